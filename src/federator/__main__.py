@@ -1,0 +1,5 @@
+import sys
+
+from federator.cli import main
+
+sys.exit(main())

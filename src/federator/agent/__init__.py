@@ -1,0 +1,1 @@
+"""The agent process: one per member cluster, dials out to the federator."""

@@ -1,0 +1,35 @@
+"""The seam between the agent and the cluster it fronts.
+
+The agent speaks the protocol; a backend runs placements. Backends: the
+simulated cluster (`federator.backends.sim.runtime`) and Kubernetes
+(`federator.backends.kube`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement
+
+UpdateCallback = Callable[[str, JobPhase, str], None]
+"""Called by a backend when a placement changes phase: (placement_id, phase, message)."""
+
+
+class Backend(Protocol):
+    async def start(self, on_update: UpdateCallback) -> None:
+        """Begin watching the cluster; report phase changes through on_update."""
+
+    async def stop(self) -> None: ...
+
+    def capacity(self) -> ClusterCapacity:
+        """The current resource model, with the placements it already accounts for."""
+
+    async def launch(self, placement: Placement, spec: JobSpec) -> str | None:
+        """Start a placement. Idempotent per placement id. Returns None, or why it was refused."""
+
+    async def cancel(self, placement_id: str) -> None:
+        """Stop a placement; a no-op if it is unknown or finished."""
+
+    def placements(self) -> dict[str, JobPhase]:
+        """Every placement this cluster runs or has finished, with its phase (for resync)."""

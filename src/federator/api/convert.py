@@ -1,0 +1,195 @@
+"""Translate between wire messages and domain types, at the edge only.
+
+Everything inside the federator works on `federator.model`; only the gRPC
+transports (server, agent, CLI client) touch generated messages.
+"""
+
+from __future__ import annotations
+
+from federator.api.v1 import agent_pb2, jobs_pb2, types_pb2
+from federator.model import (
+    ClusterCapacity,
+    GpuPool,
+    Job,
+    JobId,
+    JobKind,
+    JobPhase,
+    JobSpec,
+    Placement,
+    PlacementId,
+    Reason,
+    ReasonCode,
+    Resources,
+)
+
+_KIND_TO_PB = {JobKind.TRAINING: types_pb2.JOB_KIND_TRAINING, JobKind.INFERENCE: types_pb2.JOB_KIND_INFERENCE}
+_KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
+_PHASE_TO_PB = {
+    JobPhase.PENDING: types_pb2.JOB_PHASE_PENDING,
+    JobPhase.PLACED: types_pb2.JOB_PHASE_PLACED,
+    JobPhase.RUNNING: types_pb2.JOB_PHASE_RUNNING,
+    JobPhase.SUCCEEDED: types_pb2.JOB_PHASE_SUCCEEDED,
+    JobPhase.FAILED: types_pb2.JOB_PHASE_FAILED,
+    JobPhase.CANCELLED: types_pb2.JOB_PHASE_CANCELLED,
+}
+_PHASE_FROM_PB = {v: k for k, v in _PHASE_TO_PB.items()}
+
+
+class WireError(ValueError):
+    """A message whose fields make no sense; names the field."""
+
+
+def phase_to_pb(phase: JobPhase) -> int:
+    return _PHASE_TO_PB[phase]
+
+
+def phase_from_pb(value: int) -> JobPhase:
+    try:
+        return _PHASE_FROM_PB[value]
+    except KeyError:
+        raise WireError(f"phase: unknown job phase {value}") from None
+
+
+def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
+    return types_pb2.JobSpec(
+        name=spec.name,
+        namespace=spec.namespace,
+        kind=_KIND_TO_PB[spec.kind],
+        replicas=spec.replicas,
+        resources=types_pb2.Resources(
+            cpu_milli=spec.resources.cpu_milli,
+            memory_bytes=spec.resources.memory_bytes,
+            gpu_milli=spec.resources.gpu_milli,
+        ),
+        gpu_models=list(spec.gpu_models),
+        queue=spec.queue,
+        priority=spec.priority,
+        preferred_regions=list(spec.preferred_regions),
+        labels=dict(spec.labels),
+        annotations=dict(spec.annotations),
+        pod_template_json=spec.pod_template_json,
+    )
+
+
+def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
+    """Structural translation only; semantic validation is federator.jobfile's job."""
+    if pb.kind not in _KIND_FROM_PB:
+        raise WireError(f"spec.kind: must be training or inference, got enum value {pb.kind}")
+    return JobSpec(
+        name=pb.name,
+        namespace=pb.namespace or "default",
+        kind=_KIND_FROM_PB[pb.kind],
+        replicas=pb.replicas,
+        resources=Resources(pb.resources.cpu_milli, pb.resources.memory_bytes, pb.resources.gpu_milli),
+        gpu_models=tuple(pb.gpu_models),
+        queue=pb.queue or "default",
+        priority=pb.priority,
+        preferred_regions=tuple(pb.preferred_regions),
+        labels=tuple(sorted(pb.labels.items())),
+        annotations=tuple(sorted(pb.annotations.items())),
+        pod_template_json=pb.pod_template_json,
+    )
+
+
+def placement_to_pb(p: Placement) -> types_pb2.Placement:
+    return types_pb2.Placement(
+        placement_id=p.placement_id, job_id=p.job_id, cluster=p.cluster, region=p.region,
+        replicas=p.replicas, gpu_model=p.gpu_model, phase=_PHASE_TO_PB[p.phase],
+        generation=p.generation, message=p.message,
+    )
+
+
+def placement_from_pb(pb: types_pb2.Placement) -> Placement:
+    return Placement(
+        placement_id=PlacementId(pb.placement_id), job_id=JobId(pb.job_id), cluster=pb.cluster,
+        region=pb.region, replicas=pb.replicas, gpu_model=pb.gpu_model,
+        generation=pb.generation, phase=phase_from_pb(pb.phase), message=pb.message,
+    )
+
+
+def job_to_pb(job: Job) -> types_pb2.Job:
+    out = types_pb2.Job(
+        job_id=job.job_id, spec=spec_to_pb(job.spec), phase=_PHASE_TO_PB[job.phase],
+        placements=[placement_to_pb(p) for p in job.placements], submitted_at=job.submitted_at,
+        placed_at=job.placed_at, finished_at=job.finished_at, message=job.message,
+    )
+    if job.pending_reason is not None:
+        out.pending_reason.CopyFrom(types_pb2.Reason(code=job.pending_reason.code,
+                                                     message=job.pending_reason.message))
+    return out
+
+
+def job_from_pb(pb: types_pb2.Job) -> Job:
+    reason = None
+    if pb.HasField("pending_reason") and pb.pending_reason.code:
+        try:
+            code = ReasonCode(pb.pending_reason.code)
+        except ValueError:
+            code = ReasonCode.WAITING
+        reason = Reason(code, pb.pending_reason.message)
+    return Job(
+        job_id=JobId(pb.job_id), spec=spec_from_pb(pb.spec), submitted_at=pb.submitted_at,
+        phase=phase_from_pb(pb.phase), pending_reason=reason,
+        placements=[placement_from_pb(p) for p in pb.placements],
+        placed_at=pb.placed_at, finished_at=pb.finished_at, message=pb.message,
+    )
+
+
+def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
+    return agent_pb2.CapacityReport(
+        sequence=cap.sequence,
+        gpu_pools=[
+            agent_pb2.GpuPool(gpu_model=p.gpu_model, nodes_by_free_gpus=list(p.nodes_by_free_gpus),
+                              total_gpus=p.total_gpus, allocatable_gpus=p.allocatable_gpus,
+                              free_gpus=p.free_gpus)
+            for p in cap.gpu_pools
+        ],
+        cpu_milli_allocatable=cap.cpu_milli_allocatable,
+        cpu_milli_free=cap.cpu_milli_free,
+        memory_bytes_allocatable=cap.memory_bytes_allocatable,
+        memory_bytes_free=cap.memory_bytes_free,
+        node_cpu_milli_free_max=cap.node_cpu_milli_free_max,
+        node_memory_bytes_free_max=cap.node_memory_bytes_free_max,
+        placement_ids=sorted(cap.placement_ids),
+    )
+
+
+def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
+    pools = []
+    for i, p in enumerate(pb.gpu_pools):
+        if not p.gpu_model:
+            raise WireError(f"capacity.gpu_pools[{i}].gpu_model: must not be empty")
+        if any(n < 0 for n in p.nodes_by_free_gpus):
+            raise WireError(f"capacity.gpu_pools[{i}].nodes_by_free_gpus: counts must not be negative")
+        pools.append(GpuPool(p.gpu_model, tuple(p.nodes_by_free_gpus), p.total_gpus, p.allocatable_gpus))
+    for name in ("cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free",
+                 "node_cpu_milli_free_max", "node_memory_bytes_free_max"):
+        if getattr(pb, name) < 0:
+            raise WireError(f"capacity.{name}: must not be negative")
+    return ClusterCapacity(
+        gpu_pools=tuple(pools),
+        cpu_milli_allocatable=pb.cpu_milli_allocatable,
+        cpu_milli_free=pb.cpu_milli_free,
+        memory_bytes_allocatable=pb.memory_bytes_allocatable,
+        memory_bytes_free=pb.memory_bytes_free,
+        node_cpu_milli_free_max=pb.node_cpu_milli_free_max,
+        node_memory_bytes_free_max=pb.node_memory_bytes_free_max,
+        sequence=pb.sequence,
+        placement_ids=frozenset(pb.placement_ids),
+    )
+
+
+__all__ = [
+    "WireError",
+    "capacity_from_pb",
+    "capacity_to_pb",
+    "job_from_pb",
+    "job_to_pb",
+    "jobs_pb2",
+    "phase_from_pb",
+    "phase_to_pb",
+    "placement_from_pb",
+    "placement_to_pb",
+    "spec_from_pb",
+    "spec_to_pb",
+]

@@ -1,0 +1,1 @@
+"""Generated wire types (see proto/federator/v1)."""

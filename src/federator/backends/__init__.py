@@ -1,0 +1,1 @@
+"""Where placements run: simulated clusters (`sim`) or real Kubernetes (`kube`)."""

@@ -1,0 +1,109 @@
+"""Fleet files: which simulated clusters exist, in which regions, with which nodes.
+
+The project's YAML shape::
+
+    clusters:
+      - name: east-1
+        region: east
+        labels: {federator.io/price-per-gpu-hour: "4.10"}
+        nodes:
+          - {count: 6, gpuModel: NVIDIA-H100-80GB-HBM3, gpus: 8, cpu: 96, memory: 1Ti, busyGpus: 6}
+
+`busyGpus` marks GPUs already taken by work the federator does not manage
+(a busy region).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from federator.model import QuantityError, to_bytes, to_milli
+
+
+class FleetError(ValueError):
+    """A fleet file that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    name: str
+    gpu_model: str  # "" for a CPU-only node
+    gpus: int
+    cpu_milli: int
+    memory_bytes: int
+    busy_gpus: int = 0
+    busy_cpu_milli: int = 0
+    busy_memory_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSpec:
+    name: str
+    region: str
+    labels: tuple[tuple[str, str], ...]
+    nodes: tuple[NodeSpec, ...]
+
+
+def load_fleet(path: Path) -> dict[str, ClusterSpec]:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise FleetError(f"{path}: cannot read fleet file: {exc}") from exc
+    return parse_fleet(doc, source=str(path))
+
+
+def parse_fleet(doc: Any, *, source: str = "fleet") -> dict[str, ClusterSpec]:
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("clusters"), list):
+        raise FleetError(f"{source}: clusters: must be a list of clusters")
+    out: dict[str, ClusterSpec] = {}
+    for i, c in enumerate(doc["clusters"]):
+        where = f"{source}: clusters[{i}]"
+        if not isinstance(c, Mapping):
+            raise FleetError(f"{where}: must be a mapping")
+        name, region = c.get("name"), c.get("region")
+        if not isinstance(name, str) or not name:
+            raise FleetError(f"{where}.name: must be a non-empty string")
+        if not isinstance(region, str) or not region:
+            raise FleetError(f"{where}.region: must be a non-empty string")
+        if name in out:
+            raise FleetError(f"{where}.name: duplicate cluster {name!r}")
+        labels = c.get("labels") or {}
+        if not isinstance(labels, Mapping):
+            raise FleetError(f"{where}.labels: must be a mapping")
+        nodes: list[NodeSpec] = []
+        for j, group in enumerate(c.get("nodes") or []):
+            nodes.extend(_node_group(group, f"{where}.nodes[{j}]", name, len(nodes)))
+        out[name] = ClusterSpec(name, region, tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+                                tuple(nodes))
+    return out
+
+
+def _node_group(group: Any, where: str, cluster: str, offset: int) -> list[NodeSpec]:
+    if not isinstance(group, Mapping):
+        raise FleetError(f"{where}: must be a mapping")
+    try:
+        count = int(group.get("count", 1))
+        gpus = int(group.get("gpus", 0))
+        busy = int(group.get("busyGpus", 0))
+        cpu = to_milli(group.get("cpu", 0))
+        memory = to_bytes(group.get("memory", 0))
+    except (TypeError, ValueError, QuantityError) as exc:
+        raise FleetError(f"{where}: {exc}") from exc
+    model = str(group.get("gpuModel", "")) if gpus else ""
+    if count < 1:
+        raise FleetError(f"{where}.count: must be at least 1")
+    if gpus < 0 or not 0 <= busy <= gpus:
+        raise FleetError(f"{where}.busyGpus: must be between 0 and gpus ({gpus})")
+    if gpus and not model:
+        raise FleetError(f"{where}.gpuModel: required when gpus > 0")
+    busy_cpu = cpu * busy // gpus if gpus else 0
+    busy_mem = memory * busy // gpus if gpus else 0
+    return [
+        NodeSpec(f"{cluster}-n{offset + k}", model, gpus, cpu, memory, busy, busy_cpu, busy_mem)
+        for k in range(count)
+    ]

@@ -1,0 +1,104 @@
+"""The simulated cluster as an agent backend: placements run for a set time.
+
+A job's simulated run time comes from its annotations, so the same job file
+works on a real cluster (where the pod template decides):
+`federator.io/sim-duration` (default 30s) and `federator.io/sim-startup`
+(time from launch to Running, default 0.5s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+from federator.agent.backend import UpdateCallback
+from federator.backends.sim.fleet import ClusterSpec
+from federator.backends.sim.nodes import NodeSet
+from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement
+
+DURATION_ANNOTATION = "federator.io/sim-duration"
+STARTUP_ANNOTATION = "federator.io/sim-startup"
+OUTCOME_ANNOTATION = "federator.io/sim-outcome"  # "Succeeded" (default) or "Failed"
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$")
+
+
+def parse_duration(text: str, default: float) -> float:
+    """'30s', '2m', '500ms', '1.5' -> seconds; the default when empty or malformed."""
+    match = _DURATION.match(text or "")
+    if not match:
+        return default
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
+    return float(match.group(1)) * scale
+
+
+@dataclass(slots=True)
+class _Run:
+    placement: Placement
+    phase: JobPhase
+    task: asyncio.Task[None] | None = None
+
+
+class SimBackend:
+    """A simulated member cluster driven by the asyncio clock."""
+
+    def __init__(self, cluster: ClusterSpec, *, time_scale: float = 1.0) -> None:
+        self.cluster = cluster
+        self.nodes = NodeSet.of(cluster.nodes)
+        self.time_scale = time_scale
+        self._runs: dict[str, _Run] = {}
+        self._on_update: UpdateCallback = lambda *_: None
+        self._sequence = 0
+
+    async def start(self, on_update: UpdateCallback) -> None:
+        self._on_update = on_update
+
+    async def stop(self) -> None:
+        for run in self._runs.values():
+            if run.task:
+                run.task.cancel()
+
+    def capacity(self) -> ClusterCapacity:
+        self._sequence += 1
+        return self.nodes.capacity(sequence=self._sequence)
+
+    def placements(self) -> dict[str, JobPhase]:
+        return {pid: run.phase for pid, run in self._runs.items()}
+
+    async def launch(self, placement: Placement, spec: JobSpec) -> str | None:
+        pid = placement.placement_id
+        if pid in self._runs:
+            return None  # idempotent: this placement is already here
+        why = self.nodes.bind(pid, replicas=placement.replicas, resources=spec.resources,
+                              gpu_model=placement.gpu_model)
+        if why is not None:
+            return why
+        run = _Run(placement, JobPhase.PLACED)
+        self._runs[pid] = run
+        run.task = asyncio.get_running_loop().create_task(self._lifecycle(run, spec))
+        return None
+
+    async def cancel(self, placement_id: str) -> None:
+        run = self._runs.get(placement_id)
+        if run is None or run.phase.is_terminal:
+            return
+        if run.task:
+            run.task.cancel()
+        self._finish(run, JobPhase.CANCELLED, "cancelled")
+
+    async def _lifecycle(self, run: _Run, spec: JobSpec) -> None:
+        startup = parse_duration(spec.annotation(STARTUP_ANNOTATION), 0.5) * self.time_scale
+        duration = parse_duration(spec.annotation(DURATION_ANNOTATION), 30.0) * self.time_scale
+        await asyncio.sleep(startup)
+        run.phase = JobPhase.RUNNING
+        self._on_update(run.placement.placement_id, JobPhase.RUNNING,
+                        f"{run.placement.replicas} replicas running on {self.cluster.name}")
+        await asyncio.sleep(duration)
+        outcome = spec.annotation(OUTCOME_ANNOTATION, "Succeeded")
+        phase = JobPhase.FAILED if outcome == "Failed" else JobPhase.SUCCEEDED
+        self._finish(run, phase, f"finished after {duration:g}s")
+
+    def _finish(self, run: _Run, phase: JobPhase, message: str) -> None:
+        run.phase = phase
+        self.nodes.unbind(run.placement.placement_id)
+        self._on_update(run.placement.placement_id, phase, message)

@@ -1,0 +1,36 @@
+"""The `federator` command line: serve, agent, demo, submit, get, cancel, watch.
+
+Each command group lives in a module of its own with a `register` function
+that adds its sub-commands; `main` only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from federator import __version__
+from federator.cli import agent, client, demo, serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="federator", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"federator {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (serve, agent, client, demo):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return int(args.func(args) or 0)
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,174 @@
+"""`federator submit | get | cancel | watch`: talk to a running federator's JobService."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli.output import cluster_rows, dump, job_rows, table
+from federator.jobfile import JobFileError, load_job_files
+from federator.model import Job, JobSpec
+from federator.store import job_to_dict
+
+DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser("submit", help="submit FederatedJob files")
+    s.add_argument("-f", "--filename", type=Path, action="append", required=True,
+                   help="job file or folder of job files (repeatable)")
+    _server(s)
+    s.set_defaults(func=_submit)
+
+    g = sub.add_parser("get", help="list jobs or clusters")
+    g.add_argument("what", choices=["jobs", "job", "clusters"], help="what to list")
+    g.add_argument("name", nargs="?", help="one job (id or name)")
+    g.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
+    g.add_argument("--queue", default="", help="only jobs of this queue")
+    _server(g)
+    g.set_defaults(func=_get)
+
+    c = sub.add_parser("cancel", help="cancel a job")
+    c.add_argument("job", help="job id or name")
+    _server(c)
+    c.set_defaults(func=_cancel)
+
+    w = sub.add_parser("watch", help="stream job changes")
+    w.add_argument("job", nargs="?", default="", help="one job (default: every job)")
+    _server(w)
+    w.set_defaults(func=_watch)
+
+
+def _server(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default=DEFAULT_SERVER, help="federator gRPC address (default %(default)s)")
+
+
+@contextmanager
+def connect(target: str) -> Iterator[tuple[jobs_pb2_grpc.JobServiceStub, jobs_pb2_grpc.ClusterServiceStub]]:
+    with grpc.insecure_channel(target) as channel:
+        yield jobs_pb2_grpc.JobServiceStub(channel), jobs_pb2_grpc.ClusterServiceStub(channel)
+
+
+def _fail(err: grpc.RpcError) -> int:
+    code = err.code() if hasattr(err, "code") else None
+    detail = err.details() if hasattr(err, "details") else str(err)
+    print(f"error: {detail} ({code.name if code else 'unknown'})", file=sys.stderr)
+    return 1
+
+
+def job_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        out.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml", ".json")) if p.is_dir() else [p])
+    return out
+
+
+def read_specs(paths: list[Path]) -> list[JobSpec]:
+    """Parse every file first: nothing is submitted if any file is bad."""
+    specs: list[JobSpec] = []
+    for path in job_files(paths):
+        specs.extend(load_job_files(path))
+    return specs
+
+
+def submit_specs(target: str, specs: list[JobSpec]) -> list[Job]:
+    with connect(target) as (jobs, _):
+        return [convert.job_from_pb(jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(s)), timeout=10).job)
+                for s in specs]
+
+
+def list_jobs(target: str, queue: str = "") -> list[Job]:
+    with connect(target) as (jobs, _):
+        return [convert.job_from_pb(j) for j in jobs.List(jobs_pb2.ListJobsRequest(queue=queue), timeout=10).jobs]
+
+
+def list_clusters(target: str) -> list[dict[str, Any]]:
+    with connect(target) as (_, clusters):
+        resp = clusters.List(jobs_pb2.ListClustersRequest(), timeout=10)
+    return [
+        {"name": c.name, "region": c.region, "state": c.state, "labels": dict(c.labels),
+         "capacity": convert.capacity_from_pb(c.capacity) if c.HasField("capacity") else None,
+         "last_report_at": c.last_report_at, "placements": c.placements}
+        for c in resp.clusters
+    ]
+
+
+def _submit(args: argparse.Namespace) -> int:
+    try:
+        specs = read_specs(args.filename)
+    except JobFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        for job in submit_specs(args.server, specs):
+            print(f"job {job.job_id} submitted ({job.spec.namespace}/{job.spec.name}, queue {job.spec.queue})")
+    except grpc.RpcError as err:
+        return _fail(err)
+    return 0
+
+
+def _get(args: argparse.Namespace) -> int:
+    try:
+        if args.what == "clusters":
+            clusters = list_clusters(args.server)
+            if args.output in ("json", "yaml"):
+                docs = [{**c, "capacity": _cap_doc(c["capacity"])} for c in clusters]
+                print(dump(docs, args.output))
+            else:
+                print(table(*cluster_rows(clusters, wide=args.output == "wide")))
+            return 0
+        jobs = list_jobs(args.server, args.queue)
+        if args.name:
+            jobs = [j for j in jobs if args.name in (j.job_id, j.spec.name)]
+            if not jobs:
+                print(f"error: no job {args.name!r}", file=sys.stderr)
+                return 1
+    except grpc.RpcError as err:
+        return _fail(err)
+    if args.output in ("json", "yaml"):
+        print(dump([job_to_dict(j) for j in jobs], args.output))
+    else:
+        print(table(*job_rows(jobs, wide=args.output == "wide")))
+    return 0
+
+
+def _cap_doc(cap: Any) -> Any:
+    if cap is None:
+        return None
+    return {"gpu_pools": [{"gpu_model": p.gpu_model, "nodes_by_free_gpus": list(p.nodes_by_free_gpus),
+                           "total_gpus": p.total_gpus, "free_gpus": p.free_gpus} for p in cap.gpu_pools],
+            "cpu_milli_free": cap.cpu_milli_free, "cpu_milli_allocatable": cap.cpu_milli_allocatable,
+            "memory_bytes_free": cap.memory_bytes_free, "memory_bytes_allocatable": cap.memory_bytes_allocatable}
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    try:
+        with connect(args.server) as (jobs, _):
+            job = convert.job_from_pb(jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=args.job), timeout=10))
+    except grpc.RpcError as err:
+        return _fail(err)
+    print(f"job {job.job_id} {job.phase}")
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    try:
+        with connect(args.server) as (jobs, _):
+            for pb in jobs.Watch(jobs_pb2.WatchJobsRequest(job_id=args.job)):
+                job = convert.job_from_pb(pb)
+                where = ",".join(p.cluster for p in job.placements) or "-"
+                print(f"{job.job_id} {job.phase} {where} {job.pending_reason or ''}".rstrip(), flush=True)
+    except KeyboardInterrupt:
+        return 0
+    except grpc.RpcError as err:
+        return _fail(err)
+    return 0

@@ -1,0 +1,95 @@
+"""`federator demo`: a federator and one agent per fleet cluster, a batch of jobs, a table.
+
+Everything runs as separate processes over real gRPC on loopback; the member
+clusters are simulated (the embedded default backend).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from federator.backends.sim import FleetError, load_fleet
+from federator.cli.client import list_clusters, list_jobs, read_specs, submit_specs
+from federator.cli.output import cluster_rows, job_rows, table
+from federator.jobfile import JobFileError
+from federator.local import LocalFederation
+from federator.model import JobPhase, ReasonCode
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    d = sub.add_parser("demo", help="run a federator, simulated agents and example jobs on this machine")
+    d.add_argument("--fleet", type=Path, default=EXAMPLES / "fleet.yaml", help="fleet file (default %(default)s)")
+    d.add_argument("--jobs", type=Path, default=EXAMPLES / "jobs", help="job files (default %(default)s)")
+    d.add_argument("--workdir", type=Path, help="where the store and logs go (default: a temporary folder)")
+    d.add_argument("--serve", action="store_true", help="keep everything running after the jobs finish")
+    d.add_argument("--listen", default="127.0.0.1:0", help="federator gRPC address (default: a free port)")
+    d.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the jobs")
+    d.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        fleet = load_fleet(args.fleet)
+        specs = read_specs([args.jobs])
+    except (FleetError, JobFileError) as exc:
+        print(f"federator demo: {exc}", file=sys.stderr)
+        return 2
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="federator-demo-"))
+    fed = LocalFederation(workdir=workdir, fleet=args.fleet, grpc_target=args.listen)
+    try:
+        fed.start_server()
+        print(f"federator serving gRPC on {fed.grpc_target}; logs and store in {workdir}")
+        for name in fleet:
+            fed.start_agent(name)
+        _wait(lambda: sum(c["capacity"] is not None for c in list_clusters(fed.grpc_target)) == len(fleet),
+              30, "agents to report")
+        print()
+        print(table(*cluster_rows(list_clusters(fed.grpc_target), wide=True)))
+        print()
+        for job in submit_specs(fed.grpc_target, specs):
+            print(f"submitted {job.job_id} ({job.spec.kind}, queue {job.spec.queue})")
+        print()
+
+        def settled() -> bool:
+            jobs = list_jobs(fed.grpc_target)
+            return all(j.phase.is_terminal or (j.phase is JobPhase.PENDING and j.pending_reason is not None
+                                               and j.pending_reason.code is not ReasonCode.WAITING)
+                       for j in jobs)
+
+        _wait(settled, args.timeout, "jobs to finish")
+        jobs = list_jobs(fed.grpc_target)
+        print(table(*job_rows(jobs, wide=False)))
+        print()
+        print(f"Prometheus metrics: {fed.metrics_url}")
+        if args.serve:
+            print(f"Serving until Ctrl-C. Try: federator get jobs --server {fed.grpc_target}")
+            while True:
+                time.sleep(3600)
+        failed = [j for j in jobs if j.phase is JobPhase.FAILED]
+        return 1 if failed else 0
+    except KeyboardInterrupt:
+        return 0
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"federator demo: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        fed.stop()
+
+
+def _wait(cond: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if cond():  # type: ignore[operator]
+                return
+        except Exception:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.2)

@@ -1,0 +1,82 @@
+"""Tables and documents for `federator get`: what a user reads."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from federator.model import ClusterCapacity, Job, format_gpus
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = ["   ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for r in rows:
+        lines.append("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def job_wait(job: Job, now: float | None = None) -> float:
+    end = job.placed_at or (now if now is not None else time.time())
+    return end - job.submitted_at
+
+
+def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[str]]]:
+    now = time.time()
+    headers = ["JOB", "KIND", "QUEUE", "PHASE", "CLUSTER", "REGION", "GPUS", "WAIT"]
+    if wide:
+        headers += ["GPU MODEL", "PLACEMENTS", "MESSAGE"]
+    headers.append("REASON")
+    rows = []
+    for j in jobs:
+        clusters = ",".join(dict.fromkeys(p.cluster for p in j.placements)) or "-"
+        regions = ",".join(dict.fromkeys(p.region for p in j.placements)) or "-"
+        gpus = format_gpus(j.spec.total.gpu_milli)
+        reason = str(j.pending_reason) if j.pending_reason and j.phase.value == "Pending" else ""
+        if not wide and len(reason) > 110:
+            reason = reason[:107] + "..."
+        row = [j.job_id, j.spec.kind.value, j.spec.queue, j.phase.value, clusters, regions, gpus,
+               _age(job_wait(j, now))]
+        if wide:
+            models = ",".join(dict.fromkeys(p.gpu_model for p in j.placements if p.gpu_model)) or "-"
+            row += [models, ",".join(f"{p.cluster}x{p.replicas}" for p in j.placements) or "-", j.message or "-"]
+        row.append(reason)
+        rows.append(row)
+    return headers, rows
+
+
+def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[list[str], list[list[str]]]:
+    headers = ["CLUSTER", "REGION", "STATE", "GPUS FREE/TOTAL", "CPUS FREE", "PLACEMENTS", "REPORT AGE"]
+    if wide:
+        headers.append("GPU MODELS (free/total)")
+    rows = []
+    now = time.time()
+    for c in clusters:
+        cap: ClusterCapacity | None = c["capacity"]
+        gpus = f"{cap.free_gpus}/{cap.total_gpus}" if cap else "-"
+        cpus = f"{cap.cpu_milli_free / 1000:g}" if cap else "-"
+        row = [c["name"], c["region"], c["state"], gpus, cpus, str(c["placements"]),
+               _age(now - c["last_report_at"]) if c["last_report_at"] else "-"]
+        if wide:
+            row.append(", ".join(f"{p.gpu_model} {p.free_gpus}/{p.total_gpus}" for p in cap.gpu_pools) if cap else "-")
+        rows.append(row)
+    return headers, rows
+
+
+def dump(doc: Any, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(doc, indent=2, sort_keys=True)
+    return yaml.safe_dump(doc, sort_keys=False).rstrip()

@@ -1,0 +1,250 @@
+"""Read FederatedJob documents (YAML or JSON) into validated JobSpecs.
+
+A job file has the same shape as the FederatedJob custom resource, so a file
+that `federator submit` takes is one `kubectl apply` takes too. Every problem
+is reported with the path of the field at fault, and all problems of a
+document are reported at once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from federator.model import JobKind, JobSpec, QuantityError, Resources, to_bytes, to_milli
+
+API_VERSION = "federator.io/v1alpha1"
+KIND = "FederatedJob"
+GPU_RESOURCE = "nvidia.com/gpu"
+MAX_REPLICAS = 10_000
+MAX_GPUS_PER_REPLICA = 64
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_GPU_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.problem}"
+
+
+class JobFileError(ValueError):
+    """A job document that is not a valid FederatedJob; lists every problem found."""
+
+    def __init__(self, problems: Iterable[FieldProblem], source: str = "") -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        super().__init__(prefix + "; ".join(str(p) for p in self.problems))
+
+
+def load_job_files(path: Path) -> list[JobSpec]:
+    """Every FederatedJob in a file (several YAML documents may share one file)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise JobFileError([FieldProblem("file", exc.strerror or str(exc))], str(path)) from exc
+    return parse_job_documents(text, source=str(path))
+
+
+def parse_job_documents(text: str, *, source: str = "") -> list[JobSpec]:
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise JobFileError([FieldProblem("document", f"not valid YAML: {exc}")], source) from exc
+    if not docs:
+        raise JobFileError([FieldProblem("document", "is empty")], source)
+    return [parse_job(doc, source=source) for doc in docs]
+
+
+def parse_job(doc: object, *, source: str = "") -> JobSpec:
+    """Validate one FederatedJob document; raises JobFileError naming each bad field."""
+    problems: list[FieldProblem] = []
+
+    def bad(field: str, problem: str) -> None:
+        problems.append(FieldProblem(field, problem))
+
+    if not isinstance(doc, Mapping):
+        raise JobFileError([FieldProblem("document", f"must be a mapping, got {type(doc).__name__}")], source)
+    if doc.get("apiVersion") != API_VERSION:
+        bad("apiVersion", f"must be {API_VERSION!r}, got {doc.get('apiVersion')!r}")
+    if doc.get("kind") != KIND:
+        bad("kind", f"must be {KIND!r}, got {doc.get('kind')!r}")
+    meta = _mapping(doc.get("metadata"), "metadata", bad)
+    spec = _mapping(doc.get("spec"), "spec", bad)
+
+    name = meta.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        bad("metadata.name", f"must be a lower-case DNS name (a-z, 0-9, '-', '.'), got {name!r}")
+    namespace = meta.get("namespace", "default")
+    if not isinstance(namespace, str) or not _NAME.match(namespace):
+        bad("metadata.namespace", f"must be a lower-case DNS name, got {namespace!r}")
+    labels = _string_map(meta.get("labels"), "metadata.labels", bad)
+    annotations = _string_map(meta.get("annotations"), "metadata.annotations", bad)
+
+    kind_raw = spec.get("kind")
+    kind = JobKind.TRAINING
+    if kind_raw not in {k.value for k in JobKind}:
+        bad("spec.kind", f"must be one of {', '.join(k.value for k in JobKind)}, got {kind_raw!r}")
+    else:
+        kind = JobKind(kind_raw)
+
+    replicas = spec.get("replicas", 1)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
+        bad("spec.replicas", f"must be an integer from 1 to {MAX_REPLICAS}, got {replicas!r}")
+        replicas = 1
+
+    resources = _resources(spec.get("resources"), bad)
+    gpu_models = _gpu_models(spec.get("gpuModels"), bad)
+    if gpu_models and resources.gpu_milli == 0:
+        bad("spec.gpuModels", f"is set but spec.resources asks for no {GPU_RESOURCE}")
+
+    queue = spec.get("queue", "default")
+    if not isinstance(queue, str) or not _NAME.match(queue):
+        bad("spec.queue", f"must be a lower-case DNS name, got {queue!r}")
+    priority = spec.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -1_000_000 <= priority <= 1_000_000:
+        bad("spec.priority", f"must be an integer from -1000000 to 1000000, got {priority!r}")
+        priority = 0
+
+    regions: tuple[str, ...] = ()
+    region_spec = _mapping(spec.get("regions", {}), "spec.regions", bad)
+    preferred = region_spec.get("preferred", [])
+    if not isinstance(preferred, list) or not all(isinstance(r, str) and r for r in preferred):
+        bad("spec.regions.preferred", f"must be a list of region names, got {preferred!r}")
+    else:
+        regions = tuple(preferred)
+
+    template = spec.get("template")
+    template_json = ""
+    if template is not None:
+        if not isinstance(template, Mapping):
+            bad("spec.template", "must be a pod template (a mapping)")
+        else:
+            template_json = json.dumps(template, sort_keys=True)
+
+    known = {"kind", "replicas", "resources", "gpuModels", "queue", "priority", "regions", "template"}
+    for key in spec:
+        if key not in known:
+            bad(f"spec.{key}", f"is not a known field (known: {', '.join(sorted(known))})")
+
+    if problems:
+        raise JobFileError(problems, source)
+    return JobSpec(
+        name=str(name),
+        namespace=str(namespace),
+        kind=kind,
+        replicas=replicas,
+        resources=resources,
+        gpu_models=gpu_models,
+        queue=str(queue),
+        priority=priority,
+        preferred_regions=regions,
+        labels=tuple(sorted(labels.items())),
+        annotations=tuple(sorted(annotations.items())),
+        pod_template_json=template_json,
+    )
+
+
+def _mapping(value: object, field: str, bad: Any) -> Mapping[str, Any]:
+    if value is None:
+        bad(field, "is required")
+        return {}
+    if not isinstance(value, Mapping):
+        bad(field, f"must be a mapping, got {type(value).__name__}")
+        return {}
+    return value
+
+
+def _string_map(value: object, field: str, bad: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        bad(field, "must map strings to strings")
+        return {}
+    return dict(value)
+
+
+def _resources(value: object, bad: Any) -> Resources:
+    if value is None:
+        bad("spec.resources", f"is required (per replica: cpu, memory, {GPU_RESOURCE})")
+        return Resources()
+    if not isinstance(value, Mapping):
+        bad("spec.resources", f"must be a mapping, got {type(value).__name__}")
+        return Resources()
+    cpu = memory = gpu = 0
+    for key, raw in value.items():
+        field = f"spec.resources.{key}"
+        try:
+            if key == "cpu":
+                cpu = to_milli(raw)
+            elif key == "memory":
+                memory = to_bytes(raw)
+            elif key == GPU_RESOURCE:
+                gpu = to_milli(raw)
+                if gpu > MAX_GPUS_PER_REPLICA * 1000:
+                    bad(field, f"at most {MAX_GPUS_PER_REPLICA} GPUs per replica, got {raw!r}")
+                elif gpu > 1000 and gpu % 1000:
+                    bad(field, f"a replica takes a fraction of one GPU or whole GPUs, not {raw!r}")
+            else:
+                bad(field, f"is not a known resource (known: cpu, memory, {GPU_RESOURCE})")
+        except QuantityError as exc:
+            bad(field, str(exc))
+    if cpu == 0 and memory == 0 and gpu == 0:
+        bad("spec.resources", "asks for nothing; set cpu, memory or nvidia.com/gpu")
+    return Resources(cpu_milli=cpu, memory_bytes=memory, gpu_milli=gpu)
+
+
+def _gpu_models(value: object, bad: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items: list[object]
+    if isinstance(value, str):
+        items = list(value.split("|"))
+    elif isinstance(value, list):
+        items = list(value)
+    else:
+        bad("spec.gpuModels", f"must be a list of GPU models (or 'H100|A100'), got {value!r}")
+        return ()
+    out: list[str] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not _GPU_MODEL.match(item):
+            bad(f"spec.gpuModels[{i}]", f"must be a GPU model name such as 'H100', got {item!r}")
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+def spec_to_document(spec: JobSpec) -> dict[str, Any]:
+    """The FederatedJob document for a spec (inverse of parse_job)."""
+    resources: dict[str, Any] = {}
+    if spec.resources.cpu_milli:
+        resources["cpu"] = f"{spec.resources.cpu_milli}m"
+    if spec.resources.memory_bytes:
+        resources["memory"] = str(spec.resources.memory_bytes)
+    if spec.resources.gpu_milli:
+        g = spec.resources.gpu_milli
+        resources[GPU_RESOURCE] = g // 1000 if g % 1000 == 0 else f"{g}m"
+    body: dict[str, Any] = {"kind": spec.kind.value, "replicas": spec.replicas, "resources": resources,
+                            "queue": spec.queue, "priority": spec.priority}
+    if spec.gpu_models:
+        body["gpuModels"] = list(spec.gpu_models)
+    if spec.preferred_regions:
+        body["regions"] = {"preferred": list(spec.preferred_regions)}
+    if spec.pod_template_json:
+        body["template"] = json.loads(spec.pod_template_json)
+    meta: dict[str, Any] = {"name": spec.name, "namespace": spec.namespace}
+    if spec.labels:
+        meta["labels"] = dict(spec.labels)
+    if spec.annotations:
+        meta["annotations"] = dict(spec.annotations)
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": body}

@@ -1,0 +1,95 @@
+"""A local federation: a federator and its agents as separate processes on loopback.
+
+`federator demo` runs one; the end-to-end tests run them too, so what the demo
+shows is what the tests check: real processes speaking real gRPC over sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@dataclass
+class LocalFederation:
+    """Starts and stops federator and agent processes; every process logs to workdir."""
+
+    workdir: Path
+    fleet: Path | None = None
+    time_scale: float = 1.0
+    serve_args: list[str] = field(default_factory=list)
+    server: Process | None = None
+    agents: dict[str, Process] = field(default_factory=dict)
+    grpc_target: str = ""
+    metrics_url: str = ""
+
+    def start_server(self, *, timeout: float = 30.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        ready = self.workdir / "ready.json"
+        ready.unlink(missing_ok=True)
+        listen = self.grpc_target or "127.0.0.1:0"
+        args = ["serve", "--listen", listen, "--metrics-listen", "127.0.0.1:0",
+                "--db", str(self.workdir / "federator.db"), "--ready-file", str(ready), *self.serve_args]
+        self.server = self._spawn("federator", args)
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if not self.server.alive():
+                raise RuntimeError(f"federator exited with {self.server.popen.returncode}; see {self.server.log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"federator not ready after {timeout}s; see {self.server.log}")
+            time.sleep(0.05)
+        info = json.loads(ready.read_text())
+        self.grpc_target = info["grpc"]  # keep the port across restarts: agents reconnect to it
+        self.metrics_url = info["metrics"]
+
+    def start_agent(self, cluster: str, *extra: str) -> Process:
+        if self.fleet is None:
+            raise ValueError("a fleet file is needed for simulated agents")
+        args = ["agent", "--cluster", cluster, "--server", self.grpc_target, "--sim", str(self.fleet),
+                "--time-scale", str(self.time_scale), *extra]
+        proc = self._spawn(f"agent-{cluster}", args)
+        self.agents[cluster] = proc
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.agents.values():
+            proc.stop()
+        if self.server:
+            self.server.stop()
+
+    def _spawn(self, name: str, args: list[str]) -> Process:
+        log = self.workdir / f"{name}.log"
+        out = log.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        popen = subprocess.Popen([sys.executable, "-m", "federator", *args], stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, env=env)
+        out.close()
+        return Process(name, popen, log)

@@ -1,0 +1,134 @@
+"""Every Prometheus metric the federator exports, defined in one place.
+
+Naming follows Prometheus practice: a `federator_` prefix, base units
+(`_seconds`, `_bytes`), `_total` on counters, and bounded labels only:
+`cluster`, `region`, `gpu_model`, `queue`, `phase`, `state`, `reason` (a
+ReasonCode, never free text), `result`.
+
+Event metrics (counters, histograms) are updated where the event happens.
+State metrics (how many jobs are pending, GPUs free per cluster) are read from
+the federator at scrape time by `StateCollector`, so they can never go stale
+or keep label sets of clusters that are gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+WAIT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSample:
+    cluster: str
+    region: str
+    state: str  # Ready, Partitioned, Lost
+    connected: bool
+    report_age_seconds: float
+    gpus: dict[tuple[str, str], int] = field(default_factory=dict)  # (gpu_model, state) -> count
+    cpu_milli: dict[str, int] = field(default_factory=dict)  # state -> milli-cores
+
+
+@dataclass(frozen=True, slots=True)
+class StateSample:
+    clusters: list[ClusterSample]
+    jobs: dict[tuple[str, str], int]  # (queue, phase) -> count
+    pending: dict[tuple[str, str], int]  # (queue, reason code) -> count
+    queue_gpus: dict[str, float] = field(default_factory=dict)  # queue -> GPUs held by Placed/Running jobs
+    is_leader: bool = True
+
+
+CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
+
+
+class StateCollector(Collector):
+    def __init__(self, sample: Callable[[], StateSample]) -> None:
+        self._sample = sample
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        s = self._sample()
+        connected = GaugeMetricFamily("federator_clusters_connected", "Member clusters with a live agent stream.")
+        connected.add_metric([], sum(1 for c in s.clusters if c.connected))
+        yield connected
+
+        state = GaugeMetricFamily("federator_cluster_state",
+                                  "1 for the state each member cluster is in (Ready, Partitioned, Lost).",
+                                  labels=["cluster", "region", "state"])
+        age = GaugeMetricFamily("federator_agent_report_age_seconds",
+                                "Seconds since the cluster's agent last reported capacity.",
+                                labels=["cluster", "region"])
+        gpus = GaugeMetricFamily("federator_cluster_gpus",
+                                 "GPUs of a member cluster by model and state "
+                                 "(total, allocatable, free, reserved).",
+                                 labels=["cluster", "region", "gpu_model", "state"])
+        cpu = GaugeMetricFamily("federator_cluster_cpu_cores",
+                                "CPU cores of a member cluster by state (allocatable, free).",
+                                labels=["cluster", "region", "state"])
+        for c in s.clusters:
+            for st in CLUSTER_STATES:
+                state.add_metric([c.cluster, c.region, st], 1.0 if c.state == st else 0.0)
+            age.add_metric([c.cluster, c.region], c.report_age_seconds)
+            for (model, gstate), n in sorted(c.gpus.items()):
+                gpus.add_metric([c.cluster, c.region, model, gstate], n)
+            for cstate, milli in sorted(c.cpu_milli.items()):
+                cpu.add_metric([c.cluster, c.region, cstate], milli / 1000)
+        yield state
+        yield age
+        yield gpus
+        yield cpu
+
+        jobs = GaugeMetricFamily("federator_jobs", "Jobs by queue and phase.", labels=["queue", "phase"])
+        for (queue, phase), n in sorted(s.jobs.items()):
+            jobs.add_metric([queue, phase], n)
+        yield jobs
+        pending = GaugeMetricFamily("federator_pending_jobs", "Pending jobs by queue and the reason they wait.",
+                                    labels=["queue", "reason"])
+        for (queue, reason), n in sorted(s.pending.items()):
+            pending.add_metric([queue, reason], n)
+        yield pending
+        share = GaugeMetricFamily("federator_queue_gpus", "GPUs held by each queue's placed and running jobs.",
+                                  labels=["queue"])
+        for queue, n in sorted(s.queue_gpus.items()):
+            share.add_metric([queue], n)
+        yield share
+        leader = GaugeMetricFamily("federator_leader", "1 if this federator replica is the active leader.")
+        leader.add_metric([], 1.0 if s.is_leader else 0.0)
+        yield leader
+
+
+class Metrics:
+    """The federator's event metrics, in a registry of their own (tests run several)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.jobs_submitted = Counter("federator_jobs_submitted_total", "Jobs accepted by Submit.",
+                                      ["queue"], registry=r)
+        self.jobs_rejected = Counter("federator_jobs_rejected_total",
+                                     "Job submissions refused as invalid.", registry=r)
+        self.placements = Counter("federator_placements_total",
+                                  "Placement decisions by result (placed, unschedulable, refused).",
+                                  ["result"], registry=r)
+        self.jobs_finished = Counter("federator_jobs_finished_total", "Jobs that reached a final phase.",
+                                     ["queue", "phase"], registry=r)
+        self.cycle_duration = Histogram("federator_scheduling_cycle_duration_seconds",
+                                        "Wall time of one scheduling cycle.", buckets=LATENCY_BUCKETS, registry=r)
+        self.submit_to_placement = Histogram("federator_job_submit_to_placement_seconds",
+                                             "Time from a job's submission to its placement.",
+                                             ["queue"], buckets=WAIT_BUCKETS, registry=r)
+        self.agent_reports = Counter("federator_agent_reports_total", "Capacity reports received.",
+                                     ["cluster"], registry=r)
+        self.agent_connects = Counter("federator_agent_connections_total", "Agent streams opened.",
+                                      ["cluster"], registry=r)
+        self.messages_rejected = Counter("federator_messages_rejected_total",
+                                         "Agent or API messages refused as malformed or oversized.",
+                                         ["reason"], registry=r)
+
+    def watch_state(self, sample: Callable[[], StateSample]) -> None:
+        self.registry.register(StateCollector(sample))

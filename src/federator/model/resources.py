@@ -1,0 +1,116 @@
+"""Resource quantities, in the integer base units the scheduler does arithmetic in.
+
+CPU is counted in milli-cores, memory in bytes and GPUs in milli-GPUs, so that
+accounting never touches floats and fractional GPUs (inference replicas that
+share a GPU) are first-class.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+MILLI = 1000
+
+_SUFFIXES: dict[str, Decimal] = {
+    "": Decimal(1),
+    "m": Decimal(1) / 1000,
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+}
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$")
+
+
+class QuantityError(ValueError):
+    """A resource quantity that is not a Kubernetes quantity."""
+
+
+def parse_quantity(value: object) -> Decimal:
+    """Parse a Kubernetes-style quantity ("500m", "16Gi", 8, 0.5) into a Decimal."""
+    if isinstance(value, bool):
+        raise QuantityError(f"expected a quantity, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise QuantityError(f"must not be negative, got {value}")
+        return Decimal(value)
+    if isinstance(value, float):
+        if value < 0 or value != value or value in (float("inf"),):
+            raise QuantityError(f"must be a finite non-negative number, got {value}")
+        return Decimal(str(value))
+    if not isinstance(value, str):
+        raise QuantityError(f"expected a quantity such as '4', '500m' or '16Gi', got {value!r}")
+    match = _QUANTITY.match(value.strip())
+    if not match:
+        raise QuantityError(f"{value!r} is not a quantity such as '4', '500m' or '16Gi'")
+    try:
+        number = Decimal(match.group(1))
+    except InvalidOperation as exc:  # pragma: no cover - the regex already vetted it
+        raise QuantityError(f"{value!r} is not a number") from exc
+    return number * _SUFFIXES[match.group(2) or ""]
+
+
+def to_milli(value: object) -> int:
+    """A quantity in thousandths (CPU cores -> milli-cores, GPUs -> milli-GPUs)."""
+    milli = parse_quantity(value) * MILLI
+    if milli != milli.to_integral_value():
+        raise QuantityError(f"{value!r} is finer than one thousandth")
+    return int(milli)
+
+
+def to_bytes(value: object) -> int:
+    """A memory quantity in bytes."""
+    amount = parse_quantity(value)
+    if amount != amount.to_integral_value():
+        raise QuantityError(f"{value!r} is not a whole number of bytes")
+    return int(amount)
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """A resource request or amount (per replica, unless said otherwise)."""
+
+    cpu_milli: int = 0
+    memory_bytes: int = 0
+    gpu_milli: int = 0
+
+    @property
+    def whole_gpus(self) -> int:
+        """GPUs a replica needs whole; 0 for CPU-only or fractional replicas."""
+        return self.gpu_milli // MILLI if self.gpu_milli % MILLI == 0 else 0
+
+    @property
+    def is_fractional_gpu(self) -> bool:
+        return self.gpu_milli % MILLI != 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.cpu_milli + other.cpu_milli,
+            self.memory_bytes + other.memory_bytes,
+            self.gpu_milli + other.gpu_milli,
+        )
+
+    def __mul__(self, n: int) -> Resources:
+        return Resources(self.cpu_milli * n, self.memory_bytes * n, self.gpu_milli * n)
+
+
+def format_gpus(gpu_milli: int) -> str:
+    """Human form of a GPU amount: '8' or '0.5'."""
+    if gpu_milli % MILLI == 0:
+        return str(gpu_milli // MILLI)
+    return f"{gpu_milli / MILLI:g}"
+
+
+def format_bytes(n: int) -> str:
+    for unit, size in (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    return str(n)

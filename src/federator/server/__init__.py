@@ -1,0 +1,1 @@
+"""The federator process: gRPC services, cluster registry, reconcile loop, job store."""

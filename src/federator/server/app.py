@@ -1,0 +1,87 @@
+"""Wire the federator process together: store, scheduler, gRPC server, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import start_http_server
+
+from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc
+from federator.metrics import Metrics
+from federator.scheduler import Scheduler
+from federator.server.federator import Federator
+from federator.server.services import AgentService, ClusterService, JobService
+from federator.store import SqliteJobStore
+
+log = logging.getLogger("federator.server")
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    listen: str = "127.0.0.1:7070"
+    metrics_listen: str = "127.0.0.1:9090"
+    db: Path = Path("federator.db")
+    report_interval: float = 2.0
+    lease_seconds: float = 10.0
+    lost_after_seconds: float = 120.0
+    cycle_interval: float = 1.0
+    ready_file: Path | None = None
+
+
+def _split(hostport: str) -> tuple[str, int]:
+    host, _, port = hostport.rpartition(":")
+    return host or "0.0.0.0", int(port)
+
+
+async def serve(opts: ServeOptions) -> None:
+    metrics = Metrics()
+    store = SqliteJobStore(opts.db)
+    fed = Federator(store=store, scheduler=Scheduler(), metrics=metrics, report_interval=opts.report_interval,
+                    lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
+                    cycle_interval=opts.cycle_interval)
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed), server)
+    jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(opts.listen)
+    if port == 0:
+        raise SystemExit(f"--listen: cannot bind {opts.listen}")
+    mhost, mport = _split(opts.metrics_listen)
+    httpd, _thread = start_http_server(mport, addr=mhost, registry=metrics.registry)
+    metrics_port = httpd.server_address[1]
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    host = opts.listen.rpartition(":")[0]
+    ready = {"grpc": f"{host}:{port}", "metrics": f"http://{mhost}:{metrics_port}/metrics", "pid": os.getpid()}
+    log.info("federator serving gRPC on %s, metrics on %s, %d jobs loaded from %s",
+             ready["grpc"], ready["metrics"], len(fed.jobs), opts.db)
+    if opts.ready_file:
+        tmp = opts.ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(ready))
+        tmp.replace(opts.ready_file)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = loop.create_task(fed.run())
+    await stop.wait()
+    log.info("federator stopping")
+    runner.cancel()
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace=2.0)
+    httpd.shutdown()
+    store.close()
+

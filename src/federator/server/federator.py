@@ -1,0 +1,404 @@
+"""The federator's state machine: jobs, clusters, placements, and the scheduling loop.
+
+No gRPC here: the transports in `server/services.py` call these methods and
+drain each agent's outbox. Every change to a job is written to the store
+before it is acknowledged to anyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from federator.jobfile import JobFileError, parse_job
+from federator.jobfile import spec_to_document
+from federator.metrics import ClusterSample, Metrics, StateSample
+from federator.model import (
+    ClusterCapacity,
+    ClusterInfo,
+    ClusterState,
+    Job,
+    JobId,
+    JobPhase,
+    JobSpec,
+    Placement,
+    PlacementId,
+    Reason,
+    ReasonCode,
+)
+from federator.scheduler import CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
+from federator.server.orders import CancelOrder, LaunchOrder, Order
+from federator.store import JobStore
+
+log = logging.getLogger("federator.server")
+
+
+class SubmitError(ValueError):
+    """A submission refused; the message names the field."""
+
+
+class NotFound(KeyError):
+    pass
+
+
+@dataclass(slots=True)
+class ClusterRecord:
+    name: str
+    region: str
+    labels: dict[str, str]
+    state: ClusterState = ClusterState.READY
+    capacity: ClusterCapacity | None = None
+    last_report_at: float = 0.0
+    connected: bool = False
+    disconnected_at: float = 0.0
+    session: int = 0
+    outbox: asyncio.Queue[Order | None] = field(default_factory=asyncio.Queue)
+    acked: set[str] = field(default_factory=set)
+
+
+class Federator:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        scheduler: Scheduler | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        report_interval: float = 2.0,
+        lease_seconds: float = 10.0,
+        lost_after_seconds: float = 120.0,
+        cycle_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.scheduler = scheduler or Scheduler()
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.report_interval = report_interval
+        self.lease_seconds = lease_seconds
+        self.lost_after_seconds = lost_after_seconds
+        self.cycle_interval = cycle_interval
+        self.jobs: dict[JobId, Job] = {j.job_id: j for j in store.load()}
+        self._by_placement: dict[str, JobId] = {
+            p.placement_id: j.job_id for j in self.jobs.values() for p in j.placements
+        }
+        self.clusters: dict[str, ClusterRecord] = {}
+        self._sessions = 0
+        self._wake = asyncio.Event()
+        self._watchers: set[asyncio.Queue[JobId]] = set()
+        self.last_cycle: CycleResult | None = None
+        self.metrics.watch_state(self.sample)
+
+    # -- the job API ------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> Job:
+        try:
+            spec = parse_job(spec_to_document(spec))  # one validator for files, CRDs and the API
+        except JobFileError as exc:
+            self.metrics.jobs_rejected.inc()
+            raise SubmitError(str(exc)) from exc
+        for job in self.jobs.values():
+            if (job.spec.namespace, job.spec.name) == (spec.namespace, spec.name) and not job.phase.is_terminal:
+                self.metrics.jobs_rejected.inc()
+                raise SubmitError(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
+                                  f"({job.job_id}, {job.phase})")
+        job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=self.clock(),
+                  pending_reason=Reason(ReasonCode.WAITING, "waiting for the next scheduling cycle"))
+        self.store.put([job])
+        self.jobs[job.job_id] = job
+        self.metrics.jobs_submitted.labels(spec.queue).inc()
+        self._changed([job])
+        self.wake()
+        return job
+
+    def get(self, key: str) -> Job:
+        if key in self.jobs:
+            return self.jobs[JobId(key)]
+        named = [j for j in self.jobs.values() if j.spec.name == key]
+        if not named:
+            raise NotFound(f"no job with id or name {key!r}")
+        return max(named, key=lambda j: j.submitted_at)
+
+    def list(self, queue: str = "") -> list[Job]:
+        jobs = [j for j in self.jobs.values() if not queue or j.spec.queue == queue]
+        return sorted(jobs, key=lambda j: (j.submitted_at, j.job_id))
+
+    def cancel(self, key: str) -> Job:
+        job = self.get(key)
+        if job.phase.is_terminal:
+            return job
+        for p in job.placements:
+            if not p.phase.is_terminal:
+                self._send(p.cluster, CancelOrder(p.placement_id, "job cancelled"))
+                p.phase = JobPhase.CANCELLED
+        self._finish(job, JobPhase.CANCELLED, "cancelled by user")
+        self.store.put([job])
+        self._changed([job])
+        self.wake()
+        return job
+
+    def watch(self) -> asyncio.Queue[JobId]:
+        q: asyncio.Queue[JobId] = asyncio.Queue(maxsize=10_000)
+        self._watchers.add(q)
+        return q
+
+    def unwatch(self, q: asyncio.Queue[JobId]) -> None:
+        self._watchers.discard(q)
+
+    # -- agents -----------------------------------------------------------
+
+    def connect(self, *, cluster: str, region: str, labels: dict[str, str]) -> ClusterRecord:
+        """A new agent stream. A second stream for the same cluster replaces the first."""
+        self._sessions += 1
+        old = self.clusters.get(cluster)
+        if old is not None and old.connected:
+            old.outbox.put_nowait(None)  # tells the old stream to close
+        rec = ClusterRecord(name=cluster, region=region, labels=dict(labels), connected=True,
+                            session=self._sessions, last_report_at=self.clock())
+        if old is not None:
+            rec.capacity = old.capacity
+            rec.acked = old.acked
+        self.clusters[cluster] = rec
+        self.metrics.agent_connects.labels(cluster).inc()
+        log.info("cluster %s (%s) connected, session %d", cluster, region, rec.session)
+        return rec
+
+    def disconnect(self, rec: ClusterRecord) -> None:
+        current = self.clusters.get(rec.name)
+        if current is not rec:
+            return
+        rec.connected = False
+        rec.disconnected_at = self.clock()
+        if rec.state is ClusterState.READY:
+            rec.state = ClusterState.PARTITIONED
+        log.warning("cluster %s disconnected: Partitioned", rec.name)
+
+    def report(self, rec: ClusterRecord, capacity: ClusterCapacity) -> None:
+        rec.capacity = capacity
+        rec.last_report_at = self.clock()
+        if rec.connected:
+            rec.state = ClusterState.READY
+        self.metrics.agent_reports.labels(rec.name).inc()
+        self.wake()
+
+    def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str) -> None:
+        job_id = self._by_placement.get(placement_id)
+        job = self.jobs.get(job_id) if job_id else None
+        placement = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None
+        if job is None or placement is None or placement.cluster != rec.name:
+            if not phase.is_terminal:
+                self._send(rec.name, CancelOrder(placement_id, "unknown placement"))
+            return
+        if job.phase.is_terminal or placement.phase in (JobPhase.CANCELLED,):
+            if not phase.is_terminal:
+                self._send(rec.name, CancelOrder(placement_id, f"job is {job.phase}"))
+            return
+        rec.acked.add(placement_id)
+        placement.phase = phase
+        placement.message = message
+        self._derive_phase(job)
+        self.store.put([job])
+        self._changed([job])
+        if phase.is_terminal:
+            self.wake()
+
+    def refused(self, rec: ClusterRecord, placement_id: str, message: str) -> None:
+        """The agent would not launch a placement: release it and requeue the job."""
+        job_id = self._by_placement.get(placement_id)
+        job = self.jobs.get(job_id) if job_id else None
+        if job is None or job.phase.is_terminal:
+            return
+        for p in job.placements:
+            if not p.phase.is_terminal and p.placement_id != placement_id:
+                self._send(p.cluster, CancelOrder(p.placement_id, "another part of the job was refused"))
+        job.placements = []
+        job.phase = JobPhase.PENDING
+        job.pending_reason = Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} refused: {message}")
+        self.metrics.placements.labels("refused").inc()
+        self.store.put([job])
+        self._changed([job])
+        self.wake()
+
+    def acked(self, rec: ClusterRecord, placement_id: str) -> None:
+        rec.acked.add(placement_id)
+
+    # -- scheduling -------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def snapshot(self) -> Snapshot:
+        """Member clusters as last reported, less what this federator has reserved since."""
+        active: dict[str, list[tuple[Placement, JobSpec]]] = {}
+        for job in self.jobs.values():
+            for p in job.placements:
+                if p.phase.is_active:
+                    active.setdefault(p.cluster, []).append((p, job.spec))
+        infos = []
+        for rec in self.clusters.values():
+            if rec.capacity is None:
+                continue
+            info = ClusterInfo(rec.name, rec.region, rec.state, tuple(sorted(rec.labels.items())), rec.capacity)
+            for p, spec in active.get(rec.name, []):
+                if p.placement_id in rec.capacity.placement_ids:
+                    continue
+                info = _reserve_or_exhaust(info, p, spec)
+            infos.append(info)
+        return Snapshot.of(infos)
+
+    def schedule_once(self) -> CycleResult:
+        started = time.perf_counter()
+        pending = [j for j in self.jobs.values() if j.phase is JobPhase.PENDING]
+        requests = [PlacementRequest(j.job_id, j.spec, j.spec.replicas, j.submitted_at) for j in pending]
+        result = self.scheduler.schedule(self.snapshot(), requests)
+        changed: list[Job] = []
+        now = self.clock()
+        orders: list[tuple[str, Order]] = []
+        for decision in result.decisions:
+            job = self.jobs[decision.job_id]
+            job.generation += 1
+            job.placements = [
+                Placement(placement_id=PlacementId(f"{job.job_id}.g{job.generation}.{a.cluster}"), job_id=job.job_id,
+                          cluster=a.cluster, region=a.region, replicas=a.replicas, gpu_model=a.gpu_model,
+                          generation=job.generation)
+                for a in decision.assignments
+            ]
+            for p in job.placements:
+                self._by_placement[p.placement_id] = job.job_id
+                orders.append((p.cluster, LaunchOrder(p, job.spec)))
+            job.phase = JobPhase.PLACED
+            job.pending_reason = None
+            job.placed_at = now
+            self.metrics.placements.labels("placed").inc()
+            self.metrics.submit_to_placement.labels(job.spec.queue).observe(max(0.0, now - job.submitted_at))
+            changed.append(job)
+        for job_id, reason in result.pending.items():
+            job = self.jobs[job_id]
+            if job.pending_reason != reason:
+                if job.pending_reason is None or job.pending_reason.code != reason.code:
+                    self.metrics.placements.labels("unschedulable").inc()
+                job.pending_reason = reason
+                changed.append(job)
+        self.store.put(changed)  # durable before any agent hears of it
+        for cluster, order in orders:
+            self._send(cluster, order)
+        self._changed(changed)
+        self.last_cycle = result
+        self.metrics.cycle_duration.observe(time.perf_counter() - started)
+        return result
+
+    def check_leases(self) -> None:
+        now = self.clock()
+        for rec in self.clusters.values():
+            if rec.connected and now - rec.last_report_at > self.lease_seconds:
+                rec.state = ClusterState.PARTITIONED
+            if not rec.connected and rec.state is ClusterState.PARTITIONED and \
+                    now - rec.disconnected_at > self.lost_after_seconds:
+                rec.state = ClusterState.LOST
+                log.warning("cluster %s Lost after %.0fs without its agent", rec.name, self.lost_after_seconds)
+
+    async def run(self) -> None:
+        """The reconcile loop: a cycle whenever something changed, and at least every cycle_interval."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.cycle_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            self.check_leases()
+            try:
+                self.schedule_once()
+            except Exception:  # a bug in one cycle must not stop the federator
+                log.exception("scheduling cycle failed")
+
+    # -- helpers ----------------------------------------------------------
+
+    def _send(self, cluster: str, order: Order) -> None:
+        rec = self.clusters.get(cluster)
+        if rec is not None and rec.connected:
+            rec.outbox.put_nowait(order)
+
+    def _derive_phase(self, job: Job) -> None:
+        phases = [p.phase for p in job.placements]
+        if not phases:
+            return
+        if any(p is JobPhase.FAILED for p in phases):
+            for p in job.placements:
+                if not p.phase.is_terminal:
+                    self._send(p.cluster, CancelOrder(p.placement_id, "another part of the job failed"))
+                    p.phase = JobPhase.CANCELLED
+            self._finish(job, JobPhase.FAILED, next(p.message for p in job.placements if p.phase is JobPhase.FAILED))
+        elif all(p is JobPhase.SUCCEEDED for p in phases):
+            self._finish(job, JobPhase.SUCCEEDED, "all placements succeeded")
+        elif all(p in (JobPhase.RUNNING, JobPhase.SUCCEEDED) for p in phases):
+            job.phase = JobPhase.RUNNING
+        else:
+            job.phase = JobPhase.PLACED
+
+    def _finish(self, job: Job, phase: JobPhase, message: str) -> None:
+        job.phase = phase
+        job.message = message
+        job.finished_at = self.clock()
+        job.pending_reason = None
+        self.metrics.jobs_finished.labels(job.spec.queue, phase.value).inc()
+
+    def _changed(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            for q in list(self._watchers):
+                try:
+                    q.put_nowait(job.job_id)
+                except asyncio.QueueFull:
+                    self._watchers.discard(q)  # a watcher that cannot keep up is dropped, not waited on
+
+    def sample(self) -> StateSample:
+        now = self.clock()
+        snap = self.snapshot()
+        free_after = {c.name: c.capacity for c in snap.clusters}
+        clusters = []
+        for rec in self.clusters.values():
+            gpus: dict[tuple[str, str], int] = {}
+            cpu: dict[str, int] = {}
+            if rec.capacity is not None:
+                after = free_after.get(rec.name, rec.capacity)
+                for pool in rec.capacity.gpu_pools:
+                    reserved_pool = after.pool(pool.gpu_model)
+                    gpus[(pool.gpu_model, "total")] = pool.total_gpus
+                    gpus[(pool.gpu_model, "allocatable")] = pool.allocatable_gpus
+                    gpus[(pool.gpu_model, "free")] = reserved_pool.free_gpus if reserved_pool else pool.free_gpus
+                    gpus[(pool.gpu_model, "reserved")] = pool.free_gpus - gpus[(pool.gpu_model, "free")]
+                cpu = {"allocatable": rec.capacity.cpu_milli_allocatable, "free": after.cpu_milli_free}
+            clusters.append(ClusterSample(rec.name, rec.region, rec.state.value, rec.connected,
+                                          max(0.0, now - rec.last_report_at), gpus, cpu))
+        jobs: Counter[tuple[str, str]] = Counter()
+        pending: Counter[tuple[str, str]] = Counter()
+        queue_gpus: Counter[str] = Counter()
+        for job in self.jobs.values():
+            jobs[(job.spec.queue, job.phase.value)] += 1
+            if job.phase is JobPhase.PENDING:
+                code = job.pending_reason.code.value if job.pending_reason else ReasonCode.WAITING.value
+                pending[(job.spec.queue, code)] += 1
+            elif job.phase.is_active:
+                queue_gpus[job.spec.queue] += job.spec.total.gpu_milli / 1000
+        for queue in {q for q, _ in jobs}:
+            queue_gpus.setdefault(queue, 0.0)
+        return StateSample(clusters, dict(jobs), dict(pending), dict(queue_gpus))
+
+
+def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> ClusterInfo:
+    """Hold a placement's resources in the snapshot; if a stale report cannot hold them, hold everything."""
+    try:
+        return reserve(info, resources=spec.resources, replicas=p.replicas,
+                       gpus_per_replica=-(-spec.resources.gpu_milli // 1000), gpu_model=p.gpu_model)
+    except ValueError:
+        pools = tuple(
+            replace(pool, nodes_by_free_gpus=(pool.nodes,)) if pool.gpu_model == p.gpu_model else pool
+            for pool in info.capacity.gpu_pools
+        )
+        return replace(info, capacity=replace(info.capacity, gpu_pools=pools))
+
+
+__all__ = ["ClusterRecord", "Federator", "NotFound", "SubmitError"]

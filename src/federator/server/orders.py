@@ -1,0 +1,22 @@
+"""Orders from the federator to one agent, before they become wire messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from federator.model import JobSpec, Placement
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchOrder:
+    placement: Placement
+    spec: JobSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    placement_id: str
+    reason: str
+
+
+Order = LaunchOrder | CancelOrder

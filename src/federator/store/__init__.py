@@ -1,0 +1,5 @@
+"""Durable job state. SQLite (WAL) by default; the host cluster's CRDs in Kubernetes mode."""
+
+from federator.store.sqlite import JobStore, SqliteJobStore, job_from_dict, job_to_dict
+
+__all__ = ["JobStore", "SqliteJobStore", "job_from_dict", "job_to_dict"]
