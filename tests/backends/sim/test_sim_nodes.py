@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from federator.backends.sim import FleetError, NodeSet, load_fleet
+from federator.backends.sim.fleet import parse_fleet
+from federator.backends.sim.runtime import parse_duration
+from federator.model import Resources
+
+
+def test_example_fleet_builds_the_resource_model(examples: Path) -> None:
+    fleet = load_fleet(examples / "fleet.yaml")
+    assert set(fleet) == {"east-1", "central-1", "west-1"}
+    cap = NodeSet.of(fleet["east-1"].nodes).capacity()
+    h100 = cap.pool("NVIDIA-H100-80GB-HBM3")
+    assert h100 is not None and h100.nodes_by_free_gpus[2] == 6 and h100.free_gpus == 12
+    assert cap.pool("NVIDIA-A100-SXM4-80GB").free_gpus == 1  # type: ignore[union-attr]
+
+
+def test_bind_is_all_or_nothing_and_unbind_restores() -> None:
+    fleet = parse_fleet({"clusters": [{"name": "c", "region": "r", "nodes": [
+        {"count": 2, "gpuModel": "H100", "gpus": 8, "cpu": 64, "memory": "512Gi"}]}]})
+    nodes = NodeSet.of(fleet["c"].nodes)
+    before = nodes.capacity()
+    assert nodes.bind("p1", replicas=3, resources=Resources(1000, 2**30, 8000), gpu_model="H100") is not None
+    assert nodes.capacity().pool("H100") == before.pool("H100")
+    assert nodes.bind("p2", replicas=4, resources=Resources(1000, 2**30, 4000), gpu_model="H100") is None
+    assert nodes.capacity().pool("H100").free_gpus == 0  # type: ignore[union-attr]
+    assert nodes.capacity().placement_ids == frozenset({"p2"})
+    nodes.unbind("p2")
+    assert nodes.capacity().pool("H100") == before.pool("H100")
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"clusters": "x"}, "clusters"),
+        ({"clusters": [{"region": "r"}]}, "clusters[0].name"),
+        ({"clusters": [{"name": "c", "region": "r", "nodes": [{"gpus": 8}]}]}, "gpuModel"),
+        ({"clusters": [{"name": "c", "region": "r", "nodes": [{"gpus": 2, "gpuModel": "X", "busyGpus": 3}]}]},
+         "busyGpus"),
+    ],
+)
+def test_bad_fleet_names_the_field(doc: dict, field: str) -> None:
+    with pytest.raises(FleetError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        parse_fleet(doc)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("2m", 120), ("500ms", 0.5), ("1.5", 1.5), ("", 9),
+                                               ("soon", 9)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text, 9) == seconds

@@ -1,0 +1,30 @@
+import pytest
+
+from federator.model import QuantityError, Resources, format_bytes, format_gpus, to_bytes, to_milli
+
+
+@pytest.mark.parametrize(("raw", "milli"), [(8, 8000), ("4", 4000), ("500m", 500), (0.5, 500), ("1.5", 1500)],
+                         ids=["int", "string", "milli", "float", "decimal"])
+def test_to_milli(raw: object, milli: int) -> None:
+    assert to_milli(raw) == milli
+
+
+@pytest.mark.parametrize(("raw", "n"), [("16Gi", 16 * 2**30), ("1Ti", 2**40), ("128M", 128_000_000), (1024, 1024)])
+def test_to_bytes(raw: object, n: int) -> None:
+    assert to_bytes(raw) == n
+
+
+@pytest.mark.parametrize("raw", ["-1", "ten", "4 GB", True, None, [1], "0.0001", -3, float("nan")],
+                         ids=["negative", "word", "space-unit", "bool", "none", "list", "too-fine", "neg-int", "nan"])
+def test_bad_quantities_are_refused(raw: object) -> None:
+    with pytest.raises(QuantityError):
+        to_milli(raw)
+
+
+def test_whole_and_fractional_gpus() -> None:
+    assert Resources(gpu_milli=8000).whole_gpus == 8
+    assert Resources(gpu_milli=500).whole_gpus == 0
+    assert Resources(gpu_milli=500).is_fractional_gpu
+    assert (Resources(1000, 10, 2000) * 3) == Resources(3000, 30, 6000)
+    assert format_gpus(2500) == "2.5" and format_gpus(8000) == "8"
+    assert format_bytes(64 * 2**30) == "64Gi"

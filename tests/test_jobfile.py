@@ -1,0 +1,103 @@
+"""Job files: every example parses, and every bad field is named in the error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from federator.jobfile import JobFileError, load_job_files, parse_job, parse_job_documents, spec_to_document
+from federator.model import JobKind
+
+GOOD = {
+    "apiVersion": "federator.io/v1alpha1",
+    "kind": "FederatedJob",
+    "metadata": {"name": "llm", "annotations": {"federator.io/sim-duration": "3s"}},
+    "spec": {"kind": "training", "replicas": 4, "queue": "research", "priority": 10,
+             "resources": {"nvidia.com/gpu": 8, "cpu": "32", "memory": "256Gi"}, "gpuModels": ["H100", "A100"],
+             "regions": {"preferred": ["west"]}},
+}
+
+
+def test_examples_parse(examples: Path) -> None:
+    files = sorted((examples / "jobs").glob("*.yaml"))
+    assert len(files) >= 4
+    specs = [s for f in files for s in load_job_files(f)]
+    kinds = {s.name: s.kind for s in specs}
+    assert kinds["llm-pretrain"] is JobKind.TRAINING
+    assert kinds["chat-inference"] is JobKind.INFERENCE
+    assert next(s for s in specs if s.name == "data-prep").resources.gpu_milli == 0
+
+
+def test_good_document_round_trips() -> None:
+    spec = parse_job(GOOD)
+    assert spec.replicas == 4 and spec.resources.gpu_milli == 8000
+    assert spec.resources.memory_bytes == 256 * 2**30
+    assert spec.gpu_models == ("H100", "A100")
+    assert parse_job(spec_to_document(spec)) == spec
+
+
+def test_gpu_models_accepts_alternatives_string() -> None:
+    doc = {**GOOD, "spec": {**GOOD["spec"], "gpuModels": "H100|A100"}}
+    assert parse_job(doc).gpu_models == ("H100", "A100")
+
+
+def _with(path: str, value: object) -> dict:
+    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    *parents, last = path.split(".")
+    node = doc
+    for p in parents:
+        node = node[p]
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "words"),
+    [
+        ("apiVersion", "v1", "apiVersion", "federator.io/v1alpha1"),
+        ("kind", "Job", "kind", "FederatedJob"),
+        ("metadata.name", "Bad_Name", "metadata.name", "DNS"),
+        ("spec.kind", "batch", "spec.kind", "training, inference"),
+        ("spec.replicas", 0, "spec.replicas", "from 1"),
+        ("spec.replicas", "four", "spec.replicas", "integer"),
+        ("spec.resources", KeyError, "spec.resources", "required"),
+        ("spec.resources.cpu", "lots", "spec.resources.cpu", "quantity"),
+        ("spec.resources.nvidia.com/gpu", 1.5, "spec.resources.nvidia.com/gpu", "fraction"),
+        ("spec.priority", 10**9, "spec.priority", "integer"),
+        ("spec.gpuModels", ["H100", ""], "spec.gpuModels[1]", "GPU model"),
+        ("spec.regions", {"preferred": "west"}, "spec.regions.preferred", "list"),
+        ("spec.colour", "blue", "spec.colour", "not a known field"),
+    ],
+    ids=lambda v: str(v) if isinstance(v, str) else None,
+)
+def test_bad_fields_are_named(path: str, value: object, field: str, words: str) -> None:
+    if path == "spec.resources.nvidia.com/gpu":
+        doc = yaml.safe_load(yaml.safe_dump(GOOD))
+        doc["spec"]["resources"]["nvidia.com/gpu"] = value
+    else:
+        doc = _with(path, value)
+    with pytest.raises(JobFileError) as err:
+        parse_job(doc)
+    fields = [p.field for p in err.value.problems]
+    assert field in fields, err.value
+    assert words in str(err.value)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    doc = _with("spec.replicas", -1)
+    doc["spec"]["kind"] = "nope"
+    with pytest.raises(JobFileError) as err:
+        parse_job(doc)
+    assert {"spec.replicas", "spec.kind"} <= {p.field for p in err.value.problems}
+
+
+def test_not_yaml_and_empty() -> None:
+    with pytest.raises(JobFileError, match="document: not valid YAML"):
+        parse_job_documents("a: [b")
+    with pytest.raises(JobFileError, match="document: is empty"):
+        parse_job_documents("")
