@@ -3,7 +3,8 @@
 Naming follows Prometheus practice: a `federator_` prefix, base units
 (`_seconds`, `_bytes`), `_total` on counters, and bounded labels only:
 `cluster`, `region`, `gpu_model`, `queue`, `phase`, `state`, `reason` (a
-ReasonCode, never free text), `result`.
+ReasonCode, never free text), `result`, and for gRPC calls `grpc_service`,
+`grpc_method`, `grpc_code` (see server/interceptors.py).
 
 Event metrics (counters, histograms) are updated where the event happens.
 State metrics (how many jobs are pending, GPUs free per cluster) are read from
@@ -13,7 +14,7 @@ or keep label sets of clusters that are gone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -22,6 +23,8 @@ from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 WAIT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
+# gRPC calls: unary calls take milliseconds, an agent's stream lives for hours.
+GRPC_BUCKETS = (*LATENCY_BUCKETS, 30.0, 300.0, 3600.0, 86400.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,13 @@ class StateCollector(Collector):
         connected = GaugeMetricFamily("federator_clusters_connected", "Member clusters with a live agent stream.")
         connected.add_metric([], sum(1 for c in s.clusters if c.connected))
         yield connected
+
+        link = GaugeMetricFamily("federator_cluster_connected",
+                                 "1 if the member cluster's agent has a live stream to this federator, else 0.",
+                                 labels=["cluster", "region"])
+        for c in s.clusters:
+            link.add_metric([c.cluster, c.region], 1.0 if c.connected else 0.0)
+        yield link
 
         state = GaugeMetricFamily("federator_cluster_state",
                                   "1 for the state each member cluster is in (Ready, Partitioned, Lost).",
@@ -126,9 +136,35 @@ class Metrics:
                                      ["cluster"], registry=r)
         self.agent_connects = Counter("federator_agent_connections_total", "Agent streams opened.",
                                       ["cluster"], registry=r)
+        self.scheduling_phase_duration = Histogram(
+            "federator_scheduling_phase_duration_seconds",
+            "Wall time of one phase of a scheduling cycle (order, prescore, place).",
+            ["phase"], buckets=LATENCY_BUCKETS, registry=r)
+        self.preemptions = Counter("federator_preemptions_total",
+                                   "Placed or running jobs evicted to make room for higher-priority work, "
+                                   "by the evicted job's queue.", ["queue"], registry=r)
+        self.placement_retries = Counter("federator_placement_retries_total",
+                                         "Jobs sent back to pending after a placement was lost "
+                                         "(refused by the cluster, cluster lost, launch failed), by reason code.",
+                                         ["reason"], registry=r)
+        self.grpc_started = Counter("federator_grpc_server_started_total", "gRPC calls started on the server.",
+                                    ["grpc_service", "grpc_method"], registry=r)
+        self.grpc_handled = Counter("federator_grpc_server_handled_total",
+                                    "gRPC calls completed on the server, by status code.",
+                                    ["grpc_service", "grpc_method", "grpc_code"], registry=r)
+        self.grpc_handling = Histogram("federator_grpc_server_handling_seconds",
+                                       "Time from a gRPC call's start to its completion on the server "
+                                       "(an agent's stream lasts as long as its connection).",
+                                       ["grpc_service", "grpc_method"], buckets=GRPC_BUCKETS, registry=r)
         self.messages_rejected = Counter("federator_messages_rejected_total",
                                          "Agent or API messages refused as malformed or oversized.",
                                          ["reason"], registry=r)
+
+    def observe_cycle(self, seconds: float, phase_seconds: Mapping[str, float]) -> None:
+        """Record one scheduling cycle: its wall time and the time of each of its phases."""
+        self.cycle_duration.observe(seconds)
+        for phase, took in phase_seconds.items():
+            self.scheduling_phase_duration.labels(phase).observe(took)
 
     def watch_state(self, sample: Callable[[], StateSample]) -> None:
         self.registry.register(StateCollector(sample))

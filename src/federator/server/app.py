@@ -18,6 +18,7 @@ from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc
 from federator.metrics import Metrics
 from federator.scheduler import Scheduler
 from federator.server.federator import Federator
+from federator.server.interceptors import MetricsInterceptor
 from federator.server.services import AgentService, ClusterService, JobService
 from federator.store import SqliteJobStore
 
@@ -48,7 +49,8 @@ async def serve(opts: ServeOptions) -> None:
     fed = Federator(store=store, scheduler=Scheduler(), metrics=metrics, report_interval=opts.report_interval,
                     lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
                     cycle_interval=opts.cycle_interval)
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics)],
+                             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed), server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed), server)
