@@ -1,0 +1,256 @@
+"""The one door to a Kubernetes API server: plain JSON dicts over the official client's transport.
+
+The generated client's typed models are not used: the federator reads Nodes,
+Pods, Jobs, Deployments, Leases and its own custom resources the same way, as
+the JSON the API server sends, and the pure modules (capacity, workloads,
+resources) take and return plain dicts. The `kubernetes` package still does
+what it is good at: kubeconfig and in-cluster credentials, TLS, token refresh.
+
+Every failure is translated here into `KubeError` subclasses, so no
+`ApiException` or urllib3 error leaks past this module (house rule: translate
+foreign errors at the edge).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+log = logging.getLogger("federator.kube")
+
+Obj = dict[str, Any]
+
+
+class KubeError(Exception):
+    """A request to the API server failed; `status` is the HTTP status (0: no answer)."""
+
+    def __init__(self, status: int, message: str, *, reason: str = "") -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"HTTP {status} {reason}: {message}" if status else message)
+
+
+class NotFoundError(KubeError):
+    pass
+
+
+class ConflictError(KubeError):
+    """409: the object exists already, or its resourceVersion/uid precondition failed."""
+
+
+class GoneError(KubeError):
+    """410: the resourceVersion a watch asked for is too old; list again."""
+
+
+class InvalidError(KubeError):
+    """422 (or 400): the API server refused the object; the message names the fields."""
+
+
+class ForbiddenError(KubeError):
+    pass
+
+
+_ERRORS: dict[int, type[KubeError]] = {
+    400: InvalidError, 403: ForbiddenError, 404: NotFoundError, 409: ConflictError, 410: GoneError,
+    422: InvalidError,
+}
+
+
+def error_for(status: int, body: object) -> KubeError:
+    message, reason = str(body), ""
+    if isinstance(body, Mapping):
+        message = str(body.get("message") or body)
+        reason = str(body.get("reason") or "")
+    return _ERRORS.get(status, KubeError)(status, message, reason=reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One kind of object: where it lives in the API."""
+
+    group_version: str  # "v1", "batch/v1", "federator.io/v1alpha1"
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{quote(name, safe='')}"
+        if subresource:
+            base += f"/{subresource}"
+        return base
+
+
+NODES = Resource("v1", "nodes", namespaced=False)
+PODS = Resource("v1", "pods")
+NAMESPACES = Resource("v1", "namespaces", namespaced=False)
+JOBS = Resource("batch/v1", "jobs")
+DEPLOYMENTS = Resource("apps/v1", "deployments")
+LEASES = Resource("coordination.k8s.io/v1", "leases")
+FEDERATED_JOBS = Resource("federator.io/v1alpha1", "federatedjobs")
+MEMBER_CLUSTERS = Resource("federator.io/v1alpha1", "memberclusters", namespaced=False)
+QUEUES = Resource("federator.io/v1alpha1", "queues", namespaced=False)
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class KubeApi:
+    """Synchronous and thread-safe (one urllib3 pool); call it from threads, never from the event loop."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @classmethod
+    def connect(cls, kubeconfig: Path | None = None, *, context: str | None = None) -> KubeApi:
+        """From a kubeconfig file, or from the pod's service account when `kubeconfig` is None."""
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+
+        try:
+            if kubeconfig is None:
+                cfg = client.Configuration()
+                config.load_incluster_config(client_configuration=cfg)
+                return cls(client.ApiClient(cfg))
+            return cls(config.new_client_from_config(config_file=str(kubeconfig), context=context))
+        except (ConfigException, OSError, TypeError, ValueError) as exc:
+            where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster service account"
+            raise KubeError(0, f"cannot load {where}: {exc}") from exc
+
+    @property
+    def server(self) -> str:
+        return str(self._client.configuration.host)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- raw requests -----------------------------------------------------
+
+    def _send(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: object = None,
+              content_type: str = "application/json", timeout: float | tuple[float, float] = 30.0) -> Any:
+        from kubernetes.client.exceptions import ApiException, ApiValueError
+
+        params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in (query or {}).items()
+                  if v is not None]
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        try:
+            m, url, hdrs, data, _ = self._client.param_serialize(
+                method, path, query_params=params, header_params=headers, body=body, auth_settings=["BearerToken"])
+            return self._client.call_api(m, url, hdrs, data, _request_timeout=timeout)
+        except (ApiException, ApiValueError) as exc:
+            raise KubeError(int(getattr(exc, "status", 0) or 0), str(exc)) from exc
+        except OSError as exc:
+            raise KubeError(0, f"{method} {path}: {exc}") from exc
+        except Exception as exc:  # urllib3's errors (timeouts, protocol) are not OSErrors
+            if type(exc).__module__.startswith("urllib3"):
+                raise KubeError(0, f"{method} {path}: {exc}") from exc
+            raise
+
+    def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: object = None,
+                content_type: str = "application/json", timeout: float = 30.0) -> Any:
+        resp = self._send(method, path, query=query, body=body, content_type=content_type, timeout=timeout)
+        try:
+            raw = resp.read()
+        except Exception as exc:  # noqa: BLE001 - a read that breaks is an I/O error
+            raise KubeError(0, f"{method} {path}: reading the answer: {exc}") from exc
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            data = raw.decode(errors="replace")
+        if not 200 <= resp.status < 300:
+            raise error_for(resp.status, data)
+        return data
+
+    # -- verbs ------------------------------------------------------------
+
+    def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj:
+        return dict(self.request("GET", res.path(namespace, name)))
+
+    def list(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
+             field_selector: str | None = None) -> Obj:
+        query = {"labelSelector": label_selector, "fieldSelector": field_selector}
+        return dict(self.request("GET", res.path(namespace), query=query, timeout=60.0))
+
+    def create(self, res: Resource, body: Obj, namespace: str | None = None) -> Obj:
+        return dict(self.request("POST", res.path(namespace), body=body))
+
+    def replace(self, res: Resource, name: str, body: Obj, namespace: str | None = None) -> Obj:
+        """PUT: fails with ConflictError when body's metadata.resourceVersion is stale."""
+        return dict(self.request("PUT", res.path(namespace, name), body=body))
+
+    def patch(self, res: Resource, name: str, body: Obj, namespace: str | None = None, *,
+              subresource: str | None = None) -> Obj:
+        """JSON merge patch. A metadata.uid or metadata.resourceVersion in the body is a precondition."""
+        return dict(self.request("PATCH", res.path(namespace, name, subresource), body=body,
+                                 content_type=MERGE_PATCH))
+
+    def delete(self, res: Resource, name: str, namespace: str | None = None, *,
+               propagation: str = "Background") -> None:
+        """Delete; dependants (a Job's pods) go in the background. A missing object is not an error."""
+        try:
+            self.request("DELETE", res.path(namespace, name),
+                         body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation})
+        except NotFoundError:
+            pass
+
+    def watch(self, res: Resource, namespace: str | None = None, *, resource_version: str,
+              label_selector: str | None = None, field_selector: str | None = None,
+              timeout_seconds: int = 60) -> Iterator[Obj]:
+        """Watch events ({type, object}) from resource_version, with bookmarks, until the server ends it.
+
+        An expired resource_version raises GoneError, whether the server says so
+        in the HTTP status or in an ERROR event.
+        """
+        query = {"watch": True, "resourceVersion": resource_version, "allowWatchBookmarks": True,
+                 "timeoutSeconds": timeout_seconds, "labelSelector": label_selector,
+                 "fieldSelector": field_selector}
+        resp = self._send("GET", res.path(namespace), query=query, timeout=(10.0, timeout_seconds + 15.0))
+        raw = resp.response
+        try:
+            if not 200 <= resp.status < 300:
+                body = raw.read()
+                try:
+                    raise error_for(resp.status, json.loads(body))
+                except ValueError:
+                    raise error_for(resp.status, body.decode(errors="replace")) from None
+            buffer = b""
+            try:
+                for chunk in raw.stream(amt=65536, decode_content=True):
+                    buffer += chunk
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        if line.strip():
+                            event = json.loads(line)
+                            if event.get("type") == "ERROR":
+                                status = event.get("object") or {}
+                                raise error_for(int(status.get("code") or 0), status)
+                            yield event
+            except KubeError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a broken stream is an I/O error: re-watch
+                raise KubeError(0, f"watch {res.plural}: {exc}") from exc
+        finally:
+            raw.release_conn()
+
+
+def key_of(obj: Mapping[str, Any]) -> str:
+    """namespace/name (or name, for cluster-scoped objects)."""
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
+
+
+__all__ = [
+    "DEPLOYMENTS", "FEDERATED_JOBS", "JOBS", "LEASES", "MEMBER_CLUSTERS", "NAMESPACES", "NODES", "PODS", "QUEUES",
+    "ConflictError", "ForbiddenError", "GoneError", "InvalidError", "KubeApi", "KubeError", "NotFoundError", "Obj",
+    "Resource", "error_for", "key_of",
+]

@@ -1,0 +1,236 @@
+"""The agent's Kubernetes backend: a real member cluster behind the `Backend` protocol.
+
+Four informers keep the picture current without polling: Nodes and
+non-terminated Pods (all namespaces: every pod takes capacity) for the
+resource model, and the Jobs and Deployments the federator launched (one
+namespace, selected by the managed-by label) for placements and their phases.
+Blocking API calls run in threads (`asyncio.to_thread`); informer events arrive
+on the event loop, where every piece of state here lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from federator.agent.backend import UpdateCallback
+from federator.backends.kube.api import (
+    DEPLOYMENTS,
+    JOBS,
+    NODES,
+    PODS,
+    ConflictError,
+    ForbiddenError,
+    InvalidError,
+    KubeApi,
+    KubeError,
+    NotFoundError,
+    Obj,
+)
+from federator.backends.kube.capacity import DEFAULT_TOLERATED_TAINTS, cluster_capacity
+from federator.backends.kube.informer import DELETED, Informer
+from federator.backends.kube.workloads import (
+    DEFAULT_FINISHED_TTL_SECONDS,
+    SELECTOR,
+    WorkloadError,
+    build_workload,
+    placement_of,
+    workload_name,
+    workload_phase,
+)
+from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement
+
+log = logging.getLogger("federator.agent.kube")
+ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+_RANK = {JobPhase.PENDING: 0, JobPhase.PLACED: 1, JobPhase.RUNNING: 2, JobPhase.SUCCEEDED: 3, JobPhase.FAILED: 3,
+         JobPhase.CANCELLED: 3}
+
+
+class KubeBackend:
+    """Runs placements as Jobs and Deployments in one namespace of a member cluster."""
+
+    def __init__(self, api: KubeApi, *, namespace: str, tolerated_taints: frozenset[str] = DEFAULT_TOLERATED_TAINTS,
+                 finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS, sync_timeout: float = 60.0,
+                 watch_timeout: int = 60) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.tolerated_taints = tolerated_taints
+        self.finished_ttl_seconds = finished_ttl_seconds
+        self.sync_timeout = sync_timeout
+        self._on_update: UpdateCallback = lambda *_: None
+        self.nodes = Informer(api, NODES, name="nodes", watch_timeout=watch_timeout)
+        self.pods = Informer(api, PODS, field_selector=ACTIVE_PODS, on_event=self._pod_event, name="pods",
+                             watch_timeout=watch_timeout)
+        self.jobs = Informer(api, JOBS, namespace=namespace, label_selector=SELECTOR, on_event=self._workload_event,
+                             name="jobs", watch_timeout=watch_timeout)
+        self.deployments = Informer(api, DEPLOYMENTS, namespace=namespace, label_selector=SELECTOR,
+                                    on_event=self._workload_event, name="deployments", watch_timeout=watch_timeout)
+        self._informers = (self.nodes, self.pods, self.jobs, self.deployments)
+        self._phases: dict[str, tuple[JobPhase, str]] = {}  # placement id -> last phase reported
+        self._launched: dict[str, Placement] = {}  # created by this process, maybe not seen by a watch yet
+        self._cancelled: set[str] = set()
+        self._sequence = 0
+        self._started = False
+
+    # -- Backend protocol ---------------------------------------------------
+
+    async def start(self, on_update: UpdateCallback) -> None:
+        self._on_update = on_update
+        for informer in self._informers:
+            informer.start()
+        try:
+            await asyncio.gather(*(i.wait_synced(self.sync_timeout) for i in self._informers))
+        except TimeoutError:
+            late = [i.name for i in self._informers if not i.synced.is_set()]
+            raise KubeError(0, f"no answer listing {', '.join(late)} from {self.api.server} "
+                               f"within {self.sync_timeout:g}s") from None
+        self._started = True
+        log.info("watching %s: %d nodes, %d active pods, %d placements in namespace %s", self.api.server,
+                 len(self.nodes.cache), len(self.pods.cache), len(self._phases), self.namespace)
+
+    async def stop(self) -> None:
+        for informer in self._informers:
+            informer.stop()
+
+    def capacity(self) -> ClusterCapacity:
+        self._sequence += 1
+        return cluster_capacity(self.nodes.cache.values(), self.pods.cache.values(),
+                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
+                                placement_ids=self._accounted())
+
+    def placements(self) -> dict[str, JobPhase]:
+        out = {pid: phase for pid, (phase, _) in self._phases.items()}
+        for pid in self._launched:
+            out.setdefault(pid, JobPhase.PLACED)
+        return out
+
+    async def launch(self, placement: Placement, spec: JobSpec) -> str | None:
+        pid = placement.placement_id
+        if pid in self._phases or pid in self._launched:
+            return None  # idempotent: this placement runs here already
+        try:
+            manifest = build_workload(placement, spec, namespace=self.namespace,
+                                      finished_ttl_seconds=self.finished_ttl_seconds)
+        except WorkloadError as exc:
+            return str(exc)
+        why = self._fit(placement, spec)
+        if why:
+            return why
+        res = JOBS if spec.kind is JobKind.TRAINING else DEPLOYMENTS
+        try:
+            await asyncio.to_thread(self.api.create, res, manifest, self.namespace)
+        except ConflictError:
+            log.info("%s %s exists already: placement %s is running here", manifest["kind"],
+                     manifest["metadata"]["name"], pid)
+        except (InvalidError, ForbiddenError, NotFoundError) as exc:
+            return f"{self.namespace}/{manifest['metadata']['name']}: the member cluster refused the " \
+                   f"{manifest['kind']}: {exc}"
+        self._launched[pid] = placement
+        self._cancelled.discard(pid)
+        log.info("launched placement %s as %s %s/%s", pid, manifest["kind"], self.namespace,
+                 manifest["metadata"]["name"])
+        return None
+
+    async def cancel(self, placement_id: str) -> None:
+        known = placement_id in self._phases or placement_id in self._launched
+        phase = self._phases.get(placement_id, (JobPhase.PLACED, ""))[0]
+        self._cancelled.add(placement_id)
+        self._launched.pop(placement_id, None)
+        name = workload_name(placement_id)
+        for res in (JOBS, DEPLOYMENTS):
+            await asyncio.to_thread(self.api.delete, res, name, self.namespace, propagation="Background")
+        if known and not phase.is_terminal:
+            self._report(placement_id, JobPhase.CANCELLED, "cancelled: workload deleted")
+
+    # -- internals ------------------------------------------------------------
+
+    def _fit(self, placement: Placement, spec: JobSpec) -> str:
+        """Refuse a gang the cluster plainly cannot hold now, so the federator places it elsewhere."""
+        gpus = spec.resources.whole_gpus
+        if not gpus or spec.kind is not JobKind.TRAINING:
+            return ""
+        pool = self.capacity().pool(placement.gpu_model)
+        fits = pool.gang_capacity(gpus) if pool else 0
+        if fits < placement.replicas:
+            return (f"{placement.replicas} x {gpus} {placement.gpu_model} GPUs do not fit: "
+                    f"{fits} replicas fit on the usable nodes now")
+        return ""
+
+    def _accounted(self) -> frozenset[str]:
+        """Active placements whose pods all hold node resources already.
+
+        The capacity report counts these; the federator reserves the others itself,
+        and fences (cancels) any listed placement it does not consider current.
+        """
+        bound: dict[str, int] = {}
+        for pod in self.pods.cache.values():
+            pid = placement_of(pod)
+            if pid and (pod.get("spec") or {}).get("nodeName"):
+                bound[pid] = bound.get(pid, 0) + 1
+        return frozenset(pid for pid, n in bound.items()
+                         if n >= self._replicas(pid) and not self._phases.get(pid, (JobPhase.PLACED, ""))[0].is_terminal)
+
+    def _replicas(self, pid: str) -> int:
+        workload = self._workload(pid)
+        if workload is not None:
+            spec = workload.get("spec") or {}
+            return int(spec.get("parallelism") or spec.get("replicas") or 1)
+        placement = self._launched.get(pid)
+        return placement.replicas if placement else 1
+
+    def _workload(self, pid: str) -> Obj | None:
+        key = f"{self.namespace}/{workload_name(pid)}"
+        return self.jobs.cache.get(key) or self.deployments.cache.get(key)
+
+    def _pods_of(self, pid: str) -> list[Mapping[str, Any]]:
+        return [p for p in self.pods.cache.values() if placement_of(p) == pid]
+
+    def _workload_event(self, kind: str, obj: Obj) -> None:
+        pid = placement_of(obj)
+        if not pid:
+            return
+        if kind == DELETED:
+            self._launched.pop(pid, None)
+            last = self._phases.pop(pid, None)
+            if pid not in self._cancelled and last is not None and not last[0].is_terminal:
+                self._on_update(pid, JobPhase.FAILED, f"{obj.get('kind')} {key_name(obj)} was deleted in the "
+                                                      "member cluster")
+            return
+        self._launched.pop(pid, None)
+        self._refresh(pid, obj)
+
+    def _pod_event(self, _kind: str, pod: Obj) -> None:
+        pid = placement_of(pod)
+        if pid:
+            workload = self._workload(pid)
+            if workload is not None:
+                self._refresh(pid, workload)
+
+    def _refresh(self, pid: str, workload: Obj) -> None:
+        phase, message = workload_phase(workload, self._pods_of(pid))
+        last = self._phases.get(pid)
+        if last is not None and last[0].is_terminal:
+            return  # a finished placement stays finished
+        if pid in self._cancelled:
+            phase, message = JobPhase.CANCELLED, "cancelled"
+        elif last is not None and _RANK[phase] < _RANK[last[0]]:
+            return  # a replica that finished early or restarts does not take a placement back to Placed
+        if last is None or last[0] != phase:
+            self._report(pid, phase, message)
+        else:
+            self._phases[pid] = (phase, message)
+
+    def _report(self, pid: str, phase: JobPhase, message: str) -> None:
+        self._phases[pid] = (phase, message)
+        if self._started:
+            self._on_update(pid, phase, message)
+
+
+def key_name(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+__all__ = ["KubeBackend"]

@@ -1,0 +1,183 @@
+"""A member cluster's resource model from its Nodes and Pods: a pure function.
+
+What kube-scheduler would count: a node offers its allocatable resources if it
+is Ready, not cordoned and carries no NoSchedule/NoExecute taint the
+federator's workloads do not tolerate; every non-terminated pod bound to it
+holds its effective requests (max of the init containers' and the sum of the
+containers', plus overhead). The result is the same `ClusterCapacity` the
+simulated backend builds (`backends/sim/nodes.py`): per GPU model, how many
+usable nodes have 0, 1, 2, ... GPUs free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from federator.model import ClusterCapacity, GpuPool, QuantityError, Resources, to_bytes, to_milli
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+UNKNOWN_GPU_MODEL = "unknown"
+#: Taints the federator's workloads tolerate (they ask for GPUs, so the GPU taint is expected).
+DEFAULT_TOLERATED_TAINTS: frozenset[str] = frozenset({GPU_RESOURCE})
+_HISTOGRAM_MIN = 9  # 0..8 free GPUs, as in the simulated backend
+
+Obj = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """One node as the resource model sees it."""
+
+    name: str
+    gpu_model: str  # "" for a node without GPUs
+    usable: bool
+    why_not: str  # "" when usable
+    allocatable: Resources
+    capacity_gpus: int
+    used: Resources
+
+    @property
+    def free(self) -> Resources:
+        a, u = self.allocatable, self.used
+        return Resources(max(0, a.cpu_milli - u.cpu_milli), max(0, a.memory_bytes - u.memory_bytes),
+                         max(0, a.gpu_milli - u.gpu_milli))
+
+    @property
+    def free_gpus(self) -> int:
+        return self.free.gpu_milli // 1000
+
+
+def _quantity(raw: object, *, memory: bool = False) -> int:
+    if raw is None:
+        return 0
+    try:
+        return to_bytes(raw) if memory else to_milli(raw)
+    except QuantityError:
+        try:  # finer than the unit (e.g. "100u" cpu): round up, as the scheduler does
+            return math.ceil(float(str(raw).rstrip("numkMGTPEi") or 0))
+        except ValueError:
+            return 0
+
+
+def resources_of(amounts: Mapping[str, Any] | None) -> Resources:
+    amounts = amounts or {}
+    return Resources(cpu_milli=_quantity(amounts.get("cpu")), memory_bytes=_quantity(amounts.get("memory"), memory=True),
+                     gpu_milli=_quantity(amounts.get(GPU_RESOURCE)))
+
+
+def _container_requests(container: Obj) -> Resources:
+    res = container.get("resources") or {}
+    requests, limits = res.get("requests") or {}, res.get("limits") or {}
+    # A resource with a limit and no request is requested at its limit (the API server's defaulting).
+    return resources_of({k: requests.get(k, limits.get(k)) for k in ("cpu", "memory", GPU_RESOURCE)})
+
+
+def _max(a: Resources, b: Resources) -> Resources:
+    return Resources(max(a.cpu_milli, b.cpu_milli), max(a.memory_bytes, b.memory_bytes), max(a.gpu_milli, b.gpu_milli))
+
+
+def pod_requests(pod: Obj) -> Resources:
+    """What a pod holds on its node: max(sum of containers, each init container) + overhead.
+
+    Restartable init containers (sidecars) run alongside the containers, so they add to the sum.
+    """
+    spec = pod.get("spec") or {}
+    total = Resources()
+    sidecars = Resources()
+    init_peak = Resources()
+    for c in spec.get("initContainers") or []:
+        r = _container_requests(c)
+        if c.get("restartPolicy") == "Always":
+            sidecars = sidecars + r
+        else:
+            init_peak = _max(init_peak, sidecars + r)
+    for c in spec.get("containers") or []:
+        total = total + _container_requests(c)
+    return _max(total + sidecars, init_peak) + resources_of(spec.get("overhead"))
+
+
+def pod_holds_resources(pod: Obj) -> bool:
+    """Bound to a node and not terminated (Succeeded/Failed pods release what they held)."""
+    phase = (pod.get("status") or {}).get("phase")
+    return bool((pod.get("spec") or {}).get("nodeName")) and phase not in ("Succeeded", "Failed")
+
+
+def node_usable(node: Obj, tolerated_taints: frozenset[str] = DEFAULT_TOLERATED_TAINTS) -> str:
+    """"" if new pods may land on the node, else why not."""
+    spec, status = node.get("spec") or {}, node.get("status") or {}
+    if spec.get("unschedulable"):
+        return "cordoned"
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") != "True":
+        return "not Ready"
+    for taint in spec.get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and taint.get("key") not in tolerated_taints:
+            return f"tainted {taint.get('key')}:{taint.get('effect')}"
+    return ""
+
+
+def node_views(nodes: Iterable[Obj], pods: Iterable[Obj], *,
+               tolerated_taints: frozenset[str] = DEFAULT_TOLERATED_TAINTS,
+               gpu_label: str = GPU_PRODUCT_LABEL) -> list[NodeView]:
+    used: dict[str, Resources] = {}
+    for pod in pods:
+        if pod_holds_resources(pod):
+            node = pod["spec"]["nodeName"]
+            used[node] = used.get(node, Resources()) + pod_requests(pod)
+    views = []
+    for node in nodes:
+        meta, status = node.get("metadata") or {}, node.get("status") or {}
+        name = str(meta.get("name"))
+        allocatable = resources_of(status.get("allocatable"))
+        capacity_gpus = resources_of(status.get("capacity")).gpu_milli // 1000
+        model = ""
+        if capacity_gpus or allocatable.gpu_milli:
+            model = str((meta.get("labels") or {}).get(gpu_label) or UNKNOWN_GPU_MODEL)
+        why = node_usable(node, tolerated_taints)
+        views.append(NodeView(name, model, not why, why, allocatable, capacity_gpus, used.get(name, Resources())))
+    return views
+
+
+def cluster_capacity(nodes: Iterable[Obj], pods: Iterable[Obj], *,
+                     tolerated_taints: frozenset[str] = DEFAULT_TOLERATED_TAINTS,
+                     gpu_label: str = GPU_PRODUCT_LABEL, sequence: int = 0,
+                     placement_ids: frozenset[str] = frozenset()) -> ClusterCapacity:
+    """The resource model of a cluster from its Node and Pod objects (as the API server sends them)."""
+    views = node_views(nodes, pods, tolerated_taints=tolerated_taints, gpu_label=gpu_label)
+    hist: dict[str, list[int]] = {}
+    totals: dict[str, list[int]] = {}  # model -> [total, allocatable]
+    for v in views:
+        if not v.gpu_model:
+            continue
+        t = totals.setdefault(v.gpu_model, [0, 0])
+        t[0] += v.capacity_gpus
+        h = hist.setdefault(v.gpu_model, [0] * _HISTOGRAM_MIN)
+        if not v.usable:
+            continue
+        t[1] += v.allocatable.gpu_milli // 1000
+        free = v.free_gpus
+        if free >= len(h):
+            h.extend([0] * (free + 1 - len(h)))
+        h[free] += 1
+    usable = [v for v in views if v.usable]
+    return ClusterCapacity(
+        gpu_pools=tuple(GpuPool(m, tuple(hist[m]), totals[m][0], totals[m][1]) for m in sorted(hist)),
+        cpu_milli_allocatable=sum(v.allocatable.cpu_milli for v in usable),
+        cpu_milli_free=sum(v.free.cpu_milli for v in usable),
+        memory_bytes_allocatable=sum(v.allocatable.memory_bytes for v in usable),
+        memory_bytes_free=sum(v.free.memory_bytes for v in usable),
+        node_cpu_milli_free_max=max((v.free.cpu_milli for v in usable), default=0),
+        node_memory_bytes_free_max=max((v.free.memory_bytes for v in usable), default=0),
+        sequence=sequence,
+        placement_ids=placement_ids,
+    )
+
+
+__all__ = [
+    "DEFAULT_TOLERATED_TAINTS", "GPU_PRODUCT_LABEL", "GPU_RESOURCE", "NodeView", "cluster_capacity", "node_usable",
+    "node_views", "pod_holds_resources", "pod_requests", "resources_of",
+]

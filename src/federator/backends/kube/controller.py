@@ -1,0 +1,188 @@
+"""The FederatedJob controller of the host cluster, and the MemberCluster writer.
+
+It turns `kubectl apply` into `Federator.submit` and `kubectl delete` into
+`Federator.cancel`; the status write-back is the job store's (`store.py`).
+
+- A new FederatedJob gets the finalizer first, then is validated by
+  `jobfile.parse_job` (the one validator files, the gRPC API and CRDs share)
+  and submitted. One the federator refuses gets phase Failed and a message
+  naming the field.
+- A FederatedJob being deleted has its job cancelled (the federator sends the
+  member cluster's agent a Cancel, and its Job or Deployment is deleted), then
+  the finalizer is removed. The cancel is durable in the federator before the
+  finalizer goes, so an agent that was away hears of it when it re-syncs.
+- MemberCluster objects mirror the federator's cluster registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from federator.backends.kube.api import (
+    FEDERATED_JOBS,
+    MEMBER_CLUSTERS,
+    ConflictError,
+    KubeApi,
+    KubeError,
+    NotFoundError,
+    Obj,
+)
+from federator.backends.kube.informer import DELETED, Informer
+from federator.backends.kube.resources import (
+    FINALIZER,
+    invalid_status,
+    member_cluster,
+    member_cluster_status,
+    spec_of,
+)
+from federator.backends.kube.store import KubeJobStore, Owner
+from federator.jobfile import JobFileError
+from federator.server.federator import Federator, NotFound, SubmitError
+
+log = logging.getLogger("federator.kube.controller")
+
+
+class FederatedJobController:
+    def __init__(self, fed: Federator, api: KubeApi, store: KubeJobStore, *, namespace: str | None = None,
+                 member_interval: float = 2.0, clock: Callable[[], float] = time.time) -> None:
+        self.fed = fed
+        self.api = api
+        self.store = store
+        self.clock = clock
+        self.member_interval = member_interval
+        self.informer = Informer(api, FEDERATED_JOBS, namespace=namespace, on_event=self._enqueue,
+                                 name="federatedjobs")
+        self._queue: asyncio.Queue[tuple[str, Obj]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._members_written: dict[str, tuple[Obj, float]] = {}
+        self._refused: set[str] = set()  # uids whose refusal is written
+
+    async def start(self) -> None:
+        self.informer.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._work()), loop.create_task(self._members())]
+        await self.informer.wait_synced()
+        log.info("watching FederatedJobs in %s: %d found", self.api.server, len(self.informer.cache))
+
+    async def stop(self) -> None:
+        self.informer.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- FederatedJobs ------------------------------------------------------------
+
+    def _enqueue(self, kind: str, obj: Obj) -> None:
+        self._queue.put_nowait((kind, obj))
+
+    async def _work(self) -> None:
+        while True:
+            kind, obj = await self._queue.get()
+            try:
+                await self.reconcile(kind, obj)
+            except Exception:  # one object must not stop the controller
+                meta = obj.get("metadata") or {}
+                log.exception("reconciling FederatedJob %s/%s failed", meta.get("namespace"), meta.get("name"))
+
+    async def reconcile(self, kind: str, obj: Obj) -> None:
+        meta = obj.get("metadata") or {}
+        ns, name, uid = meta.get("namespace", "default"), meta.get("name", ""), meta.get("uid", "")
+        job_id = self.store.job_for_uid(uid) or (obj.get("status") or {}).get("jobId")
+        if kind == DELETED or meta.get("deletionTimestamp"):
+            if job_id:
+                self._cancel(job_id, f"{ns}/{name}")
+            if kind != DELETED and FINALIZER in (meta.get("finalizers") or []):
+                await self._set_finalizers(obj, [f for f in meta["finalizers"] if f != FINALIZER])
+            return
+        if FINALIZER not in (meta.get("finalizers") or []):
+            # The finalizer goes on before the job exists, so no job outlives its object.
+            await self._set_finalizers(obj, [*(meta.get("finalizers") or []), FINALIZER])
+            return  # the update comes back as an event
+        if job_id and job_id in self.fed.jobs:
+            return
+        if uid in self._refused:
+            return
+        try:
+            spec = spec_of(obj)
+        except JobFileError as exc:
+            await self._refuse(obj, str(exc))
+            return
+        generation = int(meta.get("generation", 1))
+        self.store.expect(Owner(ns, name, uid, generation))
+        try:
+            job = self.fed.submit(spec)
+        except SubmitError as exc:
+            await self._refuse(obj, str(exc))
+            return
+        log.info("FederatedJob %s/%s submitted as job %s", ns, name, job.job_id)
+
+    def _cancel(self, job_id: str, what: str) -> None:
+        try:
+            job = self.fed.cancel(job_id)
+        except NotFound:
+            return
+        log.info("FederatedJob %s deleted: job %s is %s", what, job_id, job.phase)
+
+    async def _set_finalizers(self, obj: Obj, finalizers: list[str]) -> None:
+        meta = obj["metadata"]
+        body = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
+        try:
+            await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"])
+        except (ConflictError, NotFoundError):
+            pass  # a newer version is on its way as an event; reconcile that one
+
+    async def _refuse(self, obj: Obj, message: str) -> None:
+        meta = obj["metadata"]
+        self._refused.add(meta["uid"])
+        log.warning("FederatedJob %s/%s refused: %s", meta["namespace"], meta["name"], message)
+        body = {"metadata": {"uid": meta["uid"]},
+                "status": invalid_status(message, generation=int(meta.get("generation", 1)), now=self.clock())}
+        try:
+            await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
+                                    subresource="status")
+        except (ConflictError, NotFoundError):
+            pass
+
+    # -- MemberClusters -------------------------------------------------------------
+
+    async def _members(self) -> None:
+        while True:
+            try:
+                await self.write_members()
+                await asyncio.to_thread(self.store.flush)
+            except Exception:  # a failed round is retried on the next
+                log.exception("writing MemberClusters failed")
+            await asyncio.sleep(self.member_interval)
+
+    async def write_members(self, *, refresh_after: float = 30.0) -> None:
+        """Mirror the cluster registry; a status that did not change is rewritten only every refresh_after."""
+        now = self.clock()
+        for rec in list(self.fed.clusters.values()):
+            status = member_cluster_status(state=rec.state, connected=rec.connected,
+                                           last_report_at=rec.last_report_at, capacity=rec.capacity)
+            comparable = {k: v for k, v in status.items() if k != "lastReportTime"}
+            last = self._members_written.get(rec.name)
+            if last is not None and last[0] == comparable and now - last[1] < refresh_after:
+                continue
+            await asyncio.to_thread(self._write_member, rec.name, rec.region, dict(rec.labels), status)
+            self._members_written[rec.name] = (comparable, now)
+
+    def _write_member(self, name: str, region: str, labels: dict[str, str], status: dict[str, Any]) -> None:
+        try:
+            self.api.patch(MEMBER_CLUSTERS, name, {"spec": {"region": region, "labels": labels}})
+        except NotFoundError:
+            try:
+                self.api.create(MEMBER_CLUSTERS, member_cluster(name, region=region, labels=labels))
+            except ConflictError:
+                pass
+        try:
+            self.api.patch(MEMBER_CLUSTERS, name, {"status": status}, subresource="status")
+        except KubeError as exc:
+            log.warning("MemberCluster %s: status not written: %s", name, exc)
+
+
+__all__ = ["FederatedJobController"]

@@ -1,0 +1,77 @@
+"""Kubernetes mode of the federator process: the host cluster as store, controller and lock.
+
+The order matters. A replica first waits for the Lease (a standby serves
+nothing: no gRPC, so agents and clients only ever reach the leader), then loads
+every job from the FederatedJobs' status, then starts the controller. When it
+loses the Lease it stops at once, and the process exits non-zero so its
+supervisor restarts it as a standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from federator.backends.kube.api import KubeApi, KubeError
+from federator.backends.kube.controller import FederatedJobController
+from federator.backends.kube.leader import LeaderElector, LeaseConfig
+from federator.backends.kube.options import KubeOptions
+from federator.backends.kube.store import KubeJobStore
+from federator.server.federator import Federator
+
+log = logging.getLogger("federator.kube")
+
+
+class KubeMode:
+    def __init__(self, opts: KubeOptions, api: KubeApi, elector: LeaderElector | None) -> None:
+        self.opts = opts
+        self.api = api
+        self.elector = elector
+        self.store = KubeJobStore(api)
+        self.controller: FederatedJobController | None = None
+        self.lost = False
+        self._hold: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def prepare(cls, opts: KubeOptions) -> KubeMode:
+        try:
+            api = await asyncio.to_thread(KubeApi.connect, opts.kubeconfig)
+        except KubeError as exc:
+            raise SystemExit(f"federator serve: --kubeconfig: {exc}") from exc
+        elector = None
+        if opts.leader_elect:
+            try:
+                cfg = LeaseConfig(namespace=opts.lease_namespace, name=opts.lease_name, identity=opts.identity,
+                                  lease_duration=opts.lease_duration, renew_deadline=opts.renew_deadline,
+                                  retry_period=opts.retry_period)
+            except ValueError as exc:
+                raise SystemExit(f"federator serve: {exc}") from exc
+            elector = LeaderElector(api, cfg)
+            await elector.acquire()
+        return cls(opts, api, elector)
+
+    async def start(self, fed: Federator, *, on_lost: Callable[[], None]) -> None:
+        self.controller = FederatedJobController(fed, self.api, self.store, namespace=self.opts.namespace,
+                                                 member_interval=fed.report_interval)
+        await self.controller.start()
+        if self.elector is not None:
+            self._hold = asyncio.get_running_loop().create_task(self._watch_lease(on_lost))
+
+    async def _watch_lease(self, on_lost: Callable[[], None]) -> None:
+        assert self.elector is not None
+        await self.elector.hold()
+        self.lost = True
+        on_lost()
+
+    async def stop(self) -> None:
+        if self._hold is not None:
+            self._hold.cancel()
+        if self.controller is not None:
+            await self.controller.stop()
+        await asyncio.to_thread(self.store.flush)
+        if self.elector is not None and not self.lost:
+            await asyncio.to_thread(self.elector.release)
+
+
+__all__ = ["KubeMode"]

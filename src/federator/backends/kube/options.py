@@ -1,0 +1,86 @@
+"""Options of Kubernetes mode for `federator serve`, importable without the `kubernetes` package.
+
+`server/app.py` holds a `KubeOptions` when `--kubeconfig` or `--in-cluster` is
+given; `prepare_kube_mode` (which imports the Kubernetes code lazily) connects,
+waits for leadership and hands back the job store and the controller to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from federator.backends.kube.host import KubeMode
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def default_identity() -> str:
+    return f"{socket.gethostname()}_{os.getpid()}"
+
+
+def default_lease_namespace() -> str:
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+@dataclass(frozen=True, slots=True)
+class KubeOptions:
+    kubeconfig: Path | None = None  # None: the pod's service account
+    namespace: str | None = None  # FederatedJobs of this namespace only; None: all namespaces
+    leader_elect: bool = True
+    lease_name: str = "federator"
+    lease_namespace: str = field(default_factory=default_lease_namespace)
+    identity: str = field(default_factory=default_identity)
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+async def prepare_kube_mode(opts: KubeOptions) -> KubeMode:
+    """Connect to the host cluster and, with leader election, wait until this replica leads."""
+    from federator.backends.kube.host import KubeMode
+
+    return await KubeMode.prepare(opts)
+
+
+
+
+def add_kube_arguments(p: argparse.ArgumentParser) -> None:
+    """`federator serve` flags of Kubernetes mode."""
+    g = p.add_argument_group("Kubernetes mode (FederatedJobs in the host cluster are the job store)")
+    g.add_argument("--kubeconfig", type=Path, help="the host cluster's kubeconfig")
+    g.add_argument("--in-cluster", action="store_true", help="the host cluster is the one this pod runs in")
+    g.add_argument("--watch-namespace", help="FederatedJobs of this namespace only (default: all namespaces)")
+    g.add_argument("--no-leader-elect", dest="leader_elect", action="store_false",
+                   help="act without holding the Lease (only ever with one replica)")
+    g.add_argument("--lease-name", default="federator", help="leader election Lease (default %(default)s)")
+    g.add_argument("--lease-namespace", help="namespace of the Lease (default: the pod's, else default)")
+    g.add_argument("--identity", help="this replica's name in the Lease (default: hostname_pid)")
+    g.add_argument("--lease-duration", type=float, default=15.0, help="seconds (default %(default)s)")
+    g.add_argument("--renew-deadline", type=float, default=10.0, help="seconds (default %(default)s)")
+    g.add_argument("--retry-period", type=float, default=2.0, help="seconds (default %(default)s)")
+
+
+def kube_options(args: argparse.Namespace) -> KubeOptions | None:
+    """KubeOptions from `add_kube_arguments` flags; None when Kubernetes mode is not asked for."""
+    if args.kubeconfig is None and not args.in_cluster:
+        return None
+    return KubeOptions(
+        kubeconfig=None if args.in_cluster else args.kubeconfig, namespace=args.watch_namespace,
+        leader_elect=args.leader_elect, lease_name=args.lease_name,
+        lease_namespace=args.lease_namespace or default_lease_namespace(),
+        identity=args.identity or default_identity(), lease_duration=args.lease_duration,
+        renew_deadline=args.renew_deadline, retry_period=args.retry_period,
+    )
+
+
+__all__ = ["KubeOptions", "add_kube_arguments", "default_identity", "default_lease_namespace", "kube_options",
+           "prepare_kube_mode"]

@@ -1,0 +1,194 @@
+"""The federator's custom resources as plain dicts: FederatedJob status, MemberCluster. Pure functions.
+
+A FederatedJob's status is the durable record of its job in Kubernetes mode
+(`store.KubeJobStore`): everything needed to rebuild the federator's `Job`
+after a restart or a leader change is in it (job id, phase, placements with
+their fencing generation, timestamps), next to what `kubectl get fj` shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from federator.jobfile import API_VERSION, parse_job
+from federator.model import (
+    ClusterCapacity,
+    ClusterState,
+    Job,
+    JobId,
+    JobPhase,
+    JobSpec,
+    Placement,
+    PlacementId,
+    Reason,
+    ReasonCode,
+    format_gpus,
+)
+
+FINALIZER = "federator.io/placements"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+Obj = dict[str, Any]
+
+
+def timestamp(t: float) -> str:
+    """RFC 3339 with microseconds, as Kubernetes writes them; "" for 0."""
+    if not t:
+        return ""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: object) -> float:
+    if not isinstance(text, str) or not text:
+        return 0.0
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def job_document(cr: Mapping[str, Any]) -> Obj:
+    """The job-file document of a FederatedJob object: what `parse_job` validates.
+
+    Server-side metadata (uid, managedFields, kubectl's last-applied copy of the
+    spec) is dropped; labels and annotations are the user's.
+    """
+    meta = cr.get("metadata") or {}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+    doc_meta: Obj = {"name": meta.get("name"), "namespace": meta.get("namespace", "default")}
+    if meta.get("labels"):
+        doc_meta["labels"] = dict(meta["labels"])
+    if annotations:
+        doc_meta["annotations"] = annotations
+    return {"apiVersion": cr.get("apiVersion", API_VERSION), "kind": cr.get("kind"), "metadata": doc_meta,
+            "spec": dict(cr.get("spec") or {})}
+
+
+def spec_of(cr: Mapping[str, Any]) -> JobSpec:
+    """Validate a FederatedJob with the one validator files and the API use; raises JobFileError."""
+    meta = cr.get("metadata") or {}
+    return parse_job(job_document(cr), source=f"FederatedJob {meta.get('namespace')}/{meta.get('name')}")
+
+
+def _condition(kind: str, ok: bool, reason: str, message: str, now: str, generation: int,
+               old: Mapping[str, Mapping[str, Any]]) -> Obj:
+    status = "True" if ok else "False"
+    prev = old.get(kind)
+    since = prev.get("lastTransitionTime") if prev and prev.get("status") == status else now
+    return {"type": kind, "status": status, "reason": reason, "message": message[:1024],
+            "lastTransitionTime": since or now, "observedGeneration": generation}
+
+
+def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[str, Any]] | None = None,
+               now: float) -> Obj:
+    """The FederatedJob status for a job (what `kubectl get fj` shows, and the durable record)."""
+    clusters = sorted({p.cluster for p in job.placements})
+    regions = sorted({p.region for p in job.placements})
+    reason = job.pending_reason
+    stamp = timestamp(now)
+    old = {str(c.get("type")): c for c in old_conditions or []}
+    phase = job.phase
+    placed = phase in (JobPhase.PLACED, JobPhase.RUNNING) or bool(job.placed_at)
+    conditions = [
+        _condition("Placed", placed, reason.code.value if reason and not placed else phase.value,
+                   (reason.message if reason and not placed else
+                    f"placed in {', '.join(clusters)}" if clusters else ""), stamp, generation, old),
+        _condition("Running", phase is JobPhase.RUNNING, phase.value, job.message if phase.is_terminal else "",
+                   stamp, generation, old),
+        _condition("Finished", phase.is_terminal, phase.value, job.message if phase.is_terminal else "", stamp,
+                   generation, old),
+    ]
+    return {
+        "jobId": job.job_id,
+        "phase": phase.value,
+        "cluster": ",".join(clusters),
+        "region": ",".join(regions),
+        "placementId": job.placements[0].placement_id if job.placements else "",
+        "placementIds": [p.placement_id for p in job.placements],
+        "gpus": format_gpus(job.spec.total.gpu_milli),
+        "message": job.message,
+        "pendingReason": {"code": reason.code.value, "message": reason.message} if reason else None,
+        "observedGeneration": generation,
+        "placementGeneration": job.generation,
+        "submittedAt": timestamp(job.submitted_at),
+        "placedAt": timestamp(job.placed_at),
+        "finishedAt": timestamp(job.finished_at),
+        "placements": [
+            {"placementId": p.placement_id, "cluster": p.cluster, "region": p.region, "replicas": p.replicas,
+             "gpuModel": p.gpu_model, "generation": p.generation, "phase": p.phase.value, "message": p.message}
+            for p in job.placements
+        ],
+        "conditions": conditions,
+    }
+
+
+def invalid_status(message: str, *, generation: int, now: float) -> Obj:
+    """The status of a FederatedJob the federator refused (the message names the fields)."""
+    stamp = timestamp(now)
+    return {"phase": JobPhase.FAILED.value, "message": message, "observedGeneration": generation,
+            "pendingReason": None,
+            "conditions": [{"type": "Finished", "status": "True", "reason": "Invalid", "message": message[:1024],
+                            "lastTransitionTime": stamp, "observedGeneration": generation}]}
+
+
+def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
+    """Rebuild the federator's Job from a FederatedJob it wrote status to; None if it never did."""
+    status = cr.get("status") or {}
+    job_id = status.get("jobId")
+    if not job_id:
+        return None
+    spec = spec_of(cr)
+    reason = status.get("pendingReason") or None
+    code = reason.get("code") if reason else None
+    return Job(
+        job_id=JobId(job_id),
+        spec=spec,
+        submitted_at=parse_timestamp(status.get("submittedAt")),
+        phase=JobPhase(status.get("phase", JobPhase.PENDING.value)),
+        pending_reason=Reason(ReasonCode(code), str(reason.get("message", "")))
+        if code in ReasonCode._value2member_map_ else None,
+        placements=[
+            Placement(placement_id=PlacementId(p["placementId"]), job_id=JobId(job_id), cluster=p["cluster"],
+                      region=p.get("region", ""), replicas=int(p.get("replicas", 1)), gpu_model=p.get("gpuModel", ""),
+                      generation=int(p.get("generation", 0)), phase=JobPhase(p.get("phase", "Placed")),
+                      message=p.get("message", ""))
+            for p in status.get("placements") or []
+        ],
+        placed_at=parse_timestamp(status.get("placedAt")),
+        finished_at=parse_timestamp(status.get("finishedAt")),
+        message=str(status.get("message", "")),
+        generation=int(status.get("placementGeneration", 0)),
+    )
+
+
+# -- MemberCluster ------------------------------------------------------------
+
+
+def member_cluster(name: str, *, region: str, labels: Mapping[str, str]) -> Obj:
+    return {"apiVersion": API_VERSION, "kind": "MemberCluster",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "federator"}},
+            "spec": {"region": region, "labels": dict(labels)}}
+
+
+def member_cluster_status(*, state: ClusterState, connected: bool, last_report_at: float,
+                          capacity: ClusterCapacity | None) -> Obj:
+    status: Obj = {"state": state.value, "connected": connected, "lastReportTime": timestamp(last_report_at)}
+    if capacity is not None:
+        status.update({
+            "gpusFree": capacity.free_gpus,
+            "gpusTotal": capacity.total_gpus,
+            "cpuMilliFree": capacity.cpu_milli_free,
+            "cpuMilliAllocatable": capacity.cpu_milli_allocatable,
+            "gpus": [{"model": p.gpu_model, "total": p.total_gpus, "allocatable": p.allocatable_gpus,
+                      "free": p.free_gpus, "nodesByFreeGpus": list(p.nodes_by_free_gpus)}
+                     for p in capacity.gpu_pools],
+        })
+    return status
+
+
+__all__ = [
+    "FINALIZER", "invalid_status", "job_document", "job_from_resource", "job_status", "member_cluster",
+    "member_cluster_status", "parse_timestamp", "spec_of", "timestamp",
+]

@@ -1,0 +1,146 @@
+"""The job store of Kubernetes mode: each job's state lives in its FederatedJob's status.
+
+The federator writes a job to its store before anyone hears of a change, so
+writing the status subresource here *is* the status write-back: a job's phase,
+cluster, placements and reasons reach `kubectl get fj` through the same call
+that makes them durable. `load()` rebuilds every job from the FederatedJobs'
+status, which is how a federator that becomes leader picks up where the last
+one stopped (the placements' fencing generations included).
+
+Each status write carries the FederatedJob's uid as a precondition, so a job
+never writes over a newer FederatedJob that reuses its name. A job submitted
+through the gRPC API (`federator submit`) gets a FederatedJob created for it,
+so every job is visible with kubectl.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, KubeError, NotFoundError, Obj
+from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status
+from federator.jobfile import JobFileError, spec_to_document
+from federator.model import Job, JobId
+
+log = logging.getLogger("federator.kube.store")
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The FederatedJob object a job belongs to."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int = 1
+
+
+class KubeJobStore:
+    """JobStore over FederatedJob status. Synchronous, as the protocol is; writes that fail are retried."""
+
+    def __init__(self, api: KubeApi, *, clock: Callable[[], float] = time.time) -> None:
+        self.api = api
+        self.clock = clock
+        self._owners: dict[JobId, Owner] = {}
+        self._expected: dict[tuple[str, str], Owner] = {}  # FederatedJobs being submitted right now
+        self._conditions: dict[JobId, list[Obj]] = {}
+        self._retry: dict[JobId, Job] = {}
+        self._lock = threading.Lock()
+        self.writes = 0
+
+    # -- what the controller tells the store -----------------------------------
+
+    def expect(self, owner: Owner) -> None:
+        """The next job submitted under this namespace/name belongs to this FederatedJob."""
+        self._expected[(owner.namespace, owner.name)] = owner
+
+    def owner_of(self, job_id: JobId) -> Owner | None:
+        return self._owners.get(job_id)
+
+    def job_for_uid(self, uid: str) -> JobId | None:
+        for job_id, owner in self._owners.items():
+            if owner.uid == uid:
+                return job_id
+        return None
+
+    # -- JobStore protocol ------------------------------------------------------
+
+    def load(self) -> list[Job]:
+        listed = self.api.list(FEDERATED_JOBS)
+        jobs: list[Job] = []
+        for cr in listed.get("items") or []:
+            meta = cr.get("metadata") or {}
+            try:
+                job = job_from_resource(cr)
+            except (JobFileError, KeyError, ValueError) as exc:
+                log.warning("FederatedJob %s/%s: cannot rebuild its job from status: %s", meta.get("namespace"),
+                            meta.get("name"), exc)
+                continue
+            if job is None:
+                continue
+            self._owners[job.job_id] = Owner(meta["namespace"], meta["name"], meta["uid"],
+                                             int(meta.get("generation", 1)))
+            self._conditions[job.job_id] = list((cr.get("status") or {}).get("conditions") or [])
+            jobs.append(job)
+        jobs.sort(key=lambda j: (j.submitted_at, j.job_id))
+        log.info("loaded %d jobs from FederatedJob status in %s", len(jobs), self.api.server)
+        return jobs
+
+    def put(self, jobs: Iterable[Job]) -> None:
+        with self._lock:
+            pending = {**self._retry, **{j.job_id: j for j in jobs}}
+            self._retry = {}
+            for job in pending.values():
+                try:
+                    self._write(job)
+                except KubeError as exc:
+                    log.warning("writing the status of job %s failed (%s); will retry", job.job_id, exc)
+                    self._retry[job.job_id] = job
+
+    def flush(self) -> int:
+        """Retry the writes that failed; how many are still failing."""
+        self.put([])
+        return len(self._retry)
+
+    def close(self) -> None:
+        self.flush()
+
+    # -- internals ----------------------------------------------------------------
+
+    def _write(self, job: Job) -> None:
+        owner = self._owners.get(job.job_id)
+        if owner is None:
+            owner = self._expected.pop((job.spec.namespace, job.spec.name), None)
+            if owner is None:
+                if job.phase.is_terminal:
+                    return  # its FederatedJob is gone, and so is the job
+                owner = self._create_owner(job)
+            self._owners[job.job_id] = owner
+        status = job_status(job, generation=owner.generation, old_conditions=self._conditions.get(job.job_id),
+                            now=self.clock())
+        self._conditions[job.job_id] = status["conditions"]
+        body = {"metadata": {"uid": owner.uid}, "status": status}
+        try:
+            self.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace, subresource="status")
+            self.writes += 1
+        except (NotFoundError, ConflictError):
+            # The FederatedJob was deleted (or replaced by a new one of the same name): the job
+            # has no object to write to any more. The controller cancels such jobs.
+            log.info("FederatedJob %s/%s of job %s is gone; status not written", owner.namespace, owner.name,
+                     job.job_id)
+
+    def _create_owner(self, job: Job) -> Owner:
+        """A job from the gRPC API: give it a FederatedJob, so kubectl shows it and it survives failover."""
+        doc = spec_to_document(job.spec)
+        doc["metadata"]["finalizers"] = [FINALIZER]
+        created = self.api.create(FEDERATED_JOBS, doc, job.spec.namespace)
+        meta = created["metadata"]
+        log.info("created FederatedJob %s/%s for job %s", meta["namespace"], meta["name"], job.job_id)
+        return Owner(meta["namespace"], meta["name"], meta["uid"], int(meta.get("generation", 1)))
+
+
+__all__ = ["KubeJobStore", "Owner"]

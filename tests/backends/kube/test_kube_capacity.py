@@ -1,0 +1,107 @@
+"""Capacity from Nodes and Pods: what a real member cluster's objects say, as the sim's resource model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from federator.backends.kube.capacity import cluster_capacity, node_usable, pod_requests
+from federator.model import GpuPool, Resources
+
+H100, A100 = "NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB"
+GiB = 2**30
+
+
+def node(name: str, model: str = H100, gpus: int = 8, *, cpu: str = "64", memory: str = "512Gi", ready: bool = True,
+         unschedulable: bool = False, taints: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    amounts = {"cpu": cpu, "memory": memory, "pods": "110"}
+    labels = {"kubernetes.io/hostname": name}
+    if gpus:
+        amounts["nvidia.com/gpu"] = str(gpus)
+        labels["nvidia.com/gpu.product"] = model
+    spec: dict[str, Any] = {"unschedulable": True} if unschedulable else {}
+    if taints:
+        spec["taints"] = taints
+    return {"metadata": {"name": name, "labels": labels}, "spec": spec,
+            "status": {"capacity": dict(amounts), "allocatable": dict(amounts),
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def pod(on: str | None, *, gpus: int = 0, cpu: str = "1", memory: str = "1Gi", phase: str = "Running",
+        limits_only: bool = False, init: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    amounts: dict[str, str] = {"cpu": cpu, "memory": memory}
+    if gpus:
+        amounts["nvidia.com/gpu"] = str(gpus)
+    resources = {"limits": amounts} if limits_only else {"requests": amounts, "limits": amounts}
+    spec: dict[str, Any] = {"containers": [{"name": "c", "resources": resources}]}
+    if on:
+        spec["nodeName"] = on
+    if init:
+        spec["initContainers"] = init
+    return {"metadata": {"name": f"p-{on}", "namespace": "default"}, "spec": spec, "status": {"phase": phase}}
+
+
+@pytest.mark.parametrize(("pods", "hist"), [
+    pytest.param([], (0, 0, 0, 0, 0, 0, 0, 0, 2), id="idle"),
+    pytest.param([pod("n0", gpus=8)], (1, 0, 0, 0, 0, 0, 0, 0, 1), id="one-node-full"),
+    pytest.param([pod("n0", gpus=2), pod("n0", gpus=3)], (0, 0, 0, 1, 0, 0, 0, 0, 1), id="two-pods-share-a-node"),
+    pytest.param([pod("n0", gpus=8, phase="Succeeded")], (0, 0, 0, 0, 0, 0, 0, 0, 2), id="succeeded-pod-frees"),
+    pytest.param([pod("n0", gpus=8, phase="Failed")], (0, 0, 0, 0, 0, 0, 0, 0, 2), id="failed-pod-frees"),
+    pytest.param([pod(None, gpus=8, phase="Pending")], (0, 0, 0, 0, 0, 0, 0, 0, 2), id="unbound-pod-holds-nothing"),
+    pytest.param([pod("n0", gpus=4, phase="Pending")], (0, 0, 0, 0, 1, 0, 0, 0, 1), id="bound-pending-pod-holds"),
+    pytest.param([pod("n1", gpus=4, limits_only=True)], (0, 0, 0, 0, 1, 0, 0, 0, 1), id="limits-only-count"),
+])
+def test_gpu_histogram_counts_non_terminated_pods(pods: list[dict[str, Any]], hist: tuple[int, ...]) -> None:
+    cap = cluster_capacity([node("n0"), node("n1")], pods)
+    assert cap.gpu_pools == (GpuPool(H100, hist, 16, 16),)
+
+
+@pytest.mark.parametrize(("bad", "why"), [
+    pytest.param(node("n1", ready=False), "not Ready", id="not-ready"),
+    pytest.param(node("n1", unschedulable=True), "cordoned", id="cordoned"),
+    pytest.param(node("n1", taints=[{"key": "maintenance", "effect": "NoSchedule"}]), "tainted", id="tainted"),
+    pytest.param(node("n1", taints=[{"key": "maintenance", "effect": "NoExecute"}]), "tainted", id="no-execute"),
+])
+def test_unusable_nodes_count_in_total_but_offer_nothing(bad: dict[str, Any], why: str) -> None:
+    assert why in node_usable(bad)
+    cap = cluster_capacity([node("n0"), bad], [])
+    assert cap.gpu_pools == (GpuPool(H100, (0, 0, 0, 0, 0, 0, 0, 0, 1), 16, 8),)
+    assert cap.cpu_milli_allocatable == 64_000
+
+
+@pytest.mark.parametrize("taint", [
+    pytest.param({"key": "nvidia.com/gpu", "effect": "NoSchedule"}, id="gpu-taint-tolerated"),
+    pytest.param({"key": "spot", "effect": "PreferNoSchedule"}, id="prefer-no-schedule-is-soft"),
+])
+def test_tolerated_and_soft_taints_keep_a_node(taint: dict[str, str]) -> None:
+    assert node_usable(node("n0", taints=[taint])) == ""
+
+
+def test_models_cpu_and_memory() -> None:
+    nodes = [node("h0"), node("a0", A100, 4, cpu="32", memory="256Gi"), node("cpu0", gpus=0, cpu="16", memory="64Gi")]
+    pods = [pod("a0", gpus=1, cpu="8", memory="64Gi"), pod("cpu0", cpu="4", memory="16Gi")]
+    cap = cluster_capacity(nodes, pods, placement_ids=frozenset({"p1"}), sequence=7)
+    assert [p.gpu_model for p in cap.gpu_pools] == [A100, H100]
+    assert cap.pool(A100) == GpuPool(A100, (0, 0, 0, 1, 0, 0, 0, 0, 0), 4, 4)
+    assert cap.cpu_milli_allocatable == 112_000
+    assert cap.cpu_milli_free == 100_000
+    assert cap.memory_bytes_free == (512 + 192 + 48) * GiB
+    assert cap.node_cpu_milli_free_max == 64_000
+    assert (cap.sequence, cap.placement_ids) == (7, frozenset({"p1"}))
+
+
+def test_a_node_with_gpus_but_no_product_label_is_pooled_as_unknown() -> None:
+    n = node("n0")
+    del n["metadata"]["labels"]["nvidia.com/gpu.product"]
+    assert [p.gpu_model for p in cluster_capacity([n], []).gpu_pools] == ["unknown"]
+
+
+def test_pod_requests_take_the_larger_of_init_and_containers_and_add_sidecars_and_overhead() -> None:
+    # The proxy sidecar starts first, so it runs during setup (500m + 4) and beside the container (500m + 2).
+    p = pod("n0", cpu="2", memory="1Gi", init=[
+        {"name": "proxy", "restartPolicy": "Always", "resources": {"requests": {"cpu": "500m"}}},
+        {"name": "setup", "resources": {"requests": {"cpu": "4", "memory": "512Mi"}}},
+    ])
+    p["spec"]["overhead"] = {"cpu": "100m"}
+    assert pod_requests(p) == Resources(cpu_milli=4_600, memory_bytes=GiB)

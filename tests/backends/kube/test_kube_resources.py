@@ -1,0 +1,75 @@
+"""FederatedJob status is the job's durable record: writing it and reading it back gives the same job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from federator.backends.kube.resources import job_document, job_from_resource, job_status, spec_of
+from federator.jobfile import JobFileError
+from federator.model import Job, JobId, JobPhase, Placement, PlacementId, Reason, ReasonCode
+
+
+def federated_job(spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+        "metadata": {"name": "llm", "namespace": "team", "uid": "u1", "generation": 1, "resourceVersion": "9",
+                     "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}",
+                                     "federator.io/sim-duration": "3s"},
+                     "finalizers": ["federator.io/placements"]},
+        "spec": spec or {"kind": "training", "replicas": 2, "queue": "research", "priority": 0,
+                         "resources": {"nvidia.com/gpu": 8, "cpu": "4", "memory": "16Gi"}, "gpuModels": ["H100"]},
+    }
+
+
+def test_the_job_document_is_the_users_not_the_servers() -> None:
+    doc = job_document(federated_job())
+    assert doc["metadata"] == {"name": "llm", "namespace": "team", "annotations": {"federator.io/sim-duration": "3s"}}
+    assert spec_of(federated_job()).queue == "research"
+
+
+def test_an_invalid_spec_is_refused_by_the_same_validator_as_files() -> None:
+    bad = federated_job({"kind": "training", "resources": {"cpu": "4"}, "gpuModels": ["H100"]})
+    with pytest.raises(JobFileError, match=r"spec.gpuModels: is set but spec.resources asks for no nvidia.com/gpu"):
+        spec_of(bad)
+
+
+@pytest.mark.parametrize("phase", [JobPhase.PENDING, JobPhase.RUNNING, JobPhase.SUCCEEDED])
+def test_status_round_trip(phase: JobPhase) -> None:
+    spec = spec_of(federated_job())
+    job = Job(job_id=JobId("llm-abc123"), spec=spec, submitted_at=1_700_000_000.25, phase=phase, generation=3,
+              message="done" if phase.is_terminal else "")
+    if phase is JobPhase.PENDING:
+        job.pending_reason = Reason(ReasonCode.INSUFFICIENT_GPUS, "needs 16 H100")
+    else:
+        job.placed_at = 1_700_000_001.5
+        job.placements = [Placement(PlacementId("llm-abc123.g3.a"), JobId("llm-abc123"), "a", "east", 2,
+                                    "NVIDIA-H100-80GB-HBM3", 3, phase, "2 replicas running")]
+    if phase.is_terminal:
+        job.finished_at = 1_700_000_009.0
+    status = job_status(job, generation=1, now=1_700_000_010.0)
+    assert status["phase"] == phase.value
+    assert status["gpus"] == "16"
+    cr = {**federated_job(), "status": status}
+    back = job_from_resource(cr)
+    assert back == job
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Placed"]["status"] == ("False" if phase is JobPhase.PENDING else "True")
+    assert conditions["Running"]["status"] == ("True" if phase is JobPhase.RUNNING else "False")
+    assert conditions["Finished"]["status"] == ("True" if phase.is_terminal else "False")
+    if phase is JobPhase.PENDING:
+        assert conditions["Placed"]["reason"] == "InsufficientGpus"
+        assert status["pendingReason"] == {"code": "InsufficientGpus", "message": "needs 16 H100"}
+
+
+def test_a_condition_keeps_its_transition_time_while_its_status_holds() -> None:
+    spec = spec_of(federated_job())
+    job = Job(job_id=JobId("j"), spec=spec, submitted_at=1.0, phase=JobPhase.RUNNING, placed_at=2.0)
+    first = job_status(job, now=100.0)["conditions"]
+    again = job_status(job, now=200.0, old_conditions=first)["conditions"]
+    assert [c["lastTransitionTime"] for c in again] == [c["lastTransitionTime"] for c in first]
+
+
+def test_a_federated_job_never_submitted_has_no_job() -> None:
+    assert job_from_resource(federated_job()) is None

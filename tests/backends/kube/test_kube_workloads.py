@@ -1,0 +1,145 @@
+"""Placements as Jobs and Deployments, and their phase read back from status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from federator.backends.kube.workloads import (
+    PLACEMENT_LABEL,
+    WorkloadError,
+    build_workload,
+    placement_label,
+    placement_of,
+    workload_name,
+    workload_phase,
+)
+from federator.model import JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Resources
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+GiB = 2**30
+
+
+def placement(pid: str = "llm-abc123.g2.member-a", replicas: int = 4, model: str = H100) -> Placement:
+    return Placement(placement_id=PlacementId(pid), job_id=JobId("llm-abc123"), cluster="member-a",
+                     region="east", replicas=replicas, gpu_model=model, generation=2)
+
+
+def spec(kind: JobKind = JobKind.TRAINING, *, gpu_milli: int = 8000, template: dict[str, Any] | None = None,
+         annotations: tuple[tuple[str, str], ...] = ()) -> JobSpec:
+    return JobSpec(name="llm", kind=kind, replicas=4,
+                   resources=Resources(cpu_milli=32_000, memory_bytes=256 * GiB, gpu_milli=gpu_milli),
+                   pod_template_json=json.dumps(template) if template is not None else "", annotations=annotations)
+
+
+TRAINER = {"metadata": {"labels": {"team": "llm"}},
+           "spec": {"containers": [{"name": "trainer", "image": "trainer:1", "resources": {"requests": {"cpu": "1"}},
+                                    "env": [{"name": "X", "value": "1"}]},
+                                   {"name": "sidecar", "image": "log:1"}],
+                    "nodeSelector": {"zone": "a"}, "restartPolicy": "Always"}}
+
+
+def test_training_is_an_indexed_job_with_the_gang_shape() -> None:
+    job = build_workload(placement(), spec(template=TRAINER), namespace="work")
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    assert job["metadata"]["namespace"] == "work"
+    assert job["metadata"]["labels"][PLACEMENT_LABEL] == "llm-abc123.g2.member-a"
+    assert job["metadata"]["labels"]["federator.io/generation"] == "2"
+    s = job["spec"]
+    assert (s["completionMode"], s["completions"], s["parallelism"], s["backoffLimit"]) == ("Indexed", 4, 4, 0)
+    pod = s["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"  # a Job refuses Always
+    assert pod["nodeSelector"] == {"zone": "a", "nvidia.com/gpu.product": H100}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    main, sidecar = pod["containers"]
+    assert main["resources"]["requests"] == {"cpu": "32", "memory": str(256 * GiB), "nvidia.com/gpu": "8"}
+    assert main["resources"]["limits"] == {"nvidia.com/gpu": "8"}
+    assert "resources" not in sidecar
+    env = {e["name"]: e["value"] for e in main["env"]}
+    assert env == {"X": "1", "FEDERATOR_PLACEMENT_ID": "llm-abc123.g2.member-a", "FEDERATOR_JOB_ID": "llm-abc123",
+                   "FEDERATOR_REPLICAS": "4"}
+    assert s["template"]["metadata"]["labels"]["team"] == "llm"
+    assert placement_of(s["template"]) == "llm-abc123.g2.member-a"
+
+
+def test_the_spec_template_is_not_modified() -> None:
+    sp = spec(template=TRAINER)
+    before = sp.pod_template_json
+    build_workload(placement(), sp, namespace="work")
+    assert sp.pod_template_json == before
+
+
+def test_inference_is_a_deployment_selected_by_placement() -> None:
+    dep = build_workload(placement(replicas=3), spec(JobKind.INFERENCE, gpu_milli=1000), namespace="work")
+    assert (dep["apiVersion"], dep["kind"], dep["spec"]["replicas"]) == ("apps/v1", "Deployment", 3)
+    selector = dep["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert dep["spec"]["template"]["spec"]["restartPolicy"] == "Always"
+
+
+def test_a_template_without_containers_gets_a_default_one_that_runs_for_the_sim_duration() -> None:
+    job = build_workload(placement(), spec(annotations=(("federator.io/sim-duration", "2m"),)), namespace="w")
+    (main,) = job["spec"]["template"]["spec"]["containers"]
+    assert main["name"] == "main" and main["command"][-1].endswith("sleep 120")
+    assert main["resources"]["requests"]["nvidia.com/gpu"] == "8"
+
+
+def test_cpu_only_work_has_no_gpu_selector_or_toleration() -> None:
+    job = build_workload(placement(model=""), spec(gpu_milli=0), namespace="w")
+    pod = job["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["requests"]
+
+
+def test_a_fraction_of_a_gpu_is_refused_naming_the_field() -> None:
+    with pytest.raises(WorkloadError, match=r"spec.resources.nvidia.com/gpu"):
+        build_workload(placement(), spec(JobKind.INFERENCE, gpu_milli=500), namespace="w")
+
+
+@pytest.mark.parametrize("pid", [
+    "llm-abc123.g2.member-a",
+    "UPPER_case.g1.c",
+    "x" * 200 + ".g1.member-a",
+])
+def test_names_and_labels_are_valid_and_stable(pid: str) -> None:
+    name = workload_name(pid)
+    assert len(name) <= 52 and name == name.lower() and "." not in name and not name.startswith("-")
+    assert name == workload_name(pid)
+    label = placement_label(pid)
+    assert len(label) <= 63
+    assert workload_name(pid + "x") != name
+
+
+def job(status: dict[str, Any], replicas: int = 2) -> dict[str, Any]:
+    return {"kind": "Job", "metadata": {"annotations": {"federator.io/replicas": str(replicas)}},
+            "spec": {"parallelism": replicas}, "status": status}
+
+
+def pod(phase: str, unschedulable: str = "") -> dict[str, Any]:
+    conditions = [{"type": "PodScheduled", "status": "False", "message": unschedulable}] if unschedulable else []
+    return {"status": {"phase": phase, "conditions": conditions}}
+
+
+@pytest.mark.parametrize(("workload", "pods", "phase", "says"), [
+    pytest.param(job({}), [], JobPhase.PLACED, "0 of 2", id="no-pods-yet"),
+    pytest.param(job({"active": 2}), [pod("Pending", "0/3 nodes are available"), pod("Running")], JobPhase.PLACED,
+                 "0/3 nodes", id="one-unschedulable"),
+    pytest.param(job({"active": 2}), [pod("Running"), pod("Running")], JobPhase.RUNNING, "2 replicas", id="all-run"),
+    pytest.param(job({"active": 1, "succeeded": 1}), [pod("Running")], JobPhase.RUNNING, "", id="one-done-early"),
+    pytest.param(job({"succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]}), [],
+                 JobPhase.SUCCEEDED, "2 of 2", id="complete"),
+    pytest.param(job({"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                      "message": "Job has reached the specified backoff limit"}]}), [],
+                 JobPhase.FAILED, "BackoffLimitExceeded", id="failed"),
+    pytest.param({"kind": "Deployment", "spec": {"replicas": 2}, "status": {"readyReplicas": 2}}, [],
+                 JobPhase.RUNNING, "", id="deployment-ready"),
+    pytest.param({"kind": "Deployment", "spec": {"replicas": 2}, "status": {"conditions": [
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "slow"}]}}, [],
+                 JobPhase.FAILED, "slow", id="deployment-stuck"),
+])
+def test_phase_from_status(workload: dict[str, Any], pods: list[dict[str, Any]], phase: JobPhase, says: str) -> None:
+    got, message = workload_phase(workload, pods)
+    assert got is phase
+    assert says in message
