@@ -1,0 +1,77 @@
+{{/* Names, labels and shared fragments of the federator-agent chart. */}}
+
+{{- define "agent.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "agent.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "agent.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "agent.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "agent.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "agent.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: agent
+app.kubernetes.io/part-of: federator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+federator.io/cluster: {{ .Values.cluster.name | quote }}
+{{- end }}
+
+{{- define "agent.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "agent.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "agent.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "agent.workloadNamespace" -}}
+{{- default .Release.Namespace .Values.workloadNamespace }}
+{{- end }}
+
+{{- define "agent.tlsSecretName" -}}
+{{- if .Values.tls.certManager.enabled }}
+{{- printf "%s-tls" (include "agent.fullname" .) }}
+{{- else }}
+{{- .Values.tls.secretName }}
+{{- end }}
+{{- end }}
+
+{{/* Required values and checks the schema cannot express; each failure names the value to set. */}}
+{{- define "agent.validate" -}}
+{{- $_ := required "federator.address: set the federator's gRPC address as host:port, e.g. --set federator.address=federator.example.net:7070" .Values.federator.address }}
+{{- $_ := required "cluster.name: set this member cluster's name, e.g. --set cluster.name=west-1" .Values.cluster.name }}
+{{- $_ := required "cluster.region: set this member cluster's region, e.g. --set cluster.region=west" .Values.cluster.region }}
+{{- if and (eq .Values.backend "sim") (not .Values.sim.fleet) }}
+{{- fail "sim.fleet: backend=sim needs a fleet file's content with a cluster named cluster.name" }}
+{{- end }}
+{{- if and .Values.tls.enabled (not .Values.tls.certManager.enabled) (not .Values.tls.secretName) }}
+{{- fail "tls.secretName: name a Secret with ca.crt, tls.crt and tls.key, or set tls.certManager.enabled=true, or tls.enabled=false" }}
+{{- end }}
+{{- if and .Values.tls.enabled .Values.tls.certManager.enabled (not .Values.tls.certManager.issuerRef.name) }}
+{{- fail "tls.certManager.issuerRef.name: name the cert-manager Issuer or ClusterIssuer of the federation's CA" }}
+{{- end }}
+{{- end }}

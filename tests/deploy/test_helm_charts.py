@@ -1,0 +1,322 @@
+"""The Helm charts, with the real helm: lint, render, validate offline, refuse bad values.
+
+Rendered manifests are validated against the Kubernetes schemas of the oldest
+and newest versions the charts support (kubernetes-validate, no cluster
+needed); the process flags they pass are parsed by the federator's own CLI
+parser, so a chart can never pass a flag `federator` does not have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from deploy_support import ALERTS, DASHBOARD
+from helm_support import (
+    AGENT,
+    AGENT_CI_VALUES,
+    FEDERATOR,
+    NAMESPACE,
+    Helm,
+    by_kind,
+    chart_meta,
+    containers,
+    one,
+)
+from support import EXAMPLES
+
+from federator.cli import build_parser
+
+KUBE_VERSIONS = ("1.27", "1.37")  # Chart.yaml kubeVersion floor, and the newest schemas we have
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "Certificate"}  # CRDs of other operators: checked below
+FED_ALL_ON = ["--set", "replicaCount=3", "--set", "serviceMonitor.enabled=true",
+              "--set", "serviceMonitor.labels.release=prom", "--set", "prometheusRule.enabled=true",
+              "--set", "tls.certManager.enabled=true", "--set", "tls.certManager.issuerRef.name=federation-ca",
+              "--set", "tls.certManager.issuerRef.kind=ClusterIssuer",
+              "--set", "tls.certManager.extraDnsNames[0]=federator.example.net",
+              "--set", "service.type=LoadBalancer", "--set", "federator.verbose=true",
+              "--set", "policy.queues[0].name=research", "--set", "policy.queues[0].weight=2",
+              "--set", "image.tag=0.2.0-rc1", "--set", "grafanaDashboard.namespace=monitoring",
+              "--set", "topologySpreadConstraints[0].maxSkew=1",
+              "--set", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+              "--set", "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+              "--set", "topologySpreadConstraints[0].labelSelector.matchLabels.app\\.kubernetes\\.io/name=federator"]
+FED_SINGLE = ["--set", "replicaCount=1", "--set", "persistence.enabled=true", "--set", "persistence.size=5Gi",
+              "--set", "tls.enabled=false", "--set", "service.type=NodePort", "--set", "service.grpcNodePort=30070",
+              "--set", "grafanaDashboard.enabled=false", "--set", "leaderElection.enabled=false"]
+
+
+@pytest.fixture(scope="module")
+def h(helm: Path) -> Helm:
+    return Helm(helm)
+
+
+def _sim_fleet_values(tmp: Path) -> Path:
+    values = {"backend": "sim", "tls": {"enabled": False}, "sim": {"timeScale": 0.1,
+              "fleet": yaml.safe_load((EXAMPLES / "fleet.yaml").read_text())}}
+    path = tmp / "sim-values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+RENDER_CASES = [
+    pytest.param(FEDERATOR, [], id="federator-defaults"),
+    pytest.param(FEDERATOR, FED_ALL_ON, id="federator-ha-certmanager-monitoring"),
+    pytest.param(FEDERATOR, FED_SINGLE, id="federator-single-sqlite-plaintext"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES], id="agent-kubernetes"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "tls.certManager.enabled=true",
+                         "--set", "tls.certManager.issuerRef.name=federation-ca", "--set", "workloadNamespace=gpu-jobs",
+                         "--set", "verbose=true"], id="agent-certmanager-own-namespace"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "-f", "SIM"], id="agent-sim-plaintext"),
+]
+
+
+def _render(h: Helm, chart: Path, args: list[Any], tmp_path: Path) -> list[dict[str, Any]]:
+    args = [_sim_fleet_values(tmp_path) if a == "SIM" else a for a in args]
+    return h.template(chart, *args)
+
+
+# -- lint ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("chart", "args"), [
+    pytest.param(FEDERATOR, [], id="federator"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES], id="federator-agent"),
+])
+def test_helm_lint_strict(h: Helm, chart: Path, args: list[Any]) -> None:
+    proc = h.run("lint", "--strict", chart, *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+    assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout
+
+
+# -- render and validate ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("chart", "args"), RENDER_CASES)
+def test_rendered_manifests_are_valid_kubernetes(h: Helm, chart: Path, args: list[Any], tmp_path: Path) -> None:
+    docs = _render(h, chart, args, tmp_path)
+    assert by_kind(docs, "Deployment")
+    for doc in docs:
+        assert doc["metadata"].get("name"), doc
+        if doc["kind"] in CUSTOM_KINDS or doc["kind"] == "CustomResourceDefinition":
+            continue  # CRDs: test_chart_crds_are_valid_kubernetes
+        for version in KUBE_VERSIONS:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for Kubernetes {version}: {exc.message}")
+
+
+@pytest.mark.parametrize(("chart", "args"), RENDER_CASES)
+def test_containers_run_locked_down(h: Helm, chart: Path, args: list[Any], tmp_path: Path) -> None:
+    docs = _render(h, chart, args, tmp_path)
+    for deploy in by_kind(docs, "Deployment"):
+        pod = deploy["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+            writable = {m["mountPath"] for m in c["volumeMounts"] if not m.get("readOnly")}
+            assert "/tmp" in writable
+
+
+@pytest.mark.parametrize(("chart", "args"), RENDER_CASES)
+def test_process_flags_are_real_federator_flags(h: Helm, chart: Path, args: list[Any], tmp_path: Path) -> None:
+    """Every container's args parse with `federator`'s own parser: no flag the binary lacks."""
+    for c in containers(_render(h, chart, args, tmp_path)):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            try:
+                parsed = build_parser().parse_args(c["args"])
+            except SystemExit:
+                pytest.fail(f"federator refuses the chart's args {c['args']}:\n{err.getvalue()}")
+        assert parsed.command == ("serve" if chart == FEDERATOR else "agent")
+
+
+@pytest.mark.parametrize("chart", [FEDERATOR, AGENT], ids=["federator", "federator-agent"])
+def test_image_tag_defaults_to_app_version(h: Helm, chart: Path) -> None:
+    args = [] if chart == FEDERATOR else ["-f", AGENT_CI_VALUES]
+    docs = h.template(chart, *args)
+    app_version = chart_meta(chart)["appVersion"]
+    assert {c["image"] for c in containers(docs)} == {f"federator/federator:{app_version}"}
+    docs = h.template(chart, *args, "--set", "image.digest=sha256:" + "a" * 64)
+    assert {c["image"] for c in containers(docs)} == {"federator/federator@sha256:" + "a" * 64}
+
+
+def test_federator_defaults_are_highly_available(h: Helm) -> None:
+    docs = h.template(FEDERATOR)
+    deploy = one(docs, "Deployment")
+    assert deploy["spec"]["replicas"] == 2
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
+    c = containers(docs)[0]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 7070, "metrics": 9090}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert c["readinessProbe"]["tcpSocket"] == {"port": "grpc"}  # mTLS: the kubelet cannot do the gRPC probe
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["FEDERATOR_CERT"] == "/etc/federator/tls/tls.crt"
+    tls_volume = next(v for v in deploy["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
+    assert tls_volume["secret"]["secretName"] == "federator-tls"
+    service = one(docs, "Service")
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"grpc": 7070, "metrics": 9090}
+    assert "--listen=0.0.0.0:7070" in c["args"] and "--metrics-listen=0.0.0.0:9090" in c["args"]
+
+
+def test_plaintext_federator_uses_the_grpc_health_probe(h: Helm) -> None:
+    docs = h.template(FEDERATOR, *FED_SINGLE)
+    c = containers(docs)[0]
+    assert c["readinessProbe"]["grpc"] == {"port": 7070}
+    assert {"name": "FEDERATOR_INSECURE", "value": "1"} in c["env"]
+    assert by_kind(docs, "PodDisruptionBudget") == []  # one replica: a PDB would block every drain
+    claim = one(docs, "PersistentVolumeClaim")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+
+
+def test_federator_rbac_covers_its_resources(h: Helm) -> None:
+    docs = h.template(FEDERATOR)
+    rules = one(docs, "ClusterRole")["rules"]
+    granted = {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    for resource in ("federatedjobs", "memberclusters", "queues"):
+        assert {("federator.io", resource, v) for v in ("get", "list", "watch", "update", "patch")} <= granted
+    assert ("federator.io", "federatedjobs/status", "update") in granted
+    assert ("federator.io", "federatedjobs/finalizers", "update") in granted
+    assert ("", "events", "create") in granted
+    lease_rules = one(docs, "Role", "-leader-election")["rules"]
+    assert any("leases" in r["resources"] and "update" in r["verbs"] and r.get("resourceNames") == ["fed-federator-leader"]
+               for r in lease_rules)
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fed-federator", "namespace": NAMESPACE}]
+
+
+def test_agent_rbac_reads_nodes_and_pods_and_manages_workloads_in_its_namespace(h: Helm) -> None:
+    docs = h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "workloadNamespace=gpu-jobs")
+    cluster_rules = one(docs, "ClusterRole")["rules"]
+    assert cluster_rules == [{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list", "watch"]}]
+    role = one(docs, "Role", "-workloads")
+    assert role["metadata"]["namespace"] == "gpu-jobs"
+    granted = {(g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    want = {"create", "get", "list", "watch", "delete"}
+    assert granted == {("batch", "jobs"): want, ("apps", "deployments"): want}
+    assert one(docs, "RoleBinding", "-workloads")["metadata"]["namespace"] == "gpu-jobs"
+
+
+def test_agent_args_carry_cluster_identity(h: Helm) -> None:
+    c = containers(h.template(AGENT, "-f", AGENT_CI_VALUES))[0]
+    assert c["args"][:4] == ["agent", "--cluster=west-1", "--region=west",
+                             "--server=federator.federator-system.svc:7070"]
+    assert "--label=federator.io/price-per-gpu-hour=2.10" in c["args"]
+
+
+def test_agent_sim_backend_mounts_the_fleet_it_was_given(h: Helm, tmp_path: Path) -> None:
+    docs = h.template(AGENT, "-f", AGENT_CI_VALUES, "-f", _sim_fleet_values(tmp_path))
+    fleet = yaml.safe_load(one(docs, "ConfigMap", "-fleet")["data"]["fleet.yaml"])
+    assert fleet == yaml.safe_load((EXAMPLES / "fleet.yaml").read_text())
+    assert "--sim=/etc/federator/fleet/fleet.yaml" in containers(docs)[0]["args"]
+
+
+def test_cert_manager_certificates_carry_federator_identities(h: Helm) -> None:
+    fed = one(h.template(FEDERATOR, *FED_ALL_ON), "Certificate")
+    assert fed["spec"]["uris"] == ["federator://server/federator"]
+    assert "federator.example.net" in fed["spec"]["dnsNames"]
+    assert f"fed-federator.{NAMESPACE}.svc" in fed["spec"]["dnsNames"]
+    assert fed["spec"]["issuerRef"] == {"name": "federation-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+    agent = one(h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "tls.certManager.enabled=true",
+                           "--set", "tls.certManager.issuerRef.name=federation-ca"), "Certificate")
+    assert agent["spec"]["uris"] == ["federator://cluster/west-1"]
+    assert agent["spec"]["usages"][0] == "client auth"
+
+
+def test_prometheus_rule_is_alerts_yaml_and_promtool_accepts_it(h: Helm, promtool: Path, tmp_path: Path) -> None:
+    docs = h.template(FEDERATOR, *FED_ALL_ON)
+    rule = one(docs, "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load(ALERTS.read_text())
+    rules_file = tmp_path / "rendered-rules.yaml"
+    rules_file.write_text(yaml.safe_dump(rule["spec"]))
+    proc = subprocess.run([str(promtool), "check", "rules", str(rules_file)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    service_ports = {p["name"] for p in one(docs, "Service")["spec"]["ports"]}
+    assert monitor["spec"]["endpoints"][0]["port"] in service_ports
+    assert monitor["spec"]["selector"]["matchLabels"] == one(docs, "Service")["spec"]["selector"]
+
+
+def test_dashboard_configmap_is_the_dashboard_for_the_grafana_sidecar(h: Helm) -> None:
+    docs = h.template(FEDERATOR, *FED_ALL_ON)
+    cm = one(docs, "ConfigMap", "-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert json.loads(cm["data"]["federator.json"]) == json.loads(DASHBOARD.read_text())
+
+
+@pytest.mark.xfail(reason="federatedjobs.yaml status.placementId: an unquoted comma in a flow mapping adds a stray "
+                          "key (reported to the Kubernetes engineer); remove this marker once fixed", strict=False)
+def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
+    crds = {d["spec"]["names"]["kind"]: d for d in by_kind(h.template(FEDERATOR), "CustomResourceDefinition")}
+    if not crds:
+        pytest.skip("deploy/helm/federator/crds/ is empty: the Kubernetes issue has not added the CRDs yet")
+    assert set(crds) == {"FederatedJob", "MemberCluster", "Queue"}
+    for kind, crd in crds.items():
+        assert crd["spec"]["group"] == "federator.io"
+        assert [v["name"] for v in crd["spec"]["versions"]] == ["v1alpha1"]
+        for version in KUBE_VERSIONS:
+            try:
+                kubernetes_validate.validate(crd, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"CRD of {kind} invalid for Kubernetes {version}: {exc.message}")
+
+
+# -- refused values ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("chart", "args", "field"), [
+    pytest.param(FEDERATOR, ["--set", "replicaCount=two"], "/replicaCount", id="replicas-not-a-number"),
+    pytest.param(FEDERATOR, ["--set", "replicaCount=0"], "/replicaCount", id="no-replicas"),
+    pytest.param(FEDERATOR, ["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy", id="pull-policy"),
+    pytest.param(FEDERATOR, ["--set", "service.grpcPort=70000"], "/service/grpcPort", id="port-out-of-range"),
+    pytest.param(FEDERATOR, ["--set", "service.type=Ingress"], "/service/type", id="service-type"),
+    pytest.param(FEDERATOR, ["--set", "federator.reportInterval=0"], "/federator/reportInterval",
+                 id="report-interval-zero"),
+    pytest.param(FEDERATOR, ["--set", "tls.certManager.duration=90days"], "/tls/certManager/duration",
+                 id="duration-not-go"),
+    pytest.param(FEDERATOR, ["--set", "serviceMonitor.interval=often"], "/serviceMonitor/interval",
+                 id="scrape-interval"),
+    pytest.param(FEDERATOR, ["--set", "persistence.size=lots"], "/persistence/size", id="size-not-quantity"),
+    pytest.param(FEDERATOR, ["--set", "replicas=2"], "replicas", id="unknown-key-typo"),
+    pytest.param(FEDERATOR, ["--set", "federator.lostAfterSeconds=5"], "lostAfterSeconds", id="unknown-nested-key"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.enabled=false"], "leaderElection.enabled",
+                 id="ha-without-leader-election"),
+    pytest.param(FEDERATOR, ["--set", "persistence.enabled=true"], "persistence.enabled", id="sqlite-volume-ha"),
+    pytest.param(FEDERATOR, ["--set", "tls.secretName="], "tls.secretName", id="tls-without-secret"),
+    pytest.param(FEDERATOR, ["--set", "tls.certManager.enabled=true"], "tls.certManager.issuerRef.name",
+                 id="cert-manager-without-issuer"),
+    pytest.param(AGENT, [], "federator.address", id="agent-needs-address"),
+    pytest.param(AGENT, ["--set", "federator.address=f:7070"], "cluster.name", id="agent-needs-name"),
+    pytest.param(AGENT, ["--set", "federator.address=f:7070", "--set", "cluster.name=w"], "cluster.region",
+                 id="agent-needs-region"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "cluster.name=West_1"], "/cluster/name",
+                 id="agent-name-not-dns"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "federator.address=https://f.example.net"],
+                 "/federator/address", id="agent-address-url"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "backend=slurm"], "/backend", id="agent-backend"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "backend=sim"], "sim.fleet", id="agent-sim-needs-fleet"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "sim.timeScale=-1"], "/sim/timeScale",
+                 id="agent-time-scale"),
+])
+def test_bad_values_are_refused_naming_the_field(h: Helm, chart: Path, args: list[Any], field: str) -> None:
+    assert field in h.template_error(chart, *args)
