@@ -1,7 +1,10 @@
 """A local federation: a federator and its agents as separate processes on loopback.
 
 `federator demo` runs one; the end-to-end tests run them too, so what the demo
-shows is what the tests check: real processes speaking real gRPC over sockets.
+shows is what the tests check: real processes speaking real gRPC over sockets,
+with mTLS by default (a CA and one certificate per process, made in
+`workdir/certs`). `client` is what an in-process client needs to talk to it;
+`client_args()` is the same for a `federator` command line.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
+from federator.security.tls import ClientOptions, user_files
 
 
 @dataclass
@@ -50,6 +56,29 @@ class LocalFederation:
     agents: dict[str, Process] = field(default_factory=dict)
     grpc_target: str = ""
     metrics_url: str = ""
+    tls: bool = True  # False: every process runs with --insecure (plaintext)
+
+    @property
+    def certs(self) -> CertsDir:
+        return CertsDir(self.workdir / "certs")
+
+    @property
+    def client(self) -> ClientOptions:
+        """Address and credentials for talking to this federation's job API (the `admin` user)."""
+        if not self.tls:
+            return ClientOptions(server=self.grpc_target, insecure=True)
+        return ClientOptions(server=self.grpc_target, tls=user_files(self.certs, "admin"))
+
+    def client_args(self) -> list[str]:
+        """`--server` and the TLS flags for a `federator submit|get|cancel|watch` command line."""
+        return ["--server", self.grpc_target, *self._tls_args()]
+
+    def _tls_args(self) -> list[str]:
+        if not self.tls:
+            return ["--insecure"]
+        if not self.certs.ca_cert.exists():
+            init_ca(self.certs)
+        return ["--certs-dir", str(self.certs.root)]
 
     def start_server(self, *, timeout: float = 30.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -57,7 +86,8 @@ class LocalFederation:
         ready.unlink(missing_ok=True)
         listen = self.grpc_target or "127.0.0.1:0"
         args = ["serve", "--listen", listen, "--metrics-listen", "127.0.0.1:0",
-                "--db", str(self.workdir / "federator.db"), "--ready-file", str(ready), *self.serve_args]
+                "--db", str(self.workdir / "federator.db"), "--ready-file", str(ready), *self._tls_args(),
+                *self.serve_args]
         self.server = self._spawn("federator", args)
         deadline = time.monotonic() + timeout
         while not ready.exists():
@@ -70,11 +100,17 @@ class LocalFederation:
         self.grpc_target = info["grpc"]  # keep the port across restarts: agents reconnect to it
         self.metrics_url = info["metrics"]
 
-    def start_agent(self, cluster: str, *extra: str) -> Process:
+    def start_agent(self, cluster: str, *extra: str, server: str = "") -> Process:
+        """An agent for a fleet cluster; `server` overrides the address it dials (e.g. a proxy)."""
         if self.fleet is None:
             raise ValueError("a fleet file is needed for simulated agents")
-        args = ["agent", "--cluster", cluster, "--server", self.grpc_target, "--sim", str(self.fleet),
-                "--time-scale", str(self.time_scale), *extra]
+        tls = self._tls_args()
+        if self.tls:
+            identity = Identity(IdentityKind.CLUSTER, cluster)
+            if not self.certs.cert(identity).exists():
+                issue(self.certs, identity)
+        args = ["agent", "--cluster", cluster, "--server", server or self.grpc_target, "--sim", str(self.fleet),
+                "--time-scale", str(self.time_scale), *tls, *extra]
         proc = self._spawn(f"agent-{cluster}", args)
         self.agents[cluster] = proc
         return proc
@@ -88,7 +124,8 @@ class LocalFederation:
     def _spawn(self, name: str, args: list[str]) -> Process:
         log = self.workdir / f"{name}.log"
         out = log.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}  # flags say it all
+        env["PYTHONUNBUFFERED"] = "1"
         popen = subprocess.Popen([sys.executable, "-m", "federator", *args], stdout=out, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, env=env)
         out.close()

@@ -20,7 +20,7 @@ def federation(tmp_path: Path) -> Iterator[LocalFederation]:
     for name in ("east-1", "central-1", "west-1"):
         fed.start_agent(name)
     try:
-        eventually(lambda: sum(c["capacity"] is not None for c in list_clusters(fed.grpc_target)) == 3,
+        eventually(lambda: sum(c["capacity"] is not None for c in list_clusters(fed.client)) == 3,
                    what="three agents to report")
         yield fed
     finally:

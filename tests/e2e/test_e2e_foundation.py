@@ -37,12 +37,12 @@ def fj(name: str, *, replicas: int = 1, gpus: int = 8, models: list[str] | None 
 
 
 def job_named(fed: LocalFederation, name: str) -> Job:
-    return next(j for j in list_jobs(fed.grpc_target) if j.spec.name == name)
+    return next(j for j in list_jobs(fed.client) if j.spec.name == name)
 
 
 def test_agents_register_and_report_the_fleet(federation: LocalFederation) -> None:
     fleet = load_fleet(EXAMPLES / "fleet.yaml")
-    clusters = {c["name"]: c for c in list_clusters(federation.grpc_target)}
+    clusters = {c["name"]: c for c in list_clusters(federation.client)}
     assert {n: c["region"] for n, c in clusters.items()} == {n: s.region for n, s in fleet.items()}
     for name, spec in fleet.items():
         expected = NodeSet.of(spec.nodes).capacity()
@@ -58,9 +58,9 @@ def test_agents_register_and_report_the_fleet(federation: LocalFederation) -> No
 
 def test_a_job_is_placed_runs_and_completes(federation: LocalFederation) -> None:
     seen: list[str] = []
-    with grpc.insecure_channel(federation.grpc_target) as channel:
+    with federation.client.channel() as channel:
         stub = jobs_pb2_grpc.JobServiceStub(channel)
-        (job,) = submit_specs(federation.grpc_target, [fj("pretrain", replicas=4, models=["H100"], duration="1.5s")])
+        (job,) = submit_specs(federation.client, [fj("pretrain", replicas=4, models=["H100"], duration="1.5s")])
         stream = stub.Watch(jobs_pb2.WatchJobsRequest(job_id=job.job_id), timeout=60)
 
         def collect() -> None:
@@ -80,13 +80,13 @@ def test_a_job_is_placed_runs_and_completes(federation: LocalFederation) -> None
     assert done.placements[0].replicas == 4 and "H100" in done.placements[0].gpu_model
     assert seen[seen.index("Placed"):] == ["Placed", "Running", "Succeeded"], seen
     # Its GPUs are free again.
-    west = eventually(lambda: next(c for c in list_clusters(federation.grpc_target) if c["name"] == "west-1"
+    west = eventually(lambda: next(c for c in list_clusters(federation.client) if c["name"] == "west-1"
                                    and c["capacity"].free_gpus == 64), what="west-1 to free its GPUs")
     assert west["placements"] == 0
 
 
 def test_unplaceable_job_stays_pending_with_a_reason(federation: LocalFederation) -> None:
-    submit_specs(federation.grpc_target, [fj("giant", replicas=16, models=["H100"])])
+    submit_specs(federation.client, [fj("giant", replicas=16, models=["H100"])])
     job = eventually(lambda: (j := job_named(federation, "giant")).pending_reason and
                      j.pending_reason.code is not ReasonCode.WAITING and j, what="a pending reason")
     assert job.phase is JobPhase.PENDING
@@ -96,31 +96,31 @@ def test_unplaceable_job_stays_pending_with_a_reason(federation: LocalFederation
 
 
 def test_cancel_stops_the_placement_and_frees_capacity(federation: LocalFederation) -> None:
-    (job,) = submit_specs(federation.grpc_target, [fj("long", replicas=2, models=["H100"], duration="300s")])
+    (job,) = submit_specs(federation.client, [fj("long", replicas=2, models=["H100"], duration="300s")])
     eventually(lambda: job_named(federation, "long").phase is JobPhase.RUNNING, what="the job to run")
-    subprocess.run([sys.executable, "-m", "federator", "cancel", job.job_id, "--server", federation.grpc_target],
+    subprocess.run([sys.executable, "-m", "federator", "cancel", job.job_id, *federation.client_args()],
                    check=True, capture_output=True)
     assert job_named(federation, "long").phase is JobPhase.CANCELLED
     eventually(lambda: all(c["capacity"].free_gpus == c["capacity"].total_gpus or c["name"] != "west-1"
-                           for c in list_clusters(federation.grpc_target)), what="west-1 to free the GPUs")
+                           for c in list_clusters(federation.client)), what="west-1 to free the GPUs")
 
 
 def test_federator_restart_keeps_every_job(federation: LocalFederation) -> None:
-    submit_specs(federation.grpc_target, [fj("running", replicas=1, models=["H100"], duration="4s"),
+    submit_specs(federation.client, [fj("running", replicas=1, models=["H100"], duration="4s"),
                                           fj("giant", replicas=16, models=["H100"])])
     eventually(lambda: job_named(federation, "running").phase is JobPhase.RUNNING, what="the job to run")
-    before = {j.job_id: j for j in list_jobs(federation.grpc_target)}
+    before = {j.job_id: j for j in list_jobs(federation.client)}
     assert federation.server is not None
     federation.server.kill()  # SIGKILL: no chance to flush anything
     federation.start_server()
-    after = {j.job_id: j for j in list_jobs(federation.grpc_target)}
+    after = {j.job_id: j for j in list_jobs(federation.client)}
     assert set(after) == set(before)
     for job_id, job in before.items():
         assert after[job_id].spec == job.spec
         assert [p.placement_id for p in after[job_id].placements] == [p.placement_id for p in job.placements]
     # The agents reconnect by themselves and the running job still completes, exactly once.
     eventually(lambda: sum(c["state"] == "Ready" and c["capacity"] is not None
-                           for c in list_clusters(federation.grpc_target)) == 3, what="agents to reconnect")
+                           for c in list_clusters(federation.client)) == 3, what="agents to reconnect")
     done = eventually(lambda: (j := job_named(federation, "running")).phase is JobPhase.SUCCEEDED and j,
                       what="the running job to finish after the restart")
     assert len(done.placements) == 1
@@ -128,16 +128,16 @@ def test_federator_restart_keeps_every_job(federation: LocalFederation) -> None:
 
 
 def test_bad_submissions_are_refused_naming_the_field(federation: LocalFederation, tmp_path: Path) -> None:
-    submit_specs(federation.grpc_target, [fj("keeper", duration="300s", models=["H100"])])
+    submit_specs(federation.client, [fj("keeper", duration="300s", models=["H100"])])
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: federator.io/v1alpha1\nkind: FederatedJob\nmetadata: {name: bad}\n"
                    "spec: {kind: training, replicas: 0, resources: {cpu: lots}}\n")
-    cli = subprocess.run([sys.executable, "-m", "federator", "submit", "-f", str(bad), "--server",
-                          federation.grpc_target], capture_output=True, text=True)
+    cli = subprocess.run([sys.executable, "-m", "federator", "submit", "-f", str(bad),
+                          *federation.client_args()], capture_output=True, text=True)
     assert cli.returncode == 2
     assert "spec.replicas" in cli.stderr and "spec.resources.cpu" in cli.stderr
     # The API validates too, with the same validator: a client that skips the file parser is refused.
-    with grpc.insecure_channel(federation.grpc_target) as channel:
+    with federation.client.channel() as channel:
         stub = jobs_pb2_grpc.JobServiceStub(channel)
         spec = convert.spec_to_pb(fj("bad-api"))
         spec.replicas = 0
@@ -149,7 +149,7 @@ def test_bad_submissions_are_refused_naming_the_field(federation: LocalFederatio
         with pytest.raises(grpc.RpcError) as err:
             stub.Submit(jobs_pb2.SubmitRequest(spec=duplicate), timeout=10)
         assert "metadata.name" in (err.value.details() or "")
-    names = [j.spec.name for j in list_jobs(federation.grpc_target)]
+    names = [j.spec.name for j in list_jobs(federation.client)]
     assert names == ["keeper"]  # nothing accepted was lost, nothing bad was added
 
 

@@ -4,7 +4,10 @@ It dials out (so member clusters behind NAT work and no member credentials
 leave the region), says Hello, reports capacity every report interval, runs
 Launch and Cancel orders through its backend, and reports every phase change.
 When the stream breaks it reconnects with capped exponential backoff and
-re-reports every placement it holds, so a restarted federator re-syncs.
+re-syncs: it reports every placement it holds *before* its first capacity
+report of the session, so the federator knows, when that report arrives, all
+the cluster runs (it then cancels superseded placements, re-sends launch
+orders lost in flight, and re-queues placements the cluster lost).
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from federator.agent.backend import Backend
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.model import JobPhase
+from federator.security.tls import TlsFiles
 
 log = logging.getLogger("federator.agent")
+OUTBOX_LIMIT = 10_000
+"""Phase updates queued for the federator at most; past that the stream is reset and re-synced."""
 
 
 class StreamEnded(Exception):
@@ -38,13 +44,15 @@ class AgentConfig:
     labels: dict[str, str] = field(default_factory=dict)
     report_interval: float = 2.0
     max_backoff: float = 5.0
+    tls: TlsFiles | None = None  # None: plaintext (the federator must run with --insecure)
 
 
 class Agent:
     def __init__(self, config: AgentConfig, backend: Backend) -> None:
         self.config = config
         self.backend = backend
-        self._outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
+        self._outbox: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
+        self._report_queued = False
         self.connected = asyncio.Event()
         self.sessions = 0
 
@@ -54,13 +62,22 @@ class Agent:
             wait=wait_exponential_jitter(initial=0.1, max=self.config.max_backoff),
             retry=retry_if_exception_type((grpc.aio.AioRpcError, StreamEnded, OSError)),
             before_sleep=lambda rs: log.warning("stream to %s lost (%s); reconnecting", self.config.target,
-                                                rs.outcome.exception() if rs.outcome else "?"),
+                                                _why(rs.outcome.exception() if rs.outcome else None)),
         ):
             with attempt:
                 await self._session()
 
+    def _queue(self, msg: agent_pb2.AgentMessage) -> None:
+        try:
+            self._outbox.put_nowait(msg)
+        except asyncio.QueueFull:  # the federator is not reading: start over, the re-sync carries every phase
+            log.warning("%d messages queued for the federator: resetting the stream", OUTBOX_LIMIT)
+            while not self._outbox.empty():
+                self._outbox.get_nowait()
+            self._outbox.put_nowait(None)
+
     def _on_update(self, placement_id: str, phase: JobPhase, message: str) -> None:
-        self._outbox.put_nowait(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
+        self._queue(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
             placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message)))
 
     def _hello(self) -> agent_pb2.AgentMessage:
@@ -71,21 +88,37 @@ class Agent:
     def _report(self) -> agent_pb2.AgentMessage:
         return agent_pb2.AgentMessage(capacity=convert.capacity_to_pb(self.backend.capacity()))
 
+    def _queue_report(self) -> None:
+        """Reports coalesce: at most one waits in the outbox, and it is built when it is sent."""
+        if not self._report_queued:
+            self._report_queued = True
+            self._queue(agent_pb2.AgentMessage())  # an empty body stands for "the current report"
+
     async def _outgoing(self) -> AsyncIterator[agent_pb2.AgentMessage]:
         yield self._hello()
-        yield self._report()
-        # Re-sync: tell the federator every placement this cluster holds.
+        # Re-sync: every placement this cluster holds, then the report that closes the re-sync.
         for pid, phase in self.backend.placements().items():
             yield agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
                 placement_id=pid, phase=convert.phase_to_pb(phase), message="resync"))
+        yield self._report()
         while True:
-            yield await self._outbox.get()
+            msg = await self._outbox.get()
+            if msg is None:
+                raise StreamEnded("the outbox overflowed")
+            if msg.WhichOneof("body") is None:
+                self._report_queued = False
+                msg = self._report()
+            yield msg
 
     async def _session(self) -> None:
-        async with grpc.aio.insecure_channel(self.config.target) as channel:
+        tls = self.config.tls
+        channel = (grpc.aio.secure_channel(self.config.target, tls.channel_credentials()) if tls
+                   else grpc.aio.insecure_channel(self.config.target))
+        async with channel:
             stub = agent_pb2_grpc.AgentServiceStub(channel)
-            # Messages queued for a stream that died are stale: resync replaces them.
-            self._outbox = asyncio.Queue()
+            # Messages queued for a stream that died are stale: the re-sync replaces them.
+            self._outbox = asyncio.Queue(maxsize=OUTBOX_LIMIT)
+            self._report_queued = False
             call = stub.Connect(self._outgoing())
             reporter: asyncio.Task[None] | None = None
             try:
@@ -102,6 +135,8 @@ class Agent:
                     elif kind == "launch":
                         await self._launch(msg.launch)
                     elif kind == "cancel":
+                        if msg.cancel.placement_id in self.backend.placements():
+                            log.info("cancel placement %s: %s", msg.cancel.placement_id, msg.cancel.reason)
                         await self.backend.cancel(msg.cancel.placement_id)
             finally:
                 self.connected.clear()
@@ -112,17 +147,35 @@ class Agent:
     async def _report_loop(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            self._outbox.put_nowait(self._report())
+            self._queue_report()
 
     async def _launch(self, launch: agent_pb2.Launch) -> None:
-        placement = convert.placement_from_pb(launch.placement)
         try:
+            placement = convert.placement_from_pb(launch.placement)
             spec = convert.spec_from_pb(launch.spec)
+        except convert.WireError as exc:
+            log.warning("refusing a malformed launch order for %r: %s", launch.placement.placement_id, exc)
+            self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
+                placement_id=launch.placement.placement_id, ok=False, message=f"malformed launch: {exc}")))
+            return
+        again = placement.placement_id in self.backend.placements()
+        try:
             why = await self.backend.launch(placement, spec)
         except Exception as exc:  # a backend failure refuses this placement, it does not kill the agent
             log.exception("launch of %s failed", placement.placement_id)
             why = f"launch failed: {exc}"
-        self._outbox.put_nowait(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
+        if why is None and not again:
+            log.info("launched placement %s (job %s, generation %d, %d replicas)", placement.placement_id,
+                     placement.job_id, placement.generation, placement.replicas)
+        elif why is None:
+            log.info("placement %s is already here: nothing new started", placement.placement_id)
+        self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
             placement_id=placement.placement_id, ok=why is None, message=why or "launched")))
         if why is None:
-            self._outbox.put_nowait(self._report())
+            self._queue_report()
+
+
+def _why(exc: BaseException | None) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return str(exc) if exc else "?"

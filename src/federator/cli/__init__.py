@@ -1,4 +1,4 @@
-"""The `federator` command line: serve, agent, demo, submit, get, cancel, watch.
+"""The `federator` command line: serve, agent, demo, submit, get, cancel, watch, certs.
 
 Each command group lives in a module of its own with a `register` function
 that adds its sub-commands; `main` only wires them together.
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from federator import __version__
-from federator.cli import agent, client, demo, serve
+from federator.cli import agent, certs, client, demo, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"federator {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, agent, client, demo):
+    for module in (serve, agent, client, demo, certs):
         module.register(sub)
     return parser
 

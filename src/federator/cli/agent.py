@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from federator.cli.certs import add_tls_arguments, tls_files
+
 DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
 
 
@@ -19,6 +21,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--sim", type=Path, metavar="FLEET_FILE", help="run a simulated cluster from this fleet file")
     a.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="cluster label (repeatable)")
     a.add_argument("--time-scale", type=float, default=1.0, help="simulated durations are multiplied by this")
+    a.add_argument("--sim-launch-latency", type=float, default=0.0, metavar="SECONDS",
+                   help="simulate a slow cluster API: each launch takes this long (default 0)")
+    add_tls_arguments(a, role="agent")
     a.set_defaults(func=_agent)
 
 
@@ -26,6 +31,7 @@ def _agent(args: argparse.Namespace) -> int:
     from federator.agent.agent import Agent, AgentConfig
     from federator.backends.sim import FleetError, load_fleet
     from federator.backends.sim.runtime import SimBackend
+    from federator.security.tls import TlsError
 
     labels: dict[str, str] = {}
     for item in args.label:
@@ -49,11 +55,37 @@ def _agent(args: argparse.Namespace) -> int:
               f"(clusters: {', '.join(sorted(fleet))})", file=sys.stderr)
         return 2
     region = args.region or spec.region
+    try:
+        tls = tls_files(args, role="agent", name=args.cluster)
+        if tls is not None:
+            tls.channel_credentials()  # fail now, naming the file, rather than on every reconnect
+    except TlsError as exc:
+        print(f"federator agent: {exc}", file=sys.stderr)
+        return 2
     backend = SimBackend(spec, time_scale=args.time_scale)
+    if args.sim_launch_latency > 0:
+        backend = _SlowLaunches(backend, args.sim_launch_latency)  # type: ignore[assignment]
     agent = Agent(AgentConfig(cluster=args.cluster, region=region, target=args.server,
-                              labels={**dict(spec.labels), **labels}), backend)
+                              labels={**dict(spec.labels), **labels}, tls=tls), backend)
     try:
         asyncio.run(agent.run())
     except KeyboardInterrupt:
         pass
     return 0
+
+
+class _SlowLaunches:
+    """A backend whose launches take `latency` seconds, as a slow cluster API would."""
+
+    def __init__(self, inner: object, latency: float) -> None:
+        self._inner = inner
+        self._latency = latency
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def launch(self, placement: object, spec: object) -> str | None:
+        import asyncio
+
+        await asyncio.sleep(self._latency)
+        return await self._inner.launch(placement, spec)  # type: ignore[attr-defined, no-any-return]

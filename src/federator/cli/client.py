@@ -1,4 +1,10 @@
-"""`federator submit | get | cancel | watch`: talk to a running federator's JobService."""
+"""`federator submit | get | cancel | watch`: talk to a running federator's JobService.
+
+Every helper takes a `Target`: a ClientOptions (address and credentials), or
+just an address, in which case the credentials come from the environment
+(FEDERATOR_CERTS_DIR / FEDERATOR_CA, FEDERATOR_CERT, FEDERATOR_KEY,
+FEDERATOR_TOKEN, or FEDERATOR_INSECURE=1).
+"""
 
 from __future__ import annotations
 
@@ -14,12 +20,16 @@ import grpc
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.output import cluster_rows, dump, job_rows, table
 from federator.jobfile import JobFileError, load_job_files
 from federator.model import Job, JobSpec
+from federator.security.pki import CertsDir
+from federator.security.tls import ClientOptions, TlsError, TlsFiles, user_files
 from federator.store import job_to_dict
 
 DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
+Target = str | ClientOptions
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,15 +60,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _server(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=DEFAULT_SERVER, help="federator gRPC address (default %(default)s)")
+    add_tls_arguments(p, role="client")
+
+
+def options_from_env(server: str) -> ClientOptions:
+    """Credentials for `server` from FEDERATOR_* environment variables."""
+    env = os.environ
+    token = env.get("FEDERATOR_TOKEN", "")
+    if env.get("FEDERATOR_INSECURE") == "1":
+        return ClientOptions(server=server, insecure=True)
+    tls: TlsFiles | None = None
+    if env.get("FEDERATOR_CERTS_DIR"):
+        certs = CertsDir(Path(env["FEDERATOR_CERTS_DIR"]))
+        tls = TlsFiles(certs.ca_cert) if token else user_files(certs, env.get("FEDERATOR_USER", "admin"))
+    elif env.get("FEDERATOR_CA"):
+        cert, key = env.get("FEDERATOR_CERT"), env.get("FEDERATOR_KEY")
+        tls = TlsFiles(Path(env["FEDERATOR_CA"]), Path(cert) if cert else None, Path(key) if key else None)
+    return ClientOptions(server=server, tls=tls, token=token)
+
+
+def options(target: Target) -> ClientOptions:
+    return target if isinstance(target, ClientOptions) else options_from_env(target)
 
 
 @contextmanager
-def connect(target: str) -> Iterator[tuple[jobs_pb2_grpc.JobServiceStub, jobs_pb2_grpc.ClusterServiceStub]]:
-    with grpc.insecure_channel(target) as channel:
+def connect(target: Target) -> Iterator[tuple[jobs_pb2_grpc.JobServiceStub, jobs_pb2_grpc.ClusterServiceStub]]:
+    with options(target).channel() as channel:
         yield jobs_pb2_grpc.JobServiceStub(channel), jobs_pb2_grpc.ClusterServiceStub(channel)
 
 
-def _fail(err: grpc.RpcError) -> int:
+def _fail(err: grpc.RpcError | TlsError) -> int:
+    if isinstance(err, TlsError):
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     code = err.code() if hasattr(err, "code") else None
     detail = err.details() if hasattr(err, "details") else str(err)
     print(f"error: {detail} ({code.name if code else 'unknown'})", file=sys.stderr)
@@ -80,18 +114,18 @@ def read_specs(paths: list[Path]) -> list[JobSpec]:
     return specs
 
 
-def submit_specs(target: str, specs: list[JobSpec]) -> list[Job]:
+def submit_specs(target: Target, specs: list[JobSpec]) -> list[Job]:
     with connect(target) as (jobs, _):
         return [convert.job_from_pb(jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(s)), timeout=10).job)
                 for s in specs]
 
 
-def list_jobs(target: str, queue: str = "") -> list[Job]:
+def list_jobs(target: Target, queue: str = "") -> list[Job]:
     with connect(target) as (jobs, _):
         return [convert.job_from_pb(j) for j in jobs.List(jobs_pb2.ListJobsRequest(queue=queue), timeout=10).jobs]
 
 
-def list_clusters(target: str) -> list[dict[str, Any]]:
+def list_clusters(target: Target) -> list[dict[str, Any]]:
     with connect(target) as (_, clusters):
         resp = clusters.List(jobs_pb2.ListClustersRequest(), timeout=10)
     return [
@@ -109,9 +143,9 @@ def _submit(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        for job in submit_specs(args.server, specs):
+        for job in submit_specs(client_options(args), specs):
             print(f"job {job.job_id} submitted ({job.spec.namespace}/{job.spec.name}, queue {job.spec.queue})")
-    except grpc.RpcError as err:
+    except (grpc.RpcError, TlsError) as err:
         return _fail(err)
     return 0
 
@@ -119,20 +153,20 @@ def _submit(args: argparse.Namespace) -> int:
 def _get(args: argparse.Namespace) -> int:
     try:
         if args.what == "clusters":
-            clusters = list_clusters(args.server)
+            clusters = list_clusters(client_options(args))
             if args.output in ("json", "yaml"):
                 docs = [{**c, "capacity": _cap_doc(c["capacity"])} for c in clusters]
                 print(dump(docs, args.output))
             else:
                 print(table(*cluster_rows(clusters, wide=args.output == "wide")))
             return 0
-        jobs = list_jobs(args.server, args.queue)
+        jobs = list_jobs(client_options(args), args.queue)
         if args.name:
             jobs = [j for j in jobs if args.name in (j.job_id, j.spec.name)]
             if not jobs:
                 print(f"error: no job {args.name!r}", file=sys.stderr)
                 return 1
-    except grpc.RpcError as err:
+    except (grpc.RpcError, TlsError) as err:
         return _fail(err)
     if args.output in ("json", "yaml"):
         print(dump([job_to_dict(j) for j in jobs], args.output))
@@ -152,9 +186,9 @@ def _cap_doc(cap: Any) -> Any:
 
 def _cancel(args: argparse.Namespace) -> int:
     try:
-        with connect(args.server) as (jobs, _):
+        with connect(client_options(args)) as (jobs, _):
             job = convert.job_from_pb(jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=args.job), timeout=10))
-    except grpc.RpcError as err:
+    except (grpc.RpcError, TlsError) as err:
         return _fail(err)
     print(f"job {job.job_id} {job.phase}")
     return 0
@@ -162,13 +196,13 @@ def _cancel(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     try:
-        with connect(args.server) as (jobs, _):
+        with connect(client_options(args)) as (jobs, _):
             for pb in jobs.Watch(jobs_pb2.WatchJobsRequest(job_id=args.job)):
                 job = convert.job_from_pb(pb)
                 where = ",".join(p.cluster for p in job.placements) or "-"
                 print(f"{job.job_id} {job.phase} {where} {job.pending_reason or ''}".rstrip(), flush=True)
     except KeyboardInterrupt:
         return 0
-    except grpc.RpcError as err:
+    except (grpc.RpcError, TlsError) as err:
         return _fail(err)
     return 0

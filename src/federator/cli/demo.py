@@ -1,6 +1,7 @@
 """`federator demo`: a federator and one agent per fleet cluster, a batch of jobs, a table.
 
-Everything runs as separate processes over real gRPC on loopback; the member
+Everything runs as separate processes over real gRPC with mTLS on loopback
+(the demo makes a CA and a certificate per process in its workdir); the member
 clusters are simulated (the embedded default backend).
 """
 
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d.add_argument("--serve", action="store_true", help="keep everything running after the jobs finish")
     d.add_argument("--listen", default="127.0.0.1:0", help="federator gRPC address (default: a free port)")
     d.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the jobs")
+    d.add_argument("--insecure", action="store_true", help="plaintext gRPC instead of mTLS")
     d.set_defaults(func=_demo)
 
 
@@ -41,34 +43,37 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"federator demo: {exc}", file=sys.stderr)
         return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="federator-demo-"))
-    fed = LocalFederation(workdir=workdir, fleet=args.fleet, grpc_target=args.listen)
+    fed = LocalFederation(workdir=workdir, fleet=args.fleet, grpc_target=args.listen, tls=not args.insecure)
     try:
         fed.start_server()
         print(f"federator serving gRPC on {fed.grpc_target}; logs and store in {workdir}")
+        if fed.tls:
+            print(f"mTLS: CA and per-cluster certificates in {fed.certs.root}; each agent's identity comes from "
+                  "its certificate")
         for name in fleet:
             fed.start_agent(name)
-        _wait(lambda: sum(c["capacity"] is not None for c in list_clusters(fed.grpc_target)) == len(fleet),
+        _wait(lambda: sum(c["capacity"] is not None for c in list_clusters(fed.client)) == len(fleet),
               30, "agents to report")
         print()
-        print(table(*cluster_rows(list_clusters(fed.grpc_target), wide=True)))
+        print(table(*cluster_rows(list_clusters(fed.client), wide=True)))
         print()
-        for job in submit_specs(fed.grpc_target, specs):
+        for job in submit_specs(fed.client, specs):
             print(f"submitted {job.job_id} ({job.spec.kind}, queue {job.spec.queue})")
         print()
 
         def settled() -> bool:
-            jobs = list_jobs(fed.grpc_target)
+            jobs = list_jobs(fed.client)
             return all(j.phase.is_terminal or (j.phase is JobPhase.PENDING and j.pending_reason is not None
                                                and j.pending_reason.code is not ReasonCode.WAITING)
                        for j in jobs)
 
         _wait(settled, args.timeout, "jobs to finish")
-        jobs = list_jobs(fed.grpc_target)
+        jobs = list_jobs(fed.client)
         print(table(*job_rows(jobs, wide=False)))
         print()
         print(f"Prometheus metrics: {fed.metrics_url}")
         if args.serve:
-            print(f"Serving until Ctrl-C. Try: federator get jobs --server {fed.grpc_target}")
+            print(f"Serving until Ctrl-C. Try: federator get jobs {' '.join(fed.client_args())}")
             while True:
                 time.sleep(3600)
         failed = [j for j in jobs if j.phase is JobPhase.FAILED]

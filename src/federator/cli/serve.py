@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
+
+from federator.cli.certs import add_tls_arguments, tls_files
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,15 +22,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="seconds a Partitioned cluster may stay away before it is Lost")
     p.add_argument("--cycle-interval", type=float, default=1.0, help="seconds between scheduling cycles at most")
     p.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
+    add_tls_arguments(p, role="server")
+    p.add_argument("--revocation-list", type=Path,
+                   help="revoked clusters, users and serials, re-read when it changes "
+                        "(default: revoked.txt in --certs-dir)")
+    p.add_argument("--token-file", type=Path, help="bearer tokens accepted by the job API, one per line")
+    p.add_argument("--token-listen", default="", metavar="ADDRESS",
+                   help="also serve the job API here with server-only TLS, for bearer-token clients")
+    lim = p.add_argument_group("limits")
+    lim.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (default %(default)s)")
+    lim.add_argument("--max-replicas", type=int, default=1000, help="replicas per job at most (default %(default)s)")
+    lim.add_argument("--max-gpus-per-job", type=int, default=4096, help="GPUs per job at most (default %(default)s)")
+    lim.add_argument("--max-reports-per-second", type=float, default=5.0,
+                     help="capacity reports per agent per second, sustained (default %(default)s)")
     p.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from federator.security.limits import Limits
+    from federator.security.pki import CertsDir
+    from federator.security.tls import TlsError
     from federator.server.app import ServeOptions, serve
+
+    try:
+        tls = tls_files(args, role="server")
+        limits = Limits(max_message_bytes=args.max_message_bytes, max_replicas_per_job=args.max_replicas,
+                        max_gpus_per_job=args.max_gpus_per_job, reports_per_second=args.max_reports_per_second)
+    except (TlsError, ValueError) as exc:
+        print(f"federator serve: {exc}", file=sys.stderr)
+        return 2
+    revoked = args.revocation_list or (CertsDir(Path(args.certs_dir)).revoked if args.certs_dir else None)
 
     opts = ServeOptions(listen=args.listen, metrics_listen=args.metrics_listen, db=args.db,
                         report_interval=args.report_interval, lease_seconds=args.lease_seconds,
                         lost_after_seconds=args.lost_after, cycle_interval=args.cycle_interval,
-                        ready_file=args.ready_file)
+                        ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,
+                        token_file=args.token_file, token_listen=args.token_listen, limits=limits)
     asyncio.run(serve(opts))
     return 0

@@ -17,13 +17,15 @@ from prometheus_client import start_http_server
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc
 from federator.metrics import Metrics
 from federator.scheduler import Scheduler
+from federator.security.auth import Authenticator, RevocationList, load_tokens
+from federator.security.limits import Limits
+from federator.security.tls import TlsError, TlsFiles
 from federator.server.federator import Federator
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.services import AgentService, ClusterService, JobService
 from federator.store import SqliteJobStore
 
 log = logging.getLogger("federator.server")
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,12 @@ class ServeOptions:
     lost_after_seconds: float = 120.0
     cycle_interval: float = 1.0
     ready_file: Path | None = None
+    tls: TlsFiles | None = None  # None only with insecure=True
+    insecure: bool = False
+    revocation_list: Path | None = None
+    token_file: Path | None = None
+    token_listen: str = ""  # a server-TLS listener for bearer-token clients of the job API
+    limits: Limits = Limits()
 
 
 def _split(hostport: str) -> tuple[str, int]:
@@ -43,32 +51,61 @@ def _split(hostport: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(port)
 
 
+def _bind(server: grpc.aio.Server, opts: ServeOptions) -> tuple[int, int]:
+    """The main listener (mTLS, or plaintext with --insecure) and the optional bearer-token listener."""
+    try:
+        if opts.insecure:
+            port = server.add_insecure_port(opts.listen)
+        elif opts.tls is None:
+            raise SystemExit("serve: TLS needs --certs-dir or --ca/--cert/--key (or --insecure for plaintext)")
+        else:
+            port = server.add_secure_port(opts.listen, opts.tls.server_credentials(require_client_auth=True))
+        if port == 0:
+            raise SystemExit(f"--listen: cannot bind {opts.listen}")
+        token_port = 0
+        if not opts.token_listen:
+            return port, token_port
+        if opts.tls is None or opts.insecure or opts.token_file is None:
+            raise SystemExit("--token-listen: needs TLS files and --token-file")
+        token_port = server.add_secure_port(opts.token_listen, opts.tls.server_credentials(require_client_auth=False))
+    except TlsError as exc:
+        raise SystemExit(f"serve: {exc}") from exc
+    if token_port == 0:
+        raise SystemExit(f"--token-listen: cannot bind {opts.token_listen}")
+    return port, token_port
+
+
 async def serve(opts: ServeOptions) -> None:
     metrics = Metrics()
     store = SqliteJobStore(opts.db)
     fed = Federator(store=store, scheduler=Scheduler(), metrics=metrics, report_interval=opts.report_interval,
                     lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
-                    cycle_interval=opts.cycle_interval)
+                    cycle_interval=opts.cycle_interval, limits=opts.limits)
+    auth = Authenticator(insecure=opts.insecure, revocations=RevocationList(opts.revocation_list),
+                         tokens=load_tokens(opts.token_file) if opts.token_file else ())
+    # The transport refuses anything far past the limit; the services refuse (and count) the rest.
+    max_bytes = 4 * opts.limits.max_message_bytes
     server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics)],
-                             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed), server)
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed), server)
-    jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed), server)
+                             options=[("grpc.max_receive_message_length", max_bytes),
+                                      ("grpc.max_send_message_length", max_bytes)])
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, auth), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth), server)
+    jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port(opts.listen)
-    if port == 0:
-        raise SystemExit(f"--listen: cannot bind {opts.listen}")
+    port, token_port = _bind(server, opts)
     mhost, mport = _split(opts.metrics_listen)
     httpd, _thread = start_http_server(mport, addr=mhost, registry=metrics.registry)
     metrics_port = httpd.server_address[1]
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     host = opts.listen.rpartition(":")[0]
-    ready = {"grpc": f"{host}:{port}", "metrics": f"http://{mhost}:{metrics_port}/metrics", "pid": os.getpid()}
-    log.info("federator serving gRPC on %s, metrics on %s, %d jobs loaded from %s",
-             ready["grpc"], ready["metrics"], len(fed.jobs), opts.db)
+    ready = {"grpc": f"{host}:{port}", "metrics": f"http://{mhost}:{metrics_port}/metrics", "pid": os.getpid(),
+             "tls": not opts.insecure}
+    if token_port:
+        ready["grpc_token"] = f"{opts.token_listen.rpartition(':')[0]}:{token_port}"
+    log.info("federator serving gRPC on %s (%s), metrics on %s, %d jobs loaded from %s",
+             ready["grpc"], "INSECURE plaintext" if opts.insecure else "mTLS", ready["metrics"], len(fed.jobs), opts.db)
     if opts.ready_file:
         tmp = opts.ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(ready))

@@ -3,6 +3,14 @@
 No gRPC here: the transports in `server/services.py` call these methods and
 drain each agent's outbox. Every change to a job is written to the store
 before it is acknowledged to anyone.
+
+Clusters move Ready -> Partitioned (stream dropped or lease expired: jobs keep
+running, no new work) -> Lost (partitioned past the grace time: jobs are
+re-placed elsewhere with a new fencing generation, unless their failover
+policy says keep). When an agent comes back it re-syncs (see `report`):
+placements that were superseded are cancelled, launch orders lost in flight
+are sent again (launch is idempotent per placement id), and a job whose
+placement the cluster no longer holds is re-queued. See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -32,14 +40,25 @@ from federator.model import (
     ReasonCode,
 )
 from federator.scheduler import CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
+from federator.security.limits import Limits, RejectReason, TokenBucket
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.store import JobStore
 
 log = logging.getLogger("federator.server")
 
+FAILOVER_ANNOTATION = "federator.io/failover"
+"""A job's failover policy when its cluster is Lost: `replace` (the default) re-places it, `keep` waits."""
+FAILOVER_POLICIES = ("replace", "keep")
+OUTBOX_LIMIT = 1_000
+"""Orders queued for one agent at most; an agent that falls this far behind has its stream reset and re-syncs."""
+
 
 class SubmitError(ValueError):
     """A submission refused; the message names the field."""
+
+
+class AlreadyExists(SubmitError):
+    """A job of that namespace and name is already active."""
 
 
 class NotFound(KeyError):
@@ -54,11 +73,17 @@ class ClusterRecord:
     state: ClusterState = ClusterState.READY
     capacity: ClusterCapacity | None = None
     last_report_at: float = 0.0
+    last_seen_at: float = 0.0  # any message from the agent renews its lease
     connected: bool = False
     disconnected_at: float = 0.0
+    partitioned_at: float = 0.0
     session: int = 0
-    outbox: asyncio.Queue[Order | None] = field(default_factory=asyncio.Queue)
+    outbox: asyncio.Queue[Order | None] = field(default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT + 1))
     acked: set[str] = field(default_factory=set)
+    resynced: bool = False  # the first report of this session has been reconciled
+    seen: set[str] = field(default_factory=set)  # placements the agent reported in this session
+    reports: TokenBucket | None = None
+    closing: bool = False
 
 
 class Federator:
@@ -73,6 +98,7 @@ class Federator:
         lease_seconds: float = 10.0,
         lost_after_seconds: float = 120.0,
         cycle_interval: float = 1.0,
+        limits: Limits | None = None,
     ) -> None:
         self.store = store
         self.scheduler = scheduler or Scheduler()
@@ -82,6 +108,7 @@ class Federator:
         self.lease_seconds = lease_seconds
         self.lost_after_seconds = lost_after_seconds
         self.cycle_interval = cycle_interval
+        self.limits = limits or Limits()
         self.jobs: dict[JobId, Job] = {j.job_id: j for j in store.load()}
         self._by_placement: dict[str, JobId] = {
             p.placement_id: j.job_id for j in self.jobs.values() for p in j.placements
@@ -92,6 +119,7 @@ class Federator:
         self._watchers: set[asyncio.Queue[JobId]] = set()
         self.last_cycle: CycleResult | None = None
         self.metrics.watch_state(self.sample)
+        self._expect_agents()
 
     # -- the job API ------------------------------------------------------
 
@@ -99,13 +127,22 @@ class Federator:
         try:
             spec = parse_job(spec_to_document(spec))  # one validator for files, CRDs and the API
         except JobFileError as exc:
-            self.metrics.jobs_rejected.inc()
+            self._reject(RejectReason.INVALID_JOB)
             raise SubmitError(str(exc)) from exc
+        policy = spec.annotation(FAILOVER_ANNOTATION, "replace")
+        if policy not in FAILOVER_POLICIES:
+            self._reject(RejectReason.INVALID_JOB)
+            raise SubmitError(f"metadata.annotations[{FAILOVER_ANNOTATION}]: must be one of "
+                              f"{', '.join(FAILOVER_POLICIES)}, got {policy[:80]!r}")
+        problem = self.limits.check_job(spec)
+        if problem is not None:
+            self._reject(RejectReason.LIMIT_EXCEEDED)
+            raise SubmitError(problem)
         for job in self.jobs.values():
             if (job.spec.namespace, job.spec.name) == (spec.namespace, spec.name) and not job.phase.is_terminal:
                 self.metrics.jobs_rejected.inc()
-                raise SubmitError(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
-                                  f"({job.job_id}, {job.phase})")
+                raise AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
+                                    f"({job.job_id}, {job.phase})")
         job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=self.clock(),
                   pending_reason=Reason(ReasonCode.WAITING, "waiting for the next scheduling cycle"))
         self.store.put([job])
@@ -152,16 +189,25 @@ class Federator:
     # -- agents -----------------------------------------------------------
 
     def connect(self, *, cluster: str, region: str, labels: dict[str, str]) -> ClusterRecord:
-        """A new agent stream. A second stream for the same cluster replaces the first."""
+        """A new agent stream. A second stream for the same cluster replaces the first.
+
+        The cluster keeps its state (Partitioned, Lost) until the session's
+        first capacity report, which is when the federator re-syncs with it.
+        """
         self._sessions += 1
         old = self.clusters.get(cluster)
         if old is not None and old.connected:
-            old.outbox.put_nowait(None)  # tells the old stream to close
+            self.close_stream(old)
+        now = self.clock()
         rec = ClusterRecord(name=cluster, region=region, labels=dict(labels), connected=True,
-                            session=self._sessions, last_report_at=self.clock())
+                            session=self._sessions, last_report_at=now, last_seen_at=now,
+                            reports=TokenBucket(self.limits.reports_per_second, self.limits.report_burst))
         if old is not None:
             rec.capacity = old.capacity
             rec.acked = old.acked
+            rec.state = old.state
+            rec.partitioned_at = old.partitioned_at
+            rec.last_report_at = old.last_report_at
         self.clusters[cluster] = rec
         self.metrics.agent_connects.labels(cluster).inc()
         log.info("cluster %s (%s) connected, session %d", cluster, region, rec.session)
@@ -175,29 +221,44 @@ class Federator:
         rec.disconnected_at = self.clock()
         if rec.state is ClusterState.READY:
             rec.state = ClusterState.PARTITIONED
-        log.warning("cluster %s disconnected: Partitioned", rec.name)
+            rec.partitioned_at = rec.disconnected_at
+        log.warning("cluster %s disconnected: %s", rec.name, rec.state)
+
+    def heard(self, rec: ClusterRecord) -> None:
+        """Any message renews the agent's lease."""
+        rec.last_seen_at = self.clock()
 
     def report(self, rec: ClusterRecord, capacity: ClusterCapacity) -> None:
         rec.capacity = capacity
-        rec.last_report_at = self.clock()
-        if rec.connected:
+        rec.last_report_at = rec.last_seen_at = self.clock()
+        if not rec.resynced:
+            rec.resynced = True
+            self._resync(rec, capacity)
+        else:
+            self._cancel_strays(rec, capacity.placement_ids)
+        if rec.connected and rec.state is not ClusterState.READY:
+            log.info("cluster %s is Ready again (was %s)", rec.name, rec.state)
             rec.state = ClusterState.READY
         self.metrics.agent_reports.labels(rec.name).inc()
         self.wake()
 
     def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str) -> None:
+        rec.last_seen_at = self.clock()
+        rec.seen.add(placement_id)
         job_id = self._by_placement.get(placement_id)
         job = self.jobs.get(job_id) if job_id else None
         placement = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None
         if job is None or placement is None or placement.cluster != rec.name:
-            if not phase.is_terminal:
-                self._send(rec.name, CancelOrder(placement_id, "unknown placement"))
+            if not phase.is_terminal:  # superseded (an older generation) or never ours: fence it
+                self._send(rec.name, CancelOrder(placement_id, "superseded: not a current placement"))
             return
-        if job.phase.is_terminal or placement.phase in (JobPhase.CANCELLED,):
+        if job.phase.is_terminal or placement.phase.is_terminal:
             if not phase.is_terminal:
                 self._send(rec.name, CancelOrder(placement_id, f"job is {job.phase}"))
             return
         rec.acked.add(placement_id)
+        if placement.phase is phase and placement.message == message:
+            return  # a resync repeating what is already on disk
         placement.phase = phase
         placement.message = message
         self._derive_phase(job)
@@ -208,23 +269,54 @@ class Federator:
 
     def refused(self, rec: ClusterRecord, placement_id: str, message: str) -> None:
         """The agent would not launch a placement: release it and requeue the job."""
+        rec.last_seen_at = self.clock()
         job_id = self._by_placement.get(placement_id)
         job = self.jobs.get(job_id) if job_id else None
-        if job is None or job.phase.is_terminal:
+        if job is None or job.phase.is_terminal or placement_id not in {p.placement_id for p in job.placements}:
             return
-        for p in job.placements:
-            if not p.phase.is_terminal and p.placement_id != placement_id:
-                self._send(p.cluster, CancelOrder(p.placement_id, "another part of the job was refused"))
-        job.placements = []
-        job.phase = JobPhase.PENDING
-        job.pending_reason = Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} refused: {message}")
         self.metrics.placements.labels("refused").inc()
-        self.store.put([job])
-        self._changed([job])
-        self.wake()
+        self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} refused: {message}"))
 
     def acked(self, rec: ClusterRecord, placement_id: str) -> None:
+        rec.last_seen_at = self.clock()
         rec.acked.add(placement_id)
+
+    def _resync(self, rec: ClusterRecord, capacity: ClusterCapacity) -> None:
+        """Reconcile what this federator believes runs on a cluster with what its agent says it runs.
+
+        The agent reports every placement it holds (JobUpdates) before its
+        first capacity report of a session, so by now `rec.seen` and the
+        report's placement ids are all it has.
+        """
+        present = set(capacity.placement_ids) | rec.seen
+        self._cancel_strays(rec, capacity.placement_ids)
+        requeue: list[tuple[Job, Placement]] = []
+        for job in self.jobs.values():
+            if job.phase.is_terminal:
+                continue
+            for p in job.placements:
+                if p.cluster != rec.name or not p.phase.is_active or p.placement_id in present:
+                    continue
+                if p.phase is JobPhase.RUNNING or p.placement_id in rec.acked:
+                    requeue.append((job, p))  # it ran there once and is gone: the agent lost it
+                else:  # the launch order never arrived (stream broke, or this federator restarted)
+                    self._send(rec.name, LaunchOrder(p, job.spec))
+        for job, p in requeue:
+            log.warning("cluster %s no longer holds placement %s: re-queueing %s", rec.name, p.placement_id,
+                        job.job_id)
+            self.metrics.placements.labels("lost").inc()
+            self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
+                                      f"{rec.name} no longer runs placement {p.placement_id} "
+                                      "(its agent restarted); re-placing"))
+
+    def _cancel_strays(self, rec: ClusterRecord, placement_ids: Iterable[str]) -> None:
+        """A cluster holding a placement that is not current there is told to stop it (fencing)."""
+        for pid in placement_ids:
+            job = self.jobs.get(self._by_placement.get(pid, JobId("")))
+            current = job is not None and not job.phase.is_terminal and any(
+                p.placement_id == pid and p.cluster == rec.name and p.phase.is_active for p in job.placements)
+            if not current:
+                self._send(rec.name, CancelOrder(pid, "superseded: not a current placement"))
 
     # -- scheduling -------------------------------------------------------
 
@@ -292,14 +384,54 @@ class Federator:
         return result
 
     def check_leases(self) -> None:
+        """Ready -> Partitioned when the stream drops or the lease runs out; Partitioned -> Lost after the grace time."""
         now = self.clock()
-        for rec in self.clusters.values():
-            if rec.connected and now - rec.last_report_at > self.lease_seconds:
+        for rec in list(self.clusters.values()):
+            if rec.state is ClusterState.READY and rec.connected and now - rec.last_seen_at > self.lease_seconds:
                 rec.state = ClusterState.PARTITIONED
-            if not rec.connected and rec.state is ClusterState.PARTITIONED and \
-                    now - rec.disconnected_at > self.lost_after_seconds:
+                rec.partitioned_at = now
+                log.warning("cluster %s Partitioned: no message for %.1fs", rec.name, now - rec.last_seen_at)
+            if rec.state is ClusterState.PARTITIONED and now - rec.partitioned_at > self.lost_after_seconds:
                 rec.state = ClusterState.LOST
-                log.warning("cluster %s Lost after %.0fs without its agent", rec.name, self.lost_after_seconds)
+                log.warning("cluster %s Lost after %.1fs Partitioned", rec.name, now - rec.partitioned_at)
+                if rec.connected:
+                    self.close_stream(rec)  # a silent agent that wakes up must reconnect and re-sync
+                self._fail_over(rec)
+
+    def _fail_over(self, rec: ClusterRecord) -> None:
+        """Re-place the jobs of a Lost cluster whose failover policy allows it."""
+        for job in list(self.jobs.values()):
+            if job.phase.is_terminal or not any(p.cluster == rec.name and p.phase.is_active for p in job.placements):
+                continue
+            if job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep":
+                log.info("job %s stays on Lost cluster %s (failover: keep)", job.job_id, rec.name)
+                continue
+            self.metrics.placements.labels("failover").inc()
+            self._requeue(job, Reason(ReasonCode.CLUSTER_NOT_READY,
+                                      f"{rec.name} was Lost; re-placing (was generation {job.generation})"))
+
+    def _requeue(self, job: Job, reason: Reason) -> None:
+        """Supersede every placement of a job and queue it again; the next placement gets a new generation."""
+        for p in job.placements:
+            if not p.phase.is_terminal:
+                self._send(p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
+        job.placements = []
+        job.phase = JobPhase.PENDING
+        job.placed_at = 0.0
+        job.pending_reason = reason
+        self.store.put([job])
+        self._changed([job])
+        self.wake()
+
+    def _expect_agents(self) -> None:
+        """After a restart: every cluster holding an active placement is expected back, Partitioned until then."""
+        now = self.clock()
+        for job in self.jobs.values():
+            for p in job.placements:
+                if p.phase.is_active and p.cluster not in self.clusters:
+                    self.clusters[p.cluster] = ClusterRecord(
+                        name=p.cluster, region=p.region, labels={}, state=ClusterState.PARTITIONED,
+                        last_report_at=0.0, last_seen_at=now, disconnected_at=now, partitioned_at=now)
 
     async def run(self) -> None:
         """The reconcile loop: a cycle whenever something changed, and at least every cycle_interval."""
@@ -318,9 +450,29 @@ class Federator:
     # -- helpers ----------------------------------------------------------
 
     def _send(self, cluster: str, order: Order) -> None:
+        """Queue an order for a connected agent; never blocks. Orders for a disconnected one are
+        dropped: its re-sync on reconnect brings it up to date."""
         rec = self.clusters.get(cluster)
-        if rec is not None and rec.connected:
-            rec.outbox.put_nowait(order)
+        if rec is None or not rec.connected or rec.closing:
+            return
+        if rec.outbox.qsize() >= OUTBOX_LIMIT:
+            log.warning("cluster %s is %d orders behind: resetting its stream", cluster, OUTBOX_LIMIT)
+            self.close_stream(rec)
+            return
+        rec.outbox.put_nowait(order)
+
+    def close_stream(self, rec: ClusterRecord) -> None:
+        """End an agent's stream (its sender sees None); the agent reconnects and re-syncs."""
+        if rec.closing:
+            return
+        rec.closing = True
+        while not rec.outbox.empty():
+            rec.outbox.get_nowait()
+        rec.outbox.put_nowait(None)
+
+    def _reject(self, reason: RejectReason) -> None:
+        self.metrics.jobs_rejected.inc()
+        self.metrics.messages_rejected.labels(reason.value).inc()
 
     def _derive_phase(self, job: Job) -> None:
         phases = [p.phase for p in job.placements]

@@ -2,6 +2,11 @@
 
 The only server module that touches generated stubs: it translates wire
 messages to domain calls on `Federator` and domain errors to gRPC status codes.
+It is also the federator's edge against hostile input: every caller is
+authenticated (`security.auth`), every message is size-checked and every
+agent's report rate is limited (`security.limits`) before the state machine
+sees it; refusals are counted by reason and never stop the federator serving
+anyone else.
 """
 
 from __future__ import annotations
@@ -9,13 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import NoReturn
 
 import grpc
+from google.protobuf.message import Message
 
 from federator import __version__
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
-from federator.server.federator import ClusterRecord, Federator, NotFound, SubmitError
+from federator.security.auth import AuthDenied, Authenticator, Peer
+from federator.security.limits import RejectReason, check_hello
+from federator.server.federator import AlreadyExists, ClusterRecord, Federator, NotFound, SubmitError
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 
 log = logging.getLogger("federator.server")
@@ -30,26 +39,63 @@ def _order_to_pb(order: Order) -> agent_pb2.FederatorMessage:
     return agent_pb2.FederatorMessage(cancel=agent_pb2.Cancel(placement_id=order.placement_id, reason=order.reason))
 
 
-class AgentService(agent_pb2_grpc.AgentServiceServicer):
-    def __init__(self, federator: Federator) -> None:
-        self.fed = federator
+class _Edge:
+    """What every service shares: the federator, the authenticator, and refusal helpers."""
 
+    def __init__(self, federator: Federator, auth: Authenticator | None = None) -> None:
+        self.fed = federator
+        self.auth = auth or Authenticator(insecure=True)
+
+    def rejected(self, reason: RejectReason) -> None:
+        self.fed.metrics.messages_rejected.labels(reason.value).inc()
+
+    async def deny(self, context: grpc.aio.ServicerContext, denied: AuthDenied) -> NoReturn:
+        self.rejected(denied.reason)
+        code = grpc.StatusCode.UNAUTHENTICATED if denied.unauthenticated else grpc.StatusCode.PERMISSION_DENIED
+        await context.abort(code, denied.message)
+        raise AssertionError("unreachable")  # context.abort raises
+
+    async def user(self, context: grpc.aio.ServicerContext) -> Peer:
+        peer = self.auth.user(context.auth_context(), context.invocation_metadata() or ())
+        if isinstance(peer, AuthDenied):
+            await self.deny(context, peer)
+        return peer
+
+    async def sized(self, context: grpc.aio.ServicerContext, what: str, msg: Message) -> None:
+        problem = self.fed.limits.check_size(what, msg.ByteSize())
+        if problem is not None:
+            self.rejected(RejectReason.OVERSIZED)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, problem)
+
+
+class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
     async def Connect(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[agent_pb2.AgentMessage], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.FederatorMessage]:
         try:
             first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_SECONDS)
         except (TimeoutError, StopAsyncIteration):
+            self.rejected(RejectReason.BAD_HELLO)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hello: the first message must be a Hello")
             return
-        if first.WhichOneof("body") != "hello" or not first.hello.cluster or not first.hello.region:
-            self.fed.metrics.messages_rejected.labels("bad_hello").inc()
+        await self.sized(context, "hello", first)
+        if first.WhichOneof("body") != "hello":
+            self.rejected(RejectReason.BAD_HELLO)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "hello: the first message must be a Hello with cluster and region set")
+                                f"hello: the first message must be a Hello, got {first.WhichOneof('body')}")
             return
         hello = first.hello
+        problem = check_hello(hello.cluster, hello.region, hello.labels, limits=self.fed.limits)
+        if problem is not None:
+            self.rejected(RejectReason.BAD_HELLO)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            return
+        peer = self.auth.agent(context.auth_context(), hello.cluster)
+        if isinstance(peer, AuthDenied):
+            log.warning("refused an agent stream claiming cluster %r: %s", hello.cluster[:80], peer.message)
+            await self.deny(context, peer)
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=dict(hello.labels))
-        reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator))
+        reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, peer))
         try:
             yield agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(
                 report_interval_seconds=self.fed.report_interval, lease_seconds=self.fed.lease_seconds,
@@ -63,52 +109,72 @@ class AgentService(agent_pb2_grpc.AgentServiceServicer):
             reader.cancel()
             self.fed.disconnect(rec)
 
-    async def _read(self, rec: ClusterRecord, requests: AsyncIterator[agent_pb2.AgentMessage]) -> None:
+    async def _read(self, rec: ClusterRecord, requests: AsyncIterator[agent_pb2.AgentMessage], peer: Peer) -> None:
         try:
             async for msg in requests:
-                self._handle(rec, msg)
+                if peer.identity is not None and self.auth.revocations.revoked(peer.identity, peer.serial):
+                    log.warning("cluster %s: its certificate was revoked; closing its stream", rec.name)
+                    self.rejected(RejectReason.REVOKED)
+                    break
+                self.handle(rec, msg)
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         except Exception:
             log.exception("agent stream of %s failed", rec.name)
         finally:
-            rec.outbox.put_nowait(None)
+            self.fed.close_stream(rec)
 
-    def _handle(self, rec: ClusterRecord, msg: agent_pb2.AgentMessage) -> None:
+    def handle(self, rec: ClusterRecord, msg: agent_pb2.AgentMessage) -> RejectReason | None:
+        """Apply one agent message; a bad one is counted, logged and dropped, never fatal."""
         kind = msg.WhichOneof("body")
+        reason: RejectReason | None = None
         try:
-            if kind == "capacity":
-                self.fed.report(rec, convert.capacity_from_pb(msg.capacity))
+            if self.fed.limits.check_size(kind or "message", msg.ByteSize()) is not None:
+                reason = RejectReason.OVERSIZED
+            elif kind == "capacity":
+                if rec.reports is not None and not rec.reports.take():
+                    self.fed.heard(rec)
+                    reason = RejectReason.RATE_LIMITED
+                else:
+                    self.fed.report(rec, convert.capacity_from_pb(msg.capacity))
             elif kind == "job_update":
                 u = msg.job_update
-                self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), u.message)
+                self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), u.message[:4096])
             elif kind == "ack":
                 if msg.ack.ok:
                     self.fed.acked(rec, msg.ack.placement_id)
                 else:
-                    self.fed.refused(rec, msg.ack.placement_id, msg.ack.message)
+                    self.fed.refused(rec, msg.ack.placement_id, msg.ack.message[:4096])
             else:
-                self.fed.metrics.messages_rejected.labels("unexpected").inc()
-                log.warning("cluster %s sent an unexpected %s message", rec.name, kind)
+                reason = RejectReason.UNEXPECTED
         except convert.WireError as exc:
-            self.fed.metrics.messages_rejected.labels("malformed").inc()
+            reason = RejectReason.MALFORMED
             log.warning("cluster %s sent a malformed %s: %s", rec.name, kind, exc)
+        if reason is not None:
+            self.rejected(reason)
+            if reason is not RejectReason.RATE_LIMITED:
+                log.warning("cluster %s: refused a %s message (%s)", rec.name, kind, reason)
+        return reason
 
 
-class JobService(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, federator: Federator) -> None:
-        self.fed = federator
-
+class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
     async def Submit(self, request: jobs_pb2.SubmitRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> jobs_pb2.SubmitResponse:
+        await self.user(context)
+        await self.sized(context, "submit", request)
         try:
             job = self.fed.submit(convert.spec_from_pb(request.spec))
+        except AlreadyExists as exc:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
         except (SubmitError, convert.WireError) as exc:
+            if isinstance(exc, convert.WireError):
+                self.rejected(RejectReason.MALFORMED)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return jobs_pb2.SubmitResponse(job=convert.job_to_pb(job))
 
     async def Get(self, request: jobs_pb2.GetJobRequest,  # noqa: N802
                   context: grpc.aio.ServicerContext) -> types_pb2.Job:
+        await self.user(context)
         try:
             return convert.job_to_pb(self.fed.get(request.job_id))
         except NotFound as exc:
@@ -117,10 +183,12 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
 
     async def List(self, request: jobs_pb2.ListJobsRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> jobs_pb2.ListJobsResponse:
+        await self.user(context)
         return jobs_pb2.ListJobsResponse(jobs=[convert.job_to_pb(j) for j in self.fed.list(request.queue)])
 
     async def Cancel(self, request: jobs_pb2.CancelJobRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> types_pb2.Job:
+        await self.user(context)
         try:
             return convert.job_to_pb(self.fed.cancel(request.job_id))
         except NotFound as exc:
@@ -129,6 +197,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
 
     async def Watch(self, request: jobs_pb2.WatchJobsRequest,  # noqa: N802
                     context: grpc.aio.ServicerContext) -> AsyncIterator[types_pb2.Job]:
+        await self.user(context)
         queue = self.fed.watch()
         try:
             wanted = self.fed.get(request.job_id).job_id if request.job_id else None
@@ -148,12 +217,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             self.fed.unwatch(queue)
 
 
-class ClusterService(jobs_pb2_grpc.ClusterServiceServicer):
-    def __init__(self, federator: Federator) -> None:
-        self.fed = federator
-
+class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
     async def List(self, request: jobs_pb2.ListClustersRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> jobs_pb2.ListClustersResponse:
+        await self.user(context)
         snap = {c.name: c.capacity for c in self.fed.snapshot().clusters}
         placements: dict[str, int] = {}
         for job in self.fed.jobs.values():

@@ -1,0 +1,161 @@
+"""`federator certs init | issue | revoke`, and the TLS flags every other command shares.
+
+A federation's certificates live in one folder (`--dir`, default
+$FEDERATOR_CERTS_DIR or ./federator-certs): see `federator.security.pki`.
+`serve`, `agent` and the client commands take `--certs-dir` (or explicit
+`--ca/--cert/--key`) and use mTLS; plaintext needs an explicit `--insecure`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from federator.security.tls import ClientOptions, TlsFiles
+
+DEFAULT_DIR = Path(os.environ.get("FEDERATOR_CERTS_DIR", "federator-certs"))
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = sub.add_parser("certs", help="create the federation's CA and certificates for clusters and users")
+    csub = c.add_subparsers(dest="certs_command", required=True, metavar="ACTION")
+
+    i = csub.add_parser("init", help="create the CA, the federator's certificate and an 'admin' user")
+    i.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="certificates folder (default %(default)s)")
+    i.add_argument("--server-name", action="append", default=[], metavar="HOST",
+                   help="a DNS name or IP clients use to reach the federator (repeatable; "
+                        "localhost and 127.0.0.1 are always included)")
+    i.add_argument("--days", type=int, default=3650, help="validity of the CA (default %(default)s)")
+    i.add_argument("--force", action="store_true", help="replace an existing CA (every certificate must be re-issued)")
+    i.set_defaults(func=_init)
+
+    s = csub.add_parser("issue", help="issue a certificate for a member cluster's agent or a user")
+    s.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="certificates folder (default %(default)s)")
+    who = s.add_mutually_exclusive_group(required=True)
+    who.add_argument("--cluster", help="member cluster name (its agent's identity)")
+    who.add_argument("--user", help="user name (for submit/get/cancel/watch)")
+    s.add_argument("--days", type=int, default=825, help="validity (default %(default)s)")
+    s.set_defaults(func=_issue)
+
+    r = csub.add_parser("revoke", help="revoke a cluster, a user or one certificate; the federator reloads the list")
+    r.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="certificates folder (default %(default)s)")
+    what = r.add_mutually_exclusive_group(required=True)
+    what.add_argument("--cluster", help="refuse every certificate of this cluster")
+    what.add_argument("--user", help="refuse every certificate of this user")
+    what.add_argument("--serial", help="refuse one certificate, by its hexadecimal serial number")
+    r.set_defaults(func=_revoke)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from federator.security.pki import CertsDir, PkiError, init_ca
+
+    certs = CertsDir(args.dir)
+    names = tuple(dict.fromkeys(["localhost", "127.0.0.1", *args.server_name]))
+    try:
+        init_ca(certs, days=args.days, server_names=names, force=args.force)
+    except PkiError as exc:
+        print(f"federator certs init: {exc}", file=sys.stderr)
+        return 1
+    print(f"created the federation CA in {certs.root}: ca.crt, server.crt (for {', '.join(names)}), users/admin.crt")
+    print(f"next: federator certs issue --dir {certs.root} --cluster NAME   (one per member cluster)")
+    return 0
+
+
+def _issue(args: argparse.Namespace) -> int:
+    from federator.security.pki import CertsDir, Identity, IdentityKind, PkiError, issue
+
+    identity = Identity(IdentityKind.CLUSTER, args.cluster) if args.cluster else Identity(IdentityKind.USER, args.user)
+    certs = CertsDir(args.dir)
+    try:
+        path = issue(certs, identity, days=args.days)
+    except PkiError as exc:
+        print(f"federator certs issue: {exc}", file=sys.stderr)
+        return 1
+    print(f"issued {path} and {certs.key(identity)} for {identity} ({identity.uri})")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from federator.security.pki import CertsDir, IdentityKind, PkiError, check_name
+
+    certs = CertsDir(args.dir)
+    try:
+        if args.serial:
+            serial = args.serial.replace(":", "").lower()
+            int(serial, 16)
+            line = f"serial {serial}"
+        elif args.cluster:
+            check_name(IdentityKind.CLUSTER, args.cluster)
+            line = f"cluster {args.cluster}"
+        else:
+            check_name(IdentityKind.USER, args.user)
+            line = f"user {args.user}"
+    except ValueError as exc:
+        msg = str(exc) if isinstance(exc, PkiError) else f"--serial: not a hexadecimal number: {args.serial!r}"
+        print(f"federator certs revoke: {msg}", file=sys.stderr)
+        return 2
+    certs.root.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    with certs.revoked.open("a") as f:
+        f.write(f"{line}  # revoked {stamp}\n")
+    print(f"revoked {line} in {certs.revoked}; a federator using this list refuses it within seconds")
+    return 0
+
+
+# -- the TLS flags of serve, agent and the client commands ------------------
+
+
+def add_tls_arguments(p: argparse.ArgumentParser, *, role: str) -> None:
+    """--certs-dir, --ca, --cert, --key, --insecure (and --user/--token for clients)."""
+    g = p.add_argument_group("TLS (mTLS by default)")
+    g.add_argument("--certs-dir", type=Path, default=os.environ.get("FEDERATOR_CERTS_DIR"),
+                   help="certificates folder made by `federator certs init` (env FEDERATOR_CERTS_DIR)")
+    g.add_argument("--ca", type=Path, default=os.environ.get("FEDERATOR_CA"), help="CA certificate (env FEDERATOR_CA)")
+    g.add_argument("--cert", type=Path, default=os.environ.get("FEDERATOR_CERT"),
+                   help="this process's certificate (env FEDERATOR_CERT)")
+    g.add_argument("--key", type=Path, default=os.environ.get("FEDERATOR_KEY"),
+                   help="this process's private key (env FEDERATOR_KEY)")
+    g.add_argument("--insecure", action="store_true", default=os.environ.get("FEDERATOR_INSECURE") == "1",
+                   help="plaintext gRPC, no authentication (env FEDERATOR_INSECURE=1); for trusted test setups only")
+    if role == "client":
+        g.add_argument("--user", default=os.environ.get("FEDERATOR_USER", "admin"),
+                       help="user certificate to use from --certs-dir (default %(default)s)")
+        g.add_argument("--token", default=os.environ.get("FEDERATOR_TOKEN", ""),
+                       help="bearer token instead of a client certificate (env FEDERATOR_TOKEN)")
+
+
+def tls_files(args: argparse.Namespace, *, role: str, name: str = "") -> TlsFiles | None:
+    """The TlsFiles for a role ('server', 'agent' with name=cluster, 'client'), or None with --insecure."""
+    from federator.security.pki import CertsDir
+    from federator.security.tls import TlsError, TlsFiles, cluster_files, server_files, user_files
+
+    if args.insecure:
+        return None
+    if args.certs_dir is not None:
+        certs = CertsDir(Path(args.certs_dir))
+        if role == "server":
+            base = server_files(certs)
+        elif role == "agent":
+            base = cluster_files(certs, name)
+        elif getattr(args, "token", ""):
+            base = TlsFiles(certs.ca_cert)
+        else:
+            base = user_files(certs, args.user)
+        return TlsFiles(args.ca or base.ca, args.cert or base.cert, args.key or base.key)
+    if args.ca is None:
+        raise TlsError("TLS is the default: pass --certs-dir (made by `federator certs init`) or --ca/--cert/--key, "
+                       "or --insecure for plaintext")
+    return TlsFiles(args.ca, args.cert, args.key)
+
+
+def client_options(args: argparse.Namespace) -> ClientOptions:
+    """ClientOptions from --server and the TLS flags."""
+    from federator.security.tls import ClientOptions
+
+    files = tls_files(args, role="client")
+    return ClientOptions(server=args.server, tls=files, token=getattr(args, "token", ""), insecure=args.insecure)

@@ -1,0 +1,218 @@
+"""Who is calling: identities from client certificates or bearer tokens, checked against revocations.
+
+The federator serves TLS with client certificates requested (and verified
+against the federation's CA when presented). Then each service decides:
+
+- the agent stream needs a *cluster* certificate, and the Hello must name the
+  same cluster as the certificate;
+- the job API needs a *user* certificate or a bearer token from the token file;
+- a revoked certificate (by serial) or identity (by name) is refused.
+
+Transports translate an `AuthDenied` into a gRPC status at the edge.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from federator.security.limits import RejectReason
+from federator.security.pki import Identity, IdentityKind, identity_of
+
+log = logging.getLogger("federator.security")
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """An authenticated caller. `identity` is None for a bearer token or an insecure listener."""
+
+    identity: Identity | None
+    via: str  # "certificate", "token" or "insecure"
+    serial: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthDenied:
+    """A refusal: `unauthenticated` (no usable credentials) or permission denied, and why."""
+
+    reason: RejectReason
+    message: str
+
+    @property
+    def unauthenticated(self) -> bool:
+        return self.reason is RejectReason.UNAUTHENTICATED
+
+
+@dataclass(frozen=True, slots=True)
+class Revocations:
+    identities: frozenset[Identity] = frozenset()
+    serials: frozenset[int] = frozenset()
+
+
+def parse_revocations(text: str, *, source: str = "revoked.txt") -> Revocations:
+    """Lines of `cluster NAME`, `user NAME` or `serial HEX`; `#` starts a comment."""
+    identities: set[Identity] = set()
+    serials: set[int] = set()
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        kind, _, value = line.partition(" ")
+        value = value.strip()
+        if kind in (IdentityKind.CLUSTER.value, IdentityKind.USER.value) and value:
+            identities.add(Identity(IdentityKind(kind), value))
+        elif kind == "serial" and value:
+            try:
+                serials.add(int(value.replace(":", ""), 16))
+            except ValueError:
+                raise ValueError(f"{source}:{n}: serial: not a hexadecimal number: {value!r}") from None
+        else:
+            raise ValueError(f"{source}:{n}: expected 'cluster NAME', 'user NAME' or 'serial HEX', got {line!r}")
+    return Revocations(frozenset(identities), frozenset(serials))
+
+
+class RevocationList:
+    """The revocation file, re-read whenever it changes (checked at most once per `interval`)."""
+
+    def __init__(self, path: Path | None, *, interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self.interval = interval
+        self.clock = clock
+        self.current = Revocations()
+        self._stamp: tuple[int, int] | None = None
+        self._checked = float("-inf")
+        self.reload()
+
+    def reload(self) -> bool:
+        """Re-read the file if it changed; True if the list changed. A bad file keeps the last good list."""
+        self._checked = self.clock()
+        if self.path is None:
+            return False
+        try:
+            st = self.path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+            if stamp == self._stamp:
+                return False
+            text = self.path.read_text()
+        except FileNotFoundError:
+            stamp, text = (0, 0), ""
+        except OSError as exc:
+            log.error("cannot read the revocation list %s: %s; keeping the last one", self.path, exc)
+            return False
+        self._stamp = stamp
+        try:
+            new = parse_revocations(text, source=str(self.path))
+        except ValueError as exc:
+            log.error("%s; keeping the last good revocation list", exc)
+            return False
+        changed = new != self.current
+        if changed:
+            log.info("revocation list %s: %d identities, %d serials", self.path, len(new.identities),
+                     len(new.serials))
+        self.current = new
+        return changed
+
+    def maybe_reload(self) -> bool:
+        if self.clock() - self._checked < self.interval:
+            return False
+        return self.reload()
+
+    def revoked(self, identity: Identity | None, serial: int) -> bool:
+        self.maybe_reload()
+        return (identity is not None and identity in self.current.identities) or serial in self.current.serials
+
+
+def _first(auth: Mapping[str, Sequence[bytes]], key: str) -> bytes | None:
+    values = auth.get(key) or []
+    return values[0] if values else None
+
+
+class Authenticator:
+    """Decides whether a call may proceed, from its TLS peer certificate and metadata."""
+
+    def __init__(self, *, insecure: bool = False, revocations: RevocationList | None = None,
+                 tokens: Sequence[str] = ()) -> None:
+        self.insecure = insecure
+        self.revocations = revocations or RevocationList(None)
+        self._tokens = tuple(t.encode() for t in tokens if t)
+
+    def certificate_peer(self, auth_context: Mapping[str, Sequence[bytes]]) -> Peer | AuthDenied | None:
+        """The peer of a verified client certificate; None if the call carries none."""
+        pem = _first(auth_context, "x509_pem_cert")
+        if pem is None:
+            return None
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
+        except ValueError:
+            return AuthDenied(RejectReason.UNAUTHENTICATED, "the client certificate cannot be parsed")
+        identity = identity_of(cert)
+        if identity is None:
+            return AuthDenied(RejectReason.UNAUTHENTICATED,
+                              "the client certificate carries no federator://cluster/ or federator://user/ "
+                              "identity (issue one with `federator certs issue`)")
+        if self.revocations.revoked(identity, cert.serial_number):
+            return AuthDenied(RejectReason.REVOKED, f"the certificate of {identity} (serial "
+                                                    f"{cert.serial_number:x}) is revoked")
+        return Peer(identity, "certificate", cert.serial_number)
+
+    def agent(self, auth_context: Mapping[str, Sequence[bytes]], cluster: str) -> Peer | AuthDenied:
+        """May this stream speak for `cluster` (the name in its Hello)?"""
+        if self.insecure:
+            return Peer(None, "insecure")
+        peer = self.certificate_peer(auth_context)
+        if peer is None:
+            return AuthDenied(RejectReason.UNAUTHENTICATED, "the agent stream needs a cluster client certificate")
+        if isinstance(peer, AuthDenied):
+            return peer
+        assert peer.identity is not None
+        if peer.identity.kind is not IdentityKind.CLUSTER:
+            return AuthDenied(RejectReason.IDENTITY_MISMATCH,
+                              f"the agent stream needs a cluster certificate, got one for {peer.identity}")
+        if peer.identity.name != cluster:
+            return AuthDenied(RejectReason.IDENTITY_MISMATCH,
+                              f"hello.cluster: {cluster[:80]!r} does not match the client certificate, which is "
+                              f"for cluster {peer.identity.name!r}")
+        return peer
+
+    def user(self, auth_context: Mapping[str, Sequence[bytes]],
+             metadata: Sequence[tuple[str, str | bytes]]) -> Peer | AuthDenied:
+        """May this call use the job API? A user certificate or a bearer token."""
+        if self.insecure:
+            return Peer(None, "insecure")
+        peer = self.certificate_peer(auth_context)
+        if isinstance(peer, AuthDenied):
+            return peer
+        if peer is not None:
+            assert peer.identity is not None
+            if peer.identity.kind is IdentityKind.USER:
+                return peer
+            return AuthDenied(RejectReason.IDENTITY_MISMATCH,
+                              f"the job API takes a user certificate or a bearer token, not the certificate of "
+                              f"{peer.identity}")
+        for key, value in metadata:
+            if key.lower() != "authorization":
+                continue
+            raw = value if isinstance(value, bytes) else value.encode()
+            scheme, _, token = raw.partition(b" ")
+            if scheme.lower() == b"bearer" and any(hmac.compare_digest(token.strip(), t) for t in self._tokens):
+                return Peer(None, "token")
+            return AuthDenied(RejectReason.UNAUTHENTICATED, "the bearer token is not valid")
+        return AuthDenied(RejectReason.UNAUTHENTICATED,
+                          "the job API needs a user client certificate or an 'authorization: Bearer TOKEN' header")
+
+
+def load_tokens(path: Path) -> list[str]:
+    """A token file: one token per line; `#` starts a comment."""
+    tokens = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    return [t for t in tokens if t]
+
+
+__all__ = ["AuthDenied", "Authenticator", "Peer", "RevocationList", "Revocations", "load_tokens",
+           "parse_revocations"]

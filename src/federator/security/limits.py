@@ -1,0 +1,123 @@
+"""Limits on what a client or an agent may send, and the reasons input is refused.
+
+The federator serves many agents and users from one process: one of them
+sending a huge message, a flood of reports or a job asking for a million GPUs
+must get a clear refusal and must not slow the others down. Every refusal is
+counted in `federator_messages_rejected_total{reason}` with a `RejectReason`
+(a bounded set, so the metric label stays small).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from federator.model import JobSpec
+
+
+class RejectReason(StrEnum):
+    """Why a message was refused: the `reason` label of federator_messages_rejected_total."""
+
+    BAD_HELLO = "bad_hello"
+    IDENTITY_MISMATCH = "identity_mismatch"
+    REVOKED = "revoked"
+    UNAUTHENTICATED = "unauthenticated"
+    OVERSIZED = "oversized"
+    MALFORMED = "malformed"
+    RATE_LIMITED = "rate_limited"
+    UNEXPECTED = "unexpected"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    INVALID_JOB = "invalid_job"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one message, one agent and one job may ask of the federator."""
+
+    max_message_bytes: int = 1 << 20
+    reports_per_second: float = 5.0  # per agent, sustained
+    report_burst: int = 20
+    max_replicas_per_job: int = 1_000
+    max_gpus_per_job: int = 4_096
+    max_cpu_cores_per_job: int = 100_000
+    max_memory_bytes_per_job: int = 1 << 50  # 1 PiB
+    max_labels: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("max_message_bytes", "report_burst", "max_replicas_per_job", "max_gpus_per_job",
+                     "max_cpu_cores_per_job", "max_memory_bytes_per_job", "max_labels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"limits.{name}: must be at least 1, got {getattr(self, name)!r}")
+        if not self.reports_per_second > 0:
+            raise ValueError(f"limits.reports_per_second: must be positive, got {self.reports_per_second!r}")
+
+    def check_job(self, spec: JobSpec) -> str | None:
+        """None if the job is within limits, else what is over, naming the field."""
+        total = spec.total
+        if spec.replicas > self.max_replicas_per_job:
+            return f"spec.replicas: {spec.replicas} is over this federator's limit of {self.max_replicas_per_job}"
+        if total.gpu_milli > self.max_gpus_per_job * 1000:
+            return (f"spec.resources.nvidia.com/gpu: the job asks for {total.gpu_milli / 1000:g} GPUs in all, "
+                    f"over this federator's limit of {self.max_gpus_per_job}")
+        if total.cpu_milli > self.max_cpu_cores_per_job * 1000:
+            return (f"spec.resources.cpu: the job asks for {total.cpu_milli / 1000:g} cores in all, "
+                    f"over this federator's limit of {self.max_cpu_cores_per_job}")
+        if total.memory_bytes > self.max_memory_bytes_per_job:
+            return (f"spec.resources.memory: the job asks for {total.memory_bytes} bytes in all, "
+                    f"over this federator's limit of {self.max_memory_bytes_per_job}")
+        return None
+
+    def check_size(self, what: str, size: int) -> str | None:
+        if size > self.max_message_bytes:
+            return f"{what}: message of {size} bytes is over the limit of {self.max_message_bytes} bytes"
+        return None
+
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def check_hello(cluster: str, region: str, labels: Mapping[str, str], *, limits: Limits) -> str | None:
+    """None if a Hello is well formed, else the problem, naming the field."""
+    if not _NAME.match(cluster):
+        return f"hello.cluster: must be a lower-case DNS name of at most 63 characters, got {cluster[:80]!r}"
+    if not _NAME.match(region):
+        return f"hello.region: must be a lower-case DNS name of at most 63 characters, got {region[:80]!r}"
+    if len(labels) > limits.max_labels:
+        return f"hello.labels: at most {limits.max_labels} labels, got {len(labels)}"
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key):
+            return f"hello.labels: {key[:80]!r} is not a valid label key"
+        if len(value) > 253:
+            return f"hello.labels[{key}]: value longer than 253 characters"
+    return None
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """`rate` events per second on average, `burst` at once; take() says whether one more may pass."""
+
+    rate: float
+    burst: int
+    clock: Callable[[], float] = time.monotonic
+    _tokens: float = field(init=False)
+    _at: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._tokens = float(self.burst)
+        self._at = self.clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+__all__ = ["Limits", "RejectReason", "TokenBucket", "check_hello"]

@@ -1,0 +1,205 @@
+"""A small certificate authority for one federation: the CA, the federator, clusters and users.
+
+Identities live in a SAN URI so they cannot be confused with host names:
+`federator://cluster/NAME` for an agent, `federator://user/NAME` for a person
+or a tool using the job API. The federator takes a cluster's identity from its
+certificate, never from what the agent says in its Hello.
+
+A certs folder (`federator certs init`) holds::
+
+    ca.crt ca.key                 the federation's CA (keep ca.key offline in production)
+    server.crt server.key         the federator's serving certificate
+    clusters/NAME.crt NAME.key    one per member cluster (`certs issue --cluster NAME`)
+    users/NAME.crt NAME.key       one per user (`certs issue --user NAME`; `admin` is made by init)
+    revoked.txt                   the revocation list the federator reloads (`certs revoke`)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+URI_PREFIX = "federator://"
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+
+
+class PkiError(ValueError):
+    """A certificate operation that cannot be done; the message says why."""
+
+
+class IdentityKind(StrEnum):
+    CLUSTER = "cluster"
+    USER = "user"
+    SERVER = "server"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    kind: IdentityKind
+    name: str
+
+    @property
+    def uri(self) -> str:
+        return f"{URI_PREFIX}{self.kind.value}/{self.name}"
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class CertsDir:
+    """Where each file of a federation's certificates lives."""
+
+    root: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.root / "server.crt"
+
+    @property
+    def server_key(self) -> Path:
+        return self.root / "server.key"
+
+    @property
+    def revoked(self) -> Path:
+        return self.root / "revoked.txt"
+
+    def cert(self, identity: Identity) -> Path:
+        if identity.kind is IdentityKind.SERVER:
+            return self.server_cert
+        return self.root / f"{identity.kind.value}s" / f"{identity.name}.crt"
+
+    def key(self, identity: Identity) -> Path:
+        if identity.kind is IdentityKind.SERVER:
+            return self.server_key
+        return self.root / f"{identity.kind.value}s" / f"{identity.name}.key"
+
+
+def check_name(kind: IdentityKind, name: str) -> None:
+    if not _NAME.match(name):
+        raise PkiError(f"--{kind.value}: must be a lower-case DNS name of at most 63 characters, got {name!r}")
+
+
+def identity_of(cert: x509.Certificate) -> Identity | None:
+    """The federator identity in a certificate's SAN URIs, if it has exactly one."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    found = []
+    for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
+        if not uri.startswith(URI_PREFIX):
+            continue
+        kind, _, name = uri[len(URI_PREFIX):].partition("/")
+        if kind in {k.value for k in IdentityKind} and _NAME.match(name):
+            found.append(Identity(IdentityKind(kind), name))
+    return found[0] if len(found) == 1 else None
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def load_cert(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise PkiError(f"{path}: cannot read a PEM certificate: {exc}") from exc
+
+
+def init_ca(certs: CertsDir, *, common_name: str = "federator CA", days: int = 3650,
+            server_names: tuple[str, ...] = ("localhost", "127.0.0.1"), force: bool = False) -> None:
+    """Create the CA, the federator's serving certificate and an `admin` user certificate."""
+    if certs.ca_cert.exists() and not force:
+        raise PkiError(f"{certs.ca_cert} exists; pass --force to replace the whole federation's CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = _now()
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_key(certs.ca_key, key)
+    _write_cert(certs.ca_cert, cert)
+    issue(certs, Identity(IdentityKind.SERVER, "federator"), server_names=server_names, days=days)
+    issue(certs, Identity(IdentityKind.USER, "admin"), days=days)
+
+
+def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] = (), days: int = 825) -> Path:
+    """Sign a certificate for a cluster, a user or the federator; returns the certificate's path."""
+    if identity.kind is not IdentityKind.SERVER:
+        check_name(identity.kind, identity.name)
+    try:
+        ca_key = serialization.load_pem_private_key(certs.ca_key.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise PkiError(f"{certs.ca_key}: cannot read the CA key (run `federator certs init` first): {exc}") from exc
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise PkiError(f"{certs.ca_key}: not an EC private key")
+    ca = load_cert(certs.ca_cert)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
+    for host in server_names:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if identity.kind is IdentityKind.SERVER else ExtendedKeyUsageOID.CLIENT_AUTH
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity.name),
+                                 x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, identity.kind.value)]))
+        .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_key(certs.key(identity), key)
+    _write_cert(certs.cert(identity), cert)
+    return certs.cert(identity)
+
+
+__all__ = ["CertsDir", "Identity", "IdentityKind", "PkiError", "check_name", "identity_of", "init_ca", "issue",
+           "load_cert"]

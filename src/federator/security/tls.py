@@ -1,0 +1,110 @@
+"""TLS material for a process: which files it reads, and the gRPC credentials made from them.
+
+The federator, its agents and the CLI all use the same shape: the CA every
+peer must chain to, this process's certificate and key. The CLI may use a
+bearer token instead of a client certificate (on the federator's token
+listener).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from federator.security.pki import CertsDir, Identity, IdentityKind
+
+
+class TlsError(ValueError):
+    """TLS material that cannot be used; the message names the file or flag."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """The CA to trust, and this process's certificate and key (None for a token client)."""
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+    @classmethod
+    def from_dir(cls, certs: CertsDir, identity: Identity) -> TlsFiles:
+        return cls(certs.ca_cert, certs.cert(identity), certs.key(identity))
+
+    def read(self) -> tuple[bytes, bytes | None, bytes | None]:
+        def one(what: str, path: Path | None) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return path.read_bytes()
+            except OSError as exc:
+                raise TlsError(f"--{what}: cannot read {path}: {exc.strerror or exc}") from exc
+
+        ca = one("ca", self.ca)
+        assert ca is not None
+        return ca, one("cert", self.cert), one("key", self.key)
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        ca, cert, key = self.read()
+        if (cert is None) != (key is None):
+            raise TlsError("--cert and --key: give both or neither")
+        return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+
+    def server_credentials(self, *, require_client_auth: bool = True) -> grpc.ServerCredentials:
+        ca, cert, key = self.read()
+        if cert is None or key is None:
+            raise TlsError("--cert and --key: the federator needs its serving certificate and key")
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca if require_client_auth else None,
+                                           require_client_auth=require_client_auth)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """How a client reaches the federator: its address and credentials (or plaintext with insecure)."""
+
+    server: str
+    tls: TlsFiles | None = None
+    token: str = ""
+    insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tls is None and not self.insecure:
+            raise TlsError("no TLS credentials: pass --certs-dir or --ca/--cert/--key "
+                           "(or set FEDERATOR_CERTS_DIR), or --insecure for a plaintext federator")
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+
+    def channel(self) -> grpc.Channel:
+        if self.insecure:
+            return grpc.insecure_channel(self.server)
+        assert self.tls is not None
+        creds = self.tls.channel_credentials()
+        if self.token:
+            creds = grpc.composite_channel_credentials(creds, grpc.access_token_call_credentials(self.token))
+        return grpc.secure_channel(self.server, creds)
+
+    def aio_channel(self) -> grpc.aio.Channel:
+        if self.insecure:
+            return grpc.aio.insecure_channel(self.server)
+        assert self.tls is not None
+        creds = self.tls.channel_credentials()
+        if self.token:
+            creds = grpc.composite_channel_credentials(creds, grpc.access_token_call_credentials(self.token))
+        return grpc.aio.secure_channel(self.server, creds)
+
+
+def user_files(certs: CertsDir, user: str = "admin") -> TlsFiles:
+    return TlsFiles.from_dir(certs, Identity(IdentityKind.USER, user))
+
+
+def cluster_files(certs: CertsDir, cluster: str) -> TlsFiles:
+    return TlsFiles.from_dir(certs, Identity(IdentityKind.CLUSTER, cluster))
+
+
+def server_files(certs: CertsDir) -> TlsFiles:
+    return TlsFiles(certs.ca_cert, certs.server_cert, certs.server_key)
+
+
+__all__ = ["ClientOptions", "TlsError", "TlsFiles", "cluster_files", "server_files", "user_files"]
