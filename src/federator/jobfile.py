@@ -123,6 +123,31 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         bad("spec.regions.preferred", f"must be a list of region names, got {preferred!r}")
     else:
         regions = tuple(preferred)
+    min_regions = region_spec.get("minRegions", 1)
+    if isinstance(min_regions, bool) or not isinstance(min_regions, int) or not 1 <= min_regions <= 100:
+        bad("spec.regions.minRegions", f"must be an integer from 1 to 100, got {min_regions!r}")
+        min_regions = 1
+    elif min_regions > 1 and kind is not JobKind.INFERENCE:
+        bad("spec.regions.minRegions", "applies to inference jobs only (a training gang runs in one cluster)")
+    elif min_regions > replicas:
+        bad("spec.regions.minRegions", f"is {min_regions} but the job has only {replicas} replicas")
+    user_region = region_spec.get("user", "")
+    if not isinstance(user_region, str):
+        bad("spec.regions.user", f"must be a region name, got {user_region!r}")
+        user_region = ""
+    max_latency = region_spec.get("maxLatencyMs", 0)
+    if isinstance(max_latency, bool) or not isinstance(max_latency, int) or max_latency < 0:
+        bad("spec.regions.maxLatencyMs", f"must be a non-negative integer (milliseconds), got {max_latency!r}")
+        max_latency = 0
+    elif max_latency and not user_region:
+        bad("spec.regions.maxLatencyMs", "needs spec.regions.user (the region the latency is measured from)")
+    for key in region_spec:
+        if key not in ("preferred", "minRegions", "user", "maxLatencyMs"):
+            bad(f"spec.regions.{key}", "is not a known field (known: maxLatencyMs, minRegions, preferred, user)")
+    preemptible = spec.get("preemptible", False)
+    if not isinstance(preemptible, bool):
+        bad("spec.preemptible", f"must be true or false, got {preemptible!r}")
+        preemptible = False
 
     template = spec.get("template")
     template_json = ""
@@ -132,7 +157,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         else:
             template_json = json.dumps(template, sort_keys=True)
 
-    known = {"kind", "replicas", "resources", "gpuModels", "queue", "priority", "regions", "template"}
+    known = {"kind", "replicas", "resources", "gpuModels", "queue", "priority", "regions", "template", "preemptible"}
     for key in spec:
         if key not in known:
             bad(f"spec.{key}", f"is not a known field (known: {', '.join(sorted(known))})")
@@ -152,6 +177,10 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         labels=tuple(sorted(labels.items())),
         annotations=tuple(sorted(annotations.items())),
         pod_template_json=template_json,
+        preemptible=preemptible,
+        min_regions=min_regions,
+        user_region=user_region,
+        max_latency_ms=max_latency,
     )
 
 
@@ -238,8 +267,19 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
                             "queue": spec.queue, "priority": spec.priority}
     if spec.gpu_models:
         body["gpuModels"] = list(spec.gpu_models)
+    regions: dict[str, Any] = {}
     if spec.preferred_regions:
-        body["regions"] = {"preferred": list(spec.preferred_regions)}
+        regions["preferred"] = list(spec.preferred_regions)
+    if spec.min_regions != 1:
+        regions["minRegions"] = spec.min_regions
+    if spec.user_region:
+        regions["user"] = spec.user_region
+    if spec.max_latency_ms:
+        regions["maxLatencyMs"] = spec.max_latency_ms
+    if regions:
+        body["regions"] = regions
+    if spec.preemptible:
+        body["preemptible"] = True
     if spec.pod_template_json:
         body["template"] = json.loads(spec.pod_template_json)
     meta: dict[str, Any] = {"name": spec.name, "namespace": spec.namespace}

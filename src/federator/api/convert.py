@@ -68,6 +68,10 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         labels=dict(spec.labels),
         annotations=dict(spec.annotations),
         pod_template_json=spec.pod_template_json,
+        preemptible=spec.preemptible,
+        min_regions=spec.min_regions,
+        user_region=spec.user_region,
+        max_latency_ms=spec.max_latency_ms,
     )
 
 
@@ -88,6 +92,10 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         labels=tuple(sorted(pb.labels.items())),
         annotations=tuple(sorted(pb.annotations.items())),
         pod_template_json=pb.pod_template_json,
+        preemptible=pb.preemptible,
+        min_regions=pb.min_regions or 1,
+        user_region=pb.user_region,
+        max_latency_ms=pb.max_latency_ms,
     )
 
 
@@ -141,7 +149,8 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
         gpu_pools=[
             agent_pb2.GpuPool(gpu_model=p.gpu_model, nodes_by_free_gpus=list(p.nodes_by_free_gpus),
                               total_gpus=p.total_gpus, allocatable_gpus=p.allocatable_gpus,
-                              free_gpus=p.free_gpus)
+                              free_gpus=p.free_gpus,
+                              shared_gpus=[agent_pb2.SharedGpus(free_milli=f, count=n) for f, n in p.shared_gpus])
             for p in cap.gpu_pools
         ],
         cpu_milli_allocatable=cap.cpu_milli_allocatable,
@@ -161,7 +170,10 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
             raise WireError(f"capacity.gpu_pools[{i}].gpu_model: must not be empty")
         if any(n < 0 for n in p.nodes_by_free_gpus):
             raise WireError(f"capacity.gpu_pools[{i}].nodes_by_free_gpus: counts must not be negative")
-        pools.append(GpuPool(p.gpu_model, tuple(p.nodes_by_free_gpus), p.total_gpus, p.allocatable_gpus))
+        if any(not 0 < s.free_milli < 1000 or s.count < 0 for s in p.shared_gpus):
+            raise WireError(f"capacity.gpu_pools[{i}].shared_gpus: free_milli must be 1..999, counts not negative")
+        shared = tuple(sorted((s.free_milli, s.count) for s in p.shared_gpus if s.count))
+        pools.append(GpuPool(p.gpu_model, tuple(p.nodes_by_free_gpus), p.total_gpus, p.allocatable_gpus, shared))
     for name in ("cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free",
                  "node_cpu_milli_free_max", "node_memory_bytes_free_max"):
         if getattr(pb, name) < 0:

@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="seconds a Partitioned cluster may stay away before it is Lost")
     p.add_argument("--cycle-interval", type=float, default=1.0, help="seconds between scheduling cycles at most")
     p.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
+    p.add_argument("--policy", type=Path, metavar="FILE",
+                   help="scheduling policy YAML: queues, quotas, score weights, preemption, region latency")
     add_tls_arguments(p, role="server")
     p.add_argument("--revocation-list", type=Path,
                    help="revoked clusters, users and serials, re-read when it changes "
@@ -53,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     revoked = args.revocation_list or (CertsDir(Path(args.certs_dir)).revoked if args.certs_dir else None)
 
-    opts = ServeOptions(listen=args.listen, metrics_listen=args.metrics_listen, db=args.db,
+    opts = ServeOptions(policy=args.policy, listen=args.listen, metrics_listen=args.metrics_listen, db=args.db,
                         report_interval=args.report_interval, lease_seconds=args.lease_seconds,
                         lost_after_seconds=args.lost_after, cycle_interval=args.cycle_interval,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from federator.model.resources import MILLI
+
 
 class ClusterState(StrEnum):
     READY = "Ready"
@@ -23,16 +25,31 @@ PRICE_LABEL = "federator.io/price-per-gpu-hour"
 
 @dataclass(frozen=True, slots=True)
 class GpuPool:
-    """The nodes of one cluster that carry one GPU model."""
+    """The nodes of one cluster that carry one GPU model.
+
+    Whole GPUs are counted per node (`nodes_by_free_gpus`). A GPU that holds
+    fractional replicas (milli-GPU requests, as in GPU-sharing clusters) is
+    *shared*: it is not free for whole-GPU work, and `shared_gpus` counts such
+    GPUs by their free milli-GPUs, as sorted `(free_milli, count)` pairs with
+    0 < free_milli < 1000. Together that is enough to decide whether N
+    replicas of G GPUs, or of m milli-GPUs, fit.
+    """
 
     gpu_model: str
-    nodes_by_free_gpus: tuple[int, ...]  # [i] = nodes with exactly i GPUs free
+    nodes_by_free_gpus: tuple[int, ...]  # [i] = nodes with exactly i whole GPUs free
     total_gpus: int
     allocatable_gpus: int
+    shared_gpus: tuple[tuple[int, int], ...] = ()  # (free milli-GPUs, how many shared GPUs)
 
     @property
     def free_gpus(self) -> int:
+        """Whole GPUs free (shared GPUs excluded)."""
         return sum(i * n for i, n in enumerate(self.nodes_by_free_gpus))
+
+    @property
+    def free_milli(self) -> int:
+        """Every free milli-GPU: whole free GPUs and the free part of shared ones."""
+        return self.free_gpus * MILLI + sum(f * n for f, n in self.shared_gpus)
 
     @property
     def nodes(self) -> int:
@@ -47,6 +64,21 @@ class GpuPool:
             return 0
         return sum((i // gpus_per_replica) * n for i, n in enumerate(self.nodes_by_free_gpus))
 
+    def replica_capacity(self, gpu_milli: int) -> int:
+        """How many replicas of `gpu_milli` milli-GPUs each fit: whole GPUs or a fraction of one."""
+        if gpu_milli <= 0:
+            return 0
+        if gpu_milli % MILLI == 0:
+            return self.gang_capacity(gpu_milli // MILLI)
+        on_shared = sum((f // gpu_milli) * n for f, n in self.shared_gpus)
+        return on_shared + self.free_gpus * (MILLI // gpu_milli)
+
+    def take_milli(self, gpu_milli: int, replicas: int) -> GpuPool:
+        """The pool after binding `replicas` replicas of `gpu_milli` each (whole or fractional)."""
+        if gpu_milli % MILLI == 0:
+            return self.take(gpu_milli // MILLI, replicas)
+        return self._take_fraction(gpu_milli, replicas)
+
     def take(self, gpus_per_replica: int, replicas: int) -> GpuPool:
         """The pool after binding `replicas` replicas, best fit: fullest nodes first.
 
@@ -56,17 +88,93 @@ class GpuPool:
         """
         counts = list(self.nodes_by_free_gpus)
         left = replicas
-        for free in range(gpus_per_replica, len(counts)):
-            while left and counts[free]:
-                per_node = min(free // gpus_per_replica, left)
-                counts[free] -= 1
-                counts[free - per_node * gpus_per_replica] += 1
-                left -= per_node
+        g = gpus_per_replica
+        for free in range(g, len(counts)):
             if not left:
                 break
+            per_node = free // g
+            whole = min(counts[free], left // per_node)  # nodes that take per_node replicas each
+            counts[free] -= whole
+            counts[free - per_node * g] += whole
+            left -= whole * per_node
+            if left and counts[free]:  # one more node takes the rest (fewer than per_node)
+                counts[free] -= 1
+                counts[free - left * g] += 1
+                left = 0
         if left:
             raise ValueError(f"{replicas} x {gpus_per_replica} GPUs do not fit in pool {self.gpu_model}")
         return replace(self, nodes_by_free_gpus=tuple(counts))
+
+    def _take_fraction(self, milli: int, replicas: int) -> GpuPool:
+        """Best fit for fractional replicas: the fullest shared GPU that fits, then whole GPUs
+        from the node with the fewest whole GPUs free (filling one GPU before the next)."""
+        shared = dict(self.shared_gpus)
+        left = replicas
+        for free in sorted(shared):
+            if free < milli:
+                continue
+            while left and shared.get(free, 0):
+                per = min(free // milli, left)
+                shared[free] -= 1
+                rest = free - per * milli
+                if rest:
+                    shared[rest] = shared.get(rest, 0) + 1
+                left -= per
+            if not left:
+                break
+        counts = list(self.nodes_by_free_gpus)
+        per_gpu = MILLI // milli
+        for free in range(1, len(counts)):
+            while left and counts[free]:
+                gpus = min(free, -(-left // per_gpu))  # GPUs of this node the rest needs
+                counts[free] -= 1
+                counts[free - gpus] += 1
+                full_rest = MILLI - per_gpu * milli  # left on each GPU filled to per_gpu replicas
+                last = left - (gpus - 1) * per_gpu if left < gpus * per_gpu else per_gpu
+                last_rest = MILLI - last * milli
+                if full_rest and gpus > 1:
+                    shared[full_rest] = shared.get(full_rest, 0) + gpus - 1
+                if last_rest:
+                    shared[last_rest] = shared.get(last_rest, 0) + 1
+                left -= min(left, gpus * per_gpu)
+            if not left:
+                break
+        if left:
+            raise ValueError(f"{replicas} x {milli}m GPU do not fit in pool {self.gpu_model}")
+        return replace(self, nodes_by_free_gpus=tuple(counts),
+                       shared_gpus=tuple(sorted((f, n) for f, n in shared.items() if n)))
+
+    def release_milli(self, gpu_milli: int, replicas: int) -> GpuPool:
+        """An estimate of the pool after `replicas` replicas of `gpu_milli` leave (for what-if
+        planning such as preemption). The histogram does not say which nodes they sat on, so
+        the GPUs go back to the nodes with the fewest free GPUs: the pessimistic guess for
+        gangs. The agent's next report replaces the estimate with the truth."""
+        counts = list(self.nodes_by_free_gpus)
+        top = len(counts) - 1
+        if gpu_milli % MILLI == 0:
+            g = gpu_milli // MILLI
+            for _ in range(replicas):
+                for free in range(0, top - g + 1):
+                    if counts[free]:
+                        counts[free] -= 1
+                        counts[free + g] += 1
+                        break
+            return replace(self, nodes_by_free_gpus=tuple(counts))
+        shared = dict(self.shared_gpus)
+        for _ in range(replicas):
+            base = next((f for f in sorted(shared) if shared[f] and f + gpu_milli <= MILLI), None)
+            if base is None:
+                continue
+            shared[base] -= 1
+            if base + gpu_milli < MILLI:
+                shared[base + gpu_milli] = shared.get(base + gpu_milli, 0) + 1
+            else:
+                free = next((f for f in range(top) if counts[f]), None)
+                if free is not None:
+                    counts[free] -= 1
+                    counts[free + 1] += 1
+        return replace(self, nodes_by_free_gpus=tuple(counts),
+                       shared_gpus=tuple(sorted((f, n) for f, n in shared.items() if n)))
 
 
 @dataclass(frozen=True, slots=True)

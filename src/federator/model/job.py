@@ -54,6 +54,8 @@ class ReasonCode(StrEnum):
     QUOTA_EXCEEDED = "QuotaExceeded"
     REGION_UNAVAILABLE = "RegionUnavailable"
     REFUSED_BY_CLUSTER = "RefusedByCluster"
+    PREEMPTED = "Preempted"  # was running; preempted by higher-priority or under-share work
+    LATENCY_BUDGET = "LatencyBudget"  # no region with capacity is close enough to the users
     WAITING = "Waiting"
 
 
@@ -82,6 +84,10 @@ class JobSpec:
     labels: tuple[tuple[str, str], ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
     pod_template_json: str = ""
+    preemptible: bool = False  # may be stopped and requeued to make room for other work
+    min_regions: int = 1  # inference: replicas must span at least this many regions
+    user_region: str = ""  # inference: where the users are; with max_latency_ms, a hard bound
+    max_latency_ms: int = 0  # 0 = no budget; else only regions this close to user_region
 
     @property
     def total(self) -> Resources:

@@ -1,23 +1,35 @@
 """Pure placement logic: no I/O, no gRPC, no Kubernetes, no Prometheus.
 
-The server, the simulator and the benchmarks hand a Snapshot and the pending
-jobs to Scheduler.schedule and act on the returned decisions.
+The server, the simulator and the benchmarks hand a Snapshot, the pending
+jobs and the running work to Scheduler.schedule and act on the returned
+decisions and preemptions.
 """
 
-from federator.scheduler.cycle import Assignment, CycleResult, Decision, Scheduler, SchedulerConfig
-from federator.scheduler.framework import CycleContext, PlacementRequest, gpu_model_matches
-from federator.scheduler.snapshot import Snapshot, Txn, reserve
+from federator.scheduler.config import QueueConfig, Quota, SchedulerConfig
+from federator.scheduler.cycle import Assignment, CycleResult, Decision, Scheduler
+from federator.scheduler.framework import Allocation, CycleContext, PlacementRequest, gpu_model_matches
+from federator.scheduler.policy import PolicyError, load_policy, parse_policy
+from federator.scheduler.preemption import Preemption
+from federator.scheduler.snapshot import Snapshot, Txn, release, reserve
 
 __all__ = [
+    "Allocation",
     "Assignment",
     "CycleContext",
     "CycleResult",
     "Decision",
     "PlacementRequest",
+    "PolicyError",
+    "Preemption",
+    "QueueConfig",
+    "Quota",
     "Scheduler",
     "SchedulerConfig",
     "Snapshot",
     "Txn",
     "gpu_model_matches",
+    "load_policy",
+    "parse_policy",
+    "release",
     "reserve",
 ]

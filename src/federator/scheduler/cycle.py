@@ -1,53 +1,48 @@
 """One scheduling cycle: order the pending jobs, place each over a snapshot.
 
-A pure function of (snapshot, pending jobs, config): no clock but the one
-handed in, no I/O. The server, the simulator and the benchmarks all run this
-same code. The cycle reads as numbered phases, each timed:
+A pure function of (snapshot, pending jobs, running work, config, now): no
+clock but the one handed in for phase timings, no I/O. The server, the
+simulator and the benchmarks all run this same code. The cycle reads as
+numbered phases, each timed:
 
-1. order: pending jobs by priority, then submission time;
-2. prescore: per-cycle values every scorer reads (max price, region load);
-3. place: each job in a transaction, committed only if the whole job fits;
-   a training gang goes to one cluster, inference replicas spread.
+1. order: queues by weighted DRF share (lowest first), within a queue by
+   priority then submission time;
+2. prescore: per-cycle values every plugin reads (max price, region load);
+3. place: each job checked against its queue's quota, then placed in a
+   transaction committed only if the whole job fits; a training gang goes to
+   one cluster, inference replicas spread (at least `minRegions` regions);
+4. preempt: jobs still waiting for capacity may stop cheaper, lower-priority
+   (or over-share) preemptible work, up to a cap per cycle.
+
+Speed: filter and score results are cached per request *shape* for the
+cycle (`_Board`) and refreshed only for clusters that changed since, and a
+shape that fits nowhere stays unplaceable for the rest of the place phase
+(capacity only shrinks in it). So the cost of a cycle grows with jobs plus
+shapes x clusters, not jobs x clusters.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
-from federator.model import ClusterInfo, JobId, JobKind, Reason, ReasonCode
+from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, Reason, ReasonCode
+from federator.scheduler.config import SchedulerConfig
+from federator.scheduler.fairshare import FairOrder, QueueUsage, job_order
 from federator.scheduler.framework import (
+    Allocation,
     CycleContext,
     FilterPlugin,
     PlacementRequest,
     ScorePlugin,
     matching_models,
 )
-from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, FILTERS, SCORES
-from federator.scheduler.snapshot import Snapshot, Txn, reserve
-
-
-@dataclass(frozen=True, slots=True)
-class SchedulerConfig:
-    """Which plugins run, and how much each score counts. Validated when built."""
-
-    filters: tuple[str, ...] = tuple(FILTERS)
-    score_weights: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SCORE_WEIGHTS))
-    max_placements_per_cycle: int = 100_000
-
-    def __post_init__(self) -> None:
-        for name in self.filters:
-            if name not in FILTERS:
-                raise ValueError(f"filters: unknown plugin {name!r} (known: {', '.join(FILTERS)})")
-        for name, weight in self.score_weights.items():
-            if name not in SCORES:
-                raise ValueError(f"score_weights: unknown plugin {name!r} (known: {', '.join(SCORES)})")
-            if not isinstance(weight, int) or weight < 0:
-                raise ValueError(f"score_weights.{name}: must be a non-negative integer, got {weight!r}")
-        if self.max_placements_per_cycle < 1:
-            raise ValueError("max_placements_per_cycle: must be at least 1")
+from federator.scheduler.plugins import FILTERS, SCORES
+from federator.scheduler.preemption import Preemption, eligible, plan
+from federator.scheduler.snapshot import Snapshot, Txn, release, reserve
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +67,8 @@ class CycleResult:
     pending: Mapping[JobId, Reason]
     phase_seconds: Mapping[str, float]
     snapshot: Snapshot  # after the cycle's reservations
+    preemptions: tuple[Preemption, ...] = ()
+    decision_seconds: tuple[float, ...] = ()  # time spent deciding each of `decisions`, same order
 
 
 # Most severe first: the reason we report is the one closest to fitting.
@@ -80,28 +77,122 @@ _SEVERITY = [
     ReasonCode.INSUFFICIENT_GPUS,
     ReasonCode.INSUFFICIENT_CPU,
     ReasonCode.INSUFFICIENT_MEMORY,
+    ReasonCode.QUOTA_EXCEEDED,
+    ReasonCode.LATENCY_BUDGET,
+    ReasonCode.REGION_UNAVAILABLE,
     ReasonCode.GPU_MODEL_UNAVAILABLE,
     ReasonCode.CLUSTER_NOT_READY,
 ]
+# Reasons more room could cure: only these jobs may preempt.
+_CAPACITY = frozenset({ReasonCode.GANG_DOES_NOT_FIT, ReasonCode.INSUFFICIENT_GPUS, ReasonCode.INSUFFICIENT_CPU,
+                       ReasonCode.INSUFFICIENT_MEMORY})
 
 
 def queue_order(requests: Sequence[PlacementRequest]) -> list[PlacementRequest]:
-    return sorted(requests, key=lambda r: (-r.spec.priority, r.submitted_at, r.job_id))
+    """Priority then submission order (one queue's view; the cycle interleaves queues by fair share)."""
+    return job_order(requests)
 
 
-def prescore(snapshot: Snapshot) -> CycleContext:
+def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None) -> CycleContext:
     prices = [p for c in snapshot.clusters if (p := c.price_per_gpu_hour) is not None]
     alloc: Counter[str] = Counter()
     free: Counter[str] = Counter()
     for c in snapshot.ready():
-        alloc[c.region] += c.capacity.allocatable_gpus
-        free[c.region] += c.capacity.free_gpus
+        alloc[c.region] += c.capacity.allocatable_gpus * MILLI
+        free[c.region] += sum(p.free_milli for p in c.capacity.gpu_pools)
     util = {r: 1.0 - free[r] / alloc[r] for r in alloc if alloc[r]}
-    return CycleContext(max_price=max(prices, default=0.0), region_gpu_utilization=util)
+    latency = dict(config.region_latency_ms) if config else {}
+    return CycleContext(max_price=max(prices, default=0.0), region_gpu_utilization=util,
+                        region_latency_ms=latency, max_latency_ms=max(latency.values(), default=0))
+
+
+class _Shape:
+    __slots__ = ("cursor", "heap", "rejected", "ver")
+
+    def __init__(self) -> None:
+        self.cursor = 0
+        self.heap: list[tuple[int, str, int]] = []
+        self.ver: dict[str, int] = {}
+        self.rejected: dict[str, Reason] = {}
+
+
+class _Board:
+    """Per-cycle filter and score results by request shape (kube's PreFilter, cached).
+
+    Every change to a cluster is appended to a log; a shape re-evaluates only
+    the clusters logged since it last looked, and keeps the feasible ones in a
+    max-heap of (score, name) whose stale entries are dropped lazily.
+    """
+
+    def __init__(self, filters: Sequence[FilterPlugin], scores: Sequence[tuple[ScorePlugin, int]],
+                 ctx: CycleContext) -> None:
+        self.filters = filters
+        self.scores = scores
+        self.ctx = ctx
+        self.log: list[str] = []
+        self.shapes: dict[tuple[object, ...], _Shape] = {}
+        self.txn: Txn | None = None
+
+    def changed(self, name: str) -> None:
+        self.log.append(name)
+
+    def evaluate(self, request: PlacementRequest, cluster: ClusterInfo) -> Reason | int:
+        ctx = self.ctx
+        for f in self.filters:
+            reason = f.filter(request, cluster, ctx)
+            if reason is not None:
+                return reason
+        return sum(w * s.score(request, cluster, ctx) for s, w in self.scores)
+
+    def _sync(self, request: PlacementRequest, key: tuple[object, ...]) -> _Shape:
+        assert self.txn is not None
+        shape = self.shapes.get(key)
+        names: Sequence[str] | set[str]
+        if shape is None:
+            shape = self.shapes[key] = _Shape()
+            names = self.txn.names
+        elif shape.cursor == len(self.log):
+            return shape
+        else:
+            names = set(self.log[shape.cursor:])
+        shape.cursor = len(self.log)
+        ver, heap, rejected = shape.ver, shape.heap, shape.rejected
+        for name in names:
+            out = self.evaluate(request, self.txn.get(name))
+            v = ver.get(name, 0) + 1
+            ver[name] = v
+            if isinstance(out, Reason):
+                rejected[name] = out
+            else:
+                rejected.pop(name, None)
+                heapq.heappush(heap, (-out, name, v))
+        if len(heap) > 4 * len(ver) + 16:
+            shape.heap = [e for e in heap if ver[e[1]] == e[2]]
+            heapq.heapify(shape.heap)
+        return shape
+
+    def best(self, request: PlacementRequest, key: tuple[object, ...]) -> str | None:
+        shape = self._sync(request, key)
+        heap, ver = shape.heap, shape.ver
+        while heap and heap[0][2] != ver[heap[0][1]]:
+            heapq.heappop(heap)
+        return heap[0][1] if heap else None
+
+    def ranked(self, request: PlacementRequest, key: tuple[object, ...]) -> list[str]:
+        shape = self._sync(request, key)
+        return [name for _, name, v in sorted(shape.heap) if shape.ver[name] == v]
+
+    def rejections(self, key: tuple[object, ...]) -> list[Reason]:
+        return list(self.shapes[key].rejected.values())
+
+
+def _key(request: PlacementRequest) -> tuple[object, ...]:
+    shape = request.shape()
+    return (*shape, request.spec.queue) if request.blocked_models else shape
 
 
 class Scheduler:
-    """Runs cycles with a fixed set of plugins."""
+    """Runs cycles with a fixed configuration."""
 
     def __init__(self, config: SchedulerConfig | None = None) -> None:
         self.config = config or SchedulerConfig()
@@ -115,44 +206,77 @@ class Scheduler:
         snapshot: Snapshot,
         requests: Sequence[PlacementRequest],
         *,
+        running: Sequence[Allocation] = (),
+        now: float = 0.0,
         clock: Callable[[], float] = time.perf_counter,
     ) -> CycleResult:
+        """Place what fits of `requests` over `snapshot`; `running` is the work already placed
+        (for queue usage and preemption), `now` the time lost GPU-seconds are measured at."""
+        cfg = self.config
         phases: dict[str, float] = {}
         t0 = clock()
-        ordered = queue_order(requests)
+        usage = QueueUsage(cfg, snapshot, running)
+        order = FairOrder(usage, requests)
         t1 = clock()
         phases["order"] = t1 - t0
-        ctx = prescore(snapshot)
+        ctx = prescore(snapshot, cfg)
         t2 = clock()
         phases["prescore"] = t2 - t1
 
-        txn = Txn(snapshot)
+        board = _Board(self.filters, self.scores, ctx)
+        txn = Txn(snapshot, on_change=board.changed)
+        board.txn = txn
+        unplaceable: dict[tuple[object, ...], Reason] = {}
         decisions: list[Decision] = []
+        seconds: list[float] = []
         pending: dict[JobId, Reason] = {}
-        for request in ordered:
-            if len(decisions) >= self.config.max_placements_per_cycle:
+        waiting: list[PlacementRequest] = []
+        for request in order:
+            if len(decisions) >= cfg.max_placements_per_cycle:
                 pending[request.job_id] = Reason(ReasonCode.WAITING, "placement limit of this cycle reached")
                 continue
-            if request.spec.kind is JobKind.TRAINING:
-                outcome = self._place_gang(request, txn, ctx)
-            else:
-                outcome = self._place_spread(request, txn, ctx)
+            started = clock()
+            blocked, notes, refused = usage.quota_check(request)
+            if refused is not None:
+                pending[request.job_id] = refused
+                continue
+            if blocked:
+                request = replace(request, blocked_models=blocked)
+            outcome = self._place(request, txn, board, unplaceable)
             if isinstance(outcome, Reason):
+                if notes and outcome.code in (ReasonCode.QUOTA_EXCEEDED, ReasonCode.GPU_MODEL_UNAVAILABLE):
+                    outcome = Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes))
+                elif notes:
+                    outcome = Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
                 pending[request.job_id] = outcome
-            else:
-                decisions.append(Decision(request.job_id, outcome))
-        phases["place"] = clock() - t2
-        return CycleResult(tuple(decisions), pending, phases, txn.snapshot())
+                if outcome.code in _CAPACITY:
+                    waiting.append(request)
+                continue
+            decisions.append(Decision(request.job_id, outcome))
+            seconds.append(clock() - started)
+            for a in outcome:
+                usage.add(request.spec.queue, request.spec.resources, a.replicas, a.gpu_model)
+        t3 = clock()
+        phases["place"] = t3 - t2
+
+        preemptions: list[Preemption] = []
+        if cfg.preemption and cfg.max_preemptions_per_cycle and waiting and running:
+            active = sorted(set(order.queues) | {a.queue for a in running})
+            preemptions = self._preempt(waiting, txn, board, usage, running, active, now=now,
+                                        decisions=decisions, seconds=seconds, pending=pending, clock=clock)
+        phases["preempt"] = clock() - t3
+        return CycleResult(tuple(decisions), pending, phases, txn.snapshot(), tuple(preemptions), tuple(seconds))
 
     # -- placement --------------------------------------------------------
 
-    def feasible(self, request: PlacementRequest, clusters: Sequence[ClusterInfo]) -> tuple[
-            list[ClusterInfo], list[Reason]]:
+    def feasible(self, request: PlacementRequest, clusters: Sequence[ClusterInfo],
+                 ctx: CycleContext | None = None) -> tuple[list[ClusterInfo], list[Reason]]:
+        ctx = ctx or CycleContext()
         ok: list[ClusterInfo] = []
         rejected: list[Reason] = []
         for cluster in clusters:
             for plugin in self.filters:
-                reason = plugin.filter(request, cluster)
+                reason = plugin.filter(request, cluster, ctx)
                 if reason is not None:
                     rejected.append(reason)
                     break
@@ -160,85 +284,193 @@ class Scheduler:
                 ok.append(cluster)
         return ok, rejected
 
-    def ranked(self, request: PlacementRequest, clusters: Sequence[ClusterInfo], ctx: CycleContext) -> list[
-            ClusterInfo]:
-        def total(c: ClusterInfo) -> int:
-            return sum(w * plugin.score(request, c, ctx) for plugin, w in self.scores)
+    def _place(self, request: PlacementRequest, txn: Txn, board: _Board,
+               unplaceable: dict[tuple[object, ...], Reason]) -> tuple[Assignment, ...] | Reason:
+        key = _key(request)
+        known = unplaceable.get(key)
+        if known is not None:
+            return known
+        if request.is_gang or (request.replicas == 1 and request.spec.min_regions <= 1):
+            outcome = self._place_one(request, txn, board, key)
+        else:
+            outcome = self._place_spread(request, txn, board)
+        if isinstance(outcome, Reason):
+            unplaceable[key] = outcome
+        return outcome
 
-        return sorted(clusters, key=lambda c: (-total(c), c.name))
-
-    def _place_gang(self, request: PlacementRequest, txn: Txn, ctx: CycleContext) -> tuple[Assignment, ...] | Reason:
-        clusters = txn.clusters()
-        ok, rejected = self.feasible(request, clusters)
-        if not ok:
-            return summarize(rejected, len(clusters), request)
-        best = self.ranked(request, ok, ctx)[0]
+    def _place_one(self, request: PlacementRequest, txn: Txn, board: _Board,
+                   key: tuple[object, ...]) -> tuple[Assignment, ...] | Reason:
+        name = board.best(request, key)
+        if name is None:
+            return summarize(board.rejections(key), len(txn.names), request)
+        best = txn.get(name)
         model = _best_fit_model(request, best, request.replicas)
         txn.begin()
-        txn.put(_reserve(best, request, request.replicas, model))
+        txn.put(reserve(best, resources=request.spec.resources, replicas=request.replicas, gpu_model=model))
         txn.commit()
         return (Assignment(best.name, best.region, request.replicas, model),)
 
-    def _place_spread(self, request: PlacementRequest, txn: Txn, ctx: CycleContext) -> tuple[
+    def _place_spread(self, request: PlacementRequest, txn: Txn, board: _Board) -> tuple[
             Assignment, ...] | Reason:
-        one = PlacementRequest(request.job_id, request.spec, 1, request.submitted_at)
-        clusters = txn.clusters()
-        ok, rejected = self.feasible(one, clusters)
-        if not ok:
-            return summarize(rejected, len(clusters), request)
+        one = replace(request, replicas=1)
+        key = _key(one)
+        names = board.ranked(one, key)
+        if not names:
+            return summarize(board.rejections(key), len(txn.names), request)
         preferred = set(request.spec.preferred_regions)
-        near = [c for c in ok if c.region in preferred]
-        tiers = [near, [c for c in ok if c.region not in preferred]] if near else [ok]
-        counts: Counter[tuple[str, str]] = Counter()
+        near = [n for n in names if txn.get(n).region in preferred]
+        tiers = [near, [n for n in names if n not in set(near)]] if near else [names]
+        caps = {n: _fit_count(one, txn.get(n)) for n in names}
+        counts: Counter[str] = Counter()
         left = request.replicas
-        txn.begin()
+        if request.spec.min_regions > 1:
+            seeds: dict[str, str] = {}
+            for n in (n for tier in tiers for n in tier):
+                seeds.setdefault(txn.get(n).region, n)
+            if len(seeds) < request.spec.min_regions:
+                return Reason(ReasonCode.REGION_UNAVAILABLE,
+                              f"replicas must span {request.spec.min_regions} regions; only "
+                              f"{len(seeds)} can host one now ({', '.join(sorted(seeds))})")
+            for n in list(seeds.values())[: request.spec.min_regions]:
+                counts[n] += 1
+                caps[n] -= 1
+                left -= 1
         for tier in tiers:
-            order = [c.name for c in self.ranked(request, tier, ctx)]
-            progress = True
-            while left and progress:
-                progress = False
-                for name in order:
+            active = [n for n in tier if caps[n] > 0]
+            while left and active:
+                share = max(1, left // len(active))
+                for n in active:
+                    k = min(share, caps[n], left)
+                    counts[n] += k
+                    caps[n] -= k
+                    left -= k
                     if not left:
                         break
-                    cluster = txn.get(name)
-                    if any(f.filter(one, cluster) for f in self.filters):
-                        continue
-                    model = _best_fit_model(one, cluster, 1)
-                    txn.put(_reserve(cluster, one, 1, model))
-                    counts[(name, model)] += 1
-                    left -= 1
-                    progress = True
+                active = [n for n in active if caps[n] > 0]
         if left:
+            code = ReasonCode.INSUFFICIENT_GPUS if request.gpu_milli else ReasonCode.INSUFFICIENT_CPU
+            return Reason(code, f"only {request.replicas - left} of {request.replicas} replicas fit across "
+                                f"{len(names)} clusters")
+        txn.begin()
+        out: list[Assignment] = []
+        try:
+            for name in sorted(counts):
+                cluster = txn.get(name)
+                for model, n in _split_by_model(one, cluster, counts[name]):
+                    cluster = reserve(cluster, resources=request.spec.resources, replicas=n, gpu_model=model)
+                    out.append(Assignment(name, cluster.region, n, model))
+                txn.put(cluster)
+        except ValueError as exc:  # a fit count and the arithmetic disagree: a bug, but not a crash
             txn.abort()
-            return Reason(
-                ReasonCode.INSUFFICIENT_GPUS if request.gpus_per_replica else ReasonCode.INSUFFICIENT_CPU,
-                f"only {request.replicas - left} of {request.replicas} replicas fit across "
-                f"{len(ok)} clusters",
-            )
+            return Reason(ReasonCode.WAITING, f"spreading failed: {exc}")
         txn.commit()
-        return tuple(
-            Assignment(name, txn.get(name).region, n, model) for (name, model), n in sorted(counts.items())
-        )
+        return tuple(out)
+
+    # -- preemption -------------------------------------------------------
+
+    def _preempt(self, waiting: Sequence[PlacementRequest], txn: Txn, board: _Board, usage: QueueUsage,
+                 running: Sequence[Allocation], active: Sequence[str], *, now: float,
+                 decisions: list[Decision], seconds: list[float], pending: dict[JobId, Reason],
+                 clock: Callable[[], float]) -> list[Preemption]:
+        by_job: dict[JobId, list[Allocation]] = defaultdict(list)
+        for a in running:
+            by_job[a.job_id].append(a)
+        budget = self.config.max_preemptions_per_cycle
+        out: list[Preemption] = []
+        for request in waiting:
+            if budget <= 0:
+                break
+            started = clock()
+            candidates = [j for j, allocs in by_job.items() if eligible(allocs[0], request, usage, active)]
+            if not candidates:
+                continue
+            whole = request if request.is_gang else replace(
+                request, spec=replace(request.spec, kind=JobKind.TRAINING))
+
+            def fits(cluster: ClusterInfo, whole: PlacementRequest = whole) -> bool:
+                return not isinstance(board.evaluate(whole, cluster), Reason)
+
+            ready = [txn.get(n) for n in txn.names if txn.get(n).state is ClusterState.READY]
+            chosen = plan(whole, ready, by_job, candidates, fits, now=now, budget=budget)
+            if chosen is None:
+                continue
+            txn.begin()
+            for victim in chosen.victims:
+                for a in by_job[victim]:
+                    txn.put(release(txn.get(a.cluster), resources=a.resources, replicas=a.replicas,
+                                    gpu_model=a.gpu_model))
+            target = txn.get(chosen.cluster)
+            model = _best_fit_model(whole, target, request.replicas)
+            try:
+                txn.put(reserve(target, resources=request.spec.resources, replicas=request.replicas,
+                                gpu_model=model))
+            except ValueError:
+                txn.abort()
+                continue
+            txn.commit()
+            for victim in chosen.victims:
+                allocs = by_job.pop(victim)
+                for a in allocs:
+                    usage.add(a.queue, a.resources, a.replicas, a.gpu_model, sign=-1)
+                out.append(Preemption(victim, allocs[0].queue, request.job_id, chosen.cluster,
+                                      f"preempted on {chosen.cluster} for {request.job_id} "
+                                      f"(queue {request.spec.queue}, priority {request.spec.priority})"))
+            usage.add(request.spec.queue, request.spec.resources, request.replicas, model)
+            budget -= len(chosen.victims)
+            pending.pop(request.job_id, None)
+            decisions.append(Decision(request.job_id,
+                                      (Assignment(target.name, target.region, request.replicas, model),)))
+            seconds.append(clock() - started)
+        return out
+
+
+def _fit_count(request: PlacementRequest, cluster: ClusterInfo) -> int:
+    """How many replicas of `request` the cluster's free capacity holds (any accepted model)."""
+    cap = cluster.capacity
+    res = request.spec.resources
+    limit = 1 << 30
+    if res.cpu_milli:
+        limit = min(limit, cap.cpu_milli_free // res.cpu_milli)
+    if res.memory_bytes:
+        limit = min(limit, cap.memory_bytes_free // res.memory_bytes)
+    if not res.gpu_milli:
+        return limit
+    gpus = sum(p.replica_capacity(res.gpu_milli) for m in matching_models(request, cluster)
+               if (p := cap.pool(m)) is not None)
+    return min(limit, gpus)
+
+
+def _split_by_model(request: PlacementRequest, cluster: ClusterInfo, replicas: int) -> list[tuple[str, int]]:
+    """`replicas` replicas over the cluster's accepted models, tightest-fitting pool first."""
+    if not request.gpu_milli:
+        return [("", replicas)]
+    pools = sorted(((p.replica_capacity(request.gpu_milli), m) for m in matching_models(request, cluster)
+                    if (p := cluster.capacity.pool(m)) is not None))
+    out: list[tuple[str, int]] = []
+    left = replicas
+    for cap, model in pools:
+        n = min(cap, left)
+        if n:
+            out.append((model, n))
+            left -= n
+    if left:
+        raise ValueError(f"{replicas} replicas do not fit {cluster.name}")
+    return out
 
 
 def _best_fit_model(request: PlacementRequest, cluster: ClusterInfo, replicas: int) -> str:
     """The accepted GPU model whose pool fits `replicas` most tightly ("" for CPU-only)."""
-    g = request.gpus_per_replica
-    if g == 0:
+    m = request.gpu_milli
+    if m == 0:
         return ""
     fitting = []
-    for model in matching_models(request.spec, cluster):
+    for model in matching_models(request, cluster):
         pool = cluster.capacity.pool(model)
-        if pool is not None and pool.gang_capacity(g) >= replicas:
-            fitting.append((pool.gang_capacity(g), model))
+        if pool is not None and (n := pool.replica_capacity(m)) >= replicas:
+            fitting.append((n, model))
     if not fitting:
         raise ValueError(f"no pool of {cluster.name} fits; filters should have said so")
     return min(fitting)[1]
-
-
-def _reserve(cluster: ClusterInfo, request: PlacementRequest, replicas: int, model: str) -> ClusterInfo:
-    return reserve(cluster, resources=request.spec.resources, replicas=replicas,
-                   gpus_per_replica=request.gpus_per_replica, gpu_model=model)
 
 
 def summarize(rejected: Sequence[Reason], clusters: int, request: PlacementRequest) -> Reason:
@@ -252,7 +484,7 @@ def summarize(rejected: Sequence[Reason], clusters: int, request: PlacementReque
     for r in rejected:
         by_code.setdefault(r.code, []).append(r)
     for c in sorted(by_code, key=lambda c: _SEVERITY.index(c) if c in _SEVERITY else len(_SEVERITY)):
-        group = by_code[c]
+        group = sorted(by_code[c], key=lambda r: r.message)
         parts.extend(r.message for r in group[:3])
         if len(group) > 3:
             parts.append(f"{len(group) - 3} more clusters: {c}")

@@ -3,7 +3,8 @@
 Modelled on the Kubernetes scheduler framework, with a *cluster* where
 kube-scheduler has a node. A plugin implements only the extension points it
 needs; a rejection is a value (a Reason with a bounded code), never an
-exception, so the cycle can report why every pending job waits.
+exception, so the cycle can report why every pending job waits. Values every
+plugin reads are computed once per cycle into a CycleContext (kube's PreScore).
 """
 
 from __future__ import annotations
@@ -12,26 +13,66 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
-from federator.model import MILLI, ClusterInfo, JobId, JobSpec, Reason
+from federator.model import MILLI, ClusterInfo, JobId, JobKind, JobSpec, Reason, Resources
 
 MAX_SCORE = 100
 
 
 @dataclass(frozen=True, slots=True)
 class PlacementRequest:
-    """A job, or the rest of one, asking for `replicas` replicas somewhere."""
+    """A job, or the rest of one, asking for `replicas` replicas somewhere.
+
+    `blocked_models` are GPU model names (as a queue quota writes them) the
+    job may not use this cycle because its queue's quota on them is used up.
+    """
 
     job_id: JobId
     spec: JobSpec
     replicas: int
     submitted_at: float = 0.0
+    blocked_models: tuple[str, ...] = ()
 
     @property
     def gpus_per_replica(self) -> int:
-        """Whole GPUs a replica occupies for fitting (a fractional replica takes one)."""
+        """Whole GPUs a replica occupies for fitting (a fractional replica counts as one)."""
         return math.ceil(self.spec.resources.gpu_milli / MILLI)
+
+    @property
+    def gpu_milli(self) -> int:
+        return self.spec.resources.gpu_milli
+
+    @property
+    def is_gang(self) -> bool:
+        """All replicas in one cluster (training), rather than spread (inference)."""
+        return self.spec.kind is JobKind.TRAINING
+
+    def shape(self) -> tuple[object, ...]:
+        """Everything filters and scores read: requests of one shape place alike within a cycle."""
+        s = self.spec
+        return (s.kind, self.replicas, s.resources, s.gpu_models, self.blocked_models, s.preferred_regions,
+                s.user_region, s.max_latency_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """A placed or running job's hold on one cluster (one Placement), as the scheduler sees it.
+
+    The server hands these in so the cycle can account queue usage (fair share
+    and quotas) and choose preemption victims.
+    """
+
+    job_id: JobId
+    queue: str
+    priority: int
+    preemptible: bool
+    cluster: str
+    gpu_model: str
+    replicas: int
+    resources: Resources  # per replica
+    placed_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +81,21 @@ class CycleContext:
 
     max_price: float = 0.0
     region_gpu_utilization: Mapping[str, float] = field(default_factory=dict)
+    region_latency_ms: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    max_latency_ms: int = 0
+
+    def latency_ms(self, a: str, b: str) -> int | None:
+        if a == b:
+            return 0
+        got = self.region_latency_ms.get((a, b))
+        return got if got is not None else self.region_latency_ms.get((b, a))
 
 
 @runtime_checkable
 class FilterPlugin(Protocol):
     name: str
 
-    def filter(self, request: PlacementRequest, cluster: ClusterInfo) -> Reason | None:
+    def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
         """None if `request` could run on `cluster` now; otherwise why not."""
 
 
@@ -61,6 +110,7 @@ class ScorePlugin(Protocol):
 _TOKEN_SPLIT = re.compile(r"[-_ ./]+")
 
 
+@lru_cache(maxsize=4096)
 def gpu_model_matches(requested: str, actual: str) -> bool:
     """Whether a user's GPU model name selects a cluster's GPU model.
 
@@ -79,9 +129,19 @@ def gpu_model_matches(requested: str, actual: str) -> bool:
     return False
 
 
-def matching_models(spec: JobSpec, cluster: ClusterInfo) -> list[str]:
-    """The GPU models of `cluster` that `spec` accepts, in the cluster's order."""
-    pools = [p.gpu_model for p in cluster.capacity.gpu_pools]
-    if not spec.gpu_models:
-        return pools
-    return [m for m in pools if any(gpu_model_matches(req, m) for req in spec.gpu_models)]
+@lru_cache(maxsize=65536)
+def _accepts(requested: tuple[str, ...], blocked: tuple[str, ...], actual: str) -> bool:
+    if requested and not any(gpu_model_matches(r, actual) for r in requested):
+        return False
+    return not any(gpu_model_matches(b, actual) for b in blocked)
+
+
+def matching_models(request: PlacementRequest | JobSpec, cluster: ClusterInfo) -> list[str]:
+    """The GPU models of `cluster` the request accepts (and its quota allows), in the cluster's order."""
+    if isinstance(request, JobSpec):
+        requested, blocked = request.gpu_models, ()
+    else:
+        requested, blocked = request.spec.gpu_models, request.blocked_models
+    if not requested and not blocked:
+        return [p.gpu_model for p in cluster.capacity.gpu_pools]
+    return [p.gpu_model for p in cluster.capacity.gpu_pools if _accepts(requested, blocked, p.gpu_model)]

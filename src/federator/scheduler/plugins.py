@@ -2,14 +2,17 @@
 
 Each plugin is a small frozen dataclass. To add one: write a class with a
 `name` and a `filter` or `score` method, and add it to FILTERS or SCORES.
+Filters say whether a cluster could take the request now (and why not);
+scores rank the clusters that pass, 0..MAX_SCORE each, weighted by the policy.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from federator.model import ClusterInfo, ClusterState, JobKind, Reason, ReasonCode, format_bytes
+from federator.model import MILLI, ClusterInfo, ClusterState, GpuPool, Reason, ReasonCode, format_bytes
 from federator.scheduler.framework import (
     MAX_SCORE,
     CycleContext,
@@ -20,13 +23,16 @@ from federator.scheduler.framework import (
 )
 
 
+# -- filters ------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterReady:
     """No new work goes to a cluster whose agent is partitioned or lost."""
 
     name: str = "ClusterReady"
 
-    def filter(self, request: PlacementRequest, cluster: ClusterInfo) -> Reason | None:
+    def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
         if cluster.state is not ClusterState.READY:
             return Reason(ReasonCode.CLUSTER_NOT_READY, f"{cluster.name} is {cluster.state}")
         return None
@@ -34,22 +40,49 @@ class ClusterReady:
 
 @dataclass(frozen=True, slots=True)
 class GpuModelFilter:
-    """The cluster must have nodes of an accepted GPU model."""
+    """The cluster must have nodes of an accepted GPU model that the queue's quota still allows."""
 
     name: str = "GpuModel"
 
-    def filter(self, request: PlacementRequest, cluster: ClusterInfo) -> Reason | None:
-        if request.gpus_per_replica == 0:
+    def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
+        if request.gpu_milli == 0 or matching_models(request, cluster):
             return None
-        if not matching_models(request.spec, cluster):
-            wanted = "|".join(request.spec.gpu_models) or "any GPU"
-            return Reason(ReasonCode.GPU_MODEL_UNAVAILABLE, f"{cluster.name} has no {wanted} nodes")
+        if request.blocked_models and matching_models(request.spec, cluster):
+            blocked = "|".join(request.blocked_models)
+            return Reason(ReasonCode.QUOTA_EXCEEDED,
+                          f"{cluster.name}: quota of queue {request.spec.queue} on {blocked} is used up")
+        wanted = "|".join(request.spec.gpu_models) or "any GPU"
+        return Reason(ReasonCode.GPU_MODEL_UNAVAILABLE, f"{cluster.name} has no {wanted} nodes")
+
+
+@dataclass(frozen=True, slots=True)
+class RegionLatency:
+    """With a latency budget, only regions within it of the users' region (the policy's matrix)."""
+
+    name: str = "RegionLatency"
+
+    def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
+        spec = request.spec
+        if not spec.max_latency_ms:
+            return None
+        ms = ctx.latency_ms(spec.user_region, cluster.region)
+        if ms is None:
+            return Reason(ReasonCode.LATENCY_BUDGET,
+                          f"{cluster.name}: no latency known from {spec.user_region} to {cluster.region}")
+        if ms > spec.max_latency_ms:
+            return Reason(ReasonCode.LATENCY_BUDGET,
+                          f"{cluster.name}: {cluster.region} is {ms}ms from {spec.user_region}, "
+                          f"budget {spec.max_latency_ms}ms")
         return None
+
+
+def _gpu_text(milli: int) -> str:
+    return f"{milli // MILLI}" if milli % MILLI == 0 else f"{milli}m"
 
 
 @dataclass(frozen=True, slots=True)
 class GangFit:
-    """Whole replicas must fit on nodes' free GPUs, using the nodes-by-free-GPUs model.
+    """Whole replicas must fit on nodes' free GPUs (or shared GPUs' free milli-GPUs).
 
     For a training gang all replicas must fit in this one cluster; for
     inference one replica is enough to make the cluster a candidate (the
@@ -58,34 +91,29 @@ class GangFit:
 
     name: str = "GangFit"
 
-    def filter(self, request: PlacementRequest, cluster: ClusterInfo) -> Reason | None:
-        g = request.gpus_per_replica
-        if g == 0:
+    def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
+        m = request.gpu_milli
+        if m == 0:
             return None
-        need = request.replicas if request.spec.kind is JobKind.TRAINING else 1
-        best = 0
-        best_model = ""
-        for model in matching_models(request.spec, cluster):
+        need = request.replicas if request.is_gang else 1
+        best, best_model, any_node = 0, "", False
+        for model in matching_models(request, cluster):
             pool = cluster.capacity.pool(model)
             if pool is None:
                 continue
-            fits = pool.gang_capacity(g)
+            fits = pool.replica_capacity(m)
             if fits >= need:
                 return None
+            any_node = any_node or fits > 0
             if fits >= best:
                 best, best_model = fits, model
-        if best == 0 and all(
-            (p := cluster.capacity.pool(m)) is None or p.nodes_with_at_least(g) == 0
-            for m in matching_models(request.spec, cluster)
-        ):
-            return Reason(
-                ReasonCode.INSUFFICIENT_GPUS,
-                f"{cluster.name} has no node with {g} free {best_model or 'matching'} GPUs",
-            )
-        return Reason(
-            ReasonCode.GANG_DOES_NOT_FIT,
-            f"{cluster.name} fits {best} of {need} replicas x {g} {best_model} GPUs",
-        )
+        if not any_node:
+            where = f"{request.gpus_per_replica} free" if m % MILLI == 0 else f"{m}m free on one"
+            return Reason(ReasonCode.INSUFFICIENT_GPUS,
+                          f"{cluster.name} has no node with {where} {best_model or 'matching'} GPU"
+                          f"{'s' if m > MILLI else ''}")
+        return Reason(ReasonCode.GANG_DOES_NOT_FIT,
+                      f"{cluster.name} fits {best} of {need} replicas x {_gpu_text(m)} {best_model} GPUs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +122,10 @@ class CpuMemoryFit:
 
     name: str = "CpuMemoryFit"
 
-    def filter(self, request: PlacementRequest, cluster: ClusterInfo) -> Reason | None:
+    def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
         cap = cluster.capacity
         res = request.spec.resources
-        n = request.replicas if request.spec.kind is JobKind.TRAINING else 1
+        n = request.replicas if request.is_gang else 1
         if res.cpu_milli > cap.node_cpu_milli_free_max or res.cpu_milli * n > cap.cpu_milli_free:
             return Reason(
                 ReasonCode.INSUFFICIENT_CPU,
@@ -114,18 +142,21 @@ class CpuMemoryFit:
         return None
 
 
+# -- scores -------------------------------------------------------------------
+
+
 def _gpu_free_fraction(request: PlacementRequest, cluster: ClusterInfo) -> float:
     cap = cluster.capacity
-    if request.gpus_per_replica:
-        pools = [cap.pool(m) for m in matching_models(request.spec, cluster)]
-        alloc = sum(p.allocatable_gpus for p in pools if p)
-        return sum(p.free_gpus for p in pools if p) / alloc if alloc else 0.0
+    if request.gpu_milli:
+        pools = [cap.pool(m) for m in matching_models(request, cluster)]
+        alloc = sum(p.allocatable_gpus for p in pools if p) * MILLI
+        return sum(p.free_milli for p in pools if p) / alloc if alloc else 0.0
     return cap.cpu_milli_free / cap.cpu_milli_allocatable if cap.cpu_milli_allocatable else 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class LeastAllocated:
-    """Prefer the cluster with the largest free share of the resource the job needs."""
+    """Spread: prefer the cluster with the largest free share of the resource the job needs."""
 
     name: str = "LeastAllocated"
 
@@ -133,9 +164,48 @@ class LeastAllocated:
         return round(MAX_SCORE * _gpu_free_fraction(request, cluster))
 
 
+def _fit_tightness(pool: GpuPool, milli: int) -> float:
+    """1.0 when a replica fills a node (or shared GPU) exactly; lower the more it leaves over."""
+    hist = pool.nodes_by_free_gpus
+    top = max(len(hist) - 1, 1)
+    if milli % MILLI == 0:
+        g = milli // MILLI
+        k = next((k for k in range(g, len(hist)) if hist[k]), None)
+        return 0.0 if k is None else 1.0 - (k - g) / top
+    f = next((f for f, n in pool.shared_gpus if f >= milli and n), None)
+    if f is not None:  # a GPU already shared: the best place for a fraction
+        return 0.5 + 0.5 * (1.0 - (f - milli) / MILLI)
+    k = next((k for k in range(1, len(hist)) if hist[k]), None)
+    return 0.0 if k is None else 0.5 * (1.0 - (k - 1) / top)
+
+
+@dataclass(frozen=True, slots=True)
+class LeastFragmentation:
+    """Pack: keep whole nodes (and whole GPUs) free for big gangs.
+
+    Scores the tightest best-fit spot in the cluster for one replica: a node
+    whose free GPUs the replica uses exactly scores full, a fresh 8-GPU node
+    for a 1-GPU replica scores low; a fractional replica prefers a GPU that
+    is already shared. CPU-only work scores in the middle everywhere.
+    """
+
+    name: str = "LeastFragmentation"
+
+    def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
+        m = request.gpu_milli
+        if not m:
+            return MAX_SCORE // 2
+        best = 0.0
+        for model in matching_models(request, cluster):
+            pool = cluster.capacity.pool(model)
+            if pool is not None:
+                best = max(best, _fit_tightness(pool, m))
+        return round(MAX_SCORE * best)
+
+
 @dataclass(frozen=True, slots=True)
 class RegionLoad:
-    """Send work to underused regions: score falls with the region's GPU utilisation."""
+    """Send work to underused regions: score falls with the region's GPU utilisation (per cycle)."""
 
     name: str = "RegionLoad"
 
@@ -146,7 +216,7 @@ class RegionLoad:
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """Prefer cheaper GPU-hours; a cluster with no price label scores in the middle."""
+    """Prefer cheaper GPU-hours (cluster label federator.io/price-per-gpu-hour); unpriced scores 50."""
 
     name: str = "Price"
 
@@ -158,35 +228,60 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True)
-class RegionPreference:
-    """Keep work near its users or data: full score in a preferred region."""
+class Locality:
+    """Keep work near its data or users.
 
-    name: str = "RegionPreference"
+    Full score in a preferred region (`spec.regions.preferred`, e.g. where the
+    data is); otherwise, with a users' region (`spec.regions.user`), the score
+    falls with the region latency matrix of the policy.
+    """
+
+    name: str = "Locality"
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        preferred = request.spec.preferred_regions
-        if not preferred:
-            return 0
-        return MAX_SCORE if cluster.region in preferred else 0
+        spec = request.spec
+        if cluster.region in spec.preferred_regions:
+            return MAX_SCORE
+        if spec.user_region:
+            ms = ctx.latency_ms(spec.user_region, cluster.region)
+            if ms is None or ctx.max_latency_ms <= 0:
+                return MAX_SCORE if ms == 0 else 0
+            return round(MAX_SCORE * (1.0 - min(ms, ctx.max_latency_ms) / ctx.max_latency_ms))
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class RandomFit:
+    """A baseline for benchmarks: a deterministic pseudo-random score that changes with the cluster."""
+
+    name: str = "RandomFit"
+
+    def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
+        cap = cluster.capacity
+        key = f"{cluster.name}/{cap.cpu_milli_free}/{cap.memory_bytes_free}/{cap.free_gpus}"
+        return zlib.crc32(key.encode()) % (MAX_SCORE + 1)
 
 
 FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "ClusterReady": ClusterReady,
     "GpuModel": GpuModelFilter,
+    "RegionLatency": RegionLatency,
     "GangFit": GangFit,
     "CpuMemoryFit": CpuMemoryFit,
 }
 
 SCORES: Mapping[str, Callable[[], ScorePlugin]] = {
+    "LeastFragmentation": LeastFragmentation,
     "LeastAllocated": LeastAllocated,
     "RegionLoad": RegionLoad,
     "Price": Price,
-    "RegionPreference": RegionPreference,
+    "Locality": Locality,
+    "RandomFit": RandomFit,
 }
 
 DEFAULT_SCORE_WEIGHTS: Mapping[str, int] = {
-    "LeastAllocated": 1,
+    "LeastFragmentation": 2,
     "RegionLoad": 1,
     "Price": 1,
-    "RegionPreference": 3,
+    "Locality": 3,
 }

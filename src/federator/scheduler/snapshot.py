@@ -1,13 +1,13 @@
-"""An immutable snapshot of member clusters and a transaction over it.
+"""The immutable per-cycle view of the member clusters, and transactions over it.
 
-Each placement attempt writes into a `Txn`; the cycle commits the attempt
-only if the whole job fits, so an aborted gang leaks no capacity (as Armada's
-node-db transactions do). Nothing here does I/O.
+A cycle never mutates a snapshot: each placement attempt writes into a
+`Txn` and commits only if the whole job fits, so an aborted attempt leaks
+nothing. `reserve` and `release` are the only arithmetic on capacity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from federator.model import ClusterInfo, ClusterState, Resources
@@ -25,18 +25,27 @@ class Snapshot:
         return (c for c in self.clusters if c.state is ClusterState.READY)
 
 
-def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, gpus_per_replica: int,
-            gpu_model: str) -> ClusterInfo:
-    """The cluster after binding `replicas` replicas (raises ValueError if they do not fit)."""
+def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, gpu_model: str,
+            gpus_per_replica: int | None = None) -> ClusterInfo:
+    """The cluster after binding `replicas` replicas (raises ValueError if they do not fit).
+
+    GPUs come from `resources.gpu_milli` (whole or fractional); `gpus_per_replica`
+    is accepted for older callers and ignored.
+    """
+    del gpus_per_replica
     cap = cluster.capacity
-    total = resources * replicas
-    if total.cpu_milli > cap.cpu_milli_free or total.memory_bytes > cap.memory_bytes_free:
+    cpu = resources.cpu_milli * replicas
+    mem = resources.memory_bytes * replicas
+    if cpu > cap.cpu_milli_free or mem > cap.memory_bytes_free:
         raise ValueError(f"{replicas} replicas do not fit the free CPU or memory of {cluster.name}")
     pools = cap.gpu_pools
-    if gpus_per_replica:
-        pools = tuple(p.take(gpus_per_replica, replicas) if p.gpu_model == gpu_model else p for p in pools)
-    cpu_free = cap.cpu_milli_free - total.cpu_milli
-    mem_free = cap.memory_bytes_free - total.memory_bytes
+    if resources.gpu_milli and replicas:
+        pools = tuple(p.take_milli(resources.gpu_milli, replicas) if p.gpu_model == gpu_model else p
+                      for p in pools)
+        if pools == cap.gpu_pools and not any(p.gpu_model == gpu_model for p in pools):
+            raise ValueError(f"{cluster.name} has no {gpu_model} pool")
+    cpu_free = cap.cpu_milli_free - cpu
+    mem_free = cap.memory_bytes_free - mem
     new_cap = replace(
         cap,
         gpu_pools=pools,
@@ -48,20 +57,44 @@ def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, gpus_p
     return replace(cluster, capacity=new_cap)
 
 
-class Txn:
-    """Copy-on-write view of a snapshot for one cycle, with nested attempts."""
+def release(cluster: ClusterInfo, *, resources: Resources, replicas: int, gpu_model: str) -> ClusterInfo:
+    """An estimate of the cluster after `replicas` replicas leave (what-if planning, e.g. preemption)."""
+    cap = cluster.capacity
+    pools = cap.gpu_pools
+    if resources.gpu_milli and replicas:
+        pools = tuple(p.release_milli(resources.gpu_milli, replicas) if p.gpu_model == gpu_model else p
+                      for p in pools)
+    cpu_free = min(cap.cpu_milli_allocatable, cap.cpu_milli_free + resources.cpu_milli * replicas)
+    mem_free = min(cap.memory_bytes_allocatable, cap.memory_bytes_free + resources.memory_bytes * replicas)
+    new_cap = replace(
+        cap, gpu_pools=pools, cpu_milli_free=cpu_free, memory_bytes_free=mem_free,
+        node_cpu_milli_free_max=max(cap.node_cpu_milli_free_max, min(resources.cpu_milli, cpu_free)),
+        node_memory_bytes_free_max=max(cap.node_memory_bytes_free_max, min(resources.memory_bytes, mem_free)),
+    )
+    return replace(cluster, capacity=new_cap)
 
-    def __init__(self, snapshot: Snapshot) -> None:
+
+class Txn:
+    """Copy-on-write view of a snapshot for one cycle, with one attempt open at a time.
+
+    `on_change` hears the name of every cluster whose view changes (a put, or
+    an abort that undoes puts), so per-cycle caches can refresh just those.
+    """
+
+    def __init__(self, snapshot: Snapshot, on_change: Callable[[str], None] | None = None) -> None:
         self._clusters: dict[str, ClusterInfo] = {c.name: c for c in snapshot.clusters}
-        self._order = [c.name for c in snapshot.clusters]
+        self.names: tuple[str, ...] = tuple(c.name for c in snapshot.clusters)
         self._attempt: dict[str, ClusterInfo] | None = None
+        self._on_change = on_change or (lambda _name: None)
 
     def clusters(self) -> list[ClusterInfo]:
-        return [self.get(name) for name in self._order]
+        return [self.get(name) for name in self.names]
 
     def get(self, name: str) -> ClusterInfo:
-        if self._attempt is not None and name in self._attempt:
-            return self._attempt[name]
+        if self._attempt is not None:
+            got = self._attempt.get(name)
+            if got is not None:
+                return got
         return self._clusters[name]
 
     def begin(self) -> None:
@@ -71,6 +104,7 @@ class Txn:
         if self._attempt is None:
             raise RuntimeError("put() outside an attempt; call begin() first")
         self._attempt[cluster.name] = cluster
+        self._on_change(cluster.name)
 
     def commit(self) -> None:
         if self._attempt:
@@ -78,8 +112,10 @@ class Txn:
         self._attempt = None
 
     def abort(self) -> None:
+        undone = self._attempt or {}
         self._attempt = None
+        for name in undone:
+            self._on_change(name)
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(tuple(self.clusters()))
-
+        return Snapshot(tuple(self._clusters[n] for n in self.names))

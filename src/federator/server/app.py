@@ -16,7 +16,7 @@ from prometheus_client import start_http_server
 
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc
 from federator.metrics import Metrics
-from federator.scheduler import Scheduler
+from federator.scheduler import PolicyError, Scheduler, load_policy
 from federator.security.auth import Authenticator, RevocationList, load_tokens
 from federator.security.limits import Limits
 from federator.security.tls import TlsError, TlsFiles
@@ -38,12 +38,20 @@ class ServeOptions:
     lost_after_seconds: float = 120.0
     cycle_interval: float = 1.0
     ready_file: Path | None = None
+    policy: Path | None = None  # scheduling policy YAML; None = the defaults
     tls: TlsFiles | None = None  # None only with insecure=True
     insecure: bool = False
     revocation_list: Path | None = None
     token_file: Path | None = None
     token_listen: str = ""  # a server-TLS listener for bearer-token clients of the job API
     limits: Limits = Limits()
+
+
+def _scheduler(opts: ServeOptions) -> Scheduler:
+    try:
+        return Scheduler(load_policy(opts.policy) if opts.policy else None)
+    except PolicyError as exc:
+        raise SystemExit(f"--policy: {exc}") from exc
 
 
 def _split(hostport: str) -> tuple[str, int]:
@@ -78,7 +86,7 @@ def _bind(server: grpc.aio.Server, opts: ServeOptions) -> tuple[int, int]:
 async def serve(opts: ServeOptions) -> None:
     metrics = Metrics()
     store = SqliteJobStore(opts.db)
-    fed = Federator(store=store, scheduler=Scheduler(), metrics=metrics, report_interval=opts.report_interval,
+    fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics, report_interval=opts.report_interval,
                     lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
                     cycle_interval=opts.cycle_interval, limits=opts.limits)
     auth = Authenticator(insecure=opts.insecure, revocations=RevocationList(opts.revocation_list),

@@ -39,7 +39,7 @@ from federator.model import (
     Reason,
     ReasonCode,
 )
-from federator.scheduler import CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
+from federator.scheduler import Allocation, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
 from federator.security.limits import Limits, RejectReason, TokenBucket
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.store import JobStore
@@ -346,10 +346,11 @@ class Federator:
         started = time.perf_counter()
         pending = [j for j in self.jobs.values() if j.phase is JobPhase.PENDING]
         requests = [PlacementRequest(j.job_id, j.spec, j.spec.replicas, j.submitted_at) for j in pending]
-        result = self.scheduler.schedule(self.snapshot(), requests)
+        result = self.scheduler.schedule(self.snapshot(), requests, running=self._allocations(), now=self.clock())
         changed: list[Job] = []
         now = self.clock()
         orders: list[tuple[str, Order]] = []
+        changed.extend(self._requeue_preempted(result, orders))  # cancels go out before launches
         for decision in result.decisions:
             job = self.jobs[decision.job_id]
             job.generation += 1
@@ -382,6 +383,28 @@ class Federator:
         self.last_cycle = result
         self.metrics.cycle_duration.observe(time.perf_counter() - started)
         return result
+
+    def _allocations(self) -> list[Allocation]:
+        """Placed and running work as the scheduler sees it: queue usage, and preemption victims."""
+        return [Allocation(j.job_id, j.spec.queue, j.spec.priority, j.spec.preemptible, p.cluster, p.gpu_model,
+                           p.replicas, j.spec.resources, j.placed_at)
+                for j in self.jobs.values() if j.phase.is_active for p in j.placements if p.phase.is_active]
+
+    def _requeue_preempted(self, result: CycleResult, orders: list[tuple[str, Order]]) -> list[Job]:
+        """Cancel the cycle's preemption victims' placements and put the jobs back to Pending (not lost)."""
+        out: list[Job] = []
+        for pre in result.preemptions:
+            job = self.jobs[pre.job_id]
+            for p in job.placements:
+                if not p.phase.is_terminal:
+                    orders.append((p.cluster, CancelOrder(p.placement_id, pre.message)))
+                    p.phase = JobPhase.CANCELLED
+            job.placements = []
+            job.phase = JobPhase.PENDING
+            job.pending_reason = Reason(ReasonCode.PREEMPTED, pre.message)
+            self.metrics.preemptions.labels(pre.queue).inc()
+            out.append(job)
+        return out
 
     def check_leases(self) -> None:
         """Ready -> Partitioned when the stream drops or the lease runs out; Partitioned -> Lost after the grace time."""
@@ -547,7 +570,7 @@ def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> Clust
                        gpus_per_replica=-(-spec.resources.gpu_milli // 1000), gpu_model=p.gpu_model)
     except ValueError:
         pools = tuple(
-            replace(pool, nodes_by_free_gpus=(pool.nodes,)) if pool.gpu_model == p.gpu_model else pool
+            replace(pool, nodes_by_free_gpus=(pool.nodes,), shared_gpus=()) if pool.gpu_model == p.gpu_model else pool
             for pool in info.capacity.gpu_pools
         )
         return replace(info, capacity=replace(info.capacity, gpu_pools=pools))

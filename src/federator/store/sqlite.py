@@ -54,7 +54,9 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         gpu_models=tuple(s["gpu_models"]), queue=s["queue"], priority=s["priority"],
         preferred_regions=tuple(s["preferred_regions"]), namespace=s["namespace"],
         labels=tuple(sorted(s["labels"].items())), annotations=tuple(sorted(s["annotations"].items())),
-        pod_template_json=s["pod_template_json"],
+        pod_template_json=s["pod_template_json"], preemptible=s.get("preemptible", False),
+        min_regions=s.get("min_regions", 1), user_region=s.get("user_region", ""),
+        max_latency_ms=s.get("max_latency_ms", 0),
     )
     reason = doc.get("pending_reason")
     return Job(

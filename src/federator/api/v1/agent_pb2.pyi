@@ -52,18 +52,28 @@ class Hello(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., agent_version: _Optional[str] = ...) -> None: ...
 
 class GpuPool(_message.Message):
-    __slots__ = ("gpu_model", "nodes_by_free_gpus", "total_gpus", "allocatable_gpus", "free_gpus")
+    __slots__ = ("gpu_model", "nodes_by_free_gpus", "total_gpus", "allocatable_gpus", "free_gpus", "shared_gpus")
     GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
     NODES_BY_FREE_GPUS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_GPUS_FIELD_NUMBER: _ClassVar[int]
     ALLOCATABLE_GPUS_FIELD_NUMBER: _ClassVar[int]
     FREE_GPUS_FIELD_NUMBER: _ClassVar[int]
+    SHARED_GPUS_FIELD_NUMBER: _ClassVar[int]
     gpu_model: str
     nodes_by_free_gpus: _containers.RepeatedScalarFieldContainer[int]
     total_gpus: int
     allocatable_gpus: int
     free_gpus: int
-    def __init__(self, gpu_model: _Optional[str] = ..., nodes_by_free_gpus: _Optional[_Iterable[int]] = ..., total_gpus: _Optional[int] = ..., allocatable_gpus: _Optional[int] = ..., free_gpus: _Optional[int] = ...) -> None: ...
+    shared_gpus: _containers.RepeatedCompositeFieldContainer[SharedGpus]
+    def __init__(self, gpu_model: _Optional[str] = ..., nodes_by_free_gpus: _Optional[_Iterable[int]] = ..., total_gpus: _Optional[int] = ..., allocatable_gpus: _Optional[int] = ..., free_gpus: _Optional[int] = ..., shared_gpus: _Optional[_Iterable[_Union[SharedGpus, _Mapping]]] = ...) -> None: ...
+
+class SharedGpus(_message.Message):
+    __slots__ = ("free_milli", "count")
+    FREE_MILLI_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    free_milli: int
+    count: int
+    def __init__(self, free_milli: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class CapacityReport(_message.Message):
     __slots__ = ("sequence", "gpu_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids")

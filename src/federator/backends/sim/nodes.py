@@ -1,25 +1,48 @@
-"""A set of simulated nodes: binds replicas to nodes and reports a resource model.
+"""A set of simulated nodes: binds replicas to nodes and GPUs, and reports a resource model.
 
 Pure and synchronous, so the asyncio agent backend and the discrete-event
-simulator share it.
+simulator share it. Each GPU of a node is tracked in milli-GPUs, so
+fractional replicas (GPU sharing) pack onto shared GPUs. Nodes are indexed by
+whole free GPUs and shared GPUs by free milli-GPUs, so a best-fit bind costs
+about the same with ten nodes or ten thousand.
+
+`fit` chooses the node: "best" (fewest free GPUs that suffice: what the
+agent does and what the resource model assumes), or the "first" / "random"
+baselines the quality benchmark compares against.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from federator.backends.sim.fleet import NodeSpec
-from federator.model import ClusterCapacity, GpuPool, Resources
+from federator.model import MILLI, ClusterCapacity, GpuPool, Resources
+
+FITS = ("best", "first", "random")
 
 
 @dataclass(slots=True)
 class _Node:
     spec: NodeSpec
-    free_gpus: int
     free_cpu_milli: int
     free_memory_bytes: int
+    used: list[int]  # milli-GPUs in use on each GPU of the node
+    whole_free: int = 0
+
+    @property
+    def free_gpus(self) -> int:
+        return self.whole_free
+
+
+@dataclass(frozen=True, slots=True)
+class _Bound:
+    node: int
+    slots: tuple[int, ...]
+    milli: int  # per slot
+    cpu_milli: int
+    memory_bytes: int
 
 
 @dataclass(slots=True)
@@ -27,77 +50,208 @@ class NodeSet:
     """Nodes of one simulated cluster and which replicas sit where."""
 
     nodes: list[_Node]
-    bound: dict[str, list[tuple[int, Resources]]] = field(default_factory=dict)  # placement -> [(node, res)]
+    fit: str = "best"
+    seed: int = 0
+    bound: dict[str, list[_Bound]] = field(default_factory=dict)  # placement -> where its replicas sit
+    _by_free: dict[str, list[dict[int, None]]] = field(default_factory=dict)  # model -> [whole free] -> nodes
+    _shared: dict[str, dict[int, dict[tuple[int, int], None]]] = field(default_factory=dict)  # model -> free
+    _of_model: dict[str, list[int]] = field(default_factory=dict)
+    _rng: random.Random = field(default_factory=random.Random)
+    _cpu_free: int = 0
+    _mem_free: int = 0
 
     @classmethod
-    def of(cls, specs: Iterable[NodeSpec]) -> NodeSet:
-        return cls([
-            _Node(s, s.gpus - s.busy_gpus, s.cpu_milli - s.busy_cpu_milli, s.memory_bytes - s.busy_memory_bytes)
+    def of(cls, specs: Iterable[NodeSpec], *, fit: str = "best", seed: int = 0) -> NodeSet:
+        if fit not in FITS:
+            raise ValueError(f"fit: must be one of {', '.join(FITS)}, got {fit!r}")
+        nodes = [
+            _Node(s, s.cpu_milli - s.busy_cpu_milli, s.memory_bytes - s.busy_memory_bytes,
+                  [MILLI] * s.busy_gpus + [0] * (s.gpus - s.busy_gpus), s.gpus - s.busy_gpus)
             for s in specs
-        ])
+        ]
+        out = cls(nodes, fit=fit, seed=seed, _rng=random.Random(seed))
+        for i, n in enumerate(nodes):
+            model = n.spec.gpu_model
+            out._of_model.setdefault(model, []).append(i)
+            out._cpu_free += n.free_cpu_milli
+            out._mem_free += n.free_memory_bytes
+            if model:
+                out._bucket(model, n.whole_free)[i] = None
+        return out
+
+    # -- binding ----------------------------------------------------------
 
     def bind(self, key: str, *, replicas: int, resources: Resources, gpu_model: str) -> str | None:
-        """Bind every replica or none; best fit (fewest free GPUs that suffice). Returns why not, or None."""
+        """Bind every replica or none. Returns why not, or None."""
         if key in self.bound:
             return None
-        g = math.ceil(resources.gpu_milli / 1000)
-        taken: list[tuple[int, Resources]] = []
+        taken: list[_Bound] = []
         for _ in range(replicas):
-            best: int | None = None
-            for i, n in enumerate(self.nodes):
-                if g and n.spec.gpu_model != gpu_model:
-                    continue
-                if n.free_gpus < g or n.free_cpu_milli < resources.cpu_milli:
-                    continue
-                if n.free_memory_bytes < resources.memory_bytes:
-                    continue
-                if best is None or (n.free_gpus, n.free_cpu_milli) < (
-                        self.nodes[best].free_gpus, self.nodes[best].free_cpu_milli):
-                    best = i
-            if best is None:
-                for i, r in taken:
-                    self._give(i, r, g)
-                return f"{replicas} x {resources} on {gpu_model or 'CPU'} nodes do not fit"
-            self._take(best, resources, g)
-            taken.append((best, resources))
+            spot = self._choose(resources, gpu_model)
+            if spot is None:
+                for b in reversed(taken):
+                    self._give(b)
+                what = f"{resources.gpu_milli}m GPU" if resources.gpu_milli else "CPU"
+                return (f"{replicas} x ({what}, {resources.cpu_milli}m CPU, {resources.memory_bytes} bytes) on "
+                        f"{gpu_model or 'CPU'} nodes do not fit")
+            node, slots = spot
+            milli = MILLI if resources.gpu_milli % MILLI == 0 else resources.gpu_milli
+            b = _Bound(node, slots, milli, resources.cpu_milli, resources.memory_bytes)
+            self._take(b)
+            taken.append(b)
         self.bound[key] = taken
         return None
 
     def unbind(self, key: str) -> None:
-        for i, r in self.bound.pop(key, []):
-            self._give(i, r, math.ceil(r.gpu_milli / 1000))
+        for b in reversed(self.bound.pop(key, [])):
+            self._give(b)
 
-    def _take(self, i: int, r: Resources, g: int) -> None:
-        n = self.nodes[i]
-        n.free_gpus -= g
-        n.free_cpu_milli -= r.cpu_milli
-        n.free_memory_bytes -= r.memory_bytes
+    def _fits_host(self, n: _Node, r: Resources) -> bool:
+        return n.free_cpu_milli >= r.cpu_milli and n.free_memory_bytes >= r.memory_bytes
 
-    def _give(self, i: int, r: Resources, g: int) -> None:
+    def _choose(self, r: Resources, model: str) -> tuple[int, tuple[int, ...]] | None:
+        if r.gpu_milli == 0:
+            return self._choose_cpu(r)
+        if model not in self._of_model:
+            return None
+        whole = r.gpu_milli % MILLI == 0
+        g = r.gpu_milli // MILLI
+        if self.fit != "best":
+            spots = self._scan(r, model)
+            if self.fit == "first":
+                return next(spots, None)
+            found = list(spots)
+            return self._rng.choice(found) if found else None
+        nodes = self.nodes
+        if not whole:
+            shared = self._shared.get(model, {})
+            for free in sorted(shared):
+                if free < r.gpu_milli:
+                    continue
+                for i, slot in shared[free]:
+                    if self._fits_host(nodes[i], r):
+                        return i, (slot,)
+            g = 1
+        buckets = self._by_free[model]
+        for k in range(g, len(buckets)):
+            for i in buckets[k]:
+                n = nodes[i]
+                if self._fits_host(n, r):
+                    return i, self._free_slots(n, g)
+        return None
+
+    def _scan(self, r: Resources, model: str) -> Iterator[tuple[int, tuple[int, ...]]]:
+        """Every spot in node order (the first-fit and random-fit baselines)."""
+        whole = r.gpu_milli % MILLI == 0
+        for i in self._of_model.get(model, []):
+            n = self.nodes[i]
+            if not self._fits_host(n, r):
+                continue
+            if whole:
+                if n.whole_free >= r.gpu_milli // MILLI:
+                    yield i, self._free_slots(n, r.gpu_milli // MILLI)
+            else:
+                slot = next((s for s, u in enumerate(n.used) if MILLI - u >= r.gpu_milli), None)
+                if slot is not None:
+                    yield i, (slot,)
+
+    def _choose_cpu(self, r: Resources) -> tuple[int, tuple[int, ...]] | None:
+        if self.fit != "best":
+            spots = [i for i, n in enumerate(self.nodes) if self._fits_host(n, r)]
+            if not spots:
+                return None
+            return (spots[0] if self.fit == "first" else self._rng.choice(spots)), ()
+        for i in self._of_model.get("", []):  # CPU-only nodes first, then GPU nodes with the fewest free GPUs
+            if self._fits_host(self.nodes[i], r):
+                return i, ()
+        depth = max((len(b) for b in self._by_free.values()), default=0)
+        for k in range(depth):
+            for buckets in self._by_free.values():
+                if k < len(buckets):
+                    for i in buckets[k]:
+                        if self._fits_host(self.nodes[i], r):
+                            return i, ()
+        return None
+
+    @staticmethod
+    def _free_slots(n: _Node, g: int) -> tuple[int, ...]:
+        return tuple([s for s, u in enumerate(n.used) if u == 0][:g])
+
+    def _bucket(self, model: str, k: int) -> dict[int, None]:
+        buckets = self._by_free.setdefault(model, [{} for _ in range(9)])
+        while len(buckets) <= k:
+            buckets.append({})
+        return buckets[k]
+
+    def _set_used(self, i: int, slot: int, used: int) -> None:
         n = self.nodes[i]
-        n.free_gpus += g
-        n.free_cpu_milli += r.cpu_milli
-        n.free_memory_bytes += r.memory_bytes
+        model = n.spec.gpu_model
+        old = n.used[slot]
+        shared = self._shared.setdefault(model, {})
+        if 0 < old < MILLI:
+            spots = shared[MILLI - old]
+            del spots[(i, slot)]
+            if not spots:
+                del shared[MILLI - old]
+        if 0 < used < MILLI:
+            shared.setdefault(MILLI - used, {})[(i, slot)] = None
+        n.used[slot] = used
+
+    def _move(self, i: int, old_free: int, new_free: int) -> None:
+        model = self.nodes[i].spec.gpu_model
+        if model and old_free != new_free:
+            del self._bucket(model, old_free)[i]
+            self._bucket(model, new_free)[i] = None
+
+    def _take(self, b: _Bound) -> None:
+        n = self.nodes[b.node]
+        before = n.whole_free
+        for s in b.slots:
+            if n.used[s] == 0:
+                n.whole_free -= 1
+            self._set_used(b.node, s, n.used[s] + b.milli)
+        self._move(b.node, before, n.whole_free)
+        n.free_cpu_milli -= b.cpu_milli
+        n.free_memory_bytes -= b.memory_bytes
+        self._cpu_free -= b.cpu_milli
+        self._mem_free -= b.memory_bytes
+
+    def _give(self, b: _Bound) -> None:
+        n = self.nodes[b.node]
+        before = n.whole_free
+        for s in b.slots:
+            self._set_used(b.node, s, n.used[s] - b.milli)
+            if n.used[s] == 0:
+                n.whole_free += 1
+        self._move(b.node, before, n.whole_free)
+        n.free_cpu_milli += b.cpu_milli
+        n.free_memory_bytes += b.memory_bytes
+        self._cpu_free += b.cpu_milli
+        self._mem_free += b.memory_bytes
+
+    # -- reporting --------------------------------------------------------
+
+    def gpu_milli_used(self) -> int:
+        """Milli-GPUs allocated (busy GPUs included): the simulator's ground truth."""
+        return sum(sum(n.used) for n in self.nodes)
+
+    def gpu_milli_total(self) -> int:
+        return sum(n.spec.gpus for n in self.nodes) * MILLI
 
     def capacity(self, *, sequence: int = 0) -> ClusterCapacity:
-        pools: dict[str, tuple[list[int], list[int]]] = {}
-        for n in self.nodes:
-            if not n.spec.gpu_model:
-                continue
-            hist, totals = pools.setdefault(n.spec.gpu_model, ([0] * 9, [0]))
-            if n.free_gpus >= len(hist):
-                hist.extend([0] * (n.free_gpus + 1 - len(hist)))
-            hist[n.free_gpus] += 1
-            totals[0] += n.spec.gpus
-        gpu_pools = tuple(
-            GpuPool(model, tuple(hist), total[0], total[0]) for model, (hist, total) in sorted(pools.items())
-        )
+        pools = []
+        for model in sorted(self._by_free):
+            idx = self._of_model.get(model, [])
+            total = sum(self.nodes[i].spec.gpus for i in idx)
+            hist = [len(b) for b in self._by_free[model]]
+            shared = tuple(sorted((f, len(s)) for f, s in self._shared.get(model, {}).items() if s))
+            pools.append(GpuPool(model, tuple(hist), total, total, shared))
         return ClusterCapacity(
-            gpu_pools=gpu_pools,
+            gpu_pools=tuple(pools),
             cpu_milli_allocatable=sum(n.spec.cpu_milli for n in self.nodes),
-            cpu_milli_free=sum(n.free_cpu_milli for n in self.nodes),
+            cpu_milli_free=self._cpu_free,
             memory_bytes_allocatable=sum(n.spec.memory_bytes for n in self.nodes),
-            memory_bytes_free=sum(n.free_memory_bytes for n in self.nodes),
+            memory_bytes_free=self._mem_free,
             node_cpu_milli_free_max=max((n.free_cpu_milli for n in self.nodes), default=0),
             node_memory_bytes_free_max=max((n.free_memory_bytes for n in self.nodes), default=0),
             sequence=sequence,

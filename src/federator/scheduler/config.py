@@ -1,0 +1,88 @@
+"""The scheduler's configuration: plugins, score weights, queues, preemption, regions.
+
+One frozen value, validated when built, so a bad policy fails at start-up
+with the field named, never in the middle of a cycle. `policy.py` reads the
+same value from a YAML file; tests and benchmarks build it directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, FILTERS, SCORES
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """The most a queue may hold at once. None = no limit on that resource.
+
+    `gpu_milli` maps a GPU model name as users write it ("H100") to milli-GPUs;
+    it limits every cluster GPU model that name selects.
+    """
+
+    gpu_milli: Mapping[str, int] = field(default_factory=dict)
+    cpu_milli: int | None = None
+    memory_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        for model, milli in self.gpu_milli.items():
+            if not isinstance(milli, int) or milli < 0:
+                raise ValueError(f"quota.gpus.{model}: must be a non-negative number of GPUs, got {milli!r}")
+        for name in ("cpu_milli", "memory_bytes"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"quota.{name}: must be non-negative, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """A queue (tenant): its weight in weighted DRF fair share, and its quota."""
+
+    weight: float = 1.0
+    quota: Quota = field(default_factory=Quota)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weight, bool) or not isinstance(self.weight, int | float) or not self.weight > 0:
+            raise ValueError(f"weight: must be a positive number, got {self.weight!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """Which plugins run, how much each score counts, the queues, preemption and regions."""
+
+    filters: tuple[str, ...] = tuple(FILTERS)
+    score_weights: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SCORE_WEIGHTS))
+    max_placements_per_cycle: int = 100_000
+    queues: Mapping[str, QueueConfig] = field(default_factory=dict)
+    default_queue: QueueConfig = field(default_factory=QueueConfig)  # any queue not listed
+    preemption: bool = True
+    max_preemptions_per_cycle: int = 10  # victim jobs per cycle
+    region_latency_ms: Mapping[tuple[str, str], int] = field(default_factory=dict)  # symmetric
+
+    def __post_init__(self) -> None:
+        for name in self.filters:
+            if name not in FILTERS:
+                raise ValueError(f"filters: unknown plugin {name!r} (known: {', '.join(FILTERS)})")
+        for name, weight in self.score_weights.items():
+            if name not in SCORES:
+                raise ValueError(f"score_weights: unknown plugin {name!r} (known: {', '.join(SCORES)})")
+            if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
+                raise ValueError(f"score_weights.{name}: must be a non-negative integer, got {weight!r}")
+        if self.max_placements_per_cycle < 1:
+            raise ValueError("max_placements_per_cycle: must be at least 1")
+        if self.max_preemptions_per_cycle < 0:
+            raise ValueError("max_preemptions_per_cycle: must not be negative")
+        for (a, b), ms in self.region_latency_ms.items():
+            if isinstance(ms, bool) or not isinstance(ms, int) or ms < 0:
+                raise ValueError(f"regions.latencyMs.{a}.{b}: must be a non-negative integer, got {ms!r}")
+
+    def queue(self, name: str) -> QueueConfig:
+        return self.queues.get(name, self.default_queue)
+
+    def latency_ms(self, a: str, b: str) -> int | None:
+        """Round-trip latency between two regions; 0 within a region; None if not configured."""
+        if a == b:
+            return 0
+        got = self.region_latency_ms.get((a, b))
+        return got if got is not None else self.region_latency_ms.get((b, a))

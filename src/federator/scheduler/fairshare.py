@@ -1,0 +1,128 @@
+"""Queue accounting for one cycle: weighted DRF fair share and quotas.
+
+Dominant resource fairness (Ghodsi et al.): a queue's share of each resource
+is what it holds over what the fleet has; its *dominant* share is the largest
+of those; divided by the queue's weight it orders the queues, lowest first,
+so a queue under its fair share goes first. Every GPU model is a resource of
+its own (an H100 is not an A10), next to CPU and memory.
+
+Quotas cap what a queue holds: per GPU model (as users write models, "H100"
+limits every model that name selects), and for CPU and memory.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
+
+from federator.model import MILLI, Reason, ReasonCode, Resources, format_bytes
+from federator.scheduler.config import SchedulerConfig
+from federator.scheduler.framework import Allocation, PlacementRequest, gpu_model_matches
+from federator.scheduler.snapshot import Snapshot
+
+CPU = "cpu"
+MEMORY = "memory"
+
+
+def gpu_dim(model: str) -> str:
+    return f"gpu:{model}"
+
+
+class QueueUsage:
+    """What each queue holds (milli-GPUs per model, CPU, memory) and its weighted dominant share."""
+
+    def __init__(self, config: SchedulerConfig, snapshot: Snapshot, allocations: Iterable[Allocation]) -> None:
+        self.config = config
+        self.totals: dict[str, int] = defaultdict(int)
+        for c in snapshot.ready():
+            cap = c.capacity
+            self.totals[CPU] += cap.cpu_milli_allocatable
+            self.totals[MEMORY] += cap.memory_bytes_allocatable
+            for p in cap.gpu_pools:
+                self.totals[gpu_dim(p.gpu_model)] += p.allocatable_gpus * MILLI
+        self.used: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for a in allocations:
+            self.add(a.queue, a.resources, a.replicas, a.gpu_model)
+
+    def add(self, queue: str, resources: Resources, replicas: int, gpu_model: str, sign: int = 1) -> None:
+        used = self.used[queue]
+        used[CPU] += sign * resources.cpu_milli * replicas
+        used[MEMORY] += sign * resources.memory_bytes * replicas
+        if resources.gpu_milli and gpu_model:
+            used[gpu_dim(gpu_model)] += sign * resources.gpu_milli * replicas
+
+    def dominant_share(self, queue: str) -> float:
+        used = self.used.get(queue)
+        if not used:
+            return 0.0
+        return max((v / self.totals[d] for d, v in used.items() if self.totals.get(d)), default=0.0)
+
+    def weighted_share(self, queue: str) -> float:
+        return self.dominant_share(queue) / self.config.queue(queue).weight
+
+    def fair_share(self, queue: str, active: Iterable[str]) -> float:
+        """The dominant share `queue` is entitled to among the queues that want resources."""
+        total = sum(self.config.queue(q).weight for q in set(active) | {queue})
+        return self.config.queue(queue).weight / total if total else 1.0
+
+    def quota_check(self, request: PlacementRequest) -> tuple[tuple[str, ...], list[str], Reason | None]:
+        """GPU model names the request may not use (their quota is used up), why, and a
+        Reason if the queue's CPU or memory quota leaves no room at all."""
+        queue = request.spec.queue
+        quota = self.config.queue(queue).quota
+        used = self.used.get(queue, {})
+        need = request.spec.resources * request.replicas
+        notes: list[str] = []
+        if quota.cpu_milli is not None and used.get(CPU, 0) + need.cpu_milli > quota.cpu_milli:
+            return (), [], Reason(ReasonCode.QUOTA_EXCEEDED,
+                                  f"quota of queue {queue} on cpu: {used.get(CPU, 0) / MILLI:g} of "
+                                  f"{quota.cpu_milli / MILLI:g} in use, the job needs {need.cpu_milli / MILLI:g}")
+        if quota.memory_bytes is not None and used.get(MEMORY, 0) + need.memory_bytes > quota.memory_bytes:
+            return (), [], Reason(ReasonCode.QUOTA_EXCEEDED,
+                                  f"quota of queue {queue} on memory: {format_bytes(used.get(MEMORY, 0))} of "
+                                  f"{format_bytes(quota.memory_bytes)} in use, "
+                                  f"the job needs {format_bytes(need.memory_bytes)}")
+        blocked: list[str] = []
+        if need.gpu_milli and quota.gpu_milli:
+            for key, limit in quota.gpu_milli.items():
+                held = sum(v for d, v in used.items() if d.startswith("gpu:") and gpu_model_matches(key, d[4:]))
+                if held + need.gpu_milli > limit:
+                    blocked.append(key)
+                    notes.append(f"quota of queue {queue} on {key}: {held / MILLI:g} of {limit / MILLI:g} GPUs "
+                                 f"in use, the job needs {need.gpu_milli / MILLI:g}")
+        return tuple(blocked), notes, None
+
+
+def job_order(requests: Sequence[PlacementRequest]) -> list[PlacementRequest]:
+    """Within a queue: priority (highest first), then submission order."""
+    return sorted(requests, key=lambda r: (-r.spec.priority, r.submitted_at, r.job_id))
+
+
+class FairOrder:
+    """Hands out pending requests: the queue with the lowest weighted dominant share first.
+
+    After each attempt the caller says whether it placed (and usage changed);
+    the queue goes back with its new share. O(log queues) per request.
+    """
+
+    def __init__(self, usage: QueueUsage, requests: Sequence[PlacementRequest]) -> None:
+        self.usage = usage
+        by_queue: dict[str, list[PlacementRequest]] = defaultdict(list)
+        for r in requests:
+            by_queue[r.spec.queue].append(r)
+        self._queues = {q: deque(job_order(rs)) for q, rs in by_queue.items()}
+        self._heap = [(usage.weighted_share(q), q) for q in self._queues]
+        heapq.heapify(self._heap)
+
+    @property
+    def queues(self) -> list[str]:
+        return list(self._queues)
+
+    def __iter__(self) -> Iterator[PlacementRequest]:
+        while self._heap:
+            _, queue = heapq.heappop(self._heap)
+            jobs = self._queues[queue]
+            yield jobs.popleft()
+            if jobs:
+                heapq.heappush(self._heap, (self.usage.weighted_share(queue), queue))

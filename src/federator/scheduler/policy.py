@@ -1,0 +1,195 @@
+"""Policy files: the operator's YAML for queues, quotas, score weights, preemption, regions.
+
+`federator serve --policy FILE` and `federator sim --policy FILE` read it.
+Parsing is pure (text in, SchedulerConfig out) and every problem names the
+field at fault, all of them at once::
+
+    queues:
+      research:
+        weight: 1
+        quota: {gpus: {H100: 64, A100: 200}, cpu: 2000, memory: 16Ti}
+      serving: {weight: 2}
+    defaultQueue: {weight: 1}          # queues not listed above
+    scoreWeights: {LeastFragmentation: 2, Price: 1, RegionLoad: 1, Locality: 3}
+    preemption: {enabled: true, maxVictimsPerCycle: 10}
+    regions:
+      latencyMs:                       # symmetric; 0 within a region
+        east: {central: 40, west: 120}
+        central: {west: 70}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from federator.model import QuantityError, to_bytes, to_milli
+from federator.scheduler.config import QueueConfig, Quota, SchedulerConfig
+from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, SCORES
+
+_TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "regions", "maxPlacementsPerCycle")
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; lists every bad field."""
+
+    def __init__(self, problems: list[str], source: str = "") -> None:
+        self.problems = problems
+        prefix = f"{source}: " if source else ""
+        super().__init__(prefix + "; ".join(problems))
+
+
+def load_policy(path: Path) -> SchedulerConfig:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PolicyError([f"file: {exc.strerror or exc}"], str(path)) from exc
+    return parse_policy(text, source=str(path))
+
+
+def parse_policy(text: str, *, source: str = "") -> SchedulerConfig:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError([f"document: not valid YAML: {exc}"], source) from exc
+    return policy_from_document(doc if doc is not None else {}, source=source)
+
+
+def policy_from_document(doc: object, *, source: str = "") -> SchedulerConfig:
+    problems: list[str] = []
+
+    def bad(where: str, what: str) -> None:
+        problems.append(f"{where}: {what}")
+
+    if not isinstance(doc, Mapping):
+        raise PolicyError([f"document: must be a mapping, got {type(doc).__name__}"], source)
+    for key in doc:
+        if key not in _TOP:
+            bad(str(key), f"is not a known field (known: {', '.join(_TOP)})")
+
+    queues: dict[str, QueueConfig] = {}
+    raw_queues = doc.get("queues") or {}
+    if not isinstance(raw_queues, Mapping):
+        bad("queues", "must map queue names to {weight, quota}")
+    else:
+        for name, body in raw_queues.items():
+            q = _queue(body, f"queues.{name}", bad)
+            if q is not None:
+                queues[str(name)] = q
+    default_queue = _queue(doc.get("defaultQueue") or {}, "defaultQueue", bad) or QueueConfig()
+
+    weights = dict(DEFAULT_SCORE_WEIGHTS)
+    raw_weights = doc.get("scoreWeights")
+    if raw_weights is not None:
+        if not isinstance(raw_weights, Mapping):
+            bad("scoreWeights", "must map score plugin names to integer weights")
+        else:
+            weights = {}
+            for name, w in raw_weights.items():
+                if name not in SCORES:
+                    bad(f"scoreWeights.{name}", f"is not a score plugin (known: {', '.join(SCORES)})")
+                elif isinstance(w, bool) or not isinstance(w, int) or w < 0:
+                    bad(f"scoreWeights.{name}", f"must be a non-negative integer, got {w!r}")
+                else:
+                    weights[str(name)] = w
+
+    preemption, cap = True, 10
+    raw_pre = doc.get("preemption") or {}
+    if not isinstance(raw_pre, Mapping):
+        bad("preemption", "must be a mapping {enabled, maxVictimsPerCycle}")
+    else:
+        enabled = raw_pre.get("enabled", True)
+        if not isinstance(enabled, bool):
+            bad("preemption.enabled", f"must be true or false, got {enabled!r}")
+        else:
+            preemption = enabled
+        cap_raw = raw_pre.get("maxVictimsPerCycle", 10)
+        if isinstance(cap_raw, bool) or not isinstance(cap_raw, int) or cap_raw < 0:
+            bad("preemption.maxVictimsPerCycle", f"must be a non-negative integer, got {cap_raw!r}")
+        else:
+            cap = cap_raw
+        for key in raw_pre:
+            if key not in ("enabled", "maxVictimsPerCycle"):
+                bad(f"preemption.{key}", "is not a known field (known: enabled, maxVictimsPerCycle)")
+
+    latency: dict[tuple[str, str], int] = {}
+    raw_regions = doc.get("regions") or {}
+    if not isinstance(raw_regions, Mapping):
+        bad("regions", "must be a mapping {latencyMs}")
+    else:
+        for key in raw_regions:
+            if key != "latencyMs":
+                bad(f"regions.{key}", "is not a known field (known: latencyMs)")
+        matrix = raw_regions.get("latencyMs") or {}
+        if not isinstance(matrix, Mapping):
+            bad("regions.latencyMs", "must map a region to {other region: milliseconds}")
+        else:
+            for a, row in matrix.items():
+                if not isinstance(row, Mapping):
+                    bad(f"regions.latencyMs.{a}", "must map other regions to milliseconds")
+                    continue
+                for b, ms in row.items():
+                    if isinstance(ms, bool) or not isinstance(ms, int) or ms < 0:
+                        bad(f"regions.latencyMs.{a}.{b}", f"must be a non-negative integer, got {ms!r}")
+                    elif (str(b), str(a)) in latency and latency[(str(b), str(a))] != ms:
+                        bad(f"regions.latencyMs.{a}.{b}", f"is {ms} but {b}.{a} says {latency[(str(b), str(a))]}")
+                    else:
+                        latency[(str(a), str(b))] = ms
+
+    max_placements = doc.get("maxPlacementsPerCycle", 100_000)
+    if isinstance(max_placements, bool) or not isinstance(max_placements, int) or max_placements < 1:
+        bad("maxPlacementsPerCycle", f"must be a positive integer, got {max_placements!r}")
+        max_placements = 100_000
+
+    if problems:
+        raise PolicyError(problems, source)
+    return SchedulerConfig(score_weights=weights, queues=queues, default_queue=default_queue,
+                           preemption=preemption, max_preemptions_per_cycle=cap,
+                           region_latency_ms=latency, max_placements_per_cycle=max_placements)
+
+
+def _queue(body: Any, where: str, bad: Any) -> QueueConfig | None:
+    if not isinstance(body, Mapping):
+        bad(where, "must be a mapping {weight, quota}")
+        return None
+    for key in body:
+        if key not in ("weight", "quota"):
+            bad(f"{where}.{key}", "is not a known field (known: quota, weight)")
+    weight = body.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+        bad(f"{where}.weight", f"must be a positive number, got {weight!r}")
+        weight = 1
+    quota = _quota(body.get("quota") or {}, f"{where}.quota", bad)
+    return QueueConfig(weight=float(weight), quota=quota)
+
+
+def _quota(body: Any, where: str, bad: Any) -> Quota:
+    if not isinstance(body, Mapping):
+        bad(where, "must be a mapping {gpus, cpu, memory}")
+        return Quota()
+    for key in body:
+        if key not in ("gpus", "cpu", "memory"):
+            bad(f"{where}.{key}", "is not a known field (known: cpu, gpus, memory)")
+    gpus: dict[str, int] = {}
+    raw = body.get("gpus") or {}
+    if not isinstance(raw, Mapping):
+        bad(f"{where}.gpus", "must map GPU models to GPU counts, e.g. {H100: 64}")
+    else:
+        for model, n in raw.items():
+            try:
+                gpus[str(model)] = to_milli(n)
+            except QuantityError as exc:
+                bad(f"{where}.gpus.{model}", str(exc))
+    cpu = memory = None
+    try:
+        cpu = to_milli(body["cpu"]) if "cpu" in body else None
+    except QuantityError as exc:
+        bad(f"{where}.cpu", str(exc))
+    try:
+        memory = to_bytes(body["memory"]) if "memory" in body else None
+    except QuantityError as exc:
+        bad(f"{where}.memory", str(exc))
+    return Quota(gpu_milli=gpus, cpu_milli=cpu, memory_bytes=memory)

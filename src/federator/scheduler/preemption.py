@@ -1,0 +1,109 @@
+"""Preemption: which running work to stop so a more deserving pending job fits.
+
+A pending job may preempt a running job that is marked preemptible and
+either has a lower priority, or belongs to a queue over its fair share while
+the pending job's queue is under its own (and the priority is not higher).
+Per cluster, victims are taken cheapest first (least lost GPU-seconds: GPUs
+held times time since placed) until the job fits the what-if capacity, then
+any victim not needed after all is given back; the cluster with the least
+lost GPU-seconds wins. The cycle caps victims per cycle; the server puts the
+victims back to Pending, not lost.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from federator.model import MILLI, ClusterInfo, JobId
+from federator.scheduler.fairshare import QueueUsage
+from federator.scheduler.framework import Allocation, PlacementRequest
+from federator.scheduler.snapshot import release
+
+
+@dataclass(frozen=True, slots=True)
+class Preemption:
+    """A running job to stop and requeue, and who it makes room for."""
+
+    job_id: JobId
+    queue: str
+    preemptor: JobId
+    cluster: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class VictimPlan:
+    cluster: str
+    victims: tuple[JobId, ...]
+    lost_gpu_seconds: float
+    after: ClusterInfo  # the cluster with the victims' resources released (before the preemptor)
+
+
+def lost_gpu_seconds(allocs: Sequence[Allocation], now: float) -> float:
+    return sum(a.resources.gpu_milli * a.replicas / MILLI * max(0.0, now - a.placed_at) for a in allocs)
+
+
+def eligible(victim: Allocation, request: PlacementRequest, usage: QueueUsage, active: Sequence[str]) -> bool:
+    if not victim.preemptible or victim.job_id == request.job_id:
+        return False
+    if victim.priority < request.spec.priority:
+        return True
+    q, vq = request.spec.queue, victim.queue
+    if vq == q or victim.priority > request.spec.priority:
+        return False
+    return (usage.dominant_share(vq) > usage.fair_share(vq, active)
+            and usage.dominant_share(q) < usage.fair_share(q, active))
+
+
+def plan(
+    request: PlacementRequest,
+    clusters: Sequence[ClusterInfo],
+    by_job: Mapping[JobId, Sequence[Allocation]],
+    candidates: Sequence[JobId],
+    fits: Callable[[ClusterInfo], bool],
+    *,
+    now: float,
+    budget: int,
+) -> VictimPlan | None:
+    """The cheapest set of at most `budget` victim jobs from `candidates` making `request` fit one cluster."""
+    per_cluster: dict[str, list[JobId]] = defaultdict(list)
+    for job_id in candidates:
+        for a in by_job[job_id]:
+            if job_id not in per_cluster[a.cluster]:
+                per_cluster[a.cluster].append(job_id)
+    best: VictimPlan | None = None
+    for cluster in clusters:
+        jobs = sorted(per_cluster.get(cluster.name, []),
+                      key=lambda j: (lost_gpu_seconds(by_job[j], now), by_job[j][0].priority, j))
+        if not jobs:
+            continue
+
+        def freed(chosen: Sequence[JobId], base: ClusterInfo = cluster) -> ClusterInfo:
+            c = base
+            for j in chosen:
+                for a in by_job[j]:
+                    if a.cluster == base.name:
+                        c = release(c, resources=a.resources, replicas=a.replicas, gpu_model=a.gpu_model)
+            return c
+
+        chosen: list[JobId] = []
+        for j in jobs:
+            if len(chosen) >= budget:
+                break
+            chosen.append(j)
+            if fits(freed(chosen)):
+                break
+        if not chosen or not fits(freed(chosen)):
+            continue
+        for j in list(reversed(chosen[:-1])):  # give back victims the job does not need after all
+            trial = [x for x in chosen if x != j]
+            if fits(freed(trial)):
+                chosen = trial
+        cost = sum(lost_gpu_seconds(by_job[j], now) for j in chosen)
+        candidate = VictimPlan(cluster.name, tuple(chosen), cost, freed(chosen))
+        if best is None or (cost, len(chosen), cluster.name) < (best.lost_gpu_seconds, len(best.victims),
+                                                                best.cluster):
+            best = candidate
+    return best

@@ -1,0 +1,75 @@
+"""Policy files: parsed into a SchedulerConfig, every bad field named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from federator.scheduler import PolicyError, load_policy, parse_policy
+
+GOOD = """
+queues:
+  research: {weight: 1, quota: {gpus: {H100: 64, A100: 200}, cpu: 2000, memory: 16Ti}}
+  serving: {weight: 2}
+defaultQueue: {weight: 0.5}
+scoreWeights: {LeastFragmentation: 2, Price: 1}
+preemption: {enabled: true, maxVictimsPerCycle: 3}
+regions:
+  latencyMs:
+    east: {central: 40, west: 120}
+    central: {west: 70}
+"""
+
+
+def test_a_full_policy() -> None:
+    cfg = parse_policy(GOOD)
+    assert cfg.queue("serving").weight == 2
+    assert cfg.queue("anything-else").weight == 0.5
+    quota = cfg.queue("research").quota
+    assert quota.gpu_milli == {"H100": 64_000, "A100": 200_000}
+    assert quota.cpu_milli == 2_000_000 and quota.memory_bytes == 16 * 2**40
+    assert dict(cfg.score_weights) == {"LeastFragmentation": 2, "Price": 1}
+    assert cfg.max_preemptions_per_cycle == 3
+    assert cfg.latency_ms("west", "east") == 120 and cfg.latency_ms("east", "east") == 0
+    assert cfg.latency_ms("east", "mars") is None
+
+
+def test_the_example_policy_loads(examples: Path) -> None:
+    cfg = load_policy(examples / "policy.yaml")
+    assert cfg.queues
+
+
+def test_empty_policy_is_the_defaults() -> None:
+    assert parse_policy("").queues == {}
+
+
+BAD = [
+    ("queues: [a, b]", "queues"),
+    ("queues: {a: {weight: 0}}", "queues.a.weight"),
+    ("queues: {a: {wieght: 1}}", "queues.a.wieght"),
+    ("queues: {a: {quota: {gpus: {H100: lots}}}}", "queues.a.quota.gpus.H100"),
+    ("queues: {a: {quota: {cpu: -1}}}", "queues.a.quota.cpu"),
+    ("scoreWeights: {Cheapness: 1}", "scoreWeights.Cheapness"),
+    ("scoreWeights: {Price: -1}", "scoreWeights.Price"),
+    ("preemption: {maxVictimsPerCycle: many}", "preemption.maxVictimsPerCycle"),
+    ("preemption: {enabled: sometimes}", "preemption.enabled"),
+    ("regions: {latencyMs: {east: {west: fast}}}", "regions.latencyMs.east.west"),
+    ("regions: {latencyMs: {east: {west: 10}, west: {east: 20}}}", "regions.latencyMs.west.east"),
+    ("colour: blue", "colour"),
+    ("[1, 2]", "document"),
+    ("a: [", "document"),
+]
+
+
+@pytest.mark.parametrize(("text", "field"), BAD, ids=[f"{f}-{i}" for i, (_, f) in enumerate(BAD)])
+def test_bad_policy_names_the_field(text: str, field: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, source="p.yaml")
+    assert field in str(err.value) and str(err.value).startswith("p.yaml: ")
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    with pytest.raises(PolicyError) as err:
+        parse_policy("queues: {a: {weight: -1}}\nscoreWeights: {Nope: 1}")
+    assert len(err.value.problems) == 2

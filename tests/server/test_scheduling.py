@@ -1,0 +1,79 @@
+"""The server around the scheduler: reservations against stale reports, preemption requeues victims."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builders import job, pool
+
+from federator.model import ClusterCapacity, JobPhase, ReasonCode
+from federator.scheduler import Scheduler, parse_policy
+from federator.server.federator import Federator
+from federator.server.orders import CancelOrder, LaunchOrder
+from federator.store import SqliteJobStore
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+
+
+def capacity(free_nodes: int, busy_nodes: int = 0, placement_ids: frozenset[str] = frozenset()) -> ClusterCapacity:
+    p = pool(H100, nodes=free_nodes, extra={0: busy_nodes})
+    return ClusterCapacity(gpu_pools=(p,), cpu_milli_allocatable=10**6, cpu_milli_free=10**6,
+                           memory_bytes_allocatable=2**45, memory_bytes_free=2**45,
+                           node_cpu_milli_free_max=10**5, node_memory_bytes_free_max=2**42,
+                           placement_ids=placement_ids)
+
+
+def drain(rec) -> list:  # type: ignore[no-untyped-def]
+    out = []
+    while not rec.outbox.empty():
+        out.append(rec.outbox.get_nowait())
+    return out
+
+
+def test_a_stale_report_never_double_books(tmp_path: Path) -> None:
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"))
+    rec = fed.connect(cluster="c", region="r", labels={})
+    fed.report(rec, capacity(free_nodes=1))
+    first = fed.submit(job("first", gpus=8))
+    fed.schedule_once()
+    assert first.phase is JobPhase.PLACED
+    fed.report(rec, capacity(free_nodes=1))  # stale: says nothing of `first` yet
+    second = fed.submit(job("second", gpus=8))
+    fed.schedule_once()
+    assert second.phase is JobPhase.PENDING
+    assert second.pending_reason is not None and second.pending_reason.code is ReasonCode.INSUFFICIENT_GPUS
+    pid = first.placements[0].placement_id
+    fed.report(rec, capacity(free_nodes=0, busy_nodes=1, placement_ids=frozenset({pid})))  # now it knows
+    fed.schedule_once()
+    assert second.phase is JobPhase.PENDING
+    fed.refused(rec, pid, "no room after all")  # the reservation is released and the job requeued
+    assert first.phase is JobPhase.PENDING
+    fed.report(rec, capacity(free_nodes=1))
+    fed.schedule_once()
+    assert sorted(j.phase for j in (first, second)) == [JobPhase.PENDING, JobPhase.PLACED]
+
+
+def test_preemption_cancels_the_victim_and_requeues_it(tmp_path: Path) -> None:
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), scheduler=Scheduler(parse_policy("")))
+    rec = fed.connect(cluster="c", region="r", labels={})
+    fed.report(rec, capacity(free_nodes=1))
+    from dataclasses import replace
+
+    victim = fed.submit(replace(job("batch", gpus=8), preemptible=True))
+    fed.schedule_once()
+    vpid = victim.placements[0].placement_id
+    fed.job_update(rec, vpid, JobPhase.RUNNING, "running")
+    fed.report(rec, capacity(free_nodes=0, busy_nodes=1, placement_ids=frozenset({vpid})))
+    drain(rec)
+    urgent = fed.submit(job("urgent", gpus=8, priority=100))
+    result = fed.schedule_once()
+    assert [p.job_id for p in result.preemptions] == [victim.job_id]
+    assert victim.phase is JobPhase.PENDING and victim.placements == []
+    assert victim.pending_reason is not None and victim.pending_reason.code is ReasonCode.PREEMPTED
+    assert urgent.phase is JobPhase.PLACED
+    orders = drain(rec)
+    assert isinstance(orders[0], CancelOrder) and orders[0].placement_id == vpid  # room first
+    assert isinstance(orders[1], LaunchOrder) and orders[1].placement.job_id == urgent.job_id
+    assert fed.metrics.registry.get_sample_value("federator_preemptions_total", {"queue": "default"}) == 1.0
+    reloaded = {j.job_id: j for j in SqliteJobStore(tmp_path / "db").load()}
+    assert reloaded[victim.job_id].phase is JobPhase.PENDING  # durable, not lost
