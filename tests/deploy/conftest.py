@@ -8,11 +8,20 @@ fresh clone needs nothing installed by hand.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+import yaml
 from deploy_support import ROOT
+from support import EXAMPLES, eventually
+
+from federator.cli.client import list_clusters, list_jobs, read_specs, submit_specs
+from federator.local import LocalFederation
+
+FLEET = EXAMPLES / "fleet.yaml"
 
 
 def _fetch_tools() -> ModuleType:
@@ -36,3 +45,59 @@ def promtool() -> Path:
 @pytest.fixture(scope="session")
 def prometheus_bin() -> Path:
     return _fetch_tools().prometheus_tools()[1]
+
+
+E2E_QUEUE = "sre-e2e"  # the queue of the job the live federation keeps running
+E2E_JOB = f"""
+apiVersion: federator.io/v1alpha1
+kind: FederatedJob
+metadata:
+  name: sre-e2e-pretrain
+  annotations:
+    federator.io/sim-duration: "30m"
+spec:
+  kind: training
+  queue: {E2E_QUEUE}
+  replicas: 2
+  resources:
+    nvidia.com/gpu: 8
+    cpu: "32"
+    memory: 256Gi
+  gpuModels: [H100]
+"""
+
+
+@pytest.fixture(scope="session")
+def live_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
+    """A running federator with the simulated agents of examples/fleet.yaml and one placed, running job.
+
+    Shared by the dashboard check and the Prometheus end-to-end test (a session
+    fixture: starting processes is the slow part on a loaded machine).
+    """
+    workdir = tmp_path_factory.mktemp("live-federation")
+    fed = LocalFederation(workdir=workdir, fleet=FLEET,
+                          serve_args=["--report-interval", "0.5", "--cycle-interval", "0.2"])
+    try:
+        fed.start_server(timeout=60)
+        for cluster in fleet_clusters():
+            fed.start_agent(cluster)
+        target = client_target(fed)
+        eventually(lambda: sum(c["capacity"] is not None for c in list_clusters(target)) == len(fleet_clusters()),
+                   timeout=60, what="every agent of the fleet to report")
+        job_file = workdir / "sre-e2e-job.yaml"
+        job_file.write_text(E2E_JOB)
+        [job] = submit_specs(target, read_specs([job_file]))
+        eventually(lambda: [j.phase.value for j in list_jobs(target) if j.job_id == job.job_id] == ["Running"],
+                   timeout=60, what="the e2e job to run")
+        yield fed
+    finally:
+        fed.stop()
+
+
+def client_target(fed: LocalFederation) -> Any:
+    """What the client functions take: ClientOptions where the federation has them (mTLS), else the address."""
+    return getattr(fed, "client", fed.grpc_target)
+
+
+def fleet_clusters() -> list[str]:
+    return [c["name"] for c in yaml.safe_load(FLEET.read_text())["clusters"]]
