@@ -1,0 +1,154 @@
+"""A real Prometheus scrapes a running federator: the fleet, a placed job and the alert rules, via the query API.
+
+Prometheus (Debian's package) listens on loopback only, with a temporary
+config and storage, a 1s scrape interval and deploy/prometheus/alerts.yaml
+loaded; the federator runs with the simulated agents of examples/fleet.yaml
+and one long job (tests/deploy/conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import E2E_QUEUE, FLEET, fleet_clusters
+from deploy_support import ALERTS, DASHBOARD
+from promql_support import dashboard_exprs, grafana_to_promql
+from support import eventually
+
+from federator.local import LocalFederation
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fleet_gpus(fleet_file: Path) -> int:
+    """GPUs in a fleet file: nodes x GPUs per node, over every cluster."""
+    doc = yaml.safe_load(fleet_file.read_text())
+    return sum(int(n.get("count", 1)) * int(n.get("gpus", 0)) for c in doc["clusters"] for n in c["nodes"])
+
+
+@dataclass
+class Prometheus:
+    url: str
+    log: Path
+
+    def api(self, path: str, **params: str) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/{path}{query}", timeout=10) as resp:
+                body = json.loads(resp.read())
+        except urllib.error.HTTPError as err:  # a bad query answers 400 with the error in the body
+            body = json.loads(err.read())
+        assert body["status"] == "success", f"{path} {params}: {body}"
+        return body["data"]
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        data = self.api("query", query=promql)
+        assert data["resultType"] == "vector", data
+        return list(data["result"])
+
+    def value(self, promql: str) -> float | None:
+        result = self.query(promql)
+        return float(result[0]["value"][1]) if len(result) == 1 else None
+
+
+@pytest.fixture(scope="module")
+def prometheus(prometheus_bin: Path, live_federation: LocalFederation,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    workdir = tmp_path_factory.mktemp("prometheus")
+    metrics = urllib.parse.urlparse(live_federation.metrics_url)
+    config = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(ALERTS)],
+        "scrape_configs": [{"job_name": "federator", "metrics_path": metrics.path,
+                            "static_configs": [{"targets": [metrics.netloc]}]}],
+    }
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = _free_port()
+    log = workdir / "prometheus.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(prometheus_bin), f"--config.file={workdir / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+                                 "--storage.tsdb.retention.time=1h", "--log.level=warn"],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    prom = Prometheus(f"http://127.0.0.1:{port}", log)
+
+    def ready() -> bool:
+        assert proc.poll() is None, f"prometheus exited with {proc.returncode}:\n{log.read_text()}"
+        with urllib.request.urlopen(f"{prom.url}/-/ready", timeout=5) as resp:
+            return resp.status == 200
+
+    try:
+        eventually(ready, timeout=60, what="prometheus to be ready")
+        yield prom
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_prometheus_scrapes_the_federator(prometheus: Prometheus) -> None:
+    eventually(lambda: prometheus.value('up{job="federator"}') == 1.0, timeout=60, what="the federator target up")
+
+
+def test_the_fleets_gpus_are_visible(prometheus: Prometheus) -> None:
+    want = fleet_gpus(FLEET)
+    assert want > 0
+    eventually(lambda: prometheus.value('sum(federator_cluster_gpus{state="total"})') == want, timeout=60,
+               what=f"sum(federator_cluster_gpus{{state='total'}}) == {want}")
+    connected = {r["metric"]["cluster"]: float(r["value"][1]) for r in prometheus.query("federator_cluster_connected")}
+    assert connected == {name: 1.0 for name in fleet_clusters()}
+
+
+def test_a_placed_job_is_visible(prometheus: Prometheus) -> None:
+    eventually(lambda: prometheus.value(f'sum(federator_jobs{{queue="{E2E_QUEUE}",phase="Running"}})') == 1.0,
+               timeout=60, what="the e2e job Running in Prometheus")
+    assert prometheus.value(f'federator_queue_gpus{{queue="{E2E_QUEUE}"}}') == 16.0  # 2 replicas x 8 GPUs
+    placed = prometheus.value('sum(federator_placements_total{result="placed"})')
+    assert placed is not None and placed >= 1
+    latency = prometheus.value(f'sum(federator_job_submit_to_placement_seconds_count{{queue="{E2E_QUEUE}"}})')
+    assert latency == 1.0
+    calls = prometheus.value('sum(federator_grpc_server_handled_total{grpc_method="Submit",grpc_code="OK"})')
+    assert calls is not None and calls >= 1
+
+
+def test_the_alert_rules_load_and_evaluate(prometheus: Prometheus) -> None:
+    want = {r.get("alert") or r["record"] for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]}
+
+    def healthy() -> dict[str, str]:
+        rules = {r["name"]: r["health"] for g in prometheus.api("rules")["groups"] for r in g["rules"]}
+        return rules if set(rules) == want and set(rules.values()) == {"ok"} else {}
+
+    eventually(healthy, timeout=60, what="every rule loaded and evaluated without error")
+    fleet = eventually(lambda: prometheus.value("federator:fleet_gpu_allocation:ratio"), timeout=60,
+                       what="the recording rule's first sample")
+    assert 0 < fleet < 1
+
+
+def test_every_dashboard_query_runs_on_prometheus(prometheus: Prometheus) -> None:
+    eventually(lambda: prometheus.value('sum(federator_cluster_gpus{state="total"})'), timeout=60, what="data")
+    for title, expr in dashboard_exprs(DASHBOARD):
+        prometheus.query(grafana_to_promql(expr))  # asserts Prometheus accepts and evaluates it
+    by_region = prometheus.query(grafana_to_promql(next(
+        e for t, e in dashboard_exprs(DASHBOARD) if t == "GPU capacity vs allocation by region")))
+    assert {r["metric"]["region"] for r in by_region} == {"east", "central", "west"}
