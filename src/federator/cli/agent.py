@@ -21,6 +21,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--sim", type=Path, metavar="FLEET_FILE", help="run a simulated cluster from this fleet file")
     a.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="cluster label (repeatable)")
     a.add_argument("--time-scale", type=float, default=1.0, help="simulated durations are multiplied by this")
+    a.add_argument("--kubeconfig", type=Path, help="run on a real member cluster through this kubeconfig")
+    a.add_argument("--in-cluster", action="store_true", help="run on the cluster of this pod (service account)")
+    a.add_argument("--namespace", default="federator-workloads",
+                   help="namespace of the Jobs and Deployments placements run as (default %(default)s)")
     a.add_argument("--sim-launch-latency", type=float, default=0.0, metavar="SECONDS",
                    help="simulate a slow cluster API: each launch takes this long (default 0)")
     add_tls_arguments(a, role="agent")
@@ -40,8 +44,12 @@ def _agent(args: argparse.Namespace) -> int:
             print(f"federator agent: --label: expected KEY=VALUE, got {item!r}", file=sys.stderr)
             return 2
         labels[key] = value
+    if args.kubeconfig is not None or args.in_cluster:
+        from federator.backends.kube.main import run_agent
+
+        return run_agent(args, labels)
     if args.sim is None:
-        print("federator agent: --sim FLEET_FILE is required (the Kubernetes backend takes --kubeconfig)",
+        print("federator agent: --sim FLEET_FILE, --kubeconfig PATH or --in-cluster is required",
               file=sys.stderr)
         return 2
     try:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from pathlib import Path
 
+from federator.backends.kube.options import add_kube_arguments, kube_options
 from federator.cli.certs import add_tls_arguments, tls_files
 
 
@@ -22,6 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="seconds a Partitioned cluster may stay away before it is Lost")
     p.add_argument("--cycle-interval", type=float, default=1.0, help="seconds between scheduling cycles at most")
     p.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
+    add_kube_arguments(p)
     p.add_argument("--policy", type=Path, metavar="FILE",
                    help="scheduling policy YAML: queues, quotas, score weights, preemption, region latency")
     add_tls_arguments(p, role="server")
@@ -60,5 +63,6 @@ def _serve(args: argparse.Namespace) -> int:
                         lost_after_seconds=args.lost_after, cycle_interval=args.cycle_interval,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,
                         token_file=args.token_file, token_listen=args.token_listen, limits=limits)
+    opts = dataclasses.replace(opts, kube=kube_options(args))
     asyncio.run(serve(opts))
     return 0

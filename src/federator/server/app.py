@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc
+from federator.backends.kube.options import KubeOptions, prepare_kube_mode
 from federator.metrics import Metrics
 from federator.scheduler import PolicyError, Scheduler, load_policy
 from federator.security.auth import Authenticator, RevocationList, load_tokens
@@ -39,6 +40,7 @@ class ServeOptions:
     cycle_interval: float = 1.0
     ready_file: Path | None = None
     policy: Path | None = None  # scheduling policy YAML; None = the defaults
+    kube: KubeOptions | None = None  # Kubernetes mode: FederatedJobs are the store; a Lease picks the leader
     tls: TlsFiles | None = None  # None only with insecure=True
     insecure: bool = False
     revocation_list: Path | None = None
@@ -85,7 +87,8 @@ def _bind(server: grpc.aio.Server, opts: ServeOptions) -> tuple[int, int]:
 
 async def serve(opts: ServeOptions) -> None:
     metrics = Metrics()
-    store = SqliteJobStore(opts.db)
+    kube = await prepare_kube_mode(opts.kube) if opts.kube else None  # a standby waits here for the Lease
+    store = kube.store if kube else SqliteJobStore(opts.db)
     fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics, report_interval=opts.report_interval,
                     lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
                     cycle_interval=opts.cycle_interval, limits=opts.limits)
@@ -124,11 +127,16 @@ async def serve(opts: ServeOptions) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runner = loop.create_task(fed.run())
+    if kube:
+        await kube.start(fed, on_lost=stop.set)
     await stop.wait()
     log.info("federator stopping")
     runner.cancel()
+    if kube:
+        await kube.stop()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=2.0)
     httpd.shutdown()
     store.close()
-
+    if kube and kube.lost:
+        raise SystemExit("federator: lost the leader Lease; exiting so that a standby takes over")

@@ -117,9 +117,10 @@ class KubeApi:
         try:
             if kubeconfig is None:
                 cfg = client.Configuration()
-                config.load_incluster_config(client_configuration=cfg)
+                config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
                 return cls(client.ApiClient(cfg))
-            return cls(config.new_client_from_config(config_file=str(kubeconfig), context=context))
+            return cls(config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig), context=context))
         except (ConfigException, OSError, TypeError, ValueError) as exc:
             where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster service account"
             raise KubeError(0, f"cannot load {where}: {exc}") from exc
@@ -160,7 +161,7 @@ class KubeApi:
         resp = self._send(method, path, query=query, body=body, content_type=content_type, timeout=timeout)
         try:
             raw = resp.read()
-        except Exception as exc:  # noqa: BLE001 - a read that breaks is an I/O error
+        except Exception as exc:
             raise KubeError(0, f"{method} {path}: reading the answer: {exc}") from exc
         try:
             data = json.loads(raw) if raw else None
@@ -236,7 +237,7 @@ class KubeApi:
                             yield event
             except KubeError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a broken stream is an I/O error: re-watch
+            except Exception as exc:
                 raise KubeError(0, f"watch {res.plural}: {exc}") from exc
         finally:
             raw.release_conn()

@@ -169,8 +169,8 @@ class KubeBackend:
             pid = placement_of(pod)
             if pid and (pod.get("spec") or {}).get("nodeName"):
                 bound[pid] = bound.get(pid, 0) + 1
-        return frozenset(pid for pid, n in bound.items()
-                         if n >= self._replicas(pid) and not self._phases.get(pid, (JobPhase.PLACED, ""))[0].is_terminal)
+        finished = {pid for pid, (phase, _) in self._phases.items() if phase.is_terminal}
+        return frozenset(pid for pid, n in bound.items() if n >= self._replicas(pid) and pid not in finished)
 
     def _replicas(self, pid: str) -> int:
         workload = self._workload(pid)

@@ -65,7 +65,8 @@ def _quantity(raw: object, *, memory: bool = False) -> int:
 
 def resources_of(amounts: Mapping[str, Any] | None) -> Resources:
     amounts = amounts or {}
-    return Resources(cpu_milli=_quantity(amounts.get("cpu")), memory_bytes=_quantity(amounts.get("memory"), memory=True),
+    return Resources(cpu_milli=_quantity(amounts.get("cpu")),
+                     memory_bytes=_quantity(amounts.get("memory"), memory=True),
                      gpu_milli=_quantity(amounts.get(GPU_RESOURCE)))
 
 

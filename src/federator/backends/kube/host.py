@@ -28,7 +28,7 @@ class KubeMode:
         self.opts = opts
         self.api = api
         self.elector = elector
-        self.store = KubeJobStore(api)
+        self.store = KubeJobStore(api, namespace=opts.namespace)
         self.controller: FederatedJobController | None = None
         self.lost = False
         self._hold: asyncio.Task[None] | None = None

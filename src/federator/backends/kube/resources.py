@@ -140,15 +140,15 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
     if not job_id:
         return None
     spec = spec_of(cr)
-    reason = status.get("pendingReason") or None
-    code = reason.get("code") if reason else None
+    reason: Mapping[str, Any] = status.get("pendingReason") or {}
+    code = str(reason.get("code", ""))
     return Job(
         job_id=JobId(job_id),
         spec=spec,
         submitted_at=parse_timestamp(status.get("submittedAt")),
         phase=JobPhase(status.get("phase", JobPhase.PENDING.value)),
         pending_reason=Reason(ReasonCode(code), str(reason.get("message", "")))
-        if code in ReasonCode._value2member_map_ else None,
+        if code in {c.value for c in ReasonCode} else None,
         placements=[
             Placement(placement_id=PlacementId(p["placementId"]), job_id=JobId(job_id), cluster=p["cluster"],
                       region=p.get("region", ""), replicas=int(p.get("replicas", 1)), gpu_model=p.get("gpuModel", ""),

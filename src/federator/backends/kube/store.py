@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, KubeError, NotFoundError, Obj
+from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, KubeError, NotFoundError
 from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status
 from federator.jobfile import JobFileError, spec_to_document
 from federator.model import Job, JobId
@@ -42,12 +43,13 @@ class Owner:
 class KubeJobStore:
     """JobStore over FederatedJob status. Synchronous, as the protocol is; writes that fail are retried."""
 
-    def __init__(self, api: KubeApi, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, api: KubeApi, *, namespace: str | None = None, clock: Callable[[], float] = time.time) -> None:
         self.api = api
+        self.namespace = namespace  # None: FederatedJobs of every namespace
         self.clock = clock
         self._owners: dict[JobId, Owner] = {}
         self._expected: dict[tuple[str, str], Owner] = {}  # FederatedJobs being submitted right now
-        self._conditions: dict[JobId, list[Obj]] = {}
+        self._conditions: dict[JobId, list[Mapping[str, Any]]] = {}
         self._retry: dict[JobId, Job] = {}
         self._lock = threading.Lock()
         self.writes = 0
@@ -70,7 +72,7 @@ class KubeJobStore:
     # -- JobStore protocol ------------------------------------------------------
 
     def load(self) -> list[Job]:
-        listed = self.api.list(FEDERATED_JOBS)
+        listed = self.api.list(FEDERATED_JOBS, self.namespace)
         jobs: list[Job] = []
         for cr in listed.get("items") or []:
             meta = cr.get("metadata") or {}

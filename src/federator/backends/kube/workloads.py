@@ -195,7 +195,7 @@ def placement_of(obj: Mapping[str, Any]) -> str:
 def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
     for c in (obj.get("status") or {}).get("conditions") or []:
         if c.get("type") == kind and c.get("status") == "True":
-            return c
+            return dict(c)
     return None
 
 

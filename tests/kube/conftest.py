@@ -1,0 +1,51 @@
+"""One real Kubernetes federation for the whole session: the test bed, the CRDs, a federator, two agents.
+
+The test bed (tests/testbed) runs a host control plane and two member clusters
+with kwok GPU nodes; `federator serve --kubeconfig <host>` and one
+`federator agent --kubeconfig <member>` per member run as real processes,
+exactly as a user would start them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kube_support import CRDS, JOBS_NAMESPACE, REGIONS, WORKLOADS, Kube, KubeFederation, Testbed
+from support import eventually
+
+
+@pytest.fixture(scope="session")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    bed = Testbed.start(tmp_path_factory.mktemp("kube-testbed"))
+    try:
+        bed.kubectl("host", "apply", "-f", str(CRDS))
+        bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        for member in bed.members:
+            bed.kubectl(member, "create", "namespace", WORKLOADS)
+        yield bed
+    finally:
+        bed.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
+    workdir = tmp_path_factory.mktemp("kube-federation")
+    fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
+        "--kubeconfig", str(testbed.host.kubeconfig), "--watch-namespace", JOBS_NAMESPACE,
+        "--lease-name", "federator-session", "--report-interval", "0.5", "--cycle-interval", "0.2"])
+    try:
+        fed.start_server(timeout=60)
+        for member, handle in testbed.members.items():
+            fed.start_kube_agent(member, kubeconfig=handle.kubeconfig, region=REGIONS[member])
+        k = Kube(testbed, fed, workdir)
+
+        def all_ready() -> bool:
+            items = k.json("host", "get", "memberclusters")["items"]
+            return sorted(i["metadata"]["name"] for i in items
+                          if (i.get("status") or {}).get("state") == "Ready") == sorted(testbed.members)
+
+        eventually(all_ready, timeout=60, what="both member clusters Ready in MemberCluster objects")
+        yield k
+    finally:
+        fed.stop()

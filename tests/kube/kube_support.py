@@ -1,0 +1,107 @@
+"""Helpers of the Kubernetes tests (importable as `kube_support`): the federation on the test bed, kubectl views."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from support import ROOT
+
+try:  # rootdir on sys.path
+    from tests.testbed.testbed import Testbed
+except ImportError:  # pytest's "prepend" import mode puts tests/ on sys.path
+    sys.path.insert(0, str(ROOT / "tests" / "testbed"))
+    from testbed import Testbed  # type: ignore[no-redef]
+
+from federator.local import LocalFederation, Process
+
+CRDS = ROOT / "deploy" / "helm" / "federator" / "crds"
+EXAMPLES_K8S = ROOT / "examples" / "k8s"
+WORKLOADS = "federator-workloads"
+REGIONS = {"member-a": "east", "member-b": "west"}
+JOBS_NAMESPACE = "default"  # the session federator watches this namespace; other tests use their own
+
+
+class KubeFederation(LocalFederation):
+    """A LocalFederation whose agents run the Kubernetes backend against real member clusters."""
+
+    def start_kube_agent(self, cluster: str, *, kubeconfig: Path, region: str, namespace: str = WORKLOADS) -> Process:
+        args = ["agent", "--cluster", cluster, "--region", region, "--server", self.grpc_target,
+                "--kubeconfig", str(kubeconfig), "--namespace", namespace, *self._tls_args()]
+        proc = self._spawn(f"agent-{cluster}", args)
+        self.agents[cluster] = proc
+        return proc
+
+    def spawn(self, name: str, args: list[str]) -> Process:
+        return self._spawn(name, args)
+
+
+@dataclass
+class Kube:
+    """What a test needs: the test bed and the federation running on it."""
+
+    tb: Testbed
+    fed: KubeFederation
+    workdir: Path
+    extra: list[Process] = field(default_factory=list)
+
+    def kubectl(self, cluster: str, *args: str, input: str | None = None,
+                check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.tb.kubectl(cluster, *args, input=input, check=check)
+
+    def json(self, cluster: str, *args: str) -> Any:
+        return json.loads(self.kubectl(cluster, *args, "-o", "json").stdout)
+
+    def fj(self, name: str, namespace: str = JOBS_NAMESPACE) -> dict[str, Any] | None:
+        proc = self.kubectl("host", "get", "fj", name, "-n", namespace, "-o", "json", check=False)
+        return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+    def phase(self, name: str, namespace: str = JOBS_NAMESPACE) -> str:
+        obj = self.fj(name, namespace)
+        return str(((obj or {}).get("status") or {}).get("phase", ""))
+
+    def member_jobs(self, cluster: str) -> list[dict[str, Any]]:
+        return list(self.json(cluster, "get", "jobs", "-n", WORKLOADS)["items"])
+
+    def logs(self) -> str:
+        parts = []
+        for proc in [p for p in (self.fed.server, *self.fed.agents.values(), *self.extra) if p]:
+            try:
+                parts.append(f"--- {proc.name}\n{proc.log.read_text()[-4000:]}")
+            except OSError:
+                pass
+        return "\n".join(parts)
+
+
+class PhaseWatch:
+    """`kubectl get fj -w`: every phase the API server stored for each FederatedJob, in order."""
+
+    def __init__(self, tb: Testbed, namespace: str) -> None:
+        handle = tb.cluster("host")
+        self.proc = subprocess.Popen(
+            [str(tb.bin_dir / "kubectl"), f"--kubeconfig={handle.kubeconfig}", "get", "fj", "-n", namespace,
+             "--watch", "-o", r"jsonpath={.metadata.name} {.status.phase}{'\n'}"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.phases: dict[str, list[str]] = {}
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            name, _, phase = line.strip().partition(" ")
+            seen = self.phases.setdefault(name, [])
+            if phase and (not seen or seen[-1] != phase):
+                seen.append(phase)
+
+    def of(self, name: str) -> list[str]:
+        return list(self.phases.get(name, []))
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()

@@ -1,0 +1,176 @@
+"""kubectl in the host cluster, Jobs in real member clusters: the Kubernetes path end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from kube_support import EXAMPLES_K8S, JOBS_NAMESPACE, WORKLOADS, Kube, PhaseWatch
+from support import eventually
+
+pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"  # kwok: how long a Job's pod runs
+
+
+@pytest.fixture
+def phases(kube: Kube) -> Iterator[PhaseWatch]:
+    watch = PhaseWatch(kube.tb, JOBS_NAMESPACE)
+    try:
+        yield watch
+    finally:
+        watch.stop()
+
+
+def test_kubectl_apply_runs_the_gang_as_a_job_on_gpu_nodes_of_one_member(kube: Kube, phases: PhaseWatch) -> None:
+    kube.kubectl("host", "apply", "-f", str(EXAMPLES_K8S / "training.yaml"))
+    try:
+        eventually(lambda: kube.phase("llm-finetune") == "Succeeded", timeout=120,
+                   what=f"llm-finetune Succeeded\n{kube.logs()}")
+        eventually(lambda: phases.of("llm-finetune")[-1:] == ["Succeeded"], timeout=30, what="the watch to catch up")
+        assert phases.of("llm-finetune") == ["Pending", "Placed", "Running", "Succeeded"]
+
+        status = kube.fj("llm-finetune")["status"]  # type: ignore[index]
+        assert status["cluster"] == "member-a"  # the only member with H100s
+        (job,) = [j for j in kube.member_jobs("member-a")
+                  if j["metadata"]["annotations"]["federator.io/placement-id"] == status["placementId"]]
+        spec = job["spec"]
+        assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 2, 2)
+        pod_spec = spec["template"]["spec"]
+        assert pod_spec["nodeSelector"]["nvidia.com/gpu.product"] == H100
+        assert pod_spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
+        assert job["metadata"]["labels"]["federator.io/placement-id"] == status["placementId"]
+
+        pods = kube.json("member-a", "get", "pods", "-n", WORKLOADS, "-l",
+                         f"federator.io/placement-id={status['placementId']}")["items"]
+        assert len(pods) == 2
+        kwok_nodes = {n["metadata"]["name"] for n in kube.json("member-a", "get", "nodes")["items"]
+                      if n["metadata"]["annotations"].get("kwok.x-k8s.io/node") == "fake"}
+        assert {p["spec"]["nodeName"] for p in pods} == {"member-a-h100-0", "member-a-h100-1"} <= kwok_nodes
+        assert {p["status"]["phase"] for p in pods} == {"Succeeded"}
+
+        table = kube.kubectl("host", "get", "fj", "llm-finetune").stdout.splitlines()
+        assert table[0].split() == ["NAME", "QUEUE", "PHASE", "CLUSTER", "GPUS", "AGE"]
+        assert table[1].split()[:5] == ["llm-finetune", "research", "Succeeded", "member-a", "16"]
+    finally:
+        kube.kubectl("host", "delete", "-f", str(EXAMPLES_K8S / "training.yaml"), "--wait=false", check=False)
+
+
+def _long_job(name: str, *, replicas: int = 1, gpus: int = 8, models: list[str] | None = None,
+              kind: str = "training") -> str:
+    doc: dict[str, Any] = {
+        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+        "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
+        "spec": {"kind": kind, "replicas": replicas, "resources": {"nvidia.com/gpu": gpus, "cpu": "2"},
+                 "gpuModels": models or ["H100"],
+                 "template": {"metadata": {"annotations": {DELAY: "600s"}}}},
+    }
+    return yaml.safe_dump(doc)
+
+
+def test_deleting_the_federated_job_deletes_the_member_job(kube: Kube) -> None:
+    kube.kubectl("host", "apply", "-f", "-", input=_long_job("to-delete"))
+    eventually(lambda: kube.phase("to-delete") == "Running", timeout=120, what=f"to-delete Running\n{kube.logs()}")
+    fj = kube.fj("to-delete")
+    assert fj is not None and "federator.io/placements" in fj["metadata"]["finalizers"]
+    pid = fj["status"]["placementId"]
+
+    def member_job() -> list[dict[str, Any]]:
+        return [j for j in kube.member_jobs("member-a")
+                if j["metadata"]["annotations"]["federator.io/placement-id"] == pid]
+
+    assert member_job()
+    kube.kubectl("host", "delete", "fj", "to-delete", "--timeout=60s")  # waits for the finalizer
+    assert kube.fj("to-delete") is None
+    eventually(lambda: not member_job(), timeout=60, what=f"the member Job of {pid} to be deleted")
+    eventually(lambda: not kube.json("member-a", "get", "pods", "-n", WORKLOADS, "-l",
+                                     f"federator.io/placement-id={pid}")["items"],
+               timeout=60, what="its pods to go")
+
+
+@pytest.mark.parametrize(("spec", "error"), [
+    pytest.param({"kind": "training", "replicas": 0, "resources": {"cpu": "1"}}, "spec.replicas", id="replicas-0"),
+    pytest.param({"kind": "batch", "resources": {"cpu": "1"}}, "spec.kind", id="unknown-kind"),
+    pytest.param({"kind": "training", "resources": {"cpu": "lots"}}, "spec.resources.cpu", id="bad-quantity"),
+    pytest.param({"kind": "training", "resources": {}}, "spec.resources", id="asks-for-nothing"),
+    pytest.param({"kind": "training", "resources": {"cpu": "1"}, "colour": "red"}, "colour", id="unknown-field"),
+])
+def test_an_invalid_spec_is_refused_by_the_api_server(kube: Kube, spec: dict[str, Any], error: str) -> None:
+    doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+           "metadata": {"name": "invalid", "namespace": JOBS_NAMESPACE}, "spec": spec}
+    proc = kube.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(doc), check=False)
+    assert proc.returncode != 0
+    assert error in proc.stderr
+    assert kube.fj("invalid") is None
+
+
+def test_a_spec_the_schema_allows_but_the_federator_refuses_fails_naming_the_field(kube: Kube) -> None:
+    doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+           "metadata": {"name": "gpu-models-without-gpus", "namespace": JOBS_NAMESPACE},
+           "spec": {"kind": "training", "resources": {"cpu": "1"}, "gpuModels": ["H100"]}}
+    kube.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(doc))
+    try:
+        eventually(lambda: kube.phase("gpu-models-without-gpus") == "Failed", timeout=60, what="Failed")
+        assert "spec.gpuModels" in kube.fj("gpu-models-without-gpus")["status"]["message"]  # type: ignore[index]
+    finally:
+        kube.kubectl("host", "delete", "fj", "gpu-models-without-gpus", "--timeout=60s", check=False)
+
+
+def test_a_spec_is_immutable(kube: Kube) -> None:
+    kube.kubectl("host", "apply", "-f", "-", input=_long_job("immutable"))
+    try:
+        proc = kube.kubectl("host", "apply", "-f", "-", input=_long_job("immutable", replicas=2), check=False)
+        assert proc.returncode != 0 and "immutable" in proc.stderr
+    finally:
+        kube.kubectl("host", "delete", "fj", "immutable", "--timeout=60s", check=False)
+
+
+def _expected_free(kube: Kube, member: str) -> dict[str, tuple[int, int]]:
+    """GPU model -> (total, free), computed here from the member's Nodes and Pods, independently."""
+    nodes = kube.json(member, "get", "nodes")["items"]
+    pods = kube.json(member, "get", "pods", "-A", "--field-selector",
+                     "status.phase!=Succeeded,status.phase!=Failed")["items"]
+    used: dict[str, int] = {}
+    for p in pods:
+        node = p["spec"].get("nodeName")
+        for c in p["spec"]["containers"]:
+            gpus = int((c.get("resources", {}).get("requests") or {}).get("nvidia.com/gpu", 0))
+            if node:
+                used[node] = used.get(node, 0) + gpus
+    out: dict[str, tuple[int, int]] = {}
+    for n in nodes:
+        model = n["metadata"]["labels"]["nvidia.com/gpu.product"]
+        alloc = int(n["status"]["allocatable"]["nvidia.com/gpu"])
+        total, free = out.get(model, (0, 0))
+        out[model] = (total + alloc, free + alloc - used.get(n["metadata"]["name"], 0))
+    return out
+
+
+def _reported(kube: Kube, member: str) -> dict[str, tuple[int, int]]:
+    mc = kube.json("host", "get", "membercluster", member)
+    return {g["model"]: (g["total"], g["free"]) for g in (mc.get("status") or {}).get("gpus") or []}
+
+
+def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube) -> None:
+    # Hold GPUs with work that keeps running: one H100 gang on member-a, one inference service on member-b.
+    kube.kubectl("host", "apply", "-f", "-", input=_long_job("hold-h100", replicas=1, gpus=8))
+    kube.kubectl("host", "apply", "-f", "-",
+                 input=_long_job("hold-l40s", replicas=2, gpus=1, models=["L40S"], kind="inference"))
+    try:
+        for name in ("hold-h100", "hold-l40s"):
+            eventually(lambda n=name: kube.phase(n) == "Running", timeout=120, what=f"{name} Running\n{kube.logs()}")
+        for member in kube.tb.members:
+            eventually(lambda m=member: _reported(kube, m) == _expected_free(kube, m), timeout=60,
+                       what=f"{member}'s reported GPUs to match its nodes and pods "
+                            f"({_reported(kube, member)} vs {_expected_free(kube, member)})")
+        a, b = _reported(kube, "member-a"), _reported(kube, "member-b")
+        assert a[H100] == (16, 8)
+        assert b["NVIDIA-L40S"] == (8, 6)
+    finally:
+        kube.kubectl("host", "delete", "fj", "hold-h100", "hold-l40s", "--timeout=60s", check=False)
+    for member in kube.tb.members:
+        eventually(lambda m=member: all(free == total for total, free in _reported(kube, m).values()), timeout=60,
+                   what=f"{member}'s GPUs free again after the deletes")
