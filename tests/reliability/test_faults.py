@@ -1,0 +1,160 @@
+"""Fault tests with real processes on loopback: crashes, partitions, slow agents.
+
+Each test starts `federator serve` and simulated agents as separate processes
+(over mTLS, as in production) and breaks something for real: SIGKILL, a TCP
+proxy that drops connections, an agent whose launches take long. What ran is
+read from the agents' own logs ("launched placement ..."), not from the
+federator, so "exactly once" is checked against the clusters' side.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import grpc
+import pytest
+from fault_proxy import proxy_to
+from reliability_support import cluster_state, job, job_of, jobs_by_name, launches, metric
+from support import eventually
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli.client import submit_specs
+from federator.local import LocalFederation
+from federator.model import JobPhase
+
+pytestmark = pytest.mark.e2e
+
+
+def test_sigkill_of_the_federator_during_submissions_loses_and_duplicates_nothing(
+        federation_factory: Callable[..., LocalFederation]) -> None:
+    fed = federation_factory("--lease-seconds", "5", "--lost-after", "120")
+    names = [f"burst-{i:03d}" for i in range(36)]
+    accepted: list[str] = []
+    done = threading.Event()
+
+    def submit_all() -> None:
+        for name in names:
+            request = jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(job(name, gpus=1, duration="1.5s")))
+            while True:  # a client that retries until it hears back, as a careful user would
+                try:
+                    with fed.client.channel() as channel:
+                        jobs_pb2_grpc.JobServiceStub(channel).Submit(request, timeout=5)
+                    accepted.append(name)
+                    break
+                except grpc.RpcError as err:
+                    if err.code() is grpc.StatusCode.ALREADY_EXISTS:  # stored before the crash, reply lost
+                        accepted.append(name)
+                        break
+                    time.sleep(0.05)
+        done.set()
+
+    submitter = threading.Thread(target=submit_all, daemon=True)
+    submitter.start()
+    rng = random.Random(6)
+    for at in (6, 20):  # kill twice, at whatever moment the submissions have reached
+        eventually(lambda at=at: len(accepted) >= at or done.is_set(), timeout=60, what=f"{at} submissions")
+        time.sleep(rng.uniform(0, 0.3))
+        assert fed.server is not None
+        fed.server.kill()
+        fed.start_server()
+    submitter.join(120)
+    assert done.is_set() and sorted(accepted) == names
+
+    finished = eventually(lambda: (js := jobs_by_name(fed)) and all(j.phase is JobPhase.SUCCEEDED for j in js.values())
+                          and js, timeout=120, what="every accepted job to succeed")
+    assert sorted(finished) == names  # nothing lost, nothing extra
+    ran = Counter(job_of(pid) for pids in launches(fed).values() for pid in pids)
+    assert sorted(ran) == sorted(j.job_id for j in finished.values())
+    assert set(ran.values()) == {1}, {j: n for j, n in ran.items() if n != 1}  # each launched exactly once
+
+
+def test_a_killed_agent_goes_partitioned_then_lost_and_its_job_is_re_placed(
+        federation_factory: Callable[..., LocalFederation]) -> None:
+    fed = federation_factory("--lease-seconds", "1", "--lost-after", "3")
+    (submitted,) = submit_specs(fed.client, [job("survivor", duration="300s")])
+    first = eventually(lambda: (j := jobs_by_name(fed)["survivor"]).phase is JobPhase.RUNNING and j,
+                       what="the job to run")
+    home = first.placements[0].cluster
+    other = "b-1" if home == "a-1" else "a-1"
+    fed.agents[home].kill()
+
+    eventually(lambda: cluster_state(fed, home) == "Partitioned", what=f"{home} to be Partitioned")
+    assert jobs_by_name(fed)["survivor"].placements[0].cluster == home  # no new work yet: it may come back
+    eventually(lambda: cluster_state(fed, home) == "Lost", what=f"{home} to be Lost")
+    moved = eventually(lambda: (j := jobs_by_name(fed)["survivor"]).phase is JobPhase.RUNNING
+                       and j.placements[0].cluster == other and j, what="the job to run elsewhere")
+    assert moved.placements[0].generation == first.placements[0].generation + 1
+    assert moved.job_id == submitted.job_id
+    assert metric(fed, "federator_cluster_state", cluster=home, state="Lost") == 1.0
+    assert metric(fed, "federator_placements_total", result="failover") == 1.0
+
+    # The cluster comes back empty (its agent restarted): it is Ready again and holds nothing.
+    fed.start_agent(home)
+    eventually(lambda: cluster_state(fed, home) == "Ready", what=f"{home} to be Ready again")
+    assert [p.cluster for p in jobs_by_name(fed)["survivor"].placements] == [other]
+
+
+@pytest.mark.parametrize(("heal_after_grace", "lost_after"), [(False, "15"), (True, "4")],
+                         ids=["heal-before-grace", "heal-after-grace"])
+def test_a_partitioned_agent_never_leaves_a_job_running_twice(
+        federation_factory: Callable[..., LocalFederation], heal_after_grace: bool, lost_after: str) -> None:
+    fed = federation_factory("--lease-seconds", "1", "--lost-after", lost_after, agents=())
+    with proxy_to(fed.grpc_target) as proxy:
+        fed.start_agent("a-1", server=proxy.address)  # only a-1 at first: the job must go there
+        eventually(lambda: cluster_state(fed, "a-1") == "Ready", what="a-1 through the proxy")
+        # Long enough that the first copy still runs when a-1 comes back after the grace time.
+        submit_specs(fed.client, [job("split", duration="20s" if heal_after_grace else "3s")])
+        first = eventually(lambda: (j := jobs_by_name(fed)["split"]).phase is JobPhase.RUNNING and j,
+                           what="the job to run on a-1")
+        old = first.placements[0].placement_id
+        fed.start_agent("b-1")
+        eventually(lambda: cluster_state(fed, "b-1") == "Ready", what="b-1")
+
+        proxy.cut()
+        eventually(lambda: cluster_state(fed, "a-1") == "Partitioned", what="a-1 to be Partitioned")
+        if heal_after_grace:
+            eventually(lambda: jobs_by_name(fed)["split"].placements[0].cluster == "b-1",
+                       what="the job re-placed on b-1 after a-1 is Lost")
+            assert cluster_state(fed, "a-1") == "Lost"
+        proxy.heal()
+        eventually(lambda: cluster_state(fed, "a-1") == "Ready", what="a-1 back after the heal")
+        if heal_after_grace:  # the superseded copy is stopped as soon as a-1 re-syncs
+            eventually(lambda: f"cancel placement {old}" in (fed.workdir / "agent-a-1.log").read_text(),
+                       what="a-1 to cancel the superseded placement")
+        final = eventually(lambda: (j := jobs_by_name(fed)["split"]).phase.is_terminal and j, timeout=60,
+                           what="the job to finish")
+    assert final.phase is JobPhase.SUCCEEDED
+    ran = launches(fed)
+    assert metric(fed, "federator_jobs_finished_total", phase="Succeeded") == 1.0  # completed once
+    if heal_after_grace:
+        (new,) = final.placements
+        assert new.cluster == "b-1" and new.generation == first.placements[0].generation + 1
+        assert ran == {"a-1": [old], "b-1": [new.placement_id]}
+    else:
+        assert [p.placement_id for p in final.placements] == [old]  # kept: it came back within the grace time
+        assert ran == {"a-1": [old], "b-1": []}
+
+
+def test_a_slow_agent_does_not_hold_up_the_others(federation_factory: Callable[..., LocalFederation]) -> None:
+    fed = federation_factory("--lease-seconds", "30", agent_args={"a-1": ["--sim-launch-latency", "25"]})
+    submit_specs(fed.client, [job(f"w{i}", duration="0.5s") for i in range(4)])  # two fit each cluster
+    placed = eventually(lambda: (js := jobs_by_name(fed)) and all(j.placements for j in js.values()) and js,
+                        what="every job placed")
+    on = {name: j.placements[0].cluster for name, j in placed.items()}
+    assert sorted(Counter(on.values()).values()) == [2, 2], on
+    fast = [n for n, c in on.items() if c == "b-1"]
+    slow = [n for n, c in on.items() if c == "a-1"]
+    eventually(lambda: all(jobs_by_name(fed)[n].phase is JobPhase.SUCCEEDED for n in fast),
+               what="b-1's jobs to finish while a-1 is still launching")
+    # More work keeps flowing to the healthy cluster while a-1 is stuck in its launches.
+    submit_specs(fed.client, [job(f"more{i}", duration="0.5s") for i in range(2)])
+    eventually(lambda: all((j := jobs_by_name(fed)[f"more{i}"]).phase is JobPhase.SUCCEEDED
+                           and j.placements[0].cluster == "b-1" for i in range(2)), what="more work through b-1")
+    js = jobs_by_name(fed)
+    assert all(js[n].phase is JobPhase.PLACED for n in slow), {n: js[n].phase for n in slow}
+    assert cluster_state(fed, "a-1") == "Ready"  # slow is not dead: its lease is renewed by its reports
