@@ -1,0 +1,116 @@
+"""`federator sim`: run the real scheduler over a fleet and a workload in simulated time.
+
+    federator sim --fleet ../shared/data/alibaba-spot-gpu-fleet-2026.csv --clusters 8 \\
+        --workload examples/workloads/pods-sample.csv --mode fill -o json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sim", help="simulate the scheduler over a fleet and a workload (YAML or trace CSVs)")
+    p.add_argument("--fleet", type=Path, required=True,
+                   help="fleet YAML, or node CSV (sn,cpu_milli,memory_mib,gpu,model or "
+                        "node_name,gpu_model,gpu_capacity_num,cpu_num)")
+    p.add_argument("--workload", type=Path, required=True,
+                   help="job YAML, or pod CSV (name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,...)")
+    p.add_argument("--clusters", type=int, help="deal a node CSV without a cluster column into N clusters "
+                                                "in N regions (default 4)")
+    p.add_argument("--mode", choices=["fill", "replay"], default="fill",
+                   help="fill: offer every job once in arrival order, no departures; "
+                        "replay: arrivals and departures in time order (default %(default)s)")
+    p.add_argument("--policy", type=Path, metavar="FILE", help="scheduling policy YAML (as for serve)")
+    p.add_argument("--fit", choices=["best", "first", "random"], default="best",
+                   help="how simulated clusters pick a node for a replica (default %(default)s)")
+    p.add_argument("--batch", type=int, default=1000, help="fill mode: jobs offered per cycle (default %(default)s)")
+    p.add_argument("--cycle-interval", type=float, default=10.0,
+                   help="replay mode: simulated seconds between cycles (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random-fit nodes (default %(default)s)")
+    p.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    p.add_argument("--plot", type=Path, metavar="FILE", help="write a PNG of GPU allocation over time "
+                                                             "(needs matplotlib: pip install 'federator[plot]')")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="show a progress bar on stderr (default: when stderr is a terminal)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=_sim)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from federator.scheduler import PolicyError, Scheduler, load_policy
+    from federator.simulate import Simulation, TraceError, load_fleet_file, load_workload
+
+    try:
+        config = load_policy(args.policy) if args.policy else None
+        fleet = load_fleet_file(args.fleet, clusters=args.clusters)
+        jobs = load_workload(args.workload)
+        sim = Simulation(fleet, jobs, scheduler=Scheduler(config), fit=args.fit, seed=args.seed,
+                         batch=args.batch, cycle_interval=args.cycle_interval)
+    except (PolicyError, TraceError, ValueError) as exc:
+        print(f"federator sim: {exc}", file=sys.stderr)
+        return 2
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    bar = ProgressBar(sys.stderr, "jobs" if args.mode == "fill" else "s") if show else None
+    report = sim.run(args.mode, progress=bar.update if bar else None)
+    if bar:
+        bar.close()
+    if args.plot:
+        try:
+            plot(report.series, args.plot, mode=args.mode)
+        except ImportError:
+            print("federator sim: --plot needs matplotlib (pip install 'federator[plot]')", file=sys.stderr)
+            return 2
+    if args.output == "json":
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        d = report.to_json()
+        width = max(len(k) for k in d)
+        for k, v in d.items():
+            print(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal stream, redrawn at most every 1%."""
+
+    def __init__(self, out: TextIO, unit: str, width: int = 40) -> None:
+        self.out, self.unit, self.width = out, unit, width
+        self._last = -1
+
+    def update(self, done: int, total: int) -> None:
+        pct = 100 * done // total if total else 100
+        if pct == self._last:
+            return
+        self._last = pct
+        filled = self.width * pct // 100
+        self.out.write(f"\r[{'#' * filled}{' ' * (self.width - filled)}] {pct:3d}% {done:,}/{total:,} {self.unit}")
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.write("\n")
+        self.out.flush()
+
+
+def plot(series: tuple[tuple[float, float], ...], path: Path, *, mode: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    xs = [x if mode == "fill" else x / 3600 for x, _ in series]
+    ax.plot(xs, [100 * r for _, r in series], drawstyle="steps-post")
+    ax.set_xlabel("jobs offered" if mode == "fill" else "simulated hours")
+    ax.set_ylabel("GPUs allocated (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"federator sim ({mode}): GPU allocation")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)

@@ -1,0 +1,276 @@
+"""The discrete-event simulator: the real scheduler against simulated clusters.
+
+Clusters are `backends/sim` NodeSets (node-level truth: which GPU of which
+node a replica sits on); the scheduler sees only their resource model, as the
+federator sees agents' reports, and every decision is bound on the nodes. A
+bind the nodes refuse (the model is coarser than the nodes) sends the job
+back to pending, as an agent's refusal does.
+
+Two modes:
+  - fill: every job is offered once, in arrival order, in batches of
+    `batch` jobs per cycle, with no departures (how GPU-packing studies
+    measure fragmentation): the allocation ratio at the end is the score;
+  - replay: arrivals and departures in time order, a cycle every
+    `cycle_interval` simulated seconds while anything changed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from federator.backends.sim.fleet import ClusterSpec
+from federator.backends.sim.nodes import NodeSet
+from federator.model import MILLI, ClusterInfo, JobId
+from federator.scheduler import Allocation, CycleResult, PlacementRequest, Scheduler, Snapshot
+from federator.simulate.traces import SimJob
+
+MODES = ("fill", "replay")
+Progress = Callable[[int, int], None]  # (jobs offered or time reached, total)
+
+
+@dataclass(slots=True)
+class _Cluster:
+    spec: ClusterSpec
+    nodes: NodeSet
+    info: ClusterInfo | None = None  # cached resource model; None when the nodes changed
+
+
+@dataclass(slots=True)
+class _Job:
+    job: SimJob
+    job_id: JobId
+    order: int
+    placed: list[tuple[str, str, int]] = field(default_factory=list)  # (cluster, bind key, gpu milli)
+    placed_at: float = -1.0
+    allocations: list[Allocation] = field(default_factory=list)
+    ever_placed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SimReport:
+    mode: str
+    clusters: int
+    nodes: int
+    jobs_total: int
+    jobs_placed: int
+    jobs_pending: int
+    gpu_capacity: float
+    gpu_allocated: float
+    gpu_allocation_ratio: float
+    gpu_allocation_ratio_peak: float
+    placements: int
+    placements_per_second: float
+    decision_latency_p50_seconds: float
+    decision_latency_p99_seconds: float
+    scheduler_seconds: float
+    wall_seconds: float
+    cycles: int
+    refused: int
+    preemptions: int
+    pending_reasons: Mapping[str, int]
+    series: tuple[tuple[float, float], ...] = ()  # (time or jobs offered, allocation ratio)
+
+    def to_json(self) -> dict[str, object]:
+        out = {k: getattr(self, k) for k in self.__slots__ if k != "series"}  # type: ignore[attr-defined]
+        out["pending_reasons"] = dict(self.pending_reasons)
+        return out
+
+
+class Simulation:
+    def __init__(self, fleet: Mapping[str, ClusterSpec], jobs: Sequence[SimJob], *,
+                 scheduler: Scheduler | None = None, fit: str = "best", seed: int = 0, batch: int = 1000,
+                 cycle_interval: float = 10.0) -> None:
+        self.scheduler = scheduler or Scheduler()
+        self.clusters = {name: _Cluster(spec, NodeSet.of(spec.nodes, fit=fit, seed=seed + i))
+                         for i, (name, spec) in enumerate(sorted(fleet.items()))}
+        self.jobs = [_Job(j, JobId(j.spec.name), i) for i, j in enumerate(jobs)]
+        self.batch = max(1, batch)
+        self.cycle_interval = cycle_interval
+        self.capacity_milli = sum(c.nodes.gpu_milli_total() for c in self.clusters.values())
+        self.allocated_milli = sum(c.nodes.gpu_milli_used() for c in self.clusters.values())
+        self.placements = 0
+        self.refused = 0
+        self.preempted = 0
+        self.cycles = 0
+        self.scheduler_seconds = 0.0
+        self.latencies: list[float] = []
+        self.series: list[tuple[float, float]] = []
+        self.pending_reasons: dict[JobId, str] = {}
+        self._running: dict[JobId, _Job] = {}
+
+    # -- the cycle ----------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        infos = []
+        for name, c in self.clusters.items():
+            if c.info is None:
+                c.info = ClusterInfo(name, c.spec.region, labels=c.spec.labels, capacity=c.nodes.capacity())
+            infos.append(c.info)
+        return Snapshot(tuple(infos))
+
+    def cycle(self, pending: Sequence[_Job], now: float) -> tuple[list[_Job], list[_Job]]:
+        """One scheduling cycle over `pending`; returns (placed, still pending)."""
+        by_id = {j.job_id: j for j in pending}
+        requests = [PlacementRequest(j.job_id, j.job.spec, j.job.spec.replicas, float(j.order)) for j in pending]
+        running = [a for j in self._running.values() for a in j.allocations]
+        started = time.perf_counter()
+        result: CycleResult = self.scheduler.schedule(self.snapshot(), requests, running=running, now=now)
+        self.scheduler_seconds += time.perf_counter() - started
+        self.cycles += 1
+        self.latencies.extend(result.decision_seconds)
+        for p in result.preemptions:
+            victim = self._running.get(p.job_id)
+            if victim is not None:
+                self._unbind(victim)
+                self.preempted += 1
+                by_id[victim.job_id] = victim
+        placed = []
+        for d in result.decisions:
+            job = by_id[d.job_id]
+            if self._bind(job, d.assignments, now):
+                placed.append(job)
+            else:
+                self.refused += 1
+        done = {j.job_id for j in placed}
+        still = [j for j in by_id.values() if j.job_id not in done]
+        for job_id, reason in result.pending.items():
+            self.pending_reasons[job_id] = reason.code.value
+        return placed, still
+
+    def _bind(self, job: _Job, assignments: Sequence[object], now: float) -> bool:
+        spec = job.job.spec
+        for a in assignments:
+            cluster = self.clusters[a.cluster]  # type: ignore[attr-defined]
+            key = f"{job.job_id}/{len(job.placed)}"
+            why = cluster.nodes.bind(key, replicas=a.replicas, resources=spec.resources,  # type: ignore[attr-defined]
+                                     gpu_model=a.gpu_model)  # type: ignore[attr-defined]
+            cluster.info = None
+            if why is not None:
+                self._unbind(job)
+                self.pending_reasons[job.job_id] = "RefusedByCluster"
+                return False
+            milli = spec.resources.gpu_milli * a.replicas  # type: ignore[attr-defined]
+            job.placed.append((a.cluster, key, milli))  # type: ignore[attr-defined]
+            job.allocations.append(Allocation(job.job_id, spec.queue, spec.priority, spec.preemptible,
+                                              a.cluster, a.gpu_model, a.replicas, spec.resources, now))  # type: ignore[attr-defined]
+            self.allocated_milli += milli
+        job.placed_at = now
+        job.ever_placed = True
+        self.placements += 1
+        self._running[job.job_id] = job
+        self.pending_reasons.pop(job.job_id, None)
+        return True
+
+    def _unbind(self, job: _Job) -> None:
+        for cluster, key, milli in job.placed:
+            self.clusters[cluster].nodes.unbind(key)
+            self.clusters[cluster].info = None
+            self.allocated_milli -= milli
+        job.placed = []
+        job.allocations = []
+        self._running.pop(job.job_id, None)
+
+    def ratio(self) -> float:
+        return self.allocated_milli / self.capacity_milli if self.capacity_milli else 0.0
+
+    # -- modes --------------------------------------------------------------
+
+    def run(self, mode: str = "fill", *, progress: Progress | None = None) -> SimReport:
+        if mode not in MODES:
+            raise ValueError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
+        started = time.perf_counter()
+        peak = self._fill(progress) if mode == "fill" else self._replay(progress)
+        wall = time.perf_counter() - started
+        pending = [j for j in self.jobs if j.job_id not in self._running and not j.ever_placed]
+        reasons = Counter(self.pending_reasons.get(j.job_id, "Waiting") for j in pending)
+        lat = sorted(self.latencies)
+        if mode == "replay" and self.series:
+            ratio = _time_average(self.series)
+        else:
+            ratio = self.ratio()
+        return SimReport(
+            mode=mode, clusters=len(self.clusters), nodes=sum(len(c.spec.nodes) for c in self.clusters.values()),
+            jobs_total=len(self.jobs), jobs_placed=sum(j.ever_placed for j in self.jobs), jobs_pending=len(pending),
+            gpu_capacity=self.capacity_milli / MILLI, gpu_allocated=ratio * self.capacity_milli / MILLI,
+            gpu_allocation_ratio=round(ratio, 6), gpu_allocation_ratio_peak=round(peak, 6),
+            placements=self.placements,
+            placements_per_second=self.placements / self.scheduler_seconds if self.scheduler_seconds else 0.0,
+            decision_latency_p50_seconds=_quantile(lat, 0.50), decision_latency_p99_seconds=_quantile(lat, 0.99),
+            scheduler_seconds=self.scheduler_seconds, wall_seconds=wall, cycles=self.cycles, refused=self.refused,
+            preemptions=self.preempted, pending_reasons=dict(sorted(reasons.items())), series=tuple(self.series),
+        )
+
+    def _fill(self, progress: Progress | None) -> float:
+        retry: list[_Job] = []
+        total = len(self.jobs)
+        self.series.append((0.0, self.ratio()))
+        for start in range(0, total, self.batch):
+            offered = retry + self.jobs[start:start + self.batch]
+            refused_before = self.refused
+            _placed, still = self.cycle(offered, now=0.0)
+            # jobs the nodes refused get another offer next cycle, once; the rest stay pending for good
+            retry = [j for j in still if self.pending_reasons.get(j.job_id) == "RefusedByCluster"] \
+                if self.refused > refused_before else []
+            self.series.append((float(min(start + self.batch, total)), self.ratio()))
+            if progress:
+                progress(min(start + self.batch, total), total)
+        for _ in range(3):
+            if not retry:
+                break
+            _placed, still = self.cycle(retry, now=0.0)
+            retry = [j for j in still if self.pending_reasons.get(j.job_id) == "RefusedByCluster"]
+        return max(r for _, r in self.series)
+
+    def _replay(self, progress: Progress | None) -> float:
+        events: list[tuple[float, int, int, _Job]] = []  # (time, 0=departure/1=arrival, seq, job)
+        for j in self.jobs:
+            heapq.heappush(events, (j.job.arrival, 1, j.order, j))
+        end = max((j.job.arrival for j in self.jobs), default=0.0)
+        pending: dict[JobId, _Job] = {}
+        seq = len(self.jobs)
+        now = events[0][0] if events else 0.0
+        peak = self.ratio()
+        while events:
+            changed = False
+            while events and events[0][0] <= now:
+                _, kind, _, job = heapq.heappop(events)
+                if kind == 1:
+                    pending[job.job_id] = job
+                elif job.job_id in self._running and job.placed_at + (job.job.duration or 0) <= now:
+                    self._unbind(job)
+                changed = True
+            if changed and pending:
+                placed, still = self.cycle(list(pending.values()), now)
+                pending = {j.job_id: j for j in still}
+                for job in placed:
+                    if job.job.duration is not None:
+                        seq += 1
+                        heapq.heappush(events, (now + job.job.duration, 0, seq, job))
+            ratio = self.ratio()
+            peak = max(peak, ratio)
+            self.series.append((now, ratio))
+            if progress:
+                progress(int(min(now, end)), int(end))
+            if events:
+                now = max(now + self.cycle_interval, events[0][0])
+        return peak
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _time_average(series: Sequence[tuple[float, float]]) -> float:
+    """Mean allocation ratio over simulated time (each sample holds until the next)."""
+    if len(series) < 2:
+        return series[0][1] if series else 0.0
+    span = series[-1][0] - series[0][0]
+    if span <= 0:
+        return series[-1][1]
+    return sum((t2 - t1) * r for (t1, r), (t2, _) in zip(series, series[1:], strict=False)) / span
