@@ -11,18 +11,29 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kube_support import CRDS, JOBS_NAMESPACE, REGIONS, WORKLOADS, Kube, KubeFederation, Testbed
+from kube_support import (
+    CRDS,
+    JOBS_NAMESPACE,
+    RBAC,
+    REGIONS,
+    Kube,
+    KubeFederation,
+    Testbed,
+    service_account_kubeconfig,
+)
 from support import eventually
 
 
 @pytest.fixture(scope="session")
 def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    """The test bed with the CRDs in the host and the RBAC manifests of deploy/kubernetes everywhere."""
     bed = Testbed.start(tmp_path_factory.mktemp("kube-testbed"))
     try:
         bed.kubectl("host", "apply", "-f", str(CRDS))
         bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        bed.kubectl("host", "apply", "-f", str(RBAC / "rbac-federator.yaml"))
         for member in bed.members:
-            bed.kubectl(member, "create", "namespace", WORKLOADS)
+            bed.kubectl(member, "apply", "-f", str(RBAC / "rbac-agent.yaml"))
         yield bed
     finally:
         bed.stop()
@@ -31,13 +42,17 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
 @pytest.fixture(scope="session")
 def kube(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     workdir = tmp_path_factory.mktemp("kube-federation")
+    # Every process runs as its service account, with exactly the rules of deploy/kubernetes/rbac-*.yaml.
+    host = service_account_kubeconfig(testbed, "host", "federator", workdir / "federator.kubeconfig")
     fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
-        "--kubeconfig", str(testbed.host.kubeconfig), "--watch-namespace", JOBS_NAMESPACE,
-        "--lease-name", "federator-session", "--report-interval", "0.5", "--cycle-interval", "0.2"])
+        "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", "federator-system",
+        "--report-interval", "0.5", "--cycle-interval", "0.2"])
     try:
         fed.start_server(timeout=60)
-        for member, handle in testbed.members.items():
-            fed.start_kube_agent(member, kubeconfig=handle.kubeconfig, region=REGIONS[member])
+        for member in testbed.members:
+            kubeconfig = service_account_kubeconfig(testbed, member, "federator-agent",
+                                                    workdir / f"agent-{member}.kubeconfig")
+            fed.start_kube_agent(member, kubeconfig=kubeconfig, region=REGIONS[member])
         k = Kube(testbed, fed, workdir)
 
         def all_ready() -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from support import ROOT
 
 try:  # rootdir on sys.path
@@ -21,10 +22,22 @@ except ImportError:  # pytest's "prepend" import mode puts tests/ on sys.path
 from federator.local import LocalFederation, Process
 
 CRDS = ROOT / "deploy" / "helm" / "federator" / "crds"
+RBAC = ROOT / "deploy" / "kubernetes"
 EXAMPLES_K8S = ROOT / "examples" / "k8s"
 WORKLOADS = "federator-workloads"
 REGIONS = {"member-a": "east", "member-b": "west"}
 JOBS_NAMESPACE = "default"  # the session federator watches this namespace; other tests use their own
+
+
+def service_account_kubeconfig(tb: Testbed, cluster: str, account: str, path: Path,
+                               namespace: str = "federator-system") -> Path:
+    """A kubeconfig for `cluster` that authenticates as a service account (a TokenRequest token)."""
+    token = tb.kubectl(cluster, "create", "token", account, "-n", namespace, "--duration=24h").stdout.strip()
+    config = yaml.safe_load(tb.cluster(cluster).kubeconfig.read_text())
+    for user in config["users"]:
+        user["user"] = {"token": token}
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 class KubeFederation(LocalFederation):

@@ -174,3 +174,23 @@ def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube
     for member in kube.tb.members:
         eventually(lambda m=member: all(free == total for total, free in _reported(kube, m).values()), timeout=60,
                    what=f"{member}'s GPUs free again after the deletes")
+
+
+@pytest.mark.parametrize(("cluster", "account", "verb", "resource", "namespace", "allowed"), [
+    pytest.param("member-a", "federator-agent", "create", "jobs", WORKLOADS, True, id="agent-creates-jobs"),
+    pytest.param("member-a", "federator-agent", "create", "jobs", "default", False, id="agent-not-elsewhere"),
+    pytest.param("member-a", "federator-agent", "delete", "pods", WORKLOADS, False, id="agent-no-pod-writes"),
+    pytest.param("member-a", "federator-agent", "get", "secrets", WORKLOADS, False, id="agent-no-secrets"),
+    pytest.param("host", "federator", "patch", "federatedjobs.federator.io/status", "team-x", True, id="fed-status"),
+    pytest.param("host", "federator", "delete", "federatedjobs.federator.io", "team-x", False, id="fed-no-delete"),
+    pytest.param("host", "federator", "update", "leases.coordination.k8s.io/federator", "federator-system", True,
+                 id="fed-its-lease"),
+    pytest.param("host", "federator", "update", "leases.coordination.k8s.io/other", "federator-system", False,
+                 id="fed-only-its-lease"),
+])
+def test_rbac_is_least_privilege(kube: Kube, cluster: str, account: str, verb: str, resource: str, namespace: str,
+                                 allowed: bool) -> None:
+    """The whole session runs as these service accounts; here is what they may not do."""
+    proc = kube.kubectl(cluster, "auth", "can-i", verb, resource, "-n", namespace,
+                        f"--as=system:serviceaccount:federator-system:{account}", check=False)
+    assert proc.stdout.strip() == ("yes" if allowed else "no")
