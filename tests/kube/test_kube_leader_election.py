@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,11 @@ class Replica:
     def __init__(self, fed: KubeFederation, identity: str, host_kubeconfig: Path) -> None:
         self.identity = identity
         self.ready = fed.workdir / f"ready-{identity}.json"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.metrics_url = f"http://127.0.0.1:{s.getsockname()[1]}/metrics"
         self.proc: Process = fed.spawn(f"federator-{identity}", [
-            "serve", "--insecure", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+            "serve", "--insecure", "--listen", "127.0.0.1:0", "--metrics-listen", self.metrics_url[7:-8],
             "--ready-file", str(self.ready), "--kubeconfig", str(host_kubeconfig), "--watch-namespace", NAMESPACE,
             "--lease-name", LEASE, "--lease-namespace", NAMESPACE, "--identity", identity,
             "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "0.5",
@@ -74,7 +79,9 @@ def test_one_replica_acts_and_the_other_takes_over_when_it_dies(testbed: Testbed
     standby = next(r for r in replicas if r is not leader)
     assert _lease(testbed)["holderIdentity"] == leader.identity
     assert "standing by" in eventually(standby.log, timeout=30, what="the standby to log")
-    assert not standby.ready.exists()  # a standby serves nothing: no gRPC, no ready file
+    assert not standby.ready.exists()  # a standby serves no gRPC and writes no ready file,
+    with urllib.request.urlopen(standby.metrics_url, timeout=10) as resp:  # but it is alive for probes
+        assert resp.status == 200
 
     testbed.kubectl("host", "apply", "-f", "-", input=_fj("first"))
     eventually(lambda: _status(testbed, "first").get("phase") == "Pending", timeout=60,

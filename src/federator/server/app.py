@@ -87,6 +87,10 @@ def _bind(server: grpc.aio.Server, opts: ServeOptions) -> tuple[int, int]:
 
 async def serve(opts: ServeOptions) -> None:
     metrics = Metrics()
+    # /metrics first: a standby replica waiting for the Lease is alive (liveness probes) but serves no gRPC.
+    mhost, mport = _split(opts.metrics_listen)
+    httpd, _thread = start_http_server(mport, addr=mhost, registry=metrics.registry)
+    metrics_port = httpd.server_address[1]
     kube = await prepare_kube_mode(opts.kube) if opts.kube else None  # a standby waits here for the Lease
     store = kube.store if kube else SqliteJobStore(opts.db)
     fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics, report_interval=opts.report_interval,
@@ -105,9 +109,6 @@ async def serve(opts: ServeOptions) -> None:
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port, token_port = _bind(server, opts)
-    mhost, mport = _split(opts.metrics_listen)
-    httpd, _thread = start_http_server(mport, addr=mhost, registry=metrics.registry)
-    metrics_port = httpd.server_address[1]
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     host = opts.listen.rpartition(":")[0]
