@@ -61,11 +61,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Checks the schema cannot express; each failure names the value to change. */}}
 {{- define "federator.validate" -}}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- $ha := gt (int .Values.replicaCount) 1 }}
+{{- if and $ha (eq .Values.mode "standalone") }}
+{{- fail "replicaCount: mode=standalone keeps jobs in one SQLite file and runs one replica; set replicaCount=1 or mode=kubernetes" }}
+{{- end }}
+{{- if and $ha (not .Values.leaderElection.enabled) }}
 {{- fail "replicaCount: more than one replica needs leaderElection.enabled=true (only one replica may schedule)" }}
 {{- end }}
-{{- if and (gt (int .Values.replicaCount) 1) .Values.persistence.enabled }}
-{{- fail "persistence.enabled: a SQLite volume serves one replica; set replicaCount=1" }}
+{{- if and .Values.persistence.enabled (ne .Values.mode "standalone") }}
+{{- fail "persistence.enabled: only mode=standalone keeps a SQLite store; in mode=kubernetes jobs live in FederatedJob objects" }}
 {{- end }}
 {{- if and .Values.tls.enabled (not .Values.tls.certManager.enabled) (not .Values.tls.secretName) }}
 {{- fail "tls.secretName: name a Secret with ca.crt, tls.crt and tls.key, or set tls.certManager.enabled=true, or tls.enabled=false" }}
