@@ -93,7 +93,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
 
     kind_raw = spec.get("kind")
     kind = JobKind.TRAINING
-    if kind_raw not in {k.value for k in JobKind}:
+    if not isinstance(kind_raw, str) or kind_raw not in {k.value for k in JobKind}:
         bad("spec.kind", f"must be one of {', '.join(k.value for k in JobKind)}, got {kind_raw!r}")
     else:
         kind = JobKind(kind_raw)

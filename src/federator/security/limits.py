@@ -15,7 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from federator.model import JobSpec
+from federator.model import ClusterCapacity, JobSpec
+
+MAX_GPUS_PER_NODE = 1024
+MAX_NODES = 10_000_000
+MAX_POOLS = 64
+MAX_PLACEMENT_IDS = 100_000
 
 
 class RejectReason(StrEnum):
@@ -76,6 +81,31 @@ class Limits:
         return None
 
 
+def check_capacity(cap: ClusterCapacity) -> str | None:
+    """None if a capacity report is plausible, else the problem, naming the field.
+
+    The wire decoder already refuses negative counts; this refuses what would
+    make the scheduler's work grow without bound or its arithmetic meaningless.
+    """
+    if len(cap.gpu_pools) > MAX_POOLS:
+        return f"capacity.gpu_pools: at most {MAX_POOLS} GPU models, got {len(cap.gpu_pools)}"
+    if len(cap.placement_ids) > MAX_PLACEMENT_IDS:
+        return f"capacity.placement_ids: at most {MAX_PLACEMENT_IDS}, got {len(cap.placement_ids)}"
+    models = set()
+    for i, pool in enumerate(cap.gpu_pools):
+        where = f"capacity.gpu_pools[{i}]"
+        if pool.gpu_model in models:
+            return f"{where}.gpu_model: {pool.gpu_model[:80]!r} is listed twice"
+        models.add(pool.gpu_model)
+        if len(pool.nodes_by_free_gpus) > MAX_GPUS_PER_NODE + 1:
+            return f"{where}.nodes_by_free_gpus: at most {MAX_GPUS_PER_NODE + 1} entries (GPUs per node)"
+        if pool.nodes > MAX_NODES:
+            return f"{where}.nodes_by_free_gpus: more than {MAX_NODES} nodes"
+        if pool.total_gpus < 0 or pool.allocatable_gpus < 0:
+            return f"{where}.total_gpus: GPU counts must not be negative"
+    return None
+
+
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 _LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
@@ -120,4 +150,4 @@ class TokenBucket:
         return False
 
 
-__all__ = ["Limits", "RejectReason", "TokenBucket", "check_hello"]
+__all__ = ["Limits", "RejectReason", "TokenBucket", "check_capacity", "check_hello"]

@@ -23,7 +23,7 @@ from federator.security.limits import Limits
 from federator.security.tls import TlsError, TlsFiles
 from federator.server.federator import Federator
 from federator.server.interceptors import MetricsInterceptor
-from federator.server.services import AgentService, ClusterService, JobService
+from federator.server.services import AgentService, ClusterService, JobService, decode_guard
 from federator.store import SqliteJobStore
 
 log = logging.getLogger("federator.server")
@@ -100,7 +100,7 @@ async def serve(opts: ServeOptions) -> None:
                          tokens=load_tokens(opts.token_file) if opts.token_file else ())
     # The transport refuses anything far past the limit; the services refuse (and count) the rest.
     max_bytes = 4 * opts.limits.max_message_bytes
-    server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics)],
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics), decode_guard(fed)],
                              options=[("grpc.max_receive_message_length", max_bytes),
                                       ("grpc.max_send_message_length", max_bytes)])
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, auth), server)

@@ -16,6 +16,7 @@ placement the cluster no longer holds is re-queued. See docs/reliability.md.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -124,6 +125,9 @@ class Federator:
     # -- the job API ------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> Job:
+        if spec.pod_template_json and not _is_json_object(spec.pod_template_json):
+            self._reject(RejectReason.INVALID_JOB)
+            raise SubmitError("spec.template: pod_template_json must be a JSON object")
         try:
             spec = parse_job(spec_to_document(spec))  # one validator for files, CRDs and the API
         except JobFileError as exc:
@@ -561,6 +565,13 @@ class Federator:
         for queue in {q for q, _ in jobs}:
             queue_gpus.setdefault(queue, 0.0)
         return StateSample(clusters, dict(jobs), dict(pending), dict(queue_gpus))
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> ClusterInfo:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import NoReturn
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf.message import Message
@@ -23,12 +24,73 @@ from federator import __version__
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.security.auth import AuthDenied, Authenticator, Peer
-from federator.security.limits import RejectReason, check_hello
+from federator.security.limits import RejectReason, check_capacity, check_hello
 from federator.server.federator import AlreadyExists, ClusterRecord, Federator, NotFound, SubmitError
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A request whose bytes do not decode: handed to the servicer instead of failing inside gRPC."""
+
+    message: str
+
+
+class DecodeGuard(grpc.aio.ServerInterceptor):
+    """Undecodable requests get INVALID_ARGUMENT naming the problem and are counted (reason `malformed`).
+
+    Without it gRPC answers UNKNOWN and nothing is counted. On the agent stream
+    a bad frame reaches the servicer as `Malformed`, which drops it and keeps
+    the stream.
+    """
+
+    def __init__(self, on_malformed: Callable[[], None]) -> None:
+        self._on_malformed = on_malformed
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        decode = handler.request_deserializer
+        method = details.method
+
+        def safe(data: bytes) -> Any:
+            try:
+                return decode(data)
+            except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the caller sent it
+                return Malformed(f"{method}: the request cannot be decoded ({type(exc).__name__}: {exc})")
+
+        async def refuse(request: object, context: grpc.aio.ServicerContext) -> None:
+            if isinstance(request, Malformed):
+                self._on_malformed()
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary(request: object, context: grpc.aio.ServicerContext) -> object:
+                await refuse(request, context)
+                return await inner(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(unary, safe, handler.response_serializer)
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def streaming(request: object, context: grpc.aio.ServicerContext) -> AsyncIterator[object]:
+                await refuse(request, context)
+                async for item in inner_stream(request, context):
+                    yield item
+
+            return grpc.unary_stream_rpc_method_handler(streaming, safe, handler.response_serializer)
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(handler.stream_stream, safe, handler.response_serializer)
+        return handler
 
 
 def _order_to_pb(order: Order) -> agent_pb2.FederatorMessage:
@@ -78,6 +140,10 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             self.rejected(RejectReason.BAD_HELLO)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hello: the first message must be a Hello")
             return
+        if isinstance(first, Malformed):
+            self.rejected(RejectReason.MALFORMED)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"hello: {first.message}")
+            return
         await self.sized(context, "hello", first)
         if first.WhichOneof("body") != "hello":
             self.rejected(RejectReason.BAD_HELLO)
@@ -124,8 +190,12 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         finally:
             self.fed.close_stream(rec)
 
-    def handle(self, rec: ClusterRecord, msg: agent_pb2.AgentMessage) -> RejectReason | None:
+    def handle(self, rec: ClusterRecord, msg: agent_pb2.AgentMessage | Malformed) -> RejectReason | None:
         """Apply one agent message; a bad one is counted, logged and dropped, never fatal."""
+        if isinstance(msg, Malformed):
+            self.rejected(RejectReason.MALFORMED)
+            log.warning("cluster %s: %s", rec.name, msg.message)
+            return RejectReason.MALFORMED
         kind = msg.WhichOneof("body")
         reason: RejectReason | None = None
         try:
@@ -136,7 +206,11 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                     self.fed.heard(rec)
                     reason = RejectReason.RATE_LIMITED
                 else:
-                    self.fed.report(rec, convert.capacity_from_pb(msg.capacity))
+                    cap = convert.capacity_from_pb(msg.capacity)
+                    problem = check_capacity(cap)
+                    if problem is not None:
+                        raise convert.WireError(problem)
+                    self.fed.report(rec, cap)
             elif kind == "job_update":
                 u = msg.job_update
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), u.message[:4096])
@@ -155,6 +229,10 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             if reason is not RejectReason.RATE_LIMITED:
                 log.warning("cluster %s: refused a %s message (%s)", rec.name, kind, reason)
         return reason
+
+
+def decode_guard(federator: Federator) -> DecodeGuard:
+    return DecodeGuard(lambda: federator.metrics.messages_rejected.labels(RejectReason.MALFORMED.value).inc())
 
 
 class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):

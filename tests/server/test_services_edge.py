@@ -1,0 +1,294 @@
+"""The federator's gRPC edge over real loopback sockets: authentication, limits, hostile bytes.
+
+An in-process `grpc.aio` server with the real services (no subprocesses), so
+each refusal can be checked together with the metric that counts it, and the
+check that the federator keeps serving everyone else afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from federator.api import convert
+from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from federator.jobfile import parse_job
+from federator.security.auth import Authenticator, RevocationList
+from federator.security.limits import Limits
+from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
+from federator.security.tls import TlsFiles, cluster_files, server_files, user_files
+from federator.server.federator import Federator
+from federator.server.services import AgentService, ClusterService, JobService, decode_guard
+from federator.store import SqliteJobStore
+
+
+@dataclass
+class Served:
+    fed: Federator
+    target: str
+    token_target: str
+
+    def rejected(self, reason: str) -> float:
+        return self.fed.metrics.registry.get_sample_value("federator_messages_rejected_total",
+                                                          {"reason": reason}) or 0.0
+
+
+@asynccontextmanager
+async def served(*, certs: CertsDir | None = None, limits: Limits | None = None,
+                 tokens: tuple[str, ...] = ()) -> AsyncIterator[Served]:
+    fed = Federator(store=SqliteJobStore(Path(":memory:")), limits=limits, report_interval=60.0)
+    auth = Authenticator(insecure=certs is None, tokens=tokens,
+                         revocations=RevocationList(certs.revoked if certs else None, interval=0.0))
+    max_bytes = 4 * fed.limits.max_message_bytes
+    server = grpc.aio.server(interceptors=[decode_guard(fed)],
+                             options=[("grpc.max_receive_message_length", max_bytes)])
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, auth), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth), server)
+    jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth), server)
+    token_port = 0
+    if certs is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials())
+        token_port = server.add_secure_port("127.0.0.1:0",
+                                            server_files(certs).server_credentials(require_client_auth=False))
+    await server.start()
+    try:
+        yield Served(fed, f"127.0.0.1:{port}", f"127.0.0.1:{token_port}")
+    finally:
+        await server.stop(0)
+
+
+def channel(target: str, tls: TlsFiles | None = None, token: str = "") -> grpc.aio.Channel:
+    if tls is None:
+        return grpc.aio.insecure_channel(target)
+    creds = tls.channel_credentials()
+    if token:
+        creds = grpc.composite_channel_credentials(creds, grpc.access_token_call_credentials(token))
+    return grpc.aio.secure_channel(target, creds)
+
+
+def good_spec(name: str = "good", **spec: object) -> jobs_pb2.SubmitRequest:
+    return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(parse_job({
+        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": name},
+        "spec": {"kind": "training", "resources": {"cpu": "1"}, **spec}})))
+
+
+async def agent_stream(ch: grpc.aio.Channel, first: list[agent_pb2.AgentMessage] | list[bytes],
+                       raw: bool = False) -> tuple[list[agent_pb2.FederatorMessage], grpc.aio.AioRpcError | None]:
+    """Send messages (or raw frames), read what comes back until the federator goes quiet or ends the stream."""
+    method = ch.stream_stream("/federator.v1.AgentService/Connect",
+                              request_serializer=(lambda b: b) if raw else agent_pb2.AgentMessage.SerializeToString,
+                              response_deserializer=agent_pb2.FederatorMessage.FromString)
+    done = asyncio.Event()
+
+    async def requests() -> AsyncIterator[object]:
+        for m in first:
+            yield m
+        await done.wait()
+
+    call = method(requests())
+    got: list[agent_pb2.FederatorMessage] = []
+    try:
+        while True:
+            msg = await asyncio.wait_for(call.read(), 2.0)
+            if msg is grpc.aio.EOF:
+                return got, None
+            got.append(msg)
+    except TimeoutError:
+        return got, None
+    except grpc.aio.AioRpcError as err:
+        return got, err
+    finally:
+        done.set()
+        call.cancel()
+
+
+def hello(cluster: str = "east-1", region: str = "east") -> agent_pb2.AgentMessage:
+    return agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster=cluster, region=region))
+
+
+def report() -> agent_pb2.AgentMessage:
+    return agent_pb2.AgentMessage(capacity=agent_pb2.CapacityReport(cpu_milli_allocatable=1000, cpu_milli_free=1000))
+
+
+def run(coro: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(coro())  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> CertsDir:
+    c = CertsDir(tmp_path_factory.mktemp("certs"))
+    init_ca(c)
+    for name in ("east-1", "west-1"):
+        issue(c, Identity(IdentityKind.CLUSTER, name))
+    return c
+
+
+@pytest.fixture(scope="module")
+def stranger(tmp_path_factory: pytest.TempPathFactory) -> CertsDir:
+    """Another federation's CA, with a certificate for a cluster of the same name."""
+    c = CertsDir(tmp_path_factory.mktemp("stranger"))
+    init_ca(c)
+    issue(c, Identity(IdentityKind.CLUSTER, "east-1"))
+    return c
+
+
+def test_garbage_bytes_get_an_error_and_the_federator_keeps_serving() -> None:
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            submit = ch.unary_unary("/federator.v1.JobService/Submit", request_serializer=lambda b: b,
+                                    response_deserializer=jobs_pb2.SubmitResponse.FromString)
+            for junk in (b"\xff\xff\xff\xff", b"\x0a\x05\x0a\x03\xff\xfe\xfd", bytes(range(256))):
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await submit(junk, timeout=5)
+                assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+                assert "SubmitRequest" in (err.value.details() or "")  # names what could not be decoded
+            assert s.rejected("malformed") == 3
+            reply = await jobs_pb2_grpc.JobServiceStub(ch).Submit(good_spec(), timeout=5)
+            assert reply.job.spec.name == "good"
+
+    run(go)
+
+
+def test_an_oversized_submit_is_refused_naming_the_limit_and_counted() -> None:
+    async def go() -> None:
+        async with served(limits=Limits(max_message_bytes=10_000)) as s, channel(s.target) as ch:
+            stub = jobs_pb2_grpc.JobServiceStub(ch)
+            big = good_spec("big", template={"spec": {"blob": "x" * 20_000}})
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.Submit(big, timeout=5)
+            assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "over the limit of 10000 bytes" in (err.value.details() or "")
+            assert s.rejected("oversized") == 1
+            huge = good_spec("huge", template={"spec": {"blob": "x" * 100_000}})  # past the transport's cap
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.Submit(huge, timeout=5)
+            assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert (await stub.Submit(good_spec(), timeout=5)).job.spec.name == "good"
+            assert s.fed.list() and all(j.spec.name == "good" for j in s.fed.list())
+
+    run(go)
+
+
+@pytest.mark.parametrize(("first", "words"), [
+    (hello(cluster="East 1"), "hello.cluster"),
+    (hello(region=""), "hello.region"),
+    (report(), "the first message must be a Hello"),
+], ids=["bad-cluster-name", "no-region", "report-first"])
+def test_a_bad_hello_is_refused_naming_the_field(first: agent_pb2.AgentMessage, words: str) -> None:
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            _, err = await agent_stream(ch, [first])
+            assert err is not None and err.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert words in (err.details() or "")
+            assert s.rejected("bad_hello") == 1 and not s.fed.clusters
+
+    run(go)
+
+
+def test_a_report_flood_is_rate_limited_and_a_garbage_frame_is_dropped() -> None:
+    async def go() -> None:
+        async with served(limits=Limits(reports_per_second=1.0, report_burst=5)) as s:
+            async with channel(s.target) as quiet, channel(s.target) as loud:
+                calm = asyncio.create_task(agent_stream(quiet, [hello("west-1", "west"), report()]))
+                got, err = await agent_stream(loud, [hello(), *[report() for _ in range(50)]])
+                assert err is None and got[0].WhichOneof("body") == "welcome"
+                assert 30 <= s.rejected("rate_limited") <= 45  # the burst passes, the rest is refused
+                assert s.fed.clusters["east-1"].capacity is not None
+                frames = [hello().SerializeToString(), b"\xff\xff garbage", report().SerializeToString()]
+                got, err = await agent_stream(loud, frames, raw=True)  # type: ignore[arg-type]
+                assert err is None and got and got[0].WhichOneof("body") == "welcome"
+                assert s.rejected("malformed") == 1  # the bad frame is dropped; the stream goes on
+                assert (await calm)[0][0].WhichOneof("body") == "welcome"
+                assert s.fed.clusters["west-1"].capacity is not None  # the other agent never noticed
+
+    run(go)
+
+
+def test_mtls_takes_the_cluster_from_the_certificate(certs: CertsDir, stranger: CertsDir) -> None:
+    async def go() -> None:
+        async with served(certs=certs) as s:
+            async with channel(s.target, cluster_files(certs, "east-1")) as ch:
+                got, err = await agent_stream(ch, [hello(), report()])
+                assert err is None and got[0].WhichOneof("body") == "welcome"
+            async with channel(s.target, cluster_files(certs, "east-1")) as ch:  # claims to be west-1
+                _, err = await agent_stream(ch, [hello("west-1", "west")])
+                assert err is not None and err.code() is grpc.StatusCode.PERMISSION_DENIED
+                assert "hello.cluster: 'west-1' does not match" in (err.details() or "")
+                assert s.rejected("identity_mismatch") == 1 and "west-1" not in s.fed.clusters
+            tls = TlsFiles(certs.ca_cert, stranger.cert(Identity(IdentityKind.CLUSTER, "east-1")),
+                           stranger.key(Identity(IdentityKind.CLUSTER, "east-1")))
+            async with channel(s.target, tls) as ch:  # right name, unknown CA: the handshake fails
+                _, err = await agent_stream(ch, [hello()])
+                assert err is not None and err.code() is grpc.StatusCode.UNAVAILABLE
+            async with channel(s.target, user_files(certs)) as ch:  # a user certificate is not an agent
+                _, err = await agent_stream(ch, [hello("admin", "x")])
+                assert err is not None and err.code() is grpc.StatusCode.PERMISSION_DENIED
+
+    run(go)
+
+
+def test_revoking_a_connected_cluster_ends_its_stream_and_refuses_it_after(certs: CertsDir) -> None:
+    async def go() -> None:
+        certs.revoked.write_text("")
+        try:
+            async with served(certs=certs) as s, channel(s.target, cluster_files(certs, "west-1")) as ch:
+                method = ch.stream_stream("/federator.v1.AgentService/Connect",
+                                          request_serializer=agent_pb2.AgentMessage.SerializeToString,
+                                          response_deserializer=agent_pb2.FederatorMessage.FromString)
+                outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
+                for m in (hello("west-1", "west"), report()):
+                    outbox.put_nowait(m)
+
+                async def requests() -> AsyncIterator[agent_pb2.AgentMessage]:
+                    while True:
+                        yield await outbox.get()
+
+                call = method(requests())
+                assert (await call.read()).WhichOneof("body") == "welcome"
+                certs.revoked.write_text("cluster west-1\n")
+                outbox.put_nowait(report())  # the next message finds the certificate revoked
+                assert await asyncio.wait_for(call.read(), 5) is grpc.aio.EOF
+                assert not s.fed.clusters["west-1"].connected
+                _, err = await agent_stream(ch, [hello("west-1", "west")])
+                assert err is not None and err.code() is grpc.StatusCode.PERMISSION_DENIED
+                assert "revoked" in (err.details() or "") and s.rejected("revoked") >= 2
+        finally:
+            certs.revoked.write_text("")
+
+    run(go)
+
+
+def test_the_job_api_takes_a_user_certificate_or_a_bearer_token_only(certs: CertsDir) -> None:
+    async def go() -> None:
+        async with served(certs=certs, tokens=("s3cret",)) as s:
+            async with channel(s.target, user_files(certs)) as ch:
+                assert (await jobs_pb2_grpc.JobServiceStub(ch).Submit(good_spec(), timeout=5)).job.job_id
+            async with channel(s.target, cluster_files(certs, "east-1")) as ch:  # an agent may not submit
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await jobs_pb2_grpc.JobServiceStub(ch).List(jobs_pb2.ListJobsRequest(), timeout=5)
+                assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
+            async with channel(s.target, TlsFiles(certs.ca_cert)) as ch:  # no client certificate: no handshake
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await jobs_pb2_grpc.JobServiceStub(ch).List(jobs_pb2.ListJobsRequest(), timeout=5)
+                assert err.value.code() is grpc.StatusCode.UNAVAILABLE
+            async with channel(s.token_target, TlsFiles(certs.ca_cert), token="s3cret") as ch:
+                jobs = await jobs_pb2_grpc.JobServiceStub(ch).List(jobs_pb2.ListJobsRequest(), timeout=5)
+                assert [j.spec.name for j in jobs.jobs] == ["good"]
+            for token in ("wrong", ""):
+                async with channel(s.token_target, TlsFiles(certs.ca_cert), token=token) as ch:
+                    with pytest.raises(grpc.aio.AioRpcError) as err:
+                        await jobs_pb2_grpc.ClusterServiceStub(ch).List(jobs_pb2.ListClustersRequest(), timeout=5)
+                    assert err.value.code() is grpc.StatusCode.UNAUTHENTICATED
+            async with channel(s.token_target, TlsFiles(certs.ca_cert), token="s3cret") as ch:
+                _, err = await agent_stream(ch, [hello()])  # a token is not an agent identity
+                assert err is not None and err.code() is grpc.StatusCode.UNAUTHENTICATED
+
+    run(go)
