@@ -92,13 +92,20 @@ class Kube:
 
 
 class PhaseWatch:
-    """`kubectl get fj -w`: every phase the API server stored for each FederatedJob, in order."""
+    """Every phase the API server stored for each FederatedJob, in order, from now on.
+
+    A raw watch from the resourceVersion of a list taken now, so no write made
+    after this returns is missed however late the kubectl process starts.
+    """
 
     def __init__(self, tb: Testbed, namespace: str) -> None:
+        path = f"/apis/federator.io/v1alpha1/namespaces/{namespace}/federatedjobs"
+        listed = json.loads(tb.kubectl("host", "get", "--raw", f"{path}?limit=1").stdout)
+        version = listed["metadata"]["resourceVersion"]
         handle = tb.cluster("host")
         self.proc = subprocess.Popen(
-            [str(tb.bin_dir / "kubectl"), f"--kubeconfig={handle.kubeconfig}", "get", "fj", "-n", namespace,
-             "--watch", "-o", r"jsonpath={.metadata.name} {.status.phase}{'\n'}"],
+            [str(tb.bin_dir / "kubectl"), f"--kubeconfig={handle.kubeconfig}", "get", "--raw",
+             f"{path}?watch=1&resourceVersion={version}&timeoutSeconds=900"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.phases: dict[str, list[str]] = {}
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -107,8 +114,12 @@ class PhaseWatch:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            name, _, phase = line.strip().partition(" ")
-            seen = self.phases.setdefault(name, [])
+            try:
+                obj = json.loads(line)["object"]
+            except (ValueError, KeyError):
+                continue
+            phase = (obj.get("status") or {}).get("phase")
+            seen = self.phases.setdefault(obj["metadata"]["name"], [])
             if phase and (not seen or seen[-1] != phase):
                 seen.append(phase)
 

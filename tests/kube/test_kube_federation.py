@@ -194,3 +194,30 @@ def test_rbac_is_least_privilege(kube: Kube, cluster: str, account: str, verb: s
     proc = kube.kubectl(cluster, "auth", "can-i", verb, resource, "-n", namespace,
                         f"--as=system:serviceaccount:federator-system:{account}", check=False)
     assert proc.stdout.strip() == ("yes" if allowed else "no")
+
+
+def test_a_restarted_agent_finds_its_placements_by_label_and_launches_nothing_twice(kube: Kube) -> None:
+    kube.kubectl("host", "apply", "-f", "-", input=_long_job("survives-restart"))
+    try:
+        eventually(lambda: kube.phase("survives-restart") == "Running", timeout=120, what="Running")
+        pid = kube.fj("survives-restart")["status"]["placementId"]  # type: ignore[index]
+        before = [j["metadata"]["uid"] for j in kube.member_jobs("member-a")
+                  if j["metadata"]["annotations"]["federator.io/placement-id"] == pid]
+        assert len(before) == 1
+
+        old = kube.fed.agents["member-a"]
+        old.stop()
+        log_size = old.log.stat().st_size
+        handle = kube.workdir / "agent-member-a.kubeconfig"
+        new = kube.fed.start_kube_agent("member-a", kubeconfig=handle, region="east")
+        eventually(lambda: "connected to" in new.log.read_text()[log_size:], timeout=60, what="the agent back")
+        eventually(lambda: kube.json("host", "get", "mc", "member-a")["status"]["state"] == "Ready", timeout=60,
+                   what="member-a Ready again")
+
+        after = [j["metadata"]["uid"] for j in kube.member_jobs("member-a")
+                 if j["metadata"]["annotations"]["federator.io/placement-id"] == pid]
+        assert after == before  # the same Job: re-synced, not relaunched
+        status = kube.fj("survives-restart")["status"]  # type: ignore[index]
+        assert (status["phase"], status["placementId"]) == ("Running", pid)  # not re-queued elsewhere
+    finally:
+        kube.kubectl("host", "delete", "fj", "survives-restart", "--timeout=60s", check=False)
