@@ -91,7 +91,7 @@ def test_a_killed_agent_goes_partitioned_then_lost_and_its_job_is_re_placed(
     assert moved.placements[0].generation == first.placements[0].generation + 1
     assert moved.job_id == submitted.job_id
     assert metric(fed, "federator_cluster_state", cluster=home, state="Lost") == 1.0
-    assert metric(fed, "federator_placements_total", result="failover") == 1.0
+    assert metric(fed, "federator_placement_retries_total", reason="ClusterNotReady") == 1.0
 
     # The cluster comes back empty (its agent restarted): it is Ready again and holds nothing.
     fed.start_agent(home)

@@ -133,6 +133,8 @@ def test_a_lost_cluster_jobs_are_re_placed_with_a_new_generation_and_the_old_cop
     assert home.state is ClusterState.LOST
     assert job.phase is JobPhase.PENDING and job.pending_reason is not None
     assert job.pending_reason.code is ReasonCode.CLUSTER_NOT_READY and home.name in job.pending_reason.message
+    assert fed.metrics.registry.get_sample_value("federator_placement_retries_total",
+                                                 {"reason": "ClusterNotReady"}) == 1.0
     fed.schedule_once()
     (new,) = job.placements
     assert new.cluster == away.name and new.generation == old.generation + 1

@@ -308,7 +308,6 @@ class Federator:
         for job, p in requeue:
             log.warning("cluster %s no longer holds placement %s: re-queueing %s", rec.name, p.placement_id,
                         job.job_id)
-            self.metrics.placements.labels("lost").inc()
             self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
                                       f"{rec.name} no longer runs placement {p.placement_id} "
                                       "(its agent restarted); re-placing"))
@@ -433,7 +432,6 @@ class Federator:
             if job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep":
                 log.info("job %s stays on Lost cluster %s (failover: keep)", job.job_id, rec.name)
                 continue
-            self.metrics.placements.labels("failover").inc()
             self._requeue(job, Reason(ReasonCode.CLUSTER_NOT_READY,
                                       f"{rec.name} was Lost; re-placing (was generation {job.generation})"))
 
@@ -446,6 +444,7 @@ class Federator:
         job.phase = JobPhase.PENDING
         job.placed_at = 0.0
         job.pending_reason = reason
+        self.metrics.placement_retries.labels(reason.code.value).inc()
         self.store.put([job])
         self._changed([job])
         self.wake()

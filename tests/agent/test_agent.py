@@ -1,0 +1,152 @@
+"""The agent against a scripted federator over a real loopback socket.
+
+Checks the agent's side of the protocol: the re-sync order (placements before
+the first report), idempotent launches, refusals that say why, coalesced
+reports, and reconnecting after the federator ends the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from federator.agent.agent import Agent, AgentConfig
+from federator.api import convert
+from federator.api.v1 import agent_pb2, agent_pb2_grpc
+from federator.backends.sim.fleet import parse_fleet
+from federator.backends.sim.runtime import SimBackend
+from federator.jobfile import parse_job
+from federator.model import JobId, Placement, PlacementId
+
+FLEET = parse_fleet({"clusters": [{"name": "c-1", "region": "r", "nodes": [
+    {"count": 1, "gpuModel": "H100", "gpus": 8, "cpu": 64, "memory": "256Gi"}]}]})
+SPEC = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                  "metadata": {"name": "j", "annotations": {"federator.io/sim-duration": "300s"}},
+                  "spec": {"kind": "training", "resources": {"cpu": "1", "nvidia.com/gpu": 4}}})
+
+
+def launch(pid: str, gpus_replicas: int = 1) -> agent_pb2.FederatorMessage:
+    p = Placement(PlacementId(pid), JobId("j"), "c-1", "r", gpus_replicas, "H100", 1)
+    return agent_pb2.FederatorMessage(launch=agent_pb2.Launch(placement=convert.placement_to_pb(p),
+                                                              spec=convert.spec_to_pb(SPEC)))
+
+
+class ScriptedFederator(agent_pb2_grpc.AgentServiceServicer):
+    """Records what each session receives; sends each session's script after the Welcome."""
+
+    def __init__(self, scripts: list[list[agent_pb2.FederatorMessage]]) -> None:
+        self.scripts = scripts
+        self.sessions: list[list[agent_pb2.AgentMessage]] = []
+        self.changed = asyncio.Event()
+
+    async def Connect(self, request_iterator: AsyncIterator[agent_pb2.AgentMessage],  # noqa: N802
+                      context: grpc.aio.ServicerContext) -> AsyncIterator[agent_pb2.FederatorMessage]:
+        got: list[agent_pb2.AgentMessage] = []
+        self.sessions.append(got)
+        script = self.scripts[len(self.sessions) - 1] if len(self.sessions) <= len(self.scripts) else []
+
+        async def read() -> None:
+            async for msg in request_iterator:
+                got.append(msg)
+                self.changed.set()
+
+        reader = asyncio.create_task(read())
+        yield agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(report_interval_seconds=0.05))
+        for msg in script:
+            if msg.WhichOneof("body") is None:  # an empty message: end this session
+                reader.cancel()
+                return
+            yield msg
+        await reader
+
+    async def until(self, cond: object, timeout: float = 20.0) -> None:
+        def holds() -> bool:
+            try:
+                return bool(cond())  # type: ignore[operator]
+            except IndexError:  # no such session yet
+                return False
+
+        async def wait() -> None:
+            while not holds():
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+
+async def with_agent(fed: ScriptedFederator, body: object, backend: SimBackend | None = None) -> Agent:
+    server = grpc.aio.server()
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(fed, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    backend = backend or SimBackend(FLEET["c-1"])
+    agent = Agent(AgentConfig(cluster="c-1", region="r", target=f"127.0.0.1:{port}", max_backoff=0.2), backend)
+    task = asyncio.create_task(agent.run())
+    try:
+        await body(agent)  # type: ignore[operator]
+    finally:
+        task.cancel()
+        await backend.stop()
+        await server.stop(0)
+    return agent
+
+
+def kinds(msgs: list[agent_pb2.AgentMessage]) -> list[str]:
+    return [m.WhichOneof("body") or "?" for m in msgs]
+
+
+def test_a_repeated_launch_starts_nothing_new_and_both_are_acked(caplog: pytest.LogCaptureFixture) -> None:
+    fed = ScriptedFederator([[launch("j.g1.c-1"), launch("j.g1.c-1")]])
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: kinds(fed.sessions[0]).count("ack") == 2)
+        acks = [m.ack for m in fed.sessions[0] if m.WhichOneof("body") == "ack"]
+        assert all(a.ok and a.placement_id == "j.g1.c-1" for a in acks)
+        assert list(agent.backend.placements()) == ["j.g1.c-1"]
+        assert agent.backend.capacity().free_gpus == 4  # bound once, not twice
+
+    with caplog.at_level(logging.INFO, logger="federator.agent"):
+        asyncio.run(with_agent(fed, body))
+    assert sum("launched placement j.g1.c-1" in r.message for r in caplog.records) == 1
+    assert any("already here" in r.message for r in caplog.records)
+
+
+def test_a_launch_that_does_not_fit_is_refused_saying_why() -> None:
+    fed = ScriptedFederator([[launch("big.g1.c-1", gpus_replicas=3)]])  # 3 x 4 GPUs on one 8-GPU node
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: "ack" in kinds(fed.sessions[0]))
+        (ack,) = [m.ack for m in fed.sessions[0] if m.WhichOneof("body") == "ack"]
+        assert not ack.ok and ack.message
+
+    asyncio.run(with_agent(fed, body))
+
+
+def test_after_the_stream_ends_the_agent_reconnects_and_re_syncs_placements_before_its_first_report() -> None:
+    end = agent_pb2.FederatorMessage()
+    fed = ScriptedFederator([[launch("j.g1.c-1"), end], []])
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: len(fed.sessions) == 2 and "capacity" in kinds(fed.sessions[1]))
+        second = fed.sessions[1]
+        assert kinds(second)[:3] == ["hello", "job_update", "capacity"]
+        assert second[1].job_update.placement_id == "j.g1.c-1" and second[1].job_update.message == "resync"
+        assert list(second[2].capacity.placement_ids) == ["j.g1.c-1"]
+
+    asyncio.run(with_agent(fed, body))
+
+
+def test_reports_coalesce_when_the_stream_is_slow() -> None:
+    fed = ScriptedFederator([[]])
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: kinds(fed.sessions[0]).count("capacity") >= 3)
+        for _ in range(50):  # a burst of launches each asks for a report; at most one waits
+            agent._queue_report()  # noqa: SLF001 - the coalescing under test
+        assert agent._outbox.qsize() <= 1  # noqa: SLF001
+
+    asyncio.run(with_agent(fed, body))

@@ -1,0 +1,48 @@
+"""`federator certs` and the TLS flags of the other commands, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def federator(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    return subprocess.run([sys.executable, "-m", "federator", *args], capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+def test_init_issue_and_revoke(tmp_path: Path) -> None:
+    d = str(tmp_path / "certs")
+    out = federator("certs", "init", "--dir", d, "--server-name", "federator.example.org")
+    assert out.returncode == 0, out.stderr
+    assert "federator.example.org" in out.stdout
+    again = federator("certs", "init", "--dir", d)
+    assert again.returncode == 1 and "--force" in again.stderr
+    assert federator("certs", "issue", "--dir", d, "--cluster", "east-1").returncode == 0
+    assert (tmp_path / "certs" / "clusters" / "east-1.crt").exists()
+    bad = federator("certs", "issue", "--dir", d, "--cluster", "East_1")
+    assert bad.returncode == 1 and "--cluster" in bad.stderr
+    assert federator("certs", "revoke", "--dir", d, "--cluster", "east-1").returncode == 0
+    assert (tmp_path / "certs" / "revoked.txt").read_text().startswith("cluster east-1")
+    bad = federator("certs", "revoke", "--dir", d, "--serial", "not-hex")
+    assert bad.returncode == 2 and "--serial" in bad.stderr
+
+
+@pytest.mark.parametrize("command", [["get", "jobs"], ["serve", "--db", "x.db"],
+                                     ["agent", "--cluster", "east-1", "--sim", "examples/fleet.yaml"]],
+                         ids=["client", "serve", "agent"])
+def test_without_credentials_tls_is_still_the_default_and_the_error_says_what_to_pass(
+        command: list[str], tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    if command[0] == "agent":
+        command = [*command[:-1], str(root / command[-1])]
+    if command[0] == "serve":
+        command = [*command[:-1], str(tmp_path / "x.db")]
+    out = federator(*command, "--server", "127.0.0.1:1") if command[0] != "serve" else federator(*command)
+    assert out.returncode == 2, out.stderr
+    assert "--certs-dir" in out.stderr and "--insecure" in out.stderr
