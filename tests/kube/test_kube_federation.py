@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -221,3 +224,25 @@ def test_a_restarted_agent_finds_its_placements_by_label_and_launches_nothing_tw
         assert (status["phase"], status["placementId"]) == ("Running", pid)  # not re-queued elsewhere
     finally:
         kube.kubectl("host", "delete", "fj", "survives-restart", "--timeout=60s", check=False)
+
+
+def test_a_job_submitted_through_the_grpc_api_gets_a_federated_job(kube: Kube, tmp_path: Path) -> None:
+    """In Kubernetes mode every job is a FederatedJob, however it was submitted: kubectl shows them all."""
+    job_file = tmp_path / "job.yaml"
+    job_file.write_text(_long_job("from-grpc"))
+    proc = subprocess.run([sys.executable, "-m", "federator", "submit", "-f", str(job_file),
+                           *kube.fed.client_args()], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    try:
+        eventually(lambda: kube.phase("from-grpc") == "Running", timeout=120, what=f"Running\n{kube.logs()}")
+        fj = kube.fj("from-grpc")
+        assert fj is not None
+        assert "federator.io/placements" in fj["metadata"]["finalizers"]
+        assert fj["spec"]["gpuModels"] == ["H100"]
+        assert fj["status"]["jobId"].startswith("from-grpc-")
+        assert "FederatedJob default/from-grpc submitted" not in kube.fed.server.log.read_text()  # type: ignore[union-attr]
+    finally:
+        kube.kubectl("host", "delete", "fj", "from-grpc", "--timeout=60s", check=False)
+    eventually(lambda: not [j for j in kube.member_jobs("member-a")
+                            if j["metadata"]["annotations"]["federator.io/job-id"].startswith("from-grpc-")],
+               timeout=60, what="its member Job deleted")
