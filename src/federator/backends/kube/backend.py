@@ -71,6 +71,7 @@ class KubeBackend:
         self._phases: dict[str, tuple[JobPhase, str]] = {}  # placement id -> last phase reported
         self._launched: dict[str, Placement] = {}  # created by this process, maybe not seen by a watch yet
         self._cancelled: set[str] = set()
+        self._retries: set[asyncio.Task[None]] = set()
         self._sequence = 0
         self._started = False
 
@@ -93,6 +94,8 @@ class KubeBackend:
     async def stop(self) -> None:
         for informer in self._informers:
             informer.stop()
+        for task in list(self._retries):
+            task.cancel()
 
     def capacity(self) -> ClusterCapacity:
         self._sequence += 1
@@ -138,11 +141,32 @@ class KubeBackend:
         phase = self._phases.get(placement_id, (JobPhase.PLACED, ""))[0]
         self._cancelled.add(placement_id)
         self._launched.pop(placement_id, None)
+        try:
+            await self._delete(placement_id)
+        except KubeError as exc:  # keep the stream alive; delete in the background until it works
+            log.warning("deleting the workload of %s failed (%s); retrying in the background", placement_id, exc)
+            task = asyncio.get_running_loop().create_task(self._delete_until_done(placement_id))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+        if known and not phase.is_terminal:
+            self._report(placement_id, JobPhase.CANCELLED, "cancelled: workload deleted")
+
+    async def _delete(self, placement_id: str) -> None:
         name = workload_name(placement_id)
         for res in (JOBS, DEPLOYMENTS):
             await asyncio.to_thread(self.api.delete, res, name, self.namespace, propagation="Background")
-        if known and not phase.is_terminal:
-            self._report(placement_id, JobPhase.CANCELLED, "cancelled: workload deleted")
+
+    async def _delete_until_done(self, placement_id: str) -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._delete(placement_id)
+                log.info("deleted the workload of cancelled placement %s", placement_id)
+                return
+            except KubeError as exc:
+                delay = min(delay * 2, 30.0)
+                log.warning("deleting the workload of %s failed again (%s)", placement_id, exc)
 
     # -- internals ------------------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""The agent's Kubernetes backend between informer events and the agent: phases, idempotency, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from federator.backends.kube.api import KubeError
+from federator.backends.kube.backend import KubeBackend
+from federator.backends.kube.informer import ADDED, DELETED, MODIFIED
+from federator.backends.kube.workloads import build_workload
+from federator.model import JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Resources
+
+PID = "train-abc.g1.a"
+
+
+class FakeApi:
+    server = "fake"
+
+    def __init__(self, *, fail_deletes: int = 0) -> None:
+        self.created: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
+        self.fail_deletes = fail_deletes
+
+    def create(self, res: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        self.created.append(body)
+        return body
+
+    def delete(self, res: Any, name: str, namespace: str | None = None, *, propagation: str = "Background") -> None:
+        if self.fail_deletes:
+            self.fail_deletes -= 1
+            raise KubeError(0, "connection refused")
+        self.deleted.append(f"{res.plural}/{name}")
+
+
+def placement() -> Placement:
+    return Placement(PlacementId(PID), JobId("train-abc"), "a", "east", 2, "", 1)
+
+
+SPEC = JobSpec(name="train", kind=JobKind.TRAINING, replicas=2, resources=Resources(cpu_milli=1000))
+
+
+def backend(api: FakeApi) -> tuple[KubeBackend, list[tuple[str, JobPhase]]]:
+    b = KubeBackend(api, namespace="w")  # type: ignore[arg-type]
+    updates: list[tuple[str, JobPhase]] = []
+    b._on_update = lambda pid, phase, _msg: updates.append((pid, phase))
+    b._started = True
+    return b, updates
+
+
+def job_obj(status: dict[str, Any]) -> dict[str, Any]:
+    job = build_workload(placement(), SPEC, namespace="w")
+    job["status"] = status
+    return job
+
+
+def pod(name: str, phase: str) -> dict[str, Any]:
+    tmpl = build_workload(placement(), SPEC, namespace="w")["spec"]["template"]
+    return {"metadata": {"name": name, "namespace": "w", **tmpl["metadata"]}, "spec": {"nodeName": "n0"},
+            "status": {"phase": phase}}
+
+
+def feed(b: KubeBackend, informer: Any, kind: str, obj: dict[str, Any]) -> None:
+    informer._apply_event(kind, obj)
+
+
+def test_phases_follow_the_job_and_its_pods_and_never_go_back() -> None:
+    b, updates = backend(FakeApi())
+    feed(b, b.jobs, ADDED, job_obj({}))
+    feed(b, b.pods, ADDED, pod("p0", "Running"))
+    feed(b, b.pods, ADDED, pod("p1", "Running"))
+    assert b._accounted() == frozenset({PID})  # both pods bound: the report counts them
+    feed(b, b.pods, DELETED, pod("p0", "Succeeded"))  # one replica done early
+    feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]}))
+    feed(b, b.jobs, MODIFIED, job_obj({}))  # a stale event cannot undo it
+    assert updates == [(PID, JobPhase.PLACED), (PID, JobPhase.RUNNING), (PID, JobPhase.SUCCEEDED)]
+    assert b.placements() == {PID: JobPhase.SUCCEEDED}
+    assert PID not in b._accounted()  # finished: it holds nothing
+
+
+def test_a_job_deleted_behind_the_agents_back_fails_the_placement() -> None:
+    b, updates = backend(FakeApi())
+    feed(b, b.jobs, ADDED, job_obj({}))
+    feed(b, b.jobs, DELETED, job_obj({}))
+    assert updates[-1] == (PID, JobPhase.FAILED)
+    assert PID not in b.placements()
+
+
+def test_launch_is_idempotent_and_cancel_survives_a_failing_api() -> None:
+    async def run() -> tuple[FakeApi, list[tuple[str, JobPhase]]]:
+        api = FakeApi(fail_deletes=1)
+        b, updates = backend(api)
+        assert await b.launch(placement(), SPEC) is None
+        assert await b.launch(placement(), SPEC) is None
+        assert len(api.created) == 1
+        await b.cancel(PID)  # the first delete fails: retried in the background, the stream is not broken
+        assert updates == [(PID, JobPhase.CANCELLED)]
+        for _ in range(100):
+            if api.deleted:
+                break
+            await asyncio.sleep(0.05)
+        await b.stop()
+        return api, updates
+
+    api, _ = asyncio.run(run())
+    assert api.deleted[0].startswith("jobs/train-abc-g1-a-")
