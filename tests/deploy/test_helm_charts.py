@@ -39,7 +39,7 @@ RBAC_FEDERATOR = DEPLOY / "kubernetes" / "rbac-federator.yaml"
 RBAC_AGENT = DEPLOY / "kubernetes" / "rbac-agent.yaml"
 KUBE_VERSIONS = ("1.27", "1.37")  # Chart.yaml kubeVersion floor, and the newest schemas we have
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "Certificate"}  # CRDs of other operators: checked below
-FED_ALL_ON = ["--set", "replicaCount=3", "--set", "serviceMonitor.enabled=true",
+FED_ALL_ON = ["--set", "replicaCount=3", "--set", "serviceMonitor.enabled=true", "--set", "podDisruptionBudget.enabled=true",
               "--set", "serviceMonitor.labels.release=prom", "--set", "prometheusRule.enabled=true",
               "--set", "tls.certManager.enabled=true", "--set", "tls.certManager.issuerRef.name=federation-ca",
               "--set", "tls.certManager.issuerRef.kind=ClusterIssuer",
@@ -174,9 +174,8 @@ def test_federator_defaults_are_highly_available(h: Helm) -> None:
     assert {"--lease-name=fed-federator-leader", "--identity=$(POD_NAME)", "--lease-namespace=$(POD_NAMESPACE)"} \
         <= set(args)
     assert not any(a.startswith("--policy") for a in args)  # no policy given: the built-in defaults
-    pdb = one(docs, "PodDisruptionBudget")
-    assert pdb["spec"]["maxUnavailable"] == 1
-    assert pdb["spec"]["selector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
+    # Only the leader is Ready (a standby opens no gRPC port): a default budget would block its node's drain.
+    assert by_kind(docs, "PodDisruptionBudget") == []
     c = containers(docs)[0]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 7070, "metrics": 9090}
     assert c["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
@@ -367,3 +366,11 @@ def test_agent_on_kubernetes_runs_in_cluster_with_its_workload_namespace(h: Helm
     args = containers(h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "workloadNamespace=gpu-jobs"))[0]["args"]
     assert "--in-cluster" in args and "--namespace=gpu-jobs" in args
     assert not any(a.startswith("--sim") for a in args)
+
+
+def test_pod_disruption_budget_when_asked(h: Helm, tmp_path: Path) -> None:
+    docs = _render(h, FEDERATOR, FED_ALL_ON, tmp_path)
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"  # an unready standby never blocks a drain
+    assert pdb["spec"]["selector"]["matchLabels"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
