@@ -67,6 +67,15 @@ class FederatedJobController:
         self._tasks = [loop.create_task(self._work()), loop.create_task(self._members())]
         await self.informer.wait_synced()
         log.info("watching FederatedJobs in %s: %d found", self.api.server, len(self.informer.cache))
+        self.cancel_orphans()
+
+    def cancel_orphans(self) -> None:
+        """Jobs whose FederatedJob vanished while no federator watched (a forced delete) are cancelled."""
+        uids = {(o.get("metadata") or {}).get("uid") for o in self.informer.cache.values()}
+        for job in list(self.fed.jobs.values()):
+            owner = self.store.owner_of(job.job_id)
+            if owner is not None and owner.uid not in uids and not job.phase.is_terminal:
+                self._cancel(job.job_id, f"{owner.namespace}/{owner.name}")
 
     async def stop(self) -> None:
         self.informer.stop()
