@@ -11,17 +11,13 @@ import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
-import yaml
-from deploy_support import ROOT
-from support import EXAMPLES, eventually
+from deploy_support import E2E_QUEUE, FLEET, ROOT, fleet_clusters
+from support import eventually
 
 from federator.cli.client import list_clusters, list_jobs, read_specs, submit_specs
 from federator.local import LocalFederation
-
-FLEET = EXAMPLES / "fleet.yaml"
 
 
 def _fetch_tools() -> ModuleType:
@@ -47,7 +43,6 @@ def prometheus_bin() -> Path:
     return _fetch_tools().prometheus_tools()[1]
 
 
-E2E_QUEUE = "sre-e2e"  # the queue of the job the live federation keeps running
 E2E_JOB = f"""
 apiVersion: federator.io/v1alpha1
 kind: FederatedJob
@@ -81,7 +76,7 @@ def live_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalF
         fed.start_server(timeout=60)
         for cluster in fleet_clusters():
             fed.start_agent(cluster)
-        target = client_target(fed)
+        target = fed.client
         eventually(lambda: sum(c["capacity"] is not None for c in list_clusters(target)) == len(fleet_clusters()),
                    timeout=60, what="every agent of the fleet to report")
         job_file = workdir / "sre-e2e-job.yaml"
@@ -92,12 +87,3 @@ def live_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalF
         yield fed
     finally:
         fed.stop()
-
-
-def client_target(fed: LocalFederation) -> Any:
-    """What the client functions take: ClientOptions where the federation has them (mTLS), else the address."""
-    return getattr(fed, "client", fed.grpc_target)
-
-
-def fleet_clusters() -> list[str]:
-    return [c["name"] for c in yaml.safe_load(FLEET.read_text())["clusters"]]

@@ -22,8 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import E2E_QUEUE, FLEET, fleet_clusters
-from deploy_support import ALERTS, DASHBOARD
+from deploy_support import ALERTS, DASHBOARD, E2E_QUEUE, FLEET, fleet_clusters
 from promql_support import dashboard_exprs, grafana_to_promql
 from support import eventually
 
