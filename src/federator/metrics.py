@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -44,7 +44,6 @@ class StateSample:
     jobs: dict[tuple[str, str], int]  # (queue, phase) -> count
     pending: dict[tuple[str, str], int]  # (queue, reason code) -> count
     queue_gpus: dict[str, float] = field(default_factory=dict)  # queue -> GPUs held by Placed/Running jobs
-    is_leader: bool = True
 
 
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
@@ -107,9 +106,6 @@ class StateCollector(Collector):
         for queue, n in sorted(s.queue_gpus.items()):
             share.add_metric([queue], n)
         yield share
-        leader = GaugeMetricFamily("federator_leader", "1 if this federator replica is the active leader.")
-        leader.add_metric([], 1.0 if s.is_leader else 0.0)
-        yield leader
 
 
 class Metrics:
@@ -159,6 +155,8 @@ class Metrics:
         self.messages_rejected = Counter("federator_messages_rejected_total",
                                          "Agent or API messages refused as malformed or oversized.",
                                          ["reason"], registry=r)
+        # 0 while a replica waits for the leader Lease (it serves /metrics only), 1 once it acts.
+        self.leader = Gauge("federator_leader", "1 if this federator replica is the active leader.", registry=r)
 
     def observe_cycle(self, seconds: float, phase_seconds: Mapping[str, float]) -> None:
         """Record one scheduling cycle: its wall time and the time of each of its phases."""

@@ -82,6 +82,9 @@ def test_one_replica_acts_and_the_other_takes_over_when_it_dies(testbed: Testbed
     assert not standby.ready.exists()  # a standby serves no gRPC and writes no ready file,
     with urllib.request.urlopen(standby.metrics_url, timeout=10) as resp:  # but it is alive for probes
         assert resp.status == 200
+        assert "federator_leader 0.0" in resp.read().decode()  # and says it is not the leader
+    with urllib.request.urlopen(leader.metrics_url, timeout=10) as resp:
+        assert "federator_leader 1.0" in resp.read().decode()
 
     testbed.kubectl("host", "apply", "-f", "-", input=_fj("first"))
     eventually(lambda: _status(testbed, "first").get("phase") == "Pending", timeout=60,

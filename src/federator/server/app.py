@@ -96,6 +96,7 @@ async def serve(opts: ServeOptions) -> None:
     fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics, report_interval=opts.report_interval,
                     lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
                     cycle_interval=opts.cycle_interval, limits=opts.limits)
+    metrics.leader.set(1)
     auth = Authenticator(insecure=opts.insecure, revocations=RevocationList(opts.revocation_list),
                          tokens=load_tokens(opts.token_file) if opts.token_file else ())
     # The transport refuses anything far past the limit; the services refuse (and count) the rest.
