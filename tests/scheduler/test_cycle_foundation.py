@@ -68,10 +68,17 @@ def test_gpu_model_filter_names_the_missing_model() -> None:
     assert "central-1 has no H100 nodes" in reason.message
 
 
-def test_any_of_several_models_takes_the_tightest_fitting_pool() -> None:
+def test_any_of_several_models_leaves_the_scarcer_pool_to_jobs_that_need_it() -> None:
+    # Both fit a node exactly; the plentiful model is taken, so an A100-only job still finds its node.
     c = cluster("c", "r", pool(H100, nodes=8, free=8), pool(A100, nodes=1, free=8))
-    result = place([c], job("j", replicas=1, gpus=8, models=("H100", "A100")))
-    assert result.decisions[0].assignments[0].gpu_model == A100
+    result = place([c], job("j", replicas=1, gpus=8, models=("H100", "A100")), job("a", gpus=8, models=("A100",)))
+    assert [d.assignments[0].gpu_model for d in result.decisions] == [H100, A100]
+
+
+def test_any_of_several_models_prefers_the_pool_it_fits_tightly() -> None:
+    c = cluster("c", "r", pool(H100, nodes=8, free=8), pool(A100, nodes=1, free=2, extra={0: 1}))
+    result = place([c], job("j", replicas=1, gpus=2, models=("H100", "A100")))
+    assert result.decisions[0].assignments[0].gpu_model == A100  # no fresh 8-GPU node broken for 2 GPUs
 
 
 @pytest.mark.parametrize(

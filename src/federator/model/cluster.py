@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import lru_cache
 
 from federator.model.resources import MILLI
 
@@ -62,16 +63,15 @@ class GpuPool:
         """How many replicas of `gpus_per_replica` whole GPUs fit (several may share a node)."""
         if gpus_per_replica <= 0:
             return 0
-        return sum((i // gpus_per_replica) * n for i, n in enumerate(self.nodes_by_free_gpus))
+        return _gang_capacity(self.nodes_by_free_gpus, gpus_per_replica)
 
     def replica_capacity(self, gpu_milli: int) -> int:
         """How many replicas of `gpu_milli` milli-GPUs each fit: whole GPUs or a fraction of one."""
         if gpu_milli <= 0:
             return 0
         if gpu_milli % MILLI == 0:
-            return self.gang_capacity(gpu_milli // MILLI)
-        on_shared = sum((f // gpu_milli) * n for f, n in self.shared_gpus)
-        return on_shared + self.free_gpus * (MILLI // gpu_milli)
+            return _gang_capacity(self.nodes_by_free_gpus, gpu_milli // MILLI)
+        return _fraction_capacity(self.nodes_by_free_gpus, self.shared_gpus, gpu_milli)
 
     def take_milli(self, gpu_milli: int, replicas: int) -> GpuPool:
         """The pool after binding `replicas` replicas of `gpu_milli` each (whole or fractional)."""
@@ -175,6 +175,17 @@ class GpuPool:
                     counts[free + 1] += 1
         return replace(self, nodes_by_free_gpus=tuple(counts),
                        shared_gpus=tuple(sorted((f, n) for f, n in shared.items() if n)))
+
+
+@lru_cache(maxsize=1 << 16)
+def _gang_capacity(hist: tuple[int, ...], g: int) -> int:
+    return sum((i // g) * n for i, n in enumerate(hist))
+
+
+@lru_cache(maxsize=1 << 16)
+def _fraction_capacity(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], milli: int) -> int:
+    whole = sum(i * n for i, n in enumerate(hist))
+    return sum((f // milli) * n for f, n in shared) + whole * (MILLI // milli)
 
 
 @dataclass(frozen=True, slots=True)

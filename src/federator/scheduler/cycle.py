@@ -38,9 +38,10 @@ from federator.scheduler.framework import (
     FilterPlugin,
     PlacementRequest,
     ScorePlugin,
+    accepted_pools,
     matching_models,
 )
-from federator.scheduler.plugins import FILTERS, SCORES
+from federator.scheduler.plugins import FILTERS, SCORES, fit_tightness
 from federator.scheduler.preemption import Preemption, eligible, plan
 from federator.scheduler.snapshot import Snapshot, Txn, release, reserve
 
@@ -142,7 +143,10 @@ class _Board:
             reason = f.filter(request, cluster, ctx)
             if reason is not None:
                 return reason
-        return sum(w * s.score(request, cluster, ctx) for s, w in self.scores)
+        total = 0
+        for s, w in self.scores:
+            total += w * s.score(request, cluster, ctx)
+        return total
 
     def _sync(self, request: PlacementRequest, key: tuple[object, ...]) -> _Shape:
         assert self.txn is not None
@@ -320,7 +324,7 @@ class Scheduler:
         preferred = set(request.spec.preferred_regions)
         near = [n for n in names if txn.get(n).region in preferred]
         tiers = [near, [n for n in names if n not in set(near)]] if near else [names]
-        caps = {n: _fit_count(one, txn.get(n)) for n in names}
+        caps = _LazyCaps(one, txn)
         counts: Counter[str] = Counter()
         left = request.replicas
         if request.spec.min_regions > 1:
@@ -336,6 +340,12 @@ class Scheduler:
                 caps[n] -= 1
                 left -= 1
         for tier in tiers:
+            if left <= len(tier) and all(caps[n] > 0 for n in tier[:left]):  # one each, best ranked first
+                for n in tier[:left]:
+                    counts[n] += 1
+                    caps[n] -= 1
+                left = 0
+                break
             active = [n for n in tier if caps[n] > 0]
             while left and active:
                 share = max(1, left // len(active))
@@ -424,6 +434,18 @@ class Scheduler:
         return out
 
 
+class _LazyCaps(dict[str, int]):
+    """Fit counts of clusters for a spread request, computed on first use (most spreads need few)."""
+
+    def __init__(self, request: PlacementRequest, txn: Txn) -> None:
+        super().__init__()
+        self.request, self.txn = request, txn
+
+    def __missing__(self, name: str) -> int:
+        value = self[name] = _fit_count(self.request, self.txn.get(name))
+        return value
+
+
 def _fit_count(request: PlacementRequest, cluster: ClusterInfo) -> int:
     """How many replicas of `request` the cluster's free capacity holds (any accepted model)."""
     cap = cluster.capacity
@@ -435,8 +457,7 @@ def _fit_count(request: PlacementRequest, cluster: ClusterInfo) -> int:
         limit = min(limit, cap.memory_bytes_free // res.memory_bytes)
     if not res.gpu_milli:
         return limit
-    gpus = sum(p.replica_capacity(res.gpu_milli) for m in matching_models(request, cluster)
-               if (p := cap.pool(m)) is not None)
+    gpus = sum(p.replica_capacity(res.gpu_milli) for p in accepted_pools(request, cluster))
     return min(limit, gpus)
 
 
@@ -459,18 +480,19 @@ def _split_by_model(request: PlacementRequest, cluster: ClusterInfo, replicas: i
 
 
 def _best_fit_model(request: PlacementRequest, cluster: ClusterInfo, replicas: int) -> str:
-    """The accepted GPU model whose pool fits `replicas` most tightly ("" for CPU-only)."""
+    """The accepted GPU model to use ("" for CPU-only): the pool where a replica fits its node most
+    tightly (no big node broken for small work), then the pool with the most room (a job open to
+    several models leaves the scarcer one to jobs that can run only there)."""
     m = request.gpu_milli
     if m == 0:
         return ""
     fitting = []
-    for model in matching_models(request, cluster):
-        pool = cluster.capacity.pool(model)
-        if pool is not None and (n := pool.replica_capacity(m)) >= replicas:
-            fitting.append((n, model))
+    for pool in accepted_pools(request, cluster):
+        if (n := pool.replica_capacity(m)) >= replicas:
+            fitting.append((-fit_tightness(pool.nodes_by_free_gpus, pool.shared_gpus, m), -n, pool.gpu_model))
     if not fitting:
         raise ValueError(f"no pool of {cluster.name} fits; filters should have said so")
-    return min(fitting)[1]
+    return min(fitting)[2]
 
 
 def summarize(rejected: Sequence[Reason], clusters: int, request: PlacementRequest) -> Reason:

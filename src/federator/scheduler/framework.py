@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
-from federator.model import MILLI, ClusterInfo, JobId, JobKind, JobSpec, Reason, Resources
+from federator.model import MILLI, ClusterInfo, GpuPool, JobId, JobKind, JobSpec, Reason, Resources
 
 MAX_SCORE = 100
 
@@ -134,6 +134,15 @@ def _accepts(requested: tuple[str, ...], blocked: tuple[str, ...], actual: str) 
     if requested and not any(gpu_model_matches(r, actual) for r in requested):
         return False
     return not any(gpu_model_matches(b, actual) for b in blocked)
+
+
+def accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[GpuPool]:
+    """The GPU pools of `cluster` the request accepts and its quota allows (the hot path's matching_models)."""
+    requested, blocked = request.spec.gpu_models, request.blocked_models
+    pools = cluster.capacity.gpu_pools
+    if not requested and not blocked:
+        return list(pools)
+    return [p for p in pools if _accepts(requested, blocked, p.gpu_model)]
 
 
 def matching_models(request: PlacementRequest | JobSpec, cluster: ClusterInfo) -> list[str]:

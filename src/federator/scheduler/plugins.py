@@ -9,16 +9,18 @@ scores rank the clusters that pass, 0..MAX_SCORE each, weighted by the policy.
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from federator.model import MILLI, ClusterInfo, ClusterState, GpuPool, Reason, ReasonCode, format_bytes
+from federator.model import MILLI, ClusterInfo, ClusterState, Reason, ReasonCode, format_bytes
 from federator.scheduler.framework import (
     MAX_SCORE,
     CycleContext,
     FilterPlugin,
     PlacementRequest,
     ScorePlugin,
+    accepted_pools,
     matching_models,
 )
 
@@ -97,16 +99,13 @@ class GangFit:
             return None
         need = request.replicas if request.is_gang else 1
         best, best_model, any_node = 0, "", False
-        for model in matching_models(request, cluster):
-            pool = cluster.capacity.pool(model)
-            if pool is None:
-                continue
+        for pool in accepted_pools(request, cluster):
             fits = pool.replica_capacity(m)
             if fits >= need:
                 return None
             any_node = any_node or fits > 0
             if fits >= best:
-                best, best_model = fits, model
+                best, best_model = fits, pool.gpu_model
         if not any_node:
             where = f"{request.gpus_per_replica} free" if m % MILLI == 0 else f"{m}m free on one"
             return Reason(ReasonCode.INSUFFICIENT_GPUS,
@@ -148,9 +147,9 @@ class CpuMemoryFit:
 def _gpu_free_fraction(request: PlacementRequest, cluster: ClusterInfo) -> float:
     cap = cluster.capacity
     if request.gpu_milli:
-        pools = [cap.pool(m) for m in matching_models(request, cluster)]
-        alloc = sum(p.allocatable_gpus for p in pools if p) * MILLI
-        return sum(p.free_milli for p in pools if p) / alloc if alloc else 0.0
+        pools = accepted_pools(request, cluster)
+        alloc = sum(p.allocatable_gpus for p in pools) * MILLI
+        return sum(p.free_milli for p in pools) / alloc if alloc else 0.0
     return cap.cpu_milli_free / cap.cpu_milli_allocatable if cap.cpu_milli_allocatable else 0.0
 
 
@@ -164,15 +163,15 @@ class LeastAllocated:
         return round(MAX_SCORE * _gpu_free_fraction(request, cluster))
 
 
-def _fit_tightness(pool: GpuPool, milli: int) -> float:
+@lru_cache(maxsize=1 << 16)
+def fit_tightness(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], milli: int) -> float:
     """1.0 when a replica fills a node (or shared GPU) exactly; lower the more it leaves over."""
-    hist = pool.nodes_by_free_gpus
     top = max(len(hist) - 1, 1)
     if milli % MILLI == 0:
         g = milli // MILLI
         k = next((k for k in range(g, len(hist)) if hist[k]), None)
         return 0.0 if k is None else 1.0 - (k - g) / top
-    f = next((f for f, n in pool.shared_gpus if f >= milli and n), None)
+    f = next((f for f, n in shared if f >= milli and n), None)
     if f is not None:  # a GPU already shared: the best place for a fraction
         return 0.5 + 0.5 * (1.0 - (f - milli) / MILLI)
     k = next((k for k in range(1, len(hist)) if hist[k]), None)
@@ -196,10 +195,8 @@ class LeastFragmentation:
         if not m:
             return MAX_SCORE // 2
         best = 0.0
-        for model in matching_models(request, cluster):
-            pool = cluster.capacity.pool(model)
-            if pool is not None:
-                best = max(best, _fit_tightness(pool, m))
+        for pool in accepted_pools(request, cluster):
+            best = max(best, fit_tightness(pool.nodes_by_free_gpus, pool.shared_gpus, m))
         return round(MAX_SCORE * best)
 
 

@@ -100,6 +100,7 @@ class Simulation:
         self.latencies: list[float] = []
         self.series: list[tuple[float, float]] = []
         self.pending_reasons: dict[JobId, str] = {}
+        self.queue_series: list[tuple[float, dict[str, int]]] = []  # replay: (time, queue -> milli-GPUs held)
         self._running: dict[JobId, _Job] = {}
 
     # -- the cycle ----------------------------------------------------------
@@ -253,6 +254,10 @@ class Simulation:
             ratio = self.ratio()
             peak = max(peak, ratio)
             self.series.append((now, ratio))
+            held: Counter[str] = Counter()
+            for job in self._running.values():
+                held[job.job.spec.queue] += sum(milli for _, _, milli in job.placed)
+            self.queue_series.append((now, dict(held)))
             if progress:
                 progress(int(min(now, end)), int(end))
             if events:

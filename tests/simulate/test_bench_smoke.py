@@ -1,0 +1,35 @@
+"""A tiny run of each benchmark script, so they do not rot (the real runs are in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import ROOT
+
+SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
+    f"{m},{g},128,{i}\n" for i, (g, m) in enumerate([(8, "A100-SXM4-80GB"), (8, "H800"), (1, "A10")] * 3))
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "key"),
+    [
+        ("throughput.py", ["--clusters", "3", "--nodes", "20", "--jobs", "300"], "placements_per_second"),
+        ("throughput.py", ["--scaling", "2,4", "--nodes", "10", "--jobs", "100"], "cpu_microseconds_per_job"),
+        ("quality.py", ["--fleet", "{fleet}", "--clusters", "2", "--seeds", "1"], "mean_gpu_allocation_ratio"),
+        ("fairness.py", ["--clusters", "1", "--nodes", "2", "--hours", "1.2"], "max_deviation_from_weighted_drf_share"),
+        ("memory.py", ["--clusters", "3", "--jobs", "100"], "peak_rss_mib"),
+    ],
+    ids=["throughput", "scaling", "quality", "fairness", "memory"],
+)
+def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: str) -> None:
+    fleet = tmp_path / "fleet.csv"
+    fleet.write_text(SPOT)
+    cmd = [sys.executable, str(ROOT / "bench" / script), *(a.replace("{fleet}", str(fleet)) for a in args)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert key in (out[0] if isinstance(out, list) else out)
