@@ -101,3 +101,36 @@ def test_not_yaml_and_empty() -> None:
         parse_job_documents("a: [b")
     with pytest.raises(JobFileError, match="document: is empty"):
         parse_job_documents("")
+
+
+def test_placement_constraint_fields_round_trip() -> None:
+    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    doc["spec"].update({"kind": "inference", "preemptible": True,
+                        "regions": {"preferred": ["east"], "minRegions": 2, "user": "east", "maxLatencyMs": 40}})
+    spec = parse_job(doc)
+    assert spec.preemptible and spec.min_regions == 2
+    assert (spec.user_region, spec.max_latency_ms) == ("east", 40)
+    assert parse_job(spec_to_document(spec)) == spec
+
+
+@pytest.mark.parametrize(
+    ("spec_update", "field", "words"),
+    [
+        ({"preemptible": "yes"}, "spec.preemptible", "true or false"),
+        ({"regions": {"minRegions": 2}}, "spec.regions.minRegions", "inference jobs only"),
+        ({"kind": "inference", "replicas": 2, "regions": {"minRegions": 3}}, "spec.regions.minRegions",
+         "only 2 replicas"),
+        ({"regions": {"maxLatencyMs": 50}}, "spec.regions.maxLatencyMs", "needs spec.regions.user"),
+        ({"regions": {"user": "east", "maxLatencyMs": -1}}, "spec.regions.maxLatencyMs", "non-negative"),
+        ({"regions": {"nearest": True}}, "spec.regions.nearest", "not a known field"),
+    ],
+    ids=["preemptible-not-bool", "min-regions-on-training", "min-regions-over-replicas", "latency-without-user",
+         "negative-latency", "unknown-region-field"],
+)
+def test_bad_placement_constraints_are_named(spec_update: dict, field: str, words: str) -> None:
+    doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    doc["spec"].update(spec_update)
+    with pytest.raises(JobFileError) as err:
+        parse_job(doc)
+    assert field in [p.field for p in err.value.problems], err.value
+    assert words in str(err.value)
