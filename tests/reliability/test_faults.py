@@ -10,6 +10,8 @@ federator, so "exactly once" is checked against the clusters' side.
 from __future__ import annotations
 
 import random
+from datetime import datetime
+from pathlib import Path
 import threading
 import time
 from collections import Counter
@@ -99,16 +101,20 @@ def test_a_killed_agent_goes_partitioned_then_lost_and_its_job_is_re_placed(
     assert [p.cluster for p in jobs_by_name(fed)["survivor"].placements] == [other]
 
 
-@pytest.mark.parametrize(("heal_after_grace", "lost_after"), [(False, "15"), (True, "4")],
-                         ids=["heal-before-grace", "heal-after-grace"])
+@pytest.mark.parametrize(("heal_after_grace", "lost_after", "fence_after"), [
+    (False, "15", ""), (True, "4", ""), (True, "6", "3"),
+], ids=["heal-before-grace", "heal-after-grace", "heal-after-grace-self-fenced"])
 def test_a_partitioned_agent_never_leaves_a_job_running_twice(
-        federation_factory: Callable[..., LocalFederation], heal_after_grace: bool, lost_after: str) -> None:
+        federation_factory: Callable[..., LocalFederation], heal_after_grace: bool, lost_after: str,
+        fence_after: str) -> None:
     fed = federation_factory("--lease-seconds", "1", "--lost-after", lost_after, agents=())
     with proxy_to(fed.grpc_target) as proxy:
-        fed.start_agent("a-1", server=proxy.address)  # only a-1 at first: the job must go there
+        fence = ["--fence-after", fence_after] if fence_after else []
+        fed.start_agent("a-1", *fence, server=proxy.address)  # only a-1 at first: the job must go there
         eventually(lambda: cluster_state(fed, "a-1") == "Ready", what="a-1 through the proxy")
         # Long enough that the first copy still runs when a-1 comes back after the grace time.
-        submit_specs(fed.client, [job("split", duration="20s" if heal_after_grace else "3s")])
+        duration = "20s" if heal_after_grace and not fence else "8s" if fence else "3s"
+        submit_specs(fed.client, [job("split", duration=duration)])
         first = eventually(lambda: (j := jobs_by_name(fed)["split"]).phase is JobPhase.RUNNING and j,
                            what="the job to run on a-1")
         old = first.placements[0].placement_id
@@ -123,8 +129,9 @@ def test_a_partitioned_agent_never_leaves_a_job_running_twice(
             assert cluster_state(fed, "a-1") == "Lost"
         proxy.heal()
         eventually(lambda: cluster_state(fed, "a-1") == "Ready", what="a-1 back after the heal")
-        if heal_after_grace:  # the superseded copy is stopped as soon as a-1 re-syncs
-            eventually(lambda: f"cancel placement {old}" in (fed.workdir / "agent-a-1.log").read_text(),
+        a_log = fed.workdir / "agent-a-1.log"
+        if heal_after_grace and not fence:  # the superseded copy is stopped as soon as a-1 re-syncs
+            eventually(lambda: f"cancel placement {old}" in a_log.read_text(),
                        what="a-1 to cancel the superseded placement")
         final = eventually(lambda: (j := jobs_by_name(fed)["split"]).phase.is_terminal and j, timeout=60,
                            what="the job to finish")
@@ -138,6 +145,15 @@ def test_a_partitioned_agent_never_leaves_a_job_running_twice(
     else:
         assert [p.placement_id for p in final.placements] == [old]  # kept: it came back within the grace time
         assert ran == {"a-1": [old], "b-1": []}
+    if fence:  # a-1 stopped its copy on its own, before b-1 started the replacement: never two at once
+        fenced = logged_at(a_log, f"fenced: stopping placement {old}")
+        started = logged_at(fed.workdir / "agent-b-1.log", f"launched placement {final.placements[0].placement_id}")
+        assert fenced < started, (fenced, started)
+
+
+def logged_at(log: Path, words: str) -> datetime:
+    line = next(line for line in log.read_text().splitlines() if words in line)
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
 
 
 def test_a_slow_agent_does_not_hold_up_the_others(federation_factory: Callable[..., LocalFederation]) -> None:

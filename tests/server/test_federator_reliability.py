@@ -285,3 +285,12 @@ def test_a_duplicate_submission_is_already_exists(store: MemoryStore, clock: Clo
 
 def test_the_outbox_is_bounded() -> None:
     assert ClusterRecord(name="c", region="r", labels={}).outbox.maxsize == OUTBOX_LIMIT + 1
+
+
+def test_a_placement_the_cluster_stops_on_its_own_is_re_queued(store: MemoryStore, clock: Clock) -> None:
+    fed = make(store, clock)
+    join(fed, "west-1")
+    job, rec = running(fed, "evicted")
+    fed.job_update(rec, job.placements[0].placement_id, JobPhase.CANCELLED, "fenced")
+    assert job.phase is JobPhase.PENDING and job.pending_reason is not None
+    assert "stopped placement" in job.pending_reason.message

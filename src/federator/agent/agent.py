@@ -30,6 +30,9 @@ from federator.security.tls import TlsFiles
 log = logging.getLogger("federator.agent")
 OUTBOX_LIMIT = 10_000
 """Phase updates queued for the federator at most; past that the stream is reset and re-synced."""
+KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000),
+             ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0)]
+"""A link that silently drops packets is noticed within ~15s, not at the next TCP timeout."""
 
 
 class StreamEnded(Exception):
@@ -45,6 +48,7 @@ class AgentConfig:
     report_interval: float = 2.0
     max_backoff: float = 5.0
     tls: TlsFiles | None = None  # None: plaintext (the federator must run with --insecure)
+    fence_after: float = 0.0  # > 0: stop every placement after this long without the federator
 
 
 class Agent:
@@ -55,9 +59,14 @@ class Agent:
         self._report_queued = False
         self.connected = asyncio.Event()
         self.sessions = 0
+        self._cut_since: float | None = None  # when the federator was last lost (None: connected)
+        self._fence: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         await self.backend.start(self._on_update)
+        self._cut_since = asyncio.get_running_loop().time()
+        if self.config.fence_after > 0:
+            self._fence = asyncio.get_running_loop().create_task(self._fence_loop())
         async for attempt in AsyncRetrying(
             wait=wait_exponential_jitter(initial=0.1, max=self.config.max_backoff),
             retry=retry_if_exception_type((grpc.aio.AioRpcError, StreamEnded, OSError)),
@@ -112,8 +121,8 @@ class Agent:
 
     async def _session(self) -> None:
         tls = self.config.tls
-        channel = (grpc.aio.secure_channel(self.config.target, tls.channel_credentials()) if tls
-                   else grpc.aio.insecure_channel(self.config.target))
+        channel = (grpc.aio.secure_channel(self.config.target, tls.channel_credentials(), options=KEEPALIVE) if tls
+                   else grpc.aio.insecure_channel(self.config.target, options=KEEPALIVE))
         async with channel:
             stub = agent_pb2_grpc.AgentServiceStub(channel)
             # Messages queued for a stream that died are stale: the re-sync replaces them.
@@ -127,6 +136,7 @@ class Agent:
                     if kind == "welcome":
                         self.sessions += 1
                         self.connected.set()
+                        self._cut_since = None
                         interval = msg.welcome.report_interval_seconds or self.config.report_interval
                         log.info("connected to %s as %s (%s)", self.config.target, self.config.cluster,
                                  self.config.region)
@@ -139,10 +149,31 @@ class Agent:
                             log.info("cancel placement %s: %s", msg.cancel.placement_id, msg.cancel.reason)
                         await self.backend.cancel(msg.cancel.placement_id)
             finally:
+                if self.connected.is_set() or self._cut_since is None:
+                    self._cut_since = asyncio.get_running_loop().time()
                 self.connected.clear()
                 if reporter:
                     reporter.cancel()
             raise StreamEnded("the federator closed the stream")
+
+    async def _fence_loop(self) -> None:
+        """Self-fencing: cut off from the federator for `fence_after`, stop everything this cluster runs.
+
+        With `fence_after` no longer than the federator's `--lost-after`, the
+        old copy of a job is stopped before the federator places it elsewhere,
+        even if the partition never heals.
+        """
+        limit = self.config.fence_after
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            if self._cut_since is None or loop.time() - self._cut_since < limit:
+                continue
+            for pid, phase in list(self.backend.placements().items()):
+                if not phase.is_terminal:
+                    log.warning("fenced: stopping placement %s after %.1fs without the federator", pid,
+                                loop.time() - self._cut_since)
+                    await self.backend.cancel(pid)
 
     async def _report_loop(self, interval: float) -> None:
         while True:

@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--in-cluster", action="store_true", help="run on the cluster of this pod (service account)")
     a.add_argument("--namespace", default="federator-workloads",
                    help="namespace of the Jobs and Deployments placements run as (default %(default)s)")
+    a.add_argument("--fence-after", type=float, default=0.0, metavar="SECONDS",
+                   help="stop every placement after this long without the federator; set it to the federator's "
+                        "--lost-after (or less) so a job never runs in two clusters (default: off)")
     a.add_argument("--sim-launch-latency", type=float, default=0.0, metavar="SECONDS",
                    help="simulate a slow cluster API: each launch takes this long (default 0)")
     add_tls_arguments(a, role="agent")
@@ -74,7 +77,8 @@ def _agent(args: argparse.Namespace) -> int:
     if args.sim_launch_latency > 0:
         backend = _SlowLaunches(backend, args.sim_launch_latency)  # type: ignore[assignment]
     agent = Agent(AgentConfig(cluster=args.cluster, region=region, target=args.server,
-                              labels={**dict(spec.labels), **labels}, tls=tls), backend)
+                              labels={**dict(spec.labels), **labels}, tls=tls, fence_after=args.fence_after),
+                  backend)
     try:
         asyncio.run(agent.run())
     except KeyboardInterrupt:

@@ -103,7 +103,10 @@ async def serve(opts: ServeOptions) -> None:
     max_bytes = 4 * opts.limits.max_message_bytes
     server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics), decode_guard(fed)],
                              options=[("grpc.max_receive_message_length", max_bytes),
-                                      ("grpc.max_send_message_length", max_bytes)])
+                                      ("grpc.max_send_message_length", max_bytes),
+                                      # agents ping every 10s to notice dead links; accept that
+                                      ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+                                      ("grpc.keepalive_permit_without_calls", 1)])
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, auth), server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth), server)
     jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth), server)

@@ -22,7 +22,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from federator.jobfile import JobFileError, parse_job
 from federator.jobfile import spec_to_document
@@ -42,17 +42,11 @@ from federator.model import (
 )
 from federator.scheduler import Allocation, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
 from federator.security.limits import Limits, RejectReason, TokenBucket
+from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES, OUTBOX_LIMIT, ClusterRecord
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.store import JobStore
 
 log = logging.getLogger("federator.server")
-
-FAILOVER_ANNOTATION = "federator.io/failover"
-"""A job's failover policy when its cluster is Lost: `replace` (the default) re-places it, `keep` waits."""
-FAILOVER_POLICIES = ("replace", "keep")
-OUTBOX_LIMIT = 1_000
-"""Orders queued for one agent at most; an agent that falls this far behind has its stream reset and re-syncs."""
-
 
 class SubmitError(ValueError):
     """A submission refused; the message names the field."""
@@ -64,27 +58,6 @@ class AlreadyExists(SubmitError):
 
 class NotFound(KeyError):
     pass
-
-
-@dataclass(slots=True)
-class ClusterRecord:
-    name: str
-    region: str
-    labels: dict[str, str]
-    state: ClusterState = ClusterState.READY
-    capacity: ClusterCapacity | None = None
-    last_report_at: float = 0.0
-    last_seen_at: float = 0.0  # any message from the agent renews its lease
-    connected: bool = False
-    disconnected_at: float = 0.0
-    partitioned_at: float = 0.0
-    session: int = 0
-    outbox: asyncio.Queue[Order | None] = field(default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT + 1))
-    acked: set[str] = field(default_factory=set)
-    resynced: bool = False  # the first report of this session has been reconciled
-    seen: set[str] = field(default_factory=set)  # placements the agent reported in this session
-    reports: TokenBucket | None = None
-    closing: bool = False
 
 
 class Federator:
@@ -233,18 +206,21 @@ class Federator:
         rec.last_seen_at = self.clock()
 
     def report(self, rec: ClusterRecord, capacity: ClusterCapacity) -> None:
+        """A capacity report. Only a cluster becoming Ready wakes the scheduler at once: with hundreds of
+        agents reporting every second, routine reports wait for the next periodic cycle."""
         rec.capacity = capacity
         rec.last_report_at = rec.last_seen_at = self.clock()
         if not rec.resynced:
             rec.resynced = True
             self._resync(rec, capacity)
+            self.wake()
         else:
             self._cancel_strays(rec, capacity.placement_ids)
         if rec.connected and rec.state is not ClusterState.READY:
-            log.info("cluster %s is Ready again (was %s)", rec.name, rec.state)
+            log.info("cluster %s is Ready (was %s)", rec.name, rec.state)
             rec.state = ClusterState.READY
+            self.wake()
         self.metrics.agent_reports.labels(rec.name).inc()
-        self.wake()
 
     def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str) -> None:
         rec.last_seen_at = self.clock()
@@ -259,6 +235,11 @@ class Federator:
         if job.phase.is_terminal or placement.phase.is_terminal:
             if not phase.is_terminal:
                 self._send(rec.name, CancelOrder(placement_id, f"job is {job.phase}"))
+            return
+        if phase is JobPhase.CANCELLED:  # stopped by the cluster itself (it fenced itself, or was evicted)
+            rec.acked.discard(placement_id)
+            self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
+                                      f"{rec.name} stopped placement {placement_id}: {message[:200]}"))
             return
         rec.acked.add(placement_id)
         if placement.phase is phase and placement.message == message:
@@ -586,4 +567,5 @@ def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> Clust
         return replace(info, capacity=replace(info.capacity, gpu_pools=pools))
 
 
-__all__ = ["ClusterRecord", "Federator", "NotFound", "SubmitError"]
+__all__ = ["FAILOVER_ANNOTATION", "OUTBOX_LIMIT", "AlreadyExists", "ClusterRecord", "Federator", "NotFound",
+           "SubmitError"]

@@ -1,0 +1,46 @@
+"""What the federator holds per member cluster: its agent session, lease and outbox.
+
+Kept apart from the state machine (`server/federator.py`) so the per-cluster
+bookkeeping reads in one place: the lease (`last_seen_at`), the state
+(Ready/Partitioned/Lost), the bounded outbox of orders, and what the current
+session has re-synced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from federator.model import ClusterCapacity, ClusterState
+from federator.security.limits import TokenBucket
+from federator.server.orders import Order
+
+FAILOVER_ANNOTATION = "federator.io/failover"
+"""A job's failover policy when its cluster is Lost: `replace` (the default) re-places it, `keep` waits."""
+FAILOVER_POLICIES = ("replace", "keep")
+OUTBOX_LIMIT = 1_000
+"""Orders queued for one agent at most; an agent that falls this far behind has its stream reset and re-syncs."""
+
+
+@dataclass(slots=True)
+class ClusterRecord:
+    name: str
+    region: str
+    labels: dict[str, str]
+    state: ClusterState = ClusterState.READY
+    capacity: ClusterCapacity | None = None
+    last_report_at: float = 0.0
+    last_seen_at: float = 0.0  # any message from the agent renews its lease
+    connected: bool = False
+    disconnected_at: float = 0.0
+    partitioned_at: float = 0.0
+    session: int = 0
+    outbox: asyncio.Queue[Order | None] = field(default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT + 1))
+    acked: set[str] = field(default_factory=set)
+    resynced: bool = False  # the first report of this session has been reconciled
+    seen: set[str] = field(default_factory=set)  # placements the agent reported in this session
+    reports: TokenBucket | None = None
+    closing: bool = False
+
+
+__all__ = ["FAILOVER_ANNOTATION", "FAILOVER_POLICIES", "OUTBOX_LIMIT", "ClusterRecord"]
