@@ -294,3 +294,18 @@ def test_a_placement_the_cluster_stops_on_its_own_is_re_queued(store: MemoryStor
     fed.job_update(rec, job.placements[0].placement_id, JobPhase.CANCELLED, "fenced")
     assert job.phase is JobPhase.PENDING and job.pending_reason is not None
     assert "stopped placement" in job.pending_reason.message
+
+
+def test_a_watcher_that_falls_behind_is_dropped_and_knows_it(store: MemoryStore, clock: Clock,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import federator.server.federator as federator_module
+
+    monkeypatch.setattr(federator_module, "WATCH_LIMIT", 3)
+    fed = make(store, clock)
+    slow, fast = fed.watch(), fed.watch()
+    for i in range(5):
+        fed.submit(spec(f"w{i}"))
+        while not fast.empty():
+            fast.get_nowait()
+    assert not fed.watching(slow) and slow.qsize() == 3  # JobService.Watch ends its stream once drained
+    assert fed.watching(fast)

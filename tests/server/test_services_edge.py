@@ -292,3 +292,4 @@ def test_the_job_api_takes_a_user_certificate_or_a_bearer_token_only(certs: Cert
                 assert err is not None and err.code() is grpc.StatusCode.UNAUTHENTICATED
 
     run(go)
+

@@ -47,6 +47,7 @@ from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.store import JobStore
 
 log = logging.getLogger("federator.server")
+WATCH_LIMIT = 10_000
 
 class SubmitError(ValueError):
     """A submission refused; the message names the field."""
@@ -156,12 +157,17 @@ class Federator:
         return job
 
     def watch(self) -> asyncio.Queue[JobId]:
-        q: asyncio.Queue[JobId] = asyncio.Queue(maxsize=10_000)
+        """A queue of changed job ids. A watcher more than WATCH_LIMIT changes behind is dropped (see watching)."""
+        q: asyncio.Queue[JobId] = asyncio.Queue(maxsize=WATCH_LIMIT)
         self._watchers.add(q)
         return q
 
     def unwatch(self, q: asyncio.Queue[JobId]) -> None:
         self._watchers.discard(q)
+
+    def watching(self, q: asyncio.Queue[JobId]) -> bool:
+        """False once a watcher fell behind and was dropped: its stream must end, not wait forever."""
+        return q in self._watchers
 
     # -- agents -----------------------------------------------------------
 

@@ -288,6 +288,9 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                 if wanted is None or job.job_id == wanted:
                     yield convert.job_to_pb(job)
             while True:
+                if queue.empty() and not self.fed.watching(queue):
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                        "watch: this client fell too far behind; watch again")
                 job_id = await queue.get()
                 if wanted is None or job_id == wanted:
                     yield convert.job_to_pb(self.fed.jobs[job_id])
