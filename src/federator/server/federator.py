@@ -424,15 +424,16 @@ class Federator:
 
     def _requeue(self, job: Job, reason: Reason) -> None:
         """Supersede every placement of a job and queue it again; the next placement gets a new generation."""
-        for p in job.placements:
-            if not p.phase.is_terminal:
-                self._send(p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
+        cancels = [(p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
+                   for p in job.placements if not p.phase.is_terminal]
         job.placements = []
         job.phase = JobPhase.PENDING
         job.placed_at = 0.0
         job.pending_reason = reason
         self.metrics.placement_retries.labels(reason.code.value).inc()
-        self.store.put([job])
+        self.store.put([job])  # durable before any agent hears of it
+        for cluster, order in cancels:
+            self._send(cluster, order)
         self._changed([job])
         self.wake()
 
