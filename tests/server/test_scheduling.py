@@ -77,3 +77,16 @@ def test_preemption_cancels_the_victim_and_requeues_it(tmp_path: Path) -> None:
     assert fed.metrics.registry.get_sample_value("federator_preemptions_total", {"queue": "default"}) == 1.0
     reloaded = {j.job_id: j for j in SqliteJobStore(tmp_path / "db").load()}
     assert reloaded[victim.job_id].phase is JobPhase.PENDING  # durable, not lost
+
+
+def test_a_cycle_records_its_duration_and_each_phase(tmp_path: Path) -> None:
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"))
+    rec = fed.connect(cluster="c", region="r", labels={})
+    fed.report(rec, capacity(free_nodes=1))
+    fed.submit(job("j", gpus=8))
+    result = fed.schedule_once()
+    get = fed.metrics.registry.get_sample_value
+    assert get("federator_scheduling_cycle_duration_seconds_count") == 1.0
+    assert set(result.phase_seconds) >= {"order", "place"}
+    for phase in result.phase_seconds:
+        assert get("federator_scheduling_phase_duration_seconds_count", {"phase": phase}) == 1.0

@@ -371,7 +371,7 @@ class Federator:
             self._send(cluster, order)
         self._changed(changed)
         self.last_cycle = result
-        self.metrics.cycle_duration.observe(time.perf_counter() - started)
+        self.metrics.observe_cycle(time.perf_counter() - started, result.phase_seconds)
         return result
 
     def _allocations(self) -> list[Allocation]:
@@ -385,13 +385,7 @@ class Federator:
         out: list[Job] = []
         for pre in result.preemptions:
             job = self.jobs[pre.job_id]
-            for p in job.placements:
-                if not p.phase.is_terminal:
-                    orders.append((p.cluster, CancelOrder(p.placement_id, pre.message)))
-                    p.phase = JobPhase.CANCELLED
-            job.placements = []
-            job.phase = JobPhase.PENDING
-            job.pending_reason = Reason(ReasonCode.PREEMPTED, pre.message)
+            orders.extend(self._supersede(job, Reason(ReasonCode.PREEMPTED, pre.message)))
             self.metrics.preemptions.labels(pre.queue).inc()
             out.append(job)
         return out
@@ -424,18 +418,26 @@ class Federator:
 
     def _requeue(self, job: Job, reason: Reason) -> None:
         """Supersede every placement of a job and queue it again; the next placement gets a new generation."""
-        cancels = [(p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
-                   for p in job.placements if not p.phase.is_terminal]
-        job.placements = []
-        job.phase = JobPhase.PENDING
-        job.placed_at = 0.0
-        job.pending_reason = reason
+        cancels = self._supersede(job, reason)
         self.metrics.placement_retries.labels(reason.code.value).inc()
         self.store.put([job])  # durable before any agent hears of it
         for cluster, order in cancels:
             self._send(cluster, order)
         self._changed([job])
         self.wake()
+
+    @staticmethod
+    def _supersede(job: Job, reason: Reason) -> list[tuple[str, Order]]:
+        """Put a job back to Pending with `reason`; the cancel orders for its live placements, to send once stored."""
+        cancels: list[tuple[str, Order]] = [
+            (p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
+            for p in job.placements if not p.phase.is_terminal
+        ]
+        job.placements = []
+        job.phase = JobPhase.PENDING
+        job.placed_at = 0.0
+        job.pending_reason = reason
+        return cancels
 
     def _expect_agents(self) -> None:
         """After a restart: every cluster holding an active placement is expected back, Partitioned until then."""
