@@ -29,17 +29,18 @@ SPEC = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
                   "spec": {"kind": "training", "resources": {"cpu": "1", "nvidia.com/gpu": 4}}})
 
 
-def launch(pid: str, gpus_replicas: int = 1) -> agent_pb2.FederatorMessage:
+def launch(pid: str, gpus_replicas: int = 1, spec: object = SPEC) -> agent_pb2.FederatorMessage:
     p = Placement(PlacementId(pid), JobId("j"), "c-1", "r", gpus_replicas, "H100", 1)
     return agent_pb2.FederatorMessage(launch=agent_pb2.Launch(placement=convert.placement_to_pb(p),
-                                                              spec=convert.spec_to_pb(SPEC)))
+                                                              spec=convert.spec_to_pb(spec)))
 
 
 class ScriptedFederator(agent_pb2_grpc.AgentServiceServicer):
     """Records what each session receives; sends each session's script after the Welcome."""
 
-    def __init__(self, scripts: list[list[agent_pb2.FederatorMessage]]) -> None:
+    def __init__(self, scripts: list[list[agent_pb2.FederatorMessage]], report_interval: float = 0.05) -> None:
         self.scripts = scripts
+        self.report_interval = report_interval
         self.sessions: list[list[agent_pb2.AgentMessage]] = []
         self.changed = asyncio.Event()
 
@@ -55,7 +56,7 @@ class ScriptedFederator(agent_pb2_grpc.AgentServiceServicer):
                 self.changed.set()
 
         reader = asyncio.create_task(read())
-        yield agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(report_interval_seconds=0.05))
+        yield agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(report_interval_seconds=self.report_interval))
         for msg in script:
             if msg.WhichOneof("body") is None:  # an empty message: end this session
                 reader.cancel()
@@ -148,5 +149,26 @@ def test_reports_coalesce_when_the_stream_is_slow() -> None:
         for _ in range(50):  # a burst of launches each asks for a report; at most one waits
             agent._queue_report()  # noqa: SLF001 - the coalescing under test
         assert agent._outbox.qsize() <= 1  # noqa: SLF001
+
+    asyncio.run(with_agent(fed, body))
+
+
+def test_a_finished_placement_is_followed_at_once_by_a_report_that_frees_its_gpus() -> None:
+    short = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                       "metadata": {"name": "j", "annotations": {"federator.io/sim-duration": "0.2s",
+                                                                 "federator.io/sim-startup": "0s"}},
+                       "spec": {"kind": "training", "resources": {"cpu": "1", "nvidia.com/gpu": 4}}})
+    fed = ScriptedFederator([[launch("j.g1.c-1", spec=short)]], report_interval=3600)  # no periodic report
+
+    def done_at() -> int:
+        """Where the placement's final JobUpdate stands in what the agent sent (past the end until then)."""
+        return next((i for i, m in enumerate(fed.sessions[0]) if m.WhichOneof("body") == "job_update"
+                     and convert.phase_from_pb(m.job_update.phase).is_terminal), len(fed.sessions[0]))
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: "capacity" in kinds(fed.sessions[0][done_at() + 1:]))
+        after = next(m.capacity for m in fed.sessions[0][done_at() + 1:] if m.WhichOneof("body") == "capacity")
+        assert "j.g1.c-1" not in after.placement_ids
+        assert sum(p.free_gpus for p in after.gpu_pools) == 8
 
     asyncio.run(with_agent(fed, body))

@@ -90,3 +90,14 @@ def test_a_cycle_records_its_duration_and_each_phase(tmp_path: Path) -> None:
     assert set(result.phase_seconds) >= {"order", "place"}
     for phase in result.phase_seconds:
         assert get("federator_scheduling_phase_duration_seconds_count", {"phase": phase}) == 1.0
+
+
+def test_a_report_wakes_the_scheduler_only_when_placements_left_the_cluster(tmp_path: Path) -> None:
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"))
+    rec = fed.connect(cluster="c", region="r", labels={})
+    fed.report(rec, capacity(free_nodes=0, busy_nodes=1, placement_ids=frozenset({"a.g1.c"})))
+    fed._wake.clear()  # noqa: SLF001 - whether a report asks for a cycle is what is under test
+    fed.report(rec, capacity(free_nodes=0, busy_nodes=1, placement_ids=frozenset({"a.g1.c"})))
+    assert not fed._wake.is_set()  # noqa: SLF001 - routine: waits for the periodic cycle
+    fed.report(rec, capacity(free_nodes=1))
+    assert fed._wake.is_set()  # noqa: SLF001 - a.g1.c left: its GPUs may fit a waiting job now

@@ -88,6 +88,8 @@ class Agent:
     def _on_update(self, placement_id: str, phase: JobPhase, message: str) -> None:
         self._queue(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
             placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message)))
+        if phase.is_terminal:
+            self._queue_report()  # its resources are free now: waiting jobs need not wait for the next tick
 
     def _hello(self) -> agent_pb2.AgentMessage:
         return agent_pb2.AgentMessage(hello=agent_pb2.Hello(

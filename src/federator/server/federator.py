@@ -212,9 +212,10 @@ class Federator:
         rec.last_seen_at = self.clock()
 
     def report(self, rec: ClusterRecord, capacity: ClusterCapacity) -> None:
-        """A capacity report. Only a cluster becoming Ready wakes the scheduler at once: with hundreds of
-        agents reporting every second, routine reports wait for the next periodic cycle."""
-        rec.capacity = capacity
+        """A capacity report. Only a cluster becoming Ready, or one whose placements left it, wakes the
+        scheduler at once: with hundreds of agents reporting every second, routine reports wait for the
+        next periodic cycle."""
+        previous, rec.capacity = rec.capacity, capacity
         rec.last_report_at = rec.last_seen_at = self.clock()
         if not rec.resynced:
             rec.resynced = True
@@ -222,6 +223,8 @@ class Federator:
             self.wake()
         else:
             self._cancel_strays(rec, capacity.placement_ids)
+            if previous is not None and previous.placement_ids - capacity.placement_ids:
+                self.wake()  # placements left the cluster: their capacity is free for waiting jobs now
         if rec.connected and rec.state is not ClusterState.READY:
             log.info("cluster %s is Ready (was %s)", rec.name, rec.state)
             rec.state = ClusterState.READY
