@@ -68,7 +68,7 @@ class Agent:
         if self.config.fence_after > 0:
             self._fence = asyncio.get_running_loop().create_task(self._fence_loop())
         async for attempt in AsyncRetrying(
-            wait=wait_exponential_jitter(initial=0.1, max=self.config.max_backoff),
+            wait=wait_exponential_jitter(multiplier=0.1, max=self.config.max_backoff),
             retry=retry_if_exception_type((grpc.aio.AioRpcError, StreamEnded, OSError)),
             before_sleep=lambda rs: log.warning("stream to %s lost (%s); reconnecting", self.config.target,
                                                 _why(rs.outcome.exception() if rs.outcome else None)),
