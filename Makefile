@@ -30,6 +30,10 @@ testbed:
 tools: $(STAMP)
 	$(PY) scripts/fetch_tools.py all >/dev/null
 
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/mypy
+
 proto: $(STAMP)
 	$(PY) scripts/genproto.py
 

@@ -139,7 +139,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "agents": args.agents, "report_interval_s": args.report_interval, "duration_s": round(window, 1),
         "connect_all_s": round(connect_seconds, 1),
         "clusters_ready": sum(c.state == "Ready" for c in clusters),
-        "reports_per_s": round(metrics.get("federator_agent_reports_total", 0.0) / (window + args.warmup + 3 + connect_seconds), 1),
+        "reports_per_s": round(metrics.get("federator_agent_reports_total", 0.0)
+                               / (window + args.warmup + 3 + connect_seconds), 1),
         "reports_rate_limited": metrics.get('federator_messages_rejected_total{reason="rate_limited"}', 0.0),
         "submitted": submitted, "placed": len(placed),
         "federator_cpu_percent": round(100 * (cpu1 - cpu0) / window, 1),

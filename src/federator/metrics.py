@@ -103,8 +103,8 @@ class StateCollector(Collector):
         yield pending
         share = GaugeMetricFamily("federator_queue_gpus", "GPUs held by each queue's placed and running jobs.",
                                   labels=["queue"])
-        for queue, n in sorted(s.queue_gpus.items()):
-            share.add_metric([queue], n)
+        for queue, held in sorted(s.queue_gpus.items()):
+            share.add_metric([queue], held)
         yield share
 
 

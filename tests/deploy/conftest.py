@@ -14,10 +14,11 @@ from types import ModuleType
 
 import pytest
 from deploy_support import E2E_QUEUE, FLEET, ROOT, fleet_clusters
-from support import eventually
 
 from federator.cli.client import list_clusters, list_jobs, read_specs, submit_specs
 from federator.local import LocalFederation
+
+from support import eventually
 
 
 def _fetch_tools() -> ModuleType:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import yaml
+
 from support import EXAMPLES, ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -30,16 +30,18 @@ from helm_support import (
     containers,
     one,
 )
-from support import EXAMPLES
 
 from federator.cli import build_parser
 from federator.scheduler.policy import parse_policy
+
+from support import EXAMPLES
 
 RBAC_FEDERATOR = DEPLOY / "kubernetes" / "rbac-federator.yaml"
 RBAC_AGENT = DEPLOY / "kubernetes" / "rbac-agent.yaml"
 KUBE_VERSIONS = ("1.27", "1.37")  # Chart.yaml kubeVersion floor, and the newest schemas we have
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "Certificate"}  # CRDs of other operators: checked below
-FED_ALL_ON = ["--set", "replicaCount=3", "--set", "serviceMonitor.enabled=true", "--set", "podDisruptionBudget.enabled=true",
+FED_ALL_ON = ["--set", "replicaCount=3", "--set", "serviceMonitor.enabled=true",
+              "--set", "podDisruptionBudget.enabled=true",
               "--set", "serviceMonitor.labels.release=prom", "--set", "prometheusRule.enabled=true",
               "--set", "tls.certManager.enabled=true", "--set", "tls.certManager.issuerRef.name=federation-ca",
               "--set", "tls.certManager.issuerRef.kind=ClusterIssuer",

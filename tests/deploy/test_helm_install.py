@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from helm_support import AGENT, FEDERATOR, Helm
+
 from support import ROOT, eventually
 
 try:

@@ -24,9 +24,10 @@ import pytest
 import yaml
 from deploy_support import ALERTS, DASHBOARD, E2E_QUEUE, FLEET, fleet_clusters
 from promql_support import dashboard_exprs, grafana_to_promql
-from support import eventually
 
 from federator.local import LocalFederation
+
+from support import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -146,7 +147,7 @@ def test_the_alert_rules_load_and_evaluate(prometheus: Prometheus) -> None:
 
 def test_every_dashboard_query_runs_on_prometheus(prometheus: Prometheus) -> None:
     eventually(lambda: prometheus.value('sum(federator_cluster_gpus{state="total"})'), timeout=60, what="data")
-    for title, expr in dashboard_exprs(DASHBOARD):
+    for _title, expr in dashboard_exprs(DASHBOARD):
         prometheus.query(grafana_to_promql(expr))  # asserts Prometheus accepts and evaluates it
     by_region = prometheus.query(grafana_to_promql(next(
         e for t, e in dashboard_exprs(DASHBOARD) if t == "GPU capacity vs allocation by region")))

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import EXAMPLES, eventually
 
 from federator.cli.client import list_clusters
 from federator.local import LocalFederation
+
+from support import EXAMPLES, eventually
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from support import EXAMPLES, eventually
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
@@ -19,6 +18,8 @@ from federator.cli.client import list_clusters, list_jobs, submit_specs
 from federator.jobfile import parse_job
 from federator.local import LocalFederation
 from federator.model import Job, JobPhase, ReasonCode
+
+from support import EXAMPLES, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +53,8 @@ def test_agents_register_and_report_the_fleet(federation: LocalFederation) -> No
         assert got.cpu_milli_free == expected.cpu_milli_free
     body = urllib.request.urlopen(federation.metrics_url, timeout=10).read().decode()
     assert "federator_clusters_connected 3.0" in body
-    assert 'federator_cluster_gpus{cluster="west-1",gpu_model="NVIDIA-H100-80GB-HBM3",region="west",state="total"} 64.0' \
+    assert ('federator_cluster_gpus{cluster="west-1",gpu_model="NVIDIA-H100-80GB-HBM3",region="west",'
+            'state="total"} 64.0') \
         in body
 
 

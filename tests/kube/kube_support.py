@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from support import ROOT
 
 try:  # rootdir on sys.path

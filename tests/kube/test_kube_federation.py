@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from kube_support import EXAMPLES_K8S, JOBS_NAMESPACE, WORKLOADS, Kube, PhaseWatch
 from support import eventually
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_support import KubeFederation, Testbed
-from support import eventually
 
 from federator.local import Process
+
+from kube_support import KubeFederation, Testbed
+from support import eventually
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 from reliability_support import FAST, TWIN_FLEET
-from support import eventually
 
 from federator.cli.client import list_clusters
 from federator.local import LocalFederation
+
+from support import eventually
 
 
 @pytest.fixture

@@ -10,24 +10,25 @@ federator, so "exactly once" is checked against the clusters' side.
 from __future__ import annotations
 
 import random
-from datetime import datetime
-from pathlib import Path
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 
 import grpc
 import pytest
-from fault_proxy import proxy_to
 from reliability_support import cluster_state, job, job_of, jobs_by_name, launches, metric
-from support import eventually
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.client import submit_specs
 from federator.local import LocalFederation
 from federator.model import JobPhase
+
+from fault_proxy import proxy_to
+from support import eventually
 
 pytestmark = pytest.mark.e2e
 

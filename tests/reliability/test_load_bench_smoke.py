@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from support import ROOT
 
 pytestmark = pytest.mark.e2e

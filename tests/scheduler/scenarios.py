@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from builders import cluster, job, pool, request
-
 from federator.model import ClusterInfo, JobId, JobSpec, Resources
 from federator.scheduler import Allocation, CycleResult, QueueConfig, Quota, Scheduler, SchedulerConfig, Snapshot
+
+from builders import cluster, job, pool, request
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 A100 = "NVIDIA-A100-SXM4-80GB"

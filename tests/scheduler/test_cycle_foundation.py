@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from builders import cluster, job, pool, request
 
 from federator.model import ClusterState, JobKind, ReasonCode
 from federator.scheduler import Scheduler, Snapshot, gpu_model_matches
+
+from builders import cluster, job, pool, request
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 A100 = "NVIDIA-A100-SXM4-80GB"

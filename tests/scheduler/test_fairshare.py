@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from builders import cluster, pool
 from scenarios import A100, H100, cycle, n_h100_nodes, running, spec, with_queues, with_quota
 
 from federator.model import ReasonCode
 from federator.scheduler import QueueConfig, SchedulerConfig
+
+from builders import cluster, pool
 
 
 def shares(result, specs) -> Counter[str]:  # type: ignore[no-untyped-def]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from builders import cluster, pool
 from scenarios import A100, H100, L40S, cycle, n_h100_nodes, placed, spec
 
 from federator.model import GpuPool, JobKind, ReasonCode
 from federator.scheduler import SchedulerConfig
+
+from builders import cluster, pool
 
 INF = JobKind.INFERENCE
 LATENCY = {("east", "central"): 40, ("east", "west"): 120, ("central", "west"): 70}

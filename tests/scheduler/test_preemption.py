@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from builders import cluster, pool
 from scenarios import H100, cycle, running, spec, with_queues
 
 from federator.model import ReasonCode
 from federator.scheduler import SchedulerConfig
+
+from builders import cluster, pool
 
 
 def full_cluster() -> object:

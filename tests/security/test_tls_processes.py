@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import EXAMPLES, eventually
 
 from federator.cli.client import list_clusters, list_jobs, submit_specs
 from federator.jobfile import parse_job
 from federator.local import LocalFederation
 from federator.model import JobPhase
+
+from support import EXAMPLES, eventually
 
 pytestmark = pytest.mark.e2e
 FAST = ["--report-interval", "0.3", "--cycle-interval", "0.2", "--lease-seconds", "2"]

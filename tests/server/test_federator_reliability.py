@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pytest
-from builders import cluster, pool
 
 from federator.jobfile import parse_job
 from federator.model import ClusterCapacity, ClusterState, Job, JobPhase, JobSpec, ReasonCode
@@ -24,6 +23,8 @@ from federator.server.federator import (
     SubmitError,
 )
 from federator.server.orders import CancelOrder, LaunchOrder, Order
+
+from builders import cluster, pool
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 LEASE, LOST_AFTER = 10.0, 60.0

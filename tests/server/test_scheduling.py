@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builders import job, pool
-
 from federator.model import ClusterCapacity, JobPhase, ReasonCode
 from federator.scheduler import Scheduler, parse_policy
 from federator.server.federator import Federator
 from federator.server.orders import CancelOrder, LaunchOrder
 from federator.store import SqliteJobStore
+
+from builders import job, pool
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 

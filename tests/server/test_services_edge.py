@@ -172,7 +172,7 @@ def test_an_oversized_submit_is_refused_naming_the_limit_and_counted() -> None:
                 await stub.Submit(huge, timeout=5)
             assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             assert (await stub.Submit(good_spec(), timeout=5)).job.spec.name == "good"
-            assert s.fed.list() and all(j.spec.name == "good" for j in s.fed.list())
+            assert s.fed.list_jobs() and all(j.spec.name == "good" for j in s.fed.list_jobs())
 
     run(go)
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from support import ROOT
 
 SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(

@@ -13,7 +13,8 @@ from federator.scheduler import Scheduler, SchedulerConfig
 from federator.simulate import SimJob, Simulation, load_fleet_file, load_workload
 
 FLEET = parse_fleet({"clusters": [
-    {"name": "a", "region": "east", "nodes": [{"count": 2, "gpuModel": "H100", "gpus": 8, "cpu": 64, "memory": "512Gi"}]},
+    {"name": "a", "region": "east",
+     "nodes": [{"count": 2, "gpuModel": "H100", "gpus": 8, "cpu": 64, "memory": "512Gi"}]},
     {"name": "b", "region": "west", "nodes": [{"count": 4, "gpuModel": "A10", "gpus": 1, "cpu": 16, "memory": "64Gi"}]},
 ]})
 

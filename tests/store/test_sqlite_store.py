@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builders import job
-
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId, Reason, ReasonCode
 from federator.store import SqliteJobStore
+
+from builders import job
 
 
 def test_jobs_and_placements_survive_reopen(tmp_path: Path) -> None:

@@ -745,7 +745,8 @@ class Testbed:
         for name in names:
             h = handles[name]
             api = _Api(h.server, h.token, h.ca_file)
-            self._wait(f"{name} apiserver /readyz", lambda: api.ok("/readyz"), deadline, api_procs[name].log, 0.2)
+            self._wait(f"{name} apiserver /readyz", lambda api=api: api.ok("/readyz"), deadline,
+                       api_procs[name].log, 0.2)
 
         # ---- member components
         for m in members:
@@ -883,7 +884,8 @@ class Testbed:
         (self.workdir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
 
     def __repr__(self) -> str:
-        return f"Testbed(workdir={str(self.workdir)!r}, clusters={sorted(self.clusters) if hasattr(self, 'host') else []})"
+        clusters = sorted(self.clusters) if hasattr(self, "host") else []
+        return f"Testbed(workdir={str(self.workdir)!r}, clusters={clusters})"
 
 
 # --------------------------------------------------------------------------- CLI

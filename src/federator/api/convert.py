@@ -32,14 +32,14 @@ _PHASE_TO_PB = {
     JobPhase.FAILED: types_pb2.JOB_PHASE_FAILED,
     JobPhase.CANCELLED: types_pb2.JOB_PHASE_CANCELLED,
 }
-_PHASE_FROM_PB = {v: k for k, v in _PHASE_TO_PB.items()}
+_PHASE_FROM_PB: dict[int, JobPhase] = {v: k for k, v in _PHASE_TO_PB.items()}
 
 
 class WireError(ValueError):
     """A message whose fields make no sense; names the field."""
 
 
-def phase_to_pb(phase: JobPhase) -> int:
+def phase_to_pb(phase: JobPhase) -> types_pb2.JobPhase:
     return _PHASE_TO_PB[phase]
 
 

@@ -100,7 +100,7 @@ def _revoke(args: argparse.Namespace) -> int:
         print(f"federator certs revoke: {msg}", file=sys.stderr)
         return 2
     certs.root.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     with certs.revoked.open("a") as f:
         f.write(f"{line}  # revoked {stamp}\n")
     print(f"revoked {line} in {certs.revoked}; a federator using this list refuses it within seconds")

@@ -169,10 +169,10 @@ class GpuPool:
             if base + gpu_milli < MILLI:
                 shared[base + gpu_milli] = shared.get(base + gpu_milli, 0) + 1
             else:
-                free = next((f for f in range(top) if counts[f]), None)
-                if free is not None:
-                    counts[free] -= 1
-                    counts[free + 1] += 1
+                emptiest = next((f for f in range(top) if counts[f]), None)
+                if emptiest is not None:
+                    counts[emptiest] -= 1
+                    counts[emptiest + 1] += 1
         return replace(self, nodes_by_free_gpus=tuple(counts),
                        shared_gpus=tuple(sorted((f, n) for f, n in shared.items() if n)))
 

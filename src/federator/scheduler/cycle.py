@@ -366,9 +366,9 @@ class Scheduler:
         try:
             for name in sorted(counts):
                 cluster = txn.get(name)
-                for model, n in _split_by_model(one, cluster, counts[name]):
-                    cluster = reserve(cluster, resources=request.spec.resources, replicas=n, gpu_model=model)
-                    out.append(Assignment(name, cluster.region, n, model))
+                for model, replicas in _split_by_model(one, cluster, counts[name]):
+                    cluster = reserve(cluster, resources=request.spec.resources, replicas=replicas, gpu_model=model)
+                    out.append(Assignment(name, cluster.region, replicas, model))
                 txn.put(cluster)
         except ValueError as exc:  # a fit count and the arithmetic disagree: a bug, but not a crash
             txn.abort()
@@ -465,8 +465,8 @@ def _split_by_model(request: PlacementRequest, cluster: ClusterInfo, replicas: i
     """`replicas` replicas over the cluster's accepted models, tightest-fitting pool first."""
     if not request.gpu_milli:
         return [("", replicas)]
-    pools = sorted(((p.replica_capacity(request.gpu_milli), m) for m in matching_models(request, cluster)
-                    if (p := cluster.capacity.pool(m)) is not None))
+    pools = sorted((p.replica_capacity(request.gpu_milli), m) for m in matching_models(request, cluster)
+                    if (p := cluster.capacity.pool(m)) is not None)
     out: list[tuple[str, int]] = []
     left = replicas
     for cap, model in pools:

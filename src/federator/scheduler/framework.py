@@ -93,7 +93,8 @@ class CycleContext:
 
 @runtime_checkable
 class FilterPlugin(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
         """None if `request` could run on `cluster` now; otherwise why not."""
@@ -101,7 +102,8 @@ class FilterPlugin(Protocol):
 
 @runtime_checkable
 class ScorePlugin(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
         """0..MAX_SCORE; higher is better. Only called for clusters that passed every filter."""
@@ -147,6 +149,8 @@ def accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[GpuP
 
 def matching_models(request: PlacementRequest | JobSpec, cluster: ClusterInfo) -> list[str]:
     """The GPU models of `cluster` the request accepts (and its quota allows), in the cluster's order."""
+    requested: tuple[str, ...]
+    blocked: tuple[str, ...]
     if isinstance(request, JobSpec):
         requested, blocked = request.gpu_models, ()
     else:

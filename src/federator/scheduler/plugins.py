@@ -9,9 +9,9 @@ scores rank the clusters that pass, 0..MAX_SCORE each, weighted by the policy.
 from __future__ import annotations
 
 import zlib
-from functools import lru_cache
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from federator.model import MILLI, ClusterInfo, ClusterState, Reason, ReasonCode, format_bytes
 from federator.scheduler.framework import (
@@ -23,7 +23,6 @@ from federator.scheduler.framework import (
     accepted_pools,
     matching_models,
 )
-
 
 # -- filters ------------------------------------------------------------------
 

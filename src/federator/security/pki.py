@@ -115,7 +115,7 @@ def identity_of(cert: x509.Certificate) -> Identity | None:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:

@@ -20,12 +20,11 @@ import json
 import logging
 import secrets
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from federator.jobfile import JobFileError, parse_job
-from federator.jobfile import spec_to_document
+from federator.jobfile import JobFileError, parse_job, spec_to_document
 from federator.metrics import ClusterSample, Metrics, StateSample
 from federator.model import (
     ClusterCapacity,
@@ -138,7 +137,7 @@ class Federator:
             raise NotFound(f"no job with id or name {key!r}")
         return max(named, key=lambda j: j.submitted_at)
 
-    def list(self, queue: str = "") -> list[Job]:
+    def list_jobs(self, queue: str = "") -> list[Job]:
         jobs = [j for j in self.jobs.values() if not queue or j.spec.queue == queue]
         return sorted(jobs, key=lambda j: (j.submitted_at, j.job_id))
 
@@ -394,7 +393,8 @@ class Federator:
         return out
 
     def check_leases(self) -> None:
-        """Ready -> Partitioned when the stream drops or the lease runs out; Partitioned -> Lost after the grace time."""
+        """Ready -> Partitioned when the stream drops or the lease runs out; Partitioned -> Lost after the grace
+        time."""
         now = self.clock()
         for rec in list(self.clusters.values()):
             if rec.state is ClusterState.READY and rec.connected and now - rec.last_seen_at > self.lease_seconds:
@@ -546,7 +546,7 @@ class Federator:
                                           max(0.0, now - rec.last_report_at), gpus, cpu))
         jobs: Counter[tuple[str, str]] = Counter()
         pending: Counter[tuple[str, str]] = Counter()
-        queue_gpus: Counter[str] = Counter()
+        queue_gpus: dict[str, float] = defaultdict(float)
         for job in self.jobs.values():
             jobs[(job.spec.queue, job.phase.value)] += 1
             if job.phase is JobPhase.PENDING:

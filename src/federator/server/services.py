@@ -26,7 +26,7 @@ from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc,
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.limits import RejectReason, check_capacity, check_hello
 from federator.server.federator import AlreadyExists, ClusterRecord, Federator, NotFound, SubmitError
-from federator.server.orders import CancelOrder, LaunchOrder, Order
+from federator.server.orders import LaunchOrder, Order
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
@@ -262,7 +262,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
     async def List(self, request: jobs_pb2.ListJobsRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> jobs_pb2.ListJobsResponse:
         await self.user(context)
-        return jobs_pb2.ListJobsResponse(jobs=[convert.job_to_pb(j) for j in self.fed.list(request.queue)])
+        return jobs_pb2.ListJobsResponse(jobs=[convert.job_to_pb(j) for j in self.fed.list_jobs(request.queue)])
 
     async def Cancel(self, request: jobs_pb2.CancelJobRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> types_pb2.Job:
@@ -284,7 +284,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc.args[0]))
             return
         try:
-            for job in self.fed.list():
+            for job in self.fed.list_jobs():
                 if wanted is None or job.job_id == wanted:
                     yield convert.job_to_pb(job)
             while True:

@@ -4,7 +4,7 @@
 Alibaba GPU trace CSV layouts (fleets and pods); `synth` writes synthetic pod CSVs.
 """
 
-from federator.simulate.engine import MODES, Simulation, SimReport
+from federator.simulate.engine import MODES, SimReport, Simulation
 from federator.simulate.traces import SimJob, TraceError, load_fleet_file, load_workload
 
 __all__ = [

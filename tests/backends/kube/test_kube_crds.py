@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
-from support import ROOT
 
 from federator.jobfile import JobFileError, parse_job
+
+from support import ROOT
 
 CRDS = ROOT / "deploy" / "helm" / "federator" / "crds"
 
