@@ -359,8 +359,8 @@ class Scheduler:
                 active = [n for n in active if caps[n] > 0]
         if left:
             code = ReasonCode.INSUFFICIENT_GPUS if request.gpu_milli else ReasonCode.INSUFFICIENT_CPU
-            return Reason(code, f"only {request.replicas - left} of {request.replicas} replicas fit across "
-                                f"{len(names)} clusters")
+            where = f"{len(names)} clusters" if len(names) != 1 else f"the one cluster with room ({names[0]})"
+            return Reason(code, f"only {request.replicas - left} of {request.replicas} replicas fit across {where}")
         txn.begin()
         out: list[Assignment] = []
         try:
