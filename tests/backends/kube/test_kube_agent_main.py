@@ -1,0 +1,46 @@
+"""`federator agent --kubeconfig ...` builds the same AgentConfig as the simulated backend, --fence-after included."""
+
+from __future__ import annotations
+
+import pytest
+
+from federator.backends.kube.main import agent_config
+from federator.cli import build_parser
+
+
+@pytest.mark.parametrize(("flags", "fence_after"), [
+    pytest.param([], 0.0, id="off-by-default"),
+    pytest.param(["--fence-after", "90"], 90.0, id="fence-after-90s"),
+    pytest.param(["--fence-after", "2.5"], 2.5, id="fractional"),
+])
+def test_fence_after_reaches_the_kube_agent(flags: list[str], fence_after: float) -> None:
+    args = build_parser().parse_args(["agent", "--cluster", "member-a", "--region", "east", "--server",
+                                      "fed:7070", "--kubeconfig", "member.kubeconfig", *flags])
+    cfg = agent_config(args, {"tier": "gold"})
+    assert cfg.fence_after == fence_after
+    assert (cfg.cluster, cfg.region, cfg.target, cfg.labels) == ("member-a", "east", "fed:7070", {"tier": "gold"})
+    assert cfg.tls is None
+
+
+def test_the_cli_runs_the_kube_agent_with_the_fence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through `federator agent` itself: the Agent that runs on a member cluster carries --fence-after."""
+    from federator.agent.agent import Agent
+    from federator.backends.kube.api import KubeApi
+    from federator.cli import main
+
+    class FakeApi:
+        server = "https://member.invalid:6443"
+
+    ran: list[Agent] = []
+
+    async def run(self: Agent) -> None:
+        ran.append(self)
+
+    monkeypatch.setattr(KubeApi, "connect", classmethod(lambda cls, *a, **k: FakeApi()))
+    monkeypatch.setattr(Agent, "run", run)
+    rc = main(["agent", "--cluster", "member-a", "--region", "east", "--kubeconfig", "member.kubeconfig",
+               "--insecure", "--fence-after", "45"])
+    assert rc == 0
+    (agent,) = ran
+    assert agent.config.fence_after == 45.0
+    assert type(agent.backend).__name__ == "KubeBackend"
