@@ -151,6 +151,18 @@ def policy_from_document(doc: object, *, source: str = "") -> SchedulerConfig:
                            region_latency_ms=latency, max_placements_per_cycle=max_placements)
 
 
+def queue_from_document(body: object, *, where: str = "queue", source: str = "") -> QueueConfig:
+    """One queue, `{weight, quota: {gpus, cpu, memory}}`, checked as the policy file's queues are.
+
+    Kubernetes Queue objects take the same shape; PolicyError lists every bad field under `where`.
+    """
+    problems: list[str] = []
+    q = _queue(body, where, lambda w, what: problems.append(f"{w}: {what}"))
+    if problems or q is None:
+        raise PolicyError(problems or [f"{where}: must be a mapping {{weight, quota}}"], source)
+    return q
+
+
 def _queue(body: Any, where: str, bad: Any) -> QueueConfig | None:
     if not isinstance(body, Mapping):
         bad(where, "must be a mapping {weight, quota}")

@@ -39,7 +39,15 @@ from federator.model import (
     Reason,
     ReasonCode,
 )
-from federator.scheduler import Allocation, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
+from federator.scheduler import (
+    Allocation,
+    CycleResult,
+    PlacementRequest,
+    Scheduler,
+    SchedulerConfig,
+    Snapshot,
+    reserve,
+)
 from federator.security.limits import Limits, RejectReason, TokenBucket
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES, OUTBOX_LIMIT, ClusterRecord
 from federator.server.orders import CancelOrder, LaunchOrder, Order
@@ -314,6 +322,13 @@ class Federator:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def set_scheduler_config(self, config: SchedulerConfig) -> None:
+        """Schedule with `config` from the next cycle on (Kubernetes mode: a Queue object changed).
+
+        The scheduler stays pure: the caller builds the new config, this swaps it in between cycles."""
+        self.scheduler = Scheduler(config)
+        self.wake()
 
     def snapshot(self) -> Snapshot:
         """Member clusters as last reported, less what this federator has reserved since."""

@@ -2,7 +2,8 @@
 
 The order matters. A replica first waits for the Lease (a standby serves
 nothing: no gRPC, so agents and clients only ever reach the leader), then loads
-every job from the FederatedJobs' status, then starts the controller. When it
+every job from the FederatedJobs' status, then starts the controllers (Queues
+first, so their quotas hold before any FederatedJob is submitted). When it
 loses the Lease it stops at once, and the process exits non-zero so its
 supervisor restarts it as a standby.
 """
@@ -17,6 +18,7 @@ from federator.backends.kube.api import KubeApi, KubeError
 from federator.backends.kube.controller import FederatedJobController
 from federator.backends.kube.leader import LeaderElector, LeaseConfig
 from federator.backends.kube.options import KubeOptions
+from federator.backends.kube.queue_controller import QueueController
 from federator.backends.kube.store import KubeJobStore
 from federator.server.federator import Federator
 
@@ -30,6 +32,7 @@ class KubeMode:
         self.elector = elector
         self.store = KubeJobStore(api, namespace=opts.namespace)
         self.controller: FederatedJobController | None = None
+        self.queues: QueueController | None = None
         self.lost = False
         self._hold: asyncio.Task[None] | None = None
 
@@ -52,6 +55,9 @@ class KubeMode:
         return cls(opts, api, elector)
 
     async def start(self, fed: Federator, *, on_lost: Callable[[], None]) -> None:
+        # Queues first: jobs are submitted (and scheduled) only once the Queue objects' quotas are in force.
+        self.queues = QueueController(fed, self.api, status_interval=fed.report_interval)
+        await self.queues.start()
         self.controller = FederatedJobController(fed, self.api, self.store, namespace=self.opts.namespace,
                                                  member_interval=fed.report_interval)
         await self.controller.start()
@@ -69,6 +75,8 @@ class KubeMode:
             self._hold.cancel()
         if self.controller is not None:
             await self.controller.stop()
+        if self.queues is not None:
+            await self.queues.stop()
         await asyncio.to_thread(self.store.flush)
         if self.elector is not None and not self.lost:
             await asyncio.to_thread(self.elector.release)

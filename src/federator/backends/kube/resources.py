@@ -72,7 +72,7 @@ def spec_of(cr: Mapping[str, Any]) -> JobSpec:
     return parse_job(job_document(cr), source=f"FederatedJob {meta.get('namespace')}/{meta.get('name')}")
 
 
-def _condition(kind: str, ok: bool, reason: str, message: str, now: str, generation: int,
+def condition(kind: str, ok: bool, reason: str, message: str, now: str, generation: int,
                old: Mapping[str, Mapping[str, Any]]) -> Obj:
     status = "True" if ok else "False"
     prev = old.get(kind)
@@ -92,12 +92,12 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
     phase = job.phase
     placed = phase in (JobPhase.PLACED, JobPhase.RUNNING) or bool(job.placed_at)
     conditions = [
-        _condition("Placed", placed, reason.code.value if reason and not placed else phase.value,
+        condition("Placed", placed, reason.code.value if reason and not placed else phase.value,
                    (reason.message if reason and not placed else
                     f"placed in {', '.join(clusters)}" if clusters else ""), stamp, generation, old),
-        _condition("Running", phase is JobPhase.RUNNING, phase.value, job.message if phase.is_terminal else "",
+        condition("Running", phase is JobPhase.RUNNING, phase.value, job.message if phase.is_terminal else "",
                    stamp, generation, old),
-        _condition("Finished", phase.is_terminal, phase.value, job.message if phase.is_terminal else "", stamp,
+        condition("Finished", phase.is_terminal, phase.value, job.message if phase.is_terminal else "", stamp,
                    generation, old),
     ]
     return {
@@ -189,6 +189,6 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
 
 
 __all__ = [
-    "FINALIZER", "invalid_status", "job_document", "job_from_resource", "job_status", "member_cluster",
+    "FINALIZER", "condition", "invalid_status", "job_document", "job_from_resource", "job_status", "member_cluster",
     "member_cluster_status", "parse_timestamp", "spec_of", "timestamp",
 ]

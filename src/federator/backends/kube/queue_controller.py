@@ -1,0 +1,141 @@
+"""The Queue controller of the host cluster: Queue objects feed the scheduler's queues.
+
+`kubectl apply -f queue.yaml` changes a queue's weight or quotas without a
+restart. Every change (a Queue added, modified or deleted) rebuilds the
+scheduler's config from the policy file's (`--policy`, the base) with every
+valid Queue object on top, and hands it to the Federator; the next scheduling
+cycle uses it. A Queue the validator refuses is ignored (its queue is the
+policy file's, or `defaultQueue`) and reported: a log line, and the condition
+`Valid=False` in its status naming the bad field. Nothing a Queue holds can
+stop the controller.
+
+The status also shows what the queue holds: GPUs in use per cluster GPU model,
+pending and running jobs, rewritten when it changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from federator.backends.kube.api import QUEUES, KubeApi, KubeError, NotFoundError, Obj
+from federator.backends.kube.informer import Informer
+from federator.backends.kube.queues import (
+    QueueUsage,
+    queue_from_object,
+    queue_name,
+    queue_status,
+    queue_usage,
+    with_queues,
+)
+from federator.scheduler import PolicyError, QueueConfig
+from federator.server.federator import Federator
+
+log = logging.getLogger("federator.kube.queues")
+
+
+class QueueController:
+    def __init__(self, fed: Federator, api: KubeApi, *, status_interval: float = 2.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.fed = fed
+        self.api = api
+        self.clock = clock
+        self.status_interval = status_interval
+        self.base = fed.scheduler.config  # the policy file's (or the defaults): what a deleted Queue falls back to
+        self.informer = Informer(api, QUEUES, on_event=self._on_event, name="queues")
+        self.queues: dict[str, QueueConfig] = {}  # the valid Queue objects, as the scheduler uses them
+        self.problems: dict[str, str] = {}  # Queue name -> why it is ignored
+        self._written: dict[str, tuple[Obj, float]] = {}  # by uid: what was last written, and when
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start watching; returns once the Queues are listed and the scheduler uses them."""
+        self.informer.start()
+        self._task = asyncio.get_running_loop().create_task(self._statuses())
+        await self.informer.wait_synced()
+        log.info("watching Queues in %s: %d found (%d invalid)", self.api.server, len(self.informer.cache),
+                 len(self.problems))
+
+    async def stop(self) -> None:
+        self.informer.stop()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # -- Queue objects -> the scheduler's config ------------------------------------
+
+    def _on_event(self, _kind: str, _obj: Obj) -> None:
+        self.apply(list(self.informer.cache.values()))
+
+    def apply(self, objects: list[Obj]) -> None:
+        """Rebuild the scheduler's queues from these Queue objects (all of them, as cached)."""
+        queues: dict[str, QueueConfig] = {}
+        problems: dict[str, str] = {}
+        for obj in objects:
+            name = queue_name(obj)
+            try:
+                queues[name] = queue_from_object(obj)
+            except PolicyError as exc:
+                problems[name] = str(exc)
+                if self.problems.get(name) != problems[name]:
+                    log.warning("%s; ignored: queue %s is the policy file's", exc, name)
+        config = with_queues(self.base, queues)
+        if config != self.fed.scheduler.config:
+            changed = sorted(n for n in set(queues) | set(self.queues) if queues.get(n) != self.queues.get(n))
+            log.info("queues from Queue objects changed: %s", ", ".join(changed) or "(policy file)")
+            self.fed.set_scheduler_config(config)
+        self.queues, self.problems = queues, problems
+        self._dirty.set()
+
+    # -- status -------------------------------------------------------------------
+
+    async def _statuses(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._dirty.wait(), timeout=self.status_interval)
+            except TimeoutError:
+                pass
+            self._dirty.clear()
+            try:
+                await self.write_statuses()
+            except Exception:  # a failed round is retried on the next
+                log.exception("writing Queue status failed")
+
+    async def write_statuses(self, *, refresh_after: float = 60.0) -> None:
+        """Each Queue's status, when it changed (or every refresh_after, so a lost write heals)."""
+        now = self.clock()
+        usage = queue_usage(self.fed.jobs.values())
+        objects = list(self.informer.cache.values())
+        uids = {str((o.get("metadata") or {}).get("uid", "")) for o in objects}
+        self._written = {uid: w for uid, w in self._written.items() if uid in uids}
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            name, uid = str(meta.get("name", "")), str(meta.get("uid", ""))
+            old_status: dict[str, Any] = obj.get("status") or {}
+            status = queue_status(generation=int(meta.get("generation", 1)), problem=self.problems.get(name),
+                                  usage=usage.get(name, QueueUsage()),
+                                  old_conditions=old_status.get("conditions") or [], now=now)
+            comparable = {**status, "conditions": [{k: v for k, v in c.items() if k != "lastTransitionTime"}
+                                                   for c in status["conditions"]]}
+            last = self._written.get(uid)
+            if last is not None and last[0] == comparable and now - last[1] < refresh_after:
+                continue
+            # A merge patch keeps map keys it does not mention: a GPU model no longer held is set to null.
+            gone = {m: None for m in (old_status.get("gpusInUse") or {}) if m not in status["gpusInUse"]}
+            body = {"metadata": {"uid": uid},
+                    "status": {**status, "gpusInUse": {**status["gpusInUse"], **gone}}}
+            try:
+                await asyncio.to_thread(self.api.patch, QUEUES, name, body, subresource="status")
+            except NotFoundError:
+                continue
+            except KubeError as exc:
+                log.warning("Queue %s: status not written: %s", name, exc)
+                continue
+            self._written[uid] = (comparable, now)
+
+
+__all__ = ["QueueController"]

@@ -1,0 +1,92 @@
+"""Queue objects as scheduler queues, and the Queue status. Pure functions.
+
+A Queue's spec is exactly a queue of the policy file (`{weight, quota: {gpus,
+cpu, memory}}`) and is checked by the same validator
+(`scheduler.policy.queue_from_document`), so a quota means the same whether an
+operator wrote it in `--policy` or with `kubectl apply`. Queue objects define
+or override the policy file's queue of the same name; the file stays the base,
+so deleting a Queue falls back to the file's definition (or `defaultQueue`).
+
+The scheduler stays pure: `with_queues` builds a new `SchedulerConfig`, and the
+controller hands it to the Federator (`Federator.set_scheduler_config`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from federator.backends.kube.resources import condition, timestamp
+from federator.model import MILLI, Job, JobPhase
+from federator.scheduler import PolicyError, QueueConfig, SchedulerConfig
+from federator.scheduler.policy import queue_from_document
+
+Obj = dict[str, Any]
+
+VALID = "Valid"
+
+
+def queue_name(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def queue_from_object(obj: Mapping[str, Any]) -> QueueConfig:
+    """The scheduler's queue for a Queue object; PolicyError names every bad field (`spec.quota.gpus.H100`)."""
+    spec = obj.get("spec")
+    return queue_from_document({} if spec is None else spec, where="spec", source=f"Queue {queue_name(obj)}")
+
+
+def with_queues(base: SchedulerConfig, queues: Mapping[str, QueueConfig]) -> SchedulerConfig:
+    """The policy file's config with these queues defined or overridden; the file's other queues stay."""
+    return replace(base, queues={**base.queues, **queues})
+
+
+@dataclass(frozen=True, slots=True)
+class QueueUsage:
+    """What one queue holds now: GPUs per cluster GPU model (placed and running jobs), and job counts."""
+
+    gpus_in_use: Mapping[str, float] = field(default_factory=dict)
+    pending_jobs: int = 0
+    running_jobs: int = 0  # placed or running
+
+
+def queue_usage(jobs: Iterable[Job]) -> dict[str, QueueUsage]:
+    """Per queue name, from the federator's jobs."""
+    gpus: dict[str, dict[str, int]] = {}
+    pending: dict[str, int] = {}
+    running: dict[str, int] = {}
+    for job in jobs:
+        q = job.spec.queue
+        if job.phase is JobPhase.PENDING:
+            pending[q] = pending.get(q, 0) + 1
+        elif job.phase.is_active:
+            running[q] = running.get(q, 0) + 1
+            per_replica = job.spec.resources.gpu_milli
+            for p in job.placements:
+                if p.phase.is_active and per_replica and p.gpu_model:
+                    held = gpus.setdefault(q, {})
+                    held[p.gpu_model] = held.get(p.gpu_model, 0) + per_replica * p.replicas
+    return {q: QueueUsage({m: milli / MILLI for m, milli in sorted(gpus.get(q, {}).items())},
+                          pending.get(q, 0), running.get(q, 0))
+            for q in set(gpus) | set(pending) | set(running)}
+
+
+def queue_status(*, generation: int, problem: str | None, usage: QueueUsage,
+                 old_conditions: Iterable[Mapping[str, Any]] = (), now: float) -> Obj:
+    """A Queue's status: whether the scheduler uses it (condition Valid, naming the bad fields if not), and
+    what the queue holds."""
+    old = {str(c.get("type")): c for c in old_conditions}
+    valid = condition(VALID, problem is None, "Invalid" if problem else "Accepted",
+                      problem or "the scheduler uses this queue", timestamp(now), generation, old)
+    return {"observedGeneration": generation, "conditions": [valid],
+            "gpusInUse": {m: _number(v) for m, v in usage.gpus_in_use.items()},
+            "pendingJobs": usage.pending_jobs, "runningJobs": usage.running_jobs}
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+__all__ = ["VALID", "PolicyError", "QueueUsage", "queue_from_object", "queue_name", "queue_status", "queue_usage",
+           "with_queues"]

@@ -1,0 +1,114 @@
+"""Queue objects set the scheduler's queues: a quota applied with kubectl holds jobs back, raising it lets them go."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from kube_support import JOBS_NAMESPACE, Kube
+from support import eventually
+
+pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
+
+
+def _queue(name: str, spec: dict[str, Any]) -> str:
+    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "Queue", "metadata": {"name": name},
+                           "spec": spec})
+
+
+def _job(name: str, queue: str) -> str:
+    return yaml.safe_dump({
+        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+        "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
+        "spec": {"kind": "training", "replicas": 1, "queue": queue, "gpuModels": ["H100"],
+                 "resources": {"nvidia.com/gpu": 8, "cpu": "2"},
+                 "template": {"metadata": {"annotations": {DELAY: "600s"}}}},
+    })
+
+
+def _valid(kube: Kube, name: str) -> dict[str, Any]:
+    """The Queue's Valid condition, once the federator has seen its current generation ({} until then)."""
+    obj = kube.json("host", "get", "queue", name)
+    status = obj.get("status") or {}
+    if status.get("observedGeneration") != obj["metadata"]["generation"]:
+        return {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == "Valid"), {})
+
+
+def _table_row(table: str) -> dict[str, str]:
+    """kubectl's one-row table by column position (an empty cell would shift a split())."""
+    header, row = table.splitlines()[:2]
+    starts = [i for i, ch in enumerate(header) if ch != " " and (i == 0 or header[i - 1] == " ")]
+    ends = [*starts[1:], None]
+    return {header[a:b].strip(): row[a:b].strip() for a, b in zip(starts, ends, strict=True)}
+
+
+def _pending_reason(kube: Kube, name: str) -> dict[str, Any]:
+    return ((kube.fj(name) or {}).get("status") or {}).get("pendingReason") or {}
+
+
+def test_a_queue_quota_holds_the_second_job_until_it_is_raised(kube: Kube) -> None:
+    queue = "quota-team"
+    kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"weight": 1, "quota": {"gpus": {"H100": 8}}}))
+    try:
+        eventually(lambda: _valid(kube, queue).get("status") == "True", timeout=60,
+                   what=f"Queue {queue} accepted\n{kube.logs()}")
+        kube.kubectl("host", "apply", "-f", "-", input=_job("quota-first", queue))
+        eventually(lambda: kube.phase("quota-first") in ("Placed", "Running"), timeout=120,
+                   what=f"quota-first placed\n{kube.logs()}")
+
+        kube.kubectl("host", "apply", "-f", "-", input=_job("quota-second", queue))
+        eventually(lambda: _pending_reason(kube, "quota-second").get("code") == "QuotaExceeded", timeout=60,
+                   what=f"quota-second held by the quota ({_pending_reason(kube, 'quota-second')})")
+        assert kube.phase("quota-second") == "Pending"
+        assert f"quota of queue {queue} on H100" in _pending_reason(kube, "quota-second")["message"]
+        row = _table_row(kube.kubectl("host", "get", "fj", "quota-second", "-o", "wide").stdout)
+        assert (row["QUEUE"], row["PHASE"], row["REASON"]) == (queue, "Pending", "QuotaExceeded")
+        assert f"quota of queue {queue}" in row["MESSAGE"]
+
+        def usage() -> tuple[Any, ...]:
+            status = kube.json("host", "get", "queue", queue).get("status") or {}
+            return status.get("gpusInUse"), status.get("pendingJobs"), status.get("runningJobs")
+
+        eventually(lambda: usage() == ({H100: 8}, 1, 1), timeout=60, what=f"the Queue's usage ({usage()})")
+
+        # Raise the quota with kubectl: the waiting job goes, with no restart.
+        kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"weight": 1, "quota": {"gpus": {"H100": 16}}}))
+        eventually(lambda: kube.phase("quota-second") in ("Placed", "Running"), timeout=120,
+                   what=f"quota-second placed after the raise\n{kube.logs()}")
+        eventually(lambda: usage() == ({H100: 16}, 0, 2), timeout=60, what=f"the Queue's usage ({usage()})")
+    finally:
+        kube.kubectl("host", "delete", "fj", "quota-first", "quota-second", "--timeout=60s", "--ignore-not-found",
+                     check=False)
+        kube.kubectl("host", "delete", "queue", queue, "--ignore-not-found", check=False)
+
+
+def test_a_queue_the_validator_refuses_is_reported_and_ignored(kube: Kube) -> None:
+    """The schema lets `memory: 500m` through; the policy validator refuses it, naming the field, and the
+    federator keeps running with the policy file's queue."""
+    queue = "bad-quota"
+    kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"quota": {"memory": "500m"}}))
+    try:
+        eventually(lambda: _valid(kube, queue).get("status") == "False", timeout=60,
+                   what=f"Queue {queue} refused\n{kube.logs()}")
+        message = _valid(kube, queue)["message"]
+        assert message.startswith(f"Queue {queue}: spec.quota.memory:"), message
+        wide = kube.kubectl("host", "get", "queue", queue, "-o", "wide").stdout
+        assert "False" in wide and "spec.quota.memory" in wide
+
+        # Ignored, not fatal: a job in that queue is scheduled as if the Queue were not there.
+        kube.kubectl("host", "apply", "-f", "-", input=_job("bad-quota-job", queue))
+        eventually(lambda: kube.phase("bad-quota-job") in ("Placed", "Running"), timeout=120,
+                   what=f"bad-quota-job placed\n{kube.logs()}")
+
+        # Fixed in place: accepted, with no restart.
+        kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"quota": {"memory": "64Gi"}}))
+        eventually(lambda: _valid(kube, queue).get("status") == "True", timeout=60, what=f"Queue {queue} accepted")
+    finally:
+        kube.kubectl("host", "delete", "fj", "bad-quota-job", "--timeout=60s", "--ignore-not-found", check=False)
+        kube.kubectl("host", "delete", "queue", queue, "--ignore-not-found", check=False)
