@@ -56,6 +56,7 @@ class LocalFederation:
     agents: dict[str, Process] = field(default_factory=dict)
     grpc_target: str = ""
     metrics_url: str = ""
+    agent_endpoints: dict[str, str] = field(default_factory=dict)  # cluster -> base URL of /metrics, /readyz
     tls: bool = True  # False: every process runs with --insecure (plaintext)
 
     @property
@@ -100,8 +101,13 @@ class LocalFederation:
         self.grpc_target = info["grpc"]  # keep the port across restarts: agents reconnect to it
         self.metrics_url = info["metrics"]
 
-    def start_agent(self, cluster: str, *extra: str, server: str = "") -> Process:
-        """An agent for a fleet cluster; `server` overrides the address it dials (e.g. a proxy)."""
+    def start_agent(self, cluster: str, *extra: str, server: str = "", metrics: bool = False,
+                    timeout: float = 30.0) -> Process:
+        """An agent for a fleet cluster; `server` overrides the address it dials (e.g. a proxy).
+
+        With `metrics` the agent serves /metrics, /healthz and /readyz on a free
+        loopback port, whose base URL lands in `agent_endpoints[cluster]`.
+        """
         if self.fleet is None:
             raise ValueError("a fleet file is needed for simulated agents")
         tls = self._tls_args()
@@ -111,9 +117,26 @@ class LocalFederation:
                 issue(self.certs, identity)
         args = ["agent", "--cluster", cluster, "--server", server or self.grpc_target, "--sim", str(self.fleet),
                 "--time-scale", str(self.time_scale), *tls, *extra]
+        ready = self.workdir / f"agent-{cluster}.ready.json"
+        if metrics:
+            ready.unlink(missing_ok=True)
+            args += ["--metrics-listen", "127.0.0.1:0", "--ready-file", str(ready)]
         proc = self._spawn(f"agent-{cluster}", args)
         self.agents[cluster] = proc
+        if metrics:
+            self._wait_for(ready, proc, timeout)
+            self.agent_endpoints[cluster] = json.loads(ready.read_text())["metrics"].removesuffix("/metrics")
         return proc
+
+    @staticmethod
+    def _wait_for(ready: Path, proc: Process, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}; see {proc.log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{proc.name} not ready after {timeout}s; see {proc.log}")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         for proc in self.agents.values():

@@ -1,5 +1,10 @@
 """Every Prometheus metric the federator exports, defined in one place.
 
+(An agent's own metrics, `federator_agent_*` on `federator agent
+--metrics-listen`, are defined in `federator.agent.metrics`. The
+`federator_agent_report_age_seconds`, `_reports_total` and
+`_connections_total` below are the federator's view of its agents.)
+
 Naming follows Prometheus practice: a `federator_` prefix, base units
 (`_seconds`, `_bytes`), `_total` on counters, and bounded labels only:
 `cluster`, `region`, `gpu_model`, `queue`, `phase`, `state`, `reason` (a

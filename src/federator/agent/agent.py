@@ -8,20 +8,28 @@ re-syncs: it reports every placement it holds *before* its first capacity
 report of the session, so the federator knows, when that report arrives, all
 the cluster runs (it then cancels superseded placements, re-sends launch
 orders lost in flight, and re-queues placements the cluster lost).
+
+It counts what it does in `AgentMetrics` (agent/metrics.py), and with
+`metrics_listen` set serves them with its probes (agent/endpoint.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from federator import __version__
 from federator.agent.backend import Backend
+from federator.agent.endpoint import Endpoint
+from federator.agent.metrics import AgentMetrics
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.model import JobPhase
@@ -49,6 +57,8 @@ class AgentConfig:
     max_backoff: float = 5.0
     tls: TlsFiles | None = None  # None: plaintext (the federator must run with --insecure)
     fence_after: float = 0.0  # > 0: stop every placement after this long without the federator
+    metrics_listen: str = ""  # HOST:PORT of /metrics, /healthz, /readyz; empty: no endpoint
+    ready_file: Path | None = None  # written with the endpoint's bound address once it serves
 
 
 class Agent:
@@ -61,12 +71,46 @@ class Agent:
         self.sessions = 0
         self._cut_since: float | None = None  # when the federator was last lost (None: connected)
         self._fence: asyncio.Task[None] | None = None
+        self.metrics = AgentMetrics(cluster=config.cluster, region=config.region)
+        self.endpoint: Endpoint | None = None
 
     async def run(self) -> None:
-        await self.backend.start(self._on_update)
-        self._cut_since = asyncio.get_running_loop().time()
-        if self.config.fence_after > 0:
-            self._fence = asyncio.get_running_loop().create_task(self._fence_loop())
+        # The endpoint first: liveness holds while the backend starts and the federator is away.
+        if self.config.metrics_listen:
+            self.endpoint = Endpoint(self.metrics, self.config.metrics_listen)
+            log.info("agent metrics on %s/metrics (probes /healthz, /readyz)", self.endpoint.url)
+            self._write_ready_file(self.endpoint)
+        loop = asyncio.get_running_loop()
+        ticker = loop.create_task(self._tick_loop())
+        try:
+            await self.backend.start(self._on_update)
+            self._cut_since = loop.time()
+            if self.config.fence_after > 0:
+                self._fence = loop.create_task(self._fence_loop())
+            await self._connect_forever()
+        finally:
+            ticker.cancel()
+            if self._fence:
+                self._fence.cancel()
+            self.metrics.stopped()
+            if self.endpoint:
+                self.endpoint.stop()
+
+    def _write_ready_file(self, endpoint: Endpoint) -> None:
+        if self.config.ready_file is None:
+            return
+        tmp = self.config.ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"metrics": f"{endpoint.url}/metrics", "healthz": f"{endpoint.url}/healthz",
+                                   "readyz": f"{endpoint.url}/readyz", "pid": os.getpid()}))
+        tmp.replace(self.config.ready_file)
+
+    async def _tick_loop(self) -> None:
+        """Liveness, and the placements-by-phase gauge, refreshed from the event loop every second."""
+        while True:
+            self.metrics.tick(self.backend.placements())
+            await asyncio.sleep(1.0)
+
+    async def _connect_forever(self) -> None:
         async for attempt in AsyncRetrying(
             wait=wait_exponential_jitter(multiplier=0.1, max=self.config.max_backoff),
             retry=retry_if_exception_type((grpc.aio.AioRpcError, StreamEnded, OSError)),
@@ -106,12 +150,12 @@ class Agent:
             self._queue(agent_pb2.AgentMessage())  # an empty body stands for "the current report"
 
     async def _outgoing(self) -> AsyncIterator[agent_pb2.AgentMessage]:
-        yield self._hello()
+        yield self._sent(self._hello())
         # Re-sync: every placement this cluster holds, then the report that closes the re-sync.
         for pid, phase in self.backend.placements().items():
-            yield agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
-                placement_id=pid, phase=convert.phase_to_pb(phase), message="resync"))
-        yield self._report()
+            yield self._sent(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
+                placement_id=pid, phase=convert.phase_to_pb(phase), message="resync")))
+        yield self._sent(self._report())
         while True:
             msg = await self._outbox.get()
             if msg is None:
@@ -119,7 +163,12 @@ class Agent:
             if msg.WhichOneof("body") is None:
                 self._report_queued = False
                 msg = self._report()
-            yield msg
+            yield self._sent(msg)
+
+    def _sent(self, msg: agent_pb2.AgentMessage) -> agent_pb2.AgentMessage:
+        """Count a message as it is handed to the stream."""
+        self.metrics.sent(report=msg.WhichOneof("body") == "capacity")
+        return msg
 
     async def _session(self) -> None:
         tls = self.config.tls
@@ -138,6 +187,7 @@ class Agent:
                     if kind == "welcome":
                         self.sessions += 1
                         self.connected.set()
+                        self.metrics.session_opened()
                         self._cut_since = None
                         interval = msg.welcome.report_interval_seconds or self.config.report_interval
                         log.info("connected to %s as %s (%s)", self.config.target, self.config.cluster,
@@ -149,11 +199,13 @@ class Agent:
                     elif kind == "cancel":
                         if msg.cancel.placement_id in self.backend.placements():
                             log.info("cancel placement %s: %s", msg.cancel.placement_id, msg.cancel.reason)
+                        self.metrics.cancelled("federator")
                         await self.backend.cancel(msg.cancel.placement_id)
             finally:
                 if self.connected.is_set() or self._cut_since is None:
                     self._cut_since = asyncio.get_running_loop().time()
                 self.connected.clear()
+                self.metrics.session_closed()
                 if reporter:
                     reporter.cancel()
             raise StreamEnded("the federator closed the stream")
@@ -171,11 +223,14 @@ class Agent:
             await asyncio.sleep(min(1.0, limit / 4))
             if self._cut_since is None or loop.time() - self._cut_since < limit:
                 continue
-            for pid, phase in list(self.backend.placements().items()):
-                if not phase.is_terminal:
-                    log.warning("fenced: stopping placement %s after %.1fs without the federator", pid,
-                                loop.time() - self._cut_since)
-                    await self.backend.cancel(pid)
+            running = [pid for pid, phase in self.backend.placements().items() if not phase.is_terminal]
+            if running:
+                self.metrics.self_fences.inc()
+            for pid in running:
+                log.warning("fenced: stopping placement %s after %.1fs without the federator", pid,
+                            loop.time() - self._cut_since)
+                self.metrics.cancelled("fence")
+                await self.backend.cancel(pid)
 
     async def _report_loop(self, interval: float) -> None:
         while True:
@@ -190,13 +245,18 @@ class Agent:
             log.warning("refusing a malformed launch order for %r: %s", launch.placement.placement_id, exc)
             self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
                 placement_id=launch.placement.placement_id, ok=False, message=f"malformed launch: {exc}")))
+            self.metrics.launched("refused", None)
             return
         again = placement.placement_id in self.backend.placements()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             why = await self.backend.launch(placement, spec)
+            self.metrics.launched("ok" if why is None else "refused", loop.time() - started)
         except Exception as exc:  # a backend failure refuses this placement, it does not kill the agent
             log.exception("launch of %s failed", placement.placement_id)
             why = f"launch failed: {exc}"
+            self.metrics.launched("failed", loop.time() - started)
         if why is None and not again:
             log.info("launched placement %s (job %s, generation %d, %d replicas)", placement.placement_id,
                      placement.job_id, placement.generation, placement.replicas)

@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--fence-after", type=float, default=0.0, metavar="SECONDS",
                    help="stop every placement after this long without the federator; set it to the federator's "
                         "--lost-after (or less) so a job never runs in two clusters (default: off)")
+    a.add_argument("--metrics-listen", default="", metavar="HOST:PORT",
+                   help="serve the agent's /metrics, /healthz (alive) and /readyz (connected and reporting) "
+                        "here; port 0 picks a free one (default: off)")
+    a.add_argument("--ready-file", type=Path,
+                   help="write the endpoint's bound URLs here as JSON once it serves (with --metrics-listen)")
     a.add_argument("--sim-launch-latency", type=float, default=0.0, metavar="SECONDS",
                    help="simulate a slow cluster API: each launch takes this long (default 0)")
     add_tls_arguments(a, role="agent")
@@ -36,6 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _agent(args: argparse.Namespace) -> int:
     from federator.agent.agent import Agent, AgentConfig
+    from federator.agent.endpoint import ListenError, parse_listen
     from federator.backends.sim import FleetError, load_fleet
     from federator.backends.sim.runtime import SimBackend
     from federator.security.tls import TlsError
@@ -47,6 +53,12 @@ def _agent(args: argparse.Namespace) -> int:
             print(f"federator agent: --label: expected KEY=VALUE, got {item!r}", file=sys.stderr)
             return 2
         labels[key] = value
+    if args.metrics_listen:
+        try:
+            parse_listen(args.metrics_listen)
+        except ListenError as exc:
+            print(f"federator agent: {exc}", file=sys.stderr)
+            return 2
     if args.kubeconfig is not None or args.in_cluster:
         from federator.backends.kube.main import run_agent
 
@@ -77,12 +89,16 @@ def _agent(args: argparse.Namespace) -> int:
     if args.sim_launch_latency > 0:
         backend = _SlowLaunches(backend, args.sim_launch_latency)  # type: ignore[assignment]
     agent = Agent(AgentConfig(cluster=args.cluster, region=region, target=args.server,
-                              labels={**dict(spec.labels), **labels}, tls=tls, fence_after=args.fence_after),
+                              labels={**dict(spec.labels), **labels}, tls=tls, fence_after=args.fence_after,
+                              metrics_listen=args.metrics_listen, ready_file=args.ready_file),
                   backend)
     try:
         asyncio.run(agent.run())
     except KeyboardInterrupt:
         pass
+    except ListenError as exc:
+        print(f"federator agent: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -25,7 +25,7 @@ def agent_config(args: argparse.Namespace, labels: dict[str, str], *, tls: TlsFi
     from federator.agent.agent import AgentConfig
 
     return AgentConfig(cluster=args.cluster, region=args.region, target=args.server, labels=labels, tls=tls,
-                       fence_after=args.fence_after)
+                       fence_after=args.fence_after, metrics_listen=args.metrics_listen, ready_file=args.ready_file)
 
 
 def run_agent(args: argparse.Namespace, labels: dict[str, str]) -> int:

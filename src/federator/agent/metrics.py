@@ -1,0 +1,173 @@
+"""Every Prometheus metric an agent exports, defined in one place, and what its probes ask.
+
+The federator's metrics (`federator.metrics`) show a partition from the
+federator's side; these show the agent's side, so an SRE looking at a cluster
+that went `Partitioned` can tell a dead agent from a cut link from a stuck
+backend. They are served on the agent's own endpoint
+(`federator agent --metrics-listen`, see `agent/endpoint.py`).
+
+Names follow the federator's rules: a `federator_agent_` prefix, base units,
+`_total` on counters. An agent serves one cluster, so the scrape target
+already says which; only `federator_agent_info` and `federator_agent_connected`
+carry a `cluster` label, so that an alert or a dashboard legend can name the
+cluster without a join. Every other label is bounded: `phase` (a JobPhase),
+`result` (ok, refused, failed), `origin` (federator, fence).
+
+| metric | type | meaning |
+| --- | --- | --- |
+| federator_agent_info{cluster,region,version} | gauge | always 1 |
+| federator_agent_connected{cluster} | gauge | 1 while the stream to the federator is up (Welcome received) |
+| federator_agent_stream_sessions_total | counter | streams the federator welcomed |
+| federator_agent_reports_sent_total | counter | capacity reports handed to the stream |
+| federator_agent_last_send_age_seconds | gauge | since the last message handed to the stream (or the agent's start) |
+| federator_agent_placements{phase} | gauge | placements the backend holds, by phase |
+| federator_agent_launches_total{result} | counter | launch orders: ok, refused (by backend or malformed), failed |
+| federator_agent_launch_duration_seconds | histogram | time the backend took to launch |
+| federator_agent_cancels_total{origin} | counter | cancels run: ordered by the federator, or by self-fencing |
+| federator_agent_self_fences_total | counter | times the agent stopped its placements after --fence-after cut off |
+
+State gauges (age, placements) are read at scrape time from values the agent's
+event loop refreshes, never from the backend directly: a scrape runs on the
+HTTP server's thread and must not iterate the backend's dicts under the loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from federator import __version__
+from federator.model import JobPhase
+
+LAUNCH_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""A simulated launch takes microseconds; a Kubernetes one a round trip or two to the API server."""
+LIVENESS_TIMEOUT = 30.0
+"""/healthz fails once the event loop has not ticked for this long (stuck, or the agent has ended)."""
+LAUNCH_RESULTS = ("ok", "refused", "failed")
+CANCEL_ORIGINS = ("federator", "fence")
+
+
+class AgentMetrics:
+    """The agent's metrics in a registry of their own (tests run several agents in one process)."""
+
+    def __init__(self, *, cluster: str, region: str, registry: CollectorRegistry | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.cluster = cluster
+        self._clock = clock
+        r = self.registry
+        info = Gauge("federator_agent_info", "Always 1; labels say which cluster and region this agent serves.",
+                     ["cluster", "region", "version"], registry=r)
+        info.labels(cluster, region, __version__).set(1)
+        self._connected = Gauge("federator_agent_connected",
+                                "1 while the agent's stream to the federator is up (the federator welcomed it), "
+                                "else 0.", ["cluster"], registry=r)
+        self._connected.labels(cluster).set(0)
+        self.stream_sessions = Counter("federator_agent_stream_sessions_total",
+                                       "Streams to the federator that the federator welcomed.", registry=r)
+        self.reports_sent = Counter("federator_agent_reports_sent_total",
+                                    "Capacity reports handed to the stream to the federator.", registry=r)
+        self.launches = Counter("federator_agent_launches_total",
+                                "Launch orders by result: ok, refused (by the backend, or malformed), "
+                                "failed (the backend raised).", ["result"], registry=r)
+        for result in LAUNCH_RESULTS:
+            self.launches.labels(result)
+        self.launch_duration = Histogram("federator_agent_launch_duration_seconds",
+                                         "Time the backend took to run one launch order.",
+                                         buckets=LAUNCH_BUCKETS, registry=r)
+        self.cancels = Counter("federator_agent_cancels_total",
+                               "Cancels run through the backend, by origin: ordered by the federator, or by "
+                               "self-fencing (--fence-after).", ["origin"], registry=r)
+        for origin in CANCEL_ORIGINS:
+            self.cancels.labels(origin)
+        self.self_fences = Counter("federator_agent_self_fences_total",
+                                   "Times the agent stopped its placements after --fence-after without the "
+                                   "federator.", registry=r)
+        # State the event loop refreshes and the scrape thread reads (plain attribute writes: atomic).
+        now = clock()
+        self._last_send = now
+        self._heartbeat = now
+        self._phases: Mapping[str, int] = {}
+        self._is_connected = False
+        self._reported = False  # a capacity report went out on the current stream
+        self._stopped = False
+        r.register(_StateCollector(self))
+
+    # -- events (called on the agent's event loop) --------------------------------
+
+    def session_opened(self) -> None:
+        self.stream_sessions.inc()
+        self._is_connected = True
+        self._connected.labels(self.cluster).set(1)
+
+    def session_closed(self) -> None:
+        self._is_connected = False
+        self._reported = False
+        self._connected.labels(self.cluster).set(0)
+
+    def sent(self, *, report: bool) -> None:
+        """A message was handed to the stream; `report`: it was a capacity report."""
+        self._last_send = self._clock()
+        if report:
+            self.reports_sent.inc()
+            self._reported = True
+
+    def launched(self, result: str, seconds: float | None) -> None:
+        self.launches.labels(result).inc()
+        if seconds is not None:
+            self.launch_duration.observe(seconds)
+
+    def cancelled(self, origin: str) -> None:
+        self.cancels.labels(origin).inc()
+
+    def tick(self, placements: Mapping[str, JobPhase]) -> None:
+        """The event loop is alive; refresh the placements-by-phase snapshot."""
+        counts = dict.fromkeys((p.value for p in JobPhase), 0)
+        for phase in placements.values():
+            counts[phase.value] += 1
+        self._phases = counts
+        self._heartbeat = self._clock()
+
+    def stopped(self) -> None:
+        self._stopped = True
+        self.session_closed()
+
+    # -- what the probes and the scrape read (any thread) -----------------------------
+
+    def alive(self) -> bool:
+        """/healthz: the agent's event loop is running and not stuck."""
+        return not self._stopped and self._clock() - self._heartbeat < LIVENESS_TIMEOUT
+
+    def ready(self) -> bool:
+        """/readyz: the stream to the federator is up and carried a capacity report of the backend's."""
+        return self.alive() and self._is_connected and self._reported
+
+    def last_send_age(self) -> float:
+        return max(0.0, self._clock() - self._last_send)
+
+    def phases(self) -> Mapping[str, int]:
+        return self._phases
+
+
+class _StateCollector(Collector):
+    def __init__(self, metrics: AgentMetrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        age = GaugeMetricFamily("federator_agent_last_send_age_seconds",
+                                "Seconds since the agent last handed a message to its stream to the federator "
+                                "(since it started, if it never has).")
+        age.add_metric([], self._m.last_send_age())
+        yield age
+        held = GaugeMetricFamily("federator_agent_placements", "Placements the agent's backend holds, by phase.",
+                                 labels=["phase"])
+        for phase, n in sorted(self._m.phases().items()):
+            held.add_metric([phase], n)
+        yield held
+
+
+__all__ = ["LIVENESS_TIMEOUT", "AgentMetrics"]
