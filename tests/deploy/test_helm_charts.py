@@ -39,7 +39,7 @@ from support import EXAMPLES
 RBAC_FEDERATOR = DEPLOY / "kubernetes" / "rbac-federator.yaml"
 RBAC_AGENT = DEPLOY / "kubernetes" / "rbac-agent.yaml"
 KUBE_VERSIONS = ("1.27", "1.37")  # Chart.yaml kubeVersion floor, and the newest schemas we have
-CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "Certificate"}  # CRDs of other operators: checked below
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Certificate"}  # other operators: see below
 FED_ALL_ON = ["--set", "replicaCount=3", "--set", "serviceMonitor.enabled=true",
               "--set", "podDisruptionBudget.enabled=true",
               "--set", "serviceMonitor.labels.release=prom", "--set", "prometheusRule.enabled=true",
@@ -87,6 +87,8 @@ RENDER_CASES = [
                          "--set", "tls.certManager.issuerRef.name=federation-ca", "--set", "workloadNamespace=gpu-jobs",
                          "--set", "verbose=true"], id="agent-certmanager-own-namespace"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "-f", "SIM"], id="agent-sim-plaintext"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "podMonitor.enabled=true", "--set", "metrics.port=9200",
+                         "--set", "probes.liveness.enabled=false"], id="agent-podmonitor-own-port-no-liveness"),
 ]
 
 
