@@ -9,6 +9,7 @@ federator, so "exactly once" is checked against the clusters' side.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -23,7 +24,7 @@ from reliability_support import cluster_state, job, job_of, jobs_by_name, launch
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
-from federator.cli.client import submit_specs
+from federator.cli.client import list_jobs, submit_specs
 from federator.local import LocalFederation
 from federator.model import JobPhase
 
@@ -34,46 +35,73 @@ pytestmark = pytest.mark.e2e
 
 
 def test_sigkill_of_the_federator_during_submissions_loses_and_duplicates_nothing(
-        federation_factory: Callable[..., LocalFederation]) -> None:
+        federation_factory: Callable[..., LocalFederation], caplog: pytest.LogCaptureFixture) -> None:
     fed = federation_factory("--lease-seconds", "5", "--lost-after", "120")
     names = [f"burst-{i:03d}" for i in range(36)]
-    accepted: list[str] = []
+    accepted: dict[str, str] = {}  # name -> the job id the client was told
     done = threading.Event()
 
     def submit_all() -> None:
+        # The CLI's own path: one request id per spec, retried with the same id while the federator is
+        # down, so a submission stored just before the SIGKILL (its reply lost) is answered, not duplicated.
         for name in names:
-            request = jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(job(name, gpus=1, duration="1.5s")))
-            while True:  # a client that retries until it hears back, as a careful user would
-                try:
-                    with fed.client.channel() as channel:
-                        jobs_pb2_grpc.JobServiceStub(channel).Submit(request, timeout=5)
-                    accepted.append(name)
-                    break
-                except grpc.RpcError as err:
-                    if err.code() is grpc.StatusCode.ALREADY_EXISTS:  # stored before the crash, reply lost
-                        accepted.append(name)
-                        break
-                    time.sleep(0.05)
+            (submitted,) = submit_specs(fed.client, [job(name, gpus=1, duration="1.5s")], attempts=60,
+                                        max_backoff=1.0)
+            accepted[name] = submitted.job_id
+            time.sleep(0.15)  # a steady stream, so that both kills land in the middle of it
         done.set()
 
     submitter = threading.Thread(target=submit_all, daemon=True)
     submitter.start()
     rng = random.Random(6)
+    raced = 0
+    caplog.set_level(logging.WARNING, logger="federator.cli")
     for at in (6, 20):  # kill twice, at whatever moment the submissions have reached
         eventually(lambda at=at: len(accepted) >= at or done.is_set(), timeout=60, what=f"{at} submissions")
         time.sleep(rng.uniform(0, 0.3))
         assert fed.server is not None
+        raced += not done.is_set()
         fed.server.kill()
         fed.start_server()
     submitter.join(120)
     assert done.is_set() and sorted(accepted) == names
+    retries = [r.getMessage() for r in caplog.records if "retrying with request id" in r.getMessage()]
+    assert raced and retries, (raced, retries)  # the kills hit the stream, and the client retried through them
 
-    finished = eventually(lambda: (js := jobs_by_name(fed)) and all(j.phase is JobPhase.SUCCEEDED for j in js.values())
+    finished = eventually(lambda: (js := list_jobs(fed.client)) and all(j.phase is JobPhase.SUCCEEDED for j in js)
                           and js, timeout=120, what="every accepted job to succeed")
-    assert sorted(finished) == names  # nothing lost, nothing extra
+    assert sorted(j.spec.name for j in finished) == names  # nothing lost, nothing extra: one job per spec
+    assert {j.spec.name: j.job_id for j in finished} == accepted  # and it is the job each client was told of
     ran = Counter(job_of(pid) for pids in launches(fed).values() for pid in pids)
-    assert sorted(ran) == sorted(j.job_id for j in finished.values())
+    assert sorted(ran) == sorted(j.job_id for j in finished)
     assert set(ran.values()) == {1}, {j: n for j, n in ran.items() if n != 1}  # each launched exactly once
+
+
+def test_a_retried_submit_gets_its_job_back_after_it_finished_and_the_federator_restarted(
+        federation_factory: Callable[..., LocalFederation]) -> None:
+    """The reply was lost and the client came back late: its request id still names the one job."""
+    fed = federation_factory("--lease-seconds", "5", "--lost-after", "120")
+    request = jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(job("late", gpus=1, duration="0.5s")),
+                                     request_id="late-client-1")
+
+    def submit(req: jobs_pb2.SubmitRequest) -> str:
+        with fed.client.channel() as channel:
+            return str(jobs_pb2_grpc.JobServiceStub(channel).Submit(req, timeout=10).job.job_id)
+
+    first = submit(request)
+    eventually(lambda: jobs_by_name(fed)["late"].phase is JobPhase.SUCCEEDED, what="the job to succeed")
+    assert fed.server is not None
+    fed.server.kill()
+    fed.start_server()
+    assert eventually(lambda: submit(request), what="the retry to be answered") == first
+    (only,) = list_jobs(fed.client)
+    assert (only.job_id, only.phase) == (first, JobPhase.SUCCEEDED)
+    changed = jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(job("late", gpus=2)), request_id="late-client-1")
+    with pytest.raises(grpc.RpcError) as err:
+        submit(changed)
+    assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION  # type: ignore[attr-defined]
+    assert "request_id" in err.value.details()  # type: ignore[attr-defined]
+    assert launches(fed)["a-1"] + launches(fed)["b-1"] == [f"{first}.g1.{only.placements[0].cluster}"]
 
 
 def test_a_killed_agent_goes_partitioned_then_lost_and_its_job_is_re_placed(

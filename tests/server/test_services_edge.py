@@ -19,6 +19,7 @@ import pytest
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from federator.jobfile import parse_job
+from federator.model import JobPhase
 from federator.security.auth import Authenticator, RevocationList
 from federator.security.limits import Limits
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
@@ -293,3 +294,34 @@ def test_the_job_api_takes_a_user_certificate_or_a_bearer_token_only(certs: Cert
 
     run(go)
 
+
+
+def test_submit_with_a_seen_request_id_returns_the_original_job_and_a_changed_spec_is_refused() -> None:
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            stub = jobs_pb2_grpc.JobServiceStub(ch)
+            request = good_spec("once")
+            request.request_id = "cli-7f3a"
+            first = (await stub.Submit(request, timeout=5)).job
+            s.fed.cancel(first.job_id)  # finished before the retry arrives: the retry still gets it back
+            again = (await stub.Submit(request, timeout=5)).job
+            assert again.job_id == first.job_id
+            assert convert.job_from_pb(again).phase is JobPhase.CANCELLED
+            assert [j.job_id for j in s.fed.list_jobs()] == [first.job_id]
+
+            changed = good_spec("once", replicas=2)
+            changed.request_id = "cli-7f3a"
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.Submit(changed, timeout=5)
+            assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+            assert "request_id: 'cli-7f3a' was already used" in (err.value.details() or "")
+
+            bad = good_spec("other")
+            bad.request_id = "not an id"
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.Submit(bad, timeout=5)
+            assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert (err.value.details() or "").startswith("request_id:")
+            assert [j.job_id for j in s.fed.list_jobs()] == [first.job_id]
+
+    run(go)

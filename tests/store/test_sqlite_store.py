@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId, Reason, ReasonCode
-from federator.store import SqliteJobStore
+from federator.store import SqliteJobStore, job_to_dict
 
 from builders import job
 
@@ -24,3 +26,34 @@ def test_jobs_and_placements_survive_reopen(tmp_path: Path) -> None:
     assert [x.job_id for x in loaded] == ["a-1", "b-1"]
     assert loaded[0] == j
     assert loaded[0].placements[0].generation == 3
+
+
+def test_a_database_of_the_first_schema_loads_and_request_ids_survive_reopen(tmp_path: Path) -> None:
+    """Request ids need no migration: they live in the job's document (its spec's annotations)."""
+    from federator.server.federator import REQUEST_ID_ANNOTATION, Federator
+
+    db = tmp_path / "old.db"
+    old = sqlite3.connect(db)  # what a federator of schema version 1 wrote, before request ids existed
+    old.executescript("""
+        CREATE TABLE jobs (job_id TEXT PRIMARY KEY, phase TEXT NOT NULL, doc TEXT NOT NULL);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+    """)
+    legacy = job_to_dict(Job(JobId("old-1"), job("old"), submitted_at=1.0, phase=JobPhase.SUCCEEDED))
+    old.execute("INSERT INTO jobs VALUES (?, ?, ?)", ("old-1", "Succeeded", json.dumps(legacy)))
+    old.commit()
+    old.close()
+
+    store = SqliteJobStore(db)
+    fed = Federator(store=store)
+    assert [j.job_id for j in fed.list_jobs()] == ["old-1"]
+    new = fed.submit(job("new"), request_id="req-1")
+    store.close()
+    for _ in range(2):  # opening twice more changes nothing: the schema statements are idempotent
+        store = SqliteJobStore(db)
+        reopened = Federator(store=store)
+        assert [j.job_id for j in reopened.list_jobs()] == ["old-1", new.job_id]
+        assert reopened.jobs[new.job_id].spec.annotation(REQUEST_ID_ANNOTATION) == "req-1"
+        assert reopened.submit(job("new"), request_id="req-1").job_id == new.job_id
+        store.close()
+    assert sqlite3.connect(db).execute("SELECT value FROM meta").fetchall() == [("1",)]

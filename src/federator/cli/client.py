@@ -4,19 +4,27 @@ Every helper takes a `Target`: a ClientOptions (address and credentials), or
 just an address, in which case the credentials come from the environment
 (FEDERATOR_CERTS_DIR / FEDERATOR_CA, FEDERATOR_CERT, FEDERATOR_KEY,
 FEDERATOR_TOKEN, or FEDERATOR_INSECURE=1).
+
+Submissions are safe to retry: each spec gets one request id per invocation,
+and a transient failure (UNAVAILABLE, DEADLINE_EXCEEDED) is retried with the
+same id, so a reply lost to a crash or a dropped connection never makes a
+second job.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import grpc
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
@@ -30,6 +38,9 @@ from federator.store import job_to_dict
 
 DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
 Target = str | ClientOptions
+TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+SUBMIT_ATTEMPTS = 8  # with the backoff below, about 15 s of retrying: long enough for a federator restart
+log = logging.getLogger("federator.cli")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -114,10 +125,46 @@ def read_specs(paths: list[Path]) -> list[JobSpec]:
     return specs
 
 
-def submit_specs(target: Target, specs: list[JobSpec]) -> list[Job]:
-    with connect(target) as (jobs, _):
-        return [convert.job_from_pb(jobs.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(s)), timeout=10).job)
-                for s in specs]
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def transient(exc: BaseException) -> bool:
+    """A failure after which the same request may succeed: the federator was away or slow."""
+    code = exc.code() if isinstance(exc, grpc.RpcError) and hasattr(exc, "code") else None
+    return code in TRANSIENT
+
+
+def submit_specs(target: Target, specs: list[JobSpec], *, attempts: int = SUBMIT_ATTEMPTS,
+                 max_backoff: float = 4.0) -> list[Job]:
+    """Submit each spec, retrying transient failures with the spec's request id; the jobs, in order.
+
+    A retry of a submission the federator did store returns that job (same
+    job_id), even if it has finished since. Other errors are raised at once.
+    """
+    opts = options(target)
+    requests = [jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(s), request_id=new_request_id()) for s in specs]
+    channel = opts.channel()
+    try:
+        out: list[Job] = []
+        for request in requests:
+            for attempt in Retrying(stop=stop_after_attempt(attempts), retry=retry_if_exception(transient),
+                                    wait=wait_exponential_jitter(multiplier=0.2, max=max_backoff, jitter=0.2),
+                                    reraise=True):
+                with attempt:
+                    try:
+                        reply = jobs_pb2_grpc.JobServiceStub(channel).Submit(request, timeout=10)
+                    except grpc.RpcError as err:
+                        if transient(err):  # a fresh channel for the retry: no reconnect backoff carried over
+                            log.warning("submit %s: %s; retrying with request id %s", request.spec.name,
+                                        err.code().name, request.request_id)  # type: ignore[attr-defined]
+                            channel.close()
+                            channel = opts.channel()
+                        raise
+            out.append(convert.job_from_pb(reply.job))
+        return out
+    finally:
+        channel.close()
 
 
 def list_jobs(target: Target, queue: str = "") -> list[Job]:

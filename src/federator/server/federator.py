@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import secrets
 import time
 from collections import Counter, defaultdict
@@ -55,6 +56,12 @@ from federator.store import JobStore
 
 log = logging.getLogger("federator.server")
 WATCH_LIMIT = 10_000
+# A job's client request id (SubmitRequest.request_id) lives in its spec's annotations, so every
+# store keeps it with no schema of its own: SQLite inside the job's document, Kubernetes mode on
+# the FederatedJob's metadata.annotations.
+REQUEST_ID_ANNOTATION = "federator.io/request-id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
 
 class SubmitError(ValueError):
     """A submission refused; the message names the field."""
@@ -62,6 +69,10 @@ class SubmitError(ValueError):
 
 class AlreadyExists(SubmitError):
     """A job of that namespace and name is already active."""
+
+
+class RequestIdConflict(SubmitError):
+    """A request id the federator has seen, sent again with a different spec."""
 
 
 class NotFound(KeyError):
@@ -95,6 +106,9 @@ class Federator:
         self._by_placement: dict[str, JobId] = {
             p.placement_id: j.job_id for j in self.jobs.values() for p in j.placements
         }
+        self._by_request: dict[str, JobId] = {
+            rid: j.job_id for j in self.jobs.values() if (rid := j.spec.annotation(REQUEST_ID_ANNOTATION))
+        }
         self.clusters: dict[str, ClusterRecord] = {}
         self._sessions = 0
         self._wake = asyncio.Event()
@@ -105,7 +119,15 @@ class Federator:
 
     # -- the job API ------------------------------------------------------
 
-    def submit(self, spec: JobSpec) -> Job:
+    def submit(self, spec: JobSpec, *, request_id: str = "") -> Job:
+        """Accept a job: stored before this returns.
+
+        With a request id (or a spec carrying the request-id annotation), a
+        submission the federator has seen returns the job it created then,
+        whatever its phase, so a client that lost the reply can retry safely;
+        the same id with a different spec raises RequestIdConflict.
+        """
+        spec = self._with_request_id(spec, request_id)
         if spec.pod_template_json and not _is_json_object(spec.pod_template_json):
             self._reject(RejectReason.INVALID_JOB)
             raise SubmitError("spec.template: pod_template_json must be a JSON object")
@@ -123,6 +145,16 @@ class Federator:
         if problem is not None:
             self._reject(RejectReason.LIMIT_EXCEEDED)
             raise SubmitError(problem)
+        request_id = spec.annotation(REQUEST_ID_ANNOTATION)
+        seen = self.jobs.get(self._by_request.get(request_id, JobId(""))) if request_id else None
+        if seen is not None:
+            if seen.spec != spec:
+                self.metrics.jobs_rejected.inc()
+                raise RequestIdConflict(f"request_id: {request_id!r} was already used for job {seen.job_id} "
+                                        f"({seen.spec.namespace}/{seen.spec.name}) with a different spec; "
+                                        "use a new request id for a new job")
+            log.info("submit with request id %s again: returning job %s (%s)", request_id, seen.job_id, seen.phase)
+            return seen
         for job in self.jobs.values():
             if (job.spec.namespace, job.spec.name) == (spec.namespace, spec.name) and not job.phase.is_terminal:
                 self.metrics.jobs_rejected.inc()
@@ -132,10 +164,30 @@ class Federator:
                   pending_reason=Reason(ReasonCode.WAITING, "waiting for the next scheduling cycle"))
         self.store.put([job])
         self.jobs[job.job_id] = job
+        if request_id:
+            self._by_request[request_id] = job.job_id
         self.metrics.jobs_submitted.labels(spec.queue).inc()
         self._changed([job])
         self.wake()
         return job
+
+    def _with_request_id(self, spec: JobSpec, request_id: str) -> JobSpec:
+        """The spec with its request id as an annotation; a malformed or contradictory id is refused."""
+        carried = spec.annotation(REQUEST_ID_ANNOTATION)
+        if not request_id:
+            request_id = carried
+        if not request_id:
+            return spec
+        if not _REQUEST_ID.fullmatch(request_id):
+            self._reject(RejectReason.INVALID_JOB)
+            raise SubmitError("request_id: must be 1 to 128 characters of A-Z a-z 0-9 . _ : -, "
+                              f"got {request_id[:140]!r}")
+        if carried and carried != request_id:
+            self._reject(RejectReason.INVALID_JOB)
+            raise SubmitError(f"request_id: {request_id!r} differs from the spec's annotation "
+                              f"{REQUEST_ID_ANNOTATION}={carried[:140]!r}")
+        annotations = dict(spec.annotations) | {REQUEST_ID_ANNOTATION: request_id}
+        return replace(spec, annotations=tuple(sorted(annotations.items())))
 
     def get(self, key: str) -> Job:
         if key in self.jobs:
@@ -594,5 +646,5 @@ def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> Clust
         return replace(info, capacity=replace(info.capacity, gpu_pools=pools))
 
 
-__all__ = ["FAILOVER_ANNOTATION", "OUTBOX_LIMIT", "AlreadyExists", "ClusterRecord", "Federator", "NotFound",
-           "SubmitError"]
+__all__ = ["FAILOVER_ANNOTATION", "OUTBOX_LIMIT", "REQUEST_ID_ANNOTATION", "AlreadyExists", "ClusterRecord",
+           "Federator", "NotFound", "RequestIdConflict", "SubmitError"]

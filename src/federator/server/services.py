@@ -25,7 +25,14 @@ from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.limits import RejectReason, check_capacity, check_hello
-from federator.server.federator import AlreadyExists, ClusterRecord, Federator, NotFound, SubmitError
+from federator.server.federator import (
+    AlreadyExists,
+    ClusterRecord,
+    Federator,
+    NotFound,
+    RequestIdConflict,
+    SubmitError,
+)
 from federator.server.orders import LaunchOrder, Order
 
 log = logging.getLogger("federator.server")
@@ -241,9 +248,11 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         await self.user(context)
         await self.sized(context, "submit", request)
         try:
-            job = self.fed.submit(convert.spec_from_pb(request.spec))
+            job = self.fed.submit(convert.spec_from_pb(request.spec), request_id=request.request_id)
         except AlreadyExists as exc:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except RequestIdConflict as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except (SubmitError, convert.WireError) as exc:
             if isinstance(exc, convert.WireError):
                 self.rejected(RejectReason.MALFORMED)
