@@ -52,7 +52,8 @@ FED_ALL_ON = ["--set", "replicaCount=3", "--set", "serviceMonitor.enabled=true",
               "--set", "topologySpreadConstraints[0].maxSkew=1",
               "--set", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
               "--set", "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
-              "--set", "topologySpreadConstraints[0].labelSelector.matchLabels.app\\.kubernetes\\.io/name=federator"]
+              "--set", "topologySpreadConstraints[0].labelSelector.matchLabels.app\\.kubernetes\\.io/name=federator",
+              "--set", "revocationList.enabled=true", "--set", "revocationList.entries[0]=cluster east-1"]
 FED_SINGLE = ["--set", "mode=standalone", "--set", "replicaCount=1", "--set", "persistence.enabled=true",
               "--set", "persistence.size=5Gi",
               "--set", "tls.enabled=false", "--set", "service.type=NodePort", "--set", "service.grpcNodePort=30070",
