@@ -509,6 +509,18 @@ class Federator:
         job.pending_reason = reason
         return cancels
 
+    def expect_cluster(self, name: str, *, region: str, labels: dict[str, str], lost: bool = False,
+                       last_report_at: float = 0.0) -> None:
+        """A cluster known from elsewhere (Kubernetes mode: its MemberCluster object) whose agent has not
+        connected to this federator: Partitioned until it does (Lost after the grace time), or Lost already."""
+        if name in self.clusters:
+            return
+        now = self.clock()
+        self.clusters[name] = ClusterRecord(
+            name=name, region=region, labels=dict(labels),
+            state=ClusterState.LOST if lost else ClusterState.PARTITIONED, last_report_at=last_report_at,
+            last_seen_at=now, disconnected_at=now, partitioned_at=now)
+
     def _expect_agents(self) -> None:
         """After a restart: every cluster holding an active placement is expected back, Partitioned until then."""
         now = self.clock()

@@ -11,7 +11,12 @@ It turns `kubectl apply` into `Federator.submit` and `kubectl delete` into
   member cluster's agent a Cancel, and its Job or Deployment is deleted), then
   the finalizer is removed. The cancel is durable in the federator before the
   finalizer goes, so an agent that was away hears of it when it re-syncs.
-- MemberCluster objects mirror the federator's cluster registry.
+- MemberCluster objects mirror the federator's cluster registry, and are
+  never deleted by the federator: a Lost cluster's object is its history. An
+  operator may `kubectl delete mc` a Lost one; it is not recreated unless its
+  agent connects again. A federator that starts (or becomes leader) adopts the
+  MemberClusters its registry does not know as Partitioned (Lost if they were),
+  so an object never claims Ready for a cluster no federator hears from.
 """
 
 from __future__ import annotations
@@ -37,10 +42,12 @@ from federator.backends.kube.resources import (
     invalid_status,
     member_cluster,
     member_cluster_status,
+    parse_timestamp,
     spec_of,
 )
 from federator.backends.kube.store import KubeJobStore, Owner
 from federator.jobfile import JobFileError
+from federator.model import ClusterState
 from federator.server.federator import Federator, NotFound, SubmitError
 
 log = logging.getLogger("federator.kube.controller")
@@ -63,6 +70,7 @@ class FederatedJobController:
 
     async def start(self) -> None:
         self.informer.start()
+        await self.adopt_members()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._work()), loop.create_task(self._members())]
         await self.informer.wait_synced()
@@ -167,6 +175,26 @@ class FederatedJobController:
                 log.exception("writing MemberClusters failed")
             await asyncio.sleep(self.member_interval)
 
+    async def adopt_members(self) -> None:
+        """MemberClusters the registry does not know (their agent has not connected to this federator yet)
+        enter it Partitioned, or Lost if they were, and age to Lost like any cluster that is away."""
+        try:
+            listed = await asyncio.to_thread(self.api.list, MEMBER_CLUSTERS)
+        except KubeError as exc:
+            log.warning("listing MemberClusters failed: %s; only connected clusters are shown", exc)
+            return
+        for obj in listed.get("items") or []:
+            name = str((obj.get("metadata") or {}).get("name", ""))
+            spec, status = obj.get("spec") or {}, obj.get("status") or {}
+            if not name or name in self.fed.clusters:
+                continue
+            lost = status.get("state") == ClusterState.LOST.value
+            self.fed.expect_cluster(name, region=str(spec.get("region", "")),
+                                    labels={str(k): str(v) for k, v in (spec.get("labels") or {}).items()},
+                                    lost=lost, last_report_at=parse_timestamp(status.get("lastReportTime")))
+            log.info("MemberCluster %s: its agent has not connected to this federator yet; %s", name,
+                     "Lost" if lost else "Partitioned until it does")
+
     async def write_members(self, *, refresh_after: float = 30.0) -> None:
         """Mirror the cluster registry; a status that did not change is rewritten only every refresh_after."""
         now = self.clock()
@@ -177,13 +205,18 @@ class FederatedJobController:
             last = self._members_written.get(rec.name)
             if last is not None and last[0] == comparable and now - last[1] < refresh_after:
                 continue
-            await asyncio.to_thread(self._write_member, rec.name, rec.region, dict(rec.labels), status)
+            # A Lost, disconnected cluster's object an operator deleted stays deleted (until its agent is back).
+            recreate = rec.connected or rec.state is not ClusterState.LOST
+            await asyncio.to_thread(self._write_member, rec.name, rec.region, dict(rec.labels), status, recreate)
             self._members_written[rec.name] = (comparable, now)
 
-    def _write_member(self, name: str, region: str, labels: dict[str, str], status: dict[str, Any]) -> None:
+    def _write_member(self, name: str, region: str, labels: dict[str, str], status: dict[str, Any],
+                      recreate: bool = True) -> None:
         try:
             self.api.patch(MEMBER_CLUSTERS, name, {"spec": {"region": region, "labels": labels}})
         except NotFoundError:
+            if not recreate:
+                return
             try:
                 self.api.create(MEMBER_CLUSTERS, member_cluster(name, region=region, labels=labels))
             except ConflictError:

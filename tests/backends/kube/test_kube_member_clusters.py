@@ -1,0 +1,121 @@
+"""MemberCluster objects tell the truth about clusters no federator hears from, and are never deleted by it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from federator.backends.kube.api import MEMBER_CLUSTERS, NotFoundError, Resource
+from federator.backends.kube.controller import FederatedJobController
+from federator.backends.kube.store import KubeJobStore
+from federator.model import ClusterCapacity, ClusterState
+from federator.server.federator import Federator
+from federator.store import SqliteJobStore
+
+
+class FakeApi:
+    """MemberClusters in memory; records every write."""
+
+    server = "https://host.invalid"
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        self.objects = {o["metadata"]["name"]: o for o in objects}
+        self.writes: list[tuple[str, str, dict[str, Any]]] = []
+
+    def list(self, res: Resource, namespace: str | None = None, **_: Any) -> dict[str, Any]:
+        assert res == MEMBER_CLUSTERS
+        return {"metadata": {"resourceVersion": "1"}, "items": list(self.objects.values())}
+
+    def patch(self, res: Resource, name: str, body: dict[str, Any], namespace: str | None = None, *,
+              subresource: str | None = None) -> dict[str, Any]:
+        if name not in self.objects:
+            raise NotFoundError(404, f"memberclusters {name} not found")
+        self.writes.append(("patch/" + (subresource or ""), name, body))
+        obj = self.objects[name]
+        for key, value in body.items():
+            obj[key] = {**(obj.get(key) or {}), **value}
+        return obj
+
+    def create(self, res: Resource, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        self.writes.append(("create", body["metadata"]["name"], body))
+        self.objects[body["metadata"]["name"]] = body
+        return body
+
+
+def member(name: str, state: str, *, region: str = "east") -> dict[str, Any]:
+    return {"apiVersion": "federator.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": name},
+            "spec": {"region": region, "labels": {"tier": "gold"}},
+            "status": {"state": state, "connected": state == "Ready", "lastReportTime": "2025-01-02T03:04:05.000000Z",
+                       "gpusFree": 8, "gpusTotal": 16}}
+
+
+@pytest.fixture
+def now() -> list[float]:
+    return [1_000_000.0]
+
+
+def controller(tmp_path: Path, api: FakeApi, now: list[float]) -> tuple[Federator, FederatedJobController]:
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), clock=lambda: now[0], lost_after_seconds=60.0)
+    ctl = FederatedJobController(fed, api, KubeJobStore(api), clock=lambda: now[0])  # type: ignore[arg-type]
+    return fed, ctl
+
+
+def state_of(api: FakeApi, name: str) -> tuple[str, bool]:
+    status = api.objects[name]["status"]
+    return status["state"], status["connected"]
+
+
+def test_a_cluster_whose_agent_has_not_come_back_is_partitioned_then_lost_never_a_stale_ready(
+        tmp_path: Path, now: list[float]) -> None:
+    api = FakeApi([member("ghost", "Ready"), member("gone", "Lost", region="west")])
+    fed, ctl = controller(tmp_path, api, now)
+    asyncio.run(ctl.adopt_members())
+    assert fed.clusters["ghost"].state is ClusterState.PARTITIONED
+    assert fed.clusters["gone"].state is ClusterState.LOST
+    assert (fed.clusters["gone"].region, fed.clusters["gone"].labels) == ("west", {"tier": "gold"})
+
+    asyncio.run(ctl.write_members())
+    assert state_of(api, "ghost") == ("Partitioned", False)
+    assert state_of(api, "gone") == ("Lost", False)
+    assert api.objects["ghost"]["status"]["lastReportTime"] == "2025-01-02T03:04:05.000000Z"  # as last heard
+
+    now[0] += 61  # past --lost-after with no agent
+    fed.check_leases()
+    asyncio.run(ctl.write_members())
+    assert state_of(api, "ghost") == ("Lost", False)
+    assert not [w for w in api.writes if w[0] == "delete"]  # history: kept
+
+
+def test_a_cluster_that_connects_is_ready_again(tmp_path: Path, now: list[float]) -> None:
+    api = FakeApi([member("ghost", "Lost")])
+    fed, ctl = controller(tmp_path, api, now)
+    asyncio.run(ctl.adopt_members())
+    rec = fed.connect(cluster="ghost", region="east", labels={})
+    fed.report(rec, ClusterCapacity())
+    asyncio.run(ctl.write_members())
+    assert state_of(api, "ghost") == ("Ready", True)
+
+
+def test_a_known_cluster_is_not_adopted_over(tmp_path: Path, now: list[float]) -> None:
+    api = FakeApi([member("member-a", "Lost")])
+    fed, ctl = controller(tmp_path, api, now)
+    fed.connect(cluster="member-a", region="east", labels={})
+    asyncio.run(ctl.adopt_members())
+    assert fed.clusters["member-a"].connected
+
+
+@pytest.mark.parametrize(("state", "recreated"), [
+    pytest.param("Partitioned", True, id="partitioned-is-recreated"),
+    pytest.param("Lost", False, id="lost-stays-deleted"),
+])
+def test_an_operator_may_delete_a_lost_clusters_object(tmp_path: Path, now: list[float], state: str,
+                                                       recreated: bool) -> None:
+    api = FakeApi([member("old", state)])
+    fed, ctl = controller(tmp_path, api, now)
+    asyncio.run(ctl.adopt_members())
+    del api.objects["old"]  # kubectl delete mc old
+    asyncio.run(ctl.write_members())
+    assert ("old" in api.objects) == recreated
