@@ -67,6 +67,8 @@ spec:
 def live_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
     """A running federator with the simulated agents of examples/fleet.yaml and one placed, running job.
 
+    Every agent serves its own /metrics (`agent_endpoints`), as the agent chart has it do.
+
     Shared by the dashboard check and the Prometheus end-to-end test (a session
     fixture: starting processes is the slow part on a loaded machine).
     """
@@ -76,7 +78,7 @@ def live_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalF
     try:
         fed.start_server(timeout=60)
         for cluster in fleet_clusters():
-            fed.start_agent(cluster)
+            fed.start_agent(cluster, metrics=True, timeout=60)  # each agent's own /metrics too
         target = fed.client
         eventually(lambda: sum(c["capacity"] is not None for c in list_clusters(target)) == len(fleet_clusters()),
                    timeout=60, what="every agent of the fleet to report")

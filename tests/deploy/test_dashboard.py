@@ -1,8 +1,9 @@
 """deploy/grafana/federator.json: a dashboard that shows what the federator really exports.
 
-Every query's metric names are checked against the /metrics page of a running
-federator with the simulated agents of examples/fleet.yaml (histogram
-`_bucket/_sum/_count` series count as exported by their histogram); the
+Every query's metric names are checked against the /metrics pages of a running
+federator and of its simulated agents (examples/fleet.yaml; the agents'
+`federator_agent_*` come from their own endpoint): histogram
+`_bucket/_sum/_count` series count as exported by their histogram; the
 alerts are held to the same rule.
 """
 
@@ -22,7 +23,10 @@ from federator.local import LocalFederation
 # What an SRE was promised on this dashboard (issue 5), as words a panel title must carry.
 PROMISED_PANELS = ["capacity vs allocation by region", "capacity vs allocation by model",
                    "pending jobs by queue and reason", "submit-to-placement latency", "agent connectivity",
-                   "agent report age", "preemptions", "top queues by gpu share"]
+                   "agent report age", "preemptions", "top queues by gpu share",
+                   # the agents' own side of the link (their /metrics)
+                   "agent-side connectivity", "agent last send age", "agent launches by result",
+                   "agent cancels and self-fences"]
 
 
 @pytest.mark.parametrize(("expr", "want"), [
@@ -60,8 +64,14 @@ def test_dashboard_has_the_promised_panels() -> None:
 
 @pytest.fixture(scope="module")
 def live_metrics(live_federation: LocalFederation) -> set[str]:
-    with urllib.request.urlopen(live_federation.metrics_url, timeout=10) as resp:
-        return exported_names(resp.read().decode())
+    """What the federator and every agent export (the dashboard reads both kinds of target)."""
+    urls = [live_federation.metrics_url, *(f"{base}/metrics" for base in live_federation.agent_endpoints.values())]
+    assert len(urls) == 1 + len(live_federation.agents)
+    names: set[str] = set()
+    for url in urls:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            names |= exported_names(resp.read().decode())
+    return names
 
 
 def test_every_dashboard_query_reads_exported_metrics(live_metrics: set[str]) -> None:
@@ -70,7 +80,7 @@ def test_every_dashboard_query_reads_exported_metrics(live_metrics: set[str]) ->
         missing = metric_names(expr) - live_metrics
         if missing:
             unknown.setdefault(title, set()).update(missing)
-    assert unknown == {}, f"panels query metrics the federator does not export: {unknown}"
+    assert unknown == {}, f"panels query metrics neither the federator nor its agents export: {unknown}"
 
 
 def test_every_alert_reads_exported_metrics(live_metrics: set[str]) -> None:
@@ -83,4 +93,6 @@ def test_every_alert_reads_exported_metrics(live_metrics: set[str]) -> None:
 def test_the_check_catches_a_metric_that_is_not_exported(live_metrics: set[str]) -> None:
     assert "federator_cluster_gpus" in live_metrics
     assert "federator_scheduling_cycle_duration_seconds_bucket" in live_metrics
+    assert "federator_agent_launch_duration_seconds_bucket" in live_metrics  # an agent's, from its endpoint
+    assert metric_names("federator_agent_launches") - live_metrics == {"federator_agent_launches"}
     assert metric_names("sum(federator_gpus_total)") - live_metrics == {"federator_gpus_total"}

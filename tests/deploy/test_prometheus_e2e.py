@@ -1,9 +1,10 @@
-"""A real Prometheus scrapes a running federator: the fleet, a placed job and the alert rules, via the query API.
+"""A real Prometheus scrapes a running federator and its agents: the fleet, a placed job and the alert rules.
 
 Prometheus (Debian's package) listens on loopback only, with a temporary
 config and storage, a 1s scrape interval and deploy/prometheus/alerts.yaml
 loaded; the federator runs with the simulated agents of examples/fleet.yaml
-and one long job (tests/deploy/conftest.py).
+and one long job (tests/deploy/conftest.py), and every agent's own /metrics
+is a target of the `federator-agent` job.
 """
 
 from __future__ import annotations
@@ -78,7 +79,10 @@ def prometheus(prometheus_bin: Path, live_federation: LocalFederation,
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(ALERTS)],
         "scrape_configs": [{"job_name": "federator", "metrics_path": metrics.path,
-                            "static_configs": [{"targets": [metrics.netloc]}]}],
+                            "static_configs": [{"targets": [metrics.netloc]}]},
+                           {"job_name": "federator-agent", "metrics_path": "/metrics",
+                            "static_configs": [{"targets": [urllib.parse.urlparse(base).netloc for base in
+                                                            live_federation.agent_endpoints.values()]}]}],
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = _free_port()
@@ -109,6 +113,26 @@ def prometheus(prometheus_bin: Path, live_federation: LocalFederation,
 
 def test_prometheus_scrapes_the_federator(prometheus: Prometheus) -> None:
     eventually(lambda: prometheus.value('up{job="federator"}') == 1.0, timeout=60, what="the federator target up")
+
+
+def test_prometheus_scrapes_every_agent(prometheus: Prometheus) -> None:
+    n = len(fleet_clusters())
+    eventually(lambda: prometheus.value('sum(up{job="federator-agent"})') == n, timeout=60,
+               what=f"{n} agent targets up")
+    connected = {r["metric"]["cluster"]: float(r["value"][1])
+                 for r in prometheus.query('federator_agent_connected{job="federator-agent"}')}
+    assert connected == {name: 1.0 for name in fleet_clusters()}
+    # The agent that runs the e2e job counted its launch, seen through the dashboard's join on federator_agent_info.
+    launched = eventually(lambda: prometheus.query(
+        'sum by (cluster) (federator_agent_launches_total{result="ok"} '
+        '* on (job, instance) group_left (cluster) federator_agent_info) > 0'), timeout=60,
+        what="an agent's ok launch in Prometheus")
+    assert {r["metric"]["cluster"] for r in launched} <= set(fleet_clusters())
+    assert sum(float(r["value"][1]) for r in launched) >= 1
+    assert prometheus.query('ALERTS{alertname="FederatorAgentCannotReachFederator"}') == []
+    panel = next(e for t, e in dashboard_exprs(DASHBOARD) if t == "Agent-side connectivity")
+    by_cluster = {r["metric"]["cluster"]: float(r["value"][1]) for r in prometheus.query(grafana_to_promql(panel))}
+    assert by_cluster == {name: 1.0 for name in fleet_clusters()}
 
 
 def test_the_fleets_gpus_are_visible(prometheus: Prometheus) -> None:
