@@ -42,8 +42,16 @@ from federator.scheduler.framework import (
     matching_models,
 )
 from federator.scheduler.plugins import FILTERS, SCORES, fit_tightness
-from federator.scheduler.preemption import Preemption, eligible, plan
-from federator.scheduler.snapshot import Snapshot, Txn, release, reserve
+from federator.scheduler.preemption import (
+    Preemption,
+    eligible,
+    plan,
+    plan_spread,
+    preemption_of,
+    release_in_attempt,
+    released,
+)
+from federator.scheduler.snapshot import Snapshot, Txn, reserve
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +92,10 @@ _SEVERITY = [
     ReasonCode.GPU_MODEL_UNAVAILABLE,
     ReasonCode.CLUSTER_NOT_READY,
 ]
-# Reasons more room could cure: only these jobs may preempt.
+# Reasons more room could cure: only these jobs may preempt. REGION_UNAVAILABLE comes only from a
+# spread's minRegions (too few regions with room *now*), which room in another region cures.
 _CAPACITY = frozenset({ReasonCode.GANG_DOES_NOT_FIT, ReasonCode.INSUFFICIENT_GPUS, ReasonCode.INSUFFICIENT_CPU,
-                       ReasonCode.INSUFFICIENT_MEMORY})
+                       ReasonCode.INSUFFICIENT_MEMORY, ReasonCode.REGION_UNAVAILABLE})
 
 
 def queue_order(requests: Sequence[PlacementRequest]) -> list[PlacementRequest]:
@@ -316,6 +325,21 @@ class Scheduler:
 
     def _place_spread(self, request: PlacementRequest, txn: Txn, board: _Board) -> tuple[
             Assignment, ...] | Reason:
+        counts = self._spread_counts(request, txn, board)
+        if isinstance(counts, Reason):
+            return counts
+        txn.begin()
+        try:
+            out = _reserve_spread(request, txn, counts)
+        except ValueError as exc:  # a fit count and the arithmetic disagree: a bug, but not a crash
+            txn.abort()
+            return Reason(ReasonCode.WAITING, f"spreading failed: {exc}")
+        txn.commit()
+        return out
+
+    def _spread_counts(self, request: PlacementRequest, txn: Txn, board: _Board) -> Counter[str] | Reason:
+        """Replicas per cluster for a spread request over the txn's current view (an open attempt
+        included: preemption asks with its victims released); reads only, reserves nothing."""
         one = replace(request, replicas=1)
         key = _key(one)
         names = board.ranked(one, key)
@@ -361,20 +385,7 @@ class Scheduler:
             code = ReasonCode.INSUFFICIENT_GPUS if request.gpu_milli else ReasonCode.INSUFFICIENT_CPU
             where = f"{len(names)} clusters" if len(names) != 1 else f"the one cluster with room ({names[0]})"
             return Reason(code, f"only {request.replicas - left} of {request.replicas} replicas fit across {where}")
-        txn.begin()
-        out: list[Assignment] = []
-        try:
-            for name in sorted(counts):
-                cluster = txn.get(name)
-                for model, replicas in _split_by_model(one, cluster, counts[name]):
-                    cluster = reserve(cluster, resources=request.spec.resources, replicas=replicas, gpu_model=model)
-                    out.append(Assignment(name, cluster.region, replicas, model))
-                txn.put(cluster)
-        except ValueError as exc:  # a fit count and the arithmetic disagree: a bug, but not a crash
-            txn.abort()
-            return Reason(ReasonCode.WAITING, f"spreading failed: {exc}")
-        txn.commit()
-        return tuple(out)
+        return counts
 
     # -- preemption -------------------------------------------------------
 
@@ -394,6 +405,24 @@ class Scheduler:
             candidates = [j for j, allocs in by_job.items() if eligible(allocs[0], request, usage, active)]
             if not candidates:
                 continue
+            if _spreads(request):
+                placed = self._preempt_spread(request, candidates, by_job, txn, board, now=now, budget=budget,
+                                              pending=pending)
+                if placed is None:
+                    continue
+                victims, assignments = placed
+                for victim in victims:
+                    allocs = by_job.pop(victim)
+                    for a in allocs:
+                        usage.add(a.queue, a.resources, a.replicas, a.gpu_model, sign=-1)
+                    out.append(preemption_of(victim, allocs, request))
+                for spot in assignments:
+                    usage.add(request.spec.queue, request.spec.resources, spot.replicas, spot.gpu_model)
+                budget -= len(victims)
+                pending.pop(request.job_id, None)
+                decisions.append(Decision(request.job_id, assignments))
+                seconds.append(clock() - started)
+                continue
             whole = request if request.is_gang else replace(
                 request, spec=replace(request.spec, kind=JobKind.TRAINING))
 
@@ -404,11 +433,7 @@ class Scheduler:
             chosen = plan(whole, ready, by_job, candidates, fits, now=now, budget=budget)
             if chosen is None:
                 continue
-            txn.begin()
-            for victim in chosen.victims:
-                for a in by_job[victim]:
-                    txn.put(release(txn.get(a.cluster), resources=a.resources, replicas=a.replicas,
-                                    gpu_model=a.gpu_model))
+            release_in_attempt(txn, chosen.victims, by_job)
             target = txn.get(chosen.cluster)
             model = _best_fit_model(whole, target, request.replicas)
             try:
@@ -422,9 +447,7 @@ class Scheduler:
                 allocs = by_job.pop(victim)
                 for a in allocs:
                     usage.add(a.queue, a.resources, a.replicas, a.gpu_model, sign=-1)
-                out.append(Preemption(victim, allocs[0].queue, request.job_id, chosen.cluster,
-                                      f"preempted on {chosen.cluster} for {request.job_id} "
-                                      f"(queue {request.spec.queue}, priority {request.spec.priority})"))
+                out.append(preemption_of(victim, allocs, request, chosen.cluster))
             usage.add(request.spec.queue, request.spec.resources, request.replicas, model)
             budget -= len(chosen.victims)
             pending.pop(request.job_id, None)
@@ -432,6 +455,64 @@ class Scheduler:
                                       (Assignment(target.name, target.region, request.replicas, model),)))
             seconds.append(clock() - started)
         return out
+
+    def _preempt_spread(self, request: PlacementRequest, candidates: Sequence[JobId],
+                        by_job: Mapping[JobId, Sequence[Allocation]], txn: Txn, board: _Board, *, now: float,
+                        budget: int, pending: dict[JobId, Reason]) -> tuple[tuple[JobId, ...],
+                                                                              tuple[Assignment, ...]] | None:
+        """Preempt for a spread request with the same spread rules as the place phase; commits the
+        victims' release and the placement together, or nothing. None (with the job's reason telling
+        why, when victims existed but could not make room) if it does not preempt."""
+        one = replace(request, replicas=1)
+        useful = {name for name in txn.names
+                  if not isinstance(board.evaluate(one, released(txn.get(name), candidates, by_job)), Reason)}
+        candidates = [j for j in candidates if any(a.cluster in useful for a in by_job[j])]
+        if not candidates:
+            return None
+
+        def spread_without(victims: Sequence[JobId]) -> Reason | None:
+            release_in_attempt(txn, victims, by_job)
+            counts = self._spread_counts(request, txn, board)
+            txn.abort()
+            return counts if isinstance(counts, Reason) else None
+
+        chosen = plan_spread(by_job, candidates, spread_without, now=now, budget=budget)
+        if chosen.refused is not None:
+            held = pending.get(request.job_id)
+            if held is not None:
+                pending[request.job_id] = Reason(held.code, f"{held.message}; not preempting: with the "
+                                                 f"{min(budget, len(candidates))} cheapest preemptible jobs "
+                                                 f"stopped, {chosen.refused.message}")
+            return None
+        release_in_attempt(txn, chosen.victims, by_job)
+        counts = self._spread_counts(request, txn, board)
+        try:
+            if isinstance(counts, Reason):
+                raise ValueError(counts.message)
+            assignments = _reserve_spread(request, txn, counts)
+        except ValueError:  # the plan said it fits: a bug, but not a crash
+            txn.abort()
+            return None
+        txn.commit()
+        return chosen.victims, assignments
+
+
+def _spreads(request: PlacementRequest) -> bool:
+    """Replicas that may go to several clusters (the place phase's `_place_spread` path)."""
+    return not request.is_gang and not (request.replicas == 1 and request.spec.min_regions <= 1)
+
+
+def _reserve_spread(request: PlacementRequest, txn: Txn, counts: Mapping[str, int]) -> tuple[Assignment, ...]:
+    """Bind `counts` replicas per cluster in the txn's open attempt; ValueError if they do not fit."""
+    one = replace(request, replicas=1)
+    out: list[Assignment] = []
+    for name in sorted(counts):
+        cluster = txn.get(name)
+        for model, replicas in _split_by_model(one, cluster, counts[name]):
+            cluster = reserve(cluster, resources=request.spec.resources, replicas=replicas, gpu_model=model)
+            out.append(Assignment(name, cluster.region, replicas, model))
+        txn.put(cluster)
+    return tuple(out)
 
 
 class _LazyCaps(dict[str, int]):

@@ -8,6 +8,13 @@ held times time since placed) until the job fits the what-if capacity, then
 any victim not needed after all is given back; the cluster with the least
 lost GPU-seconds wins. The cycle caps victims per cycle; the server puts the
 victims back to Pending, not lost.
+
+An inference job whose replicas spread (several replicas, or minRegions > 1)
+is not squeezed into one cluster: `plan_spread` picks victims anywhere, cheapest
+first, until the cycle's own spread planner (minRegions, preferred and user
+regions, latency budget) places every replica over the free room plus the
+victims' room, then gives back victims not needed. When no such set exists
+the job does not preempt, and says why.
 """
 
 from __future__ import annotations
@@ -16,10 +23,10 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from federator.model import MILLI, ClusterInfo, JobId
+from federator.model import MILLI, ClusterInfo, JobId, Reason
 from federator.scheduler.fairshare import QueueUsage
 from federator.scheduler.framework import Allocation, PlacementRequest
-from federator.scheduler.snapshot import release
+from federator.scheduler.snapshot import Txn, release
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +88,7 @@ def plan(
             continue
 
         def freed(chosen: Sequence[JobId], base: ClusterInfo = cluster) -> ClusterInfo:
-            c = base
-            for j in chosen:
-                for a in by_job[j]:
-                    if a.cluster == base.name:
-                        c = release(c, resources=a.resources, replicas=a.replicas, gpu_model=a.gpu_model)
-            return c
+            return released(base, chosen, by_job)
 
         chosen: list[JobId] = []
         for j in jobs:
@@ -107,3 +109,73 @@ def plan(
                                                                 best.cluster):
             best = candidate
     return best
+
+
+@dataclass(frozen=True, slots=True)
+class SpreadPlan:
+    """Victims that let a spread request place every replica; or, if none do, why not."""
+
+    victims: tuple[JobId, ...]
+    refused: Reason | None = None
+
+
+def plan_spread(
+    by_job: Mapping[JobId, Sequence[Allocation]],
+    candidates: Sequence[JobId],
+    spread_without: Callable[[Sequence[JobId]], Reason | None],
+    *,
+    now: float,
+    budget: int,
+) -> SpreadPlan:
+    """The victims, at most `budget`, cheapest first, after which `spread_without(victims)` (the spread
+    planner over the cluster view with those victims released) places the whole request.
+
+    Victims are added cheapest first (least lost GPU-seconds, then lowest priority) until the spread
+    fits, then any victim the spread does not need after all is given back. If it never fits,
+    `refused` is the spread planner's reason with every victim the budget allows released.
+    """
+    order = sorted(candidates, key=lambda j: (lost_gpu_seconds(by_job[j], now), by_job[j][0].priority, j))
+    chosen: list[JobId] = []
+    why: Reason | None = None
+    for job_id in order[:budget]:
+        chosen.append(job_id)
+        why = spread_without(chosen)
+        if why is None:
+            break
+    if not chosen or why is not None:
+        return SpreadPlan((), why)
+    for job_id in list(reversed(chosen[:-1])):  # give back victims the spread does not need after all
+        trial = [j for j in chosen if j != job_id]
+        if spread_without(trial) is None:
+            chosen = trial
+    return SpreadPlan(tuple(chosen))
+
+
+def released(cluster: ClusterInfo, victims: Sequence[JobId], by_job: Mapping[JobId, Sequence[Allocation]]
+             ) -> ClusterInfo:
+    """The cluster as it would be with these victims' replicas gone from it."""
+    for j in victims:
+        for a in by_job[j]:
+            if a.cluster == cluster.name:
+                cluster = release(cluster, resources=a.resources, replicas=a.replicas, gpu_model=a.gpu_model)
+    return cluster
+
+
+def release_in_attempt(txn: Txn, victims: Sequence[JobId], by_job: Mapping[JobId, Sequence[Allocation]]) -> None:
+    """Open an attempt with the victims' resources released (the caller commits or aborts it). A victim's
+    part on a cluster outside the snapshot (no capacity report yet) frees nothing the cycle can use."""
+    txn.begin()
+    known = set(txn.names)
+    for j in victims:
+        for a in by_job[j]:
+            if a.cluster in known:
+                txn.put(release(txn.get(a.cluster), resources=a.resources, replicas=a.replicas,
+                                gpu_model=a.gpu_model))
+
+
+def preemption_of(victim: JobId, allocs: Sequence[Allocation], request: PlacementRequest,
+                  cluster: str | None = None) -> Preemption:
+    where = cluster or ", ".join(sorted({a.cluster for a in allocs}))
+    return Preemption(victim, allocs[0].queue, request.job_id, cluster or allocs[0].cluster,
+                      f"preempted on {where} for {request.job_id} "
+                      f"(queue {request.spec.queue}, priority {request.spec.priority})")
