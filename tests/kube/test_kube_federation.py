@@ -187,6 +187,15 @@ def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube
     pytest.param("member-a", "federator-agent", "get", "secrets", WORKLOADS, False, id="agent-no-secrets"),
     pytest.param("host", "federator", "patch", "federatedjobs.federator.io/status", "team-x", True, id="fed-status"),
     pytest.param("host", "federator", "delete", "federatedjobs.federator.io", "team-x", False, id="fed-no-delete"),
+    pytest.param("host", "federator", "create", "events", "team-x", True, id="fed-events"),
+    pytest.param("host", "federator", "delete", "events", "team-x", False, id="fed-no-event-deletes"),
+    pytest.param("host", "federator", "patch", "queues.federator.io/status", "default", True, id="fed-queue-status"),
+    pytest.param("host", "federator", "update", "federatedjobs.federator.io/status", "team-x", False,
+                 id="fed-status-patch-only"),
+    pytest.param("host", "federator", "patch", "queues.federator.io", "default", False, id="fed-no-queue-writes"),
+    pytest.param("host", "federator", "list", "memberclusters.federator.io", "default", True, id="fed-lists-mcs"),
+    pytest.param("host", "federator", "delete", "memberclusters.federator.io", "default", False,
+                 id="fed-never-deletes-mcs"),
     pytest.param("host", "federator", "update", "leases.coordination.k8s.io/federator", "federator-system", True,
                  id="fed-its-lease"),
     pytest.param("host", "federator", "update", "leases.coordination.k8s.io/other", "federator-system", False,
@@ -195,8 +204,10 @@ def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube
 def test_rbac_is_least_privilege(kube: Kube, cluster: str, account: str, verb: str, resource: str, namespace: str,
                                  allowed: bool) -> None:
     """The whole session runs as these service accounts; here is what they may not do."""
-    proc = kube.kubectl(cluster, "auth", "can-i", verb, resource, "-n", namespace,
-                        f"--as=system:serviceaccount:federator-system:{account}", check=False)
+    # "kind/status" is the status subresource (kubectl would read "/status" as an object's name).
+    kind, status = resource.removesuffix("/status"), resource.endswith("/status")
+    proc = kube.kubectl(cluster, "auth", "can-i", verb, kind, *(["--subresource=status"] if status else []),
+                        "-n", namespace, f"--as=system:serviceaccount:federator-system:{account}", check=False)
     assert proc.stdout.strip() == ("yes" if allowed else "no")
 
 

@@ -92,6 +92,7 @@ class Resource:
 NODES = Resource("v1", "nodes", namespaced=False)
 PODS = Resource("v1", "pods")
 NAMESPACES = Resource("v1", "namespaces", namespaced=False)
+EVENTS = Resource("v1", "events")
 JOBS = Resource("batch/v1", "jobs")
 DEPLOYMENTS = Resource("apps/v1", "deployments")
 LEASES = Resource("coordination.k8s.io/v1", "leases")
@@ -251,7 +252,8 @@ def key_of(obj: Mapping[str, Any]) -> str:
 
 
 __all__ = [
-    "DEPLOYMENTS", "FEDERATED_JOBS", "JOBS", "LEASES", "MEMBER_CLUSTERS", "NAMESPACES", "NODES", "PODS", "QUEUES",
+    "DEPLOYMENTS", "EVENTS", "FEDERATED_JOBS", "JOBS", "LEASES", "MEMBER_CLUSTERS", "NAMESPACES", "NODES", "PODS",
+    "QUEUES",
     "ConflictError", "ForbiddenError", "GoneError", "InvalidError", "KubeApi", "KubeError", "NotFoundError", "Obj",
     "Resource", "error_for", "key_of",
 ]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from federator.backends.kube.api import KubeApi, KubeError
 from federator.backends.kube.controller import FederatedJobController
+from federator.backends.kube.events import EventRecorder
 from federator.backends.kube.leader import LeaderElector, LeaseConfig
 from federator.backends.kube.options import KubeOptions
 from federator.backends.kube.queue_controller import QueueController
@@ -30,7 +31,7 @@ class KubeMode:
         self.opts = opts
         self.api = api
         self.elector = elector
-        self.store = KubeJobStore(api, namespace=opts.namespace)
+        self.store = KubeJobStore(api, namespace=opts.namespace, events=EventRecorder(api, instance=opts.identity))
         self.controller: FederatedJobController | None = None
         self.queues: QueueController | None = None
         self.lost = False

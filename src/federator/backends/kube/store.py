@@ -10,7 +10,9 @@ one stopped (the placements' fencing generations included).
 Each status write carries the FederatedJob's uid as a precondition, so a job
 never writes over a newer FederatedJob that reuses its name. A job submitted
 through the gRPC API (`federator submit`) gets a FederatedJob created for it,
-so every job is visible with kubectl.
+so every job is visible with kubectl. A write that places, re-queues,
+preempts or fails a job also records a Kubernetes Event on its FederatedJob
+(`events.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, KubeError, NotFoundError
+from federator.backends.kube.events import EventRecorder, Seen, event_object, job_events, seen
 from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status
 from federator.jobfile import JobFileError, spec_to_document
 from federator.model import Job, JobId
@@ -43,8 +46,11 @@ class Owner:
 class KubeJobStore:
     """JobStore over FederatedJob status. Synchronous, as the protocol is; writes that fail are retried."""
 
-    def __init__(self, api: KubeApi, *, namespace: str | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, api: KubeApi, *, namespace: str | None = None, clock: Callable[[], float] = time.time,
+                 events: EventRecorder | None = None) -> None:
         self.api = api
+        self.events = events  # None: no Kubernetes Events
+        self._seen: dict[JobId, Seen] = {}  # what the last status write of each job said
         self.namespace = namespace  # None: FederatedJobs of every namespace
         self.clock = clock
         self._owners: dict[JobId, Owner] = {}
@@ -87,6 +93,7 @@ class KubeJobStore:
             self._owners[job.job_id] = Owner(meta["namespace"], meta["name"], meta["uid"],
                                              int(meta.get("generation", 1)))
             self._conditions[job.job_id] = list((cr.get("status") or {}).get("conditions") or [])
+            self._seen[job.job_id] = seen(job)  # its Events were recorded by the federator that wrote it
             jobs.append(job)
         jobs.sort(key=lambda j: (j.submitted_at, j.job_id))
         log.info("loaded %d jobs from FederatedJob status in %s", len(jobs), self.api.server)
@@ -110,6 +117,8 @@ class KubeJobStore:
 
     def close(self) -> None:
         self.flush()
+        if self.events is not None:
+            self.events.close()
 
     # -- internals ----------------------------------------------------------------
 
@@ -129,11 +138,20 @@ class KubeJobStore:
         try:
             self.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace, subresource="status")
             self.writes += 1
+            self._record_events(job, owner)
         except (NotFoundError, ConflictError):
             # The FederatedJob was deleted (or replaced by a new one of the same name): the job
             # has no object to write to any more. The controller cancels such jobs.
             log.info("FederatedJob %s/%s of job %s is gone; status not written", owner.namespace, owner.name,
                      job.job_id)
+
+    def _record_events(self, job: Job, owner: Owner) -> None:
+        before, self._seen[job.job_id] = self._seen.get(job.job_id), seen(job)
+        if self.events is None:
+            return
+        for event in job_events(before, job):
+            self.events.record(event_object(event, namespace=owner.namespace, name=owner.name, uid=owner.uid,
+                                            now=self.clock(), instance=self.events.instance))
 
     def _create_owner(self, job: Job) -> Owner:
         """A job from the gRPC API: give it a FederatedJob, so kubectl shows it and it survives failover."""

@@ -1,0 +1,132 @@
+"""Kubernetes Events on FederatedJobs: Placed, Preempted, Requeued, Failed.
+
+`kubectl describe fj NAME` and `kubectl get events` then tell a job's story
+the way they do for a Pod. The job store (`store.py`) sees every durable
+change of a job; `job_events` (pure) turns the change from what was last
+written into Events, and `EventRecorder` posts them (core v1 Events) from a
+thread of its own, best effort: an Event that cannot be written is logged and
+dropped, never retried on the federator's event loop, as client-go's recorder
+does.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from federator.backends.kube.api import EVENTS, KubeApi, KubeError
+from federator.jobfile import API_VERSION
+from federator.model import Job, JobPhase, ReasonCode
+
+log = logging.getLogger("federator.kube.events")
+
+COMPONENT = "federator"
+QUEUE_LIMIT = 10_000  # Events waiting to be written; more are dropped (and logged)
+
+
+class EventReason(StrEnum):
+    PLACED = "Placed"
+    PREEMPTED = "Preempted"
+    REQUEUED = "Requeued"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What the last status write of a job said: enough to tell what changed."""
+
+    phase: JobPhase
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    reason: EventReason
+    message: str
+    warning: bool = False
+
+
+def seen(job: Job) -> Seen:
+    return Seen(job.phase, job.generation)
+
+
+def job_events(before: Seen | None, job: Job) -> list[JobEvent]:
+    """The Events for a job's change from `before` (None: never written) to its state now."""
+    out: list[JobEvent] = []
+    was_active = before is not None and before.phase.is_active
+    if job.phase is JobPhase.PLACED and (before is None or before.generation != job.generation):
+        where = ", ".join(f"{p.cluster} ({p.replicas}x on {p.gpu_model or 'CPU'})" for p in job.placements)
+        out.append(JobEvent(EventReason.PLACED, f"placed in {where}, generation {job.generation}"))
+    elif job.phase is JobPhase.PENDING and was_active:
+        reason = job.pending_reason
+        if reason is not None and reason.code is ReasonCode.PREEMPTED:
+            out.append(JobEvent(EventReason.PREEMPTED, reason.message, warning=True))
+        else:
+            out.append(JobEvent(EventReason.REQUEUED, reason.message if reason else "re-queued", warning=True))
+    elif job.phase is JobPhase.FAILED and (before is None or before.phase is not JobPhase.FAILED):
+        out.append(JobEvent(EventReason.FAILED, job.message or "failed", warning=True))
+    return out
+
+
+def event_object(event: JobEvent, *, namespace: str, name: str, uid: str, now: float, instance: str) -> dict[str, Any]:
+    """A core v1 Event about a FederatedJob."""
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": f"{name}.", "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": COMPONENT}},
+        "involvedObject": {"apiVersion": API_VERSION, "kind": "FederatedJob", "namespace": namespace, "name": name,
+                           "uid": uid},
+        "reason": event.reason.value, "message": event.message[:1024],
+        "type": "Warning" if event.warning else "Normal",
+        "source": {"component": COMPONENT}, "reportingComponent": COMPONENT, "reportingInstance": instance[:128],
+        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+    }
+
+
+class EventRecorder:
+    """Posts Events from a daemon thread; `record` never blocks."""
+
+    def __init__(self, api: KubeApi, *, instance: str = COMPONENT) -> None:
+        self.api = api
+        self.instance = instance
+        self.written = 0
+        self.dropped = 0
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=QUEUE_LIMIT)
+        self._thread: threading.Thread | None = None
+
+    def record(self, obj: dict[str, Any]) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="kube-events", daemon=True)
+            self._thread.start()
+        try:
+            self._queue.put_nowait(obj)
+        except queue.Full:
+            self.dropped += 1
+            log.warning("Event %s on %s dropped: %d waiting", obj.get("reason"),
+                        obj["involvedObject"]["name"], QUEUE_LIMIT)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (for at most `timeout`), then stop."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while (obj := self._queue.get()) is not None:
+            try:
+                self.api.create(EVENTS, obj, obj["metadata"]["namespace"])
+                self.written += 1
+            except KubeError as exc:
+                self.dropped += 1
+                log.warning("Event %s on FederatedJob %s/%s not written: %s", obj["reason"],
+                            obj["metadata"]["namespace"], obj["involvedObject"]["name"], exc)
+
+
+__all__ = ["EventReason", "EventRecorder", "JobEvent", "Seen", "event_object", "job_events", "seen"]

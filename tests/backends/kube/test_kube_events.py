@@ -1,0 +1,59 @@
+"""Which Kubernetes Events a job's durable change records on its FederatedJob."""
+
+from __future__ import annotations
+
+import pytest
+
+from federator.backends.kube.events import EventReason, Seen, event_object, job_events, seen
+from federator.model import Job, JobId, JobPhase, Placement, PlacementId, Reason, ReasonCode
+
+from builders import job
+
+PREEMPTED = Reason(ReasonCode.PREEMPTED, "preempted by team-a/urgent (priority 10)")
+LOST = Reason(ReasonCode.CLUSTER_NOT_READY, "member-a was Lost; re-placing (was generation 1)")
+QUOTA = Reason(ReasonCode.QUOTA_EXCEEDED, "quota of queue research on H100: 8 of 8 GPUs in use")
+
+
+def state(phase: JobPhase, generation: int, reason: Reason | None = None, message: str = "") -> Job:
+    placements = [Placement(PlacementId(f"j.g{generation}.member-a"), JobId("j"), "member-a", "east", 2,
+                            "NVIDIA-H100", generation)] if phase.is_active else []
+    return Job(JobId("j"), job("j", gpus=8, replicas=2), submitted_at=0.0, phase=phase, pending_reason=reason,
+               placements=placements, message=message, generation=generation)
+
+
+@pytest.mark.parametrize(("before", "after", "expected"), [
+    pytest.param(None, state(JobPhase.PENDING, 0), [], id="submitted"),
+    pytest.param(Seen(JobPhase.PENDING, 0), state(JobPhase.PENDING, 0, QUOTA), [], id="still-waiting"),
+    pytest.param(Seen(JobPhase.PENDING, 0), state(JobPhase.PLACED, 1), [EventReason.PLACED], id="placed"),
+    pytest.param(Seen(JobPhase.PLACED, 1), state(JobPhase.PLACED, 1), [], id="placed-rewritten"),
+    pytest.param(Seen(JobPhase.PLACED, 1), state(JobPhase.RUNNING, 1), [], id="running"),
+    pytest.param(Seen(JobPhase.RUNNING, 1), state(JobPhase.PENDING, 1, PREEMPTED), [EventReason.PREEMPTED],
+                 id="preempted"),
+    pytest.param(Seen(JobPhase.RUNNING, 1), state(JobPhase.PENDING, 1, LOST), [EventReason.REQUEUED],
+                 id="requeued-cluster-lost"),
+    pytest.param(Seen(JobPhase.PENDING, 1), state(JobPhase.PLACED, 2), [EventReason.PLACED], id="placed-again"),
+    pytest.param(Seen(JobPhase.RUNNING, 1), state(JobPhase.FAILED, 1, message="exit code 1"), [EventReason.FAILED],
+                 id="failed"),
+    pytest.param(Seen(JobPhase.FAILED, 1), state(JobPhase.FAILED, 1, message="exit code 1"), [],
+                 id="failed-rewritten"),
+    pytest.param(Seen(JobPhase.RUNNING, 1), state(JobPhase.SUCCEEDED, 1), [], id="succeeded"),
+])
+def test_job_events(before: Seen | None, after: Job, expected: list[EventReason]) -> None:
+    assert [e.reason for e in job_events(before, after)] == expected
+
+
+def test_event_messages_say_where_and_why() -> None:
+    (placed,) = job_events(Seen(JobPhase.PENDING, 0), state(JobPhase.PLACED, 1))
+    assert placed.message == "placed in member-a (2x on NVIDIA-H100), generation 1" and not placed.warning
+    (preempted,) = job_events(seen(state(JobPhase.RUNNING, 1)), state(JobPhase.PENDING, 1, PREEMPTED))
+    assert preempted.message == PREEMPTED.message and preempted.warning
+
+
+def test_the_event_object_is_about_the_federated_job() -> None:
+    (placed,) = job_events(None, state(JobPhase.PLACED, 1))
+    obj = event_object(placed, namespace="team", name="llm", uid="u1", now=1_700_000_000.5, instance="fed-0")
+    assert obj["involvedObject"] == {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                     "namespace": "team", "name": "llm", "uid": "u1"}
+    assert (obj["reason"], obj["type"], obj["metadata"]["namespace"]) == ("Placed", "Normal", "team")
+    assert obj["metadata"]["generateName"] == "llm."
+    assert obj["firstTimestamp"] == obj["lastTimestamp"] == "2023-11-14T22:13:20Z"
