@@ -13,6 +13,7 @@ from deploy_support import ALERTS, ALERTS_TEST
 ISSUE_ALERTS = {  # what an SRE was promised: one alert per failure the federator can see
     "FederatorAgentDisconnected", "FederatorAgentReportsStale", "FederatorJobsPendingTooLong",
     "FederatorSchedulingCycleSlow", "FederatorClusterAllocationSkewed",
+    "FederatorAgentCannotReachFederator",  # the agent's side of a partition, from its own /metrics
 }
 
 
