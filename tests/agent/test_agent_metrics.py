@@ -235,8 +235,8 @@ def test_a_fenced_agent_counts_the_fence_and_its_cancels() -> None:
 
 def test_the_kube_agent_gets_the_endpoint_flags_too() -> None:
     """The chart's probes need the Kubernetes-backed agent to serve the endpoint as the simulated one does."""
-    from federator.backends.kube.main import agent_config
     from federator.cli import build_parser
+    from federator.cli.agent import agent_config
 
     args = build_parser().parse_args(["agent", "--cluster", "m", "--region", "r", "--in-cluster",
                                       "--metrics-listen", "0.0.0.0:9102", "--ready-file", "/tmp/ready.json"])

@@ -7,8 +7,13 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from federator.cli.certs import add_tls_arguments, tls_files
+
+if TYPE_CHECKING:
+    from federator.agent.agent import Agent, AgentConfig
+    from federator.security.tls import TlsFiles
 
 DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
 
@@ -39,8 +44,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.set_defaults(func=_agent)
 
 
+def agent_config(args: argparse.Namespace, labels: dict[str, str], *, region: str | None = None,
+                 tls: TlsFiles | None = None) -> AgentConfig:
+    """The agent's configuration from `federator agent` flags, one builder for every backend (the simulated
+    cluster and Kubernetes alike get --fence-after and the /metrics endpoint)."""
+    from federator.agent.agent import AgentConfig
+
+    return AgentConfig(cluster=args.cluster, region=region or args.region, target=args.server, labels=labels,
+                       tls=tls, fence_after=args.fence_after, metrics_listen=args.metrics_listen,
+                       ready_file=args.ready_file)
+
+
 def _agent(args: argparse.Namespace) -> int:
-    from federator.agent.agent import Agent, AgentConfig
+    from federator.agent.agent import Agent
     from federator.agent.endpoint import ListenError, parse_listen
     from federator.backends.sim import FleetError, load_fleet
     from federator.backends.sim.runtime import SimBackend
@@ -53,16 +69,19 @@ def _agent(args: argparse.Namespace) -> int:
             print(f"federator agent: --label: expected KEY=VALUE, got {item!r}", file=sys.stderr)
             return 2
         labels[key] = value
-    if args.metrics_listen:
-        try:
+    try:
+        if args.metrics_listen:
             parse_listen(args.metrics_listen)
-        except ListenError as exc:
-            print(f"federator agent: {exc}", file=sys.stderr)
-            return 2
+        tls = tls_files(args, role="agent", name=args.cluster)
+        if tls is not None:
+            tls.channel_credentials()  # fail now, naming the file, rather than on every reconnect
+    except (ListenError, TlsError) as exc:
+        print(f"federator agent: {exc}", file=sys.stderr)
+        return 2
     if args.kubeconfig is not None or args.in_cluster:
         from federator.backends.kube.main import run_agent
 
-        return run_agent(args, labels)
+        return run_agent(args, agent_config(args, labels, tls=tls))
     if args.sim is None:
         print("federator agent: --sim FLEET_FILE, --kubeconfig PATH or --in-cluster is required",
               file=sys.stderr)
@@ -77,21 +96,17 @@ def _agent(args: argparse.Namespace) -> int:
         print(f"federator agent: --cluster: {args.cluster!r} is not in {args.sim} "
               f"(clusters: {', '.join(sorted(fleet))})", file=sys.stderr)
         return 2
-    region = args.region or spec.region
-    try:
-        tls = tls_files(args, role="agent", name=args.cluster)
-        if tls is not None:
-            tls.channel_credentials()  # fail now, naming the file, rather than on every reconnect
-    except TlsError as exc:
-        print(f"federator agent: {exc}", file=sys.stderr)
-        return 2
     backend = SimBackend(spec, time_scale=args.time_scale)
     if args.sim_launch_latency > 0:
         backend = _SlowLaunches(backend, args.sim_launch_latency)  # type: ignore[assignment]
-    agent = Agent(AgentConfig(cluster=args.cluster, region=region, target=args.server,
-                              labels={**dict(spec.labels), **labels}, tls=tls, fence_after=args.fence_after,
-                              metrics_listen=args.metrics_listen, ready_file=args.ready_file),
-                  backend)
+    config = agent_config(args, {**dict(spec.labels), **labels}, region=args.region or spec.region, tls=tls)
+    return run(Agent(config, backend))
+
+
+def run(agent: Agent, *, fatal: tuple[type[Exception], ...] = ()) -> int:
+    """Run an agent until it is stopped; a bad endpoint address or a `fatal` error exits non-zero, saying why."""
+    from federator.agent.endpoint import ListenError
+
     try:
         asyncio.run(agent.run())
     except KeyboardInterrupt:
@@ -99,6 +114,9 @@ def _agent(args: argparse.Namespace) -> int:
     except ListenError as exc:
         print(f"federator agent: {exc}", file=sys.stderr)
         return 2
+    except fatal as exc:
+        print(f"federator agent: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from federator.backends.kube.main import agent_config
 from federator.cli import build_parser
+from federator.cli.agent import agent_config
 
 
 @pytest.mark.parametrize(("flags", "fence_after"), [
