@@ -160,6 +160,17 @@ class Metrics:
         self.messages_rejected = Counter("federator_messages_rejected_total",
                                          "Agent or API messages refused as malformed or oversized.",
                                          ["reason"], registry=r)
+        # Tenancy (security/authz.py, security/audit.py) and accounting (accounting/): see docs/security.md.
+        self.audit_lines = Counter("federator_audit_lines_total",
+                                   "Audit log lines written, by action (submit, cancel, queue.change, "
+                                   "certificate.revoke, federatedjob.refuse) and result (accepted, refused, failed).",
+                                   ["action", "result"], registry=r)
+        # Each label keeps at most accounting.meter.LABEL_LIMIT values; later ones are counted as "other".
+        self.accelerator_seconds = Counter(
+            "federator_accelerator_seconds_total",
+            "Accelerator-seconds used: accelerators held by running placements x seconds, by queue, user, "
+            "namespace, member cluster, provider and accelerator model.",
+            ["queue", "user", "namespace", "cluster", "provider", "model"], registry=r)
         # 0 while a replica waits for the leader Lease (it serves /metrics only), 1 once it acts.
         self.leader = Gauge("federator_leader", "1 if this federator replica is the active leader.", registry=r)
 

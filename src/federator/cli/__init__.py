@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from federator import __version__
-from federator.cli import agent, certs, client, demo, serve, sim
+from federator.cli import agent, certs, client, demo, serve, sim, usage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"federator {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, agent, client, demo, certs, sim):
+    for module in (serve, agent, client, usage, demo, certs, sim):
         module.register(sub)
     return parser
 

@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     who = s.add_mutually_exclusive_group(required=True)
     who.add_argument("--cluster", help="member cluster name (its agent's identity)")
     who.add_argument("--user", help="user name (for submit/get/cancel/watch)")
+    s.add_argument("--group", action="append", default=[], metavar="GROUP",
+                   help="a group the user is in (the subject's O; repeatable); the policy's tenancy section "
+                        "grants queues and job sharing to groups")
     s.add_argument("--days", type=int, default=825, help="validity (default %(default)s)")
     s.set_defaults(func=_issue)
 
@@ -72,11 +75,12 @@ def _issue(args: argparse.Namespace) -> int:
     identity = Identity(IdentityKind.CLUSTER, args.cluster) if args.cluster else Identity(IdentityKind.USER, args.user)
     certs = CertsDir(args.dir)
     try:
-        path = issue(certs, identity, days=args.days)
+        path = issue(certs, identity, days=args.days, groups=tuple(args.group))
     except PkiError as exc:
         print(f"federator certs issue: {exc}", file=sys.stderr)
         return 1
-    print(f"issued {path} and {certs.key(identity)} for {identity} ({identity.uri})")
+    groups = f" in groups {', '.join(args.group)}" if args.group else ""
+    print(f"issued {path} and {certs.key(identity)} for {identity}{groups} ({identity.uri})")
     return 0
 
 

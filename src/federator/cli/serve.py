@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--token-file", type=Path, help="bearer tokens accepted by the job API, one per line")
     p.add_argument("--token-listen", default="", metavar="ADDRESS",
                    help="also serve the job API here with server-only TLS, for bearer-token clients")
+    p.add_argument("--audit-log", metavar="PATH|-",
+                   help="append a JSON line per mutating call (submit, cancel, queue change, revocation), "
+                        "accepted or refused, to this file, or '-' for stdout (fields: docs/security.md)")
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (default %(default)s)")
     lim.add_argument("--max-replicas", type=int, default=1000, help="replicas per job at most (default %(default)s)")
@@ -62,7 +65,8 @@ def _serve(args: argparse.Namespace) -> int:
                         report_interval=args.report_interval, lease_seconds=args.lease_seconds,
                         lost_after_seconds=args.lost_after, cycle_interval=args.cycle_interval,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,
-                        token_file=args.token_file, token_listen=args.token_listen, limits=limits)
+                        token_file=args.token_file, token_listen=args.token_listen, limits=limits,
+                        audit_log=args.audit_log)
     opts = dataclasses.replace(opts, kube=kube_options(args))
     asyncio.run(serve(opts))
     return 0

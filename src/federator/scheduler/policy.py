@@ -30,7 +30,10 @@ from federator.model import QuantityError, to_bytes, to_milli
 from federator.scheduler.config import QueueConfig, Quota, SchedulerConfig
 from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, SCORES
 
-_TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "regions", "maxPlacementsPerCycle")
+_TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "regions", "maxPlacementsPerCycle", "tenancy")
+# Fields of a queue that are not the scheduler's: who may use it. `security.authz` (access) and the
+# Kubernetes controller (namespaceSelector) read and check them; the scheduler ignores them.
+_ACCESS_FIELDS = ("access", "namespaceSelector")
 
 
 class PolicyError(ValueError):
@@ -168,8 +171,8 @@ def _queue(body: Any, where: str, bad: Any) -> QueueConfig | None:
         bad(where, "must be a mapping {weight, quota}")
         return None
     for key in body:
-        if key not in ("weight", "quota"):
-            bad(f"{where}.{key}", "is not a known field (known: quota, weight)")
+        if key not in ("weight", "quota", *_ACCESS_FIELDS):
+            bad(f"{where}.{key}", "is not a known field (known: access, namespaceSelector, quota, weight)")
     weight = body.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
         bad(f"{where}.weight", f"must be a positive number, got {weight!r}")

@@ -15,26 +15,47 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from federator.security.limits import RejectReason
 from federator.security.pki import Identity, IdentityKind, identity_of
 
 log = logging.getLogger("federator.security")
+_TOKEN_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """An authenticated caller. `identity` is None for a bearer token or an insecure listener."""
+    """An authenticated caller. `identity` is None for a bearer token or an insecure listener.
+
+    `name` is the user's name (a certificate's identity, or a token's name) and
+    `groups` what the credential says about them: the certificate subject's O
+    attributes, or the token file's groups. What they may do is decided from
+    these by `security.authz`, not here.
+    """
 
     identity: Identity | None
     via: str  # "certificate", "token" or "insecure"
     serial: int = 0
+    name: str = ""
+    groups: frozenset[str] = frozenset()
+    issuer: str = ""  # the provider whose CA signed a cluster certificate ("" = the federation's CA)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A bearer token and who it stands for (a token file line: `TOKEN [NAME [GROUP,GROUP...]]`)."""
+
+    secret: str
+    name: str = "token"
+    groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +159,11 @@ class Authenticator:
     """Decides whether a call may proceed, from its TLS peer certificate and metadata."""
 
     def __init__(self, *, insecure: bool = False, revocations: RevocationList | None = None,
-                 tokens: Sequence[str] = ()) -> None:
+                 tokens: Sequence[str | Token] = ()) -> None:
         self.insecure = insecure
         self.revocations = revocations or RevocationList(None)
-        self._tokens = tuple(t.encode() for t in tokens if t)
+        self._tokens = tuple((t.secret.encode(), t) for t in (Token(x) if isinstance(x, str) else x for x in tokens)
+                             if t.secret)
 
     def certificate_peer(self, auth_context: Mapping[str, Sequence[bytes]]) -> Peer | AuthDenied | None:
         """The peer of a verified client certificate; None if the call carries none."""
@@ -160,7 +182,8 @@ class Authenticator:
         if self.revocations.revoked(identity, cert.serial_number):
             return AuthDenied(RejectReason.REVOKED, f"the certificate of {identity} (serial "
                                                     f"{cert.serial_number:x}) is revoked")
-        return Peer(identity, "certificate", cert.serial_number)
+        groups = frozenset(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
+        return Peer(identity, "certificate", cert.serial_number, name=identity.name, groups=groups)
 
     def agent(self, auth_context: Mapping[str, Sequence[bytes]], cluster: str) -> Peer | AuthDenied:
         """May this stream speak for `cluster` (the name in its Hello)?"""
@@ -201,18 +224,42 @@ class Authenticator:
                 continue
             raw = value if isinstance(value, bytes) else value.encode()
             scheme, _, token = raw.partition(b" ")
-            if scheme.lower() == b"bearer" and any(hmac.compare_digest(token.strip(), t) for t in self._tokens):
-                return Peer(None, "token")
+            if scheme.lower() == b"bearer":
+                found = None
+                for secret, entry in self._tokens:  # compare with every token: no early exit to time
+                    if hmac.compare_digest(token.strip(), secret):
+                        found = entry
+                if found is not None:
+                    return Peer(None, "token", name=found.name, groups=found.groups)
             return AuthDenied(RejectReason.UNAUTHENTICATED, "the bearer token is not valid")
         return AuthDenied(RejectReason.UNAUTHENTICATED,
                           "the job API needs a user client certificate or an 'authorization: Bearer TOKEN' header")
 
 
-def load_tokens(path: Path) -> list[str]:
-    """A token file: one token per line; `#` starts a comment."""
-    tokens = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
-    return [t for t in tokens if t]
+def parse_tokens(text: str, *, source: str = "tokens") -> list[Token]:
+    """A token file: `TOKEN [NAME [GROUP,GROUP...]]` per line; `#` starts a comment.
+
+    A token without a name stands for the user `token` (the format before
+    tenancy had one field; such a token sees only the jobs it submitted).
+    """
+    out: list[Token] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        fields = raw.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if len(fields) > 3:
+            raise ValueError(f"{source}:{n}: expected 'TOKEN [NAME [GROUP,GROUP...]]', got {len(fields)} fields")
+        name = fields[1] if len(fields) > 1 else "token"
+        if not _TOKEN_NAME.match(name):
+            raise ValueError(f"{source}:{n}: name: must be a lower-case DNS name, got {name[:80]!r}")
+        groups = frozenset(g for g in (fields[2].split(",") if len(fields) > 2 else ()) if g)
+        out.append(Token(fields[0], name, groups))
+    return out
 
 
-__all__ = ["AuthDenied", "Authenticator", "Peer", "RevocationList", "Revocations", "load_tokens",
-           "parse_revocations"]
+def load_tokens(path: Path) -> list[Token]:
+    return parse_tokens(path.read_text(), source=str(path))
+
+
+__all__ = ["AuthDenied", "Authenticator", "Peer", "RevocationList", "Revocations", "Token", "load_tokens",
+           "parse_revocations", "parse_tokens"]

@@ -164,10 +164,19 @@ def init_ca(certs: CertsDir, *, common_name: str = "federator CA", days: int = 3
     issue(certs, Identity(IdentityKind.USER, "admin"), days=days)
 
 
-def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] = (), days: int = 825) -> Path:
-    """Sign a certificate for a cluster, a user or the federator; returns the certificate's path."""
+def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] = (), days: int = 825,
+          groups: tuple[str, ...] = ()) -> Path:
+    """Sign a certificate for a cluster, a user or the federator; returns the certificate's path.
+
+    A user's `groups` go in the subject as O attributes (Kubernetes does the
+    same with client certificates): the tenancy policy grants queues and job
+    sharing to groups (docs/security.md)."""
     if identity.kind is not IdentityKind.SERVER:
         check_name(identity.kind, identity.name)
+    for group in groups:
+        if identity.kind is not IdentityKind.USER:
+            raise PkiError("--group: only a user certificate carries groups")
+        check_name(IdentityKind.USER, group)
     try:
         ca_key = serialization.load_pem_private_key(certs.ca_key.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
@@ -187,6 +196,7 @@ def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] 
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity.name),
+                                 *(x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups),
                                  x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, identity.kind.value)]))
         .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))

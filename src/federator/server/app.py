@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,16 +15,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
-from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc
+from federator.accounting import PROVIDER_LABEL, MeteredJobStore, SqliteUsageStore, UsageMeter
+from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions, prepare_kube_mode
 from federator.metrics import Metrics
 from federator.scheduler import PolicyError, Scheduler, load_policy
+from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList, load_tokens
+from federator.security.authz import Authorizer, TenancyError, TenancyPolicy, load_tenancy
 from federator.security.limits import Limits
 from federator.security.tls import TlsError, TlsFiles
-from federator.server.federator import Federator
+from federator.server.federator import ClusterRecord, Federator
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
+from federator.server.usage_service import UsageService
 from federator.store import SqliteJobStore
 
 log = logging.getLogger("federator.server")
@@ -47,6 +52,7 @@ class ServeOptions:
     token_file: Path | None = None
     token_listen: str = ""  # a server-TLS listener for bearer-token clients of the job API
     limits: Limits = Limits()
+    audit_log: str | None = None  # a file path, or "-" for stdout; None: no audit log
 
 
 def _scheduler(opts: ServeOptions) -> Scheduler:
@@ -54,6 +60,28 @@ def _scheduler(opts: ServeOptions) -> Scheduler:
         return Scheduler(load_policy(opts.policy) if opts.policy else None)
     except PolicyError as exc:
         raise SystemExit(f"--policy: {exc}") from exc
+
+
+def _authorizer(opts: ServeOptions) -> Authorizer:
+    try:
+        tenancy = load_tenancy(opts.policy) if opts.policy else TenancyPolicy()
+    except TenancyError as exc:
+        raise SystemExit(f"--policy: {exc}") from exc
+    if opts.insecure:
+        log.warning("--insecure: no caller has an identity; every job API caller acts as the admin 'anonymous'")
+    return Authorizer(tenancy)
+
+
+def provider_of(rec: ClusterRecord | None) -> str:
+    """A member cluster's provider: its `federator.io/provider` label (the agent's --provider)."""
+    return rec.labels.get(PROVIDER_LABEL, "") if rec is not None else ""
+
+
+async def _tick(meter: UsageMeter, every: float = 5.0) -> None:
+    """Keep the accelerator-seconds counter current for running placements."""
+    while True:
+        await asyncio.sleep(every)
+        meter.tick()
 
 
 def _split(hostport: str) -> tuple[str, int]:
@@ -93,9 +121,15 @@ async def serve(opts: ServeOptions) -> None:
     metrics_port = httpd.server_address[1]
     kube = await prepare_kube_mode(opts.kube) if opts.kube else None  # a standby waits here for the Lease
     store = kube.store if kube else SqliteJobStore(opts.db)
-    fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics, report_interval=opts.report_interval,
+    usage = SqliteUsageStore(opts.db)  # Kubernetes mode too: mount a volume at --db to keep usage across restarts
+    clusters: dict[str, ClusterRecord] = {}
+    meter = UsageMeter(usage, metrics=metrics, clock=time.time,
+                       provider_of=lambda name: provider_of(clusters.get(name)))
+    fed = Federator(store=MeteredJobStore(store, meter), scheduler=_scheduler(opts), metrics=metrics,
+                    report_interval=opts.report_interval,
                     lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
                     cycle_interval=opts.cycle_interval, limits=opts.limits)
+    clusters = fed.clusters
     metrics.leader.set(1)
     auth = Authenticator(insecure=opts.insecure, revocations=RevocationList(opts.revocation_list),
                          tokens=load_tokens(opts.token_file) if opts.token_file else ())
@@ -107,9 +141,13 @@ async def serve(opts: ServeOptions) -> None:
                                       # agents ping every 10s to notice dead links; accept that
                                       ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
                                       ("grpc.keepalive_permit_without_calls", 1)])
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, auth), server)
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth), server)
-    jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth), server)
+    authz = _authorizer(opts)
+    audit = AuditLog(opts.audit_log, on_line=lambda action, result: metrics.audit_lines.labels(action, result).inc())
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, auth, authz=authz, audit=audit), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=authz, audit=audit), server)
+    cluster_service = ClusterService(fed, auth, authz=authz, audit=audit)
+    jobs_pb2_grpc.add_ClusterServiceServicer_to_server(cluster_service, server)
+    usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(cluster_service, usage), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port, token_port = _bind(server, opts)
@@ -132,16 +170,20 @@ async def serve(opts: ServeOptions) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     runner = loop.create_task(fed.run())
+    ticker = loop.create_task(_tick(meter))
     if kube:
         await kube.start(fed, on_lost=stop.set)
     await stop.wait()
     log.info("federator stopping")
     runner.cancel()
+    ticker.cancel()
     if kube:
         await kube.stop()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=2.0)
     httpd.shutdown()
     store.close()
+    usage.close()
+    audit.close()
     if kube and kube.lost:
         raise SystemExit("federator: lost the leader Lease; exiting so that a standby takes over")

@@ -23,13 +23,15 @@ from google.protobuf.message import Message
 from federator import __version__
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
+from federator.model import Job, JobId, JobSpec
+from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
+from federator.security.authz import Allowed, Authorizer, Denied, Principal, stamp_owner
 from federator.security.limits import RejectReason, check_capacity, check_hello
 from federator.server.federator import (
     AlreadyExists,
     ClusterRecord,
     Federator,
-    NotFound,
     RequestIdConflict,
     SubmitError,
 )
@@ -111,9 +113,12 @@ def _order_to_pb(order: Order) -> agent_pb2.FederatorMessage:
 class _Edge:
     """What every service shares: the federator, the authenticator, and refusal helpers."""
 
-    def __init__(self, federator: Federator, auth: Authenticator | None = None) -> None:
+    def __init__(self, federator: Federator, auth: Authenticator | None = None, *,
+                 authz: Authorizer | None = None, audit: AuditLog | None = None) -> None:
         self.fed = federator
         self.auth = auth or Authenticator(insecure=True)
+        self.authz = authz or Authorizer()
+        self.audit = audit or AuditLog(None)
 
     def rejected(self, reason: RejectReason) -> None:
         self.fed.metrics.messages_rejected.labels(reason.value).inc()
@@ -129,6 +134,10 @@ class _Edge:
         if isinstance(peer, AuthDenied):
             await self.deny(context, peer)
         return peer
+
+    async def principal(self, context: grpc.aio.ServicerContext) -> Principal:
+        """The caller as the tenancy policy sees them (user, groups, admin)."""
+        return self.authz.principal(await self.user(context))
 
     async def sized(self, context: grpc.aio.ServicerContext, what: str, msg: Message) -> None:
         problem = self.fed.limits.check_size(what, msg.ByteSize())
@@ -242,58 +251,123 @@ def decode_guard(federator: Federator) -> DecodeGuard:
     return DecodeGuard(lambda: federator.metrics.messages_rejected.labels(RejectReason.MALFORMED.value).inc())
 
 
+def _job_object(job: Job | None, spec: JobSpec | None = None, key: str = "") -> dict[str, str]:
+    """What an audit line says a job is."""
+    spec = job.spec if job is not None else spec
+    obj = {"kind": "Job"}
+    if spec is not None:
+        obj |= {"namespace": spec.namespace, "name": spec.name, "queue": spec.queue}
+    if job is not None:
+        obj["job_id"] = job.job_id
+    elif key:
+        obj["job_id"] = key
+    return obj
+
+
 class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
+    """The job API. Each call is decided by `security.authz` at this edge: Submit by the queue's access list,
+    Get/List/Watch/Cancel by whose job it is. Submit and Cancel, accepted or refused, are audited."""
+
     async def Submit(self, request: jobs_pb2.SubmitRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> jobs_pb2.SubmitResponse:
-        await self.user(context)
+        who = await self.principal(context)
         await self.sized(context, "submit", request)
+        code, message, rule, job, spec = grpc.StatusCode.OK, "", "", None, None
         try:
-            job = self.fed.submit(convert.spec_from_pb(request.spec), request_id=request.request_id)
+            spec = convert.spec_from_pb(request.spec)
+            decision = self.authz.submit(who, spec.queue)
+            rule = decision.rule.value
+            if isinstance(decision, Denied):
+                code, message = grpc.StatusCode.PERMISSION_DENIED, decision.message
+            else:
+                job = self.fed.submit(stamp_owner(spec, who), request_id=request.request_id)
         except AlreadyExists as exc:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+            code, message = grpc.StatusCode.ALREADY_EXISTS, str(exc)
         except RequestIdConflict as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            code, message = grpc.StatusCode.FAILED_PRECONDITION, str(exc)
         except (SubmitError, convert.WireError) as exc:
             if isinstance(exc, convert.WireError):
                 self.rejected(RejectReason.MALFORMED)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+        result = "accepted" if code is grpc.StatusCode.OK else \
+            "refused" if code is grpc.StatusCode.PERMISSION_DENIED else "failed"
+        self.audit.record("submit", identity=who, obj=_job_object(job, spec), result=result, code=code.name,
+                          rule=rule, message=message, request_id=request.request_id)
+        if job is None:
+            await context.abort(code, message)
+            raise AssertionError("unreachable")
         return jobs_pb2.SubmitResponse(job=convert.job_to_pb(job))
+
+    async def _find(self, who: Principal, key: str, context: grpc.aio.ServicerContext, *,
+                    manage: bool = False) -> tuple[Job | None, Denied | None]:
+        """The job `key` names (an id, or the latest of that name the caller may see), or why not."""
+        job = self.fed.jobs.get(JobId(key))
+        if job is None:
+            named = [j for j in self.fed.jobs.values() if j.spec.name == key]
+            visible = self.authz.visible(who, named)
+            if visible:
+                job = max(visible, key=lambda j: j.submitted_at)
+            elif named:
+                job = max(named, key=lambda j: j.submitted_at)
+            else:
+                return None, None
+        decision = self.authz.job(who, job, manage=manage)
+        return job, decision if isinstance(decision, Denied) else None
 
     async def Get(self, request: jobs_pb2.GetJobRequest,  # noqa: N802
                   context: grpc.aio.ServicerContext) -> types_pb2.Job:
-        await self.user(context)
-        try:
-            return convert.job_to_pb(self.fed.get(request.job_id))
-        except NotFound as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc.args[0]))
-            raise
+        who = await self.principal(context)
+        job, denied = await self._find(who, request.job_id, context)
+        if job is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {request.job_id!r}")
+            raise AssertionError("unreachable")
+        if denied is not None:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
+        return convert.job_to_pb(job)
 
     async def List(self, request: jobs_pb2.ListJobsRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> jobs_pb2.ListJobsResponse:
-        await self.user(context)
-        return jobs_pb2.ListJobsResponse(jobs=[convert.job_to_pb(j) for j in self.fed.list_jobs(request.queue)])
+        who = await self.principal(context)
+        jobs = self.authz.visible(who, self.fed.list_jobs(request.queue))
+        return jobs_pb2.ListJobsResponse(jobs=[convert.job_to_pb(j) for j in jobs])
 
     async def Cancel(self, request: jobs_pb2.CancelJobRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> types_pb2.Job:
-        await self.user(context)
-        try:
-            return convert.job_to_pb(self.fed.cancel(request.job_id))
-        except NotFound as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc.args[0]))
-            raise
+        who = await self.principal(context)
+        job, denied = await self._find(who, request.job_id, context, manage=True)
+        if job is None:
+            message = f"no job with id or name {request.job_id!r}"
+            self.audit.record("cancel", identity=who, obj=_job_object(None, key=request.job_id), result="failed",
+                              code=grpc.StatusCode.NOT_FOUND.name, message=message)
+            await context.abort(grpc.StatusCode.NOT_FOUND, message)
+            raise AssertionError("unreachable")
+        if denied is not None:
+            self.audit.record("cancel", identity=who, obj=_job_object(job), result="refused",
+                              code=grpc.StatusCode.PERMISSION_DENIED.name, rule=denied.rule.value,
+                              message=denied.message)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
+        decision = self.authz.job(who, job, manage=True)
+        job = self.fed.cancel(job.job_id)
+        self.audit.record("cancel", identity=who, obj=_job_object(job), result="accepted",
+                          rule=decision.rule.value if isinstance(decision, Allowed) else "")
+        return convert.job_to_pb(job)
 
     async def Watch(self, request: jobs_pb2.WatchJobsRequest,  # noqa: N802
                     context: grpc.aio.ServicerContext) -> AsyncIterator[types_pb2.Job]:
-        await self.user(context)
+        who = await self.principal(context)
+        wanted: JobId | None = None
+        if request.job_id:
+            job, denied = await self._find(who, request.job_id, context)
+            if job is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {request.job_id!r}")
+                return
+            if denied is not None:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
+                return
+            wanted = job.job_id
         queue = self.fed.watch()
         try:
-            wanted = self.fed.get(request.job_id).job_id if request.job_id else None
-        except NotFound as exc:
-            self.fed.unwatch(queue)
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc.args[0]))
-            return
-        try:
-            for job in self.fed.list_jobs():
+            for job in self.authz.visible(who, self.fed.list_jobs()):
                 if wanted is None or job.job_id == wanted:
                     yield convert.job_to_pb(job)
             while True:
@@ -302,7 +376,9 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                                         "watch: this client fell too far behind; watch again")
                 job_id = await queue.get()
                 if wanted is None or job_id == wanted:
-                    yield convert.job_to_pb(self.fed.jobs[job_id])
+                    job = self.fed.jobs[job_id]
+                    if wanted is not None or isinstance(self.authz.job(who, job, manage=False), Allowed):
+                        yield convert.job_to_pb(job)
         finally:
             self.fed.unwatch(queue)
 

@@ -1,0 +1,165 @@
+"""The usage meter: a consumer of job state changes that turns them into usage records and counters.
+
+It sits between the federator and its job store (`MeteredJobStore`): every
+change to a job is written to the store, so every change passes the meter,
+at the moment it happens (the federator's clock: the simulated one in tests).
+The scheduler knows nothing of it, and the Federator class neither.
+
+For each job written, the meter compares the job's Running placements with
+the records it holds open: a placement newly Running opens a record (written
+to the usage store at once), an open record whose placement is no longer
+Running (it succeeded, failed, was cancelled, preempted, or its cluster was
+lost and the job re-placed) is closed at that moment. After a restart the open
+records are read back and carry on; a job found finished on load closes its
+records then.
+
+`federator_accelerator_seconds_total` grows by accelerators x seconds: when a
+record closes, and every `tick` for the open ones, so a long job shows its
+usage as it runs. Every label keeps at most LABEL_LIMIT distinct values (the
+first seen); later values are counted under "other", so a federation with
+thousands of users cannot blow up Prometheus. The store keeps the real names.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from federator.accounting.records import Dimension, UsageRecord
+from federator.accounting.store import SqliteUsageStore
+from federator.metrics import Metrics
+from federator.model import MILLI, Job, JobPhase, Placement
+from federator.security.authz import owner_of
+from federator.store import JobStore
+
+log = logging.getLogger("federator.accounting")
+LABEL_LIMIT = 200
+OTHER = "other"
+PROVIDER_LABEL = "federator.io/provider"
+
+
+def held(job: Job, placement: Placement) -> tuple[str, int]:
+    """(accelerator model, thousandths of accelerators) a placement holds: replicas x per replica."""
+    per_replica = int(getattr(job.spec.resources, "gpu_milli", 0))
+    return str(getattr(placement, "gpu_model", "") or ""), per_replica * placement.replicas
+
+
+class _BoundedLabels:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: dict[Dimension, set[str]] = {d: set() for d in Dimension}
+
+    def value(self, dim: Dimension, value: str) -> str:
+        seen = self.seen[dim]
+        if value in seen:
+            return value
+        if len(seen) < self.limit:
+            seen.add(value)
+            return value
+        return OTHER
+
+
+class UsageMeter:
+    def __init__(self, store: SqliteUsageStore, *, metrics: Metrics, clock: Callable[[], float],
+                 provider_of: Callable[[str], str] = lambda _cluster: "", label_limit: int = LABEL_LIMIT) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.provider_of = provider_of
+        self._labels = _BoundedLabels(label_limit)
+        self._open: dict[str, UsageRecord] = {r.placement_id: r for r in store.open_records()}
+        self._counted: dict[str, float] = {pid: clock() for pid in self._open}  # counter is current up to here
+        self._by_job: dict[str, set[str]] = {}
+        for rec in self._open.values():
+            self._by_job.setdefault(rec.job_id, set()).add(rec.placement_id)
+
+    @property
+    def open(self) -> dict[str, UsageRecord]:
+        return dict(self._open)
+
+    def observe(self, jobs: Iterable[Job]) -> None:
+        """Jobs as just written: open and close records to match their Running placements."""
+        now = self.clock()
+        writes: list[UsageRecord] = []
+        for job in jobs:
+            running = {p.placement_id: p for p in job.placements if p.phase is JobPhase.RUNNING}
+            for pid in sorted(self._by_job.get(job.job_id, set()) - set(running)):
+                writes.append(self._close(pid, now))
+            for pid, p in running.items():
+                if pid not in self._open:
+                    rec = self._record(job, p, now)
+                    if rec is not None:
+                        writes.append(rec)
+        try:
+            self.store.put(writes)
+        except Exception:  # accounting must never stop the federator; the log says what was lost
+            log.exception("usage records not written: %s", [r.placement_id for r in writes])
+
+    def _record(self, job: Job, p: Placement, now: float) -> UsageRecord | None:
+        model, milli = held(job, p)
+        if milli <= 0:
+            return None
+        user, _ = owner_of(job.spec)
+        rec = UsageRecord(placement_id=p.placement_id, job_id=job.job_id, queue=job.spec.queue, user=user,
+                          namespace=job.spec.namespace, cluster=p.cluster, provider=self.provider_of(p.cluster),
+                          model=model, accelerators_milli=milli, start=now)
+        self._open[p.placement_id] = rec
+        self._counted[p.placement_id] = now
+        self._by_job.setdefault(job.job_id, set()).add(p.placement_id)
+        return rec
+
+    def _close(self, pid: str, now: float) -> UsageRecord:
+        rec = self._open.pop(pid)
+        self._count(rec, now)
+        self._counted.pop(pid, None)
+        pids = self._by_job.get(rec.job_id, set())
+        pids.discard(pid)
+        if not pids:
+            self._by_job.pop(rec.job_id, None)
+        return UsageRecord(**{**_fields(rec), "end": max(now, rec.start)})
+
+    def _count(self, rec: UsageRecord, now: float) -> None:
+        since = self._counted.get(rec.placement_id, now)
+        if now <= since:
+            return
+        self._counted[rec.placement_id] = now
+        labels = [self._labels.value(d, rec.key(d)) for d in Dimension]
+        self.metrics.accelerator_seconds.labels(*labels).inc(rec.accelerators_milli / MILLI * (now - since))
+
+    def tick(self) -> None:
+        """Bring the counter up to now for every running placement (called every few seconds)."""
+        now = self.clock()
+        for rec in list(self._open.values()):
+            self._count(rec, now)
+
+
+def _fields(rec: UsageRecord) -> dict[str, Any]:
+    return {name: getattr(rec, name) for name in rec.__slots__}  # type: ignore[attr-defined]
+
+
+class MeteredJobStore:
+    """A JobStore that shows the meter every job it writes (and every job it loads, after a restart)."""
+
+    def __init__(self, inner: JobStore, meter: UsageMeter) -> None:
+        self.inner = inner
+        self.meter = meter
+
+    def put(self, jobs: Iterable[Job]) -> None:
+        jobs = list(jobs)
+        self.inner.put(jobs)
+        self.meter.observe(jobs)
+
+    def load(self) -> list[Job]:
+        jobs = self.inner.load()
+        self.meter.observe(jobs)
+        return jobs
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:  # the inner store's other methods (Kubernetes mode's flush, ...)
+        return getattr(self.inner, name)
+
+
+__all__ = ["LABEL_LIMIT", "OTHER", "PROVIDER_LABEL", "MeteredJobStore", "UsageMeter", "held"]

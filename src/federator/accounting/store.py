@@ -1,0 +1,63 @@
+"""Where usage records live: a `usage` table in a SQLite file, so `federator usage` survives restarts.
+
+The federator's `--db` file holds it (next to the jobs table, its own
+connection). In Kubernetes mode jobs live in FederatedJobs, and the usage
+table still goes to `--db`: mount a volume there to keep it across pod
+restarts (the chart's `usage.persistence`). A record is written when its
+placement starts running (open, `end` NULL) and again when it ends.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import astuple
+from pathlib import Path
+
+from federator.accounting.records import UsageRecord
+
+_COLUMNS = ("placement_id", "job_id", "queue", "user", "namespace", "cluster", "provider", "model",
+            "accelerators_milli", "start", "end_time")
+
+
+class SqliteUsageStore:
+    def __init__(self, path: Path) -> None:
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS usage (placement_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, "
+            "queue TEXT NOT NULL, user TEXT NOT NULL, namespace TEXT NOT NULL, cluster TEXT NOT NULL, "
+            "provider TEXT NOT NULL, model TEXT NOT NULL, accelerators_milli INTEGER NOT NULL, "
+            "start REAL NOT NULL, end_time REAL)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS usage_window ON usage (start, end_time)")
+
+    def put(self, records: list[UsageRecord]) -> None:
+        if not records:
+            return
+        with self._lock:
+            self._db.executemany(f"INSERT OR REPLACE INTO usage VALUES ({', '.join('?' * len(_COLUMNS))})",
+                                 [astuple(r) for r in records])
+
+    def open_records(self) -> list[UsageRecord]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE end_time IS NULL").fetchall()
+        return [UsageRecord(*row) for row in rows]
+
+    def query(self, *, since: float, until: float) -> list[UsageRecord]:
+        """Records that overlap [since, until)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE start < ? AND (end_time IS NULL OR end_time > ?) "
+                "ORDER BY start", (until, since)).fetchall()
+        return [UsageRecord(*row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+__all__ = ["SqliteUsageStore"]

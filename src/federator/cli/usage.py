@@ -1,0 +1,122 @@
+"""`federator usage`: accelerator-seconds used, from the federator's usage records.
+
+    federator usage --since 7d --by queue
+    federator usage --since 2026-11-01 --until 2026-12-01 --by provider -o csv
+
+Times are ISO 8601 (a date, or a date and time; UTC unless an offset is
+given), unix seconds, or an age back from now (`90m`, `24h`, `7d`). Rows are
+the groups, biggest first, and a TOTAL line; the rows add up to the total
+exactly. An admin sees everyone's usage, anyone else their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import json
+import re
+import sys
+import time
+
+import grpc
+
+from federator.cli.certs import add_tls_arguments, client_options
+from federator.cli.client import DEFAULT_SERVER
+from federator.cli.output import table
+
+BY = ("queue", "user", "namespace", "cluster", "provider", "model")
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    u = sub.add_parser("usage", help="accelerator-seconds used, by queue, user, cluster, provider or model")
+    u.add_argument("--since", default="", help="start: ISO 8601, unix seconds or an age like 24h, 7d "
+                                               "(default: the first record)")
+    u.add_argument("--until", default="", help="end: ISO 8601, unix seconds or an age (default: now)")
+    u.add_argument("--by", choices=BY, help="group by this (default: the total only)")
+    u.add_argument("-o", "--output", choices=["table", "csv", "json"], default="table")
+    u.add_argument("--server", default=DEFAULT_SERVER, help="federator gRPC address (default %(default)s)")
+    add_tls_arguments(u, role="client")
+    u.set_defaults(func=_usage)
+
+
+def parse_time(value: str, *, flag: str, now: float) -> float:
+    """A time flag's unix seconds; ValueError naming the flag."""
+    if not value:
+        return 0.0
+    m = _AGE.match(value)
+    if m:
+        return now - float(m.group(1)) * _UNIT[m.group(2)]
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{flag}: expected ISO 8601 (2026-11-30 or 2026-11-30T18:00:00Z), unix seconds or an "
+                         f"age like 24h or 7d, got {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def render(resp: object, *, output: str, by: str) -> str:
+    """The report as a table, CSV or JSON."""
+    from federator.api.v1 import usage_pb2
+
+    assert isinstance(resp, usage_pb2.UsageResponse)
+    head = (by or "total").upper()
+    rows = [(r.key or "-", r.accelerator_seconds, r.micro_accelerator_seconds, r.placements) for r in resp.rows] \
+        if by else []
+    total = ("TOTAL", resp.total.accelerator_seconds, resp.total.micro_accelerator_seconds, resp.total.placements)
+    if output == "json":
+        return json.dumps({
+            "since": _iso(resp.since), "until": _iso(resp.until), "by": by or None,
+            "rows": [{"key": k if k != "-" else "", "acceleratorSeconds": s, "microAcceleratorSeconds": m,
+                      "acceleratorHours": round(s / 3600, 6), "placements": n} for k, s, m, n in rows],
+            "total": {"acceleratorSeconds": total[1], "microAcceleratorSeconds": total[2],
+                      "acceleratorHours": round(total[1] / 3600, 6), "placements": total[3]}}, indent=2)
+    if output == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([by or "total", "accelerator_seconds", "accelerator_hours", "placements"])
+        for k, s, _m, n in [*rows, total]:
+            w.writerow([k, f"{s:.6f}", f"{s / 3600:.6f}", n])
+        return buf.getvalue().rstrip("\n")
+    body = [[k, f"{s:,.1f}", f"{s / 3600:,.3f}", str(n)] for k, s, _m, n in [*rows, total]]
+    header = f"usage from {_iso(resp.since)} to {_iso(resp.until)}"
+    return header + "\n" + table([head, "ACCELERATOR-SECONDS", "ACCELERATOR-HOURS", "PLACEMENTS"], body)
+
+
+def _usage(args: argparse.Namespace) -> int:
+    from federator.api.v1 import usage_pb2, usage_pb2_grpc
+    from federator.security.tls import TlsError
+
+    now = time.time()
+    try:
+        since = parse_time(args.since, flag="--since", now=now)
+        until = parse_time(args.until, flag="--until", now=now)
+        opts = client_options(args)
+    except (ValueError, TlsError) as exc:
+        print(f"federator usage: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with opts.channel() as ch:
+            resp = usage_pb2_grpc.UsageServiceStub(ch).Get(
+                usage_pb2.UsageRequest(since=since, until=until, by=args.by or ""), timeout=30)
+    except grpc.RpcError as err:
+        print(f"federator usage: {err.code().name}: {err.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 1
+    print(render(resp, output=args.output, by=args.by or ""))
+    return 0
+
+
+__all__ = ["parse_time", "register", "render"]

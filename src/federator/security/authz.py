@@ -1,0 +1,294 @@
+"""Who may do what: users and groups, queue access, job visibility, admins. Pure decisions.
+
+Authentication (`security.auth`) says *who* is calling: a user certificate
+(the name in its `federator://user/NAME` identity, which is also its subject
+CN; its subject O attributes are groups) or a bearer token (its name and
+groups in the token file). This module says what that caller may do, from
+the tenancy part of the policy file (and Queue objects in Kubernetes mode)::
+
+    tenancy:
+      admins: {users: [admin], groups: [platform]}   # act on every job
+      groups:                                        # groups the policy defines
+        team-a: {users: [alice, bob], jobs: manage}  # members see (view) or also cancel (manage)
+    queues:                                          # each job in each other's jobs
+      research:
+        weight: 1
+        access: {users: [carol], groups: [team-a]}  # who may submit here
+    defaultQueue: {access: {groups: [staff]}}       # queues without an access list of their own
+
+Rules, each named in the message of a refusal:
+
+- `admin`: a member of `tenancy.admins` acts on every job and may submit to
+  every queue. With no `tenancy.admins` the user `admin` (the certificate
+  `federator certs init` makes) is the admin.
+- `queue-access`: a queue with an `access` list takes submissions from the
+  users and groups it names only; a queue with none takes anyone's (and so
+  does every queue when the policy has no access lists: the behaviour before
+  tenancy existed).
+- `owner`: everyone acts on the jobs they submitted. A job records its owner
+  (user and groups) in annotations the edge sets from the caller's identity,
+  whatever the submitted spec said.
+- `group`: members of a group the policy defines (`tenancy.groups`) see each
+  other's jobs (`jobs: view`) or also cancel them (`jobs: manage`, the
+  default). A group exists for sharing only if the policy defines it; groups
+  that only a certificate or token names are used for queue access.
+
+An insecure (plaintext) federator has no identities; every caller is the
+admin `anonymous`, and `federator serve --insecure` says so in its log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from federator.model import Job, JobSpec
+from federator.security.auth import Peer
+
+USER_ANNOTATION = "federator.io/user"
+GROUPS_ANNOTATION = "federator.io/groups"
+ANONYMOUS = "anonymous"
+
+
+class Rule(StrEnum):
+    """The rule that allowed or refused an action: named in every refusal and audit line."""
+
+    ADMIN = "admin"
+    OWNER = "owner"
+    GROUP = "group"
+    QUEUE_ACCESS = "queue-access"
+    OPEN_QUEUE = "open-queue"
+    NAMESPACE = "namespace-selector"
+
+
+class JobAccess(StrEnum):
+    VIEW = "view"
+    MANAGE = "manage"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A caller as the policy sees them: a user name and every group they are in."""
+
+    user: str
+    groups: frozenset[str] = frozenset()
+    via: str = "certificate"  # certificate, token, insecure, kubernetes
+    admin: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user": self.user, "groups": sorted(self.groups), "via": self.via, "admin": self.admin}
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who may use something: users and groups by name."""
+
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+
+    def admits(self, who: Principal) -> bool:
+        return who.user in self.users or bool(who.groups & self.groups)
+
+    def describe(self) -> str:
+        parts = [f"users [{', '.join(sorted(self.users))}]" if self.users else "",
+                 f"groups [{', '.join(sorted(self.groups))}]" if self.groups else ""]
+        return " and ".join(p for p in parts if p) or "nobody"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    members: frozenset[str] = frozenset()
+    jobs: JobAccess = JobAccess.MANAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    """A refusal: the rule that refused and a message naming it (sent as PERMISSION_DENIED)."""
+
+    rule: Rule
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    rule: Rule
+
+
+@dataclass(frozen=True, slots=True)
+class TenancyPolicy:
+    admins: Access = Access(users=frozenset({"admin"}))
+    groups: Mapping[str, Group] = field(default_factory=dict)
+    queue_access: Mapping[str, Access] = field(default_factory=dict)  # queue -> its access list
+    default_access: Access | None = None  # queues without a list of their own; None = open
+
+    def with_queue_access(self, queues: Mapping[str, Access | None]) -> TenancyPolicy:
+        """This policy with Queue objects' access lists on top (None: the object has none; the file's stays)."""
+        merged = dict(self.queue_access)
+        merged.update({q: a for q, a in queues.items() if a is not None})
+        return replace(self, queue_access=merged)
+
+
+class TenancyError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _names(value: Any, where: str, bad: list[str]) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        bad.append(f"{where}: must be a list of names, got {value!r}"[:200])
+        return frozenset()
+    return frozenset(value)
+
+
+def access_from_document(body: Any, where: str, bad: list[str]) -> Access | None:
+    """`{users: [...], groups: [...]}`; None when absent."""
+    if body is None:
+        return None
+    if not isinstance(body, Mapping):
+        bad.append(f"{where}: must be a mapping {{users, groups}}")
+        return None
+    for key in body:
+        if key not in ("users", "groups"):
+            bad.append(f"{where}.{key}: is not a known field (known: groups, users)")
+    return Access(_names(body.get("users"), f"{where}.users", bad), _names(body.get("groups"), f"{where}.groups", bad))
+
+
+def tenancy_from_document(doc: Mapping[str, Any]) -> TenancyPolicy:
+    """The tenancy part of a policy document (`tenancy`, and `access` in `queues` and `defaultQueue`)."""
+    bad: list[str] = []
+    raw = doc.get("tenancy") or {}
+    if not isinstance(raw, Mapping):
+        raise TenancyError(["tenancy: must be a mapping {admins, groups}"])
+    for key in raw:
+        if key not in ("admins", "groups"):
+            bad.append(f"tenancy.{key}: is not a known field (known: admins, groups)")
+    admins = access_from_document(raw.get("admins"), "tenancy.admins", bad) or TenancyPolicy().admins
+    groups: dict[str, Group] = {}
+    raw_groups = raw.get("groups") or {}
+    if not isinstance(raw_groups, Mapping):
+        bad.append("tenancy.groups: must map group names to {users, jobs}")
+    else:
+        for name, body in raw_groups.items():
+            where = f"tenancy.groups.{name}"
+            if not isinstance(body, Mapping):
+                bad.append(f"{where}: must be a mapping {{users, jobs}}")
+                continue
+            for key in body:
+                if key not in ("users", "jobs"):
+                    bad.append(f"{where}.{key}: is not a known field (known: jobs, users)")
+            jobs = body.get("jobs", JobAccess.MANAGE.value)
+            if jobs not in {a.value for a in JobAccess}:
+                bad.append(f"{where}.jobs: must be view or manage, got {jobs!r}")
+                jobs = JobAccess.MANAGE.value
+            groups[str(name)] = Group(_names(body.get("users"), f"{where}.users", bad), JobAccess(jobs))
+    queue_access: dict[str, Access] = {}
+    raw_queues = doc.get("queues") or {}
+    if isinstance(raw_queues, Mapping):
+        for name, body in raw_queues.items():
+            if isinstance(body, Mapping):
+                a = access_from_document(body.get("access"), f"queues.{name}.access", bad)
+                if a is not None:
+                    queue_access[str(name)] = a
+    raw_default = doc.get("defaultQueue") or {}
+    default = access_from_document(raw_default.get("access"), "defaultQueue.access", bad) \
+        if isinstance(raw_default, Mapping) else None
+    if bad:
+        raise TenancyError(bad)
+    return TenancyPolicy(admins=admins, groups=groups, queue_access=queue_access, default_access=default)
+
+
+def load_tenancy(path: Path) -> TenancyPolicy:
+    """The tenancy part of a policy file (`federator serve --policy`); TenancyError names every bad field."""
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TenancyError([f"{path}: {exc}"]) from exc
+    if not isinstance(doc, Mapping):
+        raise TenancyError([f"{path}: must be a mapping"])
+    try:
+        return tenancy_from_document(doc)
+    except TenancyError as exc:
+        raise TenancyError([f"{path}: {p}" for p in exc.problems]) from exc
+
+
+def owner_of(spec: JobSpec) -> tuple[str, frozenset[str]]:
+    """The user and groups recorded on a job ("" for a job no user submitted: a FederatedJob)."""
+    groups = spec.annotation(GROUPS_ANNOTATION)
+    return spec.annotation(USER_ANNOTATION), frozenset(g for g in groups.split(",") if g)
+
+
+def stamp_owner(spec: JobSpec, who: Principal) -> JobSpec:
+    """The spec with its owner set from the caller's identity (whatever the client wrote there)."""
+    annotations = {k: v for k, v in spec.annotations if k not in (USER_ANNOTATION, GROUPS_ANNOTATION)}
+    annotations[USER_ANNOTATION] = who.user
+    if who.groups:
+        annotations[GROUPS_ANNOTATION] = ",".join(sorted(who.groups))
+    return replace(spec, annotations=tuple(sorted(annotations.items())))
+
+
+class Authorizer:
+    """Decides each job API call from the caller and the current tenancy policy (swapped in when it changes)."""
+
+    def __init__(self, policy: TenancyPolicy | None = None) -> None:
+        self.policy = policy or TenancyPolicy()
+
+    def principal(self, peer: Peer) -> Principal:
+        if peer.via == "insecure":
+            return Principal(ANONYMOUS, via="insecure", admin=True)
+        name = peer.name or (peer.identity.name if peer.identity is not None else "token")
+        groups = set(peer.groups)
+        groups.update(g for g, body in self.policy.groups.items() if name in body.members)
+        who = Principal(name, frozenset(groups), peer.via)
+        return replace(who, admin=self.policy.admins.admits(who))
+
+    def _groups_of(self, user: str, recorded: frozenset[str]) -> frozenset[str]:
+        return recorded | {g for g, body in self.policy.groups.items() if user in body.members}
+
+    def submit(self, who: Principal, queue: str) -> Allowed | Denied:
+        if who.admin:
+            return Allowed(Rule.ADMIN)
+        access = self.policy.queue_access.get(queue, self.policy.default_access)
+        if access is None:
+            return Allowed(Rule.OPEN_QUEUE)
+        if access.admits(who):
+            return Allowed(Rule.QUEUE_ACCESS)
+        where = f"queues.{queue}.access" if queue in self.policy.queue_access else "defaultQueue.access"
+        return Denied(Rule.QUEUE_ACCESS, f"queue-access: user {who.user!r}"
+                      f"{' (groups ' + ', '.join(sorted(who.groups)) + ')' if who.groups else ''} may not submit to "
+                      f"queue {queue!r}: {where} admits {access.describe()}")
+
+    def job(self, who: Principal, job: Job, *, manage: bool) -> Allowed | Denied:
+        """May `who` see (manage=False: Get, List, Watch) or cancel (manage=True) this job?"""
+        if who.admin:
+            return Allowed(Rule.ADMIN)
+        owner, recorded = owner_of(job.spec)
+        if owner and owner == who.user:
+            return Allowed(Rule.OWNER)
+        shared = [g for g in sorted(self._groups_of(owner, recorded) & who.groups) if g in self.policy.groups]
+        if owner and any(not manage or self.policy.groups[g].jobs is JobAccess.MANAGE for g in shared):
+            return Allowed(Rule.GROUP)
+        verb = "cancel" if manage else "see"
+        whose = f"user {owner!r}" if owner else f"namespace {job.spec.namespace!r} (no user submitted it)"
+        if shared:
+            why = f"group: your shared groups ({', '.join(shared)}) have jobs: view in tenancy.groups"
+        else:
+            why = "owner/group: it is not yours, you share no group of tenancy.groups with its owner"
+        return Denied(Rule.GROUP if shared else Rule.OWNER,
+                      f"user {who.user!r} may not {verb} job {job.job_id}: it belongs to {whose}; {why}, "
+                      "and you are not in tenancy.admins")
+
+    def visible(self, who: Principal, jobs: Iterable[Job]) -> list[Job]:
+        return [j for j in jobs if isinstance(self.job(who, j, manage=False), Allowed)]
+
+
+__all__ = ["ANONYMOUS", "GROUPS_ANNOTATION", "USER_ANNOTATION", "Access", "Allowed", "Authorizer", "Denied",
+           "Group", "JobAccess", "Principal", "Rule", "TenancyError", "TenancyPolicy", "access_from_document",
+           "load_tenancy", "owner_of", "stamp_owner", "tenancy_from_document"]

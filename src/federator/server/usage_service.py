@@ -1,0 +1,55 @@
+"""UsageService: `federator usage` reads accelerator-seconds from the usage store.
+
+A transport like the others in `services.py` (same authentication edge);
+the sums are `accounting.summarize`, the records come from the store, so a
+report after a restart includes everything used before it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import grpc
+
+from federator.accounting import Dimension, SqliteUsageStore, UsageRow, summarize
+from federator.api.v1 import usage_pb2, usage_pb2_grpc
+from federator.server.services import _Edge
+
+
+def _row(row: UsageRow) -> usage_pb2.UsageRow:
+    return usage_pb2.UsageRow(key=row.key, accelerator_seconds=row.accelerator_seconds,
+                              micro_accelerator_seconds=row.micro, placements=row.placements)
+
+
+class UsageService(_Edge, usage_pb2_grpc.UsageServiceServicer):
+    """Admins see all usage; anyone else the usage of the jobs they submitted."""
+
+    def __init__(self, edge: _Edge, store: SqliteUsageStore) -> None:
+        super().__init__(edge.fed, edge.auth, authz=edge.authz, audit=edge.audit)
+        self.usage = store
+
+    async def Get(self, request: usage_pb2.UsageRequest,  # noqa: N802
+                  context: grpc.aio.ServicerContext) -> usage_pb2.UsageResponse:
+        who = await self.principal(context)
+        try:
+            by = Dimension(request.by) if request.by else None
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"by: must be one of {', '.join(d.value for d in Dimension)}, got {request.by[:80]!r}")
+            raise AssertionError("unreachable") from None
+        now = self.fed.clock()
+        since, until = request.since, request.until or now
+        if not (math.isfinite(since) and math.isfinite(until)) or since < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "since, until: must be finite unix times >= 0")
+        if until <= since:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"until: must be after since ({until:.0f} <= {since:.0f})")
+        records = self.usage.query(since=since, until=until)
+        if not who.admin:
+            records = [r for r in records if r.user == who.user]
+        report = summarize(records, since=since, until=until, now=now, by=by)
+        return usage_pb2.UsageResponse(since=since, until=until, by=request.by, rows=[_row(r) for r in report.rows],
+                                       total=_row(report.total))
+
+
+__all__ = ["UsageService"]

@@ -1,0 +1,199 @@
+"""Usage accounting: a scripted run on the simulated clock, read back over the real gRPC API, across a restart.
+
+The federator is the real state machine with its real SQLite stores; the
+agents' messages are scripted (connect, report, Running, Succeeded) at chosen
+times of a fake clock, so every accelerator-second is known in advance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import grpc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from federator.accounting import (
+    Dimension,
+    MeteredJobStore,
+    SqliteUsageStore,
+    UsageMeter,
+    UsageRecord,
+    summarize,
+)
+from federator.api.v1 import usage_pb2, usage_pb2_grpc
+from federator.cli.usage import parse_time, render
+from federator.jobfile import parse_job
+from federator.metrics import Metrics
+from federator.model import JobPhase, JobSpec
+from federator.security.auth import Authenticator
+from federator.security.authz import Authorizer, Principal, stamp_owner
+from federator.server.app import provider_of
+from federator.server.federator import Federator
+from federator.server.services import ClusterService
+from federator.server.usage_service import UsageService
+from federator.store import SqliteJobStore
+
+from builders import cluster, pool
+
+H100, A100 = "NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-80GB"
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def spec(name: str, *, gpus: int, replicas: int, queue: str, user: str, namespace: str = "default",
+         model: str = H100) -> JobSpec:
+    s = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                   "metadata": {"name": name, "namespace": namespace},
+                   "spec": {"kind": "training", "replicas": replicas, "queue": queue, "gpuModels": [model],
+                            "resources": {"cpu": "1", "nvidia.com/gpu": gpus}}})
+    return stamp_owner(s, Principal(user))
+
+
+def start(db: Path, clock: Clock) -> tuple[Federator, UsageMeter, SqliteUsageStore]:
+    usage = SqliteUsageStore(db)
+    metrics = Metrics()
+    fed_box: list[Federator] = []
+    meter = UsageMeter(usage, metrics=metrics, clock=clock,
+                       provider_of=lambda c: provider_of(fed_box[0].clusters.get(c)) if fed_box else "")
+    fed = Federator(store=MeteredJobStore(SqliteJobStore(db), meter), metrics=metrics, clock=clock)
+    fed_box.append(fed)
+    return fed, meter, usage
+
+
+def join(fed: Federator, name: str, model: str, provider: str, *placement_ids: str) -> None:
+    rec = fed.connect(cluster=name, region="r", labels={"federator.io/provider": provider})
+    fed.report(rec, replace(cluster(name, "r", pool(model, nodes=4)).capacity, placement_ids=frozenset(placement_ids)))
+
+
+def running(fed: Federator, job_id: str, phase: JobPhase) -> None:
+    for p in fed.jobs[job_id].placements:  # type: ignore[index]
+        fed.job_update(fed.clusters[p.cluster], p.placement_id, phase, "")
+
+
+async def ask(fed: Federator, usage: SqliteUsageStore, by: str = "", user: str = "admin",
+              since: float = 0.0, until: float = 0.0) -> usage_pb2.UsageResponse:
+    """Over a real socket, as `federator usage` asks."""
+    edge = ClusterService(fed, Authenticator(insecure=True), authz=Authorizer())
+    server = grpc.aio.server()
+    usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(edge, usage), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            return await usage_pb2_grpc.UsageServiceStub(ch).Get(
+                usage_pb2.UsageRequest(since=since, until=until, by=by))
+    finally:
+        await server.stop(0)
+
+
+def table(resp: usage_pb2.UsageResponse) -> dict[str, float]:
+    return {r.key: r.accelerator_seconds for r in resp.rows} | {"TOTAL": resp.total.accelerator_seconds}
+
+
+def test_usage_matches_a_scripted_run_exactly_and_survives_a_restart(tmp_path: Path) -> None:
+    db, clock = tmp_path / "federator.db", Clock(1_000.0)
+    fed, meter, usage = start(db, clock)
+    join(fed, "east-1", H100, "acme")
+    join(fed, "west-1", A100, "globex")
+    a = fed.submit(spec("train-a", gpus=4, replicas=2, queue="research", user="alice"))
+    b = fed.submit(spec("train-b", gpus=8, replicas=1, queue="serving", user="bob", namespace="team-b",
+                         model=A100))
+    fed.schedule_once()
+    assert [p.cluster for j in (a, b) for p in fed.jobs[j.job_id].placements] == ["east-1", "west-1"]
+    clock.now = 1_010.0
+    running(fed, a.job_id, JobPhase.RUNNING)          # a: 2 x 4 accelerators from t=1010
+    clock.now = 1_020.0
+    running(fed, b.job_id, JobPhase.RUNNING)          # b: 8 accelerators from t=1020
+    clock.now = 1_070.0
+    running(fed, a.job_id, JobPhase.SUCCEEDED)        # a: 8 x 60 = 480
+    clock.now = 1_100.0
+    before = asyncio.run(ask(fed, usage, by="user"))  # b so far: 8 x 80 = 640
+    assert table(before) == {"bob": 640.0, "alice": 480.0, "TOTAL": 1120.0}
+    assert fed.metrics.registry.get_sample_value(
+        "federator_accelerator_seconds_total",
+        {"queue": "research", "user": "alice", "namespace": "default", "cluster": "east-1", "provider": "acme",
+         "model": H100}) == 480.0
+
+    # the federator restarts (its process gone: a new one on the same files); b keeps running meanwhile
+    fed.store.close()
+    usage.close()
+    clock.now = 1_200.0
+    fed, meter, usage = start(db, clock)
+    assert [r.job_id for r in meter.open.values()] == [b.job_id]
+    join(fed, "east-1", H100, "acme")
+    join(fed, "west-1", A100, "globex", fed.jobs[b.job_id].placements[0].placement_id)  # the agent re-syncs
+    running(fed, b.job_id, JobPhase.RUNNING)
+    clock.now = 1_320.0
+    running(fed, b.job_id, JobPhase.SUCCEEDED)        # b: 8 x 300 = 2400
+    clock.now = 2_000.0                               # nothing runs: usage stays
+    after = asyncio.run(ask(fed, usage, by="user"))
+    assert table(after) == {"bob": 2400.0, "alice": 480.0, "TOTAL": 2880.0}
+    assert table(asyncio.run(ask(fed, usage, by="cluster"))) == {"west-1": 2400.0, "east-1": 480.0, "TOTAL": 2880.0}
+    assert table(asyncio.run(ask(fed, usage, by="provider"))) == {"globex": 2400.0, "acme": 480.0, "TOTAL": 2880.0}
+    assert table(asyncio.run(ask(fed, usage, by="model"))) == {A100: 2400.0, H100: 480.0, "TOTAL": 2880.0}
+    assert table(asyncio.run(ask(fed, usage, by="namespace"))) == {"team-b": 2400.0, "default": 480.0, "TOTAL": 2880.0}
+    assert table(asyncio.run(ask(fed, usage, by="queue"))) == {"serving": 2400.0, "research": 480.0, "TOTAL": 2880.0}
+    # a window: [1050, 1100) holds a's last 20 s (8 x 20) and b's 50 s (8 x 50)
+    assert table(asyncio.run(ask(fed, usage, since=1_050.0, until=1_100.0))) == {"": 560.0, "TOTAL": 560.0}
+    assert "TOTAL" in render(after, output="table", by="user")
+    assert json.loads(render(after, output="json", by="user"))["total"]["acceleratorSeconds"] == 2880.0
+    assert render(after, output="csv", by="user").splitlines()[-1] == "TOTAL,2880.000000,0.800000,2"
+
+
+def test_a_preempted_or_replaced_placement_stops_counting(tmp_path: Path) -> None:
+    clock = Clock(0.0)
+    fed, meter, usage = start(tmp_path / "db", clock)
+    join(fed, "east-1", H100, "acme")
+    job = fed.submit(spec("j", gpus=2, replicas=1, queue="q", user="u"))
+    fed.schedule_once()
+    clock.now = 10.0
+    running(fed, job.job_id, JobPhase.RUNNING)
+    clock.now = 25.0
+    rec = fed.clusters["east-1"]
+    fed.refused(rec, fed.jobs[job.job_id].placements[0].placement_id, "evicted")  # back to Pending
+    clock.now = 100.0
+    assert meter.open == {}
+    assert summarize(usage.query(since=0, until=100), since=0, until=100, now=100).total.accelerator_seconds == 30.0
+
+
+def test_times_parse_as_iso_unix_or_an_age() -> None:
+    assert parse_time("2026-11-30", flag="--since", now=0) == 1795996800.0
+    assert parse_time("2026-11-30T01:00:00+01:00", flag="--since", now=0) == 1795996800.0
+    assert parse_time("7d", flag="--since", now=1_000_000) == 1_000_000 - 7 * 86400
+    assert parse_time("1500", flag="--since", now=0) == 1500.0
+    with pytest.raises(ValueError, match="--until: expected ISO 8601"):
+        parse_time("yesterday", flag="--until", now=0)
+
+
+records = st.lists(st.builds(
+    UsageRecord, placement_id=st.uuids().map(str), job_id=st.sampled_from(["j1", "j2", "j3"]),
+    queue=st.sampled_from(["q1", "q2"]), user=st.sampled_from(["alice", "bob", ""]),
+    namespace=st.sampled_from(["a", "b"]), cluster=st.sampled_from(["c1", "c2", "c3"]),
+    provider=st.sampled_from(["p1", "p2", ""]), model=st.sampled_from([H100, A100]),
+    accelerators_milli=st.integers(1, 64_000), start=st.floats(0, 1e6),
+    end=st.one_of(st.none(), st.floats(0, 2e6))), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(records=records, since=st.floats(0, 1e6), span=st.floats(0.001, 2e6), now=st.floats(0, 3e6))
+def test_the_sum_over_any_grouping_is_the_total(records: list[UsageRecord], since: float, span: float,
+                                                now: float) -> None:
+    records = [replace(r, end=None if r.end is None else max(r.end, r.start)) for r in records]
+    until = since + span
+    total = summarize(records, since=since, until=until, now=now).total
+    for by in Dimension:
+        report = summarize(records, since=since, until=until, now=now, by=by)
+        assert sum(r.micro for r in report.rows) == total.micro == report.total.micro
+        assert sum(r.placements for r in report.rows) == total.placements
+        assert len({r.key for r in report.rows}) == len(report.rows)

@@ -1,0 +1,221 @@
+"""Tenancy over the real gRPC API with mTLS: who may submit where, see and cancel which jobs; the audit log.
+
+An in-process `grpc.aio` server with the real services and real user
+certificates (their subject O attributes are groups), so every decision is the
+one a remote client gets, with its status code and message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from federator.jobfile import parse_job
+from federator.security.audit import AuditLog
+from federator.security.auth import Authenticator, RevocationList, Token
+from federator.security.authz import USER_ANNOTATION, Authorizer, tenancy_from_document
+from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
+from federator.security.tls import TlsFiles, server_files, user_files
+from federator.server.federator import Federator
+from federator.server.services import ClusterService, JobService
+from federator.store import SqliteJobStore
+
+POLICY = """
+tenancy:
+  admins: {users: [admin]}
+  groups:
+    team-a: {users: [alice, carol]}
+    viewers: {users: [dave, alice], jobs: view}
+queues:
+  research:
+    access: {users: [erin], groups: [team-a, ml]}
+  open: {weight: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> CertsDir:
+    c = CertsDir(tmp_path_factory.mktemp("certs"))
+    init_ca(c)
+    for user in ("alice", "bob", "carol", "dave", "erin"):
+        issue(c, Identity(IdentityKind.USER, user))
+    issue(c, Identity(IdentityKind.USER, "frank"), groups=("ml",))  # a group from the certificate's subject O
+    return c
+
+
+@dataclass
+class Served:
+    fed: Federator
+    target: str
+    token_target: str
+    audit_path: Path
+
+    def audit(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
+
+
+@asynccontextmanager
+async def served(certs: CertsDir, tmp_path: Path, policy: str = POLICY) -> AsyncIterator[Served]:
+    fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0)
+    auth = Authenticator(revocations=RevocationList(None), tokens=[Token("t-bob", "bob"), Token("t-old")])
+    authz = Authorizer(tenancy_from_document(yaml.safe_load(policy)))
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    server = grpc.aio.server()
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=authz, audit=audit), server)
+    jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth, authz=authz, audit=audit), server)
+    port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials())
+    token_port = server.add_secure_port("127.0.0.1:0",
+                                        server_files(certs).server_credentials(require_client_auth=False))
+    await server.start()
+    try:
+        yield Served(fed, f"127.0.0.1:{port}", f"127.0.0.1:{token_port}", tmp_path / "audit.jsonl")
+    finally:
+        await server.stop(0)
+        audit.close()
+
+
+@asynccontextmanager
+async def client(s: Served, certs: CertsDir, user: str = "",
+                 token: str = "") -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
+    if token:
+        creds = grpc.composite_channel_credentials(TlsFiles(certs.ca_cert).channel_credentials(),
+                                                   grpc.access_token_call_credentials(token))
+        ch = grpc.aio.secure_channel(s.token_target, creds)
+    else:
+        ch = grpc.aio.secure_channel(s.target, user_files(certs, user).channel_credentials())
+    async with ch:
+        yield jobs_pb2_grpc.JobServiceStub(ch)
+
+
+def spec(name: str, queue: str = "open", **extra: object) -> jobs_pb2.SubmitRequest:
+    return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(parse_job({
+        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": name, **extra},
+        "spec": {"kind": "training", "queue": queue, "resources": {"cpu": "1"}}})))
+
+
+async def denied(call: object) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call  # type: ignore[misc]
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, err.value
+    return err.value
+
+
+def test_a_user_cannot_see_or_cancel_another_users_job_and_is_told_why(certs: CertsDir, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, client(s, certs, "bob") as bob, client(s, certs, "alice") as alice:
+            job = (await bob.Submit(spec("bobs"))).job
+            for call in (alice.Get(jobs_pb2.GetJobRequest(job_id=job.job_id)),
+                         alice.Get(jobs_pb2.GetJobRequest(job_id="bobs")),
+                         alice.Cancel(jobs_pb2.CancelJobRequest(job_id=job.job_id))):
+                err = await denied(call)
+                assert "user 'alice' may not" in (err.details() or "")
+                assert "belongs to user 'bob'" in (err.details() or "")
+                assert "tenancy.admins" in (err.details() or "")
+            assert [j.job_id for j in (await alice.List(jobs_pb2.ListJobsRequest())).jobs] == []
+            assert [j.job_id for j in (await bob.List(jobs_pb2.ListJobsRequest())).jobs] == [job.job_id]
+            assert s.fed.jobs[job.job_id].phase.value == "Pending"  # alice's cancel did nothing
+            # the owner is the caller, whatever the spec claimed
+            forged = (await alice.Submit(spec("forged", annotations={USER_ANNOTATION: "bob"}))).job
+            assert s.fed.jobs[forged.job_id].spec.annotation(USER_ANNOTATION) == "alice"
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await bob.Get(jobs_pb2.GetJobRequest(job_id=forged.job_id))
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            # the admin sees and cancels everything
+            async with client(s, certs, "admin") as admin:
+                assert len((await admin.List(jobs_pb2.ListJobsRequest())).jobs) == 2
+                cancelled = await admin.Cancel(jobs_pb2.CancelJobRequest(job_id=job.job_id))
+                assert cancelled.phase == types_pb2.JOB_PHASE_CANCELLED
+
+    asyncio.run(main())
+
+
+def test_members_of_one_group_see_and_cancel_each_others_jobs(certs: CertsDir, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, client(s, certs, "carol") as carol, \
+                client(s, certs, "alice") as alice, client(s, certs, "dave") as dave:
+            job = (await carol.Submit(spec("carols"))).job
+            assert (await alice.Get(jobs_pb2.GetJobRequest(job_id="carols"))).job_id == job.job_id
+            assert [j.job_id for j in (await alice.List(jobs_pb2.ListJobsRequest())).jobs] == [job.job_id]
+            # dave shares only `viewers` (jobs: view) with alice: he sees her job but may not cancel it
+            ajob = (await alice.Submit(spec("alices"))).job
+            assert (await dave.Get(jobs_pb2.GetJobRequest(job_id=ajob.job_id))).job_id == ajob.job_id
+            err = await denied(dave.Cancel(jobs_pb2.CancelJobRequest(job_id=ajob.job_id)))
+            assert "viewers" in (err.details() or "") and "jobs: view" in (err.details() or "")
+            cancelled = await alice.Cancel(jobs_pb2.CancelJobRequest(job_id=job.job_id))
+            assert cancelled.phase == types_pb2.JOB_PHASE_CANCELLED
+
+    asyncio.run(main())
+
+
+def test_a_queue_access_list_refuses_outsiders(certs: CertsDir, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with served(certs, tmp_path) as s:
+            async with client(s, certs, "bob") as bob:
+                err = await denied(bob.Submit(spec("nope", queue="research")))
+                assert "queue-access" in (err.details() or "")
+                assert "queues.research.access admits users [erin] and groups [ml, team-a]" in (err.details() or "")
+            for user in ("erin", "alice", "frank"):  # by name, by a policy group, by the certificate's O
+                async with client(s, certs, user) as c:
+                    assert (await c.Submit(spec(f"by-{user}", queue="research"))).job.spec.queue == "research"
+            async with client(s, certs, token="t-bob") as bob_token:  # a named token is its user
+                await denied(bob_token.Submit(spec("nope2", queue="research")))
+                assert (await bob_token.Submit(spec("bob-open"))).job.job_id
+            assert not [j for j in s.fed.jobs.values() if j.spec.name.startswith("nope")]
+
+    asyncio.run(main())
+
+
+def test_an_audit_line_for_each_mutating_call(certs: CertsDir, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, client(s, certs, "bob") as bob, client(s, certs, "alice") as alice:
+            job = (await bob.Submit(jobs_pb2.SubmitRequest(spec=spec("a").spec, request_id="r-1")))
+            await denied(bob.Submit(spec("b", queue="research")))
+            await denied(alice.Cancel(jobs_pb2.CancelJobRequest(job_id=job.job.job_id)))
+            await bob.Cancel(jobs_pb2.CancelJobRequest(job_id=job.job.job_id))
+            with pytest.raises(grpc.aio.AioRpcError):
+                bad = spec("bad")
+                bad.spec.name = "Bad_Name"
+                await bob.Submit(bad)
+            await bob.Get(jobs_pb2.GetJobRequest(job_id=job.job.job_id))  # reads are not audited
+            lines = s.audit()
+            assert [(x["action"], x["result"], x["code"]) for x in lines] == [
+                ("submit", "accepted", "OK"), ("submit", "refused", "PERMISSION_DENIED"),
+                ("cancel", "refused", "PERMISSION_DENIED"), ("cancel", "accepted", "OK"),
+                ("submit", "failed", "INVALID_ARGUMENT")]
+            first = lines[0]
+            assert first["identity"] == {"user": "bob", "groups": [], "via": "certificate", "admin": False}
+            assert first["object"] == {"kind": "Job", "namespace": "default", "name": "a", "queue": "open",
+                                       "job_id": job.job.job_id}
+            assert first["request_id"] == "r-1" and first["rule"] == "open-queue"
+            assert str(first["time"]).endswith("Z")
+            assert lines[1]["rule"] == "queue-access" and "research" in str(lines[1]["message"])
+            assert lines[2]["identity"]["user"] == "alice" and lines[2]["rule"] == "owner"  # type: ignore[index]
+            assert lines[3]["rule"] == "owner"
+
+    asyncio.run(main())
+
+
+def test_with_no_tenancy_section_every_queue_is_open_and_admin_is_the_admin(certs: CertsDir, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with served(certs, tmp_path, policy="queues: {research: {weight: 2}}") as s:
+            async with client(s, certs, "bob") as bob:
+                job = (await bob.Submit(spec("x", queue="research"))).job
+            async with client(s, certs, "alice") as alice:
+                assert (await alice.List(jobs_pb2.ListJobsRequest())).jobs == []
+            async with client(s, certs, "admin") as admin:
+                assert [j.job_id for j in (await admin.List(jobs_pb2.ListJobsRequest())).jobs] == [job.job_id]
+            async with client(s, certs, token="t-old") as old:  # a token line with no name is the user `token`
+                await old.Submit(spec("y"))
+            assert s.fed.get("y").spec.annotation(USER_ANNOTATION) == "token"
+
+    asyncio.run(main())
