@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +122,10 @@ async def serve(opts: ServeOptions) -> None:
     metrics_port = httpd.server_address[1]
     kube = await prepare_kube_mode(opts.kube) if opts.kube else None  # a standby waits here for the Lease
     store = kube.store if kube else SqliteJobStore(opts.db)
-    usage = SqliteUsageStore(opts.db)  # Kubernetes mode too: mount a volume at --db to keep usage across restarts
+    try:  # Kubernetes mode too: mount a volume at --db to keep usage across restarts
+        usage = SqliteUsageStore(opts.db)
+    except (OSError, sqlite3.Error) as exc:
+        raise SystemExit(f"--db: cannot open the usage records in {opts.db}: {exc}") from exc
     clusters: dict[str, ClusterRecord] = {}
     meter = UsageMeter(usage, metrics=metrics, clock=time.time,
                        provider_of=lambda name: provider_of(clusters.get(name)))
