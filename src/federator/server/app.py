@@ -11,6 +11,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,7 +19,7 @@ from prometheus_client import start_http_server
 
 from federator.accounting import PROVIDER_LABEL, MeteredJobStore, SqliteUsageStore, UsageMeter
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
-from federator.backends.kube.options import KubeOptions, prepare_kube_mode
+from federator.backends.kube.options import KubeOptions
 from federator.metrics import Metrics
 from federator.scheduler import PolicyError, Scheduler, load_policy
 from federator.security.audit import AuditLog
@@ -31,6 +32,9 @@ from federator.server.interceptors import MetricsInterceptor
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
 from federator.server.usage_service import UsageService
 from federator.store import SqliteJobStore
+
+if TYPE_CHECKING:
+    from federator.backends.kube.host import KubeMode
 
 log = logging.getLogger("federator.server")
 
@@ -114,13 +118,22 @@ def _bind(server: grpc.aio.Server, opts: ServeOptions) -> tuple[int, int]:
     return port, token_port
 
 
+async def _prepare_kube_mode(opts: KubeOptions) -> KubeMode:
+    """Connect to the host cluster and, with leader election, wait until this replica leads.
+
+    Imported here, not at the top: the `kubernetes` package loads only in Kubernetes mode."""
+    from federator.backends.kube.host import KubeMode
+
+    return await KubeMode.prepare(opts)
+
+
 async def serve(opts: ServeOptions) -> None:
     metrics = Metrics()
     # /metrics first: a standby replica waiting for the Lease is alive (liveness probes) but serves no gRPC.
     mhost, mport = _split(opts.metrics_listen)
     httpd, _thread = start_http_server(mport, addr=mhost, registry=metrics.registry)
     metrics_port = httpd.server_address[1]
-    kube = await prepare_kube_mode(opts.kube) if opts.kube else None  # a standby waits here for the Lease
+    kube = await _prepare_kube_mode(opts.kube) if opts.kube else None  # a standby waits here for the Lease
     store = kube.store if kube else SqliteJobStore(opts.db)
     try:  # Kubernetes mode too: mount a volume at --db to keep usage across restarts
         usage = SqliteUsageStore(opts.db)

@@ -1,8 +1,9 @@
 """Options of Kubernetes mode for `federator serve`, importable without the `kubernetes` package.
 
 `server/app.py` holds a `KubeOptions` when `--kubeconfig` or `--in-cluster` is
-given; `prepare_kube_mode` (which imports the Kubernetes code lazily) connects,
-waits for leadership and hands back the job store and the controller to run.
+given and then imports `host.KubeMode` (lazily), whose `prepare` connects, waits
+for leadership and hands back the job store and the controllers to run. This
+module imports nothing of `host`, so the two do not import each other.
 """
 
 from __future__ import annotations
@@ -12,10 +13,6 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from federator.backends.kube.host import KubeMode
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -42,15 +39,6 @@ class KubeOptions:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
-
-
-async def prepare_kube_mode(opts: KubeOptions) -> KubeMode:
-    """Connect to the host cluster and, with leader election, wait until this replica leads."""
-    from federator.backends.kube.host import KubeMode
-
-    return await KubeMode.prepare(opts)
-
-
 
 
 def add_kube_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,5 +70,4 @@ def kube_options(args: argparse.Namespace) -> KubeOptions | None:
     )
 
 
-__all__ = ["KubeOptions", "add_kube_arguments", "default_identity", "default_lease_namespace", "kube_options",
-           "prepare_kube_mode"]
+__all__ = ["KubeOptions", "add_kube_arguments", "default_identity", "default_lease_namespace", "kube_options"]
