@@ -8,8 +8,10 @@ CRD, the metrics and the docs.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import NewType
 
 from federator.model.resources import Resources
@@ -56,6 +58,7 @@ class ReasonCode(StrEnum):
     REFUSED_BY_CLUSTER = "RefusedByCluster"
     PREEMPTED = "Preempted"  # was running; preempted by higher-priority or under-share work
     LATENCY_BUDGET = "LatencyBudget"  # no region with capacity is close enough to the users
+    WORKLOAD_KIND_UNSUPPORTED = "WorkloadKindUnsupported"  # no cluster runs the job's spec.workload kind
     WAITING = "Waiting"
 
 
@@ -88,6 +91,17 @@ class JobSpec:
     min_regions: int = 1  # inference: replicas must span at least this many regions
     user_region: str = ""  # inference: where the users are; with max_latency_ms, a hard bound
     max_latency_ms: int = 0  # 0 = no budget; else only regions this close to user_region
+    # The user's own workload object (spec.workload) as JSON; "" = the federator makes a batch/v1 Job
+    # (training) or apps/v1 Deployment (inference). replicas, resources and kind are derived from it.
+    workload_json: str = ""
+    # Replicas that must stay in one cluster together when an inference job spreads (a LeaderWorkerSet
+    # group); derived from the workload, 1 otherwise.
+    group_size: int = 1
+
+    @property
+    def workload_kind(self) -> str:
+        """"Kind.group" of spec.workload ("JobSet.jobset.x-k8s.io"); "" when the federator makes the workload."""
+        return workload_kind_of(self.workload_json) if self.workload_json else ""
 
     @property
     def total(self) -> Resources:
@@ -95,6 +109,20 @@ class JobSpec:
 
     def annotation(self, key: str, default: str = "") -> str:
         return dict(self.annotations).get(key, default)
+
+
+@lru_cache(maxsize=4096)
+def workload_kind_of(workload_json: str) -> str:
+    """"Kind.group" ("Job.batch", "JobSet.jobset.x-k8s.io") of a workload object in JSON; "" if unreadable."""
+    try:
+        obj = json.loads(workload_json)
+    except ValueError:
+        return ""
+    if not isinstance(obj, dict):
+        return ""
+    api_version, kind = str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")
+    group = api_version.split("/", 1)[0] if "/" in api_version else ""
+    return f"{kind}.{group}" if group else kind
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ class FakeApi:
 
     def create(self, res: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         self.created.append(body)
-        return body
+        return {**body, "metadata": {**body["metadata"], "uid": f"uid-{len(self.created)}"}}  # as a server does
 
     def delete(self, res: Any, name: str, namespace: str | None = None, *, propagation: str = "Background") -> None:
         if self.fail_deletes:
@@ -92,7 +92,10 @@ def test_launch_is_idempotent_and_cancel_survives_a_failing_api() -> None:
         b, updates = backend(api)
         assert await b.launch(placement(), SPEC) is None
         assert await b.launch(placement(), SPEC) is None
-        assert len(api.created) == 1
+        job, service = api.created  # the gang's Job, then its rendezvous Service, owned by the Job
+        assert (job["kind"], service["kind"]) == ("Job", "Service")
+        assert service["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+        assert service["spec"]["clusterIP"] == "None"
         await b.cancel(PID)  # the first delete fails: retried in the background, the stream is not broken
         assert updates == [(PID, JobPhase.CANCELLED)]
         for _ in range(100):
@@ -104,3 +107,4 @@ def test_launch_is_idempotent_and_cancel_survives_a_failing_api() -> None:
 
     api, _ = asyncio.run(run())
     assert api.deleted[0].startswith("jobs/train-abc-g1-a-")
+    assert any(d.startswith("services/train-abc-g1-a-") for d in api.deleted)  # the Service goes too

@@ -57,9 +57,15 @@ def test_training_is_an_indexed_job_with_the_gang_shape() -> None:
     assert main["resources"]["requests"] == {"cpu": "32", "memory": str(256 * GiB), "nvidia.com/gpu": "8"}
     assert main["resources"]["limits"] == {"nvidia.com/gpu": "8"}
     assert "resources" not in sidecar
-    env = {e["name"]: e["value"] for e in main["env"]}
-    assert env == {"X": "1", "FEDERATOR_PLACEMENT_ID": "llm-abc123.g2.member-a", "FEDERATOR_JOB_ID": "llm-abc123",
-                   "FEDERATOR_REPLICAS": "4"}
+    name = job["metadata"]["name"]
+    for container in (main, sidecar):  # every container finds the gang's other replicas
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+        assert env == {**({"X": "1"} if container is main else {}),
+                       "FEDERATOR_PLACEMENT_ID": "llm-abc123.g2.member-a", "FEDERATOR_JOB_ID": "llm-abc123",
+                       "FEDERATOR_REPLICAS": "4", "MASTER_ADDR": f"{name}-0.{name}", "MASTER_PORT": "29500",
+                       "WORLD_SIZE": "4", "NNODES": "4", "NODE_RANK": {"fieldRef": {
+                           "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}
+    assert pod["subdomain"] == name  # with the headless Service of that name: <name>-<i>.<name>
     assert s["template"]["metadata"]["labels"]["team"] == "llm"
     assert placement_of(s["template"]) == "llm-abc123.g2.member-a"
 

@@ -93,6 +93,7 @@ NODES = Resource("v1", "nodes", namespaced=False)
 PODS = Resource("v1", "pods")
 NAMESPACES = Resource("v1", "namespaces", namespaced=False)
 EVENTS = Resource("v1", "events")
+SERVICES = Resource("v1", "services")
 JOBS = Resource("batch/v1", "jobs")
 DEPLOYMENTS = Resource("apps/v1", "deployments")
 LEASES = Resource("coordination.k8s.io/v1", "leases")
@@ -253,7 +254,7 @@ def key_of(obj: Mapping[str, Any]) -> str:
 
 __all__ = [
     "DEPLOYMENTS", "EVENTS", "FEDERATED_JOBS", "JOBS", "LEASES", "MEMBER_CLUSTERS", "NAMESPACES", "NODES", "PODS",
-    "QUEUES",
+    "QUEUES", "SERVICES",
     "ConflictError", "ForbiddenError", "GoneError", "InvalidError", "KubeApi", "KubeError", "NotFoundError", "Obj",
     "Resource", "error_for", "key_of",
 ]

@@ -21,6 +21,7 @@ from federator.backends.kube.api import (
     JOBS,
     NODES,
     PODS,
+    SERVICES,
     ConflictError,
     ForbiddenError,
     InvalidError,
@@ -34,9 +35,12 @@ from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
     SELECTOR,
+    RenderOptions,
     WorkloadError,
     build_workload,
+    needs_rendezvous,
     placement_of,
+    rendezvous_service,
     workload_name,
     workload_phase,
 )
@@ -115,25 +119,45 @@ class KubeBackend:
             return None  # idempotent: this placement runs here already
         try:
             manifest = build_workload(placement, spec, namespace=self.namespace,
-                                      finished_ttl_seconds=self.finished_ttl_seconds)
+                                      options=RenderOptions(finished_ttl_seconds=self.finished_ttl_seconds))
         except WorkloadError as exc:
             return str(exc)
         why = self._fit(placement, spec)
         if why:
             return why
         res = JOBS if spec.kind is JobKind.TRAINING else DEPLOYMENTS
+        name = manifest["metadata"]["name"]
         try:
-            await asyncio.to_thread(self.api.create, res, manifest, self.namespace)
+            created = await asyncio.to_thread(self.api.create, res, manifest, self.namespace)
         except ConflictError:
-            log.info("%s %s exists already: placement %s is running here", manifest["kind"],
-                     manifest["metadata"]["name"], pid)
+            log.info("%s %s exists already: placement %s is running here", manifest["kind"], name, pid)
+            created = await asyncio.to_thread(self.api.get, res, name, self.namespace)
         except (InvalidError, ForbiddenError, NotFoundError) as exc:
-            return f"{self.namespace}/{manifest['metadata']['name']}: the member cluster refused the " \
-                   f"{manifest['kind']}: {exc}"
+            return f"{self.namespace}/{name}: the member cluster refused the {manifest['kind']}: {exc}"
+        if created.get("kind") == "Job" and needs_rendezvous(created):
+            refused = await self._rendezvous(placement, created)
+            if refused:
+                return refused
         self._launched[pid] = placement
         self._cancelled.discard(pid)
         log.info("launched placement %s as %s %s/%s", pid, manifest["kind"], self.namespace,
                  manifest["metadata"]["name"])
+        return None
+
+    async def _rendezvous(self, placement: Placement, job: Obj) -> str | None:
+        """The headless Service that names a gang's pods, owned by its Job; refuse the placement (and
+        delete the Job) when the member will not take it."""
+        port = int(next((e.get("value") for c in job["spec"]["template"]["spec"].get("containers") or []
+                         for e in c.get("env") or [] if e.get("name") == "MASTER_PORT"), None) or 29500)
+        service = rendezvous_service(job, placement, port=port)
+        try:
+            await asyncio.to_thread(self.api.create, SERVICES, service, self.namespace)
+        except ConflictError:
+            pass  # made by an earlier launch of this placement
+        except (InvalidError, ForbiddenError, NotFoundError) as exc:
+            await asyncio.to_thread(self.api.delete, JOBS, job["metadata"]["name"], self.namespace)
+            return f"{self.namespace}/{job['metadata']['name']}: the member cluster refused the rendezvous " \
+                   f"Service: {exc}"
         return None
 
     async def cancel(self, placement_id: str) -> None:
@@ -153,7 +177,7 @@ class KubeBackend:
 
     async def _delete(self, placement_id: str) -> None:
         name = workload_name(placement_id)
-        for res in (JOBS, DEPLOYMENTS):
+        for res in (JOBS, DEPLOYMENTS, SERVICES):
             await asyncio.to_thread(self.api.delete, res, name, self.namespace, propagation="Background")
 
     async def _delete_until_done(self, placement_id: str) -> None:

@@ -1,0 +1,191 @@
+"""The shape of a workload adapter, and the parts most kinds share.
+
+An adapter knows one kind (one apiVersion and kind): how to read its pod sets,
+how to render a copy of an object for a placement, and how to read the phase
+back from the object's own status. `TemplatedAdapter` does the first two for
+every kind whose pods come from pod templates at known paths; a kind writes
+only `pod_sets` (where its templates are and how many pods each makes), how
+it scales for an inference placement, and its phase.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from federator.backends.kube.workloads.common import (
+    DEFAULT_OPTIONS,
+    REPLICAS_ANNOTATION,
+    Obj,
+    PodSet,
+    RenderOptions,
+    WorkloadError,
+    federator_env,
+    placement_metadata,
+    stamp_template,
+    templates_at,
+)
+from federator.model import JobKind, JobPhase, Placement
+
+
+class WorkloadAdapter(Protocol):
+    """One workload kind. Every method is pure (no I/O) and leaves its arguments unchanged."""
+
+    @property
+    def api_version(self) -> str:
+        """The one version this adapter reads and writes, e.g. "jobset.x-k8s.io/v1alpha2"."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def plural(self) -> str:
+        """The resource's plural name in the API ("jobsets")."""
+
+    @property
+    def job_kind(self) -> JobKind:
+        """training: a gang in one cluster; inference: replicas (or groups) may spread."""
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def key(self) -> str:
+        """"Kind.group" ("JobSet.jobset.x-k8s.io", "Job.batch"): the name members advertise."""
+
+    def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
+        """Pods the object makes, per template; WorkloadError names the field at fault."""
+
+    def group_size(self, obj: Mapping[str, Any]) -> int:
+        """Pods per group that must stay in one cluster when the replicas spread (1: any pod alone)."""
+
+    def render(self, obj: Mapping[str, Any], placement: Placement, *, namespace: str,
+               options: RenderOptions = ...) -> Obj:
+        """A copy of `obj` that runs `placement`: named and labelled after it, each pod template
+        stamped (labels, env, the chosen accelerator's node selector), plus `options.labels` on
+        the object (the Kueue queue label, where a member runs Kueue)."""
+
+    def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
+        """Placed -> Running -> Succeeded/Failed from the object's status (and its pods, where that helps)."""
+
+
+def group_of(api_version: str) -> str:
+    return api_version.split("/", 1)[0] if "/" in api_version else ""
+
+
+def kind_key(api_version: str, kind: str) -> str:
+    group = group_of(api_version)
+    return f"{kind}.{group}" if group else kind
+
+
+@dataclass(frozen=True, slots=True)
+class TemplatedAdapter:
+    """Base of the kinds whose pods come from pod templates in the object."""
+
+    api_version: str
+    kind: str
+    plural: str
+    job_kind: JobKind
+
+    @property
+    def group(self) -> str:
+        return group_of(self.api_version)
+
+    @property
+    def key(self) -> str:
+        return kind_key(self.api_version, self.kind)
+
+    def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
+        raise NotImplementedError
+
+    def group_size(self, obj: Mapping[str, Any]) -> int:
+        return 1
+
+    def scale(self, obj: Obj, placement: Placement) -> None:
+        """Set the object's replicas for an inference placement (training objects run as given)."""
+
+    def finish(self, obj: Obj, placement: Placement, sets: list[PodSet], options: RenderOptions) -> None:
+        """Kind-specific touches after stamping (rendezvous, restart policy)."""
+
+    def render(self, obj: Mapping[str, Any], placement: Placement, *, namespace: str,
+               options: RenderOptions = DEFAULT_OPTIONS) -> Obj:
+        out: Obj = copy.deepcopy(dict(obj))
+        self.scale(out, placement)
+        sets = self.pod_sets(out)
+        pods = sum(p.count for p in sets)
+        placement_metadata(out, placement, namespace, pods=pods)
+        out["metadata"]["labels"].update(options.labels)
+        env = federator_env(placement, pods)
+        for pod_set, template in zip(sets, templates_at(out, [p.path for p in sets]), strict=True):
+            stamp_template(template, placement, env=env,
+                           model=placement.gpu_model if pod_set.resources.gpu_milli else "")
+        self.finish(out, placement, sets, options)
+        return out
+
+    def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
+        return pods_phase(obj, pods)
+
+
+# -- reading status ----------------------------------------------------------------
+
+
+def condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    """The condition of type `kind` when its status is True."""
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if isinstance(c, Mapping) and c.get("type") == kind and c.get("status") == "True":
+            return c
+    return None
+
+
+def said(c: Mapping[str, Any], default: str) -> str:
+    return f"{c.get('reason') or default}: {c.get('message') or ''}".rstrip(": ")
+
+
+def expected_pods(obj: Mapping[str, Any], default: int = 1) -> int:
+    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(REPLICAS_ANNOTATION)
+    try:
+        return int(raw) if raw is not None else default
+    except ValueError:
+        return default
+
+
+def pending_why(pods: Iterable[Mapping[str, Any]]) -> str:
+    for pod in pods:
+        for c in (pod.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("message"):
+                return f": {c.get('message')}"
+    return ""
+
+
+def pods_phase(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, done: int = 0,
+               ready: int = 0) -> tuple[JobPhase, str]:
+    """Running once every expected pod runs (`done` finished already; the status may count `ready`
+    pods the agent has not seen), else Placed with the scheduler's why."""
+    pods = list(pods)
+    want = expected_pods(obj)
+    running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
+    started = max(running + done, ready)
+    if started >= want:
+        return JobPhase.RUNNING, f"{want} replicas running"
+    return JobPhase.PLACED, f"{started} of {want} replicas running{pending_why(pods)}"
+
+
+def require(value: object, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise WorkloadError(path, "is required (a mapping)" if value is None else "must be a mapping")
+    return value
+
+
+def items(value: object, path: str) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list) or not value:
+        raise WorkloadError(path, "must list at least one entry")
+    for i, v in enumerate(value):
+        if not isinstance(v, Mapping):
+            raise WorkloadError(f"{path}[{i}]", "must be a mapping")
+    return value
+
+
+__all__ = ["TemplatedAdapter", "WorkloadAdapter", "condition", "expected_pods", "group_of", "items", "kind_key",
+           "pending_why", "pods_phase", "require", "said"]

@@ -1,0 +1,365 @@
+"""What every workload adapter shares: names, labels, pod sets, and merging a placement into a pod template.
+
+Pure functions over plain dicts (the JSON the API server speaks). A *pod set*
+is what Kueue calls one: pods of one template, a count and the resources each
+pod asks for. Every adapter reads its kind's pod sets from the object and
+merges the federator's decisions into each pod template the same way, so the
+federator (`jobfile`) and the agent derive a workload's needs alike.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from federator.backends.kube.capacity import GPU_PRODUCT_LABEL, GPU_RESOURCE
+from federator.model import Placement, QuantityError, Resources, to_bytes, to_milli
+
+Obj = dict[str, Any]
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "federator"
+PLACEMENT_LABEL = "federator.io/placement-id"
+GENERATION_LABEL = "federator.io/generation"
+PLACEMENT_ANNOTATION = "federator.io/placement-id"
+JOB_ANNOTATION = "federator.io/job-id"
+REPLICAS_ANNOTATION = "federator.io/replicas"  # pods the placement runs in this cluster
+SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+FEDERATOR_ENV = ("FEDERATOR_PLACEMENT_ID", "FEDERATOR_JOB_ID", "FEDERATOR_REPLICAS")
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+
+
+class WorkloadError(ValueError):
+    """A workload this backend cannot read or express. `field` is the path inside the object at fault
+    ("" when the whole object or the placement is at fault); the message names it too."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}" if field else problem)
+
+
+@dataclass(frozen=True, slots=True)
+class PodSet:
+    """Pods of one template: `count` pods, each asking for `resources` (Kueue's PodSet)."""
+
+    name: str
+    count: int
+    resources: Resources
+    path: str  # where the pod template is in the object, e.g. "spec.template"
+
+
+DEFAULT_MASTER_PORT = 29500
+DEFAULT_FINISHED_TTL_SECONDS = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    """What the agent adds to every workload it renders, beyond the placement itself."""
+
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # e.g. Kueue's queue label
+    master_port: int = DEFAULT_MASTER_PORT  # rendezvous port of multi-replica training (MASTER_PORT)
+    finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS  # batch Jobs the federator renders
+
+
+DEFAULT_OPTIONS = RenderOptions()
+
+
+# -- names and labels ---------------------------------------------------------
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def workload_name(placement_id: str) -> str:
+    """A DNS label (<= 52 characters, so Indexed pod hostnames "<name>-<index>" stay valid) for a placement."""
+    name = _NOT_DNS.sub("-", placement_id.lower()).strip("-")
+    if len(name) > 52 or name != placement_id:
+        name = f"{name[:43].rstrip('-')}-{_digest(placement_id)}"
+    return name
+
+
+def placement_label(placement_id: str) -> str:
+    """The placement id itself when it is a valid label value, else a shortened, unique form."""
+    if len(placement_id) <= 63 and _LABEL_VALUE.match(placement_id):
+        return placement_id
+    short = re.sub(r"[^A-Za-z0-9_.-]+", "-", placement_id)[:54].strip("-_.")
+    return f"{short}-{_digest(placement_id)}"
+
+
+def workload_labels(placement: Placement) -> dict[str, str]:
+    return {MANAGED_BY_LABEL: MANAGED_BY, PLACEMENT_LABEL: placement_label(placement.placement_id),
+            GENERATION_LABEL: str(placement.generation)}
+
+
+def placement_metadata(obj: Obj, placement: Placement, namespace: str, *, pods: int) -> None:
+    """Name the object after its placement and label it, so a restarted agent finds it from labels alone.
+
+    The user's own labels and annotations stay; the user's name does not (two placements of one
+    job, or a re-placement, would collide)."""
+    meta = obj.setdefault("metadata", {})
+    for key in ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink",
+                "ownerReferences", "generateName"):
+        meta.pop(key, None)
+    obj.pop("status", None)
+    meta["name"] = workload_name(placement.placement_id)
+    meta["namespace"] = namespace
+    meta["labels"] = {**(meta.get("labels") or {}), **workload_labels(placement)}
+    meta["annotations"] = {**(meta.get("annotations") or {}), PLACEMENT_ANNOTATION: placement.placement_id,
+                           JOB_ANNOTATION: placement.job_id, REPLICAS_ANNOTATION: str(pods)}
+
+
+def placement_of(obj: Mapping[str, Any]) -> str:
+    """The placement id a workload or pod runs ("" if it is not the federator's)."""
+    meta = obj.get("metadata") or {}
+    return str((meta.get("annotations") or {}).get(PLACEMENT_ANNOTATION, ""))
+
+
+# -- reading pod sets -------------------------------------------------------------
+
+
+_STEP = re.compile(r"^([^\[\]]+)((?:\[\d+\])*)$")
+
+
+def _steps(path: str) -> list[str | int]:
+    """"spec.replicatedJobs[0].template" -> ["spec", "replicatedJobs", 0, "template"]."""
+    out: list[str | int] = []
+    for part in path.split("."):
+        m = _STEP.match(part)
+        if not m:
+            raise ValueError(f"bad field path {path!r}")
+        out.append(m.group(1))
+        out.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
+    return out
+
+
+def _shown(steps: list[str | int]) -> str:
+    text = ""
+    for s in steps:
+        text += f"[{s}]" if isinstance(s, int) else (f".{s}" if text else s)
+    return text
+
+
+def mapping_at(obj: Mapping[str, Any], path: str, *, required: bool = True) -> Mapping[str, Any]:
+    """The mapping at a field path ("spec.replicatedJobs[0].template"); {} if absent and not required."""
+    steps = _steps(path)
+    node: object = obj
+    for n, step in enumerate(steps):
+        if isinstance(step, int):
+            value = node[step] if isinstance(node, list) and step < len(node) else None
+        else:
+            value = node.get(step) if isinstance(node, Mapping) else None
+        here = _shown(steps[: n + 1])
+        if value is None:
+            if required:
+                raise WorkloadError(here, "is required")
+            return {}
+        want_list = n + 1 < len(steps) and isinstance(steps[n + 1], int)
+        if want_list and not isinstance(value, list):
+            raise WorkloadError(here, f"must be a list, got {type(value).__name__}")
+        if not want_list and not isinstance(value, Mapping):
+            raise WorkloadError(here, f"must be a mapping, got {type(value).__name__}")
+        node = value
+    assert isinstance(node, Mapping)
+    return node
+
+
+def count_at(obj: Mapping[str, Any], path: str, default: int, *, minimum: int = 0) -> int:
+    """An integer field (a replica count), with the API's default when it (or its parent) is absent."""
+    node: object = obj
+    for step in _steps(path):
+        if isinstance(step, int):
+            node = node[step] if isinstance(node, list) and step < len(node) else None
+        else:
+            node = node.get(step) if isinstance(node, Mapping) else None
+    if node is None:
+        return default
+    if isinstance(node, bool) or not isinstance(node, int) or node < minimum:
+        raise WorkloadError(path, f"must be an integer >= {minimum}, got {node!r}")
+    return node
+
+
+def container_resources(res: object, path: str) -> Resources:
+    """What one container asks for: its requests, or its limits where it sets no request (as the API
+    server defaults them)."""
+    if res is None:
+        return Resources()
+    if not isinstance(res, Mapping):
+        raise WorkloadError(path, "must be a mapping")
+    merged: dict[str, object] = {}
+    for part in ("limits", "requests"):
+        amounts = res.get(part) or {}
+        if not isinstance(amounts, Mapping):
+            raise WorkloadError(f"{path}.{part}", "must map resource names to quantities")
+        merged.update({str(k): v for k, v in amounts.items()})
+    cpu = memory = 0
+    try:
+        if "cpu" in merged:
+            cpu = to_milli(merged["cpu"])
+        if "memory" in merged:
+            memory = to_bytes(merged["memory"])
+    except QuantityError as exc:
+        raise WorkloadError(path, str(exc)) from None
+    return Resources(cpu_milli=cpu, memory_bytes=memory, gpu_milli=accelerator_milli(merged, path))
+
+
+def accelerator_milli(amounts: Mapping[str, object], path: str) -> int:
+    """Milli-accelerators a container's resource map asks for (today: whole nvidia.com/gpu)."""
+    raw = amounts.get(GPU_RESOURCE)
+    if raw is None:
+        return 0
+    try:
+        milli = to_milli(raw)
+    except QuantityError as exc:
+        raise WorkloadError(f"{path}.{GPU_RESOURCE}", str(exc)) from None
+    if milli % 1000:
+        raise WorkloadError(f"{path}.{GPU_RESOURCE}", f"an extended resource is a whole number, got {raw!r}")
+    return milli
+
+
+def _max(a: Resources, b: Resources) -> Resources:
+    return Resources(max(a.cpu_milli, b.cpu_milli), max(a.memory_bytes, b.memory_bytes), max(a.gpu_milli, b.gpu_milli))
+
+
+def pod_resources(template: Mapping[str, Any], path: str) -> Resources:
+    """Per-pod needs of a pod template, as the scheduler counts them: the sum over containers, at
+    least the largest init container (they run one at a time, before the others)."""
+    spec = mapping_at(template, "spec")
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        raise WorkloadError(f"{path}.spec.containers", "must list at least one container")
+    total = Resources()
+    for i, c in enumerate(containers):
+        if not isinstance(c, Mapping):
+            raise WorkloadError(f"{path}.spec.containers[{i}]", "must be a container (a mapping)")
+        total = total + container_resources(c.get("resources"), f"{path}.spec.containers[{i}].resources")
+    inits = spec.get("initContainers") or []
+    if not isinstance(inits, list):
+        raise WorkloadError(f"{path}.spec.initContainers", "must be a list of containers")
+    for i, c in enumerate(inits):
+        if isinstance(c, Mapping):
+            total = _max(total, container_resources(c.get("resources"), f"{path}.spec.initContainers[{i}].resources"))
+    return total
+
+
+def template_pod_set(obj: Mapping[str, Any], path: str, *, name: str, count: int) -> PodSet:
+    try:
+        template = mapping_at(obj, path)
+    except WorkloadError as exc:
+        raise WorkloadError(exc.field, exc.problem) from None
+    return PodSet(name=name, count=count, resources=pod_resources(template, path), path=path)
+
+
+def needs(pod_sets: list[PodSet]) -> tuple[int, Resources]:
+    """The (replicas, per-replica resources) the federator schedules for a workload's pod sets.
+
+    The scheduler's model is N equal replicas. The replicas are the pods of the pod sets that ask
+    for accelerators (all pods when none does: CPU-only work); per replica, the largest ask of
+    each resource among those pod sets. So a pod set of a few CPU-only helpers (a launcher, a
+    leader) does not count as accelerator replicas, and unequal pod sets are over-, never
+    under-reserved."""
+    counted = [p for p in pod_sets if p.resources.gpu_milli and p.count] or [p for p in pod_sets if p.count]
+    if not counted:
+        raise WorkloadError("", "has no pods (every pod set has a count of 0)")
+    per = Resources()
+    for p in counted:
+        per = _max(per, p.resources)
+    return sum(p.count for p in counted), per
+
+
+# -- rendering ---------------------------------------------------------------------
+
+
+def templates_at(obj: Obj, paths: list[str]) -> Iterator[Obj]:
+    """The pod templates at `paths` in `obj` (mutable, for rendering a copy; each path exists, as
+    `pod_sets` checked)."""
+    for path in paths:
+        node: Any = obj
+        for step in _steps(path):
+            node = node[step]
+        yield node
+
+
+def render_accelerators(pod: Obj, containers: list[Obj], *, resources: Resources | None, model: str) -> None:
+    """The chosen accelerator model on a pod spec: its node selector and toleration; with `resources`
+    (the federator renders the pod), the request on the first container too.
+
+    One function, so the accelerator catalog (resource names, node labels, DRA claims per vendor)
+    replaces it in one place."""
+    if resources is not None and containers:
+        main = containers[0]
+        reqs = main.setdefault("resources", {})
+        amounts = resource_amounts(resources)
+        reqs["requests"] = {**(reqs.get("requests") or {}), **amounts}
+        if GPU_RESOURCE in amounts:  # extended resources: limit = request
+            reqs["limits"] = {**(reqs.get("limits") or {}), GPU_RESOURCE: amounts[GPU_RESOURCE]}
+    if not model:
+        return
+    pod["nodeSelector"] = {**(pod.get("nodeSelector") or {}), GPU_PRODUCT_LABEL: model}
+    tolerations = list(pod.get("tolerations") or [])
+    if not any(t.get("key") == GPU_RESOURCE for t in tolerations if isinstance(t, Mapping)):
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    pod["tolerations"] = tolerations
+
+
+def _quantity_milli(milli: int) -> str:
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+
+
+def resource_amounts(res: Resources) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if res.cpu_milli:
+        out["cpu"] = _quantity_milli(res.cpu_milli)
+    if res.memory_bytes:
+        out["memory"] = str(res.memory_bytes)
+    if res.gpu_milli:
+        out[GPU_RESOURCE] = str(res.gpu_milli // 1000)
+    return out
+
+
+def set_env(container: Obj, env: list[Obj]) -> None:
+    """`env` in a container, replacing any variable of the same name the user set."""
+    names = {e["name"] for e in env}
+    container["env"] = [e for e in container.get("env") or [] if e.get("name") not in names] + copy.deepcopy(env)
+
+
+def federator_env(placement: Placement, pods: int) -> list[Obj]:
+    return [{"name": "FEDERATOR_PLACEMENT_ID", "value": placement.placement_id},
+            {"name": "FEDERATOR_JOB_ID", "value": placement.job_id},
+            {"name": "FEDERATOR_REPLICAS", "value": str(pods)}]
+
+
+def stamp_template(template: Obj, placement: Placement, *, env: list[Obj], model: str,
+                   resources: Resources | None = None, restart_policy: str | None = None) -> Obj:
+    """Merge a placement into one pod template (in place): labels and the placement annotation (so the
+    agent finds the pods), env in every container, the accelerator's node selector when the pods
+    ask for one."""
+    meta = template.setdefault("metadata", {})
+    meta["labels"] = {**(meta.get("labels") or {}), **workload_labels(placement)}
+    meta["annotations"] = {**(meta.get("annotations") or {}), PLACEMENT_ANNOTATION: placement.placement_id}
+    pod = template.setdefault("spec", {})
+    containers = pod.get("containers") or []
+    for c in containers:
+        set_env(c, env)
+    render_accelerators(pod, containers, resources=resources, model=model)
+    if restart_policy is not None:
+        pod["restartPolicy"] = restart_policy
+    return template
+
+
+__all__ = [
+    "DEFAULT_FINISHED_TTL_SECONDS", "DEFAULT_MASTER_PORT", "DEFAULT_OPTIONS", "FEDERATOR_ENV", "GENERATION_LABEL",
+    "JOB_ANNOTATION", "MANAGED_BY", "MANAGED_BY_LABEL", "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL",
+    "REPLICAS_ANNOTATION", "SELECTOR", "Obj", "PodSet", "RenderOptions", "WorkloadError", "accelerator_milli",
+    "container_resources", "count_at", "federator_env", "mapping_at", "needs", "placement_label",
+    "placement_metadata", "placement_of", "pod_resources", "render_accelerators", "resource_amounts", "set_env",
+    "stamp_template", "template_pod_set", "templates_at", "workload_labels", "workload_name",
+]

@@ -1,0 +1,125 @@
+"""Kubeflow training kinds: PyTorchJob (kubeflow.org/v1) and TrainJob (trainer.kubeflow.org/v1alpha1).
+
+A PyTorchJob lists its pod templates per replica type (Master, Worker); the
+training operator wires the rendezvous itself.
+
+A TrainJob names a training runtime that holds the pod templates; the
+federator cannot see runtimes (they live in member clusters), so it reads a
+TrainJob's needs from the job itself: `spec.trainer.numNodes` pods, each
+asking for `spec.trainer.resourcesPerNode`; both are required. The chosen
+accelerator's node selector goes in through `spec.podSpecOverrides` on the
+runtime's trainer job ("node"), and the placement labels through `spec.labels`
+(which the trainer copies onto the JobSet and Jobs it makes).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from federator.backends.kube.workloads.adapter import TemplatedAdapter, condition, pods_phase, require, said
+from federator.backends.kube.workloads.common import (
+    DEFAULT_OPTIONS,
+    Obj,
+    PodSet,
+    RenderOptions,
+    WorkloadError,
+    container_resources,
+    count_at,
+    placement_metadata,
+    render_accelerators,
+    template_pod_set,
+    workload_labels,
+)
+from federator.model import JobKind, JobPhase, Placement
+
+TRAINER_JOB = "node"  # the trainer's job in Kubeflow's torch and MPI runtimes
+
+
+@dataclass(frozen=True, slots=True)
+class PyTorchJobAdapter(TemplatedAdapter):
+    api_version: str = "kubeflow.org/v1"
+    kind: str = "PyTorchJob"
+    plural: str = "pytorchjobs"
+    job_kind: JobKind = JobKind.TRAINING
+
+    def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
+        specs = require((obj.get("spec") or {}).get("pytorchReplicaSpecs"), "spec.pytorchReplicaSpecs")
+        if not specs:
+            raise WorkloadError("spec.pytorchReplicaSpecs", "must have at least one replica type (Master, Worker)")
+        out = []
+        for role in sorted(specs, key=lambda r: (r != "Master", r)):
+            at = f"spec.pytorchReplicaSpecs.{role}"
+            require(specs[role], at)
+            out.append(template_pod_set(obj, f"{at}.template", name=role, count=count_at(obj, f"{at}.replicas", 1)))
+        return out
+
+    def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
+        if done := condition(obj, "Succeeded"):
+            return JobPhase.SUCCEEDED, said(done, "Succeeded")
+        if failed := condition(obj, "Failed"):
+            return JobPhase.FAILED, said(failed, "Failed")
+        return pods_phase(obj, pods)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainJobAdapter:
+    api_version: str = "trainer.kubeflow.org/v1alpha1"
+    kind: str = "TrainJob"
+    plural: str = "trainjobs"
+    job_kind: JobKind = JobKind.TRAINING
+
+    @property
+    def group(self) -> str:
+        return "trainer.kubeflow.org"
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}.{self.group}"
+
+    def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
+        trainer = require((obj.get("spec") or {}).get("trainer"), "spec.trainer")
+        if trainer.get("numNodes") is None:
+            raise WorkloadError("spec.trainer.numNodes", "is required: the federator cannot read the runtime's "
+                                                         "default from here")
+        nodes = count_at(obj, "spec.trainer.numNodes", 1, minimum=1)
+        if trainer.get("resourcesPerNode") is None:
+            raise WorkloadError("spec.trainer.resourcesPerNode", "is required: what each node asks for "
+                                                                 "(the runtime's template is not visible here)")
+        per = container_resources(trainer["resourcesPerNode"], "spec.trainer.resourcesPerNode")
+        return [PodSet(name=TRAINER_JOB, count=nodes, resources=per, path="spec.trainer")]
+
+    def group_size(self, obj: Mapping[str, Any]) -> int:
+        return 1
+
+    def render(self, obj: Mapping[str, Any], placement: Placement, *, namespace: str,
+               options: RenderOptions = DEFAULT_OPTIONS) -> Obj:
+        out: Obj = copy.deepcopy(dict(obj))
+        sets = self.pod_sets(out)
+        placement_metadata(out, placement, namespace, pods=sum(p.count for p in sets))
+        out["metadata"]["labels"].update(options.labels)
+        spec = out.setdefault("spec", {})
+        spec["labels"] = {**(spec.get("labels") or {}), **workload_labels(placement)}
+        if sets[0].resources.gpu_milli and placement.gpu_model:
+            override: Obj = {"targetJobs": [{"name": TRAINER_JOB}]}
+            render_accelerators(override, [], resources=None, model=placement.gpu_model)
+            spec["podSpecOverrides"] = [*(spec.get("podSpecOverrides") or []), override]
+        return out
+
+    def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
+        if done := condition(obj, "Complete"):
+            return JobPhase.SUCCEEDED, said(done, "Complete")
+        if failed := condition(obj, "Failed"):
+            return JobPhase.FAILED, said(failed, "Failed")
+        if suspended := condition(obj, "Suspended"):
+            return JobPhase.PLACED, said(suspended, "Suspended")
+        jobs = [j for j in (obj.get("status") or {}).get("jobsStatus") or [] if isinstance(j, Mapping)]
+        active = sum(int(j.get("active") or 0) for j in jobs)
+        if active:
+            return JobPhase.RUNNING, f"{active} trainer pods active"
+        return JobPhase.PLACED, "waiting for the trainer's JobSet to start"
+
+
+__all__ = ["TRAINER_JOB", "PyTorchJobAdapter", "TrainJobAdapter"]

@@ -1,0 +1,62 @@
+"""LeaderWorkerSet (leaderworkerset.x-k8s.io/v1): multi-host inference in groups.
+
+A group is one leader and size-1 workers (the leader's template defaults to
+the workers'); a group is a gang inside one cluster, and groups spread over
+clusters like inference replicas. The federator counts replicas in pods (of
+the pod sets that ask for accelerators, see `common.needs`), so one group is
+`group_size` of them, and a placement of R replicas runs R / group_size groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from federator.backends.kube.workloads.adapter import TemplatedAdapter, condition, pods_phase
+from federator.backends.kube.workloads.common import Obj, PodSet, WorkloadError, count_at, needs, template_pod_set
+from federator.model import JobKind, JobPhase, Placement
+
+_LWT = "spec.leaderWorkerTemplate"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderWorkerSetAdapter(TemplatedAdapter):
+    api_version: str = "leaderworkerset.x-k8s.io/v1"
+    kind: str = "LeaderWorkerSet"
+    plural: str = "leaderworkersets"
+    job_kind: JobKind = JobKind.INFERENCE
+
+    def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
+        groups = count_at(obj, "spec.replicas", 1)
+        size = count_at(obj, f"{_LWT}.size", 1, minimum=1)
+        lwt = (obj.get("spec") or {}).get("leaderWorkerTemplate")
+        if not isinstance(lwt, Mapping):
+            raise WorkloadError(_LWT, "is required (a mapping)")
+        leader_path = f"{_LWT}.leaderTemplate" if lwt.get("leaderTemplate") is not None else f"{_LWT}.workerTemplate"
+        out = [template_pod_set(obj, leader_path, name="leader", count=groups)]
+        workers = template_pod_set(obj, f"{_LWT}.workerTemplate", name="workers", count=groups * (size - 1))
+        return out + [workers] if size > 1 else out
+
+    def group_size(self, obj: Mapping[str, Any]) -> int:
+        groups = count_at(obj, "spec.replicas", 1)
+        if groups == 0:
+            return 1
+        pods, _ = needs(self.pod_sets(obj))
+        return max(1, pods // groups)
+
+    def scale(self, obj: Obj, placement: Placement) -> None:
+        size = self.group_size(obj)
+        if placement.replicas % size:
+            raise WorkloadError("spec.replicas", f"a placement of {placement.replicas} replicas is not a whole "
+                                                 f"number of groups of {size}")
+        obj.setdefault("spec", {})["replicas"] = placement.replicas // size
+
+    def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
+        if condition(obj, "Available"):
+            groups = (obj.get("spec") or {}).get("replicas", 1)
+            return JobPhase.RUNNING, f"{groups} groups available"
+        return pods_phase(obj, pods)
+
+
+__all__ = ["LeaderWorkerSetAdapter"]

@@ -1,0 +1,53 @@
+"""RayJob (ray.io/v1): a Ray cluster (head + worker groups) made for one job, then torn down.
+
+Pod sets as Kueue counts them: the head (one pod) and, per worker group,
+replicas x numOfHosts pods. The submitter pod KubeRay adds in K8sJobMode is not
+counted (a small CPU pod).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from federator.backends.kube.workloads.adapter import TemplatedAdapter, pods_phase, require
+from federator.backends.kube.workloads.common import PodSet, count_at, template_pod_set
+from federator.model import JobKind, JobPhase
+
+_CLUSTER = "spec.rayClusterSpec"
+
+
+@dataclass(frozen=True, slots=True)
+class RayJobAdapter(TemplatedAdapter):
+    api_version: str = "ray.io/v1"
+    kind: str = "RayJob"
+    plural: str = "rayjobs"
+    job_kind: JobKind = JobKind.TRAINING
+
+    def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
+        cluster = require((obj.get("spec") or {}).get("rayClusterSpec"), _CLUSTER)
+        out = [template_pod_set(obj, f"{_CLUSTER}.headGroupSpec.template", name="head", count=1)]
+        groups = cluster.get("workerGroupSpecs") or []
+        for i, group in enumerate(groups if isinstance(groups, list) else []):
+            at = f"{_CLUSTER}.workerGroupSpecs[{i}]"
+            replicas = count_at(obj, f"{at}.replicas", count_at(obj, f"{at}.minReplicas", 1))
+            hosts = count_at(obj, f"{at}.numOfHosts", 1, minimum=1)
+            name = str(group.get("groupName") or i) if isinstance(group, Mapping) else str(i)
+            out.append(template_pod_set(obj, f"{at}.template", name=name, count=replicas * hosts))
+        return out
+
+    def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
+        status = obj.get("status") or {}
+        deployment, job = status.get("jobDeploymentStatus"), status.get("jobStatus")
+        message = status.get("message") or ""
+        if deployment == "Complete" or job in ("SUCCEEDED", "FAILED", "STOPPED"):
+            if job == "SUCCEEDED":
+                return JobPhase.SUCCEEDED, f"Ray job {job}"
+            return JobPhase.FAILED, f"Ray job {job or deployment}: {message}".rstrip(": ")
+        if deployment == "Failed":
+            return JobPhase.FAILED, f"{status.get('reason') or 'Failed'}: {message}".rstrip(": ")
+        return pods_phase(obj, pods)
+
+
+__all__ = ["RayJobAdapter"]

@@ -1,0 +1,104 @@
+"""Rendezvous for multi-replica training: stable pod DNS names and the environment launchers read.
+
+An Indexed batch/v1 Job gives each pod the hostname "<job>-<index>". With a
+headless Service of the same name and `subdomain` on the pods, replica i is
+reachable as "<job>-<i>.<job>" from any pod of the namespace, so replica 0's
+name is known before any pod exists. Every container then gets what
+`torchrun` and its peers read:
+
+    MASTER_ADDR   "<job>-0.<job>" (replica 0)
+    MASTER_PORT   29500, or the job's annotation federator.io/master-port
+    WORLD_SIZE    the replicas (pods) of the placement; NNODES the same
+    NODE_RANK     the pod's completion index (downward API)
+
+The Service carries an ownerReference to the Job, so the member's garbage
+collector deletes it with the Job; the agent deletes it too when it cancels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from federator.backends.kube.workloads.common import Obj, WorkloadError, set_env, workload_labels
+from federator.model import Placement
+
+MASTER_PORT_ANNOTATION = "federator.io/master-port"
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RANK")
+
+
+def master_port(annotations: Mapping[str, str], default: int) -> int:
+    """The rendezvous port a job asks for with the annotation federator.io/master-port."""
+    raw = annotations.get(MASTER_PORT_ANNOTATION)
+    if raw is None:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise WorkloadError(f"metadata.annotations[{MASTER_PORT_ANNOTATION}]",
+                            f"must be a port number from 1 to 65535, got {raw!r}")
+    return port
+
+
+def needs_rendezvous(job: Mapping[str, Any]) -> bool:
+    """An Indexed Job of more than one pod: the shape whose pods must find each other."""
+    spec = job.get("spec") or {}
+    return spec.get("completionMode") == "Indexed" and int(spec.get("parallelism") or 1) > 1
+
+
+def rendezvous_env(name: str, *, replicas: int, port: int) -> list[Obj]:
+    return [
+        {"name": "MASTER_ADDR", "value": f"{name}-0.{name}"},
+        {"name": "MASTER_PORT", "value": str(port)},
+        {"name": "WORLD_SIZE", "value": str(replicas)},
+        {"name": "NNODES", "value": str(replicas)},
+        {"name": "NODE_RANK", "valueFrom": {"fieldRef": {
+            "fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}}},
+    ]
+
+
+def apply_rendezvous(job: Obj, *, port: int) -> None:
+    """Subdomain and rendezvous env on an Indexed Job's pod template (in place)."""
+    name = job["metadata"]["name"]
+    spec = job["spec"]
+    pod = spec["template"].setdefault("spec", {})
+    pod["subdomain"] = name
+    env = rendezvous_env(name, replicas=int(spec.get("parallelism") or 1), port=port)
+    for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+        set_env(container, env)
+
+
+def rendezvous_service(job: Mapping[str, Any], placement: Placement, *, port: int) -> Obj:
+    """The headless Service that gives the Job's pods DNS names, owned by the created Job (`job` must
+    carry its uid, as the API server's answer to the create does)."""
+    meta = job["metadata"]
+    uid = meta.get("uid")
+    if not uid:
+        raise ValueError("the Job has no uid yet: create it first")
+    labels = workload_labels(placement)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "annotations": dict(meta.get("annotations") or {}),
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": uid,
+                                 "controller": False, "blockOwnerDeletion": False}],
+        },
+        "spec": {
+            "clusterIP": "None",
+            # Peers resolve each other before they are Ready: a rendezvous waits for all of them.
+            "publishNotReadyAddresses": True,
+            "selector": {k: v for k, v in labels.items() if k != "federator.io/generation"},
+            "ports": [{"name": "rendezvous", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    }
+
+
+__all__ = ["COMPLETION_INDEX_ANNOTATION", "MASTER_PORT_ANNOTATION", "RENDEZVOUS_ENV", "apply_rendezvous",
+           "master_port", "needs_rendezvous", "rendezvous_env", "rendezvous_service"]
