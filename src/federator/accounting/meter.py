@@ -31,12 +31,12 @@ from federator.accounting.store import SqliteUsageStore
 from federator.metrics import Metrics
 from federator.model import MILLI, Job, JobPhase, Placement
 from federator.security.authz import owner_of
+from federator.security.trust import PROVIDER_LABEL
 from federator.store import JobStore
 
 log = logging.getLogger("federator.accounting")
 LABEL_LIMIT = 200
 OTHER = "other"
-PROVIDER_LABEL = "federator.io/provider"
 
 
 def held(job: Job, placement: Placement) -> tuple[str, int]:

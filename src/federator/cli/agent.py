@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--server", default=DEFAULT_SERVER, help="federator gRPC address (default %(default)s)")
     a.add_argument("--sim", type=Path, metavar="FLEET_FILE", help="run a simulated cluster from this fleet file")
     a.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="cluster label (repeatable)")
+    a.add_argument("--provider", default="", metavar="NAME",
+                   help="the provider running this cluster: the label federator.io/provider (usage is accounted by "
+                        "it), and with --certs-dir the certificate from providers/NAME/ (signed by its CA)")
     a.add_argument("--time-scale", type=float, default=1.0, help="simulated durations are multiplied by this")
     a.add_argument("--kubeconfig", type=Path, help="run on a real member cluster through this kubeconfig")
     a.add_argument("--in-cluster", action="store_true", help="run on the cluster of this pod (service account)")
@@ -69,6 +72,8 @@ def _agent(args: argparse.Namespace) -> int:
             print(f"federator agent: --label: expected KEY=VALUE, got {item!r}", file=sys.stderr)
             return 2
         labels[key] = value
+    if args.provider:
+        labels["federator.io/provider"] = args.provider
     try:
         if args.metrics_listen:
             parse_listen(args.metrics_listen)

@@ -1,4 +1,4 @@
-"""`federator certs init | issue | revoke`, and the TLS flags every other command shares.
+"""`federator certs init | issue | revoke | provider | bundle`, and the TLS flags every other command shares.
 
 A federation's certificates live in one folder (`--dir`, default
 $FEDERATOR_CERTS_DIR or ./federator-certs): see `federator.security.pki`.
@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     who = s.add_mutually_exclusive_group(required=True)
     who.add_argument("--cluster", help="member cluster name (its agent's identity)")
     who.add_argument("--user", help="user name (for submit/get/cancel/watch)")
+    s.add_argument("--provider", metavar="NAME",
+                   help="sign a cluster certificate with this provider's CA (providers/NAME/; see certs provider)")
     s.add_argument("--group", action="append", default=[], metavar="GROUP",
                    help="a group the user is in (the subject's O; repeatable); the policy's tenancy section "
                         "grants queues and job sharing to groups")
@@ -51,7 +53,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     what.add_argument("--cluster", help="refuse every certificate of this cluster")
     what.add_argument("--user", help="refuse every certificate of this user")
     what.add_argument("--serial", help="refuse one certificate, by its hexadecimal serial number")
+    r.add_argument("--provider", metavar="NAME",
+                   help="write to this provider's revocation list (providers/NAME/revoked.txt): it applies to the "
+                        "certificates its CA signed")
     r.set_defaults(func=_revoke)
+
+    pv = csub.add_parser("provider", help="create (or import) a provider's CA and bind clusters to it in trust.yaml")
+    pv.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="certificates folder (default %(default)s)")
+    pv.add_argument("--name", required=True, help="provider name (a lower-case DNS label)")
+    pv.add_argument("--clusters", action="append", required=True, metavar="PATTERN",
+                    help="a cluster name or shell pattern (acme-*) this provider's CA may certify (repeatable)")
+    pv.add_argument("--ca", type=Path, metavar="FILE",
+                    help="the provider's own CA certificate (its key stays with the provider); default: create one "
+                         "in providers/NAME/")
+    pv.add_argument("--days", type=int, default=3650, help="validity of a created CA (default %(default)s)")
+    pv.set_defaults(func=_provider)
+
+    b = csub.add_parser("bundle", help="write trust-bundle.pem: the federation's CA and every provider's CA")
+    b.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="certificates folder (default %(default)s)")
+    b.set_defaults(func=_bundle)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -74,6 +94,16 @@ def _issue(args: argparse.Namespace) -> int:
 
     identity = Identity(IdentityKind.CLUSTER, args.cluster) if args.cluster else Identity(IdentityKind.USER, args.user)
     certs = CertsDir(args.dir)
+    if args.provider:
+        if not args.cluster:
+            print("federator certs issue: --provider: a provider's CA certifies clusters only", file=sys.stderr)
+            return 2
+        certs = certs.provider(args.provider)
+        if not certs.ca_key.exists():
+            print(f"federator certs issue: --provider: no CA key in {certs.root} (the provider signs with its own "
+                  f"CA: run `federator certs provider --name {args.provider}` or issue on the provider's side)",
+                  file=sys.stderr)
+            return 1
     try:
         path = issue(certs, identity, days=args.days, groups=tuple(args.group))
     except PkiError as exc:
@@ -103,11 +133,63 @@ def _revoke(args: argparse.Namespace) -> int:
         msg = str(exc) if isinstance(exc, PkiError) else f"--serial: not a hexadecimal number: {args.serial!r}"
         print(f"federator certs revoke: {msg}", file=sys.stderr)
         return 2
+    if args.provider:
+        certs = certs.provider(args.provider)
     certs.root.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     with certs.revoked.open("a") as f:
         f.write(f"{line}  # revoked {stamp}\n")
     print(f"revoked {line} in {certs.revoked}; a federator using this list refuses it within seconds")
+    return 0
+
+
+def _provider(args: argparse.Namespace) -> int:
+    from federator.security.pki import CertsDir, PkiError, create_ca, load_cert
+    from federator.security.trust import TrustError, load_trust, read_trust_document, write_trust
+
+    certs = CertsDir(args.dir)
+    mine = certs.provider(args.name)
+    try:
+        if not certs.ca_cert.exists():
+            raise PkiError(f"{certs.ca_cert}: run `federator certs init` first")
+        if args.ca is not None:
+            ca = load_cert(args.ca)
+            mine.root.mkdir(parents=True, exist_ok=True)
+            mine.ca_cert.write_bytes(args.ca.read_bytes())
+            made = f"imported the CA {ca.subject.rfc4514_string()}"
+        elif mine.ca_cert.exists():
+            made = f"kept the CA in {mine.ca_cert}"
+        else:
+            create_ca(mine, common_name=f"{args.name} provider CA", days=args.days)
+            made = f"created the CA {mine.ca_cert} (give {mine.ca_key} to the provider, keep it off the federator)"
+        doc = read_trust_document(certs.trust)
+        doc[args.name] = {"ca": str(mine.ca_cert.relative_to(certs.root)), "clusters": list(args.clusters),
+                          "revoked": str(mine.revoked.relative_to(certs.root))}
+        write_trust(certs.trust, doc)
+        trust = load_trust(certs.trust, federation_ca=certs.ca_cert)  # refuse a file the federator would refuse
+        (certs.root / "trust-bundle.pem").write_bytes(trust.bundle_pem())
+    except (PkiError, TrustError, OSError) as exc:
+        print(f"federator certs provider: {exc}", file=sys.stderr)
+        return 1
+    print(f"provider {args.name}: {made}; it certifies clusters {', '.join(args.clusters)} ({certs.trust})")
+    print(f"next: federator certs issue --dir {certs.root} --provider {args.name} --cluster NAME, and restart the "
+          "federator (it reads trust.yaml from --certs-dir)")
+    return 0
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from federator.security.pki import CertsDir
+    from federator.security.trust import Trust, TrustError, load_trust
+
+    certs = CertsDir(args.dir)
+    try:
+        trust = load_trust(certs.trust, federation_ca=certs.ca_cert) if certs.trust.exists() else Trust()
+    except TrustError as exc:
+        print(f"federator certs bundle: {exc}", file=sys.stderr)
+        return 1
+    out = certs.root / "trust-bundle.pem"
+    out.write_bytes(trust.bundle_pem() if trust.providers else certs.ca_cert.read_bytes())
+    print(f"wrote {out}: the federation's CA and {len(trust.providers)} provider CA(s)")
     return 0
 
 
@@ -145,7 +227,8 @@ def tls_files(args: argparse.Namespace, *, role: str, name: str = "") -> TlsFile
         if role == "server":
             base = server_files(certs)
         elif role == "agent":
-            base = cluster_files(certs, name)
+            base = cluster_files(certs.provider(args.provider) if getattr(args, "provider", "") else certs, name)
+            base = TlsFiles(certs.ca_cert, base.cert, base.key)  # the federator's certificate is the federation's
         elif getattr(args, "token", ""):
             base = TlsFiles(certs.ca_cert)
         else:

@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--revocation-list", type=Path,
                    help="revoked clusters, users and serials, re-read when it changes "
                         "(default: revoked.txt in --certs-dir)")
+    p.add_argument("--trust", type=Path, metavar="FILE",
+                   help="provider CAs and the clusters each may certify (default: trust.yaml in --certs-dir, if it "
+                        "exists); see docs/security.md")
     p.add_argument("--token-file", type=Path, help="bearer tokens accepted by the job API, one per line")
     p.add_argument("--token-listen", default="", metavar="ADDRESS",
                    help="also serve the job API here with server-only TLS, for bearer-token clients")
@@ -60,13 +63,16 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"federator serve: {exc}", file=sys.stderr)
         return 2
     revoked = args.revocation_list or (CertsDir(Path(args.certs_dir)).revoked if args.certs_dir else None)
+    trust = args.trust
+    if trust is None and args.certs_dir and CertsDir(Path(args.certs_dir)).trust.exists():
+        trust = CertsDir(Path(args.certs_dir)).trust
 
     opts = ServeOptions(policy=args.policy, listen=args.listen, metrics_listen=args.metrics_listen, db=args.db,
                         report_interval=args.report_interval, lease_seconds=args.lease_seconds,
                         lost_after_seconds=args.lost_after, cycle_interval=args.cycle_interval,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,
                         token_file=args.token_file, token_listen=args.token_listen, limits=limits,
-                        audit_log=args.audit_log)
+                        audit_log=args.audit_log, trust=trust)
     opts = dataclasses.replace(opts, kube=kube_options(args))
     asyncio.run(serve(opts))
     return 0

@@ -20,12 +20,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from federator.security.limits import RejectReason
 from federator.security.pki import Identity, IdentityKind, identity_of
+
+if TYPE_CHECKING:
+    from federator.security.trust import Trust
 
 log = logging.getLogger("federator.security")
 _TOKEN_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
@@ -102,8 +106,10 @@ class RevocationList:
     """The revocation file, re-read whenever it changes (checked at most once per `interval`)."""
 
     def __init__(self, path: Path | None, *, interval: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_revoked: Callable[[list[str]], None] | None = None) -> None:
         self.path = path
+        self.on_revoked = on_revoked  # told each entry new to the list ("cluster east-1", "serial 1f"): the audit log
         self.interval = interval
         self.clock = clock
         self.current = Revocations()
@@ -137,6 +143,10 @@ class RevocationList:
         if changed:
             log.info("revocation list %s: %d identities, %d serials", self.path, len(new.identities),
                      len(new.serials))
+            added = sorted(str(i) for i in new.identities - self.current.identities) + \
+                [f"serial {s:x}" for s in sorted(new.serials - self.current.serials)]
+            if added and self.on_revoked is not None:
+                self.on_revoked(added)
         self.current = new
         return changed
 
@@ -159,8 +169,9 @@ class Authenticator:
     """Decides whether a call may proceed, from its TLS peer certificate and metadata."""
 
     def __init__(self, *, insecure: bool = False, revocations: RevocationList | None = None,
-                 tokens: Sequence[str | Token] = ()) -> None:
+                 tokens: Sequence[str | Token] = (), trust: Trust | None = None) -> None:
         self.insecure = insecure
+        self.trust = trust
         self.revocations = revocations or RevocationList(None)
         self._tokens = tuple((t.secret.encode(), t) for t in (Token(x) if isinstance(x, str) else x for x in tokens)
                              if t.secret)
@@ -182,8 +193,24 @@ class Authenticator:
         if self.revocations.revoked(identity, cert.serial_number):
             return AuthDenied(RejectReason.REVOKED, f"the certificate of {identity} (serial "
                                                     f"{cert.serial_number:x}) is revoked")
+        issuer = ""
+        if self.trust is not None:
+            issuer, problem = self.trust.check(identity, cert)
+            if problem:
+                return AuthDenied(RejectReason.IDENTITY_MISMATCH, problem)
+            if self.trust.revoked(issuer, identity, cert.serial_number):
+                return AuthDenied(RejectReason.REVOKED, f"provider {issuer!r} revoked the certificate of {identity} "
+                                                        f"(serial {cert.serial_number:x})")
         groups = frozenset(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
-        return Peer(identity, "certificate", cert.serial_number, name=identity.name, groups=groups)
+        return Peer(identity, "certificate", cert.serial_number, name=identity.name, groups=groups, issuer=issuer)
+
+    def revoked(self, peer: Peer) -> bool:
+        """Is this (earlier accepted) peer revoked now, by the federation's list or its provider's?"""
+        if peer.identity is None:
+            return False
+        if self.revocations.revoked(peer.identity, peer.serial):
+            return True
+        return self.trust is not None and self.trust.revoked(peer.issuer, peer.identity, peer.serial)
 
     def agent(self, auth_context: Mapping[str, Sequence[bytes]], cluster: str) -> Peer | AuthDenied:
         """May this stream speak for `cluster` (the name in its Hello)?"""

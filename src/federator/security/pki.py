@@ -12,6 +12,8 @@ A certs folder (`federator certs init`) holds::
     clusters/NAME.crt NAME.key    one per member cluster (`certs issue --cluster NAME`)
     users/NAME.crt NAME.key       one per user (`certs issue --user NAME`; `admin` is made by init)
     revoked.txt                   the revocation list the federator reloads (`certs revoke`)
+    trust.yaml                    provider CAs and the clusters each certifies (`certs provider`)
+    providers/NAME/               a provider's folder of the same shape: ca.crt ca.key clusters/ revoked.txt
 """
 
 from __future__ import annotations
@@ -82,6 +84,15 @@ class CertsDir:
     def revoked(self) -> Path:
         return self.root / "revoked.txt"
 
+    @property
+    def trust(self) -> Path:
+        """Provider CAs and the clusters each may certify (security/trust.py)."""
+        return self.root / "trust.yaml"
+
+    def provider(self, name: str) -> CertsDir:
+        """A provider's own folder: its CA, its clusters' certificates, its revocation list."""
+        return CertsDir(self.root / "providers" / name)
+
     def cert(self, identity: Identity) -> Path:
         if identity.kind is IdentityKind.SERVER:
             return self.server_cert
@@ -139,11 +150,8 @@ def load_cert(path: Path) -> x509.Certificate:
         raise PkiError(f"{path}: cannot read a PEM certificate: {exc}") from exc
 
 
-def init_ca(certs: CertsDir, *, common_name: str = "federator CA", days: int = 3650,
-            server_names: tuple[str, ...] = ("localhost", "127.0.0.1"), force: bool = False) -> None:
-    """Create the CA, the federator's serving certificate and an `admin` user certificate."""
-    if certs.ca_cert.exists() and not force:
-        raise PkiError(f"{certs.ca_cert} exists; pass --force to replace the whole federation's CA")
+def create_ca(certs: CertsDir, *, common_name: str, days: int = 3650) -> x509.Certificate:
+    """A self-signed CA in `certs` (ca.crt, ca.key): the federation's, or a provider's (`providers/NAME`)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = _now()
@@ -160,6 +168,15 @@ def init_ca(certs: CertsDir, *, common_name: str = "federator CA", days: int = 3
     )
     _write_key(certs.ca_key, key)
     _write_cert(certs.ca_cert, cert)
+    return cert
+
+
+def init_ca(certs: CertsDir, *, common_name: str = "federator CA", days: int = 3650,
+            server_names: tuple[str, ...] = ("localhost", "127.0.0.1"), force: bool = False) -> None:
+    """Create the CA, the federator's serving certificate and an `admin` user certificate."""
+    if certs.ca_cert.exists() and not force:
+        raise PkiError(f"{certs.ca_cert} exists; pass --force to replace the whole federation's CA")
+    create_ca(certs, common_name=common_name, days=days)
     issue(certs, Identity(IdentityKind.SERVER, "federator"), server_names=server_names, days=days)
     issue(certs, Identity(IdentityKind.USER, "admin"), days=days)
 
@@ -211,5 +228,5 @@ def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] 
     return certs.cert(identity)
 
 
-__all__ = ["CertsDir", "Identity", "IdentityKind", "PkiError", "check_name", "identity_of", "init_ca", "issue",
-           "load_cert"]
+__all__ = ["CertsDir", "Identity", "IdentityKind", "PkiError", "check_name", "create_ca", "identity_of", "init_ca",
+           "issue", "load_cert"]

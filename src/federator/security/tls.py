@@ -51,11 +51,15 @@ class TlsFiles:
             raise TlsError("--cert and --key: give both or neither")
         return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
 
-    def server_credentials(self, *, require_client_auth: bool = True) -> grpc.ServerCredentials:
+    def server_credentials(self, *, require_client_auth: bool = True,
+                           client_roots: bytes | None = None) -> grpc.ServerCredentials:
+        """`client_roots`: the CAs client certificates may chain to (default: --ca; with provider CAs, the
+        trust bundle)."""
         ca, cert, key = self.read()
         if cert is None or key is None:
             raise TlsError("--cert and --key: the federator needs its serving certificate and key")
-        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca if require_client_auth else None,
+        roots = client_roots or ca
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=roots if require_client_auth else None,
                                            require_client_auth=require_client_auth)
 
 

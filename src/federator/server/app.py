@@ -27,6 +27,7 @@ from federator.security.auth import Authenticator, RevocationList, load_tokens
 from federator.security.authz import Authorizer, TenancyError, TenancyPolicy, load_tenancy
 from federator.security.limits import Limits
 from federator.security.tls import TlsError, TlsFiles
+from federator.security.trust import Trust, TrustError, load_trust
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
@@ -58,6 +59,7 @@ class ServeOptions:
     token_listen: str = ""  # a server-TLS listener for bearer-token clients of the job API
     limits: Limits = Limits()
     audit_log: str | None = None  # a file path, or "-" for stdout; None: no audit log
+    trust: Path | None = None  # provider CAs and the clusters each may certify (security/trust.py)
 
 
 def _scheduler(opts: ServeOptions) -> Scheduler:
@@ -89,12 +91,37 @@ async def _tick(meter: UsageMeter, every: float = 5.0) -> None:
         meter.tick()
 
 
+def _audit_revoked(audit: AuditLog, entries: list[str], provider: str = "") -> None:
+    """A revocation list gained entries (`federator certs revoke`): one audit line each."""
+    for entry in entries:
+        obj = {"kind": "Certificate", "revoked": entry}
+        if provider:
+            obj["provider"] = provider
+        audit.record("certificate.revoke", identity=None, obj=obj, result="accepted",
+                     message="loaded from the revocation list; the federator refuses it from now on")
+
+
 def _split(hostport: str) -> tuple[str, int]:
     host, _, port = hostport.rpartition(":")
     return host or "0.0.0.0", int(port)
 
 
-def _bind(server: grpc.aio.Server, opts: ServeOptions) -> tuple[int, int]:
+def _trust(opts: ServeOptions, audit: AuditLog) -> Trust | None:
+    if opts.trust is None:
+        return None
+    if opts.tls is None or opts.insecure:
+        raise SystemExit("--trust: provider CAs need TLS (not --insecure)")
+    try:
+        trust = load_trust(opts.trust, federation_ca=opts.tls.ca,
+                           on_revoked=lambda provider, entries: _audit_revoked(audit, entries, provider))
+    except TrustError as exc:
+        raise SystemExit(f"--trust: {exc}") from exc
+    for p in trust.providers.values():
+        log.info("provider %s: its CA certifies clusters %s", p.name, ", ".join(p.clusters))
+    return trust
+
+
+def _bind(server: grpc.aio.Server, opts: ServeOptions, trust: Trust | None = None) -> tuple[int, int]:
     """The main listener (mTLS, or plaintext with --insecure) and the optional bearer-token listener."""
     try:
         if opts.insecure:
@@ -102,7 +129,9 @@ def _bind(server: grpc.aio.Server, opts: ServeOptions) -> tuple[int, int]:
         elif opts.tls is None:
             raise SystemExit("serve: TLS needs --certs-dir or --ca/--cert/--key (or --insecure for plaintext)")
         else:
-            port = server.add_secure_port(opts.listen, opts.tls.server_credentials(require_client_auth=True))
+            roots = trust.bundle_pem() if trust is not None and trust.providers else None
+            port = server.add_secure_port(opts.listen, opts.tls.server_credentials(require_client_auth=True,
+                                                                                   client_roots=roots))
         if port == 0:
             raise SystemExit(f"--listen: cannot bind {opts.listen}")
         token_port = 0
@@ -148,8 +177,14 @@ async def serve(opts: ServeOptions) -> None:
                     cycle_interval=opts.cycle_interval, limits=opts.limits)
     clusters = fed.clusters
     metrics.leader.set(1)
-    auth = Authenticator(insecure=opts.insecure, revocations=RevocationList(opts.revocation_list),
-                         tokens=load_tokens(opts.token_file) if opts.token_file else ())
+    audit = AuditLog(opts.audit_log, on_line=lambda action, result: metrics.audit_lines.labels(action, result).inc())
+    trust = _trust(opts, audit)
+    try:
+        tokens = load_tokens(opts.token_file) if opts.token_file else []
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--token-file: {exc}") from exc
+    revocations = RevocationList(opts.revocation_list, on_revoked=lambda entries: _audit_revoked(audit, entries))
+    auth = Authenticator(insecure=opts.insecure, revocations=revocations, tokens=tokens, trust=trust)
     # The transport refuses anything far past the limit; the services refuse (and count) the rest.
     max_bytes = 4 * opts.limits.max_message_bytes
     server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics), decode_guard(fed)],
@@ -159,7 +194,6 @@ async def serve(opts: ServeOptions) -> None:
                                       ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
                                       ("grpc.keepalive_permit_without_calls", 1)])
     authz = _authorizer(opts)
-    audit = AuditLog(opts.audit_log, on_line=lambda action, result: metrics.audit_lines.labels(action, result).inc())
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, auth, authz=authz, audit=audit), server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=authz, audit=audit), server)
     cluster_service = ClusterService(fed, auth, authz=authz, audit=audit)
@@ -167,7 +201,7 @@ async def serve(opts: ServeOptions) -> None:
     usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(cluster_service, usage), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port, token_port = _bind(server, opts)
+    port, token_port = _bind(server, opts, trust)
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     host = opts.listen.rpartition(":")[0]

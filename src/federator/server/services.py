@@ -28,6 +28,7 @@ from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, stamp_owner
 from federator.security.limits import RejectReason, check_capacity, check_hello
+from federator.security.trust import PROVIDER_LABEL
 from federator.server.federator import (
     AlreadyExists,
     ClusterRecord,
@@ -176,7 +177,10 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         if isinstance(peer, AuthDenied):
             log.warning("refused an agent stream claiming cluster %r: %s", hello.cluster[:80], peer.message)
             await self.deny(context, peer)
-        rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=dict(hello.labels))
+        labels = dict(hello.labels)
+        if peer.issuer:  # the trust file binds this cluster to a provider: that is its provider, whatever it says
+            labels[PROVIDER_LABEL] = peer.issuer
+        rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, peer))
         try:
             yield agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(
@@ -194,7 +198,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
     async def _read(self, rec: ClusterRecord, requests: AsyncIterator[agent_pb2.AgentMessage], peer: Peer) -> None:
         try:
             async for msg in requests:
-                if peer.identity is not None and self.auth.revocations.revoked(peer.identity, peer.serial):
+                if self.auth.revoked(peer):
                     log.warning("cluster %s: its certificate was revoked; closing its stream", rec.name)
                     self.rejected(RejectReason.REVOKED)
                     break

@@ -1,0 +1,178 @@
+"""Trust across providers: one CA per provider, each bound to the clusters it may certify.
+
+Each provider of a federation runs its own PKI. Its CA signs the certificates
+of its own clusters' agents, and the federator accepts them — but only for
+the clusters the trust file binds to that provider, so provider A's CA cannot
+mint an identity for provider B's cluster (nor for a user: user certificates
+come from the federation's CA only). A cluster no provider claims must hold a
+certificate from the federation's CA.
+
+The trust file (`trust.yaml` in the certs folder, or `federator serve
+--trust FILE`); paths are relative to the file::
+
+    providers:
+      acme:
+        ca: providers/acme/ca.crt          # the provider's CA certificate (its key stays with the provider)
+        clusters: ["acme-*", "edge-7"]     # names or shell patterns of the clusters it certifies
+        revoked: providers/acme/revoked.txt  # its own revocation list (optional)
+
+A cluster name matching two providers' patterns is refused (ambiguous). The
+federator verifies client certificates against the federation's CA and every
+provider's CA (`bundle_pem`), then `Trust.check` decides whose it is.
+`federator certs provider` creates a provider CA (or imports one) and adds it
+to the trust file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from federator.security.auth import RevocationList
+from federator.security.pki import Identity, IdentityKind, PkiError, load_cert
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+FEDERATION = ""  # the issuer name of the federation's own CA
+# A member cluster's provider: the label an agent sets (`federator agent --provider`), overridden by the
+# provider the trust file binds the cluster to. Accounting groups usage by it.
+PROVIDER_LABEL = "federator.io/provider"
+
+
+class TrustError(ValueError):
+    """A trust file that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    ca: x509.Certificate
+    clusters: tuple[str, ...]
+    revocations: RevocationList | None = None
+
+    def claims(self, cluster: str) -> bool:
+        return any(fnmatch.fnmatchcase(cluster, pattern) for pattern in self.clusters)
+
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """The federation's CA and the providers' CAs, with the clusters each may certify."""
+
+    federation_ca: x509.Certificate | None = None
+    providers: Mapping[str, Provider] = field(default_factory=dict)
+
+    def issuer_of(self, cert: x509.Certificate) -> str | None:
+        """Which CA signed this certificate: FEDERATION, a provider's name, or None (none of ours)."""
+        candidates: list[tuple[str, x509.Certificate]] = []
+        if self.federation_ca is not None:
+            candidates.append((FEDERATION, self.federation_ca))
+        candidates.extend((p.name, p.ca) for p in self.providers.values())
+        for name, ca in candidates:
+            if cert.issuer != ca.subject:
+                continue
+            try:
+                cert.verify_directly_issued_by(ca)
+            except (ValueError, TypeError, Exception):  # noqa: BLE001 - InvalidSignature and friends: not this CA
+                continue
+            return name
+        return None
+
+    def provider_for(self, cluster: str) -> tuple[str | None, str]:
+        """(the provider that certifies this cluster, or None for the federation's CA; a problem if ambiguous)."""
+        owners = [p.name for p in self.providers.values() if p.claims(cluster)]
+        if len(owners) > 1:
+            return None, f"cluster {cluster!r} matches the patterns of providers {', '.join(owners)} in the trust file"
+        return (owners[0] if owners else None), ""
+
+    def check(self, identity: Identity, cert: x509.Certificate) -> tuple[str, str]:
+        """(issuer, problem): whether this CA may certify this identity; problem "" when it may."""
+        if not self.providers:
+            return FEDERATION, ""
+        issuer = self.issuer_of(cert)
+        if issuer is None:
+            return "", "the certificate was signed by no CA of the trust file"
+        if identity.kind is not IdentityKind.CLUSTER:
+            if issuer != FEDERATION:
+                return issuer, (f"{identity} holds a certificate from provider {issuer!r}'s CA; only the "
+                                "federation's CA certifies users")
+            return issuer, ""
+        owner, problem = self.provider_for(identity.name)
+        if problem:
+            return issuer, problem
+        if owner is None and issuer != FEDERATION:
+            return issuer, (f"cluster {identity.name!r} is not bound to provider {issuer!r} in the trust file "
+                            "(no provider claims it: its certificate must come from the federation's CA)")
+        if owner is not None and issuer != owner:
+            by = "the federation's CA" if issuer == FEDERATION else f"provider {issuer!r}'s CA"
+            return issuer, (f"cluster {identity.name!r} is bound to provider {owner!r}, but its certificate was "
+                            f"signed by {by}")
+        return issuer, ""
+
+    def revoked(self, issuer: str, identity: Identity, serial: int) -> bool:
+        provider = self.providers.get(issuer)
+        return provider is not None and provider.revocations is not None and \
+            provider.revocations.revoked(identity, serial)
+
+    def bundle_pem(self) -> bytes:
+        """Every CA a client certificate may chain to: the federation's, then each provider's."""
+        cas = ([self.federation_ca] if self.federation_ca is not None else []) + \
+            [p.ca for p in self.providers.values()]
+        return b"".join(ca.public_bytes(serialization.Encoding.PEM) for ca in cas)
+
+
+def load_trust(path: Path, *, federation_ca: Path,
+               on_revoked: Callable[[str, list[str]], None] | None = None) -> Trust:
+    """Read the trust file; TrustError names the bad field. `on_revoked(provider, entries)`: see RevocationList."""
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TrustError(f"{path}: {exc}") from exc
+    try:
+        fed_ca = load_cert(federation_ca)
+    except PkiError as exc:
+        raise TrustError(str(exc)) from exc
+    if not isinstance(doc, Mapping) or set(doc) - {"providers"}:
+        raise TrustError(f"{path}: must be a mapping with one field, providers")
+    raw = doc.get("providers") or {}
+    if not isinstance(raw, Mapping):
+        raise TrustError(f"{path}: providers: must map provider names to {{ca, clusters, revoked}}")
+    providers: dict[str, Provider] = {}
+    for name, body in raw.items():
+        where = f"{path}: providers.{name}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise TrustError(f"{where}: a provider name must be a lower-case DNS label")
+        if not isinstance(body, Mapping) or set(body) - {"ca", "clusters", "revoked"} or "ca" not in body:
+            raise TrustError(f"{where}: must be a mapping {{ca, clusters, revoked}} with ca")
+        clusters = body.get("clusters") or []
+        if not isinstance(clusters, list) or not clusters or not all(isinstance(c, str) and c for c in clusters):
+            raise TrustError(f"{where}.clusters: must list the cluster names or patterns it certifies")
+        try:
+            ca = load_cert(path.parent / str(body["ca"]))
+        except PkiError as exc:
+            raise TrustError(f"{where}.ca: {exc}") from exc
+        hook = (lambda entries, provider=name: on_revoked(provider, entries)) if on_revoked else None
+        revoked = RevocationList(path.parent / str(body["revoked"]), on_revoked=hook) if body.get("revoked") else None
+        providers[name] = Provider(name, ca, tuple(clusters), revoked)
+    return Trust(fed_ca, providers)
+
+
+def write_trust(path: Path, providers: Mapping[str, Mapping[str, object]]) -> None:
+    path.write_text("# Provider CAs and the clusters each may certify (federator certs provider; docs/security.md)\n"
+                    + yaml.safe_dump({"providers": {k: dict(v) for k, v in providers.items()}}, sort_keys=True))
+
+
+def read_trust_document(path: Path) -> dict[str, dict[str, object]]:
+    if not path.exists():
+        return {}
+    doc = yaml.safe_load(path.read_text()) or {}
+    return {str(k): dict(v) for k, v in (doc.get("providers") or {}).items()}
+
+
+__all__ = ["FEDERATION", "PROVIDER_LABEL", "Provider", "Trust", "TrustError", "load_trust", "read_trust_document",
+           "write_trust"]

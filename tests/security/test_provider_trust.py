@@ -1,0 +1,107 @@
+"""Trust across providers: each provider's CA certifies its own clusters only (real processes over mTLS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from federator.cli.client import list_clusters
+from federator.local import LocalFederation
+from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue, load_cert
+from federator.security.trust import load_trust
+
+from support import eventually
+
+FAST = ["--report-interval", "0.3", "--cycle-interval", "0.2", "--lease-seconds", "2"]
+FLEET = """
+clusters:
+  - {name: p2-east, region: east, nodes: [{count: 1, gpuModel: NVIDIA-H100-80GB-HBM3, gpus: 8, cpu: 32, memory: 256Gi}]}
+  - {name: p2-west, region: west, nodes: [{count: 1, cpu: 8, memory: 32Gi}]}
+  - {name: p1-west, region: west, nodes: [{count: 1, cpu: 8, memory: 32Gi}]}
+  - {name: east-1, region: east, nodes: [{count: 1, cpu: 8, memory: 32Gi}]}
+"""
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    return subprocess.run([sys.executable, "-m", "federator", *args], capture_output=True, text=True, timeout=60,
+                          env=env)
+
+
+def cluster(name: str) -> Identity:
+    return Identity(IdentityKind.CLUSTER, name)
+
+
+@pytest.mark.parametrize(("signer", "identity", "problem"), [
+    ("p2", cluster("p2-east"), ""),
+    ("", cluster("east-1"), ""),
+    ("p1", cluster("p2-west"), "cluster 'p2-west' is bound to provider 'p2', but its certificate was signed by "
+                               "provider 'p1''s CA"),
+    ("", cluster("p2-west"), "bound to provider 'p2', but its certificate was signed by the federation's CA"),
+    ("p2", cluster("east-1"), "cluster 'east-1' is not bound to provider 'p2'"),
+    ("p2", Identity(IdentityKind.USER, "admin"), "only the federation's CA certifies users"),
+    ("rogue", cluster("p2-east"), "signed by no CA of the trust file"),
+], ids=["own-provider", "federation-cluster", "other-providers-ca", "federation-ca-for-a-bound-cluster",
+        "provider-ca-for-an-unbound-cluster", "provider-ca-for-a-user", "unknown-ca"])
+def test_a_providers_ca_certifies_only_the_clusters_bound_to_it(tmp_path: Path, signer: str, identity: Identity,
+                                                                problem: str) -> None:
+    certs = CertsDir(tmp_path)
+    init_ca(certs)
+    for name in ("p1", "p2", "rogue"):
+        create_ca(certs.provider(name), common_name=f"{name} provider CA")
+    certs.trust.write_text("providers:\n"
+                           "  p1: {ca: providers/p1/ca.crt, clusters: ['p1-*']}\n"
+                           "  p2: {ca: providers/p2/ca.crt, clusters: ['p2-*'], revoked: providers/p2/revoked.txt}\n")
+    trust = load_trust(certs.trust, federation_ca=certs.ca_cert)
+    where = certs.provider(signer) if signer else certs
+    cert = load_cert(issue(where, identity))
+    _issuer, got = trust.check(identity, cert)
+    assert (problem in got) if problem else got == ""
+
+
+def test_an_agent_with_provider_2s_certificate_is_accepted_for_provider_2s_clusters_only(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(FLEET)
+    audit = tmp_path / "audit.jsonl"
+    fed = LocalFederation(workdir=tmp_path / "fed", fleet=fleet, serve_args=[*FAST, "--audit-log", str(audit)])
+    certs = fed.certs
+    init_ca(certs)
+    for name, pattern in (("p1", "p1-*"), ("p2", "p2-*")):
+        out = cli("certs", "provider", "--dir", str(certs.root), "--name", name, "--clusters", pattern)
+        assert out.returncode == 0, out.stderr
+    for provider, name in (("p2", "p2-east"), ("p1", "p2-west"), ("p2", "east-1")):
+        out = cli("certs", "issue", "--dir", str(certs.root), "--provider", provider, "--cluster", name)
+        assert out.returncode == 0, out.stderr
+    issue(certs, cluster("p1-west"))  # the federation's CA, for a cluster bound to p1
+    assert (certs.root / "trust-bundle.pem").read_bytes().count(b"BEGIN CERTIFICATE") == 3
+    try:
+        fed.start_server()
+        fed.start_agent("p2-east", "--provider", "p2")
+        fed.start_agent("p2-west", "--provider", "p1")
+        fed.start_agent("east-1", "--provider", "p2")
+        fed.start_agent("p1-west")
+        eventually(lambda: [c["name"] for c in list_clusters(fed.client)] == ["p2-east"], what="p2-east only")
+        [p2] = list_clusters(fed.client)
+        assert p2["state"] == "Ready" and p2["labels"]["federator.io/provider"] == "p2"
+        for name, why in (("p2-west", "is bound to provider 'p2', but its certificate was signed by provider 'p1'"),
+                          ("east-1", "is not bound to provider 'p2'"),
+                          ("p1-west", "is bound to provider 'p1', but its certificate was signed by the federation")):
+            eventually(lambda name=name, why=why: why in (fed.workdir / f"agent-{name}.log").read_text(),  # type: ignore[misc]
+                       what=f"{name}'s agent told why it is refused")
+        # revocation is per provider: p2 revokes its own cluster in its own list
+        out = cli("certs", "revoke", "--dir", str(certs.root), "--provider", "p2", "--cluster", "p2-east")
+        assert out.returncode == 0, out.stderr
+        assert "cluster p2-east" in (certs.provider("p2").revoked).read_text()
+        eventually(lambda: list_clusters(fed.client)[0]["state"] == "Partitioned", what="p2-east cut off")
+        eventually(lambda: "provider 'p2' revoked" in (fed.workdir / "agent-p2-east.log").read_text(),
+                   what="p2-east's agent told why")
+        [line] = [json.loads(x) for x in audit.read_text().splitlines()]  # the revocation, audited
+        assert (line["action"], line["result"], line["object"]) == (
+            "certificate.revoke", "accepted", {"kind": "Certificate", "revoked": "cluster p2-east", "provider": "p2"})
+    finally:
+        fed.stop()
