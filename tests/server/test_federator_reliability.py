@@ -184,8 +184,8 @@ def test_an_agent_that_falls_behind_has_its_stream_reset_and_never_blocks_the_ot
     slow = join(fed, "east-1")
     fast = join(fed, "west-1")
     for i in range(OUTBOX_LIMIT + 5):
-        fed._send("east-1", CancelOrder(f"p{i}", "x"))  # never awaits, never raises
-    fed._send("west-1", CancelOrder("q", "x"))
+        fed.send("east-1", CancelOrder(f"p{i}", "x"))  # never awaits, never raises
+    fed.send("west-1", CancelOrder("q", "x"))
     assert slow.closing and drain(slow) == [None]  # the stream ends; the agent reconnects and re-syncs
     assert drain(fast) == [CancelOrder("q", "x")]
 

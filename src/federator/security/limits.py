@@ -36,6 +36,7 @@ class RejectReason(StrEnum):
     UNEXPECTED = "unexpected"
     LIMIT_EXCEEDED = "limit_exceeded"
     INVALID_JOB = "invalid_job"
+    QUEUE_FULL = "queue_full"  # back-pressure: too many pending jobs; the client is told when to retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +51,19 @@ class Limits:
     max_cpu_cores_per_job: int = 100_000
     max_memory_bytes_per_job: int = 1 << 50  # 1 PiB
     max_labels: int = 64
+    # Back-pressure: Submit answers RESOURCE_EXHAUSTED (retry after queue_full_retry_seconds) while this
+    # many jobs are pending, so a burst cannot grow the federator's memory without bound.
+    max_pending_jobs: int = 250_000
+    queue_full_retry_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "report_burst", "max_replicas_per_job", "max_gpus_per_job",
-                     "max_cpu_cores_per_job", "max_memory_bytes_per_job", "max_labels"):
+                     "max_cpu_cores_per_job", "max_memory_bytes_per_job", "max_labels", "max_pending_jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"limits.{name}: must be at least 1, got {getattr(self, name)!r}")
+        if not self.queue_full_retry_seconds > 0:
+            raise ValueError("limits.queue_full_retry_seconds: must be positive, "
+                             f"got {self.queue_full_retry_seconds!r}")
         if not self.reports_per_second > 0:
             raise ValueError(f"limits.reports_per_second: must be positive, got {self.reports_per_second!r}")
 

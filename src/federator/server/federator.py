@@ -29,30 +29,22 @@ from federator.jobfile import JobFileError, parse_job, spec_to_document
 from federator.metrics import ClusterSample, Metrics, StateSample
 from federator.model import (
     ClusterCapacity,
-    ClusterInfo,
     ClusterState,
     Job,
     JobId,
     JobPhase,
     JobSpec,
     Placement,
-    PlacementId,
     Reason,
     ReasonCode,
 )
-from federator.scheduler import (
-    Allocation,
-    CycleResult,
-    PlacementRequest,
-    Scheduler,
-    SchedulerConfig,
-    Snapshot,
-    reserve,
-)
+from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits, RejectReason, TokenBucket
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES, OUTBOX_LIMIT, ClusterRecord
 from federator.server.orders import CancelOrder, LaunchOrder, Order
+from federator.server.scheduling import Cycles
 from federator.store import JobStore
+from federator.store.group_commit import GroupCommit
 
 log = logging.getLogger("federator.server")
 WATCH_LIMIT = 10_000
@@ -79,6 +71,14 @@ class NotFound(KeyError):
     pass
 
 
+class QueueFull(SubmitError):
+    """Back-pressure: the federator holds as many pending jobs as it may; try again after `retry_after`."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Federator:
     def __init__(
         self,
@@ -103,12 +103,17 @@ class Federator:
         self.cycle_interval = cycle_interval
         self.limits = limits or Limits()
         self.jobs: dict[JobId, Job] = {j.job_id: j for j in store.load()}
-        self._by_placement: dict[str, JobId] = {
+        self.placement_index: dict[str, JobId] = {
             p.placement_id: j.job_id for j in self.jobs.values() for p in j.placements
         }
         self._by_request: dict[str, JobId] = {
             rid: j.job_id for j in self.jobs.values() if (rid := j.spec.annotation(REQUEST_ID_ANNOTATION))
         }
+        self._by_name: dict[tuple[str, str], JobId] = {
+            (j.spec.namespace, j.spec.name): j.job_id for j in self.jobs.values() if not j.phase.is_terminal}
+        self.journal = GroupCommit(store)  # every job write goes through it, in order
+        self.cycles = Cycles(self)
+        self._arriving = 0  # new jobs reserved whose write is on its way to disk (back-pressure counts them)
         self.clusters: dict[str, ClusterRecord] = {}
         self._sessions = 0
         self._wake = asyncio.Event()
@@ -127,6 +132,37 @@ class Federator:
         whatever its phase, so a client that lost the reply can retry safely;
         the same id with a different spec raises RequestIdConflict.
         """
+        job, new = self._admit(spec, request_id)
+        if new:
+            self._store_new(job, lambda: self.journal.write([job]))
+        return job
+
+    async def submit_async(self, spec: JobSpec, *, request_id: str = "") -> Job:
+        """`submit` for the gRPC edge: the write joins a group commit, and the loop serves others meanwhile.
+
+        The job is reserved (its name and request id taken) before the write,
+        so a second submission of it while the disk works is answered as a
+        repeat, and it is a scheduling candidate only once it is durable."""
+        job, new = self._admit(spec, request_id)
+        if new:
+            try:
+                await self.journal.commit([job])
+            except BaseException:
+                self._forget(job)
+                raise
+            self._accepted(job)
+        return job
+
+    def _store_new(self, job: Job, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except BaseException:
+            self._forget(job)
+            raise
+        self._accepted(job)
+
+    def _admit(self, spec: JobSpec, request_id: str) -> tuple[Job, bool]:
+        """Validate a submission and reserve its job; (the job, True) or (the job seen before, False)."""
         spec = self._with_request_id(spec, request_id)
         if spec.pod_template_json and not _is_json_object(spec.pod_template_json):
             self._reject(RejectReason.INVALID_JOB)
@@ -154,22 +190,45 @@ class Federator:
                                         f"({seen.spec.namespace}/{seen.spec.name}) with a different spec; "
                                         "use a new request id for a new job")
             log.info("submit with request id %s again: returning job %s (%s)", request_id, seen.job_id, seen.phase)
-            return seen
-        for job in self.jobs.values():
-            if (job.spec.namespace, job.spec.name) == (spec.namespace, spec.name) and not job.phase.is_terminal:
-                self.metrics.jobs_rejected.inc()
-                raise AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
-                                    f"({job.job_id}, {job.phase})")
+            return seen, False
+        same = self.jobs.get(self._by_name.get((spec.namespace, spec.name), JobId("")))
+        if same is not None and not same.phase.is_terminal:
+            self.metrics.jobs_rejected.inc()
+            raise AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
+                                f"({same.job_id}, {same.phase})")
+        pending = self.cycles.pending_count + self._arriving
+        if pending >= self.limits.max_pending_jobs:
+            self._reject(RejectReason.QUEUE_FULL)
+            retry = self.limits.queue_full_retry_seconds
+            raise QueueFull(f"the federator's queue is full: {pending} jobs are pending, its limit is "
+                            f"{self.limits.max_pending_jobs}; retry after {retry:g}s", retry)
         job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=self.clock(),
                   pending_reason=Reason(ReasonCode.WAITING, "waiting for the next scheduling cycle"))
-        self.store.put([job])
         self.jobs[job.job_id] = job
+        self._by_name[(spec.namespace, spec.name)] = job.job_id
         if request_id:
             self._by_request[request_id] = job.job_id
-        self.metrics.jobs_submitted.labels(spec.queue).inc()
-        self._changed([job])
+        self._arriving += 1
+        return job, True
+
+    def _accepted(self, job: Job) -> None:
+        """A new job is durable: count it, tell watchers, make it a scheduling candidate."""
+        self._arriving -= 1
+        self.metrics.jobs_submitted.labels(job.spec.queue).inc()
+        if job.phase is JobPhase.PENDING:  # not cancelled while its write was on its way
+            self.cycles.pending(job)
+        self.notify([job])
         self.wake()
-        return job
+
+    def _forget(self, job: Job) -> None:
+        """A new job whose write failed: it was never accepted."""
+        self._arriving -= 1
+        self.jobs.pop(job.job_id, None)
+        if self._by_name.get((job.spec.namespace, job.spec.name)) == job.job_id:
+            del self._by_name[(job.spec.namespace, job.spec.name)]
+        request_id = job.spec.annotation(REQUEST_ID_ANNOTATION)
+        if request_id and self._by_request.get(request_id) == job.job_id:
+            del self._by_request[request_id]
 
     def _with_request_id(self, spec: JobSpec, request_id: str) -> JobSpec:
         """The spec with its request id as an annotation; a malformed or contradictory id is refused."""
@@ -207,11 +266,11 @@ class Federator:
             return job
         for p in job.placements:
             if not p.phase.is_terminal:
-                self._send(p.cluster, CancelOrder(p.placement_id, "job cancelled"))
+                self.send(p.cluster, CancelOrder(p.placement_id, "job cancelled"))
                 p.phase = JobPhase.CANCELLED
         self._finish(job, JobPhase.CANCELLED, "cancelled by user")
-        self.store.put([job])
-        self._changed([job])
+        self.journal.write([job])
+        self.notify([job])
         self.wake()
         return job
 
@@ -276,6 +335,7 @@ class Federator:
         next periodic cycle."""
         previous, rec.capacity = rec.capacity, capacity
         rec.last_report_at = rec.last_seen_at = self.clock()
+        self._capacity_changed(previous, capacity)
         if not rec.resynced:
             rec.resynced = True
             self._resync(rec, capacity)
@@ -287,22 +347,36 @@ class Federator:
         if rec.connected and rec.state is not ClusterState.READY:
             log.info("cluster %s is Ready (was %s)", rec.name, rec.state)
             rec.state = ClusterState.READY
+            self.cycles.capacity_changed(set(), everything=True)
             self.wake()
         self.metrics.agent_reports.labels(rec.name).inc()
+
+    def _capacity_changed(self, previous: ClusterCapacity | None, capacity: ClusterCapacity) -> None:
+        """Bring back parked jobs that may fit now; a report like the last one brings back none."""
+        if previous is None or (capacity.cpu_milli_free > previous.cpu_milli_free
+                                or capacity.memory_bytes_free > previous.memory_bytes_free
+                                or capacity.node_cpu_milli_free_max > previous.node_cpu_milli_free_max
+                                or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max):
+            self.cycles.capacity_changed(set(), everything=True)
+            return
+        before = {p.gpu_model: p for p in previous.gpu_pools}
+        changed = {p.gpu_model for p in capacity.gpu_pools if before.get(p.gpu_model) != p}
+        if changed:
+            self.cycles.capacity_changed(changed)
 
     def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str) -> None:
         rec.last_seen_at = self.clock()
         rec.seen.add(placement_id)
-        job_id = self._by_placement.get(placement_id)
+        job_id = self.placement_index.get(placement_id)
         job = self.jobs.get(job_id) if job_id else None
         placement = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None
         if job is None or placement is None or placement.cluster != rec.name:
             if not phase.is_terminal:  # superseded (an older generation) or never ours: fence it
-                self._send(rec.name, CancelOrder(placement_id, "superseded: not a current placement"))
+                self.send(rec.name, CancelOrder(placement_id, "superseded: not a current placement"))
             return
         if job.phase.is_terminal or placement.phase.is_terminal:
             if not phase.is_terminal:
-                self._send(rec.name, CancelOrder(placement_id, f"job is {job.phase}"))
+                self.send(rec.name, CancelOrder(placement_id, f"job is {job.phase}"))
             return
         if phase is JobPhase.CANCELLED:  # stopped by the cluster itself (it fenced itself, or was evicted)
             rec.acked.discard(placement_id)
@@ -315,15 +389,15 @@ class Federator:
         placement.phase = phase
         placement.message = message
         self._derive_phase(job)
-        self.store.put([job])
-        self._changed([job])
+        self.journal.write([job])
+        self.notify([job])
         if phase.is_terminal:
             self.wake()
 
     def refused(self, rec: ClusterRecord, placement_id: str, message: str) -> None:
         """The agent would not launch a placement: release it and requeue the job."""
         rec.last_seen_at = self.clock()
-        job_id = self._by_placement.get(placement_id)
+        job_id = self.placement_index.get(placement_id)
         job = self.jobs.get(job_id) if job_id else None
         if job is None or job.phase.is_terminal or placement_id not in {p.placement_id for p in job.placements}:
             return
@@ -353,7 +427,7 @@ class Federator:
                 if p.phase is JobPhase.RUNNING or p.placement_id in rec.acked:
                     requeue.append((job, p))  # it ran there once and is gone: the agent lost it
                 else:  # the launch order never arrived (stream broke, or this federator restarted)
-                    self._send(rec.name, LaunchOrder(p, job.spec))
+                    self.send(rec.name, LaunchOrder(p, job.spec))
         for job, p in requeue:
             log.warning("cluster %s no longer holds placement %s: re-queueing %s", rec.name, p.placement_id,
                         job.job_id)
@@ -364,11 +438,11 @@ class Federator:
     def _cancel_strays(self, rec: ClusterRecord, placement_ids: Iterable[str]) -> None:
         """A cluster holding a placement that is not current there is told to stop it (fencing)."""
         for pid in placement_ids:
-            job = self.jobs.get(self._by_placement.get(pid, JobId("")))
+            job = self.jobs.get(self.placement_index.get(pid, JobId("")))
             current = job is not None and not job.phase.is_terminal and any(
                 p.placement_id == pid and p.cluster == rec.name and p.phase.is_active for p in job.placements)
             if not current:
-                self._send(rec.name, CancelOrder(pid, "superseded: not a current placement"))
+                self.send(rec.name, CancelOrder(pid, "superseded: not a current placement"))
 
     # -- scheduling -------------------------------------------------------
 
@@ -380,84 +454,16 @@ class Federator:
 
         The scheduler stays pure: the caller builds the new config, this swaps it in between cycles."""
         self.scheduler = Scheduler(config)
+        self.cycles.capacity_changed(set(), everything=True)
         self.wake()
 
     def snapshot(self) -> Snapshot:
         """Member clusters as last reported, less what this federator has reserved since."""
-        active: dict[str, list[tuple[Placement, JobSpec]]] = {}
-        for job in self.jobs.values():
-            for p in job.placements:
-                if p.phase.is_active:
-                    active.setdefault(p.cluster, []).append((p, job.spec))
-        infos = []
-        for rec in self.clusters.values():
-            if rec.capacity is None:
-                continue
-            info = ClusterInfo(rec.name, rec.region, rec.state, tuple(sorted(rec.labels.items())), rec.capacity)
-            for p, spec in active.get(rec.name, []):
-                if p.placement_id in rec.capacity.placement_ids:
-                    continue
-                info = _reserve_or_exhaust(info, p, spec)
-            infos.append(info)
-        return Snapshot.of(infos)
+        return self.cycles.snapshot()
 
     def schedule_once(self) -> CycleResult:
-        started = time.perf_counter()
-        pending = [j for j in self.jobs.values() if j.phase is JobPhase.PENDING]
-        requests = [PlacementRequest(j.job_id, j.spec, j.spec.replicas, j.submitted_at) for j in pending]
-        result = self.scheduler.schedule(self.snapshot(), requests, running=self._allocations(), now=self.clock())
-        changed: list[Job] = []
-        now = self.clock()
-        orders: list[tuple[str, Order]] = []
-        changed.extend(self._requeue_preempted(result, orders))  # cancels go out before launches
-        for decision in result.decisions:
-            job = self.jobs[decision.job_id]
-            job.generation += 1
-            job.placements = [
-                Placement(placement_id=PlacementId(f"{job.job_id}.g{job.generation}.{a.cluster}"), job_id=job.job_id,
-                          cluster=a.cluster, region=a.region, replicas=a.replicas, gpu_model=a.gpu_model,
-                          generation=job.generation)
-                for a in decision.assignments
-            ]
-            for p in job.placements:
-                self._by_placement[p.placement_id] = job.job_id
-                orders.append((p.cluster, LaunchOrder(p, job.spec)))
-            job.phase = JobPhase.PLACED
-            job.pending_reason = None
-            job.placed_at = now
-            self.metrics.placements.labels("placed").inc()
-            self.metrics.submit_to_placement.labels(job.spec.queue).observe(max(0.0, now - job.submitted_at))
-            changed.append(job)
-        for job_id, reason in result.pending.items():
-            job = self.jobs[job_id]
-            if job.pending_reason != reason:
-                if job.pending_reason is None or job.pending_reason.code != reason.code:
-                    self.metrics.placements.labels("unschedulable").inc()
-                job.pending_reason = reason
-                changed.append(job)
-        self.store.put(changed)  # durable before any agent hears of it
-        for cluster, order in orders:
-            self._send(cluster, order)
-        self._changed(changed)
-        self.last_cycle = result
-        self.metrics.observe_cycle(time.perf_counter() - started, result.phase_seconds)
-        return result
-
-    def _allocations(self) -> list[Allocation]:
-        """Placed and running work as the scheduler sees it: queue usage, and preemption victims."""
-        return [Allocation(j.job_id, j.spec.queue, j.spec.priority, j.spec.preemptible, p.cluster, p.gpu_model,
-                           p.replicas, j.spec.resources, j.placed_at)
-                for j in self.jobs.values() if j.phase.is_active for p in j.placements if p.phase.is_active]
-
-    def _requeue_preempted(self, result: CycleResult, orders: list[tuple[str, Order]]) -> list[Job]:
-        """Cancel the cycle's preemption victims' placements and put the jobs back to Pending (not lost)."""
-        out: list[Job] = []
-        for pre in result.preemptions:
-            job = self.jobs[pre.job_id]
-            orders.extend(self._supersede(job, Reason(ReasonCode.PREEMPTED, pre.message)))
-            self.metrics.preemptions.labels(pre.queue).inc()
-            out.append(job)
-        return out
+        """One scheduling cycle on this thread (tests, benchmarks); `run` computes cycles off the loop."""
+        return self.cycles.run_once()
 
     def check_leases(self) -> None:
         """Ready -> Partitioned when the stream drops or the lease runs out; Partitioned -> Lost after the grace
@@ -488,25 +494,26 @@ class Federator:
 
     def _requeue(self, job: Job, reason: Reason) -> None:
         """Supersede every placement of a job and queue it again; the next placement gets a new generation."""
-        cancels = self._supersede(job, reason)
+        cancels = self.supersede(job, reason)
         self.metrics.placement_retries.labels(reason.code.value).inc()
-        self.store.put([job])  # durable before any agent hears of it
+        self.journal.write([job])  # durable before any agent hears of it
         for cluster, order in cancels:
-            self._send(cluster, order)
-        self._changed([job])
+            self.send(cluster, order)
+        self.notify([job])
         self.wake()
 
-    @staticmethod
-    def _supersede(job: Job, reason: Reason) -> list[tuple[str, Order]]:
+    def supersede(self, job: Job, reason: Reason) -> list[tuple[str, Order]]:
         """Put a job back to Pending with `reason`; the cancel orders for its live placements, to send once stored."""
         cancels: list[tuple[str, Order]] = [
             (p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
             for p in job.placements if not p.phase.is_terminal
         ]
+        self.cycles.released(job, job.placements)
         job.placements = []
         job.phase = JobPhase.PENDING
         job.placed_at = 0.0
         job.pending_reason = reason
+        self.cycles.pending(job)
         return cancels
 
     def expect_cluster(self, name: str, *, region: str, labels: dict[str, str], lost: bool = False,
@@ -541,13 +548,13 @@ class Federator:
             self._wake.clear()
             self.check_leases()
             try:
-                self.schedule_once()
+                await self.cycles.run_once_async()
             except Exception:  # a bug in one cycle must not stop the federator
                 log.exception("scheduling cycle failed")
 
     # -- helpers ----------------------------------------------------------
 
-    def _send(self, cluster: str, order: Order) -> None:
+    def send(self, cluster: str, order: Order) -> None:
         """Queue an order for a connected agent; never blocks. Orders for a disconnected one are
         dropped: its re-sync on reconnect brings it up to date."""
         rec = self.clusters.get(cluster)
@@ -579,7 +586,7 @@ class Federator:
         if any(p is JobPhase.FAILED for p in phases):
             for p in job.placements:
                 if not p.phase.is_terminal:
-                    self._send(p.cluster, CancelOrder(p.placement_id, "another part of the job failed"))
+                    self.send(p.cluster, CancelOrder(p.placement_id, "another part of the job failed"))
                     p.phase = JobPhase.CANCELLED
             self._finish(job, JobPhase.FAILED, next(p.message for p in job.placements if p.phase is JobPhase.FAILED))
         elif all(p is JobPhase.SUCCEEDED for p in phases):
@@ -590,13 +597,15 @@ class Federator:
             job.phase = JobPhase.PLACED
 
     def _finish(self, job: Job, phase: JobPhase, message: str) -> None:
+        self.cycles.released(job, job.placements)
+        self.cycles.gone(job)
         job.phase = phase
         job.message = message
         job.finished_at = self.clock()
         job.pending_reason = None
         self.metrics.jobs_finished.labels(job.spec.queue, phase.value).inc()
 
-    def _changed(self, jobs: Iterable[Job]) -> None:
+    def notify(self, jobs: Iterable[Job]) -> None:
         for job in jobs:
             for q in list(self._watchers):
                 try:
@@ -645,18 +654,5 @@ def _is_json_object(text: str) -> bool:
         return False
 
 
-def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> ClusterInfo:
-    """Hold a placement's resources in the snapshot; if a stale report cannot hold them, hold everything."""
-    try:
-        return reserve(info, resources=spec.resources, replicas=p.replicas,
-                       gpus_per_replica=-(-spec.resources.gpu_milli // 1000), gpu_model=p.gpu_model)
-    except ValueError:
-        pools = tuple(
-            replace(pool, nodes_by_free_gpus=(pool.nodes,), shared_gpus=()) if pool.gpu_model == p.gpu_model else pool
-            for pool in info.capacity.gpu_pools
-        )
-        return replace(info, capacity=replace(info.capacity, gpu_pools=pools))
-
-
 __all__ = ["FAILOVER_ANNOTATION", "OUTBOX_LIMIT", "REQUEST_ID_ANNOTATION", "AlreadyExists", "ClusterRecord",
-           "Federator", "NotFound", "RequestIdConflict", "SubmitError"]
+           "Federator", "NotFound", "QueueFull", "RequestIdConflict", "SubmitError"]

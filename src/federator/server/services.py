@@ -33,6 +33,7 @@ from federator.server.federator import (
     AlreadyExists,
     ClusterRecord,
     Federator,
+    QueueFull,
     RequestIdConflict,
     SubmitError,
 )
@@ -40,6 +41,7 @@ from federator.server.orders import LaunchOrder, Order
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
+RETRY_AFTER_METADATA = "retry-after"  # seconds, on a Submit refused by back-pressure (as HTTP's Retry-After)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +286,10 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             if isinstance(decision, Denied):
                 code, message = grpc.StatusCode.PERMISSION_DENIED, decision.message
             else:
-                job = self.fed.submit(stamp_owner(spec, who), request_id=request.request_id)
+                job = await self.fed.submit_async(stamp_owner(spec, who), request_id=request.request_id)
+        except QueueFull as exc:
+            context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{exc.retry_after:g}"),))
+            code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
         except AlreadyExists as exc:
             code, message = grpc.StatusCode.ALREADY_EXISTS, str(exc)
         except RequestIdConflict as exc:
@@ -370,10 +375,15 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                 return
             wanted = job.job_id
         queue = self.fed.watch()
+        # A change is announced once it is durable, but the job may already read as changed when the
+        # watch starts (a cycle's placements are applied, then written): a state sent is not sent again.
+        sent: dict[str, bytes] = {}
         try:
             for job in self.authz.visible(who, self.fed.list_jobs()):
                 if wanted is None or job.job_id == wanted:
-                    yield convert.job_to_pb(job)
+                    pb = convert.job_to_pb(job)
+                    sent[job.job_id] = pb.SerializeToString(deterministic=True)
+                    yield pb
             while True:
                 if queue.empty() and not self.fed.watching(queue):
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -382,7 +392,11 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                 if wanted is None or job_id == wanted:
                     job = self.fed.jobs[job_id]
                     if wanted is not None or isinstance(self.authz.job(who, job, manage=False), Allowed):
-                        yield convert.job_to_pb(job)
+                        pb = convert.job_to_pb(job)
+                        data = pb.SerializeToString(deterministic=True)
+                        if sent.get(job_id) != data:
+                            sent[job_id] = data
+                            yield pb
         finally:
             self.fed.unwatch(queue)
 

@@ -1,0 +1,90 @@
+"""Parked jobs: pending jobs a cycle found no room for, left out of cycles until room may exist.
+
+Why: a cycle used to go over every pending job, so with 100,000 jobs waiting
+for GPUs that no cluster has, each new submission paid for a cycle over all of
+them (seconds, and growing with the backlog). A job the scheduler could not
+place stays unplaceable until something that could change its answer happens:
+
+- capacity in a pool of a GPU model it accepts changes (a report whose pool
+  differs from the last one, a placement of that model ends or is re-queued);
+- CPU or memory free grows in a cluster (every job needs some), a cluster
+  becomes Ready, or the scheduling policy changes: every parked job comes back;
+- a job of the same queue stops holding resources (quota and fair share).
+
+Until then the job keeps the pending reason the cycle gave it (reasons are
+refreshed lazily: when the job is next looked at). Parked jobs are grouped by
+the models they accept, so un-parking a model touches only its groups, not
+every job. This module keeps only ids; the federator decides when to call it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from federator.model import JobId, JobSpec, Reason, ReasonCode
+
+ANY_MODEL = ""  # the group of jobs that take any GPU model (or none)
+
+
+def _models(spec: JobSpec) -> tuple[str, ...]:
+    if spec.resources.gpu_milli <= 0 or not spec.gpu_models:
+        return (ANY_MODEL,)
+    return tuple(spec.gpu_models)
+
+
+class ParkingLot:
+    def __init__(self) -> None:
+        self._by_model: dict[str, set[JobId]] = defaultdict(set)
+        self._by_queue: dict[str, set[JobId]] = defaultdict(set)
+        self._where: dict[JobId, tuple[tuple[str, ...], str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self._where
+
+    def park(self, job_id: JobId, spec: JobSpec, reason: Reason) -> None:
+        """Leave a job out of cycles until room may exist for it. WAITING and refusals are not parked:
+        they say nothing about capacity."""
+        if reason.code in (ReasonCode.WAITING, ReasonCode.REFUSED_BY_CLUSTER, ReasonCode.PREEMPTED):
+            return
+        models = _models(spec)
+        self._where[job_id] = (models, spec.queue)
+        for m in models:
+            self._by_model[m].add(job_id)
+        self._by_queue[spec.queue].add(job_id)
+
+    def unpark(self, job_id: JobId) -> None:
+        where = self._where.pop(job_id, None)
+        if where is None:
+            return
+        models, queue = where
+        for m in models:
+            self._by_model[m].discard(job_id)
+        self._by_queue[queue].discard(job_id)
+
+    def model_changed(self, gpu_model: str) -> set[JobId]:
+        """Room in pools of this model may have grown: its jobs (and the any-model ones) come back."""
+        ids = self._by_model.pop(gpu_model, set()) | self._by_model.pop(ANY_MODEL, set())
+        for job_id in ids:
+            self.unpark(job_id)
+        return ids
+
+    def queue_released(self, queue: str) -> set[JobId]:
+        """A job of this queue stopped holding resources: its quota and fair share may admit others."""
+        ids = self._by_queue.pop(queue, set())
+        for job_id in ids:
+            self.unpark(job_id)
+        return ids
+
+    def clear(self) -> set[JobId]:
+        """Anything may fit now (a cluster became Ready, CPU or memory grew, the policy changed)."""
+        ids = set(self._where)
+        self._by_model.clear()
+        self._by_queue.clear()
+        self._where.clear()
+        return ids
+
+
+__all__ = ["ANY_MODEL", "ParkingLot"]

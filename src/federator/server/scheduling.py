@@ -1,0 +1,313 @@
+"""The scheduling cycle of the live federator: planned on the event loop, computed off it, committed on it.
+
+Why: a cycle over a big backlog takes seconds, and the event loop also serves
+Submit, every agent's stream and its keepalives. A cycle run on the loop
+stalled them all (an agent's lease could run out while the federator was
+busy). Here a cycle has three steps:
+
+1. `plan` (loop, cheap): an immutable `CyclePlan`: the clusters' snapshot,
+   the candidate jobs' requests, the running allocations, and each candidate
+   job's fencing generation as it was.
+2. `compute` (a worker thread): the pure scheduler over the plan. It reads
+   nothing the loop changes: the snapshot and requests are frozen values.
+3. `commit` (loop): decisions are applied only to jobs that are still what
+   the plan saw (still Pending, same generation), on clusters still Ready; the
+   changed jobs are written in one group commit, and only then are launch
+   orders sent (for placements still current after the write).
+
+At most one cycle runs at a time; whatever arrives meanwhile (submissions,
+reports) sets the wake flag and is taken by the next cycle: arrivals coalesce.
+
+A cycle costs what changed: a job the scheduler could not place is parked
+(`parking.py`) and left out of later plans until room may exist for it, so a
+cycle over 100,000 waiting jobs happens when capacity grows, not on every
+submission. Parked jobs keep the pending reason their last cycle gave them.
+
+The GIL: the worker is a thread, so pure-Python scheduling still competes with
+the loop for the interpreter. The federator lowers the switch interval (see
+`SWITCH_INTERVAL_SECONDS`) so the loop gets the interpreter back within a
+fraction of a millisecond when a stream has something to do; docs/benchmarks.md
+measures agent report latency during a 100,000-job cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from federator.model import (
+    ClusterInfo,
+    ClusterState,
+    Job,
+    JobId,
+    JobPhase,
+    JobSpec,
+    Placement,
+    PlacementId,
+    Reason,
+    ReasonCode,
+)
+from federator.scheduler import Allocation, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
+from federator.server.orders import LaunchOrder, Order
+from federator.server.parking import ParkingLot
+
+if TYPE_CHECKING:
+    from federator.server.federator import Federator
+
+log = logging.getLogger("federator.server")
+# The interpreter's default (5 ms) lets a cycle thread hold the GIL for 5 ms each time the loop
+# wants it back, many times per request; 0.5 ms keeps a stream's turn short at a small cost to the cycle.
+SWITCH_INTERVAL_SECONDS = 0.0005
+
+
+@dataclass(frozen=True, slots=True)
+class CyclePlan:
+    """Everything one cycle reads: immutable, so the worker thread may read it while the loop goes on."""
+
+    snapshot: Snapshot
+    requests: tuple[PlacementRequest, ...]
+    running: tuple[Allocation, ...]
+    now: float
+    scheduler: Scheduler
+    generations: Mapping[JobId, int]  # each candidate's and each running job's generation, as planned
+
+
+def compute(plan: CyclePlan) -> CycleResult:
+    """The pure part: safe on any thread."""
+    return plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now)
+
+
+class Cycles:
+    """The federator's cycle machinery: candidate and active job indexes, parking, the worker."""
+
+    def __init__(self, fed: Federator) -> None:
+        self.fed = fed
+        self.parked = ParkingLot()
+        self._candidates: dict[JobId, None] = {}  # pending jobs not parked (may hold stale ids; pruned in plan)
+        self._active: dict[JobId, None] = {}  # jobs that may hold active placements (pruned lazily)
+        self._executor: ThreadPoolExecutor | None = None
+        self.cycles = 0
+        for job in fed.jobs.values():
+            if job.phase is JobPhase.PENDING:
+                self._candidates[job.job_id] = None
+            elif job.phase.is_active:
+                self._active[job.job_id] = None
+
+    # -- what the federator tells the cycle ----------------------------------------------
+
+    def pending(self, job: Job) -> None:
+        """A job is Pending (new, or re-queued): a candidate for the next cycle."""
+        self.parked.unpark(job.job_id)
+        self._candidates[job.job_id] = None
+
+    def gone(self, job: Job) -> None:
+        """A job ended (it may have been parked)."""
+        self.parked.unpark(job.job_id)
+        self._candidates.pop(job.job_id, None)
+
+    def released(self, job: Job, placements: list[Placement]) -> None:
+        """A job's active placements stopped holding resources: jobs that may fit there now come back."""
+        models = {p.gpu_model for p in placements}  # phases may already say Cancelled: the job held them
+        if not models:
+            return
+        for model in models:
+            self._unpark(self.parked.model_changed(model))
+        self._unpark(self.parked.queue_released(job.spec.queue))
+
+    def capacity_changed(self, gpu_models: set[str], *, everything: bool = False) -> None:
+        """A cluster's report differs from its last one (or a cluster became Ready, or the policy changed)."""
+        if everything:
+            self._unpark(self.parked.clear())
+            return
+        for model in gpu_models:
+            self._unpark(self.parked.model_changed(model))
+
+    def _unpark(self, ids: set[JobId]) -> None:
+        for job_id in ids:
+            self._candidates[job_id] = None
+
+    @property
+    def pending_count(self) -> int:
+        """Pending jobs, parked or not (an upper bound: ended jobs leave the candidates lazily)."""
+        return len(self._candidates) + len(self.parked)
+
+    # -- the three steps ------------------------------------------------------------------
+
+    def active_jobs(self) -> list[Job]:
+        jobs = self.fed.jobs
+        out = []
+        for job_id in list(self._active):
+            job = jobs.get(job_id)
+            if job is None or not job.phase.is_active:
+                del self._active[job_id]
+            else:
+                out.append(job)
+        return out
+
+    def snapshot(self) -> Snapshot:
+        """Member clusters as last reported, less what this federator has reserved since."""
+        active: dict[str, list[tuple[Placement, JobSpec]]] = {}
+        for job in self.active_jobs():
+            for p in job.placements:
+                if p.phase.is_active:
+                    active.setdefault(p.cluster, []).append((p, job.spec))
+        infos = []
+        for rec in self.fed.clusters.values():
+            if rec.capacity is None:
+                continue
+            info = ClusterInfo(rec.name, rec.region, rec.state, tuple(sorted(rec.labels.items())), rec.capacity)
+            for p, spec in active.get(rec.name, []):
+                if p.placement_id in rec.capacity.placement_ids:
+                    continue
+                info = _reserve_or_exhaust(info, p, spec)
+            infos.append(info)
+        return Snapshot.of(infos)
+
+    def plan(self) -> CyclePlan:
+        jobs = self.fed.jobs
+        requests: list[PlacementRequest] = []
+        generations: dict[JobId, int] = {}
+        for job_id in list(self._candidates):
+            job = jobs.get(job_id)
+            if job is None or job.phase is not JobPhase.PENDING:
+                del self._candidates[job_id]
+                continue
+            requests.append(PlacementRequest(job.job_id, job.spec, job.spec.replicas, job.submitted_at))
+            generations[job.job_id] = job.generation
+        running: list[Allocation] = []
+        for job in self.active_jobs():
+            generations[job.job_id] = job.generation
+            running.extend(Allocation(job.job_id, job.spec.queue, job.spec.priority, job.spec.preemptible, p.cluster,
+                                      p.gpu_model, p.replicas, job.spec.resources, job.placed_at)
+                           for p in job.placements if p.phase.is_active)
+        return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), self.fed.scheduler,
+                         generations)
+
+    def commit(self, plan: CyclePlan, result: CycleResult) -> tuple[list[Job], list[tuple[str, Order]]]:
+        """Apply a cycle's result in memory to the jobs that are still as planned; the changed jobs and the
+        orders to send once they are stored."""
+        fed = self.fed
+        now = fed.clock()
+        changed: list[Job] = []
+        orders: list[tuple[str, Order]] = []
+        stale_clusters: set[str] = set()
+        for pre in result.preemptions:  # cancels go out before launches
+            job = fed.jobs.get(pre.job_id)
+            if job is None or not job.phase.is_active or job.generation != plan.generations.get(pre.job_id):
+                stale_clusters.add(pre.cluster)  # the room this preemption was to make is not there
+                continue
+            orders.extend(fed.supersede(job, Reason(ReasonCode.PREEMPTED, pre.message)))
+            fed.metrics.preemptions.labels(pre.queue).inc()
+            changed.append(job)
+        for decision in result.decisions:
+            job = fed.jobs.get(decision.job_id)
+            if job is None or job.phase is not JobPhase.PENDING or job.generation != plan.generations.get(job.job_id):
+                continue  # cancelled (or changed) while the cycle ran
+            if any(not self._ready(a.cluster) or a.cluster in stale_clusters for a in decision.assignments):
+                continue  # stays a candidate: the next cycle sees the cluster as it is now
+            job.generation += 1
+            job.placements = [
+                Placement(placement_id=PlacementId(f"{job.job_id}.g{job.generation}.{a.cluster}"), job_id=job.job_id,
+                          cluster=a.cluster, region=a.region, replicas=a.replicas, gpu_model=a.gpu_model,
+                          generation=job.generation)
+                for a in decision.assignments
+            ]
+            for p in job.placements:
+                fed.placement_index[p.placement_id] = job.job_id
+                orders.append((p.cluster, LaunchOrder(p, job.spec)))
+            job.phase = JobPhase.PLACED
+            job.pending_reason = None
+            job.placed_at = now
+            self._candidates.pop(job.job_id, None)
+            self._active[job.job_id] = None
+            fed.metrics.placements.labels("placed").inc()
+            fed.metrics.submit_to_placement.labels(job.spec.queue).observe(max(0.0, now - job.submitted_at))
+            changed.append(job)
+        for job_id, reason in result.pending.items():
+            job = fed.jobs.get(job_id)
+            if job is None or job.phase is not JobPhase.PENDING or job.generation != plan.generations.get(job_id):
+                continue
+            self._candidates.pop(job_id, None)
+            self.parked.park(job_id, job.spec, reason)
+            if job_id not in self.parked:
+                self._candidates[job_id] = None
+            if job.pending_reason != reason:
+                if job.pending_reason is None or job.pending_reason.code != reason.code:
+                    fed.metrics.placements.labels("unschedulable").inc()
+                job.pending_reason = reason
+                changed.append(job)
+        self.cycles += 1
+        return changed, orders
+
+    def _ready(self, cluster: str) -> bool:
+        rec = self.fed.clusters.get(cluster)
+        return rec is not None and rec.state is ClusterState.READY
+
+    # -- running them -------------------------------------------------------------------------
+
+    def run_once(self) -> CycleResult:
+        """One cycle on the caller's thread (tests, the simulator): plan, compute, commit, write, send."""
+        started = time.perf_counter()
+        plan = self.plan()
+        result = compute(plan)
+        changed, orders = self.commit(plan, result)
+        self.fed.journal.write(changed)  # durable before any agent hears of it
+        self._finish(changed, orders, result, started)
+        return result
+
+    async def run_once_async(self) -> CycleResult:
+        """One cycle with its computation on the worker thread; the loop serves streams meanwhile."""
+        started = time.perf_counter()
+        plan = self.plan()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="federator-cycle")
+            if sys.getswitchinterval() > SWITCH_INTERVAL_SECONDS:
+                sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+        result = await asyncio.get_running_loop().run_in_executor(self._executor, compute, plan)
+        changed, orders = self.commit(plan, result)
+        await self.fed.journal.commit(changed)  # durable before any agent hears of it
+        self._finish(changed, orders, result, started)
+        return result
+
+    def _finish(self, changed: list[Job], orders: list[tuple[str, Order]], result: CycleResult,
+                started: float) -> None:
+        fed = self.fed
+        for cluster, order in orders:
+            if isinstance(order, LaunchOrder) and not self._current(order.placement):
+                continue  # cancelled while its write was on its way to disk
+            fed.send(cluster, order)
+        fed.notify(changed)
+        fed.last_cycle = result
+        fed.metrics.observe_cycle(time.perf_counter() - started, result.phase_seconds)
+
+    def _current(self, placement: Placement) -> bool:
+        job = self.fed.jobs.get(placement.job_id)
+        return job is not None and job.phase.is_active and any(
+            p.placement_id == placement.placement_id and p.phase.is_active for p in job.placements)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> ClusterInfo:
+    """Hold a placement's resources in the snapshot; if a stale report cannot hold them, hold everything."""
+    try:
+        return reserve(info, resources=spec.resources, replicas=p.replicas,
+                       gpus_per_replica=-(-spec.resources.gpu_milli // 1000), gpu_model=p.gpu_model)
+    except ValueError:
+        pools = tuple(
+            replace(pool, nodes_by_free_gpus=(pool.nodes,), shared_gpus=()) if pool.gpu_model == p.gpu_model else pool
+            for pool in info.capacity.gpu_pools
+        )
+        return replace(info, capacity=replace(info.capacity, gpu_pools=pools))
+
+
+__all__ = ["SWITCH_INTERVAL_SECONDS", "CyclePlan", "Cycles", "compute"]

@@ -1,0 +1,190 @@
+"""Group commit: many job writes share one store transaction (one fsync in SQLite).
+
+Why: with `synchronous=FULL` every SQLite commit is an fsync, and the disk, not
+Python, then bounds Submit at a few hundred per second. Here writes queue up
+while the previous batch is being committed; the next batch takes all of them
+in one transaction. Each writer is released only after *its* batch is durable,
+so "stored before acknowledged" still holds for every single Submit.
+
+The writer runs on a thread of its own, started when a write arrives and
+ended when the queue is empty, so the event loop never waits for the disk
+(and a Kubernetes-mode store's HTTP writes leave the loop too). Writes are
+applied in the order they were queued; within one batch only the newest state
+of each job is written (a job changed twice while the disk was busy is written
+once: coalesced per object).
+
+Two ways in:
+
+- `await commit(jobs)`: the asyncio path (Submit, the scheduling cycle): the
+  caller's coroutine resumes once the batch holding its jobs is committed.
+- `write(jobs)`: the synchronous path (agent updates, cancels, tests): blocks
+  until written; with nothing queued it writes on the caller's thread, which
+  is what the store did before group commit existed.
+
+Jobs are copied when queued (`freeze`), so the writer thread never reads a
+`Job` the event loop is changing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from federator.model import Job, JobId
+from federator.store.sqlite import JobStore
+
+log = logging.getLogger("federator.store")
+MAX_BATCH_JOBS = 2_000  # one transaction's size: bounds the time one batch holds the writer
+
+
+def freeze(job: Job) -> Job:
+    """A copy of a job the loop may keep changing: its spec is frozen already, its placements are not."""
+    return replace(job, placements=[replace(p) for p in job.placements])
+
+
+@dataclass(slots=True)
+class _Write:
+    jobs: list[Job]
+    done: threading.Event | None = None  # a synchronous writer waits on this
+    future: asyncio.Future[None] | None = None  # an asyncio writer awaits this
+    loop: asyncio.AbstractEventLoop | None = None
+    error: BaseException | None = field(default=None)
+
+    def finish(self, error: BaseException | None) -> None:
+        self.error = error
+        if self.done is not None:
+            self.done.set()
+        if self.future is not None and self.loop is not None:
+            try:
+                self.loop.call_soon_threadsafe(_resolve, self.future, error)
+            except RuntimeError:  # the loop is closed (shutdown): nobody awaits this write any more
+                pass
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # the awaiting coroutine was cancelled: the write happened all the same
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+class GroupCommit:
+    """Batches job writes to a `JobStore`; see the module docstring."""
+
+    def __init__(self, store: JobStore, *, max_batch: int = MAX_BATCH_JOBS) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._cv = threading.Condition()
+        self._queue: deque[_Write] = deque()
+        self._busy = False  # a thread (the writer, or a synchronous caller) is inside store.put
+        self.batches = 0  # transactions committed: the number of fsyncs, for benchmarks and tests
+        self.jobs_written = 0
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for the writer (back-pressure reads this)."""
+        with self._cv:
+            return sum(len(w.jobs) for w in self._queue)
+
+    async def commit(self, jobs: Iterable[Job]) -> None:
+        """Queue these jobs' current state; return once the batch holding them is durable."""
+        frozen = [freeze(j) for j in jobs]
+        if not frozen:
+            return
+        loop = asyncio.get_running_loop()
+        w = _Write(frozen, future=loop.create_future(), loop=loop)
+        self._enqueue(w)
+        assert w.future is not None
+        await w.future
+
+    def write(self, jobs: Iterable[Job]) -> None:
+        """Write these jobs now, after everything already queued; blocks until durable."""
+        frozen = [freeze(j) for j in jobs]
+        if not frozen:
+            return
+        with self._cv:
+            inline = not self._busy and not self._queue
+            if inline:
+                self._busy = True
+        if inline:
+            try:
+                self._put(frozen)
+            finally:
+                self._release()
+            return
+        w = _Write(frozen, done=threading.Event())
+        self._enqueue(w)
+        assert w.done is not None
+        w.done.wait()
+        if w.error is not None:
+            raise w.error
+
+    def drain(self) -> None:
+        """Block until every write queued so far is committed (shutdown)."""
+        w = _Write([], done=threading.Event())
+        with self._cv:
+            if not self._busy and not self._queue:
+                return
+        self._enqueue(w)
+        assert w.done is not None
+        w.done.wait()
+
+    # -- the writer thread -----------------------------------------------------------
+
+    def _enqueue(self, w: _Write) -> None:
+        with self._cv:
+            self._queue.append(w)
+            if self._busy:
+                return
+            self._busy = True
+        threading.Thread(target=self._run, name="federator-store-writer", daemon=True).start()
+
+    def _release(self) -> None:
+        """A synchronous inline write is done: hand over to a writer thread if writes queued meanwhile."""
+        with self._cv:
+            if not self._queue:
+                self._busy = False
+                return
+        threading.Thread(target=self._run, name="federator-store-writer", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                if not self._queue:
+                    self._busy = False
+                    return
+                batch: list[_Write] = []
+                size = 0
+                while self._queue and (not batch or size + len(self._queue[0].jobs) <= self.max_batch):
+                    w = self._queue.popleft()
+                    batch.append(w)
+                    size += len(w.jobs)
+            latest: dict[JobId, Job] = {}
+            for w in batch:
+                for job in w.jobs:
+                    latest.pop(job.job_id, None)  # re-insert: written in the order of its newest change
+                    latest[job.job_id] = job
+            error: BaseException | None = None
+            try:
+                self._put(list(latest.values()))
+            except Exception as exc:  # the writers hear of it; the thread goes on with the next batch
+                log.exception("writing %d jobs to the store failed", len(latest))
+                error = exc
+            for w in batch:
+                w.finish(error)
+
+    def _put(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        self.store.put(jobs)
+        self.batches += 1
+        self.jobs_written += len(jobs)
+
+
+__all__ = ["MAX_BATCH_JOBS", "GroupCommit", "freeze"]

@@ -1,0 +1,247 @@
+"""The live federator's cycle runs off the event loop, commits only what is still true, and parks what fits nowhere.
+
+A scheduler that holds its cycle until the test lets it go stands for a cycle
+over a huge backlog: nothing here depends on how fast the machine is. What is
+checked is *order* on the real agent stream: the federator answers a report
+while the cycle is still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from server_support import H100, Clock, MemoryStore, capacity, join, make, spec
+
+from federator.api import convert
+from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from federator.model import ClusterState, JobPhase, ReasonCode
+from federator.scheduler import CycleResult, PlacementRequest, Scheduler, Snapshot
+from federator.security.auth import Authenticator
+from federator.security.limits import Limits
+from federator.server.federator import Federator
+from federator.server.orders import CancelOrder, LaunchOrder
+from federator.server.services import AgentService, JobService
+from federator.store import SqliteJobStore
+
+A_WHILE = 60.0  # only a guard against a hang: no assertion depends on it
+
+
+class HeldScheduler(Scheduler):
+    """Schedules for real, but holds each cycle open until `release` is set (a cycle over a huge backlog)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.finished = threading.Event()
+
+    def schedule(self, snapshot: Snapshot, requests: Sequence[PlacementRequest], **kw: Any) -> CycleResult:
+        self.started.set()
+        self.release.wait(A_WHILE)
+        try:
+            return super().schedule(snapshot, requests, **kw)
+        finally:
+            self.finished.set()
+
+
+def _report(*placement_ids: str) -> agent_pb2.AgentMessage:
+    return agent_pb2.AgentMessage(capacity=convert.capacity_to_pb(capacity(*placement_ids)))
+
+
+def test_an_agent_report_is_answered_and_its_lease_kept_while_a_cycle_over_a_backlog_runs() -> None:
+    async def scenario() -> None:
+        held = HeldScheduler()
+        fed = Federator(store=MemoryStore(), scheduler=held, lease_seconds=10.0, cycle_interval=0.05)
+        for i in range(2_000):  # a backlog nothing can hold: 16 GPUs per replica
+            fed.submit(spec(f"big-{i}", gpus=16))
+        server = grpc.aio.server()
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, Authenticator(insecure=True)), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        runner = asyncio.get_running_loop().create_task(fed.run())
+        outgoing: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
+
+        async def requests() -> AsyncIterator[agent_pb2.AgentMessage]:
+            while (m := await outgoing.get()) is not None:
+                yield m
+
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                call = agent_pb2_grpc.AgentServiceStub(ch).Connect(requests())
+                await outgoing.put(agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster="east-1", region="east")))
+                assert (await asyncio.wait_for(call.read(), A_WHILE)).WhichOneof("body") == "welcome"
+                await outgoing.put(_report())
+                assert await asyncio.to_thread(held.started.wait, A_WHILE)  # a cycle is now running
+                # The agent reports a placement the federator never gave it: the answer is a Cancel, on the
+                # same stream, and it comes while the cycle is still running.
+                await outgoing.put(_report("stray.g1.east-1"))
+                answer = await asyncio.wait_for(call.read(), A_WHILE)
+                cycle_was_running = not held.finished.is_set()
+                rec = fed.clusters["east-1"]
+                fed.check_leases()
+                state_during_cycle = rec.state
+                held.release.set()
+                assert answer.WhichOneof("body") == "cancel" and answer.cancel.placement_id == "stray.g1.east-1"
+                assert cycle_was_running, "the report was answered only after the cycle ended"
+                assert state_during_cycle is ClusterState.READY and rec.connected
+                assert await asyncio.to_thread(held.finished.wait, A_WHILE)
+                await outgoing.put(None)
+                call.cancel()
+        finally:
+            held.release.set()
+            runner.cancel()
+            await server.stop(0)
+            fed.cycles.close()
+        waiting = [j for j in fed.jobs.values() if j.phase is JobPhase.PENDING]
+        assert len(waiting) == 2_000 and fed.cycles.cycles >= 1
+
+    asyncio.run(scenario())
+
+
+def test_a_job_cancelled_while_its_cycle_runs_is_not_placed_and_never_launched() -> None:
+    async def scenario() -> None:
+        held = HeldScheduler()
+        fed = Federator(store=MemoryStore(), scheduler=held, cycle_interval=0.05)
+        rec = join(fed, "east-1")
+        job = fed.submit(spec("short-lived", gpus=1))
+        cycle = asyncio.get_running_loop().create_task(fed.cycles.run_once_async())
+        assert await asyncio.to_thread(held.started.wait, A_WHILE)
+        fed.cancel(job.job_id)  # the cycle, on its thread, is about to place it
+        held.release.set()
+        result = await cycle
+        fed.cycles.close()
+        assert [d.job_id for d in result.decisions] == [job.job_id]  # the cycle did decide to place it...
+        assert fed.jobs[job.job_id].phase is JobPhase.CANCELLED  # ...but the cancel stands
+        assert fed.jobs[job.job_id].placements == []
+        sent = []
+        while not rec.outbox.empty():
+            sent.append(rec.outbox.get_nowait())
+        assert not any(isinstance(o, LaunchOrder) for o in sent), sent
+
+    asyncio.run(scenario())
+
+
+def test_a_job_that_fits_nowhere_is_parked_until_its_pool_changes() -> None:
+    store, clock = MemoryStore(), Clock()
+    fed = make(store, clock)
+    rec = join(fed, "east-1")  # 4 nodes of 8 free H100
+    huge = fed.submit(spec("huge", gpus=8, replicas=5))
+    small = fed.submit(spec("small", gpus=1))
+    fed.schedule_once()
+    assert fed.jobs[small.job_id].phase is JobPhase.PLACED
+    assert fed.jobs[huge.job_id].pending_reason is not None
+    assert fed.jobs[huge.job_id].pending_reason.code is ReasonCode.GANG_DOES_NOT_FIT
+    assert huge.job_id in fed.cycles.parked
+    later = fed.submit(spec("later", gpus=1))
+    assert [r.job_id for r in fed.cycles.plan().requests] == [later.job_id]  # the parked job costs nothing
+    fed.report(rec, capacity(f"{small.job_id}.g1.east-1"))  # the same capacity as before: still parked
+    assert huge.job_id in fed.cycles.parked
+    fed.report(rec, capacity(f"{small.job_id}.g1.east-1", free=7))  # the H100 pool changed: it may fit now
+    assert huge.job_id not in fed.cycles.parked
+    assert huge.job_id in {r.job_id for r in fed.cycles.plan().requests}
+
+
+def test_a_finished_job_brings_back_the_parked_jobs_of_its_pool() -> None:
+    store, clock = MemoryStore(), Clock()
+    fed = make(store, clock)
+    join(fed, "east-1")
+    first = fed.submit(spec("first", gpus=8, replicas=4))
+    second = fed.submit(spec("second", gpus=8, replicas=4))
+    fed.schedule_once()
+    assert fed.jobs[first.job_id].phase is JobPhase.PLACED and second.job_id in fed.cycles.parked
+    fed.cancel(first.job_id)
+    assert second.job_id not in fed.cycles.parked
+    fed.schedule_once()
+    assert fed.jobs[second.job_id].phase is JobPhase.PLACED
+    assert any(isinstance(o, CancelOrder) for o in _drain(fed))
+
+
+def _drain(fed: Federator) -> list[object]:
+    out = []
+    for rec in fed.clusters.values():
+        while not rec.outbox.empty():
+            out.append(rec.outbox.get_nowait())
+    return out
+
+
+def test_submit_is_refused_with_retry_advice_when_the_queue_is_full_and_nothing_accepted_is_lost(
+        tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+
+    async def scenario() -> tuple[list[str], grpc.aio.AioRpcError]:
+        fed = Federator(store=SqliteJobStore(db), limits=Limits(max_pending_jobs=3, queue_full_retry_seconds=2))
+        server = grpc.aio.server()
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        accepted: list[str] = []
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                stub = jobs_pb2_grpc.JobServiceStub(ch)
+                calls = [stub.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec(f"j-{i}", gpus=1))))
+                         for i in range(5)]
+                refused: grpc.aio.AioRpcError | None = None
+                for call in calls:
+                    try:
+                        accepted.append((await call).job.job_id)
+                    except grpc.aio.AioRpcError as err:
+                        refused = err
+                        assert (await call.trailing_metadata()) is not None
+                assert refused is not None
+                full = fed.metrics.registry.get_sample_value("federator_messages_rejected_total",
+                                                             {"reason": "queue_full"})
+                assert full == 2.0
+        finally:
+            await server.stop(0)
+            fed.store.close()
+        return accepted, refused
+
+    accepted, refused = asyncio.run(scenario())
+    assert refused.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "queue is full" in (refused.details() or "") and "retry after 2s" in (refused.details() or "")
+    assert dict(refused.trailing_metadata() or ())["retry-after"] == "2"
+    assert len(accepted) == 3
+    reopened = SqliteJobStore(db)
+    assert sorted(j.job_id for j in reopened.load()) == sorted(accepted)  # every accepted job, and no other
+    reopened.close()
+
+
+def test_concurrent_submits_share_one_commit_and_each_is_answered_after_it() -> None:
+    class GatedStore(MemoryStore):
+        """The first write waits for the test: every submit after it queues behind one busy disk."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = threading.Event()
+            self.batches: list[int] = []
+
+        def put(self, jobs: Any) -> None:
+            jobs = list(jobs)
+            self.gate.wait(A_WHILE)
+            super().put(jobs)
+            self.batches.append(len(jobs))
+
+    async def scenario() -> None:
+        store = GatedStore()
+        fed = Federator(store=store)
+        tasks = [asyncio.get_running_loop().create_task(fed.submit_async(spec(f"j-{i}", gpus=1)))
+                 for i in range(50)]
+        while fed.journal.queued < 49:  # the first write holds the disk; the other 49 wait behind it
+            await asyncio.sleep(0.01)
+        assert not any(t.done() for t in tasks)  # none acknowledged before its write
+        assert fed.cycles.pending_count == 0  # and none is a scheduling candidate yet
+        store.gate.set()
+        jobs = await asyncio.gather(*tasks)
+        assert store.batches == [1, 49]  # two transactions for fifty submissions
+        assert sorted(store.docs) == sorted(j.job_id for j in jobs)
+        assert fed.cycles.pending_count == 50
+
+    asyncio.run(scenario())
+
+
+__all__ = ["H100"]
