@@ -4,6 +4,11 @@ A job file has the same shape as the FederatedJob custom resource, so a file
 that `federator submit` takes is one `kubectl apply` takes too. Every problem
 is reported with the path of the field at fault, and all problems of a
 document are reported at once.
+
+`spec.workload` embeds the user's own object (a JobSet, a LeaderWorkerSet, ...);
+its replicas and per-replica resources are derived from the object's pod sets
+by the adapter of its kind (`backends/kube/workloads`), the same pure functions
+the agent renders it with, so the two never disagree.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from federator.backends.kube.workloads import DEFAULT_MASTER_PORT, WorkloadError, adapter_for, needs
+from federator.backends.kube.workloads.rendezvous import master_port
 from federator.model import JobKind, JobSpec, QuantityError, Resources, to_bytes, to_milli
 
 API_VERSION = "federator.io/v1alpha1"
@@ -91,19 +98,37 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     labels = _string_map(meta.get("labels"), "metadata.labels", bad)
     annotations = _string_map(meta.get("annotations"), "metadata.annotations", bad)
 
+    _master_port(annotations, bad)
+    has_workload = "workload" in spec
+    brought = _workload(spec.get("workload"), bad) if has_workload else None
+    for derived in ("replicas", "resources", "template"):
+        if has_workload and derived in spec:
+            bad(f"spec.{derived}", "is derived from spec.workload (its pod sets); remove it")
+
     kind_raw = spec.get("kind")
-    kind = JobKind.TRAINING
-    if not isinstance(kind_raw, str) or kind_raw not in {k.value for k in JobKind}:
+    kind = brought.kind if brought is not None else JobKind.TRAINING
+    if has_workload and (kind_raw is None or brought is None):
+        pass
+    elif not isinstance(kind_raw, str) or kind_raw not in {k.value for k in JobKind}:
         bad("spec.kind", f"must be one of {', '.join(k.value for k in JobKind)}, got {kind_raw!r}")
+    elif brought is not None and kind_raw != brought.kind.value:
+        bad("spec.kind", f"is {kind_raw}, but spec.workload ({brought.kind_name}) is {brought.kind.value} work; "
+                         "leave spec.kind out")
     else:
         kind = JobKind(kind_raw)
 
-    replicas = spec.get("replicas", 1)
+    replicas = brought.replicas if brought is not None else spec.get("replicas", 1)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
-        bad("spec.replicas", f"must be an integer from 1 to {MAX_REPLICAS}, got {replicas!r}")
+        where = "spec.workload (its pod sets)" if brought is not None else "spec.replicas"
+        bad(where, f"must come to an integer from 1 to {MAX_REPLICAS} replicas, got {replicas!r}")
         replicas = 1
 
-    resources = _resources(spec.get("resources"), bad)
+    if has_workload:
+        resources = brought.resources if brought is not None else Resources(cpu_milli=1)
+    else:
+        resources = _resources(spec.get("resources"), bad)
+    if brought is not None and resources.gpu_milli > MAX_GPUS_PER_REPLICA * 1000:
+        bad("spec.workload", f"at most {MAX_GPUS_PER_REPLICA} GPUs per replica, got {resources.gpu_milli // 1000}")
     gpu_models = _gpu_models(spec.get("gpuModels"), bad)
     if gpu_models and resources.gpu_milli == 0:
         bad("spec.gpuModels", f"is set but spec.resources asks for no {GPU_RESOURCE}")
@@ -157,7 +182,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         else:
             template_json = json.dumps(template, sort_keys=True)
 
-    known = {"kind", "replicas", "resources", "gpuModels", "queue", "priority", "regions", "template", "preemptible"}
+    known = {"kind", "replicas", "resources", "gpuModels", "queue", "priority", "regions", "template", "preemptible",
+             "workload"}
     for key in spec:
         if key not in known:
             bad(f"spec.{key}", f"is not a known field (known: {', '.join(sorted(known))})")
@@ -181,7 +207,48 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         min_regions=min_regions,
         user_region=user_region,
         max_latency_ms=max_latency,
+        workload_json=brought.json if brought is not None else "",
+        group_size=brought.group_size if brought is not None else 1,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Brought:
+    """What spec.workload comes to, through its kind's adapter (the one the agent renders it with)."""
+
+    kind: JobKind
+    kind_name: str
+    replicas: int
+    resources: Resources
+    group_size: int
+    json: str
+
+
+def _workload(value: object, bad: Any) -> _Brought | None:
+    """spec.workload: one object of a supported kind; its pod sets give the replicas and resources."""
+    if not isinstance(value, Mapping):
+        bad("spec.workload", f"must be a Kubernetes object (apiVersion, kind, spec), got {type(value).__name__}")
+        return None
+    try:
+        adapter = adapter_for(value)
+        replicas, resources = needs(adapter.pod_sets(value))
+        group_size = adapter.group_size(value)
+    except WorkloadError as exc:
+        bad(f"spec.workload.{exc.field}" if exc.field else "spec.workload", exc.problem)
+        return None
+    if resources.gpu_milli == 0 and resources.cpu_milli == 0 and resources.memory_bytes == 0:
+        bad("spec.workload", "its pods ask for nothing; set resources.requests (cpu, memory or nvidia.com/gpu) "
+                             "on the containers")
+        return None
+    return _Brought(kind=adapter.job_kind, kind_name=adapter.kind, replicas=replicas, resources=resources,
+                    group_size=group_size, json=json.dumps(value, sort_keys=True))
+
+
+def _master_port(annotations: Mapping[str, str], bad: Any) -> None:
+    try:
+        master_port(annotations, DEFAULT_MASTER_PORT)
+    except WorkloadError as exc:
+        bad(exc.field, exc.problem)
 
 
 def _mapping(value: object, field: str, bad: Any) -> Mapping[str, Any]:
@@ -265,6 +332,12 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
         resources[GPU_RESOURCE] = g // 1000 if g % 1000 == 0 else f"{g}m"
     body: dict[str, Any] = {"kind": spec.kind.value, "replicas": spec.replicas, "resources": resources,
                             "queue": spec.queue, "priority": spec.priority}
+    if spec.workload_json:  # kind, replicas and resources are the workload's own
+        try:
+            workload: object = json.loads(spec.workload_json)
+        except ValueError:
+            workload = spec.workload_json  # parse_job says what is wrong with it
+        body = {"workload": workload, "queue": spec.queue, "priority": spec.priority}
     if spec.gpu_models:
         body["gpuModels"] = list(spec.gpu_models)
     regions: dict[str, Any] = {}

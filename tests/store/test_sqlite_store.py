@@ -57,3 +57,16 @@ def test_a_database_of_the_first_schema_loads_and_request_ids_survive_reopen(tmp
         assert reopened.submit(job("new"), request_id="req-1").job_id == new.job_id
         store.close()
     assert sqlite3.connect(db).execute("SELECT value FROM meta").fetchall() == [("1",)]
+
+
+def test_a_brought_workload_survives_reopen(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    db = tmp_path / "f.db"
+    lws = json.dumps({"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "spec": {}})
+    j = Job(JobId("l-1"), replace(job("l", replicas=8, gpus=8), workload_json=lws, group_size=4), submitted_at=1.0)
+    store = SqliteJobStore(db)
+    store.put([j])
+    store.close()
+    (loaded,) = SqliteJobStore(db).load()
+    assert loaded.spec == j.spec and loaded.spec.workload_kind == "LeaderWorkerSet.leaderworkerset.x-k8s.io"

@@ -6,6 +6,8 @@ transports (server, agent, CLI client) touch generated messages.
 
 from __future__ import annotations
 
+import re
+
 from federator.api.v1 import agent_pb2, jobs_pb2, types_pb2
 from federator.model import (
     ClusterCapacity,
@@ -33,6 +35,10 @@ _PHASE_TO_PB = {
     JobPhase.CANCELLED: types_pb2.JOB_PHASE_CANCELLED,
 }
 _PHASE_FROM_PB: dict[int, JobPhase] = {v: k for k, v in _PHASE_TO_PB.items()}
+
+
+MAX_WORKLOAD_KINDS = 64
+_KIND = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,62}(\.[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)?$")
 
 
 class WireError(ValueError):
@@ -72,17 +78,22 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         min_regions=spec.min_regions,
         user_region=spec.user_region,
         max_latency_ms=spec.max_latency_ms,
+        workload_json=spec.workload_json,
+        group_size=spec.group_size,
     )
 
 
 def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
     """Structural translation only; semantic validation is federator.jobfile's job."""
-    if pb.kind not in _KIND_FROM_PB:
+    kind = _KIND_FROM_PB.get(pb.kind)
+    if kind is None and pb.workload_json and pb.kind == types_pb2.JOB_KIND_UNSPECIFIED:
+        kind = JobKind.TRAINING  # derived from the workload on Submit (jobfile.parse_job)
+    if kind is None:
         raise WireError(f"spec.kind: must be training or inference, got enum value {pb.kind}")
     return JobSpec(
         name=pb.name,
         namespace=pb.namespace or "default",
-        kind=_KIND_FROM_PB[pb.kind],
+        kind=kind,
         replicas=pb.replicas,
         resources=Resources(pb.resources.cpu_milli, pb.resources.memory_bytes, pb.resources.gpu_milli),
         gpu_models=tuple(pb.gpu_models),
@@ -96,6 +107,8 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         min_regions=pb.min_regions or 1,
         user_region=pb.user_region,
         max_latency_ms=pb.max_latency_ms,
+        workload_json=pb.workload_json,
+        group_size=max(1, pb.group_size),
     )
 
 
@@ -160,6 +173,7 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
         node_cpu_milli_free_max=cap.node_cpu_milli_free_max,
         node_memory_bytes_free_max=cap.node_memory_bytes_free_max,
         placement_ids=sorted(cap.placement_ids),
+        workload_kinds=sorted(cap.workload_kinds),
     )
 
 
@@ -174,6 +188,12 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
             raise WireError(f"capacity.gpu_pools[{i}].shared_gpus: free_milli must be 1..999, counts not negative")
         shared = tuple(sorted((s.free_milli, s.count) for s in p.shared_gpus if s.count))
         pools.append(GpuPool(p.gpu_model, tuple(p.nodes_by_free_gpus), p.total_gpus, p.allocatable_gpus, shared))
+    if len(pb.workload_kinds) > MAX_WORKLOAD_KINDS:
+        raise WireError(f"capacity.workload_kinds: at most {MAX_WORKLOAD_KINDS} kinds, got {len(pb.workload_kinds)}")
+    for i, k in enumerate(pb.workload_kinds):
+        if not _KIND.match(k):
+            raise WireError(f"capacity.workload_kinds[{i}]: must be Kind.group (such as JobSet.jobset.x-k8s.io), "
+                            f"got {k[:80]!r}")
     for name in ("cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free",
                  "node_cpu_milli_free_max", "node_memory_bytes_free_max"):
         if getattr(pb, name) < 0:
@@ -188,6 +208,7 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
         node_memory_bytes_free_max=pb.node_memory_bytes_free_max,
         sequence=pb.sequence,
         placement_ids=frozenset(pb.placement_ids),
+        workload_kinds=frozenset(pb.workload_kinds),
     )
 
 

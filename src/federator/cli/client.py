@@ -228,7 +228,8 @@ def _cap_doc(cap: Any) -> Any:
     return {"gpu_pools": [{"gpu_model": p.gpu_model, "nodes_by_free_gpus": list(p.nodes_by_free_gpus),
                            "total_gpus": p.total_gpus, "free_gpus": p.free_gpus} for p in cap.gpu_pools],
             "cpu_milli_free": cap.cpu_milli_free, "cpu_milli_allocatable": cap.cpu_milli_allocatable,
-            "memory_bytes_free": cap.memory_bytes_free, "memory_bytes_allocatable": cap.memory_bytes_allocatable}
+            "memory_bytes_free": cap.memory_bytes_free, "memory_bytes_allocatable": cap.memory_bytes_allocatable,
+            "workload_kinds": sorted(cap.workload_kinds)}
 
 
 def _cancel(args: argparse.Namespace) -> int:

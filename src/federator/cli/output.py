@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from federator.model import ClusterCapacity, Job, format_gpus
+from federator.model import BUILTIN_WORKLOAD_KINDS, ClusterCapacity, Job, format_gpus
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -38,7 +38,7 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
     now = time.time()
     headers = ["JOB", "KIND", "QUEUE", "PHASE", "CLUSTER", "REGION", "GPUS", "WAIT"]
     if wide:
-        headers += ["GPU MODEL", "PLACEMENTS", "MESSAGE"]
+        headers += ["WORKLOAD", "GPU MODEL", "PLACEMENTS", "MESSAGE"]
     headers.append("REASON")
     rows = []
     for j in jobs:
@@ -52,7 +52,8 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
                _age(job_wait(j, now))]
         if wide:
             models = ",".join(dict.fromkeys(p.gpu_model for p in j.placements if p.gpu_model)) or "-"
-            row += [models, ",".join(f"{p.cluster}x{p.replicas}" for p in j.placements) or "-", j.message or "-"]
+            placements = ",".join(f"{p.cluster}x{p.replicas}" for p in j.placements) or "-"
+            row += [j.spec.workload_kind.split(".", 1)[0] or "-", models, placements, j.message or "-"]
         row.append(reason)
         rows.append(row)
     return headers, rows
@@ -61,7 +62,7 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
 def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[list[str], list[list[str]]]:
     headers = ["CLUSTER", "REGION", "STATE", "GPUS FREE/TOTAL", "CPUS FREE", "PLACEMENTS", "REPORT AGE"]
     if wide:
-        headers.append("GPU MODELS (free/total)")
+        headers += ["GPU MODELS (free/total)", "WORKLOAD KINDS"]
     rows = []
     now = time.time()
     for c in clusters:
@@ -72,6 +73,8 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
                _age(now - c["last_report_at"]) if c["last_report_at"] else "-"]
         if wide:
             row.append(", ".join(f"{p.gpu_model} {p.free_gpus}/{p.total_gpus}" for p in cap.gpu_pools) if cap else "-")
+            row.append(",".join(sorted(k.split(".", 1)[0] for k in cap.workload_kinds or BUILTIN_WORKLOAD_KINDS))
+                       if cap else "-")
         rows.append(row)
     return headers, rows
 

@@ -188,6 +188,14 @@ def _fraction_capacity(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...
     return sum((f // milli) * n for f, n in shared) + whole * (MILLI // milli)
 
 
+BUILTIN_WORKLOAD_KINDS = frozenset({"Job.batch", "Deployment.apps", "StatefulSet.apps"})
+"""Workload kinds every Kubernetes cluster serves: what a cluster that advertises no kinds runs."""
+WORKLOAD_KINDS = BUILTIN_WORKLOAD_KINDS | frozenset({
+    "JobSet.jobset.x-k8s.io", "LeaderWorkerSet.leaderworkerset.x-k8s.io", "TrainJob.trainer.kubeflow.org",
+    "PyTorchJob.kubeflow.org", "RayJob.ray.io"})
+"""Every kind a FederatedJob's spec.workload may be ("Kind.group"); a simulated cluster runs them all."""
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterCapacity:
     gpu_pools: tuple[GpuPool, ...] = ()
@@ -199,6 +207,11 @@ class ClusterCapacity:
     node_memory_bytes_free_max: int = 0
     sequence: int = 0
     placement_ids: frozenset[str] = frozenset()
+    workload_kinds: frozenset[str] = frozenset()  # "Kind.group" it can run; empty = BUILTIN_WORKLOAD_KINDS
+
+    def runs(self, workload_kind: str) -> bool:
+        """Whether the cluster can run a workload of this kind ("" = the federator's own Job/Deployment)."""
+        return not workload_kind or workload_kind in (self.workload_kinds or BUILTIN_WORKLOAD_KINDS)
 
     def pool(self, gpu_model: str) -> GpuPool | None:
         for pool in self.gpu_pools:

@@ -90,6 +90,7 @@ _SEVERITY = [
     ReasonCode.LATENCY_BUDGET,
     ReasonCode.REGION_UNAVAILABLE,
     ReasonCode.GPU_MODEL_UNAVAILABLE,
+    ReasonCode.WORKLOAD_KIND_UNSUPPORTED,
     ReasonCode.CLUSTER_NOT_READY,
 ]
 # Reasons more room could cure: only these jobs may preempt. REGION_UNAVAILABLE comes only from a
@@ -339,8 +340,10 @@ class Scheduler:
 
     def _spread_counts(self, request: PlacementRequest, txn: Txn, board: _Board) -> Counter[str] | Reason:
         """Replicas per cluster for a spread request over the txn's current view (an open attempt
-        included: preemption asks with its victims released); reads only, reserves nothing."""
-        one = replace(request, replicas=1)
+        included: preemption asks with its victims released); reads only, reserves nothing. It counts
+        whole groups of `spec.group_size` (a LeaderWorkerSet group stays in one cluster)."""
+        g = max(1, request.spec.group_size)
+        one = replace(request, replicas=g)
         key = _key(one)
         names = board.ranked(one, key)
         if not names:
@@ -348,9 +351,9 @@ class Scheduler:
         preferred = set(request.spec.preferred_regions)
         near = [n for n in names if txn.get(n).region in preferred]
         tiers = [near, [n for n in names if n not in set(near)]] if near else [names]
-        caps = _LazyCaps(one, txn)
+        caps = _LazyCaps(one, txn, per=g)
         counts: Counter[str] = Counter()
-        left = request.replicas
+        left = request.replicas // g
         if request.spec.min_regions > 1:
             seeds: dict[str, str] = {}
             for n in (n for tier in tiers for n in tier):
@@ -384,8 +387,9 @@ class Scheduler:
         if left:
             code = ReasonCode.INSUFFICIENT_GPUS if request.gpu_milli else ReasonCode.INSUFFICIENT_CPU
             where = f"{len(names)} clusters" if len(names) != 1 else f"the one cluster with room ({names[0]})"
-            return Reason(code, f"only {request.replicas - left} of {request.replicas} replicas fit across {where}")
-        return counts
+            return Reason(code, f"only {request.replicas - left * g} of {request.replicas} replicas fit across "
+                                f"{where}" + (f" (in groups of {g})" if g > 1 else ""))
+        return Counter({n: c * g for n, c in counts.items()}) if g > 1 else counts
 
     # -- preemption -------------------------------------------------------
 
@@ -518,12 +522,12 @@ def _reserve_spread(request: PlacementRequest, txn: Txn, counts: Mapping[str, in
 class _LazyCaps(dict[str, int]):
     """Fit counts of clusters for a spread request, computed on first use (most spreads need few)."""
 
-    def __init__(self, request: PlacementRequest, txn: Txn) -> None:
+    def __init__(self, request: PlacementRequest, txn: Txn, *, per: int = 1) -> None:
         super().__init__()
-        self.request, self.txn = request, txn
+        self.request, self.txn, self.per = request, txn, per
 
     def __missing__(self, name: str) -> int:
-        value = self[name] = _fit_count(self.request, self.txn.get(name))
+        value = self[name] = _fit_count(self.request, self.txn.get(name)) // self.per
         return value
 
 
@@ -543,10 +547,11 @@ def _fit_count(request: PlacementRequest, cluster: ClusterInfo) -> int:
 
 
 def _split_by_model(request: PlacementRequest, cluster: ClusterInfo, replicas: int) -> list[tuple[str, int]]:
-    """`replicas` replicas over the cluster's accepted models, tightest-fitting pool first."""
+    """`replicas` replicas over the cluster's accepted models, tightest-fitting pool first (in groups)."""
     if not request.gpu_milli:
         return [("", replicas)]
-    pools = sorted((p.replica_capacity(request.gpu_milli), m) for m in matching_models(request, cluster)
+    g = max(1, request.spec.group_size)
+    pools = sorted((p.replica_capacity(request.gpu_milli) // g * g, m) for m in matching_models(request, cluster)
                     if (p := cluster.capacity.pool(m)) is not None)
     out: list[tuple[str, int]] = []
     left = replicas

@@ -53,7 +53,7 @@ class PlacementRequest:
         """Everything filters and scores read: requests of one shape place alike within a cycle."""
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.gpu_models, self.blocked_models, s.preferred_regions,
-                s.user_region, s.max_latency_ms)
+                s.user_region, s.max_latency_ms, s.workload_kind)
 
 
 @dataclass(frozen=True, slots=True)

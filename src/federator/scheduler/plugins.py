@@ -40,6 +40,20 @@ class ClusterReady:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkloadKind:
+    """A job that brings its own workload (a JobSet, a LeaderWorkerSet, ...) goes only to clusters that
+    serve that kind: their agent lists it (the controller's CRDs are installed there)."""
+
+    name: str = "WorkloadKind"
+
+    def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
+        kind = request.spec.workload_kind
+        if cluster.capacity.runs(kind):
+            return None
+        return Reason(ReasonCode.WORKLOAD_KIND_UNSUPPORTED, f"{cluster.name} does not run {kind}")
+
+
+@dataclass(frozen=True, slots=True)
 class GpuModelFilter:
     """The cluster must have nodes of an accepted GPU model that the queue's quota still allows."""
 
@@ -260,6 +274,7 @@ class RandomFit:
 
 FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "ClusterReady": ClusterReady,
+    "WorkloadKind": WorkloadKind,
     "GpuModel": GpuModelFilter,
     "RegionLatency": RegionLatency,
     "GangFit": GangFit,

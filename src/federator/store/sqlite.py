@@ -56,7 +56,8 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         labels=tuple(sorted(s["labels"].items())), annotations=tuple(sorted(s["annotations"].items())),
         pod_template_json=s["pod_template_json"], preemptible=s.get("preemptible", False),
         min_regions=s.get("min_regions", 1), user_region=s.get("user_region", ""),
-        max_latency_ms=s.get("max_latency_ms", 0),
+        max_latency_ms=s.get("max_latency_ms", 0), workload_json=s.get("workload_json", ""),
+        group_size=s.get("group_size", 1),
     )
     reason = doc.get("pending_reason")
     return Job(

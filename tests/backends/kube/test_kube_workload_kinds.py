@@ -189,3 +189,10 @@ def test_phase_from_each_kinds_status(obj: dict[str, Any], pods: list[dict[str, 
                                       says: str) -> None:
     got, message = workload_phase(obj, pods)
     assert (got, says in message) == (phase, True), message
+
+
+def test_the_models_kind_lists_name_every_adapter() -> None:
+    from federator.model import BUILTIN_WORKLOAD_KINDS, WORKLOAD_KINDS
+
+    assert {a.key for a in ADAPTERS} == WORKLOAD_KINDS
+    assert {a.key for a in ADAPTERS if a.group in ("batch", "apps")} == BUILTIN_WORKLOAD_KINDS

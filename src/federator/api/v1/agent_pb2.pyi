@@ -76,7 +76,7 @@ class SharedGpus(_message.Message):
     def __init__(self, free_milli: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class CapacityReport(_message.Message):
-    __slots__ = ("sequence", "gpu_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids")
+    __slots__ = ("sequence", "gpu_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     GPU_POOLS_FIELD_NUMBER: _ClassVar[int]
     CPU_MILLI_ALLOCATABLE_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,7 @@ class CapacityReport(_message.Message):
     NODE_CPU_MILLI_FREE_MAX_FIELD_NUMBER: _ClassVar[int]
     NODE_MEMORY_BYTES_FREE_MAX_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_KINDS_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     gpu_pools: _containers.RepeatedCompositeFieldContainer[GpuPool]
     cpu_milli_allocatable: int
@@ -95,7 +96,8 @@ class CapacityReport(_message.Message):
     node_cpu_milli_free_max: int
     node_memory_bytes_free_max: int
     placement_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, sequence: _Optional[int] = ..., gpu_pools: _Optional[_Iterable[_Union[GpuPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    workload_kinds: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sequence: _Optional[int] = ..., gpu_pools: _Optional[_Iterable[_Union[GpuPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobUpdate(_message.Message):
     __slots__ = ("placement_id", "phase", "message", "generation")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x65\x64\x65rator/v1/types.proto\x12\x0c\x66\x65\x64\x65rator.v1\"G\n\tResources\x12\x11\n\tcpu_milli\x18\x01 \x01(\x03\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\x12\x11\n\tgpu_milli\x18\x03 \x01(\x03\"\xa2\x04\n\x07JobSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12#\n\x04kind\x18\x03 \x01(\x0e\x32\x15.federator.v1.JobKind\x12\x10\n\x08replicas\x18\x04 \x01(\x05\x12*\n\tresources\x18\x05 \x01(\x0b\x32\x17.federator.v1.Resources\x12\x12\n\ngpu_models\x18\x06 \x03(\t\x12\r\n\x05queue\x18\x07 \x01(\t\x12\x10\n\x08priority\x18\x08 \x01(\x05\x12\x19\n\x11preferred_regions\x18\t \x03(\t\x12\x31\n\x06labels\x18\n \x03(\x0b\x32!.federator.v1.JobSpec.LabelsEntry\x12;\n\x0b\x61nnotations\x18\x0b \x03(\x0b\x32&.federator.v1.JobSpec.AnnotationsEntry\x12\x19\n\x11pod_template_json\x18\x0c \x01(\t\x12\x13\n\x0bpreemptible\x18\r \x01(\x08\x12\x13\n\x0bmin_regions\x18\x0e \x01(\x05\x12\x13\n\x0buser_region\x18\x0f \x01(\t\x12\x16\n\x0emax_latency_ms\x18\x10 \x01(\x05\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\'\n\x06Reason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xc3\x01\n\tPlacement\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63luster\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\x10\n\x08replicas\x18\x05 \x01(\x05\x12\x11\n\tgpu_model\x18\x06 \x01(\t\x12%\n\x05phase\x18\x07 \x01(\x0e\x32\x16.federator.v1.JobPhase\x12\x12\n\ngeneration\x18\x08 \x01(\x03\x12\x0f\n\x07message\x18\t \x01(\t\"\x8b\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12#\n\x04spec\x18\x02 \x01(\x0b\x32\x15.federator.v1.JobSpec\x12%\n\x05phase\x18\x03 \x01(\x0e\x32\x16.federator.v1.JobPhase\x12,\n\x0epending_reason\x18\x04 \x01(\x0b\x32\x14.federator.v1.Reason\x12+\n\nplacements\x18\x05 \x03(\x0b\x32\x17.federator.v1.Placement\x12\x14\n\x0csubmitted_at\x18\x06 \x01(\x01\x12\x11\n\tplaced_at\x18\x07 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x08 \x01(\x01\x12\x0f\n\x07message\x18\t \x01(\t*R\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_KIND_TRAINING\x10\x01\x12\x16\n\x12JOB_KIND_INFERENCE\x10\x02*\xb1\x01\n\x08JobPhase\x12\x19\n\x15JOB_PHASE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_PHASE_PENDING\x10\x01\x12\x14\n\x10JOB_PHASE_PLACED\x10\x02\x12\x15\n\x11JOB_PHASE_RUNNING\x10\x03\x12\x17\n\x13JOB_PHASE_SUCCEEDED\x10\x04\x12\x14\n\x10JOB_PHASE_FAILED\x10\x05\x12\x17\n\x13JOB_PHASE_CANCELLED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x65\x64\x65rator/v1/types.proto\x12\x0c\x66\x65\x64\x65rator.v1\"G\n\tResources\x12\x11\n\tcpu_milli\x18\x01 \x01(\x03\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\x12\x11\n\tgpu_milli\x18\x03 \x01(\x03\"\xcd\x04\n\x07JobSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12#\n\x04kind\x18\x03 \x01(\x0e\x32\x15.federator.v1.JobKind\x12\x10\n\x08replicas\x18\x04 \x01(\x05\x12*\n\tresources\x18\x05 \x01(\x0b\x32\x17.federator.v1.Resources\x12\x12\n\ngpu_models\x18\x06 \x03(\t\x12\r\n\x05queue\x18\x07 \x01(\t\x12\x10\n\x08priority\x18\x08 \x01(\x05\x12\x19\n\x11preferred_regions\x18\t \x03(\t\x12\x31\n\x06labels\x18\n \x03(\x0b\x32!.federator.v1.JobSpec.LabelsEntry\x12;\n\x0b\x61nnotations\x18\x0b \x03(\x0b\x32&.federator.v1.JobSpec.AnnotationsEntry\x12\x19\n\x11pod_template_json\x18\x0c \x01(\t\x12\x13\n\x0bpreemptible\x18\r \x01(\x08\x12\x13\n\x0bmin_regions\x18\x0e \x01(\x05\x12\x13\n\x0buser_region\x18\x0f \x01(\t\x12\x16\n\x0emax_latency_ms\x18\x10 \x01(\x05\x12\x15\n\rworkload_json\x18\x11 \x01(\t\x12\x12\n\ngroup_size\x18\x12 \x01(\x05\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\'\n\x06Reason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xc3\x01\n\tPlacement\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63luster\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\x10\n\x08replicas\x18\x05 \x01(\x05\x12\x11\n\tgpu_model\x18\x06 \x01(\t\x12%\n\x05phase\x18\x07 \x01(\x0e\x32\x16.federator.v1.JobPhase\x12\x12\n\ngeneration\x18\x08 \x01(\x03\x12\x0f\n\x07message\x18\t \x01(\t\"\x8b\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12#\n\x04spec\x18\x02 \x01(\x0b\x32\x15.federator.v1.JobSpec\x12%\n\x05phase\x18\x03 \x01(\x0e\x32\x16.federator.v1.JobPhase\x12,\n\x0epending_reason\x18\x04 \x01(\x0b\x32\x14.federator.v1.Reason\x12+\n\nplacements\x18\x05 \x03(\x0b\x32\x17.federator.v1.Placement\x12\x14\n\x0csubmitted_at\x18\x06 \x01(\x01\x12\x11\n\tplaced_at\x18\x07 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x08 \x01(\x01\x12\x0f\n\x07message\x18\t \x01(\t*R\n\x07JobKind\x12\x18\n\x14JOB_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_KIND_TRAINING\x10\x01\x12\x16\n\x12JOB_KIND_INFERENCE\x10\x02*\xb1\x01\n\x08JobPhase\x12\x19\n\x15JOB_PHASE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_PHASE_PENDING\x10\x01\x12\x14\n\x10JOB_PHASE_PLACED\x10\x02\x12\x15\n\x11JOB_PHASE_RUNNING\x10\x03\x12\x17\n\x13JOB_PHASE_SUCCEEDED\x10\x04\x12\x14\n\x10JOB_PHASE_FAILED\x10\x05\x12\x17\n\x13JOB_PHASE_CANCELLED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,22 +36,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSPEC_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_JOBSPEC_ANNOTATIONSENTRY']._loaded_options = None
   _globals['_JOBSPEC_ANNOTATIONSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBKIND']._serialized_start=1173
-  _globals['_JOBKIND']._serialized_end=1255
-  _globals['_JOBPHASE']._serialized_start=1258
-  _globals['_JOBPHASE']._serialized_end=1435
+  _globals['_JOBKIND']._serialized_start=1216
+  _globals['_JOBKIND']._serialized_end=1298
+  _globals['_JOBPHASE']._serialized_start=1301
+  _globals['_JOBPHASE']._serialized_end=1478
   _globals['_RESOURCES']._serialized_start=42
   _globals['_RESOURCES']._serialized_end=113
   _globals['_JOBSPEC']._serialized_start=116
-  _globals['_JOBSPEC']._serialized_end=662
-  _globals['_JOBSPEC_LABELSENTRY']._serialized_start=565
-  _globals['_JOBSPEC_LABELSENTRY']._serialized_end=610
-  _globals['_JOBSPEC_ANNOTATIONSENTRY']._serialized_start=612
-  _globals['_JOBSPEC_ANNOTATIONSENTRY']._serialized_end=662
-  _globals['_REASON']._serialized_start=664
-  _globals['_REASON']._serialized_end=703
-  _globals['_PLACEMENT']._serialized_start=706
-  _globals['_PLACEMENT']._serialized_end=901
-  _globals['_JOB']._serialized_start=904
-  _globals['_JOB']._serialized_end=1171
+  _globals['_JOBSPEC']._serialized_end=705
+  _globals['_JOBSPEC_LABELSENTRY']._serialized_start=608
+  _globals['_JOBSPEC_LABELSENTRY']._serialized_end=653
+  _globals['_JOBSPEC_ANNOTATIONSENTRY']._serialized_start=655
+  _globals['_JOBSPEC_ANNOTATIONSENTRY']._serialized_end=705
+  _globals['_REASON']._serialized_start=707
+  _globals['_REASON']._serialized_end=746
+  _globals['_PLACEMENT']._serialized_start=749
+  _globals['_PLACEMENT']._serialized_end=944
+  _globals['_JOB']._serialized_start=947
+  _globals['_JOB']._serialized_end=1214
 # @@protoc_insertion_point(module_scope)

@@ -45,7 +45,7 @@ class Resources(_message.Message):
     def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpu_milli: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "gpu_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms")
+    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "gpu_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,8 @@ class JobSpec(_message.Message):
     MIN_REGIONS_FIELD_NUMBER: _ClassVar[int]
     USER_REGION_FIELD_NUMBER: _ClassVar[int]
     MAX_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SIZE_FIELD_NUMBER: _ClassVar[int]
     name: str
     namespace: str
     kind: JobKind
@@ -92,7 +94,9 @@ class JobSpec(_message.Message):
     min_regions: int
     user_region: str
     max_latency_ms: int
-    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., gpu_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ...) -> None: ...
+    workload_json: str
+    group_size: int
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., gpu_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ...) -> None: ...
 
 class Reason(_message.Message):
     __slots__ = ("code", "message")

@@ -1,9 +1,12 @@
 """The agent's Kubernetes backend: a real member cluster behind the `Backend` protocol.
 
-Four informers keep the picture current without polling: Nodes and
-non-terminated Pods (all namespaces: every pod takes capacity) for the
-resource model, and the Jobs and Deployments the federator launched (one
-namespace, selected by the managed-by label) for placements and their phases.
+Informers keep the picture current without polling: Nodes and non-terminated
+Pods (all namespaces: every pod takes capacity) for the resource model, and
+the workloads the federator launched (one namespace, selected by the
+managed-by label), one informer per workload kind the cluster serves (Jobs,
+Deployments, StatefulSets, and JobSets, LeaderWorkerSets, ... where their CRDs
+are installed: `kinds.served_kinds`, checked again every `discovery_interval`),
+for placements and their phases.
 Blocking API calls run in threads (`asyncio.to_thread`); informer events arrive
 on the event loop, where every piece of state here lives.
 """
@@ -13,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from federator.agent.backend import UpdateCallback
 from federator.backends.kube.api import (
-    DEPLOYMENTS,
     JOBS,
     NODES,
     PODS,
@@ -32,11 +35,15 @@ from federator.backends.kube.api import (
 )
 from federator.backends.kube.capacity import DEFAULT_TOLERATED_TAINTS, cluster_capacity
 from federator.backends.kube.informer import DELETED, Informer
+from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
+    REPLICAS_ANNOTATION,
     SELECTOR,
     RenderOptions,
+    WorkloadAdapter,
     WorkloadError,
+    adapter_for,
     build_workload,
     needs_rendezvous,
     placement_of,
@@ -53,25 +60,29 @@ _RANK = {JobPhase.PENDING: 0, JobPhase.PLACED: 1, JobPhase.RUNNING: 2, JobPhase.
 
 
 class KubeBackend:
-    """Runs placements as Jobs and Deployments in one namespace of a member cluster."""
+    """Runs placements as workloads (Jobs, Deployments, the kinds users bring) in one namespace of a
+    member cluster."""
 
     def __init__(self, api: KubeApi, *, namespace: str, tolerated_taints: frozenset[str] = DEFAULT_TOLERATED_TAINTS,
                  finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS, sync_timeout: float = 60.0,
-                 watch_timeout: int = 60) -> None:
+                 watch_timeout: int = 60, discovery_interval: float = 60.0) -> None:
         self.api = api
         self.namespace = namespace
         self.tolerated_taints = tolerated_taints
         self.finished_ttl_seconds = finished_ttl_seconds
         self.sync_timeout = sync_timeout
+        self.watch_timeout = watch_timeout
+        self.discovery_interval = discovery_interval
         self._on_update: UpdateCallback = lambda *_: None
         self.nodes = Informer(api, NODES, name="nodes", watch_timeout=watch_timeout)
         self.pods = Informer(api, PODS, field_selector=ACTIVE_PODS, on_event=self._pod_event, name="pods",
                              watch_timeout=watch_timeout)
-        self.jobs = Informer(api, JOBS, namespace=namespace, label_selector=SELECTOR, on_event=self._workload_event,
-                             name="jobs", watch_timeout=watch_timeout)
-        self.deployments = Informer(api, DEPLOYMENTS, namespace=namespace, label_selector=SELECTOR,
-                                    on_event=self._workload_event, name="deployments", watch_timeout=watch_timeout)
-        self._informers = (self.nodes, self.pods, self.jobs, self.deployments)
+        self.served: dict[str, WorkloadAdapter] = {}  # "Kind.group" -> adapter, for the kinds the cluster serves
+        self.workloads: dict[str, Informer] = {}  # "Kind.group" -> the informer of the federator's objects
+        self.jobs = self._workload_informer(adapter_for({"apiVersion": "batch/v1", "kind": "Job"}))
+        self.deployments = self._workload_informer(adapter_for({"apiVersion": "apps/v1", "kind": "Deployment"}))
+        self._informers = [self.nodes, self.pods, self.jobs, self.deployments]
+        self._discovery: asyncio.Task[None] | None = None
         self._phases: dict[str, tuple[JobPhase, str]] = {}  # placement id -> last phase reported
         self._launched: dict[str, Placement] = {}  # created by this process, maybe not seen by a watch yet
         self._cancelled: set[str] = set()
@@ -81,10 +92,46 @@ class KubeBackend:
 
     # -- Backend protocol ---------------------------------------------------
 
+    def _workload_informer(self, adapter: WorkloadAdapter) -> Informer:
+        def on_event(kind: str, obj: Obj) -> None:
+            obj.setdefault("apiVersion", adapter.api_version)  # items of a list come without them
+            obj.setdefault("kind", adapter.kind)
+            self._workload_event(kind, obj)
+
+        informer = Informer(self.api, resource_of(adapter), namespace=self.namespace, label_selector=SELECTOR,
+                            on_event=on_event, name=adapter.plural, watch_timeout=self.watch_timeout)
+        self.served[adapter.key] = adapter
+        self.workloads[adapter.key] = informer
+        return informer
+
+    async def discover(self) -> list[Informer]:
+        """Start watching every workload kind the cluster serves now and was not watched (blocking
+        discovery in a thread); returns the informers it started."""
+        found = await asyncio.to_thread(served_kinds, self.api)
+        added = [self._workload_informer(a) for key, a in found.items() if key not in self.workloads]
+        for informer in added:
+            informer.start()
+            log.info("the cluster serves %s: watching them", informer.name)
+        self._informers.extend(added)
+        return added
+
+    async def _rediscover(self) -> None:
+        while True:
+            await asyncio.sleep(self.discovery_interval)
+            try:
+                await self.discover()
+            except KubeError as exc:
+                log.warning("API discovery failed (%s); the kinds found so far stay", exc)
+
     async def start(self, on_update: UpdateCallback) -> None:
         self._on_update = on_update
+        try:
+            await self.discover()
+        except KubeError as exc:
+            raise KubeError(exc.status, f"API discovery at {self.api.server}: {exc}") from None
         for informer in self._informers:
-            informer.start()
+            if not informer.started:
+                informer.start()
         try:
             await asyncio.gather(*(i.wait_synced(self.sync_timeout) for i in self._informers))
         except TimeoutError:
@@ -92,10 +139,14 @@ class KubeBackend:
             raise KubeError(0, f"no answer listing {', '.join(late)} from {self.api.server} "
                                f"within {self.sync_timeout:g}s") from None
         self._started = True
-        log.info("watching %s: %d nodes, %d active pods, %d placements in namespace %s", self.api.server,
-                 len(self.nodes.cache), len(self.pods.cache), len(self._phases), self.namespace)
+        self._discovery = asyncio.get_running_loop().create_task(self._rediscover())
+        log.info("watching %s: %d nodes, %d active pods, %d placements in namespace %s; it runs %s", self.api.server,
+                 len(self.nodes.cache), len(self.pods.cache), len(self._phases), self.namespace,
+                 ", ".join(sorted(self.served)))
 
     async def stop(self) -> None:
+        if self._discovery is not None:
+            self._discovery.cancel()
         for informer in self._informers:
             informer.stop()
         for task in list(self._retries):
@@ -103,9 +154,10 @@ class KubeBackend:
 
     def capacity(self) -> ClusterCapacity:
         self._sequence += 1
-        return cluster_capacity(self.nodes.cache.values(), self.pods.cache.values(),
-                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
-                                placement_ids=self._accounted())
+        cap = cluster_capacity(self.nodes.cache.values(), self.pods.cache.values(),
+                               tolerated_taints=self.tolerated_taints, sequence=self._sequence,
+                               placement_ids=self._accounted())
+        return replace(cap, workload_kinds=frozenset(self.served))
 
     def placements(self) -> dict[str, JobPhase]:
         out = {pid: phase for pid, (phase, _) in self._phases.items()}
@@ -122,10 +174,13 @@ class KubeBackend:
                                       options=RenderOptions(finished_ttl_seconds=self.finished_ttl_seconds))
         except WorkloadError as exc:
             return str(exc)
+        adapter = adapter_for(manifest)
+        if adapter.key not in self.served:
+            return f"this cluster does not serve {adapter.key} (is its controller installed?)"
         why = self._fit(placement, spec)
         if why:
             return why
-        res = JOBS if spec.kind is JobKind.TRAINING else DEPLOYMENTS
+        res = resource_of(adapter)
         name = manifest["metadata"]["name"]
         try:
             created = await asyncio.to_thread(self.api.create, res, manifest, self.namespace)
@@ -177,7 +232,8 @@ class KubeBackend:
 
     async def _delete(self, placement_id: str) -> None:
         name = workload_name(placement_id)
-        for res in (JOBS, DEPLOYMENTS, SERVICES):
+        kinds = [resource_of(a) for a in self.served.values()]
+        for res in (*kinds, SERVICES):
             await asyncio.to_thread(self.api.delete, res, name, self.namespace, propagation="Background")
 
     async def _delete_until_done(self, placement_id: str) -> None:
@@ -221,16 +277,21 @@ class KubeBackend:
         return frozenset(pid for pid, n in bound.items() if n >= self._replicas(pid) and pid not in finished)
 
     def _replicas(self, pid: str) -> int:
+        """Pods the placement runs here (all its pod sets), as its workload says."""
         workload = self._workload(pid)
         if workload is not None:
+            raw = ((workload.get("metadata") or {}).get("annotations") or {}).get(REPLICAS_ANNOTATION)
             spec = workload.get("spec") or {}
-            return int(spec.get("parallelism") or spec.get("replicas") or 1)
+            return int(raw or spec.get("parallelism") or spec.get("replicas") or 1)
         placement = self._launched.get(pid)
         return placement.replicas if placement else 1
 
     def _workload(self, pid: str) -> Obj | None:
         key = f"{self.namespace}/{workload_name(pid)}"
-        return self.jobs.cache.get(key) or self.deployments.cache.get(key)
+        for informer in self.workloads.values():
+            if (obj := informer.cache.get(key)) is not None:
+                return obj
+        return None
 
     def _pods_of(self, pid: str) -> list[Mapping[str, Any]]:
         return [p for p in self.pods.cache.values() if placement_of(p) == pid]

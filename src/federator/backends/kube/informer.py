@@ -84,6 +84,10 @@ class Informer:
         self._thread = threading.Thread(target=self._run, name=f"informer-{self.name}", daemon=True)
         self._thread.start()
 
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
     def stop(self) -> None:
         """Stop after the current watch request ends (at most watch_timeout); the thread is a daemon."""
         self._stop.set()

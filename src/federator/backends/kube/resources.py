@@ -14,6 +14,7 @@ from typing import Any
 
 from federator.jobfile import API_VERSION, parse_job
 from federator.model import (
+    BUILTIN_WORKLOAD_KINDS,
     ClusterCapacity,
     ClusterState,
     Job,
@@ -172,6 +173,11 @@ def member_cluster(name: str, *, region: str, labels: Mapping[str, str]) -> Obj:
             "spec": {"region": region, "labels": dict(labels)}}
 
 
+def kinds_text(capacity: ClusterCapacity) -> str:
+    """"Deployment,Job,JobSet,StatefulSet": the kinds a member runs, by kind name (unique across groups)."""
+    return ",".join(sorted(k.split(".", 1)[0] for k in capacity.workload_kinds or BUILTIN_WORKLOAD_KINDS))
+
+
 def member_cluster_status(*, state: ClusterState, connected: bool, last_report_at: float,
                           capacity: ClusterCapacity | None) -> Obj:
     status: Obj = {"state": state.value, "connected": connected, "lastReportTime": timestamp(last_report_at)}
@@ -184,11 +190,12 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
             "gpus": [{"model": p.gpu_model, "total": p.total_gpus, "allocatable": p.allocatable_gpus,
                       "free": p.free_gpus, "nodesByFreeGpus": list(p.nodes_by_free_gpus)}
                      for p in capacity.gpu_pools],
+            "workloadKinds": kinds_text(capacity),
         })
     return status
 
 
 __all__ = [
     "FINALIZER", "condition", "invalid_status", "job_document", "job_from_resource", "job_status", "member_cluster",
-    "member_cluster_status", "parse_timestamp", "spec_of", "timestamp",
+    "kinds_text", "member_cluster_status", "parse_timestamp", "spec_of", "timestamp",
 ]

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from federator.backends.sim.fleet import NodeSpec
-from federator.model import MILLI, ClusterCapacity, GpuPool, Resources
+from federator.model import MILLI, WORKLOAD_KINDS, ClusterCapacity, GpuPool, Resources
 
 FITS = ("best", "first", "random")
 
@@ -256,4 +256,5 @@ class NodeSet:
             node_memory_bytes_free_max=max((n.free_memory_bytes for n in self.nodes), default=0),
             sequence=sequence,
             placement_ids=frozenset(self.bound),
+            workload_kinds=WORKLOAD_KINDS,  # a simulated cluster runs any kind's pod sets
         )

@@ -118,7 +118,12 @@ def build_workload(placement: Placement, spec: JobSpec, *, namespace: str,
     options = RenderOptions(labels=options.labels, finished_ttl_seconds=options.finished_ttl_seconds,
                             master_port=master_port(dict(spec.annotations), options.master_port))
     if spec.workload_json:
-        obj = json.loads(spec.workload_json)
+        try:
+            obj = json.loads(spec.workload_json)
+        except ValueError as exc:
+            raise WorkloadError("spec.workload", f"is not valid JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise WorkloadError("spec.workload", "must be a Kubernetes object")
         return adapter_for(obj).render(obj, placement, namespace=namespace, options=options)
     obj = default_object(placement, spec, finished_ttl_seconds=options.finished_ttl_seconds)
     adapter = BATCH_JOB if spec.kind is JobKind.TRAINING else DEPLOYMENT
