@@ -55,12 +55,34 @@ def test_kubectl_apply_runs_the_gang_as_a_job_on_gpu_nodes_of_one_member(kube: K
                       if n["metadata"]["annotations"].get("kwok.x-k8s.io/node") == "fake"}
         assert {p["spec"]["nodeName"] for p in pods} == {"member-a-h100-0", "member-a-h100-1"} <= kwok_nodes
         assert {p["status"]["phase"] for p in pods} == {"Succeeded"}
+        _assert_rendezvous(kube, job, pods)
 
         table = kube.kubectl("host", "get", "fj", "llm-finetune").stdout.splitlines()
         assert table[0].split() == ["NAME", "QUEUE", "PHASE", "CLUSTER", "GPUS", "AGE"]
         assert table[1].split()[:5] == ["llm-finetune", "research", "Succeeded", "member-a", "16"]
     finally:
         kube.kubectl("host", "delete", "-f", str(EXAMPLES_K8S / "training.yaml"), "--wait=false", check=False)
+
+
+def _assert_rendezvous(kube: Kube, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+    """The gang's pods find each other: stable DNS names through a headless Service owned by the Job,
+    and the environment torchrun reads, all read back from the member cluster."""
+    name = job["metadata"]["name"]
+    svc = kube.json("member-a", "get", "service", name, "-n", WORKLOADS)
+    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
+    (owner,) = svc["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("Job", name, job["metadata"]["uid"])
+    by_index = {int(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]): p for p in pods}
+    assert sorted(by_index) == [0, 1]
+    for index, pod in by_index.items():
+        assert (pod["spec"]["hostname"], pod["spec"]["subdomain"]) == (f"{name}-{index}", name)
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in pod["spec"]["containers"][0]["env"]}
+        assert env["MASTER_ADDR"] == f"{name}-0.{name}" and env["MASTER_PORT"] == "29500"
+        assert env["WORLD_SIZE"] == env["NNODES"] == "2"
+        assert env["NODE_RANK"] == {"fieldRef": {"apiVersion": "v1", "fieldPath":
+                                                 "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}
+        assert env["FEDERATOR_PLACEMENT_ID"] == job["metadata"]["annotations"]["federator.io/placement-id"]
+        assert pod["spec"]["containers"][0]["command"][:2] == ["torchrun", "--nnodes=$(NNODES)"]
 
 
 def _long_job(name: str, *, replicas: int = 1, gpus: int = 8, models: list[str] | None = None,
