@@ -72,6 +72,12 @@ def _with(path: str, value: object) -> dict:
         ("spec.gpuModels", ["H100", ""], "spec.gpuModels[1]", "GPU model"),
         ("spec.regions", {"preferred": "west"}, "spec.regions.preferred", "list"),
         ("spec.colour", "blue", "spec.colour", "not a known field"),
+        ("spec.regions", {"preferred": ["West Coast"]}, "spec.regions.preferred[0]", "region name"),
+        ("spec.regions", {"preferred": ["w" * 64]}, "spec.regions.preferred[0]", "region name"),
+        ("spec.regions", {"user": "EU/1"}, "spec.regions.user", "region name"),
+        ("metadata.labels", {"bad key!": "v"}, "metadata.labels", "not a valid label key"),
+        ("metadata.labels", {"team": "x" * 64}, "metadata.labels[team]", "not a valid label value"),
+        ("metadata.annotations", {"/": "v"}, "metadata.annotations", "not a valid annotation key"),
     ],
     ids=lambda v: str(v) if isinstance(v, str) else None,
 )

@@ -27,18 +27,39 @@ from federator.backends.kube.workloads.rendezvous import master_port
 from federator.model import JobKind, JobSpec, QuantityError, Resources, to_bytes, to_milli
 
 API_VERSION = "federator.io/v1alpha1"
+# A job's client request id (SubmitRequest.request_id) lives in its spec's annotations, so every
+# store keeps it with no schema of its own: SQLite inside the job's document, Kubernetes mode on
+# the FederatedJob's metadata.annotations.
+REQUEST_ID_ANNOTATION = "federator.io/request-id"
 KIND = "FederatedJob"
 GPU_RESOURCE = "nvidia.com/gpu"
 MAX_REPLICAS = 10_000
 MAX_GPUS_PER_REPLICA = 64
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _GPU_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# The same rules as an agent's Hello (security/limits.py): a job names regions and labels as clusters do.
+_REGION = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+MAX_FIELD_CHARS = 160
+MAX_PROBLEM_CHARS = 400
 
 
 @dataclass(frozen=True, slots=True)
 class FieldProblem:
+    """One bad field: its path in the document's spelling, and what is wrong (both cut to a bounded length, so
+    an error never echoes a huge input back)."""
+
     field: str
     problem: str
+
+    def __post_init__(self) -> None:
+        if len(self.field) > MAX_FIELD_CHARS:
+            object.__setattr__(self, "field", self.field[:MAX_FIELD_CHARS] + "...")
+        if len(self.problem) > MAX_PROBLEM_CHARS:
+            object.__setattr__(self, "problem", self.problem[:MAX_PROBLEM_CHARS] + "...")
 
     def __str__(self) -> str:
         return f"{self.field}: {self.problem}"
@@ -54,12 +75,26 @@ class JobFileError(ValueError):
         super().__init__(prefix + "; ".join(str(p) for p in self.problems))
 
 
+MAX_DEPTH = 64
+"""Nesting a job document may have at most: a pod template is a few levels deep, thousands are an attack."""
+
+
 def load_job_files(path: Path) -> list[JobSpec]:
-    """Every FederatedJob in a file (several YAML documents may share one file)."""
+    """Every FederatedJob in a file (several YAML documents may share one file).
+
+    Whatever the file holds, the outcome is specs or one JobFileError naming
+    the file and the problem (never a traceback): unreadable, not UTF-8 text,
+    not YAML, nested too deep, or not a FederatedJob.
+    """
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise JobFileError([FieldProblem("file", exc.strerror or str(exc))], str(path)) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JobFileError([FieldProblem("file", f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                                                 f"{exc.start})")], str(path)) from exc
     return parse_job_documents(text, source=str(path))
 
 
@@ -67,10 +102,40 @@ def parse_job_documents(text: str, *, source: str = "") -> list[JobSpec]:
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
-        raise JobFileError([FieldProblem("document", f"not valid YAML: {exc}")], source) from exc
+        raise JobFileError([FieldProblem("document", f"not valid YAML: {_one_line(str(exc))}")], source) from exc
+    except RecursionError as exc:  # the YAML composer recurses once per level
+        raise JobFileError([FieldProblem("document", f"nested more than {MAX_DEPTH} levels deep")], source) from exc
     if not docs:
         raise JobFileError([FieldProblem("document", "is empty")], source)
+    for i, doc in enumerate(docs):
+        if _too_deep(doc):
+            where = "document" if len(docs) == 1 else f"document {i + 1}"
+            raise JobFileError([FieldProblem(where, f"nested more than {MAX_DEPTH} levels deep")], source)
     return [parse_job(doc, source=source) for doc in docs]
+
+
+def _too_deep(doc: object) -> bool:
+    """Whether a loaded document nests past MAX_DEPTH (iterative: a deep document cannot overflow the check)."""
+    stack: list[tuple[object, int]] = [(doc, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(node, Mapping):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return False
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """repr() of a value for an error message, cut to `limit` characters: a message never echoes a huge input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def parse_job(doc: object, *, source: str = "") -> JobSpec:
@@ -83,20 +148,30 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     if not isinstance(doc, Mapping):
         raise JobFileError([FieldProblem("document", f"must be a mapping, got {type(doc).__name__}")], source)
     if doc.get("apiVersion") != API_VERSION:
-        bad("apiVersion", f"must be {API_VERSION!r}, got {doc.get('apiVersion')!r}")
+        bad("apiVersion", f"must be {API_VERSION!r}, got {shown(doc.get('apiVersion'))}")
     if doc.get("kind") != KIND:
-        bad("kind", f"must be {KIND!r}, got {doc.get('kind')!r}")
+        bad("kind", f"must be {KIND!r}, got {shown(doc.get('kind'))}")
     meta = _mapping(doc.get("metadata"), "metadata", bad)
     spec = _mapping(doc.get("spec"), "spec", bad)
 
     name = meta.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
-        bad("metadata.name", f"must be a lower-case DNS name (a-z, 0-9, '-', '.'), got {name!r}")
+        bad("metadata.name", f"must be a lower-case DNS name (a-z, 0-9, '-', '.'), got {shown(name)}")
     namespace = meta.get("namespace", "default")
     if not isinstance(namespace, str) or not _NAME.match(namespace):
-        bad("metadata.namespace", f"must be a lower-case DNS name, got {namespace!r}")
+        bad("metadata.namespace", f"must be a lower-case DNS name, got {shown(namespace)}")
     labels = _string_map(meta.get("labels"), "metadata.labels", bad)
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key):
+            bad("metadata.labels", f"{shown(key)} is not a valid label key ([prefix/]name, name at most 63 "
+                                   "characters of A-Z a-z 0-9 - _ . starting and ending alphanumeric)")
+        elif not _LABEL_VALUE.match(value):
+            bad(f"metadata.labels[{key}]", f"{shown(value)} is not a valid label value (at most 63 characters of "
+                                           "A-Z a-z 0-9 - _ . starting and ending alphanumeric)")
     annotations = _string_map(meta.get("annotations"), "metadata.annotations", bad)
+    for key in annotations:
+        if not _LABEL_KEY.match(key):
+            bad("metadata.annotations", f"{shown(key)} is not a valid annotation key ([prefix/]name)")
 
     _master_port(annotations, bad)
     has_workload = "workload" in spec
@@ -110,7 +185,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     if has_workload and (kind_raw is None or brought is None):
         pass
     elif not isinstance(kind_raw, str) or kind_raw not in {k.value for k in JobKind}:
-        bad("spec.kind", f"must be one of {', '.join(k.value for k in JobKind)}, got {kind_raw!r}")
+        bad("spec.kind", f"must be one of {', '.join(k.value for k in JobKind)}, got {shown(kind_raw)}")
     elif brought is not None and kind_raw != brought.kind.value:
         bad("spec.kind", f"is {kind_raw}, but spec.workload ({brought.kind_name}) is {brought.kind.value} work; "
                          "leave spec.kind out")
@@ -120,7 +195,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     replicas = brought.replicas if brought is not None else spec.get("replicas", 1)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
         where = "spec.workload (its pod sets)" if brought is not None else "spec.replicas"
-        bad(where, f"must come to an integer from 1 to {MAX_REPLICAS} replicas, got {replicas!r}")
+        bad(where, f"must come to an integer from 1 to {MAX_REPLICAS} replicas, got {shown(replicas)}")
         replicas = 1
 
     if has_workload:
@@ -135,43 +210,49 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
 
     queue = spec.get("queue", "default")
     if not isinstance(queue, str) or not _NAME.match(queue):
-        bad("spec.queue", f"must be a lower-case DNS name, got {queue!r}")
+        bad("spec.queue", f"must be a lower-case DNS name, got {shown(queue)}")
     priority = spec.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int) or not -1_000_000 <= priority <= 1_000_000:
-        bad("spec.priority", f"must be an integer from -1000000 to 1000000, got {priority!r}")
+        bad("spec.priority", f"must be an integer from -1000000 to 1000000, got {shown(priority)}")
         priority = 0
 
     regions: tuple[str, ...] = ()
     region_spec = _mapping(spec.get("regions", {}), "spec.regions", bad)
     preferred = region_spec.get("preferred", [])
     if not isinstance(preferred, list) or not all(isinstance(r, str) and r for r in preferred):
-        bad("spec.regions.preferred", f"must be a list of region names, got {preferred!r}")
+        bad("spec.regions.preferred", f"must be a list of region names, got {shown(preferred)}")
     else:
         regions = tuple(preferred)
+        for i, region in enumerate(regions):
+            if not _REGION.match(region):
+                bad(f"spec.regions.preferred[{i}]", f"must be a region name (a lower-case DNS label of at most "
+                                                    f"63 characters, as agents' Hellos give), got {shown(region)}")
     min_regions = region_spec.get("minRegions", 1)
     if isinstance(min_regions, bool) or not isinstance(min_regions, int) or not 1 <= min_regions <= 100:
-        bad("spec.regions.minRegions", f"must be an integer from 1 to 100, got {min_regions!r}")
+        bad("spec.regions.minRegions", f"must be an integer from 1 to 100, got {shown(min_regions)}")
         min_regions = 1
     elif min_regions > 1 and kind is not JobKind.INFERENCE:
         bad("spec.regions.minRegions", "applies to inference jobs only (a training gang runs in one cluster)")
     elif min_regions > replicas:
         bad("spec.regions.minRegions", f"is {min_regions} but the job has only {replicas} replicas")
     user_region = region_spec.get("user", "")
-    if not isinstance(user_region, str):
-        bad("spec.regions.user", f"must be a region name, got {user_region!r}")
+    if not isinstance(user_region, str) or (user_region and not _REGION.match(user_region)):
+        bad("spec.regions.user", f"must be a region name (a lower-case DNS label of at most 63 characters), "
+                                 f"got {shown(user_region)}")
         user_region = ""
     max_latency = region_spec.get("maxLatencyMs", 0)
     if isinstance(max_latency, bool) or not isinstance(max_latency, int) or max_latency < 0:
-        bad("spec.regions.maxLatencyMs", f"must be a non-negative integer (milliseconds), got {max_latency!r}")
+        bad("spec.regions.maxLatencyMs", f"must be a non-negative integer (milliseconds), got {shown(max_latency)}")
         max_latency = 0
     elif max_latency and not user_region:
         bad("spec.regions.maxLatencyMs", "needs spec.regions.user (the region the latency is measured from)")
     for key in region_spec:
         if key not in ("preferred", "minRegions", "user", "maxLatencyMs"):
-            bad(f"spec.regions.{key}", "is not a known field (known: maxLatencyMs, minRegions, preferred, user)")
+            bad(f"spec.regions.{str(key)[:63]}",
+                "is not a known field (known: maxLatencyMs, minRegions, preferred, user)")
     preemptible = spec.get("preemptible", False)
     if not isinstance(preemptible, bool):
-        bad("spec.preemptible", f"must be true or false, got {preemptible!r}")
+        bad("spec.preemptible", f"must be true or false, got {shown(preemptible)}")
         preemptible = False
 
     template = spec.get("template")
@@ -186,7 +267,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
              "workload"}
     for key in spec:
         if key not in known:
-            bad(f"spec.{key}", f"is not a known field (known: {', '.join(sorted(known))})")
+            bad(f"spec.{str(key)[:63]}", f"is not a known field (known: {', '.join(sorted(known))})")
 
     if problems:
         raise JobFileError(problems, source)
@@ -279,7 +360,7 @@ def _resources(value: object, bad: Any) -> Resources:
         return Resources()
     cpu = memory = gpu = 0
     for key, raw in value.items():
-        field = f"spec.resources.{key}"
+        field = f"spec.resources.{str(key)[:63]}"
         try:
             if key == "cpu":
                 cpu = to_milli(raw)
@@ -288,9 +369,9 @@ def _resources(value: object, bad: Any) -> Resources:
             elif key == GPU_RESOURCE:
                 gpu = to_milli(raw)
                 if gpu > MAX_GPUS_PER_REPLICA * 1000:
-                    bad(field, f"at most {MAX_GPUS_PER_REPLICA} GPUs per replica, got {raw!r}")
+                    bad(field, f"at most {MAX_GPUS_PER_REPLICA} GPUs per replica, got {shown(raw)}")
                 elif gpu > 1000 and gpu % 1000:
-                    bad(field, f"a replica takes a fraction of one GPU or whole GPUs, not {raw!r}")
+                    bad(field, f"a replica takes a fraction of one GPU or whole GPUs, not {shown(raw)}")
             else:
                 bad(field, f"is not a known resource (known: cpu, memory, {GPU_RESOURCE})")
         except QuantityError as exc:
@@ -309,12 +390,12 @@ def _gpu_models(value: object, bad: Any) -> tuple[str, ...]:
     elif isinstance(value, list):
         items = list(value)
     else:
-        bad("spec.gpuModels", f"must be a list of GPU models (or 'H100|A100'), got {value!r}")
+        bad("spec.gpuModels", f"must be a list of GPU models (or 'H100|A100'), got {shown(value)}")
         return ()
     out: list[str] = []
     for i, item in enumerate(items):
         if not isinstance(item, str) or not _GPU_MODEL.match(item):
-            bad(f"spec.gpuModels[{i}]", f"must be a GPU model name such as 'H100', got {item!r}")
+            bad(f"spec.gpuModels[{i}]", f"must be a GPU model name such as 'H100', got {shown(item)}")
         else:
             out.append(item)
     return tuple(out)

@@ -17,6 +17,7 @@ from federator.agent.agent import Agent
 from federator.api import convert
 from federator.api.v1 import agent_pb2
 from federator.jobfile import parse_job
+from federator.model import JobPhase
 
 
 def test_a_repeated_launch_starts_nothing_new_and_both_are_acked(caplog: pytest.LogCaptureFixture) -> None:
@@ -54,8 +55,28 @@ def test_after_the_stream_ends_the_agent_reconnects_and_re_syncs_placements_befo
         await fed.until(lambda: len(fed.sessions) == 2 and "capacity" in kinds(fed.sessions[1]))
         second = fed.sessions[1]
         assert kinds(second)[:3] == ["hello", "job_update", "capacity"]
-        assert second[1].job_update.placement_id == "j.g1.c-1" and second[1].job_update.message == "resync"
+        assert second[1].job_update.placement_id == "j.g1.c-1" and second[1].job_update.resync
         assert list(second[2].capacity.placement_ids) == ["j.g1.c-1"]
+
+    asyncio.run(with_agent(fed, body))
+
+
+def test_a_placement_that_failed_while_the_stream_was_down_is_re_synced_with_its_real_message() -> None:
+    failing = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                         "metadata": {"name": "j", "annotations": {"federator.io/sim-duration": "0.1s",
+                                                                   "federator.io/sim-startup": "0.05s",
+                                                                   "federator.io/sim-outcome": "Failed"}},
+                         "spec": {"kind": "training", "resources": {"cpu": "1", "nvidia.com/gpu": 4}}})
+    fed = ScriptedFederator([[launch("j.g1.c-1", spec=failing)], []])
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: any(m.job_update.phase == convert.phase_to_pb(JobPhase.FAILED)
+                                    for m in fed.sessions[0]))
+        agent._outbox.put_nowait(None)  # noqa: SLF001 - the stream breaks: the re-sync must carry the failure
+        await fed.until(lambda: len(fed.sessions) == 2 and "capacity" in kinds(fed.sessions[1]))
+        (update,) = [m.job_update for m in fed.sessions[1] if m.WhichOneof("body") == "job_update"]
+        assert update.resync and update.phase == convert.phase_to_pb(JobPhase.FAILED)
+        assert update.message == "failed after 0.1s (exit code 1)"  # the real reason, not a placeholder
 
     asyncio.run(with_agent(fed, body))
 

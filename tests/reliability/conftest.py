@@ -27,8 +27,9 @@ def federation_factory(tmp_path: Path, twin_fleet: Path) -> Iterator[Callable[..
     started: list[LocalFederation] = []
 
     def make(*serve_args: str, agents: tuple[str, ...] = ("a-1", "b-1"), fleet: Path | None = None,
-             agent_args: dict[str, list[str]] | None = None) -> LocalFederation:
-        fed = LocalFederation(workdir=tmp_path / "fed", fleet=fleet or twin_fleet, serve_args=[*FAST, *serve_args])
+             agent_args: dict[str, list[str]] | None = None, tls: bool = True) -> LocalFederation:
+        fed = LocalFederation(workdir=tmp_path / "fed", fleet=fleet or twin_fleet, serve_args=[*FAST, *serve_args],
+                              tls=tls)
         started.append(fed)
         fed.start_server()
         for name in agents:

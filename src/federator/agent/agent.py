@@ -67,10 +67,12 @@ class Agent:
         self.backend = backend
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self._report_queued = False
+        self._messages: dict[str, str] = {}  # each placement's latest message, repeated by the re-sync
         self.connected = asyncio.Event()
         self.sessions = 0
         self._cut_since: float | None = None  # when the federator was last lost (None: connected)
         self._fence: asyncio.Task[None] | None = None
+        self._ending: asyncio.Future[str] | None = None  # set to end the current stream from this side
         self.metrics = AgentMetrics(cluster=config.cluster, region=config.region)
         self.endpoint: Endpoint | None = None
 
@@ -130,6 +132,7 @@ class Agent:
             self._outbox.put_nowait(None)
 
     def _on_update(self, placement_id: str, phase: JobPhase, message: str) -> None:
+        self._messages[placement_id] = message  # a re-sync repeats it: the reason outlives a broken stream
         self._queue(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
             placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message)))
         if phase.is_terminal:
@@ -152,14 +155,18 @@ class Agent:
     async def _outgoing(self) -> AsyncIterator[agent_pb2.AgentMessage]:
         yield self._sent(self._hello())
         # Re-sync: every placement this cluster holds, then the report that closes the re-sync.
-        for pid, phase in self.backend.placements().items():
+        held = self.backend.placements()
+        self._messages = {pid: m for pid, m in self._messages.items() if pid in held}
+        for pid, phase in held.items():
             yield self._sent(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
-                placement_id=pid, phase=convert.phase_to_pb(phase), message="resync")))
+                placement_id=pid, phase=convert.phase_to_pb(phase), message=self._messages.get(pid, ""),
+                resync=True)))
         yield self._sent(self._report())
         while True:
             msg = await self._outbox.get()
             if msg is None:
-                raise StreamEnded("the outbox overflowed")
+                self._end_session("the outbox overflowed")
+                return
             if msg.WhichOneof("body") is None:
                 self._report_queued = False
                 msg = self._report()
@@ -179,36 +186,58 @@ class Agent:
             # Messages queued for a stream that died are stale: the re-sync replaces them.
             self._outbox = asyncio.Queue(maxsize=OUTBOX_LIMIT)
             self._report_queued = False
+            loop = asyncio.get_running_loop()
+            self._ending = ending = loop.create_future()
             call = stub.Connect(self._outgoing())
-            reporter: asyncio.Task[None] | None = None
+            reader = loop.create_task(self._read(call))
             try:
-                async for msg in call:
-                    kind = msg.WhichOneof("body")
-                    if kind == "welcome":
-                        self.sessions += 1
-                        self.connected.set()
-                        self.metrics.session_opened()
-                        self._cut_since = None
-                        interval = msg.welcome.report_interval_seconds or self.config.report_interval
-                        log.info("connected to %s as %s (%s)", self.config.target, self.config.cluster,
-                                 self.config.region)
-                        if reporter is None:
-                            reporter = asyncio.get_running_loop().create_task(self._report_loop(interval))
-                    elif kind == "launch":
-                        await self._launch(msg.launch)
-                    elif kind == "cancel":
-                        if msg.cancel.placement_id in self.backend.placements():
-                            log.info("cancel placement %s: %s", msg.cancel.placement_id, msg.cancel.reason)
-                        self.metrics.cancelled("federator")
-                        await self.backend.cancel(msg.cancel.placement_id)
+                await asyncio.wait({reader, ending}, return_when=asyncio.FIRST_COMPLETED)
+                if not ending.done():
+                    reader.result()  # the stream's error, if it failed
+                    raise StreamEnded("the federator closed the stream")
+                raise StreamEnded(ending.result())
             finally:
-                if self.connected.is_set() or self._cut_since is None:
-                    self._cut_since = asyncio.get_running_loop().time()
-                self.connected.clear()
-                self.metrics.session_closed()
-                if reporter:
-                    reporter.cancel()
-            raise StreamEnded("the federator closed the stream")
+                self._ending = None
+                call.cancel()
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)  # torn down before the channel closes
+
+    def _end_session(self, why: str) -> None:
+        """End the current stream from the agent's side (the reader may be waiting for a message that never
+        comes); the agent reconnects and re-syncs."""
+        if self._ending is not None and not self._ending.done():
+            self._ending.set_result(why)
+
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+        """Handle the federator's messages of one stream until it ends."""
+        reporter: asyncio.Task[None] | None = None
+        try:
+            async for msg in call:
+                kind = msg.WhichOneof("body")
+                if kind == "welcome":
+                    self.sessions += 1
+                    self.connected.set()
+                    self.metrics.session_opened()
+                    self._cut_since = None
+                    interval = msg.welcome.report_interval_seconds or self.config.report_interval
+                    log.info("connected to %s as %s (%s)", self.config.target, self.config.cluster,
+                             self.config.region)
+                    if reporter is None:
+                        reporter = asyncio.get_running_loop().create_task(self._report_loop(interval))
+                elif kind == "launch":
+                    await self._launch(msg.launch)
+                elif kind == "cancel":
+                    if msg.cancel.placement_id in self.backend.placements():
+                        log.info("cancel placement %s: %s", msg.cancel.placement_id, msg.cancel.reason)
+                    self.metrics.cancelled("federator")
+                    await self.backend.cancel(msg.cancel.placement_id)
+        finally:
+            if self.connected.is_set() or self._cut_since is None:
+                self._cut_since = asyncio.get_running_loop().time()
+            self.connected.clear()
+            self.metrics.session_closed()
+            if reporter:
+                reporter.cancel()
 
     async def _fence_loop(self) -> None:
         """Self-fencing: cut off from the federator for `fence_after`, stop everything this cluster runs.

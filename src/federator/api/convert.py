@@ -132,7 +132,7 @@ def job_to_pb(job: Job) -> types_pb2.Job:
     out = types_pb2.Job(
         job_id=job.job_id, spec=spec_to_pb(job.spec), phase=_PHASE_TO_PB[job.phase],
         placements=[placement_to_pb(p) for p in job.placements], submitted_at=job.submitted_at,
-        placed_at=job.placed_at, finished_at=job.finished_at, message=job.message,
+        placed_at=job.placed_at, finished_at=job.finished_at, message=job.message, generation=job.generation,
     )
     if job.pending_reason is not None:
         out.pending_reason.CopyFrom(types_pb2.Reason(code=job.pending_reason.code,
@@ -152,7 +152,7 @@ def job_from_pb(pb: types_pb2.Job) -> Job:
         job_id=JobId(pb.job_id), spec=spec_from_pb(pb.spec), submitted_at=pb.submitted_at,
         phase=phase_from_pb(pb.phase), pending_reason=reason,
         placements=[placement_from_pb(p) for p in pb.placements],
-        placed_at=pb.placed_at, finished_at=pb.finished_at, message=pb.message,
+        placed_at=pb.placed_at, finished_at=pb.finished_at, message=pb.message, generation=pb.generation,
     )
 
 

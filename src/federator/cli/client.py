@@ -5,15 +5,19 @@ just an address, in which case the credentials come from the environment
 (FEDERATOR_CERTS_DIR / FEDERATOR_CA, FEDERATOR_CERT, FEDERATOR_KEY,
 FEDERATOR_TOKEN, or FEDERATOR_INSECURE=1).
 
-Submissions are safe to retry: each spec gets one request id per invocation,
-and a transient failure (UNAVAILABLE, DEADLINE_EXCEEDED) is retried with the
-same id, so a reply lost to a crash or a dropped connection never makes a
-second job.
+Submissions are safe to retry, within one invocation and across them: a
+spec's request id is the one its file carries (`federator.io/request-id`) or
+else one derived from its content (namespace, name and spec), so a transient
+failure (UNAVAILABLE, DEADLINE_EXCEEDED) retried with the same id, or the same
+file submitted again after the CLI was killed, never makes a second job. A
+finished job keeps its name; `--run-again` asks for a new run of the same file.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import os
 import sys
@@ -30,7 +34,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.output import cluster_rows, dump, job_rows, table
-from federator.jobfile import JobFileError, load_job_files
+from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, load_job_files, spec_to_document
 from federator.model import Job, JobSpec
 from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, user_files
@@ -47,6 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("submit", help="submit FederatedJob files")
     s.add_argument("-f", "--filename", type=Path, action="append", required=True,
                    help="job file or folder of job files (repeatable)")
+    s.add_argument("--run-again", action="store_true",
+                   help="run a job whose earlier run has finished again, under the same name (a new job; without "
+                        "it, submitting the same file again returns the job it made)")
     _server(s)
     s.set_defaults(func=_submit)
 
@@ -129,6 +136,30 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+class RequestIdError(ValueError):
+    """A job file's own request id and --run-again contradict each other."""
+
+
+def request_id_for(spec: JobSpec, *, run_again: bool = False) -> str:
+    """The request id of one spec: the file's own (annotation), or one derived from the spec's content.
+
+    Derived from the content (namespace, name and the whole spec), the same
+    file submitted again, say after the CLI was killed between the federator
+    storing the job and the reply, is the same request and returns the job it
+    made. With `run_again` the id is new: this invocation is a new request.
+    """
+    carried = spec.annotation(REQUEST_ID_ANNOTATION)
+    if carried:
+        if run_again:
+            raise RequestIdError(f"--run-again: {spec.namespace}/{spec.name} carries {REQUEST_ID_ANNOTATION}="
+                                 f"{carried[:80]!r}, which names one run; remove it to run the job again")
+        return carried
+    if run_again:
+        return f"cli-{new_request_id()}"
+    canonical = json.dumps(spec_to_document(spec), sort_keys=True, separators=(",", ":"))
+    return f"cli-{hashlib.sha256(canonical.encode()).hexdigest()[:40]}"
+
+
 def transient(exc: BaseException) -> bool:
     """A failure after which the same request may succeed: the federator was away or slow."""
     code = exc.code() if isinstance(exc, grpc.RpcError) and hasattr(exc, "code") else None
@@ -136,17 +167,25 @@ def transient(exc: BaseException) -> bool:
 
 
 def submit_specs(target: Target, specs: list[JobSpec], *, attempts: int = SUBMIT_ATTEMPTS,
-                 max_backoff: float = 4.0) -> list[Job]:
+                 max_backoff: float = 4.0, run_again: bool = False) -> list[Job]:
     """Submit each spec, retrying transient failures with the spec's request id; the jobs, in order.
 
     A retry of a submission the federator did store returns that job (same
     job_id), even if it has finished since. Other errors are raised at once.
     """
+    return [job for job, _ in submit_replies(target, specs, attempts=attempts, max_backoff=max_backoff,
+                                             run_again=run_again)]
+
+
+def submit_replies(target: Target, specs: list[JobSpec], *, attempts: int = SUBMIT_ATTEMPTS,
+                   max_backoff: float = 4.0, run_again: bool = False) -> list[tuple[Job, bool]]:
+    """As `submit_specs`, each job with whether it was there before (its request had been seen: `replayed`)."""
     opts = options(target)
-    requests = [jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(s), request_id=new_request_id()) for s in specs]
+    requests = [jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(s), request_id=request_id_for(s, run_again=run_again),
+                                       run_again=run_again) for s in specs]
     channel = opts.channel()
     try:
-        out: list[Job] = []
+        out: list[tuple[Job, bool]] = []
         for request in requests:
             for attempt in Retrying(stop=stop_after_attempt(attempts), retry=retry_if_exception(transient),
                                     wait=wait_exponential_jitter(multiplier=0.2, max=max_backoff, jitter=0.2),
@@ -161,7 +200,7 @@ def submit_specs(target: Target, specs: list[JobSpec], *, attempts: int = SUBMIT
                             channel.close()
                             channel = opts.channel()
                         raise
-            out.append(convert.job_from_pb(reply.job))
+            out.append((convert.job_from_pb(reply.job), reply.replayed))
         return out
     finally:
         channel.close()
@@ -190,8 +229,16 @@ def _submit(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        for job in submit_specs(client_options(args), specs):
-            print(f"job {job.job_id} submitted ({job.spec.namespace}/{job.spec.name}, queue {job.spec.queue})")
+        for job, replayed in submit_replies(client_options(args), specs, run_again=args.run_again):
+            what = f"{job.spec.namespace}/{job.spec.name}, queue {job.spec.queue}"
+            if replayed:  # this file's request was answered before: the same job
+                hint = "; --run-again runs it again" if job.phase.is_terminal else ""
+                print(f"job {job.job_id} unchanged ({what}): submitted before, {job.phase}{hint}")
+            else:
+                print(f"job {job.job_id} submitted ({what})")
+    except RequestIdError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (grpc.RpcError, TlsError) as err:
         return _fail(err)
     return 0

@@ -25,7 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from federator.jobfile import JobFileError, parse_job, spec_to_document
+from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, parse_job, spec_to_document
 from federator.metrics import ClusterSample, Metrics, StateSample
 from federator.model import (
     ClusterCapacity,
@@ -48,10 +48,6 @@ from federator.store.group_commit import GroupCommit
 
 log = logging.getLogger("federator.server")
 WATCH_LIMIT = 10_000
-# A job's client request id (SubmitRequest.request_id) lives in its spec's annotations, so every
-# store keeps it with no schema of its own: SQLite inside the job's document, Kubernetes mode on
-# the FederatedJob's metadata.annotations.
-REQUEST_ID_ANNOTATION = "federator.io/request-id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -248,6 +244,10 @@ class Federator:
         annotations = dict(spec.annotations) | {REQUEST_ID_ANNOTATION: request_id}
         return replace(spec, annotations=tuple(sorted(annotations.items())))
 
+    def job_for_request(self, request_id: str) -> Job | None:
+        """The job a request id created, if the federator has seen it."""
+        return self.jobs.get(self._by_request.get(request_id, JobId(""))) if request_id else None
+
     def get(self, key: str) -> Job:
         if key in self.jobs:
             return self.jobs[JobId(key)]
@@ -384,6 +384,7 @@ class Federator:
                                       f"{rec.name} stopped placement {placement_id}: {message[:200]}"))
             return
         rec.acked.add(placement_id)
+        message = message or placement.message  # an update without a message keeps the one it had
         if placement.phase is phase and placement.message == message:
             return  # a resync repeating what is already on disk
         placement.phase = phase

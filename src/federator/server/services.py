@@ -23,12 +23,14 @@ from google.protobuf.message import Message
 from federator import __version__
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
+from federator.jobfile import REQUEST_ID_ANNOTATION
 from federator.model import Job, JobId, JobSpec
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, stamp_owner
 from federator.security.limits import RejectReason, check_capacity, check_hello
 from federator.security.trust import PROVIDER_LABEL
+from federator.server.admission import name_taken
 from federator.server.federator import (
     AlreadyExists,
     ClusterRecord,
@@ -279,6 +281,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         who = await self.principal(context)
         await self.sized(context, "submit", request)
         code, message, rule, job, spec = grpc.StatusCode.OK, "", "", None, None
+        replayed: Job | None = None
         try:
             spec = convert.spec_from_pb(request.spec)
             decision = self.authz.submit(who, spec.queue)
@@ -286,6 +289,10 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             if isinstance(decision, Denied):
                 code, message = grpc.StatusCode.PERMISSION_DENIED, decision.message
             else:
+                taken = name_taken(self.fed, spec, request_id=request.request_id, run_again=request.run_again)
+                if taken is not None:
+                    raise AlreadyExists(taken)
+                replayed = self.fed.job_for_request(request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
                 job = await self.fed.submit_async(stamp_owner(spec, who), request_id=request.request_id)
         except QueueFull as exc:
             context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{exc.retry_after:g}"),))
@@ -305,7 +312,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         if job is None:
             await context.abort(code, message)
             raise AssertionError("unreachable")
-        return jobs_pb2.SubmitResponse(job=convert.job_to_pb(job))
+        return jobs_pb2.SubmitResponse(job=convert.job_to_pb(job), replayed=replayed is not None)
 
     async def _find(self, who: Principal, key: str, context: grpc.aio.ServicerContext, *,
                     manage: bool = False) -> tuple[Job | None, Denied | None]:

@@ -129,7 +129,7 @@ class Placement(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., job_id: _Optional[str] = ..., cluster: _Optional[str] = ..., region: _Optional[str] = ..., replicas: _Optional[int] = ..., gpu_model: _Optional[str] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., generation: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message")
+    __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +139,7 @@ class Job(_message.Message):
     PLACED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     spec: JobSpec
     phase: JobPhase
@@ -148,4 +149,5 @@ class Job(_message.Message):
     placed_at: float
     finished_at: float
     message: str
-    def __init__(self, job_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., pending_reason: _Optional[_Union[Reason, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[Placement, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., placed_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
+    generation: int
+    def __init__(self, job_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., pending_reason: _Optional[_Union[Reason, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[Placement, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., placed_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...

@@ -96,7 +96,8 @@ class SimBackend:
         await asyncio.sleep(duration)
         outcome = spec.annotation(OUTCOME_ANNOTATION, "Succeeded")
         phase = JobPhase.FAILED if outcome == "Failed" else JobPhase.SUCCEEDED
-        self._finish(run, phase, f"finished after {duration:g}s")
+        self._finish(run, phase, f"failed after {duration:g}s (exit code 1)" if phase is JobPhase.FAILED
+                     else f"finished after {duration:g}s")
 
     def _finish(self, run: _Run, phase: JobPhase, message: str) -> None:
         run.phase = phase

@@ -1,0 +1,36 @@
+"""Who may take a job's name: the API's rule that a name stays taken while its job exists.
+
+Kept apart from the state machine (`server/federator.py`), which only refuses
+a name held by an *active* job (the Kubernetes controller relies on that: a
+FederatedJob deleted and created again is a new job). For API clients a name
+stays taken while its job exists, finished or not, as a Kubernetes object's
+name does: a rerun of a job file whose job already ran must not run it again
+by accident (a killed `federator submit` run twice). `SubmitRequest.run_again`
+says "I mean it".
+"""
+
+from __future__ import annotations
+
+from federator.jobfile import REQUEST_ID_ANNOTATION
+from federator.model import Job, JobSpec
+from federator.server.federator import Federator
+
+
+def name_taken(fed: Federator, spec: JobSpec, *, request_id: str, run_again: bool) -> str | None:
+    """None if Submit may go on (a replayed request id, a free name, or run_again), else the refusal, naming the
+    field. A name held by an active job is left to `Federator.submit`, which refuses it whatever run_again says."""
+    rid = request_id or spec.annotation(REQUEST_ID_ANNOTATION)
+    if rid and fed.job_for_request(rid) is not None:
+        return None  # a retry: Submit answers it with the job it created
+    if run_again:
+        return None
+    holders = [j for j in fed.jobs.values() if (j.spec.namespace, j.spec.name) == (spec.namespace, spec.name)]
+    if not holders or not all(j.phase.is_terminal for j in holders):
+        return None
+    last: Job = max(holders, key=lambda j: j.submitted_at)
+    return (f"metadata.name: job {spec.namespace}/{spec.name} already exists ({last.job_id}, {last.phase}); "
+            "a finished job keeps its name: to run it again, submit with run_again "
+            "(federator submit --run-again)")
+
+
+__all__ = ["name_taken"]

@@ -1,0 +1,62 @@
+"""`federator submit -f` with files it cannot take, and `federator get jobs -o json`: what a user sees."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_jobfile import GOOD  # type: ignore[import-not-found]
+
+from federator.api import convert
+from federator.cli import main
+from federator.model import Job, JobId, JobPhase, Placement, PlacementId
+from federator.store import job_to_dict
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"\xff\xfe\x00a: 1\n", "file: is not UTF-8 text (byte 0xff at offset 0)"),
+    (b"[" * 5000 + b"]" * 5000, "nested more than 64 levels deep"),
+    ("a:\n" + "".join(" " * i + "b:\n" for i in range(1, 3000)), "nested more than 64 levels deep"),
+    ("spec: {x: [" * 80 + "1" + "]}" * 80, "nested more than 64 levels deep"),
+    ("a: [1\n", "not valid YAML"),
+], ids=["not-utf8", "deep-flow", "deep-block", "deep-spec", "bad-yaml"])
+def test_a_file_the_cli_cannot_read_as_a_job_gets_one_line_naming_the_file_and_the_problem(
+        tmp_path: Path, content: bytes | str, problem: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    # A real process: nothing is caught for it, so a traceback would show.
+    out = subprocess.run([sys.executable, "-m", "federator", "submit", "-f", str(path), "--insecure",
+                          "--server", "127.0.0.1:1"], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: ") and problem in line, line
+
+
+def test_an_echoed_value_is_cut_so_an_error_stays_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = json.loads(json.dumps(GOOD))
+    doc["metadata"]["name"] = "X" * 20_000
+    doc["spec"]["gpuModels"] = ["y" * 20_000]
+    path = tmp_path / "huge.yaml"
+    path.write_text(json.dumps(doc))
+    assert main(["submit", "-f", str(path), "--insecure", "--server", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "metadata.name" in err and "spec.gpuModels[0]" in err and len(err) < 2_000, len(err)
+    assert "(20002 characters)" in err
+
+
+def test_get_jobs_json_shows_the_job_level_generation() -> None:
+    job = Job(job_id=JobId("j-1"), spec=convert.spec_from_pb(convert.spec_to_pb(_spec())), submitted_at=1.0,
+              phase=JobPhase.RUNNING, generation=2,
+              placements=[Placement(PlacementId("j-1.g2.a"), JobId("j-1"), "a", "r", 1, "H100", 2)])
+    shown = job_to_dict(convert.job_from_pb(convert.job_to_pb(job)))  # what `get jobs -o json` prints
+    assert shown["generation"] == 2 == shown["placements"][0]["generation"]
+
+
+def _spec():  # type: ignore[no-untyped-def]
+    from federator.jobfile import parse_job
+
+    return parse_job(GOOD)
