@@ -23,8 +23,9 @@ SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
         ("quality.py", ["--fleet", "{fleet}", "--clusters", "2", "--seeds", "1"], "mean_gpu_allocation_ratio"),
         ("fairness.py", ["--clusters", "1", "--nodes", "2", "--hours", "1.2"], "max_deviation_from_weighted_drf_share"),
         ("memory.py", ["--clusters", "3", "--jobs", "100"], "peak_rss_mib"),
+        ("fgd.py", ["--fleet", "{fleet}", "--clusters", "1,2", "--mixes", "pinned,trace"], "federator-2"),
     ],
-    ids=["throughput", "scaling", "quality", "fairness", "memory"],
+    ids=["throughput", "scaling", "quality", "fairness", "memory", "fgd"],
 )
 def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: str) -> None:
     fleet = tmp_path / "fleet.csv"

@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="fill: offer every job once in arrival order, no departures; "
                         "replay: arrivals and departures in time order (default %(default)s)")
     p.add_argument("--policy", type=Path, metavar="FILE", help="scheduling policy YAML (as for serve)")
-    p.add_argument("--fit", choices=["best", "first", "random"], default="best",
-                   help="how simulated clusters pick a node for a replica (default %(default)s)")
+    p.add_argument("--fit", choices=["fgd", "best", "first", "random"], default="fgd",
+                   help="how simulated clusters pick a node for a replica: fgd = least growth of "
+                        "expected fragmentation under recent requests (default %(default)s)")
     p.add_argument("--batch", type=int, default=1000, help="fill mode: jobs offered per cycle (default %(default)s)")
     p.add_argument("--cycle-interval", type=float, default=10.0,
                    help="replay mode: simulated seconds between cycles (default %(default)s)")

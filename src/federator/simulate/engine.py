@@ -82,7 +82,7 @@ class SimReport:
 
 class Simulation:
     def __init__(self, fleet: Mapping[str, ClusterSpec], jobs: Sequence[SimJob], *,
-                 scheduler: Scheduler | None = None, fit: str = "best", seed: int = 0, batch: int = 1000,
+                 scheduler: Scheduler | None = None, fit: str = "fgd", seed: int = 0, batch: int = 1000,
                  cycle_interval: float = 10.0) -> None:
         self.scheduler = scheduler or Scheduler()
         self.clusters = {name: _Cluster(spec, NodeSet.of(spec.nodes, fit=fit, seed=seed + i))
@@ -148,7 +148,7 @@ class Simulation:
             cluster = self.clusters[a.cluster]  # type: ignore[attr-defined]
             key = f"{job.job_id}/{len(job.placed)}"
             why = cluster.nodes.bind(key, replicas=a.replicas, resources=spec.resources,  # type: ignore[attr-defined]
-                                     gpu_model=a.gpu_model)  # type: ignore[attr-defined]
+                                     gpu_model=a.gpu_model, wanted=spec.gpu_models)  # type: ignore[attr-defined]
             cluster.info = None
             if why is not None:
                 self._unbind(job)

@@ -6,9 +6,10 @@ fractional replicas (GPU sharing) pack onto shared GPUs. Nodes are indexed by
 whole free GPUs and shared GPUs by free milli-GPUs, so a best-fit bind costs
 about the same with ten nodes or ten thousand.
 
-`fit` chooses the node: "best" (fewest free GPUs that suffice: what the
-agent does and what the resource model assumes), or the "first" / "random"
-baselines the quality benchmark compares against.
+`fit` chooses the node: "fgd" (the default: the node and GPUs where the
+expected fragmentation under recent requests grows least, `fgd.py`), "best"
+(fewest free GPUs that suffice), or the "first" / "random" baselines the
+quality benchmarks compare against.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from federator.backends.sim.fgd import DemandLearner, FgdIndex, Workload
 from federator.backends.sim.fleet import NodeSpec
 from federator.model import MILLI, WORKLOAD_KINDS, ClusterCapacity, GpuPool, Resources
+from federator.scheduler.framework import gpu_model_matches
 
-FITS = ("best", "first", "random")
+FITS = ("fgd", "best", "first", "random")
 
 
 @dataclass(slots=True)
@@ -34,6 +37,10 @@ class _Node:
     @property
     def free_gpus(self) -> int:
         return self.whole_free
+
+    @property
+    def model(self) -> str:
+        return self.spec.gpu_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +57,7 @@ class NodeSet:
     """Nodes of one simulated cluster and which replicas sit where."""
 
     nodes: list[_Node]
-    fit: str = "best"
+    fit: str = "fgd"
     seed: int = 0
     bound: dict[str, list[_Bound]] = field(default_factory=dict)  # placement -> where its replicas sit
     _by_free: dict[str, list[dict[int, None]]] = field(default_factory=dict)  # model -> [whole free] -> nodes
@@ -59,9 +66,14 @@ class NodeSet:
     _rng: random.Random = field(default_factory=random.Random)
     _cpu_free: int = 0
     _mem_free: int = 0
+    _fgd: FgdIndex | None = None
+    _learner: DemandLearner | None = None
 
     @classmethod
-    def of(cls, specs: Iterable[NodeSpec], *, fit: str = "best", seed: int = 0) -> NodeSet:
+    def of(cls, specs: Iterable[NodeSpec], *, fit: str = "fgd", seed: int = 0,
+           workload: Workload | None = None) -> NodeSet:
+        """Nodes from specs. With fit "fgd", `workload` is FGD's target workload; without one the
+        set learns it from the requests it is asked to bind (the recent requests)."""
         if fit not in FITS:
             raise ValueError(f"fit: must be one of {', '.join(FITS)}, got {fit!r}")
         nodes = [
@@ -77,23 +89,40 @@ class NodeSet:
             out._mem_free += n.free_memory_bytes
             if model:
                 out._bucket(model, n.whole_free)[i] = None
+        if fit == "fgd":
+            if workload is None:
+                out._learner = DemandLearner()
+                workload = Workload()
+            out._fgd = FgdIndex(out.nodes, workload)
         return out
+
+    def models(self) -> list[str]:
+        """GPU models of the set's nodes, in node order of first appearance."""
+        return [m for m in self._of_model if m]
 
     # -- binding ----------------------------------------------------------
 
-    def bind(self, key: str, *, replicas: int, resources: Resources, gpu_model: str) -> str | None:
-        """Bind every replica or none. Returns why not, or None."""
+    def bind(self, key: str, *, replicas: int, resources: Resources, gpu_model: str,
+             wanted: tuple[str, ...] = ()) -> str | None:
+        """Bind every replica or none. Returns why not, or None.
+
+        `wanted` is the job's own list of accepted models (() = any): FGD learns the recent
+        requests from it. `gpu_model` may be "*" to let the node policy choose among the
+        models `wanted` accepts (node-level baselines over one cluster).
+        """
         if key in self.bound:
             return None
+        self._observe(resources, wanted)
+        models = self._accepted(wanted) if gpu_model == "*" else [gpu_model]
         taken: list[_Bound] = []
         for _ in range(replicas):
-            spot = self._choose(resources, gpu_model)
+            spot = self._choose_among(resources, models)
             if spot is None:
                 for b in reversed(taken):
                     self._give(b)
                 what = f"{resources.gpu_milli}m GPU" if resources.gpu_milli else "CPU"
                 return (f"{replicas} x ({what}, {resources.cpu_milli}m CPU, {resources.memory_bytes} bytes) on "
-                        f"{gpu_model or 'CPU'} nodes do not fit")
+                        f"{'|'.join(models) or 'CPU'} nodes do not fit")
             node, slots = spot
             milli = MILLI if resources.gpu_milli % MILLI == 0 else resources.gpu_milli
             b = _Bound(node, slots, milli, resources.cpu_milli, resources.memory_bytes)
@@ -106,6 +135,48 @@ class NodeSet:
         for b in reversed(self.bound.pop(key, [])):
             self._give(b)
 
+    def _observe(self, r: Resources, wanted: tuple[str, ...]) -> None:
+        if self._learner is not None and self._fgd is not None and self._learner.observe(r, wanted):
+            workload = Workload.of(self._learner.samples(), self.models(), gpu_model_matches)
+            self._fgd = FgdIndex(self.nodes, workload)
+
+    def _accepted(self, wanted: tuple[str, ...]) -> list[str]:
+        models = self.models()
+        if not wanted:
+            return models
+        return [m for m in models if any(gpu_model_matches(w, m) for w in wanted)]
+
+    def _choose_among(self, r: Resources, models: list[str]) -> tuple[int, tuple[int, ...]] | None:
+        if r.gpu_milli and not models:
+            return None
+        if r.gpu_milli == 0 or len(models) == 1:
+            return self._choose(r, models[0] if models else "")
+        if self.fit == "fgd" and self._fgd is not None:
+            return self._fgd.choose(r, models)
+        if self.fit in ("first", "random"):
+            accept = set(models)
+            if self.fit == "random":  # a few random draws find a spot cheaply until the fleet is nearly full
+                for i in self._rng.choices(range(len(self.nodes)), k=32):
+                    if self.nodes[i].model in accept:
+                        got = next(self._spots(i, r), None)
+                        if got is not None:
+                            return got
+            spots = (s for i, n in enumerate(self.nodes) if n.model in accept
+                     for s in self._spots(i, r))
+            if self.fit == "first":
+                return next(spots, None)
+            found = list(spots)
+            return self._rng.choice(found) if found else None
+        best: tuple[tuple[int, int], tuple[int, tuple[int, ...]]] | None = None
+        for m in models:  # best fit across models: the fullest GPU (fraction) or node (whole GPUs)
+            spot = self._choose(r, m)
+            if spot is not None:
+                n = self.nodes[spot[0]]
+                key = (MILLI - n.used[spot[1][0]], 0) if r.is_fractional_gpu else (n.whole_free, 0)
+                if best is None or key < best[0]:
+                    best = (key, spot)
+        return best[1] if best else None
+
     def _fits_host(self, n: _Node, r: Resources) -> bool:
         return n.free_cpu_milli >= r.cpu_milli and n.free_memory_bytes >= r.memory_bytes
 
@@ -116,6 +187,8 @@ class NodeSet:
             return None
         whole = r.gpu_milli % MILLI == 0
         g = r.gpu_milli // MILLI
+        if self.fit == "fgd" and self._fgd is not None:
+            return self._fgd.choose(r, (model,))
         if self.fit != "best":
             spots = self._scan(r, model)
             if self.fit == "first":
@@ -142,21 +215,22 @@ class NodeSet:
 
     def _scan(self, r: Resources, model: str) -> Iterator[tuple[int, tuple[int, ...]]]:
         """Every spot in node order (the first-fit and random-fit baselines)."""
-        whole = r.gpu_milli % MILLI == 0
         for i in self._of_model.get(model, []):
-            n = self.nodes[i]
-            if not self._fits_host(n, r):
-                continue
-            if whole:
-                if n.whole_free >= r.gpu_milli // MILLI:
-                    yield i, self._free_slots(n, r.gpu_milli // MILLI)
-            else:
-                slot = next((s for s, u in enumerate(n.used) if MILLI - u >= r.gpu_milli), None)
-                if slot is not None:
-                    yield i, (slot,)
+            yield from self._spots(i, r)
+
+    def _spots(self, i: int, r: Resources) -> Iterator[tuple[int, tuple[int, ...]]]:
+        """Node `i`'s first spot for one replica of `r`, if it has one."""
+        n = self.nodes[i]
+        if r.gpu_milli % MILLI == 0:
+            if n.whole_free >= r.gpu_milli // MILLI and self._fits_host(n, r):
+                yield i, self._free_slots(n, r.gpu_milli // MILLI)
+        elif self._fits_host(n, r):
+            slot = next((s for s, u in enumerate(n.used) if MILLI - u >= r.gpu_milli), None)
+            if slot is not None:
+                yield i, (slot,)
 
     def _choose_cpu(self, r: Resources) -> tuple[int, tuple[int, ...]] | None:
-        if self.fit != "best":
+        if self.fit in ("first", "random"):
             spots = [i for i, n in enumerate(self.nodes) if self._fits_host(n, r)]
             if not spots:
                 return None
@@ -215,6 +289,8 @@ class NodeSet:
         n.free_memory_bytes -= b.memory_bytes
         self._cpu_free -= b.cpu_milli
         self._mem_free -= b.memory_bytes
+        if self._fgd is not None and n.model:
+            self._fgd.update(b.node)
 
     def _give(self, b: _Bound) -> None:
         n = self.nodes[b.node]
@@ -228,6 +304,8 @@ class NodeSet:
         n.free_memory_bytes += b.memory_bytes
         self._cpu_free += b.cpu_milli
         self._mem_free += b.memory_bytes
+        if self._fgd is not None and n.model:
+            self._fgd.update(b.node)
 
     # -- reporting --------------------------------------------------------
 

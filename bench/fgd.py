@@ -1,0 +1,187 @@
+"""Placement quality in the FGD paper's protocol: federator against node-level baselines.
+
+    python bench/fgd.py --fleet ../shared/data/alibaba-spot-gpu-fleet-2026.csv --mixes trace,pinned --seeds 1,2
+    python bench/fgd.py --fleet synthetic --clusters 8 --markdown
+
+The protocol of "Beware of Fragmentation" (Weng et al., ATC'23): pods of a mix
+are shuffled and offered one by one until the GPUs they ask for reach 100% of
+the fleet's; nothing leaves; every bind is simulated at node level (which GPU
+of which node). The figure is allocated / total GPUs.
+
+Variants (all on the same pods, in the same order):
+  - federator:  the default policy over `--clusters` clusters (and over 1), nodes bound by FGD
+                learned from the requests each cluster has seen; `refused` counts binds the
+                nodes turned down after the federator chose the cluster (RefusedByCluster);
+  - fgd:        FGD over all nodes as one cluster, node-level, the target workload being the
+                mix's own distribution (what the paper gives it);
+  - first-fit, best-fit, random: node-level over all nodes as one cluster.
+
+Mixes (the paper's knobs: share of pinned, fractional and multi-GPU pods; see
+`federator.simulate.synth.generate_mix`):
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from federator.backends.sim.fgd import Workload
+from federator.backends.sim.fleet import ClusterSpec, NodeSpec
+from federator.backends.sim.nodes import NodeSet
+from federator.scheduler import Scheduler
+from federator.scheduler.framework import gpu_model_matches
+from federator.simulate import Simulation, load_fleet_file
+from federator.simulate.synth import generate_mix, generate_pods
+from federator.simulate.traces import SimJob, _pod
+
+GIB = 2**30
+# name -> knobs of generate_mix, or None for generate_pods' trace-shaped default
+MIXES: dict[str, dict[str, float] | None] = {
+    "trace": None,  # 10% CPU-only, 35% fractional, 20% 2/4/8 GPUs, 30% open to one or two models
+    "pinned": {"pinned": 0.33, "fractional": 0.35, "multi": 0.2},
+    "fractional": {"pinned": 0.0, "fractional": 0.6, "multi": 0.1},
+    "multi": {"pinned": 0.0, "fractional": 0.2, "multi": 0.4},
+    "all": {"pinned": 0.33, "fractional": 0.5, "multi": 0.3},
+}
+NODE_VARIANTS = ("fgd", "first-fit", "best-fit", "random")
+_FIT = {"fgd": "fgd", "first-fit": "first", "best-fit": "best", "random": "random"}
+__doc__ += "".join(f"  - {k}: {v or 'the trace-shaped default of generate_pods'}\n" for k, v in MIXES.items())
+
+
+def synthetic_nodes(seed: int = 0) -> list[NodeSpec]:
+    """A mixed 3,000-node, ~11,000-GPU fleet: 8-GPU H100/A100 nodes, 4-GPU L40S, 1-GPU A10 and L4."""
+    rng = random.Random(seed)
+    groups = (("H100", 8, 224, 2048), ("A100", 8, 128, 1024), ("L40S", 4, 64, 512), ("A10", 1, 32, 256),
+              ("L4", 1, 16, 128))
+    counts = (300, 450, 400, 1100, 750)
+    nodes: list[NodeSpec] = []
+    for (model, gpus, cpu, mem), count in zip(groups, counts, strict=True):
+        for _ in range(count):
+            nodes.append(NodeSpec(f"n{len(nodes)}", model, gpus, cpu * 1000, mem * GIB))
+    rng.shuffle(nodes)
+    return [NodeSpec(f"n{i}", n.gpu_model, n.gpus, n.cpu_milli, n.memory_bytes) for i, n in enumerate(nodes)]
+
+
+def fleet_nodes(fleet: str) -> list[NodeSpec]:
+    if fleet == "synthetic":
+        return synthetic_nodes()
+    return [n for c in load_fleet_file(Path(fleet), clusters=1).values() for n in c.nodes]
+
+
+def deal(nodes: Sequence[NodeSpec], clusters: int) -> dict[str, ClusterSpec]:
+    """Nodes dealt round-robin into `clusters` clusters, one region each."""
+    out: dict[str, list[NodeSpec]] = {}
+    for i, n in enumerate(nodes):
+        out.setdefault(f"cluster-{i % clusters:03d}", []).append(n)
+    return {name: ClusterSpec(name, f"region-{name[-3:]}", (), tuple(ns)) for name, ns in out.items()}
+
+
+def workload(nodes: Sequence[NodeSpec], mix: str, seed: int) -> list[SimJob]:
+    """The mix's pods, shuffled, cut where the GPUs asked for reach the fleet's."""
+    capacity = sum(n.gpus for n in nodes) * 1000
+    supply: dict[str, int] = {}
+    biggest: dict[str, int] = {}
+    for n in nodes:
+        if n.gpu_model:
+            supply[n.gpu_model] = supply.get(n.gpu_model, 0) + n.gpus
+            biggest[n.gpu_model] = max(biggest.get(n.gpu_model, 0), n.gpus)
+    models = sorted(supply)
+    count = capacity // 400  # more than enough pods: the cut below ends the list
+    knobs = MIXES[mix]
+    if knobs is None:
+        rows = generate_pods(count, seed=seed, models=models)
+    else:
+        rows = generate_mix(count, seed=seed, models=models, model_weights=[supply[m] for m in models],
+                            model_gpus=biggest, **knobs)
+    random.Random(seed).shuffle(rows)
+    jobs, asked = [], 0
+    for i, row in enumerate(rows):
+        job = _pod(row, f"pod {i}", i)
+        if asked + job.spec.resources.gpu_milli > capacity:
+            break
+        asked += job.spec.resources.gpu_milli
+        jobs.append(SimJob(job.spec, float(i), None))
+    return jobs
+
+
+def node_level(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], fit: str, seed: int) -> dict[str, float]:
+    """One cluster of every node, each pod bound by `fit` directly (no federator)."""
+    target = None
+    if fit == "fgd":
+        models = sorted({n.gpu_model for n in nodes if n.gpu_model})
+        samples = [(j.spec.resources, j.spec.gpu_models, 1.0) for j in jobs]
+        target = Workload.of(samples, models, gpu_model_matches)
+    started = time.perf_counter()
+    ns = NodeSet.of(nodes, fit=fit, seed=seed, workload=target)
+    placed = 0
+    for j in jobs:
+        if ns.bind(j.spec.name, replicas=1, resources=j.spec.resources, gpu_model="*",
+                   wanted=j.spec.gpu_models) is None:
+            placed += 1
+    return {"gpu_allocation_ratio": round(ns.gpu_milli_used() / ns.gpu_milli_total(), 4), "placed": placed,
+            "refused": 0, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def federator(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], clusters: int, seed: int) -> dict[str, float]:
+    sim = Simulation(deal(nodes, clusters), jobs, scheduler=Scheduler(), fit="fgd", seed=seed)
+    report = sim.run("fill")
+    return {"gpu_allocation_ratio": round(report.gpu_allocation_ratio, 4), "placed": report.jobs_placed,
+            "refused": report.refused, "refused_per_placement": round(report.refused / max(report.placements, 1), 4),
+            "placements_per_second": round(report.placements_per_second), "seconds": round(report.wall_seconds, 1)}
+
+
+def run(fleet: str, mix: str, seed: int, clusters: Sequence[int], variants: Sequence[str]) -> dict[str, object]:
+    nodes = fleet_nodes(fleet)
+    jobs = workload(nodes, mix, seed)
+    out: dict[str, object] = {"fleet": fleet, "mix": mix, "seed": seed, "pods": len(jobs)}
+    for k in clusters:
+        out[f"federator-{k}"] = federator(nodes, jobs, k, seed)
+        print(f"  {mix} seed {seed} federator-{k}: {out[f'federator-{k}']}", file=sys.stderr)
+    for v in variants:
+        out[v] = node_level(nodes, jobs, _FIT[v], seed)
+        print(f"  {mix} seed {seed} {v}: {out[v]}", file=sys.stderr)
+    return out
+
+
+def markdown(rows: Sequence[dict[str, object]], clusters: Sequence[int], variants: Sequence[str]) -> str:
+    cols = [f"federator-{k}" for k in clusters] + list(variants)
+    head = "| fleet | mix | seed | pods | " + " | ".join(cols) + " | refused / placements (8) |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        cells = [f"{r[c]['gpu_allocation_ratio']:.4f}" for c in cols]  # type: ignore[index]
+        fed = r.get(f"federator-{max(clusters)}", {})
+        refused = f"{fed.get('refused', 0)} / {fed.get('placed', 0)}" if isinstance(fed, dict) else ""
+        lines.append(f"| {Path(str(r['fleet'])).stem} | {r['mix']} | {r['seed']} | {r['pods']} | "
+                     + " | ".join(cells) + f" | {refused} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--fleet", default="../shared/data/alibaba-spot-gpu-fleet-2026.csv",
+                   help="node CSV, or 'synthetic' for a built-in mixed fleet")
+    p.add_argument("--mixes", default=",".join(MIXES), help=f"comma-separated, of {', '.join(MIXES)}")
+    p.add_argument("--seeds", default="1", help="comma-separated seeds: pods drawn and shuffled by each")
+    p.add_argument("--clusters", default="1,8", help="comma-separated cluster counts for the federator")
+    p.add_argument("--variants", default=",".join(NODE_VARIANTS), help="node-level baselines to run")
+    p.add_argument("--markdown", action="store_true", help="print a markdown table instead of JSON")
+    args = p.parse_args(argv)
+    mixes = [m for m in args.mixes.split(",") if m]
+    bad = [m for m in mixes if m not in MIXES]
+    variants = [v for v in args.variants.split(",") if v]
+    bad += [v for v in variants if v not in NODE_VARIANTS]
+    if bad:
+        p.error(f"unknown mix or variant: {', '.join(bad)}")
+    clusters = [int(k) for k in args.clusters.split(",") if k]
+    rows = [run(args.fleet, m, int(s), clusters, variants) for m in mixes for s in args.seeds.split(",")]
+    print(markdown(rows, clusters, variants) if args.markdown else json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
