@@ -33,7 +33,7 @@ from pathlib import Path
 from federator.backends.sim.fgd import Workload
 from federator.backends.sim.fleet import ClusterSpec, NodeSpec
 from federator.backends.sim.nodes import NodeSet
-from federator.scheduler import Scheduler
+from federator.scheduler import Scheduler, SchedulerConfig, load_policy
 from federator.scheduler.framework import gpu_model_matches
 from federator.simulate import Simulation, load_fleet_file
 from federator.simulate.synth import generate_mix, generate_pods
@@ -127,8 +127,11 @@ def node_level(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], fit: str, seed
             "refused": 0, "seconds": round(time.perf_counter() - started, 1)}
 
 
+POLICY: SchedulerConfig | None = None  # --policy
+
+
 def federator(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], clusters: int, seed: int) -> dict[str, float]:
-    sim = Simulation(deal(nodes, clusters), jobs, scheduler=Scheduler(), fit="fgd", seed=seed)
+    sim = Simulation(deal(nodes, clusters), jobs, scheduler=Scheduler(POLICY), fit="fgd", seed=seed)
     report = sim.run("fill")
     return {"gpu_allocation_ratio": round(report.gpu_allocation_ratio, 4), "placed": report.jobs_placed,
             "refused": report.refused, "refused_per_placement": round(report.refused / max(report.placements, 1), 4),
@@ -169,8 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seeds", default="1", help="comma-separated seeds: pods drawn and shuffled by each")
     p.add_argument("--clusters", default="1,8", help="comma-separated cluster counts for the federator")
     p.add_argument("--variants", default=",".join(NODE_VARIANTS), help="node-level baselines to run")
+    p.add_argument("--policy", type=Path, help="policy file for the federator (default: the default policy)")
     p.add_argument("--markdown", action="store_true", help="print a markdown table instead of JSON")
     args = p.parse_args(argv)
+    global POLICY
+    POLICY = load_policy(args.policy) if args.policy else None
     mixes = [m for m in args.mixes.split(",") if m]
     bad = [m for m in mixes if m not in MIXES]
     variants = [v for v in args.variants.split(",") if v]

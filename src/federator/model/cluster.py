@@ -34,6 +34,11 @@ class GpuPool:
     GPUs by their free milli-GPUs, as sorted `(free_milli, count)` pairs with
     0 < free_milli < 1000. Together that is enough to decide whether N
     replicas of G GPUs, or of m milli-GPUs, fit.
+
+    `host_room[i]` is the most free (CPU milli, memory bytes) among the nodes
+    with exactly i whole GPUs free, so that "fits" here means "fits on a
+    node" also for CPU and memory, not only in the cluster's sum; () when the
+    agent does not report it (no host check then).
     """
 
     gpu_model: str
@@ -41,6 +46,7 @@ class GpuPool:
     total_gpus: int
     allocatable_gpus: int
     shared_gpus: tuple[tuple[int, int], ...] = ()  # (free milli-GPUs, how many shared GPUs)
+    host_room: tuple[tuple[int, int], ...] = ()  # [i] = (most free CPU milli, memory bytes) of those nodes
 
     @property
     def free_gpus(self) -> int:
@@ -65,13 +71,19 @@ class GpuPool:
             return 0
         return _gang_capacity(self.nodes_by_free_gpus, gpus_per_replica)
 
-    def replica_capacity(self, gpu_milli: int) -> int:
-        """How many replicas of `gpu_milli` milli-GPUs each fit: whole GPUs or a fraction of one."""
+    def replica_capacity(self, gpu_milli: int, cpu_milli: int = 0, memory_bytes: int = 0) -> int:
+        """How many replicas of `gpu_milli` milli-GPUs each fit: whole GPUs or a fraction of one.
+
+        With `cpu_milli` / `memory_bytes` and a reported `host_room`, whole GPUs count only on
+        nodes whose host has room for a replica (and as many replicas as that room holds)."""
         if gpu_milli <= 0:
             return 0
+        hist = self.nodes_by_free_gpus
+        if self.host_room and (cpu_milli or memory_bytes):
+            hist = _hosted(hist, self.host_room, cpu_milli, memory_bytes, max(gpu_milli // MILLI, 1))
         if gpu_milli % MILLI == 0:
-            return _gang_capacity(self.nodes_by_free_gpus, gpu_milli // MILLI)
-        return _fraction_capacity(self.nodes_by_free_gpus, self.shared_gpus, gpu_milli)
+            return _gang_capacity(hist, gpu_milli // MILLI)
+        return _fraction_capacity(hist, self.shared_gpus, gpu_milli)
 
     def take_milli(self, gpu_milli: int, replicas: int) -> GpuPool:
         """The pool after binding `replicas` replicas of `gpu_milli` each (whole or fractional)."""
@@ -103,7 +115,7 @@ class GpuPool:
                 left = 0
         if left:
             raise ValueError(f"{replicas} x {gpus_per_replica} GPUs do not fit in pool {self.gpu_model}")
-        return replace(self, nodes_by_free_gpus=tuple(counts))
+        return replace(self, nodes_by_free_gpus=tuple(counts), host_room=_moved_room(self, counts))
 
     def _take_fraction(self, milli: int, replicas: int) -> GpuPool:
         """Best fit for fractional replicas: the fullest shared GPU that fits, then whole GPUs
@@ -141,14 +153,15 @@ class GpuPool:
                 break
         if left:
             raise ValueError(f"{replicas} x {milli}m GPU do not fit in pool {self.gpu_model}")
-        return replace(self, nodes_by_free_gpus=tuple(counts),
+        return replace(self, nodes_by_free_gpus=tuple(counts), host_room=_moved_room(self, counts),
                        shared_gpus=tuple(sorted((f, n) for f, n in shared.items() if n)))
 
     def release_milli(self, gpu_milli: int, replicas: int) -> GpuPool:
         """An estimate of the pool after `replicas` replicas of `gpu_milli` leave (for what-if
         planning such as preemption). The histogram does not say which nodes they sat on, so
         the GPUs go back to the nodes with the fewest free GPUs: the pessimistic guess for
-        gangs. The agent's next report replaces the estimate with the truth."""
+        gangs. The agent's next report replaces the estimate with the truth. Host room is dropped
+        (not known after a release), so the estimate does not check it."""
         counts = list(self.nodes_by_free_gpus)
         top = len(counts) - 1
         if gpu_milli % MILLI == 0:
@@ -159,7 +172,7 @@ class GpuPool:
                         counts[free] -= 1
                         counts[free + g] += 1
                         break
-            return replace(self, nodes_by_free_gpus=tuple(counts))
+            return replace(self, nodes_by_free_gpus=tuple(counts), host_room=())
         shared = dict(self.shared_gpus)
         for _ in range(replicas):
             base = next((f for f in sorted(shared) if shared[f] and f + gpu_milli <= MILLI), None)
@@ -173,8 +186,40 @@ class GpuPool:
                 if emptiest is not None:
                     counts[emptiest] -= 1
                     counts[emptiest + 1] += 1
-        return replace(self, nodes_by_free_gpus=tuple(counts),
+        return replace(self, nodes_by_free_gpus=tuple(counts), host_room=(),
                        shared_gpus=tuple(sorted((f, n) for f, n in shared.items() if n)))
+
+
+def _moved_room(pool: GpuPool, counts: list[int]) -> tuple[tuple[int, int], ...]:
+    """Host room after nodes moved to fewer free GPUs: a bucket that gained nodes may hold the room
+    of a bucket above it (optimistic; the agent's next report has the truth)."""
+    room = pool.host_room
+    if not room:
+        return room
+    out = list(room) + [(0, 0)] * (len(counts) - len(room))
+    best = (0, 0)
+    for i in range(len(counts) - 1, -1, -1):
+        if i < len(room):
+            best = (max(best[0], room[i][0]), max(best[1], room[i][1]))
+        if counts[i] > (pool.nodes_by_free_gpus[i] if i < len(pool.nodes_by_free_gpus) else 0):
+            out[i] = (max(out[i][0], best[0]), max(out[i][1], best[1]))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1 << 16)
+def _hosted(hist: tuple[int, ...], room: tuple[tuple[int, int], ...], cpu: int, mem: int, g: int) -> tuple[int, ...]:
+    """The histogram as far as host room allows: a bucket whose best node cannot host a replica
+    counts no nodes, one that hosts fewer replicas than its GPUs allow counts fewer GPUs."""
+    out = list(hist)
+    for i, n in enumerate(hist):
+        if not n or i >= len(room):
+            continue
+        c, m = room[i]
+        per = min(i // g, c // cpu if cpu else i, m // mem if mem else i)
+        if per < i // g:
+            out[i] = 0
+            out[per * g] += n
+    return tuple(out)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -31,17 +31,18 @@ from dataclasses import dataclass, replace
 
 from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, Reason, ReasonCode
 from federator.scheduler.config import SchedulerConfig
+from federator.scheduler.demand import demand_of
 from federator.scheduler.fairshare import FairOrder, QueueUsage, job_order
 from federator.scheduler.framework import (
     Allocation,
     CycleContext,
     FilterPlugin,
     PlacementRequest,
+    PoolScorePlugin,
     ScorePlugin,
-    accepted_pools,
-    matching_models,
 )
-from federator.scheduler.plugins import FILTERS, SCORES, fit_tightness
+from federator.scheduler.plugins import FILTERS, SCORES
+from federator.scheduler.pools import PoolScores, best_model, best_pool, fit_count, split_by_model
 from federator.scheduler.preemption import (
     Preemption,
     eligible,
@@ -104,7 +105,8 @@ def queue_order(requests: Sequence[PlacementRequest]) -> list[PlacementRequest]:
     return job_order(requests)
 
 
-def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None) -> CycleContext:
+def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
+             requests: Sequence[PlacementRequest] = (), running: Sequence[Allocation] = ()) -> CycleContext:
     prices = [p for c in snapshot.clusters if (p := c.price_per_gpu_hour) is not None]
     alloc: Counter[str] = Counter()
     free: Counter[str] = Counter()
@@ -113,8 +115,9 @@ def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None) -> Cycle
         free[c.region] += sum(p.free_milli for p in c.capacity.gpu_pools)
     util = {r: 1.0 - free[r] / alloc[r] for r in alloc if alloc[r]}
     latency = dict(config.region_latency_ms) if config else {}
+    demand = demand_of(snapshot.ready(), requests, running) if requests or running else None
     return CycleContext(max_price=max(prices, default=0.0), region_gpu_utilization=util,
-                        region_latency_ms=latency, max_latency_ms=max(latency.values(), default=0))
+                        region_latency_ms=latency, max_latency_ms=max(latency.values(), default=0), demand=demand)
 
 
 class _Shape:
@@ -136,18 +139,24 @@ class _Board:
     """
 
     def __init__(self, filters: Sequence[FilterPlugin], scores: Sequence[tuple[ScorePlugin, int]],
-                 ctx: CycleContext) -> None:
+                 ctx: CycleContext, pool_scores: PoolScores = ()) -> None:
         self.filters = filters
         self.scores = scores
+        self.pool_scores = pool_scores
         self.ctx = ctx
+        self.version: dict[str, int] = {}
+        self.pool_values: dict[tuple[object, ...], int] = {}
         self.log: list[str] = []
         self.shapes: dict[tuple[object, ...], _Shape] = {}
         self.txn: Txn | None = None
 
     def changed(self, name: str) -> None:
         self.log.append(name)
+        self.version[name] = self.version.get(name, 0) + 1
 
-    def evaluate(self, request: PlacementRequest, cluster: ClusterInfo) -> Reason | int:
+    def evaluate(self, request: PlacementRequest, cluster: ClusterInfo, *, current: bool = False) -> Reason | int:
+        """Filters, then the weighted scores. `current`: `cluster` is the txn's present view of it, so
+        its pool part may be shared with other shapes asking for the same resources."""
         ctx = self.ctx
         for f in self.filters:
             reason = f.filter(request, cluster, ctx)
@@ -156,6 +165,21 @@ class _Board:
         total = 0
         for s, w in self.scores:
             total += w * s.score(request, cluster, ctx)
+        if self.pool_scores:
+            replicas = request.replicas if request.is_gang else 1
+            key = None
+            if current:
+                spec = request.spec
+                key = (cluster.name, self.version.get(cluster.name, 0), spec.resources, replicas, spec.gpu_models,
+                       request.blocked_models)
+                got = self.pool_values.get(key)
+                if got is not None:
+                    return total + got
+            pool = best_pool(request, cluster, ctx, self.pool_scores, replicas)
+            value = pool[0] if pool is not None else 0
+            if key is not None:
+                self.pool_values[key] = value
+            total += value
         return total
 
     def _sync(self, request: PlacementRequest, key: tuple[object, ...]) -> _Shape:
@@ -172,7 +196,7 @@ class _Board:
         shape.cursor = len(self.log)
         ver, heap, rejected = shape.ver, shape.heap, shape.rejected
         for name in names:
-            out = self.evaluate(request, self.txn.get(name))
+            out = self.evaluate(request, self.txn.get(name), current=True)
             v = ver.get(name, 0) + 1
             ver[name] = v
             if isinstance(out, Reason):
@@ -211,9 +235,11 @@ class Scheduler:
     def __init__(self, config: SchedulerConfig | None = None) -> None:
         self.config = config or SchedulerConfig()
         self.filters: list[FilterPlugin] = [FILTERS[n]() for n in self.config.filters]
-        self.scores: list[tuple[ScorePlugin, int]] = [
-            (SCORES[n](), w) for n, w in self.config.score_weights.items() if w
-        ]
+        weighted = [(SCORES[n](), w) for n, w in self.config.score_weights.items() if w]
+        self.scores: list[tuple[ScorePlugin, int]] = [(s, w) for s, w in weighted
+                                                       if not isinstance(s, PoolScorePlugin)]
+        self.pool_scores: list[tuple[PoolScorePlugin, int]] = [(s, w) for s, w in weighted
+                                                                if isinstance(s, PoolScorePlugin)]
 
     def schedule(
         self,
@@ -233,11 +259,11 @@ class Scheduler:
         order = FairOrder(usage, requests)
         t1 = clock()
         phases["order"] = t1 - t0
-        ctx = prescore(snapshot, cfg)
+        ctx = prescore(snapshot, cfg, requests, running)
         t2 = clock()
         phases["prescore"] = t2 - t1
 
-        board = _Board(self.filters, self.scores, ctx)
+        board = _Board(self.filters, self.scores, ctx, self.pool_scores)
         txn = Txn(snapshot, on_change=board.changed)
         board.txn = txn
         unplaceable: dict[tuple[object, ...], Reason] = {}
@@ -318,7 +344,7 @@ class Scheduler:
         if name is None:
             return summarize(board.rejections(key), len(txn.names), request)
         best = txn.get(name)
-        model = _best_fit_model(request, best, request.replicas)
+        model = best_model(request, best, board.ctx, self.pool_scores, request.replicas)
         txn.begin()
         txn.put(reserve(best, resources=request.spec.resources, replicas=request.replicas, gpu_model=model))
         txn.commit()
@@ -331,7 +357,7 @@ class Scheduler:
             return counts
         txn.begin()
         try:
-            out = _reserve_spread(request, txn, counts)
+            out = _reserve_spread(request, txn, counts, board)
         except ValueError as exc:  # a fit count and the arithmetic disagree: a bug, but not a crash
             txn.abort()
             return Reason(ReasonCode.WAITING, f"spreading failed: {exc}")
@@ -439,7 +465,7 @@ class Scheduler:
                 continue
             release_in_attempt(txn, chosen.victims, by_job)
             target = txn.get(chosen.cluster)
-            model = _best_fit_model(whole, target, request.replicas)
+            model = best_model(whole, target, board.ctx, self.pool_scores, request.replicas)
             try:
                 txn.put(reserve(target, resources=request.spec.resources, replicas=request.replicas,
                                 gpu_model=model))
@@ -493,7 +519,7 @@ class Scheduler:
         try:
             if isinstance(counts, Reason):
                 raise ValueError(counts.message)
-            assignments = _reserve_spread(request, txn, counts)
+            assignments = _reserve_spread(request, txn, counts, board)
         except ValueError:  # the plan said it fits: a bug, but not a crash
             txn.abort()
             return None
@@ -506,13 +532,14 @@ def _spreads(request: PlacementRequest) -> bool:
     return not request.is_gang and not (request.replicas == 1 and request.spec.min_regions <= 1)
 
 
-def _reserve_spread(request: PlacementRequest, txn: Txn, counts: Mapping[str, int]) -> tuple[Assignment, ...]:
+def _reserve_spread(request: PlacementRequest, txn: Txn, counts: Mapping[str, int],
+                    board: _Board) -> tuple[Assignment, ...]:
     """Bind `counts` replicas per cluster in the txn's open attempt; ValueError if they do not fit."""
     one = replace(request, replicas=1)
     out: list[Assignment] = []
     for name in sorted(counts):
         cluster = txn.get(name)
-        for model, replicas in _split_by_model(one, cluster, counts[name]):
+        for model, replicas in split_by_model(one, cluster, counts[name], board.ctx, board.pool_scores):
             cluster = reserve(cluster, resources=request.spec.resources, replicas=replicas, gpu_model=model)
             out.append(Assignment(name, cluster.region, replicas, model))
         txn.put(cluster)
@@ -527,58 +554,8 @@ class _LazyCaps(dict[str, int]):
         self.request, self.txn, self.per = request, txn, per
 
     def __missing__(self, name: str) -> int:
-        value = self[name] = _fit_count(self.request, self.txn.get(name)) // self.per
+        value = self[name] = fit_count(self.request, self.txn.get(name)) // self.per
         return value
-
-
-def _fit_count(request: PlacementRequest, cluster: ClusterInfo) -> int:
-    """How many replicas of `request` the cluster's free capacity holds (any accepted model)."""
-    cap = cluster.capacity
-    res = request.spec.resources
-    limit = 1 << 30
-    if res.cpu_milli:
-        limit = min(limit, cap.cpu_milli_free // res.cpu_milli)
-    if res.memory_bytes:
-        limit = min(limit, cap.memory_bytes_free // res.memory_bytes)
-    if not res.gpu_milli:
-        return limit
-    gpus = sum(p.replica_capacity(res.gpu_milli) for p in accepted_pools(request, cluster))
-    return min(limit, gpus)
-
-
-def _split_by_model(request: PlacementRequest, cluster: ClusterInfo, replicas: int) -> list[tuple[str, int]]:
-    """`replicas` replicas over the cluster's accepted models, tightest-fitting pool first (in groups)."""
-    if not request.gpu_milli:
-        return [("", replicas)]
-    g = max(1, request.spec.group_size)
-    pools = sorted((p.replica_capacity(request.gpu_milli) // g * g, m) for m in matching_models(request, cluster)
-                    if (p := cluster.capacity.pool(m)) is not None)
-    out: list[tuple[str, int]] = []
-    left = replicas
-    for cap, model in pools:
-        n = min(cap, left)
-        if n:
-            out.append((model, n))
-            left -= n
-    if left:
-        raise ValueError(f"{replicas} replicas do not fit {cluster.name}")
-    return out
-
-
-def _best_fit_model(request: PlacementRequest, cluster: ClusterInfo, replicas: int) -> str:
-    """The accepted GPU model to use ("" for CPU-only): the pool where a replica fits its node most
-    tightly (no big node broken for small work), then the pool with the most room (a job open to
-    several models leaves the scarcer one to jobs that can run only there)."""
-    m = request.gpu_milli
-    if m == 0:
-        return ""
-    fitting = []
-    for pool in accepted_pools(request, cluster):
-        if (n := pool.replica_capacity(m)) >= replicas:
-            fitting.append((-fit_tightness(pool.nodes_by_free_gpus, pool.shared_gpus, m), -n, pool.gpu_model))
-    if not fitting:
-        raise ValueError(f"no pool of {cluster.name} fits; filters should have said so")
-    return min(fitting)[2]
 
 
 def summarize(rejected: Sequence[Reason], clusters: int, request: PlacementRequest) -> Reason:

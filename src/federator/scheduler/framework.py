@@ -14,9 +14,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from federator.model import MILLI, ClusterInfo, GpuPool, JobId, JobKind, JobSpec, Reason, Resources
+
+if TYPE_CHECKING:
+    from federator.scheduler.demand import Demand
 
 MAX_SCORE = 100
 
@@ -49,6 +52,11 @@ class PlacementRequest:
         """All replicas in one cluster (training), rather than spread (inference)."""
         return self.spec.kind is JobKind.TRAINING
 
+    def capacity_in(self, pool: GpuPool) -> int:
+        """Replicas of this request the pool holds, on nodes whose host has room for one."""
+        res = self.spec.resources
+        return pool.replica_capacity(res.gpu_milli, res.cpu_milli, res.memory_bytes)
+
     def shape(self) -> tuple[object, ...]:
         """Everything filters and scores read: requests of one shape place alike within a cycle."""
         s = self.spec
@@ -73,6 +81,7 @@ class Allocation:
     replicas: int
     resources: Resources  # per replica
     placed_at: float = 0.0
+    gpu_models: tuple[str, ...] = ()  # the job's accepted models (() = any): what pinned work wants
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,7 @@ class CycleContext:
     region_gpu_utilization: Mapping[str, float] = field(default_factory=dict)
     region_latency_ms: Mapping[tuple[str, str], int] = field(default_factory=dict)
     max_latency_ms: int = 0
+    demand: Demand | None = None  # what waiting and recent work asks for (demand.py)
 
     def latency_ms(self, a: str, b: str) -> int | None:
         if a == b:
@@ -107,6 +117,20 @@ class ScorePlugin(Protocol):
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
         """0..MAX_SCORE; higher is better. Only called for clusters that passed every filter."""
+
+
+@runtime_checkable
+class PoolScorePlugin(ScorePlugin, Protocol):
+    """A score of one GPU pool of a cluster for the request (fragmentation, scarcity, tightness).
+
+    The cycle scores a cluster by its best pool, summing every pool plugin's weighted score for
+    that pool, and binds the job to that same pool's model: the cluster and the model are chosen
+    by one value.
+    """
+
+    def pool_score(self, request: PlacementRequest, cluster: ClusterInfo, pool: GpuPool,
+                   ctx: CycleContext) -> int:
+        """0..MAX_SCORE for binding the request to `pool` (only pools it accepts and fits)."""
 
 
 _TOKEN_SPLIT = re.compile(r"[-_ ./]+")

@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from federator.model import MILLI, ClusterInfo, ClusterState, Reason, ReasonCode, format_bytes
+from federator.model import MILLI, ClusterInfo, ClusterState, GpuPool, Reason, ReasonCode, format_bytes
+from federator.scheduler.fragmentation import fragment_growth
 from federator.scheduler.framework import (
     MAX_SCORE,
     CycleContext,
@@ -113,7 +114,7 @@ class GangFit:
         need = request.replicas if request.is_gang else 1
         best, best_model, any_node = 0, "", False
         for pool in accepted_pools(request, cluster):
-            fits = pool.replica_capacity(m)
+            fits = request.capacity_in(pool)
             if fits >= need:
                 return None
             any_node = any_node or fits > 0
@@ -204,13 +205,63 @@ class LeastFragmentation:
     name: str = "LeastFragmentation"
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        m = request.gpu_milli
-        if not m:
+        if not request.gpu_milli:
             return MAX_SCORE // 2
-        best = 0.0
-        for pool in accepted_pools(request, cluster):
-            best = max(best, fit_tightness(pool.nodes_by_free_gpus, pool.shared_gpus, m))
-        return round(MAX_SCORE * best)
+        return max((self.pool_score(request, cluster, p, ctx) for p in accepted_pools(request, cluster)), default=0)
+
+    def pool_score(self, request: PlacementRequest, cluster: ClusterInfo, pool: GpuPool, ctx: CycleContext) -> int:
+        return round(MAX_SCORE * fit_tightness(pool.nodes_by_free_gpus, pool.shared_gpus, request.gpu_milli))
+
+
+@dataclass(frozen=True, slots=True)
+class Fragmentation:
+    """FGD: the pool where binding the request grows the expected unusable GPU least.
+
+    The expectation is over the cycle's demand (pending and running work,
+    `demand.py`), computed from the pool's resource model (`fragmentation.py`).
+    Full score when the job takes only capacity that was unusable anyway, half
+    when it strands nothing new, less the more it strands.
+    """
+
+    name: str = "Fragmentation"
+
+    def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
+        if not request.gpu_milli:
+            return MAX_SCORE // 2
+        return max((self.pool_score(request, cluster, p, ctx) for p in accepted_pools(request, cluster)), default=0)
+
+    def pool_score(self, request: PlacementRequest, cluster: ClusterInfo, pool: GpuPool, ctx: CycleContext) -> int:
+        demand = ctx.demand
+        if demand is None or demand.empty:
+            return MAX_SCORE // 2
+        replicas = request.replicas if request.is_gang else 1
+        growth = fragment_growth(pool, request.gpu_milli, replicas, demand.shapes.get(pool.gpu_model, ()),
+                                 demand.cannot.get(pool.gpu_model, 1.0), demand.cache)
+        return round(MAX_SCORE * min(1.0, max(0.0, (1.0 - growth) / 2)))
+
+
+@dataclass(frozen=True, slots=True)
+class Scarcity:
+    """A job open to several GPU models takes the one pinned work wants least.
+
+    Pressure on a model is the GPU demand of pinned work (pending and running
+    jobs that accept only some models) over the model's free GPUs in the fleet
+    (`demand.py`); the least pressed model scores full, the most pressed 0.
+    """
+
+    name: str = "Scarcity"
+
+    def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
+        if not request.gpu_milli:
+            return MAX_SCORE // 2
+        return max((self.pool_score(request, cluster, p, ctx) for p in accepted_pools(request, cluster)), default=0)
+
+    def pool_score(self, request: PlacementRequest, cluster: ClusterInfo, pool: GpuPool, ctx: CycleContext) -> int:
+        demand = ctx.demand
+        if demand is None or demand.max_pressure <= 0:
+            return MAX_SCORE
+        pressure = demand.pressure.get(pool.gpu_model, 0.0)
+        return round(MAX_SCORE * (1.0 - min(pressure, demand.max_pressure) / demand.max_pressure))
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +334,8 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
 
 SCORES: Mapping[str, Callable[[], ScorePlugin]] = {
     "LeastFragmentation": LeastFragmentation,
+    "Fragmentation": Fragmentation,
+    "Scarcity": Scarcity,
     "LeastAllocated": LeastAllocated,
     "RegionLoad": RegionLoad,
     "Price": Price,
@@ -292,6 +345,7 @@ SCORES: Mapping[str, Callable[[], ScorePlugin]] = {
 
 DEFAULT_SCORE_WEIGHTS: Mapping[str, int] = {
     "LeastFragmentation": 2,
+    "Scarcity": 3,
     "RegionLoad": 1,
     "Price": 1,
     "Locality": 3,

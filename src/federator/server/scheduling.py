@@ -184,7 +184,8 @@ class Cycles:
         for job in self.active_jobs():
             generations[job.job_id] = job.generation
             running.extend(Allocation(job.job_id, job.spec.queue, job.spec.priority, job.spec.preemptible, p.cluster,
-                                      p.gpu_model, p.replicas, job.spec.resources, job.placed_at)
+                                      p.gpu_model, p.replicas, job.spec.resources, job.placed_at,
+                                      job.spec.gpu_models)
                            for p in job.placements if p.phase.is_active)
         return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), self.fed.scheduler,
                          generations)

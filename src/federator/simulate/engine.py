@@ -157,7 +157,8 @@ class Simulation:
             milli = spec.resources.gpu_milli * a.replicas  # type: ignore[attr-defined]
             job.placed.append((a.cluster, key, milli))  # type: ignore[attr-defined]
             job.allocations.append(Allocation(job.job_id, spec.queue, spec.priority, spec.preemptible,
-                                              a.cluster, a.gpu_model, a.replicas, spec.resources, now))  # type: ignore[attr-defined]
+                                              a.cluster, a.gpu_model, a.replicas, spec.resources, now,  # type: ignore[attr-defined]
+                                              spec.gpu_models))
             self.allocated_milli += milli
         job.placed_at = now
         job.ever_placed = True

@@ -323,7 +323,12 @@ class NodeSet:
             total = sum(self.nodes[i].spec.gpus for i in idx)
             hist = [len(b) for b in self._by_free[model]]
             shared = tuple(sorted((f, len(s)) for f, s in self._shared.get(model, {}).items() if s))
-            pools.append(GpuPool(model, tuple(hist), total, total, shared))
+            room = [(0, 0)] * len(hist)
+            for k, bucket in enumerate(self._by_free[model]):
+                if bucket:
+                    room[k] = (max(self.nodes[i].free_cpu_milli for i in bucket),
+                               max(self.nodes[i].free_memory_bytes for i in bucket))
+            pools.append(GpuPool(model, tuple(hist), total, total, shared, tuple(room)))
         return ClusterCapacity(
             gpu_pools=tuple(pools),
             cpu_milli_allocatable=sum(n.spec.cpu_milli for n in self.nodes),

@@ -1,0 +1,101 @@
+"""What waiting and recent work asks for, per cycle: FGD's target workload and pinned pressure.
+
+Two placement terms read it (plugins.py):
+
+- *Fragmentation*: FGD's expected unusable GPU of a pool (Weng et al.,
+  ATC'23) needs the distribution of requests: per GPU model, the shapes of
+  the requests that accept it (milli-GPUs per GPU, GPUs, CPU, memory), each
+  weighted by popularity, and the share of requests that cannot use it;
+- *Scarcity*: a job open to several models should leave alone the model that
+  pinned work needs. The pressure on a model is the GPU demand of work that
+  accepts only some models (pinned), split over the models it accepts,
+  divided by that model's free GPUs across the fleet.
+
+The sample is the pending requests of the cycle plus the running allocations
+(the recent arrivals that were placed): both are handed to the cycle, so this
+stays a pure function of its inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from federator.model import MILLI, ClusterInfo, Resources
+from federator.scheduler.framework import Allocation, PlacementRequest
+from federator.scheduler.framework import gpu_model_matches as accepts_model
+
+# (milli-GPUs per GPU: 1..999 or 1000 for whole GPUs, GPUs per replica, CPU milli, memory bytes, weight)
+Shape = tuple[int, int, int, int, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """The cycle's view of demand, by cluster GPU model name."""
+
+    shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)
+    cannot: dict[str, float] = field(default_factory=dict)  # share of requests that cannot use the model
+    pressure: dict[str, float] = field(default_factory=dict)  # pinned milli-GPUs wanted / free milli-GPUs
+    max_pressure: float = 0.0
+    cache: dict[tuple[object, ...], float] = field(default_factory=dict, compare=False)  # fragment growth
+
+    @property
+    def empty(self) -> bool:
+        return not self.shapes
+
+
+def _samples(requests: Sequence[PlacementRequest], running: Sequence[Allocation]) -> Iterable[
+        tuple[Resources, tuple[str, ...], int]]:
+    for r in requests:
+        yield r.spec.resources, r.spec.gpu_models, r.replicas
+    for a in running:
+        yield a.resources, a.gpu_models, a.replicas
+
+
+def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementRequest],
+              running: Sequence[Allocation]) -> Demand:
+    """The demand of `requests` and `running` over the GPU models of `clusters`."""
+    free: dict[str, int] = {}
+    for c in clusters:
+        for p in c.capacity.gpu_pools:
+            free[p.gpu_model] = free.get(p.gpu_model, 0) + p.free_milli
+    if not free:
+        return Demand()
+    models = sorted(free)
+    total = 0
+    by_key: dict[tuple[int, int, tuple[str, ...]], list[int]] = {}
+    pinned: dict[str, float] = dict.fromkeys(models, 0.0)
+    for res, wanted, n in _samples(requests, running):
+        total += n
+        if not res.gpu_milli:
+            continue
+        whole = res.gpu_milli % MILLI == 0
+        key = (MILLI if whole else res.gpu_milli, res.gpu_milli // MILLI if whole else 1, wanted)
+        acc = by_key.setdefault(key, [0, 0, 0])
+        acc[0] += n
+        acc[1] += n * res.cpu_milli
+        acc[2] += n * res.memory_bytes
+    shapes: dict[str, tuple[Shape, ...]] = {}
+    cannot: dict[str, float] = {}
+    for model in models:
+        merged: dict[tuple[int, int], list[int]] = {}
+        for (milli, gpus, wanted), (n, cpu, mem) in by_key.items():
+            if wanted and not any(accepts_model(w, model) for w in wanted):
+                continue
+            m = merged.setdefault((milli, gpus), [0, 0, 0])
+            m[0] += n
+            m[1] += cpu
+            m[2] += mem
+        shapes[model] = tuple((milli, gpus, cpu // n, mem // n, n / total)
+                              for (milli, gpus), (n, cpu, mem) in sorted(merged.items()) if n)
+        cannot[model] = max(0.0, 1.0 - sum(s[4] for s in shapes[model]))
+    for (milli, gpus, wanted), sums in by_key.items():
+        if not wanted:
+            continue
+        takers = [model for model in models if any(accepts_model(w, model) for w in wanted)]
+        if len(takers) == len(models):
+            continue  # open to every model: not pinned
+        for model in takers:
+            pinned[model] += sums[0] * milli * gpus / len(takers)
+    pressure = {m: pinned[m] / free[m] if free[m] else (1.0 if pinned[m] else 0.0) for m in models}
+    return Demand(shapes, cannot, pressure, max(pressure.values(), default=0.0))
