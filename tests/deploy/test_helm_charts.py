@@ -38,6 +38,7 @@ from support import EXAMPLES
 
 RBAC_FEDERATOR = DEPLOY / "kubernetes" / "rbac-federator.yaml"
 RBAC_AGENT = DEPLOY / "kubernetes" / "rbac-agent.yaml"
+RBAC_USERS = DEPLOY / "kubernetes" / "rbac-users.yaml"
 KUBE_VERSIONS = ("1.27", "1.37")  # Chart.yaml kubeVersion floor, and the newest schemas we have
 CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Certificate"}  # other operators: see below
 FED_ALL_ON = ["--set", "replicaCount=3", "--set", "serviceMonitor.enabled=true",
@@ -219,13 +220,45 @@ def _without_names(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_federator_rbac_is_the_verified_least_privilege(h: Helm) -> None:
     """The chart grants exactly deploy/kubernetes/rbac-federator.yaml, which the Kubernetes tests run under."""
     docs = h.template(FEDERATOR)
-    assert one(docs, "ClusterRole")["rules"] == _manifest_rules(RBAC_FEDERATOR, "ClusterRole")
+    assert one(docs, "ClusterRole", "fed-federator")["rules"] == _manifest_rules(RBAC_FEDERATOR, "ClusterRole")
     lease_rules = one(docs, "Role", "-leader-election")["rules"]
     assert _without_names(lease_rules) == _without_names(_manifest_rules(RBAC_FEDERATOR, "Role"))
     assert [r.get("resourceNames") for r in lease_rules] == [None, ["fed-federator-leader"]]
     assert "--lease-name=fed-federator-leader" in containers(docs)[0]["args"]
     binding = one(docs, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fed-federator", "namespace": NAMESPACE}]
+
+
+def test_the_user_cluster_roles_are_the_manifests_and_aggregate_into_edit_and_view(h: Helm) -> None:
+    """federator-user and federator-viewer: the chart renders exactly deploy/kubernetes/rbac-users.yaml."""
+    docs = h.template(FEDERATOR)
+    manifests = {d["metadata"]["name"]: d for d in yaml.safe_load_all(RBAC_USERS.read_text()) if d}
+    assert set(manifests) == {"federator-user", "federator-viewer"}
+    for name, manifest in manifests.items():
+        role = one(docs, "ClusterRole", name)
+        assert role["metadata"]["name"] == name and role["rules"] == manifest["rules"]
+        aggregate = {k: v for k, v in role["metadata"]["labels"].items() if k.startswith("rbac.authorization")}
+        assert aggregate == {k: v for k, v in manifest["metadata"]["labels"].items() if k.startswith("rbac.")}
+    user = manifests["federator-user"]["rules"]
+    assert {"create", "delete"} <= set(user[0]["verbs"]) and user[0]["resources"] == ["federatedjobs"]
+    assert not [r for r in manifests["federator-viewer"]["rules"] if set(r["verbs"]) - {"get", "list", "watch"}]
+    off = h.template(FEDERATOR, "--set", "rbac.userRoles=false")
+    assert [d["metadata"]["name"] for d in off if d["kind"] == "ClusterRole"] == ["fed-federator"]
+
+
+def test_the_audit_log_and_provider_trust_values_reach_the_federator(h: Helm) -> None:
+    args = containers(h.template(FEDERATOR))[0]["args"]
+    assert "--audit-log=-" in args and not [a for a in args if a.startswith("--trust")]
+    docs = h.template(FEDERATOR, "--set", "auditLog.path=/var/lib/federator/audit.jsonl",
+                      "--set", "providerTrust.existingSecret=provider-cas")
+    c = containers(docs)[0]
+    assert "--audit-log=/var/lib/federator/audit.jsonl" in c["args"]
+    assert "--trust=/etc/federator/trust/trust.yaml" in c["args"]
+    assert {"name": "provider-trust", "mountPath": "/etc/federator/trust", "readOnly": True} in c["volumeMounts"]
+    volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "provider-trust", "secret": {"secretName": "provider-cas"}} in volumes
+    off = containers(h.template(FEDERATOR, "--set", "auditLog.enabled=false"))[0]["args"]
+    assert not [a for a in off if a.startswith("--audit-log")]
 
 
 def test_agent_rbac_is_the_verified_least_privilege(h: Helm) -> None:

@@ -33,6 +33,7 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
         bed.kubectl("host", "apply", "-f", str(CRDS))
         bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         bed.kubectl("host", "apply", "-f", str(RBAC / "rbac-federator.yaml"))
+        bed.kubectl("host", "apply", "-f", str(RBAC / "rbac-users.yaml"))
         for member in bed.members:
             bed.kubectl(member, "apply", "-f", str(RBAC / "rbac-agent.yaml"))
         yield bed
@@ -47,7 +48,7 @@ def kube(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     host = service_account_kubeconfig(testbed, "host", "federator", workdir / "federator.kubeconfig")
     fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
         "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", "federator-system",
-        "--report-interval", "0.5", "--cycle-interval", "0.2"])
+        "--report-interval", "0.5", "--cycle-interval", "0.2", "--audit-log", str(workdir / "audit.jsonl")])
     try:
         fed.start_server(timeout=60)
         for member in testbed.members:

@@ -216,6 +216,8 @@ def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube
                  id="fed-status-patch-only"),
     pytest.param("host", "federator", "patch", "queues.federator.io", "default", False, id="fed-no-queue-writes"),
     pytest.param("host", "federator", "list", "memberclusters.federator.io", "default", True, id="fed-lists-mcs"),
+    pytest.param("host", "federator", "get", "namespaces", "default", True, id="fed-reads-a-namespace"),
+    pytest.param("host", "federator", "update", "namespaces", "default", False, id="fed-no-namespace-writes"),
     pytest.param("host", "federator", "delete", "memberclusters.federator.io", "default", False,
                  id="fed-never-deletes-mcs"),
     pytest.param("host", "federator", "update", "leases.coordination.k8s.io/federator", "federator-system", True,

@@ -92,7 +92,8 @@ def render(resp: object, *, output: str, by: str) -> str:
             w.writerow([k, f"{s:.6f}", f"{s / 3600:.6f}", n])
         return buf.getvalue().rstrip("\n")
     body = [[k, f"{s:,.1f}", f"{s / 3600:,.3f}", str(n)] for k, s, _m, n in [*rows, total]]
-    header = f"usage from {_iso(resp.since)} to {_iso(resp.until)}"
+    start = _iso(resp.since) if resp.since > 0 else "the first record"
+    header = f"usage from {start} to {_iso(resp.until)}"
     return header + "\n" + table([head, "ACCELERATOR-SECONDS", "ACCELERATOR-HOURS", "PLACEMENTS"], body)
 
 

@@ -101,6 +101,80 @@ class Access:
 
 
 @dataclass(frozen=True, slots=True)
+class Requirement:
+    key: str
+    operator: str  # In, NotIn, Exists, DoesNotExist
+    values: frozenset[str] = frozenset()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if self.operator == "Exists":
+            return self.key in labels
+        if self.operator == "DoesNotExist":
+            return self.key not in labels
+        if self.operator == "In":
+            return labels.get(self.key) in self.values
+        return labels.get(self.key) not in self.values  # NotIn
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSelector:
+    """A Kubernetes label selector (matchLabels and matchExpressions, ANDed); empty matches everything."""
+
+    match_labels: tuple[tuple[str, str], ...] = ()
+    match_expressions: tuple[Requirement, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.match_labels) and \
+            all(r.matches(labels) for r in self.match_expressions)
+
+    def describe(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.match_labels]
+        for r in self.match_expressions:
+            vals = ",".join(sorted(r.values))
+            plain = f"{r.key} {r.operator.lower()} ({vals})"
+            parts.append({"Exists": r.key, "DoesNotExist": f"!{r.key}"}.get(r.operator, plain))
+        return ", ".join(parts) or "everything"
+
+
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def selector_from_document(body: Any, where: str, bad: list[str]) -> LabelSelector | None:
+    """`{matchLabels: {k: v}, matchExpressions: [{key, operator, values}]}`; None when absent."""
+    if body is None:
+        return None
+    if not isinstance(body, Mapping):
+        bad.append(f"{where}: must be a label selector {{matchLabels, matchExpressions}}")
+        return None
+    for key in body:
+        if key not in ("matchLabels", "matchExpressions"):
+            bad.append(f"{where}.{key}: is not a known field (known: matchExpressions, matchLabels)")
+    labels = body.get("matchLabels") or {}
+    if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
+        bad.append(f"{where}.matchLabels: must map label keys to string values")
+        labels = {}
+    reqs: list[Requirement] = []
+    raw = body.get("matchExpressions") or []
+    if not isinstance(raw, list):
+        bad.append(f"{where}.matchExpressions: must be a list of {{key, operator, values}}")
+        raw = []
+    for i, expr in enumerate(raw):
+        at = f"{where}.matchExpressions[{i}]"
+        if not isinstance(expr, Mapping) or not isinstance(expr.get("key"), str):
+            bad.append(f"{at}: must be {{key, operator, values}}")
+            continue
+        op, values = expr.get("operator"), expr.get("values") or []
+        if op not in _OPERATORS:
+            bad.append(f"{at}.operator: must be one of {', '.join(_OPERATORS)}, got {op!r}")
+            continue
+        if not isinstance(values, list) or (op in ("In", "NotIn")) != bool(values):
+            bad.append(f"{at}.values: In and NotIn need values, Exists and DoesNotExist take none")
+            continue
+        reqs.append(Requirement(expr["key"], op, frozenset(str(v) for v in values)))
+    return LabelSelector(tuple(sorted((str(k), str(v)) for k, v in labels.items())), tuple(reqs))
+
+
+@dataclass(frozen=True, slots=True)
 class Group:
     members: frozenset[str] = frozenset()
     jobs: JobAccess = JobAccess.MANAGE
@@ -125,12 +199,14 @@ class TenancyPolicy:
     groups: Mapping[str, Group] = field(default_factory=dict)
     queue_access: Mapping[str, Access] = field(default_factory=dict)  # queue -> its access list
     default_access: Access | None = None  # queues without a list of their own; None = open
+    # Kubernetes mode: the namespaces whose FederatedJobs may use a queue; None = every namespace
+    queue_namespaces: Mapping[str, LabelSelector] = field(default_factory=dict)
+    default_namespaces: LabelSelector | None = None
 
-    def with_queue_access(self, queues: Mapping[str, Access | None]) -> TenancyPolicy:
-        """This policy with Queue objects' access lists on top (None: the object has none; the file's stays)."""
-        merged = dict(self.queue_access)
-        merged.update({q: a for q, a in queues.items() if a is not None})
-        return replace(self, queue_access=merged)
+    def with_queues(self, access: Mapping[str, Access], namespaces: Mapping[str, LabelSelector]) -> TenancyPolicy:
+        """This policy with Queue objects' access lists and namespace selectors on top of the file's."""
+        return replace(self, queue_access={**self.queue_access, **access},
+                       queue_namespaces={**self.queue_namespaces, **namespaces})
 
 
 class TenancyError(ValueError):
@@ -190,19 +266,28 @@ def tenancy_from_document(doc: Mapping[str, Any]) -> TenancyPolicy:
                 jobs = JobAccess.MANAGE.value
             groups[str(name)] = Group(_names(body.get("users"), f"{where}.users", bad), JobAccess(jobs))
     queue_access: dict[str, Access] = {}
+    queue_namespaces: dict[str, LabelSelector] = {}
     raw_queues = doc.get("queues") or {}
     if isinstance(raw_queues, Mapping):
         for name, body in raw_queues.items():
-            if isinstance(body, Mapping):
-                a = access_from_document(body.get("access"), f"queues.{name}.access", bad)
-                if a is not None:
-                    queue_access[str(name)] = a
-    raw_default = doc.get("defaultQueue") or {}
-    default = access_from_document(raw_default.get("access"), "defaultQueue.access", bad) \
-        if isinstance(raw_default, Mapping) else None
+            a, sel = queue_tenancy(body, f"queues.{name}", bad)
+            if a is not None:
+                queue_access[str(name)] = a
+            if sel is not None:
+                queue_namespaces[str(name)] = sel
+    default, default_ns = queue_tenancy(doc.get("defaultQueue") or {}, "defaultQueue", bad)
     if bad:
         raise TenancyError(bad)
-    return TenancyPolicy(admins=admins, groups=groups, queue_access=queue_access, default_access=default)
+    return TenancyPolicy(admins=admins, groups=groups, queue_access=queue_access, default_access=default,
+                         queue_namespaces=queue_namespaces, default_namespaces=default_ns)
+
+
+def queue_tenancy(body: Any, where: str, bad: list[str]) -> tuple[Access | None, LabelSelector | None]:
+    """A queue's `access` and `namespaceSelector` (policy file queues and Queue objects' spec alike)."""
+    if not isinstance(body, Mapping):
+        return None, None
+    return (access_from_document(body.get("access"), f"{where}.access", bad),
+            selector_from_document(body.get("namespaceSelector"), f"{where}.namespaceSelector", bad))
 
 
 def load_tenancy(path: Path) -> TenancyPolicy:
@@ -238,7 +323,21 @@ class Authorizer:
     """Decides each job API call from the caller and the current tenancy policy (swapped in when it changes)."""
 
     def __init__(self, policy: TenancyPolicy | None = None) -> None:
-        self.policy = policy or TenancyPolicy()
+        self.base = self.policy = policy or TenancyPolicy()
+
+    def set_queues(self, access: Mapping[str, Access], namespaces: Mapping[str, LabelSelector]) -> None:
+        """Kubernetes mode: the Queue objects' access lists and namespace selectors, over the policy file's."""
+        self.policy = self.base.with_queues(access, namespaces)
+
+    def namespace(self, queue: str, namespace: str, labels: Mapping[str, str]) -> Allowed | Denied:
+        """May a FederatedJob of this namespace (with these labels) use this queue?"""
+        selector = self.policy.queue_namespaces.get(queue, self.policy.default_namespaces)
+        if selector is None or selector.matches(labels):
+            return Allowed(Rule.NAMESPACE)
+        where = f"Queue {queue}" if queue in self.policy.queue_namespaces else "defaultQueue"
+        return Denied(Rule.NAMESPACE, f"namespace-selector: namespace {namespace!r} may not use queue {queue!r}: "
+                                      f"{where} spec.namespaceSelector selects namespaces labelled "
+                                      f"{selector.describe()}")
 
     def principal(self, peer: Peer) -> Principal:
         if peer.via == "insecure":
@@ -290,5 +389,6 @@ class Authorizer:
 
 
 __all__ = ["ANONYMOUS", "GROUPS_ANNOTATION", "USER_ANNOTATION", "Access", "Allowed", "Authorizer", "Denied",
-           "Group", "JobAccess", "Principal", "Rule", "TenancyError", "TenancyPolicy", "access_from_document",
-           "load_tenancy", "owner_of", "stamp_owner", "tenancy_from_document"]
+           "Group", "JobAccess", "LabelSelector", "Principal", "Requirement", "Rule", "TenancyError",
+           "TenancyPolicy", "access_from_document", "load_tenancy", "owner_of", "queue_tenancy",
+           "selector_from_document", "stamp_owner", "tenancy_from_document"]

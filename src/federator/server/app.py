@@ -223,7 +223,7 @@ async def serve(opts: ServeOptions) -> None:
     runner = loop.create_task(fed.run())
     ticker = loop.create_task(_tick(meter))
     if kube:
-        await kube.start(fed, on_lost=stop.set)
+        await kube.start(fed, on_lost=stop.set, authz=authz, audit=audit)
     await stop.wait()
     log.info("federator stopping")
     runner.cancel()

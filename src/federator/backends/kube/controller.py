@@ -3,6 +3,9 @@
 It turns `kubectl apply` into `Federator.submit` and `kubectl delete` into
 `Federator.cancel`; the status write-back is the job store's (`store.py`).
 
+- A new FederatedJob whose Queue does not select its namespace
+  (`spec.namespaceSelector`, security/authz.py) is refused: phase Failed,
+  condition reason QueueNotAllowed, a Warning Event and an audit line.
 - A new FederatedJob gets the finalizer first, then is validated by
   `jobfile.parse_job` (the one validator files, the gRPC API and CRDs share)
   and submitted. One the federator refuses gets phase Failed and a message
@@ -30,12 +33,14 @@ from typing import Any
 from federator.backends.kube.api import (
     FEDERATED_JOBS,
     MEMBER_CLUSTERS,
+    NAMESPACES,
     ConflictError,
     KubeApi,
     KubeError,
     NotFoundError,
     Obj,
 )
+from federator.backends.kube.events import EventReason, JobEvent, event_object
 from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.resources import (
     FINALIZER,
@@ -48,6 +53,8 @@ from federator.backends.kube.resources import (
 from federator.backends.kube.store import KubeJobStore, Owner
 from federator.jobfile import JobFileError
 from federator.model import ClusterState
+from federator.security.audit import AuditLog
+from federator.security.authz import Authorizer, Denied, Rule
 from federator.server.federator import Federator, NotFound, SubmitError
 
 log = logging.getLogger("federator.kube.controller")
@@ -55,8 +62,11 @@ log = logging.getLogger("federator.kube.controller")
 
 class FederatedJobController:
     def __init__(self, fed: Federator, api: KubeApi, store: KubeJobStore, *, namespace: str | None = None,
-                 member_interval: float = 2.0, clock: Callable[[], float] = time.time) -> None:
+                 member_interval: float = 2.0, clock: Callable[[], float] = time.time,
+                 authz: Authorizer | None = None, audit: AuditLog | None = None) -> None:
         self.fed = fed
+        self.authz = authz or Authorizer()
+        self.audit = audit or AuditLog(None)
         self.api = api
         self.store = store
         self.clock = clock
@@ -128,6 +138,10 @@ class FederatedJobController:
         except JobFileError as exc:
             await self._refuse(obj, str(exc))
             return
+        denied = await self._namespace_denied(ns, spec.queue)
+        if denied is not None:
+            await self._refuse(obj, denied.message, reason=EventReason.QUEUE_NOT_ALLOWED)
+            return
         generation = int(meta.get("generation", 1))
         self.store.expect(Owner(ns, name, uid, generation))
         try:
@@ -136,6 +150,21 @@ class FederatedJobController:
             await self._refuse(obj, str(exc))
             return
         log.info("FederatedJob %s/%s submitted as job %s", ns, name, job.job_id)
+
+    async def _namespace_denied(self, namespace: str, queue: str) -> Denied | None:
+        """The Queue's namespaceSelector against the namespace's labels (read only when a selector applies)."""
+        policy = self.authz.policy
+        if policy.queue_namespaces.get(queue, policy.default_namespaces) is None:
+            return None
+        try:
+            ns = await asyncio.to_thread(self.api.get, NAMESPACES, namespace)
+            labels = {str(k): str(v) for k, v in ((ns.get("metadata") or {}).get("labels") or {}).items()}
+        except KubeError as exc:  # fail closed: a selector we cannot check refuses
+            log.warning("namespace %s: labels not read (%s); its jobs match only selectors that need no label",
+                        namespace, exc)
+            labels = {}
+        decision = self.authz.namespace(queue, namespace, labels)
+        return decision if isinstance(decision, Denied) else None
 
     def _cancel(self, job_id: str, what: str) -> None:
         try:
@@ -152,12 +181,25 @@ class FederatedJobController:
         except (ConflictError, NotFoundError):
             pass  # a newer version is on its way as an event; reconcile that one
 
-    async def _refuse(self, obj: Obj, message: str) -> None:
+    async def _refuse(self, obj: Obj, message: str, *, reason: EventReason | None = None) -> None:
+        """Failed with the reason on its status; a refusal by a tenancy rule also gets an Event and an audit line."""
         meta = obj["metadata"]
         self._refused.add(meta["uid"])
         log.warning("FederatedJob %s/%s refused: %s", meta["namespace"], meta["name"], message)
+        now = self.clock()
+        if reason is not None:
+            spec = obj.get("spec") or {}
+            self.audit.record("federatedjob.refuse", identity=None, result="refused", code="PERMISSION_DENIED",
+                              rule=Rule.NAMESPACE.value, message=message,
+                              obj={"kind": "FederatedJob", "namespace": meta["namespace"], "name": meta["name"],
+                                   "queue": str(spec.get("queue", "default"))})
+            if self.store.events is not None:
+                self.store.events.record(event_object(
+                    JobEvent(reason, message, warning=True), namespace=meta["namespace"], name=meta["name"],
+                    uid=meta["uid"], now=now, instance=self.store.events.instance))
         body = {"metadata": {"uid": meta["uid"]},
-                "status": invalid_status(message, generation=int(meta.get("generation", 1)), now=self.clock())}
+                "status": invalid_status(message, generation=int(meta.get("generation", 1)), now=now,
+                                         reason=reason.value if reason is not None else "Invalid")}
         try:
             await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
                                     subresource="status")

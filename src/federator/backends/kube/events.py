@@ -34,6 +34,7 @@ class EventReason(StrEnum):
     PREEMPTED = "Preempted"
     REQUEUED = "Requeued"
     FAILED = "Failed"
+    QUEUE_NOT_ALLOWED = "QueueNotAllowed"  # the Queue's namespaceSelector does not select the job's namespace
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ from federator.backends.kube.leader import LeaderElector, LeaseConfig
 from federator.backends.kube.options import KubeOptions
 from federator.backends.kube.queue_controller import QueueController
 from federator.backends.kube.store import KubeJobStore
+from federator.security.audit import AuditLog
+from federator.security.authz import Authorizer
 from federator.server.federator import Federator
 
 log = logging.getLogger("federator.kube")
@@ -55,12 +57,13 @@ class KubeMode:
             await elector.acquire()
         return cls(opts, api, elector)
 
-    async def start(self, fed: Federator, *, on_lost: Callable[[], None]) -> None:
+    async def start(self, fed: Federator, *, on_lost: Callable[[], None], authz: Authorizer | None = None,
+                    audit: AuditLog | None = None) -> None:
         # Queues first: jobs are submitted (and scheduled) only once the Queue objects' quotas are in force.
-        self.queues = QueueController(fed, self.api, status_interval=fed.report_interval)
+        self.queues = QueueController(fed, self.api, status_interval=fed.report_interval, authz=authz, audit=audit)
         await self.queues.start()
         self.controller = FederatedJobController(fed, self.api, self.store, namespace=self.opts.namespace,
-                                                 member_interval=fed.report_interval)
+                                                 member_interval=fed.report_interval, authz=authz, audit=audit)
         await self.controller.start()
         if self.elector is not None:
             self._hold = asyncio.get_running_loop().create_task(self._watch_lease(on_lost))

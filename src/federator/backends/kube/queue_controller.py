@@ -1,7 +1,10 @@
 """The Queue controller of the host cluster: Queue objects feed the scheduler's queues.
 
 `kubectl apply -f queue.yaml` changes a queue's weight or quotas without a
-restart. Every change (a Queue added, modified or deleted) rebuilds the
+restart, and who may use it: `spec.namespaceSelector` (the namespaces whose
+FederatedJobs may name it) and `spec.access` (users and groups of the gRPC
+API), handed to the Authorizer (security/authz.py). Every change is an audit
+line (`queue.change`). Every change (a Queue added, modified or deleted) rebuilds the
 scheduler's config from the policy file's (`--policy`, the base) with every
 valid Queue object on top, and hands it to the Federator; the next scheduling
 cycle uses it. A Queue the validator refuses is ignored (its queue is the
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from federator.backends.kube.api import QUEUES, KubeApi, KubeError, NotFoundError, Obj
-from federator.backends.kube.informer import Informer
+from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.queues import (
     QueueUsage,
     queue_from_object,
@@ -32,6 +35,8 @@ from federator.backends.kube.queues import (
     with_queues,
 )
 from federator.scheduler import PolicyError, QueueConfig
+from federator.security.audit import AuditLog
+from federator.security.authz import Access, Authorizer, LabelSelector, queue_tenancy
 from federator.server.federator import Federator
 
 log = logging.getLogger("federator.kube.queues")
@@ -39,8 +44,11 @@ log = logging.getLogger("federator.kube.queues")
 
 class QueueController:
     def __init__(self, fed: Federator, api: KubeApi, *, status_interval: float = 2.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, authz: Authorizer | None = None,
+                 audit: AuditLog | None = None) -> None:
         self.fed = fed
+        self.authz = authz or Authorizer()
+        self.audit = audit or AuditLog(None)
         self.api = api
         self.clock = clock
         self.status_interval = status_interval
@@ -68,21 +76,42 @@ class QueueController:
 
     # -- Queue objects -> the scheduler's config ------------------------------------
 
-    def _on_event(self, _kind: str, _obj: Obj) -> None:
+    def _on_event(self, kind: str, obj: Obj) -> None:
         self.apply(list(self.informer.cache.values()))
+        meta = obj.get("metadata") or {}
+        name = queue_name(obj)
+        problem = self.problems.get(name) if kind != DELETED else None
+        self.audit.record("queue.change", identity=None, result="refused" if problem else "accepted",
+                          code="INVALID_ARGUMENT" if problem else "OK", message=problem or "",
+                          obj={"kind": "Queue", "name": name, "event": kind,
+                               "generation": int(meta.get("generation", 0) or 0),
+                               "resourceVersion": str(meta.get("resourceVersion", ""))})
 
     def apply(self, objects: list[Obj]) -> None:
         """Rebuild the scheduler's queues from these Queue objects (all of them, as cached)."""
         queues: dict[str, QueueConfig] = {}
         problems: dict[str, str] = {}
+        access: dict[str, Access] = {}
+        namespaces: dict[str, LabelSelector] = {}
         for obj in objects:
             name = queue_name(obj)
+            bad: list[str] = []
+            who, selector = queue_tenancy(obj.get("spec") or {}, "spec", bad)
             try:
-                queues[name] = queue_from_object(obj)
+                queue = queue_from_object(obj)
+                if bad:
+                    raise PolicyError(bad, f"Queue {name}")
             except PolicyError as exc:
                 problems[name] = str(exc)
                 if self.problems.get(name) != problems[name]:
                     log.warning("%s; ignored: queue %s is the policy file's", exc, name)
+                continue
+            queues[name] = queue
+            if who is not None:
+                access[name] = who
+            if selector is not None:
+                namespaces[name] = selector
+        self.authz.set_queues(access, namespaces)
         config = with_queues(self.base, queues)
         if config != self.fed.scheduler.config:
             changed = sorted(n for n in set(queues) | set(self.queues) if queues.get(n) != self.queues.get(n))

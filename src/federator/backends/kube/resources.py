@@ -125,12 +125,12 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
     }
 
 
-def invalid_status(message: str, *, generation: int, now: float) -> Obj:
-    """The status of a FederatedJob the federator refused (the message names the fields)."""
+def invalid_status(message: str, *, generation: int, now: float, reason: str = "Invalid") -> Obj:
+    """The status of a FederatedJob the federator refused (the message names the fields, or the rule)."""
     stamp = timestamp(now)
     return {"phase": JobPhase.FAILED.value, "message": message, "observedGeneration": generation,
             "pendingReason": None,
-            "conditions": [{"type": "Finished", "status": "True", "reason": "Invalid", "message": message[:1024],
+            "conditions": [{"type": "Finished", "status": "True", "reason": reason, "message": message[:1024],
                             "lastTransitionTime": stamp, "observedGeneration": generation}]}
 
 

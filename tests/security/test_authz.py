@@ -1,0 +1,77 @@
+"""security/authz.py: the tenancy policy parsed and decided, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from federator.scheduler.policy import parse_policy
+from federator.security.auth import Peer
+from federator.security.authz import (
+    Allowed,
+    Authorizer,
+    Denied,
+    Rule,
+    TenancyError,
+    selector_from_document,
+    tenancy_from_document,
+)
+
+POLICY = """
+tenancy:
+  admins: {groups: [platform]}
+  groups: {team-a: {users: [alice]}}
+queues:
+  research:
+    access: {groups: [team-a]}
+    namespaceSelector:
+      matchLabels: {tenant: a}
+      matchExpressions: [{key: tier, operator: NotIn, values: [frozen]}]
+defaultQueue:
+  namespaceSelector: {matchExpressions: [{key: federator.io/enabled, operator: Exists}]}
+"""
+
+
+def test_the_policy_file_with_tenancy_is_still_a_scheduling_policy() -> None:
+    assert "research" in parse_policy(POLICY).queues  # the scheduler ignores access and namespaceSelector
+
+
+@pytest.mark.parametrize(("labels", "queue", "allowed"), [
+    ({"tenant": "a"}, "research", True),
+    ({"tenant": "a", "tier": "frozen"}, "research", False),
+    ({"tenant": "b"}, "research", False),
+    ({"federator.io/enabled": ""}, "other", True),
+    ({}, "other", False),
+], ids=["match-labels", "not-in", "wrong-label", "default-exists", "default-missing"])
+def test_namespace_selectors(labels: dict[str, str], queue: str, allowed: bool) -> None:
+    authz = Authorizer(tenancy_from_document(yaml.safe_load(POLICY)))
+    decision = authz.namespace(queue, "ns", labels)
+    assert isinstance(decision, Allowed) is allowed
+    if isinstance(decision, Denied):
+        assert decision.rule is Rule.NAMESPACE and f"queue {queue!r}" in decision.message
+
+
+def test_admins_by_group_and_the_default_admin() -> None:
+    authz = Authorizer(tenancy_from_document(yaml.safe_load(POLICY)))
+    assert authz.principal(Peer(None, "token", name="zed", groups=frozenset({"platform"}))).admin
+    assert not authz.principal(Peer(None, "token", name="admin")).admin  # tenancy.admins replaces the default
+    assert Authorizer().principal(Peer(None, "certificate", name="admin")).admin
+    assert Authorizer().principal(Peer(None, "insecure")).admin
+
+
+@pytest.mark.parametrize(("doc", "field"), [
+    ({"tenancy": {"groups": {"g": {"jobs": "all"}}}}, "tenancy.groups.g.jobs"),
+    ({"tenancy": {"admins": {"people": ["x"]}}}, "tenancy.admins.people"),
+    ({"queues": {"q": {"access": {"users": "alice"}}}}, "queues.q.access.users"),
+    ({"queues": {"q": {"namespaceSelector": {"matchExpressions": [{"key": "k", "operator": "Has"}]}}}},
+     "queues.q.namespaceSelector.matchExpressions[0].operator"),
+], ids=["jobs-value", "admins-field", "users-not-a-list", "operator"])
+def test_bad_tenancy_fields_are_named(doc: dict[str, object], field: str) -> None:
+    with pytest.raises(TenancyError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        tenancy_from_document(doc)
+
+
+def test_an_empty_selector_selects_everything() -> None:
+    bad: list[str] = []
+    sel = selector_from_document({}, "s", bad)
+    assert sel is not None and sel.matches({}) and not bad
