@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from federator.accounting import (
     Dimension,
-    MeteredJobStore,
     SqliteUsageStore,
     UsageMeter,
     UsageRecord,
+    attach,
     summarize,
 )
 from federator.api.v1 import usage_pb2, usage_pb2_grpc
@@ -66,8 +66,9 @@ def start(db: Path, clock: Clock) -> tuple[Federator, UsageMeter, SqliteUsageSto
     fed_box: list[Federator] = []
     meter = UsageMeter(usage, metrics=metrics, clock=clock,
                        provider_of=lambda c: provider_of(fed_box[0].clusters.get(c)) if fed_box else "")
-    fed = Federator(store=MeteredJobStore(SqliteJobStore(db), meter), metrics=metrics, clock=clock)
+    fed = Federator(store=SqliteJobStore(db), metrics=metrics, clock=clock)
     fed_box.append(fed)
+    attach(fed, meter)
     return fed, meter, usage
 
 

@@ -1,9 +1,10 @@
 """The usage meter: a consumer of job state changes that turns them into usage records and counters.
 
-It sits between the federator and its job store (`MeteredJobStore`): every
-change to a job is written to the store, so every change passes the meter,
-at the moment it happens (the federator's clock: the simulated one in tests).
-The scheduler knows nothing of it, and the Federator class neither.
+It sits in the federator's journal (`MeteredGroupCommit`, installed by
+`attach`): every change to a job is written through the journal, so every
+change passes the meter at the moment it happens (the federator's clock: the
+simulated one in tests). The scheduler knows nothing of it, and the
+Federator class neither.
 
 For each job written, the meter compares the job's Running placements with
 the records it holds open: a placement newly Running opens a record (written
@@ -24,15 +25,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from federator.accounting.records import Dimension, UsageRecord
 from federator.accounting.store import SqliteUsageStore
 from federator.metrics import Metrics
 from federator.model import MILLI, Job, JobPhase, Placement
 from federator.security.authz import owner_of
-from federator.security.trust import PROVIDER_LABEL
 from federator.store import JobStore
+from federator.store.group_commit import GroupCommit
+
+if TYPE_CHECKING:
+    from federator.server.federator import Federator
 
 log = logging.getLogger("federator.accounting")
 LABEL_LIMIT = 200
@@ -138,28 +142,35 @@ def _fields(rec: UsageRecord) -> dict[str, Any]:
     return {name: getattr(rec, name) for name in rec.__slots__}  # type: ignore[attr-defined]
 
 
-class MeteredJobStore:
-    """A JobStore that shows the meter every job it writes (and every job it loads, after a restart)."""
+class MeteredGroupCommit(GroupCommit):
+    """The federator's journal (every job write goes through it, in order) showing the meter each change.
 
-    def __init__(self, inner: JobStore, meter: UsageMeter) -> None:
-        self.inner = inner
+    The meter sees a job's state as it is handed to the journal, on the event
+    loop, at the federator's clock: before group commit coalesces the writes
+    (a placement Running then Succeeded within one batch is still two changes
+    to the meter).
+    """
+
+    def __init__(self, store: JobStore, meter: UsageMeter) -> None:
+        super().__init__(store)
         self.meter = meter
 
-    def put(self, jobs: Iterable[Job]) -> None:
+    async def commit(self, jobs: Iterable[Job]) -> None:
         jobs = list(jobs)
-        self.inner.put(jobs)
         self.meter.observe(jobs)
+        await super().commit(jobs)
 
-    def load(self) -> list[Job]:
-        jobs = self.inner.load()
+    def write(self, jobs: Iterable[Job]) -> None:
+        jobs = list(jobs)
         self.meter.observe(jobs)
-        return jobs
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:  # the inner store's other methods (Kubernetes mode's flush, ...)
-        return getattr(self.inner, name)
+        super().write(jobs)
 
 
-__all__ = ["LABEL_LIMIT", "OTHER", "PROVIDER_LABEL", "MeteredJobStore", "UsageMeter", "held"]
+def attach(fed: Federator, meter: UsageMeter) -> None:
+    """Meter a federator from now on (call it before it serves). Its jobs as loaded are observed first: after a
+    restart, records of placements that ended while it was away are closed, and running ones carry on."""
+    meter.observe(list(fed.jobs.values()))
+    fed.journal = MeteredGroupCommit(fed.store, meter)
+
+
+__all__ = ["LABEL_LIMIT", "OTHER", "MeteredGroupCommit", "UsageMeter", "attach", "held"]

@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
-from federator.accounting import PROVIDER_LABEL, MeteredJobStore, SqliteUsageStore, UsageMeter
+from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
 from federator.metrics import Metrics
@@ -27,7 +27,7 @@ from federator.security.auth import Authenticator, RevocationList, load_tokens
 from federator.security.authz import Authorizer, TenancyError, TenancyPolicy, load_tenancy
 from federator.security.limits import Limits
 from federator.security.tls import TlsError, TlsFiles
-from federator.security.trust import Trust, TrustError, load_trust
+from federator.security.trust import PROVIDER_LABEL, Trust, TrustError, load_trust
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
@@ -171,11 +171,12 @@ async def serve(opts: ServeOptions) -> None:
     clusters: dict[str, ClusterRecord] = {}
     meter = UsageMeter(usage, metrics=metrics, clock=time.time,
                        provider_of=lambda name: provider_of(clusters.get(name)))
-    fed = Federator(store=MeteredJobStore(store, meter), scheduler=_scheduler(opts), metrics=metrics,
+    fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics,
                     report_interval=opts.report_interval,
                     lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
                     cycle_interval=opts.cycle_interval, limits=opts.limits)
     clusters = fed.clusters
+    attach(fed, meter)
     metrics.leader.set(1)
     audit = AuditLog(opts.audit_log, on_line=lambda action, result: metrics.audit_lines.labels(action, result).inc())
     trust = _trust(opts, audit)
