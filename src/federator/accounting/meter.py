@@ -45,8 +45,7 @@ OTHER = "other"
 
 def held(job: Job, placement: Placement) -> tuple[str, int]:
     """(accelerator model, thousandths of accelerators) a placement holds: replicas x per replica."""
-    per_replica = int(getattr(job.spec.resources, "gpu_milli", 0))
-    return str(getattr(placement, "gpu_model", "") or ""), per_replica * placement.replicas
+    return placement.gpu_model, job.spec.resources.gpu_milli * placement.replicas
 
 
 class _BoundedLabels:
