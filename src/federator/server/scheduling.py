@@ -36,7 +36,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -64,6 +64,7 @@ log = logging.getLogger("federator.server")
 # The interpreter's default (5 ms) lets a cycle thread hold the GIL for 5 ms each time the loop
 # wants it back, many times per request; 0.5 ms keeps a stream's turn short at a small cost to the cycle.
 SWITCH_INTERVAL_SECONDS = 0.0005
+COMMIT_SLICE = 2_000  # jobs committed between two turns of the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +192,8 @@ class Cycles:
                          generations)
 
     def commit(self, plan: CyclePlan, result: CycleResult) -> tuple[list[Job], list[tuple[str, Order]]]:
-        """Apply a cycle's result in memory to the jobs that are still as planned; the changed jobs and the
-        orders to send once they are stored."""
+        """Apply a cycle's placements and preemptions in memory to the jobs that are still as planned; the
+        changed jobs and the orders to send once they are stored. Pending reasons: `commit_pending`."""
         fed = self.fed
         now = fed.clock()
         changed: list[Job] = []
@@ -230,7 +231,17 @@ class Cycles:
             fed.metrics.placements.labels("placed").inc()
             fed.metrics.submit_to_placement.labels(job.spec.queue).observe(max(0.0, now - job.submitted_at))
             changed.append(job)
-        for job_id, reason in result.pending.items():
+        self.cycles += 1
+        return changed, orders
+
+    def commit_pending(self, plan: CyclePlan, pending: Sequence[tuple[JobId, Reason]]) -> list[Job]:
+        """Park the jobs a cycle could not place, with their reasons; the jobs whose reason changed.
+
+        Separate from `commit` because after a cycle over a big backlog this is most of the work: the
+        loop does it in slices, serving streams between them."""
+        fed = self.fed
+        changed: list[Job] = []
+        for job_id, reason in pending:
             job = fed.jobs.get(job_id)
             if job is None or job.phase is not JobPhase.PENDING or job.generation != plan.generations.get(job_id):
                 continue
@@ -243,8 +254,7 @@ class Cycles:
                     fed.metrics.placements.labels("unschedulable").inc()
                 job.pending_reason = reason
                 changed.append(job)
-        self.cycles += 1
-        return changed, orders
+        return changed
 
     def _ready(self, cluster: str) -> bool:
         rec = self.fed.clusters.get(cluster)
@@ -258,6 +268,7 @@ class Cycles:
         plan = self.plan()
         result = compute(plan)
         changed, orders = self.commit(plan, result)
+        changed += self.commit_pending(plan, list(result.pending.items()))
         self.fed.journal.write(changed)  # durable before any agent hears of it
         self._finish(changed, orders, result, started)
         return result
@@ -274,6 +285,16 @@ class Cycles:
         changed, orders = self.commit(plan, result)
         await self.fed.journal.commit(changed)  # durable before any agent hears of it
         self._finish(changed, orders, result, started)
+        # Pending reasons last, in slices: after a cycle over 100,000 jobs they are most of the work, no
+        # order waits for them, and the loop serves streams between slices. Their writes are not awaited
+        # (a reason is recomputed by the next cycle after a crash).
+        pending = list(result.pending.items())
+        for i in range(0, len(pending), COMMIT_SLICE):
+            reasons = self.commit_pending(plan, pending[i:i + COMMIT_SLICE])
+            if reasons:
+                self.fed.journal.enqueue(reasons)
+                self.fed.notify(reasons)
+            await asyncio.sleep(0)
         return result
 
     def _finish(self, changed: list[Job], orders: list[tuple[str, Order]], result: CycleResult,

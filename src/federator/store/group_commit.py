@@ -103,6 +103,12 @@ class GroupCommit:
         assert w.future is not None
         await w.future
 
+    def enqueue(self, jobs: Iterable[Job]) -> None:
+        """Queue these jobs' current state and return at once (state a crash may lose: pending reasons)."""
+        frozen = [freeze(j) for j in jobs]
+        if frozen:
+            self._enqueue(_Write(frozen))
+
     def write(self, jobs: Iterable[Job]) -> None:
         """Write these jobs now, after everything already queued; blocks until durable."""
         frozen = [freeze(j) for j in jobs]
