@@ -286,13 +286,13 @@ class Cycles:
         await self.fed.journal.commit(changed)  # durable before any agent hears of it
         self._finish(changed, orders, result, started)
         # Pending reasons last, in slices: after a cycle over 100,000 jobs they are most of the work, no
-        # order waits for them, and the loop serves streams between slices. Their writes are not awaited
-        # (a reason is recomputed by the next cycle after a crash).
+        # order waits for them, and the loop serves streams between slices. Their writes are lazy: not
+        # awaited, and behind every Submit (a reason is recomputed by the next cycle after a crash).
         pending = list(result.pending.items())
         for i in range(0, len(pending), COMMIT_SLICE):
             reasons = self.commit_pending(plan, pending[i:i + COMMIT_SLICE])
             if reasons:
-                self.fed.journal.enqueue(reasons)
+                self.fed.journal.enqueue_lazy(reasons)
                 self.fed.notify(reasons)
             await asyncio.sleep(0)
         return result

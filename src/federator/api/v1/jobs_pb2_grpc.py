@@ -67,7 +67,14 @@ class JobServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Submit(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Submit answers once the job is durable in the federator's store (many
+        Submits may share one write): an answered job survives a crash. Errors a
+        client must handle: INVALID_ARGUMENT (the message names the field),
+        ALREADY_EXISTS, FAILED_PRECONDITION (request_id reused), PERMISSION_DENIED,
+        and RESOURCE_EXHAUSTED when the federator's queue is full (back-pressure):
+        nothing was stored; the trailing metadata key "retry-after" gives the
+        seconds to wait before trying again (with the same request_id).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

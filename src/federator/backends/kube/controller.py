@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +59,7 @@ from federator.security.authz import Authorizer, Denied, Rule
 from federator.server.federator import Federator, NotFound, SubmitError
 
 log = logging.getLogger("federator.kube.controller")
+WORKERS = 16  # FederatedJobs reconciled at once (by namespace/name: one object's events stay in order)
 
 
 class FederatedJobController:
@@ -73,7 +75,9 @@ class FederatedJobController:
         self.member_interval = member_interval
         self.informer = Informer(api, FEDERATED_JOBS, namespace=namespace, on_event=self._enqueue,
                                  name="federatedjobs")
-        self._queue: asyncio.Queue[tuple[str, Obj]] = asyncio.Queue()
+        # One queue per worker; an object always goes to the same one, so its events are handled in order
+        # while other objects' submissions (each waiting for its status write) proceed alongside.
+        self._queues: list[asyncio.Queue[tuple[str, Obj]]] = [asyncio.Queue() for _ in range(WORKERS)]
         self._tasks: list[asyncio.Task[None]] = []
         self._members_written: dict[str, tuple[Obj, float]] = {}
         self._refused: set[str] = set()  # uids whose refusal is written
@@ -82,7 +86,7 @@ class FederatedJobController:
         self.informer.start()
         await self.adopt_members()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._work()), loop.create_task(self._members())]
+        self._tasks = [*(loop.create_task(self._work(q)) for q in self._queues), loop.create_task(self._members())]
         await self.informer.wait_synced()
         log.info("watching FederatedJobs in %s: %d found", self.api.server, len(self.informer.cache))
         self.cancel_orphans()
@@ -104,11 +108,13 @@ class FederatedJobController:
     # -- FederatedJobs ------------------------------------------------------------
 
     def _enqueue(self, kind: str, obj: Obj) -> None:
-        self._queue.put_nowait((kind, obj))
+        meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        self._queues[zlib.crc32(key.encode()) % WORKERS].put_nowait((kind, obj))
 
-    async def _work(self) -> None:
+    async def _work(self, queue: asyncio.Queue[tuple[str, Obj]]) -> None:
         while True:
-            kind, obj = await self._queue.get()
+            kind, obj = await queue.get()
             try:
                 await self.reconcile(kind, obj)
             except Exception:  # one object must not stop the controller
@@ -145,7 +151,7 @@ class FederatedJobController:
         generation = int(meta.get("generation", 1))
         self.store.expect(Owner(ns, name, uid, generation))
         try:
-            job = self.fed.submit(spec)
+            job = await self.fed.submit_async(spec)  # its status write joins a group commit, off the loop
         except SubmitError as exc:
             await self._refuse(obj, str(exc))
             return

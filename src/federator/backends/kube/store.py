@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from federator.jobfile import JobFileError, spec_to_document
 from federator.model import Job, JobId
 
 log = logging.getLogger("federator.kube.store")
+WRITERS = 8  # status writes in flight at once (the client's connection pool holds as many)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,8 @@ class KubeJobStore:
         self._conditions: dict[JobId, list[Mapping[str, Any]]] = {}
         self._retry: dict[JobId, Job] = {}
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._count_lock = threading.Lock()
         self.writes = 0
 
     # -- what the controller tells the store -----------------------------------
@@ -100,15 +104,32 @@ class KubeJobStore:
         return jobs
 
     def put(self, jobs: Iterable[Job]) -> None:
+        """Write each job's status; a batch is written by `WRITERS` requests in flight at once.
+
+        The federator's group commit (store/group_commit.py) calls this from its writer thread with
+        every job changed since the last batch, newest state only (coalesced per object), so the
+        event loop never waits for the apiserver and one round trip is not paid per job in turn."""
         with self._lock:
             pending = {**self._retry, **{j.job_id: j for j in jobs}}
             self._retry = {}
-            for job in pending.values():
-                try:
-                    self._write(job)
-                except KubeError as exc:
-                    log.warning("writing the status of job %s failed (%s); will retry", job.job_id, exc)
-                    self._retry[job.job_id] = job
+            if len(pending) <= 1:
+                failed = [job for job in pending.values() if not self._write_or_keep(job)]
+            else:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="kube-status")
+                jobs_in_order = list(pending.values())
+                written = list(self._pool.map(self._write_or_keep, jobs_in_order))
+                failed = [job for job, ok in zip(jobs_in_order, written, strict=True) if not ok]
+            for job in failed:
+                self._retry[job.job_id] = job
+
+    def _write_or_keep(self, job: Job) -> bool:
+        try:
+            self._write(job)
+            return True
+        except KubeError as exc:
+            log.warning("writing the status of job %s failed (%s); will retry", job.job_id, exc)
+            return False
 
     def flush(self) -> int:
         """Retry the writes that failed; how many are still failing."""
@@ -117,6 +138,8 @@ class KubeJobStore:
 
     def close(self) -> None:
         self.flush()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         if self.events is not None:
             self.events.close()
 
@@ -137,7 +160,8 @@ class KubeJobStore:
         body = {"metadata": {"uid": owner.uid}, "status": status}
         try:
             self.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace, subresource="status")
-            self.writes += 1
+            with self._count_lock:
+                self.writes += 1
             self._record_events(job, owner)
         except (NotFoundError, ConflictError):
             # The FederatedJob was deleted (or replaced by a new one of the same name): the job

@@ -1,0 +1,68 @@
+"""Group commit: batches, order, and lazy writes that never overwrite newer state."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import replace
+
+from federator.model import Job, JobId, JobPhase, Reason, ReasonCode
+from federator.store.group_commit import GroupCommit
+
+from builders import job as spec_of
+
+A_WHILE = 60.0
+
+
+class GatedStore:
+    """Holds its first write until the test opens the gate; records every batch."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.batches: list[list[tuple[str, str, str]]] = []
+        self.docs: dict[str, Job] = {}
+
+    def put(self, jobs: Iterable[Job]) -> None:
+        jobs = list(jobs)
+        self.gate.wait(A_WHILE)
+        self.batches.append([(j.job_id, j.phase.value, j.pending_reason.code.value if j.pending_reason else "")
+                             for j in jobs])
+        for j in jobs:
+            self.docs[j.job_id] = j
+
+    def load(self) -> list[Job]:
+        return list(self.docs.values())
+
+    def close(self) -> None:
+        pass
+
+
+def _job(name: str) -> Job:
+    return Job(JobId(name), spec_of(name), submitted_at=1.0)
+
+
+def test_a_lazy_reason_waits_behind_ordinary_writes_and_never_overwrites_a_newer_state() -> None:
+    store = GatedStore()
+    journal = GroupCommit(store)
+    a, b = _job("a"), _job("b")
+    first = threading.Thread(target=journal.write, args=([a],))
+    first.start()  # holds the store (gate closed)
+    while not journal._busy:  # noqa: SLF001 - waiting for the writer to be inside store.put
+        pass
+    b.pending_reason = Reason(ReasonCode.INSUFFICIENT_GPUS, "no room")
+    journal.enqueue_lazy([a, b])  # a's and b's reasons, lazily
+    placed = replace(a, phase=JobPhase.PLACED, pending_reason=None)
+    later = threading.Thread(target=journal.write, args=([placed],))  # a newer state of a, queued after
+    later.start()
+    while journal.queued < 1:
+        pass
+    store.gate.set()
+    first.join(A_WHILE)
+    later.join(A_WHILE)
+    journal.drain()
+    while journal._busy:  # noqa: SLF001 - the lazy lane finishes after the ordinary writes
+        pass
+    assert store.batches[0] == [("a", "Pending", "")]
+    assert store.batches[1] == [("a", "Placed", "")]  # the ordinary write first, though queued last
+    assert store.batches[2:] == [[("b", "Pending", "InsufficientGpus")]]  # a's stale lazy entry was dropped
+    assert store.docs[JobId("a")].phase is JobPhase.PLACED
