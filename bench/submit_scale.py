@@ -105,7 +105,14 @@ def sequential(fed: LocalFederation, n: int, tag: str) -> dict[str, float]:
             "p99_ms": round(1000 * percentile(lat, 0.99), 1)}
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ghz(fed: LocalFederation, concurrency: int, n: int) -> dict[str, object]:
+    assert fed.server is not None
+    cpu0 = cpu_seconds(fed.server.popen.pid)
     tls = user_files(fed.certs, "admin")
     data = {"spec": {"name": "g-{{.UUID}}", "kind": "JOB_KIND_TRAINING", "replicas": 1,
                      "resources": {"cpu_milli": 4000, "memory_bytes": 17179869184, "gpu_milli": 1000}}}
@@ -117,11 +124,14 @@ def ghz(fed: LocalFederation, concurrency: int, n: int) -> dict[str, object]:
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode not in (0, 1) or not out.stdout.strip():
         raise SystemExit(f"ghz failed ({out.returncode}): {out.stderr[-2000:]}\n{' '.join(cmd)}")
+    cpu = cpu_seconds(fed.server.popen.pid) - cpu0
     r = json.loads(out.stdout)
     dist = {d["percentage"]: d["latency"] / 1e6 for d in r.get("latencyDistribution") or []}
     return {"concurrency": concurrency, "submits": r["count"], "per_s": round(r["rps"], 1),
             "p50_ms": round(dist.get(50, float("nan")), 1), "p99_ms": round(dist.get(99, float("nan")), 1),
-            "status": r.get("statusCodeDistribution"), "errors": r.get("errorDistribution") or {}}
+            "status": r.get("statusCodeDistribution"), "errors": r.get("errorDistribution") or {},
+            # the federator's own CPU per Submit: what a dedicated core would do, whatever the machine's load
+            "federator_cpu_ms_per_submit": round(1000 * cpu / max(1, r["count"]), 3)}
 
 
 async def report_during_cycle(fed: LocalFederation) -> dict[str, float]:

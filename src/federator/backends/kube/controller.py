@@ -124,7 +124,8 @@ class FederatedJobController:
     async def reconcile(self, kind: str, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
         ns, name, uid = meta.get("namespace", "default"), meta.get("name", ""), meta.get("uid", "")
-        job_id = self.store.job_for_uid(uid) or (obj.get("status") or {}).get("jobId")
+        job_id = (self.store.job_for_uid(uid) or (obj.get("status") or {}).get("jobId")
+                  or self.store.creating(ns, name))
         if kind == DELETED or meta.get("deletionTimestamp"):
             if job_id:
                 self._cancel(job_id, f"{ns}/{name}")

@@ -56,6 +56,8 @@ class KubeJobStore:
         self.namespace = namespace  # None: FederatedJobs of every namespace
         self.clock = clock
         self._owners: dict[JobId, Owner] = {}
+        self._by_uid: dict[str, JobId] = {}
+        self._creating: dict[tuple[str, str], JobId] = {}  # FederatedJobs being created for gRPC jobs
         self._expected: dict[tuple[str, str], Owner] = {}  # FederatedJobs being submitted right now
         self._conditions: dict[JobId, list[Mapping[str, Any]]] = {}
         self._retry: dict[JobId, Job] = {}
@@ -74,10 +76,17 @@ class KubeJobStore:
         return self._owners.get(job_id)
 
     def job_for_uid(self, uid: str) -> JobId | None:
-        for job_id, owner in self._owners.items():
-            if owner.uid == uid:
-                return job_id
-        return None
+        return self._by_uid.get(uid)
+
+    def creating(self, namespace: str, name: str) -> JobId | None:
+        """The job whose FederatedJob this store is creating under that name right now (a gRPC-submitted
+        job): its writes run on the group commit's thread, so the controller may see the new object before
+        the store has recorded it as the job's owner."""
+        return self._creating.get((namespace, name))
+
+    def _own(self, job_id: JobId, owner: Owner) -> None:
+        self._owners[job_id] = owner
+        self._by_uid[owner.uid] = job_id
 
     # -- JobStore protocol ------------------------------------------------------
 
@@ -94,8 +103,8 @@ class KubeJobStore:
                 continue
             if job is None:
                 continue
-            self._owners[job.job_id] = Owner(meta["namespace"], meta["name"], meta["uid"],
-                                             int(meta.get("generation", 1)))
+            self._own(job.job_id, Owner(meta["namespace"], meta["name"], meta["uid"],
+                                        int(meta.get("generation", 1))))
             self._conditions[job.job_id] = list((cr.get("status") or {}).get("conditions") or [])
             self._seen[job.job_id] = seen(job)  # its Events were recorded by the federator that wrote it
             jobs.append(job)
@@ -152,8 +161,14 @@ class KubeJobStore:
             if owner is None:
                 if job.phase.is_terminal:
                     return  # its FederatedJob is gone, and so is the job
-                owner = self._create_owner(job)
-            self._owners[job.job_id] = owner
+                self._creating[(job.spec.namespace, job.spec.name)] = job.job_id
+                try:
+                    owner = self._create_owner(job)
+                    self._own(job.job_id, owner)
+                finally:
+                    self._creating.pop((job.spec.namespace, job.spec.name), None)
+            else:
+                self._own(job.job_id, owner)
         status = job_status(job, generation=owner.generation, old_conditions=self._conditions.get(job.job_id),
                             now=self.clock())
         self._conditions[job.job_id] = status["conditions"]
