@@ -18,8 +18,9 @@ import grpc
 import pytest
 import yaml
 
+from federator.accounting import SqliteUsageStore, UsageRecord
 from federator.api import convert
-from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2, usage_pb2, usage_pb2_grpc
 from federator.jobfile import parse_job
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList, Token
@@ -28,6 +29,7 @@ from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, is
 from federator.security.tls import TlsFiles, server_files, user_files
 from federator.server.federator import Federator
 from federator.server.services import ClusterService, JobService
+from federator.server.usage_service import UsageService
 from federator.store import SqliteJobStore
 
 POLICY = """
@@ -217,5 +219,36 @@ def test_with_no_tenancy_section_every_queue_is_open_and_admin_is_the_admin(cert
             async with client(s, certs, token="t-old") as old:  # a token line with no name is the user `token`
                 await old.Submit(spec("y"))
             assert s.fed.get("y").spec.annotation(USER_ANNOTATION) == "token"
+
+    asyncio.run(main())
+
+
+def test_usage_shows_a_user_their_own_and_the_admin_everyones(certs: CertsDir, tmp_path: Path) -> None:
+    usage = SqliteUsageStore(tmp_path / "usage.db")
+    usage.put([UsageRecord(f"p-{user}", f"j-{user}", "q", user, "default", "c", "", "H100", 2000, 100.0, 110.0)
+               for user in ("alice", "bob")])
+
+    async def main() -> None:
+        async with served(certs, tmp_path) as s:
+            edge = ClusterService(s.fed, Authenticator(revocations=RevocationList(None)),
+                                  authz=Authorizer(tenancy_from_document(yaml.safe_load(POLICY))))
+            server = grpc.aio.server()
+            usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(edge, usage), server)
+            port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials())
+            await server.start()
+            try:
+                for user, want in (("alice", {"alice": 20.0}), ("admin", {"alice": 20.0, "bob": 20.0})):
+                    creds = user_files(certs, user).channel_credentials()
+                    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as ch:
+                        resp = await usage_pb2_grpc.UsageServiceStub(ch).Get(usage_pb2.UsageRequest(by="user"))
+                    assert {r.key: r.accelerator_seconds for r in resp.rows} == want
+                    assert resp.total.accelerator_seconds == sum(want.values())
+                async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as ch:
+                    with pytest.raises(grpc.aio.AioRpcError) as err:
+                        await usage_pb2_grpc.UsageServiceStub(ch).Get(usage_pb2.UsageRequest(by="colour"))
+                assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "by: must be one of" in str(
+                    err.value.details())
+            finally:
+                await server.stop(0)
 
     asyncio.run(main())
