@@ -168,3 +168,6 @@ def test_demo_places_the_examples_and_explains_the_pending_job(tmp_path: Path) -
     assert "east-1" in table["chat-inference"] and "central-1" in table["chat-inference"]
     assert "Pending" in table["giant-gang"] and "GangDoesNotFit" in table["giant-gang"]
     assert "Prometheus metrics: http://127.0.0.1:" in out.stdout
+    usage = {line.split()[0]: line for line in lines if line.split()[:1] and line.split()[0] in {
+        "oregon-dc", "tokyo-dc", "frankfurt-dc", "TOTAL"}}  # federator usage --by provider
+    assert {"oregon-dc", "TOTAL"} <= set(usage), out.stdout

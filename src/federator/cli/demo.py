@@ -16,6 +16,7 @@ from pathlib import Path
 from federator.backends.sim import FleetError, load_fleet
 from federator.cli.client import list_clusters, list_jobs, read_specs, submit_specs
 from federator.cli.output import cluster_rows, job_rows, table
+from federator.cli.usage import fetch, render
 from federator.jobfile import JobFileError
 from federator.local import LocalFederation
 from federator.model import JobPhase, ReasonCode
@@ -70,6 +71,8 @@ def _demo(args: argparse.Namespace) -> int:
         _wait(settled, args.timeout, "jobs to finish")
         jobs = list_jobs(fed.client)
         print(table(*job_rows(jobs, wide=False)))
+        print()
+        print(render(fetch(fed.client, by="provider"), output="table", by="provider"))  # federator usage
         print()
         print(f"Prometheus metrics: {fed.metrics_url}")
         if args.serve:

@@ -19,12 +19,16 @@ import json
 import re
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import grpc
 
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.client import DEFAULT_SERVER
 from federator.cli.output import table
+
+if TYPE_CHECKING:
+    from federator.security.tls import ClientOptions
 
 BY = ("queue", "user", "namespace", "cluster", "provider", "model")
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -97,8 +101,16 @@ def render(resp: object, *, output: str, by: str) -> str:
     return header + "\n" + table([head, "ACCELERATOR-SECONDS", "ACCELERATOR-HOURS", "PLACEMENTS"], body)
 
 
-def _usage(args: argparse.Namespace) -> int:
+def fetch(opts: ClientOptions, *, since: float = 0.0, until: float = 0.0, by: str = "") -> object:
+    """UsageService.Get over a fresh channel (raises grpc.RpcError)."""
     from federator.api.v1 import usage_pb2, usage_pb2_grpc
+
+    with opts.channel() as ch:
+        return usage_pb2_grpc.UsageServiceStub(ch).Get(usage_pb2.UsageRequest(since=since, until=until, by=by),
+                                                       timeout=30)
+
+
+def _usage(args: argparse.Namespace) -> int:
     from federator.security.tls import TlsError
 
     now = time.time()
@@ -110,9 +122,7 @@ def _usage(args: argparse.Namespace) -> int:
         print(f"federator usage: {exc}", file=sys.stderr)
         return 2
     try:
-        with opts.channel() as ch:
-            resp = usage_pb2_grpc.UsageServiceStub(ch).Get(
-                usage_pb2.UsageRequest(since=since, until=until, by=args.by or ""), timeout=30)
+        resp = fetch(opts, since=since, until=until, by=args.by or "")
     except grpc.RpcError as err:
         print(f"federator usage: {err.code().name}: {err.details()}", file=sys.stderr)  # type: ignore[attr-defined]
         return 1
@@ -120,4 +130,4 @@ def _usage(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["parse_time", "register", "render"]
+__all__ = ["fetch", "parse_time", "register", "render"]
