@@ -58,7 +58,9 @@ import yaml
 __all__ = [
     "ClusterHandle",
     "DEFAULT_MEMBERS",
+    "DraDevice",
     "DEFAULT_NODES",
+    "DRA_DRIVER",
     "GPU_PRODUCT_LABEL",
     "GPU_RESOURCE",
     "HOST",
@@ -74,6 +76,9 @@ __all__ = [
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build"
 KWOK_STAGES_FILE = HERE / "kwok-stages.yaml"
+FAKE_DRA_DRIVER = HERE / "fake_dra_driver.py"
+#: The driver (and DeviceClass) name the fake DRA driver publishes under: the NVIDIA DRA driver's.
+DRA_DRIVER = "gpu.nvidia.com"
 
 HOST = "host"
 DEFAULT_MEMBERS: tuple[str, ...] = ("member-a", "member-b")
@@ -111,6 +116,9 @@ MEMBER_CONTROLLERS: tuple[str, ...] = (
     # admission plugin puts on every new node, once kwok reports it Ready.
     "node-lifecycle-controller",
     "taint-eviction-controller",
+    # Creates a pod's ResourceClaims from its ResourceClaimTemplates (DRA) and
+    # removes them with the pod; kube-scheduler then allocates them.
+    "resourceclaim-controller",
 )
 #: Controllers run on the host when ``host_controller_manager=True``.
 HOST_CONTROLLERS: tuple[str, ...] = (
@@ -136,8 +144,39 @@ class TestbedError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class DraDevice:
+    """One fake device the test bed's DRA driver publishes in a node's ResourceSlice.
+
+    ``attributes`` values are strings, ints or bools (a ResourceSlice's
+    ``string``/``int``/``bool`` attribute); ``capacity`` values are quantities.
+    """
+
+    name: str
+    attributes: Mapping[str, str | int | bool] = field(default_factory=dict, hash=False)
+    capacity: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def manifest(self) -> dict[str, Any]:
+        """The device entry of a ``resource.k8s.io/v1`` ResourceSlice."""
+        def attr(v: str | int | bool) -> dict[str, Any]:
+            if isinstance(v, bool):
+                return {"bool": v}
+            return {"int": v} if isinstance(v, int) else {"string": v}
+        return {"name": self.name, "attributes": {k: attr(v) for k, v in self.attributes.items()},
+                "capacity": {k: {"value": v} for k, v in self.capacity.items()}}
+
+
+@dataclass(frozen=True)
 class NodeSpec:
-    """A fake GPU node managed by kwok."""
+    """A fake node managed by kwok.
+
+    ``gpu_product``/``gpus`` make it an NVIDIA GPU node (``nvidia.com/gpu`` and
+    the GPU feature discovery product/count labels); leave them empty/0 for any
+    other kind and give the vendor's resources in ``extended`` and its labels in
+    ``labels`` (tests/testbed/vendors.py has builders for several vendors).
+    ``dra_devices`` are published in a ResourceSlice by the test bed's fake DRA
+    driver; ``scheduler_ignored_resources`` are left out of the member's
+    kube-scheduler fit check (as a scheduler extender such as HAMi's asks).
+    """
 
     name: str
     gpu_product: str
@@ -147,6 +186,10 @@ class NodeSpec:
     pods: int = 110
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     taints: Sequence[Mapping[str, str]] = field(default=(), hash=False)
+    extended: Mapping[str, str] = field(default_factory=dict, hash=False)
+    annotations: Mapping[str, str] = field(default_factory=dict, hash=False)
+    dra_devices: Sequence[DraDevice] = field(default=(), hash=False)
+    scheduler_ignored_resources: Sequence[str] = field(default=(), hash=False)
 
     def manifest(self) -> dict[str, Any]:
         """The v1 Node object (with status) that the test bed creates."""
@@ -154,7 +197,6 @@ class NodeSpec:
             "cpu": self.cpu,
             "memory": self.memory,
             "pods": str(self.pods),
-            GPU_RESOURCE: str(self.gpus),
         }
         labels = {
             "kubernetes.io/hostname": self.name,
@@ -163,10 +205,12 @@ class NodeSpec:
             "beta.kubernetes.io/os": "linux",
             "beta.kubernetes.io/arch": "amd64",
             "type": "kwok",
-            GPU_PRODUCT_LABEL: self.gpu_product,
-            GPU_COUNT_LABEL: str(self.gpus),
-            "nvidia.com/gpu.present": "true",
         }
+        if self.gpu_product or self.gpus:
+            resources[GPU_RESOURCE] = str(self.gpus)
+            labels.update({GPU_PRODUCT_LABEL: self.gpu_product, GPU_COUNT_LABEL: str(self.gpus),
+                           "nvidia.com/gpu.present": "true"})
+        resources.update(self.extended)
         labels.update(self.labels)
         spec: dict[str, Any] = {}
         if self.taints:
@@ -180,6 +224,7 @@ class NodeSpec:
                 "annotations": {
                     KWOK_NODE_ANNOTATION[0]: KWOK_NODE_ANNOTATION[1],
                     "node.alpha.kubernetes.io/ttl": "0",
+                    **self.annotations,
                 },
             },
             "spec": spec,
@@ -810,6 +855,7 @@ class Testbed:
             "--kube-api-qps=100",
             "--kube-api-burst=200",
             "--profiling=false",
+            *self._scheduler_config_args(m, h),
         ])
         kwok = self._spawn(f"{m}-kwok", [
             str(self.bin_dir / "kwok"),
@@ -823,6 +869,41 @@ class Testbed:
             f"--server-address=127.0.0.1:{kwok_port}",
         ])
         self._health[m] = (cm, cm_port, sched, sched_port, kwok, kwok_port)
+        self._start_dra_driver(m, h, ca_crt)
+
+    def _scheduler_config_args(self, m: str, h: ClusterHandle) -> list[str]:
+        """``--config`` for a member whose nodes ask kube-scheduler to ignore some resources, else nothing.
+
+        A scheduler extender such as HAMi's declares the resources it manages
+        ``ignoredByScheduler``; the test bed runs no extender, so NodeResourcesFit
+        is told the same thing directly.
+        """
+        ignored = sorted({r for n in self.nodes[m] for r in n.scheduler_ignored_resources})
+        if not ignored:
+            return []
+        config = {
+            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "kind": "KubeSchedulerConfiguration",
+            "clientConnection": {"kubeconfig": str(h.kubeconfig), "qps": 100, "burst": 200},
+            "leaderElection": {"leaderElect": False},
+            "profiles": [{"schedulerName": "default-scheduler", "pluginConfig": [
+                {"name": "NodeResourcesFit", "args": {"ignoredResources": ignored}}]}],
+        }
+        path = self.workdir / "clusters" / m / "scheduler-config.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return [f"--config={path}"]
+
+    def _start_dra_driver(self, m: str, h: ClusterHandle, ca_crt: Path) -> None:
+        """The fake DRA driver (fake_dra_driver.py) for a member with DRA nodes."""
+        devices = {n.name: [d.manifest() for d in n.dra_devices] for n in self.nodes[m] if n.dra_devices}
+        if not devices:
+            return
+        path = self.workdir / "clusters" / m / "dra-devices.json"
+        path.write_text(json.dumps(devices, indent=1))
+        self._spawn(f"{m}-dra-driver", [
+            sys.executable, str(FAKE_DRA_DRIVER), f"--server={h.server}", f"--token={h.token}",
+            f"--ca-file={ca_crt}", f"--driver={DRA_DRIVER}", f"--devices={path}", "--interval=2",
+        ])
 
     def _wait_default_sa(self, name: str, h: ClusterHandle, deadline: float) -> None:
         api = _Api(h.server, h.token, h.ca_file)
@@ -861,6 +942,14 @@ class Testbed:
 
         self._wait(f"{m} nodes Ready and untainted", nodes_ready, deadline, kwok.log, 0.2)
         self._wait_default_sa(m, h, deadline)
+        dra_nodes = {n.name for n in self.nodes[m] if n.dra_devices}
+        if dra_nodes:
+            def slices_published() -> bool:
+                status, body = api.request("GET", "/apis/resource.k8s.io/v1/resourceslices")
+                return status == 200 and dra_nodes <= {
+                    (i.get("spec") or {}).get("nodeName") for i in body.get("items", [])}
+            self._wait(f"{m} ResourceSlices of {sorted(dra_nodes)}", slices_published, deadline,
+                       self.logs_dir / f"{m}-dra-driver.log", 0.2)
 
     def _write_merged_kubeconfig(self, ca_pem: bytes) -> None:
         merged: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
@@ -891,8 +980,11 @@ class Testbed:
 # --------------------------------------------------------------------------- CLI
 
 
-def _serve(workdir: Path) -> int:
-    """Start the test bed, write testbed.pid/state.json, block until SIGTERM/SIGINT, stop."""
+def _serve(workdir: Path, fleet: str = "default") -> int:
+    """Start the test bed, write testbed.pid/state.json, block until SIGTERM/SIGINT, stop.
+
+    ``fleet="vendors"`` starts one member per accelerator kind (vendors.vendor_fleet).
+    """
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
@@ -901,7 +993,14 @@ def _serve(workdir: Path) -> int:
     pidfile = workdir / "testbed.pid"
     pidfile.write_text(f"{os.getpid()}\n")
     try:
-        tb = Testbed.start(workdir)
+        if fleet == "vendors":
+            sys.path.insert(0, str(HERE))
+            from vendors import vendor_fleet  # the test bed runs as a script here
+
+            nodes = vendor_fleet()
+            tb = Testbed.start(workdir, members=tuple(nodes), nodes=nodes)
+        else:
+            tb = Testbed.start(workdir)
     except Exception as e:
         print(f"testbed: start failed: {e}", file=sys.stderr, flush=True)
         with contextlib.suppress(OSError):
@@ -932,12 +1031,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="start the test bed and keep it running until SIGTERM/SIGINT")
     s.add_argument("workdir", type=Path)
+    s.add_argument("--fleet", choices=("default", "vendors"), default="default",
+                   help="default: member-a/member-b with NVIDIA GPUs; vendors: one member per accelerator kind")
     sub.add_parser("build", help="build the binaries, print the bin dir")
     args = p.parse_args(argv)
     if args.cmd == "build":
         print(ensure_binaries())
         return 0
-    return _serve(args.workdir)
+    return _serve(args.workdir, args.fleet)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,350 @@
+"""Accelerators on a node, read the way each vendor's device plugin publishes them: pure functions.
+
+A device plugin advertises devices as an extended resource (``nvidia.com/gpu``,
+``huawei.com/Ascend910``, ``amd.com/gpu``...) and a labeller next to it names
+the product in a node label. Which resources and labels exist is data (the
+vendor catalog, `DevicePlugin` entries); this module knows only the few ways a
+device can be *shared*, because those change what one unit of the resource is:
+
+* **whole devices** (``Sharing.NONE``): one unit = one device;
+* **MIG** (NVIDIA mixed strategy): ``nvidia.com/mig-<g>g.<mem>gb``, one unit =
+  one hardware partition, a device of its own (and a pool of its own), worth a
+  fraction of the parent GPU in memory eighths;
+* **time-slicing / MPS** (NVIDIA device plugin ``sharing``): ``replicas`` units
+  per GPU, under ``nvidia.com/gpu`` (product label suffixed ``-SHARED``) or the
+  renamed ``nvidia.com/gpu.shared``; a unit is an access, not a device, so such
+  a pool serves only fractional replicas;
+* **HAMi**: ``deviceSplitCount`` slots per GPU under ``nvidia.com/gpu``, the
+  GPUs themselves (memory, type) in the ``hami.io/node-nvidia-register``
+  annotation; a replica asks for slots plus ``nvidia.com/gpumem``/``gpucores``,
+  so such a pool serves both whole and fractional replicas.
+
+The result is a list of `DeviceGroup`: the devices of one node that belong to
+one pool, with what the node's pods hold of them. `pools.py` turns groups into
+the scheduler's `AcceleratorPool`s; `accelerators.py` renders a placement on a
+group back into resources and a node selector.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from federator.model import MILLI, QuantityError, to_milli
+
+Obj = Mapping[str, Any]
+
+HAMI_REGISTER_ANNOTATION = "hami.io/node-nvidia-register"
+HAMI_MEMORY_RESOURCE = "nvidia.com/gpumem"
+HAMI_CORES_RESOURCE = "nvidia.com/gpucores"
+HAMI_MEMORY_PERCENT_RESOURCE = "nvidia.com/gpumem-percentage"
+NVIDIA_GPU = "nvidia.com/gpu"
+NVIDIA_SHARED_GPU = "nvidia.com/gpu.shared"
+NVIDIA_PRODUCT_LABEL = "nvidia.com/gpu.product"
+NVIDIA_MEMORY_LABEL = "nvidia.com/gpu.memory"
+NVIDIA_REPLICAS_LABEL = "nvidia.com/gpu.replicas"
+NVIDIA_SHARING_LABEL = "nvidia.com/gpu.sharing-strategy"
+MIG_RESOURCE = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)$")
+SHARED_SUFFIX = "-SHARED"
+_MEMORY_EIGHTHS = 8  # MIG divides a GPU's memory in eight slices
+
+
+class Sharing(StrEnum):
+    """How the units of a pool's resource map to devices (reported with the pool)."""
+
+    NONE = "None"  # one unit, one whole device
+    MIG = "MIG"  # one unit, one hardware partition
+    TIME_SLICING = "TimeSlicing"  # `replicas` accesses to one device, no isolation
+    MPS = "MPS"  # `replicas` equal partitions of one device's memory and compute
+    HAMI = "HAMi"  # `split` slots of one device, memory and cores limited per container
+
+    @property
+    def serves_whole(self) -> bool:
+        return self in (Sharing.NONE, Sharing.MIG, Sharing.HAMI)
+
+    @property
+    def serves_fractions(self) -> bool:
+        return self is not Sharing.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlugin:
+    """One catalog entry as discovery needs it: a resource, its vendor, the labels naming its product."""
+
+    vendor: str
+    resource: str
+    product_labels: tuple[str, ...] = ()  # the first present one names the product
+    memory_labels: tuple[str, ...] = ()  # memory per device: MiB as a number, or a quantity ("64G")
+    default_product: str = ""  # when no product label is present (a plugin without a labeller)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceGroup:
+    """The devices of one node that form (part of) one pool, and what its pods hold of them.
+
+    `units` are the resource's units (devices, MIG instances, replicas or
+    slots); `unit_milli` is how much of a whole device one unit is worth to a
+    fractional replica (1000 for a device, 125 per memory eighth for MIG,
+    1000/replicas for time-slicing, 1000/split for HAMi).
+    """
+
+    node: str
+    vendor: str
+    model: str  # the pool's model: the product label's value (MIG: the partition's product)
+    resource: str  # what a pod requests ("" for DRA devices)
+    selector: tuple[tuple[str, str], ...]  # node labels that pin a pod to such nodes
+    sharing: Sharing
+    devices: int  # physical devices (MIG: partitions)
+    units: int  # allocatable units of `resource`
+    unit_milli: int
+    memory_mib: int = 0  # per device (MIG: per partition)
+    used_units: int = 0
+    used_milli: int = 0  # HAMi: memory/core shares held, in milli-devices
+    dra_class: str = ""  # DRA: the DeviceClass to claim from
+    dra_driver: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.vendor, self.model)
+
+    @property
+    def free_units(self) -> int:
+        return max(0, self.units - self.used_units)
+
+    def free_devices(self) -> int:
+        """Devices with nothing held on them (MIG: free partitions): the node's whole free devices."""
+        if self.sharing in (Sharing.NONE, Sharing.MIG):
+            return self.free_units
+        if self.sharing is Sharing.HAMI:
+            return min(self.free_units, max(0, self.devices * MILLI - self.used_milli) // MILLI)
+        per = max(1, self.units // max(1, self.devices))
+        return self.free_units // per
+
+    def free_rest_milli(self) -> int:
+        """The free milli-devices of one partly used device (0 < rest < 1000), or 0: the node's shared device."""
+        if self.sharing in (Sharing.NONE, Sharing.MIG):
+            return 0
+        whole = self.free_devices()
+        if self.sharing is Sharing.HAMI:
+            rest = max(0, self.devices * MILLI - self.used_milli) - whole * MILLI
+            return rest if self.free_units > whole and 0 < rest < MILLI else 0
+        per = max(1, self.units // max(1, self.devices))
+        return (self.free_units % per) * self.unit_milli
+
+
+# -- reading labels and resources ---------------------------------------------
+
+
+def quantity_int(raw: object) -> int:
+    """A whole number of units from an allocatable/request value; 0 when absent or malformed."""
+    if raw is None:
+        return 0
+    try:
+        return to_milli(raw) // MILLI
+    except QuantityError:
+        return 0
+
+
+def memory_mib(raw: object) -> int:
+    """Memory per device from a label: a bare number is MiB (GFD's ``nvidia.com/gpu.memory``),
+    a number with a unit is a quantity ("64G" from MindCluster, "192G" from AMD's labeller)."""
+    text = str(raw or "").strip()
+    if not text:
+        return 0
+    if text.isdigit():
+        return int(text)
+    match = re.match(r"^(\d+(?:\.\d+)?)\s*([KMGT])i?B?$", text, re.IGNORECASE)
+    if not match:
+        return 0
+    scale = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}[match.group(2).upper()]
+    return int(float(match.group(1)) * scale)
+
+
+def _first_label(labels: Mapping[str, str], keys: Sequence[str]) -> tuple[str, str]:
+    for key in keys:
+        value = labels.get(key)
+        if value:
+            return key, str(value)
+    return "", ""
+
+
+def _mig_eighths(profile_mib: int, parent_mib: int, profile: str) -> int:
+    """A MIG partition's share of its GPU in memory eighths (at least one)."""
+    if parent_mib > 0 and profile_mib > 0:
+        return max(1, min(_MEMORY_EIGHTHS, round(profile_mib * _MEMORY_EIGHTHS / parent_mib)))
+    match = re.match(r"^(\d+)g", profile)  # no memory labels: compute slices out of seven
+    return max(1, min(_MEMORY_EIGHTHS, round(int(match.group(1)) * _MEMORY_EIGHTHS / 7))) if match else 1
+
+
+# -- one node -------------------------------------------------------------------
+
+
+def node_groups(node: Obj, plugins: Sequence[DevicePlugin]) -> list[DeviceGroup]:
+    """The accelerator groups of one node (usage zero; see `with_usage`)."""
+    meta, status = node.get("metadata") or {}, node.get("status") or {}
+    name = str(meta.get("name", ""))
+    labels: Mapping[str, str] = meta.get("labels") or {}
+    annotations: Mapping[str, str] = meta.get("annotations") or {}
+    allocatable: Mapping[str, Any] = status.get("allocatable") or {}
+    groups: list[DeviceGroup] = []
+    hami = annotations.get(HAMI_REGISTER_ANNOTATION)
+    for plugin in plugins:
+        units = quantity_int(allocatable.get(plugin.resource))
+        if plugin.resource == NVIDIA_GPU and hami:
+            group = _hami_group(name, plugin, hami, units, labels)
+            if group is not None:
+                groups.append(group)
+                continue
+        if units <= 0:
+            continue
+        groups.append(_plugin_group(name, plugin, units, labels))
+    groups.extend(_mig_groups(name, allocatable, labels, plugins))
+    return groups
+
+
+def _plugin_group(node: str, plugin: DevicePlugin, units: int, labels: Mapping[str, str]) -> DeviceGroup:
+    key, product = _first_label(labels, plugin.product_labels)
+    product = product or plugin.default_product or "unknown"
+    selector = ((key, product),) if key else ()
+    memory = memory_mib(_first_label(labels, plugin.memory_labels)[1])
+    replicas = quantity_int(labels.get(NVIDIA_REPLICAS_LABEL)) if plugin.vendor == "nvidia" else 0
+    renamed = plugin.resource == NVIDIA_SHARED_GPU
+    if replicas > 1 or renamed:
+        replicas = max(replicas, 1)
+        strategy = str(labels.get(NVIDIA_SHARING_LABEL, "")).lower()
+        sharing = Sharing.MPS if strategy == "mps" else Sharing.TIME_SLICING
+        model = product if product.endswith(SHARED_SUFFIX) else f"{product}{SHARED_SUFFIX}"
+        return DeviceGroup(node=node, vendor=plugin.vendor, model=model, resource=plugin.resource, selector=selector,
+                           sharing=sharing, devices=max(1, units // replicas), units=units,
+                           unit_milli=MILLI // replicas, memory_mib=memory)
+    return DeviceGroup(node=node, vendor=plugin.vendor, model=product, resource=plugin.resource, selector=selector,
+                       sharing=Sharing.NONE, devices=units, units=units, unit_milli=MILLI, memory_mib=memory)
+
+
+def _hami_group(node: str, plugin: DevicePlugin, raw: str, units: int,
+                labels: Mapping[str, str]) -> DeviceGroup | None:
+    devices = parse_hami_register(raw)
+    healthy = [d for d in devices if d.get("health", True)]
+    if not healthy:
+        return None
+    key, product = _first_label(labels, plugin.product_labels)
+    if not product:  # HAMi's type is "NVIDIA-" + the NVML name ("NVIDIA-NVIDIA A100-SXM4-80GB")
+        product = str(healthy[0].get("type", "unknown")).removeprefix("NVIDIA-").replace(" ", "-")
+    slots = sum(int(d.get("count", 0) or 0) for d in healthy)
+    split = max(1, slots // len(healthy))
+    return DeviceGroup(node=node, vendor=plugin.vendor, model=product, resource=plugin.resource,
+                       selector=((key, product),) if key else (), sharing=Sharing.HAMI, devices=len(healthy),
+                       units=min(units, slots) if units else slots, unit_milli=max(1, MILLI // split),
+                       memory_mib=min(int(d.get("devmem", 0) or 0) for d in healthy))
+
+
+def parse_hami_register(raw: str) -> list[dict[str, Any]]:
+    """HAMi's register annotation: a JSON list (HAMi >= 2.5) or the older ``id,count,mem,cores,type,numa,health:``."""
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return []
+        return [d for d in parsed if isinstance(d, dict)] if isinstance(parsed, list) else []
+    out = []
+    for entry in text.split(":"):
+        items = entry.split(",")
+        if len(items) < 7:
+            continue
+        try:
+            out.append({"id": items[0], "count": int(items[1]), "devmem": int(items[2]), "devcore": int(items[3]),
+                        "type": items[4], "health": items[6].strip().lower() == "true"})
+        except ValueError:
+            continue
+    return out
+
+
+def _mig_groups(node: str, allocatable: Mapping[str, Any], labels: Mapping[str, str],
+                plugins: Sequence[DevicePlugin]) -> list[DeviceGroup]:
+    nvidia = next((p for p in plugins if p.vendor == "nvidia"), None)
+    if nvidia is None:
+        return []
+    parent_mib = memory_mib(labels.get(NVIDIA_MEMORY_LABEL))
+    out = []
+    for resource, raw in allocatable.items():
+        match = MIG_RESOURCE.match(str(resource))
+        count = quantity_int(raw)
+        if not match or count <= 0:
+            continue
+        profile = match.group(1)
+        parent = labels.get(NVIDIA_PRODUCT_LABEL) or "NVIDIA"
+        product = str(labels.get(f"{resource}.product") or f"{parent}-MIG-{profile}")
+        mem = memory_mib(labels.get(f"{resource}.memory"))
+        eighths = _mig_eighths(mem, parent_mib, profile)
+        out.append(DeviceGroup(node=node, vendor=nvidia.vendor, model=product, resource=str(resource),
+                               selector=((f"{resource}.product", product),), sharing=Sharing.MIG, devices=count,
+                               units=count, unit_milli=eighths * MILLI // _MEMORY_EIGHTHS, memory_mib=mem))
+    return out
+
+
+# -- what pods hold -------------------------------------------------------------
+
+
+def _container_amount(container: Obj, resource: str) -> int:
+    res = container.get("resources") or {}
+    requests, limits = res.get("requests") or {}, res.get("limits") or {}
+    return quantity_int(requests.get(resource, limits.get(resource)))
+
+
+def pod_amount(pod: Obj, resource: str) -> int:
+    """Units of an extended resource a pod holds (containers summed; an init container's peak if higher)."""
+    spec = pod.get("spec") or {}
+    total = sum(_container_amount(c, resource) for c in spec.get("containers") or [])
+    init = max((_container_amount(c, resource) for c in spec.get("initContainers") or []), default=0)
+    return max(total, init)
+
+
+def _hami_milli(pod: Obj, group: DeviceGroup) -> int:
+    """The share of GPUs a pod holds under HAMi: its cores or memory, whichever is larger, per slot."""
+    slots = pod_amount(pod, group.resource)
+    if not slots:
+        return 0
+    mem = pod_amount(pod, HAMI_MEMORY_RESOURCE)
+    cores = pod_amount(pod, HAMI_CORES_RESOURCE)
+    percent = pod_amount(pod, HAMI_MEMORY_PERCENT_RESOURCE)
+    share = 0
+    if mem and group.memory_mib:
+        share = max(share, math.ceil(mem * MILLI / group.memory_mib))
+    if percent:
+        share = max(share, percent * 10)
+    if cores:
+        share = max(share, cores * 10)
+    return slots * min(MILLI, share or MILLI)  # no memory or cores asked: HAMi gives the whole device
+
+
+def with_usage(groups: Iterable[DeviceGroup], pods: Iterable[Obj]) -> list[DeviceGroup]:
+    """The groups with what the (bound, running) pods on their nodes hold."""
+    from dataclasses import replace
+
+    by_node: dict[str, list[Obj]] = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node:
+            by_node.setdefault(str(node), []).append(pod)
+    out = []
+    for g in groups:
+        if g.dra_class:  # DRA usage comes from ResourceClaims (dra.py)
+            out.append(g)
+            continue
+        on_node = by_node.get(g.node, [])
+        used = sum(pod_amount(p, g.resource) for p in on_node)
+        used_milli = sum(_hami_milli(p, g) for p in on_node) if g.sharing is Sharing.HAMI else 0
+        out.append(replace(g, used_units=used, used_milli=used_milli))
+    return out
+
+
+__all__ = [
+    "HAMI_CORES_RESOURCE", "HAMI_MEMORY_RESOURCE", "HAMI_REGISTER_ANNOTATION", "DeviceGroup", "DevicePlugin",
+    "Sharing", "memory_mib", "node_groups", "parse_hami_register", "pod_amount", "quantity_int", "with_usage",
+]
