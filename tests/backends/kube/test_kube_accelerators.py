@@ -89,8 +89,8 @@ def test_apply_merges_into_the_users_pod_and_references_the_claim_template() -> 
 
     dra_pod: dict = {}
     dra_main: dict = {"name": "main"}
-    apply(dra_pod, dra_main, AcceleratorRequest(claim=claim_spec(_group(dra_class="c"), 1)),
-          claim_template_name="job-1-accelerators")
+    apply(dra_pod, dra_main, AcceleratorRequest(claim=claim_spec(_group(dra_class="c"), 1),
+                                                claim_template_name="job-1-accelerators"))
     assert dra_pod["resourceClaims"] == [{"name": CLAIM_NAME, "resourceClaimTemplateName": "job-1-accelerators"}]
     assert dra_main["resources"]["claims"] == [{"name": CLAIM_NAME}]
 

@@ -54,6 +54,7 @@ class AcceleratorRequest:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: tuple[str, ...] = ()  # taint keys to tolerate (NoSchedule)
     claim: Obj | None = None  # DRA: the ResourceClaimTemplate's spec.spec
+    claim_template_name: str = ""  # DRA: the template the pods reference (the agent names it per placement)
 
     @property
     def uses_dra(self) -> bool:
@@ -133,9 +134,12 @@ def claim_template(name: str, namespace: str, request: AcceleratorRequest, *, la
             "spec": request.claim}
 
 
-def apply(pod: Obj, container: Obj, request: AcceleratorRequest, *, claim_template_name: str = "") -> None:
-    """Merge a replica's accelerators into a pod spec and its main container (in place)."""
-    if request.limits:
+def apply(pod: Obj, container: Obj | None, request: AcceleratorRequest) -> None:
+    """Merge a replica's accelerators into a pod spec and its main container (in place).
+
+    Without a container (a pod-spec override of a brought workload) only the
+    node selector, tolerations and claim go in."""
+    if request.limits and container is not None:
         resources = container.setdefault("resources", {})
         resources["requests"] = {**(resources.get("requests") or {}), **request.limits}
         resources["limits"] = {**(resources.get("limits") or {}), **request.limits}
@@ -149,10 +153,12 @@ def apply(pod: Obj, container: Obj, request: AcceleratorRequest, *, claim_templa
         pod["tolerations"] = tolerations
     if request.claim is not None:
         claims = [c for c in pod.get("resourceClaims") or [] if c.get("name") != CLAIM_NAME]
-        pod["resourceClaims"] = [*claims, {"name": CLAIM_NAME, "resourceClaimTemplateName": claim_template_name}]
-        resources = container.setdefault("resources", {})
-        refs = [c for c in resources.get("claims") or [] if c.get("name") != CLAIM_NAME]
-        resources["claims"] = [*refs, {"name": CLAIM_NAME}]
+        pod["resourceClaims"] = [*claims, {"name": CLAIM_NAME,
+                                           "resourceClaimTemplateName": request.claim_template_name}]
+        if container is not None:
+            resources = container.setdefault("resources", {})
+            refs = [c for c in resources.get("claims") or [] if c.get("name") != CLAIM_NAME]
+            resources["claims"] = [*refs, {"name": CLAIM_NAME}]
 
 
 __all__ = [

@@ -100,6 +100,10 @@ LEASES = Resource("coordination.k8s.io/v1", "leases")
 FEDERATED_JOBS = Resource("federator.io/v1alpha1", "federatedjobs")
 MEMBER_CLUSTERS = Resource("federator.io/v1alpha1", "memberclusters", namespaced=False)
 QUEUES = Resource("federator.io/v1alpha1", "queues", namespaced=False)
+RESOURCE_SLICES = Resource("resource.k8s.io/v1", "resourceslices", namespaced=False)
+RESOURCE_CLAIMS = Resource("resource.k8s.io/v1", "resourceclaims")
+RESOURCE_CLAIM_TEMPLATES = Resource("resource.k8s.io/v1", "resourceclaimtemplates")
+DEVICE_CLASSES = Resource("resource.k8s.io/v1", "deviceclasses", namespaced=False)
 
 MERGE_PATCH = "application/merge-patch+json"
 

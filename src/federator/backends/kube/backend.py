@@ -20,10 +20,16 @@ from dataclasses import replace
 from typing import Any
 
 from federator.agent.backend import UpdateCallback
+from federator.backends.kube import accelerators
+from federator.backends.kube.accelerators import AcceleratorRequest, RenderError
 from federator.backends.kube.api import (
+    DEVICE_CLASSES,
     JOBS,
     NODES,
     PODS,
+    RESOURCE_CLAIM_TEMPLATES,
+    RESOURCE_CLAIMS,
+    RESOURCE_SLICES,
     SERVICES,
     ConflictError,
     ForbiddenError,
@@ -33,11 +39,14 @@ from federator.backends.kube.api import (
     NotFoundError,
     Obj,
 )
-from federator.backends.kube.capacity import DEFAULT_TOLERATED_TAINTS, cluster_capacity
+from federator.backends.kube.capacity import DEFAULT_TOLERATED_TAINTS, cluster_capacity, node_usable
+from federator.backends.kube.devices import DeviceGroup
+from federator.backends.kube.discovery import Discovery
 from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
+    PLACEMENT_ANNOTATION,
     REPLICAS_ANNOTATION,
     SELECTOR,
     RenderOptions,
@@ -48,6 +57,7 @@ from federator.backends.kube.workloads import (
     needs_rendezvous,
     placement_of,
     rendezvous_service,
+    workload_labels,
     workload_name,
     workload_phase,
 )
@@ -65,8 +75,10 @@ class KubeBackend:
 
     def __init__(self, api: KubeApi, *, namespace: str, tolerated_taints: frozenset[str] = DEFAULT_TOLERATED_TAINTS,
                  finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS, sync_timeout: float = 60.0,
-                 watch_timeout: int = 60, discovery_interval: float = 60.0) -> None:
+                 watch_timeout: int = 60, discovery_interval: float = 60.0,
+                 discovery: Discovery | None = None) -> None:
         self.api = api
+        self.discovery = discovery or Discovery()
         self.namespace = namespace
         self.tolerated_taints = tolerated_taints
         self.finished_ttl_seconds = finished_ttl_seconds
@@ -83,6 +95,11 @@ class KubeBackend:
         self.deployments = self._workload_informer(adapter_for({"apiVersion": "apps/v1", "kind": "Deployment"}))
         self._informers = [self.nodes, self.pods, self.jobs, self.deployments]
         self._discovery: asyncio.Task[None] | None = None
+        # DRA (resource.k8s.io/v1): started only where the API serves it and RBAC allows reading it.
+        self.slices = Informer(api, RESOURCE_SLICES, name="resourceslices", watch_timeout=watch_timeout)
+        self.claims = Informer(api, RESOURCE_CLAIMS, name="resourceclaims", watch_timeout=watch_timeout)
+        self.device_classes = Informer(api, DEVICE_CLASSES, name="deviceclasses", watch_timeout=watch_timeout)
+        self.dra = False
         self._phases: dict[str, tuple[JobPhase, str]] = {}  # placement id -> last phase reported
         self._launched: dict[str, Placement] = {}  # created by this process, maybe not seen by a watch yet
         self._cancelled: set[str] = set()
@@ -129,6 +146,9 @@ class KubeBackend:
             await self.discover()
         except KubeError as exc:
             raise KubeError(exc.status, f"API discovery at {self.api.server}: {exc}") from None
+        self.dra = await asyncio.to_thread(self._dra_served)
+        if self.dra:
+            self._informers.extend([self.slices, self.claims, self.device_classes])
         for informer in self._informers:
             if not informer.started:
                 informer.start()
@@ -156,8 +176,51 @@ class KubeBackend:
         self._sequence += 1
         cap = cluster_capacity(self.nodes.cache.values(), self.pods.cache.values(),
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
-                               placement_ids=self._accounted())
+                               placement_ids=self._accounted(), discovery=self.discovery,
+                               groups=self.device_groups())
         return replace(cap, workload_kinds=frozenset(self.served))
+
+    def device_groups(self) -> list[DeviceGroup]:
+        """The accelerators of every node now: what the capacity report counts and a launch renders."""
+        nodes = list(self.nodes.cache.values())
+        pods = list(self.pods.cache.values())
+        if not self.dra:
+            return self.discovery.groups(nodes, pods)
+        classes = [str((c.get("metadata") or {}).get("name", "")) for c in self.device_classes.cache.values()]
+        return self.discovery.groups(nodes, pods, slices=self.slices.cache.values(),
+                                     claims=self.claims.cache.values(), device_classes=classes)
+
+    def _dra_served(self) -> bool:
+        """Whether the member serves resource.k8s.io/v1 and lets the agent read it (else: no DRA pools)."""
+        try:
+            self.api.list(RESOURCE_SLICES)
+        except (NotFoundError, ForbiddenError) as exc:
+            log.info("DRA off: cannot list resource.k8s.io/v1 resourceslices in %s (%s)", self.api.server, exc)
+            return False
+        except KubeError as exc:
+            log.warning("DRA off: listing resourceslices in %s failed: %s", self.api.server, exc)
+            return False
+        return True
+
+    def _accelerator(self, placement: Placement, spec: JobSpec) -> AcceleratorRequest | str:
+        """How this member gives the placed pool's devices to one replica, or why it cannot."""
+        milli = spec.resources.gpu_milli
+        if not milli:
+            return AcceleratorRequest()
+        usable = {str((n.get("metadata") or {}).get("name", "")) for n in self.nodes.cache.values()
+                  if not node_usable(n, self.tolerated_taints | self.discovery.resources)}
+        groups = [g for g in self.device_groups() if g.node in usable]
+        group = accelerators.find_group(groups, model=placement.gpu_model,
+                                        vendor=getattr(placement, "vendor", ""))
+        if group is None:
+            return f"no usable node of {placement.gpu_model or 'any accelerator'} in this member cluster"
+        try:
+            request = accelerators.render(group, milli)
+        except RenderError as exc:
+            return str(exc)
+        if request.uses_dra:
+            request = replace(request, claim_template_name=claim_template_name(placement.placement_id))
+        return request
 
     def placements(self) -> dict[str, JobPhase]:
         out = {pid: phase for pid, (phase, _) in self._phases.items()}
@@ -169,9 +232,14 @@ class KubeBackend:
         pid = placement.placement_id
         if pid in self._phases or pid in self._launched:
             return None  # idempotent: this placement runs here already
+        accelerator = self._accelerator(placement, spec)
+        if isinstance(accelerator, str):
+            return accelerator
         try:
             manifest = build_workload(placement, spec, namespace=self.namespace,
-                                      options=RenderOptions(finished_ttl_seconds=self.finished_ttl_seconds))
+                                      options=RenderOptions(finished_ttl_seconds=self.finished_ttl_seconds,
+                                                            accelerator=accelerator if spec.resources.gpu_milli
+                                                            else None))
         except WorkloadError as exc:
             return str(exc)
         adapter = adapter_for(manifest)
@@ -183,7 +251,11 @@ class KubeBackend:
         res = resource_of(adapter)
         name = manifest["metadata"]["name"]
         try:
+            if accelerator.uses_dra:
+                await self._create_claim_template(placement, accelerator)
             created = await asyncio.to_thread(self.api.create, res, manifest, self.namespace)
+            if accelerator.uses_dra:
+                await self._own_claim_template(placement, created)
         except ConflictError:
             log.info("%s %s exists already: placement %s is running here", manifest["kind"], name, pid)
             created = await asyncio.to_thread(self.api.get, res, name, self.namespace)
@@ -235,6 +307,30 @@ class KubeBackend:
         kinds = [resource_of(a) for a in self.served.values()]
         for res in (*kinds, SERVICES):
             await asyncio.to_thread(self.api.delete, res, name, self.namespace, propagation="Background")
+        if self.dra:  # owned by the workload, so the garbage collector removes it too; this is not to wait for it
+            await asyncio.to_thread(self.api.delete, RESOURCE_CLAIM_TEMPLATES, claim_template_name(placement_id),
+                                    self.namespace)
+
+    async def _create_claim_template(self, placement: Placement, accelerator: AcceleratorRequest) -> None:
+        """The DRA claim template the placement's pods reference, created before them."""
+        body = accelerators.claim_template(claim_template_name(placement.placement_id), self.namespace, accelerator,
+                                           labels=workload_labels(placement),
+                                           annotations={PLACEMENT_ANNOTATION: placement.placement_id})
+        try:
+            await asyncio.to_thread(self.api.create, RESOURCE_CLAIM_TEMPLATES, body, self.namespace)
+        except ConflictError:
+            pass  # a retried launch: it is there already
+
+    async def _own_claim_template(self, placement: Placement, workload: Obj) -> None:
+        """Make the workload own its claim template, so deleting the workload (by anyone) deletes it."""
+        meta = workload.get("metadata") or {}
+        owner = {"apiVersion": workload.get("apiVersion"), "kind": workload.get("kind"), "name": meta.get("name"),
+                 "uid": meta.get("uid"), "blockOwnerDeletion": False}
+        try:
+            await asyncio.to_thread(self.api.patch, RESOURCE_CLAIM_TEMPLATES, claim_template_name(
+                placement.placement_id), {"metadata": {"ownerReferences": [owner]}}, self.namespace)
+        except KubeError as exc:  # the agent deletes it on cancel anyway
+            log.warning("claim template of %s: setting its owner failed: %s", placement.placement_id, exc)
 
     async def _delete_until_done(self, placement_id: str) -> None:
         delay = 1.0
@@ -335,6 +431,11 @@ class KubeBackend:
         self._phases[pid] = (phase, message)
         if self._started:
             self._on_update(pid, phase, message)
+
+
+def claim_template_name(placement_id: str) -> str:
+    """The ResourceClaimTemplate of a DRA placement: the workload's name and a suffix."""
+    return workload_name(placement_id) + accelerators.CLAIM_TEMPLATE_SUFFIX
 
 
 def key_name(obj: Mapping[str, Any]) -> str:

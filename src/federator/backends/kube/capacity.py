@@ -5,25 +5,29 @@ is Ready, not cordoned and carries no NoSchedule/NoExecute taint the
 federator's workloads do not tolerate; every non-terminated pod bound to it
 holds its effective requests (max of the init containers' and the sum of the
 containers', plus overhead). The result is the same `ClusterCapacity` the
-simulated backend builds (`backends/sim/nodes.py`): per GPU model, how many
-usable nodes have 0, 1, 2, ... GPUs free.
+simulated backend builds (`backends/sim/nodes.py`): per accelerator pool
+(vendor, model), how many usable nodes have 0, 1, 2, ... devices free; which
+devices a node has is `discovery.py`'s business (device plugins by the vendor
+catalog, MIG, time-slicing, HAMi, DRA).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from federator.model import ClusterCapacity, GpuPool, QuantityError, Resources, to_bytes, to_milli
+from federator.backends.kube.devices import DeviceGroup
+from federator.backends.kube.discovery import Discovery
+from federator.backends.kube.pools import pools
+from federator.model import ClusterCapacity, QuantityError, Resources, to_bytes, to_milli
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 UNKNOWN_GPU_MODEL = "unknown"
 #: Taints the federator's workloads tolerate (they ask for GPUs, so the GPU taint is expected).
 DEFAULT_TOLERATED_TAINTS: frozenset[str] = frozenset({GPU_RESOURCE})
-_HISTOGRAM_MIN = 9  # 0..8 free GPUs, as in the simulated backend
 
 Obj = Mapping[str, Any]
 
@@ -146,27 +150,26 @@ def node_views(nodes: Iterable[Obj], pods: Iterable[Obj], *,
 def cluster_capacity(nodes: Iterable[Obj], pods: Iterable[Obj], *,
                      tolerated_taints: frozenset[str] = DEFAULT_TOLERATED_TAINTS,
                      gpu_label: str = GPU_PRODUCT_LABEL, sequence: int = 0,
-                     placement_ids: frozenset[str] = frozenset()) -> ClusterCapacity:
-    """The resource model of a cluster from its Node and Pod objects (as the API server sends them)."""
-    views = node_views(nodes, pods, tolerated_taints=tolerated_taints, gpu_label=gpu_label)
-    hist: dict[str, list[int]] = {}
-    totals: dict[str, list[int]] = {}  # model -> [total, allocatable]
-    for v in views:
-        if not v.gpu_model:
-            continue
-        t = totals.setdefault(v.gpu_model, [0, 0])
-        t[0] += v.capacity_gpus
-        h = hist.setdefault(v.gpu_model, [0] * _HISTOGRAM_MIN)
-        if not v.usable:
-            continue
-        t[1] += v.allocatable.gpu_milli // 1000
-        free = v.free_gpus
-        if free >= len(h):
-            h.extend([0] * (free + 1 - len(h)))
-        h[free] += 1
+                     placement_ids: frozenset[str] = frozenset(), discovery: Discovery | None = None,
+                     slices: Iterable[Obj] = (), claims: Iterable[Obj] = (),
+                     device_classes: Sequence[str] | None = None,
+                     groups: Sequence[DeviceGroup] | None = None) -> ClusterCapacity:
+    """The resource model of a cluster from its Node and Pod objects (as the API server sends them).
+
+    Accelerator pools come from `discovery` (device plugins by the catalog, MIG,
+    time-slicing, HAMi, DRA slices and claims); `groups` passes groups already
+    computed from the same objects.
+    """
+    nodes = list(nodes)
+    pods = [p for p in pods if pod_holds_resources(p)]
+    discovery = discovery or Discovery()
+    tolerated = tolerated_taints | discovery.resources
+    views = node_views(nodes, pods, tolerated_taints=tolerated, gpu_label=gpu_label)
     usable = [v for v in views if v.usable]
+    if groups is None:
+        groups = discovery.groups(nodes, pods, slices=slices, claims=claims, device_classes=device_classes)
     return ClusterCapacity(
-        gpu_pools=tuple(GpuPool(m, tuple(hist[m]), totals[m][0], totals[m][1]) for m in sorted(hist)),
+        gpu_pools=pools(groups, {v.name for v in usable}),
         cpu_milli_allocatable=sum(v.allocatable.cpu_milli for v in usable),
         cpu_milli_free=sum(v.free.cpu_milli for v in usable),
         memory_bytes_allocatable=sum(v.allocatable.memory_bytes for v in usable),

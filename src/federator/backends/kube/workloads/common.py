@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from federator.backends.kube import accelerators
+from federator.backends.kube.accelerators import AcceleratorRequest
 from federator.backends.kube.capacity import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from federator.model import Placement, QuantityError, Resources, to_bytes, to_milli
 
@@ -67,6 +69,8 @@ class RenderOptions:
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # e.g. Kueue's queue label
     master_port: int = DEFAULT_MASTER_PORT  # rendezvous port of multi-replica training (MASTER_PORT)
     finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS  # batch Jobs the federator renders
+    # How this member gives the placed pool's devices (accelerators.render); None: whole nvidia.com/gpu.
+    accelerator: AcceleratorRequest | None = None
 
 
 DEFAULT_OPTIONS = RenderOptions()
@@ -288,12 +292,24 @@ def templates_at(obj: Obj, paths: list[str]) -> Iterator[Obj]:
         yield node
 
 
-def render_accelerators(pod: Obj, containers: list[Obj], *, resources: Resources | None, model: str) -> None:
+def render_accelerators(pod: Obj, containers: list[Obj], *, resources: Resources | None, model: str,
+                        accelerator: AcceleratorRequest | None = None) -> None:
     """The chosen accelerator model on a pod spec: its node selector and toleration; with `resources`
     (the federator renders the pod), the request on the first container too.
 
-    One function, so the accelerator catalog (resource names, node labels, DRA claims per vendor)
-    replaces it in one place."""
+    With `accelerator` (what the member's discovery says the chosen pool needs:
+    a vendor's resource and product label, a MIG partition, a HAMi slot, a DRA
+    claim) that goes in instead of ``nvidia.com/gpu``."""
+    if accelerator is not None:
+        if resources is not None and containers:
+            main = containers[0]
+            reqs = main.setdefault("resources", {})
+            amounts = {k: v for k, v in resource_amounts(resources).items() if k != GPU_RESOURCE}
+            reqs["requests"] = {**(reqs.get("requests") or {}), **amounts}
+            accelerators.apply(pod, main, accelerator)
+        elif model:
+            accelerators.apply(pod, None, accelerator)
+        return
     if resources is not None and containers:
         main = containers[0]
         reqs = main.setdefault("resources", {})
@@ -338,7 +354,8 @@ def federator_env(placement: Placement, pods: int) -> list[Obj]:
 
 
 def stamp_template(template: Obj, placement: Placement, *, env: list[Obj], model: str,
-                   resources: Resources | None = None, restart_policy: str | None = None) -> Obj:
+                   resources: Resources | None = None, restart_policy: str | None = None,
+                   accelerator: AcceleratorRequest | None = None) -> Obj:
     """Merge a placement into one pod template (in place): labels and the placement annotation (so the
     agent finds the pods), env in every container, the accelerator's node selector when the pods
     ask for one."""
@@ -349,7 +366,8 @@ def stamp_template(template: Obj, placement: Placement, *, env: list[Obj], model
     containers = pod.get("containers") or []
     for c in containers:
         set_env(c, env)
-    render_accelerators(pod, containers, resources=resources, model=model)
+    render_accelerators(pod, containers, resources=resources, model=model,
+                        accelerator=accelerator if model else None)
     if restart_policy is not None:
         pod["restartPolicy"] = restart_policy
     return template

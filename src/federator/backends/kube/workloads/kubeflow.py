@@ -104,7 +104,8 @@ class TrainJobAdapter:
         spec["labels"] = {**(spec.get("labels") or {}), **workload_labels(placement)}
         if sets[0].resources.gpu_milli and placement.gpu_model:
             override: Obj = {"targetJobs": [{"name": TRAINER_JOB}]}
-            render_accelerators(override, [], resources=None, model=placement.gpu_model)
+            render_accelerators(override, [], resources=None, model=placement.gpu_model,
+                                accelerator=options.accelerator)
             spec["podSpecOverrides"] = [*(spec.get("podSpecOverrides") or []), override]
         return out
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from federator.backends.kube.accelerators import AcceleratorRequest
 from federator.backends.kube.workloads.adapter import WorkloadAdapter, group_of, kind_key
 from federator.backends.kube.workloads.apps import DeploymentAdapter, StatefulSetAdapter
 from federator.backends.kube.workloads.batch import BatchJobAdapter
@@ -92,16 +93,17 @@ def _default_container(spec: JobSpec) -> Obj:
             "command": ["sh", "-c", f'echo "federator placement $FEDERATOR_PLACEMENT_ID"; sleep {seconds}']}
 
 
-def default_object(placement: Placement, spec: JobSpec, *, finished_ttl_seconds: int | None) -> Obj:
+def default_object(placement: Placement, spec: JobSpec, *, finished_ttl_seconds: int | None,
+                   accelerator: AcceleratorRequest | None = None) -> Obj:
     """The Job (training) or Deployment (inference) the federator makes from a job's own fields."""
-    if spec.resources.is_fractional_gpu:
+    if accelerator is None and spec.resources.is_fractional_gpu:
         raise WorkloadError("spec.resources.nvidia.com/gpu", "a fraction of a GPU needs a GPU-sharing device "
                                                              "plugin; the Kubernetes backend asks for whole GPUs")
     template: Obj = copy.deepcopy(json.loads(spec.pod_template_json)) if spec.pod_template_json else {}
     pod = template.setdefault("spec", {})
     containers = pod.get("containers") or [_default_container(spec)]
     pod["containers"] = containers
-    render_accelerators(pod, containers, resources=spec.resources, model="")
+    render_accelerators(pod, containers, resources=spec.resources, model="", accelerator=accelerator)
     if spec.kind is JobKind.TRAINING:
         job_spec: Obj = {"completionMode": "Indexed", "completions": placement.replicas,
                          "parallelism": placement.replicas, "backoffLimit": 0, "template": template}
@@ -116,7 +118,8 @@ def build_workload(placement: Placement, spec: JobSpec, *, namespace: str,
                    options: RenderOptions = DEFAULT_OPTIONS) -> Obj:
     """The object that runs a placement; WorkloadError if this backend cannot express it."""
     options = RenderOptions(labels=options.labels, finished_ttl_seconds=options.finished_ttl_seconds,
-                            master_port=master_port(dict(spec.annotations), options.master_port))
+                            master_port=master_port(dict(spec.annotations), options.master_port),
+                            accelerator=options.accelerator)
     if spec.workload_json:
         try:
             obj = json.loads(spec.workload_json)
@@ -125,7 +128,8 @@ def build_workload(placement: Placement, spec: JobSpec, *, namespace: str,
         if not isinstance(obj, dict):
             raise WorkloadError("spec.workload", "must be a Kubernetes object")
         return adapter_for(obj).render(obj, placement, namespace=namespace, options=options)
-    obj = default_object(placement, spec, finished_ttl_seconds=options.finished_ttl_seconds)
+    obj = default_object(placement, spec, finished_ttl_seconds=options.finished_ttl_seconds,
+                         accelerator=options.accelerator)
     adapter = BATCH_JOB if spec.kind is JobKind.TRAINING else DEPLOYMENT
     return adapter.render(obj, placement, namespace=namespace, options=options)
 
