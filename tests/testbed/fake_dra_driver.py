@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 API = "/apis/resource.k8s.io/v1"
-MANAGED_BY = "testbed.federator.dev/fake-dra-driver"
+MANAGED_BY = "federator-testbed-fake-dra-driver"
 
 
 class Client:
@@ -134,12 +134,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    last_error = ""
     while True:
         try:
             for what in reconcile(client, args.driver, nodes):
                 print(f"fake-dra-driver: published {what}", flush=True)
+            last_error = ""
         except (OSError, RuntimeError) as e:  # the apiserver may be starting or stopping
-            print(f"fake-dra-driver: {e}", file=sys.stderr, flush=True)
+            if str(e) != last_error:  # once per distinct error, not every interval
+                print(f"fake-dra-driver: {e}", file=sys.stderr, flush=True)
+            last_error = str(e)
         if args.once or stop.wait(args.interval):
             return 0
 
