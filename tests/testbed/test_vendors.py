@@ -15,6 +15,7 @@ try:
     from tests.testbed.testbed import DRA_DRIVER, Testbed
 except ImportError:  # tests/testbed on sys.path
     import vendors  # type: ignore[no-redef]
+
     from testbed import DRA_DRIVER, Testbed  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(1800)]
