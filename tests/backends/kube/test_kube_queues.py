@@ -17,6 +17,7 @@ from federator.backends.kube.queues import (
 )
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId
 from federator.scheduler import PolicyError, QueueConfig, Quota, Scheduler, parse_policy
+from federator.security.authz import Allowed, Authorizer, Denied, Principal, tenancy_from_document
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
 
@@ -163,3 +164,22 @@ def test_the_controller_feeds_queue_objects_to_the_federators_scheduler(tmp_path
     ctl.apply([])  # both deleted
     assert fed.scheduler.config == parse_policy(POLICY)  # back to the policy file's research queue
     assert ctl.problems == {}
+
+
+def test_queue_objects_give_the_authorizer_their_access_lists_and_namespace_selectors(tmp_path: Path) -> None:
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), scheduler=Scheduler(parse_policy(POLICY)))
+    authz = Authorizer(tenancy_from_document({"queues": {"serving": {"access": {"users": ["ops"]}}}}))
+    ctl = QueueController(fed, _NoApi(), authz=authz)  # type: ignore[arg-type]
+    team = queue_object("team-a", {"access": {"groups": ["team-a"]},
+                                   "namespaceSelector": {"matchLabels": {"tenant": "a"}}})
+    bad = queue_object("bad", {"namespaceSelector": {"matchLabels": "tenant=a"}})
+    ctl.apply([team, bad])
+    alice, bob = Principal("alice", frozenset({"team-a"})), Principal("bob")
+    assert isinstance(authz.submit(alice, "team-a"), Allowed)
+    assert isinstance(authz.submit(bob, "team-a"), Denied)
+    assert isinstance(authz.submit(bob, "serving"), Denied)  # the policy file's list stays
+    assert isinstance(authz.namespace("team-a", "ns-a", {"tenant": "a"}), Allowed)
+    assert isinstance(authz.namespace("team-a", "ns-b", {}), Denied)
+    assert "spec.namespaceSelector.matchLabels" in ctl.problems["bad"]  # invalid: ignored, Valid=False
+    ctl.apply([])  # deleted: back to the file's rules (team-a open to anyone)
+    assert isinstance(authz.submit(bob, "team-a"), Allowed)
