@@ -75,3 +75,19 @@ def test_an_empty_selector_selects_everything() -> None:
     bad: list[str] = []
     sel = selector_from_document({}, "s", bad)
     assert sel is not None and sel.matches({}) and not bad
+
+
+def test_the_owner_is_stamped_from_the_caller_and_shown_by_get_jobs_wide() -> None:
+    from federator.cli.output import job_rows
+    from federator.jobfile import parse_job
+    from federator.model import Job, JobId
+    from federator.security.authz import GROUPS_ANNOTATION, USER_ANNOTATION, Principal, owner_of, stamp_owner
+
+    spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                      "metadata": {"name": "j", "annotations": {USER_ANNOTATION: "mallory", GROUPS_ANNOTATION: "x"}},
+                      "spec": {"kind": "training", "resources": {"cpu": "1"}}})
+    stamped = stamp_owner(spec, Principal("alice", frozenset({"team-a", "ml"})))
+    assert owner_of(stamped) == ("alice", frozenset({"team-a", "ml"}))
+    assert owner_of(stamp_owner(spec, Principal("bob"))) == ("bob", frozenset())
+    headers, [row] = job_rows([Job(JobId("j-1"), stamped, 0.0)], wide=True)
+    assert row[headers.index("USER")] == "alice"

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from federator.model import BUILTIN_WORKLOAD_KINDS, ClusterCapacity, Job, format_gpus
+from federator.security.authz import USER_ANNOTATION
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -38,7 +39,7 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
     now = time.time()
     headers = ["JOB", "KIND", "QUEUE", "PHASE", "CLUSTER", "REGION", "GPUS", "WAIT"]
     if wide:
-        headers += ["WORKLOAD", "GPU MODEL", "PLACEMENTS", "MESSAGE"]
+        headers += ["USER", "WORKLOAD", "GPU MODEL", "PLACEMENTS", "MESSAGE"]
     headers.append("REASON")
     rows = []
     for j in jobs:
@@ -53,7 +54,8 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
         if wide:
             models = ",".join(dict.fromkeys(p.gpu_model for p in j.placements if p.gpu_model)) or "-"
             placements = ",".join(f"{p.cluster}x{p.replicas}" for p in j.placements) or "-"
-            row += [j.spec.workload_kind.split(".", 1)[0] or "-", models, placements, j.message or "-"]
+            owner = j.spec.annotation(USER_ANNOTATION) or "-"  # who submitted it (security/authz.py)
+            row += [owner, j.spec.workload_kind.split(".", 1)[0] or "-", models, placements, j.message or "-"]
         row.append(reason)
         rows.append(row)
     return headers, rows
