@@ -46,7 +46,8 @@ class KubeFederation(LocalFederation):
 
     def start_kube_agent(self, cluster: str, *, kubeconfig: Path, region: str, namespace: str = WORKLOADS) -> Process:
         args = ["agent", "--cluster", cluster, "--region", region, "--server", self.grpc_target,
-                "--kubeconfig", str(kubeconfig), "--namespace", namespace, *self._tls_args()]
+                "--kubeconfig", str(kubeconfig), "--namespace", namespace, "--discovery-interval", "1",
+                *self._tls_args()]
         proc = self._spawn(f"agent-{cluster}", args)
         self.agents[cluster] = proc
         return proc

@@ -98,7 +98,7 @@ def _long_job(name: str, *, replicas: int = 1, gpus: int = 8, models: list[str] 
 
 
 def test_deleting_the_federated_job_deletes_the_member_job(kube: Kube) -> None:
-    kube.kubectl("host", "apply", "-f", "-", input=_long_job("to-delete"))
+    kube.kubectl("host", "apply", "-f", "-", input=_long_job("to-delete", replicas=2, gpus=1))
     eventually(lambda: kube.phase("to-delete") == "Running", timeout=120, what=f"to-delete Running\n{kube.logs()}")
     fj = kube.fj("to-delete")
     assert fj is not None and "federator.io/placements" in fj["metadata"]["finalizers"]
@@ -108,13 +108,19 @@ def test_deleting_the_federated_job_deletes_the_member_job(kube: Kube) -> None:
         return [j for j in kube.member_jobs("member-a")
                 if j["metadata"]["annotations"]["federator.io/placement-id"] == pid]
 
-    assert member_job()
+    (job,) = member_job()
+    name = job["metadata"]["name"]
+    services = kube.json("member-a", "get", "services", "-n", WORKLOADS, "-l", f"federator.io/placement-id={pid}")
+    assert [s["metadata"]["name"] for s in services["items"]] == [name]  # the gang's rendezvous Service
     kube.kubectl("host", "delete", "fj", "to-delete", "--timeout=60s")  # waits for the finalizer
     assert kube.fj("to-delete") is None
     eventually(lambda: not member_job(), timeout=60, what=f"the member Job of {pid} to be deleted")
     eventually(lambda: not kube.json("member-a", "get", "pods", "-n", WORKLOADS, "-l",
                                      f"federator.io/placement-id={pid}")["items"],
                timeout=60, what="its pods to go")
+    eventually(lambda: not kube.json("member-a", "get", "services", "-n", WORKLOADS, "-l",
+                                     f"federator.io/placement-id={pid}")["items"],
+               timeout=60, what="its rendezvous Service to go")
 
 
 @pytest.mark.parametrize(("spec", "error"), [

@@ -245,3 +245,24 @@ def test_concurrent_submits_share_one_commit_and_each_is_answered_after_it() -> 
 
 
 __all__ = ["H100"]
+
+
+def test_a_job_waiting_for_its_workload_kind_comes_back_when_a_cluster_gains_the_kind() -> None:
+    import json
+    from dataclasses import replace as with_
+
+    from workload_objects import fresh
+
+    store, clock = MemoryStore(), Clock()
+    fed = make(store, clock)
+    rec = join(fed, "east-1")  # serves the built-in kinds only
+    job = fed.submit(with_(spec("js", gpus=8), workload_json=json.dumps(fresh("JobSet"))))
+    fed.schedule_once()
+    reason = fed.jobs[job.job_id].pending_reason
+    assert reason is not None and reason.code is ReasonCode.WORKLOAD_KIND_UNSUPPORTED
+    assert job.job_id in fed.cycles.parked
+    kinds = frozenset({"Job.batch", "JobSet.jobset.x-k8s.io"})
+    fed.report(rec, with_(capacity(), workload_kinds=kinds))  # the JobSet controller was installed
+    assert job.job_id not in fed.cycles.parked
+    fed.schedule_once()
+    assert fed.jobs[job.job_id].phase is JobPhase.PLACED

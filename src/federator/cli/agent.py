@@ -32,7 +32,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--kubeconfig", type=Path, help="run on a real member cluster through this kubeconfig")
     a.add_argument("--in-cluster", action="store_true", help="run on the cluster of this pod (service account)")
     a.add_argument("--namespace", default="federator-workloads",
-                   help="namespace of the Jobs and Deployments placements run as (default %(default)s)")
+                   help="namespace of the workloads placements run as (default %(default)s)")
+    a.add_argument("--discovery-interval", type=float, default=60.0, metavar="SECONDS",
+                   help="Kubernetes: look for newly installed workload kinds (JobSet, LeaderWorkerSet, ... CRDs) "
+                        "this often (default %(default)s)")
     a.add_argument("--fence-after", type=float, default=0.0, metavar="SECONDS",
                    help="stop every placement after this long without the federator; set it to the federator's "
                         "--lost-after (or less) so a job never runs in two clusters (default: off)")

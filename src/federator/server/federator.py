@@ -353,7 +353,8 @@ class Federator:
 
     def _capacity_changed(self, previous: ClusterCapacity | None, capacity: ClusterCapacity) -> None:
         """Bring back parked jobs that may fit now; a report like the last one brings back none."""
-        if previous is None or (capacity.cpu_milli_free > previous.cpu_milli_free
+        if previous is None or (capacity.workload_kinds - previous.workload_kinds  # a kind's controller came
+                                or capacity.cpu_milli_free > previous.cpu_milli_free
                                 or capacity.memory_bytes_free > previous.memory_bytes_free
                                 or capacity.node_cpu_milli_free_max > previous.node_cpu_milli_free_max
                                 or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max):

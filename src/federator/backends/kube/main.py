@@ -35,7 +35,10 @@ def run_agent(args: argparse.Namespace, config: AgentConfig) -> int:
     except KubeError as exc:
         print(f"federator agent: --kubeconfig: {exc}", file=sys.stderr)
         return 2
-    backend = KubeBackend(api, namespace=args.namespace)
+    if args.discovery_interval <= 0:
+        print("federator agent: --discovery-interval must be a positive number of seconds", file=sys.stderr)
+        return 2
+    backend = KubeBackend(api, namespace=args.namespace, discovery_interval=args.discovery_interval)
     log.info("agent for %s (%s) on %s, workloads in namespace %s, fence after %s", args.cluster, args.region,
              api.server, args.namespace, f"{args.fence_after:g}s" if args.fence_after > 0 else "never")
     return run(Agent(config, backend), fatal=(KubeError,))
