@@ -36,9 +36,10 @@ class GpuPool:
     replicas of G GPUs, or of m milli-GPUs, fit.
 
     `host_room[i]` is the most free (CPU milli, memory bytes) among the nodes
-    with exactly i whole GPUs free, so that "fits" here means "fits on a
-    node" also for CPU and memory, not only in the cluster's sum; () when the
-    agent does not report it (no host check then).
+    with exactly i whole GPUs free, and `shared_room` the same among the nodes
+    of the shared GPUs with a given free milli-GPUs, so that "fits" here means
+    "fits on a node" also for CPU and memory, not only in the cluster's sum;
+    () when the agent does not report it (no host check then).
     """
 
     gpu_model: str
@@ -47,6 +48,7 @@ class GpuPool:
     allocatable_gpus: int
     shared_gpus: tuple[tuple[int, int], ...] = ()  # (free milli-GPUs, how many shared GPUs)
     host_room: tuple[tuple[int, int], ...] = ()  # [i] = (most free CPU milli, memory bytes) of those nodes
+    shared_room: tuple[tuple[int, int, int], ...] = ()  # (free milli-GPUs, most free CPU milli, memory bytes)
 
     @property
     def free_gpus(self) -> int:
@@ -79,19 +81,25 @@ class GpuPool:
         if gpu_milli <= 0:
             return 0
         hist = self.nodes_by_free_gpus
-        if self.host_room and (cpu_milli or memory_bytes):
-            hist = _hosted(hist, self.host_room, cpu_milli, memory_bytes, max(gpu_milli // MILLI, 1))
+        shared = self.shared_gpus
+        if cpu_milli or memory_bytes:
+            if self.host_room:
+                hist = _hosted(hist, self.host_room, cpu_milli, memory_bytes, max(gpu_milli // MILLI, 1))
+            if self.shared_room and gpu_milli % MILLI:
+                roomy = {f for f, c, m in self.shared_room if c >= cpu_milli and m >= memory_bytes}
+                shared = tuple((f, n) for f, n in shared if f in roomy)
         if gpu_milli % MILLI == 0:
             return _gang_capacity(hist, gpu_milli // MILLI)
-        return _fraction_capacity(hist, self.shared_gpus, gpu_milli)
+        return _fraction_capacity(hist, shared, gpu_milli)
 
-    def take_milli(self, gpu_milli: int, replicas: int) -> GpuPool:
-        """The pool after binding `replicas` replicas of `gpu_milli` each (whole or fractional)."""
+    def take_milli(self, gpu_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0) -> GpuPool:
+        """The pool after binding `replicas` replicas of `gpu_milli` each (whole or fractional);
+        with the replicas' CPU and memory, the host room of the nodes they land on shrinks too."""
         if gpu_milli % MILLI == 0:
-            return self.take(gpu_milli // MILLI, replicas)
-        return self._take_fraction(gpu_milli, replicas)
+            return self.take(gpu_milli // MILLI, replicas, cpu_milli=cpu_milli, memory_bytes=memory_bytes)
+        return self._take_fraction(gpu_milli, replicas, cpu_milli, memory_bytes)
 
-    def take(self, gpus_per_replica: int, replicas: int) -> GpuPool:
+    def take(self, gpus_per_replica: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0) -> GpuPool:
         """The pool after binding `replicas` replicas, best fit: fullest nodes first.
 
         Best fit keeps nodes with many free GPUs whole for large gangs, and it
@@ -99,31 +107,38 @@ class GpuPool:
         cluster's.
         """
         counts = list(self.nodes_by_free_gpus)
+        room = _Room(self, cpu_milli, memory_bytes)
         left = replicas
         g = gpus_per_replica
         for free in range(g, len(counts)):
             if not left:
                 break
-            per_node = free // g
+            if not room.hosts(free, 1):
+                continue  # no node of this bucket has the CPU or memory for a replica
+            per_node = min(free // g, room.fits(free))
             whole = min(counts[free], left // per_node)  # nodes that take per_node replicas each
             counts[free] -= whole
             counts[free - per_node * g] += whole
+            if whole:
+                room.move(free, free - per_node * g, per_node)
             left -= whole * per_node
             if left and counts[free]:  # one more node takes the rest (fewer than per_node)
                 counts[free] -= 1
                 counts[free - left * g] += 1
+                room.move(free, free - left * g, left)
                 left = 0
         if left:
             raise ValueError(f"{replicas} x {gpus_per_replica} GPUs do not fit in pool {self.gpu_model}")
-        return replace(self, nodes_by_free_gpus=tuple(counts), host_room=_moved_room(self, counts))
+        return replace(self, nodes_by_free_gpus=tuple(counts), host_room=room.whole_room())
 
-    def _take_fraction(self, milli: int, replicas: int) -> GpuPool:
+    def _take_fraction(self, milli: int, replicas: int, cpu: int = 0, mem: int = 0) -> GpuPool:
         """Best fit for fractional replicas: the fullest shared GPU that fits, then whole GPUs
         from the node with the fewest whole GPUs free (filling one GPU before the next)."""
         shared = dict(self.shared_gpus)
+        room = _Room(self, cpu, mem)
         left = replicas
         for free in sorted(shared):
-            if free < milli:
+            if free < milli or not room.shared_hosts(free):
                 continue
             while left and shared.get(free, 0):
                 per = min(free // milli, left)
@@ -131,30 +146,38 @@ class GpuPool:
                 rest = free - per * milli
                 if rest:
                     shared[rest] = shared.get(rest, 0) + 1
+                    room.share(room.shared_of(free), rest, per)
                 left -= per
             if not left:
                 break
         counts = list(self.nodes_by_free_gpus)
         per_gpu = MILLI // milli
         for free in range(1, len(counts)):
+            if not room.hosts(free, 1):
+                continue
             while left and counts[free]:
-                gpus = min(free, -(-left // per_gpu))  # GPUs of this node the rest needs
+                gpus = min(free, -(-left // per_gpu), -(-room.fits(free) // per_gpu))  # GPUs the rest needs
                 counts[free] -= 1
                 counts[free - gpus] += 1
+                on_node = min(left, gpus * per_gpu, room.fits(free))
+                host = room.move(free, free - gpus, on_node)
                 full_rest = MILLI - per_gpu * milli  # left on each GPU filled to per_gpu replicas
                 last = left - (gpus - 1) * per_gpu if left < gpus * per_gpu else per_gpu
                 last_rest = MILLI - last * milli
                 if full_rest and gpus > 1:
                     shared[full_rest] = shared.get(full_rest, 0) + gpus - 1
+                    room.share(host, full_rest, 0)
                 if last_rest:
                     shared[last_rest] = shared.get(last_rest, 0) + 1
-                left -= min(left, gpus * per_gpu)
+                    room.share(host, last_rest, 0)
+                left -= on_node
             if not left:
                 break
         if left:
             raise ValueError(f"{replicas} x {milli}m GPU do not fit in pool {self.gpu_model}")
-        return replace(self, nodes_by_free_gpus=tuple(counts), host_room=_moved_room(self, counts),
-                       shared_gpus=tuple(sorted((f, n) for f, n in shared.items() if n)))
+        return replace(self, nodes_by_free_gpus=tuple(counts), host_room=room.whole_room(),
+                       shared_gpus=tuple(sorted((f, n) for f, n in shared.items() if n)),
+                       shared_room=room.shared_room(shared))
 
     def release_milli(self, gpu_milli: int, replicas: int) -> GpuPool:
         """An estimate of the pool after `replicas` replicas of `gpu_milli` leave (for what-if
@@ -172,7 +195,7 @@ class GpuPool:
                         counts[free] -= 1
                         counts[free + g] += 1
                         break
-            return replace(self, nodes_by_free_gpus=tuple(counts), host_room=())
+            return replace(self, nodes_by_free_gpus=tuple(counts), host_room=(), shared_room=())
         shared = dict(self.shared_gpus)
         for _ in range(replicas):
             base = next((f for f in sorted(shared) if shared[f] and f + gpu_milli <= MILLI), None)
@@ -186,24 +209,72 @@ class GpuPool:
                 if emptiest is not None:
                     counts[emptiest] -= 1
                     counts[emptiest + 1] += 1
-        return replace(self, nodes_by_free_gpus=tuple(counts), host_room=(),
+        return replace(self, nodes_by_free_gpus=tuple(counts), host_room=(), shared_room=(),
                        shared_gpus=tuple(sorted((f, n) for f, n in shared.items() if n)))
 
 
-def _moved_room(pool: GpuPool, counts: list[int]) -> tuple[tuple[int, int], ...]:
-    """Host room after nodes moved to fewer free GPUs: a bucket that gained nodes may hold the room
-    of a bucket above it (optimistic; the agent's next report has the truth)."""
-    room = pool.host_room
-    if not room:
-        return room
-    out = list(room) + [(0, 0)] * (len(counts) - len(room))
-    best = (0, 0)
-    for i in range(len(counts) - 1, -1, -1):
-        if i < len(room):
-            best = (max(best[0], room[i][0]), max(best[1], room[i][1]))
-        if counts[i] > (pool.nodes_by_free_gpus[i] if i < len(pool.nodes_by_free_gpus) else 0):
-            out[i] = (max(out[i][0], best[0]), max(out[i][1], best[1]))
-    return tuple(out)
+class _Room:
+    """Host room through a take: the nodes that took replicas have that much less CPU and memory.
+
+    Which node of a bucket took them is not known, so a bucket keeps its room (optimistic) and
+    the bucket or shared GPUs the node lands in get at most what it had left. The agent's next
+    report has the truth.
+    """
+
+    __slots__ = ("cpu", "mem", "shared", "whole")
+
+    def __init__(self, pool: GpuPool, cpu: int, mem: int) -> None:
+        self.cpu, self.mem = cpu, mem
+        self.whole: list[tuple[int, int]] | None = list(pool.host_room) if pool.host_room else None
+        self.shared: dict[int, tuple[int, int]] | None = (
+            {f: (c, m) for f, c, m in pool.shared_room} if pool.shared_room else None)
+
+    def hosts(self, bucket: int, replicas: int) -> bool:
+        """Whether the best node of a whole-free bucket has room for `replicas` replicas."""
+        return self.fits(bucket) >= replicas
+
+    def fits(self, bucket: int) -> int:
+        """Replicas the best node of a whole-free bucket has host room for (many when unknown)."""
+        if self.whole is None or bucket >= len(self.whole):
+            return 1 << 30
+        c, m = self.whole[bucket]
+        return min(c // self.cpu if self.cpu else 1 << 30, m // self.mem if self.mem else 1 << 30)
+
+    def shared_hosts(self, free: int) -> bool:
+        got = self.shared_of(free)
+        return got is None or (got[0] >= self.cpu and got[1] >= self.mem)
+
+    def shared_of(self, free: int) -> tuple[int, int] | None:
+        return self.shared.get(free) if self.shared is not None else None
+
+    def move(self, src: int, dst: int, replicas: int) -> tuple[int, int] | None:
+        """A node of bucket `src` took `replicas` replicas and now has `dst` whole GPUs free;
+        returns its host room after that (None when not reported)."""
+        if self.whole is None or src >= len(self.whole):
+            return None
+        c, m = self.whole[src]
+        left = (max(0, c - self.cpu * replicas), max(0, m - self.mem * replicas))
+        old = self.whole[dst]
+        self.whole[dst] = (max(old[0], left[0]), max(old[1], left[1]))
+        return left
+
+    def share(self, host: tuple[int, int] | None, free: int, replicas: int) -> None:
+        """A GPU of a node with `host` room now has `free` milli-GPUs free (after `replicas` more)."""
+        if host is None or self.shared is None and self.whole is None:
+            return
+        if self.shared is None:
+            self.shared = {}
+        left = (max(0, host[0] - self.cpu * replicas), max(0, host[1] - self.mem * replicas))
+        old = self.shared.get(free, (0, 0))
+        self.shared[free] = (max(old[0], left[0]), max(old[1], left[1]))
+
+    def whole_room(self) -> tuple[tuple[int, int], ...]:
+        return tuple(self.whole) if self.whole is not None else ()
+
+    def shared_room(self, shared: dict[int, int]) -> tuple[tuple[int, int, int], ...]:
+        if self.shared is None:
+            return ()
+        return tuple(sorted((f, *self.shared.get(f, (0, 0))) for f, n in shared.items() if n))
 
 
 @lru_cache(maxsize=1 << 16)

@@ -40,7 +40,8 @@ def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, gpu_mo
         raise ValueError(f"{replicas} replicas do not fit the free CPU or memory of {cluster.name}")
     pools = cap.gpu_pools
     if resources.gpu_milli and replicas:
-        pools = tuple(p.take_milli(resources.gpu_milli, replicas) if p.gpu_model == gpu_model else p
+        pools = tuple(p.take_milli(resources.gpu_milli, replicas, cpu_milli=resources.cpu_milli,
+                                   memory_bytes=resources.memory_bytes) if p.gpu_model == gpu_model else p
                       for p in pools)
         if pools == cap.gpu_pools and not any(p.gpu_model == gpu_model for p in pools):
             raise ValueError(f"{cluster.name} has no {gpu_model} pool")

@@ -328,7 +328,11 @@ class NodeSet:
                 if bucket:
                     room[k] = (max(self.nodes[i].free_cpu_milli for i in bucket),
                                max(self.nodes[i].free_memory_bytes for i in bucket))
-            pools.append(GpuPool(model, tuple(hist), total, total, shared, tuple(room)))
+            shared_room = tuple(sorted(
+                (f, max(self.nodes[i].free_cpu_milli for i, _ in spots),
+                 max(self.nodes[i].free_memory_bytes for i, _ in spots))
+                for f, spots in self._shared.get(model, {}).items() if spots))
+            pools.append(GpuPool(model, tuple(hist), total, total, shared, tuple(room), shared_room))
         return ClusterCapacity(
             gpu_pools=tuple(pools),
             cpu_milli_allocatable=sum(n.spec.cpu_milli for n in self.nodes),

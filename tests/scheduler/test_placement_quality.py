@@ -1,0 +1,82 @@
+"""Placement quality: pinned work keeps its model, fractions share GPUs, fits mean fits on a node."""
+
+from __future__ import annotations
+
+import pytest
+from scenarios import A100, H100, cycle, placed, running, spec
+
+from federator.model import GpuPool, JobKind
+from federator.scheduler import SchedulerConfig
+from federator.scheduler.demand import demand_of
+from federator.scheduler.fragmentation import expected_fragment
+
+from builders import cluster, pool, request
+
+WITHOUT_SCARCITY = SchedulerConfig(score_weights={"LeastFragmentation": 2})
+WITH_FRAGMENTATION = SchedulerConfig(score_weights={"Fragmentation": 3, "Scarcity": 3})
+
+
+def two_models() -> list:  # type: ignore[type-arg]
+    """One cluster of 2 x 8 A100 and 2 x 8 H100 (A100 sorts first: the old tie-break's pick)."""
+    return [cluster("c", "r", pool(A100, nodes=2), pool(H100, nodes=2))]
+
+
+@pytest.mark.parametrize(("config", "pinned_placed"), [
+    (None, 2), (WITH_FRAGMENTATION, 2), (WITHOUT_SCARCITY, 1),
+], ids=["default", "fragmentation", "without-scarcity"])
+def test_pinned_jobs_find_their_model_after_a_burst_of_flexible_ones(config: SchedulerConfig | None,
+                                                                      pinned_placed: int) -> None:
+    flexible = [spec(f"flex{i}", gpus=8) for i in range(2)]  # any model, offered first
+    pinned = [spec(f"pin{i}", gpus=8, models=("A100",)) for i in range(2)]
+    result = cycle(two_models(), flexible + pinned, config=config)
+    got = placed(result)
+    assert all(f"flex{i}" in got for i in range(2))
+    assert sum(f"pin{i}" in got for i in range(2)) == pinned_placed
+
+
+def test_recent_pinned_arrivals_steer_flexible_jobs_in_a_later_cycle() -> None:
+    """The pinned jobs of earlier cycles (running) say which model pinned work wants next."""
+    earlier = [spec(f"old{i}", gpus=1, models=("A100",)) for i in range(4)]
+    busy = [cluster("c", "r", pool(A100, nodes=2, extra={4: 1}), pool(H100, nodes=3))]
+    allocations = [running(s, "c", model=A100) for s in earlier]
+    result = cycle(busy, [spec("flex", gpus=8)], allocations=allocations)
+    assert [a.gpu_model for d in result.decisions for a in d.assignments] == [H100]
+
+
+@pytest.mark.parametrize("config", [None, WITH_FRAGMENTATION], ids=["default", "fragmentation"])
+def test_a_fractional_replica_packs_onto_an_already_shared_gpu(config: SchedulerConfig | None) -> None:
+    """Opening a fresh GPU for half of it strands the other half for whole-GPU work (recent demand)."""
+    shared = GpuPool(A100, (0, 4, 0, 0, 0, 0, 0, 0, 0), 8, 8, shared_gpus=((500, 1),))
+    clusters = [cluster("fresh", "r", pool(A100, nodes=4, free=1, gpus_per_node=1)), cluster("shared", "r", shared)]
+    recent = [running(spec(f"w{i}", gpus=1), "fresh", model=A100) for i in range(2)]
+    result = cycle(clusters, [spec("half", gpus=0.5, kind=JobKind.INFERENCE)], config=config, allocations=recent)
+    assert placed(result) == {"half": {"shared": 1}}
+
+
+def test_host_room_keeps_a_replica_off_nodes_without_cpu() -> None:
+    """GPUs free on nodes whose CPU is taken do not fit a replica that needs CPU: fits = fits on a node."""
+    starved = GpuPool(A100, (0, 0, 0, 0, 0, 0, 0, 0, 4), 32, 32, host_room=((0, 0),) * 8 + ((2000, 2**40),))
+    roomy = pool(A100, nodes=1)
+    result = cycle([cluster("starved", "r", starved), cluster("roomy", "r", roomy)], [spec("j", gpus=1, cpu=8)])
+    assert placed(result) == {"j": {"roomy": 1}}
+    assert starved.replica_capacity(1000, 8000, 0) == 0 and starved.replica_capacity(1000, 1000, 0) == 8
+
+
+def test_demand_presses_the_model_pinned_work_wants() -> None:
+    clusters = two_models()
+    pinned = [request(spec("p", gpus=8, models=("A100",)))]
+    demand = demand_of(clusters, pinned, [])
+    assert demand.pressure[A100] > 0 and demand.pressure[H100] == 0
+    assert demand.cannot[H100] == 1.0 and demand.cannot[A100] == 0.0
+
+
+@pytest.mark.parametrize(("hist", "shared", "shape", "unusable"), [
+    ((0, 2, 0, 0, 0, 0, 0, 0, 0), (), (1000, 2, 0, 0, 1.0), 2000),  # two 1-free nodes: no 2-GPU replica fits
+    ((0, 0, 1, 0, 0, 0, 0, 0, 0), (), (1000, 2, 0, 0, 1.0), 0),
+    ((0, 0, 0, 0, 0, 0, 0, 0, 0), ((300, 2),), (500, 1, 0, 0, 1.0), 600),  # shared GPUs too small for 500m
+    ((0, 0, 0, 0, 0, 0, 0, 0, 0), ((600, 1), (300, 1)), (500, 1, 0, 0, 1.0), 300),
+], ids=["gang-on-singles", "gang-fits", "fraction-too-big", "fraction-fits-one"])
+def test_expected_fragment_counts_what_a_shape_cannot_use(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...],
+                                                          shape: tuple[int, int, int, int, float],
+                                                          unusable: int) -> None:
+    assert expected_fragment(hist, shared, (), (shape,), 0.0) == unusable

@@ -1,0 +1,67 @@
+"""Refusals: what the federator places, the nodes take. Counted in seeded fill runs, never timed."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from federator.backends.sim.fleet import ClusterSpec, parse_fleet
+from federator.scheduler import Snapshot
+from federator.simulate import SimJob, Simulation
+from federator.simulate.synth import generate_mix
+from federator.simulate.traces import _pod
+
+
+def fleet(cpu8: int, cpu1: int) -> dict[str, ClusterSpec]:
+    """Four clusters of 6 x 8 H100, 6 x 8 A100 and 16 x 1 A10 nodes, with the CPUs given."""
+    return parse_fleet({"clusters": [
+        {"name": f"c{i}", "region": f"r{i}", "nodes": [
+            {"count": 6, "gpuModel": "H100", "gpus": 8, "cpu": cpu8, "memory": f"{cpu8 * 8}Gi"},
+            {"count": 6, "gpuModel": "A100", "gpus": 8, "cpu": cpu8, "memory": f"{cpu8 * 8}Gi"},
+            {"count": 16, "gpuModel": "A10", "gpus": 1, "cpu": cpu1, "memory": f"{cpu1 * 8}Gi"}]}
+        for i in range(4)]})
+
+
+def mix(clusters: dict[str, ClusterSpec], seed: int) -> list[SimJob]:
+    """Pinned, fractional and multi-GPU pods until they ask for every GPU of the fleet."""
+    capacity = sum(n.gpus for c in clusters.values() for n in c.nodes) * 1000
+    rows = generate_mix(2000, seed=seed, models=["A10", "A100", "H100"], model_gpus={"A10": 1, "A100": 8, "H100": 8},
+                        pinned=0.33, fractional=0.35, multi=0.3)
+    jobs, asked = [], 0
+    for i, row in enumerate(rows):
+        job = _pod(row, "synth", i)
+        if asked + job.spec.resources.gpu_milli > capacity:
+            break
+        asked += job.spec.resources.gpu_milli
+        jobs.append(SimJob(job.spec, float(i), None))
+    return jobs
+
+
+class WithoutHostRoom(Simulation):
+    """The resource model as it was: per-node GPU counts, no CPU or memory per node."""
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(tuple(
+            dataclasses.replace(c, capacity=dataclasses.replace(c.capacity, gpu_pools=tuple(
+                dataclasses.replace(p, host_room=(), shared_room=()) for p in c.capacity.gpu_pools)))
+            for c in super().snapshot().clusters))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_refusals_stay_under_one_percent_of_placements(seed: int) -> None:
+    clusters = fleet(128, 32)
+    report = Simulation(clusters, mix(clusters, seed), batch=200).run("fill")
+    assert report.placements > 200
+    assert report.refused <= 0.01 * report.placements, (report.refused, report.placements)
+
+
+def test_host_room_in_the_resource_model_cuts_refusals_on_cpu_bound_nodes() -> None:
+    """Nodes short of CPU for their GPUs: without host room the federator keeps sending replicas
+    the nodes cannot host."""
+    clusters = fleet(64, 16)
+    jobs = mix(clusters, 3)
+    with_room = Simulation(clusters, jobs, batch=200).run("fill")
+    without = WithoutHostRoom(clusters, jobs, batch=200).run("fill")
+    assert with_room.refused * 2 < without.refused
+    assert with_room.gpu_allocation_ratio > without.gpu_allocation_ratio
