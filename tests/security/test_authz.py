@@ -86,8 +86,27 @@ def test_the_owner_is_stamped_from_the_caller_and_shown_by_get_jobs_wide() -> No
     spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
                       "metadata": {"name": "j", "annotations": {USER_ANNOTATION: "mallory", GROUPS_ANNOTATION: "x"}},
                       "spec": {"kind": "training", "resources": {"cpu": "1"}}})
-    stamped = stamp_owner(spec, Principal("alice", frozenset({"team-a", "ml"})))
-    assert owner_of(stamped) == ("alice", frozenset({"team-a", "ml"}))
+    stamped = stamp_owner(spec, Principal("alice", frozenset({"team-a", "ml"}), claimed=frozenset({"ml"})))
+    assert owner_of(stamped) == ("alice", frozenset({"ml"}))  # the credential's groups; policy groups are live
     assert owner_of(stamp_owner(spec, Principal("bob"))) == ("bob", frozenset())
     headers, [row] = job_rows([Job(JobId("j-1"), stamped, 0.0)], wide=True)
     assert row[headers.index("USER")] == "alice"
+
+
+def test_taking_a_user_out_of_a_policy_group_takes_their_jobs_out_of_it() -> None:
+    from federator.jobfile import parse_job
+    from federator.model import Job, JobId
+    from federator.security.authz import stamp_owner
+
+    def authz(members: list[str]) -> Authorizer:
+        return Authorizer(tenancy_from_document({"tenancy": {"groups": {"team-a": {"users": members}}}}))
+
+    before = authz(["alice", "carol"])
+    alice = before.principal(Peer(None, "certificate", name="alice"))
+    spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "j"},
+                      "spec": {"kind": "training", "resources": {"cpu": "1"}}})
+    job = Job(JobId("j-1"), stamp_owner(spec, alice), 0.0)
+    carol = Peer(None, "certificate", name="carol")
+    assert isinstance(before.job(before.principal(carol), job, manage=True), Allowed)
+    after = authz(["carol"])
+    assert isinstance(after.job(after.principal(carol), job, manage=False), Denied)

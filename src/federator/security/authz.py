@@ -76,9 +76,10 @@ class Principal:
     """A caller as the policy sees them: a user name and every group they are in."""
 
     user: str
-    groups: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()  # the credential's and the policy's (tenancy.groups) together
     via: str = "certificate"  # certificate, token, insecure, kubernetes
     admin: bool = False
+    claimed: frozenset[str] = frozenset()  # the credential's own groups: what a job records
 
     def to_json(self) -> dict[str, Any]:
         return {"user": self.user, "groups": sorted(self.groups), "via": self.via, "admin": self.admin}
@@ -311,11 +312,14 @@ def owner_of(spec: JobSpec) -> tuple[str, frozenset[str]]:
 
 
 def stamp_owner(spec: JobSpec, who: Principal) -> JobSpec:
-    """The spec with its owner set from the caller's identity (whatever the client wrote there)."""
+    """The spec with its owner set from the caller's identity (whatever the client wrote there).
+
+    The groups recorded are the credential's (certificate O, token groups); the policy's groups are read
+    when a job is looked at, so taking a user out of a policy group takes their jobs out of it too."""
     annotations = {k: v for k, v in spec.annotations if k not in (USER_ANNOTATION, GROUPS_ANNOTATION)}
     annotations[USER_ANNOTATION] = who.user
-    if who.groups:
-        annotations[GROUPS_ANNOTATION] = ",".join(sorted(who.groups))
+    if who.claimed:
+        annotations[GROUPS_ANNOTATION] = ",".join(sorted(who.claimed))
     return replace(spec, annotations=tuple(sorted(annotations.items())))
 
 
@@ -345,7 +349,7 @@ class Authorizer:
         name = peer.name or (peer.identity.name if peer.identity is not None else "token")
         groups = set(peer.groups)
         groups.update(g for g, body in self.policy.groups.items() if name in body.members)
-        who = Principal(name, frozenset(groups), peer.via)
+        who = Principal(name, frozenset(groups), peer.via, claimed=peer.groups)
         return replace(who, admin=self.policy.admins.admits(who))
 
     def _groups_of(self, user: str, recorded: frozenset[str]) -> frozenset[str]:
