@@ -162,6 +162,7 @@ def _provider(args: argparse.Namespace) -> int:
         else:
             create_ca(mine, common_name=f"{args.name} provider CA", days=args.days)
             made = f"created the CA {mine.ca_cert} (give {mine.ca_key} to the provider, keep it off the federator)"
+        mine.revoked.touch(exist_ok=True)  # the provider's revocation list, empty for now (certs revoke --provider)
         doc = read_trust_document(certs.trust)
         doc[args.name] = {"ca": str(mine.ca_cert.relative_to(certs.root)), "clusters": list(args.clusters),
                           "revoked": str(mine.revoked.relative_to(certs.root))}
