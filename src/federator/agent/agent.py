@@ -3,11 +3,18 @@
 It dials out (so member clusters behind NAT work and no member credentials
 leave the region), says Hello, reports capacity every report interval, runs
 Launch and Cancel orders through its backend, and reports every phase change.
-When the stream breaks it reconnects with capped exponential backoff and
-re-syncs: it reports every placement it holds *before* its first capacity
+When the stream breaks (or the federator goes silent for a lease: every
+Welcome promises a message at least every heartbeat interval) it reconnects
+with a capped exponential back-off that a working session resets
+(agent/backoff.py), and re-syncs: it reports every placement it holds *before* its first capacity
 report of the session, so the federator knows, when that report arrives, all
 the cluster runs (it then cancels superseded placements, re-sends launch
 orders lost in flight, and re-queues placements the cluster lost).
+
+Before every side effect it checks its contact with the federator is fresh
+(agent/fencing.py): after a gap longer than the fence limit (a pause, a
+silent link) it stops every placement it holds first, and it never starts a
+Launch older than the order's bound.
 
 It counts what it does in `AgentMetrics` (agent/metrics.py), and with
 `metrics_listen` set serves them with its probes (agent/endpoint.py).
@@ -24,11 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from federator import __version__
 from federator.agent.backend import Backend
+from federator.agent.backoff import Backoff
 from federator.agent.endpoint import Endpoint
+from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
 from federator.agent.metrics import AgentMetrics
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
@@ -40,7 +48,10 @@ OUTBOX_LIMIT = 10_000
 """Phase updates queued for the federator at most; past that the stream is reset and re-synced."""
 KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000),
              ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0)]
-"""A link that silently drops packets is noticed within ~15s, not at the next TCP timeout."""
+"""Transport-level liveness; the application-level one (no message for a lease) usually notices first."""
+WELCOME_TIMEOUT = 10.0
+"""A stream that has not been welcomed this long after it was opened is given up (a silent link at connect)."""
+TICK = 0.25
 
 
 class StreamEnded(Exception):
@@ -70,8 +81,11 @@ class Agent:
         self._messages: dict[str, str] = {}  # each placement's latest message, repeated by the re-sync
         self.connected = asyncio.Event()
         self.sessions = 0
-        self._cut_since: float | None = None  # when the federator was last lost (None: connected)
-        self._fence: asyncio.Task[None] | None = None
+        self.contact = Contact()  # this stream's last message, on a clock that counts through pauses
+        self._last_contact = self.contact.clock()  # the last message of any stream (for --fence-after)
+        self.terms: Terms | None = None  # the latest Welcome's
+        self._fence_limit = config.fence_after if config.fence_after > 0 else float("inf")
+        self._fatal: ConfigConflict | None = None
         self._ending: asyncio.Future[str] | None = None  # set to end the current stream from this side
         self.metrics = AgentMetrics(cluster=config.cluster, region=config.region)
         self.endpoint: Endpoint | None = None
@@ -86,14 +100,10 @@ class Agent:
         ticker = loop.create_task(self._tick_loop())
         try:
             await self.backend.start(self._on_update)
-            self._cut_since = loop.time()
-            if self.config.fence_after > 0:
-                self._fence = loop.create_task(self._fence_loop())
+            self._last_contact = self.contact.clock()
             await self._connect_forever()
         finally:
             ticker.cancel()
-            if self._fence:
-                self._fence.cancel()
             self.metrics.stopped()
             if self.endpoint:
                 self.endpoint.stop()
@@ -107,20 +117,69 @@ class Agent:
         tmp.replace(self.config.ready_file)
 
     async def _tick_loop(self) -> None:
-        """Liveness, and the placements-by-phase gauge, refreshed from the event loop every second."""
+        """Every quarter second: a pause noticed (and fenced), the federator's silence, --fence-after, and
+        (every second) liveness and the placements-by-phase gauge."""
+        n = 0
         while True:
-            self.metrics.tick(self.backend.placements())
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(TICK)
+            n += 1
+            if n % 4 == 0:
+                self.metrics.tick(self.backend.placements())
+            jump = self.contact.tick()
+            if jump > PAUSE_SECONDS:
+                away = self.contact.clock() - self._last_contact
+                log.warning("resumed after a pause of %.1fs (process stopped or machine suspended); %.1fs since "
+                            "the last message from the federator", jump, away)
+                if away > self._fence_limit:
+                    await self._fence_all(f"{away:.1f}s without the federator (paused), over the fence limit "
+                                          f"{self._fence_limit:g}s")
+                    self._end_session("resumed after a pause past the fence limit")
+                    continue
+            if self._ending is not None:
+                self._check_liveness()
+            away = self.contact.clock() - self._last_contact
+            if self.config.fence_after > 0 and away >= self.config.fence_after:
+                await self._fence_all(f"{away:.1f}s without the federator")
+
+    def _check_liveness(self) -> None:
+        """The application-level liveness of the stream: the federator sends something every heartbeat
+        interval, so a lease without a message means a dead or silent link, whatever TCP says."""
+        age = self.contact.age()
+        if not self.connected.is_set():
+            if age > WELCOME_TIMEOUT:
+                self._end_session(f"no Welcome {age:.1f}s after connecting")
+        elif self.terms is not None and self.terms.lease_seconds > 0 and age > self.terms.lease_seconds:
+            log.warning("no message from the federator for %.1fs (lease %gs): the link is dead or silent; "
+                        "reconnecting", age, self.terms.lease_seconds)
+            self._end_session(f"no message from the federator for {age:.1f}s")
+
+    async def _fence_all(self, why: str) -> None:
+        """Stop every placement this cluster runs (self-fencing), before anything else is done."""
+        running = [pid for pid, phase in self.backend.placements().items() if not phase.is_terminal]
+        if running:
+            self.metrics.self_fences.inc()
+        for pid in running:
+            log.warning("fenced: stopping placement %s: %s", pid, why)
+            self.metrics.cancelled("fence")
+            await self.backend.cancel(pid)
 
     async def _connect_forever(self) -> None:
-        async for attempt in AsyncRetrying(
-            wait=wait_exponential_jitter(multiplier=0.1, max=self.config.max_backoff),
-            retry=retry_if_exception_type((grpc.aio.AioRpcError, StreamEnded, OSError)),
-            before_sleep=lambda rs: log.warning("stream to %s lost (%s); reconnecting", self.config.target,
-                                                _why(rs.outcome.exception() if rs.outcome else None)),
-        ):
-            with attempt:
+        backoff = Backoff(maximum=self.config.max_backoff)
+        while True:
+            welcomed = self.sessions
+            try:
                 await self._session()
+                why = "the federator closed the stream"
+            except (grpc.aio.AioRpcError, StreamEnded, OSError) as exc:
+                why = _why(exc)
+            if self._fatal is not None:
+                raise self._fatal
+            if self.sessions > welcomed:
+                backoff.reset()  # that session worked: the federator is back, come back fast next time too
+            delay = backoff.next()
+            log.warning("stream to %s lost (%s); reconnecting in %.2fs (attempt %d)", self.config.target, why,
+                        delay, backoff.attempt)
+            await asyncio.sleep(delay)
 
     def _queue(self, msg: agent_pb2.AgentMessage) -> None:
         try:
@@ -188,8 +247,13 @@ class Agent:
             self._report_queued = False
             loop = asyncio.get_running_loop()
             self._ending = ending = loop.create_future()
-            call = stub.Connect(self._outgoing())
+            self.contact.session_started()
+            # Written by a task of ours (call.write), not handed to gRPC as a request iterator: gRPC's own
+            # consumer task and an async generator closed while it waits were what left "Task was destroyed but
+            # it is pending!" and "aclose(): asynchronous generator is already running" at every teardown.
+            call = stub.Connect()
             reader = loop.create_task(self._read(call))
+            writer = loop.create_task(self._write(call))
             try:
                 await asyncio.wait({reader, ending}, return_when=asyncio.FIRST_COMPLETED)
                 if not ending.done():
@@ -199,8 +263,17 @@ class Agent:
             finally:
                 self._ending = None
                 call.cancel()
-                reader.cancel()
-                await asyncio.gather(reader, return_exceptions=True)  # torn down before the channel closes
+                for task in (writer, reader):
+                    task.cancel()
+                await asyncio.gather(writer, reader, return_exceptions=True)  # torn down before the channel
+
+    async def _write(self, call: grpc.aio.StreamStreamCall) -> None:
+        """Send the Hello, the re-sync and then the outbox, until the session ends."""
+        try:
+            async for msg in self._outgoing():
+                await call.write(msg)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:  # the call ended under us
+            self._end_session(f"sending failed: {_why(exc) if isinstance(exc, grpc.aio.AioRpcError) else exc}")
 
     def _end_session(self, why: str) -> None:
         """End the current stream from the agent's side (the reader may be waiting for a message that never
@@ -214,52 +287,54 @@ class Agent:
         try:
             async for msg in call:
                 kind = msg.WhichOneof("body")
+                gap = self.contact.heard(msg.welcome.federator_time, welcome=kind == "welcome")
+                self._last_contact = self.contact.clock()
+                if gap > self._fence_limit:  # it may have waited in a buffer while this process was frozen
+                    await self._fence_all(f"a message arrived after {gap:.1f}s of silence (paused or cut off), "
+                                          f"over the fence limit {self._fence_limit:g}s")
+                    self._end_session("a gap past the fence limit: re-syncing")
+                    return
                 if kind == "welcome":
-                    self.sessions += 1
-                    self.connected.set()
-                    self.metrics.session_opened()
-                    self._cut_since = None
+                    if not self._welcomed(msg.welcome):
+                        return
                     interval = msg.welcome.report_interval_seconds or self.config.report_interval
-                    log.info("connected to %s as %s (%s)", self.config.target, self.config.cluster,
-                             self.config.region)
                     if reporter is None:
                         reporter = asyncio.get_running_loop().create_task(self._report_loop(interval))
                 elif kind == "launch":
                     await self._launch(msg.launch)
+                elif kind == "error":
+                    log.warning("the federator refused a message (%s%s): %s", msg.error.reason,
+                                f", placement {msg.error.placement_id}" if msg.error.placement_id else "",
+                                msg.error.message)
                 elif kind == "cancel":
                     if msg.cancel.placement_id in self.backend.placements():
                         log.info("cancel placement %s: %s", msg.cancel.placement_id, msg.cancel.reason)
                     self.metrics.cancelled("federator")
                     await self.backend.cancel(msg.cancel.placement_id)
         finally:
-            if self.connected.is_set() or self._cut_since is None:
-                self._cut_since = asyncio.get_running_loop().time()
             self.connected.clear()
             self.metrics.session_closed()
             if reporter:
                 reporter.cancel()
 
-    async def _fence_loop(self) -> None:
-        """Self-fencing: cut off from the federator for `fence_after`, stop everything this cluster runs.
-
-        With `fence_after` no longer than the federator's `--lost-after`, the
-        old copy of a job is stopped before the federator places it elsewhere,
-        even if the partition never heals.
-        """
-        limit = self.config.fence_after
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(min(1.0, limit / 4))
-            if self._cut_since is None or loop.time() - self._cut_since < limit:
-                continue
-            running = [pid for pid, phase in self.backend.placements().items() if not phase.is_terminal]
-            if running:
-                self.metrics.self_fences.inc()
-            for pid in running:
-                log.warning("fenced: stopping placement %s after %.1fs without the federator", pid,
-                            loop.time() - self._cut_since)
-                self.metrics.cancelled("fence")
-                await self.backend.cancel(pid)
+    def _welcomed(self, welcome: agent_pb2.Welcome) -> bool:
+        """Take the federator's terms; False (and the agent stops) if --fence-after breaks its rule."""
+        self.terms = Terms(lease_seconds=welcome.lease_seconds, lost_after_seconds=welcome.lost_after_seconds,
+                           order_max_age_seconds=welcome.order_max_age_seconds,
+                           heartbeat_interval_seconds=welcome.heartbeat_interval_seconds)
+        try:
+            self._fence_limit = self.terms.fence_limit(self.config.fence_after)
+        except ConfigConflict as exc:
+            log.error("%s", exc)
+            self._fatal = exc
+            self._end_session("a configuration the federator's rule refuses")
+            return False
+        self.sessions += 1
+        self.connected.set()
+        self.metrics.session_opened()
+        log.info("connected to %s as %s (%s); fence limit %gs", self.config.target, self.config.cluster,
+                 self.config.region, self._fence_limit)
+        return True
 
     async def _report_loop(self, interval: float) -> None:
         while True:
@@ -267,6 +342,15 @@ class Agent:
             self._queue_report()
 
     async def _launch(self, launch: agent_pb2.Launch) -> None:
+        age = self.contact.order_age(launch.issued_at)
+        if age is not None and launch.max_age_seconds > 0 and age > launch.max_age_seconds:
+            log.warning("refusing stale launch order %s: issued %.1fs ago, over its bound of %gs",
+                        launch.placement.placement_id, age, launch.max_age_seconds)
+            self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
+                placement_id=launch.placement.placement_id, ok=False,
+                message=f"stale order: issued {age:.1f}s ago, over its bound of {launch.max_age_seconds:g}s")))
+            self.metrics.launched("refused", None)
+            return
         try:
             placement = convert.placement_from_pb(launch.placement)
             spec = convert.spec_from_pb(launch.spec)

@@ -114,7 +114,9 @@ def _agent(args: argparse.Namespace) -> int:
 def run(agent: Agent, *, fatal: tuple[type[Exception], ...] = ()) -> int:
     """Run an agent until it is stopped; a bad endpoint address or a `fatal` error exits non-zero, saying why."""
     from federator.agent.endpoint import ListenError
+    from federator.agent.fencing import ConfigConflict
 
+    fatal = (*fatal, ConfigConflict)
     try:
         asyncio.run(agent.run())
     except KeyboardInterrupt:

@@ -62,6 +62,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("name", nargs="?", help="one job (id or name)")
     g.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
     g.add_argument("--queue", default="", help="only jobs of this queue")
+    g.add_argument("--page-size", type=int, default=0, metavar="N",
+                   help="fetch jobs N at a time (default: the server's, 500)")
     _server(g)
     g.set_defaults(func=_get)
 
@@ -206,9 +208,18 @@ def submit_replies(target: Target, specs: list[JobSpec], *, attempts: int = SUBM
         channel.close()
 
 
-def list_jobs(target: Target, queue: str = "") -> list[Job]:
+def list_jobs(target: Target, queue: str = "", *, page_size: int = 0) -> list[Job]:
+    """Every job (of `queue`), fetched a page at a time (a page is bounded in jobs and bytes by the server)."""
+    out: list[Job] = []
+    token = ""
     with connect(target) as (jobs, _):
-        return [convert.job_from_pb(j) for j in jobs.List(jobs_pb2.ListJobsRequest(queue=queue), timeout=10).jobs]
+        while True:
+            reply = jobs.List(jobs_pb2.ListJobsRequest(queue=queue, page_size=page_size, page_token=token),
+                              timeout=10)
+            out.extend(convert.job_from_pb(j) for j in reply.jobs)
+            token = reply.next_page_token
+            if not token:
+                return out
 
 
 def list_clusters(target: Target) -> list[dict[str, Any]]:
@@ -254,7 +265,7 @@ def _get(args: argparse.Namespace) -> int:
             else:
                 print(table(*cluster_rows(clusters, wide=args.output == "wide")))
             return 0
-        jobs = list_jobs(client_options(args), args.queue)
+        jobs = list_jobs(client_options(args), args.queue, page_size=args.page_size)
         if args.name:
             jobs = [j for j in jobs if args.name in (j.job_id, j.spec.name)]
             if not jobs:

@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="a connected cluster with no report for this long is Partitioned")
     p.add_argument("--lost-after", type=float, default=120.0,
                    help="seconds a Partitioned cluster may stay away before it is Lost")
+    p.add_argument("--order-max-age", type=float, default=0.0, metavar="SECONDS",
+                   help="an agent refuses a Launch older than this; the rule lost_after >= fence_after + "
+                        "order_max_age keeps a paused agent from running a job beside its replacement "
+                        "(default: 10, or a quarter of --lost-after if less)")
+    p.add_argument("--reflection", action="store_true",
+                   help="serve gRPC server reflection (for grpcurl and generic clients; default: off)")
     p.add_argument("--cycle-interval", type=float, default=1.0, help="seconds between scheduling cycles at most")
     p.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
     add_kube_arguments(p)
@@ -76,7 +82,8 @@ def _serve(args: argparse.Namespace) -> int:
                         lost_after_seconds=args.lost_after, cycle_interval=args.cycle_interval,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,
                         token_file=args.token_file, token_listen=args.token_listen, limits=limits,
-                        audit_log=args.audit_log, trust=trust)
+                        audit_log=args.audit_log, trust=trust, order_max_age=args.order_max_age,
+                        reflection=args.reflection)
     opts = dataclasses.replace(opts, kube=kube_options(args))
     asyncio.run(serve(opts))
     return 0

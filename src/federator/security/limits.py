@@ -36,6 +36,12 @@ class RejectReason(StrEnum):
     UNEXPECTED = "unexpected"
     LIMIT_EXCEEDED = "limit_exceeded"
     INVALID_JOB = "invalid_job"
+    # Agent messages that break the agent contract (server/validation.py); each is answered with an Error.
+    EMPTY_MESSAGE = "empty_message"
+    SECOND_HELLO = "second_hello"
+    BAD_TRANSITION = "bad_transition"
+    IMPLAUSIBLE_REPORT = "implausible_report"
+    STALE_REPORT = "stale_report"
     QUEUE_FULL = "queue_full"  # back-pressure: too many pending jobs; the client is told when to retry
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from federator.accounting import SqliteUsageStore, UsageMeter, attach
@@ -30,8 +29,10 @@ from federator.security.limits import Limits
 from federator.security.tls import TlsError, TlsFiles
 from federator.security.trust import PROVIDER_LABEL, Trust, TrustError, load_trust
 from federator.server.federator import ClusterRecord, Federator
+from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
+from federator.server.terms import StreamTerms, check_terms, default_order_max_age
 from federator.server.usage_service import UsageService
 from federator.store import SqliteJobStore
 
@@ -61,6 +62,8 @@ class ServeOptions:
     limits: Limits = Limits()
     audit_log: str | None = None  # a file path, or "-" for stdout; None: no audit log
     trust: Path | None = None  # provider CAs and the clusters each may certify (security/trust.py)
+    order_max_age: float = 0.0  # the bound on a Launch's age; 0: default_order_max_age(lost_after_seconds)
+    reflection: bool = False  # serve gRPC server reflection
 
 
 def _scheduler(opts: ServeOptions) -> Scheduler:
@@ -199,16 +202,22 @@ async def serve(opts: ServeOptions) -> None:
                                       ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
                                       ("grpc.keepalive_permit_without_calls", 1)])
     authz = _authorizer(opts)
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, auth, authz=authz, audit=audit), server)
+    terms = StreamTerms(report_interval=opts.report_interval, lease_seconds=opts.lease_seconds,
+                        lost_after=opts.lost_after_seconds, clock=fed.clock,
+                        order_max_age=opts.order_max_age or default_order_max_age(opts.lost_after_seconds))
+    problem = check_terms(lease_seconds=terms.lease_seconds, lost_after=terms.lost_after,
+                          order_max_age=terms.order_max_age)
+    if problem is not None:
+        raise SystemExit(f"serve: {problem}")
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(
+        AgentService(fed, auth, authz=authz, audit=audit, terms=terms), server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=authz, audit=audit), server)
     cluster_service = ClusterService(fed, auth, authz=authz, audit=audit)
     jobs_pb2_grpc.add_ClusterServiceServicer_to_server(cluster_service, server)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(cluster_service, usage), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_servicer = await add_health(server, reflect=opts.reflection)
     port, token_port = _bind(server, opts, trust)
     await server.start()
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     host = opts.listen.rpartition(":")[0]
     ready = {"grpc": f"{host}:{port}", "metrics": f"http://{mhost}:{metrics_port}/metrics", "pid": os.getpid(),
              "tls": not opts.insecure}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from federator.model import ClusterCapacity, ClusterState
 from federator.security.limits import TokenBucket
 from federator.server.orders import Order
+from federator.server.validation import StreamChecks
 
 FAILOVER_ANNOTATION = "federator.io/failover"
 """A job's failover policy when its cluster is Lost: `replace` (the default) re-places it, `keep` waits."""
@@ -41,6 +42,7 @@ class ClusterRecord:
     seen: set[str] = field(default_factory=set)  # placements the agent reported in this session
     reports: TokenBucket | None = None
     closing: bool = False
+    checks: StreamChecks = field(default_factory=StreamChecks)  # what this stream said, for the contract checks
 
 
 __all__ = ["FAILOVER_ANNOTATION", "FAILOVER_POLICIES", "OUTBOX_LIMIT", "ClusterRecord"]

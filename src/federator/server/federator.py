@@ -25,7 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, parse_job, spec_to_document
+from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, parse_job, shown, spec_to_document
 from federator.metrics import ClusterSample, Metrics, StateSample
 from federator.model import (
     ClusterCapacity,
@@ -244,6 +244,12 @@ class Federator:
         annotations = dict(spec.annotations) | {REQUEST_ID_ANNOTATION: request_id}
         return replace(spec, annotations=tuple(sorted(annotations.items())))
 
+    def current_phase(self, cluster: str, placement_id: str) -> JobPhase | None:
+        """The phase of a placement that is current on `cluster`, or None if it is not."""
+        job = self.jobs.get(self.placement_index.get(placement_id, JobId("")))
+        p = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None
+        return p.phase if p is not None and p.cluster == cluster else None
+
     def job_for_request(self, request_id: str) -> Job | None:
         """The job a request id created, if the federator has seen it."""
         return self.jobs.get(self._by_request.get(request_id, JobId(""))) if request_id else None
@@ -253,7 +259,7 @@ class Federator:
             return self.jobs[JobId(key)]
         named = [j for j in self.jobs.values() if j.spec.name == key]
         if not named:
-            raise NotFound(f"no job with id or name {key!r}")
+            raise NotFound(f"no job with id or name {shown(key)}")
         return max(named, key=lambda j: j.submitted_at)
 
     def list_jobs(self, queue: str = "") -> list[Job]:

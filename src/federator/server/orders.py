@@ -19,4 +19,13 @@ class CancelOrder:
     reason: str
 
 
-Order = LaunchOrder | CancelOrder
+@dataclass(frozen=True, slots=True)
+class ErrorNotice:
+    """An agent message the federator refused: sent back on the stream as an Error (the stream goes on)."""
+
+    reason: str
+    message: str
+    placement_id: str = ""
+
+
+Order = LaunchOrder | CancelOrder | ErrorNotice

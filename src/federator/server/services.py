@@ -20,10 +20,9 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.message import Message
 
-from federator import __version__
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
-from federator.jobfile import REQUEST_ID_ANNOTATION
+from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, shown
 from federator.model import Job, JobId, JobSpec
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
@@ -31,6 +30,7 @@ from federator.security.authz import Allowed, Authorizer, Denied, Principal, sta
 from federator.security.limits import RejectReason, check_capacity, check_hello
 from federator.security.trust import PROVIDER_LABEL
 from federator.server.admission import name_taken
+from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import (
     AlreadyExists,
     ClusterRecord,
@@ -39,7 +39,10 @@ from federator.server.federator import (
     RequestIdConflict,
     SubmitError,
 )
-from federator.server.orders import LaunchOrder, Order
+from federator.server.orders import ErrorNotice, LaunchOrder, Order
+from federator.server.paging import PageTokenError, page
+from federator.server.terms import StreamTerms, default_order_max_age
+from federator.server.validation import Refusal, check_plausible
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
@@ -107,11 +110,15 @@ class DecodeGuard(grpc.aio.ServerInterceptor):
         return handler
 
 
-def _order_to_pb(order: Order) -> agent_pb2.FederatorMessage:
+def _order_to_pb(order: Order, terms: StreamTerms) -> agent_pb2.FederatorMessage:
     if isinstance(order, LaunchOrder):
-        return agent_pb2.FederatorMessage(
-            launch=agent_pb2.Launch(placement=convert.placement_to_pb(order.placement),
-                                    spec=convert.spec_to_pb(order.spec)))
+        launch = agent_pb2.Launch(placement=convert.placement_to_pb(order.placement),
+                                  spec=convert.spec_to_pb(order.spec))
+        terms.stamp(launch)  # dated as it leaves: the agent refuses it once it is older than its bound
+        return agent_pb2.FederatorMessage(launch=launch)
+    if isinstance(order, ErrorNotice):
+        return agent_pb2.FederatorMessage(error=agent_pb2.Error(reason=order.reason, message=order.message,
+                                                                placement_id=order.placement_id))
     return agent_pb2.FederatorMessage(cancel=agent_pb2.Cancel(placement_id=order.placement_id, reason=order.reason))
 
 
@@ -152,6 +159,18 @@ class _Edge:
 
 
 class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
+    """The agent stream: Hello, Welcome, then orders (and heartbeats when there are none) one way and the agent's
+    messages the other, each checked against the agent contract (server/validation.py) before it is applied."""
+
+    def __init__(self, federator: Federator, auth: Authenticator | None = None, *,
+                 authz: Authorizer | None = None, audit: AuditLog | None = None,
+                 terms: StreamTerms | None = None) -> None:
+        super().__init__(federator, auth, authz=authz, audit=audit)
+        self.terms = terms or StreamTerms(
+            report_interval=federator.report_interval, lease_seconds=federator.lease_seconds,
+            lost_after=federator.lost_after_seconds,
+            order_max_age=default_order_max_age(federator.lost_after_seconds), clock=federator.clock)
+
     async def Connect(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[agent_pb2.AgentMessage], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.FederatorMessage]:
@@ -187,14 +206,18 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, peer))
         try:
-            yield agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(
-                report_interval_seconds=self.fed.report_interval, lease_seconds=self.fed.lease_seconds,
-                federator_version=__version__))
+            yield self.terms.welcome()
             while True:
-                order = await rec.outbox.get()
+                try:
+                    order = await asyncio.wait_for(rec.outbox.get(), self.terms.heartbeat_interval)
+                except TimeoutError:  # nothing to send: a heartbeat, the agent's proof the stream is alive
+                    beat = self.terms.heartbeat(rec.last_seen_at)
+                    if beat is not None:
+                        yield beat
+                    continue
                 if order is None:
                     break
-                yield _order_to_pb(order)
+                yield _order_to_pb(order, self.terms)
         finally:
             reader.cancel()
             self.fed.disconnect(rec)
@@ -215,17 +238,24 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             self.fed.close_stream(rec)
 
     def handle(self, rec: ClusterRecord, msg: agent_pb2.AgentMessage | Malformed) -> RejectReason | None:
-        """Apply one agent message; a bad one is counted, logged and dropped, never fatal."""
+        """Apply one agent message; a bad one is counted, logged, answered with an Error and dropped, never
+        fatal."""
         if isinstance(msg, Malformed):
-            self.rejected(RejectReason.MALFORMED)
-            log.warning("cluster %s: %s", rec.name, msg.message)
+            self._refuse(rec, Refusal(RejectReason.MALFORMED, msg.message[:400]))
             return RejectReason.MALFORMED
         kind = msg.WhichOneof("body")
+        size_problem = self.fed.limits.check_size(kind or "message", msg.ByteSize())
+        if size_problem is not None:
+            self._refuse(rec, Refusal(RejectReason.OVERSIZED, size_problem))
+            return RejectReason.OVERSIZED
+        refusal = rec.checks.check(msg, phase_of=lambda pid: self.fed.current_phase(rec.name, pid))
+        if refusal is not None:
+            self.fed.heard(rec)  # a refused message still shows the agent is alive
+            self._refuse(rec, refusal)
+            return refusal.reason
         reason: RejectReason | None = None
         try:
-            if self.fed.limits.check_size(kind or "message", msg.ByteSize()) is not None:
-                reason = RejectReason.OVERSIZED
-            elif kind == "capacity":
+            if kind == "capacity":
                 if rec.reports is not None and not rec.reports.take():
                     self.fed.heard(rec)
                     reason = RejectReason.RATE_LIMITED
@@ -234,6 +264,12 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                     problem = check_capacity(cap)
                     if problem is not None:
                         raise convert.WireError(problem)
+                    implausible = check_plausible(cap)
+                    if implausible is not None:
+                        self.fed.heard(rec)
+                        self._refuse(rec, Refusal(RejectReason.IMPLAUSIBLE_REPORT, implausible))
+                        return RejectReason.IMPLAUSIBLE_REPORT
+                    rec.checks.accepted_report(cap.sequence)
                     self.fed.report(rec, cap)
             elif kind == "job_update":
                 u = msg.job_update
@@ -246,13 +282,20 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             else:
                 reason = RejectReason.UNEXPECTED
         except convert.WireError as exc:
-            reason = RejectReason.MALFORMED
-            log.warning("cluster %s sent a malformed %s: %s", rec.name, kind, exc)
-        if reason is not None:
-            self.rejected(reason)
-            if reason is not RejectReason.RATE_LIMITED:
-                log.warning("cluster %s: refused a %s message (%s)", rec.name, kind, reason)
+            self._refuse(rec, Refusal(RejectReason.MALFORMED, f"{kind}: {str(exc)[:400]}"))
+            return RejectReason.MALFORMED
+        if reason is RejectReason.RATE_LIMITED:
+            self.rejected(reason)  # counted, not answered: a report over the rate only renews the lease
+        elif reason is not None:
+            self._refuse(rec, Refusal(reason, f"{kind}: not a message an agent sends"))
         return reason
+
+    def _refuse(self, rec: ClusterRecord, refusal: Refusal) -> None:
+        """Count a refused agent message, log it, and tell the agent (an Error on its stream, if it has room)."""
+        self.rejected(refusal.reason)
+        log.warning("cluster %s: refused a message (%s): %s", rec.name, refusal.reason, refusal.message)
+        if rec.connected and not rec.closing and not rec.outbox.full():
+            rec.outbox.put_nowait(ErrorNotice(refusal.reason.value, refusal.message, refusal.placement_id))
 
 
 def decode_guard(federator: Federator) -> DecodeGuard:
@@ -282,6 +325,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         await self.sized(context, "submit", request)
         code, message, rule, job, spec = grpc.StatusCode.OK, "", "", None, None
         replayed: Job | None = None
+        problems: list[FieldProblem] = []
         try:
             spec = convert.spec_from_pb(request.spec)
             decision = self.authz.submit(who, spec.queue)
@@ -304,13 +348,16 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         except (SubmitError, convert.WireError) as exc:
             if isinstance(exc, convert.WireError):
                 self.rejected(RejectReason.MALFORMED)
-            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+            code, message = grpc.StatusCode.INVALID_ARGUMENT, cut(str(exc))
+            problems = problems_of(exc)
         result = "accepted" if code is grpc.StatusCode.OK else \
             "refused" if code is grpc.StatusCode.PERMISSION_DENIED else "failed"
         self.audit.record("submit", identity=who, obj=_job_object(job, spec), result=result, code=code.name,
                           rule=rule, message=message, request_id=request.request_id)
+        if job is None and code is grpc.StatusCode.INVALID_ARGUMENT:
+            await context.abort_with_status(bad_request(message, problems))  # the bad fields, as data
         if job is None:
-            await context.abort(code, message)
+            await context.abort(code, cut(message))
             raise AssertionError("unreachable")
         return jobs_pb2.SubmitResponse(job=convert.job_to_pb(job), replayed=replayed is not None)
 
@@ -335,7 +382,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         who = await self.principal(context)
         job, denied = await self._find(who, request.job_id, context)
         if job is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {request.job_id!r}")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {shown(request.job_id)}")
             raise AssertionError("unreachable")
         if denied is not None:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
@@ -345,14 +392,21 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                    context: grpc.aio.ServicerContext) -> jobs_pb2.ListJobsResponse:
         who = await self.principal(context)
         jobs = self.authz.visible(who, self.fed.list_jobs(request.queue))
-        return jobs_pb2.ListJobsResponse(jobs=[convert.job_to_pb(j) for j in jobs])
+        try:  # half the transport's limit: a page never fails to send, whatever the jobs carry
+            got = page(jobs, page_size=request.page_size, page_token=request.page_token,
+                       max_bytes=2 * self.fed.limits.max_message_bytes)
+        except PageTokenError as exc:
+            field, _, _ = str(exc).partition(":")
+            await context.abort_with_status(bad_request(str(exc), [FieldProblem(field, str(exc))]))
+            raise AssertionError("unreachable") from exc
+        return jobs_pb2.ListJobsResponse(jobs=got.jobs, next_page_token=got.next_token)
 
     async def Cancel(self, request: jobs_pb2.CancelJobRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> types_pb2.Job:
         who = await self.principal(context)
         job, denied = await self._find(who, request.job_id, context, manage=True)
         if job is None:
-            message = f"no job with id or name {request.job_id!r}"
+            message = f"no job with id or name {shown(request.job_id)}"
             self.audit.record("cancel", identity=who, obj=_job_object(None, key=request.job_id), result="failed",
                               code=grpc.StatusCode.NOT_FOUND.name, message=message)
             await context.abort(grpc.StatusCode.NOT_FOUND, message)
@@ -375,7 +429,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         if request.job_id:
             job, denied = await self._find(who, request.job_id, context)
             if job is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {request.job_id!r}")
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {shown(request.job_id)}")
                 return
             if denied is not None:
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)

@@ -21,16 +21,20 @@ class AgentMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., capacity: _Optional[_Union[CapacityReport, _Mapping]] = ..., job_update: _Optional[_Union[JobUpdate, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ...) -> None: ...
 
 class FederatorMessage(_message.Message):
-    __slots__ = ("welcome", "launch", "cancel", "ack")
+    __slots__ = ("welcome", "launch", "cancel", "ack", "heartbeat", "error")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     LAUNCH_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     launch: Launch
     cancel: Cancel
     ack: Ack
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., launch: _Optional[_Union[Launch, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ...) -> None: ...
+    heartbeat: Heartbeat
+    error: Error
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., launch: _Optional[_Union[Launch, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("cluster", "region", "labels", "agent_version")
@@ -114,12 +118,16 @@ class JobUpdate(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., phase: _Optional[_Union[_types_pb2.JobPhase, str]] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., resync: _Optional[bool] = ...) -> None: ...
 
 class Launch(_message.Message):
-    __slots__ = ("placement", "spec")
+    __slots__ = ("placement", "spec", "issued_at", "max_age_seconds")
     PLACEMENT_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     placement: _types_pb2.Placement
     spec: _types_pb2.JobSpec
-    def __init__(self, placement: _Optional[_Union[_types_pb2.Placement, _Mapping]] = ..., spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ...) -> None: ...
+    issued_at: float
+    max_age_seconds: float
+    def __init__(self, placement: _Optional[_Union[_types_pb2.Placement, _Mapping]] = ..., spec: _Optional[_Union[_types_pb2.JobSpec, _Mapping]] = ..., issued_at: _Optional[float] = ..., max_age_seconds: _Optional[float] = ...) -> None: ...
 
 class Cancel(_message.Message):
     __slots__ = ("placement_id", "reason")
@@ -140,11 +148,35 @@ class Ack(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("report_interval_seconds", "lease_seconds", "federator_version")
+    __slots__ = ("report_interval_seconds", "lease_seconds", "federator_version", "federator_time", "lost_after_seconds", "order_max_age_seconds", "heartbeat_interval_seconds")
     REPORT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FEDERATOR_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FEDERATOR_TIME_FIELD_NUMBER: _ClassVar[int]
+    LOST_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ORDER_MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     report_interval_seconds: float
     lease_seconds: float
     federator_version: str
-    def __init__(self, report_interval_seconds: _Optional[float] = ..., lease_seconds: _Optional[float] = ..., federator_version: _Optional[str] = ...) -> None: ...
+    federator_time: float
+    lost_after_seconds: float
+    order_max_age_seconds: float
+    heartbeat_interval_seconds: float
+    def __init__(self, report_interval_seconds: _Optional[float] = ..., lease_seconds: _Optional[float] = ..., federator_version: _Optional[str] = ..., federator_time: _Optional[float] = ..., lost_after_seconds: _Optional[float] = ..., order_max_age_seconds: _Optional[float] = ..., heartbeat_interval_seconds: _Optional[float] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("federator_time",)
+    FEDERATOR_TIME_FIELD_NUMBER: _ClassVar[int]
+    federator_time: float
+    def __init__(self, federator_time: _Optional[float] = ...) -> None: ...
+
+class Error(_message.Message):
+    __slots__ = ("reason", "message", "placement_id")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    message: str
+    placement_id: str
+    def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ..., placement_id: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,86 @@
+"""INVALID_ARGUMENT with the bad fields as data: `google.rpc.BadRequest` violations named as the proto names them.
+
+A client in any language reads `grpc-status-details-bin` (grpcio-status in
+Python, `status.FromError` in Go, `@grpc/grpc-js` metadata in Node) and gets
+each bad field by its proto path (`spec.resources.gpu_milli`), not only the
+job file's spelling in a sentence (`spec.resources.nvidia.com/gpu: ...`). The
+message stays human and bounded: a status over a few KB makes C-core clients
+fail with RESOURCE_EXHAUSTED instead of showing the error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import grpc
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from federator.jobfile import FieldProblem
+
+MAX_MESSAGE_CHARS = 2_000
+"""A status message is cut past this: an error must never echo a huge input back."""
+
+# Job file (FederatedJob) field -> JobSpec proto field, longest prefix first.
+_PROTO_NAMES: tuple[tuple[str, str], ...] = (
+    ("metadata.name", "spec.name"),
+    ("metadata.namespace", "spec.namespace"),
+    ("metadata.labels", "spec.labels"),
+    ("metadata.annotations", "spec.annotations"),
+    ("spec.resources.cpu", "spec.resources.cpu_milli"),
+    ("spec.resources.memory", "spec.resources.memory_bytes"),
+    ("spec.resources.nvidia.com/gpu", "spec.resources.gpu_milli"),
+    ("spec.gpuModels", "spec.gpu_models"),
+    ("spec.regions.preferred", "spec.preferred_regions"),
+    ("spec.regions.minRegions", "spec.min_regions"),
+    ("spec.regions.user", "spec.user_region"),
+    ("spec.regions.maxLatencyMs", "spec.max_latency_ms"),
+    ("spec.template", "spec.pod_template_json"),
+    ("spec.workload", "spec.workload_json"),
+    ("apiVersion", "spec"),
+    ("kind", "spec"),
+    ("document", "spec"),
+)
+
+
+_WHOLE = frozenset({"apiVersion", "kind", "document", "spec.workload", "spec.template"})
+
+
+def proto_field(field: str) -> str:
+    """The proto path of a job-file field (`spec.gpuModels[1]` -> `spec.gpu_models[1]`); others unchanged."""
+    for yaml_name, proto_name in _PROTO_NAMES:
+        if field == yaml_name or field.startswith((yaml_name + "[", yaml_name + ".")):
+            return proto_name if yaml_name in _WHOLE else proto_name + field[len(yaml_name):]
+    return field
+
+
+def cut(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return message if len(message) <= limit else f"{message[:limit]}... ({len(message)} characters)"
+
+
+_FIELD = re.compile(r"^([A-Za-z_][\w.\[\]/-]*): ")
+
+
+def problems_of(exc: BaseException) -> list[FieldProblem]:
+    """The field problems behind a refusal: a job file's own list, or the one its message names."""
+    cause = exc.__cause__
+    problems = getattr(cause, "problems", None)
+    if problems:
+        return list(problems)
+    text = str(exc)
+    m = _FIELD.match(text)
+    return [FieldProblem(m.group(1), text[m.end():])] if m else []
+
+
+def bad_request(message: str, problems: Iterable[FieldProblem]) -> grpc.Status:
+    """An INVALID_ARGUMENT status carrying a BadRequest with one violation per bad field."""
+    detail = error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field=proto_field(p.field), description=p.problem)
+        for p in problems])
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=cut(message))
+    status.details.add().Pack(detail)
+    return rpc_status.to_status(status)
+
+
+__all__ = ["MAX_MESSAGE_CHARS", "bad_request", "cut", "problems_of", "proto_field"]

@@ -1,0 +1,115 @@
+"""Agent messages are checked against the agent contract, never trusted (issue 13, item 10).
+
+Each break of the contract is refused with its own counted reason
+(`federator_messages_rejected_total{reason}`) and an Error back on the stream,
+and the stream goes on. First through the service's handler over the real
+state machine, then over a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from server_support import Clock, MemoryStore, capacity, join, make, spec
+from test_services_edge import agent_stream, channel, hello, served
+
+from federator.api import convert
+from federator.api.v1 import agent_pb2
+from federator.model import JobPhase
+from federator.server.orders import ErrorNotice, LaunchOrder
+from federator.server.services import AgentService
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+def drain(rec):  # type: ignore[no-untyped-def]
+    out = []
+    while not rec.outbox.empty():
+        out.append(rec.outbox.get_nowait())
+    return out
+
+
+def gpu_report(*, nodes: int, free_each: int, total: int, sequence: int = 1) -> agent_pb2.AgentMessage:
+    hist = [0] * (free_each + 1)
+    hist[free_each] = nodes
+    return agent_pb2.AgentMessage(capacity=agent_pb2.CapacityReport(
+        sequence=sequence, cpu_milli_allocatable=1000, cpu_milli_free=1000,
+        gpu_pools=[agent_pb2.GpuPool(gpu_model="H100", nodes_by_free_gpus=hist, total_gpus=total,
+                                     allocatable_gpus=total)]))
+
+
+def update(pid: str, phase: JobPhase) -> agent_pb2.AgentMessage:
+    return agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(placement_id=pid, phase=convert.phase_to_pb(phase),
+                                                                 message="m"))
+
+
+def rejected(fed, reason: str) -> float:  # type: ignore[no-untyped-def]
+    return fed.metrics.registry.get_sample_value("federator_messages_rejected_total", {"reason": reason}) or 0.0
+
+
+@pytest.mark.parametrize(("messages", "reason", "words"), [
+    ([agent_pb2.AgentMessage()], "empty_message", "no body set"),
+    ([agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster="west-1", region="west"))], "second_hello",
+     "only the first message"),
+    ([gpu_report(nodes=1000, free_each=8, total=4)], "implausible_report",
+     "8000 whole free GPUs and 0 shared ones are more than allocatable_gpus 4"),
+    ([gpu_report(nodes=1, free_each=8, total=8, sequence=5), gpu_report(nodes=1, free_each=8, total=8, sequence=3)],
+     "stale_report", "capacity.sequence: 3 is lower than this stream's previous report (5)"),
+    ([update("x.g1.west-1", JobPhase.PENDING)], "bad_transition", "not JOB_PHASE_PENDING"),
+], ids=["empty", "second-hello", "implausible", "sequence-backwards", "pending"])
+def test_a_message_that_breaks_the_contract_is_refused_counted_and_answered(
+        store: MemoryStore, clock: Clock, messages: list[agent_pb2.AgentMessage], reason: str, words: str) -> None:
+    fed = make(store, clock)
+    service = AgentService(fed)
+    rec = join(fed, "west-1")
+    drain(rec)
+    results = [service.handle(rec, m) for m in messages]
+    assert results[-1] is not None and results[-1].value == reason
+    assert rejected(fed, reason) == 1.0
+    (notice,) = [o for o in drain(rec) if isinstance(o, ErrorNotice)]
+    assert notice.reason == reason and words in notice.message, notice
+    assert fed.clusters["west-1"] is rec and not rec.closing  # the stream goes on
+    if reason == "implausible_report":
+        assert rec.capacity == capacity()  # the report was not applied
+
+
+def test_a_running_placement_reported_back_to_placed_is_refused(store: MemoryStore, clock: Clock) -> None:
+    fed = make(store, clock)
+    service = AgentService(fed)
+    job = fed.submit(spec("train"))
+    rec = join(fed, "west-1")
+    fed.schedule_once()
+    (p,) = job.placements
+    assert any(isinstance(o, LaunchOrder) for o in drain(rec))
+    assert service.handle(rec, update(p.placement_id, JobPhase.RUNNING)) is None
+    assert job.phase is JobPhase.RUNNING
+    assert service.handle(rec, update(p.placement_id, JobPhase.PLACED)).value == "bad_transition"  # type: ignore[union-attr]
+    assert job.phase is JobPhase.RUNNING and job.placements[0].phase is JobPhase.RUNNING
+    (notice,) = [o for o in drain(rec) if isinstance(o, ErrorNotice)]
+    assert notice.placement_id == p.placement_id and "cannot go back to Placed" in notice.message
+    assert rejected(fed, "bad_transition") == 1.0
+
+
+def test_refusals_reach_the_agent_as_errors_on_its_stream_which_goes_on() -> None:
+    async def main() -> None:
+        async with served() as s:
+            async with channel(s.target) as ch:
+                got, err = await agent_stream(ch, [hello(), agent_pb2.AgentMessage(), hello(),
+                                                   gpu_report(nodes=1000, free_each=8, total=4),
+                                                   gpu_report(nodes=1, free_each=8, total=8)])
+            assert err is None
+            errors = [m.error for m in got if m.WhichOneof("body") == "error"]
+            assert [e.reason for e in errors] == ["empty_message", "second_hello", "implausible_report"]
+            assert s.fed.clusters["east-1"].capacity is not None  # the good report after them was applied
+            assert s.fed.clusters["east-1"].capacity.total_gpus == 8
+
+    asyncio.run(main())
