@@ -140,3 +140,30 @@ def test_bad_placement_constraints_are_named(spec_update: dict, field: str, word
         parse_job(doc)
     assert field in [p.field for p in err.value.problems], err.value
     assert words in str(err.value)
+
+
+def test_the_kubectl_examples_are_job_files_too(examples: Path) -> None:
+    specs = {s.name: s for f in sorted((examples / "k8s").glob("*.yaml")) for s in load_job_files(f)}
+    assert {"llm-finetune", "pretrain", "llm-serve"} <= set(specs)
+    assert specs["pretrain"].workload_kind == "JobSet.jobset.x-k8s.io"
+    assert (specs["pretrain"].replicas, specs["pretrain"].resources.gpu_milli) == (2, 8000)  # the CPU driver aside
+    assert (specs["llm-serve"].kind, specs["llm-serve"].replicas, specs["llm-serve"].group_size) == (
+        JobKind.INFERENCE, 8, 2)
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"workload": {"apiVersion": "example.com/v1", "kind": "Widget"}}, "spec.workload.kind"),
+    ({"workload": "JobSet"}, "spec.workload"),
+    ({"workload": {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {}}}, "spec.workload.spec.template"),
+    ({"workload": {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": {"spec": {
+        "containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "1"}}}]}}}},
+      "replicas": 2}, "spec.replicas"),
+    ({"workload": {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": {"spec": {
+        "containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "1"}}}]}}}},
+      "kind": "training"}, "spec.kind"),
+], ids=["unknown-kind", "not-an-object", "no-template", "replicas-repeated", "kind-contradicts"])
+def test_a_bad_workload_is_refused_naming_the_field(spec: dict[str, object], field: str) -> None:
+    doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "w"}, "spec": spec}
+    with pytest.raises(JobFileError) as err:
+        parse_job(doc)
+    assert any(p.field == field for p in err.value.problems), err.value
