@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from federator.scheduler.policy import parse_policy
 from federator.security.auth import Peer
@@ -110,3 +112,30 @@ def test_taking_a_user_out_of_a_policy_group_takes_their_jobs_out_of_it() -> Non
     assert isinstance(before.job(before.principal(carol), job, manage=True), Allowed)
     after = authz(["carol"])
     assert isinstance(after.job(after.principal(carol), job, manage=False), Denied)
+
+
+USERS = ["u0", "u1", "u2", "u3"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(groups=st.dictionaries(st.sampled_from(["g0", "g1", "g2"]),
+                              st.tuples(st.lists(st.sampled_from(USERS), unique=True),
+                                        st.sampled_from(["view", "manage"])), max_size=3),
+       owners=st.lists(st.tuples(st.sampled_from([*USERS, ""]), st.sets(st.sampled_from(["g0", "g1", "x"]))),
+                       max_size=12),
+       caller=st.sampled_from(USERS), claimed=st.sets(st.sampled_from(["g0", "g1", "g2", "x"])))
+def test_list_shows_exactly_the_jobs_get_would_show(groups: dict[str, tuple[list[str], str]],
+                                                    owners: list[tuple[str, set[str]]], caller: str,
+                                                    claimed: set[str]) -> None:
+    from federator.jobfile import parse_job
+    from federator.model import Job, JobId
+    from federator.security.authz import Principal, stamp_owner
+
+    authz = Authorizer(tenancy_from_document({"tenancy": {"admins": {"users": ["root"]}, "groups": {
+        g: {"users": members, "jobs": jobs} for g, (members, jobs) in groups.items()}}}))
+    spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "j"},
+                      "spec": {"kind": "training", "resources": {"cpu": "1"}}})
+    jobs = [Job(JobId(f"j{i}"), stamp_owner(spec, Principal(user, claimed=frozenset(gs))) if user else spec, 0.0)
+            for i, (user, gs) in enumerate(owners)]
+    who = authz.principal(Peer(None, "certificate", name=caller, groups=frozenset(claimed)))
+    assert authz.visible(who, jobs) == [j for j in jobs if isinstance(authz.job(who, j, manage=False), Allowed)]

@@ -329,6 +329,19 @@ class Authorizer:
     def __init__(self, policy: TenancyPolicy | None = None) -> None:
         self.base = self.policy = policy or TenancyPolicy()
 
+    @property
+    def policy(self) -> TenancyPolicy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: TenancyPolicy) -> None:
+        self._policy = policy
+        member_of: dict[str, set[str]] = {}
+        for name, group in policy.groups.items():
+            for user in group.members:
+                member_of.setdefault(user, set()).add(name)
+        self._member_of = {u: frozenset(gs) for u, gs in member_of.items()}  # user -> policy groups, per policy
+
     def set_queues(self, access: Mapping[str, Access], namespaces: Mapping[str, LabelSelector]) -> None:
         """Kubernetes mode: the Queue objects' access lists and namespace selectors, over the policy file's."""
         self.policy = self.base.with_queues(access, namespaces)
@@ -348,12 +361,12 @@ class Authorizer:
             return Principal(ANONYMOUS, via="insecure", admin=True)
         name = peer.name or (peer.identity.name if peer.identity is not None else "token")
         groups = set(peer.groups)
-        groups.update(g for g, body in self.policy.groups.items() if name in body.members)
+        groups.update(self._member_of.get(name, ()))
         who = Principal(name, frozenset(groups), peer.via, claimed=peer.groups)
         return replace(who, admin=self.policy.admins.admits(who))
 
     def _groups_of(self, user: str, recorded: frozenset[str]) -> frozenset[str]:
-        return recorded | {g for g, body in self.policy.groups.items() if user in body.members}
+        return recorded | self._member_of.get(user, frozenset())
 
     def submit(self, who: Principal, queue: str) -> Allowed | Denied:
         if who.admin:
@@ -389,7 +402,16 @@ class Authorizer:
                       "and you are not in tenancy.admins")
 
     def visible(self, who: Principal, jobs: Iterable[Job]) -> list[Job]:
-        return [j for j in jobs if isinstance(self.job(who, j, manage=False), Allowed)]
+        """The jobs `who` may see (List, Watch): per job, the owner and group rules, without the messages."""
+        if who.admin:
+            return list(jobs)
+        viewable = {g for g in who.groups if g in self.policy.groups}
+        out = []
+        for job in jobs:
+            owner, recorded = owner_of(job.spec)
+            if owner and (owner == who.user or self._groups_of(owner, recorded) & viewable):
+                out.append(job)
+        return out
 
 
 __all__ = ["ANONYMOUS", "GROUPS_ANNOTATION", "USER_ANNOTATION", "Access", "Allowed", "Authorizer", "Denied",
