@@ -68,6 +68,7 @@ def dashboard_exprs(path: Path) -> Iterator[tuple[str, str]]:
 def grafana_to_promql(expr: str, *, rate_interval: str = "1m") -> str:
     """Replace the dashboard's variables so Prometheus itself can run the query."""
     expr = expr.replace("$__rate_interval", rate_interval).replace("$__interval", rate_interval)
+    expr = expr.replace("$__range", "1h")  # the dashboard's time range (accelerator-hours over the range)
     return re.sub(r"\$\{?[a-zA-Z_][a-zA-Z0-9_]*\}?", ".*", expr)
 
 
