@@ -163,7 +163,10 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
             agent_pb2.GpuPool(gpu_model=p.gpu_model, nodes_by_free_gpus=list(p.nodes_by_free_gpus),
                               total_gpus=p.total_gpus, allocatable_gpus=p.allocatable_gpus,
                               free_gpus=p.free_gpus,
-                              shared_gpus=[agent_pb2.SharedGpus(free_milli=f, count=n) for f, n in p.shared_gpus])
+                              shared_gpus=[agent_pb2.SharedGpus(free_milli=f, count=n) for f, n in p.shared_gpus],
+                              host_room=[agent_pb2.HostRoom(cpu_milli=c, memory_bytes=m) for c, m in p.host_room],
+                              shared_room=[agent_pb2.SharedRoom(free_milli=f, cpu_milli=c, memory_bytes=m)
+                                           for f, c, m in p.shared_room])
             for p in cap.gpu_pools
         ],
         cpu_milli_allocatable=cap.cpu_milli_allocatable,
@@ -187,7 +190,17 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
         if any(not 0 < s.free_milli < 1000 or s.count < 0 for s in p.shared_gpus):
             raise WireError(f"capacity.gpu_pools[{i}].shared_gpus: free_milli must be 1..999, counts not negative")
         shared = tuple(sorted((s.free_milli, s.count) for s in p.shared_gpus if s.count))
-        pools.append(GpuPool(p.gpu_model, tuple(p.nodes_by_free_gpus), p.total_gpus, p.allocatable_gpus, shared))
+        if p.host_room and len(p.host_room) != len(p.nodes_by_free_gpus):
+            raise WireError(f"capacity.gpu_pools[{i}].host_room: must have one entry per nodes_by_free_gpus entry "
+                            f"({len(p.nodes_by_free_gpus)}), got {len(p.host_room)}")
+        if any(r.cpu_milli < 0 or r.memory_bytes < 0 for r in p.host_room) or any(
+                r.cpu_milli < 0 or r.memory_bytes < 0 or not 0 < r.free_milli < 1000 for r in p.shared_room):
+            raise WireError(f"capacity.gpu_pools[{i}].host_room, shared_room: CPU and memory must not be negative, "
+                            f"free_milli must be 1..999")
+        room = tuple((r.cpu_milli, r.memory_bytes) for r in p.host_room)
+        shared_room = tuple(sorted((r.free_milli, r.cpu_milli, r.memory_bytes) for r in p.shared_room))
+        pools.append(GpuPool(p.gpu_model, tuple(p.nodes_by_free_gpus), p.total_gpus, p.allocatable_gpus, shared,
+                             host_room=room, shared_room=shared_room))
     if len(pb.workload_kinds) > MAX_WORKLOAD_KINDS:
         raise WireError(f"capacity.workload_kinds: at most {MAX_WORKLOAD_KINDS} kinds, got {len(pb.workload_kinds)}")
     for i, k in enumerate(pb.workload_kinds):

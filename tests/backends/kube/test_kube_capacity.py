@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -42,6 +43,11 @@ def pod(on: str | None, *, gpus: int = 0, cpu: str = "1", memory: str = "1Gi", p
     return {"metadata": {"name": f"p-{on}", "namespace": "default"}, "spec": spec, "status": {"phase": phase}}
 
 
+def _gpus_only(pools: tuple[GpuPool, ...]) -> tuple[GpuPool, ...]:
+    """Pools without their node-fit fields (checked on their own)."""
+    return tuple(dataclasses.replace(p, host_room=(), shared_room=()) for p in pools)
+
+
 @pytest.mark.parametrize(("pods", "hist"), [
     pytest.param([], (0, 0, 0, 0, 0, 0, 0, 0, 2), id="idle"),
     pytest.param([pod("n0", gpus=8)], (1, 0, 0, 0, 0, 0, 0, 0, 1), id="one-node-full"),
@@ -54,7 +60,7 @@ def pod(on: str | None, *, gpus: int = 0, cpu: str = "1", memory: str = "1Gi", p
 ])
 def test_gpu_histogram_counts_non_terminated_pods(pods: list[dict[str, Any]], hist: tuple[int, ...]) -> None:
     cap = cluster_capacity([node("n0"), node("n1")], pods)
-    assert cap.gpu_pools == (GpuPool(H100, hist, 16, 16),)
+    assert _gpus_only(cap.gpu_pools) == (GpuPool(H100, hist, 16, 16),)
 
 
 @pytest.mark.parametrize(("bad", "why"), [
@@ -66,7 +72,7 @@ def test_gpu_histogram_counts_non_terminated_pods(pods: list[dict[str, Any]], hi
 def test_unusable_nodes_count_in_total_but_offer_nothing(bad: dict[str, Any], why: str) -> None:
     assert why in node_usable(bad)
     cap = cluster_capacity([node("n0"), bad], [])
-    assert cap.gpu_pools == (GpuPool(H100, (0, 0, 0, 0, 0, 0, 0, 0, 1), 16, 8),)
+    assert _gpus_only(cap.gpu_pools) == (GpuPool(H100, (0, 0, 0, 0, 0, 0, 0, 0, 1), 16, 8),)
     assert cap.cpu_milli_allocatable == 64_000
 
 
@@ -83,7 +89,9 @@ def test_models_cpu_and_memory() -> None:
     pods = [pod("a0", gpus=1, cpu="8", memory="64Gi"), pod("cpu0", cpu="4", memory="16Gi")]
     cap = cluster_capacity(nodes, pods, placement_ids=frozenset({"p1"}), sequence=7)
     assert [p.gpu_model for p in cap.gpu_pools] == [A100, H100]
-    assert cap.pool(A100) == GpuPool(A100, (0, 0, 0, 1, 0, 0, 0, 0, 0), 4, 4)
+    assert _gpus_only(cap.gpu_pools)[0] == GpuPool(A100, (0, 0, 0, 1, 0, 0, 0, 0, 0), 4, 4)
+    a100 = cap.pool(A100)
+    assert a100 is not None and a100.host_room[3] == (24_000, 192 * GiB)  # node fit: what a0 has left
     assert cap.cpu_milli_allocatable == 112_000
     assert cap.cpu_milli_free == 100_000
     assert cap.memory_bytes_free == (512 + 192 + 48) * GiB

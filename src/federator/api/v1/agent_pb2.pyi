@@ -56,20 +56,42 @@ class Hello(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., agent_version: _Optional[str] = ...) -> None: ...
 
 class GpuPool(_message.Message):
-    __slots__ = ("gpu_model", "nodes_by_free_gpus", "total_gpus", "allocatable_gpus", "free_gpus", "shared_gpus")
+    __slots__ = ("gpu_model", "nodes_by_free_gpus", "total_gpus", "allocatable_gpus", "free_gpus", "shared_gpus", "host_room", "shared_room")
     GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
     NODES_BY_FREE_GPUS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_GPUS_FIELD_NUMBER: _ClassVar[int]
     ALLOCATABLE_GPUS_FIELD_NUMBER: _ClassVar[int]
     FREE_GPUS_FIELD_NUMBER: _ClassVar[int]
     SHARED_GPUS_FIELD_NUMBER: _ClassVar[int]
+    HOST_ROOM_FIELD_NUMBER: _ClassVar[int]
+    SHARED_ROOM_FIELD_NUMBER: _ClassVar[int]
     gpu_model: str
     nodes_by_free_gpus: _containers.RepeatedScalarFieldContainer[int]
     total_gpus: int
     allocatable_gpus: int
     free_gpus: int
     shared_gpus: _containers.RepeatedCompositeFieldContainer[SharedGpus]
-    def __init__(self, gpu_model: _Optional[str] = ..., nodes_by_free_gpus: _Optional[_Iterable[int]] = ..., total_gpus: _Optional[int] = ..., allocatable_gpus: _Optional[int] = ..., free_gpus: _Optional[int] = ..., shared_gpus: _Optional[_Iterable[_Union[SharedGpus, _Mapping]]] = ...) -> None: ...
+    host_room: _containers.RepeatedCompositeFieldContainer[HostRoom]
+    shared_room: _containers.RepeatedCompositeFieldContainer[SharedRoom]
+    def __init__(self, gpu_model: _Optional[str] = ..., nodes_by_free_gpus: _Optional[_Iterable[int]] = ..., total_gpus: _Optional[int] = ..., allocatable_gpus: _Optional[int] = ..., free_gpus: _Optional[int] = ..., shared_gpus: _Optional[_Iterable[_Union[SharedGpus, _Mapping]]] = ..., host_room: _Optional[_Iterable[_Union[HostRoom, _Mapping]]] = ..., shared_room: _Optional[_Iterable[_Union[SharedRoom, _Mapping]]] = ...) -> None: ...
+
+class HostRoom(_message.Message):
+    __slots__ = ("cpu_milli", "memory_bytes")
+    CPU_MILLI_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    cpu_milli: int
+    memory_bytes: int
+    def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+
+class SharedRoom(_message.Message):
+    __slots__ = ("free_milli", "cpu_milli", "memory_bytes")
+    FREE_MILLI_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLI_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    free_milli: int
+    cpu_milli: int
+    memory_bytes: int
+    def __init__(self, free_milli: _Optional[int] = ..., cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
 
 class SharedGpus(_message.Message):
     __slots__ = ("free_milli", "count")

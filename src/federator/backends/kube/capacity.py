@@ -169,7 +169,8 @@ def cluster_capacity(nodes: Iterable[Obj], pods: Iterable[Obj], *,
     if groups is None:
         groups = discovery.groups(nodes, pods, slices=slices, claims=claims, device_classes=device_classes)
     return ClusterCapacity(
-        gpu_pools=pools(groups, {v.name for v in usable}),
+        gpu_pools=pools(groups, {v.name for v in usable},
+                        {v.name: (v.free.cpu_milli, v.free.memory_bytes) for v in usable}),
         cpu_milli_allocatable=sum(v.allocatable.cpu_milli for v in usable),
         cpu_milli_free=sum(v.free.cpu_milli for v in usable),
         memory_bytes_allocatable=sum(v.allocatable.memory_bytes for v in usable),

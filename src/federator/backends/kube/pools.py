@@ -8,7 +8,7 @@ count in the total but offer nothing.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from federator.backends.kube.devices import DeviceGroup, Sharing
@@ -17,8 +17,14 @@ from federator.model import GpuPool
 _HISTOGRAM_MIN = 9  # 0..8 free devices, as in the simulated backend
 
 
-def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str]) -> tuple[GpuPool, ...]:
-    """One pool per (vendor, model), sorted by model then vendor."""
+def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
+          room: Mapping[str, tuple[int, int]] | None = None) -> tuple[GpuPool, ...]:
+    """One pool per (vendor, model), sorted by model then vendor.
+
+    With `room` (node -> free CPU milli and memory bytes), each pool says per bucket of whole free
+    devices, and per free part of shared ones, the most free CPU and memory among those nodes: the
+    federator's node fit (GpuPool.host_room, shared_room).
+    """
     by_key: dict[tuple[str, str], list[DeviceGroup]] = {}
     for g in groups:
         by_key.setdefault(g.key, []).append(g)
@@ -28,6 +34,8 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str]) -> tuple
         shared: dict[int, int] = {}
         total = allocatable = 0
         per_node: dict[str, int] = {}
+        bucket_room: dict[int, tuple[int, int]] = {}
+        shared_room: dict[int, tuple[int, int]] = {}
         for g in members:
             total += g.devices
             if g.node not in usable_nodes:
@@ -37,14 +45,25 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str]) -> tuple
             rest = g.free_rest_milli()
             if rest:
                 shared[rest] = shared.get(rest, 0) + 1
-        for free in per_node.values():
+                if room is not None:
+                    shared_room[rest] = _most(shared_room.get(rest), room.get(g.node, (0, 0)))
+        for node, free in per_node.items():
             if free >= len(hist):
                 hist.extend([0] * (free + 1 - len(hist)))
             hist[free] += 1
+            if room is not None:
+                bucket_room[free] = _most(bucket_room.get(free), room.get(node, (0, 0)))
         first = members[0]
+        host_room = tuple(bucket_room.get(i, (0, 0)) for i in range(len(hist))) if room is not None else ()
         out.append(GpuPool(model, tuple(hist), total, allocatable, shared_gpus=tuple(sorted(shared.items())),
+                           host_room=host_room,
+                           shared_room=tuple(sorted((f, c, m) for f, (c, m) in shared_room.items())),
                            **_extra(vendor, first)))
     return tuple(out)
+
+
+def _most(a: tuple[int, int] | None, b: tuple[int, int]) -> tuple[int, int]:
+    return b if a is None else (max(a[0], b[0]), max(a[1], b[1]))
 
 
 def _extra(vendor: str, g: DeviceGroup) -> dict[str, Any]:
