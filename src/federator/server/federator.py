@@ -105,8 +105,11 @@ class Federator:
         self._by_request: dict[str, JobId] = {
             rid: j.job_id for j in self.jobs.values() if (rid := j.spec.annotation(REQUEST_ID_ANNOTATION))
         }
+        # Each name's latest job (an active one if any: at most one job per name is active). Submit reads it
+        # instead of scanning every job, whose cost grew with the backlog.
         self._by_name: dict[tuple[str, str], JobId] = {
-            (j.spec.namespace, j.spec.name): j.job_id for j in self.jobs.values() if not j.phase.is_terminal}
+            (j.spec.namespace, j.spec.name): j.job_id
+            for j in sorted(self.jobs.values(), key=lambda j: (not j.phase.is_terminal, j.submitted_at))}
         self.journal = GroupCommit(store)  # every job write goes through it, in order
         self.cycles = Cycles(self)
         self._arriving = 0  # new jobs reserved whose write is on its way to disk (back-pressure counts them)
@@ -220,8 +223,12 @@ class Federator:
         """A new job whose write failed: it was never accepted."""
         self._arriving -= 1
         self.jobs.pop(job.job_id, None)
-        if self._by_name.get((job.spec.namespace, job.spec.name)) == job.job_id:
-            del self._by_name[(job.spec.namespace, job.spec.name)]
+        key = (job.spec.namespace, job.spec.name)
+        if self._by_name.get(key) == job.job_id:  # rare (a failed write): find the name's previous holder
+            del self._by_name[key]
+            named = [j for j in self.jobs.values() if (j.spec.namespace, j.spec.name) == key]
+            if named:
+                self._by_name[key] = max(named, key=lambda j: (not j.phase.is_terminal, j.submitted_at)).job_id
         request_id = job.spec.annotation(REQUEST_ID_ANNOTATION)
         if request_id and self._by_request.get(request_id) == job.job_id:
             del self._by_request[request_id]
@@ -249,6 +256,10 @@ class Federator:
         job = self.jobs.get(self.placement_index.get(placement_id, JobId("")))
         p = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None
         return p.phase if p is not None and p.cluster == cluster else None
+
+    def latest_named(self, namespace: str, name: str) -> Job | None:
+        """The latest job of that namespace and name (the active one, if any), without a scan."""
+        return self.jobs.get(self._by_name.get((namespace, name), JobId("")))
 
     def job_for_request(self, request_id: str) -> Job | None:
         """The job a request id created, if the federator has seen it."""
