@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--in-cluster", action="store_true", help="run on the cluster of this pod (service account)")
     a.add_argument("--namespace", default="federator-workloads",
                    help="namespace of the workloads placements run as (default %(default)s)")
+    a.add_argument("--scheduler-config", type=Path, metavar="FILE",
+                   help="the member's KubeSchedulerConfiguration (or a ConfigMap holding it): warn when its "
+                        "scoring spreads accelerators, and label the cluster federator.io/member-scheduler-scoring")
     a.add_argument("--discovery-interval", type=float, default=60.0, metavar="SECONDS",
                    help="Kubernetes: look for newly installed workload kinds (JobSet, LeaderWorkerSet, ... CRDs) "
                         "this often (default %(default)s)")
@@ -88,6 +91,17 @@ def _agent(args: argparse.Namespace) -> int:
         return 2
     if args.kubeconfig is not None or args.in_cluster:
         from federator.backends.kube.main import run_agent
+        from federator.backends.kube.scheduler_config import SCORING_LABEL, check_scheduler_config
+
+        if args.scheduler_config is not None:
+            try:
+                check = check_scheduler_config(args.scheduler_config.read_text(), source=str(args.scheduler_config))
+            except OSError as exc:
+                print(f"federator agent: --scheduler-config: {exc.strerror or exc}", file=sys.stderr)
+                return 2
+            for problem in check.problems:
+                print(f"federator agent: warning: {problem}", file=sys.stderr)
+            labels.setdefault(SCORING_LABEL, check.scoring)
 
         return run_agent(args, agent_config(args, labels, tls=tls))
     if args.sim is None:
