@@ -166,7 +166,8 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
                               shared_gpus=[agent_pb2.SharedGpus(free_milli=f, count=n) for f, n in p.shared_gpus],
                               host_room=[agent_pb2.HostRoom(cpu_milli=c, memory_bytes=m) for c, m in p.host_room],
                               shared_room=[agent_pb2.SharedRoom(free_milli=f, cpu_milli=c, memory_bytes=m)
-                                           for f, c, m in p.shared_room])
+                                           for f, c, m in p.shared_room],
+                              sharing=p.sharing, unit_milli=p.unit_milli)
             for p in cap.gpu_pools
         ],
         cpu_milli_allocatable=cap.cpu_milli_allocatable,
@@ -178,6 +179,10 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
         placement_ids=sorted(cap.placement_ids),
         workload_kinds=sorted(cap.workload_kinds),
     )
+
+
+#: The GpuPool.sharing values the contract allows (agent.proto).
+POOL_SHARING = frozenset({"", "None", "TimeSlicing", "MPS", "HAMi", "MIG"})
 
 
 def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
@@ -199,8 +204,15 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
                             f"free_milli must be 1..999")
         room = tuple((r.cpu_milli, r.memory_bytes) for r in p.host_room)
         shared_room = tuple(sorted((r.free_milli, r.cpu_milli, r.memory_bytes) for r in p.shared_room))
+        if p.sharing not in POOL_SHARING:
+            raise WireError(f"capacity.gpu_pools[{i}].sharing: {p.sharing!r} is not one of "
+                            f"{', '.join(repr(s) for s in sorted(POOL_SHARING))}")
+        if p.sharing == "MIG" and not 0 < p.unit_milli <= 1000:
+            raise WireError(f"capacity.gpu_pools[{i}].unit_milli: a MIG pool's partition is worth 1..1000, "
+                            f"got {p.unit_milli}")
         pools.append(GpuPool(p.gpu_model, tuple(p.nodes_by_free_gpus), p.total_gpus, p.allocatable_gpus, shared,
-                             host_room=room, shared_room=shared_room))
+                             host_room=room, shared_room=shared_room, sharing=p.sharing,
+                             unit_milli=p.unit_milli if p.sharing == "MIG" else 0))
     if len(pb.workload_kinds) > MAX_WORKLOAD_KINDS:
         raise WireError(f"capacity.workload_kinds: at most {MAX_WORKLOAD_KINDS} kinds, got {len(pb.workload_kinds)}")
     for i, k in enumerate(pb.workload_kinds):

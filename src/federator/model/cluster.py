@@ -23,6 +23,11 @@ class ClusterState(StrEnum):
 
 PRICE_LABEL = "federator.io/price-per-gpu-hour"
 
+#: GpuPool.sharing values a Kubernetes agent reports (backends/kube/devices.py Sharing).
+SHARING_NONE = "None"
+SHARING_MIG = "MIG"
+SHARING_HAMI = "HAMi"
+
 
 @dataclass(frozen=True, slots=True)
 class GpuPool:
@@ -49,6 +54,23 @@ class GpuPool:
     shared_gpus: tuple[tuple[int, int], ...] = ()  # (free milli-GPUs, how many shared GPUs)
     host_room: tuple[tuple[int, int], ...] = ()  # [i] = (most free CPU milli, memory bytes) of those nodes
     shared_room: tuple[tuple[int, int, int], ...] = ()  # (free milli-GPUs, most free CPU milli, memory bytes)
+    # How a member shares these devices (Kubernetes members say; see Sharing): "" = not said, whole
+    # devices and fractions both (simulated clusters, older agents); "None" = whole devices only;
+    # "TimeSlicing"/"MPS" = fractions only; "HAMi" = both; "MIG" = each device is a partition worth
+    # `unit_milli` of a whole one, serving one replica of at most that much.
+    sharing: str = ""
+    unit_milli: int = 0
+
+    def serves(self, gpu_milli: int) -> bool:
+        """Whether replicas of `gpu_milli` (whole devices or a fraction) can run on this pool at all."""
+        fractional = gpu_milli % MILLI != 0
+        if not self.sharing or self.sharing == SHARING_HAMI:
+            return True
+        if self.sharing == SHARING_NONE:
+            return not fractional
+        if self.sharing == SHARING_MIG:
+            return not fractional or gpu_milli <= self.unit_milli
+        return fractional  # time-slicing, MPS: a replica is an access to a GPU, never a GPU
 
     @property
     def free_gpus(self) -> int:
@@ -78,8 +100,10 @@ class GpuPool:
 
         With `cpu_milli` / `memory_bytes` and a reported `host_room`, whole GPUs count only on
         nodes whose host has room for a replica (and as many replicas as that room holds)."""
-        if gpu_milli <= 0:
+        if gpu_milli <= 0 or not self.serves(gpu_milli):
             return 0
+        if self.sharing == SHARING_MIG and gpu_milli % MILLI:
+            return self.free_gpus  # one partition per replica
         hist = self.nodes_by_free_gpus
         shared = self.shared_gpus
         if cpu_milli or memory_bytes:
@@ -94,9 +118,10 @@ class GpuPool:
 
     def take_milli(self, gpu_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0) -> GpuPool:
         """The pool after binding `replicas` replicas of `gpu_milli` each (whole or fractional);
-        with the replicas' CPU and memory, the host room of the nodes they land on shrinks too."""
-        if gpu_milli % MILLI == 0:
-            return self.take(gpu_milli // MILLI, replicas, cpu_milli=cpu_milli, memory_bytes=memory_bytes)
+        with the replicas' CPU and memory, the host room of the nodes they land on shrinks too.
+        A MIG pool gives each fractional replica a partition of its own."""
+        if gpu_milli % MILLI == 0 or self.sharing == SHARING_MIG:
+            return self.take(max(1, gpu_milli // MILLI), replicas, cpu_milli=cpu_milli, memory_bytes=memory_bytes)
         return self._take_fraction(gpu_milli, replicas, cpu_milli, memory_bytes)
 
     def take(self, gpus_per_replica: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0) -> GpuPool:

@@ -59,6 +59,7 @@ class ReasonCode(StrEnum):
     PREEMPTED = "Preempted"  # was running; preempted by higher-priority or under-share work
     LATENCY_BUDGET = "LatencyBudget"  # no region with capacity is close enough to the users
     WORKLOAD_KIND_UNSUPPORTED = "WorkloadKindUnsupported"  # no cluster runs the job's spec.workload kind
+    SHARING_UNAVAILABLE = "SharingUnavailable"  # the model is there, but not shared (fractions) or not whole
     WAITING = "Waiting"
 
 

@@ -166,9 +166,10 @@ def accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[GpuP
     """The GPU pools of `cluster` the request accepts and its quota allows (the hot path's matching_models)."""
     requested, blocked = request.spec.gpu_models, request.blocked_models
     pools = cluster.capacity.gpu_pools
+    m = request.gpu_milli
     if not requested and not blocked:
-        return list(pools)
-    return [p for p in pools if _accepts(requested, blocked, p.gpu_model)]
+        return [p for p in pools if not p.sharing or p.serves(m)]
+    return [p for p in pools if _accepts(requested, blocked, p.gpu_model) and (not p.sharing or p.serves(m))]
 
 
 def matching_models(request: PlacementRequest | JobSpec, cluster: ClusterInfo) -> list[str]:

@@ -72,6 +72,28 @@ class GpuModelFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class AcceleratorSharing:
+    """A pool of the model must serve the replica's shape: a fraction needs shared devices (time-slicing,
+    HAMi, a MIG partition big enough), and whole devices need a pool that is not only time-sliced."""
+
+    name: str = "AcceleratorSharing"
+
+    def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
+        m = request.gpu_milli
+        if m == 0 or accepted_pools(request, cluster):
+            return None
+        pools = [p for p in cluster.capacity.gpu_pools if p.gpu_model in set(matching_models(request, cluster))]
+        if not pools:
+            return None  # GpuModel says what is missing
+        shown = ", ".join(sorted({f"{p.gpu_model} ({p.sharing or 'shared'})" for p in pools}))
+        if m % MILLI:
+            return Reason(ReasonCode.SHARING_UNAVAILABLE,
+                          f"{cluster.name} offers no shared or MIG device for a {m}m replica: {shown}")
+        return Reason(ReasonCode.SHARING_UNAVAILABLE,
+                      f"{cluster.name} offers only shares, not whole devices, for {m // MILLI}: {shown}")
+
+
+@dataclass(frozen=True, slots=True)
 class RegionLatency:
     """With a latency budget, only regions within it of the users' region (the policy's matrix)."""
 
@@ -327,6 +349,7 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "ClusterReady": ClusterReady,
     "WorkloadKind": WorkloadKind,
     "GpuModel": GpuModelFilter,
+    "AcceleratorSharing": AcceleratorSharing,
     "RegionLatency": RegionLatency,
     "GangFit": GangFit,
     "CpuMemoryFit": CpuMemoryFit,

@@ -60,7 +60,7 @@ def _gpus_only(pools: tuple[GpuPool, ...]) -> tuple[GpuPool, ...]:
 ])
 def test_gpu_histogram_counts_non_terminated_pods(pods: list[dict[str, Any]], hist: tuple[int, ...]) -> None:
     cap = cluster_capacity([node("n0"), node("n1")], pods)
-    assert _gpus_only(cap.gpu_pools) == (GpuPool(H100, hist, 16, 16),)
+    assert _gpus_only(cap.gpu_pools) == (GpuPool(H100, hist, 16, 16, sharing="None"),)
 
 
 @pytest.mark.parametrize(("bad", "why"), [
@@ -72,7 +72,7 @@ def test_gpu_histogram_counts_non_terminated_pods(pods: list[dict[str, Any]], hi
 def test_unusable_nodes_count_in_total_but_offer_nothing(bad: dict[str, Any], why: str) -> None:
     assert why in node_usable(bad)
     cap = cluster_capacity([node("n0"), bad], [])
-    assert _gpus_only(cap.gpu_pools) == (GpuPool(H100, (0, 0, 0, 0, 0, 0, 0, 0, 1), 16, 8),)
+    assert _gpus_only(cap.gpu_pools) == (GpuPool(H100, (0, 0, 0, 0, 0, 0, 0, 0, 1), 16, 8, sharing="None"),)
     assert cap.cpu_milli_allocatable == 64_000
 
 
@@ -89,7 +89,7 @@ def test_models_cpu_and_memory() -> None:
     pods = [pod("a0", gpus=1, cpu="8", memory="64Gi"), pod("cpu0", cpu="4", memory="16Gi")]
     cap = cluster_capacity(nodes, pods, placement_ids=frozenset({"p1"}), sequence=7)
     assert [p.gpu_model for p in cap.gpu_pools] == [A100, H100]
-    assert _gpus_only(cap.gpu_pools)[0] == GpuPool(A100, (0, 0, 0, 1, 0, 0, 0, 0, 0), 4, 4)
+    assert _gpus_only(cap.gpu_pools)[0] == GpuPool(A100, (0, 0, 0, 1, 0, 0, 0, 0, 0), 4, 4, sharing="None")
     a100 = cap.pool(A100)
     assert a100 is not None and a100.host_room[3] == (24_000, 192 * GiB)  # node fit: what a0 has left
     assert cap.cpu_milli_allocatable == 112_000

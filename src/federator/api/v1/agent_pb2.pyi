@@ -56,7 +56,7 @@ class Hello(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., agent_version: _Optional[str] = ...) -> None: ...
 
 class GpuPool(_message.Message):
-    __slots__ = ("gpu_model", "nodes_by_free_gpus", "total_gpus", "allocatable_gpus", "free_gpus", "shared_gpus", "host_room", "shared_room")
+    __slots__ = ("gpu_model", "nodes_by_free_gpus", "total_gpus", "allocatable_gpus", "free_gpus", "shared_gpus", "host_room", "shared_room", "sharing", "unit_milli")
     GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
     NODES_BY_FREE_GPUS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_GPUS_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +65,8 @@ class GpuPool(_message.Message):
     SHARED_GPUS_FIELD_NUMBER: _ClassVar[int]
     HOST_ROOM_FIELD_NUMBER: _ClassVar[int]
     SHARED_ROOM_FIELD_NUMBER: _ClassVar[int]
+    SHARING_FIELD_NUMBER: _ClassVar[int]
+    UNIT_MILLI_FIELD_NUMBER: _ClassVar[int]
     gpu_model: str
     nodes_by_free_gpus: _containers.RepeatedScalarFieldContainer[int]
     total_gpus: int
@@ -73,7 +75,9 @@ class GpuPool(_message.Message):
     shared_gpus: _containers.RepeatedCompositeFieldContainer[SharedGpus]
     host_room: _containers.RepeatedCompositeFieldContainer[HostRoom]
     shared_room: _containers.RepeatedCompositeFieldContainer[SharedRoom]
-    def __init__(self, gpu_model: _Optional[str] = ..., nodes_by_free_gpus: _Optional[_Iterable[int]] = ..., total_gpus: _Optional[int] = ..., allocatable_gpus: _Optional[int] = ..., free_gpus: _Optional[int] = ..., shared_gpus: _Optional[_Iterable[_Union[SharedGpus, _Mapping]]] = ..., host_room: _Optional[_Iterable[_Union[HostRoom, _Mapping]]] = ..., shared_room: _Optional[_Iterable[_Union[SharedRoom, _Mapping]]] = ...) -> None: ...
+    sharing: str
+    unit_milli: int
+    def __init__(self, gpu_model: _Optional[str] = ..., nodes_by_free_gpus: _Optional[_Iterable[int]] = ..., total_gpus: _Optional[int] = ..., allocatable_gpus: _Optional[int] = ..., free_gpus: _Optional[int] = ..., shared_gpus: _Optional[_Iterable[_Union[SharedGpus, _Mapping]]] = ..., host_room: _Optional[_Iterable[_Union[HostRoom, _Mapping]]] = ..., shared_room: _Optional[_Iterable[_Union[SharedRoom, _Mapping]]] = ..., sharing: _Optional[str] = ..., unit_milli: _Optional[int] = ...) -> None: ...
 
 class HostRoom(_message.Message):
     __slots__ = ("cpu_milli", "memory_bytes")

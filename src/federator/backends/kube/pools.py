@@ -58,6 +58,8 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
         out.append(GpuPool(model, tuple(hist), total, allocatable, shared_gpus=tuple(sorted(shared.items())),
                            host_room=host_room,
                            shared_room=tuple(sorted((f, c, m) for f, (c, m) in shared_room.items())),
+                           sharing=first.sharing.value,
+                           unit_milli=first.unit_milli if first.sharing is Sharing.MIG else 0,
                            **_extra(vendor, first)))
     return tuple(out)
 
@@ -70,8 +72,7 @@ def _extra(vendor: str, g: DeviceGroup) -> dict[str, Any]:
     """The pool fields beyond the histogram, where the model has them."""
     fields = set(getattr(GpuPool, "__dataclass_fields__", {}))
     extra: dict[str, Any] = {"vendor": vendor, "memory_mib": g.memory_mib,
-                                "resource_name": g.resource or f"{g.dra_class} (DRA)",
-                                "sharing": g.sharing.value, "unit_milli": g.unit_milli}
+                             "resource_name": g.resource or f"{g.dra_class} (DRA)"}
     return {k: v for k, v in extra.items() if k in fields}
 
 

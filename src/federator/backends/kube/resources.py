@@ -188,7 +188,8 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
             "cpuMilliFree": capacity.cpu_milli_free,
             "cpuMilliAllocatable": capacity.cpu_milli_allocatable,
             "gpus": [{"model": p.gpu_model, "total": p.total_gpus, "allocatable": p.allocatable_gpus,
-                      "free": p.free_gpus, "nodesByFreeGpus": list(p.nodes_by_free_gpus)}
+                      "free": p.free_gpus, "nodesByFreeGpus": list(p.nodes_by_free_gpus),
+                      **({"sharing": p.sharing} if p.sharing else {})}
                      for p in capacity.gpu_pools],
             "workloadKinds": kinds_text(capacity),
         })

@@ -1,0 +1,187 @@
+"""A federation of several accelerator vendors on the test bed, driven through kubectl.
+
+Members: NVIDIA (device plugin), Huawei Ascend 910B (MindCluster), AMD MI300X
+(ROCm), NVIDIA MIG (mixed strategy), time-sliced NVIDIA, and a DRA member whose
+GPUs exist only as ResourceSlices of the test bed's fake DRA driver. A real
+federator and one real agent per member run as processes, with the RBAC of
+deploy/kubernetes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from kube_support import CRDS, RBAC, WORKLOADS, Kube, KubeFederation, Testbed, service_account_kubeconfig
+from support import ROOT, eventually
+
+pytestmark = [pytest.mark.kube, pytest.mark.timeout(900)]
+
+import sys  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests" / "testbed"))
+import vendors  # noqa: E402
+
+NAMESPACE = "vendors"
+MEMBERS = ("nvidia", "ascend", "amd", "mig", "shared", "dra")
+DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
+
+
+def _fleet() -> dict[str, list[Any]]:
+    fleet = vendors.vendor_fleet(tuple(m for m in MEMBERS if m != "dra"))
+    # The DRA member's GPUs are H200s, a model no other member has, so a job can ask for them by name.
+    fleet["dra"] = vendors.dra_gpu_nodes("dra-h200", 1, product_name="NVIDIA H200", memory="143771Mi")
+    return fleet
+
+
+@pytest.fixture(scope="module")
+def vkube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
+    nodes = _fleet()
+    bed = Testbed.start(tmp_path_factory.mktemp("vendor-testbed"), members=MEMBERS, nodes=nodes)
+    workdir = tmp_path_factory.mktemp("vendor-federation")
+    fed = None
+    try:
+        bed.kubectl("host", "apply", "-f", str(CRDS))
+        bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        bed.kubectl("host", "apply", "-f", str(RBAC / "rbac-federator.yaml"))
+        bed.kubectl("host", "create", "namespace", NAMESPACE)
+        for member in MEMBERS:
+            bed.kubectl(member, "apply", "-f", str(RBAC / "rbac-agent.yaml"))
+        host = service_account_kubeconfig(bed, "host", "federator", workdir / "federator.kubeconfig")
+        fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
+            "--kubeconfig", str(host), "--watch-namespace", NAMESPACE, "--lease-namespace", "federator-system",
+            "--report-interval", "0.5", "--cycle-interval", "0.2"])
+        fed.start_server(timeout=60)
+        for member in MEMBERS:
+            kubeconfig = service_account_kubeconfig(bed, member, "federator-agent", workdir / f"agent-{member}.kc")
+            fed.start_kube_agent(member, kubeconfig=kubeconfig, region=member)
+        k = Kube(bed, fed, workdir)
+
+        def all_ready() -> bool:
+            items = k.json("host", "get", "memberclusters")["items"]
+            return sorted(i["metadata"]["name"] for i in items
+                          if (i.get("status") or {}).get("state") == "Ready") == sorted(MEMBERS)
+
+        eventually(all_ready, timeout=90, what=f"every vendor member Ready\n{k.logs()}")
+        yield k
+    finally:
+        if fed is not None:
+            fed.stop()
+        bed.stop()
+
+
+def _pools(k: Kube, member: str) -> dict[str, dict[str, Any]]:
+    status = k.json("host", "get", "mc", member).get("status") or {}
+    pools = status.get("accelerators") or status.get("gpus") or []
+    return {p["model"]: p for p in pools}
+
+
+def _apply(k: Kube, doc: dict[str, Any]) -> None:
+    doc.setdefault("apiVersion", "federator.io/v1alpha1")
+    doc.setdefault("kind", "FederatedJob")
+    doc["metadata"]["namespace"] = NAMESPACE
+    k.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(doc))
+
+
+def _status(k: Kube, name: str) -> dict[str, Any]:
+    return dict((k.fj(name, NAMESPACE) or {}).get("status") or {})
+
+
+def _pods(k: Kube, member: str, placement: str) -> list[dict[str, Any]]:
+    return list(k.json(member, "get", "pods", "-n", WORKLOADS, "-l",
+                       f"federator.io/placement-id={placement}")["items"])
+
+
+def test_every_member_reports_its_vendors_devices(vkube: Kube) -> None:
+    expect = {
+        "nvidia": {"NVIDIA-H100-80GB-HBM3": 8},
+        "ascend": {"910B3": 16},
+        "amd": {"AMD_Instinct_MI300X_OAM": 8},
+        "mig": {"NVIDIA-H100-80GB-HBM3-MIG-1g.10gb": 14, "NVIDIA-H100-80GB-HBM3-MIG-3g.40gb": 4},
+        "shared": {"NVIDIA-L4-SHARED": 4},
+        "dra": {"NVIDIA-H200": 8},
+    }
+
+    def reported() -> bool:
+        return all({m: p["total"] for m, p in _pools(vkube, member).items()} == want
+                   for member, want in expect.items())
+
+    eventually(reported, timeout=60, what=f"pools {expect}; got {[_pools(vkube, m) for m in MEMBERS]}")
+    table = vkube.kubectl("host", "get", "mc", "-o", "wide").stdout
+    (vkube.workdir / "get-mc-wide.txt").write_text(table)
+    print(table)
+
+
+def test_a_dra_placement_creates_a_claim_that_kube_scheduler_allocates_and_the_pod_runs(vkube: Kube) -> None:
+    _apply(vkube, {"metadata": {"name": "on-dra"}, "spec": {
+        "kind": "training", "replicas": 1, "resources": {"nvidia.com/gpu": 2, "cpu": "2"}, "gpuModels": ["H200"],
+        "template": {"metadata": {"annotations": {DELAY: "600s"}}}}})
+    try:
+        eventually(lambda: _status(vkube, "on-dra").get("phase") == "Running", timeout=120,
+                   what=f"on-dra Running: {_status(vkube, 'on-dra')}\n{vkube.logs()}")
+        status = _status(vkube, "on-dra")
+        assert status["cluster"] == "dra"
+        (pod,) = _pods(vkube, "dra", status["placementId"])
+        spec = pod["spec"]
+        assert "nvidia.com/gpu" not in (spec["containers"][0]["resources"].get("limits") or {})
+        assert spec["containers"][0]["resources"]["claims"] == [{"name": "accelerators"}]
+        (ref,) = spec["resourceClaims"]
+        templates = vkube.json("dra", "get", "resourceclaimtemplates", "-n", WORKLOADS)["items"]
+        (template,) = [t for t in templates if t["metadata"]["name"] == ref["resourceClaimTemplateName"]]
+        owner = template["metadata"]["ownerReferences"][0]
+        assert (owner["kind"], owner["name"]) == ("Job", pod["metadata"]["labels"]["job-name"])
+        claim_name = pod["status"]["resourceClaimStatuses"][0]["resourceClaimName"]
+        claim = vkube.json("dra", "get", "resourceclaim", claim_name, "-n", WORKLOADS)
+        results = claim["status"]["allocation"]["devices"]["results"]
+        assert len(results) == 2 and {r["pool"] for r in results} == {"dra-h200-0"}
+        assert pod["spec"]["nodeName"] == "dra-h200-0" and pod["status"]["phase"] == "Running"
+        eventually(lambda: _pools(vkube, "dra")["NVIDIA-H200"]["free"] == 6, timeout=30,
+                   what="the member to report the two allocated devices used")
+    finally:
+        vkube.kubectl("host", "delete", "fj", "on-dra", "-n", NAMESPACE, "--timeout=60s", check=False)
+    eventually(lambda: not vkube.json("dra", "get", "resourceclaimtemplates", "-n", WORKLOADS)["items"],
+               timeout=60, what="the claim template deleted with its workload")
+
+
+def test_a_fractional_replica_lands_on_a_member_that_shares_gpus(vkube: Kube) -> None:
+    _apply(vkube, {"metadata": {"name": "half-gpu"}, "spec": {
+        "kind": "inference", "replicas": 2, "resources": {"nvidia.com/gpu": "500m", "cpu": "1"}}})
+    try:
+        eventually(lambda: _status(vkube, "half-gpu").get("phase") == "Running", timeout=120,
+                   what=f"half-gpu Running: {_status(vkube, 'half-gpu')}\n{vkube.logs()}")
+        status = _status(vkube, "half-gpu")
+        placements = status["placements"]
+        assert {p["cluster"] for p in placements} <= {"mig", "shared"}
+        for p in placements:
+            for pod in _pods(vkube, p["cluster"], p["placementId"]):
+                limits = pod["spec"]["containers"][0]["resources"]["limits"]
+                if p["cluster"] == "mig":
+                    assert limits == {"nvidia.com/mig-3g.40gb": "1"}, limits
+                else:
+                    assert limits == {"nvidia.com/gpu": "2"}, limits  # 2 of 4 time-slicing replicas
+                assert pod["status"]["phase"] == "Running"
+        print(json.dumps(placements, indent=1))
+    finally:
+        vkube.kubectl("host", "delete", "fj", "half-gpu", "-n", NAMESPACE, "--timeout=60s", check=False)
+
+
+def test_a_fraction_stays_pending_naming_what_is_missing_where_no_member_shares_that_model(vkube: Kube) -> None:
+    _apply(vkube, {"metadata": {"name": "half-mi300x"}, "spec": {
+        "kind": "inference", "replicas": 1, "resources": {"nvidia.com/gpu": "500m", "cpu": "1"},
+        "gpuModels": ["MI300X"]}})
+    try:
+        def reason() -> dict[str, Any]:
+            return dict(_status(vkube, "half-mi300x").get("pendingReason") or {})
+
+        eventually(lambda: reason().get("code") == "SharingUnavailable", timeout=60,
+                   what=f"a SharingUnavailable pending reason: {_status(vkube, 'half-mi300x')}")
+        message = reason()["message"]
+        assert "amd offers no shared or MIG device for a 500m replica: AMD_Instinct_MI300X_OAM (None)" in message
+        assert _status(vkube, "half-mi300x")["phase"] == "Pending"
+        print(vkube.kubectl("host", "get", "fj", "half-mi300x", "-n", NAMESPACE, "-o", "wide").stdout, message)
+    finally:
+        vkube.kubectl("host", "delete", "fj", "half-mi300x", "-n", NAMESPACE, "--timeout=60s", check=False)
