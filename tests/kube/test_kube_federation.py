@@ -60,6 +60,12 @@ def test_kubectl_apply_runs_the_gang_as_a_job_on_gpu_nodes_of_one_member(kube: K
         table = kube.kubectl("host", "get", "fj", "llm-finetune").stdout.splitlines()
         assert table[0].split() == ["NAME", "QUEUE", "PHASE", "CLUSTER", "GPUS", "AGE"]
         assert table[1].split()[:5] == ["llm-finetune", "research", "Succeeded", "member-a", "16"]
+
+        # The job is done, but deleting its FederatedJob still removes what it left in the member.
+        kube.kubectl("host", "delete", "-f", str(EXAMPLES_K8S / "training.yaml"), "--timeout=60s")
+        selector = f"federator.io/placement-id={status['placementId']}"
+        eventually(lambda: not kube.json("member-a", "get", "jobs,services", "-n", WORKLOADS, "-l", selector)["items"],
+                   timeout=60, what="the finished Job and its Service deleted with the FederatedJob")
     finally:
         kube.kubectl("host", "delete", "-f", str(EXAMPLES_K8S / "training.yaml"), "--wait=false", check=False)
 

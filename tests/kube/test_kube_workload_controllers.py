@@ -111,6 +111,9 @@ def test_a_jobset_runs_to_succeeded_under_the_jobset_controller(fed: Kube) -> No
         (js,) = [o for o in fed.json("member-b", "get", "jobsets.jobset.x-k8s.io", "-n", WORKLOADS)["items"]
                  if o["metadata"]["annotations"]["federator.io/placement-id"] == status["placementId"]]
         assert any(c["type"] == "Completed" and c["status"] == "True" for c in js["status"]["conditions"])
+        fed.kubectl("host", "delete", "fj", "pretrain", "--timeout=60s")  # done, and the JobSet goes with it
+        eventually(lambda: not fed.json("member-b", "get", "jobsets.jobset.x-k8s.io,jobs", "-n", WORKLOADS)["items"],
+                   timeout=60, what="the finished JobSet and its Jobs deleted with the FederatedJob")
     finally:
         fed.kubectl("host", "delete", "fj", "pretrain", "--wait=false", "--ignore-not-found", check=False)
 

@@ -57,6 +57,7 @@ from federator.model import ClusterState
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer, Denied, Rule
 from federator.server.federator import Federator, NotFound, SubmitError
+from federator.server.orders import CancelOrder
 
 log = logging.getLogger("federator.kube.controller")
 WORKERS = 16  # FederatedJobs reconciled at once (by namespace/name: one object's events stay in order)
@@ -175,9 +176,16 @@ class FederatedJobController:
 
     def _cancel(self, job_id: str, what: str) -> None:
         try:
+            finished = self.fed.get(job_id).phase.is_terminal
             job = self.fed.cancel(job_id)
         except NotFound:
             return
+        if finished:
+            # A finished job's workloads (its Job and Service, a JobSet and its children) stay in the
+            # member until their TTL, if any; the FederatedJob going means the user is done with them.
+            # Best effort: a member whose agent is away keeps them (a Job until its TTL).
+            for p in job.placements:
+                self.fed.send(p.cluster, CancelOrder(p.placement_id, f"FederatedJob {what} deleted"))
         log.info("FederatedJob %s deleted: job %s is %s", what, job_id, job.phase)
 
     async def _set_finalizers(self, obj: Obj, finalizers: list[str]) -> None:
