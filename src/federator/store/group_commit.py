@@ -40,6 +40,7 @@ from federator.store.sqlite import JobStore
 
 log = logging.getLogger("federator.store")
 MAX_BATCH_JOBS = 2_000  # one transaction's size: bounds the time one batch holds the writer
+LAZY_BATCH_JOBS = 200  # a lazy batch is small: an ordinary write that arrives meanwhile waits for it
 
 
 def freeze(job: Job) -> Job:
@@ -177,7 +178,7 @@ class GroupCommit:
         while True:
             with self._cv:
                 if not self._queue and self._lazy:
-                    ids = list(itertools.islice(self._lazy, self.max_batch))
+                    ids = list(itertools.islice(self._lazy, LAZY_BATCH_JOBS))
                     lazy = [self._lazy.pop(i) for i in ids]
                 else:
                     lazy = []
