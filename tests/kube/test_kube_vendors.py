@@ -112,8 +112,10 @@ def test_every_member_reports_its_vendors_devices(vkube: Kube) -> None:
 
     eventually(reported, timeout=60, what=f"pools {expect}; got {[_pools(vkube, m) for m in MEMBERS]}")
     table = vkube.kubectl("host", "get", "mc", "-o", "wide").stdout
-    (vkube.workdir / "get-mc-wide.txt").write_text(table)
-    print(table)
+    pools = vkube.kubectl("host", "get", "mc", "-o", "custom-columns=NAME:.metadata.name,MODELS:.status.gpus[*].model,"
+                          "TOTAL:.status.gpus[*].total,FREE:.status.gpus[*].free,SHARING:.status.gpus[*].sharing").stdout
+    (vkube.workdir / "get-mc-wide.txt").write_text(table + "\n" + pools)
+    print(table, pools)
 
 
 def test_a_dra_placement_creates_a_claim_that_kube_scheduler_allocates_and_the_pod_runs(vkube: Kube) -> None:
