@@ -377,6 +377,10 @@ def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "backend=sim"], "sim.fleet", id="agent-sim-needs-fleet"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "sim.timeScale=-1"], "/sim/timeScale",
                  id="agent-time-scale"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "gangAdmission.kueueQueue=Team_A"],
+                 "/gangAdmission/kueueQueue", id="agent-kueue-queue-not-dns"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "gangAdmission.timeoutSeconds=-5"],
+                 "/gangAdmission/timeoutSeconds", id="agent-gang-timeout-negative"),
 ])
 def test_bad_values_are_refused_naming_the_field(h: Helm, chart: Path, args: list[Any], field: str) -> None:
     assert field in h.template_error(chart, *args)
@@ -405,6 +409,14 @@ def test_agent_on_kubernetes_runs_in_cluster_with_its_workload_namespace(h: Helm
     args = containers(h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "workloadNamespace=gpu-jobs"))[0]["args"]
     assert "--in-cluster" in args and "--namespace=gpu-jobs" in args
     assert not any(a.startswith("--sim") for a in args)
+
+
+def test_agent_gang_admission_values_become_its_flags(h: Helm) -> None:
+    args = containers(h.template(AGENT, "-f", AGENT_CI_VALUES))[0]["args"]
+    assert "--gang-timeout=120" in args and not any(a.startswith("--kueue-queue") for a in args)
+    args = containers(h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "gangAdmission.kueueQueue=team-a",
+                                 "--set", "gangAdmission.timeoutSeconds=30"))[0]["args"]
+    assert "--kueue-queue=team-a" in args and "--gang-timeout=30" in args
 
 
 def test_pod_disruption_budget_when_asked(h: Helm, tmp_path: Path) -> None:

@@ -200,7 +200,7 @@ class Agent:
     def _hello(self) -> agent_pb2.AgentMessage:
         return agent_pb2.AgentMessage(hello=agent_pb2.Hello(
             cluster=self.config.cluster, region=self.config.region, labels=self.config.labels,
-            agent_version=__version__))
+            agent_version=__version__, gang_admission=str(getattr(self.backend, "gang_admission", ""))))
 
     def _report(self) -> agent_pb2.AgentMessage:
         return agent_pb2.AgentMessage(capacity=convert.capacity_to_pb(self.backend.capacity()))

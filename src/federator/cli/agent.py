@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 from federator.cli.certs import add_tls_arguments, tls_files
 
 if TYPE_CHECKING:
-    from federator.agent.agent import Agent, AgentConfig
+    from federator.agent.agent import AgentConfig
     from federator.security.tls import TlsFiles
 
 DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
+DEFAULT_GANG_TIMEOUT = 120.0  # = backends.kube.admission.DEFAULT_GANG_TIMEOUT_SECONDS (not imported: no kube here)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +48,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "here; port 0 picks a free one (default: off)")
     a.add_argument("--ready-file", type=Path,
                    help="write the endpoint's bound URLs here as JSON once it serves (with --metrics-listen)")
+    a.add_argument("--kueue-queue", default="", metavar="LOCALQUEUE",
+                   help="Kubernetes: hand every workload to Kueue through this LocalQueue (in --namespace): created "
+                        "suspended with the kueue.x-k8s.io/queue-name label, Kueue admits each gang whole "
+                        "(default: off)")
+    a.add_argument("--gang-timeout", type=float, default=DEFAULT_GANG_TIMEOUT, metavar="SECONDS",
+                   help="Kubernetes without --kueue-queue: a training gang whose pods are not all bound to nodes "
+                        "this long after launch is deleted and reported refused, so the federator places it again "
+                        "and no partial gang holds accelerators; 0 turns it off (default %(default)gs)")
     a.add_argument("--sim-launch-latency", type=float, default=0.0, metavar="SECONDS",
                    help="simulate a slow cluster API: each launch takes this long (default 0)")
     add_tls_arguments(a, role="agent")
@@ -67,6 +76,7 @@ def agent_config(args: argparse.Namespace, labels: dict[str, str], *, region: st
 def _agent(args: argparse.Namespace) -> int:
     from federator.agent.agent import Agent
     from federator.agent.endpoint import ListenError, parse_listen
+    from federator.agent.runner import run
     from federator.backends.sim import FleetError, load_fleet
     from federator.backends.sim.runtime import SimBackend
     from federator.security.tls import TlsError
@@ -125,25 +135,6 @@ def _agent(args: argparse.Namespace) -> int:
     return run(Agent(config, backend))
 
 
-def run(agent: Agent, *, fatal: tuple[type[Exception], ...] = ()) -> int:
-    """Run an agent until it is stopped; a bad endpoint address or a `fatal` error exits non-zero, saying why."""
-    from federator.agent.endpoint import ListenError
-    from federator.agent.fencing import ConfigConflict
-
-    fatal = (*fatal, ConfigConflict)
-    try:
-        asyncio.run(agent.run())
-    except KeyboardInterrupt:
-        pass
-    except ListenError as exc:
-        print(f"federator agent: {exc}", file=sys.stderr)
-        return 2
-    except fatal as exc:
-        print(f"federator agent: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
 class _SlowLaunches:
     """A backend whose launches take `latency` seconds, as a slow cluster API would."""
 
@@ -155,7 +146,6 @@ class _SlowLaunches:
         return getattr(self._inner, name)
 
     async def launch(self, placement: object, spec: object) -> str | None:
-        import asyncio
 
         await asyncio.sleep(self._latency)
         return await self._inner.launch(placement, spec)  # type: ignore[attr-defined, no-any-return]

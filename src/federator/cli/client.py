@@ -228,7 +228,7 @@ def list_clusters(target: Target) -> list[dict[str, Any]]:
     return [
         {"name": c.name, "region": c.region, "state": c.state, "labels": dict(c.labels),
          "capacity": convert.capacity_from_pb(c.capacity) if c.HasField("capacity") else None,
-         "last_report_at": c.last_report_at, "placements": c.placements}
+         "last_report_at": c.last_report_at, "placements": c.placements, "gang_admission": c.gang_admission}
         for c in resp.clusters
     ]
 

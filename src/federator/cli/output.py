@@ -64,7 +64,7 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
 def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[list[str], list[list[str]]]:
     headers = ["CLUSTER", "REGION", "STATE", "GPUS FREE/TOTAL", "CPUS FREE", "PLACEMENTS", "REPORT AGE"]
     if wide:
-        headers += ["GPU MODELS (free/total)", "WORKLOAD KINDS"]
+        headers += ["GANG ADMISSION", "GPU MODELS (free/total)", "WORKLOAD KINDS"]
     rows = []
     now = time.time()
     for c in clusters:
@@ -74,6 +74,7 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         row = [c["name"], c["region"], c["state"], gpus, cpus, str(c["placements"]),
                _age(now - c["last_report_at"]) if c["last_report_at"] else "-"]
         if wide:
+            row.append(c.get("gang_admission") or "-")
             row.append(", ".join(f"{p.gpu_model} {p.free_gpus}/{p.total_gpus}" for p in cap.gpu_pools) if cap else "-")
             row.append(",".join(sorted(k.split(".", 1)[0] for k in cap.workload_kinds or BUILTIN_WORKLOAD_KINDS))
                        if cap else "-")

@@ -21,6 +21,22 @@ class ClusterState(StrEnum):
     LOST = "Lost"  # gone past the grace time; its jobs may be re-placed
 
 
+class GangAdmission(StrEnum):
+    """What admits a gang (a training placement's pods) whole on a member cluster; its agent says so in Hello."""
+
+    KUEUE = "kueue"  # Kueue: the workload waits suspended in a LocalQueue until all of it is admitted
+    NONE = "none"  # nothing: the agent deletes a gang not wholly bound within its gang timeout
+    UNKNOWN = ""  # the agent did not say (a simulated cluster, an older agent)
+
+    @classmethod
+    def parse(cls, text: str) -> GangAdmission:
+        """A value from the wire: "" stays unknown, anything else unrecognised reads as `NONE`."""
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.NONE
+
+
 PRICE_LABEL = "federator.io/price-per-gpu-hour"
 
 #: GpuPool.sharing values a Kubernetes agent reports (backends/kube/devices.py Sharing).

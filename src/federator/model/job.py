@@ -56,6 +56,7 @@ class ReasonCode(StrEnum):
     QUOTA_EXCEEDED = "QuotaExceeded"
     REGION_UNAVAILABLE = "RegionUnavailable"
     REFUSED_BY_CLUSTER = "RefusedByCluster"
+    RECENTLY_REFUSED = "RecentlyRefused"  # that cluster refused this job a moment ago; others are tried first
     PREEMPTED = "Preempted"  # was running; preempted by higher-priority or under-share work
     LATENCY_BUDGET = "LatencyBudget"  # no region with capacity is close enough to the users
     WORKLOAD_KIND_UNSUPPORTED = "WorkloadKindUnsupported"  # no cluster runs the job's spec.workload kind

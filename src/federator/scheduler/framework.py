@@ -37,6 +37,9 @@ class PlacementRequest:
     replicas: int
     submitted_at: float = 0.0
     blocked_models: tuple[str, ...] = ()
+    # Clusters that refused this job a moment ago (its agent would not launch it, or stopped
+    # it, e.g. after its gang timeout): try the others first.
+    avoid_clusters: tuple[str, ...] = ()
 
     @property
     def gpus_per_replica(self) -> int:

@@ -55,6 +55,19 @@ class WorkloadKind:
 
 
 @dataclass(frozen=True, slots=True)
+class NotRecentlyRefused:
+    """A cluster that just refused a job (e.g. its gang timed out there) is not offered the same job again at once."""
+
+    name: str = "NotRecentlyRefused"
+
+    def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
+        if cluster.name in request.avoid_clusters:
+            return Reason(ReasonCode.RECENTLY_REFUSED,
+                          f"{cluster.name} refused this job a moment ago; trying other clusters first")
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class GpuModelFilter:
     """The cluster must have nodes of an accepted GPU model that the queue's quota still allows."""
 
@@ -348,6 +361,7 @@ class RandomFit:
 FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "ClusterReady": ClusterReady,
     "WorkloadKind": WorkloadKind,
+    "NotRecentlyRefused": NotRecentlyRefused,
     "GpuModel": GpuModelFilter,
     "AcceleratorSharing": AcceleratorSharing,
     "RegionLatency": RegionLatency,

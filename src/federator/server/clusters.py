@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from federator.model import ClusterCapacity, ClusterState
+from federator.model.cluster import GangAdmission
 from federator.security.limits import TokenBucket
 from federator.server.orders import Order
 from federator.server.validation import StreamChecks
@@ -43,6 +44,7 @@ class ClusterRecord:
     reports: TokenBucket | None = None
     closing: bool = False
     checks: StreamChecks = field(default_factory=StreamChecks)  # what this stream said, for the contract checks
+    gang_admission: GangAdmission = GangAdmission.UNKNOWN  # from the agent's Hello
 
 
 __all__ = ["FAILOVER_ANNOTATION", "FAILOVER_POLICIES", "OUTBOX_LIMIT", "ClusterRecord"]

@@ -42,6 +42,7 @@ from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapsho
 from federator.security.limits import Limits, RejectReason, TokenBucket
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES, OUTBOX_LIMIT, ClusterRecord
 from federator.server.orders import CancelOrder, LaunchOrder, Order
+from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, RecentRefusals
 from federator.server.scheduling import Cycles
 from federator.store import JobStore
 from federator.store.group_commit import GroupCommit
@@ -88,6 +89,7 @@ class Federator:
         lost_after_seconds: float = 120.0,
         cycle_interval: float = 1.0,
         limits: Limits | None = None,
+        refusal_cooldown: float = DEFAULT_REFUSAL_COOLDOWN_SECONDS,
     ) -> None:
         self.store = store
         self.scheduler = scheduler or Scheduler()
@@ -98,6 +100,7 @@ class Federator:
         self.lost_after_seconds = lost_after_seconds
         self.cycle_interval = cycle_interval
         self.limits = limits or Limits()
+        self.refusals = RecentRefusals(refusal_cooldown)
         self.jobs: dict[JobId, Job] = {j.job_id: j for j in store.load()}
         self.placement_index: dict[str, JobId] = {
             p.placement_id: j.job_id for j in self.jobs.values() for p in j.placements
@@ -398,6 +401,7 @@ class Federator:
             return
         if phase is JobPhase.CANCELLED:  # stopped by the cluster itself (it fenced itself, or was evicted)
             rec.acked.discard(placement_id)
+            self.refusals.note(job.job_id, rec.name, self.clock())
             self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
                                       f"{rec.name} stopped placement {placement_id}: {message[:200]}"))
             return
@@ -421,6 +425,7 @@ class Federator:
         if job is None or job.phase.is_terminal or placement_id not in {p.placement_id for p in job.placements}:
             return
         self.metrics.placements.labels("refused").inc()
+        self.refusals.note(job.job_id, rec.name, self.clock())
         self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} refused: {message}"))
 
     def acked(self, rec: ClusterRecord, placement_id: str) -> None:
@@ -529,6 +534,7 @@ class Federator:
         ]
         self.cycles.released(job, job.placements)
         job.placements = []
+        job.message = ""
         job.phase = JobPhase.PENDING
         job.placed_at = 0.0
         job.pending_reason = reason
@@ -614,6 +620,9 @@ class Federator:
             job.phase = JobPhase.RUNNING
         else:
             job.phase = JobPhase.PLACED
+            # What the placements wait for, in the members' words (e.g. Kueue's reason).
+            job.message = "; ".join(p.message for p in job.placements
+                                    if p.phase is JobPhase.PLACED and p.message and p.message != "resync")
 
     def _finish(self, job: Job, phase: JobPhase, message: str) -> None:
         self.cycles.released(job, job.placements)
@@ -622,6 +631,7 @@ class Federator:
         job.message = message
         job.finished_at = self.clock()
         job.pending_reason = None
+        self.refusals.forget(job.job_id)
         self.metrics.jobs_finished.labels(job.spec.queue, phase.value).inc()
 
     def notify(self, jobs: Iterable[Job]) -> None:

@@ -174,12 +174,15 @@ class Cycles:
         jobs = self.fed.jobs
         requests: list[PlacementRequest] = []
         generations: dict[JobId, int] = {}
+        ready = [rec.name for rec in self.fed.clusters.values() if rec.state is ClusterState.READY]
         for job_id in list(self._candidates):
             job = jobs.get(job_id)
             if job is None or job.phase is not JobPhase.PENDING:
                 del self._candidates[job_id]
                 continue
-            requests.append(PlacementRequest(job.job_id, job.spec, job.spec.replicas, job.submitted_at))
+            avoid = self.fed.refusals.avoided(job.job_id, self.fed.clock(), ready)
+            requests.append(PlacementRequest(job.job_id, job.spec, job.spec.replicas, job.submitted_at,
+                                             avoid_clusters=avoid))
             generations[job.job_id] = job.generation
         running: list[Allocation] = []
         for job in self.active_jobs():
@@ -246,7 +249,8 @@ class Cycles:
             if job is None or job.phase is not JobPhase.PENDING or job.generation != plan.generations.get(job_id):
                 continue
             self._candidates.pop(job_id, None)
-            self.parked.park(job_id, job.spec, reason)
+            if not fed.refusals.remembers(job_id):  # time ends an avoidance, not a capacity change: keep trying
+                self.parked.park(job_id, job.spec, reason)
             if job_id not in self.parked:
                 self._candidates[job_id] = None
             if job.pending_reason != reason:

@@ -24,6 +24,7 @@ from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, shown
 from federator.model import Job, JobId, JobSpec
+from federator.model.cluster import GangAdmission
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, stamp_owner
@@ -204,6 +205,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         if peer.issuer:  # the trust file binds this cluster to a provider: that is its provider, whatever it says
             labels[PROVIDER_LABEL] = peer.issuer
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
+        rec.gang_admission = GangAdmission.parse(hello.gang_admission)
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, peer))
         try:
             yield self.terms.welcome()
@@ -476,7 +478,8 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
         for rec in sorted(self.fed.clusters.values(), key=lambda r: r.name):
             status = jobs_pb2.ClusterStatus(name=rec.name, region=rec.region, state=rec.state.value,
                                             labels=rec.labels, last_report_at=rec.last_report_at,
-                                            placements=placements.get(rec.name, 0))
+                                            placements=placements.get(rec.name, 0),
+                                            gang_admission=rec.gang_admission.value)
             cap = snap.get(rec.name) or rec.capacity
             if cap is not None:
                 status.capacity.CopyFrom(convert.capacity_to_pb(cap))

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from federator.api.v1 import types_pb2 as federator_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x65\x64\x65rator/v1/agent.proto\x12\x0c\x66\x65\x64\x65rator.v1\x1a\x18\x66\x65\x64\x65rator/v1/types.proto\"\xbf\x01\n\x0c\x41gentMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.federator.v1.HelloH\x00\x12\x30\n\x08\x63\x61pacity\x18\x02 \x01(\x0b\x32\x1c.federator.v1.CapacityReportH\x00\x12-\n\njob_update\x18\x03 \x01(\x0b\x32\x17.federator.v1.JobUpdateH\x00\x12 \n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x11.federator.v1.AckH\x00\x42\x06\n\x04\x62ody\"\x8a\x02\n\x10\x46\x65\x64\x65ratorMessage\x12(\n\x07welcome\x18\x01 \x01(\x0b\x32\x15.federator.v1.WelcomeH\x00\x12&\n\x06launch\x18\x02 \x01(\x0b\x32\x14.federator.v1.LaunchH\x00\x12&\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x14.federator.v1.CancelH\x00\x12 \n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x11.federator.v1.AckH\x00\x12,\n\theartbeat\x18\x05 \x01(\x0b\x32\x17.federator.v1.HeartbeatH\x00\x12$\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.federator.v1.ErrorH\x00\x42\x06\n\x04\x62ody\"\x9f\x01\n\x05Hello\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12/\n\x06labels\x18\x03 \x03(\x0b\x32\x1f.federator.v1.Hello.LabelsEntry\x12\x15\n\ragent_version\x18\x04 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa7\x02\n\x07GpuPool\x12\x11\n\tgpu_model\x18\x01 \x01(\t\x12\x1a\n\x12nodes_by_free_gpus\x18\x02 \x03(\x05\x12\x12\n\ntotal_gpus\x18\x03 \x01(\x05\x12\x18\n\x10\x61llocatable_gpus\x18\x04 \x01(\x05\x12\x11\n\tfree_gpus\x18\x05 \x01(\x05\x12-\n\x0bshared_gpus\x18\x06 \x03(\x0b\x32\x18.federator.v1.SharedGpus\x12)\n\thost_room\x18\x07 \x03(\x0b\x32\x16.federator.v1.HostRoom\x12-\n\x0bshared_room\x18\x08 \x03(\x0b\x32\x18.federator.v1.SharedRoom\x12\x0f\n\x07sharing\x18\n \x01(\t\x12\x12\n\nunit_milli\x18\x0b \x01(\x05\"3\n\x08HostRoom\x12\x11\n\tcpu_milli\x18\x01 \x01(\x03\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\"I\n\nSharedRoom\x12\x12\n\nfree_milli\x18\x01 \x01(\x05\x12\x11\n\tcpu_milli\x18\x02 \x01(\x03\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\"/\n\nSharedGpus\x12\x12\n\nfree_milli\x18\x01 \x01(\x05\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"\xb4\x02\n\x0e\x43\x61pacityReport\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12(\n\tgpu_pools\x18\x02 \x03(\x0b\x32\x15.federator.v1.GpuPool\x12\x1d\n\x15\x63pu_milli_allocatable\x18\x03 \x01(\x03\x12\x16\n\x0e\x63pu_milli_free\x18\x04 \x01(\x03\x12 \n\x18memory_bytes_allocatable\x18\x05 \x01(\x03\x12\x19\n\x11memory_bytes_free\x18\x06 \x01(\x03\x12\x1f\n\x17node_cpu_milli_free_max\x18\x07 \x01(\x03\x12\"\n\x1anode_memory_bytes_free_max\x18\x08 \x01(\x03\x12\x15\n\rplacement_ids\x18\t \x03(\t\x12\x16\n\x0eworkload_kinds\x18\n \x03(\t\"}\n\tJobUpdate\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12%\n\x05phase\x18\x02 \x01(\x0e\x32\x16.federator.v1.JobPhase\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x12\n\ngeneration\x18\x04 \x01(\x03\x12\x0e\n\x06resync\x18\x05 \x01(\x08\"\x85\x01\n\x06Launch\x12*\n\tplacement\x18\x01 \x01(\x0b\x32\x17.federator.v1.Placement\x12#\n\x04spec\x18\x02 \x01(\x0b\x32\x15.federator.v1.JobSpec\x12\x11\n\tissued_at\x18\x03 \x01(\x01\x12\x17\n\x0fmax_age_seconds\x18\x04 \x01(\x01\".\n\x06\x43\x61ncel\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"8\n\x03\x41\x63k\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xd3\x01\n\x07Welcome\x12\x1f\n\x17report_interval_seconds\x18\x01 \x01(\x01\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\x12\x19\n\x11\x66\x65\x64\x65rator_version\x18\x03 \x01(\t\x12\x16\n\x0e\x66\x65\x64\x65rator_time\x18\x04 \x01(\x01\x12\x1a\n\x12lost_after_seconds\x18\x05 \x01(\x01\x12\x1d\n\x15order_max_age_seconds\x18\x06 \x01(\x01\x12\"\n\x1aheartbeat_interval_seconds\x18\x07 \x01(\x01\"#\n\tHeartbeat\x12\x16\n\x0e\x66\x65\x64\x65rator_time\x18\x01 \x01(\x01\">\n\x05\x45rror\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x14\n\x0cplacement_id\x18\x03 \x01(\t2Y\n\x0c\x41gentService\x12I\n\x07\x43onnect\x12\x1a.federator.v1.AgentMessage\x1a\x1e.federator.v1.FederatorMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x65\x64\x65rator/v1/agent.proto\x12\x0c\x66\x65\x64\x65rator.v1\x1a\x18\x66\x65\x64\x65rator/v1/types.proto\"\xbf\x01\n\x0c\x41gentMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.federator.v1.HelloH\x00\x12\x30\n\x08\x63\x61pacity\x18\x02 \x01(\x0b\x32\x1c.federator.v1.CapacityReportH\x00\x12-\n\njob_update\x18\x03 \x01(\x0b\x32\x17.federator.v1.JobUpdateH\x00\x12 \n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x11.federator.v1.AckH\x00\x42\x06\n\x04\x62ody\"\x8a\x02\n\x10\x46\x65\x64\x65ratorMessage\x12(\n\x07welcome\x18\x01 \x01(\x0b\x32\x15.federator.v1.WelcomeH\x00\x12&\n\x06launch\x18\x02 \x01(\x0b\x32\x14.federator.v1.LaunchH\x00\x12&\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x14.federator.v1.CancelH\x00\x12 \n\x03\x61\x63k\x18\x04 \x01(\x0b\x32\x11.federator.v1.AckH\x00\x12,\n\theartbeat\x18\x05 \x01(\x0b\x32\x17.federator.v1.HeartbeatH\x00\x12$\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.federator.v1.ErrorH\x00\x42\x06\n\x04\x62ody\"\xb7\x01\n\x05Hello\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12/\n\x06labels\x18\x03 \x03(\x0b\x32\x1f.federator.v1.Hello.LabelsEntry\x12\x15\n\ragent_version\x18\x04 \x01(\t\x12\x16\n\x0egang_admission\x18\x05 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa7\x02\n\x07GpuPool\x12\x11\n\tgpu_model\x18\x01 \x01(\t\x12\x1a\n\x12nodes_by_free_gpus\x18\x02 \x03(\x05\x12\x12\n\ntotal_gpus\x18\x03 \x01(\x05\x12\x18\n\x10\x61llocatable_gpus\x18\x04 \x01(\x05\x12\x11\n\tfree_gpus\x18\x05 \x01(\x05\x12-\n\x0bshared_gpus\x18\x06 \x03(\x0b\x32\x18.federator.v1.SharedGpus\x12)\n\thost_room\x18\x07 \x03(\x0b\x32\x16.federator.v1.HostRoom\x12-\n\x0bshared_room\x18\x08 \x03(\x0b\x32\x18.federator.v1.SharedRoom\x12\x0f\n\x07sharing\x18\n \x01(\t\x12\x12\n\nunit_milli\x18\x0b \x01(\x05\"3\n\x08HostRoom\x12\x11\n\tcpu_milli\x18\x01 \x01(\x03\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x03\"I\n\nSharedRoom\x12\x12\n\nfree_milli\x18\x01 \x01(\x05\x12\x11\n\tcpu_milli\x18\x02 \x01(\x03\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x03\"/\n\nSharedGpus\x12\x12\n\nfree_milli\x18\x01 \x01(\x05\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"\xb4\x02\n\x0e\x43\x61pacityReport\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12(\n\tgpu_pools\x18\x02 \x03(\x0b\x32\x15.federator.v1.GpuPool\x12\x1d\n\x15\x63pu_milli_allocatable\x18\x03 \x01(\x03\x12\x16\n\x0e\x63pu_milli_free\x18\x04 \x01(\x03\x12 \n\x18memory_bytes_allocatable\x18\x05 \x01(\x03\x12\x19\n\x11memory_bytes_free\x18\x06 \x01(\x03\x12\x1f\n\x17node_cpu_milli_free_max\x18\x07 \x01(\x03\x12\"\n\x1anode_memory_bytes_free_max\x18\x08 \x01(\x03\x12\x15\n\rplacement_ids\x18\t \x03(\t\x12\x16\n\x0eworkload_kinds\x18\n \x03(\t\"}\n\tJobUpdate\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12%\n\x05phase\x18\x02 \x01(\x0e\x32\x16.federator.v1.JobPhase\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x12\n\ngeneration\x18\x04 \x01(\x03\x12\x0e\n\x06resync\x18\x05 \x01(\x08\"\x85\x01\n\x06Launch\x12*\n\tplacement\x18\x01 \x01(\x0b\x32\x17.federator.v1.Placement\x12#\n\x04spec\x18\x02 \x01(\x0b\x32\x15.federator.v1.JobSpec\x12\x11\n\tissued_at\x18\x03 \x01(\x01\x12\x17\n\x0fmax_age_seconds\x18\x04 \x01(\x01\".\n\x06\x43\x61ncel\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"8\n\x03\x41\x63k\x12\x14\n\x0cplacement_id\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xd3\x01\n\x07Welcome\x12\x1f\n\x17report_interval_seconds\x18\x01 \x01(\x01\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\x12\x19\n\x11\x66\x65\x64\x65rator_version\x18\x03 \x01(\t\x12\x16\n\x0e\x66\x65\x64\x65rator_time\x18\x04 \x01(\x01\x12\x1a\n\x12lost_after_seconds\x18\x05 \x01(\x01\x12\x1d\n\x15order_max_age_seconds\x18\x06 \x01(\x01\x12\"\n\x1aheartbeat_interval_seconds\x18\x07 \x01(\x01\"#\n\tHeartbeat\x12\x16\n\x0e\x66\x65\x64\x65rator_time\x18\x01 \x01(\x01\">\n\x05\x45rror\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x14\n\x0cplacement_id\x18\x03 \x01(\t2Y\n\x0c\x41gentService\x12I\n\x07\x43onnect\x12\x1a.federator.v1.AgentMessage\x1a\x1e.federator.v1.FederatorMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,33 +40,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FEDERATORMESSAGE']._serialized_start=263
   _globals['_FEDERATORMESSAGE']._serialized_end=529
   _globals['_HELLO']._serialized_start=532
-  _globals['_HELLO']._serialized_end=691
-  _globals['_HELLO_LABELSENTRY']._serialized_start=646
-  _globals['_HELLO_LABELSENTRY']._serialized_end=691
-  _globals['_GPUPOOL']._serialized_start=694
-  _globals['_GPUPOOL']._serialized_end=989
-  _globals['_HOSTROOM']._serialized_start=991
-  _globals['_HOSTROOM']._serialized_end=1042
-  _globals['_SHAREDROOM']._serialized_start=1044
-  _globals['_SHAREDROOM']._serialized_end=1117
-  _globals['_SHAREDGPUS']._serialized_start=1119
-  _globals['_SHAREDGPUS']._serialized_end=1166
-  _globals['_CAPACITYREPORT']._serialized_start=1169
-  _globals['_CAPACITYREPORT']._serialized_end=1477
-  _globals['_JOBUPDATE']._serialized_start=1479
-  _globals['_JOBUPDATE']._serialized_end=1604
-  _globals['_LAUNCH']._serialized_start=1607
-  _globals['_LAUNCH']._serialized_end=1740
-  _globals['_CANCEL']._serialized_start=1742
-  _globals['_CANCEL']._serialized_end=1788
-  _globals['_ACK']._serialized_start=1790
-  _globals['_ACK']._serialized_end=1846
-  _globals['_WELCOME']._serialized_start=1849
-  _globals['_WELCOME']._serialized_end=2060
-  _globals['_HEARTBEAT']._serialized_start=2062
-  _globals['_HEARTBEAT']._serialized_end=2097
-  _globals['_ERROR']._serialized_start=2099
-  _globals['_ERROR']._serialized_end=2161
-  _globals['_AGENTSERVICE']._serialized_start=2163
-  _globals['_AGENTSERVICE']._serialized_end=2252
+  _globals['_HELLO']._serialized_end=715
+  _globals['_HELLO_LABELSENTRY']._serialized_start=670
+  _globals['_HELLO_LABELSENTRY']._serialized_end=715
+  _globals['_GPUPOOL']._serialized_start=718
+  _globals['_GPUPOOL']._serialized_end=1013
+  _globals['_HOSTROOM']._serialized_start=1015
+  _globals['_HOSTROOM']._serialized_end=1066
+  _globals['_SHAREDROOM']._serialized_start=1068
+  _globals['_SHAREDROOM']._serialized_end=1141
+  _globals['_SHAREDGPUS']._serialized_start=1143
+  _globals['_SHAREDGPUS']._serialized_end=1190
+  _globals['_CAPACITYREPORT']._serialized_start=1193
+  _globals['_CAPACITYREPORT']._serialized_end=1501
+  _globals['_JOBUPDATE']._serialized_start=1503
+  _globals['_JOBUPDATE']._serialized_end=1628
+  _globals['_LAUNCH']._serialized_start=1631
+  _globals['_LAUNCH']._serialized_end=1764
+  _globals['_CANCEL']._serialized_start=1766
+  _globals['_CANCEL']._serialized_end=1812
+  _globals['_ACK']._serialized_start=1814
+  _globals['_ACK']._serialized_end=1870
+  _globals['_WELCOME']._serialized_start=1873
+  _globals['_WELCOME']._serialized_end=2084
+  _globals['_HEARTBEAT']._serialized_start=2086
+  _globals['_HEARTBEAT']._serialized_end=2121
+  _globals['_ERROR']._serialized_start=2123
+  _globals['_ERROR']._serialized_end=2185
+  _globals['_AGENTSERVICE']._serialized_start=2187
+  _globals['_AGENTSERVICE']._serialized_end=2276
 # @@protoc_insertion_point(module_scope)

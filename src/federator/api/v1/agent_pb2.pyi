@@ -37,7 +37,7 @@ class FederatorMessage(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., launch: _Optional[_Union[Launch, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("cluster", "region", "labels", "agent_version")
+    __slots__ = ("cluster", "region", "labels", "agent_version", "gang_admission")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -49,11 +49,13 @@ class Hello(_message.Message):
     REGION_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GANG_ADMISSION_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     region: str
     labels: _containers.ScalarMap[str, str]
     agent_version: str
-    def __init__(self, cluster: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., agent_version: _Optional[str] = ...) -> None: ...
+    gang_admission: str
+    def __init__(self, cluster: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., agent_version: _Optional[str] = ..., gang_admission: _Optional[str] = ...) -> None: ...
 
 class GpuPool(_message.Message):
     __slots__ = ("gpu_model", "nodes_by_free_gpus", "total_gpus", "allocatable_gpus", "free_gpus", "shared_gpus", "host_room", "shared_room", "sharing", "unit_milli")

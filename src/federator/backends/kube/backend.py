@@ -22,6 +22,7 @@ from typing import Any
 from federator.agent.backend import UpdateCallback
 from federator.backends.kube import accelerators
 from federator.backends.kube.accelerators import AcceleratorRequest, RenderError
+from federator.backends.kube.admission import DEFAULT_GANG_TIMEOUT_SECONDS, SUSPEND_FIELD, GangAdmission, group_kind
 from federator.backends.kube.api import (
     DEVICE_CLASSES,
     JOBS,
@@ -42,6 +43,7 @@ from federator.backends.kube.api import (
 from federator.backends.kube.capacity import DEFAULT_TOLERATED_TAINTS, cluster_capacity, node_usable
 from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.discovery import Discovery
+from federator.backends.kube.gang import GangGuard
 from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.workloads import (
@@ -76,7 +78,8 @@ class KubeBackend:
     def __init__(self, api: KubeApi, *, namespace: str, tolerated_taints: frozenset[str] = DEFAULT_TOLERATED_TAINTS,
                  finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS, sync_timeout: float = 60.0,
                  watch_timeout: int = 60, discovery_interval: float = 60.0,
-                 discovery: Discovery | None = None) -> None:
+                 discovery: Discovery | None = None, cluster: str = "", kueue_queue: str = "",
+                 gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS) -> None:
         self.api = api
         self.discovery = discovery or Discovery()
         self.namespace = namespace
@@ -93,7 +96,12 @@ class KubeBackend:
         self.workloads: dict[str, Informer] = {}  # "Kind.group" -> the informer of the federator's objects
         self.jobs = self._workload_informer(adapter_for({"apiVersion": "batch/v1", "kind": "Job"}))
         self.deployments = self._workload_informer(adapter_for({"apiVersion": "apps/v1", "kind": "Deployment"}))
-        self._informers = [self.nodes, self.pods, self.jobs, self.deployments]
+        # All-or-nothing on this cluster: Kueue mode, or the gang timeout (gang.py).
+        self.gang = GangGuard(api, namespace=namespace, cluster=cluster or "this cluster", kueue_queue=kueue_queue,
+                              gang_timeout=gang_timeout, watch_timeout=watch_timeout,
+                              on_kueue_event=self._kueue_event)
+        self._informers = [self.nodes, self.pods, self.jobs, self.deployments, *self.gang.informers]
+        self._gang_task: asyncio.Task[None] | None = None
         self._discovery: asyncio.Task[None] | None = None
         # DRA (resource.k8s.io/v1): started only where the API serves it and RBAC allows reading it.
         self.slices = Informer(api, RESOURCE_SLICES, name="resourceslices", watch_timeout=watch_timeout)
@@ -140,8 +148,16 @@ class KubeBackend:
             except KubeError as exc:
                 log.warning("API discovery failed (%s); the kinds found so far stay", exc)
 
+    @property
+    def gang_admission(self) -> GangAdmission:
+        """What admits a gang whole here (sent in the agent's Hello)."""
+        return self.gang.admission
+
     async def start(self, on_update: UpdateCallback) -> None:
         self._on_update = on_update
+        problem = await asyncio.to_thread(self.gang.check)
+        if problem:
+            raise KubeError(0, problem)
         try:
             await self.discover()
         except KubeError as exc:
@@ -160,6 +176,8 @@ class KubeBackend:
                                f"within {self.sync_timeout:g}s") from None
         self._started = True
         self._discovery = asyncio.get_running_loop().create_task(self._rediscover())
+        if self.gang.admission is GangAdmission.NONE and self.gang.gang_timeout > 0:
+            self._gang_task = asyncio.get_running_loop().create_task(self._watch_gangs())
         log.info("watching %s: %d nodes, %d active pods, %d placements in namespace %s; it runs %s", self.api.server,
                  len(self.nodes.cache), len(self.pods.cache), len(self._phases), self.namespace,
                  ", ".join(sorted(self.served)))
@@ -167,6 +185,8 @@ class KubeBackend:
     async def stop(self) -> None:
         if self._discovery is not None:
             self._discovery.cancel()
+        if self._gang_task is not None:
+            self._gang_task.cancel()
         for informer in self._informers:
             informer.stop()
         for task in list(self._retries):
@@ -248,6 +268,7 @@ class KubeBackend:
         why = self._fit(placement, spec)
         if why:
             return why
+        manifest = self.gang.prepare(manifest, pid)  # Kueue mode: the LocalQueue label, suspended
         res = resource_of(adapter)
         name = manifest["metadata"]["name"]
         try:
@@ -292,6 +313,7 @@ class KubeBackend:
         phase = self._phases.get(placement_id, (JobPhase.PLACED, ""))[0]
         self._cancelled.add(placement_id)
         self._launched.pop(placement_id, None)
+        self.gang.forget(placement_id)
         try:
             await self._delete(placement_id)
         except KubeError as exc:  # keep the stream alive; delete in the background until it works
@@ -413,8 +435,47 @@ class KubeBackend:
             if workload is not None:
                 self._refresh(pid, workload)
 
+    def _kueue_event(self, owner_uid: str) -> None:
+        """Kueue changed the Workload it keeps for one of ours: its admission state may have changed."""
+        for informer in list(self.workloads.values()):
+            for workload in list(informer.cache.values()):
+                if (workload.get("metadata") or {}).get("uid") == owner_uid and (pid := placement_of(workload)):
+                    self._refresh(pid, workload)
+
+    async def _watch_gangs(self) -> None:
+        """Without a gang admitter: refuse every gang not wholly bound to nodes within the gang timeout."""
+        tick = max(0.2, min(5.0, self.gang.gang_timeout / 4))
+        while True:
+            await asyncio.sleep(tick)
+            for pid, (phase, _) in list(self._phases.items()):
+                workload = self._workload(pid)
+                if phase is not JobPhase.PLACED or pid in self._cancelled or workload is None \
+                        or group_kind(workload) not in SUSPEND_FIELD:  # gangs: the kinds that run to completion
+                    continue
+                why = self.gang.overdue(pid, self._pods_of(pid), self._replicas(pid))
+                if why:
+                    await self._refuse(pid, why)
+
+    async def _refuse(self, pid: str, why: str) -> None:
+        """Delete a placement's objects (its pods go with them) and report it stopped here, saying why."""
+        log.warning("placement %s: %s", pid, why)
+        self._cancelled.add(pid)
+        self._launched.pop(pid, None)
+        self.gang.forget(pid)
+        try:
+            await self._delete(pid)
+        except KubeError as exc:
+            log.warning("deleting the workload of %s failed (%s); retrying in the background", pid, exc)
+            task = asyncio.get_running_loop().create_task(self._delete_until_done(pid))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+        self._report(pid, JobPhase.CANCELLED, f"refused: {why}")
+
     def _refresh(self, pid: str, workload: Obj) -> None:
         phase, message = workload_phase(workload, self._pods_of(pid))
+        waiting = self.gang.wait_message(workload) if phase is JobPhase.PLACED else ""
+        if waiting:
+            message = waiting  # Kueue holds it: say why, in Kueue's words
         last = self._phases.get(pid)
         if last is not None and last[0].is_terminal:
             return  # a finished placement stays finished
@@ -422,7 +483,7 @@ class KubeBackend:
             phase, message = JobPhase.CANCELLED, "cancelled"
         elif last is not None and _RANK[phase] < _RANK[last[0]]:
             return  # a replica that finished early or restarts does not take a placement back to Placed
-        if last is None or last[0] != phase:
+        if last is None or last[0] != phase or (waiting and last[1] != message):
             self._report(pid, phase, message)
         else:
             self._phases[pid] = (phase, message)

@@ -257,7 +257,8 @@ class FederatedJobController:
         now = self.clock()
         for rec in list(self.fed.clusters.values()):
             status = member_cluster_status(state=rec.state, connected=rec.connected,
-                                           last_report_at=rec.last_report_at, capacity=rec.capacity)
+                                           last_report_at=rec.last_report_at, capacity=rec.capacity,
+                                           gang_admission=rec.gang_admission.value)
             comparable = {k: v for k, v in status.items() if k != "lastReportTime"}
             last = self._members_written.get(rec.name)
             if last is not None and last[0] == comparable and now - last[1] < refresh_after:

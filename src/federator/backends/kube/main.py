@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from typing import TYPE_CHECKING
 
@@ -15,14 +16,15 @@ if TYPE_CHECKING:
     from federator.agent.agent import AgentConfig
 
 log = logging.getLogger("federator.agent.kube")
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def run_agent(args: argparse.Namespace, config: AgentConfig) -> int:
     """`federator agent --kubeconfig PATH | --in-cluster`: the agent with the Kubernetes backend."""
     from federator.agent.agent import Agent
+    from federator.agent.runner import run
     from federator.backends.kube.api import KubeApi, KubeError
     from federator.backends.kube.backend import KubeBackend
-    from federator.cli.agent import run
 
     if not args.region:
         print("federator agent: --region is required with the Kubernetes backend", file=sys.stderr)
@@ -38,9 +40,20 @@ def run_agent(args: argparse.Namespace, config: AgentConfig) -> int:
     if args.discovery_interval <= 0:
         print("federator agent: --discovery-interval must be a positive number of seconds", file=sys.stderr)
         return 2
-    backend = KubeBackend(api, namespace=args.namespace, discovery_interval=args.discovery_interval)
-    log.info("agent for %s (%s) on %s, workloads in namespace %s, fence after %s", args.cluster, args.region,
-             api.server, args.namespace, f"{args.fence_after:g}s" if args.fence_after > 0 else "never")
+    if args.gang_timeout < 0:
+        print("federator agent: --gang-timeout: must be 0 (off) or more seconds", file=sys.stderr)
+        return 2
+    if args.kueue_queue and not _DNS_NAME.match(args.kueue_queue):
+        print(f"federator agent: --kueue-queue: {args.kueue_queue!r} is not a LocalQueue name (a lower-case DNS "
+              "name of at most 63 characters)", file=sys.stderr)
+        return 2
+    backend = KubeBackend(api, namespace=args.namespace, discovery_interval=args.discovery_interval,
+                          cluster=args.cluster, kueue_queue=args.kueue_queue, gang_timeout=args.gang_timeout)
+    log.info("agent for %s (%s) on %s, workloads in namespace %s, fence after %s, gangs admitted by %s",
+             args.cluster, args.region, api.server, args.namespace,
+             f"{args.fence_after:g}s" if args.fence_after > 0 else "never",
+             f"Kueue (LocalQueue {args.kueue_queue})" if args.kueue_queue else
+             f"nothing (gang timeout {args.gang_timeout:g}s)" if args.gang_timeout > 0 else "nothing (no gang timeout)")
     return run(Agent(config, backend), fatal=(KubeError,))
 
 

@@ -109,7 +109,8 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "placementId": job.placements[0].placement_id if job.placements else "",
         "placementIds": [p.placement_id for p in job.placements],
         "gpus": format_gpus(job.spec.total.gpu_milli),
-        "message": job.message,
+        # Pending: the scheduler's reason; Placed: what the member waits for (e.g. Kueue's reason); then the end.
+        "message": job.message or (reason.message if reason and phase is JobPhase.PENDING else ""),
         "pendingReason": {"code": reason.code.value, "message": reason.message} if reason else None,
         "observedGeneration": generation,
         "placementGeneration": job.generation,
@@ -159,7 +160,9 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
         ],
         placed_at=parse_timestamp(status.get("placedAt")),
         finished_at=parse_timestamp(status.get("finishedAt")),
-        message=str(status.get("message", "")),
+        # A Pending job's status message repeats its pending reason (for kubectl's Message column): not its own.
+        message="" if status.get("phase") == JobPhase.PENDING.value and status.get("message") == reason.get("message")
+        else str(status.get("message", "")),
         generation=int(status.get("placementGeneration", 0)),
     )
 
@@ -179,8 +182,10 @@ def kinds_text(capacity: ClusterCapacity) -> str:
 
 
 def member_cluster_status(*, state: ClusterState, connected: bool, last_report_at: float,
-                          capacity: ClusterCapacity | None) -> Obj:
+                          capacity: ClusterCapacity | None, gang_admission: str = "") -> Obj:
     status: Obj = {"state": state.value, "connected": connected, "lastReportTime": timestamp(last_report_at)}
+    if gang_admission:
+        status["gangAdmission"] = gang_admission
     if capacity is not None:
         status.update({
             "gpusFree": capacity.free_gpus,

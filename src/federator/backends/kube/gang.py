@@ -1,0 +1,129 @@
+"""The agent's gang guard: all-or-nothing admission of each placement on its member cluster.
+
+`KubeBackend` asks it three things (see `admission` for the why):
+
+* `prepare(manifest)`: in Kueue mode, the LocalQueue label and the suspend switch;
+* `wait_message(workload)`: while Kueue holds a placement, Kueue's reason, read
+  from the Kueue Workload that Kueue made for it (watched by an informer);
+* `overdue(pid, pods, replicas)`: without a gang admitter, whether a placement's
+  pods have had `gang_timeout` seconds to all bind and have not.
+
+The clock starts when this agent process launched the placement, or when it
+first saw the workload (after a restart), so a restarted agent never deletes a
+gang on the strength of time it did not watch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from federator.backends.kube.admission import (
+    DEFAULT_GANG_TIMEOUT_SECONDS,
+    GangAdmission,
+    is_suspended,
+    kueue_admit,
+    kueue_wait_message,
+    owner_uids,
+    unbound_gang,
+)
+from federator.backends.kube.api import KubeApi, KubeError, NotFoundError, Obj, Resource
+from federator.backends.kube.informer import Informer
+
+KUEUE_WORKLOADS = Resource("kueue.x-k8s.io/v1beta2", "workloads")
+KUEUE_LOCAL_QUEUES = Resource("kueue.x-k8s.io/v1beta2", "localqueues")
+
+
+class GangGuard:
+    """Kueue mode (`kueue_queue` set) or the gang timeout, for the placements of one namespace."""
+
+    def __init__(self, api: KubeApi, *, namespace: str, cluster: str, kueue_queue: str = "",
+                 gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS, watch_timeout: int = 60,
+                 on_kueue_event: Callable[[str], None] = lambda _uid: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.cluster = cluster
+        self.kueue_queue = kueue_queue
+        self.gang_timeout = gang_timeout
+        self.clock = clock
+        self._since: dict[str, float] = {}  # placement id -> when this process started its clock
+        self._on_kueue_event = on_kueue_event
+        self.kueue_workloads: Informer | None = None
+        if kueue_queue:
+            self.kueue_workloads = Informer(api, KUEUE_WORKLOADS, namespace=namespace, name="kueue-workloads",
+                                            on_event=self._kueue_event, watch_timeout=watch_timeout)
+
+    @property
+    def admission(self) -> GangAdmission:
+        return GangAdmission.KUEUE if self.kueue_queue else GangAdmission.NONE
+
+    @property
+    def informers(self) -> tuple[Informer, ...]:
+        return (self.kueue_workloads,) if self.kueue_workloads is not None else ()
+
+    def check(self) -> str:
+        """Blocking: "" or why Kueue mode cannot work here (Kueue's API missing); a missing LocalQueue is
+        not an error (Kueue itself says so on every Workload, and the user sees it)."""
+        if not self.kueue_queue:
+            return ""
+        try:
+            self.api.get(KUEUE_LOCAL_QUEUES, self.kueue_queue, self.namespace)
+        except NotFoundError as exc:
+            if "localqueues" in str(exc) and self.kueue_queue in str(exc):
+                return ""  # the API exists; the LocalQueue does not (yet)
+            return f"--kueue-queue: Kueue's API ({KUEUE_LOCAL_QUEUES.group_version}) is not served by " \
+                   f"{self.api.server}: is Kueue installed? ({exc})"
+        except KubeError as exc:
+            return f"--kueue-queue: reading LocalQueue {self.namespace}/{self.kueue_queue}: {exc}"
+        return ""
+
+    # -- launch ---------------------------------------------------------------
+
+    def prepare(self, manifest: Obj, placement_id: str) -> Obj:
+        """The rendered workload, handed to Kueue in Kueue mode; starts the placement's clock."""
+        self._since.setdefault(placement_id, self.clock())
+        return kueue_admit(manifest, self.kueue_queue)
+
+    def forget(self, placement_id: str) -> None:
+        self._since.pop(placement_id, None)
+
+    # -- reading back ------------------------------------------------------------
+
+    def wait_message(self, workload: Mapping[str, Any]) -> str:
+        """Kueue's reason while Kueue holds the workload suspended ("" when it does not)."""
+        if not self.kueue_queue or not is_suspended(workload):
+            return ""
+        return kueue_wait_message(self.cluster, self.kueue_queue, self._kueue_workload_of(workload))
+
+    def overdue(self, placement_id: str, pods: Iterable[Mapping[str, Any]], replicas: int) -> str:
+        """Without a gang admitter: why the gang is refused now ("" while it is whole or still in time)."""
+        if self.kueue_queue or self.gang_timeout <= 0:
+            return ""
+        started = self._since.setdefault(placement_id, self.clock())
+        why = unbound_gang(pods, replicas)
+        if not why:
+            self._since.pop(placement_id, None)  # whole once: the timeout is over for this placement
+            return ""
+        waited = self.clock() - started
+        if waited < self.gang_timeout:
+            return ""
+        return (f"gang timeout on {self.cluster}: {why} after {waited:.0f}s (--gang-timeout "
+                f"{self.gang_timeout:g}s); deleted the workload so no partial gang holds accelerators")
+
+    def _kueue_workload_of(self, workload: Mapping[str, Any]) -> Obj | None:
+        if self.kueue_workloads is None:
+            return None
+        uid = str((workload.get("metadata") or {}).get("uid") or "")
+        for obj in self.kueue_workloads.cache.values():
+            if uid and uid in owner_uids(obj):
+                return obj
+        return None
+
+    def _kueue_event(self, _kind: str, obj: Obj) -> None:
+        for uid in owner_uids(obj):
+            self._on_kueue_event(uid)
+
+
+__all__ = ["KUEUE_LOCAL_QUEUES", "KUEUE_WORKLOADS", "GangGuard"]

@@ -1,0 +1,106 @@
+"""Gang admission on a member: Kueue mode's label/suspend and reasons, the gang timeout (pure parts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federator.backends.kube.admission import (
+    KUEUE_QUEUE_LABEL,
+    GangAdmission,
+    is_suspended,
+    kueue_admit,
+    kueue_state,
+    kueue_wait_message,
+    unbound_gang,
+)
+from federator.backends.kube.gang import GangGuard
+
+
+def _job() -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "labels": {"a": "b"}},
+            "spec": {"parallelism": 2}}
+
+
+def test_kueue_mode_labels_the_workload_and_suspends_the_kinds_that_can_be() -> None:
+    job = kueue_admit(_job(), "team-a")
+    assert job["metadata"]["labels"] == {"a": "b", KUEUE_QUEUE_LABEL: "team-a"}
+    assert job["spec"]["suspend"] is True and is_suspended(job)
+    pytorch = kueue_admit({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {}}, "q")
+    assert pytorch["spec"]["runPolicy"]["suspend"] is True
+    jobset = kueue_admit({"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "spec": {}}, "q")
+    assert jobset["spec"]["suspend"] is True
+    lws = kueue_admit({"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "spec": {}}, "q")
+    assert lws["metadata"]["labels"][KUEUE_QUEUE_LABEL] == "q" and "suspend" not in lws["spec"]
+    assert kueue_admit(_job(), "") == _job()  # off: untouched
+
+
+def test_kueue_reasons_are_read_from_the_workload_conditions() -> None:
+    pending = {"status": {"conditions": [{"type": "QuotaReserved", "status": "False", "reason": "Pending",
+                                          "message": "couldn't assign flavors to pod set main: insufficient quota "
+                                                     "for nvidia.com/gpu in flavor a100, 8 more needed"}]}}
+    assert kueue_state(pending)[0] == "Pending"
+    message = kueue_wait_message("member-b", "lq", pending)
+    assert message.startswith("waiting for Kueue admission on member-b: couldn't assign flavors")
+    admitted = {"status": {"conditions": [
+        {"type": "QuotaReserved", "status": "True", "message": "ok"},
+        {"type": "Admitted", "status": "True", "message": "The workload is admitted"}]}}
+    assert kueue_state(admitted) == ("Admitted", "The workload is admitted")
+    evicted = {"status": {"conditions": [{"type": "Evicted", "status": "True", "message": "preempted"}]}}
+    assert kueue_wait_message("m", "lq", evicted) == "evicted by Kueue on m: preempted"
+    assert kueue_wait_message("m", "lq", None) == "waiting for Kueue admission on m: no Workload yet"
+
+
+def _pod(node: str = "", phase: str = "Pending", why: str = "") -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase}
+    if why:
+        status["conditions"] = [{"type": "PodScheduled", "status": "False", "message": why}]
+    return {"spec": {"nodeName": node} if node else {}, "status": status}
+
+
+def test_a_gang_is_whole_once_every_pod_is_bound() -> None:
+    assert unbound_gang([_pod("n1", "Running"), _pod("n2", "Succeeded")], 2) == ""
+    why = unbound_gang([_pod("n1", "Running"), _pod(why="0/2 nodes are available: 1 Insufficient cpu.")], 2)
+    assert why == "1 of 2 pods bound to nodes (0/2 nodes are available: 1 Insufficient cpu.)"
+    assert unbound_gang([], 2) == "0 of 2 pods bound to nodes"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_gang_timeout_refuses_only_after_the_timeout_and_only_partial_gangs() -> None:
+    clock = _Clock()
+    guard = GangGuard(object(), namespace="w", cluster="member-a", gang_timeout=10, clock=clock)  # type: ignore[arg-type]
+    assert guard.admission is GangAdmission.NONE and not guard.informers
+    guard.prepare(_job(), "p1")
+    partial = [_pod("n1", "Running"), _pod(why="Insufficient cpu")]
+    clock.now += 9
+    assert guard.overdue("p1", partial, 2) == ""
+    clock.now += 2
+    why = guard.overdue("p1", partial, 2)
+    assert why.startswith("gang timeout on member-a: 1 of 2 pods bound to nodes (Insufficient cpu) after 11s")
+    # A gang that was whole once is never refused later (a pod finishing early is not a partial gang).
+    guard.prepare(_job(), "p2")
+    assert guard.overdue("p2", [_pod("n1"), _pod("n2")], 2) == ""
+    clock.now += 100
+    assert guard.overdue("p2", partial, 2) == ""
+
+
+def test_kueue_mode_has_no_gang_timeout() -> None:
+    clock = _Clock()
+    guard = GangGuard(object(), namespace="w", cluster="b", kueue_queue="lq", gang_timeout=1,  # type: ignore[arg-type]
+                      clock=clock)
+    assert guard.admission is GangAdmission.KUEUE
+    guard.prepare(_job(), "p")
+    clock.now += 1000
+    assert guard.overdue("p", [], 2) == ""
+
+
+def test_gang_admission_from_the_wire() -> None:
+    assert GangAdmission.parse("kueue") is GangAdmission.KUEUE
+    assert GangAdmission.parse("") is GangAdmission.UNKNOWN
+    assert GangAdmission.parse("volcano") is GangAdmission.NONE  # unknown admitters are not trusted to gang
