@@ -181,6 +181,7 @@ class Authenticator:
                  tokens: Sequence[str | Token] = (), trust: Trust | None = None) -> None:
         self.insecure = insecure
         self.trust = trust
+        self._trust_checked: dict[bytes, tuple[str, str]] = {}  # PEM -> (issuer, problem); the trust never changes
         self.revocations = revocations or RevocationList(None)
         self._tokens = tuple((t.secret.encode(), t) for t in (Token(x) if isinstance(x, str) else x for x in tokens)
                              if t.secret)
@@ -204,7 +205,13 @@ class Authenticator:
                                                     f"{cert.serial_number:x}) is revoked")
         issuer = ""
         if self.trust is not None:
-            issuer, problem = self.trust.check(identity, cert)
+            checked = self._trust_checked.get(pem)
+            if checked is None:  # a signature check per CA: once per distinct certificate, not per call
+                checked = self.trust.check(identity, cert)
+                if len(self._trust_checked) >= 4096:
+                    self._trust_checked.clear()
+                self._trust_checked[pem] = checked
+            issuer, problem = checked
             if problem:
                 return AuthDenied(RejectReason.IDENTITY_MISMATCH, problem)
             if self.trust.revoked(issuer, identity, cert.serial_number):
