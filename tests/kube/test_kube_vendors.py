@@ -187,3 +187,25 @@ def test_a_fraction_stays_pending_naming_what_is_missing_where_no_member_shares_
         print(vkube.kubectl("host", "get", "fj", "half-mi300x", "-n", NAMESPACE, "-o", "wide").stdout, message)
     finally:
         vkube.kubectl("host", "delete", "fj", "half-mi300x", "-n", NAMESPACE, "--timeout=60s", check=False)
+
+
+def test_an_ascend_placement_asks_for_the_mindcluster_resource_and_pins_the_chip(vkube: Kube) -> None:
+    _apply(vkube, {"metadata": {"name": "on-ascend"}, "spec": {
+        "kind": "training", "replicas": 2, "resources": {"nvidia.com/gpu": 8, "cpu": "2"}, "gpuModels": ["910B3"],
+        "template": {"metadata": {"annotations": {DELAY: "600s"}},
+                     "spec": {"containers": [{"name": "train", "image": "registry.invalid/llm-train:cann8"}]}}}})
+    try:
+        eventually(lambda: _status(vkube, "on-ascend").get("phase") == "Running", timeout=120,
+                   what=f"on-ascend Running: {_status(vkube, 'on-ascend')}\n{vkube.logs()}")
+        status = _status(vkube, "on-ascend")
+        assert status["cluster"] == "ascend"
+        pods = _pods(vkube, "ascend", status["placementId"])
+        assert len(pods) == 2 and {p["spec"]["nodeName"] for p in pods} == {"ascend-910b-0", "ascend-910b-1"}
+        for pod in pods:
+            main = pod["spec"]["containers"][0]
+            assert main["resources"]["limits"] == {"huawei.com/Ascend910": "8"}
+            assert "nvidia.com/gpu" not in main["resources"]["requests"]
+            assert pod["spec"]["nodeSelector"]["huawei.com/npu.chip.name"] == "910B3"
+            assert main["image"] == "registry.invalid/llm-train:cann8"
+    finally:
+        vkube.kubectl("host", "delete", "fj", "on-ascend", "-n", NAMESPACE, "--timeout=60s", check=False)
