@@ -174,6 +174,8 @@ class FgdIndex:
 
     def choose(self, r: Resources, models: Iterable[str]) -> tuple[int, tuple[int, ...]] | None:
         """The node and GPU slots where one replica of `r` grows the expected fragment least."""
+        if not r.gpu_milli:
+            return self._choose_host(r, models)
         whole = r.gpu_milli % MILLI == 0
         g = r.gpu_milli // MILLI if whole else 1
         d = MILLI if whole else r.gpu_milli
@@ -200,6 +202,25 @@ class FgdIndex:
                         slots = tuple([s for s, u in enumerate(n.used) if MILLI - u == f][:g])
                         best = (delta, i, slots)
         return None if best is None else (best[1], best[2])
+
+
+    def _choose_host(self, r: Resources, models: Iterable[str]) -> tuple[int, tuple[int, ...]] | None:
+        """A replica without GPUs: the GPU node where taking its CPU and memory strands the fewest GPUs
+        (those whose node can no longer host the work that wants them), fullest node first on a tie."""
+        best: tuple[float, int, int] | None = None
+        for model in models:
+            for (free, mask), members in self._groups.get(model, {}).items():
+                i = next((i for i in members if self.nodes[i].free_cpu_milli >= r.cpu_milli
+                          and self.nodes[i].free_memory_bytes >= r.memory_bytes), None)
+                if i is None:
+                    continue
+                n = self.nodes[i]
+                after = self._mask(model, n.free_cpu_milli - r.cpu_milli, n.free_memory_bytes - r.memory_bytes)
+                delta = self.expected(model, free, after) - self.expected(model, free, mask)
+                key = (delta, sum(free), i)
+                if best is None or key < best:
+                    best = key
+        return None if best is None else (best[2], ())
 
 
 @dataclass(slots=True)

@@ -238,6 +238,8 @@ class NodeSet:
         for i in self._of_model.get("", []):  # CPU-only nodes first, then GPU nodes with the fewest free GPUs
             if self._fits_host(self.nodes[i], r):
                 return i, ()
+        if self.fit == "fgd" and self._fgd is not None:  # ... or, with FGD, that strand the fewest GPUs
+            return self._fgd.choose(r, self.models())
         depth = max((len(b) for b in self._by_free.values()), default=0)
         for k in range(depth):
             for buckets in self._by_free.values():
