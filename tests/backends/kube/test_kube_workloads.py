@@ -149,3 +149,29 @@ def test_phase_from_status(workload: dict[str, Any], pods: list[dict[str, Any]],
     got, message = workload_phase(workload, pods)
     assert got is phase
     assert says in message
+
+
+def test_the_members_accelerator_replaces_nvidia_gpu_in_the_rendered_workload() -> None:
+    """A placement on another vendor's pool (here an Ascend 910B chosen for the job) asks that vendor's resource."""
+    from federator.backends.kube.accelerators import render
+    from federator.backends.kube.devices import DeviceGroup, Sharing
+    from federator.backends.kube.workloads import RenderOptions
+
+    ascend = DeviceGroup(node="n", vendor="huawei", model="910B3", resource="huawei.com/Ascend910",
+                         selector=(("huawei.com/npu.chip.name", "910B3"),), sharing=Sharing.NONE, devices=8, units=8,
+                         unit_milli=1000)
+    job = build_workload(placement(model="910B3"), spec(template=TRAINER, gpu_milli=8000), namespace="w",
+                         options=RenderOptions(accelerator=render(ascend, 8000)))
+    pod = job["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+    assert main["resources"]["limits"] == {"huawei.com/Ascend910": "8"}
+    assert "nvidia.com/gpu" not in main["resources"]["requests"] and main["resources"]["requests"]["cpu"] == "32"
+    assert pod["nodeSelector"] == {"zone": "a", "huawei.com/npu.chip.name": "910B3"}
+    assert [t["key"] for t in pod["tolerations"]] == ["huawei.com/Ascend910"]
+    assert main["image"] == "trainer:1"
+
+    half = build_workload(placement(model="NVIDIA-L4-SHARED"), spec(JobKind.INFERENCE, gpu_milli=500), namespace="w",
+                          options=RenderOptions(accelerator=render(DeviceGroup(
+                              node="n", vendor="nvidia", model="NVIDIA-L4-SHARED", resource="nvidia.com/gpu",
+                              selector=(), sharing=Sharing.TIME_SLICING, devices=4, units=16, unit_milli=250), 500)))
+    assert half["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "2"}
