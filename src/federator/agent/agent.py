@@ -272,8 +272,10 @@ class Agent:
         try:
             async for msg in self._outgoing():
                 await call.write(msg)
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:  # the call ended under us
-            self._end_session(f"sending failed: {_why(exc) if isinstance(exc, grpc.aio.AioRpcError) else exc}")
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            # The call ended under us. The reader still hands on what the federator sent before the end (a
+            # Cancel, say), and then sees the end itself: ending the session here would cut that short.
+            return
 
     def _end_session(self, why: str) -> None:
         """End the current stream from the agent's side (the reader may be waiting for a message that never
