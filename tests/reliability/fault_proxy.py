@@ -102,6 +102,15 @@ class Proxy:
         self.cut()
         if self._server is not None:
             self._loop.call_soon_threadsafe(self._server.close)
+
+        async def drain() -> None:  # every connection's task ends here, none is left pending at exit
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(drain(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
