@@ -55,7 +55,7 @@ def test_a_silent_link_is_noticed_within_the_lease_and_the_old_copy_stops_before
         a_log = (fed.workdir / "agent-a-1.log").read_text().splitlines()
     noticed = next(line for line in a_log if "no message from the federator for" in line and at(line) >= silenced)
     silent_for = float(re.search(r"for ([0-9.]+)s", noticed).group(1))  # type: ignore[union-attr]
-    assert LEASE < silent_for <= LEASE + 2 * TICK, noticed  # the agent's own measure: within the lease
+    assert LEASE <= silent_for <= LEASE + 2 * TICK, noticed  # the agent's own measure (to 0.1 s): the lease
     print(f"noticed {(at(noticed) - silenced).total_seconds():.2f}s after the link went silent "
           f"(lease {LEASE}s): {noticed}")
     fenced = at(next(line for line in a_log if f"fenced: stopping placement {old}" in line))
