@@ -37,7 +37,7 @@ def at(line: str) -> datetime:
 def test_an_agent_resumed_after_a_freeze_past_lost_after_fences_first_and_launches_nothing_stale(
         federation_factory: Callable[..., LocalFederation]) -> None:
     # lost-after 4 s, orders at most 1 s old (a quarter): a-1 without --fence-after fences after 3 s away.
-    fed = federation_factory("--lease-seconds", "2", "--lost-after", "4", agents=("a-1",))
+    fed = federation_factory("--lease-seconds", "3", "--lost-after", "4", agents=("a-1",))
     (long,) = submit_specs(fed.client, [job("long", duration="300s")])
     first = eventually(lambda: (j := jobs_by_name(fed)["long"]).phase is JobPhase.RUNNING and j,
                        what="the job to run on a-1")
@@ -49,7 +49,8 @@ def test_an_agent_resumed_after_a_freeze_past_lost_after_fences_first_and_launch
     try:
         # a-1 is still Ready for a lease: a job placed now has its Launch waiting in a-1's socket buffer.
         (late,) = submit_specs(fed.client, [job("late", duration="300s")])
-        stale = eventually(lambda: (j := jobs_by_name(fed)["late"]).placements and j, what="late placed on a-1")
+        stale = eventually(lambda: (j := jobs_by_name(fed)["late"]).placements and j, timeout=3,
+                           what="late placed on a-1 while a-1 is still Ready (within the 3 s lease)")
         stale_id = stale.placements[0].placement_id
         assert stale.placements[0].cluster == "a-1"
         fed.start_agent("b-1")
