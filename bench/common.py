@@ -1,18 +1,18 @@
-"""Shared builders for the benchmarks: mixed-GPU clusters and mixed-shape job sets, seeded."""
+"""Shared builders for the benchmarks: mixed-accelerator clusters and mixed-shape job sets, seeded."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
 
-from federator.model import ClusterCapacity, ClusterInfo, GpuPool, JobId, JobKind, JobSpec, Resources
+from federator.model import AcceleratorPool, ClusterCapacity, ClusterInfo, JobId, JobKind, JobSpec, Resources
 from federator.scheduler import PlacementRequest
 
 GiB = 2**30
-# (model, GPUs per node, share of a cluster's nodes)
+# (model, accelerators per node, share of a cluster's nodes)
 NODE_MIX = (("NVIDIA-H100-80GB-HBM3", 8, 0.3), ("NVIDIA-A100-SXM4-80GB", 8, 0.3), ("NVIDIA-L40S", 4, 0.2),
             ("NVIDIA-A10", 1, 0.2))
-# (share, kind, replicas range, GPUs per replica (milli), model choices)
+# (share, kind, replicas range, accelerators per replica (milli), model choices)
 JOB_MIX = (
     (0.30, JobKind.TRAINING, (1, 1), 1000, ((), ("A10",), ("L40S", "A10"))),
     (0.15, JobKind.TRAINING, (1, 1), 2000, ((), ("L40S",))),
@@ -35,13 +35,13 @@ def clusters(n: int, *, nodes: int = 1000, seed: int = 0, regions: int = 10) -> 
             count = max(1, round(nodes * share * rng.uniform(0.7, 1.3)))
             hist = [0] * 9
             hist[per_node] = count
-            pools.append(GpuPool(model, tuple(hist), count * per_node, count * per_node))
+            pools.append(AcceleratorPool(model, tuple(hist), count * per_node, count * per_node))
             cpu += count * 128_000
             mem += count * 1024 * GiB
-        cap = ClusterCapacity(gpu_pools=tuple(pools), cpu_milli_allocatable=cpu, cpu_milli_free=cpu,
+        cap = ClusterCapacity(accelerator_pools=tuple(pools), cpu_milli_allocatable=cpu, cpu_milli_free=cpu,
                               memory_bytes_allocatable=mem, memory_bytes_free=mem,
                               node_cpu_milli_free_max=128_000, node_memory_bytes_free_max=1024 * GiB)
-        labels = (("federator.io/price-per-gpu-hour", f"{rng.uniform(1.5, 4.5):.2f}"),)
+        labels = (("federator.io/price-per-accelerator-hour", f"{rng.uniform(1.5, 4.5):.2f}"),)
         out.append(ClusterInfo(f"cluster-{i:04d}", f"region-{i % regions:02d}", labels=labels, capacity=cap))
     return out
 
@@ -56,7 +56,7 @@ def jobs(n: int, *, seed: int = 0, queues: Sequence[str] = ("research", "serving
         replicas = rng.randint(lo, hi)
         gpus = max(1, milli // 1000)
         spec = JobSpec(name=f"job-{i:06d}", kind=kind, replicas=replicas,
-                       resources=Resources(4000 * gpus, 32 * GiB * gpus, milli), gpu_models=rng.choice(models),
+                       resources=Resources(4000 * gpus, 32 * GiB * gpus, milli), accelerator_models=rng.choice(models),
                        queue=rng.choice(queues), priority=rng.choice((0, 0, 0, 10)),
                        preferred_regions=(f"region-{rng.randrange(regions):02d}",) if rng.random() < 0.2 else ())
         out.append(PlacementRequest(JobId(spec.name), spec, replicas, float(i)))

@@ -1,10 +1,10 @@
-"""Fairness: three queues with weights 1:1:2 compete for one fleet; how close are their GPU shares
+"""Fairness: three queues with weights 1:1:2 compete for one fleet; how close are their accelerator shares
 to the weighted DRF share over time?
 
     python bench/fairness.py --clusters 4 --nodes 25 --hours 3
 
-Every queue alone asks for 1.25 times the fleet (8 x H100 nodes; jobs of 1, 2, 4 or 8 GPUs
-running 10-60 minutes), so the weighted DRF share of the GPUs is 25% / 25% / 50%. Replays in
+Every queue alone asks for 1.25 times the fleet (8 x H100 nodes; jobs of 1, 2, 4 or 8 accelerators
+running 10-60 minutes), so the weighted DRF share of the accelerators is 25% / 25% / 50%. Replays in
 simulated time, a cycle every 10 s; samples after the first hour (warm-up) count.
 """
 
@@ -74,7 +74,7 @@ def main() -> int:
         "gpus": gpus, "jobs": len(jobs), "samples": len(samples), "expected_share": expected,
         "mean_share": {q: round(v, 4) for q, v in mean.items()},
         "max_deviation_from_weighted_drf_share": round(worst, 4),
-        "mean_gpu_allocation_ratio": report.gpu_allocation_ratio,
+        "mean_accelerator_allocation_ratio": report.accelerator_allocation_ratio,
         "hourly_shares": [{"hour": round(t / 3600, 1), **s} for t, s in hourly],
         "wall_seconds": round(report.wall_seconds, 1),
     }, indent=2))

@@ -34,7 +34,7 @@ from federator.backends.sim.fgd import Workload
 from federator.backends.sim.fleet import ClusterSpec, NodeSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.scheduler import Scheduler, SchedulerConfig, load_policy
-from federator.scheduler.framework import gpu_model_matches
+from federator.scheduler.framework import model_matches
 from federator.simulate import Simulation, load_fleet_file
 from federator.simulate.synth import generate_mix, generate_pods
 from federator.simulate.traces import SimJob, _pod
@@ -64,7 +64,9 @@ def synthetic_nodes(seed: int = 0) -> list[NodeSpec]:
         for _ in range(count):
             nodes.append(NodeSpec(f"n{len(nodes)}", model, gpus, cpu * 1000, mem * GIB))
     rng.shuffle(nodes)
-    return [NodeSpec(f"n{i}", n.gpu_model, n.gpus, n.cpu_milli, n.memory_bytes) for i, n in enumerate(nodes)]
+    return [
+        NodeSpec(f"n{i}", n.accelerator_model, n.accelerators, n.cpu_milli, n.memory_bytes) for i, n in enumerate(nodes)
+    ]
 
 
 def fleet_nodes(fleet: str) -> list[NodeSpec]:
@@ -83,13 +85,13 @@ def deal(nodes: Sequence[NodeSpec], clusters: int) -> dict[str, ClusterSpec]:
 
 def workload(nodes: Sequence[NodeSpec], mix: str, seed: int) -> list[SimJob]:
     """The mix's pods, shuffled, cut where the GPUs asked for reach the fleet's."""
-    capacity = sum(n.gpus for n in nodes) * 1000
+    capacity = sum(n.accelerators for n in nodes) * 1000
     supply: dict[str, int] = {}
     biggest: dict[str, int] = {}
     for n in nodes:
-        if n.gpu_model:
-            supply[n.gpu_model] = supply.get(n.gpu_model, 0) + n.gpus
-            biggest[n.gpu_model] = max(biggest.get(n.gpu_model, 0), n.gpus)
+        if n.accelerator_model:
+            supply[n.accelerator_model] = supply.get(n.accelerator_model, 0) + n.accelerators
+            biggest[n.accelerator_model] = max(biggest.get(n.accelerator_model, 0), n.accelerators)
     models = sorted(supply)
     count = capacity // 400  # more than enough pods: the cut below ends the list
     knobs = MIXES[mix]
@@ -102,9 +104,9 @@ def workload(nodes: Sequence[NodeSpec], mix: str, seed: int) -> list[SimJob]:
     jobs, asked = [], 0
     for i, row in enumerate(rows):
         job = _pod(row, f"pod {i}", i)
-        if asked + job.spec.resources.gpu_milli > capacity:
+        if asked + job.spec.resources.accelerator_milli > capacity:
             break
-        asked += job.spec.resources.gpu_milli
+        asked += job.spec.resources.accelerator_milli
         jobs.append(SimJob(job.spec, float(i), None))
     return jobs
 
@@ -113,18 +115,22 @@ def node_level(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], fit: str, seed
     """One cluster of every node, each pod bound by `fit` directly (no federator)."""
     target = None
     if fit == "fgd":
-        models = sorted({n.gpu_model for n in nodes if n.gpu_model})
-        samples = [(j.spec.resources, j.spec.gpu_models, 1.0) for j in jobs]
-        target = Workload.of(samples, models, gpu_model_matches)
+        models = sorted({n.accelerator_model for n in nodes if n.accelerator_model})
+        samples = [(j.spec.resources, j.spec.accelerator_models, 1.0) for j in jobs]
+        target = Workload.of(samples, models, model_matches)
     started = time.perf_counter()
     ns = NodeSet.of(nodes, fit=fit, seed=seed, workload=target)
     placed = 0
     for j in jobs:
-        if ns.bind(j.spec.name, replicas=1, resources=j.spec.resources, gpu_model="*",
-                   wanted=j.spec.gpu_models) is None:
+        if ns.bind(j.spec.name, replicas=1, resources=j.spec.resources, accelerator_model="*",
+                   wanted=j.spec.accelerator_models) is None:
             placed += 1
-    return {"gpu_allocation_ratio": round(ns.gpu_milli_used() / ns.gpu_milli_total(), 4), "placed": placed,
-            "refused": 0, "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "accelerator_allocation_ratio": round(ns.accelerator_milli_used() / ns.accelerator_milli_total(), 4),
+        "placed": placed,
+        "refused": 0,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 POLICY: SchedulerConfig | None = None  # --policy
@@ -133,7 +139,7 @@ POLICY: SchedulerConfig | None = None  # --policy
 def federator(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], clusters: int, seed: int) -> dict[str, float]:
     sim = Simulation(deal(nodes, clusters), jobs, scheduler=Scheduler(POLICY), fit="fgd", seed=seed)
     report = sim.run("fill")
-    return {"gpu_allocation_ratio": round(report.gpu_allocation_ratio, 4), "placed": report.jobs_placed,
+    return {"accelerator_allocation_ratio": round(report.accelerator_allocation_ratio, 4), "placed": report.jobs_placed,
             "refused": report.refused, "refused_per_placement": round(report.refused / max(report.placements, 1), 4),
             "placements_per_second": round(report.placements_per_second), "seconds": round(report.wall_seconds, 1)}
 
@@ -156,7 +162,7 @@ def markdown(rows: Sequence[dict[str, object]], clusters: Sequence[int], variant
     head = "| fleet | mix | seed | pods | " + " | ".join(cols) + " | refused / placements (8) |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        cells = [f"{r[c]['gpu_allocation_ratio']:.4f}" for c in cols]  # type: ignore[index]
+        cells = [f"{r[c]['accelerator_allocation_ratio']:.4f}" for c in cols]  # type: ignore[index]
         fed = r.get(f"federator-{max(clusters)}", {})
         refused = f"{fed.get('refused', 0)} / {fed.get('placed', 0)}" if isinstance(fed, dict) else ""
         lines.append(f"| {Path(str(r['fleet'])).stem} | {r['mix']} | {r['seed']} | {r['pods']} | "

@@ -46,7 +46,7 @@ def fleet_doc(n: int, regions: int) -> dict[str, object]:
     rng = random.Random(0)
     return {"clusters": [
         {"name": f"c-{i:04d}", "region": f"region-{i % regions:02d}",
-         "labels": {"federator.io/price-per-gpu-hour": f"{rng.uniform(1.5, 4.5):.2f}"},
+         "labels": {"federator.io/price-per-accelerator-hour": f"{rng.uniform(1.5, 4.5):.2f}"},
          "nodes": [{"count": 4, "gpuModel": "NVIDIA-H100-80GB-HBM3", "gpus": 8, "cpu": 96, "memory": "1Ti"},
                    {"count": 4, "gpuModel": "NVIDIA-L40S", "gpus": 4, "cpu": 32, "memory": "256Gi"}]}
         for i in range(n)]}

@@ -115,7 +115,7 @@ def ghz(fed: LocalFederation, concurrency: int, n: int) -> dict[str, object]:
     cpu0 = cpu_seconds(fed.server.popen.pid)
     tls = user_files(fed.certs, "admin")
     data = {"spec": {"name": "g-{{.UUID}}", "kind": "JOB_KIND_TRAINING", "replicas": 1,
-                     "resources": {"cpu_milli": 4000, "memory_bytes": 17179869184, "gpu_milli": 1000}}}
+                     "resources": {"cpu_milli": 4000, "memory_bytes": 17179869184, "accelerator_milli": 1000}}}
     cmd = [str(ghz_binary()), "--proto", str(REPO / "proto/federator/v1/jobs.proto"),
            "--import-paths", str(REPO / "proto"), "--call", "federator.v1.JobService.Submit",
            "--cacert", str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key),

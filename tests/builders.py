@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from federator.model import (
     PRICE_LABEL,
+    AcceleratorPool,
     ClusterCapacity,
     ClusterInfo,
     ClusterState,
-    GpuPool,
     JobId,
     JobKind,
     JobSpec,
@@ -19,21 +19,21 @@ GiB = 2**30
 
 
 def pool(model: str, *, nodes: int = 0, free: int = 8, gpus_per_node: int = 8,
-         extra: dict[int, int] | None = None) -> GpuPool:
-    """`nodes` nodes with `free` GPUs free each, plus {free: count} extras."""
+         extra: dict[int, int] | None = None) -> AcceleratorPool:
+    """`nodes` nodes with `free` accelerators free each, plus {free: count} extras."""
     hist = [0] * (gpus_per_node + 1)
     hist[free] += nodes
     for f, n in (extra or {}).items():
         hist[f] += n
     total = sum(hist) * gpus_per_node
-    return GpuPool(model, tuple(hist), total, total)
+    return AcceleratorPool(model, tuple(hist), total, total)
 
 
-def cluster(name: str, region: str, *pools: GpuPool, cpu: int = 1000, memory_gib: int = 8192,
+def cluster(name: str, region: str, *pools: AcceleratorPool, cpu: int = 1000, memory_gib: int = 8192,
             price: float | None = None, state: ClusterState = ClusterState.READY) -> ClusterInfo:
     labels = ((PRICE_LABEL, str(price)),) if price is not None else ()
     cap = ClusterCapacity(
-        gpu_pools=tuple(pools), cpu_milli_allocatable=cpu * 1000, cpu_milli_free=cpu * 1000,
+        accelerator_pools=tuple(pools), cpu_milli_allocatable=cpu * 1000, cpu_milli_free=cpu * 1000,
         memory_bytes_allocatable=memory_gib * GiB, memory_bytes_free=memory_gib * GiB,
         node_cpu_milli_free_max=min(cpu, 128) * 1000, node_memory_bytes_free_max=min(memory_gib, 2048) * GiB,
     )
@@ -45,7 +45,7 @@ def job(name: str, *, kind: JobKind = JobKind.TRAINING, replicas: int = 1, gpus:
         regions: tuple[str, ...] = ()) -> JobSpec:
     return JobSpec(name=name, kind=kind, replicas=replicas,
                    resources=Resources(int(cpu * 1000), memory_gib * GiB, int(gpus * 1000)),
-                   gpu_models=models, queue=queue, priority=priority, preferred_regions=regions)
+                   accelerator_models=models, queue=queue, priority=priority, preferred_regions=regions)
 
 
 def request(spec: JobSpec, *, at: float = 0.0) -> PlacementRequest:

@@ -27,20 +27,20 @@ def test_examples_parse(examples: Path) -> None:
     kinds = {s.name: s.kind for s in specs}
     assert kinds["llm-pretrain"] is JobKind.TRAINING
     assert kinds["chat-inference"] is JobKind.INFERENCE
-    assert next(s for s in specs if s.name == "data-prep").resources.gpu_milli == 0
+    assert next(s for s in specs if s.name == "data-prep").resources.accelerator_milli == 0
 
 
 def test_good_document_round_trips() -> None:
     spec = parse_job(GOOD)
-    assert spec.replicas == 4 and spec.resources.gpu_milli == 8000
+    assert spec.replicas == 4 and spec.resources.accelerator_milli == 8000
     assert spec.resources.memory_bytes == 256 * 2**30
-    assert spec.gpu_models == ("H100", "A100")
+    assert spec.accelerator_models == ("H100", "A100")
     assert parse_job(spec_to_document(spec)) == spec
 
 
-def test_gpu_models_accepts_alternatives_string() -> None:
+def test_accelerator_models_accepts_alternatives_string() -> None:
     doc = {**GOOD, "spec": {**GOOD["spec"], "gpuModels": "H100|A100"}}
-    assert parse_job(doc).gpu_models == ("H100", "A100")
+    assert parse_job(doc).accelerator_models == ("H100", "A100")
 
 
 def _with(path: str, value: object) -> dict:
@@ -69,7 +69,7 @@ def _with(path: str, value: object) -> dict:
         ("spec.resources.cpu", "lots", "spec.resources.cpu", "quantity"),
         ("spec.resources.nvidia.com/gpu", 1.5, "spec.resources.nvidia.com/gpu", "fraction"),
         ("spec.priority", 10**9, "spec.priority", "integer"),
-        ("spec.gpuModels", ["H100", ""], "spec.gpuModels[1]", "GPU model"),
+        ("spec.gpuModels", ["H100", ""], "spec.gpuModels[1]", "accelerator model"),
         ("spec.regions", {"preferred": "west"}, "spec.regions.preferred", "list"),
         ("spec.colour", "blue", "spec.colour", "not a known field"),
         ("spec.regions", {"preferred": ["West Coast"]}, "spec.regions.preferred[0]", "region name"),
@@ -146,7 +146,10 @@ def test_the_kubectl_examples_are_job_files_too(examples: Path) -> None:
     specs = {s.name: s for f in sorted((examples / "k8s").glob("*.yaml")) for s in load_job_files(f)}
     assert {"llm-finetune", "pretrain", "llm-serve"} <= set(specs)
     assert specs["pretrain"].workload_kind == "JobSet.jobset.x-k8s.io"
-    assert (specs["pretrain"].replicas, specs["pretrain"].resources.gpu_milli) == (2, 8000)  # the CPU driver aside
+    assert (specs["pretrain"].replicas, specs["pretrain"].resources.accelerator_milli) == (
+        2,
+        8000,
+    )  # the CPU driver aside
     assert (specs["llm-serve"].kind, specs["llm-serve"].replicas, specs["llm-serve"].group_size) == (
         JobKind.INFERENCE, 8, 2)
 
@@ -167,3 +170,77 @@ def test_a_bad_workload_is_refused_naming_the_field(spec: dict[str, object], fie
     with pytest.raises(JobFileError) as err:
         parse_job(doc)
     assert any(p.field == field for p in err.value.problems), err.value
+
+
+# -- accelerators of any vendor ------------------------------------------------
+
+
+def _doc(**spec: object) -> dict[str, object]:
+    return {**GOOD, "spec": {"kind": "training", "replicas": 2, **spec}}
+
+
+def test_the_one_count_form_keeps_meaning_nvidia_gpus_of_any_listed_model() -> None:
+    spec = parse_job(GOOD)
+    assert spec.accelerators == ()
+    assert [(a.milli, a.model) for a in spec.alternatives()] == [(8000, "H100"), (8000, "A100")]
+
+
+def test_alternatives_each_have_their_count_and_template_and_round_trip() -> None:
+    spec = parse_job(_doc(resources={"cpu": 8}, template={"spec": {"containers": [{"image": "cuda:12"}]}},
+                          accelerators=[{"model": "H100", "count": 8},
+                                        {"model": "Ascend910B", "count": 16,
+                                         "template": {"spec": {"containers": [{"image": "cann:8"}]}}},
+                                        {"minMemoryMiB": 65536, "vendor": "amd", "count": "4"}]))
+    h100, ascend, amd = spec.accelerators
+    assert (h100.milli, h100.model, h100.pod_template_json) == (8000, "H100", "")
+    assert (ascend.milli, ascend.model) == (16000, "Ascend910B") and "cann:8" in ascend.pod_template_json
+    assert (amd.vendor, amd.min_memory_mib, amd.milli) == ("amd", 65536, 4000)
+    assert spec.resources.accelerator_milli == 0 and spec.resources.cpu_milli == 8000
+    assert parse_job(spec_to_document(spec)) == spec
+
+
+def test_another_vendors_resource_in_the_one_count_form_becomes_that_vendors_alternatives() -> None:
+    spec = parse_job(_doc(resources={"huawei.com/Ascend910": 16, "cpu": 4}, gpuModels=["Ascend910B"]))
+    assert [(a.vendor, a.model, a.milli) for a in spec.accelerators] == [("huawei", "Ascend910B", 16000)]
+    assert spec.resources.accelerator_milli == 0
+
+
+@pytest.mark.parametrize(("spec", "field", "words"), [
+    ({"resources": {"cpu": 1}, "accelerators": [{"model": "H100", "count": 8, "vendor": "acme"}]},
+     "spec.accelerators[0].vendor", "unknown vendor 'acme' (known: nvidia, amd, huawei"),
+    ({"resources": {"cpu": 1}, "accelerators": [{"model": "Ascend910B", "count": 8, "vendor": "nvidia"}]},
+     "spec.accelerators[0].vendor", "Ascend910B is a huawei model"),
+    ({"resources": {"cpu": 1}, "accelerators": [{"model": "H100"}]}, "spec.accelerators[0].count", "is required"),
+    ({"resources": {"cpu": 1}, "accelerators": [{"model": "H100", "count": "1500m"}]},
+     "spec.accelerators[0].count", "fraction of one accelerator"),
+    ({"resources": {"cpu": 1}, "accelerators": []}, "spec.accelerators", "non-empty list"),
+    ({"resources": {"nvidia.com/gpu": 8}, "accelerators": [{"model": "H100", "count": 8}]},
+     "spec.resources.nvidia.com/gpu", "give the count in spec.accelerators"),
+    ({"resources": {"acme.io/tpu": 8}}, "spec.resources.acme.io/tpu", "is not a known resource"),
+    ({"resources": {"nvidia.com/gpu": 1, "amd.com/gpu": 1}}, "spec.resources.amd.com/gpu", "one kind of accelerator"),
+], ids=["unknown-vendor", "model-of-another-vendor", "no-count", "bad-fraction", "empty", "both-forms",
+        "unknown-resource", "two-resources"])
+def test_bad_alternatives_name_the_field(spec: dict[str, object], field: str, words: str) -> None:
+    with pytest.raises(JobFileError) as err:
+        parse_job(_doc(**spec))
+    assert f"{field}: " in str(err.value) and words in str(err.value)
+
+
+def test_vendors_that_share_one_image_get_a_warning_not_a_refusal() -> None:
+    from federator.jobfile import alternative_warnings
+    shared = parse_job(_doc(resources={"cpu": 1}, template={"spec": {"containers": [{"image": "cuda:12"}]}},
+                            accelerators=[{"model": "H100", "count": 8}, {"model": "Ascend910B", "count": 16}]))
+    (warning,) = alternative_warnings(shared)
+    assert warning.startswith("spec.accelerators[1]: runs on huawei") and "nvidia" in warning
+    same_vendor = parse_job(_doc(resources={"cpu": 1}, template={"spec": {"containers": [{"image": "cuda:12"}]}},
+                                 accelerators=[{"model": "H100", "count": 8}, {"model": "A100", "count": 8}]))
+    assert alternative_warnings(same_vendor) == []
+
+
+def test_an_unknown_model_is_refused_listing_the_fleets_models() -> None:
+    from federator.jobfile import unknown_models
+    spec = parse_job(_doc(resources={"cpu": 1}, accelerators=[{"model": "H100", "count": 8},
+                                                               {"model": "Z9000", "count": 8}]))
+    problem = unknown_models(spec, [("nvidia", "NVIDIA-H100-80GB-HBM3"), ("huawei", "Ascend910B")])
+    assert problem.startswith("spec.accelerators[1].model: ") and "huawei/Ascend910B" in problem
+    assert unknown_models(spec, [("acme", "Z9000")]) == ""

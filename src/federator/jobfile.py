@@ -24,7 +24,17 @@ import yaml
 
 from federator.backends.kube.workloads import DEFAULT_MASTER_PORT, WorkloadError, adapter_for, needs
 from federator.backends.kube.workloads.rendezvous import master_port
-from federator.model import JobKind, JobSpec, QuantityError, Resources, to_bytes, to_milli
+from federator.catalog import catalog
+from federator.model import (
+    AcceleratorAlternative,
+    JobKind,
+    JobSpec,
+    QuantityError,
+    Resources,
+    model_matches,
+    to_bytes,
+    to_milli,
+)
 
 API_VERSION = "federator.io/v1alpha1"
 # A job's client request id (SubmitRequest.request_id) lives in its spec's annotations, so every
@@ -32,9 +42,10 @@ API_VERSION = "federator.io/v1alpha1"
 # the FederatedJob's metadata.annotations.
 REQUEST_ID_ANNOTATION = "federator.io/request-id"
 KIND = "FederatedJob"
-GPU_RESOURCE = "nvidia.com/gpu"
+GPU_RESOURCE = "nvidia.com/gpu"  # the one-count form's resource: what job files asked for before vendors
+MAX_ALTERNATIVES = 16
 MAX_REPLICAS = 10_000
-MAX_GPUS_PER_REPLICA = 64
+MAX_ACCELERATORS_PER_REPLICA = 64
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _GPU_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 # The same rules as an agent's Hello (security/limits.py): a job names regions and labels as clusters do.
@@ -200,13 +211,28 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
 
     if has_workload:
         resources = brought.resources if brought is not None else Resources(cpu_milli=1)
+        resource_name = ""
     else:
-        resources = _resources(spec.get("resources"), bad)
-    if brought is not None and resources.gpu_milli > MAX_GPUS_PER_REPLICA * 1000:
-        bad("spec.workload", f"at most {MAX_GPUS_PER_REPLICA} GPUs per replica, got {resources.gpu_milli // 1000}")
-    gpu_models = _gpu_models(spec.get("gpuModels"), bad)
-    if gpu_models and resources.gpu_milli == 0:
-        bad("spec.gpuModels", f"is set but spec.resources asks for no {GPU_RESOURCE}")
+        resources, resource_name = _resources(spec.get("resources"), bad, "accelerators" in spec)
+    if brought is not None and resources.accelerator_milli > MAX_ACCELERATORS_PER_REPLICA * 1000:
+        bad("spec.workload", f"at most {MAX_ACCELERATORS_PER_REPLICA} accelerators per replica, "
+                             f"got {resources.accelerator_milli // 1000}")
+    accelerator_models = _accelerator_models(spec.get("gpuModels"), bad)
+    if accelerator_models and resources.accelerator_milli == 0 and not resource_name:
+        bad("spec.gpuModels", f"is set but spec.resources asks for no {GPU_RESOURCE} (or other accelerator)")
+    alternatives = _alternatives(spec.get("accelerators"), bad) if "accelerators" in spec else ()
+    if alternatives and accelerator_models:
+        bad("spec.gpuModels", "give either spec.accelerators (with a model each) or spec.gpuModels, not both")
+    if alternatives and has_workload:
+        bad("spec.accelerators", "alternatives apply to the pods the federator makes; spec.workload names its own "
+                                 "resources (use spec.gpuModels to choose among models)")
+    if resource_name and resource_name != GPU_RESOURCE:
+        # another vendor's resource in the one-count form: alternatives of that vendor, one per model
+        vendor = catalog().vendor_of_resource(resource_name)
+        milli, resources = resources.accelerator_milli, Resources(resources.cpu_milli, resources.memory_bytes)
+        alternatives = tuple(AcceleratorAlternative(milli, m, vendor.name if vendor else "")
+                             for m in accelerator_models or ("",))
+        accelerator_models = ()
 
     queue = spec.get("queue", "default")
     if not isinstance(queue, str) or not _NAME.match(queue):
@@ -263,8 +289,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         else:
             template_json = json.dumps(template, sort_keys=True)
 
-    known = {"kind", "replicas", "resources", "gpuModels", "queue", "priority", "regions", "template", "preemptible",
-             "workload"}
+    known = {"kind", "replicas", "resources", "gpuModels", "accelerators", "queue", "priority", "regions", "template",
+             "preemptible", "workload"}
     for key in spec:
         if key not in known:
             bad(f"spec.{str(key)[:63]}", f"is not a known field (known: {', '.join(sorted(known))})")
@@ -277,7 +303,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         kind=kind,
         replicas=replicas,
         resources=resources,
-        gpu_models=gpu_models,
+        accelerator_models=accelerator_models,
         queue=str(queue),
         priority=priority,
         preferred_regions=regions,
@@ -290,6 +316,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         max_latency_ms=max_latency,
         workload_json=brought.json if brought is not None else "",
         group_size=brought.group_size if brought is not None else 1,
+        accelerators=alternatives,
     )
 
 
@@ -317,7 +344,7 @@ def _workload(value: object, bad: Any) -> _Brought | None:
     except WorkloadError as exc:
         bad(f"spec.workload.{exc.field}" if exc.field else "spec.workload", exc.problem)
         return None
-    if resources.gpu_milli == 0 and resources.cpu_milli == 0 and resources.memory_bytes == 0:
+    if resources.accelerator_milli == 0 and resources.cpu_milli == 0 and resources.memory_bytes == 0:
         bad("spec.workload", "its pods ask for nothing; set resources.requests (cpu, memory or nvidia.com/gpu) "
                              "on the containers")
         return None
@@ -351,14 +378,17 @@ def _string_map(value: object, field: str, bad: Any) -> dict[str, str]:
     return dict(value)
 
 
-def _resources(value: object, bad: Any) -> Resources:
+def _resources(value: object, bad: Any, has_alternatives: bool) -> tuple[Resources, str]:
+    """Per-replica cpu, memory and (at most one) accelerator resource; the resource name asked for."""
+    known = catalog().resource_names
     if value is None:
         bad("spec.resources", f"is required (per replica: cpu, memory, {GPU_RESOURCE})")
-        return Resources()
+        return Resources(), ""
     if not isinstance(value, Mapping):
         bad("spec.resources", f"must be a mapping, got {type(value).__name__}")
-        return Resources()
-    cpu = memory = gpu = 0
+        return Resources(), ""
+    cpu = memory = devices = 0
+    name = ""
     for key, raw in value.items():
         field = f"spec.resources.{str(key)[:63]}"
         try:
@@ -366,22 +396,136 @@ def _resources(value: object, bad: Any) -> Resources:
                 cpu = to_milli(raw)
             elif key == "memory":
                 memory = to_bytes(raw)
-            elif key == GPU_RESOURCE:
-                gpu = to_milli(raw)
-                if gpu > MAX_GPUS_PER_REPLICA * 1000:
-                    bad(field, f"at most {MAX_GPUS_PER_REPLICA} GPUs per replica, got {shown(raw)}")
-                elif gpu > 1000 and gpu % 1000:
-                    bad(field, f"a replica takes a fraction of one GPU or whole GPUs, not {shown(raw)}")
+            elif key in known:
+                if name:
+                    bad(field, f"a replica asks for one kind of accelerator, here also {name}; "
+                               "list alternatives in spec.accelerators")
+                    continue
+                if has_alternatives:
+                    bad(field, "give the count in spec.accelerators when the job lists alternatives")
+                    continue
+                name, devices = str(key), to_milli(raw)
+                problem = _count_problem(devices, shown(raw))
+                if problem:
+                    bad(field, problem)
             else:
-                bad(field, f"is not a known resource (known: cpu, memory, {GPU_RESOURCE})")
+                bad(field, f"is not a known resource (known: cpu, memory, {', '.join(known)}; "
+                           "operators add vendors with --accelerator-catalog)")
         except QuantityError as exc:
             bad(field, str(exc))
-    if cpu == 0 and memory == 0 and gpu == 0:
-        bad("spec.resources", "asks for nothing; set cpu, memory or nvidia.com/gpu")
-    return Resources(cpu_milli=cpu, memory_bytes=memory, gpu_milli=gpu)
+    if cpu == 0 and memory == 0 and devices == 0 and not has_alternatives:
+        bad("spec.resources", f"asks for nothing; set cpu, memory or an accelerator such as {GPU_RESOURCE}")
+    return Resources(cpu_milli=cpu, memory_bytes=memory, accelerator_milli=devices), name
 
 
-def _gpu_models(value: object, bad: Any) -> tuple[str, ...]:
+def _count_problem(milli: int, raw: object) -> str:
+    if milli > MAX_ACCELERATORS_PER_REPLICA * 1000:
+        return f"at most {MAX_ACCELERATORS_PER_REPLICA} accelerators per replica, got {raw!r}"
+    if milli > 1000 and milli % 1000:
+        return f"a replica takes a fraction of one accelerator or whole accelerators, not {raw!r}"
+    return ""
+
+
+_ALT_KEYS = ("model", "vendor", "count", "minMemoryMiB", "template")
+
+
+def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]:
+    """spec.accelerators: [{model, vendor, count, minMemoryMiB, template}], most preferred first."""
+    if not isinstance(value, list) or not value:
+        bad("spec.accelerators", "must be a non-empty list such as [{model: H100, count: 8}, "
+                                 "{model: Ascend910B, count: 16}]")
+        return ()
+    if len(value) > MAX_ALTERNATIVES:
+        bad("spec.accelerators", f"at most {MAX_ALTERNATIVES} alternatives, got {len(value)}")
+        return ()
+    cat = catalog()
+    out: list[AcceleratorAlternative] = []
+    for i, item in enumerate(value):
+        where = f"spec.accelerators[{i}]"
+        if not isinstance(item, Mapping):
+            bad(where, "must be a mapping {model, vendor, count, minMemoryMiB, template}")
+            continue
+        for key in item:
+            if key not in _ALT_KEYS:
+                bad(f"{where}.{key}", f"is not a known field (known: {', '.join(_ALT_KEYS)})")
+        model, vendor = item.get("model", ""), item.get("vendor", "")
+        if not isinstance(model, str) or (model and not _GPU_MODEL.match(model)):
+            bad(f"{where}.model", f"must be a model name such as 'H100' or 'Ascend910B', got {model!r}")
+            model = ""
+        if not isinstance(vendor, str) or (vendor and cat.vendor(vendor) is None):
+            bad(f"{where}.vendor", f"unknown vendor {vendor!r} (known: {', '.join(cat.vendor_names)})")
+            vendor = ""
+        if model and vendor and (entry := cat.find_model(model)) is not None and entry.vendor != vendor:
+            bad(f"{where}.vendor", f"{model} is a {entry.vendor} model, not {vendor}")
+        min_mem = item.get("minMemoryMiB", 0)
+        if isinstance(min_mem, bool) or not isinstance(min_mem, int) or min_mem < 0:
+            bad(f"{where}.minMemoryMiB", f"must be a positive integer (MiB per device), got {min_mem!r}")
+            min_mem = 0
+        milli = 0
+        if "count" not in item:
+            bad(f"{where}.count", "is required (accelerators per replica)")
+        else:
+            try:
+                milli = to_milli(item["count"])
+                problem = "must be more than 0" if milli <= 0 else _count_problem(milli, item["count"])
+                if problem:
+                    bad(f"{where}.count", problem)
+            except QuantityError as exc:
+                bad(f"{where}.count", str(exc))
+        template = item.get("template")
+        template_json = ""
+        if template is not None:
+            if not isinstance(template, Mapping):
+                bad(f"{where}.template", "must be a pod template override (a mapping), e.g. "
+                                         "{spec: {containers: [{image: ...}]}}")
+            else:
+                template_json = json.dumps(template, sort_keys=True)
+        out.append(AcceleratorAlternative(milli, model, vendor, min_mem, template_json))
+    return tuple(out)
+
+
+def alternative_vendor(alt: AcceleratorAlternative) -> str:
+    """The vendor an alternative runs on: its own, else its model's in the catalog ("" if open)."""
+    if alt.vendor:
+        return alt.vendor
+    entry = catalog().find_model(alt.model) if alt.model else None
+    return entry.vendor if entry else ""
+
+
+def alternative_warnings(spec: JobSpec) -> list[str]:
+    """What a user should hear about a job that is valid but likely wrong: alternatives of
+    different vendors sharing one image (a CUDA build does not run on CANN or ROCm)."""
+    alts = spec.accelerators
+    if len(alts) < 2 or not spec.pod_template_json:
+        return []
+    first = alternative_vendor(alts[0])
+    out = []
+    for i, alt in enumerate(alts[1:], start=1):
+        vendor = alternative_vendor(alt)
+        if vendor and first and vendor != first and not alt.pod_template_json:
+            out.append(f"spec.accelerators[{i}]: runs on {vendor} but has no template override, so it uses "
+                       f"spec.template's image, built for {first}; give it one with its own image")
+    return out
+
+
+def unknown_models(spec: JobSpec, fleet: Iterable[tuple[str, str]]) -> str:
+    """A problem naming the first alternative whose model neither the catalog nor the fleet
+    (the (vendor, model) pairs clusters report) knows, listing the fleet's models; "" if none."""
+    pairs = sorted(set(fleet))
+    cat = catalog()
+    for i, alt in enumerate(spec.accelerators):
+        if not alt.model:
+            continue
+        in_fleet = any(model_matches(alt.model, m) and alt.vendor in ("", v) for v, m in pairs)
+        if in_fleet or cat.find_model(alt.model, alt.vendor or None) is not None:
+            continue
+        have = ", ".join(f"{v}/{m}" for v, m in pairs) or "none connected"
+        return (f"spec.accelerators[{i}].model: no cluster reports and the catalog does not know "
+                f"{alt.model!r}; the fleet has: {have}")
+    return ""
+
+
+def _accelerator_models(value: object, bad: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     items: list[object]
@@ -390,15 +534,28 @@ def _gpu_models(value: object, bad: Any) -> tuple[str, ...]:
     elif isinstance(value, list):
         items = list(value)
     else:
-        bad("spec.gpuModels", f"must be a list of GPU models (or 'H100|A100'), got {shown(value)}")
+        bad("spec.gpuModels", f"must be a list of accelerator models (or 'H100|A100'), got {shown(value)}")
         return ()
     out: list[str] = []
     for i, item in enumerate(items):
         if not isinstance(item, str) or not _GPU_MODEL.match(item):
-            bad(f"spec.gpuModels[{i}]", f"must be a GPU model name such as 'H100', got {shown(item)}")
+            bad(f"spec.gpuModels[{i}]", f"must be an accelerator model name such as 'H100', got {shown(item)}")
         else:
             out.append(item)
     return tuple(out)
+
+
+def _alternative_document(a: AcceleratorAlternative) -> dict[str, Any]:
+    out: dict[str, Any] = {"count": a.milli // 1000 if a.milli % 1000 == 0 else f"{a.milli}m"}
+    if a.model:
+        out["model"] = a.model
+    if a.vendor:
+        out["vendor"] = a.vendor
+    if a.min_memory_mib:
+        out["minMemoryMiB"] = a.min_memory_mib
+    if a.pod_template_json:
+        out["template"] = json.loads(a.pod_template_json)
+    return out
 
 
 def spec_to_document(spec: JobSpec) -> dict[str, Any]:
@@ -408,8 +565,8 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
         resources["cpu"] = f"{spec.resources.cpu_milli}m"
     if spec.resources.memory_bytes:
         resources["memory"] = str(spec.resources.memory_bytes)
-    if spec.resources.gpu_milli:
-        g = spec.resources.gpu_milli
+    if spec.resources.accelerator_milli:
+        g = spec.resources.accelerator_milli
         resources[GPU_RESOURCE] = g // 1000 if g % 1000 == 0 else f"{g}m"
     body: dict[str, Any] = {"kind": spec.kind.value, "replicas": spec.replicas, "resources": resources,
                             "queue": spec.queue, "priority": spec.priority}
@@ -419,8 +576,10 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
         except ValueError:
             workload = spec.workload_json  # parse_job says what is wrong with it
         body = {"workload": workload, "queue": spec.queue, "priority": spec.priority}
-    if spec.gpu_models:
-        body["gpuModels"] = list(spec.gpu_models)
+    if spec.accelerator_models:
+        body["gpuModels"] = list(spec.accelerator_models)
+    if spec.accelerators:
+        body["accelerators"] = [_alternative_document(a) for a in spec.accelerators]
     regions: dict[str, Any] = {}
     if spec.preferred_regions:
         regions["preferred"] = list(spec.preferred_regions)

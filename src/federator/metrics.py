@@ -7,12 +7,12 @@
 
 Naming follows Prometheus practice: a `federator_` prefix, base units
 (`_seconds`, `_bytes`), `_total` on counters, and bounded labels only:
-`cluster`, `region`, `gpu_model`, `queue`, `phase`, `state`, `reason` (a
+`cluster`, `region`, `vendor` and `model` (of an accelerator pool), `queue`, `phase`, `state`, `reason` (a
 ReasonCode, never free text), `result`, and for gRPC calls `grpc_service`,
 `grpc_method`, `grpc_code` (see server/interceptors.py).
 
 Event metrics (counters, histograms) are updated where the event happens.
-State metrics (how many jobs are pending, GPUs free per cluster) are read from
+State metrics (how many jobs are pending, accelerators free per cluster) are read from
 the federator at scrape time by `StateCollector`, so they can never go stale
 or keep label sets of clusters that are gone.
 """
@@ -39,7 +39,7 @@ class ClusterSample:
     state: str  # Ready, Partitioned, Lost
     connected: bool
     report_age_seconds: float
-    gpus: dict[tuple[str, str], int] = field(default_factory=dict)  # (gpu_model, state) -> count
+    accelerators: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (vendor, model, state) -> count
     cpu_milli: dict[str, int] = field(default_factory=dict)  # state -> milli-cores
 
 
@@ -48,7 +48,9 @@ class StateSample:
     clusters: list[ClusterSample]
     jobs: dict[tuple[str, str], int]  # (queue, phase) -> count
     pending: dict[tuple[str, str], int]  # (queue, reason code) -> count
-    queue_gpus: dict[str, float] = field(default_factory=dict)  # queue -> GPUs held by Placed/Running jobs
+    queue_accelerators: dict[str, float] = field(
+        default_factory=dict
+    )  # queue -> accelerators held by Placed/Running jobs
 
 
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
@@ -77,10 +79,10 @@ class StateCollector(Collector):
         age = GaugeMetricFamily("federator_agent_report_age_seconds",
                                 "Seconds since the cluster's agent last reported capacity.",
                                 labels=["cluster", "region"])
-        gpus = GaugeMetricFamily("federator_cluster_gpus",
-                                 "GPUs of a member cluster by model and state "
-                                 "(total, allocatable, free, reserved).",
-                                 labels=["cluster", "region", "gpu_model", "state"])
+        accelerators = GaugeMetricFamily("federator_cluster_accelerators",
+                                         "Accelerators of a member cluster by vendor, model and state "
+                                         "(total, allocatable, free, reserved).",
+                                         labels=["cluster", "region", "vendor", "model", "state"])
         cpu = GaugeMetricFamily("federator_cluster_cpu_cores",
                                 "CPU cores of a member cluster by state (allocatable, free).",
                                 labels=["cluster", "region", "state"])
@@ -88,13 +90,13 @@ class StateCollector(Collector):
             for st in CLUSTER_STATES:
                 state.add_metric([c.cluster, c.region, st], 1.0 if c.state == st else 0.0)
             age.add_metric([c.cluster, c.region], c.report_age_seconds)
-            for (model, gstate), n in sorted(c.gpus.items()):
-                gpus.add_metric([c.cluster, c.region, model, gstate], n)
+            for (vendor, model, astate), n in sorted(c.accelerators.items()):
+                accelerators.add_metric([c.cluster, c.region, vendor, model, astate], n)
             for cstate, milli in sorted(c.cpu_milli.items()):
                 cpu.add_metric([c.cluster, c.region, cstate], milli / 1000)
         yield state
         yield age
-        yield gpus
+        yield accelerators
         yield cpu
 
         jobs = GaugeMetricFamily("federator_jobs", "Jobs by queue and phase.", labels=["queue", "phase"])
@@ -106,9 +108,12 @@ class StateCollector(Collector):
         for (queue, reason), n in sorted(s.pending.items()):
             pending.add_metric([queue, reason], n)
         yield pending
-        share = GaugeMetricFamily("federator_queue_gpus", "GPUs held by each queue's placed and running jobs.",
-                                  labels=["queue"])
-        for queue, held in sorted(s.queue_gpus.items()):
+        share = GaugeMetricFamily(
+            "federator_queue_accelerators",
+            "Accelerators held by each queue's placed and running jobs.",
+            labels=["queue"],
+        )
+        for queue, held in sorted(s.queue_accelerators.items()):
             share.add_metric([queue], held)
         yield share
 

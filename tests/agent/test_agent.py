@@ -28,7 +28,7 @@ def test_a_repeated_launch_starts_nothing_new_and_both_are_acked(caplog: pytest.
         acks = [m.ack for m in fed.sessions[0] if m.WhichOneof("body") == "ack"]
         assert all(a.ok and a.placement_id == "j.g1.c-1" for a in acks)
         assert list(agent.backend.placements()) == ["j.g1.c-1"]
-        assert agent.backend.capacity().free_gpus == 4  # bound once, not twice
+        assert agent.backend.capacity().free_accelerators == 4  # bound once, not twice
 
     with caplog.at_level(logging.INFO, logger="federator.agent"):
         asyncio.run(with_agent(fed, body))
@@ -37,7 +37,7 @@ def test_a_repeated_launch_starts_nothing_new_and_both_are_acked(caplog: pytest.
 
 
 def test_a_launch_that_does_not_fit_is_refused_saying_why() -> None:
-    fed = ScriptedFederator([[launch("big.g1.c-1", gpus_replicas=3)]])  # 3 x 4 GPUs on one 8-GPU node
+    fed = ScriptedFederator([[launch("big.g1.c-1", gpus_replicas=3)]])  # 3 x 4 accelerators on one 8-accelerator node
 
     async def body(agent: Agent) -> None:
         await fed.until(lambda: "ack" in kinds(fed.sessions[0]))
@@ -109,6 +109,6 @@ def test_a_finished_placement_is_followed_at_once_by_a_report_that_frees_its_gpu
         await fed.until(lambda: "capacity" in kinds(fed.sessions[0][done_at() + 1:]))
         after = next(m.capacity for m in fed.sessions[0][done_at() + 1:] if m.WhichOneof("body") == "capacity")
         assert "j.g1.c-1" not in after.placement_ids
-        assert sum(p.free_gpus for p in after.gpu_pools) == 8
+        assert sum(p.free_accelerators for p in after.accelerator_pools) == 8
 
     asyncio.run(with_agent(fed, body))

@@ -13,7 +13,7 @@ OPENB = "sn,cpu_milli,memory_mib,gpu,model\n" + "".join(
     f"n{i},96000,786432,{g},{m}\n" for i, (g, m) in enumerate([(8, "A100-SXM4-80GB"), (8, "H800"), (1, "A10")] * 4))
 SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
     f"{m},{g},128,{i}\n" for i, (g, m) in enumerate([(8, "A100-SXM4-80GB"), (8, "H800"), (1, "A10")] * 4))
-KEYS = ("jobs_total", "jobs_placed", "gpu_capacity", "gpu_allocated", "gpu_allocation_ratio",
+KEYS = ("jobs_total", "jobs_placed", "accelerator_capacity", "accelerator_allocated", "accelerator_allocation_ratio",
         "placements_per_second", "decision_latency_p50_seconds", "decision_latency_p99_seconds", "wall_seconds")
 
 
@@ -28,8 +28,8 @@ def test_sim_json_on_both_csv_layouts(tmp_path: Path, examples: Path, capsys: py
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert all(k in out for k in KEYS)
-    assert out["jobs_total"] == 500 and out["clusters"] == 3 and out["gpu_capacity"] == 68
-    assert 0 < out["jobs_placed"] <= 500 and 0 < out["gpu_allocation_ratio"] <= 1
+    assert out["jobs_total"] == 500 and out["clusters"] == 3 and out["accelerator_capacity"] == 68
+    assert 0 < out["jobs_placed"] <= 500 and 0 < out["accelerator_allocation_ratio"] <= 1
 
 
 def test_sim_with_yaml_fleet_jobs_policy_and_plot(tmp_path: Path, examples: Path,

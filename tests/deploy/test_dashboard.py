@@ -23,7 +23,7 @@ from federator.local import LocalFederation
 # What an SRE was promised on this dashboard (issue 5), as words a panel title must carry.
 PROMISED_PANELS = ["capacity vs allocation by region", "capacity vs allocation by model",
                    "pending jobs by queue and reason", "submit-to-placement latency", "agent connectivity",
-                   "agent report age", "preemptions", "top queues by gpu share",
+                   "agent report age", "preemptions", "top queues by accelerator share",
                    # the agents' own side of the link (their /metrics)
                    "agent-side connectivity", "agent last send age", "agent launches by result",
                    "agent cancels and self-fences"]
@@ -53,7 +53,7 @@ def test_dashboard_is_well_formed() -> None:
             assert panel["targets"] and panel["datasource"]["uid"] == "${datasource}", panel["title"]
             assert panel.get("description"), f"{panel['title']}: say what the panel shows"
     variables = {v["name"] for v in dash["templating"]["list"]}
-    assert {"datasource", "region", "gpu_model", "queue"} <= variables
+    assert {"datasource", "region", "model", "queue"} <= variables
 
 
 def test_dashboard_has_the_promised_panels() -> None:
@@ -91,7 +91,7 @@ def test_every_alert_reads_exported_metrics(live_metrics: set[str]) -> None:
 
 
 def test_the_check_catches_a_metric_that_is_not_exported(live_metrics: set[str]) -> None:
-    assert "federator_cluster_gpus" in live_metrics
+    assert "federator_cluster_accelerators" in live_metrics
     assert "federator_scheduling_cycle_duration_seconds_bucket" in live_metrics
     assert "federator_agent_launch_duration_seconds_bucket" in live_metrics  # an agent's, from its endpoint
     assert metric_names("federator_agent_launches") - live_metrics == {"federator_agent_launches"}

@@ -274,7 +274,7 @@ def test_agent_args_carry_cluster_identity(h: Helm) -> None:
     c = containers(h.template(AGENT, "-f", AGENT_CI_VALUES))[0]
     assert c["args"][:4] == ["agent", "--cluster=west-1", "--region=west",
                              "--server=federator.federator-system.svc:7070"]
-    assert "--label=federator.io/price-per-gpu-hour=2.10" in c["args"]
+    assert "--label=federator.io/price-per-accelerator-hour=2.10" in c["args"]
 
 
 def test_agent_sim_backend_mounts_the_fleet_it_was_given(h: Helm, tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 
 def fleet_gpus(fleet_file: Path) -> int:
-    """GPUs in a fleet file: nodes x GPUs per node, over every cluster."""
+    """accelerators in a fleet file: nodes x accelerators per node, over every cluster."""
     doc = yaml.safe_load(fleet_file.read_text())
     return sum(int(n.get("count", 1)) * int(n.get("gpus", 0)) for c in doc["clusters"] for n in c["nodes"])
 
@@ -138,8 +138,8 @@ def test_prometheus_scrapes_every_agent(prometheus: Prometheus) -> None:
 def test_the_fleets_gpus_are_visible(prometheus: Prometheus) -> None:
     want = fleet_gpus(FLEET)
     assert want > 0
-    eventually(lambda: prometheus.value('sum(federator_cluster_gpus{state="total"})') == want, timeout=60,
-               what=f"sum(federator_cluster_gpus{{state='total'}}) == {want}")
+    eventually(lambda: prometheus.value('sum(federator_cluster_accelerators{state="total"})') == want, timeout=60,
+               what=f"sum(federator_cluster_accelerators{{state='total'}}) == {want}")
     connected = {r["metric"]["cluster"]: float(r["value"][1]) for r in prometheus.query("federator_cluster_connected")}
     assert connected == {name: 1.0 for name in fleet_clusters()}
 
@@ -147,7 +147,9 @@ def test_the_fleets_gpus_are_visible(prometheus: Prometheus) -> None:
 def test_a_placed_job_is_visible(prometheus: Prometheus) -> None:
     eventually(lambda: prometheus.value(f'sum(federator_jobs{{queue="{E2E_QUEUE}",phase="Running"}})') == 1.0,
                timeout=60, what="the e2e job Running in Prometheus")
-    assert prometheus.value(f'federator_queue_gpus{{queue="{E2E_QUEUE}"}}') == 16.0  # 2 replicas x 8 GPUs
+    assert (
+        prometheus.value(f'federator_queue_accelerators{{queue="{E2E_QUEUE}"}}') == 16.0
+    )  # 2 replicas x 8 accelerators
     placed = prometheus.value('sum(federator_placements_total{result="placed"})')
     assert placed is not None and placed >= 1
     latency = prometheus.value(f'sum(federator_job_submit_to_placement_seconds_count{{queue="{E2E_QUEUE}"}})')
@@ -164,15 +166,15 @@ def test_the_alert_rules_load_and_evaluate(prometheus: Prometheus) -> None:
         return rules if set(rules) == want and set(rules.values()) == {"ok"} else {}
 
     eventually(healthy, timeout=60, what="every rule loaded and evaluated without error")
-    fleet = eventually(lambda: prometheus.value("federator:fleet_gpu_allocation:ratio"), timeout=60,
+    fleet = eventually(lambda: prometheus.value("federator:fleet_accelerator_allocation:ratio"), timeout=60,
                        what="the recording rule's first sample")
     assert 0 < fleet < 1
 
 
 def test_every_dashboard_query_runs_on_prometheus(prometheus: Prometheus) -> None:
-    eventually(lambda: prometheus.value('sum(federator_cluster_gpus{state="total"})'), timeout=60, what="data")
+    eventually(lambda: prometheus.value('sum(federator_cluster_accelerators{state="total"})'), timeout=60, what="data")
     for _title, expr in dashboard_exprs(DASHBOARD):
         prometheus.query(grafana_to_promql(expr))  # asserts Prometheus accepts and evaluates it
     by_region = prometheus.query(grafana_to_promql(next(
-        e for t, e in dashboard_exprs(DASHBOARD) if t == "GPU capacity vs allocation by region")))
+        e for t, e in dashboard_exprs(DASHBOARD) if t == "Accelerator capacity vs allocation by region")))
     assert {r["metric"]["region"] for r in by_region} == {"east", "central", "west"}

@@ -49,13 +49,15 @@ def test_agents_register_and_report_the_fleet(federation: LocalFederation) -> No
         expected = NodeSet.of(spec.nodes).capacity()
         got = clusters[name]["capacity"]
         assert clusters[name]["state"] == "Ready"
-        assert got.total_gpus == expected.total_gpus and got.free_gpus == expected.free_gpus
+        assert (
+            got.total_accelerators == expected.total_accelerators
+            and got.free_accelerators == expected.free_accelerators
+        )
         assert got.cpu_milli_free == expected.cpu_milli_free
     body = urllib.request.urlopen(federation.metrics_url, timeout=10).read().decode()
     assert "federator_clusters_connected 3.0" in body
-    assert ('federator_cluster_gpus{cluster="west-1",gpu_model="NVIDIA-H100-80GB-HBM3",region="west",'
-            'state="total"} 64.0') \
-        in body
+    assert ('federator_cluster_accelerators{cluster="west-1",model="NVIDIA-H100-80GB-HBM3",region="west",'
+            'state="total",vendor="nvidia"} 64.0') in body
 
 
 def test_a_job_is_placed_runs_and_completes(federation: LocalFederation) -> None:
@@ -79,11 +81,11 @@ def test_a_job_is_placed_runs_and_completes(federation: LocalFederation) -> None
         stream.cancel()
     # The only cluster with four nodes of 8 free H100 is the idle west-1.
     assert [p.cluster for p in done.placements] == ["west-1"]
-    assert done.placements[0].replicas == 4 and "H100" in done.placements[0].gpu_model
+    assert done.placements[0].replicas == 4 and "H100" in done.placements[0].accelerator_model
     assert seen[seen.index("Placed"):] == ["Placed", "Running", "Succeeded"], seen
-    # Its GPUs are free again.
+    # Its accelerators are free again.
     west = eventually(lambda: next(c for c in list_clusters(federation.client) if c["name"] == "west-1"
-                                   and c["capacity"].free_gpus == 64), what="west-1 to free its GPUs")
+                                   and c["capacity"].free_accelerators == 64), what="west-1 to free its accelerators")
     assert west["placements"] == 0
 
 
@@ -103,8 +105,8 @@ def test_cancel_stops_the_placement_and_frees_capacity(federation: LocalFederati
     subprocess.run([sys.executable, "-m", "federator", "cancel", job.job_id, *federation.client_args()],
                    check=True, capture_output=True)
     assert job_named(federation, "long").phase is JobPhase.CANCELLED
-    eventually(lambda: all(c["capacity"].free_gpus == c["capacity"].total_gpus or c["name"] != "west-1"
-                           for c in list_clusters(federation.client)), what="west-1 to free the GPUs")
+    eventually(lambda: all(c["capacity"].free_accelerators == c["capacity"].total_accelerators or c["name"] != "west-1"
+                           for c in list_clusters(federation.client)), what="west-1 to free the accelerators")
 
 
 def test_federator_restart_keeps_every_job(federation: LocalFederation) -> None:

@@ -44,7 +44,11 @@ def test_submit_takes_the_kubectl_files_of_brought_workloads(federation: LocalFe
     cli(federation, "submit", "-f", str(tmp_path / "lws.yaml"))
     jobset = eventually(lambda: (j := job_named(federation, "pretrain")).phase is not JobPhase.PENDING and j,
                         what="the JobSet placed")
-    assert (jobset.spec.kind.value, jobset.spec.replicas, jobset.spec.resources.gpu_milli) == ("training", 2, 8000)
+    assert (jobset.spec.kind.value, jobset.spec.replicas, jobset.spec.resources.accelerator_milli) == (
+        "training",
+        2,
+        8000,
+    )
     assert len(jobset.placements) == 1  # a training kind is a gang in one cluster
     lws = eventually(lambda: (j := job_named(federation, "llm-serve")).phase is not JobPhase.PENDING and j,
                      what="the LWS placed")

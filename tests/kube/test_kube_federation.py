@@ -58,7 +58,7 @@ def test_kubectl_apply_runs_the_gang_as_a_job_on_gpu_nodes_of_one_member(kube: K
         _assert_rendezvous(kube, job, pods)
 
         table = kube.kubectl("host", "get", "fj", "llm-finetune").stdout.splitlines()
-        assert table[0].split() == ["NAME", "QUEUE", "PHASE", "CLUSTER", "GPUS", "AGE"]
+        assert table[0].split() == ["NAME", "QUEUE", "PHASE", "CLUSTER", "ACCELERATORS", "AGE"]
         assert table[1].split()[:5] == ["llm-finetune", "research", "Succeeded", "member-a", "16"]
 
         # The job is done, but deleting its FederatedJob still removes what it left in the member.
@@ -189,7 +189,7 @@ def _expected_free(kube: Kube, member: str) -> dict[str, tuple[int, int]]:
 
 def _reported(kube: Kube, member: str) -> dict[str, tuple[int, int]]:
     mc = kube.json("host", "get", "membercluster", member)
-    return {g["model"]: (g["total"], g["free"]) for g in (mc.get("status") or {}).get("gpus") or []}
+    return {g["model"]: (g["total"], g["free"]) for g in (mc.get("status") or {}).get("accelerators") or []}
 
 
 def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube) -> None:

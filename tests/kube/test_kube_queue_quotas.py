@@ -73,7 +73,7 @@ def test_a_queue_quota_holds_the_second_job_until_it_is_raised(kube: Kube) -> No
 
         def usage() -> tuple[Any, ...]:
             status = kube.json("host", "get", "queue", queue).get("status") or {}
-            return status.get("gpusInUse"), status.get("pendingJobs"), status.get("runningJobs")
+            return status.get("acceleratorsInUse"), status.get("pendingJobs"), status.get("runningJobs")
 
         eventually(lambda: usage() == ({H100: 8}, 1, 1), timeout=60, what=f"the Queue's usage ({usage()})")
 

@@ -1,6 +1,6 @@
 import pytest
 
-from federator.model import QuantityError, Resources, format_bytes, format_gpus, to_bytes, to_milli
+from federator.model import QuantityError, Resources, format_accelerators, format_bytes, to_bytes, to_milli
 
 
 @pytest.mark.parametrize(("raw", "milli"), [(8, 8000), ("4", 4000), ("500m", 500), (0.5, 500), ("1.5", 1500)],
@@ -22,9 +22,9 @@ def test_bad_quantities_are_refused(raw: object) -> None:
 
 
 def test_whole_and_fractional_gpus() -> None:
-    assert Resources(gpu_milli=8000).whole_gpus == 8
-    assert Resources(gpu_milli=500).whole_gpus == 0
-    assert Resources(gpu_milli=500).is_fractional_gpu
+    assert Resources(accelerator_milli=8000).whole_accelerators == 8
+    assert Resources(accelerator_milli=500).whole_accelerators == 0
+    assert Resources(accelerator_milli=500).is_fractional_accelerator
     assert (Resources(1000, 10, 2000) * 3) == Resources(3000, 30, 6000)
-    assert format_gpus(2500) == "2.5" and format_gpus(8000) == "8"
+    assert format_accelerators(2500) == "2.5" and format_accelerators(8000) == "8"
     assert format_bytes(64 * 2**30) == "64Gi"

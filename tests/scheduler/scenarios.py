@@ -26,7 +26,7 @@ def with_queues(**weights: float) -> SchedulerConfig:
 
 
 def with_quota(queue: str, *, gpus: dict[str, int] | None = None, cpu: int | None = None) -> SchedulerConfig:
-    quota = Quota(gpu_milli={m: n * 1000 for m, n in (gpus or {}).items()},
+    quota = Quota(accelerator_milli={m: n * 1000 for m, n in (gpus or {}).items()},
                   cpu_milli=cpu * 1000 if cpu is not None else None)
     return SchedulerConfig(queues={queue: QueueConfig(quota=quota)})
 
@@ -58,4 +58,4 @@ def placed(result: CycleResult) -> dict[str, dict[str, int]]:
 
 
 def gpus(r: Resources, replicas: int) -> float:
-    return r.gpu_milli * replicas / 1000
+    return r.accelerator_milli * replicas / 1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from federator.model import ClusterState, JobKind, ReasonCode
-from federator.scheduler import Scheduler, Snapshot, gpu_model_matches
+from federator.scheduler import Scheduler, Snapshot, model_matches
 
 from builders import cluster, job, pool, request
 
@@ -19,8 +19,8 @@ L40S = "NVIDIA-L40S"
     [("H100", H100, True), ("h100", H100, True), ("A100", A100, True), ("A10", A100, False),
      ("A100-SXM4-80GB", A100, True), ("SXM4-A100", A100, False), ("L40S", L40S, True), ("L40", L40S, False)],
 )
-def test_gpu_model_matching(requested: str, actual: str, matches: bool) -> None:
-    assert gpu_model_matches(requested, actual) is matches
+def test_accelerator_model_matching(requested: str, actual: str, matches: bool) -> None:
+    assert model_matches(requested, actual) is matches
 
 
 def place(clusters: list, *specs):  # type: ignore[no-untyped-def]
@@ -33,7 +33,7 @@ def test_gang_goes_whole_to_the_one_cluster_that_fits() -> None:
     result = place([busy, idle], job("gang", replicas=4, gpus=8, models=("H100",)))
     (decision,) = result.decisions
     (a,) = decision.assignments
-    assert (a.cluster, a.replicas, a.gpu_model) == ("west-1", 4, H100)
+    assert (a.cluster, a.replicas, a.accelerator_model) == ("west-1", 4, H100)
 
 
 def test_gang_never_splits_across_clusters() -> None:
@@ -51,21 +51,21 @@ def test_replicas_share_a_node_when_it_has_room() -> None:
     result = place([c], job("small", replicas=4, gpus=4, models=("H100",)))
     assert result.decisions[0].assignments[0].replicas == 4
     after = result.snapshot.clusters[0].capacity.pool(H100)
-    assert after is not None and after.free_gpus == 0
+    assert after is not None and after.free_accelerators == 0
 
 
 def test_reservations_within_a_cycle_prevent_double_booking() -> None:
     c = cluster("c", "r", pool(H100, nodes=4, free=8))
     result = place([c], job("first", replicas=4, gpus=8), job("second", replicas=1, gpus=8))
     assert [d.job_id for d in result.decisions] == ["first"]
-    assert result.pending["second"].code is ReasonCode.INSUFFICIENT_GPUS
+    assert result.pending["second"].code is ReasonCode.INSUFFICIENT_ACCELERATORS
 
 
-def test_gpu_model_filter_names_the_missing_model() -> None:
+def test_accelerator_model_filter_names_the_missing_model() -> None:
     c = cluster("central-1", "central", pool(A100, nodes=4))
     result = place([c], job("h", replicas=1, gpus=8, models=("H100",)))
     reason = result.pending["h"]
-    assert reason.code is ReasonCode.GPU_MODEL_UNAVAILABLE
+    assert reason.code is ReasonCode.ACCELERATOR_UNAVAILABLE
     assert "central-1 has no H100 nodes" in reason.message
 
 
@@ -73,13 +73,15 @@ def test_any_of_several_models_leaves_the_scarcer_pool_to_jobs_that_need_it() ->
     # Both fit a node exactly; the plentiful model is taken, so an A100-only job still finds its node.
     c = cluster("c", "r", pool(H100, nodes=8, free=8), pool(A100, nodes=1, free=8))
     result = place([c], job("j", replicas=1, gpus=8, models=("H100", "A100")), job("a", gpus=8, models=("A100",)))
-    assert [d.assignments[0].gpu_model for d in result.decisions] == [H100, A100]
+    assert [d.assignments[0].accelerator_model for d in result.decisions] == [H100, A100]
 
 
 def test_any_of_several_models_prefers_the_pool_it_fits_tightly() -> None:
     c = cluster("c", "r", pool(H100, nodes=8, free=8), pool(A100, nodes=1, free=2, extra={0: 1}))
     result = place([c], job("j", replicas=1, gpus=2, models=("H100", "A100")))
-    assert result.decisions[0].assignments[0].gpu_model == A100  # no fresh 8-GPU node broken for 2 GPUs
+    assert (
+        result.decisions[0].assignments[0].accelerator_model == A100
+    )  # no fresh 8-accelerator node broken for 2 accelerators
 
 
 @pytest.mark.parametrize(
@@ -120,7 +122,7 @@ def test_inference_is_all_or_nothing_per_cycle() -> None:
     result = place([c], job("svc", kind=JobKind.INFERENCE, replicas=5, gpus=1))
     assert not result.decisions
     assert "only 4 of 5 replicas fit" in result.pending["svc"].message
-    assert result.snapshot.clusters[0].capacity.pool(L40S).free_gpus == 4  # the aborted attempt leaked nothing
+    assert result.snapshot.clusters[0].capacity.pool(L40S).free_accelerators == 4  # the aborted attempt leaked nothing
 
 
 def test_cpu_only_job_checks_cpu_per_node_and_in_total() -> None:

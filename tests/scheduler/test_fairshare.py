@@ -18,7 +18,7 @@ def shares(result, specs) -> Counter[str]:  # type: ignore[no-untyped-def]
     got: Counter[str] = Counter()
     for d in result.decisions:
         s = by_name[d.job_id]
-        got[s.queue] += s.resources.gpu_milli * s.replicas // 1000
+        got[s.queue] += s.resources.accelerator_milli * s.replicas // 1000
     return got
 
 
@@ -26,7 +26,7 @@ def shares(result, specs) -> Counter[str]:  # type: ignore[no-untyped-def]
     ("weights", "expected"),
     [
         ({"a": 1, "b": 1, "c": 2}, {"a": 32, "b": 32, "c": 64}),
-        ({"a": 1, "b": 1, "c": 1}, {"a": 48, "b": 40, "c": 40}),  # 128 / 3 in 8-GPU steps; ties by name
+        ({"a": 1, "b": 1, "c": 1}, {"a": 48, "b": 40, "c": 40}),  # 128 / 3 in 8-accelerator steps; ties by name
         ({"a": 3, "b": 1, "c": 0.0001 + 0}, None),
     ],
     ids=["weights-1-1-2", "equal-weights", "tiny-weight"],
@@ -49,7 +49,7 @@ def test_a_queue_under_its_share_goes_first() -> None:
     result = cycle([snapshot_cluster], [spec("a-next", gpus=8, queue="a"), spec("b-first", gpus=8, queue="b")],
                    config=with_queues(a=1, b=1), allocations=[running(holder, "c")])
     assert [d.job_id for d in result.decisions] == ["b-first"]
-    assert result.pending["a-next"].code is ReasonCode.INSUFFICIENT_GPUS
+    assert result.pending["a-next"].code is ReasonCode.INSUFFICIENT_ACCELERATORS
 
 
 def test_priority_then_submission_order_within_a_queue() -> None:
@@ -64,7 +64,7 @@ def test_gpu_quota_caps_a_queue_and_says_so() -> None:
     assert [d.job_id for d in result.decisions] == ["r0", "r1"]
     reason = result.pending["r2"]
     assert reason.code is ReasonCode.QUOTA_EXCEEDED
-    assert reason.message == "quota of queue research on H100: 16 of 16 GPUs in use, the job needs 8"
+    assert reason.message == "quota of queue research on H100: 16 of 16 accelerators in use, the job needs 8"
 
 
 def test_quota_counts_running_work_too() -> None:
@@ -78,7 +78,7 @@ def test_a_job_open_to_two_models_uses_the_one_with_quota_left() -> None:
     c = cluster("c", "r", pool(H100, nodes=4), pool(A100, nodes=4))
     specs = [spec(f"r{i}", gpus=8, models=("H100", "A100"), queue="research") for i in range(3)]
     result = cycle([c], specs, config=with_quota("research", gpus={"H100": 8}))
-    models = [d.assignments[0].gpu_model for d in result.decisions]
+    models = [d.assignments[0].accelerator_model for d in result.decisions]
     assert len(models) == 3 and models.count(H100) <= 1
 
 

@@ -1,11 +1,11 @@
-"""Placement scenarios: fractional GPUs, spread constraints, latency budgets, scorers, why pending."""
+"""Placement scenarios: fractional accelerators, spread constraints, latency budgets, scorers, why pending."""
 
 from __future__ import annotations
 
 import pytest
 from scenarios import A100, H100, L40S, cycle, n_h100_nodes, placed, spec
 
-from federator.model import GpuPool, JobKind, ReasonCode
+from federator.model import AcceleratorPool, JobKind, ReasonCode
 from federator.scheduler import SchedulerConfig
 
 from builders import cluster, pool
@@ -14,7 +14,7 @@ INF = JobKind.INFERENCE
 LATENCY = {("east", "central"): 40, ("east", "west"): 120, ("central", "west"): 70}
 
 
-# -- fractional GPUs ----------------------------------------------------------
+# -- fractional accelerators ----------------------------------------------------------
 
 
 def test_fractional_replicas_share_one_gpu() -> None:
@@ -23,13 +23,13 @@ def test_fractional_replicas_share_one_gpu() -> None:
     assert len(result.decisions) == 3
     after = result.snapshot.clusters[0].capacity.pool(L40S)
     assert after is not None
-    assert after.nodes_by_free_gpus[2] == 1  # two GPUs used: one shared by a and b, one holding c
-    assert after.shared_gpus == ((700, 1),)
+    assert after.nodes_by_free[2] == 1  # two accelerators used: one shared by a and b, one holding c
+    assert after.shared_devices == ((700, 1),)
     assert after.free_milli == 4000 - 1300
 
 
 def test_a_fraction_prefers_the_cluster_with_a_shared_gpu_that_fits() -> None:
-    shared = cluster("shared", "r", GpuPool(L40S, (0, 0, 0, 1, 0), 4, 4, ((500, 1),)))
+    shared = cluster("shared", "r", AcceleratorPool(L40S, (0, 0, 0, 1, 0), 4, 4, ((500, 1),)))
     fresh = cluster("fresh", "r", pool(L40S, nodes=1, gpus_per_node=4, free=4))
     result = cycle([fresh, shared], [spec("half", kind=INF, gpus=0.5)])
     assert placed(result) == {"half": {"shared": 1}}
@@ -43,9 +43,9 @@ def test_fractions_of_one_inference_job_pack_before_spreading() -> None:
 
 
 def test_no_gpu_with_room_for_a_fraction_is_the_reason() -> None:
-    c = cluster("c", "r", GpuPool(L40S, (1, 0), 1, 1, ((200, 1),)))
+    c = cluster("c", "r", AcceleratorPool(L40S, (1, 0), 1, 1, ((200, 1),)))
     result = cycle([c], [spec("big-fraction", kind=INF, gpus=0.5)])
-    assert result.pending["big-fraction"].code is ReasonCode.INSUFFICIENT_GPUS
+    assert result.pending["big-fraction"].code is ReasonCode.INSUFFICIENT_ACCELERATORS
     assert "500m free" in result.pending["big-fraction"].message
 
 
@@ -101,7 +101,7 @@ def test_locality_prefers_the_region_nearest_the_users() -> None:
 @pytest.mark.parametrize(
     ("weights", "expected"),
     [
-        ({"LeastFragmentation": 1}, "tight"),  # 2 free on a node: a 2-GPU job fills it exactly
+        ({"LeastFragmentation": 1}, "tight"),  # 2 free on a node: a 2-accelerator job fills it exactly
         ({"LeastAllocated": 1}, "roomy"),
         ({}, "roomy"),  # no scores: first fit by name
     ],
@@ -139,10 +139,10 @@ def test_random_fit_baseline_is_deterministic() -> None:
     [
         ([n_h100_nodes(3, "a"), n_h100_nodes(3, "b")], spec("g", gpus=8, replicas=4), ReasonCode.GANG_DOES_NOT_FIT,
          "a fits 3 of 4 replicas x 8"),
-        ([cluster("a", "r", pool(H100, nodes=4, free=4))], spec("g", gpus=8), ReasonCode.INSUFFICIENT_GPUS,
+        ([cluster("a", "r", pool(H100, nodes=4, free=4))], spec("g", gpus=8), ReasonCode.INSUFFICIENT_ACCELERATORS,
          "a has no node with 8 free"),
         ([cluster("a", "r", pool(A100, nodes=4))], spec("g", gpus=8, models=("H100",)),
-         ReasonCode.GPU_MODEL_UNAVAILABLE, "a has no H100 nodes"),
+         ReasonCode.ACCELERATOR_UNAVAILABLE, "a has no H100 nodes"),
         ([cluster("a", "r", pool(H100, nodes=4), cpu=16)], spec("g", gpus=8, cpu=32), ReasonCode.INSUFFICIENT_CPU,
          "a has 16 CPUs free"),
         ([], spec("g", gpus=8), ReasonCode.NO_CLUSTERS, "no member cluster"),

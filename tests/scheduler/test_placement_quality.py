@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scenarios import A100, H100, cycle, placed, running, spec
 
-from federator.model import GpuPool, JobKind
+from federator.model import AcceleratorPool, JobKind
 from federator.scheduler import SchedulerConfig
 from federator.scheduler.demand import demand_of
 from federator.scheduler.fragmentation import expected_fragment
@@ -40,13 +40,13 @@ def test_recent_pinned_arrivals_steer_flexible_jobs_in_a_later_cycle() -> None:
     busy = [cluster("c", "r", pool(A100, nodes=2, extra={4: 1}), pool(H100, nodes=3))]
     allocations = [running(s, "c", model=A100) for s in earlier]
     result = cycle(busy, [spec("flex", gpus=8)], allocations=allocations)
-    assert [a.gpu_model for d in result.decisions for a in d.assignments] == [H100]
+    assert [a.accelerator_model for d in result.decisions for a in d.assignments] == [H100]
 
 
 @pytest.mark.parametrize("config", [None, WITH_FRAGMENTATION], ids=["default", "fragmentation"])
 def test_a_fractional_replica_packs_onto_an_already_shared_gpu(config: SchedulerConfig | None) -> None:
     """Opening a fresh GPU for half of it strands the other half for whole-GPU work (recent demand)."""
-    shared = GpuPool(A100, (0, 4, 0, 0, 0, 0, 0, 0, 0), 8, 8, shared_gpus=((500, 1),))
+    shared = AcceleratorPool(A100, (0, 4, 0, 0, 0, 0, 0, 0, 0), 8, 8, shared_devices=((500, 1),))
     clusters = [cluster("fresh", "r", pool(A100, nodes=4, free=1, gpus_per_node=1)), cluster("shared", "r", shared)]
     recent = [running(spec(f"w{i}", gpus=1), "fresh", model=A100) for i in range(2)]
     result = cycle(clusters, [spec("half", gpus=0.5, kind=JobKind.INFERENCE)], config=config, allocations=recent)
@@ -55,7 +55,7 @@ def test_a_fractional_replica_packs_onto_an_already_shared_gpu(config: Scheduler
 
 def test_host_room_keeps_a_replica_off_nodes_without_cpu() -> None:
     """GPUs free on nodes whose CPU is taken do not fit a replica that needs CPU: fits = fits on a node."""
-    starved = GpuPool(A100, (0, 0, 0, 0, 0, 0, 0, 0, 4), 32, 32, host_room=((0, 0),) * 8 + ((2000, 2**40),))
+    starved = AcceleratorPool(A100, (0, 0, 0, 0, 0, 0, 0, 0, 4), 32, 32, host_room=((0, 0),) * 8 + ((2000, 2**40),))
     roomy = pool(A100, nodes=1)
     result = cycle([cluster("starved", "r", starved), cluster("roomy", "r", roomy)], [spec("j", gpus=1, cpu=8)])
     assert placed(result) == {"j": {"roomy": 1}}

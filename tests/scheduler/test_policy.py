@@ -27,7 +27,7 @@ def test_a_full_policy() -> None:
     assert cfg.queue("serving").weight == 2
     assert cfg.queue("anything-else").weight == 0.5
     quota = cfg.queue("research").quota
-    assert quota.gpu_milli == {"H100": 64_000, "A100": 200_000}
+    assert quota.accelerator_milli == {"H100": 64_000, "A100": 200_000}
     assert quota.cpu_milli == 2_000_000 and quota.memory_bytes == 16 * 2**40
     assert dict(cfg.score_weights) == {"LeastFragmentation": 2, "Price": 1}
     assert cfg.max_preemptions_per_cycle == 3

@@ -11,7 +11,7 @@ from builders import cluster, pool
 
 
 def full_cluster() -> object:
-    return cluster("c", "r", pool(H100, nodes=0, extra={0: 4}))  # 4 nodes, all GPUs held
+    return cluster("c", "r", pool(H100, nodes=0, extra={0: 4}))  # 4 nodes, all accelerators held
 
 
 def test_high_priority_preempts_the_victim_losing_least_work() -> None:
@@ -32,7 +32,7 @@ def test_work_not_marked_preemptible_is_never_stopped() -> None:
     result = cycle([full_cluster()], [spec("urgent", gpus=8, priority=100)],
                    allocations=[running(fixed, "c")])
     assert not result.preemptions
-    assert result.pending["urgent"].code is ReasonCode.INSUFFICIENT_GPUS
+    assert result.pending["urgent"].code is ReasonCode.INSUFFICIENT_ACCELERATORS
 
 
 def test_equal_priority_in_the_same_queue_does_not_preempt() -> None:
@@ -55,7 +55,7 @@ def test_victims_per_cycle_are_capped() -> None:
     result = cycle([full_cluster()], urgent, config=cfg, allocations=[running(v, "c") for v in victims])
     assert len(result.preemptions) == 2
     assert len(result.decisions) == 2
-    assert sum(r.code is ReasonCode.INSUFFICIENT_GPUS for r in result.pending.values()) == 2
+    assert sum(r.code is ReasonCode.INSUFFICIENT_ACCELERATORS for r in result.pending.values()) == 2
 
 
 def test_preemption_can_be_turned_off() -> None:
@@ -71,7 +71,7 @@ def test_an_under_share_queue_may_preempt_an_over_share_queue_at_equal_priority(
                    config=with_queues(a=1, b=1), allocations=[running(h, "c") for h in hog])
     assert [p.job_id for p in result.preemptions] == ["hog0"]
     assert [d.job_id for d in result.decisions] == ["b-job"]
-    assert result.pending["a-job"].code is ReasonCode.INSUFFICIENT_GPUS
+    assert result.pending["a-job"].code is ReasonCode.INSUFFICIENT_ACCELERATORS
 
 
 def test_quota_blocked_jobs_do_not_preempt() -> None:

@@ -29,7 +29,7 @@ def idle(name: str, region: str, nodes: int) -> ClusterInfo:
 
 
 def held(name: str, region: str, nodes: int) -> ClusterInfo:
-    """Every GPU of `nodes` 8-GPU nodes is held by running work."""
+    """Every accelerator of `nodes` 8-accelerator nodes is held by running work."""
     return cluster(name, region, pool(H100, nodes=0, extra={0: nodes}))
 
 
@@ -104,7 +104,7 @@ def test_preempting_for_a_spread_job_keeps_the_spread_rules(row: Row) -> None:
     if row.placement is None:
         assert not result.decisions
         reason = result.pending["urgent"]
-        assert reason.code in (ReasonCode.INSUFFICIENT_GPUS, ReasonCode.REGION_UNAVAILABLE), reason
+        assert reason.code in (ReasonCode.INSUFFICIENT_ACCELERATORS, ReasonCode.REGION_UNAVAILABLE), reason
         for words in row.reason:
             assert words in reason.message, reason.message
     else:
@@ -124,7 +124,7 @@ def test_a_spread_victims_preemption_names_every_cluster_it_leaves() -> None:
 
 @st.composite
 def fleets(draw: st.DrawFn) -> tuple[Snapshot, list[Allocation], list[PlacementRequest], int]:
-    """Clusters whose held nodes are each held by one running 8-GPU job, and inference jobs to place."""
+    """Clusters whose held nodes are each held by one running 8-accelerator job, and inference jobs to place."""
     infos: list[ClusterInfo] = []
     allocations: list[Allocation] = []
     for i in range(draw(st.integers(1, 5))):
@@ -169,5 +169,5 @@ def test_spread_preemption_keeps_min_regions_capacity_and_the_cap(
         assert sum(a.replicas for a in d.assignments) == r.replicas
         assert len({region[a.cluster] for a in d.assignments}) >= r.spec.min_regions
         for a in d.assignments:
-            used[a.cluster] += r.spec.resources.gpu_milli * a.replicas
+            used[a.cluster] += r.spec.resources.accelerator_milli * a.replicas
     assert all(used[name] <= room[name] for name in room), (used, room)

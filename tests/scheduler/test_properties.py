@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scenarios import A100, H100, L40S, spec
 
-from federator.model import ClusterCapacity, ClusterInfo, GpuPool, JobId, JobKind
+from federator.model import AcceleratorPool, ClusterCapacity, ClusterInfo, JobId, JobKind
 from federator.scheduler import (
     Allocation,
     PlacementRequest,
@@ -18,7 +18,7 @@ from federator.scheduler import (
     Scheduler,
     SchedulerConfig,
     Snapshot,
-    gpu_model_matches,
+    model_matches,
 )
 
 MODELS = (H100, A100, L40S)
@@ -26,11 +26,11 @@ GiB = 2**30
 
 
 @st.composite
-def pools(draw: st.DrawFn, model: str) -> GpuPool:
+def pools(draw: st.DrawFn, model: str) -> AcceleratorPool:
     hist = draw(st.lists(st.integers(0, 4), min_size=9, max_size=9))
     shared = draw(st.lists(st.tuples(st.integers(1, 999), st.integers(1, 3)), max_size=3, unique_by=lambda t: t[0]))
     nodes = sum(hist)
-    return GpuPool(model, tuple(hist), nodes * 8, nodes * 8, tuple(sorted(shared)))
+    return AcceleratorPool(model, tuple(hist), nodes * 8, nodes * 8, tuple(sorted(shared)))
 
 
 @st.composite
@@ -38,7 +38,7 @@ def clusters(draw: st.DrawFn, i: int) -> ClusterInfo:
     models = draw(st.lists(st.sampled_from(MODELS), min_size=0, max_size=2, unique=True))
     cpu = draw(st.integers(0, 400)) * 1000
     mem = draw(st.integers(0, 4000)) * GiB
-    cap = ClusterCapacity(gpu_pools=tuple(draw(pools(m)) for m in models), cpu_milli_allocatable=cpu,
+    cap = ClusterCapacity(accelerator_pools=tuple(draw(pools(m)) for m in models), cpu_milli_allocatable=cpu,
                           cpu_milli_free=cpu, memory_bytes_allocatable=mem, memory_bytes_free=mem,
                           node_cpu_milli_free_max=min(cpu, 128_000), node_memory_bytes_free_max=min(mem, 1024 * GiB))
     return ClusterInfo(f"c{i}", f"r{draw(st.integers(0, 2))}", capacity=cap)
@@ -65,7 +65,9 @@ def scenarios(draw: st.DrawFn) -> tuple[Snapshot, list[PlacementRequest], Schedu
     n = draw(st.integers(0, 5))
     snap = Snapshot.of([draw(clusters(i)) for i in range(n)])
     reqs = [draw(jobs(i)) for i in range(draw(st.integers(0, 25)))]
-    quota = Quota(gpu_milli={"H100": draw(st.integers(0, 64)) * 1000}, cpu_milli=draw(st.integers(0, 500)) * 1000)
+    quota = Quota(
+        accelerator_milli={"H100": draw(st.integers(0, 64)) * 1000}, cpu_milli=draw(st.integers(0, 500)) * 1000
+    )
     cfg = SchedulerConfig(queues={"a": QueueConfig(weight=1, quota=quota), "c": QueueConfig(weight=2)})
     return snap, reqs, cfg
 
@@ -93,25 +95,30 @@ def test_placements_respect_capacity_quota_and_gangs(scenario: tuple) -> None:  
             used_cpu[a.cluster] += res.cpu_milli * a.replicas
             used_mem[a.cluster] += res.memory_bytes * a.replicas
             queue_cpu[r.spec.queue] += res.cpu_milli * a.replicas
-            if res.gpu_milli:
-                assert a.gpu_model
-                assert not r.spec.gpu_models or any(gpu_model_matches(m, a.gpu_model) for m in r.spec.gpu_models)
-                used_gpu[(a.cluster, a.gpu_model)] += res.gpu_milli * a.replicas
-                if gpu_model_matches("H100", a.gpu_model):
-                    queue_h100[r.spec.queue] += res.gpu_milli * a.replicas
+            if res.accelerator_milli:
+                assert a.accelerator_model
+                assert not r.spec.accelerator_models or any(
+                    model_matches(m, a.accelerator_model) for m in r.spec.accelerator_models
+                )
+                used_gpu[(a.cluster, a.accelerator_model)] += res.accelerator_milli * a.replicas
+                if model_matches("H100", a.accelerator_model):
+                    queue_h100[r.spec.queue] += res.accelerator_milli * a.replicas
     for name, cap in before.items():  # never over-committed
         assert used_cpu[name] <= cap.cpu_milli_free
         assert used_mem[name] <= cap.memory_bytes_free
-        for p in cap.gpu_pools:
-            assert used_gpu[(name, p.gpu_model)] <= p.free_milli
+        for p in cap.accelerator_pools:
+            assert used_gpu[(name, p.accelerator_model)] <= p.free_milli
     after = {c.name: c.capacity for c in result.snapshot.clusters}
     for name, cap in after.items():
         assert cap.cpu_milli_free >= 0 and cap.memory_bytes_free >= 0
-        for p in cap.gpu_pools:
-            assert min(p.nodes_by_free_gpus) >= 0 and all(0 < f < 1000 and n > 0 for f, n in p.shared_gpus)
-            assert p.free_milli == before[name].pool(p.gpu_model).free_milli - used_gpu[(name, p.gpu_model)]  # type: ignore[union-attr]
+        for p in cap.accelerator_pools:
+            assert min(p.nodes_by_free) >= 0 and all(0 < f < 1000 and n > 0 for f, n in p.shared_devices)
+            assert (
+                p.free_milli
+                == before[name].pool(p.accelerator_model).free_milli - used_gpu[(name, p.accelerator_model)]
+            )  # type: ignore[union-attr]
     quota = cfg.queue("a").quota
-    assert queue_h100["a"] <= quota.gpu_milli["H100"]  # no quota exceeded
+    assert queue_h100["a"] <= quota.accelerator_milli["H100"]  # no quota exceeded
     assert quota.cpu_milli is not None and queue_cpu["a"] <= quota.cpu_milli
 
 
@@ -121,10 +128,21 @@ def test_preemption_frees_only_preemptible_work_within_the_cap(scenario: tuple, 
                                                                now: float) -> None:
     snap, reqs, cfg = scenario
     cfg = SchedulerConfig(queues=cfg.queues, max_preemptions_per_cycle=cap)
-    held = [r for r in reqs if r.gpu_milli][:6]
-    running = [Allocation(JobId(f"run-{r.job_id}"), r.spec.queue, r.spec.priority - 1, i % 2 == 0,
-                          snap.clusters[0].name, snap.clusters[0].capacity.gpu_pools[0].gpu_model, 1, r.spec.resources)
-               for i, r in enumerate(held) if snap.clusters and snap.clusters[0].capacity.gpu_pools]
+    held = [r for r in reqs if r.accelerator_milli][:6]
+    running = [
+        Allocation(
+            JobId(f"run-{r.job_id}"),
+            r.spec.queue,
+            r.spec.priority - 1,
+            i % 2 == 0,
+            snap.clusters[0].name,
+            snap.clusters[0].capacity.accelerator_pools[0].accelerator_model,
+            1,
+            r.spec.resources,
+        )
+        for i, r in enumerate(held)
+        if snap.clusters and snap.clusters[0].capacity.accelerator_pools
+    ]
     result = Scheduler(cfg).schedule(snap, reqs, running=running, now=now)
     preemptible = {a.job_id for a in running if a.preemptible}
     victims = [p.job_id for p in result.preemptions]

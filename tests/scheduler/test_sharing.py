@@ -38,14 +38,14 @@ def test_a_fraction_skips_a_member_with_only_whole_devices_for_one_that_shares()
                     cluster("shared", "r", replace(pool(L4_SHARED, nodes=1, free=4, gpus_per_node=4),
                                                    sharing="TimeSlicing"))], half())
     (decision,) = result.decisions
-    assert [(a.cluster, a.gpu_model) for a in decision.assignments] == [("shared", L4_SHARED)]
+    assert [(a.cluster, a.accelerator_model) for a in decision.assignments] == [("shared", L4_SHARED)]
 
 
 def test_a_fraction_takes_a_mig_partition_big_enough_one_replica_per_partition() -> None:
     c = cluster("mig", "r", mig(MIG_1G, 14, 125), mig(MIG_3G, 2, 500))
     result = place([c], half(replicas=2))
     (decision,) = result.decisions
-    assert [(a.gpu_model, a.replicas) for a in decision.assignments] == [(MIG_3G, 2)]
+    assert [(a.accelerator_model, a.replicas) for a in decision.assignments] == [(MIG_3G, 2)]
     assert place([c], half(replicas=3)).pending["half"].code is not ReasonCode.SHARING_UNAVAILABLE
 
 

@@ -43,7 +43,7 @@ def test_an_agent_that_lists_no_kinds_runs_the_built_in_ones() -> None:
 
 
 def test_groups_spread_whole() -> None:
-    # 3 groups of 4 pods x 8 GPUs; a holds 5 nodes (one group, not 1.25), b holds 8 (two groups).
+    # 3 groups of 4 pods x 8 accelerators; a holds 5 nodes (one group, not 1.25), b holds 8 (two groups).
     a = serving(cluster("a", "r", pool(H100, nodes=5)), "LeaderWorkerSet.leaderworkerset.x-k8s.io")
     b = serving(cluster("b", "r", pool(H100, nodes=8)), "LeaderWorkerSet.leaderworkerset.x-k8s.io")
     job = replace(spec("llm", kind=JobKind.INFERENCE, replicas=12, gpus=8), workload_json=LWS, group_size=4)

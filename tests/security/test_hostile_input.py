@@ -51,10 +51,10 @@ def still_serves(fed: Federator) -> None:
     fed.schedule_once()
 
 
-pools = st.builds(agent_pb2.GpuPool, gpu_model=TEXT, nodes_by_free_gpus=st.lists(I32, max_size=12),
-                  total_gpus=I32, allocatable_gpus=I32, free_gpus=I32)
+pools = st.builds(agent_pb2.AcceleratorPool, accelerator_model=TEXT, nodes_by_free=st.lists(I32, max_size=12),
+                  total_accelerators=I32, allocatable_accelerators=I32, free_accelerators=I32)
 capacities = st.builds(
-    agent_pb2.CapacityReport, sequence=st.integers(0, 2**64 - 1), gpu_pools=st.lists(pools, max_size=4),
+    agent_pb2.CapacityReport, sequence=st.integers(0, 2**64 - 1), accelerator_pools=st.lists(pools, max_size=4),
     cpu_milli_allocatable=I64, cpu_milli_free=I64, memory_bytes_allocatable=I64, memory_bytes_free=I64,
     node_cpu_milli_free_max=I64, node_memory_bytes_free_max=I64, placement_ids=st.lists(TEXT, max_size=5))
 agent_messages = st.one_of(
@@ -95,12 +95,22 @@ def test_arbitrary_bytes_on_the_agent_stream_never_crash(data: bytes) -> None:
 
 
 specs = st.builds(
-    types_pb2.JobSpec, name=TEXT, namespace=TEXT, kind=st.integers(-2, 4), replicas=I32,
-    resources=st.builds(types_pb2.Resources, cpu_milli=I64, memory_bytes=I64, gpu_milli=I64),
-    gpu_models=st.lists(TEXT, max_size=3), queue=TEXT, priority=I32, preferred_regions=st.lists(TEXT, max_size=3),
-    labels=st.dictionaries(TEXT, TEXT, max_size=3), annotations=st.dictionaries(
-        st.sampled_from(["federator.io/failover", "federator.io/sim-duration", "x"]) | TEXT, TEXT, max_size=3),
-    pod_template_json=st.one_of(st.just(""), st.just('{"spec": {}}'), TEXT))
+    types_pb2.JobSpec,
+    name=TEXT,
+    namespace=TEXT,
+    kind=st.integers(-2, 4),
+    replicas=I32,
+    resources=st.builds(types_pb2.Resources, cpu_milli=I64, memory_bytes=I64, accelerator_milli=I64),
+    accelerator_models=st.lists(TEXT, max_size=3),
+    queue=TEXT,
+    priority=I32,
+    preferred_regions=st.lists(TEXT, max_size=3),
+    labels=st.dictionaries(TEXT, TEXT, max_size=3),
+    annotations=st.dictionaries(
+        st.sampled_from(["federator.io/failover", "federator.io/sim-duration", "x"]) | TEXT, TEXT, max_size=3
+    ),
+    pod_template_json=st.one_of(st.just(""), st.just('{"spec": {}}'), TEXT),
+)
 
 
 @SETTINGS
@@ -155,7 +165,7 @@ def test_any_job_document_parses_or_names_each_problem(doc: object) -> None:
 launches = st.builds(
     agent_pb2.Launch,
     placement=st.builds(types_pb2.Placement, placement_id=TEXT, job_id=TEXT, cluster=TEXT, region=TEXT,
-                        replicas=I32, gpu_model=TEXT, phase=st.integers(-2, 8), generation=I64),
+                        replicas=I32, accelerator_model=TEXT, phase=st.integers(-2, 8), generation=I64),
     spec=specs)
 
 

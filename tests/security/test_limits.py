@@ -34,7 +34,7 @@ def test_a_bad_hello_is_refused_naming_the_field(cluster: str, region: str, labe
 
 
 def test_a_good_hello_passes() -> None:
-    assert check_hello("east-1", "east", {"federator.io/price-per-gpu-hour": "4.1", "provider": "x"},
+    assert check_hello("east-1", "east", {"federator.io/price-per-accelerator-hour": "4.1", "provider": "x"},
                        limits=Limits()) is None
 
 

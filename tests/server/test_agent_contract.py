@@ -41,10 +41,21 @@ def drain(rec):  # type: ignore[no-untyped-def]
 def gpu_report(*, nodes: int, free_each: int, total: int, sequence: int = 1) -> agent_pb2.AgentMessage:
     hist = [0] * (free_each + 1)
     hist[free_each] = nodes
-    return agent_pb2.AgentMessage(capacity=agent_pb2.CapacityReport(
-        sequence=sequence, cpu_milli_allocatable=1000, cpu_milli_free=1000,
-        gpu_pools=[agent_pb2.GpuPool(gpu_model="H100", nodes_by_free_gpus=hist, total_gpus=total,
-                                     allocatable_gpus=total)]))
+    return agent_pb2.AgentMessage(
+        capacity=agent_pb2.CapacityReport(
+            sequence=sequence,
+            cpu_milli_allocatable=1000,
+            cpu_milli_free=1000,
+            accelerator_pools=[
+                agent_pb2.AcceleratorPool(
+                    accelerator_model="H100",
+                    nodes_by_free=hist,
+                    total_accelerators=total,
+                    allocatable_accelerators=total,
+                )
+            ],
+        )
+    )
 
 
 def update(pid: str, phase: JobPhase) -> agent_pb2.AgentMessage:
@@ -61,7 +72,7 @@ def rejected(fed, reason: str) -> float:  # type: ignore[no-untyped-def]
     ([agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster="west-1", region="west"))], "second_hello",
      "only the first message"),
     ([gpu_report(nodes=1000, free_each=8, total=4)], "implausible_report",
-     "8000 whole free GPUs and 0 shared ones are more than allocatable_gpus 4"),
+     "8000 whole free GPUs and 0 shared ones are more than allocatable_accelerators 4"),
     ([gpu_report(nodes=1, free_each=8, total=8, sequence=5), gpu_report(nodes=1, free_each=8, total=8, sequence=3)],
      "stale_report", "capacity.sequence: 3 is lower than this stream's previous report (5)"),
     ([update("x.g1.west-1", JobPhase.PENDING)], "bad_transition", "not JOB_PHASE_PENDING"),
@@ -110,6 +121,6 @@ def test_refusals_reach_the_agent_as_errors_on_its_stream_which_goes_on() -> Non
             errors = [m.error for m in got if m.WhichOneof("body") == "error"]
             assert [e.reason for e in errors] == ["empty_message", "second_hello", "implausible_report"]
             assert s.fed.clusters["east-1"].capacity is not None  # the good report after them was applied
-            assert s.fed.clusters["east-1"].capacity.total_gpus == 8
+            assert s.fed.clusters["east-1"].capacity.total_accelerators == 8
 
     asyncio.run(main())

@@ -57,7 +57,7 @@ def test_an_agent_report_is_answered_and_its_lease_kept_while_a_cycle_over_a_bac
     async def scenario() -> None:
         held = HeldScheduler()
         fed = Federator(store=MemoryStore(), scheduler=held, lease_seconds=10.0, cycle_interval=0.05)
-        for i in range(2_000):  # a backlog nothing can hold: 16 GPUs per replica
+        for i in range(2_000):  # a backlog nothing can hold: 16 accelerators per replica
             fed.submit(spec(f"big-{i}", gpus=16))
         server = grpc.aio.server()
         agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, Authenticator(insecure=True)), server)

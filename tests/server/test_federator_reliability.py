@@ -212,7 +212,7 @@ def test_after_a_restart_clusters_with_placements_are_expected_back_and_lost_if_
 ], ids=["too-many-replicas", "too-many-gpus"])
 def test_jobs_over_the_limits_are_refused_naming_the_field(store: MemoryStore, clock: Clock,
                                                                  kw: dict[str, int], field: str) -> None:
-    fed = make(store, clock, limits=Limits(max_replicas_per_job=10, max_gpus_per_job=32))
+    fed = make(store, clock, limits=Limits(max_replicas_per_job=10, max_accelerators_per_job=32))
     with pytest.raises(SubmitError, match=field.replace(".", "\\.")):
         fed.submit(spec("big", **kw))  # type: ignore[arg-type]
     assert store.docs == {}

@@ -26,9 +26,15 @@ def test_refusals_are_avoided_for_the_cooldown_and_only_while_another_cluster_is
 
 
 def _capacity(nodes: int) -> ClusterCapacity:
-    return ClusterCapacity(gpu_pools=(pool(H100, nodes=nodes),), cpu_milli_allocatable=10**6, cpu_milli_free=10**6,
-                           memory_bytes_allocatable=2**45, memory_bytes_free=2**45,
-                           node_cpu_milli_free_max=10**5, node_memory_bytes_free_max=2**42)
+    return ClusterCapacity(
+        accelerator_pools=(pool(H100, nodes=nodes),),
+        cpu_milli_allocatable=10**6,
+        cpu_milli_free=10**6,
+        memory_bytes_allocatable=2**45,
+        memory_bytes_free=2**45,
+        node_cpu_milli_free_max=10**5,
+        node_memory_bytes_free_max=2**42,
+    )
 
 
 def test_a_gang_stopped_by_its_cluster_is_placed_on_the_other_one(tmp_path: Path) -> None:
@@ -49,7 +55,7 @@ def test_a_gang_stopped_by_its_cluster_is_placed_on_the_other_one(tmp_path: Path
     assert job.phase is JobPhase.PENDING  # a has room but refused it a moment ago; b is too small
     assert job.pending_reason is not None
     assert job.pending_reason.code in (ReasonCode.RECENTLY_REFUSED, ReasonCode.GANG_DOES_NOT_FIT,
-                                       ReasonCode.INSUFFICIENT_GPUS), job.pending_reason
+                                       ReasonCode.INSUFFICIENT_ACCELERATORS), job.pending_reason
     fed.report(b, _capacity(2))
     fed.schedule_once()
     assert [p.cluster for p in job.placements] == ["b"]

@@ -17,7 +17,7 @@ H100 = "NVIDIA-H100-80GB-HBM3"
 
 def capacity(free_nodes: int, busy_nodes: int = 0, placement_ids: frozenset[str] = frozenset()) -> ClusterCapacity:
     p = pool(H100, nodes=free_nodes, extra={0: busy_nodes})
-    return ClusterCapacity(gpu_pools=(p,), cpu_milli_allocatable=10**6, cpu_milli_free=10**6,
+    return ClusterCapacity(accelerator_pools=(p,), cpu_milli_allocatable=10**6, cpu_milli_free=10**6,
                            memory_bytes_allocatable=2**45, memory_bytes_free=2**45,
                            node_cpu_milli_free_max=10**5, node_memory_bytes_free_max=2**42,
                            placement_ids=placement_ids)
@@ -41,7 +41,7 @@ def test_a_stale_report_never_double_books(tmp_path: Path) -> None:
     second = fed.submit(job("second", gpus=8))
     fed.schedule_once()
     assert second.phase is JobPhase.PENDING
-    assert second.pending_reason is not None and second.pending_reason.code is ReasonCode.INSUFFICIENT_GPUS
+    assert second.pending_reason is not None and second.pending_reason.code is ReasonCode.INSUFFICIENT_ACCELERATORS
     pid = first.placements[0].placement_id
     fed.report(rec, capacity(free_nodes=0, busy_nodes=1, placement_ids=frozenset({pid})))  # now it knows
     fed.schedule_once()
@@ -100,4 +100,4 @@ def test_a_report_wakes_the_scheduler_only_when_placements_left_the_cluster(tmp_
     fed.report(rec, capacity(free_nodes=0, busy_nodes=1, placement_ids=frozenset({"a.g1.c"})))
     assert not fed._wake.is_set()  # noqa: SLF001 - routine: waits for the periodic cycle
     fed.report(rec, capacity(free_nodes=1))
-    assert fed._wake.is_set()  # noqa: SLF001 - a.g1.c left: its GPUs may fit a waiting job now
+    assert fed._wake.is_set()  # noqa: SLF001 - a.g1.c left: its accelerators may fit a waiting job now

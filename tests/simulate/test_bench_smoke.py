@@ -20,7 +20,7 @@ SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
     [
         ("throughput.py", ["--clusters", "3", "--nodes", "20", "--jobs", "300"], "placements_per_second"),
         ("throughput.py", ["--scaling", "2,4", "--nodes", "10", "--jobs", "100"], "cpu_microseconds_per_job"),
-        ("quality.py", ["--fleet", "{fleet}", "--clusters", "2", "--seeds", "1"], "mean_gpu_allocation_ratio"),
+        ("quality.py", ["--fleet", "{fleet}", "--clusters", "2", "--seeds", "1"], "mean_accelerator_allocation_ratio"),
         ("fairness.py", ["--clusters", "1", "--nodes", "2", "--hours", "1.2"], "max_deviation_from_weighted_drf_share"),
         ("memory.py", ["--clusters", "3", "--jobs", "100"], "peak_rss_mib"),
         ("fgd.py", ["--fleet", "{fleet}", "--clusters", "1,2", "--mixes", "pinned,trace"], "federator-2"),

@@ -27,26 +27,26 @@ def sim_job(name: str, gpus: float, *, at: float = 0.0, runs: float | None = Non
 def test_fill_packs_and_reports_ground_truth() -> None:
     jobs = [sim_job(f"j{i}", 1) for i in range(20)] + [sim_job("gang", 8, replicas=2)]
     report = Simulation(FLEET, jobs, batch=5).run("fill")
-    assert report.gpu_capacity == 20
+    assert report.accelerator_capacity == 20
     assert report.jobs_placed == 20 and report.jobs_pending == 1
-    assert report.gpu_allocated == 20 and report.gpu_allocation_ratio == 1.0
-    assert report.pending_reasons == {"InsufficientGpus": 1}
+    assert report.accelerator_allocated == 20 and report.accelerator_allocation_ratio == 1.0
+    assert report.pending_reasons == {"InsufficientAccelerators": 1}
     assert report.cycles == 5 and report.placements == 20
     assert 0 < report.decision_latency_p50_seconds <= report.decision_latency_p99_seconds
     assert [x for x, _ in report.series] == [0, 5, 10, 15, 20, 21]
 
 
 def test_fractions_share_gpus_on_the_nodes() -> None:
-    jobs = [sim_job(f"f{i}", 0.25, gpu_models=("A10",), kind=JobKind.INFERENCE) for i in range(16)]
+    jobs = [sim_job(f"f{i}", 0.25, accelerator_models=("A10",), kind=JobKind.INFERENCE) for i in range(16)]
     report = Simulation(FLEET, jobs).run("fill")
-    assert report.jobs_placed == 16 and report.gpu_allocated == 4  # four A10s, four quarter-replicas each
+    assert report.jobs_placed == 16 and report.accelerator_allocated == 4  # four A10s, four quarter-replicas each
 
 
 def test_replay_frees_gpus_when_jobs_finish() -> None:
     jobs = [sim_job("first", 8, at=0, runs=100, replicas=2), sim_job("second", 8, at=10, runs=100, replicas=2)]
     report = Simulation(FLEET, jobs, cycle_interval=10).run("replay")
     assert report.jobs_placed == 2 and report.jobs_pending == 0
-    assert report.gpu_allocation_ratio_peak == pytest.approx(16 / 20)
+    assert report.accelerator_allocation_ratio_peak == pytest.approx(16 / 20)
     assert [r for t, r in report.series if t == 10] == [0.8]  # second waits for first
 
 
@@ -62,4 +62,4 @@ def test_node_fit_baselines_run(fit: str, examples: Path) -> None:
     fleet = load_fleet_file(Path(examples / "fleet.yaml"))
     jobs = load_workload(examples / "workloads" / "pods-sample.csv")
     report = Simulation(fleet, jobs, fit=fit, scheduler=Scheduler(SchedulerConfig(score_weights={}))).run("fill")
-    assert report.jobs_placed > 0 and 0 < report.gpu_allocation_ratio <= 1
+    assert report.jobs_placed > 0 and 0 < report.accelerator_allocation_ratio <= 1

@@ -25,15 +25,15 @@ def fleet(cpu8: int, cpu1: int) -> dict[str, ClusterSpec]:
 
 def mix(clusters: dict[str, ClusterSpec], seed: int) -> list[SimJob]:
     """Pinned, fractional and multi-GPU pods until they ask for every GPU of the fleet."""
-    capacity = sum(n.gpus for c in clusters.values() for n in c.nodes) * 1000
+    capacity = sum(n.accelerators for c in clusters.values() for n in c.nodes) * 1000
     rows = generate_mix(2000, seed=seed, models=["A10", "A100", "H100"], model_gpus={"A10": 1, "A100": 8, "H100": 8},
                         pinned=0.33, fractional=0.35, multi=0.3)
     jobs, asked = [], 0
     for i, row in enumerate(rows):
         job = _pod(row, "synth", i)
-        if asked + job.spec.resources.gpu_milli > capacity:
+        if asked + job.spec.resources.accelerator_milli > capacity:
             break
-        asked += job.spec.resources.gpu_milli
+        asked += job.spec.resources.accelerator_milli
         jobs.append(SimJob(job.spec, float(i), None))
     return jobs
 
@@ -43,8 +43,8 @@ class WithoutHostRoom(Simulation):
 
     def snapshot(self) -> Snapshot:
         return Snapshot(tuple(
-            dataclasses.replace(c, capacity=dataclasses.replace(c.capacity, gpu_pools=tuple(
-                dataclasses.replace(p, host_room=(), shared_room=()) for p in c.capacity.gpu_pools)))
+            dataclasses.replace(c, capacity=dataclasses.replace(c.capacity, accelerator_pools=tuple(
+                dataclasses.replace(p, host_room=(), shared_room=()) for p in c.capacity.accelerator_pools)))
             for c in super().snapshot().clusters))
 
 
@@ -64,4 +64,4 @@ def test_host_room_in_the_resource_model_cuts_refusals_on_cpu_bound_nodes() -> N
     with_room = Simulation(clusters, jobs, batch=200).run("fill")
     without = WithoutHostRoom(clusters, jobs, batch=200).run("fill")
     assert with_room.refused * 2 < without.refused
-    assert with_room.gpu_allocation_ratio > without.gpu_allocation_ratio
+    assert with_room.accelerator_allocation_ratio > without.accelerator_allocation_ratio

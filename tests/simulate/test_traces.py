@@ -39,15 +39,20 @@ def test_openb_nodes_are_dealt_into_clusters_and_regions(tmp_path: Path) -> None
     assert sorted(fleet) == ["cluster-000", "cluster-001"]
     assert {c.region for c in fleet.values()} == {"region-000", "region-001"}
     nodes = [n for c in fleet.values() for n in c.nodes]
-    assert sorted((n.gpu_model, n.gpus) for n in nodes) == [("", 0), ("T4", 2), ("V100M16", 8), ("V100M32", 8)]
-    v100 = next(n for n in nodes if n.gpu_model == "V100M32")
+    assert sorted((n.accelerator_model, n.accelerators) for n in nodes) == [
+        ("", 0),
+        ("T4", 2),
+        ("V100M16", 8),
+        ("V100M32", 8),
+    ]
+    v100 = next(n for n in nodes if n.accelerator_model == "V100M32")
     assert v100.cpu_milli == 96_000 and v100.memory_bytes == 786432 * 2**20
 
 
 def test_spot_fleet_layout_in_any_column_order(tmp_path: Path) -> None:
     fleet = load_fleet_file(write(tmp_path, "spot.csv", SPOT), clusters=1)
     (cluster,) = fleet.values()
-    assert [(n.gpu_model, n.gpus, n.cpu_milli) for n in cluster.nodes] == [
+    assert [(n.accelerator_model, n.accelerators, n.cpu_milli) for n in cluster.nodes] == [
         ("A10", 1, 128_000), ("A100-SXM4-80GB", 8, 128_000), ("H800", 8, 192_000)]
     assert cluster.nodes[0].memory_bytes == 128 * 8 * 2**30  # memory per vCPU when the layout has none
 
@@ -64,7 +69,7 @@ def test_the_real_fleet_loads() -> None:
         pytest.skip("the shared data directory is not next to this checkout")
     fleet = load_fleet_file(path, clusters=8)
     assert sum(len(c.nodes) for c in fleet.values()) == 4278
-    assert sum(n.gpus for c in fleet.values() for n in c.nodes) == 10412
+    assert sum(n.accelerators for c in fleet.values() for n in c.nodes) == 10412
 
 
 @pytest.mark.parametrize(
@@ -92,10 +97,12 @@ def test_pods_become_one_replica_jobs(tmp_path: Path) -> None:
     jobs = {j.spec.name: j for j in load_workload(write(tmp_path, "pods.csv", PODS))}
     assert [j.spec.name for j in load_workload(write(tmp_path, "pods.csv", PODS))] == ["p-two", "p-frac", "p-cpu"]
     frac, two, cpu = jobs["p-frac"], jobs["p-two"], jobs["p-cpu"]
-    assert frac.spec.resources.gpu_milli == 250 and frac.spec.kind is JobKind.INFERENCE and frac.duration is None
-    assert two.spec.resources.gpu_milli == 2000 and two.spec.gpu_models == ("V100M16", "V100M32")
+    assert (
+        frac.spec.resources.accelerator_milli == 250 and frac.spec.kind is JobKind.INFERENCE and frac.duration is None
+    )
+    assert two.spec.resources.accelerator_milli == 2000 and two.spec.accelerator_models == ("V100M16", "V100M32")
     assert two.spec.preemptible and two.duration == 3595 and two.arrival == 0
-    assert cpu.spec.resources.gpu_milli == 0 and cpu.spec.resources.cpu_milli == 2000 and cpu.duration == 20
+    assert cpu.spec.resources.accelerator_milli == 0 and cpu.spec.resources.cpu_milli == 2000 and cpu.duration == 20
 
 
 @pytest.mark.parametrize(
@@ -128,7 +135,7 @@ def test_the_generator_is_seeded_and_its_output_loads(tmp_path: Path) -> None:
         write_pods(a, f)
     jobs = load_workload(path)
     assert len(jobs) == 300
-    shapes = {(j.spec.resources.gpu_milli > 0, j.spec.resources.gpu_milli % 1000 != 0) for j in jobs}
+    shapes = {(j.spec.resources.accelerator_milli > 0, j.spec.resources.accelerator_milli % 1000 != 0) for j in jobs}
     assert shapes == {(False, False), (True, False), (True, True)}  # CPU-only, whole and fractional GPUs
 
 

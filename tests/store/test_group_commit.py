@@ -49,7 +49,7 @@ def test_a_lazy_reason_waits_behind_ordinary_writes_and_never_overwrites_a_newer
     first.start()  # holds the store (gate closed)
     while not journal._busy:  # noqa: SLF001 - waiting for the writer to be inside store.put
         pass
-    b.pending_reason = Reason(ReasonCode.INSUFFICIENT_GPUS, "no room")
+    b.pending_reason = Reason(ReasonCode.INSUFFICIENT_ACCELERATORS, "no room")
     journal.enqueue_lazy([a, b])  # a's and b's reasons, lazily
     placed = replace(a, phase=JobPhase.PLACED, pending_reason=None)
     later = threading.Thread(target=journal.write, args=([placed],))  # a newer state of a, queued after
@@ -64,5 +64,5 @@ def test_a_lazy_reason_waits_behind_ordinary_writes_and_never_overwrites_a_newer
         pass
     assert store.batches[0] == [("a", "Pending", "")]
     assert store.batches[1] == [("a", "Placed", "")]  # the ordinary write first, though queued last
-    assert store.batches[2:] == [[("b", "Pending", "InsufficientGpus")]]  # a's stale lazy entry was dropped
+    assert store.batches[2:] == [[("b", "Pending", "InsufficientAccelerators")]]  # a's stale lazy entry was dropped
     assert store.docs[JobId("a")].phase is JobPhase.PLACED

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from federator.accounting.records import Dimension, UsageRecord
 from federator.accounting.store import SqliteUsageStore
 from federator.metrics import Metrics
-from federator.model import MILLI, Job, JobPhase, Placement
+from federator.model import MILLI, Job, JobPhase, Placement, placement_resources
 from federator.security.authz import owner_of
 from federator.store import JobStore
 from federator.store.group_commit import GroupCommit
@@ -45,7 +45,8 @@ OTHER = "other"
 
 def held(job: Job, placement: Placement) -> tuple[str, int]:
     """(accelerator model, thousandths of accelerators) a placement holds: replicas x per replica."""
-    return placement.gpu_model, job.spec.resources.gpu_milli * placement.replicas
+    per_replica = placement_resources(placement, job.spec).accelerator_milli  # the chosen alternative's count
+    return placement.accelerator_model or "", per_replica * placement.replicas
 
 
 class _BoundedLabels:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 
 from federator.api.v1 import agent_pb2, jobs_pb2, types_pb2
+from federator.catalog import catalog
 from federator.model import (
+    AcceleratorAlternative,
+    AcceleratorPool,
     ClusterCapacity,
-    GpuPool,
     Job,
     JobId,
     JobKind,
@@ -65,9 +67,9 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         resources=types_pb2.Resources(
             cpu_milli=spec.resources.cpu_milli,
             memory_bytes=spec.resources.memory_bytes,
-            gpu_milli=spec.resources.gpu_milli,
+            accelerator_milli=spec.resources.accelerator_milli,
         ),
-        gpu_models=list(spec.gpu_models),
+        accelerator_models=list(spec.accelerator_models),
         queue=spec.queue,
         priority=spec.priority,
         preferred_regions=list(spec.preferred_regions),
@@ -80,6 +82,9 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         max_latency_ms=spec.max_latency_ms,
         workload_json=spec.workload_json,
         group_size=spec.group_size,
+        accelerators=[types_pb2.AcceleratorAlternative(
+            model=a.model, vendor=a.vendor, milli=a.milli, min_memory_mib=a.min_memory_mib,
+            pod_template_json=a.pod_template_json) for a in spec.accelerators],
     )
 
 
@@ -95,8 +100,8 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         namespace=pb.namespace or "default",
         kind=kind,
         replicas=pb.replicas,
-        resources=Resources(pb.resources.cpu_milli, pb.resources.memory_bytes, pb.resources.gpu_milli),
-        gpu_models=tuple(pb.gpu_models),
+        resources=Resources(pb.resources.cpu_milli, pb.resources.memory_bytes, pb.resources.accelerator_milli),
+        accelerator_models=tuple(pb.accelerator_models),
         queue=pb.queue or "default",
         priority=pb.priority,
         preferred_regions=tuple(pb.preferred_regions),
@@ -109,22 +114,28 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         max_latency_ms=pb.max_latency_ms,
         workload_json=pb.workload_json,
         group_size=max(1, pb.group_size),
+        accelerators=tuple(AcceleratorAlternative(a.milli, a.model, a.vendor, a.min_memory_mib, a.pod_template_json)
+                           for a in pb.accelerators),
     )
 
 
 def placement_to_pb(p: Placement) -> types_pb2.Placement:
     return types_pb2.Placement(
         placement_id=p.placement_id, job_id=p.job_id, cluster=p.cluster, region=p.region,
-        replicas=p.replicas, gpu_model=p.gpu_model, phase=_PHASE_TO_PB[p.phase],
-        generation=p.generation, message=p.message,
+        replicas=p.replicas, accelerator_model=p.accelerator_model, phase=_PHASE_TO_PB[p.phase],
+        generation=p.generation, message=p.message, accelerator_vendor=p.accelerator_vendor,
+        accelerator_resource=p.accelerator_resource, accelerator_milli=p.accelerator_milli,
+        alternative=p.alternative,
     )
 
 
 def placement_from_pb(pb: types_pb2.Placement) -> Placement:
     return Placement(
         placement_id=PlacementId(pb.placement_id), job_id=JobId(pb.job_id), cluster=pb.cluster,
-        region=pb.region, replicas=pb.replicas, gpu_model=pb.gpu_model,
+        region=pb.region, replicas=pb.replicas, accelerator_model=pb.accelerator_model,
         generation=pb.generation, phase=phase_from_pb(pb.phase), message=pb.message,
+        accelerator_vendor=pb.accelerator_vendor, accelerator_resource=pb.accelerator_resource,
+        accelerator_milli=pb.accelerator_milli, alternative=pb.alternative,
     )
 
 
@@ -159,16 +170,25 @@ def job_from_pb(pb: types_pb2.Job) -> Job:
 def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
     return agent_pb2.CapacityReport(
         sequence=cap.sequence,
-        gpu_pools=[
-            agent_pb2.GpuPool(gpu_model=p.gpu_model, nodes_by_free_gpus=list(p.nodes_by_free_gpus),
-                              total_gpus=p.total_gpus, allocatable_gpus=p.allocatable_gpus,
-                              free_gpus=p.free_gpus,
-                              shared_gpus=[agent_pb2.SharedGpus(free_milli=f, count=n) for f, n in p.shared_gpus],
-                              host_room=[agent_pb2.HostRoom(cpu_milli=c, memory_bytes=m) for c, m in p.host_room],
-                              shared_room=[agent_pb2.SharedRoom(free_milli=f, cpu_milli=c, memory_bytes=m)
-                                           for f, c, m in p.shared_room],
-                              sharing=p.sharing, unit_milli=p.unit_milli)
-            for p in cap.gpu_pools
+        accelerator_pools=[
+            agent_pb2.AcceleratorPool(
+                accelerator_model=p.accelerator_model,
+                nodes_by_free=list(p.nodes_by_free),
+                total_accelerators=p.total_accelerators,
+                allocatable_accelerators=p.allocatable_accelerators,
+                free_accelerators=p.free_accelerators,
+                shared_devices=[agent_pb2.SharedDevices(free_milli=f, count=n) for f, n in p.shared_devices],
+                host_room=[agent_pb2.HostRoom(cpu_milli=c, memory_bytes=m) for c, m in p.host_room],
+                shared_room=[
+                    agent_pb2.SharedRoom(free_milli=f, cpu_milli=c, memory_bytes=m) for f, c, m in p.shared_room
+                ],
+                sharing=p.sharing,
+                unit_milli=p.unit_milli,
+                vendor=p.vendor,
+                memory_mib=p.memory_mib,
+                resource_name=p.resource_name,
+            )
+            for p in cap.accelerator_pools
         ],
         cpu_milli_allocatable=cap.cpu_milli_allocatable,
         cpu_milli_free=cap.cpu_milli_free,
@@ -181,38 +201,58 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
     )
 
 
-#: The GpuPool.sharing values the contract allows (agent.proto).
+#: The AcceleratorPool.sharing values the contract allows (agent.proto).
 POOL_SHARING = frozenset({"", "None", "TimeSlicing", "MPS", "HAMi", "MIG"})
 
 
 def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
     pools = []
-    for i, p in enumerate(pb.gpu_pools):
-        if not p.gpu_model:
-            raise WireError(f"capacity.gpu_pools[{i}].gpu_model: must not be empty")
-        if any(n < 0 for n in p.nodes_by_free_gpus):
-            raise WireError(f"capacity.gpu_pools[{i}].nodes_by_free_gpus: counts must not be negative")
-        if any(not 0 < s.free_milli < 1000 or s.count < 0 for s in p.shared_gpus):
-            raise WireError(f"capacity.gpu_pools[{i}].shared_gpus: free_milli must be 1..999, counts not negative")
-        shared = tuple(sorted((s.free_milli, s.count) for s in p.shared_gpus if s.count))
-        if p.host_room and len(p.host_room) != len(p.nodes_by_free_gpus):
-            raise WireError(f"capacity.gpu_pools[{i}].host_room: must have one entry per nodes_by_free_gpus entry "
-                            f"({len(p.nodes_by_free_gpus)}), got {len(p.host_room)}")
+    for i, p in enumerate(pb.accelerator_pools):
+        if not p.accelerator_model:
+            raise WireError(f"capacity.accelerator_pools[{i}].accelerator_model: must not be empty")
+        if any(n < 0 for n in p.nodes_by_free):
+            raise WireError(f"capacity.accelerator_pools[{i}].nodes_by_free: counts must not be negative")
+        if any(not 0 < s.free_milli < 1000 or s.count < 0 for s in p.shared_devices):
+            raise WireError(
+                f"capacity.accelerator_pools[{i}].shared_devices: free_milli must be 1..999, counts not negative"
+            )
+        shared = tuple(sorted((s.free_milli, s.count) for s in p.shared_devices if s.count))
+        if p.host_room and len(p.host_room) != len(p.nodes_by_free):
+            raise WireError(f"capacity.accelerator_pools[{i}].host_room: must have one entry per nodes_by_free entry "
+                            f"({len(p.nodes_by_free)}), got {len(p.host_room)}")
         if any(r.cpu_milli < 0 or r.memory_bytes < 0 for r in p.host_room) or any(
                 r.cpu_milli < 0 or r.memory_bytes < 0 or not 0 < r.free_milli < 1000 for r in p.shared_room):
-            raise WireError(f"capacity.gpu_pools[{i}].host_room, shared_room: CPU and memory must not be negative, "
-                            f"free_milli must be 1..999")
+            raise WireError(
+                f"capacity.accelerator_pools[{i}].host_room, shared_room: CPU and memory must not be negative, "
+                f"free_milli must be 1..999"
+            )
         room = tuple((r.cpu_milli, r.memory_bytes) for r in p.host_room)
         shared_room = tuple(sorted((r.free_milli, r.cpu_milli, r.memory_bytes) for r in p.shared_room))
         if p.sharing not in POOL_SHARING:
-            raise WireError(f"capacity.gpu_pools[{i}].sharing: {p.sharing!r} is not one of "
+            raise WireError(f"capacity.accelerator_pools[{i}].sharing: {p.sharing!r} is not one of "
                             f"{', '.join(repr(s) for s in sorted(POOL_SHARING))}")
         if p.sharing == "MIG" and not 0 < p.unit_milli <= 1000:
-            raise WireError(f"capacity.gpu_pools[{i}].unit_milli: a MIG pool's partition is worth 1..1000, "
+            raise WireError(f"capacity.accelerator_pools[{i}].unit_milli: a MIG pool's partition is worth 1..1000, "
                             f"got {p.unit_milli}")
-        pools.append(GpuPool(p.gpu_model, tuple(p.nodes_by_free_gpus), p.total_gpus, p.allocatable_gpus, shared,
-                             host_room=room, shared_room=shared_room, sharing=p.sharing,
-                             unit_milli=p.unit_milli if p.sharing == "MIG" else 0))
+        if p.memory_mib < 0:
+            raise WireError(f"capacity.accelerator_pools[{i}].memory_mib: must not be negative")
+        known = catalog().describe_model(p.accelerator_model, p.vendor)  # fills what an agent left out
+        pools.append(
+            AcceleratorPool(
+                p.accelerator_model,
+                tuple(p.nodes_by_free),
+                p.total_accelerators,
+                p.allocatable_accelerators,
+                shared,
+                host_room=room,
+                shared_room=shared_room,
+                sharing=p.sharing,
+                unit_milli=p.unit_milli if p.sharing == "MIG" else 0,
+                vendor=known.vendor,
+                memory_mib=p.memory_mib or known.memory_mib,
+                resource_name=p.resource_name or known.resource_name,
+            )
+        )
     if len(pb.workload_kinds) > MAX_WORKLOAD_KINDS:
         raise WireError(f"capacity.workload_kinds: at most {MAX_WORKLOAD_KINDS} kinds, got {len(pb.workload_kinds)}")
     for i, k in enumerate(pb.workload_kinds):
@@ -224,7 +264,7 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
         if getattr(pb, name) < 0:
             raise WireError(f"capacity.{name}: must not be negative")
     return ClusterCapacity(
-        gpu_pools=tuple(pools),
+        accelerator_pools=tuple(pools),
         cpu_milli_allocatable=pb.cpu_milli_allocatable,
         cpu_milli_free=pb.cpu_milli_free,
         memory_bytes_allocatable=pb.memory_bytes_allocatable,

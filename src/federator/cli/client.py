@@ -283,11 +283,23 @@ def _get(args: argparse.Namespace) -> int:
 def _cap_doc(cap: Any) -> Any:
     if cap is None:
         return None
-    return {"gpu_pools": [{"gpu_model": p.gpu_model, "nodes_by_free_gpus": list(p.nodes_by_free_gpus),
-                           "total_gpus": p.total_gpus, "free_gpus": p.free_gpus} for p in cap.gpu_pools],
-            "cpu_milli_free": cap.cpu_milli_free, "cpu_milli_allocatable": cap.cpu_milli_allocatable,
-            "memory_bytes_free": cap.memory_bytes_free, "memory_bytes_allocatable": cap.memory_bytes_allocatable,
-            "workload_kinds": sorted(cap.workload_kinds)}
+    return {
+        "accelerator_pools": [
+            {
+                "vendor": p.vendor,
+                "accelerator_model": p.accelerator_model,
+                "nodes_by_free": list(p.nodes_by_free),
+                "total_accelerators": p.total_accelerators,
+                "free_accelerators": p.free_accelerators,
+            }
+            for p in cap.accelerator_pools
+        ],
+        "cpu_milli_free": cap.cpu_milli_free,
+        "cpu_milli_allocatable": cap.cpu_milli_allocatable,
+        "memory_bytes_free": cap.memory_bytes_free,
+        "memory_bytes_allocatable": cap.memory_bytes_allocatable,
+        "workload_kinds": sorted(cap.workload_kinds),
+    }
 
 
 def _cancel(args: argparse.Namespace) -> int:

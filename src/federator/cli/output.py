@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from federator.model import BUILTIN_WORKLOAD_KINDS, ClusterCapacity, Job, format_gpus
+from federator.model import BUILTIN_WORKLOAD_KINDS, ClusterCapacity, Job, format_job_accelerators
 from federator.security.authz import USER_ANNOTATION
 
 
@@ -37,22 +37,25 @@ def job_wait(job: Job, now: float | None = None) -> float:
 
 def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[str]]]:
     now = time.time()
-    headers = ["JOB", "KIND", "QUEUE", "PHASE", "CLUSTER", "REGION", "GPUS", "WAIT"]
+    headers = ["JOB", "KIND", "QUEUE", "PHASE", "CLUSTER", "REGION", "ACCELERATORS", "WAIT"]
     if wide:
-        headers += ["USER", "WORKLOAD", "GPU MODEL", "PLACEMENTS", "MESSAGE"]
+        headers += ["USER", "WORKLOAD", "ACCELERATOR", "PLACEMENTS", "MESSAGE"]
     headers.append("REASON")
     rows = []
     for j in jobs:
         clusters = ",".join(dict.fromkeys(p.cluster for p in j.placements)) or "-"
         regions = ",".join(dict.fromkeys(p.region for p in j.placements)) or "-"
-        gpus = format_gpus(j.spec.total.gpu_milli)
+        gpus = format_job_accelerators(j)
         reason = str(j.pending_reason) if j.pending_reason and j.phase.value == "Pending" else ""
         if not wide and len(reason) > 110:
             reason = reason[:107] + "..."
         row = [j.job_id, j.spec.kind.value, j.spec.queue, j.phase.value, clusters, regions, gpus,
                _age(job_wait(j, now))]
         if wide:
-            models = ",".join(dict.fromkeys(p.gpu_model for p in j.placements if p.gpu_model)) or "-"
+            models = ",".join(dict.fromkeys(f"{p.accelerator_vendor}/{p.accelerator_model}".lstrip("/")
+                                            for p in j.placements if p.accelerator_model))
+            if not models:
+                models = " | ".join(a.describe() for a in j.spec.alternatives()) or "-"
             placements = ",".join(f"{p.cluster}x{p.replicas}" for p in j.placements) or "-"
             owner = j.spec.annotation(USER_ANNOTATION) or "-"  # who submitted it (security/authz.py)
             row += [owner, j.spec.workload_kind.split(".", 1)[0] or "-", models, placements, j.message or "-"]
@@ -62,20 +65,23 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
 
 
 def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[list[str], list[list[str]]]:
-    headers = ["CLUSTER", "REGION", "STATE", "GPUS FREE/TOTAL", "CPUS FREE", "PLACEMENTS", "REPORT AGE"]
+    headers = ["CLUSTER", "REGION", "STATE", "ACCELERATORS FREE/TOTAL", "CPUS FREE", "PLACEMENTS", "REPORT AGE"]
     if wide:
-        headers += ["GANG ADMISSION", "GPU MODELS (free/total)", "WORKLOAD KINDS"]
+        headers += ["GANG ADMISSION", "VENDORS (free/total)", "MODELS (free/total)", "WORKLOAD KINDS"]
     rows = []
     now = time.time()
     for c in clusters:
         cap: ClusterCapacity | None = c["capacity"]
-        gpus = f"{cap.free_gpus}/{cap.total_gpus}" if cap else "-"
+        gpus = f"{cap.free_accelerators}/{cap.total_accelerators}" if cap else "-"
         cpus = f"{cap.cpu_milli_free / 1000:g}" if cap else "-"
         row = [c["name"], c["region"], c["state"], gpus, cpus, str(c["placements"]),
                _age(now - c["last_report_at"]) if c["last_report_at"] else "-"]
         if wide:
             row.append(c.get("gang_admission") or "-")
-            row.append(", ".join(f"{p.gpu_model} {p.free_gpus}/{p.total_gpus}" for p in cap.gpu_pools) if cap else "-")
+            vendors = ", ".join(f"{v} {free}/{total}" for v, (free, total) in cap.by_vendor().items()) if cap else ""
+            models = ", ".join(f"{p.accelerator_model} {p.free_accelerators}/{p.total_accelerators}"
+                               for p in cap.accelerator_pools) if cap else ""
+            row += [vendors or "-", models or "-"]
             row.append(",".join(sorted(k.split(".", 1)[0] for k in cap.workload_kinds or BUILTIN_WORKLOAD_KINDS))
                        if cap else "-")
         rows.append(row)

@@ -49,7 +49,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-message-bytes", type=int, default=1 << 20, help="largest message (default %(default)s)")
     lim.add_argument("--max-replicas", type=int, default=1000, help="replicas per job at most (default %(default)s)")
-    lim.add_argument("--max-gpus-per-job", type=int, default=4096, help="GPUs per job at most (default %(default)s)")
+    lim.add_argument(
+        "--max-accelerators-per-job", type=int, default=4096, help="accelerators per job at most (default %(default)s)"
+    )
     lim.add_argument("--max-reports-per-second", type=float, default=5.0,
                      help="capacity reports per agent per second, sustained (default %(default)s)")
     lim.add_argument("--max-pending-jobs", type=int, default=250_000,
@@ -66,9 +68,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         tls = tls_files(args, role="server")
-        limits = Limits(max_message_bytes=args.max_message_bytes, max_replicas_per_job=args.max_replicas,
-                        max_gpus_per_job=args.max_gpus_per_job, reports_per_second=args.max_reports_per_second,
-                        max_pending_jobs=args.max_pending_jobs)
+        limits = Limits(
+            max_message_bytes=args.max_message_bytes,
+            max_replicas_per_job=args.max_replicas,
+            max_accelerators_per_job=args.max_accelerators_per_job,
+            reports_per_second=args.max_reports_per_second,
+            max_pending_jobs=args.max_pending_jobs,
+        )
     except (TlsError, ValueError) as exc:
         print(f"federator serve: {exc}", file=sys.stderr)
         return 2

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="replay mode: simulated seconds between cycles (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for random-fit nodes (default %(default)s)")
     p.add_argument("-o", "--output", choices=["text", "json"], default="text")
-    p.add_argument("--plot", type=Path, metavar="FILE", help="write a PNG of GPU allocation over time "
+    p.add_argument("--plot", type=Path, metavar="FILE", help="write a PNG of accelerator allocation over time "
                                                              "(needs matplotlib: pip install 'federator[plot]')")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -108,9 +108,9 @@ def plot(series: tuple[tuple[float, float], ...], path: Path, *, mode: str) -> N
     xs = [x if mode == "fill" else x / 3600 for x, _ in series]
     ax.plot(xs, [100 * r for _, r in series], drawstyle="steps-post")
     ax.set_xlabel("jobs offered" if mode == "fill" else "simulated hours")
-    ax.set_ylabel("GPUs allocated (%)")
+    ax.set_ylabel("accelerators allocated (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(f"federator sim ({mode}): GPU allocation")
+    ax.set_title(f"federator sim ({mode}): accelerator allocation")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, format="png")

@@ -1,26 +1,50 @@
 """Plain domain types shared by every layer: resources, clusters, jobs, placements."""
 
+from federator.model.accelerator import DEFAULT_VENDOR, AcceleratorAlternative, AcceleratorType, model_matches
 from federator.model.cluster import (
     BUILTIN_WORKLOAD_KINDS,
     PRICE_LABEL,
     WORKLOAD_KINDS,
+    AcceleratorPool,
     ClusterCapacity,
     ClusterInfo,
     ClusterState,
-    GpuPool,
 )
-from federator.model.job import Job, JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Reason, ReasonCode
-from federator.model.resources import MILLI, QuantityError, Resources, format_bytes, format_gpus, to_bytes, to_milli
+from federator.model.job import (
+    Job,
+    JobId,
+    JobKind,
+    JobPhase,
+    JobSpec,
+    Placement,
+    PlacementId,
+    Reason,
+    ReasonCode,
+    format_job_accelerators,
+    placement_resources,
+)
+from federator.model.resources import (
+    MILLI,
+    QuantityError,
+    Resources,
+    format_accelerators,
+    format_bytes,
+    to_bytes,
+    to_milli,
+)
 
 __all__ = [
     "BUILTIN_WORKLOAD_KINDS",
+    "DEFAULT_VENDOR",
+    "AcceleratorAlternative",
+    "AcceleratorType",
     "MILLI",
     "PRICE_LABEL",
     "WORKLOAD_KINDS",
     "ClusterCapacity",
     "ClusterInfo",
     "ClusterState",
-    "GpuPool",
+    "AcceleratorPool",
     "Job",
     "JobId",
     "JobKind",
@@ -33,7 +57,10 @@ __all__ = [
     "ReasonCode",
     "Resources",
     "format_bytes",
-    "format_gpus",
+    "format_job_accelerators",
+    "model_matches",
+    "placement_resources",
+    "format_accelerators",
     "to_bytes",
     "to_milli",
 ]

@@ -1,8 +1,8 @@
 """What the federator knows of a member cluster: identity, state and capacity.
 
-Capacity is a *resource model*, not a node list: per GPU model, how many nodes
-have 0, 1, 2, ... GPUs free. That is enough to decide whether a gang of
-N replicas x G GPUs fits, and keeps the scheduler's cost independent of the
+Capacity is a *resource model*, not a node list: per accelerator model, how many nodes
+have 0, 1, 2, ... accelerators free. That is enough to decide whether a gang of
+N replicas x G accelerators fits, and keeps the scheduler's cost independent of the
 number of nodes.
 """
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
 
+from federator.model.accelerator import DEFAULT_VENDOR, AcceleratorType
 from federator.model.resources import MILLI
 
 
@@ -37,7 +38,8 @@ class GangAdmission(StrEnum):
             return cls.NONE
 
 
-PRICE_LABEL = "federator.io/price-per-gpu-hour"
+PRICE_LABEL = "federator.io/price-per-accelerator-hour"
+_OLD_PRICE_LABEL = "federator.io/price-per-" + "gpu-hour"  # the name before vendors; still read
 
 #: GpuPool.sharing values a Kubernetes agent reports (backends/kube/devices.py Sharing).
 SHARING_NONE = "None"
@@ -46,13 +48,13 @@ SHARING_HAMI = "HAMi"
 
 
 @dataclass(frozen=True, slots=True)
-class GpuPool:
-    """The nodes of one cluster that carry one GPU model.
+class AcceleratorPool:
+    """The nodes of one cluster that carry one accelerator type, keyed by (vendor, model).
 
-    Whole GPUs are counted per node (`nodes_by_free_gpus`). A GPU that holds
-    fractional replicas (milli-GPU requests, as in GPU-sharing clusters) is
-    *shared*: it is not free for whole-GPU work, and `shared_gpus` counts such
-    GPUs by their free milli-GPUs, as sorted `(free_milli, count)` pairs with
+    Whole accelerators are counted per node (`nodes_by_free`). An accelerator that holds
+    fractional replicas (milli-device requests, as in accelerator-sharing clusters) is
+    *shared*: it is not free for whole-accelerator work, and `shared_devices` counts such
+    accelerators by their free milli-devices, as sorted `(free_milli, count)` pairs with
     0 < free_milli < 1000. Together that is enough to decide whether N
     replicas of G GPUs, or of m milli-GPUs, fit.
 
@@ -63,13 +65,16 @@ class GpuPool:
     () when the agent does not report it (no host check then).
     """
 
-    gpu_model: str
-    nodes_by_free_gpus: tuple[int, ...]  # [i] = nodes with exactly i whole GPUs free
-    total_gpus: int
-    allocatable_gpus: int
-    shared_gpus: tuple[tuple[int, int], ...] = ()  # (free milli-GPUs, how many shared GPUs)
+    accelerator_model: str
+    nodes_by_free: tuple[int, ...]  # [i] = nodes with exactly i whole GPUs free
+    total_accelerators: int
+    allocatable_accelerators: int
+    shared_devices: tuple[tuple[int, int], ...] = ()  # (free milli-GPUs, how many shared GPUs)
     host_room: tuple[tuple[int, int], ...] = ()  # [i] = (most free CPU milli, memory bytes) of those nodes
     shared_room: tuple[tuple[int, int, int], ...] = ()  # (free milli-GPUs, most free CPU milli, memory bytes)
+    vendor: str = DEFAULT_VENDOR
+    memory_mib: int = 0  # per device; 0 = unknown
+    resource_name: str = ""  # the Kubernetes resource pods request ("" = the catalog's)
     # How a member shares these devices (Kubernetes members say; see Sharing): "" = not said, whole
     # devices and fractions both (simulated clusters, older agents); "None" = whole devices only;
     # "TimeSlicing"/"MPS" = fractions only; "HAMi" = both; "MIG" = each device is a partition worth
@@ -77,80 +82,94 @@ class GpuPool:
     sharing: str = ""
     unit_milli: int = 0
 
-    def serves(self, gpu_milli: int) -> bool:
-        """Whether replicas of `gpu_milli` (whole devices or a fraction) can run on this pool at all."""
-        fractional = gpu_milli % MILLI != 0
+    def serves(self, accelerator_milli: int) -> bool:
+        """Whether replicas of `accelerator_milli` (whole devices or a fraction) can run on this pool at all."""
+        fractional = accelerator_milli % MILLI != 0
         if not self.sharing or self.sharing == SHARING_HAMI:
             return True
         if self.sharing == SHARING_NONE:
             return not fractional
         if self.sharing == SHARING_MIG:
-            return not fractional or gpu_milli <= self.unit_milli
+            return not fractional or accelerator_milli <= self.unit_milli
         return fractional  # time-slicing, MPS: a replica is an access to a GPU, never a GPU
 
     @property
-    def free_gpus(self) -> int:
-        """Whole GPUs free (shared GPUs excluded)."""
-        return sum(i * n for i, n in enumerate(self.nodes_by_free_gpus))
+    def key(self) -> tuple[str, str]:
+        return (self.vendor, self.accelerator_model)
+
+    @property
+    def accelerator_type(self) -> AcceleratorType:
+        return AcceleratorType(self.vendor, self.accelerator_model, self.memory_mib, self.resource_name)
+
+    @property
+    def free_accelerators(self) -> int:
+        """Whole accelerators free (shared accelerators excluded)."""
+        return sum(i * n for i, n in enumerate(self.nodes_by_free))
 
     @property
     def free_milli(self) -> int:
-        """Every free milli-GPU: whole free GPUs and the free part of shared ones."""
-        return self.free_gpus * MILLI + sum(f * n for f, n in self.shared_gpus)
+        """Every free milli-device: whole free accelerators and the free part of shared ones."""
+        return self.free_accelerators * MILLI + sum(f * n for f, n in self.shared_devices)
 
     @property
     def nodes(self) -> int:
-        return sum(self.nodes_by_free_gpus)
+        return sum(self.nodes_by_free)
 
-    def nodes_with_at_least(self, gpus: int) -> int:
-        return sum(self.nodes_by_free_gpus[max(gpus, 0):])
+    def nodes_with_at_least(self, devices: int) -> int:
+        return sum(self.nodes_by_free[max(devices, 0):])
 
-    def gang_capacity(self, gpus_per_replica: int) -> int:
-        """How many replicas of `gpus_per_replica` whole GPUs fit (several may share a node)."""
-        if gpus_per_replica <= 0:
+    def gang_capacity(self, accelerators_per_replica: int) -> int:
+        """How many replicas of `accelerators_per_replica` whole accelerators fit (several may share a node)."""
+        if accelerators_per_replica <= 0:
             return 0
-        return _gang_capacity(self.nodes_by_free_gpus, gpus_per_replica)
+        return _gang_capacity(self.nodes_by_free, accelerators_per_replica)
 
-    def replica_capacity(self, gpu_milli: int, cpu_milli: int = 0, memory_bytes: int = 0) -> int:
-        """How many replicas of `gpu_milli` milli-GPUs each fit: whole GPUs or a fraction of one.
+    def replica_capacity(self, accelerator_milli: int, cpu_milli: int = 0, memory_bytes: int = 0) -> int:
+        """How many replicas of `accelerator_milli` milli-GPUs each fit: whole GPUs or a fraction of one.
 
         With `cpu_milli` / `memory_bytes` and a reported `host_room`, whole GPUs count only on
         nodes whose host has room for a replica (and as many replicas as that room holds)."""
-        if gpu_milli <= 0 or not self.serves(gpu_milli):
+        if accelerator_milli <= 0 or not self.serves(accelerator_milli):
             return 0
-        if self.sharing == SHARING_MIG and gpu_milli % MILLI:
-            return self.free_gpus  # one partition per replica
-        hist = self.nodes_by_free_gpus
-        shared = self.shared_gpus
+        if self.sharing == SHARING_MIG and accelerator_milli % MILLI:
+            return self.free_accelerators  # one partition per replica
+        hist = self.nodes_by_free
+        shared = self.shared_devices
         if cpu_milli or memory_bytes:
             if self.host_room:
-                hist = _hosted(hist, self.host_room, cpu_milli, memory_bytes, max(gpu_milli // MILLI, 1))
-            if self.shared_room and gpu_milli % MILLI:
+                hist = _hosted(hist, self.host_room, cpu_milli, memory_bytes, max(accelerator_milli // MILLI, 1))
+            if self.shared_room and accelerator_milli % MILLI:
                 roomy = {f for f, c, m in self.shared_room if c >= cpu_milli and m >= memory_bytes}
                 shared = tuple((f, n) for f, n in shared if f in roomy)
-        if gpu_milli % MILLI == 0:
-            return _gang_capacity(hist, gpu_milli // MILLI)
-        return _fraction_capacity(hist, shared, gpu_milli)
+        if accelerator_milli % MILLI == 0:
+            return _gang_capacity(hist, accelerator_milli // MILLI)
+        return _fraction_capacity(hist, shared, accelerator_milli)
 
-    def take_milli(self, gpu_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0) -> GpuPool:
-        """The pool after binding `replicas` replicas of `gpu_milli` each (whole or fractional);
+    def take_milli(
+        self, accelerator_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0
+    ) -> AcceleratorPool:
+        """The pool after binding `replicas` replicas of `accelerator_milli` each (whole or fractional);
         with the replicas' CPU and memory, the host room of the nodes they land on shrinks too.
         A MIG pool gives each fractional replica a partition of its own."""
-        if gpu_milli % MILLI == 0 or self.sharing == SHARING_MIG:
-            return self.take(max(1, gpu_milli // MILLI), replicas, cpu_milli=cpu_milli, memory_bytes=memory_bytes)
-        return self._take_fraction(gpu_milli, replicas, cpu_milli, memory_bytes)
+        if accelerator_milli % MILLI == 0 or self.sharing == SHARING_MIG:
+            return self.take(
+                max(1, accelerator_milli // MILLI), replicas, cpu_milli=cpu_milli, memory_bytes=memory_bytes
+            )
+        return self._take_fraction(accelerator_milli, replicas, cpu_milli, memory_bytes)
 
-    def take(self, gpus_per_replica: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0) -> GpuPool:
+    def take(
+        self, accelerators_per_replica: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0
+    ) -> AcceleratorPool:
         """The pool after binding `replicas` replicas, best fit: fullest nodes first.
 
-        Best fit keeps nodes with many free GPUs whole for large gangs, and it
+        Best fit keeps nodes with many free accelerators whole for large gangs, and it
         is what the agent does too, so the federator's view stays close to the
         cluster's.
         """
-        counts = list(self.nodes_by_free_gpus)
+        counts = list(self.nodes_by_free)
         room = _Room(self, cpu_milli, memory_bytes)
         left = replicas
-        g = gpus_per_replica
+        g = accelerators_per_replica
         for free in range(g, len(counts)):
             if not left:
                 break
@@ -169,13 +188,15 @@ class GpuPool:
                 room.move(free, free - left * g, left)
                 left = 0
         if left:
-            raise ValueError(f"{replicas} x {gpus_per_replica} GPUs do not fit in pool {self.gpu_model}")
-        return replace(self, nodes_by_free_gpus=tuple(counts), host_room=room.whole_room())
+            raise ValueError(
+                f"{replicas} x {accelerators_per_replica} GPUs do not fit in pool {self.accelerator_model}"
+            )
+        return replace(self, nodes_by_free=tuple(counts), host_room=room.whole_room())
 
-    def _take_fraction(self, milli: int, replicas: int, cpu: int = 0, mem: int = 0) -> GpuPool:
+    def _take_fraction(self, milli: int, replicas: int, cpu: int = 0, mem: int = 0) -> AcceleratorPool:
         """Best fit for fractional replicas: the fullest shared GPU that fits, then whole GPUs
         from the node with the fewest whole GPUs free (filling one GPU before the next)."""
-        shared = dict(self.shared_gpus)
+        shared = dict(self.shared_devices)
         room = _Room(self, cpu, mem)
         left = replicas
         for free in sorted(shared):
@@ -191,7 +212,7 @@ class GpuPool:
                 left -= per
             if not left:
                 break
-        counts = list(self.nodes_by_free_gpus)
+        counts = list(self.nodes_by_free)
         per_gpu = MILLI // milli
         for free in range(1, len(counts)):
             if not room.hosts(free, 1):
@@ -215,43 +236,43 @@ class GpuPool:
             if not left:
                 break
         if left:
-            raise ValueError(f"{replicas} x {milli}m GPU do not fit in pool {self.gpu_model}")
-        return replace(self, nodes_by_free_gpus=tuple(counts), host_room=room.whole_room(),
-                       shared_gpus=tuple(sorted((f, n) for f, n in shared.items() if n)),
+            raise ValueError(f"{replicas} x {milli}m GPU do not fit in pool {self.accelerator_model}")
+        return replace(self, nodes_by_free=tuple(counts), host_room=room.whole_room(),
+                       shared_devices=tuple(sorted((f, n) for f, n in shared.items() if n)),
                        shared_room=room.shared_room(shared))
 
-    def release_milli(self, gpu_milli: int, replicas: int) -> GpuPool:
-        """An estimate of the pool after `replicas` replicas of `gpu_milli` leave (for what-if
+    def release_milli(self, accelerator_milli: int, replicas: int) -> AcceleratorPool:
+        """An estimate of the pool after `replicas` replicas of `accelerator_milli` leave (for what-if
         planning such as preemption). The histogram does not say which nodes they sat on, so
         the GPUs go back to the nodes with the fewest free GPUs: the pessimistic guess for
         gangs. The agent's next report replaces the estimate with the truth. Host room is dropped
         (not known after a release), so the estimate does not check it."""
-        counts = list(self.nodes_by_free_gpus)
+        counts = list(self.nodes_by_free)
         top = len(counts) - 1
-        if gpu_milli % MILLI == 0:
-            g = gpu_milli // MILLI
+        if accelerator_milli % MILLI == 0:
+            g = accelerator_milli // MILLI
             for _ in range(replicas):
                 for free in range(0, top - g + 1):
                     if counts[free]:
                         counts[free] -= 1
                         counts[free + g] += 1
                         break
-            return replace(self, nodes_by_free_gpus=tuple(counts), host_room=(), shared_room=())
-        shared = dict(self.shared_gpus)
+            return replace(self, nodes_by_free=tuple(counts), host_room=(), shared_room=())
+        shared = dict(self.shared_devices)
         for _ in range(replicas):
-            base = next((f for f in sorted(shared) if shared[f] and f + gpu_milli <= MILLI), None)
+            base = next((f for f in sorted(shared) if shared[f] and f + accelerator_milli <= MILLI), None)
             if base is None:
                 continue
             shared[base] -= 1
-            if base + gpu_milli < MILLI:
-                shared[base + gpu_milli] = shared.get(base + gpu_milli, 0) + 1
+            if base + accelerator_milli < MILLI:
+                shared[base + accelerator_milli] = shared.get(base + accelerator_milli, 0) + 1
             else:
                 emptiest = next((f for f in range(top) if counts[f]), None)
                 if emptiest is not None:
                     counts[emptiest] -= 1
                     counts[emptiest + 1] += 1
-        return replace(self, nodes_by_free_gpus=tuple(counts), host_room=(), shared_room=(),
-                       shared_gpus=tuple(sorted((f, n) for f, n in shared.items() if n)))
+        return replace(self, nodes_by_free=tuple(counts), host_room=(), shared_room=(),
+                       shared_devices=tuple(sorted((f, n) for f, n in shared.items() if n)))
 
 
 class _Room:
@@ -264,7 +285,7 @@ class _Room:
 
     __slots__ = ("cpu", "mem", "shared", "whole")
 
-    def __init__(self, pool: GpuPool, cpu: int, mem: int) -> None:
+    def __init__(self, pool: AcceleratorPool, cpu: int, mem: int) -> None:
         self.cpu, self.mem = cpu, mem
         self.whole: list[tuple[int, int]] | None = list(pool.host_room) if pool.host_room else None
         self.shared: dict[int, tuple[int, int]] | None = (
@@ -355,7 +376,7 @@ WORKLOAD_KINDS = BUILTIN_WORKLOAD_KINDS | frozenset({
 
 @dataclass(frozen=True, slots=True)
 class ClusterCapacity:
-    gpu_pools: tuple[GpuPool, ...] = ()
+    accelerator_pools: tuple[AcceleratorPool, ...] = ()
     cpu_milli_allocatable: int = 0
     cpu_milli_free: int = 0
     memory_bytes_allocatable: int = 0
@@ -370,23 +391,32 @@ class ClusterCapacity:
         """Whether the cluster can run a workload of this kind ("" = the federator's own Job/Deployment)."""
         return not workload_kind or workload_kind in (self.workload_kinds or BUILTIN_WORKLOAD_KINDS)
 
-    def pool(self, gpu_model: str) -> GpuPool | None:
-        for pool in self.gpu_pools:
-            if pool.gpu_model == gpu_model:
+    def pool(self, accelerator_model: str, vendor: str | None = None) -> AcceleratorPool | None:
+        """The pool of a model (of `vendor`, when given: pools are keyed by (vendor, model))."""
+        for pool in self.accelerator_pools:
+            if pool.accelerator_model == accelerator_model and (vendor is None or pool.vendor == vendor):
                 return pool
         return None
 
-    @property
-    def total_gpus(self) -> int:
-        return sum(p.total_gpus for p in self.gpu_pools)
+    def by_vendor(self) -> dict[str, tuple[int, int]]:
+        """vendor -> (free, total) whole devices, sorted by vendor: the per-vendor capacity users see."""
+        out: dict[str, tuple[int, int]] = {}
+        for p in self.accelerator_pools:
+            free, total = out.get(p.vendor, (0, 0))
+            out[p.vendor] = (free + p.free_accelerators, total + p.total_accelerators)
+        return dict(sorted(out.items()))
 
     @property
-    def allocatable_gpus(self) -> int:
-        return sum(p.allocatable_gpus for p in self.gpu_pools)
+    def total_accelerators(self) -> int:
+        return sum(p.total_accelerators for p in self.accelerator_pools)
 
     @property
-    def free_gpus(self) -> int:
-        return sum(p.free_gpus for p in self.gpu_pools)
+    def allocatable_accelerators(self) -> int:
+        return sum(p.allocatable_accelerators for p in self.accelerator_pools)
+
+    @property
+    def free_accelerators(self) -> int:
+        return sum(p.free_accelerators for p in self.accelerator_pools)
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,8 +430,9 @@ class ClusterInfo:
     capacity: ClusterCapacity = field(default_factory=ClusterCapacity)
 
     @property
-    def price_per_gpu_hour(self) -> float | None:
-        raw = dict(self.labels).get(PRICE_LABEL)
+    def price_per_accelerator_hour(self) -> float | None:
+        labels = dict(self.labels)
+        raw = labels.get(PRICE_LABEL, labels.get(_OLD_PRICE_LABEL))
         try:
             return float(raw) if raw is not None else None
         except ValueError:

@@ -9,12 +9,13 @@ CRD, the metrics and the docs.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
 from typing import NewType
 
-from federator.model.resources import Resources
+from federator.model.accelerator import AcceleratorAlternative
+from federator.model.resources import Resources, format_accelerators
 
 JobId = NewType("JobId", str)
 PlacementId = NewType("PlacementId", str)
@@ -48,8 +49,8 @@ class ReasonCode(StrEnum):
 
     NO_CLUSTERS = "NoClusters"
     CLUSTER_NOT_READY = "ClusterNotReady"
-    GPU_MODEL_UNAVAILABLE = "GpuModelUnavailable"
-    INSUFFICIENT_GPUS = "InsufficientGpus"
+    ACCELERATOR_UNAVAILABLE = "AcceleratorUnavailable"
+    INSUFFICIENT_ACCELERATORS = "InsufficientAccelerators"
     GANG_DOES_NOT_FIT = "GangDoesNotFit"
     INSUFFICIENT_CPU = "InsufficientCpu"
     INSUFFICIENT_MEMORY = "InsufficientMemory"
@@ -81,7 +82,7 @@ class JobSpec:
     kind: JobKind
     replicas: int
     resources: Resources  # per replica
-    gpu_models: tuple[str, ...] = ()  # any of these; () = any model (or none, if no GPUs)
+    accelerator_models: tuple[str, ...] = ()  # any of these; () = any model (or none, if no accelerators)
     queue: str = "default"
     priority: int = 0
     preferred_regions: tuple[str, ...] = ()
@@ -99,11 +100,28 @@ class JobSpec:
     # Replicas that must stay in one cluster together when an inference job spreads (a LeaderWorkerSet
     # group); derived from the workload, 1 otherwise.
     group_size: int = 1
+    # Alternatives across vendors, most preferred first; () = resources.accelerator_milli
+    # on any of accelerator_models (the one-count form every job file had before vendors).
+    accelerators: tuple[AcceleratorAlternative, ...] = ()
 
     @property
     def workload_kind(self) -> str:
         """"Kind.group" of spec.workload ("JobSet.jobset.x-k8s.io"); "" when the federator makes the workload."""
         return workload_kind_of(self.workload_json) if self.workload_json else ""
+
+    def alternatives(self) -> tuple[AcceleratorAlternative, ...]:
+        """The ways this job may run, in preference order; () for CPU-only work.
+
+        The legacy form (one count, any of several models) is one alternative per
+        model in the order given, or one open alternative, so the scheduler has a
+        single path for both forms.
+        """
+        if self.accelerators:
+            return self.accelerators
+        milli = self.resources.accelerator_milli
+        if not milli:
+            return ()
+        return _legacy_alternatives(milli, self.accelerator_models)
 
     @property
     def total(self) -> Resources:
@@ -125,6 +143,10 @@ def workload_kind_of(workload_json: str) -> str:
     api_version, kind = str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")
     group = api_version.split("/", 1)[0] if "/" in api_version else ""
     return f"{kind}.{group}" if group else kind
+def _legacy_alternatives(milli: int, models: tuple[str, ...]) -> tuple[AcceleratorAlternative, ...]:
+    if not models:
+        return (AcceleratorAlternative(milli),)
+    return tuple(AcceleratorAlternative(milli, model=m) for m in models)
 
 
 @dataclass(slots=True)
@@ -136,10 +158,14 @@ class Placement:
     cluster: str
     region: str
     replicas: int
-    gpu_model: str
+    accelerator_model: str
     generation: int
     phase: JobPhase = JobPhase.PLACED
     message: str = ""
+    accelerator_vendor: str = ""
+    accelerator_resource: str = ""  # the Kubernetes resource name pods request
+    accelerator_milli: int = 0  # per replica, under the chosen alternative
+    alternative: int = 0  # index into spec.accelerators (0 when the spec lists none)
 
 
 @dataclass(slots=True)
@@ -160,3 +186,23 @@ class Job:
     @property
     def clusters(self) -> list[str]:
         return [p.cluster for p in self.placements]
+
+
+def format_job_accelerators(job: Job) -> str:
+    """Devices the whole job holds (placed: under the chosen alternative) or asks for
+    (pending: each alternative's total, '64|128'); '0' for CPU-only work."""
+    if job.placements:
+        milli = sum((p.accelerator_milli or job.spec.resources.accelerator_milli) * p.replicas
+                    for p in job.placements if p.accelerator_model)
+        return format_accelerators(milli)
+    totals = dict.fromkeys(format_accelerators(a.milli * job.spec.replicas) for a in job.spec.alternatives())
+    return "|".join(totals) or "0"
+
+
+def placement_resources(placement: Placement, spec: JobSpec) -> Resources:
+    """Per-replica resources of a placement: the job's cpu and memory, and the accelerators of
+    the alternative the scheduler chose (a placement from before alternatives carries no
+    count: the spec's then)."""
+    if placement.accelerator_milli and placement.accelerator_milli != spec.resources.accelerator_milli:
+        return replace(spec.resources, accelerator_milli=placement.accelerator_milli)
+    return spec.resources

@@ -1,8 +1,8 @@
 """Resource quantities, in the integer base units the scheduler does arithmetic in.
 
-CPU is counted in milli-cores, memory in bytes and GPUs in milli-GPUs, so that
-accounting never touches floats and fractional GPUs (inference replicas that
-share a GPU) are first-class.
+CPU is counted in milli-cores, memory in bytes and accelerators in milli-devices, so that
+accounting never touches floats and fractional accelerators (inference replicas that
+share an accelerator) are first-class.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def parse_quantity(value: object) -> Decimal:
 
 
 def to_milli(value: object) -> int:
-    """A quantity in thousandths (CPU cores -> milli-cores, GPUs -> milli-GPUs)."""
+    """A quantity in thousandths (CPU cores -> milli-cores, accelerators -> milli-devices)."""
     milli = parse_quantity(value) * MILLI
     if milli != milli.to_integral_value():
         raise QuantityError(f"{value!r} is finer than one thousandth")
@@ -80,33 +80,33 @@ class Resources:
 
     cpu_milli: int = 0
     memory_bytes: int = 0
-    gpu_milli: int = 0
+    accelerator_milli: int = 0
 
     @property
-    def whole_gpus(self) -> int:
-        """GPUs a replica needs whole; 0 for CPU-only or fractional replicas."""
-        return self.gpu_milli // MILLI if self.gpu_milli % MILLI == 0 else 0
+    def whole_accelerators(self) -> int:
+        """accelerators a replica needs whole; 0 for CPU-only or fractional replicas."""
+        return self.accelerator_milli // MILLI if self.accelerator_milli % MILLI == 0 else 0
 
     @property
-    def is_fractional_gpu(self) -> bool:
-        return self.gpu_milli % MILLI != 0
+    def is_fractional_accelerator(self) -> bool:
+        return self.accelerator_milli % MILLI != 0
 
     def __add__(self, other: Resources) -> Resources:
         return Resources(
             self.cpu_milli + other.cpu_milli,
             self.memory_bytes + other.memory_bytes,
-            self.gpu_milli + other.gpu_milli,
+            self.accelerator_milli + other.accelerator_milli,
         )
 
     def __mul__(self, n: int) -> Resources:
-        return Resources(self.cpu_milli * n, self.memory_bytes * n, self.gpu_milli * n)
+        return Resources(self.cpu_milli * n, self.memory_bytes * n, self.accelerator_milli * n)
 
 
-def format_gpus(gpu_milli: int) -> str:
-    """Human form of a GPU amount: '8' or '0.5'."""
-    if gpu_milli % MILLI == 0:
-        return str(gpu_milli // MILLI)
-    return f"{gpu_milli / MILLI:g}"
+def format_accelerators(accelerator_milli: int) -> str:
+    """Human form of an accelerator amount: '8' or '0.5'."""
+    if accelerator_milli % MILLI == 0:
+        return str(accelerator_milli // MILLI)
+    return f"{accelerator_milli / MILLI:g}"
 
 
 def format_bytes(n: int) -> str:

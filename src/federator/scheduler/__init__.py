@@ -5,9 +5,10 @@ jobs and the running work to Scheduler.schedule and act on the returned
 decisions and preemptions.
 """
 
+from federator.scheduler.alternatives import Assignment
 from federator.scheduler.config import QueueConfig, Quota, SchedulerConfig
-from federator.scheduler.cycle import Assignment, CycleResult, Decision, Scheduler
-from federator.scheduler.framework import Allocation, CycleContext, PlacementRequest, gpu_model_matches
+from federator.scheduler.cycle import CycleResult, Decision, Scheduler
+from federator.scheduler.framework import Allocation, CycleContext, PlacementRequest, model_matches
 from federator.scheduler.policy import PolicyError, load_policy, parse_policy
 from federator.scheduler.preemption import Preemption
 from federator.scheduler.snapshot import Snapshot, Txn, release, reserve
@@ -27,7 +28,7 @@ __all__ = [
     "SchedulerConfig",
     "Snapshot",
     "Txn",
-    "gpu_model_matches",
+    "model_matches",
     "load_policy",
     "parse_policy",
     "release",

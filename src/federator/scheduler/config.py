@@ -17,18 +17,18 @@ from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, FILTERS, SCORES
 class Quota:
     """The most a queue may hold at once. None = no limit on that resource.
 
-    `gpu_milli` maps a GPU model name as users write it ("H100") to milli-GPUs;
-    it limits every cluster GPU model that name selects.
+    `accelerator_milli` maps an accelerator model name as users write it ("H100") to milli-devices;
+    it limits every cluster accelerator model that name selects.
     """
 
-    gpu_milli: Mapping[str, int] = field(default_factory=dict)
+    accelerator_milli: Mapping[str, int] = field(default_factory=dict)
     cpu_milli: int | None = None
     memory_bytes: int | None = None
 
     def __post_init__(self) -> None:
-        for model, milli in self.gpu_milli.items():
+        for model, milli in self.accelerator_milli.items():
             if not isinstance(milli, int) or milli < 0:
-                raise ValueError(f"quota.gpus.{model}: must be a non-negative number of GPUs, got {milli!r}")
+                raise ValueError(f"quota.gpus.{model}: must be a non-negative number of accelerators, got {milli!r}")
         for name in ("cpu_milli", "memory_bytes"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, Reason, ReasonCode
+from federator.scheduler.alternatives import Assignment, assign
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import demand_of
 from federator.scheduler.fairshare import FairOrder, QueueUsage, job_order
@@ -56,16 +57,6 @@ from federator.scheduler.snapshot import Snapshot, Txn, reserve
 
 
 @dataclass(frozen=True, slots=True)
-class Assignment:
-    """Replicas of one job bound to one cluster: becomes a Placement."""
-
-    cluster: str
-    region: str
-    replicas: int
-    gpu_model: str
-
-
-@dataclass(frozen=True, slots=True)
 class Decision:
     job_id: JobId
     assignments: tuple[Assignment, ...]
@@ -84,20 +75,20 @@ class CycleResult:
 # Most severe first: the reason we report is the one closest to fitting.
 _SEVERITY = [
     ReasonCode.GANG_DOES_NOT_FIT,
-    ReasonCode.INSUFFICIENT_GPUS,
+    ReasonCode.INSUFFICIENT_ACCELERATORS,
     ReasonCode.INSUFFICIENT_CPU,
     ReasonCode.INSUFFICIENT_MEMORY,
     ReasonCode.QUOTA_EXCEEDED,
     ReasonCode.LATENCY_BUDGET,
     ReasonCode.REGION_UNAVAILABLE,
     ReasonCode.SHARING_UNAVAILABLE,
-    ReasonCode.GPU_MODEL_UNAVAILABLE,
+    ReasonCode.ACCELERATOR_UNAVAILABLE,
     ReasonCode.WORKLOAD_KIND_UNSUPPORTED,
     ReasonCode.CLUSTER_NOT_READY,
 ]
 # Reasons more room could cure: only these jobs may preempt. REGION_UNAVAILABLE comes only from a
 # spread's minRegions (too few regions with room *now*), which room in another region cures.
-_CAPACITY = frozenset({ReasonCode.GANG_DOES_NOT_FIT, ReasonCode.INSUFFICIENT_GPUS, ReasonCode.INSUFFICIENT_CPU,
+_CAPACITY = frozenset({ReasonCode.GANG_DOES_NOT_FIT, ReasonCode.INSUFFICIENT_ACCELERATORS, ReasonCode.INSUFFICIENT_CPU,
                        ReasonCode.INSUFFICIENT_MEMORY, ReasonCode.REGION_UNAVAILABLE})
 
 
@@ -108,16 +99,16 @@ def queue_order(requests: Sequence[PlacementRequest]) -> list[PlacementRequest]:
 
 def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
              requests: Sequence[PlacementRequest] = (), running: Sequence[Allocation] = ()) -> CycleContext:
-    prices = [p for c in snapshot.clusters if (p := c.price_per_gpu_hour) is not None]
+    prices = [p for c in snapshot.clusters if (p := c.price_per_accelerator_hour) is not None]
     alloc: Counter[str] = Counter()
     free: Counter[str] = Counter()
     for c in snapshot.ready():
-        alloc[c.region] += c.capacity.allocatable_gpus * MILLI
-        free[c.region] += sum(p.free_milli for p in c.capacity.gpu_pools)
+        alloc[c.region] += c.capacity.allocatable_accelerators * MILLI
+        free[c.region] += sum(p.free_milli for p in c.capacity.accelerator_pools)
     util = {r: 1.0 - free[r] / alloc[r] for r in alloc if alloc[r]}
     latency = dict(config.region_latency_ms) if config else {}
     demand = demand_of(snapshot.ready(), requests, running) if requests or running else None
-    return CycleContext(max_price=max(prices, default=0.0), region_gpu_utilization=util,
+    return CycleContext(max_price=max(prices, default=0.0), region_accelerator_utilization=util,
                         region_latency_ms=latency, max_latency_ms=max(latency.values(), default=0), demand=demand)
 
 
@@ -171,8 +162,14 @@ class _Board:
             key = None
             if current:
                 spec = request.spec
-                key = (cluster.name, self.version.get(cluster.name, 0), spec.resources, replicas, spec.gpu_models,
-                       request.blocked_models)
+                key = (
+                    cluster.name,
+                    self.version.get(cluster.name, 0),
+                    spec.resources,
+                    replicas,
+                    spec.accelerator_models,
+                    request.blocked_models,
+                )
                 got = self.pool_values.get(key)
                 if got is not None:
                     return total + got
@@ -252,7 +249,7 @@ class Scheduler:
         clock: Callable[[], float] = time.perf_counter,
     ) -> CycleResult:
         """Place what fits of `requests` over `snapshot`; `running` is the work already placed
-        (for queue usage and preemption), `now` the time lost GPU-seconds are measured at."""
+        (for queue usage and preemption), `now` the time lost accelerator-seconds are measured at."""
         cfg = self.config
         phases: dict[str, float] = {}
         t0 = clock()
@@ -285,7 +282,7 @@ class Scheduler:
                 request = replace(request, blocked_models=blocked)
             outcome = self._place(request, txn, board, unplaceable)
             if isinstance(outcome, Reason):
-                if notes and outcome.code in (ReasonCode.QUOTA_EXCEEDED, ReasonCode.GPU_MODEL_UNAVAILABLE):
+                if notes and outcome.code in (ReasonCode.QUOTA_EXCEEDED, ReasonCode.ACCELERATOR_UNAVAILABLE):
                     outcome = Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes))
                 elif notes:
                     outcome = Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
@@ -296,7 +293,7 @@ class Scheduler:
             decisions.append(Decision(request.job_id, outcome))
             seconds.append(clock() - started)
             for a in outcome:
-                usage.add(request.spec.queue, request.spec.resources, a.replicas, a.gpu_model)
+                usage.add(request.spec.queue, request.spec.resources, a.replicas, a.accelerator_model)
         t3 = clock()
         phases["place"] = t3 - t2
 
@@ -347,9 +344,9 @@ class Scheduler:
         best = txn.get(name)
         model = best_model(request, best, board.ctx, self.pool_scores, request.replicas)
         txn.begin()
-        txn.put(reserve(best, resources=request.spec.resources, replicas=request.replicas, gpu_model=model))
+        txn.put(reserve(best, resources=request.spec.resources, replicas=request.replicas, accelerator_model=model))
         txn.commit()
-        return (Assignment(best.name, best.region, request.replicas, model),)
+        return (assign(best, request.replicas, model, request),)
 
     def _place_spread(self, request: PlacementRequest, txn: Txn, board: _Board) -> tuple[
             Assignment, ...] | Reason:
@@ -412,7 +409,7 @@ class Scheduler:
                         break
                 active = [n for n in active if caps[n] > 0]
         if left:
-            code = ReasonCode.INSUFFICIENT_GPUS if request.gpu_milli else ReasonCode.INSUFFICIENT_CPU
+            code = ReasonCode.INSUFFICIENT_ACCELERATORS if request.accelerator_milli else ReasonCode.INSUFFICIENT_CPU
             where = f"{len(names)} clusters" if len(names) != 1 else f"the one cluster with room ({names[0]})"
             return Reason(code, f"only {request.replicas - left * g} of {request.replicas} replicas fit across "
                                 f"{where}" + (f" (in groups of {g})" if g > 1 else ""))
@@ -445,10 +442,10 @@ class Scheduler:
                 for victim in victims:
                     allocs = by_job.pop(victim)
                     for a in allocs:
-                        usage.add(a.queue, a.resources, a.replicas, a.gpu_model, sign=-1)
+                        usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
                     out.append(preemption_of(victim, allocs, request))
                 for spot in assignments:
-                    usage.add(request.spec.queue, request.spec.resources, spot.replicas, spot.gpu_model)
+                    usage.add(request.spec.queue, request.spec.resources, spot.replicas, spot.accelerator_model)
                 budget -= len(victims)
                 pending.pop(request.job_id, None)
                 decisions.append(Decision(request.job_id, assignments))
@@ -469,7 +466,7 @@ class Scheduler:
             model = best_model(whole, target, board.ctx, self.pool_scores, request.replicas)
             try:
                 txn.put(reserve(target, resources=request.spec.resources, replicas=request.replicas,
-                                gpu_model=model))
+                                accelerator_model=model))
             except ValueError:
                 txn.abort()
                 continue
@@ -477,13 +474,12 @@ class Scheduler:
             for victim in chosen.victims:
                 allocs = by_job.pop(victim)
                 for a in allocs:
-                    usage.add(a.queue, a.resources, a.replicas, a.gpu_model, sign=-1)
+                    usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
                 out.append(preemption_of(victim, allocs, request, chosen.cluster))
             usage.add(request.spec.queue, request.spec.resources, request.replicas, model)
             budget -= len(chosen.victims)
             pending.pop(request.job_id, None)
-            decisions.append(Decision(request.job_id,
-                                      (Assignment(target.name, target.region, request.replicas, model),)))
+            decisions.append(Decision(request.job_id, (assign(target, request.replicas, model, request),)))
             seconds.append(clock() - started)
         return out
 
@@ -541,8 +537,8 @@ def _reserve_spread(request: PlacementRequest, txn: Txn, counts: Mapping[str, in
     for name in sorted(counts):
         cluster = txn.get(name)
         for model, replicas in split_by_model(one, cluster, counts[name], board.ctx, board.pool_scores):
-            cluster = reserve(cluster, resources=request.spec.resources, replicas=replicas, gpu_model=model)
-            out.append(Assignment(name, cluster.region, replicas, model))
+            cluster = reserve(cluster, resources=request.spec.resources, replicas=replicas, accelerator_model=model)
+            out.append(assign(cluster, replicas, model, request))
         txn.put(cluster)
     return tuple(out)
 

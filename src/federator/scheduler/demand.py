@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from federator.model import MILLI, ClusterInfo, Resources
 from federator.scheduler.framework import Allocation, PlacementRequest
-from federator.scheduler.framework import gpu_model_matches as accepts_model
+from federator.scheduler.framework import model_matches as accepts_model
 
 # (milli-GPUs per GPU: 1..999 or 1000 for whole GPUs, GPUs per replica, CPU milli, memory bytes, weight)
 Shape = tuple[int, int, int, int, float]
@@ -47,9 +47,9 @@ class Demand:
 def _samples(requests: Sequence[PlacementRequest], running: Sequence[Allocation]) -> Iterable[
         tuple[Resources, tuple[str, ...], int]]:
     for r in requests:
-        yield r.spec.resources, r.spec.gpu_models, r.replicas
+        yield r.spec.resources, r.spec.accelerator_models, r.replicas
     for a in running:
-        yield a.resources, a.gpu_models, a.replicas
+        yield a.resources, a.accelerator_models, a.replicas
 
 
 def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementRequest],
@@ -57,8 +57,8 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     """The demand of `requests` and `running` over the GPU models of `clusters`."""
     free: dict[str, int] = {}
     for c in clusters:
-        for p in c.capacity.gpu_pools:
-            free[p.gpu_model] = free.get(p.gpu_model, 0) + p.free_milli
+        for p in c.capacity.accelerator_pools:
+            free[p.accelerator_model] = free.get(p.accelerator_model, 0) + p.free_milli
     if not free:
         return Demand()
     models = sorted(free)
@@ -67,10 +67,10 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     pinned: dict[str, float] = dict.fromkeys(models, 0.0)
     for res, wanted, n in _samples(requests, running):
         total += n
-        if not res.gpu_milli:
+        if not res.accelerator_milli:
             continue
-        whole = res.gpu_milli % MILLI == 0
-        key = (MILLI if whole else res.gpu_milli, res.gpu_milli // MILLI if whole else 1, wanted)
+        whole = res.accelerator_milli % MILLI == 0
+        key = (MILLI if whole else res.accelerator_milli, res.accelerator_milli // MILLI if whole else 1, wanted)
         acc = by_key.setdefault(key, [0, 0, 0])
         acc[0] += n
         acc[1] += n * res.cpu_milli

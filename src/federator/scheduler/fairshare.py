@@ -3,10 +3,10 @@
 Dominant resource fairness (Ghodsi et al.): a queue's share of each resource
 is what it holds over what the fleet has; its *dominant* share is the largest
 of those; divided by the queue's weight it orders the queues, lowest first,
-so a queue under its fair share goes first. Every GPU model is a resource of
+so a queue under its fair share goes first. Every accelerator model is a resource of
 its own (an H100 is not an A10), next to CPU and memory.
 
-Quotas cap what a queue holds: per GPU model (as users write models, "H100"
+Quotas cap what a queue holds: per accelerator model (as users write models, "H100"
 limits every model that name selects), and for CPU and memory.
 """
 
@@ -18,19 +18,19 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from federator.model import MILLI, Reason, ReasonCode, Resources, format_bytes
 from federator.scheduler.config import SchedulerConfig
-from federator.scheduler.framework import Allocation, PlacementRequest, gpu_model_matches
+from federator.scheduler.framework import Allocation, PlacementRequest, model_matches
 from federator.scheduler.snapshot import Snapshot
 
 CPU = "cpu"
 MEMORY = "memory"
 
 
-def gpu_dim(model: str) -> str:
+def accelerator_dim(model: str) -> str:
     return f"gpu:{model}"
 
 
 class QueueUsage:
-    """What each queue holds (milli-GPUs per model, CPU, memory) and its weighted dominant share."""
+    """What each queue holds (milli-devices per model, CPU, memory) and its weighted dominant share."""
 
     def __init__(self, config: SchedulerConfig, snapshot: Snapshot, allocations: Iterable[Allocation]) -> None:
         self.config = config
@@ -39,18 +39,18 @@ class QueueUsage:
             cap = c.capacity
             self.totals[CPU] += cap.cpu_milli_allocatable
             self.totals[MEMORY] += cap.memory_bytes_allocatable
-            for p in cap.gpu_pools:
-                self.totals[gpu_dim(p.gpu_model)] += p.allocatable_gpus * MILLI
+            for p in cap.accelerator_pools:
+                self.totals[accelerator_dim(p.accelerator_model)] += p.allocatable_accelerators * MILLI
         self.used: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for a in allocations:
-            self.add(a.queue, a.resources, a.replicas, a.gpu_model)
+            self.add(a.queue, a.resources, a.replicas, a.accelerator_model)
 
-    def add(self, queue: str, resources: Resources, replicas: int, gpu_model: str, sign: int = 1) -> None:
+    def add(self, queue: str, resources: Resources, replicas: int, accelerator_model: str, sign: int = 1) -> None:
         used = self.used[queue]
         used[CPU] += sign * resources.cpu_milli * replicas
         used[MEMORY] += sign * resources.memory_bytes * replicas
-        if resources.gpu_milli and gpu_model:
-            used[gpu_dim(gpu_model)] += sign * resources.gpu_milli * replicas
+        if resources.accelerator_milli and accelerator_model:
+            used[accelerator_dim(accelerator_model)] += sign * resources.accelerator_milli * replicas
 
     def dominant_share(self, queue: str) -> float:
         used = self.used.get(queue)
@@ -67,7 +67,7 @@ class QueueUsage:
         return self.config.queue(queue).weight / total if total else 1.0
 
     def quota_check(self, request: PlacementRequest) -> tuple[tuple[str, ...], list[str], Reason | None]:
-        """GPU model names the request may not use (their quota is used up), why, and a
+        """accelerator model names the request may not use (their quota is used up), why, and a
         Reason if the queue's CPU or memory quota leaves no room at all."""
         queue = request.spec.queue
         quota = self.config.queue(queue).quota
@@ -84,13 +84,13 @@ class QueueUsage:
                                   f"{format_bytes(quota.memory_bytes)} in use, "
                                   f"the job needs {format_bytes(need.memory_bytes)}")
         blocked: list[str] = []
-        if need.gpu_milli and quota.gpu_milli:
-            for key, limit in quota.gpu_milli.items():
-                held = sum(v for d, v in used.items() if d.startswith("gpu:") and gpu_model_matches(key, d[4:]))
-                if held + need.gpu_milli > limit:
+        if need.accelerator_milli and quota.accelerator_milli:
+            for key, limit in quota.accelerator_milli.items():
+                held = sum(v for d, v in used.items() if d.startswith("gpu:") and model_matches(key, d[4:]))
+                if held + need.accelerator_milli > limit:
                     blocked.append(key)
-                    notes.append(f"quota of queue {queue} on {key}: {held / MILLI:g} of {limit / MILLI:g} GPUs "
-                                 f"in use, the job needs {need.gpu_milli / MILLI:g}")
+                    notes.append(f"quota of queue {queue} on {key}: {held / MILLI:g} of {limit / MILLI:g} accelerators "
+                                 f"in use, the job needs {need.accelerator_milli / MILLI:g}")
         return tuple(blocked), notes, None
 
 

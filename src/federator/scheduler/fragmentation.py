@@ -14,14 +14,14 @@ request shape the unusable part is
 averaged over the cycle's demand (demand.py), plus every free GPU for the
 share of requests that cannot use the model. A placement is scored by how
 much it grows that expectation (FGD's gradient); the histogram's own best-fit
-arithmetic (`GpuPool.take_milli`) stands for where the cluster binds it.
+arithmetic (`AcceleratorPool.take_milli`) stands for where the cluster binds it.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from federator.model import MILLI, GpuPool
+from federator.model import MILLI, AcceleratorPool
 from federator.scheduler.demand import Shape
 
 
@@ -50,13 +50,13 @@ def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...]
     return out
 
 
-def fragment_growth(pool: GpuPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
+def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
                     cache: dict[tuple[object, ...], float] | None = None) -> float:
     """How much binding `replicas` replicas of `milli` milli-GPUs grows the pool's expected fragment,
     per milli-GPU bound: -1 when all it takes was unusable anyway, 0 when it leaves no new
     fragment, positive when it strands capacity. `cache` (one per demand) saves recomputing it
     for pools whose resource model has not changed."""
-    key = (pool.gpu_model, pool.nodes_by_free_gpus, pool.shared_gpus, pool.host_room, milli, replicas)
+    key = (pool.accelerator_model, pool.nodes_by_free, pool.shared_devices, pool.host_room, milli, replicas)
     if cache is not None:
         got = cache.get(key)
         if got is not None:
@@ -71,5 +71,5 @@ def fragment_growth(pool: GpuPool, milli: int, replicas: int, shapes: tuple[Shap
     return growth
 
 
-def _expected(pool: GpuPool, shapes: tuple[Shape, ...], cannot: float) -> float:
-    return expected_fragment(pool.nodes_by_free_gpus, pool.shared_gpus, pool.host_room, shapes, cannot)
+def _expected(pool: AcceleratorPool, shapes: tuple[Shape, ...], cannot: float) -> float:
+    return expected_fragment(pool.nodes_by_free, pool.shared_devices, pool.host_room, shapes, cannot)

@@ -10,13 +10,13 @@ plugin reads are computed once per cycle into a CycleContext (kube's PreScore).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from federator.model import MILLI, ClusterInfo, GpuPool, JobId, JobKind, JobSpec, Reason, Resources
+from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, Resources
+from federator.model.accelerator import model_matches
 
 if TYPE_CHECKING:
     from federator.scheduler.demand import Demand
@@ -28,7 +28,7 @@ MAX_SCORE = 100
 class PlacementRequest:
     """A job, or the rest of one, asking for `replicas` replicas somewhere.
 
-    `blocked_models` are GPU model names (as a queue quota writes them) the
+    `blocked_models` are accelerator model names (as a queue quota writes them) the
     job may not use this cycle because its queue's quota on them is used up.
     """
 
@@ -40,30 +40,31 @@ class PlacementRequest:
     # Clusters that refused this job a moment ago (its agent would not launch it, or stopped
     # it, e.g. after its gang timeout): try the others first.
     avoid_clusters: tuple[str, ...] = ()
+    alternative: int = 0  # which of spec.accelerators this request stands for
 
     @property
-    def gpus_per_replica(self) -> int:
-        """Whole GPUs a replica occupies for fitting (a fractional replica counts as one)."""
-        return math.ceil(self.spec.resources.gpu_milli / MILLI)
+    def accelerators_per_replica(self) -> int:
+        """Whole accelerators a replica occupies for fitting (a fractional replica counts as one)."""
+        return math.ceil(self.spec.resources.accelerator_milli / MILLI)
 
     @property
-    def gpu_milli(self) -> int:
-        return self.spec.resources.gpu_milli
+    def accelerator_milli(self) -> int:
+        return self.spec.resources.accelerator_milli
 
     @property
     def is_gang(self) -> bool:
         """All replicas in one cluster (training), rather than spread (inference)."""
         return self.spec.kind is JobKind.TRAINING
 
-    def capacity_in(self, pool: GpuPool) -> int:
+    def capacity_in(self, pool: AcceleratorPool) -> int:
         """Replicas of this request the pool holds, on nodes whose host has room for one."""
         res = self.spec.resources
-        return pool.replica_capacity(res.gpu_milli, res.cpu_milli, res.memory_bytes)
+        return pool.replica_capacity(res.accelerator_milli, res.cpu_milli, res.memory_bytes)
 
     def shape(self) -> tuple[object, ...]:
         """Everything filters and scores read: requests of one shape place alike within a cycle."""
         s = self.spec
-        return (s.kind, self.replicas, s.resources, s.gpu_models, self.blocked_models, s.preferred_regions,
+        return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
                 s.user_region, s.max_latency_ms, s.workload_kind)
 
 
@@ -80,11 +81,11 @@ class Allocation:
     priority: int
     preemptible: bool
     cluster: str
-    gpu_model: str
+    accelerator_model: str
     replicas: int
     resources: Resources  # per replica
     placed_at: float = 0.0
-    gpu_models: tuple[str, ...] = ()  # the job's accepted models (() = any): what pinned work wants
+    accelerator_models: tuple[str, ...] = ()  # the job's accepted models (() = any): what pinned work wants
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ class CycleContext:
     """Values computed once per cycle over the whole snapshot (kube's PreScore)."""
 
     max_price: float = 0.0
-    region_gpu_utilization: Mapping[str, float] = field(default_factory=dict)
+    region_accelerator_utilization: Mapping[str, float] = field(default_factory=dict)
     region_latency_ms: Mapping[tuple[str, str], int] = field(default_factory=dict)
     max_latency_ms: int = 0
     demand: Demand | None = None  # what waiting and recent work asks for (demand.py)
@@ -131,58 +132,40 @@ class PoolScorePlugin(ScorePlugin, Protocol):
     by one value.
     """
 
-    def pool_score(self, request: PlacementRequest, cluster: ClusterInfo, pool: GpuPool,
+    def pool_score(self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool,
                    ctx: CycleContext) -> int:
         """0..MAX_SCORE for binding the request to `pool` (only pools it accepts and fits)."""
 
 
-_TOKEN_SPLIT = re.compile(r"[-_ ./]+")
-
-
-@lru_cache(maxsize=4096)
-def gpu_model_matches(requested: str, actual: str) -> bool:
-    """Whether a user's GPU model name selects a cluster's GPU model.
-
-    Users write "H100" or "A100-SXM4-80GB"; nodes are labelled with names such
-    as "NVIDIA-H100-80GB-HBM3". A request matches when its tokens appear, in
-    order and adjacent, among the actual name's tokens (case-insensitive), so
-    "H100" matches "NVIDIA-H100-80GB-HBM3" but "A10" does not match "A100".
-    """
-    want = [t for t in _TOKEN_SPLIT.split(requested.upper()) if t]
-    have = [t for t in _TOKEN_SPLIT.split(actual.upper()) if t]
-    if not want:
-        return False
-    for start in range(len(have) - len(want) + 1):
-        if have[start : start + len(want)] == want:
-            return True
-    return False
-
-
 @lru_cache(maxsize=65536)
 def _accepts(requested: tuple[str, ...], blocked: tuple[str, ...], actual: str) -> bool:
-    if requested and not any(gpu_model_matches(r, actual) for r in requested):
+    if requested and not any(model_matches(r, actual) for r in requested):
         return False
-    return not any(gpu_model_matches(b, actual) for b in blocked)
+    return not any(model_matches(b, actual) for b in blocked)
 
 
-def accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[GpuPool]:
+def accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[AcceleratorPool]:
     """The GPU pools of `cluster` the request accepts and its quota allows (the hot path's matching_models)."""
-    requested, blocked = request.spec.gpu_models, request.blocked_models
-    pools = cluster.capacity.gpu_pools
-    m = request.gpu_milli
+    requested, blocked = request.spec.accelerator_models, request.blocked_models
+    pools = cluster.capacity.accelerator_pools
+    m = request.accelerator_milli
     if not requested and not blocked:
         return [p for p in pools if not p.sharing or p.serves(m)]
-    return [p for p in pools if _accepts(requested, blocked, p.gpu_model) and (not p.sharing or p.serves(m))]
+    return [p for p in pools if _accepts(requested, blocked, p.accelerator_model) and (not p.sharing or p.serves(m))]
 
 
 def matching_models(request: PlacementRequest | JobSpec, cluster: ClusterInfo) -> list[str]:
-    """The GPU models of `cluster` the request accepts (and its quota allows), in the cluster's order."""
+    """The accelerator models of `cluster` the request accepts (and its quota allows), in the cluster's order."""
     requested: tuple[str, ...]
     blocked: tuple[str, ...]
     if isinstance(request, JobSpec):
-        requested, blocked = request.gpu_models, ()
+        requested, blocked = request.accelerator_models, ()
     else:
-        requested, blocked = request.spec.gpu_models, request.blocked_models
+        requested, blocked = request.spec.accelerator_models, request.blocked_models
     if not requested and not blocked:
-        return [p.gpu_model for p in cluster.capacity.gpu_pools]
-    return [p.gpu_model for p in cluster.capacity.gpu_pools if _accepts(requested, blocked, p.gpu_model)]
+        return [p.accelerator_model for p in cluster.capacity.accelerator_pools]
+    return [
+        p.accelerator_model
+        for p in cluster.capacity.accelerator_pools
+        if _accepts(requested, blocked, p.accelerator_model)
+    ]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from federator.model import MILLI, ClusterInfo, ClusterState, GpuPool, Reason, ReasonCode, format_bytes
+from federator.model import MILLI, AcceleratorPool, ClusterInfo, ClusterState, Reason, ReasonCode, format_bytes
 from federator.scheduler.fragmentation import fragment_growth
 from federator.scheduler.framework import (
     MAX_SCORE,
@@ -68,20 +68,20 @@ class NotRecentlyRefused:
 
 
 @dataclass(frozen=True, slots=True)
-class GpuModelFilter:
-    """The cluster must have nodes of an accepted GPU model that the queue's quota still allows."""
+class AcceleratorModelFilter:
+    """The cluster must have nodes of an accepted accelerator model that the queue's quota still allows."""
 
-    name: str = "GpuModel"
+    name: str = "AcceleratorModel"
 
     def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
-        if request.gpu_milli == 0 or matching_models(request, cluster):
+        if request.accelerator_milli == 0 or matching_models(request, cluster):
             return None
         if request.blocked_models and matching_models(request.spec, cluster):
             blocked = "|".join(request.blocked_models)
             return Reason(ReasonCode.QUOTA_EXCEEDED,
                           f"{cluster.name}: quota of queue {request.spec.queue} on {blocked} is used up")
-        wanted = "|".join(request.spec.gpu_models) or "any GPU"
-        return Reason(ReasonCode.GPU_MODEL_UNAVAILABLE, f"{cluster.name} has no {wanted} nodes")
+        wanted = "|".join(request.spec.accelerator_models) or "any accelerator"
+        return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE, f"{cluster.name} has no {wanted} nodes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +92,17 @@ class AcceleratorSharing:
     name: str = "AcceleratorSharing"
 
     def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
-        m = request.gpu_milli
+        m = request.accelerator_milli
         if m == 0 or accepted_pools(request, cluster):
             return None
-        pools = [p for p in cluster.capacity.gpu_pools if p.gpu_model in set(matching_models(request, cluster))]
+        pools = [
+            p
+            for p in cluster.capacity.accelerator_pools
+            if p.accelerator_model in set(matching_models(request, cluster))
+        ]
         if not pools:
             return None  # GpuModel says what is missing
-        shown = ", ".join(sorted({f"{p.gpu_model} ({p.sharing or 'shared'})" for p in pools}))
+        shown = ", ".join(sorted({f"{p.accelerator_model} ({p.sharing or 'shared'})" for p in pools}))
         if m % MILLI:
             return Reason(ReasonCode.SHARING_UNAVAILABLE,
                           f"{cluster.name} offers no shared or MIG device for a {m}m replica: {shown}")
@@ -127,13 +131,13 @@ class RegionLatency:
         return None
 
 
-def _gpu_text(milli: int) -> str:
+def _count_text(milli: int) -> str:
     return f"{milli // MILLI}" if milli % MILLI == 0 else f"{milli}m"
 
 
 @dataclass(frozen=True, slots=True)
 class GangFit:
-    """Whole replicas must fit on nodes' free GPUs (or shared GPUs' free milli-GPUs).
+    """Whole replicas must fit on nodes' free accelerators (or shared accelerators' free milli-devices).
 
     For a training gang all replicas must fit in this one cluster; for
     inference one replica is enough to make the cluster a candidate (the
@@ -143,7 +147,7 @@ class GangFit:
     name: str = "GangFit"
 
     def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
-        m = request.gpu_milli
+        m = request.accelerator_milli
         if m == 0:
             return None
         need = request.replicas if request.is_gang else 1
@@ -154,14 +158,14 @@ class GangFit:
                 return None
             any_node = any_node or fits > 0
             if fits >= best:
-                best, best_model = fits, pool.gpu_model
+                best, best_model = fits, pool.accelerator_model
         if not any_node:
-            where = f"{request.gpus_per_replica} free" if m % MILLI == 0 else f"{m}m free on one"
-            return Reason(ReasonCode.INSUFFICIENT_GPUS,
-                          f"{cluster.name} has no node with {where} {best_model or 'matching'} GPU"
+            where = f"{request.accelerators_per_replica} free" if m % MILLI == 0 else f"{m}m free on one"
+            return Reason(ReasonCode.INSUFFICIENT_ACCELERATORS,
+                          f"{cluster.name} has no node with {where} {best_model or 'matching'} accelerator"
                           f"{'s' if m > MILLI else ''}")
         return Reason(ReasonCode.GANG_DOES_NOT_FIT,
-                      f"{cluster.name} fits {best} of {need} replicas x {_gpu_text(m)} {best_model} GPUs")
+                      f"{cluster.name} fits {best} of {need} replicas x {_count_text(m)} {best_model} accelerators")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,11 +197,11 @@ class CpuMemoryFit:
 # -- scores -------------------------------------------------------------------
 
 
-def _gpu_free_fraction(request: PlacementRequest, cluster: ClusterInfo) -> float:
+def _free_fraction(request: PlacementRequest, cluster: ClusterInfo) -> float:
     cap = cluster.capacity
-    if request.gpu_milli:
+    if request.accelerator_milli:
         pools = accepted_pools(request, cluster)
-        alloc = sum(p.allocatable_gpus for p in pools) * MILLI
+        alloc = sum(p.allocatable_accelerators for p in pools) * MILLI
         return sum(p.free_milli for p in pools) / alloc if alloc else 0.0
     return cap.cpu_milli_free / cap.cpu_milli_allocatable if cap.cpu_milli_allocatable else 0.0
 
@@ -209,19 +213,19 @@ class LeastAllocated:
     name: str = "LeastAllocated"
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        return round(MAX_SCORE * _gpu_free_fraction(request, cluster))
+        return round(MAX_SCORE * _free_fraction(request, cluster))
 
 
 @lru_cache(maxsize=1 << 16)
 def fit_tightness(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], milli: int) -> float:
-    """1.0 when a replica fills a node (or shared GPU) exactly; lower the more it leaves over."""
+    """1.0 when a replica fills a node (or shared accelerator) exactly; lower the more it leaves over."""
     top = max(len(hist) - 1, 1)
     if milli % MILLI == 0:
         g = milli // MILLI
         k = next((k for k in range(g, len(hist)) if hist[k]), None)
         return 0.0 if k is None else 1.0 - (k - g) / top
     f = next((f for f, n in shared if f >= milli and n), None)
-    if f is not None:  # a GPU already shared: the best place for a fraction
+    if f is not None:  # an accelerator already shared: the best place for a fraction
         return 0.5 + 0.5 * (1.0 - (f - milli) / MILLI)
     k = next((k for k in range(1, len(hist)) if hist[k]), None)
     return 0.0 if k is None else 0.5 * (1.0 - (k - 1) / top)
@@ -229,23 +233,25 @@ def fit_tightness(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], mi
 
 @dataclass(frozen=True, slots=True)
 class LeastFragmentation:
-    """Pack: keep whole nodes (and whole GPUs) free for big gangs.
+    """Pack: keep whole nodes (and whole accelerators) free for big gangs.
 
     Scores the tightest best-fit spot in the cluster for one replica: a node
-    whose free GPUs the replica uses exactly scores full, a fresh 8-GPU node
-    for a 1-GPU replica scores low; a fractional replica prefers a GPU that
+    whose free accelerators the replica uses exactly scores full, a fresh 8-accelerator node
+    for a 1-accelerator replica scores low; a fractional replica prefers an accelerator that
     is already shared. CPU-only work scores in the middle everywhere.
     """
 
     name: str = "LeastFragmentation"
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        if not request.gpu_milli:
+        if not request.accelerator_milli:
             return MAX_SCORE // 2
         return max((self.pool_score(request, cluster, p, ctx) for p in accepted_pools(request, cluster)), default=0)
 
-    def pool_score(self, request: PlacementRequest, cluster: ClusterInfo, pool: GpuPool, ctx: CycleContext) -> int:
-        return round(MAX_SCORE * fit_tightness(pool.nodes_by_free_gpus, pool.shared_gpus, request.gpu_milli))
+    def pool_score(
+        self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool, ctx: CycleContext
+    ) -> int:
+        return round(MAX_SCORE * fit_tightness(pool.nodes_by_free, pool.shared_devices, request.accelerator_milli))
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,17 +267,25 @@ class Fragmentation:
     name: str = "Fragmentation"
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        if not request.gpu_milli:
+        if not request.accelerator_milli:
             return MAX_SCORE // 2
         return max((self.pool_score(request, cluster, p, ctx) for p in accepted_pools(request, cluster)), default=0)
 
-    def pool_score(self, request: PlacementRequest, cluster: ClusterInfo, pool: GpuPool, ctx: CycleContext) -> int:
+    def pool_score(
+        self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool, ctx: CycleContext
+    ) -> int:
         demand = ctx.demand
         if demand is None or demand.empty:
             return MAX_SCORE // 2
         replicas = request.replicas if request.is_gang else 1
-        growth = fragment_growth(pool, request.gpu_milli, replicas, demand.shapes.get(pool.gpu_model, ()),
-                                 demand.cannot.get(pool.gpu_model, 1.0), demand.cache)
+        growth = fragment_growth(
+            pool,
+            request.accelerator_milli,
+            replicas,
+            demand.shapes.get(pool.accelerator_model, ()),
+            demand.cannot.get(pool.accelerator_model, 1.0),
+            demand.cache,
+        )
         return round(MAX_SCORE * min(1.0, max(0.0, (1.0 - growth) / 2)))
 
 
@@ -287,37 +301,39 @@ class Scarcity:
     name: str = "Scarcity"
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        if not request.gpu_milli:
+        if not request.accelerator_milli:
             return MAX_SCORE // 2
         return max((self.pool_score(request, cluster, p, ctx) for p in accepted_pools(request, cluster)), default=0)
 
-    def pool_score(self, request: PlacementRequest, cluster: ClusterInfo, pool: GpuPool, ctx: CycleContext) -> int:
+    def pool_score(
+        self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool, ctx: CycleContext
+    ) -> int:
         demand = ctx.demand
         if demand is None or demand.max_pressure <= 0:
             return MAX_SCORE
-        pressure = demand.pressure.get(pool.gpu_model, 0.0)
+        pressure = demand.pressure.get(pool.accelerator_model, 0.0)
         return round(MAX_SCORE * (1.0 - min(pressure, demand.max_pressure) / demand.max_pressure))
 
 
 @dataclass(frozen=True, slots=True)
 class RegionLoad:
-    """Send work to underused regions: score falls with the region's GPU utilisation (per cycle)."""
+    """Send work to underused regions: score falls with the region's accelerator utilisation (per cycle)."""
 
     name: str = "RegionLoad"
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        util = ctx.region_gpu_utilization.get(cluster.region, 0.0)
+        util = ctx.region_accelerator_utilization.get(cluster.region, 0.0)
         return round(MAX_SCORE * (1.0 - util))
 
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """Prefer cheaper GPU-hours (cluster label federator.io/price-per-gpu-hour); unpriced scores 50."""
+    """Prefer cheaper accelerator-hours (cluster label federator.io/price-per-accelerator-hour); unpriced scores 50."""
 
     name: str = "Price"
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        price = cluster.price_per_gpu_hour
+        price = cluster.price_per_accelerator_hour
         if price is None or ctx.max_price <= 0:
             return MAX_SCORE // 2
         return round(MAX_SCORE * (1.0 - min(price, ctx.max_price) / ctx.max_price))
@@ -354,7 +370,7 @@ class RandomFit:
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
         cap = cluster.capacity
-        key = f"{cluster.name}/{cap.cpu_milli_free}/{cap.memory_bytes_free}/{cap.free_gpus}"
+        key = f"{cluster.name}/{cap.cpu_milli_free}/{cap.memory_bytes_free}/{cap.free_accelerators}"
         return zlib.crc32(key.encode()) % (MAX_SCORE + 1)
 
 
@@ -362,7 +378,7 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "ClusterReady": ClusterReady,
     "WorkloadKind": WorkloadKind,
     "NotRecentlyRefused": NotRecentlyRefused,
-    "GpuModel": GpuModelFilter,
+    "AcceleratorModel": AcceleratorModelFilter,
     "AcceleratorSharing": AcceleratorSharing,
     "RegionLatency": RegionLatency,
     "GangFit": GangFit,

@@ -7,7 +7,7 @@ field at fault, all of them at once::
     queues:
       research:
         weight: 1
-        quota: {gpus: {H100: 64, A100: 200}, cpu: 2000, memory: 16Ti}
+        quota: {accelerators: {H100: 64, A100: 200}, cpu: 2000, memory: 16Ti}
       serving: {weight: 2}
     defaultQueue: {weight: 1}          # queues not listed above
     scoreWeights: {LeastFragmentation: 2, Price: 1, RegionLoad: 1, Locality: 3}
@@ -155,7 +155,7 @@ def policy_from_document(doc: object, *, source: str = "") -> SchedulerConfig:
 
 
 def queue_from_document(body: object, *, where: str = "queue", source: str = "") -> QueueConfig:
-    """One queue, `{weight, quota: {gpus, cpu, memory}}`, checked as the policy file's queues are.
+    """One queue, `{weight, quota: {accelerators, cpu, memory}}`, checked as the policy file's queues are.
 
     Kubernetes Queue objects take the same shape; PolicyError lists every bad field under `where`.
     """
@@ -183,21 +183,24 @@ def _queue(body: Any, where: str, bad: Any) -> QueueConfig | None:
 
 def _quota(body: Any, where: str, bad: Any) -> Quota:
     if not isinstance(body, Mapping):
-        bad(where, "must be a mapping {gpus, cpu, memory}")
+        bad(where, "must be a mapping {accelerators, cpu, memory}")
         return Quota()
     for key in body:
-        if key not in ("gpus", "cpu", "memory"):
-            bad(f"{where}.{key}", "is not a known field (known: cpu, gpus, memory)")
-    gpus: dict[str, int] = {}
-    raw = body.get("gpus") or {}
+        if key not in ("accelerators", "gpus", "cpu", "memory"):
+            bad(f"{where}.{key}", "is not a known field (known: accelerators, cpu, memory)")
+    if "accelerators" in body and "gpus" in body:
+        bad(f"{where}.gpus", "is the old name of accelerators; give one of them")
+    key = "gpus" if "gpus" in body else "accelerators"  # `gpus`: the name before vendors, kept working
+    per_model: dict[str, int] = {}
+    raw = body.get(key) or {}
     if not isinstance(raw, Mapping):
-        bad(f"{where}.gpus", "must map GPU models to GPU counts, e.g. {H100: 64}")
+        bad(f"{where}.{key}", "must map accelerator models to counts, e.g. {H100: 64, Ascend910B: 128}")
     else:
         for model, n in raw.items():
             try:
-                gpus[str(model)] = to_milli(n)
+                per_model[str(model)] = to_milli(n)
             except QuantityError as exc:
-                bad(f"{where}.gpus.{model}", str(exc))
+                bad(f"{where}.{key}.{model}", str(exc))
     cpu = memory = None
     try:
         cpu = to_milli(body["cpu"]) if "cpu" in body else None
@@ -207,4 +210,4 @@ def _quota(body: Any, where: str, bad: Any) -> Quota:
         memory = to_bytes(body["memory"]) if "memory" in body else None
     except QuantityError as exc:
         bad(f"{where}.memory", str(exc))
-    return Quota(gpu_milli=gpus, cpu_milli=cpu, memory_bytes=memory)
+    return Quota(accelerator_milli=per_model, cpu_milli=cpu, memory_bytes=memory)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from federator.model import ClusterInfo, GpuPool
+from federator.model import AcceleratorPool, ClusterInfo
 from federator.scheduler.framework import MAX_SCORE, CycleContext, PlacementRequest, PoolScorePlugin, accepted_pools
 from federator.scheduler.plugins import fit_tightness
 
@@ -25,7 +25,7 @@ def best_pool(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext
     CPU-only work has no pool: every pool plugin counts half. Ties go to the pool the replica fits
     most tightly, then to the one with the most room.
     """
-    m = request.gpu_milli
+    m = request.accelerator_milli
     if m == 0:
         return sum(w for _, w in scores) * (MAX_SCORE // 2), ""
     best: tuple[int, str] | None = None
@@ -38,14 +38,14 @@ def best_pool(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext
         for plugin, w in scores:
             value += w * plugin.pool_score(request, cluster, pool, ctx)
         if best is None or value > best[0]:
-            best, best_pool_ = (value, pool.gpu_model), pool
+            best, best_pool_ = (value, pool.accelerator_model), pool
         elif value == best[0] and _tie_key(pool, m, n) > _tie_key(best_pool_, m, request.capacity_in(best_pool_)):  # type: ignore[arg-type]
-            best, best_pool_ = (value, pool.gpu_model), pool
+            best, best_pool_ = (value, pool.accelerator_model), pool
     return best
 
 
-def _tie_key(pool: GpuPool, milli: int, n: int) -> tuple[float, int]:
-    return fit_tightness(pool.nodes_by_free_gpus, pool.shared_gpus, milli), n
+def _tie_key(pool: AcceleratorPool, milli: int, n: int) -> tuple[float, int]:
+    return fit_tightness(pool.nodes_by_free, pool.shared_devices, milli), n
 
 
 def best_model(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext, scores: PoolScores,
@@ -66,7 +66,7 @@ def fit_count(request: PlacementRequest, cluster: ClusterInfo) -> int:
         limit = min(limit, cap.cpu_milli_free // res.cpu_milli)
     if res.memory_bytes:
         limit = min(limit, cap.memory_bytes_free // res.memory_bytes)
-    if not res.gpu_milli:
+    if not res.accelerator_milli:
         return limit
     return min(limit, sum(request.capacity_in(p) for p in accepted_pools(request, cluster)))
 
@@ -74,7 +74,7 @@ def fit_count(request: PlacementRequest, cluster: ClusterInfo) -> int:
 def split_by_model(request: PlacementRequest, cluster: ClusterInfo, replicas: int, ctx: CycleContext,
                    scores: PoolScores) -> list[tuple[str, int]]:
     """`replicas` replicas over the cluster's accepted models, best-scored pool first (in groups)."""
-    if not request.gpu_milli:
+    if not request.accelerator_milli:
         return [("", replicas)]
     g = max(1, request.spec.group_size)  # replicas that go together (a LeaderWorkerSet group) stay together
     ranked = []
@@ -82,7 +82,7 @@ def split_by_model(request: PlacementRequest, cluster: ClusterInfo, replicas: in
         n = request.capacity_in(pool) // g * g
         if n:
             value = sum(w * plugin.pool_score(request, cluster, pool, ctx) for plugin, w in scores)
-            ranked.append((-value, n, pool.gpu_model))
+            ranked.append((-value, n, pool.accelerator_model))
     out: list[tuple[str, int]] = []
     left = replicas
     for _, cap, model in sorted(ranked):

@@ -3,10 +3,10 @@
 A pending job may preempt a running job that is marked preemptible and
 either has a lower priority, or belongs to a queue over its fair share while
 the pending job's queue is under its own (and the priority is not higher).
-Per cluster, victims are taken cheapest first (least lost GPU-seconds: GPUs
+Per cluster, victims are taken cheapest first (least lost accelerator-seconds: accelerators
 held times time since placed) until the job fits the what-if capacity, then
 any victim not needed after all is given back; the cluster with the least
-lost GPU-seconds wins. The cycle caps victims per cycle; the server puts the
+lost accelerator-seconds wins. The cycle caps victims per cycle; the server puts the
 victims back to Pending, not lost.
 
 An inference job whose replicas spread (several replicas, or minRegions > 1)
@@ -44,12 +44,12 @@ class Preemption:
 class VictimPlan:
     cluster: str
     victims: tuple[JobId, ...]
-    lost_gpu_seconds: float
+    lost_accelerator_seconds: float
     after: ClusterInfo  # the cluster with the victims' resources released (before the preemptor)
 
 
-def lost_gpu_seconds(allocs: Sequence[Allocation], now: float) -> float:
-    return sum(a.resources.gpu_milli * a.replicas / MILLI * max(0.0, now - a.placed_at) for a in allocs)
+def lost_accelerator_seconds(allocs: Sequence[Allocation], now: float) -> float:
+    return sum(a.resources.accelerator_milli * a.replicas / MILLI * max(0.0, now - a.placed_at) for a in allocs)
 
 
 def eligible(victim: Allocation, request: PlacementRequest, usage: QueueUsage, active: Sequence[str]) -> bool:
@@ -83,7 +83,7 @@ def plan(
     best: VictimPlan | None = None
     for cluster in clusters:
         jobs = sorted(per_cluster.get(cluster.name, []),
-                      key=lambda j: (lost_gpu_seconds(by_job[j], now), by_job[j][0].priority, j))
+                      key=lambda j: (lost_accelerator_seconds(by_job[j], now), by_job[j][0].priority, j))
         if not jobs:
             continue
 
@@ -103,9 +103,9 @@ def plan(
             trial = [x for x in chosen if x != j]
             if fits(freed(trial)):
                 chosen = trial
-        cost = sum(lost_gpu_seconds(by_job[j], now) for j in chosen)
+        cost = sum(lost_accelerator_seconds(by_job[j], now) for j in chosen)
         candidate = VictimPlan(cluster.name, tuple(chosen), cost, freed(chosen))
-        if best is None or (cost, len(chosen), cluster.name) < (best.lost_gpu_seconds, len(best.victims),
+        if best is None or (cost, len(chosen), cluster.name) < (best.lost_accelerator_seconds, len(best.victims),
                                                                 best.cluster):
             best = candidate
     return best
@@ -130,11 +130,11 @@ def plan_spread(
     """The victims, at most `budget`, cheapest first, after which `spread_without(victims)` (the spread
     planner over the cluster view with those victims released) places the whole request.
 
-    Victims are added cheapest first (least lost GPU-seconds, then lowest priority) until the spread
+    Victims are added cheapest first (least lost accelerator-seconds, then lowest priority) until the spread
     fits, then any victim the spread does not need after all is given back. If it never fits,
     `refused` is the spread planner's reason with every victim the budget allows released.
     """
-    order = sorted(candidates, key=lambda j: (lost_gpu_seconds(by_job[j], now), by_job[j][0].priority, j))
+    order = sorted(candidates, key=lambda j: (lost_accelerator_seconds(by_job[j], now), by_job[j][0].priority, j))
     chosen: list[JobId] = []
     why: Reason | None = None
     for job_id in order[:budget]:
@@ -157,7 +157,9 @@ def released(cluster: ClusterInfo, victims: Sequence[JobId], by_job: Mapping[Job
     for j in victims:
         for a in by_job[j]:
             if a.cluster == cluster.name:
-                cluster = release(cluster, resources=a.resources, replicas=a.replicas, gpu_model=a.gpu_model)
+                cluster = release(
+                    cluster, resources=a.resources, replicas=a.replicas, accelerator_model=a.accelerator_model
+                )
     return cluster
 
 
@@ -170,7 +172,7 @@ def release_in_attempt(txn: Txn, victims: Sequence[JobId], by_job: Mapping[JobId
         for a in by_job[j]:
             if a.cluster in known:
                 txn.put(release(txn.get(a.cluster), resources=a.resources, replicas=a.replicas,
-                                gpu_model=a.gpu_model))
+                                accelerator_model=a.accelerator_model))
 
 
 def preemption_of(victim: JobId, allocs: Sequence[Allocation], request: PlacementRequest,

@@ -25,31 +25,39 @@ class Snapshot:
         return (c for c in self.clusters if c.state is ClusterState.READY)
 
 
-def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, gpu_model: str,
-            gpus_per_replica: int | None = None) -> ClusterInfo:
+def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, accelerator_model: str,
+            accelerators_per_replica: int | None = None) -> ClusterInfo:
     """The cluster after binding `replicas` replicas (raises ValueError if they do not fit).
 
-    GPUs come from `resources.gpu_milli` (whole or fractional); `gpus_per_replica`
+    accelerators come from `resources.accelerator_milli` (whole or fractional); `accelerators_per_replica`
     is accepted for older callers and ignored.
     """
-    del gpus_per_replica
+    del accelerators_per_replica
     cap = cluster.capacity
     cpu = resources.cpu_milli * replicas
     mem = resources.memory_bytes * replicas
     if cpu > cap.cpu_milli_free or mem > cap.memory_bytes_free:
         raise ValueError(f"{replicas} replicas do not fit the free CPU or memory of {cluster.name}")
-    pools = cap.gpu_pools
-    if resources.gpu_milli and replicas:
-        pools = tuple(p.take_milli(resources.gpu_milli, replicas, cpu_milli=resources.cpu_milli,
-                                   memory_bytes=resources.memory_bytes) if p.gpu_model == gpu_model else p
-                      for p in pools)
-        if pools == cap.gpu_pools and not any(p.gpu_model == gpu_model for p in pools):
-            raise ValueError(f"{cluster.name} has no {gpu_model} pool")
+    pools = cap.accelerator_pools
+    if resources.accelerator_milli and replicas:
+        pools = tuple(
+            p.take_milli(
+                resources.accelerator_milli,
+                replicas,
+                cpu_milli=resources.cpu_milli,
+                memory_bytes=resources.memory_bytes,
+            )
+            if p.accelerator_model == accelerator_model
+            else p
+            for p in pools
+        )
+        if pools == cap.accelerator_pools and not any(p.accelerator_model == accelerator_model for p in pools):
+            raise ValueError(f"{cluster.name} has no {accelerator_model} pool")
     cpu_free = cap.cpu_milli_free - cpu
     mem_free = cap.memory_bytes_free - mem
     new_cap = replace(
         cap,
-        gpu_pools=pools,
+        accelerator_pools=pools,
         cpu_milli_free=cpu_free,
         memory_bytes_free=mem_free,
         node_cpu_milli_free_max=min(cap.node_cpu_milli_free_max, cpu_free),
@@ -58,17 +66,19 @@ def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, gpu_mo
     return replace(cluster, capacity=new_cap)
 
 
-def release(cluster: ClusterInfo, *, resources: Resources, replicas: int, gpu_model: str) -> ClusterInfo:
+def release(cluster: ClusterInfo, *, resources: Resources, replicas: int, accelerator_model: str) -> ClusterInfo:
     """An estimate of the cluster after `replicas` replicas leave (what-if planning, e.g. preemption)."""
     cap = cluster.capacity
-    pools = cap.gpu_pools
-    if resources.gpu_milli and replicas:
-        pools = tuple(p.release_milli(resources.gpu_milli, replicas) if p.gpu_model == gpu_model else p
-                      for p in pools)
+    pools = cap.accelerator_pools
+    if resources.accelerator_milli and replicas:
+        pools = tuple(
+            p.release_milli(resources.accelerator_milli, replicas) if p.accelerator_model == accelerator_model else p
+            for p in pools
+        )
     cpu_free = min(cap.cpu_milli_allocatable, cap.cpu_milli_free + resources.cpu_milli * replicas)
     mem_free = min(cap.memory_bytes_allocatable, cap.memory_bytes_free + resources.memory_bytes * replicas)
     new_cap = replace(
-        cap, gpu_pools=pools, cpu_milli_free=cpu_free, memory_bytes_free=mem_free,
+        cap, accelerator_pools=pools, cpu_milli_free=cpu_free, memory_bytes_free=mem_free,
         node_cpu_milli_free_max=max(cap.node_cpu_milli_free_max, min(resources.cpu_milli, cpu_free)),
         node_memory_bytes_free_max=max(cap.node_memory_bytes_free_max, min(resources.memory_bytes, mem_free)),
     )

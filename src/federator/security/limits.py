@@ -1,7 +1,7 @@
 """Limits on what a client or an agent may send, and the reasons input is refused.
 
 The federator serves many agents and users from one process: one of them
-sending a huge message, a flood of reports or a job asking for a million GPUs
+sending a huge message, a flood of reports or a job asking for a million accelerators
 must get a clear refusal and must not slow the others down. Every refusal is
 counted in `federator_messages_rejected_total{reason}` with a `RejectReason`
 (a bounded set, so the metric label stays small).
@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from federator.model import ClusterCapacity, JobSpec
 
-MAX_GPUS_PER_NODE = 1024
+MAX_ACCELERATORS_PER_NODE = 1024
 MAX_NODES = 10_000_000
 MAX_POOLS = 64
 MAX_PLACEMENT_IDS = 100_000
@@ -53,7 +53,7 @@ class Limits:
     reports_per_second: float = 5.0  # per agent, sustained
     report_burst: int = 20
     max_replicas_per_job: int = 1_000
-    max_gpus_per_job: int = 4_096
+    max_accelerators_per_job: int = 4_096
     max_cpu_cores_per_job: int = 100_000
     max_memory_bytes_per_job: int = 1 << 50  # 1 PiB
     max_labels: int = 64
@@ -63,7 +63,7 @@ class Limits:
     queue_full_retry_seconds: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("max_message_bytes", "report_burst", "max_replicas_per_job", "max_gpus_per_job",
+        for name in ("max_message_bytes", "report_burst", "max_replicas_per_job", "max_accelerators_per_job",
                      "max_cpu_cores_per_job", "max_memory_bytes_per_job", "max_labels", "max_pending_jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"limits.{name}: must be at least 1, got {getattr(self, name)!r}")
@@ -78,9 +78,11 @@ class Limits:
         total = spec.total
         if spec.replicas > self.max_replicas_per_job:
             return f"spec.replicas: {spec.replicas} is over this federator's limit of {self.max_replicas_per_job}"
-        if total.gpu_milli > self.max_gpus_per_job * 1000:
-            return (f"spec.resources.nvidia.com/gpu: the job asks for {total.gpu_milli / 1000:g} GPUs in all, "
-                    f"over this federator's limit of {self.max_gpus_per_job}")
+        most = max((a.milli for a in spec.alternatives()), default=0) * spec.replicas
+        if most > self.max_accelerators_per_job * 1000:
+            field = "spec.accelerators" if spec.accelerators else "spec.resources.nvidia.com/gpu"
+            return (f"{field}: the job asks for {most / 1000:g} accelerators in all, "
+                    f"over this federator's limit of {self.max_accelerators_per_job}")
         if total.cpu_milli > self.max_cpu_cores_per_job * 1000:
             return (f"spec.resources.cpu: the job asks for {total.cpu_milli / 1000:g} cores in all, "
                     f"over this federator's limit of {self.max_cpu_cores_per_job}")
@@ -101,22 +103,24 @@ def check_capacity(cap: ClusterCapacity) -> str | None:
     The wire decoder already refuses negative counts; this refuses what would
     make the scheduler's work grow without bound or its arithmetic meaningless.
     """
-    if len(cap.gpu_pools) > MAX_POOLS:
-        return f"capacity.gpu_pools: at most {MAX_POOLS} GPU models, got {len(cap.gpu_pools)}"
+    if len(cap.accelerator_pools) > MAX_POOLS:
+        return f"capacity.accelerator_pools: at most {MAX_POOLS} accelerator models, got {len(cap.accelerator_pools)}"
     if len(cap.placement_ids) > MAX_PLACEMENT_IDS:
         return f"capacity.placement_ids: at most {MAX_PLACEMENT_IDS}, got {len(cap.placement_ids)}"
-    models = set()
-    for i, pool in enumerate(cap.gpu_pools):
-        where = f"capacity.gpu_pools[{i}]"
-        if pool.gpu_model in models:
-            return f"{where}.gpu_model: {pool.gpu_model[:80]!r} is listed twice"
-        models.add(pool.gpu_model)
-        if len(pool.nodes_by_free_gpus) > MAX_GPUS_PER_NODE + 1:
-            return f"{where}.nodes_by_free_gpus: at most {MAX_GPUS_PER_NODE + 1} entries (GPUs per node)"
+    models: set[str] = set()
+    for i, pool in enumerate(cap.accelerator_pools):
+        where = f"capacity.accelerator_pools[{i}]"
+        if pool.accelerator_model in models:  # pools are keyed by (vendor, model); a model belongs to one vendor
+            return f"{where}.accelerator_model: {pool.accelerator_model[:80]!r} is listed twice"
+        models.add(pool.accelerator_model)
+        if len(pool.vendor) > 63 or len(pool.resource_name) > 253:
+            return f"{where}.vendor: at most 63 characters (resource_name at most 253)"
+        if len(pool.nodes_by_free) > MAX_ACCELERATORS_PER_NODE + 1:
+            return f"{where}.nodes_by_free: at most {MAX_ACCELERATORS_PER_NODE + 1} entries (accelerators per node)"
         if pool.nodes > MAX_NODES:
-            return f"{where}.nodes_by_free_gpus: more than {MAX_NODES} nodes"
-        if pool.total_gpus < 0 or pool.allocatable_gpus < 0:
-            return f"{where}.total_gpus: GPU counts must not be negative"
+            return f"{where}.nodes_by_free: more than {MAX_NODES} nodes"
+        if pool.total_accelerators < 0 or pool.allocatable_accelerators < 0:
+            return f"{where}.total_accelerators: accelerator counts must not be negative"
     return None
 
 

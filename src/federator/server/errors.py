@@ -2,7 +2,7 @@
 
 A client in any language reads `grpc-status-details-bin` (grpcio-status in
 Python, `status.FromError` in Go, `@grpc/grpc-js` metadata in Node) and gets
-each bad field by its proto path (`spec.resources.gpu_milli`), not only the
+each bad field by its proto path (`spec.resources.accelerator_milli`), not only the
 job file's spelling in a sentence (`spec.resources.nvidia.com/gpu: ...`). The
 message stays human and bounded: a status over a few KB makes C-core clients
 fail with RESOURCE_EXHAUSTED instead of showing the error.
@@ -30,8 +30,8 @@ _PROTO_NAMES: tuple[tuple[str, str], ...] = (
     ("metadata.annotations", "spec.annotations"),
     ("spec.resources.cpu", "spec.resources.cpu_milli"),
     ("spec.resources.memory", "spec.resources.memory_bytes"),
-    ("spec.resources.nvidia.com/gpu", "spec.resources.gpu_milli"),
-    ("spec.gpuModels", "spec.gpu_models"),
+    ("spec.resources.nvidia.com/gpu", "spec.resources.accelerator_milli"),
+    ("spec.gpuModels", "spec.accelerator_models"),
     ("spec.regions.preferred", "spec.preferred_regions"),
     ("spec.regions.minRegions", "spec.min_regions"),
     ("spec.regions.user", "spec.user_region"),
@@ -48,7 +48,7 @@ _WHOLE = frozenset({"apiVersion", "kind", "document", "spec.workload", "spec.tem
 
 
 def proto_field(field: str) -> str:
-    """The proto path of a job-file field (`spec.gpuModels[1]` -> `spec.gpu_models[1]`); others unchanged."""
+    """The proto path of a job-file field (`spec.gpuModels[1]` -> `spec.accelerator_models[1]`); others unchanged."""
     for yaml_name, proto_name in _PROTO_NAMES:
         if field == yaml_name or field.startswith((yaml_name + "[", yaml_name + ".")):
             return proto_name if yaml_name in _WHOLE else proto_name + field[len(yaml_name):]

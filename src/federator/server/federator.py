@@ -37,6 +37,7 @@ from federator.model import (
     Placement,
     Reason,
     ReasonCode,
+    placement_resources,
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits, RejectReason, TokenBucket
@@ -380,8 +381,8 @@ class Federator:
                                 or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max):
             self.cycles.capacity_changed(set(), everything=True)
             return
-        before = {p.gpu_model: p for p in previous.gpu_pools}
-        changed = {p.gpu_model for p in capacity.gpu_pools if before.get(p.gpu_model) != p}
+        before = {p.accelerator_model: p for p in previous.accelerator_pools}
+        changed = {p.accelerator_model for p in capacity.accelerator_pools if before.get(p.accelerator_model) != p}
         if changed:
             self.cycles.capacity_changed(changed)
 
@@ -648,32 +649,35 @@ class Federator:
         free_after = {c.name: c.capacity for c in snap.clusters}
         clusters = []
         for rec in self.clusters.values():
-            gpus: dict[tuple[str, str], int] = {}
+            accelerators: dict[tuple[str, str, str], int] = {}
             cpu: dict[str, int] = {}
             if rec.capacity is not None:
                 after = free_after.get(rec.name, rec.capacity)
-                for pool in rec.capacity.gpu_pools:
-                    reserved_pool = after.pool(pool.gpu_model)
-                    gpus[(pool.gpu_model, "total")] = pool.total_gpus
-                    gpus[(pool.gpu_model, "allocatable")] = pool.allocatable_gpus
-                    gpus[(pool.gpu_model, "free")] = reserved_pool.free_gpus if reserved_pool else pool.free_gpus
-                    gpus[(pool.gpu_model, "reserved")] = pool.free_gpus - gpus[(pool.gpu_model, "free")]
+                for pool in rec.capacity.accelerator_pools:
+                    v, m = pool.key
+                    reserved_pool = after.pool(m, v)
+                    free = reserved_pool.free_accelerators if reserved_pool else pool.free_accelerators
+                    accelerators[(v, m, "total")] = pool.total_accelerators
+                    accelerators[(v, m, "allocatable")] = pool.allocatable_accelerators
+                    accelerators[(v, m, "free")] = free
+                    accelerators[(v, m, "reserved")] = pool.free_accelerators - free
                 cpu = {"allocatable": rec.capacity.cpu_milli_allocatable, "free": after.cpu_milli_free}
             clusters.append(ClusterSample(rec.name, rec.region, rec.state.value, rec.connected,
-                                          max(0.0, now - rec.last_report_at), gpus, cpu))
+                                          max(0.0, now - rec.last_report_at), accelerators, cpu))
         jobs: Counter[tuple[str, str]] = Counter()
         pending: Counter[tuple[str, str]] = Counter()
-        queue_gpus: dict[str, float] = defaultdict(float)
+        queue_accelerators: dict[str, float] = defaultdict(float)
         for job in self.jobs.values():
             jobs[(job.spec.queue, job.phase.value)] += 1
             if job.phase is JobPhase.PENDING:
                 code = job.pending_reason.code.value if job.pending_reason else ReasonCode.WAITING.value
                 pending[(job.spec.queue, code)] += 1
             elif job.phase.is_active:
-                queue_gpus[job.spec.queue] += job.spec.total.gpu_milli / 1000
+                queue_accelerators[job.spec.queue] += sum(
+                    placement_resources(p, job.spec).accelerator_milli * p.replicas for p in job.placements) / 1000
         for queue in {q for q, _ in jobs}:
-            queue_gpus.setdefault(queue, 0.0)
-        return StateSample(clusters, dict(jobs), dict(pending), dict(queue_gpus))
+            queue_accelerators.setdefault(queue, 0.0)
+        return StateSample(clusters, dict(jobs), dict(pending), dict(queue_accelerators))
 
 
 def _is_json_object(text: str) -> bool:

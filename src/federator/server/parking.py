@@ -1,11 +1,11 @@
 """Parked jobs: pending jobs a cycle found no room for, left out of cycles until room may exist.
 
 Why: a cycle used to go over every pending job, so with 100,000 jobs waiting
-for GPUs that no cluster has, each new submission paid for a cycle over all of
+for accelerators that no cluster has, each new submission paid for a cycle over all of
 them (seconds, and growing with the backlog). A job the scheduler could not
 place stays unplaceable until something that could change its answer happens:
 
-- capacity in a pool of a GPU model it accepts changes (a report whose pool
+- capacity in a pool of an accelerator model it accepts changes (a report whose pool
   differs from the last one, a placement of that model ends or is re-queued);
 - CPU or memory free grows in a cluster (every job needs some), a cluster
   becomes Ready, or the scheduling policy changes: every parked job comes back;
@@ -23,13 +23,14 @@ from collections import defaultdict
 
 from federator.model import JobId, JobSpec, Reason, ReasonCode
 
-ANY_MODEL = ""  # the group of jobs that take any GPU model (or none)
+ANY_MODEL = ""  # the group of jobs that take any accelerator model (or none)
 
 
 def _models(spec: JobSpec) -> tuple[str, ...]:
-    if spec.resources.gpu_milli <= 0 or not spec.gpu_models:
+    alternatives = spec.alternatives()
+    if not alternatives or any(not a.model for a in alternatives):
         return (ANY_MODEL,)
-    return tuple(spec.gpu_models)
+    return tuple(dict.fromkeys(a.model for a in alternatives))
 
 
 class ParkingLot:
@@ -64,9 +65,9 @@ class ParkingLot:
             self._by_model[m].discard(job_id)
         self._by_queue[queue].discard(job_id)
 
-    def model_changed(self, gpu_model: str) -> set[JobId]:
+    def model_changed(self, accelerator_model: str) -> set[JobId]:
         """Room in pools of this model may have grown: its jobs (and the any-model ones) come back."""
-        ids = self._by_model.pop(gpu_model, set()) | self._by_model.pop(ANY_MODEL, set())
+        ids = self._by_model.pop(accelerator_model, set()) | self._by_model.pop(ANY_MODEL, set())
         for job_id in ids:
             self.unpark(job_id)
         return ids

@@ -52,6 +52,7 @@ from federator.model import (
     PlacementId,
     Reason,
     ReasonCode,
+    placement_resources,
 )
 from federator.scheduler import Allocation, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
 from federator.server.orders import LaunchOrder, Order
@@ -118,19 +119,19 @@ class Cycles:
 
     def released(self, job: Job, placements: list[Placement]) -> None:
         """A job's active placements stopped holding resources: jobs that may fit there now come back."""
-        models = {p.gpu_model for p in placements}  # phases may already say Cancelled: the job held them
+        models = {p.accelerator_model for p in placements}  # phases may already say Cancelled: the job held them
         if not models:
             return
         for model in models:
             self._unpark(self.parked.model_changed(model))
         self._unpark(self.parked.queue_released(job.spec.queue))
 
-    def capacity_changed(self, gpu_models: set[str], *, everything: bool = False) -> None:
+    def capacity_changed(self, accelerator_models: set[str], *, everything: bool = False) -> None:
         """A cluster's report differs from its last one (or a cluster became Ready, or the policy changed)."""
         if everything:
             self._unpark(self.parked.clear())
             return
-        for model in gpu_models:
+        for model in accelerator_models:
             self._unpark(self.parked.model_changed(model))
 
     def _unpark(self, ids: set[JobId]) -> None:
@@ -198,8 +199,8 @@ class Cycles:
         for job in self.active_jobs():
             generations[job.job_id] = job.generation
             running.extend(Allocation(job.job_id, job.spec.queue, job.spec.priority, job.spec.preemptible, p.cluster,
-                                      p.gpu_model, p.replicas, job.spec.resources, job.placed_at,
-                                      job.spec.gpu_models)
+                                      p.accelerator_model, p.replicas, placement_resources(p, job.spec), job.placed_at,
+                                      job.spec.accelerator_models)
                            for p in job.placements if p.phase.is_active)
         return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), self.fed.scheduler,
                          generations)
@@ -228,9 +229,19 @@ class Cycles:
                 continue  # stays a candidate: the next cycle sees the cluster as it is now
             job.generation += 1
             job.placements = [
-                Placement(placement_id=PlacementId(f"{job.job_id}.g{job.generation}.{a.cluster}"), job_id=job.job_id,
-                          cluster=a.cluster, region=a.region, replicas=a.replicas, gpu_model=a.gpu_model,
-                          generation=job.generation)
+                Placement(
+                    placement_id=PlacementId(f"{job.job_id}.g{job.generation}.{a.cluster}"),
+                    job_id=job.job_id,
+                    cluster=a.cluster,
+                    region=a.region,
+                    replicas=a.replicas,
+                    accelerator_model=a.accelerator_model,
+                    generation=job.generation,
+                    accelerator_vendor=a.accelerator_vendor,
+                    accelerator_resource=a.accelerator_resource,
+                    accelerator_milli=a.accelerator_milli,
+                    alternative=a.alternative,
+                )
                 for a in decision.assignments
             ]
             for p in job.placements:
@@ -337,14 +348,15 @@ class Cycles:
 def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> ClusterInfo:
     """Hold a placement's resources in the snapshot; if a stale report cannot hold them, hold everything."""
     try:
-        return reserve(info, resources=spec.resources, replicas=p.replicas,
-                       gpus_per_replica=-(-spec.resources.gpu_milli // 1000), gpu_model=p.gpu_model)
+        return reserve(info, resources=placement_resources(p, spec), replicas=p.replicas,
+                       accelerator_model=p.accelerator_model)
     except ValueError:
         pools = tuple(
-            replace(pool, nodes_by_free_gpus=(pool.nodes,), shared_gpus=()) if pool.gpu_model == p.gpu_model else pool
-            for pool in info.capacity.gpu_pools
+            replace(pool, nodes_by_free=(pool.nodes,), shared_devices=())
+            if pool.accelerator_model == p.accelerator_model else pool
+            for pool in info.capacity.accelerator_pools
         )
-        return replace(info, capacity=replace(info.capacity, gpu_pools=pools))
+        return replace(info, capacity=replace(info.capacity, accelerator_pools=pools))
 
 
 __all__ = ["SWITCH_INTERVAL_SECONDS", "CyclePlan", "Cycles", "compute"]

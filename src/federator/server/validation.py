@@ -76,16 +76,18 @@ def check_update(update: agent_pb2.JobUpdate, current: JobPhase | None) -> Refus
 def check_plausible(cap: ClusterCapacity) -> str | None:
     """None if a capacity report adds up, else what does not, naming the field: free never exceeds allocatable,
     allocatable never exceeds total, and no single node has more free than the whole cluster."""
-    for i, pool in enumerate(cap.gpu_pools):
-        where = f"capacity.gpu_pools[{i}]"
-        in_use_or_free = pool.free_gpus + sum(n for _, n in pool.shared_gpus)
-        if pool.allocatable_gpus > pool.total_gpus:
-            return (f"{where}.allocatable_gpus: {pool.allocatable_gpus} is more than total_gpus "
-                    f"{pool.total_gpus}")
-        if in_use_or_free > pool.allocatable_gpus:
-            return (f"{where}.nodes_by_free_gpus: {pool.free_gpus} whole free GPUs and "
-                    f"{in_use_or_free - pool.free_gpus} shared ones are more than allocatable_gpus "
-                    f"{pool.allocatable_gpus}")
+    for i, pool in enumerate(cap.accelerator_pools):
+        where = f"capacity.accelerator_pools[{i}]"
+        in_use_or_free = pool.free_accelerators + sum(n for _, n in pool.shared_devices)
+        if pool.allocatable_accelerators > pool.total_accelerators:
+            return (
+                f"{where}.allocatable_accelerators: {pool.allocatable_accelerators} is more than total_accelerators "
+                f"{pool.total_accelerators}"
+            )
+        if in_use_or_free > pool.allocatable_accelerators:
+            return (f"{where}.nodes_by_free: {pool.free_accelerators} whole free GPUs and "
+                    f"{in_use_or_free - pool.free_accelerators} shared ones are more than allocatable_accelerators "
+                    f"{pool.allocatable_accelerators}")
     if cap.cpu_milli_free > cap.cpu_milli_allocatable:
         return f"capacity.cpu_milli_free: {cap.cpu_milli_free} is more than cpu_milli_allocatable " \
                f"{cap.cpu_milli_allocatable}"

@@ -1,7 +1,7 @@
 """The trace simulator: the real scheduler against simulated clusters, in simulated time.
 
 `federator sim` and the benchmarks drive it; it reads project YAML and the
-Alibaba GPU trace CSV layouts (fleets and pods); `synth` writes synthetic pod CSVs.
+Alibaba accelerator trace CSV layouts (fleets and pods); `synth` writes synthetic pod CSVs.
 """
 
 from federator.simulate.engine import MODES, SimReport, Simulation

@@ -1,6 +1,6 @@
 """The discrete-event simulator: the real scheduler against simulated clusters.
 
-Clusters are `backends/sim` NodeSets (node-level truth: which GPU of which
+Clusters are `backends/sim` NodeSets (node-level truth: which accelerator of which
 node a replica sits on); the scheduler sees only their resource model, as the
 federator sees agents' reports, and every decision is bound on the nodes. A
 bind the nodes refuse (the model is coarser than the nodes) sends the job
@@ -8,7 +8,7 @@ back to pending, as an agent's refusal does.
 
 Two modes:
   - fill: every job is offered once, in arrival order, in batches of
-    `batch` jobs per cycle, with no departures (how GPU-packing studies
+    `batch` jobs per cycle, with no departures (how accelerator-packing studies
     measure fragmentation): the allocation ratio at the end is the score;
   - replay: arrivals and departures in time order, a cycle every
     `cycle_interval` simulated seconds while anything changed.
@@ -20,7 +20,7 @@ import heapq
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
@@ -58,10 +58,10 @@ class SimReport:
     jobs_total: int
     jobs_placed: int
     jobs_pending: int
-    gpu_capacity: float
-    gpu_allocated: float
-    gpu_allocation_ratio: float
-    gpu_allocation_ratio_peak: float
+    accelerator_capacity: float
+    accelerator_allocated: float
+    accelerator_allocation_ratio: float
+    accelerator_allocation_ratio_peak: float
     placements: int
     placements_per_second: float
     decision_latency_p50_seconds: float
@@ -90,8 +90,8 @@ class Simulation:
         self.jobs = [_Job(j, JobId(j.spec.name), i) for i, j in enumerate(jobs)]
         self.batch = max(1, batch)
         self.cycle_interval = cycle_interval
-        self.capacity_milli = sum(c.nodes.gpu_milli_total() for c in self.clusters.values())
-        self.allocated_milli = sum(c.nodes.gpu_milli_used() for c in self.clusters.values())
+        self.capacity_milli = sum(c.nodes.accelerator_milli_total() for c in self.clusters.values())
+        self.allocated_milli = sum(c.nodes.accelerator_milli_used() for c in self.clusters.values())
         self.placements = 0
         self.refused = 0
         self.preempted = 0
@@ -100,7 +100,7 @@ class Simulation:
         self.latencies: list[float] = []
         self.series: list[tuple[float, float]] = []
         self.pending_reasons: dict[JobId, str] = {}
-        self.queue_series: list[tuple[float, dict[str, int]]] = []  # replay: (time, queue -> milli-GPUs held)
+        self.queue_series: list[tuple[float, dict[str, int]]] = []  # replay: (time, queue -> milli-devices held)
         self._running: dict[JobId, _Job] = {}
 
     # -- the cycle ----------------------------------------------------------
@@ -147,18 +147,19 @@ class Simulation:
         for a in assignments:
             cluster = self.clusters[a.cluster]  # type: ignore[attr-defined]
             key = f"{job.job_id}/{len(job.placed)}"
-            why = cluster.nodes.bind(key, replicas=a.replicas, resources=spec.resources,  # type: ignore[attr-defined]
-                                     gpu_model=a.gpu_model, wanted=spec.gpu_models)  # type: ignore[attr-defined]
+            res = replace(spec.resources, accelerator_milli=a.accelerator_milli)  # type: ignore[attr-defined]
+            why = cluster.nodes.bind(key, replicas=a.replicas, resources=res,  # type: ignore[attr-defined]
+                                     accelerator_model=a.accelerator_model, wanted=spec.accelerator_models)  # type: ignore[attr-defined]
             cluster.info = None
             if why is not None:
                 self._unbind(job)
                 self.pending_reasons[job.job_id] = "RefusedByCluster"
                 return False
-            milli = spec.resources.gpu_milli * a.replicas  # type: ignore[attr-defined]
+            milli = res.accelerator_milli * a.replicas  # type: ignore[attr-defined]
             job.placed.append((a.cluster, key, milli))  # type: ignore[attr-defined]
             job.allocations.append(Allocation(job.job_id, spec.queue, spec.priority, spec.preemptible,
-                                              a.cluster, a.gpu_model, a.replicas, spec.resources, now,  # type: ignore[attr-defined]
-                                              spec.gpu_models))
+                                              a.cluster, a.accelerator_model, a.replicas, res, now,  # type: ignore[attr-defined]
+                                              spec.accelerator_models))
             self.allocated_milli += milli
         job.placed_at = now
         job.ever_placed = True
@@ -197,8 +198,8 @@ class Simulation:
         return SimReport(
             mode=mode, clusters=len(self.clusters), nodes=sum(len(c.spec.nodes) for c in self.clusters.values()),
             jobs_total=len(self.jobs), jobs_placed=sum(j.ever_placed for j in self.jobs), jobs_pending=len(pending),
-            gpu_capacity=self.capacity_milli / MILLI, gpu_allocated=ratio * self.capacity_milli / MILLI,
-            gpu_allocation_ratio=round(ratio, 6), gpu_allocation_ratio_peak=round(peak, 6),
+            accelerator_capacity=self.capacity_milli / MILLI, accelerator_allocated=ratio * self.capacity_milli / MILLI,
+            accelerator_allocation_ratio=round(ratio, 6), accelerator_allocation_ratio_peak=round(peak, 6),
             placements=self.placements,
             placements_per_second=self.placements / self.scheduler_seconds if self.scheduler_seconds else 0.0,
             decision_latency_p50_seconds=_quantile(lat, 0.50), decision_latency_p99_seconds=_quantile(lat, 0.99),

@@ -150,7 +150,7 @@ def _pod(row: Mapping[str, str], where: str, index: int) -> SimJob:
     name = re.sub(r"[^a-z0-9.-]+", "-", (row.get("name") or f"pod-{index}").lower()).strip("-.") or f"pod-{index}"
     kind = JobKind.INFERENCE if per_replica and per_replica < MILLI else JobKind.TRAINING
     spec = JobSpec(name=name, kind=kind, replicas=1, resources=Resources(cpu, memory, per_replica),
-                   gpu_models=models, preemptible=(row.get("qos") or "").strip().upper() == "BE")
+                   accelerator_models=models, preemptible=(row.get("qos") or "").strip().upper() == "BE")
     return SimJob(spec, created, duration)
 
 

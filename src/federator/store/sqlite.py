@@ -51,7 +51,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
     s = doc["spec"]
     spec = JobSpec(
         name=s["name"], kind=JobKind(s["kind"]), replicas=s["replicas"], resources=Resources(**s["resources"]),
-        gpu_models=tuple(s["gpu_models"]), queue=s["queue"], priority=s["priority"],
+        accelerator_models=tuple(s["accelerator_models"]), queue=s["queue"], priority=s["priority"],
         preferred_regions=tuple(s["preferred_regions"]), namespace=s["namespace"],
         labels=tuple(sorted(s["labels"].items())), annotations=tuple(sorted(s["annotations"].items())),
         pod_template_json=s["pod_template_json"], preemptible=s.get("preemptible", False),
@@ -65,7 +65,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         pending_reason=Reason(ReasonCode(reason["code"]), reason["message"]) if reason else None,
         placements=[
             Placement(placement_id=PlacementId(p["placement_id"]), job_id=JobId(p["job_id"]), cluster=p["cluster"],
-                      region=p["region"], replicas=p["replicas"], gpu_model=p["gpu_model"],
+                      region=p["region"], replicas=p["replicas"], accelerator_model=p["accelerator_model"],
                       generation=p["generation"], phase=JobPhase(p["phase"]), message=p["message"])
             for p in doc["placements"]
         ],

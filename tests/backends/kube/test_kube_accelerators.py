@@ -48,7 +48,7 @@ def test_mig_gives_one_partition_per_fractional_replica() -> None:
         render(mig, 750)
 
 
-def test_time_slicing_takes_the_replicas_that_make_up_the_fraction_and_refuses_whole_gpus() -> None:
+def test_time_slicing_takes_the_replicas_that_make_up_the_fraction_and_refuses_whole_accelerators() -> None:
     ts = _group(Sharing.TIME_SLICING, model="NVIDIA-L4-SHARED", units=16, devices=4, unit_milli=250)
     assert render(ts, 500).limits == {"nvidia.com/gpu": "2"}
     assert render(ts, 100).limits == {"nvidia.com/gpu": "1"}
@@ -56,7 +56,7 @@ def test_time_slicing_takes_the_replicas_that_make_up_the_fraction_and_refuses_w
         render(ts, 1000)
 
 
-def test_hami_fraction_is_a_slot_with_memory_and_cores_and_whole_gpus_are_slots() -> None:
+def test_hami_fraction_is_a_slot_with_memory_and_cores_and_whole_accelerators_are_slots() -> None:
     hami = _group(Sharing.HAMI, model="NVIDIA-A100-SXM4-80GB", units=40, devices=4, unit_milli=100,
                   memory_mib=81920)
     assert render(hami, 500).limits == {"nvidia.com/gpu": "1", "nvidia.com/gpumem": "40960",

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from federator.backends.kube.capacity import cluster_capacity, node_usable, pod_requests
-from federator.model import GpuPool, Resources
+from federator.model import AcceleratorPool, Resources
 
 H100, A100 = "NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB"
 GiB = 2**30
@@ -43,9 +43,9 @@ def pod(on: str | None, *, gpus: int = 0, cpu: str = "1", memory: str = "1Gi", p
     return {"metadata": {"name": f"p-{on}", "namespace": "default"}, "spec": spec, "status": {"phase": phase}}
 
 
-def _gpus_only(pools: tuple[GpuPool, ...]) -> tuple[GpuPool, ...]:
-    """Pools without their node-fit fields (checked on their own)."""
-    return tuple(dataclasses.replace(p, host_room=(), shared_room=()) for p in pools)
+def _gpus_only(pools: tuple[AcceleratorPool, ...]) -> tuple[AcceleratorPool, ...]:
+    """Pools without their node-fit fields and catalog facts (checked on their own)."""
+    return tuple(dataclasses.replace(p, host_room=(), shared_room=(), memory_mib=0, resource_name="") for p in pools)
 
 
 @pytest.mark.parametrize(("pods", "hist"), [
@@ -60,7 +60,7 @@ def _gpus_only(pools: tuple[GpuPool, ...]) -> tuple[GpuPool, ...]:
 ])
 def test_gpu_histogram_counts_non_terminated_pods(pods: list[dict[str, Any]], hist: tuple[int, ...]) -> None:
     cap = cluster_capacity([node("n0"), node("n1")], pods)
-    assert _gpus_only(cap.gpu_pools) == (GpuPool(H100, hist, 16, 16, sharing="None"),)
+    assert _gpus_only(cap.accelerator_pools) == (AcceleratorPool(H100, hist, 16, 16, sharing="None"),)
 
 
 @pytest.mark.parametrize(("bad", "why"), [
@@ -72,7 +72,9 @@ def test_gpu_histogram_counts_non_terminated_pods(pods: list[dict[str, Any]], hi
 def test_unusable_nodes_count_in_total_but_offer_nothing(bad: dict[str, Any], why: str) -> None:
     assert why in node_usable(bad)
     cap = cluster_capacity([node("n0"), bad], [])
-    assert _gpus_only(cap.gpu_pools) == (GpuPool(H100, (0, 0, 0, 0, 0, 0, 0, 0, 1), 16, 8, sharing="None"),)
+    assert _gpus_only(cap.accelerator_pools) == (
+        AcceleratorPool(H100, (0, 0, 0, 0, 0, 0, 0, 0, 1), 16, 8, sharing="None"),
+    )
     assert cap.cpu_milli_allocatable == 64_000
 
 
@@ -88,8 +90,10 @@ def test_models_cpu_and_memory() -> None:
     nodes = [node("h0"), node("a0", A100, 4, cpu="32", memory="256Gi"), node("cpu0", gpus=0, cpu="16", memory="64Gi")]
     pods = [pod("a0", gpus=1, cpu="8", memory="64Gi"), pod("cpu0", cpu="4", memory="16Gi")]
     cap = cluster_capacity(nodes, pods, placement_ids=frozenset({"p1"}), sequence=7)
-    assert [p.gpu_model for p in cap.gpu_pools] == [A100, H100]
-    assert _gpus_only(cap.gpu_pools)[0] == GpuPool(A100, (0, 0, 0, 1, 0, 0, 0, 0, 0), 4, 4, sharing="None")
+    assert [p.accelerator_model for p in cap.accelerator_pools] == [A100, H100]
+    assert _gpus_only(cap.accelerator_pools)[0] == AcceleratorPool(
+        A100, (0, 0, 0, 1, 0, 0, 0, 0, 0), 4, 4, sharing="None"
+    )
     a100 = cap.pool(A100)
     assert a100 is not None and a100.host_room[3] == (24_000, 192 * GiB)  # node fit: what a0 has left
     assert cap.cpu_milli_allocatable == 112_000
@@ -102,7 +106,7 @@ def test_models_cpu_and_memory() -> None:
 def test_a_node_with_gpus_but_no_product_label_is_pooled_as_unknown() -> None:
     n = node("n0")
     del n["metadata"]["labels"]["nvidia.com/gpu.product"]
-    assert [p.gpu_model for p in cluster_capacity([n], []).gpu_pools] == ["unknown"]
+    assert [p.accelerator_model for p in cluster_capacity([n], []).accelerator_pools] == ["unknown"]
 
 
 def test_pod_requests_take_the_larger_of_init_and_containers_and_add_sidecars_and_overhead() -> None:

@@ -11,7 +11,7 @@ from builders import job
 
 PREEMPTED = Reason(ReasonCode.PREEMPTED, "preempted by team-a/urgent (priority 10)")
 LOST = Reason(ReasonCode.CLUSTER_NOT_READY, "member-a was Lost; re-placing (was generation 1)")
-QUOTA = Reason(ReasonCode.QUOTA_EXCEEDED, "quota of queue research on H100: 8 of 8 GPUs in use")
+QUOTA = Reason(ReasonCode.QUOTA_EXCEEDED, "quota of queue research on H100: 8 of 8 accelerators in use")
 
 
 def state(phase: JobPhase, generation: int, reason: Reason | None = None, message: str = "") -> Job:

@@ -49,7 +49,7 @@ def member(name: str, state: str, *, region: str = "east") -> dict[str, Any]:
     return {"apiVersion": "federator.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": name},
             "spec": {"region": region, "labels": {"tier": "gold"}},
             "status": {"state": state, "connected": state == "Ready", "lastReportTime": "2025-01-02T03:04:05.000000Z",
-                       "gpusFree": 8, "gpusTotal": 16}}
+                       "acceleratorsFree": 8, "acceleratorsTotal": 16}}
 
 
 @pytest.fixture

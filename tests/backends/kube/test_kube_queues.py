@@ -45,10 +45,10 @@ def queue_object(name: str, spec: dict[str, Any] | None, *, generation: int = 1)
     pytest.param({}, QueueConfig(), id="empty-spec"),
     pytest.param({"weight": 3}, QueueConfig(weight=3.0), id="weight"),
     pytest.param({"weight": 0.5}, QueueConfig(weight=0.5), id="fractional-weight"),
-    pytest.param({"quota": {"gpus": {"H100": 8}}}, QueueConfig(quota=Quota(gpu_milli={"H100": 8000})),
+    pytest.param({"quota": {"gpus": {"H100": 8}}}, QueueConfig(quota=Quota(accelerator_milli={"H100": 8000})),
                  id="gpu-quota"),
     pytest.param({"quota": {"gpus": {"L40S": "500m", "A100": "16"}}},
-                 QueueConfig(quota=Quota(gpu_milli={"L40S": 500, "A100": 16000})), id="gpu-quantities"),
+                 QueueConfig(quota=Quota(accelerator_milli={"L40S": 500, "A100": 16000})), id="gpu-quantities"),
     pytest.param({"weight": 2, "quota": {"cpu": "200", "memory": "1Ti"}},
                  QueueConfig(weight=2.0, quota=Quota(cpu_milli=200_000, memory_bytes=1024 * GiB)),
                  id="cpu-and-memory"),
@@ -70,7 +70,7 @@ def test_a_queue_object_means_what_the_same_queue_in_the_policy_file_means() -> 
                  id="milli-bytes"),
     pytest.param({"quota": {"cpu": "0.0001"}}, "spec.quota.cpu:", id="sub-milli-cpu"),
     pytest.param({"quota": {"gpus": {"H100": -1}}}, "spec.quota.gpus.H100:", id="negative-gpus"),
-    pytest.param({"quota": {"gpus": [8]}}, "spec.quota.gpus: must map GPU models", id="gpus-not-a-map"),
+    pytest.param({"quota": {"gpus": [8]}}, "spec.quota.gpus: must map accelerator models", id="gpus-not-a-map"),
     pytest.param({"quota": {"disks": 3}}, "spec.quota.disks: is not a known field", id="unknown-quota-field"),
     pytest.param({"colour": "red"}, "spec.colour: is not a known field", id="unknown-field"),
     pytest.param("big", "spec: must be a mapping", id="spec-not-a-map"),
@@ -84,7 +84,7 @@ def test_a_bad_queue_object_is_refused_naming_the_queue_and_field(spec: Any, fie
 
 def test_queue_objects_override_and_add_to_the_policy_files_queues() -> None:
     base = parse_policy(POLICY)
-    research = QueueConfig(weight=1.0, quota=Quota(gpu_milli={"H100": 8000}))
+    research = QueueConfig(weight=1.0, quota=Quota(accelerator_milli={"H100": 8000}))
     config = with_queues(base, {"research": research, "new": QueueConfig(weight=5.0)})
     assert config.queue("research") == research  # overridden
     assert config.queue("serving") == base.queue("serving")  # the file's, untouched
@@ -92,7 +92,7 @@ def test_queue_objects_override_and_add_to_the_policy_files_queues() -> None:
     assert config.queue("elsewhere") == base.default_queue
     assert (config.preemption, config.score_weights) == (base.preemption, base.score_weights)
     assert with_queues(base, {}) == base  # every Queue deleted: the policy file as it was
-    assert base.queue("research").quota.gpu_milli == {"H100": 64000}  # the base is never changed
+    assert base.queue("research").quota.accelerator_milli == {"H100": 64000}  # the base is never changed
 
 
 def _job(name: str, queue: str, phase: JobPhase, *, gpus: float = 8, placements: tuple[tuple[str, int], ...] = ()
@@ -122,7 +122,7 @@ def test_queue_status_says_whether_the_scheduler_uses_it() -> None:
     usage = QueueUsage({"NVIDIA-H100": 8.0, "NVIDIA-L40S": 0.5}, pending_jobs=1, running_jobs=1)
     ok = queue_status(generation=3, problem=None, usage=usage, now=1000.0)
     assert ok["observedGeneration"] == 3
-    assert ok["gpusInUse"] == {"NVIDIA-H100": 8, "NVIDIA-L40S": 0.5}
+    assert ok["acceleratorsInUse"] == {"NVIDIA-H100": 8, "NVIDIA-L40S": 0.5}
     assert (ok["pendingJobs"], ok["runningJobs"]) == (1, 1)
     (valid,) = ok["conditions"]
     assert (valid["type"], valid["status"], valid["reason"]) == ("Valid", "True", "Accepted")
@@ -148,14 +148,14 @@ def test_the_controller_feeds_queue_objects_to_the_federators_scheduler(tmp_path
     broken = queue_object("broken", {"quota": {"memory": "500m"}})
 
     ctl.apply([research, broken])
-    assert fed.scheduler.config.queue("research").quota.gpu_milli == {"H100": 8000}
+    assert fed.scheduler.config.queue("research").quota.accelerator_milli == {"H100": 8000}
     assert fed.scheduler.config.queue("serving").weight == 3.0  # the file's
     assert "broken" not in fed.scheduler.config.queues  # ignored: defaultQueue applies
     assert "spec.quota.memory" in ctl.problems["broken"]
 
     raised = queue_object("research", {"quota": {"gpus": {"H100": 16}}}, generation=2)
     ctl.apply([raised, broken])
-    assert fed.scheduler.config.queue("research").quota.gpu_milli == {"H100": 16000}
+    assert fed.scheduler.config.queue("research").quota.accelerator_milli == {"H100": 16000}
 
     before = fed.scheduler
     ctl.apply([raised, broken])

@@ -41,7 +41,7 @@ def test_status_round_trip(phase: JobPhase) -> None:
     job = Job(job_id=JobId("llm-abc123"), spec=spec, submitted_at=1_700_000_000.25, phase=phase, generation=3,
               message="done" if phase.is_terminal else "")
     if phase is JobPhase.PENDING:
-        job.pending_reason = Reason(ReasonCode.INSUFFICIENT_GPUS, "needs 16 H100")
+        job.pending_reason = Reason(ReasonCode.INSUFFICIENT_ACCELERATORS, "needs 16 H100")
     else:
         job.placed_at = 1_700_000_001.5
         job.placements = [Placement(PlacementId("llm-abc123.g3.a"), JobId("llm-abc123"), "a", "east", 2,
@@ -50,7 +50,7 @@ def test_status_round_trip(phase: JobPhase) -> None:
         job.finished_at = 1_700_000_009.0
     status = job_status(job, generation=1, now=1_700_000_010.0)
     assert status["phase"] == phase.value
-    assert status["gpus"] == "16"
+    assert status["accelerators"] == "16"
     cr = {**federated_job(), "status": status}
     back = job_from_resource(cr)
     assert back == job
@@ -59,8 +59,8 @@ def test_status_round_trip(phase: JobPhase) -> None:
     assert conditions["Running"]["status"] == ("True" if phase is JobPhase.RUNNING else "False")
     assert conditions["Finished"]["status"] == ("True" if phase.is_terminal else "False")
     if phase is JobPhase.PENDING:
-        assert conditions["Placed"]["reason"] == "InsufficientGpus"
-        assert status["pendingReason"] == {"code": "InsufficientGpus", "message": "needs 16 H100"}
+        assert conditions["Placed"]["reason"] == "InsufficientAccelerators"
+        assert status["pendingReason"] == {"code": "InsufficientAccelerators", "message": "needs 16 H100"}
 
 
 def test_a_condition_keeps_its_transition_time_while_its_status_holds() -> None:

@@ -93,7 +93,7 @@ def test_rendering_labels_every_pod_template_and_selects_the_chosen_model(kind: 
         pod = template["spec"]
         env = {e["name"] for c in pod["containers"] for e in c["env"]}
         assert {"FEDERATOR_JOB_ID", "FEDERATOR_PLACEMENT_ID"} <= env
-        if pod_set.resources.gpu_milli:
+        if pod_set.resources.accelerator_milli:
             assert pod["nodeSelector"]["nvidia.com/gpu.product"] == H100
         else:  # a CPU-only pod set (a driver, a head) goes anywhere
             assert "nodeSelector" not in pod

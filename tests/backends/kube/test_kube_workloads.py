@@ -24,13 +24,13 @@ GiB = 2**30
 
 def placement(pid: str = "llm-abc123.g2.member-a", replicas: int = 4, model: str = H100) -> Placement:
     return Placement(placement_id=PlacementId(pid), job_id=JobId("llm-abc123"), cluster="member-a",
-                     region="east", replicas=replicas, gpu_model=model, generation=2)
+                     region="east", replicas=replicas, accelerator_model=model, generation=2)
 
 
-def spec(kind: JobKind = JobKind.TRAINING, *, gpu_milli: int = 8000, template: dict[str, Any] | None = None,
+def spec(kind: JobKind = JobKind.TRAINING, *, accelerator_milli: int = 8000, template: dict[str, Any] | None = None,
          annotations: tuple[tuple[str, str], ...] = ()) -> JobSpec:
     return JobSpec(name="llm", kind=kind, replicas=4,
-                   resources=Resources(cpu_milli=32_000, memory_bytes=256 * GiB, gpu_milli=gpu_milli),
+                   resources=Resources(cpu_milli=32_000, memory_bytes=256 * GiB, accelerator_milli=accelerator_milli),
                    pod_template_json=json.dumps(template) if template is not None else "", annotations=annotations)
 
 
@@ -78,7 +78,7 @@ def test_the_spec_template_is_not_modified() -> None:
 
 
 def test_inference_is_a_deployment_selected_by_placement() -> None:
-    dep = build_workload(placement(replicas=3), spec(JobKind.INFERENCE, gpu_milli=1000), namespace="work")
+    dep = build_workload(placement(replicas=3), spec(JobKind.INFERENCE, accelerator_milli=1000), namespace="work")
     assert (dep["apiVersion"], dep["kind"], dep["spec"]["replicas"]) == ("apps/v1", "Deployment", 3)
     selector = dep["spec"]["selector"]["matchLabels"]
     assert selector.items() <= dep["spec"]["template"]["metadata"]["labels"].items()
@@ -93,7 +93,7 @@ def test_a_template_without_containers_gets_a_default_one_that_runs_for_the_sim_
 
 
 def test_cpu_only_work_has_no_gpu_selector_or_toleration() -> None:
-    job = build_workload(placement(model=""), spec(gpu_milli=0), namespace="w")
+    job = build_workload(placement(model=""), spec(accelerator_milli=0), namespace="w")
     pod = job["spec"]["template"]["spec"]
     assert "nodeSelector" not in pod and "tolerations" not in pod
     assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["requests"]
@@ -101,7 +101,7 @@ def test_cpu_only_work_has_no_gpu_selector_or_toleration() -> None:
 
 def test_a_fraction_of_a_gpu_is_refused_naming_the_field() -> None:
     with pytest.raises(WorkloadError, match=r"spec.resources.nvidia.com/gpu"):
-        build_workload(placement(), spec(JobKind.INFERENCE, gpu_milli=500), namespace="w")
+        build_workload(placement(), spec(JobKind.INFERENCE, accelerator_milli=500), namespace="w")
 
 
 @pytest.mark.parametrize("pid", [
@@ -160,7 +160,7 @@ def test_the_members_accelerator_replaces_nvidia_gpu_in_the_rendered_workload() 
     ascend = DeviceGroup(node="n", vendor="huawei", model="910B3", resource="huawei.com/Ascend910",
                          selector=(("huawei.com/npu.chip.name", "910B3"),), sharing=Sharing.NONE, devices=8, units=8,
                          unit_milli=1000)
-    job = build_workload(placement(model="910B3"), spec(template=TRAINER, gpu_milli=8000), namespace="w",
+    job = build_workload(placement(model="910B3"), spec(template=TRAINER, accelerator_milli=8000), namespace="w",
                          options=RenderOptions(accelerator=render(ascend, 8000)))
     pod = job["spec"]["template"]["spec"]
     main = pod["containers"][0]
@@ -170,8 +170,25 @@ def test_the_members_accelerator_replaces_nvidia_gpu_in_the_rendered_workload() 
     assert [t["key"] for t in pod["tolerations"]] == ["huawei.com/Ascend910"]
     assert main["image"] == "trainer:1"
 
-    half = build_workload(placement(model="NVIDIA-L4-SHARED"), spec(JobKind.INFERENCE, gpu_milli=500), namespace="w",
-                          options=RenderOptions(accelerator=render(DeviceGroup(
-                              node="n", vendor="nvidia", model="NVIDIA-L4-SHARED", resource="nvidia.com/gpu",
-                              selector=(), sharing=Sharing.TIME_SLICING, devices=4, units=16, unit_milli=250), 500)))
+    half = build_workload(
+        placement(model="NVIDIA-L4-SHARED"),
+        spec(JobKind.INFERENCE, accelerator_milli=500),
+        namespace="w",
+        options=RenderOptions(
+            accelerator=render(
+                DeviceGroup(
+                    node="n",
+                    vendor="nvidia",
+                    model="NVIDIA-L4-SHARED",
+                    resource="nvidia.com/gpu",
+                    selector=(),
+                    sharing=Sharing.TIME_SLICING,
+                    devices=4,
+                    units=16,
+                    unit_milli=250,
+                ),
+                500,
+            )
+        ),
+    )
     assert half["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "2"}

@@ -6,7 +6,7 @@ from federator.backends.sim.fgd import Workload, class_fragment
 from federator.backends.sim.fleet import NodeSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.model import Resources
-from federator.scheduler.framework import gpu_model_matches
+from federator.scheduler.framework import model_matches
 
 GiB = 2**30
 
@@ -23,27 +23,27 @@ def where(ns: NodeSet, key: str) -> tuple[str, tuple[int, ...]]:
 def test_a_fraction_goes_to_the_gpu_already_shared() -> None:
     """With whole-GPU work in the workload, opening a second GPU would strand two halves."""
     target = Workload.of([(Resources(1000, GiB, 500), (), 1.0), (Resources(1000, GiB, 1000), (), 1.0)],
-                         ["A10"], gpu_model_matches)
+                         ["A10"], model_matches)
     ns = NodeSet.of([node("fresh", "A10", 1), node("shared", "A10", 1)], fit="fgd", workload=target)
-    assert ns.bind("a", replicas=1, resources=Resources(1000, GiB, 500), gpu_model="A10") is None
+    assert ns.bind("a", replicas=1, resources=Resources(1000, GiB, 500), accelerator_model="A10") is None
     first = where(ns, "a")[0]
-    assert ns.bind("b", replicas=1, resources=Resources(1000, GiB, 400), gpu_model="A10") is None
+    assert ns.bind("b", replicas=1, resources=Resources(1000, GiB, 400), accelerator_model="A10") is None
     assert where(ns, "b")[0] == first  # packs onto the half-used GPU, the other stays whole
 
 
 def test_a_single_gpu_replica_keeps_a_whole_node_for_the_gangs_the_workload_holds() -> None:
     target = Workload.of([(Resources(8000, GiB, 8000), (), 1.0), (Resources(1000, GiB, 1000), (), 1.0)],
-                         ["H100"], gpu_model_matches)
+                         ["H100"], model_matches)
     ns = NodeSet.of([node("idle", "H100", 8), node("busy", "H100", 8, busy=5)], fit="fgd", workload=target)
-    assert ns.bind("one", replicas=1, resources=Resources(1000, GiB, 1000), gpu_model="H100") is None
+    assert ns.bind("one", replicas=1, resources=Resources(1000, GiB, 1000), accelerator_model="H100") is None
     assert where(ns, "one")[0] == "busy"
 
 
 def test_flexible_work_leaves_the_model_pinned_work_needs() -> None:
     target = Workload.of([(Resources(1000, GiB, 1000), ("A100",), 3.0), (Resources(1000, GiB, 1000), (), 1.0)],
-                         ["A100", "H100"], gpu_model_matches)
+                         ["A100", "H100"], model_matches)
     ns = NodeSet.of([node("a", "A100", 8), node("h", "H100", 8)], fit="fgd", workload=target)
-    assert ns.bind("flex", replicas=1, resources=Resources(1000, GiB, 1000), gpu_model="*") is None
+    assert ns.bind("flex", replicas=1, resources=Resources(1000, GiB, 1000), accelerator_model="*") is None
     assert where(ns, "flex")[0] == "h"
 
 

@@ -15,8 +15,8 @@ def test_example_fleet_builds_the_resource_model(examples: Path) -> None:
     assert set(fleet) == {"east-1", "central-1", "west-1"}
     cap = NodeSet.of(fleet["east-1"].nodes).capacity()
     h100 = cap.pool("NVIDIA-H100-80GB-HBM3")
-    assert h100 is not None and h100.nodes_by_free_gpus[2] == 6 and h100.free_gpus == 12
-    assert cap.pool("NVIDIA-A100-SXM4-80GB").free_gpus == 1  # type: ignore[union-attr]
+    assert h100 is not None and h100.nodes_by_free[2] == 6 and h100.free_accelerators == 12
+    assert cap.pool("NVIDIA-A100-SXM4-80GB").free_accelerators == 1  # type: ignore[union-attr]
 
 
 def test_bind_is_all_or_nothing_and_unbind_restores() -> None:
@@ -24,10 +24,10 @@ def test_bind_is_all_or_nothing_and_unbind_restores() -> None:
         {"count": 2, "gpuModel": "H100", "gpus": 8, "cpu": 64, "memory": "512Gi"}]}]})
     nodes = NodeSet.of(fleet["c"].nodes)
     before = nodes.capacity()
-    assert nodes.bind("p1", replicas=3, resources=Resources(1000, 2**30, 8000), gpu_model="H100") is not None
+    assert nodes.bind("p1", replicas=3, resources=Resources(1000, 2**30, 8000), accelerator_model="H100") is not None
     assert nodes.capacity().pool("H100") == before.pool("H100")
-    assert nodes.bind("p2", replicas=4, resources=Resources(1000, 2**30, 4000), gpu_model="H100") is None
-    assert nodes.capacity().pool("H100").free_gpus == 0  # type: ignore[union-attr]
+    assert nodes.bind("p2", replicas=4, resources=Resources(1000, 2**30, 4000), accelerator_model="H100") is None
+    assert nodes.capacity().pool("H100").free_accelerators == 0  # type: ignore[union-attr]
     assert nodes.capacity().placement_ids == frozenset({"p2"})
     nodes.unbind("p2")
     assert nodes.capacity().pool("H100") == before.pool("H100")

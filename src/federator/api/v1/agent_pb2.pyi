@@ -57,29 +57,35 @@ class Hello(_message.Message):
     gang_admission: str
     def __init__(self, cluster: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., agent_version: _Optional[str] = ..., gang_admission: _Optional[str] = ...) -> None: ...
 
-class GpuPool(_message.Message):
-    __slots__ = ("gpu_model", "nodes_by_free_gpus", "total_gpus", "allocatable_gpus", "free_gpus", "shared_gpus", "host_room", "shared_room", "sharing", "unit_milli")
-    GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
-    NODES_BY_FREE_GPUS_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_GPUS_FIELD_NUMBER: _ClassVar[int]
-    ALLOCATABLE_GPUS_FIELD_NUMBER: _ClassVar[int]
-    FREE_GPUS_FIELD_NUMBER: _ClassVar[int]
-    SHARED_GPUS_FIELD_NUMBER: _ClassVar[int]
+class AcceleratorPool(_message.Message):
+    __slots__ = ("accelerator_model", "nodes_by_free", "total_accelerators", "allocatable_accelerators", "free_accelerators", "shared_devices", "host_room", "shared_room", "sharing", "unit_milli", "vendor", "memory_mib", "resource_name")
+    ACCELERATOR_MODEL_FIELD_NUMBER: _ClassVar[int]
+    NODES_BY_FREE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ACCELERATORS_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATABLE_ACCELERATORS_FIELD_NUMBER: _ClassVar[int]
+    FREE_ACCELERATORS_FIELD_NUMBER: _ClassVar[int]
+    SHARED_DEVICES_FIELD_NUMBER: _ClassVar[int]
     HOST_ROOM_FIELD_NUMBER: _ClassVar[int]
     SHARED_ROOM_FIELD_NUMBER: _ClassVar[int]
     SHARING_FIELD_NUMBER: _ClassVar[int]
     UNIT_MILLI_FIELD_NUMBER: _ClassVar[int]
-    gpu_model: str
-    nodes_by_free_gpus: _containers.RepeatedScalarFieldContainer[int]
-    total_gpus: int
-    allocatable_gpus: int
-    free_gpus: int
-    shared_gpus: _containers.RepeatedCompositeFieldContainer[SharedGpus]
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    accelerator_model: str
+    nodes_by_free: _containers.RepeatedScalarFieldContainer[int]
+    total_accelerators: int
+    allocatable_accelerators: int
+    free_accelerators: int
+    shared_devices: _containers.RepeatedCompositeFieldContainer[SharedDevices]
     host_room: _containers.RepeatedCompositeFieldContainer[HostRoom]
     shared_room: _containers.RepeatedCompositeFieldContainer[SharedRoom]
     sharing: str
     unit_milli: int
-    def __init__(self, gpu_model: _Optional[str] = ..., nodes_by_free_gpus: _Optional[_Iterable[int]] = ..., total_gpus: _Optional[int] = ..., allocatable_gpus: _Optional[int] = ..., free_gpus: _Optional[int] = ..., shared_gpus: _Optional[_Iterable[_Union[SharedGpus, _Mapping]]] = ..., host_room: _Optional[_Iterable[_Union[HostRoom, _Mapping]]] = ..., shared_room: _Optional[_Iterable[_Union[SharedRoom, _Mapping]]] = ..., sharing: _Optional[str] = ..., unit_milli: _Optional[int] = ...) -> None: ...
+    vendor: str
+    memory_mib: int
+    resource_name: str
+    def __init__(self, accelerator_model: _Optional[str] = ..., nodes_by_free: _Optional[_Iterable[int]] = ..., total_accelerators: _Optional[int] = ..., allocatable_accelerators: _Optional[int] = ..., free_accelerators: _Optional[int] = ..., shared_devices: _Optional[_Iterable[_Union[SharedDevices, _Mapping]]] = ..., host_room: _Optional[_Iterable[_Union[HostRoom, _Mapping]]] = ..., shared_room: _Optional[_Iterable[_Union[SharedRoom, _Mapping]]] = ..., sharing: _Optional[str] = ..., unit_milli: _Optional[int] = ..., vendor: _Optional[str] = ..., memory_mib: _Optional[int] = ..., resource_name: _Optional[str] = ...) -> None: ...
 
 class HostRoom(_message.Message):
     __slots__ = ("cpu_milli", "memory_bytes")
@@ -99,7 +105,7 @@ class SharedRoom(_message.Message):
     memory_bytes: int
     def __init__(self, free_milli: _Optional[int] = ..., cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
 
-class SharedGpus(_message.Message):
+class SharedDevices(_message.Message):
     __slots__ = ("free_milli", "count")
     FREE_MILLI_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -108,9 +114,9 @@ class SharedGpus(_message.Message):
     def __init__(self, free_milli: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class CapacityReport(_message.Message):
-    __slots__ = ("sequence", "gpu_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds")
+    __slots__ = ("sequence", "accelerator_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
-    GPU_POOLS_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_POOLS_FIELD_NUMBER: _ClassVar[int]
     CPU_MILLI_ALLOCATABLE_FIELD_NUMBER: _ClassVar[int]
     CPU_MILLI_FREE_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_ALLOCATABLE_FIELD_NUMBER: _ClassVar[int]
@@ -120,7 +126,7 @@ class CapacityReport(_message.Message):
     PLACEMENT_IDS_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_KINDS_FIELD_NUMBER: _ClassVar[int]
     sequence: int
-    gpu_pools: _containers.RepeatedCompositeFieldContainer[GpuPool]
+    accelerator_pools: _containers.RepeatedCompositeFieldContainer[AcceleratorPool]
     cpu_milli_allocatable: int
     cpu_milli_free: int
     memory_bytes_allocatable: int
@@ -129,7 +135,7 @@ class CapacityReport(_message.Message):
     node_memory_bytes_free_max: int
     placement_ids: _containers.RepeatedScalarFieldContainer[str]
     workload_kinds: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, sequence: _Optional[int] = ..., gpu_pools: _Optional[_Iterable[_Union[GpuPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, sequence: _Optional[int] = ..., accelerator_pools: _Optional[_Iterable[_Union[AcceleratorPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobUpdate(_message.Message):
     __slots__ = ("placement_id", "phase", "message", "generation", "resync")

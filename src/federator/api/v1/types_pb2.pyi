@@ -35,17 +35,17 @@ JOB_PHASE_FAILED: JobPhase
 JOB_PHASE_CANCELLED: JobPhase
 
 class Resources(_message.Message):
-    __slots__ = ("cpu_milli", "memory_bytes", "gpu_milli")
+    __slots__ = ("cpu_milli", "memory_bytes", "accelerator_milli")
     CPU_MILLI_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
-    GPU_MILLI_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_MILLI_FIELD_NUMBER: _ClassVar[int]
     cpu_milli: int
     memory_bytes: int
-    gpu_milli: int
-    def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., gpu_milli: _Optional[int] = ...) -> None: ...
+    accelerator_milli: int
+    def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., accelerator_milli: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "gpu_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size")
+    __slots__ = ("name", "namespace", "kind", "replicas", "resources", "accelerator_models", "queue", "priority", "preferred_regions", "labels", "annotations", "pod_template_json", "preemptible", "min_regions", "user_region", "max_latency_ms", "workload_json", "group_size", "accelerators")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -65,7 +65,7 @@ class JobSpec(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
-    GPU_MODELS_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_MODELS_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     PREFERRED_REGIONS_FIELD_NUMBER: _ClassVar[int]
@@ -78,12 +78,13 @@ class JobSpec(_message.Message):
     MAX_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
     GROUP_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATORS_FIELD_NUMBER: _ClassVar[int]
     name: str
     namespace: str
     kind: JobKind
     replicas: int
     resources: Resources
-    gpu_models: _containers.RepeatedScalarFieldContainer[str]
+    accelerator_models: _containers.RepeatedScalarFieldContainer[str]
     queue: str
     priority: int
     preferred_regions: _containers.RepeatedScalarFieldContainer[str]
@@ -96,7 +97,22 @@ class JobSpec(_message.Message):
     max_latency_ms: int
     workload_json: str
     group_size: int
-    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., gpu_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ...) -> None: ...
+    accelerators: _containers.RepeatedCompositeFieldContainer[AcceleratorAlternative]
+    def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., accelerator_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ..., accelerators: _Optional[_Iterable[_Union[AcceleratorAlternative, _Mapping]]] = ...) -> None: ...
+
+class AcceleratorAlternative(_message.Message):
+    __slots__ = ("model", "vendor", "milli", "min_memory_mib", "pod_template_json")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VENDOR_FIELD_NUMBER: _ClassVar[int]
+    MILLI_FIELD_NUMBER: _ClassVar[int]
+    MIN_MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
+    POD_TEMPLATE_JSON_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    vendor: str
+    milli: int
+    min_memory_mib: int
+    pod_template_json: str
+    def __init__(self, model: _Optional[str] = ..., vendor: _Optional[str] = ..., milli: _Optional[int] = ..., min_memory_mib: _Optional[int] = ..., pod_template_json: _Optional[str] = ...) -> None: ...
 
 class Reason(_message.Message):
     __slots__ = ("code", "message")
@@ -107,26 +123,34 @@ class Reason(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Placement(_message.Message):
-    __slots__ = ("placement_id", "job_id", "cluster", "region", "replicas", "gpu_model", "phase", "generation", "message")
+    __slots__ = ("placement_id", "job_id", "cluster", "region", "replicas", "accelerator_model", "phase", "generation", "message", "accelerator_vendor", "accelerator_resource", "accelerator_milli", "alternative")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     REGION_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
-    GPU_MODEL_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_MODEL_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_VENDOR_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_MILLI_FIELD_NUMBER: _ClassVar[int]
+    ALTERNATIVE_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     job_id: str
     cluster: str
     region: str
     replicas: int
-    gpu_model: str
+    accelerator_model: str
     phase: JobPhase
     generation: int
     message: str
-    def __init__(self, placement_id: _Optional[str] = ..., job_id: _Optional[str] = ..., cluster: _Optional[str] = ..., region: _Optional[str] = ..., replicas: _Optional[int] = ..., gpu_model: _Optional[str] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., generation: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    accelerator_vendor: str
+    accelerator_resource: str
+    accelerator_milli: int
+    alternative: int
+    def __init__(self, placement_id: _Optional[str] = ..., job_id: _Optional[str] = ..., cluster: _Optional[str] = ..., region: _Optional[str] = ..., replicas: _Optional[int] = ..., accelerator_model: _Optional[str] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., generation: _Optional[int] = ..., message: _Optional[str] = ..., accelerator_vendor: _Optional[str] = ..., accelerator_resource: _Optional[str] = ..., accelerator_milli: _Optional[int] = ..., alternative: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation")

@@ -224,16 +224,16 @@ class KubeBackend:
 
     def _accelerator(self, placement: Placement, spec: JobSpec) -> AcceleratorRequest | str:
         """How this member gives the placed pool's devices to one replica, or why it cannot."""
-        milli = spec.resources.gpu_milli
+        milli = spec.resources.accelerator_milli
         if not milli:
             return AcceleratorRequest()
         usable = {str((n.get("metadata") or {}).get("name", "")) for n in self.nodes.cache.values()
                   if not node_usable(n, self.tolerated_taints | self.discovery.resources)}
         groups = [g for g in self.device_groups() if g.node in usable]
-        group = accelerators.find_group(groups, model=placement.gpu_model,
+        group = accelerators.find_group(groups, model=placement.accelerator_model,
                                         vendor=getattr(placement, "vendor", ""))
         if group is None:
-            return f"no usable node of {placement.gpu_model or 'any accelerator'} in this member cluster"
+            return f"no usable node of {placement.accelerator_model or 'any accelerator'} in this member cluster"
         try:
             request = accelerators.render(group, milli)
         except RenderError as exc:
@@ -258,7 +258,7 @@ class KubeBackend:
         try:
             manifest = build_workload(placement, spec, namespace=self.namespace,
                                       options=RenderOptions(finished_ttl_seconds=self.finished_ttl_seconds,
-                                                            accelerator=accelerator if spec.resources.gpu_milli
+                                                            accelerator=accelerator if spec.resources.accelerator_milli
                                                             else None))
         except WorkloadError as exc:
             return str(exc)
@@ -370,13 +370,13 @@ class KubeBackend:
 
     def _fit(self, placement: Placement, spec: JobSpec) -> str:
         """Refuse a gang the cluster plainly cannot hold now, so the federator places it elsewhere."""
-        gpus = spec.resources.whole_gpus
+        gpus = spec.resources.whole_accelerators
         if not gpus or spec.kind is not JobKind.TRAINING:
             return ""
-        pool = self.capacity().pool(placement.gpu_model)
+        pool = self.capacity().pool(placement.accelerator_model)
         fits = pool.gang_capacity(gpus) if pool else 0
         if fits < placement.replicas:
-            return (f"{placement.replicas} x {gpus} {placement.gpu_model} GPUs do not fit: "
+            return (f"{placement.replicas} x {gpus} {placement.accelerator_model} accelerators do not fit: "
                     f"{fits} replicas fit on the usable nodes now")
         return ""
 

@@ -37,7 +37,7 @@ class NodeView:
     """One node as the resource model sees it."""
 
     name: str
-    gpu_model: str  # "" for a node without GPUs
+    accelerator_model: str  # "" for a node without GPUs
     usable: bool
     why_not: str  # "" when usable
     allocatable: Resources
@@ -48,11 +48,11 @@ class NodeView:
     def free(self) -> Resources:
         a, u = self.allocatable, self.used
         return Resources(max(0, a.cpu_milli - u.cpu_milli), max(0, a.memory_bytes - u.memory_bytes),
-                         max(0, a.gpu_milli - u.gpu_milli))
+                         max(0, a.accelerator_milli - u.accelerator_milli))
 
     @property
-    def free_gpus(self) -> int:
-        return self.free.gpu_milli // 1000
+    def free_accelerators(self) -> int:
+        return self.free.accelerator_milli // 1000
 
 
 def _quantity(raw: object, *, memory: bool = False) -> int:
@@ -71,7 +71,7 @@ def resources_of(amounts: Mapping[str, Any] | None) -> Resources:
     amounts = amounts or {}
     return Resources(cpu_milli=_quantity(amounts.get("cpu")),
                      memory_bytes=_quantity(amounts.get("memory"), memory=True),
-                     gpu_milli=_quantity(amounts.get(GPU_RESOURCE)))
+                     accelerator_milli=_quantity(amounts.get(GPU_RESOURCE)))
 
 
 def _container_requests(container: Obj) -> Resources:
@@ -82,7 +82,11 @@ def _container_requests(container: Obj) -> Resources:
 
 
 def _max(a: Resources, b: Resources) -> Resources:
-    return Resources(max(a.cpu_milli, b.cpu_milli), max(a.memory_bytes, b.memory_bytes), max(a.gpu_milli, b.gpu_milli))
+    return Resources(
+        max(a.cpu_milli, b.cpu_milli),
+        max(a.memory_bytes, b.memory_bytes),
+        max(a.accelerator_milli, b.accelerator_milli),
+    )
 
 
 def pod_requests(pod: Obj) -> Resources:
@@ -138,9 +142,9 @@ def node_views(nodes: Iterable[Obj], pods: Iterable[Obj], *,
         meta, status = node.get("metadata") or {}, node.get("status") or {}
         name = str(meta.get("name"))
         allocatable = resources_of(status.get("allocatable"))
-        capacity_gpus = resources_of(status.get("capacity")).gpu_milli // 1000
+        capacity_gpus = resources_of(status.get("capacity")).accelerator_milli // 1000
         model = ""
-        if capacity_gpus or allocatable.gpu_milli:
+        if capacity_gpus or allocatable.accelerator_milli:
             model = str((meta.get("labels") or {}).get(gpu_label) or UNKNOWN_GPU_MODEL)
         why = node_usable(node, tolerated_taints)
         views.append(NodeView(name, model, not why, why, allocatable, capacity_gpus, used.get(name, Resources())))
@@ -169,7 +173,7 @@ def cluster_capacity(nodes: Iterable[Obj], pods: Iterable[Obj], *,
     if groups is None:
         groups = discovery.groups(nodes, pods, slices=slices, claims=claims, device_classes=device_classes)
     return ClusterCapacity(
-        gpu_pools=pools(groups, {v.name for v in usable},
+        accelerator_pools=pools(groups, {v.name for v in usable},
                         {v.name: (v.free.cpu_milli, v.free.memory_bytes) for v in usable}),
         cpu_milli_allocatable=sum(v.allocatable.cpu_milli for v in usable),
         cpu_milli_free=sum(v.free.cpu_milli for v in usable),

@@ -61,7 +61,7 @@ def job_events(before: Seen | None, job: Job) -> list[JobEvent]:
     out: list[JobEvent] = []
     was_active = before is not None and before.phase.is_active
     if job.phase is JobPhase.PLACED and (before is None or before.generation != job.generation):
-        where = ", ".join(f"{p.cluster} ({p.replicas}x on {p.gpu_model or 'CPU'})" for p in job.placements)
+        where = ", ".join(f"{p.cluster} ({p.replicas}x on {p.accelerator_model or 'CPU'})" for p in job.placements)
         out.append(JobEvent(EventReason.PLACED, f"placed in {where}, generation {job.generation}"))
     elif job.phase is JobPhase.PENDING and was_active:
         reason = job.pending_reason

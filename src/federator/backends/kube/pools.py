@@ -12,18 +12,18 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from federator.backends.kube.devices import DeviceGroup, Sharing
-from federator.model import GpuPool
+from federator.model import AcceleratorPool
 
 _HISTOGRAM_MIN = 9  # 0..8 free devices, as in the simulated backend
 
 
 def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
-          room: Mapping[str, tuple[int, int]] | None = None) -> tuple[GpuPool, ...]:
+          room: Mapping[str, tuple[int, int]] | None = None) -> tuple[AcceleratorPool, ...]:
     """One pool per (vendor, model), sorted by model then vendor.
 
     With `room` (node -> free CPU milli and memory bytes), each pool says per bucket of whole free
     devices, and per free part of shared ones, the most free CPU and memory among those nodes: the
-    federator's node fit (GpuPool.host_room, shared_room).
+    federator's node fit (AcceleratorPool.host_room, shared_room).
     """
     by_key: dict[tuple[str, str], list[DeviceGroup]] = {}
     for g in groups:
@@ -55,7 +55,7 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
                 bucket_room[free] = _most(bucket_room.get(free), room.get(node, (0, 0)))
         first = members[0]
         host_room = tuple(bucket_room.get(i, (0, 0)) for i in range(len(hist))) if room is not None else ()
-        out.append(GpuPool(model, tuple(hist), total, allocatable, shared_gpus=tuple(sorted(shared.items())),
+        out.append(AcceleratorPool(model, tuple(hist), total, allocatable, shared_devices=tuple(sorted(shared.items())),
                            host_room=host_room,
                            shared_room=tuple(sorted((f, c, m) for f, (c, m) in shared_room.items())),
                            sharing=first.sharing.value,
@@ -70,7 +70,7 @@ def _most(a: tuple[int, int] | None, b: tuple[int, int]) -> tuple[int, int]:
 
 def _extra(vendor: str, g: DeviceGroup) -> dict[str, Any]:
     """The pool fields beyond the histogram, where the model has them."""
-    fields = set(getattr(GpuPool, "__dataclass_fields__", {}))
+    fields = set(getattr(AcceleratorPool, "__dataclass_fields__", {}))
     extra: dict[str, Any] = {"vendor": vendor, "memory_mib": g.memory_mib,
                              "resource_name": g.resource or f"{g.dra_class} (DRA)"}
     return {k: v for k, v in extra.items() if k in fields}

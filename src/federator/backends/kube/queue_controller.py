@@ -12,7 +12,7 @@ policy file's, or `defaultQueue`) and reported: a log line, and the condition
 `Valid=False` in its status naming the bad field. Nothing a Queue holds can
 stop the controller.
 
-The status also shows what the queue holds: GPUs in use per cluster GPU model,
+The status also shows what the queue holds: accelerators in use per cluster accelerator model,
 pending and running jobs, rewritten when it changes.
 """
 
@@ -153,10 +153,12 @@ class QueueController:
             last = self._written.get(uid)
             if last is not None and last[0] == comparable and now - last[1] < refresh_after:
                 continue
-            # A merge patch keeps map keys it does not mention: a GPU model no longer held is set to null.
-            gone = {m: None for m in (old_status.get("gpusInUse") or {}) if m not in status["gpusInUse"]}
+            # A merge patch keeps map keys it does not mention: an accelerator model no longer held is set to null.
+            gone = {
+                m: None for m in (old_status.get("acceleratorsInUse") or {}) if m not in status["acceleratorsInUse"]
+            }
             body = {"metadata": {"uid": uid},
-                    "status": {**status, "gpusInUse": {**status["gpusInUse"], **gone}}}
+                    "status": {**status, "acceleratorsInUse": {**status["acceleratorsInUse"], **gone}}}
             try:
                 await asyncio.to_thread(self.api.patch, QUEUES, name, body, subresource="status")
             except NotFoundError:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from federator.backends.kube.resources import condition, timestamp
-from federator.model import MILLI, Job, JobPhase
+from federator.model import MILLI, Job, JobPhase, placement_resources
 from federator.scheduler import PolicyError, QueueConfig, SchedulerConfig
 from federator.scheduler.policy import queue_from_document
 
@@ -44,9 +44,9 @@ def with_queues(base: SchedulerConfig, queues: Mapping[str, QueueConfig]) -> Sch
 
 @dataclass(frozen=True, slots=True)
 class QueueUsage:
-    """What one queue holds now: GPUs per cluster GPU model (placed and running jobs), and job counts."""
+    """What one queue holds now: accelerators per cluster model (placed and running jobs), and job counts."""
 
-    gpus_in_use: Mapping[str, float] = field(default_factory=dict)
+    accelerators_in_use: Mapping[str, float] = field(default_factory=dict)
     pending_jobs: int = 0
     running_jobs: int = 0  # placed or running
 
@@ -62,11 +62,11 @@ def queue_usage(jobs: Iterable[Job]) -> dict[str, QueueUsage]:
             pending[q] = pending.get(q, 0) + 1
         elif job.phase.is_active:
             running[q] = running.get(q, 0) + 1
-            per_replica = job.spec.resources.gpu_milli
             for p in job.placements:
-                if p.phase.is_active and per_replica and p.gpu_model:
+                per_replica = placement_resources(p, job.spec).accelerator_milli
+                if p.phase.is_active and per_replica and p.accelerator_model:
                     held = gpus.setdefault(q, {})
-                    held[p.gpu_model] = held.get(p.gpu_model, 0) + per_replica * p.replicas
+                    held[p.accelerator_model] = held.get(p.accelerator_model, 0) + per_replica * p.replicas
     return {q: QueueUsage({m: milli / MILLI for m, milli in sorted(gpus.get(q, {}).items())},
                           pending.get(q, 0), running.get(q, 0))
             for q in set(gpus) | set(pending) | set(running)}
@@ -80,7 +80,7 @@ def queue_status(*, generation: int, problem: str | None, usage: QueueUsage,
     valid = condition(VALID, problem is None, "Invalid" if problem else "Accepted",
                       problem or "the scheduler uses this queue", timestamp(now), generation, old)
     return {"observedGeneration": generation, "conditions": [valid],
-            "gpusInUse": {m: _number(v) for m, v in usage.gpus_in_use.items()},
+            "acceleratorsInUse": {m: _number(v) for m, v in usage.accelerators_in_use.items()},
             "pendingJobs": usage.pending_jobs, "runningJobs": usage.running_jobs}
 
 

@@ -25,7 +25,7 @@ from federator.model import (
     PlacementId,
     Reason,
     ReasonCode,
-    format_gpus,
+    format_job_accelerators,
 )
 
 FINALIZER = "federator.io/placements"
@@ -108,7 +108,7 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "region": ",".join(regions),
         "placementId": job.placements[0].placement_id if job.placements else "",
         "placementIds": [p.placement_id for p in job.placements],
-        "gpus": format_gpus(job.spec.total.gpu_milli),
+        "accelerators": format_job_accelerators(job),
         # Pending: the scheduler's reason; Placed: what the member waits for (e.g. Kueue's reason); then the end.
         "message": job.message or (reason.message if reason and phase is JobPhase.PENDING else ""),
         "pendingReason": {"code": reason.code.value, "message": reason.message} if reason else None,
@@ -118,8 +118,20 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "placedAt": timestamp(job.placed_at),
         "finishedAt": timestamp(job.finished_at),
         "placements": [
-            {"placementId": p.placement_id, "cluster": p.cluster, "region": p.region, "replicas": p.replicas,
-             "gpuModel": p.gpu_model, "generation": p.generation, "phase": p.phase.value, "message": p.message}
+            {
+                "placementId": p.placement_id,
+                "cluster": p.cluster,
+                "region": p.region,
+                "replicas": p.replicas,
+                "acceleratorVendor": p.accelerator_vendor,
+                "acceleratorModel": p.accelerator_model,
+                "acceleratorResource": p.accelerator_resource,
+                "acceleratorMilli": p.accelerator_milli,
+                "alternative": p.alternative,
+                "generation": p.generation,
+                "phase": p.phase.value,
+                "message": p.message,
+            }
             for p in job.placements
         ],
         "conditions": conditions,
@@ -150,12 +162,24 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
         submitted_at=parse_timestamp(status.get("submittedAt")),
         phase=JobPhase(status.get("phase", JobPhase.PENDING.value)),
         pending_reason=Reason(ReasonCode(code), str(reason.get("message", "")))
-        if code in {c.value for c in ReasonCode} else None,
+        if code in {c.value for c in ReasonCode}
+        else None,
         placements=[
-            Placement(placement_id=PlacementId(p["placementId"]), job_id=JobId(job_id), cluster=p["cluster"],
-                      region=p.get("region", ""), replicas=int(p.get("replicas", 1)), gpu_model=p.get("gpuModel", ""),
-                      generation=int(p.get("generation", 0)), phase=JobPhase(p.get("phase", "Placed")),
-                      message=p.get("message", ""))
+            Placement(
+                placement_id=PlacementId(p["placementId"]),
+                job_id=JobId(job_id),
+                cluster=p["cluster"],
+                region=p.get("region", ""),
+                replicas=int(p.get("replicas", 1)),
+                accelerator_model=p.get("acceleratorModel", ""),
+                generation=int(p.get("generation", 0)),
+                phase=JobPhase(p.get("phase", "Placed")),
+                message=p.get("message", ""),
+                accelerator_vendor=str(p.get("acceleratorVendor", "")),
+                accelerator_resource=str(p.get("acceleratorResource", "")),
+                accelerator_milli=int(p.get("acceleratorMilli", 0)),
+                alternative=int(p.get("alternative", 0)),
+            )
             for p in status.get("placements") or []
         ],
         placed_at=parse_timestamp(status.get("placedAt")),
@@ -187,17 +211,30 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
     if gang_admission:
         status["gangAdmission"] = gang_admission
     if capacity is not None:
-        status.update({
-            "gpusFree": capacity.free_gpus,
-            "gpusTotal": capacity.total_gpus,
-            "cpuMilliFree": capacity.cpu_milli_free,
-            "cpuMilliAllocatable": capacity.cpu_milli_allocatable,
-            "gpus": [{"model": p.gpu_model, "total": p.total_gpus, "allocatable": p.allocatable_gpus,
-                      "free": p.free_gpus, "nodesByFreeGpus": list(p.nodes_by_free_gpus),
-                      **({"sharing": p.sharing} if p.sharing else {})}
-                     for p in capacity.gpu_pools],
-            "workloadKinds": kinds_text(capacity),
-        })
+        status.update(
+            {
+                "acceleratorsFree": capacity.free_accelerators,
+                "acceleratorsTotal": capacity.total_accelerators,
+                "cpuMilliFree": capacity.cpu_milli_free,
+                "cpuMilliAllocatable": capacity.cpu_milli_allocatable,
+                "vendors": ", ".join(f"{v} {free}/{total}" for v, (free, total) in capacity.by_vendor().items()),
+                "accelerators": [
+                    {
+                        "vendor": p.vendor,
+                        "model": p.accelerator_model,
+                        "memoryMiB": p.memory_mib,
+                        "resourceName": p.resource_name,
+                        "total": p.total_accelerators,
+                        "allocatable": p.allocatable_accelerators,
+                        "free": p.free_accelerators,
+                        "nodesByFree": list(p.nodes_by_free),
+                        **({"sharing": p.sharing} if p.sharing else {}),
+                    }
+                    for p in capacity.accelerator_pools
+                ],
+                "workloadKinds": kinds_text(capacity),
+            }
+        )
     return status
 
 

@@ -1,4 +1,4 @@
-"""Simulated member clusters: nodes with GPUs, jobs that run for a duration.
+"""Simulated member clusters: nodes with accelerators, jobs that run for a duration.
 
 The embedded default backend: it powers `make demo`, `federator sim` and the
 benchmarks. It is a product backend, not a test double.

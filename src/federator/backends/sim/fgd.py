@@ -57,7 +57,7 @@ class NodeView(Protocol):
 class TaskClass:
     """One shape of task in the target workload: per-GPU milli (1000 = whole), GPUs, CPU, memory."""
 
-    gpu_milli: int
+    accelerator_milli: int
     gpus: int
     cpu_milli: int
     memory_bytes: int
@@ -82,10 +82,10 @@ class Workload:
         by_key: dict[tuple[int, int, tuple[str, ...]], list[float]] = {}
         for res, wanted, w in samples:
             total += w
-            if not res.gpu_milli:
+            if not res.accelerator_milli:
                 continue
-            whole = res.gpu_milli % MILLI == 0
-            key = (MILLI if whole else res.gpu_milli, res.gpu_milli // MILLI if whole else 1, wanted)
+            whole = res.accelerator_milli % MILLI == 0
+            key = (MILLI if whole else res.accelerator_milli, res.accelerator_milli // MILLI if whole else 1, wanted)
             acc = by_key.setdefault(key, [0.0, 0.0, 0.0])
             acc[0] += w
             acc[1] += w * res.cpu_milli
@@ -117,13 +117,13 @@ def class_fragment(free: Sequence[int], host_ok: bool, c: TaskClass) -> int:
     total = sum(free)
     if not host_ok:
         return total
-    if c.gpu_milli >= MILLI:
+    if c.accelerator_milli >= MILLI:
         if sum(1 for f in free if f == MILLI) < c.gpus:
             return total
         return sum(f for f in free if f < MILLI)
-    if max(free, default=0) < c.gpu_milli:
+    if max(free, default=0) < c.accelerator_milli:
         return total
-    return sum(f for f in free if f < c.gpu_milli)
+    return sum(f for f in free if f < c.accelerator_milli)
 
 
 class FgdIndex:
@@ -174,11 +174,11 @@ class FgdIndex:
 
     def choose(self, r: Resources, models: Iterable[str]) -> tuple[int, tuple[int, ...]] | None:
         """The node and GPU slots where one replica of `r` grows the expected fragment least."""
-        if not r.gpu_milli:
+        if not r.accelerator_milli:
             return self._choose_host(r, models)
-        whole = r.gpu_milli % MILLI == 0
-        g = r.gpu_milli // MILLI if whole else 1
-        d = MILLI if whole else r.gpu_milli
+        whole = r.accelerator_milli % MILLI == 0
+        g = r.accelerator_milli // MILLI if whole else 1
+        d = MILLI if whole else r.accelerator_milli
         best: tuple[float, int, tuple[int, ...]] | None = None
         for model in models:
             for (free, mask), members in self._groups.get(model, {}).items():

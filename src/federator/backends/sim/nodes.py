@@ -1,9 +1,9 @@
-"""A set of simulated nodes: binds replicas to nodes and GPUs, and reports a resource model.
+"""A set of simulated nodes: binds replicas to nodes and accelerators, and reports a resource model.
 
 Pure and synchronous, so the asyncio agent backend and the discrete-event
-simulator share it. Each GPU of a node is tracked in milli-GPUs, so
-fractional replicas (GPU sharing) pack onto shared GPUs. Nodes are indexed by
-whole free GPUs and shared GPUs by free milli-GPUs, so a best-fit bind costs
+simulator share it. Each accelerator of a node is tracked in milli-devices, so
+fractional replicas (accelerator sharing) pack onto shared accelerators. Nodes are indexed by
+whole free accelerators and shared accelerators by free milli-devices, so a best-fit bind costs
 about the same with ten nodes or ten thousand.
 
 `fit` chooses the node: "fgd" (the default: the node and GPUs where the
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 from federator.backends.sim.fgd import DemandLearner, FgdIndex, Workload
 from federator.backends.sim.fleet import NodeSpec
-from federator.model import MILLI, WORKLOAD_KINDS, ClusterCapacity, GpuPool, Resources
-from federator.scheduler.framework import gpu_model_matches
+from federator.catalog import catalog
+from federator.model import MILLI, WORKLOAD_KINDS, AcceleratorPool, ClusterCapacity, Resources
+from federator.scheduler.framework import model_matches
 
 FITS = ("fgd", "best", "first", "random")
 
@@ -31,16 +32,16 @@ class _Node:
     spec: NodeSpec
     free_cpu_milli: int
     free_memory_bytes: int
-    used: list[int]  # milli-GPUs in use on each GPU of the node
+    used: list[int]  # milli-devices in use on each accelerator of the node
     whole_free: int = 0
 
     @property
-    def free_gpus(self) -> int:
+    def free_accelerators(self) -> int:
         return self.whole_free
 
     @property
     def model(self) -> str:
-        return self.spec.gpu_model
+        return self.spec.accelerator_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +78,18 @@ class NodeSet:
         if fit not in FITS:
             raise ValueError(f"fit: must be one of {', '.join(FITS)}, got {fit!r}")
         nodes = [
-            _Node(s, s.cpu_milli - s.busy_cpu_milli, s.memory_bytes - s.busy_memory_bytes,
-                  [MILLI] * s.busy_gpus + [0] * (s.gpus - s.busy_gpus), s.gpus - s.busy_gpus)
+            _Node(
+                s,
+                s.cpu_milli - s.busy_cpu_milli,
+                s.memory_bytes - s.busy_memory_bytes,
+                [MILLI] * s.busy_accelerators + [0] * (s.accelerators - s.busy_accelerators),
+                s.accelerators - s.busy_accelerators,
+            )
             for s in specs
         ]
         out = cls(nodes, fit=fit, seed=seed, _rng=random.Random(seed))
         for i, n in enumerate(nodes):
-            model = n.spec.gpu_model
+            model = n.spec.accelerator_model
             out._of_model.setdefault(model, []).append(i)
             out._cpu_free += n.free_cpu_milli
             out._mem_free += n.free_memory_bytes
@@ -102,29 +108,29 @@ class NodeSet:
 
     # -- binding ----------------------------------------------------------
 
-    def bind(self, key: str, *, replicas: int, resources: Resources, gpu_model: str,
+    def bind(self, key: str, *, replicas: int, resources: Resources, accelerator_model: str,
              wanted: tuple[str, ...] = ()) -> str | None:
         """Bind every replica or none. Returns why not, or None.
 
         `wanted` is the job's own list of accepted models (() = any): FGD learns the recent
-        requests from it. `gpu_model` may be "*" to let the node policy choose among the
+        requests from it. `accelerator_model` may be "*" to let the node policy choose among the
         models `wanted` accepts (node-level baselines over one cluster).
         """
         if key in self.bound:
             return None
         self._observe(resources, wanted)
-        models = self._accepted(wanted) if gpu_model == "*" else [gpu_model]
+        models = self._accepted(wanted) if accelerator_model == "*" else [accelerator_model]
         taken: list[_Bound] = []
         for _ in range(replicas):
             spot = self._choose_among(resources, models)
             if spot is None:
                 for b in reversed(taken):
                     self._give(b)
-                what = f"{resources.gpu_milli}m GPU" if resources.gpu_milli else "CPU"
+                what = f"{resources.accelerator_milli}m accelerator" if resources.accelerator_milli else "CPU"
                 return (f"{replicas} x ({what}, {resources.cpu_milli}m CPU, {resources.memory_bytes} bytes) on "
                         f"{'|'.join(models) or 'CPU'} nodes do not fit")
             node, slots = spot
-            milli = MILLI if resources.gpu_milli % MILLI == 0 else resources.gpu_milli
+            milli = MILLI if resources.accelerator_milli % MILLI == 0 else resources.accelerator_milli
             b = _Bound(node, slots, milli, resources.cpu_milli, resources.memory_bytes)
             self._take(b)
             taken.append(b)
@@ -137,19 +143,19 @@ class NodeSet:
 
     def _observe(self, r: Resources, wanted: tuple[str, ...]) -> None:
         if self._learner is not None and self._fgd is not None and self._learner.observe(r, wanted):
-            workload = Workload.of(self._learner.samples(), self.models(), gpu_model_matches)
+            workload = Workload.of(self._learner.samples(), self.models(), model_matches)
             self._fgd = FgdIndex(self.nodes, workload)
 
     def _accepted(self, wanted: tuple[str, ...]) -> list[str]:
         models = self.models()
         if not wanted:
             return models
-        return [m for m in models if any(gpu_model_matches(w, m) for w in wanted)]
+        return [m for m in models if any(model_matches(w, m) for w in wanted)]
 
     def _choose_among(self, r: Resources, models: list[str]) -> tuple[int, tuple[int, ...]] | None:
-        if r.gpu_milli and not models:
+        if r.accelerator_milli and not models:
             return None
-        if r.gpu_milli == 0 or len(models) == 1:
+        if r.accelerator_milli == 0 or len(models) == 1:
             return self._choose(r, models[0] if models else "")
         if self.fit == "fgd" and self._fgd is not None:
             return self._fgd.choose(r, models)
@@ -172,7 +178,7 @@ class NodeSet:
             spot = self._choose(r, m)
             if spot is not None:
                 n = self.nodes[spot[0]]
-                key = (MILLI - n.used[spot[1][0]], 0) if r.is_fractional_gpu else (n.whole_free, 0)
+                key = (MILLI - n.used[spot[1][0]], 0) if r.is_fractional_accelerator else (n.whole_free, 0)
                 if best is None or key < best[0]:
                     best = (key, spot)
         return best[1] if best else None
@@ -181,12 +187,12 @@ class NodeSet:
         return n.free_cpu_milli >= r.cpu_milli and n.free_memory_bytes >= r.memory_bytes
 
     def _choose(self, r: Resources, model: str) -> tuple[int, tuple[int, ...]] | None:
-        if r.gpu_milli == 0:
+        if r.accelerator_milli == 0:
             return self._choose_cpu(r)
         if model not in self._of_model:
             return None
-        whole = r.gpu_milli % MILLI == 0
-        g = r.gpu_milli // MILLI
+        whole = r.accelerator_milli % MILLI == 0
+        g = r.accelerator_milli // MILLI
         if self.fit == "fgd" and self._fgd is not None:
             return self._fgd.choose(r, (model,))
         if self.fit != "best":
@@ -199,7 +205,7 @@ class NodeSet:
         if not whole:
             shared = self._shared.get(model, {})
             for free in sorted(shared):
-                if free < r.gpu_milli:
+                if free < r.accelerator_milli:
                     continue
                 for i, slot in shared[free]:
                     if self._fits_host(nodes[i], r):
@@ -221,11 +227,11 @@ class NodeSet:
     def _spots(self, i: int, r: Resources) -> Iterator[tuple[int, tuple[int, ...]]]:
         """Node `i`'s first spot for one replica of `r`, if it has one."""
         n = self.nodes[i]
-        if r.gpu_milli % MILLI == 0:
-            if n.whole_free >= r.gpu_milli // MILLI and self._fits_host(n, r):
-                yield i, self._free_slots(n, r.gpu_milli // MILLI)
+        if r.accelerator_milli % MILLI == 0:
+            if n.whole_free >= r.accelerator_milli // MILLI and self._fits_host(n, r):
+                yield i, self._free_slots(n, r.accelerator_milli // MILLI)
         elif self._fits_host(n, r):
-            slot = next((s for s, u in enumerate(n.used) if MILLI - u >= r.gpu_milli), None)
+            slot = next((s for s, u in enumerate(n.used) if MILLI - u >= r.accelerator_milli), None)
             if slot is not None:
                 yield i, (slot,)
 
@@ -235,7 +241,9 @@ class NodeSet:
             if not spots:
                 return None
             return (spots[0] if self.fit == "first" else self._rng.choice(spots)), ()
-        for i in self._of_model.get("", []):  # CPU-only nodes first, then GPU nodes with the fewest free GPUs
+        for i in self._of_model.get(
+            "", []
+        ):  # CPU-only nodes first, then accelerator nodes with the fewest free accelerators
             if self._fits_host(self.nodes[i], r):
                 return i, ()
         if self.fit == "fgd" and self._fgd is not None:  # ... or, with FGD, that strand the fewest GPUs
@@ -261,7 +269,7 @@ class NodeSet:
 
     def _set_used(self, i: int, slot: int, used: int) -> None:
         n = self.nodes[i]
-        model = n.spec.gpu_model
+        model = n.spec.accelerator_model
         old = n.used[slot]
         shared = self._shared.setdefault(model, {})
         if 0 < old < MILLI:
@@ -274,7 +282,7 @@ class NodeSet:
         n.used[slot] = used
 
     def _move(self, i: int, old_free: int, new_free: int) -> None:
-        model = self.nodes[i].spec.gpu_model
+        model = self.nodes[i].spec.accelerator_model
         if model and old_free != new_free:
             del self._bucket(model, old_free)[i]
             self._bucket(model, new_free)[i] = None
@@ -311,18 +319,18 @@ class NodeSet:
 
     # -- reporting --------------------------------------------------------
 
-    def gpu_milli_used(self) -> int:
-        """Milli-GPUs allocated (busy GPUs included): the simulator's ground truth."""
+    def accelerator_milli_used(self) -> int:
+        """Milli-devices allocated (busy accelerators included): the simulator's ground truth."""
         return sum(sum(n.used) for n in self.nodes)
 
-    def gpu_milli_total(self) -> int:
-        return sum(n.spec.gpus for n in self.nodes) * MILLI
+    def accelerator_milli_total(self) -> int:
+        return sum(n.spec.accelerators for n in self.nodes) * MILLI
 
     def capacity(self, *, sequence: int = 0) -> ClusterCapacity:
         pools = []
         for model in sorted(self._by_free):
             idx = self._of_model.get(model, [])
-            total = sum(self.nodes[i].spec.gpus for i in idx)
+            total = sum(self.nodes[i].spec.accelerators for i in idx)
             hist = [len(b) for b in self._by_free[model]]
             shared = tuple(sorted((f, len(s)) for f, s in self._shared.get(model, {}).items() if s))
             room = [(0, 0)] * len(hist)
@@ -334,9 +342,12 @@ class NodeSet:
                 (f, max(self.nodes[i].free_cpu_milli for i, _ in spots),
                  max(self.nodes[i].free_memory_bytes for i, _ in spots))
                 for f, spots in self._shared.get(model, {}).items() if spots))
-            pools.append(GpuPool(model, tuple(hist), total, total, shared, tuple(room), shared_room))
+            kind = catalog().describe_model(model, self.nodes[idx[0]].spec.vendor if idx else "")
+            pools.append(AcceleratorPool(model, tuple(hist), total, total, shared, tuple(room), shared_room,
+                                         vendor=kind.vendor, memory_mib=kind.memory_mib,
+                                         resource_name=kind.resource_name))
         return ClusterCapacity(
-            gpu_pools=tuple(pools),
+            accelerator_pools=tuple(pools),
             cpu_milli_allocatable=sum(n.spec.cpu_milli for n in self.nodes),
             cpu_milli_free=self._cpu_free,
             memory_bytes_allocatable=sum(n.spec.memory_bytes for n in self.nodes),

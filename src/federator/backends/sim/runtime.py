@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from federator.agent.backend import UpdateCallback
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
-from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement
+from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement, placement_resources
 
 DURATION_ANNOTATION = "federator.io/sim-duration"
 STARTUP_ANNOTATION = "federator.io/sim-startup"
@@ -69,8 +69,8 @@ class SimBackend:
         pid = placement.placement_id
         if pid in self._runs:
             return None  # idempotent: this placement is already here
-        why = self.nodes.bind(pid, replicas=placement.replicas, resources=spec.resources,
-                              gpu_model=placement.gpu_model)
+        why = self.nodes.bind(pid, replicas=placement.replicas, resources=placement_resources(placement, spec),
+                              accelerator_model=placement.accelerator_model)
         if why is not None:
             return why
         run = _Run(placement, JobPhase.PLACED)

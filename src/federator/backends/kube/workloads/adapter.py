@@ -120,7 +120,7 @@ class TemplatedAdapter:
         env = federator_env(placement, pods)
         for pod_set, template in zip(sets, templates_at(out, [p.path for p in sets]), strict=True):
             stamp_template(template, placement, env=env,
-                           model=placement.gpu_model if pod_set.resources.gpu_milli else "",
+                           model=placement.accelerator_model if pod_set.resources.accelerator_milli else "",
                            accelerator=options.accelerator)
         self.finish(out, placement, sets, options)
         return out

@@ -212,7 +212,7 @@ def container_resources(res: object, path: str) -> Resources:
             memory = to_bytes(merged["memory"])
     except QuantityError as exc:
         raise WorkloadError(path, str(exc)) from None
-    return Resources(cpu_milli=cpu, memory_bytes=memory, gpu_milli=accelerator_milli(merged, path))
+    return Resources(cpu_milli=cpu, memory_bytes=memory, accelerator_milli=accelerator_milli(merged, path))
 
 
 def accelerator_milli(amounts: Mapping[str, object], path: str) -> int:
@@ -230,7 +230,11 @@ def accelerator_milli(amounts: Mapping[str, object], path: str) -> int:
 
 
 def _max(a: Resources, b: Resources) -> Resources:
-    return Resources(max(a.cpu_milli, b.cpu_milli), max(a.memory_bytes, b.memory_bytes), max(a.gpu_milli, b.gpu_milli))
+    return Resources(
+        max(a.cpu_milli, b.cpu_milli),
+        max(a.memory_bytes, b.memory_bytes),
+        max(a.accelerator_milli, b.accelerator_milli),
+    )
 
 
 def pod_resources(template: Mapping[str, Any], path: str) -> Resources:
@@ -270,7 +274,7 @@ def needs(pod_sets: list[PodSet]) -> tuple[int, Resources]:
     each resource among those pod sets. So a pod set of a few CPU-only helpers (a launcher, a
     leader) does not count as accelerator replicas, and unequal pod sets are over-, never
     under-reserved."""
-    counted = [p for p in pod_sets if p.resources.gpu_milli and p.count] or [p for p in pod_sets if p.count]
+    counted = [p for p in pod_sets if p.resources.accelerator_milli and p.count] or [p for p in pod_sets if p.count]
     if not counted:
         raise WorkloadError("", "has no pods (every pod set has a count of 0)")
     per = Resources()
@@ -336,8 +340,8 @@ def resource_amounts(res: Resources) -> dict[str, str]:
         out["cpu"] = _quantity_milli(res.cpu_milli)
     if res.memory_bytes:
         out["memory"] = str(res.memory_bytes)
-    if res.gpu_milli:
-        out[GPU_RESOURCE] = str(res.gpu_milli // 1000)
+    if res.accelerator_milli:
+        out[GPU_RESOURCE] = str(res.accelerator_milli // 1000)
     return out
 
 

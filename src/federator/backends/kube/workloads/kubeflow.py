@@ -102,9 +102,9 @@ class TrainJobAdapter:
         out["metadata"]["labels"].update(options.labels)
         spec = out.setdefault("spec", {})
         spec["labels"] = {**(spec.get("labels") or {}), **workload_labels(placement)}
-        if sets[0].resources.gpu_milli and placement.gpu_model:
+        if sets[0].resources.accelerator_milli and placement.accelerator_model:
             override: Obj = {"targetJobs": [{"name": TRAINER_JOB}]}
-            render_accelerators(override, [], resources=None, model=placement.gpu_model,
+            render_accelerators(override, [], resources=None, model=placement.accelerator_model,
                                 accelerator=options.accelerator)
             spec["podSpecOverrides"] = [*(spec.get("podSpecOverrides") or []), override]
         return out

@@ -96,7 +96,7 @@ def _default_container(spec: JobSpec) -> Obj:
 def default_object(placement: Placement, spec: JobSpec, *, finished_ttl_seconds: int | None,
                    accelerator: AcceleratorRequest | None = None) -> Obj:
     """The Job (training) or Deployment (inference) the federator makes from a job's own fields."""
-    if accelerator is None and spec.resources.is_fractional_gpu:
+    if accelerator is None and spec.resources.is_fractional_accelerator:
         raise WorkloadError("spec.resources.nvidia.com/gpu", "a fraction of a GPU needs a GPU-sharing device "
                                                              "plugin; the Kubernetes backend asks for whole GPUs")
     template: Obj = copy.deepcopy(json.loads(spec.pod_template_json)) if spec.pod_template_json else {}

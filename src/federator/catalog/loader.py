@@ -1,0 +1,175 @@
+"""Parse and check a catalog file, reporting each problem with its line.
+
+The YAML is composed into nodes (not loaded into plain values) so every
+problem can say where it is: `catalog.yaml:14: vendors.huawei.models[2].memoryMiB:
+must be a positive integer, got 'lots'`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import yaml
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,62})$")
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# An extended resource name: a DNS prefix, a slash and a name (Kubernetes' rule, shortened).
+_RESOURCE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+VENDOR_KEYS = ("resources", "productLabel", "memoryLabel", "memoryUnit", "modelPrefix", "sharing", "models")
+MODEL_KEYS = ("name", "memoryMiB", "resource")
+
+
+class CatalogError(ValueError):
+    """A catalog file that cannot be used; one line per problem, each with file and line."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def parse_catalog(text: str, *, source: str = "catalog") -> list[dict[str, object]]:
+    """Vendor dicts (`name`, `resources`, ..., `models`) of a checked catalog text."""
+    problems: list[str] = []
+
+    def bad(node: yaml.Node | None, where: str, problem: str) -> None:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        problems.append(f"{source}{line}: {where}: {problem}")
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise CatalogError([f"{source}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}"]) from exc
+    vendors_node = _get(root, "vendors") if isinstance(root, yaml.MappingNode) else None
+    if not isinstance(vendors_node, yaml.MappingNode):
+        bad(vendors_node or root, "vendors", "must be a mapping of vendor name to {resources, models, ...}")
+        raise CatalogError(problems)
+    for key, _ in (root.value if isinstance(root, yaml.MappingNode) else []):
+        if key.value != "vendors":
+            bad(key, key.value, "is not a known field (known: vendors)")
+    out: list[dict[str, object]] = []
+    for key_node, body in vendors_node.value:
+        name = key_node.value
+        where = f"vendors.{name}"
+        if not _NAME.match(str(name)):
+            bad(key_node, where, "a vendor name is lower-case letters, digits and '-' (e.g. huawei)")
+        if not isinstance(body, yaml.MappingNode):
+            bad(body, where, "must be a mapping {resources, productLabel, memoryLabel, models, ...}")
+            continue
+        vendor: dict[str, object] = {"name": name}
+        for k, v in body.value:
+            field = f"{where}.{k.value}"
+            if k.value not in VENDOR_KEYS:
+                bad(k, field, f"is not a known field (known: {', '.join(VENDOR_KEYS)})")
+            elif k.value == "resources":
+                items = _strings(v)
+                if items is None or not items:
+                    bad(v, field, "must be a non-empty list of extended resource names, e.g. [amd.com/gpu]")
+                else:
+                    for i, (n, s) in enumerate(items):
+                        if not _RESOURCE.match(s):
+                            bad(n, f"{field}[{i}]", f"{s!r} is not a resource name such as huawei.com/Ascend910")
+                    vendor["resources"] = [s for _, s in items]
+            elif k.value in ("productLabel", "memoryLabel"):
+                if not isinstance(v, yaml.ScalarNode) or not _LABEL.match(str(v.value)):
+                    bad(v, field, "must be a node label key such as nvidia.com/gpu.product")
+                else:
+                    vendor[k.value] = v.value
+            elif k.value == "memoryUnit":
+                if not isinstance(v, yaml.ScalarNode) or v.value not in ("Mi", "Gi"):
+                    bad(v, field, "must be Mi or Gi (the unit of a bare number in the memory label)")
+                else:
+                    vendor[k.value] = v.value
+            elif k.value == "modelPrefix":
+                if not isinstance(v, yaml.ScalarNode) or not _MODEL.match(str(v.value)):
+                    bad(v, field, "must be a short name such as Ascend")
+                else:
+                    vendor[k.value] = v.value
+            elif k.value == "sharing":
+                if not isinstance(v, yaml.MappingNode) or not all(
+                        isinstance(a, yaml.ScalarNode) and isinstance(b, yaml.ScalarNode) for a, b in v.value):
+                    bad(v, field, "must map names to resource or label names")
+                else:
+                    vendor["sharing"] = {a.value: b.value for a, b in v.value}
+            elif k.value == "models":
+                vendor["models"] = _models(v, field, bad)
+        if "resources" not in vendor:
+            if not any(k.value == "resources" for k, _ in body.value):
+                bad(
+                    body, f"{where}.resources", "is required (the extended resource names its device plugin advertises)"
+                )
+        else:
+            res: list[str] = vendor["resources"]  # type: ignore[assignment]
+            for m in vendor.get("models", []):  # type: ignore[attr-defined]
+                if m.get("resource") and m["resource"] not in res:
+                    bad(m["_node"], f"{where}.models.{m['name']}.resource",
+                        f"{m['resource']!r} is not one of the vendor's resources ({', '.join(res)})")  # type: ignore[arg-type]
+        out.append(vendor)
+    names = [m["name"].lower() for v in out for m in v.get("models", [])]  # type: ignore[attr-defined]
+    for v in out:
+        for m in v.get("models", []):  # type: ignore[attr-defined]
+            if names.count(m["name"].lower()) > 1:
+                bad(m["_node"], f"vendors.{v['name']}.models", f"model {m['name']!r} is listed more than once")
+                names = [n for n in names if n != m["name"].lower()]
+    if problems:
+        raise CatalogError(problems)
+    for v in out:
+        for m in v.get("models", []):  # type: ignore[attr-defined]
+            m.pop("_node", None)
+    return out
+
+
+def _get(node: yaml.MappingNode, key: str) -> yaml.Node | None:
+    return next((v for k, v in node.value if k.value == key), None)
+
+
+def _strings(node: yaml.Node) -> list[tuple[yaml.Node, str]] | None:
+    if not isinstance(node, yaml.SequenceNode) or not all(isinstance(n, yaml.ScalarNode) for n in node.value):
+        return None
+    return [(n, str(n.value)) for n in node.value]
+
+
+def _models(node: yaml.Node, field: str, bad: object) -> list[dict[str, object]]:
+    report = bad  # a callable (node, where, problem)
+    if not isinstance(node, yaml.SequenceNode):
+        report(node, field, "must be a list of {name, memoryMiB, resource}")  # type: ignore[operator]
+        return []
+    out: list[dict[str, object]] = []
+    for i, m in enumerate(node.value):
+        where = f"{field}[{i}]"
+        if not isinstance(m, yaml.MappingNode):
+            report(m, where, "must be a mapping {name, memoryMiB, resource}")  # type: ignore[operator]
+            continue
+        entry: dict[str, object] = {"_node": m}
+        for k, v in m.value:
+            if k.value not in MODEL_KEYS:
+                report(k, f"{where}.{k.value}", f"is not a known field (known: {', '.join(MODEL_KEYS)})")  # type: ignore[operator]
+            elif k.value == "name":
+                if not isinstance(v, yaml.ScalarNode) or not _MODEL.match(str(v.value)):
+                    report(v, f"{where}.name", "must be a model name such as NVIDIA-H100-80GB-HBM3")  # type: ignore[operator]
+                else:
+                    entry["name"] = str(v.value)
+            elif k.value == "memoryMiB":
+                ok = isinstance(v, yaml.ScalarNode) and v.tag.endswith(":int") and int(v.value) > 0
+                if not ok:
+                    report(
+                        v,
+                        f"{where}.memoryMiB",
+                        f"must be a positive integer (MiB per device), got {getattr(v, 'value', v)!r}",
+                    )  # type: ignore[operator]
+                else:
+                    entry["memoryMiB"] = int(v.value)
+            elif k.value == "resource":
+                if not isinstance(v, yaml.ScalarNode) or not _RESOURCE.match(str(v.value)):
+                    report(v, f"{where}.resource", "must be a resource name such as huawei.com/Ascend910")  # type: ignore[operator]
+                else:
+                    entry["resource"] = str(v.value)
+        if "name" not in entry:
+            if not any(k.value == "name" for k, _ in m.value):
+                report(m, f"{where}.name", "is required")  # type: ignore[operator]
+            continue
+        out.append(entry)
+    return out

@@ -1,0 +1,81 @@
+"""What an accelerator is, vendor-neutrally, and the ways a job may ask for one.
+
+An accelerator is any device a Kubernetes device plugin or DRA driver hands to
+a pod: an NVIDIA or AMD GPU, a Huawei Ascend NPU, a Cambricon MLU, a Hygon DCU,
+an Intel Gaudi HPU. The scheduler needs four facts of one: its vendor, its
+model (product), the memory of one device and the resource name pods request
+it by. Which vendors and models exist is data (`federator.catalog`), not code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+#: The vendor of a pool or fleet entry that names none and whose model the
+#: catalog does not know: what every agent meant before vendors existed.
+DEFAULT_VENDOR = "nvidia"
+
+
+@dataclass(frozen=True, slots=True)
+class AcceleratorType:
+    """One kind of device: pools are keyed by (vendor, model)."""
+
+    vendor: str
+    model: str
+    memory_mib: int = 0  # per device; 0 = unknown
+    resource_name: str = ""  # e.g. nvidia.com/gpu, huawei.com/Ascend910
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.vendor, self.model)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceleratorAlternative:
+    """One way to run a job's replicas: a model (and/or vendor), or a capability.
+
+    `milli` is per replica (8000 = eight devices). `min_memory_mib` asks by
+    capability: any model with at least that much memory per device.
+    `pod_template_json` is merged over the job's template when this
+    alternative is chosen (a CUDA image does not run on CANN or ROCm).
+    """
+
+    milli: int
+    model: str = ""
+    vendor: str = ""
+    min_memory_mib: int = 0
+    pod_template_json: str = ""
+
+    def describe(self) -> str:
+        """Short human form: '8 x H100', '16 x huawei Ascend910B', '4 x >=64Gi'."""
+        what = " ".join(p for p in (self.vendor, self.model) if p)
+        if self.min_memory_mib:
+            mem = self.min_memory_mib
+            cap = f">={mem // 1024}Gi" if mem % 1024 == 0 else f">={mem}Mi"
+            what = f"{what} {cap}".strip()
+        count = str(self.milli // 1000) if self.milli % 1000 == 0 else f"{self.milli}m"
+        return f"{count} x {what or 'any accelerator'}"
+
+
+_TOKEN_SPLIT = re.compile(r"[-_ ./]+")
+
+
+@lru_cache(maxsize=4096)
+def model_matches(requested: str, actual: str) -> bool:
+    """Whether a user's model name selects a pool's (or the catalog's) model name.
+
+    Users write "H100" or "A100-SXM4-80GB"; nodes are labelled with names such
+    as "NVIDIA-H100-80GB-HBM3". A request matches when its tokens appear, in
+    order and adjacent, among the actual name's tokens (case-insensitive), so
+    "H100" matches "NVIDIA-H100-80GB-HBM3" but "A10" does not match "A100".
+    """
+    want = [t for t in _TOKEN_SPLIT.split(requested.upper()) if t]
+    have = [t for t in _TOKEN_SPLIT.split(actual.upper()) if t]
+    if not want:
+        return False
+    for start in range(len(have) - len(want) + 1):
+        if have[start : start + len(want)] == want:
+            return True
+    return False

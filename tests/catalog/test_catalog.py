@@ -1,0 +1,62 @@
+"""The accelerator catalog: shipped as data, extended by operators' files, errors name the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from federator.catalog import (
+    CatalogError,
+    builtin_catalog,
+    load_catalog_file,
+    memory_mib_of_label,
+    parse_catalog_text,
+)
+
+
+def test_the_builtin_catalog_knows_the_vendors_device_plugins() -> None:
+    cat = builtin_catalog()
+    assert set(cat.vendor_names) >= {"nvidia", "amd", "huawei", "cambricon", "hygon", "intel"}
+    assert {"nvidia.com/gpu", "amd.com/gpu", "huawei.com/Ascend910", "huawei.com/Ascend310P", "cambricon.com/mlu",
+            "hygon.com/dcu", "habana.ai/gaudi"} <= set(cat.resource_names)
+    assert cat.vendor("nvidia").product_label == "nvidia.com/gpu.product"  # type: ignore[union-attr]
+    h100 = cat.describe_model("H100")
+    assert (h100.vendor, h100.memory_mib, h100.resource_name) == ("nvidia", 81559, "nvidia.com/gpu")  # by its words
+    ascend = cat.describe_model("Ascend910B")
+    assert (ascend.vendor, ascend.memory_mib, ascend.resource_name) == ("huawei", 65536, "huawei.com/Ascend910")
+    assert cat.vendor_of_model("V100M16") == "nvidia"  # unknown models default to nvidia, as before vendors
+
+
+def test_an_operator_file_extends_the_builtin_catalog(tmp_path: Path) -> None:
+    extra = tmp_path / "more.yaml"
+    extra.write_text("vendors:\n  iluvatar:\n    resources: [iluvatar.ai/gpu]\n    models:\n"
+                     "      - {name: BI-V150, memoryMiB: 65536}\n"
+                     "  huawei:\n    resources: [huawei.com/Ascend910]\n    models:\n"
+                     "      - {name: Ascend910C, memoryMiB: 131072}\n")
+    cat = builtin_catalog().merged(load_catalog_file(extra))
+    assert cat.vendor_of_resource("iluvatar.ai/gpu").name == "iluvatar"  # type: ignore[union-attr]
+    assert cat.describe_model("Ascend910C").memory_mib == 131072
+    assert cat.describe_model("Ascend910B").memory_mib == 65536  # the built-in models stay
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("vendors:\n  acme:\n    models: []\n", "catalog:3: vendors.acme.resources: is required"),
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    models:\n      - {name: X1, memoryMiB: lots}\n",
+     "catalog:5: vendors.acme.models[0].memoryMiB: must be a positive integer"),
+    ("vendors:\n  acme:\n    resources: [not a name]\n", "catalog:3: vendors.acme.resources[0]:"),
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    colour: red\n", "catalog:4: vendors.acme.colour: is not"),
+    ("vendors: [\n", "catalog:2: not valid YAML"),
+    ("vendors:\n  Acme Inc:\n    resources: [acme.io/npu]\n", "catalog:2: vendors.Acme Inc:"),
+], ids=["no-resources", "bad-memory", "bad-resource", "unknown-key", "bad-yaml", "bad-vendor"])
+def test_a_catalog_with_errors_names_the_line(text: str, where: str) -> None:
+    with pytest.raises(CatalogError) as err:
+        parse_catalog_text(text)
+    assert where in str(err.value)
+
+
+def test_memory_labels_in_the_plugins_units() -> None:
+    assert memory_mib_of_label("81559") == 81559  # nvidia.com/gpu.memory, MiB
+    assert memory_mib_of_label("192G", "Gi") == 196608  # amd.com/gpu.vram
+    assert memory_mib_of_label("64", "Gi") == 65536
+    assert memory_mib_of_label("lots") == 0
