@@ -448,13 +448,16 @@ class KubeBackend:
         while True:
             await asyncio.sleep(tick)
             for pid, (phase, _) in list(self._phases.items()):
-                workload = self._workload(pid)
-                if phase is not JobPhase.PLACED or pid in self._cancelled or workload is None \
-                        or group_kind(workload) not in SUSPEND_FIELD:  # gangs: the kinds that run to completion
-                    continue
-                why = self.gang.overdue(pid, self._pods_of(pid), self._replicas(pid))
-                if why:
-                    await self._refuse(pid, why)
+                try:
+                    workload = self._workload(pid)
+                    if phase is not JobPhase.PLACED or pid in self._cancelled or workload is None \
+                            or group_kind(workload) not in SUSPEND_FIELD:  # gangs: the kinds that run to completion
+                        continue
+                    why = self.gang.overdue(pid, self._pods_of(pid), self._replicas(pid))
+                    if why:
+                        await self._refuse(pid, why)
+                except Exception:  # one placement's trouble must not end the watch over every gang
+                    log.exception("gang timeout check of placement %s failed", pid)
 
     async def _refuse(self, pid: str, why: str) -> None:
         """Delete a placement's objects (its pods go with them) and report it stopped here, saying why."""
