@@ -112,8 +112,9 @@ def test_every_member_reports_its_vendors_devices(vkube: Kube) -> None:
 
     eventually(reported, timeout=60, what=f"pools {expect}; got {[_pools(vkube, m) for m in MEMBERS]}")
     table = vkube.kubectl("host", "get", "mc", "-o", "wide").stdout
-    pools = vkube.kubectl("host", "get", "mc", "-o", "custom-columns=NAME:.metadata.name,MODELS:.status.gpus[*].model,"
-                          "TOTAL:.status.gpus[*].total,FREE:.status.gpus[*].free,SHARING:.status.gpus[*].sharing").stdout
+    columns = ",".join(f"{k}:.status.accelerators[*].{f}" for k, f in (
+        ("VENDOR", "vendor"), ("MODELS", "model"), ("TOTAL", "total"), ("FREE", "free"), ("SHARING", "sharing")))
+    pools = vkube.kubectl("host", "get", "mc", "-o", f"custom-columns=NAME:.metadata.name,{columns}").stdout
     (vkube.workdir / "get-mc-wide.txt").write_text(table + "\n" + pools)
     print(table, pools)
 
