@@ -9,9 +9,11 @@ pool's vendor and resource name, the count per replica, and its index.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
-from federator.model import ClusterInfo
+from federator.model import ClusterInfo, JobSpec, Reason
 from federator.scheduler.framework import PlacementRequest
 
 
@@ -35,3 +37,43 @@ def assign(cluster: ClusterInfo, replicas: int, model: str, request: PlacementRe
     return Assignment(cluster.name, cluster.region, replicas, model,
                       pool.vendor if pool else "", pool.resource_name if pool else "",
                       request.accelerator_milli if model else 0, request.alternative)
+
+
+@lru_cache(maxsize=1 << 14)
+def variant_spec(spec: JobSpec, i: int) -> JobSpec:
+    """The job as if it had asked for alternative `i` only (its count, its model): what filters,
+    scores, quotas and reservations read. The original spec (with every alternative and its
+    template) stays with the job; the placement records `i`."""
+    a = spec.accelerators[i]
+    return replace(spec, resources=replace(spec.resources, accelerator_milli=a.milli),
+                   accelerator_models=(a.model,) if a.model else (), accelerators=())
+
+
+def variants(request: PlacementRequest) -> list[PlacementRequest]:
+    """One request per alternative, most preferred first; [request] for a job without alternatives."""
+    alts = request.spec.accelerators
+    if not alts:
+        return [request]
+    return [replace(request, spec=variant_spec(request.spec, i), alternative=i, vendor=a.vendor,
+                    min_memory_mib=a.min_memory_mib) for i, a in enumerate(alts)]
+
+
+Outcome = tuple[Assignment, ...] | Reason
+
+
+def first_that_fits(request: PlacementRequest,
+                    place: Callable[[PlacementRequest], Outcome]) -> tuple[PlacementRequest, Outcome]:
+    """Try the request's alternatives in order; the first that places wins. When none does, the
+    reason is the first alternative's code with every alternative's story."""
+    tried = variants(request)
+    reasons: list[Reason] = []
+    for variant in tried:
+        outcome = place(variant)
+        if not isinstance(outcome, Reason):
+            return variant, outcome
+        reasons.append(outcome)
+    if len(reasons) == 1:
+        return tried[0], reasons[0]
+    alts = request.spec.accelerators
+    story = "; ".join(f"alternative {i + 1} ({alts[i].describe()}): {r.message}" for i, r in enumerate(reasons))
+    return tried[0], Reason(reasons[0].code, story)

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, Reason, ReasonCode
-from federator.scheduler.alternatives import Assignment, assign
+from federator.scheduler.alternatives import Assignment, assign, first_that_fits
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import demand_of
 from federator.scheduler.fairshare import FairOrder, QueueUsage, job_order
@@ -274,18 +274,8 @@ class Scheduler:
                 pending[request.job_id] = Reason(ReasonCode.WAITING, "placement limit of this cycle reached")
                 continue
             started = clock()
-            blocked, notes, refused = usage.quota_check(request)
-            if refused is not None:
-                pending[request.job_id] = refused
-                continue
-            if blocked:
-                request = replace(request, blocked_models=blocked)
-            outcome = self._place(request, txn, board, unplaceable)
+            request, outcome = first_that_fits(request, lambda v: self._try(v, usage, txn, board, unplaceable))
             if isinstance(outcome, Reason):
-                if notes and outcome.code in (ReasonCode.QUOTA_EXCEEDED, ReasonCode.ACCELERATOR_UNAVAILABLE):
-                    outcome = Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes))
-                elif notes:
-                    outcome = Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
                 pending[request.job_id] = outcome
                 if outcome.code in _CAPACITY:
                     waiting.append(request)
@@ -306,6 +296,21 @@ class Scheduler:
         return CycleResult(tuple(decisions), pending, phases, txn.snapshot(), tuple(preemptions), tuple(seconds))
 
     # -- placement --------------------------------------------------------
+
+    def _try(self, request: PlacementRequest, usage: QueueUsage, txn: Txn, board: _Board,
+             unplaceable: dict[tuple[object, ...], Reason]) -> tuple[Assignment, ...] | Reason:
+        """One alternative: the queue's quota on its models, then placement."""
+        blocked, notes, refused = usage.quota_check(request)
+        if refused is not None:
+            return refused
+        if blocked:
+            request = replace(request, blocked_models=blocked)
+        outcome = self._place(request, txn, board, unplaceable)
+        if isinstance(outcome, Reason) and notes:
+            if outcome.code in (ReasonCode.QUOTA_EXCEEDED, ReasonCode.ACCELERATOR_UNAVAILABLE):
+                return Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes))
+            return Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
+        return outcome
 
     def feasible(self, request: PlacementRequest, clusters: Sequence[ClusterInfo],
                  ctx: CycleContext | None = None) -> tuple[list[ClusterInfo], list[Reason]]:

@@ -41,6 +41,8 @@ class PlacementRequest:
     # it, e.g. after its gang timeout): try the others first.
     avoid_clusters: tuple[str, ...] = ()
     alternative: int = 0  # which of spec.accelerators this request stands for
+    vendor: str = ""  # the alternative's vendor ("" = any)
+    min_memory_mib: int = 0  # the alternative's capability ask (0 = none)
 
     @property
     def accelerators_per_replica(self) -> int:
@@ -65,7 +67,7 @@ class PlacementRequest:
         """Everything filters and scores read: requests of one shape place alike within a cycle."""
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
-                s.user_region, s.max_latency_ms, s.workload_kind)
+                s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.min_memory_mib)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +151,16 @@ def accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[Acce
     requested, blocked = request.spec.accelerator_models, request.blocked_models
     pools = cluster.capacity.accelerator_pools
     m = request.accelerator_milli
+    if request.vendor or request.min_memory_mib:
+        pools = tuple(p for p in pools if _kind_ok(request, p))
     if not requested and not blocked:
         return [p for p in pools if not p.sharing or p.serves(m)]
     return [p for p in pools if _accepts(requested, blocked, p.accelerator_model) and (not p.sharing or p.serves(m))]
+
+
+def _kind_ok(request: PlacementRequest, pool: AcceleratorPool) -> bool:
+    """An alternative's vendor and capability (memory per device) against a pool."""
+    return (not request.vendor or pool.vendor == request.vendor) and pool.memory_mib >= request.min_memory_mib
 
 
 def matching_models(request: PlacementRequest | JobSpec, cluster: ClusterInfo) -> list[str]:
@@ -162,10 +171,9 @@ def matching_models(request: PlacementRequest | JobSpec, cluster: ClusterInfo) -
         requested, blocked = request.accelerator_models, ()
     else:
         requested, blocked = request.spec.accelerator_models, request.blocked_models
+    pools = cluster.capacity.accelerator_pools
+    if isinstance(request, PlacementRequest) and (request.vendor or request.min_memory_mib):
+        pools = tuple(p for p in pools if _kind_ok(request, p))
     if not requested and not blocked:
-        return [p.accelerator_model for p in cluster.capacity.accelerator_pools]
-    return [
-        p.accelerator_model
-        for p in cluster.capacity.accelerator_pools
-        if _accepts(requested, blocked, p.accelerator_model)
-    ]
+        return [p.accelerator_model for p in pools]
+    return [p.accelerator_model for p in pools if _accepts(requested, blocked, p.accelerator_model)]

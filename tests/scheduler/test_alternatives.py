@@ -1,0 +1,78 @@
+"""Alternatives across vendors: the first that fits anywhere wins, per-model quotas hold, and the
+placement records which alternative (with its count) it took."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from federator.model import AcceleratorAlternative
+from federator.scheduler import Scheduler, SchedulerConfig, Snapshot
+from federator.scheduler.config import QueueConfig, Quota
+
+from builders import cluster, job, pool, request
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+ASCEND = "Ascend910B"
+CANN = '{"spec": {"containers": [{"image": "cann:8"}]}}'
+
+
+def _ascend(**kw: int) -> object:
+    return replace(pool(ASCEND, gpus_per_node=16, **kw), vendor="huawei", memory_mib=65536,
+                   resource_name="huawei.com/Ascend910")
+
+
+def _job(name: str = "llm", replicas: int = 2):  # type: ignore[no-untyped-def]
+    spec = job(name, replicas=replicas, cpu=1)
+    return replace(spec, accelerators=(AcceleratorAlternative(8000, "H100"),
+                                       AcceleratorAlternative(16000, ASCEND, "huawei", 0, CANN)))
+
+
+def _place(clusters: list, *specs, config: SchedulerConfig | None = None):  # type: ignore[no-untyped-def]
+    return Scheduler(config).schedule(Snapshot.of(clusters), [request(s, at=i) for i, s in enumerate(specs)])
+
+
+def test_the_first_alternative_wins_when_it_fits() -> None:
+    nv = cluster("nv", "east", pool(H100, nodes=2, free=8))
+    hw = cluster("hw", "west", _ascend(nodes=2, free=16))
+    (decision,) = _place([nv, hw], _job()).decisions
+    (a,) = decision.assignments
+    assert (a.cluster, a.accelerator_model, a.accelerator_milli, a.alternative) == ("nv", H100, 8000, 0)
+    assert (a.accelerator_vendor, a.accelerator_resource) == ("nvidia", "")
+
+
+def test_a_job_moves_to_its_ascend_alternative_when_the_nvidia_member_is_full() -> None:
+    nv = cluster("nv", "east", pool(H100, nodes=2, free=0))
+    hw = cluster("hw", "west", _ascend(nodes=2, free=16))
+    result = _place([nv, hw], _job())
+    (decision,) = result.decisions
+    (a,) = decision.assignments
+    assert (a.cluster, a.accelerator_model, a.accelerator_vendor) == ("hw", ASCEND, "huawei")
+    assert (a.accelerator_milli, a.alternative, a.accelerator_resource) == (16000, 1, "huawei.com/Ascend910")
+    after = next(c for c in result.snapshot.clusters if c.name == "hw").capacity.pool(ASCEND)
+    assert after is not None and after.free_accelerators == 0  # 2 x 16 devices taken, not 2 x 8
+
+
+def test_no_alternative_fits_says_why_for_each() -> None:
+    nv = cluster("nv", "east", pool(H100, nodes=1, free=0))
+    result = _place([nv], _job())
+    reason = result.pending[_job().name]  # type: ignore[index]
+    assert "alternative 1 (8 x H100)" in reason.message and "alternative 2 (16 x huawei Ascend910B)" in reason.message
+
+
+def test_a_vendor_or_capability_alternative_takes_only_matching_pools() -> None:
+    nv = cluster("nv", "east", replace(pool(H100, nodes=1, free=8), memory_mib=81559))
+    hw = cluster("hw", "west", _ascend(nodes=1, free=16))
+    spec = replace(job("big-mem", cpu=1), accelerators=(AcceleratorAlternative(8000, vendor="huawei"),))
+    (decision,) = _place([nv, hw], spec).decisions
+    assert decision.assignments[0].cluster == "hw"
+    spec = replace(job("needs-80g", cpu=1), accelerators=(AcceleratorAlternative(8000, min_memory_mib=80000),))
+    (decision,) = _place([nv, hw], spec).decisions
+    assert decision.assignments[0].cluster == "nv"
+
+
+def test_quota_per_model_sends_the_job_to_its_other_alternative() -> None:
+    nv = cluster("nv", "east", pool(H100, nodes=4, free=8))
+    hw = cluster("hw", "west", _ascend(nodes=2, free=16))
+    config = SchedulerConfig(queues={"default": QueueConfig(quota=Quota(accelerator_milli={"H100": 8000}))})
+    (decision,) = _place([nv, hw], _job(replicas=2), config=config).decisions  # 16 H100 > quota of 8
+    assert decision.assignments[0].accelerator_model == ASCEND
