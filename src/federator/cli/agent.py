@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--region", help="region (default: from the fleet file)")
     a.add_argument("--server", default=DEFAULT_SERVER, help="federator gRPC address (default %(default)s)")
     a.add_argument("--sim", type=Path, metavar="FLEET_FILE", help="run a simulated cluster from this fleet file")
+    a.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
+                   help="accelerator catalog YAML merged over the built-in one (more vendors, device plugins, models); "
+                        "a file with errors is refused naming the line")
     a.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="cluster label (repeatable)")
     a.add_argument("--provider", default="", metavar="NAME",
                    help="the provider running this cluster: the label federator.io/provider (usage is accounted by "
@@ -81,8 +84,14 @@ def _agent(args: argparse.Namespace) -> int:
     from federator.agent.runner import run
     from federator.backends.sim import FleetError, load_fleet
     from federator.backends.sim.runtime import SimBackend
+    from federator.catalog import CatalogError, use_catalog_file
     from federator.security.tls import TlsError
 
+    try:
+        use_catalog_file(args.accelerator_catalog)
+    except CatalogError as exc:
+        print(f"federator agent: --accelerator-catalog: {exc}", file=sys.stderr)
+        return 2
     labels: dict[str, str] = {}
     for item in args.label:
         key, sep, value = item.partition("=")

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_kube_arguments(p)
     p.add_argument("--policy", type=Path, metavar="FILE",
                    help="scheduling policy YAML: queues, quotas, score weights, preemption, region latency")
+    p.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
+                   help="accelerator catalog YAML merged over the built-in one (more vendors, device plugins, models); "
+                        "a file with errors is refused naming the line")
     add_tls_arguments(p, role="server")
     p.add_argument("--revocation-list", type=Path,
                    help="revoked clusters, users and serials, re-read when it changes "
@@ -61,11 +64,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from federator.catalog import CatalogError, use_catalog_file
     from federator.security.limits import Limits
     from federator.security.pki import CertsDir
     from federator.security.tls import TlsError
     from federator.server.app import ServeOptions, serve
 
+    try:
+        use_catalog_file(args.accelerator_catalog)
+    except CatalogError as exc:
+        print(f"federator serve: --accelerator-catalog: {exc}", file=sys.stderr)
+        return 2
     try:
         tls = tls_files(args, role="server")
         limits = Limits(
