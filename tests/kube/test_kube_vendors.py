@@ -210,3 +210,32 @@ def test_an_ascend_placement_asks_for_the_mindcluster_resource_and_pins_the_chip
             assert main["image"] == "registry.invalid/llm-train:cann8"
     finally:
         vkube.kubectl("host", "delete", "fj", "on-ascend", "-n", NAMESPACE, "--timeout=60s", check=False)
+
+
+def test_a_job_moves_to_its_ascend_alternative_when_the_nvidia_member_is_full(vkube: Kube) -> None:
+    _apply(vkube, {"metadata": {"name": "fill-h100"}, "spec": {
+        "kind": "training", "replicas": 1, "resources": {"nvidia.com/gpu": 8, "cpu": "1"}, "gpuModels": ["H100"],
+        "template": {"metadata": {"annotations": {DELAY: "600s"}}}}})
+    try:
+        eventually(lambda: _status(vkube, "fill-h100").get("cluster") == "nvidia", timeout=120,
+                   what=f"fill-h100 on nvidia: {_status(vkube, 'fill-h100')}")
+        _apply(vkube, {"metadata": {"name": "either"}, "spec": {
+            "kind": "training", "replicas": 1, "resources": {"cpu": "1"},
+            "accelerators": [
+                {"model": "H100", "count": 8},
+                {"model": "910B3", "count": 8,
+                 "template": {"spec": {"containers": [{"image": "registry.invalid/llm-train:cann8"}]}}}],
+            "template": {"metadata": {"annotations": {DELAY: "600s"}},
+                         "spec": {"containers": [{"name": "train", "image": "registry.invalid/llm-train:cuda12"}]}}}})
+        eventually(lambda: _status(vkube, "either").get("phase") == "Running", timeout=120,
+                   what=f"either Running: {_status(vkube, 'either')}\n{vkube.logs()}")
+        status = _status(vkube, "either")
+        assert status["cluster"] == "ascend"
+        (pod,) = _pods(vkube, "ascend", status["placementId"])
+        main = pod["spec"]["containers"][0]
+        assert main["image"] == "registry.invalid/llm-train:cann8"
+        assert main["resources"]["limits"] == {"huawei.com/Ascend910": "8"}
+        print(vkube.kubectl("host", "get", "fj", "-n", NAMESPACE, "-o", "wide").stdout)
+    finally:
+        for name in ("either", "fill-h100"):
+            vkube.kubectl("host", "delete", "fj", name, "-n", NAMESPACE, "--timeout=60s", check=False)

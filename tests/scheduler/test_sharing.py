@@ -77,3 +77,10 @@ def test_which_shapes_a_pool_serves(sharing: str, milli: int, serves: bool) -> N
 def test_pools_that_say_nothing_serve_both_as_before() -> None:
     result = place([cluster("sim", "r", pool(H100, nodes=1))], half())
     assert [a.cluster for a in result.decisions[0].assignments] == ["sim"]
+
+
+def test_whole_h100s_are_not_mig_partitions_of_h100s_unless_the_job_names_the_profile() -> None:
+    c = cluster("mig", "r", mig(MIG_1G, 14, 125))
+    assert place([c], job("eight", gpus=8, models=("H100",))).pending["eight"].code is ReasonCode.SHARING_UNAVAILABLE
+    (decision,) = place([c], job("parts", gpus=2, models=("MIG-1g.10gb",))).decisions
+    assert [(a.cluster, a.replicas) for a in decision.assignments] == [("mig", 1)]

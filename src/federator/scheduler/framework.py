@@ -154,8 +154,19 @@ def accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[Acce
     if request.vendor or request.min_memory_mib:
         pools = tuple(p for p in pools if _kind_ok(request, p))
     if not requested and not blocked:
-        return [p for p in pools if not p.sharing or p.serves(m)]
-    return [p for p in pools if _accepts(requested, blocked, p.accelerator_model) and (not p.sharing or p.serves(m))]
+        return [p for p in pools if not p.sharing or _shape_ok(p, m, requested)]
+    return [p for p in pools if _accepts(requested, blocked, p.accelerator_model)
+            and (not p.sharing or _shape_ok(p, m, requested))]
+
+
+def _shape_ok(pool: AcceleratorPool, milli: int, requested: tuple[str, ...]) -> bool:
+    """The pool serves the replica's shape; whole devices of a MIG pool only for a job naming a MIG profile
+    (asking "H100" means whole H100s, not 1g.10gb partitions of one)."""
+    if not pool.serves(milli):
+        return False
+    if pool.sharing == "MIG" and milli % MILLI == 0:
+        return any("MIG" in r.upper() for r in requested)
+    return True
 
 
 def _kind_ok(request: PlacementRequest, pool: AcceleratorPool) -> bool:

@@ -14,6 +14,7 @@ on the event loop, where every piece of state here lives.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -252,6 +253,7 @@ class KubeBackend:
         pid = placement.placement_id
         if pid in self._phases or pid in self._launched:
             return None  # idempotent: this placement runs here already
+        spec = chosen_alternative(placement, spec)
         accelerator = self._accelerator(placement, spec)
         if isinstance(accelerator, str):
             return accelerator
@@ -495,6 +497,28 @@ class KubeBackend:
         self._phases[pid] = (phase, message)
         if self._started:
             self._on_update(pid, phase, message)
+
+
+def _merged(base: Any, over: Any) -> Any:
+    """`over` merged into `base`: mappings key by key, lists (containers) item by position."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in over.items()}}
+    if isinstance(base, list) and isinstance(over, list):
+        return [_merged(b, o) for b, o in zip(base, over, strict=False)] + base[len(over):] + over[len(base):]
+    return over
+
+
+def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:
+    """The job as this placement runs it: the chosen alternative's count per replica and its pod-template
+    override (a CANN or ROCm image instead of the CUDA one) merged over the job's template."""
+    if not spec.accelerators or not 0 <= placement.alternative < len(spec.accelerators):
+        return spec
+    alt = spec.accelerators[placement.alternative]
+    template = json.loads(spec.pod_template_json) if spec.pod_template_json else {}
+    if alt.pod_template_json:
+        template = _merged(template, json.loads(alt.pod_template_json))
+    return replace(spec, resources=replace(spec.resources, accelerator_milli=alt.milli),
+                   pod_template_json=json.dumps(template) if template else spec.pod_template_json)
 
 
 def claim_template_name(placement_id: str) -> str:
