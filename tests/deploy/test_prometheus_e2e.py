@@ -42,7 +42,8 @@ def _free_port() -> int:
 def fleet_gpus(fleet_file: Path) -> int:
     """accelerators in a fleet file: nodes x accelerators per node, over every cluster."""
     doc = yaml.safe_load(fleet_file.read_text())
-    return sum(int(n.get("count", 1)) * int(n.get("gpus", 0)) for c in doc["clusters"] for n in c["nodes"])
+    return sum(int(n.get("count", 1)) * int(n.get("accelerators", n.get("gpus", 0)))
+               for c in doc["clusters"] for n in c["nodes"])
 
 
 @dataclass
