@@ -3,7 +3,7 @@
 Its own test bed: member-b runs the JobSet and LWS controllers built from their
 Go modules (`Testbed.start(controllers=...)`); kwok runs the pods they make.
 Kinds whose controller cannot run here are skipped with the reason, their
-objects are checked against the real CRDs in test_kube_workload_kinds.py.
+objects are checked against the real CRDs in test_kube_workload_kinds_testbed.py.
 """
 
 from __future__ import annotations
@@ -137,13 +137,13 @@ def test_an_lws_job_runs_under_the_lws_controller(fed: Kube) -> None:
 @pytest.mark.skip(reason="Kubeflow Trainer v2.0.0's manager cannot run as a plain process here: it always starts "
                          "its cert-controller rotator, which waits for a kubelet to mount its webhook Secret "
                          "(tests/testbed/workload_controllers.py NOT_RUNNABLE); TrainJob objects are checked against "
-                         "the real CRD in test_kube_workload_kinds.py")
+                         "the real CRD in test_kube_workload_kinds_testbed.py")
 def test_a_trainjob_runs_to_succeeded_under_the_trainer() -> None:
     raise AssertionError("kept for the day the trainer runs on the test bed")
 
 
 @pytest.mark.skip(reason="no KubeRay or Kubeflow training-operator (v1) is built for the test bed (not among the "
                          "controllers the issue names); RayJob and PyTorchJob objects are checked against their real "
-                         "CRDs in test_kube_workload_kinds.py")
+                         "CRDs in test_kube_workload_kinds_testbed.py")
 def test_a_rayjob_and_a_pytorchjob_run_to_succeeded() -> None:
     raise AssertionError("kept for the day their operators run on the test bed")
