@@ -77,7 +77,7 @@ def test_a_jobset_waits_until_a_member_serves_jobsets_then_runs_there(kube: Kube
         assert "JobSet" in kube.kubectl("host", "get", "mc", "member-b", "-o", "wide").stdout
         eventually(lambda: kube.phase("pretrain") == "Placed", timeout=60, what=f"pretrain Placed\n{kube.logs()}")
         status = kube.fj("pretrain")["status"]  # type: ignore[index]
-        assert (status["cluster"], status["gpus"]) == ("member-b", "16")  # 2 workers x 8; the driver is CPU
+        assert (status["cluster"], status["accelerators"]) == ("member-b", "16")  # 2 workers x 8; the driver is CPU
         (js,) = member_objects(kube, "member-b", "jobsets.jobset.x-k8s.io", status["placementId"])
         driver, workers = (r["template"]["spec"]["template"] for r in js["spec"]["replicatedJobs"])
         assert workers["spec"]["nodeSelector"]["nvidia.com/gpu.product"] == A100
