@@ -188,7 +188,7 @@ def test_a_gang_not_wholly_bound_in_time_is_refused_and_placed_on_the_other_memb
         "spec": {"nodeName": "member-a-a100-1",
                  "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "64"}}}]},
     })
-    eventually(lambda: _free_gpus(kube, "member-b") == 0, timeout=60, what="member-b reported full")
+    eventually(lambda: _free_accelerators(kube, "member-b") == 0, timeout=60, what="member-b reported full")
     kube.kubectl("host", "apply", "-f", "-", input=_fj("gang-timeout", 2, delay="5s"))
     try:
         first = eventually(lambda: _status(kube, "gang-timeout").get("cluster") == "member-a"
@@ -215,6 +215,6 @@ def test_a_gang_not_wholly_bound_in_time_is_refused_and_placed_on_the_other_memb
         kube.kubectl("host", "delete", "fj", "gang-timeout", "--ignore-not-found", "--wait=false")
 
 
-def _free_gpus(k: Kube, member: str) -> int:
+def _free_accelerators(k: Kube, member: str) -> int:
     status = k.json("host", "get", "mc", member).get("status") or {}
-    return int(status.get("gpusFree", -1))
+    return int(status.get("acceleratorsFree", -1))

@@ -78,7 +78,9 @@ def test_a_jobset_waits_until_a_member_serves_jobsets_then_runs_there(kube: Kube
         eventually(lambda: kube.phase("pretrain") == "Placed", timeout=60, what=f"pretrain Placed\n{kube.logs()}")
         status = kube.fj("pretrain")["status"]  # type: ignore[index]
         assert (status["cluster"], status["accelerators"]) == ("member-b", "16")  # 2 workers x 8; the driver is CPU
-        (js,) = member_objects(kube, "member-b", "jobsets.jobset.x-k8s.io", status["placementId"])
+        # Placed is recorded when the federator decides; the agent creates the JobSet just after.
+        (js,) = eventually(lambda: member_objects(kube, "member-b", "jobsets.jobset.x-k8s.io", status["placementId"]),
+                           timeout=60, what=f"pretrain's JobSet on member-b\n{kube.logs()}")
         driver, workers = (r["template"]["spec"]["template"] for r in js["spec"]["replicatedJobs"])
         assert workers["spec"]["nodeSelector"]["nvidia.com/gpu.product"] == A100
         assert "nodeSelector" not in driver["spec"]  # a CPU pod set goes anywhere
