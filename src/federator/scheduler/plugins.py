@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, ClusterState, Reason, ReasonCode, format_bytes
 from federator.scheduler.fragmentation import fragment_growth
@@ -231,6 +232,21 @@ def fit_tightness(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], mi
     return 0.0 if k is None else 0.5 * (1.0 - (k - 1) / top)
 
 
+class PoolScore(Protocol):
+    """A score defined per accelerator pool."""
+
+    def pool_score(
+        self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool, ctx: CycleContext
+    ) -> int: ...
+
+
+def best_pool_score(plugin: PoolScore, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
+    """A cluster scores as its best pool for the request (the job binds to one pool); CPU-only work is neutral."""
+    if not request.accelerator_milli:
+        return MAX_SCORE // 2
+    return max((plugin.pool_score(request, cluster, p, ctx) for p in accepted_pools(request, cluster)), default=0)
+
+
 @dataclass(frozen=True, slots=True)
 class LeastFragmentation:
     """Pack: keep whole nodes (and whole accelerators) free for big gangs.
@@ -244,9 +260,7 @@ class LeastFragmentation:
     name: str = "LeastFragmentation"
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        if not request.accelerator_milli:
-            return MAX_SCORE // 2
-        return max((self.pool_score(request, cluster, p, ctx) for p in accepted_pools(request, cluster)), default=0)
+        return best_pool_score(self, request, cluster, ctx)
 
     def pool_score(
         self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool, ctx: CycleContext
@@ -256,7 +270,7 @@ class LeastFragmentation:
 
 @dataclass(frozen=True, slots=True)
 class Fragmentation:
-    """FGD: the pool where binding the request grows the expected unusable GPU least.
+    """FGD: the pool where binding the request grows the expected unusable accelerator least.
 
     The expectation is over the cycle's demand (pending and running work,
     `demand.py`), computed from the pool's resource model (`fragmentation.py`).
@@ -267,9 +281,7 @@ class Fragmentation:
     name: str = "Fragmentation"
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        if not request.accelerator_milli:
-            return MAX_SCORE // 2
-        return max((self.pool_score(request, cluster, p, ctx) for p in accepted_pools(request, cluster)), default=0)
+        return best_pool_score(self, request, cluster, ctx)
 
     def pool_score(
         self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool, ctx: CycleContext
@@ -291,19 +303,17 @@ class Fragmentation:
 
 @dataclass(frozen=True, slots=True)
 class Scarcity:
-    """A job open to several GPU models takes the one pinned work wants least.
+    """A job open to several accelerator models takes the one pinned work wants least.
 
-    Pressure on a model is the GPU demand of pinned work (pending and running
-    jobs that accept only some models) over the model's free GPUs in the fleet
+    Pressure on a model is the accelerator demand of pinned work (pending and running
+    jobs that accept only some models) over the model's free devices in the fleet
     (`demand.py`); the least pressed model scores full, the most pressed 0.
     """
 
     name: str = "Scarcity"
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        if not request.accelerator_milli:
-            return MAX_SCORE // 2
-        return max((self.pool_score(request, cluster, p, ctx) for p in accepted_pools(request, cluster)), default=0)
+        return best_pool_score(self, request, cluster, ctx)
 
     def pool_score(
         self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool, ctx: CycleContext
