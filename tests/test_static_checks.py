@@ -22,3 +22,10 @@ def test_ruff_finds_nothing() -> None:
 def test_mypy_finds_nothing() -> None:
     proc = _run(sys.executable, "-m", "mypy", "--cache-dir", str(ROOT / ".mypy_cache"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_federator_state_machine_stays_small_and_submit_lives_in_intake() -> None:
+    """House rule: do not grow `server/federator.py`; the submit path is a module of its own (server/intake.py)."""
+    source = (ROOT / "src/federator/server/federator.py").read_text()
+    assert len(source.splitlines()) < 560, "server/federator.py grew: put the new concern in a module of its own"
+    assert "def _admit" not in source and "class SubmitError" not in source

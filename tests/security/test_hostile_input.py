@@ -21,7 +21,8 @@ from federator.api.v1 import agent_pb2, types_pb2
 from federator.jobfile import JobFileError, parse_job, parse_job_documents
 from federator.model import JobPhase
 from federator.security.limits import RejectReason
-from federator.server.federator import Federator, SubmitError
+from federator.server.federator import Federator
+from federator.server.intake import SubmitError
 from federator.server.services import AgentService
 from federator.store import SqliteJobStore
 

@@ -12,14 +12,8 @@ from server_support import LEASE, LOST_AFTER, Clock, MemoryStore, capacity, join
 
 from federator.model import ClusterState, Job, JobPhase, ReasonCode
 from federator.security.limits import Limits
-from federator.server.federator import (
-    FAILOVER_ANNOTATION,
-    OUTBOX_LIMIT,
-    AlreadyExists,
-    ClusterRecord,
-    Federator,
-    SubmitError,
-)
+from federator.server.federator import FAILOVER_ANNOTATION, OUTBOX_LIMIT, ClusterRecord, Federator
+from federator.server.intake import AlreadyExists, SubmitError
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 
 

@@ -12,13 +12,8 @@ import pytest
 from server_support import Clock, MemoryStore, join, make, spec
 
 from federator.model import Job, JobPhase
-from federator.server.federator import (
-    REQUEST_ID_ANNOTATION,
-    AlreadyExists,
-    Federator,
-    RequestIdConflict,
-    SubmitError,
-)
+from federator.server.federator import REQUEST_ID_ANNOTATION, Federator
+from federator.server.intake import AlreadyExists, RequestIdConflict, SubmitError
 
 
 @pytest.fixture

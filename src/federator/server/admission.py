@@ -1,6 +1,6 @@
 """Who may take a job's name: the API's rule that a name stays taken while its job exists.
 
-Kept apart from the state machine (`server/federator.py`), which only refuses
+Kept apart from intake (`server/intake.py`), which only refuses
 a name held by an *active* job (the Kubernetes controller relies on that: a
 FederatedJob deleted and created again is a new job). For API clients a name
 stays taken while its job exists, finished or not, as a Kubernetes object's
@@ -18,15 +18,15 @@ from federator.server.federator import Federator
 
 def name_taken(fed: Federator, spec: JobSpec, *, request_id: str, run_again: bool) -> str | None:
     """None if Submit may go on (a replayed request id, a free name, or run_again), else the refusal, naming the
-    field. A name held by an active job is left to `Federator.submit`, which refuses it whatever run_again says."""
+    field. A name held by an active job is left to `Intake.submit`, which refuses it whatever run_again says."""
     rid = request_id or spec.annotation(REQUEST_ID_ANNOTATION)
-    if rid and fed.job_for_request(rid) is not None:
+    if rid and fed.intake.job_for_request(rid) is not None:
         return None  # a retry: Submit answers it with the job it created
     if run_again:
         return None
     # At most one job per name is active, and it is the name's latest: the latest one decides (an index,
     # not a scan over every job: with 100,000 jobs a scan per Submit was most of Submit's cost).
-    last = fed.latest_named(spec.namespace, spec.name)
+    last = fed.intake.latest_named(spec.namespace, spec.name)
     if last is None or not last.phase.is_terminal:
         return None
     return (f"metadata.name: job {spec.namespace}/{spec.name} already exists ({last.job_id}, {last.phase}); "

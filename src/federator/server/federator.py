@@ -16,16 +16,12 @@ placement the cluster no longer holds is re-queued. See docs/reliability.md.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
-import secrets
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 
-from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, parse_job, shown, spec_to_document
+from federator.jobfile import REQUEST_ID_ANNOTATION, shown
 from federator.metrics import ClusterSample, Metrics, StateSample
 from federator.model import (
     ClusterCapacity,
@@ -40,8 +36,9 @@ from federator.model import (
     placement_resources,
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
-from federator.security.limits import Limits, RejectReason, TokenBucket
-from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES, OUTBOX_LIMIT, ClusterRecord
+from federator.security.limits import Limits, TokenBucket
+from federator.server.clusters import FAILOVER_ANNOTATION, OUTBOX_LIMIT, ClusterRecord
+from federator.server.intake import Intake
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, RecentRefusals
 from federator.server.scheduling import Cycles
@@ -50,31 +47,10 @@ from federator.store.group_commit import GroupCommit
 
 log = logging.getLogger("federator.server")
 WATCH_LIMIT = 10_000
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
-class SubmitError(ValueError):
-    """A submission refused; the message names the field."""
-
-
-class AlreadyExists(SubmitError):
-    """A job of that namespace and name is already active."""
-
-
-class RequestIdConflict(SubmitError):
-    """A request id the federator has seen, sent again with a different spec."""
 
 
 class NotFound(KeyError):
     pass
-
-
-class QueueFull(SubmitError):
-    """Back-pressure: the federator holds as many pending jobs as it may; try again after `retry_after`."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class Federator:
@@ -106,17 +82,9 @@ class Federator:
         self.placement_index: dict[str, JobId] = {
             p.placement_id: j.job_id for j in self.jobs.values() for p in j.placements
         }
-        self._by_request: dict[str, JobId] = {
-            rid: j.job_id for j in self.jobs.values() if (rid := j.spec.annotation(REQUEST_ID_ANNOTATION))
-        }
-        # Each name's latest job (an active one if any: at most one job per name is active). Submit reads it
-        # instead of scanning every job, whose cost grew with the backlog.
-        self._by_name: dict[tuple[str, str], JobId] = {
-            (j.spec.namespace, j.spec.name): j.job_id
-            for j in sorted(self.jobs.values(), key=lambda j: (not j.phase.is_terminal, j.submitted_at))}
         self.journal = GroupCommit(store)  # every job write goes through it, in order
         self.cycles = Cycles(self)
-        self._arriving = 0  # new jobs reserved whose write is on its way to disk (back-pressure counts them)
+        self.intake = Intake(self)  # the submit path and its indexes (server/intake.py)
         self.clusters: dict[str, ClusterRecord] = {}
         self._sessions = 0
         self._wake = asyncio.Event()
@@ -128,146 +96,18 @@ class Federator:
     # -- the job API ------------------------------------------------------
 
     def submit(self, spec: JobSpec, *, request_id: str = "") -> Job:
-        """Accept a job: stored before this returns.
-
-        With a request id (or a spec carrying the request-id annotation), a
-        submission the federator has seen returns the job it created then,
-        whatever its phase, so a client that lost the reply can retry safely;
-        the same id with a different spec raises RequestIdConflict.
-        """
-        job, new = self._admit(spec, request_id)
-        if new:
-            self._store_new(job, lambda: self.journal.write([job]))
-        return job
+        """Accept a job, stored before this returns (see `Intake.submit`)."""
+        return self.intake.submit(spec, request_id=request_id)
 
     async def submit_async(self, spec: JobSpec, *, request_id: str = "") -> Job:
-        """`submit` for the gRPC edge: the write joins a group commit, and the loop serves others meanwhile.
-
-        The job is reserved (its name and request id taken) before the write,
-        so a second submission of it while the disk works is answered as a
-        repeat, and it is a scheduling candidate only once it is durable."""
-        job, new = self._admit(spec, request_id)
-        if new:
-            try:
-                await self.journal.commit([job])
-            except BaseException:
-                self._forget(job)
-                raise
-            self._accepted(job)
-        return job
-
-    def _store_new(self, job: Job, write: Callable[[], None]) -> None:
-        try:
-            write()
-        except BaseException:
-            self._forget(job)
-            raise
-        self._accepted(job)
-
-    def _admit(self, spec: JobSpec, request_id: str) -> tuple[Job, bool]:
-        """Validate a submission and reserve its job; (the job, True) or (the job seen before, False)."""
-        spec = self._with_request_id(spec, request_id)
-        if spec.pod_template_json and not _is_json_object(spec.pod_template_json):
-            self._reject(RejectReason.INVALID_JOB)
-            raise SubmitError("spec.template: pod_template_json must be a JSON object")
-        try:
-            spec = parse_job(spec_to_document(spec))  # one validator for files, CRDs and the API
-        except JobFileError as exc:
-            self._reject(RejectReason.INVALID_JOB)
-            raise SubmitError(str(exc)) from exc
-        policy = spec.annotation(FAILOVER_ANNOTATION, "replace")
-        if policy not in FAILOVER_POLICIES:
-            self._reject(RejectReason.INVALID_JOB)
-            raise SubmitError(f"metadata.annotations[{FAILOVER_ANNOTATION}]: must be one of "
-                              f"{', '.join(FAILOVER_POLICIES)}, got {policy[:80]!r}")
-        problem = self.limits.check_job(spec)
-        if problem is not None:
-            self._reject(RejectReason.LIMIT_EXCEEDED)
-            raise SubmitError(problem)
-        request_id = spec.annotation(REQUEST_ID_ANNOTATION)
-        seen = self.jobs.get(self._by_request.get(request_id, JobId(""))) if request_id else None
-        if seen is not None:
-            if seen.spec != spec:
-                self.metrics.jobs_rejected.inc()
-                raise RequestIdConflict(f"request_id: {request_id!r} was already used for job {seen.job_id} "
-                                        f"({seen.spec.namespace}/{seen.spec.name}) with a different spec; "
-                                        "use a new request id for a new job")
-            log.info("submit with request id %s again: returning job %s (%s)", request_id, seen.job_id, seen.phase)
-            return seen, False
-        same = self.jobs.get(self._by_name.get((spec.namespace, spec.name), JobId("")))
-        if same is not None and not same.phase.is_terminal:
-            self.metrics.jobs_rejected.inc()
-            raise AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
-                                f"({same.job_id}, {same.phase})")
-        pending = self.cycles.pending_count + self._arriving
-        if pending >= self.limits.max_pending_jobs:
-            self._reject(RejectReason.QUEUE_FULL)
-            retry = self.limits.queue_full_retry_seconds
-            raise QueueFull(f"the federator's queue is full: {pending} jobs are pending, its limit is "
-                            f"{self.limits.max_pending_jobs}; retry after {retry:g}s", retry)
-        job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=self.clock(),
-                  pending_reason=Reason(ReasonCode.WAITING, "waiting for the next scheduling cycle"))
-        self.jobs[job.job_id] = job
-        self._by_name[(spec.namespace, spec.name)] = job.job_id
-        if request_id:
-            self._by_request[request_id] = job.job_id
-        self._arriving += 1
-        return job, True
-
-    def _accepted(self, job: Job) -> None:
-        """A new job is durable: count it, tell watchers, make it a scheduling candidate."""
-        self._arriving -= 1
-        self.metrics.jobs_submitted.labels(job.spec.queue).inc()
-        if job.phase is JobPhase.PENDING:  # not cancelled while its write was on its way
-            self.cycles.pending(job)
-        self.notify([job])
-        self.wake()
-
-    def _forget(self, job: Job) -> None:
-        """A new job whose write failed: it was never accepted."""
-        self._arriving -= 1
-        self.jobs.pop(job.job_id, None)
-        key = (job.spec.namespace, job.spec.name)
-        if self._by_name.get(key) == job.job_id:  # rare (a failed write): find the name's previous holder
-            del self._by_name[key]
-            named = [j for j in self.jobs.values() if (j.spec.namespace, j.spec.name) == key]
-            if named:
-                self._by_name[key] = max(named, key=lambda j: (not j.phase.is_terminal, j.submitted_at)).job_id
-        request_id = job.spec.annotation(REQUEST_ID_ANNOTATION)
-        if request_id and self._by_request.get(request_id) == job.job_id:
-            del self._by_request[request_id]
-
-    def _with_request_id(self, spec: JobSpec, request_id: str) -> JobSpec:
-        """The spec with its request id as an annotation; a malformed or contradictory id is refused."""
-        carried = spec.annotation(REQUEST_ID_ANNOTATION)
-        if not request_id:
-            request_id = carried
-        if not request_id:
-            return spec
-        if not _REQUEST_ID.fullmatch(request_id):
-            self._reject(RejectReason.INVALID_JOB)
-            raise SubmitError("request_id: must be 1 to 128 characters of A-Z a-z 0-9 . _ : -, "
-                              f"got {request_id[:140]!r}")
-        if carried and carried != request_id:
-            self._reject(RejectReason.INVALID_JOB)
-            raise SubmitError(f"request_id: {request_id!r} differs from the spec's annotation "
-                              f"{REQUEST_ID_ANNOTATION}={carried[:140]!r}")
-        annotations = dict(spec.annotations) | {REQUEST_ID_ANNOTATION: request_id}
-        return replace(spec, annotations=tuple(sorted(annotations.items())))
+        """Accept a job through a group commit (the gRPC edge and the Kubernetes controller)."""
+        return await self.intake.submit_async(spec, request_id=request_id)
 
     def current_phase(self, cluster: str, placement_id: str) -> JobPhase | None:
         """The phase of a placement that is current on `cluster`, or None if it is not."""
         job = self.jobs.get(self.placement_index.get(placement_id, JobId("")))
         p = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None
         return p.phase if p is not None and p.cluster == cluster else None
-
-    def latest_named(self, namespace: str, name: str) -> Job | None:
-        """The latest job of that namespace and name (the active one, if any), without a scan."""
-        return self.jobs.get(self._by_name.get((namespace, name), JobId("")))
-
-    def job_for_request(self, request_id: str) -> Job | None:
-        """The job a request id created, if the federator has seen it."""
-        return self.jobs.get(self._by_request.get(request_id, JobId(""))) if request_id else None
 
     def get(self, key: str) -> Job:
         if key in self.jobs:
@@ -601,10 +441,6 @@ class Federator:
             rec.outbox.get_nowait()
         rec.outbox.put_nowait(None)
 
-    def _reject(self, reason: RejectReason) -> None:
-        self.metrics.jobs_rejected.inc()
-        self.metrics.messages_rejected.labels(reason.value).inc()
-
     def _derive_phase(self, job: Job) -> None:
         phases = [p.phase for p in job.placements]
         if not phases:
@@ -680,12 +516,4 @@ class Federator:
         return StateSample(clusters, dict(jobs), dict(pending), dict(queue_accelerators))
 
 
-def _is_json_object(text: str) -> bool:
-    try:
-        return isinstance(json.loads(text), dict)
-    except (ValueError, RecursionError):
-        return False
-
-
-__all__ = ["FAILOVER_ANNOTATION", "OUTBOX_LIMIT", "REQUEST_ID_ANNOTATION", "AlreadyExists", "ClusterRecord",
-           "Federator", "NotFound", "QueueFull", "RequestIdConflict", "SubmitError"]
+__all__ = ["FAILOVER_ANNOTATION", "OUTBOX_LIMIT", "REQUEST_ID_ANNOTATION", "ClusterRecord", "Federator", "NotFound"]

@@ -32,14 +32,8 @@ from federator.security.limits import RejectReason, check_capacity, check_hello
 from federator.security.trust import PROVIDER_LABEL
 from federator.server.admission import name_taken
 from federator.server.errors import bad_request, cut, problems_of
-from federator.server.federator import (
-    AlreadyExists,
-    ClusterRecord,
-    Federator,
-    QueueFull,
-    RequestIdConflict,
-    SubmitError,
-)
+from federator.server.federator import ClusterRecord, Federator
+from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError
 from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.paging import PageTokenError, page
 from federator.server.terms import StreamTerms, default_order_max_age
@@ -338,7 +332,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                 taken = name_taken(self.fed, spec, request_id=request.request_id, run_again=request.run_again)
                 if taken is not None:
                     raise AlreadyExists(taken)
-                replayed = self.fed.job_for_request(request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
+                replayed = self.fed.intake.job_for_request(request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
                 job = await self.fed.submit_async(stamp_owner(spec, who), request_id=request.request_id)
         except QueueFull as exc:
             context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{exc.retry_after:g}"),))

@@ -56,7 +56,8 @@ from federator.jobfile import JobFileError
 from federator.model import ClusterState
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer, Denied, Rule
-from federator.server.federator import Federator, NotFound, SubmitError
+from federator.server.federator import Federator, NotFound
+from federator.server.intake import SubmitError
 from federator.server.orders import CancelOrder
 
 log = logging.getLogger("federator.kube.controller")

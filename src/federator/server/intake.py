@@ -1,0 +1,226 @@
+"""Intake: how a job gets into the federator (Submit's path, API and Kubernetes mode alike).
+
+Kept apart from the state machine (`server/federator.py`), which handles a job
+once it is accepted. Intake validates a submission with the one validator of
+job files, CRDs and the API (`jobfile.parse_job`), answers a repeated request
+id with the job it created then, refuses a name held by an active job, applies
+back-pressure, and reserves the new job (its name and request id) before its
+write so that a second submission while the disk works is answered as a repeat.
+
+Submit is on the hot path (docs/benchmarks.md, "The live federator at scale"):
+everything here is an index lookup or a check of the spec itself, never a scan
+over jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, parse_job, spec_to_document
+from federator.model import Job, JobId, JobPhase, JobSpec, Reason, ReasonCode
+from federator.security.limits import RejectReason
+from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
+
+if TYPE_CHECKING:
+    from federator.server.federator import Federator
+
+log = logging.getLogger("federator.server")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class SubmitError(ValueError):
+    """A submission refused; the message names the field."""
+
+
+class AlreadyExists(SubmitError):
+    """A job of that namespace and name is already active."""
+
+
+class RequestIdConflict(SubmitError):
+    """A request id the federator has seen, sent again with a different spec."""
+
+
+class QueueFull(SubmitError):
+    """Back-pressure: the federator holds as many pending jobs as it may; try again after `retry_after`."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _latest_first(job: Job) -> tuple[bool, float]:
+    """Sort key: a name's active job wins over finished ones, then the latest."""
+    return (not job.phase.is_terminal, job.submitted_at)
+
+
+class Intake:
+    """The federator's submit path and its indexes (request id -> job, name -> latest job)."""
+
+    def __init__(self, fed: Federator) -> None:
+        self.fed = fed
+        jobs = fed.jobs.values()
+        self._by_request: dict[str, JobId] = {
+            rid: j.job_id for j in jobs if (rid := j.spec.annotation(REQUEST_ID_ANNOTATION))}
+        # Each name's latest job (an active one if any: at most one job per name is active). Submit reads it
+        # instead of scanning every job, whose cost grew with the backlog.
+        self._by_name: dict[tuple[str, str], JobId] = {
+            (j.spec.namespace, j.spec.name): j.job_id for j in sorted(jobs, key=_latest_first)}
+        self.arriving = 0  # new jobs reserved whose write is on its way to disk (back-pressure counts them)
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def latest_named(self, namespace: str, name: str) -> Job | None:
+        """The latest job of that namespace and name (the active one, if any), without a scan."""
+        return self.fed.jobs.get(self._by_name.get((namespace, name), JobId("")))
+
+    def job_for_request(self, request_id: str) -> Job | None:
+        """The job a request id created, if the federator has seen it."""
+        return self.fed.jobs.get(self._by_request.get(request_id, JobId(""))) if request_id else None
+
+    # -- submit ---------------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec, *, request_id: str = "") -> Job:
+        """Accept a job: stored before this returns.
+
+        With a request id (or a spec carrying the request-id annotation), a
+        submission the federator has seen returns the job it created then,
+        whatever its phase, so a client that lost the reply can retry safely;
+        the same id with a different spec raises RequestIdConflict.
+        """
+        job, new = self._admit(spec, request_id)
+        if new:
+            try:
+                self.fed.journal.write([job])
+            except BaseException:
+                self._forget(job)
+                raise
+            self._accepted(job)
+        return job
+
+    async def submit_async(self, spec: JobSpec, *, request_id: str = "") -> Job:
+        """`submit` for the gRPC edge: the write joins a group commit, and the loop serves others meanwhile.
+
+        The job is reserved (its name and request id taken) before the write,
+        so a second submission of it while the disk works is answered as a
+        repeat, and it is a scheduling candidate only once it is durable."""
+        job, new = self._admit(spec, request_id)
+        if new:
+            try:
+                await self.fed.journal.commit([job])
+            except BaseException:
+                self._forget(job)
+                raise
+            self._accepted(job)
+        return job
+
+    def _admit(self, spec: JobSpec, request_id: str) -> tuple[Job, bool]:
+        """Validate a submission and reserve its job; (the job, True) or (the job seen before, False)."""
+        fed = self.fed
+        spec = self._with_request_id(spec, request_id)
+        if spec.pod_template_json and not _is_json_object(spec.pod_template_json):
+            self._reject(RejectReason.INVALID_JOB)
+            raise SubmitError("spec.template: pod_template_json must be a JSON object")
+        try:
+            spec = parse_job(spec_to_document(spec))  # one validator for files, CRDs and the API
+        except JobFileError as exc:
+            self._reject(RejectReason.INVALID_JOB)
+            raise SubmitError(str(exc)) from exc
+        policy = spec.annotation(FAILOVER_ANNOTATION, "replace")
+        if policy not in FAILOVER_POLICIES:
+            self._reject(RejectReason.INVALID_JOB)
+            raise SubmitError(f"metadata.annotations[{FAILOVER_ANNOTATION}]: must be one of "
+                              f"{', '.join(FAILOVER_POLICIES)}, got {policy[:80]!r}")
+        problem = fed.limits.check_job(spec)
+        if problem is not None:
+            self._reject(RejectReason.LIMIT_EXCEEDED)
+            raise SubmitError(problem)
+        request_id = spec.annotation(REQUEST_ID_ANNOTATION)
+        seen = self.job_for_request(request_id)
+        if seen is not None:
+            if seen.spec != spec:
+                fed.metrics.jobs_rejected.inc()
+                raise RequestIdConflict(f"request_id: {request_id!r} was already used for job {seen.job_id} "
+                                        f"({seen.spec.namespace}/{seen.spec.name}) with a different spec; "
+                                        "use a new request id for a new job")
+            log.info("submit with request id %s again: returning job %s (%s)", request_id, seen.job_id, seen.phase)
+            return seen, False
+        same = self.latest_named(spec.namespace, spec.name)
+        if same is not None and not same.phase.is_terminal:
+            fed.metrics.jobs_rejected.inc()
+            raise AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
+                                f"({same.job_id}, {same.phase})")
+        pending = fed.cycles.pending_count + self.arriving
+        if pending >= fed.limits.max_pending_jobs:
+            self._reject(RejectReason.QUEUE_FULL)
+            retry = fed.limits.queue_full_retry_seconds
+            raise QueueFull(f"the federator's queue is full: {pending} jobs are pending, its limit is "
+                            f"{fed.limits.max_pending_jobs}; retry after {retry:g}s", retry)
+        job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=fed.clock(),
+                  pending_reason=Reason(ReasonCode.WAITING, "waiting for the next scheduling cycle"))
+        fed.jobs[job.job_id] = job
+        self._by_name[(spec.namespace, spec.name)] = job.job_id
+        if request_id:
+            self._by_request[request_id] = job.job_id
+        self.arriving += 1
+        return job, True
+
+    def _accepted(self, job: Job) -> None:
+        """A new job is durable: count it, tell watchers, make it a scheduling candidate."""
+        fed = self.fed
+        self.arriving -= 1
+        fed.metrics.jobs_submitted.labels(job.spec.queue).inc()
+        if job.phase is JobPhase.PENDING:  # not cancelled while its write was on its way
+            fed.cycles.pending(job)
+        fed.notify([job])
+        fed.wake()
+
+    def _forget(self, job: Job) -> None:
+        """A new job whose write failed: it was never accepted."""
+        self.arriving -= 1
+        self.fed.jobs.pop(job.job_id, None)
+        key = (job.spec.namespace, job.spec.name)
+        if self._by_name.get(key) == job.job_id:  # rare (a failed write): find the name's previous holder
+            del self._by_name[key]
+            named = [j for j in self.fed.jobs.values() if (j.spec.namespace, j.spec.name) == key]
+            if named:
+                self._by_name[key] = max(named, key=_latest_first).job_id
+        request_id = job.spec.annotation(REQUEST_ID_ANNOTATION)
+        if request_id and self._by_request.get(request_id) == job.job_id:
+            del self._by_request[request_id]
+
+    def _with_request_id(self, spec: JobSpec, request_id: str) -> JobSpec:
+        """The spec with its request id as an annotation; a malformed or contradictory id is refused."""
+        carried = spec.annotation(REQUEST_ID_ANNOTATION)
+        if not request_id:
+            request_id = carried
+        if not request_id:
+            return spec
+        if not _REQUEST_ID.fullmatch(request_id):
+            self._reject(RejectReason.INVALID_JOB)
+            raise SubmitError("request_id: must be 1 to 128 characters of A-Z a-z 0-9 . _ : -, "
+                              f"got {request_id[:140]!r}")
+        if carried and carried != request_id:
+            self._reject(RejectReason.INVALID_JOB)
+            raise SubmitError(f"request_id: {request_id!r} differs from the spec's annotation "
+                              f"{REQUEST_ID_ANNOTATION}={carried[:140]!r}")
+        annotations = dict(spec.annotations) | {REQUEST_ID_ANNOTATION: request_id}
+        return replace(spec, annotations=tuple(sorted(annotations.items())))
+
+    def _reject(self, reason: RejectReason) -> None:
+        self.fed.metrics.jobs_rejected.inc()
+        self.fed.metrics.messages_rejected.labels(reason.value).inc()
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+__all__ = ["AlreadyExists", "Intake", "QueueFull", "RequestIdConflict", "SubmitError"]
