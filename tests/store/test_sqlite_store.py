@@ -70,3 +70,60 @@ def test_a_brought_workload_survives_reopen(tmp_path: Path) -> None:
     store.close()
     (loaded,) = SqliteJobStore(db).load()
     assert loaded.spec == j.spec and loaded.spec.workload_kind == "LeaderWorkerSet.leaderworkerset.x-k8s.io"
+
+
+def test_alternatives_and_the_chosen_alternative_survive_reopen(tmp_path: Path) -> None:
+    """A restarted federator must run the alternative it chose and hold what that alternative holds."""
+    from dataclasses import replace
+
+    from federator.model import AcceleratorAlternative
+
+    spec = replace(job("either", replicas=2, gpus=8, models=("H100",)), accelerators=(
+        AcceleratorAlternative(milli=8000, model="H100"),
+        AcceleratorAlternative(milli=16000, model="Ascend910B", vendor="huawei", min_memory_mib=65536,
+                               pod_template_json='{"spec":{"containers":[{"image":"train:cann8"}]}}'),
+    ))
+    j = Job(JobId("e-1"), spec, submitted_at=1.0, phase=JobPhase.RUNNING, generation=2)
+    j.placements = [Placement(PlacementId("e-1.g2.asc"), j.job_id, "asc", "r", 2, "Ascend910B3", 2, JobPhase.RUNNING,
+                              accelerator_vendor="huawei", accelerator_resource="huawei.com/Ascend910",
+                              accelerator_milli=16000, alternative=1)]
+    store = SqliteJobStore(tmp_path / "f.db")
+    store.put([j])
+    store.close()
+
+    (loaded,) = SqliteJobStore(tmp_path / "f.db").load()
+    assert loaded == j
+    assert loaded.spec.accelerators[1].pod_template_json.endswith('"train:cann8"}]}}')
+    assert (loaded.placements[0].alternative, loaded.placements[0].accelerator_resource) == (1, "huawei.com/Ascend910")
+
+
+def test_a_document_of_the_gpu_era_loads(tmp_path: Path) -> None:
+    """Rows written before the accelerator rename (gpu_models, gpu_milli, gpu_model) and reason codes this
+    version does not know load as they were meant; the federator starts instead of failing on its own store."""
+    doc = job_to_dict(Job(JobId("old-1"), job("old", replicas=2, gpus=8, models=("H100",)), submitted_at=1.0,
+                          phase=JobPhase.RUNNING, generation=1,
+                          placements=[Placement(PlacementId("old-1.g1.c"), JobId("old-1"), "c", "r", 2, "H100", 1,
+                                                JobPhase.RUNNING)]))
+    spec = doc["spec"]
+    spec["gpu_models"] = spec.pop("accelerator_models")
+    spec["resources"]["gpu_milli"] = spec["resources"].pop("accelerator_milli")
+    for key in ("accelerators", "workload_json", "group_size"):
+        del spec[key]
+    p = doc["placements"][0]
+    p["gpu_model"] = p.pop("accelerator_model")
+    for key in ("accelerator_vendor", "accelerator_resource", "accelerator_milli", "alternative"):
+        del p[key]
+    waiting = dict(doc, job_id="old-2", phase="Pending", placements=[],
+                   pending_reason={"code": "NoGpuModel", "message": "no cluster has H100"})
+    db = tmp_path / "old.db"
+    SqliteJobStore(db).close()
+    raw = sqlite3.connect(db)
+    raw.executemany("INSERT INTO jobs VALUES (?, ?, ?)", [("old-1", "Running", json.dumps(doc)),
+                                                          ("old-2", "Pending", json.dumps(waiting))])
+    raw.commit()
+    raw.close()
+
+    running, pending = SqliteJobStore(db).load()
+    assert running.spec.accelerator_models == ("H100",) and running.spec.resources.accelerator_milli == 8000
+    assert running.placements[0].accelerator_model == "H100"
+    assert pending.pending_reason == Reason(ReasonCode.WAITING, "NoGpuModel: no cluster has H100")

@@ -11,22 +11,11 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from federator.model import (
-    Job,
-    JobId,
-    JobKind,
-    JobPhase,
-    JobSpec,
-    Placement,
-    PlacementId,
-    Reason,
-    ReasonCode,
-    Resources,
-)
+from federator.model import Job
+from federator.store.codec import job_from_dict, job_to_dict
 
 SCHEMA_VERSION = 1
 
@@ -38,40 +27,6 @@ class JobStore(Protocol):
     def load(self) -> list[Job]: ...
 
     def close(self) -> None: ...
-
-
-def job_to_dict(job: Job) -> dict[str, Any]:
-    doc = asdict(job)
-    doc["spec"]["labels"] = dict(job.spec.labels)
-    doc["spec"]["annotations"] = dict(job.spec.annotations)
-    return doc
-
-
-def job_from_dict(doc: dict[str, Any]) -> Job:
-    s = doc["spec"]
-    spec = JobSpec(
-        name=s["name"], kind=JobKind(s["kind"]), replicas=s["replicas"], resources=Resources(**s["resources"]),
-        accelerator_models=tuple(s["accelerator_models"]), queue=s["queue"], priority=s["priority"],
-        preferred_regions=tuple(s["preferred_regions"]), namespace=s["namespace"],
-        labels=tuple(sorted(s["labels"].items())), annotations=tuple(sorted(s["annotations"].items())),
-        pod_template_json=s["pod_template_json"], preemptible=s.get("preemptible", False),
-        min_regions=s.get("min_regions", 1), user_region=s.get("user_region", ""),
-        max_latency_ms=s.get("max_latency_ms", 0), workload_json=s.get("workload_json", ""),
-        group_size=s.get("group_size", 1),
-    )
-    reason = doc.get("pending_reason")
-    return Job(
-        job_id=JobId(doc["job_id"]), spec=spec, submitted_at=doc["submitted_at"], phase=JobPhase(doc["phase"]),
-        pending_reason=Reason(ReasonCode(reason["code"]), reason["message"]) if reason else None,
-        placements=[
-            Placement(placement_id=PlacementId(p["placement_id"]), job_id=JobId(p["job_id"]), cluster=p["cluster"],
-                      region=p["region"], replicas=p["replicas"], accelerator_model=p["accelerator_model"],
-                      generation=p["generation"], phase=JobPhase(p["phase"]), message=p["message"])
-            for p in doc["placements"]
-        ],
-        placed_at=doc["placed_at"], finished_at=doc["finished_at"], message=doc["message"],
-        generation=doc.get("generation", 0),
-    )
 
 
 class SqliteJobStore:

@@ -1,0 +1,118 @@
+"""A job as a JSON document: the job store's row format, and `federator get jobs -o json`.
+
+Why by hand, not `dataclasses.asdict`: every accepted Submit is encoded here
+before its reply goes out, and `asdict` (recursive, deep-copying) was the
+largest share of the writer's time. Why lenient on read: a store outlives the
+code that wrote it. Documents written before accelerators had vendors use the
+GPU-era names (`gpu_models`, `gpu_milli`, `gpu_model`); they load unchanged,
+and a reason code this version no longer knows becomes a plain wait (the next
+cycle gives the job a fresh reason anyway). Every field that a placement or a
+spec carries is written, so a restarted federator holds the same reservations
+and runs the same chosen alternative as before it stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federator.model import (
+    AcceleratorAlternative,
+    Job,
+    JobId,
+    JobKind,
+    JobPhase,
+    JobSpec,
+    Placement,
+    PlacementId,
+    Reason,
+    ReasonCode,
+    Resources,
+)
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    s = job.spec
+    r = s.resources
+    reason = job.pending_reason
+    return {
+        "job_id": job.job_id,
+        "spec": {
+            "name": s.name, "kind": s.kind.value, "replicas": s.replicas,
+            "resources": {"cpu_milli": r.cpu_milli, "memory_bytes": r.memory_bytes,
+                          "accelerator_milli": r.accelerator_milli},
+            "accelerator_models": list(s.accelerator_models), "queue": s.queue, "priority": s.priority,
+            "preferred_regions": list(s.preferred_regions), "namespace": s.namespace,
+            "labels": dict(s.labels), "annotations": dict(s.annotations),
+            "pod_template_json": s.pod_template_json, "preemptible": s.preemptible, "min_regions": s.min_regions,
+            "user_region": s.user_region, "max_latency_ms": s.max_latency_ms, "workload_json": s.workload_json,
+            "group_size": s.group_size,
+            "accelerators": [{"milli": a.milli, "model": a.model, "vendor": a.vendor,
+                              "min_memory_mib": a.min_memory_mib, "pod_template_json": a.pod_template_json}
+                             for a in s.accelerators],
+        },
+        "submitted_at": job.submitted_at,
+        "phase": job.phase.value,
+        "pending_reason": {"code": reason.code.value, "message": reason.message} if reason else None,
+        "placements": [
+            {"placement_id": p.placement_id, "job_id": p.job_id, "cluster": p.cluster, "region": p.region,
+             "replicas": p.replicas, "accelerator_model": p.accelerator_model, "generation": p.generation,
+             "phase": p.phase.value, "message": p.message, "accelerator_vendor": p.accelerator_vendor,
+             "accelerator_resource": p.accelerator_resource, "accelerator_milli": p.accelerator_milli,
+             "alternative": p.alternative}
+            for p in job.placements
+        ],
+        "placed_at": job.placed_at,
+        "finished_at": job.finished_at,
+        "message": job.message,
+        "generation": job.generation,
+    }
+
+
+def job_from_dict(doc: dict[str, Any]) -> Job:
+    s = doc["spec"]
+    res = s["resources"]
+    spec = JobSpec(
+        name=s["name"], kind=JobKind(s["kind"]), replicas=s["replicas"],
+        resources=Resources(cpu_milli=res.get("cpu_milli", 0), memory_bytes=res.get("memory_bytes", 0),
+                            accelerator_milli=res.get("accelerator_milli", res.get("gpu_milli", 0))),
+        accelerator_models=tuple(s.get("accelerator_models", s.get("gpu_models", ()))), queue=s["queue"],
+        priority=s["priority"], preferred_regions=tuple(s["preferred_regions"]), namespace=s["namespace"],
+        labels=tuple(sorted(s["labels"].items())), annotations=tuple(sorted(s["annotations"].items())),
+        pod_template_json=s["pod_template_json"], preemptible=s.get("preemptible", False),
+        min_regions=s.get("min_regions", 1), user_region=s.get("user_region", ""),
+        max_latency_ms=s.get("max_latency_ms", 0), workload_json=s.get("workload_json", ""),
+        group_size=s.get("group_size", 1),
+        accelerators=tuple(
+            AcceleratorAlternative(milli=a["milli"], model=a.get("model", ""), vendor=a.get("vendor", ""),
+                                   min_memory_mib=a.get("min_memory_mib", 0),
+                                   pod_template_json=a.get("pod_template_json", ""))
+            for a in s.get("accelerators") or ()),
+    )
+    return Job(
+        job_id=JobId(doc["job_id"]), spec=spec, submitted_at=doc["submitted_at"], phase=JobPhase(doc["phase"]),
+        pending_reason=_reason(doc.get("pending_reason")),
+        placements=[
+            Placement(placement_id=PlacementId(p["placement_id"]), job_id=JobId(p["job_id"]), cluster=p["cluster"],
+                      region=p["region"], replicas=p["replicas"],
+                      accelerator_model=p.get("accelerator_model", p.get("gpu_model", "")),
+                      generation=p["generation"], phase=JobPhase(p["phase"]), message=p["message"],
+                      accelerator_vendor=p.get("accelerator_vendor", ""),
+                      accelerator_resource=p.get("accelerator_resource", ""),
+                      accelerator_milli=p.get("accelerator_milli", 0), alternative=p.get("alternative", 0))
+            for p in doc["placements"]
+        ],
+        placed_at=doc["placed_at"], finished_at=doc["finished_at"], message=doc["message"],
+        generation=doc.get("generation", 0),
+    )
+
+
+def _reason(doc: dict[str, Any] | None) -> Reason | None:
+    if not doc:
+        return None
+    try:
+        return Reason(ReasonCode(doc["code"]), doc["message"])
+    except ValueError:  # a code of another version: the job waits, and its next cycle says why
+        return Reason(ReasonCode.WAITING, f"{doc['code']}: {doc['message']}")
+
+
+__all__ = ["job_from_dict", "job_to_dict"]
