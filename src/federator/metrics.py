@@ -185,5 +185,13 @@ class Metrics:
         for phase, took in phase_seconds.items():
             self.scheduling_phase_duration.labels(phase).observe(took)
 
+    def watch_store(self, queued: Callable[[], int], lazy: Callable[[], int]) -> None:
+        """The job store's write queue: a queue that keeps growing means the disk is slower than the work."""
+        writes = Gauge("federator_store_queued_jobs", "Job writes waiting for the store, by kind: durable "
+                       "(a reply waits for it) or lazy (pending reasons, written when nothing else waits).",
+                       ["kind"], registry=self.registry)
+        writes.labels("durable").set_function(queued)
+        writes.labels("lazy").set_function(lazy)
+
     def watch_state(self, sample: Callable[[], StateSample]) -> None:
         self.registry.register(StateCollector(sample))

@@ -66,3 +66,30 @@ def test_a_lazy_reason_waits_behind_ordinary_writes_and_never_overwrites_a_newer
     assert store.batches[1] == [("a", "Placed", "")]  # the ordinary write first, though queued last
     assert store.batches[2:] == [[("b", "Pending", "InsufficientAccelerators")]]  # a's stale lazy entry was dropped
     assert store.docs[JobId("a")].phase is JobPhase.PLACED
+
+
+def test_the_store_queue_is_shown_on_metrics_until_the_writer_drains_it() -> None:
+    from prometheus_client import generate_latest
+
+    from federator.metrics import Metrics
+
+    store = GatedStore()
+    journal = GroupCommit(store)
+    metrics = Metrics()
+    metrics.watch_store(lambda: journal.queued, lambda: journal.lazy)
+    waiting = [_job(f"j{i}") for i in range(300)]
+    for j in waiting:
+        j.pending_reason = Reason(ReasonCode.INSUFFICIENT_ACCELERATORS, "no room")
+    journal.enqueue_lazy(waiting)  # the writer takes a first lazy batch and blocks in the gated store
+    while journal.lazy == 300:
+        pass
+    text = generate_latest(metrics.registry).decode()
+    assert f'federator_store_queued_jobs{{kind="lazy"}} {float(journal.lazy)}' in text
+    assert 0 < journal.lazy < 300
+    store.gate.set()
+    journal.drain()
+    while journal._busy:  # noqa: SLF001 - the lazy lane finishes after drain returns
+        pass
+    assert journal.lazy == 0
+    assert 'federator_store_queued_jobs{kind="lazy"} 0.0' in generate_latest(metrics.registry).decode()
+    assert sum(len(b) for b in store.batches) == 300

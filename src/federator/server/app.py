@@ -181,6 +181,7 @@ async def serve(opts: ServeOptions) -> None:
                     cycle_interval=opts.cycle_interval, limits=opts.limits)
     clusters = fed.clusters
     attach(fed, meter)
+    metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy)
     metrics.leader.set(1)
     # The jobs just loaded live as long as the process: keep them out of the cyclic GC's full collections,
     # which otherwise walk every one of them (seconds with 100,000 jobs) while the loop waits.

@@ -95,6 +95,12 @@ class GroupCommit:
         with self._cv:
             return sum(len(w.jobs) for w in self._queue)
 
+    @property
+    def lazy(self) -> int:
+        """Pending-reason writes not yet on disk (after a cycle over a big backlog, until the writer drains them)."""
+        with self._cv:
+            return len(self._lazy)
+
     async def commit(self, jobs: Iterable[Job]) -> None:
         """Queue these jobs' current state; return once the batch holding them is durable."""
         frozen = [freeze(j) for j in jobs]
