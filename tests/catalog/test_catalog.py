@@ -26,6 +26,26 @@ def test_the_builtin_catalog_knows_the_vendors_device_plugins() -> None:
     ascend = cat.describe_model("Ascend910B")
     assert (ascend.vendor, ascend.memory_mib, ascend.resource_name) == ("huawei", 65536, "huawei.com/Ascend910")
     assert cat.vendor_of_model("V100M16") == "nvidia"  # unknown models default to nvidia, as before vendors
+    huawei = cat.vendor("huawei")
+    assert huawei is not None
+    # MindCluster dual-writes the chip name under a new and a deprecated key: both are read, the new first.
+    assert huawei.product_labels == ("huawei.com/npu.chip.name", "node.kubernetes.io/npu.chip.name")
+    assert huawei.model_name("910B3") == "Ascend910B3" and huawei.model_name("Ascend910B3") == "Ascend910B3"
+    assert cat.describe_model("Ascend910B3").family == "Ascend910B"
+    assert [d.driver for v in cat.vendors for d in v.dra] == ["gpu.nvidia.com", "gpu.amd.com"]
+
+
+def test_an_operator_file_adds_a_dra_driver_and_product_labels(tmp_path: Path) -> None:
+    extra = tmp_path / "more.yaml"
+    extra.write_text("vendors:\n  amd:\n    resources: [amd.com/gpu]\n    dra:\n"
+                     "      - {driver: gpu.amd.com, productAttribute: productName, memoryCapacity: vram}\n"
+                     "  huawei:\n    resources: [huawei.com/Ascend910]\n    productLabel: example.com/chip\n")
+    cat = builtin_catalog().merged(load_catalog_file(extra))
+    amd, huawei = cat.vendor("amd"), cat.vendor("huawei")
+    assert amd is not None and huawei is not None
+    assert [(d.driver, d.memory_capacity) for d in amd.dra] == [("gpu.amd.com", "vram")]  # the operator's wins
+    assert huawei.product_labels == ("example.com/chip",)
+    assert huawei.memory_labels[0] == "huawei.com/npu.chip.memory"  # what the file does not say is kept
 
 
 def test_an_operator_file_extends_the_builtin_catalog(tmp_path: Path) -> None:
@@ -48,7 +68,18 @@ def test_an_operator_file_extends_the_builtin_catalog(tmp_path: Path) -> None:
     ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    colour: red\n", "catalog:4: vendors.acme.colour: is not"),
     ("vendors: [\n", "catalog:2: not valid YAML"),
     ("vendors:\n  Acme Inc:\n    resources: [acme.io/npu]\n", "catalog:2: vendors.Acme Inc:"),
-], ids=["no-resources", "bad-memory", "bad-resource", "unknown-key", "bad-yaml", "bad-vendor"])
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    productLabel: [acme.io/product, not a label]\n",
+     "catalog:4: vendors.acme.productLabel: must be a node label key"),
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    models:\n      - {name: X1, family: X 1}\n",
+     "catalog:5: vendors.acme.models[0].family: must be a model name"),
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    dra:\n      - {deviceClass: npu.acme.io}\n",
+     "catalog:5: vendors.acme.dra[0].driver: is required"),
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    dra:\n      - driver: npu.acme.io\n"
+     "        productAttribute: 'product name'\n", "catalog:6: vendors.acme.dra[0].productAttribute: must be"),
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    dra:\n      - {driver: npu.acme.io, colour: red}\n",
+     "catalog:5: vendors.acme.dra[0].colour: is not a known field"),
+], ids=["no-resources", "bad-memory", "bad-resource", "unknown-key", "bad-yaml", "bad-vendor", "bad-label-list",
+        "bad-family", "dra-without-driver", "bad-dra-attribute", "unknown-dra-key"])
 def test_a_catalog_with_errors_names_the_line(text: str, where: str) -> None:
     with pytest.raises(CatalogError) as err:
         parse_catalog_text(text)

@@ -80,6 +80,20 @@ def _sim_fleet_values(tmp: Path) -> Path:
     return path
 
 
+CATALOG = {"vendors": {
+    "iluvatar": {"resources": ["iluvatar.ai/gpu"], "productLabel": "iluvatar.ai/gpu.product",
+                 "dra": [{"driver": "gpu.iluvatar.ai", "productAttribute": "model"}],
+                 "models": [{"name": "BI-V150", "memoryMiB": 65536}]},
+    "huawei": {"resources": ["huawei.com/Ascend910"],
+               "models": [{"name": "Ascend910C", "memoryMiB": 131072, "family": "Ascend910C"}]}}}
+
+
+def _catalog_values(tmp: Path) -> Path:
+    path = tmp / "catalog-values.yaml"
+    path.write_text(yaml.safe_dump({"acceleratorCatalog": CATALOG}))
+    return path
+
+
 RENDER_CASES = [
     pytest.param(FEDERATOR, [], id="federator-defaults"),
     pytest.param(FEDERATOR, FED_ALL_ON, id="federator-ha-certmanager-monitoring"),
@@ -91,11 +105,13 @@ RENDER_CASES = [
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "-f", "SIM"], id="agent-sim-plaintext"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "podMonitor.enabled=true", "--set", "metrics.port=9200",
                          "--set", "probes.liveness.enabled=false"], id="agent-podmonitor-own-port-no-liveness"),
+    pytest.param(FEDERATOR, ["-f", "CATALOG"], id="federator-accelerator-catalog"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "-f", "CATALOG"], id="agent-accelerator-catalog"),
 ]
 
 
 def _render(h: Helm, chart: Path, args: list[Any], tmp_path: Path) -> list[dict[str, Any]]:
-    files = {"SIM": _sim_fleet_values, "POLICY": _policy_values}
+    files = {"SIM": _sim_fleet_values, "POLICY": _policy_values, "CATALOG": _catalog_values}
     return h.template(chart, *[files[a](tmp_path) if a in files else a for a in args])
 
 
@@ -381,6 +397,10 @@ def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
                  "/gangAdmission/kueueQueue", id="agent-kueue-queue-not-dns"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "gangAdmission.timeoutSeconds=-5"],
                  "/gangAdmission/timeoutSeconds", id="agent-gang-timeout-negative"),
+    pytest.param(FEDERATOR, ["--set", "acceleratorCatalog.vendor.acme.resources[0]=acme.io/npu"],
+                 "acceleratorCatalog", id="catalog-typo"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "acceleratorCatalog=3"], "acceleratorCatalog",
+                 id="agent-catalog-not-yaml"),
 ])
 def test_bad_values_are_refused_naming_the_field(h: Helm, chart: Path, args: list[Any], field: str) -> None:
     assert field in h.template_error(chart, *args)
@@ -396,6 +416,40 @@ def test_policy_values_become_the_policy_file_the_federator_reads(h: Helm, tmp_p
     assert "--policy=/etc/federator/policy/policy.yaml" in c["args"]
     assert "--watch-namespace=ml-jobs" in c["args"]
     assert {"name": "policy", "mountPath": "/etc/federator/policy", "readOnly": True} in c["volumeMounts"]
+
+
+CATALOG_FLAG = "--accelerator-catalog=/etc/federator/accelerator-catalog/accelerators.yaml"
+
+
+@pytest.mark.parametrize(("chart", "base"), [(FEDERATOR, []), (AGENT, ["-f", AGENT_CI_VALUES])],
+                         ids=["federator", "federator-agent"])
+@pytest.mark.parametrize("as_text", [False, True], ids=["yaml-value", "string-value"])
+def test_accelerator_catalog_values_become_the_catalog_file_the_process_reads(
+        h: Helm, chart: Path, base: list[Any], as_text: bool, tmp_path: Path) -> None:
+    from federator.catalog import builtin_catalog, parse_catalog_text
+
+    plain = h.template(chart, *base)
+    assert not any(a.startswith("--accelerator-catalog") for a in containers(plain)[0]["args"])
+    assert not [d for d in by_kind(plain, "ConfigMap") if d["metadata"]["name"].endswith("-accelerator-catalog")]
+    values = tmp_path / "values.yaml"
+    catalog_value: Any = yaml.safe_dump(CATALOG) if as_text else CATALOG
+    values.write_text(yaml.safe_dump({"acceleratorCatalog": catalog_value}))
+    docs = h.template(chart, *base, "-f", values)
+    text = one(docs, "ConfigMap", "-accelerator-catalog")["data"]["accelerators.yaml"]
+    cat = builtin_catalog().merged(parse_catalog_text(text, source="chart"))  # the loader the process uses
+    iluvatar = cat.vendor("iluvatar")
+    assert iluvatar is not None and iluvatar.product_labels == ("iluvatar.ai/gpu.product",)
+    assert [d.driver for d in iluvatar.dra] == ["gpu.iluvatar.ai"]
+    assert cat.describe_model("Ascend910C").memory_mib == 131072 and cat.describe_model("Ascend910B3").family
+    deploy = one(docs, "Deployment")
+    pod = deploy["spec"]["template"]
+    c = containers(docs)[0]
+    assert CATALOG_FLAG in c["args"]
+    assert {"name": "accelerator-catalog", "mountPath": "/etc/federator/accelerator-catalog",
+            "readOnly": True} in c["volumeMounts"]
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "accelerator-catalog"]
+    assert volume["configMap"]["name"].endswith("-accelerator-catalog")
+    assert "checksum/accelerator-catalog" in pod["metadata"]["annotations"]  # a new catalog rolls the pod
 
 
 def test_single_replica_without_leader_election(h: Helm) -> None:

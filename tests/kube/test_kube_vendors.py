@@ -99,7 +99,7 @@ def _pods(k: Kube, member: str, placement: str) -> list[dict[str, Any]]:
 def test_every_member_reports_its_vendors_devices(vkube: Kube) -> None:
     expect = {
         "nvidia": {"NVIDIA-H100-80GB-HBM3": 8},
-        "ascend": {"910B3": 16},
+        "ascend": {"Ascend910B3": 16},  # the chip label 910B3, named as the catalog names it
         "amd": {"AMD_Instinct_MI300X_OAM": 8},
         "mig": {"NVIDIA-H100-80GB-HBM3-MIG-1g.10gb": 14, "NVIDIA-H100-80GB-HBM3-MIG-3g.40gb": 4},
         "shared": {"NVIDIA-L4-SHARED": 4},
@@ -117,6 +117,9 @@ def test_every_member_reports_its_vendors_devices(vkube: Kube) -> None:
     pools = vkube.kubectl("host", "get", "mc", "-o", f"custom-columns=NAME:.metadata.name,{columns}").stdout
     (vkube.workdir / "get-mc-wide.txt").write_text(table + "\n" + pools)
     print(table, pools)
+    (ascend_row,) = [line for line in table.splitlines() if line.startswith("ascend ")]
+    assert "Ascend910B3 16/16" in ascend_row, table  # the MODELS column of `kubectl get mc -o wide`
+    assert _pools(vkube, "ascend")["Ascend910B3"]["family"] == "Ascend910B"
 
 
 def test_a_dra_placement_creates_a_claim_that_kube_scheduler_allocates_and_the_pod_runs(vkube: Kube) -> None:
@@ -191,8 +194,10 @@ def test_a_fraction_stays_pending_naming_what_is_missing_where_no_member_shares_
 
 
 def test_an_ascend_placement_asks_for_the_mindcluster_resource_and_pins_the_chip(vkube: Kube) -> None:
+    # Users write the family (Ascend910B); the member's nodes are labelled with the chip (910B3).
     _apply(vkube, {"metadata": {"name": "on-ascend"}, "spec": {
-        "kind": "training", "replicas": 2, "resources": {"nvidia.com/gpu": 8, "cpu": "2"}, "gpuModels": ["910B3"],
+        "kind": "training", "replicas": 2, "resources": {"cpu": "2"},
+        "accelerators": [{"model": "Ascend910B", "count": 8}],
         "template": {"metadata": {"annotations": {DELAY: "600s"}},
                      "spec": {"containers": [{"name": "train", "image": "registry.invalid/llm-train:cann8"}]}}}})
     try:
@@ -223,7 +228,7 @@ def test_a_job_moves_to_its_ascend_alternative_when_the_nvidia_member_is_full(vk
             "kind": "training", "replicas": 1, "resources": {"cpu": "1"},
             "accelerators": [
                 {"model": "H100", "count": 8},
-                {"model": "910B3", "count": 8,
+                {"model": "Ascend910B", "count": 8,
                  "template": {"spec": {"containers": [{"image": "registry.invalid/llm-train:cann8"}]}}}],
             "template": {"metadata": {"annotations": {DELAY: "600s"}},
                          "spec": {"containers": [{"name": "train", "image": "registry.invalid/llm-train:cuda12"}]}}}})

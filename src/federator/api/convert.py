@@ -187,6 +187,7 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
                 vendor=p.vendor,
                 memory_mib=p.memory_mib,
                 resource_name=p.resource_name,
+                family=p.family,
             )
             for p in cap.accelerator_pools
         ],
@@ -200,6 +201,9 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
         workload_kinds=sorted(cap.workload_kinds),
     )
 
+
+#: An AcceleratorPool.family (agent.proto): a model name's shape.
+_FAMILY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 #: The AcceleratorPool.sharing values the contract allows (agent.proto).
 POOL_SHARING = frozenset({"", "None", "TimeSlicing", "MPS", "HAMi", "MIG"})
@@ -236,6 +240,9 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
                             f"got {p.unit_milli}")
         if p.memory_mib < 0:
             raise WireError(f"capacity.accelerator_pools[{i}].memory_mib: must not be negative")
+        if p.family and not _FAMILY.match(p.family):
+            raise WireError(f"capacity.accelerator_pools[{i}].family: must be a model family name of at most 64 "
+                            f"letters, digits, '.', '_' or '-' (such as Ascend910B), got {p.family[:80]!r}")
         known = catalog().describe_model(p.accelerator_model, p.vendor)  # fills what an agent left out
         pools.append(
             AcceleratorPool(
@@ -251,6 +258,7 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
                 vendor=known.vendor,
                 memory_mib=p.memory_mib or known.memory_mib,
                 resource_name=p.resource_name or known.resource_name,
+                family=p.family or known.family,
             )
         )
     if len(pb.workload_kinds) > MAX_WORKLOAD_KINDS:

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 
 from federator.catalog.loader import CatalogError, parse_catalog
-from federator.model.accelerator import DEFAULT_VENDOR, model_matches
+from federator.model.accelerator import DEFAULT_VENDOR, model_matches, prefixed_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,22 +32,55 @@ class ModelEntry:
     vendor: str
     memory_mib: int = 0
     resource_name: str = ""  # the vendor's first resource unless the entry names one
+    family: str = ""  # the name users write for this model and its siblings (Ascend910B for Ascend910B3)
+
+
+@dataclass(frozen=True, slots=True)
+class DraDriverEntry:
+    """A DRA driver whose ResourceSlices carry this vendor's accelerators, and which attributes say what."""
+
+    driver: str  # spec.driver of its ResourceSlices, e.g. gpu.nvidia.com
+    device_class: str = ""  # the DeviceClass a claim names ("" = the driver's name)
+    product_attribute: str = "productName"
+    memory_capacity: str = "memory"
+    type_attribute: str = "type"  # only devices whose type attribute is device_type count ("" = every device)
+    device_type: str = "gpu"
 
 
 @dataclass(frozen=True, slots=True)
 class VendorEntry:
     name: str
     resources: tuple[str, ...]
-    product_label: str = ""
-    memory_label: str = ""
+    product_labels: tuple[str, ...] = ()  # node labels naming the product, the first present one wins
+    memory_labels: tuple[str, ...] = ()  # node labels with the memory of one device, likewise
     memory_unit: str = "Mi"  # unit of a bare number in memory_label: Mi or Gi
     model_prefix: str = ""  # prepended to the product label's value to form the model name
     sharing: tuple[tuple[str, str], ...] = ()  # sharing resource/label names (MIG, time-slicing, HAMi)
     models: tuple[ModelEntry, ...] = ()
+    default_model: str = ""  # the model of devices on a node with no product label; "{resource}" = its last part
+    dra: tuple[DraDriverEntry, ...] = ()
 
     @property
     def resource_name(self) -> str:
         return self.resources[0] if self.resources else ""
+
+    @property
+    def product_label(self) -> str:
+        return self.product_labels[0] if self.product_labels else ""
+
+    @property
+    def memory_label(self) -> str:
+        return self.memory_labels[0] if self.memory_labels else ""
+
+    def model_name(self, product: str) -> str:
+        """The catalog's model name for a product label's value: the vendor's prefix applied unless
+        the value already starts with it (MindCluster's 910B3 -> Ascend910B3)."""
+        return prefixed_model(self.model_prefix, product)
+
+    def unlabelled_model(self, resource: str) -> str:
+        """The model of devices of `resource` on a node without a product label."""
+        last = resource.rsplit("/", 1)[-1]
+        return self.default_model.replace("{resource}", last) if self.default_model else "unknown"
 
     def sharing_name(self, key: str) -> str:
         return dict(self.sharing).get(key, "")
@@ -98,12 +131,20 @@ class Catalog:
         return entry.vendor if entry else DEFAULT_VENDOR
 
     def describe_model(self, name: str, vendor: str = "") -> ModelEntry:
-        """Vendor, memory and resource name for a model, filling in what the catalog knows."""
+        """Vendor, memory, resource name and family for a model, filling in what the catalog knows.
+
+        The family is taken only from an entry of exactly this name: a pool's family widens which
+        names select it, so it must not come from a guess."""
         entry = self.find_model(name, vendor or None)
         vendor = vendor or (entry.vendor if entry else DEFAULT_VENDOR)
         ventry = self.vendor(vendor)
         resource = (entry.resource_name if entry else "") or (ventry.resource_name if ventry else "")
-        return ModelEntry(name, vendor, entry.memory_mib if entry else 0, resource)
+        family = entry.family if entry and entry.name.lower() == name.lower() else ""
+        return ModelEntry(name, vendor, entry.memory_mib if entry else 0, resource, family)
+
+    def exact_model(self, name: str, vendor: str) -> ModelEntry | None:
+        """The entry of exactly this model name (case-insensitive) of this vendor."""
+        return next((m for m in self.models(vendor) if m.name.lower() == name.lower()), None)
 
     def merged(self, other: Catalog) -> Catalog:
         """This catalog extended by `other`: new vendors added; for a vendor in both, other's
@@ -116,11 +157,14 @@ class Catalog:
                 continue
             models = {m.name: m for m in base.models}
             models.update({m.name: m for m in v.models})
+            dra = {d.driver: d for d in base.dra}
+            dra.update({d.driver: d for d in v.dra})
             out[v.name] = VendorEntry(
                 v.name, tuple(dict.fromkeys(v.resources + base.resources)),
-                v.product_label or base.product_label, v.memory_label or base.memory_label,
-                v.memory_unit if v.memory_label else base.memory_unit, v.model_prefix or base.model_prefix,
-                tuple(sorted({**dict(base.sharing), **dict(v.sharing)}.items())), tuple(models.values()))
+                v.product_labels or base.product_labels, v.memory_labels or base.memory_labels,
+                v.memory_unit if v.memory_labels else base.memory_unit, v.model_prefix or base.model_prefix,
+                tuple(sorted({**dict(base.sharing), **dict(v.sharing)}.items())), tuple(models.values()),
+                v.default_model or base.default_model, tuple(dra.values()))
         return Catalog(tuple(out.values()))
 
 
@@ -143,12 +187,18 @@ def _build(raw: Iterable[dict[str, object]]) -> Catalog:
         name = str(v["name"])
         res: tuple[str, ...] = tuple(v["resources"])  # type: ignore[arg-type]
         models = tuple(ModelEntry(str(m["name"]), name, int(m.get("memoryMiB", 0)),  # type: ignore[union-attr,call-overload]
-                                  str(m.get("resource") or (res[0] if res else "")))  # type: ignore[union-attr]
+                                  str(m.get("resource") or (res[0] if res else "")),  # type: ignore[union-attr]
+                                  str(m.get("family", "")))  # type: ignore[union-attr]
                        for m in v.get("models", ()))  # type: ignore[attr-defined]
-        vendors.append(VendorEntry(name, res, str(v.get("productLabel", "")), str(v.get("memoryLabel", "")),
+        dra = tuple(DraDriverEntry(d["driver"], d.get("deviceClass") or d["driver"],
+                                   d.get("productAttribute", "productName"), d.get("memoryCapacity", "memory"),
+                                   d.get("typeAttribute", "type"), d.get("deviceType", "gpu"))
+                    for d in v.get("dra", ()))  # type: ignore[attr-defined]
+        vendors.append(VendorEntry(name, res, tuple(v.get("productLabel", ())),  # type: ignore[arg-type]
+                                   tuple(v.get("memoryLabel", ())),  # type: ignore[arg-type]
                                    str(v.get("memoryUnit", "Mi")), str(v.get("modelPrefix", "")),
                                    tuple(sorted(dict(v.get("sharing", {})).items())),  # type: ignore[call-overload]
-                                   models))
+                                   models, str(v.get("defaultModel", "")), dra))
     return Catalog(tuple(vendors))
 
 
@@ -192,6 +242,7 @@ def memory_mib_of_label(value: str, unit: str = "Mi") -> int:
 __all__ = [
     "Catalog",
     "CatalogError",
+    "DraDriverEntry",
     "ModelEntry",
     "VendorEntry",
     "builtin_catalog",

@@ -17,8 +17,14 @@ _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 # An extended resource name: a DNS prefix, a slash and a name (Kubernetes' rule, shortened).
 _RESOURCE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-VENDOR_KEYS = ("resources", "productLabel", "memoryLabel", "memoryUnit", "modelPrefix", "sharing", "models")
-MODEL_KEYS = ("name", "memoryMiB", "resource")
+VENDOR_KEYS = ("resources", "productLabel", "memoryLabel", "memoryUnit", "modelPrefix", "defaultModel", "sharing",
+               "dra", "models")
+MODEL_KEYS = ("name", "memoryMiB", "resource", "family")
+DRA_KEYS = ("driver", "deviceClass", "productAttribute", "memoryCapacity", "typeAttribute", "deviceType")
+# A DRA driver name is a DNS subdomain (gpu.nvidia.com); an attribute or capacity name a C identifier,
+# optionally qualified by a domain (gpu.nvidia.com/productName).
+_DNS = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_ATTRIBUTE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class CatalogError(ValueError):
@@ -74,10 +80,20 @@ def parse_catalog(text: str, *, source: str = "catalog") -> list[dict[str, objec
                             bad(n, f"{field}[{i}]", f"{s!r} is not a resource name such as huawei.com/Ascend910")
                     vendor["resources"] = [s for _, s in items]
             elif k.value in ("productLabel", "memoryLabel"):
-                if not isinstance(v, yaml.ScalarNode) or not _LABEL.match(str(v.value)):
-                    bad(v, field, "must be a node label key such as nvidia.com/gpu.product")
+                # One label key, or a list tried in order (the first present names the product): Huawei's
+                # MindCluster writes the chip name under a new and a deprecated key, and nodes may carry either.
+                labels = [(v, str(v.value))] if isinstance(v, yaml.ScalarNode) else _strings(v)
+                if not labels or not all(_LABEL.match(s) for _, s in labels):
+                    bad(v, field, "must be a node label key such as nvidia.com/gpu.product, or a list of them")
                 else:
-                    vendor[k.value] = v.value
+                    vendor[k.value] = [s for _, s in labels]
+            elif k.value == "defaultModel":
+                if not isinstance(v, yaml.ScalarNode) or not _MODEL.match(str(v.value).replace("{resource}", "R")):
+                    bad(v, field, "must be a model name, or {resource} (the resource name's last part)")
+                else:
+                    vendor[k.value] = str(v.value)
+            elif k.value == "dra":
+                vendor["dra"] = _dra(v, field, bad)
             elif k.value == "memoryUnit":
                 if not isinstance(v, yaml.ScalarNode) or v.value not in ("Mi", "Gi"):
                     bad(v, field, "must be Mi or Gi (the unit of a bare number in the memory label)")
@@ -132,6 +148,44 @@ def _strings(node: yaml.Node) -> list[tuple[yaml.Node, str]] | None:
     return [(n, str(n.value)) for n in node.value]
 
 
+def _dra(node: yaml.Node, field: str, bad: object) -> list[dict[str, str]]:
+    """DRA drivers of a vendor: [{driver, deviceClass, productAttribute, memoryCapacity, typeAttribute, deviceType}]."""
+    report = bad  # a callable (node, where, problem)
+    if not isinstance(node, yaml.SequenceNode):
+        report(node, field, "must be a list of {driver, deviceClass, productAttribute, memoryCapacity, ...}")  # type: ignore[operator]
+        return []
+    out: list[dict[str, str]] = []
+    for i, d in enumerate(node.value):
+        where = f"{field}[{i}]"
+        if not isinstance(d, yaml.MappingNode):
+            report(d, where, "must be a mapping {driver, deviceClass, productAttribute, memoryCapacity, ...}")  # type: ignore[operator]
+            continue
+        entry: dict[str, str] = {}
+        for k, v in d.value:
+            if k.value not in DRA_KEYS:
+                report(k, f"{where}.{k.value}", f"is not a known field (known: {', '.join(DRA_KEYS)})")  # type: ignore[operator]
+                continue
+            value = str(v.value) if isinstance(v, yaml.ScalarNode) and v.value is not None else None
+            if k.value in ("driver", "deviceClass"):
+                ok = value is not None and bool(_DNS.match(value))
+                want = "a DNS name such as gpu.nvidia.com"
+            elif k.value == "deviceType":
+                ok, want = value is not None and len(value) <= 64, "a short string such as gpu (\"\" = every device)"
+            else:
+                ok = value is not None and (value == "" and k.value == "typeAttribute" or bool(_ATTRIBUTE.match(value)))
+                want = "an attribute or capacity name such as productName"
+            if not ok:
+                report(v, f"{where}.{k.value}", f"must be {want}")  # type: ignore[operator]
+            else:
+                entry[k.value] = value or ""
+        if "driver" not in entry:
+            if not any(k.value == "driver" for k, _ in d.value):
+                report(d, f"{where}.driver", "is required (the driver name its ResourceSlices carry)")  # type: ignore[operator]
+            continue
+        out.append(entry)
+    return out
+
+
 def _models(node: yaml.Node, field: str, bad: object) -> list[dict[str, object]]:
     report = bad  # a callable (node, where, problem)
     if not isinstance(node, yaml.SequenceNode):
@@ -162,6 +216,11 @@ def _models(node: yaml.Node, field: str, bad: object) -> list[dict[str, object]]
                     )  # type: ignore[operator]
                 else:
                     entry["memoryMiB"] = int(v.value)
+            elif k.value == "family":
+                if not isinstance(v, yaml.ScalarNode) or not _MODEL.match(str(v.value)):
+                    report(v, f"{where}.family", "must be a model name such as Ascend910B")  # type: ignore[operator]
+                else:
+                    entry["family"] = str(v.value)
             elif k.value == "resource":
                 if not isinstance(v, yaml.ScalarNode) or not _RESOURCE.match(str(v.value)):
                     report(v, f"{where}.resource", "must be a resource name such as huawei.com/Ascend910")  # type: ignore[operator]

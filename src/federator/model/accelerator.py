@@ -59,6 +59,21 @@ class AcceleratorAlternative:
         return f"{count} x {what or 'any accelerator'}"
 
 
+def prefixed_model(prefix: str, product: str) -> str:
+    """A catalog model name from a product label's value: the vendor's prefix put in front unless the
+    value starts with it already (Huawei labels the chip "910B3", the catalog says "Ascend910B3")."""
+    if prefix and not product.lower().startswith(prefix.lower()):
+        return f"{prefix}{product}"
+    return product
+
+
+def accepts_model(requested: str, model: str, family: str = "") -> bool:
+    """Whether a user's model name selects a pool: by the pool's model (`model_matches`) or by the
+    family the catalog puts it in ("Ascend910B" selects a pool of Ascend910B3 whose family is
+    Ascend910B). A family is a name of its own, never a prefix rule: "A10" still does not select A100."""
+    return model_matches(requested, model) or (bool(family) and model_matches(requested, family))
+
+
 _TOKEN_SPLIT = re.compile(r"[-_ ./]+")
 
 

@@ -75,6 +75,9 @@ class AcceleratorPool:
     vendor: str = DEFAULT_VENDOR
     memory_mib: int = 0  # per device; 0 = unknown
     resource_name: str = ""  # the Kubernetes resource pods request ("" = the catalog's)
+    # The catalog family of the model ("Ascend910B" for an Ascend910B3 pool), "" if none: a job
+    # naming the family selects this pool too (accelerator.accepts_model).
+    family: str = ""
     # How a member shares these devices (Kubernetes members say; see Sharing): "" = not said, whole
     # devices and fractions both (simulated clusters, older agents); "None" = whole devices only;
     # "TimeSlicing"/"MPS" = fractions only; "HAMi" = both; "MIG" = each device is a partition worth

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from federator.model import MILLI, ClusterInfo, Resources
+from federator.model.accelerator import accepts_model
 from federator.scheduler.framework import Allocation, PlacementRequest
-from federator.scheduler.framework import model_matches as accepts_model
 
 # (milli-GPUs per GPU: 1..999 or 1000 for whole GPUs, GPUs per replica, CPU milli, memory bytes, weight)
 Shape = tuple[int, int, int, int, float]
@@ -56,9 +56,12 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
               running: Sequence[Allocation]) -> Demand:
     """The demand of `requests` and `running` over the GPU models of `clusters`."""
     free: dict[str, int] = {}
+    family: dict[str, str] = {}
     for c in clusters:
         for p in c.capacity.accelerator_pools:
             free[p.accelerator_model] = free.get(p.accelerator_model, 0) + p.free_milli
+            if p.family:
+                family[p.accelerator_model] = p.family
     if not free:
         return Demand()
     models = sorted(free)
@@ -80,7 +83,7 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     for model in models:
         merged: dict[tuple[int, int], list[int]] = {}
         for (milli, gpus, wanted), (n, cpu, mem) in by_key.items():
-            if wanted and not any(accepts_model(w, model) for w in wanted):
+            if wanted and not any(accepts_model(w, model, family.get(model, "")) for w in wanted):
                 continue
             m = merged.setdefault((milli, gpus), [0, 0, 0])
             m[0] += n
@@ -92,7 +95,7 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     for (milli, gpus, wanted), sums in by_key.items():
         if not wanted:
             continue
-        takers = [model for model in models if any(accepts_model(w, model) for w in wanted)]
+        takers = [model for model in models if any(accepts_model(w, model, family.get(model, "")) for w in wanted)]
         if len(takers) == len(models):
             continue  # open to every model: not pinned
         for model in takers:

@@ -7,7 +7,8 @@ so a queue under its fair share goes first. Every accelerator model is a resourc
 its own (an H100 is not an A10), next to CPU and memory.
 
 Quotas cap what a queue holds: per accelerator model (as users write models, "H100"
-limits every model that name selects), and for CPU and memory.
+limits every model that name selects, "Ascend910B" every model of that catalog family),
+and for CPU and memory.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 
 from federator.model import MILLI, Reason, ReasonCode, Resources, format_bytes
+from federator.model.accelerator import accepts_model
 from federator.scheduler.config import SchedulerConfig
-from federator.scheduler.framework import Allocation, PlacementRequest, model_matches
+from federator.scheduler.framework import Allocation, PlacementRequest
 from federator.scheduler.snapshot import Snapshot
 
 CPU = "cpu"
@@ -35,6 +37,9 @@ class QueueUsage:
     def __init__(self, config: SchedulerConfig, snapshot: Snapshot, allocations: Iterable[Allocation]) -> None:
         self.config = config
         self.totals: dict[str, int] = defaultdict(int)
+        # The catalog family of each model a pool reports: a quota on "Ascend910B" counts Ascend910B3.
+        self.families: dict[str, str] = {p.accelerator_model: p.family for c in snapshot.clusters
+                                         for p in c.capacity.accelerator_pools if p.family}
         for c in snapshot.ready():
             cap = c.capacity
             self.totals[CPU] += cap.cpu_milli_allocatable
@@ -86,7 +91,8 @@ class QueueUsage:
         blocked: list[str] = []
         if need.accelerator_milli and quota.accelerator_milli:
             for key, limit in quota.accelerator_milli.items():
-                held = sum(v for d, v in used.items() if d.startswith("gpu:") and model_matches(key, d[4:]))
+                held = sum(v for d, v in used.items()
+                           if d.startswith("gpu:") and accepts_model(key, d[4:], self.families.get(d[4:], "")))
                 if held + need.accelerator_milli > limit:
                     blocked.append(key)
                     notes.append(f"quota of queue {queue} on {key}: {held / MILLI:g} of {limit / MILLI:g} accelerators "

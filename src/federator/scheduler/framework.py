@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, Resources
-from federator.model.accelerator import model_matches
+from federator.model.accelerator import accepts_model, model_matches  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from federator.scheduler.demand import Demand
@@ -140,10 +140,12 @@ class PoolScorePlugin(ScorePlugin, Protocol):
 
 
 @lru_cache(maxsize=65536)
-def _accepts(requested: tuple[str, ...], blocked: tuple[str, ...], actual: str) -> bool:
-    if requested and not any(model_matches(r, actual) for r in requested):
+def _accepts(requested: tuple[str, ...], blocked: tuple[str, ...], actual: str, family: str = "") -> bool:
+    """A pool of model `actual` (in catalog family `family`) is selected by a requested name and not
+    blocked by a used-up quota's name: either may name the model or its family."""
+    if requested and not any(accepts_model(r, actual, family) for r in requested):
         return False
-    return not any(model_matches(b, actual) for b in blocked)
+    return not any(accepts_model(b, actual, family) for b in blocked)
 
 
 def accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[AcceleratorPool]:
@@ -155,7 +157,7 @@ def accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[Acce
         pools = tuple(p for p in pools if _kind_ok(request, p))
     if not requested and not blocked:
         return [p for p in pools if not p.sharing or _shape_ok(p, m, requested)]
-    return [p for p in pools if _accepts(requested, blocked, p.accelerator_model)
+    return [p for p in pools if _accepts(requested, blocked, p.accelerator_model, p.family)
             and (not p.sharing or _shape_ok(p, m, requested))]
 
 
@@ -187,4 +189,4 @@ def matching_models(request: PlacementRequest | JobSpec, cluster: ClusterInfo) -
         pools = tuple(p for p in pools if _kind_ok(request, p))
     if not requested and not blocked:
         return [p.accelerator_model for p in pools]
-    return [p.accelerator_model for p in pools if _accepts(requested, blocked, p.accelerator_model)]
+    return [p.accelerator_model for p in pools if _accepts(requested, blocked, p.accelerator_model, p.family)]

@@ -43,7 +43,7 @@ from federator.backends.kube.api import (
 )
 from federator.backends.kube.capacity import DEFAULT_TOLERATED_TAINTS, cluster_capacity, node_usable
 from federator.backends.kube.devices import DeviceGroup
-from federator.backends.kube.discovery import Discovery
+from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.gang import GangGuard
 from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
@@ -82,7 +82,7 @@ class KubeBackend:
                  discovery: Discovery | None = None, cluster: str = "", kueue_queue: str = "",
                  gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS) -> None:
         self.api = api
-        self.discovery = discovery or Discovery()
+        self.discovery = discovery or default_discovery()
         self.namespace = namespace
         self.tolerated_taints = tolerated_taints
         self.finished_ttl_seconds = finished_ttl_seconds

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from federator.backends.kube.devices import DeviceGroup
-from federator.backends.kube.discovery import Discovery
+from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.pools import pools
 from federator.model import ClusterCapacity, QuantityError, Resources, to_bytes, to_milli
 
@@ -166,7 +166,7 @@ def cluster_capacity(nodes: Iterable[Obj], pods: Iterable[Obj], *,
     """
     nodes = list(nodes)
     pods = [p for p in pods if pod_holds_resources(p)]
-    discovery = discovery or Discovery()
+    discovery = discovery or default_discovery()
     tolerated = tolerated_taints | discovery.resources
     views = node_views(nodes, pods, tolerated_taints=tolerated, gpu_label=gpu_label)
     usable = [v for v in views if v.usable]

@@ -81,6 +81,7 @@ class DevicePlugin:
     product_labels: tuple[str, ...] = ()  # the first present one names the product
     memory_labels: tuple[str, ...] = ()  # memory per device: MiB as a number, or a quantity ("64G")
     default_product: str = ""  # when no product label is present (a plugin without a labeller)
+    memory_unit: str = "Mi"  # the unit of a bare number in a memory label (Gi for AMD's vram)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ class DeviceGroup:
     units: int  # allocatable units of `resource`
     unit_milli: int
     memory_mib: int = 0  # per device (MIG: per partition)
+    family: str = ""  # the catalog's family of `model` (Ascend910B for Ascend910B3), reported with the pool
     used_units: int = 0
     used_milli: int = 0  # HAMi: memory/core shares held, in milli-devices
     dra_class: str = ""  # DRA: the DeviceClass to claim from
@@ -211,7 +213,8 @@ def _plugin_group(node: str, plugin: DevicePlugin, units: int, labels: Mapping[s
     key, product = _first_label(labels, plugin.product_labels)
     product = product or plugin.default_product or "unknown"
     selector = ((key, product),) if key else ()
-    memory = memory_mib(_first_label(labels, plugin.memory_labels)[1])
+    raw_memory = _first_label(labels, plugin.memory_labels)[1].strip()
+    memory = memory_mib(raw_memory) * (1024 if raw_memory.isdigit() and plugin.memory_unit == "Gi" else 1)
     replicas = quantity_int(labels.get(NVIDIA_REPLICAS_LABEL)) if plugin.vendor == "nvidia" else 0
     renamed = plugin.resource == NVIDIA_SHARED_GPU
     if replicas > 1 or renamed:

@@ -2,52 +2,69 @@
 
 `Discovery` holds what the agent reads of the vendor catalog (device plugins:
 resource names and product/memory labels; DRA drivers: device class and
-attributes) and turns the cluster's objects into `DeviceGroup`s: the input of
-both the capacity report (`pools.py`) and the rendering of a placement
-(`accelerators.py`), so what the agent reports and what it asks for agree.
+attributes; the catalog's model names and families) and turns the cluster's
+objects into `DeviceGroup`s: the input of both the capacity report
+(`pools.py`) and the rendering of a placement (`accelerators.py`), so what the
+agent reports and what it asks for agree.
+
+It is built from the catalog (`Discovery.from_catalog`): the built-in one
+merged with the operator's `--accelerator-catalog` file, so a vendor's device
+plugin or DRA driver is added by data, not code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from federator.backends.kube.devices import DeviceGroup, DevicePlugin, node_groups, with_usage
 from federator.backends.kube.dra import DraDriver, dra_groups
+from federator.catalog import Catalog, catalog
+from federator.model.accelerator import prefixed_model
 
 Obj = Mapping[str, Any]
 
-#: Until the vendor catalog is read from its data file: the plugins every member understands.
-BUILTIN_PLUGINS: tuple[DevicePlugin, ...] = (
-    DevicePlugin("nvidia", "nvidia.com/gpu", ("nvidia.com/gpu.product",), ("nvidia.com/gpu.memory",)),
-    DevicePlugin("nvidia", "nvidia.com/gpu.shared", ("nvidia.com/gpu.product",), ("nvidia.com/gpu.memory",)),
-    DevicePlugin("amd", "amd.com/gpu", ("amd.com/gpu.product-name", "beta.amd.com/gpu.product-name"),
-                 ("amd.com/gpu.vram",), default_product="AMD-GPU"),
-    DevicePlugin("huawei", "huawei.com/Ascend910",
-                 ("huawei.com/npu.chip.name", "node.kubernetes.io/npu.chip.name"),
-                 ("huawei.com/npu.chip.memory", "mind-cluster/npu-chip-memory"), default_product="Ascend910"),
-    DevicePlugin("huawei", "huawei.com/Ascend310P",
-                 ("huawei.com/npu.chip.name", "node.kubernetes.io/npu.chip.name"),
-                 ("huawei.com/npu.chip.memory", "mind-cluster/npu-chip-memory"), default_product="Ascend310P"),
-    DevicePlugin("huawei", "huawei.com/Ascend310", ("huawei.com/npu.chip.name", "node.kubernetes.io/npu.chip.name"),
-                 default_product="Ascend310"),
-    DevicePlugin("cambricon", "cambricon.com/mlu", ("cambricon.com/mlu.model",), default_product="MLU"),
-    DevicePlugin("hygon", "hygon.com/dcu", ("hygon.com/dcu.product", "hygon.com/dcu.model"), default_product="DCU"),
-    DevicePlugin("intel", "habana.ai/gaudi", ("habana.ai/gaudi.product",), default_product="Gaudi"),
-)
-BUILTIN_DRA_DRIVERS: tuple[DraDriver, ...] = (
-    DraDriver("gpu.nvidia.com", "nvidia", "gpu.nvidia.com"),
-    DraDriver("gpu.amd.com", "amd", "gpu.amd.com", memory_capacity="memory"),
-)
+
+@dataclass(frozen=True, slots=True)
+class KnownModel:
+    """A catalog model as discovery needs it: the memory to fill in, the family to report."""
+
+    vendor: str
+    name: str
+    family: str = ""
+    memory_mib: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Discovery:
-    """What the agent understands of accelerators: device plugins and DRA drivers (catalog data)."""
+    """What the agent understands of accelerators: device plugins, DRA drivers and models (catalog data)."""
 
-    plugins: tuple[DevicePlugin, ...] = BUILTIN_PLUGINS
-    dra_drivers: tuple[DraDriver, ...] = BUILTIN_DRA_DRIVERS
+    plugins: tuple[DevicePlugin, ...] = ()
+    dra_drivers: tuple[DraDriver, ...] = ()
+    models: tuple[KnownModel, ...] = ()
+    prefixes: tuple[tuple[str, str], ...] = ()  # (vendor, modelPrefix)
+
+    @classmethod
+    def from_catalog(cls, cat: Catalog | None = None) -> Discovery:
+        """Discovery of every vendor in `cat` (default: the process's catalog, with the operator's file)."""
+        cat = cat if cat is not None else catalog()
+        plugins: list[DevicePlugin] = []
+        drivers: list[DraDriver] = []
+        for v in cat.vendors:
+            resources = list(v.resources)
+            renamed = v.sharing_name("timeSlicedResource")  # NVIDIA's time-slicing `renameByDefault`
+            if renamed and renamed not in resources:
+                resources.append(renamed)
+            for r in resources:
+                plugins.append(DevicePlugin(v.name, r, v.product_labels, v.memory_labels,
+                                            default_product=v.unlabelled_model(r) if v.default_model else "",
+                                            memory_unit=v.memory_unit))
+            drivers.extend(DraDriver(d.driver, v.name, d.device_class, d.product_attribute, d.memory_capacity,
+                                     d.type_attribute, d.device_type) for d in v.dra)
+        models = tuple(KnownModel(m.vendor, m.name, m.family, m.memory_mib) for m in cat.models())
+        prefixes = tuple((v.name, v.model_prefix) for v in cat.vendors if v.model_prefix)
+        return cls(tuple(plugins), tuple(drivers), models, prefixes)
 
     @property
     def resources(self) -> frozenset[str]:
@@ -56,12 +73,28 @@ class Discovery:
 
     def groups(self, nodes: Iterable[Obj], pods: Iterable[Obj], *, slices: Iterable[Obj] = (),
                claims: Iterable[Obj] = (), device_classes: Sequence[str] | None = None) -> list[DeviceGroup]:
-        """The device groups of the given (usable) nodes, with what pods and claims hold of them."""
+        """The device groups of the given (usable) nodes, with what pods and claims hold of them,
+        named as the catalog names their models."""
         nodes = list(nodes)
         names = {str((n.get("metadata") or {}).get("name", "")) for n in nodes}
         plugin_groups = [g for n in nodes for g in node_groups(n, self.plugins)]
         dra = [g for g in dra_groups(slices, claims, self.dra_drivers, device_classes) if g.node in names]
-        return with_usage(plugin_groups, pods) + dra
+        return [self._named(g) for g in with_usage(plugin_groups, pods) + dra]
+
+    def _named(self, group: DeviceGroup) -> DeviceGroup:
+        """The group under the catalog's model name (vendor prefix: 910B3 -> Ascend910B3), with the
+        catalog's family and, where no label said, memory. The node selector keeps the label's value."""
+        prefix = dict(self.prefixes).get(group.vendor, "")
+        model = prefixed_model(prefix, group.model)
+        known = next((m for m in self.models if m.vendor == group.vendor and m.name.lower() == model.lower()), None)
+        if known is None:
+            return group if model == group.model else replace(group, model=model)
+        return replace(group, model=known.name, family=known.family, memory_mib=group.memory_mib or known.memory_mib)
 
 
-__all__ = ["BUILTIN_DRA_DRIVERS", "BUILTIN_PLUGINS", "Discovery"]
+def default_discovery() -> Discovery:
+    """Discovery from the process's catalog (the built-in one plus `--accelerator-catalog`)."""
+    return Discovery.from_catalog(catalog())
+
+
+__all__ = ["Discovery", "KnownModel", "default_discovery"]

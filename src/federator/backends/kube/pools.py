@@ -72,7 +72,7 @@ def _extra(vendor: str, g: DeviceGroup) -> dict[str, Any]:
     """The pool fields beyond the histogram, where the model has them."""
     fields = set(getattr(AcceleratorPool, "__dataclass_fields__", {}))
     extra: dict[str, Any] = {"vendor": vendor, "memory_mib": g.memory_mib,
-                             "resource_name": g.resource or f"{g.dra_class} (DRA)"}
+                             "resource_name": g.resource or f"{g.dra_class} (DRA)", "family": g.family}
     return {k: v for k, v in extra.items() if k in fields}
 
 

@@ -218,10 +218,13 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
                 "cpuMilliFree": capacity.cpu_milli_free,
                 "cpuMilliAllocatable": capacity.cpu_milli_allocatable,
                 "vendors": ", ".join(f"{v} {free}/{total}" for v, (free, total) in capacity.by_vendor().items()),
+                "models": ", ".join(f"{p.accelerator_model} {p.free_accelerators}/{p.total_accelerators}"
+                                    for p in capacity.accelerator_pools),
                 "accelerators": [
                     {
                         "vendor": p.vendor,
                         "model": p.accelerator_model,
+                        **({"family": p.family} if p.family else {}),
                         "memoryMiB": p.memory_mib,
                         "resourceName": p.resource_name,
                         "total": p.total_accelerators,

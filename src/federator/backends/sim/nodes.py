@@ -345,7 +345,7 @@ class NodeSet:
             kind = catalog().describe_model(model, self.nodes[idx[0]].spec.vendor if idx else "")
             pools.append(AcceleratorPool(model, tuple(hist), total, total, shared, tuple(room), shared_room,
                                          vendor=kind.vendor, memory_mib=kind.memory_mib,
-                                         resource_name=kind.resource_name))
+                                         resource_name=kind.resource_name, family=kind.family))
         return ClusterCapacity(
             accelerator_pools=tuple(pools),
             cpu_milli_allocatable=sum(n.spec.cpu_milli for n in self.nodes),

@@ -1,0 +1,135 @@
+"""The agent's discovery comes from the accelerator catalog (built in + the operator's file): pool
+names are the catalog's model names with their family, and a new vendor's device plugin or DRA
+driver is added by a catalog file, not code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from federator.backends.kube.capacity import cluster_capacity
+from federator.backends.kube.discovery import Discovery
+from federator.catalog import builtin_catalog, load_catalog_file
+
+from support import ROOT
+
+sys.path.insert(0, str(ROOT / "tests" / "testbed"))
+import vendors  # noqa: E402  (tests/testbed is not a package)
+
+from testbed import NodeSpec  # noqa: E402
+
+OPERATOR_FILE = """\
+vendors:
+  iluvatar:
+    # A vendor the built-in catalog does not know: its device plugin, product label and DRA driver.
+    resources: [iluvatar.ai/gpu]
+    productLabel: iluvatar.ai/gpu.product
+    memoryLabel: iluvatar.ai/gpu.memory
+    memoryUnit: Gi
+    modelPrefix: Iluvatar-
+    dra:
+      - {driver: gpu.iluvatar.ai, productAttribute: model, memoryCapacity: vram, typeAttribute: ""}
+    models:
+      - {name: Iluvatar-BI-V150, memoryMiB: 65536, family: Iluvatar-BI}
+"""
+
+
+def _node(spec: NodeSpec) -> dict[str, Any]:
+    node = spec.manifest()
+    node["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    return node
+
+
+def _discovery(tmp_path: Path | None = None) -> Discovery:
+    cat = builtin_catalog()
+    if tmp_path is not None:
+        (tmp_path / "catalog.yaml").write_text(OPERATOR_FILE)
+        cat = cat.merged(load_catalog_file(tmp_path / "catalog.yaml"))
+    return Discovery.from_catalog(cat)
+
+
+def test_an_ascend_pool_is_named_as_the_catalog_names_the_chip_with_its_family() -> None:
+    nodes = [_node(s) for s in vendors.ascend_nodes("a", 2)]
+    (g, _) = _discovery().groups(nodes, [])
+    assert (g.vendor, g.model, g.family, g.resource, g.memory_mib) == (
+        "huawei", "Ascend910B3", "Ascend910B", "huawei.com/Ascend910", 65536)
+    assert g.selector == (("huawei.com/npu.chip.name", "910B3"),)  # pods are pinned by the label's own value
+    (pool,) = cluster_capacity(nodes, [], discovery=_discovery()).accelerator_pools
+    assert (pool.accelerator_model, pool.family, pool.vendor, pool.total_accelerators) == (
+        "Ascend910B3", "Ascend910B", "huawei", 16)
+
+
+def test_an_ascend_node_with_only_the_deprecated_chip_label_is_still_read() -> None:
+    node = _node(vendors.ascend_nodes("a", 1)[0])
+    for key in ("huawei.com/npu.chip.name", "huawei.com/npu.chip.memory"):
+        del node["metadata"]["labels"][key]
+    (g,) = _discovery().groups([node], [])
+    assert (g.model, g.family, g.memory_mib) == ("Ascend910B3", "Ascend910B", 65536)
+    assert g.selector == (("node.kubernetes.io/npu.chip.name", "910B3"),)
+
+
+def test_models_the_catalog_does_not_list_keep_the_label_and_get_no_family() -> None:
+    groups = {g.model: g for s in vendors.vendor_fleet(("nvidia", "amd", "mig")).values()
+              for g in _discovery().groups([_node(n) for n in s], [])}
+    assert set(groups) == {"NVIDIA-H100-80GB-HBM3", "AMD_Instinct_MI300X_OAM", "NVIDIA-H100-80GB-HBM3-MIG-1g.10gb",
+                           "NVIDIA-H100-80GB-HBM3-MIG-3g.40gb"}
+    assert {g.family for g in groups.values()} == {""}
+
+
+def test_a_node_without_a_product_label_gets_the_vendors_default_model() -> None:
+    node = _node(vendors.ascend_nodes("a", 1)[0])
+    node["metadata"]["labels"] = {}
+    (g,) = _discovery().groups([node], [])
+    assert (g.model, g.selector) == ("Ascend910", ())
+
+
+def test_an_operators_catalog_file_adds_a_vendors_device_plugin(tmp_path: Path) -> None:
+    node = _node(NodeSpec("ilu-0", "", 0, extended={"iluvatar.ai/gpu": "8"},
+                          labels={"iluvatar.ai/gpu.product": "BI-V150", "iluvatar.ai/gpu.memory": "64"}))
+    assert _discovery().groups([node], []) == []  # the built-in catalog does not know the vendor
+    (g,) = _discovery(tmp_path).groups([node], [])
+    assert (g.vendor, g.model, g.family, g.resource, g.devices, g.memory_mib) == (
+        "iluvatar", "Iluvatar-BI-V150", "Iluvatar-BI", "iluvatar.ai/gpu", 8, 65536)
+    assert g.selector == (("iluvatar.ai/gpu.product", "BI-V150"),)
+    assert "iluvatar.ai/gpu" in _discovery(tmp_path).resources  # its taint is tolerated like the others'
+
+
+def _slice(node: str, driver: str, devices: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"metadata": {"name": f"{node}-{driver}"},
+            "spec": {"driver": driver, "nodeName": node, "pool": {"name": node, "generation": 1,
+                                                                  "resourceSliceCount": 1}, "devices": devices}}
+
+
+def test_dra_drivers_come_from_the_catalog(tmp_path: Path) -> None:
+    nvidia = [d.manifest() for d in vendors.dra_gpu_nodes("d", 1, gpus=4)[0].dra_devices]
+    iluvatar = [{"name": f"npu-{i}", "attributes": {"model": {"string": "BI-V150"}},
+                 "capacity": {"vram": {"value": "64Gi"}}} for i in range(2)]
+    slices = [_slice("d-0", "gpu.nvidia.com", nvidia), _slice("i-0", "gpu.iluvatar.ai", iluvatar)]
+    nodes = [_node(NodeSpec("d-0", "", 0)), _node(NodeSpec("i-0", "", 0))]
+    builtin = _discovery().groups(nodes, [], slices=slices)
+    assert [(g.vendor, g.model, g.dra_class, g.devices) for g in builtin] == [
+        ("nvidia", "NVIDIA-H100-80GB-HBM3", "gpu.nvidia.com", 4)]
+    extended = _discovery(tmp_path).groups(nodes, [], slices=slices)
+    assert [(g.vendor, g.model, g.family, g.dra_class, g.devices, g.memory_mib) for g in extended] == [
+        ("nvidia", "NVIDIA-H100-80GB-HBM3", "", "gpu.nvidia.com", 4, 81559),
+        ("iluvatar", "Iluvatar-BI-V150", "Iluvatar-BI", "gpu.iluvatar.ai", 2, 65536)]
+    assert extended[1].selector == (("gpu.iluvatar.ai/model", "BI-V150"),)
+
+
+def test_the_agents_catalog_file_reaches_the_capacity_it_reports(tmp_path: Path) -> None:
+    """`federator agent --accelerator-catalog FILE` sets the process's catalog; the backend's
+    default discovery is built from it."""
+    from federator.catalog import use_catalog_file
+
+    (tmp_path / "catalog.yaml").write_text(OPERATOR_FILE)
+    node = _node(NodeSpec("ilu-0", "", 0, extended={"iluvatar.ai/gpu": "8"},
+                          labels={"iluvatar.ai/gpu.product": "BI-V150"}))
+    try:
+        use_catalog_file(tmp_path / "catalog.yaml")
+        (pool,) = cluster_capacity([node], []).accelerator_pools
+        assert (pool.vendor, pool.accelerator_model, pool.family, pool.resource_name) == (
+            "iluvatar", "Iluvatar-BI-V150", "Iluvatar-BI", "iluvatar.ai/gpu")
+    finally:
+        use_catalog_file(None)
+    assert cluster_capacity([node], []).accelerator_pools == ()
