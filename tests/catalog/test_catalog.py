@@ -91,3 +91,13 @@ def test_memory_labels_in_the_plugins_units() -> None:
     assert memory_mib_of_label("192G", "Gi") == 196608  # amd.com/gpu.vram
     assert memory_mib_of_label("64", "Gi") == 65536
     assert memory_mib_of_label("lots") == 0
+
+
+def test_the_one_count_forms_resource_belongs_to_the_vendor_the_scheduler_binds_it_to() -> None:
+    """A job asking `nvidia.com/gpu` without spec.accelerators runs on SchedulerConfig.legacy_vendor's pools:
+    that must be the vendor whose device plugin advertises the resource."""
+    from federator.jobfile import GPU_RESOURCE
+    from federator.scheduler import SchedulerConfig
+
+    owner = builtin_catalog().vendor_of_resource(GPU_RESOURCE)
+    assert owner is not None and owner.name == SchedulerConfig().legacy_vendor == "nvidia"

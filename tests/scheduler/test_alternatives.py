@@ -76,3 +76,38 @@ def test_quota_per_model_sends_the_job_to_its_other_alternative() -> None:
     config = SchedulerConfig(queues={"default": QueueConfig(quota=Quota(accelerator_milli={"H100": 8000}))})
     (decision,) = _place([nv, hw], _job(replicas=2), config=config).decisions  # 16 H100 > quota of 8
     assert decision.assignments[0].accelerator_model == ASCEND
+
+
+def test_a_one_count_job_stays_on_its_resources_vendor_even_when_only_an_ascend_pool_has_room() -> None:
+    """`nvidia.com/gpu: 8` names NVIDIA's device plugin: a free Ascend pool is not an answer."""
+    nv = cluster("nv", "east", pool(H100, nodes=1, free=0))
+    hw = cluster("hw", "west", _ascend(nodes=2, free=16))
+    legacy = job("legacy", gpus=8)
+    result = _place([nv, hw], legacy)
+    assert not result.decisions
+    reason = result.pending[legacy.name]  # type: ignore[index]
+    assert reason.code == "InsufficientAccelerators"  # nv is full; hw is not nvidia
+    assert "hw has no nvidia accelerator nodes, only devices of huawei" in reason.message
+    nv_free = cluster("nv", "east", pool(H100, nodes=1, free=8))
+    (decision,) = _place([nv_free, hw], legacy).decisions
+    assert decision.assignments[0].cluster == "nv"
+
+
+def test_a_one_count_job_naming_models_is_restricted_too_and_the_reason_says_how_to_use_other_vendors() -> None:
+    hw = cluster("hw", "west", _ascend(nodes=2, free=16))
+    amd = cluster("amd", "west", replace(pool("MI300X", nodes=2, free=8), vendor="amd", resource_name="amd.com/gpu"))
+    result = _place([hw, amd], job("legacy", gpus=8), job("pinned", gpus=8, models=("H100", "MI300X")))
+    assert not result.decisions
+    for name in ("legacy", "pinned"):
+        reason = result.pending[name]  # type: ignore[index]
+        assert reason.code == "AcceleratorUnavailable", reason
+        assert "the one-count form asks for nvidia devices" in reason.message
+        assert "spec.accelerators" in reason.message
+    assert "has no nvidia H100|MI300X nodes, only devices of amd" in result.pending["pinned"].message  # type: ignore[index]
+
+
+def test_the_restriction_follows_the_configured_vendor_and_can_be_lifted() -> None:
+    hw = cluster("hw", "west", _ascend(nodes=2, free=16))
+    (decision,) = _place([hw], job("legacy", gpus=8), config=SchedulerConfig(legacy_vendor="")).decisions
+    assert decision.assignments[0].cluster == "hw"  # "" = any vendor (the behaviour before vendors)
+    assert not _place([hw], job("legacy", gpus=8)).decisions

@@ -5,6 +5,11 @@ with its own image), most preferred first. The cycle tries them in that order
 as variants of one request, so a job pinned to one model behaves exactly as
 before alternatives existed, and the Assignment records the one chosen: its
 pool's vendor and resource name, the count per replica, and its index.
+
+The one-count form (`nvidia.com/gpu: 8`, with or without `gpuModels`) names a
+resource, and a resource belongs to one vendor: such a job runs on that
+vendor's pools only (`SchedulerConfig.legacy_vendor`), never on an Ascend or
+AMD pool that happens to be free. Other vendors need `spec.accelerators`.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from federator.model import ClusterInfo, JobSpec, Reason
-from federator.scheduler.framework import PlacementRequest
+from federator.model import ClusterInfo, JobSpec, Reason, ReasonCode
+from federator.scheduler.framework import OTHER_VENDORS_ONLY, PlacementRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +54,13 @@ def variant_spec(spec: JobSpec, i: int) -> JobSpec:
                    accelerator_models=(a.model,) if a.model else (), accelerators=())
 
 
-def variants(request: PlacementRequest) -> list[PlacementRequest]:
-    """One request per alternative, most preferred first; [request] for a job without alternatives."""
+def variants(request: PlacementRequest, legacy_vendor: str = "") -> list[PlacementRequest]:
+    """One request per alternative, most preferred first; for a job without alternatives, the request
+    itself, bound to `legacy_vendor` (the vendor of the one-count form's resource) if it asks for any."""
     alts = request.spec.accelerators
     if not alts:
+        if legacy_vendor and request.accelerator_milli and not request.vendor:
+            return [replace(request, vendor=legacy_vendor)]
         return [request]
     return [replace(request, spec=variant_spec(request.spec, i), alternative=i, vendor=a.vendor,
                     min_memory_mib=a.min_memory_mib) for i, a in enumerate(alts)]
@@ -61,11 +69,11 @@ def variants(request: PlacementRequest) -> list[PlacementRequest]:
 Outcome = tuple[Assignment, ...] | Reason
 
 
-def first_that_fits(request: PlacementRequest,
-                    place: Callable[[PlacementRequest], Outcome]) -> tuple[PlacementRequest, Outcome]:
+def first_that_fits(request: PlacementRequest, place: Callable[[PlacementRequest], Outcome],
+                    legacy_vendor: str = "") -> tuple[PlacementRequest, Outcome]:
     """Try the request's alternatives in order; the first that places wins. When none does, the
     reason is the first alternative's code with every alternative's story."""
-    tried = variants(request)
+    tried = variants(request, legacy_vendor)
     reasons: list[Reason] = []
     for variant in tried:
         outcome = place(variant)
@@ -73,7 +81,12 @@ def first_that_fits(request: PlacementRequest,
             return variant, outcome
         reasons.append(outcome)
     if len(reasons) == 1:
-        return tried[0], reasons[0]
+        reason = reasons[0]
+        if (tried[0].vendor and not request.spec.accelerators and reason.code is ReasonCode.ACCELERATOR_UNAVAILABLE
+                and OTHER_VENDORS_ONLY in reason.message):
+            reason = Reason(reason.code, f"{reason.message} (the one-count form asks for {tried[0].vendor} "
+                                         "devices; list other vendors' models in spec.accelerators)")
+        return tried[0], reason
     alts = request.spec.accelerators
     story = "; ".join(f"alternative {i + 1} ({alts[i].describe()}): {r.message}" for i, r in enumerate(reasons))
     return tried[0], Reason(reasons[0].code, story)

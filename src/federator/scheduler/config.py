@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from federator.model.accelerator import DEFAULT_VENDOR
 from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, FILTERS, SCORES
 
 
@@ -59,6 +60,9 @@ class SchedulerConfig:
     preemption: bool = True
     max_preemptions_per_cycle: int = 10  # victim jobs per cycle
     region_latency_ms: Mapping[tuple[str, str], int] = field(default_factory=dict)  # symmetric
+    # The vendor that owns the one-count form's resource (nvidia.com/gpu) in the catalog: a job asking
+    # for it without spec.accelerators runs on that vendor's pools only. "" = any vendor's pools.
+    legacy_vendor: str = DEFAULT_VENDOR
 
     def __post_init__(self) -> None:
         for name in self.filters:

@@ -274,7 +274,8 @@ class Scheduler:
                 pending[request.job_id] = Reason(ReasonCode.WAITING, "placement limit of this cycle reached")
                 continue
             started = clock()
-            request, outcome = first_that_fits(request, lambda v: self._try(v, usage, txn, board, unplaceable))
+            request, outcome = first_that_fits(request, lambda v: self._try(v, usage, txn, board, unplaceable),
+                                               cfg.legacy_vendor)
             if isinstance(outcome, Reason):
                 pending[request.job_id] = outcome
                 if outcome.code in _CAPACITY:

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from federator.scheduler.demand import Demand
 
 MAX_SCORE = 100
+# How AcceleratorModel's rejection goes on when a request bound to one vendor finds only other vendors' devices
+# (the cycle adds how to ask for those when the job used the one-count form).
+OTHER_VENDORS_ONLY = "only devices of"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,11 @@ def _accepts(requested: tuple[str, ...], blocked: tuple[str, ...], actual: str, 
     if requested and not any(accepts_model(r, actual, family) for r in requested):
         return False
     return not any(accepts_model(b, actual, family) for b in blocked)
+
+
+def model_accepted(requested: tuple[str, ...], actual: str) -> bool:
+    """Whether a pool of model `actual` is one of the `requested` models (() = any)."""
+    return not requested or _accepts(requested, (), actual)
 
 
 def accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[AcceleratorPool]:

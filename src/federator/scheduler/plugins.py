@@ -18,12 +18,14 @@ from federator.model import MILLI, AcceleratorPool, ClusterInfo, ClusterState, R
 from federator.scheduler.fragmentation import fragment_growth
 from federator.scheduler.framework import (
     MAX_SCORE,
+    OTHER_VENDORS_ONLY,
     CycleContext,
     FilterPlugin,
     PlacementRequest,
     ScorePlugin,
     accepted_pools,
     matching_models,
+    model_accepted,
 )
 
 # -- filters ------------------------------------------------------------------
@@ -81,7 +83,15 @@ class AcceleratorModelFilter:
             blocked = "|".join(request.blocked_models)
             return Reason(ReasonCode.QUOTA_EXCEEDED,
                           f"{cluster.name}: quota of queue {request.spec.queue} on {blocked} is used up")
-        wanted = "|".join(request.spec.accelerator_models) or "any accelerator"
+        models = request.spec.accelerator_models
+        if request.vendor:  # say so when only another vendor's devices would have served
+            others = sorted({p.vendor for p in cluster.capacity.accelerator_pools
+                             if p.vendor != request.vendor and model_accepted(models, p.accelerator_model)})
+            if others:
+                return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
+                              f"{cluster.name} has no {request.vendor} {'|'.join(models) or 'accelerator'} nodes, "
+                              f"{OTHER_VENDORS_ONLY} {', '.join(others)}")
+        wanted = "|".join(models) or "any accelerator"
         return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE, f"{cluster.name} has no {wanted} nodes")
 
 
