@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from federator.model import AcceleratorPool, JobId, Resources
+from federator.model import AcceleratorAlternative, AcceleratorPool, JobId, JobSpec, Resources
 from federator.model.accelerator import accepts_model
 from federator.scheduler import Scheduler, SchedulerConfig, Snapshot
 from federator.scheduler.config import QueueConfig, Quota
@@ -39,9 +39,15 @@ def test_a_name_selects_a_pool_by_its_model_or_its_family(asked: str, model: str
     assert accepts_model(asked, model, family) is selects
 
 
+def _huawei(name: str, replicas: int) -> JobSpec:
+    """`huawei.com/Ascend910: 16` + gpuModels [Ascend910B], as the job file parser makes it (a one-count job of
+    nvidia.com/gpu would stay on NVIDIA pools)."""
+    return replace(job(name, replicas=replicas), accelerators=(AcceleratorAlternative(16000, "Ascend910B", "huawei"),))
+
+
 def test_a_job_asking_for_the_family_lands_on_a_pool_of_one_of_its_skus() -> None:
     hw = cluster("hw", "west", _ascend())
-    spec = job("llm", replicas=2, gpus=16, models=("Ascend910B",))
+    spec = _huawei("llm", 2)
     (decision,) = Scheduler().schedule(Snapshot.of([hw]), [request(spec)]).decisions
     (a,) = decision.assignments
     assert (a.cluster, a.accelerator_model) == ("hw", B3)
@@ -49,7 +55,7 @@ def test_a_job_asking_for_the_family_lands_on_a_pool_of_one_of_its_skus() -> Non
 
 def test_without_the_family_on_the_pool_the_family_name_does_not_select_it() -> None:
     hw = cluster("hw", "west", _ascend(family=""))
-    spec = job("llm", replicas=1, gpus=16, models=("Ascend910B",))
+    spec = _huawei("llm", 1)
     result = Scheduler().schedule(Snapshot.of([hw]), [request(spec)])
     assert not result.decisions and "llm" in result.pending
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, replace
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scenarios import H100, spec
@@ -285,7 +284,6 @@ def test_placements_respect_capacity_quota_gangs_and_alternatives(scenario: tupl
     check_placements(snap, reqs, cfg, Scheduler(cfg).schedule(snap, reqs))
 
 
-@pytest.mark.xfail(strict=True, reason="j10s: the legacy nvidia.com/gpu form is not yet restricted to NVIDIA pools")
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_the_legacy_one_count_form_lands_only_on_nvidia_pools(scenario: tuple) -> None:  # type: ignore[type-arg]
