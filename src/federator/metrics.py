@@ -19,6 +19,8 @@ or keep label sets of clusters that are gone.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -56,12 +58,39 @@ class StateSample:
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
 
 
+SAMPLE_TIMEOUT_SECONDS = 30.0
+
+
 class StateCollector(Collector):
-    def __init__(self, sample: Callable[[], StateSample]) -> None:
+    """Reads the federator's state at scrape time, on the federator's event loop.
+
+    Why on the loop: the scrape comes on the HTTP server's thread, and the
+    state (jobs, clusters, the cycle's indexes) is changed by the loop without
+    locks; walking it from another thread can meet a dict changing size. The
+    sample is run as one loop callback and the scrape waits for it."""
+
+    def __init__(self, sample: Callable[[], StateSample],
+                 loop: Callable[[], asyncio.AbstractEventLoop | None] = lambda: None) -> None:
         self._sample = sample
+        self._loop = loop
+
+    def read(self) -> StateSample:
+        loop = self._loop()
+        if loop is None or not loop.is_running() or _running_loop() is loop:
+            return self._sample()  # no loop (tests, the simulator), or already on it
+        done: concurrent.futures.Future[StateSample] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(self._sample())
+            except BaseException as exc:  # noqa: BLE001 - handed to the scraping thread
+                done.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return done.result(timeout=SAMPLE_TIMEOUT_SECONDS)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        s = self._sample()
+        s = self.read()
         connected = GaugeMetricFamily("federator_clusters_connected", "Member clusters with a live agent stream.")
         connected.add_metric([], sum(1 for c in s.clusters if c.connected))
         yield connected
@@ -123,6 +152,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.state_loop: asyncio.AbstractEventLoop | None = None  # set by the server: where state is sampled
         r = self.registry
         self.jobs_submitted = Counter("federator_jobs_submitted_total", "Jobs accepted by Submit.",
                                       ["queue"], registry=r)
@@ -194,4 +224,11 @@ class Metrics:
         writes.labels("lazy").set_function(lazy)
 
     def watch_state(self, sample: Callable[[], StateSample]) -> None:
-        self.registry.register(StateCollector(sample))
+        self.registry.register(StateCollector(sample, lambda: self.state_loop))
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -143,7 +143,9 @@ def workload_kind_of(workload_json: str) -> str:
     api_version, kind = str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")
     group = api_version.split("/", 1)[0] if "/" in api_version else ""
     return f"{kind}.{group}" if group else kind
+@lru_cache(maxsize=4096)
 def _legacy_alternatives(milli: int, models: tuple[str, ...]) -> tuple[AcceleratorAlternative, ...]:
+    # Cached: every cycle asks this of every candidate job, and few shapes repeat across 100,000 jobs.
     if not models:
         return (AcceleratorAlternative(milli),)
     return tuple(AcceleratorAlternative(milli, model=m) for m in models)

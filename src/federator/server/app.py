@@ -182,6 +182,7 @@ async def serve(opts: ServeOptions) -> None:
     clusters = fed.clusters
     attach(fed, meter)
     metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy)
+    metrics.state_loop = asyncio.get_running_loop()  # scrapes read the federator's state on its loop
     metrics.leader.set(1)
     # The jobs just loaded live as long as the process: keep them out of the cyclic GC's full collections,
     # which otherwise walk every one of them (seconds with 100,000 jobs) while the loop waits.

@@ -266,6 +266,7 @@ class Cycles:
         loop does it in slices, serving streams between them."""
         fed = self.fed
         changed: list[Job] = []
+        unschedulable = 0
         for job_id, reason in pending:
             job = fed.jobs.get(job_id)
             if job is None or job.phase is not JobPhase.PENDING or job.generation != plan.generations.get(job_id):
@@ -277,9 +278,11 @@ class Cycles:
                 self._candidates[job_id] = None
             if job.pending_reason != reason:
                 if job.pending_reason is None or job.pending_reason.code != reason.code:
-                    fed.metrics.placements.labels("unschedulable").inc()
+                    unschedulable += 1
                 job.pending_reason = reason
                 changed.append(job)
+        if unschedulable:
+            fed.metrics.placements.labels("unschedulable").inc(unschedulable)
         return changed
 
     def _ready(self, cluster: str) -> bool:

@@ -33,9 +33,10 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
+from typing import TypeVar
 
-from federator.model import Job, JobId
+from federator.model import Job, JobId, Placement
 from federator.store.sqlite import JobStore
 
 log = logging.getLogger("federator.store")
@@ -43,9 +44,26 @@ MAX_BATCH_JOBS = 2_000  # one transaction's size: bounds the time one batch hold
 LAZY_BATCH_JOBS = 200  # a lazy batch is small: an ordinary write that arrives meanwhile waits for it
 
 
+T = TypeVar("T")
+_JOB_FIELDS = tuple(f.name for f in fields(Job))
+_PLACEMENT_FIELDS = tuple(f.name for f in fields(Placement))
+
+
 def freeze(job: Job) -> Job:
-    """A copy of a job the loop may keep changing: its spec is frozen already, its placements are not."""
-    return replace(job, placements=[replace(p) for p in job.placements])
+    """A copy of a job the loop may keep changing: its spec is frozen already, its placements are not.
+
+    Field by field rather than `dataclasses.replace` (which re-runs __init__): after a cycle over a big
+    backlog the loop freezes every job whose pending reason changed, and this is half the cost."""
+    copy = _copy(job, Job, _JOB_FIELDS)
+    copy.placements = [_copy(p, Placement, _PLACEMENT_FIELDS) for p in job.placements]
+    return copy
+
+
+def _copy(obj: T, cls: type[T], names: tuple[str, ...]) -> T:
+    out = cls.__new__(cls)
+    for name in names:
+        setattr(out, name, getattr(obj, name))
+    return out
 
 
 @dataclass(slots=True)
