@@ -58,6 +58,14 @@ def gpu_report(*, nodes: int, free_each: int, total: int, sequence: int = 1) -> 
     )
 
 
+def _with(**fields: int) -> agent_pb2.AgentMessage:
+    """A plausible report but for these capacity fields."""
+    message = gpu_report(nodes=1, free_each=8, total=8)
+    for name, value in fields.items():
+        setattr(message.capacity, name, value)
+    return message
+
+
 def update(pid: str, phase: JobPhase) -> agent_pb2.AgentMessage:
     return agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(placement_id=pid, phase=convert.phase_to_pb(phase),
                                                                  message="m"))
@@ -76,7 +84,11 @@ def rejected(fed, reason: str) -> float:  # type: ignore[no-untyped-def]
     ([gpu_report(nodes=1, free_each=8, total=8, sequence=5), gpu_report(nodes=1, free_each=8, total=8, sequence=3)],
      "stale_report", "capacity.sequence: 3 is lower than this stream's previous report (5)"),
     ([update("x.g1.west-1", JobPhase.PENDING)], "bad_transition", "not JOB_PHASE_PENDING"),
-], ids=["empty", "second-hello", "implausible", "sequence-backwards", "pending"])
+    ([_with(cpu_milli_free=2000)], "implausible_report",
+     "capacity.cpu_milli_free: 2000 is more than cpu_milli_allocatable 1000"),
+    ([_with(memory_bytes_allocatable=10, memory_bytes_free=10, node_memory_bytes_free_max=11)],
+     "implausible_report", "capacity.node_memory_bytes_free_max: 11 is more than memory_bytes_free 10"),
+], ids=["empty", "second-hello", "implausible", "sequence-backwards", "pending", "cpu-free", "node-memory"])
 def test_a_message_that_breaks_the_contract_is_refused_counted_and_answered(
         store: MemoryStore, clock: Clock, messages: list[agent_pb2.AgentMessage], reason: str, words: str) -> None:
     fed = make(store, clock)

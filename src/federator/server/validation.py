@@ -88,19 +88,14 @@ def check_plausible(cap: ClusterCapacity) -> str | None:
             return (f"{where}.nodes_by_free: {pool.free_accelerators} whole free GPUs and "
                     f"{in_use_or_free - pool.free_accelerators} shared ones are more than allocatable_accelerators "
                     f"{pool.allocatable_accelerators}")
-    if cap.cpu_milli_free > cap.cpu_milli_allocatable:
-        return f"capacity.cpu_milli_free: {cap.cpu_milli_free} is more than cpu_milli_allocatable " \
-               f"{cap.cpu_milli_allocatable}"
-    if cap.memory_bytes_free > cap.memory_bytes_allocatable:
-        return f"capacity.memory_bytes_free: {cap.memory_bytes_free} is more than memory_bytes_allocatable " \
-               f"{cap.memory_bytes_allocatable}"
-    if cap.node_cpu_milli_free_max > cap.cpu_milli_free:
-        return f"capacity.node_cpu_milli_free_max: {cap.node_cpu_milli_free_max} is more than cpu_milli_free " \
-               f"{cap.cpu_milli_free}"
-    if cap.node_memory_bytes_free_max > cap.memory_bytes_free:
-        return f"capacity.node_memory_bytes_free_max: {cap.node_memory_bytes_free_max} is more than " \
-               f"memory_bytes_free {cap.memory_bytes_free}"
+    for part, whole in _AT_MOST:  # free within allocatable; a node's most free within the cluster's free
+        if getattr(cap, part) > getattr(cap, whole):
+            return f"capacity.{part}: {getattr(cap, part)} is more than {whole} {getattr(cap, whole)}"
     return None
+
+
+_AT_MOST = (("cpu_milli_free", "cpu_milli_allocatable"), ("memory_bytes_free", "memory_bytes_allocatable"),
+            ("node_cpu_milli_free_max", "cpu_milli_free"), ("node_memory_bytes_free_max", "memory_bytes_free"))
 
 
 def error_message(refusal: Refusal) -> agent_pb2.FederatorMessage:
