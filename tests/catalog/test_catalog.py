@@ -101,3 +101,12 @@ def test_the_one_count_forms_resource_belongs_to_the_vendor_the_scheduler_binds_
 
     owner = builtin_catalog().vendor_of_resource(GPU_RESOURCE)
     assert owner is not None and owner.name == SchedulerConfig().legacy_vendor == "nvidia"
+
+
+def test_a_family_name_belongs_to_its_vendor_though_no_entry_carries_it_as_a_name() -> None:
+    extra = parse_catalog_text("vendors:\n  acme:\n    resources: [acme.example/npu]\n    models:\n"
+                               "      - {name: Acme-X1, memoryMiB: 65536, family: Acme-X}\n")
+    cat = builtin_catalog().merged(extra)
+    assert cat.vendor_of_model("Acme-X") == "acme"  # a job naming the family runs on acme, not the default nvidia
+    assert cat.describe_model("Acme-X").family == ""  # the family of a model, never of the family itself
+    assert cat.describe_model("Acme-X1").family == "Acme-X"

@@ -81,9 +81,9 @@ def _sim_fleet_values(tmp: Path) -> Path:
 
 
 CATALOG = {"vendors": {
-    "iluvatar": {"resources": ["iluvatar.ai/gpu"], "productLabel": "iluvatar.ai/gpu.product",
-                 "dra": [{"driver": "gpu.iluvatar.ai", "productAttribute": "model"}],
-                 "models": [{"name": "BI-V150", "memoryMiB": 65536}]},
+    "acme": {"resources": ["acme.example/npu"], "productLabel": "acme.example/npu.product",
+                 "dra": [{"driver": "npu.acme.example", "productAttribute": "model"}],
+                 "models": [{"name": "X1", "memoryMiB": 65536}]},
     "huawei": {"resources": ["huawei.com/Ascend910"],
                "models": [{"name": "Ascend910C", "memoryMiB": 131072, "family": "Ascend910C"}]}}}
 
@@ -437,9 +437,9 @@ def test_accelerator_catalog_values_become_the_catalog_file_the_process_reads(
     docs = h.template(chart, *base, "-f", values)
     text = one(docs, "ConfigMap", "-accelerator-catalog")["data"]["accelerators.yaml"]
     cat = builtin_catalog().merged(parse_catalog_text(text, source="chart"))  # the loader the process uses
-    iluvatar = cat.vendor("iluvatar")
-    assert iluvatar is not None and iluvatar.product_labels == ("iluvatar.ai/gpu.product",)
-    assert [d.driver for d in iluvatar.dra] == ["gpu.iluvatar.ai"]
+    acme = cat.vendor("acme")
+    assert acme is not None and acme.product_labels == ("acme.example/npu.product",)
+    assert [d.driver for d in acme.dra] == ["npu.acme.example"]
     assert cat.describe_model("Ascend910C").memory_mib == 131072 and cat.describe_model("Ascend910B3").family
     deploy = one(docs, "Deployment")
     pod = deploy["spec"]["template"]

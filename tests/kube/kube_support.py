@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,11 @@ def service_account_kubeconfig(tb: Testbed, cluster: str, account: str, path: Pa
 class KubeFederation(LocalFederation):
     """A LocalFederation whose agents run the Kubernetes backend against real member clusters."""
 
-    def start_kube_agent(self, cluster: str, *, kubeconfig: Path, region: str, namespace: str = WORKLOADS) -> Process:
+    def start_kube_agent(self, cluster: str, *, kubeconfig: Path, region: str, namespace: str = WORKLOADS,
+                         extra_args: Sequence[str] = ()) -> Process:
         args = ["agent", "--cluster", cluster, "--region", region, "--server", self.grpc_target,
                 "--kubeconfig", str(kubeconfig), "--namespace", namespace, "--discovery-interval", "1",
-                *self._tls_args()]
+                *self._tls_args(), *extra_args]
         proc = self._spawn(f"agent-{cluster}", args)
         self.agents[cluster] = proc
         return proc

@@ -1,16 +1,22 @@
 """A federation of several accelerator vendors on the test bed, driven through kubectl.
 
 Members: NVIDIA (device plugin), Huawei Ascend 910B (MindCluster), AMD MI300X
-(ROCm), NVIDIA MIG (mixed strategy), time-sliced NVIDIA, and a DRA member whose
-GPUs exist only as ResourceSlices of the test bed's fake DRA driver. A real
-federator and one real agent per member run as processes, with the RBAC of
+(ROCm), NVIDIA MIG (mixed strategy), time-sliced NVIDIA, a DRA member whose
+GPUs exist only as ResourceSlices of the test bed's fake DRA driver, and a
+member of a vendor the built-in catalog does not know ("acme", fictional),
+which joins through the accelerator catalog the agent chart's
+`acceleratorCatalog` value renders (real `helm template`). A real federator
+and one real agent per member run as processes, with the RBAC of
 deploy/kubernetes.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,16 +32,47 @@ import sys  # noqa: E402
 sys.path.insert(0, str(ROOT / "tests" / "testbed"))
 import vendors  # noqa: E402
 
+from testbed import NodeSpec  # noqa: E402
+
 NAMESPACE = "vendors"
-MEMBERS = ("nvidia", "ascend", "amd", "mig", "shared", "dra")
+MEMBERS = ("nvidia", "ascend", "amd", "mig", "shared", "dra", "acme")
 DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
+# What an operator writes in the charts' values to add a vendor (docs/kubernetes.md, "Adding a vendor").
+ACME_CATALOG = {"vendors": {"acme": {
+    "resources": ["acme.example/npu"], "productLabel": "acme.example/npu.product",
+    "memoryLabel": "acme.example/npu.memory", "memoryUnit": "Gi", "modelPrefix": "Acme-",
+    "models": [{"name": "Acme-X1", "memoryMiB": 65536, "family": "Acme-X"}]}}}
 
 
 def _fleet() -> dict[str, list[Any]]:
-    fleet = vendors.vendor_fleet(tuple(m for m in MEMBERS if m != "dra"))
+    fleet = vendors.vendor_fleet(tuple(m for m in MEMBERS if m not in ("dra", "acme")))
     # The DRA member's GPUs are H200s, a model no other member has, so a job can ask for them by name.
     fleet["dra"] = vendors.dra_gpu_nodes("dra-h200", 1, product_name="NVIDIA H200", memory="143771Mi")
+    fleet["acme"] = [NodeSpec("acme-x1-0", "", 0, extended={"acme.example/npu": "8"},
+                              labels={"acme.example/npu.product": "X1", "acme.example/npu.memory": "64"})]
     return fleet
+
+
+def _catalog_from_the_agent_chart(workdir: Path) -> Path:
+    """The catalog file the agent chart mounts for `acceleratorCatalog` (rendered by the real helm)."""
+    spec = importlib.util.spec_from_file_location("fetch_tools", ROOT / "scripts" / "fetch_tools.py")
+    assert spec and spec.loader
+    tools = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tools)
+    values = workdir / "catalog-values.yaml"
+    values.write_text(yaml.safe_dump({"acceleratorCatalog": ACME_CATALOG}))
+    chart = ROOT / "deploy" / "helm" / "federator-agent"
+    proc = subprocess.run([str(tools.helm()), "template", "agent", str(chart),
+                           "-f", str(chart / "ci" / "test-values.yaml"), "-f", str(values)],
+                          capture_output=True, text=True, check=True)
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-accelerator-catalog")]
+    (deploy,) = [d for d in docs if d["kind"] == "Deployment"]
+    flag = "--accelerator-catalog=/etc/federator/accelerator-catalog/accelerators.yaml"
+    assert flag in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    path = workdir / "accelerators.yaml"
+    path.write_text(cm["data"]["accelerators.yaml"])
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +89,16 @@ def vkube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         for member in MEMBERS:
             bed.kubectl(member, "apply", "-f", str(RBAC / "rbac-agent.yaml"))
         host = service_account_kubeconfig(bed, "host", "federator", workdir / "federator.kubeconfig")
+        catalog = _catalog_from_the_agent_chart(workdir)
         fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
             "--kubeconfig", str(host), "--watch-namespace", NAMESPACE, "--lease-namespace", "federator-system",
-            "--report-interval", "0.5", "--cycle-interval", "0.2"])
+            "--report-interval", "0.5", "--cycle-interval", "0.2", "--accelerator-catalog", str(catalog)])
         fed.start_server(timeout=60)
         for member in MEMBERS:
             kubeconfig = service_account_kubeconfig(bed, member, "federator-agent", workdir / f"agent-{member}.kc")
-            fed.start_kube_agent(member, kubeconfig=kubeconfig, region=member)
+            # Only the acme member's operator installed the chart with the catalog value; the others run built-in.
+            extra = ["--accelerator-catalog", str(catalog)] if member == "acme" else []
+            fed.start_kube_agent(member, kubeconfig=kubeconfig, region=member, extra_args=extra)
         k = Kube(bed, fed, workdir)
 
         def all_ready() -> bool:
@@ -104,6 +144,7 @@ def test_every_member_reports_its_vendors_devices(vkube: Kube) -> None:
         "mig": {"NVIDIA-H100-80GB-HBM3-MIG-1g.10gb": 14, "NVIDIA-H100-80GB-HBM3-MIG-3g.40gb": 4},
         "shared": {"NVIDIA-L4-SHARED": 4},
         "dra": {"NVIDIA-H200": 8},
+        "acme": {"Acme-X1": 8},  # a vendor only the operator's catalog knows
     }
 
     def reported() -> bool:
@@ -244,3 +285,25 @@ def test_a_job_moves_to_its_ascend_alternative_when_the_nvidia_member_is_full(vk
     finally:
         for name in ("either", "fill-h100"):
             vkube.kubectl("host", "delete", "fj", name, "-n", NAMESPACE, "--timeout=60s", check=False)
+
+
+def test_a_vendor_added_by_the_catalog_value_runs_jobs_without_code(vkube: Kube) -> None:
+    pool = _pools(vkube, "acme")["Acme-X1"]
+    assert (pool["vendor"], pool["family"], pool["resourceName"], pool["memoryMiB"]) == (
+        "acme", "Acme-X", "acme.example/npu", 65536)
+    _apply(vkube, {"metadata": {"name": "on-acme"}, "spec": {
+        "kind": "training", "replicas": 1, "resources": {"cpu": "1"},
+        "accelerators": [{"model": "Acme-X", "count": 4}],  # the family the operator's catalog names
+        "template": {"metadata": {"annotations": {DELAY: "600s"}}}}})
+    try:
+        eventually(lambda: _status(vkube, "on-acme").get("phase") == "Running", timeout=120,
+                   what=f"on-acme Running: {_status(vkube, 'on-acme')}\n{vkube.logs()}")
+        status = _status(vkube, "on-acme")
+        assert status["cluster"] == "acme"
+        (pod,) = _pods(vkube, "acme", status["placementId"])
+        assert pod["spec"]["containers"][0]["resources"]["limits"] == {"acme.example/npu": "4"}
+        assert pod["spec"]["nodeSelector"]["acme.example/npu.product"] == "X1"
+        assert pod["spec"]["nodeName"] == "acme-x1-0" and pod["status"]["phase"] == "Running"
+        print(vkube.kubectl("host", "get", "fj", "on-acme", "-n", NAMESPACE, "-o", "wide").stdout)
+    finally:
+        vkube.kubectl("host", "delete", "fj", "on-acme", "-n", NAMESPACE, "--timeout=60s", check=False)

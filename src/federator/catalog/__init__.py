@@ -114,12 +114,16 @@ class Catalog:
         return tuple(m for v in self.vendors if vendor in (None, v.name) for m in v.models)
 
     def find_model(self, name: str, vendor: str | None = None) -> ModelEntry | None:
-        """The catalog entry a model name selects: exact (case-insensitive) first, then by tokens
-        ("H100" selects NVIDIA-H100-80GB-HBM3); None when unknown or ambiguous across vendors."""
+        """The catalog entry a model name selects: exact (case-insensitive) first, then a model of that
+        family, then by tokens ("H100" selects NVIDIA-H100-80GB-HBM3); None when unknown or ambiguous
+        across vendors."""
         candidates = self.models(vendor)
         exact = [m for m in candidates if m.name.lower() == name.lower()]
         if exact:
             return exact[0]
+        family = [m for m in candidates if m.family.lower() == name.lower()]
+        if family and len({m.vendor for m in family}) == 1:
+            return family[0]  # a family name (Acme-X) is its vendor's, though no entry carries it as a name
         matched = [m for m in candidates if model_matches(name, m.name)]
         if matched and len({m.vendor for m in matched}) == 1:
             return matched[0]

@@ -21,17 +21,17 @@ from testbed import NodeSpec  # noqa: E402
 
 OPERATOR_FILE = """\
 vendors:
-  iluvatar:
+  acme:
     # A vendor the built-in catalog does not know: its device plugin, product label and DRA driver.
-    resources: [iluvatar.ai/gpu]
-    productLabel: iluvatar.ai/gpu.product
-    memoryLabel: iluvatar.ai/gpu.memory
+    resources: [acme.example/npu]
+    productLabel: acme.example/npu.product
+    memoryLabel: acme.example/npu.memory
     memoryUnit: Gi
-    modelPrefix: Iluvatar-
+    modelPrefix: Acme-
     dra:
-      - {driver: gpu.iluvatar.ai, productAttribute: model, memoryCapacity: vram, typeAttribute: ""}
+      - {driver: npu.acme.example, productAttribute: model, memoryCapacity: vram, typeAttribute: ""}
     models:
-      - {name: Iluvatar-BI-V150, memoryMiB: 65536, family: Iluvatar-BI}
+      - {name: Acme-X1, memoryMiB: 65536, family: Acme-X}
 """
 
 
@@ -85,14 +85,14 @@ def test_a_node_without_a_product_label_gets_the_vendors_default_model() -> None
 
 
 def test_an_operators_catalog_file_adds_a_vendors_device_plugin(tmp_path: Path) -> None:
-    node = _node(NodeSpec("ilu-0", "", 0, extended={"iluvatar.ai/gpu": "8"},
-                          labels={"iluvatar.ai/gpu.product": "BI-V150", "iluvatar.ai/gpu.memory": "64"}))
+    node = _node(NodeSpec("acme-0", "", 0, extended={"acme.example/npu": "8"},
+                          labels={"acme.example/npu.product": "X1", "acme.example/npu.memory": "64"}))
     assert _discovery().groups([node], []) == []  # the built-in catalog does not know the vendor
     (g,) = _discovery(tmp_path).groups([node], [])
     assert (g.vendor, g.model, g.family, g.resource, g.devices, g.memory_mib) == (
-        "iluvatar", "Iluvatar-BI-V150", "Iluvatar-BI", "iluvatar.ai/gpu", 8, 65536)
-    assert g.selector == (("iluvatar.ai/gpu.product", "BI-V150"),)
-    assert "iluvatar.ai/gpu" in _discovery(tmp_path).resources  # its taint is tolerated like the others'
+        "acme", "Acme-X1", "Acme-X", "acme.example/npu", 8, 65536)
+    assert g.selector == (("acme.example/npu.product", "X1"),)
+    assert "acme.example/npu" in _discovery(tmp_path).resources  # its taint is tolerated like the others'
 
 
 def _slice(node: str, driver: str, devices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -103,9 +103,9 @@ def _slice(node: str, driver: str, devices: list[dict[str, Any]]) -> dict[str, A
 
 def test_dra_drivers_come_from_the_catalog(tmp_path: Path) -> None:
     nvidia = [d.manifest() for d in vendors.dra_gpu_nodes("d", 1, gpus=4)[0].dra_devices]
-    iluvatar = [{"name": f"npu-{i}", "attributes": {"model": {"string": "BI-V150"}},
+    acme = [{"name": f"npu-{i}", "attributes": {"model": {"string": "X1"}},
                  "capacity": {"vram": {"value": "64Gi"}}} for i in range(2)]
-    slices = [_slice("d-0", "gpu.nvidia.com", nvidia), _slice("i-0", "gpu.iluvatar.ai", iluvatar)]
+    slices = [_slice("d-0", "gpu.nvidia.com", nvidia), _slice("i-0", "npu.acme.example", acme)]
     nodes = [_node(NodeSpec("d-0", "", 0)), _node(NodeSpec("i-0", "", 0))]
     builtin = _discovery().groups(nodes, [], slices=slices)
     assert [(g.vendor, g.model, g.dra_class, g.devices) for g in builtin] == [
@@ -113,8 +113,8 @@ def test_dra_drivers_come_from_the_catalog(tmp_path: Path) -> None:
     extended = _discovery(tmp_path).groups(nodes, [], slices=slices)
     assert [(g.vendor, g.model, g.family, g.dra_class, g.devices, g.memory_mib) for g in extended] == [
         ("nvidia", "NVIDIA-H100-80GB-HBM3", "", "gpu.nvidia.com", 4, 81559),
-        ("iluvatar", "Iluvatar-BI-V150", "Iluvatar-BI", "gpu.iluvatar.ai", 2, 65536)]
-    assert extended[1].selector == (("gpu.iluvatar.ai/model", "BI-V150"),)
+        ("acme", "Acme-X1", "Acme-X", "npu.acme.example", 2, 65536)]
+    assert extended[1].selector == (("npu.acme.example/model", "X1"),)
 
 
 def test_the_agents_catalog_file_reaches_the_capacity_it_reports(tmp_path: Path) -> None:
@@ -123,13 +123,13 @@ def test_the_agents_catalog_file_reaches_the_capacity_it_reports(tmp_path: Path)
     from federator.catalog import use_catalog_file
 
     (tmp_path / "catalog.yaml").write_text(OPERATOR_FILE)
-    node = _node(NodeSpec("ilu-0", "", 0, extended={"iluvatar.ai/gpu": "8"},
-                          labels={"iluvatar.ai/gpu.product": "BI-V150"}))
+    node = _node(NodeSpec("acme-0", "", 0, extended={"acme.example/npu": "8"},
+                          labels={"acme.example/npu.product": "X1"}))
     try:
         use_catalog_file(tmp_path / "catalog.yaml")
         (pool,) = cluster_capacity([node], []).accelerator_pools
         assert (pool.vendor, pool.accelerator_model, pool.family, pool.resource_name) == (
-            "iluvatar", "Iluvatar-BI-V150", "Iluvatar-BI", "iluvatar.ai/gpu")
+            "acme", "Acme-X1", "Acme-X", "acme.example/npu")
     finally:
         use_catalog_file(None)
     assert cluster_capacity([node], []).accelerator_pools == ()
