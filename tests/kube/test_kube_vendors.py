@@ -217,8 +217,9 @@ def test_a_fractional_replica_lands_on_a_member_that_shares_gpus(vkube: Kube) ->
 
 
 def test_a_fraction_stays_pending_naming_what_is_missing_where_no_member_shares_that_model(vkube: Kube) -> None:
+    # Asked as a user asks AMD devices (nvidia.com/gpu would stay on NVIDIA pools, another reason).
     _apply(vkube, {"metadata": {"name": "half-mi300x"}, "spec": {
-        "kind": "inference", "replicas": 1, "resources": {"nvidia.com/gpu": "500m", "cpu": "1"},
+        "kind": "inference", "replicas": 1, "resources": {"amd.com/gpu": "500m", "cpu": "1"},
         "gpuModels": ["MI300X"]}})
     try:
         def reason() -> dict[str, Any]:
