@@ -2,6 +2,11 @@
 
     python bench/throughput.py --clusters 100 --nodes 1000 --jobs 100000
     python bench/throughput.py --scaling 10,30,100,300,1000 --jobs 20000
+    python bench/throughput.py --fleet five-vendor --alternatives 0.3
+
+`--fleet five-vendor` (bench/vendors.py): clusters of NVIDIA (with MIG and time-sliced pools), AMD,
+Huawei Ascend, Cambricon and Hygon devices, and jobs in each vendor's own form; `--alternatives`
+is the share of jobs that list alternatives across vendors instead.
 
 Prints placements per second (placements / cycle seconds, wall and CPU: the cycle
 runs on one core, and CPU time is what the shared machine cannot steal) and the
@@ -18,21 +23,37 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import clusters, jobs  # noqa: E402
+import common  # noqa: E402
+import vendors  # noqa: E402
 
 from federator.scheduler import Scheduler, Snapshot  # noqa: E402
 
 
-def run(n_clusters: int, n_nodes: int, n_jobs: int, seed: int = 0) -> dict[str, float]:
-    snapshot = Snapshot.of(clusters(n_clusters, nodes=n_nodes, seed=seed))
-    requests = jobs(n_jobs, seed=seed)
+def run(n_clusters: int, n_nodes: int, n_jobs: int, seed: int = 0, fleet: str = "nvidia",
+        alternatives: float = 0.0) -> dict[str, object]:
+    if fleet == "five-vendor":
+        snapshot = Snapshot.of(vendors.clusters(n_clusters, nodes=n_nodes, seed=seed))
+        requests = vendors.jobs(n_jobs, seed=seed, alternatives=alternatives)
+    else:
+        snapshot = Snapshot.of(common.clusters(n_clusters, nodes=n_nodes, seed=seed))
+        requests = common.jobs(n_jobs, seed=seed)
     started, cpu_started = time.perf_counter(), time.process_time()
     result = Scheduler().schedule(snapshot, requests)
     took = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
     lat = sorted(result.decision_seconds)
     placed = len(result.decisions)
+    by_vendor: dict[str, int] = {}
+    alternative_taken: dict[int, int] = {}
+    with_alternatives = {r.job_id for r in requests if len(r.spec.accelerators) > 1}
+    for d in result.decisions:
+        for a in d.assignments:
+            by_vendor[a.accelerator_vendor or "cpu"] = by_vendor.get(a.accelerator_vendor or "cpu", 0) + 1
+        if d.job_id in with_alternatives:
+            i = d.assignments[0].alternative
+            alternative_taken[i] = alternative_taken.get(i, 0) + 1
     return {
+        "fleet": fleet, "alternatives": alternatives,
         "clusters": n_clusters, "nodes_per_cluster": n_nodes, "jobs": n_jobs, "placed": placed,
         "pending": len(result.pending), "cycle_seconds": round(took, 3),
         "cpu_seconds": round(cpu, 3),
@@ -42,6 +63,9 @@ def run(n_clusters: int, n_nodes: int, n_jobs: int, seed: int = 0) -> dict[str, 
         "decision_latency_p50_seconds": lat[len(lat) // 2] if lat else 0.0,
         "decision_latency_p99_seconds": lat[int(len(lat) * 0.99)] if lat else 0.0,
         "phase_seconds": {k: round(v, 3) for k, v in result.phase_seconds.items()},
+        "assignments_by_vendor": dict(sorted(by_vendor.items())),
+        "jobs_with_alternatives": len(with_alternatives),
+        "placed_on_alternative": {str(k): v for k, v in sorted(alternative_taken.items())},
     }
 
 
@@ -52,14 +76,19 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=100_000)
     p.add_argument("--scaling", help="comma-separated cluster counts: cost per placement as clusters grow")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fleet", choices=("nvidia", "five-vendor"), default="nvidia",
+                   help="nvidia: bench/common.py (one vendor); five-vendor: bench/vendors.py")
+    p.add_argument("--alternatives", type=float, default=0.0,
+                   help="five-vendor fleet: share of jobs listing alternatives across vendors (0..1)")
     args = p.parse_args()
     if args.scaling:
-        rows = [run(int(n), args.nodes, args.jobs, args.seed) for n in args.scaling.split(",")]
+        rows = [run(int(n), args.nodes, args.jobs, args.seed, args.fleet, args.alternatives)
+                for n in args.scaling.split(",")]
         for r in rows:
-            r["cpu_microseconds_per_job"] = round(1e6 * r["cpu_seconds"] / r["jobs"], 1)
+            r["cpu_microseconds_per_job"] = round(1e6 * float(r["cpu_seconds"]) / float(r["jobs"]), 1)  # type: ignore[arg-type]
         print(json.dumps(rows, indent=2))
     else:
-        print(json.dumps(run(args.clusters, args.nodes, args.jobs, args.seed), indent=2))
+        print(json.dumps(run(args.clusters, args.nodes, args.jobs, args.seed, args.fleet, args.alternatives), indent=2))
     return 0
 
 
