@@ -57,13 +57,22 @@ def variant_spec(spec: JobSpec, i: int) -> JobSpec:
 def variants(request: PlacementRequest, legacy_vendor: str = "") -> list[PlacementRequest]:
     """One request per alternative, most preferred first; for a job without alternatives, the request
     itself, bound to `legacy_vendor` (the vendor of the one-count form's resource) if it asks for any."""
-    alts = request.spec.accelerators
-    if not alts:
-        if legacy_vendor and request.accelerator_milli and not request.vendor:
-            return [replace(request, vendor=legacy_vendor)]
-        return [request]
-    return [replace(request, spec=variant_spec(request.spec, i), alternative=i, vendor=a.vendor,
-                    min_memory_mib=a.min_memory_mib) for i, a in enumerate(alts)]
+    if not request.spec.accelerators:
+        return [_legacy(request, legacy_vendor)]
+    return [variant(request, i) for i in range(len(request.spec.accelerators))]
+
+
+def variant(request: PlacementRequest, i: int) -> PlacementRequest:
+    """The request for alternative `i` alone (built when tried: most jobs place on their first)."""
+    a = request.spec.accelerators[i]
+    return replace(request, spec=variant_spec(request.spec, i), alternative=i, vendor=a.vendor,
+                   min_memory_mib=a.min_memory_mib)
+
+
+def _legacy(request: PlacementRequest, legacy_vendor: str) -> PlacementRequest:
+    if legacy_vendor and request.accelerator_milli and not request.vendor:
+        return replace(request, vendor=legacy_vendor)
+    return request
 
 
 Outcome = tuple[Assignment, ...] | Reason
@@ -73,20 +82,24 @@ def first_that_fits(request: PlacementRequest, place: Callable[[PlacementRequest
                     legacy_vendor: str = "") -> tuple[PlacementRequest, Outcome]:
     """Try the request's alternatives in order; the first that places wins. When none does, the
     reason is the first alternative's code with every alternative's story."""
-    tried = variants(request, legacy_vendor)
+    alts = request.spec.accelerators
+    if not alts:
+        one = _legacy(request, legacy_vendor)
+        outcome = place(one)
+        if (isinstance(outcome, Reason) and one.vendor and outcome.code is ReasonCode.ACCELERATOR_UNAVAILABLE
+                and OTHER_VENDORS_ONLY in outcome.message):
+            outcome = Reason(outcome.code, f"{outcome.message} (the one-count form asks for {one.vendor} "
+                                           "devices; list other vendors' models in spec.accelerators)")
+        return one, outcome
+    first = variant(request, 0)
     reasons: list[Reason] = []
-    for variant in tried:
-        outcome = place(variant)
+    for i in range(len(alts)):
+        tried = first if i == 0 else variant(request, i)
+        outcome = place(tried)
         if not isinstance(outcome, Reason):
-            return variant, outcome
+            return tried, outcome
         reasons.append(outcome)
     if len(reasons) == 1:
-        reason = reasons[0]
-        if (tried[0].vendor and not request.spec.accelerators and reason.code is ReasonCode.ACCELERATOR_UNAVAILABLE
-                and OTHER_VENDORS_ONLY in reason.message):
-            reason = Reason(reason.code, f"{reason.message} (the one-count form asks for {tried[0].vendor} "
-                                         "devices; list other vendors' models in spec.accelerators)")
-        return tried[0], reason
-    alts = request.spec.accelerators
+        return first, reasons[0]
     story = "; ".join(f"alternative {i + 1} ({alts[i].describe()}): {r.message}" for i, r in enumerate(reasons))
-    return tried[0], Reason(reasons[0].code, story)
+    return first, Reason(reasons[0].code, story)

@@ -15,7 +15,7 @@ numbered phases, each timed:
    (or over-share) preemptible work, up to a cap per cycle.
 
 Speed: filter and score results are cached per request *shape* for the
-cycle (`_Board`) and refreshed only for clusters that changed since, and a
+cycle (`board.py`) and refreshed only for clusters that changed since, and a
 shape that fits nowhere stays unplaceable for the rest of the place phase
 (capacity only shrinks in it). So the cost of a cycle grows with jobs plus
 shapes x clusters, not jobs x clusters.
@@ -23,7 +23,6 @@ shapes x clusters, not jobs x clusters.
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +30,7 @@ from dataclasses import dataclass, replace
 
 from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, Reason, ReasonCode
 from federator.scheduler.alternatives import Assignment, assign, first_that_fits
+from federator.scheduler.board import Board
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import demand_of
 from federator.scheduler.fairshare import FairOrder, QueueUsage, job_order
@@ -43,7 +43,7 @@ from federator.scheduler.framework import (
     ScorePlugin,
 )
 from federator.scheduler.plugins import FILTERS, SCORES
-from federator.scheduler.pools import PoolScores, best_model, best_pool, fit_count, split_by_model
+from federator.scheduler.pools import best_model, fit_count, split_by_model
 from federator.scheduler.preemption import (
     Preemption,
     eligible,
@@ -112,116 +112,6 @@ def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
                         region_latency_ms=latency, max_latency_ms=max(latency.values(), default=0), demand=demand)
 
 
-class _Shape:
-    __slots__ = ("cursor", "heap", "rejected", "ver")
-
-    def __init__(self) -> None:
-        self.cursor = 0
-        self.heap: list[tuple[int, str, int]] = []
-        self.ver: dict[str, int] = {}
-        self.rejected: dict[str, Reason] = {}
-
-
-class _Board:
-    """Per-cycle filter and score results by request shape (kube's PreFilter, cached).
-
-    Every change to a cluster is appended to a log; a shape re-evaluates only
-    the clusters logged since it last looked, and keeps the feasible ones in a
-    max-heap of (score, name) whose stale entries are dropped lazily.
-    """
-
-    def __init__(self, filters: Sequence[FilterPlugin], scores: Sequence[tuple[ScorePlugin, int]],
-                 ctx: CycleContext, pool_scores: PoolScores = ()) -> None:
-        self.filters = filters
-        self.scores = scores
-        self.pool_scores = pool_scores
-        self.ctx = ctx
-        self.version: dict[str, int] = {}
-        self.pool_values: dict[tuple[object, ...], int] = {}
-        self.log: list[str] = []
-        self.shapes: dict[tuple[object, ...], _Shape] = {}
-        self.txn: Txn | None = None
-
-    def changed(self, name: str) -> None:
-        self.log.append(name)
-        self.version[name] = self.version.get(name, 0) + 1
-
-    def evaluate(self, request: PlacementRequest, cluster: ClusterInfo, *, current: bool = False) -> Reason | int:
-        """Filters, then the weighted scores. `current`: `cluster` is the txn's present view of it, so
-        its pool part may be shared with other shapes asking for the same resources."""
-        ctx = self.ctx
-        for f in self.filters:
-            reason = f.filter(request, cluster, ctx)
-            if reason is not None:
-                return reason
-        total = 0
-        for s, w in self.scores:
-            total += w * s.score(request, cluster, ctx)
-        if self.pool_scores:
-            replicas = request.replicas if request.is_gang else 1
-            key = None
-            if current:
-                spec = request.spec
-                key = (
-                    cluster.name,
-                    self.version.get(cluster.name, 0),
-                    spec.resources,
-                    replicas,
-                    spec.accelerator_models,
-                    request.blocked_models,
-                )
-                got = self.pool_values.get(key)
-                if got is not None:
-                    return total + got
-            pool = best_pool(request, cluster, ctx, self.pool_scores, replicas)
-            value = pool[0] if pool is not None else 0
-            if key is not None:
-                self.pool_values[key] = value
-            total += value
-        return total
-
-    def _sync(self, request: PlacementRequest, key: tuple[object, ...]) -> _Shape:
-        assert self.txn is not None
-        shape = self.shapes.get(key)
-        names: Sequence[str] | set[str]
-        if shape is None:
-            shape = self.shapes[key] = _Shape()
-            names = self.txn.names
-        elif shape.cursor == len(self.log):
-            return shape
-        else:
-            names = set(self.log[shape.cursor:])
-        shape.cursor = len(self.log)
-        ver, heap, rejected = shape.ver, shape.heap, shape.rejected
-        for name in names:
-            out = self.evaluate(request, self.txn.get(name), current=True)
-            v = ver.get(name, 0) + 1
-            ver[name] = v
-            if isinstance(out, Reason):
-                rejected[name] = out
-            else:
-                rejected.pop(name, None)
-                heapq.heappush(heap, (-out, name, v))
-        if len(heap) > 4 * len(ver) + 16:
-            shape.heap = [e for e in heap if ver[e[1]] == e[2]]
-            heapq.heapify(shape.heap)
-        return shape
-
-    def best(self, request: PlacementRequest, key: tuple[object, ...]) -> str | None:
-        shape = self._sync(request, key)
-        heap, ver = shape.heap, shape.ver
-        while heap and heap[0][2] != ver[heap[0][1]]:
-            heapq.heappop(heap)
-        return heap[0][1] if heap else None
-
-    def ranked(self, request: PlacementRequest, key: tuple[object, ...]) -> list[str]:
-        shape = self._sync(request, key)
-        return [name for _, name, v in sorted(shape.heap) if shape.ver[name] == v]
-
-    def rejections(self, key: tuple[object, ...]) -> list[Reason]:
-        return list(self.shapes[key].rejected.values())
-
-
 def _key(request: PlacementRequest) -> tuple[object, ...]:
     shape = request.shape()
     return (*shape, request.spec.queue) if request.blocked_models else shape
@@ -261,7 +151,7 @@ class Scheduler:
         t2 = clock()
         phases["prescore"] = t2 - t1
 
-        board = _Board(self.filters, self.scores, ctx, self.pool_scores)
+        board = Board(self.filters, self.scores, ctx, self.pool_scores)
         txn = Txn(snapshot, on_change=board.changed)
         board.txn = txn
         unplaceable: dict[tuple[object, ...], Reason] = {}
@@ -298,7 +188,7 @@ class Scheduler:
 
     # -- placement --------------------------------------------------------
 
-    def _try(self, request: PlacementRequest, usage: QueueUsage, txn: Txn, board: _Board,
+    def _try(self, request: PlacementRequest, usage: QueueUsage, txn: Txn, board: Board,
              unplaceable: dict[tuple[object, ...], Reason]) -> tuple[Assignment, ...] | Reason:
         """One alternative: the queue's quota on its models, then placement."""
         blocked, notes, refused = usage.quota_check(request)
@@ -328,7 +218,7 @@ class Scheduler:
                 ok.append(cluster)
         return ok, rejected
 
-    def _place(self, request: PlacementRequest, txn: Txn, board: _Board,
+    def _place(self, request: PlacementRequest, txn: Txn, board: Board,
                unplaceable: dict[tuple[object, ...], Reason]) -> tuple[Assignment, ...] | Reason:
         key = _key(request)
         known = unplaceable.get(key)
@@ -342,7 +232,7 @@ class Scheduler:
             unplaceable[key] = outcome
         return outcome
 
-    def _place_one(self, request: PlacementRequest, txn: Txn, board: _Board,
+    def _place_one(self, request: PlacementRequest, txn: Txn, board: Board,
                    key: tuple[object, ...]) -> tuple[Assignment, ...] | Reason:
         name = board.best(request, key)
         if name is None:
@@ -354,7 +244,7 @@ class Scheduler:
         txn.commit()
         return (assign(best, request.replicas, model, request),)
 
-    def _place_spread(self, request: PlacementRequest, txn: Txn, board: _Board) -> tuple[
+    def _place_spread(self, request: PlacementRequest, txn: Txn, board: Board) -> tuple[
             Assignment, ...] | Reason:
         counts = self._spread_counts(request, txn, board)
         if isinstance(counts, Reason):
@@ -368,7 +258,7 @@ class Scheduler:
         txn.commit()
         return out
 
-    def _spread_counts(self, request: PlacementRequest, txn: Txn, board: _Board) -> Counter[str] | Reason:
+    def _spread_counts(self, request: PlacementRequest, txn: Txn, board: Board) -> Counter[str] | Reason:
         """Replicas per cluster for a spread request over the txn's current view (an open attempt
         included: preemption asks with its victims released); reads only, reserves nothing. It counts
         whole groups of `spec.group_size` (a LeaderWorkerSet group stays in one cluster)."""
@@ -423,7 +313,7 @@ class Scheduler:
 
     # -- preemption -------------------------------------------------------
 
-    def _preempt(self, waiting: Sequence[PlacementRequest], txn: Txn, board: _Board, usage: QueueUsage,
+    def _preempt(self, waiting: Sequence[PlacementRequest], txn: Txn, board: Board, usage: QueueUsage,
                  running: Sequence[Allocation], active: Sequence[str], *, now: float,
                  decisions: list[Decision], seconds: list[float], pending: dict[JobId, Reason],
                  clock: Callable[[], float]) -> list[Preemption]:
@@ -490,7 +380,7 @@ class Scheduler:
         return out
 
     def _preempt_spread(self, request: PlacementRequest, candidates: Sequence[JobId],
-                        by_job: Mapping[JobId, Sequence[Allocation]], txn: Txn, board: _Board, *, now: float,
+                        by_job: Mapping[JobId, Sequence[Allocation]], txn: Txn, board: Board, *, now: float,
                         budget: int, pending: dict[JobId, Reason]) -> tuple[tuple[JobId, ...],
                                                                               tuple[Assignment, ...]] | None:
         """Preempt for a spread request with the same spread rules as the place phase; commits the
@@ -536,7 +426,7 @@ def _spreads(request: PlacementRequest) -> bool:
 
 
 def _reserve_spread(request: PlacementRequest, txn: Txn, counts: Mapping[str, int],
-                    board: _Board) -> tuple[Assignment, ...]:
+                    board: Board) -> tuple[Assignment, ...]:
     """Bind `counts` replicas per cluster in the txn's open attempt; ValueError if they do not fit."""
     one = replace(request, replicas=1)
     out: list[Assignment] = []

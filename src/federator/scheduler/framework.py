@@ -156,8 +156,24 @@ def model_accepted(requested: tuple[str, ...], actual: str) -> bool:
     return not requested or _accepts(requested, (), actual)
 
 
+_last_accepted: list[tuple[PlacementRequest, ClusterInfo, list[AcceleratorPool]]] = []
+
+
 def accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[AcceleratorPool]:
-    """The GPU pools of `cluster` the request accepts and its quota allows (the hot path's matching_models)."""
+    """The GPU pools of `cluster` the request accepts and its quota allows (the hot path's matching_models).
+
+    One evaluation asks this of the same (request, cluster) in several plugins (AcceleratorSharing, GangFit,
+    the pool scores), so the last answer is kept: both are immutable, and held, so identity is equality.
+    Do not mutate the list."""
+    last = _last_accepted[0] if _last_accepted else None
+    if last is not None and last[0] is request and last[1] is cluster:
+        return last[2]
+    got = _accepted_pools(request, cluster)
+    _last_accepted[:] = [(request, cluster, got)]
+    return got
+
+
+def _accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[AcceleratorPool]:
     requested, blocked = request.spec.accelerator_models, request.blocked_models
     pools = cluster.capacity.accelerator_pools
     m = request.accelerator_milli

@@ -405,6 +405,15 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "CpuMemoryFit": CpuMemoryFit,
 }
 
+CYCLE_CONSTANT_FILTERS = frozenset({"ClusterReady", "WorkloadKind", "AcceleratorModel", "AcceleratorSharing",
+                                    "RegionLatency"})
+"""Filters whose verdict depends only on the request's shape and on what a cycle never changes (a cluster's
+state, the workload kinds it runs, the kinds of its pools: vendor, model, memory, sharing; the latency
+matrix), not on free capacity: a cluster they reject for a shape stays rejected for the whole cycle, so the
+cycle need not look at it again for that shape however often its capacity changes."""
+REQUEST_FILTERS = frozenset({"NotRecentlyRefused"})
+"""Filters whose verdict depends on the one request, not its shape (the clusters it avoids)."""
+
 SCORES: Mapping[str, Callable[[], ScorePlugin]] = {
     "LeastFragmentation": LeastFragmentation,
     "Fragmentation": Fragmentation,

@@ -1,0 +1,59 @@
+"""The cycle's per-shape cache (`scheduler/board.py`) answers as a fresh evaluation would.
+
+Filter and score results are cached per request shape and refreshed for clusters that changed;
+a cluster a cycle-constant filter (vendor, model, sharing, state) rejects is not looked at again
+for that shape, and one those filters passed skips them on re-evaluation. Pool values are shared
+between shapes asking for the same resources: only when they accept the same pools.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from federator.model import AcceleratorAlternative, JobKind, ReasonCode
+from federator.scheduler import Scheduler, Snapshot
+
+from builders import cluster, job, pool, request
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+MI300X = "AMD-Instinct-MI300X"
+
+
+def _amd(**kw: object) -> object:
+    return replace(pool(MI300X, gpus_per_node=16, **kw), vendor="amd", resource_name="amd.com/gpu")  # type: ignore[arg-type]
+
+
+def test_a_vendor_ask_is_not_scored_by_another_vendors_pool_cached_for_the_same_resources() -> None:
+    # x: a tight H100 node and loose MI300X nodes, expensive; y: MI300X only, cheap.
+    x = cluster("x", "r", pool(H100, nodes=1, free=8), _amd(nodes=2, free=16), price=4.0)
+    y = cluster("y", "r", _amd(nodes=1, free=12, extra={16: 2}), price=0.4)
+    any_vendor = job("any", gpus=8, cpu=1)  # legacy form, no models: x scores by its tight H100 pool
+    amd_only = replace(job("amd", cpu=1), accelerators=(AcceleratorAlternative(8000, vendor="amd"),))
+    result = Scheduler().schedule(Snapshot.of([x, y]), [request(any_vendor, at=0), request(amd_only, at=1)])
+    placed = {d.job_id: d.assignments[0] for d in result.decisions}
+    assert placed["any"].cluster == "y"  # y's cheap price wins over x's H100 fit
+    # For the AMD job x holds only loose MI300X nodes (x's H100 fit must not count), y still is cheaper.
+    assert (placed["amd"].cluster, placed["amd"].accelerator_vendor) == ("y", "amd")
+
+
+def test_a_cluster_of_another_vendor_keeps_its_reason_after_its_capacity_changes() -> None:
+    nv = cluster("nv", "r", pool(H100, nodes=4, free=8))
+    hw = cluster("hw", "r", replace(pool("Ascend910B", nodes=1, free=8), vendor="huawei"))
+    h100 = [request(job(f"h{i}", gpus=8, cpu=1, models=("H100",)), at=i) for i in range(3)]
+    ascend = replace(job("asc", replicas=2, cpu=1), accelerators=(AcceleratorAlternative(8000, vendor="huawei"),))
+    # the Ascend job looks first (nv rejected for good), then nv changes three times, then it looks again
+    reqs = [request(ascend, at=0), *h100, request(replace(ascend, name="asc2"), at=9)]
+    result = Scheduler().schedule(Snapshot.of([nv, hw]), reqs)
+    assert {d.job_id for d in result.decisions} == {"h0", "h1", "h2"}
+    for name in ("asc", "asc2"):
+        reason = result.pending[name]  # type: ignore[index]
+        assert reason.code is ReasonCode.GANG_DOES_NOT_FIT
+        assert "nv has no" in reason.message and "hw fits 1 of 2" in reason.message
+
+
+def test_a_cluster_that_passed_the_constant_filters_is_still_checked_for_capacity() -> None:
+    c = cluster("c", "r", pool(H100, nodes=1, free=8))
+    reqs = [request(job(f"j{i}", kind=JobKind.INFERENCE, gpus=4, cpu=1, models=("H100",)), at=i) for i in range(3)]
+    result = Scheduler().schedule(Snapshot.of([c]), reqs)
+    assert [d.job_id for d in result.decisions] == ["j0", "j1"]
+    assert result.pending["j2"].code is ReasonCode.INSUFFICIENT_ACCELERATORS  # type: ignore[index]
