@@ -27,7 +27,8 @@ def test_a_vendor_ask_is_not_scored_by_another_vendors_pool_cached_for_the_same_
     # x: a tight H100 node and loose MI300X nodes, expensive; y: MI300X only, cheap.
     x = cluster("x", "r", pool(H100, nodes=1, free=8), _amd(nodes=2, free=16), price=4.0)
     y = cluster("y", "r", _amd(nodes=1, free=12, extra={16: 2}), price=0.4)
-    any_vendor = job("any", gpus=8, cpu=1)  # legacy form, no models: x scores by its tight H100 pool
+    any_vendor = replace(job("any", cpu=1), accelerators=(AcceleratorAlternative(8000),))  # any vendor: x scores
+    # by its tight H100 pool
     amd_only = replace(job("amd", cpu=1), accelerators=(AcceleratorAlternative(8000, vendor="amd"),))
     result = Scheduler().schedule(Snapshot.of([x, y]), [request(any_vendor, at=0), request(amd_only, at=1)])
     placed = {d.job_id: d.assignments[0] for d in result.decisions}
