@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from federator.metrics import Metrics, StateSample
+from federator.model import JobPhase
 
 
 def _loop_in_thread() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
@@ -55,3 +56,27 @@ def test_a_failing_sample_fails_the_scrape_not_the_loop() -> None:
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+def test_the_sample_counts_jobs_by_phase_reasons_of_pending_jobs_and_what_queues_hold() -> None:
+    from dataclasses import replace
+
+    from server_support import Clock, MemoryStore, join, make, spec
+
+    fed = make(MemoryStore(), Clock())
+    join(fed, "west-1")  # one cluster: 4 nodes x 8 free accelerators
+    placed = fed.submit(spec("fits", gpus=8, replicas=3))
+    fed.submit(spec("too-big", gpus=8, replicas=2))  # 16 > the 8 left: waits with a reason
+    fed.submit(replace(spec("other-queue", gpus=8, replicas=2), queue="research"))
+    fed.schedule_once()
+    assert fed.jobs[placed.job_id].phase is JobPhase.PLACED
+    fed.cancel(fed.submit(spec("gone", gpus=1)).job_id)
+
+    s = fed.sample()
+    assert s.jobs == {("default", "Placed"): 1, ("default", "Pending"): 1, ("research", "Pending"): 1,
+                      ("default", "Cancelled"): 1}
+    reasons = {job.spec.queue: job.pending_reason.code for job in fed.jobs.values()  # type: ignore[union-attr]
+               if job.phase is JobPhase.PENDING}
+    assert s.pending == {(queue, code): 1 for queue, code in reasons.items()}
+    assert all(code != "Waiting" for code in reasons.values())
+    assert s.queue_accelerators == {"default": 24.0, "research": 0.0}
