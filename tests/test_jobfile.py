@@ -227,7 +227,7 @@ def test_bad_alternatives_name_the_field(spec: dict[str, object], field: str, wo
 
 
 def test_vendors_that_share_one_image_get_a_warning_not_a_refusal() -> None:
-    from federator.jobfile import alternative_warnings
+    from federator.server.fleet_models import alternative_warnings
     shared = parse_job(_doc(resources={"cpu": 1}, template={"spec": {"containers": [{"image": "cuda:12"}]}},
                             accelerators=[{"model": "H100", "count": 8}, {"model": "Ascend910B", "count": 16}]))
     (warning,) = alternative_warnings(shared)
@@ -237,10 +237,13 @@ def test_vendors_that_share_one_image_get_a_warning_not_a_refusal() -> None:
     assert alternative_warnings(same_vendor) == []
 
 
-def test_an_unknown_model_is_refused_listing_the_fleets_models() -> None:
-    from federator.jobfile import unknown_models
-    spec = parse_job(_doc(resources={"cpu": 1}, accelerators=[{"model": "H100", "count": 8},
-                                                               {"model": "Z9000", "count": 8}]))
-    problem = unknown_models(spec, [("nvidia", "NVIDIA-H100-80GB-HBM3"), ("huawei", "Ascend910B")])
-    assert problem.startswith("spec.accelerators[1].model: ") and "huawei/Ascend910B" in problem
-    assert unknown_models(spec, [("acme", "Z9000")]) == ""
+def test_the_one_count_nvidia_form_refuses_another_vendors_model_naming_the_field() -> None:
+    """nvidia.com/gpu jobs run on nvidia pools only: gpuModels [Ascend910B] could never be served."""
+    with pytest.raises(JobFileError) as err:
+        parse_job(_doc(resources={"nvidia.com/gpu": 8}, gpuModels=["H100", "Ascend910B"]))
+    assert str(err.value).startswith("spec.gpuModels[1]: Ascend910B is a huawei model, but nvidia.com/gpu asks for "
+                                     "nvidia devices: ask for huawei.com/Ascend910, or list alternatives")
+    assert parse_job(_doc(resources={"nvidia.com/gpu": 8}, gpuModels=["H100", "V100M16"])).accelerator_models == (
+        "H100", "V100M16")  # a model the catalog does not know is left to the submit-time check
+    ascend = parse_job(_doc(resources={"huawei.com/Ascend910": 16}, gpuModels=["Ascend910B"]))
+    assert ascend.accelerators[0].vendor == "huawei"

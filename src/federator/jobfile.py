@@ -24,14 +24,13 @@ import yaml
 
 from federator.backends.kube.workloads import DEFAULT_MASTER_PORT, WorkloadError, adapter_for, needs
 from federator.backends.kube.workloads.rendezvous import master_port
-from federator.catalog import catalog
+from federator.catalog import Catalog, ModelEntry, catalog
 from federator.model import (
     AcceleratorAlternative,
     JobKind,
     JobSpec,
     QuantityError,
     Resources,
-    model_matches,
     to_bytes,
     to_milli,
 )
@@ -226,6 +225,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     if alternatives and has_workload:
         bad("spec.accelerators", "alternatives apply to the pods the federator makes; spec.workload names its own "
                                  "resources (use spec.gpuModels to choose among models)")
+    if resource_name == GPU_RESOURCE:
+        _one_vendor(accelerator_models, bad)
     if resource_name and resource_name != GPU_RESOURCE:
         # another vendor's resource in the one-count form: alternatives of that vendor, one per model
         vendor = catalog().vendor_of_resource(resource_name)
@@ -484,45 +485,32 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
     return tuple(out)
 
 
-def alternative_vendor(alt: AcceleratorAlternative) -> str:
-    """The vendor an alternative runs on: its own, else its model's in the catalog ("" if open)."""
-    if alt.vendor:
-        return alt.vendor
-    entry = catalog().find_model(alt.model) if alt.model else None
-    return entry.vendor if entry else ""
+_entries: dict[str, ModelEntry | None] = {}
+_entries_of: list[Catalog] = []
 
 
-def alternative_warnings(spec: JobSpec) -> list[str]:
-    """What a user should hear about a job that is valid but likely wrong: alternatives of
-    different vendors sharing one image (a CUDA build does not run on CANN or ROCm)."""
-    alts = spec.accelerators
-    if len(alts) < 2 or not spec.pod_template_json:
-        return []
-    first = alternative_vendor(alts[0])
-    out = []
-    for i, alt in enumerate(alts[1:], start=1):
-        vendor = alternative_vendor(alt)
-        if vendor and first and vendor != first and not alt.pod_template_json:
-            out.append(f"spec.accelerators[{i}]: runs on {vendor} but has no template override, so it uses "
-                       f"spec.template's image, built for {first}; give it one with its own image")
-    return out
+def _catalog_entry(cat: Catalog, model: str) -> ModelEntry | None:
+    """`cat.find_model(model)`, memoized per catalog: it runs on every Submit of a one-count job."""
+    if not _entries_of or _entries_of[0] is not cat or len(_entries) > 10_000:
+        _entries.clear()
+        _entries_of[:] = [cat]
+    if model not in _entries:
+        _entries[model] = cat.find_model(model)
+    return _entries[model]
 
 
-def unknown_models(spec: JobSpec, fleet: Iterable[tuple[str, str]]) -> str:
-    """A problem naming the first alternative whose model neither the catalog nor the fleet
-    (the (vendor, model) pairs clusters report) knows, listing the fleet's models; "" if none."""
-    pairs = sorted(set(fleet))
+def _one_vendor(models: tuple[str, ...], bad: Any) -> None:
+    """The one-count form's resource belongs to one vendor's device plugin, and the scheduler keeps such a job
+    on that vendor's pools: a model of another vendor in gpuModels could never be served."""
     cat = catalog()
-    for i, alt in enumerate(spec.accelerators):
-        if not alt.model:
-            continue
-        in_fleet = any(model_matches(alt.model, m) and alt.vendor in ("", v) for v, m in pairs)
-        if in_fleet or cat.find_model(alt.model, alt.vendor or None) is not None:
-            continue
-        have = ", ".join(f"{v}/{m}" for v, m in pairs) or "none connected"
-        return (f"spec.accelerators[{i}].model: no cluster reports and the catalog does not know "
-                f"{alt.model!r}; the fleet has: {have}")
-    return ""
+    owner = cat.vendor_of_resource(GPU_RESOURCE)
+    for i, model in enumerate(models):
+        entry = _catalog_entry(cat, model)
+        if owner is not None and entry is not None and entry.vendor != owner.name:
+            other = cat.vendor(entry.vendor)
+            ask = f"ask for {other.resource_name}, or " if other is not None and other.resource_name else ""
+            bad(f"spec.gpuModels[{i}]", f"{model} is a {entry.vendor} model, but {GPU_RESOURCE} asks for "
+                                        f"{owner.name} devices: {ask}list alternatives in spec.accelerators")
 
 
 def _accelerator_models(value: object, bad: Any) -> tuple[str, ...]:

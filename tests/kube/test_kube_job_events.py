@@ -40,3 +40,34 @@ def test_a_placed_job_has_a_placed_event(kube: Kube) -> None:
         assert "Placed" in table and "federatedjob/with-events" in table
     finally:
         kube.kubectl("host", "delete", "fj", "with-events", "--timeout=60s", "--ignore-not-found", check=False)
+
+
+def test_submit_warnings_become_warning_events_and_an_unknown_model_fails_naming_the_field(kube: Kube) -> None:
+    """What `federator submit` prints on stderr, a kubectl user reads in `kubectl describe fj` / `get events`."""
+    def doc(name: str, second: str) -> str:
+        return yaml.safe_dump({
+            "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+            "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
+            "spec": {"kind": "training", "replicas": 1, "resources": {"cpu": "1"},
+                     "accelerators": [{"model": "H100", "count": 8}, {"model": second, "count": 16}],
+                     "template": {"spec": {"containers": [{"name": "main", "image": "llm:cuda12"}]}}}})
+
+    kube.kubectl("host", "apply", "-f", "-", input=doc("one-image", "Ascend910B"))
+    kube.kubectl("host", "apply", "-f", "-", input=doc("typo-model", "Ascend910X"))
+    try:
+        def warnings() -> list[dict[str, Any]]:
+            return list(kube.json("host", "get", "events", "-n", JOBS_NAMESPACE, "--field-selector",
+                                  "involvedObject.name=one-image,reason=SubmitWarning")["items"])
+
+        (event,) = eventually(warnings, timeout=60, what=f"a SubmitWarning event\n{kube.logs()}")
+        assert event["type"] == "Warning"
+        assert event["message"].startswith("spec.accelerators[1]: runs on huawei but has no template override")
+        assert kube.phase("one-image") != "Failed"  # accepted: a warning is advice
+
+        eventually(lambda: kube.phase("typo-model") == "Failed", timeout=60, what=f"typo-model refused\n{kube.logs()}")
+        message = kube.fj("typo-model")["status"]["message"]  # type: ignore[index]
+        assert "spec.accelerators[1].model: unknown accelerator model 'Ascend910X'" in message
+        assert "the fleet has: " in message
+    finally:
+        kube.kubectl("host", "delete", "fj", "one-image", "typo-model", "-n", JOBS_NAMESPACE, "--ignore-not-found",
+                     "--wait=false", check=False)

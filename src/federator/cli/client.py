@@ -24,6 +24,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -175,19 +176,29 @@ def submit_specs(target: Target, specs: list[JobSpec], *, attempts: int = SUBMIT
     A retry of a submission the federator did store returns that job (same
     job_id), even if it has finished since. Other errors are raised at once.
     """
-    return [job for job, _ in submit_replies(target, specs, attempts=attempts, max_backoff=max_backoff,
-                                             run_again=run_again)]
+    return [r.job for r in submit_replies(target, specs, attempts=attempts, max_backoff=max_backoff,
+                                          run_again=run_again)]
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """One Submit's answer: the job, whether it was there before (its request had been seen), and the
+    federator's warnings about it (SubmitResponse.warnings)."""
+
+    job: Job
+    replayed: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 def submit_replies(target: Target, specs: list[JobSpec], *, attempts: int = SUBMIT_ATTEMPTS,
-                   max_backoff: float = 4.0, run_again: bool = False) -> list[tuple[Job, bool]]:
-    """As `submit_specs`, each job with whether it was there before (its request had been seen: `replayed`)."""
+                   max_backoff: float = 4.0, run_again: bool = False) -> list[Submitted]:
+    """As `submit_specs`, each job with the rest of its answer (`Submitted`)."""
     opts = options(target)
     requests = [jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(s), request_id=request_id_for(s, run_again=run_again),
                                        run_again=run_again) for s in specs]
     channel = opts.channel()
     try:
-        out: list[tuple[Job, bool]] = []
+        out: list[Submitted] = []
         for request in requests:
             for attempt in Retrying(stop=stop_after_attempt(attempts), retry=retry_if_exception(transient),
                                     wait=wait_exponential_jitter(multiplier=0.2, max=max_backoff, jitter=0.2),
@@ -202,7 +213,7 @@ def submit_replies(target: Target, specs: list[JobSpec], *, attempts: int = SUBM
                             channel.close()
                             channel = opts.channel()
                         raise
-            out.append((convert.job_from_pb(reply.job), reply.replayed))
+            out.append(Submitted(convert.job_from_pb(reply.job), reply.replayed, tuple(reply.warnings)))
         return out
     finally:
         channel.close()
@@ -240,9 +251,13 @@ def _submit(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        for job, replayed in submit_replies(client_options(args), specs, run_again=args.run_again):
+        for reply in submit_replies(client_options(args), specs, run_again=args.run_again):
+            job = reply.job
             what = f"{job.spec.namespace}/{job.spec.name}, queue {job.spec.queue}"
-            if replayed:  # this file's request was answered before: the same job
+            for warning in reply.warnings:  # the job is accepted; these are advice (SubmitResponse.warnings)
+                print(f"warning: job {job.job_id} ({job.spec.namespace}/{job.spec.name}): {warning}",
+                      file=sys.stderr)
+            if reply.replayed:  # this file's request was answered before: the same job
                 hint = "; --run-again runs it again" if job.phase.is_terminal else ""
                 print(f"job {job.job_id} unchanged ({what}): submitted before, {job.phase}{hint}")
             else:

@@ -26,6 +26,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="fill: offer every job once in arrival order, no departures; "
                         "replay: arrivals and departures in time order (default %(default)s)")
     p.add_argument("--policy", type=Path, metavar="FILE", help="scheduling policy YAML (as for serve)")
+    p.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
+                   help="accelerator catalog YAML merged over the built-in one (as for serve and agent): the "
+                        "fleet's vendors and models and the jobs' resource names; a file with errors is refused "
+                        "naming the line")
     p.add_argument("--fit", choices=["fgd", "best", "first", "random"], default="fgd",
                    help="how simulated clusters pick a node for a replica: fgd = least growth of "
                         "expected fragmentation under recent requests (default %(default)s)")
@@ -44,9 +48,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _sim(args: argparse.Namespace) -> int:
+    from federator.catalog import CatalogError, use_catalog_file
     from federator.scheduler import PolicyError, Scheduler, load_policy
     from federator.simulate import Simulation, TraceError, load_fleet_file, load_workload
 
+    try:  # first: the fleet and the workload are read with it
+        use_catalog_file(args.accelerator_catalog)
+    except CatalogError as exc:
+        print(f"federator sim: --accelerator-catalog: {exc}", file=sys.stderr)
+        return 2
     try:
         config = load_policy(args.policy) if args.policy else None
         fleet = load_fleet_file(args.fleet, clusters=args.clusters)

@@ -196,6 +196,7 @@ class Federator:
         next periodic cycle."""
         previous, rec.capacity = rec.capacity, capacity
         rec.last_report_at = rec.last_seen_at = self.clock()
+        self.intake.fleet.reported(rec.name, capacity)
         self._capacity_changed(previous, capacity)
         if not rec.resynced:
             rec.resynced = True

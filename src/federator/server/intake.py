@@ -4,7 +4,8 @@ Kept apart from the state machine (`server/federator.py`), which handles a job
 once it is accepted. Intake validates a submission with the one validator of
 job files, CRDs and the API (`jobfile.parse_job`), answers a repeated request
 id with the job it created then, refuses a name held by an active job, applies
-back-pressure, and reserves the new job (its name and request id) before its
+checks the accelerator models it names against the catalog and the fleet
+(`fleet_models.py`), applies back-pressure, and reserves the new job (its name and request id) before its
 write so that a second submission while the disk works is answered as a repeat.
 
 Submit is on the hot path (docs/benchmarks.md, "The live federator at scale"):
@@ -25,6 +26,7 @@ from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, parse_job, sp
 from federator.model import Job, JobId, JobPhase, JobSpec, Reason, ReasonCode
 from federator.security.limits import RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
+from federator.server.fleet_models import FleetModels
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -71,6 +73,7 @@ class Intake:
         self._by_name: dict[tuple[str, str], JobId] = {
             (j.spec.namespace, j.spec.name): j.job_id for j in sorted(jobs, key=_latest_first)}
         self.arriving = 0  # new jobs reserved whose write is on its way to disk (back-pressure counts them)
+        self.fleet = FleetModels()  # the models members report (cached), for the model check and warnings
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -81,6 +84,11 @@ class Intake:
     def job_for_request(self, request_id: str) -> Job | None:
         """The job a request id created, if the federator has seen it."""
         return self.fed.jobs.get(self._by_request.get(request_id, JobId(""))) if request_id else None
+
+    def warnings(self, spec: JobSpec) -> list[str]:
+        """What the user should hear about an accepted job that is valid but likely wrong, or will wait
+        (SubmitResponse.warnings; a Warning Event on a FederatedJob)."""
+        return self.fleet.warnings(spec)
 
     # -- submit ---------------------------------------------------------------------------------
 
@@ -154,6 +162,10 @@ class Intake:
             fed.metrics.jobs_rejected.inc()
             raise AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
                                 f"({same.job_id}, {same.phase})")
+        unknown = self.fleet.unknown(spec)
+        if unknown:
+            self._reject(RejectReason.INVALID_JOB)
+            raise SubmitError(unknown)
         pending = fed.cycles.pending_count + self.arriving
         if pending >= fed.limits.max_pending_jobs:
             self._reject(RejectReason.QUEUE_FULL)

@@ -355,7 +355,8 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         if job is None:
             await context.abort(code, cut(message))
             raise AssertionError("unreachable")
-        return jobs_pb2.SubmitResponse(job=convert.job_to_pb(job), replayed=replayed is not None)
+        return jobs_pb2.SubmitResponse(job=convert.job_to_pb(job), replayed=replayed is not None,
+                                       warnings=self.fed.intake.warnings(job.spec))
 
     async def _find(self, who: Principal, key: str, context: grpc.aio.ServicerContext, *,
                     manage: bool = False) -> tuple[Job | None, Denied | None]:

@@ -159,6 +159,12 @@ class FederatedJobController:
             await self._refuse(obj, str(exc))
             return
         log.info("FederatedJob %s/%s submitted as job %s", ns, name, job.job_id)
+        warnings = self.fed.intake.warnings(job.spec)
+        if warnings and self.store.events is not None:  # what `federator submit` prints on stderr
+            for warning in warnings:
+                self.store.events.record(event_object(
+                    JobEvent(EventReason.SUBMIT_WARNING, warning, warning=True), namespace=ns, name=name, uid=uid,
+                    now=self.clock(), instance=self.store.events.instance))
 
     async def _namespace_denied(self, namespace: str, queue: str) -> Denied | None:
         """The Queue's namespaceSelector against the namespace's labels (read only when a selector applies)."""

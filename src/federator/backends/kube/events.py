@@ -1,4 +1,4 @@
-"""Kubernetes Events on FederatedJobs: Placed, Preempted, Requeued, Failed.
+"""Kubernetes Events on FederatedJobs: Placed, Preempted, Requeued, Failed, SubmitWarning.
 
 `kubectl describe fj NAME` and `kubectl get events` then tell a job's story
 the way they do for a Pod. The job store (`store.py`) sees every durable
@@ -35,6 +35,7 @@ class EventReason(StrEnum):
     REQUEUED = "Requeued"
     FAILED = "Failed"
     QUEUE_NOT_ALLOWED = "QueueNotAllowed"  # the Queue's namespaceSelector does not select the job's namespace
+    SUBMIT_WARNING = "SubmitWarning"  # accepted, but likely wrong or it will wait (SubmitResponse.warnings)
 
 
 @dataclass(frozen=True, slots=True)

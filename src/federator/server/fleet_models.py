@@ -1,0 +1,140 @@
+"""Submit-time checks of the accelerators a job names, against the catalog and the fleet.
+
+Why here and not in the scheduler: a model name with a typo (`H10O`) would
+otherwise wait as Pending forever with "no cluster has H10O nodes"; the user
+should hear at once, with the field named and the models the fleet has. A
+model the catalog knows is accepted even when no member has it now: members
+come and go, and a job may wait for one. Valid but likely wrong jobs get
+warnings, not refusals (alternatives of different vendors sharing one image
+may be a multi-arch build).
+
+Submit is on the hot path: the fleet's model set is cached and rebuilt only
+after a member reports a different set of pools, the catalog's answers are
+memoized per name, and nothing here looks at jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from federator.catalog import Catalog, catalog
+from federator.model import AcceleratorAlternative, ClusterCapacity, JobSpec
+from federator.model.accelerator import accepts_model
+
+FleetModel = tuple[str, str, str]  # (vendor, model, family) of a pool a member reported
+
+
+def asked_models(spec: JobSpec) -> list[tuple[str, str, str]]:
+    """(field, model, vendor) of every model a job names, in its file's spelling of the field."""
+    if spec.accelerators:
+        return [(f"spec.accelerators[{i}].model", a.model, a.vendor) for i, a in enumerate(spec.accelerators)
+                if a.model]
+    return [(f"spec.gpuModels[{i}]", m, "") for i, m in enumerate(spec.accelerator_models)]
+
+
+def in_fleet(model: str, vendor: str, fleet: Iterable[FleetModel]) -> bool:
+    """Whether a member reported a pool that the name selects (by model or family) of that vendor ("" = any)."""
+    return any(accepts_model(model, m, f) and vendor in ("", v) for v, m, f in fleet)
+
+
+def catalog_knows(cat: Catalog, model: str, vendor: str = "") -> bool:
+    """Whether the catalog has a model the name selects (by its name or its family), of that vendor if given."""
+    return any(accepts_model(model, m.name, m.family) for m in cat.models(vendor or None))
+
+
+def fleet_listing(fleet: Iterable[FleetModel]) -> str:
+    return ", ".join(sorted({f"{v}/{m}" for v, m, _ in fleet})) or "none (no member has reported yet)"
+
+
+def alternative_vendor(alt: AcceleratorAlternative, cat: Catalog) -> str:
+    """The vendor an alternative runs on: its own, else its model's in the catalog ("" if open)."""
+    if alt.vendor:
+        return alt.vendor
+    entry = cat.find_model(alt.model) if alt.model else None
+    return entry.vendor if entry else ""
+
+
+def alternative_warnings(spec: JobSpec, cat: Catalog | None = None) -> list[str]:
+    """Alternatives of different vendors sharing one image: a CUDA build does not run on CANN or ROCm,
+    unless the image is a multi-arch build, hence a warning and not a refusal."""
+    alts = spec.accelerators
+    if len(alts) < 2 or not spec.pod_template_json:
+        return []
+    cat = cat or catalog()
+    first = alternative_vendor(alts[0], cat)
+    out = []
+    for i, alt in enumerate(alts[1:], start=1):
+        vendor = alternative_vendor(alt, cat)
+        if vendor and first and vendor != first and not alt.pod_template_json:
+            out.append(f"spec.accelerators[{i}]: runs on {vendor} but has no template override, so it uses "
+                       f"spec.template's image, built for {first}; give it one with its own image "
+                       "(or ignore this if that image is built for both)")
+    return out
+
+
+class FleetModels:
+    """The models the fleet has (cached) and the checks Submit makes with them."""
+
+    def __init__(self) -> None:
+        self._fleet: frozenset[FleetModel] = frozenset()
+        self._by_cluster: dict[str, frozenset[FleetModel]] = {}
+        self._known: dict[tuple[str, str], bool] = {}
+        self._catalog: Catalog | None = None
+        self._present: dict[tuple[str, str], bool] = {}  # in_fleet answers for the fleet as it is now
+
+    @property
+    def models(self) -> frozenset[FleetModel]:
+        return self._fleet
+
+    def reported(self, cluster: str, capacity: ClusterCapacity) -> None:
+        """A member's report: the set is rebuilt only when that member's pools are not the ones it had."""
+        pools = frozenset((p.vendor, p.accelerator_model, p.family) for p in capacity.accelerator_pools)
+        if self._by_cluster.get(cluster) != pools:
+            self._by_cluster[cluster] = pools
+            fleet = frozenset().union(*self._by_cluster.values())
+            if fleet != self._fleet:
+                self._fleet, self._present = fleet, {}
+
+    def _catalog_knows(self, model: str, vendor: str) -> bool:
+        cat = catalog()
+        if cat is not self._catalog:  # an operator's catalog file was loaded: answers may differ
+            self._catalog, self._known = cat, {}
+        known = self._known.get((model, vendor))
+        if known is None:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            known = self._known[(model, vendor)] = catalog_knows(cat, model, vendor)
+        return known
+
+    def _in_fleet(self, model: str, vendor: str) -> bool:
+        present = self._present.get((model, vendor))
+        if present is None:
+            if len(self._present) > 10_000:
+                self._present.clear()
+            present = self._present[(model, vendor)] = in_fleet(model, vendor, self._fleet)
+        return present
+
+    def unknown(self, spec: JobSpec) -> str:
+        """"field: problem" for the first model neither the catalog nor any member knows, listing the
+        fleet's models; "" when every model is known."""
+        for field, model, vendor in asked_models(spec):
+            if self._catalog_knows(model, vendor) or self._in_fleet(model, vendor):
+                continue
+            of = f"{vendor} model" if vendor else "model"
+            return (f"{field}: unknown accelerator {of} {model!r}: neither the accelerator catalog nor any member "
+                    f"cluster has it; the fleet has: {fleet_listing(self._fleet)}")
+        return ""
+
+    def warnings(self, spec: JobSpec) -> list[str]:
+        """What a user should hear about an accepted job that is likely wrong or will wait."""
+        out = alternative_warnings(spec)
+        asked = asked_models(spec)
+        if asked and self._fleet and not any(self._in_fleet(m, v) for _, m, v in asked):
+            names = " or ".join(dict.fromkeys(m for _, m, _ in asked))
+            where = "spec.accelerators" if spec.accelerators else "spec.gpuModels"
+            out.append(f"{where}: no member cluster has {names} now (the fleet has: {fleet_listing(self._fleet)}); "
+                       "the job waits until one joins")
+        return out
+
+
+__all__ = ["FleetModel", "FleetModels", "alternative_warnings", "asked_models", "catalog_knows", "in_fleet"]

@@ -1,0 +1,102 @@
+"""Submit checks the accelerator models a job names against the catalog and the fleet (server/fleet_models.py):
+a model nobody knows is refused naming the field and listing the fleet's models; a model the catalog knows is
+accepted though no member has it now (with a warning); alternatives of different vendors sharing one image get a
+warning, not a refusal. The fleet's model set is kept from reports, never by scanning jobs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from server_support import Clock, MemoryStore, make
+
+from federator.jobfile import parse_job
+from federator.model import JobSpec
+from federator.server.federator import Federator
+from federator.server.intake import SubmitError
+
+from builders import cluster, pool
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+CUDA = {"spec": {"containers": [{"name": "main", "image": "llm:cuda12"}]}}
+
+
+def _job(name: str, accelerators: list[dict[str, object]] | None = None, **spec: object) -> JobSpec:
+    body: dict[str, object] = {"kind": "training", "replicas": 1, "resources": {"cpu": "1"}, **spec}
+    if accelerators is not None:
+        body["accelerators"] = accelerators
+    return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": name},
+                      "spec": body})
+
+
+def _fleet() -> Federator:
+    fed = make(MemoryStore(), Clock())
+    nv = cluster("nv", "east", pool(H100, nodes=2)).capacity
+    rtx = replace(pool("NVIDIA-GeForce-RTX-4090", nodes=1), vendor="nvidia")  # not in the catalog
+    hw = replace(pool("Ascend910B3", nodes=2, gpus_per_node=16), vendor="huawei", family="Ascend910B")
+    for name, pools in (("nv", (*nv.accelerator_pools, rtx)), ("hw", (hw,))):
+        rec = fed.connect(cluster=name, region="r", labels={})
+        fed.report(rec, replace(nv, accelerator_pools=pools))
+    return fed
+
+
+@pytest.mark.parametrize(("accelerators", "extra", "field"), [
+    ([{"model": "H100", "count": 8}, {"model": "H10O", "count": 8}], {}, "spec.accelerators[1].model"),
+    ([{"model": "Z9000", "vendor": "huawei", "count": 8}], {}, "spec.accelerators[0].model"),
+    (None, {"resources": {"nvidia.com/gpu": 8}, "gpuModels": ["H100", "A1OO"]}, "spec.gpuModels[1]"),
+], ids=["typo-in-an-alternative", "unknown-model-of-a-vendor", "typo-in-gpuModels"])
+def test_a_model_neither_the_catalog_nor_the_fleet_knows_is_refused_naming_the_field_and_listing_the_fleet(
+        accelerators: list[dict[str, object]] | None, extra: dict[str, object], field: str) -> None:
+    fed = _fleet()
+    with pytest.raises(SubmitError) as err:
+        fed.submit(_job("typo", accelerators, **extra))
+    message = str(err.value)
+    assert message.startswith(f"{field}: unknown accelerator"), message
+    assert "the fleet has: huawei/Ascend910B3, nvidia/NVIDIA-GeForce-RTX-4090, nvidia/NVIDIA-H100-80GB-HBM3" in message
+    assert not fed.jobs  # nothing stored
+
+
+def test_a_model_only_the_fleet_knows_and_a_family_name_are_accepted_without_warnings() -> None:
+    fed = _fleet()
+    rtx = fed.submit(_job("rtx", [{"model": "RTX-4090", "count": 1}]))
+    family = fed.submit(_job("family", [{"model": "Ascend910B", "count": 16}]))
+    legacy = fed.submit(_job("legacy", None, resources={"nvidia.com/gpu": 8}, gpuModels=["H100"]))
+    assert [fed.intake.warnings(j.spec) for j in (rtx, family, legacy)] == [[], [], []]
+
+
+def test_a_catalog_model_no_member_has_now_is_accepted_with_a_warning_that_it_waits() -> None:
+    fed = _fleet()
+    job = fed.submit(_job("h200", [{"model": "H200", "count": 8}, {"model": "MI300X", "count": 8}]))
+    (warning,) = fed.intake.warnings(job.spec)
+    assert warning.startswith("spec.accelerators: no member cluster has H200 or MI300X now (the fleet has: ")
+    assert warning.endswith("the job waits until one joins")
+    # an alternative the fleet has: nothing to warn about, even if the first one is missing
+    job = fed.submit(_job("either", [{"model": "H200", "count": 8}, {"model": "H100", "count": 8}]))
+    assert fed.intake.warnings(job.spec) == []
+
+
+def test_with_no_member_connected_a_catalog_model_is_accepted_and_a_typo_is_refused() -> None:
+    fed = make(MemoryStore(), Clock())
+    job = fed.submit(_job("early", [{"model": "H100", "count": 8}]))
+    assert fed.intake.warnings(job.spec) == []  # no fleet yet: nothing to compare with
+    with pytest.raises(SubmitError, match=r"the fleet has: none \(no member has reported yet\)"):
+        fed.submit(_job("typo", [{"model": "H10O", "count": 8}]))
+
+
+def test_vendors_sharing_one_image_are_accepted_with_a_warning() -> None:
+    fed = _fleet()
+    job = fed.submit(_job("shared", [{"model": "H100", "count": 8}, {"model": "Ascend910B", "count": 16}],
+                          template=CUDA))
+    (warning,) = fed.intake.warnings(job.spec)
+    assert warning.startswith("spec.accelerators[1]: runs on huawei but has no template override")
+
+
+def test_the_fleets_models_follow_reports_of_a_changed_pool_set() -> None:
+    fed = _fleet()
+    with pytest.raises(SubmitError):
+        fed.submit(_job("l4", [{"model": "RTX-6000-Blackwell", "count": 1}]))
+    rec = fed.clusters["nv"]
+    assert rec.capacity is not None
+    blackwell = replace(pool("NVIDIA-RTX-6000-Blackwell", nodes=1), vendor="nvidia")
+    fed.report(rec, replace(rec.capacity, accelerator_pools=(*rec.capacity.accelerator_pools, blackwell)))
+    assert fed.submit(_job("l4", [{"model": "RTX-6000-Blackwell", "count": 1}])).spec.name == "l4"
