@@ -15,7 +15,7 @@ memoized per name, and nothing here looks at jobs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from federator.catalog import Catalog, catalog
 from federator.model import AcceleratorAlternative, ClusterCapacity, JobSpec
@@ -46,25 +46,29 @@ def fleet_listing(fleet: Iterable[FleetModel]) -> str:
     return ", ".join(sorted({f"{v}/{m}" for v, m, _ in fleet})) or "none (no member has reported yet)"
 
 
-def alternative_vendor(alt: AcceleratorAlternative, cat: Catalog) -> str:
-    """The vendor an alternative runs on: its own, else its model's in the catalog ("" if open)."""
-    if alt.vendor:
-        return alt.vendor
-    entry = cat.find_model(alt.model) if alt.model else None
+def model_vendor(model: str) -> str:
+    """The vendor of a model in the process's catalog ("" if the catalog does not know it)."""
+    entry = catalog().find_model(model)
     return entry.vendor if entry else ""
 
 
-def alternative_warnings(spec: JobSpec, cat: Catalog | None = None) -> list[str]:
+def alternative_vendor(alt: AcceleratorAlternative, vendor_of: Callable[[str], str] = model_vendor) -> str:
+    """The vendor an alternative runs on: its own, else its model's in the catalog ("" if open)."""
+    if alt.vendor:
+        return alt.vendor
+    return vendor_of(alt.model) if alt.model else ""
+
+
+def alternative_warnings(spec: JobSpec, vendor_of: Callable[[str], str] = model_vendor) -> list[str]:
     """Alternatives of different vendors sharing one image: a CUDA build does not run on CANN or ROCm,
     unless the image is a multi-arch build, hence a warning and not a refusal."""
     alts = spec.accelerators
     if len(alts) < 2 or not spec.pod_template_json:
         return []
-    cat = cat or catalog()
-    first = alternative_vendor(alts[0], cat)
+    first = alternative_vendor(alts[0], vendor_of)
     out = []
     for i, alt in enumerate(alts[1:], start=1):
-        vendor = alternative_vendor(alt, cat)
+        vendor = alternative_vendor(alt, vendor_of)
         if vendor and first and vendor != first and not alt.pod_template_json:
             out.append(f"spec.accelerators[{i}]: runs on {vendor} but has no template override, so it uses "
                        f"spec.template's image, built for {first}; give it one with its own image "
@@ -79,6 +83,7 @@ class FleetModels:
         self._fleet: frozenset[FleetModel] = frozenset()
         self._by_cluster: dict[str, frozenset[FleetModel]] = {}
         self._known: dict[tuple[str, str], bool] = {}
+        self._vendors: dict[str, str] = {}
         self._catalog: Catalog | None = None
         self._present: dict[tuple[str, str], bool] = {}  # in_fleet answers for the fleet as it is now
 
@@ -95,10 +100,21 @@ class FleetModels:
             if fleet != self._fleet:
                 self._fleet, self._present = fleet, {}
 
-    def _catalog_knows(self, model: str, vendor: str) -> bool:
+    def _current(self) -> Catalog:
         cat = catalog()
-        if cat is not self._catalog:  # an operator's catalog file was loaded: answers may differ
-            self._catalog, self._known = cat, {}
+        if cat is not self._catalog or len(self._vendors) > 10_000:  # another catalog file: answers may differ
+            self._catalog, self._known, self._vendors = cat, {}, {}
+        return cat
+
+    def _vendor_of(self, model: str) -> str:
+        self._current()
+        vendor = self._vendors.get(model)
+        if vendor is None:
+            vendor = self._vendors[model] = model_vendor(model)
+        return vendor
+
+    def _catalog_knows(self, model: str, vendor: str) -> bool:
+        cat = self._current()
         known = self._known.get((model, vendor))
         if known is None:
             if len(self._known) > 10_000:
@@ -127,7 +143,7 @@ class FleetModels:
 
     def warnings(self, spec: JobSpec) -> list[str]:
         """What a user should hear about an accepted job that is likely wrong or will wait."""
-        out = alternative_warnings(spec)
+        out = alternative_warnings(spec, self._vendor_of)
         asked = asked_models(spec)
         if asked and self._fleet and not any(self._in_fleet(m, v) for _, m, v in asked):
             names = " or ".join(dict.fromkeys(m for _, m, _ in asked))
