@@ -80,3 +80,30 @@ def test_expected_fragment_counts_what_a_shape_cannot_use(hist: tuple[int, ...],
                                                           shape: tuple[int, int, int, int, float],
                                                           unusable: int) -> None:
     assert expected_fragment(hist, shared, (), (shape,), 0.0) == unusable
+
+
+def test_the_fragmentation_memo_gives_the_uncached_value_and_computes_each_state_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-cycle memo (GrowthCache) is what makes the score cheap enough for the default policy:
+    a pool scored for several request shapes computes its expected fragment before the bind once,
+    a pool object scored again is a lookup, and every value equals the uncached one."""
+    from federator.scheduler import fragmentation
+
+    shapes = ((500, 1, 0, 0, 0.4), (1000, 1, 0, 0, 0.3), (1000, 2, 0, 0, 0.3))
+    pools = [AcceleratorPool(A100, (0, 1, 2, 0, 0, 0, 0, 0, 3), 32, 32, shared_devices=((300, 2), (600, 1))),
+             AcceleratorPool(A100, (0, 4, 0, 0, 0, 0, 0, 0, 0), 8, 8)]
+    asks = [(500, 1), (1000, 1), (2000, 1), (1000, 3), (16000, 1)]
+    uncached = {(i, a): fragmentation.fragment_growth(p, *a, shapes, 0.1) for i, p in enumerate(pools) for a in asks}
+    calls = []
+    real = fragmentation.expected_fragment
+    monkeypatch.setattr(fragmentation, "expected_fragment", lambda *args: calls.append(args) or real(*args))
+    cache = fragmentation.GrowthCache()
+    for _ in range(3):
+        for i, p in enumerate(pools):
+            for a in asks:
+                assert fragmentation.fragment_growth(p, *a, shapes, 0.1, cache) == uncached[(i, a)]
+        twin = AcceleratorPool(A100, pools[0].nodes_by_free, 32, 32, shared_devices=pools[0].shared_devices)
+        assert fragmentation.fragment_growth(twin, 500, 1, shapes, 0.1, cache) == uncached[(0, (500, 1))]
+    fits = sum(1 for p in pools for m, r in asks if p.replica_capacity(m) >= r)
+    assert len(calls) == len(pools) + fits  # one "before" per pool state, one "after" per fitting ask
+    assert uncached[(1, (16000, 1))] == float("inf")

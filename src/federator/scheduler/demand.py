@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from federator.model import MILLI, ClusterInfo, Resources
 from federator.model.accelerator import accepts_model
+from federator.scheduler.fragmentation import GrowthCache
 from federator.scheduler.framework import Allocation, PlacementRequest
 
 # (milli-GPUs per GPU: 1..999 or 1000 for whole GPUs, GPUs per replica, CPU milli, memory bytes, weight)
@@ -37,7 +38,7 @@ class Demand:
     cannot: dict[str, float] = field(default_factory=dict)  # share of requests that cannot use the model
     pressure: dict[str, float] = field(default_factory=dict)  # pinned milli-GPUs wanted / free milli-GPUs
     max_pressure: float = 0.0
-    cache: dict[tuple[object, ...], float] = field(default_factory=dict, compare=False)  # fragment growth
+    cache: GrowthCache = field(default_factory=GrowthCache, compare=False)  # the Fragmentation score's memo
 
     @property
     def empty(self) -> bool:

@@ -19,13 +19,14 @@ arithmetic (`AcceleratorPool.take_milli`) stands for where the cluster binds it.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from federator.model import MILLI, AcceleratorPool
-from federator.scheduler.demand import Shape
+
+if TYPE_CHECKING:
+    from federator.scheduler.demand import Shape
 
 
-@lru_cache(maxsize=1 << 16)
 def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], room: tuple[tuple[int, int], ...],
                       shapes: tuple[Shape, ...], cannot: float) -> float:
     """Expected unusable milli-GPUs of a pool (see the module docstring). `room[i]` is the most free
@@ -50,24 +51,57 @@ def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...]
     return out
 
 
+class GrowthCache:
+    """One cycle's memo of `fragment_growth` (the demand, so `shapes` and `cannot` of each model, is fixed).
+
+    Within a cycle a pool object is scored again and again, for every request shape and every
+    time its cluster changes, while only the pool a placement took from is new. The first level
+    is keyed by the pool object itself (its id, checked with `is`, so a reused id never matches),
+    which costs no hashing of histograms; on a miss the second level is keyed by the pool's
+    resource model, shared by clusters whose pools are alike; and the expected fragment before a
+    bind is kept per resource model, so a pool scored for several shapes computes it once.
+    """
+
+    __slots__ = ("before", "by_pool", "by_state")
+
+    def __init__(self) -> None:
+        self.by_pool: dict[tuple[int, int, int], tuple[AcceleratorPool, float]] = {}
+        self.by_state: dict[tuple[object, ...], float] = {}
+        self.before: dict[tuple[object, ...], float] = {}
+
+
 def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
-                    cache: dict[tuple[object, ...], float] | None = None) -> float:
+                    cache: GrowthCache | None = None) -> float:
     """How much binding `replicas` replicas of `milli` milli-GPUs grows the pool's expected fragment,
     per milli-GPU bound: -1 when all it takes was unusable anyway, 0 when it leaves no new
-    fragment, positive when it strands capacity. `cache` (one per demand) saves recomputing it
-    for pools whose resource model has not changed."""
-    key = (pool.accelerator_model, pool.nodes_by_free, pool.shared_devices, pool.host_room, milli, replicas)
-    if cache is not None:
-        got = cache.get(key)
-        if got is not None:
-            return got
-    before = _expected(pool, shapes, cannot)
+    fragment, positive when it strands capacity. `cache`: see GrowthCache (the same value, cheaper)."""
+    if cache is None:
+        return _growth(pool, milli, replicas, shapes, cannot, GrowthCache())
+    ident = (id(pool), milli, replicas)
+    got = cache.by_pool.get(ident)
+    if got is not None and got[0] is pool:
+        return got[1]
+    growth = _growth(pool, milli, replicas, shapes, cannot, cache)
+    cache.by_pool[ident] = (pool, growth)
+    return growth
+
+
+def _growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
+            cache: GrowthCache) -> float:
+    state = (pool.accelerator_model, pool.nodes_by_free, pool.shared_devices, pool.host_room)
+    key = (*state, milli, replicas)
+    got = cache.by_state.get(key)
+    if got is not None:
+        return got
+    before = cache.before.get(state)
+    if before is None:
+        before = cache.before[state] = _expected(pool, shapes, cannot)
     try:
-        growth = (_expected(pool.take_milli(milli, replicas), shapes, cannot) - before) / (milli * replicas)
+        after = pool.take_milli(milli, replicas)
+        growth = (_expected(after, shapes, cannot) - before) / (milli * replicas)
     except ValueError:
         growth = float("inf")
-    if cache is not None:
-        cache[key] = growth
+    cache.by_state[key] = growth
     return growth
 
 
