@@ -183,6 +183,8 @@ def test_the_one_count_form_keeps_meaning_nvidia_gpus_of_any_listed_model() -> N
     spec = parse_job(GOOD)
     assert spec.accelerators == ()
     assert [(a.milli, a.model) for a in spec.alternatives()] == [(8000, "H100"), (8000, "A100")]
+    # nvidia.com/gpu is NVIDIA's: the scheduler keeps the job on nvidia pools, and `get jobs -o wide` says so
+    assert [a.describe() for a in spec.alternatives()] == ["8 x nvidia H100", "8 x nvidia A100"]
 
 
 def test_alternatives_each_have_their_count_and_template_and_round_trip() -> None:

@@ -14,7 +14,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import NewType
 
-from federator.model.accelerator import AcceleratorAlternative
+from federator.model.accelerator import DEFAULT_VENDOR, AcceleratorAlternative
 from federator.model.resources import Resources, format_accelerators
 
 JobId = NewType("JobId", str)
@@ -146,9 +146,11 @@ def workload_kind_of(workload_json: str) -> str:
 @lru_cache(maxsize=4096)
 def _legacy_alternatives(milli: int, models: tuple[str, ...]) -> tuple[AcceleratorAlternative, ...]:
     # Cached: every cycle asks this of every candidate job, and few shapes repeat across 100,000 jobs.
+    # The form's resource (nvidia.com/gpu) is the default vendor's: the scheduler keeps such a job on its pools
+    # (SchedulerConfig.legacy_vendor), and `get jobs -o wide` says "8 x nvidia", not "8 x any accelerator".
     if not models:
-        return (AcceleratorAlternative(milli),)
-    return tuple(AcceleratorAlternative(milli, model=m) for m in models)
+        return (AcceleratorAlternative(milli, vendor=DEFAULT_VENDOR),)
+    return tuple(AcceleratorAlternative(milli, model=m, vendor=DEFAULT_VENDOR) for m in models)
 
 
 @dataclass(slots=True)
