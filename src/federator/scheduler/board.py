@@ -6,7 +6,8 @@ just the clusters logged since it last looked and keeps the feasible ones in a m
 (score, name). Two facts make re-evaluation cheaper still, without changing any answer: a cluster
 that a cycle-constant filter rejects for a shape (wrong vendor or model, no sharing, not ready)
 stays rejected all cycle, so it is never looked at again for that shape; and one those filters
-passed passes them again, so its re-evaluations run only the capacity filters and the scores.
+passed passes them again, so its re-evaluations run only the capacity filters and the scores,
+of which those that read nothing a cycle changes (price, region load, locality) are summed once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 
 from federator.model import ClusterInfo, Reason
 from federator.scheduler.framework import CycleContext, FilterPlugin, PlacementRequest, ScorePlugin
-from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS, REQUEST_FILTERS
+from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS, CYCLE_CONSTANT_SCORES, REQUEST_FILTERS
 from federator.scheduler.pools import PoolScores, best_pool
 from federator.scheduler.snapshot import Txn
 
@@ -26,15 +27,16 @@ FIXED, ADMITTED = 1, 2  # what a cluster's evaluation for a shape says of the re
 class Shape:
     """What the board knows of one shape: the clusters it may use (a heap), why the others refuse it."""
 
-    __slots__ = ("admitted", "cursor", "fixed", "heap", "rejected", "ver")
+    __slots__ = ("admitted", "cursor", "fixed", "heap", "rejected", "steady", "ver")
 
     def __init__(self) -> None:
         self.cursor = 0
-        self.heap: list[tuple[int, str, int]] = []
-        self.ver: dict[str, int] = {}
+        self.heap: list[tuple[int, str, int]] = []  # (-score, cluster, its version then); stale ones dropped lazily
+        self.ver: dict[str, int] = {}  # per cluster, the board version it was last evaluated at
         self.rejected: dict[str, Reason] = {}
         self.fixed: set[str] = set()  # clusters a cycle-constant filter rejected: never looked at again
         self.admitted: set[str] = set()  # clusters the cycle-constant filters passed: not checked again
+        self.steady: dict[str, int] = {}  # per cluster, the weighted sum of the cycle-constant scores
 
 
 class Board:
@@ -62,6 +64,9 @@ class Board:
             prefix = prefix and (constant or f.name in REQUEST_FILTERS)
         self.rest = [(f, False) for f, fixed in self.fixed if not fixed]
         self.scores = scores
+        # Scores that read nothing a cycle changes (price, region, locality) are summed once per shape and cluster.
+        self.steady_scores = [(s, w) for s, w in scores if s.name in CYCLE_CONSTANT_SCORES]
+        self.moving_scores = [(s, w) for s, w in scores if s.name not in CYCLE_CONSTANT_SCORES]
         self.pool_scores = pool_scores
         self.ctx = ctx
         self.version: dict[str, int] = {}
@@ -80,9 +85,10 @@ class Board:
         return self.check(request, cluster, current=current)[0]
 
     def check(self, request: PlacementRequest, cluster: ClusterInfo, *, current: bool = False,
-              admitted: bool = False) -> tuple[Reason | int, int]:
+              admitted: bool = False, steady: dict[str, int] | None = None) -> tuple[Reason | int, int]:
         """`evaluate`, and what holds for the rest of the cycle: FIXED (the rejection does), ADMITTED (the
-        cycle-constant filters passed, so they will again) or 0. `admitted`: skip those filters."""
+        cycle-constant filters passed, so they will again) or 0. `admitted`: skip those filters. `steady`:
+        the shape's sums of cycle-constant scores by cluster, read and filled."""
         ctx = self.ctx
         for i, (f, fixed) in enumerate(self.rest if admitted else self.fixed):
             reason = f.filter(request, cluster, ctx)
@@ -90,9 +96,17 @@ class Board:
                 if fixed:
                     return reason, FIXED
                 return reason, ADMITTED if admitted or i > self.last_fixed else 0
-        total = 0
-        for s, w in self.scores:
-            total += w * s.score(request, cluster, ctx)
+        if steady is None:
+            total = 0
+            for s, w in self.scores:
+                total += w * s.score(request, cluster, ctx)
+        else:
+            got = steady.get(cluster.name)
+            if got is None:
+                got = steady[cluster.name] = sum(w * s.score(request, cluster, ctx) for s, w in self.steady_scores)
+            total = got
+            for s, w in self.moving_scores:
+                total += w * s.score(request, cluster, ctx)
         if self.pool_scores:
             replicas = request.replicas if request.is_gang else 1
             key = None
@@ -127,20 +141,24 @@ class Board:
             names = self.txn.names
         elif shape.cursor == len(self.log):
             return shape
+        elif len(self.log) - shape.cursor > len(self.txn.names):  # a long way behind: compare versions instead
+            version, seen, fixed = self.version, shape.ver, shape.fixed
+            names = [n for n in self.txn.names if n not in fixed and version.get(n, 0) != seen.get(n)]
         else:
             names = set(self.log[shape.cursor:])
         shape.cursor = len(self.log)
         ver, heap, rejected, fixed, admitted = shape.ver, shape.heap, shape.rejected, shape.fixed, shape.admitted
+        steady, version = shape.steady, self.version
         for name in names:
             if name in fixed:
                 continue
-            out, holds = self.check(request, self.txn.get(name), current=True, admitted=name in admitted)
+            out, holds = self.check(request, self.txn.get(name), current=True, admitted=name in admitted,
+                                    steady=steady)
             if holds == FIXED:
                 fixed.add(name)
             elif holds == ADMITTED:
                 admitted.add(name)
-            v = ver.get(name, 0) + 1
-            ver[name] = v
+            v = ver[name] = version.get(name, 0)  # the cluster's version this result is for
             if isinstance(out, Reason):
                 rejected[name] = out
             else:

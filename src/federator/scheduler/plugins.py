@@ -411,6 +411,9 @@ CYCLE_CONSTANT_FILTERS = frozenset({"ClusterReady", "WorkloadKind", "Accelerator
 state, the workload kinds it runs, the kinds of its pools: vendor, model, memory, sharing; the latency
 matrix), not on free capacity: a cluster they reject for a shape stays rejected for the whole cycle, so the
 cycle need not look at it again for that shape however often its capacity changes."""
+CYCLE_CONSTANT_SCORES = frozenset({"RegionLoad", "Price", "Locality"})
+"""Scores that read only the request's shape, a cluster's labels and region, and per-cycle values of the
+context: a cycle computes them once per shape and cluster."""
 REQUEST_FILTERS = frozenset({"NotRecentlyRefused"})
 """Filters whose verdict depends on the one request, not its shape (the clusters it avoids)."""
 
