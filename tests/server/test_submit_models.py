@@ -100,3 +100,18 @@ def test_the_fleets_models_follow_reports_of_a_changed_pool_set() -> None:
     blackwell = replace(pool("NVIDIA-RTX-6000-Blackwell", nodes=1), vendor="nvidia")
     fed.report(rec, replace(rec.capacity, accelerator_pools=(*rec.capacity.accelerator_pools, blackwell)))
     assert fed.submit(_job("l4", [{"model": "RTX-6000-Blackwell", "count": 1}])).spec.name == "l4"
+
+
+def test_while_an_expected_member_has_not_reported_an_unknown_model_is_a_warning_not_a_refusal() -> None:
+    """After a restart the federator expects members back (their MemberCluster objects, their placements);
+    a model only such a member has is not unknown yet, so a job naming it is kept, with a warning."""
+    fed = _fleet()
+    fed.expect_cluster("rtx-5", region="r", labels={})  # known, Partitioned, no report yet
+    job = fed.submit(_job("early", [{"model": "RTX-5090", "count": 1}]))
+    (warning,) = [w for w in fed.intake.warnings(job.spec) if "unknown accelerator" in w]
+    assert warning.startswith("spec.accelerators[0].model: unknown accelerator model 'RTX-5090'")
+    assert "not every member cluster has reported" in warning
+    rec = fed.connect(cluster="rtx-5", region="r", labels={})
+    fed.report(rec, cluster("rtx-5", "r", pool("NVIDIA-H100-80GB-HBM3", nodes=1)).capacity)  # no RTX-5090 there
+    with pytest.raises(SubmitError, match="spec.accelerators\\[0\\].model: unknown accelerator model 'RTX-5090'"):
+        fed.submit(_job("late", [{"model": "RTX-5090", "count": 1}]))

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, parse_job, spec_to_document
-from federator.model import Job, JobId, JobPhase, JobSpec, Reason, ReasonCode
+from federator.model import ClusterState, Job, JobId, JobPhase, JobSpec, Reason, ReasonCode
 from federator.security.limits import RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.fleet_models import FleetModels
@@ -88,7 +88,17 @@ class Intake:
     def warnings(self, spec: JobSpec) -> list[str]:
         """What the user should hear about an accepted job that is valid but likely wrong, or will wait
         (SubmitResponse.warnings; a Warning Event on a FederatedJob)."""
-        return self.fleet.warnings(spec)
+        unknown = self.fleet.unknown(spec)  # accepted only because the fleet is not all known yet
+        early = [f"{unknown}; accepted because not every member cluster has reported since the federator "
+                 "started: check the name"] if unknown else []
+        return early + self.fleet.warnings(spec)
+
+    def fleet_settled(self) -> bool:
+        """Whether a model no member has is really unknown: every cluster the federator expects (after a
+        restart: its MemberCluster objects, the clusters holding placements), but the lost ones, has reported
+        its pools. Until then an unknown model is a warning, not a refusal: its member may be reconnecting."""
+        return all(rec.capacity is not None for rec in self.fed.clusters.values()
+                   if rec.state is not ClusterState.LOST)
 
     # -- submit ---------------------------------------------------------------------------------
 
@@ -163,7 +173,7 @@ class Intake:
             raise AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
                                 f"({same.job_id}, {same.phase})")
         unknown = self.fleet.unknown(spec)
-        if unknown:
+        if unknown and self.fleet_settled():
             self._reject(RejectReason.INVALID_JOB)
             raise SubmitError(unknown)
         pending = fed.cycles.pending_count + self.arriving
