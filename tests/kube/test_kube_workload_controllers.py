@@ -1,7 +1,8 @@
-"""Brought workloads run to the end under their real controllers (JobSet, LeaderWorkerSet) on a member.
+"""Brought workloads run to the end under their real controllers (JobSet, LeaderWorkerSet, Kubeflow Trainer).
 
-Its own test bed: member-b runs the JobSet and LWS controllers built from their
-Go modules (`Testbed.start(controllers=...)`); kwok runs the pods they make.
+Its own test bed: member-b runs the JobSet, LWS and Kubeflow Trainer controllers
+built from their Go modules (`Testbed.start(controllers=...)`) and Trainer's own
+torch-distributed ClusterTrainingRuntime; kwok runs the pods they make.
 Kinds whose controller cannot run here are skipped with the reason, their
 objects are checked against the real CRDs in test_kube_workload_kinds_testbed.py.
 """
@@ -27,11 +28,14 @@ from kube_support import (
     service_account_kubeconfig,
 )
 from support import eventually
+from workload_crds import module_dir
 from workload_objects import fresh
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(900)]
 
-RUN_ON = {"member-b": ["jobset", "lws"]}
+RUN_ON = {"member-b": ["jobset", "lws", "trainer"]}
+TRAINER = ("github.com/kubeflow/trainer/v2", "v2.0.0")
+TORCH_RUNTIME = "manifests/base/runtimes/torch_distributed.yaml"
 
 
 def _controllers_available() -> str:
@@ -57,6 +61,8 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         bed.kubectl("host", "apply", "-f", str(RBAC / "rbac-federator.yaml"))
         for member in bed.members:
             bed.kubectl(member, "apply", "-f", str(RBAC / "rbac-agent.yaml"))
+        # A TrainJob names a runtime that holds its pod templates: Trainer's own torch one.
+        bed.kubectl("member-b", "apply", "-f", str(module_dir(*TRAINER) / TORCH_RUNTIME))
         host = service_account_kubeconfig(bed, "host", "federator", work / "federator.kubeconfig")
         fed = KubeFederation(workdir=work, tls=False, serve_args=[
             "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", "federator-system",
@@ -70,8 +76,8 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         def kinds() -> str:
             return str((k.json("host", "get", "mc", "member-b").get("status") or {}).get("workloadKinds", ""))
 
-        eventually(lambda: "JobSet" in kinds() and "LeaderWorkerSet" in kinds(), timeout=90,
-                   what="member-b to advertise JobSet and LeaderWorkerSet")
+        eventually(lambda: all(k in kinds() for k in ("JobSet", "LeaderWorkerSet", "TrainJob")), timeout=90,
+                   what="member-b to advertise JobSet, LeaderWorkerSet and TrainJob")
         yield k
     finally:
         if fed is not None:
@@ -134,12 +140,34 @@ def test_an_lws_job_runs_under_the_lws_controller(fed: Kube) -> None:
         fed.kubectl("host", "delete", "fj", "llm-serve", "--wait=false", "--ignore-not-found", check=False)
 
 
-@pytest.mark.skip(reason="Kubeflow Trainer v2.0.0's manager cannot run as a plain process here: it always starts "
-                         "its cert-controller rotator, which waits for a kubelet to mount its webhook Secret "
-                         "(tests/testbed/workload_controllers.py NOT_RUNNABLE); TrainJob objects are checked against "
-                         "the real CRD in test_kube_workload_kinds_testbed.py")
-def test_a_trainjob_runs_to_succeeded_under_the_trainer() -> None:
-    raise AssertionError("kept for the day the trainer runs on the test bed")
+def test_a_trainjob_runs_to_succeeded_under_the_trainer(fed: Kube) -> None:
+    _apply(fed, "tune", _small(fresh("TrainJob")), gpuModels=["A100"])
+    try:
+        eventually(lambda: fed.phase("tune") == "Succeeded", timeout=180,
+                   what=f"the TrainJob job Succeeded\n{fed.logs()}")
+        status = fed.fj("tune")["status"]  # type: ignore[index]
+        assert status["cluster"] == "member-b"
+        (tj,) = [o for o in fed.json("member-b", "get", "trainjobs.trainer.kubeflow.org", "-n", WORKLOADS)["items"]
+                 if o["metadata"]["annotations"]["federator.io/placement-id"] == status["placementId"]]
+        assert any(c["type"] == "Complete" and c["status"] == "True" for c in tj["status"]["conditions"])
+        # The trainer made a JobSet of it (same name, owned by the TrainJob), which the JobSet controller ran.
+        js = fed.json("member-b", "get", "jobsets.jobset.x-k8s.io", tj["metadata"]["name"], "-n", WORKLOADS)
+        assert js["metadata"]["ownerReferences"][0]["kind"] == "TrainJob"
+        assert any(c["type"] == "Completed" and c["status"] == "True" for c in js["status"]["conditions"])
+        assert js["metadata"]["labels"]["federator.io/placement-id"] == tj["metadata"]["labels"][
+            "federator.io/placement-id"]  # spec.labels reached the JobSet
+        pods = fed.json("member-b", "get", "pods", "-n", WORKLOADS, "-l",
+                        f"jobset.sigs.k8s.io/jobset-name={tj['metadata']['name']}")["items"]
+        assert len(pods) == 2 and all(p["status"]["phase"] == "Succeeded" for p in pods)
+        # The chosen model's node selector went in through spec.podSpecOverrides.
+        assert all(p["spec"]["nodeSelector"].get("nvidia.com/gpu.product") == "NVIDIA-A100-SXM4-80GB"
+                   for p in pods), [p["spec"].get("nodeSelector") for p in pods]
+        fed.kubectl("host", "delete", "fj", "tune", "--timeout=60s")
+        left = "trainjobs.trainer.kubeflow.org,jobsets.jobset.x-k8s.io,jobs"
+        eventually(lambda: not fed.json("member-b", "get", left, "-n", WORKLOADS)["items"],
+                   timeout=60, what="the TrainJob, its JobSet and Jobs deleted with the FederatedJob")
+    finally:
+        fed.kubectl("host", "delete", "fj", "tune", "--wait=false", "--ignore-not-found", check=False)
 
 
 @pytest.mark.skip(reason="no KubeRay or Kubeflow training-operator (v1) is built for the test bed (not among the "

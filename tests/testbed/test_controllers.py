@@ -1,4 +1,4 @@
-"""The real workload controllers on a test-bed member: JobSet, Kueue, LeaderWorkerSet (and Trainer's CRDs).
+"""The real workload controllers on a test-bed member: JobSet, Kueue, LeaderWorkerSet, Kubeflow Trainer.
 
 Each controller is the project's own binary, built from the Go module proxy by
 tests/testbed/build-controllers, started by ``Testbed.start(controllers=...)``
@@ -8,16 +8,23 @@ kubectl against the member's real API server; kwok plays the kubelets.
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 try:  # rootdir on sys.path (python -m pytest from the repo root)
-    from tests.testbed.testbed import Testbed, TestbedError
+    from tests.testbed import workload_controllers as wc
+    from tests.testbed.testbed import Testbed
 except ImportError:  # tests/testbed itself on sys.path
-    from testbed import Testbed, TestbedError  # type: ignore[no-redef]
+    import workload_controllers as wc  # type: ignore[no-redef]
+
+    from testbed import Testbed  # type: ignore[no-redef]
 
 # The first run may build the controllers (minutes cold, see README.md).
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(3600)]
@@ -28,7 +35,7 @@ MEMBER = "member-a"
 @pytest.fixture(scope="module")
 def tb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
     bed = Testbed.start(tmp_path_factory.mktemp("controllers"), members=(MEMBER,),
-                        controllers={MEMBER: ("jobset", "kueue", "lws")})
+                        controllers={MEMBER: ("jobset", "kueue", "lws", "trainer")})
     try:
         yield bed
     finally:
@@ -56,7 +63,7 @@ def _pods(tb: Testbed, selector: str) -> list[dict[str, Any]]:
 
 
 def test_every_controller_runs_with_its_webhooks_registered(tb: Testbed) -> None:
-    assert set(tb.controllers[MEMBER]) == {"jobset", "kueue", "lws"}
+    assert set(tb.controllers[MEMBER]) == {"jobset", "kueue", "lws", "trainer"}
     hooks = tb.kubectl(MEMBER, "get", "mutatingwebhookconfigurations", "-o", "name").stdout.split()
     assert {"mutatingwebhookconfiguration.admissionregistration.k8s.io/jobset-mutating-webhook-configuration",
             "mutatingwebhookconfiguration.admissionregistration.k8s.io/kueue-mutating-webhook-configuration",
@@ -144,6 +151,70 @@ def test_a_leaderworkerset_makes_its_groups(tb: Testbed) -> None:
     assert groups == {"0", "1"}  # labels the LWS pod webhook sets
 
 
-def test_asking_for_the_trainer_controller_says_why_it_cannot_run(tmp_path: Any) -> None:
-    with pytest.raises(TestbedError, match="cert.ManageCerts"):
+def test_a_trainjob_becomes_a_jobset_and_completes_under_the_trainer(tb: Testbed) -> None:
+    # Trainer's own torch-distributed ClusterTrainingRuntime, from its module (its webhook validates it).
+    runtime = wc.module_dir("trainer") / "manifests" / "base" / "runtimes" / "torch_distributed.yaml"
+    tb.kubectl(MEMBER, "apply", "-f", str(runtime))
+    tb.apply(MEMBER, {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+        "metadata": {"name": "tune", "namespace": "default"},
+        "spec": {"runtimeRef": {"name": "torch-distributed"},
+                 "trainer": {"image": "busybox", "command": ["sh", "-c", "true"], "numNodes": 2,
+                             "resourcesPerNode": {"limits": {"nvidia.com/gpu": "1"}}}},  # beside the LWS groups
+    })
+
+    def complete() -> bool:
+        return _true(tb.kubectl_json(MEMBER, "get", "trainjob", "tune", "-n", "default"), "Complete")
+
+    try:
+        eventually(complete, "TrainJob tune Complete")
+    except AssertionError:
+        state = tb.kubectl(MEMBER, "get", "trainjob,jobset,jobs,pods", "-n", "default", "-o", "wide").stdout
+        raise AssertionError(f"TrainJob tune not Complete:\n{state}") from None
+    js = tb.kubectl_json(MEMBER, "get", "jobset", "tune", "-n", "default")
+    assert js["metadata"]["ownerReferences"][0]["kind"] == "TrainJob" and _true(js, "Completed")
+    pods = _pods(tb, "jobset.sigs.k8s.io/jobset-name=tune")
+    assert len(pods) == 2 and all(p["spec"].get("nodeName") for p in pods)
+    env = {e["name"]: e.get("value") for e in pods[0]["spec"]["containers"][0].get("env") or []}
+    assert env.get("PET_NNODES") == "2", env  # the torch plugin's rendezvous environment
+
+
+def test_trainers_webhooks_answer_with_the_test_bed_certificate(tb: Testbed) -> None:
+    bad = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+           "metadata": {"name": "orphan", "namespace": "default"},
+           "spec": {"runtimeRef": {"name": "no-such-runtime"}, "trainer": {"image": "busybox", "numNodes": 1}}}
+    refused = tb.kubectl(MEMBER, "apply", "-f", "-", input=json.dumps(bad), check=False)
+    assert refused.returncode != 0
+    assert 'admission webhook "validator.trainjob.trainer.kubeflow.org" denied' in refused.stderr, refused.stderr
+    assert "no-such-runtime" in refused.stderr
+    # The rotator injects its CA only into the configuration it names; ours keeps the test bed CA.
+    cfg = tb.kubectl_json(MEMBER, "get", "validatingwebhookconfiguration", "trainer-validating-webhook-configuration")
+    ca = (tb.workdir / "pki" / "ca.crt").read_bytes()
+    assert {base64.b64decode(h["clientConfig"]["caBundle"]) for h in cfg["webhooks"]} == {ca}
+    # The kubelet's part: the rotator filled its Secret, found it "mounted", and only then started the rest.
+    secret = tb.kubectl_json(MEMBER, "get", "secret", wc.TRAINER_WEBHOOK_SECRET, "-n", wc.TRAINER_NAMESPACE)
+    assert {"ca.crt", "tls.crt", "tls.key"} <= set(secret["data"])
+    log = tb.controllers[MEMBER]["trainer"][0].log.read_text()
+    assert f"certs are ready in {wc.TRAINER_ROTATOR_CERT_DIR}" in log and "Certs ready" in log
+
+
+def test_a_secret_volume_writes_every_key_and_removes_only_its_own_files(tmp_path: Path) -> None:
+    data: dict[str, str] = {}
+    volume = wc.SecretVolume(lambda: data or None, tmp_path / "certs")
+    assert volume.sync() is False and not (tmp_path / "certs").exists()  # not filled yet: nothing mounted
+    data.update({"tls.crt": base64.b64encode(b"CERT").decode(), "tls.key": base64.b64encode(b"KEY").decode()})
+    assert volume.sync() is True
+    assert (tmp_path / "certs" / "tls.crt").read_bytes() == b"CERT"
+    assert os.stat(tmp_path / "certs" / "tls.key").st_mode & 0o777 == 0o600
+    data["tls.crt"] = base64.b64encode(b"ROTATED").decode()  # the Secret changes: the file follows
+    volume.sync()
+    assert (tmp_path / "certs" / "tls.crt").read_bytes() == b"ROTATED"
+    assert sorted(p.name for p in (tmp_path / "certs").iterdir()) == ["tls.crt", "tls.key"]  # no temp files left
+    (tmp_path / "certs" / "tls.key").write_bytes(b"another test bed's")  # a shared dir: someone else wrote
+    volume.stop()
+    assert [p.name for p in (tmp_path / "certs").iterdir()] == ["tls.key"]
+
+
+def test_the_trainer_needs_jobset_on_its_member(tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match="'trainer' without 'jobset': Kubeflow Trainer v2 runs every TrainJob"):
         Testbed.start(tmp_path, members=(MEMBER,), controllers={MEMBER: ("trainer",)})

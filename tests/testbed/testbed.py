@@ -472,6 +472,7 @@ class Testbed:
         self.controllers: dict[str, dict[str, tuple[_Proc, int, int]]] = {}
         self._controller_plan: dict[str, tuple[str, ...]] = {}
         self._crd_plan: dict[str, tuple[str, ...]] = {}
+        self._volumes: list[_wc.SecretVolume] = []  # Secret volumes the test bed mounts as a kubelet would
         self._lock = threading.Lock()
         self._stopped = False
 
@@ -502,12 +503,12 @@ class Testbed:
         ``default`` ServiceAccount exists in the ``default`` namespace.
 
         ``controllers`` maps member name -> workload controllers to run there, from
-        :data:`CONTROLLERS` (``"jobset"``, ``"kueue"``, ``"lws"``): their CRDs are
-        installed, each runs as a process against the member, and its webhooks are
-        registered (127.0.0.1 URL, test bed CA); ready means its ``/readyz`` answers
-        and its webhook server accepts TLS. ``crds`` maps member name -> controllers
-        whose CRDs only are installed (also ``"trainer"``), for kind discovery and
-        schema checks without a controller.
+        :data:`CONTROLLERS` (``"jobset"``, ``"kueue"``, ``"lws"``, ``"trainer"``, which
+        needs ``"jobset"`` on the same member): their CRDs are installed, each runs as a
+        process against the member, and its webhooks are registered (127.0.0.1 URL,
+        test bed CA); ready means its ``/readyz`` answers and its webhook server
+        accepts TLS. ``crds`` maps member name -> controllers whose CRDs only are
+        installed, for kind discovery and schema checks without a controller.
         """
         t0 = time.monotonic()
         workdir = Path(workdir).resolve()
@@ -529,6 +530,11 @@ class Testbed:
                 raise ValueError(f"{arg} given for unknown members: {sorted(unknown)}")
             plans.append(plan)
         controller_plan, crd_plan = plans
+        for m, names in controller_plan.items():
+            for name in names:
+                need, why = _wc.REQUIRES.get(name, (name, ""))
+                if need not in names:
+                    raise ValueError(f"controllers[{m!r}] has {name!r} without {need!r}: {why}")
         all_names = [n.name for specs in node_map.values() for n in specs]
         if len(set(all_names)) != len(all_names):
             raise ValueError("node names must be unique across members")
@@ -641,6 +647,9 @@ class Testbed:
                 return
             self._stopped = True
             procs = list(self._procs)
+            volumes, self._volumes = self._volumes, []
+        for volume in volumes:
+            volume.stop()
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
         # Clients first, then the apiservers, then etcd.
@@ -945,6 +954,9 @@ class Testbed:
         self, m: str, h: ClusterHandle, cname: str, webhook_port: int, health_port: int, cert: tuple[Path, Path]
     ) -> None:
         build = _wc.load(self.bin_dir, cname, run=True)
+        if cname == "trainer":
+            self._start_trainer(m, h, build, webhook_port, health_port, cert)
+            return
         d = self.workdir / "clusters" / m / cname
         cert_dir = d / "certs"
         cert_dir.mkdir(parents=True)
@@ -966,6 +978,52 @@ class Testbed:
             args.append("--leader-elect=false")
         proc = self._spawn(f"{m}-{cname}", args, cwd=d, env={"POD_NAMESPACE": namespace})
         self.controllers.setdefault(m, {})[cname] = (proc, health_port, webhook_port)
+
+    def _start_trainer(self, m: str, h: ClusterHandle, build: _wc.ControllerBuild, webhook_port: int,
+                       health_port: int, cert: tuple[Path, Path]) -> None:
+        """Kubeflow Trainer: its flags, its rotator's Secret, and the kubelet's part (workload_controllers doc)."""
+        d = self.workdir / "clusters" / m / "trainer"
+        # controller-runtime's default webhook cert dir is $TMPDIR/k8s-webhook-server/serving-certs.
+        serving = d / "tmp" / "k8s-webhook-server" / "serving-certs"
+        serving.mkdir(parents=True)
+        shutil.copyfile(cert[0], serving / "tls.crt")
+        shutil.copyfile(cert[1], serving / "tls.key")
+        rotator_dir = _wc.TRAINER_ROTATOR_CERT_DIR
+        try:
+            rotator_dir.mkdir(parents=True, exist_ok=True)
+            if not os.access(rotator_dir, os.W_OK):
+                raise PermissionError(f"not writable by uid {os.getuid()}")
+        except OSError as e:
+            raise TestbedError(f"Kubeflow Trainer's cert rotator waits for its Secret in the fixed directory "
+                               f"{rotator_dir}, which the test bed fills as a kubelet would; cannot: {e}") from None
+        ns, secret = _wc.TRAINER_NAMESPACE, _wc.TRAINER_WEBHOOK_SECRET
+        api = _Api(h.server, h.token, h.ca_file)
+        for path, obj in (
+            ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            # Empty, as Trainer's manifests/overlays/manager makes it; the rotator fills it.
+            (f"/api/v1/namespaces/{ns}/secrets",
+             {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret, "namespace": ns}}),
+        ):
+            status, body = api.request("POST", path, obj)
+            if status not in (200, 201, 409):
+                raise TestbedError(f"creating {obj['kind']} {secret if obj['kind'] == 'Secret' else ns} in {m}: "
+                                   f"HTTP {status}: {body}")
+        args = build.trainer_args(kubeconfig=h.kubeconfig, webhook_port=webhook_port, health_port=health_port)
+        proc = self._spawn(f"{m}-trainer", args, cwd=d, env={"TMPDIR": str(d / "tmp")})
+        self.controllers.setdefault(m, {})["trainer"] = (proc, health_port, webhook_port)
+
+        def fetch() -> dict[str, str] | None:
+            status, body = api.request("GET", f"/api/v1/namespaces/{ns}/secrets/{secret}")
+            return (body.get("data") or None) if status == 200 and isinstance(body, dict) else None
+
+        def on_error(msg: str) -> None:
+            with contextlib.suppress(OSError), open(proc.log, "a") as fh:
+                fh.write(f"[test bed kubelet] {msg}\n")
+
+        volume = _wc.SecretVolume(fetch, rotator_dir, on_error)
+        with self._lock:
+            self._volumes.append(volume)
+        volume.start()
 
     def _wait_controllers_ready(self, m: str, h: ClusterHandle, ca_pem: bytes, deadline: float) -> None:
         """/readyz of each controller, then its webhook configurations, then its webhook server."""

@@ -1,4 +1,4 @@
-"""The real workload controllers of the test bed: JobSet, Kueue, LeaderWorkerSet (and Trainer CRDs).
+"""The real workload controllers of the test bed: JobSet, Kueue, LeaderWorkerSet, Kubeflow Trainer.
 
 ``tests/testbed/build`` compiles each controller from the Go module proxy (one
 module per controller under ``tests/testbed/controllers/<name>/``) into
@@ -21,13 +21,43 @@ needs to run the controller as a plain process next to its apiserver:
 
 The controllers talk to the apiserver with the member's admin kubeconfig, so no
 RBAC objects are installed. Only the standard library and PyYAML are used.
+
+Kubeflow Trainer v2.0.0 has no Configuration file and no switch for its
+cert-controller rotator (``cmd/trainer-controller-manager/main.go`` always calls
+``cert.ManageCerts``), so it runs differently, without any change to its build:
+
+* the rotator fills the Secret ``kubeflow-system/kubeflow-trainer-webhook-cert``
+  (the test bed creates it empty and its namespace, as Trainer's
+  ``manifests/overlays/manager`` does) with a CA and a certificate for the
+  Service DNS name, then waits until ``tls.crt`` appears in the fixed directory
+  ``/tmp/k8s-webhook-server/serving-certs`` (``pkg/util/cert/cert.go``), where a
+  kubelet mounts that Secret in Trainer's Deployment; only then do its
+  reconcilers and webhooks start. There is no kubelet here (kwok plays the
+  nodes; the controllers are host processes), so :class:`SecretVolume` does the
+  kubelet's part for that one volume: it reads the Secret and writes its keys
+  into that directory, and keeps them in sync;
+* the webhook server reads its serving certificate from controller-runtime's
+  default ``$TMPDIR/k8s-webhook-server/serving-certs``: with ``TMPDIR`` set to a
+  directory of the test bed, it serves the test bed's 127.0.0.1 certificate,
+  which the apiserver can verify (the rotator's names a Service DNS name no
+  apiserver here resolves); its webhooks are registered like the others'
+  (renamed, so the rotator, which injects its own CA into the configuration
+  named ``validator.trainer.kubeflow.org``, leaves ours alone);
+* it runs TrainJobs as JobSets, so it needs the JobSet controller on the same
+  member (:data:`REQUIRES`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
-from collections.abc import Iterable, Mapping
+import json
+import os
+import secrets
+import subprocess
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +65,7 @@ from typing import Any
 import yaml
 
 #: Controllers the test bed can run on a member.
-RUNNABLE: tuple[str, ...] = ("jobset", "kueue", "lws")
+RUNNABLE: tuple[str, ...] = ("jobset", "kueue", "lws", "trainer")
 #: Controllers whose CRDs the test bed can install (``crds=``), with or without the controller.
 WITH_CRDS: tuple[str, ...] = ("jobset", "kueue", "lws", "trainer")
 
@@ -54,18 +84,22 @@ KUEUE_FRAMEWORKS: tuple[str, ...] = (
 #: or StatefulSet in the member (Kueue's own kustomization only narrows them by namespace).
 _KUEUE_DROPPED_RESOURCES = frozenset({"pods", "deployments", "statefulsets"})
 
-#: Why a controller cannot run here (reported when a test asks for it).
-NOT_RUNNABLE: Mapping[str, str] = {
-    "trainer": (
-        "Kubeflow Trainer v2.0.0's manager always starts its cert-controller rotator "
-        "(cmd/trainer-controller-manager/main.go calls cert.ManageCerts unconditionally): it issues "
-        "its webhook certificate for the Service DNS name kubeflow-trainer-controller-manager.<ns>.svc "
-        "and waits for the Secret to be mounted into its cert dir by a kubelet, so as a plain process "
-        "on 127.0.0.1 its webhooks (and with them its controllers) never become ready. "
-        "Its CRDs install (crds={member: ('trainer',)}) so TrainJob objects are checked "
-        "against the real schema."
-    ),
+#: Why a controller cannot run here (reported when a test asks for it); none at present.
+NOT_RUNNABLE: Mapping[str, str] = {}
+
+#: Controller -> (controller it needs on the same member, why).
+REQUIRES: Mapping[str, tuple[str, str]] = {
+    "trainer": ("jobset", "Kubeflow Trainer v2 runs every TrainJob as a JobSet"),
 }
+
+#: Kubeflow Trainer v2.0.0's fixed names (pkg/util/cert/cert.go, cmd/trainer-controller-manager/main.go).
+#: Its namespace comes from the service-account token mount, which a host process lacks.
+TRAINER_NAMESPACE = "kubeflow-system"
+TRAINER_WEBHOOK_SECRET = "kubeflow-trainer-webhook-cert"
+#: The rotator waits for ``tls.crt`` here: the mount path of the Secret volume in Trainer's Deployment.
+TRAINER_ROTATOR_CERT_DIR = Path("/tmp/k8s-webhook-server/serving-certs")
+#: The ValidatingWebhookConfiguration the rotator injects its own CA into.
+TRAINER_ROTATOR_WEBHOOK_CONFIG = "validator.trainer.kubeflow.org"
 
 
 class ControllerUnavailable(RuntimeError):
@@ -105,6 +139,8 @@ class ControllerBuild:
         out = []
         for cfg in configs:
             cfg = copy.deepcopy(cfg)
+            # Renamed, so no configuration is shared, and Trainer's rotator (which rewrites the
+            # caBundle of the one named TRAINER_ROTATOR_WEBHOOK_CONFIG) never replaces our CA.
             cfg["metadata"] = {"name": f"{self.name}-{cfg['metadata']['name']}"}
             webhooks = []
             for hook in cfg.get("webhooks") or []:
@@ -117,6 +153,11 @@ class ControllerBuild:
             cfg["webhooks"] = webhooks
             out.append(cfg)
         return out
+
+    def trainer_args(self, *, kubeconfig: Path, webhook_port: int, health_port: int) -> list[str]:
+        """Kubeflow Trainer's command line (it has flags, no Configuration file; see the module doc)."""
+        return [str(self.binary), f"--kubeconfig={kubeconfig}", "--leader-elect=false", "--metrics-bind-address=0",
+                f"--health-probe-bind-address=127.0.0.1:{health_port}", f"--webhook-server-port={webhook_port}"]
 
     def configuration(self, *, namespace: str, webhook_port: int, health_port: int, cert_dir: Path) -> dict[str, Any]:
         """The controller's own Configuration object (its ``--config`` file)."""
@@ -140,6 +181,27 @@ class ControllerBuild:
             # interfaces; nothing in the test bed uses it.
             cfg["featureGates"] = {"VisibilityOnDemand": False}
         return cfg
+
+
+def module_dir(name: str) -> Path:
+    """The Go module source of controller ``name`` (its manifests beyond CRDs and webhooks, e.g. runtimes).
+
+    ``go mod download`` of the version pinned in ``controllers/<name>/go.mod``: the
+    build filled the module cache, so this reads it (or fetches it from the proxy).
+    """
+    here = Path(__file__).resolve().parent / "controllers" / name
+    module = {"jobset": "sigs.k8s.io/jobset", "kueue": "sigs.k8s.io/kueue", "lws": "sigs.k8s.io/lws",
+              "trainer": "github.com/kubeflow/trainer/v2"}[name]
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"}
+    out = subprocess.run(["go", "mod", "download", "-json", module], capture_output=True, text=True, cwd=here,
+                         env=env, timeout=600)
+    try:
+        info = json.loads(out.stdout or "{}")
+    except ValueError:
+        info = {}
+    if out.returncode or not info.get("Dir"):
+        raise ControllerUnavailable(f"go mod download {module} in {here}: {info.get('Error') or out.stderr}")
+    return Path(info["Dir"])
 
 
 def controllers_dir(bin_dir: Path) -> Path:
@@ -168,6 +230,73 @@ def load(bin_dir: Path, name: str, *, run: bool) -> ControllerBuild:
         )
     version = (d / "version").read_text().strip() if (d / "version").is_file() else "?"
     return ControllerBuild(name=name, dir=d, version=version)
+
+
+class SecretVolume:
+    """The kubelet's part for one Secret volume of a controller that runs as a host process.
+
+    A kubelet mounts a pod's Secret volume as one file per key and rewrites the
+    files when the Secret changes. Kubeflow Trainer's cert rotator waits for that
+    (see the module doc); nothing else plays the kubelet here, so this does, for
+    that one volume: ``fetch`` returns the Secret's ``data`` (base64 values, as
+    the API serves them) or ``None`` while it does not exist, and every key is
+    written to ``target`` atomically (a reader never sees half a file), mode 0600.
+    ``stop`` removes the files that still hold what this volume wrote (the
+    directory may be shared with another test bed's Trainer, whose files stay).
+    """
+
+    def __init__(self, fetch: Callable[[], Mapping[str, str] | None], target: Path,
+                 on_error: Callable[[str], None] = lambda _msg: None) -> None:
+        self.fetch = fetch
+        self.target = target
+        self.on_error = on_error
+        self.written: dict[str, bytes] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sync(self) -> bool:
+        """Write the Secret's current keys; whether it had any (``False``: not filled yet)."""
+        data = self.fetch()
+        if not data:
+            return False
+        self.target.mkdir(parents=True, exist_ok=True)
+        for key, value in sorted(data.items()):
+            content = base64.b64decode(value)
+            path = self.target / key
+            with contextlib.suppress(OSError):
+                if path.read_bytes() == content:
+                    self.written[key] = content
+                    continue
+            tmp = self.target / f".{key}.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+            os.replace(tmp, path)
+            self.written[key] = content
+        return True
+
+    def start(self, interval: float = 0.5, resync: float = 5.0) -> None:
+        """Sync every ``interval`` seconds until the Secret is filled, then every ``resync`` seconds."""
+        def run() -> None:
+            filled = False
+            while not self._stop.wait(resync if filled else interval):
+                try:
+                    filled = self.sync() or filled
+                except Exception as exc:  # keep playing the kubelet; the controller's log says what waits
+                    self.on_error(f"secret volume {self.target}: {exc}")
+
+        self._thread = threading.Thread(target=run, name=f"secret-volume {self.target}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        for key, content in self.written.items():
+            path = self.target / key
+            with contextlib.suppress(OSError):
+                if path.read_bytes() == content:
+                    path.unlink()
 
 
 def _resources(hook: Mapping[str, Any]) -> set[str]:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import replace
 from typing import Any
 
 from federator.backends.kube.api import KubeError
 from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.informer import ADDED, DELETED, MODIFIED
-from federator.backends.kube.workloads import build_workload
+from federator.backends.kube.workloads import TRAINJOB_POD_LABEL, adapter_for, build_workload
 from federator.model import JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Resources
+
+from workload_objects import fresh
 
 PID = "train-abc.g1.a"
 
@@ -108,3 +112,25 @@ def test_launch_is_idempotent_and_cancel_survives_a_failing_api() -> None:
     api, _ = asyncio.run(run())
     assert api.deleted[0].startswith("jobs/train-abc-g1-a-")
     assert any(d.startswith("services/train-abc-g1-a-") for d in api.deleted)  # the Service goes too
+
+
+def test_a_trainjobs_pods_are_found_by_its_jobsets_name() -> None:
+    """Trainer v2 copies no placement annotation onto pods; the JobSet it makes (named as the TrainJob) labels them."""
+    b, updates = backend(FakeApi())
+    trainjob = build_workload(placement(), replace(SPEC, workload_json=json.dumps(fresh("TrainJob"))), namespace="w")
+    informer = b._workload_informer(adapter_for(trainjob))
+    feed(b, informer, ADDED, trainjob)
+    name = trainjob["metadata"]["name"]
+
+    def trainer_pod(pod_name: str, jobset: str, namespace: str = "w") -> dict[str, Any]:
+        return {"metadata": {"name": pod_name, "namespace": namespace, "labels": {TRAINJOB_POD_LABEL: jobset}},
+                "spec": {"nodeName": "n0"}, "status": {"phase": "Running"}}
+
+    feed(b, b.pods, ADDED, trainer_pod("other", "someone-elses"))  # not ours
+    feed(b, b.pods, ADDED, trainer_pod("elsewhere", name, namespace="default"))  # same name, not our namespace
+    feed(b, b.pods, ADDED, trainer_pod("node-0", name))
+    assert [p["metadata"]["name"] for p in b._pods_of(PID)] == ["node-0"]
+    assert PID not in b._accounted() and updates == [(PID, JobPhase.PLACED)]  # 1 of 2 bound
+    feed(b, b.pods, ADDED, trainer_pod("node-1", name))
+    assert b._accounted() == frozenset({PID})  # the capacity report counts them, the gang watch sees them whole
+    assert updates == [(PID, JobPhase.PLACED), (PID, JobPhase.RUNNING)]

@@ -180,6 +180,9 @@ RUNNING_POD = {"status": {"phase": "Running"}}
     (_obj("PyTorchJob", _cond("Failed", message="oom")), [], JobPhase.FAILED, "oom"),
     (_obj("TrainJob", _cond("Complete")), [], JobPhase.SUCCEEDED, "Complete"),
     (_obj("TrainJob", {"jobsStatus": [{"name": "node", "active": 2}]}), [], JobPhase.RUNNING, "2 trainer"),
+    # Trainer v2.0.0 leaves jobsStatus empty: the pods of its JobSet say (the agent finds them by its name).
+    (_obj("TrainJob", {}), [RUNNING_POD, RUNNING_POD], JobPhase.RUNNING, "2 replicas"),
+    (_obj("TrainJob", {}), [RUNNING_POD], JobPhase.PLACED, "1 of 2"),
     (_obj("RayJob", {"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}), [], JobPhase.SUCCEEDED, ""),
     (_obj("RayJob", {"jobDeploymentStatus": "Failed", "reason": "SubmissionFailed"}), [], JobPhase.FAILED,
      "SubmissionFailed"),

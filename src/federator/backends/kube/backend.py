@@ -52,6 +52,7 @@ from federator.backends.kube.workloads import (
     PLACEMENT_ANNOTATION,
     REPLICAS_ANNOTATION,
     SELECTOR,
+    TRAINJOB_KEY,
     RenderOptions,
     WorkloadAdapter,
     WorkloadError,
@@ -60,6 +61,7 @@ from federator.backends.kube.workloads import (
     needs_rendezvous,
     placement_of,
     rendezvous_service,
+    trainjob_of_pod,
     workload_labels,
     workload_name,
     workload_phase,
@@ -390,7 +392,7 @@ class KubeBackend:
         """
         bound: dict[str, int] = {}
         for pod in self.pods.cache.values():
-            pid = placement_of(pod)
+            pid = self._placement_of_pod(pod)
             if pid and (pod.get("spec") or {}).get("nodeName"):
                 bound[pid] = bound.get(pid, 0) + 1
         finished = {pid for pid, (phase, _) in self._phases.items() if phase.is_terminal}
@@ -414,7 +416,18 @@ class KubeBackend:
         return None
 
     def _pods_of(self, pid: str) -> list[Mapping[str, Any]]:
-        return [p for p in self.pods.cache.values() if placement_of(p) == pid]
+        return [p for p in self.pods.cache.values() if self._placement_of_pod(p) == pid]
+
+    def _placement_of_pod(self, pod: Mapping[str, Any]) -> str:
+        """The placement a pod runs: its annotation, or for a TrainJob's pods (which carry none) their TrainJob's."""
+        if pid := placement_of(pod):
+            return pid
+        name = trainjob_of_pod(pod)
+        informer = self.workloads.get(TRAINJOB_KEY)
+        if not name or informer is None or (pod.get("metadata") or {}).get("namespace") != self.namespace:
+            return ""
+        trainjob = informer.cache.get(f"{self.namespace}/{name}")
+        return placement_of(trainjob) if trainjob is not None else ""
 
     def _workload_event(self, kind: str, obj: Obj) -> None:
         pid = placement_of(obj)
@@ -431,7 +444,7 @@ class KubeBackend:
         self._refresh(pid, obj)
 
     def _pod_event(self, _kind: str, pod: Obj) -> None:
-        pid = placement_of(pod)
+        pid = self._placement_of_pod(pod)
         if pid:
             workload = self._workload(pid)
             if workload is not None:

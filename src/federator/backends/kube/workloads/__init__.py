@@ -37,6 +37,7 @@ from federator.backends.kube.workloads.common import (
     workload_labels,
     workload_name,
 )
+from federator.backends.kube.workloads.kubeflow import TRAINJOB_KEY, TRAINJOB_POD_LABEL, trainjob_of_pod
 from federator.backends.kube.workloads.registry import (
     ADAPTERS,
     BUILTIN_KINDS,
@@ -57,8 +58,9 @@ from federator.backends.kube.workloads.rendezvous import (
 __all__ = [
     "ADAPTERS", "BUILTIN_KINDS", "BY_KEY", "DEFAULT_FINISHED_TTL_SECONDS", "DEFAULT_MASTER_PORT", "GENERATION_LABEL",
     "JOB_ANNOTATION", "MANAGED_BY", "MANAGED_BY_LABEL", "MASTER_PORT_ANNOTATION", "PLACEMENT_ANNOTATION",
-    "PLACEMENT_LABEL", "REGISTRY", "REPLICAS_ANNOTATION", "SELECTOR", "PodSet", "RenderOptions", "TemplatedAdapter",
-    "WorkloadAdapter", "WorkloadError", "adapter_for", "adapter_of", "build_workload", "kind_key", "needs",
-    "needs_rendezvous", "placement_label", "placement_of", "rendezvous_service", "resource_amounts",
-    "supported_kinds", "workload_labels", "workload_name", "workload_phase",
+    "PLACEMENT_LABEL", "PodSet", "REGISTRY", "REPLICAS_ANNOTATION", "RenderOptions", "SELECTOR", "TRAINJOB_KEY",
+    "TRAINJOB_POD_LABEL", "TemplatedAdapter", "WorkloadAdapter", "WorkloadError", "adapter_for", "adapter_of",
+    "build_workload", "kind_key", "needs", "needs_rendezvous", "placement_label", "placement_of",
+    "rendezvous_service", "resource_amounts", "supported_kinds", "trainjob_of_pod", "workload_labels",
+    "workload_name", "workload_phase",
 ]

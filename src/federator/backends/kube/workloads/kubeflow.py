@@ -9,7 +9,15 @@ TrainJob's needs from the job itself: `spec.trainer.numNodes` pods, each
 asking for `spec.trainer.resourcesPerNode`; both are required. The chosen
 accelerator's node selector goes in through `spec.podSpecOverrides` on the
 runtime's trainer job ("node"), and the placement labels through `spec.labels`
-(which the trainer copies onto the JobSet and Jobs it makes).
+(which the trainer copies onto the JobSet it makes).
+
+Nothing copies the placement annotation onto a TrainJob's pods: Trainer v2.0.0
+puts `spec.labels`/`spec.annotations` on the JobSet only, the JobSet controller
+does not pass a JobSet's own metadata on, and `spec.podSpecOverrides` has no pod
+metadata. The pods do carry the JobSet's name, which is the TrainJob's
+(`TRAINJOB_POD_LABEL`): the agent finds them by it (`trainjob_of_pod`). Trainer
+v2.0.0 never fills `status.jobsStatus`, so between start and the `Complete` or
+`Failed` condition the phase comes from those pods.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from federator.backends.kube.workloads.common import (
 from federator.model import JobKind, JobPhase, Placement
 
 TRAINER_JOB = "node"  # the trainer's job in Kubeflow's torch and MPI runtimes
+#: The label the JobSet controller puts on every pod: the JobSet's name, which Trainer v2 makes the TrainJob's.
+TRAINJOB_POD_LABEL = "jobset.sigs.k8s.io/jobset-name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +130,16 @@ class TrainJobAdapter:
         active = sum(int(j.get("active") or 0) for j in jobs)
         if active:
             return JobPhase.RUNNING, f"{active} trainer pods active"
-        return JobPhase.PLACED, "waiting for the trainer's JobSet to start"
+        return pods_phase(obj, pods)  # v2.0.0 leaves jobsStatus empty: its pods say
 
 
-__all__ = ["TRAINER_JOB", "PyTorchJobAdapter", "TrainJobAdapter"]
+TRAINJOB_KEY = TrainJobAdapter().key
+
+
+def trainjob_of_pod(pod: Mapping[str, Any]) -> str:
+    """The name of the TrainJob whose JobSet made this pod ("" if none; see the module doc)."""
+    return str(((pod.get("metadata") or {}).get("labels") or {}).get(TRAINJOB_POD_LABEL, ""))
+
+
+__all__ = ["TRAINER_JOB", "TRAINJOB_KEY", "TRAINJOB_POD_LABEL", "PyTorchJobAdapter", "TrainJobAdapter",
+           "trainjob_of_pod"]
