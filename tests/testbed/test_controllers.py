@@ -151,10 +151,14 @@ def test_a_leaderworkerset_makes_its_groups(tb: Testbed) -> None:
     assert groups == {"0", "1"}  # labels the LWS pod webhook sets
 
 
-def test_a_trainjob_becomes_a_jobset_and_completes_under_the_trainer(tb: Testbed) -> None:
-    # Trainer's own torch-distributed ClusterTrainingRuntime, from its module (its webhook validates it).
+def _torch_runtime(tb: Testbed) -> None:
+    """Trainer's own torch-distributed ClusterTrainingRuntime, from its module (its webhook validates it)."""
     runtime = wc.module_dir("trainer") / "manifests" / "base" / "runtimes" / "torch_distributed.yaml"
     tb.kubectl(MEMBER, "apply", "-f", str(runtime))
+
+
+def test_a_trainjob_becomes_a_jobset_and_completes_under_the_trainer(tb: Testbed) -> None:
+    _torch_runtime(tb)
     tb.apply(MEMBER, {
         "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
         "metadata": {"name": "tune", "namespace": "default"},
@@ -180,13 +184,20 @@ def test_a_trainjob_becomes_a_jobset_and_completes_under_the_trainer(tb: Testbed
 
 
 def test_trainers_webhooks_answer_with_the_test_bed_certificate(tb: Testbed) -> None:
-    bad = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
-           "metadata": {"name": "orphan", "namespace": "default"},
-           "spec": {"runtimeRef": {"name": "no-such-runtime"}, "trainer": {"image": "busybox", "numNodes": 1}}}
+    # Only Trainer has webhooks for runtimes (Kueue's TrainJob webhooks answer for TrainJobs too, in any
+    # order): its validator allows one replica for the trainer's job (trainjob-ancestor-step: trainer).
+    bad = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "ClusterTrainingRuntime",
+           "metadata": {"name": "two-trainers"},
+           "spec": {"template": {"spec": {"replicatedJobs": [{
+               "name": "node", "replicas": 2,
+               "template": {"metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
+                            "spec": {"template": {"spec": {"containers": [{"name": "node", "image": "busybox"}]}}}},
+           }]}}}}
     refused = tb.kubectl(MEMBER, "apply", "-f", "-", input=json.dumps(bad), check=False)
     assert refused.returncode != 0
-    assert 'admission webhook "validator.trainjob.trainer.kubeflow.org" denied' in refused.stderr, refused.stderr
-    assert "no-such-runtime" in refused.stderr
+    assert 'admission webhook "validator.clustertrainingruntime.trainer.kubeflow.org" denied' in refused.stderr, \
+        refused.stderr
+    assert "spec.template.spec.replicatedJobs[0].replicas" in refused.stderr
     # The rotator injects its CA only into the configuration it names; ours keeps the test bed CA.
     cfg = tb.kubectl_json(MEMBER, "get", "validatingwebhookconfiguration", "trainer-validating-webhook-configuration")
     ca = (tb.workdir / "pki" / "ca.crt").read_bytes()
