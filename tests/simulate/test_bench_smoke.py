@@ -20,12 +20,14 @@ SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
     [
         ("throughput.py", ["--clusters", "3", "--nodes", "20", "--jobs", "300"], "placements_per_second"),
         ("throughput.py", ["--scaling", "2,4", "--nodes", "10", "--jobs", "100"], "cpu_microseconds_per_job"),
+        ("throughput.py", ["--fleet", "five-vendor", "--alternatives", "0.3", "--clusters", "5", "--nodes", "20",
+                           "--jobs", "300"], "placed_on_alternative"),
         ("quality.py", ["--fleet", "{fleet}", "--clusters", "2", "--seeds", "1"], "mean_accelerator_allocation_ratio"),
         ("fairness.py", ["--clusters", "1", "--nodes", "2", "--hours", "1.2"], "max_deviation_from_weighted_drf_share"),
         ("memory.py", ["--clusters", "3", "--jobs", "100"], "peak_rss_mib"),
         ("fgd.py", ["--fleet", "{fleet}", "--clusters", "1,2", "--mixes", "pinned,trace"], "federator-2"),
     ],
-    ids=["throughput", "scaling", "quality", "fairness", "memory", "fgd"],
+    ids=["throughput", "scaling", "five-vendor", "quality", "fairness", "memory", "fgd"],
 )
 def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: str) -> None:
     fleet = tmp_path / "fleet.csv"
