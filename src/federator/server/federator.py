@@ -248,7 +248,8 @@ class Federator:
                                       f"{rec.name} stopped placement {placement_id}: {message[:200]}"))
             return
         rec.acked.add(placement_id)
-        message = message or placement.message  # an update without a message keeps the one it had
+        if not message and phase is placement.phase:
+            message = placement.message  # an update without a message keeps the one it had, in the same phase
         if placement.phase is phase and placement.message == message:
             return  # a resync repeating what is already on disk
         placement.phase = phase
@@ -454,13 +455,13 @@ class Federator:
             self._finish(job, JobPhase.FAILED, next(p.message for p in job.placements if p.phase is JobPhase.FAILED))
         elif all(p is JobPhase.SUCCEEDED for p in phases):
             self._finish(job, JobPhase.SUCCEEDED, "all placements succeeded")
-        elif all(p in (JobPhase.RUNNING, JobPhase.SUCCEEDED) for p in phases):
-            job.phase = JobPhase.RUNNING
         else:
-            job.phase = JobPhase.PLACED
-            # What the placements wait for, in the members' words (e.g. Kueue's reason).
+            # Running: what the running placements say; Placed: what they wait for, in the members' words (e.g.
+            # Kueue's reason). Either way the message is the current one, never a Placed one left behind.
+            job.phase = JobPhase.RUNNING if all(
+                p in (JobPhase.RUNNING, JobPhase.SUCCEEDED) for p in phases) else JobPhase.PLACED
             job.message = "; ".join(p.message for p in job.placements
-                                    if p.phase is JobPhase.PLACED and p.message and p.message != "resync")
+                                    if p.phase is job.phase and p.message and p.message != "resync")
 
     def _finish(self, job: Job, phase: JobPhase, message: str) -> None:
         self.cycles.released(job, job.placements)
