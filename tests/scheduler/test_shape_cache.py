@@ -8,10 +8,15 @@ between shapes asking for the same resources: only when they accept the same poo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from test_properties import scenarios
+
 from federator.model import AcceleratorAlternative, JobKind, ReasonCode
-from federator.scheduler import Scheduler, Snapshot
+from federator.scheduler import Scheduler, Snapshot, board
 
 from builders import cluster, job, pool, request
 
@@ -58,3 +63,27 @@ def test_a_cluster_that_passed_the_constant_filters_is_still_checked_for_capacit
     result = Scheduler().schedule(Snapshot.of([c]), reqs)
     assert [d.job_id for d in result.decisions] == ["j0", "j1"]
     assert result.pending["j2"].code is ReasonCode.INSUFFICIENT_ACCELERATORS  # type: ignore[index]
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_ctx() -> Iterator[pytest.MonkeyPatch]:
+    """One MonkeyPatch for a hypothesis test (the function-scoped fixture would be shared across examples)."""
+    with pytest.MonkeyPatch.context() as m:
+        yield m
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=scenarios())
+def test_the_shortcuts_decide_as_evaluating_every_changed_cluster_in_full(
+        scenario: tuple, monkeypatch_ctx: pytest.MonkeyPatch) -> None:  # type: ignore[type-arg]
+    """Skipping clusters a cycle-constant filter rejected, skipping those filters once passed, and summing the
+    constant scores once change nothing: same placements, same pending reasons as full re-evaluation."""
+    snap, reqs, cfg = scenario
+    fast = Scheduler(cfg).schedule(snap, reqs)
+    with monkeypatch_ctx.context() as m:
+        m.setattr(board, "CYCLE_CONSTANT_FILTERS", frozenset())
+        m.setattr(board, "CYCLE_CONSTANT_SCORES", frozenset())
+        full = Scheduler(cfg).schedule(snap, reqs)
+    assert fast.decisions == full.decisions
+    assert dict(fast.pending) == dict(full.pending)
+    assert fast.snapshot == full.snapshot
