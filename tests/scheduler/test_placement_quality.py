@@ -107,3 +107,34 @@ def test_the_fragmentation_memo_gives_the_uncached_value_and_computes_each_state
     fits = sum(1 for p in pools for m, r in asks if p.replica_capacity(m) >= r)
     assert len(calls) == len(pools) + fits  # one "before" per pool state, one "after" per fitting ask
     assert uncached[(1, (16000, 1))] == float("inf")
+
+
+
+@pytest.mark.parametrize(("config", "placed_jobs"), [(WITH_FRAGMENTATION, 3), (None, 2)],
+                         ids=["fragmentation", "best-fit-default"])
+def test_a_small_job_leaves_the_free_accelerators_the_waiting_gangs_need(config: SchedulerConfig | None,
+                                                                         placed_jobs: int) -> None:
+    """FGD over the cycle's demand: a 1-accelerator job behind which two 2-accelerator jobs wait goes
+    where it leaves two free (the node with 3), not to the tightest fit (the node with 2), which
+    would leave 1 + 3 and room for only one of them. Best fit (the default's LeastFragmentation)
+    places two of the three."""
+    tight = cluster("a-tight", "r", AcceleratorPool(A100, (0, 0, 1, 0, 0), 4, 4))
+    loose = cluster("b-loose", "r", AcceleratorPool(A100, (0, 0, 0, 1, 0), 4, 4))
+    jobs = [spec("one", gpus=1), spec("two-a", gpus=2), spec("two-b", gpus=2)]
+    result = cycle([tight, loose], jobs, config=config)
+    assert len(placed(result)) == placed_jobs
+    if config is WITH_FRAGMENTATION:
+        assert placed(result)["one"] == {"b-loose": 1}
+
+
+def test_fragmentation_leaves_the_model_choice_to_scarcity() -> None:
+    """The paper's measure also counts a model's whole capacity as fragment for the requests that
+    cannot use it, so it pulls flexible work onto a rare model (most pinned work wants the common
+    one) and the rare model's own pinned job then finds it taken. Measured over the work that can
+    use the pool, Fragmentation only packs, and Scarcity keeps the rare model for its pinned job."""
+    clusters = [cluster("c", "r", pool(H100, nodes=1), pool(A100, nodes=7))]
+    jobs = ([spec("flex", gpus=8)] + [spec(f"a{i}", gpus=8, models=("A100",)) for i in range(6)]
+            + [spec("rare", gpus=8, models=("H100",))])
+    result = cycle(clusters, jobs, config=WITH_FRAGMENTATION)
+    assert len(placed(result)) == len(jobs)
+    assert [a.accelerator_model for d in result.decisions if d.job_id == "flex" for a in d.assignments] == [A100]

@@ -36,6 +36,7 @@ class Demand:
 
     shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)
     cannot: dict[str, float] = field(default_factory=dict)  # share of requests that cannot use the model
+    usable_shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)  # `shapes` of work that can use it
     pressure: dict[str, float] = field(default_factory=dict)  # pinned milli-GPUs wanted / free milli-GPUs
     max_pressure: float = 0.0
     cache: GrowthCache = field(default_factory=GrowthCache, compare=False)  # the Fragmentation score's memo
@@ -102,4 +103,6 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
         for model in takers:
             pinned[model] += sums[0] * milli * gpus / len(takers)
     pressure = {m: pinned[m] / free[m] if free[m] else (1.0 if pinned[m] else 0.0) for m in models}
-    return Demand(shapes, cannot, pressure, max(pressure.values(), default=0.0))
+    usable = {m: tuple((*s[:4], s[4] / (1.0 - cannot[m])) for s in shapes[m]) if cannot[m] < 1.0 else ()
+              for m in models}
+    return Demand(shapes, cannot, usable, pressure, max(pressure.values(), default=0.0))
