@@ -87,3 +87,25 @@ def test_the_shortcuts_decide_as_evaluating_every_changed_cluster_in_full(
     assert fast.decisions == full.decisions
     assert dict(fast.pending) == dict(full.pending)
     assert fast.snapshot == full.snapshot
+
+
+def test_a_job_that_avoids_a_cluster_is_not_placed_there_by_another_jobs_evaluation_of_its_shape() -> None:
+    """Two jobs of one shape, the second refused by cheap cluster x a moment ago (gang timeout): it must go to y
+    though the first job's evaluation of the shape found x best."""
+    x = cluster("x", "r", pool(H100, nodes=4, free=8), price=0.4)
+    y = cluster("y", "r", pool(H100, nodes=4, free=8), price=4.0)
+    first = request(job("first", gpus=8, cpu=1), at=0)
+    second = replace(request(job("second", gpus=8, cpu=1), at=1), avoid_clusters=("x",))
+    result = Scheduler().schedule(Snapshot.of([x, y]), [first, second])
+    placed = {d.job_id: d.assignments[0].cluster for d in result.decisions}
+    assert placed == {"first": "x", "second": "y"}
+
+
+def test_a_cluster_one_job_avoids_stays_open_to_the_next_job_of_its_shape() -> None:
+    x = cluster("x", "r", pool(H100, nodes=4, free=8), price=0.4)
+    y = cluster("y", "r", pool(H100, nodes=4, free=8), price=4.0)
+    avoider = replace(request(job("avoider", gpus=8, cpu=1), at=0), avoid_clusters=("x",))
+    other = request(job("other", gpus=8, cpu=1), at=1)
+    result = Scheduler().schedule(Snapshot.of([x, y]), [avoider, other])
+    placed = {d.job_id: d.assignments[0].cluster for d in result.decisions}
+    assert placed == {"avoider": "y", "other": "x"}

@@ -67,10 +67,12 @@ class PlacementRequest:
         return pool.replica_capacity(res.accelerator_milli, res.cpu_milli, res.memory_bytes)
 
     def shape(self) -> tuple[object, ...]:
-        """Everything filters and scores read: requests of one shape place alike within a cycle."""
+        """Everything filters and scores read: requests of one shape place alike within a cycle. The clusters a
+        job avoids (it was just refused there) are part of it: another job of that shape may still go there."""
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
-                s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.min_memory_mib)
+                s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.min_memory_mib,
+                self.avoid_clusters)
 
 
 @dataclass(frozen=True, slots=True)
