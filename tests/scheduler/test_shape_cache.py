@@ -109,3 +109,12 @@ def test_a_cluster_one_job_avoids_stays_open_to_the_next_job_of_its_shape() -> N
     result = Scheduler().schedule(Snapshot.of([x, y]), [avoider, other])
     placed = {d.job_id: d.assignments[0].cluster for d in result.decisions}
     assert placed == {"avoider": "y", "other": "x"}
+
+
+def test_a_capability_ask_no_pool_meets_is_told_what_it_asked() -> None:
+    x = cluster("x", "r", pool(H100, nodes=1, free=8))  # 80Gi H100s
+    big = replace(job("big", cpu=1), accelerators=(AcceleratorAlternative(8000, min_memory_mib=192 * 1024),))
+    amd = replace(job("amd", cpu=1), accelerators=(AcceleratorAlternative(8000, vendor="amd"),))
+    result = Scheduler().schedule(Snapshot.of([x]), [request(big, at=0), request(amd, at=1)])
+    assert "x has no accelerator nodes with at least 192Gi per device" in result.pending["big"].message  # type: ignore[index]
+    assert "x has no amd accelerator nodes" in result.pending["amd"].message  # type: ignore[index]

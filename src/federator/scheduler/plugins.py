@@ -91,8 +91,10 @@ class AcceleratorModelFilter:
                 return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
                               f"{cluster.name} has no {request.vendor} {'|'.join(models) or 'accelerator'} nodes, "
                               f"{OTHER_VENDORS_ONLY} {', '.join(others)}")
-        wanted = "|".join(models) or "any accelerator"
-        return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE, f"{cluster.name} has no {wanted} nodes")
+        wanted = " ".join(p for p in (request.vendor, "|".join(models) or "accelerator") if p)
+        memory = f" with at least {format_bytes(request.min_memory_mib * 2**20)} per device" \
+            if request.min_memory_mib else ""
+        return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE, f"{cluster.name} has no {wanted} nodes{memory}")
 
 
 @dataclass(frozen=True, slots=True)
