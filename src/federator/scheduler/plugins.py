@@ -91,7 +91,7 @@ class AcceleratorModelFilter:
                 return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
                               f"{cluster.name} has no {request.vendor} {'|'.join(models) or 'accelerator'} nodes, "
                               f"{OTHER_VENDORS_ONLY} {', '.join(others)}")
-        wanted = " ".join(p for p in (request.vendor, "|".join(models) or "accelerator") if p)
+        wanted = "|".join(models) or " ".join(p for p in (request.vendor, "accelerator") if p)  # models say enough
         memory = f" with at least {format_bytes(request.min_memory_mib * 2**20)} per device" \
             if request.min_memory_mib else ""
         return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE, f"{cluster.name} has no {wanted} nodes{memory}")
