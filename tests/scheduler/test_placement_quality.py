@@ -138,3 +138,16 @@ def test_fragmentation_leaves_the_model_choice_to_scarcity() -> None:
     result = cycle(clusters, jobs, config=WITH_FRAGMENTATION)
     assert len(placed(result)) == len(jobs)
     assert [a.accelerator_model for d in result.decisions if d.job_id == "flex" for a in d.assignments] == [A100]
+
+
+def test_fragmentation_keeps_a_cpu_hungry_fraction_off_a_node_it_would_strand() -> None:
+    """A fraction that takes all the CPU of a 1-GPU node strands the rest of that GPU for every other
+    fraction: Fragmentation (CPU-aware for fractional shapes) sends it to the node with room to
+    spare, where plain FGD arithmetic saw the two as equal (the half left over fits a half)."""
+    small = AcceleratorPool(A100, (0, 1), 1, 1, host_room=((0, 0), (16_000, 2**40)))
+    big = AcceleratorPool(A100, (0,) * 8 + (1,), 8, 8, host_room=((0, 0),) * 8 + ((128_000, 2**40),))
+    clusters = [cluster("a-small", "r", small), cluster("b-big", "r", big)]
+    recent = [running(spec(f"w{i}", gpus=0.5, cpu=4, kind=JobKind.INFERENCE), "b-big", model=A100) for i in range(3)]
+    hungry = spec("hungry", gpus=0.5, cpu=16, kind=JobKind.INFERENCE)
+    result = cycle(clusters, [hungry], config=WITH_FRAGMENTATION, allocations=recent)
+    assert placed(result) == {"hungry": {"b-big": 1}}

@@ -8,13 +8,16 @@ request shape the unusable part is
 
 - whole-GPU shapes of g GPUs: the whole free GPUs on nodes with fewer than g
   free (or whose host room is too small), and every shared GPU's free part;
-- fractional shapes of m milli-GPUs: shared GPUs with less than m free, and
+- fractional shapes of m milli-GPUs: shared GPUs with less than m free, shared
+  GPUs and whole-GPU buckets whose best node has no CPU or memory for the shape
+  (a fraction that takes a small node's CPU strands the rest of its GPU), and
   every free GPU if no GPU has m free;
 
 averaged over the cycle's demand (demand.py), plus every free GPU for the
 share of requests that cannot use the model. A placement is scored by how
 much it grows that expectation (FGD's gradient); the histogram's own best-fit
-arithmetic (`AcceleratorPool.take_milli`) stands for where the cluster binds it.
+arithmetic (`AcceleratorPool.take_milli`, with the replica's CPU and memory, so the
+host room shrinks) stands for where the cluster binds it.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ if TYPE_CHECKING:
 
 
 def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], room: tuple[tuple[int, int], ...],
-                      shapes: tuple[Shape, ...], cannot: float) -> float:
+                      shapes: tuple[Shape, ...], cannot: float,
+                      shared_room: tuple[tuple[int, int, int], ...] = ()) -> float:
     """Expected unusable milli-GPUs of a pool (see the module docstring). `room[i]` is the most free
-    (CPU milli, memory bytes) among the nodes with i whole GPUs free; () when not reported."""
+    (CPU milli, memory bytes) among the nodes with i whole GPUs free, `shared_room` the same per
+    free part of a shared GPU; () when not reported. For a fractional shape, a shared GPU (or a
+    bucket of whole GPUs) whose best node has no CPU or memory for it counts as unusable: a
+    fraction that takes a small node's CPU strands the rest of its GPU."""
     whole_free = [i * n * MILLI for i, n in enumerate(hist)]
     shared_free = sum(f * n for f, n in shared)
     total = sum(whole_free) + shared_free
@@ -42,11 +49,13 @@ def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...]
                 if amount and (i < gpus or (room and i < len(room) and (room[i][0] < cpu or room[i][1] < mem))):
                     frag += amount
         else:
-            usable_shared = any(f >= milli and n for f, n in shared)
-            if not usable_shared and not any(whole_free[1:]):
+            hosts = {f for f, c, m in shared_room if c >= cpu and m >= mem} if shared_room else None
+            frag = sum(f * n for f, n in shared if f < milli or (hosts is not None and f not in hosts))
+            if room:
+                frag += sum(amount for i, amount in enumerate(whole_free)
+                            if amount and i < len(room) and (room[i][0] < cpu or room[i][1] < mem))
+            if frag >= total or (not any(f >= milli and n for f, n in shared) and not any(whole_free[1:])):
                 frag = total
-            else:
-                frag = sum(f * n for f, n in shared if f < milli)
         out += weight * frag
     return out
 
@@ -65,31 +74,31 @@ class GrowthCache:
     __slots__ = ("before", "by_pool", "by_state")
 
     def __init__(self) -> None:
-        self.by_pool: dict[tuple[int, int, int], tuple[AcceleratorPool, float]] = {}
+        self.by_pool: dict[tuple[int, int, int, int, int], tuple[AcceleratorPool, float]] = {}
         self.by_state: dict[tuple[object, ...], float] = {}
         self.before: dict[tuple[object, ...], float] = {}
 
 
 def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
-                    cache: GrowthCache | None = None) -> float:
+                    cache: GrowthCache | None = None, cpu: int = 0, mem: int = 0) -> float:
     """How much binding `replicas` replicas of `milli` milli-GPUs grows the pool's expected fragment,
     per milli-GPU bound: -1 when all it takes was unusable anyway, 0 when it leaves no new
     fragment, positive when it strands capacity. `cache`: see GrowthCache (the same value, cheaper)."""
     if cache is None:
-        return _growth(pool, milli, replicas, shapes, cannot, GrowthCache())
-    ident = (id(pool), milli, replicas)
+        return _growth(pool, milli, replicas, shapes, cannot, GrowthCache(), cpu, mem)
+    ident = (id(pool), milli, replicas, cpu, mem)
     got = cache.by_pool.get(ident)
     if got is not None and got[0] is pool:
         return got[1]
-    growth = _growth(pool, milli, replicas, shapes, cannot, cache)
+    growth = _growth(pool, milli, replicas, shapes, cannot, cache, cpu, mem)
     cache.by_pool[ident] = (pool, growth)
     return growth
 
 
 def _growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
-            cache: GrowthCache) -> float:
-    state = (pool.accelerator_model, pool.nodes_by_free, pool.shared_devices, pool.host_room)
-    key = (*state, milli, replicas)
+            cache: GrowthCache, cpu: int = 0, mem: int = 0) -> float:
+    state = (pool.accelerator_model, pool.nodes_by_free, pool.shared_devices, pool.host_room, pool.shared_room)
+    key = (*state, milli, replicas, cpu, mem)
     got = cache.by_state.get(key)
     if got is not None:
         return got
@@ -97,7 +106,7 @@ def _growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shap
     if before is None:
         before = cache.before[state] = _expected(pool, shapes, cannot)
     try:
-        after = pool.take_milli(milli, replicas)
+        after = pool.take_milli(milli, replicas, cpu_milli=cpu, memory_bytes=mem)
         growth = (_expected(after, shapes, cannot) - before) / (milli * replicas)
     except ValueError:
         growth = float("inf")
@@ -106,4 +115,4 @@ def _growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shap
 
 
 def _expected(pool: AcceleratorPool, shapes: tuple[Shape, ...], cannot: float) -> float:
-    return expected_fragment(pool.nodes_by_free, pool.shared_devices, pool.host_room, shapes, cannot)
+    return expected_fragment(pool.nodes_by_free, pool.shared_devices, pool.host_room, shapes, cannot, pool.shared_room)

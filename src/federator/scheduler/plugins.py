@@ -297,8 +297,10 @@ class Fragmentation:
     take is left to `Scarcity` and this term only packs.
 
     Weight 0 by default: over the two fleets and seeds 1-2 of bench/fgd.py it
-    packs better on the whole than `LeastFragmentation` but not on every mix,
-    and it costs 15-35% of the default policy's throughput (docs/benchmarks.md).
+    packs better on the whole than `LeastFragmentation` (4.5 points short of the
+    baselines in sum against 10.4) but not on every mix, it does not keep a lone
+    fraction on an already-shared accelerator when nothing else is in demand, and
+    it costs about a third of the throughput (docs/benchmarks.md).
     """
 
     name: str = "Fragmentation"
@@ -313,8 +315,10 @@ class Fragmentation:
         if demand is None or demand.empty:
             return MAX_SCORE // 2
         replicas = request.replicas if request.is_gang else 1
-        growth = fragment_growth(pool, request.accelerator_milli, replicas,
-                                 demand.usable_shapes.get(pool.accelerator_model, ()), 0.0, demand.cache)
+        res = request.spec.resources
+        growth = fragment_growth(pool, res.accelerator_milli, replicas,
+                                 demand.usable_shapes.get(pool.accelerator_model, ()), 0.0, demand.cache,
+                                 res.cpu_milli, res.memory_bytes)
         return round(MAX_SCORE * min(1.0, max(0.0, (1.0 - growth) / 2)))
 
 
