@@ -106,6 +106,9 @@ def test_the_fragmentation_memo_gives_the_uncached_value_and_computes_each_state
         assert fragmentation.fragment_growth(twin, 500, 1, shapes, 0.1, cache) == uncached[(0, (500, 1))]
     fits = sum(1 for p in pools for m, r in asks if p.replica_capacity(m) >= r)
     assert len(calls) == len(pools) + fits  # one "before" per pool state, one "after" per fitting ask
+    for p in pools:  # no host room reported: the replica's CPU changes nothing and shares the entry
+        fragmentation.fragment_growth(p, 500, 1, shapes, 0.1, cache, 4000, 2**30)
+    assert len(calls) == len(pools) + fits
     assert uncached[(1, (16000, 1))] == float("inf")
 
 

@@ -84,6 +84,8 @@ def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tu
     """How much binding `replicas` replicas of `milli` milli-GPUs grows the pool's expected fragment,
     per milli-GPU bound: -1 when all it takes was unusable anyway, 0 when it leaves no new
     fragment, positive when it strands capacity. `cache`: see GrowthCache (the same value, cheaper)."""
+    if not pool.host_room and not pool.shared_room:
+        cpu = mem = 0  # no host room reported: CPU and memory change nothing, so share the entry
     if cache is None:
         return _growth(pool, milli, replicas, shapes, cannot, GrowthCache(), cpu, mem)
     ident = (id(pool), milli, replicas, cpu, mem)
