@@ -1,4 +1,4 @@
-"""The Kubernetes-mode modules import each other one way only (host -> options, never back)."""
+"""The Kubernetes-mode modules import each other one way only: host -> options, cli/agent -> kube/main."""
 
 from __future__ import annotations
 
@@ -24,3 +24,10 @@ def test_options_does_not_import_host() -> None:
 
 def test_host_imports_options() -> None:
     assert "federator.backends.kube.options" in _imports(KUBE / "host.py")
+
+
+def test_the_kube_agent_entry_does_not_import_the_cli_that_calls_it() -> None:
+    """cli/agent.py -> backends/kube/main.py, never back (the second of the two circles)."""
+    cli_agent = KUBE.parents[1] / "cli" / "agent.py"
+    assert "federator.backends.kube.main" in _imports(cli_agent)
+    assert not {m for m in _imports(KUBE / "main.py") if m.startswith("federator.cli")}
