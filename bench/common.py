@@ -30,20 +30,26 @@ def clusters(n: int, *, nodes: int = 1000, seed: int = 0, regions: int = 10) -> 
     out = []
     for i in range(n):
         pools = []
-        cpu = mem = 0
+        nodes_here = 0
         for model, per_node, share in NODE_MIX:
             count = max(1, round(nodes * share * rng.uniform(0.7, 1.3)))
             hist = [0] * 9
             hist[per_node] = count
             pools.append(AcceleratorPool(model, tuple(hist), count * per_node, count * per_node))
-            cpu += count * 128_000
-            mem += count * 1024 * GiB
-        cap = ClusterCapacity(accelerator_pools=tuple(pools), cpu_milli_allocatable=cpu, cpu_milli_free=cpu,
-                              memory_bytes_allocatable=mem, memory_bytes_free=mem,
-                              node_cpu_milli_free_max=128_000, node_memory_bytes_free_max=1024 * GiB)
-        labels = (("federator.io/price-per-accelerator-hour", f"{rng.uniform(1.5, 4.5):.2f}"),)
-        out.append(ClusterInfo(f"cluster-{i:04d}", f"region-{i % regions:02d}", labels=labels, capacity=cap))
+            nodes_here += count
+        out.append(idle_cluster(i, regions, pools, nodes_here, rng))
     return out
+
+
+def idle_cluster(i: int, regions: int, pools: Sequence[AcceleratorPool], node_count: int,
+                 rng: random.Random) -> ClusterInfo:
+    """A cluster of idle nodes (128 CPUs and 1 TiB each) holding these pools, at a random price."""
+    cpu, mem = node_count * 128_000, node_count * 1024 * GiB
+    cap = ClusterCapacity(accelerator_pools=tuple(pools), cpu_milli_allocatable=cpu, cpu_milli_free=cpu,
+                          memory_bytes_allocatable=mem, memory_bytes_free=mem,
+                          node_cpu_milli_free_max=128_000, node_memory_bytes_free_max=1024 * GiB)
+    labels = (("federator.io/price-per-accelerator-hour", f"{rng.uniform(1.5, 4.5):.2f}"),)
+    return ClusterInfo(f"cluster-{i:04d}", f"region-{i % regions:02d}", labels=labels, capacity=cap)
 
 
 def jobs(n: int, *, seed: int = 0, queues: Sequence[str] = ("research", "serving", "batch"),

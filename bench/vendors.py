@@ -19,13 +19,12 @@ import random
 from collections.abc import Sequence
 from dataclasses import replace
 
-from common import JOB_MIX
+from common import JOB_MIX, idle_cluster
 
 from federator.catalog import builtin_catalog
 from federator.model import (
     AcceleratorAlternative,
     AcceleratorPool,
-    ClusterCapacity,
     ClusterInfo,
     JobId,
     JobKind,
@@ -73,18 +72,13 @@ def clusters(n: int, *, nodes: int = 1000, seed: int = 0, regions: int = 10) -> 
         if vendor != "nvidia" and i % 2:
             mix = [(m, p, s * 0.8, *rest) for m, p, s, *rest in mix] + [(H100, 8, 0.2, "", 0, "", "")]  # type: ignore[misc]
         pools = []
-        cpu = mem = 0
+        nodes_here = 0
         for model, per_node, share, sharing, unit, suffix, resource in mix:
             count = max(1, round(nodes * share * rng.uniform(0.7, 1.3)))
             pools.append(_pool(vendor if model != H100 else "nvidia", model, per_node, count, sharing, unit,
                                suffix, resource))
-            cpu += count * 128_000
-            mem += count * 1024 * GiB
-        cap = ClusterCapacity(accelerator_pools=tuple(pools), cpu_milli_allocatable=cpu, cpu_milli_free=cpu,
-                              memory_bytes_allocatable=mem, memory_bytes_free=mem,
-                              node_cpu_milli_free_max=128_000, node_memory_bytes_free_max=1024 * GiB)
-        labels = (("federator.io/price-per-accelerator-hour", f"{rng.uniform(1.5, 4.5):.2f}"),)
-        out.append(ClusterInfo(f"cluster-{i:04d}", f"region-{i % regions:02d}", labels=labels, capacity=cap))
+            nodes_here += count
+        out.append(idle_cluster(i, regions, pools, nodes_here, rng))
     return out
 
 
