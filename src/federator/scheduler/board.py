@@ -4,7 +4,8 @@ Requests of one *shape* (`PlacementRequest.shape`) place alike, so a cycle evalu
 shape once and again only after the cluster changed. Every change is logged; a shape re-evaluates
 just the clusters logged since it last looked and keeps the feasible ones in a max-heap of
 (score, name). Two facts make re-evaluation cheaper still, without changing any answer: a cluster
-that a cycle-constant filter rejects for a shape (wrong vendor or model, no sharing, not ready)
+that a cycle-constant filter rejects for a shape (wrong vendor or model, no sharing, not ready, or a
+cluster the shape's jobs avoid)
 stays rejected all cycle, so it is never looked at again for that shape; and one those filters
 passed passes them again, so its re-evaluations run only the capacity filters and the scores,
 of which those that read nothing a cycle changes (price, region load, locality) are summed once.
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 from federator.model import ClusterInfo, Reason
 from federator.scheduler.framework import CycleContext, FilterPlugin, PlacementRequest, ScorePlugin
-from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS, CYCLE_CONSTANT_SCORES, REQUEST_FILTERS
+from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS, CYCLE_CONSTANT_SCORES
 from federator.scheduler.pools import PoolScores, best_pool
 from federator.scheduler.snapshot import Txn
 
@@ -51,7 +52,7 @@ class Board:
                  ctx: CycleContext, pool_scores: PoolScores = ()) -> None:
         self.filters = filters
         # Per filter: whether its rejection holds for the whole cycle (it is cycle-constant, and so is
-        # every filter before it, or depends only on the request), so a shape can skip that cluster after.
+        # every filter before it), so a shape can skip that cluster after.
         # A cluster that passed them once for a shape passes them again: re-evaluations run only the `rest`.
         self.fixed: list[tuple[FilterPlugin, bool]] = []
         self.last_fixed = -1
@@ -61,7 +62,7 @@ class Board:
             self.fixed.append((f, prefix and constant))
             if prefix and constant:
                 self.last_fixed = i
-            prefix = prefix and (constant or f.name in REQUEST_FILTERS)
+            prefix = prefix and constant
         self.rest = [(f, False) for f, fixed in self.fixed if not fixed]
         self.scores = scores
         # Scores that read nothing a cycle changes (price, region, locality) are summed once per shape and cluster.

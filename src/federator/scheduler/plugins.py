@@ -416,17 +416,16 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "CpuMemoryFit": CpuMemoryFit,
 }
 
-CYCLE_CONSTANT_FILTERS = frozenset({"ClusterReady", "WorkloadKind", "AcceleratorModel", "AcceleratorSharing",
-                                    "RegionLatency"})
+CYCLE_CONSTANT_FILTERS = frozenset({"ClusterReady", "WorkloadKind", "NotRecentlyRefused", "AcceleratorModel",
+                                    "AcceleratorSharing", "RegionLatency"})
 """Filters whose verdict depends only on the request's shape and on what a cycle never changes (a cluster's
-state, the workload kinds it runs, the kinds of its pools: vendor, model, memory, sharing; the latency
-matrix), not on free capacity: a cluster they reject for a shape stays rejected for the whole cycle, so the
-cycle need not look at it again for that shape however often its capacity changes."""
+state, the workload kinds it runs, the clusters the job avoids, the kinds of its pools: vendor, model,
+memory, sharing; the latency matrix), not on free capacity: a cluster they reject for a shape stays
+rejected for the whole cycle, so the cycle need not look at it again for that shape however often its
+capacity changes."""
 CYCLE_CONSTANT_SCORES = frozenset({"RegionLoad", "Price", "Locality"})
 """Scores that read only the request's shape, a cluster's labels and region, and per-cycle values of the
 context: a cycle computes them once per shape and cluster."""
-REQUEST_FILTERS = frozenset({"NotRecentlyRefused"})
-"""Filters whose verdict depends on the one request, not its shape (the clusters it avoids)."""
 
 SCORES: Mapping[str, Callable[[], ScorePlugin]] = {
     "LeastFragmentation": LeastFragmentation,
