@@ -24,7 +24,7 @@ import yaml
 
 from federator.backends.kube.workloads import DEFAULT_MASTER_PORT, WorkloadError, adapter_for, needs
 from federator.backends.kube.workloads.rendezvous import master_port
-from federator.catalog import Catalog, ModelEntry, catalog
+from federator.catalog import catalog
 from federator.model import (
     AcceleratorAlternative,
     JobKind,
@@ -485,27 +485,13 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
     return tuple(out)
 
 
-_entries: dict[str, ModelEntry | None] = {}
-_entries_of: list[Catalog] = []
-
-
-def _catalog_entry(cat: Catalog, model: str) -> ModelEntry | None:
-    """`cat.find_model(model)`, memoized per catalog: it runs on every Submit of a one-count job."""
-    if not _entries_of or _entries_of[0] is not cat or len(_entries) > 10_000:
-        _entries.clear()
-        _entries_of[:] = [cat]
-    if model not in _entries:
-        _entries[model] = cat.find_model(model)
-    return _entries[model]
-
-
 def _one_vendor(models: tuple[str, ...], bad: Any) -> None:
     """The one-count form's resource belongs to one vendor's device plugin, and the scheduler keeps such a job
     on that vendor's pools: a model of another vendor in gpuModels could never be served."""
     cat = catalog()
     owner = cat.vendor_of_resource(GPU_RESOURCE)
     for i, model in enumerate(models):
-        entry = _catalog_entry(cat, model)
+        entry = cat.find_model(model)  # memoized by the catalog: this runs on every one-count Submit
         if owner is not None and entry is not None and entry.vendor != owner.name:
             other = cat.vendor(entry.vendor)
             ask = f"ask for {other.resource_name}, or " if other is not None and other.resource_name else ""

@@ -23,7 +23,9 @@ from importlib import resources
 from pathlib import Path
 
 from federator.catalog.loader import CatalogError, parse_catalog
-from federator.model.accelerator import DEFAULT_VENDOR, model_matches, prefixed_model
+from federator.model.accelerator import DEFAULT_VENDOR, accepts_model, model_matches, prefixed_model
+
+MEMO_LIMIT = 10_000  # names a catalog remembers answers for before it forgets them all
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,9 @@ class VendorEntry:
 class Catalog:
     vendors: tuple[VendorEntry, ...] = ()
     _by_resource: dict[str, VendorEntry] = field(default_factory=dict, compare=False, repr=False)
+    # Answers by model name: Submit asks them of every job, and the names come from users (so the memo is bounded).
+    _found: dict[tuple[str, str | None], ModelEntry | None] = field(default_factory=dict, compare=False, repr=False)
+    _selected: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for v in self.vendors:
@@ -117,6 +122,26 @@ class Catalog:
         """The catalog entry a model name selects: exact (case-insensitive) first, then a model of that
         family, then by tokens ("H100" selects NVIDIA-H100-80GB-HBM3); None when unknown or ambiguous
         across vendors."""
+        key = (name, vendor)
+        if key in self._found:
+            return self._found[key]
+        if len(self._found) > MEMO_LIMIT:
+            self._found.clear()
+        found = self._found[key] = self._find_model(name, vendor)
+        return found
+
+    def selects(self, name: str, vendor: str = "") -> bool:
+        """Whether a user's model name selects some model of the catalog (by its name or its family), of that
+        vendor if given."""
+        key = (name, vendor)
+        got = self._selected.get(key)
+        if got is None:
+            if len(self._selected) > MEMO_LIMIT:
+                self._selected.clear()
+            got = self._selected[key] = any(accepts_model(name, m.name, m.family) for m in self.models(vendor or None))
+        return got
+
+    def _find_model(self, name: str, vendor: str | None) -> ModelEntry | None:
         candidates = self.models(vendor)
         exact = [m for m in candidates if m.name.lower() == name.lower()]
         if exact:

@@ -10,14 +10,14 @@ may be a multi-arch build).
 
 Submit is on the hot path: the fleet's model set is cached and rebuilt only
 after a member reports a different set of pools, the catalog's answers are
-memoized per name, and nothing here looks at jobs.
+memoized per name by the catalog itself, and nothing here looks at jobs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from federator.catalog import Catalog, catalog
+from federator.catalog import catalog
 from federator.model import AcceleratorAlternative, ClusterCapacity, JobSpec
 from federator.model.accelerator import accepts_model
 
@@ -35,11 +35,6 @@ def asked_models(spec: JobSpec) -> list[tuple[str, str, str]]:
 def in_fleet(model: str, vendor: str, fleet: Iterable[FleetModel]) -> bool:
     """Whether a member reported a pool that the name selects (by model or family) of that vendor ("" = any)."""
     return any(accepts_model(model, m, f) and vendor in ("", v) for v, m, f in fleet)
-
-
-def catalog_knows(cat: Catalog, model: str, vendor: str = "") -> bool:
-    """Whether the catalog has a model the name selects (by its name or its family), of that vendor if given."""
-    return any(accepts_model(model, m.name, m.family) for m in cat.models(vendor or None))
 
 
 def fleet_listing(fleet: Iterable[FleetModel]) -> str:
@@ -82,9 +77,6 @@ class FleetModels:
     def __init__(self) -> None:
         self._fleet: frozenset[FleetModel] = frozenset()
         self._by_cluster: dict[str, frozenset[FleetModel]] = {}
-        self._known: dict[tuple[str, str], bool] = {}
-        self._vendors: dict[str, str] = {}
-        self._catalog: Catalog | None = None
         self._present: dict[tuple[str, str], bool] = {}  # in_fleet answers for the fleet as it is now
 
     @property
@@ -100,28 +92,6 @@ class FleetModels:
             if fleet != self._fleet:
                 self._fleet, self._present = fleet, {}
 
-    def _current(self) -> Catalog:
-        cat = catalog()
-        if cat is not self._catalog or len(self._vendors) > 10_000:  # another catalog file: answers may differ
-            self._catalog, self._known, self._vendors = cat, {}, {}
-        return cat
-
-    def _vendor_of(self, model: str) -> str:
-        self._current()
-        vendor = self._vendors.get(model)
-        if vendor is None:
-            vendor = self._vendors[model] = model_vendor(model)
-        return vendor
-
-    def _catalog_knows(self, model: str, vendor: str) -> bool:
-        cat = self._current()
-        known = self._known.get((model, vendor))
-        if known is None:
-            if len(self._known) > 10_000:
-                self._known.clear()
-            known = self._known[(model, vendor)] = catalog_knows(cat, model, vendor)
-        return known
-
     def _in_fleet(self, model: str, vendor: str) -> bool:
         present = self._present.get((model, vendor))
         if present is None:
@@ -134,7 +104,7 @@ class FleetModels:
         """"field: problem" for the first model neither the catalog nor any member knows, listing the
         fleet's models; "" when every model is known."""
         for field, model, vendor in asked_models(spec):
-            if self._catalog_knows(model, vendor) or self._in_fleet(model, vendor):
+            if catalog().selects(model, vendor) or self._in_fleet(model, vendor):
                 continue
             of = f"{vendor} model" if vendor else "model"
             return (f"{field}: unknown accelerator {of} {model!r}: neither the accelerator catalog nor any member "
@@ -143,7 +113,7 @@ class FleetModels:
 
     def warnings(self, spec: JobSpec) -> list[str]:
         """What a user should hear about an accepted job that is likely wrong or will wait."""
-        out = alternative_warnings(spec, self._vendor_of)
+        out = alternative_warnings(spec)
         asked = asked_models(spec)
         if asked and self._fleet and not any(self._in_fleet(m, v) for _, m, v in asked):
             names = " or ".join(dict.fromkeys(m for _, m, _ in asked))
@@ -153,4 +123,4 @@ class FleetModels:
         return out
 
 
-__all__ = ["FleetModel", "FleetModels", "alternative_warnings", "asked_models", "catalog_knows", "in_fleet"]
+__all__ = ["FleetModel", "FleetModels", "alternative_warnings", "asked_models", "in_fleet"]
