@@ -78,8 +78,17 @@ def test_an_operator_file_extends_the_builtin_catalog(tmp_path: Path) -> None:
      "        productAttribute: 'product name'\n", "catalog:6: vendors.acme.dra[0].productAttribute: must be"),
     ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    dra:\n      - {driver: npu.acme.io, colour: red}\n",
      "catalog:5: vendors.acme.dra[0].colour: is not a known field"),
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    models: X1\n",
+     "catalog:4: vendors.acme.models: must be a list of {name, memoryMiB, resource}"),
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    models: [X1]\n",
+     "catalog:4: vendors.acme.models[0]: must be a mapping {name, memoryMiB, resource}"),
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    dra: npu.acme.io\n",
+     "catalog:4: vendors.acme.dra: must be a list of {driver, deviceClass,"),
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    dra: [npu.acme.io]\n",
+     "catalog:4: vendors.acme.dra[0]: must be a mapping {driver, deviceClass,"),
 ], ids=["no-resources", "bad-memory", "bad-resource", "unknown-key", "bad-yaml", "bad-vendor", "bad-label-list",
-        "bad-family", "dra-without-driver", "bad-dra-attribute", "unknown-dra-key"])
+        "bad-family", "dra-without-driver", "bad-dra-attribute", "unknown-dra-key", "models-not-a-list",
+        "model-not-a-mapping", "dra-not-a-list", "dra-not-a-mapping"])
 def test_a_catalog_with_errors_names_the_line(text: str, where: str) -> None:
     with pytest.raises(CatalogError) as err:
         parse_catalog_text(text)

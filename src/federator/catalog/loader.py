@@ -148,18 +148,27 @@ def _strings(node: yaml.Node) -> list[tuple[yaml.Node, str]] | None:
     return [(n, str(n.value)) for n in node.value]
 
 
+def _mappings(node: yaml.Node, field: str, shape: str, bad: object) -> list[tuple[str, yaml.MappingNode]]:
+    """The items of a list of mappings, each with its path (`field[i]`); a node that is not a list, or an
+    item that is not a mapping, is reported as `shape` expects."""
+    report = bad  # a callable (node, where, problem)
+    if not isinstance(node, yaml.SequenceNode):
+        report(node, field, f"must be a list of {shape}")  # type: ignore[operator]
+        return []
+    out = []
+    for i, item in enumerate(node.value):
+        if isinstance(item, yaml.MappingNode):
+            out.append((f"{field}[{i}]", item))
+        else:
+            report(item, f"{field}[{i}]", f"must be a mapping {shape}")  # type: ignore[operator]
+    return out
+
+
 def _dra(node: yaml.Node, field: str, bad: object) -> list[dict[str, str]]:
     """DRA drivers of a vendor: [{driver, deviceClass, productAttribute, memoryCapacity, typeAttribute, deviceType}]."""
     report = bad  # a callable (node, where, problem)
-    if not isinstance(node, yaml.SequenceNode):
-        report(node, field, "must be a list of {driver, deviceClass, productAttribute, memoryCapacity, ...}")  # type: ignore[operator]
-        return []
     out: list[dict[str, str]] = []
-    for i, d in enumerate(node.value):
-        where = f"{field}[{i}]"
-        if not isinstance(d, yaml.MappingNode):
-            report(d, where, "must be a mapping {driver, deviceClass, productAttribute, memoryCapacity, ...}")  # type: ignore[operator]
-            continue
+    for where, d in _mappings(node, field, "{driver, deviceClass, productAttribute, memoryCapacity, ...}", bad):
         entry: dict[str, str] = {}
         for k, v in d.value:
             if k.value not in DRA_KEYS:
@@ -188,15 +197,8 @@ def _dra(node: yaml.Node, field: str, bad: object) -> list[dict[str, str]]:
 
 def _models(node: yaml.Node, field: str, bad: object) -> list[dict[str, object]]:
     report = bad  # a callable (node, where, problem)
-    if not isinstance(node, yaml.SequenceNode):
-        report(node, field, "must be a list of {name, memoryMiB, resource}")  # type: ignore[operator]
-        return []
     out: list[dict[str, object]] = []
-    for i, m in enumerate(node.value):
-        where = f"{field}[{i}]"
-        if not isinstance(m, yaml.MappingNode):
-            report(m, where, "must be a mapping {name, memoryMiB, resource}")  # type: ignore[operator]
-            continue
+    for where, m in _mappings(node, field, "{name, memoryMiB, resource}", bad):
         entry: dict[str, object] = {"_node": m}
         for k, v in m.value:
             if k.value not in MODEL_KEYS:
