@@ -107,6 +107,12 @@ def _small(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def _placed(fed: Kube, resource: str, placement_id: str) -> list[dict[str, Any]]:
+    """member-b's objects of this resource that a placement made."""
+    return [o for o in fed.json("member-b", "get", resource, "-n", WORKLOADS)["items"]
+            if o["metadata"]["annotations"]["federator.io/placement-id"] == placement_id]
+
+
 def test_a_jobset_runs_to_succeeded_under_the_jobset_controller(fed: Kube) -> None:
     _apply(fed, "pretrain", _small(fresh("JobSet")), gpuModels=["A100"])
     try:
@@ -114,8 +120,7 @@ def test_a_jobset_runs_to_succeeded_under_the_jobset_controller(fed: Kube) -> No
                    what=f"the JobSet job Succeeded\n{fed.logs()}")
         status = fed.fj("pretrain")["status"]  # type: ignore[index]
         assert status["cluster"] == "member-b"
-        (js,) = [o for o in fed.json("member-b", "get", "jobsets.jobset.x-k8s.io", "-n", WORKLOADS)["items"]
-                 if o["metadata"]["annotations"]["federator.io/placement-id"] == status["placementId"]]
+        (js,) = _placed(fed, "jobsets.jobset.x-k8s.io", status["placementId"])
         assert any(c["type"] == "Completed" and c["status"] == "True" for c in js["status"]["conditions"])
         fed.kubectl("host", "delete", "fj", "pretrain", "--timeout=60s")  # done, and the JobSet goes with it
         eventually(lambda: not fed.json("member-b", "get", "jobsets.jobset.x-k8s.io,jobs", "-n", WORKLOADS)["items"],
@@ -147,8 +152,7 @@ def test_a_trainjob_runs_to_succeeded_under_the_trainer(fed: Kube) -> None:
                    what=f"the TrainJob job Succeeded\n{fed.logs()}")
         status = fed.fj("tune")["status"]  # type: ignore[index]
         assert status["cluster"] == "member-b"
-        (tj,) = [o for o in fed.json("member-b", "get", "trainjobs.trainer.kubeflow.org", "-n", WORKLOADS)["items"]
-                 if o["metadata"]["annotations"]["federator.io/placement-id"] == status["placementId"]]
+        (tj,) = _placed(fed, "trainjobs.trainer.kubeflow.org", status["placementId"])
         assert any(c["type"] == "Complete" and c["status"] == "True" for c in tj["status"]["conditions"])
         # The trainer made a JobSet of it (same name, owned by the TrainJob), which the JobSet controller ran.
         js = fed.json("member-b", "get", "jobsets.jobset.x-k8s.io", tj["metadata"]["name"], "-n", WORKLOADS)
