@@ -55,7 +55,7 @@ class VendorEntry:
     resources: tuple[str, ...]
     product_labels: tuple[str, ...] = ()  # node labels naming the product, the first present one wins
     memory_labels: tuple[str, ...] = ()  # node labels with the memory of one device, likewise
-    memory_unit: str = "Mi"  # unit of a bare number in memory_label: Mi or Gi
+    memory_unit: str = "Mi"  # unit of a bare number in a memory label: Mi or Gi
     model_prefix: str = ""  # prepended to the product label's value to form the model name
     sharing: tuple[tuple[str, str], ...] = ()  # sharing resource/label names (MIG, time-slicing, HAMi)
     models: tuple[ModelEntry, ...] = ()
@@ -69,10 +69,6 @@ class VendorEntry:
     @property
     def product_label(self) -> str:
         return self.product_labels[0] if self.product_labels else ""
-
-    @property
-    def memory_label(self) -> str:
-        return self.memory_labels[0] if self.memory_labels else ""
 
     def model_name(self, product: str) -> str:
         """The catalog's model name for a product label's value: the vendor's prefix applied unless
@@ -170,10 +166,6 @@ class Catalog:
         resource = (entry.resource_name if entry else "") or (ventry.resource_name if ventry else "")
         family = entry.family if entry and entry.name.lower() == name.lower() else ""
         return ModelEntry(name, vendor, entry.memory_mib if entry else 0, resource, family)
-
-    def exact_model(self, name: str, vendor: str) -> ModelEntry | None:
-        """The entry of exactly this model name (case-insensitive) of this vendor."""
-        return next((m for m in self.models(vendor) if m.name.lower() == name.lower()), None)
 
     def merged(self, other: Catalog) -> Catalog:
         """This catalog extended by `other`: new vendors added; for a vendor in both, other's
