@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from federator.backends.sim.fgd import DemandLearner
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.model import MILLI, ClusterInfo, JobId
@@ -48,6 +49,7 @@ class _Job:
     placed_at: float = -1.0
     allocations: list[Allocation] = field(default_factory=list)
     ever_placed: bool = False
+    offered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,10 @@ class Simulation:
                  scheduler: Scheduler | None = None, fit: str = "fgd", seed: int = 0, batch: int = 1000,
                  cycle_interval: float = 10.0) -> None:
         self.scheduler = scheduler or Scheduler()
-        self.clusters = {name: _Cluster(spec, NodeSet.of(spec.nodes, fit=fit, seed=seed + i))
+        # FGD's target workload: the work offered to the federation so far, one learner for every cluster
+        # (a cluster that learned only what the federator routed to it would bind for a skewed slice)
+        self.learner = DemandLearner() if fit == "fgd" else None
+        self.clusters = {name: _Cluster(spec, NodeSet.of(spec.nodes, fit=fit, seed=seed + i, learner=self.learner))
                          for i, (name, spec) in enumerate(sorted(fleet.items()))}
         self.jobs = [_Job(j, JobId(j.spec.name), i) for i, j in enumerate(jobs)]
         self.batch = max(1, batch)
@@ -116,6 +121,11 @@ class Simulation:
     def cycle(self, pending: Sequence[_Job], now: float) -> tuple[list[_Job], list[_Job]]:
         """One scheduling cycle over `pending`; returns (placed, still pending)."""
         by_id = {j.job_id: j for j in pending}
+        if self.learner is not None:
+            for j in pending:
+                if not j.offered:
+                    j.offered = True
+                    self.learner.observe(j.job.spec.resources, j.job.spec.accelerator_models)
         requests = [PlacementRequest(j.job_id, j.job.spec, j.job.spec.replicas, float(j.order)) for j in pending]
         running = [a for j in self._running.values() for a in j.allocations]
         started = time.perf_counter()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from federator.backends.sim.fgd import Workload, class_fragment
-from federator.backends.sim.fleet import NodeSpec
+from federator.backends.sim.fgd import DemandLearner, Workload, class_fragment
+from federator.backends.sim.fleet import ClusterSpec, NodeSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.model import Resources
 from federator.scheduler.framework import model_matches
+from federator.simulate import SimJob, Simulation
+
+from builders import job
 
 GiB = 2**30
 
@@ -55,3 +58,36 @@ def test_class_fragment_is_what_a_task_cannot_use() -> None:
     assert class_fragment([1000, 300, 200], True, half) == 500  # the two small leftovers
     assert class_fragment([1000, 300, 200], True, two) == 1500  # only one whole GPU: none of it usable
     assert class_fragment([1000, 1000], False, half) == 2000  # no room on the host: all of it
+
+
+def test_a_shared_learner_binds_for_the_federations_workload_not_the_clusters_slice() -> None:
+    """A cluster the federator sends only 4-GPU jobs, learning from its own binds, sees no reason to
+    keep an 8-GPU node whole and opens the fresh one; fed the work offered to the whole federation
+    (whole-node jobs included, as the simulator feeds one learner for every cluster), it fills the half
+    node instead."""
+    gib = 2**30
+    specs = [NodeSpec("fresh", "A100", 8, 64_000, 512 * gib),
+             NodeSpec("half", "A100", 8, 64_000, 512 * gib, busy_accelerators=4)]
+    four = Resources(accelerator_milli=4000, cpu_milli=1000, memory_bytes=gib)
+    eight = Resources(accelerator_milli=8000, cpu_milli=1000, memory_bytes=gib)
+    alone = NodeSet.of(specs)
+    assert alone.bind("a", replicas=1, resources=four, accelerator_model="A100") is None
+    assert alone.bound["a"][0].node == 0
+    learner = DemandLearner()
+    for _ in range(3):
+        learner.observe(eight, ())
+        learner.observe(four, ())
+    shared = NodeSet.of(specs, learner=learner)
+    assert shared.bind("a", replicas=1, resources=four, accelerator_model="A100") is None
+    assert shared.bound["a"][0].node == 1
+    assert learner.count == 6  # the owner feeds it; binds do not
+
+
+def test_the_simulator_feeds_every_cluster_one_learner_of_the_offered_work() -> None:
+    fleet = {f"c{i}": ClusterSpec(f"c{i}", f"r{i}", (), (NodeSpec(f"n{i}", "A100", 8, 64_000, 2**39),))
+             for i in range(2)}
+    jobs = [SimJob(job(f"j{i}", gpus=g), float(i), None) for i, g in enumerate((8, 4, 4, 1))]
+    sim = Simulation(fleet, jobs, batch=2)
+    sim.run("fill")
+    assert sim.learner is not None and sim.learner.count == len(jobs)
+    assert all(c.nodes._learner is sim.learner for c in sim.clusters.values())

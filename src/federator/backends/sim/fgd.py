@@ -225,25 +225,38 @@ class FgdIndex:
 
 @dataclass(slots=True)
 class DemandLearner:
-    """The recent requests a simulated cluster has seen: FGD's target workload when none is given.
+    """The recent requests simulated clusters have seen: FGD's target workload when none is given.
 
     Rebuilt after 1, 2, 4, ... 1024 requests and then every 1024, so early
     choices use what little is known and later ones do not pay for a rebuild
-    per request.
+    per request. `version` counts the rebuilds: one learner may serve several
+    node sets (the simulator's clusters all learn from the work offered to the
+    federation), and each rebuilds its index when the version moves.
     """
 
     seen: Counter[tuple[Resources, tuple[str, ...]]] = field(default_factory=Counter)
     count: int = 0
     next_rebuild: int = 1
+    version: int = 0
+    _built: dict[tuple[str, ...], tuple[int, Workload]] = field(default_factory=dict)
 
     def observe(self, r: Resources, wanted: tuple[str, ...]) -> bool:
-        """Count one request; True when the workload should be rebuilt."""
+        """Count one request; True (and a new version) when the workload should be rebuilt."""
         self.seen[(r, wanted)] += 1
         self.count += 1
         if self.count >= self.next_rebuild:
             self.next_rebuild = self.next_rebuild * 2 if self.next_rebuild < 1024 else self.next_rebuild + 1024
+            self.version += 1
             return True
         return False
 
     def samples(self) -> list[tuple[Resources, tuple[str, ...], float]]:
         return [(r, wanted, float(n)) for (r, wanted), n in self.seen.items()]
+
+    def workload(self, models: Sequence[str], accepts: AcceptsFn) -> Workload:
+        """The target workload over `models` at the current version (built once per version and model list)."""
+        key = tuple(models)
+        got = self._built.get(key)
+        if got is None or got[0] != self.version:
+            got = self._built[key] = (self.version, Workload.of(self.samples(), key, accepts))
+        return got[1]

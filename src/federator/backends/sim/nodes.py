@@ -69,12 +69,17 @@ class NodeSet:
     _mem_free: int = 0
     _fgd: FgdIndex | None = None
     _learner: DemandLearner | None = None
+    _learns: bool = True  # False: the learner is shared and fed by its owner (the simulator), not by binds
+    _learned: int = 0  # the learner version the FGD index was built at
 
     @classmethod
     def of(cls, specs: Iterable[NodeSpec], *, fit: str = "fgd", seed: int = 0,
-           workload: Workload | None = None) -> NodeSet:
+           workload: Workload | None = None, learner: DemandLearner | None = None) -> NodeSet:
         """Nodes from specs. With fit "fgd", `workload` is FGD's target workload; without one the
-        set learns it from the requests it is asked to bind (the recent requests)."""
+        set learns it from the requests it is asked to bind (the recent requests), or, given a
+        `learner`, from what its owner feeds that learner (the simulator feeds one learner the work
+        offered to the whole federation, so every cluster binds for the fleet's workload, as the
+        node-level FGD baseline does, not for the slice the federator happened to route to it)."""
         if fit not in FITS:
             raise ValueError(f"fit: must be one of {', '.join(FITS)}, got {fit!r}")
         nodes = [
@@ -97,8 +102,10 @@ class NodeSet:
                 out._bucket(model, n.whole_free)[i] = None
         if fit == "fgd":
             if workload is None:
-                out._learner = DemandLearner()
-                workload = Workload()
+                out._learner = learner if learner is not None else DemandLearner()
+                out._learns = learner is None
+                out._learned = out._learner.version
+                workload = out._learner.workload(out.models(), model_matches) if out._learner.count else Workload()
             out._fgd = FgdIndex(out.nodes, workload)
         return out
 
@@ -142,9 +149,14 @@ class NodeSet:
             self._give(b)
 
     def _observe(self, r: Resources, wanted: tuple[str, ...]) -> None:
-        if self._learner is not None and self._fgd is not None and self._learner.observe(r, wanted):
-            workload = Workload.of(self._learner.samples(), self.models(), model_matches)
-            self._fgd = FgdIndex(self.nodes, workload)
+        learner = self._learner
+        if learner is None or self._fgd is None:
+            return
+        if self._learns:
+            learner.observe(r, wanted)
+        if learner.version != self._learned:
+            self._learned = learner.version
+            self._fgd = FgdIndex(self.nodes, learner.workload(self.models(), model_matches))
 
     def _accepted(self, wanted: tuple[str, ...]) -> list[str]:
         models = self.models()
