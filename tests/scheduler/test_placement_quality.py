@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from scenarios import A100, H100, cycle, placed, running, spec
 
 from federator.model import AcceleratorPool, JobKind
 from federator.scheduler import SchedulerConfig
-from federator.scheduler.demand import demand_of
+from federator.scheduler.demand import Pressure, demand_of
 from federator.scheduler.fragmentation import expected_fragment
 
 from builders import cluster, pool, request
 
 WITHOUT_SCARCITY = SchedulerConfig(score_weights={"LeastFragmentation": 2})
 WITH_FRAGMENTATION = SchedulerConfig(score_weights={"Fragmentation": 3, "Scarcity": 3})
+BEST_FIT = SchedulerConfig(score_weights={"LeastFragmentation": 2, "Scarcity": 3})
 
 
 def two_models() -> list:  # type: ignore[type-arg]
@@ -113,20 +116,20 @@ def test_the_fragmentation_memo_gives_the_uncached_value_and_computes_each_state
 
 
 
-@pytest.mark.parametrize(("config", "placed_jobs"), [(WITH_FRAGMENTATION, 3), (None, 2)],
-                         ids=["fragmentation", "best-fit-default"])
+@pytest.mark.parametrize(("config", "placed_jobs"), [(WITH_FRAGMENTATION, 3), (None, 3), (BEST_FIT, 2)],
+                         ids=["fragmentation", "default", "best-fit"])
 def test_a_small_job_leaves_the_free_accelerators_the_waiting_gangs_need(config: SchedulerConfig | None,
                                                                          placed_jobs: int) -> None:
     """FGD over the cycle's demand: a 1-accelerator job behind which two 2-accelerator jobs wait goes
     where it leaves two free (the node with 3), not to the tightest fit (the node with 2), which
-    would leave 1 + 3 and room for only one of them. Best fit (the default's LeastFragmentation)
-    places two of the three."""
+    would leave 1 + 3 and room for only one of them. Best fit (LeastFragmentation, the default
+    before Fragmentation) places two of the three."""
     tight = cluster("a-tight", "r", AcceleratorPool(A100, (0, 0, 1, 0, 0), 4, 4))
     loose = cluster("b-loose", "r", AcceleratorPool(A100, (0, 0, 0, 1, 0), 4, 4))
     jobs = [spec("one", gpus=1), spec("two-a", gpus=2), spec("two-b", gpus=2)]
     result = cycle([tight, loose], jobs, config=config)
     assert len(placed(result)) == placed_jobs
-    if config is WITH_FRAGMENTATION:
+    if config is not BEST_FIT:
         assert placed(result)["one"] == {"b-loose": 1}
 
 
@@ -154,3 +157,32 @@ def test_fragmentation_keeps_a_cpu_hungry_fraction_off_a_node_it_would_strand() 
     hungry = spec("hungry", gpus=0.5, cpu=16, kind=JobKind.INFERENCE)
     result = cycle(clusters, [hungry], config=WITH_FRAGMENTATION, allocations=recent)
     assert placed(result) == {"hungry": {"b-big": 1}}
+
+
+def test_a_burst_of_flexible_jobs_in_one_cycle_does_not_drain_the_least_pressed_model() -> None:
+    """Pinned work holds 8 accelerators of each model, so it will want both again. 64 flexible
+    1-accelerator jobs arrive in one cycle, with 16 A100 and 64 H100 free: scored against the
+    pressures of the cycle's start they would all take H100 (the less pressed) and leave none of it;
+    kept current through the cycle (demand.Pressure), the pressures meet and both models keep room."""
+    c = cluster("c", "r", pool(A100, nodes=2), pool(H100, nodes=8))
+    pinned = [dataclasses.replace(running(spec("pa", gpus=8, models=("A100",)), "c", model=A100),
+                                  accelerator_models=("A100",)),
+              dataclasses.replace(running(spec("ph", gpus=8, models=("H100",)), "c", model=H100),
+                                  accelerator_models=("H100",))]
+    result = cycle([c], [spec(f"f{i}", gpus=1) for i in range(64)], allocations=pinned)
+    assert len(result.decisions) == 64
+    after = result.snapshot.clusters[0].capacity
+    free = {p.accelerator_model: p.free_milli // 1000 for p in after.accelerator_pools}
+    assert free[H100] >= 4 and free[A100] >= 4, free
+    assert free[H100] + free[A100] == 16
+
+
+def test_pressure_publishes_new_scores_only_after_a_step() -> None:
+    live = Pressure({"A": 8000.0, "B": 8000.0}, {"A": 16000, "B": 64000})
+    assert live.score("B") > live.score("A") == 0
+    before = live.score("B")
+    assert not live.take("B", 1000)  # one accelerator moves B's score by less than a step
+    assert live.score("B") == before
+    moved = [live.take("B", 1000) for _ in range(40)]
+    assert any(moved) and live.score("B") < before
+    assert not Pressure({"A": 0.0}, {"A": 1000}).take("A", 1000)  # nothing pinned: nothing to re-score

@@ -173,8 +173,14 @@ class Scheduler:
                 continue
             decisions.append(Decision(request.job_id, outcome))
             seconds.append(clock() - started)
+            moved = False
             for a in outcome:
                 usage.add(request.spec.queue, request.spec.resources, a.replicas, a.accelerator_model)
+                if ctx.demand is not None:
+                    moved |= ctx.demand.live.take(a.accelerator_model, a.accelerator_milli * a.replicas)
+            if moved:  # Scarcity's scores moved: every cluster's pool scores are stale
+                for name in txn.names:
+                    board.changed(name)
         t3 = clock()
         phases["place"] = t3 - t2
 

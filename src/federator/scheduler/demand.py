@@ -14,6 +14,12 @@ Two placement terms read it (plugins.py):
 The sample is the pending requests of the cycle plus the running allocations
 (the recent arrivals that were placed): both are handed to the cycle, so this
 stays a pure function of its inputs.
+
+Pressure moves *within* a cycle: a burst of a thousand flexible jobs placed
+against pressures computed at the start would drain a small model before the
+cycle sees it go. `Pressure.take` counts each reservation against its
+model's free capacity, and says when the Scarcity scores have moved by a
+step, so the cycle re-scores its clusters then (and only then).
 """
 
 from __future__ import annotations
@@ -30,6 +36,57 @@ from federator.scheduler.framework import Allocation, PlacementRequest
 Shape = tuple[int, int, int, int, float]
 
 
+STEP = 5  # Scarcity points a model's score may drift before the cycle re-scores (see Pressure.take)
+
+
+class Pressure:
+    """Pinned demand over free capacity per model, kept current through a cycle's reservations.
+
+    `score(model)` is what the Scarcity term reads, 0-100: full for a model no pinned work
+    presses, falling with the pressure relative to the most pressed model that still has
+    free capacity.
+    """
+
+    __slots__ = ("free", "pinned", "scores")
+
+    def __init__(self, pinned: dict[str, float], free: dict[str, int]) -> None:
+        self.pinned = pinned
+        self.free = free
+        self.scores = self._scores()
+
+    @property
+    def active(self) -> bool:
+        """Whether any model is pressed at all (else every model scores full)."""
+        return any(self.pinned.values())
+
+    def of(self, model: str) -> float:
+        """Pinned milli-accelerators wanted per free milli-accelerator of `model` (inf when none is free)."""
+        free, pinned = self.free.get(model, 0), self.pinned.get(model, 0.0)
+        return pinned / free if free > 0 else (float("inf") if pinned else 0.0)
+
+    def _scores(self) -> dict[str, int]:
+        pressures = {m: self.of(m) for m in self.free}
+        high = max((p for p in pressures.values() if p != float("inf")), default=0.0)
+        if high <= 0:
+            return dict.fromkeys(pressures, 100)
+        return {m: 0 if p >= high else round(100 * (1.0 - p / high)) for m, p in pressures.items()}
+
+    def score(self, model: str) -> int:
+        return self.scores.get(model, 100)
+
+    def take(self, model: str, milli: int) -> bool:
+        """Count a reservation of `milli` on `model`; True when some model's score moved by STEP or more
+        since the scores were last published, which are then published anew."""
+        if model not in self.free or not milli or not self.active:
+            return False
+        self.free[model] -= milli
+        now = self._scores()
+        if any(abs(now[m] - self.scores.get(m, now[m])) >= STEP for m in now):
+            self.scores = now
+            return True
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class Demand:
     """The cycle's view of demand, by cluster GPU model name."""
@@ -37,8 +94,9 @@ class Demand:
     shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)
     cannot: dict[str, float] = field(default_factory=dict)  # share of requests that cannot use the model
     usable_shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)  # `shapes` of work that can use it
-    pressure: dict[str, float] = field(default_factory=dict)  # pinned milli-GPUs wanted / free milli-GPUs
+    pressure: dict[str, float] = field(default_factory=dict)  # pinned milli-GPUs wanted / free milli-GPUs, at start
     max_pressure: float = 0.0
+    live: Pressure = field(default_factory=lambda: Pressure({}, {}), compare=False)  # the same, through the cycle
     cache: GrowthCache = field(default_factory=GrowthCache, compare=False)  # the Fragmentation score's memo
 
     @property
@@ -105,4 +163,4 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     pressure = {m: pinned[m] / free[m] if free[m] else (1.0 if pinned[m] else 0.0) for m in models}
     usable = {m: tuple((*s[:4], s[4] / (1.0 - cannot[m])) for s in shapes[m]) if cannot[m] < 1.0 else ()
               for m in models}
-    return Demand(shapes, cannot, usable, pressure, max(pressure.values(), default=0.0))
+    return Demand(shapes, cannot, usable, pressure, max(pressure.values(), default=0.0), Pressure(pinned, free))

@@ -287,8 +287,11 @@ class Fragmentation:
     The expectation is over the cycle's demand (pending and running work,
     `demand.py`) *that can use the pool's model*, computed from the pool's
     resource model (`fragmentation.py`): how much a bind strands inside the
-    pool, node by node. Full score when the job takes only capacity that was
-    unusable anyway, half when it strands nothing new, less the more it strands.
+    pool, node by node, counting accelerators whose node has no CPU or memory
+    left for the work that wants them. Full score when the job takes only
+    capacity that was unusable anyway, half when it strands nothing new, less
+    the more it strands. On an exact tie a fraction goes to an accelerator
+    already shared (FGD sees no difference when nothing else is in demand).
 
     The paper also counts a model's whole capacity as fragment for the share of
     requests that cannot use it, which pulls flexible work onto models few jobs
@@ -296,11 +299,8 @@ class Fragmentation:
     Alibaba `pinned` mix fell from 0.9922 to 0.9646 with it), so which model to
     take is left to `Scarcity` and this term only packs.
 
-    Weight 0 by default: over the two fleets and seeds 1-2 of bench/fgd.py it
-    packs better on the whole than `LeastFragmentation` (4.5 points short of the
-    baselines in sum against 10.4) but not on every mix, it does not keep a lone
-    fraction on an already-shared accelerator when nothing else is in demand, and
-    it costs about a third of the throughput (docs/benchmarks.md).
+    The default packer since it beat `LeastFragmentation` over the two fleets,
+    five mixes and two seeds of bench/fgd.py (docs/benchmarks.md).
     """
 
     name: str = "Fragmentation"
@@ -312,14 +312,15 @@ class Fragmentation:
         self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool, ctx: CycleContext
     ) -> int:
         demand = ctx.demand
-        if demand is None or demand.empty:
-            return MAX_SCORE // 2
-        replicas = request.replicas if request.is_gang else 1
         res = request.spec.resources
-        growth = fragment_growth(pool, res.accelerator_milli, replicas,
-                                 demand.usable_shapes.get(pool.accelerator_model, ()), 0.0, demand.cache,
-                                 res.cpu_milli, res.memory_bytes)
-        return round(MAX_SCORE * min(1.0, max(0.0, (1.0 - growth) / 2)))
+        milli = res.accelerator_milli
+        joins = milli < MILLI and any(f >= milli and n for f, n in pool.shared_devices)
+        if demand is None or demand.empty:
+            return MAX_SCORE // 2 + joins
+        replicas = request.replicas if request.is_gang else 1
+        growth = fragment_growth(pool, milli, replicas, demand.usable_shapes.get(pool.accelerator_model, ()), 0.0,
+                                 demand.cache, res.cpu_milli, res.memory_bytes)
+        return round((MAX_SCORE - 1) * min(1.0, max(0.0, (1.0 - growth) / 2))) + joins
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,8 +328,10 @@ class Scarcity:
     """A job open to several accelerator models takes the one pinned work wants least.
 
     Pressure on a model is the accelerator demand of pinned work (pending and running
-    jobs that accept only some models) over the model's free devices in the fleet
-    (`demand.py`); the least pressed model scores full, the most pressed 0.
+    jobs that accept only some models) over the model's free devices in the fleet,
+    kept current through the cycle (`demand.Pressure`, so a burst of flexible jobs does
+    not drain a small model before the cycle notices); the least pressed model scores
+    full, the most pressed 0.
     """
 
     name: str = "Scarcity"
@@ -340,10 +343,9 @@ class Scarcity:
         self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool, ctx: CycleContext
     ) -> int:
         demand = ctx.demand
-        if demand is None or demand.max_pressure <= 0:
+        if demand is None:
             return MAX_SCORE
-        pressure = demand.pressure.get(pool.accelerator_model, 0.0)
-        return round(MAX_SCORE * (1.0 - min(pressure, demand.max_pressure) / demand.max_pressure))
+        return MAX_SCORE * demand.live.score(pool.accelerator_model) // 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,7 +441,7 @@ SCORES: Mapping[str, Callable[[], ScorePlugin]] = {
 }
 
 DEFAULT_SCORE_WEIGHTS: Mapping[str, int] = {
-    "LeastFragmentation": 2,
+    "Fragmentation": 3,
     "Scarcity": 3,
     "RegionLoad": 1,
     "Price": 1,
