@@ -179,10 +179,17 @@ def test_a_burst_of_flexible_jobs_in_one_cycle_does_not_drain_the_least_pressed_
 
 def test_pressure_publishes_new_scores_only_after_a_step() -> None:
     live = Pressure({"A": 8000.0, "B": 8000.0}, {"A": 16000, "B": 64000})
-    assert live.score("B") > live.score("A") == 0
+    assert live.score("B") > live.score("A") == 50  # A is the median (of two): half
     before = live.score("B")
     assert not live.take("B", 1000)  # one accelerator moves B's score by less than a step
     assert live.score("B") == before
     moved = [live.take("B", 1000) for _ in range(40)]
     assert any(moved) and live.score("B") < before
     assert not Pressure({"A": 0.0}, {"A": 1000}).take("A", 1000)  # nothing pinned: nothing to re-score
+
+
+def test_one_pressed_model_among_many_unpressed_still_scores_below_them() -> None:
+    """The scale is the median of the *pressed* models: with pinned work on one model of three, the
+    median of all three pressures would be 0 and every model would score full."""
+    live = Pressure({"A": 8000.0, "B": 0.0, "C": 0.0}, {"A": 16000, "B": 64000, "C": 64000})
+    assert live.score("A") < live.score("B") == live.score("C") == 100

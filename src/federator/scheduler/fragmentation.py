@@ -109,9 +109,17 @@ def _growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shap
         before = cache.before[state] = _expected(pool, shapes, cannot)
     try:
         after = pool.take_milli(milli, replicas, cpu_milli=cpu, memory_bytes=mem)
-        growth = (_expected(after, shapes, cannot) - before) / (milli * replicas)
     except ValueError:
         growth = float("inf")
+    else:
+        # the state after is what the cycle's reservation makes of the pool if this bind is chosen: kept as
+        # that state's "before", so the bind's own follow-up scoring starts from it
+        after_state = (after.accelerator_model, after.nodes_by_free, after.shared_devices, after.host_room,
+                       after.shared_room)
+        value = cache.before.get(after_state)
+        if value is None:
+            value = cache.before[after_state] = _expected(after, shapes, cannot)
+        growth = (value - before) / (milli * replicas)
     cache.by_state[key] = growth
     return growth
 

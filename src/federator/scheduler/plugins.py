@@ -330,8 +330,8 @@ class Scarcity:
     Pressure on a model is the accelerator demand of pinned work (pending and running
     jobs that accept only some models) over the model's free devices in the fleet,
     kept current through the cycle (`demand.Pressure`, so a burst of flexible jobs does
-    not drain a small model before the cycle notices); the least pressed model scores
-    full, the most pressed 0.
+    not drain a small model before the cycle notices): full for a model no pinned work
+    presses, half at the median pressure, 0 at twice the median or more.
     """
 
     name: str = "Scarcity"
