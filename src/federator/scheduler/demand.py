@@ -51,17 +51,14 @@ class Pressure:
     (2.28 on seeds 3-4), the most pressed model's by 3.10 (2.86).
     """
 
-    __slots__ = ("free", "pinned", "scores")
+    __slots__ = ("active", "free", "pinned", "pressures", "scores")
 
     def __init__(self, pinned: dict[str, float], free: dict[str, int]) -> None:
         self.pinned = pinned
         self.free = free
+        self.active = any(pinned.values())  # whether any model is pressed at all (else every model scores full)
+        self.pressures = {m: self.of(m) for m in free}
         self.scores = self._scores()
-
-    @property
-    def active(self) -> bool:
-        """Whether any model is pressed at all (else every model scores full)."""
-        return any(self.pinned.values())
 
     def of(self, model: str) -> float:
         """Pinned milli-accelerators wanted per free milli-accelerator of `model` (inf when none is free)."""
@@ -69,7 +66,7 @@ class Pressure:
         return pinned / free if free > 0 else (float("inf") if pinned else 0.0)
 
     def _scores(self) -> dict[str, int]:
-        pressures = {m: self.of(m) for m in self.free}
+        pressures = self.pressures
         pressed = sorted(p for p in pressures.values() if 0 < p < float("inf"))
         high = 2 * pressed[len(pressed) // 2] if pressed else 0.0
         if high <= 0:
@@ -85,10 +82,13 @@ class Pressure:
         if model not in self.free or not milli or not self.active:
             return False
         self.free[model] -= milli
+        self.pressures[model] = self.of(model)
         now = self._scores()
-        if any(abs(now[m] - self.scores.get(m, now[m])) >= STEP for m in now):
-            self.scores = now
-            return True
+        published = self.scores
+        for m, score in now.items():
+            if abs(score - published[m]) >= STEP:
+                self.scores = now
+                return True
         return False
 
 
