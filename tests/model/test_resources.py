@@ -28,3 +28,20 @@ def test_whole_and_fractional_gpus() -> None:
     assert (Resources(1000, 10, 2000) * 3) == Resources(3000, 30, 6000)
     assert format_accelerators(2500) == "2.5" and format_accelerators(8000) == "8"
     assert format_bytes(64 * 2**30) == "64Gi"
+
+
+def test_a_fraction_leaves_the_rest_of_its_shared_bucket_no_roomier_than_its_node() -> None:
+    """Two shared GPUs with 500m free, the roomier node's host 8 CPUs. After a 250m fraction that takes
+    6 of them, which node the other GPU is on is not known: the cycle counts it with what the bound
+    node has left (2 CPUs), so a second CPU-hungry fraction is not sent where it may not fit; a
+    fraction that needs little CPU still fits there."""
+    from federator.model import AcceleratorPool
+
+    gib = 2**30
+    pool = AcceleratorPool("L4", (2, 0), 2, 2, shared_devices=((500, 2),), host_room=((16_000, 64 * gib), (0, 0)),
+                           shared_room=((500, 8_000, 64 * gib),))
+    assert pool.replica_capacity(250, 6_000, gib) == 4  # as far as is known, both GPUs' nodes host fractions
+    after = pool.take_milli(250, 1, cpu_milli=6_000, memory_bytes=gib)
+    assert after.shared_devices == ((250, 1), (500, 1))
+    assert after.replica_capacity(250, 6_000, gib) == 0  # the optimistic room said 2 (the other 500m GPU)
+    assert after.replica_capacity(250, 1_000, gib) == 3  # 2 on the 500m GPU, 1 on the 250m one
