@@ -100,7 +100,6 @@ class Demand:
     cannot: dict[str, float] = field(default_factory=dict)  # share of requests that cannot use the model
     usable_shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)  # `shapes` of work that can use it
     pressure: dict[str, float] = field(default_factory=dict)  # pinned milli-GPUs wanted / free milli-GPUs, at start
-    max_pressure: float = 0.0
     live: Pressure = field(default_factory=lambda: Pressure({}, {}), compare=False)  # the same, through the cycle
     cache: GrowthCache = field(default_factory=GrowthCache, compare=False)  # the Fragmentation score's memo
 
@@ -168,4 +167,4 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     pressure = {m: pinned[m] / free[m] if free[m] else (1.0 if pinned[m] else 0.0) for m in models}
     usable = {m: tuple((*s[:4], s[4] / (1.0 - cannot[m])) for s in shapes[m]) if cannot[m] < 1.0 else ()
               for m in models}
-    return Demand(shapes, cannot, usable, pressure, max(pressure.values(), default=0.0), Pressure(pinned, free))
+    return Demand(shapes, cannot, usable, pressure, Pressure(pinned, free))

@@ -314,7 +314,7 @@ class Fragmentation:
         demand = ctx.demand
         res = request.spec.resources
         milli = res.accelerator_milli
-        joins = milli < MILLI and any(f >= milli and n for f, n in pool.shared_devices)
+        joins = 0 < milli < MILLI and any(f >= milli and n for f, n in pool.shared_devices)
         if demand is None or demand.empty:
             return MAX_SCORE // 2 + joins
         replicas = request.replicas if request.is_gang else 1
