@@ -442,7 +442,7 @@ SCORES: Mapping[str, Callable[[], ScorePlugin]] = {
 
 DEFAULT_SCORE_WEIGHTS: Mapping[str, int] = {
     "Fragmentation": 3,
-    "Scarcity": 3,
+    "Scarcity": 4,
     "RegionLoad": 1,
     "Price": 1,
     "Locality": 3,

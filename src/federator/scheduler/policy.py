@@ -10,7 +10,7 @@ field at fault, all of them at once::
         quota: {accelerators: {H100: 64, A100: 200}, cpu: 2000, memory: 16Ti}
       serving: {weight: 2}
     defaultQueue: {weight: 1}          # queues not listed above
-    scoreWeights: {Fragmentation: 3, Scarcity: 3, Price: 1, RegionLoad: 1, Locality: 3}
+    scoreWeights: {Fragmentation: 3, Scarcity: 4, Price: 1, RegionLoad: 1, Locality: 3}
     preemption: {enabled: true, maxVictimsPerCycle: 10}
     regions:
       latencyMs:                       # symmetric; 0 within a region
