@@ -69,7 +69,7 @@ def test_demand_presses_the_model_pinned_work_wants() -> None:
     clusters = two_models()
     pinned = [request(spec("p", gpus=8, models=("A100",)))]
     demand = demand_of(clusters, pinned, [])
-    assert demand.pressure[A100] > 0 and demand.pressure[H100] == 0
+    assert demand.live.of(A100) > 0 and demand.live.of(H100) == 0
     assert demand.cannot[H100] == 1.0 and demand.cannot[A100] == 0.0
 
 

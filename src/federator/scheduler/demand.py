@@ -99,8 +99,7 @@ class Demand:
     shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)
     cannot: dict[str, float] = field(default_factory=dict)  # share of requests that cannot use the model
     usable_shapes: dict[str, tuple[Shape, ...]] = field(default_factory=dict)  # `shapes` of work that can use it
-    pressure: dict[str, float] = field(default_factory=dict)  # pinned milli-GPUs wanted / free milli-GPUs, at start
-    live: Pressure = field(default_factory=lambda: Pressure({}, {}), compare=False)  # the same, through the cycle
+    live: Pressure = field(default_factory=lambda: Pressure({}, {}), compare=False)  # pinned pressure, kept current
     cache: GrowthCache = field(default_factory=GrowthCache, compare=False)  # the Fragmentation score's memo
 
     @property
@@ -164,7 +163,6 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
             continue  # open to every model: not pinned
         for model in takers:
             pinned[model] += sums[0] * milli * gpus / len(takers)
-    pressure = {m: pinned[m] / free[m] if free[m] else (1.0 if pinned[m] else 0.0) for m in models}
     usable = {m: tuple((*s[:4], s[4] / (1.0 - cannot[m])) for s in shapes[m]) if cannot[m] < 1.0 else ()
               for m in models}
-    return Demand(shapes, cannot, usable, pressure, Pressure(pinned, free))
+    return Demand(shapes, cannot, usable, Pressure(pinned, free))

@@ -99,14 +99,11 @@ def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tu
 
 def _growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
             cache: GrowthCache, cpu: int = 0, mem: int = 0) -> float:
-    state = (pool.accelerator_model, pool.nodes_by_free, pool.shared_devices, pool.host_room, pool.shared_room)
+    state = _state(pool)
     key = (*state, milli, replicas, cpu, mem)
     got = cache.by_state.get(key)
     if got is not None:
         return got
-    before = cache.before.get(state)
-    if before is None:
-        before = cache.before[state] = _expected(pool, shapes, cannot)
     try:
         after = pool.take_milli(milli, replicas, cpu_milli=cpu, memory_bytes=mem)
     except ValueError:
@@ -114,14 +111,25 @@ def _growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shap
     else:
         # the state after is what the cycle's reservation makes of the pool if this bind is chosen: kept as
         # that state's "before", so the bind's own follow-up scoring starts from it
-        after_state = (after.accelerator_model, after.nodes_by_free, after.shared_devices, after.host_room,
-                       after.shared_room)
-        value = cache.before.get(after_state)
-        if value is None:
-            value = cache.before[after_state] = _expected(after, shapes, cannot)
-        growth = (value - before) / (milli * replicas)
+        growth = (_before(after, shapes, cannot, cache) - _before(pool, shapes, cannot, cache, state)) / (
+            milli * replicas)
     cache.by_state[key] = growth
     return growth
+
+
+def _state(pool: AcceleratorPool) -> tuple[object, ...]:
+    """What the expected fragment of a pool depends on (the cycle's demand aside): its resource model."""
+    return (pool.accelerator_model, pool.nodes_by_free, pool.shared_devices, pool.host_room, pool.shared_room)
+
+
+def _before(pool: AcceleratorPool, shapes: tuple[Shape, ...], cannot: float, cache: GrowthCache,
+            state: tuple[object, ...] | None = None) -> float:
+    """The pool's expected fragment, computed once per resource model in the cycle."""
+    state = state or _state(pool)
+    value = cache.before.get(state)
+    if value is None:
+        value = cache.before[state] = _expected(pool, shapes, cannot)
+    return value
 
 
 def _expected(pool: AcceleratorPool, shapes: tuple[Shape, ...], cannot: float) -> float:
