@@ -134,3 +134,92 @@ def test_a_trainjobs_pods_are_found_by_its_jobsets_name() -> None:
     feed(b, b.pods, ADDED, trainer_pod("node-1", name))
     assert b._accounted() == frozenset({PID})  # the capacity report counts them, the gang watch sees them whole
     assert updates == [(PID, JobPhase.PLACED), (PID, JobPhase.RUNNING)]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def gang_backend(api: FakeApi, clock: _Clock) -> tuple[KubeBackend, list[tuple[str, JobPhase, str]]]:
+    b = KubeBackend(api, namespace="w", gang_timeout=5)  # type: ignore[arg-type]
+    b.gang.clock = clock
+    updates: list[tuple[str, JobPhase, str]] = []
+    b._on_update = lambda pid, phase, msg: updates.append((pid, phase, msg))
+    b._started = True
+    return b, updates
+
+
+def gang_pod(name: str, node: str = "", phase: str = "Pending") -> dict[str, Any]:
+    tmpl = build_workload(placement(), SPEC, namespace="w")["spec"]["template"]
+    return {"metadata": {"name": name, "namespace": "w", **tmpl["metadata"]},
+            "spec": {"nodeName": node} if node else {}, "status": {"phase": phase}}
+
+
+def test_a_gang_whose_replicas_ran_one_after_another_is_refused_at_its_timeout() -> None:
+    """A member's scheduler can bind the last replica only once the first has finished and freed its node.
+    The Job then counts one succeeded and one running, which reads as Running; but the replicas never held
+    nodes together, which is what a gang is (a rendezvous would have waited), so the timeout still refuses it."""
+    async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
+        api, clock = FakeApi(), _Clock()
+        b, updates = gang_backend(api, clock)
+        assert await b.launch(placement(), SPEC) is None
+        feed(b, b.jobs, ADDED, job_obj({}))
+        feed(b, b.pods, ADDED, gang_pod("p0", "n0", "Running"))
+        feed(b, b.pods, ADDED, gang_pod("p1"))  # no room for it yet
+        clock.now += 3
+        await b._check_gangs()
+        assert not api.deleted  # still in time
+        feed(b, b.pods, DELETED, gang_pod("p0", "n0", "Succeeded"))  # finished: it leaves the active-pod watch
+        feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 1}))
+        feed(b, b.pods, MODIFIED, gang_pod("p1", "n0", "Running"))  # the freed node takes the last replica
+        assert updates[-1][1] is JobPhase.RUNNING  # the Job's own counts: 1 done + 1 running
+        clock.now += 3
+        await b._check_gangs()
+        await b.stop()
+        return api, updates
+
+    api, updates = asyncio.run(run())
+    assert any(d.startswith("jobs/train-abc-g1-a-") for d in api.deleted)
+    pid, phase, message = updates[-1]
+    assert (pid, phase) == (PID, JobPhase.CANCELLED)
+    assert message.startswith("refused: gang timeout on this cluster: 1 of 2 pods bound to nodes after 6s")
+
+
+def test_a_gang_seen_whole_once_is_never_refused_and_an_unwatched_stretch_is_trusted() -> None:
+    async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
+        api, clock = FakeApi(), _Clock()
+        b, updates = gang_backend(api, clock)
+        assert await b.launch(placement(), SPEC) is None
+        feed(b, b.jobs, ADDED, job_obj({}))
+        feed(b, b.pods, ADDED, gang_pod("p0", "n0", "Running"))
+        feed(b, b.pods, ADDED, gang_pod("p1", "n1", "Running"))  # whole, if only for a moment
+        feed(b, b.pods, DELETED, gang_pod("p0", "n0", "Succeeded"))  # one replica done early
+        clock.now += 60
+        await b._check_gangs()
+        assert not api.deleted
+
+        # Another placement, launched by this process, whose pod watch then broke: the re-list shows the
+        # first replica gone and the last one running. What happened in between went unseen, so the
+        # member's word (Running) stands, as it does for a placement a restarted agent finds.
+        other = replace(placement(), placement_id=PlacementId("train-xyz.g1.a"), job_id=JobId("train-xyz"))
+        assert await b.launch(other, SPEC) is None
+        job = build_workload(other, SPEC, namespace="w")
+        tmpl = job["spec"]["template"]
+        feed(b, b.jobs, ADDED, {**job, "status": {}})
+        b.pods.relists += 1
+        feed(b, b.jobs, MODIFIED, {**job, "status": {"succeeded": 1}})
+        feed(b, b.pods, ADDED, {"metadata": {"name": "q1", "namespace": "w", **tmpl["metadata"]},
+                                "spec": {"nodeName": "n0"}, "status": {"phase": "Running"}})
+        assert updates[-1][:2] == ("train-xyz.g1.a", JobPhase.RUNNING)
+        clock.now += 60
+        await b._check_gangs()
+        await b.stop()
+        return api, updates
+
+    api, updates = asyncio.run(run())
+    assert not api.deleted
+    assert all(phase is not JobPhase.CANCELLED for _, phase, _ in updates)

@@ -117,6 +117,7 @@ class KubeBackend:
         self._retries: set[asyncio.Task[None]] = set()
         self._sequence = 0
         self._started = False
+        self._pod_relists = 0  # the pod informer's re-lists the gang guard has been told of
 
     # -- Backend protocol ---------------------------------------------------
 
@@ -279,16 +280,19 @@ class KubeBackend:
             if accelerator.uses_dra:
                 await self._create_claim_template(placement, accelerator)
             created = await asyncio.to_thread(self.api.create, res, manifest, self.namespace)
+            self.gang.created(pid)
             if accelerator.uses_dra:
                 await self._own_claim_template(placement, created)
         except ConflictError:
             log.info("%s %s exists already: placement %s is running here", manifest["kind"], name, pid)
             created = await asyncio.to_thread(self.api.get, res, name, self.namespace)
         except (InvalidError, ForbiddenError, NotFoundError) as exc:
+            self.gang.forget(pid)
             return f"{self.namespace}/{name}: the member cluster refused the {manifest['kind']}: {exc}"
         if created.get("kind") == "Job" and needs_rendezvous(created):
             refused = await self._rendezvous(placement, created)
             if refused:
+                self.gang.forget(pid)
                 return refused
         self._launched[pid] = placement
         self._cancelled.discard(pid)
@@ -435,6 +439,7 @@ class KubeBackend:
             return
         if kind == DELETED:
             self._launched.pop(pid, None)
+            self.gang.forget(pid)
             last = self._phases.pop(pid, None)
             if pid not in self._cancelled and last is not None and not last[0].is_terminal:
                 self._on_update(pid, JobPhase.FAILED, f"{obj.get('kind')} {key_name(obj)} was deleted in the "
@@ -445,10 +450,14 @@ class KubeBackend:
 
     def _pod_event(self, _kind: str, pod: Obj) -> None:
         pid = self._placement_of_pod(pod)
-        if pid:
-            workload = self._workload(pid)
-            if workload is not None:
-                self._refresh(pid, workload)
+        if not pid:
+            return
+        self._note_pod_relists()
+        if self.gang.watched(pid):  # every change, in order: a gang is whole only if some moment saw it so
+            self.gang.observe(pid, self._pods_of(pid), self._replicas(pid))
+        workload = self._workload(pid)
+        if workload is not None:
+            self._refresh(pid, workload)
 
     def _kueue_event(self, owner_uid: str) -> None:
         """Kueue changed the Workload it keeps for one of ours: its admission state may have changed."""
@@ -462,17 +471,30 @@ class KubeBackend:
         tick = max(0.2, min(5.0, self.gang.gang_timeout / 4))
         while True:
             await asyncio.sleep(tick)
-            for pid, (phase, _) in list(self._phases.items()):
-                try:
-                    workload = self._workload(pid)
-                    if phase is not JobPhase.PLACED or pid in self._cancelled or workload is None \
-                            or group_kind(workload) not in SUSPEND_FIELD:  # gangs: the kinds that run to completion
-                        continue
-                    why = self.gang.overdue(pid, self._pods_of(pid), self._replicas(pid))
-                    if why:
-                        await self._refuse(pid, why)
-                except Exception:  # one placement's trouble must not end the watch over every gang
-                    log.exception("gang timeout check of placement %s failed", pid)
+            await self._check_gangs()
+
+    async def _check_gangs(self) -> None:
+        """One pass of the gang watch over every placement not finished here."""
+        self._note_pod_relists()
+        for pid, (phase, _) in list(self._phases.items()):
+            try:
+                workload = self._workload(pid)
+                if phase.is_terminal or pid in self._cancelled or workload is None \
+                        or group_kind(workload) not in SUSPEND_FIELD:  # gangs: the kinds that run to completion
+                    continue
+                if phase is not JobPhase.PLACED and not self.gang.watched(pid):
+                    continue  # past Placed in a stretch this process did not watch: trust the member
+                why = self.gang.overdue(pid, self._pods_of(pid), self._replicas(pid))
+                if why:
+                    await self._refuse(pid, why)
+            except Exception:  # one placement's trouble must not end the watch over every gang
+                log.exception("gang timeout check of placement %s failed", pid)
+
+    def _note_pod_relists(self) -> None:
+        """A re-listed pod watch skipped changes: no gang counts as watched from its launch any more."""
+        if self.pods.relists != self._pod_relists:
+            self._pod_relists = self.pods.relists
+            self.gang.watch_broke()
 
     async def _refuse(self, pid: str, why: str) -> None:
         """Delete a placement's objects (its pods go with them) and report it stopped here, saying why."""

@@ -1,16 +1,30 @@
 """The agent's gang guard: all-or-nothing admission of each placement on its member cluster.
 
-`KubeBackend` asks it three things (see `admission` for the why):
+`KubeBackend` asks and tells it these things (see `admission` for the why):
 
 * `prepare(manifest)`: in Kueue mode, the LocalQueue label and the suspend switch;
 * `wait_message(workload)`: while Kueue holds a placement, Kueue's reason, read
   from the Kueue Workload that Kueue made for it (watched by an informer);
+* `created(pid)`: this process created the placement's workload, so it sees its
+  pods from their start;
+* `observe(pid, pods, replicas)`: on every change to a placement's pods, in the
+  order the member made them, whether the gang is whole now;
 * `overdue(pid, pods, replicas)`: without a gang admitter, whether a placement's
   pods have had `gang_timeout` seconds to all bind and have not.
 
+Whole means every replica holds a node *at the same time*. A replica that ran
+and finished before the last one bound did not run in a gang: a rendezvous
+would have waited for its peers instead. (The agent watches active pods only, so
+a finished pod leaves its view; the workload's phase may still say Running,
+counting the finished replica with the running one.) So for a placement this
+process launched, and watched without a break since, the guard trusts only a
+whole gang it saw.
+
 The clock starts when this agent process launched the placement, or when it
 first saw the workload (after a restart), so a restarted agent never deletes a
-gang on the strength of time it did not watch.
+gang on the strength of time it did not watch; nor does it second-guess a
+placement it did not watch from the start: for those, pods bound now (or a phase
+past Placed, which the backend checks) are enough.
 """
 
 from __future__ import annotations
@@ -49,6 +63,8 @@ class GangGuard:
         self.gang_timeout = gang_timeout
         self.clock = clock
         self._since: dict[str, float] = {}  # placement id -> when this process started its clock
+        self._watched: set[str] = set()  # launched by this process, its pods watched without a break since
+        self._whole: set[str] = set()  # seen with every replica bound at once: its timeout is over
         self._on_kueue_event = on_kueue_event
         self.kueue_workloads: Informer | None = None
         if kueue_queue:
@@ -86,8 +102,23 @@ class GangGuard:
         self._since.setdefault(placement_id, self.clock())
         return kueue_admit(manifest, self.kueue_queue)
 
+    def created(self, placement_id: str) -> None:
+        """This process created the workload just now: it watches the gang's pods from their start."""
+        if not self.kueue_queue and self.gang_timeout > 0 and placement_id not in self._whole:
+            self._watched.add(placement_id)
+
     def forget(self, placement_id: str) -> None:
         self._since.pop(placement_id, None)
+        self._watched.discard(placement_id)
+        self._whole.discard(placement_id)
+
+    def watch_broke(self) -> None:
+        """The pod watch was re-listed: changes in between went unseen, so no placement is watched whole."""
+        self._watched.clear()
+
+    def watched(self, placement_id: str) -> bool:
+        """Whether this process saw every change to the placement's pods since it launched it."""
+        return placement_id in self._watched
 
     # -- reading back ------------------------------------------------------------
 
@@ -97,15 +128,26 @@ class GangGuard:
             return ""
         return kueue_wait_message(self.cluster, self.kueue_queue, self._kueue_workload_of(workload))
 
+    def observe(self, placement_id: str, pods: Iterable[Mapping[str, Any]], replicas: int) -> bool:
+        """Note whether the gang is whole now (every replica bound); True once it has been."""
+        if placement_id in self._whole:
+            return True
+        if unbound_gang(pods, replicas):
+            return False
+        self._whole.add(placement_id)  # whole once: the timeout is over for this placement
+        self._since.pop(placement_id, None)
+        self._watched.discard(placement_id)
+        return True
+
     def overdue(self, placement_id: str, pods: Iterable[Mapping[str, Any]], replicas: int) -> str:
         """Without a gang admitter: why the gang is refused now ("" while it is whole or still in time)."""
         if self.kueue_queue or self.gang_timeout <= 0:
             return ""
+        pods = list(pods)
+        if self.observe(placement_id, pods, replicas):
+            return ""
         started = self._since.setdefault(placement_id, self.clock())
         why = unbound_gang(pods, replicas)
-        if not why:
-            self._since.pop(placement_id, None)  # whole once: the timeout is over for this placement
-            return ""
         waited = self.clock() - started
         if waited < self.gang_timeout:
             return ""
