@@ -189,7 +189,10 @@ def test_a_gang_not_wholly_bound_in_time_is_refused_and_placed_on_the_other_memb
                  "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "64"}}}]},
     })
     eventually(lambda: _free_accelerators(kube, "member-b") == 0, timeout=60, what="member-b reported full")
-    kube.kubectl("host", "apply", "-f", "-", input=_fj("gang-timeout", 2, delay="5s"))
+    # Each replica runs 4 s, less than the 5 s timeout: the first finishes and frees its node, the second
+    # then binds there and runs. The Job reads as Running (1 done, 1 running), but the two never held nodes
+    # together, so it is still a partial gang and must be refused (an agent that trusted the phase was not).
+    kube.kubectl("host", "apply", "-f", "-", input=_fj("gang-timeout", 2, delay="4s"))
     try:
         first = eventually(lambda: _status(kube, "gang-timeout").get("cluster") == "member-a"
                            and _status(kube, "gang-timeout").get("placementId"), timeout=60,
