@@ -193,3 +193,20 @@ def test_one_pressed_model_among_many_unpressed_still_scores_below_them() -> Non
     median of all three pressures would be 0 and every model would score full."""
     live = Pressure({"A": 8000.0, "B": 0.0, "C": 0.0}, {"A": 16000, "B": 64000, "C": 64000})
     assert live.score("A") < live.score("B") == live.score("C") == 100
+
+
+def test_a_flexible_multi_accelerator_job_leaves_the_few_big_nodes_pinned_gangs_need() -> None:
+    """Model A is mostly one-accelerator nodes and one 8-accelerator node that a pinned 8-accelerator job
+    needs; B's pinned work is single accelerators. Over all accelerators A looks less pressed than B
+    (8 of 24 wanted against 8 of 16), but for 8-accelerator work A's supply is that one node: the
+    flexible 8-accelerator job must take a B node, so every pinned job still finds its model."""
+    a = AcceleratorPool(A100, (0, 16, 0, 0, 0, 0, 0, 0, 1), 24, 24)
+    b = pool(H100, nodes=2)
+    flexible = [spec("flex", gpus=8)]
+    pinned = [spec("pinA", gpus=8, models=("A100",))] + [spec(f"pinB{i}", gpus=1, models=("H100",)) for i in range(8)]
+    result = cycle([cluster("c", "r", a, b)], flexible + pinned)
+    assert [a.accelerator_model for d in result.decisions if d.job_id == "flex" for a in d.assignments] == [H100]
+    assert set(placed(result)) == {"flex", "pinA", *(f"pinB{i}" for i in range(8))}
+    demand = demand_of([cluster("c", "r", a, b)], [request(s) for s in pinned], [])
+    assert demand.live.score(A100) > demand.live.score(H100)  # over all accelerators, A looks roomier
+    assert demand.live.score(A100, multi=True) < demand.live.score(H100, multi=True)

@@ -177,7 +177,8 @@ class Scheduler:
             for a in outcome:
                 usage.add(request.spec.queue, request.spec.resources, a.replicas, a.accelerator_model)
                 if ctx.demand is not None:
-                    moved |= ctx.demand.live.take(a.accelerator_model, a.accelerator_milli * a.replicas)
+                    moved |= ctx.demand.live.take(a.accelerator_model, a.accelerator_milli * a.replicas,
+                                                  a.accelerator_milli >= 2 * MILLI)
             if moved:  # Scarcity's scores moved: every cluster's pool scores are stale
                 for name in txn.names:
                     board.changed(name)

@@ -9,7 +9,9 @@ Two placement terms read it (plugins.py):
 - *Scarcity*: a job open to several models should leave alone the model that
   pinned work needs. The pressure on a model is the GPU demand of work that
   accepts only some models (pinned), split over the models it accepts,
-  divided by that model's free GPUs across the fleet.
+  divided by that model's free GPUs across the fleet; and for work of two
+  or more GPUs per replica, the same over pinned work of that kind and the
+  free GPUs of nodes with two or more free.
 
 The sample is the pending requests of the cycle plus the running allocations
 (the recent arrivals that were placed): both are handed to the cycle, so this
@@ -51,14 +53,17 @@ class Pressure:
     (2.28 on seeds 3-4), the most pressed model's by 3.10 (2.86).
     """
 
-    __slots__ = ("active", "free", "pinned", "pressures", "scores")
+    __slots__ = ("active", "free", "multi", "pinned", "pressures", "scores")
 
-    def __init__(self, pinned: dict[str, float], free: dict[str, int]) -> None:
+    def __init__(self, pinned: dict[str, float], free: dict[str, int], multi: Pressure | None = None) -> None:
         self.pinned = pinned
         self.free = free
         self.active = any(pinned.values())  # whether any model is pressed at all (else every model scores full)
         self.pressures = {m: self.of(m) for m in free}
         self.scores = self._scores()
+        # The same over pinned work of two or more accelerators per replica and the free accelerators of
+        # nodes with two or more free: the supply such work can use (see `score`).
+        self.multi = multi
 
     def of(self, model: str) -> float:
         """Pinned milli-accelerators wanted per free milli-accelerator of `model` (inf when none is free)."""
@@ -73,12 +78,27 @@ class Pressure:
             return dict.fromkeys(pressures, 100)
         return {m: 0 if p >= high else round(100 * (1.0 - p / high)) for m, p in pressures.items()}
 
-    def score(self, model: str) -> int:
+    def score(self, model: str, multi: bool = False) -> int:
+        """The Scarcity score of `model` for a replica of one accelerator or less, or (`multi`) of more.
+
+        A model's supply for multi-accelerator work is only its nodes with several free: the Alibaba
+        fleet's GPU-series-1 has 1,558 GPUs, 902 of them on one-GPU nodes, so its pressure over all
+        GPUs looked low while flexible 2-8 GPU pods took the 8-GPU nodes its pinned 2-8 GPU pods
+        needed (126 pinned GPUs left waiting, `pinned` mix, seed 2)."""
+        if multi and self.multi is not None:
+            return self.multi.score(model)
         return self.scores.get(model, 100)
 
-    def take(self, model: str, milli: int) -> bool:
-        """Count a reservation of `milli` on `model`; True when some model's score moved by STEP or more
-        since the scores were last published, which are then published anew."""
+    def take(self, model: str, milli: int, multi: bool = False) -> bool:
+        """Count a reservation of `milli` on `model` (`multi`: more than one accelerator per replica);
+        True when some model's score moved by STEP or more since the scores were last published,
+        which are then published anew."""
+        moved = self._take(model, milli)
+        if multi and self.multi is not None:
+            moved = self.multi._take(model, milli) or moved
+        return moved
+
+    def _take(self, model: str, milli: int) -> bool:
         if model not in self.free or not milli or not self.active:
             return False
         self.free[model] -= milli
@@ -119,10 +139,13 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
               running: Sequence[Allocation]) -> Demand:
     """The demand of `requests` and `running` over the GPU models of `clusters`."""
     free: dict[str, int] = {}
+    free_multi: dict[str, int] = {}  # on nodes with two or more accelerators free
     family: dict[str, str] = {}
     for c in clusters:
         for p in c.capacity.accelerator_pools:
             free[p.accelerator_model] = free.get(p.accelerator_model, 0) + p.free_milli
+            free_multi[p.accelerator_model] = free_multi.get(p.accelerator_model, 0) + sum(
+                i * n for i, n in enumerate(p.nodes_by_free) if i >= 2) * MILLI
             if p.family:
                 family[p.accelerator_model] = p.family
     if not free:
@@ -131,6 +154,7 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     total = 0
     by_key: dict[tuple[int, int, tuple[str, ...]], list[int]] = {}
     pinned: dict[str, float] = dict.fromkeys(models, 0.0)
+    pinned_multi: dict[str, float] = dict.fromkeys(models, 0.0)
     for res, wanted, n in _samples(requests, running):
         total += n
         if not res.accelerator_milli:
@@ -163,6 +187,8 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
             continue  # open to every model: not pinned
         for model in takers:
             pinned[model] += sums[0] * milli * gpus / len(takers)
+            if gpus >= 2:
+                pinned_multi[model] += sums[0] * milli * gpus / len(takers)
     usable = {m: tuple((*s[:4], s[4] / (1.0 - cannot[m])) for s in shapes[m]) if cannot[m] < 1.0 else ()
               for m in models}
-    return Demand(shapes, cannot, usable, Pressure(pinned, free))
+    return Demand(shapes, cannot, usable, Pressure(pinned, free, Pressure(pinned_multi, free_multi)))

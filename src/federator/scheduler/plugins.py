@@ -332,6 +332,11 @@ class Scarcity:
     kept current through the cycle (`demand.Pressure`, so a burst of flexible jobs does
     not drain a small model before the cycle notices): full for a model no pinned work
     presses, half at the median pressure, 0 at twice the median or more.
+
+    A replica of two or more accelerators reads the pressure of pinned work of that kind
+    on the free accelerators of nodes with two or more free, the only supply it can use:
+    a model of mostly one-accelerator nodes looks unpressed over all its devices while its
+    few big nodes are what its pinned gangs wait for.
     """
 
     name: str = "Scarcity"
@@ -345,7 +350,7 @@ class Scarcity:
         demand = ctx.demand
         if demand is None:
             return MAX_SCORE
-        return MAX_SCORE * demand.live.score(pool.accelerator_model) // 100
+        return MAX_SCORE * demand.live.score(pool.accelerator_model, request.accelerator_milli >= 2 * MILLI) // 100
 
 
 @dataclass(frozen=True, slots=True)
