@@ -210,3 +210,23 @@ def test_a_flexible_multi_accelerator_job_leaves_the_few_big_nodes_pinned_gangs_
     demand = demand_of([cluster("c", "r", a, b)], [request(s) for s in pinned], [])
     assert demand.live.score(A100) > demand.live.score(H100)  # over all accelerators, A looks roomier
     assert demand.live.score(A100, multi=True) < demand.live.score(H100, multi=True)
+
+
+def test_a_small_reservation_on_a_model_of_big_nodes_comes_out_of_its_multi_accelerator_supply() -> None:
+    """Single accelerators taken from a model whose nodes all have several free use up what its
+    multi-accelerator work could have had; where the model has one-accelerator nodes, they go first."""
+    def pressure(free_small: int) -> Pressure:
+        free = {"A": 16000 + free_small, "B": 16000}
+        return Pressure({"A": 8000.0, "B": 8000.0}, dict(free), Pressure({"A": 8000.0, "B": 8000.0},
+                                                                          {"A": 16000, "B": 16000}))
+
+    big = pressure(0)
+    assert big.score("A", multi=True) == big.score("B", multi=True)
+    big.take("A", 8000)  # eight single accelerators, from A's big nodes
+    assert big.multi is not None and big.multi.free["A"] == 8000
+    assert big.score("A", multi=True) < big.score("B", multi=True)
+
+    mixed = pressure(8000)  # A also has eight one-accelerator nodes free: the same take fits there
+    mixed.take("A", 8000)
+    assert mixed.multi is not None and mixed.multi.free["A"] == 16000
+    assert mixed.score("A", multi=True) == mixed.score("B", multi=True)

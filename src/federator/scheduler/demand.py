@@ -92,10 +92,14 @@ class Pressure:
     def take(self, model: str, milli: int, multi: bool = False) -> bool:
         """Count a reservation of `milli` on `model` (`multi`: more than one accelerator per replica);
         True when some model's score moved by STEP or more since the scores were last published,
-        which are then published anew."""
+        which are then published anew. A smaller reservation comes out of the multi-accelerator
+        supply too for the part the model's nodes with one free cannot hold."""
+        spill = milli
+        if not multi and self.multi is not None:  # it takes nodes with one free first, as the member packs
+            spill = max(0, milli - max(0, self.free.get(model, 0) - self.multi.free.get(model, 0)))
         moved = self._take(model, milli)
-        if multi and self.multi is not None:
-            moved = self.multi._take(model, milli) or moved
+        if spill and self.multi is not None:
+            moved = self.multi._take(model, spill) or moved
         return moved
 
     def _take(self, model: str, milli: int) -> bool:
@@ -191,4 +195,8 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
                 pinned_multi[model] += sums[0] * milli * gpus / len(takers)
     usable = {m: tuple((*s[:4], s[4] / (1.0 - cannot[m])) for s in shapes[m]) if cannot[m] < 1.0 else ()
               for m in models}
+    # Multi-accelerator work competes with pinned multi-accelerator work, and with the pinned work of one
+    # accelerator or less that the model's other free accelerators (on nodes with one free) cannot hold.
+    for model in models:
+        pinned_multi[model] += max(0.0, pinned[model] - pinned_multi[model] - (free[model] - free_multi[model]))
     return Demand(shapes, cannot, usable, Pressure(pinned, free, Pressure(pinned_multi, free_multi)))
