@@ -159,16 +159,22 @@ def gang_pod(name: str, node: str = "", phase: str = "Pending") -> dict[str, Any
             "spec": {"nodeName": node} if node else {}, "status": {"phase": phase}}
 
 
+async def launched_gang(api: FakeApi, clock: _Clock) -> tuple[KubeBackend, list[tuple[str, JobPhase, str]]]:
+    """A two-replica gang this agent launched, its Job seen, its first replica running on n0."""
+    b, updates = gang_backend(api, clock)
+    assert await b.launch(placement(), SPEC) is None
+    feed(b, b.jobs, ADDED, job_obj({}))
+    feed(b, b.pods, ADDED, gang_pod("p0", "n0", "Running"))
+    return b, updates
+
+
 def test_a_gang_whose_replicas_ran_one_after_another_is_refused_at_its_timeout() -> None:
     """A member's scheduler can bind the last replica only once the first has finished and freed its node.
     The Job then counts one succeeded and one running, which reads as Running; but the replicas never held
     nodes together, which is what a gang is (a rendezvous would have waited), so the timeout still refuses it."""
     async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
         api, clock = FakeApi(), _Clock()
-        b, updates = gang_backend(api, clock)
-        assert await b.launch(placement(), SPEC) is None
-        feed(b, b.jobs, ADDED, job_obj({}))
-        feed(b, b.pods, ADDED, gang_pod("p0", "n0", "Running"))
+        b, updates = await launched_gang(api, clock)
         feed(b, b.pods, ADDED, gang_pod("p1"))  # no room for it yet
         clock.now += 3
         await b._check_gangs()
@@ -192,10 +198,7 @@ def test_a_gang_whose_replicas_ran_one_after_another_is_refused_at_its_timeout()
 def test_a_gang_seen_whole_once_is_never_refused_and_an_unwatched_stretch_is_trusted() -> None:
     async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
         api, clock = FakeApi(), _Clock()
-        b, updates = gang_backend(api, clock)
-        assert await b.launch(placement(), SPEC) is None
-        feed(b, b.jobs, ADDED, job_obj({}))
-        feed(b, b.pods, ADDED, gang_pod("p0", "n0", "Running"))
+        b, updates = await launched_gang(api, clock)
         feed(b, b.pods, ADDED, gang_pod("p1", "n1", "Running"))  # whole, if only for a moment
         feed(b, b.pods, DELETED, gang_pod("p0", "n0", "Succeeded"))  # one replica done early
         clock.now += 60
