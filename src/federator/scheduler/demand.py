@@ -187,12 +187,13 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
         if not wanted:
             continue
         takers = [model for model in models if any(accepts_model(w, model, family.get(model, "")) for w in wanted)]
-        if len(takers) == len(models):
-            continue  # open to every model: not pinned
+        if not takers or len(takers) == len(models):
+            continue  # open to every model (not pinned), or to none here
+        share = sums[0] * milli * gpus / len(takers)
         for model in takers:
-            pinned[model] += sums[0] * milli * gpus / len(takers)
+            pinned[model] += share
             if gpus >= 2:
-                pinned_multi[model] += sums[0] * milli * gpus / len(takers)
+                pinned_multi[model] += share
     usable = {m: tuple((*s[:4], s[4] / (1.0 - cannot[m])) for s in shapes[m]) if cannot[m] < 1.0 else ()
               for m in models}
     # Multi-accelerator work competes with pinned multi-accelerator work, and with the pinned work of one

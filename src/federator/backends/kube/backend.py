@@ -180,7 +180,7 @@ class KubeBackend:
                                f"within {self.sync_timeout:g}s") from None
         self._started = True
         self._discovery = asyncio.get_running_loop().create_task(self._rediscover())
-        if self.gang.admission is GangAdmission.NONE and self.gang.gang_timeout > 0:
+        if self.gang.times_out:
             self._gang_task = asyncio.get_running_loop().create_task(self._watch_gangs())
         log.info("watching %s: %d nodes, %d active pods, %d placements in namespace %s; it runs %s", self.api.server,
                  len(self.nodes.cache), len(self.pods.cache), len(self._phases), self.namespace,
@@ -453,11 +453,14 @@ class KubeBackend:
         if not pid:
             return
         self._note_pod_relists()
-        if self.gang.watched(pid):  # every change, in order: a gang is whole only if some moment saw it so
-            self.gang.observe(pid, self._pods_of(pid), self._replicas(pid))
-        workload = self._workload(pid)
+        workload, watched = self._workload(pid), self.gang.watched(pid)
+        if workload is None and not watched:
+            return
+        pods = self._pods_of(pid)
+        if watched:  # every change, in order: a gang is whole only if some moment saw it so
+            self.gang.observe(pid, pods, self._replicas(pid))
         if workload is not None:
-            self._refresh(pid, workload)
+            self._refresh(pid, workload, pods)
 
     def _kueue_event(self, owner_uid: str) -> None:
         """Kueue changed the Workload it keeps for one of ours: its admission state may have changed."""
@@ -511,8 +514,9 @@ class KubeBackend:
             task.add_done_callback(self._retries.discard)
         self._report(pid, JobPhase.CANCELLED, f"refused: {why}")
 
-    def _refresh(self, pid: str, workload: Obj) -> None:
-        phase, message = workload_phase(workload, self._pods_of(pid))
+    def _refresh(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]] | None = None) -> None:
+        """Report the placement's phase as its workload and pods (`pods`: found already, else looked up) say."""
+        phase, message = workload_phase(workload, self._pods_of(pid) if pods is None else pods)
         waiting = self.gang.wait_message(workload) if phase is JobPhase.PLACED else ""
         if waiting:
             message = waiting  # Kueue holds it: say why, in Kueue's words

@@ -102,9 +102,14 @@ class GangGuard:
         self._since.setdefault(placement_id, self.clock())
         return kueue_admit(manifest, self.kueue_queue)
 
+    @property
+    def times_out(self) -> bool:
+        """Whether the gang timeout applies here: no gang admitter, and a timeout set."""
+        return not self.kueue_queue and self.gang_timeout > 0
+
     def created(self, placement_id: str) -> None:
         """This process created the workload just now: it watches the gang's pods from their start."""
-        if not self.kueue_queue and self.gang_timeout > 0 and placement_id not in self._whole:
+        if self.times_out and placement_id not in self._whole:
             self._watched.add(placement_id)
 
     def forget(self, placement_id: str) -> None:
@@ -128,26 +133,25 @@ class GangGuard:
             return ""
         return kueue_wait_message(self.cluster, self.kueue_queue, self._kueue_workload_of(workload))
 
-    def observe(self, placement_id: str, pods: Iterable[Mapping[str, Any]], replicas: int) -> bool:
-        """Note whether the gang is whole now (every replica bound); True once it has been."""
+    def observe(self, placement_id: str, pods: Iterable[Mapping[str, Any]], replicas: int) -> str:
+        """Note whether the gang is whole now (every replica bound): "" once it has been, else why not."""
         if placement_id in self._whole:
-            return True
-        if unbound_gang(pods, replicas):
-            return False
-        self._whole.add(placement_id)  # whole once: the timeout is over for this placement
-        self._since.pop(placement_id, None)
-        self._watched.discard(placement_id)
-        return True
+            return ""
+        why = unbound_gang(pods, replicas)
+        if not why:
+            self._whole.add(placement_id)  # whole once: the timeout is over for this placement
+            self._since.pop(placement_id, None)
+            self._watched.discard(placement_id)
+        return why
 
     def overdue(self, placement_id: str, pods: Iterable[Mapping[str, Any]], replicas: int) -> str:
         """Without a gang admitter: why the gang is refused now ("" while it is whole or still in time)."""
-        if self.kueue_queue or self.gang_timeout <= 0:
+        if not self.times_out:
             return ""
-        pods = list(pods)
-        if self.observe(placement_id, pods, replicas):
+        why = self.observe(placement_id, pods, replicas)
+        if not why:
             return ""
         started = self._since.setdefault(placement_id, self.clock())
-        why = unbound_gang(pods, replicas)
         waited = self.clock() - started
         if waited < self.gang_timeout:
             return ""
