@@ -163,6 +163,9 @@ def jobs(draw: st.DrawFn, i: int) -> PlacementRequest:
              priority=draw(st.integers(0, 2)), models=models)
     if form == "alternatives":
         s = replace(s, accelerators=draw(alternatives()))
+    regions = st.sampled_from(("r0", "r1", "r2"))
+    s = replace(s, preferred_regions=tuple(draw(st.lists(regions, max_size=2, unique=True))),
+                user_region=draw(st.sampled_from(("", "r0", "r1"))), max_latency_ms=draw(st.sampled_from((0, 0, 50))))
     return PlacementRequest(JobId(s.name), s, replicas, float(i))
 
 

@@ -118,3 +118,24 @@ def test_a_capability_ask_no_pool_meets_is_told_what_it_asked() -> None:
     result = Scheduler().schedule(Snapshot.of([x]), [request(big, at=0), request(amd, at=1)])
     assert "x has no accelerator nodes with at least 192Gi per device" in result.pending["big"].message  # type: ignore[index]
     assert "x has no amd accelerator nodes" in result.pending["amd"].message  # type: ignore[index]
+
+
+def test_jobs_that_differ_only_in_their_preferred_region_share_one_evaluation_of_each_changed_cluster(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A national backlog has a preferred region per job: each one must not make its shape evaluate every
+    cluster anew. Three clusters, one per region; four jobs alike but for their preference."""
+    clusters = [cluster(f"c{i}", f"r{i}", pool(H100, nodes=4, free=8)) for i in range(3)]
+    reqs = [request(job(f"j{i}", gpus=8, cpu=1, regions=(f"r{i}",) if i < 3 else ()), at=i) for i in range(4)]
+    checked: list[str] = []
+    check = board.Board.check
+
+    def counting(self: board.Board, req: object, c: object, **kw: object) -> object:
+        checked.append(c.name)  # type: ignore[attr-defined]
+        return check(self, req, c, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(board.Board, "check", counting)
+    result = Scheduler().schedule(Snapshot.of(clusters), reqs)
+    placed = {d.job_id: d.assignments[0].cluster for d in result.decisions}
+    assert [placed[f"j{i}"] for i in range(3)] == ["c0", "c1", "c2"]  # each still goes where it would rather run
+    # every cluster once for the first job, then only the cluster the job before took (not 3 per job: 12)
+    assert checked == ["c0", "c1", "c2", "c0", "c1", "c2"]

@@ -9,6 +9,12 @@ cluster the shape's jobs avoid)
 stays rejected all cycle, so it is never looked at again for that shape; and one those filters
 passed passes them again, so its re-evaluations run only the capacity filters and the scores,
 of which those that read nothing a cycle changes (price, region load, locality) are summed once.
+
+Shapes that differ only in where their jobs would rather run (preferred regions, a user's region
+without a latency budget) pass the same filters and get the same other scores, so they share one
+*fit shape* (`PlacementRequest.fit_shape`): a changed cluster is evaluated once for all of them, and
+each shape adds its own constant scores when it re-ranks. A national backlog has a preference per
+job; without this every preferred region multiplied the evaluations (twice the work in bench/).
 """
 
 from __future__ import annotations
@@ -18,25 +24,50 @@ from collections.abc import Sequence
 
 from federator.model import ClusterInfo, Reason
 from federator.scheduler.framework import CycleContext, FilterPlugin, PlacementRequest, ScorePlugin
-from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS, CYCLE_CONSTANT_SCORES
+from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS, CYCLE_CONSTANT_SCORES, PREFERENCE_SCORES
 from federator.scheduler.pools import PoolScores, best_pool
 from federator.scheduler.snapshot import Txn
 
 FIXED, ADMITTED = 1, 2  # what a cluster's evaluation for a shape says of the rest of the cycle (Board.check)
 
 
-class Shape:
-    """What the board knows of one shape: the clusters it may use (a heap), why the others refuse it."""
+def shape_key(request: PlacementRequest) -> tuple[object, ...]:
+    """The board's key for a request's shape. Quota-blocked models are the queue's: they key by it too."""
+    shape = request.shape()
+    return (*shape, request.spec.queue) if request.blocked_models else shape
 
-    __slots__ = ("admitted", "cursor", "fixed", "heap", "rejected", "steady", "ver")
+
+def fit_key(request: PlacementRequest) -> tuple[object, ...]:
+    """The key of its fit shape (`PlacementRequest.fit_shape`), likewise."""
+    fit = request.fit_shape()
+    return (*fit, request.spec.queue) if request.blocked_models else fit
+
+
+class Fit:
+    """What the board knows of one fit shape (`PlacementRequest.fit_shape`): per cluster, the filters'
+    verdict and the scores that move in a cycle (a Reason, or their weighted sum with the pool scores)."""
+
+    __slots__ = ("admitted", "cursor", "fixed", "rejected", "value", "ver")
 
     def __init__(self) -> None:
-        self.cursor = 0
-        self.heap: list[tuple[int, str, int]] = []  # (-score, cluster, its version then); stale ones dropped lazily
+        self.cursor = -1  # how much of the board's log it has seen (-1: nothing yet)
         self.ver: dict[str, int] = {}  # per cluster, the board version it was last evaluated at
+        self.value: dict[str, int] = {}  # per feasible cluster, its moving score
         self.rejected: dict[str, Reason] = {}
         self.fixed: set[str] = set()  # clusters a cycle-constant filter rejected: never looked at again
         self.admitted: set[str] = set()  # clusters the cycle-constant filters passed: not checked again
+
+
+class Shape:
+    """What the board knows of one shape: the clusters it may use (a heap), its fit shape's verdicts."""
+
+    __slots__ = ("cursor", "fit", "heap", "steady", "ver")
+
+    def __init__(self, fit: Fit) -> None:
+        self.fit = fit
+        self.cursor = -1
+        self.heap: list[tuple[int, str, int]] = []  # (-score, cluster, its version then); stale ones dropped lazily
+        self.ver: dict[str, int] = {}  # per cluster, the version of the fit's verdict last pushed
         self.steady: dict[str, int] = {}  # per cluster, the weighted sum of the cycle-constant scores
 
 
@@ -68,12 +99,15 @@ class Board:
         # Scores that read nothing a cycle changes (price, region, locality) are summed once per shape and cluster.
         self.steady_scores = [(s, w) for s, w in scores if s.name in CYCLE_CONSTANT_SCORES]
         self.moving_scores = [(s, w) for s, w in scores if s.name not in CYCLE_CONSTANT_SCORES]
+        # Shapes that differ only in where their jobs would rather run share one evaluation per changed cluster.
+        self.share_fits = not any(s.name in PREFERENCE_SCORES for s, _ in self.moving_scores)
         self.pool_scores = pool_scores
         self.ctx = ctx
         self.version: dict[str, int] = {}
         self.pool_values: dict[tuple[object, ...], int] = {}
         self.log: list[str] = []
         self.shapes: dict[tuple[object, ...], Shape] = {}
+        self.fits: dict[tuple[object, ...], Fit] = {}
         self.txn: Txn | None = None
 
     def changed(self, name: str) -> None:
@@ -86,10 +120,10 @@ class Board:
         return self.check(request, cluster, current=current)[0]
 
     def check(self, request: PlacementRequest, cluster: ClusterInfo, *, current: bool = False,
-              admitted: bool = False, steady: dict[str, int] | None = None) -> tuple[Reason | int, int]:
+              admitted: bool = False, steady: bool = True) -> tuple[Reason | int, int]:
         """`evaluate`, and what holds for the rest of the cycle: FIXED (the rejection does), ADMITTED (the
         cycle-constant filters passed, so they will again) or 0. `admitted`: skip those filters. `steady`:
-        the shape's sums of cycle-constant scores by cluster, read and filled."""
+        False leaves out the cycle-constant scores (each shape of a fit shape adds its own)."""
         ctx = self.ctx
         for i, (f, fixed) in enumerate(self.rest if admitted else self.fixed):
             reason = f.filter(request, cluster, ctx)
@@ -97,17 +131,9 @@ class Board:
                 if fixed:
                     return reason, FIXED
                 return reason, ADMITTED if admitted or i > self.last_fixed else 0
-        if steady is None:
-            total = 0
-            for s, w in self.scores:
-                total += w * s.score(request, cluster, ctx)
-        else:
-            got = steady.get(cluster.name)
-            if got is None:
-                got = steady[cluster.name] = sum(w * s.score(request, cluster, ctx) for s, w in self.steady_scores)
-            total = got
-            for s, w in self.moving_scores:
-                total += w * s.score(request, cluster, ctx)
+        total = 0
+        for s, w in self.scores if steady else self.moving_scores:
+            total += w * s.score(request, cluster, ctx)
         if self.pool_scores:
             replicas = request.replicas if request.is_gang else 1
             key = None
@@ -136,39 +162,68 @@ class Board:
     def _sync(self, request: PlacementRequest, key: tuple[object, ...]) -> Shape:
         assert self.txn is not None
         shape = self.shapes.get(key)
-        names: Sequence[str] | set[str]
         if shape is None:
-            shape = self.shapes[key] = Shape()
-            names = self.txn.names
+            fk = fit_key(request) if self.share_fits else key
+            fit = self.fits.get(fk)
+            if fit is None:
+                fit = self.fits[fk] = Fit()
+            shape = self.shapes[key] = Shape(fit)
         elif shape.cursor == len(self.log):
             return shape
-        elif len(self.log) - shape.cursor > len(self.txn.names):  # a long way behind: compare versions instead
-            version, seen, fixed = self.version, shape.ver, shape.fixed
-            names = [n for n in self.txn.names if n not in fixed and version.get(n, 0) != seen.get(n)]
-        else:
-            names = set(self.log[shape.cursor:])
+        fit = shape.fit
+        if fit.cursor < len(self.log):
+            self._sync_fit(request, fit)
+        names = self.txn.names if shape.cursor < 0 else self._changed(shape.cursor, shape.ver, fit.fixed)
         shape.cursor = len(self.log)
-        ver, heap, rejected, fixed, admitted = shape.ver, shape.heap, shape.rejected, shape.fixed, shape.admitted
-        steady, version = shape.steady, self.version
+        ver, heap, steady = shape.ver, shape.heap, shape.steady
+        fixed, rejected, value, fit_ver = fit.fixed, fit.rejected, fit.value, fit.ver
         for name in names:
             if name in fixed:
                 continue
-            out, holds = self.check(request, self.txn.get(name), current=True, admitted=name in admitted,
-                                    steady=steady)
-            if holds == FIXED:
-                fixed.add(name)
-            elif holds == ADMITTED:
-                admitted.add(name)
-            v = ver[name] = version.get(name, 0)  # the cluster's version this result is for
-            if isinstance(out, Reason):
-                rejected[name] = out
-            else:
-                rejected.pop(name, None)
-                heapq.heappush(heap, (-out, name, v))
+            v = ver[name] = fit_ver[name]  # an entry pushed before this is stale from now on
+            if name in rejected:
+                continue
+            total = steady.get(name)
+            if total is None:
+                cluster = self.txn.get(name)
+                total = steady[name] = sum(w * s.score(request, cluster, self.ctx) for s, w in self.steady_scores)
+            heapq.heappush(heap, (-(value[name] + total), name, v))
         if len(heap) > 4 * len(ver) + 16:
             shape.heap = [e for e in heap if ver[e[1]] == e[2]]
             heapq.heapify(shape.heap)
         return shape
+
+    def _changed(self, cursor: int, seen: dict[str, int], fixed: set[str]) -> Sequence[str] | set[str]:
+        """The clusters logged since `cursor`; a long way behind, those whose version differs from `seen`."""
+        assert self.txn is not None
+        if len(self.log) - cursor > len(self.txn.names):
+            version = self.version
+            return [n for n in self.txn.names if n not in fixed and version.get(n, 0) != seen.get(n)]
+        return set(self.log[cursor:])
+
+    def _sync_fit(self, request: PlacementRequest, fit: Fit) -> None:
+        """Re-evaluate, for the fit shape, the clusters changed since it last looked."""
+        assert self.txn is not None
+        names = self.txn.names if fit.cursor < 0 else self._changed(fit.cursor, fit.ver, fit.fixed)
+        fit.cursor = len(self.log)
+        ver, value, rejected, fixed, admitted = fit.ver, fit.value, fit.rejected, fit.fixed, fit.admitted
+        version = self.version
+        for name in names:
+            if name in fixed:
+                continue
+            out, holds = self.check(request, self.txn.get(name), current=True, admitted=name in admitted,
+                                    steady=False)
+            if holds == FIXED:
+                fixed.add(name)
+            elif holds == ADMITTED:
+                admitted.add(name)
+            ver[name] = version.get(name, 0)  # the cluster's version this result is for
+            if isinstance(out, Reason):
+                rejected[name] = out
+                value.pop(name, None)
+            else:
+                rejected.pop(name, None)
+                value[name] = out
 
     def best(self, request: PlacementRequest, key: tuple[object, ...]) -> str | None:
         shape = self._sync(request, key)
@@ -182,4 +237,4 @@ class Board:
         return [name for _, name, v in sorted(shape.heap) if shape.ver[name] == v]
 
     def rejections(self, key: tuple[object, ...]) -> list[Reason]:
-        return list(self.shapes[key].rejected.values())
+        return list(self.shapes[key].fit.rejected.values())

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, Reason, ReasonCode
 from federator.scheduler.alternatives import Assignment, assign, first_that_fits
-from federator.scheduler.board import Board
+from federator.scheduler.board import Board, fit_key, shape_key
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import demand_of
 from federator.scheduler.fairshare import FairOrder, QueueUsage, job_order
@@ -110,11 +110,6 @@ def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
     demand = demand_of(snapshot.ready(), requests, running) if requests or running else None
     return CycleContext(max_price=max(prices, default=0.0), region_accelerator_utilization=util,
                         region_latency_ms=latency, max_latency_ms=max(latency.values(), default=0), demand=demand)
-
-
-def _key(request: PlacementRequest) -> tuple[object, ...]:
-    shape = request.shape()
-    return (*shape, request.spec.queue) if request.blocked_models else shape
 
 
 class Scheduler:
@@ -227,16 +222,16 @@ class Scheduler:
 
     def _place(self, request: PlacementRequest, txn: Txn, board: Board,
                unplaceable: dict[tuple[object, ...], Reason]) -> tuple[Assignment, ...] | Reason:
-        key = _key(request)
-        known = unplaceable.get(key)
+        fit = fit_key(request)  # no cluster takes a fit shape: none takes any of its shapes
+        known = unplaceable.get(fit)
         if known is not None:
             return known
         if request.is_gang or (request.replicas == 1 and request.spec.min_regions <= 1):
-            outcome = self._place_one(request, txn, board, key)
+            outcome = self._place_one(request, txn, board, shape_key(request))
         else:
             outcome = self._place_spread(request, txn, board)
         if isinstance(outcome, Reason):
-            unplaceable[key] = outcome
+            unplaceable[fit] = outcome
         return outcome
 
     def _place_one(self, request: PlacementRequest, txn: Txn, board: Board,
@@ -271,7 +266,7 @@ class Scheduler:
         whole groups of `spec.group_size` (a LeaderWorkerSet group stays in one cluster)."""
         g = max(1, request.spec.group_size)
         one = replace(request, replicas=g)
-        key = _key(one)
+        key = shape_key(one)
         names = board.ranked(one, key)
         if not names:
             return summarize(board.rejections(key), len(txn.names), request)

@@ -74,6 +74,16 @@ class PlacementRequest:
                 s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.min_memory_mib,
                 self.avoid_clusters)
 
+    def fit_shape(self) -> tuple[object, ...]:
+        """`shape` less what only the cycle-constant scores read (`plugins.CYCLE_CONSTANT_SCORES`): the
+        preferred regions, and the user's region when no latency budget makes a filter read it. Shapes
+        of one fit shape pass the same filters on a cluster and score the same there but for those
+        scores, so the cycle evaluates a changed cluster once for all of them (board.py)."""
+        s = self.spec
+        return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models,
+                s.user_region if s.max_latency_ms else "", s.max_latency_ms, s.workload_kind, self.vendor,
+                self.min_memory_mib, self.avoid_clusters)
+
 
 @dataclass(frozen=True, slots=True)
 class Allocation:

@@ -433,6 +433,10 @@ capacity changes."""
 CYCLE_CONSTANT_SCORES = frozenset({"RegionLoad", "Price", "Locality"})
 """Scores that read only the request's shape, a cluster's labels and region, and per-cycle values of the
 context: a cycle computes them once per shape and cluster."""
+PREFERENCE_SCORES = frozenset({"Locality"})
+"""Scores that read where a job would rather run (its preferred regions; its user's region, which no filter
+reads without a latency budget): what `PlacementRequest.fit_shape` leaves out. While every one of them is
+summed per shape (`CYCLE_CONSTANT_SCORES`), shapes that differ only in those share their evaluations."""
 
 SCORES: Mapping[str, Callable[[], ScorePlugin]] = {
     "LeastFragmentation": LeastFragmentation,
