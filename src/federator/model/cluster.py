@@ -47,6 +47,11 @@ SHARING_MIG = "MIG"
 SHARING_HAMI = "HAMi"
 
 
+# What a take leaves of a pool's resource model: (nodes_by_free, shared_devices, host_room, shared_room).
+PoolState = tuple[tuple[int, ...], tuple[tuple[int, int], ...], tuple[tuple[int, int], ...],
+                  tuple[tuple[int, int, int], ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class AcceleratorPool:
     """The nodes of one cluster that carry one accelerator type, keyed by (vendor, model).
@@ -154,10 +159,18 @@ class AcceleratorPool:
         """The pool after binding `replicas` replicas of `accelerator_milli` each (whole or fractional);
         with the replicas' CPU and memory, the host room of the nodes they land on shrinks too.
         A MIG pool gives each fractional replica a partition of its own."""
+        hist, shared, host_room, shared_room = self.after_take(accelerator_milli, replicas, cpu_milli=cpu_milli,
+                                                               memory_bytes=memory_bytes)
+        return replace(self, nodes_by_free=hist, shared_devices=shared, host_room=host_room, shared_room=shared_room)
+
+    def after_take(
+        self, accelerator_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0
+    ) -> PoolState:
+        """What `take_milli` leaves, as (nodes_by_free, shared_devices, host_room, shared_room), without
+        building the pool: a what-if (the fragmentation score's) needs only that."""
         if accelerator_milli % MILLI == 0 or self.sharing == SHARING_MIG:
-            return self.take(
-                max(1, accelerator_milli // MILLI), replicas, cpu_milli=cpu_milli, memory_bytes=memory_bytes
-            )
+            hist, room = self._take_whole(max(1, accelerator_milli // MILLI), replicas, cpu_milli, memory_bytes)
+            return hist, self.shared_devices, room, self.shared_room
         return self._take_fraction(accelerator_milli, replicas, cpu_milli, memory_bytes)
 
     def take(
@@ -169,6 +182,12 @@ class AcceleratorPool:
         is what the agent does too, so the federator's view stays close to the
         cluster's.
         """
+        hist, room = self._take_whole(accelerators_per_replica, replicas, cpu_milli, memory_bytes)
+        return replace(self, nodes_by_free=hist, host_room=room)
+
+    def _take_whole(self, accelerators_per_replica: int, replicas: int, cpu_milli: int,
+                    memory_bytes: int) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+        """`take`'s (nodes_by_free, host_room)."""
         counts = list(self.nodes_by_free)
         room = _Room(self, cpu_milli, memory_bytes)
         left = replicas
@@ -194,11 +213,12 @@ class AcceleratorPool:
             raise ValueError(
                 f"{replicas} x {accelerators_per_replica} GPUs do not fit in pool {self.accelerator_model}"
             )
-        return replace(self, nodes_by_free=tuple(counts), host_room=room.whole_room())
+        return tuple(counts), room.whole_room()
 
-    def _take_fraction(self, milli: int, replicas: int, cpu: int = 0, mem: int = 0) -> AcceleratorPool:
+    def _take_fraction(self, milli: int, replicas: int, cpu: int = 0, mem: int = 0) -> PoolState:
         """Best fit for fractional replicas: the fullest shared GPU that fits, then whole GPUs
-        from the node with the fewest whole GPUs free (filling one GPU before the next)."""
+        from the node with the fewest whole GPUs free (filling one GPU before the next). Returns
+        `after_take`'s tuple."""
         shared = dict(self.shared_devices)
         room = _Room(self, cpu, mem)
         left = replicas
@@ -243,9 +263,8 @@ class AcceleratorPool:
                 break
         if left:
             raise ValueError(f"{replicas} x {milli}m GPU do not fit in pool {self.accelerator_model}")
-        return replace(self, nodes_by_free=tuple(counts), host_room=room.whole_room(),
-                       shared_devices=tuple(sorted((f, n) for f, n in shared.items() if n)),
-                       shared_room=room.shared_room(shared))
+        return (tuple(counts), tuple(sorted((f, n) for f, n in shared.items() if n)), room.whole_room(),
+                room.shared_room(shared))
 
     def release_milli(self, accelerator_milli: int, replicas: int) -> AcceleratorPool:
         """An estimate of the pool after `replicas` replicas of `accelerator_milli` leave (for what-if

@@ -22,7 +22,7 @@ host room shrinks) stands for where the cluster binds it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from federator.model import MILLI, AcceleratorPool
 
@@ -105,32 +105,27 @@ def _growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shap
     if got is not None:
         return got
     try:
-        after = pool.take_milli(milli, replicas, cpu_milli=cpu, memory_bytes=mem)
+        hist, shared, room, shared_room = pool.after_take(milli, replicas, cpu_milli=cpu, memory_bytes=mem)
     except ValueError:
         growth = float("inf")
     else:
         # the state after is what the cycle's reservation makes of the pool if this bind is chosen: kept as
         # that state's "before", so the bind's own follow-up scoring starts from it
-        growth = (_before(after, shapes, cannot, cache) - _before(pool, shapes, cannot, cache, state)) / (
-            milli * replicas)
+        after = (pool.accelerator_model, hist, shared, room, shared_room)
+        growth = (_before(after, shapes, cannot, cache) - _before(state, shapes, cannot, cache)) / (milli * replicas)
     cache.by_state[key] = growth
     return growth
 
 
-def _state(pool: AcceleratorPool) -> tuple[object, ...]:
+def _state(pool: AcceleratorPool) -> tuple[Any, ...]:
     """What the expected fragment of a pool depends on (the cycle's demand aside): its resource model."""
     return (pool.accelerator_model, pool.nodes_by_free, pool.shared_devices, pool.host_room, pool.shared_room)
 
 
-def _before(pool: AcceleratorPool, shapes: tuple[Shape, ...], cannot: float, cache: GrowthCache,
-            state: tuple[object, ...] | None = None) -> float:
-    """The pool's expected fragment, computed once per resource model in the cycle."""
-    state = state or _state(pool)
+def _before(state: tuple[Any, ...], shapes: tuple[Shape, ...], cannot: float, cache: GrowthCache) -> float:
+    """The expected fragment of a pool's resource model (`_state`), computed once per state in the cycle."""
     value = cache.before.get(state)
     if value is None:
-        value = cache.before[state] = _expected(pool, shapes, cannot)
+        _, hist, shared, room, shared_room = state
+        value = cache.before[state] = expected_fragment(hist, shared, room, shapes, cannot, shared_room)
     return value
-
-
-def _expected(pool: AcceleratorPool, shapes: tuple[Shape, ...], cannot: float) -> float:
-    return expected_fragment(pool.nodes_by_free, pool.shared_devices, pool.host_room, shapes, cannot, pool.shared_room)
