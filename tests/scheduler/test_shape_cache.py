@@ -15,8 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from test_properties import scenarios
 
-from federator.model import AcceleratorAlternative, JobKind, ReasonCode
-from federator.scheduler import Scheduler, Snapshot, board
+from federator.model import AcceleratorAlternative, AcceleratorPool, JobKind, ReasonCode
+from federator.scheduler import Scheduler, SchedulerConfig, Snapshot, board, plugins
+from federator.scheduler.framework import CycleContext
+from federator.scheduler.snapshot import Txn
 
 from builders import cluster, job, pool, request
 
@@ -76,13 +78,15 @@ def monkeypatch_ctx() -> Iterator[pytest.MonkeyPatch]:
 @given(scenario=scenarios())
 def test_the_shortcuts_decide_as_evaluating_every_changed_cluster_in_full(
         scenario: tuple, monkeypatch_ctx: pytest.MonkeyPatch) -> None:  # type: ignore[type-arg]
-    """Skipping clusters a cycle-constant filter rejected, skipping those filters once passed, and summing the
-    constant scores once change nothing: same placements, same pending reasons as full re-evaluation."""
+    """Skipping clusters a cycle-constant filter rejected, skipping those filters once passed, summing the
+    constant scores once, sharing evaluations between shapes that differ only in their preferences, and keeping
+    the scores of unchanged pools change nothing: same placements, same pending reasons as full re-evaluation."""
     snap, reqs, cfg = scenario
     fast = Scheduler(cfg).schedule(snap, reqs)
     with monkeypatch_ctx.context() as m:
         m.setattr(board, "CYCLE_CONSTANT_FILTERS", frozenset())
         m.setattr(board, "CYCLE_CONSTANT_SCORES", frozenset())
+        m.setattr(board, "POOL_FILTERS", frozenset())  # every pool re-checked and re-scored
         full = Scheduler(cfg).schedule(snap, reqs)
     assert fast.decisions == full.decisions
     assert dict(fast.pending) == dict(full.pending)
@@ -127,15 +131,78 @@ def test_jobs_that_differ_only_in_their_preferred_region_share_one_evaluation_of
     clusters = [cluster(f"c{i}", f"r{i}", pool(H100, nodes=4, free=8)) for i in range(3)]
     reqs = [request(job(f"j{i}", gpus=8, cpu=1, regions=(f"r{i}",) if i < 3 else ()), at=i) for i in range(4)]
     checked: list[str] = []
-    check = board.Board.check
+    check, recheck = board.Board.check, board.Board._recheck
 
     def counting(self: board.Board, req: object, c: object, **kw: object) -> object:
         checked.append(c.name)  # type: ignore[attr-defined]
         return check(self, req, c, **kw)  # type: ignore[arg-type]
 
+    def recounting(self: board.Board, req: object, c: object, fit: object) -> object:
+        checked.append(c.name)  # type: ignore[attr-defined]
+        return recheck(self, req, c, fit)  # type: ignore[arg-type]
+
     monkeypatch.setattr(board.Board, "check", counting)
+    monkeypatch.setattr(board.Board, "_recheck", recounting)
     result = Scheduler().schedule(Snapshot.of(clusters), reqs)
     placed = {d.job_id: d.assignments[0].cluster for d in result.decisions}
     assert [placed[f"j{i}"] for i in range(3)] == ["c0", "c1", "c2"]  # each still goes where it would rather run
     # every cluster once for the first job, then only the cluster the job before took (not 3 per job: 12)
     assert checked == ["c0", "c1", "c2", "c0", "c1", "c2"]
+
+
+def test_a_placement_that_took_from_one_pool_rescores_only_that_pool_for_the_next_job(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flexible job's shape accepts every pool of a cluster; the job before took from one. Re-evaluating
+    the cluster scores that pool again and keeps the others' scores (their pool objects are unchanged)."""
+    c = cluster("c", "r", pool(H100, nodes=4, free=8), pool("NVIDIA-A100-SXM4-80GB", nodes=4, free=8))
+    rechecks: list[list[str]] = []  # the pools each re-evaluation scored
+    score, recheck = plugins.Fragmentation.pool_score, board.Board._recheck
+
+    def counting(self: object, req: object, cl: object, p: AcceleratorPool, ctx: object) -> int:
+        if rechecks:
+            rechecks[-1].append(p.accelerator_model.split("-")[1])
+        return score(self, req, cl, p, ctx)  # type: ignore[arg-type]
+
+    def recounting(self: board.Board, req: object, cl: object, fit: object) -> object:
+        rechecks.append([])
+        try:
+            return recheck(self, req, cl, fit)  # type: ignore[arg-type]
+        finally:
+            rechecks.append([])  # what scores after it (the choice of the job's pool) is not counted
+
+    monkeypatch.setattr(plugins.Fragmentation, "pool_score", counting)
+    monkeypatch.setattr(board.Board, "_recheck", recounting)
+    result = Scheduler().schedule(Snapshot.of([c]), [request(job(f"j{i}", gpus=8, cpu=1), at=i) for i in range(3)])
+    took = [d.assignments[0].accelerator_model.split("-")[1] for d in result.decisions]
+    assert len(took) == 3
+    mine = [r for i, r in enumerate(rechecks) if i % 2 == 0]  # j1's and j2's re-evaluations of c
+    assert mine[0] == ["H100", "A100"]  # the first re-evaluation scores every pool it accepts
+    assert mine[1] == [took[1]]  # the next, only the pool j1 took from
+
+
+def test_when_the_pool_scores_move_an_unchanged_pool_is_scored_again() -> None:
+    """Scarcity's pressure moves with the cycle's reservations without any pool of a cluster changing: the
+    pool scores kept for unchanged pools must not outlive it (`Board.rescored`)."""
+    dial = {"A": 80, "B": 20}
+
+    class Dial:
+        name = "Dial"
+
+        def score(self, request: object, cluster: object, ctx: object) -> int:
+            return 0
+
+        def pool_score(self, request: object, cluster: object, pool: AcceleratorPool, ctx: object) -> int:
+            return dial[pool.accelerator_model]
+
+    x, y = cluster("x", "r", pool("A", nodes=2, free=8)), cluster("y", "r", pool("B", nodes=2, free=8))
+    b = board.Board([plugins.FILTERS[n]() for n in SchedulerConfig().filters], [], CycleContext(), [(Dial(), 1)])
+    b.txn = Txn(Snapshot.of([x, y]), on_change=b.changed)
+    req = request(job("j", gpus=1, cpu=1))
+    key = board.shape_key(req)
+    assert b.best(req, key) == "x"
+    b.changed("x")
+    b.changed("y")
+    assert b.best(req, key) == "x"  # re-evaluated: each cluster's pool score kept
+    dial.update(A=10, B=90)
+    b.rescored(["x", "y"])
+    assert b.best(req, key) == "y"

@@ -22,9 +22,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
-from federator.model import ClusterInfo, Reason
-from federator.scheduler.framework import CycleContext, FilterPlugin, PlacementRequest, ScorePlugin
-from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS, CYCLE_CONSTANT_SCORES, PREFERENCE_SCORES
+from federator.model import AcceleratorPool, ClusterInfo, Reason
+from federator.scheduler.framework import CycleContext, FilterPlugin, PlacementRequest, ScorePlugin, accepted_pools
+from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS, CYCLE_CONSTANT_SCORES, POOL_FILTERS, PREFERENCE_SCORES
 from federator.scheduler.pools import PoolScores, best_pool
 from federator.scheduler.snapshot import Txn
 
@@ -47,9 +47,14 @@ class Fit:
     """What the board knows of one fit shape (`PlacementRequest.fit_shape`): per cluster, the filters'
     verdict and the scores that move in a cycle (a Reason, or their weighted sum with the pool scores)."""
 
-    __slots__ = ("admitted", "cursor", "fixed", "rejected", "value", "ver")
+    __slots__ = ("admitted", "cursor", "epoch", "fixed", "pools", "rejected", "used", "value", "ver")
 
     def __init__(self) -> None:
+        # Per admitted cluster: how many pools it has and which of them the fit shape accepts (which never
+        # changes in a cycle), and per accepted pool the last (pool, replicas it holds, weighted pool score).
+        self.used: dict[str, tuple[int, tuple[int, ...]]] = {}
+        self.pools: dict[str, list[tuple[AcceleratorPool, int, int] | None]] = {}
+        self.epoch = 0  # the board's pool-score epoch `pools` holds scores of
         self.cursor = -1  # how much of the board's log it has seen (-1: nothing yet)
         self.ver: dict[str, int] = {}  # per cluster, the board version it was last evaluated at
         self.value: dict[str, int] = {}  # per feasible cluster, its moving score
@@ -99,6 +104,9 @@ class Board:
         # Scores that read nothing a cycle changes (price, region, locality) are summed once per shape and cluster.
         self.steady_scores = [(s, w) for s, w in scores if s.name in CYCLE_CONSTANT_SCORES]
         self.moving_scores = [(s, w) for s, w in scores if s.name not in CYCLE_CONSTANT_SCORES]
+        # A re-evaluation re-checks the pool filter (GangFit) and the pool scores only for pools that changed.
+        self.pool_filter = next((f for f, _ in self.rest if f.name in POOL_FILTERS), None)
+        self.epoch = 0  # bumped when the pool scores moved without any pool changing (`rescored`)
         # Shapes that differ only in where their jobs would rather run share one evaluation per changed cluster.
         self.share_fits = not any(s.name in PREFERENCE_SCORES for s, _ in self.moving_scores)
         self.pool_scores = pool_scores
@@ -113,6 +121,12 @@ class Board:
     def changed(self, name: str) -> None:
         self.log.append(name)
         self.version[name] = self.version.get(name, 0) + 1
+
+    def rescored(self, names: Sequence[str]) -> None:
+        """The pool scores moved (Scarcity's pressure did): every cluster is to be scored again."""
+        self.epoch += 1
+        for name in names:
+            self.changed(name)
 
     def evaluate(self, request: PlacementRequest, cluster: ClusterInfo, *, current: bool = False) -> Reason | int:
         """Filters, then the weighted scores. `current`: `cluster` is the txn's present view of it, so
@@ -208,11 +222,21 @@ class Board:
         fit.cursor = len(self.log)
         ver, value, rejected, fixed, admitted = fit.ver, fit.value, fit.rejected, fit.fixed, fit.admitted
         version = self.version
+        if fit.epoch != self.epoch:
+            fit.pools.clear()
+            fit.epoch = self.epoch
         for name in names:
             if name in fixed:
                 continue
-            out, holds = self.check(request, self.txn.get(name), current=True, admitted=name in admitted,
-                                    steady=False)
+            cluster = self.txn.get(name)
+            if name in fit.used and self.pool_filter is not None:
+                out, holds = self._recheck(request, cluster, fit), ADMITTED
+            else:
+                out, holds = self.check(request, cluster, current=True, admitted=name in admitted, steady=False)
+                if holds == ADMITTED and self.pool_filter is not None and request.accelerator_milli:
+                    pools = cluster.capacity.accelerator_pools
+                    mine = accepted_pools(request, cluster)
+                    fit.used[name] = (len(pools), tuple(i for i, p in enumerate(pools) if any(p is q for q in mine)))
             if holds == FIXED:
                 fixed.add(name)
             elif holds == ADMITTED:
@@ -224,6 +248,47 @@ class Board:
             else:
                 rejected.pop(name, None)
                 value[name] = out
+
+    def _recheck(self, request: PlacementRequest, cluster: ClusterInfo, fit: Fit) -> Reason | int:
+        """`check` of a cluster the fit shape's cycle-constant filters passed before, without the constant
+        scores: the pool filter's verdict and the pool part from each accepted pool's last (replicas it holds,
+        score) where that pool object is unchanged, so a placement that took from one pool costs one pool's
+        arithmetic, not every accepted pool's twice (in GangFit and in `best_pool`)."""
+        ctx, name = self.ctx, cluster.name
+        count, used = fit.used[name]
+        pools = cluster.capacity.accelerator_pools
+        if len(pools) != count:  # not within a cycle, but then the indices mean nothing
+            del fit.used[name]
+            return self.check(request, cluster, current=True, admitted=True, steady=False)[0]
+        memo = fit.pools.get(name)
+        if memo is None:
+            memo = fit.pools[name] = [None] * len(used)
+        need = request.replicas if request.is_gang else 1
+        best: int | None = None
+        for k, i in enumerate(used):
+            pool = pools[i]
+            seen = memo[k]
+            if seen is None or seen[0] is not pool:
+                holds = request.capacity_in(pool)
+                value = sum(w * s.pool_score(request, cluster, pool, ctx) for s, w in self.pool_scores) \
+                    if holds >= need else 0
+                seen = memo[k] = (pool, holds, value)
+            if seen[1] >= need and (best is None or seen[2] > best):
+                best = seen[2]
+        total = 0
+        for f, _ in self.rest:
+            if f is self.pool_filter:
+                if best is None:  # no pool holds the replicas: the filter says why
+                    reason = f.filter(request, cluster, ctx)
+                    assert reason is not None, f"{f.name} passed a cluster no accepted pool fits"
+                    return reason
+            else:
+                reason = f.filter(request, cluster, ctx)
+                if reason is not None:
+                    return reason
+        for s, w in self.moving_scores:
+            total += w * s.score(request, cluster, ctx)
+        return total + (best or 0)
 
     def best(self, request: PlacementRequest, key: tuple[object, ...]) -> str | None:
         shape = self._sync(request, key)

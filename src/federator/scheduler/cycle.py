@@ -175,8 +175,7 @@ class Scheduler:
                     moved |= ctx.demand.live.take(a.accelerator_model, a.accelerator_milli * a.replicas,
                                                   a.accelerator_milli >= 2 * MILLI)
             if moved:  # Scarcity's scores moved: every cluster's pool scores are stale
-                for name in txn.names:
-                    board.changed(name)
+                board.rescored(txn.names)
         t3 = clock()
         phases["place"] = t3 - t2
 

@@ -146,7 +146,8 @@ class PoolScorePlugin(ScorePlugin, Protocol):
 
     The cycle scores a cluster by its best pool, summing every pool plugin's weighted score for
     that pool, and binds the job to that same pool's model: the cluster and the model are chosen
-    by one value.
+    by one value. A pool score reads the request, the pool and the cycle's context, not the rest
+    of the cluster: the cycle keeps it while the pool object is unchanged (board.py).
     """
 
     def pool_score(self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool,

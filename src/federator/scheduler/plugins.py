@@ -433,6 +433,10 @@ capacity changes."""
 CYCLE_CONSTANT_SCORES = frozenset({"RegionLoad", "Price", "Locality"})
 """Scores that read only the request's shape, a cluster's labels and region, and per-cycle values of the
 context: a cycle computes them once per shape and cluster."""
+POOL_FILTERS = frozenset({"GangFit"})
+"""Filters whose verdict reads only the request and the accelerator pools it accepts, and which pass exactly
+when one of those pools holds the replicas `pools.best_pool` scores over: a cycle re-checks such a filter
+only for the pools that changed (board.py)."""
 PREFERENCE_SCORES = frozenset({"Locality"})
 """Scores that read where a job would rather run (its preferred regions; its user's region, which no filter
 reads without a latency budget): what `PlacementRequest.fit_shape` leaves out. While every one of them is
