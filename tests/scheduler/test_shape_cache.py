@@ -8,8 +8,10 @@ between shapes asking for the same resources: only when they accept the same poo
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +20,7 @@ from test_properties import scenarios
 from federator.model import AcceleratorAlternative, AcceleratorPool, JobKind, ReasonCode
 from federator.scheduler import Scheduler, SchedulerConfig, Snapshot, board, plugins
 from federator.scheduler.framework import CycleContext
-from federator.scheduler.snapshot import Txn
+from federator.scheduler.snapshot import Txn, reserve
 
 from builders import cluster, job, pool, request
 
@@ -206,3 +208,43 @@ def test_when_the_pool_scores_move_an_unchanged_pool_is_scored_again() -> None:
     dial.update(A=10, B=90)
     b.rescored(["x", "y"])
     assert b.best(req, key) == "y"
+
+
+def test_a_shape_whose_verdict_on_a_changed_cluster_stands_ranks_it_without_re_pushing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job pinned to A re-evaluates cluster x after a placement took from x's B pool: its verdict (the A pool's
+    score) did not change, so the shape's ranking is left as it was, not pushed again per change."""
+
+    class Free:  # a pool score that moves with the pool: its free accelerators
+        name = "Free"
+
+        def score(self, request: object, cluster: object, ctx: object) -> int:
+            return 0
+
+        def pool_score(self, request: object, cluster: object, pool: AcceleratorPool, ctx: object) -> int:
+            return pool.free_accelerators
+
+    x = cluster("x", "r", pool("A", nodes=2, free=8), pool("B", nodes=2, free=8))
+    b = board.Board([plugins.FILTERS[n]() for n in SchedulerConfig().filters], [], CycleContext(), [(Free(), 1)])
+    txn = b.txn = Txn(Snapshot.of([x]), on_change=b.changed)
+    pinned = request(job("j", gpus=1, cpu=1, models=("A",)))
+    key = board.shape_key(pinned)
+    pushed: list[str] = []
+    monkeypatch.setattr(board, "heapq", SimpleNamespace(
+        heappush=lambda h, e: (pushed.append(e[1]), heapq.heappush(h, e)), heappop=heapq.heappop,
+        heapify=heapq.heapify))
+
+    def take(model: str) -> None:
+        txn.begin()
+        txn.put(reserve(txn.get("x"), resources=job("o", gpus=1, cpu=1).resources, replicas=1,
+                        accelerator_model=model))
+        txn.commit()
+
+    assert b.best(pinned, key) == "x"
+    for _ in range(3):
+        take("B")
+        assert b.best(pinned, key) == "x"
+    assert pushed == ["x"]
+    take("A")  # its own pool changed, and with it the score
+    assert b.best(pinned, key) == "x"
+    assert pushed == ["x", "x"]

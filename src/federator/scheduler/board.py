@@ -47,7 +47,7 @@ class Fit:
     """What the board knows of one fit shape (`PlacementRequest.fit_shape`): per cluster, the filters'
     verdict and the scores that move in a cycle (a Reason, or their weighted sum with the pool scores)."""
 
-    __slots__ = ("admitted", "cursor", "epoch", "fixed", "pools", "rejected", "used", "value", "ver")
+    __slots__ = ("admitted", "cursor", "epoch", "fixed", "pools", "rejected", "rev", "used", "value", "ver")
 
     def __init__(self) -> None:
         # Per admitted cluster: how many pools it has and which of them the fit shape accepts (which never
@@ -58,6 +58,7 @@ class Fit:
         self.cursor = -1  # how much of the board's log it has seen (-1: nothing yet)
         self.ver: dict[str, int] = {}  # per cluster, the board version it was last evaluated at
         self.value: dict[str, int] = {}  # per feasible cluster, its moving score
+        self.rev: dict[str, int] = {}  # per cluster, bumped when its verdict (rejected or the score) changes
         self.rejected: dict[str, Reason] = {}
         self.fixed: set[str] = set()  # clusters a cycle-constant filter rejected: never looked at again
         self.admitted: set[str] = set()  # clusters the cycle-constant filters passed: not checked again
@@ -72,7 +73,7 @@ class Shape:
         self.fit = fit
         self.cursor = -1
         self.heap: list[tuple[int, str, int]] = []  # (-score, cluster, its version then); stale ones dropped lazily
-        self.ver: dict[str, int] = {}  # per cluster, the version of the fit's verdict last pushed
+        self.ver: dict[str, int] = {}  # per cluster, the revision of the fit's verdict last looked at (Fit.rev)
         self.steady: dict[str, int] = {}  # per cluster, the weighted sum of the cycle-constant scores
 
 
@@ -187,14 +188,17 @@ class Board:
         fit = shape.fit
         if fit.cursor < len(self.log):
             self._sync_fit(request, fit)
-        names = self.txn.names if shape.cursor < 0 else self._changed(shape.cursor, shape.ver, fit.fixed)
+        names = self.txn.names if shape.cursor < 0 else self._changed(shape.cursor)
         shape.cursor = len(self.log)
         ver, heap, steady = shape.ver, shape.heap, shape.steady
-        fixed, rejected, value, fit_ver = fit.fixed, fit.rejected, fit.value, fit.ver
+        fixed, rejected, value, rev = fit.fixed, fit.rejected, fit.value, fit.rev
         for name in names:
             if name in fixed:
                 continue
-            v = ver[name] = fit_ver[name]  # an entry pushed before this is stale from now on
+            v = rev[name]
+            if ver.get(name) == v:  # the fit shape's verdict did not change: the entry pushed for it stands
+                continue
+            ver[name] = v  # an entry pushed before this is stale from now on
             if name in rejected:
                 continue
             total = steady.get(name)
@@ -207,12 +211,16 @@ class Board:
             heapq.heapify(shape.heap)
         return shape
 
-    def _changed(self, cursor: int, seen: dict[str, int], fixed: set[str]) -> Sequence[str] | set[str]:
-        """The clusters logged since `cursor`; a long way behind, those whose version differs from `seen`."""
+    def _changed(self, cursor: int, seen: dict[str, int] | None = None,
+                 fixed: set[str] | None = None) -> Sequence[str] | set[str]:
+        """The clusters logged since `cursor`; a long way behind, every cluster, or with `seen` (the board
+        version each was last looked at) those whose version differs."""
         assert self.txn is not None
         if len(self.log) - cursor > len(self.txn.names):
+            if seen is None:
+                return self.txn.names
             version = self.version
-            return [n for n in self.txn.names if n not in fixed and version.get(n, 0) != seen.get(n)]
+            return [n for n in self.txn.names if n not in (fixed or ()) and version.get(n, 0) != seen.get(n)]
         return set(self.log[cursor:])
 
     def _sync_fit(self, request: PlacementRequest, fit: Fit) -> None:
@@ -220,7 +228,7 @@ class Board:
         assert self.txn is not None
         names = self.txn.names if fit.cursor < 0 else self._changed(fit.cursor, fit.ver, fit.fixed)
         fit.cursor = len(self.log)
-        ver, value, rejected, fixed, admitted = fit.ver, fit.value, fit.rejected, fit.fixed, fit.admitted
+        ver, value, rejected, fixed, admitted, rev = fit.ver, fit.value, fit.rejected, fit.fixed, fit.admitted, fit.rev
         version = self.version
         if fit.epoch != self.epoch:
             fit.pools.clear()
@@ -243,9 +251,13 @@ class Board:
                 admitted.add(name)
             ver[name] = version.get(name, 0)  # the cluster's version this result is for
             if isinstance(out, Reason):
+                if name not in rejected:
+                    rev[name] = rev.get(name, 0) + 1
                 rejected[name] = out
                 value.pop(name, None)
             else:
+                if value.get(name) != out:
+                    rev[name] = rev.get(name, 0) + 1
                 rejected.pop(name, None)
                 value[name] = out
 
