@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from federator.model import AcceleratorPool, ClusterInfo, Reason
 from federator.scheduler.framework import CycleContext, FilterPlugin, PlacementRequest, ScorePlugin, accepted_pools
 from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS, CYCLE_CONSTANT_SCORES, POOL_FILTERS, PREFERENCE_SCORES
-from federator.scheduler.pools import PoolScores, best_pool
+from federator.scheduler.pools import PoolScores, best_pool, tie_key
 from federator.scheduler.snapshot import Txn
 
 FIXED, ADMITTED = 1, 2  # what a cluster's evaluation for a shape says of the rest of the cycle (Board.check)
@@ -302,6 +302,28 @@ class Board:
             total += w * s.score(request, cluster, ctx)
         return total + (best or 0)
 
+    def model(self, request: PlacementRequest, key: tuple[object, ...], cluster: ClusterInfo) -> str | None:
+        """The model `pools.best_model` would bind the request to on `cluster`, from the pool scores its shape's
+        last evaluation kept when they are all current (None otherwise: ask `best_model`)."""
+        fit = self.shapes[key].fit
+        kept, used = fit.pools.get(cluster.name), fit.used.get(cluster.name)
+        pools = cluster.capacity.accelerator_pools
+        if kept is None or used is None or fit.epoch != self.epoch or len(pools) != used[0]:
+            return None
+        need = request.replicas if request.is_gang else 1
+        m = request.accelerator_milli
+        best: tuple[AcceleratorPool, int, int] | None = None
+        for k, i in enumerate(used[1]):
+            seen = kept[k]
+            if seen is None or seen[0] is not pools[i]:
+                return None
+            if seen[1] < need:
+                continue
+            if best is None or seen[2] > best[2] or (
+                    seen[2] == best[2] and tie_key(seen[0], m, seen[1]) > tie_key(best[0], m, best[1])):
+                best = seen
+        return best[0].accelerator_model if best is not None else None
+
     def best(self, request: PlacementRequest, key: tuple[object, ...]) -> str | None:
         shape = self._sync(request, key)
         heap, ver = shape.heap, shape.ver
@@ -311,7 +333,11 @@ class Board:
 
     def ranked(self, request: PlacementRequest, key: tuple[object, ...]) -> list[str]:
         shape = self._sync(request, key)
-        return [name for _, name, v in sorted(shape.heap) if shape.ver[name] == v]
+        ver = shape.ver
+        live = [e for e in shape.heap if ver[e[1]] == e[2]]
+        live.sort()
+        shape.heap = live  # a sorted list is a heap: the stale entries go for free
+        return [name for _, name, _ in live]
 
     def rejections(self, key: tuple[object, ...]) -> list[Reason]:
         return list(self.shapes[key].fit.rejected.values())

@@ -239,7 +239,9 @@ class Scheduler:
         if name is None:
             return summarize(board.rejections(key), len(txn.names), request)
         best = txn.get(name)
-        model = best_model(request, best, board.ctx, self.pool_scores, request.replicas)
+        model = board.model(request, key, best)
+        if model is None:
+            model = best_model(request, best, board.ctx, self.pool_scores, request.replicas)
         txn.begin()
         txn.put(reserve(best, resources=request.spec.resources, replicas=request.replicas, accelerator_model=model))
         txn.commit()

@@ -39,12 +39,13 @@ def best_pool(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext
             value += w * plugin.pool_score(request, cluster, pool, ctx)
         if best is None or value > best[0]:
             best, best_pool_ = (value, pool.accelerator_model), pool
-        elif value == best[0] and _tie_key(pool, m, n) > _tie_key(best_pool_, m, request.capacity_in(best_pool_)):  # type: ignore[arg-type]
+        elif value == best[0] and tie_key(pool, m, n) > tie_key(best_pool_, m, request.capacity_in(best_pool_)):  # type: ignore[arg-type]
             best, best_pool_ = (value, pool.accelerator_model), pool
     return best
 
 
-def _tie_key(pool: AcceleratorPool, milli: int, n: int) -> tuple[float, int]:
+def tie_key(pool: AcceleratorPool, milli: int, n: int) -> tuple[float, int]:
+    """Between pools of equal score: the one the replica fits most tightly, then the one with most room (`n`)."""
     return fit_tightness(pool.nodes_by_free, pool.shared_devices, milli), n
 
 
