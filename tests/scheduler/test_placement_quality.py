@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scenarios import A100, H100, cycle, placed, running, spec
 
 from federator.model import AcceleratorPool, JobKind
@@ -186,6 +188,40 @@ def test_pressure_publishes_new_scores_only_after_a_step() -> None:
     moved = [live.take("B", 1000) for _ in range(40)]
     assert any(moved) and live.score("B") < before
     assert not Pressure({"A": 0.0}, {"A": 1000}).take("A", 1000)  # nothing pinned: nothing to re-score
+
+
+@settings(max_examples=200, deadline=None)
+@given(pinned=st.lists(st.sampled_from((0.0, 1000.0, 8000.0, 40000.0)), min_size=4, max_size=4),
+       free=st.lists(st.integers(0, 64), min_size=4, max_size=4),
+       takes=st.lists(st.tuples(st.integers(0, 3), st.sampled_from((500, 1000, 4000, 8000))), max_size=60))
+def test_pressure_keeps_the_median_as_a_full_recount_would(pinned: list[float], free: list[int],
+                                                           takes: list[tuple[int, int]]) -> None:
+    """`Pressure.take` keeps the pressed models sorted and re-scores only the model it took from while the
+    median stands: it must publish when, and what, recounting every model after each take publishes."""
+    models = "ABCD"
+    live = Pressure(dict(zip(models, pinned, strict=True)), {m: f * 1000 for m, f in zip(models, free, strict=True)})
+    ref_free = {m: f * 1000 for m, f in zip(models, free, strict=True)}
+
+    def recount() -> dict[str, int]:
+        pressures = {m: (p / ref_free[m] if ref_free[m] > 0 else (float("inf") if p else 0.0))
+                     for m, p in zip(models, pinned, strict=True)}
+        pressed = sorted(p for p in pressures.values() if 0 < p < float("inf"))
+        high = 2 * pressed[len(pressed) // 2] if pressed else 0.0
+        return {m: 100 if high <= 0 else 0 if p >= high else round(100 * (1.0 - p / high))
+                for m, p in pressures.items()}
+
+    published = recount()
+    for i, milli in takes:
+        m = models[i]
+        if ref_free[m] < milli:
+            continue
+        ref_free[m] -= milli
+        now = recount()
+        moved = any(pinned) and any(abs(now[k] - published[k]) >= 5 for k in models)
+        if moved:
+            published = now
+        assert live.take(m, milli) == moved
+        assert {k: live.score(k) for k in models} == published
 
 
 def test_one_pressed_model_among_many_unpressed_still_scores_below_them() -> None:

@@ -26,6 +26,7 @@ step, so the cycle re-scores its clusters then (and only then).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -53,13 +54,15 @@ class Pressure:
     (2.28 on seeds 3-4), the most pressed model's by 3.10 (2.86).
     """
 
-    __slots__ = ("active", "free", "multi", "pinned", "pressures", "scores")
+    __slots__ = ("active", "free", "high", "multi", "pinned", "pressed", "pressures", "scores")
 
     def __init__(self, pinned: dict[str, float], free: dict[str, int], multi: Pressure | None = None) -> None:
         self.pinned = pinned
         self.free = free
         self.active = any(pinned.values())  # whether any model is pressed at all (else every model scores full)
         self.pressures = {m: self.of(m) for m in free}
+        self.pressed = sorted(p for p in self.pressures.values() if 0 < p < float("inf"))  # kept sorted
+        self.high = self._high()
         self.scores = self._scores()
         # The same over pinned work of two or more accelerators per replica and the free accelerators of
         # nodes with two or more free: the supply such work can use (see `score`).
@@ -70,13 +73,16 @@ class Pressure:
         free, pinned = self.free.get(model, 0), self.pinned.get(model, 0.0)
         return pinned / free if free > 0 else (float("inf") if pinned else 0.0)
 
+    def _high(self) -> float:
+        """Twice the median pressure of the pressed models: the pressure that scores 0."""
+        pressed = self.pressed
+        return 2 * pressed[len(pressed) // 2] if pressed else 0.0
+
     def _scores(self) -> dict[str, int]:
-        pressures = self.pressures
-        pressed = sorted(p for p in pressures.values() if 0 < p < float("inf"))
-        high = 2 * pressed[len(pressed) // 2] if pressed else 0.0
+        high = self.high
         if high <= 0:
-            return dict.fromkeys(pressures, 100)
-        return {m: 0 if p >= high else round(100 * (1.0 - p / high)) for m, p in pressures.items()}
+            return dict.fromkeys(self.pressures, 100)
+        return {m: 0 if p >= high else round(100 * (1.0 - p / high)) for m, p in self.pressures.items()}
 
     def score(self, model: str, multi: bool = False) -> int:
         """The Scarcity score of `model` for a replica of one accelerator or less, or (`multi`) of more.
@@ -106,9 +112,25 @@ class Pressure:
         if model not in self.free or not milli or not self.active:
             return False
         self.free[model] -= milli
-        self.pressures[model] = self.of(model)
-        now = self._scores()
+        old, new = self.pressures[model], self.of(model)
+        self.pressures[model] = new
+        pressed = self.pressed
+        if 0 < old < float("inf"):
+            del pressed[bisect.bisect_left(pressed, old)]
+        if 0 < new < float("inf"):
+            bisect.insort(pressed, new)
+        high = self._high()
         published = self.scores
+        if high == self.high:
+            # Every other model scores as at the last reservation, within STEP of what is published (else it
+            # would have been published then): only this model can have moved far enough.
+            score = 100 if high <= 0 else 0 if new >= high else round(100 * (1.0 - new / high))
+            if abs(score - published[model]) < STEP:
+                return False
+            self.scores = self._scores()
+            return True
+        self.high = high
+        now = self._scores()
         for m, score in now.items():
             if abs(score - published[m]) >= STEP:
                 self.scores = now
