@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, Reason, ReasonCode
 from federator.scheduler.alternatives import Assignment, assign, first_that_fits
-from federator.scheduler.board import Board, fit_key, shape_key
+from federator.scheduler.board import Board, shape_key
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import demand_of
 from federator.scheduler.fairshare import FairOrder, QueueUsage, job_order
@@ -221,16 +221,18 @@ class Scheduler:
 
     def _place(self, request: PlacementRequest, txn: Txn, board: Board,
                unplaceable: dict[tuple[object, ...], Reason]) -> tuple[Assignment, ...] | Reason:
-        fit = fit_key(request)  # no cluster takes a fit shape: none takes any of its shapes
-        known = unplaceable.get(fit)
+        # Keyed by the shape, not its fit shape (which would do as well): the reason a job is told is then
+        # what its own shape found, as of its first job this cycle.
+        key = shape_key(request)
+        known = unplaceable.get(key)
         if known is not None:
             return known
         if request.is_gang or (request.replicas == 1 and request.spec.min_regions <= 1):
-            outcome = self._place_one(request, txn, board, shape_key(request))
+            outcome = self._place_one(request, txn, board, key)
         else:
             outcome = self._place_spread(request, txn, board)
         if isinstance(outcome, Reason):
-            unplaceable[fit] = outcome
+            unplaceable[key] = outcome
         return outcome
 
     def _place_one(self, request: PlacementRequest, txn: Txn, board: Board,
