@@ -87,6 +87,25 @@ def test_expected_fragment_counts_what_a_shape_cannot_use(hist: tuple[int, ...],
     assert expected_fragment(hist, shared, (), (shape,), 0.0) == unusable
 
 
+@settings(max_examples=300, deadline=None)
+@given(hist=st.lists(st.integers(0, 4), min_size=1, max_size=9),
+       room=st.lists(st.tuples(st.integers(0, 64_000), st.integers(0, 512)), max_size=9),
+       gpus=st.lists(st.integers(1, 9), min_size=1, max_size=4),
+       cpu=st.integers(0, 64_000), mem=st.integers(0, 512), shared=st.integers(0, 3))
+def test_the_whole_accelerator_fragment_is_what_a_shape_cannot_use_node_by_node(
+        hist: list[int], room: list[tuple[int, int]], gpus: list[int], cpu: int, mem: int, shared: int) -> None:
+    """For g-accelerator work the unusable whole accelerators are those of nodes with fewer than g free or whose
+    best node has no room for it (summed by prefix, not bucket by bucket), plus every shared one's free part."""
+    shapes = tuple((1000, g, cpu, mem, 1.0) for g in gpus)
+    shared_devices = ((400, shared),) if shared else ()
+    expected = 0
+    for g in gpus:
+        expected += 400 * shared + sum(
+            i * n * 1000 for i, n in enumerate(hist)
+            if n and (i < g or (i < len(room) and (room[i][0] < cpu or room[i][1] < mem))))
+    assert expected_fragment(tuple(hist), shared_devices, tuple(room), shapes, 0.0) == expected
+
+
 def test_the_fragmentation_memo_gives_the_uncached_value_and_computes_each_state_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The per-cycle memo (GrowthCache) is what makes the score cheap enough for the default policy:

@@ -39,15 +39,19 @@ def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...]
     bucket of whole GPUs) whose best node has no CPU or memory for it counts as unusable: a
     fraction that takes a small node's CPU strands the rest of its GPU."""
     whole_free = [i * n * MILLI for i, n in enumerate(hist)]
+    below = [0]  # below[g]: the whole free GPUs on nodes with fewer than g free, which g-GPU work cannot use
+    for amount in whole_free:
+        below.append(below[-1] + amount)
     shared_free = sum(f * n for f, n in shared)
-    total = sum(whole_free) + shared_free
+    total = below[-1] + shared_free
     out = cannot * total
     for milli, gpus, cpu, mem, weight in shapes:
         if milli >= MILLI:
-            frag = shared_free
-            for i, amount in enumerate(whole_free):
-                if amount and (i < gpus or (room and i < len(room) and (room[i][0] < cpu or room[i][1] < mem))):
-                    frag += amount
+            g = min(gpus, len(whole_free))
+            frag = shared_free + below[g]
+            for i in range(g, min(len(whole_free), len(room))):  # and the buckets whose best node has no room
+                if whole_free[i] and (room[i][0] < cpu or room[i][1] < mem):
+                    frag += whole_free[i]
         else:
             hosts = {f for f, c, m in shared_room if c >= cpu and m >= mem} if shared_room else None
             frag = sum(f * n for f, n in shared if f < milli or (hosts is not None and f not in hosts))
