@@ -72,7 +72,7 @@ class Shape:
     def __init__(self, fit: Fit) -> None:
         self.fit = fit
         self.cursor = -1
-        self.heap: list[tuple[int, str, int]] = []  # (-score, cluster, its version then); stale ones dropped lazily
+        self.heap: list[tuple[int, str, int]] = []  # (-score, cluster, its revision then); stale ones dropped lazily
         self.ver: dict[str, int] = {}  # per cluster, the revision of the fit's verdict last looked at (Fit.rev)
         self.steady: dict[str, int] = {}  # per cluster, the weighted sum of the cycle-constant scores
 
@@ -266,28 +266,11 @@ class Board:
         scores: the pool filter's verdict and the pool part from each accepted pool's last (replicas it holds,
         score) where that pool object is unchanged, so a placement that took from one pool costs one pool's
         arithmetic, not every accepted pool's twice (in GangFit and in `best_pool`)."""
-        ctx, name = self.ctx, cluster.name
-        count, used = fit.used[name]
-        pools = cluster.capacity.accelerator_pools
-        if len(pools) != count:  # not within a cycle, but then the indices mean nothing
-            del fit.used[name]
+        ctx = self.ctx
+        if len(cluster.capacity.accelerator_pools) != fit.used[cluster.name][0]:
+            del fit.used[cluster.name]  # not within a cycle, but then the indices mean nothing
             return self.check(request, cluster, current=True, admitted=True, steady=False)[0]
-        memo = fit.pools.get(name)
-        if memo is None:
-            memo = fit.pools[name] = [None] * len(used)
-        need = request.replicas if request.is_gang else 1
-        best: int | None = None
-        for k, i in enumerate(used):
-            pool = pools[i]
-            seen = memo[k]
-            if seen is None or seen[0] is not pool:
-                holds = request.capacity_in(pool)
-                value = sum(w * s.pool_score(request, cluster, pool, ctx) for s, w in self.pool_scores) \
-                    if holds >= need else 0
-                seen = memo[k] = (pool, holds, value)
-            if seen[1] >= need and (best is None or seen[2] > best):
-                best = seen[2]
-        total = 0
+        best = self._kept_best(request, cluster, fit)
         for f, _ in self.rest:
             if f is self.pool_filter:
                 if best is None:  # no pool holds the replicas: the filter says why
@@ -298,30 +281,48 @@ class Board:
                 reason = f.filter(request, cluster, ctx)
                 if reason is not None:
                     return reason
+        total = best[2] if best is not None else 0
         for s, w in self.moving_scores:
             total += w * s.score(request, cluster, ctx)
-        return total + (best or 0)
+        return total
 
-    def model(self, request: PlacementRequest, key: tuple[object, ...], cluster: ClusterInfo) -> str | None:
-        """The model `pools.best_model` would bind the request to on `cluster`, from the pool scores its shape's
-        last evaluation kept when they are all current (None otherwise: ask `best_model`)."""
-        fit = self.shapes[key].fit
-        kept, used = fit.pools.get(cluster.name), fit.used.get(cluster.name)
+    def _kept_best(self, request: PlacementRequest, cluster: ClusterInfo,
+                   fit: Fit) -> tuple[AcceleratorPool, int, int] | None:
+        """`best_pool` from the fit shape's kept (pool, replicas it holds, weighted score) of the accepted pools,
+        recomputing those of pools that changed: the best entry by score, then `pools.tie_key`; None if no pool
+        holds the replicas."""
+        ctx, name = self.ctx, cluster.name
         pools = cluster.capacity.accelerator_pools
-        if kept is None or used is None or fit.epoch != self.epoch or len(pools) != used[0]:
-            return None
+        used = fit.used[name][1]
+        memo = fit.pools.get(name)
+        if memo is None:
+            memo = fit.pools[name] = [None] * len(used)
         need = request.replicas if request.is_gang else 1
         m = request.accelerator_milli
         best: tuple[AcceleratorPool, int, int] | None = None
-        for k, i in enumerate(used[1]):
-            seen = kept[k]
-            if seen is None or seen[0] is not pools[i]:
-                return None
+        for k, i in enumerate(used):
+            pool = pools[i]
+            seen = memo[k]
+            if seen is None or seen[0] is not pool:
+                holds = request.capacity_in(pool)
+                value = sum(w * s.pool_score(request, cluster, pool, ctx) for s, w in self.pool_scores) \
+                    if holds >= need else 0
+                seen = memo[k] = (pool, holds, value)
             if seen[1] < need:
                 continue
             if best is None or seen[2] > best[2] or (
                     seen[2] == best[2] and tie_key(seen[0], m, seen[1]) > tie_key(best[0], m, best[1])):
                 best = seen
+        return best
+
+    def model(self, request: PlacementRequest, key: tuple[object, ...], cluster: ClusterInfo) -> str | None:
+        """The model `pools.best_model` would bind the request to on `cluster`, from the pool scores its fit
+        shape keeps (None when it keeps none for the cluster: ask `best_model`)."""
+        fit = self.shapes[key].fit
+        used = fit.used.get(cluster.name)
+        if used is None or fit.epoch != self.epoch or len(cluster.capacity.accelerator_pools) != used[0]:
+            return None
+        best = self._kept_best(request, cluster, fit)
         return best[0].accelerator_model if best is not None else None
 
     def best(self, request: PlacementRequest, key: tuple[object, ...]) -> str | None:
