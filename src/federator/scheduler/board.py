@@ -320,7 +320,8 @@ class Board:
         shape keeps (None when it keeps none for the cluster: ask `best_model`)."""
         fit = self.shapes[key].fit
         used = fit.used.get(cluster.name)
-        if used is None or fit.epoch != self.epoch or len(cluster.capacity.accelerator_pools) != used[0]:
+        if (used is None or cluster.name not in fit.pools or fit.epoch != self.epoch
+                or len(cluster.capacity.accelerator_pools) != used[0]):
             return None
         best = self._kept_best(request, cluster, fit)
         return best[0].accelerator_model if best is not None else None
