@@ -11,6 +11,11 @@ is the share of jobs that list alternatives across vendors instead.
 Prints placements per second (placements / cycle seconds, wall and CPU: the cycle
 runs on one core, and CPU time is what the shared machine cannot steal) and the
 per-decision latency (time the cycle spent on each placed job), as JSON.
+
+`"compiled"` says which build of the placement core ran. The image runs it compiled (setup.py);
+to measure that build from a checkout, `make compiled` and then
+
+    PYTHONPATH=build/compiled python bench/throughput.py ...
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import vendors  # noqa: E402
 
-from federator.scheduler import Scheduler, Snapshot  # noqa: E402
+from federator.scheduler import COMPILED, Scheduler, Snapshot  # noqa: E402
 
 
 def run(n_clusters: int, n_nodes: int, n_jobs: int, seed: int = 0, fleet: str = "nvidia",
@@ -53,7 +58,7 @@ def run(n_clusters: int, n_nodes: int, n_jobs: int, seed: int = 0, fleet: str = 
             i = d.assignments[0].alternative
             alternative_taken[i] = alternative_taken.get(i, 0) + 1
     return {
-        "fleet": fleet, "alternatives": alternatives,
+        "fleet": fleet, "alternatives": alternatives, "compiled": COMPILED,
         "clusters": n_clusters, "nodes_per_cluster": n_nodes, "jobs": n_jobs, "placed": placed,
         "pending": len(result.pending), "cycle_seconds": round(took, 3),
         "cpu_seconds": round(cpu, 3),

@@ -33,7 +33,15 @@ def test_default_command_is_a_valid_federator_serve() -> None:
 
 def test_build_context_has_what_pip_install_needs() -> None:
     ignore = (ROOT / ".dockerignore").read_text().split()
-    for needed in ("!pyproject.toml", "!README.md", "!src/"):
+    for needed in ("!pyproject.toml", "!setup.py", "!README.md", "!src/"):
         assert needed in ignore
-    for copied in ("pyproject.toml", "README.md", "src"):
+    for copied in ("pyproject.toml", "setup.py", "README.md", "src"):
         assert (ROOT / copied).exists()
+        assert copied in DOCKERFILE
+
+
+def test_the_image_compiles_the_placement_core_and_checks_it_did() -> None:
+    build_stage = DOCKERFILE.split("\nFROM ")[1]
+    assert "FEDERATOR_COMPILE=1 /opt/federator/bin/pip install . \\" in build_stage
+    assert "gcc" in build_stage  # the compiler stays in the build stage
+    assert "s.COMPILED" in build_stage  # a build that fell back to interpreted fails, not ships half as fast

@@ -106,6 +106,7 @@ def test_the_whole_accelerator_fragment_is_what_a_shape_cannot_use_node_by_node(
     assert expected_fragment(tuple(hist), shared_devices, tuple(room), shapes, 0.0) == expected
 
 
+@pytest.mark.interpreted
 def test_the_fragmentation_memo_gives_the_uncached_value_and_computes_each_state_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The per-cycle memo (GrowthCache) is what makes the score cheap enough for the default policy:

@@ -126,6 +126,7 @@ def test_a_capability_ask_no_pool_meets_is_told_what_it_asked() -> None:
     assert "x has no amd accelerator nodes" in result.pending["amd"].message  # type: ignore[index]
 
 
+@pytest.mark.interpreted
 def test_jobs_that_differ_only_in_their_preferred_region_share_one_evaluation_of_each_changed_cluster(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A national backlog has a preferred region per job: each one must not make its shape evaluate every
@@ -152,6 +153,7 @@ def test_jobs_that_differ_only_in_their_preferred_region_share_one_evaluation_of
     assert checked == ["c0", "c1", "c2", "c0", "c1", "c2"]
 
 
+@pytest.mark.interpreted
 def test_a_placement_that_took_from_one_pool_rescores_only_that_pool_for_the_next_job(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A flexible job's shape accepts every pool of a cluster; the job before took from one. Re-evaluating
@@ -210,6 +212,7 @@ def test_when_the_pool_scores_move_an_unchanged_pool_is_scored_again() -> None:
     assert b.best(req, key) == "y"
 
 
+@pytest.mark.interpreted
 def test_a_shape_whose_verdict_on_a_changed_cluster_stands_ranks_it_without_re_pushing(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A job pinned to A re-evaluates cluster x after a placement took from x's B pool: its verdict (the A pool's

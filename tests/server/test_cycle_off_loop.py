@@ -31,11 +31,14 @@ from federator.store import SqliteJobStore
 A_WHILE = 60.0  # only a guard against a hang: no assertion depends on it
 
 
-class HeldScheduler(Scheduler):
-    """Schedules for real, but holds each cycle open until `release` is set (a cycle over a huge backlog)."""
+class HeldScheduler:
+    """Schedules for real, but holds each cycle open until `release` is set (a cycle over a huge backlog).
+
+    It wraps the Scheduler rather than subclassing it: the compiled build (setup.py) cannot be subclassed."""
 
     def __init__(self) -> None:
-        super().__init__()
+        self.inner = Scheduler()
+        self.config = self.inner.config
         self.started = threading.Event()
         self.release = threading.Event()
         self.finished = threading.Event()
@@ -44,7 +47,7 @@ class HeldScheduler(Scheduler):
         self.started.set()
         self.release.wait(A_WHILE)
         try:
-            return super().schedule(snapshot, requests, **kw)
+            return self.inner.schedule(snapshot, requests, **kw)
         finally:
             self.finished.set()
 
