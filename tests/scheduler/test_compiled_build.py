@@ -63,3 +63,15 @@ def test_the_metrics_say_which_build_runs() -> None:
     build = "compiled" if os.environ.get("FEDERATOR_EXPECT_COMPILED") == "1" else "interpreted"
     text = generate_latest(Metrics().registry).decode()
     assert f'federator_build_info{{scheduler="{build}",version="{__version__}"}} 1.0' in text
+
+
+def test_the_cycle_sums_per_pool_exactly_the_scores_that_score_a_pool() -> None:
+    """The plugins' Protocols are not runtime-checkable (mypyc cannot compile that), so the cycle splits the
+    scores by name: a pool score left out of POOL_SCORES would be called without a pool."""
+    from federator.scheduler import Scheduler, SchedulerConfig
+    from federator.scheduler.plugins import POOL_SCORES, SCORES
+
+    assert POOL_SCORES == {name for name, make in SCORES.items() if hasattr(make(), "pool_score")}
+    every = Scheduler(SchedulerConfig(score_weights={name: 1 for name in SCORES}))
+    assert {s.name for s, _ in every.pool_scores} == POOL_SCORES
+    assert {s.name for s, _ in every.scores} == set(SCORES) - POOL_SCORES

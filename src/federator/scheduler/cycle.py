@@ -27,6 +27,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
 from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, Reason, ReasonCode
 from federator.scheduler.alternatives import Assignment, assign, first_that_fits
@@ -42,7 +43,7 @@ from federator.scheduler.framework import (
     PoolScorePlugin,
     ScorePlugin,
 )
-from federator.scheduler.plugins import FILTERS, SCORES
+from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES
 from federator.scheduler.pools import best_model, fit_count, split_by_model
 from federator.scheduler.preemption import (
     Preemption,
@@ -119,10 +120,9 @@ class Scheduler:
         self.config = config or SchedulerConfig()
         self.filters: list[FilterPlugin] = [FILTERS[n]() for n in self.config.filters]
         weighted = [(SCORES[n](), w) for n, w in self.config.score_weights.items() if w]
-        self.scores: list[tuple[ScorePlugin, int]] = [(s, w) for s, w in weighted
-                                                       if not isinstance(s, PoolScorePlugin)]
-        self.pool_scores: list[tuple[PoolScorePlugin, int]] = [(s, w) for s, w in weighted
-                                                                if isinstance(s, PoolScorePlugin)]
+        self.scores: list[tuple[ScorePlugin, int]] = [(s, w) for s, w in weighted if s.name not in POOL_SCORES]
+        self.pool_scores: list[tuple[PoolScorePlugin, int]] = [(cast(PoolScorePlugin, s), w) for s, w in weighted
+                                                                if s.name in POOL_SCORES]
 
     def schedule(
         self,

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, Resources
 from federator.model.accelerator import accepts_model, model_matches  # noqa: F401  (re-exported)
@@ -122,7 +122,6 @@ class CycleContext:
         return got if got is not None else self.region_latency_ms.get((b, a))
 
 
-@runtime_checkable
 class FilterPlugin(Protocol):
     @property
     def name(self) -> str: ...
@@ -131,7 +130,6 @@ class FilterPlugin(Protocol):
         """None if `request` could run on `cluster` now; otherwise why not."""
 
 
-@runtime_checkable
 class ScorePlugin(Protocol):
     @property
     def name(self) -> str: ...
@@ -140,7 +138,6 @@ class ScorePlugin(Protocol):
         """0..MAX_SCORE; higher is better. Only called for clusters that passed every filter."""
 
 
-@runtime_checkable
 class PoolScorePlugin(ScorePlugin, Protocol):
     """A score of one GPU pool of a cluster for the request (fragmentation, scarcity, tightness).
 

@@ -437,6 +437,10 @@ POOL_FILTERS = frozenset({"GangFit"})
 """Filters whose verdict reads only the request and the accelerator pools it accepts, and which pass exactly
 when one of those pools holds the replicas `pools.best_pool` scores over: a cycle re-checks such a filter
 only for the pools that changed (board.py)."""
+POOL_SCORES = frozenset({"LeastFragmentation", "Fragmentation", "Scarcity"})
+"""The scores that are `PoolScorePlugin`s: the cycle sums them per accelerator pool and binds the job to the
+best pool's model (pools.py). Named here, not found by isinstance, so that the compiled build
+(setup.py) can compile the framework's Protocols, which it cannot make runtime-checkable."""
 PREFERENCE_SCORES = frozenset({"Locality"})
 """Scores that read where a job would rather run (its preferred regions; its user's region, which no filter
 reads without a latency budget): what `PlacementRequest.fit_shape` leaves out. While every one of them is
