@@ -43,6 +43,7 @@ from federator.scheduler.framework import (
     PoolScorePlugin,
     ScorePlugin,
 )
+from federator.scheduler.gcpause import few_full_collections
 from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES
 from federator.scheduler.pools import best_model, fit_count, split_by_model
 from federator.scheduler.preemption import (
@@ -135,6 +136,11 @@ class Scheduler:
     ) -> CycleResult:
         """Place what fits of `requests` over `snapshot`; `running` is the work already placed
         (for queue usage and preemption), `now` the time lost accelerator-seconds are measured at."""
+        with few_full_collections():
+            return self._schedule(snapshot, requests, running, now, clock)
+
+    def _schedule(self, snapshot: Snapshot, requests: Sequence[PlacementRequest], running: Sequence[Allocation],
+                  now: float, clock: Callable[[], float]) -> CycleResult:
         cfg = self.config
         phases: dict[str, float] = {}
         t0 = clock()
