@@ -161,7 +161,18 @@ class AcceleratorPool:
         A MIG pool gives each fractional replica a partition of its own."""
         hist, shared, host_room, shared_room = self.after_take(accelerator_milli, replicas, cpu_milli=cpu_milli,
                                                                memory_bytes=memory_bytes)
-        return replace(self, nodes_by_free=hist, shared_devices=shared, host_room=host_room, shared_room=shared_room)
+        return self.with_state(hist, shared, host_room, shared_room)
+
+    def with_state(self, hist: tuple[int, ...], shared: tuple[tuple[int, int], ...],
+                   host_room: tuple[tuple[int, int], ...], shared_room: tuple[tuple[int, int, int], ...]
+                   ) -> AcceleratorPool:
+        """This pool with another free state (`PoolState`), everything else the same. What
+        `dataclasses.replace` does, spelled out: a cycle builds a pool per placement, and in the
+        compiled build (setup.py) the generic replace is a tenth of the cycle. A test holds it to
+        `replace` over every field."""
+        return AcceleratorPool(self.accelerator_model, hist, self.total_accelerators, self.allocatable_accelerators,
+                               shared, host_room, shared_room, self.vendor, self.memory_mib, self.resource_name,
+                               self.family, self.sharing, self.unit_milli)
 
     def after_take(
         self, accelerator_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0
@@ -183,7 +194,7 @@ class AcceleratorPool:
         cluster's.
         """
         hist, room = self._take_whole(accelerators_per_replica, replicas, cpu_milli, memory_bytes)
-        return replace(self, nodes_by_free=hist, host_room=room)
+        return self.with_state(hist, self.shared_devices, room, self.shared_room)
 
     def _take_whole(self, accelerators_per_replica: int, replicas: int, cpu_milli: int,
                     memory_bytes: int) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
@@ -416,6 +427,15 @@ class ClusterCapacity:
     placement_ids: frozenset[str] = frozenset()
     workload_kinds: frozenset[str] = frozenset()  # "Kind.group" it can run; empty = BUILTIN_WORKLOAD_KINDS
 
+    def after_bind(self, accelerator_pools: tuple[AcceleratorPool, ...], cpu_milli_free: int,
+                   memory_bytes_free: int, node_cpu_milli_free_max: int, node_memory_bytes_free_max: int
+                   ) -> ClusterCapacity:
+        """This capacity with other pools and free CPU and memory, the rest the same: what a reservation
+        changes (snapshot.reserve), without the generic `dataclasses.replace` (see AcceleratorPool.with_state)."""
+        return ClusterCapacity(accelerator_pools, self.cpu_milli_allocatable, cpu_milli_free,
+                               self.memory_bytes_allocatable, memory_bytes_free, node_cpu_milli_free_max,
+                               node_memory_bytes_free_max, self.sequence, self.placement_ids, self.workload_kinds)
+
     def runs(self, workload_kind: str) -> bool:
         """Whether the cluster can run a workload of this kind ("" = the federator's own Job/Deployment)."""
         return not workload_kind or workload_kind in (self.workload_kinds or BUILTIN_WORKLOAD_KINDS)
@@ -457,6 +477,10 @@ class ClusterInfo:
     state: ClusterState = ClusterState.READY
     labels: tuple[tuple[str, str], ...] = ()
     capacity: ClusterCapacity = field(default_factory=ClusterCapacity)
+
+    def with_capacity(self, capacity: ClusterCapacity) -> ClusterInfo:
+        """This cluster with another capacity (see AcceleratorPool.with_state)."""
+        return ClusterInfo(self.name, self.region, self.state, self.labels, capacity)
 
     @property
     def price_per_accelerator_hour(self) -> float | None:

@@ -55,15 +55,9 @@ def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, accele
             raise ValueError(f"{cluster.name} has no {accelerator_model} pool")
     cpu_free = cap.cpu_milli_free - cpu
     mem_free = cap.memory_bytes_free - mem
-    new_cap = replace(
-        cap,
-        accelerator_pools=pools,
-        cpu_milli_free=cpu_free,
-        memory_bytes_free=mem_free,
-        node_cpu_milli_free_max=min(cap.node_cpu_milli_free_max, cpu_free),
-        node_memory_bytes_free_max=min(cap.node_memory_bytes_free_max, mem_free),
-    )
-    return replace(cluster, capacity=new_cap)
+    new_cap = cap.after_bind(pools, cpu_free, mem_free, min(cap.node_cpu_milli_free_max, cpu_free),
+                             min(cap.node_memory_bytes_free_max, mem_free))
+    return cluster.with_capacity(new_cap)
 
 
 def release(cluster: ClusterInfo, *, resources: Resources, replicas: int, accelerator_model: str) -> ClusterInfo:
