@@ -395,15 +395,22 @@ def _hosted(hist: tuple[int, ...], room: tuple[tuple[int, int], ...], cpu: int, 
     return tuple(out)
 
 
-@lru_cache(maxsize=1 << 16)
+# Not memoised: hashing the histogram for a cache costs what the loop does (compiled, setup.py).
 def _gang_capacity(hist: tuple[int, ...], g: int) -> int:
-    return sum((i // g) * n for i, n in enumerate(hist))
+    total = 0
+    for i in range(g, len(hist)):
+        total += (i // g) * hist[i]
+    return total
 
 
-@lru_cache(maxsize=1 << 16)
 def _fraction_capacity(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], milli: int) -> int:
-    whole = sum(i * n for i, n in enumerate(hist))
-    return sum((f // milli) * n for f, n in shared) + whole * (MILLI // milli)
+    whole = 0
+    for i in range(1, len(hist)):
+        whole += i * hist[i]
+    fractions = 0
+    for f, n in shared:
+        fractions += (f // milli) * n
+    return fractions + whole * (MILLI // milli)
 
 
 BUILTIN_WORKLOAD_KINDS = frozenset({"Job.batch", "Deployment.apps", "StatefulSet.apps"})
