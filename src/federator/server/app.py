@@ -21,7 +21,7 @@ from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
 from federator.metrics import Metrics
-from federator.scheduler import PolicyError, Scheduler, load_policy
+from federator.scheduler import COMPILED, PolicyError, Scheduler, load_policy
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList, load_tokens
 from federator.security.authz import Authorizer, TenancyError, TenancyPolicy, load_tenancy
@@ -225,8 +225,9 @@ async def serve(opts: ServeOptions) -> None:
              "tls": not opts.insecure}
     if token_port:
         ready["grpc_token"] = f"{opts.token_listen.rpartition(':')[0]}:{token_port}"
-    log.info("federator serving gRPC on %s (%s), metrics on %s, %d jobs loaded from %s",
-             ready["grpc"], "INSECURE plaintext" if opts.insecure else "mTLS", ready["metrics"], len(fed.jobs), opts.db)
+    log.info("federator serving gRPC on %s (%s), metrics on %s, %d jobs loaded from %s, placement core %s",
+             ready["grpc"], "INSECURE plaintext" if opts.insecure else "mTLS", ready["metrics"], len(fed.jobs), opts.db,
+             "compiled" if COMPILED else "interpreted (see setup.py: about half the placements per second)")
     if opts.ready_file:
         tmp = opts.ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(ready))
