@@ -8,7 +8,7 @@ number of nodes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 
@@ -293,7 +293,7 @@ class AcceleratorPool:
                         counts[free] -= 1
                         counts[free + g] += 1
                         break
-            return replace(self, nodes_by_free=tuple(counts), host_room=(), shared_room=())
+            return self.with_state(tuple(counts), self.shared_devices, (), ())
         shared = dict(self.shared_devices)
         for _ in range(replicas):
             base = next((f for f in sorted(shared) if shared[f] and f + accelerator_milli <= MILLI), None)
@@ -307,8 +307,7 @@ class AcceleratorPool:
                 if emptiest is not None:
                     counts[emptiest] -= 1
                     counts[emptiest + 1] += 1
-        return replace(self, nodes_by_free=tuple(counts), host_room=(), shared_room=(),
-                       shared_devices=tuple(sorted((f, n) for f, n in shared.items() if n)))
+        return self.with_state(tuple(counts), tuple(sorted((f, n) for f, n in shared.items() if n)), (), ())
 
 
 class _Room:
@@ -437,8 +436,8 @@ class ClusterCapacity:
     def after_bind(self, accelerator_pools: tuple[AcceleratorPool, ...], cpu_milli_free: int,
                    memory_bytes_free: int, node_cpu_milli_free_max: int, node_memory_bytes_free_max: int
                    ) -> ClusterCapacity:
-        """This capacity with other pools and free CPU and memory, the rest the same: what a reservation
-        changes (snapshot.reserve), without the generic `dataclasses.replace` (see AcceleratorPool.with_state)."""
+        """This capacity with other pools and free CPU and memory, the rest the same: what a reservation or a
+        release changes (snapshot.py), without the generic `dataclasses.replace` (see AcceleratorPool.with_state)."""
         return ClusterCapacity(accelerator_pools, self.cpu_milli_allocatable, cpu_milli_free,
                                self.memory_bytes_allocatable, memory_bytes_free, node_cpu_milli_free_max,
                                node_memory_bytes_free_max, self.sequence, self.placement_ids, self.workload_kinds)

@@ -8,7 +8,7 @@ nothing. `reserve` and `release` are the only arithmetic on capacity.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from federator.model import ClusterInfo, ClusterState, Resources
 
@@ -71,12 +71,10 @@ def release(cluster: ClusterInfo, *, resources: Resources, replicas: int, accele
         )
     cpu_free = min(cap.cpu_milli_allocatable, cap.cpu_milli_free + resources.cpu_milli * replicas)
     mem_free = min(cap.memory_bytes_allocatable, cap.memory_bytes_free + resources.memory_bytes * replicas)
-    new_cap = replace(
-        cap, accelerator_pools=pools, cpu_milli_free=cpu_free, memory_bytes_free=mem_free,
-        node_cpu_milli_free_max=max(cap.node_cpu_milli_free_max, min(resources.cpu_milli, cpu_free)),
-        node_memory_bytes_free_max=max(cap.node_memory_bytes_free_max, min(resources.memory_bytes, mem_free)),
-    )
-    return replace(cluster, capacity=new_cap)
+    new_cap = cap.after_bind(pools, cpu_free, mem_free,
+                             max(cap.node_cpu_milli_free_max, min(resources.cpu_milli, cpu_free)),
+                             max(cap.node_memory_bytes_free_max, min(resources.memory_bytes, mem_free)))
+    return cluster.with_capacity(new_cap)
 
 
 class Txn:
