@@ -12,8 +12,13 @@ EXAMPLES = ROOT / "examples"
 T = TypeVar("T")
 
 
-def eventually(fn: Callable[[], T], *, timeout: float = 30.0, what: str = "condition") -> T:
-    """Poll until fn returns something truthy; the machine may be loaded, so deadlines are generous."""
+def eventually(fn: Callable[[], T], *, timeout: float = 30.0, what: str | Callable[[], str] = "condition") -> T:
+    """Poll until fn returns something truthy; the machine may be loaded, so deadlines are generous.
+
+    `what` names the condition in the failure message. Pass a callable (a lambda building the
+    dump of pods, logs, status) to have it built when the wait times out, so the message shows the
+    state at the end of the wait rather than at its start.
+    """
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
@@ -25,4 +30,15 @@ def eventually(fn: Callable[[], T], *, timeout: float = 30.0, what: str = "condi
         except Exception as exc:  # noqa: BLE001 - a server restarting refuses connections for a while
             last = exc
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {describe(what)}; last: {last!r}")
+
+
+def describe(what: str | Callable[[], str]) -> str:
+    """`what` as text: a string as it is, a callable's answer (or why it had none: the dump must not
+    hide the timeout it describes)."""
+    if not callable(what):
+        return what
+    try:
+        return what()
+    except Exception as exc:  # noqa: BLE001 - a dead server or cluster is often what the wait was about
+        return f"<describing the condition failed: {exc!r}>"

@@ -33,7 +33,7 @@ def test_kubectl_apply_runs_the_gang_as_a_job_on_gpu_nodes_of_one_member(kube: K
     kube.kubectl("host", "apply", "-f", str(EXAMPLES_K8S / "training.yaml"))
     try:
         eventually(lambda: kube.phase("llm-finetune") == "Succeeded", timeout=120,
-                   what=f"llm-finetune Succeeded\n{kube.logs()}")
+                   what=lambda: f"llm-finetune Succeeded\n{kube.logs()}")
         eventually(lambda: phases.of("llm-finetune")[-1:] == ["Succeeded"], timeout=30, what="the watch to catch up")
         assert phases.of("llm-finetune") == ["Pending", "Placed", "Running", "Succeeded"]
 
@@ -105,7 +105,8 @@ def _long_job(name: str, *, replicas: int = 1, gpus: int = 8, models: list[str] 
 
 def test_deleting_the_federated_job_deletes_the_member_job(kube: Kube) -> None:
     kube.kubectl("host", "apply", "-f", "-", input=_long_job("to-delete", replicas=2, gpus=1))
-    eventually(lambda: kube.phase("to-delete") == "Running", timeout=120, what=f"to-delete Running\n{kube.logs()}")
+    eventually(lambda: kube.phase("to-delete") == "Running", timeout=120,
+               what=lambda: f"to-delete Running\n{kube.logs()}")
     fj = kube.fj("to-delete")
     assert fj is not None and "federator.io/placements" in fj["metadata"]["finalizers"]
     pid = fj["status"]["placementId"]
@@ -199,11 +200,12 @@ def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube
                  input=_long_job("hold-l40s", replicas=2, gpus=1, models=["L40S"], kind="inference"))
     try:
         for name in ("hold-h100", "hold-l40s"):
-            eventually(lambda n=name: kube.phase(n) == "Running", timeout=120, what=f"{name} Running\n{kube.logs()}")
+            eventually(lambda n=name: kube.phase(n) == "Running", timeout=120,
+                       what=lambda n=name: f"{n} Running\n{kube.logs()}")
         for member in kube.tb.members:
             eventually(lambda m=member: _reported(kube, m) == _expected_free(kube, m), timeout=60,
-                       what=f"{member}'s reported GPUs to match its nodes and pods "
-                            f"({_reported(kube, member)} vs {_expected_free(kube, member)})")
+                       what=lambda m=member: f"{m}'s reported GPUs to match its nodes and pods "
+                                             f"({_reported(kube, m)} vs {_expected_free(kube, m)})")
         a, b = _reported(kube, "member-a"), _reported(kube, "member-b")
         assert a[H100] == (16, 8)
         assert b["NVIDIA-L40S"] == (8, 6)
@@ -282,7 +284,7 @@ def test_a_job_submitted_through_the_grpc_api_gets_a_federated_job(kube: Kube, t
                            *kube.fed.client_args()], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     try:
-        eventually(lambda: kube.phase("from-grpc") == "Running", timeout=120, what=f"Running\n{kube.logs()}")
+        eventually(lambda: kube.phase("from-grpc") == "Running", timeout=120, what=lambda: f"Running\n{kube.logs()}")
         fj = kube.fj("from-grpc")
         assert fj is not None
         assert "federator.io/placements" in fj["metadata"]["finalizers"]

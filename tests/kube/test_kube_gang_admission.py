@@ -74,7 +74,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
             return sorted(i["metadata"]["name"] for i in items
                           if (i.get("status") or {}).get("state") == "Ready") == sorted(MEMBERS)
 
-        eventually(all_ready, timeout=60, what=f"both member clusters Ready\n{k.logs()}")
+        eventually(all_ready, timeout=60, what=lambda: f"both member clusters Ready\n{k.logs()}")
         yield k
     finally:
         if fed is not None:
@@ -130,7 +130,7 @@ def test_members_say_what_admits_their_gangs(kube: Kube) -> None:
                 for i in kube.json("host", "get", "memberclusters")["items"]}
 
     eventually(lambda: offers() == {"member-a": "none", "member-b": "kueue"}, timeout=30,
-               what=f"gangAdmission in MemberCluster status ({offers()})")
+               what=lambda: f"gangAdmission in MemberCluster status ({offers()})")
     wide = kube.kubectl("host", "get", "mc", "-o", "wide").stdout
     assert "GANG-ADMISSION" in wide.splitlines()[0], wide
     out = _cli(kube, "get", "clusters", "-o", "wide")
@@ -146,7 +146,7 @@ def test_kueue_holds_a_gang_over_quota_with_its_reason_then_admits_it_whole(kube
             message = str(status.get("message", ""))
             return message if status.get("phase") == "Placed" and "nvidia.com/gpu" in message else ""
 
-        message = eventually(waiting, timeout=90, what=f"Kueue's reason on kueue-gang\n{kube.logs()}")
+        message = eventually(waiting, timeout=90, what=lambda: f"Kueue's reason on kueue-gang\n{kube.logs()}")
         assert message.startswith("waiting for Kueue admission on member-b: "), message
         assert "quota" in message, message  # Kueue's own words: insufficient quota for nvidia.com/gpu
         assert _status(kube, "kueue-gang")["cluster"] == "member-b"
@@ -163,7 +163,7 @@ def test_kueue_holds_a_gang_over_quota_with_its_reason_then_admits_it_whole(kube
         # Raise the quota: Kueue admits the whole gang, unsuspends it, and it runs to Succeeded.
         _kueue_queues(kube.tb, gpus=24)
         eventually(lambda: kube.phase("kueue-gang") == "Succeeded", timeout=120,
-                   what=f"kueue-gang Succeeded after the quota was raised\n{kube.logs()}")
+                   what=lambda: f"kueue-gang Succeeded after the quota was raised\n{kube.logs()}")
         workloads = kube.json("member-b", "get", "workloads.kueue.x-k8s.io", "-n", WORKLOADS)["items"]
         assert any(c["type"] == "Admitted" and c["status"] == "True"
                    for w in workloads for c in w["status"]["conditions"])
@@ -196,22 +196,23 @@ def test_a_gang_not_wholly_bound_in_time_is_refused_and_placed_on_the_other_memb
     try:
         first = eventually(lambda: _status(kube, "gang-timeout").get("cluster") == "member-a"
                            and _status(kube, "gang-timeout").get("placementId"), timeout=60,
-                           what=f"gang-timeout placed on member-a\n{kube.logs()}")
+                           what=lambda: f"gang-timeout placed on member-a\n{kube.logs()}")
         eventually(lambda: _member_objects(kube, "member-a", first), timeout=30, what="its Job on member-a")
         tb.kubectl("member-b", "delete", "deployment", "filler", "-n", "default")  # room on member-b again
 
         second = eventually(lambda: _status(kube, "gang-timeout").get("cluster") == "member-b"
                             and _status(kube, "gang-timeout").get("placementId"), timeout=90,
-                            what=f"gang-timeout re-placed on member-b: {_status(kube, 'gang-timeout')}\n"
-                                 f"{tb.kubectl('member-a', 'get', 'pods,jobs', '-A', '-o', 'wide').stdout}\n"
-                                 f"{kube.logs()}")
+                            what=lambda: f"gang-timeout re-placed on member-b: {_status(kube, 'gang-timeout')}\n"
+                                         f"{tb.kubectl('member-a', 'get', 'pods,jobs', '-A', '-o', 'wide').stdout}\n"
+                                         f"{kube.logs()}")
         assert second != first
         # The refusal, in the agent's words, reached the federator's events / log.
         assert "gang timeout on member-a" in kube.fed.agents["member-a"].log.read_text()
         eventually(lambda: not _member_objects(kube, "member-a", first), timeout=60,
-                   what=f"no object of the first attempt left on member-a ({_member_objects(kube, 'member-a', first)})")
+                   what=lambda: "no object of the first attempt left on member-a "
+                                f"({_member_objects(kube, 'member-a', first)})")
         eventually(lambda: kube.phase("gang-timeout") == "Succeeded", timeout=120,
-                   what=f"gang-timeout Succeeded on member-b\n{kube.logs()}")
+                   what=lambda: f"gang-timeout Succeeded on member-b\n{kube.logs()}")
     finally:
         tb.kubectl("member-a", "delete", "pod", "cpu-hog", "-n", "default", "--ignore-not-found", "--wait=false")
         tb.kubectl("member-b", "delete", "deployment", "filler", "-n", "default", "--ignore-not-found")

@@ -22,7 +22,7 @@ def test_a_placed_job_has_a_placed_event(kube: Kube) -> None:
     kube.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(doc))
     try:
         eventually(lambda: kube.phase("with-events") in ("Placed", "Running"), timeout=120,
-                   what=f"with-events placed\n{kube.logs()}")
+                   what=lambda: f"with-events placed\n{kube.logs()}")
         uid = kube.fj("with-events")["metadata"]["uid"]  # type: ignore[index]
 
         def placed() -> list[dict[str, Any]]:
@@ -30,7 +30,7 @@ def test_a_placed_job_has_a_placed_event(kube: Kube) -> None:
                                   "involvedObject.kind=FederatedJob,involvedObject.name=with-events,reason=Placed")
                         ["items"])
 
-        eventually(lambda: bool(placed()), timeout=60, what=f"a Placed event\n{kube.logs()}")
+        eventually(lambda: bool(placed()), timeout=60, what=lambda: f"a Placed event\n{kube.logs()}")
         (event,) = placed()
         assert event["involvedObject"]["uid"] == uid
         assert event["type"] == "Normal"
@@ -59,12 +59,13 @@ def test_submit_warnings_become_warning_events_and_an_unknown_model_fails_naming
             return list(kube.json("host", "get", "events", "-n", JOBS_NAMESPACE, "--field-selector",
                                   "involvedObject.name=one-image,reason=SubmitWarning")["items"])
 
-        (event,) = eventually(warnings, timeout=60, what=f"a SubmitWarning event\n{kube.logs()}")
+        (event,) = eventually(warnings, timeout=60, what=lambda: f"a SubmitWarning event\n{kube.logs()}")
         assert event["type"] == "Warning"
         assert event["message"].startswith("spec.accelerators[1]: runs on huawei but has no template override")
         assert kube.phase("one-image") != "Failed"  # accepted: a warning is advice
 
-        eventually(lambda: kube.phase("typo-model") == "Failed", timeout=60, what=f"typo-model refused\n{kube.logs()}")
+        eventually(lambda: kube.phase("typo-model") == "Failed", timeout=60,
+                   what=lambda: f"typo-model refused\n{kube.logs()}")
         message = kube.fj("typo-model")["status"]["message"]  # type: ignore[index]
         assert "spec.accelerators[1].model: unknown accelerator model 'Ascend910X'" in message
         assert "the fleet has: " in message

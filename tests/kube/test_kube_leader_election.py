@@ -89,14 +89,14 @@ def test_one_replica_acts_and_the_other_takes_over_when_it_dies(testbed: Testbed
 
     testbed.kubectl("host", "apply", "-f", "-", input=_fj("first"))
     eventually(lambda: _status(testbed, "first").get("phase") == "Pending", timeout=60,
-               what=f"the leader to take the job\n{leader.log()}")
+               what=lambda: f"the leader to take the job\n{leader.log()}")
     first_id = _status(testbed, "first")["jobId"]
     assert leader.submitted("first")
     assert not standby.submitted("first")  # two replicas never both act
     transitions = int(_lease(testbed).get("leaseTransitions") or 0)
 
     leader.proc.stop(signal.SIGKILL)  # no release: the standby must wait the lease out
-    eventually(standby.ready.exists, timeout=60, what=f"the standby to take over\n{standby.log()}")
+    eventually(standby.ready.exists, timeout=60, what=lambda: f"the standby to take over\n{standby.log()}")
     lease = _lease(testbed)
     assert lease["holderIdentity"] == standby.identity
     assert int(lease["leaseTransitions"]) == transitions + 1
@@ -104,7 +104,7 @@ def test_one_replica_acts_and_the_other_takes_over_when_it_dies(testbed: Testbed
 
     testbed.kubectl("host", "apply", "-f", "-", input=_fj("second"))
     eventually(lambda: _status(testbed, "second").get("phase") == "Pending", timeout=60,
-               what=f"the new leader to take a new job\n{standby.log()}")
+               what=lambda: f"the new leader to take a new job\n{standby.log()}")
     assert standby.submitted("second")
     assert _status(testbed, "first")["jobId"] == first_id  # resumed from status, not submitted again
     assert not standby.submitted("first")

@@ -57,14 +57,14 @@ def test_a_queue_quota_holds_the_second_job_until_it_is_raised(kube: Kube) -> No
     kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"weight": 1, "quota": {"gpus": {"H100": 8}}}))
     try:
         eventually(lambda: _valid(kube, queue).get("status") == "True", timeout=60,
-                   what=f"Queue {queue} accepted\n{kube.logs()}")
+                   what=lambda: f"Queue {queue} accepted\n{kube.logs()}")
         kube.kubectl("host", "apply", "-f", "-", input=_job("quota-first", queue))
         eventually(lambda: kube.phase("quota-first") in ("Placed", "Running"), timeout=120,
-                   what=f"quota-first placed\n{kube.logs()}")
+                   what=lambda: f"quota-first placed\n{kube.logs()}")
 
         kube.kubectl("host", "apply", "-f", "-", input=_job("quota-second", queue))
         eventually(lambda: _pending_reason(kube, "quota-second").get("code") == "QuotaExceeded", timeout=60,
-                   what=f"quota-second held by the quota ({_pending_reason(kube, 'quota-second')})")
+                   what=lambda: f"quota-second held by the quota ({_pending_reason(kube, 'quota-second')})")
         assert kube.phase("quota-second") == "Pending"
         assert f"quota of queue {queue} on H100" in _pending_reason(kube, "quota-second")["message"]
         row = _table_row(kube.kubectl("host", "get", "fj", "quota-second", "-o", "wide").stdout)
@@ -75,13 +75,13 @@ def test_a_queue_quota_holds_the_second_job_until_it_is_raised(kube: Kube) -> No
             status = kube.json("host", "get", "queue", queue).get("status") or {}
             return status.get("acceleratorsInUse"), status.get("pendingJobs"), status.get("runningJobs")
 
-        eventually(lambda: usage() == ({H100: 8}, 1, 1), timeout=60, what=f"the Queue's usage ({usage()})")
+        eventually(lambda: usage() == ({H100: 8}, 1, 1), timeout=60, what=lambda: f"the Queue's usage ({usage()})")
 
         # Raise the quota with kubectl: the waiting job goes, with no restart.
         kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"weight": 1, "quota": {"gpus": {"H100": 16}}}))
         eventually(lambda: kube.phase("quota-second") in ("Placed", "Running"), timeout=120,
-                   what=f"quota-second placed after the raise\n{kube.logs()}")
-        eventually(lambda: usage() == ({H100: 16}, 0, 2), timeout=60, what=f"the Queue's usage ({usage()})")
+                   what=lambda: f"quota-second placed after the raise\n{kube.logs()}")
+        eventually(lambda: usage() == ({H100: 16}, 0, 2), timeout=60, what=lambda: f"the Queue's usage ({usage()})")
     finally:
         kube.kubectl("host", "delete", "fj", "quota-first", "quota-second", "--timeout=60s", "--ignore-not-found",
                      check=False)
@@ -95,7 +95,7 @@ def test_a_queue_the_validator_refuses_is_reported_and_ignored(kube: Kube) -> No
     kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"quota": {"memory": "500m"}}))
     try:
         eventually(lambda: _valid(kube, queue).get("status") == "False", timeout=60,
-                   what=f"Queue {queue} refused\n{kube.logs()}")
+                   what=lambda: f"Queue {queue} refused\n{kube.logs()}")
         message = _valid(kube, queue)["message"]
         assert message.startswith(f"Queue {queue}: spec.quota.memory:"), message
         wide = kube.kubectl("host", "get", "queue", queue, "-o", "wide").stdout
@@ -104,7 +104,7 @@ def test_a_queue_the_validator_refuses_is_reported_and_ignored(kube: Kube) -> No
         # Ignored, not fatal: a job in that queue is scheduled as if the Queue were not there.
         kube.kubectl("host", "apply", "-f", "-", input=_job("bad-quota-job", queue))
         eventually(lambda: kube.phase("bad-quota-job") in ("Placed", "Running"), timeout=120,
-                   what=f"bad-quota-job placed\n{kube.logs()}")
+                   what=lambda: f"bad-quota-job placed\n{kube.logs()}")
 
         # Fixed in place: accepted, with no restart.
         kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"quota": {"memory": "64Gi"}}))

@@ -46,9 +46,11 @@ def test_a_federated_job_from_a_namespace_its_queue_does_not_select_fails_with_t
     kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {
         "weight": 1, "namespaceSelector": {"matchLabels": {"federator.io/tenant": "team-a"}}}))
     try:
-        eventually(lambda: _valid(kube, queue) == "True", timeout=60, what=f"Queue {queue} accepted\n{kube.logs()}")
+        eventually(lambda: _valid(kube, queue) == "True", timeout=60,
+                   what=lambda: f"Queue {queue} accepted\n{kube.logs()}")
         kube.kubectl("host", "apply", "-f", "-", input=_job("outsider", queue))
-        eventually(lambda: kube.phase("outsider") == "Failed", timeout=60, what=f"outsider refused\n{kube.logs()}")
+        eventually(lambda: kube.phase("outsider") == "Failed", timeout=60,
+                   what=lambda: f"outsider refused\n{kube.logs()}")
         status = kube.fj("outsider")["status"]  # type: ignore[index]
         [finished] = [c for c in status["conditions"] if c["type"] == "Finished"]
         assert finished["reason"] == "QueueNotAllowed"
@@ -71,7 +73,7 @@ def test_a_federated_job_from_a_namespace_its_queue_does_not_select_fails_with_t
         kube.kubectl("host", "label", "namespace", JOBS_NAMESPACE, "federator.io/tenant=team-a")
         kube.kubectl("host", "apply", "-f", "-", input=_job("insider", queue))
         eventually(lambda: kube.phase("insider") in ("Placed", "Running", "Succeeded"), timeout=120,
-                   what=f"insider placed\n{kube.logs()}")
+                   what=lambda: f"insider placed\n{kube.logs()}")
     finally:
         kube.kubectl("host", "label", "namespace", JOBS_NAMESPACE, "federator.io/tenant-", check=False)
         kube.kubectl("host", "delete", "fj", "outsider", "insider", "-n", JOBS_NAMESPACE, "--ignore-not-found",
@@ -84,7 +86,8 @@ def test_a_queue_with_a_bad_namespace_selector_is_invalid_naming_the_field(kube:
     kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {
         "namespaceSelector": {"matchExpressions": [{"key": "tier", "operator": "In"}]}}))
     try:
-        eventually(lambda: _valid(kube, queue) == "False", timeout=60, what=f"Queue {queue} refused\n{kube.logs()}")
+        eventually(lambda: _valid(kube, queue) == "False", timeout=60,
+                   what=lambda: f"Queue {queue} refused\n{kube.logs()}")
         [cond] = kube.json("host", "get", "queue", queue)["status"]["conditions"]
         assert "spec.namespaceSelector.matchExpressions[0].values" in cond["message"]
     finally:

@@ -106,7 +106,7 @@ def vkube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
             return sorted(i["metadata"]["name"] for i in items
                           if (i.get("status") or {}).get("state") == "Ready") == sorted(MEMBERS)
 
-        eventually(all_ready, timeout=90, what=f"every vendor member Ready\n{k.logs()}")
+        eventually(all_ready, timeout=90, what=lambda: f"every vendor member Ready\n{k.logs()}")
         yield k
     finally:
         if fed is not None:
@@ -151,7 +151,7 @@ def test_every_member_reports_its_vendors_devices(vkube: Kube) -> None:
         return all({m: p["total"] for m, p in _pools(vkube, member).items()} == want
                    for member, want in expect.items())
 
-    eventually(reported, timeout=60, what=f"pools {expect}; got {[_pools(vkube, m) for m in MEMBERS]}")
+    eventually(reported, timeout=60, what=lambda: f"pools {expect}; got {[_pools(vkube, m) for m in MEMBERS]}")
     table = vkube.kubectl("host", "get", "mc", "-o", "wide").stdout
     columns = ",".join(f"{k}:.status.accelerators[*].{f}" for k, f in (
         ("VENDOR", "vendor"), ("MODELS", "model"), ("TOTAL", "total"), ("FREE", "free"), ("SHARING", "sharing")))
@@ -169,7 +169,7 @@ def test_a_dra_placement_creates_a_claim_that_kube_scheduler_allocates_and_the_p
         "template": {"metadata": {"annotations": {DELAY: "600s"}}}}})
     try:
         eventually(lambda: _status(vkube, "on-dra").get("phase") == "Running", timeout=120,
-                   what=f"on-dra Running: {_status(vkube, 'on-dra')}\n{vkube.logs()}")
+                   what=lambda: f"on-dra Running: {_status(vkube, 'on-dra')}\n{vkube.logs()}")
         status = _status(vkube, "on-dra")
         assert status["cluster"] == "dra"
         (pod,) = _pods(vkube, "dra", status["placementId"])
@@ -199,7 +199,7 @@ def test_a_fractional_replica_lands_on_a_member_that_shares_gpus(vkube: Kube) ->
         "kind": "inference", "replicas": 2, "resources": {"nvidia.com/gpu": "500m", "cpu": "1"}}})
     try:
         eventually(lambda: _status(vkube, "half-gpu").get("phase") == "Running", timeout=120,
-                   what=f"half-gpu Running: {_status(vkube, 'half-gpu')}\n{vkube.logs()}")
+                   what=lambda: f"half-gpu Running: {_status(vkube, 'half-gpu')}\n{vkube.logs()}")
         status = _status(vkube, "half-gpu")
         placements = status["placements"]
         assert {p["cluster"] for p in placements} <= {"mig", "shared"}
@@ -226,7 +226,7 @@ def test_a_fraction_stays_pending_naming_what_is_missing_where_no_member_shares_
             return dict(_status(vkube, "half-mi300x").get("pendingReason") or {})
 
         eventually(lambda: reason().get("code") == "SharingUnavailable", timeout=60,
-                   what=f"a SharingUnavailable pending reason: {_status(vkube, 'half-mi300x')}")
+                   what=lambda: f"a SharingUnavailable pending reason: {_status(vkube, 'half-mi300x')}")
         message = reason()["message"]
         assert "amd offers no shared or MIG device for a 500m replica: AMD_Instinct_MI300X_OAM (None)" in message
         assert _status(vkube, "half-mi300x")["phase"] == "Pending"
@@ -244,7 +244,7 @@ def test_an_ascend_placement_asks_for_the_mindcluster_resource_and_pins_the_chip
                      "spec": {"containers": [{"name": "train", "image": "registry.invalid/llm-train:cann8"}]}}}})
     try:
         eventually(lambda: _status(vkube, "on-ascend").get("phase") == "Running", timeout=120,
-                   what=f"on-ascend Running: {_status(vkube, 'on-ascend')}\n{vkube.logs()}")
+                   what=lambda: f"on-ascend Running: {_status(vkube, 'on-ascend')}\n{vkube.logs()}")
         status = _status(vkube, "on-ascend")
         assert status["cluster"] == "ascend"
         pods = _pods(vkube, "ascend", status["placementId"])
@@ -265,7 +265,7 @@ def test_a_job_moves_to_its_ascend_alternative_when_the_nvidia_member_is_full(vk
         "template": {"metadata": {"annotations": {DELAY: "600s"}}}}})
     try:
         eventually(lambda: _status(vkube, "fill-h100").get("cluster") == "nvidia", timeout=120,
-                   what=f"fill-h100 on nvidia: {_status(vkube, 'fill-h100')}")
+                   what=lambda: f"fill-h100 on nvidia: {_status(vkube, 'fill-h100')}")
         _apply(vkube, {"metadata": {"name": "either"}, "spec": {
             "kind": "training", "replicas": 1, "resources": {"cpu": "1"},
             "accelerators": [
@@ -275,7 +275,7 @@ def test_a_job_moves_to_its_ascend_alternative_when_the_nvidia_member_is_full(vk
             "template": {"metadata": {"annotations": {DELAY: "600s"}},
                          "spec": {"containers": [{"name": "train", "image": "registry.invalid/llm-train:cuda12"}]}}}})
         eventually(lambda: _status(vkube, "either").get("phase") == "Running", timeout=120,
-                   what=f"either Running: {_status(vkube, 'either')}\n{vkube.logs()}")
+                   what=lambda: f"either Running: {_status(vkube, 'either')}\n{vkube.logs()}")
         status = _status(vkube, "either")
         assert status["cluster"] == "ascend"
         (pod,) = _pods(vkube, "ascend", status["placementId"])
@@ -298,7 +298,7 @@ def test_a_vendor_added_by_the_catalog_value_runs_jobs_without_code(vkube: Kube)
         "template": {"metadata": {"annotations": {DELAY: "600s"}}}}})
     try:
         eventually(lambda: _status(vkube, "on-acme").get("phase") == "Running", timeout=120,
-                   what=f"on-acme Running: {_status(vkube, 'on-acme')}\n{vkube.logs()}")
+                   what=lambda: f"on-acme Running: {_status(vkube, 'on-acme')}\n{vkube.logs()}")
         status = _status(vkube, "on-acme")
         assert status["cluster"] == "acme"
         (pod,) = _pods(vkube, "acme", status["placementId"])

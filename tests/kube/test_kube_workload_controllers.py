@@ -117,7 +117,7 @@ def test_a_jobset_runs_to_succeeded_under_the_jobset_controller(fed: Kube) -> No
     _apply(fed, "pretrain", _small(fresh("JobSet")), gpuModels=["A100"])
     try:
         eventually(lambda: fed.phase("pretrain") == "Succeeded", timeout=180,
-                   what=f"the JobSet job Succeeded\n{fed.logs()}")
+                   what=lambda: f"the JobSet job Succeeded\n{fed.logs()}")
         status = fed.fj("pretrain")["status"]  # type: ignore[index]
         assert status["cluster"] == "member-b"
         (js,) = _placed(fed, "jobsets.jobset.x-k8s.io", status["placementId"])
@@ -135,7 +135,7 @@ def test_an_lws_job_runs_under_the_lws_controller(fed: Kube) -> None:
     _apply(fed, "llm-serve", lws, gpuModels=["A100"])
     try:
         eventually(lambda: fed.phase("llm-serve") == "Running", timeout=180,
-                   what=f"the LWS job Running\n{fed.logs()}")
+                   what=lambda: f"the LWS job Running\n{fed.logs()}")
         pods = fed.json("member-b", "get", "pods", "-n", WORKLOADS, "-l", "app.kubernetes.io/managed-by=federator")
         assert len([p for p in pods["items"] if p["status"].get("phase") == "Running"]) >= 2  # leader + worker
         fed.kubectl("host", "delete", "fj", "llm-serve", "--timeout=60s")
@@ -149,7 +149,7 @@ def test_a_trainjob_runs_to_succeeded_under_the_trainer(fed: Kube) -> None:
     _apply(fed, "tune", _small(fresh("TrainJob")), gpuModels=["A100"])
     try:
         eventually(lambda: fed.phase("tune") == "Succeeded", timeout=180,
-                   what=f"the TrainJob job Succeeded\n{fed.logs()}")
+                   what=lambda: f"the TrainJob job Succeeded\n{fed.logs()}")
         status = fed.fj("tune")["status"]  # type: ignore[index]
         assert status["cluster"] == "member-b"
         (tj,) = _placed(fed, "trainjobs.trainer.kubeflow.org", status["placementId"])

@@ -75,12 +75,13 @@ def test_a_jobset_waits_until_a_member_serves_jobsets_then_runs_there(kube: Kube
         install_crds(kube, "member-b", ["JobSet"])  # the member gains the kind: its agent finds it
         eventually(lambda: "JobSet" in mc_kinds(kube, "member-b"), timeout=60, what="member-b to advertise JobSet")
         assert "JobSet" in kube.kubectl("host", "get", "mc", "member-b", "-o", "wide").stdout
-        eventually(lambda: kube.phase("pretrain") == "Placed", timeout=60, what=f"pretrain Placed\n{kube.logs()}")
+        eventually(lambda: kube.phase("pretrain") == "Placed", timeout=60,
+                   what=lambda: f"pretrain Placed\n{kube.logs()}")
         status = kube.fj("pretrain")["status"]  # type: ignore[index]
         assert (status["cluster"], status["accelerators"]) == ("member-b", "16")  # 2 workers x 8; the driver is CPU
         # Placed is recorded when the federator decides; the agent creates the JobSet just after.
         (js,) = eventually(lambda: member_objects(kube, "member-b", "jobsets.jobset.x-k8s.io", status["placementId"]),
-                           timeout=60, what=f"pretrain's JobSet on member-b\n{kube.logs()}")
+                           timeout=60, what=lambda: f"pretrain's JobSet on member-b\n{kube.logs()}")
         driver, workers = (r["template"]["spec"]["template"] for r in js["spec"]["replicatedJobs"])
         assert workers["spec"]["nodeSelector"]["nvidia.com/gpu.product"] == A100
         assert "nodeSelector" not in driver["spec"]  # a CPU pod set goes anywhere
@@ -146,7 +147,8 @@ def test_an_lws_inference_job_spreads_its_groups(kube: Kube, every_crd: None) ->
         res["requests"]["nvidia.com/gpu"] = res["limits"]["nvidia.com/gpu"] = 1
     kube.kubectl("host", "apply", "-f", "-", input=fj("llm-serve", lws, regions={"minRegions": 2}))
     try:
-        eventually(lambda: kube.phase("llm-serve") == "Placed", timeout=60, what=f"llm-serve Placed\n{kube.logs()}")
+        eventually(lambda: kube.phase("llm-serve") == "Placed", timeout=60,
+                   what=lambda: f"llm-serve Placed\n{kube.logs()}")
         status = kube.fj("llm-serve")["status"]  # type: ignore[index]
         by_member = {p["cluster"]: p for p in status["placements"]}
         assert sorted(by_member) == ["member-a", "member-b"]  # one group in each region
