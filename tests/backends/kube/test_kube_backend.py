@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -226,3 +227,47 @@ def test_a_gang_seen_whole_once_is_never_refused_and_an_unwatched_stretch_is_tru
     api, updates = asyncio.run(run())
     assert not api.deleted
     assert all(phase is not JobPhase.CANCELLED for _, phase, _ in updates)
+
+
+class _SlowServiceApi(FakeApi):
+    """A member that answers the rendezvous Service's create slowly (a loaded API server): the test runs
+    informer events while the launch waits for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.service_asked = threading.Event()
+        self.answer = threading.Event()
+
+    def create(self, res: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        if res.plural == "services":
+            self.service_asked.set()
+            self.answer.wait(10)
+        return super().create(res, body, namespace)
+
+
+def test_a_replica_bound_before_the_launch_returns_does_not_make_a_gang_of_one() -> None:
+    """ci9: the pod watch can run ahead of the Job watch and of the launch itself (its Service create
+    still in flight). The first replica bound then is one of the placement's two, not a whole gang of one."""
+    async def run() -> tuple[_SlowServiceApi, list[tuple[str, JobPhase, str]]]:
+        api, clock = _SlowServiceApi(), _Clock()
+        b, updates = gang_backend(api, clock)
+        launch = asyncio.get_running_loop().create_task(b.launch(placement(), SPEC))
+        assert await asyncio.to_thread(api.service_asked.wait, 10)
+        feed(b, b.pods, ADDED, gang_pod("p0", "n0", "Running"))  # before the Job's own event, mid-launch
+        feed(b, b.pods, ADDED, gang_pod("p1"))
+        api.answer.set()
+        assert await launch is None
+        feed(b, b.jobs, ADDED, job_obj({}))
+        feed(b, b.pods, DELETED, gang_pod("p0", "n0", "Succeeded"))
+        feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 1}))
+        feed(b, b.pods, MODIFIED, gang_pod("p1", "n0", "Running"))  # one after the other, never together
+        clock.now += 6
+        await b._check_gangs()
+        await b.stop()
+        return api, updates
+
+    api, updates = asyncio.run(run())
+    assert any(d.startswith("jobs/train-abc-g1-a-") for d in api.deleted)
+    assert updates[-1][:2] == (PID, JobPhase.CANCELLED)
+    assert updates[-1][2].startswith("refused: gang timeout on this cluster: 1 of 2 pods bound to nodes after 6s")
+

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from federator.backends.kube.workloads.common import REPLICAS_ANNOTATION
 from federator.model.cluster import GangAdmission
 
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -128,6 +129,17 @@ def kueue_wait_message(cluster: str, queue: str, kueue_workload: Mapping[str, An
     return f"{what}: {message}"
 
 
+def gang_size(workload: Mapping[str, Any]) -> int:
+    """The pods a placement's workload runs here (all its pod sets): its replicas annotation, else its
+    parallelism or replicas, else 1."""
+    raw = ((workload.get("metadata") or {}).get("annotations") or {}).get(REPLICAS_ANNOTATION)
+    spec = workload.get("spec") or {}
+    try:
+        return int(raw or spec.get("parallelism") or spec.get("replicas") or 1)
+    except (TypeError, ValueError):
+        return 1
+
+
 def unbound_gang(pods: Iterable[Mapping[str, Any]], replicas: int) -> str:
     """Why a gang is not whole on its nodes yet ("" when every one of its `replicas` pods is bound).
 
@@ -152,5 +164,6 @@ def unbound_gang(pods: Iterable[Mapping[str, Any]], replicas: int) -> str:
 
 __all__ = [
     "DEFAULT_GANG_TIMEOUT_SECONDS", "GangAdmission", "KUEUE_GROUP", "group_kind", "KUEUE_QUEUE_LABEL", "SUSPEND_FIELD",
-    "is_suspended", "kueue_admit", "kueue_state", "kueue_wait_message", "owner_uids", "unbound_gang",
+    "is_suspended", "kueue_admit", "kueue_state", "kueue_wait_message", "owner_uids", "gang_size",
+    "unbound_gang",
 ]

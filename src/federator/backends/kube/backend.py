@@ -23,7 +23,13 @@ from typing import Any
 from federator.agent.backend import UpdateCallback
 from federator.backends.kube import accelerators
 from federator.backends.kube.accelerators import AcceleratorRequest, RenderError
-from federator.backends.kube.admission import DEFAULT_GANG_TIMEOUT_SECONDS, SUSPEND_FIELD, GangAdmission, group_kind
+from federator.backends.kube.admission import (
+    DEFAULT_GANG_TIMEOUT_SECONDS,
+    SUSPEND_FIELD,
+    GangAdmission,
+    gang_size,
+    group_kind,
+)
 from federator.backends.kube.api import (
     DEVICE_CLASSES,
     JOBS,
@@ -50,7 +56,6 @@ from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
     PLACEMENT_ANNOTATION,
-    REPLICAS_ANNOTATION,
     SELECTOR,
     TRAINJOB_KEY,
     RenderOptions,
@@ -406,9 +411,7 @@ class KubeBackend:
         """Pods the placement runs here (all its pod sets), as its workload says."""
         workload = self._workload(pid)
         if workload is not None:
-            raw = ((workload.get("metadata") or {}).get("annotations") or {}).get(REPLICAS_ANNOTATION)
-            spec = workload.get("spec") or {}
-            return int(raw or spec.get("parallelism") or spec.get("replicas") or 1)
+            return gang_size(workload)
         placement = self._launched.get(pid)
         return placement.replicas if placement else 1
 

@@ -20,6 +20,10 @@ counting the finished replica with the running one.) So for a placement this
 process launched, and watched without a break since, the guard trusts only a
 whole gang it saw.
 
+How many pods make the gang whole is fixed when the placement is launched (the
+rendered workload's pod count, `prepare`): the pod watch can run ahead of the
+workload watch, and a pod seen before its workload must not make a gang of one.
+
 The clock starts when this agent process launched the placement, or when it
 first saw the workload (after a restart), so a restarted agent never deletes a
 gang on the strength of time it did not watch; nor does it second-guess a
@@ -36,6 +40,7 @@ from typing import Any
 from federator.backends.kube.admission import (
     DEFAULT_GANG_TIMEOUT_SECONDS,
     GangAdmission,
+    gang_size,
     is_suspended,
     kueue_admit,
     kueue_wait_message,
@@ -65,6 +70,7 @@ class GangGuard:
         self._since: dict[str, float] = {}  # placement id -> when this process started its clock
         self._watched: set[str] = set()  # launched by this process, its pods watched without a break since
         self._whole: set[str] = set()  # seen with every replica bound at once: its timeout is over
+        self._size: dict[str, int] = {}  # placement id -> its pods, as this process rendered them
         self._on_kueue_event = on_kueue_event
         self.kueue_workloads: Informer | None = None
         if kueue_queue:
@@ -98,8 +104,10 @@ class GangGuard:
     # -- launch ---------------------------------------------------------------
 
     def prepare(self, manifest: Obj, placement_id: str) -> Obj:
-        """The rendered workload, handed to Kueue in Kueue mode; starts the placement's clock."""
+        """The rendered workload, handed to Kueue in Kueue mode; starts the placement's clock and notes
+        how many pods make its gang whole."""
         self._since.setdefault(placement_id, self.clock())
+        self._size[placement_id] = gang_size(manifest)
         return kueue_admit(manifest, self.kueue_queue)
 
     @property
@@ -116,6 +124,7 @@ class GangGuard:
         self._since.pop(placement_id, None)
         self._watched.discard(placement_id)
         self._whole.discard(placement_id)
+        self._size.pop(placement_id, None)
 
     def watch_broke(self) -> None:
         """The pod watch was re-listed: changes in between went unseen, so no placement is watched whole."""
@@ -134,10 +143,14 @@ class GangGuard:
         return kueue_wait_message(self.cluster, self.kueue_queue, self._kueue_workload_of(workload))
 
     def observe(self, placement_id: str, pods: Iterable[Mapping[str, Any]], replicas: int) -> str:
-        """Note whether the gang is whole now (every replica bound): "" once it has been, else why not."""
+        """Note whether the gang is whole now (every replica bound): "" once it has been, else why not.
+
+        `replicas` is what the caller knows now; a gang this process launched needs at least the pods
+        it was rendered with (the caller may not have seen the workload yet).
+        """
         if placement_id in self._whole:
             return ""
-        why = unbound_gang(pods, replicas)
+        why = unbound_gang(pods, max(replicas, self._size.get(placement_id, 0)))
         if not why:
             self._whole.add(placement_id)  # whole once: the timeout is over for this placement
             self._since.pop(placement_id, None)
