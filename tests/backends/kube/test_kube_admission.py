@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from federator.backends.kube.admission import (
     KUEUE_QUEUE_LABEL,
     GangAdmission,
@@ -104,3 +106,39 @@ def test_gang_admission_from_the_wire() -> None:
     assert GangAdmission.parse("kueue") is GangAdmission.KUEUE
     assert GangAdmission.parse("") is GangAdmission.UNKNOWN
     assert GangAdmission.parse("volcano") is GangAdmission.NONE  # unknown admitters are not trusted to gang
+
+
+# A watched gang's life as the pod watch shows it, one change at a time: (seconds since launch, the bound
+# replicas after the change, the replicas the caller knows of then). The backend asks `expired` before it takes
+# a change in and `observe`s the change after; `overdue` is its periodic check. Gang timeout 5 s, 2 replicas.
+_SEQUENTIAL = [(0.3, 1, 2), (4.3, 0, 2), (4.5, 1, 2), (8.5, 0, 2)]  # ci9: the second binds when the first is done
+_SCENARIOS = {
+    "one after another, changes right after the deadline": (_SEQUENTIAL, 8.5, "1 of 2 pods bound"),
+    "one after another, finished within the deadline": ([(0.3, 1, 2), (2.0, 0, 2), (2.1, 1, 2), (4.0, 0, 2)],
+                                                         4.0, ""),
+    "whole in time, then one done early": ([(0.3, 1, 2), (1.0, 2, 2), (4.3, 1, 2), (8.5, 0, 2)], 8.5, ""),
+    "whole only after the deadline": ([(0.3, 1, 2), (5.2, 2, 2)], 5.2, "1 of 2 pods bound"),
+    "pods seen before the workload (ci9)": ([(0.2, 1, 1), (4.3, 0, 1), (4.5, 1, 1), (8.5, 0, 1)], 8.5,
+                                            "1 of 2 pods bound"),
+}
+
+
+@pytest.mark.parametrize(("changes", "end", "refused"), _SCENARIOS.values(), ids=_SCENARIOS.keys())
+def test_a_watched_gang_is_judged_at_its_deadline_on_what_was_seen_by_then(
+        changes: list[tuple[float, int, int]], end: float, refused: str) -> None:
+    """The verdict does not depend on when the periodic check runs: every change after the deadline is
+    judged first, on the gang as seen before it."""
+    clock = _Clock()
+    start = clock.now
+    guard = GangGuard(object(), namespace="w", cluster="member-a", gang_timeout=5, clock=clock)  # type: ignore[arg-type]
+    guard.prepare(_job(), "p")
+    guard.created("p")
+    verdict = ""
+    for at, bound, known in changes:
+        clock.now = start + at
+        verdict = guard.expired("p")
+        if verdict:
+            break
+        guard.observe("p", [_pod(f"n{i}", "Running") for i in range(bound)] + [_pod()] * (2 - bound), known)
+    assert clock.now == start + end  # the change that brought the verdict, or the last one
+    assert verdict.startswith(f"gang timeout on member-a: {refused}") if refused else verdict == ""

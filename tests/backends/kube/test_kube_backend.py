@@ -271,3 +271,74 @@ def test_a_replica_bound_before_the_launch_returns_does_not_make_a_gang_of_one()
     assert updates[-1][:2] == (PID, JobPhase.CANCELLED)
     assert updates[-1][2].startswith("refused: gang timeout on this cluster: 1 of 2 pods bound to nodes after 6s")
 
+
+def test_a_gang_past_its_timeout_is_refused_by_the_next_event_not_reported_finished_before_the_tick() -> None:
+    """The gang watch ticks every few seconds (a quarter of the timeout, at most 5 s); a loaded agent
+    ticks later still. A partial gang whose last replica finishes between its deadline and the next tick
+    must not read as Succeeded: the verdict comes before any phase the agent reports."""
+    async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
+        api, clock = FakeApi(), _Clock()
+        b, updates = await launched_gang(api, clock)
+        feed(b, b.pods, ADDED, gang_pod("p1"))
+        clock.now += 3
+        feed(b, b.pods, DELETED, gang_pod("p0", "n0", "Succeeded"))
+        feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 1}))
+        feed(b, b.pods, MODIFIED, gang_pod("p1", "n0", "Running"))
+        clock.now += 3  # past the 5 s timeout; no tick has run
+        feed(b, b.pods, DELETED, gang_pod("p1", "n0", "Succeeded"))
+        feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]}))
+        await b._check_gangs()  # the tick, late: nothing left to do
+        for _ in range(100):  # the refusal deletes the workload in the background
+            if api.deleted:
+                break
+            await asyncio.sleep(0.01)
+        await b.stop()
+        return api, updates
+
+    api, updates = asyncio.run(run())
+    assert [phase for _, phase, _ in updates] == [JobPhase.PLACED, JobPhase.RUNNING, JobPhase.CANCELLED]
+    # judged on the gang as it was before the last replica finished: 1 of its 2 pods bound
+    assert updates[-1][2].startswith("refused: gang timeout on this cluster: 1 of 2 pods bound to nodes after 6s")
+    assert any(d.startswith("jobs/train-abc-g1-a-") for d in api.deleted)
+
+
+def test_a_gang_that_finished_within_its_timeout_stays_finished() -> None:
+    """Never whole, but done before its deadline: the timeout had not run out, so Succeeded stands (the
+    timeout bounds how long a partial gang may hold nodes; this one let them go in time)."""
+    async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
+        api, clock = FakeApi(), _Clock()
+        b, updates = await launched_gang(api, clock)
+        feed(b, b.pods, ADDED, gang_pod("p1"))
+        clock.now += 2
+        feed(b, b.pods, DELETED, gang_pod("p0", "n0", "Succeeded"))
+        feed(b, b.pods, MODIFIED, gang_pod("p1", "n0", "Running"))
+        clock.now += 2
+        feed(b, b.pods, DELETED, gang_pod("p1", "n0", "Succeeded"))
+        feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]}))
+        clock.now += 60
+        await b._check_gangs()
+        await b.stop()
+        return api, updates
+
+    api, updates = asyncio.run(run())
+    assert not api.deleted
+    assert updates[-1][:2] == (PID, JobPhase.SUCCEEDED)
+
+
+def test_a_refusal_whose_delete_fails_does_not_hold_up_the_gang_watch() -> None:
+    async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
+        api, clock = FakeApi(fail_deletes=1), _Clock()
+        b, updates = await launched_gang(api, clock)
+        feed(b, b.pods, ADDED, gang_pod("p1"))
+        clock.now += 6
+        await asyncio.wait_for(b._check_gangs(), 0.5)  # the first delete fails: retried in the background
+        assert updates[-1][:2] == (PID, JobPhase.CANCELLED) and not api.deleted
+        for _ in range(100):
+            if api.deleted:
+                break
+            await asyncio.sleep(0.05)
+        await b.stop()
+        return api, updates
+
+    api, _ = asyncio.run(run())
+    assert any(d.startswith("jobs/train-abc-g1-a-") for d in api.deleted)

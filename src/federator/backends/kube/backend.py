@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -461,6 +461,9 @@ class KubeBackend:
             return
         pods = self._pods_of(pid)
         if watched:  # every change, in order: a gang is whole only if some moment saw it so
+            if self._started and workload is not None and (why := self._gang_overdue(pid, workload)):
+                self._refuse_now(pid, why)  # its deadline passed before this change: judged on what came before
+                return
             self.gang.observe(pid, pods, self._replicas(pid))
         if workload is not None:
             self._refresh(pid, workload, pods)
@@ -473,7 +476,10 @@ class KubeBackend:
                     self._refresh(pid, workload)
 
     async def _watch_gangs(self) -> None:
-        """Without a gang admitter: refuse every gang not wholly bound to nodes within the gang timeout."""
+        """Without a gang admitter: refuse every gang not wholly bound to nodes within the gang timeout.
+
+        The tick finds gangs whose pods went quiet; a gang whose pods or workload change after its
+        deadline is judged by that change first (`_refresh`), so a late tick cannot let it finish."""
         tick = max(0.2, min(5.0, self.gang.gang_timeout / 4))
         while True:
             await asyncio.sleep(tick)
@@ -482,19 +488,27 @@ class KubeBackend:
     async def _check_gangs(self) -> None:
         """One pass of the gang watch over every placement not finished here."""
         self._note_pod_relists()
-        for pid, (phase, _) in list(self._phases.items()):
+        for pid in list(self._phases):
             try:
                 workload = self._workload(pid)
-                if phase.is_terminal or pid in self._cancelled or workload is None \
-                        or group_kind(workload) not in SUSPEND_FIELD:  # gangs: the kinds that run to completion
-                    continue
-                if phase is not JobPhase.PLACED and not self.gang.watched(pid):
-                    continue  # past Placed in a stretch this process did not watch: trust the member
-                why = self.gang.overdue(pid, self._pods_of(pid), self._replicas(pid))
+                why = self._gang_overdue(pid, workload, self._pods_of(pid)) if workload is not None else ""
                 if why:
                     await self._refuse(pid, why)
             except Exception:  # one placement's trouble must not end the watch over every gang
                 log.exception("gang timeout check of placement %s failed", pid)
+
+    def _gang_overdue(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]] | None = None) -> str:
+        """Why the placement's gang is refused now, by the gang timeout ("" when it is not): on `pods`,
+        or without them on the pods seen before the change being handled (`GangGuard.expired`)."""
+        phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
+        if not self.gang.times_out or phase.is_terminal or pid in self._cancelled \
+                or group_kind(workload) not in SUSPEND_FIELD:  # gangs: the kinds that run to completion
+            return ""
+        if phase is not JobPhase.PLACED and not self.gang.watched(pid):
+            return ""  # past Placed in a stretch this process did not watch: trust the member
+        if pods is None:
+            return self.gang.expired(pid)
+        return self.gang.overdue(pid, pods, self._replicas(pid))
 
     def _note_pod_relists(self) -> None:
         """A re-listed pod watch skipped changes: no gang counts as watched from its launch any more."""
@@ -503,29 +517,48 @@ class KubeBackend:
             self.gang.watch_broke()
 
     async def _refuse(self, pid: str, why: str) -> None:
-        """Delete a placement's objects (its pods go with them) and report it stopped here, saying why."""
+        """Report a placement stopped here, saying why, and delete its objects (its pods go with them)."""
+        await self._refuse_now(pid, why)
+
+    def _refuse_now(self, pid: str, why: str) -> asyncio.Task[None]:
+        """`_refuse` from code that cannot wait: the verdict and the report now, the first delete in a
+        task (returned; a failed delete is retried in another, as `cancel` does)."""
         log.warning("placement %s: %s", pid, why)
         self._cancelled.add(pid)
         self._launched.pop(pid, None)
         self.gang.forget(pid)
+        self._report(pid, JobPhase.CANCELLED, f"refused: {why}")
+        return self._background(self._delete_or_retry(pid))
+
+    async def _delete_or_retry(self, pid: str) -> None:
         try:
             await self._delete(pid)
-        except KubeError as exc:
+        except KubeError as exc:  # keep going; delete in the background until it works
             log.warning("deleting the workload of %s failed (%s); retrying in the background", pid, exc)
-            task = asyncio.get_running_loop().create_task(self._delete_until_done(pid))
-            self._retries.add(task)
-            task.add_done_callback(self._retries.discard)
-        self._report(pid, JobPhase.CANCELLED, f"refused: {why}")
+            self._background(self._delete_until_done(pid))
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task kept until done (`stop` cancels it)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+        return task
 
     def _refresh(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]] | None = None) -> None:
-        """Report the placement's phase as its workload and pods (`pods`: found already, else looked up) say."""
-        phase, message = workload_phase(workload, self._pods_of(pid) if pods is None else pods)
-        waiting = self.gang.wait_message(workload) if phase is JobPhase.PLACED else ""
-        if waiting:
-            message = waiting  # Kueue holds it: say why, in Kueue's words
+        """Report the placement's phase as its workload and pods (`pods`: found already, else looked up) say.
+
+        A gang past its timeout and never whole is refused first, whatever phase the change brings."""
+        pods = self._pods_of(pid) if pods is None else pods
         last = self._phases.get(pid)
         if last is not None and last[0].is_terminal:
             return  # a finished placement stays finished
+        if self._started and (why := self._gang_overdue(pid, workload, pods)):
+            self._refuse_now(pid, why)
+            return
+        phase, message = workload_phase(workload, pods)
+        waiting = self.gang.wait_message(workload) if phase is JobPhase.PLACED else ""
+        if waiting:
+            message = waiting  # Kueue holds it: say why, in Kueue's words
         if pid in self._cancelled:
             phase, message = JobPhase.CANCELLED, "cancelled"
         elif last is not None and _RANK[phase] < _RANK[last[0]]:

@@ -10,7 +10,9 @@
 * `observe(pid, pods, replicas)`: on every change to a placement's pods, in the
   order the member made them, whether the gang is whole now;
 * `overdue(pid, pods, replicas)`: without a gang admitter, whether a placement's
-  pods have had `gang_timeout` seconds to all bind and have not.
+  pods have had `gang_timeout` seconds to all bind and have not;
+* `expired(pid)`: the same verdict for a watched placement on what was seen so
+  far, before the next change to its pods is taken in.
 
 Whole means every replica holds a node *at the same time*. A replica that ran
 and finished before the last one bound did not run in a gang: a rendezvous
@@ -23,6 +25,13 @@ whole gang it saw.
 How many pods make the gang whole is fixed when the placement is launched (the
 rendered workload's pod count, `prepare`): the pod watch can run ahead of the
 workload watch, and a pod seen before its workload must not make a gang of one.
+
+The verdict falls at the deadline, on what the guard saw up to it: a change
+the agent takes in after the deadline (the last replica binding late, the
+workload finishing one replica after another) does not count; the gang is
+judged as it was before that change (`expired`). So how late the backend's
+periodic check runs on a loaded machine changes nothing, and neither a gang
+made whole too late nor one that went on to finish is admitted.
 
 The clock starts when this agent process launched the placement, or when it
 first saw the workload (after a restart), so a restarted agent never deletes a
@@ -71,6 +80,7 @@ class GangGuard:
         self._watched: set[str] = set()  # launched by this process, its pods watched without a break since
         self._whole: set[str] = set()  # seen with every replica bound at once: its timeout is over
         self._size: dict[str, int] = {}  # placement id -> its pods, as this process rendered them
+        self._unbound: dict[str, str] = {}  # placement id -> why it was not whole when last observed
         self._on_kueue_event = on_kueue_event
         self.kueue_workloads: Informer | None = None
         if kueue_queue:
@@ -125,6 +135,7 @@ class GangGuard:
         self._watched.discard(placement_id)
         self._whole.discard(placement_id)
         self._size.pop(placement_id, None)
+        self._unbound.pop(placement_id, None)
 
     def watch_broke(self) -> None:
         """The pod watch was re-listed: changes in between went unseen, so no placement is watched whole."""
@@ -155,6 +166,9 @@ class GangGuard:
             self._whole.add(placement_id)  # whole once: the timeout is over for this placement
             self._since.pop(placement_id, None)
             self._watched.discard(placement_id)
+            self._unbound.pop(placement_id, None)
+        else:
+            self._unbound[placement_id] = why
         return why
 
     def overdue(self, placement_id: str, pods: Iterable[Mapping[str, Any]], replicas: int) -> str:
@@ -164,6 +178,17 @@ class GangGuard:
         why = self.observe(placement_id, pods, replicas)
         if not why:
             return ""
+        return self._verdict(placement_id, why)
+
+    def expired(self, placement_id: str) -> str:
+        """For a watched placement, before a change to its pods is taken in: why it is refused on what was
+        seen up to now ("" while it is whole, in time, not watched, or not observed yet)."""
+        if not self.times_out or placement_id not in self._watched:
+            return ""
+        why = self._unbound.get(placement_id, "")
+        return self._verdict(placement_id, why) if why else ""
+
+    def _verdict(self, placement_id: str, why: str) -> str:
         started = self._since.setdefault(placement_id, self.clock())
         waited = self.clock() - started
         if waited < self.gang_timeout:
