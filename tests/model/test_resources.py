@@ -45,3 +45,23 @@ def test_a_fraction_leaves_the_rest_of_its_shared_bucket_no_roomier_than_its_nod
     assert after.shared_devices == ((250, 1), (500, 1))
     assert after.replica_capacity(250, 6_000, gib) == 0  # the optimistic room said 2 (the other 500m GPU)
     assert after.replica_capacity(250, 1_000, gib) == 3  # 2 on the 500m GPU, 1 on the 250m one
+
+
+def test_a_fraction_named_to_a_bucket_takes_from_that_bucket_only() -> None:
+    """`after_take(..., bucket=...)`: where a node policy such as FGD would bind one fraction, in place of
+    best fit (which takes the fullest shared GPU that holds it)."""
+    from federator.model import AcceleratorPool
+    from federator.model.cluster import shared_bucket, whole_bucket
+
+    pool = AcceleratorPool("L4", (0, 1, 0, 1), 4, 4, shared_devices=((600, 1), (900, 1)))
+    assert pool.after_take(500, 1)[:2] == ((0, 1, 0, 1), ((100, 1), (900, 1)))  # best fit: the 600
+    assert pool.after_take(500, 1, bucket=shared_bucket(900))[:2] == ((0, 1, 0, 1), ((400, 1), (600, 1)))
+    assert pool.after_take(500, 1, bucket=whole_bucket(1))[:2] == ((1, 0, 0, 1), ((500, 1), (600, 1), (900, 1)))
+    assert pool.after_take(500, 1, bucket=whole_bucket(3))[:2] == ((0, 1, 1, 0), ((500, 1), (600, 1), (900, 1)))
+    for bad in (shared_bucket(300), whole_bucket(2)):  # no such device: refused, not best fit instead
+        with pytest.raises(ValueError, match="do not fit"):
+            pool.after_take(500, 1, bucket=bad)
+    with pytest.raises(ValueError, match="one replica"):
+        pool.after_take(500, 2, bucket=whole_bucket(1))
+    with pytest.raises(ValueError, match="fractional"):
+        pool.after_take(1000, 1, bucket=whole_bucket(1))

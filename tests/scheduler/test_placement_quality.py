@@ -129,13 +129,51 @@ def test_the_fragmentation_memo_gives_the_uncached_value_and_computes_each_state
                 assert fragmentation.fragment_growth(p, *a, shapes, 0.1, cache) == uncached[(i, a)]
         twin = AcceleratorPool(A100, pools[0].nodes_by_free, 32, 32, shared_devices=pools[0].shared_devices)
         assert fragmentation.fragment_growth(twin, 500, 1, shapes, 0.1, cache) == uncached[(0, (500, 1))]
-    fits = sum(1 for p in pools for m, r in asks if p.replica_capacity(m) >= r)
-    assert len(calls) == len(pools) + fits  # one "before" per pool state, one "after" per fitting ask
+    # one "before" per pool state, and one "after" per fitting ask, or for one fraction one per bucket that
+    # holds it (FGD's choice: a shared device with 500 free or more, a node of each whole-free count)
+    afters = sum(1 if m >= 1000 else sum(1 for f, n in p.shared_devices if f >= m and n)
+                 + sum(1 for n in p.nodes_by_free[1:] if n)
+                 for p in pools for m, r in asks if p.replica_capacity(m) >= r)
+    assert afters == 5 + 4 + 1
+    assert len(calls) == len(pools) + afters
     for p in pools:  # no host room reported: the replica's CPU changes nothing and shares the entry
         fragmentation.fragment_growth(p, 500, 1, shapes, 0.1, cache, 4000, 2**30)
-    assert len(calls) == len(pools) + fits
+    assert len(calls) == len(pools) + afters
     assert uncached[(1, (16000, 1))] == float("inf")
 
+
+
+def test_a_fraction_is_scored_where_fgd_binds_it_not_where_best_fit_would() -> None:
+    """FGD at node level weighs every place a fraction may go. With only half-GPU work in demand, a 500m
+    replica on the shared GPU with 600 free (best fit) strands the 100 left; on a free GPU it leaves a
+    500 that the next half takes, so the pool's growth is FGD's choice's: none."""
+    from federator.scheduler import fragmentation
+
+    shapes = ((500, 1, 0, 0, 1.0),)
+    p = AcceleratorPool(A100, (0, 1), 2, 2, shared_devices=((600, 1),))
+    before = expected_fragment(p.nodes_by_free, p.shared_devices, (), shapes, 0.0)
+    best_fit = p.after_take(500, 1)  # what the score said before: the 100 left over is stranded
+    assert (expected_fragment(best_fit[0], best_fit[1], (), shapes, 0.0) - before) / 500 == pytest.approx(0.2)
+    assert fragmentation.fragment_growth(p, 500, 1, shapes, 0.0) == 0.0
+    # with 700m work in demand too, a half on the free GPU would strand what the 700s need, and the 600 is
+    # no use to them anyway: FGD's choice is best fit's, whose growth (fragment taken up) is the score
+    shapes = ((500, 1, 0, 0, 0.5), (700, 1, 0, 0, 0.5))
+    after = p.after_take(500, 1)
+    before = expected_fragment(p.nodes_by_free, p.shared_devices, (), shapes, 0.0)
+    fit = (expected_fragment(after[0], after[1], (), shapes, 0.0) - before) / 500
+    assert fit == pytest.approx(-0.4)
+    assert fragmentation.fragment_growth(p, 500, 1, shapes, 0.0) == pytest.approx(fit)
+
+
+def test_a_pool_scored_as_fgd_binds_fractions_wins_the_fraction_best_fit_would_send_elsewhere() -> None:
+    """Two clusters, alike but for their free GPUs: in one, a half would strand 100 on best fit's GPU (600
+    free) though a free GPU there strands nothing; in the other only a GPU shared with 550 free is left,
+    where a half strands 50. Scored at best fit's bucket, the first looked worse and the half went to
+    the second, stranding 50 where it could have stranded nothing."""
+    sliver = cluster("a-sliver", "r", AcceleratorPool(A100, (0, 1), 2, 2, shared_devices=((600, 1),)))
+    other = cluster("b-other", "r", AcceleratorPool(A100, (1, 0), 2, 2, shared_devices=((550, 1),)))
+    half = spec("half", gpus=0.5, kind=JobKind.INFERENCE)
+    assert placed(cycle([other, sliver], [half], config=WITH_FRAGMENTATION)) == {"half": {"a-sliver": 1}}
 
 
 @pytest.mark.parametrize(("config", "placed_jobs"), [(WITH_FRAGMENTATION, 3), (None, 3), (BEST_FIT, 2)],

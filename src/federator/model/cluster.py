@@ -52,6 +52,16 @@ PoolState = tuple[tuple[int, ...], tuple[tuple[int, int], ...], tuple[tuple[int,
                   tuple[tuple[int, int, int], ...]]
 
 
+def shared_bucket(free_milli: int) -> int:
+    """`AcceleratorPool.after_take`'s name for a shared device with `free_milli` milli free."""
+    return -free_milli
+
+
+def whole_bucket(whole_free: int) -> int:
+    """`AcceleratorPool.after_take`'s name for a whole device of a node with `whole_free` whole devices free."""
+    return whole_free
+
+
 @dataclass(frozen=True, slots=True)
 class AcceleratorPool:
     """The nodes of one cluster that carry one accelerator type, keyed by (vendor, model).
@@ -175,14 +185,23 @@ class AcceleratorPool:
                                self.family, self.sharing, self.unit_milli)
 
     def after_take(
-        self, accelerator_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0
+        self, accelerator_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0, bucket: int = 0
     ) -> PoolState:
         """What `take_milli` leaves, as (nodes_by_free, shared_devices, host_room, shared_room), without
-        building the pool: a what-if (the fragmentation score's) needs only that."""
+        building the pool: a what-if (the fragmentation score's) needs only that.
+
+        `bucket` (one fractional replica of a shared pool only) names where it goes instead of best fit:
+        `shared_bucket(f)`, a shared device with f milli free, or `whole_bucket(i)`, a whole device of a
+        node with i whole devices free; ValueError if that bucket has none that holds it. The
+        fragmentation score weighs every bucket, as FGD's node binder weighs every node."""
         if accelerator_milli % MILLI == 0 or self.sharing == SHARING_MIG:
+            if bucket:
+                raise ValueError("bucket: only for a fractional replica of a shared pool")
             hist, room = self._take_whole(max(1, accelerator_milli // MILLI), replicas, cpu_milli, memory_bytes)
             return hist, self.shared_devices, room, self.shared_room
-        return self._take_fraction(accelerator_milli, replicas, cpu_milli, memory_bytes)
+        if bucket and replicas != 1:
+            raise ValueError(f"bucket: only for one replica, not {replicas}")
+        return self._take_fraction(accelerator_milli, replicas, cpu_milli, memory_bytes, bucket)
 
     def take(
         self, accelerators_per_replica: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0
@@ -226,15 +245,15 @@ class AcceleratorPool:
             )
         return tuple(counts), room.whole_room()
 
-    def _take_fraction(self, milli: int, replicas: int, cpu: int = 0, mem: int = 0) -> PoolState:
+    def _take_fraction(self, milli: int, replicas: int, cpu: int = 0, mem: int = 0, bucket: int = 0) -> PoolState:
         """Best fit for fractional replicas: the fullest shared GPU that fits, then whole GPUs
-        from the node with the fewest whole GPUs free (filling one GPU before the next). Returns
-        `after_take`'s tuple."""
+        from the node with the fewest whole GPUs free (filling one GPU before the next); only
+        `bucket` when one is named (`after_take`). Returns `after_take`'s tuple."""
         shared = dict(self.shared_devices)
         room = _Room(self, cpu, mem)
         left = replicas
-        for free in sorted(shared):
-            if free < milli or not room.shared_hosts(free):
+        for free in sorted(shared) if bucket <= 0 else ():
+            if free < milli or not room.shared_hosts(free) or (bucket and free != -bucket):
                 continue
             while left and shared.get(free, 0):
                 per = min(free // milli, left)
@@ -251,8 +270,8 @@ class AcceleratorPool:
                 break
         counts = list(self.nodes_by_free)
         per_gpu = MILLI // milli
-        for free in range(1, len(counts)):
-            if not room.hosts(free, 1):
+        for free in range(1, len(counts)) if bucket >= 0 else ():
+            if not room.hosts(free, 1) or (bucket and free != bucket):
                 continue
             while left and counts[free]:
                 gpus = min(free, -(-left // per_gpu), -(-room.fits(free) // per_gpu))  # GPUs the rest needs
