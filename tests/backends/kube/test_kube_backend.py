@@ -69,6 +69,32 @@ def feed(b: KubeBackend, informer: Any, kind: str, obj: dict[str, Any]) -> None:
     informer._apply_event(kind, obj)
 
 
+
+
+def one_after_the_other(b: KubeBackend) -> None:
+    """A 2-replica gang's pods run one after the other: p0 finishes (and leaves the active-pod watch),
+    the Job counts it, and its freed node takes p1."""
+    feed(b, b.pods, DELETED, gang_pod("p0", "n0", "Succeeded"))
+    feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 1}))
+    feed(b, b.pods, MODIFIED, gang_pod("p1", "n0", "Running"))
+
+
+
+def refused_half_gang(api: FakeApi, updates: list[tuple[str, JobPhase, str]]) -> None:
+    """The gang was refused for its timeout, one of its two pods bound 6 s in, and its Job deleted."""
+    assert any(d.startswith("jobs/train-abc-g1-a-") for d in api.deleted)
+    assert updates[-1][:2] == (PID, JobPhase.CANCELLED)
+    assert updates[-1][2].startswith("refused: gang timeout on this cluster: 1 of 2 pods bound to nodes after 6s")
+
+
+async def _deleted(api: FakeApi, seconds: float = 5.0) -> None:
+    """Wait for the backend's background delete to reach the API (a test's asserts then say if it did)."""
+    for _ in range(int(seconds / 0.05)):
+        if api.deleted:
+            return
+        await asyncio.sleep(0.05)
+
+
 def test_phases_follow_the_job_and_its_pods_and_never_go_back() -> None:
     b, updates = backend(FakeApi())
     feed(b, b.jobs, ADDED, job_obj({}))
@@ -103,10 +129,7 @@ def test_launch_is_idempotent_and_cancel_survives_a_failing_api() -> None:
         assert service["spec"]["clusterIP"] == "None"
         await b.cancel(PID)  # the first delete fails: retried in the background, the stream is not broken
         assert updates == [(PID, JobPhase.CANCELLED)]
-        for _ in range(100):
-            if api.deleted:
-                break
-            await asyncio.sleep(0.05)
+        await _deleted(api)
         await b.stop()
         return api, updates
 
@@ -180,20 +203,14 @@ def test_a_gang_whose_replicas_ran_one_after_another_is_refused_at_its_timeout()
         clock.now += 3
         await b._check_gangs()
         assert not api.deleted  # still in time
-        feed(b, b.pods, DELETED, gang_pod("p0", "n0", "Succeeded"))  # finished: it leaves the active-pod watch
-        feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 1}))
-        feed(b, b.pods, MODIFIED, gang_pod("p1", "n0", "Running"))  # the freed node takes the last replica
+        one_after_the_other(b)  # p0 finished and left the active-pod watch; its freed node took p1
         assert updates[-1][1] is JobPhase.RUNNING  # the Job's own counts: 1 done + 1 running
         clock.now += 3
         await b._check_gangs()
         await b.stop()
         return api, updates
 
-    api, updates = asyncio.run(run())
-    assert any(d.startswith("jobs/train-abc-g1-a-") for d in api.deleted)
-    pid, phase, message = updates[-1]
-    assert (pid, phase) == (PID, JobPhase.CANCELLED)
-    assert message.startswith("refused: gang timeout on this cluster: 1 of 2 pods bound to nodes after 6s")
+    refused_half_gang(*asyncio.run(run()))
 
 
 def test_a_gang_seen_whole_once_is_never_refused_and_an_unwatched_stretch_is_trusted() -> None:
@@ -258,18 +275,13 @@ def test_a_replica_bound_before_the_launch_returns_does_not_make_a_gang_of_one()
         api.answer.set()
         assert await launch is None
         feed(b, b.jobs, ADDED, job_obj({}))
-        feed(b, b.pods, DELETED, gang_pod("p0", "n0", "Succeeded"))
-        feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 1}))
-        feed(b, b.pods, MODIFIED, gang_pod("p1", "n0", "Running"))  # one after the other, never together
+        one_after_the_other(b)  # never together
         clock.now += 6
         await b._check_gangs()
         await b.stop()
         return api, updates
 
-    api, updates = asyncio.run(run())
-    assert any(d.startswith("jobs/train-abc-g1-a-") for d in api.deleted)
-    assert updates[-1][:2] == (PID, JobPhase.CANCELLED)
-    assert updates[-1][2].startswith("refused: gang timeout on this cluster: 1 of 2 pods bound to nodes after 6s")
+    refused_half_gang(*asyncio.run(run()))
 
 
 def test_a_gang_past_its_timeout_is_refused_by_the_next_event_not_reported_finished_before_the_tick() -> None:
@@ -281,17 +293,12 @@ def test_a_gang_past_its_timeout_is_refused_by_the_next_event_not_reported_finis
         b, updates = await launched_gang(api, clock)
         feed(b, b.pods, ADDED, gang_pod("p1"))
         clock.now += 3
-        feed(b, b.pods, DELETED, gang_pod("p0", "n0", "Succeeded"))
-        feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 1}))
-        feed(b, b.pods, MODIFIED, gang_pod("p1", "n0", "Running"))
+        one_after_the_other(b)
         clock.now += 3  # past the 5 s timeout; no tick has run
         feed(b, b.pods, DELETED, gang_pod("p1", "n0", "Succeeded"))
         feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]}))
         await b._check_gangs()  # the tick, late: nothing left to do
-        for _ in range(100):  # the refusal deletes the workload in the background
-            if api.deleted:
-                break
-            await asyncio.sleep(0.01)
+        await _deleted(api)  # the refusal deletes the workload in the background
         await b.stop()
         return api, updates
 
@@ -333,10 +340,7 @@ def test_a_refusal_whose_delete_fails_does_not_hold_up_the_gang_watch() -> None:
         clock.now += 6
         await asyncio.wait_for(b._check_gangs(), 0.5)  # the first delete fails: retried in the background
         assert updates[-1][:2] == (PID, JobPhase.CANCELLED) and not api.deleted
-        for _ in range(100):
-            if api.deleted:
-                break
-            await asyncio.sleep(0.05)
+        await _deleted(api)
         await b.stop()
         return api, updates
 
