@@ -221,10 +221,13 @@ def test_concurrent_submits_share_one_commit_and_each_is_answered_after_it() -> 
         def __init__(self) -> None:
             super().__init__()
             self.gate = threading.Event()
+            self.first: list[int] = []  # the size of the write that holds the disk, once it is in put
             self.batches: list[int] = []
 
         def put(self, jobs: Any) -> None:
             jobs = list(jobs)
+            if not self.first:
+                self.first.append(len(jobs))
             self.gate.wait(A_WHILE)
             super().put(jobs)
             self.batches.append(len(jobs))
@@ -234,13 +237,16 @@ def test_concurrent_submits_share_one_commit_and_each_is_answered_after_it() -> 
         fed = Federator(store=store)
         tasks = [asyncio.get_running_loop().create_task(fed.submit_async(spec(f"j-{i}", gpus=1)))
                  for i in range(50)]
-        while fed.journal.queued < 49:  # the first write holds the disk; the other 49 wait behind it
+        # The first write holds the disk (one job, or a few if the writer thread woke late); the rest wait
+        # behind it. Waiting on the queue alone raced the writer: all 50 queued before it took any.
+        while not store.first or fed.journal.queued + store.first[0] < 50:
             await asyncio.sleep(0.01)
         assert not any(t.done() for t in tasks)  # none acknowledged before its write
         assert fed.cycles.pending_count == 0  # and none is a scheduling candidate yet
         store.gate.set()
         jobs = await asyncio.gather(*tasks)
-        assert store.batches == [1, 49]  # two transactions for fifty submissions
+        # at most two transactions for fifty submissions: the one that held the disk, and all the rest
+        assert store.batches == [store.first[0], 50 - store.first[0]][:1 if store.first[0] == 50 else 2]
         assert sorted(store.docs) == sorted(j.job_id for j in jobs)
         assert fed.cycles.pending_count == 50
 
