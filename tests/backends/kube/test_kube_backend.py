@@ -87,6 +87,14 @@ def refused_half_gang(api: FakeApi, updates: list[tuple[str, JobPhase, str]]) ->
     assert updates[-1][2].startswith("refused: gang timeout on this cluster: 1 of 2 pods bound to nodes after 6s")
 
 
+
+async def last_tick(b: KubeBackend, clock: _Clock, seconds: float) -> None:
+    """`seconds` on, one pass of the gang watch, then the backend stops."""
+    clock.now += seconds
+    await b._check_gangs()
+    await b.stop()
+
+
 async def _deleted(api: FakeApi, seconds: float = 5.0) -> None:
     """Wait for the backend's background delete to reach the API (a test's asserts then say if it did)."""
     for _ in range(int(seconds / 0.05)):
@@ -205,9 +213,7 @@ def test_a_gang_whose_replicas_ran_one_after_another_is_refused_at_its_timeout()
         assert not api.deleted  # still in time
         one_after_the_other(b)  # p0 finished and left the active-pod watch; its freed node took p1
         assert updates[-1][1] is JobPhase.RUNNING  # the Job's own counts: 1 done + 1 running
-        clock.now += 3
-        await b._check_gangs()
-        await b.stop()
+        await last_tick(b, clock, 3)
         return api, updates
 
     refused_half_gang(*asyncio.run(run()))
@@ -236,9 +242,7 @@ def test_a_gang_seen_whole_once_is_never_refused_and_an_unwatched_stretch_is_tru
         feed(b, b.pods, ADDED, {"metadata": {"name": "q1", "namespace": "w", **tmpl["metadata"]},
                                 "spec": {"nodeName": "n0"}, "status": {"phase": "Running"}})
         assert updates[-1][:2] == ("train-xyz.g1.a", JobPhase.RUNNING)
-        clock.now += 60
-        await b._check_gangs()
-        await b.stop()
+        await last_tick(b, clock, 60)
         return api, updates
 
     api, updates = asyncio.run(run())
@@ -276,9 +280,7 @@ def test_a_replica_bound_before_the_launch_returns_does_not_make_a_gang_of_one()
         assert await launch is None
         feed(b, b.jobs, ADDED, job_obj({}))
         one_after_the_other(b)  # never together
-        clock.now += 6
-        await b._check_gangs()
-        await b.stop()
+        await last_tick(b, clock, 6)
         return api, updates
 
     refused_half_gang(*asyncio.run(run()))
@@ -322,9 +324,7 @@ def test_a_gang_that_finished_within_its_timeout_stays_finished() -> None:
         clock.now += 2
         feed(b, b.pods, DELETED, gang_pod("p1", "n0", "Succeeded"))
         feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]}))
-        clock.now += 60
-        await b._check_gangs()
-        await b.stop()
+        await last_tick(b, clock, 60)
         return api, updates
 
     api, updates = asyncio.run(run())
