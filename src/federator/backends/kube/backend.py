@@ -462,7 +462,7 @@ class KubeBackend:
         pods = self._pods_of(pid)
         if watched:  # every change, in order: a gang is whole only if some moment saw it so
             if self._started and workload is not None and (why := self._gang_overdue(pid, workload)):
-                self._refuse_now(pid, why)  # its deadline passed before this change: judged on what came before
+                self._refuse(pid, why)  # its deadline passed before this change: judged on what came before
                 return
             self.gang.observe(pid, pods, self._replicas(pid))
         if workload is not None:
@@ -516,13 +516,10 @@ class KubeBackend:
             self._pod_relists = self.pods.relists
             self.gang.watch_broke()
 
-    async def _refuse(self, pid: str, why: str) -> None:
-        """Report a placement stopped here, saying why, and delete its objects (its pods go with them)."""
-        await self._refuse_now(pid, why)
-
-    def _refuse_now(self, pid: str, why: str) -> asyncio.Task[None]:
-        """`_refuse` from code that cannot wait: the verdict and the report now, the first delete in a
-        task (returned; a failed delete is retried in another, as `cancel` does)."""
+    def _refuse(self, pid: str, why: str) -> asyncio.Task[None]:
+        """Report a placement stopped here, saying why, now, and delete its objects (its pods go with them)
+        in a task, returned for a caller that can wait for it (a failed delete is retried in another, as
+        `cancel` does)."""
         log.warning("placement %s: %s", pid, why)
         self._cancelled.add(pid)
         self._launched.pop(pid, None)
@@ -553,7 +550,7 @@ class KubeBackend:
         if last is not None and last[0].is_terminal:
             return  # a finished placement stays finished
         if self._started and (why := self._gang_overdue(pid, workload, pods)):
-            self._refuse_now(pid, why)
+            self._refuse(pid, why)
             return
         phase, message = workload_phase(workload, pods)
         waiting = self.gang.wait_message(workload) if phase is JobPhase.PLACED else ""
