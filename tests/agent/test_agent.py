@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 import pytest
-from agent_support import ScriptedFederator, kinds, launch, with_agent
+from agent_support import FLEET, ScriptedFederator, kinds, launch, with_agent
 
-from federator.agent.agent import Agent
+from federator.agent.agent import ENDED_KEPT_SECONDS, Agent
 from federator.api import convert
 from federator.api.v1 import agent_pb2
+from federator.backends.sim.runtime import SimBackend
 from federator.jobfile import parse_job
 from federator.model import JobPhase
 
@@ -112,3 +114,60 @@ def test_a_finished_placement_is_followed_at_once_by_a_report_that_frees_its_gpu
         assert sum(p.free_accelerators for p in after.accelerator_pools) == 8
 
     asyncio.run(with_agent(fed, body))
+
+
+class ForgettingBackend(SimBackend):
+    """A simulated member that forgets a placement it refuses, as the kube backend does once the refused gang's
+    objects are deleted."""
+
+    def refuse(self, placement_id: str, why: str) -> None:
+        run = self._runs.pop(placement_id)
+        if run.task:
+            run.task.cancel()
+        self.nodes.unbind(placement_id)
+        self._on_update(placement_id, JobPhase.CANCELLED, why)
+
+
+GANG_TIMEOUT = "refused: gang timeout on c-1: 1 of 2 pods bound to nodes after 120s"
+
+
+def updates(msgs: list[agent_pb2.AgentMessage], pid: str) -> list[agent_pb2.JobUpdate]:
+    return [m.job_update for m in msgs if m.WhichOneof("body") == "job_update" and m.job_update.placement_id == pid]
+
+
+def test_a_refusal_lost_with_the_stream_is_re_synced_though_the_cluster_no_longer_holds_the_placement() -> None:
+    fed = ScriptedFederator([[launch("j.g1.c-1")], []])
+    backend = ForgettingBackend(FLEET["c-1"])
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: "ack" in kinds(fed.sessions[0]))
+        agent._outbox.put_nowait(None)  # noqa: SLF001 - the stream breaks, and then the member refuses the gang:
+        backend.refuse("j.g1.c-1", GANG_TIMEOUT)  # its update is queued for a stream that is gone
+        await fed.until(lambda: len(fed.sessions) == 2 and "capacity" in kinds(fed.sessions[1]))
+        assert updates(fed.sessions[0], "j.g1.c-1") == []  # lost with the first stream
+        second = fed.sessions[1]
+        assert kinds(second)[:3] == ["hello", "job_update", "capacity"]
+        (update,) = updates(second, "j.g1.c-1")
+        assert update.resync and update.phase == convert.phase_to_pb(JobPhase.CANCELLED)
+        assert update.message == GANG_TIMEOUT  # the federator can tell a refusal from a lost placement
+        assert "j.g1.c-1" not in second[2].capacity.placement_ids
+
+    asyncio.run(with_agent(fed, body, backend=backend))
+
+
+def test_a_placement_that_ended_longer_ago_than_the_lost_after_time_is_not_re_synced() -> None:
+    fed = ScriptedFederator([[launch("j.g1.c-1"), launch("k.g1.c-1")], []])
+    backend = ForgettingBackend(FLEET["c-1"])
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: kinds(fed.sessions[0]).count("ack") == 2)
+        backend.refuse("j.g1.c-1", GANG_TIMEOUT)
+        backend.refuse("k.g1.c-1", GANG_TIMEOUT)
+        old = agent._ended["j.g1.c-1"]  # noqa: SLF001 - age one record past the window
+        agent._ended["j.g1.c-1"] = replace(old, at=old.at - ENDED_KEPT_SECONDS - 1)  # noqa: SLF001
+        agent._outbox.put_nowait(None)  # noqa: SLF001
+        await fed.until(lambda: len(fed.sessions) == 2 and "capacity" in kinds(fed.sessions[1]))
+        assert updates(fed.sessions[1], "j.g1.c-1") == []  # the federator has re-placed that job by now
+        assert [u.phase for u in updates(fed.sessions[1], "k.g1.c-1")] == [convert.phase_to_pb(JobPhase.CANCELLED)]
+
+    asyncio.run(with_agent(fed, body, backend=backend))

@@ -153,6 +153,29 @@ def test_a_placement_that_finished_during_the_partition_completes_once(store: Me
     assert drain(back) == []
 
 
+def test_a_refusal_re_synced_after_a_reconnect_re_places_the_job_elsewhere(store: MemoryStore, clock: Clock) -> None:
+    """The agent refused a gang while its stream was down, and deleted it: the re-sync carries the refusal."""
+    fed = make(store, clock)
+    join(fed, "east-1")
+    join(fed, "west-1")
+    job, home = running(fed, "gang")
+    pid = job.placements[0].placement_id
+    fed.disconnect(home)
+    back = fed.connect(cluster=home.name, region="r", labels={})
+    fed.job_update(back, pid, JobPhase.CANCELLED, "refused: gang timeout on " + home.name)
+    fed.report(back, capacity())  # it no longer holds the placement
+    assert job.phase is JobPhase.PENDING and job.pending_reason is not None
+    assert job.pending_reason.code is ReasonCode.REFUSED_BY_CLUSTER and "gang timeout" in job.pending_reason.message
+    fed.schedule_once()
+    assert [p.cluster for p in job.placements] == [other(fed, home.name).name]
+    drain(back)
+    fed.disconnect(back)  # the next re-sync repeats the refusal: the federator already had it
+    again = fed.connect(cluster=home.name, region="r", labels={})
+    fed.job_update(again, pid, JobPhase.CANCELLED, "refused: gang timeout on " + home.name)
+    fed.report(again, capacity())
+    assert drain(again) == [] and job.phase is JobPhase.PLACED and job.placements[0].cluster != home.name
+
+
 def test_a_report_listing_a_placement_that_is_not_current_gets_it_cancelled(
         store: MemoryStore, clock: Clock) -> None:
     fed = make(store, clock)

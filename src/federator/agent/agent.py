@@ -6,10 +6,12 @@ Launch and Cancel orders through its backend, and reports every phase change.
 When the stream breaks (or the federator goes silent for a lease: every
 Welcome promises a message at least every heartbeat interval) it reconnects
 with a capped exponential back-off that a working session resets
-(agent/backoff.py), and re-syncs: it reports every placement it holds *before* its first capacity
-report of the session, so the federator knows, when that report arrives, all
-the cluster runs (it then cancels superseded placements, re-sends launch
-orders lost in flight, and re-queues placements the cluster lost).
+(agent/backoff.py), and re-syncs *before* its first capacity report of the
+session: every placement it holds, and the final phase of those that ended
+lately and are gone. So when that report arrives the federator knows all the
+cluster runs and why what is gone ended (it then cancels superseded
+placements, re-sends launch orders lost in flight, and re-queues placements
+the cluster lost, as refused there if the cluster said so).
 
 Before every side effect it checks its contact with the federator is fresh
 (agent/fencing.py): after a gap longer than the fence limit (a pause, a
@@ -52,6 +54,18 @@ KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5
 WELCOME_TIMEOUT = 10.0
 """A stream that has not been welcomed this long after it was opened is given up (a silent link at connect)."""
 TICK = 0.25
+ENDED_KEPT_SECONDS = 120.0
+"""How long a re-sync repeats the final phase of a placement the cluster no longer holds, until a Welcome gives
+lost_after_seconds (the federator's default): by then the federator has re-placed it anyway."""
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """The final phase of a placement, kept after the backend forgets it (the member deleted its objects)."""
+
+    phase: JobPhase
+    message: str
+    at: float  # on the contact clock
 
 
 class StreamEnded(Exception):
@@ -79,6 +93,7 @@ class Agent:
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self._report_queued = False
         self._messages: dict[str, str] = {}  # each placement's latest message, repeated by the re-sync
+        self._ended: dict[str, _Ended] = {}  # placements that ended lately, oldest first (see _recently_ended)
         self.connected = asyncio.Event()
         self.sessions = 0
         self.contact = Contact()  # this stream's last message, on a clock that counts through pauses
@@ -192,6 +207,10 @@ class Agent:
 
     def _on_update(self, placement_id: str, phase: JobPhase, message: str) -> None:
         self._messages[placement_id] = message  # a re-sync repeats it: the reason outlives a broken stream
+        if phase.is_terminal:
+            self._ended.pop(placement_id, None)
+            self._ended[placement_id] = _Ended(phase, message, self.contact.clock())
+            self._prune_ended()
         self._queue(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
             placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message)))
         if phase.is_terminal:
@@ -220,6 +239,9 @@ class Agent:
             yield self._sent(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
                 placement_id=pid, phase=convert.phase_to_pb(phase), message=self._messages.get(pid, ""),
                 resync=True)))
+        for pid, ended in self._recently_ended(held).items():
+            yield self._sent(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
+                placement_id=pid, phase=convert.phase_to_pb(ended.phase), message=ended.message, resync=True)))
         yield self._sent(self._report())
         while True:
             msg = await self._outbox.get()
@@ -230,6 +252,26 @@ class Agent:
                 self._report_queued = False
                 msg = self._report()
             yield self._sent(msg)
+
+    def _recently_ended(self, held: dict[str, JobPhase]) -> dict[str, _Ended]:
+        """Placements that ended within the federator's lost-after time and that the cluster no longer holds.
+
+        Their final update may have died with the last stream: a gang refused, or a Job deleted in the member,
+        while the agent was reconnecting. Without it the federator sees only that the placement is gone: it
+        re-queues the job without marking this cluster as one that refused it, and re-places it here to be
+        refused again. So the re-sync repeats them; the federator ignores what it already had.
+        """
+        self._prune_ended()
+        return {pid: e for pid, e in self._ended.items() if pid not in held}
+
+    def _prune_ended(self) -> None:
+        """Forget what ended before the federator's lost-after time (it has re-placed those jobs anyway); keep at
+        most OUTBOX_LIMIT."""
+        keep = self.terms.lost_after_seconds if self.terms and self.terms.lost_after_seconds > 0 \
+            else ENDED_KEPT_SECONDS
+        now = self.contact.clock()
+        while self._ended and (len(self._ended) > OUTBOX_LIMIT or now - next(iter(self._ended.values())).at > keep):
+            del self._ended[next(iter(self._ended))]
 
     def _sent(self, msg: agent_pb2.AgentMessage) -> agent_pb2.AgentMessage:
         """Count a message as it is handed to the stream."""
