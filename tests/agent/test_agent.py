@@ -171,3 +171,17 @@ def test_a_placement_that_ended_longer_ago_than_the_lost_after_time_is_not_re_sy
         assert [u.phase for u in updates(fed.sessions[1], "k.g1.c-1")] == [convert.phase_to_pb(JobPhase.CANCELLED)]
 
     asyncio.run(with_agent(fed, body, backend=backend))
+
+
+def test_a_placement_the_agent_fences_is_reported_cancelled_saying_why() -> None:
+    fed = ScriptedFederator([[launch("j.g1.c-1")]])  # then silent: no heartbeat, no lease in its Welcome
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: any(u.phase == convert.phase_to_pb(JobPhase.CANCELLED)
+                                    for u in updates(fed.sessions[0], "j.g1.c-1")))
+        (cancelled,) = [u for u in updates(fed.sessions[0], "j.g1.c-1")
+                        if u.phase == convert.phase_to_pb(JobPhase.CANCELLED)]
+        assert cancelled.message.startswith("fenced by the agent of c-1: ")  # the job's reason, not "cancelled"
+        assert "without the federator" in cancelled.message
+
+    asyncio.run(with_agent(fed, body, fence_after=0.4))

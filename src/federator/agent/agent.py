@@ -94,6 +94,7 @@ class Agent:
         self._report_queued = False
         self._messages: dict[str, str] = {}  # each placement's latest message, repeated by the re-sync
         self._ended: dict[str, _Ended] = {}  # placements that ended lately, oldest first (see _recently_ended)
+        self._fencing: dict[str, str] = {}  # placements this agent is stopping on its own, with why
         self.connected = asyncio.Event()
         self.sessions = 0
         self.contact = Contact()  # this stream's last message, on a clock that counts through pauses
@@ -176,7 +177,11 @@ class Agent:
         for pid in running:
             log.warning("fenced: stopping placement %s: %s", pid, why)
             self.metrics.cancelled("fence")
-            await self.backend.cancel(pid)
+            self._fencing[pid] = f"fenced by the agent of {self.config.cluster}: {why}"
+            try:
+                await self.backend.cancel(pid)
+            finally:
+                self._fencing.pop(pid, None)
 
     async def _connect_forever(self) -> None:
         backoff = Backoff(maximum=self.config.max_backoff)
@@ -206,6 +211,8 @@ class Agent:
             self._outbox.put_nowait(None)
 
     def _on_update(self, placement_id: str, phase: JobPhase, message: str) -> None:
+        if phase is JobPhase.CANCELLED and placement_id in self._fencing:
+            message = self._fencing[placement_id]  # why it stopped, for the job's reason, not the backend's "cancelled"
         self._messages[placement_id] = message  # a re-sync repeats it: the reason outlives a broken stream
         if phase.is_terminal:
             self._ended.pop(placement_id, None)
