@@ -4,14 +4,21 @@ Its own test bed: member-a has two 8 x A100 nodes and no gang admitter (its agen
 runs with a short --gang-timeout); member-b has three 8 x A100 nodes and the real
 Kueue controller (built from the Go module proxy), and its agent runs with
 --kueue-queue. The federator and both agents are `federator` processes; every
-check goes through kubectl.
+check goes through kubectl. member-a's agent dials the federator through a
+loopback TCP proxy (tests/reliability/fault_proxy.py) that passes everything
+until a test silences it.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,28 +34,39 @@ from kube_support import (
     Testbed,
     service_account_kubeconfig,
 )
-from support import eventually
+from support import ROOT, eventually
 
 try:
     from tests.testbed.testbed import A100, gpu_nodes
 except ImportError:
     from testbed import A100, gpu_nodes  # type: ignore[no-redef]
+try:
+    from tests.reliability.fault_proxy import Proxy
+except ImportError:
+    sys.path.insert(0, str(ROOT / "tests" / "reliability"))
+    from fault_proxy import Proxy  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(3600)]
 
 DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
 GANG_TIMEOUT = 5  # seconds: short, so the test is quick; the agent's default is 120
+# The federator's timing, spelled out (these are its defaults): a cluster silent for LEASE is Partitioned (and an
+# agent that heard nothing for LEASE drops its stream), Lost after LOST_AFTER more; an agent's fence limit is
+# LOST_AFTER less the order bound (a quarter of it, at most 10 s), so 110 s here.
+LEASE = 10.0
+LOST_AFTER = 120.0
+FENCE_LIMIT = LOST_AFTER - 10.0
 QUEUE = "federated"  # the LocalQueue the member-b agent hands workloads to
 MEMBERS = {"member-a": "east", "member-b": "west"}
 
 
 @pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
+def gang_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kube, Proxy]]:
     nodes = {"member-a": gpu_nodes("member-a-a100", A100, 2, 8), "member-b": gpu_nodes("member-b-a100", A100, 3, 8)}
     tb = Testbed.start(tmp_path_factory.mktemp("gang-testbed"), nodes=nodes, job_pod_duration=10.0,
                        controllers={"member-b": ("kueue",)})
     workdir = tmp_path_factory.mktemp("gang-federation")
-    fed = None
+    fed = proxy = None
     try:
         tb.kubectl("host", "apply", "-f", str(CRDS))
         tb.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
@@ -59,12 +77,15 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         host = service_account_kubeconfig(tb, "host", "federator", workdir / "federator.kubeconfig")
         fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
             "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", "federator-system",
-            "--report-interval", "0.5", "--cycle-interval", "0.2"])
+            "--report-interval", "0.5", "--cycle-interval", "0.2",
+            "--lease-seconds", str(LEASE), "--lost-after", str(LOST_AFTER)])
         fed.start_server(timeout=60)
+        proxy = Proxy(fed.grpc_target).start()
         for member, region in MEMBERS.items():
             kubeconfig = service_account_kubeconfig(tb, member, "federator-agent", workdir / f"{member}.kubeconfig")
             extra = ["--gang-timeout", str(GANG_TIMEOUT)] if member == "member-a" else ["--kueue-queue", QUEUE]
-            args = ["agent", "--cluster", member, "--region", region, "--server", fed.grpc_target,
+            server = proxy.address if member == "member-a" else fed.grpc_target
+            args = ["agent", "--cluster", member, "--region", region, "--server", server,
                     "--kubeconfig", str(kubeconfig), "--namespace", WORKLOADS, *extra, "--insecure"]
             fed.agents[member] = fed.spawn(f"agent-{member}", args)
         k = Kube(tb, fed, workdir)
@@ -75,11 +96,24 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
                           if (i.get("status") or {}).get("state") == "Ready") == sorted(MEMBERS)
 
         eventually(all_ready, timeout=60, what=lambda: f"both member clusters Ready\n{k.logs()}")
-        yield k
+        yield k, proxy
     finally:
         if fed is not None:
             fed.stop()
+        if proxy is not None:
+            proxy.stop()
         tb.stop()
+
+
+@pytest.fixture(scope="module")
+def kube(gang_bed: tuple[Kube, Proxy]) -> Kube:
+    return gang_bed[0]
+
+
+@pytest.fixture(scope="module")
+def member_a_link(gang_bed: tuple[Kube, Proxy]) -> Proxy:
+    """The proxy between member-a's agent and the federator."""
+    return gang_bed[1]
 
 
 def _kueue_queues(tb: Testbed, *, gpus: int) -> None:
@@ -173,22 +207,7 @@ def test_kueue_holds_a_gang_over_quota_with_its_reason_then_admits_it_whole(kube
 
 def test_a_gang_not_wholly_bound_in_time_is_refused_and_placed_on_the_other_member(kube: Kube) -> None:
     tb = kube.tb
-    # member-b looks full to the federator (its pods hold every A100), so the gang goes to member-a ...
-    tb.apply("member-b", {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "filler", "namespace": "default"},
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "filler"}}, "template": {
-            "metadata": {"labels": {"app": "filler"}},
-            "spec": {"containers": [{"name": "c", "image": "busybox",
-                                     "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}}},
-    })
-    # ... where one node's CPU is all taken by a pod that holds no GPU: the federator's model (free
-    # GPUs per node) says 2 x 8 fit, but the member's scheduler can bind only one replica.
-    tb.apply("member-a", {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cpu-hog", "namespace": "default"},
-        "spec": {"nodeName": "member-a-a100-1",
-                 "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "64"}}}]},
-    })
-    eventually(lambda: _free_accelerators(kube, "member-b") == 0, timeout=60, what="member-b reported full")
+    _fill_member_b_and_starve_member_a(kube)
     # Each replica runs 4 s, less than the 5 s timeout: the first finishes and frees its node, the second
     # then binds there and runs. The Job reads as Running (1 done, 1 running), but the two never held nodes
     # together, so it is still a partial gang and must be refused (an agent that trusted the phase was not).
@@ -217,6 +236,192 @@ def test_a_gang_not_wholly_bound_in_time_is_refused_and_placed_on_the_other_memb
         tb.kubectl("member-a", "delete", "pod", "cpu-hog", "-n", "default", "--ignore-not-found", "--wait=false")
         tb.kubectl("member-b", "delete", "deployment", "filler", "-n", "default", "--ignore-not-found")
         kube.kubectl("host", "delete", "fj", "gang-timeout", "--ignore-not-found", "--wait=false")
+
+
+PAUSE = 2 * LEASE  # the agent's freeze: clearly past the lease, clearly short of the fence limit and LOST_AFTER
+
+
+def test_a_gang_refused_while_its_agent_reconnects_keeps_the_job_off_that_member(
+        kube: Kube, member_a_link: Proxy) -> None:
+    """Found by hand: SIGSTOP member-a's agent while its gang is partial, past the lease, and SIGCONT. On resume the
+    agent drops its stale stream (nothing from the federator for a lease) and its gang guard refuses the gang
+    (past --gang-timeout) and deletes it. The refusal died with the old stream and the re-sync listed only the
+    placements still held: the federator saw a placement lost by a restarted agent, did not mark member-a as
+    refusing the job, and placed it there again to be refused again.
+
+    The link is silenced for the freeze too, which makes that outcome certain rather than a race inside the
+    resumed agent: through a live link, heartbeats the federator sent during the freeze's first lease wait in the
+    agent's socket and, read before the agent looks at the time, keep the old stream (no reset at all); and a
+    refusal queued before the old stream is torn down still goes out on it. Silenced, the stream is certainly
+    reset and the refusal certainly lost with it; the link comes back once the gang's objects are gone, so the
+    re-sync is all the federator hears of it."""
+    tb, agent, link = kube.tb, kube.fed.agents["member-a"], member_a_link
+    name = "gang-resync"
+    tb.kubectl("member-a", "delete", "pod", "cpu-hog", "-n", "default", "--ignore-not-found")  # the last test's
+    _fill_member_b_and_starve_member_a(kube)
+    eventually(lambda: _free_accelerators(kube, "member-a") == 16, timeout=60, what="member-a reported empty")
+    launched_before = len(_launches(agent.log))
+    watches: list[_JobWatch] = []
+    # Each replica runs 30 s: the replica that binds holds its node all through the freeze, the other never binds.
+    kube.kubectl("host", "apply", "-f", "-", input=_fj(name, 2, delay="30s"))
+    try:
+        # Frozen right after it launched the gang (its 5 s gang timeout counts from there, and on through the
+        # freeze): the member binds one replica meanwhile and cannot bind the other.
+        pid, job_id = eventually(lambda: _launches(agent.log)[launched_before:] and
+                                 _launches(agent.log)[launched_before], timeout=60,
+                                 what=lambda: f"{name} launched on member-a\n{kube.logs()}")
+        link.silence()
+        os.kill(agent.popen.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        try:
+            assert f"placement {pid}: gang timeout" not in agent.log.read_text(), \
+                f"refused before the freeze: frozen too late\n{kube.logs()}"
+            watch = _JobWatch(kube, job_id, kube.workdir / f"watch-{name}.log")
+            watches.append(watch)
+            eventually(lambda: watch.clusters() == ["member-a"], timeout=30,
+                       what=lambda: f"federator watch: {name} placed on member-a\n{watch.text()}")
+            assert _status(kube, name).get("placementId") == pid
+            eventually(lambda: _bound(kube, "member-a", pid) == [True, False], timeout=30,
+                       what=lambda: f"a partial gang on member-a ({_bound(kube, 'member-a', pid)})")
+            eventually(lambda: _cluster_state(kube, "member-a") == "Partitioned", timeout=30,
+                       what=lambda: f"member-a Partitioned: silent for a lease ({_cluster_state(kube, 'member-a')})")
+            time.sleep(max(0.0, PAUSE - (time.monotonic() - stopped_at)))  # the freeze itself, not a check
+        finally:
+            os.kill(agent.popen.pid, signal.SIGCONT)
+        paused = time.monotonic() - stopped_at
+        assert LEASE < paused < FENCE_LIMIT / 2, paused
+        # Resumed, the agent gave its stream up (nothing from the federator for a lease) and refused the gang (it
+        # had not before the freeze), and deleted it.
+        eventually(lambda: _since_resume(agent.log, "no message from the federator for")
+                   and f"placement {pid}: gang timeout on member-a" in agent.log.read_text(), timeout=30,
+                   what=lambda: f"member-a's agent gave up its stream and refused the gang\n{kube.logs()}")
+        eventually(lambda: not _member_objects(kube, "member-a", pid), timeout=60,
+                   what=lambda: f"the gang deleted on member-a ({_member_objects(kube, 'member-a', pid)})")
+        link.cut()  # the connections of the silent stretch go; new ones get through again
+        link.heal()
+        eventually(lambda: _since_resume(agent.log, "connected to") and _cluster_state(kube, "member-a") == "Ready",
+                   timeout=60, what=lambda: f"member-a's agent back\n{kube.logs()}")
+
+        # The federator heard the refusal: the job is back to Pending as refused there, not as merely lost ...
+        requeued = eventually(lambda: watch.after_placed("member-a"), timeout=60,
+                              what=lambda: f"{name} re-queued\n{watch.text()}\n{kube.logs()}")
+        assert "no longer runs" not in requeued, f"re-queued as lost, not as refused:\n{watch.text()}"
+        assert f"RefusedByCluster: member-a stopped placement {pid}: refused: gang timeout on member-a: " \
+               in requeued, watch.text()
+
+        # ... and it stays off member-a, which has room for it again, while member-b is full.
+        def held_off() -> str:
+            message = str((_status(kube, name).get("pendingReason") or {}).get("message", ""))
+            return message if kube.phase(name) == "Pending" and _free_accelerators(kube, "member-a") == 16 \
+                and "member-a refused this job a moment ago" in message else ""
+
+        reason = eventually(held_off, timeout=60,
+                            what=lambda: f"{name} Pending, member-a avoided: {_status(kube, name)}\n{watch.text()}")
+        assert "member-b has no node with 8 free" in reason, reason
+        assert [p for p, j in _launches(agent.log) if j == job_id] == [pid], \
+            f"placed on member-a again\n{watch.text()}\n{kube.logs()}"
+
+        tb.kubectl("member-b", "delete", "deployment", "filler", "-n", "default")  # room on member-b again
+        eventually(lambda: kube.phase(name) == "Succeeded" and _status(kube, name).get("cluster") == "member-b",
+                   timeout=120, what=lambda: f"{name} Succeeded on member-b: {_status(kube, name)}\n"
+                                             f"{watch.text()}\n{kube.logs()}")
+        # Its whole story: once on member-a, refused there for the gang timeout, then member-b.
+        assert watch.clusters() == ["member-a", "-", "member-b"], watch.text()
+        assert [p for p, j in _launches(agent.log) if j == job_id] == [pid], watch.text()
+        assert kube.fed.server is not None
+        assert f"no longer holds placement {pid}" not in kube.fed.server.log.read_text()
+    finally:
+        link.heal()
+        for w in watches:
+            w.stop()
+        tb.kubectl("member-a", "delete", "pod", "cpu-hog", "-n", "default", "--ignore-not-found", "--wait=false")
+        tb.kubectl("member-b", "delete", "deployment", "filler", "-n", "default", "--ignore-not-found")
+        kube.kubectl("host", "delete", "fj", name, "--ignore-not-found", "--wait=false")
+
+
+class _JobWatch:
+    """`federator watch JOB`: every state of the job the federator announces, one line each (id, phase,
+    clusters, pending reason), from now on."""
+
+    def __init__(self, k: Kube, job_id: str, path: Path) -> None:
+        self.job_id, self.path = job_id, path
+        with path.open("w") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "federator", "watch", job_id, *k.fed.client_args()],
+                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+
+    def text(self) -> str:
+        return f"--- federator watch\n{self.path.read_text()}"
+
+    def states(self) -> list[list[str]]:
+        """[phase, clusters, reason] per line."""
+        return [(line.split(" ", 3)[1:] + [""])[:3] for line in self.path.read_text().splitlines()
+                if line.startswith(f"{self.job_id} ")]
+
+    def after_placed(self, cluster: str) -> str:
+        """The first state after the job was placed on `cluster` in which it is not ("" until there is one)."""
+        states = self.states()
+        first = next((i for i, s in enumerate(states) if s[1] == cluster), None)
+        if first is None:
+            return ""
+        return next((" ".join(s) for s in states[first:] if s[1] != cluster), "")
+
+    def clusters(self) -> list[str]:
+        """Where the job was, in order, repeats collapsed ("-": nowhere)."""
+        out: list[str] = []
+        for _, where, _ in self.states():
+            if not out or out[-1] != where:
+                out.append(where)
+        return out
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _launches(log: Path) -> list[tuple[str, str]]:
+    """(placement id, job id) of every launch in an agent's log, in order."""
+    return re.findall(r"launched placement (\S+) \(job (\S+), generation", log.read_text())
+
+
+_RESUMED = "resumed after a pause"
+
+
+def _since_resume(log: Path, text: str) -> bool:
+    """Whether `text` is in the agent's log after its last resume from a pause."""
+    lines = log.read_text().splitlines()
+    resumed = max((i for i, line in enumerate(lines) if _RESUMED in line), default=None)
+    return resumed is not None and any(text in line for line in lines[resumed:])
+
+
+def _bound(k: Kube, member: str, placement_id: str) -> list[bool]:
+    """For each pod of the placement, whether it is bound to a node (bound first)."""
+    pods = [p for p in k.json(member, "get", "pods", "-n", WORKLOADS)["items"]
+            if (p["metadata"].get("annotations") or {}).get("federator.io/placement-id") == placement_id]
+    return sorted((bool(p["spec"].get("nodeName")) for p in pods), reverse=True)
+
+
+def _cluster_state(k: Kube, member: str) -> str:
+    return str((k.json("host", "get", "mc", member).get("status") or {}).get("state", ""))
+
+
+def _fill_member_b_and_starve_member_a(k: Kube) -> None:
+    """member-b looks full to the federator (its pods hold every A100), so a gang goes to member-a, where one
+    node's CPU is all taken by a pod that holds no GPU: the federator's model (free GPUs per node) says 2 x 8
+    fit, but the member's scheduler can bind only one replica."""
+    tb = k.tb
+    tb.apply("member-b", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "filler", "namespace": "default"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "filler"}}, "template": {
+            "metadata": {"labels": {"app": "filler"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                                     "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}}},
+    })
+    tb.apply("member-a", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cpu-hog", "namespace": "default"},
+        "spec": {"nodeName": "member-a-a100-1",
+                 "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "64"}}}]},
+    })
+    eventually(lambda: _free_accelerators(k, "member-b") == 0, timeout=60, what="member-b reported full")
 
 
 def _free_accelerators(k: Kube, member: str) -> int:
