@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,13 +327,29 @@ def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def watch_lines(jobs: Iterable[Job]) -> Iterator[str]:
+    """`federator watch`'s lines: a job's id, phase and clusters, and why it waits (its pending reason) or
+    else what it says (its message: what a Placed job waits for on its member, why it failed).
+
+    The federator announces every change to a job, many of them in fields no line shows (a placement's
+    own phase, a timestamp), so a line that would repeat the job's last one is not printed: each line
+    says something new."""
+    last: dict[str, str] = {}
+    for job in jobs:
+        where = ",".join(p.cluster for p in job.placements) or "-"
+        why = str(job.pending_reason) if job.pending_reason else job.message
+        line = f"{job.job_id} {job.phase} {where} {why}".rstrip()
+        if last.get(job.job_id) != line:
+            last[job.job_id] = line
+            yield line
+
+
 def _watch(args: argparse.Namespace) -> int:
     try:
         with connect(client_options(args)) as (jobs, _):
-            for pb in jobs.Watch(jobs_pb2.WatchJobsRequest(job_id=args.job)):
-                job = convert.job_from_pb(pb)
-                where = ",".join(p.cluster for p in job.placements) or "-"
-                print(f"{job.job_id} {job.phase} {where} {job.pending_reason or ''}".rstrip(), flush=True)
+            stream = (convert.job_from_pb(pb) for pb in jobs.Watch(jobs_pb2.WatchJobsRequest(job_id=args.job)))
+            for line in watch_lines(stream):
+                print(line, flush=True)
     except KeyboardInterrupt:
         return 0
     except (grpc.RpcError, TlsError) as err:
