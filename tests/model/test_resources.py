@@ -65,3 +65,13 @@ def test_a_fraction_named_to_a_bucket_takes_from_that_bucket_only() -> None:
         pool.after_take(500, 2, bucket=whole_bucket(1))
     with pytest.raises(ValueError, match="fractional"):
         pool.after_take(1000, 1, bucket=whole_bucket(1))
+
+
+def test_one_node_room_is_a_real_nodes_the_nearest_to_both_maxima() -> None:
+    from federator.model.cluster import one_node_room
+    gib = 2**30
+    cpu_rich, mem_rich, balanced = (64_000, 32 * gib), (8_000, 1024 * gib), (48_000, 512 * gib)
+    assert one_node_room([cpu_rich, mem_rich]) in {cpu_rich, mem_rich}
+    assert one_node_room([cpu_rich, mem_rich, balanced]) == balanced
+    assert one_node_room([(0, 0), (0, 0)]) == (0, 0)
+    assert one_node_room([]) == (0, 0)

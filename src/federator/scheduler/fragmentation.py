@@ -2,8 +2,8 @@
 
 The measure of "Beware of Fragmentation" (Weng et al., ATC'23), computed
 over what an agent reports instead of over nodes: per pool, how many nodes
-have i whole GPUs free (and, with the node-fit model, the most free CPU and
-memory among them), and the free milli-GPUs of each shared GPU. For one
+have i whole GPUs free (and, with the node-fit model, the free CPU and memory
+of the roomiest of them), and the free milli-GPUs of each shared GPU. For one
 request shape the unusable part is
 
 - whole-GPU shapes of g GPUs: the whole free GPUs on nodes with fewer than g

@@ -117,3 +117,12 @@ def test_pod_requests_take_the_larger_of_init_and_containers_and_add_sidecars_an
     ])
     p["spec"]["overhead"] = {"cpu": "100m"}
     assert pod_requests(p) == Resources(cpu_milli=4_600, memory_bytes=GiB)
+
+
+def test_a_buckets_host_room_is_one_nodes_never_the_cpu_of_one_and_the_memory_of_another() -> None:
+    """Two nodes with 8 free A100s each: one rich in CPU, one in memory. A replica needs both on one node, so
+    the bucket says what one node has, not (most CPU, most memory) of two."""
+    nodes = [node("cpu-rich", A100, 8, cpu="64", memory="64Gi"), node("mem-rich", A100, 8, cpu="16", memory="1Ti")]
+    pool = cluster_capacity(nodes, []).pool(A100)
+    assert pool is not None and pool.nodes_by_free[8] == 2
+    assert pool.host_room[8] in {(64_000, 64 * GiB), (16_000, 1024 * GiB)}

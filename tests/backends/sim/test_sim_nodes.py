@@ -52,3 +52,17 @@ def test_bad_fleet_names_the_field(doc: dict, field: str) -> None:
                                                ("soon", 9)])
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text, 9) == seconds
+
+
+def test_a_buckets_host_room_is_one_nodes_never_the_cpu_of_one_and_the_memory_of_another() -> None:
+    fleet = parse_fleet({"clusters": [{"name": "c", "region": "r", "nodes": [
+        {"count": 1, "gpuModel": "A10", "gpus": 1, "cpu": 48, "memory": "48Gi"},
+        {"count": 1, "gpuModel": "A10", "gpus": 1, "cpu": 12, "memory": "512Gi"}]}]})
+    nodes = NodeSet.of(fleet["c"].nodes)
+    rooms = {(48_000, 48 * 2**30), (12_000, 512 * 2**30)}
+    assert nodes.capacity().pool("A10").host_room[1] in rooms  # type: ignore[union-attr]
+    # Each now holds 0.6 of its GPU: the room of the shared devices with 400 milli free is one node's too.
+    for key in ("a", "b"):
+        assert nodes.bind(key, replicas=1, resources=Resources(1000, 2**30, 600), accelerator_model="A10") is None
+    (free, cpu, mem), = nodes.capacity().pool("A10").shared_room  # type: ignore[union-attr]
+    assert free == 400 and (cpu + 1000, mem + 2**30) in rooms

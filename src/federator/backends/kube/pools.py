@@ -13,6 +13,7 @@ from typing import Any
 
 from federator.backends.kube.devices import DeviceGroup, Sharing
 from federator.model import AcceleratorPool
+from federator.model.cluster import one_node_room
 
 _HISTOGRAM_MIN = 9  # 0..8 free devices, as in the simulated backend
 
@@ -22,8 +23,8 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
     """One pool per (vendor, model), sorted by model then vendor.
 
     With `room` (node -> free CPU milli and memory bytes), each pool says per bucket of whole free
-    devices, and per free part of shared ones, the most free CPU and memory among those nodes: the
-    federator's node fit (AcceleratorPool.host_room, shared_room).
+    devices, and per free part of shared ones, the free CPU and memory of one of those nodes, the
+    roomiest (`one_node_room`): the federator's node fit (AcceleratorPool.host_room, shared_room).
     """
     by_key: dict[tuple[str, str], list[DeviceGroup]] = {}
     for g in groups:
@@ -34,8 +35,8 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
         shared: dict[int, int] = {}
         total = allocatable = 0
         per_node: dict[str, int] = {}
-        bucket_room: dict[int, tuple[int, int]] = {}
-        shared_room: dict[int, tuple[int, int]] = {}
+        bucket_rooms: dict[int, list[tuple[int, int]]] = {}
+        shared_rooms: dict[int, list[tuple[int, int]]] = {}
         for g in members:
             total += g.devices
             if g.node not in usable_nodes:
@@ -46,26 +47,23 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
             if rest:
                 shared[rest] = shared.get(rest, 0) + 1
                 if room is not None:
-                    shared_room[rest] = _most(shared_room.get(rest), room.get(g.node, (0, 0)))
+                    shared_rooms.setdefault(rest, []).append(room.get(g.node, (0, 0)))
         for node, free in per_node.items():
             if free >= len(hist):
                 hist.extend([0] * (free + 1 - len(hist)))
             hist[free] += 1
             if room is not None:
-                bucket_room[free] = _most(bucket_room.get(free), room.get(node, (0, 0)))
+                bucket_rooms.setdefault(free, []).append(room.get(node, (0, 0)))
         first = members[0]
-        host_room = tuple(bucket_room.get(i, (0, 0)) for i in range(len(hist))) if room is not None else ()
+        host_room = tuple(one_node_room(bucket_rooms.get(i, ())) for i in range(len(hist))) if room is not None \
+            else ()
         out.append(AcceleratorPool(model, tuple(hist), total, allocatable, shared_devices=tuple(sorted(shared.items())),
                            host_room=host_room,
-                           shared_room=tuple(sorted((f, c, m) for f, (c, m) in shared_room.items())),
+                           shared_room=tuple(sorted((f, *one_node_room(r)) for f, r in shared_rooms.items())),
                            sharing=first.sharing.value,
                            unit_milli=first.unit_milli if first.sharing is Sharing.MIG else 0,
                            **_extra(vendor, first)))
     return tuple(out)
-
-
-def _most(a: tuple[int, int] | None, b: tuple[int, int]) -> tuple[int, int]:
-    return b if a is None else (max(a[0], b[0]), max(a[1], b[1]))
 
 
 def _extra(vendor: str, g: DeviceGroup) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from federator.backends.sim.fgd import DemandLearner, FgdIndex, Workload
 from federator.backends.sim.fleet import NodeSpec
 from federator.catalog import catalog
 from federator.model import MILLI, WORKLOAD_KINDS, AcceleratorPool, ClusterCapacity, Resources
+from federator.model.cluster import one_node_room
 from federator.scheduler.framework import model_matches
 
 FITS = ("fgd", "best", "first", "random")
@@ -338,6 +339,10 @@ class NodeSet:
     def accelerator_milli_total(self) -> int:
         return sum(n.spec.accelerators for n in self.nodes) * MILLI
 
+    def _room(self, node: int) -> tuple[int, int]:
+        n = self.nodes[node]
+        return n.free_cpu_milli, n.free_memory_bytes
+
     def capacity(self, *, sequence: int = 0) -> ClusterCapacity:
         pools = []
         for model in sorted(self._by_free):
@@ -345,14 +350,9 @@ class NodeSet:
             total = sum(self.nodes[i].spec.accelerators for i in idx)
             hist = [len(b) for b in self._by_free[model]]
             shared = tuple(sorted((f, len(s)) for f, s in self._shared.get(model, {}).items() if s))
-            room = [(0, 0)] * len(hist)
-            for k, bucket in enumerate(self._by_free[model]):
-                if bucket:
-                    room[k] = (max(self.nodes[i].free_cpu_milli for i in bucket),
-                               max(self.nodes[i].free_memory_bytes for i in bucket))
+            room = [one_node_room(self._room(i) for i in bucket) for bucket in self._by_free[model]]
             shared_room = tuple(sorted(
-                (f, max(self.nodes[i].free_cpu_milli for i, _ in spots),
-                 max(self.nodes[i].free_memory_bytes for i, _ in spots))
+                (f, *one_node_room(self._room(i) for i, _ in spots))
                 for f, spots in self._shared.get(model, {}).items() if spots))
             kind = catalog().describe_model(model, self.nodes[idx[0]].spec.vendor if idx else "")
             pools.append(AcceleratorPool(model, tuple(hist), total, total, shared, tuple(room), shared_room,
