@@ -65,7 +65,7 @@ def one_node_room(rooms: Iterable[tuple[int, int]]) -> tuple[int, int]:
 
     Not the two maxima: they are often two different nodes', and a replica needs the CPU and the memory on
     one node. Reported as maxima, they sent fractions to members with no node that had both: 894
-    refusals in 10,000 placements (synthetic `fractional`, 8 clusters, 10-pod cycles; 2 with this, and
+    refusals in 10,000 placements (synthetic `fractional`, 8 clusters, 10-pod cycles; 1 with this, and
     the same allocation; docs/benchmarks.md, round 8)."""
     best, best_key = (0, 0), (-1.0, -1.0)
     rooms = list(rooms)
