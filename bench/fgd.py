@@ -134,10 +134,11 @@ def node_level(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], fit: str, seed
 
 
 POLICY: SchedulerConfig | None = None  # --policy
+CYCLE = 1000  # --cycle: pods offered per scheduling cycle
 
 
 def federator(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], clusters: int, seed: int) -> dict[str, float]:
-    sim = Simulation(deal(nodes, clusters), jobs, scheduler=Scheduler(POLICY), fit="fgd", seed=seed)
+    sim = Simulation(deal(nodes, clusters), jobs, scheduler=Scheduler(POLICY), fit="fgd", seed=seed, batch=CYCLE)
     report = sim.run("fill")
     return {"accelerator_allocation_ratio": round(report.accelerator_allocation_ratio, 4), "placed": report.jobs_placed,
             "refused": report.refused, "refused_per_placement": round(report.refused / max(report.placements, 1), 4),
@@ -171,6 +172,7 @@ def markdown(rows: Sequence[dict[str, object]], clusters: Sequence[int], variant
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global POLICY, CYCLE
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fleet", default="../shared/data/alibaba-spot-gpu-fleet-2026.csv",
                    help="node CSV, or 'synthetic' for a built-in mixed fleet")
@@ -179,10 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--clusters", default="1,8", help="comma-separated cluster counts for the federator")
     p.add_argument("--variants", default=",".join(NODE_VARIANTS), help="node-level baselines to run")
     p.add_argument("--policy", type=Path, help="policy file for the federator (default: the default policy)")
+    p.add_argument("--cycle", type=int, default=CYCLE,
+                   help="pods per scheduling cycle (default 1000; a live federator's cycles are much smaller)")
     p.add_argument("--markdown", action="store_true", help="print a markdown table instead of JSON")
     args = p.parse_args(argv)
-    global POLICY
+    if args.cycle < 1:
+        p.error("--cycle: must be at least 1")
     POLICY = load_policy(args.policy) if args.policy else None
+    CYCLE = args.cycle
     mixes = [m for m in args.mixes.split(",") if m]
     bad = [m for m in mixes if m not in MIXES]
     variants = [v for v in args.variants.split(",") if v]

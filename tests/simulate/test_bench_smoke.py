@@ -26,8 +26,10 @@ SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
         ("fairness.py", ["--clusters", "1", "--nodes", "2", "--hours", "1.2"], "max_deviation_from_weighted_drf_share"),
         ("memory.py", ["--clusters", "3", "--jobs", "100"], "peak_rss_mib"),
         ("fgd.py", ["--fleet", "{fleet}", "--clusters", "1,2", "--mixes", "pinned,trace"], "federator-2"),
+        ("fgd.py", ["--fleet", "{fleet}", "--clusters", "2", "--mixes", "fractional", "--variants", "",
+                    "--cycle", "10"], "federator-2"),
     ],
-    ids=["throughput", "scaling", "five-vendor", "quality", "fairness", "memory", "fgd"],
+    ids=["throughput", "scaling", "five-vendor", "quality", "fairness", "memory", "fgd", "fgd-small-cycles"],
 )
 def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: str) -> None:
     fleet = tmp_path / "fleet.csv"
