@@ -25,6 +25,7 @@ from federator.model import (
     ReasonCode,
     Resources,
 )
+from federator.model.cluster import RoomClass, shared_bucket, whole_bucket
 
 _KIND_TO_PB = {JobKind.TRAINING: types_pb2.JOB_KIND_TRAINING, JobKind.INFERENCE: types_pb2.JOB_KIND_INFERENCE}
 _KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
@@ -182,6 +183,11 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
                 shared_room=[
                     agent_pb2.SharedRoom(free_milli=f, cpu_milli=c, memory_bytes=m) for f, c, m in p.shared_room
                 ],
+                room_classes=[
+                    agent_pb2.RoomClass(free_accelerators=max(b, 0), shared_free_milli=max(-b, 0), cpu_milli=c,
+                                        memory_bytes=m, count=n)
+                    for b, c, m, n in p.room_classes
+                ],
                 sharing=p.sharing,
                 unit_milli=p.unit_milli,
                 vendor=p.vendor,
@@ -209,6 +215,52 @@ _FAMILY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 POOL_SHARING = frozenset({"", "None", "TimeSlicing", "MPS", "HAMi", "MIG"})
 
 
+#: The most room classes a pool may carry (agent.proto RoomClass).
+MAX_ROOM_CLASSES = 65536
+
+
+def _room_classes(p: agent_pb2.AcceleratorPool, where: str, shared: tuple[tuple[int, int], ...]
+                  ) -> tuple[RoomClass, ...]:
+    """A pool's room classes, checked against the obligations agent.proto gives them."""
+    if not p.room_classes:
+        return ()
+    field = f"{where}.room_classes"
+    if len(p.room_classes) > MAX_ROOM_CLASSES:
+        raise WireError(f"{field}: at most {MAX_ROOM_CLASSES} classes, got {len(p.room_classes)}")
+    counted: dict[int, int] = {}
+    out = []
+    for k, c in enumerate(p.room_classes):
+        if c.count < 1 or c.cpu_milli < 0 or c.memory_bytes < 0:
+            raise WireError(f"{field}[{k}]: count must be at least 1, CPU and memory not negative")
+        if c.shared_free_milli:
+            if not 0 < c.shared_free_milli < 1000 or c.free_accelerators:
+                raise WireError(f"{field}[{k}]: a class of shared accelerators has shared_free_milli 1..999 and "
+                                f"free_accelerators 0, got {c.shared_free_milli} and {c.free_accelerators}")
+            bucket = shared_bucket(c.shared_free_milli)
+        else:
+            if not 0 <= c.free_accelerators < len(p.nodes_by_free):
+                raise WireError(f"{field}[{k}].free_accelerators: must name a nodes_by_free bucket "
+                                f"(0..{len(p.nodes_by_free) - 1}), got {c.free_accelerators}")
+            bucket = whole_bucket(c.free_accelerators)
+        counted[bucket] = counted.get(bucket, 0) + c.count
+        out.append((bucket, c.cpu_milli, c.memory_bytes, c.count))
+    for i, n in enumerate(p.nodes_by_free):
+        if (i or counted.get(whole_bucket(0))) and counted.get(whole_bucket(i), 0) != n:
+            raise WireError(f"{field}: the classes of bucket {i} count {counted.get(whole_bucket(i), 0)} nodes, "
+                            f"nodes_by_free[{i}] is {n}")
+    for f, n in shared:
+        if counted.get(shared_bucket(f), 0) != n:
+            raise WireError(f"{field}: the classes of shared_free_milli {f} count {counted.get(shared_bucket(f), 0)} "
+                            f"accelerators, shared_devices says {n}")
+    stray = [-b for b in counted if b < 0 and -b not in dict(shared)]
+    if stray:
+        raise WireError(f"{field}: shared_free_milli {stray[0]} has classes but no shared_devices entry")
+    merged: dict[tuple[int, int, int], int] = {}
+    for bucket, cpu, mem, n in out:
+        merged[(bucket, cpu, mem)] = merged.get((bucket, cpu, mem), 0) + n
+    return tuple(sorted((b, c, m, n) for (b, c, m), n in merged.items() if b))
+
+
 def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
     pools = []
     for i, p in enumerate(pb.accelerator_pools):
@@ -230,6 +282,7 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
                 f"capacity.accelerator_pools[{i}].host_room, shared_room: CPU and memory must not be negative, "
                 f"free_milli must be 1..999"
             )
+        classes = _room_classes(p, f"capacity.accelerator_pools[{i}]", shared)
         room = tuple((r.cpu_milli, r.memory_bytes) for r in p.host_room)
         shared_room = tuple(sorted((r.free_milli, r.cpu_milli, r.memory_bytes) for r in p.shared_room))
         if p.sharing not in POOL_SHARING:
@@ -253,6 +306,7 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
                 shared,
                 host_room=room,
                 shared_room=shared_room,
+                room_classes=classes,
                 sharing=p.sharing,
                 unit_milli=p.unit_milli if p.sharing == "MIG" else 0,
                 vendor=known.vendor,

@@ -48,9 +48,15 @@ SHARING_MIG = "MIG"
 SHARING_HAMI = "HAMi"
 
 
-# What a take leaves of a pool's resource model: (nodes_by_free, shared_devices, host_room, shared_room).
+# A room class (agent.proto RoomClass): (bucket, free CPU milli, free memory bytes, count). `count` nodes of
+# a whole bucket (`whole_bucket(i)`: i whole devices free), or `count` shared devices of a shared bucket
+# (`shared_bucket(f)`: f milli free), whose node has that much CPU and memory free, one node's pair.
+RoomClass = tuple[int, int, int, int]
+
+# What a take leaves of a pool's resource model:
+# (nodes_by_free, shared_devices, host_room, shared_room, room_classes).
 PoolState = tuple[tuple[int, ...], tuple[tuple[int, int], ...], tuple[tuple[int, int], ...],
-                  tuple[tuple[int, int, int], ...]]
+                  tuple[tuple[int, int, int], ...], tuple[RoomClass, ...]]
 
 
 def shared_bucket(free_milli: int) -> int:
@@ -79,6 +85,27 @@ def one_node_room(rooms: Iterable[tuple[int, int]]) -> tuple[int, int]:
     return best
 
 
+def room_classes(whole: Iterable[tuple[int, int, int]], shared: Iterable[tuple[int, int, int]]
+                 ) -> tuple[RoomClass, ...]:
+    """The room classes an agent reports for a pool: `whole` has (whole devices free, free CPU milli,
+    free memory bytes) per node (nodes with none free are left out), `shared` (free milli, the same
+    of its node) per shared device; sorted.
+
+    Exact, not rounded: the contract lets an agent round down to keep a report small, but jobs that ask
+    for a whole node's CPU are common, and a node rounded 1/32 under its 128 CPUs hosts none of them
+    (tests/simulate/test_refusals.py's fleet: 0.93 of the GPUs allocated, 0.98 exact). Nodes alike
+    share a class anyway, and there are never more classes than nodes."""
+    counts: dict[tuple[int, int, int], int] = {}
+    for free, cpu, mem in whole:
+        if free > 0:
+            key = (whole_bucket(free), cpu, mem)
+            counts[key] = counts.get(key, 0) + 1
+    for free_milli, cpu, mem in shared:
+        key = (shared_bucket(free_milli), cpu, mem)
+        counts[key] = counts.get(key, 0) + 1
+    return tuple(sorted((b, c, m, n) for (b, c, m), n in counts.items()))
+
+
 def whole_bucket(whole_free: int) -> int:
     """`AcceleratorPool.after_take`'s name for a whole device of a node with `whole_free` whole devices free."""
     return whole_free
@@ -101,6 +128,12 @@ class AcceleratorPool:
     milli-GPUs, so that "fits" here means
     "fits on a node" also for CPU and memory, not only in the cluster's sum;
     () when the agent does not report it (no host check then).
+
+    `room_classes` (`RoomClass`) say the same for every node, counted by class: when an agent
+    reports them, the model reads them and not `host_room` / `shared_room`. One node's room per
+    bucket cannot say that one node has the CPU for a CPU-heavy replica and another the memory
+    for a memory-heavy one, nor that a bucket's other nodes are still roomy once that node took
+    a replica; the classes can, and a take moves the node that took it to its new class.
     """
 
     accelerator_model: str
@@ -122,6 +155,7 @@ class AcceleratorPool:
     # `unit_milli` of a whole one, serving one replica of at most that much.
     sharing: str = ""
     unit_milli: int = 0
+    room_classes: tuple[RoomClass, ...] = ()  # sorted; () = not reported (host_room then)
 
     def serves(self, accelerator_milli: int) -> bool:
         """Whether replicas of `accelerator_milli` (whole devices or a fraction) can run on this pool at all."""
@@ -168,14 +202,16 @@ class AcceleratorPool:
     def replica_capacity(self, accelerator_milli: int, cpu_milli: int = 0, memory_bytes: int = 0) -> int:
         """How many replicas of `accelerator_milli` milli-GPUs each fit: whole GPUs or a fraction of one.
 
-        With `cpu_milli` / `memory_bytes` and a reported `host_room`, whole GPUs count only on
-        nodes whose host has room for a replica (and as many replicas as that room holds)."""
+        With `cpu_milli` / `memory_bytes` and reported room classes (or `host_room`), GPUs count only
+        on nodes whose host has room for a replica (and as many replicas as that room holds)."""
         if accelerator_milli <= 0 or not self.serves(accelerator_milli):
             return 0
         if self.sharing == SHARING_MIG and accelerator_milli % MILLI:
             return self.free_accelerators  # one partition per replica
         hist = self.nodes_by_free
         shared = self.shared_devices
+        if self.room_classes and (cpu_milli or memory_bytes):
+            return _classed_capacity(hist, shared, self.room_classes, accelerator_milli, cpu_milli, memory_bytes)
         if cpu_milli or memory_bytes:
             if self.host_room:
                 hist = _hosted(hist, self.host_room, cpu_milli, memory_bytes, max(accelerator_milli // MILLI, 1))
@@ -192,38 +228,45 @@ class AcceleratorPool:
         """The pool after binding `replicas` replicas of `accelerator_milli` each (whole or fractional);
         with the replicas' CPU and memory, the host room of the nodes they land on shrinks too.
         A MIG pool gives each fractional replica a partition of its own."""
-        hist, shared, host_room, shared_room = self.after_take(accelerator_milli, replicas, cpu_milli=cpu_milli,
-                                                               memory_bytes=memory_bytes)
-        return self.with_state(hist, shared, host_room, shared_room)
+        return self.with_state(*self.after_take(accelerator_milli, replicas, cpu_milli=cpu_milli,
+                                                memory_bytes=memory_bytes))
 
     def with_state(self, hist: tuple[int, ...], shared: tuple[tuple[int, int], ...],
-                   host_room: tuple[tuple[int, int], ...], shared_room: tuple[tuple[int, int, int], ...]
-                   ) -> AcceleratorPool:
+                   host_room: tuple[tuple[int, int], ...], shared_room: tuple[tuple[int, int, int], ...],
+                   room_classes: tuple[RoomClass, ...]) -> AcceleratorPool:
         """This pool with another free state (`PoolState`), everything else the same. What
         `dataclasses.replace` does, spelled out: a cycle builds a pool per placement, and in the
         compiled build (setup.py) the generic replace is a tenth of the cycle. A test holds it to
         `replace` over every field."""
         return AcceleratorPool(self.accelerator_model, hist, self.total_accelerators, self.allocatable_accelerators,
                                shared, host_room, shared_room, self.vendor, self.memory_mib, self.resource_name,
-                               self.family, self.sharing, self.unit_milli)
+                               self.family, self.sharing, self.unit_milli, room_classes)
 
     def after_take(
         self, accelerator_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0, bucket: int = 0
     ) -> PoolState:
-        """What `take_milli` leaves, as (nodes_by_free, shared_devices, host_room, shared_room), without
-        building the pool: a what-if (the fragmentation score's) needs only that.
+        """What `take_milli` leaves (`PoolState`), without building the pool: a what-if (the
+        fragmentation score's) needs only that.
 
         `bucket` (one fractional replica of a shared pool only) names where it goes instead of best fit:
         `shared_bucket(f)`, a shared device with f milli free, or `whole_bucket(i)`, a whole device of a
         node with i whole devices free; ValueError if that bucket has none that holds it. The
         fragmentation score weighs every bucket, as FGD's node binder weighs every node."""
-        if accelerator_milli % MILLI == 0 or self.sharing == SHARING_MIG:
-            if bucket:
-                raise ValueError("bucket: only for a fractional replica of a shared pool")
-            hist, room = self._take_whole(max(1, accelerator_milli // MILLI), replicas, cpu_milli, memory_bytes)
-            return hist, self.shared_devices, room, self.shared_room
+        whole = accelerator_milli % MILLI == 0 or self.sharing == SHARING_MIG
+        if whole and bucket:
+            raise ValueError("bucket: only for a fractional replica of a shared pool")
         if bucket and replicas != 1:
             raise ValueError(f"bucket: only for one replica, not {replicas}")
+        if self.room_classes:
+            classes = _Classes(self.room_classes, self.nodes_by_free, self.shared_devices, cpu_milli, memory_bytes)
+            if whole:
+                hist = classes.take_whole(max(1, accelerator_milli // MILLI), replicas, self.accelerator_model)
+                return hist, self.shared_devices, self.host_room, self.shared_room, classes.out()
+            hist, shared = classes.take_fraction(accelerator_milli, replicas, bucket, self.accelerator_model)
+            return hist, shared, self.host_room, self.shared_room, classes.out()
+        if whole:
+            hist, room = self._take_whole(max(1, accelerator_milli // MILLI), replicas, cpu_milli, memory_bytes)
+            return hist, self.shared_devices, room, self.shared_room, ()
         return self._take_fraction(accelerator_milli, replicas, cpu_milli, memory_bytes, bucket)
 
     def take(
@@ -235,8 +278,8 @@ class AcceleratorPool:
         is what the agent does too, so the federator's view stays close to the
         cluster's.
         """
-        hist, room = self._take_whole(accelerators_per_replica, replicas, cpu_milli, memory_bytes)
-        return self.with_state(hist, self.shared_devices, room, self.shared_room)
+        return self.with_state(*self.after_take(accelerators_per_replica * MILLI, replicas, cpu_milli=cpu_milli,
+                                                memory_bytes=memory_bytes))
 
     def _take_whole(self, accelerators_per_replica: int, replicas: int, cpu_milli: int,
                     memory_bytes: int) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
@@ -317,14 +360,14 @@ class AcceleratorPool:
         if left:
             raise ValueError(f"{replicas} x {milli}m GPU do not fit in pool {self.accelerator_model}")
         return (tuple(counts), tuple(sorted((f, n) for f, n in shared.items() if n)), room.whole_room(),
-                room.shared_room(shared))
+                room.shared_room(shared), ())
 
     def release_milli(self, accelerator_milli: int, replicas: int) -> AcceleratorPool:
         """An estimate of the pool after `replicas` replicas of `accelerator_milli` leave (for what-if
         planning such as preemption). The histogram does not say which nodes they sat on, so
         the GPUs go back to the nodes with the fewest free GPUs: the pessimistic guess for
-        gangs. The agent's next report replaces the estimate with the truth. Host room is dropped
-        (not known after a release), so the estimate does not check it."""
+        gangs. The agent's next report replaces the estimate with the truth. Host room and room
+        classes are dropped (not known after a release), so the estimate does not check them."""
         counts = list(self.nodes_by_free)
         top = len(counts) - 1
         if accelerator_milli % MILLI == 0:
@@ -335,7 +378,7 @@ class AcceleratorPool:
                         counts[free] -= 1
                         counts[free + g] += 1
                         break
-            return self.with_state(tuple(counts), self.shared_devices, (), ())
+            return self.with_state(tuple(counts), self.shared_devices, (), (), ())
         shared = dict(self.shared_devices)
         for _ in range(replicas):
             base = next((f for f in sorted(shared) if shared[f] and f + accelerator_milli <= MILLI), None)
@@ -349,7 +392,7 @@ class AcceleratorPool:
                 if emptiest is not None:
                     counts[emptiest] -= 1
                     counts[emptiest + 1] += 1
-        return self.with_state(tuple(counts), tuple(sorted((f, n) for f, n in shared.items() if n)), (), ())
+        return self.with_state(tuple(counts), tuple(sorted((f, n) for f, n in shared.items() if n)), (), (), ())
 
 
 class _Room:
@@ -418,6 +461,176 @@ class _Room:
         if self.shared is None:
             return ()
         return tuple(sorted((f, *self.shared.get(f, (0, 0))) for f, n in shared.items() if n))
+
+
+_UNKNOWN_ROOM = 1 << 62  # the room of nodes a pool's classes do not count: not checked
+
+
+def _hosts(cpu_free: int, mem_free: int, cpu: int, mem: int) -> int:
+    """Replicas of `cpu` / `mem` each that a node with this free CPU and memory has room for."""
+    return min(cpu_free // cpu if cpu else _UNKNOWN_ROOM, mem_free // mem if mem else _UNKNOWN_ROOM)
+
+
+def _classed_capacity(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], classes: tuple[RoomClass, ...],
+                      milli: int, cpu: int, mem: int) -> int:
+    """`replica_capacity` from room classes: each node (or shared device) holds as many replicas as both
+    its devices and its host's CPU and memory allow. Nodes and devices no class counts are not checked."""
+    counted: dict[int, int] = {}
+    total = 0
+    per_gpu = MILLI // milli if milli % MILLI else 0
+    g = milli // MILLI
+    for bucket, c, m, n in classes:
+        counted[bucket] = counted.get(bucket, 0) + n
+        if per_gpu:
+            held = (-bucket) // milli if bucket < 0 else bucket * per_gpu
+        else:
+            held = bucket // g if bucket > 0 else 0
+        if held:
+            total += n * min(held, _hosts(c, m, cpu, mem))
+    for i in range(1, len(hist)):
+        rest = hist[i] - counted.get(whole_bucket(i), 0)
+        if rest > 0:
+            total += rest * (i * per_gpu if per_gpu else i // g)
+    if per_gpu:
+        for f, n in shared:
+            rest = n - counted.get(shared_bucket(f), 0)
+            if rest > 0:
+                total += rest * (f // milli)
+    return total
+
+
+class _Classes:
+    """A pool's room classes through a take: the node that takes replicas moves to the class of what it
+    has left, in whole devices, shared devices and host room alike, so the next replica of the cycle
+    sees it as it is (`AcceleratorPool.room_classes`).
+
+    Which node of a class takes a replica does not matter (they are alike); which class does is the
+    member's choice. The model takes the class that holds the most of the replicas, and of those the
+    tightest: best fit on the host too, as kube-scheduler's MostAllocated does (docs/kubernetes.md),
+    keeping roomy nodes for replicas that need the room. A node's other shared devices keep their
+    class: which node holds them is not reported. The agent's next report has the truth.
+    """
+
+    __slots__ = ("by", "counts", "cpu", "mem", "shared")
+
+    def __init__(self, classes: tuple[RoomClass, ...], hist: tuple[int, ...], shared: tuple[tuple[int, int], ...],
+                 cpu: int, mem: int) -> None:
+        self.cpu, self.mem = cpu, mem
+        self.counts = list(hist)
+        self.shared = dict(shared)
+        self.by: dict[int, dict[tuple[int, int], int]] = {}
+        counted: dict[int, int] = {}
+        for bucket, c, m, n in classes:
+            of = self.by.setdefault(bucket, {})
+            of[(c, m)] = of.get((c, m), 0) + n
+            counted[bucket] = counted.get(bucket, 0) + n
+        uncounted = [(whole_bucket(i), n) for i, n in enumerate(hist) if i] + [
+            (shared_bucket(f), n) for f, n in shared]
+        for bucket, n in uncounted:
+            if n > counted.get(bucket, 0):
+                of = self.by.setdefault(bucket, {})
+                key = (_UNKNOWN_ROOM, _UNKNOWN_ROOM)
+                of[key] = of.get(key, 0) + n - counted.get(bucket, 0)
+
+    def _pick(self, bucket: int, want: int) -> tuple[tuple[int, int], int] | None:
+        """The class of `bucket` to take from, and how many replicas (at most `want`) one of its nodes holds."""
+        best: tuple[tuple[int, int], int] | None = None
+        for room, n in self.by.get(bucket, {}).items():
+            if n <= 0:
+                continue
+            held = min(want, _hosts(room[0], room[1], self.cpu, self.mem))
+            if held > 0 and (best is None or held > best[1] or held == best[1] and room < best[0]):
+                best = (room, held)
+        return best
+
+    def _move(self, src: int, room: tuple[int, int], dst: int | None, replicas: int, nodes: int) -> tuple[int, int]:
+        """`nodes` nodes (or devices) of class `room` in bucket `src` took `replicas` replicas each and are
+        now in bucket `dst` (none: a shared device now full); returns the room each has left."""
+        of = self.by[src]
+        of[room] -= nodes
+        if not of[room]:
+            del of[room]
+        left = (max(0, room[0] - self.cpu * replicas), max(0, room[1] - self.mem * replicas))
+        if dst is not None:
+            self._add(dst, left, nodes)
+        return left
+
+    def _add(self, bucket: int, room: tuple[int, int], n: int) -> None:
+        of = self.by.setdefault(bucket, {})
+        of[room] = of.get(room, 0) + n
+
+    def take_whole(self, g: int, replicas: int, model: str) -> tuple[int, ...]:
+        """Whole-device replicas of `g` devices, fullest nodes first; returns nodes_by_free after."""
+        counts, left = self.counts, replicas
+        for free in range(g, len(counts)):
+            while left and counts[free]:
+                got = self._pick(whole_bucket(free), min(free // g, left))
+                if got is None:
+                    break  # no node of this bucket has the room for a replica
+                room, per = got
+                nodes = min(self.by[whole_bucket(free)][room], left // per)
+                counts[free] -= nodes
+                counts[free - per * g] += nodes
+                self._move(whole_bucket(free), room, whole_bucket(free - per * g), per, nodes)
+                left -= per * nodes
+        if left:
+            raise ValueError(f"{replicas} x {g} GPUs do not fit in pool {model}")
+        return tuple(counts)
+
+    def take_fraction(self, milli: int, replicas: int, bucket: int, model: str
+                      ) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+        """Fractional replicas, best fit: the fullest shared device that holds one, then whole devices
+        from the node with the fewest free (filling one device before the next); only `bucket` when one
+        is named (`AcceleratorPool.after_take`). Returns (nodes_by_free, shared_devices) after."""
+        counts, shared, left = self.counts, self.shared, replicas
+        for free in sorted(shared) if bucket <= 0 else ():
+            if free < milli or (bucket and shared_bucket(free) != bucket):
+                continue
+            while left and shared.get(free, 0):
+                got = self._pick(shared_bucket(free), min(free // milli, left))
+                if got is None:
+                    break
+                room, per = got
+                devices = min(self.by[shared_bucket(free)][room], left // per)
+                rest = free - per * milli
+                shared[free] -= devices
+                if rest:
+                    shared[rest] = shared.get(rest, 0) + devices
+                self._move(shared_bucket(free), room, shared_bucket(rest) if rest else None, per, devices)
+                left -= per * devices
+            if not left:
+                break
+        per_gpu = MILLI // milli
+        for free in range(1, len(counts)) if bucket >= 0 else ():
+            if bucket and whole_bucket(free) != bucket:
+                continue
+            while left and counts[free]:
+                got = self._pick(whole_bucket(free), min(left, free * per_gpu))
+                if got is None:
+                    break
+                room, on_node = got
+                gpus = -(-on_node // per_gpu)  # devices it opens, filling one before the next
+                counts[free] -= 1
+                counts[free - gpus] += 1
+                host = self._move(whole_bucket(free), room, whole_bucket(free - gpus) if free > gpus else None,
+                                  on_node, 1)
+                last_rest = MILLI - (on_node - (gpus - 1) * per_gpu) * milli
+                full_rest = MILLI - per_gpu * milli
+                for rest, n in ((full_rest, gpus - 1), (last_rest, 1)):
+                    if rest and n:
+                        shared[rest] = shared.get(rest, 0) + n
+                        self._add(shared_bucket(rest), host, n)
+                left -= on_node
+            if not left:
+                break
+        if left:
+            raise ValueError(f"{replicas} x {milli}m GPU do not fit in pool {model}")
+        return tuple(counts), tuple(sorted((f, n) for f, n in shared.items() if n))
+
+    def out(self) -> tuple[RoomClass, ...]:
+        """The classes after the take, as `AcceleratorPool.room_classes` (nodes with no whole device free
+        are left out: nothing reads them)."""
+        return tuple(sorted((b, c, m, n) for b, of in self.by.items() if b for (c, m), n in of.items() if n))
 
 
 @lru_cache(maxsize=1 << 16)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from federator.model import MILLI, AcceleratorPool
-from federator.model.cluster import SHARING_MIG, shared_bucket, whole_bucket
+from federator.model.cluster import SHARING_MIG, RoomClass, shared_bucket, whole_bucket
 
 if TYPE_CHECKING:
     from federator.scheduler.demand import Shape
@@ -35,12 +35,17 @@ if TYPE_CHECKING:
 
 def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], room: tuple[tuple[int, int], ...],
                       shapes: tuple[Shape, ...], cannot: float,
-                      shared_room: tuple[tuple[int, int, int], ...] = ()) -> float:
-    """Expected unusable milli-GPUs of a pool (see the module docstring). `room[i]` is the most free
-    (CPU milli, memory bytes) among the nodes with i whole GPUs free, `shared_room` the same per
-    free part of a shared GPU; () when not reported. For a fractional shape, a shared GPU (or a
-    bucket of whole GPUs) whose best node has no CPU or memory for it counts as unusable: a
-    fraction that takes a small node's CPU strands the rest of its GPU."""
+                      shared_room: tuple[tuple[int, int, int], ...] = (),
+                      classes: tuple[RoomClass, ...] = ()) -> float:
+    """Expected unusable milli-GPUs of a pool (see the module docstring). `room[i]` is the free
+    (CPU milli, memory bytes) of one node (the roomiest) among the nodes with i whole GPUs free,
+    `shared_room` the same per free part of a shared GPU; () when not reported. For a fractional
+    shape, a shared GPU (or a bucket of whole GPUs) whose best node has no CPU or memory for it
+    counts as unusable: a fraction that takes a small node's CPU strands the rest of its GPU.
+    With room `classes` (AcceleratorPool.room_classes) that is counted per node: the share of a
+    bucket's nodes that cannot host the shape, not all or nothing on its roomiest node."""
+    if classes:
+        return _classed_fragment(hist, shared, shapes, cannot, classes)
     whole_free = [i * n * MILLI for i, n in enumerate(hist)]
     below = [0]  # below[g]: the whole free GPUs on nodes with fewer than g free, which g-GPU work cannot use
     for amount in whole_free:
@@ -61,6 +66,37 @@ def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...]
             if room:
                 frag += sum(amount for i, amount in enumerate(whole_free)
                             if amount and i < len(room) and (room[i][0] < cpu or room[i][1] < mem))
+            if frag >= total or (not any(f >= milli and n for f, n in shared) and not any(whole_free[1:])):
+                frag = total
+        out += weight * frag
+    return out
+
+
+def _classed_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], shapes: tuple[Shape, ...],
+                      cannot: float, classes: tuple[RoomClass, ...]) -> float:
+    """`expected_fragment` with room classes: a node's free GPUs (a shared GPU's free part) are unusable
+    for a shape its host has no CPU or memory for, as FGD counts them per node."""
+    whole_free = [i * n * MILLI for i, n in enumerate(hist)]
+    below = [0]
+    for amount in whole_free:
+        below.append(below[-1] + amount)
+    shared_free = sum(f * n for f, n in shared)
+    total = below[-1] + shared_free
+    out = cannot * total
+    for milli, gpus, cpu, mem, weight in shapes:
+        # the free milli-GPUs on nodes (shared GPUs) that have the devices but not the host room for the shape
+        roomless = 0
+        for bucket, c, m, n in classes:
+            if c >= cpu and m >= mem:
+                continue
+            if bucket > 0 and (milli < MILLI or bucket >= gpus):
+                roomless += bucket * n * MILLI
+            elif bucket < 0 and milli < MILLI and -bucket >= milli:
+                roomless += -bucket * n
+        if milli >= MILLI:
+            frag = shared_free + below[min(gpus, len(whole_free))] + roomless
+        else:
+            frag = sum(f * n for f, n in shared if f < milli) + roomless
             if frag >= total or (not any(f >= milli and n for f, n in shared) and not any(whole_free[1:])):
                 frag = total
         out += weight * frag
@@ -91,7 +127,7 @@ def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tu
     """How much binding `replicas` replicas of `milli` milli-GPUs grows the pool's expected fragment,
     per milli-GPU bound: -1 when all it takes was unusable anyway, 0 when it leaves no new
     fragment, positive when it strands capacity. `cache`: see GrowthCache (the same value, cheaper)."""
-    if not pool.host_room and not pool.shared_room:
+    if not pool.host_room and not pool.shared_room and not pool.room_classes:
         cpu = mem = 0  # no host room reported: CPU and memory change nothing, so share the entry
     if cache is None:
         return _growth(pool, milli, replicas, shapes, cannot, GrowthCache(), cpu, mem)
@@ -115,13 +151,13 @@ def _growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shap
         growth = cache.by_state[key] = _fraction_growth(pool, state, milli, shapes, cannot, cache, cpu, mem)
         return growth
     try:
-        hist, shared, room, shared_room = pool.after_take(milli, replicas, cpu_milli=cpu, memory_bytes=mem)
+        hist, shared, room, shared_room, classes = pool.after_take(milli, replicas, cpu_milli=cpu, memory_bytes=mem)
     except ValueError:
         growth = float("inf")
     else:
         # the state after is what the cycle's reservation makes of the pool if this bind is chosen: kept as
         # that state's "before", so the bind's own follow-up scoring starts from it
-        after = (pool.accelerator_model, hist, shared, room, shared_room)
+        after = (pool.accelerator_model, hist, shared, room, shared_room, classes)
         growth = (_before(after, shapes, cannot, cache) - _before(state, shapes, cannot, cache)) / (milli * replicas)
     cache.by_state[key] = growth
     return growth
@@ -155,13 +191,14 @@ def _fraction_growth(pool: AcceleratorPool, state: tuple[Any, ...], milli: int,
 
 def _state(pool: AcceleratorPool) -> tuple[Any, ...]:
     """What the expected fragment of a pool depends on (the cycle's demand aside): its resource model."""
-    return (pool.accelerator_model, pool.nodes_by_free, pool.shared_devices, pool.host_room, pool.shared_room)
+    return (pool.accelerator_model, pool.nodes_by_free, pool.shared_devices, pool.host_room, pool.shared_room,
+            pool.room_classes)
 
 
 def _before(state: tuple[Any, ...], shapes: tuple[Shape, ...], cannot: float, cache: GrowthCache) -> float:
     """The expected fragment of a pool's resource model (`_state`), computed once per state in the cycle."""
     value = cache.before.get(state)
     if value is None:
-        _, hist, shared, room, shared_room = state
-        value = cache.before[state] = expected_fragment(hist, shared, room, shapes, cannot, shared_room)
+        _, hist, shared, room, shared_room, classes = state
+        value = cache.before[state] = expected_fragment(hist, shared, room, shapes, cannot, shared_room, classes)
     return value

@@ -45,7 +45,8 @@ def pod(on: str | None, *, gpus: int = 0, cpu: str = "1", memory: str = "1Gi", p
 
 def _gpus_only(pools: tuple[AcceleratorPool, ...]) -> tuple[AcceleratorPool, ...]:
     """Pools without their node-fit fields and catalog facts (checked on their own)."""
-    return tuple(dataclasses.replace(p, host_room=(), shared_room=(), memory_mib=0, resource_name="") for p in pools)
+    return tuple(dataclasses.replace(p, host_room=(), shared_room=(), room_classes=(), memory_mib=0, resource_name="")
+                 for p in pools)
 
 
 @pytest.mark.parametrize(("pods", "hist"), [
@@ -126,3 +127,19 @@ def test_a_buckets_host_room_is_one_nodes_never_the_cpu_of_one_and_the_memory_of
     pool = cluster_capacity(nodes, []).pool(A100)
     assert pool is not None and pool.nodes_by_free[8] == 2
     assert pool.host_room[8] in {(64_000, 64 * GiB), (16_000, 1024 * GiB)}
+
+
+def test_room_classes_count_every_nodes_room_so_either_rich_node_hosts_the_replica_that_needs_it() -> None:
+    """The same two nodes: one node's room per bucket can speak for only one of them, so a CPU-heavy or a
+    memory-heavy replica is refused at the federator; the classes count both, and each shape fits."""
+    nodes = [node("cpu-rich", A100, 8, cpu="64", memory="64Gi"), node("mem-rich", A100, 8, cpu="16", memory="1Ti"),
+             node("full", A100, 8, cpu="8", memory="8Gi")]
+    pool = cluster_capacity(nodes, [pod("full", gpus=8)]).pool(A100)
+    assert pool is not None
+    assert pool.room_classes == ((8, 16_000, 1024 * GiB, 1), (8, 64_000, 64 * GiB, 1))  # the full node left out
+    cpu_heavy, memory_heavy = (48_000, 32 * GiB), (8_000, 512 * GiB)
+    for cpu, mem in (cpu_heavy, memory_heavy):
+        assert pool.replica_capacity(8_000, cpu, mem) == 1
+    # one node's room speaks for both nodes: one shape is said to fit twice, the other not at all
+    assert {dataclasses.replace(pool, room_classes=()).replica_capacity(8_000, *shape)
+            for shape in (cpu_heavy, memory_heavy)} == {0, 2}

@@ -66,3 +66,23 @@ def test_a_buckets_host_room_is_one_nodes_never_the_cpu_of_one_and_the_memory_of
         assert nodes.bind(key, replicas=1, resources=Resources(1000, 2**30, 600), accelerator_model="A10") is None
     (free, cpu, mem), = nodes.capacity().pool("A10").shared_room  # type: ignore[union-attr]
     assert free == 400 and (cpu + 1000, mem + 2**30) in rooms
+
+
+def test_a_simulated_cluster_reports_every_nodes_room_by_class() -> None:
+    """The simulated agent's room classes: every node with whole devices free, and every shared device,
+    with its node's room; they count exactly the histogram and the shared devices (the wire's rule)."""
+    gib = 2**30
+    fleet = parse_fleet({"clusters": [{"name": "c", "region": "r", "nodes": [
+        {"count": 2, "gpuModel": "A10", "gpus": 2, "cpu": 48, "memory": "48Gi"},
+        {"count": 1, "gpuModel": "A10", "gpus": 2, "cpu": 12, "memory": "512Gi"}]}]})
+    nodes = NodeSet.of(fleet["c"].nodes)
+    assert nodes.bind("a", replicas=1, resources=Resources(4000, gib, 600), accelerator_model="A10") is None
+    pool = nodes.capacity().pool("A10")
+    assert pool is not None and pool.nodes_by_free[:3] == (0, 1, 2) and pool.shared_devices == ((400, 1),)
+    took = 12_000 if (1, 12_000 - 4000, 511 * gib, 1) in pool.room_classes else 48_000  # FGD's binder chose
+    left = (took - 4000, (512 if took == 12_000 else 48) * gib - gib)
+    assert sorted(pool.room_classes) == sorted([
+        (-400, *left, 1), (1, *left, 1),
+        *((2, 48_000, 48 * gib, 2 if took == 12_000 else 1),),
+        *(((2, 12_000, 512 * gib, 1),) if took == 48_000 else ()),
+    ])

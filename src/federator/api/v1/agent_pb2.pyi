@@ -58,7 +58,7 @@ class Hello(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., agent_version: _Optional[str] = ..., gang_admission: _Optional[str] = ...) -> None: ...
 
 class AcceleratorPool(_message.Message):
-    __slots__ = ("accelerator_model", "nodes_by_free", "total_accelerators", "allocatable_accelerators", "free_accelerators", "shared_devices", "host_room", "shared_room", "sharing", "unit_milli", "vendor", "memory_mib", "resource_name", "family")
+    __slots__ = ("accelerator_model", "nodes_by_free", "total_accelerators", "allocatable_accelerators", "free_accelerators", "shared_devices", "host_room", "shared_room", "room_classes", "sharing", "unit_milli", "vendor", "memory_mib", "resource_name", "family")
     ACCELERATOR_MODEL_FIELD_NUMBER: _ClassVar[int]
     NODES_BY_FREE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_ACCELERATORS_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,7 @@ class AcceleratorPool(_message.Message):
     SHARED_DEVICES_FIELD_NUMBER: _ClassVar[int]
     HOST_ROOM_FIELD_NUMBER: _ClassVar[int]
     SHARED_ROOM_FIELD_NUMBER: _ClassVar[int]
+    ROOM_CLASSES_FIELD_NUMBER: _ClassVar[int]
     SHARING_FIELD_NUMBER: _ClassVar[int]
     UNIT_MILLI_FIELD_NUMBER: _ClassVar[int]
     VENDOR_FIELD_NUMBER: _ClassVar[int]
@@ -81,13 +82,14 @@ class AcceleratorPool(_message.Message):
     shared_devices: _containers.RepeatedCompositeFieldContainer[SharedDevices]
     host_room: _containers.RepeatedCompositeFieldContainer[HostRoom]
     shared_room: _containers.RepeatedCompositeFieldContainer[SharedRoom]
+    room_classes: _containers.RepeatedCompositeFieldContainer[RoomClass]
     sharing: str
     unit_milli: int
     vendor: str
     memory_mib: int
     resource_name: str
     family: str
-    def __init__(self, accelerator_model: _Optional[str] = ..., nodes_by_free: _Optional[_Iterable[int]] = ..., total_accelerators: _Optional[int] = ..., allocatable_accelerators: _Optional[int] = ..., free_accelerators: _Optional[int] = ..., shared_devices: _Optional[_Iterable[_Union[SharedDevices, _Mapping]]] = ..., host_room: _Optional[_Iterable[_Union[HostRoom, _Mapping]]] = ..., shared_room: _Optional[_Iterable[_Union[SharedRoom, _Mapping]]] = ..., sharing: _Optional[str] = ..., unit_milli: _Optional[int] = ..., vendor: _Optional[str] = ..., memory_mib: _Optional[int] = ..., resource_name: _Optional[str] = ..., family: _Optional[str] = ...) -> None: ...
+    def __init__(self, accelerator_model: _Optional[str] = ..., nodes_by_free: _Optional[_Iterable[int]] = ..., total_accelerators: _Optional[int] = ..., allocatable_accelerators: _Optional[int] = ..., free_accelerators: _Optional[int] = ..., shared_devices: _Optional[_Iterable[_Union[SharedDevices, _Mapping]]] = ..., host_room: _Optional[_Iterable[_Union[HostRoom, _Mapping]]] = ..., shared_room: _Optional[_Iterable[_Union[SharedRoom, _Mapping]]] = ..., room_classes: _Optional[_Iterable[_Union[RoomClass, _Mapping]]] = ..., sharing: _Optional[str] = ..., unit_milli: _Optional[int] = ..., vendor: _Optional[str] = ..., memory_mib: _Optional[int] = ..., resource_name: _Optional[str] = ..., family: _Optional[str] = ...) -> None: ...
 
 class HostRoom(_message.Message):
     __slots__ = ("cpu_milli", "memory_bytes")
@@ -96,6 +98,20 @@ class HostRoom(_message.Message):
     cpu_milli: int
     memory_bytes: int
     def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+
+class RoomClass(_message.Message):
+    __slots__ = ("free_accelerators", "shared_free_milli", "cpu_milli", "memory_bytes", "count")
+    FREE_ACCELERATORS_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FREE_MILLI_FIELD_NUMBER: _ClassVar[int]
+    CPU_MILLI_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    free_accelerators: int
+    shared_free_milli: int
+    cpu_milli: int
+    memory_bytes: int
+    count: int
+    def __init__(self, free_accelerators: _Optional[int] = ..., shared_free_milli: _Optional[int] = ..., cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class SharedRoom(_message.Message):
     __slots__ = ("free_milli", "cpu_milli", "memory_bytes")

@@ -13,7 +13,7 @@ from typing import Any
 
 from federator.backends.kube.devices import DeviceGroup, Sharing
 from federator.model import AcceleratorPool
-from federator.model.cluster import one_node_room
+from federator.model.cluster import one_node_room, room_classes
 
 _HISTOGRAM_MIN = 9  # 0..8 free devices, as in the simulated backend
 
@@ -24,7 +24,8 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
 
     With `room` (node -> free CPU milli and memory bytes), each pool says per bucket of whole free
     devices, and per free part of shared ones, the free CPU and memory of one of those nodes, the
-    roomiest (`one_node_room`): the federator's node fit (AcceleratorPool.host_room, shared_room).
+    roomiest (`one_node_room`), and every node's, counted by class (`room_classes`): the federator's node
+    fit (AcceleratorPool.room_classes; host_room and shared_room for federators older than the classes).
     """
     by_key: dict[tuple[str, str], list[DeviceGroup]] = {}
     for g in groups:
@@ -37,6 +38,7 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
         per_node: dict[str, int] = {}
         bucket_rooms: dict[int, list[tuple[int, int]]] = {}
         shared_rooms: dict[int, list[tuple[int, int]]] = {}
+        node_rooms: list[tuple[int, int, int]] = []  # (whole free, CPU, memory) per node, for the room classes
         for g in members:
             total += g.devices
             if g.node not in usable_nodes:
@@ -54,12 +56,15 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
             hist[free] += 1
             if room is not None:
                 bucket_rooms.setdefault(free, []).append(room.get(node, (0, 0)))
+                node_rooms.append((free, *room.get(node, (0, 0))))
         first = members[0]
         host_room = tuple(one_node_room(bucket_rooms.get(i, ())) for i in range(len(hist))) if room is not None \
             else ()
         out.append(AcceleratorPool(model, tuple(hist), total, allocatable, shared_devices=tuple(sorted(shared.items())),
                            host_room=host_room,
                            shared_room=tuple(sorted((f, *one_node_room(r)) for f, r in shared_rooms.items())),
+                           room_classes=room_classes(node_rooms, (
+                               (f, *r) for f, rs in shared_rooms.items() for r in rs)) if room is not None else (),
                            sharing=first.sharing.value,
                            unit_milli=first.unit_milli if first.sharing is Sharing.MIG else 0,
                            **_extra(vendor, first)))

@@ -22,7 +22,7 @@ from federator.backends.sim.fgd import DemandLearner, FgdIndex, Workload
 from federator.backends.sim.fleet import NodeSpec
 from federator.catalog import catalog
 from federator.model import MILLI, WORKLOAD_KINDS, AcceleratorPool, ClusterCapacity, Resources
-from federator.model.cluster import one_node_room
+from federator.model.cluster import one_node_room, room_classes
 from federator.scheduler.framework import model_matches
 
 FITS = ("fgd", "best", "first", "random")
@@ -354,10 +354,14 @@ class NodeSet:
             shared_room = tuple(sorted(
                 (f, *one_node_room(self._room(i) for i, _ in spots))
                 for f, spots in self._shared.get(model, {}).items() if spots))
+            classes = room_classes(
+                ((free, *self._room(i)) for free, bucket in enumerate(self._by_free[model]) for i in bucket),
+                ((f, *self._room(i)) for f, spots in self._shared.get(model, {}).items() for i, _ in spots))
             kind = catalog().describe_model(model, self.nodes[idx[0]].spec.vendor if idx else "")
             pools.append(AcceleratorPool(model, tuple(hist), total, total, shared, tuple(room), shared_room,
                                          vendor=kind.vendor, memory_mib=kind.memory_mib,
-                                         resource_name=kind.resource_name, family=kind.family))
+                                         resource_name=kind.resource_name, family=kind.family,
+                                         room_classes=classes))
         return ClusterCapacity(
             accelerator_pools=tuple(pools),
             cpu_milli_allocatable=sum(n.spec.cpu_milli for n in self.nodes),
