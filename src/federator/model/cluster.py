@@ -8,6 +8,7 @@ number of nodes.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -471,6 +472,7 @@ def _hosts(cpu_free: int, mem_free: int, cpu: int, mem: int) -> int:
     return min(cpu_free // cpu if cpu else _UNKNOWN_ROOM, mem_free // mem if mem else _UNKNOWN_ROOM)
 
 
+@lru_cache(maxsize=1 << 14)  # a pool is asked again for every job of the same shape; the classes are many
 def _classed_capacity(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], classes: tuple[RoomClass, ...],
                       milli: int, cpu: int, mem: int) -> int:
     """`replica_capacity` from room classes: each node (or shared device) holds as many replicas as both
@@ -509,33 +511,47 @@ class _Classes:
     tightest: best fit on the host too, as kube-scheduler's MostAllocated does (docs/kubernetes.md),
     keeping roomy nodes for replicas that need the room. A node's other shared devices keep their
     class: which node holds them is not reported. The agent's next report has the truth.
+
+    Only the buckets a take touches are read into dicts (`_of`), found by bisection in the sorted
+    classes: a pool of a thousand nodes may have a thousand classes, and the fragmentation score takes
+    a what-if per bucket of every pool it scores.
     """
 
-    __slots__ = ("by", "counts", "cpu", "mem", "shared")
+    __slots__ = ("by", "classes", "counts", "cpu", "hist", "mem", "shared", "shared_before")
 
     def __init__(self, classes: tuple[RoomClass, ...], hist: tuple[int, ...], shared: tuple[tuple[int, int], ...],
                  cpu: int, mem: int) -> None:
         self.cpu, self.mem = cpu, mem
+        self.classes, self.hist = classes, hist
         self.counts = list(hist)
         self.shared = dict(shared)
-        self.by: dict[int, dict[tuple[int, int], int]] = {}
-        counted: dict[int, int] = {}
-        for bucket, c, m, n in classes:
-            of = self.by.setdefault(bucket, {})
+        self.shared_before = dict(shared)
+        self.by: dict[int, dict[tuple[int, int], int]] = {}  # the touched buckets' classes
+
+    def _of(self, bucket: int) -> dict[tuple[int, int], int]:
+        """A bucket's classes, read on first touch; nodes (devices) the pool's classes leave out of the
+        bucket are a class of unknown room."""
+        of = self.by.get(bucket)
+        if of is not None:
+            return of
+        of = self.by[bucket] = {}
+        lo, hi = bisect_left(self.classes, (bucket,)), bisect_left(self.classes, (bucket + 1,))
+        counted = 0
+        for _, c, m, n in self.classes[lo:hi]:
             of[(c, m)] = of.get((c, m), 0) + n
-            counted[bucket] = counted.get(bucket, 0) + n
-        uncounted = [(whole_bucket(i), n) for i, n in enumerate(hist) if i] + [
-            (shared_bucket(f), n) for f, n in shared]
-        for bucket, n in uncounted:
-            if n > counted.get(bucket, 0):
-                of = self.by.setdefault(bucket, {})
-                key = (_UNKNOWN_ROOM, _UNKNOWN_ROOM)
-                of[key] = of.get(key, 0) + n - counted.get(bucket, 0)
+            counted += n
+        if bucket > 0:
+            size = self.hist[bucket] if bucket < len(self.hist) else 0
+        else:
+            size = self.shared_before.get(-bucket, 0) if bucket else 0
+        if size > counted:
+            of[(_UNKNOWN_ROOM, _UNKNOWN_ROOM)] = size - counted
+        return of
 
     def _pick(self, bucket: int, want: int) -> tuple[tuple[int, int], int] | None:
         """The class of `bucket` to take from, and how many replicas (at most `want`) one of its nodes holds."""
         best: tuple[tuple[int, int], int] | None = None
-        for room, n in self.by.get(bucket, {}).items():
+        for room, n in self._of(bucket).items():
             if n <= 0:
                 continue
             held = min(want, _hosts(room[0], room[1], self.cpu, self.mem))
@@ -546,7 +562,7 @@ class _Classes:
     def _move(self, src: int, room: tuple[int, int], dst: int | None, replicas: int, nodes: int) -> tuple[int, int]:
         """`nodes` nodes (or devices) of class `room` in bucket `src` took `replicas` replicas each and are
         now in bucket `dst` (none: a shared device now full); returns the room each has left."""
-        of = self.by[src]
+        of = self._of(src)
         of[room] -= nodes
         if not of[room]:
             del of[room]
@@ -556,7 +572,7 @@ class _Classes:
         return left
 
     def _add(self, bucket: int, room: tuple[int, int], n: int) -> None:
-        of = self.by.setdefault(bucket, {})
+        of = self._of(bucket)
         of[room] = of.get(room, 0) + n
 
     def take_whole(self, g: int, replicas: int, model: str) -> tuple[int, ...]:
@@ -568,7 +584,7 @@ class _Classes:
                 if got is None:
                     break  # no node of this bucket has the room for a replica
                 room, per = got
-                nodes = min(self.by[whole_bucket(free)][room], left // per)
+                nodes = min(self._of(whole_bucket(free))[room], left // per)
                 counts[free] -= nodes
                 counts[free - per * g] += nodes
                 self._move(whole_bucket(free), room, whole_bucket(free - per * g), per, nodes)
@@ -591,7 +607,7 @@ class _Classes:
                 if got is None:
                     break
                 room, per = got
-                devices = min(self.by[shared_bucket(free)][room], left // per)
+                devices = min(self._of(shared_bucket(free))[room], left // per)
                 rest = free - per * milli
                 shared[free] -= devices
                 if rest:
@@ -629,8 +645,18 @@ class _Classes:
 
     def out(self) -> tuple[RoomClass, ...]:
         """The classes after the take, as `AcceleratorPool.room_classes` (nodes with no whole device free
-        are left out: nothing reads them)."""
-        return tuple(sorted((b, c, m, n) for b, of in self.by.items() if b for (c, m), n in of.items() if n))
+        are left out: nothing reads them): the untouched buckets' slices as they were, the touched ones
+        rebuilt, in bucket order."""
+        out: list[RoomClass] = []
+        last = 0
+        for bucket in sorted(self.by):
+            lo = bisect_left(self.classes, (bucket,))
+            out.extend(self.classes[last:lo])
+            last = max(last, bisect_left(self.classes, (bucket + 1,)))
+            if bucket:
+                out.extend(sorted((bucket, c, m, n) for (c, m), n in self.by[bucket].items() if n))
+        out.extend(self.classes[last:])
+        return tuple(out)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -73,34 +73,41 @@ def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...]
 
 
 def _classed_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], shapes: tuple[Shape, ...],
-                      cannot: float, classes: tuple[RoomClass, ...]) -> float:
+                      cannot: float, classes: tuple[RoomClass, ...],
+                      terms: dict[tuple[int, int, int], float] | None = None) -> float:
     """`expected_fragment` with room classes: a node's free GPUs (a shared GPU's free part) are unusable
-    for a shape its host has no CPU or memory for, as FGD counts them per node."""
-    whole_free = [i * n * MILLI for i, n in enumerate(hist)]
-    below = [0]
-    for amount in whole_free:
-        below.append(below[-1] + amount)
-    shared_free = sum(f * n for f, n in shared)
-    total = below[-1] + shared_free
-    out = cannot * total
-    for milli, gpus, cpu, mem, weight in shapes:
-        # the free milli-GPUs on nodes (shared GPUs) that have the devices but not the host room for the shape
-        roomless = 0
-        for bucket, c, m, n in classes:
-            if c >= cpu and m >= mem:
-                continue
-            if bucket > 0 and (milli < MILLI or bucket >= gpus):
-                roomless += bucket * n * MILLI
-            elif bucket < 0 and milli < MILLI and -bucket >= milli:
-                roomless += -bucket * n
-        if milli >= MILLI:
-            frag = shared_free + below[min(gpus, len(whole_free))] + roomless
-        else:
-            frag = sum(f * n for f, n in shared if f < milli) + roomless
-            if frag >= total or (not any(f >= milli and n for f, n in shared) and not any(whole_free[1:])):
-                frag = total
-        out += weight * frag
+    for a shape its host has no CPU or memory for, as FGD counts them per node.
+
+    That is the fragment without host room, plus a term per class: the free milli-GPUs it holds that
+    its host strands, weighted over the shapes. The parts are disjoint, so the sum never passes the
+    pool's free total and needs no clamp; so a class's term depends on the class alone, and `terms`
+    (the cycle's, per model: GrowthCache) keeps it. A pool of a thousand nodes has up to a thousand
+    classes, and its states differ by the few a take moved: a lookup per class, not a pass over the
+    shapes."""
+    out = expected_fragment(hist, shared, (), shapes, cannot)
+    for bucket, c, m, n in classes:
+        key = (bucket, c, m)
+        term = terms.get(key) if terms is not None else None
+        if term is None:
+            term = _class_term(bucket, c, m, shapes)
+            if terms is not None:
+                terms[key] = term
+        out += n * term
     return out
+
+
+def _class_term(bucket: int, c: int, m: int, shapes: tuple[Shape, ...]) -> float:
+    """The expected milli-GPUs one node (or shared GPU) of a class holds that its host strands: for each
+    shape it has the devices for but not the CPU or memory, its free part, weighted."""
+    term = 0.0
+    for milli, gpus, cpu, mem, weight in shapes:
+        if c >= cpu and m >= mem:
+            continue
+        if bucket > 0 and (milli < MILLI or bucket >= gpus):
+            term += weight * bucket * MILLI
+        elif bucket < 0 and milli < MILLI and -bucket >= milli:
+            term += weight * -bucket
+    return term
 
 
 class GrowthCache:
@@ -114,12 +121,13 @@ class GrowthCache:
     bind is kept per resource model, so a pool scored for several shapes computes it once.
     """
 
-    __slots__ = ("before", "by_pool", "by_state")
+    __slots__ = ("before", "by_pool", "by_state", "terms")
 
     def __init__(self) -> None:
         self.by_pool: dict[tuple[int, int, int, int, int], tuple[AcceleratorPool, float]] = {}
         self.by_state: dict[tuple[object, ...], float] = {}
         self.before: dict[tuple[object, ...], float] = {}
+        self.terms: dict[str, dict[tuple[int, int, int], float]] = {}  # model -> room class -> its term
 
 
 def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
@@ -199,6 +207,13 @@ def _before(state: tuple[Any, ...], shapes: tuple[Shape, ...], cannot: float, ca
     """The expected fragment of a pool's resource model (`_state`), computed once per state in the cycle."""
     value = cache.before.get(state)
     if value is None:
-        _, hist, shared, room, shared_room, classes = state
-        value = cache.before[state] = expected_fragment(hist, shared, room, shapes, cannot, shared_room, classes)
+        model, hist, shared, room, shared_room, classes = state
+        if classes:
+            terms = cache.terms.get(model)
+            if terms is None:
+                terms = cache.terms[model] = {}
+            value = _classed_fragment(hist, shared, shapes, cannot, classes, terms)
+        else:
+            value = expected_fragment(hist, shared, room, shapes, cannot, shared_room)
+        cache.before[state] = value
     return value
