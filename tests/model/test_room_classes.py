@@ -108,3 +108,12 @@ def test_the_cycles_memo_of_class_terms_gives_what_the_full_count_gives() -> Non
     # by hand, the first: 500m shape: the 500m GPU's node (2 CPUs) strands 500; 2-GPU shape: the 8-CPU 2-free node
     assert expected_fragment((0, 1, 2), ((500, 1),), (), shapes, 0.0, (), pool.room_classes) == pytest.approx(
         0.5 * 500 + 0.5 * (500 + 1_000 + 2_000))
+
+
+def test_classes_never_count_more_nodes_than_the_histogram_has() -> None:
+    """A pool whose histogram was changed without its classes (the server's 'hold everything' on a stale
+    report) offers what the histogram has, not what the classes still say."""
+    pool = AcceleratorPool("H100", (1, 0, 0, 0, 0), 4, 4, room_classes=((whole_bucket(4), 64_000, GIB, 1),))
+    assert pool.replica_capacity(1_000, 1_000) == 0
+    assert AcceleratorPool("H100", (0, 0, 0, 0, 1), 4, 4, room_classes=pool.room_classes).replica_capacity(
+        1_000, 1_000) == 4

@@ -101,3 +101,26 @@ def test_a_report_wakes_the_scheduler_only_when_placements_left_the_cluster(tmp_
     assert not fed._wake.is_set()  # noqa: SLF001 - routine: waits for the periodic cycle
     fed.report(rec, capacity(free_nodes=1))
     assert fed._wake.is_set()  # noqa: SLF001 - a.g1.c left: its accelerators may fit a waiting job now
+
+
+def test_a_stale_report_that_cannot_hold_a_placement_holds_the_whole_pool_room_classes_too(tmp_path: Path) -> None:
+    """The agent's next report says 4 GPUs free on the node `first` (8 GPUs, still in flight) was sent to:
+    it cannot hold `first`, so the pool counts as full until the agent knows of it, whatever its room
+    classes say of the 4 free GPUs."""
+    from dataclasses import replace
+
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"))
+    rec = fed.connect(cluster="c", region="r", labels={})
+    fresh = capacity(free_nodes=1)
+    fed.report(rec, replace(fresh, accelerator_pools=(replace(fresh.accelerator_pools[0], room_classes=(
+        (8, 10**5, 2**42, 1),)),)))
+    first = fed.submit(job("first", gpus=8))
+    fed.schedule_once()
+    assert first.phase is JobPhase.PLACED
+    half = capacity(free_nodes=0, busy_nodes=0)
+    half_pool = replace(half.accelerator_pools[0], nodes_by_free=(0, 0, 0, 0, 1, 0, 0, 0, 0),
+                        room_classes=((4, 10**5, 2**42, 1),))
+    fed.report(rec, replace(half, accelerator_pools=(half_pool,)))  # stale: says nothing of `first`
+    second = fed.submit(job("second", gpus=4))
+    fed.schedule_once()
+    assert second.phase is JobPhase.PENDING

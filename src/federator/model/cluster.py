@@ -481,7 +481,12 @@ def _classed_capacity(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...]
     total = 0
     per_gpu = MILLI // milli if milli % MILLI else 0
     g = milli // MILLI
+    shared_n = dict(shared)
     for bucket, c, m, n in classes:
+        size = (hist[bucket] if bucket < len(hist) else 0) if bucket >= 0 else shared_n.get(-bucket, 0)
+        n = min(n, size - counted.get(bucket, 0))  # never more nodes than the histogram has
+        if n <= 0:
+            continue
         counted[bucket] = counted.get(bucket, 0) + n
         if per_gpu:
             held = (-bucket) // milli if bucket < 0 else bucket * per_gpu

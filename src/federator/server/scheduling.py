@@ -355,7 +355,8 @@ def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> Clust
                        accelerator_model=p.accelerator_model)
     except ValueError:
         pools = tuple(
-            replace(pool, nodes_by_free=(pool.nodes,), shared_devices=())
+            replace(pool, nodes_by_free=(pool.nodes,), shared_devices=(), host_room=(), shared_room=(),
+                    room_classes=())
             if pool.accelerator_model == p.accelerator_model else pool
             for pool in info.capacity.accelerator_pools
         )
