@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
 
 from federator.model import AcceleratorPool, ClusterCapacity, ClusterInfo, JobId, JobKind, JobSpec, Resources
+from federator.model.cluster import one_node_room, room_classes
 from federator.scheduler import PlacementRequest
 
 GiB = 2**30
@@ -50,6 +52,40 @@ def idle_cluster(i: int, regions: int, pools: Sequence[AcceleratorPool], node_co
                           node_cpu_milli_free_max=128_000, node_memory_bytes_free_max=1024 * GiB)
     labels = (("federator.io/price-per-accelerator-hour", f"{rng.uniform(1.5, 4.5):.2f}"),)
     return ClusterInfo(f"cluster-{i:04d}", f"region-{i % regions:02d}", labels=labels, capacity=cap)
+
+
+ROOMS = ("none", "one-node", "classes")
+
+
+def with_room(clusters_: Sequence[ClusterInfo], room: str, *, seed: int = 0) -> list[ClusterInfo]:
+    """The clusters with a third of each pool's nodes part-used, and node fit as an agent reports it:
+    `room` "none" leaves the idle clusters as they are; "one-node" reports one node's room per bucket
+    (host_room, older agents); "classes" also every node's room by class (room_classes). A part-used
+    node has fewer devices free, and its CPU and memory down by one of 100 steps, so a pool carries
+    some tens of classes, as a busy member's does."""
+    if room == "none":
+        return list(clusters_)
+    rng = random.Random(seed)
+    out = []
+    for c in clusters_:
+        pools = []
+        for p in c.capacity.accelerator_pools:
+            per_node = len(p.nodes_by_free) - 1
+            nodes = []
+            for _ in range(p.nodes):
+                if rng.random() < 1 / 3:
+                    step = rng.randint(1, 100)
+                    nodes.append((rng.randint(0, per_node - 1), 128_000 - 1000 * step, (1024 - 8 * step) * GiB))
+                else:
+                    nodes.append((per_node, 128_000, 1024 * GiB))
+            hist = [0] * (per_node + 1)
+            for free, _, _ in nodes:
+                hist[free] += 1
+            host_room = tuple(one_node_room((cpu, mem) for f, cpu, mem in nodes if f == i) for i in range(len(hist)))
+            classes = room_classes(nodes, ()) if room == "classes" else ()
+            pools.append(dataclasses.replace(p, nodes_by_free=tuple(hist), host_room=host_room, room_classes=classes))
+        out.append(dataclasses.replace(c, capacity=dataclasses.replace(c.capacity, accelerator_pools=tuple(pools))))
+    return out
 
 
 def jobs(n: int, *, seed: int = 0, queues: Sequence[str] = ("research", "serving", "batch"),

@@ -3,10 +3,13 @@
     python bench/throughput.py --clusters 100 --nodes 1000 --jobs 100000
     python bench/throughput.py --scaling 10,30,100,300,1000 --jobs 20000
     python bench/throughput.py --fleet five-vendor --alternatives 0.3
+    python bench/throughput.py --clusters 10 --jobs 3000 --room classes
 
 `--fleet five-vendor` (bench/vendors.py): clusters of NVIDIA (with MIG and time-sliced pools), AMD,
 Huawei Ascend, Cambricon and Hygon devices, and jobs in each vendor's own form; `--alternatives`
-is the share of jobs that list alternatives across vendors instead.
+is the share of jobs that list alternatives across vendors instead. `--room` (nvidia fleet) makes a
+third of the nodes part-used and reports node fit: one node's room per bucket, or room classes
+(common.with_room); the default is idle clusters with no node fit.
 
 Prints placements per second (placements / cycle seconds, wall and CPU: the cycle
 runs on one core, and CPU time is what the shared machine cannot steal) and the
@@ -35,12 +38,13 @@ from federator.scheduler import COMPILED, Scheduler, Snapshot  # noqa: E402
 
 
 def run(n_clusters: int, n_nodes: int, n_jobs: int, seed: int = 0, fleet: str = "nvidia",
-        alternatives: float = 0.0) -> dict[str, object]:
+        alternatives: float = 0.0, room: str = "none") -> dict[str, object]:
     if fleet == "five-vendor":
         snapshot = Snapshot.of(vendors.clusters(n_clusters, nodes=n_nodes, seed=seed))
         requests = vendors.jobs(n_jobs, seed=seed, alternatives=alternatives)
     else:
-        snapshot = Snapshot.of(common.clusters(n_clusters, nodes=n_nodes, seed=seed))
+        snapshot = Snapshot.of(common.with_room(common.clusters(n_clusters, nodes=n_nodes, seed=seed), room,
+                                                seed=seed))
         requests = common.jobs(n_jobs, seed=seed)
     started, cpu_started = time.perf_counter(), time.process_time()
     result = Scheduler().schedule(snapshot, requests)
@@ -58,7 +62,10 @@ def run(n_clusters: int, n_nodes: int, n_jobs: int, seed: int = 0, fleet: str = 
             i = d.assignments[0].alternative
             alternative_taken[i] = alternative_taken.get(i, 0) + 1
     return {
-        "fleet": fleet, "alternatives": alternatives, "compiled": COMPILED,
+        "fleet": fleet, "alternatives": alternatives, "room": room, "compiled": COMPILED,
+        "room_classes_per_pool": round(sum(len(p.room_classes) for c in snapshot.clusters
+                                           for p in c.capacity.accelerator_pools)
+                                       / max(1, sum(len(c.capacity.accelerator_pools) for c in snapshot.clusters)), 1),
         "clusters": n_clusters, "nodes_per_cluster": n_nodes, "jobs": n_jobs, "placed": placed,
         "pending": len(result.pending), "cycle_seconds": round(took, 3),
         "cpu_seconds": round(cpu, 3),
@@ -85,15 +92,20 @@ def main() -> int:
                    help="nvidia: bench/common.py (one vendor); five-vendor: bench/vendors.py")
     p.add_argument("--alternatives", type=float, default=0.0,
                    help="five-vendor fleet: share of jobs listing alternatives across vendors (0..1)")
+    p.add_argument("--room", choices=common.ROOMS, default="none",
+                   help="nvidia fleet: node fit the pools report, on a third of the nodes part-used (see above)")
     args = p.parse_args()
+    if args.room != "none" and args.fleet != "nvidia":
+        p.error("--room: only with --fleet nvidia")
     if args.scaling:
-        rows = [run(int(n), args.nodes, args.jobs, args.seed, args.fleet, args.alternatives)
+        rows = [run(int(n), args.nodes, args.jobs, args.seed, args.fleet, args.alternatives, args.room)
                 for n in args.scaling.split(",")]
         for r in rows:
             r["cpu_microseconds_per_job"] = round(1e6 * float(r["cpu_seconds"]) / float(r["jobs"]), 1)  # type: ignore[arg-type]
         print(json.dumps(rows, indent=2))
     else:
-        print(json.dumps(run(args.clusters, args.nodes, args.jobs, args.seed, args.fleet, args.alternatives), indent=2))
+        print(json.dumps(run(args.clusters, args.nodes, args.jobs, args.seed, args.fleet, args.alternatives,
+                             args.room), indent=2))
     return 0
 
 

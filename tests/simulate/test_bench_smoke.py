@@ -22,6 +22,8 @@ SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
         ("throughput.py", ["--scaling", "2,4", "--nodes", "10", "--jobs", "100"], "cpu_microseconds_per_job"),
         ("throughput.py", ["--fleet", "five-vendor", "--alternatives", "0.3", "--clusters", "5", "--nodes", "20",
                            "--jobs", "300"], "placed_on_alternative"),
+        ("throughput.py", ["--clusters", "3", "--nodes", "30", "--jobs", "300", "--room", "classes"],
+         "room_classes_per_pool"),
         ("quality.py", ["--fleet", "{fleet}", "--clusters", "2", "--seeds", "1"], "mean_accelerator_allocation_ratio"),
         ("fairness.py", ["--clusters", "1", "--nodes", "2", "--hours", "1.2"], "max_deviation_from_weighted_drf_share"),
         ("memory.py", ["--clusters", "3", "--jobs", "100"], "peak_rss_mib"),
@@ -29,7 +31,8 @@ SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
         ("fgd.py", ["--fleet", "{fleet}", "--clusters", "2", "--mixes", "fractional", "--variants", "",
                     "--cycle", "10"], "federator-2"),
     ],
-    ids=["throughput", "scaling", "five-vendor", "quality", "fairness", "memory", "fgd", "fgd-small-cycles"],
+    ids=["throughput", "scaling", "five-vendor", "room-classes", "quality", "fairness", "memory", "fgd",
+         "fgd-small-cycles"],
 )
 def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: str) -> None:
     fleet = tmp_path / "fleet.csv"
@@ -39,3 +42,5 @@ def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: st
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert key in (out[0] if isinstance(out, list) else out)
+    if "--room" in args:
+        assert out[key] > 1  # part-used nodes, reported by class

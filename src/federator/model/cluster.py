@@ -481,19 +481,27 @@ def _classed_capacity(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...]
     total = 0
     per_gpu = MILLI // milli if milli % MILLI else 0
     g = milli // MILLI
-    shared_n = dict(shared)
-    for bucket, c, m, n in classes:
-        size = (hist[bucket] if bucket < len(hist) else 0) if bucket >= 0 else shared_n.get(-bucket, 0)
-        n = min(n, size - counted.get(bucket, 0))  # never more nodes than the histogram has
-        if n <= 0:
-            continue
-        counted[bucket] = counted.get(bucket, 0) + n
-        if per_gpu:
-            held = (-bucket) // milli if bucket < 0 else bucket * per_gpu
+    shared_n = dict(shared) if per_gpu else {}
+    top = len(hist)
+    for bucket, c, m, n in classes:  # the hot loop of a cycle over a busy member: spelled out
+        if bucket < 0:
+            held = (-bucket) // milli if per_gpu else 0
+            size = shared_n.get(-bucket, 0)
         else:
-            held = bucket // g if bucket > 0 else 0
-        if held:
-            total += n * min(held, _hosts(c, m, cpu, mem))
+            held = bucket * per_gpu if per_gpu else bucket // g
+            size = hist[bucket] if bucket < top else 0
+        if not held:
+            continue  # holds none whatever its room (nor does the rest of its bucket, counted below)
+        seen = counted.get(bucket, 0)
+        if n > size - seen:  # never more nodes than the histogram has
+            n = size - seen
+            if n <= 0:
+                continue
+        counted[bucket] = seen + n
+        hosts = c // cpu if cpu else _UNKNOWN_ROOM
+        if mem and m // mem < hosts:
+            hosts = m // mem
+        total += n * (held if held < hosts else hosts)
     for i in range(1, len(hist)):
         rest = hist[i] - counted.get(whole_bucket(i), 0)
         if rest > 0:
@@ -559,7 +567,9 @@ class _Classes:
         for room, n in self._of(bucket).items():
             if n <= 0:
                 continue
-            held = min(want, _hosts(room[0], room[1], self.cpu, self.mem))
+            held = _hosts(room[0], room[1], self.cpu, self.mem)
+            if held > want:
+                held = want
             if held > 0 and (best is None or held > best[1] or held == best[1] and room < best[0]):
                 best = (room, held)
         return best

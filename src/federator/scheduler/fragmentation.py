@@ -74,7 +74,7 @@ def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...]
 
 def _classed_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], shapes: tuple[Shape, ...],
                       cannot: float, classes: tuple[RoomClass, ...],
-                      terms: dict[tuple[int, int, int], float] | None = None) -> float:
+                      terms: dict[RoomClass, float] | None = None) -> float:
     """`expected_fragment` with room classes: a node's free GPUs (a shared GPU's free part) are unusable
     for a shape its host has no CPU or memory for, as FGD counts them per node.
 
@@ -84,16 +84,16 @@ def _classed_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...]
     (the cycle's, per model: GrowthCache) keeps it. A pool of a thousand nodes has up to a thousand
     classes, and its states differ by the few a take moved: a lookup per class, not a pass over the
     shapes."""
-    out = expected_fragment(hist, shared, (), shapes, cannot)
-    for bucket, c, m, n in classes:
-        key = (bucket, c, m)
-        term = terms.get(key) if terms is not None else None
-        if term is None:
-            term = _class_term(bucket, c, m, shapes)
-            if terms is not None:
-                terms[key] = term
-        out += n * term
-    return out
+    if terms is None:
+        terms = {}
+    base = expected_fragment(hist, shared, (), shapes, cannot)
+    try:  # summed in C, in the order of the classes, onto the fragment without host room
+        return sum(map(terms.__getitem__, classes), base)
+    except KeyError:  # a class this cycle has not met yet
+        for cls in classes:
+            if cls not in terms:
+                terms[cls] = cls[3] * _class_term(cls[0], cls[1], cls[2], shapes)
+        return sum(map(terms.__getitem__, classes), base)
 
 
 def _class_term(bucket: int, c: int, m: int, shapes: tuple[Shape, ...]) -> float:
@@ -127,7 +127,7 @@ class GrowthCache:
         self.by_pool: dict[tuple[int, int, int, int, int], tuple[AcceleratorPool, float]] = {}
         self.by_state: dict[tuple[object, ...], float] = {}
         self.before: dict[tuple[object, ...], float] = {}
-        self.terms: dict[str, dict[tuple[int, int, int], float]] = {}  # model -> room class -> its term
+        self.terms: dict[str, dict[RoomClass, float]] = {}  # model -> room class -> its term
 
 
 def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
