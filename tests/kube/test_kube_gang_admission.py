@@ -37,9 +37,9 @@ from kube_support import (
 from support import ROOT, eventually
 
 try:
-    from tests.testbed.testbed import A100, gpu_nodes
+    from tests.testbed.testbed import A100, NodeSpec, gpu_nodes
 except ImportError:
-    from testbed import A100, gpu_nodes  # type: ignore[no-redef]
+    from testbed import A100, NodeSpec, gpu_nodes  # type: ignore[no-redef]
 try:
     from tests.reliability.fault_proxy import Proxy
 except ImportError:
@@ -62,7 +62,10 @@ MEMBERS = {"member-a": "east", "member-b": "west"}
 
 @pytest.fixture(scope="module")
 def gang_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kube, Proxy]]:
-    nodes = {"member-a": gpu_nodes("member-a-a100", A100, 2, 8), "member-b": gpu_nodes("member-b-a100", A100, 3, 8)}
+    # member-a-a100-1 holds one pod: a limit the federator's resource model does not carry (see
+    # _fill_member_b_and_starve_member_a)
+    nodes = {"member-a": [NodeSpec("member-a-a100-0", A100, 8), NodeSpec("member-a-a100-1", A100, 8, pods=1)],
+             "member-b": gpu_nodes("member-b-a100", A100, 3, 8)}
     tb = Testbed.start(tmp_path_factory.mktemp("gang-testbed"), nodes=nodes, job_pod_duration=10.0,
                        controllers={"member-b": ("kueue",)})
     workdir = tmp_path_factory.mktemp("gang-federation")
@@ -233,9 +236,45 @@ def test_a_gang_not_wholly_bound_in_time_is_refused_and_placed_on_the_other_memb
         eventually(lambda: kube.phase("gang-timeout") == "Succeeded", timeout=120,
                    what=lambda: f"gang-timeout Succeeded on member-b\n{kube.logs()}")
     finally:
-        tb.kubectl("member-a", "delete", "pod", "cpu-hog", "-n", "default", "--ignore-not-found", "--wait=false")
+        tb.kubectl("member-a", "delete", "pod", "slot-hog", "-n", "default", "--ignore-not-found", "--wait=false")
         tb.kubectl("member-b", "delete", "deployment", "filler", "-n", "default", "--ignore-not-found")
         kube.kubectl("host", "delete", "fj", "gang-timeout", "--ignore-not-found", "--wait=false")
+
+
+def test_a_gang_no_two_nodes_have_the_cpu_for_is_not_sent_to_that_member(kube: Kube) -> None:
+    """The agent reports every node's room (room classes): with one of member-a's two free A100 nodes out of
+    CPU, the federator sees one node that holds a replica, not two, and keeps the 2 x 8 gang waiting, rather
+    than send it to be bound half and refused at the gang timeout. One node's room per bucket (the roomiest)
+    said two fit, and the gang went there. Once the CPU is back, it runs there."""
+    tb, agent_log = kube.tb, kube.fed.agents["member-a"].log
+    _fill_member_b_and_starve_member_a(kube)  # member-a-a100-1: one pod slot, taken
+    tb.kubectl("member-a", "delete", "pod", "slot-hog", "-n", "default")
+    tb.apply("member-a", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cpu-hog", "namespace": "default"},
+        "spec": {"nodeName": "member-a-a100-0",
+                 "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "64"}}}]},
+    })
+    eventually(lambda: (k := kube.json("host", "get", "mc", "member-a").get("status") or {}).get("cpuMilliFree")
+               == k.get("cpuMilliAllocatable", 0) - 64_000, timeout=60, what="member-a reported the CPU hog")
+    seen = len(agent_log.read_text())
+    kube.kubectl("host", "apply", "-f", "-", input=_fj("gang-room", 2))
+    try:
+        eventually(lambda: (_status(kube, "gang-room").get("pendingReason") or {}).get("code"), timeout=60,
+                   what=lambda: f"gang-room pending with a reason: {_status(kube, 'gang-room')}")
+        time.sleep(2 * LEASE)  # reports come and go: it stays unplaced
+        status = _status(kube, "gang-room")
+        assert status.get("phase") == "Pending" and not status.get("placementId"), status
+        assert "member-a" in status["pendingReason"]["message"], status
+        assert "refused" not in status["pendingReason"]["message"], status
+        assert "gang-room" not in agent_log.read_text()[seen:]  # never launched there
+        tb.kubectl("member-a", "delete", "pod", "cpu-hog", "-n", "default")
+        eventually(lambda: kube.phase("gang-room") == "Succeeded", timeout=120,
+                   what=lambda: f"gang-room Succeeded on member-a: {_status(kube, 'gang-room')}\n{kube.logs()}")
+        assert _status(kube, "gang-room").get("cluster") == "member-a"
+    finally:
+        tb.kubectl("member-a", "delete", "pod", "cpu-hog", "-n", "default", "--ignore-not-found", "--wait=false")
+        tb.kubectl("member-b", "delete", "deployment", "filler", "-n", "default", "--ignore-not-found")
+        kube.kubectl("host", "delete", "fj", "gang-room", "--ignore-not-found", "--wait=false")
 
 
 PAUSE = 2 * LEASE  # the agent's freeze: clearly past the lease, clearly short of the fence limit and LOST_AFTER
@@ -257,7 +296,7 @@ def test_a_gang_refused_while_its_agent_reconnects_keeps_the_job_off_that_member
     re-sync is all the federator hears of it."""
     tb, agent, link = kube.tb, kube.fed.agents["member-a"], member_a_link
     name = "gang-resync"
-    tb.kubectl("member-a", "delete", "pod", "cpu-hog", "-n", "default", "--ignore-not-found")  # the last test's
+    tb.kubectl("member-a", "delete", "pod", "slot-hog", "-n", "default", "--ignore-not-found")  # the last test's
     _fill_member_b_and_starve_member_a(kube)
     eventually(lambda: _free_accelerators(kube, "member-a") == 16, timeout=60, what="member-a reported empty")
     launched_before = len(_launches(agent.log))
@@ -334,7 +373,7 @@ def test_a_gang_refused_while_its_agent_reconnects_keeps_the_job_off_that_member
         link.heal()
         for w in watches:
             w.stop()
-        tb.kubectl("member-a", "delete", "pod", "cpu-hog", "-n", "default", "--ignore-not-found", "--wait=false")
+        tb.kubectl("member-a", "delete", "pod", "slot-hog", "-n", "default", "--ignore-not-found", "--wait=false")
         tb.kubectl("member-b", "delete", "deployment", "filler", "-n", "default", "--ignore-not-found")
         kube.kubectl("host", "delete", "fj", name, "--ignore-not-found", "--wait=false")
 
@@ -405,9 +444,12 @@ def _cluster_state(k: Kube, member: str) -> str:
 
 
 def _fill_member_b_and_starve_member_a(k: Kube) -> None:
-    """member-b looks full to the federator (its pods hold every A100), so a gang goes to member-a, where one
-    node's CPU is all taken by a pod that holds no GPU: the federator's model (free GPUs per node) says 2 x 8
-    fit, but the member's scheduler can bind only one replica."""
+    """member-b looks full to the federator (its pods hold every A100), so a gang goes to member-a, where a pod
+    that holds no GPU takes the one pod slot of a node: the federator's model (free GPUs, CPU and memory per
+    node) says 2 x 8 fit, but the member's scheduler can bind only one replica ("Too many pods").
+
+    It was a pod that took the node's CPU until the agents reported every node's room (room classes): the
+    federator then saw that only one node had the CPU, and rightly sent the gang nowhere."""
     tb = k.tb
     tb.apply("member-b", {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "filler", "namespace": "default"},
@@ -417,9 +459,9 @@ def _fill_member_b_and_starve_member_a(k: Kube) -> None:
                                      "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}}},
     })
     tb.apply("member-a", {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "cpu-hog", "namespace": "default"},
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "slot-hog", "namespace": "default"},
         "spec": {"nodeName": "member-a-a100-1",
-                 "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "64"}}}]},
+                 "containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "100m"}}}]},
     })
     eventually(lambda: _free_accelerators(k, "member-b") == 0, timeout=60, what="member-b reported full")
 
