@@ -36,16 +36,17 @@ if TYPE_CHECKING:
 def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], room: tuple[tuple[int, int], ...],
                       shapes: tuple[Shape, ...], cannot: float,
                       shared_room: tuple[tuple[int, int, int], ...] = (),
-                      classes: tuple[RoomClass, ...] = ()) -> float:
+                      classes: tuple[RoomClass, ...] = (), terms: dict[RoomClass, float] | None = None) -> float:
     """Expected unusable milli-GPUs of a pool (see the module docstring). `room[i]` is the free
     (CPU milli, memory bytes) of one node (the roomiest) among the nodes with i whole GPUs free,
     `shared_room` the same per free part of a shared GPU; () when not reported. For a fractional
     shape, a shared GPU (or a bucket of whole GPUs) whose best node has no CPU or memory for it
     counts as unusable: a fraction that takes a small node's CPU strands the rest of its GPU.
     With room `classes` (AcceleratorPool.room_classes) that is counted per node: the share of a
-    bucket's nodes that cannot host the shape, not all or nothing on its roomiest node."""
+    bucket's nodes that cannot host the shape, not all or nothing on its roomiest node (`terms`: see
+    `_classed_fragment`)."""
     if classes:
-        return _classed_fragment(hist, shared, shapes, cannot, classes)
+        return _classed_fragment(hist, shared, shapes, cannot, classes, terms)
     whole_free = [i * n * MILLI for i, n in enumerate(hist)]
     below = [0]  # below[g]: the whole free GPUs on nodes with fewer than g free, which g-GPU work cannot use
     for amount in whole_free:
@@ -208,12 +209,7 @@ def _before(state: tuple[Any, ...], shapes: tuple[Shape, ...], cannot: float, ca
     value = cache.before.get(state)
     if value is None:
         model, hist, shared, room, shared_room, classes = state
-        if classes:
-            terms = cache.terms.get(model)
-            if terms is None:
-                terms = cache.terms[model] = {}
-            value = _classed_fragment(hist, shared, shapes, cannot, classes, terms)
-        else:
-            value = expected_fragment(hist, shared, room, shapes, cannot, shared_room)
-        cache.before[state] = value
+        terms = cache.terms.setdefault(model, {}) if classes else None
+        value = cache.before[state] = expected_fragment(hist, shared, room, shapes, cannot, shared_room, classes,
+                                                        terms)
     return value

@@ -55,8 +55,9 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
                 hist.extend([0] * (free + 1 - len(hist)))
             hist[free] += 1
             if room is not None:
-                bucket_rooms.setdefault(free, []).append(room.get(node, (0, 0)))
-                node_rooms.append((free, *room.get(node, (0, 0))))
+                cpu, mem = room.get(node, (0, 0))
+                bucket_rooms.setdefault(free, []).append((cpu, mem))
+                node_rooms.append((free, cpu, mem))
         first = members[0]
         host_room = tuple(one_node_room(bucket_rooms.get(i, ())) for i in range(len(hist))) if room is not None \
             else ()
