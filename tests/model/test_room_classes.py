@@ -3,11 +3,15 @@ moved by a take, so the cycle's later replicas see the node that took one as it 
 
 from __future__ import annotations
 
+import random
+from collections import Counter
+
 import pytest
 
 from federator.model import AcceleratorPool
-from federator.model.cluster import room_classes, shared_bucket, whole_bucket
-from federator.scheduler.fragmentation import expected_fragment
+from federator.model.cluster import PoolState, room_classes, shared_bucket, whole_bucket
+from federator.scheduler.demand import Shape
+from federator.scheduler.fragmentation import GrowthCache, expected_fragment, fragment_growth
 
 GIB = 2**30
 
@@ -117,3 +121,66 @@ def test_classes_never_count_more_nodes_than_the_histogram_has() -> None:
     assert pool.replica_capacity(1_000, 1_000) == 0
     assert AcceleratorPool("H100", (0, 0, 0, 0, 1), 4, 4, room_classes=pool.room_classes).replica_capacity(
         1_000, 1_000) == 4
+
+
+def _random_classed_pool(rng: random.Random) -> AcceleratorPool:
+    hist = tuple(rng.randint(0, 4) for _ in range(rng.randint(2, 9)))
+    shared = tuple(sorted({f: rng.randint(1, 3) for f in rng.sample([100, 250, 500, 700, 900], rng.randint(0, 3))}
+                          .items()))
+    nodes = [(i, rng.randint(0, 16) * 1_000, rng.randint(0, 16) * GIB) for i, n in enumerate(hist) for _ in range(n)]
+    devices = [(f, rng.randint(0, 16) * 1_000, rng.randint(0, 16) * GIB) for f, n in shared for _ in range(n)]
+    return AcceleratorPool("L4", hist, 99, 99, shared_devices=shared, room_classes=room_classes(nodes, devices))
+
+
+def test_the_score_of_a_take_from_the_classes_it_moves_is_the_growth_of_the_whole_fragment() -> None:
+    """The score reads a take's growth from the few classes it moves (`class_moves`), not from the fragment
+    of the thousand-class pool after it. Over random pools and takes, that is the growth of the whole
+    fragment (`expected_fragment` before and after `after_take`), and for one fraction the least growth
+    over the buckets that hold it; and the moves are what turns the classes before into the classes after."""
+    rng = random.Random(12)
+    checked = 0
+    for _ in range(1_500):
+        pool = _random_classed_pool(rng)
+        milli = rng.choice([100, 250, 500, 1_000, 2_000, 4_000])
+        replicas = rng.choice([1, 1, 2, 3])
+        cpu, mem = rng.randint(0, 6) * 1_000, rng.randint(0, 4) * GIB
+        shapes = tuple((m, max(1, m // 1_000), rng.randint(0, 8) * 1_000, rng.randint(0, 8) * GIB, rng.random())
+                       for m in rng.sample([100, 250, 500, 1_000, 2_000, 4_000, 8_000], rng.randint(1, 4)))
+        before = _whole_fragment((pool.nodes_by_free, pool.shared_devices, (), (), pool.room_classes), shapes)
+        if replicas == 1 and milli < 1_000:
+            buckets = [shared_bucket(f) for f, _ in pool.shared_devices if f >= milli]
+            buckets += [whole_bucket(i) for i in range(1, len(pool.nodes_by_free)) if pool.nodes_by_free[i]]
+        else:
+            buckets = [0]
+        want = float("inf")
+        for bucket in buckets:
+            try:
+                after = pool.after_take(milli, replicas, cpu_milli=cpu, memory_bytes=mem, bucket=bucket)
+            except ValueError:
+                continue
+            want = min(want, (_whole_fragment(after, shapes) - before) / (milli * replicas))
+            hist, shared, moves = pool.class_moves(milli, replicas, cpu_milli=cpu, memory_bytes=mem, bucket=bucket)
+            assert (hist, shared) == after[:2]
+            assert _known(Counter({c[:3]: c[3] for c in pool.room_classes})
+                          + _signed(moves)) == _known(Counter({c[:3]: c[3] for c in after[4]}))
+            checked += 1
+        got = fragment_growth(pool, milli, replicas, shapes, 0.2, GrowthCache(), cpu, mem)
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-9)
+    assert checked > 1_000
+
+
+def _whole_fragment(state: PoolState, shapes: tuple[Shape, ...]) -> float:
+    return expected_fragment(state[0], state[1], (), shapes, 0.2, (), state[4])
+
+
+def _signed(moves: tuple[tuple[int, int, int, int], ...]) -> Counter[tuple[int, int, int]]:
+    out: Counter[tuple[int, int, int]] = Counter()
+    for b, c, m, n in moves:
+        out[(b, c, m)] += n
+    return out
+
+
+def _known(counts: Counter[tuple[int, int, int]]) -> dict[tuple[int, int, int], int]:
+    """Classes of known room with nodes in them (a take reads the nodes its pool's classes leave out as a
+    class of unknown room, which holds no term)."""
+    return {k: n for k, n in counts.items() if n and k[1] < 1 << 61}

@@ -212,7 +212,7 @@ class AcceleratorPool:
         hist = self.nodes_by_free
         shared = self.shared_devices
         if self.room_classes and (cpu_milli or memory_bytes):
-            return _classed_capacity(hist, shared, self.room_classes, accelerator_milli, cpu_milli, memory_bytes)
+            return _classed_capacity_of(hist, shared, self.room_classes, accelerator_milli, cpu_milli, memory_bytes)
         if cpu_milli or memory_bytes:
             if self.host_room:
                 hist = _hosted(hist, self.host_room, cpu_milli, memory_bytes, max(accelerator_milli // MILLI, 1))
@@ -253,22 +253,46 @@ class AcceleratorPool:
         `shared_bucket(f)`, a shared device with f milli free, or `whole_bucket(i)`, a whole device of a
         node with i whole devices free; ValueError if that bucket has none that holds it. The
         fragmentation score weighs every bucket, as FGD's node binder weighs every node."""
-        whole = accelerator_milli % MILLI == 0 or self.sharing == SHARING_MIG
-        if whole and bucket:
-            raise ValueError("bucket: only for a fractional replica of a shared pool")
-        if bucket and replicas != 1:
-            raise ValueError(f"bucket: only for one replica, not {replicas}")
+        whole = self._whole(accelerator_milli, replicas, bucket)
         if self.room_classes:
-            classes = _Classes(self.room_classes, self.nodes_by_free, self.shared_devices, cpu_milli, memory_bytes)
-            if whole:
-                hist = classes.take_whole(max(1, accelerator_milli // MILLI), replicas, self.accelerator_model)
-                return hist, self.shared_devices, self.host_room, self.shared_room, classes.out()
-            hist, shared = classes.take_fraction(accelerator_milli, replicas, bucket, self.accelerator_model)
+            hist, shared, classes = self._classed_take(whole, accelerator_milli, replicas, cpu_milli, memory_bytes,
+                                                       bucket)
             return hist, shared, self.host_room, self.shared_room, classes.out()
         if whole:
             hist, room = self._take_whole(max(1, accelerator_milli // MILLI), replicas, cpu_milli, memory_bytes)
             return hist, self.shared_devices, room, self.shared_room, ()
         return self._take_fraction(accelerator_milli, replicas, cpu_milli, memory_bytes, bucket)
+
+    def class_moves(
+        self, accelerator_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0, bucket: int = 0
+    ) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], tuple[RoomClass, ...]]:
+        """`after_take` of a pool with room classes, its classes given as what the take moved: (nodes_by_free,
+        shared_devices, moves), a move being (bucket, CPU, memory, nodes gained) per class whose count
+        changed, negative for the nodes that left it. The fragmentation score's what-ifs need only the
+        change: a thousand-node pool has up to a thousand classes, and a take moves a few nodes."""
+        if not self.room_classes:
+            raise ValueError(f"pool {self.accelerator_model} reports no room classes")
+        whole = self._whole(accelerator_milli, replicas, bucket)
+        hist, shared, classes = self._classed_take(whole, accelerator_milli, replicas, cpu_milli, memory_bytes, bucket)
+        return hist, shared, classes.moves()
+
+    def _whole(self, accelerator_milli: int, replicas: int, bucket: int) -> bool:
+        """Whether a take binds whole devices (a MIG partition is one); ValueError for a `bucket` it cannot name."""
+        whole = accelerator_milli % MILLI == 0 or self.sharing == SHARING_MIG
+        if whole and bucket:
+            raise ValueError("bucket: only for a fractional replica of a shared pool")
+        if bucket and replicas != 1:
+            raise ValueError(f"bucket: only for one replica, not {replicas}")
+        return whole
+
+    def _classed_take(self, whole: bool, milli: int, replicas: int, cpu: int, mem: int, bucket: int
+                      ) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], _Classes]:
+        classes = _Classes(self.room_classes, self.nodes_by_free, self.shared_devices, cpu, mem)
+        if whole:
+            return classes.take_whole(max(1, milli // MILLI), replicas, self.accelerator_model), \
+                self.shared_devices, classes
+        hist, shared = classes.take_fraction(milli, replicas, bucket, self.accelerator_model)
+        return hist, shared, classes
 
     def take(
         self, accelerators_per_replica: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0
@@ -472,6 +496,27 @@ def _hosts(cpu_free: int, mem_free: int, cpu: int, mem: int) -> int:
     return min(cpu_free // cpu if cpu else _UNKNOWN_ROOM, mem_free // mem if mem else _UNKNOWN_ROOM)
 
 
+_CAPACITY_BY_ID: dict[tuple[int, int, int, int, int, int], tuple[object, object, object, int]] = {}
+_CAPACITY_BY_ID_MAX = 1 << 14  # as many as the memo by value below holds, of the same objects
+
+
+def _classed_capacity_of(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], classes: tuple[RoomClass, ...],
+                         milli: int, cpu: int, mem: int) -> int:
+    """`_classed_capacity`, first by the identity of the pool's state: a cycle asks the same pool object
+    for every job of a shape, and hashing its thousand classes for the lookup was a sixth of the cycle.
+    The entry holds the objects, so their ids are not reused while it lives; the memo is emptied when
+    full. A miss falls back to the memo by value (new pool objects of a state seen before)."""
+    key = (id(hist), id(shared), id(classes), milli, cpu, mem)
+    got = _CAPACITY_BY_ID.get(key)
+    if got is not None and got[0] is hist and got[1] is shared and got[2] is classes:
+        return got[3]
+    value = _classed_capacity(hist, shared, classes, milli, cpu, mem)
+    if len(_CAPACITY_BY_ID) >= _CAPACITY_BY_ID_MAX:
+        _CAPACITY_BY_ID.clear()
+    _CAPACITY_BY_ID[key] = (hist, shared, classes, value)
+    return value
+
+
 @lru_cache(maxsize=1 << 14)  # a pool is asked again for every job of the same shape; the classes are many
 def _classed_capacity(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], classes: tuple[RoomClass, ...],
                       milli: int, cpu: int, mem: int) -> int:
@@ -514,6 +559,28 @@ def _classed_capacity(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...]
     return total
 
 
+_INDEX_BY_ID: dict[int, tuple[tuple[RoomClass, ...], dict[int, tuple[dict[tuple[int, int], int], int]]]] = {}
+_INDEX_BY_ID_MAX = 1 << 12  # pool states; a cycle's what-ifs read the index of the pools it scores, a few at a time
+
+
+def _bucket_index(classes: tuple[RoomClass, ...]) -> dict[int, tuple[dict[tuple[int, int], int], int]]:
+    """A pool's classes by bucket: (CPU, memory) -> nodes, and the nodes they count. Kept by the identity of
+    the classes (holding them, so the id is not reused; emptied when full): the fragmentation score takes
+    a what-if per bucket of a pool, and each read the touched buckets' classes out of the thousand anew."""
+    got = _INDEX_BY_ID.get(id(classes))
+    if got is not None and got[0] is classes:
+        return got[1]
+    index: dict[int, tuple[dict[tuple[int, int], int], int]] = {}
+    for b, c, m, n in classes:
+        of, counted = index.get(b, ({}, 0))
+        of[(c, m)] = of.get((c, m), 0) + n
+        index[b] = (of, counted + n)
+    if len(_INDEX_BY_ID) >= _INDEX_BY_ID_MAX:
+        _INDEX_BY_ID.clear()
+    _INDEX_BY_ID[id(classes)] = (classes, index)
+    return index
+
+
 class _Classes:
     """A pool's room classes through a take: the node that takes replicas moves to the class of what it
     has left, in whole devices, shared devices and host room alike, so the next replica of the cycle
@@ -525,12 +592,12 @@ class _Classes:
     keeping roomy nodes for replicas that need the room. A node's other shared devices keep their
     class: which node holds them is not reported. The agent's next report has the truth.
 
-    Only the buckets a take touches are read into dicts (`_of`), found by bisection in the sorted
-    classes: a pool of a thousand nodes may have a thousand classes, and the fragmentation score takes
-    a what-if per bucket of every pool it scores.
+    Only the buckets a take touches are copied into dicts (`_of`), from the pool's index of its classes by
+    bucket (`_bucket_index`): a pool of a thousand nodes may have a thousand classes, and the
+    fragmentation score takes a what-if per bucket of every pool it scores.
     """
 
-    __slots__ = ("by", "classes", "counts", "cpu", "hist", "mem", "shared", "shared_before")
+    __slots__ = ("by", "classes", "counts", "cpu", "hist", "mem", "moved", "shared", "shared_before")
 
     def __init__(self, classes: tuple[RoomClass, ...], hist: tuple[int, ...], shared: tuple[tuple[int, int], ...],
                  cpu: int, mem: int) -> None:
@@ -540,6 +607,7 @@ class _Classes:
         self.shared = dict(shared)
         self.shared_before = dict(shared)
         self.by: dict[int, dict[tuple[int, int], int]] = {}  # the touched buckets' classes
+        self.moved: dict[tuple[int, int, int], int] = {}  # (bucket, CPU, memory) -> nodes gained (`moves`)
 
     def _of(self, bucket: int) -> dict[tuple[int, int], int]:
         """A bucket's classes, read on first touch; nodes (devices) the pool's classes leave out of the
@@ -547,12 +615,9 @@ class _Classes:
         of = self.by.get(bucket)
         if of is not None:
             return of
-        of = self.by[bucket] = {}
-        lo, hi = bisect_left(self.classes, (bucket,)), bisect_left(self.classes, (bucket + 1,))
-        counted = 0
-        for _, c, m, n in self.classes[lo:hi]:
-            of[(c, m)] = of.get((c, m), 0) + n
-            counted += n
+        got = _bucket_index(self.classes).get(bucket)
+        of = self.by[bucket] = dict(got[0]) if got is not None else {}
+        counted = got[1] if got is not None else 0
         if bucket > 0:
             size = self.hist[bucket] if bucket < len(self.hist) else 0
         else:
@@ -581,6 +646,8 @@ class _Classes:
         of[room] -= nodes
         if not of[room]:
             del of[room]
+        key = (src, room[0], room[1])
+        self.moved[key] = self.moved.get(key, 0) - nodes
         left = (max(0, room[0] - self.cpu * replicas), max(0, room[1] - self.mem * replicas))
         if dst is not None:
             self._add(dst, left, nodes)
@@ -589,6 +656,8 @@ class _Classes:
     def _add(self, bucket: int, room: tuple[int, int], n: int) -> None:
         of = self._of(bucket)
         of[room] = of.get(room, 0) + n
+        key = (bucket, room[0], room[1])
+        self.moved[key] = self.moved.get(key, 0) + n
 
     def take_whole(self, g: int, replicas: int, model: str) -> tuple[int, ...]:
         """Whole-device replicas of `g` devices, fullest nodes first; returns nodes_by_free after."""
@@ -657,6 +726,12 @@ class _Classes:
         if left:
             raise ValueError(f"{replicas} x {milli}m GPU do not fit in pool {model}")
         return tuple(counts), tuple(sorted((f, n) for f, n in shared.items() if n))
+
+    def moves(self) -> tuple[RoomClass, ...]:
+        """The take's change to the classes (`AcceleratorPool.class_moves`), in the order it made them, as
+        `out` counts them (nodes with no whole device free are left out); nodes that left a class and
+        came back cancel out."""
+        return tuple((b, c, m, n) for (b, c, m), n in self.moved.items() if n and b)
 
     def out(self) -> tuple[RoomClass, ...]:
         """The classes after the take, as `AcceleratorPool.room_classes` (nodes with no whole device free

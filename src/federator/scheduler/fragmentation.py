@@ -159,6 +159,13 @@ def _growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shap
     if replicas == 1 and 0 < milli < MILLI and pool.sharing != SHARING_MIG:
         growth = cache.by_state[key] = _fraction_growth(pool, state, milli, shapes, cannot, cache, cpu, mem)
         return growth
+    if pool.room_classes:
+        try:
+            growth = _classed_growth(pool, milli, replicas, shapes, cannot, cache, cpu, mem) / (milli * replicas)
+        except ValueError:
+            growth = float("inf")
+        cache.by_state[key] = growth
+        return growth
     try:
         hist, shared, room, shared_room, classes = pool.after_take(milli, replicas, cpu_milli=cpu, memory_bytes=mem)
     except ValueError:
@@ -186,8 +193,16 @@ def _fraction_growth(pool: AcceleratorPool, state: tuple[Any, ...], milli: int,
     hist, shared = pool.nodes_by_free, pool.shared_devices
     buckets = [shared_bucket(f) for f, n in shared if f >= milli and n]
     buckets += [whole_bucket(i) for i in range(1, len(hist)) if hist[i]]
-    before = _before(state, shapes, cannot, cache)
     best = float("inf")
+    if pool.room_classes:
+        for bucket in buckets:
+            try:
+                growth = _classed_growth(pool, milli, 1, shapes, cannot, cache, cpu, mem, bucket)
+            except ValueError:  # no node of the bucket has the host room
+                continue
+            best = min(best, growth)
+        return best / milli
+    before = _before(state, shapes, cannot, cache)
     for bucket in buckets:
         try:
             after = pool.after_take(milli, 1, cpu_milli=cpu, memory_bytes=mem, bucket=bucket)
@@ -196,6 +211,27 @@ def _fraction_growth(pool: AcceleratorPool, state: tuple[Any, ...], milli: int,
         growth = _before((pool.accelerator_model, *after), shapes, cannot, cache) - before
         best = min(best, growth)
     return best / milli
+
+
+def _classed_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
+                    cache: GrowthCache, cpu: int, mem: int, bucket: int = 0) -> float:
+    """How much a take grows the expected fragment of a pool with room classes, in milli-GPUs (ValueError
+    if it does not fit): the growth of the fragment without host room, plus each moved class's term
+    times the nodes it gained or lost (`_classed_fragment`'s parts). A what-if over the few classes a
+    take moves, not a sum over the pool's thousand; and the difference of two such sums, where only a
+    few terms differ, is rounding noise that made equal binds look unequal."""
+    hist, shared, moves = pool.class_moves(milli, replicas, cpu_milli=cpu, memory_bytes=mem, bucket=bucket)
+    model = pool.accelerator_model
+    growth = _before((model, hist, shared, (), (), ()), shapes, cannot, cache) \
+        - _before((model, pool.nodes_by_free, pool.shared_devices, (), (), ()), shapes, cannot, cache)
+    terms = cache.terms.setdefault(model, {})
+    for b, c, m, n in moves:
+        unit = terms.get((b, c, m, 1))
+        if unit is None:
+            unit = terms[(b, c, m, 1)] = _class_term(b, c, m, shapes)
+        if unit:
+            growth += n * unit
+    return growth
 
 
 def _state(pool: AcceleratorPool) -> tuple[Any, ...]:
