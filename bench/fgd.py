@@ -135,10 +135,15 @@ def node_level(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], fit: str, seed
 
 POLICY: SchedulerConfig | None = None  # --policy
 CYCLE = 1000  # --cycle: pods offered per scheduling cycle
+WARM = False  # --warm: the federator remembers yesterday's work
+YESTERDAY = 1_000  # --warm draws yesterday's pods with the seed plus this
 
 
-def federator(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], clusters: int, seed: int) -> dict[str, float]:
-    sim = Simulation(deal(nodes, clusters), jobs, scheduler=Scheduler(POLICY), fit="fgd", seed=seed, batch=CYCLE)
+def federator(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], clusters: int, seed: int,
+              mix: str = "") -> dict[str, float]:
+    history = workload(nodes, mix, seed + YESTERDAY) if WARM and mix else []
+    sim = Simulation(deal(nodes, clusters), jobs, scheduler=Scheduler(POLICY), fit="fgd", seed=seed, batch=CYCLE,
+                     history=history)
     report = sim.run("fill")
     return {"accelerator_allocation_ratio": round(report.accelerator_allocation_ratio, 4), "placed": report.jobs_placed,
             "refused": report.refused, "refused_per_placement": round(report.refused / max(report.placements, 1), 4),
@@ -150,7 +155,7 @@ def run(fleet: str, mix: str, seed: int, clusters: Sequence[int], variants: Sequ
     jobs = workload(nodes, mix, seed)
     out: dict[str, object] = {"fleet": fleet, "mix": mix, "seed": seed, "pods": len(jobs)}
     for k in clusters:
-        out[f"federator-{k}"] = federator(nodes, jobs, k, seed)
+        out[f"federator-{k}"] = federator(nodes, jobs, k, seed, mix)
         print(f"  {mix} seed {seed} federator-{k}: {out[f'federator-{k}']}", file=sys.stderr)
     for v in variants:
         out[v] = node_level(nodes, jobs, _FIT[v], seed)
@@ -172,7 +177,7 @@ def markdown(rows: Sequence[dict[str, object]], clusters: Sequence[int], variant
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global POLICY, CYCLE
+    global POLICY, CYCLE, WARM
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fleet", default="../shared/data/alibaba-spot-gpu-fleet-2026.csv",
                    help="node CSV, or 'synthetic' for a built-in mixed fleet")
@@ -183,12 +188,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--policy", type=Path, help="policy file for the federator (default: the default policy)")
     p.add_argument("--cycle", type=int, default=CYCLE,
                    help="pods per scheduling cycle (default 1000; a live federator's cycles are much smaller)")
+    p.add_argument("--warm", action="store_true",
+                   help="the federator starts with yesterday's work in its demand memory: the same mix drawn "
+                        f"with seed + {YESTERDAY}, as arrivals that ended (FGD is given the mix itself)")
     p.add_argument("--markdown", action="store_true", help="print a markdown table instead of JSON")
     args = p.parse_args(argv)
     if args.cycle < 1:
         p.error("--cycle: must be at least 1")
     POLICY = load_policy(args.policy) if args.policy else None
     CYCLE = args.cycle
+    WARM = args.warm
     mixes = [m for m in args.mixes.split(",") if m]
     bad = [m for m in mixes if m not in MIXES]
     variants = [v for v in args.variants.split(",") if v]

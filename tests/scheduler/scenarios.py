@@ -7,7 +7,16 @@ from dataclasses import replace
 from typing import Any
 
 from federator.model import ClusterInfo, JobId, JobSpec, Resources
-from federator.scheduler import Allocation, CycleResult, QueueConfig, Quota, Scheduler, SchedulerConfig, Snapshot
+from federator.scheduler import (
+    Allocation,
+    Arrival,
+    CycleResult,
+    QueueConfig,
+    Quota,
+    Scheduler,
+    SchedulerConfig,
+    Snapshot,
+)
 
 from builders import cluster, job, pool, request
 
@@ -43,9 +52,9 @@ def running(s: JobSpec, cluster_name: str, *, model: str = H100, placed_at: floa
 
 
 def cycle(clusters: Sequence[ClusterInfo], specs: Sequence[JobSpec], *, config: SchedulerConfig | None = None,
-          allocations: Sequence[Allocation] = (), now: float = 0.0) -> CycleResult:
+          allocations: Sequence[Allocation] = (), now: float = 0.0, recent: Sequence[Arrival] = ()) -> CycleResult:
     return Scheduler(config).schedule(Snapshot.of(clusters), [request(s, at=i) for i, s in enumerate(specs)],
-                                      running=allocations, now=now)
+                                      running=allocations, now=now, recent=recent)
 
 
 def placed(result: CycleResult) -> dict[str, dict[str, int]]:

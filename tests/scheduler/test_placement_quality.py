@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scenarios import A100, H100, cycle, placed, running, spec
 
 from federator.model import AcceleratorPool, JobKind
-from federator.scheduler import SchedulerConfig
+from federator.scheduler import Arrival, SchedulerConfig
 from federator.scheduler.demand import Pressure, demand_of
 from federator.scheduler.fragmentation import expected_fragment
 
@@ -46,6 +46,18 @@ def test_recent_pinned_arrivals_steer_flexible_jobs_in_a_later_cycle() -> None:
     allocations = [running(s, "c", model=A100) for s in earlier]
     result = cycle(busy, [spec("flex", gpus=8)], allocations=allocations)
     assert [a.accelerator_model for d in result.decisions for a in d.assignments] == [H100]
+
+
+def test_pinned_work_that_has_ended_still_steers_flexible_jobs() -> None:
+    """A federator that sees one flexible job pending and nothing running steers by what it remembers: the
+    A100-pinned jobs that arrived and ended lately (`recent`) keep the A100s for the next such job. With
+    no memory the job takes the A100s, the pool that sorts first."""
+    ended = [spec(f"old{i}", gpus=8, models=("A100",)) for i in range(4)]
+    memory = [Arrival(s.resources, s.accelerator_models, s.replicas) for s in ended]
+    models = [[a.accelerator_model for d in r.decisions for a in d.assignments]
+              for r in (cycle(two_models(), [spec("flex", gpus=8)], recent=memory),
+                        cycle(two_models(), [spec("flex", gpus=8)]))]
+    assert models == [[H100], [A100]]
 
 
 @pytest.mark.parametrize("config", [None, WITH_FRAGMENTATION], ids=["default", "fragmentation"])

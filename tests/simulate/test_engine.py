@@ -63,3 +63,27 @@ def test_node_fit_baselines_run(fit: str, examples: Path) -> None:
     jobs = load_workload(examples / "workloads" / "pods-sample.csv")
     report = Simulation(fleet, jobs, fit=fit, scheduler=Scheduler(SchedulerConfig(score_weights={}))).run("fill")
     assert report.jobs_placed > 0 and 0 < report.accelerator_allocation_ratio <= 1
+
+
+def test_yesterdays_pinned_work_keeps_its_model_for_todays() -> None:
+    """One-pod cycles: a flexible 8-GPU job comes first, then one pinned to the A100s. From a cold start the
+    flexible job takes the A100 node (the model that sorts first) and the pinned one waits; with yesterday's
+    A100-pinned work in the memory (`history`), the flexible job leaves the A100s alone."""
+    fleet = parse_fleet({"clusters": [
+        {"name": "a", "region": "east", "nodes": [{"count": 1, "gpuModel": "A100", "gpus": 8, "cpu": 64,
+                                                   "memory": "512Gi"}]},
+        {"name": "h", "region": "east", "nodes": [{"count": 1, "gpuModel": "H100", "gpus": 8, "cpu": 64,
+                                                   "memory": "512Gi"}]},
+    ]})
+    today = [sim_job("flex", 8), sim_job("pinned", 8, accelerator_models=("A100",))]
+    yesterday = [sim_job(f"old{i}", 8, accelerator_models=("A100",)) for i in range(3)]
+    cold = Simulation(fleet, today, batch=1).run("fill")
+    warm = Simulation(fleet, today, batch=1, history=yesterday).run("fill")
+    assert (cold.jobs_placed, warm.jobs_placed) == (1, 2)
+
+
+def test_jobs_that_end_in_a_replay_join_the_demands_memory() -> None:
+    jobs = [sim_job("first", 8, at=0, runs=100, replicas=2), sim_job("second", 1, at=10, runs=5)]
+    sim = Simulation(FLEET, jobs, cycle_interval=10)
+    sim.run("replay")
+    assert [(a.resources.accelerator_milli, a.replicas) for a in sim.recent] == [(1000, 1), (8000, 2)]

@@ -14,6 +14,7 @@ from federator.scheduler import cycle as _cycle
 from federator.scheduler.alternatives import Assignment
 from federator.scheduler.config import QueueConfig, Quota, SchedulerConfig
 from federator.scheduler.cycle import CycleResult, Decision, Scheduler
+from federator.scheduler.demand import Arrival
 from federator.scheduler.framework import Allocation, CycleContext, PlacementRequest, model_matches
 from federator.scheduler.policy import PolicyError, load_policy, parse_policy
 from federator.scheduler.preemption import Preemption
@@ -24,6 +25,7 @@ COMPILED: bool = (_cycle.__file__ or "").endswith(tuple(EXTENSION_SUFFIXES))
 __all__ = [
     "COMPILED",
     "Allocation",
+    "Arrival",
     "Assignment",
     "CycleContext",
     "CycleResult",

@@ -33,7 +33,7 @@ from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, Re
 from federator.scheduler.alternatives import Assignment, assign, first_that_fits
 from federator.scheduler.board import Board, shape_key
 from federator.scheduler.config import SchedulerConfig
-from federator.scheduler.demand import demand_of
+from federator.scheduler.demand import Arrival, demand_of
 from federator.scheduler.fairshare import FairOrder, QueueUsage, job_order
 from federator.scheduler.framework import (
     Allocation,
@@ -100,7 +100,8 @@ def queue_order(requests: Sequence[PlacementRequest]) -> list[PlacementRequest]:
 
 
 def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
-             requests: Sequence[PlacementRequest] = (), running: Sequence[Allocation] = ()) -> CycleContext:
+             requests: Sequence[PlacementRequest] = (), running: Sequence[Allocation] = (),
+             recent: Sequence[Arrival] = ()) -> CycleContext:
     prices = [p for c in snapshot.clusters if (p := c.price_per_accelerator_hour) is not None]
     alloc: Counter[str] = Counter()
     free: Counter[str] = Counter()
@@ -109,7 +110,7 @@ def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
         free[c.region] += sum(p.free_milli for p in c.capacity.accelerator_pools)
     util = {r: 1.0 - free[r] / alloc[r] for r in alloc if alloc[r]}
     latency = dict(config.region_latency_ms) if config else {}
-    demand = demand_of(snapshot.ready(), requests, running) if requests or running else None
+    demand = demand_of(snapshot.ready(), requests, running, recent) if requests or running or recent else None
     return CycleContext(max_price=max(prices, default=0.0), region_accelerator_utilization=util,
                         region_latency_ms=latency, max_latency_ms=max(latency.values(), default=0), demand=demand)
 
@@ -133,14 +134,16 @@ class Scheduler:
         running: Sequence[Allocation] = (),
         now: float = 0.0,
         clock: Callable[[], float] = time.perf_counter,
+        recent: Sequence[Arrival] = (),
     ) -> CycleResult:
         """Place what fits of `requests` over `snapshot`; `running` is the work already placed
-        (for queue usage and preemption), `now` the time lost accelerator-seconds are measured at."""
+        (for queue usage and preemption), `now` the time lost accelerator-seconds are measured at,
+        `recent` the arrivals that have ended, which the demand remembers (scheduler/demand.py)."""
         with few_full_collections():
-            return self._schedule(snapshot, requests, running, now, clock)
+            return self._schedule(snapshot, requests, running, now, clock, recent)
 
     def _schedule(self, snapshot: Snapshot, requests: Sequence[PlacementRequest], running: Sequence[Allocation],
-                  now: float, clock: Callable[[], float]) -> CycleResult:
+                  now: float, clock: Callable[[], float], recent: Sequence[Arrival] = ()) -> CycleResult:
         cfg = self.config
         phases: dict[str, float] = {}
         t0 = clock()
@@ -148,7 +151,7 @@ class Scheduler:
         order = FairOrder(usage, requests)
         t1 = clock()
         phases["order"] = t1 - t0
-        ctx = prescore(snapshot, cfg, requests, running)
+        ctx = prescore(snapshot, cfg, requests, running, recent)
         t2 = clock()
         phases["prescore"] = t2 - t1
 

@@ -13,9 +13,16 @@ Two placement terms read it (plugins.py):
   or more GPUs per replica, the same over pinned work of that kind and the
   free GPUs of nodes with two or more free.
 
-The sample is the pending requests of the cycle plus the running allocations
-(the recent arrivals that were placed): both are handed to the cycle, so this
-stays a pure function of its inputs.
+The sample is the pending requests of the cycle, the running allocations
+(the recent arrivals that were placed), and the recent arrivals that have
+ended (`Arrival`, kept by the caller: the server's Cycles, the simulator). All
+are handed to the cycle, so this stays a pure function of its inputs. The
+ended ones are the memory: a federator that schedules a few jobs a cycle, or
+has just started, sees a handful of pending requests and would steer by them
+alone, while FGD's target workload is the long-run distribution (its paper
+takes it from the trace). Alibaba `all` mix, 10-pod cycles, seeds 1 and 2:
+0.8972 and 0.8906 of the GPUs allocated from a cold start, 0.9004 and 0.8918
+with the whole trace as the sample (docs/benchmarks.md, round 10).
 
 Pressure moves *within* a cycle: a burst of a thousand flexible jobs placed
 against pressures computed at the start would drain a small model before the
@@ -153,17 +160,33 @@ class Demand:
         return not self.shapes
 
 
-def _samples(requests: Sequence[PlacementRequest], running: Sequence[Allocation]) -> Iterable[
-        tuple[Resources, tuple[str, ...], int]]:
+RECENT_ARRIVALS = 10_000  # ended arrivals a caller keeps for the demand's memory: a few cycles' worth of a busy network
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A job that arrived recently and has ended: what it asked for per replica, the models it accepted
+    (empty: any), and its replicas. The cycle's memory of demand (module docstring)."""
+
+    resources: Resources
+    accelerator_models: tuple[str, ...]
+    replicas: int
+
+
+def _samples(requests: Sequence[PlacementRequest], running: Sequence[Allocation],
+             recent: Sequence[Arrival]) -> Iterable[tuple[Resources, tuple[str, ...], int]]:
     for r in requests:
         yield r.spec.resources, r.spec.accelerator_models, r.replicas
     for a in running:
         yield a.resources, a.accelerator_models, a.replicas
+    for e in recent:
+        yield e.resources, e.accelerator_models, e.replicas
 
 
 def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementRequest],
-              running: Sequence[Allocation]) -> Demand:
-    """The demand of `requests` and `running` over the GPU models of `clusters`."""
+              running: Sequence[Allocation], recent: Sequence[Arrival] = ()) -> Demand:
+    """The demand of `requests`, `running` and the `recent` arrivals that ended, over the GPU models of
+    `clusters`."""
     free: dict[str, int] = {}
     free_multi: dict[str, int] = {}  # on nodes with two or more accelerators free
     family: dict[str, str] = {}
@@ -181,7 +204,7 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     by_key: dict[tuple[int, int, tuple[str, ...]], list[int]] = {}
     pinned: dict[str, float] = dict.fromkeys(models, 0.0)
     pinned_multi: dict[str, float] = dict.fromkeys(models, 0.0)
-    for res, wanted, n in _samples(requests, running):
+    for res, wanted, n in _samples(requests, running, recent):
         total += n
         if not res.accelerator_milli:
             continue

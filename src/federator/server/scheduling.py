@@ -36,6 +36,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -54,7 +55,8 @@ from federator.model import (
     ReasonCode,
     placement_resources,
 )
-from federator.scheduler import Allocation, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
+from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
+from federator.scheduler.demand import RECENT_ARRIVALS
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ParkingLot
 
@@ -78,11 +80,17 @@ class CyclePlan:
     now: float
     scheduler: Scheduler
     generations: Mapping[JobId, int]  # each candidate's and each running job's generation, as planned
+    recent: tuple[Arrival, ...] = ()  # the jobs that ended lately, newest last: the demand's memory
 
 
 def compute(plan: CyclePlan) -> CycleResult:
     """The pure part: safe on any thread."""
-    return plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now)
+    return plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
+                                   recent=plan.recent)
+
+
+def _arrival(job: Job) -> Arrival:
+    return Arrival(job.spec.resources, job.spec.accelerator_models, job.spec.replicas)
 
 
 class Cycles:
@@ -98,11 +106,20 @@ class Cycles:
         self._requests: dict[JobId, PlacementRequest] = {}
         self._executor: ThreadPoolExecutor | None = None
         self.cycles = 0
+        # The jobs that ended lately (scheduler/demand.py: the demand's memory of what arrives), rebuilt from
+        # the store's ended jobs on a restart, so a new leader does not steer by a handful of pending jobs.
+        self._recent: deque[Arrival] = deque(maxlen=RECENT_ARRIVALS)
+        self._recent_tuple: tuple[Arrival, ...] | None = None
+        ended = []
         for job in fed.jobs.values():
             if job.phase is JobPhase.PENDING:
                 self._candidates[job.job_id] = None
             elif job.phase.is_active:
                 self._active[job.job_id] = None
+            elif job.phase.is_terminal:
+                ended.append(job)
+        for job in sorted(ended, key=lambda j: (j.finished_at, j.job_id))[-RECENT_ARRIVALS:]:
+            self._recent.append(_arrival(job))
 
     # -- what the federator tells the cycle ----------------------------------------------
 
@@ -112,10 +129,19 @@ class Cycles:
         self._candidates[job.job_id] = None
 
     def gone(self, job: Job) -> None:
-        """A job ended (it may have been parked)."""
+        """A job ended (it may have been parked): the demand remembers what it asked for."""
         self.parked.unpark(job.job_id)
         self._candidates.pop(job.job_id, None)
         self._requests.pop(job.job_id, None)
+        self._recent.append(_arrival(job))
+        self._recent_tuple = None
+
+    @property
+    def recent(self) -> tuple[Arrival, ...]:
+        """The jobs that ended lately, oldest first (at most RECENT_ARRIVALS), as the next cycle reads them."""
+        if self._recent_tuple is None:
+            self._recent_tuple = tuple(self._recent)
+        return self._recent_tuple
 
     def released(self, job: Job, placements: list[Placement]) -> None:
         """A job's active placements stopped holding resources: jobs that may fit there now come back."""
@@ -203,7 +229,7 @@ class Cycles:
                                       job.spec.accelerator_models)
                            for p in job.placements if p.phase.is_active)
         return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), self.fed.scheduler,
-                         generations)
+                         generations, self.recent)
 
     def commit(self, plan: CyclePlan, result: CycleResult) -> tuple[list[Job], list[tuple[str, Order]]]:
         """Apply a cycle's placements and preemptions in memory to the jobs that are still as planned; the

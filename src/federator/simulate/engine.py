@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -26,7 +26,8 @@ from federator.backends.sim.fgd import DemandLearner
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.model import MILLI, ClusterInfo, JobId
-from federator.scheduler import Allocation, CycleResult, PlacementRequest, Scheduler, Snapshot
+from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot
+from federator.scheduler.demand import RECENT_ARRIVALS
 from federator.simulate.traces import SimJob
 
 MODES = ("fill", "replay")
@@ -85,11 +86,18 @@ class SimReport:
 class Simulation:
     def __init__(self, fleet: Mapping[str, ClusterSpec], jobs: Sequence[SimJob], *,
                  scheduler: Scheduler | None = None, fit: str = "fgd", seed: int = 0, batch: int = 1000,
-                 cycle_interval: float = 10.0) -> None:
+                 cycle_interval: float = 10.0, history: Sequence[SimJob] = ()) -> None:
         self.scheduler = scheduler or Scheduler()
         # FGD's target workload: the work offered to the federation so far, one learner for every cluster
         # (a cluster that learned only what the federator routed to it would bind for a skewed slice)
         self.learner = DemandLearner() if fit == "fgd" else None
+        # The arrivals that ended, which the demand remembers (scheduler/demand.py); `history` is work that
+        # ran before the simulation starts (yesterday's), for the federator and the FGD binders alike
+        self.recent: deque[Arrival] = deque(maxlen=RECENT_ARRIVALS)
+        for h in history:
+            self.recent.append(Arrival(h.spec.resources, h.spec.accelerator_models, h.spec.replicas))
+            if self.learner is not None:
+                self.learner.observe(h.spec.resources, h.spec.accelerator_models)
         self.clusters = {name: _Cluster(spec, NodeSet.of(spec.nodes, fit=fit, seed=seed + i, learner=self.learner))
                          for i, (name, spec) in enumerate(sorted(fleet.items()))}
         self.jobs = [_Job(j, JobId(j.spec.name), i) for i, j in enumerate(jobs)]
@@ -129,7 +137,8 @@ class Simulation:
         requests = [PlacementRequest(j.job_id, j.job.spec, j.job.spec.replicas, float(j.order)) for j in pending]
         running = [a for j in self._running.values() for a in j.allocations]
         started = time.perf_counter()
-        result: CycleResult = self.scheduler.schedule(self.snapshot(), requests, running=running, now=now)
+        result: CycleResult = self.scheduler.schedule(self.snapshot(), requests, running=running, now=now,
+                                                      recent=self.recent)
         self.scheduler_seconds += time.perf_counter() - started
         self.cycles += 1
         self.latencies.extend(result.decision_seconds)
@@ -255,6 +264,8 @@ class Simulation:
                     pending[job.job_id] = job
                 elif job.job_id in self._running and job.placed_at + (job.job.duration or 0) <= now:
                     self._unbind(job)
+                    spec = job.job.spec
+                    self.recent.append(Arrival(spec.resources, spec.accelerator_models, spec.replicas))
                 changed = True
             if changed and pending:
                 placed, still = self.cycle(list(pending.values()), now)
