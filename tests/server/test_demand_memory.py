@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from server_support import Clock, MemoryStore, join, make, spec
 
-from federator.model import JobPhase
+from federator.model import JobPhase, Resources
 from federator.scheduler import Arrival
+from federator.scheduler.demand import DemandMemory
 
 
 def test_an_ended_job_is_in_every_later_cycles_memory_and_after_a_restart() -> None:
@@ -26,6 +28,24 @@ def test_an_ended_job_is_in_every_later_cycles_memory_and_after_a_restart() -> N
     clock.now += 10
     fed.cancel(other.job_id)
     want = (Arrival(pinned.spec.resources, ("H100",), 3), Arrival(other.spec.resources, (), 1))
-    assert fed.cycles.plan().recent == want  # oldest first
+    assert fed.cycles.memory.arrivals() == want  # oldest first
+    assert fed.cycles.plan().recent == want  # one of each kind
     restarted = make(store, clock)
-    assert restarted.cycles.plan().recent == want
+    assert restarted.cycles.memory.arrivals() == want
+
+
+def test_the_memory_sums_alike_work_and_forgets_the_oldest_past_its_limit() -> None:
+    """The cycle reads one Arrival per kind of work, its replicas summed, over the last `limit` ended jobs."""
+    one, two = Resources(1_000, 2**30, 1_000), Resources(1_000, 2**30, 2_000)
+    memory = DemandMemory(limit=3)
+    for arrival in (Arrival(one, (), 1), Arrival(two, ("A100",), 4), Arrival(one, (), 2)):
+        memory.add(arrival)
+    assert memory.kinds() == (Arrival(one, (), 3), Arrival(two, ("A100",), 4))
+    memory.add(Arrival(two, ("A100",), 1))  # the first is forgotten
+    assert memory.kinds() == (Arrival(one, (), 2), Arrival(two, ("A100",), 5))
+    memory.add(Arrival(two, (), 1))
+    memory.add(Arrival(two, (), 1))  # the second and the third are forgotten: no work of `one` is left
+    assert memory.kinds() == (Arrival(two, ("A100",), 1), Arrival(two, (), 2))
+    assert len(memory) == 3
+    with pytest.raises(ValueError, match="limit: must be at least 1"):
+        DemandMemory(limit=0)

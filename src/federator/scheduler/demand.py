@@ -34,6 +34,7 @@ step, so the cycle re-scores its clusters then (and only then).
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -171,6 +172,52 @@ class Arrival:
     resources: Resources
     accelerator_models: tuple[str, ...]
     replicas: int
+
+
+class DemandMemory:
+    """The last `limit` arrivals that ended, and what the cycle reads of them: their replicas summed by
+    (resources, accepted models), which is all `demand_of` counts. A cycle then reads a few hundred
+    kinds of work, not ten thousand jobs. The server's Cycles and the simulator keep one each."""
+
+    __slots__ = ("_kinds", "_limit", "_summed", "_window")
+
+    def __init__(self, limit: int = RECENT_ARRIVALS) -> None:
+        if limit < 1:
+            raise ValueError(f"limit: must be at least 1, got {limit}")
+        self._limit = limit
+        self._window: deque[Arrival] = deque()
+        self._summed: dict[tuple[Resources, tuple[str, ...]], int] = {}
+        self._kinds: tuple[Arrival, ...] | None = ()
+
+    def __len__(self) -> int:
+        return len(self._window)
+
+    def add(self, arrival: Arrival) -> None:
+        """An arrival ended; the oldest is forgotten once `limit` are kept."""
+        self._window.append(arrival)
+        self._count(arrival, arrival.replicas)
+        if len(self._window) > self._limit:
+            old = self._window.popleft()
+            self._count(old, -old.replicas)
+        self._kinds = None
+
+    def _count(self, arrival: Arrival, replicas: int) -> None:
+        key = (arrival.resources, arrival.accelerator_models)
+        left = self._summed.get(key, 0) + replicas
+        if left:
+            self._summed[key] = left
+        else:
+            del self._summed[key]
+
+    def kinds(self) -> tuple[Arrival, ...]:
+        """What the cycle reads (`demand_of`'s `recent`): one Arrival per kind of work, its replicas summed."""
+        if self._kinds is None:
+            self._kinds = tuple(Arrival(r, m, n) for (r, m), n in self._summed.items())
+        return self._kinds
+
+    def arrivals(self) -> tuple[Arrival, ...]:
+        """The arrivals kept, oldest first."""
+        return tuple(self._window)
 
 
 def _samples(requests: Sequence[PlacementRequest], running: Sequence[Allocation],

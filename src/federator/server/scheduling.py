@@ -36,7 +36,6 @@ import asyncio
 import logging
 import sys
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -56,7 +55,7 @@ from federator.model import (
     placement_resources,
 )
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
-from federator.scheduler.demand import RECENT_ARRIVALS
+from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ParkingLot
 
@@ -80,7 +79,7 @@ class CyclePlan:
     now: float
     scheduler: Scheduler
     generations: Mapping[JobId, int]  # each candidate's and each running job's generation, as planned
-    recent: tuple[Arrival, ...] = ()  # the jobs that ended lately, newest last: the demand's memory
+    recent: tuple[Arrival, ...] = ()  # the jobs that ended lately, by kind: the demand's memory (DemandMemory)
 
 
 def compute(plan: CyclePlan) -> CycleResult:
@@ -108,8 +107,7 @@ class Cycles:
         self.cycles = 0
         # The jobs that ended lately (scheduler/demand.py: the demand's memory of what arrives), rebuilt from
         # the store's ended jobs on a restart, so a new leader does not steer by a handful of pending jobs.
-        self._recent: deque[Arrival] = deque(maxlen=RECENT_ARRIVALS)
-        self._recent_tuple: tuple[Arrival, ...] | None = None
+        self.memory = DemandMemory()
         ended = []
         for job in fed.jobs.values():
             if job.phase is JobPhase.PENDING:
@@ -119,7 +117,7 @@ class Cycles:
             elif job.phase.is_terminal:
                 ended.append(job)
         for job in sorted(ended, key=lambda j: (j.finished_at, j.job_id))[-RECENT_ARRIVALS:]:
-            self._recent.append(_arrival(job))
+            self.memory.add(_arrival(job))
 
     # -- what the federator tells the cycle ----------------------------------------------
 
@@ -133,15 +131,7 @@ class Cycles:
         self.parked.unpark(job.job_id)
         self._candidates.pop(job.job_id, None)
         self._requests.pop(job.job_id, None)
-        self._recent.append(_arrival(job))
-        self._recent_tuple = None
-
-    @property
-    def recent(self) -> tuple[Arrival, ...]:
-        """The jobs that ended lately, oldest first (at most RECENT_ARRIVALS), as the next cycle reads them."""
-        if self._recent_tuple is None:
-            self._recent_tuple = tuple(self._recent)
-        return self._recent_tuple
+        self.memory.add(_arrival(job))
 
     def released(self, job: Job, placements: list[Placement]) -> None:
         """A job's active placements stopped holding resources: jobs that may fit there now come back."""
@@ -229,7 +219,7 @@ class Cycles:
                                       job.spec.accelerator_models)
                            for p in job.placements if p.phase.is_active)
         return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), self.fed.scheduler,
-                         generations, self.recent)
+                         generations, self.memory.kinds())
 
     def commit(self, plan: CyclePlan, result: CycleResult) -> tuple[list[Job], list[tuple[str, Order]]]:
         """Apply a cycle's placements and preemptions in memory to the jobs that are still as planned; the

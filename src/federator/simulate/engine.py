@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -27,7 +27,7 @@ from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.model import MILLI, ClusterInfo, JobId
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot
-from federator.scheduler.demand import RECENT_ARRIVALS
+from federator.scheduler.demand import DemandMemory
 from federator.simulate.traces import SimJob
 
 MODES = ("fill", "replay")
@@ -93,9 +93,9 @@ class Simulation:
         self.learner = DemandLearner() if fit == "fgd" else None
         # The arrivals that ended, which the demand remembers (scheduler/demand.py); `history` is work that
         # ran before the simulation starts (yesterday's), for the federator and the FGD binders alike
-        self.recent: deque[Arrival] = deque(maxlen=RECENT_ARRIVALS)
+        self.memory = DemandMemory()
         for h in history:
-            self.recent.append(Arrival(h.spec.resources, h.spec.accelerator_models, h.spec.replicas))
+            self.memory.add(Arrival(h.spec.resources, h.spec.accelerator_models, h.spec.replicas))
             if self.learner is not None:
                 self.learner.observe(h.spec.resources, h.spec.accelerator_models)
         self.clusters = {name: _Cluster(spec, NodeSet.of(spec.nodes, fit=fit, seed=seed + i, learner=self.learner))
@@ -138,7 +138,7 @@ class Simulation:
         running = [a for j in self._running.values() for a in j.allocations]
         started = time.perf_counter()
         result: CycleResult = self.scheduler.schedule(self.snapshot(), requests, running=running, now=now,
-                                                      recent=self.recent)
+                                                      recent=self.memory.kinds())
         self.scheduler_seconds += time.perf_counter() - started
         self.cycles += 1
         self.latencies.extend(result.decision_seconds)
@@ -265,7 +265,7 @@ class Simulation:
                 elif job.job_id in self._running and job.placed_at + (job.job.duration or 0) <= now:
                     self._unbind(job)
                     spec = job.job.spec
-                    self.recent.append(Arrival(spec.resources, spec.accelerator_models, spec.replicas))
+                    self.memory.add(Arrival(spec.resources, spec.accelerator_models, spec.replicas))
                 changed = True
             if changed and pending:
                 placed, still = self.cycle(list(pending.values()), now)
