@@ -12,6 +12,8 @@ Variants (all on the same pods, in the same order):
   - federator:  the default policy over `--clusters` clusters (and over 1), nodes bound by FGD
                 learned from the requests each cluster has seen; `refused` counts binds the
                 nodes turned down after the federator chose the cluster (RefusedByCluster);
+                with `--warm` the federator and those binders start with yesterday's work (the
+                same mix, another draw) as the demand's memory, as a federator that ran yesterday;
   - fgd:        FGD over all nodes as one cluster, node-level, the target workload being the
                 mix's own distribution (what the paper gives it);
   - first-fit, best-fit, random: node-level over all nodes as one cluster.
