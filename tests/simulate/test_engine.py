@@ -86,4 +86,5 @@ def test_jobs_that_end_in_a_replay_join_the_demands_memory() -> None:
     jobs = [sim_job("first", 8, at=0, runs=100, replicas=2), sim_job("second", 1, at=10, runs=5)]
     sim = Simulation(FLEET, jobs, cycle_interval=10)
     sim.run("replay")
-    assert [(a.resources.accelerator_milli, a.replicas) for a in sim.memory.arrivals()] == [(1000, 1), (8000, 2)]
+    newest_first = [(a.resources.accelerator_milli, a.replicas) for a in sim.memory.arrivals()]
+    assert newest_first == [(8000, 2), (1000, 1)]

@@ -14,11 +14,12 @@ Two placement terms read it (plugins.py):
   free GPUs of nodes with two or more free.
 
 The sample is the pending requests of the cycle, the running allocations
-(the recent arrivals that were placed), and the recent arrivals that have
-ended (`Arrival`, kept by the caller: the server's Cycles, the simulator). All
-are handed to the cycle, so this stays a pure function of its inputs. The
-ended ones are the memory: a federator that schedules a few jobs a cycle, or
-has just started, sees a handful of pending requests and would steer by them
+(the recent arrivals that were placed), and, while those two hold fewer than
+DEMAND_SAMPLE replicas, the newest arrivals that have ended (`Arrival`, kept
+by the caller in a DemandMemory: the server's Cycles, the simulator). All are
+handed to the cycle, so this stays a pure function of its inputs. The ended
+ones are the memory: a federator that schedules a few jobs a cycle, or has
+just started, sees a handful of pending requests and would steer by them
 alone, while FGD's target workload is the long-run distribution (its paper
 takes it from the trace). Alibaba `all` mix, 10-pod cycles, seeds 1 and 2:
 0.8972 and 0.8906 of the GPUs allocated from a cold start, 0.9004 and 0.8918
@@ -161,7 +162,15 @@ class Demand:
         return not self.shapes
 
 
-RECENT_ARRIVALS = 10_000  # ended arrivals a caller keeps for the demand's memory: a few cycles' worth of a busy network
+# The replicas a cycle's demand sample reaches with the memory: pending and running work first, then the
+# newest ended arrivals until this many (none once live work alone has them). The memory is a prior that
+# gives way: from a cold start it is what the cycle knows; when it tells of another mix than today's, it
+# misleads only until today's work has this much. 10-pod cycles, Alibaba `all` seeds 1-2, yesterday's draw
+# of the same mix in the memory: 0.9006 / 0.8918 at 1,000 (targets 0.8994 / 0.8910), 0.8991 at 300, 0.8968
+# at 100. With yesterday's `fractional` instead: 0.8954 / 0.8896 at 1,000, 0.8947 / 0.8843 with no bound,
+# 0.8972 / 0.8906 with no memory (docs/benchmarks.md, round 10).
+DEMAND_SAMPLE = 1_000
+RECENT_ARRIVALS = DEMAND_SAMPLE  # ended arrivals a memory keeps: each has a replica at least, so no cycle reads more
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,19 +184,16 @@ class Arrival:
 
 
 class DemandMemory:
-    """The last `limit` arrivals that ended, and what the cycle reads of them: their replicas summed by
-    (resources, accepted models), which is all `demand_of` counts. A cycle then reads a few hundred
-    kinds of work, not ten thousand jobs. The server's Cycles and the simulator keep one each."""
+    """The last `limit` arrivals that ended, newest first, as `demand_of` reads them (`recent`). The
+    server's Cycles and the simulator keep one each."""
 
-    __slots__ = ("_kinds", "_limit", "_summed", "_window")
+    __slots__ = ("_newest_first", "_window")
 
     def __init__(self, limit: int = RECENT_ARRIVALS) -> None:
         if limit < 1:
             raise ValueError(f"limit: must be at least 1, got {limit}")
-        self._limit = limit
-        self._window: deque[Arrival] = deque()
-        self._summed: dict[tuple[Resources, tuple[str, ...]], int] = {}
-        self._kinds: tuple[Arrival, ...] | None = ()
+        self._window: deque[Arrival] = deque(maxlen=limit)
+        self._newest_first: tuple[Arrival, ...] | None = ()
 
     def __len__(self) -> int:
         return len(self._window)
@@ -195,45 +201,37 @@ class DemandMemory:
     def add(self, arrival: Arrival) -> None:
         """An arrival ended; the oldest is forgotten once `limit` are kept."""
         self._window.append(arrival)
-        self._count(arrival, arrival.replicas)
-        if len(self._window) > self._limit:
-            old = self._window.popleft()
-            self._count(old, -old.replicas)
-        self._kinds = None
-
-    def _count(self, arrival: Arrival, replicas: int) -> None:
-        key = (arrival.resources, arrival.accelerator_models)
-        left = self._summed.get(key, 0) + replicas
-        if left:
-            self._summed[key] = left
-        else:
-            del self._summed[key]
-
-    def kinds(self) -> tuple[Arrival, ...]:
-        """What the cycle reads (`demand_of`'s `recent`): one Arrival per kind of work, its replicas summed."""
-        if self._kinds is None:
-            self._kinds = tuple(Arrival(r, m, n) for (r, m), n in self._summed.items())
-        return self._kinds
+        self._newest_first = None
 
     def arrivals(self) -> tuple[Arrival, ...]:
-        """The arrivals kept, oldest first."""
-        return tuple(self._window)
+        """The arrivals kept, newest first (what a cycle reads)."""
+        if self._newest_first is None:
+            self._newest_first = tuple(reversed(self._window))
+        return self._newest_first
 
 
 def _samples(requests: Sequence[PlacementRequest], running: Sequence[Allocation],
-             recent: Sequence[Arrival]) -> Iterable[tuple[Resources, tuple[str, ...], int]]:
+             recent: Sequence[Arrival], sample: int) -> Iterable[tuple[Resources, tuple[str, ...], int]]:
+    live = 0
     for r in requests:
+        live += r.replicas
         yield r.spec.resources, r.spec.accelerator_models, r.replicas
     for a in running:
+        live += a.replicas
         yield a.resources, a.accelerator_models, a.replicas
+    want = sample - live  # the memory tops the sample up, newest first, and gives way as it grows
     for e in recent:
-        yield e.resources, e.accelerator_models, e.replicas
+        if want <= 0:
+            break
+        n = e.replicas if e.replicas < want else want
+        want -= n
+        yield e.resources, e.accelerator_models, n
 
 
 def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementRequest],
-              running: Sequence[Allocation], recent: Sequence[Arrival] = ()) -> Demand:
-    """The demand of `requests`, `running` and the `recent` arrivals that ended, over the GPU models of
-    `clusters`."""
+              running: Sequence[Allocation], recent: Sequence[Arrival] = (), sample: int = DEMAND_SAMPLE) -> Demand:
+    """The demand of `requests`, `running` and, up to `sample` replicas in all, the `recent` arrivals that
+    ended (newest first), over the GPU models of `clusters`."""
     free: dict[str, int] = {}
     free_multi: dict[str, int] = {}  # on nodes with two or more accelerators free
     family: dict[str, str] = {}
@@ -251,7 +249,7 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     by_key: dict[tuple[int, int, tuple[str, ...]], list[int]] = {}
     pinned: dict[str, float] = dict.fromkeys(models, 0.0)
     pinned_multi: dict[str, float] = dict.fromkeys(models, 0.0)
-    for res, wanted, n in _samples(requests, running, recent):
+    for res, wanted, n in _samples(requests, running, recent, sample):
         total += n
         if not res.accelerator_milli:
             continue

@@ -128,7 +128,7 @@ class GrowthCache:
         self.by_pool: dict[tuple[int, int, int, int, int], tuple[AcceleratorPool, float]] = {}
         self.by_state: dict[tuple[object, ...], float] = {}
         self.before: dict[tuple[object, ...], float] = {}
-        self.terms: dict[str, dict[RoomClass, float]] = {}  # model -> room class -> its term
+        self.terms: dict[str, dict[RoomClass, float]] = {}  # model -> room class -> its term (count 1: a node's)
 
 
 def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,

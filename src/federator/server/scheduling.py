@@ -219,7 +219,7 @@ class Cycles:
                                       job.spec.accelerator_models)
                            for p in job.placements if p.phase.is_active)
         return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), self.fed.scheduler,
-                         generations, self.memory.kinds())
+                         generations, self.memory.arrivals())
 
     def commit(self, plan: CyclePlan, result: CycleResult) -> tuple[list[Job], list[tuple[str, Order]]]:
         """Apply a cycle's placements and preemptions in memory to the jobs that are still as planned; the

@@ -138,7 +138,7 @@ class Simulation:
         running = [a for j in self._running.values() for a in j.allocations]
         started = time.perf_counter()
         result: CycleResult = self.scheduler.schedule(self.snapshot(), requests, running=running, now=now,
-                                                      recent=self.memory.kinds())
+                                                      recent=self.memory.arrivals())
         self.scheduler_seconds += time.perf_counter() - started
         self.cycles += 1
         self.latencies.extend(result.decision_seconds)
