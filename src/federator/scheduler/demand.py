@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from federator.model import MILLI, ClusterInfo, Resources
+from federator.model import MILLI, ClusterInfo, JobSpec, Resources
 from federator.model.accelerator import accepts_model
 from federator.scheduler.fragmentation import GrowthCache
 from federator.scheduler.framework import Allocation, PlacementRequest
@@ -181,6 +181,11 @@ class Arrival:
     resources: Resources
     accelerator_models: tuple[str, ...]
     replicas: int
+
+    @classmethod
+    def of(cls, spec: JobSpec) -> Arrival:
+        """What the cycle counts of an ended job with this spec."""
+        return cls(spec.resources, spec.accelerator_models, spec.replicas)
 
 
 class DemandMemory:

@@ -33,6 +33,7 @@ measures agent report latency during a 100,000-job cycle.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import sys
 import time
@@ -88,10 +89,6 @@ def compute(plan: CyclePlan) -> CycleResult:
                                    recent=plan.recent)
 
 
-def _arrival(job: Job) -> Arrival:
-    return Arrival(job.spec.resources, job.spec.accelerator_models, job.spec.replicas)
-
-
 class Cycles:
     """The federator's cycle machinery: candidate and active job indexes, parking, the worker."""
 
@@ -116,8 +113,9 @@ class Cycles:
                 self._active[job.job_id] = None
             elif job.phase.is_terminal:
                 ended.append(job)
-        for job in sorted(ended, key=lambda j: (j.finished_at, j.job_id))[-RECENT_ARRIVALS:]:
-            self.memory.add(_arrival(job))
+        # the newest that the memory holds, oldest first: a store of a million ended jobs is not sorted whole
+        for job in reversed(heapq.nlargest(RECENT_ARRIVALS, ended, key=lambda j: (j.finished_at, j.job_id))):
+            self.memory.add(Arrival.of(job.spec))
 
     # -- what the federator tells the cycle ----------------------------------------------
 
@@ -131,7 +129,7 @@ class Cycles:
         self.parked.unpark(job.job_id)
         self._candidates.pop(job.job_id, None)
         self._requests.pop(job.job_id, None)
-        self.memory.add(_arrival(job))
+        self.memory.add(Arrival.of(job.spec))
 
     def released(self, job: Job, placements: list[Placement]) -> None:
         """A job's active placements stopped holding resources: jobs that may fit there now come back."""

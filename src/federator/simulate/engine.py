@@ -95,7 +95,7 @@ class Simulation:
         # ran before the simulation starts (yesterday's), for the federator and the FGD binders alike
         self.memory = DemandMemory()
         for h in history:
-            self.memory.add(Arrival(h.spec.resources, h.spec.accelerator_models, h.spec.replicas))
+            self.memory.add(Arrival.of(h.spec))
             if self.learner is not None:
                 self.learner.observe(h.spec.resources, h.spec.accelerator_models)
         self.clusters = {name: _Cluster(spec, NodeSet.of(spec.nodes, fit=fit, seed=seed + i, learner=self.learner))
@@ -264,8 +264,7 @@ class Simulation:
                     pending[job.job_id] = job
                 elif job.job_id in self._running and job.placed_at + (job.job.duration or 0) <= now:
                     self._unbind(job)
-                    spec = job.job.spec
-                    self.memory.add(Arrival(spec.resources, spec.accelerator_models, spec.replicas))
+                    self.memory.add(Arrival.of(job.job.spec))
                 changed = True
             if changed and pending:
                 placed, still = self.cycle(list(pending.values()), now)
