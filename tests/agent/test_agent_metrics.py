@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -168,6 +169,14 @@ def test_endpoint_serves_metrics_and_probes() -> None:
 # -- an agent counting what it does ---------------------------------------------------------
 
 
+async def until(holds: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait for something the agent does on its own loop (it is polled: the agent signals nothing)."""
+    async def poll() -> None:
+        while not holds():
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(poll(), timeout)
+
+
 def cancel(pid: str) -> agent_pb2.FederatorMessage:
     return agent_pb2.FederatorMessage(cancel=agent_pb2.Cancel(placement_id=pid, reason="test"))
 
@@ -180,6 +189,8 @@ def test_an_agent_counts_sessions_reports_launches_and_cancels_and_serves_them()
     async def body(agent: Agent) -> None:
         m = agent.metrics
         await fed.until(lambda: len(fed.sessions) == 2 and "capacity" in kinds(fed.sessions[1]))
+        # The re-sync goes out before the Welcome comes back: the second session counts once the agent reads it.
+        await until(lambda: agent.sessions == 2)
         assert agent.endpoint is not None
         assert value(m, "federator_agent_launches_total", result="ok") == 1
         assert value(m, "federator_agent_launches_total", result="refused") == 2  # does not fit; malformed
@@ -193,10 +204,7 @@ def test_an_agent_counts_sessions_reports_launches_and_cancels_and_serves_them()
         assert status == 200 and 'federator_agent_connected{cluster="c-1"} 1.0' in text
         assert (await asyncio.to_thread(get, f"{agent.endpoint.url}/readyz"))[0] == 200
 
-        async def cancelled_counted() -> None:
-            while value(m, "federator_agent_placements", phase="Cancelled") != 1:
-                await asyncio.sleep(0.1)
-        await asyncio.wait_for(cancelled_counted(), 20)
+        await until(lambda: value(m, "federator_agent_placements", phase="Cancelled") == 1)
 
     asyncio.run(with_agent(fed, body, metrics_listen="127.0.0.1:0"))
 
