@@ -94,21 +94,21 @@ def test_the_fragment_counts_the_share_of_a_buckets_nodes_that_cannot_host_a_sha
     assert expected_fragment((0, 2), (), ((0, 0), (8_000, 0)), shape, 0.0) == 0
 
 
-def test_the_cycles_memo_of_class_terms_gives_what_the_full_count_gives() -> None:
-    """The score keeps each class's term for the cycle (`GrowthCache.terms`): states that share classes
-    reuse them, and the fragment is the same as counted from scratch."""
-    from federator.scheduler.fragmentation import GrowthCache, _before, _state
-
+def test_the_cycles_memo_of_class_terms_gives_what_a_fresh_count_gives() -> None:
+    """The score keeps a node's term per class for the cycle (`GrowthCache.terms`): takes scored one after
+    another, over states that share classes, reuse them and score as a fresh cycle would."""
     shapes = ((500, 1, 4_000, 0, 0.5), (2_000, 2, 16_000, 0, 0.5))
     pool = AcceleratorPool("L4", (0, 1, 2), 5, 5, shared_devices=((500, 1),), room_classes=(
         (shared_bucket(500), 2_000, 0, 1), (whole_bucket(1), 8_000, 0, 1), (whole_bucket(2), 8_000, 0, 1),
         (whole_bucket(2), 32_000, 0, 1)))
     cache = GrowthCache()
     states = [pool, pool.take_milli(500, 1, cpu_milli=4_000), pool.take_milli(2_000, 1, cpu_milli=16_000)]
+    takes = [(500, 1, 4_000), (1_000, 1, 8_000), (2_000, 1, 16_000), (1_000, 2, 4_000)]
     for p in states:
-        fresh = expected_fragment(p.nodes_by_free, p.shared_devices, (), shapes, 0.1, (), p.room_classes)
-        assert _before(_state(p), shapes, 0.1, cache) == pytest.approx(fresh)
-    assert len(cache.terms["L4"]) == 5  # four classes, and the one a take made
+        for milli, replicas, cpu in takes:
+            assert fragment_growth(p, milli, replicas, shapes, 0.1, cache, cpu) == pytest.approx(
+                fragment_growth(p, milli, replicas, shapes, 0.1, GrowthCache(), cpu))
+    assert cache.terms["L4"]  # the memo was read, not bypassed
     # by hand, the first: 500m shape: the 500m GPU's node (2 CPUs) strands 500; 2-GPU shape: the 8-CPU 2-free node
     assert expected_fragment((0, 1, 2), ((500, 1),), (), shapes, 0.0, (), pool.room_classes) == pytest.approx(
         0.5 * 500 + 0.5 * (500 + 1_000 + 2_000))

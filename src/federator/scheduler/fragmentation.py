@@ -36,17 +36,16 @@ if TYPE_CHECKING:
 def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], room: tuple[tuple[int, int], ...],
                       shapes: tuple[Shape, ...], cannot: float,
                       shared_room: tuple[tuple[int, int, int], ...] = (),
-                      classes: tuple[RoomClass, ...] = (), terms: dict[RoomClass, float] | None = None) -> float:
+                      classes: tuple[RoomClass, ...] = ()) -> float:
     """Expected unusable milli-GPUs of a pool (see the module docstring). `room[i]` is the free
     (CPU milli, memory bytes) of one node (the roomiest) among the nodes with i whole GPUs free,
     `shared_room` the same per free part of a shared GPU; () when not reported. For a fractional
     shape, a shared GPU (or a bucket of whole GPUs) whose best node has no CPU or memory for it
     counts as unusable: a fraction that takes a small node's CPU strands the rest of its GPU.
     With room `classes` (AcceleratorPool.room_classes) that is counted per node: the share of a
-    bucket's nodes that cannot host the shape, not all or nothing on its roomiest node (`terms`: see
-    `_classed_fragment`)."""
+    bucket's nodes that cannot host the shape, not all or nothing on its roomiest node."""
     if classes:
-        return _classed_fragment(hist, shared, shapes, cannot, classes, terms)
+        return _classed_fragment(hist, shared, shapes, cannot, classes)
     whole_free = [i * n * MILLI for i, n in enumerate(hist)]
     below = [0]  # below[g]: the whole free GPUs on nodes with fewer than g free, which g-GPU work cannot use
     for amount in whole_free:
@@ -74,27 +73,17 @@ def expected_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...]
 
 
 def _classed_fragment(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], shapes: tuple[Shape, ...],
-                      cannot: float, classes: tuple[RoomClass, ...],
-                      terms: dict[RoomClass, float] | None = None) -> float:
+                      cannot: float, classes: tuple[RoomClass, ...]) -> float:
     """`expected_fragment` with room classes: a node's free GPUs (a shared GPU's free part) are unusable
     for a shape its host has no CPU or memory for, as FGD counts them per node.
 
     That is the fragment without host room, plus a term per class: the free milli-GPUs it holds that
     its host strands, weighted over the shapes. The parts are disjoint, so the sum never passes the
-    pool's free total and needs no clamp; so a class's term depends on the class alone, and `terms`
-    (the cycle's, per model: GrowthCache) keeps it. A pool of a thousand nodes has up to a thousand
-    classes, and its states differ by the few a take moved: a lookup per class, not a pass over the
-    shapes."""
-    if terms is None:
-        terms = {}
+    pool's free total and needs no clamp; so a class's term depends on the class alone, which is what
+    lets the score read a take from the few classes it moves (`_classed_growth`). This whole sum is the
+    definition the score is held to; the cycle never computes it."""
     base = expected_fragment(hist, shared, (), shapes, cannot)
-    try:  # summed in C, in the order of the classes, onto the fragment without host room
-        return sum(map(terms.__getitem__, classes), base)
-    except KeyError:  # a class this cycle has not met yet
-        for cls in classes:
-            if cls not in terms:
-                terms[cls] = cls[3] * _class_term(cls[0], cls[1], cls[2], shapes)
-        return sum(map(terms.__getitem__, classes), base)
+    return base + sum(cls[3] * _class_term(cls[0], cls[1], cls[2], shapes) for cls in classes)
 
 
 def _class_term(bucket: int, c: int, m: int, shapes: tuple[Shape, ...]) -> float:
@@ -128,7 +117,7 @@ class GrowthCache:
         self.by_pool: dict[tuple[int, int, int, int, int], tuple[AcceleratorPool, float]] = {}
         self.by_state: dict[tuple[object, ...], float] = {}
         self.before: dict[tuple[object, ...], float] = {}
-        self.terms: dict[str, dict[RoomClass, float]] = {}  # model -> room class -> its term (count 1: a node's)
+        self.terms: dict[str, dict[tuple[int, int, int], float]] = {}  # model -> (bucket, CPU, memory) -> a node's term
 
 
 def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
@@ -226,9 +215,9 @@ def _classed_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tu
         - _before((model, pool.nodes_by_free, pool.shared_devices, (), (), ()), shapes, cannot, cache)
     terms = cache.terms.setdefault(model, {})
     for b, c, m, n in moves:
-        unit = terms.get((b, c, m, 1))
+        unit = terms.get((b, c, m))
         if unit is None:
-            unit = terms[(b, c, m, 1)] = _class_term(b, c, m, shapes)
+            unit = terms[(b, c, m)] = _class_term(b, c, m, shapes)
         if unit:
             growth += n * unit
     return growth
@@ -241,11 +230,10 @@ def _state(pool: AcceleratorPool) -> tuple[Any, ...]:
 
 
 def _before(state: tuple[Any, ...], shapes: tuple[Shape, ...], cannot: float, cache: GrowthCache) -> float:
-    """The expected fragment of a pool's resource model (`_state`), computed once per state in the cycle."""
+    """The expected fragment of a pool's resource model (`_state`), computed once per state in the cycle.
+    Pools with room classes come here without them (`_classed_growth` adds the classes' part)."""
     value = cache.before.get(state)
     if value is None:
-        model, hist, shared, room, shared_room, classes = state
-        terms = cache.terms.setdefault(model, {}) if classes else None
-        value = cache.before[state] = expected_fragment(hist, shared, room, shapes, cannot, shared_room, classes,
-                                                        terms)
+        _, hist, shared, room, shared_room, classes = state
+        value = cache.before[state] = expected_fragment(hist, shared, room, shapes, cannot, shared_room, classes)
     return value
