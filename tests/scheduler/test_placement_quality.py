@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scenarios import A100, H100, cycle, placed, running, spec
 
-from federator.model import AcceleratorPool, JobKind
+from federator.model import AcceleratorPool, JobKind, Resources
 from federator.scheduler import Arrival, SchedulerConfig
 from federator.scheduler.demand import Pressure, demand_of
 from federator.scheduler.fragmentation import expected_fragment
@@ -336,3 +336,18 @@ def test_a_small_reservation_on_a_model_of_big_nodes_comes_out_of_its_multi_acce
     mixed.take("A", 8000)
     assert mixed.multi is not None and mixed.multi.free["A"] == 16000
     assert mixed.score("A", multi=True) == mixed.score("B", multi=True)
+
+
+def test_a_small_difference_in_what_a_fraction_strands_still_chooses_the_cluster() -> None:
+    """`Fragmentation` is not rounded to whole points: of two shared GPUs, a half-GPU job takes the one it
+    leaves 50m of, not 100m, even when almost all the demand is whole GPUs and the two differ by a fraction
+    of a point. Rounded, the two clusters tied, and the tie went to the name that sorts first."""
+    def shared(free: int) -> AcceleratorPool:
+        return AcceleratorPool("L4", (1, 0), 1, 1, shared_devices=((free, 1),))
+
+    whole, half = Resources(1_000, 2**30, 1_000), Resources(1_000, 2**30, 500)
+    memory = [Arrival(whole, (), 1)] * 99 + [Arrival(half, (), 1)]
+    clusters = [cluster("a", "r", shared(600)), cluster("b", "r", shared(550))]
+    result = cycle(clusters, [spec("half", gpus=0.5)], config=SchedulerConfig(score_weights={"Fragmentation": 3}),
+                   recent=memory)
+    assert placed(result) == {"half": {"b": 1}}

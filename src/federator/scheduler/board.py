@@ -53,11 +53,11 @@ class Fit:
         # Per admitted cluster: how many pools it has and which of them the fit shape accepts (which never
         # changes in a cycle), and per accepted pool the last (pool, replicas it holds, weighted pool score).
         self.used: dict[str, tuple[int, tuple[int, ...]]] = {}
-        self.pools: dict[str, list[tuple[AcceleratorPool, int, int] | None]] = {}
+        self.pools: dict[str, list[tuple[AcceleratorPool, int, float] | None]] = {}
         self.epoch = 0  # the board's pool-score epoch `pools` holds scores of
         self.cursor = -1  # how much of the board's log it has seen (-1: nothing yet)
         self.ver: dict[str, int] = {}  # per cluster, the board version it was last evaluated at
-        self.value: dict[str, int] = {}  # per feasible cluster, its moving score
+        self.value: dict[str, float] = {}  # per feasible cluster, its moving score
         self.rev: dict[str, int] = {}  # per cluster, bumped when its verdict (rejected or the score) changes
         self.rejected: dict[str, Reason] = {}
         self.fixed: set[str] = set()  # clusters a cycle-constant filter rejected: never looked at again
@@ -72,9 +72,9 @@ class Shape:
     def __init__(self, fit: Fit) -> None:
         self.fit = fit
         self.cursor = -1
-        self.heap: list[tuple[int, str, int]] = []  # (-score, cluster, its revision then); stale ones dropped lazily
+        self.heap: list[tuple[float, str, int]] = []  # (-score, cluster, its revision then); stale ones dropped lazily
         self.ver: dict[str, int] = {}  # per cluster, the revision of the fit's verdict last looked at (Fit.rev)
-        self.steady: dict[str, int] = {}  # per cluster, the weighted sum of the cycle-constant scores
+        self.steady: dict[str, float] = {}  # per cluster, the weighted sum of the cycle-constant scores
 
 
 class Board:
@@ -113,7 +113,7 @@ class Board:
         self.pool_scores = pool_scores
         self.ctx = ctx
         self.version: dict[str, int] = {}
-        self.pool_values: dict[tuple[object, ...], int] = {}
+        self.pool_values: dict[tuple[object, ...], float] = {}
         self.log: list[str] = []
         self.shapes: dict[tuple[object, ...], Shape] = {}
         self.fits: dict[tuple[object, ...], Fit] = {}
@@ -129,13 +129,13 @@ class Board:
         for name in names:
             self.changed(name)
 
-    def evaluate(self, request: PlacementRequest, cluster: ClusterInfo, *, current: bool = False) -> Reason | int:
+    def evaluate(self, request: PlacementRequest, cluster: ClusterInfo, *, current: bool = False) -> Reason | float:
         """Filters, then the weighted scores. `current`: `cluster` is the txn's present view of it, so
         its pool part may be shared with other shapes asking for the same resources."""
         return self.check(request, cluster, current=current)[0]
 
     def check(self, request: PlacementRequest, cluster: ClusterInfo, *, current: bool = False,
-              admitted: bool = False, steady: bool = True) -> tuple[Reason | int, int]:
+              admitted: bool = False, steady: bool = True) -> tuple[Reason | float, int]:
         """`evaluate`, and what holds for the rest of the cycle: FIXED (the rejection does), ADMITTED (the
         cycle-constant filters passed, so they will again) or 0. `admitted`: skip those filters. `steady`:
         False leaves out the cycle-constant scores (each shape of a fit shape adds its own)."""
@@ -146,7 +146,7 @@ class Board:
                 if fixed:
                     return reason, FIXED
                 return reason, ADMITTED if admitted or i > self.last_fixed else 0
-        total = 0
+        total: float = 0.0
         for s, w in self.scores if steady else self.moving_scores:
             total += w * s.score(request, cluster, ctx)
         if self.pool_scores:
@@ -168,7 +168,7 @@ class Board:
                 if got is not None:
                     return total + got, ADMITTED
             pool = best_pool(request, cluster, ctx, self.pool_scores, replicas)
-            value = pool[0] if pool is not None else 0
+            value: float = pool[0] if pool is not None else 0.0
             if key is not None:
                 self.pool_values[key] = value
             total += value
@@ -261,7 +261,7 @@ class Board:
                 rejected.pop(name, None)
                 value[name] = out
 
-    def _recheck(self, request: PlacementRequest, cluster: ClusterInfo, fit: Fit) -> Reason | int:
+    def _recheck(self, request: PlacementRequest, cluster: ClusterInfo, fit: Fit) -> Reason | float:
         """`check` of a cluster the fit shape's cycle-constant filters passed before, without the constant
         scores: the pool filter's verdict and the pool part from each accepted pool's last (replicas it holds,
         score) where that pool object is unchanged, so a placement that took from one pool costs one pool's
@@ -281,13 +281,13 @@ class Board:
                 reason = f.filter(request, cluster, ctx)
                 if reason is not None:
                     return reason
-        total = best[2] if best is not None else 0
+        total: float = best[2] if best is not None else 0.0
         for s, w in self.moving_scores:
             total += w * s.score(request, cluster, ctx)
         return total
 
     def _kept_best(self, request: PlacementRequest, cluster: ClusterInfo,
-                   fit: Fit) -> tuple[AcceleratorPool, int, int] | None:
+                   fit: Fit) -> tuple[AcceleratorPool, int, float] | None:
         """`best_pool` from the fit shape's kept (pool, replicas it holds, weighted score) of the accepted pools,
         recomputing those of pools that changed: the best entry by score, then `pools.tie_key`; None if no pool
         holds the replicas."""
@@ -299,7 +299,7 @@ class Board:
             memo = fit.pools[name] = [None] * len(used)
         need = request.replicas if request.is_gang else 1
         m = request.accelerator_milli
-        best: tuple[AcceleratorPool, int, int] | None = None
+        best: tuple[AcceleratorPool, int, float] | None = None
         for k, i in enumerate(used):
             pool = pools[i]
             seen = memo[k]

@@ -134,8 +134,9 @@ class ScorePlugin(Protocol):
     @property
     def name(self) -> str: ...
 
-    def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        """0..MAX_SCORE; higher is better. Only called for clusters that passed every filter."""
+    def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> float:
+        """0..MAX_SCORE; higher is better. Only called for clusters that passed every filter. Most plugins
+        round to a whole number; a score whose fine differences matter (Fragmentation's) need not."""
 
 
 class PoolScorePlugin(ScorePlugin, Protocol):
@@ -148,7 +149,7 @@ class PoolScorePlugin(ScorePlugin, Protocol):
     """
 
     def pool_score(self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool,
-                   ctx: CycleContext) -> int:
+                   ctx: CycleContext) -> float:
         """0..MAX_SCORE for binding the request to `pool` (only pools it accepts and fits)."""
 
 

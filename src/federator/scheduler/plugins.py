@@ -249,10 +249,10 @@ class PoolScore(Protocol):
 
     def pool_score(
         self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool, ctx: CycleContext
-    ) -> int: ...
+    ) -> float: ...
 
 
-def best_pool_score(plugin: PoolScore, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
+def best_pool_score(plugin: PoolScore, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> float:
     """A cluster scores as its best pool for the request (the job binds to one pool); CPU-only work is neutral."""
     if not request.accelerator_milli:
         return MAX_SCORE // 2
@@ -271,7 +271,7 @@ class LeastFragmentation:
 
     name: str = "LeastFragmentation"
 
-    def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
+    def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> float:
         return best_pool_score(self, request, cluster, ctx)
 
     def pool_score(
@@ -301,16 +301,22 @@ class Fragmentation:
 
     The default packer since it beat `LeastFragmentation` over the two fleets,
     five mixes and two seeds of bench/fgd.py (docs/benchmarks.md).
+
+    The score is not rounded to a whole number: one point is a growth of 1/50
+    of a milli-GPU per milli-GPU bound, and pools that differ by less than that
+    are not alike. Rounded, such pools tied and the tie went to fit tightness
+    (synthetic `fractional`, one cluster, 10-pod cycles: 0.9933 rounded, 0.9936
+    not; docs/benchmarks.md, round 11).
     """
 
     name: str = "Fragmentation"
 
-    def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
+    def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> float:
         return best_pool_score(self, request, cluster, ctx)
 
     def pool_score(
         self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool, ctx: CycleContext
-    ) -> int:
+    ) -> float:
         demand = ctx.demand
         res = request.spec.resources
         milli = res.accelerator_milli
@@ -320,7 +326,7 @@ class Fragmentation:
         replicas = request.replicas if request.is_gang else 1
         growth = fragment_growth(pool, milli, replicas, demand.usable_shapes.get(pool.accelerator_model, ()), 0.0,
                                  demand.cache, res.cpu_milli, res.memory_bytes)
-        return round((MAX_SCORE - 1) * min(1.0, max(0.0, (1.0 - growth) / 2))) + joins
+        return (MAX_SCORE - 1) * min(1.0, max(0.0, (1.0 - growth) / 2)) + joins
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +347,7 @@ class Scarcity:
 
     name: str = "Scarcity"
 
-    def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
+    def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> float:
         return best_pool_score(self, request, cluster, ctx)
 
     def pool_score(

@@ -19,7 +19,7 @@ PoolScores = Sequence[tuple[PoolScorePlugin, int]]
 
 
 def best_pool(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext, scores: PoolScores,
-              replicas: int) -> tuple[int, str] | None:
+              replicas: int) -> tuple[float, str] | None:
     """(weighted pool score, model) of the best pool holding `replicas` replicas; None if none does.
 
     CPU-only work has no pool: every pool plugin counts half. Ties go to the pool the replica fits
@@ -28,13 +28,13 @@ def best_pool(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext
     m = request.accelerator_milli
     if m == 0:
         return sum(w for _, w in scores) * (MAX_SCORE // 2), ""
-    best: tuple[int, str] | None = None
+    best: tuple[float, str] | None = None
     best_pool_: object = None
     for pool in accepted_pools(request, cluster):
         n = request.capacity_in(pool)
         if n < replicas:
             continue
-        value = 0
+        value: float = 0.0
         for plugin, w in scores:
             value += w * plugin.pool_score(request, cluster, pool, ctx)
         if best is None or value > best[0]:
