@@ -179,7 +179,9 @@ RUNNING_POD = {"status": {"phase": "Running"}}
     (_obj("PyTorchJob", _cond("Succeeded")), [], JobPhase.SUCCEEDED, "Succeeded"),
     (_obj("PyTorchJob", _cond("Failed", message="oom")), [], JobPhase.FAILED, "oom"),
     (_obj("TrainJob", _cond("Complete")), [], JobPhase.SUCCEEDED, "Complete"),
-    (_obj("TrainJob", {"jobsStatus": [{"name": "node", "active": 2}]}), [], JobPhase.RUNNING, "2 trainer"),
+    # A gang half bound is not running, whatever jobsStatus counts as active (child Jobs with a pod pending).
+    (_obj("TrainJob", {"jobsStatus": [{"name": "node", "active": 1}]}), [RUNNING_POD, {"status": {"phase": "Pending"}}],
+     JobPhase.PLACED, "1 of 2"),
     # Trainer v2.0.0 leaves jobsStatus empty: the pods of its JobSet say (the agent finds them by its name).
     (_obj("TrainJob", {}), [RUNNING_POD, RUNNING_POD], JobPhase.RUNNING, "2 replicas"),
     (_obj("TrainJob", {}), [RUNNING_POD], JobPhase.PLACED, "1 of 2"),

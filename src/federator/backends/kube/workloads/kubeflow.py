@@ -126,11 +126,9 @@ class TrainJobAdapter:
             return JobPhase.FAILED, said(failed, "Failed")
         if suspended := condition(obj, "Suspended"):
             return JobPhase.PLACED, said(suspended, "Suspended")
-        jobs = [j for j in (obj.get("status") or {}).get("jobsStatus") or [] if isinstance(j, Mapping)]
-        active = sum(int(j.get("active") or 0) for j in jobs)
-        if active:
-            return JobPhase.RUNNING, f"{active} trainer pods active"
-        return pods_phase(obj, pods)  # v2.0.0 leaves jobsStatus empty: its pods say
+        # Not jobsStatus: its `active` counts child Jobs with a pod pending or running, so a gang half bound
+        # read as running (and v2.0.0 leaves it empty). The pods of its JobSet say (the agent finds them).
+        return pods_phase(obj, pods)
 
 
 TRAINJOB_KEY = TrainJobAdapter().key
