@@ -230,6 +230,13 @@ class Metrics:
         writes.labels("durable").set_function(queued)
         writes.labels("lazy").set_function(lazy)
 
+    def watch_demand(self, remembered: Callable[[], int]) -> None:
+        """The demand's memory (scheduler/demand.py): how many ended jobs a cycle with little pending work
+        steers by. 0 on a federator that has run a while means it steers by its pending work alone."""
+        Gauge("federator_demand_memory_jobs", "Ended jobs the scheduler's demand remembers (at most 1,000), "
+              "read by a cycle while its pending and running work is under 1,000 replicas.",
+              registry=self.registry).set_function(remembered)
+
     def watch_state(self, sample: Callable[[], StateSample]) -> None:
         self.registry.register(StateCollector(sample, lambda: self.state_loop))
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from server_support import Clock, MemoryStore, join, make, spec
 
 from federator.model import JobPhase
 from federator.scheduler import Arrival
+from federator.server.federator import Federator
 
 
 def test_an_ended_job_is_in_every_later_cycles_memory_and_after_a_restart() -> None:
@@ -29,4 +32,24 @@ def test_an_ended_job_is_in_every_later_cycles_memory_and_after_a_restart() -> N
     assert fed.cycles.plan().recent == want  # newest first
     restarted = make(store, clock)
     assert restarted.cycles.plan().recent == want
+
+
+def test_the_memory_is_on_metrics_and_survives_a_restart() -> None:
+    store, clock = MemoryStore(), Clock()
+    fed = make(store, clock)
+    join(fed, "east-1")
+    jobs = [fed.submit(spec(f"j{i}", gpus=1)) for i in range(3)]
+    fed.schedule_once()
+    assert remembered(fed) == 0.0  # running, not ended
+    for job in jobs[:2]:
+        fed.cancel(job.job_id)
+    assert remembered(fed) == 2.0
+    assert remembered(make(store, clock)) == 2.0  # rebuilt from the store
+
+
+def remembered(fed: Federator) -> float:
+    text = generate_latest(fed.metrics.registry).decode()
+    (value,) = [s.value for f in text_string_to_metric_families(text) if f.name == "federator_demand_memory_jobs"
+                for s in f.samples]
+    return value
 

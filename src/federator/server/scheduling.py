@@ -116,6 +116,7 @@ class Cycles:
         # the newest that the memory holds, oldest first: a store of a million ended jobs is not sorted whole
         for job in reversed(heapq.nlargest(RECENT_ARRIVALS, ended, key=lambda j: (j.finished_at, j.job_id))):
             self.memory.add(Arrival.of(job.spec))
+        fed.metrics.watch_demand(self.memory.__len__)
 
     # -- what the federator tells the cycle ----------------------------------------------
 
