@@ -224,10 +224,7 @@ def test_a_fenced_agent_counts_the_fence_and_its_cancels() -> None:
             await fed.until(lambda: "ack" in kinds(fed.sessions[0]))
             await server.stop(0)  # the federator is gone for good
 
-            async def fenced() -> None:
-                while not value(agent.metrics, "federator_agent_self_fences_total"):
-                    await asyncio.sleep(0.05)
-            await asyncio.wait_for(fenced(), 20)
+            await until(lambda: bool(value(agent.metrics, "federator_agent_self_fences_total")))
             assert backend.placements() == {"a.g1.c-1": JobPhase.CANCELLED}
             assert value(agent.metrics, "federator_agent_cancels_total", origin="fence") == 1
             assert value(agent.metrics, "federator_agent_connected", cluster="c-1") == 0

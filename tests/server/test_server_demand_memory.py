@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 from server_support import Clock, MemoryStore, join, make, spec
 
 from federator.model import JobPhase
@@ -47,9 +45,5 @@ def test_the_memory_is_on_metrics_and_survives_a_restart() -> None:
     assert remembered(make(store, clock)) == 2.0  # rebuilt from the store
 
 
-def remembered(fed: Federator) -> float:
-    text = generate_latest(fed.metrics.registry).decode()
-    (value,) = [s.value for f in text_string_to_metric_families(text) if f.name == "federator_demand_memory_jobs"
-                for s in f.samples]
-    return value
-
+def remembered(fed: Federator) -> float | None:
+    return fed.metrics.registry.get_sample_value("federator_demand_memory_jobs")
