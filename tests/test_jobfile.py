@@ -15,7 +15,8 @@ GOOD = {
     "kind": "FederatedJob",
     "metadata": {"name": "llm", "annotations": {"federator.io/sim-duration": "3s"}},
     "spec": {"kind": "training", "replicas": 4, "queue": "research", "priority": 10,
-             "resources": {"nvidia.com/gpu": 8, "cpu": "32", "memory": "256Gi"}, "gpuModels": ["H100", "A100"],
+             "resources": {"nvidia.com/gpu": 8, "cpu": "32", "memory": "256Gi"},
+             "acceleratorModels": ["H100", "A100"],
              "regions": {"preferred": ["west"]}},
 }
 
@@ -39,7 +40,7 @@ def test_good_document_round_trips() -> None:
 
 
 def test_accelerator_models_accepts_alternatives_string() -> None:
-    doc = {**GOOD, "spec": {**GOOD["spec"], "gpuModels": "H100|A100"}}
+    doc = {**GOOD, "spec": {**GOOD["spec"], "acceleratorModels": "H100|A100"}}
     assert parse_job(doc).accelerator_models == ("H100", "A100")
 
 
@@ -69,7 +70,7 @@ def _with(path: str, value: object) -> dict:
         ("spec.resources.cpu", "lots", "spec.resources.cpu", "quantity"),
         ("spec.resources.nvidia.com/gpu", 1.5, "spec.resources.nvidia.com/gpu", "fraction"),
         ("spec.priority", 10**9, "spec.priority", "integer"),
-        ("spec.gpuModels", ["H100", ""], "spec.gpuModels[1]", "accelerator model"),
+        ("spec.acceleratorModels", ["H100", ""], "spec.acceleratorModels[1]", "accelerator model"),
         ("spec.regions", {"preferred": "west"}, "spec.regions.preferred", "list"),
         ("spec.colour", "blue", "spec.colour", "not a known field"),
         ("spec.regions", {"preferred": ["West Coast"]}, "spec.regions.preferred[0]", "region name"),
@@ -202,7 +203,7 @@ def test_alternatives_each_have_their_count_and_template_and_round_trip() -> Non
 
 
 def test_another_vendors_resource_in_the_one_count_form_becomes_that_vendors_alternatives() -> None:
-    spec = parse_job(_doc(resources={"huawei.com/Ascend910": 16, "cpu": 4}, gpuModels=["Ascend910B"]))
+    spec = parse_job(_doc(resources={"huawei.com/Ascend910": 16, "cpu": 4}, acceleratorModels=["Ascend910B"]))
     assert [(a.vendor, a.model, a.milli) for a in spec.accelerators] == [("huawei", "Ascend910B", 16000)]
     assert spec.resources.accelerator_milli == 0
 
@@ -240,12 +241,82 @@ def test_vendors_that_share_one_image_get_a_warning_not_a_refusal() -> None:
 
 
 def test_the_one_count_nvidia_form_refuses_another_vendors_model_naming_the_field() -> None:
-    """nvidia.com/gpu jobs run on nvidia pools only: gpuModels [Ascend910B] could never be served."""
+    """nvidia.com/gpu jobs run on nvidia pools only: acceleratorModels [Ascend910B] could never be served."""
     with pytest.raises(JobFileError) as err:
-        parse_job(_doc(resources={"nvidia.com/gpu": 8}, gpuModels=["H100", "Ascend910B"]))
-    assert str(err.value).startswith("spec.gpuModels[1]: Ascend910B is a huawei model, but nvidia.com/gpu asks for "
-                                     "nvidia devices: ask for huawei.com/Ascend910, or list alternatives")
-    assert parse_job(_doc(resources={"nvidia.com/gpu": 8}, gpuModels=["H100", "V100M16"])).accelerator_models == (
-        "H100", "V100M16")  # a model the catalog does not know is left to the submit-time check
-    ascend = parse_job(_doc(resources={"huawei.com/Ascend910": 16}, gpuModels=["Ascend910B"]))
+        parse_job(_doc(resources={"nvidia.com/gpu": 8}, acceleratorModels=["H100", "Ascend910B"]))
+    assert str(err.value).startswith("spec.acceleratorModels[1]: Ascend910B is a huawei model, but nvidia.com/gpu "
+                                     "asks for nvidia devices: ask for huawei.com/Ascend910, or list alternatives")
+    # a model the catalog does not know is left to the submit-time check
+    unknown = parse_job(_doc(resources={"nvidia.com/gpu": 8}, acceleratorModels=["H100", "V100M16"]))
+    assert unknown.accelerator_models == ("H100", "V100M16")
+    ascend = parse_job(_doc(resources={"huawei.com/Ascend910": 16}, acceleratorModels=["Ascend910B"]))
     assert ascend.accelerators[0].vendor == "huawei"
+
+
+# -- spec.acceleratorModels, and gpuModels, its old name -----------------------
+
+
+@pytest.mark.parametrize("key", ["acceleratorModels", "gpuModels"])
+def test_accelerator_models_under_either_name_mean_the_same(key: str) -> None:
+    spec = parse_job(_doc(resources={"nvidia.com/gpu": 8}, **{key: ["H100"]}))
+    assert spec.accelerator_models == ("H100",)
+    assert spec == parse_job(_doc(resources={"nvidia.com/gpu": 8}, acceleratorModels=["H100"]))
+
+
+def test_a_document_is_written_with_the_new_name_and_reads_back_the_same() -> None:
+    old = parse_job(_doc(resources={"nvidia.com/gpu": 8}, gpuModels=["H100", "A100"]))
+    body = spec_to_document(old)["spec"]
+    assert body["acceleratorModels"] == ["H100", "A100"] and "gpuModels" not in body
+    assert parse_job(spec_to_document(old)) == old
+
+
+def test_both_names_at_once_are_refused_naming_the_old_one(tmp_path: Path) -> None:
+    path = tmp_path / "both.yaml"
+    path.write_text(yaml.safe_dump(_doc(resources={"nvidia.com/gpu": 8}, acceleratorModels=["H100"],
+                                        gpuModels=["H100"])))
+    with pytest.raises(JobFileError) as err:
+        load_job_files(path)
+    assert [str(p) for p in err.value.problems] == [
+        "spec.gpuModels: is the old name of acceleratorModels; give one of them"]
+    assert str(err.value).startswith(f"{path}: spec.gpuModels: ")
+
+
+def test_the_old_name_is_known_but_not_listed_among_the_known_fields() -> None:
+    with pytest.raises(JobFileError) as err:
+        parse_job(_doc(resources={"nvidia.com/gpu": 8}, gpuModels=["H100"], colour="blue"))
+    (problem,) = err.value.problems
+    assert problem.field == "spec.colour" and "acceleratorModels" in problem.problem
+    assert "gpuModels" not in problem.problem
+
+
+_WORKLOAD = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": {"spec": {
+    "containers": [{"name": "c", "image": "x", "resources": {"requests": {"nvidia.com/gpu": "1"}}}]}}}}
+
+
+@pytest.mark.parametrize("key", ["acceleratorModels", "gpuModels"])
+@pytest.mark.parametrize(("spec", "field", "words"), [
+    ({"resources": {"nvidia.com/gpu": 8}, "MODELS": ["H100", "H100 SXM"]}, "MODELS[1]",
+     "must be an accelerator model name such as 'H100', got 'H100 SXM'"),
+    ({"resources": {"nvidia.com/gpu": 8}, "MODELS": 100}, "MODELS", "must be a list of accelerator models"),
+    ({"resources": {"nvidia.com/gpu": 8}, "MODELS": ["H100", "Ascend910B"]}, "MODELS[1]",
+     "Ascend910B is a huawei model, but nvidia.com/gpu asks for nvidia devices"),
+    ({"resources": {"cpu": 1}, "MODELS": ["H100"]}, "MODELS", "is set but spec.resources asks for no nvidia.com/gpu"),
+    ({"resources": {"cpu": 1}, "MODELS": ["H100"], "accelerators": [{"model": "H100", "count": 8}]}, "MODELS",
+     "give either spec.accelerators (with a model each) or MODELS, not both"),
+    ({"workload": _WORKLOAD, "MODELS": ["H100"], "accelerators": [{"model": "H100", "count": 8}]},
+     "spec.accelerators", "spec.workload names its own resources (use MODELS to choose among models)"),
+], ids=["bad-item", "not-a-list", "another-vendors-model", "no-accelerator-resource", "with-alternatives",
+        "alternatives-with-a-workload"])
+def test_every_error_on_the_models_names_the_key_the_user_wrote(
+        key: str, spec: dict[str, object], field: str, words: str) -> None:
+    """`spec.gpuModels[1]` for a file that wrote gpuModels, `spec.acceleratorModels[1]` for one that wrote the
+    new name: the user finds the line they wrote."""
+    wrote = f"spec.{key}"
+    body = {(key if k == "MODELS" else k): v for k, v in spec.items()}
+    doc = {**GOOD, "spec": body}
+    with pytest.raises(JobFileError) as err:
+        parse_job(doc)
+    field, words = field.replace("MODELS", wrote), words.replace("MODELS", wrote)
+    assert any(p.field == field and words in p.problem for p in err.value.problems), err.value
+    other = "spec.gpuModels" if key == "acceleratorModels" else "spec.acceleratorModels"
+    assert other not in str(err.value)

@@ -53,6 +53,10 @@ _LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
+OLD_SPEC_NAMES: Mapping[str, str] = {"gpuModels": "acceleratorModels"}
+"""Spec fields renamed since v1alpha1, old -> new: the old name is still read (never both), never written, and
+not listed among the known fields."""
+
 MAX_FIELD_CHARS = 160
 MAX_PROBLEM_CHARS = 400
 
@@ -216,17 +220,22 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     if brought is not None and resources.accelerator_milli > MAX_ACCELERATORS_PER_REPLICA * 1000:
         bad("spec.workload", f"at most {MAX_ACCELERATORS_PER_REPLICA} accelerators per replica, "
                              f"got {resources.accelerator_milli // 1000}")
-    accelerator_models = _accelerator_models(spec.get("gpuModels"), bad)
+    if "acceleratorModels" in spec and "gpuModels" in spec:
+        bad("spec.gpuModels", "is the old name of acceleratorModels; give one of them")
+    # `gpuModels`: the name before vendors, kept working; errors name the key the user wrote
+    models_key = "gpuModels" if "gpuModels" in spec else "acceleratorModels"
+    models_field = f"spec.{models_key}"
+    accelerator_models = _accelerator_models(spec.get(models_key), models_field, bad)
     if accelerator_models and resources.accelerator_milli == 0 and not resource_name:
-        bad("spec.gpuModels", f"is set but spec.resources asks for no {GPU_RESOURCE} (or other accelerator)")
+        bad(models_field, f"is set but spec.resources asks for no {GPU_RESOURCE} (or other accelerator)")
     alternatives = _alternatives(spec.get("accelerators"), bad) if "accelerators" in spec else ()
     if alternatives and accelerator_models:
-        bad("spec.gpuModels", "give either spec.accelerators (with a model each) or spec.gpuModels, not both")
+        bad(models_field, f"give either spec.accelerators (with a model each) or {models_field}, not both")
     if alternatives and has_workload:
         bad("spec.accelerators", "alternatives apply to the pods the federator makes; spec.workload names its own "
-                                 "resources (use spec.gpuModels to choose among models)")
+                                 f"resources (use {models_field} to choose among models)")
     if resource_name == GPU_RESOURCE:
-        _one_vendor(accelerator_models, bad)
+        _one_vendor(accelerator_models, models_field, bad)
     if resource_name and resource_name != GPU_RESOURCE:
         # another vendor's resource in the one-count form: alternatives of that vendor, one per model
         vendor = catalog().vendor_of_resource(resource_name)
@@ -290,10 +299,10 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         else:
             template_json = json.dumps(template, sort_keys=True)
 
-    known = {"kind", "replicas", "resources", "gpuModels", "accelerators", "queue", "priority", "regions", "template",
-             "preemptible", "workload"}
+    known = {"kind", "replicas", "resources", "acceleratorModels", "accelerators", "queue", "priority", "regions",
+             "template", "preemptible", "workload"}
     for key in spec:
-        if key not in known:
+        if key not in known and key not in OLD_SPEC_NAMES:
             bad(f"spec.{str(key)[:63]}", f"is not a known field (known: {', '.join(sorted(known))})")
 
     if problems:
@@ -485,9 +494,9 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
     return tuple(out)
 
 
-def _one_vendor(models: tuple[str, ...], bad: Any) -> None:
+def _one_vendor(models: tuple[str, ...], field: str, bad: Any) -> None:
     """The one-count form's resource belongs to one vendor's device plugin, and the scheduler keeps such a job
-    on that vendor's pools: a model of another vendor in gpuModels could never be served."""
+    on that vendor's pools: a model of another vendor in acceleratorModels could never be served."""
     cat = catalog()
     owner = cat.vendor_of_resource(GPU_RESOURCE)
     for i, model in enumerate(models):
@@ -495,11 +504,12 @@ def _one_vendor(models: tuple[str, ...], bad: Any) -> None:
         if owner is not None and entry is not None and entry.vendor != owner.name:
             other = cat.vendor(entry.vendor)
             ask = f"ask for {other.resource_name}, or " if other is not None and other.resource_name else ""
-            bad(f"spec.gpuModels[{i}]", f"{model} is a {entry.vendor} model, but {GPU_RESOURCE} asks for "
-                                        f"{owner.name} devices: {ask}list alternatives in spec.accelerators")
+            bad(f"{field}[{i}]", f"{model} is a {entry.vendor} model, but {GPU_RESOURCE} asks for "
+                                 f"{owner.name} devices: {ask}list alternatives in spec.accelerators")
 
 
-def _accelerator_models(value: object, bad: Any) -> tuple[str, ...]:
+def _accelerator_models(value: object, field: str, bad: Any) -> tuple[str, ...]:
+    """spec.acceleratorModels (or its old name, the `field` the user wrote): a list, or 'H100|A100'."""
     if value is None:
         return ()
     items: list[object]
@@ -508,12 +518,12 @@ def _accelerator_models(value: object, bad: Any) -> tuple[str, ...]:
     elif isinstance(value, list):
         items = list(value)
     else:
-        bad("spec.gpuModels", f"must be a list of accelerator models (or 'H100|A100'), got {shown(value)}")
+        bad(field, f"must be a list of accelerator models (or 'H100|A100'), got {shown(value)}")
         return ()
     out: list[str] = []
     for i, item in enumerate(items):
         if not isinstance(item, str) or not _GPU_MODEL.match(item):
-            bad(f"spec.gpuModels[{i}]", f"must be an accelerator model name such as 'H100', got {shown(item)}")
+            bad(f"{field}[{i}]", f"must be an accelerator model name such as 'H100', got {shown(item)}")
         else:
             out.append(item)
     return tuple(out)
@@ -551,7 +561,7 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
             workload = spec.workload_json  # parse_job says what is wrong with it
         body = {"workload": workload, "queue": spec.queue, "priority": spec.priority}
     if spec.accelerator_models:
-        body["gpuModels"] = list(spec.accelerator_models)
+        body["acceleratorModels"] = list(spec.accelerator_models)
     if spec.accelerators:
         body["accelerators"] = [_alternative_document(a) for a in spec.accelerators]
     regions: dict[str, Any] = {}

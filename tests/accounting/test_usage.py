@@ -55,7 +55,7 @@ def spec(name: str, *, gpus: int, replicas: int, queue: str, user: str, namespac
          model: str = H100) -> JobSpec:
     s = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
                    "metadata": {"name": name, "namespace": namespace},
-                   "spec": {"kind": "training", "replicas": replicas, "queue": queue, "gpuModels": [model],
+                   "spec": {"kind": "training", "replicas": replicas, "queue": queue, "acceleratorModels": [model],
                             "resources": {"cpu": "1", "nvidia.com/gpu": gpus}}})
     return stamp_owner(s, Principal(user))
 

@@ -39,12 +39,12 @@ def test_a_file_the_cli_cannot_read_as_a_job_gets_one_line_naming_the_file_and_t
 def test_an_echoed_value_is_cut_so_an_error_stays_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(json.dumps(GOOD))
     doc["metadata"]["name"] = "X" * 20_000
-    doc["spec"]["gpuModels"] = ["y" * 20_000]
+    doc["spec"]["acceleratorModels"] = ["y" * 20_000]
     path = tmp_path / "huge.yaml"
     path.write_text(json.dumps(doc))
     assert main(["submit", "-f", str(path), "--insecure", "--server", "127.0.0.1:1"]) == 2
     err = capsys.readouterr().err
-    assert "metadata.name" in err and "spec.gpuModels[0]" in err and len(err) < 2_000, len(err)
+    assert "metadata.name" in err and "spec.acceleratorModels[0]" in err and len(err) < 2_000, len(err)
     assert "(20002 characters)" in err
 
 

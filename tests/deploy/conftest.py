@@ -59,7 +59,7 @@ spec:
     nvidia.com/gpu: 8
     cpu: "32"
     memory: 256Gi
-  gpuModels: [H100]
+  acceleratorModels: [H100]
 """
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from helm_support import AGENT, FEDERATOR, Helm
 
 from support import ROOT, eventually
@@ -92,6 +93,26 @@ def test_a_federated_job_can_be_applied_after_install(bed: Testbed, federator_re
     bed.kubectl("host", "apply", "-f", str(ROOT / "examples" / "k8s" / "training.yaml"))  # namespace default
     job = bed.kubectl_json("host", "-n", "default", "get", "federatedjob", "llm-finetune")
     assert job["spec"]["replicas"] == 2
+    assert job["spec"]["acceleratorModels"] == ["H100"]
+
+
+def _models_job(name: str, **models: list[str]) -> dict[str, Any]:
+    return {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"kind": "training", "resources": {"nvidia.com/gpu": 8}, **models}}
+
+
+@pytest.mark.parametrize("key", ["acceleratorModels", "gpuModels"])
+def test_the_crd_keeps_accelerator_models_under_either_name(bed: Testbed, federator_release: str, key: str) -> None:
+    name = f"models-{key.lower()}"
+    bed.apply("host", _models_job(name, **{key: ["H100", "A100"]}))
+    assert bed.kubectl_json("host", "-n", "default", "get", "federatedjob", name)["spec"][key] == ["H100", "A100"]
+
+
+def test_the_crd_refuses_both_names_of_accelerator_models(bed: Testbed, federator_release: str) -> None:
+    both = _models_job("models-both", acceleratorModels=["H100"], gpuModels=["H100"])
+    proc = bed.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(both), check=False)
+    assert proc.returncode != 0 and "gpuModels is the old name of acceleratorModels; give one of them" in proc.stderr
 
 
 @pytest.mark.parametrize(("args", "allowed"), [

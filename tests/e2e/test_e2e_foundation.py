@@ -31,7 +31,7 @@ def fj(name: str, *, replicas: int = 1, gpus: int = 8, models: list[str] | None 
         resources["nvidia.com/gpu"] = gpus
     body: dict[str, object] = {"kind": kind, "replicas": replicas, "resources": resources, **spec}
     if models:
-        body["gpuModels"] = models
+        body["acceleratorModels"] = models
     return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
                       "metadata": {"name": name, "annotations": {"federator.io/sim-duration": duration}},
                       "spec": body})

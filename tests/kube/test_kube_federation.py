@@ -97,7 +97,7 @@ def _long_job(name: str, *, replicas: int = 1, gpus: int = 8, models: list[str] 
         "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
         "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
         "spec": {"kind": kind, "replicas": replicas, "resources": {"nvidia.com/gpu": gpus, "cpu": "2"},
-                 "gpuModels": models or ["H100"],
+                 "acceleratorModels": models or ["H100"],
                  "template": {"metadata": {"annotations": {DELAY: "600s"}}}},
     }
     return yaml.safe_dump(doc)
@@ -136,6 +136,8 @@ def test_deleting_the_federated_job_deletes_the_member_job(kube: Kube) -> None:
     pytest.param({"kind": "training", "resources": {"cpu": "lots"}}, "spec.resources.cpu", id="bad-quantity"),
     pytest.param({"kind": "training", "resources": {}}, "spec.resources", id="asks-for-nothing"),
     pytest.param({"kind": "training", "resources": {"cpu": "1"}, "colour": "red"}, "colour", id="unknown-field"),
+    pytest.param({"kind": "training", "resources": {"nvidia.com/gpu": 1}, "acceleratorModels": ["H100"],
+                  "gpuModels": ["H100"]}, "gpuModels is the old name of acceleratorModels", id="both-model-names"),
 ])
 def test_an_invalid_spec_is_refused_by_the_api_server(kube: Kube, spec: dict[str, Any], error: str) -> None:
     doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
@@ -146,16 +148,18 @@ def test_an_invalid_spec_is_refused_by_the_api_server(kube: Kube, spec: dict[str
     assert kube.fj("invalid") is None
 
 
-def test_a_spec_the_schema_allows_but_the_federator_refuses_fails_naming_the_field(kube: Kube) -> None:
+@pytest.mark.parametrize("key", ["acceleratorModels", "gpuModels"])  # gpuModels: the old name, still read
+def test_a_spec_the_schema_allows_but_the_federator_refuses_fails_naming_the_field(kube: Kube, key: str) -> None:
+    name = f"models-without-accelerators-{key.lower()}"
     doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-           "metadata": {"name": "gpu-models-without-gpus", "namespace": JOBS_NAMESPACE},
-           "spec": {"kind": "training", "resources": {"cpu": "1"}, "gpuModels": ["H100"]}}
+           "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
+           "spec": {"kind": "training", "resources": {"cpu": "1"}, key: ["H100"]}}
     kube.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(doc))
     try:
-        eventually(lambda: kube.phase("gpu-models-without-gpus") == "Failed", timeout=60, what="Failed")
-        assert "spec.gpuModels" in kube.fj("gpu-models-without-gpus")["status"]["message"]  # type: ignore[index]
+        eventually(lambda: kube.phase(name) == "Failed", timeout=60, what="Failed")
+        assert f"spec.{key}: is set but" in kube.fj(name)["status"]["message"]  # type: ignore[index]
     finally:
-        kube.kubectl("host", "delete", "fj", "gpu-models-without-gpus", "--timeout=60s", check=False)
+        kube.kubectl("host", "delete", "fj", name, "--timeout=60s", check=False)
 
 
 def test_a_spec_is_immutable(kube: Kube) -> None:
@@ -288,7 +292,7 @@ def test_a_job_submitted_through_the_grpc_api_gets_a_federated_job(kube: Kube, t
         fj = kube.fj("from-grpc")
         assert fj is not None
         assert "federator.io/placements" in fj["metadata"]["finalizers"]
-        assert fj["spec"]["gpuModels"] == ["H100"]
+        assert fj["spec"]["acceleratorModels"] == ["H100"] and "gpuModels" not in fj["spec"]
         assert fj["status"]["jobId"].startswith("from-grpc-")
         assert "FederatedJob default/from-grpc submitted" not in kube.fed.server.log.read_text()  # type: ignore[union-attr]
     finally:

@@ -136,7 +136,7 @@ def _fj(name: str, replicas: int, *, delay: str = "2s") -> str:
     return yaml.safe_dump({
         "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
         "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
-        "spec": {"kind": "training", "replicas": replicas, "gpuModels": ["A100"],
+        "spec": {"kind": "training", "replicas": replicas, "acceleratorModels": ["A100"],
                  "resources": {"nvidia.com/gpu": 8, "cpu": "1"},
                  "template": {"metadata": {"annotations": {DELAY: delay}}}},
     })

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
 def test_a_placed_job_has_a_placed_event(kube: Kube) -> None:
     doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
            "metadata": {"name": "with-events", "namespace": JOBS_NAMESPACE},
-           "spec": {"kind": "training", "replicas": 1, "gpuModels": ["H100"],
+           "spec": {"kind": "training", "replicas": 1, "acceleratorModels": ["H100"],
                     "resources": {"nvidia.com/gpu": 8, "cpu": "2"},
                     "template": {"metadata": {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "600s"}}}}}
     kube.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(doc))

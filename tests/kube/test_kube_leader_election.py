@@ -27,7 +27,8 @@ LEASE = "federator-le-test"
 def _fj(name: str) -> str:
     return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
                            "metadata": {"name": name, "namespace": NAMESPACE},
-                           "spec": {"kind": "training", "resources": {"nvidia.com/gpu": 8}, "gpuModels": ["H100"]}})
+                           "spec": {"kind": "training", "resources": {"nvidia.com/gpu": 8},
+                                    "acceleratorModels": ["H100"]}})
 
 
 class Replica:

@@ -25,7 +25,7 @@ def _job(name: str, queue: str) -> str:
     return yaml.safe_dump({
         "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
         "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
-        "spec": {"kind": "training", "replicas": 1, "queue": queue, "gpuModels": ["H100"],
+        "spec": {"kind": "training", "replicas": 1, "queue": queue, "acceleratorModels": ["H100"],
                  "resources": {"nvidia.com/gpu": 8, "cpu": "2"},
                  "template": {"metadata": {"annotations": {DELAY: "600s"}}}},
     })

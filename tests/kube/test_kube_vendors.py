@@ -165,7 +165,8 @@ def test_every_member_reports_its_vendors_devices(vkube: Kube) -> None:
 
 def test_a_dra_placement_creates_a_claim_that_kube_scheduler_allocates_and_the_pod_runs(vkube: Kube) -> None:
     _apply(vkube, {"metadata": {"name": "on-dra"}, "spec": {
-        "kind": "training", "replicas": 1, "resources": {"nvidia.com/gpu": 2, "cpu": "2"}, "gpuModels": ["H200"],
+        "kind": "training", "replicas": 1, "resources": {"nvidia.com/gpu": 2, "cpu": "2"},
+        "acceleratorModels": ["H200"],
         "template": {"metadata": {"annotations": {DELAY: "600s"}}}}})
     try:
         eventually(lambda: _status(vkube, "on-dra").get("phase") == "Running", timeout=120,
@@ -220,7 +221,7 @@ def test_a_fraction_stays_pending_naming_what_is_missing_where_no_member_shares_
     # Asked as a user asks AMD devices (nvidia.com/gpu would stay on NVIDIA pools, another reason).
     _apply(vkube, {"metadata": {"name": "half-mi300x"}, "spec": {
         "kind": "inference", "replicas": 1, "resources": {"amd.com/gpu": "500m", "cpu": "1"},
-        "gpuModels": ["MI300X"]}})
+        "acceleratorModels": ["MI300X"]}})
     try:
         def reason() -> dict[str, Any]:
             return dict(_status(vkube, "half-mi300x").get("pendingReason") or {})
@@ -261,7 +262,8 @@ def test_an_ascend_placement_asks_for_the_mindcluster_resource_and_pins_the_chip
 
 def test_a_job_moves_to_its_ascend_alternative_when_the_nvidia_member_is_full(vkube: Kube) -> None:
     _apply(vkube, {"metadata": {"name": "fill-h100"}, "spec": {
-        "kind": "training", "replicas": 1, "resources": {"nvidia.com/gpu": 8, "cpu": "1"}, "gpuModels": ["H100"],
+        "kind": "training", "replicas": 1, "resources": {"nvidia.com/gpu": 8, "cpu": "1"},
+        "acceleratorModels": ["H100"],
         "template": {"metadata": {"annotations": {DELAY: "600s"}}}}})
     try:
         eventually(lambda: _status(vkube, "fill-h100").get("cluster") == "nvidia", timeout=120,

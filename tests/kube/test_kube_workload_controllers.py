@@ -114,7 +114,7 @@ def _placed(fed: Kube, resource: str, placement_id: str) -> list[dict[str, Any]]
 
 
 def test_a_jobset_runs_to_succeeded_under_the_jobset_controller(fed: Kube) -> None:
-    _apply(fed, "pretrain", _small(fresh("JobSet")), gpuModels=["A100"])
+    _apply(fed, "pretrain", _small(fresh("JobSet")), acceleratorModels=["A100"])
     try:
         eventually(lambda: fed.phase("pretrain") == "Succeeded", timeout=180,
                    what=lambda: f"the JobSet job Succeeded\n{fed.logs()}")
@@ -132,7 +132,7 @@ def test_a_jobset_runs_to_succeeded_under_the_jobset_controller(fed: Kube) -> No
 def test_an_lws_job_runs_under_the_lws_controller(fed: Kube) -> None:
     lws = _small(fresh("LeaderWorkerSet"))
     lws["spec"]["replicas"], lws["spec"]["leaderWorkerTemplate"]["size"] = 1, 2
-    _apply(fed, "llm-serve", lws, gpuModels=["A100"])
+    _apply(fed, "llm-serve", lws, acceleratorModels=["A100"])
     try:
         eventually(lambda: fed.phase("llm-serve") == "Running", timeout=180,
                    what=lambda: f"the LWS job Running\n{fed.logs()}")
@@ -146,7 +146,7 @@ def test_an_lws_job_runs_under_the_lws_controller(fed: Kube) -> None:
 
 
 def test_a_trainjob_runs_to_succeeded_under_the_trainer(fed: Kube) -> None:
-    _apply(fed, "tune", _small(fresh("TrainJob")), gpuModels=["A100"])
+    _apply(fed, "tune", _small(fresh("TrainJob")), acceleratorModels=["A100"])
     try:
         eventually(lambda: fed.phase("tune") == "Succeeded", timeout=180,
                    what=lambda: f"the TrainJob job Succeeded\n{fed.logs()}")

@@ -58,7 +58,7 @@ def mc_kinds(kube: Kube, member: str) -> str:
 def test_a_jobset_waits_until_a_member_serves_jobsets_then_runs_there(kube: Kube) -> None:
     if any("JobSet" in mc_kinds(kube, m) for m in kube.tb.members):
         pytest.skip("a member serves JobSets already (the JobSet controller runs on the test bed)")
-    kube.kubectl("host", "apply", "-f", "-", input=fj("pretrain", fresh("JobSet"), gpuModels=["A100"]))
+    kube.kubectl("host", "apply", "-f", "-", input=fj("pretrain", fresh("JobSet"), acceleratorModels=["A100"]))
     try:
         def reason() -> dict[str, Any]:
             return ((kube.fj("pretrain") or {}).get("status") or {}).get("pendingReason") or {}

@@ -40,7 +40,7 @@ def test_a_name_selects_a_pool_by_its_model_or_its_family(asked: str, model: str
 
 
 def _huawei(name: str, replicas: int) -> JobSpec:
-    """`huawei.com/Ascend910: 16` + gpuModels [Ascend910B], as the job file parser makes it (a one-count job of
+    """`huawei.com/Ascend910: 16` + acceleratorModels [Ascend910B], as the job file parser makes it (a one-count job of
     nvidia.com/gpu would stay on NVIDIA pools)."""
     return replace(job(name, replicas=replicas), accelerators=(AcceleratorAlternative(16000, "Ascend910B", "huawei"),))
 

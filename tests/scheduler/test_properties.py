@@ -3,7 +3,7 @@
 Fleets mix the vendors of the accelerator catalog (NVIDIA whole, MIG, time-sliced and HAMi pools,
 AMD, Huawei Ascend, Cambricon, Hygon), with names, memory and resource names taken from the
 catalog as an agent would report them. Jobs ask in every form a job file can: the legacy one-count
-form (`nvidia.com/gpu` with `gpuModels`), alternatives across vendors (`spec.accelerators`), an
+form (`nvidia.com/gpu` with `acceleratorModels`), alternatives across vendors (`spec.accelerators`), an
 alternative by vendor only, by capability (memory per device), and CPU only.
 
 Whatever the scheduler decides, these must hold: no cluster, and no pool of one vendor's model, is
@@ -155,7 +155,7 @@ def jobs(draw: st.DrawFn, i: int) -> PlacementRequest:
     form = draw(st.sampled_from(["legacy", "legacy", "alternatives", "alternatives", "cpu"]))
     milli = draw(st.sampled_from(SIZES)) if form == "legacy" else 0
     models: tuple[str, ...] = ()
-    if milli:  # gpuModels: NVIDIA names mostly, sometimes another vendor's (what j10s's check is for)
+    if milli:  # acceleratorModels: NVIDIA names mostly, sometimes another vendor's (what j10s's check is for)
         names = st.sampled_from(USER_MODELS["nvidia"] + ("MI300X", "Ascend910B"))
         models = tuple(draw(st.lists(names, max_size=2, unique=True)))
     s = spec(f"j{i}", kind=kind, replicas=replicas, gpus=milli / MILLI, cpu=draw(st.integers(1, 64)),
@@ -238,7 +238,7 @@ def check_placements(snap: Snapshot, reqs: list[PlacementRequest], cfg: Schedule
                 assert _admits(alt, pool), f"{alt} does not allow {pool.vendor} {pool.accelerator_model}"
                 assert any(_admits(x, pool) for x in s.accelerators)
                 named = (alt.model,)
-            else:  # the legacy one-count form: its count, one of its gpuModels
+            else:  # the legacy one-count form: its count, one of its acceleratorModels
                 assert a.alternative == 0 and a.accelerator_milli == res.accelerator_milli
                 assert not s.accelerator_models or any(
                     model_matches(m, a.accelerator_model) for m in s.accelerator_models)
@@ -290,7 +290,7 @@ def test_placements_respect_capacity_quota_gangs_and_alternatives(scenario: tupl
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_the_legacy_one_count_form_lands_only_on_nvidia_pools(scenario: tuple) -> None:  # type: ignore[type-arg]
-    """`nvidia.com/gpu: N` (with or without gpuModels) asks for NVIDIA devices: never another vendor's pool."""
+    """`nvidia.com/gpu: N` (with or without acceleratorModels) asks for NVIDIA devices: never another vendor's pool."""
     snap, reqs, cfg = scenario
     result = Scheduler(cfg).schedule(snap, reqs)
     by_id = {r.job_id: r for r in reqs}

@@ -149,7 +149,8 @@ job_shaped = st.fixed_dictionaries(
               "spec": st.fixed_dictionaries({}, optional={
                   "kind": st.sampled_from(["training", "inference"]) | yaml_values,
                   "replicas": yaml_values, "queue": yaml_values, "priority": yaml_values,
-                  "gpuModels": yaml_values, "regions": yaml_values, "template": yaml_values,
+                  "acceleratorModels": yaml_values, "gpuModels": yaml_values, "regions": yaml_values,
+                  "template": yaml_values,
                   "resources": st.dictionaries(st.sampled_from(["cpu", "memory", "nvidia.com/gpu", "x"]),
                                                yaml_values, max_size=3) | yaml_values}) | yaml_values})
 

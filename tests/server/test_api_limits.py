@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from test_services_edge import channel, good_spec, served
@@ -19,6 +20,7 @@ from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.client import list_jobs
 from federator.security.limits import Limits
 from federator.security.tls import ClientOptions
+from federator.server.errors import proto_field
 
 
 def test_list_pages_jobs_so_that_huge_legal_jobs_never_make_it_fail_for_everyone() -> None:
@@ -84,5 +86,47 @@ def test_a_bad_submit_gets_invalid_argument_with_field_violations_named_as_the_p
             fields = [v.field for v in bad.field_violations]
             assert fields == ["spec.name", "spec.labels", "spec.preferred_regions[0]"], fields
             assert all(v.description for v in bad.field_violations)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("field", "proto"), [
+    ("spec.acceleratorModels[1]", "spec.accelerator_models[1]"),
+    ("spec.acceleratorModels", "spec.accelerator_models"),
+    ("spec.gpuModels[1]", "spec.accelerator_models[1]"),  # the old name, still read
+    ("spec.gpuModels", "spec.accelerator_models"),
+    ("spec.accelerators[0].model", "spec.accelerators[0].model"),
+])
+def test_either_name_of_accelerator_models_is_the_protos_accelerator_models(field: str, proto: str) -> None:
+    assert proto_field(field) == proto
+
+
+@pytest.mark.parametrize(("models", "problem"), [
+    (["H100", "H100 SXM"], "must be an accelerator model name such as 'H100'"),  # the job file's check
+    (["H100", "A1OO"], "unknown accelerator model 'A1OO'"),  # the fleet's (server/fleet_models.py)
+], ids=["not-a-model-name", "unknown-model"])
+def test_a_bad_accelerator_model_is_a_violation_of_accelerator_models(models: list[str], problem: str) -> None:
+    """Both checks name the job file's field (spec.acceleratorModels[1]); a client reads the proto's."""
+    async def main() -> None:
+        async with served() as s:
+            request = good_spec("models", resources={"nvidia.com/gpu": 8})
+            request.spec.accelerator_models[:] = models
+            with grpc.insecure_channel(s.target) as ch:
+                def call() -> grpc.RpcError:
+                    try:
+                        jobs_pb2_grpc.JobServiceStub(ch).Submit(request, timeout=10)
+                    except grpc.RpcError as err:
+                        return err
+                    raise AssertionError("a bad job was accepted")
+
+                err = await asyncio.to_thread(call)
+            assert err.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+            assert err.details().startswith("spec.acceleratorModels[1]: ")  # type: ignore[attr-defined]
+            status = rpc_status.from_call(err)  # type: ignore[arg-type]
+            assert status is not None
+            bad = error_details_pb2.BadRequest()
+            assert status.details[0].Unpack(bad)
+            assert [v.field for v in bad.field_violations] == ["spec.accelerator_models[1]"]
+            assert problem in bad.field_violations[0].description
 
     asyncio.run(main())

@@ -43,8 +43,11 @@ def _fleet() -> Federator:
 @pytest.mark.parametrize(("accelerators", "extra", "field"), [
     ([{"model": "H100", "count": 8}, {"model": "H10O", "count": 8}], {}, "spec.accelerators[1].model"),
     ([{"model": "Z9000", "vendor": "huawei", "count": 8}], {}, "spec.accelerators[0].model"),
-    (None, {"resources": {"nvidia.com/gpu": 8}, "gpuModels": ["H100", "A1OO"]}, "spec.gpuModels[1]"),
-], ids=["typo-in-an-alternative", "unknown-model-of-a-vendor", "typo-in-gpuModels"])
+    (None, {"resources": {"nvidia.com/gpu": 8}, "acceleratorModels": ["H100", "A1OO"]}, "spec.acceleratorModels[1]"),
+    # a spec keeps the models, not the key a file wrote them under: named by the field's name
+    (None, {"resources": {"nvidia.com/gpu": 8}, "gpuModels": ["H100", "A1OO"]}, "spec.acceleratorModels[1]"),
+], ids=["typo-in-an-alternative", "unknown-model-of-a-vendor", "typo-in-acceleratorModels",
+        "typo-under-the-old-name-gpuModels"])
 def test_a_model_neither_the_catalog_nor_the_fleet_knows_is_refused_naming_the_field_and_listing_the_fleet(
         accelerators: list[dict[str, object]] | None, extra: dict[str, object], field: str) -> None:
     fed = _fleet()
@@ -60,7 +63,7 @@ def test_a_model_only_the_fleet_knows_and_a_family_name_are_accepted_without_war
     fed = _fleet()
     rtx = fed.submit(_job("rtx", [{"model": "RTX-4090", "count": 1}]))
     family = fed.submit(_job("family", [{"model": "Ascend910B", "count": 16}]))
-    legacy = fed.submit(_job("legacy", None, resources={"nvidia.com/gpu": 8}, gpuModels=["H100"]))
+    legacy = fed.submit(_job("legacy", None, resources={"nvidia.com/gpu": 8}, acceleratorModels=["H100"]))
     assert [fed.intake.warnings(j.spec) for j in (rtx, family, legacy)] == [[], [], []]
 
 
@@ -73,6 +76,10 @@ def test_a_catalog_model_no_member_has_now_is_accepted_with_a_warning_that_it_wa
     # an alternative the fleet has: nothing to warn about, even if the first one is missing
     job = fed.submit(_job("either", [{"model": "H200", "count": 8}, {"model": "H100", "count": 8}]))
     assert fed.intake.warnings(job.spec) == []
+    # the one-count form: the warning names its field, spec.acceleratorModels
+    job = fed.submit(_job("h200-one-count", None, resources={"nvidia.com/gpu": 8}, acceleratorModels=["H200"]))
+    (warning,) = fed.intake.warnings(job.spec)
+    assert warning.startswith("spec.acceleratorModels: no member cluster has H200 now (the fleet has: ")
 
 
 def test_with_no_member_connected_a_catalog_model_is_accepted_and_a_typo_is_refused() -> None:

@@ -6,7 +6,7 @@ as variants of one request, so a job pinned to one model behaves exactly as
 before alternatives existed, and the Assignment records the one chosen: its
 pool's vendor and resource name, the count per replica, and its index.
 
-The one-count form (`nvidia.com/gpu: 8`, with or without `gpuModels`) names a
+The one-count form (`nvidia.com/gpu: 8`, with or without `acceleratorModels`) names a
 resource, and a resource belongs to one vendor: such a job runs on that
 vendor's pools only (`SchedulerConfig.legacy_vendor`), never on an Ascend or
 AMD pool that happens to be free. Other vendors need `spec.accelerators`.

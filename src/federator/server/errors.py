@@ -31,7 +31,8 @@ _PROTO_NAMES: tuple[tuple[str, str], ...] = (
     ("spec.resources.cpu", "spec.resources.cpu_milli"),
     ("spec.resources.memory", "spec.resources.memory_bytes"),
     ("spec.resources.nvidia.com/gpu", "spec.resources.accelerator_milli"),
-    ("spec.gpuModels", "spec.accelerator_models"),
+    ("spec.acceleratorModels", "spec.accelerator_models"),
+    ("spec.gpuModels", "spec.accelerator_models"),  # the old name of acceleratorModels, kept working
     ("spec.regions.preferred", "spec.preferred_regions"),
     ("spec.regions.minRegions", "spec.min_regions"),
     ("spec.regions.user", "spec.user_region"),
@@ -48,7 +49,8 @@ _WHOLE = frozenset({"apiVersion", "kind", "document", "spec.workload", "spec.tem
 
 
 def proto_field(field: str) -> str:
-    """The proto path of a job-file field (`spec.gpuModels[1]` -> `spec.accelerator_models[1]`); others unchanged."""
+    """The proto path of a job-file field (`spec.acceleratorModels[1]` -> `spec.accelerator_models[1]`); others
+    unchanged."""
     for yaml_name, proto_name in _PROTO_NAMES:
         if field == yaml_name or field.startswith((yaml_name + "[", yaml_name + ".")):
             return proto_name if yaml_name in _WHOLE else proto_name + field[len(yaml_name):]

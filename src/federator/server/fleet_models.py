@@ -25,11 +25,14 @@ FleetModel = tuple[str, str, str]  # (vendor, model, family) of a pool a member 
 
 
 def asked_models(spec: JobSpec) -> list[tuple[str, str, str]]:
-    """(field, model, vendor) of every model a job names, in its file's spelling of the field."""
+    """(field, model, vendor) of every model a job names, in its file's spelling of the field.
+
+    A spec does not keep which key a file wrote its models under, so they are named by the field's name,
+    `spec.acceleratorModels`, also for a file that wrote the old name `gpuModels`."""
     if spec.accelerators:
         return [(f"spec.accelerators[{i}].model", a.model, a.vendor) for i, a in enumerate(spec.accelerators)
                 if a.model]
-    return [(f"spec.gpuModels[{i}]", m, "") for i, m in enumerate(spec.accelerator_models)]
+    return [(f"spec.acceleratorModels[{i}]", m, "") for i, m in enumerate(spec.accelerator_models)]
 
 
 def in_fleet(model: str, vendor: str, fleet: Iterable[FleetModel]) -> bool:
@@ -117,7 +120,7 @@ class FleetModels:
         asked = asked_models(spec)
         if asked and self._fleet and not any(self._in_fleet(m, v) for _, m, v in asked):
             names = " or ".join(dict.fromkeys(m for _, m, _ in asked))
-            where = "spec.accelerators" if spec.accelerators else "spec.gpuModels"
+            where = "spec.accelerators" if spec.accelerators else "spec.acceleratorModels"
             out.append(f"{where}: no member cluster has {names} now (the fleet has: {fleet_listing(self._fleet)}); "
                        "the job waits until one joins")
         return out

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from federator.jobfile import JobFileError, parse_job
+from federator.jobfile import OLD_SPEC_NAMES, JobFileError, load_job_files, parse_job
 
-from support import ROOT
+from support import EXAMPLES, ROOT
 
 CRDS = ROOT / "deploy" / "helm" / "federator" / "crds"
 
@@ -33,7 +33,8 @@ def _known(spec: dict[str, Any], field: str) -> set[str]:
 
 def test_spec_fields_match_the_job_file() -> None:
     spec = _schema("federatedjobs")["properties"]["spec"]
-    assert set(spec["properties"]) == _known({"kind": "training", "resources": {"cpu": 1}, "zz": 1}, "spec.zz")
+    known = _known({"kind": "training", "resources": {"cpu": 1}, "zz": 1}, "spec.zz")
+    assert set(spec["properties"]) == known | set(OLD_SPEC_NAMES)  # an old name is read, not listed as known
     assert set(spec["properties"]["regions"]["properties"]) == _known(
         {"kind": "training", "resources": {"cpu": 1}, "regions": {"zz": 1}}, "spec.regions.zz")
     # any catalog resource (nvidia.com/gpu, huawei.com/Ascend910, ...) is a quantity; the job file names bad ones
@@ -49,6 +50,58 @@ def test_kubectl_get_fj_columns() -> None:
     columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"] if not c.get("priority")]
     assert [c.upper() for c in columns] == ["QUEUE", "PHASE", "CLUSTER", "ACCELERATORS", "AGE"]
     assert crd["spec"]["names"]["shortNames"] == ["fj"]
+
+
+def test_an_old_name_is_described_as_such_and_takes_what_the_new_name_takes() -> None:
+    """gpuModels, as the Queue's quota.gpus: the same schema as the field it was renamed to, and not both."""
+    spec = _schema("federatedjobs")["properties"]["spec"]
+    for old, new in OLD_SPEC_NAMES.items():
+        assert spec["properties"][old]["description"] == f"the old name of {new}, kept working"
+        assert {k: v for k, v in spec["properties"][old].items() if k != "description"} == {
+            k: v for k, v in spec["properties"][new].items() if k != "description"}
+        rule = next(r for r in spec["x-kubernetes-validations"] if old in r["rule"])
+        assert rule == {"rule": f"!(has(self.{new}) && has(self.{old}))",
+                        "message": f"{old} is the old name of {new}; give one of them"}
+
+
+def _pruned(node: object, schema: dict[str, Any], where: str) -> list[str]:
+    """The fields of `node` the API server would drop as unknown: a structural schema keeps only the properties
+    it names, unless it preserves unknown fields."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    out: list[str] = []
+    if isinstance(node, dict) and "properties" in schema:
+        for key, value in node.items():
+            if key in schema["properties"]:
+                out += _pruned(value, schema["properties"][key], f"{where}.{key}")
+            elif "additionalProperties" not in schema:
+                out.append(f"{where}.{key}")
+    elif isinstance(node, list) and "items" in schema:
+        for i, item in enumerate(node):
+            out += _pruned(item, schema["items"], f"{where}[{i}]")
+    return out
+
+
+@pytest.mark.parametrize("path", sorted([*EXAMPLES.glob("jobs/*.yaml"), *EXAMPLES.glob("k8s/*.yaml")]),
+                         ids=lambda p: f"{Path(p).parent.name}/{Path(p).stem}")
+def test_the_crd_keeps_every_field_of_the_examples(path: Path) -> None:
+    """A field the CRD does not name is unknown to the API server: kubectl refuses it, and a client that does
+    not ask for strict field validation (the federator writing a job from the gRPC API) has it dropped with
+    only a warning, so the job would run on any model."""
+    schema = _schema("federatedjobs")
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "FederatedJob"]
+    assert docs and load_job_files(path)
+    for doc in docs:
+        assert _pruned(doc["spec"], schema["properties"]["spec"], "spec") == []
+
+
+@pytest.mark.parametrize("key", ["acceleratorModels", "gpuModels"])
+def test_the_crd_keeps_accelerator_models_under_either_name(key: str) -> None:
+    spec = _schema("federatedjobs")["properties"]["spec"]
+    doc = {"kind": "training", "resources": {"nvidia.com/gpu": 8}, key: ["H100"]}
+    assert _pruned(doc, spec, "spec") == []
+    assert re.fullmatch(spec["properties"][key]["items"]["pattern"], "H100")
+    assert not re.fullmatch(spec["properties"][key]["items"]["pattern"], "H100 SXM")
 
 
 @pytest.mark.parametrize("path", sorted(CRDS.glob("*.yaml")), ids=lambda p: Path(p).stem)

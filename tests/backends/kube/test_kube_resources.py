@@ -19,7 +19,8 @@ def federated_job(spec: dict[str, Any] | None = None) -> dict[str, Any]:
                                      "federator.io/sim-duration": "3s"},
                      "finalizers": ["federator.io/placements"]},
         "spec": spec or {"kind": "training", "replicas": 2, "queue": "research", "priority": 0,
-                         "resources": {"nvidia.com/gpu": 8, "cpu": "4", "memory": "16Gi"}, "gpuModels": ["H100"]},
+                         "resources": {"nvidia.com/gpu": 8, "cpu": "4", "memory": "16Gi"},
+                         "acceleratorModels": ["H100"]},
     }
 
 
@@ -29,10 +30,18 @@ def test_the_job_document_is_the_users_not_the_servers() -> None:
     assert spec_of(federated_job()).queue == "research"
 
 
-def test_an_invalid_spec_is_refused_by_the_same_validator_as_files() -> None:
-    bad = federated_job({"kind": "training", "resources": {"cpu": "4"}, "gpuModels": ["H100"]})
-    with pytest.raises(JobFileError, match=r"spec.gpuModels: is set but spec.resources asks for no nvidia.com/gpu"):
+@pytest.mark.parametrize("key", ["acceleratorModels", "gpuModels"])
+def test_an_invalid_spec_is_refused_by_the_same_validator_as_files(key: str) -> None:
+    bad = federated_job({"kind": "training", "resources": {"cpu": "4"}, key: ["H100"]})
+    with pytest.raises(JobFileError, match=rf"spec.{key}: is set but spec.resources asks for no nvidia.com/gpu"):
         spec_of(bad)
+
+
+def test_a_federated_job_written_with_the_old_name_gpuModels_is_the_same_job() -> None:
+    old = federated_job()
+    old["spec"]["gpuModels"] = old["spec"].pop("acceleratorModels")
+    assert spec_of(old) == spec_of(federated_job())
+    assert spec_of(old).accelerator_models == ("H100",)
 
 
 @pytest.mark.parametrize("phase", [JobPhase.PENDING, JobPhase.RUNNING, JobPhase.SUCCEEDED])
