@@ -198,8 +198,26 @@ class KubeJobStore:
         doc["metadata"]["finalizers"] = [FINALIZER]
         created = self.api.create(FEDERATED_JOBS, doc, job.spec.namespace)
         meta = created["metadata"]
+        if job.spec.accelerator_models and "acceleratorModels" not in (created.get("spec") or {}):
+            created = self._models_by_old_name(job, meta)
+            meta = created["metadata"]
         log.info("created FederatedJob %s/%s for job %s", meta["namespace"], meta["name"], job.job_id)
         return Owner(meta["namespace"], meta["name"], meta["uid"], int(meta.get("generation", 1)))
+
+    def _models_by_old_name(self, job: Job, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """Give the models as `gpuModels` when the API server pruned `acceleratorModels`.
+
+        Why: helm installs a chart's crds/ once and never upgrades them, so a federator upgraded by
+        `helm upgrade` alone can write to a FederatedJob CRD from before the field's new name. The API
+        server drops a field its schema does not know, without an error; the job would run as asked,
+        but be rebuilt from its object without its models after a restart or a failover. The old name
+        is one every CRD of this API knows. The object's spec is the job's, so the controller, which
+        already holds the job, has nothing to submit again."""
+        log.warning("the FederatedJob CRD predates spec.acceleratorModels (the API server pruned it from %s/%s); "
+                    "wrote the models as spec.gpuModels. Apply deploy/helm/federator/crds/ (docs/operators.md)",
+                    meta["namespace"], meta["name"])
+        body = {"metadata": {"uid": meta["uid"]}, "spec": {"gpuModels": list(job.spec.accelerator_models)}}
+        return self.api.patch(FEDERATED_JOBS, meta["name"], body, meta["namespace"])
 
 
 __all__ = ["KubeJobStore", "Owner"]
