@@ -15,6 +15,7 @@ over jobs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -65,6 +66,7 @@ class Intake:
 
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
+        self._writes: set[asyncio.Future[None]] = set()  # shielded submit writes in flight (held: not collected)
         jobs = fed.jobs.values()
         self._by_request: dict[str, JobId] = {
             rid: j.job_id for j in jobs if (rid := j.spec.annotation(REQUEST_ID_ANNOTATION))}
@@ -125,16 +127,32 @@ class Intake:
 
         The job is reserved (its name and request id taken) before the write,
         so a second submission of it while the disk works is answered as a
-        repeat, and it is a scheduling candidate only once it is durable."""
+        repeat, and it is a scheduling candidate only once it is durable.
+
+        The write is shielded from the caller: a client killed while its job is on its way to the
+        disk cancels this call, not the write. Cancelled, the call used to forget a job the disk then
+        held, so the client's retry made a second job and a restart brought back the first."""
         job, new = self._admit(spec, request_id)
         if new:
-            try:
-                await self.fed.journal.commit([job])
-            except BaseException:
-                self._forget(job)
-                raise
-            self._accepted(job)
+            write = asyncio.ensure_future(self._commit(job))
+            self._writes.add(write)
+            write.add_done_callback(self._written)
+            await asyncio.shield(write)
         return job
+
+    async def _commit(self, job: Job) -> None:
+        try:
+            await self.fed.journal.commit([job])
+        except BaseException:
+            self._forget(job)
+            raise
+        self._accepted(job)
+
+    def _written(self, write: asyncio.Future[None]) -> None:
+        """A shielded write's end: its exception is the caller's, or logged if the caller has gone."""
+        self._writes.discard(write)
+        if not write.cancelled() and write.exception() is not None:
+            log.warning("a submitted job's write failed: %s", write.exception())
 
     def _admit(self, spec: JobSpec, request_id: str) -> tuple[Job, bool]:
         """Validate a submission and reserve its job; (the job, True) or (the job seen before, False)."""
