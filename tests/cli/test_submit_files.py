@@ -12,6 +12,8 @@ from test_jobfile import GOOD  # type: ignore[import-not-found]
 
 from federator.api import convert
 from federator.cli import main
+from federator.cli.client import request_id_for
+from federator.jobfile import parse_job_documents
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId
 from federator.store import job_to_dict
 
@@ -60,3 +62,16 @@ def _spec():  # type: ignore[no-untyped-def]
     from federator.jobfile import parse_job
 
     return parse_job(GOOD)
+
+
+def test_the_request_id_derived_from_a_file_did_not_change_with_the_models_fields_name() -> None:
+    """A submit killed before an upgrade of the CLI and retried after it must be the same request, or the job
+    runs twice: the id derived from a file that names its models is the one the CLI derived when the field
+    was called gpuModels, whichever name the file uses."""
+    text = ("apiVersion: federator.io/v1alpha1\nkind: FederatedJob\nmetadata: {name: pretrain}\nspec:\n"
+            "  kind: training\n  replicas: 2\n  resources: {nvidia.com/gpu: 8, cpu: \"32\", memory: 256Gi}\n"
+            "  gpuModels: [H100, A100]\n")
+    before_rename = "cli-f0d27e31f0b663c9c3f6f31a25aa2584d13a1f59"  # what the CLI of b3be40e derived for `text`
+    assert request_id_for(parse_job_documents(text)[0]) == before_rename
+    assert request_id_for(parse_job_documents(text.replace("gpuModels", "acceleratorModels"))[0]) == before_rename
+    assert request_id_for(parse_job_documents(text.replace("H100, A100", "H100"))[0]) != before_rename
