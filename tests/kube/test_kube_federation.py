@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kube_support import EXAMPLES_K8S, JOBS_NAMESPACE, WORKLOADS, Kube, PhaseWatch
+from kube_support import CRDS, EXAMPLES_K8S, JOBS_NAMESPACE, WORKLOADS, Kube, PhaseWatch
 from support import eventually
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
@@ -300,3 +300,42 @@ def test_a_job_submitted_through_the_grpc_api_gets_a_federated_job(kube: Kube, t
     eventually(lambda: not [j for j in kube.member_jobs("member-a")
                             if j["metadata"]["annotations"]["federator.io/job-id"].startswith("from-grpc-")],
                timeout=60, what="its member Job deleted")
+
+
+def _old_federated_job_crd() -> str:
+    """The FederatedJob CRD as it was before spec.acceleratorModels: gpuModels the only name of the field."""
+    crd = yaml.safe_load((CRDS / "federatedjobs.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    del spec["properties"]["acceleratorModels"]
+    spec["x-kubernetes-validations"] = [r for r in spec["x-kubernetes-validations"]
+                                        if "acceleratorModels" not in r["rule"]]
+    return yaml.safe_dump(crd)
+
+
+def _knows_accelerator_models(kube: Kube) -> bool:
+    return kube.kubectl("host", "create", "--dry-run=server", "--validate=strict", "-f", "-",
+                        input=_long_job("crd-probe"), check=False).returncode == 0
+
+
+def test_on_a_crd_from_before_acceleratormodels_a_grpc_jobs_models_are_kept_by_their_old_name(
+        kube: Kube, tmp_path: Path) -> None:
+    """helm upgrade never upgrades crds/, and the API server prunes a field its CRD does not name from the
+    FederatedJob the federator creates for a gRPC job: the job would be rebuilt without its models after
+    a restart. The federator creates strictly, and on that error writes them by their old name."""
+    kube.kubectl("host", "apply", "-f", "-", input=_old_federated_job_crd())
+    try:
+        eventually(lambda: not _knows_accelerator_models(kube), what="the API server to serve the old CRD")
+        job_file = tmp_path / "job.yaml"
+        job_file.write_text(_long_job("old-crd", gpus=4, models=["A100"]))
+        proc = subprocess.run([sys.executable, "-m", "federator", "submit", "-f", str(job_file),
+                               *kube.fed.client_args()], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        fj = eventually(lambda: kube.fj("old-crd"), what="its FederatedJob")
+        assert fj["spec"]["gpuModels"] == ["A100"] and "acceleratorModels" not in fj["spec"]
+        eventually(lambda: kube.phase("old-crd") == "Running", timeout=120,
+                   what=lambda: f"old-crd Running\n{kube.logs()}")
+        assert "does not know spec.acceleratorModels" in kube.fed.server.log.read_text()  # type: ignore[union-attr]
+    finally:
+        kube.kubectl("host", "delete", "fj", "old-crd", "-n", JOBS_NAMESPACE, "--timeout=60s", check=False)
+        kube.kubectl("host", "apply", "-f", str(CRDS / "federatedjobs.yaml"))
+        eventually(lambda: _knows_accelerator_models(kube), what="the API server to serve the current CRD again")

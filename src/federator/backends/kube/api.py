@@ -187,8 +187,11 @@ class KubeApi:
         query = {"labelSelector": label_selector, "fieldSelector": field_selector}
         return dict(self.request("GET", res.path(namespace), query=query, timeout=60.0))
 
-    def create(self, res: Resource, body: Obj, namespace: str | None = None) -> Obj:
-        return dict(self.request("POST", res.path(namespace), body=body))
+    def create(self, res: Resource, body: Obj, namespace: str | None = None, *, strict: bool = False) -> Obj:
+        """POST. `strict`: a field the schema does not name is an InvalidError (400) naming it, not
+        pruned without a word (fieldValidation=Strict)."""
+        query = {"fieldValidation": "Strict"} if strict else None
+        return dict(self.request("POST", res.path(namespace), query=query, body=body))
 
     def replace(self, res: Resource, name: str, body: Obj, namespace: str | None = None) -> Obj:
         """PUT: fails with ConflictError when body's metadata.resourceVersion is stale."""

@@ -18,6 +18,7 @@ preempts or fails a job also records a Kubernetes Event on its FederatedJob
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -25,10 +26,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeApi, KubeError, NotFoundError
+from federator.backends.kube.api import (
+    FEDERATED_JOBS,
+    ConflictError,
+    InvalidError,
+    KubeApi,
+    KubeError,
+    NotFoundError,
+)
 from federator.backends.kube.events import EventRecorder, Seen, event_object, job_events, seen
 from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status
-from federator.jobfile import JobFileError, spec_to_document
+from federator.jobfile import OLD_SPEC_NAMES, JobFileError, spec_to_document
 from federator.model import Job, JobId
 
 log = logging.getLogger("federator.kube.store")
@@ -61,6 +69,7 @@ class KubeJobStore:
         self._expected: dict[tuple[str, str], Owner] = {}  # FederatedJobs being submitted right now
         self._conditions: dict[JobId, list[Mapping[str, Any]]] = {}
         self._retry: dict[JobId, Job] = {}
+        self._old_crd_warned = False  # said once that the FederatedJob CRD predates a renamed field
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._count_lock = threading.Lock()
@@ -196,28 +205,36 @@ class KubeJobStore:
         """A job from the gRPC API: give it a FederatedJob, so kubectl shows it and it survives failover."""
         doc = spec_to_document(job.spec)
         doc["metadata"]["finalizers"] = [FINALIZER]
-        created = self.api.create(FEDERATED_JOBS, doc, job.spec.namespace)
+        try:
+            created = self.api.create(FEDERATED_JOBS, doc, job.spec.namespace, strict=True)
+        except InvalidError as exc:
+            unknown = _UNKNOWN_FIELD.findall(str(exc))
+            if not unknown:
+                raise
+            # A FederatedJob CRD from before these fields (helm upgrade never upgrades crds/). The API server
+            # would prune them without a word, and the job rebuilt from the object after a restart would
+            # lose them: renamed fields go under the old name the CRD knows; the rest is pruned, as before.
+            # Asked again for every job, so applying the CRD mends the next one without a restart.
+            if not self._old_crd_warned:
+                self._old_crd_warned = True
+                log.warning("the FederatedJob CRD does not know %s; renamed fields are written by their old names "
+                            "until it does. Apply deploy/helm/federator/crds/ (docs/operators.md)", ", ".join(unknown))
+            _old_names(doc)
+            created = self.api.create(FEDERATED_JOBS, doc, job.spec.namespace)
         meta = created["metadata"]
-        if job.spec.accelerator_models and "acceleratorModels" not in (created.get("spec") or {}):
-            created = self._models_by_old_name(job, meta)
-            meta = created["metadata"]
         log.info("created FederatedJob %s/%s for job %s", meta["namespace"], meta["name"], job.job_id)
         return Owner(meta["namespace"], meta["name"], meta["uid"], int(meta.get("generation", 1)))
 
-    def _models_by_old_name(self, job: Job, meta: Mapping[str, Any]) -> dict[str, Any]:
-        """Give the models as `gpuModels` when the API server pruned `acceleratorModels`.
 
-        Why: helm installs a chart's crds/ once and never upgrades them, so a federator upgraded by
-        `helm upgrade` alone can write to a FederatedJob CRD from before the field's new name. The API
-        server drops a field its schema does not know, without an error; the job would run as asked,
-        but be rebuilt from its object without its models after a restart or a failover. The old name
-        is one every CRD of this API knows. The object's spec is the job's, so the controller, which
-        already holds the job, has nothing to submit again."""
-        log.warning("the FederatedJob CRD predates spec.acceleratorModels (the API server pruned it from %s/%s); "
-                    "wrote the models as spec.gpuModels. Apply deploy/helm/federator/crds/ (docs/operators.md)",
-                    meta["namespace"], meta["name"])
-        body = {"metadata": {"uid": meta["uid"]}, "spec": {"gpuModels": list(job.spec.accelerator_models)}}
-        return self.api.patch(FEDERATED_JOBS, meta["name"], body, meta["namespace"])
+_UNKNOWN_FIELD = re.compile(r'unknown field "([^"]+)"')  # the API server's strict decoding error
+
+
+def _old_names(doc: dict[str, Any]) -> None:
+    """A FederatedJob document with its renamed spec fields under their old names (`OLD_SPEC_NAMES`)."""
+    spec = doc["spec"]
+    for old, new in OLD_SPEC_NAMES.items():
+        if new in spec:
+            spec[old] = spec.pop(new)
 
 
 __all__ = ["KubeJobStore", "Owner"]
