@@ -54,8 +54,19 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
 OLD_SPEC_NAMES: Mapping[str, str] = {"gpuModels": "acceleratorModels"}
-"""Spec fields renamed since v1alpha1, old -> new: the old name is still read (never both), never written, and
-not listed among the known fields."""
+"""Spec fields renamed since v1alpha1, old -> new: the old name is still read (never both) and not listed among
+the known fields; it is written only where the new one is not known (`with_old_names`)."""
+
+
+def with_old_names(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` (a job document) with its renamed spec fields under their old names, in place: for what knows
+    only the old ones (a FederatedJob CRD from before a rename; request ids derived before it)."""
+    spec = doc["spec"]
+    for old, new in OLD_SPEC_NAMES.items():
+        if new in spec:
+            spec[old] = spec.pop(new)
+    return doc
+
 
 MAX_FIELD_CHARS = 160
 MAX_PROBLEM_CHARS = 400

@@ -60,6 +60,16 @@ def test_list_pages_jobs_so_that_huge_legal_jobs_never_make_it_fail_for_everyone
     asyncio.run(main())
 
 
+def _refusal(target: str, request: jobs_pb2.SubmitRequest) -> grpc.RpcError:
+    """What the sync C-core client gets for a job the federator must refuse."""
+    with grpc.insecure_channel(target) as ch:
+        try:
+            jobs_pb2_grpc.JobServiceStub(ch).Submit(request, timeout=10)
+        except grpc.RpcError as err:
+            return err
+    raise AssertionError("a bad job was accepted")
+
+
 def test_a_bad_submit_gets_invalid_argument_with_field_violations_named_as_the_proto_names_them() -> None:
     async def main() -> None:
         async with served() as s:
@@ -67,15 +77,7 @@ def test_a_bad_submit_gets_invalid_argument_with_field_violations_named_as_the_p
             request.spec.name = "X" * 20_000  # a C-core client failed on the 20 KB echo with RESOURCE_EXHAUSTED
             request.spec.labels["bad key!"] = "v"
             request.spec.preferred_regions.append("West Coast")
-            with grpc.insecure_channel(s.target) as ch:  # the sync C-core client, in a thread
-                def call() -> grpc.RpcError:
-                    try:
-                        jobs_pb2_grpc.JobServiceStub(ch).Submit(request, timeout=10)
-                    except grpc.RpcError as err:
-                        return err
-                    raise AssertionError("a bad job was accepted")
-
-                err = await asyncio.to_thread(call)
+            err = await asyncio.to_thread(_refusal, s.target, request)  # the sync C-core client, in a thread
             assert err.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
             assert len(err.details()) < 2_000 and "20002 characters" in err.details()  # type: ignore[attr-defined]
             status = rpc_status.from_call(err)  # type: ignore[arg-type]
@@ -111,15 +113,7 @@ def test_a_bad_accelerator_model_is_a_violation_of_accelerator_models(models: li
         async with served() as s:
             request = good_spec("models", resources={"nvidia.com/gpu": 8})
             request.spec.accelerator_models[:] = models
-            with grpc.insecure_channel(s.target) as ch:
-                def call() -> grpc.RpcError:
-                    try:
-                        jobs_pb2_grpc.JobServiceStub(ch).Submit(request, timeout=10)
-                    except grpc.RpcError as err:
-                        return err
-                    raise AssertionError("a bad job was accepted")
-
-                err = await asyncio.to_thread(call)
+            err = await asyncio.to_thread(_refusal, s.target, request)
             assert err.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
             assert err.details().startswith("spec.acceleratorModels[1]: ")  # type: ignore[attr-defined]
             status = rpc_status.from_call(err)  # type: ignore[arg-type]

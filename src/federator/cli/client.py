@@ -35,7 +35,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.output import cluster_rows, dump, job_rows, table
-from federator.jobfile import OLD_SPEC_NAMES, REQUEST_ID_ANNOTATION, JobFileError, load_job_files, spec_to_document
+from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, load_job_files, spec_to_document, with_old_names
 from federator.model import Job, JobSpec
 from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, user_files
@@ -150,7 +150,7 @@ def request_id_for(spec: JobSpec, *, run_again: bool = False) -> str:
     file submitted again, say after the CLI was killed between the federator
     storing the job and the reply, is the same request and returns the job it
     made. With `run_again` the id is new: this invocation is a new request.
-    A renamed field is hashed by its old name (`OLD_SPEC_NAMES`), so a CLI
+    A renamed field is hashed by its old name (`with_old_names`), so a CLI
     upgraded between a killed submit and its retry derives the same id.
     """
     carried = spec.annotation(REQUEST_ID_ANNOTATION)
@@ -161,10 +161,7 @@ def request_id_for(spec: JobSpec, *, run_again: bool = False) -> str:
         return carried
     if run_again:
         return f"cli-{new_request_id()}"
-    doc = spec_to_document(spec)
-    for old, new in OLD_SPEC_NAMES.items():  # hashed by the name the field had when ids were first derived
-        if new in doc["spec"]:
-            doc["spec"][old] = doc["spec"].pop(new)
+    doc = with_old_names(spec_to_document(spec))  # hashed by the names fields had when ids were first derived
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return f"cli-{hashlib.sha256(canonical.encode()).hexdigest()[:40]}"
 

@@ -36,7 +36,7 @@ from federator.backends.kube.api import (
 )
 from federator.backends.kube.events import EventRecorder, Seen, event_object, job_events, seen
 from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status
-from federator.jobfile import OLD_SPEC_NAMES, JobFileError, spec_to_document
+from federator.jobfile import JobFileError, spec_to_document, with_old_names
 from federator.model import Job, JobId
 
 log = logging.getLogger("federator.kube.store")
@@ -219,7 +219,7 @@ class KubeJobStore:
                 self._old_crd_warned = True
                 log.warning("the FederatedJob CRD does not know %s; renamed fields are written by their old names "
                             "until it does. Apply deploy/helm/federator/crds/ (docs/operators.md)", ", ".join(unknown))
-            _old_names(doc)
+            with_old_names(doc)
             created = self.api.create(FEDERATED_JOBS, doc, job.spec.namespace)
         meta = created["metadata"]
         log.info("created FederatedJob %s/%s for job %s", meta["namespace"], meta["name"], job.job_id)
@@ -227,14 +227,6 @@ class KubeJobStore:
 
 
 _UNKNOWN_FIELD = re.compile(r'unknown field "([^"]+)"')  # the API server's strict decoding error
-
-
-def _old_names(doc: dict[str, Any]) -> None:
-    """A FederatedJob document with its renamed spec fields under their old names (`OLD_SPEC_NAMES`)."""
-    spec = doc["spec"]
-    for old, new in OLD_SPEC_NAMES.items():
-        if new in spec:
-            spec[old] = spec.pop(new)
 
 
 __all__ = ["KubeJobStore", "Owner"]
