@@ -35,7 +35,7 @@ from federator.backends.kube.api import (
     NotFoundError,
 )
 from federator.backends.kube.events import EventRecorder, Seen, event_object, job_events, seen
-from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status
+from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status, spec_of
 from federator.jobfile import JobFileError, spec_to_document, with_old_names
 from federator.model import Job, JobId
 
@@ -166,18 +166,22 @@ class KubeJobStore:
     def _write(self, job: Job) -> None:
         owner = self._owners.get(job.job_id)
         if owner is None:
-            owner = self._expected.pop((job.spec.namespace, job.spec.name), None)
+            key = (job.spec.namespace, job.spec.name)
+            owner = self._expected.pop(key, None)
             if owner is None:
-                if job.phase.is_terminal:
+                if job.phase.is_terminal and key not in self._creating:
                     return  # its FederatedJob is gone, and so is the job
-                self._creating[(job.spec.namespace, job.spec.name)] = job.job_id
+                self._creating[key] = job.job_id
                 try:
                     owner = self._create_owner(job)
-                    self._own(job.job_id, owner)
-                finally:
-                    self._creating.pop((job.spec.namespace, job.spec.name), None)
-            else:
-                self._own(job.job_id, owner)
+                except KubeError as exc:
+                    if 0 < exc.status < 500:
+                        self._creating.pop(key, None)  # refused: the API server made no object
+                    # Else kept: the object may have been made and the answer lost. The controller then
+                    # knows whose object it sees, and the retry adopts it (`_create_owner`).
+                    raise
+                self._creating.pop(key, None)
+            self._own(job.job_id, owner)
         status = job_status(job, generation=owner.generation, old_conditions=self._conditions.get(job.job_id),
                             now=self.clock())
         self._conditions[job.job_id] = status["conditions"]
@@ -220,10 +224,34 @@ class KubeJobStore:
                 log.warning("the FederatedJob CRD does not know %s; renamed fields are written by their old names "
                             "until it does. Apply deploy/helm/federator/crds/ (docs/operators.md)", ", ".join(unknown))
             with_old_names(doc)
-            created = self.api.create(FEDERATED_JOBS, doc, job.spec.namespace)
+            created = self._create_or_adopt(job, doc)
+        except ConflictError:
+            created = self._adopt(job)
         meta = created["metadata"]
         log.info("created FederatedJob %s/%s for job %s", meta["namespace"], meta["name"], job.job_id)
         return Owner(meta["namespace"], meta["name"], meta["uid"], int(meta.get("generation", 1)))
+
+    def _create_or_adopt(self, job: Job, doc: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.api.create(FEDERATED_JOBS, doc, job.spec.namespace)
+        except ConflictError:
+            return self._adopt(job)
+
+    def _adopt(self, job: Job) -> dict[str, Any]:
+        """The FederatedJob of that name when it is this job's: made by an earlier create whose answer was
+        lost (it carries the finalizer, the job's own spec, and no other job's id). ConflictError if not."""
+        ns, name = job.spec.namespace, job.spec.name
+        existing = self.api.get(FEDERATED_JOBS, name, ns)
+        meta = existing.get("metadata") or {}
+        job_id = (existing.get("status") or {}).get("jobId") or job.job_id
+        try:
+            same = spec_of(existing) == job.spec
+        except JobFileError:
+            same = False
+        if FINALIZER not in (meta.get("finalizers") or []) or job_id != job.job_id or not same:
+            raise ConflictError(409, f"FederatedJob {ns}/{name} exists and is not job {job.job_id}'s")
+        log.info("adopted FederatedJob %s/%s for job %s (an earlier create's answer was lost)", ns, name, job.job_id)
+        return existing
 
 
 _UNKNOWN_FIELD = re.compile(r'unknown field "([^"]+)"')  # the API server's strict decoding error
