@@ -149,7 +149,7 @@ class Intake:
         self._accepted(job)
 
     def _written(self, write: asyncio.Future[None]) -> None:
-        """A shielded write's end: its exception is the caller's, or logged if the caller has gone."""
+        """A shielded write's end: a failure is logged, since the caller it was raised to may have gone."""
         self._writes.discard(write)
         if not write.cancelled() and write.exception() is not None:
             log.warning("a submitted job's write failed: %s", write.exception())

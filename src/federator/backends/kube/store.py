@@ -210,7 +210,7 @@ class KubeJobStore:
         doc = spec_to_document(job.spec)
         doc["metadata"]["finalizers"] = [FINALIZER]
         try:
-            created = self.api.create(FEDERATED_JOBS, doc, job.spec.namespace, strict=True)
+            created = self._create_or_adopt(job, doc, strict=True)
         except InvalidError as exc:
             unknown = _UNKNOWN_FIELD.findall(str(exc))
             if not unknown:
@@ -225,15 +225,13 @@ class KubeJobStore:
                             "until it does. Apply deploy/helm/federator/crds/ (docs/operators.md)", ", ".join(unknown))
             with_old_names(doc)
             created = self._create_or_adopt(job, doc)
-        except ConflictError:
-            created = self._adopt(job)
         meta = created["metadata"]
         log.info("created FederatedJob %s/%s for job %s", meta["namespace"], meta["name"], job.job_id)
         return Owner(meta["namespace"], meta["name"], meta["uid"], int(meta.get("generation", 1)))
 
-    def _create_or_adopt(self, job: Job, doc: dict[str, Any]) -> dict[str, Any]:
+    def _create_or_adopt(self, job: Job, doc: dict[str, Any], *, strict: bool = False) -> dict[str, Any]:
         try:
-            return self.api.create(FEDERATED_JOBS, doc, job.spec.namespace)
+            return self.api.create(FEDERATED_JOBS, doc, job.spec.namespace, strict=strict)
         except ConflictError:
             return self._adopt(job)
 
