@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +22,40 @@ from pathlib import Path
 
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
 from federator.security.tls import ClientOptions, user_files
+
+_BIND_FAILED = b"--listen: cannot bind"
+
+
+def _ephemeral_ports() -> range:
+    """The ports the kernel hands out as the local end of outgoing connections."""
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
+def free_listen_port(host: str = "127.0.0.1", rng: random.Random | None = None) -> int:
+    """A free TCP port on `host` outside the kernel's ephemeral range, or 0 when there is none.
+
+    Why not port 0: the kernel picks it from the ephemeral range. A federation that is
+    restarted keeps its port (its agents reconnect to it), and while no one listens there
+    any outgoing connection on the machine may take it as its local port, even an agent's
+    own reconnect to it (a TCP self-connect); the restarted server then cannot bind.
+    """
+    rng = rng or random.Random()
+    ephemeral = _ephemeral_ports()
+    for _ in range(100):
+        port = rng.randrange(10000, 65536)
+        if port in ephemeral:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+        return port
+    return 0
 
 
 @dataclass
@@ -82,18 +118,33 @@ class LocalFederation:
         return ["--certs-dir", str(self.certs.root)]
 
     def start_server(self, *, timeout: float = 30.0) -> None:
+        """Start `federator serve`; a restart listens on the port the first start got.
+
+        A restart whose port is still held for a moment (a connection's last socket on
+        it) is tried again until `timeout`, as a supervisor would restart it.
+        """
         self.workdir.mkdir(parents=True, exist_ok=True)
         ready = self.workdir / "ready.json"
         ready.unlink(missing_ok=True)
-        listen = self.grpc_target or "127.0.0.1:0"
+        listen = self.grpc_target or f"127.0.0.1:{free_listen_port()}"
         args = ["serve", "--listen", listen, "--metrics-listen", "127.0.0.1:0",
                 "--db", str(self.workdir / "federator.db"), "--ready-file", str(ready), *self._tls_args(),
                 *self.serve_args]
-        self.server = self._spawn("federator", args)
         deadline = time.monotonic() + timeout
+        log = self.workdir / "federator.log"
+        logged = log.stat().st_size if log.exists() else 0
+        self.server = self._spawn("federator", args)
         while not ready.exists():
             if not self.server.alive():
-                raise RuntimeError(f"federator exited with {self.server.popen.returncode}; see {self.server.log}")
+                with log.open("rb") as f:
+                    f.seek(logged)
+                    said = f.read()
+                if _BIND_FAILED not in said or time.monotonic() > deadline:
+                    raise RuntimeError(f"federator exited with {self.server.popen.returncode}; see {self.server.log}")
+                time.sleep(0.2)
+                logged = log.stat().st_size
+                self.server = self._spawn("federator", args)
+                continue
             if time.monotonic() > deadline:
                 raise TimeoutError(f"federator not ready after {timeout}s; see {self.server.log}")
             time.sleep(0.05)

@@ -37,6 +37,8 @@ from federator.server.usage_service import UsageService
 from federator.store import SqliteJobStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from federator.backends.kube.host import KubeMode
 
 log = logging.getLogger("federator.server")
@@ -125,29 +127,39 @@ def _trust(opts: ServeOptions, audit: AuditLog) -> Trust | None:
     return trust
 
 
+def _add_port(flag: str, address: str, add: Callable[[str], int]) -> int:
+    """Bind one listener; a busy or bad address is a one-line error naming the flag, not a traceback.
+
+    grpcio reports a failed bind either as port 0 (older releases) or as a RuntimeError (1.5x on)."""
+    try:
+        port = add(address)
+    except RuntimeError as exc:  # gRPC has logged the cause (e.g. "Address already in use") just before
+        raise SystemExit(f"{flag}: cannot bind {address}: in use, or not an address of this host") from exc
+    if port == 0:
+        raise SystemExit(f"{flag}: cannot bind {address}")
+    return port
+
+
 def _bind(server: grpc.aio.Server, opts: ServeOptions, trust: Trust | None = None) -> tuple[int, int]:
     """The main listener (mTLS, or plaintext with --insecure) and the optional bearer-token listener."""
     try:
         if opts.insecure:
-            port = server.add_insecure_port(opts.listen)
+            port = _add_port("--listen", opts.listen, server.add_insecure_port)
         elif opts.tls is None:
             raise SystemExit("serve: TLS needs --certs-dir or --ca/--cert/--key (or --insecure for plaintext)")
         else:
             roots = trust.bundle_pem() if trust is not None and trust.providers else None
-            port = server.add_secure_port(opts.listen, opts.tls.server_credentials(require_client_auth=True,
-                                                                                   client_roots=roots))
-        if port == 0:
-            raise SystemExit(f"--listen: cannot bind {opts.listen}")
-        token_port = 0
+            creds = opts.tls.server_credentials(require_client_auth=True, client_roots=roots)
+            port = _add_port("--listen", opts.listen, lambda address: server.add_secure_port(address, creds))
         if not opts.token_listen:
-            return port, token_port
+            return port, 0
         if opts.tls is None or opts.insecure or opts.token_file is None:
             raise SystemExit("--token-listen: needs TLS files and --token-file")
-        token_port = server.add_secure_port(opts.token_listen, opts.tls.server_credentials(require_client_auth=False))
+        token_creds = opts.tls.server_credentials(require_client_auth=False)
+        token_port = _add_port("--token-listen", opts.token_listen,
+                               lambda address: server.add_secure_port(address, token_creds))
     except TlsError as exc:
         raise SystemExit(f"serve: {exc}") from exc
-    if token_port == 0:
-        raise SystemExit(f"--token-listen: cannot bind {opts.token_listen}")
     return port, token_port
 
 

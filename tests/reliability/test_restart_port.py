@@ -1,0 +1,72 @@
+"""A federator restarted on its port: a busy port is a clear error, and a port held for a moment is waited out.
+
+CI once saw a restarted server exit with a traceback: its port, which the kernel had
+handed out from the ephemeral range, was taken while no one listened on it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from federator.cli.client import list_jobs
+from federator.local import LocalFederation, _ephemeral_ports, free_listen_port
+
+from support import EXAMPLES
+
+pytestmark = pytest.mark.e2e
+
+
+def _hold(port: int) -> socket.socket:
+    """A socket bound to the port and not listening, as a connection's local end holds it."""
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind(("127.0.0.1", port))
+    return held
+
+
+def test_serve_on_a_busy_address_says_which_flag_and_why(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+        out = subprocess.run([sys.executable, "-m", "federator", "serve", "--insecure",
+                              "--listen", f"127.0.0.1:{port}", "--metrics-listen", "127.0.0.1:0",
+                              "--db", str(tmp_path / "federator.db")],
+                             capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode != 0
+    assert f"--listen: cannot bind 127.0.0.1:{port}: in use" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_local_federation_listens_outside_the_ephemeral_range() -> None:
+    ephemeral = _ephemeral_ports()
+    ports = [free_listen_port(rng=random.Random(seed)) for seed in range(20)]
+    assert all(p not in ephemeral and p >= 10000 for p in ports), ports
+    for port in ports:  # each was free when chosen
+        _hold(port).close()
+
+
+def test_a_restart_waits_out_a_port_held_for_a_moment(tmp_path: Path) -> None:
+    fed = LocalFederation(workdir=tmp_path / "fed", fleet=EXAMPLES / "fleet.yaml")
+    try:
+        fed.start_server()
+        port = int(fed.grpc_target.rsplit(":", 1)[1])
+        assert port not in _ephemeral_ports()
+        assert fed.server is not None
+        fed.server.kill()
+        held = _hold(port)
+        threading.Timer(1.5, held.close).start()
+        fed.start_server()
+        assert fed.grpc_target == f"127.0.0.1:{port}"
+        assert list_jobs(fed.client) == []
+        assert (tmp_path / "fed" / "federator.log").read_text().count("--listen: cannot bind") >= 1
+    finally:
+        fed.stop()
