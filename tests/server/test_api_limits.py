@@ -20,7 +20,7 @@ from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.client import list_jobs
 from federator.security.limits import Limits
 from federator.security.tls import ClientOptions
-from federator.server.errors import proto_field
+from federator.server.errors import both_names, proto_field
 
 
 def test_list_pages_jobs_so_that_huge_legal_jobs_never_make_it_fail_for_everyone() -> None:
@@ -115,7 +115,8 @@ def test_a_bad_accelerator_model_is_a_violation_of_accelerator_models(models: li
             request.spec.accelerator_models[:] = models
             err = await asyncio.to_thread(_refusal, s.target, request)
             assert err.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
-            assert err.details().startswith("spec.acceleratorModels[1]: ")  # type: ignore[attr-defined]
+            assert err.details().startswith(  # type: ignore[attr-defined]
+                "spec.acceleratorModels[1] (spec.accelerator_models[1]): ")
             status = rpc_status.from_call(err)  # type: ignore[arg-type]
             assert status is not None
             bad = error_details_pb2.BadRequest()
@@ -124,3 +125,32 @@ def test_a_bad_accelerator_model_is_a_violation_of_accelerator_models(models: li
             assert problem in bad.field_violations[0].description
 
     asyncio.run(main())
+
+
+def test_a_proto_client_over_the_accelerator_limit_reads_its_own_field_in_the_message() -> None:
+    """The limit check speaks the job file (`spec.resources.nvidia.com/gpu`); a client that set
+    `accelerator_milli` finds that name in the message too, not only in the status details."""
+    async def main() -> None:
+        async with served(limits=Limits(max_accelerators_per_job=16)) as s:
+            request = good_spec("big", replicas=4, resources={"nvidia.com/gpu": 8})
+            err = await asyncio.to_thread(_refusal, s.target, request)
+            assert err.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+            assert err.details().startswith(  # type: ignore[attr-defined]
+                "spec.resources.nvidia.com/gpu (spec.resources.accelerator_milli): the job asks for 32 accelerators")
+            status = rpc_status.from_call(err)  # type: ignore[arg-type]
+            assert status is not None
+            bad = error_details_pb2.BadRequest()
+            assert status.details[0].Unpack(bad)
+            assert [v.field for v in bad.field_violations] == ["spec.resources.accelerator_milli"]
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("message", "said"), [
+    ("spec.resources.memory: not a quantity", "spec.resources.memory (spec.resources.memory_bytes): not a quantity"),
+    ("spec.replicas: must be at least 1", "spec.replicas: must be at least 1"),  # one name in both
+    ("apiVersion: must be federator.io/v1alpha1", "apiVersion: must be federator.io/v1alpha1"),  # no proto field
+    ("the job is too big", "the job is too big"),  # no field
+])
+def test_a_message_names_the_proto_field_where_it_differs(message: str, said: str) -> None:
+    assert both_names(message) == said

@@ -75,14 +75,30 @@ def problems_of(exc: BaseException) -> list[FieldProblem]:
     return [FieldProblem(m.group(1), text[m.end():])] if m else []
 
 
+def both_names(message: str) -> str:
+    """A message that leads with a job file's field, with the proto's path after it where the two differ.
+
+    `federator submit -f` users read the file's spelling (`spec.resources.nvidia.com/gpu`); a
+    client written from the proto files built `spec.resources.accelerator_milli`, and should not
+    have to read the status details to learn which of its fields is meant."""
+    m = _FIELD.match(message)
+    if m is None:
+        return message
+    field = m.group(1)
+    proto = proto_field(field)
+    if proto == field or proto == "spec":
+        return message
+    return f"{field} ({proto}): {message[m.end():]}"
+
+
 def bad_request(message: str, problems: Iterable[FieldProblem]) -> grpc.Status:
     """An INVALID_ARGUMENT status carrying a BadRequest with one violation per bad field."""
     detail = error_details_pb2.BadRequest(field_violations=[
         error_details_pb2.BadRequest.FieldViolation(field=proto_field(p.field), description=p.problem)
         for p in problems])
-    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=cut(message))
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=cut(both_names(message)))
     status.details.add().Pack(detail)
     return rpc_status.to_status(status)
 
 
-__all__ = ["MAX_MESSAGE_CHARS", "bad_request", "cut", "problems_of", "proto_field"]
+__all__ = ["MAX_MESSAGE_CHARS", "bad_request", "both_names", "cut", "problems_of", "proto_field"]
