@@ -35,27 +35,50 @@ def _ephemeral_ports() -> range:
     return range(low, high + 1)
 
 
-def free_listen_port(host: str = "127.0.0.1", rng: random.Random | None = None) -> int:
-    """A free TCP port on `host` outside the kernel's ephemeral range, or 0 when there is none.
+def _is_ipv4(host: str) -> bool:
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return host.count(".") == 3
 
-    Why not port 0: the kernel picks it from the ephemeral range. A federation that is
-    restarted keeps its port (its agents reconnect to it), and while no one listens there
-    any outgoing connection on the machine may take it as its local port, even an agent's
-    own reconnect to it (a TCP self-connect); the restarted server then cannot bind.
+
+def free_listen_ports(n: int, host: str = "127.0.0.1", rng: random.Random | None = None) -> list[int]:
+    """`n` distinct free TCP ports on `host` outside the kernel's ephemeral range (0 for any not found).
+
+    Why not port 0: the kernel picks it from the ephemeral range. A server that is restarted
+    keeps its port (its clients reconnect to it), and while no one listens there any outgoing
+    connection on the machine may take it as its local port, even a client's own reconnect to
+    it (a TCP self-connect); the restarted server then cannot bind. A port chosen now and bound
+    later is exposed the same way in between.
     """
     rng = rng or random.Random()
     ephemeral = _ephemeral_ports()
-    for _ in range(100):
-        port = rng.randrange(10000, 65536)
-        if port in ephemeral:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    held: list[socket.socket] = []
+    try:
+        for _ in range(100 * n):
+            if len(held) == n:
+                break
+            port = rng.randrange(10000, 65536)
+            if port in ephemeral:
+                continue
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 probe.bind((host, port))
             except OSError:
+                probe.close()
                 continue
-        return port
-    return 0
+            held.append(probe)
+        ports = [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+    return ports + [0] * (n - len(ports))
+
+
+def free_listen_port(host: str = "127.0.0.1", rng: random.Random | None = None) -> int:
+    """One port of `free_listen_ports`: where a local federation listens."""
+    return free_listen_ports(1, host, rng)[0]
 
 
 @dataclass
@@ -126,7 +149,10 @@ class LocalFederation:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ready = self.workdir / "ready.json"
         ready.unlink(missing_ok=True)
-        listen = self.grpc_target or f"127.0.0.1:{free_listen_port()}"
+        listen = self.grpc_target or "127.0.0.1:0"
+        host, _, port = listen.rpartition(":")
+        if port == "0" and _is_ipv4(host):  # any free port: take one a restart can keep
+            listen = f"{host}:{free_listen_port(host)}"
         args = ["serve", "--listen", listen, "--metrics-listen", "127.0.0.1:0",
                 "--db", str(self.workdir / "federator.db"), "--ready-file", str(ready), *self._tls_args(),
                 *self.serve_args]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import urllib.error
 import urllib.parse
@@ -26,17 +25,11 @@ import yaml
 from deploy_support import ALERTS, DASHBOARD, E2E_QUEUE, FLEET, fleet_clusters
 from promql_support import dashboard_exprs, grafana_to_promql
 
-from federator.local import LocalFederation
+from federator.local import LocalFederation, free_listen_port
 
 from support import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fleet_gpus(fleet_file: Path) -> int:
@@ -86,7 +79,7 @@ def prometheus(prometheus_bin: Path, live_federation: LocalFederation,
                                                             live_federation.agent_endpoints.values()]}]}],
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_listen_port()  # outside the ephemeral range: nothing takes it before Prometheus binds
     log = workdir / "prometheus.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([str(prometheus_bin), f"--config.file={workdir / 'prometheus.yml'}",

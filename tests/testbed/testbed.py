@@ -55,6 +55,8 @@ from typing import Any
 
 import yaml
 
+from federator.local import free_listen_ports
+
 try:  # imported as tests.testbed.testbed
     from . import workload_controllers as _wc
 except ImportError:  # tests/testbed on sys.path, or run as a script
@@ -336,17 +338,15 @@ def _child_setup() -> None:  # runs in the child between fork and exec
 
 
 def _free_ports(n: int) -> list[int]:
-    """n distinct free TCP ports on 127.0.0.1 (all held open at once, then released)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """n distinct free TCP ports on 127.0.0.1, outside the kernel's ephemeral range.
+
+    An apiserver a fault test restarts keeps its port while its clients redial it; a port from
+    the ephemeral range can be taken meanwhile as an outgoing connection's local end (see
+    federator.local.free_listen_ports)."""
+    ports = free_listen_ports(n)
+    if 0 in ports:
+        raise RuntimeError(f"no {n} free ports on 127.0.0.1 outside the ephemeral range")
+    return ports
 
 
 def _tail(path: Path, lines: int = 40) -> str:
