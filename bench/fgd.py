@@ -139,11 +139,12 @@ POLICY: SchedulerConfig | None = None  # --policy
 CYCLE = 1000  # --cycle: pods offered per scheduling cycle
 WARM = False  # --warm: the federator remembers yesterday's work
 YESTERDAY = 1_000  # --warm draws yesterday's pods with the seed plus this
+YESTERDAY_MIX = ""  # --yesterday: the mix yesterday's pods were drawn from (default: today's)
 
 
 def federator(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], clusters: int, seed: int,
               mix: str = "") -> dict[str, float]:
-    history = workload(nodes, mix, seed + YESTERDAY) if WARM and mix else []
+    history = workload(nodes, YESTERDAY_MIX or mix, seed + YESTERDAY) if WARM and mix else []
     sim = Simulation(deal(nodes, clusters), jobs, scheduler=Scheduler(POLICY), fit="fgd", seed=seed, batch=CYCLE,
                      history=history)
     report = sim.run("fill")
@@ -179,7 +180,7 @@ def markdown(rows: Sequence[dict[str, object]], clusters: Sequence[int], variant
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global POLICY, CYCLE, WARM
+    global POLICY, CYCLE, WARM, YESTERDAY_MIX
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fleet", default="../shared/data/alibaba-spot-gpu-fleet-2026.csv",
                    help="node CSV, or 'synthetic' for a built-in mixed fleet")
@@ -193,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warm", action="store_true",
                    help="the federator starts with yesterday's work in its demand memory: the same mix drawn "
                         f"with seed + {YESTERDAY}, as arrivals that ended (FGD is given the mix itself)")
+    p.add_argument("--yesterday", choices=MIXES, default="",
+                   help="with --warm: draw yesterday's work from this mix instead of today's (a memory that misleads)")
     p.add_argument("--markdown", action="store_true", help="print a markdown table instead of JSON")
     args = p.parse_args(argv)
     if args.cycle < 1:
@@ -200,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     POLICY = load_policy(args.policy) if args.policy else None
     CYCLE = args.cycle
     WARM = args.warm
+    YESTERDAY_MIX = args.yesterday
     mixes = [m for m in args.mixes.split(",") if m]
     bad = [m for m in mixes if m not in MIXES]
     variants = [v for v in args.variants.split(",") if v]

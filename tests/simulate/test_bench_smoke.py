@@ -32,9 +32,11 @@ SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
                     "--cycle", "10"], "federator-2"),
         ("fgd.py", ["--fleet", "{fleet}", "--clusters", "2", "--mixes", "all", "--variants", "",
                     "--cycle", "10", "--warm"], "federator-2"),
+        ("fgd.py", ["--fleet", "{fleet}", "--clusters", "2", "--mixes", "all", "--variants", "",
+                    "--cycle", "10", "--warm", "--yesterday", "fractional"], "federator-2"),
     ],
     ids=["throughput", "scaling", "five-vendor", "room-classes", "quality", "fairness", "memory", "fgd",
-         "fgd-small-cycles", "fgd-warm"],
+         "fgd-small-cycles", "fgd-warm", "fgd-misled"],
 )
 def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: str) -> None:
     fleet = tmp_path / "fleet.csv"
