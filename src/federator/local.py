@@ -149,17 +149,21 @@ class LocalFederation:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ready = self.workdir / "ready.json"
         ready.unlink(missing_ok=True)
-        listen = self.grpc_target or "127.0.0.1:0"
-        host, _, port = listen.rpartition(":")
-        if port == "0" and _is_ipv4(host):  # any free port: take one a restart can keep
-            listen = f"{host}:{free_listen_port(host)}"
-        args = ["serve", "--listen", listen, "--metrics-listen", "127.0.0.1:0",
+        given = self.grpc_target or "127.0.0.1:0"
+        host, _, port = given.rpartition(":")
+        pick = port == "0" and _is_ipv4(host)  # any free port: take one a restart can keep
+
+        def spawn() -> Process:
+            listen = f"{host}:{free_listen_port(host)}" if pick else given  # a fresh pick if one was taken
+            return self._spawn("federator", [
+                "serve", "--listen", listen, "--metrics-listen", "127.0.0.1:0",
                 "--db", str(self.workdir / "federator.db"), "--ready-file", str(ready), *self._tls_args(),
-                *self.serve_args]
+                *self.serve_args])
+
         deadline = time.monotonic() + timeout
         log = self.workdir / "federator.log"
         logged = log.stat().st_size if log.exists() else 0
-        self.server = self._spawn("federator", args)
+        self.server = spawn()
         while not ready.exists():
             if not self.server.alive():
                 with log.open("rb") as f:
@@ -169,7 +173,7 @@ class LocalFederation:
                     raise RuntimeError(f"federator exited with {self.server.popen.returncode}; see {self.server.log}")
                 time.sleep(0.2)
                 logged = log.stat().st_size
-                self.server = self._spawn("federator", args)
+                self.server = spawn()
                 continue
             if time.monotonic() > deadline:
                 raise TimeoutError(f"federator not ready after {timeout}s; see {self.server.log}")

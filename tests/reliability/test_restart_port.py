@@ -70,3 +70,22 @@ def test_a_restart_waits_out_a_port_held_for_a_moment(tmp_path: Path) -> None:
         assert (tmp_path / "fed" / "federator.log").read_text().count("--listen: cannot bind") >= 1
     finally:
         fed.stop()
+
+
+def test_a_first_start_whose_chosen_port_is_taken_meanwhile_takes_another(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import federator.local as local
+
+    taken = _hold(free_listen_port())
+    taken.listen()
+    picks = [taken.getsockname()[1]]
+    monkeypatch.setattr(local, "free_listen_port", lambda host: picks.pop() if picks else free_listen_port(host))
+    fed = LocalFederation(workdir=tmp_path / "fed", fleet=EXAMPLES / "fleet.yaml")
+    try:
+        fed.start_server()
+        assert not picks  # the taken port was tried first
+        assert fed.grpc_target != f"127.0.0.1:{taken.getsockname()[1]}"
+        assert list_jobs(fed.client) == []
+    finally:
+        fed.stop()
+        taken.close()
