@@ -70,6 +70,17 @@ def _refusal(target: str, request: jobs_pb2.SubmitRequest) -> grpc.RpcError:
     raise AssertionError("a bad job was accepted")
 
 
+def _bad_request(err: grpc.RpcError) -> error_details_pb2.BadRequest:
+    """The BadRequest an INVALID_ARGUMENT refusal carries in its status details."""
+    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    assert status is not None
+    (detail,) = status.details
+    bad = error_details_pb2.BadRequest()
+    assert detail.Unpack(bad)
+    return bad
+
+
 def test_a_bad_submit_gets_invalid_argument_with_field_violations_named_as_the_proto_names_them() -> None:
     async def main() -> None:
         async with served() as s:
@@ -78,13 +89,8 @@ def test_a_bad_submit_gets_invalid_argument_with_field_violations_named_as_the_p
             request.spec.labels["bad key!"] = "v"
             request.spec.preferred_regions.append("West Coast")
             err = await asyncio.to_thread(_refusal, s.target, request)  # the sync C-core client, in a thread
-            assert err.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
             assert len(err.details()) < 2_000 and "20002 characters" in err.details()  # type: ignore[attr-defined]
-            status = rpc_status.from_call(err)  # type: ignore[arg-type]
-            assert status is not None
-            (detail,) = status.details
-            bad = error_details_pb2.BadRequest()
-            assert detail.Unpack(bad)
+            bad = _bad_request(err)
             fields = [v.field for v in bad.field_violations]
             assert fields == ["spec.name", "spec.labels", "spec.preferred_regions[0]"], fields
             assert all(v.description for v in bad.field_violations)
@@ -114,13 +120,9 @@ def test_a_bad_accelerator_model_is_a_violation_of_accelerator_models(models: li
             request = good_spec("models", resources={"nvidia.com/gpu": 8})
             request.spec.accelerator_models[:] = models
             err = await asyncio.to_thread(_refusal, s.target, request)
-            assert err.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
             assert err.details().startswith(  # type: ignore[attr-defined]
                 "spec.acceleratorModels[1] (spec.accelerator_models[1]): ")
-            status = rpc_status.from_call(err)  # type: ignore[arg-type]
-            assert status is not None
-            bad = error_details_pb2.BadRequest()
-            assert status.details[0].Unpack(bad)
+            bad = _bad_request(err)
             assert [v.field for v in bad.field_violations] == ["spec.accelerator_models[1]"]
             assert problem in bad.field_violations[0].description
 
@@ -134,13 +136,9 @@ def test_a_proto_client_over_the_accelerator_limit_reads_its_own_field_in_the_me
         async with served(limits=Limits(max_accelerators_per_job=16)) as s:
             request = good_spec("big", replicas=4, resources={"nvidia.com/gpu": 8})
             err = await asyncio.to_thread(_refusal, s.target, request)
-            assert err.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
             assert err.details().startswith(  # type: ignore[attr-defined]
                 "spec.resources.nvidia.com/gpu (spec.resources.accelerator_milli): the job asks for 32 accelerators")
-            status = rpc_status.from_call(err)  # type: ignore[arg-type]
-            assert status is not None
-            bad = error_details_pb2.BadRequest()
-            assert status.details[0].Unpack(bad)
+            bad = _bad_request(err)
             assert [v.field for v in bad.field_violations] == ["spec.resources.accelerator_milli"]
 
     asyncio.run(main())
