@@ -46,6 +46,22 @@ def test_serve_on_a_busy_address_says_which_flag_and_why(tmp_path: Path) -> None
     assert "Traceback" not in out.stderr
 
 
+def test_a_second_federator_on_the_port_of_a_running_one_is_refused(tmp_path: Path) -> None:
+    """grpcio's default SO_REUSEPORT let both bind, and the kernel dealt connections between them."""
+    fed = LocalFederation(workdir=tmp_path / "fed", fleet=EXAMPLES / "fleet.yaml", tls=False)
+    try:
+        fed.start_server()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+        out = subprocess.run([sys.executable, "-m", "federator", "serve", "--insecure", "--listen", fed.grpc_target,
+                              "--metrics-listen", "127.0.0.1:0", "--db", str(tmp_path / "second.db")],
+                             capture_output=True, text=True, timeout=60, env=env)
+        assert out.returncode != 0
+        assert f"--listen: cannot bind {fed.grpc_target}: in use" in out.stderr
+        assert fed.server is not None and fed.server.alive()
+    finally:
+        fed.stop()
+
+
 def test_a_local_federation_listens_outside_the_ephemeral_range() -> None:
     ephemeral = _ephemeral_ports()
     ports = [free_listen_port(rng=random.Random(seed)) for seed in range(20)]

@@ -214,7 +214,11 @@ async def serve(opts: ServeOptions) -> None:
                                       ("grpc.max_send_message_length", max_bytes),
                                       # agents ping every 10s to notice dead links; accept that
                                       ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
-                                      ("grpc.keepalive_permit_without_calls", 1)])
+                                      ("grpc.keepalive_permit_without_calls", 1),
+                                      # grpcio binds with SO_REUSEPORT by default: a second federator
+                                      # started on this port would bind too, and the kernel would deal
+                                      # clients and agents between the two
+                                      ("grpc.so_reuseport", 0)])
     authz = _authorizer(opts)
     terms = StreamTerms(report_interval=opts.report_interval, lease_seconds=opts.lease_seconds,
                         lost_after=opts.lost_after_seconds, clock=fed.clock,
