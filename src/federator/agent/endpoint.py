@@ -25,20 +25,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import make_wsgi_app
 
 from federator.agent.metrics import AgentMetrics
+from federator.listen import ListenError, parse_listen
 
 StartResponse = Callable[..., Any]
-
-
-class ListenError(ValueError):
-    """A --metrics-listen value that is not HOST:PORT, or an address that cannot be bound."""
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """HOST:PORT (HOST may be empty for every address, or [v6]) -> (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ListenError(f"--metrics-listen: expected HOST:PORT with a port 0-65535, got {value!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 class _Server(ThreadingMixIn, WSGIServer):

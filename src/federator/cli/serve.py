@@ -65,6 +65,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from federator.catalog import CatalogError, use_catalog_file
+    from federator.listen import check_grpc_listen, parse_listen
     from federator.security.limits import Limits
     from federator.security.pki import CertsDir
     from federator.security.tls import TlsError
@@ -76,6 +77,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"federator serve: --accelerator-catalog: {exc}", file=sys.stderr)
         return 2
     try:
+        check_grpc_listen(args.listen, "--listen")
+        parse_listen(args.metrics_listen, "--metrics-listen")
+        if args.token_listen:
+            check_grpc_listen(args.token_listen, "--token-listen")
         tls = tls_files(args, role="server")
         limits = Limits(
             max_message_bytes=args.max_message_bytes,

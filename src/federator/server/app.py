@@ -20,6 +20,7 @@ from prometheus_client import start_http_server
 from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
+from federator.listen import ListenError, parse_listen
 from federator.metrics import Metrics
 from federator.scheduler import COMPILED, PolicyError, Scheduler, load_policy
 from federator.security.audit import AuditLog
@@ -107,11 +108,6 @@ def _audit_revoked(audit: AuditLog, entries: list[str], provider: str = "") -> N
                      message="loaded from the revocation list; the federator refuses it from now on")
 
 
-def _split(hostport: str) -> tuple[str, int]:
-    host, _, port = hostport.rpartition(":")
-    return host or "0.0.0.0", int(port)
-
-
 def _trust(opts: ServeOptions, audit: AuditLog) -> Trust | None:
     if opts.trust is None:
         return None
@@ -175,8 +171,13 @@ async def _prepare_kube_mode(opts: KubeOptions) -> KubeMode:
 async def serve(opts: ServeOptions) -> None:
     metrics = Metrics()
     # /metrics first: a standby replica waiting for the Lease is alive (liveness probes) but serves no gRPC.
-    mhost, mport = _split(opts.metrics_listen)
-    httpd, _thread = start_http_server(mport, addr=mhost, registry=metrics.registry)
+    try:
+        mhost, mport = parse_listen(opts.metrics_listen, "--metrics-listen")
+        httpd, _thread = start_http_server(mport, addr=mhost, registry=metrics.registry)
+    except OSError as exc:
+        raise SystemExit(f"--metrics-listen: cannot bind {opts.metrics_listen}: {exc.strerror or exc}") from exc
+    except ListenError as exc:
+        raise SystemExit(str(exc)) from exc
     metrics_port = httpd.server_address[1]
     kube = await _prepare_kube_mode(opts.kube) if opts.kube else None  # a standby waits here for the Lease
     store = kube.store if kube else SqliteJobStore(opts.db)

@@ -1,0 +1,30 @@
+"""Listen addresses as the command lines take them: checked before anything binds, named by their flag.
+
+`federator serve` and `federator agent` both take HOST:PORT flags. A bad one must be a
+one-line error that names the flag, not a traceback from int() or from the socket layer, and
+not a port that wraps: grpcio reads `:99999` as port 34463.
+"""
+
+from __future__ import annotations
+
+
+class ListenError(ValueError):
+    """A listen flag whose value is not HOST:PORT, or whose address cannot be bound."""
+
+
+def parse_listen(value: str, flag: str = "--metrics-listen") -> tuple[str, int]:
+    """HOST:PORT (HOST may be empty for every address, or [v6]) -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ListenError(f"{flag}: expected HOST:PORT with a port 0-65535, got {value[:80]!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def check_grpc_listen(value: str, flag: str) -> None:
+    """A gRPC listen address: HOST:PORT as `parse_listen` reads it, or a `unix:` socket path."""
+    if value.startswith(("unix:", "unix-abstract:")):
+        return
+    parse_listen(value, flag)
+
+
+__all__ = ["ListenError", "check_grpc_listen", "parse_listen"]
