@@ -7,6 +7,8 @@ not a port that wraps: grpcio reads `:99999` as port 34463.
 
 from __future__ import annotations
 
+import argparse
+
 
 class ListenError(ValueError):
     """A listen flag whose value is not HOST:PORT, or whose address cannot be bound."""
@@ -27,4 +29,15 @@ def check_grpc_listen(value: str, flag: str) -> None:
     parse_listen(value, flag)
 
 
-__all__ = ["ListenError", "check_grpc_listen", "parse_listen"]
+def server_address(value: str) -> str:
+    """A `--server` value as argparse's `type`: any gRPC target, but a numeric port must be 0-65535.
+
+    A DNS name that does not resolve yet is left to the dialler, which retries (a Service may come
+    up later); a port past 65535 never will, and grpcio would dial it wrapped."""
+    _, sep, port = value.rpartition(":")
+    if sep and port.isdigit() and int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"port {port} of {value[:80]!r} is not 0-65535")
+    return value
+
+
+__all__ = ["ListenError", "check_grpc_listen", "parse_listen", "server_address"]

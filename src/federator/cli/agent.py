@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from federator.cli.certs import add_tls_arguments, tls_files
+from federator.listen import server_address
 
 if TYPE_CHECKING:
     from federator.agent.agent import AgentConfig
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = sub.add_parser("agent", help="run an agent for one member cluster")
     a.add_argument("--cluster", required=True, help="member cluster name")
     a.add_argument("--region", help="region (default: from the fleet file)")
-    a.add_argument("--server", default=DEFAULT_SERVER, help="federator gRPC address (default %(default)s)")
+    a.add_argument("--server", default=DEFAULT_SERVER, type=server_address,
+                   help="federator gRPC address (default %(default)s)")
     a.add_argument("--sim", type=Path, metavar="FLEET_FILE", help="run a simulated cluster from this fleet file")
     a.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
                    help="accelerator catalog YAML merged over the built-in one (more vendors, device plugins, models); "

@@ -36,6 +36,7 @@ from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.output import cluster_rows, dump, job_rows, table
 from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, load_job_files, spec_to_document, with_old_names
+from federator.listen import server_address
 from federator.model import Job, JobSpec
 from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, user_files
@@ -80,7 +81,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _server(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--server", default=DEFAULT_SERVER, help="federator gRPC address (default %(default)s)")
+    p.add_argument("--server", default=DEFAULT_SERVER, type=server_address,
+                   help="federator gRPC address (default %(default)s)")
     add_tls_arguments(p, role="client")
 
 

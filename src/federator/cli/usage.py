@@ -26,6 +26,7 @@ import grpc
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.client import DEFAULT_SERVER
 from federator.cli.output import table
+from federator.listen import server_address
 
 if TYPE_CHECKING:
     from federator.security.tls import ClientOptions
@@ -42,7 +43,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u.add_argument("--until", default="", help="end: ISO 8601, unix seconds or an age (default: now)")
     u.add_argument("--by", choices=BY, help="group by this (default: the total only)")
     u.add_argument("-o", "--output", choices=["table", "csv", "json"], default="table")
-    u.add_argument("--server", default=DEFAULT_SERVER, help="federator gRPC address (default %(default)s)")
+    u.add_argument("--server", default=DEFAULT_SERVER, type=server_address,
+                   help="federator gRPC address (default %(default)s)")
     add_tls_arguments(u, role="client")
     u.set_defaults(func=_usage)
 

@@ -1,4 +1,4 @@
-"""`federator serve` with a bad or busy address: one line naming the flag, no traceback, no wrapped port."""
+"""Addresses on the command lines: a bad or busy one is one line naming the flag, no traceback, no wrapped port."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from federator.listen import server_address
 
 
 def _serve(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
@@ -42,3 +44,24 @@ def test_a_busy_metrics_address_names_its_flag(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert f"--metrics-listen: cannot bind 127.0.0.1:{port}: Address already in use" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["agent", "--cluster", "west-1", "--insecure"],
+    ["get", "jobs", "--insecure"],
+    ["usage", "--insecure"],
+])
+def test_a_server_port_past_65535_is_refused_by_every_command_that_dials(command: list[str]) -> None:
+    """grpcio would dial 127.0.0.1:99999 as port 34463 and retry it for ever."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    out = subprocess.run([sys.executable, "-m", "federator", *command, "--server", "127.0.0.1:99999"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1] == \
+        f"federator {command[0]}: error: argument --server: port 99999 of '127.0.0.1:99999' is not 0-65535"
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1:7070", "federator.example:443", "dns:///federator:7070",
+                                    "unix:/run/federator.sock", "[::1]:7070", "federator"])
+def test_any_other_grpc_target_is_left_to_the_dialler(target: str) -> None:
+    assert server_address(target) == target
