@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -223,3 +225,26 @@ def test_stop_leaves_no_processes(tmp_path: Path) -> None:
     bed.stop()  # idempotent
     for name, pid in pids.items():
         assert not os.path.exists(f"/proc/{pid}"), f"{name} (pid {pid}) still running"
+
+
+_WITHOUT_FEDERATOR = """
+import importlib.abc, runpy, sys
+class NoFederator(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "federator" or name.startswith("federator."):
+            raise ImportError(f"{name}: not on this python3")
+        return None
+sys.meta_path.insert(0, NoFederator())
+sys.path.insert(0, sys.argv[1])
+ports = runpy.run_path(sys.argv[1] + "/testbed.py", run_name="testbed")["_free_ports"](3)
+print(len(set(ports)))
+"""
+
+
+def test_the_test_bed_runs_on_a_python3_without_the_federator_package() -> None:
+    """`tests/testbed/up` runs testbed.py with the machine's python3, where federator is not installed."""
+    here = str(Path(__file__).parent)
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_FEDERATOR, here], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "3"

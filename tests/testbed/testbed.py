@@ -55,8 +55,6 @@ from typing import Any
 
 import yaml
 
-from federator.local import free_listen_ports
-
 try:  # imported as tests.testbed.testbed
     from . import workload_controllers as _wc
 except ImportError:  # tests/testbed on sys.path, or run as a script
@@ -338,15 +336,37 @@ def _child_setup() -> None:  # runs in the child between fork and exec
 
 
 def _free_ports(n: int) -> list[int]:
-    """n distinct free TCP ports on 127.0.0.1, outside the kernel's ephemeral range.
+    """n distinct free TCP ports on 127.0.0.1, outside the kernel's ephemeral range (all held open at once,
+    then released).
 
-    An apiserver a fault test restarts keeps its port while its clients redial it; a port from
-    the ephemeral range can be taken meanwhile as an outgoing connection's local end (see
-    federator.local.free_listen_ports)."""
-    ports = free_listen_ports(n)
-    if 0 in ports:
-        raise RuntimeError(f"no {n} free ports on 127.0.0.1 outside the ephemeral range")
-    return ports
+    An apiserver a fault test restarts keeps its port while its clients redial it; a port from the
+    ephemeral range can be taken meanwhile as an outgoing connection's local end. The same reasoning
+    as federator.local.free_listen_ports, written again here: `up` runs this file with any python3
+    that has PyYAML, not only where the federator package is installed."""
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    candidates = [p for p in range(10000, 65536) if not low <= p <= high]
+    secrets.SystemRandom().shuffle(candidates)
+    socks: list[socket.socket] = []
+    try:
+        for port in candidates:
+            if len(socks) == n:
+                break
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+        if len(socks) < n:
+            raise RuntimeError(f"no {n} free ports on 127.0.0.1 outside the ephemeral range")
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def _tail(path: Path, lines: int = 40) -> str:
