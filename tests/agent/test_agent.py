@@ -38,15 +38,21 @@ def test_a_repeated_launch_starts_nothing_new_and_both_are_acked(caplog: pytest.
     assert any("already here" in r.message for r in caplog.records)
 
 
-def test_a_launch_that_does_not_fit_is_refused_saying_why() -> None:
+def test_a_launch_that_does_not_fit_is_refused_saying_why(caplog: pytest.LogCaptureFixture) -> None:
+    """To the federator, and in the agent's log, where the member's operator looks."""
     fed = ScriptedFederator([[launch("big.g1.c-1", gpus_replicas=3)]])  # 3 x 4 accelerators on one 8-accelerator node
+    said: list[str] = []
 
     async def body(agent: Agent) -> None:
         await fed.until(lambda: "ack" in kinds(fed.sessions[0]))
         (ack,) = [m.ack for m in fed.sessions[0] if m.WhichOneof("body") == "ack"]
         assert not ack.ok and ack.message
+        said.append(ack.message)
 
-    asyncio.run(with_agent(fed, body))
+    with caplog.at_level(logging.INFO, logger="federator.agent"):
+        asyncio.run(with_agent(fed, body))
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("refused placement big.g1.c-1")]
+    assert logged.levelno == logging.WARNING and logged.getMessage().endswith(f": {said[0]}")
 
 
 def test_after_the_stream_ends_the_agent_reconnects_and_re_syncs_placements_before_its_first_report() -> None:

@@ -426,6 +426,8 @@ class Agent:
                      placement.job_id, placement.generation, placement.replicas)
         elif why is None:
             log.info("placement %s is already here: nothing new started", placement.placement_id)
+        else:  # the federator hears why too, but this cluster's operator reads this log (e.g. a missing namespace)
+            log.warning("refused placement %s (job %s): %s", placement.placement_id, placement.job_id, why)
         self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
             placement_id=placement.placement_id, ok=why is None, message=why or "launched")))
         if why is None:
