@@ -6,7 +6,7 @@ from pathlib import Path
 
 from federator.model import ClusterCapacity, JobId, JobPhase, ReasonCode
 from federator.server.federator import Federator
-from federator.server.refusals import RecentRefusals
+from federator.server.refusals import FIRST_REFUSAL_SECONDS, RecentRefusals
 from federator.store import SqliteJobStore
 
 from builders import job as job_spec
@@ -59,3 +59,45 @@ def test_a_gang_stopped_by_its_cluster_is_placed_on_the_other_one(tmp_path: Path
     fed.report(b, _capacity(2))
     fed.schedule_once()
     assert [p.cluster for p in job.placements] == ["b"]
+
+
+def test_each_refusal_doubles_how_long_the_cluster_is_avoided_up_to_the_cooldown() -> None:
+    r = RecentRefusals(cooldown=100, first=30)
+    j = JobId("j")
+    ready = ["a", "b"]
+    r.note(j, "a", now=0)
+    assert r.avoided(j, 29, ready) == ("a",) and r.avoided(j, 30, ready) == ()
+    assert not r.remembers(j)
+    r.note(j, "a", now=30)  # tried again there, refused again
+    assert r.avoided(j, 89, ready) == ("a",) and r.avoided(j, 90, ready) == ()
+    r.note(j, "a", now=90)
+    assert r.avoided(j, 189, ready) == ("a",) and r.avoided(j, 190, ready) == ()  # 120 s, capped at 100
+    r.note(j, "b", now=200)  # another cluster starts at the first step
+    assert r.avoided(j, 229, ready) == ("b",)
+    r.forget(j)
+    r.note(j, "a", now=300)  # a job's history ends with it
+    assert r.avoided(j, 330, ready) == ()
+
+
+def test_a_pinned_job_its_only_cluster_refused_is_tried_there_again_after_the_first_step(tmp_path: Path) -> None:
+    """Not after the whole cooldown: the refusal may have passed (here, say, a namespace made meanwhile)."""
+    clock = [1000.0]
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), clock=lambda: clock[0])
+    a = fed.connect(cluster="a", region="r", labels={})
+    fed.report(a, _capacity(2))
+    b = fed.connect(cluster="b", region="r", labels={})
+    fed.report(b, ClusterCapacity(accelerator_pools=(), cpu_milli_allocatable=10**6, cpu_milli_free=10**6,
+                                  memory_bytes_allocatable=2**45, memory_bytes_free=2**45,
+                                  node_cpu_milli_free_max=10**5, node_memory_bytes_free_max=2**42))
+    job = fed.submit(job_spec("pinned", replicas=1, gpus=8, models=(H100,)))
+    fed.schedule_once()
+    [first] = job.placements
+    assert first.cluster == "a"
+    fed.refused(a, first.placement_id, 'namespaces "federator-workloads" not found')
+    assert job.phase is JobPhase.PENDING
+    clock[0] += FIRST_REFUSAL_SECONDS - 1
+    fed.schedule_once()
+    assert job.phase is JobPhase.PENDING and not [p for p in job.placements if p.phase.is_active]
+    clock[0] += 1
+    fed.schedule_once()
+    assert [p.cluster for p in job.placements if p.phase.is_active] == ["a"]

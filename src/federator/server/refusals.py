@@ -3,8 +3,9 @@
 A cluster refuses a placement when its agent would not launch it (the gang does
 not fit after all) or stopped it on its own (its gang timeout: not every pod was
 bound in time). Placing the job straight back there would most likely fail the
-same way, so for `cooldown` seconds the scheduler is told to avoid that cluster
-for that job (`PlacementRequest.avoid_clusters`, filter `NotRecentlyRefused`).
+same way, so for a while the scheduler is told to avoid that cluster for that
+job (`PlacementRequest.avoid_clusters`, filter `NotRecentlyRefused`): 30 s after
+a first refusal, twice as long after each one more, at most `cooldown`.
 If no other cluster is Ready, nothing is avoided: elsewhere only if it can.
 Memory only: after a federator restart a job may be tried once more where it was
 refused, which costs one more timeout, never a job.
@@ -17,40 +18,52 @@ from collections.abc import Iterable
 from federator.model import JobId
 
 DEFAULT_REFUSAL_COOLDOWN_SECONDS = 300.0
+"""The longest a cluster is avoided for one job after it refused it."""
+FIRST_REFUSAL_SECONDS = 30.0
+"""How long a cluster is avoided after its first refusal of a job; doubled with each refusal after it, up to
+the cooldown. A job pinned to a model only one cluster has waits this long, not the whole cooldown, when that
+cluster refused it for a passing reason (a missing namespace the operator then made, an admission webhook
+that was down); a cluster that keeps refusing is tried less and less often."""
 
 
 class RecentRefusals:
-    """job id -> cluster -> when it refused; entries older than the cooldown are dropped as they are read."""
+    """job id -> cluster -> (avoided until, refusals so far); kept while the job lives (`forget`)."""
 
-    def __init__(self, cooldown: float = DEFAULT_REFUSAL_COOLDOWN_SECONDS) -> None:
+    def __init__(self, cooldown: float = DEFAULT_REFUSAL_COOLDOWN_SECONDS,
+                 first: float = FIRST_REFUSAL_SECONDS) -> None:
         self.cooldown = cooldown
-        self._by_job: dict[JobId, dict[str, float]] = {}
+        self.first = first
+        self._by_job: dict[JobId, dict[str, tuple[float, int]]] = {}
+        self._avoiding: set[JobId] = set()  # jobs with a cluster still avoided, as of the last note or avoided
 
     def note(self, job_id: JobId, cluster: str, now: float) -> None:
-        if self.cooldown > 0:
-            self._by_job.setdefault(job_id, {})[cluster] = now
+        if self.cooldown <= 0:
+            return
+        clusters = self._by_job.setdefault(job_id, {})
+        times = clusters[cluster][1] + 1 if cluster in clusters else 1
+        clusters[cluster] = (now + min(self.cooldown, self.first * 2 ** min(times - 1, 30)), times)
+        self._avoiding.add(job_id)
 
     def avoided(self, job_id: JobId, now: float, ready: Iterable[str]) -> tuple[str, ...]:
         """Clusters this job should not go to now; empty when that would leave it no Ready cluster."""
         recent = self._by_job.get(job_id)
         if not recent:
             return ()
-        for cluster, at in list(recent.items()):
-            if now - at >= self.cooldown:
-                del recent[cluster]
-        if not recent:
-            del self._by_job[job_id]
+        avoid = {cluster for cluster, (until, _) in recent.items() if now < until}
+        if not avoid:
+            self._avoiding.discard(job_id)
             return ()
-        if not set(ready) - set(recent):
+        if not set(ready) - avoid:
             return ()
-        return tuple(sorted(recent))
+        return tuple(sorted(avoid))
 
     def remembers(self, job_id: JobId) -> bool:
-        """Some cluster refused this job within the cooldown (as of the last `avoided`)."""
-        return job_id in self._by_job
+        """Some cluster refused this job and is still avoided for it (as of the last `avoided`)."""
+        return job_id in self._avoiding
 
     def forget(self, job_id: JobId) -> None:
         self._by_job.pop(job_id, None)
+        self._avoiding.discard(job_id)
 
 
-__all__ = ["DEFAULT_REFUSAL_COOLDOWN_SECONDS", "RecentRefusals"]
+__all__ = ["DEFAULT_REFUSAL_COOLDOWN_SECONDS", "FIRST_REFUSAL_SECONDS", "RecentRefusals"]
