@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from federator.model import ClusterCapacity, JobId, JobPhase, ReasonCode
+from federator.model import ClusterCapacity, JobId, JobPhase, Reason, ReasonCode
 from federator.server.federator import Federator
-from federator.server.refusals import FIRST_REFUSAL_SECONDS, RecentRefusals
+from federator.server.refusals import FIRST_REFUSAL_SECONDS, WHY_CHARS, RecentRefusals
 from federator.store import SqliteJobStore
 
 from builders import job as job_spec
@@ -98,6 +98,17 @@ def test_a_pinned_job_its_only_cluster_refused_is_tried_there_again_after_the_fi
     clock[0] += FIRST_REFUSAL_SECONDS - 1
     fed.schedule_once()
     assert job.phase is JobPhase.PENDING and not [p for p in job.placements if p.phase.is_active]
+    assert job.pending_reason is not None  # what `federator get` and the FederatedJob's status show: and why
+    assert 'a refused this job a moment ago (namespaces "federator-workloads" not found)' in job.pending_reason.message
     clock[0] += 1
     fed.schedule_once()
     assert [p.cluster for p in job.placements if p.phase.is_active] == ["a"]
+
+
+def test_a_refusals_why_is_cut_in_the_pending_reason() -> None:
+    r = RecentRefusals()
+    r.note(JobId("j"), "a", now=0, why="x" * 1000)
+    said = r.explain(JobId("j"), Reason(ReasonCode.RECENTLY_REFUSED, "a refused this job a moment ago; trying ..."))
+    assert said.message == f"a refused this job a moment ago ({'x' * WHY_CHARS}...); trying ..."
+    other = Reason(ReasonCode.GANG_DOES_NOT_FIT, "b fits 1 of 2 replicas")
+    assert r.explain(JobId("j"), other) is other

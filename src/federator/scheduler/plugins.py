@@ -57,6 +57,12 @@ class WorkloadKind:
         return Reason(ReasonCode.WORKLOAD_KIND_UNSUPPORTED, f"{cluster.name} does not run {kind}")
 
 
+def recently_refused(cluster: str) -> str:
+    """How a rejection names a cluster that refused the job a moment ago; the server adds the cluster's why
+    after it (server/refusals.py), which this pure filter does not know."""
+    return f"{cluster} refused this job a moment ago"
+
+
 @dataclass(frozen=True, slots=True)
 class NotRecentlyRefused:
     """A cluster that just refused a job (e.g. its gang timed out there) is not offered the same job again at once."""
@@ -65,8 +71,7 @@ class NotRecentlyRefused:
 
     def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
         if cluster.name in request.avoid_clusters:
-            return Reason(ReasonCode.RECENTLY_REFUSED,
-                          f"{cluster.name} refused this job a moment ago; trying other clusters first")
+            return Reason(ReasonCode.RECENTLY_REFUSED, f"{recently_refused(cluster.name)}; trying other clusters first")
         return None
 
 

@@ -243,7 +243,7 @@ class Federator:
             return
         if phase is JobPhase.CANCELLED:  # stopped by the cluster itself (it fenced itself, or was evicted)
             rec.acked.discard(placement_id)
-            self.refusals.note(job.job_id, rec.name, self.clock())
+            self.refusals.note(job.job_id, rec.name, self.clock(), message)
             self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
                                       f"{rec.name} stopped placement {placement_id}: {message[:200]}"))
             return
@@ -268,7 +268,7 @@ class Federator:
         if job is None or job.phase.is_terminal or placement_id not in {p.placement_id for p in job.placements}:
             return
         self.metrics.placements.labels("refused").inc()
-        self.refusals.note(job.job_id, rec.name, self.clock())
+        self.refusals.note(job.job_id, rec.name, self.clock(), message)
         self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} refused: {message}"))
 
     def acked(self, rec: ClusterRecord, placement_id: str) -> None:

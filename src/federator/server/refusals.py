@@ -14,9 +14,12 @@ refused, which costs one more timeout, never a job.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
-from federator.model import JobId
+from federator.model import JobId, Reason
+from federator.scheduler.plugins import recently_refused
 
+WHY_CHARS = 160  # of a cluster's refusal, in the job's pending reason (the Event has it whole)
 DEFAULT_REFUSAL_COOLDOWN_SECONDS = 300.0
 """The longest a cluster is avoided for one job after it refused it."""
 FIRST_REFUSAL_SECONDS = 30.0
@@ -34,11 +37,14 @@ class RecentRefusals:
         self.cooldown = cooldown
         self.first = first
         self._by_job: dict[JobId, dict[str, tuple[float, int]]] = {}
+        self._why: dict[JobId, dict[str, str]] = {}  # the cluster's last word on it, for the job's pending reason
         self._avoiding: set[JobId] = set()  # jobs with a cluster still avoided, as of the last note or avoided
 
-    def note(self, job_id: JobId, cluster: str, now: float) -> None:
+    def note(self, job_id: JobId, cluster: str, now: float, why: str = "") -> None:
         if self.cooldown <= 0:
             return
+        if why:
+            self._why.setdefault(job_id, {})[cluster] = why if len(why) <= WHY_CHARS else why[:WHY_CHARS] + "..."
         clusters = self._by_job.setdefault(job_id, {})
         times = clusters[cluster][1] + 1 if cluster in clusters else 1
         clusters[cluster] = (now + min(self.cooldown, self.first * 2 ** min(times - 1, 30)), times)
@@ -61,8 +67,17 @@ class RecentRefusals:
         """Some cluster refused this job and is still avoided for it (as of the last `avoided`)."""
         return job_id in self._avoiding
 
+    def explain(self, job_id: JobId, reason: Reason) -> Reason:
+        """`reason` with each refusing cluster's why after its name: the scheduler says only that it refused."""
+        message = reason.message
+        for cluster, why in self._why.get(job_id, {}).items():
+            said = recently_refused(cluster)
+            message = message.replace(said, f"{said} ({why})", 1)
+        return reason if message == reason.message else replace(reason, message=message)
+
     def forget(self, job_id: JobId) -> None:
         self._by_job.pop(job_id, None)
+        self._why.pop(job_id, None)
         self._avoiding.discard(job_id)
 
 

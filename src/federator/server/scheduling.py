@@ -289,6 +289,8 @@ class Cycles:
             self._candidates.pop(job_id, None)
             if not fed.refusals.remembers(job_id):  # time ends an avoidance, not a capacity change: keep trying
                 self.parked.park(job_id, job.spec, reason)
+            else:
+                reason = fed.refusals.explain(job_id, reason)
             if job_id not in self.parked:
                 self._candidates[job_id] = None
             if job.pending_reason != reason:
