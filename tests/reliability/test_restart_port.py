@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -78,12 +79,21 @@ def test_a_restart_waits_out_a_port_held_for_a_moment(tmp_path: Path) -> None:
         assert port not in _ephemeral_ports()
         assert fed.server is not None
         fed.server.kill()
+        log = tmp_path / "fed" / "federator.log"
+        refused_before = log.read_text().count("--listen: cannot bind")
         held = _hold(port)
-        threading.Timer(1.5, held.close).start()
+
+        def release_once_refused() -> None:  # however slow the machine: the restart has met the held port
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and log.read_text().count("--listen: cannot bind") == refused_before:
+                time.sleep(0.05)
+            held.close()
+
+        threading.Thread(target=release_once_refused, daemon=True).start()
         fed.start_server()
         assert fed.grpc_target == f"127.0.0.1:{port}"
         assert list_jobs(fed.client) == []
-        assert (tmp_path / "fed" / "federator.log").read_text().count("--listen: cannot bind") >= 1
+        assert log.read_text().count("--listen: cannot bind") > refused_before
     finally:
         fed.stop()
 
