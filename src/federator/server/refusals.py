@@ -30,24 +30,24 @@ that was down); a cluster that keeps refusing is tried less and less often."""
 
 
 class RecentRefusals:
-    """job id -> cluster -> (avoided until, refusals so far); kept while the job lives (`forget`)."""
+    """job id -> cluster -> (avoided until, refusals so far, its last why); kept while the job lives (`forget`)."""
 
     def __init__(self, cooldown: float = DEFAULT_REFUSAL_COOLDOWN_SECONDS,
                  first: float = FIRST_REFUSAL_SECONDS) -> None:
         self.cooldown = cooldown
         self.first = first
-        self._by_job: dict[JobId, dict[str, tuple[float, int]]] = {}
-        self._why: dict[JobId, dict[str, str]] = {}  # the cluster's last word on it, for the job's pending reason
+        self._by_job: dict[JobId, dict[str, tuple[float, int, str]]] = {}
         self._avoiding: set[JobId] = set()  # jobs with a cluster still avoided, as of the last note or avoided
 
     def note(self, job_id: JobId, cluster: str, now: float, why: str = "") -> None:
         if self.cooldown <= 0:
             return
-        if why:
-            self._why.setdefault(job_id, {})[cluster] = why if len(why) <= WHY_CHARS else why[:WHY_CHARS] + "..."
         clusters = self._by_job.setdefault(job_id, {})
-        times = clusters[cluster][1] + 1 if cluster in clusters else 1
-        clusters[cluster] = (now + min(self.cooldown, self.first * 2 ** min(times - 1, 30)), times)
+        _, before, said = clusters.get(cluster, (0.0, 0, ""))
+        times = before + 1
+        if why:  # the cluster's last word on it, for the job's pending reason
+            said = why if len(why) <= WHY_CHARS else why[:WHY_CHARS] + "..."
+        clusters[cluster] = (now + min(self.cooldown, self.first * 2 ** min(times - 1, 30)), times, said)
         self._avoiding.add(job_id)
 
     def avoided(self, job_id: JobId, now: float, ready: Iterable[str]) -> tuple[str, ...]:
@@ -55,7 +55,7 @@ class RecentRefusals:
         recent = self._by_job.get(job_id)
         if not recent:
             return ()
-        avoid = {cluster for cluster, (until, _) in recent.items() if now < until}
+        avoid = {cluster for cluster, (until, _, _) in recent.items() if now < until}
         if not avoid:
             self._avoiding.discard(job_id)
             return ()
@@ -70,14 +70,14 @@ class RecentRefusals:
     def explain(self, job_id: JobId, reason: Reason) -> Reason:
         """`reason` with each refusing cluster's why after its name: the scheduler says only that it refused."""
         message = reason.message
-        for cluster, why in self._why.get(job_id, {}).items():
-            said = recently_refused(cluster)
-            message = message.replace(said, f"{said} ({why})", 1)
+        for cluster, (_, _, why) in self._by_job.get(job_id, {}).items():
+            if why:
+                said = recently_refused(cluster)
+                message = message.replace(said, f"{said} ({why})", 1)
         return reason if message == reason.message else replace(reason, message=message)
 
     def forget(self, job_id: JobId) -> None:
         self._by_job.pop(job_id, None)
-        self._why.pop(job_id, None)
         self._avoiding.discard(job_id)
 
 
