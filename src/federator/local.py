@@ -9,6 +9,7 @@ with mTLS by default (a CA and one certificate per process, made in
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import random
@@ -37,10 +38,10 @@ def _ephemeral_ports() -> range:
 
 def _is_ipv4(host: str) -> bool:
     try:
-        socket.inet_aton(host)
-    except OSError:
+        ipaddress.IPv4Address(host)
+    except ValueError:
         return False
-    return host.count(".") == 3
+    return True
 
 
 def free_listen_ports(n: int, host: str = "127.0.0.1", rng: random.Random | None = None) -> list[int]:
