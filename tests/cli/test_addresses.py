@@ -11,15 +11,21 @@ from pathlib import Path
 import pytest
 
 from federator.listen import server_address
+from federator.local import LocalFederation
+
+from support import EXAMPLES
+
+
+def _federator(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    return subprocess.run([sys.executable, "-m", "federator", *args], capture_output=True, text=True, timeout=60,
+                          env=env)
 
 
 def _serve(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
     args = {"--listen": "127.0.0.1:0", "--metrics-listen": "127.0.0.1:0"}
     args.update(zip(flags[::2], flags[1::2], strict=True))
-    return subprocess.run([sys.executable, "-m", "federator", "serve", "--insecure", "--db", str(tmp_path / "f.db"),
-                           *(x for kv in args.items() for x in kv)],
-                          capture_output=True, text=True, timeout=60, env=env)
+    return _federator("serve", "--insecure", "--db", str(tmp_path / "f.db"), *(x for kv in args.items() for x in kv))
 
 
 @pytest.mark.parametrize(("flag", "value"), [
@@ -33,6 +39,30 @@ def test_a_malformed_address_is_refused_before_anything_binds(tmp_path: Path, fl
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip() == f"federator serve: {flag}: expected HOST:PORT with a port 0-65535, got {value!r}"
     assert not (tmp_path / "f.db").exists()
+
+
+def test_serve_on_a_busy_address_says_which_flag_and_why(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = _serve(tmp_path, "--listen", f"127.0.0.1:{port}")
+    assert out.returncode != 0
+    assert f"--listen: cannot bind 127.0.0.1:{port}: in use" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_second_federator_on_the_port_of_a_running_one_is_refused(tmp_path: Path) -> None:
+    """grpcio's default SO_REUSEPORT let both bind, and the kernel dealt connections between them."""
+    fed = LocalFederation(workdir=tmp_path / "fed", fleet=EXAMPLES / "fleet.yaml", tls=False)
+    try:
+        fed.start_server()
+        out = _serve(tmp_path, "--listen", fed.grpc_target)
+        assert out.returncode != 0
+        assert f"--listen: cannot bind {fed.grpc_target}: in use" in out.stderr
+        assert fed.server is not None and fed.server.alive()
+    finally:
+        fed.stop()
 
 
 def test_a_busy_metrics_address_names_its_flag(tmp_path: Path) -> None:
@@ -53,9 +83,7 @@ def test_a_busy_metrics_address_names_its_flag(tmp_path: Path) -> None:
 ])
 def test_a_server_port_past_65535_is_refused_by_every_command_that_dials(command: list[str]) -> None:
     """grpcio would dial 127.0.0.1:99999 as port 34463 and retry it for ever."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
-    out = subprocess.run([sys.executable, "-m", "federator", *command, "--server", "127.0.0.1:99999"],
-                         capture_output=True, text=True, timeout=60, env=env)
+    out = _federator(*command, "--server", "127.0.0.1:99999")
     assert out.returncode == 2
     assert out.stderr.splitlines()[-1] == \
         f"federator {command[0]}: error: argument --server: port 99999 of '127.0.0.1:99999' is not 0-65535"

@@ -1,4 +1,5 @@
-"""A federator restarted on its port: a busy port is a clear error, and a port held for a moment is waited out.
+"""A federator restarted on its port: a port held for a moment is waited out (a busy one is a clear error:
+tests/cli/test_addresses.py).
 
 CI once saw a restarted server exit with a traceback: its port, which the kernel had
 handed out from the ephemeral range, was taken while no one listened on it.
@@ -6,11 +7,8 @@ handed out from the ephemeral range, was taken while no one listened on it.
 
 from __future__ import annotations
 
-import os
 import random
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,37 +28,6 @@ def _hold(port: int) -> socket.socket:
     held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     held.bind(("127.0.0.1", port))
     return held
-
-
-def test_serve_on_a_busy_address_says_which_flag_and_why(tmp_path: Path) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
-        out = subprocess.run([sys.executable, "-m", "federator", "serve", "--insecure",
-                              "--listen", f"127.0.0.1:{port}", "--metrics-listen", "127.0.0.1:0",
-                              "--db", str(tmp_path / "federator.db")],
-                             capture_output=True, text=True, timeout=60, env=env)
-    assert out.returncode != 0
-    assert f"--listen: cannot bind 127.0.0.1:{port}: in use" in out.stderr
-    assert "Traceback" not in out.stderr
-
-
-def test_a_second_federator_on_the_port_of_a_running_one_is_refused(tmp_path: Path) -> None:
-    """grpcio's default SO_REUSEPORT let both bind, and the kernel dealt connections between them."""
-    fed = LocalFederation(workdir=tmp_path / "fed", fleet=EXAMPLES / "fleet.yaml", tls=False)
-    try:
-        fed.start_server()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
-        out = subprocess.run([sys.executable, "-m", "federator", "serve", "--insecure", "--listen", fed.grpc_target,
-                              "--metrics-listen", "127.0.0.1:0", "--db", str(tmp_path / "second.db")],
-                             capture_output=True, text=True, timeout=60, env=env)
-        assert out.returncode != 0
-        assert f"--listen: cannot bind {fed.grpc_target}: in use" in out.stderr
-        assert fed.server is not None and fed.server.alive()
-    finally:
-        fed.stop()
 
 
 def test_a_local_federation_listens_outside_the_ephemeral_range() -> None:
