@@ -8,7 +8,7 @@ that a cycle-constant filter rejects for a shape (wrong vendor or model, no shar
 cluster the shape's jobs avoid)
 stays rejected all cycle, so it is never looked at again for that shape; and one those filters
 passed passes them again, so its re-evaluations run only the capacity filters and the scores,
-of which those that read nothing a cycle changes (price, region load, locality) are summed once.
+of which those that read nothing a cycle changes (price, locality) are summed once.
 
 Shapes that differ only in where their jobs would rather run (preferred regions, a user's region
 without a latency budget) pass the same filters and get the same other scores, so they share one

@@ -7,7 +7,8 @@ numbered phases, each timed:
 
 1. order: queues by weighted DRF share (lowest first), within a queue by
    priority then submission time;
-2. prescore: per-cycle values every plugin reads (max price, region load);
+2. prescore: per-cycle values every plugin reads (max price, demand, region use,
+   which the place phase moves as it reserves);
 3. place: each job checked against its queue's quota, then placed in a
    transaction committed only if the whole job fits; a training gang goes to
    one cluster, inference replicas spread (at least `minRegions` regions);
@@ -36,6 +37,7 @@ from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import Arrival, demand_of
 from federator.scheduler.fairshare import FairOrder, QueueUsage, job_order
 from federator.scheduler.framework import (
+    MAX_SCORE,
     Allocation,
     CycleContext,
     FilterPlugin,
@@ -55,6 +57,7 @@ from federator.scheduler.preemption import (
     release_in_attempt,
     released,
 )
+from federator.scheduler.regionload import RegionUse
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
 
 
@@ -103,15 +106,9 @@ def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
              requests: Sequence[PlacementRequest] = (), running: Sequence[Allocation] = (),
              recent: Sequence[Arrival] = ()) -> CycleContext:
     prices = [p for c in snapshot.clusters if (p := c.price_per_accelerator_hour) is not None]
-    alloc: Counter[str] = Counter()
-    free: Counter[str] = Counter()
-    for c in snapshot.ready():
-        alloc[c.region] += c.capacity.allocatable_accelerators * MILLI
-        free[c.region] += sum(p.free_milli for p in c.capacity.accelerator_pools)
-    util = {r: 1.0 - free[r] / alloc[r] for r in alloc if alloc[r]}
     latency = dict(config.region_latency_ms) if config else {}
     demand = demand_of(snapshot.ready(), requests, running, recent) if requests or running or recent else None
-    return CycleContext(max_price=max(prices, default=0.0), region_accelerator_utilization=util,
+    return CycleContext(max_price=max(prices, default=0.0), regions=RegionUse(snapshot.ready(), MAX_SCORE),
                         region_latency_ms=latency, max_latency_ms=max(latency.values(), default=0), demand=demand)
 
 
@@ -125,6 +122,8 @@ class Scheduler:
         self.scores: list[tuple[ScorePlugin, int]] = [(s, w) for s, w in weighted if s.name not in POOL_SCORES]
         self.pool_scores: list[tuple[PoolScorePlugin, int]] = [(cast(PoolScorePlugin, s), w) for s, w in weighted
                                                                 if s.name in POOL_SCORES]
+        # Whether a reservation's region use is to move scores (RegionLoad weighs in): else none is counted.
+        self.reads_regions = any(s.name == "RegionLoad" for s, _ in self.scores)
 
     def schedule(
         self,
@@ -183,6 +182,9 @@ class Scheduler:
                 if ctx.demand is not None:
                     moved |= ctx.demand.live.take(a.accelerator_model, a.accelerator_milli * a.replicas,
                                                   a.accelerator_milli >= 2 * MILLI)
+                if self.reads_regions:  # RegionLoad's score of the region's clusters moved
+                    for name in ctx.regions.take(txn.get(a.cluster).region, a.accelerator_milli * a.replicas):
+                        board.changed(name)
             if moved:  # Scarcity's scores moved: every cluster's pool scores are stale
                 board.rescored(txn.names)
         t3 = clock()

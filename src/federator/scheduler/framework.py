@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, Resources
 from federator.model.accelerator import accepts_model, model_matches  # noqa: F401  (re-exported)
+from federator.scheduler.regionload import RegionUse
 
 if TYPE_CHECKING:
     from federator.scheduler.demand import Demand
@@ -110,7 +111,7 @@ class CycleContext:
     """Values computed once per cycle over the whole snapshot (kube's PreScore)."""
 
     max_price: float = 0.0
-    region_accelerator_utilization: Mapping[str, float] = field(default_factory=dict)
+    regions: RegionUse = field(default_factory=lambda: RegionUse((), MAX_SCORE))  # accelerator use per region, moving
     region_latency_ms: Mapping[tuple[str, str], int] = field(default_factory=dict)
     max_latency_ms: int = 0
     demand: Demand | None = None  # what waiting and recent work asks for (demand.py)

@@ -366,13 +366,13 @@ class Scarcity:
 
 @dataclass(frozen=True, slots=True)
 class RegionLoad:
-    """Send work to underused regions: score falls with the region's accelerator utilisation (per cycle)."""
+    """Send work to underused regions: score falls with the region's accelerator use, counting what the
+    cycle has placed so far (regionload.py)."""
 
     name: str = "RegionLoad"
 
     def score(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> int:
-        util = ctx.region_accelerator_utilization.get(cluster.region, 0.0)
-        return round(MAX_SCORE * (1.0 - util))
+        return ctx.regions.score(cluster.region)
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,9 +441,10 @@ state, the workload kinds it runs, the clusters the job avoids, the kinds of its
 memory, sharing; the latency matrix), not on free capacity: a cluster they reject for a shape stays
 rejected for the whole cycle, so the cycle need not look at it again for that shape however often its
 capacity changes."""
-CYCLE_CONSTANT_SCORES = frozenset({"RegionLoad", "Price", "Locality"})
+CYCLE_CONSTANT_SCORES = frozenset({"Price", "Locality"})
 """Scores that read only the request's shape, a cluster's labels and region, and per-cycle values of the
-context: a cycle computes them once per shape and cluster."""
+context: a cycle computes them once per shape and cluster. Not RegionLoad: a region's use grows as the
+cycle places (regionload.py)."""
 POOL_FILTERS = frozenset({"GangFit"})
 """Filters whose verdict reads only the request and the accelerator pools it accepts, and which pass exactly
 when one of those pools holds the replicas `pools.best_pool` scores over: a cycle re-checks such a filter
