@@ -3,9 +3,10 @@
 RegionLoad sends work to the regions whose accelerators are least used. It used to read a region's
 use once, at the start of the cycle, and hold it for the whole cycle: a cycle of a thousand jobs saw
 the region that was emptiest at its start as emptiest to its end, and sent it every job the other
-scores left near a tie, long after the cycle had filled it. `federator sim --mode fill` (1,000 jobs a
-cycle) lost up to 0.20 points of allocation to that against 10-job cycles; with RegionLoad at weight 0
-both placed alike (docs/benchmarks.md, round 14).
+scores left near a tie, long after the cycle had filled it. In `federator sim --mode fill` (1,000 jobs
+a cycle; bench/fgd.py's synthetic `fractional` mix, seed 3, no CPU or memory asks) that allocated
+0.9941 of the GPUs against 0.9955 in 10-job cycles; with RegionLoad at weight 0, 0.9955 both
+(docs/benchmarks.md, round 14).
 
 `RegionUse.take` counts each of the cycle's reservations against its region, and names the region's
 clusters when the score moved, so the board re-scores just those (it caches scores per cluster until
