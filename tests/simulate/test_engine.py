@@ -88,3 +88,25 @@ def test_jobs_that_end_in_a_replay_join_the_demands_memory() -> None:
     sim.run("replay")
     newest_first = [(a.resources.accelerator_milli, a.replicas) for a in sim.memory.arrivals()]
     assert newest_first == [(8000, 2), (1000, 1)]
+
+
+def test_a_burst_in_one_cycle_is_shared_by_two_regions_and_the_report_says_by_how_much() -> None:
+    """Ten whole-node jobs in one cycle over two regions of ten 8-accelerator nodes, north's already a
+    fifth used: RegionLoad, counted as the cycle places (scheduler/regionload.py), brings both regions
+    to 60%; read once at the cycle's start it filled south and left north at 20%. The report gives
+    each region's share, as the nodes hold it."""
+    fleet = parse_fleet({"clusters": [
+        {"name": "north-1", "region": "north", "nodes": [
+            {"count": 2, "gpuModel": "H100", "gpus": 8, "cpu": 96, "memory": "1Ti", "busyGpus": 8},
+            {"count": 8, "gpuModel": "H100", "gpus": 8, "cpu": 96, "memory": "1Ti"}]},
+        {"name": "south-1", "region": "south",
+         "nodes": [{"count": 10, "gpuModel": "H100", "gpus": 8, "cpu": 96, "memory": "1Ti"}]},
+    ]})
+    sim = Simulation(fleet, [sim_job(f"j{i}", 8) for i in range(10)])
+    report = sim.run("fill")
+    assert report.cycles == 1 and report.jobs_placed == 10
+    held = {c.spec.region: c.nodes.accelerator_milli_used() / c.nodes.accelerator_milli_total()
+            for c in sim.clusters.values()}
+    assert report.accelerator_allocation_ratio_by_region == pytest.approx(held)
+    assert report.accelerator_allocation_ratio_by_region == {"north": 0.6, "south": 0.6}
+    assert report.to_json()["accelerator_allocation_ratio_by_region"] == {"north": 0.6, "south": 0.6}

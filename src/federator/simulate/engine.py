@@ -76,10 +76,14 @@ class SimReport:
     preemptions: int
     pending_reasons: Mapping[str, int]
     series: tuple[tuple[float, float], ...] = ()  # (time or jobs offered, allocation ratio)
+    # Per region, allocated / total accelerators when the run ends (fill: the state the ratio above is of;
+    # replay: the last moment): whether the work went where the accelerators were idle.
+    accelerator_allocation_ratio_by_region: Mapping[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         out = {k: getattr(self, k) for k in self.__slots__ if k != "series"}  # type: ignore[attr-defined]
         out["pending_reasons"] = dict(self.pending_reasons)
+        out["accelerator_allocation_ratio_by_region"] = dict(self.accelerator_allocation_ratio_by_region)
         return out
 
 
@@ -224,7 +228,19 @@ class Simulation:
             decision_latency_p50_seconds=_quantile(lat, 0.50), decision_latency_p99_seconds=_quantile(lat, 0.99),
             scheduler_seconds=self.scheduler_seconds, wall_seconds=wall, cycles=self.cycles, refused=self.refused,
             preemptions=self.preempted, pending_reasons=dict(sorted(reasons.items())), series=tuple(self.series),
+            accelerator_allocation_ratio_by_region=self.ratio_by_region(),
         )
+
+    def ratio_by_region(self) -> dict[str, float]:
+        """Allocated / total accelerators per region now, sorted by region; regions without accelerators
+        are left out."""
+        used: dict[str, int] = {}
+        total: dict[str, int] = {}
+        for c in self.clusters.values():
+            region = c.spec.region
+            used[region] = used.get(region, 0) + c.nodes.accelerator_milli_used()
+            total[region] = total.get(region, 0) + c.nodes.accelerator_milli_total()
+        return {r: round(used[r] / total[r], 6) for r in sorted(total) if total[r]}
 
     def _fill(self, progress: Progress | None) -> float:
         retry: list[_Job] = []
