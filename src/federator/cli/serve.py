@@ -10,6 +10,7 @@ from pathlib import Path
 
 from federator.backends.kube.options import add_kube_arguments, kube_options
 from federator.cli.certs import add_tls_arguments, tls_files
+from federator.server.settle import DEFAULT_SETTLE_SECONDS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +30,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--reflection", action="store_true",
                    help="serve gRPC server reflection (for grpcurl and generic clients; default: off)")
     p.add_argument("--cycle-interval", type=float, default=1.0, help="seconds between scheduling cycles at most")
+    p.add_argument("--settle-seconds", type=float, default=DEFAULT_SETTLE_SECONDS, metavar="SECONDS",
+                   help="after a start, place nothing until every member cluster expected back (those holding "
+                        "placements; MemberClusters) has reported, or this long (default %(default)g; 0: "
+                        "do not wait)")
     p.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
     add_kube_arguments(p)
     p.add_argument("--policy", type=Path, metavar="FILE",
@@ -71,6 +76,9 @@ def _serve(args: argparse.Namespace) -> int:
     from federator.security.tls import TlsError
     from federator.server.app import ServeOptions, serve
 
+    if args.settle_seconds < 0:
+        print(f"federator serve: --settle-seconds: must not be negative, got {args.settle_seconds:g}", file=sys.stderr)
+        return 2
     try:
         use_catalog_file(args.accelerator_catalog)
     except CatalogError as exc:
@@ -100,6 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
     opts = ServeOptions(policy=args.policy, listen=args.listen, metrics_listen=args.metrics_listen, db=args.db,
                         report_interval=args.report_interval, lease_seconds=args.lease_seconds,
                         lost_after_seconds=args.lost_after, cycle_interval=args.cycle_interval,
+                        settle_seconds=args.settle_seconds,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,
                         token_file=args.token_file, token_listen=args.token_listen, limits=limits,
                         audit_log=args.audit_log, trust=trust, order_max_age=args.order_max_age,

@@ -33,6 +33,7 @@ from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
+from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.terms import StreamTerms, check_terms, default_order_max_age
 from federator.server.usage_service import UsageService
 from federator.store import SqliteJobStore
@@ -54,6 +55,7 @@ class ServeOptions:
     lease_seconds: float = 10.0
     lost_after_seconds: float = 120.0
     cycle_interval: float = 1.0
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS  # server/settle.py
     ready_file: Path | None = None
     policy: Path | None = None  # scheduling policy YAML; None = the defaults
     kube: KubeOptions | None = None  # Kubernetes mode: FederatedJobs are the store; a Lease picks the leader
@@ -191,7 +193,7 @@ async def serve(opts: ServeOptions) -> None:
     fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics,
                     report_interval=opts.report_interval,
                     lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
-                    cycle_interval=opts.cycle_interval, limits=opts.limits)
+                    cycle_interval=opts.cycle_interval, limits=opts.limits, settle_seconds=opts.settle_seconds)
     clusters = fed.clusters
     attach(fed, meter)
     metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy)

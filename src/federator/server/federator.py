@@ -42,6 +42,7 @@ from federator.server.intake import Intake
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, RecentRefusals
 from federator.server.scheduling import Cycles
+from federator.server.settle import Settling, unreported
 from federator.store import JobStore
 from federator.store.group_commit import GroupCommit
 
@@ -67,6 +68,7 @@ class Federator:
         cycle_interval: float = 1.0,
         limits: Limits | None = None,
         refusal_cooldown: float = DEFAULT_REFUSAL_COOLDOWN_SECONDS,
+        settle_seconds: float = 0.0,
     ) -> None:
         self.store = store
         self.scheduler = scheduler or Scheduler()
@@ -92,6 +94,8 @@ class Federator:
         self.last_cycle: CycleResult | None = None
         self.metrics.watch_state(self.sample)
         self._expect_agents()
+        # The loop's first placements wait for the clusters expected back (server/settle.py); 0: never.
+        self.settling = Settling(self.clock(), settle_seconds)
 
     # -- the job API ------------------------------------------------------
 
@@ -414,11 +418,18 @@ class Federator:
             except TimeoutError:
                 pass
             self._wake.clear()
-            self.check_leases()
-            try:
-                await self.cycles.run_once_async()
-            except Exception:  # a bug in one cycle must not stop the federator
-                log.exception("scheduling cycle failed")
+            await self.tick()
+
+    async def tick(self) -> CycleResult | None:
+        """One turn of the loop: leases, then a cycle unless a start's placements still wait (None then)."""
+        self.check_leases()
+        if self.settling.holding(self.clock(), unreported(self.clusters)):
+            return None
+        try:
+            return await self.cycles.run_once_async()
+        except Exception:  # a bug in one cycle must not stop the federator
+            log.exception("scheduling cycle failed")
+            return None
 
     # -- helpers ----------------------------------------------------------
 

@@ -24,10 +24,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, parse_job, spec_to_document
-from federator.model import ClusterState, Job, JobId, JobPhase, JobSpec, Reason, ReasonCode
+from federator.model import Job, JobId, JobPhase, JobSpec, Reason, ReasonCode
 from federator.security.limits import RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.fleet_models import FleetModels
+from federator.server.settle import unreported
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -99,8 +100,7 @@ class Intake:
         """Whether a model no member has is really unknown: every cluster the federator expects (after a
         restart: its MemberCluster objects, the clusters holding placements), but the lost ones, has reported
         its pools. Until then an unknown model is a warning, not a refusal: its member may be reconnecting."""
-        return all(rec.capacity is not None for rec in self.fed.clusters.values()
-                   if rec.state is not ClusterState.LOST)
+        return not unreported(self.fed.clusters)
 
     # -- submit ---------------------------------------------------------------------------------
 

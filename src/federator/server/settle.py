@@ -1,0 +1,68 @@
+"""A start's first placements wait for the member clusters the federator expects back.
+
+Why: after a restart the federator knows which clusters it expects (those holding its placements; in
+Kubernetes mode every MemberCluster), but their agents reconnect one by one over a few seconds. A
+cycle that ran as soon as the first of them reported placed the whole pending backlog on that one
+cluster, as far as it had room, and on none of the others, which were not Ready yet. kube-scheduler
+waits for its caches to sync before it schedules, for the same reason.
+
+So the federator's loop places nothing until every expected cluster has reported (or is Lost), or
+until `--settle-seconds` after the start, whichever comes first; and never holds again after that. A
+federator that expects no cluster (a new one) does not wait. Leases, reports, submissions and cancels
+go on meanwhile; only the cycle waits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from federator.model import ClusterState
+
+if TYPE_CHECKING:  # the CLI reads the default from here, and needs none of the server's modules for it
+    from federator.server.clusters import ClusterRecord
+
+log = logging.getLogger("federator.server")
+
+DEFAULT_SETTLE_SECONDS = 10.0
+
+
+def unreported(clusters: Mapping[str, ClusterRecord]) -> list[str]:
+    """The clusters expected but not heard from: no capacity report yet, and not Lost."""
+    return sorted(name for name, rec in clusters.items() if rec.capacity is None and rec.state is not ClusterState.LOST)
+
+
+class Settling:
+    """Whether the loop still holds placing after a start (see the module docstring). Latches: once the
+    fleet has settled or the time is up, it never holds again."""
+
+    __slots__ = ("deadline", "held", "settled")
+
+    def __init__(self, started: float, seconds: float) -> None:
+        self.deadline = started + seconds
+        self.settled = seconds <= 0
+        self.held = False  # whether it has held at all (so the release is worth a log line)
+
+    def holding(self, now: float, missing: Iterable[str]) -> bool:
+        """Whether to skip this cycle: some expected cluster has not reported, and the time is not up."""
+        if self.settled:
+            return False
+        missing = list(missing)
+        if not missing or now >= self.deadline:
+            self.settled = True
+            if self.held and missing:
+                log.warning("placing without %d member cluster(s) that have not reported since the start: %s",
+                            len(missing), _names(missing))
+            elif self.held:
+                log.info("every expected member cluster has reported: placing")
+            return False
+        if not self.held:
+            self.held = True
+            log.info("holding placements for up to %.0fs until %d expected member cluster(s) report: %s",
+                     self.deadline - now, len(missing), _names(missing))
+        return True
+
+
+def _names(names: list[str], most: int = 10) -> str:
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
