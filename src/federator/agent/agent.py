@@ -43,7 +43,7 @@ from federator.agent.metrics import AgentMetrics
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.model import JobPhase
-from federator.security.tls import TlsFiles
+from federator.security.tls import FRESH_CONNECTION, TlsFiles
 
 log = logging.getLogger("federator.agent")
 OUTBOX_LIMIT = 10_000
@@ -51,13 +51,6 @@ OUTBOX_LIMIT = 10_000
 KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000),
              ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0)]
 """Transport-level liveness; the application-level one (no message for a lease) usually notices first."""
-FRESH_CONNECTION = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_reconnect_backoff_ms", 1_000)]
-"""Each session dials anew, when the agent's own back-off says. gRPC shares a connection (subchannel) among
-channels to one address, with its own reconnect back-off (1 s growing to 120 s): the new channel of a session
-inherited the last one's refused connection, and its calls failed at once with that cached error until the
-shared back-off ran out. After a 9 s outage an agent came back 5.6 s after the federator did; its
-log said "Connection refused" once a second all that time (plaintext channels: with mTLS, each channel's
-own credentials kept its connection apart)."""
 CHANNEL_OPTIONS = KEEPALIVE + FRESH_CONNECTION
 WELCOME_TIMEOUT = 10.0
 """A stream that has not been welcomed this long after it was opened is given up (a silent link at connect)."""
