@@ -162,3 +162,18 @@ def test_a_negative_settle_time_is_refused_naming_the_flag(tmp_path: Path) -> No
     assert got.returncode == 2
     assert got.stderr.strip() == "federator serve: --settle-seconds: must not be negative, got -1"
     assert not (tmp_path / "f.db").exists()
+
+
+def test_until_the_expected_clusters_are_listed_nothing_is_placed() -> None:
+    """Kubernetes mode lists the MemberClusters after the loop starts: an empty list of missing clusters
+    means nothing until then (server/app.py clears `known`)."""
+    settling = Settling(100.0, SETTLE)
+    settling.known = False
+    assert settling.holding(101.0, [])
+    assert settling.holding(102.0, ["idle-1"])  # listed: one MemberCluster whose agent is not back
+    settling.known = True
+    assert settling.holding(103.0, ["idle-1"])
+    assert not settling.holding(104.0, [])
+    late = Settling(100.0, SETTLE)
+    late.known = False
+    assert not late.holding(110.0, [])  # the listing never came: the settle time still ends the wait

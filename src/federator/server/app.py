@@ -256,10 +256,14 @@ async def serve(opts: ServeOptions) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if kube:  # who is expected back is known once kube.start has listed the MemberClusters
+        fed.settling.known = False
     runner = loop.create_task(fed.run())
     ticker = loop.create_task(_tick(meter))
     if kube:
         await kube.start(fed, on_lost=stop.set, authz=authz, audit=audit)
+        fed.settling.known = True
+        fed.wake()
     await stop.wait()
     log.info("federator stopping")
     runner.cancel()

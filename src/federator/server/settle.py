@@ -37,19 +37,22 @@ class Settling:
     """Whether the loop still holds placing after a start (see the module docstring). Latches: once the
     fleet has settled or the time is up, it never holds again."""
 
-    __slots__ = ("deadline", "held", "settled")
+    __slots__ = ("deadline", "held", "known", "settled")
 
     def __init__(self, started: float, seconds: float) -> None:
         self.deadline = started + seconds
         self.settled = seconds <= 0
         self.held = False  # whether it has held at all (so the release is worth a log line)
+        # Whether every cluster expected back is registered yet: in Kubernetes mode the MemberClusters are
+        # listed after the loop starts (server/app.py clears this until then).
+        self.known = True
 
     def holding(self, now: float, missing: Iterable[str]) -> bool:
         """Whether to skip this cycle: some expected cluster has not reported, and the time is not up."""
         if self.settled:
             return False
         missing = list(missing)
-        if not missing or now >= self.deadline:
+        if (not missing and self.known) or now >= self.deadline:
             self.settled = True
             if self.held and missing:
                 log.warning("placing without %d member cluster(s) that have not reported since the start: %s",
@@ -57,7 +60,7 @@ class Settling:
             elif self.held:
                 log.info("every expected member cluster has reported: placing")
             return False
-        if not self.held:
+        if not self.held and missing:
             self.held = True
             log.info("holding placements for up to %.0fs until %d expected member cluster(s) report: %s",
                      self.deadline - now, len(missing), _names(missing))
