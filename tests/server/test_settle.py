@@ -24,16 +24,6 @@ from federator.server.settle import Settling
 SETTLE = 10.0
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
 def _run_on(fed: Federator, cluster: str, name: str) -> Job:
     """A job placed and running on `cluster` (the only Ready one)."""
     job = fed.submit(spec(name, gpus=8))
@@ -77,8 +67,9 @@ def _where(fed: Federator) -> dict[str, int]:
     return out
 
 
-def test_the_backlog_waits_for_every_expected_cluster_then_goes_to_both(store: MemoryStore, clock: Clock) -> None:
-    fed = _restarted_with_work_on_both(store, clock)
+def test_the_backlog_waits_for_every_expected_cluster_then_goes_to_both() -> None:
+    clock = Clock()
+    fed = _restarted_with_work_on_both(MemoryStore(), clock)
 
     async def main() -> None:
         _back(fed, "east-1", "east")
@@ -93,10 +84,11 @@ def test_the_backlog_waits_for_every_expected_cluster_then_goes_to_both(store: M
     assert _where(fed) == {"east-1": 2, "west-1": 2}  # RegionLoad shares the backlog between the regions
 
 
-def test_without_the_wait_the_first_cluster_back_took_the_backlog(store: MemoryStore, clock: Clock) -> None:
+def test_without_the_wait_the_first_cluster_back_took_the_backlog() -> None:
     """What the wait is for: with --settle-seconds 0 the first cycle after east-1 came back placed all the
     backlog on it."""
-    fed = _restarted_with_work_on_both(store, clock)
+    clock = Clock()
+    fed = _restarted_with_work_on_both(MemoryStore(), clock)
     fed.settling = Settling(clock.now, 0)
 
     async def main() -> None:
@@ -111,8 +103,9 @@ def test_without_the_wait_the_first_cluster_back_took_the_backlog(store: MemoryS
 
 
 def test_a_cluster_that_stays_away_holds_the_backlog_only_until_the_settle_time(
-        store: MemoryStore, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
-    fed = _restarted_with_work_on_both(store, clock)
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    fed = _restarted_with_work_on_both(MemoryStore(), clock)
     caplog.set_level(logging.INFO, logger="federator.server")
 
     async def main() -> None:
@@ -133,8 +126,8 @@ def test_a_cluster_that_stays_away_holds_the_backlog_only_until_the_settle_time(
     assert "placing without 1 member cluster(s) that have not reported since the start: west-1" in caplog.text
 
 
-def test_a_new_federator_expects_no_one_and_places_at_once(store: MemoryStore, clock: Clock) -> None:
-    fed = make(store, clock, settle_seconds=SETTLE)
+def test_a_new_federator_expects_no_one_and_places_at_once() -> None:
+    fed = make(MemoryStore(), Clock(), settle_seconds=SETTLE)
     job = fed.submit(spec("first", gpus=8))
 
     async def main() -> None:
