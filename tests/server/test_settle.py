@@ -142,9 +142,9 @@ def test_a_new_federator_expects_no_one_and_places_at_once() -> None:
 
 def test_a_lost_cluster_is_not_waited_for() -> None:
     settling = Settling(100.0, SETTLE)
-    assert settling.holding(101.0, ["west-1"])
-    assert not settling.holding(102.0, [])  # west-1 reported, or went Lost (unreported leaves it out)
-    assert not settling.holding(103.0, ["west-1"])  # latched: a cluster that goes away later holds nothing
+    assert settling.holding(101.0, lambda: ["west-1"])
+    assert not settling.holding(102.0, lambda: [])  # west-1 reported, or went Lost (unreported leaves it out)
+    assert not settling.holding(103.0, lambda: ["west-1"])  # latched: a cluster that goes away later holds nothing
 
 
 def test_a_negative_settle_time_is_refused_naming_the_flag(tmp_path: Path) -> None:
@@ -162,11 +162,11 @@ def test_until_the_expected_clusters_are_listed_nothing_is_placed() -> None:
     means nothing until then (server/app.py clears `known`)."""
     settling = Settling(100.0, SETTLE)
     settling.known = False
-    assert settling.holding(101.0, [])
-    assert settling.holding(102.0, ["idle-1"])  # listed: one MemberCluster whose agent is not back
+    assert settling.holding(101.0, lambda: [])
+    assert settling.holding(102.0, lambda: ["idle-1"])  # listed: one MemberCluster whose agent is not back
     settling.known = True
-    assert settling.holding(103.0, ["idle-1"])
-    assert not settling.holding(104.0, [])
+    assert settling.holding(103.0, lambda: ["idle-1"])
+    assert not settling.holding(104.0, lambda: [])
     late = Settling(100.0, SETTLE)
     late.known = False
-    assert not late.holding(110.0, [])  # the listing never came: the settle time still ends the wait
+    assert not late.holding(110.0, lambda: [])  # the listing never came: the settle time still ends the wait

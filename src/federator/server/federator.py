@@ -423,7 +423,7 @@ class Federator:
     async def tick(self) -> CycleResult | None:
         """One turn of the loop: leases, then a cycle unless a start's placements still wait (None then)."""
         self.check_leases()
-        if self.settling.holding(self.clock(), unreported(self.clusters)):
+        if self.settling.holding(self.clock(), lambda: unreported(self.clusters)):
             return None
         try:
             return await self.cycles.run_once_async()

@@ -15,7 +15,7 @@ go on meanwhile; only the cycle waits.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from federator.model import ClusterState
@@ -47,23 +47,24 @@ class Settling:
         # listed after the loop starts (server/app.py clears this until then).
         self.known = True
 
-    def holding(self, now: float, missing: Iterable[str]) -> bool:
-        """Whether to skip this cycle: some expected cluster has not reported, and the time is not up."""
+    def holding(self, now: float, missing: Callable[[], Iterable[str]]) -> bool:
+        """Whether to skip this cycle: some expected cluster (`missing()`, read only while unsettled) has not
+        reported, and the time is not up."""
         if self.settled:
             return False
-        missing = list(missing)
-        if (not missing and self.known) or now >= self.deadline:
+        names = list(missing())
+        if (not names and self.known) or now >= self.deadline:
             self.settled = True
-            if self.held and missing:
+            if self.held and names:
                 log.warning("placing without %d member cluster(s) that have not reported since the start: %s",
-                            len(missing), _names(missing))
+                            len(names), _names(names))
             elif self.held:
                 log.info("every expected member cluster has reported: placing")
             return False
-        if not self.held and missing:
+        if not self.held and names:
             self.held = True
             log.info("holding placements for up to %.0fs until %d expected member cluster(s) report: %s",
-                     self.deadline - now, len(missing), _names(missing))
+                     self.deadline - now, len(names), _names(names))
         return True
 
 
