@@ -320,3 +320,13 @@ def test_every_error_on_the_models_names_the_key_the_user_wrote(
     assert any(p.field == field and words in p.problem for p in err.value.problems), err.value
     other = "spec.gpuModels" if key == "acceleratorModels" else "spec.acceleratorModels"
     assert other not in str(err.value)
+
+
+@pytest.mark.parametrize(("count", "shown"), [("1500m", "'1500m'"), (1.5, "1.5"), (257, "257")])
+def test_a_bad_accelerator_count_is_quoted_once_as_written(count: object, shown: str) -> None:
+    """The count was put through repr() twice: `not "'1500m'"`, and a client built from proto/ saw the same."""
+    with pytest.raises(JobFileError) as err:
+        parse_job(_doc(resources={"nvidia.com/gpu": count, "cpu": "4"}))
+    message = str(err.value)
+    assert message.startswith("spec.resources.nvidia.com/gpu: ")
+    assert message.endswith((f"not {shown}", f"got {shown}")), message

@@ -426,7 +426,7 @@ def _resources(value: object, bad: Any, has_alternatives: bool) -> tuple[Resourc
                     bad(field, "give the count in spec.accelerators when the job lists alternatives")
                     continue
                 name, devices = str(key), to_milli(raw)
-                problem = _count_problem(devices, shown(raw))
+                problem = _count_problem(devices, raw)
                 if problem:
                     bad(field, problem)
             else:
@@ -440,10 +440,11 @@ def _resources(value: object, bad: Any, has_alternatives: bool) -> tuple[Resourc
 
 
 def _count_problem(milli: int, raw: object) -> str:
+    """What is wrong with an accelerator count of `milli` per replica, written `raw` in the file ("" if nothing)."""
     if milli > MAX_ACCELERATORS_PER_REPLICA * 1000:
-        return f"at most {MAX_ACCELERATORS_PER_REPLICA} accelerators per replica, got {raw!r}"
+        return f"at most {MAX_ACCELERATORS_PER_REPLICA} accelerators per replica, got {shown(raw)}"
     if milli > 1000 and milli % 1000:
-        return f"a replica takes a fraction of one accelerator or whole accelerators, not {raw!r}"
+        return f"a replica takes a fraction of one accelerator or whole accelerators, not {shown(raw)}"
     return ""
 
 
