@@ -37,6 +37,7 @@ from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.terms import StreamTerms, check_terms, default_order_max_age
 from federator.server.usage_service import UsageService
 from federator.store import SqliteJobStore
+from federator.store.members import SqliteMemberStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -187,13 +188,18 @@ async def serve(opts: ServeOptions) -> None:
         usage = SqliteUsageStore(opts.db)
     except (OSError, sqlite3.Error) as exc:
         raise SystemExit(f"--db: cannot open the usage records in {opts.db}: {exc}") from exc
+    try:  # the members a restart expects back; in Kubernetes mode the MemberClusters are that memory
+        members = None if kube else SqliteMemberStore(opts.db)
+    except (OSError, sqlite3.Error) as exc:
+        raise SystemExit(f"--db: cannot open the member clusters in {opts.db}: {exc}") from exc
     clusters: dict[str, ClusterRecord] = {}
     meter = UsageMeter(usage, metrics=metrics, clock=time.time,
                        provider_of=lambda name: provider_of(clusters.get(name)))
     fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics,
                     report_interval=opts.report_interval,
                     lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
-                    cycle_interval=opts.cycle_interval, limits=opts.limits, settle_seconds=opts.settle_seconds)
+                    cycle_interval=opts.cycle_interval, limits=opts.limits, settle_seconds=opts.settle_seconds,
+                    members=members)
     clusters = fed.clusters
     attach(fed, meter)
     metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy)
@@ -273,7 +279,10 @@ async def serve(opts: ServeOptions) -> None:
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=2.0)
     httpd.shutdown()
+    fed.membership.flush()
     store.close()
+    if members is not None:
+        members.close()
     usage.close()
     audit.close()
     if kube and kube.lost:

@@ -39,12 +39,14 @@ from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapsho
 from federator.security.limits import Limits, TokenBucket
 from federator.server.clusters import FAILOVER_ANNOTATION, OUTBOX_LIMIT, ClusterRecord
 from federator.server.intake import Intake
+from federator.server.membership import Membership
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, RecentRefusals
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
 from federator.store import JobStore
 from federator.store.group_commit import GroupCommit
+from federator.store.members import MemberStore
 
 log = logging.getLogger("federator.server")
 WATCH_LIMIT = 10_000
@@ -69,6 +71,7 @@ class Federator:
         limits: Limits | None = None,
         refusal_cooldown: float = DEFAULT_REFUSAL_COOLDOWN_SECONDS,
         settle_seconds: float = 0.0,
+        members: MemberStore | None = None,
     ) -> None:
         self.store = store
         self.scheduler = scheduler or Scheduler()
@@ -93,6 +96,9 @@ class Federator:
         self._watchers: set[asyncio.Queue[JobId]] = set()
         self.last_cycle: CycleResult | None = None
         self.metrics.watch_state(self.sample)
+        self.membership = Membership(members)  # SQLite mode: the members a restart expects back
+        for m in self.membership.expected():
+            self.expect_cluster(m.name, region=m.region, labels=dict(m.labels))
         self._expect_agents()
         # The loop's first placements wait for the clusters expected back (server/settle.py); 0: never.
         self.settling = Settling(self.clock(), settle_seconds)
@@ -204,6 +210,7 @@ class Federator:
         self._capacity_changed(previous, capacity)
         if not rec.resynced:
             rec.resynced = True
+            self.membership.seen(rec.name, rec.region, rec.labels)
             self._resync(rec, capacity)
             self.wake()
         else:
@@ -348,6 +355,7 @@ class Federator:
             if rec.state is ClusterState.PARTITIONED and now - rec.partitioned_at > self.lost_after_seconds:
                 rec.state = ClusterState.LOST
                 log.warning("cluster %s Lost after %.1fs Partitioned", rec.name, now - rec.partitioned_at)
+                self.membership.lost(rec.name, rec.region, rec.labels)
                 if rec.connected:
                     self.close_stream(rec)  # a silent agent that wakes up must reconnect and re-sync
                 self._fail_over(rec)
@@ -390,8 +398,9 @@ class Federator:
 
     def expect_cluster(self, name: str, *, region: str, labels: dict[str, str], lost: bool = False,
                        last_report_at: float = 0.0) -> None:
-        """A cluster known from elsewhere (Kubernetes mode: its MemberCluster object) whose agent has not
-        connected to this federator: Partitioned until it does (Lost after the grace time), or Lost already."""
+        """A cluster known from elsewhere (its MemberCluster object; in SQLite mode, the members store) whose
+        agent has not connected to this federator: Partitioned until it does (Lost after the grace time), or
+        Lost already."""
         if name in self.clusters:
             return
         now = self.clock()
@@ -423,6 +432,7 @@ class Federator:
     async def tick(self) -> CycleResult | None:
         """One turn of the loop: leases, then a cycle unless a start's placements still wait (None then)."""
         self.check_leases()
+        self.membership.flush()
         if self.settling.holding(self.clock(), lambda: unreported(self.clusters)):
             return None
         try:

@@ -1,14 +1,15 @@
 """A start's first placements wait for the member clusters the federator expects back.
 
-Why: after a restart the federator knows which clusters it expects (those holding its placements; in
-Kubernetes mode every MemberCluster), but their agents reconnect one by one over a few seconds. A
-cycle that ran as soon as the first of them reported placed the whole pending backlog on that one
-cluster, as far as it had room, and on none of the others, which were not Ready yet. kube-scheduler
-waits for its caches to sync before it schedules, for the same reason.
+Why: after a restart the federator knows which clusters it expects (every member it remembers that was
+not Lost, store/members.py, and any holding its placements; in Kubernetes mode every MemberCluster),
+but their agents reconnect one by one over a few seconds. A cycle that ran as soon as the first of
+them reported placed the whole pending backlog on that one cluster, as far as it had room, and on none
+of the others, which were not Ready yet. kube-scheduler waits for its caches to sync before it
+schedules, for the same reason.
 
 So the federator's loop places nothing until every expected cluster has reported (or is Lost), or
 until `--settle-seconds` after the start, whichever comes first; and never holds again after that. A
-federator that expects no cluster (a new one) does not wait. Leases, reports, submissions and cancels
+federator that expects no cluster (a new one, on an empty store) does not wait. Leases, reports, submissions and cancels
 go on meanwhile; only the cycle waits.
 """
 

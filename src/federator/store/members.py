@@ -1,0 +1,78 @@
+"""The member clusters a federator has seen, remembered across its restarts (SQLite mode).
+
+Why: after a restart the federator's first placements wait for the clusters it expects back
+(server/settle.py). From its jobs alone it knows only the clusters that hold its placements, so an
+idle member was not waited for, and the first cluster to come back took the backlog the idle one
+could have shared. In Kubernetes mode the MemberCluster objects are this memory; in SQLite mode it is
+this table, in the same file as the jobs.
+
+A member is written when its agent's session first reports (with its region and labels) and when it
+goes Lost; a restart expects back the members that were not Lost and forgets the others, so a
+cluster taken out of the federation is waited for by no restart after the grace time it took to go
+Lost. A write is one small transaction per change of a member, not per report.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A member cluster as last seen: its region and labels from its agent's Hello, and whether it is Lost."""
+
+    name: str
+    region: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    lost: bool = False
+
+
+class MemberStore(Protocol):
+    def put(self, members: Iterable[Member]) -> None:
+        """Remember these members' current state, in one transaction."""
+
+    def load(self) -> list[Member]: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteMemberStore:
+    def __init__(self, path: Path) -> None:
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a member written just before a power cut may be forgotten, which costs one restart's wait
+        # for it, never a job; and the write is not fsynced on the event loop.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS members (name TEXT PRIMARY KEY, region TEXT NOT NULL, "
+                         "labels TEXT NOT NULL, lost INTEGER NOT NULL)")
+
+    def put(self, members: Iterable[Member]) -> None:
+        rows = [(m.name, m.region, json.dumps(dict(m.labels), sort_keys=True), int(m.lost)) for m in members]
+        if not rows:
+            return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def load(self) -> list[Member]:
+        with self._lock:
+            rows = self._db.execute("SELECT name, region, labels, lost FROM members ORDER BY name").fetchall()
+        return [Member(name, region, json.loads(labels), bool(lost)) for name, region, labels, lost in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
