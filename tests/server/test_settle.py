@@ -170,3 +170,26 @@ def test_until_the_expected_clusters_are_listed_nothing_is_placed() -> None:
     late = Settling(100.0, SETTLE)
     late.known = False
     assert not late.holding(110.0, lambda: [])  # the listing never came: the settle time still ends the wait
+
+
+def test_a_job_submitted_during_the_wait_says_what_it_waits_for() -> None:
+    clock = Clock()
+    fed = _restarted_with_work_on_both(MemoryStore(), clock)
+
+    async def main() -> list[str]:
+        said = []
+        _back(fed, "east-1", "east")
+        clock.now += 3
+        assert await fed.tick() is None
+        for name in ("during", "after"):
+            job = fed.submit(spec(name, gpus=8))
+            assert job.pending_reason is not None
+            said.append(job.pending_reason.message)
+            _back(fed, "west-1", "west")
+            assert await fed.tick() is not None
+        fed.cycles.close()
+        return said
+
+    assert asyncio.run(main()) == [
+        "waiting up to 7s for the member clusters expected back after the federator's start to report",
+        "waiting for the next scheduling cycle"]

@@ -201,7 +201,8 @@ class Intake:
             raise QueueFull(f"the federator's queue is full: {pending} jobs are pending, its limit is "
                             f"{fed.limits.max_pending_jobs}; retry after {retry:g}s", retry)
         job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=fed.clock(),
-                  pending_reason=Reason(ReasonCode.WAITING, "waiting for the next scheduling cycle"))
+                  pending_reason=Reason(ReasonCode.WAITING, fed.settling.waiting(fed.clock())
+                                        or "waiting for the next scheduling cycle"))
         fed.jobs[job.job_id] = job
         self._by_name[(spec.namespace, spec.name)] = job.job_id
         if request_id:

@@ -69,5 +69,14 @@ class Settling:
         return True
 
 
+    def waiting(self, now: float) -> str | None:
+        """What a job submitted now waits for, while the loop holds (None otherwise): said in its pending
+        reason, so `federator get jobs` during the wait does not promise the next cycle."""
+        if self.settled or not self.held:
+            return None
+        return (f"waiting up to {max(0.0, self.deadline - now):.0f}s for the member clusters expected back "
+                "after the federator's start to report")
+
+
 def _names(names: list[str], most: int = 10) -> str:
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
