@@ -183,7 +183,10 @@ async def serve(opts: ServeOptions) -> None:
         raise SystemExit(str(exc)) from exc
     metrics_port = httpd.server_address[1]
     kube = await _prepare_kube_mode(opts.kube) if opts.kube else None  # a standby waits here for the Lease
-    store = kube.store if kube else SqliteJobStore(opts.db)
+    try:
+        store = kube.store if kube else SqliteJobStore(opts.db)
+    except (OSError, sqlite3.Error) as exc:
+        raise SystemExit(f"--db: cannot open the job store {opts.db}: {exc}") from exc
     try:  # Kubernetes mode too: mount a volume at --db to keep usage across restarts
         usage = SqliteUsageStore(opts.db)
     except (OSError, sqlite3.Error) as exc:

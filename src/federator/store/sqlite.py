@@ -7,6 +7,7 @@ placement it had handed out (the fencing generations included).
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import threading
@@ -31,6 +32,8 @@ class JobStore(Protocol):
 
 class SqliteJobStore:
     def __init__(self, path: Path) -> None:
+        if path.parent.exists() and not path.parent.is_dir():  # mkdir would say "File exists", naming no problem
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent))
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
