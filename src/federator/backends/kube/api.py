@@ -117,6 +117,7 @@ class KubeApi:
     @classmethod
     def connect(cls, kubeconfig: Path | None = None, *, context: str | None = None) -> KubeApi:
         """From a kubeconfig file, or from the pod's service account when `kubeconfig` is None."""
+        import yaml
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
 
@@ -127,9 +128,9 @@ class KubeApi:
                 return cls(client.ApiClient(cfg))
             return cls(config.new_client_from_config(  # type: ignore[no-untyped-call]
                 config_file=str(kubeconfig), context=context))
-        except (ConfigException, OSError, TypeError, ValueError) as exc:
+        except (ConfigException, OSError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
             where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster service account"
-            raise KubeError(0, f"cannot load {where}: {exc}") from exc
+            raise KubeError(0, f"cannot load {where}: {_config_problem(exc)}") from exc
 
     @property
     def server(self) -> str:
@@ -265,3 +266,19 @@ __all__ = [
     "ConflictError", "ForbiddenError", "GoneError", "InvalidError", "KubeApi", "KubeError", "NotFoundError", "Obj",
     "Resource", "error_for", "key_of",
 ]
+
+
+def _config_problem(exc: Exception) -> str:
+    """One line for why a kubeconfig did not load: the client library's own words for a bad config, the YAML
+    problem and where it is, or that the YAML is not a kubeconfig at all (the library indexes it blindly)."""
+    import yaml
+
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"not valid YAML: {exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    if isinstance(exc, yaml.YAMLError):
+        return f"not valid YAML: {exc}"
+    if isinstance(exc, (TypeError, AttributeError)):
+        return "not a kubeconfig (a YAML mapping of clusters, contexts and users)"
+    return str(exc)
+

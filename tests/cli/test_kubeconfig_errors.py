@@ -1,0 +1,29 @@
+"""A --kubeconfig that is not one is refused in one line naming the flag and the problem, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("garbage: [\n", "not valid YAML: expected the node content, but found '<stream end>' (line 2, column 1)"),
+    ("hello\n", "not a kubeconfig (a YAML mapping of clusters, contexts and users)"),
+    ("[1, 2]\n", "not a kubeconfig (a YAML mapping of clusters, contexts and users)"),
+    ("clusters: 5\n", "not a kubeconfig (a YAML mapping of clusters, contexts and users)"),
+    ("{}\n", "Invalid kube-config file. Expected key current-context"),
+])
+def test_the_agent_names_what_is_wrong_with_its_kubeconfig(tmp_path: Path, text: str, said: str) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    out = subprocess.run([sys.executable, "-m", "federator", "agent", "--cluster", "x", "--region", "r", "--insecure",
+                          "--kubeconfig", str(kubeconfig)], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.startswith(f"federator agent: --kubeconfig: cannot load kubeconfig {kubeconfig}: {said}")
+    assert len(out.stderr.strip().splitlines()) == 1
