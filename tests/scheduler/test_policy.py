@@ -73,3 +73,17 @@ def test_all_problems_are_reported_at_once() -> None:
     with pytest.raises(PolicyError) as err:
         parse_policy("queues: {a: {weight: -1}}\nscoreWeights: {Nope: 1}")
     assert len(err.value.problems) == 2
+
+
+@pytest.mark.parametrize(("data", "said"), [
+    (b"scoreWeights: [\n", "document: not valid YAML: expected the node content, but found '<stream end>' "
+                           "(line 2, column 1)"),
+    (b"\x97\x00\xff binary", "file: is not UTF-8 text (byte 0x97 at offset 0)"),
+    (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "document: nested too deep"),
+], ids=["broken-yaml", "binary", "deep"])
+def test_a_policy_file_that_is_not_yaml_is_one_line_naming_the_file(tmp_path: Path, data: bytes, said: str) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(data)
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert str(err.value) == f"{path}: {said}"

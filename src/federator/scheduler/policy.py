@@ -29,6 +29,7 @@ import yaml
 from federator.model import QuantityError, to_bytes, to_milli
 from federator.scheduler.config import QueueConfig, Quota, SchedulerConfig
 from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, SCORES
+from federator.yamltext import utf8_problem, yaml_problem
 
 _TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "regions", "maxPlacementsPerCycle", "tenancy")
 # Fields of a queue that are not the scheduler's: who may use it. `security.authz` (access) and the
@@ -47,9 +48,13 @@ class PolicyError(ValueError):
 
 def load_policy(path: Path) -> SchedulerConfig:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise PolicyError([f"file: {exc.strerror or exc}"], str(path)) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError([f"file: {utf8_problem(data, exc)}"], str(path)) from exc
     return parse_policy(text, source=str(path))
 
 
@@ -57,7 +62,9 @@ def parse_policy(text: str, *, source: str = "") -> SchedulerConfig:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PolicyError([f"document: not valid YAML: {exc}"], source) from exc
+        raise PolicyError([f"document: {yaml_problem(exc)}"], source) from exc
+    except RecursionError as exc:  # the YAML composer recurses once per level of nesting
+        raise PolicyError(["document: nested too deep"], source) from exc
     return policy_from_document(doc if doc is not None else {}, source=source)
 
 

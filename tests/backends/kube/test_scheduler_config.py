@@ -34,3 +34,10 @@ def test_scoring_strategy_is_read_and_judged(text: str, scoring: str, problem: s
         assert len(check.problems) == 1 and problem in check.problems[0] and "sched.yaml" in check.problems[0]
     else:
         assert check.ok, check.problems
+
+
+def test_a_scheduler_config_that_is_not_yaml_says_where_in_one_line() -> None:
+    check = check_scheduler_config("profiles: [\n", source="sched.yaml")
+    assert check.scoring == "Unknown"
+    assert check.problems == ("sched.yaml: not valid YAML: expected the node content, but found '<stream end>' "
+                              "(line 2, column 1)",)

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from federator.yamltext import yaml_problem
+
 log = logging.getLogger("federator.kube")
 
 Obj = dict[str, Any]
@@ -273,11 +275,8 @@ def _config_problem(exc: Exception) -> str:
     problem and where it is, or that the YAML is not a kubeconfig at all (the library indexes it blindly)."""
     import yaml
 
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        return f"not valid YAML: {exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
     if isinstance(exc, yaml.YAMLError):
-        return f"not valid YAML: {exc}"
+        return yaml_problem(exc)
     if isinstance(exc, (TypeError, AttributeError)):
         return "not a kubeconfig (a YAML mapping of clusters, contexts and users)"
     return str(exc)

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from federator.yamltext import yaml_problem
+
 SCORING_LABEL = "federator.io/member-scheduler-scoring"
 _HOST_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage", "pods"})
 _PACKING = frozenset({"MostAllocated", "RequestedToCapacityRatio"})
@@ -44,7 +46,7 @@ def check_scheduler_config(text: str, *, source: str = "scheduler config") -> Sc
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        return SchedulerCheck("Unknown", (f"{source}: not valid YAML: {exc}",))
+        return SchedulerCheck("Unknown", (f"{source}: {yaml_problem(exc)}",))
     if isinstance(doc, Mapping) and doc.get("kind") == "ConfigMap":
         inner = [v for v in (doc.get("data") or {}).values()
                  if isinstance(v, str) and "KubeSchedulerConfiguration" in v]

@@ -1,0 +1,21 @@
+"""What is wrong with a YAML file, in one line: the files users and operators hand the CLI (policies,
+kubeconfigs, scheduler configurations) are refused naming the problem and where it is, never with a
+traceback or yaml's four-line excerpt."""
+
+from __future__ import annotations
+
+import yaml
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """`not valid YAML: <problem> (line L, column C)`, from yaml's own account of the error."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is not None and problem:
+        return f"not valid YAML: {problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return "not valid YAML: " + " ".join(str(exc).split())
+
+
+def utf8_problem(data: bytes, exc: UnicodeDecodeError) -> str:
+    """`is not UTF-8 text (byte 0x.. at offset N)`: a binary file given where a YAML one belongs."""
+    return f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
