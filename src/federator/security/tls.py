@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from federator.security.pki import CertsDir, Identity, IdentityKind
 
@@ -52,7 +56,9 @@ class TlsFiles:
 
         ca = one("ca", self.ca)
         assert ca is not None
-        return ca, one("cert", self.cert), one("key", self.key)
+        cert, key = one("cert", self.cert), one("key", self.key)
+        _check_pem(self, ca, cert, key)
+        return ca, cert, key
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
         ca, cert, key = self.read()
@@ -70,6 +76,34 @@ class TlsFiles:
         roots = client_roots or ca
         return grpc.ssl_server_credentials([(key, cert)], root_certificates=roots if require_client_auth else None,
                                            require_client_auth=require_client_auth)
+
+
+def _check_pem(files: TlsFiles, ca: bytes, cert: bytes | None, key: bytes | None) -> None:
+    """Refuse, naming the flag and the file, TLS material gRPC would take and then fail with: a server that
+    said "cannot bind" its port, an agent that retried a handshake for ever, a CLI that said "failed to
+    connect". A certificate and a key that are not a pair are refused too (swapped files, a renewed
+    certificate with the old key)."""
+    _certificates("ca", files.ca, ca)
+    leaf = _certificates("cert", files.cert, cert)[0] if cert is not None else None
+    if key is None:
+        return
+    try:
+        private = serialization.load_pem_private_key(key, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise TlsError(f"--key: {files.key}: not a PEM private key without a passphrase") from exc
+    if leaf is not None and _public(leaf.public_key()) != _public(private.public_key()):
+        raise TlsError(f"--key: {files.key} is not the key of the certificate in {files.cert} (--cert)")
+
+
+def _certificates(flag: str, path: Path | None, data: bytes) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise TlsError(f"--{flag}: {path}: not a PEM certificate") from exc
+
+
+def _public(key: Any) -> bytes:
+    return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
 @dataclass(frozen=True, slots=True)
