@@ -4,6 +4,8 @@ traceback or yaml's four-line excerpt."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 
@@ -19,3 +21,13 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 def utf8_problem(data: bytes, exc: UnicodeDecodeError) -> str:
     """`is not UTF-8 text (byte 0x.. at offset N)`: a binary file given where a YAML one belongs."""
     return f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+
+
+def read_text(path: Path) -> str:
+    """A file as UTF-8 text: OSError as reading raises it, ValueError (`utf8_problem`) for a binary file, so a
+    loader names the file and the byte instead of passing on a UnicodeDecodeError."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(utf8_problem(data, exc)) from None

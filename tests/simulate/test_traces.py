@@ -141,3 +141,18 @@ def test_the_generator_is_seeded_and_its_output_loads(tmp_path: Path) -> None:
 
 def test_the_committed_sample_loads(examples: Path) -> None:
     assert len(load_workload(examples / "workloads" / "pods-sample.csv")) == 500
+
+
+@pytest.mark.parametrize("name", ["nodes.csv", "fleet.yaml"])
+def test_a_binary_fleet_names_the_file(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xf7\x00\x81binary")
+    with pytest.raises(TraceError, match=f"{name}: is not UTF-8 text"):
+        load_fleet_file(path, clusters=None)
+
+
+def test_a_binary_pod_trace_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "pods.csv"
+    path.write_bytes(b"\xf7\x00\x81binary")
+    with pytest.raises(TraceError, match="pods.csv: is not UTF-8 text"):
+        load_workload(path)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from federator.catalog.loader import CatalogError, parse_catalog
 from federator.model.accelerator import DEFAULT_VENDOR, accepts_model, model_matches, prefixed_model
+from federator.yamltext import read_text
 
 MEMO_LIMIT = 10_000  # names a catalog remembers answers for before it forgets them all
 
@@ -192,9 +193,11 @@ class Catalog:
 def load_catalog_file(path: Path) -> Catalog:
     """A catalog file as written (not merged); CatalogError names the file and line of each problem."""
     try:
-        text = path.read_text()
+        text = read_text(path)
     except OSError as exc:
         raise CatalogError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    except ValueError as exc:
+        raise CatalogError([f"{path}: {exc}"]) from exc
     return _build(parse_catalog(text, source=str(path)))
 
 

@@ -88,6 +88,7 @@ def _agent(args: argparse.Namespace) -> int:
     from federator.backends.sim.runtime import SimBackend
     from federator.catalog import CatalogError, use_catalog_file
     from federator.security.tls import TlsError
+    from federator.yamltext import read_text
 
     try:
         use_catalog_file(args.accelerator_catalog)
@@ -118,9 +119,12 @@ def _agent(args: argparse.Namespace) -> int:
 
         if args.scheduler_config is not None:
             try:
-                check = check_scheduler_config(args.scheduler_config.read_text(), source=str(args.scheduler_config))
+                check = check_scheduler_config(read_text(args.scheduler_config), source=str(args.scheduler_config))
             except OSError as exc:
                 print(f"federator agent: --scheduler-config: {exc.strerror or exc}", file=sys.stderr)
+                return 2
+            except ValueError as exc:
+                print(f"federator agent: --scheduler-config: {args.scheduler_config}: {exc}", file=sys.stderr)
                 return 2
             for problem in check.problems:
                 print(f"federator agent: warning: {problem}", file=sys.stderr)

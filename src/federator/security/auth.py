@@ -28,6 +28,7 @@ from cryptography.x509.oid import NameOID
 
 from federator.security.limits import RejectReason
 from federator.security.pki import Identity, IdentityKind, identity_of
+from federator.yamltext import read_text
 
 if TYPE_CHECKING:
     from federator.security.trust import Trust
@@ -124,7 +125,10 @@ class RevocationList:
         self.current = Revocations()
         self._stamp: tuple[int, int] | None = None
         self._checked = float("-inf")
+        self.problem: str | None = None  # why the file's last version was not taken
         self.reload()
+        if self.problem is not None:  # a list that never loaded would revoke nothing: refuse to start on it
+            raise ValueError(self.problem)
 
     def reload(self) -> bool:
         """Re-read the file if it changed; True if the list changed. A bad file keeps the last good list."""
@@ -136,18 +140,21 @@ class RevocationList:
             stamp = (st.st_mtime_ns, st.st_size)
             if stamp == self._stamp:
                 return False
-            text = self.path.read_text()
+            text = read_text(self.path)
         except FileNotFoundError:
             stamp, text = (0, 0), ""
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
+            self.problem = f"{self.path}: {exc}"
             log.error("cannot read the revocation list %s: %s; keeping the last one", self.path, exc)
             return False
         self._stamp = stamp
         try:
             new = parse_revocations(text, source=str(self.path))
         except ValueError as exc:
+            self.problem = str(exc)
             log.error("%s; keeping the last good revocation list", exc)
             return False
+        self.problem = None
         changed = new != self.current
         if changed:
             log.info("revocation list %s: %d identities, %d serials", self.path, len(new.identities),
@@ -301,7 +308,11 @@ def parse_tokens(text: str, *, source: str = "tokens") -> list[Token]:
 
 
 def load_tokens(path: Path) -> list[Token]:
-    return parse_tokens(path.read_text(), source=str(path))
+    try:
+        text = read_text(path)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return parse_tokens(text, source=str(path))
 
 
 __all__ = ["AuthDenied", "Authenticator", "Peer", "RevocationList", "Revocations", "Token", "load_tokens",

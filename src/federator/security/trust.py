@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 
 from federator.security.auth import RevocationList
 from federator.security.pki import Identity, IdentityKind, PkiError, load_cert
+from federator.yamltext import read_text, yaml_problem
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 FEDERATION = ""  # the issuer name of the federation's own CA
@@ -130,8 +131,12 @@ def load_trust(path: Path, *, federation_ca: Path,
                on_revoked: Callable[[str, list[str]], None] | None = None) -> Trust:
     """Read the trust file; TrustError names the bad field. `on_revoked(provider, entries)`: see RevocationList."""
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        doc = yaml.safe_load(read_text(path)) or {}
+    except OSError as exc:
+        raise TrustError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise TrustError(f"{path}: {yaml_problem(exc)}") from exc
+    except ValueError as exc:
         raise TrustError(f"{path}: {exc}") from exc
     try:
         fed_ca = load_cert(federation_ca)
@@ -157,7 +162,11 @@ def load_trust(path: Path, *, federation_ca: Path,
         except PkiError as exc:
             raise TrustError(f"{where}.ca: {exc}") from exc
         hook = (lambda entries, provider=name: on_revoked(provider, entries)) if on_revoked else None
-        revoked = RevocationList(path.parent / str(body["revoked"]), on_revoked=hook) if body.get("revoked") else None
+        try:
+            revoked = RevocationList(path.parent / str(body["revoked"]), on_revoked=hook) \
+                if body.get("revoked") else None
+        except ValueError as exc:
+            raise TrustError(f"{where}.revoked: {exc}") from exc
         providers[name] = Provider(name, ca, tuple(clusters), revoked)
     return Trust(fed_ca, providers)
 

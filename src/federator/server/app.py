@@ -217,7 +217,10 @@ async def serve(opts: ServeOptions) -> None:
         tokens = load_tokens(opts.token_file) if opts.token_file else []
     except (OSError, ValueError) as exc:
         raise SystemExit(f"--token-file: {exc}") from exc
-    revocations = RevocationList(opts.revocation_list, on_revoked=lambda entries: _audit_revoked(audit, entries))
+    try:
+        revocations = RevocationList(opts.revocation_list, on_revoked=lambda entries: _audit_revoked(audit, entries))
+    except ValueError as exc:
+        raise SystemExit(f"--revocation-list: {exc}") from exc
     auth = Authenticator(insecure=opts.insecure, revocations=revocations, tokens=tokens, trust=trust)
     # The transport refuses anything far past the limit; the services refuse (and count) the rest.
     max_bytes = 4 * opts.limits.max_message_bytes

@@ -183,6 +183,8 @@ def _read_csv(path: Path) -> tuple[list[dict[str, str]], list[str]]:
             rows = [{k: (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
     except OSError as exc:
         raise TraceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{path}: is not UTF-8 text") from exc
     if not header:
         raise TraceError(f"{path}: header: the file is empty")
     return rows, header

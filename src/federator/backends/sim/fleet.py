@@ -28,6 +28,7 @@ import yaml
 
 from federator.catalog import catalog
 from federator.model import QuantityError, to_bytes, to_milli
+from federator.yamltext import read_text, yaml_problem
 
 
 class FleetError(ValueError):
@@ -57,9 +58,13 @@ class ClusterSpec:
 
 def load_fleet(path: Path) -> dict[str, ClusterSpec]:
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise FleetError(f"{path}: cannot read fleet file: {exc}") from exc
+        doc = yaml.safe_load(read_text(path))
+    except OSError as exc:
+        raise FleetError(f"{path}: cannot read fleet file: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise FleetError(f"{path}: {yaml_problem(exc)}") from exc
+    except ValueError as exc:
+        raise FleetError(f"{path}: {exc}") from exc
     return parse_fleet(doc, source=str(path))
 
 

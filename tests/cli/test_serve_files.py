@@ -1,0 +1,66 @@
+"""Files handed to `federator serve` that cannot be used: one line naming the flag, the file and the problem,
+no traceback, and the federator does not start on them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from federator.security.pki import CertsDir, init_ca
+
+BINARY = b"\xf7\x00\x81binary"
+BROKEN_YAML = b"a: [\n"
+
+
+def _serve(*flags: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    return subprocess.run([sys.executable, "-m", "federator", "serve", "--listen", "127.0.0.1:0",
+                           "--metrics-listen", "127.0.0.1:0", *flags],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def _refused(out: subprocess.CompletedProcess[str], line_start: str, why: str) -> None:
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr, out.stderr
+    lines = [x for x in out.stderr.splitlines() if line_start in x]
+    assert len(lines) == 1, out.stderr
+    assert why in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(("make", "why"), [
+    ("parent is a file", "Not a directory"),
+    ("not a database", "file is not a database"),
+])
+def test_a_db_that_cannot_be_opened_names_the_flag_and_the_file(tmp_path: Path, make: str, why: str) -> None:
+    if make == "parent is a file":
+        (tmp_path / "file").write_text("")
+        db = tmp_path / "file" / "federator.db"
+    else:
+        db = tmp_path / "federator.db"
+        db.write_text("these are not the jobs you are looking for\n" * 100)
+    _refused(_serve("--insecure", "--db", str(db)), f"--db: cannot open the job store {db}: ", why)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> CertsDir:
+    c = CertsDir(tmp_path_factory.mktemp("certs"))
+    init_ca(c)
+    return c
+
+
+@pytest.mark.parametrize("flag", ["--revocation-list", "--trust", "--token-file", "--accelerator-catalog",
+                                  "--policy"])
+@pytest.mark.parametrize(("data", "why"), [
+    (BINARY, "is not UTF-8 text (byte 0xf7 at offset 0)"),
+    (BROKEN_YAML, ""),  # each file's own words; what matters is one line naming the flag and the file
+], ids=["binary", "broken"])
+def test_a_file_serve_cannot_use_names_the_flag_and_the_file(tmp_path: Path, certs: CertsDir, flag: str,
+                                                              data: bytes, why: str) -> None:
+    path = tmp_path / "given"
+    path.write_bytes(data)
+    out = _serve("--certs-dir", str(certs.root), "--db", str(tmp_path / "f.db"), flag, str(path))
+    _refused(out, f"{flag}: {path}", why)
