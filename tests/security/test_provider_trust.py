@@ -24,6 +24,7 @@ clusters:
   - {name: p2-west, region: west, nodes: [{count: 1, cpu: 8, memory: 32Gi}]}
   - {name: p1-west, region: west, nodes: [{count: 1, cpu: 8, memory: 32Gi}]}
   - {name: east-1, region: east, nodes: [{count: 1, cpu: 8, memory: 32Gi}]}
+  - {name: east-2, region: east, nodes: [{count: 1, cpu: 8, memory: 32Gi}]}
 """
 
 
@@ -78,6 +79,7 @@ def test_an_agent_with_provider_2s_certificate_is_accepted_for_provider_2s_clust
         out = cli("certs", "issue", "--dir", str(certs.root), "--provider", provider, "--cluster", name)
         assert out.returncode == 0, out.stderr
     issue(certs, cluster("p1-west"))  # the federation's CA, for a cluster bound to p1
+    issue(certs, cluster("east-2"))  # the federation's CA, for a cluster no provider claims: rightly its own
     assert (certs.root / "trust-bundle.pem").read_bytes().count(b"BEGIN CERTIFICATE") == 3
     try:
         fed.start_server()
@@ -85,12 +87,15 @@ def test_an_agent_with_provider_2s_certificate_is_accepted_for_provider_2s_clust
         fed.start_agent("p2-west", "--provider", "p1")
         fed.start_agent("east-1", "--provider", "p2")
         fed.start_agent("p1-west")
+        fed.start_agent("east-2", "--label", "federator.io/provider=p1")  # and yet it says it is p1's
         eventually(lambda: [c["name"] for c in list_clusters(fed.client)] == ["p2-east"], what="p2-east only")
         [p2] = list_clusters(fed.client)
         assert p2["state"] == "Ready" and p2["labels"]["federator.io/provider"] == "p2"
         for name, why in (("p2-west", "is bound to provider 'p2', but its certificate was signed by provider 'p1'"),
                           ("east-1", "is not bound to provider 'p2'"),
-                          ("p1-west", "is bound to provider 'p1', but its certificate was signed by the federation")):
+                          ("p1-west", "is bound to provider 'p1', but its certificate was signed by the federation"),
+                          ("east-2", "holds a certificate from the federation's CA, so its label federator.io/provider "
+                                     "may not name provider 'p1'")):
             eventually(lambda name=name, why=why: why in (fed.workdir / f"agent-{name}.log").read_text(),  # type: ignore[misc]
                        what=f"{name}'s agent told why it is refused")
         # revocation is per provider: p2 revokes its own cluster in its own list
