@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,7 +104,20 @@ def _agent(args: argparse.Namespace) -> int:
             return 2
         labels[key] = value
     if args.provider:
+        from federator.security.trust import PROVIDER_NAME
+
+        if not PROVIDER_NAME.match(args.provider):
+            print(f"federator agent: --provider: must be a lower-case DNS label, as in the trust file, got "
+                  f"{args.provider[:80]!r}", file=sys.stderr)
+            return 2
         labels["federator.io/provider"] = args.provider
+    if not args.time_scale > 0:  # NaN too
+        print(f"federator agent: --time-scale: must be a positive number, got {args.time_scale:g}", file=sys.stderr)
+        return 2
+    if not args.fence_after >= 0:
+        print(f"federator agent: --fence-after: must be 0 (off) or more seconds, got {args.fence_after:g}",
+              file=sys.stderr)
+        return 2
     try:
         if args.metrics_listen:
             parse_listen(args.metrics_listen)
@@ -130,6 +144,10 @@ def _agent(args: argparse.Namespace) -> int:
                 print(f"federator agent: warning: {problem}", file=sys.stderr)
             labels.setdefault(SCORING_LABEL, check.scoring)
 
+        refused = _hello_problem(args.cluster, args.region or "", labels)
+        if refused:
+            print(f"federator agent: {refused}", file=sys.stderr)
+            return 2
         return run_agent(args, agent_config(args, labels, tls=tls))
     if args.sim is None:
         print("federator agent: --sim FLEET_FILE, --kubeconfig PATH or --in-cluster is required",
@@ -149,7 +167,25 @@ def _agent(args: argparse.Namespace) -> int:
     if args.sim_launch_latency > 0:
         backend = _SlowLaunches(backend, args.sim_launch_latency)  # type: ignore[assignment]
     config = agent_config(args, {**dict(spec.labels), **labels}, region=args.region or spec.region, tls=tls)
+    refused = _hello_problem(config.cluster, config.region, config.labels)
+    if refused:
+        print(f"federator agent: {refused}", file=sys.stderr)
+        return 2
     return run(Agent(config, backend))
+
+
+def _hello_problem(cluster: str, region: str, labels: Mapping[str, str]) -> str | None:
+    """What the federator would refuse in this agent's Hello, said now and named by flag: the federator's
+    INVALID_ARGUMENT would only be logged, once a second, by an agent retrying for ever."""
+    from federator.security.limits import Limits, check_hello
+
+    problem = check_hello(cluster, region or "r", labels, limits=Limits())
+    if problem is None:
+        return None
+    for field, flag in (("hello.cluster", "--cluster"), ("hello.region", "--region"), ("hello.labels", "--label")):
+        if problem.startswith(field):
+            return flag + problem[len(field):]
+    return problem
 
 
 class _SlowLaunches:

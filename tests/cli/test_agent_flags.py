@@ -1,0 +1,40 @@
+"""`federator agent` flags the federator would refuse, or that make no sense, are refused at the start,
+naming the flag: before, the agent ran and retried a refused Hello once a second for ever, or took a
+negative time scale."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from support import EXAMPLES
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--label", "a b=c"], "--label: 'a b' is not a valid label key"),
+    (["--label", "k=" + "v" * 300], "--label[k]: value longer than 253 characters"),
+    (["--provider", "Acme Corp"], "--provider: must be a lower-case DNS label, as in the trust file, got 'Acme Corp'"),
+    (["--time-scale", "-1"], "--time-scale: must be a positive number, got -1"),
+    (["--time-scale", "nan"], "--time-scale: must be a positive number, got nan"),
+    (["--fence-after", "-5"], "--fence-after: must be 0 (off) or more seconds, got -5"),
+], ids=["label-key", "label-value", "provider", "time-scale-negative", "time-scale-nan", "fence-after"])
+def test_a_flag_the_federator_would_refuse_is_refused_at_the_start(flags: list[str], said: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    out = subprocess.run([sys.executable, "-m", "federator", "agent", "--cluster", "east-1", "--sim",
+                          str(EXAMPLES / "fleet.yaml"), "--insecure", "--server", "127.0.0.1:1", *flags],
+                         capture_output=True, text=True, timeout=30, env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"federator agent: {said}"
+
+
+def test_a_kubernetes_agent_with_a_bad_cluster_name_is_refused_before_it_dials() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    out = subprocess.run([sys.executable, "-m", "federator", "agent", "--cluster", "West_1", "--region", "west",
+                          "--kubeconfig", "/nonexistent", "--insecure"], capture_output=True, text=True, timeout=30,
+                         env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("federator agent: --cluster: must be a lower-case DNS name of at most 63 "
+                                  "characters, got 'West_1'")
