@@ -64,3 +64,20 @@ def test_a_file_serve_cannot_use_names_the_flag_and_the_file(tmp_path: Path, cer
     path.write_bytes(data)
     out = _serve("--certs-dir", str(certs.root), "--db", str(tmp_path / "f.db"), flag, str(path))
     _refused(out, f"{flag}: {path}", why)
+
+
+@pytest.mark.parametrize(("flag", "value", "must"), [
+    ("--cycle-interval", "0", "a positive number"),  # the loop would spin
+    ("--cycle-interval", "inf", "a positive number"),  # leases would be checked only when something happened
+    ("--report-interval", "nan", "a positive number"),
+    ("--lease-seconds", "nan", "a positive number"),
+    ("--settle-seconds", "nan", "0 or a positive number"),  # a missing cluster would hold the loop for ever
+    ("--settle-seconds", "-1", "0 or a positive number"),
+    ("--max-reports-per-second", "-2", "a positive number"),
+])
+def test_a_timing_flag_that_is_not_a_usable_number_is_refused(tmp_path: Path, flag: str, value: str,
+                                                               must: str) -> None:
+    out = _serve("--insecure", "--db", str(tmp_path / "f.db"), flag, value)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"federator serve: {flag}: must be {must}, got {value}"
+    assert not (tmp_path / "f.db").exists()

@@ -153,7 +153,7 @@ def test_a_negative_settle_time_is_refused_naming_the_flag(tmp_path: Path) -> No
                           "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--settle-seconds", "-1"],
                          capture_output=True, text=True, timeout=60, env=env)
     assert got.returncode == 2
-    assert got.stderr.strip() == "federator serve: --settle-seconds: must not be negative, got -1"
+    assert got.stderr.strip() == "federator serve: --settle-seconds: must be 0 or a positive number, got -1"
     assert not (tmp_path / "f.db").exists()
 
 

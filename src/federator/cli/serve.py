@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -76,9 +77,18 @@ def _serve(args: argparse.Namespace) -> int:
     from federator.security.tls import TlsError
     from federator.server.app import ServeOptions, serve
 
-    if args.settle_seconds < 0:
-        print(f"federator serve: --settle-seconds: must not be negative, got {args.settle_seconds:g}", file=sys.stderr)
-        return 2
+    for flag, value, zero in (("--report-interval", args.report_interval, False),
+                              ("--lease-seconds", args.lease_seconds, False),
+                              ("--lost-after", args.lost_after, False),
+                              ("--order-max-age", args.order_max_age, True),  # 0: the default
+                              ("--cycle-interval", args.cycle_interval, False),
+                              ("--settle-seconds", args.settle_seconds, True),
+                              ("--max-reports-per-second", args.max_reports_per_second, False)):
+        # NaN passes every comparison's "is it negative" and inf a timer's; a 0 interval spins the loop.
+        if not (math.isfinite(value) and (value > 0 or (zero and value == 0))):
+            must = "0 or a positive number" if zero else "a positive number"
+            print(f"federator serve: {flag}: must be {must}, got {value:g}", file=sys.stderr)
+            return 2
     try:
         use_catalog_file(args.accelerator_catalog)
     except CatalogError as exc:
