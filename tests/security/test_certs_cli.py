@@ -46,3 +46,24 @@ def test_without_credentials_tls_is_still_the_default_and_the_error_says_what_to
     out = federator(*command, "--server", "127.0.0.1:1") if command[0] != "serve" else federator(*command)
     assert out.returncode == 2, out.stderr
     assert "--certs-dir" in out.stderr and "--insecure" in out.stderr
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["init", "--days", "-5"], "federator certs init: --days: must be 1 to 36500, got -5"),
+    (["init", "--days", "0"], "federator certs init: --days: must be 1 to 36500, got 0"),
+    (["init", "--server-name", "bad name"],
+     "federator certs init: --server-name: must be a DNS name or an IP address, got 'bad name'"),
+    (["issue", "--cluster", "x", "--days", "999999999"],
+     "federator certs issue: --days: must be 1 to 36500, got 999999999"),
+    (["issue", "--user", "bob", "--group", "a,b"],
+     "federator certs issue: --group: must be a lower-case DNS name of at most 63 characters, got 'a,b'"),
+], ids=["init-negative-days", "init-zero-days", "init-server-name", "issue-days-overflow", "issue-group"])
+def test_bad_certificate_parameters_are_one_line_naming_the_flag(tmp_path: Path, args: list[str], said: str) -> None:
+    d = tmp_path / "certs"
+    if args[0] == "issue":
+        assert federator("certs", "init", "--dir", str(d)).returncode == 0
+    out = federator("certs", args[0], "--dir", str(d), *args[1:])
+    assert out.returncode != 0
+    assert out.stderr.strip() == said
+    if args[0] == "init":
+        assert not d.exists()  # nothing half-made that would need --force

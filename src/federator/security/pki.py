@@ -33,6 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 URI_PREFIX = "federator://"
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$")
 
 
 class PkiError(ValueError):
@@ -104,6 +105,31 @@ class CertsDir:
         return self.root / f"{identity.kind.value}s" / f"{identity.name}.key"
 
 
+MAX_DAYS = 36_500  # a hundred years; X.509 dates end in 9999, and Python's before that
+
+
+def _host_ok(host: str) -> bool:
+    """A name a TLS client may verify the federator by: an IP address, or a DNS name (a leading *. allowed)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.removeprefix("*.").split(".")
+    return len(host) <= 253 and all(_DNS_LABEL.match(label) for label in labels)
+
+
+def _check_days(days: int) -> None:
+    if not 1 <= days <= MAX_DAYS:
+        raise PkiError(f"--days: must be 1 to {MAX_DAYS}, got {days}")
+
+
+def _check_hosts(hosts: tuple[str, ...]) -> None:
+    for host in hosts:
+        if not _host_ok(host):
+            raise PkiError(f"--server-name: must be a DNS name or an IP address, got {host!r}")
+
+
 def check_name(kind: IdentityKind, name: str) -> None:
     if not _NAME.match(name):
         raise PkiError(f"--{kind.value}: must be a lower-case DNS name of at most 63 characters, got {name!r}")
@@ -152,6 +178,7 @@ def load_cert(path: Path) -> x509.Certificate:
 
 def create_ca(certs: CertsDir, *, common_name: str, days: int = 3650) -> x509.Certificate:
     """A self-signed CA in `certs` (ca.crt, ca.key): the federation's, or a provider's (`providers/NAME`)."""
+    _check_days(days)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = _now()
@@ -176,6 +203,8 @@ def init_ca(certs: CertsDir, *, common_name: str = "federator CA", days: int = 3
     """Create the CA, the federator's serving certificate and an `admin` user certificate."""
     if certs.ca_cert.exists() and not force:
         raise PkiError(f"{certs.ca_cert} exists; pass --force to replace the whole federation's CA")
+    _check_days(days)
+    _check_hosts(server_names)  # before anything is written: a half-made CA would need --force
     create_ca(certs, common_name=common_name, days=days)
     issue(certs, Identity(IdentityKind.SERVER, "federator"), server_names=server_names, days=days)
     issue(certs, Identity(IdentityKind.USER, "admin"), days=days)
@@ -193,7 +222,10 @@ def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] 
     for group in groups:
         if identity.kind is not IdentityKind.USER:
             raise PkiError("--group: only a user certificate carries groups")
-        check_name(IdentityKind.USER, group)
+        if not _NAME.match(group):
+            raise PkiError(f"--group: must be a lower-case DNS name of at most 63 characters, got {group!r}")
+    _check_days(days)
+    _check_hosts(server_names)
     try:
         ca_key = serialization.load_pem_private_key(certs.ca_key.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
