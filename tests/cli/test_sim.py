@@ -55,8 +55,11 @@ def test_progress_bar_when_asked(tmp_path: Path, examples: Path, capsys: pytest.
     [
         (["--clusters", "2"], "--clusters: applies to node CSVs only"),
         (["--policy", "missing.yaml"], "missing.yaml"),
+        (["--batch", "0"], "federator sim: --batch: must be at least 1, got 0"),
+        (["--cycle-interval", "nan"], "--cycle-interval: must be a positive number of seconds, got nan"),
+        (["--cycle-interval", "-5"], "--cycle-interval: must be a positive number of seconds, got -5"),
     ],
-    ids=["clusters-with-yaml", "missing-policy"],
+    ids=["clusters-with-yaml", "missing-policy", "batch-zero", "cycle-interval-nan", "cycle-interval-negative"],
 )
 def test_sim_errors_are_one_clear_line(examples: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                        words: str) -> None:
@@ -64,3 +67,17 @@ def test_sim_errors_are_one_clear_line(examples: Path, capsys: pytest.CaptureFix
                str(examples / "workloads" / "pods-sample.csv"), *args])
     assert rc == 2
     assert words in capsys.readouterr().err
+
+
+def test_a_folder_of_job_files_is_a_workload_as_for_submit(examples: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["sim", "--fleet", str(examples / "fleet.yaml"), "--workload", str(examples / "jobs"), "-o", "json"])
+    assert rc == 0
+    files = [p for p in (examples / "jobs").iterdir() if p.suffix == ".yaml"]
+    assert json.loads(capsys.readouterr().out)["jobs_total"] == len(files) >= 2
+
+
+def test_an_empty_folder_is_said_to_hold_no_job_files(tmp_path: Path, examples: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--fleet", str(examples / "fleet.yaml"), "--workload", str(tmp_path)]) == 2
+    said = capsys.readouterr().err.strip()
+    assert said == f"federator sim: {tmp_path}: no job files (.yaml, .yml, .json) in the folder"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -19,7 +20,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="fleet YAML, or node CSV (sn,cpu_milli,memory_mib,gpu,model or "
                         "node_name,gpu_model,gpu_capacity_num,cpu_num)")
     p.add_argument("--workload", type=Path, required=True,
-                   help="job YAML, or pod CSV (name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,...)")
+                   help="job YAML (a file, or a folder of them as for submit -f), or pod CSV "
+                        "(name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,...)")
     p.add_argument("--clusters", type=int, help="deal a node CSV without a cluster column into N clusters "
                                                 "in N regions (default 4)")
     p.add_argument("--mode", choices=["fill", "replay"], default="fill",
@@ -52,6 +54,13 @@ def _sim(args: argparse.Namespace) -> int:
     from federator.scheduler import PolicyError, Scheduler, load_policy
     from federator.simulate import Simulation, TraceError, load_fleet_file, load_workload
 
+    if args.batch < 1:
+        print(f"federator sim: --batch: must be at least 1, got {args.batch}", file=sys.stderr)
+        return 2
+    if not (math.isfinite(args.cycle_interval) and args.cycle_interval > 0):
+        print(f"federator sim: --cycle-interval: must be a positive number of seconds, got {args.cycle_interval:g}",
+              file=sys.stderr)
+        return 2
     try:  # first: the fleet and the workload are read with it
         use_catalog_file(args.accelerator_catalog)
     except CatalogError as exc:

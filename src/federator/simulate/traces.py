@@ -106,10 +106,15 @@ def load_fleet_file(path: Path, *, clusters: int | None = None) -> dict[str, Clu
 
 
 def load_workload(path: Path) -> list[SimJob]:
-    """Jobs in arrival order from a job YAML or a pod CSV."""
-    if path.suffix.lower() in (".yaml", ".yml", ".json"):
+    """Jobs in arrival order from a job YAML (a file, or a folder of them as `federator submit -f` takes), or a
+    pod CSV."""
+    if path.is_dir() or path.suffix.lower() in (".yaml", ".yml", ".json"):
+        files = sorted(q for q in path.iterdir() if q.suffix.lower() in (".yaml", ".yml", ".json")) \
+            if path.is_dir() else [path]
+        if not files:
+            raise TraceError(f"{path}: no job files (.yaml, .yml, .json) in the folder")
         try:
-            specs = load_job_files(path)
+            specs = [s for f in files for s in load_job_files(f)]
         except JobFileError as exc:
             raise TraceError(str(exc)) from exc
         jobs = []
