@@ -178,7 +178,7 @@ def _fraction_growth(pool: AcceleratorPool, state: tuple[Any, ...], milli: int,
     it is, and the job went to a model FGD would not have chosen (synthetic `fractional` mix of
     bench/fgd.py, one cluster: 0.9866 of the GPUs allocated; 0.9895 with this; 0.9937 when the nodes
     chose the model). The cycle's reservation still takes best fit's bucket: taking this one there too
-    measured worse over the protocol (docs/benchmarks.md, round 7)."""
+    measured worse over the protocol (docs/benchmarks.md, rounds 7 and 15)."""
     hist, shared = pool.nodes_by_free, pool.shared_devices
     buckets = [shared_bucket(f) for f, n in shared if f >= milli and n]
     buckets += [whole_bucket(i) for i in range(1, len(hist)) if hist[i]]
