@@ -5,6 +5,7 @@ traceback or yaml's four-line excerpt."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -31,3 +32,24 @@ def read_text(path: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(utf8_problem(data, exc)) from None
+
+
+class YamlFileError(ValueError):
+    """Why a YAML file could not be read, in one line; the caller names the file (and the flag)."""
+
+
+def load_yaml_file(path: Path) -> Any:
+    """A YAML file's one document: YamlFileError if it cannot be read, is not UTF-8 text, is not YAML, or is
+    nested deeper than the parser recurses."""
+    try:
+        text = read_text(path)
+    except OSError as exc:
+        raise YamlFileError(f"cannot read: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise YamlFileError(str(exc)) from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise YamlFileError(yaml_problem(exc)) from exc
+    except RecursionError as exc:
+        raise YamlFileError("nested too deep") from exc

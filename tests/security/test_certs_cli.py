@@ -67,3 +67,17 @@ def test_bad_certificate_parameters_are_one_line_naming_the_flag(tmp_path: Path,
     assert out.stderr.strip() == said
     if args[0] == "init":
         assert not d.exists()  # nothing half-made that would need --force
+
+
+@pytest.mark.parametrize(("trust", "said"), [
+    ("providers: [1]\n", "must be a mapping with one field, providers, of provider names to {ca, clusters, revoked}"),
+    ("a: [\n", "not valid YAML: expected the node content, but found '<stream end>' (line 2, column 1)"),
+], ids=["not-a-trust-file", "not-yaml"])
+def test_adding_a_provider_to_a_trust_file_that_is_not_one_names_the_file(tmp_path: Path, trust: str,
+                                                                          said: str) -> None:
+    d = tmp_path / "certs"
+    assert federator("certs", "init", "--dir", str(d)).returncode == 0
+    (d / "trust.yaml").write_text(trust)
+    out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*")
+    assert out.returncode == 1
+    assert out.stderr.strip() == f"federator certs provider: {d / 'trust.yaml'}: {said}"

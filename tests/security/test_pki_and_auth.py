@@ -16,15 +16,6 @@ WEST = Identity(IdentityKind.CLUSTER, "west-1")
 ADMIN = Identity(IdentityKind.USER, "admin")
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> CertsDir:
-    c = CertsDir(tmp_path_factory.mktemp("certs"))
-    init_ca(c)
-    issue(c, EAST)
-    issue(c, WEST)
-    return c
-
-
 def auth_context(certs: CertsDir, identity: Identity | None) -> dict[str, list[bytes]]:
     """What grpc's auth_context() holds for a verified client certificate (or none)."""
     if identity is None:

@@ -11,18 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
+from federator.security.pki import CertsDir, Identity, IdentityKind
 from federator.security.tls import TlsError, TlsFiles, server_files, user_files
 
 EAST = Identity(IdentityKind.CLUSTER, "east-1")
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> CertsDir:
-    c = CertsDir(tmp_path_factory.mktemp("certs"))
-    init_ca(c)
-    issue(c, EAST)
-    return c
 
 
 def test_a_good_set_is_read(certs: CertsDir) -> None:

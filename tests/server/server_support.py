@@ -59,3 +59,13 @@ def join(fed: Federator, name: str, *placement_ids: str, region: str = "r") -> C
     rec = fed.connect(cluster=name, region=region, labels={})
     fed.report(rec, capacity(*placement_ids))
     return rec
+
+
+def placed_on(fed: Federator, prefix: str) -> dict[str, int]:
+    """Replicas per cluster of the jobs whose names start with `prefix` (a backlog's share of each cluster)."""
+    out: dict[str, int] = {}
+    for job in fed.jobs.values():
+        if job.spec.name.startswith(prefix):
+            for p in job.placements:
+                out[p.cluster] = out.get(p.cluster, 0) + 1
+    return out

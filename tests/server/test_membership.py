@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 
-from server_support import LEASE, LOST_AFTER, Clock, MemoryStore, capacity, join, make, spec
+from server_support import LEASE, LOST_AFTER, Clock, MemoryStore, capacity, join, make, placed_on, spec
 
 from federator.model import ClusterState
 from federator.server.federator import Federator
@@ -42,15 +42,6 @@ def _first_life(db: Path, store: MemoryStore, clock: Clock) -> None:
     clock.now += 1
 
 
-def _backlog_on(fed: Federator) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for job in fed.jobs.values():
-        if job.spec.name.startswith("backlog-"):
-            for p in job.placements:
-                out[p.cluster] = out.get(p.cluster, 0) + 1
-    return out
-
-
 def test_an_idle_member_is_expected_back_and_shares_the_backlog(tmp_path: Path) -> None:
     db, store, clock = tmp_path / "federator.db", MemoryStore(), Clock()
     _first_life(db, store, clock)
@@ -61,10 +52,10 @@ def test_an_idle_member_is_expected_back_and_shares_the_backlog(tmp_path: Path) 
     held = [p.placement_id for j in fed.jobs.values() for p in j.placements]
     join(fed, "east-1", *held, region="east")
     assert _tick(fed) is None  # west-1 is expected: the backlog waits rather than all going to east-1
-    assert _backlog_on(fed) == {}
+    assert placed_on(fed, "backlog-") == {}
     join(fed, "west-1", region="west")
     assert _tick(fed) is not None
-    assert _backlog_on(fed) == {"east-1": 2, "west-1": 2}
+    assert placed_on(fed, "backlog-") == {"east-1": 2, "west-1": 2}
 
 
 def test_a_lost_member_is_not_waited_for_by_the_next_restart(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from server_support import Clock, MemoryStore, join, make, spec
+from server_support import Clock, MemoryStore, join, make, placed_on, spec
 
 from federator.model import ClusterState, Job, JobPhase
 from federator.server.federator import Federator
@@ -58,15 +58,6 @@ def _back(fed: Federator, cluster: str, region: str) -> None:
     join(fed, cluster, *held, region=region)
 
 
-def _where(fed: Federator) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for job in fed.jobs.values():
-        if job.spec.name.startswith("backlog-"):
-            for p in job.placements:
-                out[p.cluster] = out.get(p.cluster, 0) + 1
-    return out
-
-
 def test_the_backlog_waits_for_every_expected_cluster_then_goes_to_both() -> None:
     clock = Clock()
     fed = _restarted_with_work_on_both(MemoryStore(), clock)
@@ -75,13 +66,13 @@ def test_the_backlog_waits_for_every_expected_cluster_then_goes_to_both() -> Non
         _back(fed, "east-1", "east")
         clock.now += 2
         assert await fed.tick() is None  # west-1 is expected back: nothing placed on east-1 alone
-        assert _where(fed) == {}
+        assert placed_on(fed, "backlog-") == {}
         _back(fed, "west-1", "west")
         assert await fed.tick() is not None
         fed.cycles.close()
 
     asyncio.run(main())
-    assert _where(fed) == {"east-1": 2, "west-1": 2}  # RegionLoad shares the backlog between the regions
+    assert placed_on(fed, "backlog-") == {"east-1": 2, "west-1": 2}  # RegionLoad shares the backlog between the regions
 
 
 def test_without_the_wait_the_first_cluster_back_took_the_backlog() -> None:
@@ -99,7 +90,7 @@ def test_without_the_wait_the_first_cluster_back_took_the_backlog() -> None:
         fed.cycles.close()
 
     asyncio.run(main())
-    assert _where(fed) == {"east-1": 4}
+    assert placed_on(fed, "backlog-") == {"east-1": 4}
 
 
 def test_a_cluster_that_stays_away_holds_the_backlog_only_until_the_settle_time(
@@ -121,7 +112,7 @@ def test_a_cluster_that_stays_away_holds_the_backlog_only_until_the_settle_time(
 
     asyncio.run(main())
     assert fed.clusters["west-1"].state is ClusterState.PARTITIONED
-    assert _where(fed) == {"east-1": 4}
+    assert placed_on(fed, "backlog-") == {"east-1": 4}
     assert "holding placements for up to 10s until 1 expected member cluster(s) report: west-1" in caplog.text
     assert "placing without 1 member cluster(s) that have not reported since the start: west-1" in caplog.text
 

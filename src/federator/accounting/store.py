@@ -9,12 +9,12 @@ placement starts running (open, `end` NULL) and again when it ends.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import astuple
 from pathlib import Path
 
 from federator.accounting.records import UsageRecord
+from federator.store.sqlite import open_sqlite
 
 _COLUMNS = ("placement_id", "job_id", "queue", "user", "namespace", "cluster", "provider", "model",
             "accelerators_milli", "start", "end_time")
@@ -22,14 +22,10 @@ _COLUMNS = ("placement_id", "job_id", "queue", "user", "namespace", "cluster", "
 
 class SqliteUsageStore:
     def __init__(self, path: Path) -> None:
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a commit is in the OS before put returns (a killed process loses nothing) but is
         # not fsynced on the event loop; a power cut may lose the last moments of records, never corrupt them.
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_sqlite(path, synchronous="NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS usage (placement_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, "
             "queue TEXT NOT NULL, user TEXT NOT NULL, namespace TEXT NOT NULL, cluster TEXT NOT NULL, "

@@ -45,11 +45,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from federator.model import Job, JobSpec
 from federator.security.auth import Peer
-from federator.yamltext import read_text, yaml_problem
+from federator.yamltext import YamlFileError, load_yaml_file
 
 USER_ANNOTATION = "federator.io/user"
 GROUPS_ANNOTATION = "federator.io/groups"
@@ -295,12 +293,8 @@ def queue_tenancy(body: Any, where: str, bad: list[str]) -> tuple[Access | None,
 def load_tenancy(path: Path) -> TenancyPolicy:
     """The tenancy part of a policy file (`federator serve --policy`); TenancyError names every bad field."""
     try:
-        doc = yaml.safe_load(read_text(path)) or {}
-    except OSError as exc:
-        raise TenancyError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
-    except yaml.YAMLError as exc:
-        raise TenancyError([f"{path}: {yaml_problem(exc)}"]) from exc
-    except ValueError as exc:
+        doc = load_yaml_file(path) or {}
+    except YamlFileError as exc:
         raise TenancyError([f"{path}: {exc}"]) from exc
     if not isinstance(doc, Mapping):
         raise TenancyError([f"{path}: must be a mapping"])

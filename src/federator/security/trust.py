@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import serialization
 
 from federator.security.auth import RevocationList
 from federator.security.pki import Identity, IdentityKind, PkiError, load_cert
-from federator.yamltext import read_text, yaml_problem
+from federator.yamltext import YamlFileError, load_yaml_file
 
 PROVIDER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a lower-case DNS label
 FEDERATION = ""  # the issuer name of the federation's own CA
@@ -131,12 +131,8 @@ def load_trust(path: Path, *, federation_ca: Path,
                on_revoked: Callable[[str, list[str]], None] | None = None) -> Trust:
     """Read the trust file; TrustError names the bad field. `on_revoked(provider, entries)`: see RevocationList."""
     try:
-        doc = yaml.safe_load(read_text(path)) or {}
-    except OSError as exc:
-        raise TrustError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise TrustError(f"{path}: {yaml_problem(exc)}") from exc
-    except ValueError as exc:
+        doc = load_yaml_file(path) or {}
+    except YamlFileError as exc:
         raise TrustError(f"{path}: {exc}") from exc
     try:
         fed_ca = load_cert(federation_ca)
@@ -177,10 +173,18 @@ def write_trust(path: Path, providers: Mapping[str, Mapping[str, object]]) -> No
 
 
 def read_trust_document(path: Path) -> dict[str, dict[str, object]]:
+    """The providers of a trust file as written, for `certs provider` to add one (TrustError if it is not one)."""
     if not path.exists():
         return {}
-    doc = yaml.safe_load(path.read_text()) or {}
-    return {str(k): dict(v) for k, v in (doc.get("providers") or {}).items()}
+    try:
+        doc = load_yaml_file(path) or {}
+    except YamlFileError as exc:
+        raise TrustError(f"{path}: {exc}") from exc
+    providers = doc.get("providers") if isinstance(doc, Mapping) else None
+    if not isinstance(providers or {}, Mapping) or not all(isinstance(v, Mapping) for v in (providers or {}).values()):
+        raise TrustError(f"{path}: must be a mapping with one field, providers, of provider names to "
+                         "{ca, clusters, revoked}")
+    return {str(k): dict(v) for k, v in (providers or {}).items()}
 
 
 __all__ = ["FEDERATION", "PROVIDER_LABEL", "PROVIDER_NAME", "Provider", "Trust", "TrustError", "load_trust",

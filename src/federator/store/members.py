@@ -15,12 +15,13 @@ Lost. A write is one small transaction per change of a member, not per report.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from federator.store.sqlite import open_sqlite, write_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,29 +45,17 @@ class MemberStore(Protocol):
 
 class SqliteMemberStore:
     def __init__(self, path: Path) -> None:
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a member written just before a power cut may be forgotten, which costs one restart's wait
         # for it, never a job; and the write is not fsynced on the event loop.
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_sqlite(path, synchronous="NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS members (name TEXT PRIMARY KEY, region TEXT NOT NULL, "
                          "labels TEXT NOT NULL, lost INTEGER NOT NULL)")
 
     def put(self, members: Iterable[Member]) -> None:
         rows = [(m.name, m.region, json.dumps(dict(m.labels), sort_keys=True), int(m.lost)) for m in members]
-        if not rows:
-            return
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)", rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            write_all(self._db, "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)", rows)
 
     def load(self) -> list[Member]:
         with self._lock:

@@ -11,7 +11,7 @@ import errno
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -19,6 +19,33 @@ from federator.model import Job
 from federator.store.codec import job_from_dict, job_to_dict
 
 SCHEMA_VERSION = 1
+
+
+def open_sqlite(path: Path, *, synchronous: str) -> sqlite3.Connection:
+    """A connection to a SQLite file of the federator's (jobs, members, usage: one file, a connection each): WAL,
+    so readers never wait for the writer; autocommit, so each store says where its transactions are; usable
+    from the group commit's thread. `synchronous`: FULL where a reply promises the write is on disk."""
+    if str(path) != ":memory:":
+        if path.parent.exists() and not path.parent.is_dir():  # mkdir would say "File exists", naming no problem
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent))
+        path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    return db
+
+
+def write_all(db: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """`sql` for every row in one transaction, all or none (the caller holds the connection's lock)."""
+    if not rows:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany(sql, rows)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 class JobStore(Protocol):
@@ -32,14 +59,9 @@ class JobStore(Protocol):
 
 class SqliteJobStore:
     def __init__(self, path: Path) -> None:
-        if path.parent.exists() and not path.parent.is_dir():  # mkdir would say "File exists", naming no problem
-            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent))
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_sqlite(path, synchronous="FULL")  # an accepted job is on disk before the reply
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, phase TEXT NOT NULL, doc TEXT NOT NULL)"
         )
@@ -48,16 +70,8 @@ class SqliteJobStore:
 
     def put(self, jobs: Iterable[Job]) -> None:
         rows = [(j.job_id, j.phase.value, json.dumps(job_to_dict(j), separators=(",", ":"))) for j in jobs]
-        if not rows:
-            return
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?)", rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            write_all(self._db, "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?)", rows)
 
     def load(self) -> list[Job]:
         with self._lock:

@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from federator.catalog import catalog
 from federator.model import QuantityError, to_bytes, to_milli
-from federator.yamltext import read_text, yaml_problem
+from federator.yamltext import YamlFileError, load_yaml_file
 
 
 class FleetError(ValueError):
@@ -58,12 +56,8 @@ class ClusterSpec:
 
 def load_fleet(path: Path) -> dict[str, ClusterSpec]:
     try:
-        doc = yaml.safe_load(read_text(path))
-    except OSError as exc:
-        raise FleetError(f"{path}: cannot read fleet file: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise FleetError(f"{path}: {yaml_problem(exc)}") from exc
-    except ValueError as exc:
+        doc = load_yaml_file(path)
+    except YamlFileError as exc:
         raise FleetError(f"{path}: {exc}") from exc
     return parse_fleet(doc, source=str(path))
 
