@@ -20,7 +20,10 @@ from support import EXAMPLES
     (["--time-scale", "-1"], "--time-scale: must be a positive number, got -1"),
     (["--time-scale", "nan"], "--time-scale: must be a positive number, got nan"),
     (["--fence-after", "-5"], "--fence-after: must be 0 (off) or more seconds, got -5"),
-], ids=["label-key", "label-value", "provider", "time-scale-negative", "time-scale-nan", "fence-after"])
+    (["--metrics-listen", "127.0.0.1:0", "--ready-file", "/nonexistent-folder/ready.json"],
+     "--ready-file: /nonexistent-folder/ready.json: the folder /nonexistent-folder does not exist"),
+], ids=["label-key", "label-value", "provider", "time-scale-negative", "time-scale-nan", "fence-after",
+        "ready-file"])
 def test_a_flag_the_federator_would_refuse_is_refused_at_the_start(flags: list[str], said: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
     out = subprocess.run([sys.executable, "-m", "federator", "agent", "--cluster", "east-1", "--sim",

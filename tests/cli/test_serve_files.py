@@ -81,3 +81,14 @@ def test_a_timing_flag_that_is_not_a_usable_number_is_refused(tmp_path: Path, fl
     assert out.returncode == 2
     assert out.stderr.strip() == f"federator serve: {flag}: must be {must}, got {value}"
     assert not (tmp_path / "f.db").exists()
+
+
+def test_a_ready_file_or_audit_log_that_cannot_be_written_is_refused_naming_the_flag(tmp_path: Path) -> None:
+    nowhere = tmp_path / "missing" / "folder"
+    out = _serve("--insecure", "--db", str(tmp_path / "f.db"), "--ready-file", str(nowhere / "ready.json"))
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"federator serve: --ready-file: {nowhere / 'ready.json'}: the folder {nowhere} "
+                                  "does not exist")
+    (tmp_path / "file").write_text("")
+    out = _serve("--insecure", "--db", str(tmp_path / "f.db"), "--audit-log", str(tmp_path / "file" / "a.jsonl"))
+    _refused(out, "--audit-log: cannot open", "Not a directory")

@@ -25,7 +25,6 @@ It counts what it does in `AgentMetrics` (agent/metrics.py), and with
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -43,6 +42,7 @@ from federator.agent.metrics import AgentMetrics
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.model import JobPhase
+from federator.readyfile import write_ready_file
 from federator.security.tls import FRESH_CONNECTION, TlsFiles
 
 log = logging.getLogger("federator.agent")
@@ -128,10 +128,9 @@ class Agent:
     def _write_ready_file(self, endpoint: Endpoint) -> None:
         if self.config.ready_file is None:
             return
-        tmp = self.config.ready_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"metrics": f"{endpoint.url}/metrics", "healthz": f"{endpoint.url}/healthz",
-                                   "readyz": f"{endpoint.url}/readyz", "pid": os.getpid()}))
-        tmp.replace(self.config.ready_file)
+        write_ready_file(self.config.ready_file, {"metrics": f"{endpoint.url}/metrics",
+                                                  "healthz": f"{endpoint.url}/healthz",
+                                                  "readyz": f"{endpoint.url}/readyz", "pid": os.getpid()})
 
     async def _tick_loop(self) -> None:
         """Every quarter second: a pause noticed (and fenced), the federator's silence, --fence-after, and

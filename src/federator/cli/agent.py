@@ -88,6 +88,7 @@ def _agent(args: argparse.Namespace) -> int:
     from federator.backends.sim import FleetError, load_fleet
     from federator.backends.sim.runtime import SimBackend
     from federator.catalog import CatalogError, use_catalog_file
+    from federator.readyfile import ready_file_problem
     from federator.security.tls import TlsError
     from federator.yamltext import read_text
 
@@ -111,6 +112,10 @@ def _agent(args: argparse.Namespace) -> int:
                   f"{args.provider[:80]!r}", file=sys.stderr)
             return 2
         labels["federator.io/provider"] = args.provider
+    problem = ready_file_problem(args.ready_file)
+    if problem:
+        print(f"federator agent: {problem}", file=sys.stderr)
+        return 2
     if not args.time_scale > 0:  # NaN too
         print(f"federator agent: --time-scale: must be a positive number, got {args.time_scale:g}", file=sys.stderr)
         return 2

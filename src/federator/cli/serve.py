@@ -72,6 +72,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from federator.catalog import CatalogError, use_catalog_file
     from federator.listen import check_grpc_listen, parse_listen
+    from federator.readyfile import ready_file_problem
     from federator.security.limits import Limits
     from federator.security.pki import CertsDir
     from federator.security.tls import TlsError
@@ -89,6 +90,10 @@ def _serve(args: argparse.Namespace) -> int:
             must = "0 or a positive number" if zero else "a positive number"
             print(f"federator serve: {flag}: must be {must}, got {value:g}", file=sys.stderr)
             return 2
+    problem = ready_file_problem(args.ready_file)
+    if problem:
+        print(f"federator serve: {problem}", file=sys.stderr)
+        return 2
     try:
         use_catalog_file(args.accelerator_catalog)
     except CatalogError as exc:

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from federator.paths import make_parent
 from federator.security.authz import Principal
 
 log = logging.getLogger("federator.audit")
@@ -64,7 +65,7 @@ class AuditLog:
             self._out = sys.stdout
         else:
             path = Path(target)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_parent(path)
             self._out = path.open("a", encoding="utf-8")
             self._owned = True
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import os
 import signal
@@ -22,6 +21,7 @@ from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
 from federator.listen import ListenError, parse_listen
 from federator.metrics import Metrics
+from federator.readyfile import write_ready_file
 from federator.scheduler import COMPILED, PolicyError, Scheduler, load_policy
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList, load_tokens
@@ -211,7 +211,11 @@ async def serve(opts: ServeOptions) -> None:
     # The jobs just loaded live as long as the process: keep them out of the cyclic GC's full collections,
     # which otherwise walk every one of them (seconds with 100,000 jobs) while the loop waits.
     gc.freeze()
-    audit = AuditLog(opts.audit_log, on_line=lambda action, result: metrics.audit_lines.labels(action, result).inc())
+    try:
+        audit = AuditLog(opts.audit_log,
+                         on_line=lambda action, result: metrics.audit_lines.labels(action, result).inc())
+    except OSError as exc:
+        raise SystemExit(f"--audit-log: cannot open {opts.audit_log}: {exc.strerror or exc}") from exc
     trust = _trust(opts, audit)
     try:
         tokens = load_tokens(opts.token_file) if opts.token_file else []
@@ -260,9 +264,7 @@ async def serve(opts: ServeOptions) -> None:
              ready["grpc"], "INSECURE plaintext" if opts.insecure else "mTLS", ready["metrics"], len(fed.jobs), opts.db,
              "compiled" if COMPILED else "interpreted (see setup.py: about half the placements per second)")
     if opts.ready_file:
-        tmp = opts.ready_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(ready))
-        tmp.replace(opts.ready_file)
+        write_ready_file(opts.ready_file, ready)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -7,7 +7,6 @@ placement it had handed out (the fencing generations included).
 
 from __future__ import annotations
 
-import errno
 import json
 import sqlite3
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from federator.model import Job
+from federator.paths import make_parent
 from federator.store.codec import job_from_dict, job_to_dict
 
 SCHEMA_VERSION = 1
@@ -26,9 +26,7 @@ def open_sqlite(path: Path, *, synchronous: str) -> sqlite3.Connection:
     so readers never wait for the writer; autocommit, so each store says where its transactions are; usable
     from the group commit's thread. `synchronous`: FULL where a reply promises the write is on disk."""
     if str(path) != ":memory:":
-        if path.parent.exists() and not path.parent.is_dir():  # mkdir would say "File exists", naming no problem
-            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_parent(path)
     db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
