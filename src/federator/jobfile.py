@@ -104,6 +104,24 @@ MAX_DEPTH = 64
 """Nesting a job document may have at most: a pod template is a few levels deep, thousands are an attack."""
 
 
+JOB_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def job_paths(paths: Iterable[Path]) -> list[Path]:
+    """The job files named: a file as it is, a folder as its .yaml, .yml and .json files in name order (not
+    its subfolders). A folder that holds none is a JobFileError: a user who names one meant to run something."""
+    out: list[Path] = []
+    for p in paths:
+        if not p.is_dir():
+            out.append(p)
+            continue
+        found = sorted(q for q in p.iterdir() if q.suffix.lower() in JOB_FILE_SUFFIXES and not q.is_dir())
+        if not found:
+            raise JobFileError([FieldProblem("folder", "holds no job files (.yaml, .yml, .json)")], str(p))
+        out.extend(found)
+    return out
+
+
 def load_job_files(path: Path) -> list[JobSpec]:
     """Every FederatedJob in a file (several YAML documents may share one file).
 

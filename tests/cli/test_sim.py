@@ -80,4 +80,4 @@ def test_an_empty_folder_is_said_to_hold_no_job_files(tmp_path: Path, examples: 
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "--fleet", str(examples / "fleet.yaml"), "--workload", str(tmp_path)]) == 2
     said = capsys.readouterr().err.strip()
-    assert said == f"federator sim: {tmp_path}: no job files (.yaml, .yml, .json) in the folder"
+    assert said == f"federator sim: {tmp_path}: folder: holds no job files (.yaml, .yml, .json)"

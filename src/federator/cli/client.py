@@ -35,7 +35,14 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.output import cluster_rows, dump, job_rows, table
-from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, load_job_files, spec_to_document, with_old_names
+from federator.jobfile import (
+    REQUEST_ID_ANNOTATION,
+    JobFileError,
+    job_paths,
+    load_job_files,
+    spec_to_document,
+    with_old_names,
+)
 from federator.listen import server_address
 from federator.model import Job, JobSpec
 from federator.security.pki import CertsDir
@@ -122,17 +129,10 @@ def _fail(err: grpc.RpcError | TlsError) -> int:
     return 1
 
 
-def job_files(paths: list[Path]) -> list[Path]:
-    out: list[Path] = []
-    for p in paths:
-        out.extend(sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml", ".json")) if p.is_dir() else [p])
-    return out
-
-
 def read_specs(paths: list[Path]) -> list[JobSpec]:
     """Parse every file first: nothing is submitted if any file is bad."""
     specs: list[JobSpec] = []
-    for path in job_files(paths):
+    for path in job_paths(paths):
         specs.extend(load_job_files(path))
     return specs
 

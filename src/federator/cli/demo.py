@@ -8,6 +8,7 @@ clusters are simulated (the embedded default backend).
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import tempfile
 import time
@@ -43,6 +44,17 @@ def _demo(args: argparse.Namespace) -> int:
     except (FleetError, JobFileError) as exc:
         print(f"federator demo: {exc}", file=sys.stderr)
         return 2
+    if not args.timeout > 0:
+        print(f"federator demo: --timeout: must be a positive number of seconds, got {args.timeout:g}", file=sys.stderr)
+        return 2
+    if args.workdir is not None:
+        try:
+            if args.workdir.exists() and not args.workdir.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(args.workdir))
+            args.workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"federator demo: --workdir: cannot use {args.workdir}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="federator-demo-"))
     fed = LocalFederation(workdir=workdir, fleet=args.fleet, grpc_target=args.listen, tls=not args.insecure)
     try:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from federator.backends.sim.fleet import ClusterSpec, FleetError, NodeSpec, load_fleet
 from federator.backends.sim.runtime import DURATION_ANNOTATION, parse_duration
-from federator.jobfile import JobFileError, load_job_files
+from federator.jobfile import JOB_FILE_SUFFIXES, JobFileError, job_paths, load_job_files
 from federator.model import MILLI, JobKind, JobSpec, Resources
 
 MIB = 2**20
@@ -108,13 +108,9 @@ def load_fleet_file(path: Path, *, clusters: int | None = None) -> dict[str, Clu
 def load_workload(path: Path) -> list[SimJob]:
     """Jobs in arrival order from a job YAML (a file, or a folder of them as `federator submit -f` takes), or a
     pod CSV."""
-    if path.is_dir() or path.suffix.lower() in (".yaml", ".yml", ".json"):
-        files = sorted(q for q in path.iterdir() if q.suffix.lower() in (".yaml", ".yml", ".json")) \
-            if path.is_dir() else [path]
-        if not files:
-            raise TraceError(f"{path}: no job files (.yaml, .yml, .json) in the folder")
+    if path.is_dir() or path.suffix.lower() in JOB_FILE_SUFFIXES:
         try:
-            specs = [s for f in files for s in load_job_files(f)]
+            specs = [s for f in job_paths([path]) for s in load_job_files(f)]
         except JobFileError as exc:
             raise TraceError(str(exc)) from exc
         jobs = []
