@@ -41,3 +41,19 @@ def test_a_kubernetes_agent_with_a_bad_cluster_name_is_refused_before_it_dials()
     assert out.returncode == 2
     assert out.stderr.strip() == ("federator agent: --cluster: must be a lower-case DNS name of at most 63 "
                                   "characters, got 'West_1'")
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--namespace", "Team_A"], "--namespace: 'Team_A' is not a namespace name (a lower-case DNS label of at most "
+                                "63 characters)"),
+    (["--gang-timeout", "nan"], "--gang-timeout: must be 0 (off) or more seconds"),
+    (["--discovery-interval", "inf"], "--discovery-interval must be a positive number of seconds"),
+], ids=["namespace", "gang-timeout-nan", "discovery-interval-inf"])
+def test_a_kubernetes_agent_flag_it_cannot_use_is_refused_before_it_reads_the_kubeconfig(flags: list[str],
+                                                                                          said: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    out = subprocess.run([sys.executable, "-m", "federator", "agent", "--cluster", "west-1", "--region", "west",
+                          "--kubeconfig", "/nonexistent", "--insecure", *flags], capture_output=True, text=True,
+                         timeout=30, env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"federator agent: {said}"

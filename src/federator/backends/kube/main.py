@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import re
 import sys
 from typing import TYPE_CHECKING
@@ -32,20 +33,24 @@ def run_agent(args: argparse.Namespace, config: AgentConfig) -> int:
     if args.sim is not None:
         print("federator agent: --sim and --kubeconfig/--in-cluster exclude each other", file=sys.stderr)
         return 2
-    try:
-        api = KubeApi.connect(None if args.in_cluster else args.kubeconfig)
-    except KubeError as exc:
-        print(f"federator agent: --kubeconfig: {exc}", file=sys.stderr)
-        return 2
-    if args.discovery_interval <= 0:
+    if not (math.isfinite(args.discovery_interval) and args.discovery_interval > 0):
         print("federator agent: --discovery-interval must be a positive number of seconds", file=sys.stderr)
         return 2
-    if args.gang_timeout < 0:
+    if not (math.isfinite(args.gang_timeout) and args.gang_timeout >= 0):
         print("federator agent: --gang-timeout: must be 0 (off) or more seconds", file=sys.stderr)
+        return 2
+    if not _DNS_NAME.match(args.namespace):
+        print(f"federator agent: --namespace: {args.namespace[:80]!r} is not a namespace name (a lower-case DNS "
+              "label of at most 63 characters)", file=sys.stderr)
         return 2
     if args.kueue_queue and not _DNS_NAME.match(args.kueue_queue):
         print(f"federator agent: --kueue-queue: {args.kueue_queue!r} is not a LocalQueue name (a lower-case DNS "
               "name of at most 63 characters)", file=sys.stderr)
+        return 2
+    try:
+        api = KubeApi.connect(None if args.in_cluster else args.kubeconfig)
+    except KubeError as exc:
+        print(f"federator agent: --kubeconfig: {exc}", file=sys.stderr)
         return 2
     backend = KubeBackend(api, namespace=args.namespace, discovery_interval=args.discovery_interval,
                           cluster=args.cluster, kueue_queue=args.kueue_queue, gang_timeout=args.gang_timeout)
