@@ -43,7 +43,7 @@ from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.model import JobPhase
 from federator.readyfile import write_ready_file
-from federator.security.tls import FRESH_CONNECTION, TlsFiles
+from federator.security.tls import FRESH_CONNECTION, TlsFiles, dial_hint
 
 log = logging.getLogger("federator.agent")
 OUTBOX_LIMIT = 10_000
@@ -197,8 +197,9 @@ class Agent:
             if self.sessions > welcomed:
                 backoff.reset()  # that session worked: the federator is back, come back fast next time too
             delay = backoff.next()
-            log.warning("stream to %s lost (%s); reconnecting in %.2fs (attempt %d)", self.config.target, why,
-                        delay, backoff.attempt)
+            hint = dial_hint(why, self.config.target, tls=self.config.tls is not None)
+            log.warning("stream to %s lost (%s); reconnecting in %.2fs (attempt %d)%s", self.config.target, why,
+                        delay, backoff.attempt, f"; hint: {hint}" if hint else "")
             await asyncio.sleep(delay)
 
     def _queue(self, msg: agent_pb2.AgentMessage) -> None:

@@ -46,7 +46,7 @@ from federator.jobfile import (
 from federator.listen import server_address
 from federator.model import Job, JobSpec
 from federator.security.pki import CertsDir
-from federator.security.tls import ClientOptions, TlsError, TlsFiles, user_files
+from federator.security.tls import ClientOptions, TlsError, TlsFiles, dial_hint, user_files
 from federator.store import job_to_dict
 
 DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
@@ -119,13 +119,21 @@ def connect(target: Target) -> Iterator[tuple[jobs_pb2_grpc.JobServiceStub, jobs
         yield jobs_pb2_grpc.JobServiceStub(channel), jobs_pb2_grpc.ClusterServiceStub(channel)
 
 
-def _fail(err: grpc.RpcError | TlsError) -> int:
+def _fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None) -> int:
     if isinstance(err, TlsError):
         print(f"error: {err}", file=sys.stderr)
         return 2
     code = err.code() if hasattr(err, "code") else None
     detail = err.details() if hasattr(err, "details") else str(err)
     print(f"error: {detail} ({code.name if code else 'unknown'})", file=sys.stderr)
+    if code is grpc.StatusCode.UNAVAILABLE and args is not None:
+        try:
+            target = client_options(args)
+        except TlsError:
+            return 1
+        hint = dial_hint(detail or "", target.server, tls=not target.insecure)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
     return 1
 
 
@@ -271,7 +279,7 @@ def _submit(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (grpc.RpcError, TlsError) as err:
-        return _fail(err)
+        return _fail(err, args)
     return 0
 
 
@@ -292,7 +300,7 @@ def _get(args: argparse.Namespace) -> int:
                 print(f"error: no job {args.name!r}", file=sys.stderr)
                 return 1
     except (grpc.RpcError, TlsError) as err:
-        return _fail(err)
+        return _fail(err, args)
     if args.output in ("json", "yaml"):
         print(dump([job_to_dict(j) for j in jobs], args.output))
     else:
@@ -327,7 +335,7 @@ def _cancel(args: argparse.Namespace) -> int:
         with connect(client_options(args)) as (jobs, _):
             job = convert.job_from_pb(jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=args.job), timeout=10))
     except (grpc.RpcError, TlsError) as err:
-        return _fail(err)
+        return _fail(err, args)
     print(f"job {job.job_id} {job.phase}")
     return 0
 
@@ -358,5 +366,5 @@ def _watch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     except (grpc.RpcError, TlsError) as err:
-        return _fail(err)
+        return _fail(err, args)
     return 0

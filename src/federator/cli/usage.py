@@ -113,7 +113,7 @@ def fetch(opts: ClientOptions, *, since: float = 0.0, until: float = 0.0, by: st
 
 
 def _usage(args: argparse.Namespace) -> int:
-    from federator.security.tls import TlsError
+    from federator.security.tls import TlsError, dial_hint
 
     now = time.time()
     try:
@@ -127,6 +127,9 @@ def _usage(args: argparse.Namespace) -> int:
         resp = fetch(opts, since=since, until=until, by=args.by or "")
     except grpc.RpcError as err:
         print(f"federator usage: {err.code().name}: {err.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        hint = dial_hint(err.details() or "", opts.server, tls=not opts.insecure)  # type: ignore[attr-defined]
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
         return 1
     print(render(resp, output=args.output, by=args.by or ""))
     return 0

@@ -142,6 +142,20 @@ class ClientOptions:
         return grpc.aio.secure_channel(self.server, creds, options=FRESH_CONNECTION)
 
 
+def dial_hint(detail: str, server: str, *, tls: bool) -> str:
+    """What a failed dial's gRPC detail most likely means, for a person ('' when nothing better can be said): gRPC
+    reports a TLS client meeting a plaintext server, or a gRPC client meeting an HTTP one, in words about frames
+    and record versions."""
+    if "Failed parsing HTTP/2" in detail:
+        return f"{server} answers, but not with gRPC: is it the federator's --listen address (not its /metrics)?"
+    if tls and "WRONG_VERSION_NUMBER" in detail:
+        return (f"{server} answers in plaintext: that federator runs with --insecure; pass --insecure, or dial its "
+                "mTLS address")
+    if not tls and "failed to connect" in detail and ("Socket closed" in detail or "Connection reset" in detail):
+        return f"{server} closed a plaintext connection: does that federator want mTLS (drop --insecure)?"
+    return ""
+
+
 def user_files(certs: CertsDir, user: str = "admin") -> TlsFiles:
     return TlsFiles.from_dir(certs, Identity(IdentityKind.USER, user))
 
