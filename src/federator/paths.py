@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
+
+
+def output_problem(flag: str, path: Path | None) -> str | None:
+    """Why a file a flag names cannot be written (its folder is missing, not a folder, or not writable), or None:
+    said before the work whose result it would hold, not after."""
+    if path is None:
+        return None
+    folder = path.parent
+    if not folder.is_dir():
+        return f"{flag}: {path}: the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK):
+        return f"{flag}: {path}: the folder {folder} is not writable"
+    return None
 
 
 def make_parent(path: Path) -> None:

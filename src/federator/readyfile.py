@@ -5,20 +5,14 @@ written is one line naming the flag rather than a traceback after the process ha
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from federator.paths import output_problem
 
 
 def ready_file_problem(path: Path | None) -> str | None:
     """Why `path` cannot be written (its folder is missing, not a folder, or not writable), or None."""
-    if path is None:
-        return None
-    folder = path.parent
-    if not folder.is_dir():
-        return f"--ready-file: {path}: the folder {folder} does not exist"
-    if not os.access(folder, os.W_OK):
-        return f"--ready-file: {path}: the folder {folder} is not writable"
-    return None
+    return output_problem("--ready-file", path)
 
 
 def write_ready_file(path: Path, doc: dict[str, object]) -> None:

@@ -58,8 +58,11 @@ def test_progress_bar_when_asked(tmp_path: Path, examples: Path, capsys: pytest.
         (["--batch", "0"], "federator sim: --batch: must be at least 1, got 0"),
         (["--cycle-interval", "nan"], "--cycle-interval: must be a positive number of seconds, got nan"),
         (["--cycle-interval", "-5"], "--cycle-interval: must be a positive number of seconds, got -5"),
+        (["--plot", "/nonexistent-folder/x.png"],
+         "--plot: /nonexistent-folder/x.png: the folder /nonexistent-folder does not exist"),
     ],
-    ids=["clusters-with-yaml", "missing-policy", "batch-zero", "cycle-interval-nan", "cycle-interval-negative"],
+    ids=["clusters-with-yaml", "missing-policy", "batch-zero", "cycle-interval-nan", "cycle-interval-negative",
+         "plot-folder"],
 )
 def test_sim_errors_are_one_clear_line(examples: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                        words: str) -> None:

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from federator.paths import output_problem
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sim", help="simulate the scheduler over a fleet and a workload (YAML or trace CSVs)")
@@ -54,6 +56,10 @@ def _sim(args: argparse.Namespace) -> int:
     from federator.scheduler import PolicyError, Scheduler, load_policy
     from federator.simulate import Simulation, TraceError, load_fleet_file, load_workload
 
+    problem = output_problem("--plot", args.plot)
+    if problem:
+        print(f"federator sim: {problem}", file=sys.stderr)
+        return 2
     if args.batch < 1:
         print(f"federator sim: --batch: must be at least 1, got {args.batch}", file=sys.stderr)
         return 2
@@ -86,6 +92,9 @@ def _sim(args: argparse.Namespace) -> int:
         except ImportError:
             print("federator sim: --plot needs matplotlib (pip install 'federator[plot]')", file=sys.stderr)
             return 2
+        except OSError as exc:
+            print(f"federator sim: --plot: cannot write {args.plot}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     if args.output == "json":
         print(json.dumps(report.to_json(), indent=2))
     else:
