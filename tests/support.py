@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,3 +45,12 @@ def describe(what: str | Callable[[], str]) -> str:
         return what()
     except Exception as exc:  # noqa: BLE001 - a dead server or cluster is often what the wait was about
         return f"<describing the condition failed: {exc!r}>"
+
+
+def federator_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`federator ARGS` as a user runs it, in a process of its own, without the FEDERATOR_* settings of the
+    environment the tests run in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    return subprocess.run([sys.executable, "-m", "federator", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+

@@ -4,13 +4,9 @@ negative time scale."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from support import EXAMPLES
+from support import EXAMPLES, federator_cli
 
 
 @pytest.mark.parametrize(("flags", "said"), [
@@ -25,19 +21,15 @@ from support import EXAMPLES
 ], ids=["label-key", "label-value", "provider", "time-scale-negative", "time-scale-nan", "fence-after",
         "ready-file"])
 def test_a_flag_the_federator_would_refuse_is_refused_at_the_start(flags: list[str], said: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
-    out = subprocess.run([sys.executable, "-m", "federator", "agent", "--cluster", "east-1", "--sim",
-                          str(EXAMPLES / "fleet.yaml"), "--insecure", "--server", "127.0.0.1:1", *flags],
-                         capture_output=True, text=True, timeout=30, env=env)
+    out = federator_cli("agent", "--cluster", "east-1", "--sim", str(EXAMPLES / "fleet.yaml"), "--insecure",
+                        "--server", "127.0.0.1:1", *flags)
     assert out.returncode == 2
     assert out.stderr.strip() == f"federator agent: {said}"
 
 
 def test_a_kubernetes_agent_with_a_bad_cluster_name_is_refused_before_it_dials() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
-    out = subprocess.run([sys.executable, "-m", "federator", "agent", "--cluster", "West_1", "--region", "west",
-                          "--kubeconfig", "/nonexistent", "--insecure"], capture_output=True, text=True, timeout=30,
-                         env=env)
+    out = federator_cli("agent", "--cluster", "West_1", "--region", "west", "--kubeconfig", "/nonexistent",
+                        "--insecure")
     assert out.returncode == 2
     assert out.stderr.strip() == ("federator agent: --cluster: must be a lower-case DNS name of at most 63 "
                                   "characters, got 'West_1'")
@@ -51,9 +43,7 @@ def test_a_kubernetes_agent_with_a_bad_cluster_name_is_refused_before_it_dials()
 ], ids=["namespace", "gang-timeout-nan", "discovery-interval-inf"])
 def test_a_kubernetes_agent_flag_it_cannot_use_is_refused_before_it_reads_the_kubeconfig(flags: list[str],
                                                                                           said: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
-    out = subprocess.run([sys.executable, "-m", "federator", "agent", "--cluster", "west-1", "--region", "west",
-                          "--kubeconfig", "/nonexistent", "--insecure", *flags], capture_output=True, text=True,
-                         timeout=30, env=env)
+    out = federator_cli("agent", "--cluster", "west-1", "--region", "west", "--kubeconfig", "/nonexistent",
+                        "--insecure", *flags)
     assert out.returncode == 2
     assert out.stderr.strip() == f"federator agent: {said}"

@@ -3,18 +3,11 @@ before anything starts."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-
-def _federator(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
-    return subprocess.run([sys.executable, "-m", "federator", *args], capture_output=True, text=True, timeout=60,
-                          env=env)
+from support import federator_cli
 
 
 @pytest.mark.parametrize("case", ["timeout", "workdir-under-a-file", "empty-jobs-folder"])
@@ -28,12 +21,12 @@ def test_demo_refuses_what_it_cannot_use(tmp_path: Path, case: str) -> None:
         "empty-jobs-folder": (["--jobs", str(tmp_path / "empty")],
                               f"{tmp_path / 'empty'}: folder: holds no job files (.yaml, .yml, .json)"),
     }[case]
-    out = _federator("demo", "--insecure", *args)
+    out = federator_cli("demo", "--insecure", *args)
     assert out.returncode == 2
     assert out.stderr.strip() == f"federator demo: {said}"
 
 
 def test_submitting_an_empty_folder_says_so_and_dials_nothing(tmp_path: Path) -> None:
-    out = _federator("submit", "-f", str(tmp_path), "--insecure", "--server", "127.0.0.1:1")
+    out = federator_cli("submit", "-f", str(tmp_path), "--insecure", "--server", "127.0.0.1:1")
     assert out.returncode != 0
     assert out.stderr.strip() == f"error: {tmp_path}: folder: holds no job files (.yaml, .yml, .json)"

@@ -3,22 +3,13 @@ federator, plaintext to an mTLS one, or gRPC to the /metrics port (real processe
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from federator.local import LocalFederation
 from federator.security.pki import CertsDir, init_ca
 from federator.security.tls import dial_hint
 
-from support import EXAMPLES
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
-    return subprocess.run([sys.executable, "-m", "federator", *args], capture_output=True, text=True, timeout=60,
-                          env=env)
+from support import EXAMPLES, federator_cli
 
 
 def test_the_cli_says_what_a_failed_dial_most_likely_means(tmp_path: Path) -> None:
@@ -28,15 +19,16 @@ def test_the_cli_says_what_a_failed_dial_most_likely_means(tmp_path: Path) -> No
     try:
         plain.start_server()
         target, metrics = plain.grpc_target, plain.metrics_url.removeprefix("http://").removesuffix("/metrics")
-        out = _cli("get", "jobs", "--certs-dir", str(certs.root), "--server", target)
+        out = federator_cli("get", "jobs", "--certs-dir", str(certs.root), "--server", target)
         assert out.returncode == 1
         assert f"hint: {target} answers in plaintext: that federator runs with --insecure" in out.stderr
-        out = _cli("usage", "--certs-dir", str(certs.root), "--server", target)
+        out = federator_cli("usage", "--certs-dir", str(certs.root), "--server", target)
         assert f"hint: {target} answers in plaintext" in out.stderr
-        out = _cli("get", "jobs", "--insecure", "--server", metrics)
+        out = federator_cli("get", "jobs", "--insecure", "--server", metrics)
         assert out.returncode == 1
         assert f"hint: {metrics} answers, but not with gRPC: is it the federator's --listen address" in out.stderr
-        assert "hint:" not in _cli("get", "jobs", "--insecure", "--server", target).stderr  # the right way: none
+        right = federator_cli("get", "jobs", "--insecure", "--server", target)  # the right way: no hint
+        assert right.returncode == 0 and "hint:" not in right.stderr
     finally:
         plain.stop()
 
@@ -45,7 +37,7 @@ def test_plaintext_to_an_mtls_federator_is_told_to_drop_insecure(tmp_path: Path)
     fed = LocalFederation(workdir=tmp_path / "tls", fleet=EXAMPLES / "fleet.yaml", tls=True)
     try:
         fed.start_server()
-        out = _cli("get", "jobs", "--insecure", "--server", fed.grpc_target)
+        out = federator_cli("get", "jobs", "--insecure", "--server", fed.grpc_target)
         assert out.returncode == 1
         assert (f"hint: {fed.grpc_target} closed a plaintext connection: does that federator want mTLS "
                 "(drop --insecure)?") in out.stderr

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from support import federator_cli
 
 
 @pytest.mark.parametrize(("text", "said"), [
@@ -20,9 +19,7 @@ import pytest
 def test_the_agent_names_what_is_wrong_with_its_kubeconfig(tmp_path: Path, text: str, said: str) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(text)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
-    out = subprocess.run([sys.executable, "-m", "federator", "agent", "--cluster", "x", "--region", "r", "--insecure",
-                          "--kubeconfig", str(kubeconfig)], capture_output=True, text=True, timeout=60, env=env)
+    out = federator_cli("agent", "--cluster", "x", "--region", "r", "--insecure", "--kubeconfig", str(kubeconfig))
     assert out.returncode == 2
     assert "Traceback" not in out.stderr, out.stderr
     assert out.stderr.startswith(f"federator agent: --kubeconfig: cannot load kubeconfig {kubeconfig}: {said}")

@@ -3,24 +3,21 @@ no traceback, and the federator does not start on them."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from federator.security.pki import CertsDir, init_ca
 
+from support import federator_cli
+
 BINARY = b"\xf7\x00\x81binary"
 BROKEN_YAML = b"a: [\n"
 
 
 def _serve(*flags: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
-    return subprocess.run([sys.executable, "-m", "federator", "serve", "--listen", "127.0.0.1:0",
-                           "--metrics-listen", "127.0.0.1:0", *flags],
-                          capture_output=True, text=True, timeout=60, env=env)
+    return federator_cli("serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", *flags)
 
 
 def _refused(out: subprocess.CompletedProcess[str], line_start: str, why: str) -> None:
