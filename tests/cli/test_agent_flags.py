@@ -12,7 +12,8 @@ from support import EXAMPLES, federator_cli
 @pytest.mark.parametrize(("flags", "said"), [
     (["--label", "a b=c"], "--label: 'a b' is not a valid label key"),
     (["--label", "k=" + "v" * 300], "--label[k]: value longer than 253 characters"),
-    (["--provider", "Acme Corp"], "--provider: must be a lower-case DNS label, as in the trust file, got 'Acme Corp'"),
+    (["--provider", "Acme Corp"], "--provider: must be a label value (letters, digits, '-', '_' or '.', at most 63, "
+                                  "beginning and ending with a letter or digit), got 'Acme Corp'"),
     (["--time-scale", "-1"], "--time-scale: must be a positive number, got -1"),
     (["--time-scale", "nan"], "--time-scale: must be a positive number, got nan"),
     (["--fence-after", "-5"], "--fence-after: must be 0 (off) or more seconds, got -5"),

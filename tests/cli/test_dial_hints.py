@@ -21,7 +21,8 @@ def test_the_cli_says_what_a_failed_dial_most_likely_means(tmp_path: Path) -> No
         target, metrics = plain.grpc_target, plain.metrics_url.removeprefix("http://").removesuffix("/metrics")
         out = federator_cli("get", "jobs", "--certs-dir", str(certs.root), "--server", target)
         assert out.returncode == 1
-        assert f"hint: {target} answers in plaintext: that federator runs with --insecure" in out.stderr
+        assert f"; hint: {target} answers in plaintext: that federator runs with --insecure" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1  # one line: the error and what it most likely means
         out = federator_cli("usage", "--certs-dir", str(certs.root), "--server", target)
         assert f"hint: {target} answers in plaintext" in out.stderr
         out = federator_cli("get", "jobs", "--insecure", "--server", metrics)

@@ -105,11 +105,11 @@ def _agent(args: argparse.Namespace) -> int:
             return 2
         labels[key] = value
     if args.provider:
-        from federator.security.trust import PROVIDER_NAME
+        from federator.security.limits import LABEL_VALUE
 
-        if not PROVIDER_NAME.match(args.provider):
-            print(f"federator agent: --provider: must be a lower-case DNS label, as in the trust file, got "
-                  f"{args.provider[:80]!r}", file=sys.stderr)
+        if not LABEL_VALUE.match(args.provider):
+            print(f"federator agent: --provider: must be a label value (letters, digits, '-', '_' or '.', at most "
+                  f"63, beginning and ending with a letter or digit), got {args.provider[:80]!r}", file=sys.stderr)
             return 2
         labels["federator.io/provider"] = args.provider
     problem = ready_file_problem(args.ready_file)

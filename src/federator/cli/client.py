@@ -125,15 +125,15 @@ def _fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None)
         return 2
     code = err.code() if hasattr(err, "code") else None
     detail = err.details() if hasattr(err, "details") else str(err)
-    print(f"error: {detail} ({code.name if code else 'unknown'})", file=sys.stderr)
+    hint = ""
     if code is grpc.StatusCode.UNAVAILABLE and args is not None:
         try:
             target = client_options(args)
+            hint = dial_hint(detail or "", target.server, tls=not target.insecure)
         except TlsError:
-            return 1
-        hint = dial_hint(detail or "", target.server, tls=not target.insecure)
-        if hint:
-            print(f"hint: {hint}", file=sys.stderr)
+            pass
+    print(f"error: {detail} ({code.name if code else 'unknown'})" + (f"; hint: {hint}" if hint else ""),
+          file=sys.stderr)
     return 1
 
 

@@ -126,10 +126,9 @@ def _usage(args: argparse.Namespace) -> int:
     try:
         resp = fetch(opts, since=since, until=until, by=args.by or "")
     except grpc.RpcError as err:
-        print(f"federator usage: {err.code().name}: {err.details()}", file=sys.stderr)  # type: ignore[attr-defined]
         hint = dial_hint(err.details() or "", opts.server, tls=not opts.insecure)  # type: ignore[attr-defined]
-        if hint:
-            print(f"hint: {hint}", file=sys.stderr)
+        print(f"federator usage: {err.code().name}: {err.details()}"  # type: ignore[attr-defined]
+              + (f"; hint: {hint}" if hint else ""), file=sys.stderr)
         return 1
     print(render(resp, output=args.output, by=args.by or ""))
     return 0

@@ -39,7 +39,7 @@ from federator.security.auth import RevocationList
 from federator.security.pki import Identity, IdentityKind, PkiError, load_cert
 from federator.yamltext import YamlFileError, load_yaml_file
 
-PROVIDER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a lower-case DNS label
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 FEDERATION = ""  # the issuer name of the federation's own CA
 # A member cluster's provider: the label an agent sets (`federator agent --provider`), overridden by the
 # provider the trust file binds the cluster to. Accounting groups usage by it.
@@ -146,7 +146,7 @@ def load_trust(path: Path, *, federation_ca: Path,
     providers: dict[str, Provider] = {}
     for name, body in raw.items():
         where = f"{path}: providers.{name}"
-        if not isinstance(name, str) or not PROVIDER_NAME.match(name):
+        if not isinstance(name, str) or not _NAME.match(name):
             raise TrustError(f"{where}: a provider name must be a lower-case DNS label")
         if not isinstance(body, Mapping) or set(body) - {"ca", "clusters", "revoked"} or "ca" not in body:
             raise TrustError(f"{where}: must be a mapping {{ca, clusters, revoked}} with ca")
@@ -187,5 +187,5 @@ def read_trust_document(path: Path) -> dict[str, dict[str, object]]:
     return {str(k): dict(v) for k, v in (providers or {}).items()}
 
 
-__all__ = ["FEDERATION", "PROVIDER_LABEL", "PROVIDER_NAME", "Provider", "Trust", "TrustError", "load_trust",
-           "read_trust_document", "write_trust"]
+__all__ = ["FEDERATION", "PROVIDER_LABEL", "Provider", "Trust", "TrustError", "load_trust", "read_trust_document",
+           "write_trust"]
