@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from federator import __version__
-from federator.cli import agent, certs, client, demo, serve, sim, usage
+# gRPC's C core logs a failed TLS handshake at INFO on stderr, above the command's own one-line error; its
+# errors still show. Set before grpc is first imported (below); an operator's own GRPC_VERBOSITY wins.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+from federator import __version__  # noqa: E402
+from federator.cli import agent, certs, client, demo, serve, sim, usage  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
