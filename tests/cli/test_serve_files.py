@@ -89,3 +89,18 @@ def test_a_ready_file_or_audit_log_that_cannot_be_written_is_refused_naming_the_
     (tmp_path / "file").write_text("")
     out = _serve("--insecure", "--db", str(tmp_path / "f.db"), "--audit-log", str(tmp_path / "file" / "a.jsonl"))
     _refused(out, "--audit-log: cannot open", "Not a directory")
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--watch-namespace", "Bad_NS"], "--watch-namespace: must be a namespace name (a lower-case DNS label), got "
+                                      "'Bad_NS'"),
+    (["--lease-name", "UP"], "--lease-name: must be a Lease name (a lower-case DNS subdomain), got 'UP'"),
+    (["--lease-duration", "inf"], "--lease-duration: must be a positive number of seconds, got inf"),
+    (["--retry-period", "20"], "--retry-period, --renew-deadline, --lease-duration: each must be shorter than the "
+                               "next, got 20 / 10 / 15"),
+], ids=["watch-namespace", "lease-name", "lease-duration-inf", "lease-order"])
+def test_kubernetes_mode_flags_are_checked_before_anything_connects(tmp_path: Path, flags: list[str],
+                                                                   said: str) -> None:
+    out = _serve("--insecure", "--db", str(tmp_path / "f.db"), "--kubeconfig", "/nonexistent", *flags)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"federator serve: {said}"

@@ -9,7 +9,7 @@ import math
 import sys
 from pathlib import Path
 
-from federator.backends.kube.options import add_kube_arguments, kube_options
+from federator.backends.kube.options import add_kube_arguments, kube_options, kube_options_problem
 from federator.cli.certs import add_tls_arguments, tls_files
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
 
@@ -90,7 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
             must = "0 or a positive number" if zero else "a positive number"
             print(f"federator serve: {flag}: must be {must}, got {value:g}", file=sys.stderr)
             return 2
-    problem = ready_file_problem(args.ready_file)
+    problem = ready_file_problem(args.ready_file) or kube_options_problem(args)
     if problem:
         print(f"federator serve: {problem}", file=sys.stderr)
         return 2

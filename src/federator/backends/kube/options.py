@@ -9,7 +9,9 @@ module imports nothing of `host`, so the two do not import each other.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +59,32 @@ def add_kube_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--retry-period", type=float, default=2.0, help="seconds (default %(default)s)")
 
 
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a namespace
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")  # a Lease's name
+
+
+def kube_options_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the Kubernetes-mode flags, naming the flag, before anything connects (None: nothing,
+    or not Kubernetes mode). The API server would refuse a bad name only when the first list or Lease ran."""
+    if args.kubeconfig is None and not args.in_cluster:
+        return None
+    for flag, value, rule, what in (
+            ("--watch-namespace", args.watch_namespace, _LABEL, "a namespace name (a lower-case DNS label)"),
+            ("--lease-namespace", args.lease_namespace, _LABEL, "a namespace name (a lower-case DNS label)"),
+            ("--lease-name", args.lease_name, _SUBDOMAIN, "a Lease name (a lower-case DNS subdomain)")):
+        if value is not None and not rule.match(value):
+            return f"{flag}: must be {what}, got {value[:80]!r}"
+    times = (("--retry-period", args.retry_period), ("--renew-deadline", args.renew_deadline),
+             ("--lease-duration", args.lease_duration))
+    for flag, seconds in times:
+        if not (math.isfinite(seconds) and seconds > 0):
+            return f"{flag}: must be a positive number of seconds, got {seconds:g}"
+    if not args.retry_period < args.renew_deadline < args.lease_duration:
+        return (f"--retry-period, --renew-deadline, --lease-duration: each must be shorter than the next, got "
+                f"{args.retry_period:g} / {args.renew_deadline:g} / {args.lease_duration:g}")
+    return None
+
+
 def kube_options(args: argparse.Namespace) -> KubeOptions | None:
     """KubeOptions from `add_kube_arguments` flags; None when Kubernetes mode is not asked for."""
     if args.kubeconfig is None and not args.in_cluster:
@@ -70,4 +98,5 @@ def kube_options(args: argparse.Namespace) -> KubeOptions | None:
     )
 
 
-__all__ = ["KubeOptions", "add_kube_arguments", "default_identity", "default_lease_namespace", "kube_options"]
+__all__ = ["KubeOptions", "add_kube_arguments", "default_identity", "default_lease_namespace", "kube_options",
+           "kube_options_problem"]
