@@ -148,6 +148,14 @@ def test_an_invalid_spec_is_refused_by_the_api_server(kube: Kube, spec: dict[str
     assert kube.fj("invalid") is None
 
 
+def test_a_member_cluster_with_a_region_no_agent_could_say_is_refused_by_the_api_server(kube: Kube) -> None:
+    doc = {"apiVersion": "federator.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": "by-hand"},
+           "spec": {"region": "West_1"}}
+    proc = kube.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(doc), check=False)
+    assert proc.returncode != 0
+    assert "spec.region" in proc.stderr
+
+
 @pytest.mark.parametrize("key", ["acceleratorModels", "gpuModels"])  # gpuModels: the old name, still read
 def test_a_spec_the_schema_allows_but_the_federator_refuses_fails_naming_the_field(kube: Kube, key: str) -> None:
     name = f"models-without-accelerators-{key.lower()}"
