@@ -48,3 +48,18 @@ def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: st
     assert key in (out[0] if isinstance(out, list) else out)
     if "--room" in args:
         assert out[key] > 1  # part-used nodes, reported by class
+
+
+def test_leftover_says_where_the_gpus_are_left_for_each_run(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.csv"
+    fleet.write_text(SPOT)
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "leftover.py"), "--fleet", str(fleet), "--mix",
+                           "fractional", "--seed", "1"], capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "allocated" not in line]
+    assert [r.split(" | ")[0].removeprefix("| ") for r in rows] == [
+        "federator-8, 1,000-pod cycles", "federator-8, warm 10-pod cycles", "fgd, one cluster",
+        "first-fit, one cluster"]
+    for row in rows:  # allocated, then four amounts of free GPUs
+        cells = row.strip("| ").split(" | ")
+        assert 0 < float(cells[1]) <= 1 and all(float(c) >= 0 for c in cells[2:6])
