@@ -20,9 +20,14 @@ def output_problem(flag: str, path: Path | None) -> str | None:
     return None
 
 
+def make_dir(folder: Path) -> None:
+    """Create `folder` if need be. One that is a file is NotADirectoryError naming it: mkdir's own error, "File
+    exists", names no problem a user could see."""
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 def make_parent(path: Path) -> None:
-    """Create `path`'s folder if need be. A parent that is a file is NotADirectoryError naming it: mkdir's own
-    error, "File exists", names no problem a user could see."""
-    if path.parent.exists() and not path.parent.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create `path`'s folder if need be (`make_dir`)."""
+    make_dir(path.parent)

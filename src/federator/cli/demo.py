@@ -8,7 +8,6 @@ clusters are simulated (the embedded default backend).
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from federator.cli.usage import fetch, render
 from federator.jobfile import JobFileError
 from federator.local import LocalFederation
 from federator.model import JobPhase, ReasonCode
+from federator.paths import make_dir
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -49,9 +49,7 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     if args.workdir is not None:
         try:
-            if args.workdir.exists() and not args.workdir.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(args.workdir))
-            args.workdir.mkdir(parents=True, exist_ok=True)
+            make_dir(args.workdir)
         except OSError as exc:
             print(f"federator demo: --workdir: cannot use {args.workdir}: {exc.strerror or exc}", file=sys.stderr)
             return 2

@@ -29,7 +29,7 @@ import yaml
 from federator.model import QuantityError, to_bytes, to_milli
 from federator.scheduler.config import QueueConfig, Quota, SchedulerConfig
 from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, SCORES
-from federator.yamltext import utf8_problem, yaml_problem
+from federator.yamltext import read_text, yaml_problem
 
 _TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "regions", "maxPlacementsPerCycle", "tenancy")
 # Fields of a queue that are not the scheduler's: who may use it. `security.authz` (access) and the
@@ -48,13 +48,11 @@ class PolicyError(ValueError):
 
 def load_policy(path: Path) -> SchedulerConfig:
     try:
-        data = path.read_bytes()
+        text = read_text(path)
     except OSError as exc:
         raise PolicyError([f"file: {exc.strerror or exc}"], str(path)) from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PolicyError([f"file: {utf8_problem(data, exc)}"], str(path)) from exc
+    except ValueError as exc:  # not UTF-8 text
+        raise PolicyError([f"file: {exc}"], str(path)) from exc
     return parse_policy(text, source=str(path))
 
 
