@@ -32,9 +32,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="serve gRPC server reflection (for grpcurl and generic clients; default: off)")
     p.add_argument("--cycle-interval", type=float, default=1.0, help="seconds between scheduling cycles at most")
     p.add_argument("--settle-seconds", type=float, default=DEFAULT_SETTLE_SECONDS, metavar="SECONDS",
-                   help="after a start, place nothing until every member cluster expected back (those holding "
-                        "placements; MemberClusters) has reported, or this long (default %(default)g; 0: "
-                        "do not wait)")
+                   help="after a start, place nothing until every member cluster expected back (every member "
+                        "it remembers that was not Lost or holds placements; in Kubernetes mode every "
+                        "MemberCluster) has reported, or this long (default %(default)g; 0: do not wait)")
     p.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
     add_kube_arguments(p)
     p.add_argument("--policy", type=Path, metavar="FILE",
