@@ -34,6 +34,7 @@ from federator.model import (
     to_bytes,
     to_milli,
 )
+from federator.yamltext import read_text
 
 API_VERSION = "federator.io/v1alpha1"
 # A job's client request id (SubmitRequest.request_id) lives in its spec's annotations, so every
@@ -130,14 +131,11 @@ def load_job_files(path: Path) -> list[JobSpec]:
     not YAML, nested too deep, or not a FederatedJob.
     """
     try:
-        data = path.read_bytes()
+        text = read_text(path)
     except OSError as exc:
         raise JobFileError([FieldProblem("file", exc.strerror or str(exc))], str(path)) from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise JobFileError([FieldProblem("file", f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                                                 f"{exc.start})")], str(path)) from exc
+    except ValueError as exc:  # not UTF-8 text: read_text says which byte
+        raise JobFileError([FieldProblem("file", str(exc))], str(path)) from exc
     return parse_job_documents(text, source=str(path))
 
 
