@@ -103,6 +103,14 @@ def _long_job(name: str, *, replicas: int = 1, gpus: int = 8, models: list[str] 
     return yaml.safe_dump(doc)
 
 
+def test_the_start_line_says_the_jobs_come_from_the_host_cluster_not_a_db_file(kube: Kube) -> None:
+    """Kubernetes mode keeps its jobs in FederatedJob status; the start line named the unused --db file."""
+    log = kube.fed.server.log.read_text()  # type: ignore[union-attr]
+    line = next(x for x in log.splitlines() if "federator serving gRPC" in x)
+    assert "jobs loaded from FederatedJob status in https://127.0.0.1:" in line
+    assert "federator.db" not in line
+
+
 def test_deleting_the_federated_job_deletes_the_member_job(kube: Kube) -> None:
     kube.kubectl("host", "apply", "-f", "-", input=_long_job("to-delete", replicas=2, gpus=1))
     eventually(lambda: kube.phase("to-delete") == "Running", timeout=120,

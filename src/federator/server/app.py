@@ -260,8 +260,10 @@ async def serve(opts: ServeOptions) -> None:
              "tls": not opts.insecure}
     if token_port:
         ready["grpc_token"] = f"{opts.token_listen.rpartition(':')[0]}:{token_port}"
+    jobs_from = f"FederatedJob status in {kube.store.api.server}" if kube else opts.db  # kube: --db keeps usage only
     log.info("federator serving gRPC on %s (%s), metrics on %s, %d jobs loaded from %s, placement core %s",
-             ready["grpc"], "INSECURE plaintext" if opts.insecure else "mTLS", ready["metrics"], len(fed.jobs), opts.db,
+             ready["grpc"], "INSECURE plaintext" if opts.insecure else "mTLS", ready["metrics"], len(fed.jobs),
+             jobs_from,
              "compiled" if COMPILED else "interpreted (see setup.py: about half the placements per second)")
     if opts.ready_file:
         write_ready_file(opts.ready_file, ready)
