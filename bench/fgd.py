@@ -149,21 +149,70 @@ def federator(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], clusters: int, 
                      history=history)
     report = sim.run("fill")
     return {"accelerator_allocation_ratio": round(report.accelerator_allocation_ratio, 4), "placed": report.jobs_placed,
-            "refused": report.refused, "refused_per_placement": round(report.refused / max(report.placements, 1), 4),
+            "refused": report.refused, "placements": report.placements,
+            "refused_per_placement": round(report.refused / max(report.placements, 1), 4),
             "placements_per_second": round(report.placements_per_second), "seconds": round(report.wall_seconds, 1)}
 
 
-def run(fleet: str, mix: str, seed: int, clusters: Sequence[int], variants: Sequence[str]) -> dict[str, object]:
+def node_orders(nodes: Sequence[NodeSpec], orders: int) -> list[list[NodeSpec]]:
+    """The fleet's node list in `orders` orders: as given, then shuffled by seeds 1, 2, ... (names kept).
+
+    The order is no part of the input a user would recognise, yet it decides ties: FGD binds to the
+    first node of least growth, first-fit to the first node that fits, and `deal` sends every k-th node
+    to one cluster. One order is one draw of that noise; the mean over several is the policy's figure
+    on the pods and the fleet, and the spread says which differences the order alone makes."""
+    out = [list(nodes)]
+    for k in range(1, orders):
+        shuffled = list(nodes)
+        random.Random(k).shuffle(shuffled)
+        out.append(shuffled)
+    return out
+
+
+def over_orders(results: Sequence[dict[str, float]]) -> dict[str, object]:
+    """One variant's results over node orders: the mean allocation, its range, and the counts summed."""
+    if len(results) == 1:
+        return dict(results[0])
+    ratios = [r["accelerator_allocation_ratio"] for r in results]
+    refused = sum(int(r["refused"]) for r in results)
+    out: dict[str, object] = {
+        "accelerator_allocation_ratio": round(sum(ratios) / len(ratios), 4),
+        "allocation_by_order": ratios,
+        "placed": sum(int(r["placed"]) for r in results),
+        "refused": refused,
+        "seconds": round(sum(r["seconds"] for r in results), 1),
+    }
+    if "placements" in results[0]:
+        placements = sum(int(r["placements"]) for r in results)
+        out["placements"] = placements
+        out["refused_per_placement"] = round(refused / max(placements, 1), 4)
+    return out
+
+
+def run(fleet: str, mix: str, seed: int, clusters: Sequence[int], variants: Sequence[str],
+        orders: int = 1) -> dict[str, object]:
     nodes = fleet_nodes(fleet)
-    jobs = workload(nodes, mix, seed)
+    jobs = workload(nodes, mix, seed)  # the same pods in every order: the draw reads only the fleet's totals
+    fleets = node_orders(nodes, orders)
     out: dict[str, object] = {"fleet": fleet, "mix": mix, "seed": seed, "pods": len(jobs)}
+    if orders > 1:
+        out["orders"] = orders
     for k in clusters:
-        out[f"federator-{k}"] = federator(nodes, jobs, k, seed, mix)
+        out[f"federator-{k}"] = over_orders([federator(ns, jobs, k, seed, mix) for ns in fleets])
         print(f"  {mix} seed {seed} federator-{k}: {out[f'federator-{k}']}", file=sys.stderr)
     for v in variants:
-        out[v] = node_level(nodes, jobs, _FIT[v], seed)
+        out[v] = over_orders([node_level(ns, jobs, _FIT[v], seed) for ns in fleets])
         print(f"  {mix} seed {seed} {v}: {out[v]}", file=sys.stderr)
     return out
+
+
+def _cell(result: dict[str, object]) -> str:
+    """The allocation; over several node orders, their mean and range."""
+    cell = f"{result['accelerator_allocation_ratio']:.4f}"
+    spread = result.get("allocation_by_order")
+    if isinstance(spread, list):
+        cell += f" ({min(spread):.4f}-{max(spread):.4f})"
+    return cell
 
 
 def markdown(rows: Sequence[dict[str, object]], clusters: Sequence[int], variants: Sequence[str]) -> str:
@@ -171,7 +220,7 @@ def markdown(rows: Sequence[dict[str, object]], clusters: Sequence[int], variant
     head = "| fleet | mix | seed | pods | " + " | ".join(cols) + " | refused / placements (8) |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        cells = [f"{r[c]['accelerator_allocation_ratio']:.4f}" for c in cols]  # type: ignore[index]
+        cells = [_cell(r[c]) for c in cols]  # type: ignore[arg-type]
         fed = r.get(f"federator-{max(clusters)}", {})
         refused = f"{fed.get('refused', 0)} / {fed.get('placed', 0)}" if isinstance(fed, dict) else ""
         lines.append(f"| {Path(str(r['fleet'])).stem} | {r['mix']} | {r['seed']} | {r['pods']} | "
@@ -196,10 +245,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"with seed + {YESTERDAY}, as arrivals that ended (FGD is given the mix itself)")
     p.add_argument("--yesterday", choices=MIXES, default="",
                    help="with --warm: draw yesterday's work from this mix instead of today's (a memory that misleads)")
+    p.add_argument("--orders", type=int, default=1,
+                   help="run each on the node list in this many orders (the given one, then shuffled) and report "
+                        "the mean and range: which node comes first decides ties, so this is the noise of the order")
     p.add_argument("--markdown", action="store_true", help="print a markdown table instead of JSON")
     args = p.parse_args(argv)
     if args.cycle < 1:
         p.error("--cycle: must be at least 1")
+    if args.orders < 1:
+        p.error("--orders: must be at least 1")
     POLICY = load_policy(args.policy) if args.policy else None
     CYCLE = args.cycle
     WARM = args.warm
@@ -211,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         p.error(f"unknown mix or variant: {', '.join(bad)}")
     clusters = [int(k) for k in args.clusters.split(",") if k]
-    rows = [run(args.fleet, m, int(s), clusters, variants) for m in mixes for s in args.seeds.split(",")]
+    rows = [run(args.fleet, m, int(s), clusters, variants, args.orders) for m in mixes for s in args.seeds.split(",")]
     print(markdown(rows, clusters, variants) if args.markdown else json.dumps(rows, indent=2))
     return 0
 

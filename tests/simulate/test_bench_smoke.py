@@ -34,9 +34,11 @@ SPOT = "gpu_model,gpu_capacity_num,cpu_num,node_name\n" + "".join(
                     "--cycle", "10", "--warm"], "federator-2"),
         ("fgd.py", ["--fleet", "{fleet}", "--clusters", "2", "--mixes", "all", "--variants", "",
                     "--cycle", "10", "--warm", "--yesterday", "fractional"], "federator-2"),
+        ("fgd.py", ["--fleet", "{fleet}", "--clusters", "2", "--mixes", "fractional", "--variants", "first-fit",
+                    "--cycle", "10", "--orders", "2"], "federator-2"),
     ],
     ids=["throughput", "scaling", "five-vendor", "room-classes", "quality", "fairness", "memory", "fgd",
-         "fgd-small-cycles", "fgd-warm", "fgd-misled"],
+         "fgd-small-cycles", "fgd-warm", "fgd-misled", "fgd-orders"],
 )
 def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: str) -> None:
     fleet = tmp_path / "fleet.csv"
@@ -46,6 +48,11 @@ def test_bench_script_runs(tmp_path: Path, script: str, args: list[str], key: st
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert key in (out[0] if isinstance(out, list) else out)
+    if "--orders" in args:  # each variant's figure is the mean over the orders, whose figures it keeps
+        for variant in ("federator-2", "first-fit"):
+            got = out[0][variant]
+            assert len(got["allocation_by_order"]) == 2
+            assert got["accelerator_allocation_ratio"] == pytest.approx(sum(got["allocation_by_order"]) / 2, abs=1e-4)
     if "--room" in args:
         assert out[key] > 1  # part-used nodes, reported by class
 
