@@ -9,9 +9,10 @@ session has re-synced.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
-from federator.model import ClusterCapacity, ClusterState
+from federator.model import ClusterCapacity, ClusterState, Job
 from federator.model.cluster import GangAdmission
 from federator.security.limits import TokenBucket
 from federator.server.orders import Order
@@ -47,4 +48,17 @@ class ClusterRecord:
     gang_admission: GangAdmission = GangAdmission.UNKNOWN  # from the agent's Hello
 
 
-__all__ = ["FAILOVER_ANNOTATION", "FAILOVER_POLICIES", "OUTBOX_LIMIT", "ClusterRecord"]
+def expected_back(jobs: Iterable[Job], *, known: Container[str], now: float) -> dict[str, ClusterRecord]:
+    """After a restart: every cluster holding an active placement, and not `known` from elsewhere, is expected
+    back, Partitioned until its agent reports (Lost after the grace time)."""
+    expected: dict[str, ClusterRecord] = {}
+    for job in jobs:
+        for p in job.placements:
+            if p.phase.is_active and p.cluster not in known and p.cluster not in expected:
+                expected[p.cluster] = ClusterRecord(
+                    name=p.cluster, region=p.region, labels={}, state=ClusterState.PARTITIONED,
+                    last_report_at=0.0, last_seen_at=now, disconnected_at=now, partitioned_at=now)
+    return expected
+
+
+__all__ = ["FAILOVER_ANNOTATION", "FAILOVER_POLICIES", "OUTBOX_LIMIT", "ClusterRecord", "expected_back"]

@@ -37,7 +37,7 @@ from federator.model import (
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits, TokenBucket
-from federator.server.clusters import FAILOVER_ANNOTATION, OUTBOX_LIMIT, ClusterRecord
+from federator.server.clusters import FAILOVER_ANNOTATION, OUTBOX_LIMIT, ClusterRecord, expected_back
 from federator.server.intake import Intake
 from federator.server.membership import Membership
 from federator.server.orders import CancelOrder, LaunchOrder, Order
@@ -99,7 +99,7 @@ class Federator:
         self.membership = Membership(members)  # SQLite mode: the members a restart expects back
         for m in self.membership.expected():
             self.expect_cluster(m.name, region=m.region, labels=dict(m.labels))
-        self._expect_agents()
+        self.clusters.update(expected_back(self.jobs.values(), known=self.clusters, now=self.clock()))
         # The loop's first placements wait for the clusters expected back (server/settle.py); 0: never.
         self.settling = Settling(self.clock(), settle_seconds)
 
@@ -408,16 +408,6 @@ class Federator:
             name=name, region=region, labels=dict(labels),
             state=ClusterState.LOST if lost else ClusterState.PARTITIONED, last_report_at=last_report_at,
             last_seen_at=now, disconnected_at=now, partitioned_at=now)
-
-    def _expect_agents(self) -> None:
-        """After a restart: every cluster holding an active placement is expected back, Partitioned until then."""
-        now = self.clock()
-        for job in self.jobs.values():
-            for p in job.placements:
-                if p.phase.is_active and p.cluster not in self.clusters:
-                    self.clusters[p.cluster] = ClusterRecord(
-                        name=p.cluster, region=p.region, labels={}, state=ClusterState.PARTITIONED,
-                        last_report_at=0.0, last_seen_at=now, disconnected_at=now, partitioned_at=now)
 
     async def run(self) -> None:
         """The reconcile loop: a cycle whenever something changed, and at least every cycle_interval."""
