@@ -1,10 +1,24 @@
-"""A job's message is what its placements say now: a Running job does not keep the message it had while Placed."""
+"""A job's message is what its placements say now, and names a cluster of its that is not Ready.
+
+A Running job does not keep the message it had while Placed; a job on a Partitioned cluster says which, since
+when, and what happens next, until the cluster is Ready again (or Lost, when the job is placed again).
+"""
 
 from __future__ import annotations
 
-from server_support import Clock, MemoryStore, join, make, spec
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
-from federator.model import JobPhase
+import grpc
+import pytest
+from server_support import LEASE, LOST_AFTER, Clock, MemoryStore, join, make, spec
+from test_services_edge import channel, good_spec, hello, report, served
+
+from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc, types_pb2
+from federator.jobfile import parse_job
+from federator.model import ClusterState, Job, JobPhase, JobSpec
+from federator.server.federator import ClusterRecord, Federator
 
 
 def test_a_running_job_drops_the_message_it_had_while_placed() -> None:
@@ -19,3 +33,206 @@ def test_a_running_job_drops_the_message_it_had_while_placed() -> None:
     assert (job.phase, job.message) == (JobPhase.RUNNING, "")
     fed.job_update(rec, p.placement_id, JobPhase.RUNNING, "2 of 2 replicas running")
     assert job.message == "2 of 2 replicas running"
+
+
+# -- a job on a cluster that is not Ready says so (server/job_message.py) -----------------------------------------
+
+def inference(name: str, *, replicas: int) -> JobSpec:
+    return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": name},
+                      "spec": {"kind": "inference", "replicas": replicas,
+                               "resources": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 8}}})
+
+
+def utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def partitioned(cluster: str, since: float) -> str:
+    return (f"{cluster} Partitioned since {utc(since)} (no word from its agent); waiting for it to come back, "
+            f"or until it is Lost at {utc(since + LOST_AFTER)} ({LOST_AFTER:g} s on), when the job is placed again")
+
+
+def running_on(fed: Federator, name: str, message: str = "") -> tuple[Job, ClusterRecord]:
+    rec = join(fed, name)
+    job = fed.submit(spec(f"train-{name}", replicas=4))  # a whole cluster (4 nodes of 8): the next goes elsewhere
+    fed.schedule_once()
+    (p,) = job.placements
+    assert p.cluster == name
+    fed.job_update(rec, p.placement_id, JobPhase.RUNNING, message)
+    return job, rec
+
+
+@pytest.mark.parametrize("silence", ["stream-dropped", "lease-ran-out"])
+def test_a_job_on_a_partitioned_cluster_names_it_until_it_is_ready_again(silence: str) -> None:
+    store, clock = MemoryStore(), Clock()
+    fed = make(store, clock)
+    job, rec = running_on(fed, "west-1", "2 of 2 replicas running")
+    watcher = fed.watch()
+    clock.now += 1
+    if silence == "stream-dropped":
+        fed.disconnect(rec)
+    else:
+        clock.now += LEASE + 1  # connected, and silent past its lease
+    fed.check_leases()
+    since = clock.now
+    assert rec.state is ClusterState.PARTITIONED and job.phase is JobPhase.RUNNING
+    assert job.message == f"{partitioned('west-1', since)}; 2 of 2 replicas running"
+    assert store.docs[job.job_id].message == job.message  # written, so Kubernetes status says it too
+    assert watcher.get_nowait() == job.job_id  # and watchers (federator get --watch, kubectl -w) hear of it
+
+    clock.now += 30
+    fed.check_leases()
+    assert job.message.startswith(partitioned("west-1", since))  # no rewrite while nothing changed
+    assert watcher.empty()
+
+    back = join(fed, "west-1", job.placements[0].placement_id)
+    fed.check_leases()
+    assert back.state is ClusterState.READY
+    assert (job.phase, job.message) == (JobPhase.RUNNING, "2 of 2 replicas running")
+    assert store.docs[job.job_id].message == "2 of 2 replicas running"
+
+
+def test_an_update_from_a_partitioned_cluster_keeps_the_note() -> None:
+    clock = Clock()
+    fed = make(MemoryStore(), clock)
+    job, rec = running_on(fed, "west-1")
+    clock.now += LEASE + 1
+    fed.check_leases()
+    fed.job_update(rec, job.placements[0].placement_id, JobPhase.RUNNING, "1 of 1 replicas running")
+    assert job.message == f"{partitioned('west-1', clock.now)}; 1 of 1 replicas running"
+
+
+def test_a_job_on_a_ready_cluster_says_nothing_of_another_that_is_partitioned() -> None:
+    fed = make(MemoryStore(), Clock())
+    quiet, east = running_on(fed, "east-1")
+    busy, _ = running_on(fed, "west-1", "1 of 1 replicas running")
+    fed.disconnect(east)
+    fed.check_leases()
+    assert quiet.message.startswith("east-1 Partitioned since")
+    assert busy.message == "1 of 1 replicas running"
+
+
+def test_an_inference_job_spread_over_clusters_names_the_partitioned_ones() -> None:
+    clock = Clock()
+    fed = make(MemoryStore(), clock)
+    recs = {name: join(fed, name) for name in ("a-1", "b-1", "c-1")}
+    job = fed.submit(inference("serve", replicas=12))  # 4 nodes of 8 GPUs each: three clusters
+    fed.schedule_once()
+    assert sorted(p.cluster for p in job.placements) == ["a-1", "b-1", "c-1"]
+    for p in job.placements:
+        fed.job_update(recs[p.cluster], p.placement_id, JobPhase.RUNNING, "")
+    fed.disconnect(recs["c-1"])
+    fed.disconnect(recs["a-1"])
+    fed.check_leases()
+    assert job.message == f"{partitioned('a-1', clock.now)}; {partitioned('c-1', clock.now)}"
+    assert "b-1" not in job.message
+
+
+def test_a_job_that_stays_on_a_lost_cluster_says_it_waits_there() -> None:
+    clock = Clock()
+    fed = make(MemoryStore(), clock)
+    rec = join(fed, "west-1")
+    job = fed.submit(spec("stay", **{"federator.io/failover": "keep"}))
+    fed.schedule_once()
+    fed.disconnect(rec)
+    fed.check_leases()
+    assert job.message.endswith("the job stays there even then (failover: keep)")
+    clock.now += LOST_AFTER + 1
+    fed.check_leases()
+    assert rec.state is ClusterState.LOST and job.phase is JobPhase.PLACED
+    assert job.message == f"west-1 Lost (no word from its agent since {utc(clock.now - LOST_AFTER - 1)}); " \
+                          "the job waits for it to come back (failover: keep)"
+
+
+def test_a_job_on_a_lost_cluster_is_placed_again_without_the_note() -> None:
+    clock = Clock()
+    fed = make(MemoryStore(), clock)
+    job, rec = running_on(fed, "west-1")
+    fed.disconnect(rec)
+    clock.now += LOST_AFTER + 1
+    join(fed, "east-1")
+    fed.check_leases()
+    assert (job.phase, job.message) == (JobPhase.PENDING, "")
+    assert job.pending_reason is not None and "west-1 was Lost" in job.pending_reason.message
+    fed.schedule_once()
+    assert [p.cluster for p in job.placements] == ["east-1"] and job.message == ""
+
+
+def test_after_a_restart_a_job_names_the_cluster_expected_back() -> None:
+    store, clock = MemoryStore(), Clock()
+    job, _ = running_on(make(store, clock), "west-1", "1 of 1 replicas running")
+    clock.now += 5
+    restarted = make(store, clock)
+    restarted.check_leases()
+    assert restarted.jobs[job.job_id].message == f"{partitioned('west-1', clock.now)}; 1 of 1 replicas running"
+
+
+def test_over_the_wire_get_and_list_name_the_partitioned_cluster_until_its_agent_is_back() -> None:
+    """The user's view (`federator get`/`list` read Get and List) over a real socket: an agent whose stream drops
+    while its job is Placed (the empty message users saw), then the agent back with the placement."""
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            jobs = jobs_pb2_grpc.JobServiceStub(ch)
+            connect = ch.stream_stream("/federator.v1.AgentService/Connect",
+                                       request_serializer=agent_pb2.AgentMessage.SerializeToString,
+                                       response_deserializer=agent_pb2.FederatorMessage.FromString)
+
+            async def agent(*first: agent_pb2.AgentMessage) -> tuple[grpc.aio.StreamStreamCall, asyncio.Event]:
+                done = asyncio.Event()
+
+                async def requests() -> AsyncIterator[agent_pb2.AgentMessage]:
+                    for m in first:
+                        yield m
+                    await done.wait()
+
+                call = connect(requests())
+                assert (await call.read()).WhichOneof("body") == "welcome"
+                await eventually_async(lambda: s.fed.clusters["east-1"].state is ClusterState.READY)
+                return call, done
+
+            call, done = await agent(hello(), roomy())
+            job_id = (await jobs.Submit(good_spec("train"), timeout=5)).job.job_id
+            s.fed.schedule_once()
+            while (await asyncio.wait_for(call.read(), 5)).WhichOneof("body") != "launch":
+                pass  # heartbeats
+            got = await jobs.Get(jobs_pb2.GetJobRequest(job_id=job_id), timeout=5)
+            assert (got.phase, got.message) == (types_pb2.JOB_PHASE_PLACED, "")
+
+            call.cancel()  # the stream drops
+            await eventually_async(lambda: not s.fed.clusters["east-1"].connected)
+            s.fed.check_leases()
+            got = await jobs.Get(jobs_pb2.GetJobRequest(job_id=job_id), timeout=5)
+            assert got.phase == types_pb2.JOB_PHASE_PLACED
+            assert got.message.startswith("east-1 Partitioned since "), got.message
+            assert "(120 s on), when the job is placed again" in got.message, got.message  # the default grace
+            (listed,) = (await jobs.List(jobs_pb2.ListJobsRequest(), timeout=5)).jobs
+            assert listed.message == got.message
+
+            (pid,) = [p.placement_id for p in got.placements]
+            back = roomy()
+            back.capacity.placement_ids.append(pid)  # the agent still holds the placement
+            again, done_again = await agent(hello(), back)
+            s.fed.check_leases()
+            got = await jobs.Get(jobs_pb2.GetJobRequest(job_id=job_id), timeout=5)
+            assert (got.phase, got.message, got.placements[0].placement_id) == (types_pb2.JOB_PHASE_PLACED, "", pid)
+            done.set()
+            done_again.set()
+            again.cancel()
+
+    asyncio.run(go())
+
+
+def roomy() -> agent_pb2.AgentMessage:
+    """A report with room for one CPU job (test_services_edge's `report` has no node to put it on)."""
+    msg = report()
+    msg.capacity.node_cpu_milli_free_max = 1000
+    msg.capacity.memory_bytes_allocatable = msg.capacity.memory_bytes_free = 2**30
+    msg.capacity.node_memory_bytes_free_max = 2**30
+    return msg
+
+
+async def eventually_async(ok: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not ok():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)

@@ -39,6 +39,7 @@ from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapsho
 from federator.security.limits import Limits, TokenBucket
 from federator.server.clusters import FAILOVER_ANNOTATION, OUTBOX_LIMIT, ClusterRecord, expected_back
 from federator.server.intake import Intake
+from federator.server.job_message import ClusterNotes, job_message
 from federator.server.membership import Membership
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, RecentRefusals
@@ -90,6 +91,7 @@ class Federator:
         self.journal = GroupCommit(store)  # every job write goes through it, in order
         self.cycles = Cycles(self)
         self.intake = Intake(self)  # the submit path and its indexes (server/intake.py)
+        self.notes = ClusterNotes(self)  # a placed job says when its cluster is not Ready (server/job_message.py)
         self.clusters: dict[str, ClusterRecord] = {}
         self._sessions = 0
         self._wake = asyncio.Event()
@@ -345,7 +347,7 @@ class Federator:
 
     def check_leases(self) -> None:
         """Ready -> Partitioned when the stream drops or the lease runs out; Partitioned -> Lost after the grace
-        time."""
+        time. Then the jobs on a cluster whose state changed say so in their message."""
         now = self.clock()
         for rec in list(self.clusters.values()):
             if rec.state is ClusterState.READY and rec.connected and now - rec.last_seen_at > self.lease_seconds:
@@ -359,6 +361,7 @@ class Federator:
                 if rec.connected:
                     self.close_stream(rec)  # a silent agent that wakes up must reconnect and re-sync
                 self._fail_over(rec)
+        self.notes.refresh()
 
     def _fail_over(self, rec: ClusterRecord) -> None:
         """Re-place the jobs of a Lost cluster whose failover policy allows it."""
@@ -467,12 +470,10 @@ class Federator:
         elif all(p is JobPhase.SUCCEEDED for p in phases):
             self._finish(job, JobPhase.SUCCEEDED, "all placements succeeded")
         else:
-            # Running: what the running placements say; Placed: what they wait for, in the members' words (e.g.
-            # Kueue's reason). Either way the message is the current one, never a Placed one left behind.
+            # The message is the current one, in the members' words, naming any cluster not Ready (job_message.py).
             job.phase = JobPhase.RUNNING if all(
                 p in (JobPhase.RUNNING, JobPhase.SUCCEEDED) for p in phases) else JobPhase.PLACED
-            job.message = "; ".join(p.message for p in job.placements
-                                    if p.phase is job.phase and p.message and p.message != "resync")
+            job.message = job_message(job, self.clusters, lost_after=self.lost_after_seconds)
 
     def _finish(self, job: Job, phase: JobPhase, message: str) -> None:
         self.cycles.released(job, job.placements)

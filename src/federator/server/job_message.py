@@ -1,0 +1,99 @@
+"""A placed job's message: what its placements say, and which of its clusters the federator cannot hear.
+
+A job on a Partitioned cluster keeps its placement (it may still be running
+there) and gets no new work until the cluster is back or Lost. Without a word
+on the job it showed `Placed` or `Running` with an empty message for minutes,
+while only the cluster registry (`kubectl get mc`) said why nothing happened.
+
+The message is derived here, in one place, and kept in `Job.message`: that
+field is what every view shows (gRPC Get/List/Watch and so `federator get`
+and `list`; FederatedJob `.status.message` through the Kubernetes job store),
+and writing it through the journal is what reaches them all. So the text says
+*since when* and *until when* in wall-clock time, not "for 40 s": a stored
+message must stay true without being rewritten every second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from federator.model import ClusterState, Job, JobPhase
+from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
+
+if TYPE_CHECKING:
+    from federator.server.federator import Federator
+
+RESYNC = "resync"  # a placeholder message of re-syncs by older agents: never shown
+
+
+def placements_message(job: Job) -> str:
+    """What the placements in the job's phase say (Running: the running ones; Placed: what they wait for,
+    in the members' words, e.g. Kueue's reason), never a Placed one left behind."""
+    return "; ".join(p.message for p in job.placements
+                     if p.phase is job.phase and p.message and p.message != RESYNC)
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cluster_note(rec: ClusterRecord, *, lost_after: float, keep: bool) -> str:
+    """Why a placement on a cluster that is not Ready makes no progress, and what happens next ("" if Ready)."""
+    since = _utc(rec.partitioned_at)
+    if rec.state is ClusterState.PARTITIONED:
+        then = ("the job stays there even then (failover: keep)" if keep
+                else "when the job is placed again")
+        return (f"{rec.name} Partitioned since {since} (no word from its agent); waiting for it to come back, "
+                f"or until it is Lost at {_utc(rec.partitioned_at + lost_after)} ({lost_after:g} s on), {then}")
+    if rec.state is ClusterState.LOST:
+        then = "the job waits for it to come back (failover: keep)" if keep else "the job is placed again"
+        return f"{rec.name} Lost (no word from its agent since {since}); {then}"
+    return ""
+
+
+def job_message(job: Job, clusters: Mapping[str, ClusterRecord], *, lost_after: float) -> str:
+    """A placed job's message: a note per cluster of its live placements that is not Ready (by name, so a job
+    spread over clusters names the silent ones), then what its placements say."""
+    keep = job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep"
+    holding = sorted({p.cluster for p in job.placements if p.phase.is_active})
+    notes = [cluster_note(clusters[name], lost_after=lost_after, keep=keep) for name in holding if name in clusters]
+    return "; ".join(part for part in (*notes, placements_message(job)) if part)
+
+
+class ClusterNotes:
+    """Restates the messages of the jobs on a cluster when its state changes (Ready, Partitioned, Lost).
+
+    Called once per turn of the loop after the leases are checked, so every way a cluster changes state
+    (stream dropped, lease ran out, first report, Lost, expected back after a restart) is caught in one
+    place, and only a change of state costs a pass over the jobs."""
+
+    def __init__(self, fed: Federator) -> None:
+        self.fed = fed
+        self._noted: dict[str, ClusterState] = {}  # the state each cluster's jobs' messages last reflected
+
+    def refresh(self) -> None:
+        changed = [name for name, rec in self.fed.clusters.items()
+                   if rec.state is not self._noted.get(name, ClusterState.READY)]
+        if not changed:
+            return
+        for name in changed:
+            self._noted[name] = self.fed.clusters[name].state
+        on = set(changed)
+        restated = []
+        for job in self.fed.jobs.values():
+            if job.phase not in (JobPhase.PLACED, JobPhase.RUNNING):
+                continue
+            if not any(p.cluster in on and p.phase.is_active for p in job.placements):
+                continue
+            message = job_message(job, self.fed.clusters, lost_after=self.fed.lost_after_seconds)
+            if message != job.message:
+                job.message = message
+                restated.append(job)
+        if restated:
+            self.fed.journal.write(restated)
+            self.fed.notify(restated)
+
+
+__all__ = ["ClusterNotes", "cluster_note", "job_message", "placements_message"]
