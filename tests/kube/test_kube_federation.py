@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kube_support import CRDS, EXAMPLES_K8S, JOBS_NAMESPACE, WORKLOADS, Kube, PhaseWatch
+from kube_support import CRDS, EXAMPLES_K8S, JOBS_NAMESPACE, REGIONS, WORKLOADS, Kube, PhaseWatch
 from support import eventually
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
@@ -294,6 +294,41 @@ def test_a_restarted_agent_finds_its_placements_by_label_and_launches_nothing_tw
         assert (status["phase"], status["placementId"]) == ("Running", pid)  # not re-queued elsewhere
     finally:
         kube.kubectl("host", "delete", "fj", "survives-restart", "--timeout=60s", check=False)
+
+
+def test_a_job_on_a_partitioned_member_says_so_in_its_status_until_the_member_is_ready_again(kube: Kube) -> None:
+    """Found on a test bed: a job on a Partitioned member showed `Placed`/`Running` with an empty message until the
+    agent came back or the member was Lost, and only `kubectl get mc` said why nothing happened."""
+    kube.kubectl("host", "apply", "-f", "-", input=_long_job("waits-for-member"))
+    try:
+        eventually(lambda: kube.phase("waits-for-member") == "Running", timeout=120, what="Running")
+        status = kube.fj("waits-for-member")["status"]  # type: ignore[index]
+        member, pid = status["cluster"], status["placementId"]
+        assert "Partitioned" not in status.get("message", "")
+
+        old = kube.fed.agents[member]
+        old.stop()
+        log_size = old.log.stat().st_size
+        eventually(lambda: kube.json("host", "get", "mc", member)["status"]["state"] == "Partitioned", timeout=60,
+                   what=f"{member} Partitioned")
+        message = eventually(lambda: (m := kube.fj("waits-for-member")["status"].get("message", ""))  # type: ignore[index]
+                             and "Partitioned" in m and m, timeout=30, what="the job's message names the partition")
+        assert message.startswith(f"{member} Partitioned since "), message
+        assert "(120 s on), when the job is placed again" in message, message  # the federator's --lost-after
+        assert kube.phase("waits-for-member") == "Running"  # it keeps running there meanwhile
+
+        kube.fed.start_kube_agent(member, kubeconfig=kube.workdir / f"agent-{member}.kubeconfig",
+                                  region=REGIONS[member])
+        eventually(lambda: "connected to" in kube.fed.agents[member].log.read_text()[log_size:], timeout=60,
+                   what="the agent back")
+        eventually(lambda: kube.json("host", "get", "mc", member)["status"]["state"] == "Ready", timeout=60,
+                   what=f"{member} Ready again")
+        eventually(lambda: "Partitioned" not in kube.fj("waits-for-member")["status"].get("message", ""),  # type: ignore[index]
+                   timeout=60, what="the note gone once the member is Ready")
+        status = kube.fj("waits-for-member")["status"]  # type: ignore[index]
+        assert (status["phase"], status["placementId"]) == ("Running", pid)
+    finally:
+        kube.kubectl("host", "delete", "fj", "waits-for-member", "--timeout=60s", check=False)
 
 
 def test_a_job_submitted_through_the_grpc_api_gets_a_federated_job(kube: Kube, tmp_path: Path) -> None:
