@@ -8,7 +8,9 @@ import threading
 from dataclasses import replace
 from typing import Any
 
-from federator.backends.kube.api import KubeError
+import pytest
+
+from federator.backends.kube.api import ForbiddenError, KubeError, NotFoundError
 from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.informer import ADDED, DELETED, MODIFIED
 from federator.backends.kube.workloads import TRAINJOB_POD_LABEL, adapter_for, build_workload
@@ -346,3 +348,43 @@ def test_a_refusal_whose_delete_fails_does_not_hold_up_the_gang_watch() -> None:
 
     api, _ = asyncio.run(run())
     assert any(d.startswith("jobs/train-abc-g1-a-") for d in api.deleted)
+
+
+class RefusingApi(FakeApi):
+    """An API server that refuses every create with `error`."""
+
+    def __init__(self, error: KubeError) -> None:
+        super().__init__()
+        self.error = error
+
+    def create(self, res: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [
+        (NotFoundError(404, 'namespaces "w" not found', reason="NotFound"), "namespace w does not exist here"),
+        (ForbiddenError(403, 'jobs.batch is forbidden: User "system:serviceaccount:x:agent" cannot create resource '
+                             '"jobs" in API group "batch" in the namespace "w"', reason="Forbidden"),
+         "the agent may not create it in w"),
+    ],
+    ids=["no-namespace", "no-rbac"],
+)
+def test_a_member_without_the_agents_set_up_says_which_file_to_apply(error: KubeError, hint: str) -> None:
+    """Seen on a test bed: the workloads namespace missing, every placement was refused with the API
+    server's words alone. The refusal (the job's message) now says what to apply."""
+    b, _ = backend(RefusingApi(error))
+    why = asyncio.run(b.launch(placement(), SPEC))
+    assert why is not None
+    assert str(error) in why  # the API server's own words stay
+    assert hint in why and "deploy/kubernetes/rbac-agent.yaml" in why and "--namespace" in why
+
+
+def test_a_quota_the_member_enforces_is_refused_in_its_own_words_without_a_set_up_hint() -> None:
+    error = ForbiddenError(403, 'jobs "x" is forbidden: exceeded quota: gpu, requested: nvidia.com/gpu=8',
+                           reason="Forbidden")
+    b, _ = backend(RefusingApi(error))
+    why = asyncio.run(b.launch(placement(), SPEC))
+    assert why is not None and "exceeded quota" in why
+    assert "rbac-agent.yaml" not in why

@@ -79,6 +79,21 @@ _RANK = {JobPhase.PENDING: 0, JobPhase.PLACED: 1, JobPhase.RUNNING: 2, JobPhase.
          JobPhase.CANCELLED: 3}
 
 
+def refusal(namespace: str, name: str, what: str, exc: KubeError) -> str:
+    """Why the member would not create a placement's object, in the API server's words, and what to do
+    when the cause is the agent's own set-up: a member without the workloads namespace, or without the
+    agent's RBAC in it, refuses every placement alike, and the API server's words alone (`namespaces
+    "federator-workloads" not found`) do not say that a file was not applied."""
+    out = f"{namespace}/{name}: the member cluster refused the {what}: {exc}"
+    fix = ("apply deploy/kubernetes/rbac-agent.yaml in this cluster (or install the federator-agent chart), "
+           "or start the agent with the --namespace its placements should run in")
+    if isinstance(exc, NotFoundError) and f'namespaces "{namespace}" not found' in str(exc):
+        out += f" (the agent's namespace {namespace} does not exist here: {fix})"
+    elif isinstance(exc, ForbiddenError) and "cannot create resource" in str(exc):
+        out += f" (the agent may not create it in {namespace}: {fix})"
+    return out
+
+
 class KubeBackend:
     """Runs placements as workloads (Jobs, Deployments, the kinds users bring) in one namespace of a
     member cluster."""
@@ -293,7 +308,7 @@ class KubeBackend:
             created = await asyncio.to_thread(self.api.get, res, name, self.namespace)
         except (InvalidError, ForbiddenError, NotFoundError) as exc:
             self.gang.forget(pid)
-            return f"{self.namespace}/{name}: the member cluster refused the {manifest['kind']}: {exc}"
+            return refusal(self.namespace, name, str(manifest["kind"]), exc)
         if created.get("kind") == "Job" and needs_rendezvous(created):
             refused = await self._rendezvous(placement, created)
             if refused:
@@ -317,8 +332,7 @@ class KubeBackend:
             pass  # made by an earlier launch of this placement
         except (InvalidError, ForbiddenError, NotFoundError) as exc:
             await asyncio.to_thread(self.api.delete, JOBS, job["metadata"]["name"], self.namespace)
-            return f"{self.namespace}/{job['metadata']['name']}: the member cluster refused the rendezvous " \
-                   f"Service: {exc}"
+            return refusal(self.namespace, job["metadata"]["name"], "rendezvous Service", exc)
         return None
 
     async def cancel(self, placement_id: str) -> None:
