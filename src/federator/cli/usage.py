@@ -27,6 +27,7 @@ from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.client import DEFAULT_SERVER
 from federator.cli.output import table
 from federator.listen import server_address
+from federator.timestamps import utc_seconds
 
 if TYPE_CHECKING:
     from federator.security.tls import ClientOptions
@@ -70,10 +71,6 @@ def parse_time(value: str, *, flag: str, now: float) -> float:
     return parsed.timestamp()
 
 
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def render(resp: object, *, output: str, by: str) -> str:
     """The report as a table, CSV or JSON."""
     from federator.api.v1 import usage_pb2
@@ -85,7 +82,7 @@ def render(resp: object, *, output: str, by: str) -> str:
     total = ("TOTAL", resp.total.accelerator_seconds, resp.total.micro_accelerator_seconds, resp.total.placements)
     if output == "json":
         return json.dumps({
-            "since": _iso(resp.since), "until": _iso(resp.until), "by": by or None,
+            "since": utc_seconds(resp.since), "until": utc_seconds(resp.until), "by": by or None,
             "rows": [{"key": k if k != "-" else "", "acceleratorSeconds": s, "microAcceleratorSeconds": m,
                       "acceleratorHours": round(s / 3600, 6), "placements": n} for k, s, m, n in rows],
             "total": {"acceleratorSeconds": total[1], "microAcceleratorSeconds": total[2],
@@ -98,8 +95,8 @@ def render(resp: object, *, output: str, by: str) -> str:
             w.writerow([k, f"{s:.6f}", f"{s / 3600:.6f}", n])
         return buf.getvalue().rstrip("\n")
     body = [[k, f"{s:,.1f}", f"{s / 3600:,.3f}", str(n)] for k, s, _m, n in [*rows, total]]
-    start = _iso(resp.since) if resp.since > 0 else "the first record"
-    header = f"usage from {start} to {_iso(resp.until)}"
+    start = utc_seconds(resp.since) if resp.since > 0 else "the first record"
+    header = f"usage from {start} to {utc_seconds(resp.until)}"
     return header + "\n" + table([head, "ACCELERATOR-SECONDS", "ACCELERATOR-HOURS", "PLACEMENTS"], body)
 
 

@@ -25,7 +25,6 @@ Writing is best effort and never fails a call: a full disk logs an error
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import sys
@@ -37,15 +36,12 @@ from typing import IO, Any
 
 from federator.paths import make_parent
 from federator.security.authz import Principal
+from federator.timestamps import utc_micro
 
 log = logging.getLogger("federator.audit")
 
 ACTIONS = ("submit", "cancel", "queue.change", "certificate.revoke", "federatedjob.refuse")
 RESULTS = ("accepted", "refused", "failed")
-
-
-def _rfc3339(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class AuditLog:
@@ -73,7 +69,7 @@ class AuditLog:
                code: str = "OK", rule: str = "", message: str = "", request_id: str = "") -> dict[str, Any]:
         assert action in ACTIONS and result in RESULTS, (action, result)
         line: dict[str, Any] = {
-            "time": _rfc3339(self.clock()), "action": action,
+            "time": utc_micro(self.clock()), "action": action,
             "identity": identity.to_json() if identity is not None else None,
             "object": dict(obj), "result": result, "code": code, "rule": rule, "message": message[:2000],
         }

@@ -16,11 +16,11 @@ message must stay true without being rewritten every second.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Job, JobPhase
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
+from federator.timestamps import utc_seconds
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -35,18 +35,14 @@ def placements_message(job: Job) -> str:
                      if p.phase is job.phase and p.message and p.message != RESYNC)
 
 
-def _utc(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def cluster_note(rec: ClusterRecord, *, lost_after: float, keep: bool) -> str:
     """Why a placement on a cluster that is not Ready makes no progress, and what happens next ("" if Ready)."""
-    since = _utc(rec.partitioned_at)
+    since = utc_seconds(rec.partitioned_at)
     if rec.state is ClusterState.PARTITIONED:
         then = ("the job stays there even then (failover: keep)" if keep
                 else "when the job is placed again")
         return (f"{rec.name} Partitioned since {since} (no word from its agent); waiting for it to come back, "
-                f"or until it is Lost at {_utc(rec.partitioned_at + lost_after)} ({lost_after:g} s on), {then}")
+                f"or until it is Lost at {utc_seconds(rec.partitioned_at + lost_after)} ({lost_after:g} s on), {then}")
     if rec.state is ClusterState.LOST:
         then = "the job waits for it to come back (failover: keep)" if keep else "the job is placed again"
         return f"{rec.name} Lost (no word from its agent since {since}); {then}"

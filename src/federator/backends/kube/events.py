@@ -15,13 +15,13 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from federator.backends.kube.api import EVENTS, KubeApi, KubeError
 from federator.jobfile import API_VERSION
 from federator.model import Job, JobPhase, ReasonCode
+from federator.timestamps import utc_seconds
 
 log = logging.getLogger("federator.kube.events")
 
@@ -77,7 +77,7 @@ def job_events(before: Seen | None, job: Job) -> list[JobEvent]:
 
 def event_object(event: JobEvent, *, namespace: str, name: str, uid: str, now: float, instance: str) -> dict[str, Any]:
     """A core v1 Event about a FederatedJob."""
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = utc_seconds(now)
     return {
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"generateName": f"{name}.", "namespace": namespace,

@@ -21,10 +21,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from federator.backends.kube.api import LEASES, ConflictError, KubeApi, KubeError, NotFoundError, Obj
+from federator.timestamps import utc_micro
 
 log = logging.getLogger("federator.kube.leader")
 
@@ -42,10 +42,6 @@ class LeaseConfig:
         if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:
             raise ValueError("leader election: need 0 < retry period < renew deadline < lease duration, got "
                              f"{self.retry_period:g} / {self.renew_deadline:g} / {self.lease_duration:g}")
-
-
-def _micro_time(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _record(spec: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -75,8 +71,8 @@ def decide(lease: Mapping[str, Any] | None, *, cfg: LeaseConfig, observed: Obser
     new_spec = {
         "holderIdentity": cfg.identity,
         "leaseDurationSeconds": int(cfg.lease_duration),
-        "acquireTime": spec.get("acquireTime") if mine else _micro_time(now_wall),
-        "renewTime": _micro_time(now_wall),
+        "acquireTime": spec.get("acquireTime") if mine else utc_micro(now_wall),
+        "renewTime": utc_micro(now_wall),
         "leaseTransitions": int(spec.get("leaseTransitions") or 0) + (0 if mine or not holder else 1),
     }
     meta: Obj = {"name": cfg.name, "namespace": cfg.namespace}
@@ -164,7 +160,7 @@ class LeaderElector:
             if spec.get("holderIdentity") != self.cfg.identity:
                 return
             lease["spec"] = {**spec, "holderIdentity": None, "leaseDurationSeconds": 1,
-                             "renewTime": _micro_time(self.wall())}
+                             "renewTime": utc_micro(self.wall())}
             self.api.replace(LEASES, self.cfg.name, lease, self.cfg.namespace)
             log.info("leader election: %s released Lease %s/%s", self.cfg.identity, self.cfg.namespace,
                      self.cfg.name)

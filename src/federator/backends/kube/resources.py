@@ -9,7 +9,7 @@ their fencing generation, timestamps), next to what `kubectl get fj` shows.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from federator.jobfile import API_VERSION, parse_job
@@ -27,6 +27,7 @@ from federator.model import (
     ReasonCode,
     format_job_accelerators,
 )
+from federator.timestamps import utc_micro
 
 FINALIZER = "federator.io/placements"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -38,7 +39,7 @@ def timestamp(t: float) -> str:
     """RFC 3339 with microseconds, as Kubernetes writes them; "" for 0."""
     if not t:
         return ""
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_micro(t)
 
 
 def parse_timestamp(text: object) -> float:

@@ -1,0 +1,21 @@
+"""UTC timestamps as the federator writes them: RFC 3339 with a Z, to the second or the microsecond.
+
+One module for every place a time is written (a job's message, a FederatedJob's Event, the usage
+report, the audit log, a Lease, a Kubernetes status), so they all read alike and a reader can
+compare them by eye. Seconds where a person reads the time; microseconds where Kubernetes expects a
+MicroTime (Lease, Event series) or where lines must sort within a second (the audit log).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utc_seconds(t: float) -> str:
+    """`t` (Unix seconds) as 2026-12-03T08:54:42Z."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_micro(t: float) -> str:
+    """`t` (Unix seconds) as 2026-12-03T08:54:42.123456Z, Kubernetes' MicroTime."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
