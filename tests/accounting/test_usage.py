@@ -177,6 +177,16 @@ def test_times_parse_as_iso_unix_or_an_age() -> None:
         parse_time("yesterday", flag="--until", now=0)
 
 
+def test_a_report_from_the_first_record_says_so_in_every_output() -> None:
+    """No --since: the table says "the first record" and JSON says null, not the Unix epoch."""
+    resp = usage_pb2.UsageResponse(since=0, until=1_764_751_482)
+    assert render(resp, output="table", by="").startswith("usage from the first record to 2025-12-03T08:44:42Z")
+    doc = json.loads(render(resp, output="json", by=""))
+    assert doc["since"] is None and doc["until"] == "2025-12-03T08:44:42Z"
+    bounded = usage_pb2.UsageResponse(since=1_764_751_482, until=1_764_751_483)
+    assert json.loads(render(bounded, output="json", by=""))["since"] == "2025-12-03T08:44:42Z"
+
+
 records = st.lists(st.builds(
     UsageRecord, placement_id=st.uuids().map(str), job_id=st.sampled_from(["j1", "j2", "j3"]),
     queue=st.sampled_from(["q1", "q2"]), user=st.sampled_from(["alice", "bob", ""]),

@@ -82,7 +82,8 @@ def render(resp: object, *, output: str, by: str) -> str:
     total = ("TOTAL", resp.total.accelerator_seconds, resp.total.micro_accelerator_seconds, resp.total.placements)
     if output == "json":
         return json.dumps({
-            "since": utc_seconds(resp.since), "until": utc_seconds(resp.until), "by": by or None,
+            "since": utc_seconds(resp.since) if resp.since > 0 else None,  # null: from the first record
+            "until": utc_seconds(resp.until), "by": by or None,
             "rows": [{"key": k if k != "-" else "", "acceleratorSeconds": s, "microAcceleratorSeconds": m,
                       "acceleratorHours": round(s / 3600, 6), "placements": n} for k, s, m, n in rows],
             "total": {"acceleratorSeconds": total[1], "microAcceleratorSeconds": total[2],
