@@ -47,8 +47,8 @@ def utc(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def partitioned(cluster: str, since: float) -> str:
-    return (f"{cluster} Partitioned since {utc(since)} (no word from its agent); waiting for it to come back, "
+def partitioned(cluster: str, since: float, why: str = "no word from its agent") -> str:
+    return (f"{cluster} Partitioned since {utc(since)} ({why}); waiting for it to come back, "
             f"or until it is Lost at {utc(since + LOST_AFTER)} ({LOST_AFTER:g} s on), when the job is placed again")
 
 
@@ -164,7 +164,29 @@ def test_after_a_restart_a_job_names_the_cluster_expected_back() -> None:
     clock.now += 5
     restarted = make(store, clock)
     restarted.check_leases()
-    assert restarted.jobs[job.job_id].message == f"{partitioned('west-1', clock.now)}; 1 of 1 replicas running"
+    why = "its agent has not reported since this federator started"  # not that it fell silent at the restart
+    assert restarted.jobs[job.job_id].message == f"{partitioned('west-1', clock.now, why)}; 1 of 1 replicas running"
+    clock.now += LOST_AFTER + 1
+    restarted.check_leases()
+    assert restarted.jobs[job.job_id].phase is JobPhase.PENDING  # Lost: placed again, the note gone with it
+
+
+def test_a_restart_that_finds_a_cluster_lost_keeps_a_job_that_stays_saying_so() -> None:
+    store, clock = MemoryStore(), Clock()
+    fed = make(store, clock)
+    rec = join(fed, "west-1")
+    job = fed.submit(spec("stay", **{"federator.io/failover": "keep"}))
+    fed.schedule_once()
+    fed.disconnect(rec)
+    clock.now += 5
+    restarted = make(store, clock)
+    started = clock.now
+    clock.now += LOST_AFTER + 1
+    restarted.check_leases()
+    assert restarted.clusters["west-1"].state is ClusterState.LOST
+    assert restarted.jobs[job.job_id].message == \
+        f"west-1 Lost (its agent has not reported since this federator started at {utc(started)}); " \
+        "the job waits for it to come back (failover: keep)"
 
 
 def test_over_the_wire_get_and_list_name_the_partitioned_cluster_until_its_agent_is_back() -> None:

@@ -38,14 +38,21 @@ def placements_message(job: Job) -> str:
 def cluster_note(rec: ClusterRecord, *, lost_after: float, keep: bool) -> str:
     """Why a placement on a cluster that is not Ready makes no progress, and what happens next ("" if Ready)."""
     since = utc_seconds(rec.partitioned_at)
+    # A cluster whose agent has not connected since this federator started (expected back after a restart)
+    # was last heard of by the federator before; the clock to Lost restarted with it, so say that, not
+    # that the agent fell silent at the restart.
+    restarted = not rec.session
     if rec.state is ClusterState.PARTITIONED:
         then = ("the job stays there even then (failover: keep)" if keep
                 else "when the job is placed again")
-        return (f"{rec.name} Partitioned since {since} (no word from its agent); waiting for it to come back, "
+        why = "its agent has not reported since this federator started" if restarted else "no word from its agent"
+        return (f"{rec.name} Partitioned since {since} ({why}); waiting for it to come back, "
                 f"or until it is Lost at {utc_seconds(rec.partitioned_at + lost_after)} ({lost_after:g} s on), {then}")
     if rec.state is ClusterState.LOST:
         then = "the job waits for it to come back (failover: keep)" if keep else "the job is placed again"
-        return f"{rec.name} Lost (no word from its agent since {since}); {then}"
+        why = "its agent has not reported since this federator started at" if restarted \
+            else "no word from its agent since"
+        return f"{rec.name} Lost ({why} {since}); {then}"
     return ""
 
 
