@@ -37,7 +37,7 @@ class ClusterRecord:
     connected: bool = False
     disconnected_at: float = 0.0
     partitioned_at: float = 0.0
-    session: int = 0
+    session: int = 0  # 0: its agent has not connected to this federator yet (`awaited`)
     outbox: asyncio.Queue[Order | None] = field(default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT + 1))
     acked: set[str] = field(default_factory=set)
     resynced: bool = False  # the first report of this session has been reconciled
@@ -48,17 +48,24 @@ class ClusterRecord:
     gang_admission: GangAdmission = GangAdmission.UNKNOWN  # from the agent's Hello
 
 
+def awaited(name: str, *, region: str, labels: dict[str, str], now: float, lost: bool = False,
+            last_report_at: float = 0.0) -> ClusterRecord:
+    """A cluster known from before this federator started whose agent has not connected to it: Partitioned
+    from `now` until it does (Lost after the grace time), or Lost already."""
+    return ClusterRecord(name=name, region=region, labels=dict(labels),
+                         state=ClusterState.LOST if lost else ClusterState.PARTITIONED, last_report_at=last_report_at,
+                         last_seen_at=now, disconnected_at=now, partitioned_at=now)
+
+
 def expected_back(jobs: Iterable[Job], *, known: Container[str], now: float) -> dict[str, ClusterRecord]:
     """After a restart: every cluster holding an active placement, and not `known` from elsewhere, is expected
-    back, Partitioned until its agent reports (Lost after the grace time)."""
+    back (`awaited`)."""
     expected: dict[str, ClusterRecord] = {}
     for job in jobs:
         for p in job.placements:
             if p.phase.is_active and p.cluster not in known and p.cluster not in expected:
-                expected[p.cluster] = ClusterRecord(
-                    name=p.cluster, region=p.region, labels={}, state=ClusterState.PARTITIONED,
-                    last_report_at=0.0, last_seen_at=now, disconnected_at=now, partitioned_at=now)
+                expected[p.cluster] = awaited(p.cluster, region=p.region, labels={}, now=now)
     return expected
 
 
-__all__ = ["FAILOVER_ANNOTATION", "FAILOVER_POLICIES", "OUTBOX_LIMIT", "ClusterRecord", "expected_back"]
+__all__ = ["FAILOVER_ANNOTATION", "FAILOVER_POLICIES", "OUTBOX_LIMIT", "ClusterRecord", "awaited", "expected_back"]

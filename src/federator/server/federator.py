@@ -37,7 +37,7 @@ from federator.model import (
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits, TokenBucket
-from federator.server.clusters import FAILOVER_ANNOTATION, OUTBOX_LIMIT, ClusterRecord, expected_back
+from federator.server.clusters import FAILOVER_ANNOTATION, OUTBOX_LIMIT, ClusterRecord, awaited, expected_back
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
 from federator.server.membership import Membership
@@ -406,11 +406,8 @@ class Federator:
         Lost already."""
         if name in self.clusters:
             return
-        now = self.clock()
-        self.clusters[name] = ClusterRecord(
-            name=name, region=region, labels=dict(labels),
-            state=ClusterState.LOST if lost else ClusterState.PARTITIONED, last_report_at=last_report_at,
-            last_seen_at=now, disconnected_at=now, partitioned_at=now)
+        self.clusters[name] = awaited(name, region=region, labels=labels, now=self.clock(), lost=lost,
+                                      last_report_at=last_report_at)
 
     async def run(self) -> None:
         """The reconcile loop: a cycle whenever something changed, and at least every cycle_interval."""

@@ -38,9 +38,8 @@ def placements_message(job: Job) -> str:
 def cluster_note(rec: ClusterRecord, *, lost_after: float, keep: bool) -> str:
     """Why a placement on a cluster that is not Ready makes no progress, and what happens next ("" if Ready)."""
     since = utc_seconds(rec.partitioned_at)
-    # A cluster whose agent has not connected since this federator started (expected back after a restart)
-    # was last heard of by the federator before; the clock to Lost restarted with it, so say that, not
-    # that the agent fell silent at the restart.
+    # A cluster whose agent has not connected since this federator started (`clusters.awaited`) was last heard
+    # of before; the clock to Lost restarted with the federator, so say that, not that the agent fell silent then.
     restarted = not rec.session
     if rec.state is ClusterState.PARTITIONED:
         then = ("the job stays there even then (failover: keep)" if keep
