@@ -44,6 +44,11 @@ def build(out: Path) -> Path:
     stamp = out / ".source-key"
     if stamp.exists() and stamp.read_text() == key:
         return out
+    # pip builds in the tree, and setuptools copies into build/lib* over what an earlier build left there: a file
+    # since removed from src/, or no longer listed as package data, would still ship in this wheel (and hide a
+    # missing package-data entry from the tests that run on it). The C objects in build/temp* are kept.
+    for stale in ROOT.glob("build/lib*"):
+        shutil.rmtree(stale)
     with tempfile.TemporaryDirectory(prefix="federator-wheel-") as tmp:
         env = {**os.environ, "FEDERATOR_COMPILE": "1"}
         cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", tmp, str(ROOT)]

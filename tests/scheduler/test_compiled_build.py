@@ -3,6 +3,8 @@
 `make test` runs the scheduler, model and simulator tests twice: on the interpreted package, and on
 build/compiled (scripts/build_compiled.py) with FEDERATOR_EXPECT_COMPILED=1, which the last test
 here checks is what that pass really imported, so it cannot quietly test the interpreted code again.
+build/compiled is the wheel `pip install .` builds, unpacked, so that pass is also where a file the
+package needs but does not ship (package data) shows up.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import tomllib
 from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +47,30 @@ def test_the_compiled_pass_imports_the_compiled_build() -> None:
     if os.environ.get("FEDERATOR_EXPECT_COMPILED") != "1":
         pytest.skip("the interpreted pass; `make test` runs these tests again on build/compiled")
     assert federator.scheduler.COMPILED, federator.scheduler.__file__
+
+
+def test_the_package_ships_the_demos_fleet_and_jobs() -> None:
+    """`federator demo`'s defaults are the imported package's own files, not a checkout's: a pip install
+    or the image has no examples/ folder (the demo said `examples/fleet.yaml: cannot read` there)."""
+    from federator.cli.demo import EXAMPLES
+
+    assert Path(federator.__file__).resolve().parent in EXAMPLES.parents, EXAMPLES
+    assert (EXAMPLES / "fleet.yaml").is_file()
+    shipped = sorted(p.name for p in (EXAMPLES / "jobs").glob("*.yaml"))
+    assert shipped == sorted(p.name for p in (ROOT / "examples" / "jobs").glob("*.yaml")), shipped
+
+
+def test_the_shipped_package_runs_the_demo(tmp_path: Path) -> None:
+    """The demo as the image or a pip install runs it: from the built package, away from any checkout."""
+    if os.environ.get("FEDERATOR_EXPECT_COMPILED") != "1":
+        pytest.skip("the interpreted pass runs the demo from the checkout (tests/e2e); this is the built package")
+    package = Path(federator.__file__).resolve().parents[1]  # this pass's build/compiled, as an absolute path
+    done = subprocess.run([sys.executable, "-m", "federator", "demo", "--insecure", "--workdir", str(tmp_path / "w")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "PYTHONPATH": str(package)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "GangDoesNotFit" in done.stdout, done.stdout[-2000:]
+    assert "Succeeded" in done.stdout
 
 
 def test_a_bad_compile_switch_is_named_not_ignored() -> None:

@@ -22,7 +22,9 @@ from federator.local import LocalFederation
 from federator.model import JobPhase, ReasonCode
 from federator.paths import make_dir
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+# The demo's fleet and jobs ship inside the package (package data), so `federator demo` runs from a pip
+# install or the image as from a checkout; the checkout's examples/fleet.yaml and examples/jobs link here.
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
