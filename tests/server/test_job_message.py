@@ -171,6 +171,27 @@ def test_after_a_restart_a_job_names_the_cluster_expected_back() -> None:
     assert restarted.jobs[job.job_id].phase is JobPhase.PENDING  # Lost: placed again, the note gone with it
 
 
+def test_a_restarted_federators_loop_restates_the_job_at_its_first_turn_not_an_interval_later() -> None:
+    """Seen on a restart: Get said "1 replicas running" of a job whose cluster's agent was SIGSTOPped, until
+    the loop's first turn, which came a whole cycle interval after the start."""
+    store, clock = MemoryStore(), Clock()
+    job, _ = running_on(make(store, clock), "west-1", "1 of 1 replicas running")
+    restarted = make(store, clock, cycle_interval=3600.0)
+    assert restarted.jobs[job.job_id].message == "1 of 1 replicas running"  # as stored, before any turn
+
+    async def scenario() -> str:
+        runner = asyncio.get_running_loop().create_task(restarted.run())
+        try:
+            for _ in range(100):  # a few turns of the event loop; nowhere near the hour-long interval
+                await asyncio.sleep(0)
+            return restarted.jobs[job.job_id].message
+        finally:
+            runner.cancel()
+
+    why = "its agent has not reported since this federator started"
+    assert asyncio.run(scenario()) == f"{partitioned('west-1', clock.now, why)}; 1 of 1 replicas running"
+
+
 def test_a_restart_that_finds_a_cluster_lost_keeps_a_job_that_stays_saying_so() -> None:
     store, clock = MemoryStore(), Clock()
     fed = make(store, clock)

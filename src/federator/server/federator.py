@@ -410,14 +410,18 @@ class Federator:
                                       last_report_at=last_report_at)
 
     async def run(self) -> None:
-        """The reconcile loop: a cycle whenever something changed, and at least every cycle_interval."""
+        """The reconcile loop: a cycle whenever something changed, and at least every cycle_interval.
+
+        Its first turn runs at start, not a cycle_interval later: after a restart the clusters expected back
+        are Partitioned, and until a turn restates their jobs, Get and List answered with the messages stored
+        before the crash ("1 replicas running" on a cluster whose agent is silent)."""
         while True:
+            await self.tick()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.cycle_interval)
             except TimeoutError:
                 pass
             self._wake.clear()
-            await self.tick()
 
     async def tick(self) -> CycleResult | None:
         """One turn of the loop: leases, then a cycle unless a start's placements still wait (None then)."""
