@@ -16,7 +16,7 @@ from grpc_status import rpc_status
 from test_services_edge import channel, good_spec, served
 
 from federator.api import convert
-from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.cli.client import list_jobs
 from federator.security.limits import Limits
 from federator.security.tls import ClientOptions
@@ -152,3 +152,22 @@ def test_a_proto_client_over_the_accelerator_limit_reads_its_own_field_in_the_me
 ])
 def test_a_message_names_the_proto_field_where_it_differs(message: str, said: str) -> None:
     assert both_names(message) == said
+
+
+def test_a_submit_without_a_kind_hears_of_its_other_bad_fields_too_but_not_of_a_kinds_own() -> None:
+    """Before, the missing kind was the only violation, and the client learnt its next mistake a round trip
+    later. A problem of one kind only (minRegions on training work) is not the client's: it may mean the other."""
+    async def main() -> None:
+        async with served() as s:
+            request = good_spec("kindless", resources={"cpu": "1"})
+            request.spec.kind = types_pb2.JOB_KIND_UNSPECIFIED
+            request.spec.replicas = -2
+            request.spec.labels["bad key!"] = "v"
+            request.spec.min_regions = 2
+            err = await asyncio.to_thread(_refusal, s.target, request)
+            assert err.details().startswith("spec.kind: must be training or inference")  # type: ignore[attr-defined]
+            fields = [v.field for v in _bad_request(err).field_violations]
+            assert fields == ["spec.kind", "spec.labels", "spec.replicas"], fields
+            assert not s.fed.jobs
+
+    asyncio.run(main())

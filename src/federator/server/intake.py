@@ -20,10 +20,11 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from federator.jobfile import REQUEST_ID_ANNOTATION, JobFileError, parse_job, spec_to_document
+from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, parse_job, spec_to_document
 from federator.model import Job, JobId, JobPhase, JobSpec, Reason, ReasonCode
 from federator.security.limits import RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
@@ -158,11 +159,8 @@ class Intake:
         """Validate a submission and reserve its job; (the job, True) or (the job seen before, False)."""
         fed = self.fed
         spec = self._with_request_id(spec, request_id)
-        if spec.pod_template_json and not _is_json_object(spec.pod_template_json):
-            self._reject(RejectReason.INVALID_JOB)
-            raise SubmitError("spec.template: pod_template_json must be a JSON object")
         try:
-            spec = parse_job(spec_to_document(spec))  # one validator for files, CRDs and the API
+            spec = checked(spec)
         except JobFileError as exc:
             self._reject(RejectReason.INVALID_JOB)
             raise SubmitError(str(exc)) from exc
@@ -257,6 +255,30 @@ class Intake:
         self.fed.metrics.messages_rejected.labels(reason.value).inc()
 
 
+def checked(spec: JobSpec) -> JobSpec:
+    """The spec as the job file validator reads it (one validator for files, CRDs and the API); JobFileError
+    lists every problem."""
+    if spec.pod_template_json and not _is_json_object(spec.pod_template_json):
+        raise JobFileError([FieldProblem("spec.template", "pod_template_json must be a JSON object")])
+    return parse_job(spec_to_document(spec))
+
+
+def kindless_problems(specs: Iterable[JobSpec]) -> list[FieldProblem]:
+    """The problems every one of `specs` has: given the same spec under each kind, what is wrong with a
+    submission whatever its kind. A client that sent no kind learns these with the kind's own problem,
+    not one mistake per round trip; a problem only one kind has (spec.regions.minRegions on training
+    work) is left out, since the client may have meant the other."""
+    common: list[FieldProblem] | None = None
+    for spec in specs:
+        try:
+            checked(spec)
+            found: list[FieldProblem] = []
+        except JobFileError as exc:
+            found = list(exc.problems)
+        common = found if common is None else [p for p in common if p in found]
+    return common or []
+
+
 def _is_json_object(text: str) -> bool:
     try:
         return isinstance(json.loads(text), dict)
@@ -264,4 +286,4 @@ def _is_json_object(text: str) -> bool:
         return False
 
 
-__all__ = ["AlreadyExists", "Intake", "QueueFull", "RequestIdConflict", "SubmitError"]
+__all__ = ["AlreadyExists", "Intake", "QueueFull", "RequestIdConflict", "SubmitError", "checked", "kindless_problems"]

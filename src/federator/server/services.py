@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
-from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, shown
+from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, shown
 from federator.model import Job, JobId, JobSpec
 from federator.model.cluster import GangAdmission
 from federator.security.audit import AuditLog
@@ -33,7 +33,7 @@ from federator.security.trust import PROVIDER_LABEL
 from federator.server.admission import name_taken
 from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
-from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError
+from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
 from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.paging import PageTokenError, page
 from federator.server.terms import StreamTerms, default_order_max_age
@@ -320,6 +320,28 @@ def _job_object(job: Job | None, spec: JobSpec | None = None, key: str = "") -> 
     return obj
 
 
+def _spec_of(pb: types_pb2.JobSpec) -> JobSpec:
+    """The submitted spec; a WireError when it cannot be read. Without a kind the rest of a spec cannot be
+    read as one job, yet the client should hear everything else that is wrong with it in the same answer:
+    the kind's problem comes with what the spec gets wrong under either kind (intake.kindless_problems)."""
+    try:
+        return convert.spec_from_pb(pb)
+    except convert.WireError as exc:
+        problem = str(exc)
+        if not problem.startswith("spec.kind: "):
+            raise
+        kinds = []
+        for kind in (types_pb2.JOB_KIND_TRAINING, types_pb2.JOB_KIND_INFERENCE):
+            copy = types_pb2.JobSpec()
+            copy.CopyFrom(pb)
+            copy.kind = kind
+            copy.workload_json = ""  # only a spec without a workload lacks its kind
+            kinds.append(convert.spec_from_pb(copy))
+        problems = [FieldProblem("spec.kind", problem.removeprefix("spec.kind: ")), *kindless_problems(kinds)]
+        every = JobFileError(problems)
+        raise convert.WireError(str(every)) from every
+
+
 class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
     """The job API. Each call is decided by `security.authz` at this edge: Submit by the queue's access list,
     Get/List/Watch/Cancel by whose job it is. Submit and Cancel, accepted or refused, are audited."""
@@ -332,7 +354,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         replayed: Job | None = None
         problems: list[FieldProblem] = []
         try:
-            spec = convert.spec_from_pb(request.spec)
+            spec = _spec_of(request.spec)
             decision = self.authz.submit(who, spec.queue)
             rule = decision.rule.value
             if isinstance(decision, Denied):
