@@ -171,3 +171,23 @@ def test_a_submit_without_a_kind_hears_of_its_other_bad_fields_too_but_not_of_a_
             assert not s.fed.jobs
 
     asyncio.run(main())
+
+
+def test_an_unknown_kind_beside_a_workload_is_its_only_problem() -> None:
+    """The workload brings the kind, replicas and resources: its spec is read with them, so the client is not
+    told that a spec which names no replicas or resources of its own asks for nothing."""
+    import json
+
+    from workload_objects import fresh
+
+    async def main() -> None:
+        async with served() as s:
+            request = jobs_pb2.SubmitRequest(spec=types_pb2.JobSpec(
+                name="with-workload", kind=9, workload_json=json.dumps(fresh("JobSet"))))
+            err = await asyncio.to_thread(_refusal, s.target, request)
+            assert [v.field for v in _bad_request(err).field_violations] == ["spec.kind"], err.details()  # type: ignore[attr-defined]
+            request.spec.labels["bad key!"] = "v"
+            err = await asyncio.to_thread(_refusal, s.target, request)
+            assert [v.field for v in _bad_request(err).field_violations] == ["spec.kind", "spec.labels"]
+
+    asyncio.run(main())

@@ -331,11 +331,12 @@ def _spec_of(pb: types_pb2.JobSpec) -> JobSpec:
         if not problem.startswith("spec.kind: "):
             raise
         kinds = []
-        for kind in (types_pb2.JOB_KIND_TRAINING, types_pb2.JOB_KIND_INFERENCE):
+        # A workload brings its own kind (an unknown enum value beside it is the only thing wrong with the kind).
+        for kind in (types_pb2.JOB_KIND_UNSPECIFIED,) if pb.workload_json else \
+                (types_pb2.JOB_KIND_TRAINING, types_pb2.JOB_KIND_INFERENCE):
             copy = types_pb2.JobSpec()
             copy.CopyFrom(pb)
             copy.kind = kind
-            copy.workload_json = ""  # only a spec without a workload lacks its kind
             kinds.append(convert.spec_from_pb(copy))
         problems = [FieldProblem("spec.kind", problem.removeprefix("spec.kind: ")), *kindless_problems(kinds)]
         every = JobFileError(problems)
