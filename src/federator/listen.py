@@ -29,14 +29,22 @@ def check_grpc_listen(value: str, flag: str) -> None:
     parse_listen(value, flag)
 
 
+# gRPC target schemes whose part after the colon is not a port (unix:/path, unix-abstract:name, ...).
+_SCHEMES = frozenset({"dns", "unix", "unix-abstract", "vsock", "ipv4", "ipv6", "xds", "google-c2p"})
+
+
 def server_address(value: str) -> str:
-    """A `--server` value as argparse's `type`: any gRPC target, but a numeric port must be 0-65535.
+    """A `--server` value as argparse's `type`: any gRPC target, but a HOST:PORT's port must be 0-65535.
 
     A DNS name that does not resolve yet is left to the dialler, which retries (a Service may come
-    up later); a port past 65535 never will, and grpcio would dial it wrapped."""
-    _, sep, port = value.rpartition(":")
+    up later); a port past 65535 never will, and grpcio would dial it wrapped. Nor will a port that is
+    not a number (`federator:707O`): the dialler retried it for seconds, then failed to parse it."""
+    host, sep, port = value.rpartition(":")
     if sep and port.isdigit() and int(port) > 65535:
         raise argparse.ArgumentTypeError(f"port {port} of {value[:80]!r} is not 0-65535")
+    plain = host and "/" not in value and ":" not in host and host not in _SCHEMES
+    if sep and plain and not port.isdigit():
+        raise argparse.ArgumentTypeError(f"port {port[:20]!r} of {value[:80]!r} is not a number 0-65535")
     return value
 
 

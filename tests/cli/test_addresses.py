@@ -79,7 +79,21 @@ def test_a_server_port_past_65535_is_refused_by_every_command_that_dials(command
         f"federator {command[0]}: error: argument --server: port 99999 of '127.0.0.1:99999' is not 0-65535"
 
 
+@pytest.mark.parametrize("command", [
+    ["agent", "--cluster", "west-1", "--insecure"],
+    ["get", "jobs", "--insecure"],
+    ["usage", "--insecure"],
+])
+def test_a_server_port_that_is_not_a_number_is_refused_by_every_command_that_dials(command: list[str]) -> None:
+    """The dialler retried federator:707O for seconds, then said it could not parse the port."""
+    out = _federator(*command, "--server", "federator:707O")
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1] == \
+        f"federator {command[0]}: error: argument --server: port '707O' of 'federator:707O' is not a number 0-65535"
+
+
 @pytest.mark.parametrize("target", ["127.0.0.1:7070", "federator.example:443", "dns:///federator:7070",
-                                    "unix:/run/federator.sock", "[::1]:7070", "federator"])
+                                    "unix:/run/federator.sock", "[::1]:7070", "federator", "unix-abstract:fed",
+                                    "vsock:3:7070", "ipv6:[::1]:7070", "dns:federator", "[fe80::1%eth0]:7070"])
 def test_any_other_grpc_target_is_left_to_the_dialler(target: str) -> None:
     assert server_address(target) == target
