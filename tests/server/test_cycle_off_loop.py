@@ -164,6 +164,48 @@ def test_a_finished_job_brings_back_the_parked_jobs_of_its_pool() -> None:
     assert any(isinstance(o, CancelOrder) for o in _drain(fed))
 
 
+def _room_frees_while_a_cycle_runs(event: str) -> None:
+    async def scenario() -> None:
+        held = HeldScheduler()
+        held.release.set()
+        fed = Federator(store=MemoryStore(), scheduler=held, cycle_interval=A_WHILE)
+        rec = join(fed, "east-1")  # 4 nodes of 8 free H100
+        if event == "finish":  # `first` holds the nodes until it ends
+            first = fed.submit(spec("first", gpus=8, replicas=4))
+            await fed.cycles.run_once_async()
+        else:  # something the federator did not place holds them until a report frees them
+            fed.report(rec, capacity(free=0))
+        held.release.clear()
+        held.started.clear()
+        second = fed.submit(spec("second", gpus=8, replicas=4))
+        cycle = asyncio.get_running_loop().create_task(fed.cycles.run_once_async())
+        assert await asyncio.to_thread(held.started.wait, A_WHILE)
+        # The cycle's snapshot has no room for `second`; the room comes while it runs.
+        if event == "finish":
+            fed.job_update(rec, first.placements[0].placement_id, JobPhase.SUCCEEDED, "done")
+            assert fed.jobs[first.job_id].phase is JobPhase.SUCCEEDED
+        else:
+            fed.report(rec, capacity())
+        held.release.set()
+        result = await cycle
+        assert second.job_id in result.pending  # the stale verdict...
+        assert second.job_id not in fed.cycles.parked  # ...does not park the job beside the room that came
+        await fed.cycles.run_once_async()  # no later event: the next cycle alone must place it
+        fed.cycles.close()
+        assert fed.jobs[second.job_id].phase is JobPhase.PLACED
+        assert fed.jobs[second.job_id].placements[0].cluster == "east-1"
+
+    asyncio.run(scenario())
+
+
+def test_a_gang_whose_room_is_freed_by_a_job_ending_while_its_cycle_runs_is_placed_by_the_next() -> None:
+    _room_frees_while_a_cycle_runs("finish")
+
+
+def test_a_gang_whose_room_is_freed_by_a_report_while_its_cycle_runs_is_placed_by_the_next() -> None:
+    _room_frees_while_a_cycle_runs("report")
+
+
 def _drain(fed: Federator) -> list[object]:
     out = []
     for rec in fed.clusters.values():

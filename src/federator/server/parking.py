@@ -15,6 +15,15 @@ Until then the job keeps the pending reason the cycle gave it (reasons are
 refreshed lazily: when the job is next looked at). Parked jobs are grouped by
 the models they accept, so un-parking a model touches only its groups, not
 every job. This module keeps only ids; the federator decides when to call it.
+
+A live cycle is computed off the event loop, so such an event can come while
+the cycle that will find a job no room is still running on a snapshot from
+before it. The job is not parked yet, so the event brings back nothing, and
+parking the job on the cycle's verdict would leave it waiting for an event
+that already happened: a gang kept Pending beside a member that its last
+running job just left, until some other report moved that pool. So the lot
+also remembers what it heard since `mark` (the cycle's plan), and
+`heard_since_mark` tells the cycle to keep such a job a candidate instead.
 """
 
 from __future__ import annotations
@@ -38,6 +47,10 @@ class ParkingLot:
         self._by_model: dict[str, set[JobId]] = defaultdict(set)
         self._by_queue: dict[str, set[JobId]] = defaultdict(set)
         self._where: dict[JobId, tuple[tuple[str, ...], str]] = {}
+        # What would have un-parked jobs since `mark`: models whose room changed, queues that released, anything.
+        self._heard_models: set[str] = set()
+        self._heard_queues: set[str] = set()
+        self._heard_all = False
 
     def __len__(self) -> int:
         return len(self._where)
@@ -65,8 +78,26 @@ class ParkingLot:
             self._by_model[m].discard(job_id)
         self._by_queue[queue].discard(job_id)
 
+    def mark(self) -> None:
+        """Start hearing anew: a cycle has taken its snapshot, and will park the jobs it finds no room for."""
+        self._heard_models.clear()
+        self._heard_queues.clear()
+        self._heard_all = False
+
+    def heard_since_mark(self, spec: JobSpec) -> bool:
+        """Whether an event since `mark` would have brought back a job of this spec, had it been parked then:
+        the verdict of a cycle planned at `mark` may be stale for it, so it must not be parked on it."""
+        if self._heard_all or spec.queue in self._heard_queues:
+            return True
+        heard = self._heard_models
+        if not heard:
+            return False
+        models = _models(spec)
+        return models == (ANY_MODEL,) or not heard.isdisjoint(models)
+
     def model_changed(self, accelerator_model: str) -> set[JobId]:
         """Room in pools of this model may have grown: its jobs (and the any-model ones) come back."""
+        self._heard_models.add(accelerator_model)
         ids = self._by_model.pop(accelerator_model, set()) | self._by_model.pop(ANY_MODEL, set())
         for job_id in ids:
             self.unpark(job_id)
@@ -74,6 +105,7 @@ class ParkingLot:
 
     def queue_released(self, queue: str) -> set[JobId]:
         """A job of this queue stopped holding resources: its quota and fair share may admit others."""
+        self._heard_queues.add(queue)
         ids = self._by_queue.pop(queue, set())
         for job_id in ids:
             self.unpark(job_id)
@@ -81,6 +113,7 @@ class ParkingLot:
 
     def clear(self) -> set[JobId]:
         """Anything may fit now (a cluster became Ready, CPU or memory grew, the policy changed)."""
+        self._heard_all = True
         ids = set(self._where)
         self._by_model.clear()
         self._by_queue.clear()

@@ -191,6 +191,7 @@ class Cycles:
         return Snapshot.of(infos)
 
     def plan(self) -> CyclePlan:
+        self.parked.mark()  # what frees room from here on may outdate this cycle's verdicts (commit_pending)
         jobs = self.fed.jobs
         requests: list[PlacementRequest] = []
         generations: dict[JobId, int] = {}
@@ -287,7 +288,9 @@ class Cycles:
             if job is None or job.phase is not JobPhase.PENDING or job.generation != plan.generations.get(job_id):
                 continue
             self._candidates.pop(job_id, None)
-            if not fed.refusals.remembers(job_id):  # time ends an avoidance, not a capacity change: keep trying
+            # Time ends an avoidance, not a capacity change: keep trying. And room that may have come while
+            # the cycle ran (parking.py) is tried by the next one, not waited for again.
+            if not fed.refusals.remembers(job_id) and not self.parked.heard_since_mark(job.spec):
                 self.parked.park(job_id, job.spec, reason)
             else:
                 reason = fed.refusals.explain(job_id, reason)
