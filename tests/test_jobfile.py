@@ -103,6 +103,23 @@ def test_every_problem_is_reported_at_once() -> None:
     assert {"spec.replicas", "spec.kind"} <= {p.field for p in err.value.problems}
 
 
+def test_every_bad_document_of_a_file_is_named_by_its_place_and_name_in_one_error() -> None:
+    good = "apiVersion: federator.io/v1alpha1\nkind: FederatedJob\nmetadata: {name: %s}\nspec: %s\n"
+    text = "---\n".join([
+        good % ("fine", "{kind: training, resources: {cpu: '1'}}"),
+        good % ("bad-one", "{kind: training, replicas: -2, resources: {cpu: '1'}}"),
+        good % ("fine-too", "{kind: inference, resources: {cpu: '1'}}"),
+        good % ("[x]", "{kind: nope, resources: {cpu: '1'}}"),  # a name that is not a string is not echoed
+    ])
+    with pytest.raises(JobFileError) as err:
+        parse_job_documents(text, source="jobs.yaml")
+    assert [p.field for p in err.value.problems] == [
+        "document 2 (bad-one): spec.replicas", "document 4: metadata.name", "document 4: spec.kind"]
+    assert str(err.value).startswith("jobs.yaml: document 2 (bad-one): spec.replicas: ")
+    assert [s.name for s in parse_job_documents(text.rsplit("---\n", 1)[0].replace("-2", "2"))] == [
+        "fine", "bad-one", "fine-too"]
+
+
 def test_not_yaml_and_empty() -> None:
     with pytest.raises(JobFileError, match="document: not valid YAML"):
         parse_job_documents("a: [b")

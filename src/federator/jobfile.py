@@ -152,7 +152,30 @@ def parse_job_documents(text: str, *, source: str = "") -> list[JobSpec]:
         if _too_deep(doc):
             where = "document" if len(docs) == 1 else f"document {i + 1}"
             raise JobFileError([FieldProblem(where, f"nested more than {MAX_DEPTH} levels deep")], source)
-    return [parse_job(doc, source=source) for doc in docs]
+    if len(docs) == 1:
+        return [parse_job(docs[0], source=source)]
+    # Several documents: every bad one is named, by its place in the file and its name, in one error, so
+    # that a file of twenty jobs is not fixed one refusal at a time (nothing is submitted until all parse).
+    specs: list[JobSpec] = []
+    problems: list[FieldProblem] = []
+    for i, doc in enumerate(docs):
+        try:
+            specs.append(parse_job(doc, source=source))
+        except JobFileError as exc:
+            where = f"document {i + 1}{_named(doc)}"
+            problems.extend(FieldProblem(f"{where}: {p.field}", p.problem) for p in exc.problems)
+    if problems:
+        raise JobFileError(problems, source)
+    return specs
+
+
+def _named(doc: object) -> str:
+    """' (NAME)' for a document whose metadata.name is a short plain string, else ''."""
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if isinstance(name, str) and 0 < len(name) <= 63 and name.isprintable():
+        return f" ({name})"
+    return ""
 
 
 def _too_deep(doc: object) -> bool:

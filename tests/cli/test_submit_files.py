@@ -12,7 +12,7 @@ from test_jobfile import GOOD  # type: ignore[import-not-found]
 
 from federator.api import convert
 from federator.cli import main
-from federator.cli.client import request_id_for
+from federator.cli.client import read_specs, request_id_for
 from federator.jobfile import parse_job_documents
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId
 from federator.store import job_to_dict
@@ -48,6 +48,23 @@ def test_an_echoed_value_is_cut_so_an_error_stays_small(tmp_path: Path, capsys: 
     err = capsys.readouterr().err
     assert "metadata.name" in err and "spec.acceleratorModels[0]" in err and len(err) < 2_000, len(err)
     assert "(20002 characters)" in err
+
+
+def test_two_jobs_of_one_name_in_one_submit_are_refused_before_any_is_sent(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def doc(name: str, namespace: str = "default") -> str:
+        d = json.loads(json.dumps(GOOD))
+        d["metadata"].update(name=name, namespace=namespace)
+        return json.dumps(d)
+    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    one.write_text(doc("llm") + "\n---\n" + doc("llm", "team-b"))  # one name in two namespaces: two jobs
+    assert [(s.namespace, s.name) for s in read_specs([one])] == [("default", "llm"), ("team-b", "llm")]
+    two.write_text(doc("other") + "\n---\n" + doc("llm", "team-b"))
+    # Nothing listens on port 1: a submit that got as far as dialling would fail with exit 1, not 2.
+    assert main(["submit", "-f", str(one), "-f", str(two), "--insecure", "--server", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {two} document 2: metadata.name: team-b/llm is also the name of {one} document 2; "
+                   "a namespace holds one job of a name\n")
 
 
 def test_get_jobs_json_shows_the_job_level_generation() -> None:

@@ -37,6 +37,7 @@ from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.output import cluster_rows, dump, job_rows, table
 from federator.jobfile import (
     REQUEST_ID_ANNOTATION,
+    FieldProblem,
     JobFileError,
     job_paths,
     load_job_files,
@@ -138,10 +139,26 @@ def _fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None)
 
 
 def read_specs(paths: list[Path]) -> list[JobSpec]:
-    """Parse every file first: nothing is submitted if any file is bad."""
+    """Parse every file first: nothing is submitted if any file is bad, or if two jobs share a name.
+
+    A namespace holds one job of a name, so the second of two would be refused by the federator after the
+    first was submitted: half a submission, for a mistake visible in the files."""
     specs: list[JobSpec] = []
+    first: dict[tuple[str, str], str] = {}
+    twins: list[FieldProblem] = []
     for path in job_paths(paths):
-        specs.extend(load_job_files(path))
+        found = load_job_files(path)
+        for i, spec in enumerate(found):
+            where = str(path) if len(found) == 1 else f"{path} document {i + 1}"
+            key = (spec.namespace, spec.name)
+            if key in first:
+                twins.append(FieldProblem(f"{where}: metadata.name", f"{spec.namespace}/{spec.name} is also the "
+                                          f"name of {first[key]}; a namespace holds one job of a name"))
+            else:
+                first[key] = where
+        specs.extend(found)
+    if twins:
+        raise JobFileError(twins)
     return specs
 
 
