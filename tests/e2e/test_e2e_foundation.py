@@ -109,6 +109,20 @@ def test_cancel_stops_the_placement_and_frees_capacity(federation: LocalFederati
                            for c in list_clusters(federation.client)), what="west-1 to free the accelerators")
 
 
+def test_watch_into_a_reader_that_stops_ends_quietly_as_a_tool_killed_by_sigpipe(federation: LocalFederation) -> None:
+    submit_specs(federation.client, [fj("first", gpus=0)])
+    watch = subprocess.Popen([sys.executable, "-m", "federator", "watch", *federation.client_args()],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watch.stdout is not None and watch.stdout.readline().startswith("first-")
+        watch.stdout.close()  # `federator watch | head -1`: the reader is gone
+        submit_specs(federation.client, [fj("second", gpus=0)])  # so the next line has nowhere to go
+        assert watch.wait(timeout=60) == 128 + 13
+    finally:
+        watch.kill()
+    assert watch.stderr is not None and watch.stderr.read() == ""  # no traceback
+
+
 def test_federator_restart_keeps_every_job(federation: LocalFederation) -> None:
     submit_specs(federation.client, [fj("running", replicas=1, models=["H100"], duration="4s"),
                                           fj("giant", replicas=16, models=["H100"])])

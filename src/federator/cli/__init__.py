@@ -35,7 +35,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return int(args.func(args) or 0)
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, not at exit, so that a reader gone before the last line is handled below
+        return code
+    except BrokenPipeError:
+        # The reader went away (`federator watch | head`): the end of the output, not a failure to trace.
+        # Exit as a tool killed by SIGPIPE does, with stdout on /dev/null so that the interpreter's last
+        # flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
 
 
 __all__ = ["build_parser", "main"]
