@@ -22,8 +22,8 @@ before it. The job is not parked yet, so the event brings back nothing, and
 parking the job on the cycle's verdict would leave it waiting for an event
 that already happened: a gang kept Pending beside a member that its last
 running job just left, until some other report moved that pool. So the lot
-also remembers what it heard since `mark` (the cycle's plan), and
-`heard_since_mark` tells the cycle to keep such a job a candidate instead.
+also remembers what it heard since `mark` (the cycle's plan), and `park`
+leaves such a job a candidate instead.
 """
 
 from __future__ import annotations
@@ -59,11 +59,14 @@ class ParkingLot:
         return job_id in self._where
 
     def park(self, job_id: JobId, spec: JobSpec, reason: Reason) -> None:
-        """Leave a job out of cycles until room may exist for it. WAITING and refusals are not parked:
-        they say nothing about capacity."""
+        """Leave a job out of cycles until room may exist for it. WAITING and refusals are not parked: they
+        say nothing about capacity. Nor is a job that an event since `mark` would have brought back: the
+        verdict, from a cycle planned at `mark`, may be stale for it."""
         if reason.code in (ReasonCode.WAITING, ReasonCode.REFUSED_BY_CLUSTER, ReasonCode.PREEMPTED):
             return
         models = _models(spec)
+        if self._heard(models, spec.queue):
+            return
         self._where[job_id] = (models, spec.queue)
         for m in models:
             self._by_model[m].add(job_id)
@@ -84,16 +87,12 @@ class ParkingLot:
         self._heard_queues.clear()
         self._heard_all = False
 
-    def heard_since_mark(self, spec: JobSpec) -> bool:
-        """Whether an event since `mark` would have brought back a job of this spec, had it been parked then:
-        the verdict of a cycle planned at `mark` may be stale for it, so it must not be parked on it."""
-        if self._heard_all or spec.queue in self._heard_queues:
+    def _heard(self, models: tuple[str, ...], queue: str) -> bool:
+        """Whether an event since `mark` would have brought back a job of these models and queue."""
+        if self._heard_all or queue in self._heard_queues:
             return True
         heard = self._heard_models
-        if not heard:
-            return False
-        models = _models(spec)
-        return models == (ANY_MODEL,) or not heard.isdisjoint(models)
+        return bool(heard) and (models == (ANY_MODEL,) or not heard.isdisjoint(models))
 
     def model_changed(self, accelerator_model: str) -> set[JobId]:
         """Room in pools of this model may have grown: its jobs (and the any-model ones) come back."""

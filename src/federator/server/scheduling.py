@@ -288,9 +288,9 @@ class Cycles:
             if job is None or job.phase is not JobPhase.PENDING or job.generation != plan.generations.get(job_id):
                 continue
             self._candidates.pop(job_id, None)
-            # Time ends an avoidance, not a capacity change: keep trying. And room that may have come while
-            # the cycle ran (parking.py) is tried by the next one, not waited for again.
-            if not fed.refusals.remembers(job_id) and not self.parked.heard_since_mark(job.spec):
+            # Time ends an avoidance, not a capacity change: keep trying. (`park` also leaves out a job whose
+            # room may have come while this cycle ran: parking.py.)
+            if not fed.refusals.remembers(job_id):
                 self.parked.park(job_id, job.spec, reason)
             else:
                 reason = fed.refusals.explain(job_id, reason)
