@@ -149,6 +149,18 @@ def test_a_job_that_fits_nowhere_is_parked_until_its_pool_changes() -> None:
     assert huge.job_id in {r.job_id for r in fed.cycles.plan().requests}
 
 
+def test_a_job_pinned_by_the_short_name_of_a_model_comes_back_when_that_pool_changes() -> None:
+    from builders import job
+
+    fed = make(MemoryStore(), Clock())
+    rec = join(fed, "east-1")  # 4 nodes of 8 free NVIDIA-H100-80GB-HBM3
+    huge = fed.submit(job("huge", gpus=8, replicas=5, models=("H100",)))  # as users write it
+    fed.schedule_once()
+    assert huge.job_id in fed.cycles.parked
+    fed.report(rec, capacity(free=7))  # only the H100 pool moved (no CPU or memory freed)
+    assert huge.job_id not in fed.cycles.parked
+
+
 def test_a_finished_job_brings_back_the_parked_jobs_of_its_pool() -> None:
     store, clock = MemoryStore(), Clock()
     fed = make(store, clock)
@@ -173,6 +185,8 @@ def _room_frees_while_a_cycle_runs(event: str) -> None:
         if event == "finish":  # `first` holds the nodes until it ends
             first = fed.submit(spec("first", gpus=8, replicas=4))
             await fed.cycles.run_once_async()
+        elif event == "cancel":  # `first` is placed by the same cycle, ahead of `second`
+            first = fed.submit(spec("first", gpus=8, replicas=4))
         else:  # something the federator did not place holds them until a report frees them
             fed.report(rec, capacity(free=0))
         held.release.clear()
@@ -184,6 +198,8 @@ def _room_frees_while_a_cycle_runs(event: str) -> None:
         if event == "finish":
             fed.job_update(rec, first.placements[0].placement_id, JobPhase.SUCCEEDED, "done")
             assert fed.jobs[first.job_id].phase is JobPhase.SUCCEEDED
+        elif event == "cancel":  # the room the cycle gives `first` is not taken after all
+            fed.cancel(first.job_id)
         else:
             fed.report(rec, capacity())
         held.release.set()
@@ -204,6 +220,10 @@ def test_a_gang_whose_room_is_freed_by_a_job_ending_while_its_cycle_runs_is_plac
 
 def test_a_gang_whose_room_is_freed_by_a_report_while_its_cycle_runs_is_placed_by_the_next() -> None:
     _room_frees_while_a_cycle_runs("report")
+
+
+def test_a_gang_whose_room_the_cycle_gave_a_job_cancelled_while_it_ran_is_placed_by_the_next() -> None:
+    _room_frees_while_a_cycle_runs("cancel")
 
 
 def _drain(fed: Federator) -> list[object]:

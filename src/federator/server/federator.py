@@ -222,7 +222,7 @@ class Federator:
         if rec.connected and rec.state is not ClusterState.READY:
             log.info("cluster %s is Ready (was %s)", rec.name, rec.state)
             rec.state = ClusterState.READY
-            self.cycles.capacity_changed(set(), everything=True)
+            self.cycles.capacity_changed(everything=True)
             self.wake()
         self.metrics.agent_reports.labels(rec.name).inc()
 
@@ -233,10 +233,11 @@ class Federator:
                                 or capacity.memory_bytes_free > previous.memory_bytes_free
                                 or capacity.node_cpu_milli_free_max > previous.node_cpu_milli_free_max
                                 or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max):
-            self.cycles.capacity_changed(set(), everything=True)
+            self.cycles.capacity_changed(everything=True)
             return
         before = {p.accelerator_model: p for p in previous.accelerator_pools}
-        changed = {p.accelerator_model for p in capacity.accelerator_pools if before.get(p.accelerator_model) != p}
+        changed = {(p.accelerator_model, p.family) for p in capacity.accelerator_pools
+                   if before.get(p.accelerator_model) != p}
         if changed:
             self.cycles.capacity_changed(changed)
 
@@ -334,7 +335,7 @@ class Federator:
 
         The scheduler stays pure: the caller builds the new config, this swaps it in between cycles."""
         self.scheduler = Scheduler(config)
-        self.cycles.capacity_changed(set(), everything=True)
+        self.cycles.capacity_changed(everything=True)
         self.wake()
 
     def snapshot(self) -> Snapshot:

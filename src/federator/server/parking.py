@@ -6,7 +6,11 @@ them (seconds, and growing with the backlog). A job the scheduler could not
 place stays unplaceable until something that could change its answer happens:
 
 - capacity in a pool of an accelerator model it accepts changes (a report whose pool
-  differs from the last one, a placement of that model ends or is re-queued);
+  differs from the last one, a placement of that model ends or is re-queued). A job
+  names models as its user wrote them ("A100") and pools are named as their nodes
+  are ("NVIDIA-A100-SXM4-80GB", family "A100"): they are matched as the scheduler
+  matches them (`accepts_model`), else a pinned job would wait for an event that
+  moved some other part of the fleet;
 - CPU or memory free grows in a cluster (every job needs some), a cluster
   becomes Ready, or the scheduling policy changes: every parked job comes back;
 - a job of the same queue stops holding resources (quota and fair share).
@@ -31,6 +35,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from federator.model import JobId, JobSpec, Reason, ReasonCode
+from federator.model.accelerator import accepts_model
 
 ANY_MODEL = ""  # the group of jobs that take any accelerator model (or none)
 
@@ -47,8 +52,9 @@ class ParkingLot:
         self._by_model: dict[str, set[JobId]] = defaultdict(set)
         self._by_queue: dict[str, set[JobId]] = defaultdict(set)
         self._where: dict[JobId, tuple[tuple[str, ...], str]] = {}
-        # What would have un-parked jobs since `mark`: models whose room changed, queues that released, anything.
-        self._heard_models: set[str] = set()
+        # What would have un-parked jobs since `mark`: pools whose room changed (model, family), queues that
+        # released, anything.
+        self._heard_models: set[tuple[str, str]] = set()
         self._heard_queues: set[str] = set()
         self._heard_all = False
 
@@ -87,17 +93,26 @@ class ParkingLot:
         self._heard_queues.clear()
         self._heard_all = False
 
+    def forget_verdicts(self) -> None:
+        """The cycle planned at `mark` will not take all it reserved (a job it placed was cancelled meanwhile,
+        or a cluster it chose went away): every verdict it gives assumed that room taken, so none parks."""
+        self._heard_all = True
+
     def _heard(self, models: tuple[str, ...], queue: str) -> bool:
         """Whether an event since `mark` would have brought back a job of these models and queue."""
         if self._heard_all or queue in self._heard_queues:
             return True
         heard = self._heard_models
-        return bool(heard) and (models == (ANY_MODEL,) or not heard.isdisjoint(models))
+        return bool(heard) and (models == (ANY_MODEL,) or any(
+            accepts_model(m, model, family) for model, family in heard for m in models))
 
-    def model_changed(self, accelerator_model: str) -> set[JobId]:
-        """Room in pools of this model may have grown: its jobs (and the any-model ones) come back."""
-        self._heard_models.add(accelerator_model)
-        ids = self._by_model.pop(accelerator_model, set()) | self._by_model.pop(ANY_MODEL, set())
+    def model_changed(self, accelerator_model: str, family: str = "") -> set[JobId]:
+        """Room in pools of this model (of this catalog family) may have grown: the jobs that accept it, by the
+        names they gave, and the any-model ones come back. The names are few (what users write), the jobs many."""
+        self._heard_models.add((accelerator_model, family))
+        ids = self._by_model.pop(ANY_MODEL, set())
+        for name in [n for n in self._by_model if n != ANY_MODEL and accepts_model(n, accelerator_model, family)]:
+            ids |= self._by_model.pop(name)
         for job_id in ids:
             self.unpark(job_id)
         return ids

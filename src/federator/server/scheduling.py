@@ -37,7 +37,7 @@ import heapq
 import logging
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -134,20 +134,28 @@ class Cycles:
 
     def released(self, job: Job, placements: list[Placement]) -> None:
         """A job's active placements stopped holding resources: jobs that may fit there now come back."""
-        models = {p.accelerator_model for p in placements}  # phases may already say Cancelled: the job held them
+        # phases may already say Cancelled: the job held them
+        models = {p.accelerator_model: self._family(p.cluster, p.accelerator_model) for p in placements}
         if not models:
             return
-        for model in models:
-            self._unpark(self.parked.model_changed(model))
+        for model, family in models.items():
+            self._unpark(self.parked.model_changed(model, family))
         self._unpark(self.parked.queue_released(job.spec.queue))
 
-    def capacity_changed(self, accelerator_models: set[str], *, everything: bool = False) -> None:
-        """A cluster's report differs from its last one (or a cluster became Ready, or the policy changed)."""
+    def _family(self, cluster: str, accelerator_model: str) -> str:
+        """The catalog family of a cluster's pool of this model, as its agent last reported it ("" if none)."""
+        rec = self.fed.clusters.get(cluster)
+        pools = rec.capacity.accelerator_pools if rec is not None and rec.capacity is not None else ()
+        return next((p.family for p in pools if p.accelerator_model == accelerator_model), "")
+
+    def capacity_changed(self, pools: Iterable[tuple[str, str]] = (), *, everything: bool = False) -> None:
+        """A cluster's report differs from its last one in these pools ((model, family) pairs), or a cluster
+        became Ready, or the policy changed (`everything`)."""
         if everything:
             self._unpark(self.parked.clear())
             return
-        for model in accelerator_models:
-            self._unpark(self.parked.model_changed(model))
+        for model, family in pools:
+            self._unpark(self.parked.model_changed(model, family))
 
     def _unpark(self, ids: set[JobId]) -> None:
         for job_id in ids:
@@ -240,8 +248,10 @@ class Cycles:
         for decision in result.decisions:
             job = fed.jobs.get(decision.job_id)
             if job is None or job.phase is not JobPhase.PENDING or job.generation != plan.generations.get(job.job_id):
+                self.parked.forget_verdicts()  # its room was not taken after all
                 continue  # cancelled (or changed) while the cycle ran
             if any(not self._ready(a.cluster) or a.cluster in stale_clusters for a in decision.assignments):
+                self.parked.forget_verdicts()
                 continue  # stays a candidate: the next cycle sees the cluster as it is now
             job.generation += 1
             job.placements = [
