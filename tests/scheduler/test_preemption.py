@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scenarios import H100, cycle, running, spec, with_queues
+from scenarios import A100, H100, cycle, running, spec, with_queues
 
 from federator.model import ReasonCode
 from federator.scheduler import SchedulerConfig
@@ -81,3 +81,24 @@ def test_quota_blocked_jobs_do_not_preempt() -> None:
     result = cycle([full_cluster()], [spec("u", gpus=8, priority=10, queue="research")],
                    config=with_quota("research", gpus={"H100": 0}), allocations=[running(victim, "c")])
     assert not result.preemptions and result.pending["u"].code is ReasonCode.QUOTA_EXCEEDED
+
+
+def test_a_job_held_by_capacity_on_one_model_does_not_preempt_past_its_quota_on_another() -> None:
+    from scenarios import with_quota
+
+    # H100: full of work nobody may stop. A100: a preemptible job of another queue, and a quota of 8 on A100
+    # for research. The 16-GPU job is refused by capacity on H100 (so it may preempt) and by quota on A100.
+    h100 = cluster("h", "r", pool(H100, nodes=0, extra={0: 2}))
+    a100 = cluster("a", "r", pool(A100, nodes=0, extra={0: 2}))
+    fixed = spec("fixed", gpus=8, replicas=2)
+    victim = spec("v", gpus=8, replicas=2, preemptible=True, queue="other")
+    urgent = spec("u", gpus=8, replicas=2, priority=10, queue="research")
+    result = cycle([h100, a100], [urgent], config=with_quota("research", gpus={"A100": 8}),
+                   allocations=[running(fixed, "h"), running(victim, "a", model=A100)])
+    assert not result.preemptions and not result.decisions
+    assert "quota of queue research on A100" in result.pending["u"].message
+    # With room in the quota the same job does preempt there: the test above is about the quota.
+    result = cycle([h100, a100], [urgent], config=with_quota("research", gpus={"A100": 16}),
+                   allocations=[running(fixed, "h"), running(victim, "a", model=A100)])
+    assert [p.job_id for p in result.preemptions] == ["v"]
+    assert [(a.cluster, a.accelerator_model) for a in result.decisions[0].assignments] == [("a", A100)]

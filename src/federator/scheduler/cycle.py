@@ -346,8 +346,8 @@ class Scheduler:
             if not candidates:
                 continue
             if _spreads(request):
-                placed = self._preempt_spread(request, candidates, by_job, txn, board, now=now, budget=budget,
-                                              pending=pending)
+                placed = self._preempt_spread(request, candidates, by_job, txn, board, usage, now=now,
+                                              budget=budget, pending=pending)
                 if placed is None:
                     continue
                 victims, assignments = placed
@@ -366,16 +366,20 @@ class Scheduler:
             whole = request if request.is_gang else replace(
                 request, spec=replace(request.spec, kind=JobKind.TRAINING))
 
-            def fits(cluster: ClusterInfo, whole: PlacementRequest = whole) -> bool:
-                return not isinstance(board.evaluate(whole, cluster), Reason)
+            def fits(cluster: ClusterInfo, victims: Sequence[JobId], whole: PlacementRequest = whole) -> bool:
+                admitted = _within_quota(whole, usage, by_job, victims)
+                return not isinstance(admitted, Reason) and not isinstance(board.evaluate(admitted, cluster), Reason)
 
             ready = [txn.get(n) for n in txn.names if txn.get(n).state is ClusterState.READY]
             chosen = plan(whole, ready, by_job, candidates, fits, now=now, budget=budget)
             if chosen is None:
                 continue
+            admitted = _within_quota(whole, usage, by_job, chosen.victims)
+            if isinstance(admitted, Reason):  # the plan's own check said it is within quota: a bug, not a crash
+                continue
             release_in_attempt(txn, chosen.victims, by_job)
             target = txn.get(chosen.cluster)
-            model = best_model(whole, target, board.ctx, self.pool_scores, request.replicas)
+            model = best_model(admitted, target, board.ctx, self.pool_scores, request.replicas)
             try:
                 txn.put(reserve(target, resources=request.spec.resources, replicas=request.replicas,
                                 accelerator_model=model))
@@ -396,9 +400,9 @@ class Scheduler:
         return out
 
     def _preempt_spread(self, request: PlacementRequest, candidates: Sequence[JobId],
-                        by_job: Mapping[JobId, Sequence[Allocation]], txn: Txn, board: Board, *, now: float,
-                        budget: int, pending: dict[JobId, Reason]) -> tuple[tuple[JobId, ...],
-                                                                              tuple[Assignment, ...]] | None:
+                        by_job: Mapping[JobId, Sequence[Allocation]], txn: Txn, board: Board, usage: QueueUsage,
+                        *, now: float, budget: int, pending: dict[JobId, Reason]) -> tuple[tuple[JobId, ...],
+                                                                                         tuple[Assignment, ...]] | None:
         """Preempt for a spread request with the same spread rules as the place phase; commits the
         victims' release and the placement together, or nothing. None (with the job's reason telling
         why, when victims existed but could not make room) if it does not preempt."""
@@ -410,8 +414,11 @@ class Scheduler:
             return None
 
         def spread_without(victims: Sequence[JobId]) -> Reason | None:
+            admitted = _within_quota(request, usage, by_job, victims)
+            if isinstance(admitted, Reason):
+                return admitted
             release_in_attempt(txn, victims, by_job)
-            counts = self._spread_counts(request, txn, board)
+            counts = self._spread_counts(admitted, txn, board)
             txn.abort()
             return counts if isinstance(counts, Reason) else None
 
@@ -423,17 +430,39 @@ class Scheduler:
                                                  f"{min(budget, len(candidates))} cheapest preemptible jobs "
                                                  f"stopped, {chosen.refused.message}")
             return None
+        admitted = _within_quota(request, usage, by_job, chosen.victims)
+        if isinstance(admitted, Reason):  # plan_spread's own check said it is within quota: a bug, not a crash
+            return None
         release_in_attempt(txn, chosen.victims, by_job)
-        counts = self._spread_counts(request, txn, board)
+        counts = self._spread_counts(admitted, txn, board)
         try:
             if isinstance(counts, Reason):
                 raise ValueError(counts.message)
-            assignments = _reserve_spread(request, txn, counts, board)
+            assignments = _reserve_spread(admitted, txn, counts, board)
         except ValueError:  # the plan said it fits: a bug, but not a crash
             txn.abort()
             return None
         txn.commit()
         return chosen.victims, assignments
+
+
+def _within_quota(request: PlacementRequest, usage: QueueUsage, by_job: Mapping[JobId, Sequence[Allocation]],
+                  victims: Sequence[JobId]) -> PlacementRequest | Reason:
+    """`request` as its queue's quota admits it once `victims` stop: with the models whose quota is used up
+    blocked, or the Reason the quota refuses it. Preemption makes room in clusters, never past a quota; a
+    victim of the request's own queue gives its share of the quota back (a high-priority job of a queue at
+    its quota may stop that queue's own preemptible work), one of another queue gives back none."""
+    own = [a for j in victims for a in by_job[j] if a.queue == request.spec.queue]
+    for a in own:
+        usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
+    try:
+        blocked, _, refused = usage.quota_check(request)
+    finally:
+        for a in own:
+            usage.add(a.queue, a.resources, a.replicas, a.accelerator_model)
+    if refused is not None:
+        return refused
+    return replace(request, blocked_models=blocked) if blocked else request
 
 
 def _spreads(request: PlacementRequest) -> bool:

@@ -69,12 +69,15 @@ def plan(
     clusters: Sequence[ClusterInfo],
     by_job: Mapping[JobId, Sequence[Allocation]],
     candidates: Sequence[JobId],
-    fits: Callable[[ClusterInfo], bool],
+    fits: Callable[[ClusterInfo, Sequence[JobId]], bool],
     *,
     now: float,
     budget: int,
 ) -> VictimPlan | None:
-    """The cheapest set of at most `budget` victim jobs from `candidates` making `request` fit one cluster."""
+    """The cheapest set of at most `budget` victim jobs from `candidates` making `request` fit one cluster.
+
+    `fits(cluster, victims)` is asked of the cluster with the victims' resources released; the victims
+    are given too, since stopping a job of the request's own queue also gives back some of its quota."""
     per_cluster: dict[str, list[JobId]] = defaultdict(list)
     for job_id in candidates:
         for a in by_job[job_id]:
@@ -95,13 +98,13 @@ def plan(
             if len(chosen) >= budget:
                 break
             chosen.append(j)
-            if fits(freed(chosen)):
+            if fits(freed(chosen), chosen):
                 break
-        if not chosen or not fits(freed(chosen)):
+        if not chosen or not fits(freed(chosen), chosen):
             continue
         for j in list(reversed(chosen[:-1])):  # give back victims the job does not need after all
             trial = [x for x in chosen if x != j]
-            if fits(freed(trial)):
+            if fits(freed(trial), trial):
                 chosen = trial
         cost = sum(lost_accelerator_seconds(by_job[j], now) for j in chosen)
         candidate = VictimPlan(cluster.name, tuple(chosen), cost, freed(chosen))
