@@ -1,0 +1,101 @@
+"""No job waits beside room that fits it, whatever arrives while a cycle runs (a property test).
+
+The live cycle is computed on a worker thread (scheduling.py) and parks the jobs it finds no room
+for (parking.py). Jobs arriving, ending or cancelled, and reports moving a pool, may come before a
+cycle or while it runs. Whatever the order, once things are quiet no job may be left parked that a
+cycle over every pending job would place: that job would wait until some unrelated event, beside
+idle accelerators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import replace
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from server_support import Clock, MemoryStore, make
+from test_cycle_off_loop import A_WHILE, HeldScheduler
+
+from federator.model import JobPhase
+from federator.scheduler import Scheduler, parse_policy
+
+from builders import cluster, job, pool
+
+MODELS = {"east-1": "NVIDIA-H100-80GB-HBM3", "west-1": "NVIDIA-A100-SXM4-80GB"}  # 4 nodes of 8 each
+ACCEPTS = ((), ("H100",), ("A100",))
+POLICY = "queues: {capped: {quota: {accelerators: {H100: 16, A100: 8}}}}\npreemption: {enabled: true}\n"
+EVENT = st.tuples(st.sampled_from(["submit", "finish", "cancel", "report"]), st.integers(0, 10**6))
+STEP = st.tuples(st.lists(EVENT, max_size=3), st.lists(EVENT, max_size=3))  # (before the cycle, while it runs)
+
+
+@settings(max_examples=int(os.environ.get("FEDERATOR_FUZZ_EXAMPLES", "150")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(STEP, min_size=1, max_size=10))
+def test_once_quiet_no_parked_job_fits_where_a_cycle_over_every_job_would_place_it(
+        steps: list[tuple[list[tuple[str, int]], list[tuple[str, int]]]]) -> None:
+    async def scenario() -> None:
+        held = HeldScheduler()
+        held.inner = Scheduler(parse_policy(POLICY))
+        held.config = held.inner.config
+        fed = make(MemoryStore(), Clock(), scheduler=held)
+        recs = {name: fed.connect(cluster=name, region=name, labels={}) for name in MODELS}
+
+        def report(name: str, free: int) -> None:
+            fed.report(recs[name], cluster(name, name, pool(MODELS[name], nodes=4, free=free)).capacity)
+
+        for name in MODELS:
+            report(name, 8)
+        submitted = 0
+
+        def apply(event: str, x: int) -> None:
+            nonlocal submitted
+            active = [j for j in fed.jobs.values() if j.phase.is_active]
+            if event == "submit":
+                spec = job(f"j{submitted}", gpus=(1, 2, 4, 8)[x % 4], replicas=1 + x // 4 % 4,
+                           models=ACCEPTS[x // 16 % 3], queue=("capped", "open")[x // 48 % 2],
+                           priority=(0, 100)[x // 96 % 2])
+                fed.submit(replace(spec, preemptible=bool(x // 192 % 2)))
+                submitted += 1
+            elif event == "finish" and active:
+                for p in active[x % len(active)].placements:
+                    fed.job_update(recs[p.cluster], p.placement_id, JobPhase.SUCCEEDED, "done")
+            elif event == "cancel":
+                pending = [j for j in fed.jobs.values() if not j.phase.is_terminal]
+                if pending:
+                    fed.cancel(pending[x % len(pending)].job_id)
+            elif event == "report":  # work the federator did not place takes or leaves nodes' accelerators
+                report(list(MODELS)[x % 2], (8, 4, 0)[x // 2 % 3])
+
+        async def cycle(during: list[tuple[str, int]]) -> None:
+            held.started.clear()
+            held.release.clear()
+            running = asyncio.get_running_loop().create_task(fed.cycles.run_once_async())
+            assert await asyncio.to_thread(held.started.wait, A_WHILE)
+            for event in during:
+                apply(*event)
+            held.release.set()
+            await running
+
+        for before, during in steps:
+            for event in before:
+                apply(*event)
+            await cycle(during)
+        # Quiet now: cycles until one changes nothing (what came during the last cycle is tried, and a job
+        # a preemption put back may itself preempt); preemption must not go round in circles.
+        for _ in range(20):
+            before = {j.job_id: (j.phase, j.generation) for j in fed.jobs.values()}
+            await cycle([])
+            if before == {j.job_id: (j.phase, j.generation) for j in fed.jobs.values()}:
+                break
+        else:
+            raise AssertionError("20 quiet cycles and the placements still change")
+        placed = {j.job_id for j in fed.jobs.values() if j.phase is not JobPhase.PENDING}
+        fed.cycles.capacity_changed(everything=True)  # the oracle: every pending job tried again
+        await cycle([])
+        fed.cycles.close()
+        late = [j.spec.name for j in fed.jobs.values() if j.phase is not JobPhase.PENDING and j.job_id not in placed]
+        assert late == [], f"parked beside room that fits them: {late}"
+
+    asyncio.run(scenario())
