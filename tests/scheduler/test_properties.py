@@ -337,19 +337,19 @@ def test_preemption_frees_only_preemptible_work_within_the_cap(scenario: tuple, 
     snap, reqs, cfg = scenario
     cfg = SchedulerConfig(queues=cfg.queues, max_preemptions_per_cycle=cap)
     held = [r for r in reqs if r.accelerator_milli][:6]
-    running = [
+    pools = [(c.name, p.accelerator_model) for c in snap.clusters for p in c.capacity.accelerator_pools]
+    running = [  # spread over the fleet's pools, in the request's queue or another (quota and fair share)
         Allocation(
             JobId(f"run-{r.job_id}"),
-            r.spec.queue,
+            r.spec.queue if i % 3 else "c",
             r.spec.priority - 1,
             i % 2 == 0,
-            snap.clusters[0].name,
-            snap.clusters[0].capacity.accelerator_pools[0].accelerator_model,
+            *pools[i * 7 % len(pools)],
             1,
             r.spec.resources,
         )
         for i, r in enumerate(held)
-        if snap.clusters and snap.clusters[0].capacity.accelerator_pools
+        if pools
     ]
     result = Scheduler(cfg).schedule(snap, reqs, running=running, now=now)
     preemptible = {a.job_id for a in running if a.preemptible}
@@ -358,6 +358,24 @@ def test_preemption_frees_only_preemptible_work_within_the_cap(scenario: tuple, 
     assert set(victims) <= preemptible
     for p in result.preemptions:
         assert p.preemptor in {d.job_id for d in result.decisions}
+    # A queue that placed work on a model with a quota holds no more of it than the quota, counting what keeps
+    # running: preemption makes room in clusters, never past a quota.
+    by_id = {r.job_id: r for r in reqs}
+    held: dict[tuple[str, str], int] = defaultdict(int)
+    placed_on: set[tuple[str, str]] = set()
+    kept = [(a.queue, a.accelerator_model, a.resources.accelerator_milli * a.replicas)
+            for a in running if a.job_id not in victims]
+    new = [(by_id[d.job_id].spec.queue, a.accelerator_model, a.accelerator_milli * a.replicas)
+           for d in result.decisions for a in d.assignments]
+    for queue, model, milli in kept + new:
+        for key in cfg.queue(queue).quota.accelerator_milli:
+            if model and model_matches(key, model):
+                held[(queue, key)] += milli
+    for queue, model, _ in new:
+        placed_on |= {(queue, key) for key in cfg.queue(queue).quota.accelerator_milli
+                      if model and model_matches(key, model)}
+    for queue, key in placed_on:
+        assert held[(queue, key)] <= cfg.queue(queue).quota.accelerator_milli[key], (queue, key)
 
 
 def test_the_fleets_span_every_vendor_and_sharing_the_catalog_lists() -> None:
