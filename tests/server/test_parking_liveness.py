@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_support import Clock, MemoryStore, make
+from server_support import LEASE, LOST_AFTER, Clock, MemoryStore, make
 from test_cycle_off_loop import A_WHILE, HeldScheduler
 
 from federator.model import JobPhase
@@ -26,7 +26,8 @@ from builders import cluster, job, pool
 MODELS = {"east-1": "NVIDIA-H100-80GB-HBM3", "west-1": "NVIDIA-A100-SXM4-80GB"}  # 4 nodes of 8 each
 ACCEPTS = ((), ("H100",), ("A100",))
 POLICY = "queues: {capped: {quota: {accelerators: {H100: 16, A100: 8}}}}\npreemption: {enabled: true}\n"
-EVENT = st.tuples(st.sampled_from(["submit", "finish", "cancel", "report"]), st.integers(0, 10**6))
+EVENT = st.tuples(st.sampled_from(["submit", "finish", "cancel", "report", "drop", "rejoin", "lose"]),
+                  st.integers(0, 10**6))
 STEP = st.tuples(st.lists(EVENT, max_size=3), st.lists(EVENT, max_size=3))  # (before the cycle, while it runs)
 
 
@@ -39,11 +40,15 @@ def test_once_quiet_no_parked_job_fits_where_a_cycle_over_every_job_would_place_
         held = HeldScheduler()
         held.inner = Scheduler(parse_policy(POLICY))
         held.config = held.inner.config
-        fed = make(MemoryStore(), Clock(), scheduler=held)
+        clock = Clock()
+        fed = make(MemoryStore(), clock, scheduler=held)
         recs = {name: fed.connect(cluster=name, region=name, labels={}) for name in MODELS}
+        frees = dict.fromkeys(MODELS, 8)
 
         def report(name: str, free: int) -> None:
-            fed.report(recs[name], cluster(name, name, pool(MODELS[name], nodes=4, free=free)).capacity)
+            frees[name] = free
+            if recs[name].connected:
+                fed.report(recs[name], cluster(name, name, pool(MODELS[name], nodes=4, free=free)).capacity)
 
         for name in MODELS:
             report(name, 8)
@@ -60,13 +65,24 @@ def test_once_quiet_no_parked_job_fits_where_a_cycle_over_every_job_would_place_
                 submitted += 1
             elif event == "finish" and active:
                 for p in active[x % len(active)].placements:
-                    fed.job_update(recs[p.cluster], p.placement_id, JobPhase.SUCCEEDED, "done")
+                    if recs[p.cluster].connected:
+                        fed.job_update(recs[p.cluster], p.placement_id, JobPhase.SUCCEEDED, "done")
             elif event == "cancel":
                 pending = [j for j in fed.jobs.values() if not j.phase.is_terminal]
                 if pending:
                     fed.cancel(pending[x % len(pending)].job_id)
             elif event == "report":  # work the federator did not place takes or leaves nodes' accelerators
                 report(list(MODELS)[x % 2], (8, 4, 0)[x // 2 % 3])
+            elif event == "drop":  # an agent's stream breaks: its cluster is Partitioned
+                fed.disconnect(recs[list(MODELS)[x % 2]])
+            elif event == "rejoin":  # it comes back (a new session) and reports: Ready again
+                name = list(MODELS)[x % 2]
+                if not recs[name].connected:
+                    recs[name] = fed.connect(cluster=name, region=name, labels={})
+                    report(name, frees[name])
+            elif event == "lose":  # time passes: a Partitioned cluster is Lost and its jobs are placed again
+                clock.now += LOST_AFTER + LEASE + 1
+                fed.check_leases()
 
         async def cycle(during: list[tuple[str, int]]) -> None:
             held.started.clear()
