@@ -26,7 +26,7 @@ from builders import cluster, job, pool
 MODELS = {"east-1": "NVIDIA-H100-80GB-HBM3", "west-1": "NVIDIA-A100-SXM4-80GB"}  # 4 nodes of 8 each
 ACCEPTS = ((), ("H100",), ("A100",))
 POLICY = "queues: {capped: {quota: {accelerators: {H100: 16, A100: 8}}}}\npreemption: {enabled: true}\n"
-EVENT = st.tuples(st.sampled_from(["submit", "finish", "cancel", "report", "drop", "rejoin", "lose"]),
+EVENT = st.tuples(st.sampled_from(["submit", "finish", "cancel", "report", "drop", "rejoin", "lose", "restart"]),
                   st.integers(0, 10**6))
 STEP = st.tuples(st.lists(EVENT, max_size=3), st.lists(EVENT, max_size=3))  # (before the cycle, while it runs)
 
@@ -41,7 +41,8 @@ def test_once_quiet_no_parked_job_fits_where_a_cycle_over_every_job_would_place_
         held.inner = Scheduler(parse_policy(POLICY))
         held.config = held.inner.config
         clock = Clock()
-        fed = make(MemoryStore(), clock, scheduler=held)
+        store = MemoryStore()
+        fed = make(store, clock, scheduler=held)
         recs = {name: fed.connect(cluster=name, region=name, labels={}) for name in MODELS}
         frees = dict.fromkeys(MODELS, 8)
 
@@ -55,7 +56,7 @@ def test_once_quiet_no_parked_job_fits_where_a_cycle_over_every_job_would_place_
         submitted = 0
 
         def apply(event: str, x: int) -> None:
-            nonlocal submitted
+            nonlocal submitted, fed
             active = [j for j in fed.jobs.values() if j.phase.is_active]
             if event == "submit":
                 spec = job(f"j{submitted}", gpus=(1, 2, 4, 8)[x % 4], replicas=1 + x // 4 % 4,
@@ -80,17 +81,28 @@ def test_once_quiet_no_parked_job_fits_where_a_cycle_over_every_job_would_place_
                 if not recs[name].connected:
                     recs[name] = fed.connect(cluster=name, region=name, labels={})
                     report(name, frees[name])
+            elif event == "restart" and not cycling:  # a new federator from the store; the agents come back
+                fed.cycles.close()
+                fed = make(store, clock, scheduler=held)
+                for name in MODELS:
+                    recs[name] = fed.connect(cluster=name, region=name, labels={})
+                    report(name, frees[name])
             elif event == "lose":  # time passes: a Partitioned cluster is Lost and its jobs are placed again
                 clock.now += LOST_AFTER + LEASE + 1
                 fed.check_leases()
 
+        cycling = False  # a restart is not applied while a cycle runs (the process it ran in would be gone)
+
         async def cycle(during: list[tuple[str, int]]) -> None:
+            nonlocal cycling
             held.started.clear()
             held.release.clear()
             running = asyncio.get_running_loop().create_task(fed.cycles.run_once_async())
             assert await asyncio.to_thread(held.started.wait, A_WHILE)
+            cycling = True
             for event in during:
                 apply(*event)
+            cycling = False
             held.release.set()
             await running
 
