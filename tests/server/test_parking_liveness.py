@@ -45,11 +45,14 @@ def test_once_quiet_no_parked_job_fits_where_a_cycle_over_every_job_would_place_
         fed = make(store, clock, scheduler=held)
         recs = {name: fed.connect(cluster=name, region=name, labels={}) for name in MODELS}
         frees = dict.fromkeys(MODELS, 8)
+        cpus = dict.fromkeys(MODELS, 1000)
 
-        def report(name: str, free: int) -> None:
+        def report(name: str, free: int, cpu: int | None = None) -> None:
             frees[name] = free
+            cpus[name] = cpu or cpus[name]
             if recs[name].connected:
-                fed.report(recs[name], cluster(name, name, pool(MODELS[name], nodes=4, free=free)).capacity)
+                fed.report(recs[name], cluster(name, name, pool(MODELS[name], nodes=4, free=free),
+                                               cpu=cpus[name]).capacity)
 
         for name in MODELS:
             report(name, 8)
@@ -59,8 +62,9 @@ def test_once_quiet_no_parked_job_fits_where_a_cycle_over_every_job_would_place_
             nonlocal submitted, fed
             active = [j for j in fed.jobs.values() if j.phase.is_active]
             if event == "submit":
-                spec = job(f"j{submitted}", gpus=(1, 2, 4, 8)[x % 4], replicas=1 + x // 4 % 4,
-                           models=ACCEPTS[x // 16 % 3], queue=("capped", "open")[x // 48 % 2],
+                gpus = (1, 2, 4, 8, 0)[x % 5]  # 0: CPU only
+                spec = job(f"j{submitted}", gpus=gpus, replicas=1 + x // 4 % 4, cpu=(1, 48)[x // 384 % 2],
+                           models=ACCEPTS[x // 16 % 3] if gpus else (), queue=("capped", "open")[x // 48 % 2],
                            priority=(0, 100)[x // 96 % 2])
                 fed.submit(replace(spec, preemptible=bool(x // 192 % 2)))
                 submitted += 1
@@ -72,8 +76,8 @@ def test_once_quiet_no_parked_job_fits_where_a_cycle_over_every_job_would_place_
                 pending = [j for j in fed.jobs.values() if not j.phase.is_terminal]
                 if pending:
                     fed.cancel(pending[x % len(pending)].job_id)
-            elif event == "report":  # work the federator did not place takes or leaves nodes' accelerators
-                report(list(MODELS)[x % 2], (8, 4, 0)[x // 2 % 3])
+            elif event == "report":  # work the federator did not place takes or leaves accelerators, or CPU
+                report(list(MODELS)[x % 2], (8, 4, 0)[x // 2 % 3], (None, 64, 1000)[x // 6 % 3])
             elif event == "drop":  # an agent's stream breaks: its cluster is Partitioned
                 fed.disconnect(recs[list(MODELS)[x % 2]])
             elif event == "rejoin":  # it comes back (a new session) and reports: Ready again
