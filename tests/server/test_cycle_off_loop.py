@@ -23,7 +23,7 @@ from federator.model import ClusterState, JobPhase, ReasonCode
 from federator.scheduler import CycleResult, PlacementRequest, Scheduler, Snapshot
 from federator.security.auth import Authenticator
 from federator.security.limits import Limits
-from federator.server.federator import Federator
+from federator.server.federator import ClusterRecord, Federator
 from federator.server.orders import CancelOrder, LaunchOrder
 from federator.server.services import AgentService, JobService
 from federator.store import SqliteJobStore
@@ -159,6 +159,29 @@ def test_a_job_pinned_by_the_short_name_of_a_model_comes_back_when_that_pool_cha
     assert huge.job_id in fed.cycles.parked
     fed.report(rec, capacity(free=7))  # only the H100 pool moved (no CPU or memory freed)
     assert huge.job_id not in fed.cycles.parked
+
+
+def test_more_cpu_in_a_cluster_brings_back_only_the_parked_jobs_that_may_run_there() -> None:
+    from builders import cluster, job, pool
+
+    def report(rec: ClusterRecord, model: str, cpu: int) -> None:
+        fed.report(rec, cluster(rec.name, "r", pool(model, nodes=1, free=0), cpu=cpu).capacity)
+
+    fed = make(MemoryStore(), Clock())
+    h100, a100 = "NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB"
+    nvidia_h = fed.connect(cluster="h", region="r", labels={})
+    nvidia_a = fed.connect(cluster="a", region="r", labels={})
+    report(nvidia_h, h100, 100)
+    report(nvidia_a, a100, 100)
+    pinned = fed.submit(job("pinned", gpus=8, models=("A100",)))  # every accelerator is taken: both park
+    flexible = fed.submit(job("flexible", gpus=8))
+    fed.schedule_once()
+    assert pinned.job_id in fed.cycles.parked and flexible.job_id in fed.cycles.parked
+    report(nvidia_h, h100, 200)  # a pod ended on the H100 cluster: CPU only
+    assert pinned.job_id in fed.cycles.parked  # it cannot run there whatever the CPU
+    assert flexible.job_id not in fed.cycles.parked
+    report(nvidia_a, a100, 200)
+    assert pinned.job_id not in fed.cycles.parked
 
 
 def test_a_finished_job_brings_back_the_parked_jobs_of_its_pool() -> None:

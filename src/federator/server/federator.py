@@ -209,7 +209,7 @@ class Federator:
         previous, rec.capacity = rec.capacity, capacity
         rec.last_report_at = rec.last_seen_at = self.clock()
         self.intake.fleet.reported(rec.name, capacity)
-        self._capacity_changed(previous, capacity)
+        self.cycles.reported(previous, capacity)
         if not rec.resynced:
             rec.resynced = True
             self.membership.seen(rec.name, rec.region, rec.labels)
@@ -225,21 +225,6 @@ class Federator:
             self.cycles.capacity_changed(everything=True)
             self.wake()
         self.metrics.agent_reports.labels(rec.name).inc()
-
-    def _capacity_changed(self, previous: ClusterCapacity | None, capacity: ClusterCapacity) -> None:
-        """Bring back parked jobs that may fit now; a report like the last one brings back none."""
-        if previous is None or (capacity.workload_kinds - previous.workload_kinds  # a kind's controller came
-                                or capacity.cpu_milli_free > previous.cpu_milli_free
-                                or capacity.memory_bytes_free > previous.memory_bytes_free
-                                or capacity.node_cpu_milli_free_max > previous.node_cpu_milli_free_max
-                                or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max):
-            self.cycles.capacity_changed(everything=True)
-            return
-        before = {p.accelerator_model: p for p in previous.accelerator_pools}
-        changed = {(p.accelerator_model, p.family) for p in capacity.accelerator_pools
-                   if before.get(p.accelerator_model) != p}
-        if changed:
-            self.cycles.capacity_changed(changed)
 
     def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str) -> None:
         rec.last_seen_at = self.clock()

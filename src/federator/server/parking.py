@@ -11,8 +11,10 @@ place stays unplaceable until something that could change its answer happens:
   are ("NVIDIA-A100-SXM4-80GB", family "A100"): they are matched as the scheduler
   matches them (`accepts_model`), else a pinned job would wait for an event that
   moved some other part of the fleet;
-- CPU or memory free grows in a cluster (every job needs some), a cluster
-  becomes Ready, or the scheduling policy changes: every parked job comes back;
+- CPU or memory free grows in a cluster, or it gains a workload kind: the jobs
+  that may run there come back (those taking one of its models, or any model);
+- a cluster becomes Ready, or the scheduling policy changes: every parked job
+  comes back;
 - a job of the same queue stops holding resources (quota and fair share).
 
 Until then the job keeps the pending reason the cycle gave it (reasons are

@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from federator.model import (
+    ClusterCapacity,
     ClusterInfo,
     ClusterState,
     Job,
@@ -58,7 +59,7 @@ from federator.model import (
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.server.orders import LaunchOrder, Order
-from federator.server.parking import ParkingLot
+from federator.server.parking import ANY_MODEL, ParkingLot
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -156,6 +157,29 @@ class Cycles:
             return
         for model, family in pools:
             self._unpark(self.parked.model_changed(model, family))
+
+    def reported(self, previous: ClusterCapacity | None, capacity: ClusterCapacity) -> None:
+        """A cluster reported: bring back the parked jobs that may fit now; a report like the last brings back none.
+
+        More CPU or memory free, or a workload kind's controller, helps only the jobs that may run on this
+        cluster at all: those that take one of its accelerator models, or any (CPU-only work too). Members
+        report every few seconds and their CPU free moves with every pod, so bringing every job back then
+        would leave nothing parked on a busy fleet: a job pinned to Ascend910B waiting through every
+        NVIDIA cluster's churn."""
+        if previous is None:
+            self.capacity_changed(everything=True)
+            return
+        host = bool(capacity.workload_kinds - previous.workload_kinds
+                    or capacity.cpu_milli_free > previous.cpu_milli_free
+                    or capacity.memory_bytes_free > previous.memory_bytes_free
+                    or capacity.node_cpu_milli_free_max > previous.node_cpu_milli_free_max
+                    or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max)
+        before = {p.accelerator_model: p for p in previous.accelerator_pools}
+        changed = {(p.accelerator_model, p.family) for p in capacity.accelerator_pools
+                   if host or before.get(p.accelerator_model) != p}
+        if host:
+            changed.add((ANY_MODEL, ""))  # the jobs of any model, or none, come back even from a CPU-only cluster
+        self.capacity_changed(changed)
 
     def _unpark(self, ids: set[JobId]) -> None:
         for job_id in ids:
