@@ -14,8 +14,28 @@ def test_to_bytes(raw: object, n: int) -> None:
     assert to_bytes(raw) == n
 
 
-@pytest.mark.parametrize("raw", ["-1", "ten", "4 GB", True, None, [1], "0.0001", -3, float("nan")],
-                         ids=["negative", "word", "space-unit", "bool", "none", "list", "too-fine", "neg-int", "nan"])
+@pytest.mark.parametrize(("raw", "milli", "n"), [
+    ("1e3", 1_000_000, 1000), ("2E-3", 2, None), ("5u", None, None), ("2000000n", 2, None), ("3E", None, 3 * 10**18),
+    ("1Ei", None, 2**60), (".5k", 500_000, 500),
+], ids=["exponent", "negative-exponent", "micro", "nano", "exa", "exbi", "leading-point"])
+def test_every_form_of_a_kubernetes_quantity_is_read(raw: str, milli: int | None, n: int | None) -> None:
+    """The API server sends quantities as they were written or in canonical form ("100u" for 0.0001)."""
+    if milli is None:
+        with pytest.raises(QuantityError):  # finer than a thousandth, or more milli-units than an int64 holds
+            to_milli(raw)
+    else:
+        assert to_milli(raw) == milli
+    if n is None:
+        with pytest.raises(QuantityError):
+            to_bytes(raw)
+    else:
+        assert to_bytes(raw) == n
+
+
+@pytest.mark.parametrize("raw", ["-1", "ten", "4 GB", True, None, [1], "0.0001", -3, float("nan"), "1e", "1e1000",
+                                 "9223372036854775808"],
+                         ids=["negative", "word", "space-unit", "bool", "none", "list", "too-fine", "neg-int", "nan",
+                              "bare-e", "long-exponent", "past-int64"])
 def test_bad_quantities_are_refused(raw: object) -> None:
     with pytest.raises(QuantityError):
         to_milli(raw)

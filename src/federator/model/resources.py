@@ -13,21 +13,31 @@ from decimal import Decimal, InvalidOperation
 
 MILLI = 1000
 
+# Kubernetes' quantity grammar (k8s.io/apimachinery resource.Quantity): a number, then a decimal SI suffix
+# (n u m k M G T P E), a binary one (Ki ... Ei) or a decimal exponent (e3, E-6). The API server sends a
+# quantity in the form it was written, or in its canonical form: a pod asking for 0.0001 CPU reads "100u".
 _SUFFIXES: dict[str, Decimal] = {
     "": Decimal(1),
+    "n": Decimal(10) ** -9,
+    "u": Decimal(10) ** -6,
     "m": Decimal(1) / 1000,
     "k": Decimal(10) ** 3,
     "M": Decimal(10) ** 6,
     "G": Decimal(10) ** 9,
     "T": Decimal(10) ** 12,
     "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
     "Ki": Decimal(2) ** 10,
     "Mi": Decimal(2) ** 20,
     "Gi": Decimal(2) ** 30,
     "Ti": Decimal(2) ** 40,
     "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
 }
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|Ki|Mi|Gi|Ti|Pi)?$")
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+                       r"(?:[eE]([+-]?[0-9]{1,3})|(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei))?$")
+# An amount in the units the scheduler counts (milli-cores, bytes) is an int64 on the wire (proto/); none is larger.
+_LARGEST = Decimal(2) ** 63 - 1
 
 
 class QuantityError(ValueError):
@@ -35,7 +45,7 @@ class QuantityError(ValueError):
 
 
 def parse_quantity(value: object) -> Decimal:
-    """Parse a Kubernetes-style quantity ("500m", "16Gi", 8, 0.5) into a Decimal."""
+    """Parse a Kubernetes quantity ("500m", "16Gi", "100u", "1e3", 8, 0.5) into a Decimal."""
     if isinstance(value, bool):
         raise QuantityError(f"expected a quantity, got {value!r}")
     if isinstance(value, int):
@@ -55,12 +65,20 @@ def parse_quantity(value: object) -> Decimal:
         number = Decimal(match.group(1))
     except InvalidOperation as exc:  # pragma: no cover - the regex already vetted it
         raise QuantityError(f"{value!r} is not a number") from exc
-    return number * _SUFFIXES[match.group(2) or ""]
+    exponent = match.group(2)
+    return number.scaleb(int(exponent)) if exponent else number * _SUFFIXES[match.group(3) or ""]
+
+
+def _counted(value: object, amount: Decimal) -> Decimal:
+    if amount > _LARGEST:
+        raise QuantityError(f"{value!r} is too large")
+    return amount
 
 
 def to_milli(value: object) -> int:
-    """A quantity in thousandths (CPU cores -> milli-cores, accelerators -> milli-devices)."""
-    milli = parse_quantity(value) * MILLI
+    """A quantity in thousandths (CPU cores -> milli-cores, accelerators -> milli-devices); QuantityError if it
+    is finer than that or past an int64."""
+    milli = _counted(value, parse_quantity(value) * MILLI)
     if milli != milli.to_integral_value():
         raise QuantityError(f"{value!r} is finer than one thousandth")
     return int(milli)
@@ -68,7 +86,7 @@ def to_milli(value: object) -> int:
 
 def to_bytes(value: object) -> int:
     """A memory quantity in bytes."""
-    amount = parse_quantity(value)
+    amount = _counted(value, parse_quantity(value))
     if amount != amount.to_integral_value():
         raise QuantityError(f"{value!r} is not a whole number of bytes")
     return int(amount)

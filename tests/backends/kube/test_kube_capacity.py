@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from federator.backends.kube.capacity import cluster_capacity, node_usable, pod_requests
+from federator.backends.kube.capacity import cluster_capacity, node_usable, pod_requests, resources_of
 from federator.model import AcceleratorPool, Resources
 
 H100, A100 = "NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB"
@@ -143,3 +143,14 @@ def test_room_classes_count_every_nodes_room_so_either_rich_node_hosts_the_repli
     # one node's room speaks for both nodes: one shape is said to fit twice, the other not at all
     assert {dataclasses.replace(pool, room_classes=()).replica_capacity(8_000, *shape)
             for shape in (cpu_heavy, memory_heavy)} == {0, 2}
+
+
+@pytest.mark.parametrize(("raw", "cpu_milli", "memory_bytes"), [
+    ("100u", 1, 1), ("12345n", 1, 1), ("1500m", 1500, 2), ("1e3", 1_000_000, 1000), ("2E", 0, 2 * 10**18),
+])
+def test_quantities_in_any_kubernetes_form_are_counted_rounding_up_what_is_finer_than_the_unit(
+        raw: str, cpu_milli: int, memory_bytes: int) -> None:
+    """A pod asking for 0.0001 CPU reads "100u" from the API server: one milli-core, as kube-scheduler rounds
+    it, not the 100 the suffix-stripping reading gave. More than an int64 of milli-cores counts as nothing."""
+    assert resources_of({"cpu": raw}).cpu_milli == cpu_milli
+    assert resources_of({"memory": raw}).memory_bytes == memory_bytes

@@ -21,7 +21,8 @@ from typing import Any
 from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.pools import pools
-from federator.model import ClusterCapacity, QuantityError, Resources, to_bytes, to_milli
+from federator.model import MILLI, ClusterCapacity, QuantityError, Resources, to_bytes, to_milli
+from federator.model.resources import parse_quantity
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -61,9 +62,9 @@ def _quantity(raw: object, *, memory: bool = False) -> int:
     try:
         return to_bytes(raw) if memory else to_milli(raw)
     except QuantityError:
-        try:  # finer than the unit (e.g. "100u" cpu): round up, as the scheduler does
-            return math.ceil(float(str(raw).rstrip("numkMGTPEi") or 0))
-        except ValueError:
+        try:  # finer than the unit ("100u" CPU is 0.1 milli-cores): round up, as the scheduler does
+            return to_bytes(math.ceil(parse_quantity(raw) * (1 if memory else MILLI)))
+        except QuantityError:  # not a quantity (the API server would not have taken it), or past an int64
             return 0
 
 
