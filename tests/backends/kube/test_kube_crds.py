@@ -116,3 +116,23 @@ def test_no_key_is_a_yaml_accident(path: Path) -> None:
             for item in node:
                 walk(item)
     walk(yaml.safe_load(path.read_text()))
+
+
+@pytest.mark.parametrize("crd", ["federatedjobs", "queues"])
+def test_the_crds_take_a_quantity_in_the_forms_the_job_file_takes(crd: str) -> None:
+    """kubectl and `federator submit` take the same quantities: the API server refuses by the CRD's pattern what
+    the parser would refuse, and lets through what it reads (its other checks then name the field)."""
+    from federator.model import QuantityError
+    from federator.model.resources import parse_quantity
+
+    patterns = set(re.findall(r"pattern: '(\^\(\[0-9\]\+.*?)'", (CRDS / f"{crd}.yaml").read_text()))
+    assert len(patterns) == 1, patterns
+    (pattern,) = patterns
+    for raw in ["1", "1.5", ".5", "500m", "16Gi", "100u", "12345n", "1e3", "2E-3", "3E", "1Ei", "1e", "1e1000",
+                "4 GB", "-1", "1.2.3", "Ki", "1ki", "0x10"]:
+        try:
+            parse_quantity(raw)
+            parsed = True
+        except QuantityError:
+            parsed = False
+        assert bool(re.fullmatch(pattern, raw)) == parsed, raw
