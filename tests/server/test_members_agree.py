@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from server_support import LEASE, LOST_AFTER, Clock, MemoryStore, make
 
 from federator.model import ClusterCapacity, JobKind, JobPhase
-from federator.server.federator import ClusterRecord, Federator
+from federator.server.federator import ClusterRecord
 from federator.server.orders import CancelOrder, LaunchOrder
 
 from builders import cluster, job, pool

@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 from dataclasses import replace
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from server_support import LEASE, LOST_AFTER, Clock, MemoryStore, make
 from test_cycle_off_loop import A_WHILE, HeldScheduler
 
-from federator.model import JobPhase
+from federator.model import JobKind, JobPhase
 from federator.scheduler import Scheduler, parse_policy
 
 from builders import cluster, job, pool
 
 MODELS = {"east-1": "NVIDIA-H100-80GB-HBM3", "west-1": "NVIDIA-A100-SXM4-80GB"}  # 4 nodes of 8 each
 ACCEPTS = ((), ("H100",), ("A100",))
+# per node, what work the federator did not place leaves free
+FREE = ((8, 8, 8, 8), (8, 8, 8, 0), (8, 8, 0, 0), (8, 0, 0, 0), (4, 4, 4, 4), (8, 4, 2, 1), (2, 2, 0, 0), (0, 0, 0, 0))
 POLICY = "queues: {capped: {quota: {accelerators: {H100: 16, A100: 8}}}}\npreemption: {enabled: true}\n"
 EVENT = st.tuples(st.sampled_from(["submit", "finish", "cancel", "report", "drop", "rejoin", "lose", "restart"]),
                   st.integers(0, 10**6))
@@ -34,6 +37,9 @@ STEP = st.tuples(st.lists(EVENT, max_size=3), st.lists(EVENT, max_size=3))  # (b
 @settings(max_examples=int(os.environ.get("FEDERATOR_FUZZ_EXAMPLES", "150")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(STEP, min_size=1, max_size=10))
+# One cycle places a preemptible 4 x 2 job of another queue first, on east's one free node; the half-GPU job of
+# higher priority that it left no room for may preempt it from the next cycle on, so it must not park.
+@example([([], [("report", 6), ("lose", 0)]), ([("submit", 307), ("submit", 150869)], [("drop", 0), ("rejoin", 0)])])
 def test_once_quiet_no_parked_job_fits_where_a_cycle_over_every_job_would_place_it(
         steps: list[tuple[list[tuple[str, int]], list[tuple[str, int]]]]) -> None:
     async def scenario() -> None:
@@ -44,29 +50,48 @@ def test_once_quiet_no_parked_job_fits_where_a_cycle_over_every_job_would_place_
         store = MemoryStore()
         fed = make(store, clock, scheduler=held)
         recs = {name: fed.connect(cluster=name, region=name, labels={}) for name in MODELS}
-        frees = dict.fromkeys(MODELS, 8)
+        frees = dict.fromkeys(MODELS, FREE[0])
         cpus = dict.fromkeys(MODELS, 1000)
 
-        def report(name: str, free: int, cpu: int | None = None) -> None:
+        def report(name: str, free: tuple[int, ...], cpu: int | None = None) -> None:
+            """`free`: per node, what work the federator did not place leaves free. The member counts the
+            federator's placements that fit in it too (binding each replica best-fit, a fraction as a whole
+            device), and lists them in the report, as an agent does: their room is not free in the report."""
             frees[name] = free
             cpus[name] = cpu or cpus[name]
-            if recs[name].connected:
-                fed.report(recs[name], cluster(name, name, pool(MODELS[name], nodes=4, free=free),
-                                               cpu=cpus[name]).capacity)
+            if not recs[name].connected:
+                return
+            nodes, counted = list(free), []
+            for j in fed.jobs.values():
+                for p in j.placements:
+                    if p.cluster != name or not p.phase.is_active:
+                        continue
+                    g, left = -(-p.accelerator_milli // 1000), list(nodes)
+                    for _ in range(p.replicas if g else 0):
+                        fit = [i for i, f in enumerate(left) if f >= g]
+                        if not fit:
+                            break
+                        left[min(fit, key=lambda i: left[i])] -= g
+                    else:
+                        nodes = left
+                        counted.append(p.placement_id)
+            cap = cluster(name, name, pool(MODELS[name], nodes=0, extra=Counter(nodes)), cpu=cpus[name]).capacity
+            fed.report(recs[name], replace(cap, placement_ids=frozenset(counted)))
 
         for name in MODELS:
-            report(name, 8)
+            report(name, FREE[0])
         submitted = 0
 
         def apply(event: str, x: int) -> None:
             nonlocal submitted, fed
             active = [j for j in fed.jobs.values() if j.phase.is_active]
             if event == "submit":
-                gpus = (1, 2, 4, 8, 0)[x % 5]  # 0: CPU only
-                spec = job(f"j{submitted}", gpus=gpus, replicas=1 + x // 4 % 4, cpu=(1, 48)[x // 384 % 2],
-                           models=ACCEPTS[x // 16 % 3] if gpus else (), queue=("capped", "open")[x // 48 % 2],
-                           priority=(0, 100)[x // 96 % 2])
-                fed.submit(replace(spec, preemptible=bool(x // 192 % 2)))
+                gpus = (1, 2, 4, 8, 0, 0.5)[x % 6]  # 0: CPU only
+                spec = job(f"j{submitted}", gpus=gpus, replicas=1 + x // 6 % 4, cpu=(1, 48)[x // 576 % 2],
+                           models=ACCEPTS[x // 24 % 3] if gpus else (), queue=("capped", "open")[x // 72 % 2],
+                           priority=(0, 100)[x // 144 % 2],
+                           kind=(JobKind.TRAINING, JobKind.INFERENCE)[x // 1152 % 2])
+                fed.submit(replace(spec, preemptible=bool(x // 288 % 2)))
                 submitted += 1
             elif event == "finish" and active:
                 for p in active[x % len(active)].placements:
@@ -77,7 +102,7 @@ def test_once_quiet_no_parked_job_fits_where_a_cycle_over_every_job_would_place_
                 if pending:
                     fed.cancel(pending[x % len(pending)].job_id)
             elif event == "report":  # work the federator did not place takes or leaves accelerators, or CPU
-                report(list(MODELS)[x % 2], (8, 4, 0)[x // 2 % 3], (None, 64, 1000)[x // 6 % 3])
+                report(list(MODELS)[x % 2], FREE[x // 2 % len(FREE)], (None, 64, 1000)[x // 14 % 3])
             elif event == "drop":  # an agent's stream breaks: its cluster is Partitioned
                 fed.disconnect(recs[list(MODELS)[x % 2]])
             elif event == "rejoin":  # it comes back (a new session) and reports: Ready again

@@ -108,6 +108,13 @@ class ParkingLot:
         return bool(heard) and (models == (ANY_MODEL,) or any(
             accepts_model(m, model, family) for model, family in heard for m in models))
 
+    def placed_preemptible(self, accelerator_model: str, family: str = "") -> None:
+        """The cycle planned at `mark` placed a preemptible job on this model. The jobs it placed after it saw
+        its room taken, not as room they may preempt (it was not running yet): from the next cycle on they may.
+        So none of this cycle's verdicts on that model parks; jobs parked before saw that room free and did not
+        fit it, victims or not, and stay parked."""
+        self._heard_models.add((accelerator_model, family))
+
     def model_changed(self, accelerator_model: str, family: str = "") -> set[JobId]:
         """Room in pools of this model (of this catalog family) may have grown: the jobs that accept it, by the
         names they gave, and the any-model ones come back. The names are few (what users write), the jobs many."""

@@ -300,6 +300,9 @@ class Cycles:
             job.phase = JobPhase.PLACED
             job.pending_reason = None
             job.placed_at = now
+            if job.spec.preemptible:  # a job this cycle found no room for may preempt it next cycle
+                for p in job.placements:
+                    self.parked.placed_preemptible(p.accelerator_model, self._family(p.cluster, p.accelerator_model))
             self._candidates.pop(job.job_id, None)
             self._requests.pop(job.job_id, None)
             self._active[job.job_id] = None
