@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from server_support import H100, Clock, MemoryStore, capacity, join, make, spec
 
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc
-from federator.model import ClusterState, JobPhase, ReasonCode
+from federator.model import ClusterCapacity, ClusterState, JobKind, JobPhase, ReasonCode
 from federator.scheduler import CycleResult, PlacementRequest, Scheduler, Snapshot
 from federator.security.auth import Authenticator
 from federator.security.limits import Limits
@@ -129,7 +130,16 @@ def test_a_job_cancelled_while_its_cycle_runs_is_not_placed_and_never_launched()
     asyncio.run(scenario())
 
 
-def test_a_job_that_fits_nowhere_is_parked_until_its_pool_changes() -> None:
+def _h100(rec_name: str, *placement_ids: str, nodes: int = 4, free: int = 8, busy: int = 0,
+          cpu: int = 1000) -> ClusterCapacity:
+    """A report of `nodes` H100 nodes with `free` free each, and `busy` more with none free."""
+    from builders import cluster, pool
+
+    cap = cluster(rec_name, "r", pool(H100, nodes=nodes, free=free, extra={0: busy}), cpu=cpu).capacity
+    return replace(cap, placement_ids=frozenset(placement_ids))
+
+
+def test_a_job_that_fits_nowhere_is_parked_until_a_pool_holds_it() -> None:
     store, clock = MemoryStore(), Clock()
     fed = make(store, clock)
     rec = join(fed, "east-1")  # 4 nodes of 8 free H100
@@ -142,14 +152,17 @@ def test_a_job_that_fits_nowhere_is_parked_until_its_pool_changes() -> None:
     assert huge.job_id in fed.cycles.parked
     later = fed.submit(spec("later", gpus=1))
     assert [r.job_id for r in fed.cycles.plan().requests] == [later.job_id]  # the parked job costs nothing
-    fed.report(rec, capacity(f"{small.job_id}.g1.east-1"))  # the same capacity as before: still parked
+    placed = f"{small.job_id}.g1.east-1"
+    fed.report(rec, capacity(placed))  # the same capacity as before: still parked
     assert huge.job_id in fed.cycles.parked
-    fed.report(rec, capacity(f"{small.job_id}.g1.east-1", free=7))  # the H100 pool changed: it may fit now
+    fed.report(rec, capacity(placed, free=7))  # the H100 pool changed, but no 5 nodes hold 8 each
+    assert huge.job_id in fed.cycles.parked
+    fed.report(rec, _h100("east-1", placed, nodes=5))  # a fifth node joined: now they may
     assert huge.job_id not in fed.cycles.parked
     assert huge.job_id in {r.job_id for r in fed.cycles.plan().requests}
 
 
-def test_a_job_pinned_by_the_short_name_of_a_model_comes_back_when_that_pool_changes() -> None:
+def test_a_job_pinned_by_the_short_name_of_a_model_comes_back_when_that_pool_holds_it() -> None:
     from builders import job
 
     fed = make(MemoryStore(), Clock())
@@ -157,15 +170,73 @@ def test_a_job_pinned_by_the_short_name_of_a_model_comes_back_when_that_pool_cha
     huge = fed.submit(job("huge", gpus=8, replicas=5, models=("H100",)))  # as users write it
     fed.schedule_once()
     assert huge.job_id in fed.cycles.parked
-    fed.report(rec, capacity(free=7))  # only the H100 pool moved (no CPU or memory freed)
+    fed.report(rec, _h100("east-1", nodes=5))  # only the H100 pool moved (no CPU or memory freed)
     assert huge.job_id not in fed.cycles.parked
+
+
+def test_a_report_brings_back_only_the_parked_jobs_its_pool_now_holds() -> None:
+    """A busy fleet's reports move some pool every few seconds: a gang waiting for whole nodes must not come
+    back every time one GPU frees, nor a job that names no model on every report of every cluster."""
+    from builders import job
+
+    fed = make(MemoryStore(), Clock())
+    rec = fed.connect(cluster="east-1", region="r", labels={})
+    fed.report(rec, _h100("east-1", nodes=0, busy=4))  # every H100 taken by work the federator did not place
+    gang = fed.submit(job("gang", gpus=8, replicas=2))  # two whole nodes
+    one = fed.submit(job("one", gpus=1))
+    half = fed.submit(job("half", gpus=0.5))
+    spread = fed.submit(job("spread", kind=JobKind.INFERENCE, gpus=8, replicas=3))  # one replica is a start
+    fat = fed.submit(job("fat", gpus=1, cpu=200))  # more CPU than any node has
+    cpu_only = fed.submit(job("cpu-only", cpu=200))
+    fed.schedule_once()
+    assert {j.job_id for j in (gang, one, half, spread, fat, cpu_only)} <= set(fed.cycles.parked._where)
+
+    def back() -> set[str]:
+        return {j.spec.name for j in fed.jobs.values() if j.phase is JobPhase.PENDING
+                and j.job_id not in fed.cycles.parked}
+
+    fed.report(rec, _h100("east-1", nodes=1, free=4, busy=3))  # 4 GPUs free on one node
+    assert back() == {"one", "half"}
+    fed.schedule_once()  # both placed
+    fed.report(rec, _h100("east-1", nodes=1, free=8, busy=3))  # a whole node
+    assert back() == {"spread"}  # one replica here, the others maybe elsewhere; not the gang of two
+    fed.schedule_once()  # three replicas do not fit one node: parked again
+    fed.report(rec, _h100("east-1", nodes=2, free=8, busy=2))  # two
+    assert back() == {"gang", "spread"}
+    fed.report(rec, _h100("east-1", nodes=2, free=8, busy=2, cpu=2000))  # more CPU: still no node of 200
+    assert back() == {"gang", "spread"}
+    fed.schedule_once()
+    fed.cycles.close()
+
+
+def test_a_cluster_running_preemptible_work_brings_back_every_job_of_a_changed_pool() -> None:
+    """A job may fit by preempting, which the free room does not show: a gang of 3 whole nodes waits beside a
+    preemptible job on one node; other work leaves two more. Free room holds two, preemption makes three."""
+    from builders import job
+
+    fed = make(MemoryStore(), Clock())
+    rec = fed.connect(cluster="east-1", region="r", labels={})
+    fed.report(rec, _h100("east-1", nodes=1, busy=3))  # one node free, three taken by others
+    low = fed.submit(replace(job("low", gpus=8, priority=0), preemptible=True))
+    fed.schedule_once()
+    placed = low.placements[0].placement_id
+    fed.acked(rec, placed)
+    fed.report(rec, _h100("east-1", placed, nodes=0, busy=4))
+    high = fed.submit(job("high", gpus=8, replicas=3, priority=100))
+    fed.schedule_once()
+    assert high.job_id in fed.cycles.parked  # one node by preemption, not three
+    fed.report(rec, _h100("east-1", placed, nodes=2, busy=2))  # others left two nodes
+    assert high.job_id not in fed.cycles.parked
+    fed.schedule_once()
+    assert fed.jobs[high.job_id].phase is JobPhase.PLACED and fed.jobs[low.job_id].phase is JobPhase.PENDING
+    fed.cycles.close()
 
 
 def test_more_cpu_in_a_cluster_brings_back_only_the_parked_jobs_that_may_run_there() -> None:
     from builders import cluster, job, pool
 
     def report(rec: ClusterRecord, model: str, cpu: int) -> None:
-        fed.report(rec, cluster(rec.name, "r", pool(model, nodes=1, free=0), cpu=cpu).capacity)
+        fed.report(rec, cluster(rec.name, "r", pool(model, nodes=1, free=8), cpu=cpu).capacity)
 
     fed = make(MemoryStore(), Clock())
     h100, a100 = "NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB"
@@ -173,8 +244,9 @@ def test_more_cpu_in_a_cluster_brings_back_only_the_parked_jobs_that_may_run_the
     nvidia_a = fed.connect(cluster="a", region="r", labels={})
     report(nvidia_h, h100, 100)
     report(nvidia_a, a100, 100)
-    pinned = fed.submit(job("pinned", gpus=8, models=("A100",)))  # every accelerator is taken: both park
-    flexible = fed.submit(job("flexible", gpus=8))
+    # accelerators are free, but no node has 110 CPUs: both park
+    pinned = fed.submit(job("pinned", gpus=8, cpu=110, models=("A100",)))
+    flexible = fed.submit(job("flexible", gpus=8, cpu=110))
     fed.schedule_once()
     assert pinned.job_id in fed.cycles.parked and flexible.job_id in fed.cycles.parked
     report(nvidia_h, h100, 200)  # a pod ended on the H100 cluster: CPU only

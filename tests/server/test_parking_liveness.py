@@ -5,6 +5,10 @@ for (parking.py). Jobs arriving, ending or cancelled, and reports moving a pool,
 cycle or while it runs. Whatever the order, once things are quiet no job may be left parked that a
 cycle over every pending job would place: that job would wait until some unrelated event, beside
 idle accelerators.
+
+Reports are an agent's: work the federator did not place takes some nodes, and the federator's own
+placements that fit the rest are counted and listed (their room is not free in the report), so a job
+that may only fit by preempting one of them shows no room in any report.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ STEP = st.tuples(st.lists(EVENT, max_size=3), st.lists(EVENT, max_size=3))  # (b
 @settings(max_examples=int(os.environ.get("FEDERATOR_FUZZ_EXAMPLES", "150")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(STEP, min_size=1, max_size=10))
+# A 4 x 8 gang parked beside two free nodes; a report frees all four.
+@example([([("report", 4), ("submit", 117)], []), ([("report", 0)], [])])
+# A preemptible job holds one of east's nodes; a 3 x 8 gang of higher priority parks (preempting it makes one
+# node); then other work leaves two more nodes: the report shows two free, preempting makes three.
+@example([([("report", 6), ("submit", 387)], []), ([("submit", 255)], []), ([("report", 2)], [])])
 # One cycle places a preemptible 4 x 2 job of another queue first, on east's one free node; the half-GPU job of
 # higher priority that it left no room for may preempt it from the next cycle on, so it must not park.
 @example([([], [("report", 6), ("lose", 0)]), ([("submit", 307), ("submit", 150869)], [("drop", 0), ("rejoin", 0)])])

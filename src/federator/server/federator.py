@@ -209,7 +209,7 @@ class Federator:
         previous, rec.capacity = rec.capacity, capacity
         rec.last_report_at = rec.last_seen_at = self.clock()
         self.intake.fleet.reported(rec.name, capacity)
-        self.cycles.reported(previous, capacity)
+        self.cycles.reported(rec.name, previous, capacity)
         if not rec.resynced:
             rec.resynced = True
             self.membership.seen(rec.name, rec.region, rec.labels)

@@ -5,22 +5,35 @@ for accelerators that no cluster has, each new submission paid for a cycle over 
 them (seconds, and growing with the backlog). A job the scheduler could not
 place stays unplaceable until something that could change its answer happens:
 
-- capacity in a pool of an accelerator model it accepts changes (a report whose pool
-  differs from the last one, a placement of that model ends or is re-queued). A job
-  names models as its user wrote them ("A100") and pools are named as their nodes
-  are ("NVIDIA-A100-SXM4-80GB", family "A100"): they are matched as the scheduler
-  matches them (`accepts_model`), else a pinned job would wait for an event that
-  moved some other part of the fleet;
-- CPU or memory free grows in a cluster, or it gains a workload kind: the jobs
-  that may run there come back (those taking one of its models, or any model);
+- a placement of an accelerator model it accepts ends or is re-queued (its room,
+  CPU and memory come free: the job comes back whatever its size);
+- a report shows a pool of such a model changed, or more CPU or memory, or a new
+  workload kind, in a cluster: the job comes back if that pool, in that cluster,
+  now holds what one way of running it needs (`Need`: one replica of spread work,
+  the whole gang of a training job, each with its CPU and memory, as the GangFit
+  and CpuMemoryFit filters count them). A report is an upper bound of the room
+  the cycle will see (reservations only take from it), so a job that does not
+  fit the report does not fit the cycle's snapshot either. Without this, on a
+  fleet whose reports move a pool every few seconds, an 8 x 8 gang came back
+  with every one-GPU job that ended anywhere, and the most common job, one that
+  names no model, came back on every report: nothing stayed parked. A cluster
+  running preemptible work is the exception: a job may fit there by stopping
+  it, which its room does not show, so such a cluster's reports bring back every
+  job of a changed pool's model as before;
 - a cluster becomes Ready, or the scheduling policy changes: every parked job
   comes back;
 - a job of the same queue stops holding resources (quota and fair share).
 
 Until then the job keeps the pending reason the cycle gave it (reasons are
 refreshed lazily: when the job is next looked at). Parked jobs are grouped by
-the models they accept, so un-parking a model touches only its groups, not
-every job. This module keeps only ids; the federator decides when to call it.
+the models they accept and by what they need, so un-parking touches only the
+groups of a model, and checks each need once for all the jobs that share it.
+This module keeps only ids; the federator decides when to call it.
+
+A job names models as its user wrote them ("A100") and pools are named as
+their nodes are ("NVIDIA-A100-SXM4-80GB", family "A100"): they are matched as
+the scheduler matches them (`accepts_model`), else a pinned job would wait for
+an event that moved some other part of the fleet.
 
 A live cycle is computed off the event loop, so such an event can come while
 the cycle that will find a job no room is still running on a snapshot from
@@ -29,36 +42,83 @@ parking the job on the cycle's verdict would leave it waiting for an event
 that already happened: a gang kept Pending beside a member that its last
 running job just left, until some other report moved that pool. So the lot
 also remembers what it heard since `mark` (the cycle's plan), and `park`
-leaves such a job a candidate instead.
+leaves such a job a candidate instead. A preemptible job the cycle placed counts
+as heard too: the jobs after it saw its room taken, not as room they may preempt.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from federator.model import JobId, JobSpec, Reason, ReasonCode
+from federator.model import AcceleratorPool, ClusterCapacity, JobId, JobKind, JobSpec, Reason, ReasonCode
 from federator.model.accelerator import accepts_model
 
 ANY_MODEL = ""  # the group of jobs that take any accelerator model (or none)
+INTERNED_NEEDS = 65_536
 
 
-def _models(spec: JobSpec) -> tuple[str, ...]:
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What one way of running a job needs of one pool and its cluster before the scheduler could place any of it:
+    `replicas` replicas (a training gang's all, one of spread work) of `milli` milli-accelerators each (0: CPU
+    only), each with its CPU and memory on one node, as GangFit and CpuMemoryFit count them."""
+
+    milli: int
+    replicas: int
+    cpu_milli: int
+    memory_bytes: int
+
+    def met_by(self, capacity: ClusterCapacity, pool: AcceleratorPool | None) -> bool:
+        """Whether this cluster (and, for accelerator work, this pool of it) has that much room as reported."""
+        n = self.replicas
+        if self.cpu_milli > capacity.node_cpu_milli_free_max or self.cpu_milli * n > capacity.cpu_milli_free:
+            return False
+        if self.memory_bytes > capacity.node_memory_bytes_free_max or \
+                self.memory_bytes * n > capacity.memory_bytes_free:
+            return False
+        if not self.milli:
+            return pool is None
+        return pool is not None and pool.replica_capacity(self.milli, self.cpu_milli, self.memory_bytes) >= n
+
+
+Needs = tuple[tuple[str, Need], ...]  # (model name as the job gives it, or ANY_MODEL; what that way needs)
+Met = Callable[[Need], bool]
+
+
+def needs_of(spec: JobSpec) -> Needs:
+    """Each way of running the job: a model it names (or ANY_MODEL), and what that way needs."""
+    res = spec.resources
+    n = spec.replicas if spec.kind is JobKind.TRAINING else 1
     alternatives = spec.alternatives()
-    if not alternatives or any(not a.model for a in alternatives):
-        return (ANY_MODEL,)
-    return tuple(dict.fromkeys(a.model for a in alternatives))
+    if not alternatives:
+        return ((ANY_MODEL, Need(0, n, res.cpu_milli, res.memory_bytes)),)
+    return tuple(dict.fromkeys((a.model or ANY_MODEL, Need(a.milli, n, res.cpu_milli, res.memory_bytes))
+                               for a in alternatives))
+
+
+@dataclass(frozen=True, slots=True)
+class _Heard:
+    """An event since `mark`: room in pools of `model` (None: CPU and memory only) for the needs `met` says."""
+
+    model: str | None
+    family: str
+    met: Met | None  # None: any need
 
 
 class ParkingLot:
     def __init__(self) -> None:
-        self._by_model: dict[str, set[JobId]] = defaultdict(set)
+        # model name -> need -> jobs: the jobs that could run on that model once a pool holds that need
+        self._by_model: dict[str, dict[Need, set[JobId]]] = defaultdict(dict)
         self._by_queue: dict[str, set[JobId]] = defaultdict(set)
-        self._where: dict[JobId, tuple[tuple[str, ...], str]] = {}
-        # What would have un-parked jobs since `mark`: pools whose room changed (model, family), queues that
-        # released, anything.
-        self._heard_models: set[tuple[str, str]] = set()
+        self._where: dict[JobId, tuple[Needs, str]] = {}
+        # What would have un-parked jobs since `mark`: pools whose room changed, queues that released, anything.
+        self._heard_events: list[_Heard] = []
         self._heard_queues: set[str] = set()
         self._heard_all = False
+        self._heard_memo: dict[Needs, bool] = {}  # per needs, while nothing new is heard
+        self._interned: dict[Needs, Needs] = {}  # one copy of each (a backlog has few shapes and many jobs)
 
     def __len__(self) -> int:
         return len(self._where)
@@ -72,56 +132,93 @@ class ParkingLot:
         verdict, from a cycle planned at `mark`, may be stale for it."""
         if reason.code in (ReasonCode.WAITING, ReasonCode.REFUSED_BY_CLUSTER, ReasonCode.PREEMPTED):
             return
-        models = _models(spec)
-        if self._heard(models, spec.queue):
+        needs = needs_of(spec)
+        if len(self._interned) >= INTERNED_NEEDS:
+            self._interned.clear()  # a bound, not a leak: shapes seen once must not stay forever
+        needs = self._interned.setdefault(needs, needs)
+        if self._heard(needs, spec.queue):
             return
-        self._where[job_id] = (models, spec.queue)
-        for m in models:
-            self._by_model[m].add(job_id)
+        self.unpark(job_id)
+        self._where[job_id] = (needs, spec.queue)
+        for name, need in needs:
+            self._by_model[name].setdefault(need, set()).add(job_id)
         self._by_queue[spec.queue].add(job_id)
 
     def unpark(self, job_id: JobId) -> None:
         where = self._where.pop(job_id, None)
         if where is None:
             return
-        models, queue = where
-        for m in models:
-            self._by_model[m].discard(job_id)
+        needs, queue = where
+        for name, need in needs:
+            group = self._by_model.get(name)
+            jobs = group.get(need) if group is not None else None
+            if jobs is not None:
+                jobs.discard(job_id)
+                if not jobs:
+                    del group[need]  # type: ignore[union-attr]
         self._by_queue[queue].discard(job_id)
 
     def mark(self) -> None:
         """Start hearing anew: a cycle has taken its snapshot, and will park the jobs it finds no room for."""
-        self._heard_models.clear()
+        self._heard_events.clear()
         self._heard_queues.clear()
         self._heard_all = False
+        self._heard_memo.clear()
 
     def forget_verdicts(self) -> None:
         """The cycle planned at `mark` will not take all it reserved (a job it placed was cancelled meanwhile,
         or a cluster it chose went away): every verdict it gives assumed that room taken, so none parks."""
         self._heard_all = True
 
-    def _heard(self, models: tuple[str, ...], queue: str) -> bool:
-        """Whether an event since `mark` would have brought back a job of these models and queue."""
+    def _heard(self, needs: Needs, queue: str) -> bool:
+        """Whether an event since `mark` would have brought back a job of these needs and queue."""
         if self._heard_all or queue in self._heard_queues:
             return True
-        heard = self._heard_models
-        return bool(heard) and (models == (ANY_MODEL,) or any(
-            accepts_model(m, model, family) for model, family in heard for m in models))
+        if not self._heard_events:
+            return False
+        got = self._heard_memo.get(needs)
+        if got is None:
+            got = self._heard_memo[needs] = any(
+                _matches(name, need, e.model, e.family, e.met) for e in self._heard_events for name, need in needs)
+        return got
+
+    def _hear(self, event: _Heard) -> None:
+        self._heard_events.append(event)
+        self._heard_memo.clear()
 
     def placed_preemptible(self, accelerator_model: str, family: str = "") -> None:
         """The cycle planned at `mark` placed a preemptible job on this model. The jobs it placed after it saw
         its room taken, not as room they may preempt (it was not running yet): from the next cycle on they may.
         So none of this cycle's verdicts on that model parks; jobs parked before saw that room free and did not
         fit it, victims or not, and stay parked."""
-        self._heard_models.add((accelerator_model, family))
+        self._hear(_Heard(accelerator_model, family, None))
 
     def model_changed(self, accelerator_model: str, family: str = "") -> set[JobId]:
-        """Room in pools of this model (of this catalog family) may have grown: the jobs that accept it, by the
-        names they gave, and the any-model ones come back. The names are few (what users write), the jobs many."""
-        self._heard_models.add((accelerator_model, family))
-        ids = self._by_model.pop(ANY_MODEL, set())
-        for name in [n for n in self._by_model if n != ANY_MODEL and accepts_model(n, accelerator_model, family)]:
-            ids |= self._by_model.pop(name)
+        """Room of any size may have come in pools of this model (of this catalog family), and CPU and memory
+        with it (a placement ended): every job that accepts it, by the names they gave, and every any-model
+        and CPU-only job come back. The names are few (what users write), the jobs many."""
+        return self._bring_back(_Heard(accelerator_model, family, None))
+
+    def pool_changed(self, accelerator_model: str, family: str, met: Met) -> set[JobId]:
+        """A report moved a pool of this model: the jobs that accept it, or any model, and whose need `met`
+        says that pool now holds (CPU-only work is not helped by a pool)."""
+        return self._bring_back(_Heard(accelerator_model, family, met))
+
+    def host_changed(self, met: Met) -> set[JobId]:
+        """A report shows more CPU or memory (or a new workload kind) in a cluster: the CPU-only jobs whose need
+        `met` says it holds. (Accelerator jobs come back through `pool_changed` of that cluster's pools.)"""
+        return self._bring_back(_Heard(None, "", met))
+
+    def _bring_back(self, event: _Heard) -> set[JobId]:
+        self._hear(event)
+        ids: set[JobId] = set()
+        for name in [n for n in self._by_model if n == ANY_MODEL or (
+                event.model is not None and accepts_model(n, event.model, event.family))]:
+            group = self._by_model[name]
+            for need in [need for need in group if _matches(name, need, event.model, event.family, event.met)]:
+                ids |= group.pop(need)
+            if not group:
+                del self._by_model[name]
         for job_id in ids:
             self.unpark(job_id)
         return ids
@@ -135,7 +232,7 @@ class ParkingLot:
         return ids
 
     def clear(self) -> set[JobId]:
-        """Anything may fit now (a cluster became Ready, CPU or memory grew, the policy changed)."""
+        """Anything may fit now (a cluster became Ready, the policy changed)."""
         self._heard_all = True
         ids = set(self._where)
         self._by_model.clear()
@@ -144,4 +241,16 @@ class ParkingLot:
         return ids
 
 
-__all__ = ["ANY_MODEL", "ParkingLot"]
+def _matches(name: str, need: Need, model: str | None, family: str, met: Met | None) -> bool:
+    """Whether an event (room in pools of `model`, or of CPU and memory only when None, for the needs `met` says)
+    brings back a way of running named `name` that needs `need`."""
+    if model is None:  # CPU and memory only: CPU-only work
+        return not need.milli and name == ANY_MODEL and (met is None or met(need))
+    if met is None:  # a placement ended: room of every kind
+        return name == ANY_MODEL or accepts_model(name, model, family)
+    if not need.milli or not (name == ANY_MODEL or accepts_model(name, model, family)):
+        return False
+    return met(need)
+
+
+__all__ = ["ANY_MODEL", "Need", "ParkingLot", "needs_of"]

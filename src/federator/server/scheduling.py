@@ -37,12 +37,15 @@ import heapq
 import logging
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from federator.model import (
+    AcceleratorPool,
     ClusterCapacity,
     ClusterInfo,
     ClusterState,
@@ -59,7 +62,7 @@ from federator.model import (
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.server.orders import LaunchOrder, Order
-from federator.server.parking import ANY_MODEL, ParkingLot
+from federator.server.parking import ANY_MODEL, Need, ParkingLot
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -102,6 +105,9 @@ class Cycles:
         # after every parked job comes back builds no 100,000 new objects on the loop.
         self._requests: dict[JobId, PlacementRequest] = {}
         self._executor: ThreadPoolExecutor | None = None
+        # Per cluster, the active placements of preemptible jobs (kept until released, so never too few): a job
+        # may fit a cluster by preempting them, which the cluster's reported room does not show (`reported`).
+        self._preemptible: dict[str, set[str]] = defaultdict(set)
         self.cycles = 0
         # The jobs that ended lately (scheduler/demand.py: the demand's memory of what arrives), rebuilt from
         # the store's ended jobs on a restart, so a new leader does not steer by a handful of pending jobs.
@@ -112,6 +118,7 @@ class Cycles:
                 self._candidates[job.job_id] = None
             elif job.phase.is_active:
                 self._active[job.job_id] = None
+                self._held(job)
             elif job.phase.is_terminal:
                 ended.append(job)
         # the newest that the memory holds, oldest first: a store of a million ended jobs is not sorted whole
@@ -133,8 +140,20 @@ class Cycles:
         self._requests.pop(job.job_id, None)
         self.memory.add(Arrival.of(job.spec))
 
+    def _held(self, job: Job) -> None:
+        if job.spec.preemptible:
+            for p in job.placements:
+                self._preemptible[p.cluster].add(p.placement_id)
+
     def released(self, job: Job, placements: list[Placement]) -> None:
         """A job's active placements stopped holding resources: jobs that may fit there now come back."""
+        if job.spec.preemptible:
+            for p in placements:
+                held = self._preemptible.get(p.cluster)
+                if held is not None:
+                    held.discard(p.placement_id)
+                    if not held:
+                        del self._preemptible[p.cluster]
         # phases may already say Cancelled: the job held them
         models = {p.accelerator_model: self._family(p.cluster, p.accelerator_model) for p in placements}
         if not models:
@@ -158,14 +177,17 @@ class Cycles:
         for model, family in pools:
             self._unpark(self.parked.model_changed(model, family))
 
-    def reported(self, previous: ClusterCapacity | None, capacity: ClusterCapacity) -> None:
-        """A cluster reported: bring back the parked jobs that may fit now; a report like the last brings back none.
+    def reported(self, cluster: str, previous: ClusterCapacity | None, capacity: ClusterCapacity) -> None:
+        """A cluster reported: bring back the parked jobs that may fit there now; a report like the last brings
+        back none.
 
-        More CPU or memory free, or a workload kind's controller, helps only the jobs that may run on this
-        cluster at all: those that take one of its accelerator models, or any (CPU-only work too). Members
-        report every few seconds and their CPU free moves with every pod, so bringing every job back then
-        would leave nothing parked on a busy fleet: a job pinned to Ascend910B waiting through every
-        NVIDIA cluster's churn."""
+        A pool that changed brings back the jobs that take its model (or any) and whose need it now holds; more
+        CPU or memory free, or a workload kind's controller, does the same for every pool of the cluster and
+        for CPU-only work (parking.py). Members report every few seconds and their pools and CPU free move
+        with every pod, so bringing back every job that might use the cluster would leave nothing parked on a
+        busy fleet: a job pinned to Ascend910B waiting through every NVIDIA cluster's churn, an 8 x 8 gang
+        through every one-GPU job's end. A cluster running preemptible work brings back every job of a
+        changed pool's model, as a placement's end does: a job may fit there by stopping that work."""
         if previous is None:
             self.capacity_changed(everything=True)
             return
@@ -175,11 +197,15 @@ class Cycles:
                     or capacity.node_cpu_milli_free_max > previous.node_cpu_milli_free_max
                     or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max)
         before = {p.accelerator_model: p for p in previous.accelerator_pools}
-        changed = {(p.accelerator_model, p.family) for p in capacity.accelerator_pools
-                   if host or before.get(p.accelerator_model) != p}
+        changed = [p for p in capacity.accelerator_pools if host or before.get(p.accelerator_model) != p]
+        if cluster in self._preemptible:
+            self.capacity_changed([(p.accelerator_model, p.family) for p in changed]
+                                  + ([(ANY_MODEL, "")] if host else []))
+            return
+        for p in changed:
+            self._unpark(self.parked.pool_changed(p.accelerator_model, p.family, partial(_met, capacity, p)))
         if host:
-            changed.add((ANY_MODEL, ""))  # the jobs of any model, or none, come back even from a CPU-only cluster
-        self.capacity_changed(changed)
+            self._unpark(self.parked.host_changed(partial(_met, capacity, None)))
 
     def _unpark(self, ids: set[JobId]) -> None:
         for job_id in ids:
@@ -300,6 +326,7 @@ class Cycles:
             job.phase = JobPhase.PLACED
             job.pending_reason = None
             job.placed_at = now
+            self._held(job)
             if job.spec.preemptible:  # a job this cycle found no room for may preempt it next cycle
                 for p in job.placements:
                     self.parked.placed_preemptible(p.accelerator_model, self._family(p.cluster, p.accelerator_model))
@@ -403,6 +430,10 @@ class Cycles:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+
+def _met(capacity: ClusterCapacity, pool: AcceleratorPool | None, need: Need) -> bool:
+    return need.met_by(capacity, pool)
 
 
 def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> ClusterInfo:
