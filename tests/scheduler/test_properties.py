@@ -387,3 +387,34 @@ def test_the_fleets_span_every_vendor_and_sharing_the_catalog_lists() -> None:
         assert p.resource_name and p.memory_mib, k
         assert p.resource_name in (*CATALOG.resource_names, _SLICED) or p.resource_name.startswith(_MIG), k
     assert model_matches("H100", H100)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.floats(0, 1e5))
+def test_a_job_left_waiting_by_a_cycle_without_preemptions_could_not_have_preempted(
+        scenario: tuple, now: float) -> None:  # type: ignore[type-arg]
+    """The preemption phase works out whom a job may preempt, and whether victims can make room for it, once
+    per kind of job (preemption's memos). A job it left waiting must be one that, tried alone against the
+    cycle's outcome, preempts nothing: alike jobs share a verdict, they do not inherit a wrong one."""
+    snap, reqs, cfg = scenario
+    twins = [replace(r, job_id=JobId(f"{r.job_id}-twin"), submitted_at=r.submitted_at + 0.5) for r in reqs]
+    reqs = [r for pair in zip(reqs, twins, strict=True) for r in pair]  # alike jobs, one after another
+    pools = [(c.name, p.accelerator_model) for c in snap.clusters for p in c.capacity.accelerator_pools]
+    if not pools:
+        return
+    running = [
+        Allocation(JobId(f"run-{i}"), r.spec.queue if i % 3 else "c", r.spec.priority - 1 + i % 2, i % 4 != 3,
+                   *pools[i * 7 % len(pools)], 1, r.spec.resources)
+        for i, r in enumerate(r for r in reqs if r.accelerator_milli) if i < 8
+    ]
+    result = Scheduler(cfg).schedule(snap, reqs, running=running, now=now)
+    if result.preemptions:
+        return  # what runs changed part-way: the verdicts before and after differ legitimately
+    by_id = {r.job_id: r for r in reqs}
+    placed = [Allocation(d.job_id, by_id[d.job_id].spec.queue, by_id[d.job_id].spec.priority,
+                         by_id[d.job_id].spec.preemptible, a.cluster, a.accelerator_model, a.replicas,
+                         replace(by_id[d.job_id].spec.resources, accelerator_milli=a.accelerator_milli), now)
+              for d in result.decisions for a in d.assignments]
+    for job_id in result.pending:
+        alone = Scheduler(cfg).schedule(result.snapshot, [by_id[job_id]], running=running + placed, now=now)
+        assert not alone.preemptions, f"{job_id} could have preempted {[p.job_id for p in alone.preemptions]}"

@@ -49,13 +49,14 @@ from federator.scheduler.gcpause import few_full_collections
 from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES
 from federator.scheduler.pools import best_model, fit_count, split_by_model
 from federator.scheduler.preemption import (
+    PlanMemo,
     Preemption,
     eligible,
+    per_cluster,
     plan,
     plan_spread,
     preemption_of,
     release_in_attempt,
-    released,
 )
 from federator.scheduler.regionload import RegionUse
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
@@ -333,82 +334,123 @@ class Scheduler:
                  running: Sequence[Allocation], active: Sequence[str], *, now: float,
                  decisions: list[Decision], seconds: list[float], pending: dict[JobId, Reason],
                  clock: Callable[[], float]) -> list[Preemption]:
+        """Victims for the waiting jobs, most deserving first, within the cycle's budget.
+
+        Only preemptible work is ever a victim, so the running work is narrowed to it once, and a cycle with
+        none costs nothing here. Whom a job may preempt depends on its priority and queue only, and whether
+        victims can make room for it on its shape, queue and priority: both are worked out once per such key
+        and kept until a preemption changes what runs. A national backlog waits with many alike jobs beside
+        thousands of running ones; asking every waiting job of every running job made a cycle over 22,000
+        waiting jobs beside 2,000 running ones (none preemptible) take 17 s of CPU here."""
         by_job: dict[JobId, list[Allocation]] = defaultdict(list)
         for a in running:
-            by_job[a.job_id].append(a)
+            if a.preemptible:
+                by_job[a.job_id].append(a)
         budget = self.config.max_preemptions_per_cycle
         out: list[Preemption] = []
+        whom: dict[tuple[int, str], list[JobId]] = {}  # (priority, queue) -> who it may preempt
+        hopeless: dict[tuple[object, ...] | None, Reason | None] = {}  # no victims make room: the reason it gave
+        memo = PlanMemo(by_job, now)  # victims' costs, clusters with victims released
         for request in waiting:
-            if budget <= 0:
+            if budget <= 0 or not by_job:
                 break
+            spec = request.spec
+            # (the rest of a job that runs in part is never alike: its own parts are no victims for it)
+            key = None if request.job_id in by_job else (
+                request.shape(), spec.queue, spec.priority, spec.min_regions, spec.group_size)
+            if key in hopeless:
+                if (said := hopeless[key]) is not None:
+                    pending[request.job_id] = said
+                continue
             started = clock()
-            candidates = [j for j, allocs in by_job.items() if eligible(allocs[0], request, usage, active)]
+            if (spec.priority, spec.queue) not in whom:
+                whom[spec.priority, spec.queue] = [
+                    j for j, allocs in by_job.items() if eligible(allocs[0], request, usage, active)]
+            candidates = [j for j in whom[spec.priority, spec.queue] if j != request.job_id]
             if not candidates:
                 continue
-            if _spreads(request):
-                placed = self._preempt_spread(request, candidates, by_job, txn, board, usage, now=now,
-                                              budget=budget, pending=pending)
-                if placed is None:
-                    continue
-                victims, assignments = placed
-                for victim in victims:
-                    allocs = by_job.pop(victim)
-                    for a in allocs:
-                        usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
-                    out.append(preemption_of(victim, allocs, request))
-                for spot in assignments:
-                    usage.add(request.spec.queue, request.spec.resources, spot.replicas, spot.accelerator_model)
-                budget -= len(victims)
-                pending.pop(request.job_id, None)
-                decisions.append(Decision(request.job_id, assignments))
-                seconds.append(clock() - started)
+            before = pending.get(request.job_id)
+            done = len(out)
+            self._preempt_one(request, candidates, by_job, txn, board, usage, now=now, budget=budget,
+                              pending=pending, out=out, decisions=decisions, memo=memo)
+            if len(out) == done and request.job_id in pending:
+                said = pending[request.job_id]
+                if key is not None:
+                    hopeless[key] = said if said is not before else None
                 continue
-            whole = request if request.is_gang else replace(
-                request, spec=replace(request.spec, kind=JobKind.TRAINING))
-
-            def fits(cluster: ClusterInfo, victims: Sequence[JobId], whole: PlacementRequest = whole) -> bool:
-                admitted = _within_quota(whole, usage, by_job, victims)
-                return not isinstance(admitted, Reason) and not isinstance(board.evaluate(admitted, cluster), Reason)
-
-            ready = [txn.get(n) for n in txn.names if txn.get(n).state is ClusterState.READY]
-            chosen = plan(whole, ready, by_job, candidates, fits, now=now, budget=budget)
-            if chosen is None:
-                continue
-            admitted = _within_quota(whole, usage, by_job, chosen.victims)
-            if isinstance(admitted, Reason):  # the plan's own check said it is within quota: a bug, not a crash
-                continue
-            release_in_attempt(txn, chosen.victims, by_job)
-            target = txn.get(chosen.cluster)
-            model = best_model(admitted, target, board.ctx, self.pool_scores, request.replicas)
-            try:
-                txn.put(reserve(target, resources=request.spec.resources, replicas=request.replicas,
-                                accelerator_model=model))
-            except ValueError:
-                txn.abort()
-                continue
-            txn.commit()
-            for victim in chosen.victims:
-                allocs = by_job.pop(victim)
-                for a in allocs:
-                    usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
-                out.append(preemption_of(victim, allocs, request, chosen.cluster))
-            usage.add(request.spec.queue, request.spec.resources, request.replicas, model)
-            budget -= len(chosen.victims)
-            pending.pop(request.job_id, None)
-            decisions.append(Decision(request.job_id, (assign(target, request.replicas, model, request),)))
+            budget -= len(out) - done
+            whom.clear()  # what runs, the clusters, and the queues' shares changed
+            hopeless.clear()
+            memo.clear()
             seconds.append(clock() - started)
         return out
 
+    def _preempt_one(self, request: PlacementRequest, candidates: Sequence[JobId],
+                     by_job: dict[JobId, list[Allocation]], txn: Txn, board: Board, usage: QueueUsage, *,
+                     now: float, budget: int, pending: dict[JobId, Reason], out: list[Preemption],
+                     decisions: list[Decision], memo: PlanMemo) -> None:
+        """Preempt for one waiting job if victims among `candidates` make room for it: appends the
+        preemptions to `out` and its decision to `decisions`, or changes nothing."""
+        if _spreads(request):
+            placed = self._preempt_spread(request, candidates, by_job, txn, board, usage, now=now,
+                                          budget=budget, pending=pending, memo=memo)
+            if placed is None:
+                return
+            victims, assignments = placed
+            for victim in victims:
+                allocs = by_job.pop(victim)
+                for a in allocs:
+                    usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
+                out.append(preemption_of(victim, allocs, request))
+            for spot in assignments:
+                usage.add(request.spec.queue, request.spec.resources, spot.replicas, spot.accelerator_model)
+            pending.pop(request.job_id, None)
+            decisions.append(Decision(request.job_id, assignments))
+            return
+        whole = request if request.is_gang else replace(
+            request, spec=replace(request.spec, kind=JobKind.TRAINING))
+
+        def fits(cluster: ClusterInfo, victims: Sequence[JobId], whole: PlacementRequest = whole) -> bool:
+            admitted = _within_quota(whole, usage, by_job, victims)
+            return not isinstance(admitted, Reason) and not isinstance(board.evaluate(admitted, cluster), Reason)
+
+        ready = [txn.get(n) for n in txn.names if txn.get(n).state is ClusterState.READY]
+        chosen = plan(whole, ready, by_job, candidates, fits, now=now, budget=budget, memo=memo)
+        if chosen is None:
+            return
+        admitted = _within_quota(whole, usage, by_job, chosen.victims)
+        if isinstance(admitted, Reason):  # the plan's own check said it is within quota: a bug, not a crash
+            return
+        release_in_attempt(txn, chosen.victims, by_job)
+        target = txn.get(chosen.cluster)
+        model = best_model(admitted, target, board.ctx, self.pool_scores, request.replicas)
+        try:
+            txn.put(reserve(target, resources=request.spec.resources, replicas=request.replicas,
+                            accelerator_model=model))
+        except ValueError:
+            txn.abort()
+            return
+        txn.commit()
+        for victim in chosen.victims:
+            allocs = by_job.pop(victim)
+            for a in allocs:
+                usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
+            out.append(preemption_of(victim, allocs, request, chosen.cluster))
+        usage.add(request.spec.queue, request.spec.resources, request.replicas, model)
+        pending.pop(request.job_id, None)
+        decisions.append(Decision(request.job_id, (assign(target, request.replicas, model, request),)))
+
     def _preempt_spread(self, request: PlacementRequest, candidates: Sequence[JobId],
                         by_job: Mapping[JobId, Sequence[Allocation]], txn: Txn, board: Board, usage: QueueUsage,
-                        *, now: float, budget: int, pending: dict[JobId, Reason]) -> tuple[tuple[JobId, ...],
-                                                                                         tuple[Assignment, ...]] | None:
+                        *, now: float, budget: int, pending: dict[JobId, Reason],
+                        memo: PlanMemo) -> tuple[tuple[JobId, ...], tuple[Assignment, ...]] | None:
         """Preempt for a spread request with the same spread rules as the place phase; commits the
         victims' release and the placement together, or nothing. None (with the job's reason telling
         why, when victims existed but could not make room) if it does not preempt."""
         one = replace(request, replicas=1)
+        on = per_cluster(candidates, by_job)  # a cluster with its own candidates released: others hold nothing there
         useful = {name for name in txn.names
-                  if not isinstance(board.evaluate(one, released(txn.get(name), candidates, by_job)), Reason)}
+                  if not isinstance(board.evaluate(one, memo.freed(txn.get(name), on.get(name, []))), Reason)}
         candidates = [j for j in candidates if any(a.cluster in useful for a in by_job[j])]
         if not candidates:
             return None

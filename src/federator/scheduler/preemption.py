@@ -64,6 +64,47 @@ def eligible(victim: Allocation, request: PlacementRequest, usage: QueueUsage, a
             and usage.dominant_share(q) < usage.fair_share(q, active))
 
 
+class PlanMemo:
+    """What victim plans of one cycle share while the running work and the clusters stay as they are: each
+    victim's cost, and each cluster with a set of victims released. The caller empties it when a preemption
+    is committed. A backlog asks for a plan for every kind of waiting job, over every cluster."""
+
+    def __init__(self, by_job: Mapping[JobId, Sequence[Allocation]], now: float) -> None:
+        self.by_job = by_job
+        self.now = now
+        self._costs: dict[JobId, float] = {}
+        self._freed: dict[tuple[str, tuple[JobId, ...]], ClusterInfo] = {}
+
+    def cost(self, job_id: JobId) -> float:
+        got = self._costs.get(job_id)
+        if got is None:
+            got = self._costs[job_id] = lost_accelerator_seconds(self.by_job[job_id], self.now)
+        return got
+
+    def freed(self, cluster: ClusterInfo, victims: Sequence[JobId]) -> ClusterInfo:
+        """`cluster` with these victims' replicas on it released (`victims` in the order they are released)."""
+        key = (cluster.name, tuple(victims))
+        got = self._freed.get(key)
+        if got is None:
+            got = self._freed[key] = released(cluster, victims, self.by_job)
+        return got
+
+    def clear(self) -> None:
+        self._costs.clear()
+        self._freed.clear()
+
+
+def per_cluster(candidates: Sequence[JobId], by_job: Mapping[JobId, Sequence[Allocation]]) -> dict[str, list[JobId]]:
+    """The candidates holding something on each cluster, in the candidates' order."""
+    out: dict[str, list[JobId]] = defaultdict(list)
+    for job_id in candidates:
+        for a in by_job[job_id]:
+            on = out[a.cluster]
+            if not on or on[-1] != job_id:
+                on.append(job_id)
+    return out
+
+
 def plan(
     request: PlacementRequest,
     clusters: Sequence[ClusterInfo],
@@ -73,41 +114,42 @@ def plan(
     *,
     now: float,
     budget: int,
+    memo: PlanMemo | None = None,
 ) -> VictimPlan | None:
     """The cheapest set of at most `budget` victim jobs from `candidates` making `request` fit one cluster.
 
     `fits(cluster, victims)` is asked of the cluster with the victims' resources released; the victims
-    are given too, since stopping a job of the request's own queue also gives back some of its quota."""
-    per_cluster: dict[str, list[JobId]] = defaultdict(list)
-    for job_id in candidates:
-        for a in by_job[job_id]:
-            if job_id not in per_cluster[a.cluster]:
-                per_cluster[a.cluster].append(job_id)
+    are given too, since stopping a job of the request's own queue also gives back some of its quota.
+
+    Victims are added cheapest first until the job fits. More victims never make less room (nor less
+    quota), so a cluster where the first `budget` of them do not make the job fit is passed over with one
+    question, not `budget` of them: a backlog asks this of every cluster for each kind of waiting job.
+    `memo` keeps costs and released clusters between calls over the same clusters and running work."""
+    memo = memo or PlanMemo(by_job, now)
+    on = per_cluster(candidates, by_job)
     best: VictimPlan | None = None
     for cluster in clusters:
-        jobs = sorted(per_cluster.get(cluster.name, []),
-                      key=lambda j: (lost_accelerator_seconds(by_job[j], now), by_job[j][0].priority, j))
+        jobs = sorted(on.get(cluster.name, []), key=lambda j: (memo.cost(j), by_job[j][0].priority, j))
         if not jobs:
             continue
 
-        def freed(chosen: Sequence[JobId], base: ClusterInfo = cluster) -> ClusterInfo:
-            return released(base, chosen, by_job)
+        def without(chosen: Sequence[JobId], base: ClusterInfo = cluster) -> ClusterInfo:
+            return memo.freed(base, chosen)
 
-        chosen: list[JobId] = []
-        for j in jobs:
-            if len(chosen) >= budget:
-                break
-            chosen.append(j)
-            if fits(freed(chosen), chosen):
-                break
-        if not chosen or not fits(freed(chosen), chosen):
+        most = jobs[:budget]
+        if not most or not fits(without(most), most):
             continue
+        chosen: list[JobId] = []
+        for j in most:
+            chosen.append(j)
+            if fits(without(chosen), chosen):
+                break
         for j in list(reversed(chosen[:-1])):  # give back victims the job does not need after all
             trial = [x for x in chosen if x != j]
-            if fits(freed(trial), trial):
+            if fits(without(trial), trial):
                 chosen = trial
-        cost = sum(lost_accelerator_seconds(by_job[j], now) for j in chosen)
-        candidate = VictimPlan(cluster.name, tuple(chosen), cost, freed(chosen))
+        cost = sum(memo.cost(j) for j in chosen)
+        candidate = VictimPlan(cluster.name, tuple(chosen), cost, without(chosen))
         if best is None or (cost, len(chosen), cluster.name) < (best.lost_accelerator_seconds, len(best.victims),
                                                                 best.cluster):
             best = candidate
