@@ -102,3 +102,17 @@ def test_a_job_held_by_capacity_on_one_model_does_not_preempt_past_its_quota_on_
                    allocations=[running(fixed, "h"), running(victim, "a", model=A100)])
     assert [p.job_id for p in result.preemptions] == ["v"]
     assert [(a.cluster, a.accelerator_model) for a in result.decisions[0].assignments] == [("a", A100)]
+
+
+def test_whom_the_rest_of_a_running_job_may_not_preempt_others_alike_still_may() -> None:
+    """The preemption phase works out whom a job may preempt once per priority and queue. A job that runs in
+    part and waits for the rest may not preempt its own part; the next job of that priority and queue may."""
+    from federator.model import JobId
+    from federator.scheduler import Allocation, PlacementRequest, Scheduler, Snapshot
+
+    part = spec("part", gpus=8, priority=10, preemptible=True)
+    other = spec("other", gpus=8, priority=10)
+    held = Allocation(JobId("part"), part.queue, 0, True, "c", H100, 1, part.resources)  # below both
+    waiting = [PlacementRequest(JobId("part"), part, 1, 0.0), PlacementRequest(JobId("other"), other, 1, 1.0)]
+    result = Scheduler().schedule(Snapshot.of([full_cluster()]), waiting, running=[held])
+    assert [(p.job_id, p.preemptor) for p in result.preemptions] == [("part", "other")]

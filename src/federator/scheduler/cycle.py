@@ -363,10 +363,13 @@ class Scheduler:
                     pending[request.job_id] = said
                 continue
             started = clock()
-            if (spec.priority, spec.queue) not in whom:
-                whom[spec.priority, spec.queue] = [
-                    j for j, allocs in by_job.items() if eligible(allocs[0], request, usage, active)]
-            candidates = [j for j in whom[spec.priority, spec.queue] if j != request.job_id]
+            if key is None:  # its own parts are left out by `eligible`: not a list to share
+                candidates = [j for j, allocs in by_job.items() if eligible(allocs[0], request, usage, active)]
+            else:
+                if (spec.priority, spec.queue) not in whom:
+                    whom[spec.priority, spec.queue] = [
+                        j for j, allocs in by_job.items() if eligible(allocs[0], request, usage, active)]
+                candidates = whom[spec.priority, spec.queue]
             if not candidates:
                 continue
             before = pending.get(request.job_id)
