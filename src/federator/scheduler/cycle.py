@@ -355,7 +355,7 @@ class Scheduler:
             if budget <= 0 or not by_job:
                 break
             spec = request.spec
-            # (the rest of a job that runs in part is never alike: its own parts are no victims for it)
+            # (the rest of a job that runs in part is never alike: its own parts are no victims for it, nor shared)
             key = None if request.job_id in by_job else (
                 request.shape(), spec.queue, spec.priority, spec.min_regions, spec.group_size)
             if key in hopeless:
@@ -363,13 +363,11 @@ class Scheduler:
                     pending[request.job_id] = said
                 continue
             started = clock()
-            if key is None:  # its own parts are left out by `eligible`: not a list to share
+            candidates = whom.get((spec.priority, spec.queue)) if key is not None else None
+            if candidates is None:
                 candidates = [j for j, allocs in by_job.items() if eligible(allocs[0], request, usage, active)]
-            else:
-                if (spec.priority, spec.queue) not in whom:
-                    whom[spec.priority, spec.queue] = [
-                        j for j, allocs in by_job.items() if eligible(allocs[0], request, usage, active)]
-                candidates = whom[spec.priority, spec.queue]
+                if key is not None:
+                    whom[spec.priority, spec.queue] = candidates
             if not candidates:
                 continue
             before = pending.get(request.job_id)

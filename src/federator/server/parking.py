@@ -49,7 +49,6 @@ as heard too: the jobs after it saw its room taken, not as room they may preempt
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from federator.model import AcceleratorPool, ClusterCapacity, JobId, JobKind, JobSpec, Reason, ReasonCode
@@ -84,7 +83,6 @@ class Need:
 
 
 Needs = tuple[tuple[str, Need], ...]  # (model name as the job gives it, or ANY_MODEL; what that way needs)
-Met = Callable[[Need], bool]
 
 
 def needs_of(spec: JobSpec) -> Needs:
@@ -100,11 +98,24 @@ def needs_of(spec: JobSpec) -> Needs:
 
 @dataclass(frozen=True, slots=True)
 class _Heard:
-    """An event since `mark`: room in pools of `model` (None: CPU and memory only) for the needs `met` says."""
+    """An event: room in pools of `model` (None: CPU and memory only), as `capacity` and `pool` report it (None:
+    room of every kind, as when a placement ends)."""
 
     model: str | None
-    family: str
-    met: Met | None  # None: any need
+    family: str = ""
+    capacity: ClusterCapacity | None = None
+    pool: AcceleratorPool | None = None
+
+    def brings_back(self, name: str, need: Need) -> bool:
+        """Whether this event brings back a way of running named `name` (a model, or ANY_MODEL) needing `need`."""
+        if self.model is None:  # CPU and memory only: CPU-only work
+            return not need.milli and name == ANY_MODEL and (
+                self.capacity is None or need.met_by(self.capacity, None))
+        if not (name == ANY_MODEL or accepts_model(name, self.model, self.family)):
+            return False
+        if self.capacity is None:  # a placement ended: every job of the model, CPU-only work too
+            return True
+        return bool(need.milli) and need.met_by(self.capacity, self.pool)
 
 
 class ParkingLot:
@@ -150,12 +161,12 @@ class ParkingLot:
             return
         needs, queue = where
         for name, need in needs:
-            group = self._by_model.get(name)
-            jobs = group.get(need) if group is not None else None
+            group = self._by_model.get(name, {})
+            jobs = group.get(need)
             if jobs is not None:
                 jobs.discard(job_id)
                 if not jobs:
-                    del group[need]  # type: ignore[union-attr]
+                    del group[need]
         self._by_queue[queue].discard(job_id)
 
     def mark(self) -> None:
@@ -179,7 +190,7 @@ class ParkingLot:
         got = self._heard_memo.get(needs)
         if got is None:
             got = self._heard_memo[needs] = any(
-                _matches(name, need, e.model, e.family, e.met) for e in self._heard_events for name, need in needs)
+                e.brings_back(name, need) for e in self._heard_events for name, need in needs)
         return got
 
     def _hear(self, event: _Heard) -> None:
@@ -191,23 +202,23 @@ class ParkingLot:
         its room taken, not as room they may preempt (it was not running yet): from the next cycle on they may.
         So none of this cycle's verdicts on that model parks; jobs parked before saw that room free and did not
         fit it, victims or not, and stay parked."""
-        self._hear(_Heard(accelerator_model, family, None))
+        self._hear(_Heard(accelerator_model, family))
 
     def model_changed(self, accelerator_model: str, family: str = "") -> set[JobId]:
         """Room of any size may have come in pools of this model (of this catalog family), and CPU and memory
         with it (a placement ended): every job that accepts it, by the names they gave, and every any-model
         and CPU-only job come back. The names are few (what users write), the jobs many."""
-        return self._bring_back(_Heard(accelerator_model, family, None))
+        return self._bring_back(_Heard(accelerator_model, family))
 
-    def pool_changed(self, accelerator_model: str, family: str, met: Met) -> set[JobId]:
-        """A report moved a pool of this model: the jobs that accept it, or any model, and whose need `met`
-        says that pool now holds (CPU-only work is not helped by a pool)."""
-        return self._bring_back(_Heard(accelerator_model, family, met))
+    def pool_changed(self, pool: AcceleratorPool, capacity: ClusterCapacity) -> set[JobId]:
+        """A report moved this pool of a cluster whose report is `capacity`: the jobs that accept its model, or
+        any model, and whose need it now holds (CPU-only work is not helped by a pool)."""
+        return self._bring_back(_Heard(pool.accelerator_model, pool.family, capacity, pool))
 
-    def host_changed(self, met: Met) -> set[JobId]:
-        """A report shows more CPU or memory (or a new workload kind) in a cluster: the CPU-only jobs whose need
-        `met` says it holds. (Accelerator jobs come back through `pool_changed` of that cluster's pools.)"""
-        return self._bring_back(_Heard(None, "", met))
+    def host_changed(self, capacity: ClusterCapacity) -> set[JobId]:
+        """A report shows more CPU or memory (or a new workload kind) in a cluster: the CPU-only jobs it now holds.
+        (Accelerator jobs come back through `pool_changed` of that cluster's pools.)"""
+        return self._bring_back(_Heard(None, capacity=capacity))
 
     def _bring_back(self, event: _Heard) -> set[JobId]:
         self._hear(event)
@@ -215,7 +226,7 @@ class ParkingLot:
         for name in [n for n in self._by_model if n == ANY_MODEL or (
                 event.model is not None and accepts_model(n, event.model, event.family))]:
             group = self._by_model[name]
-            for need in [need for need in group if _matches(name, need, event.model, event.family, event.met)]:
+            for need in [need for need in group if event.brings_back(name, need)]:
                 ids |= group.pop(need)
             if not group:
                 del self._by_model[name]
@@ -239,18 +250,6 @@ class ParkingLot:
         self._by_queue.clear()
         self._where.clear()
         return ids
-
-
-def _matches(name: str, need: Need, model: str | None, family: str, met: Met | None) -> bool:
-    """Whether an event (room in pools of `model`, or of CPU and memory only when None, for the needs `met` says)
-    brings back a way of running named `name` that needs `need`."""
-    if model is None:  # CPU and memory only: CPU-only work
-        return not need.milli and name == ANY_MODEL and (met is None or met(need))
-    if met is None:  # a placement ended: room of every kind
-        return name == ANY_MODEL or accepts_model(name, model, family)
-    if not need.milli or not (name == ANY_MODEL or accepts_model(name, model, family)):
-        return False
-    return met(need)
 
 
 __all__ = ["ANY_MODEL", "Need", "ParkingLot", "needs_of"]

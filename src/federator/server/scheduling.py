@@ -41,11 +41,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import TYPE_CHECKING
 
 from federator.model import (
-    AcceleratorPool,
     ClusterCapacity,
     ClusterInfo,
     ClusterState,
@@ -62,7 +60,7 @@ from federator.model import (
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.server.orders import LaunchOrder, Order
-from federator.server.parking import ANY_MODEL, Need, ParkingLot
+from federator.server.parking import ANY_MODEL, ParkingLot
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -203,9 +201,9 @@ class Cycles:
                                   + ([(ANY_MODEL, "")] if host else []))
             return
         for p in changed:
-            self._unpark(self.parked.pool_changed(p.accelerator_model, p.family, partial(_met, capacity, p)))
+            self._unpark(self.parked.pool_changed(p, capacity))
         if host:
-            self._unpark(self.parked.host_changed(partial(_met, capacity, None)))
+            self._unpark(self.parked.host_changed(capacity))
 
     def _unpark(self, ids: set[JobId]) -> None:
         for job_id in ids:
@@ -430,10 +428,6 @@ class Cycles:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
-
-
-def _met(capacity: ClusterCapacity, pool: AcceleratorPool | None, need: Need) -> bool:
-    return need.met_by(capacity, pool)
 
 
 def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> ClusterInfo:
