@@ -449,6 +449,7 @@ def _resources(value: object, bad: Any, has_alternatives: bool) -> tuple[Resourc
         return Resources(), ""
     cpu = memory = devices = 0
     name = ""
+    unread = False  # a resource was given but could not be read: it asked for something, just not well
     for key, raw in value.items():
         field = f"spec.resources.{str(key)[:63]}"
         try:
@@ -473,7 +474,8 @@ def _resources(value: object, bad: Any, has_alternatives: bool) -> tuple[Resourc
                            "operators add vendors with --accelerator-catalog)")
         except QuantityError as exc:
             bad(field, str(exc))
-    if cpu == 0 and memory == 0 and devices == 0 and not has_alternatives:
+            unread = True
+    if cpu == 0 and memory == 0 and devices == 0 and not has_alternatives and not unread:
         bad("spec.resources", f"asks for nothing; set cpu, memory or an accelerator such as {GPU_RESOURCE}")
     return Resources(cpu_milli=cpu, memory_bytes=memory, accelerator_milli=devices), name
 

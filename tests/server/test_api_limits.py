@@ -144,6 +144,33 @@ def test_a_proto_client_over_the_accelerator_limit_reads_its_own_field_in_the_me
     asyncio.run(main())
 
 
+@pytest.mark.parametrize(("field", "value", "named"), [
+    ("accelerator_milli", -1, "spec.resources.nvidia.com/gpu (spec.resources.accelerator_milli): must not be negative"),
+    ("cpu_milli", -500, "spec.resources.cpu (spec.resources.cpu_milli): must not be negative"),
+    ("memory_bytes", -1, "spec.resources.memory (spec.resources.memory_bytes): must not be negative"),
+])
+def test_a_negative_amount_from_a_proto_client_is_named_in_its_own_field_and_nothing_else_is_made_up(
+        field: str, value: int, named: str) -> None:
+    """A client that sent `accelerator_milli: -1` with `replicas: 0` used to read of `'-1m' is not a quantity`
+    under the job file's name only (the message gave both names for its first field alone), and was told its
+    spec `asks for nothing`, which it did not send."""
+    async def main() -> None:
+        async with served() as s:
+            request = good_spec("negative", resources={"cpu": "1"})
+            request.spec.replicas = 0
+            request.spec.resources.cpu_milli = 0
+            setattr(request.spec.resources, field, value)
+            err = await asyncio.to_thread(_refusal, s.target, request)
+            said = err.details()  # type: ignore[attr-defined]
+            assert said.startswith("spec.replicas: ") and f"; {named}, got " in said, said
+            assert "asks for nothing" not in said and "is not a quantity" not in said, said
+            fields = [v.field for v in _bad_request(err).field_violations]
+            assert fields == ["spec.replicas", f"spec.resources.{field}"], fields
+            assert not s.fed.jobs
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize(("message", "said"), [
     ("spec.resources.memory: not a quantity", "spec.resources.memory (spec.resources.memory_bytes): not a quantity"),
     ("spec.replicas: must be at least 1", "spec.replicas: must be at least 1"),  # one name in both

@@ -59,6 +59,8 @@ def parse_quantity(value: object) -> Decimal:
     if not isinstance(value, str):
         raise QuantityError(f"expected a quantity such as '4', '500m' or '16Gi', got {value!r}")
     match = _QUANTITY.match(value.strip())
+    if not match and _QUANTITY.match(value.strip().removeprefix("-")):
+        raise QuantityError(f"must not be negative, got {value!r}")
     if not match:
         raise QuantityError(f"{value!r} is not a quantity such as '4', '500m' or '16Gi'")
     try:

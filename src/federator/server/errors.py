@@ -93,10 +93,15 @@ def both_names(message: str) -> str:
 
 def bad_request(message: str, problems: Iterable[FieldProblem]) -> grpc.Status:
     """An INVALID_ARGUMENT status carrying a BadRequest with one violation per bad field."""
+    found = tuple(problems)
     detail = error_details_pb2.BadRequest(field_violations=[
         error_details_pb2.BadRequest.FieldViolation(field=proto_field(p.field), description=p.problem)
-        for p in problems])
-    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=cut(both_names(message)))
+        for p in found])
+    if found and message == "; ".join(str(p) for p in found):
+        message = "; ".join(both_names(str(p)) for p in found)  # every field in both names, not the first
+    else:
+        message = both_names(message)
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=cut(message))
     status.details.add().Pack(detail)
     return rpc_status.to_status(status)
 
