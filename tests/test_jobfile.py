@@ -71,6 +71,8 @@ def _with(path: str, value: object) -> dict:
         ("spec.resources.nvidia.com/gpu", 1.5, "spec.resources.nvidia.com/gpu", "fraction"),
         ("spec.priority", 10**9, "spec.priority", "integer"),
         ("spec.acceleratorModels", ["H100", ""], "spec.acceleratorModels[1]", "accelerator model"),
+        ("spec.acceleratorModels", ["H100", "A100", "H100"], "spec.acceleratorModels[2]", "repeats 'H100'"),
+        ("spec.acceleratorModels", ["H100"] * 100_000, "spec.acceleratorModels", "lists 100000 models, more than 256"),
         ("spec.regions", {"preferred": "west"}, "spec.regions.preferred", "list"),
         ("spec.colour", "blue", "spec.colour", "not a known field"),
         ("spec.regions", {"preferred": ["West Coast"]}, "spec.regions.preferred[0]", "region name"),
@@ -79,6 +81,15 @@ def _with(path: str, value: object) -> dict:
         ("metadata.labels", {"bad key!": "v"}, "metadata.labels", "not a valid label key"),
         ("metadata.labels", {"team": "x" * 64}, "metadata.labels[team]", "not a valid label value"),
         ("metadata.annotations", {"/": "v"}, "metadata.annotations", "not a valid annotation key"),
+        # simulated clusters ran a mistyped value as the default, quietly (30 s, Succeeded)
+        ("metadata.annotations", {"federator.io/sim-duration": "-5"},
+         "metadata.annotations[federator.io/sim-duration]", "must be a duration such as '30s'"),
+        ("metadata.annotations", {"federator.io/sim-startup": "nan"},
+         "metadata.annotations[federator.io/sim-startup]", "got 'nan'"),
+        ("metadata.annotations", {"federator.io/sim-arrival": "inf"},
+         "metadata.annotations[federator.io/sim-arrival]", "got 'inf'"),
+        ("metadata.annotations", {"federator.io/sim-outcome": "Exploded"},
+         "metadata.annotations[federator.io/sim-outcome]", "must be Succeeded or Failed"),
     ],
     ids=lambda v: str(v) if isinstance(v, str) else None,
 )
@@ -93,6 +104,14 @@ def test_bad_fields_are_named(path: str, value: object, field: str, words: str) 
     fields = [p.field for p in err.value.problems]
     assert field in fields, err.value
     assert words in str(err.value)
+
+
+def test_a_hundred_thousand_bad_items_are_a_hundred_problems_and_a_count() -> None:
+    """Every one was a problem of its own: a refusal too big for a gRPC reply."""
+    with pytest.raises(JobFileError) as err:
+        parse_job(_with("metadata.labels", {f"bad key {i}!": "v" for i in range(100_000)}))
+    assert len(err.value.problems) == 101 and err.value.problems[-1].problem.startswith("and ")
+    assert len(str(err.value)) < 20_000
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -24,6 +24,13 @@ import yaml
 
 from federator.backends.kube.workloads import DEFAULT_MASTER_PORT, WorkloadError, adapter_for, needs
 from federator.backends.kube.workloads.rendezvous import master_port
+from federator.backends.sim.runtime import (
+    ARRIVAL_ANNOTATION,
+    DURATION_ANNOTATION,
+    OUTCOME_ANNOTATION,
+    STARTUP_ANNOTATION,
+    duration_problem,
+)
 from federator.catalog import catalog
 from federator.model import (
     AcceleratorAlternative,
@@ -91,11 +98,21 @@ class FieldProblem:
         return f"{self.field}: {self.problem}"
 
 
+MAX_PROBLEMS = 100
+"""Problems one refusal lists at most; the rest are counted."""
+
+MAX_MODELS = 256
+"""Accelerator models a job may list: more than any fleet has."""
+
+
 class JobFileError(ValueError):
     """A job document that is not a valid FederatedJob; lists every problem found."""
 
     def __init__(self, problems: Iterable[FieldProblem], source: str = "") -> None:
-        self.problems = tuple(problems)
+        found = tuple(problems)
+        if len(found) > MAX_PROBLEMS:  # 100,000 bad list items must not make a reply too big to send
+            found = (*found[:MAX_PROBLEMS], FieldProblem("document", f"and {len(found) - MAX_PROBLEMS} more problems"))
+        self.problems = found
         self.source = source
         prefix = f"{source}: " if source else ""
         super().__init__(prefix + "; ".join(str(p) for p in self.problems))
@@ -238,6 +255,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
             bad("metadata.annotations", f"{shown(key)} is not a valid annotation key ([prefix/]name)")
 
     _master_port(annotations, bad)
+    _simulated(annotations, bad)
     has_workload = "workload" in spec
     brought = _workload(spec.get("workload"), bad) if has_workload else None
     for derived in ("replicas", "resources", "template"):
@@ -258,8 +276,11 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
 
     replicas = brought.replicas if brought is not None else spec.get("replicas", 1)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
-        where = "spec.workload (its pod sets)" if brought is not None else "spec.replicas"
-        bad(where, f"must come to an integer from 1 to {MAX_REPLICAS} replicas, got {shown(replicas)}")
+        if brought is not None:
+            bad("spec.workload", f"its pod sets must come to an integer from 1 to {MAX_REPLICAS} replicas, "
+                                 f"got {shown(replicas)}")
+        else:
+            bad("spec.replicas", f"must come to an integer from 1 to {MAX_REPLICAS} replicas, got {shown(replicas)}")
         replicas = 1
 
     if has_workload:
@@ -410,6 +431,17 @@ def _workload(value: object, bad: Any) -> _Brought | None:
         return None
     return _Brought(kind=adapter.job_kind, kind_name=adapter.kind, replicas=replicas, resources=resources,
                     group_size=group_size, json=json.dumps(value, sort_keys=True))
+
+
+def _simulated(annotations: Mapping[str, str], bad: Any) -> None:
+    """The annotations a simulated cluster runs a job by (backends/sim/runtime.py): what they may say."""
+    for key in (DURATION_ANNOTATION, STARTUP_ANNOTATION, ARRIVAL_ANNOTATION):
+        problem = duration_problem(annotations[key]) if key in annotations else ""
+        if problem:
+            bad(f"metadata.annotations[{key}]", problem)
+    outcome = annotations.get(OUTCOME_ANNOTATION)
+    if outcome is not None and outcome not in ("Succeeded", "Failed"):
+        bad(f"metadata.annotations[{OUTCOME_ANNOTATION}]", f"must be Succeeded or Failed, got {shown(outcome)}")
 
 
 def _master_port(annotations: Mapping[str, str], bad: Any) -> None:
@@ -573,10 +605,15 @@ def _accelerator_models(value: object, field: str, bad: Any) -> tuple[str, ...]:
     else:
         bad(field, f"must be a list of accelerator models (or 'H100|A100'), got {shown(value)}")
         return ()
+    if len(items) > MAX_MODELS:
+        bad(field, f"lists {len(items)} models, more than {MAX_MODELS}; name the models, or leave it out for any")
+        return ()
     out: list[str] = []
     for i, item in enumerate(items):
         if not isinstance(item, str) or not _GPU_MODEL.match(item):
             bad(f"{field}[{i}]", f"must be an accelerator model name such as 'H100', got {shown(item)}")
+        elif item in out:
+            bad(f"{field}[{i}]", f"repeats {item!r}")
         else:
             out.append(item)
     return tuple(out)
@@ -610,7 +647,7 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
     if spec.workload_json:  # kind, replicas and resources are the workload's own
         try:
             workload: object = json.loads(spec.workload_json)
-        except ValueError:
+        except (ValueError, RecursionError):
             workload = spec.workload_json  # parse_job says what is wrong with it
         body = {"workload": workload, "queue": spec.queue, "priority": spec.priority}
     if spec.accelerator_models:

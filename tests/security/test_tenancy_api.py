@@ -141,6 +141,34 @@ def test_a_user_cannot_see_or_cancel_another_users_job_and_is_told_why(certs: Ce
     asyncio.run(main())
 
 
+def test_a_taken_name_or_request_id_names_the_other_job_only_to_whom_may_see_it(certs: CertsDir,
+                                                                                tmp_path: Path) -> None:
+    """Tenants share namespaces and request ids. Alice, guessing Bob's job name or request id, learnt his
+    job's id and phase (ALREADY_EXISTS) or its id and name (FAILED_PRECONDITION). Now she hears that the name
+    or id is taken, and Bob, or the admin, hears which job holds it."""
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, client(s, certs, "bob") as bob, client(s, certs, "alice") as alice:
+            first = spec("bobs")
+            first.request_id = "bobs-req"
+            job = (await bob.Submit(first)).job
+            for request, code in ((spec("bobs"), grpc.StatusCode.ALREADY_EXISTS),
+                                  (jobs_pb2.SubmitRequest(spec=spec("other").spec, request_id="bobs-req"),
+                                   grpc.StatusCode.FAILED_PRECONDITION)):
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await alice.Submit(request)
+                said = err.value.details() or ""
+                assert err.value.code() == code and job.job_id not in said and "Pending" not in said, said
+                assert "already" in said, said
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await bob.Submit(request)
+                assert err.value.code() == code and job.job_id in (err.value.details() or ""), err.value
+            assert len(s.fed.jobs) == 1
+            assert any(job.job_id in str(line.get("message")) and line.get("identity", {}) for line in s.audit()
+                       if line.get("result") == "failed")  # the audit keeps the whole message
+
+    asyncio.run(main())
+
+
 def test_members_of_one_group_see_and_cancel_each_others_jobs(certs: CertsDir, tmp_path: Path) -> None:
     async def main() -> None:
         async with served(certs, tmp_path) as s, client(s, certs, "carol") as carol, \

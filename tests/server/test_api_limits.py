@@ -104,6 +104,10 @@ def test_a_bad_submit_gets_invalid_argument_with_field_violations_named_as_the_p
     ("spec.gpuModels[1]", "spec.accelerator_models[1]"),  # the old name, still read
     ("spec.gpuModels", "spec.accelerator_models"),
     ("spec.accelerators[0].model", "spec.accelerators[0].model"),
+    ("spec.accelerators[2].count", "spec.accelerators[2].milli"),
+    ("spec.accelerators[0].minMemoryMiB", "spec.accelerators[0].min_memory_mib"),
+    ("spec.accelerators[1].template", "spec.accelerators[1].pod_template_json"),
+    ("spec.accelerators[1].template.spec.containers[0]", "spec.accelerators[1].pod_template_json"),
 ])
 def test_either_name_of_accelerator_models_is_the_protos_accelerator_models(field: str, proto: str) -> None:
     assert proto_field(field) == proto
@@ -167,6 +171,65 @@ def test_a_negative_amount_from_a_proto_client_is_named_in_its_own_field_and_not
             fields = [v.field for v in _bad_request(err).field_violations]
             assert fields == ["spec.replicas", f"spec.resources.{field}"], fields
             assert not s.fed.jobs
+
+    asyncio.run(main())
+
+
+def _deep(n: int) -> str:
+    return '{"a":' * n + "1" + "}" * n
+
+
+@pytest.mark.parametrize(("where", "text", "field", "problem"), [
+    ("template", "{x", "spec.pod_template_json", "not JSON: Expecting property name"),
+    ("template", "[1]", "spec.pod_template_json", "must be a JSON object, got list"),
+    ("template", '{"spec": NaN}', "spec.pod_template_json", "NaN is not JSON"),
+    ("template", '{"x": "\\ud800"}', "spec.pod_template_json", "unpaired UTF-16 surrogate"),
+    ("workload", "[" * 100_000 + "]" * 100_000, "spec.workload_json", "nested more than 64 levels deep"),
+    ("workload", _deep(5_000), "spec.workload_json", "nested more than 64 levels deep"),
+    ("workload", '{"n": ' + "7" * 5_000 + "}", "spec.workload_json", "more than 4300 digits"),
+    ("alternative", "{x", "spec.accelerators[0].pod_template_json", "not JSON: Expecting property name"),
+    ("alternative", _deep(5_000), "spec.accelerators[0].pod_template_json", "nested more than 64 levels deep"),
+], ids=["bad", "array", "nan", "surrogate", "deep-array", "deep-object", "huge-number", "alt-bad", "alt-deep"])
+def test_a_json_text_the_federator_cannot_read_is_invalid_argument_naming_its_field(
+        where: str, text: str, field: str, problem: str) -> None:
+    """These were UNKNOWN with a traceback in the server's log (a JSONDecodeError from an alternative's
+    template, a RecursionError from a deep workload), or accepted (NaN, a lone surrogate) for an agent's
+    strict parser to choke on in a Launch. The rest of the spec is still checked in the same answer."""
+    async def main() -> None:
+        async with served() as s:
+            request = good_spec("json", resources={"cpu": "1"})
+            request.spec.labels["bad key!"] = "v"
+            if where == "template":
+                request.spec.pod_template_json = text
+            elif where == "workload":
+                request.spec.workload_json = text
+            else:
+                request.spec.accelerators.add(model="H100", milli=1000, pod_template_json=text)
+            err = await asyncio.to_thread(_refusal, s.target, request)
+            violations = {v.field: v.description for v in _bad_request(err).field_violations}
+            assert problem in violations.get(field, ""), violations
+            assert "spec.labels" in violations, violations
+            assert not s.fed.jobs
+
+    asyncio.run(main())
+
+
+def test_a_page_token_that_nests_deep_is_refused_as_not_ours() -> None:
+    """A RecursionError from json.loads of the token's base64 was UNKNOWN."""
+    import base64
+
+    async def main() -> None:
+        async with served() as s:
+            token = base64.urlsafe_b64encode(b"[" * 100_000).decode().rstrip("=")
+            with grpc.insecure_channel(s.target) as ch:
+                try:
+                    await asyncio.to_thread(jobs_pb2_grpc.JobServiceStub(ch).List,
+                                            jobs_pb2.ListJobsRequest(page_token=token), timeout=10)
+                except grpc.RpcError as err:
+                    assert err.code() is grpc.StatusCode.INVALID_ARGUMENT, err  # type: ignore[attr-defined]
+                    assert "page_token: not a token this server made" in err.details()  # type: ignore[attr-defined]
+                else:
+                    raise AssertionError("a forged token was taken")
 
     asyncio.run(main())
 

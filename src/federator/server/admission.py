@@ -14,11 +14,12 @@ from __future__ import annotations
 from federator.jobfile import REQUEST_ID_ANNOTATION
 from federator.model import JobSpec
 from federator.server.federator import Federator
+from federator.server.intake import AlreadyExists
 
 
-def name_taken(fed: Federator, spec: JobSpec, *, request_id: str, run_again: bool) -> str | None:
-    """None if Submit may go on (a replayed request id, a free name, or run_again), else the refusal, naming the
-    field. A name held by an active job is left to `Intake.submit`, which refuses it whatever run_again says."""
+def name_taken(fed: Federator, spec: JobSpec, *, request_id: str, run_again: bool) -> AlreadyExists | None:
+    """None if Submit may go on (a replayed request id, a free name, or run_again), else the refusal to raise.
+    A name held by an active job is left to `Intake.submit`, which refuses it whatever run_again says."""
     rid = request_id or spec.annotation(REQUEST_ID_ANNOTATION)
     if rid and fed.intake.job_for_request(rid) is not None:
         return None  # a retry: Submit answers it with the job it created
@@ -29,9 +30,10 @@ def name_taken(fed: Federator, spec: JobSpec, *, request_id: str, run_again: boo
     last = fed.intake.latest_named(spec.namespace, spec.name)
     if last is None or not last.phase.is_terminal:
         return None
-    return (f"metadata.name: job {spec.namespace}/{spec.name} already exists ({last.job_id}, {last.phase}); "
-            "a finished job keeps its name: to run it again, submit with run_again "
-            "(federator submit --run-again)")
+    again = "a finished job keeps its name: to run it again, submit with run_again (federator submit --run-again)"
+    return AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists ({last.job_id}, "
+                         f"{last.phase}); {again}", about=last,
+                         vague=f"metadata.name: a job {spec.namespace}/{spec.name} already exists; {again}")
 
 
 __all__ = ["name_taken"]

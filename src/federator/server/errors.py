@@ -48,9 +48,18 @@ _PROTO_NAMES: tuple[tuple[str, str], ...] = (
 _WHOLE = frozenset({"apiVersion", "kind", "document", "spec.workload", "spec.template"})
 
 
+# spec.accelerators[i]'s job-file keys -> AcceleratorAlternative's proto fields.
+_ALTERNATIVE = re.compile(r"^spec\.accelerators\[(\d+)\]\.(count|minMemoryMiB|template)(?=$|[.\[])")
+_ALTERNATIVE_NAMES = {"count": "milli", "minMemoryMiB": "min_memory_mib", "template": "pod_template_json"}
+
+
 def proto_field(field: str) -> str:
     """The proto path of a job-file field (`spec.acceleratorModels[1]` -> `spec.accelerator_models[1]`); others
     unchanged."""
+    m = _ALTERNATIVE.match(field)
+    if m is not None:
+        name = _ALTERNATIVE_NAMES[m.group(2)]
+        return f"spec.accelerators[{m.group(1)}].{name}" + ("" if name == "pod_template_json" else field[m.end():])
     for yaml_name, proto_name in _PROTO_NAMES:
         if field == yaml_name or field.startswith((yaml_name + "[", yaml_name + ".")):
             return proto_name if yaml_name in _WHOLE else proto_name + field[len(yaml_name):]

@@ -16,15 +16,22 @@ over jobs.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, parse_job, spec_to_document
+from federator.jobfile import (
+    MAX_DEPTH,
+    REQUEST_ID_ANNOTATION,
+    FieldProblem,
+    JobFileError,
+    parse_job,
+    spec_to_document,
+)
+from federator.jsontext import JsonTextError, load_json
 from federator.model import Job, JobId, JobPhase, JobSpec, Reason, ReasonCode
 from federator.security.limits import RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
@@ -39,7 +46,20 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class SubmitError(ValueError):
-    """A submission refused; the message names the field."""
+    """A submission refused; the message names the field.
+
+    A refusal `about` another job (its name or request id is taken) names that job only to a caller who may
+    see it (`told`): tenants share namespaces and request ids, and one must not learn another's job ids,
+    names and phases by guessing them."""
+
+    def __init__(self, message: str, *, about: Job | None = None, vague: str = "") -> None:
+        super().__init__(message)
+        self.about = about
+        self.vague = vague or message
+
+    def told(self, may_see: Callable[[Job], bool]) -> str:
+        """The message for a caller; `may_see` says whether it may see a job."""
+        return str(self) if self.about is None or may_see(self.about) else self.vague
 
 
 class AlreadyExists(SubmitError):
@@ -180,14 +200,18 @@ class Intake:
                 fed.metrics.jobs_rejected.inc()
                 raise RequestIdConflict(f"request_id: {request_id!r} was already used for job {seen.job_id} "
                                         f"({seen.spec.namespace}/{seen.spec.name}) with a different spec; "
-                                        "use a new request id for a new job")
+                                        "use a new request id for a new job", about=seen,
+                                        vague=f"request_id: {request_id!r} was already used for another job; "
+                                              "use a new request id for a new job")
             log.info("submit with request id %s again: returning job %s (%s)", request_id, seen.job_id, seen.phase)
             return seen, False
         same = self.latest_named(spec.namespace, spec.name)
         if same is not None and not same.phase.is_terminal:
             fed.metrics.jobs_rejected.inc()
             raise AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
-                                f"({same.job_id}, {same.phase})")
+                                f"({same.job_id}, {same.phase})", about=same,
+                                vague=f"metadata.name: a job {spec.namespace}/{spec.name} already exists and has "
+                                      "not finished; choose another name")
         unknown = self.fleet.unknown(spec)
         if unknown and self.fleet_settled():
             self._reject(RejectReason.INVALID_JOB)
@@ -257,10 +281,38 @@ class Intake:
 
 def checked(spec: JobSpec) -> JobSpec:
     """The spec as the job file validator reads it (one validator for files, CRDs and the API); JobFileError
-    lists every problem."""
-    if spec.pod_template_json and not _is_json_object(spec.pod_template_json):
-        raise JobFileError([FieldProblem("spec.template", "pod_template_json must be a JSON object")])
-    return parse_job(spec_to_document(spec))
+    lists every problem, those of its JSON texts (`json_problems`) with the rest."""
+    problems = json_problems(spec)
+    if not problems:
+        return parse_job(spec_to_document(spec))
+    bare = replace(spec, pod_template_json="", workload_json="",
+                   accelerators=tuple(replace(a, pod_template_json="") for a in spec.accelerators))
+    if spec.workload_json:  # what the workload would have brought is unknown: the rest is read as it stands
+        bare = replace(bare, workload_json="{}")
+    try:
+        parse_job(spec_to_document(bare))
+    except JobFileError as exc:
+        problems += [p for p in exc.problems if not p.field.startswith("spec.workload")]
+    raise JobFileError(problems)
+
+
+def json_problems(spec: JobSpec) -> list[FieldProblem]:
+    """What is wrong with the JSON texts of a spec from the API (jsontext.load_json): a pod template must
+    be an object; a workload is read by parse_job once it is JSON."""
+    problems: list[FieldProblem] = []
+    texts = [("spec.template", spec.pod_template_json, True), ("spec.workload", spec.workload_json, False)]
+    texts += [(f"spec.accelerators[{i}].template", a.pod_template_json, True) for i, a in enumerate(spec.accelerators)]
+    for field, text, must_be_object in texts:
+        if not text:
+            continue
+        try:
+            value = load_json(text, max_depth=MAX_DEPTH)
+        except JsonTextError as exc:
+            problems.append(FieldProblem(field, str(exc)))
+            continue
+        if must_be_object and not isinstance(value, dict):
+            problems.append(FieldProblem(field, f"must be a JSON object, got {type(value).__name__}"))
+    return problems
 
 
 def kindless_problems(specs: Iterable[JobSpec]) -> list[FieldProblem]:
@@ -277,13 +329,6 @@ def kindless_problems(specs: Iterable[JobSpec]) -> list[FieldProblem]:
             found = list(exc.problems)
         common = found if common is None else [p for p in common if p in found]
     return common or []
-
-
-def _is_json_object(text: str) -> bool:
-    try:
-        return isinstance(json.loads(text), dict)
-    except (ValueError, RecursionError):
-        return False
 
 
 __all__ = ["AlreadyExists", "Intake", "QueueFull", "RequestIdConflict", "SubmitError", "checked", "kindless_problems"]

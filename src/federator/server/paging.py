@@ -45,7 +45,7 @@ def _decode(token: str) -> tuple[float, str]:
         if not isinstance(at, int | float) or not isinstance(job_id, str):
             raise ValueError
         return float(at), job_id
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
         raise PageTokenError("page_token: not a token this server made; use next_page_token of the previous "
                              "page, or leave it empty for the first page") from exc
 

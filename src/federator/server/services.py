@@ -352,6 +352,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         who = await self.principal(context)
         await self.sized(context, "submit", request)
         code, message, rule, job, spec = grpc.StatusCode.OK, "", "", None, None
+        told = ""  # what the caller hears, where the audit line holds more (SubmitError.told)
         replayed: Job | None = None
         problems: list[FieldProblem] = []
         try:
@@ -363,16 +364,16 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             else:
                 taken = name_taken(self.fed, spec, request_id=request.request_id, run_again=request.run_again)
                 if taken is not None:
-                    raise AlreadyExists(taken)
+                    raise taken
                 replayed = self.fed.intake.job_for_request(request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
                 job = await self.fed.submit_async(stamp_owner(spec, who), request_id=request.request_id)
         except QueueFull as exc:
             context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{exc.retry_after:g}"),))
             code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
-        except AlreadyExists as exc:
-            code, message = grpc.StatusCode.ALREADY_EXISTS, str(exc)
-        except RequestIdConflict as exc:
-            code, message = grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+        except (AlreadyExists, RequestIdConflict) as exc:  # the audit keeps the whole message; the caller, its own
+            code = grpc.StatusCode.ALREADY_EXISTS if isinstance(exc, AlreadyExists) else \
+                grpc.StatusCode.FAILED_PRECONDITION
+            message, told = str(exc), exc.told(lambda other: bool(self.authz.visible(who, [other])))
         except (SubmitError, convert.WireError) as exc:
             if isinstance(exc, convert.WireError):
                 self.rejected(RejectReason.MALFORMED)
@@ -385,7 +386,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         if job is None and code is grpc.StatusCode.INVALID_ARGUMENT:
             await context.abort_with_status(bad_request(message, problems))  # the bad fields, as data
         if job is None:
-            await context.abort(code, cut(message))
+            await context.abort(code, cut(told or message))
             raise AssertionError("unreachable")
         return jobs_pb2.SubmitResponse(job=convert.job_to_pb(job), replayed=replayed is not None,
                                        warnings=self.fed.intake.warnings(job.spec))

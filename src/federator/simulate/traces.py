@@ -28,14 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from federator.backends.sim.fleet import ClusterSpec, FleetError, NodeSpec, load_fleet
-from federator.backends.sim.runtime import DURATION_ANNOTATION, parse_duration
+from federator.backends.sim.runtime import ARRIVAL_ANNOTATION, DURATION_ANNOTATION, parse_duration
 from federator.jobfile import JOB_FILE_SUFFIXES, JobFileError, job_paths, load_job_files
 from federator.model import MILLI, JobKind, JobSpec, Resources
 
 MIB = 2**20
 GIB = 2**30
 MEMORY_PER_CPU = 8 * GIB  # for fleet CSVs without a memory column
-ARRIVAL_ANNOTATION = "federator.io/sim-arrival"
 OPENB_NODES = ("sn", "cpu_milli", "memory_mib", "gpu", "model")
 SPOT_NODES = ("node_name", "gpu_model", "gpu_capacity_num", "cpu_num")
 POD_COLUMNS = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec", "qos", "pod_phase",

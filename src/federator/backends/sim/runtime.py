@@ -20,7 +20,16 @@ from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement, place
 DURATION_ANNOTATION = "federator.io/sim-duration"
 STARTUP_ANNOTATION = "federator.io/sim-startup"
 OUTCOME_ANNOTATION = "federator.io/sim-outcome"  # "Succeeded" (default) or "Failed"
+ARRIVAL_ANNOTATION = "federator.io/sim-arrival"  # when `federator sim` offers the job (simulate/traces.py)
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$")
+
+
+def duration_problem(text: str) -> str:
+    """'' when `parse_duration` reads `text`, else what is wrong with it (a job's annotations are checked on
+    Submit: a typo must not quietly run the default)."""
+    if _DURATION.match(text):
+        return ""
+    return f"must be a duration such as '30s', '2m', '500ms' or '1.5' (seconds), got {text[:80]!r}"
 
 
 def parse_duration(text: str, default: float) -> float:
