@@ -9,10 +9,10 @@ session has re-synced.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from federator.model import ClusterCapacity, ClusterState, Job
+from federator.model import ClusterCapacity, ClusterState, Job, Placement
 from federator.model.cluster import GangAdmission
 from federator.security.limits import TokenBucket
 from federator.server.orders import Order
@@ -39,13 +39,22 @@ class ClusterRecord:
     partitioned_at: float = 0.0
     session: int = 0  # 0: its agent has not connected to this federator yet (`awaited`)
     outbox: asyncio.Queue[Order | None] = field(default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT + 1))
-    acked: set[str] = field(default_factory=set)
+    acked: set[str] = field(default_factory=set)  # live placements whose launch the agent took (`forget_acks`)
     resynced: bool = False  # the first report of this session has been reconciled
     seen: set[str] = field(default_factory=set)  # placements the agent reported in this session
     reports: TokenBucket | None = None
     closing: bool = False
     checks: StreamChecks = field(default_factory=StreamChecks)  # what this stream said, for the contract checks
     gang_admission: GangAdmission = GangAdmission.UNKNOWN  # from the agent's Hello
+
+
+def forget_acks(clusters: Mapping[str, ClusterRecord], placements: Iterable[Placement]) -> None:
+    """Placements that ended (superseded, or their job finished) leave their cluster's `acked`: it only serves
+    the re-sync of live placements, and kept forever it would grow with every placement a cluster ever ran."""
+    for p in placements:
+        rec = clusters.get(p.cluster)
+        if rec is not None:
+            rec.acked.discard(p.placement_id)
 
 
 def awaited(name: str, *, region: str, labels: dict[str, str], now: float, lost: bool = False,
@@ -68,4 +77,5 @@ def expected_back(jobs: Iterable[Job], *, known: Container[str], now: float) -> 
     return expected
 
 
-__all__ = ["FAILOVER_ANNOTATION", "FAILOVER_POLICIES", "OUTBOX_LIMIT", "ClusterRecord", "awaited", "expected_back"]
+__all__ = ["FAILOVER_ANNOTATION", "FAILOVER_POLICIES", "OUTBOX_LIMIT", "ClusterRecord", "awaited", "expected_back",
+           "forget_acks"]

@@ -37,7 +37,14 @@ from federator.model import (
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits, TokenBucket
-from federator.server.clusters import FAILOVER_ANNOTATION, OUTBOX_LIMIT, ClusterRecord, awaited, expected_back
+from federator.server.clusters import (
+    FAILOVER_ANNOTATION,
+    OUTBOX_LIMIT,
+    ClusterRecord,
+    awaited,
+    expected_back,
+    forget_acks,
+)
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
 from federator.server.membership import Membership
@@ -228,7 +235,6 @@ class Federator:
 
     def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str) -> None:
         rec.last_seen_at = self.clock()
-        rec.seen.add(placement_id)
         job_id = self.placement_index.get(placement_id)
         job = self.jobs.get(job_id) if job_id else None
         placement = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None
@@ -236,6 +242,7 @@ class Federator:
             if not phase.is_terminal:  # superseded (an older generation) or never ours: fence it
                 self.send(rec.name, CancelOrder(placement_id, "superseded: not a current placement"))
             return
+        rec.seen.add(placement_id)  # only ours: the re-sync reads it, and made-up ids must not fill memory
         if job.phase.is_terminal or placement.phase.is_terminal:
             if not phase.is_terminal:
                 self.send(rec.name, CancelOrder(placement_id, f"job is {job.phase}"))
@@ -260,19 +267,26 @@ class Federator:
             self.wake()
 
     def refused(self, rec: ClusterRecord, placement_id: str, message: str) -> None:
-        """The agent would not launch a placement: release it and requeue the job."""
+        """The agent would not launch a placement: release it and requeue the job. Only a live placement of the
+        agent's own cluster: another cluster's agent must not be able to cancel it."""
         rec.last_seen_at = self.clock()
-        job_id = self.placement_index.get(placement_id)
-        job = self.jobs.get(job_id) if job_id else None
-        if job is None or job.phase.is_terminal or placement_id not in {p.placement_id for p in job.placements}:
+        job = self.jobs.get(self.placement_index.get(placement_id, JobId("")))
+        if job is None or job.phase.is_terminal or not self._live_on(rec, placement_id):
             return
         self.metrics.placements.labels("refused").inc()
         self.refusals.note(job.job_id, rec.name, self.clock(), message)
         self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} refused: {message}"))
 
     def acked(self, rec: ClusterRecord, placement_id: str) -> None:
+        """Remember a launch the agent took, for its re-sync; only a live placement of its cluster (`acked` is
+        pruned as placements end, so it holds no more than the cluster runs)."""
         rec.last_seen_at = self.clock()
-        rec.acked.add(placement_id)
+        if self._live_on(rec, placement_id):
+            rec.acked.add(placement_id)
+
+    def _live_on(self, rec: ClusterRecord, placement_id: str) -> bool:
+        phase = self.current_phase(rec.name, placement_id)
+        return phase is not None and phase.is_active
 
     def _resync(self, rec: ClusterRecord, capacity: ClusterCapacity) -> None:
         """Reconcile what this federator believes runs on a cluster with what its agent says it runs.
@@ -376,6 +390,7 @@ class Federator:
             (p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
             for p in job.placements if not p.phase.is_terminal
         ]
+        forget_acks(self.clusters, job.placements)
         self.cycles.released(job, job.placements)
         job.placements = []
         job.message = ""
@@ -463,6 +478,7 @@ class Federator:
             job.message = job_message(job, self.clusters, lost_after=self.lost_after_seconds)
 
     def _finish(self, job: Job, phase: JobPhase, message: str) -> None:
+        forget_acks(self.clusters, job.placements)
         self.cycles.released(job, job.placements)
         self.cycles.gone(job)
         job.phase = phase

@@ -46,6 +46,8 @@ class StreamChecks:
             return Refusal(RejectReason.SECOND_HELLO, "hello: only the first message of a stream is a Hello")
         if kind == "job_update":
             return check_update(msg.job_update, phase_of(msg.job_update.placement_id))
+        if kind == "ack":
+            return check_ack(msg.ack, phase_of(msg.ack.placement_id))
         if kind == "capacity":
             seq = msg.capacity.sequence
             if self.last_sequence is not None and seq < self.last_sequence:
@@ -71,6 +73,19 @@ def check_update(update: agent_pb2.JobUpdate, current: JobPhase | None) -> Refus
         return Refusal(RejectReason.BAD_TRANSITION,
                        f"job_update.phase: placement {pid} is Running; it cannot go back to Placed", pid)
     return None
+
+
+def check_ack(ack: agent_pb2.Ack, current: JobPhase | None) -> Refusal | None:
+    """An Ack answers a Launch this cluster was sent: one for a placement that is not current on the sender's
+    cluster (another cluster's, one never sent, one superseded since) is refused and changes nothing. Without
+    this an agent could cancel, with `ok = false`, a placement running on another cluster, and fill the
+    federator's memory with `ok = true` for ids it made up."""
+    if current is not None:
+        return None
+    pid = ack.placement_id[:200]
+    return Refusal(RejectReason.UNEXPECTED,
+                   f"ack.placement_id: {pid!r} is not a placement of this cluster (an Ack answers a Launch sent to "
+                   "it; this one changes nothing)", pid)
 
 
 def check_plausible(cap: ClusterCapacity) -> str | None:
@@ -103,4 +118,4 @@ def error_message(refusal: Refusal) -> agent_pb2.FederatorMessage:
                                                             placement_id=refusal.placement_id))
 
 
-__all__ = ["Refusal", "StreamChecks", "check_plausible", "check_update", "error_message"]
+__all__ = ["Refusal", "StreamChecks", "check_ack", "check_plausible", "check_update", "error_message"]
