@@ -49,6 +49,7 @@ from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
 from federator.server.membership import Membership
 from federator.server.orders import CancelOrder, LaunchOrder, Order
+from federator.server.outbox import Ending, lost, overloaded, superseded
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, RecentRefusals
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
@@ -178,7 +179,7 @@ class Federator:
         self._sessions += 1
         old = self.clusters.get(cluster)
         if old is not None and old.connected:
-            self.close_stream(old)
+            self.close_stream(old, superseded(cluster))  # the newest stream wins; the older one is told so
         now = self.clock()
         rec = ClusterRecord(name=cluster, region=region, labels=dict(labels), connected=True,
                             session=self._sessions, last_report_at=now, last_seen_at=now,
@@ -358,8 +359,8 @@ class Federator:
                 rec.state = ClusterState.LOST
                 log.warning("cluster %s Lost after %.1fs Partitioned", rec.name, now - rec.partitioned_at)
                 self.membership.lost(rec.name, rec.region, rec.labels)
-                if rec.connected:
-                    self.close_stream(rec)  # a silent agent that wakes up must reconnect and re-sync
+                if rec.connected:  # a silent agent that wakes up must reconnect and re-sync
+                    self.close_stream(rec, lost(rec.name, now - rec.last_seen_at))
                 self._fail_over(rec)
         self.notes.refresh()
 
@@ -439,25 +440,20 @@ class Federator:
     # -- helpers ----------------------------------------------------------
 
     def send(self, cluster: str, order: Order) -> None:
-        """Queue an order for a connected agent; never blocks. Orders for a disconnected one are
-        dropped: its re-sync on reconnect brings it up to date."""
+        """Queue an order for a connected agent; never blocks, never drops one (the stream paces them,
+        server/outbox.py). Orders for a disconnected one are dropped: its re-sync on reconnect brings it up to
+        date."""
         rec = self.clusters.get(cluster)
         if rec is None or not rec.connected or rec.closing:
             return
-        if rec.outbox.qsize() >= OUTBOX_LIMIT:
-            log.warning("cluster %s is %d orders behind: resetting its stream", cluster, OUTBOX_LIMIT)
-            self.close_stream(rec)
-            return
-        rec.outbox.put_nowait(order)
+        if not rec.outbox.put(order):
+            log.warning("cluster %s has %d orders unread: ending its stream", cluster, rec.outbox.qsize())
+            self.close_stream(rec, overloaded(cluster, rec.outbox.qsize()))
 
-    def close_stream(self, rec: ClusterRecord) -> None:
-        """End an agent's stream (its sender sees None); the agent reconnects and re-syncs."""
-        if rec.closing:
-            return
-        rec.closing = True
-        while not rec.outbox.empty():
-            rec.outbox.get_nowait()
-        rec.outbox.put_nowait(None)
+    def close_stream(self, rec: ClusterRecord, ending: Ending) -> None:
+        """End an agent's stream with `ending` (its sender sees None, then the status); the agent reconnects and
+        re-syncs."""
+        rec.outbox.close(ending)
 
     def _derive_phase(self, job: Job) -> None:
         phases = [p.phase for p in job.placements]

@@ -35,6 +35,7 @@ from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
 from federator.server.orders import ErrorNotice, LaunchOrder, Order
+from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.terms import StreamTerms, default_order_max_age
 from federator.server.validation import Refusal, check_plausible
@@ -223,24 +224,35 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 if order is None:
                     break
                 yield _order_to_pb(order, self.terms)
+            ending = rec.outbox.ending
+            if ending is not None and ending.code is not EndCode.OK:  # a server-side end says why, never a bare OK
+                log.info("ending the stream of cluster %s: %s %s", rec.name, ending.code, ending.message)
+                await context.abort(grpc.StatusCode[ending.code.value], ending.message)
         finally:
             reader.cancel()
             self.fed.disconnect(rec)
 
     async def _read(self, rec: ClusterRecord, requests: AsyncIterator[agent_pb2.AgentMessage], peer: Peer) -> None:
+        """Apply the agent's messages as they come; while its orders pile up unread (server/outbox.py), take no
+        more of them, so what its messages make the federator answer cannot grow without bound."""
+        ending = AGENT_CLOSED
         try:
             async for msg in requests:
                 if self.auth.revoked(peer):
                     log.warning("cluster %s: its certificate was revoked; closing its stream", rec.name)
                     self.rejected(RejectReason.REVOKED)
+                    ending = Ending(EndCode.PERMISSION_DENIED, f"cluster {rec.name}: its certificate was revoked")
                     break
                 self.handle(rec, msg)
+                await rec.outbox.room()
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         except Exception:
             log.exception("agent stream of %s failed", rec.name)
+            ending = Ending(EndCode.UNAVAILABLE, f"cluster {rec.name}: the federator failed reading the stream; "
+                                                 "reconnect")
         finally:
-            self.fed.close_stream(rec)
+            self.fed.close_stream(rec, ending)
 
     def handle(self, rec: ClusterRecord, msg: agent_pb2.AgentMessage | Malformed) -> RejectReason | None:
         """Apply one agent message; a bad one is counted, logged, answered with an Error and dropped, never
@@ -299,8 +311,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         """Count a refused agent message, log it, and tell the agent (an Error on its stream, if it has room)."""
         self.rejected(refusal.reason)
         log.warning("cluster %s: refused a message (%s): %s", rec.name, refusal.reason, refusal.message)
-        if rec.connected and not rec.closing and not rec.outbox.full():
-            rec.outbox.put_nowait(ErrorNotice(refusal.reason.value, refusal.message, refusal.placement_id))
+        if rec.connected and not rec.closing:  # Errors beyond the outbox's ERROR_LIMIT waiting are dropped
+            rec.outbox.put(ErrorNotice(refusal.reason.value, refusal.message, refusal.placement_id))
 
 
 def decode_guard(federator: Federator) -> DecodeGuard:
