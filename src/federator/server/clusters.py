@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from federator.model import ClusterCapacity, ClusterState, Job, Placement
 from federator.model.cluster import GangAdmission
-from federator.security.limits import TokenBucket
 from federator.server.outbox import LIMIT, Outbox
+from federator.server.reports import ReportGate
 from federator.server.validation import StreamChecks
 
 FAILOVER_ANNOTATION = "federator.io/failover"
@@ -41,7 +41,7 @@ class ClusterRecord:
     acked: set[str] = field(default_factory=set)  # live placements whose launch the agent took (`forget_acks`)
     resynced: bool = False  # the first report of this session has been reconciled
     seen: set[str] = field(default_factory=set)  # placements the agent reported in this session
-    reports: TokenBucket | None = None
+    reports: ReportGate | None = None  # the report rate limit, holding the newest report over it
     checks: StreamChecks = field(default_factory=StreamChecks)  # what this stream said, for the contract checks
     gang_admission: GangAdmission = GangAdmission.UNKNOWN  # from the agent's Hello
 

@@ -51,6 +51,7 @@ from federator.server.membership import Membership
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.outbox import Ending, lost, overloaded, superseded
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, RecentRefusals
+from federator.server.reports import ReportGate
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
 from federator.store import JobStore
@@ -183,7 +184,7 @@ class Federator:
         now = self.clock()
         rec = ClusterRecord(name=cluster, region=region, labels=dict(labels), connected=True,
                             session=self._sessions, last_report_at=now, last_seen_at=now,
-                            reports=TokenBucket(self.limits.reports_per_second, self.limits.report_burst))
+                            reports=ReportGate(TokenBucket(self.limits.reports_per_second, self.limits.report_burst)))
         if old is not None:
             rec.capacity = old.capacity
             rec.acked = old.acked

@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, shown
-from federator.model import Job, JobId, JobSpec
+from federator.model import ClusterCapacity, Job, JobId, JobSpec
 from federator.model.cluster import GangAdmission
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
@@ -212,7 +212,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, peer))
         try:
-            yield self.terms.welcome()
+            yield self.terms.welcome(reports_per_second=self.fed.limits.reports_per_second,
+                                     report_burst=self.fed.limits.report_burst)
             while True:
                 try:
                     order = await asyncio.wait_for(rec.outbox.get(), self.terms.heartbeat_interval)
@@ -230,6 +231,11 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 await context.abort(grpc.StatusCode[ending.code.value], ending.message)
         finally:
             reader.cancel()
+            if rec.reports is not None:  # a report held over the rate was accepted: the stream ending keeps it
+                rec.reports.cancel()
+                held, rec.reports.held = rec.reports.held, None
+                if held is not None and self.fed.clusters.get(rec.name) is rec:
+                    self.fed.report(rec, held)
             self.fed.disconnect(rec)
 
     async def _read(self, rec: ClusterRecord, requests: AsyncIterator[agent_pb2.AgentMessage], peer: Peer) -> None:
@@ -273,21 +279,17 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         reason: RejectReason | None = None
         try:
             if kind == "capacity":
-                if rec.reports is not None and not rec.reports.take():
+                cap = convert.capacity_from_pb(msg.capacity)
+                problem = check_capacity(cap)
+                if problem is not None:
+                    raise convert.WireError(problem)
+                implausible = check_plausible(cap)
+                if implausible is not None:
                     self.fed.heard(rec)
-                    reason = RejectReason.RATE_LIMITED
-                else:
-                    cap = convert.capacity_from_pb(msg.capacity)
-                    problem = check_capacity(cap)
-                    if problem is not None:
-                        raise convert.WireError(problem)
-                    implausible = check_plausible(cap)
-                    if implausible is not None:
-                        self.fed.heard(rec)
-                        self._refuse(rec, Refusal(RejectReason.IMPLAUSIBLE_REPORT, implausible))
-                        return RejectReason.IMPLAUSIBLE_REPORT
-                    rec.checks.accepted_report(cap.sequence)
-                    self.fed.report(rec, cap)
+                    self._refuse(rec, Refusal(RejectReason.IMPLAUSIBLE_REPORT, implausible))
+                    return RejectReason.IMPLAUSIBLE_REPORT
+                rec.checks.accepted_report(cap.sequence)  # held or applied, no older report may follow it
+                reason = self._report(rec, cap)
             elif kind == "job_update":
                 u = msg.job_update
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), u.message[:4096])
@@ -302,10 +304,52 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             self._refuse(rec, Refusal(RejectReason.MALFORMED, f"{kind}: {str(exc)[:400]}"))
             return RejectReason.MALFORMED
         if reason is RejectReason.RATE_LIMITED:
-            self.rejected(reason)  # counted, not answered: a report over the rate only renews the lease
+            pass  # counted when a newer report replaced it unapplied (_report), never answered
         elif reason is not None:
             self._refuse(rec, Refusal(reason, f"{kind}: not a message an agent sends"))
         return reason
+
+    def _report(self, rec: ClusterRecord, cap: ClusterCapacity) -> RejectReason | None:
+        """Apply a report now, or hold it (the newest over the rate) and apply it once the rate allows
+        (server/reports.py); RATE_LIMITED when it is held."""
+        gate = rec.reports
+        if gate is None:
+            self.fed.report(rec, cap)
+            return None
+        now, dropped = gate.offer(cap)
+        if dropped:
+            self.rejected(RejectReason.RATE_LIMITED)  # an older held report, never applied
+        if now is not None:
+            self.fed.report(rec, now)
+            return None
+        self.fed.heard(rec)
+        self._release_later(rec)
+        return RejectReason.RATE_LIMITED
+
+    def _release_later(self, rec: ClusterRecord) -> None:
+        gate = rec.reports
+        if gate is None or gate.held is None or gate.timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called off the loop (tests): the next report, or release_held, applies it
+            return
+        gate.timer = loop.call_later(gate.due() + 0.001, self.release_held, rec)
+
+    def release_held(self, rec: ClusterRecord) -> None:
+        """Apply the report held over the rate limit, if the rate allows it now and its stream still speaks for
+        the cluster (a newer stream's reports are the newer ones); else try again when it will."""
+        gate = rec.reports
+        if gate is None:
+            return
+        gate.timer = None
+        if self.fed.clusters.get(rec.name) is not rec or rec.closing:
+            gate.held = None
+            return
+        cap = gate.release()
+        if cap is not None:
+            self.fed.report(rec, cap)
+        self._release_later(rec)
 
     def _refuse(self, rec: ClusterRecord, refusal: Refusal) -> None:
         """Count a refused agent message, log it, and tell the agent (an Error on its stream, if it has room)."""
