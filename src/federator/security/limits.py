@@ -142,6 +142,8 @@ def check_hello(cluster: str, region: str, labels: Mapping[str, str], *, limits:
             return f"hello.labels: {key[:80]!r} is not a valid label key"
         if len(value) > 253:
             return f"hello.labels[{key}]: value longer than 253 characters"
+        if not value.isprintable():
+            return f"hello.labels[{key}]: value must be printable text (no line breaks or control characters)"
     return None
 
 

@@ -38,7 +38,7 @@ from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.terms import StreamTerms, default_order_max_age
-from federator.server.validation import Refusal, check_plausible
+from federator.server.validation import Refusal, check_hello_fields, check_plausible
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
@@ -187,7 +187,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                                 f"hello: the first message must be a Hello, got {first.WhichOneof('body')}")
             return
         hello = first.hello
-        problem = check_hello(hello.cluster, hello.region, hello.labels, limits=self.fed.limits)
+        problem = check_hello(hello.cluster, hello.region, hello.labels, limits=self.fed.limits) or \
+            check_hello_fields(hello)
         if problem is not None:
             self.rejected(RejectReason.BAD_HELLO)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
