@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
 from server_support import Clock, MemoryStore, make
 from test_services_edge import channel, hello, served
 
+from federator.api import convert
 from federator.api.v1 import agent_pb2
 from federator.security.limits import Limits, TokenBucket
 from federator.server.reports import ReportGate
@@ -92,3 +94,20 @@ def test_over_a_stream_a_burst_ends_with_the_newest_capacity_and_the_welcome_sta
                 call.cancel()
 
     asyncio.run(go())
+
+
+def test_reports_over_the_rate_are_not_decoded_until_one_is_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    fed = make(MemoryStore(), Clock())
+    service = AgentService(fed)
+    rec = fed.connect(cluster="west-1", region="r", labels={})
+    now = [0.0]
+    rec.reports = ReportGate(TokenBucket(1.0, 1, clock=lambda: now[0]))
+    decoded = []
+    real = convert.capacity_from_pb
+    monkeypatch.setattr(convert, "capacity_from_pb", lambda pb: decoded.append(pb.sequence) or real(pb))
+    for i in range(1, 51):  # a flood costs a token and a sequence check each, as dropping them did
+        service.handle(rec, report(i, nodes=4))
+    assert decoded == [1]
+    now[0] += 1.0
+    service.release_held(rec)
+    assert decoded == [1, 50] and rec.capacity is not None and rec.capacity.sequence == 50

@@ -11,6 +11,10 @@ back, `validation.StreamChecks`), and it is applied as soon as a token is
 free, unless a newer report was applied first. So no report is applied out of
 sequence order, and the newest always wins. Each report replaced unapplied is
 counted as `rate_limited`.
+
+What waits is the report as it came (the wire message): it is decoded and
+checked only when it is applied, so a flood of reports over the rate costs the
+event loop a token and a sequence check each, as dropping them did.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from federator.model import ClusterCapacity
+from federator.api.v1 import agent_pb2
 from federator.security.limits import TokenBucket
+
+Report = agent_pb2.CapacityReport
 
 
 @dataclass(slots=True)
@@ -27,10 +33,10 @@ class ReportGate:
     """One stream's report rate limit, holding at most one report: the newest over the rate."""
 
     bucket: TokenBucket
-    held: ClusterCapacity | None = None
+    held: Report | None = None
     timer: asyncio.TimerHandle | None = None  # applies `held` when a token is free (services.AgentService)
 
-    def offer(self, report: ClusterCapacity) -> tuple[ClusterCapacity | None, bool]:
+    def offer(self, report: Report) -> tuple[Report | None, bool]:
         """(the report to apply now, or None if it is held; whether an older held report was dropped for it)."""
         dropped = self.held is not None
         if self.bucket.take():
@@ -39,7 +45,7 @@ class ReportGate:
         self.held = report
         return None, dropped
 
-    def release(self) -> ClusterCapacity | None:
+    def release(self) -> Report | None:
         """The held report if the rate allows it now (it is no longer held), else None."""
         if self.held is None or not self.bucket.take():
             return None

@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, shown
-from federator.model import ClusterCapacity, Job, JobId, JobSpec
+from federator.model import Job, JobId, JobSpec
 from federator.model.cluster import GangAdmission
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
@@ -38,7 +38,7 @@ from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.terms import StreamTerms, default_order_max_age
-from federator.server.validation import Refusal, check_hello_fields, check_plausible
+from federator.server.validation import Refusal, check_hello_fields, check_plausible, check_report_fields
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
@@ -236,7 +236,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 rec.reports.cancel()
                 held, rec.reports.held = rec.reports.held, None
                 if held is not None and self.fed.clusters.get(rec.name) is rec:
-                    self.fed.report(rec, held)
+                    self._apply_report(rec, held)
             self.fed.disconnect(rec)
 
     async def _read(self, rec: ClusterRecord, requests: AsyncIterator[agent_pb2.AgentMessage], peer: Peer) -> None:
@@ -280,17 +280,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         reason: RejectReason | None = None
         try:
             if kind == "capacity":
-                cap = convert.capacity_from_pb(msg.capacity)
-                problem = check_capacity(cap)
-                if problem is not None:
-                    raise convert.WireError(problem)
-                implausible = check_plausible(cap)
-                if implausible is not None:
-                    self.fed.heard(rec)
-                    self._refuse(rec, Refusal(RejectReason.IMPLAUSIBLE_REPORT, implausible))
-                    return RejectReason.IMPLAUSIBLE_REPORT
-                rec.checks.accepted_report(cap.sequence)  # held or applied, no older report may follow it
-                reason = self._report(rec, cap)
+                return self._report(rec, msg.capacity)
             elif kind == "job_update":
                 u = msg.job_update
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), u.message[:4096])
@@ -310,22 +300,47 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             self._refuse(rec, Refusal(reason, f"{kind}: not a message an agent sends"))
         return reason
 
-    def _report(self, rec: ClusterRecord, cap: ClusterCapacity) -> RejectReason | None:
+    def _report(self, rec: ClusterRecord, report: agent_pb2.CapacityReport) -> RejectReason | None:
         """Apply a report now, or hold it (the newest over the rate) and apply it once the rate allows
         (server/reports.py); RATE_LIMITED when it is held."""
         gate = rec.reports
-        if gate is None:
-            self.fed.report(rec, cap)
-            return None
-        now, dropped = gate.offer(cap)
-        if dropped:
-            self.rejected(RejectReason.RATE_LIMITED)  # an older held report, never applied
-        if now is not None:
-            self.fed.report(rec, now)
-            return None
-        self.fed.heard(rec)
-        self._release_later(rec)
-        return RejectReason.RATE_LIMITED
+        if gate is not None:
+            now, dropped = gate.offer(report)
+            if dropped:
+                self.rejected(RejectReason.RATE_LIMITED)  # an older held report, never applied
+            if now is None:
+                rec.checks.accepted_report(report.sequence)  # no older report may follow the one waiting
+                self.fed.heard(rec)
+                self._release_later(rec)
+                return RejectReason.RATE_LIMITED
+        return self._apply_report(rec, report)
+
+    def _apply_report(self, rec: ClusterRecord, report: agent_pb2.CapacityReport) -> RejectReason | None:
+        """Decode and check a report (server/validation.py), then apply it; a bad one is refused naming the
+        field."""
+        refusal: Refusal | None = None
+        problem = check_report_fields(report)
+        if problem is not None:
+            refusal = Refusal(RejectReason.MALFORMED, problem)
+        else:
+            try:
+                cap = convert.capacity_from_pb(report)
+                problem = check_capacity(cap)
+                if problem is not None:
+                    raise convert.WireError(problem)
+            except convert.WireError as exc:
+                refusal = Refusal(RejectReason.MALFORMED, f"capacity: {str(exc)[:400]}")
+            else:
+                implausible = check_plausible(cap)
+                if implausible is not None:
+                    refusal = Refusal(RejectReason.IMPLAUSIBLE_REPORT, implausible)
+        if refusal is not None:
+            self.fed.heard(rec)
+            self._refuse(rec, refusal)
+            return refusal.reason
+        rec.checks.accepted_report(cap.sequence)
+        self.fed.report(rec, cap)
+        return None
 
     def _release_later(self, rec: ClusterRecord) -> None:
         gate = rec.reports
@@ -347,9 +362,9 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         if self.fed.clusters.get(rec.name) is not rec or rec.closing:
             gate.held = None
             return
-        cap = gate.release()
-        if cap is not None:
-            self.fed.report(rec, cap)
+        report = gate.release()
+        if report is not None:
+            self._apply_report(rec, report)
         self._release_later(rec)
 
     def _refuse(self, rec: ClusterRecord, refusal: Refusal) -> None:

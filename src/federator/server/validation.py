@@ -51,10 +51,7 @@ class StreamChecks:
         if kind == "ack":
             return check_placement_id("ack.placement_id", msg.ack.placement_id) or \
                 check_ack(msg.ack, phase_of(msg.ack.placement_id))
-        if kind == "capacity":
-            problem = check_report_fields(msg.capacity)
-            if problem is not None:
-                return Refusal(RejectReason.MALFORMED, problem)
+        if kind == "capacity":  # its fields are checked when it is applied (check_report_fields; reports.py)
             seq = msg.capacity.sequence
             if self.last_sequence is not None and seq < self.last_sequence:
                 return Refusal(RejectReason.STALE_REPORT, f"capacity.sequence: {seq} is lower than this stream's "
