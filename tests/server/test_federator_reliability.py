@@ -15,6 +15,7 @@ from federator.security.limits import Limits
 from federator.server.federator import FAILOVER_ANNOTATION, OUTBOX_LIMIT, ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, SubmitError
 from federator.server.orders import CancelOrder, LaunchOrder, Order
+from federator.server.outbox import EndCode, Outbox
 
 
 def drain(rec: ClusterRecord) -> list[Order | None]:
@@ -195,15 +196,18 @@ def test_a_silent_agent_is_partitioned_then_ready_again_when_it_reports(store: M
     assert rec.state is ClusterState.READY
 
 
-def test_an_agent_that_falls_behind_has_its_stream_reset_and_never_blocks_the_others(
+def test_an_agent_that_reads_nothing_has_its_stream_ended_and_never_blocks_the_others(
         store: MemoryStore, clock: Clock) -> None:
     fed = make(store, clock)
     slow = join(fed, "east-1")
     fast = join(fed, "west-1")
-    for i in range(OUTBOX_LIMIT + 5):
+    slow.outbox = Outbox(limit=50)  # OUTBOX_LIMIT is a million: more than any member's placements can make
+    for i in range(50 + 5):
         fed.send("east-1", CancelOrder(f"p{i}", "x"))  # never awaits, never raises
     fed.send("west-1", CancelOrder("q", "x"))
     assert slow.closing and drain(slow) == [None]  # the stream ends; the agent reconnects and re-syncs
+    assert slow.outbox.ending is not None and slow.outbox.ending.code is EndCode.RESOURCE_EXHAUSTED
+    assert "east-1: 50 orders wait unread" in slow.outbox.ending.message
     assert drain(fast) == [CancelOrder("q", "x")]
 
 
@@ -246,7 +250,7 @@ def test_a_duplicate_submission_is_already_exists(store: MemoryStore, clock: Clo
 
 
 def test_the_outbox_is_bounded() -> None:
-    assert ClusterRecord(name="c", region="r", labels={}).outbox.maxsize == OUTBOX_LIMIT + 1
+    assert ClusterRecord(name="c", region="r", labels={}).outbox.limit == OUTBOX_LIMIT
 
 
 def test_a_placement_the_cluster_stops_on_its_own_is_re_queued(store: MemoryStore, clock: Clock) -> None:

@@ -256,7 +256,10 @@ def test_revoking_a_connected_cluster_ends_its_stream_and_refuses_it_after(certs
                 assert (await call.read()).WhichOneof("body") == "welcome"
                 certs.revoked.write_text("cluster west-1\n")
                 outbox.put_nowait(report())  # the next message finds the certificate revoked
-                assert await asyncio.wait_for(call.read(), 5) is grpc.aio.EOF
+                with pytest.raises(grpc.aio.AioRpcError) as ended:  # ended with a status saying why, not OK
+                    await asyncio.wait_for(call.read(), 5)
+                assert ended.value.code() is grpc.StatusCode.PERMISSION_DENIED
+                assert "west-1: its certificate was revoked" in (ended.value.details() or "")
                 assert not s.fed.clusters["west-1"].connected
                 _, err = await agent_stream(ch, [hello("west-1", "west")])
                 assert err is not None and err.code() is grpc.StatusCode.PERMISSION_DENIED

@@ -142,6 +142,8 @@ def check_hello(cluster: str, region: str, labels: Mapping[str, str], *, limits:
             return f"hello.labels: {key[:80]!r} is not a valid label key"
         if len(value) > 253:
             return f"hello.labels[{key}]: value longer than 253 characters"
+        if not value.isprintable():
+            return f"hello.labels[{key}]: value must be printable text (no line breaks or control characters)"
     return None
 
 
@@ -160,13 +162,21 @@ class TokenBucket:
         self._at = self.clock()
 
     def take(self) -> bool:
-        now = self.clock()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
-        self._at = now
+        self._refill()
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True
         return False
+
+    def wait(self) -> float:
+        """Seconds until take() would pass (0 if it would now)."""
+        self._refill()
+        return max(0.0, (1.0 - self._tokens) / self.rate)
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
+        self._at = now
 
 
 __all__ = ["Limits", "RejectReason", "TokenBucket", "check_capacity", "check_hello"]

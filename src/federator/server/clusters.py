@@ -2,27 +2,26 @@
 
 Kept apart from the state machine (`server/federator.py`) so the per-cluster
 bookkeeping reads in one place: the lease (`last_seen_at`), the state
-(Ready/Partitioned/Lost), the bounded outbox of orders, and what the current
+(Ready/Partitioned/Lost), the outbox of orders (server/outbox.py), and what the current
 session has re-synced.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from federator.model import ClusterCapacity, ClusterState, Job
+from federator.model import ClusterCapacity, ClusterState, Job, Placement
 from federator.model.cluster import GangAdmission
-from federator.security.limits import TokenBucket
-from federator.server.orders import Order
+from federator.server.outbox import LIMIT, Outbox
+from federator.server.reports import ReportGate
 from federator.server.validation import StreamChecks
 
 FAILOVER_ANNOTATION = "federator.io/failover"
 """A job's failover policy when its cluster is Lost: `replace` (the default) re-places it, `keep` waits."""
 FAILOVER_POLICIES = ("replace", "keep")
-OUTBOX_LIMIT = 1_000
-"""Orders queued for one agent at most; an agent that falls this far behind has its stream reset and re-syncs."""
+OUTBOX_LIMIT = LIMIT
+"""Orders waiting for one agent at most; past it the agent is not reading and its stream ends (server/outbox.py)."""
 
 
 @dataclass(slots=True)
@@ -38,14 +37,27 @@ class ClusterRecord:
     disconnected_at: float = 0.0
     partitioned_at: float = 0.0
     session: int = 0  # 0: its agent has not connected to this federator yet (`awaited`)
-    outbox: asyncio.Queue[Order | None] = field(default_factory=lambda: asyncio.Queue(maxsize=OUTBOX_LIMIT + 1))
-    acked: set[str] = field(default_factory=set)
+    outbox: Outbox = field(default_factory=Outbox)  # orders in order, at the agent's pace; how the stream ends
+    acked: set[str] = field(default_factory=set)  # live placements whose launch the agent took (`forget_acks`)
     resynced: bool = False  # the first report of this session has been reconciled
     seen: set[str] = field(default_factory=set)  # placements the agent reported in this session
-    reports: TokenBucket | None = None
-    closing: bool = False
+    reports: ReportGate | None = None  # the report rate limit, holding the newest report over it
     checks: StreamChecks = field(default_factory=StreamChecks)  # what this stream said, for the contract checks
     gang_admission: GangAdmission = GangAdmission.UNKNOWN  # from the agent's Hello
+
+    @property
+    def closing(self) -> bool:
+        """The stream is ending: nothing more is queued for it."""
+        return self.outbox.closing
+
+
+def forget_acks(clusters: Mapping[str, ClusterRecord], placements: Iterable[Placement]) -> None:
+    """Placements that ended (superseded, or their job finished) leave their cluster's `acked`: it only serves
+    the re-sync of live placements, and kept forever it would grow with every placement a cluster ever ran."""
+    for p in placements:
+        rec = clusters.get(p.cluster)
+        if rec is not None:
+            rec.acked.discard(p.placement_id)
 
 
 def awaited(name: str, *, region: str, labels: dict[str, str], now: float, lost: bool = False,
@@ -68,4 +80,5 @@ def expected_back(jobs: Iterable[Job], *, known: Container[str], now: float) -> 
     return expected
 
 
-__all__ = ["FAILOVER_ANNOTATION", "FAILOVER_POLICIES", "OUTBOX_LIMIT", "ClusterRecord", "awaited", "expected_back"]
+__all__ = ["FAILOVER_ANNOTATION", "FAILOVER_POLICIES", "OUTBOX_LIMIT", "ClusterRecord", "awaited", "expected_back",
+           "forget_acks"]

@@ -37,12 +37,21 @@ from federator.model import (
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits, TokenBucket
-from federator.server.clusters import FAILOVER_ANNOTATION, OUTBOX_LIMIT, ClusterRecord, awaited, expected_back
+from federator.server.clusters import (
+    FAILOVER_ANNOTATION,
+    OUTBOX_LIMIT,
+    ClusterRecord,
+    awaited,
+    expected_back,
+    forget_acks,
+)
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
 from federator.server.membership import Membership
 from federator.server.orders import CancelOrder, LaunchOrder, Order
+from federator.server.outbox import Ending, lost, overloaded, superseded
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, RecentRefusals
+from federator.server.reports import ReportGate
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
 from federator.store import JobStore
@@ -171,11 +180,11 @@ class Federator:
         self._sessions += 1
         old = self.clusters.get(cluster)
         if old is not None and old.connected:
-            self.close_stream(old)
+            self.close_stream(old, superseded(cluster))  # the newest stream wins; the older one is told so
         now = self.clock()
         rec = ClusterRecord(name=cluster, region=region, labels=dict(labels), connected=True,
                             session=self._sessions, last_report_at=now, last_seen_at=now,
-                            reports=TokenBucket(self.limits.reports_per_second, self.limits.report_burst))
+                            reports=ReportGate(TokenBucket(self.limits.reports_per_second, self.limits.report_burst)))
         if old is not None:
             rec.capacity = old.capacity
             rec.acked = old.acked
@@ -228,7 +237,6 @@ class Federator:
 
     def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str) -> None:
         rec.last_seen_at = self.clock()
-        rec.seen.add(placement_id)
         job_id = self.placement_index.get(placement_id)
         job = self.jobs.get(job_id) if job_id else None
         placement = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None
@@ -236,6 +244,7 @@ class Federator:
             if not phase.is_terminal:  # superseded (an older generation) or never ours: fence it
                 self.send(rec.name, CancelOrder(placement_id, "superseded: not a current placement"))
             return
+        rec.seen.add(placement_id)  # only ours: the re-sync reads it, and made-up ids must not fill memory
         if job.phase.is_terminal or placement.phase.is_terminal:
             if not phase.is_terminal:
                 self.send(rec.name, CancelOrder(placement_id, f"job is {job.phase}"))
@@ -260,19 +269,26 @@ class Federator:
             self.wake()
 
     def refused(self, rec: ClusterRecord, placement_id: str, message: str) -> None:
-        """The agent would not launch a placement: release it and requeue the job."""
+        """The agent would not launch a placement: release it and requeue the job. Only a live placement of the
+        agent's own cluster: another cluster's agent must not be able to cancel it."""
         rec.last_seen_at = self.clock()
-        job_id = self.placement_index.get(placement_id)
-        job = self.jobs.get(job_id) if job_id else None
-        if job is None or job.phase.is_terminal or placement_id not in {p.placement_id for p in job.placements}:
+        job = self.jobs.get(self.placement_index.get(placement_id, JobId("")))
+        if job is None or job.phase.is_terminal or not self._live_on(rec, placement_id):
             return
         self.metrics.placements.labels("refused").inc()
         self.refusals.note(job.job_id, rec.name, self.clock(), message)
         self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} refused: {message}"))
 
     def acked(self, rec: ClusterRecord, placement_id: str) -> None:
+        """Remember a launch the agent took, for its re-sync; only a live placement of its cluster (`acked` is
+        pruned as placements end, so it holds no more than the cluster runs)."""
         rec.last_seen_at = self.clock()
-        rec.acked.add(placement_id)
+        if self._live_on(rec, placement_id):
+            rec.acked.add(placement_id)
+
+    def _live_on(self, rec: ClusterRecord, placement_id: str) -> bool:
+        phase = self.current_phase(rec.name, placement_id)
+        return phase is not None and phase.is_active
 
     def _resync(self, rec: ClusterRecord, capacity: ClusterCapacity) -> None:
         """Reconcile what this federator believes runs on a cluster with what its agent says it runs.
@@ -344,8 +360,8 @@ class Federator:
                 rec.state = ClusterState.LOST
                 log.warning("cluster %s Lost after %.1fs Partitioned", rec.name, now - rec.partitioned_at)
                 self.membership.lost(rec.name, rec.region, rec.labels)
-                if rec.connected:
-                    self.close_stream(rec)  # a silent agent that wakes up must reconnect and re-sync
+                if rec.connected:  # a silent agent that wakes up must reconnect and re-sync
+                    self.close_stream(rec, lost(rec.name, now - rec.last_seen_at))
                 self._fail_over(rec)
         self.notes.refresh()
 
@@ -376,6 +392,7 @@ class Federator:
             (p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
             for p in job.placements if not p.phase.is_terminal
         ]
+        forget_acks(self.clusters, job.placements)
         self.cycles.released(job, job.placements)
         job.placements = []
         job.message = ""
@@ -424,25 +441,20 @@ class Federator:
     # -- helpers ----------------------------------------------------------
 
     def send(self, cluster: str, order: Order) -> None:
-        """Queue an order for a connected agent; never blocks. Orders for a disconnected one are
-        dropped: its re-sync on reconnect brings it up to date."""
+        """Queue an order for a connected agent; never blocks, never drops one (the stream paces them,
+        server/outbox.py). Orders for a disconnected one are dropped: its re-sync on reconnect brings it up to
+        date."""
         rec = self.clusters.get(cluster)
         if rec is None or not rec.connected or rec.closing:
             return
-        if rec.outbox.qsize() >= OUTBOX_LIMIT:
-            log.warning("cluster %s is %d orders behind: resetting its stream", cluster, OUTBOX_LIMIT)
-            self.close_stream(rec)
-            return
-        rec.outbox.put_nowait(order)
+        if not rec.outbox.put(order):
+            log.warning("cluster %s has %d orders unread: ending its stream", cluster, rec.outbox.qsize())
+            self.close_stream(rec, overloaded(cluster, rec.outbox.qsize()))
 
-    def close_stream(self, rec: ClusterRecord) -> None:
-        """End an agent's stream (its sender sees None); the agent reconnects and re-syncs."""
-        if rec.closing:
-            return
-        rec.closing = True
-        while not rec.outbox.empty():
-            rec.outbox.get_nowait()
-        rec.outbox.put_nowait(None)
+    def close_stream(self, rec: ClusterRecord, ending: Ending) -> None:
+        """End an agent's stream with `ending` (its sender sees None, then the status); the agent reconnects and
+        re-syncs."""
+        rec.outbox.close(ending)
 
     def _derive_phase(self, job: Job) -> None:
         phases = [p.phase for p in job.placements]
@@ -463,6 +475,7 @@ class Federator:
             job.message = job_message(job, self.clusters, lost_after=self.lost_after_seconds)
 
     def _finish(self, job: Job, phase: JobPhase, message: str) -> None:
+        forget_acks(self.clusters, job.placements)
         self.cycles.released(job, job.placements)
         self.cycles.gone(job)
         job.phase = phase

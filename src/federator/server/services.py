@@ -35,9 +35,10 @@ from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
 from federator.server.orders import ErrorNotice, LaunchOrder, Order
+from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.terms import StreamTerms, default_order_max_age
-from federator.server.validation import Refusal, check_plausible
+from federator.server.validation import Refusal, check_hello_fields, check_plausible, check_report_fields
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
@@ -186,7 +187,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                                 f"hello: the first message must be a Hello, got {first.WhichOneof('body')}")
             return
         hello = first.hello
-        problem = check_hello(hello.cluster, hello.region, hello.labels, limits=self.fed.limits)
+        problem = check_hello(hello.cluster, hello.region, hello.labels, limits=self.fed.limits) or \
+            check_hello_fields(hello)
         if problem is not None:
             self.rejected(RejectReason.BAD_HELLO)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
@@ -211,7 +213,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, peer))
         try:
-            yield self.terms.welcome()
+            yield self.terms.welcome(reports_per_second=self.fed.limits.reports_per_second,
+                                     report_burst=self.fed.limits.report_burst)
             while True:
                 try:
                     order = await asyncio.wait_for(rec.outbox.get(), self.terms.heartbeat_interval)
@@ -223,24 +226,40 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 if order is None:
                     break
                 yield _order_to_pb(order, self.terms)
+            ending = rec.outbox.ending
+            if ending is not None and ending.code is not EndCode.OK:  # a server-side end says why, never a bare OK
+                log.info("ending the stream of cluster %s: %s %s", rec.name, ending.code, ending.message)
+                await context.abort(grpc.StatusCode[ending.code.value], ending.message)
         finally:
             reader.cancel()
+            if rec.reports is not None:  # a report held over the rate was accepted: the stream ending keeps it
+                rec.reports.cancel()
+                held, rec.reports.held = rec.reports.held, None
+                if held is not None and self.fed.clusters.get(rec.name) is rec:
+                    self._apply_report(rec, held)
             self.fed.disconnect(rec)
 
     async def _read(self, rec: ClusterRecord, requests: AsyncIterator[agent_pb2.AgentMessage], peer: Peer) -> None:
+        """Apply the agent's messages as they come; while its orders pile up unread (server/outbox.py), take no
+        more of them, so what its messages make the federator answer cannot grow without bound."""
+        ending = AGENT_CLOSED
         try:
             async for msg in requests:
                 if self.auth.revoked(peer):
                     log.warning("cluster %s: its certificate was revoked; closing its stream", rec.name)
                     self.rejected(RejectReason.REVOKED)
+                    ending = Ending(EndCode.PERMISSION_DENIED, f"cluster {rec.name}: its certificate was revoked")
                     break
                 self.handle(rec, msg)
+                await rec.outbox.room()
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         except Exception:
             log.exception("agent stream of %s failed", rec.name)
+            ending = Ending(EndCode.UNAVAILABLE, f"cluster {rec.name}: the federator failed reading the stream; "
+                                                 "reconnect")
         finally:
-            self.fed.close_stream(rec)
+            self.fed.close_stream(rec, ending)
 
     def handle(self, rec: ClusterRecord, msg: agent_pb2.AgentMessage | Malformed) -> RejectReason | None:
         """Apply one agent message; a bad one is counted, logged, answered with an Error and dropped, never
@@ -261,21 +280,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         reason: RejectReason | None = None
         try:
             if kind == "capacity":
-                if rec.reports is not None and not rec.reports.take():
-                    self.fed.heard(rec)
-                    reason = RejectReason.RATE_LIMITED
-                else:
-                    cap = convert.capacity_from_pb(msg.capacity)
-                    problem = check_capacity(cap)
-                    if problem is not None:
-                        raise convert.WireError(problem)
-                    implausible = check_plausible(cap)
-                    if implausible is not None:
-                        self.fed.heard(rec)
-                        self._refuse(rec, Refusal(RejectReason.IMPLAUSIBLE_REPORT, implausible))
-                        return RejectReason.IMPLAUSIBLE_REPORT
-                    rec.checks.accepted_report(cap.sequence)
-                    self.fed.report(rec, cap)
+                return self._report(rec, msg.capacity)
             elif kind == "job_update":
                 u = msg.job_update
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), u.message[:4096])
@@ -290,17 +295,84 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             self._refuse(rec, Refusal(RejectReason.MALFORMED, f"{kind}: {str(exc)[:400]}"))
             return RejectReason.MALFORMED
         if reason is RejectReason.RATE_LIMITED:
-            self.rejected(reason)  # counted, not answered: a report over the rate only renews the lease
+            pass  # counted when a newer report replaced it unapplied (_report), never answered
         elif reason is not None:
             self._refuse(rec, Refusal(reason, f"{kind}: not a message an agent sends"))
         return reason
+
+    def _report(self, rec: ClusterRecord, report: agent_pb2.CapacityReport) -> RejectReason | None:
+        """Apply a report now, or hold it (the newest over the rate) and apply it once the rate allows
+        (server/reports.py); RATE_LIMITED when it is held."""
+        gate = rec.reports
+        if gate is not None:
+            now, dropped = gate.offer(report)
+            if dropped:
+                self.rejected(RejectReason.RATE_LIMITED)  # an older held report, never applied
+            if now is None:
+                rec.checks.accepted_report(report.sequence)  # no older report may follow the one waiting
+                self.fed.heard(rec)
+                self._release_later(rec)
+                return RejectReason.RATE_LIMITED
+        return self._apply_report(rec, report)
+
+    def _apply_report(self, rec: ClusterRecord, report: agent_pb2.CapacityReport) -> RejectReason | None:
+        """Decode and check a report (server/validation.py), then apply it; a bad one is refused naming the
+        field."""
+        refusal: Refusal | None = None
+        problem = check_report_fields(report)
+        if problem is not None:
+            refusal = Refusal(RejectReason.MALFORMED, problem)
+        else:
+            try:
+                cap = convert.capacity_from_pb(report)
+                problem = check_capacity(cap)
+                if problem is not None:
+                    raise convert.WireError(problem)
+            except convert.WireError as exc:
+                refusal = Refusal(RejectReason.MALFORMED, f"capacity: {str(exc)[:400]}")
+            else:
+                implausible = check_plausible(cap)
+                if implausible is not None:
+                    refusal = Refusal(RejectReason.IMPLAUSIBLE_REPORT, implausible)
+        if refusal is not None:
+            self.fed.heard(rec)
+            self._refuse(rec, refusal)
+            return refusal.reason
+        rec.checks.accepted_report(cap.sequence)
+        self.fed.report(rec, cap)
+        return None
+
+    def _release_later(self, rec: ClusterRecord) -> None:
+        gate = rec.reports
+        if gate is None or gate.held is None or gate.timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called off the loop (tests): the next report, or release_held, applies it
+            return
+        gate.timer = loop.call_later(gate.due() + 0.001, self.release_held, rec)
+
+    def release_held(self, rec: ClusterRecord) -> None:
+        """Apply the report held over the rate limit, if the rate allows it now and its stream still speaks for
+        the cluster (a newer stream's reports are the newer ones); else try again when it will."""
+        gate = rec.reports
+        if gate is None:
+            return
+        gate.timer = None
+        if self.fed.clusters.get(rec.name) is not rec or rec.closing:
+            gate.held = None
+            return
+        report = gate.release()
+        if report is not None:
+            self._apply_report(rec, report)
+        self._release_later(rec)
 
     def _refuse(self, rec: ClusterRecord, refusal: Refusal) -> None:
         """Count a refused agent message, log it, and tell the agent (an Error on its stream, if it has room)."""
         self.rejected(refusal.reason)
         log.warning("cluster %s: refused a message (%s): %s", rec.name, refusal.reason, refusal.message)
-        if rec.connected and not rec.closing and not rec.outbox.full():
-            rec.outbox.put_nowait(ErrorNotice(refusal.reason.value, refusal.message, refusal.placement_id))
+        if rec.connected and not rec.closing:  # Errors beyond the outbox's ERROR_LIMIT waiting are dropped
+            rec.outbox.put(ErrorNotice(refusal.reason.value, refusal.message, refusal.placement_id))
 
 
 def decode_guard(federator: Federator) -> DecodeGuard:

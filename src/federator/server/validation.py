@@ -11,6 +11,7 @@ federator believes of a placement.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,8 +46,12 @@ class StreamChecks:
         if kind == "hello":
             return Refusal(RejectReason.SECOND_HELLO, "hello: only the first message of a stream is a Hello")
         if kind == "job_update":
-            return check_update(msg.job_update, phase_of(msg.job_update.placement_id))
-        if kind == "capacity":
+            return check_placement_id("job_update.placement_id", msg.job_update.placement_id) or \
+                check_update(msg.job_update, phase_of(msg.job_update.placement_id))
+        if kind == "ack":
+            return check_placement_id("ack.placement_id", msg.ack.placement_id) or \
+                check_ack(msg.ack, phase_of(msg.ack.placement_id))
+        if kind == "capacity":  # its fields are checked when it is applied (check_report_fields; reports.py)
             seq = msg.capacity.sequence
             if self.last_sequence is not None and seq < self.last_sequence:
                 return Refusal(RejectReason.STALE_REPORT, f"capacity.sequence: {seq} is lower than this stream's "
@@ -73,6 +78,106 @@ def check_update(update: agent_pb2.JobUpdate, current: JobPhase | None) -> Refus
     return None
 
 
+def check_ack(ack: agent_pb2.Ack, current: JobPhase | None) -> Refusal | None:
+    """An Ack answers a Launch this cluster was sent: one for a placement that is not current on the sender's
+    cluster (another cluster's, one never sent, one superseded since) is refused and changes nothing. Without
+    this an agent could cancel, with `ok = false`, a placement running on another cluster, and fill the
+    federator's memory with `ok = true` for ids it made up."""
+    if current is not None:
+        return None
+    pid = ack.placement_id[:200]
+    return Refusal(RejectReason.UNEXPECTED,
+                   f"ack.placement_id: {pid!r} is not a placement of this cluster (an Ack answers a Launch sent to "
+                   "it; this one changes nothing)", pid)
+
+
+# Bounds of what an agent may say (agent.proto states each). Generous for real members, tight enough that
+# nothing an agent says breaks the federator's arithmetic, logs, metrics labels or memory.
+MAX_PLACEMENT_ID_CHARS = 512  # JOB.gGEN.CLUSTER: a 253-character job name, its suffix, a 63-character cluster
+MAX_CPU_MILLI = 1 << 50  # ~10^15 milli-CPUs (10^12 cores): more than any cluster, far from int64's end
+MAX_MEMORY_BYTES = 1 << 60  # 1 EiB
+MAX_DEVICE_MEMORY_MIB = 1 << 30  # 1 PiB on one device
+MAX_MODEL_CHARS = 128
+MAX_AGENT_VERSION_CHARS = 256
+_PLACEMENT_ID = re.compile(r"[!-~]+")  # printable ASCII, no space: federator-made ids are DNS names and digits
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # as node labels and DRA product names (spaces -> '-') give
+_VENDOR = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+# A Kubernetes extended resource: an optional DNS-subdomain prefix, then a name as in a label key.
+_RESOURCE = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                       r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_CPU_FIELDS = ("cpu_milli_allocatable", "cpu_milli_free", "node_cpu_milli_free_max")
+_MEMORY_FIELDS = ("memory_bytes_allocatable", "memory_bytes_free", "node_memory_bytes_free_max")
+
+
+def check_placement_id(field: str, pid: str) -> Refusal | None:
+    """A placement id from an agent: at most MAX_PLACEMENT_ID_CHARS printable ASCII characters, no spaces."""
+    if len(pid) <= MAX_PLACEMENT_ID_CHARS and _PLACEMENT_ID.fullmatch(pid):
+        return None
+    return Refusal(RejectReason.MALFORMED, f"{field}: must be a placement id of 1 to {MAX_PLACEMENT_ID_CHARS} "
+                                           f"printable ASCII characters without spaces, got {pid[:80]!r}"
+                                           f"{f' ({len(pid)} characters)' if len(pid) > 80 else ''}")
+
+
+def check_report_fields(report: agent_pb2.CapacityReport) -> str | None:
+    """None if every field of a report is within agent.proto's bounds, else the first that is not, named.
+
+    What the wire decoder (api/convert.py) does not check: lengths and character sets of the names (they reach
+    logs, metrics, node selectors and the catalog), unit_milli outside MIG, and CPU and memory so large that
+    sums over a fleet leave int64."""
+    for name in _CPU_FIELDS:
+        if getattr(report, name) > MAX_CPU_MILLI:
+            return f"capacity.{name}: {getattr(report, name)} is over the bound of {MAX_CPU_MILLI} milli-CPUs"
+    for name in _MEMORY_FIELDS:
+        if getattr(report, name) > MAX_MEMORY_BYTES:
+            return f"capacity.{name}: {getattr(report, name)} is over the bound of {MAX_MEMORY_BYTES} bytes"
+    for i, pid in enumerate(report.placement_ids):
+        bad = check_placement_id(f"capacity.placement_ids[{i}]", pid)
+        if bad is not None:
+            return bad.message
+    for i, pool in enumerate(report.accelerator_pools):
+        problem = _pool_problem(pool, f"capacity.accelerator_pools[{i}]")
+        if problem is not None:
+            return problem
+    return None
+
+
+def _pool_problem(pool: agent_pb2.AcceleratorPool, where: str) -> str | None:
+    model = pool.accelerator_model
+    if model and (len(model) > MAX_MODEL_CHARS or not _MODEL.fullmatch(model)):
+        return (f"{where}.accelerator_model: must be 1 to {MAX_MODEL_CHARS} letters, digits, '.', '_', '+' or '-', "
+                f"starting with a letter or digit (such as NVIDIA-H100-80GB-HBM3), got {model[:80]!r}")
+    if pool.vendor and not _VENDOR.fullmatch(pool.vendor):
+        return (f"{where}.vendor: must be a catalog vendor name of at most 63 letters, digits, '.', '_' or '-' "
+                f"(such as nvidia), got {pool.vendor[:80]!r}")
+    name = pool.resource_name
+    prefix = name.rpartition("/")[0]
+    if name and (len(prefix) > 253 or not _RESOURCE.fullmatch(name)):
+        return (f"{where}.resource_name: must be a Kubernetes extended resource name (such as nvidia.com/gpu), "
+                f"got {name[:80]!r}")
+    if pool.sharing != "MIG" and pool.unit_milli != 0:
+        return f"{where}.unit_milli: must be 0 unless sharing is MIG, got {pool.unit_milli}"
+    if pool.memory_mib > MAX_DEVICE_MEMORY_MIB:
+        return f"{where}.memory_mib: {pool.memory_mib} is over the bound of {MAX_DEVICE_MEMORY_MIB} MiB"
+    rooms = [("host_room", r.cpu_milli, r.memory_bytes) for r in pool.host_room]
+    rooms += [("shared_room", r.cpu_milli, r.memory_bytes) for r in pool.shared_room]
+    rooms += [("room_classes", r.cpu_milli, r.memory_bytes) for r in pool.room_classes]
+    for field, cpu, memory in rooms:
+        if cpu > MAX_CPU_MILLI or memory > MAX_MEMORY_BYTES:
+            return (f"{where}.{field}: CPU {cpu} or memory {memory} is over the bound of {MAX_CPU_MILLI} milli-CPUs "
+                    f"and {MAX_MEMORY_BYTES} bytes")
+    return None
+
+
+def check_hello_fields(hello: agent_pb2.Hello) -> str | None:
+    """What check_hello (security/limits.py) leaves to this module: the Hello's free-text fields, bounded."""
+    if len(hello.agent_version) > MAX_AGENT_VERSION_CHARS or not hello.agent_version.isprintable():
+        return (f"hello.agent_version: must be at most {MAX_AGENT_VERSION_CHARS} printable characters, got "
+                f"{len(hello.agent_version)} characters starting {hello.agent_version[:40]!r}")
+    if len(hello.gang_admission) > 63 or not hello.gang_admission.isprintable():
+        return f"hello.gang_admission: must be \"kueue\", \"none\" or empty, got {hello.gang_admission[:40]!r}"
+    return None
+
+
 def check_plausible(cap: ClusterCapacity) -> str | None:
     """None if a capacity report adds up, else what does not, naming the field: free never exceeds allocatable,
     allocatable never exceeds total, and no single node has more free than the whole cluster."""
@@ -91,6 +196,15 @@ def check_plausible(cap: ClusterCapacity) -> str | None:
     for part, whole in _AT_MOST:  # free within allocatable; a node's most free within the cluster's free
         if getattr(cap, part) > getattr(cap, whole):
             return f"capacity.{part}: {getattr(cap, part)} is more than {whole} {getattr(cap, whole)}"
+    for i, pool in enumerate(cap.accelerator_pools):  # one node's room within the cluster's free
+        rooms = [("host_room", j, c, m) for j, (c, m) in enumerate(pool.host_room)]
+        rooms += [("shared_room", j, c, m) for j, (_, c, m) in enumerate(pool.shared_room)]
+        rooms += [("room_classes", j, c, m) for j, (_, c, m, _) in enumerate(pool.room_classes)]
+        for field, j, cpu, memory in rooms:
+            if cpu > cap.cpu_milli_free or memory > cap.memory_bytes_free:
+                return (f"capacity.accelerator_pools[{i}].{field}[{j}]: one node's free CPU {cpu} and memory {memory} "
+                        f"are more than the cluster's free (cpu_milli_free {cap.cpu_milli_free}, memory_bytes_free "
+                        f"{cap.memory_bytes_free})")
     return None
 
 
@@ -103,4 +217,5 @@ def error_message(refusal: Refusal) -> agent_pb2.FederatorMessage:
                                                             placement_id=refusal.placement_id))
 
 
-__all__ = ["Refusal", "StreamChecks", "check_plausible", "check_update", "error_message"]
+__all__ = ["MAX_PLACEMENT_ID_CHARS", "Refusal", "StreamChecks", "check_ack", "check_hello_fields",
+           "check_placement_id", "check_plausible", "check_report_fields", "check_update", "error_message"]

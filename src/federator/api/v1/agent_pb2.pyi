@@ -200,7 +200,7 @@ class Ack(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("report_interval_seconds", "lease_seconds", "federator_version", "federator_time", "lost_after_seconds", "order_max_age_seconds", "heartbeat_interval_seconds")
+    __slots__ = ("report_interval_seconds", "lease_seconds", "federator_version", "federator_time", "lost_after_seconds", "order_max_age_seconds", "heartbeat_interval_seconds", "max_reports_per_second", "report_burst")
     REPORT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FEDERATOR_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +208,8 @@ class Welcome(_message.Message):
     LOST_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ORDER_MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPORTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    REPORT_BURST_FIELD_NUMBER: _ClassVar[int]
     report_interval_seconds: float
     lease_seconds: float
     federator_version: str
@@ -215,7 +217,9 @@ class Welcome(_message.Message):
     lost_after_seconds: float
     order_max_age_seconds: float
     heartbeat_interval_seconds: float
-    def __init__(self, report_interval_seconds: _Optional[float] = ..., lease_seconds: _Optional[float] = ..., federator_version: _Optional[str] = ..., federator_time: _Optional[float] = ..., lost_after_seconds: _Optional[float] = ..., order_max_age_seconds: _Optional[float] = ..., heartbeat_interval_seconds: _Optional[float] = ...) -> None: ...
+    max_reports_per_second: float
+    report_burst: int
+    def __init__(self, report_interval_seconds: _Optional[float] = ..., lease_seconds: _Optional[float] = ..., federator_version: _Optional[str] = ..., federator_time: _Optional[float] = ..., lost_after_seconds: _Optional[float] = ..., order_max_age_seconds: _Optional[float] = ..., heartbeat_interval_seconds: _Optional[float] = ..., max_reports_per_second: _Optional[float] = ..., report_burst: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("federator_time",)

@@ -1,0 +1,65 @@
+"""A member's capacity reports over its rate limit: the newest is kept and applied when the limit allows.
+
+Why not drop what is over the rate (what it did): the report dropped is the
+newest, so after a burst the federator kept an older capacity, possibly one
+saying nodes were free that no longer were, until the agent's next report, and
+a conforming agent sends that only report_interval_seconds later. Coalescing
+keeps the limit on how often the scheduler's view of a member changes and never
+leaves it behind the agent: of the reports that arrive over the rate, only the
+latest waits (a newer one replaces it; within a stream sequences never go
+back, `validation.StreamChecks`), and it is applied as soon as a token is
+free, unless a newer report was applied first. So no report is applied out of
+sequence order, and the newest always wins. Each report replaced unapplied is
+counted as `rate_limited`.
+
+What waits is the report as it came (the wire message): it is decoded and
+checked only when it is applied, so a flood of reports over the rate costs the
+event loop a token and a sequence check each, as dropping them did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from federator.api.v1 import agent_pb2
+from federator.security.limits import TokenBucket
+
+Report = agent_pb2.CapacityReport
+
+
+@dataclass(slots=True)
+class ReportGate:
+    """One stream's report rate limit, holding at most one report: the newest over the rate."""
+
+    bucket: TokenBucket
+    held: Report | None = None
+    timer: asyncio.TimerHandle | None = None  # applies `held` when a token is free (services.AgentService)
+
+    def offer(self, report: Report) -> tuple[Report | None, bool]:
+        """(the report to apply now, or None if it is held; whether an older held report was dropped for it)."""
+        dropped = self.held is not None
+        if self.bucket.take():
+            self.held = None  # older than this one: never applied
+            return report, dropped
+        self.held = report
+        return None, dropped
+
+    def release(self) -> Report | None:
+        """The held report if the rate allows it now (it is no longer held), else None."""
+        if self.held is None or not self.bucket.take():
+            return None
+        report, self.held = self.held, None
+        return report
+
+    def due(self) -> float:
+        """Seconds until the held report may be applied."""
+        return self.bucket.wait()
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+__all__ = ["ReportGate"]
