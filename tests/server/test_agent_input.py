@@ -57,6 +57,7 @@ def refused(message: agent_pb2.AgentMessage) -> tuple[str | None, str]:
     (report(pool(accelerator_model="A" * 5000)), "malformed", "accelerator_pools[0].accelerator_model"),
     (report(pool(vendor="Acme Corp\n")), "malformed", "accelerator_pools[0].vendor"),
     (report(pool(resource_name="nvidia.com/g\x00pu")), "malformed", "accelerator_pools[0].resource_name"),
+    (report(pool(resource_name="GPU Class! (DRA)")), "malformed", "accelerator_pools[0].resource_name"),
     (report(pool(unit_milli=-3)), "malformed", "accelerator_pools[0].unit_milli"),
     (report(pool(unit_milli=125)), "malformed", "accelerator_pools[0].unit_milli"),
     (report(pool(memory_mib=INT64_MAX)), "malformed", "accelerator_pools[0].memory_mib"),
@@ -73,9 +74,9 @@ def refused(message: agent_pb2.AgentMessage) -> tuple[str | None, str]:
     (agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(placement_id="x\n" * 300, phase=3)), "malformed",
      "job_update.placement_id"),
     (agent_pb2.AgentMessage(ack=agent_pb2.Ack(placement_id="p" * 4000, ok=True)), "malformed", "ack.placement_id"),
-], ids=["model-newline", "model-5000", "vendor", "resource-nul", "unit-negative", "unit-without-mig", "device-memory",
-        "host-room", "room-class", "cpu-int64", "memory-int64", "placement-id-long", "placement-id-space",
-        "update-id", "ack-id"])
+], ids=["model-newline", "model-5000", "vendor", "resource-nul", "dra-class", "unit-negative", "unit-without-mig",
+        "device-memory", "host-room", "room-class", "cpu-int64", "memory-int64", "placement-id-long",
+        "placement-id-space", "update-id", "ack-id"])
 def test_out_of_bounds_agent_input_is_refused_naming_the_field(message: agent_pb2.AgentMessage, reason: str,
                                                                 field: str) -> None:
     got, said = refused(message)
@@ -91,9 +92,11 @@ def test_out_of_bounds_agent_input_is_refused_naming_the_field(message: agent_pb
     pool(accelerator_model="NVIDIA-H100-80GB-HBM3-MIG-1g.10gb", sharing="MIG", unit_milli=125,
          resource_name="nvidia.com/mig-1g.10gb"),
     pool(accelerator_model="NVIDIA-L4-SHARED", sharing="HAMi", resource_name="hami.io/vgpu"),
+    # what the reference agent reports for a DRA pool (backends/kube/pools.py); refused when first bounded
+    pool(accelerator_model="NVIDIA-H200", vendor="nvidia", resource_name="gpu.nvidia.com (DRA)"),
     pool(accelerator_model="NVIDIA-H100-80GB-HBM3", memory_mib=81559,
          host_room=[agent_pb2.HostRoom()] * 8 + [agent_pb2.HostRoom(cpu_milli=1000, memory_bytes=1 << 40)]),
-], ids=["ascend", "mi300x-catalog", "mi300x", "series", "h100", "mig", "hami", "host-room"])
+], ids=["ascend", "mi300x-catalog", "mi300x", "series", "h100", "mig", "hami", "dra", "host-room"])
 def test_real_world_pools_are_accepted(p: agent_pb2.AcceleratorPool) -> None:
     assert refused(report(p, placement_ids=["train-1a2b3c.g12.west-1"])) == (None, "")
 

@@ -112,6 +112,11 @@ def whole_bucket(whole_free: int) -> int:
     return whole_free
 
 
+
+DRA_SUFFIX = " (DRA)"
+"""A pool whose devices pods get through Dynamic Resource Allocation names its DeviceClass, then this, as its
+`resource_name` ("gpu.nvidia.com (DRA)"): not an extended resource a pod could request (agent.proto)."""
+
 @dataclass(frozen=True, slots=True)
 class AcceleratorPool:
     """The nodes of one cluster that carry one accelerator type, keyed by (vendor, model).

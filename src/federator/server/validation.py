@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from federator.api import convert
 from federator.api.v1 import agent_pb2, types_pb2
 from federator.model import ClusterCapacity, JobPhase
+from federator.model.cluster import DRA_SUFFIX
 from federator.security.limits import RejectReason
 
 _NOT_REPORTED = (types_pb2.JOB_PHASE_UNSPECIFIED, types_pb2.JOB_PHASE_PENDING)
@@ -105,6 +106,7 @@ _VENDOR = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 # A Kubernetes extended resource: an optional DNS-subdomain prefix, then a name as in a label key.
 _RESOURCE = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
                        r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _CPU_FIELDS = ("cpu_milli_allocatable", "cpu_milli_free", "node_cpu_milli_free_max")
 _MEMORY_FIELDS = ("memory_bytes_allocatable", "memory_bytes_free", "node_memory_bytes_free_max")
 
@@ -150,9 +152,14 @@ def _pool_problem(pool: agent_pb2.AcceleratorPool, where: str) -> str | None:
         return (f"{where}.vendor: must be a catalog vendor name of at most 63 letters, digits, '.', '_' or '-' "
                 f"(such as nvidia), got {pool.vendor[:80]!r}")
     name = pool.resource_name
-    prefix = name.rpartition("/")[0]
-    if name and (len(prefix) > 253 or not _RESOURCE.fullmatch(name)):
+    dra_class = name.removesuffix(DRA_SUFFIX) if name.endswith(DRA_SUFFIX) else None
+    if dra_class is not None:  # a DRA pool: its DeviceClass, which is a DNS subdomain
+        if len(dra_class) > 253 or not _SUBDOMAIN.fullmatch(dra_class):
+            return (f"{where}.resource_name: a DRA pool names its DeviceClass, a DNS subdomain such as "
+                    f"gpu.nvidia.com, before '{DRA_SUFFIX}'; got {name[:80]!r}")
+    elif name and (len(name.rpartition("/")[0]) > 253 or not _RESOURCE.fullmatch(name)):
         return (f"{where}.resource_name: must be a Kubernetes extended resource name (such as nvidia.com/gpu), "
+                f"or a DRA DeviceClass followed by '{DRA_SUFFIX}' (such as 'gpu.nvidia.com{DRA_SUFFIX}'), "
                 f"got {name[:80]!r}")
     if pool.sharing != "MIG" and pool.unit_milli != 0:
         return f"{where}.unit_milli: must be 0 unless sharing is MIG, got {pool.unit_milli}"

@@ -13,7 +13,7 @@ from typing import Any
 
 from federator.backends.kube.devices import DeviceGroup, Sharing
 from federator.model import AcceleratorPool
-from federator.model.cluster import one_node_room, room_classes
+from federator.model.cluster import DRA_SUFFIX, one_node_room, room_classes
 
 _HISTOGRAM_MIN = 9  # 0..8 free devices, as in the simulated backend
 
@@ -76,7 +76,7 @@ def _extra(vendor: str, g: DeviceGroup) -> dict[str, Any]:
     """The pool fields beyond the histogram, where the model has them."""
     fields = set(getattr(AcceleratorPool, "__dataclass_fields__", {}))
     extra: dict[str, Any] = {"vendor": vendor, "memory_mib": g.memory_mib,
-                             "resource_name": g.resource or f"{g.dra_class} (DRA)", "family": g.family}
+                             "resource_name": g.resource or g.dra_class + DRA_SUFFIX, "family": g.family}
     return {k: v for k, v in extra.items() if k in fields}
 
 
