@@ -75,6 +75,7 @@ def test_preemption_cancels_the_victim_and_requeues_it(tmp_path: Path) -> None:
     assert isinstance(orders[0], CancelOrder) and orders[0].placement_id == vpid  # room first
     assert isinstance(orders[1], LaunchOrder) and orders[1].placement.job_id == urgent.job_id
     assert fed.metrics.registry.get_sample_value("federator_preemptions_total", {"queue": "default"}) == 1.0
+    fed.store.close()  # one federator per file (store/lock.py): the next one opens it after this one
     reloaded = {j.job_id: j for j in SqliteJobStore(tmp_path / "db").load()}
     assert reloaded[victim.job_id].phase is JobPhase.PENDING  # durable, not lost
 

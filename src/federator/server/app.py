@@ -36,7 +36,7 @@ from federator.server.services import AgentService, ClusterService, JobService, 
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.terms import StreamTerms, check_terms, default_order_max_age
 from federator.server.usage_service import UsageService
-from federator.store import SqliteJobStore
+from federator.store import SqliteJobStore, StoreError
 from federator.store.members import SqliteMemberStore
 
 if TYPE_CHECKING:
@@ -185,6 +185,8 @@ async def serve(opts: ServeOptions) -> None:
     kube = await _prepare_kube_mode(opts.kube) if opts.kube else None  # a standby waits here for the Lease
     try:
         store = kube.store if kube else SqliteJobStore(opts.db)
+    except StoreError as exc:  # in use by another federator, or not a store this version reads: its own line
+        raise SystemExit(str(exc)) from exc
     except (OSError, sqlite3.Error) as exc:
         raise SystemExit(f"--db: cannot open the job store {opts.db}: {exc}") from exc
     try:  # Kubernetes mode too: mount a volume at --db to keep usage across restarts
@@ -198,11 +200,14 @@ async def serve(opts: ServeOptions) -> None:
     clusters: dict[str, ClusterRecord] = {}
     meter = UsageMeter(usage, metrics=metrics, clock=time.time,
                        provider_of=lambda name: provider_of(clusters.get(name)))
-    fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics,
-                    report_interval=opts.report_interval,
-                    lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
-                    cycle_interval=opts.cycle_interval, limits=opts.limits, settle_seconds=opts.settle_seconds,
-                    members=members)
+    try:  # loads every job: a row that is not one stops the start, named (store/sqlite.py)
+        fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics,
+                        report_interval=opts.report_interval,
+                        lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
+                        cycle_interval=opts.cycle_interval, limits=opts.limits, settle_seconds=opts.settle_seconds,
+                        members=members)
+    except StoreError as exc:
+        raise SystemExit(str(exc)) from exc
     clusters = fed.clusters
     attach(fed, meter)
     metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy)

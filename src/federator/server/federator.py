@@ -37,6 +37,7 @@ from federator.model import (
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits, TokenBucket
+from federator.server.cancelling import cancelled
 from federator.server.clusters import (
     FAILOVER_ANNOTATION,
     OUTBOX_LIMIT,
@@ -143,15 +144,17 @@ class Federator:
         return sorted(jobs, key=lambda j: (j.submitted_at, j.job_id))
 
     def cancel(self, key: str) -> Job:
+        """Durable first (server/cancelling.py): StoreUnavailable leaves the job as it was and tells no agent."""
         job = self.get(key)
         if job.phase.is_terminal:
             return job
+        done = cancelled(job, self.clock())
+        self.journal.write([done])
         for p in job.placements:
             if not p.phase.is_terminal:
                 self.send(p.cluster, CancelOrder(p.placement_id, "job cancelled"))
                 p.phase = JobPhase.CANCELLED
-        self._finish(job, JobPhase.CANCELLED, "cancelled by user")
-        self.journal.write([job])
+        self._finish(job, JobPhase.CANCELLED, done.message, at=done.finished_at)
         self.notify([job])
         self.wake()
         return job
@@ -474,13 +477,13 @@ class Federator:
                 p in (JobPhase.RUNNING, JobPhase.SUCCEEDED) for p in phases) else JobPhase.PLACED
             job.message = job_message(job, self.clusters, lost_after=self.lost_after_seconds)
 
-    def _finish(self, job: Job, phase: JobPhase, message: str) -> None:
+    def _finish(self, job: Job, phase: JobPhase, message: str, *, at: float | None = None) -> None:
         forget_acks(self.clusters, job.placements)
         self.cycles.released(job, job.placements)
         self.cycles.gone(job)
         job.phase = phase
         job.message = message
-        job.finished_at = self.clock()
+        job.finished_at = self.clock() if at is None else at
         job.pending_reason = None
         self.refusals.forget(job.job_id)
         self.metrics.jobs_finished.labels(job.spec.queue, phase.value).inc()

@@ -37,6 +37,7 @@ from federator.security.limits import RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.fleet_models import FleetModels
 from federator.server.settle import unreported
+from federator.store.errors import StoreError
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -170,9 +171,10 @@ class Intake:
         self._accepted(job)
 
     def _written(self, write: asyncio.Future[None]) -> None:
-        """A shielded write's end: a failure is logged, since the caller it was raised to may have gone."""
+        """A shielded write's end: a failure is logged, since the caller it was raised to may have gone; a store
+        that refused it (a full disk) was logged by the group commit, once per batch, and is not again."""
         self._writes.discard(write)
-        if not write.cancelled() and write.exception() is not None:
+        if not write.cancelled() and write.exception() is not None and not isinstance(write.exception(), StoreError):
             log.warning("a submitted job's write failed: %s", write.exception())
 
     def _admit(self, spec: JobSpec, request_id: str) -> tuple[Job, bool]:

@@ -15,6 +15,15 @@ busy). Here a cycle has three steps:
    changed jobs are written in one group commit, and only then are launch
    orders sent (for placements still current after the write).
 
+A cycle whose write fails (the disk is full: StoreUnavailable) keeps its
+placements in memory, where they hold their clusters' room, and sends none of
+its orders: no agent hears of a placement that is not durable. Its write is
+tried again at each later turn of the loop, backing off up to
+`RETRY_MAX_SECONDS`, and no new cycle is planned meanwhile; once the disk takes
+the write the orders go out (those still current). A crash meanwhile loses
+nothing that was promised: the store still holds the jobs Pending, and no
+cluster was told to run them.
+
 At most one cycle runs at a time; whatever arrives meanwhile (submissions,
 reports) sets the wake flag and is taken by the next cycle: arrivals coalesce.
 
@@ -38,7 +47,7 @@ import logging
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -61,6 +70,7 @@ from federator.scheduler import Allocation, Arrival, CycleResult, PlacementReque
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
+from federator.store.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -70,6 +80,8 @@ log = logging.getLogger("federator.server")
 # wants it back, many times per request; 0.5 ms keeps a stream's turn short at a small cost to the cycle.
 SWITCH_INTERVAL_SECONDS = 0.0005
 COMMIT_SLICE = 2_000  # jobs committed between two turns of the event loop
+RETRY_FIRST_SECONDS = 0.25  # an unwritten cycle's first retry; doubled after each failure...
+RETRY_MAX_SECONDS = 5.0  # ...up to this: orders go out at most this long after the disk takes writes again
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +95,17 @@ class CyclePlan:
     scheduler: Scheduler
     generations: Mapping[JobId, int]  # each candidate's and each running job's generation, as planned
     recent: tuple[Arrival, ...] = ()  # the jobs that ended lately, by kind: the demand's memory (DemandMemory)
+
+
+@dataclass(slots=True)
+class Unwritten:
+    """A cycle applied in memory whose write failed: its jobs, and the orders that wait until they are stored."""
+
+    changed: list[Job]
+    orders: list[tuple[str, Order]]
+    result: CycleResult
+    failures: int = 1
+    retry_at: float = 0.0
 
 
 def compute(plan: CyclePlan) -> CycleResult:
@@ -107,6 +130,7 @@ class Cycles:
         # may fit a cluster by preempting them, which the cluster's reported room does not show (`reported`).
         self._preemptible: dict[str, set[str]] = defaultdict(set)
         self.cycles = 0
+        self.unwritten: Unwritten | None = None  # a cycle waiting for the disk (module docstring)
         # The jobs that ended lately (scheduler/demand.py: the demand's memory of what arrives), rebuilt from
         # the store's ended jobs on a restart, so a new leader does not steer by a handful of pending jobs.
         self.memory = DemandMemory()
@@ -374,18 +398,25 @@ class Cycles:
     # -- running them -------------------------------------------------------------------------
 
     def run_once(self) -> CycleResult:
-        """One cycle on the caller's thread (tests, the simulator): plan, compute, commit, write, send."""
+        """One cycle on the caller's thread (tests, the simulator): plan, compute, commit, write, send.
+
+        StoreUnavailable if its write (or an earlier cycle's, tried first) failed: its orders wait."""
+        if self.unwritten is not None:
+            self._retried(self._write_now)
         started = time.perf_counter()
         plan = self.plan()
         result = compute(plan)
         changed, orders = self.commit(plan, result)
         changed += self.commit_pending(plan, list(result.pending.items()))
-        self.fed.journal.write(changed)  # durable before any agent hears of it
+        self._wrote(changed, orders, result, self._write_now)  # durable before any agent hears of it
         self._finish(changed, orders, result, started)
         return result
 
-    async def run_once_async(self) -> CycleResult:
-        """One cycle with its computation on the worker thread; the loop serves streams meanwhile."""
+    async def run_once_async(self) -> CycleResult | None:
+        """One cycle with its computation on the worker thread; the loop serves streams meanwhile. None if no
+        cycle ran: an earlier cycle's write still fails, or this one's did (its orders wait; module docstring)."""
+        if self.unwritten is not None and not await self._retry_async():
+            return None
         started = time.perf_counter()
         plan = self.plan()
         if self._executor is None:
@@ -394,7 +425,11 @@ class Cycles:
                 sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         result = await asyncio.get_running_loop().run_in_executor(self._executor, compute, plan)
         changed, orders = self.commit(plan, result)
-        await self.fed.journal.commit(changed)  # durable before any agent hears of it
+        try:
+            await self.fed.journal.commit(changed)  # durable before any agent hears of it
+        except StoreUnavailable as exc:
+            self._stash(changed, orders, result, exc)
+            return None
         self._finish(changed, orders, result, started)
         # Pending reasons last, in slices: after a cycle over 100,000 jobs they are most of the work, no
         # order waits for them, and the loop serves streams between slices. Their writes are lazy: not
@@ -408,16 +443,79 @@ class Cycles:
             await asyncio.sleep(0)
         return result
 
+    # -- a cycle whose write failed ---------------------------------------------------------
+
+    def _write_now(self, jobs: list[Job]) -> None:
+        self.fed.journal.write(jobs)
+
+    def _wrote(self, changed: list[Job], orders: list[tuple[str, Order]], result: CycleResult,
+               write: Callable[[list[Job]], None]) -> None:
+        try:
+            write(changed)
+        except StoreUnavailable as exc:
+            self._stash(changed, orders, result, exc)
+            raise
+
+    def _stash(self, changed: list[Job], orders: list[tuple[str, Order]], result: CycleResult,
+               exc: StoreUnavailable) -> None:
+        """Keep a cycle whose write failed; its jobs stay as committed in memory (holding their room)."""
+        self.unwritten = Unwritten(changed, orders, result, retry_at=time.monotonic() + RETRY_FIRST_SECONDS)
+        self.cycles -= 1  # not a cycle until it is stored
+        log.warning("scheduling cycle not stored: %s; its %d orders wait, and it is retried until the store "
+                    "takes it", exc, len(orders))
+
+    def _retried(self, write: Callable[[list[Job]], None]) -> None:
+        """Write the waiting cycle's jobs (their current state) and send its orders; StoreUnavailable again if
+        the store still refuses."""
+        try:
+            write(self._waiting().changed)
+        except StoreUnavailable:
+            self._still_refused()
+            raise
+        self._stored()
+
+    async def _retry_async(self) -> bool:
+        """Whether the waiting cycle is stored now (its orders sent); not tried before its backoff is over."""
+        if time.monotonic() < self._waiting().retry_at:
+            return False
+        try:
+            await self.fed.journal.commit(self._waiting().changed)
+        except StoreUnavailable:
+            self._still_refused()
+            return False
+        self._stored()
+        return True
+
+    def _waiting(self) -> Unwritten:
+        assert self.unwritten is not None
+        return self.unwritten
+
+    def _still_refused(self) -> None:
+        u = self._waiting()
+        u.failures += 1
+        u.retry_at = time.monotonic() + min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** u.failures)
+
+    def _stored(self) -> None:
+        u = self._waiting()
+        self.unwritten = None
+        self.cycles += 1
+        log.info("scheduling cycle stored after %d failed writes: sending its %d orders", u.failures, len(u.orders))
+        self._send(u.changed, u.orders)
+
     def _finish(self, changed: list[Job], orders: list[tuple[str, Order]], result: CycleResult,
                 started: float) -> None:
         fed = self.fed
-        for cluster, order in orders:
-            if isinstance(order, LaunchOrder) and not self._current(order.placement):
-                continue  # cancelled while its write was on its way to disk
-            fed.send(cluster, order)
-        fed.notify(changed)
+        self._send(changed, orders)
         fed.last_cycle = result
         fed.metrics.observe_cycle(time.perf_counter() - started, result.phase_seconds)
+
+    def _send(self, changed: list[Job], orders: list[tuple[str, Order]]) -> None:
+        """A stored cycle's orders, and its news to watchers."""
+        for cluster, order in orders:
+            if isinstance(order, LaunchOrder) and not self._current(order.placement):
+                continue  # cancelled (or re-queued) while its write was on its way to disk
+            self.fed.send(cluster, order)
+        self.fed.notify(changed)
 
     def _current(self, placement: Placement) -> bool:
         job = self.fed.jobs.get(placement.job_id)

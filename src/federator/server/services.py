@@ -39,6 +39,7 @@ from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.terms import StreamTerms, default_order_max_age
 from federator.server.validation import Refusal, check_hello_fields, check_plausible, check_report_fields
+from federator.store.errors import StoreUnavailable
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
@@ -446,6 +447,8 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             code = grpc.StatusCode.ALREADY_EXISTS if isinstance(exc, AlreadyExists) else \
                 grpc.StatusCode.FAILED_PRECONDITION
             message, told = str(exc), exc.told(lambda other: bool(self.authz.visible(who, [other])))
+        except StoreUnavailable as exc:  # retryable: with the same request id a retry cannot make two jobs
+            code, message = grpc.StatusCode.UNAVAILABLE, f"{exc}; the job was not accepted"
         except (SubmitError, convert.WireError) as exc:
             if isinstance(exc, convert.WireError):
                 self.rejected(RejectReason.MALFORMED)
@@ -519,7 +522,14 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                               message=denied.message)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
         decision = self.authz.job(who, job, manage=True)
-        job = self.fed.cancel(job.job_id)
+        try:
+            job = self.fed.cancel(job.job_id)
+        except StoreUnavailable as exc:  # nothing changed: the job runs on as before, and a retry may succeed
+            message = f"{exc}; the job was not cancelled"
+            self.audit.record("cancel", identity=who, obj=_job_object(job), result="failed",
+                              code=grpc.StatusCode.UNAVAILABLE.name, message=message)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, message)
+            raise AssertionError("unreachable") from exc
         self.audit.record("cancel", identity=who, obj=_job_object(job), result="accepted",
                           rule=decision.rule.value if isinstance(decision, Allowed) else "")
         return convert.job_to_pb(job)

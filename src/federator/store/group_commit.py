@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
 from federator.model import Job, JobId, Placement
+from federator.store.errors import StoreError
 from federator.store.sqlite import JobStore
 
 log = logging.getLogger("federator.store")
@@ -104,6 +105,7 @@ class GroupCommit:
         self._queue: deque[_Write] = deque()
         self._lazy: dict[JobId, Job] = {}  # see enqueue_lazy
         self._busy = False  # a thread (the writer, or a synchronous caller) is inside store.put
+        self._lazy_failing = False  # the last lazy write failed: its failures are not logged again until one works
         self.batches = 0  # transactions committed: the number of fsyncs, for benchmarks and tests
         self.jobs_written = 0
 
@@ -212,8 +214,12 @@ class GroupCommit:
             if lazy:
                 try:
                     self._put(lazy)
-                except Exception:
-                    log.exception("writing %d pending reasons to the store failed", len(lazy))
+                except Exception as exc:  # a reason is recomputed by the next cycle: dropped, said once per outage
+                    if not self._lazy_failing:
+                        _log_failed(f"writing {len(lazy)} pending reasons to the store failed (not retried)", exc)
+                    self._lazy_failing = True
+                else:
+                    self._lazy_failing = False
                 continue
             with self._cv:
                 batch: list[_Write] = []
@@ -231,7 +237,7 @@ class GroupCommit:
             try:
                 self._put(list(latest.values()))
             except Exception as exc:  # the writers hear of it; the thread goes on with the next batch
-                log.exception("writing %d jobs to the store failed", len(latest))
+                _log_failed(f"writing {len(latest)} jobs to the store failed", exc)
                 error = exc
             for w in batch:
                 w.finish(error)
@@ -242,6 +248,14 @@ class GroupCommit:
         self.store.put(jobs)
         self.batches += 1
         self.jobs_written += len(jobs)
+
+
+def _log_failed(what: str, exc: Exception) -> None:
+    """A store that refuses a write (a full disk): one line per failed batch; anything else is a bug: a traceback."""
+    if isinstance(exc, StoreError):
+        log.warning("%s: %s", what, exc)
+    else:
+        log.error("%s", what, exc_info=exc)
 
 
 __all__ = ["MAX_BATCH_JOBS", "GroupCommit", "freeze"]

@@ -55,7 +55,7 @@ class SqliteMemberStore:
     def put(self, members: Iterable[Member]) -> None:
         rows = [(m.name, m.region, json.dumps(dict(m.labels), sort_keys=True), int(m.lost)) for m in members]
         with self._lock:
-            write_all(self._db, "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)", rows)
+            write_all(self._db, "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)", rows, what="member store")
 
     def load(self) -> list[Member]:
         with self._lock:

@@ -3,6 +3,14 @@
 A job accepted by Submit is committed here before the reply goes out, so a
 federator killed at any moment restarts with every accepted job and every
 placement it had handed out (the fencing generations included).
+
+One federator owns a file at a time (`lock.py`). What cannot be loaded stops
+the start with one line naming the file and what is wrong (`StoreUnreadable`):
+a schema version newer than this code, a `jobs` table of another layout, a
+row whose document is not a job. A single bad row stops it too, by choice:
+starting without that job would silently drop one that was accepted (and its
+placements would run on, unfenced); the line names the row so an operator can
+restore it or delete it knowingly (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ from typing import Protocol
 from federator.model import Job
 from federator.paths import make_parent
 from federator.store.codec import job_from_dict, job_to_dict
+from federator.store.errors import StoreUnavailable, StoreUnreadable
+from federator.store.lock import StoreLock
 
 SCHEMA_VERSION = 1
+_COLUMNS = ("job_id", "phase", "doc")
 
 
 def open_sqlite(path: Path, *, synchronous: str) -> sqlite3.Connection:
@@ -33,17 +44,26 @@ def open_sqlite(path: Path, *, synchronous: str) -> sqlite3.Connection:
     return db
 
 
-def write_all(db: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
-    """`sql` for every row in one transaction, all or none (the caller holds the connection's lock)."""
+def write_all(db: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]], *,
+              what: str = "job store") -> None:
+    """`sql` for every row in one transaction, all or none (the caller holds the connection's lock).
+
+    A failed write is StoreUnavailable naming SQLite's cause ("database or disk is full"). The rollback
+    is only tried while a transaction is open: on SQLITE_FULL or an I/O error SQLite has already rolled
+    it back, and a ROLLBACK then fails with "no transaction is active", which hid the real cause."""
     if not rows:
         return
-    db.execute("BEGIN IMMEDIATE")
     try:
-        db.executemany(sql, rows)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(sql, rows)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    except sqlite3.DatabaseError as exc:  # OperationalError (full, I/O, locked) and its kin: nothing was written
+        raise StoreUnavailable(f"{what}: {exc}") from None
 
 
 class JobStore(Protocol):
@@ -56,26 +76,76 @@ class JobStore(Protocol):
 
 
 class SqliteJobStore:
+    """The job store in a SQLite file; ':memory:' (tests) is private to its process and takes no lock."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._db = open_sqlite(path, synchronous="FULL")  # an accepted job is on disk before the reply
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, phase TEXT NOT NULL, doc TEXT NOT NULL)"
-        )
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._owner = None if str(path) == ":memory:" else StoreLock(path)
+        if self._owner is not None:
+            make_parent(path)
+            self._owner.acquire()  # before anything is read or written: a second federator stops here
+        try:
+            self._db = open_sqlite(path, synchronous="FULL")  # an accepted job is on disk before the reply
+            try:
+                self._open_schema()
+            except BaseException:
+                self._db.close()
+                raise
+        except BaseException:
+            if self._owner is not None:
+                self._owner.release()
+            raise
+
+    def _open_schema(self) -> None:
+        """Create the tables of a new file; refuse a file this version cannot read (StoreUnreadable)."""
+        db = self._db
+        db.execute("CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, phase TEXT NOT NULL, doc TEXT NOT NULL)")
+        columns = {name for _, name, *_ in db.execute("PRAGMA table_info(jobs)")}
+        missing = [c for c in _COLUMNS if c not in columns]
+        if missing:
+            raise StoreUnreadable(f"job store {self.path}: its jobs table has no column {', '.join(missing)} "
+                                  f"(it has {', '.join(sorted(columns))}): not a federator job store of a "
+                                  "version this one reads")
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        (found,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(found) if str(found).strip().isdigit() else None
+        if version is None or version > SCHEMA_VERSION:
+            raise StoreUnreadable(f"job store {self.path}: schema version {str(found)[:40]!r} found, this federator "
+                                  f"reads versions up to {SCHEMA_VERSION}: use the federator that wrote it")
 
     def put(self, jobs: Iterable[Job]) -> None:
+        """StoreUnavailable if the write failed; then none of these jobs' new state is stored."""
         rows = [(j.job_id, j.phase.value, json.dumps(job_to_dict(j), separators=(",", ":"))) for j in jobs]
         with self._lock:
             write_all(self._db, "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?)", rows)
 
     def load(self) -> list[Job]:
+        """Every job; StoreUnreadable naming the first row that is not one (see the module docstring)."""
         with self._lock:
-            rows = self._db.execute("SELECT doc FROM jobs ORDER BY rowid").fetchall()
-        return [job_from_dict(json.loads(doc)) for (doc,) in rows]
+            rows = self._db.execute("SELECT rowid, job_id, doc FROM jobs ORDER BY rowid").fetchall()
+        jobs = []
+        for rowid, job_id, doc in rows:
+            try:
+                jobs.append(job_from_dict(json.loads(doc)))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise StoreUnreadable(
+                    f"job store {self.path}: row {rowid} (job {str(job_id)[:80]!r}) cannot be read: {_why(exc)}; "
+                    "restore the file from a backup, or delete that row knowingly (docs/reliability.md)") from None
+        return jobs
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._owner is not None:
+                self._owner.release()
+
+
+def _why(exc: Exception) -> str:
+    """A decoder's complaint in a few words: a KeyError's message is only the key."""
+    if isinstance(exc, KeyError):
+        return f"its document has no {exc.args[0]!r}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"its document is not JSON ({exc.msg} at character {exc.pos})"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"

@@ -1,0 +1,176 @@
+"""The federator while its disk is full: nothing it says (to a client, to an agent) runs ahead of the disk.
+
+- Submit: UNAVAILABLE naming the cause, one log line per failed write, nothing accepted before lost.
+- Cancel: durable before the job changes or an agent hears of it; refused, the job is as it was.
+- A cycle: no Launch for a placement that is not stored; once the disk takes writes the orders go out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import grpc
+import pytest
+from full_disk import FullDisk
+from server_support import capacity, spec
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.model import JobPhase
+from federator.security.auth import Authenticator
+from federator.server import scheduling
+from federator.server.federator import ClusterRecord, Federator
+from federator.server.orders import CancelOrder, LaunchOrder, Order
+from federator.server.services import JobService
+from federator.store import SqliteJobStore, StoreUnavailable
+
+
+def _drain(rec: ClusterRecord) -> list[Order]:
+    out = []
+    while not rec.outbox.empty():
+        out.append(rec.outbox.get_nowait())
+    return out
+
+
+def _fed(db: Path) -> tuple[Federator, FullDisk]:
+    store = SqliteJobStore(db)
+    return Federator(store=store), FullDisk(store)
+
+
+def _join(fed: Federator, *placement_ids: str, free: int = 8) -> ClusterRecord:
+    rec = fed.connect(cluster="c", region="r", labels={})
+    fed.report(rec, capacity(*placement_ids, free=free))
+    return rec
+
+
+def _on_disk(fed: Federator, db: Path) -> dict[str, JobPhase]:
+    fed.store.close()
+    store = SqliteJobStore(db)
+    try:
+        return {j.spec.name: j.phase for j in store.load()}
+    finally:
+        store.close()
+
+
+def test_submit_on_a_full_disk_is_unavailable_naming_the_cause_in_one_log_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = tmp_path / "f.db"
+    fed, disk = _fed(db)
+    fed.submit(spec("before"))
+
+    async def scenario() -> grpc.RpcError:
+        server = grpc.aio.server()
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                disk.full = True
+                with pytest.raises(grpc.RpcError) as got:
+                    await jobs_pb2_grpc.JobServiceStub(ch).Submit(
+                        jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("during")), request_id="r-1"))
+                disk.full = False
+                again = await jobs_pb2_grpc.JobServiceStub(ch).Submit(  # the retry a client makes, accepted
+                    jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("during")), request_id="r-1"))
+                assert not again.replayed
+                return got.value
+        finally:
+            await server.stop(0)
+
+    with caplog.at_level(logging.WARNING):
+        refused = asyncio.run(scenario())
+    assert refused.code() is grpc.StatusCode.UNAVAILABLE
+    assert refused.details() == "job store: database or disk is full; the job was not accepted"
+    failures = [r for r in caplog.records if "store" in r.getMessage()]
+    assert [r.getMessage() for r in failures] == ["writing 1 jobs to the store failed: job store: database or disk "
+                                                  "is full"]
+    assert failures[0].exc_info is None  # one line, not a chain of tracebacks
+    assert _on_disk(fed, db) == {"before": JobPhase.PENDING, "during": JobPhase.PENDING}
+
+
+def test_cancel_on_a_full_disk_changes_nothing_and_tells_no_agent(tmp_path: Path) -> None:
+    db = tmp_path / "f.db"
+    fed, disk = _fed(db)
+    job = fed.submit(spec("a"))
+    rec = _join(fed)
+    fed.schedule_once()
+    pid = job.placements[0].placement_id
+    fed.job_update(rec, pid, JobPhase.RUNNING, "running")
+    _drain(rec)
+    disk.full = True
+    with pytest.raises(StoreUnavailable, match="^job store: database or disk is full$"):
+        fed.cancel(job.job_id)
+    assert job.phase is JobPhase.RUNNING and job.placements[0].phase is JobPhase.RUNNING  # `get` says what is true
+    assert _drain(rec) == []  # no agent stopped it
+    disk.full = False
+    assert fed.cancel(job.job_id).phase is JobPhase.CANCELLED  # the client's retry, once the disk has room
+    assert [type(o) for o in _drain(rec)] == [CancelOrder]
+    assert _on_disk(fed, db) == {"a": JobPhase.CANCELLED}
+
+
+def test_cancel_on_a_full_disk_is_unavailable_to_the_client(tmp_path: Path) -> None:
+    fed, disk = _fed(tmp_path / "f.db")
+    job = fed.submit(spec("a"))
+
+    async def scenario() -> grpc.RpcError:
+        server = grpc.aio.server()
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                disk.full = True
+                with pytest.raises(grpc.RpcError) as got:
+                    await jobs_pb2_grpc.JobServiceStub(ch).Cancel(jobs_pb2.CancelJobRequest(job_id=job.job_id))
+                return got.value
+        finally:
+            await server.stop(0)
+
+    refused = asyncio.run(scenario())
+    assert refused.code() is grpc.StatusCode.UNAVAILABLE
+    assert refused.details() == "job store: database or disk is full; the job was not cancelled"
+    assert job.phase is JobPhase.PENDING
+    fed.store.close()
+
+
+def test_a_cycle_on_a_full_disk_sends_no_launch_until_stored_then_sends_each_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scheduling, "RETRY_FIRST_SECONDS", 0.0)  # no test waits for the backoff
+    db = tmp_path / "f.db"
+    fed, disk = _fed(db)
+    jobs = [fed.submit(spec(f"j{i}")) for i in range(5)]  # room for four: 4 nodes of 8 accelerators free
+    rec = _join(fed)
+
+    async def scenario() -> None:
+        disk.full = True
+        assert await fed.cycles.run_once_async() is None
+        placed = [j for j in jobs if j.phase is JobPhase.PLACED]
+        assert len(placed) == 4  # in memory, holding the room: the fifth must not be booked onto it
+        assert _drain(rec) == []  # but no agent hears of a placement that is not stored
+        assert await fed.cycles.run_once_async() is None  # still full: no new cycle, no order
+        assert _drain(rec) == [] and disk.refused == 2
+        disk.full = False
+        assert await fed.cycles.run_once_async() is not None  # stored: its orders go out, then a cycle runs
+        launches = sorted(o.placement.placement_id for o in _drain(rec) if isinstance(o, LaunchOrder))
+        assert launches == sorted(j.placements[0].placement_id for j in placed)
+        await fed.cycles.run_once_async()
+        assert [o for o in _drain(rec) if isinstance(o, LaunchOrder)] == []  # never sent twice
+        assert [j.phase for j in jobs].count(JobPhase.PLACED) == 4  # nothing double-booked
+
+    asyncio.run(scenario())
+    on_disk = _on_disk(fed, db)
+    assert sorted(on_disk.values()) == [JobPhase.PENDING] + [JobPhase.PLACED] * 4
+
+
+def test_a_crash_while_a_cycle_waits_for_the_disk_loses_no_job_and_launched_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "f.db"
+    fed, disk = _fed(db)
+    fed.submit(spec("a"))
+    rec = _join(fed)
+    disk.full = True
+    with pytest.raises(StoreUnavailable):
+        fed.schedule_once()
+    assert _drain(rec) == []
+    assert _on_disk(fed, db) == {"a": JobPhase.PENDING}  # the "crash": the file is all a restart has
