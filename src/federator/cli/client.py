@@ -240,7 +240,7 @@ def transient(exc: BaseException) -> bool:
 
 
 def submit_specs(target: Target, specs: list[JobSpec], *, attempts: int = SUBMIT_ATTEMPTS,
-                 max_backoff: float = 4.0, run_again: bool = False, patience: float = SUBMIT_PATIENCE) -> list[Job]:
+                 max_backoff: float = 4.0, run_again: bool = False, patience: float | None = None) -> list[Job]:
     """Submit each spec, retrying transient failures with the spec's request id; the jobs, in order.
 
     A retry of a submission the federator did store returns that job (same
@@ -260,14 +260,21 @@ class Submitted:
     warnings: tuple[str, ...] = ()
 
 
-class NoAnswer(Exception):
-    """The federator did not answer a Submit, retries included, within the submit's patience."""
+class NoAnswer(grpc.RpcError):
+    """The federator did not answer a Submit, retries included: an RpcError of the last try's code and details,
+    whose str() says for how long and how many tries."""
 
     def __init__(self, server: str, seconds: float, tries: int, last: grpc.RpcError) -> None:
         detail = last.details() if hasattr(last, "details") else str(last)
         super().__init__(f"no answer from {server} in {seconds:.0f} s ({tries} tries; last: {detail})")
         self.server = server
         self.last = last
+
+    def code(self) -> grpc.StatusCode:
+        return self.last.code()  # type: ignore[attr-defined,no-any-return]
+
+    def details(self) -> str:
+        return self.last.details()  # type: ignore[attr-defined,no-any-return]
 
 
 def submit_requests(specs: list[JobSpec], *, run_again: bool = False) -> list[jobs_pb2.SubmitRequest]:
@@ -287,9 +294,11 @@ def oversized(request: jobs_pb2.SubmitRequest) -> str:
 
 
 def iter_submit(target: Target, requests: Iterable[jobs_pb2.SubmitRequest], *, attempts: int = SUBMIT_ATTEMPTS,
-                max_backoff: float = 4.0, patience: float = SUBMIT_PATIENCE) -> Iterator[Submitted]:
+                max_backoff: float = 4.0, patience: float | None = None) -> Iterator[Submitted]:
     """Send each Submit in turn, yielding its answer as it comes: a refusal (grpc.RpcError) or a federator
-    that does not answer within `patience` seconds, retries included (NoAnswer), ends the iteration there."""
+    that does not answer in `attempts` tries or, if given, `patience` seconds (NoAnswer) ends it there. The
+    CLI gives SUBMIT_PATIENCE (--timeout); a caller without it waits as long as its attempts take."""
+    limit = float("inf") if patience is None else patience
     opts = options(target)
     channel = opts.channel()
     try:
@@ -298,13 +307,13 @@ def iter_submit(target: Target, requests: Iterable[jobs_pb2.SubmitRequest], *, a
             tries = 0
             last: grpc.RpcError | None = None
             try:
-                for attempt in Retrying(stop=stop_after_attempt(attempts) | stop_after_delay(patience),
+                for attempt in Retrying(stop=stop_after_attempt(attempts) | stop_after_delay(limit),
                                         retry=retry_if_exception(transient),
                                         wait=wait_exponential_jitter(multiplier=0.2, max=max_backoff, jitter=0.2),
                                         reraise=True):
                     with attempt:
                         tries += 1
-                        left = patience - (time.monotonic() - start)
+                        left = limit - (time.monotonic() - start)
                         try:
                             reply = jobs_pb2_grpc.JobServiceStub(channel).Submit(
                                 request, timeout=max(0.1, min(CALL_TIMEOUT, left)))
@@ -327,7 +336,7 @@ def iter_submit(target: Target, requests: Iterable[jobs_pb2.SubmitRequest], *, a
 
 def submit_replies(target: Target, specs: list[JobSpec], *, attempts: int = SUBMIT_ATTEMPTS,
                    max_backoff: float = 4.0, run_again: bool = False,
-                   patience: float = SUBMIT_PATIENCE) -> list[Submitted]:
+                   patience: float | None = None) -> list[Submitted]:
     """As `submit_specs`, each job with the rest of its answer (`Submitted`)."""
     return list(iter_submit(target, submit_requests(specs, run_again=run_again), attempts=attempts,
                             max_backoff=max_backoff, patience=patience))
@@ -390,7 +399,7 @@ def _submit(args: argparse.Namespace) -> int:
             else:
                 print(f"job {job.job_id} submitted ({what})", flush=True)
             done += 1
-    except (grpc.RpcError, TlsError, NoAnswer) as err:
+    except (grpc.RpcError, TlsError) as err:
         if isinstance(err, TlsError):
             return _fail(err, args)
         where = sources[done][1] if done < len(sources) else ""
