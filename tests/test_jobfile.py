@@ -366,3 +366,55 @@ def test_a_bad_accelerator_count_is_quoted_once_as_written(count: object, shown:
     message = str(err.value)
     assert message.startswith("spec.resources.nvidia.com/gpu: ")
     assert message.endswith((f"not {shown}", f"got {shown}")), message
+
+
+BILLION_LAUGHS = "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['lol'] * 9)}]\n"
+    for p, n in zip(["", *"abcdefgh"], "abcdefghi", strict=True))
+
+
+def test_an_alias_bomb_is_refused_in_well_under_a_second() -> None:
+    import time
+    start = time.monotonic()
+    with pytest.raises(JobFileError, match=r"document: comes to more than 100000 values, counting each alias"):
+        parse_job_documents(BILLION_LAUGHS, source="bomb.yaml")
+    assert time.monotonic() - start < 0.5
+
+
+def test_a_recursive_alias_is_refused() -> None:
+    with pytest.raises(JobFileError, match=r"alias \(line 1\) refers to a node that contains it"):
+        parse_job_documents("x: &a [*a]\n")
+
+
+def test_an_alias_that_shares_a_block_is_still_a_job() -> None:
+    text = ("apiVersion: federator.io/v1alpha1\nkind: FederatedJob\n"
+            "metadata: {name: a, labels: &team {team: ml}, annotations: *team}\n"
+            "spec: {kind: training, replicas: 2, resources: {cpu: '1'}}\n")
+    (spec,) = parse_job_documents(text)
+    assert spec.labels == spec.annotations == (("team", "ml"),)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("a: 1\nb: 2\na: 3\n", "document: key 'a' is given twice in one mapping (lines 1 and 3)"),
+    ("spec: {replicas: 1, replicas: 3}\n", "key 'replicas' is given twice in one mapping (line 1)"),
+])
+def test_a_key_given_twice_is_refused_naming_the_key_and_line(text: str, words: str) -> None:
+    with pytest.raises(JobFileError) as err:
+        parse_job_documents(text)
+    assert words in str(err.value)
+
+
+def test_an_unknown_top_level_key_is_refused_and_status_is_ignored() -> None:
+    with pytest.raises(JobFileError, match=r"extra: is not a known top-level field"):
+        parse_job({**GOOD, "extra": 1})
+    exported = {**GOOD, "status": {"phase": "Running", "conditions": []}}  # as `kubectl get -o yaml` writes it
+    assert parse_job(exported) == parse_job(GOOD)
+
+
+def test_a_job_file_past_the_size_bound_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    from federator.jobfile import MAX_FILE_BYTES
+    path = tmp_path / "big.yaml"
+    with path.open("wb") as f:
+        f.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(JobFileError, match=rf"big.yaml: file: is {MAX_FILE_BYTES + 1} bytes, more than .* \(16 MiB\)"):
+        load_job_files(path)

@@ -41,7 +41,7 @@ from federator.model import (
     to_bytes,
     to_milli,
 )
-from federator.yamltext import read_text
+from federator.yamltext import YamlShapeError, load_documents, read_text, yaml_problem
 
 API_VERSION = "federator.io/v1alpha1"
 # A job's client request id (SubmitRequest.request_id) lives in its spec's annotations, so every
@@ -121,6 +121,19 @@ class JobFileError(ValueError):
 MAX_DEPTH = 64
 """Nesting a job document may have at most: a pod template is a few levels deep, thousands are an attack."""
 
+MAX_VALUES = 100_000
+"""Values (mappings, lists, scalars) one job document may come to, each alias (`*name`) counted as the values it
+repeats. Aliases are allowed (a file may share one `resources:` block among containers), but a few hundred bytes
+of aliases that alias aliases come to billions of values ("billion laughs"); a real job is a few hundred."""
+
+MAX_FILE_BYTES = 16 << 20
+"""The largest job file read (16 MiB): a job is a few KiB and one request at most 1 MiB (the federator's default
+--max-message-bytes), so this is a file of thousands of jobs; past it the file is refused before it is parsed."""
+
+TOP_LEVEL_KEYS = ("apiVersion", "kind", "metadata", "spec", "status")
+"""A document's known top-level keys. `status` is what `kubectl get federatedjob -o yaml` writes next to the spec:
+read and ignored (the federator writes a job's status), so such an export can be submitted as it is."""
+
 
 JOB_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -148,6 +161,11 @@ def load_job_files(path: Path) -> list[JobSpec]:
     not YAML, nested too deep, or not a FederatedJob.
     """
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            bound = f"{MAX_FILE_BYTES} ({MAX_FILE_BYTES >> 20} MiB)"
+            raise JobFileError([FieldProblem("file", f"is {size} bytes, more than {bound}, the most a job file may be; "
+                                                     "split it")], str(path))
         text = read_text(path)
     except OSError as exc:
         raise JobFileError([FieldProblem("file", exc.strerror or str(exc))], str(path)) from exc
@@ -158,17 +176,18 @@ def load_job_files(path: Path) -> list[JobSpec]:
 
 def parse_job_documents(text: str, *, source: str = "") -> list[JobSpec]:
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = load_documents(text, max_depth=MAX_DEPTH, max_values=MAX_VALUES)
+    except YamlShapeError as exc:
+        where = "document" if exc.document == 1 and not _more_documents(text) else f"document {exc.document}"
+        raise JobFileError([FieldProblem(where, exc.problem)], source) from exc
     except yaml.YAMLError as exc:
-        raise JobFileError([FieldProblem("document", f"not valid YAML: {_one_line(str(exc))}")], source) from exc
-    except RecursionError as exc:  # the YAML composer recurses once per level
+        if "maximum nesting depth" in str(exc):  # libyaml's own bound, far past ours
+            raise JobFileError([FieldProblem("document", f"nested more than {MAX_DEPTH} levels deep")], source) from exc
+        raise JobFileError([FieldProblem("document", yaml_problem(exc))], source) from exc
+    except RecursionError as exc:  # the pure-Python YAML composer recurses once per level
         raise JobFileError([FieldProblem("document", f"nested more than {MAX_DEPTH} levels deep")], source) from exc
     if not docs:
         raise JobFileError([FieldProblem("document", "is empty")], source)
-    for i, doc in enumerate(docs):
-        if _too_deep(doc):
-            where = "document" if len(docs) == 1 else f"document {i + 1}"
-            raise JobFileError([FieldProblem(where, f"nested more than {MAX_DEPTH} levels deep")], source)
     if len(docs) == 1:
         return [parse_job(docs[0], source=source)]
     # Several documents: every bad one is named, by its place in the file and its name, in one error, so
@@ -195,18 +214,9 @@ def _named(doc: object) -> str:
     return ""
 
 
-def _too_deep(doc: object) -> bool:
-    """Whether a loaded document nests past MAX_DEPTH (iterative: a deep document cannot overflow the check)."""
-    stack: list[tuple[object, int]] = [(doc, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        if isinstance(node, Mapping):
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
-    return False
+def _more_documents(text: str) -> bool:
+    """Whether a YAML stream may hold several documents (a line starting `---` after its first line)."""
+    return "\n---" in text
 
 
 def _one_line(text: str) -> str:
@@ -234,6 +244,10 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         bad("kind", f"must be {KIND!r}, got {shown(doc.get('kind'))}")
     meta = _mapping(doc.get("metadata"), "metadata", bad)
     spec = _mapping(doc.get("spec"), "spec", bad)
+    for key in doc:
+        if key not in TOP_LEVEL_KEYS:
+            bad(str(key)[:63], f"is not a known top-level field (known: {', '.join(TOP_LEVEL_KEYS)}; status is "
+                               "ignored); did you mean to put it under spec or metadata?")
 
     name = meta.get("name")
     if not isinstance(name, str) or not _NAME.match(name):

@@ -38,7 +38,12 @@ def server_address(value: str) -> str:
 
     A DNS name that does not resolve yet is left to the dialler, which retries (a Service may come
     up later); a port past 65535 never will, and grpcio would dial it wrapped. Nor will a port that is
-    not a number (`federator:707O`): the dialler retried it for seconds, then failed to parse it."""
+    not a number (`federator:707O`): the dialler retried it for seconds, then failed to parse it. Nor will a URL
+    (`http://host:7070`): gRPC read `http` as a scheme and said "Misformatted domain name"."""
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme.lower() in ("http", "https", "grpc", "grpcs", "tcp"):
+        host = rest.split("/", 1)[0]
+        raise argparse.ArgumentTypeError(f"give HOST:PORT, not a URL: {value[:80]!r} (did you mean {host[:80]!r}?)")
     host, sep, port = value.rpartition(":")
     if sep and port.isdigit() and int(port) > 65535:
         raise argparse.ArgumentTypeError(f"port {port} of {value[:80]!r} is not 0-65535")

@@ -53,3 +53,102 @@ def load_yaml_file(path: Path) -> Any:
         raise YamlFileError(yaml_problem(exc)) from exc
     except RecursionError as exc:
         raise YamlFileError("nested too deep") from exc
+
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when installed: 10x faster
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class YamlShapeError(ValueError):
+    """A document that parses but must not be loaded (`node_problem`): `document` is its place among the file's
+    non-empty documents (1-based)."""
+
+    def __init__(self, document: int, problem: str) -> None:
+        super().__init__(problem)
+        self.document = document
+        self.problem = problem
+
+
+def node_problem(root: yaml.Node, *, max_depth: int, max_values: int) -> str:
+    """What makes a composed YAML document unsafe or ambiguous to load ('' if nothing), before it is built.
+
+    Each distinct node is visited once (an alias is the node it names, so a "billion laughs" of a few hundred
+    bytes costs a few dozen visits), while the count of values the document comes to counts every alias as
+    what it repeats: a document past `max_values` values, nested past `max_depth` levels, whose alias
+    contains itself, or a mapping that gives one key twice (YAML would keep the last silently) is refused."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        kids = _children(node)
+        if done:
+            open_.discard(key)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if size[key] > max_values:
+                return (f"comes to more than {max_values} values, counting each alias (*name) as the values it "
+                        "repeats; a job file needs far fewer (aliases that multiply, a 'billion laughs'?)")
+            if depth[key] > max_depth + 1:
+                return f"nested more than {max_depth} levels deep"
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            return f"an alias (line {node.start_mark.line + 1}) refers to a node that contains it: a recursive value"
+        open_.add(key)
+        stack.append((node, True))
+        if isinstance(node, yaml.MappingNode):
+            problem = _duplicate_key(node)
+            if problem:
+                return problem
+        stack.extend((k, False) for k in kids if id(k) not in size)
+    return ""
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _duplicate_key(node: yaml.MappingNode) -> str:
+    seen: dict[tuple[str, str], int] = {}
+    for k, _ in node.value:
+        if not isinstance(k, yaml.ScalarNode) or k.tag == _MERGE_TAG:
+            continue
+        line = k.start_mark.line + 1
+        if (k.tag, k.value) in seen:
+            first = seen[(k.tag, k.value)]
+            where = f"line {line}" if first == line else f"lines {first} and {line}"
+            return (f"key {k.value[:63]!r} is given twice in one mapping ({where}); YAML would keep only the last, "
+                    "so give it once")
+        seen[(k.tag, k.value)] = line
+    return ""
+
+
+def load_documents(text: str, *, max_depth: int, max_values: int) -> list[Any]:
+    """Every non-empty document of a YAML stream, each checked by `node_problem` before it is built.
+
+    Raises yaml.YAMLError (not YAML), RecursionError (nested deeper than the parser recurses) or
+    YamlShapeError (a document that parses but is refused, with its place in the file)."""
+    loader = _Loader(text)
+    out: list[Any] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"):
+                continue  # an empty document (`---` twice, a comment): nothing to submit
+            problem = node_problem(node, max_depth=max_depth, max_values=max_values)
+            if problem:
+                raise YamlShapeError(len(out) + 1, problem)
+            data = loader.construct_document(node)
+            if data is not None:
+                out.append(data)
+    finally:
+        loader.dispose()
+    return out

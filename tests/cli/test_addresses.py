@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -89,3 +90,12 @@ def test_a_server_port_that_can_never_be_dialled_is_refused_by_every_command_tha
                                     "vsock:3:7070", "ipv6:[::1]:7070", "dns:federator", "[fe80::1%eth0]:7070"])
 def test_any_other_grpc_target_is_left_to_the_dialler(target: str) -> None:
     assert server_address(target) == target
+
+
+@pytest.mark.parametrize(("url", "host"), [("http://fed.example:7070", "fed.example:7070"),
+                                           ("https://10.0.0.1:443/", "10.0.0.1:443")])
+def test_a_url_given_as_server_is_told_to_be_host_port(url: str, host: str) -> None:
+    """gRPC read http:// as a scheme and answered "Misformatted domain name"."""
+    with pytest.raises(argparse.ArgumentTypeError) as err:
+        server_address(url)
+    assert str(err.value) == f"give HOST:PORT, not a URL: {url!r} (did you mean {host!r}?)"

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
@@ -46,6 +47,7 @@ from federator.jobfile import (
 )
 from federator.listen import server_address
 from federator.model import Job, JobSpec
+from federator.security.limits import Limits
 from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, dial_hint, user_files
 from federator.store import job_to_dict
@@ -54,6 +56,15 @@ DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
 Target = str | ClientOptions
 TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 SUBMIT_ATTEMPTS = 8  # with the backoff below, about 15 s of retrying: long enough for a federator restart
+SUBMIT_PATIENCE = 15.0
+"""Seconds one job's Submit may take, its retries included: a federator that does not answer (or is away) for
+this long is reported as not answering, and nothing more is sent."""
+CALL_TIMEOUT = 10.0  # seconds one get/cancel call (one page of `get jobs`) may take; they are not retried
+WATCH_PATIENCE = 60.0
+"""Seconds `federator watch` waits for a federator that went away (a restart) to come back before it gives up."""
+MAX_REQUEST_BYTES = Limits().max_message_bytes
+"""The largest Submit the CLI sends: the federator's default --max-message-bytes (1 MiB). A job is a few KiB;
+one this big would be refused by a federator on its defaults, and by Kubernetes' object size in its mode."""
 log = logging.getLogger("federator.cli")
 
 
@@ -61,6 +72,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("submit", help="submit FederatedJob files")
     s.add_argument("-f", "--filename", type=Path, action="append", required=True,
                    help="job file or folder of job files (repeatable)")
+    s.add_argument("--timeout", type=_seconds, default=SUBMIT_PATIENCE, metavar="SECONDS",
+                   help="how long each job's submission may take, retries included, before the federator is "
+                        "reported as not answering (default %(default)s)")
     s.add_argument("--run-again", action="store_true",
                    help="run a job whose earlier run has finished again, under the same name (a new job; without "
                         "it, submitting the same file again returns the job it made)")
@@ -84,8 +98,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     w = sub.add_parser("watch", help="stream job changes")
     w.add_argument("job", nargs="?", default="", help="one job (default: every job)")
+    w.add_argument("--reconnect-for", type=_seconds, default=WATCH_PATIENCE, metavar="SECONDS",
+                   help="how long to keep trying to reconnect to a federator that went away (a restart) before "
+                        "giving up (default %(default)s)")
     _server(w)
     w.set_defaults(func=_watch)
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to 3600, got {value[:40]!r}")
+    return seconds
 
 
 def _server(p: argparse.ArgumentParser) -> None:
@@ -120,30 +147,43 @@ def connect(target: Target) -> Iterator[tuple[jobs_pb2_grpc.JobServiceStub, jobs
         yield jobs_pb2_grpc.JobServiceStub(channel), jobs_pb2_grpc.ClusterServiceStub(channel)
 
 
-def _fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None) -> int:
+def _hint(err: grpc.RpcError, args: argparse.Namespace | None) -> str:
+    code = err.code() if hasattr(err, "code") else None
+    detail = err.details() if hasattr(err, "details") else str(err)
+    if code is not grpc.StatusCode.UNAVAILABLE or args is None:
+        return ""
+    try:
+        target = client_options(args)
+        return dial_hint(detail or "", target.server, tls=not target.insecure)
+    except TlsError:
+        return ""
+
+
+def _fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None, *, prefix: str = "") -> int:
     if isinstance(err, TlsError):
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {prefix}{err}", file=sys.stderr)
         return 2
     code = err.code() if hasattr(err, "code") else None
     detail = err.details() if hasattr(err, "details") else str(err)
-    hint = ""
-    if code is grpc.StatusCode.UNAVAILABLE and args is not None:
-        try:
-            target = client_options(args)
-            hint = dial_hint(detail or "", target.server, tls=not target.insecure)
-        except TlsError:
-            pass
-    print(f"error: {detail} ({code.name if code else 'unknown'})" + (f"; hint: {hint}" if hint else ""),
+    hint = _hint(err, args)
+    print(f"error: {prefix}{detail} ({code.name if code else 'unknown'})" + (f"; hint: {hint}" if hint else ""),
           file=sys.stderr)
     return 1
 
 
 def read_specs(paths: list[Path]) -> list[JobSpec]:
-    """Parse every file first: nothing is submitted if any file is bad, or if two jobs share a name.
+    """Parse every file first: nothing is submitted if any file is bad, or if two jobs share a name."""
+    return [spec for spec, _ in read_sources(paths)]
+
+
+def read_sources(paths: list[Path]) -> list[tuple[JobSpec, str]]:
+    """Every job of the files named, with where it came from (`FILE`, or `FILE: document N (NAME)` for a file
+    of several), all parsed before any is submitted: nothing is sent if any file is bad, or if two jobs share a
+    name.
 
     A namespace holds one job of a name, so the second of two would be refused by the federator after the
     first was submitted: half a submission, for a mistake visible in the files."""
-    specs: list[JobSpec] = []
+    out: list[tuple[JobSpec, str]] = []
     first: dict[tuple[str, str], str] = {}
     twins: list[FieldProblem] = []
     for path in job_paths(paths):
@@ -156,10 +196,10 @@ def read_specs(paths: list[Path]) -> list[JobSpec]:
                                           f"name of {first[key]}; a namespace holds one job of a name"))
             else:
                 first[key] = where
-        specs.extend(found)
+            out.append((spec, str(path) if len(found) == 1 else f"{path}: document {i + 1} ({spec.name})"))
     if twins:
         raise JobFileError(twins)
-    return specs
+    return out
 
 
 def new_request_id() -> str:
@@ -200,14 +240,14 @@ def transient(exc: BaseException) -> bool:
 
 
 def submit_specs(target: Target, specs: list[JobSpec], *, attempts: int = SUBMIT_ATTEMPTS,
-                 max_backoff: float = 4.0, run_again: bool = False) -> list[Job]:
+                 max_backoff: float = 4.0, run_again: bool = False, patience: float | None = None) -> list[Job]:
     """Submit each spec, retrying transient failures with the spec's request id; the jobs, in order.
 
     A retry of a submission the federator did store returns that job (same
     job_id), even if it has finished since. Other errors are raised at once.
     """
     return [r.job for r in submit_replies(target, specs, attempts=attempts, max_backoff=max_backoff,
-                                          run_again=run_again)]
+                                          run_again=run_again, patience=patience)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,33 +260,86 @@ class Submitted:
     warnings: tuple[str, ...] = ()
 
 
-def submit_replies(target: Target, specs: list[JobSpec], *, attempts: int = SUBMIT_ATTEMPTS,
-                   max_backoff: float = 4.0, run_again: bool = False) -> list[Submitted]:
-    """As `submit_specs`, each job with the rest of its answer (`Submitted`)."""
+class NoAnswer(grpc.RpcError):
+    """The federator did not answer a Submit, retries included: an RpcError of the last try's code and details,
+    whose str() says for how long and how many tries."""
+
+    def __init__(self, server: str, seconds: float, tries: int, last: grpc.RpcError) -> None:
+        detail = last.details() if hasattr(last, "details") else str(last)
+        super().__init__(f"no answer from {server} in {seconds:.0f} s ({tries} tries; last: {detail})")
+        self.server = server
+        self.last = last
+
+    def code(self) -> grpc.StatusCode:
+        return self.last.code()  # type: ignore[attr-defined,no-any-return]
+
+    def details(self) -> str:
+        return self.last.details()  # type: ignore[attr-defined,no-any-return]
+
+
+def submit_requests(specs: list[JobSpec], *, run_again: bool = False) -> list[jobs_pb2.SubmitRequest]:
+    """The Submit of each spec (RequestIdError for a spec whose request id contradicts `run_again`)."""
+    return [jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(s), request_id=request_id_for(s, run_again=run_again),
+                                   run_again=run_again) for s in specs]
+
+
+def oversized(request: jobs_pb2.SubmitRequest) -> str:
+    """Why a Submit is too big to send ('' if it is not)."""
+    size = request.ByteSize()
+    if size <= MAX_REQUEST_BYTES:
+        return ""
+    return (f"the job comes to {size} bytes, more than {MAX_REQUEST_BYTES} ({MAX_REQUEST_BYTES >> 20} MiB), the "
+            "federator's limit for one request (its --max-message-bytes default); a job is a few KiB: move "
+            "large values (scripts, data) out of the job, into its image or a volume")
+
+
+def iter_submit(target: Target, requests: Iterable[jobs_pb2.SubmitRequest], *, attempts: int = SUBMIT_ATTEMPTS,
+                max_backoff: float = 4.0, patience: float | None = None) -> Iterator[Submitted]:
+    """Send each Submit in turn, yielding its answer as it comes: a refusal (grpc.RpcError) or a federator
+    that does not answer in `attempts` tries or, if given, `patience` seconds (NoAnswer) ends it there. The
+    CLI gives SUBMIT_PATIENCE (--timeout); a caller without it waits as long as its attempts take."""
+    limit = float("inf") if patience is None else patience
     opts = options(target)
-    requests = [jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(s), request_id=request_id_for(s, run_again=run_again),
-                                       run_again=run_again) for s in specs]
     channel = opts.channel()
     try:
-        out: list[Submitted] = []
         for request in requests:
-            for attempt in Retrying(stop=stop_after_attempt(attempts), retry=retry_if_exception(transient),
-                                    wait=wait_exponential_jitter(multiplier=0.2, max=max_backoff, jitter=0.2),
-                                    reraise=True):
-                with attempt:
-                    try:
-                        reply = jobs_pb2_grpc.JobServiceStub(channel).Submit(request, timeout=10)
-                    except grpc.RpcError as err:
-                        if transient(err):  # a fresh channel for the retry: no reconnect backoff carried over
-                            log.warning("submit %s: %s; retrying with request id %s", request.spec.name,
-                                        err.code().name, request.request_id)  # type: ignore[attr-defined]
-                            channel.close()
-                            channel = opts.channel()
-                        raise
-            out.append(Submitted(convert.job_from_pb(reply.job), reply.replayed, tuple(reply.warnings)))
-        return out
+            start = time.monotonic()
+            tries = 0
+            last: grpc.RpcError | None = None
+            try:
+                for attempt in Retrying(stop=stop_after_attempt(attempts) | stop_after_delay(limit),
+                                        retry=retry_if_exception(transient),
+                                        wait=wait_exponential_jitter(multiplier=0.2, max=max_backoff, jitter=0.2),
+                                        reraise=True):
+                    with attempt:
+                        tries += 1
+                        left = limit - (time.monotonic() - start)
+                        try:
+                            reply = jobs_pb2_grpc.JobServiceStub(channel).Submit(
+                                request, timeout=max(0.1, min(CALL_TIMEOUT, left)))
+                        except grpc.RpcError as err:
+                            if transient(err):  # a fresh channel for the retry: no reconnect backoff carried over
+                                last = err
+                                log.warning("submit %s: %s; retrying with request id %s", request.spec.name,
+                                            err.code().name, request.request_id)  # type: ignore[attr-defined]
+                                channel.close()
+                                channel = opts.channel()
+                            raise
+            except grpc.RpcError as err:
+                if transient(err) and last is not None:
+                    raise NoAnswer(opts.server, time.monotonic() - start, tries, err) from err
+                raise
+            yield Submitted(convert.job_from_pb(reply.job), reply.replayed, tuple(reply.warnings))
     finally:
         channel.close()
+
+
+def submit_replies(target: Target, specs: list[JobSpec], *, attempts: int = SUBMIT_ATTEMPTS,
+                   max_backoff: float = 4.0, run_again: bool = False,
+                   patience: float | None = None) -> list[Submitted]:
+    """As `submit_specs`, each job with the rest of its answer (`Submitted`)."""
+    return list(iter_submit(target, submit_requests(specs, run_again=run_again), attempts=attempts,
+                            max_backoff=max_backoff, patience=patience))
 
 
 def list_jobs(target: Target, queue: str = "", *, page_size: int = 0) -> list[Job]:
@@ -256,7 +349,7 @@ def list_jobs(target: Target, queue: str = "", *, page_size: int = 0) -> list[Jo
     with connect(target) as (jobs, _):
         while True:
             reply = jobs.List(jobs_pb2.ListJobsRequest(queue=queue, page_size=page_size, page_token=token),
-                              timeout=10)
+                              timeout=CALL_TIMEOUT)
             out.extend(convert.job_from_pb(j) for j in reply.jobs)
             token = reply.next_page_token
             if not token:
@@ -265,7 +358,7 @@ def list_jobs(target: Target, queue: str = "", *, page_size: int = 0) -> list[Jo
 
 def list_clusters(target: Target) -> list[dict[str, Any]]:
     with connect(target) as (_, clusters):
-        resp = clusters.List(jobs_pb2.ListClustersRequest(), timeout=10)
+        resp = clusters.List(jobs_pb2.ListClustersRequest(), timeout=CALL_TIMEOUT)
     return [
         {"name": c.name, "region": c.region, "state": c.state, "labels": dict(c.labels),
          "capacity": convert.capacity_from_pb(c.capacity) if c.HasField("capacity") else None,
@@ -275,13 +368,26 @@ def list_clusters(target: Target) -> list[dict[str, Any]]:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    """Everything is checked before anything is sent (the files, names, request ids, sizes); then each job is
+    sent in order and printed as it is accepted. The first refusal stops the submit: the error names the file
+    and document, and says how many jobs before it were submitted and how many after it were not. Submitting
+    the fixed file again is safe: the jobs already in return unchanged (same request id), never twice."""
     try:
-        specs = read_specs(args.filename)
-    except JobFileError as exc:
+        sources = read_sources(args.filename)
+        requests = submit_requests([spec for spec, _ in sources], run_again=args.run_again)
+    except (JobFileError, RequestIdError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    too_big = [f"{where}: {why}" for (_, where), r in zip(sources, requests, strict=True) if (why := oversized(r))]
+    if too_big:
+        for line in too_big[:20]:
+            print(f"error: {line}", file=sys.stderr)
+        more = f" ({len(too_big) - 20} more not shown)" if len(too_big) > 20 else ""
+        print(f"error: nothing submitted: {len(too_big)} job(s) too big to send{more}", file=sys.stderr)
+        return 2
+    done = 0
     try:
-        for reply in submit_replies(client_options(args), specs, run_again=args.run_again):
+        for reply in iter_submit(client_options(args), requests, patience=args.timeout):
             job = reply.job
             what = f"{job.spec.namespace}/{job.spec.name}, queue {job.spec.queue}"
             for warning in reply.warnings:  # the job is accepted; these are advice (SubmitResponse.warnings)
@@ -289,14 +395,24 @@ def _submit(args: argparse.Namespace) -> int:
                       file=sys.stderr)
             if reply.replayed:  # this file's request was answered before: the same job
                 hint = "; --run-again runs it again" if job.phase.is_terminal else ""
-                print(f"job {job.job_id} unchanged ({what}): submitted before, {job.phase}{hint}")
+                print(f"job {job.job_id} unchanged ({what}): submitted before, {job.phase}{hint}", flush=True)
             else:
-                print(f"job {job.job_id} submitted ({what})")
-    except RequestIdError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+                print(f"job {job.job_id} submitted ({what})", flush=True)
+            done += 1
     except (grpc.RpcError, TlsError) as err:
-        return _fail(err, args)
+        if isinstance(err, TlsError):
+            return _fail(err, args)
+        where = sources[done][1] if done < len(sources) else ""
+        if isinstance(err, NoAnswer):
+            hint = _hint(err.last, args)
+            print(f"error: {where}: {err}" + (f"; hint: {hint}" if hint else ""), file=sys.stderr)
+        else:
+            _fail(err, args, prefix=f"{where}: ")
+        if len(sources) > 1:
+            print(f"error: {done} of {len(sources)} jobs submitted (those before it); {len(sources) - done - 1} after "
+                  "it not submitted. Submitting the files again after a fix is safe: jobs already submitted are "
+                  "returned unchanged, not run twice", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -350,21 +466,22 @@ def _cap_doc(cap: Any) -> Any:
 def _cancel(args: argparse.Namespace) -> int:
     try:
         with connect(client_options(args)) as (jobs, _):
-            job = convert.job_from_pb(jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=args.job), timeout=10))
+            job = convert.job_from_pb(jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=args.job), timeout=CALL_TIMEOUT))
     except (grpc.RpcError, TlsError) as err:
         return _fail(err, args)
     print(f"job {job.job_id} {job.phase}")
     return 0
 
 
-def watch_lines(jobs: Iterable[Job]) -> Iterator[str]:
+def watch_lines(jobs: Iterable[Job], last: dict[str, str] | None = None) -> Iterator[str]:
     """`federator watch`'s lines: a job's id, phase and clusters, and why it waits (its pending reason) or
     else what it says (its message: what a Placed job waits for on its member, why it failed).
 
     The federator announces every change to a job, many of them in fields no line shows (a placement's
     own phase, a timestamp), so a line that would repeat the job's last one is not printed: each line
-    says something new."""
-    last: dict[str, str] = {}
+    says something new. `last` (each job's last line) carries that across a reconnect, whose first answers
+    are every job again."""
+    last = {} if last is None else last
     for job in jobs:
         where = ",".join(p.cluster for p in job.placements) or "-"
         why = str(job.pending_reason) if job.pending_reason else job.message
@@ -375,13 +492,59 @@ def watch_lines(jobs: Iterable[Job]) -> Iterator[str]:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    """Print job changes until interrupted. A federator that goes away after the watch began (a restart; the
+    stream breaks with UNAVAILABLE) is waited for, with backoff, for --reconnect-for seconds: the watch says it
+    lost the federator and when it is back, then goes on printing only what changed meanwhile. A federator that
+    cannot be reached when the watch starts is an error at once, as for any other command."""
     try:
-        with connect(client_options(args)) as (jobs, _):
-            stream = (convert.job_from_pb(pb) for pb in jobs.Watch(jobs_pb2.WatchJobsRequest(job_id=args.job)))
-            for line in watch_lines(stream):
-                print(line, flush=True)
-    except KeyboardInterrupt:
-        return 0
-    except (grpc.RpcError, TlsError) as err:
+        opts = client_options(args)
+    except TlsError as err:
         return _fail(err, args)
-    return 0
+    last: dict[str, str] = {}
+    lost_at = 0.0  # when the federator went away (0: it has not)
+    delay = 0.5
+    while True:
+        try:
+            with opts.channel() as channel:
+                ready = grpc.channel_ready_future(channel)
+                if lost_at:
+                    ready.result(timeout=max(0.1, min(5.0, lost_at + args.reconnect_for - time.monotonic())))
+                    print(f"watch: the federator at {opts.server} is back after {time.monotonic() - lost_at:.0f} s; "
+                          "watching again (jobs that changed meanwhile follow)", file=sys.stderr, flush=True)
+                    lost_at, delay = 0.0, 0.5
+                stub = jobs_pb2_grpc.JobServiceStub(channel)
+                stream = (convert.job_from_pb(pb) for pb in stub.Watch(jobs_pb2.WatchJobsRequest(job_id=args.job)))
+                try:
+                    for line in watch_lines(stream, last):
+                        print(line, flush=True)
+                except grpc.RpcError as err:
+                    connected = ready.done() and not ready.cancelled() and ready.exception() is None
+                    if not (connected and _watch_can_resume(err)):
+                        raise
+                    lost_at = time.monotonic()
+                    print(f"watch: lost the federator at {opts.server} ({err.details()}); reconnecting for up to "  # type: ignore[attr-defined]
+                          f"{args.reconnect_for:.0f} s", file=sys.stderr, flush=True)
+                    continue
+                return 0
+        except grpc.FutureTimeoutError:
+            pass  # not back yet
+        except KeyboardInterrupt:
+            return 0
+        except (grpc.RpcError, TlsError) as err:
+            return _fail(err, args)
+        if time.monotonic() - lost_at >= args.reconnect_for:
+            print(f"error: the federator at {opts.server} went away and did not come back in "
+                  f"{args.reconnect_for:.0f} s", file=sys.stderr)
+            return 1
+        try:
+            time.sleep(delay)
+        except KeyboardInterrupt:
+            return 0
+        delay = min(delay * 2, 5.0)
+
+
+def _watch_can_resume(err: grpc.RpcError) -> bool:
+    """A broken stream a new Watch may resume: the federator went away (UNAVAILABLE), or dropped this watch
+    for falling behind (RESOURCE_EXHAUSTED; a new Watch starts from every job's state)."""
+    code = err.code() if hasattr(err, "code") else None
+    return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)

@@ -1,0 +1,132 @@
+"""`federator submit` against a federator: each job printed as it is accepted, a refusal naming the file and
+document and saying what was and was not submitted, a federator that never answers given up on in time, a job
+too big to send refused before anything is sent; `federator watch` across a federator restart (real processes)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_jobfile import GOOD  # type: ignore[import-not-found]
+
+from federator.cli.client import list_jobs
+from federator.local import LocalFederation
+
+from support import eventually, federator_cli
+
+
+def _doc(name: str, **spec: object) -> str:
+    d = json.loads(json.dumps(GOOD))
+    d["metadata"] = {"name": name}
+    d["spec"] = {"kind": "training", "replicas": 1, "resources": {"cpu": "1"}, **spec}
+    return json.dumps(d)
+
+
+@pytest.fixture
+def fed(tmp_path: Path) -> Iterator[LocalFederation]:
+    f = LocalFederation(workdir=tmp_path / "fed", tls=False)
+    f.start_server()
+    try:
+        yield f
+    finally:
+        f.stop()
+
+
+def test_a_refused_document_is_named_with_its_file_and_what_was_submitted_is_said(
+        fed: LocalFederation, tmp_path: Path) -> None:
+    path = tmp_path / "three.yaml"
+    bad = _doc("part-b", resources={"nvidia.com/gpu": 8}, acceleratorModels=["H1OO"])
+    path.write_text("\n---\n".join([_doc("part-a"), bad, _doc("part-c")]))
+    out = federator_cli("submit", "-f", str(path), *fed.client_args())
+    assert out.returncode == 1
+    (accepted,) = out.stdout.splitlines()
+    assert accepted.startswith("job part-a-") and "submitted (default/part-a" in accepted
+    err = out.stderr.splitlines()
+    assert err[0].startswith(f"error: {path}: document 2 (part-b): ") and "H1OO" in err[0], err
+    assert err[1].startswith("error: 1 of 3 jobs submitted (those before it); 1 after it not submitted."), err
+    # fixed and submitted again: part-a is the same job, not a second one
+    path.write_text("\n---\n".join([_doc("part-a"), _doc("part-b"), _doc("part-c")]))
+    again = federator_cli("submit", "-f", str(path), *fed.client_args())
+    assert again.returncode == 0, again.stderr
+    assert [line.split(" ")[2] for line in again.stdout.splitlines()] == ["unchanged", "submitted", "submitted"]
+
+
+def test_a_refusal_of_a_one_job_file_names_the_file(fed: LocalFederation, tmp_path: Path) -> None:
+    path = tmp_path / "one.yaml"
+    path.write_text(_doc("solo", resources={"nvidia.com/gpu": 8}, acceleratorModels=["H1OO"]))
+    out = federator_cli("submit", "-f", str(path), *fed.client_args())
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"error: {path}: spec.acceleratorModels[0]"), out.stderr
+
+
+def test_each_job_is_printed_as_it_is_accepted(fed: LocalFederation, tmp_path: Path) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text("\n---\n".join(_doc(f"j-{i}") for i in range(1000)))
+    proc = subprocess.Popen([sys.executable, "-m", "federator", "submit", "-f", str(path), *fed.client_args()],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("job j-0-"), first
+        assert len(list_jobs(fed.client)) < 1000, "the first line came only when every job was in"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_federator_that_never_answers_is_given_up_on_after_the_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(_doc("quiet"))
+    with socket.socket() as s:  # accepts TCP (the backlog), never speaks
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        addr = f"127.0.0.1:{s.getsockname()[1]}"
+        start = time.monotonic()
+        out = federator_cli("submit", "-f", str(path), "--insecure", "--server", addr, "--timeout", "2")
+        took = time.monotonic() - start
+    assert out.returncode == 1
+    assert took < 8, took
+    assert f"error: {path}: no answer from {addr} in 2 s" in out.stderr, out.stderr
+
+
+def test_a_job_too_big_to_send_is_refused_naming_its_document_before_anything_is_sent(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    big = json.loads(_doc("big"))
+    big["metadata"]["annotations"] = {f"k{i}": "x" * 1000 for i in range(1500)}
+    path.write_text(_doc("small") + "\n---\n" + json.dumps(big))
+    out = federator_cli("submit", "-f", str(path), "--insecure", "--server", "127.0.0.1:1")
+    assert out.returncode == 2  # nothing dialled: port 1 would have been exit 1
+    assert out.stderr.startswith(f"error: {path}: document 2 (big): the job comes to "), out.stderr
+    assert "more than 1048576 (1 MiB)" in out.stderr and "nothing submitted" in out.stderr
+
+
+def test_watch_outlives_a_federator_restart_and_gives_up_on_one_that_stays_away(fed: LocalFederation) -> None:
+    assert fed.server is not None
+    proc = subprocess.Popen([sys.executable, "-m", "federator", "watch", *fed.client_args(), "--reconnect-for", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)  # the watch is up
+        fed.server.kill()
+        fed.start_server()
+        eventually(lambda: proc.poll() is None and fed.server is not None and fed.server.alive(), timeout=10)
+        time.sleep(3)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        fed.server.kill()
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1
+    lines = err.splitlines()
+    assert lines[0].startswith(f"watch: lost the federator at {fed.grpc_target} ("), lines
+    assert lines[1].startswith(f"watch: the federator at {fed.grpc_target} is back after "), lines
+    assert lines[-1] == f"error: the federator at {fed.grpc_target} went away and did not come back in 4 s", lines
+
+
