@@ -174,3 +174,43 @@ def test_a_crash_while_a_cycle_waits_for_the_disk_loses_no_job_and_launched_noth
         fed.schedule_once()
     assert _drain(rec) == []
     assert _on_disk(fed, db) == {"a": JobPhase.PENDING}  # the "crash": the file is all a restart has
+
+
+def test_a_cluster_lost_while_the_disk_is_full_keeps_the_loop_alive_and_its_jobs_are_placed_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fail-over of a Lost cluster wrote each requeued job and raised on a full disk: out of check_leases,
+    out of tick, and out of run, so the federator stopped scheduling for good, and the Lost cluster's other jobs
+    were never requeued. Now a requeue the disk refuses stays in memory, tells no agent, and the next write of
+    the job (its new placement, once the disk takes it) stores it."""
+    monkeypatch.setattr(scheduling, "RETRY_FIRST_SECONDS", 0.0)
+    from server_support import LEASE, LOST_AFTER, Clock
+
+    db = tmp_path / "f.db"
+    clock = Clock()
+    store = SqliteJobStore(db)
+    fed = Federator(store=store, clock=clock, lease_seconds=LEASE, lost_after_seconds=LOST_AFTER)
+    disk = FullDisk(store)
+    jobs = [fed.submit(spec(f"j{i}")) for i in range(3)]
+    west = fed.connect(cluster="west", region="r", labels={})
+    fed.report(west, capacity())
+
+    async def scenario() -> None:
+        await fed.tick()
+        assert {p.cluster for j in jobs for p in j.placements} == {"west"}
+        east = fed.connect(cluster="east", region="r", labels={})
+        fed.disconnect(west)
+        disk.full = True
+        clock.now += LOST_AFTER + LEASE + 1
+        fed.report(east, capacity())
+        await fed.tick()  # west is Lost: before, StoreUnavailable escaped here
+        await fed.tick()
+        assert all(j.phase is not JobPhase.PLACED or j.placements[0].cluster == "east" for j in jobs)
+        assert not [o for o in _drain(east) if isinstance(o, LaunchOrder)]  # nothing unstored is launched
+        disk.full = False
+        for _ in range(3):
+            await fed.tick()
+        launched = {o.placement.placement_id for o in _drain(east) if isinstance(o, LaunchOrder)}
+        assert launched == {j.placements[0].placement_id for j in jobs}, launched
+
+    asyncio.run(scenario())
+    assert _on_disk(fed, db) == {f"j{i}": JobPhase.PLACED for i in range(3)}

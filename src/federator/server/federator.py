@@ -55,7 +55,7 @@ from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, RecentRe
 from federator.server.reports import ReportGate
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
-from federator.store import JobStore
+from federator.store import JobStore, StoreUnavailable
 from federator.store.group_commit import GroupCommit
 from federator.store.members import MemberStore
 
@@ -383,7 +383,13 @@ class Federator:
         """Supersede every placement of a job and queue it again; the next placement gets a new generation."""
         cancels = self.supersede(job, reason)
         self.metrics.placement_retries.labels(reason.code.value).inc()
-        self.journal.write([job])  # durable before any agent hears of it
+        try:
+            self.journal.write([job])  # durable before any agent hears of it
+        except StoreUnavailable as exc:
+            # The disk is full: the job's next write (its next placement) stores it, and a member still running
+            # an old placement is told to stop by its next report (_cancel_strays). Raising stopped the loop.
+            log.warning("job %s requeued but not stored (%s); no agent is told yet", job.job_id, exc)
+            cancels = []
         for cluster, order in cancels:
             self.send(cluster, order)
         self.notify([job])
@@ -431,8 +437,11 @@ class Federator:
 
     async def tick(self) -> CycleResult | None:
         """One turn of the loop: leases, then a cycle unless a start's placements still wait (None then)."""
-        self.check_leases()
-        self.membership.flush()
+        try:
+            self.check_leases()
+            self.membership.flush()
+        except Exception:  # neither may stop the loop: leases are checked again next turn
+            log.exception("checking leases failed")
         if self.settling.holding(self.clock(), lambda: unreported(self.clusters)):
             return None
         try:
