@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
@@ -45,6 +47,20 @@ def _join(fed: Federator, *placement_ids: str, free: int = 8) -> ClusterRecord:
     return rec
 
 
+@asynccontextmanager
+async def _job_api(fed: Federator) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
+    """The real job service over loopback, and a client of it."""
+    server = grpc.aio.server()
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            yield jobs_pb2_grpc.JobServiceStub(ch)
+    finally:
+        await server.stop(0)
+
+
 def _on_disk(fed: Federator, db: Path) -> dict[str, JobPhase]:
     fed.store.close()
     store = SqliteJobStore(db)
@@ -61,23 +77,15 @@ def test_submit_on_a_full_disk_is_unavailable_naming_the_cause_in_one_log_line(
     fed.submit(spec("before"))
 
     async def scenario() -> grpc.RpcError:
-        server = grpc.aio.server()
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-                disk.full = True
-                with pytest.raises(grpc.RpcError) as got:
-                    await jobs_pb2_grpc.JobServiceStub(ch).Submit(
-                        jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("during")), request_id="r-1"))
-                disk.full = False
-                again = await jobs_pb2_grpc.JobServiceStub(ch).Submit(  # the retry a client makes, accepted
-                    jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("during")), request_id="r-1"))
-                assert not again.replayed
-                return got.value
-        finally:
-            await server.stop(0)
+        async with _job_api(fed) as stub:
+            disk.full = True
+            with pytest.raises(grpc.RpcError) as got:
+                await stub.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("during")), request_id="r-1"))
+            disk.full = False
+            again = await stub.Submit(  # the retry a client makes, accepted
+                jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("during")), request_id="r-1"))
+            assert not again.replayed
+            return got.value
 
     with caplog.at_level(logging.WARNING):
         refused = asyncio.run(scenario())
@@ -115,18 +123,11 @@ def test_cancel_on_a_full_disk_is_unavailable_to_the_client(tmp_path: Path) -> N
     job = fed.submit(spec("a"))
 
     async def scenario() -> grpc.RpcError:
-        server = grpc.aio.server()
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-                disk.full = True
-                with pytest.raises(grpc.RpcError) as got:
-                    await jobs_pb2_grpc.JobServiceStub(ch).Cancel(jobs_pb2.CancelJobRequest(job_id=job.job_id))
-                return got.value
-        finally:
-            await server.stop(0)
+        async with _job_api(fed) as stub:
+            disk.full = True
+            with pytest.raises(grpc.RpcError) as got:
+                await stub.Cancel(jobs_pb2.CancelJobRequest(job_id=job.job_id))
+            return got.value
 
     refused = asyncio.run(scenario())
     assert refused.code() is grpc.StatusCode.UNAVAILABLE
