@@ -330,8 +330,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         accelerator_models = ()
 
     queue = spec.get("queue", "default")
-    if not isinstance(queue, str) or not _NAME.match(queue):
-        bad("spec.queue", f"must be a lower-case DNS name, got {shown(queue)}")
+    if queue_problem(queue):
+        bad("spec.queue", queue_problem(queue))
     priority = spec.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int) or not -1_000_000 <= priority <= 1_000_000:
         bad("spec.priority", f"must be an integer from -1000000 to 1000000, got {shown(priority)}")
@@ -463,6 +463,13 @@ def _master_port(annotations: Mapping[str, str], bad: Any) -> None:
         master_port(annotations, DEFAULT_MASTER_PORT)
     except WorkloadError as exc:
         bad(exc.field, exc.problem)
+
+
+def queue_problem(queue: object) -> str:
+    """'' for a queue name a job may give (spec.queue), else what is wrong with it."""
+    if isinstance(queue, str) and _NAME.match(queue):
+        return ""
+    return f"must be a lower-case DNS name, got {shown(queue)}"
 
 
 def _mapping(value: object, field: str, bad: Any) -> Mapping[str, Any]:

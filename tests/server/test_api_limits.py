@@ -214,6 +214,25 @@ def test_a_json_text_the_federator_cannot_read_is_invalid_argument_naming_its_fi
     asyncio.run(main())
 
 
+def test_listing_a_queue_that_cannot_exist_is_invalid_argument_not_an_empty_list() -> None:
+    """`queue: "BAD Q"` answered an empty list, as if the queue were merely empty."""
+    async def main() -> None:
+        async with served() as s:
+            with grpc.insecure_channel(s.target) as ch:
+                stub = jobs_pb2_grpc.JobServiceStub(ch)
+                assert (await asyncio.to_thread(stub.List, jobs_pb2.ListJobsRequest(queue="research"),
+                                                timeout=10)).jobs == []
+                try:
+                    await asyncio.to_thread(stub.List, jobs_pb2.ListJobsRequest(queue="BAD Q"), timeout=10)
+                except grpc.RpcError as err:
+                    assert [v.field for v in _bad_request(err).field_violations] == ["queue"]
+                    assert "must be a lower-case DNS name" in err.details()  # type: ignore[attr-defined]
+                else:
+                    raise AssertionError("a queue name that cannot exist was listed")
+
+    asyncio.run(main())
+
+
 def test_a_page_token_that_nests_deep_is_refused_as_not_ours() -> None:
     """A RecursionError from json.loads of the token's base64 was UNKNOWN."""
     import base64

@@ -194,6 +194,22 @@ def test_a_bad_hello_is_refused_naming_the_field(first: agent_pb2.AgentMessage, 
     run(go)
 
 
+def test_a_stream_without_a_hello_in_time_hears_that_it_timed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was told "the first message must be a Hello", as if it had sent something else."""
+    from federator.server import services
+
+    monkeypatch.setattr(services, "HELLO_TIMEOUT_SECONDS", 0.3)
+
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            _, err = await agent_stream(ch, [])
+            assert err is not None and err.code() is grpc.StatusCode.DEADLINE_EXCEEDED, err
+            assert "no Hello within 0.3s" in (err.details() or "")
+            assert s.rejected("bad_hello") == 1 and not s.fed.clusters
+
+    run(go)
+
+
 def test_a_report_flood_is_rate_limited_and_a_garbage_frame_is_dropped() -> None:
     async def go() -> None:
         async with served(limits=Limits(reports_per_second=1.0, report_burst=5)) as s:
@@ -260,6 +276,10 @@ def test_revoking_a_connected_cluster_ends_its_stream_and_refuses_it_after(certs
                     await asyncio.wait_for(call.read(), 5)
                 assert ended.value.code() is grpc.StatusCode.PERMISSION_DENIED
                 assert "west-1: its certificate was revoked" in (ended.value.details() or "")
+                for _ in range(100):  # the server's side lets go of the stream just after the status is sent
+                    if not s.fed.clusters["west-1"].connected:
+                        break
+                    await asyncio.sleep(0.02)
                 assert not s.fed.clusters["west-1"].connected
                 _, err = await agent_stream(ch, [hello("west-1", "west")])
                 assert err is not None and err.code() is grpc.StatusCode.PERMISSION_DENIED

@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
-from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, shown
+from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, queue_problem, shown
 from federator.model import Job, JobId, JobSpec
 from federator.model.cluster import GangAdmission
 from federator.security.audit import AuditLog
@@ -173,9 +173,16 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
     ) -> AsyncIterator[agent_pb2.FederatorMessage]:
         try:
             first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_SECONDS)
-        except (TimeoutError, StopAsyncIteration):
+        except TimeoutError:
             self.rejected(RejectReason.BAD_HELLO)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hello: the first message must be a Hello")
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"hello: no Hello within {HELLO_TIMEOUT_SECONDS:g}s of opening the stream; "
+                                "the first message must be a Hello")
+            return
+        except StopAsyncIteration:
+            self.rejected(RejectReason.BAD_HELLO)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "hello: the stream ended before its first message, which must be a Hello")
             return
         if isinstance(first, Malformed):
             self.rejected(RejectReason.MALFORMED)
@@ -496,6 +503,9 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
     async def List(self, request: jobs_pb2.ListJobsRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> jobs_pb2.ListJobsResponse:
         who = await self.principal(context)
+        if request.queue and queue_problem(request.queue):  # a typo must not read as "no jobs there"
+            problem = f"queue: {queue_problem(request.queue)}"
+            await context.abort_with_status(bad_request(problem, [FieldProblem("queue", problem)]))
         jobs = self.authz.visible(who, self.fed.list_jobs(request.queue))
         try:  # half the transport's limit: a page never fails to send, whatever the jobs carry
             got = page(jobs, page_size=request.page_size, page_token=request.page_token,
