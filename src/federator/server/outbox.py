@@ -119,8 +119,6 @@ class Outbox:
             self._room.clear()
         return True
 
-    put_nowait = put
-
     def close(self, ending: Ending) -> None:
         """Drop what waits and end the stream with `ending` (the first reason given wins)."""
         if self.ending is not None:
