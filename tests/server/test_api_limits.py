@@ -70,6 +70,11 @@ def _refusal(target: str, request: jobs_pb2.SubmitRequest) -> grpc.RpcError:
     raise AssertionError("a bad job was accepted")
 
 
+def _submit(target: str, request: jobs_pb2.SubmitRequest) -> None:
+    with grpc.insecure_channel(target) as ch:
+        jobs_pb2_grpc.JobServiceStub(ch).Submit(request, timeout=10)
+
+
 def _bad_request(err: grpc.RpcError) -> error_details_pb2.BadRequest:
     """The BadRequest an INVALID_ARGUMENT refusal carries in its status details."""
     assert err.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
@@ -171,6 +176,25 @@ def test_a_negative_amount_from_a_proto_client_is_named_in_its_own_field_and_not
             fields = [v.field for v in _bad_request(err).field_violations]
             assert fields == ["spec.replicas", f"spec.resources.{field}"], fields
             assert not s.fed.jobs
+
+    asyncio.run(main())
+
+
+def test_a_negative_group_size_from_a_proto_client_is_refused_naming_the_field() -> None:
+    """group_size is derived from the workload; a client's positive value is replaced, as kind and replicas
+    are. A negative one was silently replaced too, so a client with a sign bug never heard of it."""
+    async def main() -> None:
+        async with served() as s:
+            request = good_spec("grouped", resources={"cpu": "1"})
+            request.spec.group_size = -3
+            err = await asyncio.to_thread(_refusal, s.target, request)
+            assert err.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+            said = err.details()  # type: ignore[attr-defined]
+            assert said.startswith("spec.group_size: must not be negative, got -3"), said
+            assert not s.fed.jobs
+            request.spec.group_size = 0
+            await asyncio.to_thread(_submit, s.target, request)
+            assert len(s.fed.jobs) == 1
 
     asyncio.run(main())
 

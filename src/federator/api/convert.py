@@ -96,6 +96,9 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         kind = JobKind.TRAINING  # derived from the workload on Submit (jobfile.parse_job)
     if kind is None:
         raise WireError(f"spec.kind: must be training or inference, got enum value {pb.kind}")
+    if pb.group_size < 0:  # a positive one is replaced by the workload's own, as kind and replicas are
+        raise WireError(f"spec.group_size: must not be negative, got {pb.group_size}; leave it 0, the federator "
+                        "derives it from workload_json")
     return JobSpec(
         name=pb.name,
         namespace=pb.namespace or "default",
