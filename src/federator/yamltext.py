@@ -40,7 +40,7 @@ class YamlFileError(ValueError):
 
 def load_yaml_file(path: Path) -> Any:
     """A YAML file's one document: YamlFileError if it cannot be read, is not UTF-8 text, is not YAML, or is
-    nested deeper than the parser recurses."""
+    refused by `load_one` (an alias bomb, a repeated key, deeper than MAX_DEPTH)."""
     try:
         text = read_text(path)
     except OSError as exc:
@@ -48,11 +48,13 @@ def load_yaml_file(path: Path) -> Any:
     except ValueError as exc:
         raise YamlFileError(str(exc)) from exc
     try:
-        return yaml.safe_load(text)
+        return load_one(text)
     except yaml.YAMLError as exc:
         raise YamlFileError(yaml_problem(exc)) from exc
     except RecursionError as exc:
         raise YamlFileError("nested too deep") from exc
+    except YamlShapeError as exc:
+        raise YamlFileError(exc.problem) from exc
 
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when installed: 10x faster
@@ -90,7 +92,7 @@ def node_problem(root: yaml.Node, *, max_depth: int, max_values: int) -> str:
             depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
             if size[key] > max_values:
                 return (f"comes to more than {max_values} values, counting each alias (*name) as the values it "
-                        "repeats; a job file needs far fewer (aliases that multiply, a 'billion laughs'?)")
+                        "repeats; this file needs far fewer (aliases that multiply, a 'billion laughs'?)")
             if depth[key] > max_depth + 1:
                 return f"nested more than {max_depth} levels deep"
             continue
@@ -152,3 +154,31 @@ def load_documents(text: str, *, max_depth: int, max_values: int) -> list[Any]:
     finally:
         loader.dispose()
     return out
+
+
+MAX_DEPTH = 64
+"""Levels of nesting an operator's file (policy, fleet, trust, access, scheduler configuration) may have."""
+MAX_VALUES = 1_000_000
+"""Values such a file may come to, counting each alias as what it repeats: a national fleet of a thousand
+clusters comes to tens of thousands; a few hundred bytes of aliases that multiply would come to billions."""
+
+
+def load_one(text: str, *, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES) -> Any:
+    """The one document of a YAML text (None if it is empty), checked by `node_problem` before it is built,
+    so a file of nested aliases is refused in milliseconds instead of taking the process's memory.
+
+    Raises yaml.YAMLError (not YAML, or more than one document), RecursionError (nested deeper than the
+    parser recurses) or YamlShapeError. Read by PyYAML's own parser, not libyaml's: these files are read
+    once, and its account of a syntax error ("expected the node content, but found '<stream end>'") is
+    the plainer one for an operator."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        problem = node_problem(node, max_depth=max_depth, max_values=max_values)
+        if problem:
+            raise YamlShapeError(1, problem)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from federator.yamltext import yaml_problem
+from federator.yamltext import YamlShapeError, load_one, yaml_problem
 
 SCORING_LABEL = "federator.io/member-scheduler-scoring"
 _HOST_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage", "pods"})
@@ -44,9 +44,13 @@ class SchedulerCheck:
 def check_scheduler_config(text: str, *, source: str = "scheduler config") -> SchedulerCheck:
     """Check a KubeSchedulerConfiguration (or a ConfigMap holding one); problems name the field."""
     try:
-        doc = yaml.safe_load(text)
+        doc = load_one(text)
     except yaml.YAMLError as exc:
         return SchedulerCheck("Unknown", (f"{source}: {yaml_problem(exc)}",))
+    except RecursionError:
+        return SchedulerCheck("Unknown", (f"{source}: nested too deep",))
+    except YamlShapeError as exc:
+        return SchedulerCheck("Unknown", (f"{source}: {exc.problem}",))
     if isinstance(doc, Mapping) and doc.get("kind") == "ConfigMap":
         inner = [v for v in (doc.get("data") or {}).values()
                  if isinstance(v, str) and "KubeSchedulerConfiguration" in v]
