@@ -215,3 +215,39 @@ def test_a_cluster_lost_while_the_disk_is_full_keeps_the_loop_alive_and_its_jobs
 
     asyncio.run(scenario())
     assert _on_disk(fed, db) == {f"j{i}": JobPhase.PLACED for i in range(3)}
+
+
+def test_an_agents_word_that_a_job_ended_is_stored_once_the_disk_has_room_not_lost(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An agent's JobUpdate changed memory, then its write raised StoreUnavailable into the agent's stream.
+    The agent's re-sync repeated the update, which memory already held, so it was never stored: a restart
+    read the finished job as still running and, its member no longer holding it, placed it again. Now the
+    update is owed and written at the next turn of the loop that the disk takes."""
+    db = tmp_path / "f.db"
+    fed, disk = _fed(db)
+    job = fed.submit(spec("a"))
+    rec = _join(fed)
+    fed.schedule_once()
+    pid = job.placements[0].placement_id
+    fed.job_update(rec, pid, JobPhase.RUNNING, "running")
+    disk.full = True
+
+    async def scenario() -> None:
+        with caplog.at_level(logging.WARNING):
+            fed.job_update(rec, pid, JobPhase.SUCCEEDED, "done")  # does not raise into the agent's stream
+            assert job.phase is JobPhase.SUCCEEDED and fed.journal.owed == 1
+            fed.job_update(rec, pid, JobPhase.SUCCEEDED, "done")  # the re-sync's repeat
+            for _ in range(3):
+                await fed.tick()  # still full: owed, and said once, not once a turn
+                fed.journal.drain()
+        said = [r.getMessage() for r in caplog.records if r.name == "federator.store"]
+        assert said == ["1 jobs not stored (job store: database or disk is full); kept, and written once the store "
+                        "takes writes"], said
+        assert fed.journal.owed == 1
+        disk.full = False
+        await fed.tick()
+        fed.journal.drain()
+        assert fed.journal.owed == 0
+
+    asyncio.run(scenario())
+    assert _on_disk(fed, db) == {"a": JobPhase.SUCCEEDED}

@@ -266,7 +266,7 @@ class Federator:
         placement.phase = phase
         placement.message = message
         self._derive_phase(job)
-        self.journal.write([job])
+        self.journal.write_or_owe([job])  # a full disk delays the record (paid each tick), never loses it
         self.notify([job])
         if phase.is_terminal:
             self.wake()
@@ -438,6 +438,7 @@ class Federator:
     async def tick(self) -> CycleResult | None:
         """One turn of the loop: leases, then a cycle unless a start's placements still wait (None then)."""
         try:
+            self.journal.pay()  # what a full disk refused to an agent's update (GroupCommit.write_or_owe)
             self.check_leases()
             self.membership.flush()
         except Exception:  # neither may stop the loop: leases are checked again next turn

@@ -94,7 +94,7 @@ class ClusterNotes:
                 job.message = message
                 restated.append(job)
         if restated:
-            self.fed.journal.write(restated)
+            self.fed.journal.write_or_owe(restated)  # a message: a full disk delays it, never stops the caller
             self.fed.notify(restated)
 
 

@@ -74,6 +74,7 @@ class _Write:
     future: asyncio.Future[None] | None = None  # an asyncio writer awaits this
     loop: asyncio.AbstractEventLoop | None = None
     error: BaseException | None = field(default=None)
+    owed: list[Job] = field(default_factory=list)  # the live jobs a `pay` write stands for: owed again if it fails
 
     def finish(self, error: BaseException | None) -> None:
         self.error = error
@@ -106,6 +107,9 @@ class GroupCommit:
         self._lazy: dict[JobId, Job] = {}  # see enqueue_lazy
         self._busy = False  # a thread (the writer, or a synchronous caller) is inside store.put
         self._lazy_failing = False  # the last lazy write failed: its failures are not logged again until one works
+        self._owed: dict[JobId, Job] = {}  # see write_or_owe: live jobs, written as they stand when paid
+        self._paying = False  # a `pay` write is queued or being written
+        self._owed_failing = False  # the last `pay` write failed: not logged again until one works
         self.batches = 0  # transactions committed: the number of fsyncs, for benchmarks and tests
         self.jobs_written = 0
 
@@ -169,8 +173,49 @@ class GroupCommit:
         if w.error is not None:
             raise w.error
 
+    @property
+    def owed(self) -> int:
+        """Jobs whose state the store refused (write_or_owe) and that no write has stored since."""
+        with self._cv:
+            return len(self._owed)
+
+    def write_or_owe(self, jobs: Iterable[Job]) -> bool:
+        """`write`, for state the federator has already acted on (an agent's word that a placement ran or
+        ended, a job's message): if the store refuses it (a full disk), the jobs are owed instead of the
+        error raised, and `pay` writes them as they stand once the store takes writes again. Raising
+        ended the agent's stream, and its re-sync repeated a change memory already held, so it was never
+        stored: a restart then found a finished job still running and placed it again. False if owed."""
+        live = list(jobs)
+        try:
+            self.write(live)
+        except StoreError as exc:
+            with self._cv:
+                said, self._owed_failing = self._owed_failing, True
+            if not said:
+                log.warning("%d jobs not stored (%s); kept, and written once the store takes writes", len(live), exc)
+            self._owe(live)
+            return False
+        return True
+
+    def pay(self) -> None:
+        """Queue the owed jobs' current state (each turn of the federator's loop); returns at once. A write that
+        fails leaves them owed, said once per outage."""
+        with self._cv:
+            if not self._owed or self._paying:
+                return
+            live = list(self._owed.values())
+            self._owed.clear()
+            self._paying = True
+        self._enqueue(_Write([freeze(j) for j in live], owed=live))
+
+    def _owe(self, live: list[Job]) -> None:
+        with self._cv:
+            for job in live:
+                self._owed[job.job_id] = job
+
     def drain(self) -> None:
-        """Block until every write queued so far is committed (shutdown)."""
+        """Block until every write queued so far is committed (shutdown); the owed are tried once more."""
+        self.pay()
         w = _Write([], done=threading.Event())
         with self._cv:
             if not self._busy and not self._queue:
@@ -184,6 +229,9 @@ class GroupCommit:
     def _enqueue(self, w: _Write) -> None:
         with self._cv:
             self._queue.append(w)
+            if self._owed and not w.owed:
+                for job in w.jobs:
+                    self._owed.pop(job.job_id, None)  # this newer state is stored, or its writer hears it was not
             if self._lazy:
                 for job in w.jobs:
                     self._lazy.pop(job.job_id, None)  # this newer state is written first
@@ -237,15 +285,31 @@ class GroupCommit:
             try:
                 self._put(list(latest.values()))
             except Exception as exc:  # the writers hear of it; the thread goes on with the next batch
-                _log_failed(f"writing {len(latest)} jobs to the store failed", exc)
+                if not (self._owed_failing and all(w.owed for w in batch)):
+                    _log_failed(f"writing {len(latest)} jobs to the store failed", exc)
                 error = exc
             for w in batch:
                 w.finish(error)
+            if any(w.owed for w in batch):
+                self._paid(batch, error)
+
+    def _paid(self, batch: list[_Write], error: BaseException | None) -> None:
+        """After a batch with a `pay` write: owed again if it failed. The owed are live jobs, so writing one later
+        writes its newest state, never an old one over a newer."""
+        with self._cv:
+            self._paying = False
+            self._owed_failing = error is not None
+            if error is None:
+                return
+            for w in batch:
+                for job in w.owed:
+                    self._owed.setdefault(job.job_id, job)
 
     def _put(self, jobs: list[Job]) -> None:
         if not jobs:
             return
         self.store.put(jobs)
+        self._owed_failing = False  # the store takes writes: the next outage is said again
         self.batches += 1
         self.jobs_written += len(jobs)
 
