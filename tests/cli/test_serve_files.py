@@ -80,6 +80,21 @@ def test_a_timing_flag_that_is_not_a_usable_number_is_refused(tmp_path: Path, fl
     assert not (tmp_path / "f.db").exists()
 
 
+@pytest.mark.parametrize(("flag", "value", "said"), [
+    ("--max-message-bytes", "99999999999", "must be at most 1073741824 (1 GiB), got 99999999999"),  # a traceback
+    ("--max-message-bytes", "0", "must be at least 1, got 0"),
+    ("--max-replicas", "0", "must be at least 1, got 0"),
+    ("--max-accelerators-per-job", "-4", "must be at least 1, got -4"),
+    ("--max-pending-jobs", "0", "must be at least 1, got 0"),
+])
+def test_a_limit_flag_out_of_range_is_refused_naming_the_flag_not_the_field_behind_it(
+        tmp_path: Path, flag: str, value: str, said: str) -> None:
+    out = _serve("--insecure", "--db", str(tmp_path / "f.db"), flag, value)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"federator serve: {flag}: {said}"
+    assert not (tmp_path / "f.db").exists()
+
+
 def test_a_ready_file_or_audit_log_that_cannot_be_written_is_refused_naming_the_flag(tmp_path: Path) -> None:
     nowhere = tmp_path / "missing" / "folder"
     out = _serve("--insecure", "--db", str(tmp_path / "f.db"), "--ready-file", str(nowhere / "ready.json"))

@@ -106,6 +106,26 @@ def test_a_job_too_big_to_send_is_refused_naming_its_document_before_anything_is
     assert "more than 1048576 (1 MiB)" in out.stderr and "nothing submitted" in out.stderr
 
 
+def test_a_job_over_the_default_limit_is_sent_to_a_federator_whose_operator_raised_it(tmp_path: Path) -> None:
+    """The CLI held every job to the default --max-message-bytes, so a federator run with a larger one could
+    never be sent a job between the two; --max-request-bytes says what the federator takes."""
+    fed = LocalFederation(workdir=tmp_path / "fed", tls=False, serve_args=["--max-message-bytes", str(4 << 20)])
+    fed.start_server()
+    try:
+        path = tmp_path / "big.yaml"
+        big = json.loads(_doc("big"))
+        big["spec"]["template"] = {"spec": {"containers": [{"name": "main", "image": "trainer",
+                                                           "args": ["x" * 1000] * 1500}]}}
+        path.write_text(json.dumps(big))
+        held = federator_cli("submit", "-f", str(path), *fed.client_args())
+        assert held.returncode == 2 and "say so with --max-request-bytes" in held.stderr, held.stderr
+        sent = federator_cli("submit", "-f", str(path), "--max-request-bytes", str(4 << 20), *fed.client_args())
+        assert sent.returncode == 0, sent.stderr
+        assert [j.spec.name for j in list_jobs(fed.client)] == ["big"]
+    finally:
+        fed.stop()
+
+
 def test_watch_outlives_a_federator_restart_and_gives_up_on_one_that_stays_away(fed: LocalFederation) -> None:
     assert fed.server is not None
     proc = subprocess.Popen([sys.executable, "-m", "federator", "watch", *fed.client_args(), "--reconnect-for", "4"],

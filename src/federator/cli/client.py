@@ -47,7 +47,7 @@ from federator.jobfile import (
 )
 from federator.listen import server_address
 from federator.model import Job, JobSpec
-from federator.security.limits import Limits
+from federator.security.limits import MAX_MESSAGE_BYTES_CEILING, Limits
 from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, dial_hint, user_files
 from federator.store import job_to_dict
@@ -63,8 +63,9 @@ CALL_TIMEOUT = 10.0  # seconds one get/cancel call (one page of `get jobs`) may 
 WATCH_PATIENCE = 60.0
 """Seconds `federator watch` waits for a federator that went away (a restart) to come back before it gives up."""
 MAX_REQUEST_BYTES = Limits().max_message_bytes
-"""The largest Submit the CLI sends: the federator's default --max-message-bytes (1 MiB). A job is a few KiB;
-one this big would be refused by a federator on its defaults, and by Kubernetes' object size in its mode."""
+"""The largest Submit the CLI sends unless told (--max-request-bytes): the federator's default
+--max-message-bytes (1 MiB). A job is a few KiB; one this big would be refused by a federator on its
+defaults, and by Kubernetes' object size in its mode."""
 log = logging.getLogger("federator.cli")
 
 
@@ -78,6 +79,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--run-again", action="store_true",
                    help="run a job whose earlier run has finished again, under the same name (a new job; without "
                         "it, submitting the same file again returns the job it made)")
+    s.add_argument("--max-request-bytes", type=_request_bytes, default=MAX_REQUEST_BYTES, metavar="BYTES",
+                   help="the largest job the CLI sends: the federator's --max-message-bytes, if its operator "
+                        "raised it (default %(default)s)")
     _server(s)
     s.set_defaults(func=_submit)
 
@@ -113,6 +117,16 @@ def _seconds(value: str) -> float:
     if not 0 < seconds <= 3600:
         raise argparse.ArgumentTypeError(f"expected seconds from 0 to 3600, got {value[:40]!r}")
     return seconds
+
+
+def _request_bytes(value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError:
+        size = -1
+    if not 1024 <= size <= MAX_MESSAGE_BYTES_CEILING:
+        raise argparse.ArgumentTypeError(f"expected bytes from 1024 to {MAX_MESSAGE_BYTES_CEILING}, got {value[:40]!r}")
+    return size
 
 
 def _server(p: argparse.ArgumentParser) -> None:
@@ -283,14 +297,16 @@ def submit_requests(specs: list[JobSpec], *, run_again: bool = False) -> list[jo
                                    run_again=run_again) for s in specs]
 
 
-def oversized(request: jobs_pb2.SubmitRequest) -> str:
+def oversized(request: jobs_pb2.SubmitRequest, limit: int = MAX_REQUEST_BYTES) -> str:
     """Why a Submit is too big to send ('' if it is not)."""
     size = request.ByteSize()
-    if size <= MAX_REQUEST_BYTES:
+    if size <= limit:
         return ""
-    return (f"the job comes to {size} bytes, more than {MAX_REQUEST_BYTES} ({MAX_REQUEST_BYTES >> 20} MiB), the "
-            "federator's limit for one request (its --max-message-bytes default); a job is a few KiB: move "
-            "large values (scripts, data) out of the job, into its image or a volume")
+    said = f"{limit} ({limit >> 20} MiB)" if limit % (1 << 20) == 0 else str(limit)
+    whose = ("its --max-message-bytes default; if its operator raised it, say so with --max-request-bytes"
+             if limit == MAX_REQUEST_BYTES else "--max-request-bytes")
+    return (f"the job comes to {size} bytes, more than {said}, the federator's limit for one request ({whose}); "
+            "a job is a few KiB: move large values (scripts, data) out of the job, into its image or a volume")
 
 
 def iter_submit(target: Target, requests: Iterable[jobs_pb2.SubmitRequest], *, attempts: int = SUBMIT_ATTEMPTS,
@@ -378,7 +394,8 @@ def _submit(args: argparse.Namespace) -> int:
     except (JobFileError, RequestIdError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    too_big = [f"{where}: {why}" for (_, where), r in zip(sources, requests, strict=True) if (why := oversized(r))]
+    too_big = [f"{where}: {why}" for (_, where), r in zip(sources, requests, strict=True)
+               if (why := oversized(r, args.max_request_bytes))]
     if too_big:
         for line in too_big[:20]:
             print(f"error: {line}", file=sys.stderr)

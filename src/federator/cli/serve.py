@@ -8,10 +8,14 @@ import dataclasses
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from federator.backends.kube.options import add_kube_arguments, kube_options, kube_options_problem
 from federator.cli.certs import add_tls_arguments, tls_files
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
+
+if TYPE_CHECKING:
+    from federator.security.limits import Limits
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,11 +73,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_serve)
 
 
+_LIMIT_FLAGS = {"max_message_bytes": "--max-message-bytes", "max_replicas_per_job": "--max-replicas",
+                "max_accelerators_per_job": "--max-accelerators-per-job",
+                "reports_per_second": "--max-reports-per-second", "max_pending_jobs": "--max-pending-jobs"}
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    """The limits flags as Limits; a ValueError names the flag, not the field behind it."""
+    from federator.security.limits import Limits
+    try:
+        return Limits(**{field: getattr(args, flag[2:].replace("-", "_")) for field, flag in _LIMIT_FLAGS.items()})
+    except ValueError as exc:
+        said = str(exc)
+        for field, flag in _LIMIT_FLAGS.items():
+            said = said.replace(f"limits.{field}:", f"{flag}:")
+        raise ValueError(said) from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     from federator.catalog import CatalogError, use_catalog_file
     from federator.listen import check_grpc_listen, parse_listen
     from federator.readyfile import ready_file_problem
-    from federator.security.limits import Limits
     from federator.security.pki import CertsDir
     from federator.security.tls import TlsError
     from federator.server.app import ServeOptions, serve
@@ -105,13 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
         if args.token_listen:
             check_grpc_listen(args.token_listen, "--token-listen")
         tls = tls_files(args, role="server")
-        limits = Limits(
-            max_message_bytes=args.max_message_bytes,
-            max_replicas_per_job=args.max_replicas,
-            max_accelerators_per_job=args.max_accelerators_per_job,
-            reports_per_second=args.max_reports_per_second,
-            max_pending_jobs=args.max_pending_jobs,
-        )
+        limits = _limits(args)
     except (TlsError, ValueError) as exc:
         print(f"federator serve: {exc}", file=sys.stderr)
         return 2

@@ -45,6 +45,11 @@ class RejectReason(StrEnum):
     QUEUE_FULL = "queue_full"  # back-pressure: too many pending jobs; the client is told when to retry
 
 
+MAX_MESSAGE_BYTES_CEILING = 1 << 30
+"""The largest --max-message-bytes: gRPC reads the size as a C int, and larger values ended the server with a
+traceback. A job is a few KiB and a capacity report of a big cluster tens of KiB."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """What one message, one agent and one job may ask of the federator."""
@@ -67,6 +72,9 @@ class Limits:
                      "max_cpu_cores_per_job", "max_memory_bytes_per_job", "max_labels", "max_pending_jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"limits.{name}: must be at least 1, got {getattr(self, name)!r}")
+        if self.max_message_bytes > MAX_MESSAGE_BYTES_CEILING:  # gRPC takes the size as a C int
+            raise ValueError(f"limits.max_message_bytes: must be at most {MAX_MESSAGE_BYTES_CEILING} (1 GiB), "
+                             f"got {self.max_message_bytes!r}")
         if not self.queue_full_retry_seconds > 0:
             raise ValueError("limits.queue_full_retry_seconds: must be positive, "
                              f"got {self.queue_full_retry_seconds!r}")
