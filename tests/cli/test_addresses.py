@@ -99,3 +99,13 @@ def test_a_url_given_as_server_is_told_to_be_host_port(url: str, host: str) -> N
     with pytest.raises(argparse.ArgumentTypeError) as err:
         server_address(url)
     assert str(err.value) == f"give HOST:PORT, not a URL: {url!r} (did you mean {host!r}?)"
+
+
+@pytest.mark.parametrize("value", ["99999999999", "-1", "0", "1001", "ten"])
+def test_a_page_size_out_of_range_is_refused_before_anything_dials(value: str) -> None:
+    """99999999999 ended `get jobs` with a protobuf ValueError traceback; -1 went to the federator to be refused."""
+    out = _federator("get", "jobs", "--insecure", "--server", "127.0.0.1:1", "--page-size", value)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().endswith(
+        f"federator get: error: argument --page-size: expected a number of jobs from 1 to 1000, got {value!r}")
+    assert "Traceback" not in out.stderr

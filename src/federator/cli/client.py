@@ -50,6 +50,7 @@ from federator.model import Job, JobSpec
 from federator.security.limits import MAX_MESSAGE_BYTES_CEILING, Limits
 from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, dial_hint, user_files
+from federator.server.paging import MAX_PAGE_SIZE
 from federator.store import job_to_dict
 
 DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
@@ -90,8 +91,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("name", nargs="?", help="one job (id or name)")
     g.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
     g.add_argument("--queue", default="", help="only jobs of this queue")
-    g.add_argument("--page-size", type=int, default=0, metavar="N",
-                   help="fetch jobs N at a time (default: the server's, 500)")
+    g.add_argument("--page-size", type=_page_size, default=0, metavar="N",
+                   help="fetch jobs N at a time, 1 to 1000 (default: the server's, 500)")
     _server(g)
     g.set_defaults(func=_get)
 
@@ -117,6 +118,16 @@ def _seconds(value: str) -> float:
     if not 0 < seconds <= 3600:
         raise argparse.ArgumentTypeError(f"expected seconds from 0 to 3600, got {value[:40]!r}")
     return seconds
+
+
+def _page_size(value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError:
+        size = -1
+    if not 1 <= size <= MAX_PAGE_SIZE:  # the federator serves at most this many; more overflowed int32
+        raise argparse.ArgumentTypeError(f"expected a number of jobs from 1 to {MAX_PAGE_SIZE}, got {value[:40]!r}")
+    return size
 
 
 def _request_bytes(value: str) -> int:
