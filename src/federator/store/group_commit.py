@@ -229,9 +229,6 @@ class GroupCommit:
     def _enqueue(self, w: _Write) -> None:
         with self._cv:
             self._queue.append(w)
-            if self._owed and not w.owed:
-                for job in w.jobs:
-                    self._owed.pop(job.job_id, None)  # this newer state is stored, or its writer hears it was not
             if self._lazy:
                 for job in w.jobs:
                     self._lazy.pop(job.job_id, None)  # this newer state is written first
