@@ -47,11 +47,16 @@ def load_yaml_file(path: Path) -> Any:
         raise YamlFileError(f"cannot read: {exc.strerror or exc}") from exc
     except ValueError as exc:
         raise YamlFileError(str(exc)) from exc
+    return load_yaml_text(text)
+
+
+def load_yaml_text(text: str) -> Any:
+    """`load_one`, with whatever is wrong with the text as one YamlFileError line; the caller names the source."""
     try:
         return load_one(text)
     except yaml.YAMLError as exc:
         raise YamlFileError(yaml_problem(exc)) from exc
-    except RecursionError as exc:
+    except RecursionError as exc:  # the YAML composer recurses once per level of nesting
         raise YamlFileError("nested too deep") from exc
     except YamlShapeError as exc:
         raise YamlFileError(exc.problem) from exc

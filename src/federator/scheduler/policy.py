@@ -24,12 +24,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from federator.model import QuantityError, to_bytes, to_milli
 from federator.scheduler.config import QueueConfig, Quota, SchedulerConfig
 from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, SCORES
-from federator.yamltext import YamlShapeError, load_one, read_text, yaml_problem
+from federator.yamltext import YamlFileError, load_yaml_text, read_text
 
 _TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "regions", "maxPlacementsPerCycle", "tenancy")
 # Fields of a queue that are not the scheduler's: who may use it. `security.authz` (access) and the
@@ -58,13 +56,9 @@ def load_policy(path: Path) -> SchedulerConfig:
 
 def parse_policy(text: str, *, source: str = "") -> SchedulerConfig:
     try:
-        doc = load_one(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError([f"document: {yaml_problem(exc)}"], source) from exc
-    except RecursionError as exc:  # the YAML composer recurses once per level of nesting
-        raise PolicyError(["document: nested too deep"], source) from exc
-    except YamlShapeError as exc:
-        raise PolicyError([f"document: {exc.problem}"], source) from exc
+        doc = load_yaml_text(text)
+    except YamlFileError as exc:
+        raise PolicyError([f"document: {exc}"], source) from exc
     return policy_from_document(doc if doc is not None else {}, source=source)
 
 

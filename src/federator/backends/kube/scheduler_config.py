@@ -20,9 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from federator.yamltext import YamlShapeError, load_one, yaml_problem
+from federator.yamltext import YamlFileError, load_yaml_text
 
 SCORING_LABEL = "federator.io/member-scheduler-scoring"
 _HOST_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage", "pods"})
@@ -44,13 +42,9 @@ class SchedulerCheck:
 def check_scheduler_config(text: str, *, source: str = "scheduler config") -> SchedulerCheck:
     """Check a KubeSchedulerConfiguration (or a ConfigMap holding one); problems name the field."""
     try:
-        doc = load_one(text)
-    except yaml.YAMLError as exc:
-        return SchedulerCheck("Unknown", (f"{source}: {yaml_problem(exc)}",))
-    except RecursionError:
-        return SchedulerCheck("Unknown", (f"{source}: nested too deep",))
-    except YamlShapeError as exc:
-        return SchedulerCheck("Unknown", (f"{source}: {exc.problem}",))
+        doc = load_yaml_text(text)
+    except YamlFileError as exc:
+        return SchedulerCheck("Unknown", (f"{source}: {exc}",))
     if isinstance(doc, Mapping) and doc.get("kind") == "ConfigMap":
         inner = [v for v in (doc.get("data") or {}).values()
                  if isinstance(v, str) and "KubeSchedulerConfiguration" in v]
