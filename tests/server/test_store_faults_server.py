@@ -20,7 +20,7 @@ from server_support import capacity, spec
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
-from federator.model import JobPhase
+from federator.model import Job, JobPhase
 from federator.security.auth import Authenticator
 from federator.server import scheduling
 from federator.server.federator import ClusterRecord, Federator
@@ -45,6 +45,17 @@ def _join(fed: Federator, *placement_ids: str, free: int = 8) -> ClusterRecord:
     rec = fed.connect(cluster="c", region="r", labels={})
     fed.report(rec, capacity(*placement_ids, free=free))
     return rec
+
+
+def _running(db: Path) -> tuple[Federator, FullDisk, Job, ClusterRecord, str]:
+    """A federator on `db` with one job placed on cluster c and Running there, the disk not yet full."""
+    fed, disk = _fed(db)
+    job = fed.submit(spec("a"))
+    rec = _join(fed)
+    fed.schedule_once()
+    pid = job.placements[0].placement_id
+    fed.job_update(rec, pid, JobPhase.RUNNING, "running")
+    return fed, disk, job, rec, pid
 
 
 @asynccontextmanager
@@ -100,12 +111,7 @@ def test_submit_on_a_full_disk_is_unavailable_naming_the_cause_in_one_log_line(
 
 def test_cancel_on_a_full_disk_changes_nothing_and_tells_no_agent(tmp_path: Path) -> None:
     db = tmp_path / "f.db"
-    fed, disk = _fed(db)
-    job = fed.submit(spec("a"))
-    rec = _join(fed)
-    fed.schedule_once()
-    pid = job.placements[0].placement_id
-    fed.job_update(rec, pid, JobPhase.RUNNING, "running")
+    fed, disk, job, rec, pid = _running(db)
     _drain(rec)
     disk.full = True
     with pytest.raises(StoreUnavailable, match="^job store: database or disk is full$"):
@@ -224,12 +230,7 @@ def test_an_agents_word_that_a_job_ended_is_stored_once_the_disk_has_room_not_lo
     read the finished job as still running and, its member no longer holding it, placed it again. Now the
     update is owed and written at the next turn of the loop that the disk takes."""
     db = tmp_path / "f.db"
-    fed, disk = _fed(db)
-    job = fed.submit(spec("a"))
-    rec = _join(fed)
-    fed.schedule_once()
-    pid = job.placements[0].placement_id
-    fed.job_update(rec, pid, JobPhase.RUNNING, "running")
+    fed, disk, job, rec, pid = _running(db)
     disk.full = True
 
     async def scenario() -> None:

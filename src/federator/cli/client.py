@@ -23,7 +23,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,24 +120,21 @@ def _seconds(value: str) -> float:
     return seconds
 
 
-def _page_size(value: str) -> int:
-    try:
-        size = int(value)
-    except ValueError:
-        size = -1
-    if not 1 <= size <= MAX_PAGE_SIZE:  # the federator serves at most this many; more overflowed int32
-        raise argparse.ArgumentTypeError(f"expected a number of jobs from 1 to {MAX_PAGE_SIZE}, got {value[:40]!r}")
-    return size
+def _whole(what: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, refused as `expected WHAT from LOW to HIGH`."""
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = low - 1
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} from {low} to {high}, got {value[:40]!r}")
+        return n
+    return parse
 
 
-def _request_bytes(value: str) -> int:
-    try:
-        size = int(value)
-    except ValueError:
-        size = -1
-    if not 1024 <= size <= MAX_MESSAGE_BYTES_CEILING:
-        raise argparse.ArgumentTypeError(f"expected bytes from 1024 to {MAX_MESSAGE_BYTES_CEILING}, got {value[:40]!r}")
-    return size
+_page_size = _whole("a number of jobs", 1, MAX_PAGE_SIZE)  # the federator serves at most this; more overflowed int32
+_request_bytes = _whole("bytes", 1024, MAX_MESSAGE_BYTES_CEILING)
 
 
 def _server(p: argparse.ArgumentParser) -> None:
