@@ -208,3 +208,39 @@ def test_the_sum_over_any_grouping_is_the_total(records: list[UsageRecord], sinc
         assert sum(r.micro for r in report.rows) == total.micro == report.total.micro
         assert sum(r.placements for r in report.rows) == total.placements
         assert len({r.key for r in report.rows}) == len(report.rows)
+
+
+def test_a_placements_end_the_disk_refuses_is_stored_once_it_has_room(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The record that closed a placement was logged with a traceback and dropped on a full disk, so the store
+    kept it open: after a restart it read as running until then, and was billed for the federator's downtime."""
+    import logging
+    import sqlite3
+
+    clock = Clock(0.0)
+    fed, meter, usage = start(tmp_path / "db", clock)
+    join(fed, "east-1", H100, "acme")
+    job = fed.submit(spec("j", gpus=2, replicas=1, queue="q", user="u"))
+    fed.schedule_once()
+    clock.now = 10.0
+    running(fed, job.job_id, JobPhase.RUNNING)
+    put = usage.put
+
+    def full(records: list[UsageRecord]) -> None:
+        if records:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(usage, "put", full)
+    clock.now = 40.0
+    with caplog.at_level(logging.WARNING, logger="federator.accounting"):
+        running(fed, job.job_id, JobPhase.SUCCEEDED)
+        meter.tick()
+        meter.tick()
+    said = [r for r in caplog.records if r.name == "federator.accounting"]
+    assert len(said) == 1 and said[0].exc_info is None, [r.getMessage() for r in said]  # one line per outage
+    assert "kept, and written once the store takes writes" in said[0].getMessage()
+    monkeypatch.setattr(usage, "put", put)
+    clock.now = 50.0
+    meter.tick()
+    assert usage.open_records() == []
+    assert summarize(usage.query(since=0, until=100), since=0, until=100, now=100).total.accelerator_seconds == 60.0

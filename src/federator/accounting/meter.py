@@ -24,6 +24,7 @@ thousands of users cannot blow up Prometheus. The store keeps the real names.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,7 @@ class UsageMeter:
         self._open: dict[str, UsageRecord] = {r.placement_id: r for r in store.open_records()}
         self._counted: dict[str, float] = {pid: clock() for pid in self._open}  # counter is current up to here
         self._by_job: dict[str, set[str]] = {}
+        self._unwritten: dict[str, UsageRecord] = {}  # the newest record of each placement the store refused
         for rec in self._open.values():
             self._by_job.setdefault(rec.job_id, set()).add(rec.placement_id)
 
@@ -95,10 +97,27 @@ class UsageMeter:
                     rec = self._record(job, p, now)
                     if rec is not None:
                         writes.append(rec)
+        self._write(writes)
+
+    def _write(self, writes: list[UsageRecord]) -> None:
+        """Store these records with any the store refused before (a full disk): kept until stored, so a
+        placement's end is not lost and its record does not read as still running after a restart."""
+        if not writes and not self._unwritten:
+            return
+        failing = bool(self._unwritten)
+        for rec in writes:
+            self._unwritten[rec.placement_id] = rec
         try:
-            self.store.put(writes)
-        except Exception:  # accounting must never stop the federator; the log says what was lost
-            log.exception("usage records not written: %s", [r.placement_id for r in writes])
+            self.store.put(list(self._unwritten.values()))
+        except sqlite3.Error as exc:  # accounting must never stop the federator: kept, said once per outage
+            if not failing:
+                log.warning("usage records not written (%s); kept, and written once the store takes writes: %s",
+                            exc, sorted(self._unwritten)[:20])
+            return
+        except Exception:  # a bug: said in full, and the records kept all the same
+            log.exception("usage records not written: %s", sorted(self._unwritten)[:20])
+            return
+        self._unwritten.clear()
 
     def _record(self, job: Job, p: Placement, now: float) -> UsageRecord | None:
         model, milli = held(job, p)
@@ -136,6 +155,7 @@ class UsageMeter:
         now = self.clock()
         for rec in list(self._open.values()):
             self._count(rec, now)
+        self._write([])  # records a full disk refused, once it has room
 
 
 def _fields(rec: UsageRecord) -> dict[str, Any]:
