@@ -114,8 +114,9 @@ class UsageMeter:
                 log.warning("usage records not written (%s); kept, and written once the store takes writes: %s",
                             exc, sorted(self._unwritten)[:20])
             return
-        except Exception:  # a bug: said in full, and the records kept all the same
-            log.exception("usage records not written: %s", sorted(self._unwritten)[:20])
+        except Exception:  # a bug: said in full (once, not every tick), and the records kept all the same
+            if not failing:
+                log.exception("usage records not written: %s", sorted(self._unwritten)[:20])
             return
         self._unwritten.clear()
 
