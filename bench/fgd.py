@@ -151,7 +151,9 @@ def federator(nodes: Sequence[NodeSpec], jobs: Sequence[SimJob], clusters: int, 
     return {"accelerator_allocation_ratio": round(report.accelerator_allocation_ratio, 4), "placed": report.jobs_placed,
             "refused": report.refused, "placements": report.placements,
             "refused_per_placement": round(report.refused / max(report.placements, 1), 4),
-            "placements_per_second": round(report.placements_per_second), "seconds": round(report.wall_seconds, 1)}
+            "placements_per_second": round(report.placements_per_second), "seconds": round(report.wall_seconds, 1),
+            "scarcity_scale": report.scarcity_scale, "rollouts": report.rollouts,
+            "rollout_seconds": round(report.rollout_seconds, 1)}
 
 
 def node_orders(nodes: Sequence[NodeSpec], orders: int) -> list[list[NodeSpec]]:

@@ -4,6 +4,7 @@
     python bench/throughput.py --scaling 10,30,100,300,1000 --jobs 20000
     python bench/throughput.py --fleet five-vendor --alternatives 0.3
     python bench/throughput.py --clusters 10 --jobs 3000 --room classes
+    python bench/throughput.py --clusters 10 --jobs 10000 --room classes --rollout
 
 `--fleet five-vendor` (bench/vendors.py): clusters of NVIDIA (with MIG and time-sliced pools), AMD,
 Huawei Ascend, Cambricon and Hygon devices, and jobs in each vendor's own form; `--alternatives`
@@ -14,6 +15,11 @@ third of the nodes part-used and reports node fit: one node's room per bucket, o
 Prints placements per second (placements / cycle seconds, wall and CPU: the cycle
 runs on one core, and CPU time is what the shared machine cannot steal) and the
 per-decision latency (time the cycle spent on each placed job), as JSON.
+
+`--rollout` also times the rollouts that choose `Scarcity`'s scale (scheduler/tuning.py) on the same
+fleet and jobs, which the server runs on the cycle worker before the first cycle with demand and then
+after `BUDGET` times the replicas they offered are placed, and reports the placements per CPU second
+with that share of rollouts counted in (`..._with_rollouts`).
 
 `"compiled"` says which build of the placement core ran. The image runs it compiled (setup.py);
 to measure that build from a checkout, `make compiled` and then
@@ -35,10 +41,11 @@ import common  # noqa: E402
 import vendors  # noqa: E402
 
 from federator.scheduler import COMPILED, Scheduler, Snapshot  # noqa: E402
+from federator.scheduler.tuning import BUDGET, RETUNE_AFTER, trials  # noqa: E402
 
 
 def run(n_clusters: int, n_nodes: int, n_jobs: int, seed: int = 0, fleet: str = "nvidia",
-        alternatives: float = 0.0, room: str = "none") -> dict[str, object]:
+        alternatives: float = 0.0, room: str = "none", rollout: bool = False) -> dict[str, object]:
     if fleet == "five-vendor":
         snapshot = Snapshot.of(vendors.clusters(n_clusters, nodes=n_nodes, seed=seed))
         requests = vendors.jobs(n_jobs, seed=seed, alternatives=alternatives)
@@ -52,6 +59,17 @@ def run(n_clusters: int, n_nodes: int, n_jobs: int, seed: int = 0, fleet: str = 
     cpu = time.process_time() - cpu_started
     lat = sorted(result.decision_seconds)
     placed = len(result.decisions)
+    tuning: dict[str, object] = {}
+    if rollout:
+        cpu_started = time.process_time()
+        got = trials(Scheduler().config, snapshot, requests)
+        rollout_cpu = time.process_time() - cpu_started
+        offered = sum(t.offered for t in got)
+        # Steady state: a rollout per max(RETUNE_AFTER, BUDGET * offered) replicas placed.
+        per_placement = rollout_cpu / max(RETUNE_AFTER, BUDGET * offered) if got else 0.0
+        tuning = {"rollout_cpu_seconds": round(rollout_cpu, 3), "rollout_replicas_offered": offered,
+                  "rollout_placed_milli": {str(t.scale): t.placed_milli for t in got},
+                  "placements_per_cpu_second_with_rollouts": round(placed / (cpu + per_placement * placed), 1)}
     by_vendor: dict[str, int] = {}
     alternative_taken: dict[int, int] = {}
     with_alternatives = {r.job_id for r in requests if len(r.spec.accelerators) > 1}
@@ -78,6 +96,7 @@ def run(n_clusters: int, n_nodes: int, n_jobs: int, seed: int = 0, fleet: str = 
         "assignments_by_vendor": dict(sorted(by_vendor.items())),
         "jobs_with_alternatives": len(with_alternatives),
         "placed_on_alternative": {str(k): v for k, v in sorted(alternative_taken.items())},
+        **tuning,
     }
 
 
@@ -94,18 +113,19 @@ def main() -> int:
                    help="five-vendor fleet: share of jobs listing alternatives across vendors (0..1)")
     p.add_argument("--room", choices=common.ROOMS, default="none",
                    help="nvidia fleet: node fit the pools report, on a third of the nodes part-used (see above)")
+    p.add_argument("--rollout", action="store_true", help="also time the rollouts of Scarcity's scale (see above)")
     args = p.parse_args()
     if args.room != "none" and args.fleet != "nvidia":
         p.error("--room: only with --fleet nvidia")
     if args.scaling:
-        rows = [run(int(n), args.nodes, args.jobs, args.seed, args.fleet, args.alternatives, args.room)
+        rows = [run(int(n), args.nodes, args.jobs, args.seed, args.fleet, args.alternatives, args.room, args.rollout)
                 for n in args.scaling.split(",")]
         for r in rows:
             r["cpu_microseconds_per_job"] = round(1e6 * float(r["cpu_seconds"]) / float(r["jobs"]), 1)  # type: ignore[arg-type]
         print(json.dumps(rows, indent=2))
     else:
         print(json.dumps(run(args.clusters, args.nodes, args.jobs, args.seed, args.fleet, args.alternatives,
-                             args.room), indent=2))
+                             args.room, args.rollout), indent=2))
     return 0
 
 

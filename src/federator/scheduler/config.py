@@ -48,6 +48,11 @@ class QueueConfig:
             raise ValueError(f"weight: must be a positive number, got {self.weight!r}")
 
 
+# `scarcityScale: auto`: the median scale, or the absolute one at K = 4, whichever a rollout over the fleet
+# packs best (docs/benchmarks.md, round 23).
+SCARCITY_SCALES = (0.0, 4.0)
+
+
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
     """Which plugins run, how much each score counts, the queues, preemption and regions."""
@@ -63,6 +68,11 @@ class SchedulerConfig:
     # The vendor that owns the one-count form's resource (nvidia.com/gpu) in the catalog: a job asking
     # for it without spec.accelerators runs on that vendor's pools only. "" = any vendor's pools.
     legacy_vendor: str = DEFAULT_VENDOR
+    # How hard `Scarcity` presses small work off the models pinned work needs (scheduler/demand.py), each
+    # 0 for the median scale or `K` of the absolute one (a model scores 0 where pinned work's projected need
+    # is `K` times its free accelerators). One value is fixed; with more, the first holds until a rollout
+    # (scheduler/tuning.py) finds which of them packs the fleet best.
+    scarcity_scales: tuple[float, ...] = SCARCITY_SCALES
 
     def __post_init__(self) -> None:
         for name in self.filters:
@@ -73,6 +83,10 @@ class SchedulerConfig:
                 raise ValueError(f"score_weights: unknown plugin {name!r} (known: {', '.join(SCORES)})")
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
                 raise ValueError(f"score_weights.{name}: must be a non-negative integer, got {weight!r}")
+        if not self.scarcity_scales or any(isinstance(k, bool) or not isinstance(k, int | float)
+                                           or not 0 <= k < float("inf") for k in self.scarcity_scales):
+            raise ValueError("scarcityScale: must be 'median', 'auto' or a positive number, "
+                             f"got {self.scarcity_scales!r}")
         if self.max_placements_per_cycle < 1:
             raise ValueError("max_placements_per_cycle: must be at least 1")
         if self.max_preemptions_per_cycle < 0:

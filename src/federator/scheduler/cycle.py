@@ -105,10 +105,13 @@ def queue_order(requests: Sequence[PlacementRequest]) -> list[PlacementRequest]:
 
 def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
              requests: Sequence[PlacementRequest] = (), running: Sequence[Allocation] = (),
-             recent: Sequence[Arrival] = ()) -> CycleContext:
+             recent: Sequence[Arrival] = (), scarcity_scale: float | None = None) -> CycleContext:
     prices = [p for c in snapshot.clusters if (p := c.price_per_accelerator_hour) is not None]
     latency = dict(config.region_latency_ms) if config else {}
-    demand = demand_of(snapshot.ready(), requests, running, recent) if requests or running or recent else None
+    if scarcity_scale is None:
+        scarcity_scale = config.scarcity_scales[0] if config else 0.0
+    demand = demand_of(snapshot.ready(), requests, running, recent, scarcity_scale=scarcity_scale) \
+        if requests or running or recent else None
     return CycleContext(max_price=max(prices, default=0.0), regions=RegionUse(snapshot.ready(), MAX_SCORE),
                         region_latency_ms=latency, max_latency_ms=max(latency.values(), default=0), demand=demand)
 
@@ -135,15 +138,19 @@ class Scheduler:
         now: float = 0.0,
         clock: Callable[[], float] = time.perf_counter,
         recent: Sequence[Arrival] = (),
+        scarcity_scale: float | None = None,
     ) -> CycleResult:
         """Place what fits of `requests` over `snapshot`; `running` is the work already placed
         (for queue usage and preemption), `now` the time lost accelerator-seconds are measured at,
-        `recent` the arrivals that have ended, which the demand remembers (scheduler/demand.py)."""
+        `recent` the arrivals that have ended, which the demand remembers (scheduler/demand.py),
+        `scarcity_scale` the one of the configured scales a rollout chose (scheduler/tuning.py;
+        None: the first)."""
         with few_full_collections():
-            return self._schedule(snapshot, requests, running, now, clock, recent)
+            return self._schedule(snapshot, requests, running, now, clock, recent, scarcity_scale)
 
     def _schedule(self, snapshot: Snapshot, requests: Sequence[PlacementRequest], running: Sequence[Allocation],
-                  now: float, clock: Callable[[], float], recent: Sequence[Arrival] = ()) -> CycleResult:
+                  now: float, clock: Callable[[], float], recent: Sequence[Arrival] = (),
+                  scarcity_scale: float | None = None) -> CycleResult:
         cfg = self.config
         phases: dict[str, float] = {}
         t0 = clock()
@@ -151,7 +158,7 @@ class Scheduler:
         order = FairOrder(usage, requests)
         t1 = clock()
         phases["order"] = t1 - t0
-        ctx = prescore(snapshot, cfg, requests, running, recent)
+        ctx = prescore(snapshot, cfg, requests, running, recent, scarcity_scale)
         t2 = clock()
         phases["prescore"] = t2 - t1
 

@@ -63,11 +63,15 @@ class Pressure:
     (2.28 on seeds 3-4), the most pressed model's by 3.10 (2.86).
     """
 
-    __slots__ = ("active", "free", "high", "multi", "pinned", "pressed", "pressures", "scores")
+    __slots__ = ("active", "free", "high", "multi", "pinned", "pressed", "pressures", "scale", "scores")
 
-    def __init__(self, pinned: dict[str, float], free: dict[str, int], multi: Pressure | None = None) -> None:
+    def __init__(self, pinned: dict[str, float], free: dict[str, int], multi: Pressure | None = None,
+                 scale: float = 0.0) -> None:
         self.pinned = pinned
         self.free = free
+        # 0: the median scale above. Else the absolute one (`SchedulerConfig.scarcity_scale`): the pressure
+        # that scores 0, fixed for the cycle.
+        self.scale = scale
         self.active = any(pinned.values())  # whether any model is pressed at all (else every model scores full)
         self.pressures = {m: self.of(m) for m in free}
         self.pressed = sorted(p for p in self.pressures.values() if 0 < p < float("inf"))  # kept sorted
@@ -83,7 +87,9 @@ class Pressure:
         return pinned / free if free > 0 else (float("inf") if pinned else 0.0)
 
     def _high(self) -> float:
-        """Twice the median pressure of the pressed models: the pressure that scores 0."""
+        """Twice the median pressure of the pressed models (or the absolute `scale`): the pressure that scores 0."""
+        if self.scale > 0:
+            return self.scale if self.active else 0.0
         pressed = self.pressed
         return 2 * pressed[len(pressed) // 2] if pressed else 0.0
 
@@ -215,7 +221,7 @@ class DemandMemory:
         return self._newest_first
 
 
-def _samples(requests: Sequence[PlacementRequest], running: Sequence[Allocation],
+def samples(requests: Sequence[PlacementRequest], running: Sequence[Allocation],
              recent: Sequence[Arrival], sample: int) -> Iterable[tuple[Resources, tuple[str, ...], int]]:
     live = 0
     for r in requests:
@@ -234,9 +240,11 @@ def _samples(requests: Sequence[PlacementRequest], running: Sequence[Allocation]
 
 
 def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementRequest],
-              running: Sequence[Allocation], recent: Sequence[Arrival] = (), sample: int = DEMAND_SAMPLE) -> Demand:
+              running: Sequence[Allocation], recent: Sequence[Arrival] = (), sample: int = DEMAND_SAMPLE,
+              scarcity_scale: float = 0.0) -> Demand:
     """The demand of `requests`, `running` and, up to `sample` replicas in all, the `recent` arrivals that
-    ended (newest first), over the GPU models of `clusters`."""
+    ended (newest first), over the GPU models of `clusters`. `scarcity_scale` (`SchedulerConfig`): 0 for
+    the median scale of small work's pressure, else `K` of the absolute one."""
     free: dict[str, int] = {}
     free_multi: dict[str, int] = {}  # on nodes with two or more accelerators free
     family: dict[str, str] = {}
@@ -251,13 +259,15 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
         return Demand()
     models = sorted(free)
     total = 0
+    asked = 0  # milli-accelerators the sample asks for
     by_key: dict[tuple[int, int, tuple[str, ...]], list[int]] = {}
     pinned: dict[str, float] = dict.fromkeys(models, 0.0)
     pinned_multi: dict[str, float] = dict.fromkeys(models, 0.0)
-    for res, wanted, n in _samples(requests, running, recent, sample):
+    for res, wanted, n in samples(requests, running, recent, sample):
         total += n
         if not res.accelerator_milli:
             continue
+        asked += n * res.accelerator_milli
         whole = res.accelerator_milli % MILLI == 0
         key = (MILLI if whole else res.accelerator_milli, res.accelerator_milli // MILLI if whole else 1, wanted)
         acc = by_key.setdefault(key, [0, 0, 0])
@@ -295,4 +305,9 @@ def demand_of(clusters: Iterable[ClusterInfo], requests: Sequence[PlacementReque
     # accelerator or less that the model's other free accelerators (on nodes with one free) cannot hold.
     for model in models:
         pinned_multi[model] += max(0.0, pinned[model] - pinned_multi[model] - (free[model] - free_multi[model]))
-    return Demand(shapes, cannot, usable, Pressure(pinned, free, Pressure(pinned_multi, free_multi)))
+    # The absolute scale: a model's pinned share of what the sample asks, times the fleet's free accelerators,
+    # is what pinned work will still ask of it before the fleet fills (its need); the score is 0 where the
+    # need is `K` times the model's free accelerators.
+    fleet_free = sum(free.values())
+    high = scarcity_scale * asked / fleet_free if scarcity_scale > 0 and fleet_free > 0 and asked else 0.0
+    return Demand(shapes, cannot, usable, Pressure(pinned, free, Pressure(pinned_multi, free_multi), high))

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from federator.model import QuantityError, to_bytes, to_milli
-from federator.scheduler.config import QueueConfig, Quota, SchedulerConfig
+from federator.scheduler.config import SCARCITY_SCALES, QueueConfig, Quota, SchedulerConfig
 from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, SCORES
 from federator.yamltext import YamlFileError, load_yaml_text, read_text
 
-_TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "regions", "maxPlacementsPerCycle", "tenancy")
+_TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "regions", "maxPlacementsPerCycle", "tenancy",
+        "scarcityScale")
 # Fields of a queue that are not the scheduler's: who may use it. `security.authz` (access) and the
 # Kubernetes controller (namespaceSelector) read and check them; the scheduler ignores them.
 _ACCESS_FIELDS = ("access", "namespaceSelector")
@@ -148,11 +149,22 @@ def policy_from_document(doc: object, *, source: str = "") -> SchedulerConfig:
         bad("maxPlacementsPerCycle", f"must be a positive integer, got {max_placements!r}")
         max_placements = 100_000
 
+    raw_scale = doc.get("scarcityScale", "auto")
+    scales: tuple[float, ...] = SCARCITY_SCALES
+    if raw_scale == "median":
+        scales = (0.0,)
+    elif isinstance(raw_scale, bool) or not isinstance(raw_scale, int | float) or not 0 < raw_scale < float("inf"):
+        if raw_scale != "auto":
+            bad("scarcityScale", f"must be 'auto', 'median' or a positive number, got {raw_scale!r}")
+    else:
+        scales = (float(raw_scale),)
+
     if problems:
         raise PolicyError(problems, source)
     return SchedulerConfig(score_weights=weights, queues=queues, default_queue=default_queue,
                            preemption=preemption, max_preemptions_per_cycle=cap,
-                           region_latency_ms=latency, max_placements_per_cycle=max_placements)
+                           region_latency_ms=latency, max_placements_per_cycle=max_placements,
+                           scarcity_scales=scales)
 
 
 def queue_from_document(body: object, *, where: str = "queue", source: str = "") -> QueueConfig:

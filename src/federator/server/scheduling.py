@@ -53,6 +53,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from federator.model import (
+    MILLI,
     ClusterCapacity,
     ClusterInfo,
     ClusterState,
@@ -68,6 +69,7 @@ from federator.model import (
 )
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
+from federator.scheduler.tuning import Tuner
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
 from federator.store.errors import StoreUnavailable
@@ -95,6 +97,7 @@ class CyclePlan:
     scheduler: Scheduler
     generations: Mapping[JobId, int]  # each candidate's and each running job's generation, as planned
     recent: tuple[Arrival, ...] = ()  # the jobs that ended lately, by kind: the demand's memory (DemandMemory)
+    tuner: Tuner | None = None  # Scarcity's scale; the worker runs its rollout when one is due (scheduler/tuning.py)
 
 
 @dataclass(slots=True)
@@ -109,9 +112,25 @@ class Unwritten:
 
 
 def compute(plan: CyclePlan) -> CycleResult:
-    """The pure part: safe on any thread."""
-    return plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
-                                   recent=plan.recent)
+    """The pure part: safe on any thread (one cycle at a time, which the tuner relies on)."""
+    tuner = plan.tuner
+    if tuner is None:
+        return plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
+                                       recent=plan.recent)
+    if tuner.due():
+        was = tuner.scale
+        tuner.tune(plan.snapshot, plan.requests, plan.running, plan.recent)
+        if tuner.scale != was:
+            log.info("Scarcity scale %s (was %s): a rollout over the fleet placed %s", _scale(tuner.scale), _scale(was),
+                     ", ".join(f"{t.placed_milli / MILLI:g} accelerators at {_scale(t.scale)}" for t in tuner.last))
+    result = plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
+                                     recent=plan.recent, scarcity_scale=tuner.scale)
+    tuner.placed(sum(a.replicas for d in result.decisions for a in d.assignments))
+    return result
+
+
+def _scale(scale: float) -> str:
+    return "median" if scale == 0 else f"K={scale:g}"
 
 
 class Cycles:
@@ -134,6 +153,7 @@ class Cycles:
         # The jobs that ended lately (scheduler/demand.py: the demand's memory of what arrives), rebuilt from
         # the store's ended jobs on a restart, so a new leader does not steer by a handful of pending jobs.
         self.memory = DemandMemory()
+        self.tuner = Tuner(fed.scheduler.config)
         ended = []
         for job in fed.jobs.values():
             if job.phase is JobPhase.PENDING:
@@ -298,8 +318,11 @@ class Cycles:
                                       p.accelerator_model, p.replicas, placement_resources(p, job.spec), job.placed_at,
                                       job.spec.accelerator_models)
                            for p in job.placements if p.phase.is_active)
-        return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), self.fed.scheduler,
-                         generations, self.memory.arrivals())
+        scheduler = self.fed.scheduler
+        if self.tuner.config is not scheduler.config:  # the policy changed: its scales are what is tried now
+            self.tuner = Tuner(scheduler.config)
+        return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), scheduler,
+                         generations, self.memory.arrivals(), self.tuner)
 
     def commit(self, plan: CyclePlan, result: CycleResult) -> tuple[list[Job], list[tuple[str, Order]]]:
         """Apply a cycle's placements and preemptions in memory to the jobs that are still as planned; the

@@ -28,6 +28,7 @@ from federator.backends.sim.nodes import NodeSet
 from federator.model import MILLI, ClusterInfo, JobId
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot
 from federator.scheduler.demand import DemandMemory
+from federator.scheduler.tuning import Tuner
 from federator.simulate.traces import SimJob
 
 MODES = ("fill", "replay")
@@ -79,6 +80,11 @@ class SimReport:
     # Per region, allocated / total accelerators when the run ends (fill: the state the ratio above is of;
     # replay: the last moment): whether the work went where the accelerators were idle.
     accelerator_allocation_ratio_by_region: Mapping[str, float] = field(default_factory=dict)
+    # Scarcity's scale the rollouts chose last (scheduler/tuning.py), how many ran, and their time (not
+    # in scheduler_seconds: they run between cycles)
+    scarcity_scale: float = 0.0
+    rollouts: int = 0
+    rollout_seconds: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         out = {k: getattr(self, k) for k in self.__slots__ if k != "series"}  # type: ignore[attr-defined]
@@ -92,6 +98,8 @@ class Simulation:
                  scheduler: Scheduler | None = None, fit: str = "fgd", seed: int = 0, batch: int = 1000,
                  cycle_interval: float = 10.0, history: Sequence[SimJob] = ()) -> None:
         self.scheduler = scheduler or Scheduler()
+        self.tuner = Tuner(self.scheduler.config)  # Scarcity's scale, by rollout between cycles
+        self.tuning_seconds = 0.0
         # FGD's target workload: the work offered to the federation so far, one learner for every cluster
         # (a cluster that learned only what the federator routed to it would bind for a skewed slice)
         self.learner = DemandLearner() if fit == "fgd" else None
@@ -140,10 +148,16 @@ class Simulation:
                     self.learner.observe(j.job.spec.resources, j.job.spec.accelerator_models)
         requests = [PlacementRequest(j.job_id, j.job.spec, j.job.spec.replicas, float(j.order)) for j in pending]
         running = [a for j in self._running.values() for a in j.allocations]
+        recent = self.memory.arrivals()
+        if self.tuner.due():
+            started = time.perf_counter()
+            self.tuner.tune(self.snapshot(), requests, running, recent)
+            self.tuning_seconds += time.perf_counter() - started
         started = time.perf_counter()
         result: CycleResult = self.scheduler.schedule(self.snapshot(), requests, running=running, now=now,
-                                                      recent=self.memory.arrivals())
+                                                      recent=recent, scarcity_scale=self.tuner.scale)
         self.scheduler_seconds += time.perf_counter() - started
+        self.tuner.placed(sum(a.replicas for d in result.decisions for a in d.assignments))
         self.cycles += 1
         self.latencies.extend(result.decision_seconds)
         for p in result.preemptions:
@@ -229,6 +243,7 @@ class Simulation:
             scheduler_seconds=self.scheduler_seconds, wall_seconds=wall, cycles=self.cycles, refused=self.refused,
             preemptions=self.preempted, pending_reasons=dict(sorted(reasons.items())), series=tuple(self.series),
             accelerator_allocation_ratio_by_region=self.ratio_by_region(),
+            scarcity_scale=self.tuner.scale, rollouts=self.tuner.rollouts, rollout_seconds=self.tuning_seconds,
         )
 
     def ratio_by_region(self) -> dict[str, float]:

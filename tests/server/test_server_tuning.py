@@ -1,0 +1,68 @@
+"""The live federator chooses Scarcity's scale by rollout (scheduler/tuning.py) on its cycle worker: once
+demand appears, then only as often as the rollouts' cost allows, and again from scratch when the policy
+changes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import pytest
+from server_support import H100, Clock, MemoryStore, join, make, spec
+
+from federator.scheduler import Scheduler, SchedulerConfig
+
+from builders import cluster, pool
+
+A10, A100 = "NVIDIA-A10", "NVIDIA-A100-SXM4-80GB"
+
+
+def test_the_first_cycle_with_demand_runs_a_rollout_and_the_next_ones_do_not() -> None:
+    fed = make(MemoryStore(), Clock())
+    join(fed, "east-1")
+    fed.schedule_once()
+    assert fed.cycles.tuner.rollouts == 0  # no demand: nothing to learn from
+    fed.submit(spec("a", gpus=1))
+    fed.schedule_once()
+    tuner = fed.cycles.tuner
+    assert tuner.rollouts == 1 and {t.scale for t in tuner.last} == {0.0, 4.0}
+    assert all(t.placed_milli > 0 for t in tuner.last)
+    fed.submit(spec("b", gpus=1))
+    fed.schedule_once()
+    assert fed.cycles.tuner.rollouts == 1  # paced: far fewer replicas placed since than it offered
+
+
+def test_a_policy_with_one_scale_runs_no_rollout_and_a_new_policy_starts_over() -> None:
+    fed = make(MemoryStore(), Clock(), scheduler=Scheduler(SchedulerConfig(scarcity_scales=(0.0,))))
+    join(fed, "east-1")
+    fed.submit(spec("a", gpus=1))
+    fed.schedule_once()
+    assert fed.cycles.tuner.rollouts == 0
+    fed.set_scheduler_config(SchedulerConfig(scarcity_scales=(0.0, 2.0)))
+    fed.submit(spec("b", gpus=1))
+    fed.schedule_once()
+    assert fed.cycles.tuner.rollouts == 1 and {t.scale for t in fed.cycles.tuner.last} == {0.0, 2.0}
+
+
+def test_the_scale_a_rollout_finds_better_is_logged_and_used(caplog: pytest.LogCaptureFixture) -> None:
+    """Two members of one-accelerator A10 nodes and 8-accelerator A100 and H100 nodes; a little work pinned
+    to A10, much flexible one-accelerator work and two gangs of eight: the median scale presses the small
+    work onto the big nodes the gangs need, the soft one (K = 4) does not (tests/scheduler/test_tuning.py)."""
+    fed = make(MemoryStore(), Clock())
+    for name in ("c0", "c1"):
+        rec = fed.connect(cluster=name, region="r", labels={})
+        fed.report(rec, cluster(name, "r", pool(A10, nodes=16, free=1, gpus_per_node=1), pool(A100, nodes=1),
+                                pool(H100, nodes=1)).capacity)
+    for i in range(4):
+        fed.submit(replace(spec(f"pin{i}", gpus=1), accelerator_models=(A10,)))
+    for i in range(20):
+        fed.submit(spec(f"small{i}", gpus=1))
+    for i in range(2):
+        fed.submit(spec(f"gang{i}", gpus=8))
+    with caplog.at_level(logging.INFO, logger="federator.server"):
+        fed.schedule_once()
+    tuner = fed.cycles.tuner
+    got = {t.scale: t.placed_milli // 1000 for t in tuner.last}
+    assert got[4.0] > got[0.0] and tuner.scale == 4.0
+    assert f"Scarcity scale K=4 (was median): a rollout over the fleet placed {got[0.0]} accelerators at median, " \
+           f"{got[4.0]} accelerators at K=4" in caplog.text
