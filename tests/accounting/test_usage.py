@@ -152,17 +152,24 @@ def test_usage_matches_a_scripted_run_exactly_and_survives_a_restart(tmp_path: P
     assert render(after, output="csv", by="user").splitlines()[-1] == "TOTAL,2880.000000,0.800000,2"
 
 
-def test_a_preempted_or_replaced_placement_stops_counting(tmp_path: Path) -> None:
-    clock = Clock(0.0)
-    fed, meter, usage = start(tmp_path / "db", clock)
+def running_job(db: Path, clock: Clock) -> tuple[Federator, UsageMeter, SqliteUsageStore, str]:
+    """A federator with one member and one job of 2 H100, placed at 0 and running from 10 (clock at 10)."""
+    clock.now = 0.0
+    fed, meter, usage = start(db, clock)
     join(fed, "east-1", H100, "acme")
     job = fed.submit(spec("j", gpus=2, replicas=1, queue="q", user="u"))
     fed.schedule_once()
     clock.now = 10.0
     running(fed, job.job_id, JobPhase.RUNNING)
+    return fed, meter, usage, job.job_id
+
+
+def test_a_preempted_or_replaced_placement_stops_counting(tmp_path: Path) -> None:
+    clock = Clock(0.0)
+    fed, meter, usage, job_id = running_job(tmp_path / "db", clock)
     clock.now = 25.0
     rec = fed.clusters["east-1"]
-    fed.refused(rec, fed.jobs[job.job_id].placements[0].placement_id, "evicted")  # back to Pending
+    fed.refused(rec, fed.jobs[job_id].placements[0].placement_id, "evicted")  # back to Pending
     clock.now = 100.0
     assert meter.open == {}
     assert summarize(usage.query(since=0, until=100), since=0, until=100, now=100).total.accelerator_seconds == 30.0
@@ -218,12 +225,7 @@ def test_a_placements_end_the_disk_refuses_is_stored_once_it_has_room(
     import sqlite3
 
     clock = Clock(0.0)
-    fed, meter, usage = start(tmp_path / "db", clock)
-    join(fed, "east-1", H100, "acme")
-    job = fed.submit(spec("j", gpus=2, replicas=1, queue="q", user="u"))
-    fed.schedule_once()
-    clock.now = 10.0
-    running(fed, job.job_id, JobPhase.RUNNING)
+    fed, meter, usage, job_id = running_job(tmp_path / "db", clock)
     put = usage.put
 
     def full(records: list[UsageRecord]) -> None:
@@ -233,7 +235,7 @@ def test_a_placements_end_the_disk_refuses_is_stored_once_it_has_room(
     monkeypatch.setattr(usage, "put", full)
     clock.now = 40.0
     with caplog.at_level(logging.WARNING, logger="federator.accounting"):
-        running(fed, job.job_id, JobPhase.SUCCEEDED)
+        running(fed, job_id, JobPhase.SUCCEEDED)
         meter.tick()
         meter.tick()
     said = [r for r in caplog.records if r.name == "federator.accounting"]
