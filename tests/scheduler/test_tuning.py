@@ -47,6 +47,15 @@ def test_a_rollout_offers_the_sample_again_until_it_asks_for_the_free_room() -> 
     assert rollout_requests(reqs, [], [], free_milli=10_000 * MILLI, limit=50)[-1].replicas
     assert sum(r.replicas for r in rollout_requests(reqs, [], [], free_milli=10_000 * MILLI, limit=50)) == 50
     assert rollout_requests([], [], recent, free_milli=20 * MILLI) == []  # no accelerator work: nothing to learn
+    assert rollout_requests(reqs, [], recent, free_milli=0) == []  # no room (no member yet): nothing to fill
+
+
+def test_a_national_backlog_is_offered_a_sample_of_its_requests() -> None:
+    backlog = [request(spec(f"j{i}", gpus=1 + i % 3)) for i in range(10_000)]
+    got = rollout_requests(backlog, [], [], free_milli=10**9, limit=1_000)
+    assert len(got) == 1_000
+    by_shape = {n: sum(r.spec.resources.accelerator_milli == n * MILLI for r in got) for n in (1, 2, 3)}
+    assert all(320 <= k <= 350 for k in by_shape.values()), by_shape  # every shape, a third each
 
 
 def test_a_large_fleet_is_rolled_out_on_a_sample_of_its_clusters() -> None:

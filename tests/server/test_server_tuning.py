@@ -32,6 +32,16 @@ def test_the_first_cycle_with_demand_runs_a_rollout_and_the_next_ones_do_not() -
     assert fed.cycles.tuner.rollouts == 1  # paced: far fewer replicas placed since than it offered
 
 
+def test_without_a_member_there_is_no_room_to_roll_out_until_one_joins() -> None:
+    fed = make(MemoryStore(), Clock())
+    fed.submit(spec("a", gpus=1))
+    fed.schedule_once()
+    assert fed.cycles.tuner.rollouts == 0 and fed.cycles.tuner.due()
+    join(fed, "east-1")
+    fed.schedule_once()
+    assert fed.cycles.tuner.rollouts == 1
+
+
 def test_a_policy_with_one_scale_runs_no_rollout_and_a_new_policy_starts_over() -> None:
     fed = make(MemoryStore(), Clock(), scheduler=Scheduler(SchedulerConfig(scarcity_scales=(0.0,))))
     join(fed, "east-1")

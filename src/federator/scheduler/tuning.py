@@ -55,11 +55,13 @@ def rollout_requests(requests: Sequence[PlacementRequest], running: Sequence[All
                      seed: int = 0) -> list[PlacementRequest]:
     """The demand sample, shuffled and repeated until it asks for `free_milli` accelerators (or `limit`
     replicas). Pending requests keep their specs; running and ended work is offered as gangs of the
-    replicas it had, each on the models it accepted."""
-    pool: list[JobSpec] = []
-    for r in requests:
-        pool.append(replace(r.spec, replicas=r.replicas, preemptible=False))
-    taken = sum(r.replicas for r in requests)
+    replicas it had, each on the models it accepted. A backlog of more than `limit` requests is offered
+    every k-th of them."""
+    if free_milli <= 0:
+        return []
+    step = -(-len(requests) // limit) if len(requests) > limit else 1  # a backlog of a national size: a sample
+    pool: list[JobSpec] = [replace(r.spec, replicas=r.replicas, preemptible=False) for r in requests[::step]]
+    taken = sum(s.replicas for s in pool)
     for res, models, n in samples((), running, recent, DEMAND_SAMPLE - min(taken, DEMAND_SAMPLE)):
         pool.append(JobSpec(name="rollout", kind=JobKind.TRAINING, replicas=n, resources=res,
                             accelerator_models=models))
@@ -87,7 +89,7 @@ def trials(config: SchedulerConfig, snapshot: Snapshot, requests: Sequence[Place
         return ()
     snapshot = sample_fleet(snapshot)
     free = sum(p.free_milli for c in snapshot.ready() for p in c.capacity.accelerator_pools)
-    offered = rollout_requests(requests, running, recent, free)
+    offered = rollout_requests(requests, running, recent, free)  # none without room or accelerator work
     if not offered:
         return ()
     # The fleet's packing only: no queue's quota or fair share, and nothing preempted.
