@@ -56,6 +56,7 @@ def test_a_national_backlog_is_offered_a_sample_of_its_requests() -> None:
     assert len(got) == 1_000
     by_shape = {n: sum(r.spec.resources.accelerator_milli == n * MILLI for r in got) for n in (1, 2, 3)}
     assert all(320 <= k <= 350 for k in by_shape.values()), by_shape  # every shape, a third each
+    assert {r.spec.name for r in got} == {f"j{i}" for i in range(0, 10_000, 10)}  # every tenth: no copy of all
 
 
 def test_a_large_fleet_is_rolled_out_on_a_sample_of_its_clusters() -> None:
