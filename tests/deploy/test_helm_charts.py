@@ -370,10 +370,18 @@ def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
     pytest.param(FEDERATOR, ["--set", "persistence.size=lots"], "/persistence/size", id="size-not-quantity"),
     pytest.param(FEDERATOR, ["--set", "replicas=2"], "replicas", id="unknown-key-typo"),
     pytest.param(FEDERATOR, ["--set", "federator.lostAfterSeconds=5"], "lostAfterSeconds", id="unknown-nested-key"),
-    pytest.param(FEDERATOR, ["--set", "leaderElection.enabled=false"], "leaderElection.enabled",
+    pytest.param(FEDERATOR, ["--set", "leaderElection.enabled=false"], "'/replicaCount': maximum: got 2, want 1",
                  id="ha-without-leader-election"),
-    pytest.param(FEDERATOR, ["--set", "persistence.enabled=true"], "persistence.enabled", id="sqlite-volume-kube-mode"),
-    pytest.param(FEDERATOR, ["--set", "mode=standalone"], "replicaCount", id="standalone-ha"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.enabled=false"], "'/leaderElection/enabled': value must be true",
+                 id="ha-without-leader-election-names-both"),
+    pytest.param(FEDERATOR, ["--set", "persistence.enabled=true"], "'/persistence/enabled': value must be false",
+                 id="sqlite-volume-ha"),
+    pytest.param(FEDERATOR, ["--set", "replicaCount=3", "--set", "persistence.enabled=true"],
+                 "'/replicaCount': maximum: got 3, want 1", id="sqlite-volume-three-replicas"),
+    pytest.param(FEDERATOR, ["--set", "mode=standalone"], "'/replicaCount': maximum: got 2, want 1",
+                 id="standalone-ha"),
+    pytest.param(FEDERATOR, ["--set", "mode=standalone"], "'/mode': value must be 'kubernetes'",
+                 id="standalone-ha-names-both"),
     pytest.param(FEDERATOR, ["--set", "mode=sqlite"], "/mode", id="unknown-mode"),
     pytest.param(FEDERATOR, ["--set", "policy.queue.research.weight=2"], "queue", id="policy-typo"),
     pytest.param(FEDERATOR, ["--set", "federator.watchNamespace=ML_Jobs"], "/federator/watchNamespace",
@@ -475,6 +483,50 @@ def test_agent_gang_admission_values_become_its_flags(h: Helm) -> None:
     args = containers(h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "gangAdmission.kueueQueue=team-a",
                                  "--set", "gangAdmission.timeoutSeconds=30"))[0]["args"]
     assert "--kueue-queue=team-a" in args and "--gang-timeout=30" in args
+
+
+def _resolve(value: int | str, replicas: int, *, round_up: bool) -> int:
+    """A Deployment's maxSurge (rounded up) or maxUnavailable (rounded down), as the deployment controller counts."""
+    if isinstance(value, int):
+        return value
+    percent = int(value.rstrip("%"))
+    return -(-replicas * percent // 100) if round_up else replicas * percent // 100
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 3, 5])
+def test_a_rolling_update_with_leader_election_cannot_stall_on_the_one_ready_pod(h: Helm, replicas: int) -> None:
+    """Only the leader is ever Ready (a standby opens no gRPC port), so a rollout that keeps
+    replicas - maxUnavailable pods available waits for ever: the new pods wait for the Lease the old
+    leader holds, and the old leader is never stopped. The strategy must let the old leader go
+    (minAvailable 0) and may start a new pod beside it (it waits for the Lease)."""
+    deploy = one(h.template(FEDERATOR, "--set", f"replicaCount={replicas}"), "Deployment")
+    strategy = deploy["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    rolling = strategy["rollingUpdate"]
+    min_available = replicas - _resolve(rolling["maxUnavailable"], replicas, round_up=False)
+    assert min_available <= 0, f"the rollout keeps {min_available} Ready pod(s), but only the leader is ever Ready"
+    assert _resolve(rolling["maxSurge"], replicas, round_up=True) >= 1  # the new pod starts before the old one ends
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["--set", "replicaCount=1", "--set", "leaderElection.enabled=false"], id="kubernetes-no-election"),
+    pytest.param(["--set", "replicaCount=1", "--set", "persistence.enabled=true"], id="kubernetes-usage-volume"),
+    pytest.param(FED_SINGLE, id="standalone-sqlite"),
+    pytest.param(["--set", "replicaCount=1", "--set", "mode=standalone"], id="standalone-emptydir"),
+])
+def test_without_leader_election_or_with_a_sqlite_volume_the_old_pod_stops_first(h: Helm, args: list[str]) -> None:
+    """No Lease to wait for, or one SQLite file on a volume: a surge would run two schedulers on one store."""
+    deploy = one(h.template(FEDERATOR, *args), "Deployment")
+    assert deploy["spec"]["replicas"] == 1
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_persistence_with_one_replica_keeps_the_usage_records_in_kubernetes_mode(h: Helm) -> None:
+    docs = h.template(FEDERATOR, "--set", "replicaCount=1", "--set", "persistence.enabled=true")
+    volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "fed-federator-data"}} in volumes
+    assert one(docs, "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "--in-cluster" in containers(docs)[0]["args"]
 
 
 def test_pod_disruption_budget_when_asked(h: Helm, tmp_path: Path) -> None:

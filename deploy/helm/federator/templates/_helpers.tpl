@@ -55,6 +55,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* "true" when the replicas elect a leader through a Lease (mode=kubernetes and leaderElection.enabled). */}}
+{{- define "federator.leaderElected" -}}
+{{- if and (eq .Values.mode "kubernetes") .Values.leaderElection.enabled }}true{{ end }}
+{{- end }}
+
 {{- define "federator.leaseName" -}}
 {{- default (printf "%s-leader" (include "federator.fullname" .)) .Values.leaderElection.leaseName }}
 {{- end }}
@@ -68,8 +73,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and $ha (not .Values.leaderElection.enabled) }}
 {{- fail "replicaCount: more than one replica needs leaderElection.enabled=true (only one replica may schedule)" }}
 {{- end }}
-{{- if and .Values.persistence.enabled (ne .Values.mode "standalone") }}
-{{- fail "persistence.enabled: only mode=standalone keeps a SQLite store; in mode=kubernetes jobs live in FederatedJob objects" }}
+{{- if and $ha .Values.persistence.enabled }}
+{{- fail "persistence.enabled: one SQLite file on one volume serves one replica; set replicaCount=1 or persistence.enabled=false" }}
 {{- end }}
 {{- if and .Values.tls.enabled (not .Values.tls.certManager.enabled) (not .Values.tls.secretName) }}
 {{- fail "tls.secretName: name a Secret with ca.crt, tls.crt and tls.key, or set tls.certManager.enabled=true, or tls.enabled=false" }}
