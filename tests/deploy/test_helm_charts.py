@@ -207,8 +207,10 @@ def test_federator_defaults_are_highly_available(h: Helm) -> None:
     assert env["FEDERATOR_CERT"] == "/etc/federator/tls/tls.crt"
     tls_volume = next(v for v in deploy["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
     assert tls_volume["secret"]["secretName"] == "federator-tls"
-    service = one(docs, "Service")
-    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"grpc": 7070, "metrics": 9090}
+    service = one(docs, "Service", "fed-federator")
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"grpc": 7070}
+    metrics = one(docs, "Service", "-metrics")
+    assert {p["name"]: p["port"] for p in metrics["spec"]["ports"]} == {"metrics": 9090}
     assert "--listen=0.0.0.0:7070" in c["args"] and "--metrics-listen=0.0.0.0:9090" in c["args"]
 
 
@@ -324,9 +326,35 @@ def test_prometheus_rule_is_alerts_yaml_and_promtool_accepts_it(h: Helm, promtoo
     monitor = one(docs, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prom"
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
-    service_ports = {p["name"] for p in one(docs, "Service")["spec"]["ports"]}
-    assert monitor["spec"]["endpoints"][0]["port"] in service_ports
-    assert monitor["spec"]["selector"]["matchLabels"] == one(docs, "Service")["spec"]["selector"]
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.mark.parametrize("service_type", ["ClusterIP", "LoadBalancer", "NodePort"])
+def test_metrics_are_on_their_own_cluster_ip_service_and_monitored_there(
+        h: Helm, service_type: str, tmp_path: Path) -> None:
+    """The gRPC Service may be a LoadBalancer open to other providers' agents: /metrics must not ride on it."""
+    docs = h.template(FEDERATOR, "--set", f"service.type={service_type}", "--set", "serviceMonitor.enabled=true")
+    services = {d["metadata"]["name"]: d for d in by_kind(docs, "Service")}
+    assert set(services) == {"fed-federator", "fed-federator-metrics"}
+    grpc, metrics = services["fed-federator"], services["fed-federator-metrics"]
+    assert grpc["spec"]["type"] == service_type
+    assert [p["name"] for p in grpc["spec"]["ports"]] == ["grpc"]
+    assert metrics["spec"]["type"] == "ClusterIP"
+    assert [(p["name"], p["port"], p["targetPort"]) for p in metrics["spec"]["ports"]] == [("metrics", 9090, "metrics")]
+    assert metrics["spec"]["publishNotReadyAddresses"] is True  # standbys serve /metrics, and are never Ready
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert _selects(metrics["spec"]["selector"], pod_labels)
+    notes = metrics["metadata"]["annotations"]
+    assert notes == {"prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/metrics"}
+    assert "prometheus.io/scrape" not in (grpc["metadata"].get("annotations") or {})
+    monitor = one(docs, "ServiceMonitor")
+    chosen = [name for name, svc in services.items()
+              if _selects(monitor["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"])]
+    assert chosen == ["fed-federator-metrics"]
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
 
 
 def test_dashboard_configmap_is_the_dashboard_for_the_grafana_sidecar(h: Helm, tmp_path: Path) -> None:

@@ -31,6 +31,11 @@ app.kubernetes.io/part-of: federator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/* The label that tells the metrics Service from the gRPC one (the ServiceMonitor selects it). */}}
+{{- define "federator.metricsServiceLabels" -}}
+federator.io/service: metrics
+{{- end }}
+
 {{- define "federator.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "federator.fullname" .) .Values.serviceAccount.name }}
