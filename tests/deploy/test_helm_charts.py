@@ -414,9 +414,29 @@ def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
     pytest.param(FEDERATOR, ["--set", "policy.queue.research.weight=2"], "queue", id="policy-typo"),
     pytest.param(FEDERATOR, ["--set", "federator.watchNamespace=ML_Jobs"], "/federator/watchNamespace",
                  id="watch-namespace-not-dns"),
-    pytest.param(FEDERATOR, ["--set", "tls.secretName="], "tls.secretName", id="tls-without-secret"),
-    pytest.param(FEDERATOR, ["--set", "tls.certManager.enabled=true"], "tls.certManager.issuerRef.name",
-                 id="cert-manager-without-issuer"),
+    pytest.param(FEDERATOR, ["--set", "tls.secretName="], "'/tls/secretName': minLength: got 0, want 1",
+                 id="tls-without-secret"),
+    pytest.param(FEDERATOR, ["--set", "tls.secretName=fed/tls"], "'/tls/secretName'", id="tls-secret-not-a-name"),
+    pytest.param(FEDERATOR, ["--set", "tls.certManager.enabled=true"],
+                 "'/tls/certManager/issuerRef/name': minLength: got 0, want 1", id="cert-manager-without-issuer"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.leaseName=Fed_Leader"], "'/leaderElection/leaseName'",
+                 id="lease-name-not-dns"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.renewDeadline=20"],
+                 "retryPeriod < renewDeadline < leaseDuration", id="renew-deadline-past-lease"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.retryPeriod=10"],
+                 "retryPeriod < renewDeadline < leaseDuration", id="retry-period-not-below-renew"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.leaseDuration=0"], "'/leaderElection/leaseDuration'",
+                 id="lease-duration-zero"),
+    pytest.param(FEDERATOR, ["--set", "federator.leaseSeconds=-10"], "'/federator/leaseSeconds'",
+                 id="lease-seconds-negative"),
+    pytest.param(FEDERATOR, ["--set", "federator.lostAfter=0"], "'/federator/lostAfter'", id="lost-after-zero"),
+    pytest.param(FEDERATOR, ["--set", "federator.cycleInterval=-1"], "'/federator/cycleInterval'",
+                 id="cycle-interval-negative"),
+    pytest.param(FEDERATOR, ["--set", "federator.settleSeconds=-1"], "'/federator/settleSeconds'",
+                 id="settle-seconds-negative"),
+    pytest.param(FEDERATOR, ["--set", "service.metricsPort=0"], "'/service/metricsPort'", id="metrics-port-zero"),
+    pytest.param(FEDERATOR, ["--set", "service.metricsPort=7070"], "service.metricsPort: 7070 is service.grpcPort",
+                 id="metrics-port-is-grpc-port"),
     pytest.param(AGENT, [], "federator.address", id="agent-needs-address"),
     pytest.param(AGENT, ["--set", "federator.address=f:7070"], "cluster.name", id="agent-needs-name"),
     pytest.param(AGENT, ["--set", "federator.address=f:7070", "--set", "cluster.name=w"], "cluster.region",
@@ -429,6 +449,17 @@ def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
                  "'bad!key' does not match pattern", id="agent-label-key"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "federator.address=https://f.example.net"],
                  "/federator/address", id="agent-address-url"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "federator.address=f.example.net:70000"],
+                 "'/federator/address'", id="agent-address-port-too-high"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "federator.address=f.example.net:0"],
+                 "'/federator/address'", id="agent-address-port-zero"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "metrics.port=0"], "'/metrics/port'", id="agent-port-zero"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "metrics.port=65536"], "'/metrics/port'",
+                 id="agent-port-too-high"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "tls.secretName="],
+                 "'/tls/secretName': minLength: got 0, want 1", id="agent-tls-without-secret"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "tls.certManager.enabled=true"],
+                 "'/tls/certManager/issuerRef/name': minLength: got 0, want 1", id="agent-cert-manager-without-issuer"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "backend=slurm"], "/backend", id="agent-backend"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "backend=sim"], "sim.fleet", id="agent-sim-needs-fleet"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "sim.timeScale=-1"], "/sim/timeScale",
@@ -444,6 +475,32 @@ def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
 ])
 def test_bad_values_are_refused_naming_the_field(h: Helm, chart: Path, args: list[Any], field: str) -> None:
     assert field in h.template_error(chart, *args)
+
+
+@pytest.mark.parametrize(("chart", "args"), [
+    pytest.param(FEDERATOR, ["--set", "tls.enabled=false", "--set", "tls.secretName="], id="plaintext-needs-no-secret"),
+    pytest.param(FEDERATOR, ["--set", "tls.secretName=", "--set", "tls.certManager.enabled=true",
+                             "--set", "tls.certManager.issuerRef.name=federation-ca"], id="cert-manager-names-it"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.enabled=false", "--set", "replicaCount=1",
+                             "--set", "leaderElection.renewDeadline=20"], id="lease-timing-unused-without-election"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "federator.address=f.example.net:65535",
+                         "--set", "metrics.port=1"], id="agent-port-bounds"),
+])
+def test_values_at_the_edges_still_render(h: Helm, chart: Path, args: list[Any]) -> None:
+    assert by_kind(h.template(chart, *args), "Deployment")
+
+
+def test_the_lease_timings_the_chart_refuses_are_the_ones_the_federator_refuses() -> None:
+    """The chart's check mirrors the process's: these values would have crash-looped the pod."""
+    from federator.backends.kube.options import kube_options_problem
+
+    def problem(retry: str, renew: str, lease: str) -> str | None:
+        args = build_parser().parse_args(["serve", "--in-cluster", f"--retry-period={retry}",
+                                          f"--renew-deadline={renew}", f"--lease-duration={lease}"])
+        return kube_options_problem(args)
+
+    assert problem("2", "10", "15") is None  # the chart's defaults
+    assert problem("2", "20", "15") and problem("10", "10", "15")
 
 
 def test_policy_values_become_the_policy_file_the_federator_reads(h: Helm, tmp_path: Path) -> None:

@@ -81,6 +81,16 @@ federator.io/service: metrics
 {{- if and $ha .Values.persistence.enabled }}
 {{- fail "persistence.enabled: one SQLite file on one volume serves one replica; set replicaCount=1 or persistence.enabled=false" }}
 {{- end }}
+{{- if eq (int .Values.service.grpcPort) (int .Values.service.metricsPort) }}
+{{- fail (printf "service.metricsPort: %d is service.grpcPort too; the federator cannot listen twice on one port" (int .Values.service.metricsPort)) }}
+{{- end }}
+{{- if include "federator.leaderElected" . }}
+{{- with .Values.leaderElection }}
+{{- if not (and (lt (float64 .retryPeriod) (float64 .renewDeadline)) (lt (float64 .renewDeadline) (float64 .leaseDuration))) }}
+{{- fail (printf "leaderElection: retryPeriod < renewDeadline < leaseDuration is needed (the federator refuses to start), got %v / %v / %v" .retryPeriod .renewDeadline .leaseDuration) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and .Values.tls.enabled (not .Values.tls.certManager.enabled) (not .Values.tls.secretName) }}
 {{- fail "tls.secretName: name a Secret with ca.crt, tls.crt and tls.key, or set tls.certManager.enabled=true, or tls.enabled=false" }}
 {{- end }}
