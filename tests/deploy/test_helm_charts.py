@@ -562,6 +562,42 @@ def test_agent_on_kubernetes_runs_in_cluster_with_its_workload_namespace(h: Helm
     assert not any(a.startswith("--sim") for a in args)
 
 
+def test_agent_workloads_default_to_their_own_namespace_kept_on_uninstall(h: Helm) -> None:
+    """Other organisations' workloads never land in the release namespace, beside the agent's credentials."""
+    docs = h.template(AGENT, "-f", AGENT_CI_VALUES)
+    assert "--namespace=federator-workloads" in containers(docs)[0]["args"]
+    assert one(docs, "Deployment")["metadata"]["namespace"] == NAMESPACE
+    assert one(docs, "Role", "-workloads")["metadata"]["namespace"] == "federator-workloads"
+    assert one(docs, "RoleBinding", "-workloads")["metadata"]["namespace"] == "federator-workloads"
+    namespace = one(docs, "Namespace")
+    assert namespace["metadata"]["name"] == "federator-workloads"
+    assert namespace["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"  # its workloads may still run
+    assert by_kind(h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "createWorkloadNamespace=false"),
+                   "Namespace") == []
+    own = h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "workloadNamespace=gpu-jobs")
+    assert one(own, "Namespace")["metadata"]["name"] == "gpu-jobs"
+
+
+@pytest.mark.parametrize(("release_namespace", "args"), [
+    pytest.param("ml-agents", ["--set", "workloadNamespace=ml-agents"], id="named-explicitly"),
+    pytest.param("federator-workloads", [], id="agent-installed-in-the-default"),
+])
+def test_agent_refuses_workloads_in_its_release_namespace(h: Helm, release_namespace: str, args: list[str]) -> None:
+    proc = h.run("template", "agent", AGENT, "--namespace", release_namespace, "-f", AGENT_CI_VALUES, *args)
+    assert proc.returncode != 0
+    assert f"workloadNamespace: {release_namespace} is the release namespace" in proc.stderr
+
+
+def test_agent_fence_after_value_becomes_the_agents_fence_flag(h: Helm) -> None:
+    def fence(*args: str) -> float:
+        parsed = build_parser().parse_args(containers(h.template(AGENT, "-f", AGENT_CI_VALUES, *args))[0]["args"])
+        return float(parsed.fence_after)
+
+    assert fence() == 0.0  # off, as the agent's own default
+    assert fence("--set", "fenceAfter=45") == 45.0
+    assert "'/fenceAfter'" in h.template_error(AGENT, "-f", AGENT_CI_VALUES, "--set", "fenceAfter=-1")
+
+
 def test_agent_gang_admission_values_become_its_flags(h: Helm) -> None:
     args = containers(h.template(AGENT, "-f", AGENT_CI_VALUES))[0]["args"]
     assert "--gang-timeout=120" in args and not any(a.startswith("--kueue-queue") for a in args)

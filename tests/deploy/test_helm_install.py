@@ -33,6 +33,7 @@ pytestmark = pytest.mark.kube
 
 NS = "federator-system"
 AGENT_NS = "federator-agent"
+WORKLOAD_NS = "federator-workloads"  # the agent chart's default; created with the release
 MEMBER = "member-a"
 SA = f"system:serviceaccount:{NS}:fed-federator"
 AGENT_SA = f"system:serviceaccount:{AGENT_NS}:agent-federator-agent"
@@ -174,14 +175,18 @@ def test_agent_chart_installs_and_its_pod_runs(bed: Testbed, agent_release: str)
     [pod] = eventually(running, timeout=90, what="the agent pod scheduled and Running on a kwok node")
     args = pod["spec"]["containers"][0]["args"]
     assert f"--cluster={MEMBER}" in args and "--in-cluster" in args
+    assert f"--namespace={WORKLOAD_NS}" in args
+    namespace = bed.kubectl_json(MEMBER, "get", "namespace", WORKLOAD_NS)  # created by the chart
+    assert namespace["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
 @pytest.mark.parametrize(("args", "allowed"), [
     pytest.param(["list", "nodes"], True, id="list-nodes"),
     pytest.param(["watch", "pods", "--all-namespaces"], True, id="watch-pods-everywhere"),
-    pytest.param(["create", "jobs.batch", "-n", AGENT_NS], True, id="create-jobs"),
-    pytest.param(["delete", "deployments.apps", "-n", AGENT_NS], True, id="delete-deployments"),
+    pytest.param(["create", "jobs.batch", "-n", WORKLOAD_NS], True, id="create-jobs"),
+    pytest.param(["delete", "deployments.apps", "-n", WORKLOAD_NS], True, id="delete-deployments"),
+    pytest.param(["create", "jobs.batch", "-n", AGENT_NS], False, id="no-jobs-beside-its-credentials"),
     pytest.param(["create", "jobs.batch", "-n", "default"], False, id="no-jobs-elsewhere"),
     pytest.param(["update", "nodes"], False, id="no-node-writes"),
     pytest.param(["get", "secrets", "-n", AGENT_NS], False, id="no-secrets"),

@@ -48,8 +48,9 @@ federator.io/cluster: {{ .Values.cluster.name | quote }}
 {{- end }}
 {{- end }}
 
+{{/* Empty (a release from chart 0.1 upgraded with --reuse-values) means the new default. */}}
 {{- define "agent.workloadNamespace" -}}
-{{- default .Release.Namespace .Values.workloadNamespace }}
+{{- default "federator-workloads" .Values.workloadNamespace }}
 {{- end }}
 
 {{- define "agent.tlsSecretName" -}}
@@ -65,6 +66,9 @@ federator.io/cluster: {{ .Values.cluster.name | quote }}
 {{- $_ := required "federator.address: set the federator's gRPC address as host:port, e.g. --set federator.address=federator.example.net:7070" .Values.federator.address }}
 {{- $_ := required "cluster.name: set this member cluster's name, e.g. --set cluster.name=west-1" .Values.cluster.name }}
 {{- $_ := required "cluster.region: set this member cluster's region, e.g. --set cluster.region=west" .Values.cluster.region }}
+{{- if eq (include "agent.workloadNamespace" .) .Release.Namespace }}
+{{- fail (printf "workloadNamespace: %s is the release namespace; placements are other organisations' workloads and must not run beside the agent's certificate and ServiceAccount. Choose another namespace (default federator-workloads), or install the agent in another namespace" .Release.Namespace) }}
+{{- end }}
 {{- if and (eq .Values.backend "sim") (not .Values.sim.fleet) }}
 {{- fail "sim.fleet: backend=sim needs a fleet file's content with a cluster named cluster.name" }}
 {{- end }}
