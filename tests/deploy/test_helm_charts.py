@@ -54,7 +54,8 @@ FED_ALL_ON = ["--set", "replicaCount=3", "--set", "serviceMonitor.enabled=true",
               "--set", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
               "--set", "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
               "--set", "topologySpreadConstraints[0].labelSelector.matchLabels.app\\.kubernetes\\.io/name=federator",
-              "--set", "revocationList.enabled=true", "--set", "revocationList.entries[0]=cluster east-1"]
+              "--set", "revocationList.enabled=true", "--set", "revocationList.entries[0]=cluster east-1",
+              "--set", "networkPolicy.enabled=true"]
 FED_SINGLE = ["--set", "mode=standalone", "--set", "replicaCount=1", "--set", "persistence.enabled=true",
               "--set", "persistence.size=5Gi",
               "--set", "tls.enabled=false", "--set", "service.type=NodePort", "--set", "service.grpcNodePort=30070",
