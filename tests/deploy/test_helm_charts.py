@@ -239,12 +239,15 @@ def _without_names(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_federator_rbac_is_the_verified_least_privilege(h: Helm) -> None:
     """The chart grants exactly deploy/kubernetes/rbac-federator.yaml, which the Kubernetes tests run under."""
     docs = h.template(FEDERATOR)
-    assert one(docs, "ClusterRole", "fed-federator")["rules"] == _manifest_rules(RBAC_FEDERATOR, "ClusterRole")
+    role = one(docs, "ClusterRole", "fed-federator")
+    assert role["metadata"]["name"] == f"{NAMESPACE}-fed-federator"
+    assert role["rules"] == _manifest_rules(RBAC_FEDERATOR, "ClusterRole")
     lease_rules = one(docs, "Role", "-leader-election")["rules"]
     assert _without_names(lease_rules) == _without_names(_manifest_rules(RBAC_FEDERATOR, "Role"))
     assert [r.get("resourceNames") for r in lease_rules] == [None, ["fed-federator-leader"]]
     assert "--lease-name=fed-federator-leader" in containers(docs)[0]["args"]
     binding = one(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fed-federator", "namespace": NAMESPACE}]
 
 
@@ -262,7 +265,7 @@ def test_the_user_cluster_roles_are_the_manifests_and_aggregate_into_edit_and_vi
     assert {"create", "delete"} <= set(user[0]["verbs"]) and user[0]["resources"] == ["federatedjobs"]
     assert not [r for r in manifests["federator-viewer"]["rules"] if set(r["verbs"]) - {"get", "list", "watch"}]
     off = h.template(FEDERATOR, "--set", "rbac.userRoles=false")
-    assert [d["metadata"]["name"] for d in off if d["kind"] == "ClusterRole"] == ["fed-federator"]
+    assert [d["metadata"]["name"] for d in off if d["kind"] == "ClusterRole"] == [f"{NAMESPACE}-fed-federator"]
 
 
 def test_the_audit_log_and_provider_trust_values_reach_the_federator(h: Helm) -> None:
@@ -283,6 +286,7 @@ def test_the_audit_log_and_provider_trust_values_reach_the_federator(h: Helm) ->
 def test_agent_rbac_is_the_verified_least_privilege(h: Helm) -> None:
     docs = h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "workloadNamespace=gpu-jobs")
     assert one(docs, "ClusterRole")["rules"] == _manifest_rules(RBAC_AGENT, "ClusterRole")
+    assert one(docs, "ClusterRoleBinding")["roleRef"]["name"] == one(docs, "ClusterRole")["metadata"]["name"]
     role = one(docs, "Role", "-workloads")
     assert role["rules"] == _manifest_rules(RBAC_AGENT, "Role")
     assert role["metadata"]["namespace"] == "gpu-jobs"

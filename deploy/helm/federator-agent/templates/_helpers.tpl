@@ -32,6 +32,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 federator.io/cluster: {{ .Values.cluster.name | quote }}
 {{- end }}
 
+{{/* Cluster-scoped objects (ClusterRole, ClusterRoleBinding): release names are unique per namespace
+     only, so the name carries the namespace too; two releases in one cluster never share one. */}}
+{{- define "agent.clusterScopedName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "agent.fullname" .) | trunc 253 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "agent.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "agent.fullname" .) .Values.serviceAccount.name }}

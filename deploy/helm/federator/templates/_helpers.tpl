@@ -36,6 +36,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 federator.io/service: metrics
 {{- end }}
 
+{{/* Cluster-scoped objects (ClusterRole, ClusterRoleBinding): release names are unique per namespace
+     only, so the name carries the namespace too; two releases in one cluster never share one. */}}
+{{- define "federator.clusterScopedName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "federator.fullname" .) | trunc 253 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "federator.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "federator.fullname" .) .Values.serviceAccount.name }}
