@@ -33,9 +33,16 @@ def _cluster_scoped(docs: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in CLUSTER_SCOPED}
 
 
+def _elsewhere(docs: list[dict[str, Any]], namespace: str) -> set[tuple[str, str, str]]:
+    """Namespaced objects a release puts outside its own namespace."""
+    return {(d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs
+            if d["kind"] not in CLUSTER_SCOPED and d["metadata"].get("namespace", namespace) != namespace}
+
+
 @pytest.mark.parametrize(("chart", "first", "second"), [
     # the user ClusterRoles (federator-user, federator-viewer) have fixed names users bind to: one release has them
-    pytest.param(FEDERATOR, [], ["--set", "rbac.userRoles=false"], id="federator"),
+    pytest.param(FEDERATOR, ["--set", "grafanaDashboard.namespace=monitoring"],
+                 ["--set", "rbac.userRoles=false", "--set", "grafanaDashboard.namespace=monitoring"], id="federator"),
     # each federation's agent runs its placements in a namespace of its own
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES], ["-f", AGENT_CI_VALUES, "--set", "workloadNamespace=team-b-workloads"],
                  id="federator-agent"),
@@ -47,6 +54,7 @@ def test_two_releases_share_no_cluster_scoped_object(h: Helm, chart: Path, first
     b = _render(h, chart, release_b, "team-b", *second)
     assert {k for k, _ in _cluster_scoped(a)} >= {"ClusterRole", "ClusterRoleBinding"}
     assert not _cluster_scoped(a) & _cluster_scoped(b)
+    assert not _elsewhere(a, "team-a") & _elsewhere(b, "team-b")  # e.g. both dashboards in Grafana's namespace
     for docs, namespace in ((a, "team-a"), (b, "team-b")):
         [binding] = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
         roles = {d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"}
