@@ -9,7 +9,10 @@ Naming follows Prometheus practice: a `federator_` prefix, base units
 (`_seconds`, `_bytes`), `_total` on counters, and bounded labels only:
 `cluster`, `region`, `vendor` and `model` (of an accelerator pool), `queue`, `phase`, `state`, `reason` (a
 ReasonCode, never free text), `result`, and for gRPC calls `grpc_service`,
-`grpc_method`, `grpc_code` (see server/interceptors.py).
+`grpc_method`, `grpc_code` (see server/interceptors.py). `queue` is named by
+users, so it goes through one `BoundedLabel` for every metric that has it: the
+first LABEL_LIMIT queues keep their names, later ones are reported as `other`
+and counted in `federator_metric_label_overflow_total`.
 
 Event metrics (counters, histograms) are updated where the event happens.
 State metrics (how many jobs are pending, accelerators free per cluster) are read from
@@ -21,8 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -35,6 +41,60 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 WAIT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
 # gRPC calls: unary calls take milliseconds, an agent's stream lives for hours.
 GRPC_BUCKETS = (*LATENCY_BUCKETS, 30.0, 300.0, 3600.0, 86400.0)
+
+
+# A label fed by names users choose (queues: a thousand organisations' queue names) keeps this many
+# distinct values, the first seen; later ones are reported as OTHER. Each value is a time series for
+# every metric with the label, so an unbounded label can take Prometheus down.
+LABEL_LIMIT = 200
+OTHER = "other"
+
+
+class BoundedLabel:
+    """The values of one label, at most `limit` distinct: the first seen are kept, later ones become
+    OTHER and are counted in `federator_metric_label_overflow_total{label=...}`.
+
+    One instance per label, shared by every metric that carries it, so a value is kept or folded the
+    same way in all of them (sums across metrics still match). Called from the event loop and from
+    the scrape thread, hence the lock."""
+
+    def __init__(self, name: str, *, overflow: Counter, limit: int = LABEL_LIMIT) -> None:
+        if limit < 1:
+            raise ValueError(f"{name}: a label keeps at least one value, got limit {limit}")
+        self.name = name
+        self.limit = limit
+        self._kept: set[str] = set()
+        self._lock = threading.Lock()
+        self._overflow = overflow.labels(name)
+
+    def __call__(self, value: str) -> str:
+        """`value` if it is (or can still be) one of the kept values, else OTHER (counted)."""
+        with self._lock:
+            if value in self._kept:
+                return value
+            if len(self._kept) < self.limit:
+                self._kept.add(value)
+                return value
+        self._overflow.inc()
+        return OTHER
+
+
+M = TypeVar("M", Counter, Histogram)
+
+
+class BoundedMetric(Generic[M]):
+    """A labelled metric whose label at `position` goes through a BoundedLabel: `.labels(...)` as on
+    the metric itself, so the places that count need not know the label is bounded."""
+
+    def __init__(self, metric: M, bound: BoundedLabel, *, position: int = 0) -> None:
+        self.metric: M = metric
+        self.bound = bound
+        self.position = position
+
+    def labels(self, *values: str) -> M:
+        bounded = list(values)
+        bounded[self.position] = self.bound(bounded[self.position])
+        return self.metric.labels(*bounded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +133,11 @@ class StateCollector(Collector):
     sample is run as one loop callback and the scrape waits for it."""
 
     def __init__(self, sample: Callable[[], StateSample],
-                 loop: Callable[[], asyncio.AbstractEventLoop | None] = lambda: None) -> None:
+                 loop: Callable[[], asyncio.AbstractEventLoop | None] = lambda: None, *,
+                 queue_label: Callable[[str], str] = lambda queue: queue) -> None:
         self._sample = sample
         self._loop = loop
+        self._queue = queue_label
 
     def read(self) -> StateSample:
         loop = self._loop()
@@ -132,45 +194,60 @@ class StateCollector(Collector):
         yield cpu
 
         jobs = GaugeMetricFamily("federator_jobs", "Jobs by queue and phase.", labels=["queue", "phase"])
-        for (queue, phase), n in sorted(s.jobs.items()):
-            jobs.add_metric([queue, phase], n)
+        for key, count in sorted(_fold(self._queue, s.jobs).items()):
+            jobs.add_metric(list(key), count)
         yield jobs
         pending = GaugeMetricFamily("federator_pending_jobs", "Pending jobs by queue and the reason they wait.",
                                     labels=["queue", "reason"])
-        for (queue, reason), n in sorted(s.pending.items()):
-            pending.add_metric([queue, reason], n)
+        for key, count in sorted(_fold(self._queue, s.pending).items()):
+            pending.add_metric(list(key), count)
         yield pending
         share = GaugeMetricFamily(
             "federator_queue_accelerators",
             "Accelerators held by each queue's placed and running jobs.",
             labels=["queue"],
         )
-        for queue, held in sorted(s.queue_accelerators.items()):
-            share.add_metric([queue], held)
+        for key, held in sorted(_fold(self._queue, {(q,): v for q, v in s.queue_accelerators.items()}).items()):
+            share.add_metric(list(key), held)
         yield share
+
+
+def _fold(bound: Callable[[str], str], counts: Mapping[Any, float]) -> dict[tuple[str, ...], float]:
+    """Counts by (queue, ...) with the queue bounded: the queues folded into OTHER are summed."""
+    folded: dict[tuple[str, ...], float] = defaultdict(float)
+    for (queue, *rest), n in counts.items():
+        folded[(bound(queue), *rest)] += n
+    return dict(folded)
 
 
 class Metrics:
     """The federator's event metrics, in a registry of their own (tests run several)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, label_limit: int = LABEL_LIMIT) -> None:
         self.registry = registry or CollectorRegistry()
         self.state_loop: asyncio.AbstractEventLoop | None = None  # set by the server: where state is sampled
         r = self.registry
-        self.jobs_submitted = Counter("federator_jobs_submitted_total", "Jobs accepted by Submit.",
-                                      ["queue"], registry=r)
+        overflow = Counter("federator_metric_label_overflow_total",
+                           f"Label values reported as '{OTHER}' because the label already had its "
+                           f"{label_limit} values (scrape-time gauges count at every scrape), by label.",
+                           ["label"], registry=r)
+        # Every metric with a queue label takes it through this one bound (the state gauges too).
+        self.queue_label = BoundedLabel("queue", overflow=overflow, limit=label_limit)
+        self.jobs_submitted = BoundedMetric(Counter("federator_jobs_submitted_total", "Jobs accepted by Submit.",
+                                                    ["queue"], registry=r), self.queue_label)
         self.jobs_rejected = Counter("federator_jobs_rejected_total",
                                      "Job submissions refused as invalid.", registry=r)
         self.placements = Counter("federator_placements_total",
                                   "Placement decisions by result (placed, unschedulable, refused).",
                                   ["result"], registry=r)
-        self.jobs_finished = Counter("federator_jobs_finished_total", "Jobs that reached a final phase.",
-                                     ["queue", "phase"], registry=r)
+        self.jobs_finished = BoundedMetric(Counter("federator_jobs_finished_total", "Jobs that reached a final phase.",
+                                                   ["queue", "phase"], registry=r), self.queue_label)
         self.cycle_duration = Histogram("federator_scheduling_cycle_duration_seconds",
                                         "Wall time of one scheduling cycle.", buckets=LATENCY_BUCKETS, registry=r)
-        self.submit_to_placement = Histogram("federator_job_submit_to_placement_seconds",
-                                             "Time from a job's submission to its placement.",
-                                             ["queue"], buckets=WAIT_BUCKETS, registry=r)
+        self.submit_to_placement = BoundedMetric(Histogram("federator_job_submit_to_placement_seconds",
+                                                           "Time from a job's submission to its placement.",
+                                                           ["queue"], buckets=WAIT_BUCKETS, registry=r),
+                                                 self.queue_label)
         self.agent_reports = Counter("federator_agent_reports_total", "Capacity reports received.",
                                      ["cluster"], registry=r)
         self.agent_connects = Counter("federator_agent_connections_total", "Agent streams opened.",
@@ -179,9 +256,10 @@ class Metrics:
             "federator_scheduling_phase_duration_seconds",
             "Wall time of one phase of a scheduling cycle (order, prescore, place).",
             ["phase"], buckets=LATENCY_BUCKETS, registry=r)
-        self.preemptions = Counter("federator_preemptions_total",
-                                   "Placed or running jobs evicted to make room for higher-priority work, "
-                                   "by the evicted job's queue.", ["queue"], registry=r)
+        self.preemptions = BoundedMetric(Counter("federator_preemptions_total",
+                                                 "Placed or running jobs evicted to make room for higher-priority "
+                                                 "work, by the evicted job's queue.", ["queue"], registry=r),
+                                         self.queue_label)
         self.placement_retries = Counter("federator_placement_retries_total",
                                          "Jobs sent back to pending after a placement was lost "
                                          "(refused by the cluster, cluster lost, launch failed), by reason code.",
@@ -203,12 +281,12 @@ class Metrics:
                                    "Audit log lines written, by action (submit, cancel, queue.change, "
                                    "certificate.revoke, federatedjob.refuse) and result (accepted, refused, failed).",
                                    ["action", "result"], registry=r)
-        # Each label keeps at most accounting.meter.LABEL_LIMIT values; later ones are counted as "other".
-        self.accelerator_seconds = Counter(
+        # The queue goes through queue_label; the meter bounds the other labels (accounting.meter.LABEL_LIMIT).
+        self.accelerator_seconds = BoundedMetric(Counter(
             "federator_accelerator_seconds_total",
             "Accelerator-seconds used: accelerators held by running placements x seconds, by queue, user, "
             "namespace, member cluster, provider and accelerator model.",
-            ["queue", "user", "namespace", "cluster", "provider", "model"], registry=r)
+            ["queue", "user", "namespace", "cluster", "provider", "model"], registry=r), self.queue_label)
         # 0 while a replica waits for the leader Lease (it serves /metrics only), 1 once it acts.
         self.leader = Gauge("federator_leader", "1 if this federator replica is the active leader.", registry=r)
         # Which build runs: an image whose placement core did not compile places about half as fast.
@@ -238,7 +316,7 @@ class Metrics:
               registry=self.registry).set_function(remembered)
 
     def watch_state(self, sample: Callable[[], StateSample]) -> None:
-        self.registry.register(StateCollector(sample, lambda: self.state_loop))
+        self.registry.register(StateCollector(sample, lambda: self.state_loop, queue_label=self.queue_label))
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

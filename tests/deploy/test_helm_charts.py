@@ -54,7 +54,8 @@ FED_ALL_ON = ["--set", "replicaCount=3", "--set", "serviceMonitor.enabled=true",
               "--set", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
               "--set", "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
               "--set", "topologySpreadConstraints[0].labelSelector.matchLabels.app\\.kubernetes\\.io/name=federator",
-              "--set", "revocationList.enabled=true", "--set", "revocationList.entries[0]=cluster east-1"]
+              "--set", "revocationList.enabled=true", "--set", "revocationList.entries[0]=cluster east-1",
+              "--set", "networkPolicy.enabled=true"]
 FED_SINGLE = ["--set", "mode=standalone", "--set", "replicaCount=1", "--set", "persistence.enabled=true",
               "--set", "persistence.size=5Gi",
               "--set", "tls.enabled=false", "--set", "service.type=NodePort", "--set", "service.grpcNodePort=30070",
@@ -207,8 +208,10 @@ def test_federator_defaults_are_highly_available(h: Helm) -> None:
     assert env["FEDERATOR_CERT"] == "/etc/federator/tls/tls.crt"
     tls_volume = next(v for v in deploy["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
     assert tls_volume["secret"]["secretName"] == "federator-tls"
-    service = one(docs, "Service")
-    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"grpc": 7070, "metrics": 9090}
+    service = one(docs, "Service", "fed-federator")
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"grpc": 7070}
+    metrics = one(docs, "Service", "-metrics")
+    assert {p["name"]: p["port"] for p in metrics["spec"]["ports"]} == {"metrics": 9090}
     assert "--listen=0.0.0.0:7070" in c["args"] and "--metrics-listen=0.0.0.0:9090" in c["args"]
 
 
@@ -236,12 +239,15 @@ def _without_names(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_federator_rbac_is_the_verified_least_privilege(h: Helm) -> None:
     """The chart grants exactly deploy/kubernetes/rbac-federator.yaml, which the Kubernetes tests run under."""
     docs = h.template(FEDERATOR)
-    assert one(docs, "ClusterRole", "fed-federator")["rules"] == _manifest_rules(RBAC_FEDERATOR, "ClusterRole")
+    role = one(docs, "ClusterRole", "fed-federator")
+    assert role["metadata"]["name"] == f"{NAMESPACE}-fed-federator"
+    assert role["rules"] == _manifest_rules(RBAC_FEDERATOR, "ClusterRole")
     lease_rules = one(docs, "Role", "-leader-election")["rules"]
     assert _without_names(lease_rules) == _without_names(_manifest_rules(RBAC_FEDERATOR, "Role"))
     assert [r.get("resourceNames") for r in lease_rules] == [None, ["fed-federator-leader"]]
     assert "--lease-name=fed-federator-leader" in containers(docs)[0]["args"]
     binding = one(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fed-federator", "namespace": NAMESPACE}]
 
 
@@ -259,7 +265,7 @@ def test_the_user_cluster_roles_are_the_manifests_and_aggregate_into_edit_and_vi
     assert {"create", "delete"} <= set(user[0]["verbs"]) and user[0]["resources"] == ["federatedjobs"]
     assert not [r for r in manifests["federator-viewer"]["rules"] if set(r["verbs"]) - {"get", "list", "watch"}]
     off = h.template(FEDERATOR, "--set", "rbac.userRoles=false")
-    assert [d["metadata"]["name"] for d in off if d["kind"] == "ClusterRole"] == ["fed-federator"]
+    assert [d["metadata"]["name"] for d in off if d["kind"] == "ClusterRole"] == [f"{NAMESPACE}-fed-federator"]
 
 
 def test_the_audit_log_and_provider_trust_values_reach_the_federator(h: Helm) -> None:
@@ -280,6 +286,7 @@ def test_the_audit_log_and_provider_trust_values_reach_the_federator(h: Helm) ->
 def test_agent_rbac_is_the_verified_least_privilege(h: Helm) -> None:
     docs = h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "workloadNamespace=gpu-jobs")
     assert one(docs, "ClusterRole")["rules"] == _manifest_rules(RBAC_AGENT, "ClusterRole")
+    assert one(docs, "ClusterRoleBinding")["roleRef"]["name"] == one(docs, "ClusterRole")["metadata"]["name"]
     role = one(docs, "Role", "-workloads")
     assert role["rules"] == _manifest_rules(RBAC_AGENT, "Role")
     assert role["metadata"]["namespace"] == "gpu-jobs"
@@ -324,9 +331,35 @@ def test_prometheus_rule_is_alerts_yaml_and_promtool_accepts_it(h: Helm, promtoo
     monitor = one(docs, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prom"
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
-    service_ports = {p["name"] for p in one(docs, "Service")["spec"]["ports"]}
-    assert monitor["spec"]["endpoints"][0]["port"] in service_ports
-    assert monitor["spec"]["selector"]["matchLabels"] == one(docs, "Service")["spec"]["selector"]
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.mark.parametrize("service_type", ["ClusterIP", "LoadBalancer", "NodePort"])
+def test_metrics_are_on_their_own_cluster_ip_service_and_monitored_there(
+        h: Helm, service_type: str, tmp_path: Path) -> None:
+    """The gRPC Service may be a LoadBalancer open to other providers' agents: /metrics must not ride on it."""
+    docs = h.template(FEDERATOR, "--set", f"service.type={service_type}", "--set", "serviceMonitor.enabled=true")
+    services = {d["metadata"]["name"]: d for d in by_kind(docs, "Service")}
+    assert set(services) == {"fed-federator", "fed-federator-metrics"}
+    grpc, metrics = services["fed-federator"], services["fed-federator-metrics"]
+    assert grpc["spec"]["type"] == service_type
+    assert [p["name"] for p in grpc["spec"]["ports"]] == ["grpc"]
+    assert metrics["spec"]["type"] == "ClusterIP"
+    assert [(p["name"], p["port"], p["targetPort"]) for p in metrics["spec"]["ports"]] == [("metrics", 9090, "metrics")]
+    assert metrics["spec"]["publishNotReadyAddresses"] is True  # standbys serve /metrics, and are never Ready
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert _selects(metrics["spec"]["selector"], pod_labels)
+    notes = metrics["metadata"]["annotations"]
+    assert notes == {"prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/metrics"}
+    assert "prometheus.io/scrape" not in (grpc["metadata"].get("annotations") or {})
+    monitor = one(docs, "ServiceMonitor")
+    chosen = [name for name, svc in services.items()
+              if _selects(monitor["spec"]["selector"]["matchLabels"], svc["metadata"]["labels"])]
+    assert chosen == ["fed-federator-metrics"]
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
 
 
 def test_dashboard_configmap_is_the_dashboard_for_the_grafana_sidecar(h: Helm, tmp_path: Path) -> None:
@@ -370,17 +403,45 @@ def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
     pytest.param(FEDERATOR, ["--set", "persistence.size=lots"], "/persistence/size", id="size-not-quantity"),
     pytest.param(FEDERATOR, ["--set", "replicas=2"], "replicas", id="unknown-key-typo"),
     pytest.param(FEDERATOR, ["--set", "federator.lostAfterSeconds=5"], "lostAfterSeconds", id="unknown-nested-key"),
-    pytest.param(FEDERATOR, ["--set", "leaderElection.enabled=false"], "leaderElection.enabled",
+    pytest.param(FEDERATOR, ["--set", "leaderElection.enabled=false"], "'/replicaCount': maximum: got 2, want 1",
                  id="ha-without-leader-election"),
-    pytest.param(FEDERATOR, ["--set", "persistence.enabled=true"], "persistence.enabled", id="sqlite-volume-kube-mode"),
-    pytest.param(FEDERATOR, ["--set", "mode=standalone"], "replicaCount", id="standalone-ha"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.enabled=false"], "'/leaderElection/enabled': value must be true",
+                 id="ha-without-leader-election-names-both"),
+    pytest.param(FEDERATOR, ["--set", "persistence.enabled=true"], "'/persistence/enabled': value must be false",
+                 id="sqlite-volume-ha"),
+    pytest.param(FEDERATOR, ["--set", "replicaCount=3", "--set", "persistence.enabled=true"],
+                 "'/replicaCount': maximum: got 3, want 1", id="sqlite-volume-three-replicas"),
+    pytest.param(FEDERATOR, ["--set", "mode=standalone"], "'/replicaCount': maximum: got 2, want 1",
+                 id="standalone-ha"),
+    pytest.param(FEDERATOR, ["--set", "mode=standalone"], "'/mode': value must be 'kubernetes'",
+                 id="standalone-ha-names-both"),
     pytest.param(FEDERATOR, ["--set", "mode=sqlite"], "/mode", id="unknown-mode"),
     pytest.param(FEDERATOR, ["--set", "policy.queue.research.weight=2"], "queue", id="policy-typo"),
     pytest.param(FEDERATOR, ["--set", "federator.watchNamespace=ML_Jobs"], "/federator/watchNamespace",
                  id="watch-namespace-not-dns"),
-    pytest.param(FEDERATOR, ["--set", "tls.secretName="], "tls.secretName", id="tls-without-secret"),
-    pytest.param(FEDERATOR, ["--set", "tls.certManager.enabled=true"], "tls.certManager.issuerRef.name",
-                 id="cert-manager-without-issuer"),
+    pytest.param(FEDERATOR, ["--set", "tls.secretName="], "'/tls/secretName': minLength: got 0, want 1",
+                 id="tls-without-secret"),
+    pytest.param(FEDERATOR, ["--set", "tls.secretName=fed/tls"], "'/tls/secretName'", id="tls-secret-not-a-name"),
+    pytest.param(FEDERATOR, ["--set", "tls.certManager.enabled=true"],
+                 "'/tls/certManager/issuerRef/name': minLength: got 0, want 1", id="cert-manager-without-issuer"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.leaseName=Fed_Leader"], "'/leaderElection/leaseName'",
+                 id="lease-name-not-dns"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.renewDeadline=20"],
+                 "retryPeriod < renewDeadline < leaseDuration", id="renew-deadline-past-lease"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.retryPeriod=10"],
+                 "retryPeriod < renewDeadline < leaseDuration", id="retry-period-not-below-renew"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.leaseDuration=0"], "'/leaderElection/leaseDuration'",
+                 id="lease-duration-zero"),
+    pytest.param(FEDERATOR, ["--set", "federator.leaseSeconds=-10"], "'/federator/leaseSeconds'",
+                 id="lease-seconds-negative"),
+    pytest.param(FEDERATOR, ["--set", "federator.lostAfter=0"], "'/federator/lostAfter'", id="lost-after-zero"),
+    pytest.param(FEDERATOR, ["--set", "federator.cycleInterval=-1"], "'/federator/cycleInterval'",
+                 id="cycle-interval-negative"),
+    pytest.param(FEDERATOR, ["--set", "federator.settleSeconds=-1"], "'/federator/settleSeconds'",
+                 id="settle-seconds-negative"),
+    pytest.param(FEDERATOR, ["--set", "service.metricsPort=0"], "'/service/metricsPort'", id="metrics-port-zero"),
+    pytest.param(FEDERATOR, ["--set", "service.metricsPort=7070"], "service.metricsPort: 7070 is service.grpcPort",
+                 id="metrics-port-is-grpc-port"),
     pytest.param(AGENT, [], "federator.address", id="agent-needs-address"),
     pytest.param(AGENT, ["--set", "federator.address=f:7070"], "cluster.name", id="agent-needs-name"),
     pytest.param(AGENT, ["--set", "federator.address=f:7070", "--set", "cluster.name=w"], "cluster.region",
@@ -393,6 +454,17 @@ def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
                  "'bad!key' does not match pattern", id="agent-label-key"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "federator.address=https://f.example.net"],
                  "/federator/address", id="agent-address-url"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "federator.address=f.example.net:70000"],
+                 "'/federator/address'", id="agent-address-port-too-high"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "federator.address=f.example.net:0"],
+                 "'/federator/address'", id="agent-address-port-zero"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "metrics.port=0"], "'/metrics/port'", id="agent-port-zero"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "metrics.port=65536"], "'/metrics/port'",
+                 id="agent-port-too-high"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "tls.secretName="],
+                 "'/tls/secretName': minLength: got 0, want 1", id="agent-tls-without-secret"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "tls.certManager.enabled=true"],
+                 "'/tls/certManager/issuerRef/name': minLength: got 0, want 1", id="agent-cert-manager-without-issuer"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "backend=slurm"], "/backend", id="agent-backend"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "backend=sim"], "sim.fleet", id="agent-sim-needs-fleet"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "sim.timeScale=-1"], "/sim/timeScale",
@@ -408,6 +480,32 @@ def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
 ])
 def test_bad_values_are_refused_naming_the_field(h: Helm, chart: Path, args: list[Any], field: str) -> None:
     assert field in h.template_error(chart, *args)
+
+
+@pytest.mark.parametrize(("chart", "args"), [
+    pytest.param(FEDERATOR, ["--set", "tls.enabled=false", "--set", "tls.secretName="], id="plaintext-needs-no-secret"),
+    pytest.param(FEDERATOR, ["--set", "tls.secretName=", "--set", "tls.certManager.enabled=true",
+                             "--set", "tls.certManager.issuerRef.name=federation-ca"], id="cert-manager-names-it"),
+    pytest.param(FEDERATOR, ["--set", "leaderElection.enabled=false", "--set", "replicaCount=1",
+                             "--set", "leaderElection.renewDeadline=20"], id="lease-timing-unused-without-election"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "federator.address=f.example.net:65535",
+                         "--set", "metrics.port=1"], id="agent-port-bounds"),
+])
+def test_values_at_the_edges_still_render(h: Helm, chart: Path, args: list[Any]) -> None:
+    assert by_kind(h.template(chart, *args), "Deployment")
+
+
+def test_the_lease_timings_the_chart_refuses_are_the_ones_the_federator_refuses() -> None:
+    """The chart's check mirrors the process's: these values would have crash-looped the pod."""
+    from federator.backends.kube.options import kube_options_problem
+
+    def problem(retry: str, renew: str, lease: str) -> str | None:
+        args = build_parser().parse_args(["serve", "--in-cluster", f"--retry-period={retry}",
+                                          f"--renew-deadline={renew}", f"--lease-duration={lease}"])
+        return kube_options_problem(args)
+
+    assert problem("2", "10", "15") is None  # the chart's defaults
+    assert problem("2", "20", "15") and problem("10", "10", "15")
 
 
 def test_policy_values_become_the_policy_file_the_federator_reads(h: Helm, tmp_path: Path) -> None:
@@ -469,12 +567,92 @@ def test_agent_on_kubernetes_runs_in_cluster_with_its_workload_namespace(h: Helm
     assert not any(a.startswith("--sim") for a in args)
 
 
+def test_agent_workloads_default_to_their_own_namespace_kept_on_uninstall(h: Helm) -> None:
+    """Other organisations' workloads never land in the release namespace, beside the agent's credentials."""
+    docs = h.template(AGENT, "-f", AGENT_CI_VALUES)
+    assert "--namespace=federator-workloads" in containers(docs)[0]["args"]
+    assert one(docs, "Deployment")["metadata"]["namespace"] == NAMESPACE
+    assert one(docs, "Role", "-workloads")["metadata"]["namespace"] == "federator-workloads"
+    assert one(docs, "RoleBinding", "-workloads")["metadata"]["namespace"] == "federator-workloads"
+    namespace = one(docs, "Namespace")
+    assert namespace["metadata"]["name"] == "federator-workloads"
+    assert namespace["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"  # its workloads may still run
+    assert by_kind(h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "createWorkloadNamespace=false"),
+                   "Namespace") == []
+    own = h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "workloadNamespace=gpu-jobs")
+    assert one(own, "Namespace")["metadata"]["name"] == "gpu-jobs"
+
+
+@pytest.mark.parametrize(("release_namespace", "args"), [
+    pytest.param("ml-agents", ["--set", "workloadNamespace=ml-agents"], id="named-explicitly"),
+    pytest.param("federator-workloads", [], id="agent-installed-in-the-default"),
+])
+def test_agent_refuses_workloads_in_its_release_namespace(h: Helm, release_namespace: str, args: list[str]) -> None:
+    proc = h.run("template", "agent", AGENT, "--namespace", release_namespace, "-f", AGENT_CI_VALUES, *args)
+    assert proc.returncode != 0
+    assert f"workloadNamespace: {release_namespace} is the release namespace" in proc.stderr
+
+
+def test_agent_fence_after_value_becomes_the_agents_fence_flag(h: Helm) -> None:
+    def fence(*args: str) -> float:
+        parsed = build_parser().parse_args(containers(h.template(AGENT, "-f", AGENT_CI_VALUES, *args))[0]["args"])
+        return float(parsed.fence_after)
+
+    assert fence() == 0.0  # off, as the agent's own default
+    assert fence("--set", "fenceAfter=45") == 45.0
+    assert "'/fenceAfter'" in h.template_error(AGENT, "-f", AGENT_CI_VALUES, "--set", "fenceAfter=-1")
+
+
 def test_agent_gang_admission_values_become_its_flags(h: Helm) -> None:
     args = containers(h.template(AGENT, "-f", AGENT_CI_VALUES))[0]["args"]
     assert "--gang-timeout=120" in args and not any(a.startswith("--kueue-queue") for a in args)
     args = containers(h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "gangAdmission.kueueQueue=team-a",
                                  "--set", "gangAdmission.timeoutSeconds=30"))[0]["args"]
     assert "--kueue-queue=team-a" in args and "--gang-timeout=30" in args
+
+
+def _resolve(value: int | str, replicas: int, *, round_up: bool) -> int:
+    """A Deployment's maxSurge (rounded up) or maxUnavailable (rounded down), as the deployment controller counts."""
+    if isinstance(value, int):
+        return value
+    percent = int(value.rstrip("%"))
+    return -(-replicas * percent // 100) if round_up else replicas * percent // 100
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 3, 5])
+def test_a_rolling_update_with_leader_election_cannot_stall_on_the_one_ready_pod(h: Helm, replicas: int) -> None:
+    """Only the leader is ever Ready (a standby opens no gRPC port), so a rollout that keeps
+    replicas - maxUnavailable pods available waits for ever: the new pods wait for the Lease the old
+    leader holds, and the old leader is never stopped. The strategy must let the old leader go
+    (minAvailable 0) and may start a new pod beside it (it waits for the Lease)."""
+    deploy = one(h.template(FEDERATOR, "--set", f"replicaCount={replicas}"), "Deployment")
+    strategy = deploy["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    rolling = strategy["rollingUpdate"]
+    min_available = replicas - _resolve(rolling["maxUnavailable"], replicas, round_up=False)
+    assert min_available <= 0, f"the rollout keeps {min_available} Ready pod(s), but only the leader is ever Ready"
+    assert _resolve(rolling["maxSurge"], replicas, round_up=True) >= 1  # the new pod starts before the old one ends
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["--set", "replicaCount=1", "--set", "leaderElection.enabled=false"], id="kubernetes-no-election"),
+    pytest.param(["--set", "replicaCount=1", "--set", "persistence.enabled=true"], id="kubernetes-usage-volume"),
+    pytest.param(FED_SINGLE, id="standalone-sqlite"),
+    pytest.param(["--set", "replicaCount=1", "--set", "mode=standalone"], id="standalone-emptydir"),
+])
+def test_without_leader_election_or_with_a_sqlite_volume_the_old_pod_stops_first(h: Helm, args: list[str]) -> None:
+    """No Lease to wait for, or one SQLite file on a volume: a surge would run two schedulers on one store."""
+    deploy = one(h.template(FEDERATOR, *args), "Deployment")
+    assert deploy["spec"]["replicas"] == 1
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_persistence_with_one_replica_keeps_the_usage_records_in_kubernetes_mode(h: Helm) -> None:
+    docs = h.template(FEDERATOR, "--set", "replicaCount=1", "--set", "persistence.enabled=true")
+    volumes = one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "fed-federator-data"}} in volumes
+    assert one(docs, "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "--in-cluster" in containers(docs)[0]["args"]
 
 
 def test_pod_disruption_budget_when_asked(h: Helm, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ Secrets are made the way docs/operators.md says: `federator certs`, then
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 from helm_support import AGENT, FEDERATOR, Helm
+
+from federator.cli import build_parser
 
 from support import ROOT, eventually
 
@@ -33,6 +36,7 @@ pytestmark = pytest.mark.kube
 
 NS = "federator-system"
 AGENT_NS = "federator-agent"
+WORKLOAD_NS = "federator-workloads"  # the agent chart's default; created with the release
 MEMBER = "member-a"
 SA = f"system:serviceaccount:{NS}:fed-federator"
 AGENT_SA = f"system:serviceaccount:{AGENT_NS}:agent-federator-agent"
@@ -145,6 +149,34 @@ def test_helm_upgrade_changes_the_release(bed: Testbed, federator_release: str, 
     assert bed.kubectl_json("host", "-n", NS, "get", "deployment", "fed-federator")["spec"]["replicas"] == 3
 
 
+def test_a_second_federator_installs_beside_the_first_and_upgrades_with_reuse_values(
+        bed: Testbed, federator_release: str, helm: Path, tmp_path: Path) -> None:
+    """Another release named fed, in another namespace, of the chart before federator.settleSeconds.
+
+    It installs beside the first only because their ClusterRoles and bindings carry the namespace.
+    Upgraded to this chart with --reuse-values, helm keeps the old release's values (settleSeconds
+    stays missing: the new values.yaml is not read) and the pod's flags are still ones federator
+    accepts: the template supplies the default."""
+    ns = "federator-second"
+    old_chart = tmp_path / "federator"
+    shutil.copytree(FEDERATOR, old_chart, symlinks=False)
+    shutil.copyfile(Path(__file__).parent / "previous_values" / "federator@1121082.yaml", old_chart / "values.yaml")
+    bed.kubectl("host", "create", "namespace", ns)
+    _helm(helm, bed, "host", "install", "fed", old_chart, "--namespace", ns, "--set", "rbac.userRoles=false",
+          "--set", "tls.enabled=false", "--set", "grafanaDashboard.enabled=false")
+    try:
+        _helm(helm, bed, "host", "upgrade", "fed", FEDERATOR, "--namespace", ns, "--reuse-values")
+        values = yaml.safe_load(_helm(helm, bed, "host", "get", "values", "fed", "--all", "--namespace", ns).stdout)
+        assert "settleSeconds" not in values["federator"]  # --reuse-values: the new values.yaml unused
+        deploy = bed.kubectl_json("host", "-n", ns, "get", "deployment", "fed-federator")
+        args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert build_parser().parse_args(args).settle_seconds == 10.0
+        roles = {r["metadata"]["name"] for r in bed.kubectl_json("host", "get", "clusterroles")["items"]}
+        assert {f"{NS}-fed-federator", f"{ns}-fed-federator"} <= roles
+    finally:
+        _helm(helm, bed, "host", "uninstall", "fed", "--namespace", ns)
+
+
 def test_helm_install_refuses_bad_values_naming_the_field(bed: Testbed, helm: Path) -> None:
     proc = Helm(helm).run("install", "bad", FEDERATOR, "--namespace", NS, "--set", "replicaCount=many",
                           "--kubeconfig", bed.host.kubeconfig)
@@ -174,14 +206,18 @@ def test_agent_chart_installs_and_its_pod_runs(bed: Testbed, agent_release: str)
     [pod] = eventually(running, timeout=90, what="the agent pod scheduled and Running on a kwok node")
     args = pod["spec"]["containers"][0]["args"]
     assert f"--cluster={MEMBER}" in args and "--in-cluster" in args
+    assert f"--namespace={WORKLOAD_NS}" in args
+    namespace = bed.kubectl_json(MEMBER, "get", "namespace", WORKLOAD_NS)  # created by the chart
+    assert namespace["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
 @pytest.mark.parametrize(("args", "allowed"), [
     pytest.param(["list", "nodes"], True, id="list-nodes"),
     pytest.param(["watch", "pods", "--all-namespaces"], True, id="watch-pods-everywhere"),
-    pytest.param(["create", "jobs.batch", "-n", AGENT_NS], True, id="create-jobs"),
-    pytest.param(["delete", "deployments.apps", "-n", AGENT_NS], True, id="delete-deployments"),
+    pytest.param(["create", "jobs.batch", "-n", WORKLOAD_NS], True, id="create-jobs"),
+    pytest.param(["delete", "deployments.apps", "-n", WORKLOAD_NS], True, id="delete-deployments"),
+    pytest.param(["create", "jobs.batch", "-n", AGENT_NS], False, id="no-jobs-beside-its-credentials"),
     pytest.param(["create", "jobs.batch", "-n", "default"], False, id="no-jobs-elsewhere"),
     pytest.param(["update", "nodes"], False, id="no-node-writes"),
     pytest.param(["get", "secrets", "-n", AGENT_NS], False, id="no-secrets"),

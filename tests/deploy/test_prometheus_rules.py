@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,10 @@ from typing import Any
 import pytest
 import yaml
 from deploy_support import ALERTS, ALERTS_TEST
+
+from support import ROOT
+
+OPERATORS_DOC = ROOT / "docs" / "operators.md"
 
 ISSUE_ALERTS = {  # what an SRE was promised: one alert per failure the federator can see
     "FederatorAgentDisconnected", "FederatorAgentReportsStale", "FederatorJobsPendingTooLong",
@@ -72,3 +77,21 @@ def test_every_alert_is_seen_firing_in_a_unit_test(alert: dict[str, Any]) -> Non
     fired = {case["alertname"] for test in doc["tests"] for case in test.get("alert_rule_test", [])
              if case.get("exp_alerts")}
     assert alert["alert"] in fired, f"{alert['alert']}: no test in {ALERTS_TEST.name} expects it to fire"
+
+
+def _documented_alerts() -> set[str]:
+    """The alert names of the table under '### Alerts' in docs/operators.md."""
+    text = OPERATORS_DOC.read_text()
+    section = text[text.index("### Alerts"):]
+    section = section[:section.index("\n### ", 1)]
+    return set(re.findall(r"^\| (Federator\w+) \|", section, flags=re.MULTILINE))
+
+
+def test_every_alert_is_documented_and_every_documented_alert_exists() -> None:
+    assert _documented_alerts() == {a["alert"] for a in _alerts()}
+
+
+@pytest.mark.parametrize("alert", _alerts(), ids=lambda a: a["alert"])
+def test_the_alerts_a_runbook_points_to_exist(alert: dict[str, Any]) -> None:
+    named = set(re.findall(r"\bFederator[A-Z]\w+", " ".join(alert["annotations"].values())))
+    assert named <= {a["alert"] for a in _alerts()}, f"{alert['alert']} points to an alert that does not exist"

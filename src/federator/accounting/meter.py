@@ -148,7 +148,8 @@ class UsageMeter:
         if now <= since:
             return
         self._counted[rec.placement_id] = now
-        labels = [self._labels.value(d, rec.key(d)) for d in Dimension]
+        # The queue is bounded by the metrics' queue label, shared with every other metric that has one.
+        labels = [rec.key(d) if d is Dimension.QUEUE else self._labels.value(d, rec.key(d)) for d in Dimension]
         self.metrics.accelerator_seconds.labels(*labels).inc(rec.accelerators_milli / MILLI * (now - since))
 
     def tick(self) -> None:

@@ -32,6 +32,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 federator.io/cluster: {{ .Values.cluster.name | quote }}
 {{- end }}
 
+{{/* Cluster-scoped objects (ClusterRole, ClusterRoleBinding): release names are unique per namespace
+     only, so the name carries the namespace too; two releases in one cluster never share one. */}}
+{{- define "agent.clusterScopedName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "agent.fullname" .) | trunc 253 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "agent.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "agent.fullname" .) .Values.serviceAccount.name }}
@@ -48,8 +54,9 @@ federator.io/cluster: {{ .Values.cluster.name | quote }}
 {{- end }}
 {{- end }}
 
+{{/* Empty (a release from chart 0.1 upgraded with --reuse-values) means the new default. */}}
 {{- define "agent.workloadNamespace" -}}
-{{- default .Release.Namespace .Values.workloadNamespace }}
+{{- default "federator-workloads" .Values.workloadNamespace }}
 {{- end }}
 
 {{- define "agent.tlsSecretName" -}}
@@ -65,6 +72,9 @@ federator.io/cluster: {{ .Values.cluster.name | quote }}
 {{- $_ := required "federator.address: set the federator's gRPC address as host:port, e.g. --set federator.address=federator.example.net:7070" .Values.federator.address }}
 {{- $_ := required "cluster.name: set this member cluster's name, e.g. --set cluster.name=west-1" .Values.cluster.name }}
 {{- $_ := required "cluster.region: set this member cluster's region, e.g. --set cluster.region=west" .Values.cluster.region }}
+{{- if eq (include "agent.workloadNamespace" .) .Release.Namespace }}
+{{- fail (printf "workloadNamespace: %s is the release namespace; placements are other organisations' workloads and must not run beside the agent's certificate and ServiceAccount. Choose another namespace (default federator-workloads), or install the agent in another namespace" .Release.Namespace) }}
+{{- end }}
 {{- if and (eq .Values.backend "sim") (not .Values.sim.fleet) }}
 {{- fail "sim.fleet: backend=sim needs a fleet file's content with a cluster named cluster.name" }}
 {{- end }}

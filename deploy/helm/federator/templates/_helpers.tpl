@@ -31,6 +31,17 @@ app.kubernetes.io/part-of: federator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/* The label that tells the metrics Service from the gRPC one (the ServiceMonitor selects it). */}}
+{{- define "federator.metricsServiceLabels" -}}
+federator.io/service: metrics
+{{- end }}
+
+{{/* Cluster-scoped objects (ClusterRole, ClusterRoleBinding): release names are unique per namespace
+     only, so the name carries the namespace too; two releases in one cluster never share one. */}}
+{{- define "federator.clusterScopedName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "federator.fullname" .) | trunc 253 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "federator.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "federator.fullname" .) .Values.serviceAccount.name }}
@@ -55,6 +66,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* "true" when the replicas elect a leader through a Lease (mode=kubernetes and leaderElection.enabled). */}}
+{{- define "federator.leaderElected" -}}
+{{- if and (eq .Values.mode "kubernetes") .Values.leaderElection.enabled }}true{{ end }}
+{{- end }}
+
 {{- define "federator.leaseName" -}}
 {{- default (printf "%s-leader" (include "federator.fullname" .)) .Values.leaderElection.leaseName }}
 {{- end }}
@@ -68,8 +84,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and $ha (not .Values.leaderElection.enabled) }}
 {{- fail "replicaCount: more than one replica needs leaderElection.enabled=true (only one replica may schedule)" }}
 {{- end }}
-{{- if and .Values.persistence.enabled (ne .Values.mode "standalone") }}
-{{- fail "persistence.enabled: only mode=standalone keeps a SQLite store; in mode=kubernetes jobs live in FederatedJob objects" }}
+{{- if and $ha .Values.persistence.enabled }}
+{{- fail "persistence.enabled: one SQLite file on one volume serves one replica; set replicaCount=1 or persistence.enabled=false" }}
+{{- end }}
+{{- if eq (int .Values.service.grpcPort) (int .Values.service.metricsPort) }}
+{{- fail (printf "service.metricsPort: %d is service.grpcPort too; the federator cannot listen twice on one port" (int .Values.service.metricsPort)) }}
+{{- end }}
+{{- if include "federator.leaderElected" . }}
+{{- with .Values.leaderElection }}
+{{- if not (and (lt (float64 .retryPeriod) (float64 .renewDeadline)) (lt (float64 .renewDeadline) (float64 .leaseDuration))) }}
+{{- fail (printf "leaderElection: retryPeriod < renewDeadline < leaseDuration is needed (the federator refuses to start), got %v / %v / %v" .retryPeriod .renewDeadline .leaseDuration) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if and .Values.tls.enabled (not .Values.tls.certManager.enabled) (not .Values.tls.secretName) }}
 {{- fail "tls.secretName: name a Secret with ca.crt, tls.crt and tls.key, or set tls.certManager.enabled=true, or tls.enabled=false" }}

@@ -1,0 +1,116 @@
+"""Metric labels stay bounded: a queue label fed by a thousand organisations' queue names keeps
+LABEL_LIMIT of them and reports the rest as `other`, in every metric that has the label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.registry import CollectorRegistry
+
+from federator.accounting import SqliteUsageStore, UsageMeter, attach
+from federator.metrics import LABEL_LIMIT, OTHER, BoundedLabel, BoundedMetric, Metrics, StateSample
+from federator.model import JobPhase
+from federator.server.federator import Federator
+from federator.store import SqliteJobStore
+
+from builders import cluster, job, pool
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+
+
+def _overflow(metrics: Metrics, label: str = "queue") -> float:
+    return metrics.registry.get_sample_value("federator_metric_label_overflow_total", {"label": label}) or 0.0
+
+
+def _queues(registry: CollectorRegistry) -> dict[str, set[str]]:
+    """Every metric family's distinct queue label values."""
+    seen: dict[str, set[str]] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            if "queue" in sample.labels:
+                seen.setdefault(family.name, set()).add(sample.labels["queue"])
+    return seen
+
+
+def test_the_first_values_keep_their_names_and_later_ones_become_other_counted() -> None:
+    metrics = Metrics(label_limit=3)
+    bound = metrics.queue_label
+    assert [bound(q) for q in ("a", "b", "a", "c", "d", "e", "b")] == ["a", "b", "a", "c", OTHER, OTHER, "b"]
+    assert _overflow(metrics) == 2.0
+    assert bound("c") == "c" and bound("d") == OTHER  # kept stays kept; folded stays folded
+    assert LABEL_LIMIT == 200
+
+
+def test_a_limit_below_one_is_refused() -> None:
+    counter = Counter("x_total", "x", ["label"], registry=CollectorRegistry())
+    with pytest.raises(ValueError, match="at least one value"):
+        BoundedLabel("queue", overflow=counter, limit=0)
+
+
+def test_no_metric_has_an_unbounded_queue_label() -> None:
+    """Every event metric with a queue label is reached through the shared queue bound."""
+    metrics = Metrics()
+    for name, attr in vars(metrics).items():
+        if isinstance(attr, (Counter, Gauge, Histogram)):
+            assert "queue" not in attr._labelnames, f"Metrics.{name} has a queue label outside queue_label"
+        if isinstance(attr, BoundedMetric):
+            assert attr.bound is metrics.queue_label
+            assert attr.metric._labelnames[attr.position] == "queue"
+
+
+def test_a_thousand_queues_make_limit_plus_one_series_in_every_queue_metric() -> None:
+    metrics = Metrics(label_limit=5)
+    queues = [f"org-{i:04d}" for i in range(1000)]
+    metrics.watch_state(lambda: StateSample(
+        clusters=[], jobs={(q, "Pending"): 1 for q in queues}, pending={(q, "QuotaExceeded"): 1 for q in queues},
+        queue_accelerators={q: 2.0 for q in queues}))
+    for q in queues:
+        metrics.jobs_submitted.labels(q).inc()
+        metrics.jobs_finished.labels(q, "Succeeded").inc()
+        metrics.submit_to_placement.labels(q).observe(1.0)
+        metrics.preemptions.labels(q).inc()
+        metrics.accelerator_seconds.labels(q, "u", "ns", "c", "p", "m").inc(1.0)
+    seen = _queues(metrics.registry)
+    expected = {"federator_jobs_submitted", "federator_jobs_finished", "federator_job_submit_to_placement_seconds",
+                "federator_preemptions", "federator_accelerator_seconds", "federator_jobs", "federator_pending_jobs",
+                "federator_queue_accelerators"}
+    assert set(seen) == expected
+    for family, values in seen.items():
+        assert values == {*queues[:5], OTHER}, family
+    reg = metrics.registry
+    # the folded queues are summed, not dropped
+    assert reg.get_sample_value("federator_jobs", {"queue": OTHER, "phase": "Pending"}) == 995.0
+    assert reg.get_sample_value("federator_queue_accelerators", {"queue": OTHER}) == 1990.0
+    assert reg.get_sample_value("federator_jobs_submitted_total", {"queue": OTHER}) == 995.0
+    assert reg.get_sample_value("federator_jobs_submitted_total", {"queue": "org-0000"}) == 1.0
+    assert _overflow(metrics) > 0
+
+
+def test_the_federator_and_its_usage_meter_bound_the_queue_alike(tmp_path: Path) -> None:
+    """Through the real call sites: Submit counts, the state gauges and the accelerator-seconds counter."""
+    now = [1_000.0]
+    metrics = Metrics(label_limit=2)
+    fed = Federator(store=SqliteJobStore(tmp_path / "federator.db"), metrics=metrics, clock=lambda: now[0])
+    attach(fed, UsageMeter(SqliteUsageStore(tmp_path / "federator.db"), metrics=metrics, clock=lambda: now[0]))
+    rec = fed.connect(cluster="east-1", region="east", labels={})
+    fed.report(rec, cluster("east-1", "east", pool(H100, nodes=8)).capacity)
+    jobs = [fed.submit(job(f"j{i}", gpus=8, models=(H100,), queue=f"team-{i}")) for i in range(4)]
+    fed.schedule_once()
+    for j in jobs:
+        for p in fed.jobs[j.job_id].placements:
+            fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.RUNNING, "")
+    now[0] = 1_010.0
+    for j in jobs:
+        for p in fed.jobs[j.job_id].placements:
+            fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.SUCCEEDED, "")
+    seen = _queues(metrics.registry)
+    assert {"federator_jobs_submitted", "federator_accelerator_seconds", "federator_jobs"} <= set(seen)
+    for family, values in seen.items():
+        assert values <= {"team-0", "team-1", OTHER}, family
+    reg = metrics.registry
+    assert reg.get_sample_value("federator_jobs_submitted_total", {"queue": OTHER}) == 2.0
+    used = {s.labels["queue"]: s.value for f in reg.collect() if f.name == "federator_accelerator_seconds"
+            for s in f.samples if s.name.endswith("_total")}
+    assert used == {"team-0": 80.0, "team-1": 80.0, OTHER: 160.0}  # 8 accelerators x 10 s each
