@@ -254,7 +254,8 @@ class Metrics:
                                       ["cluster"], registry=r)
         self.scheduling_phase_duration = Histogram(
             "federator_scheduling_phase_duration_seconds",
-            "Wall time of one phase of a scheduling cycle (order, prescore, place).",
+            "Wall time of one phase of a scheduling cycle (order, prescore, place, preempt; rollout "
+            "when the cycle first ran the rollouts that choose Scarcity's scale).",
             ["phase"], buckets=LATENCY_BUCKETS, registry=r)
         self.preemptions = BoundedMetric(Counter("federator_preemptions_total",
                                                  "Placed or running jobs evicted to make room for higher-priority "

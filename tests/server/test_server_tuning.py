@@ -30,6 +30,9 @@ def test_the_first_cycle_with_demand_runs_a_rollout_and_the_next_ones_do_not() -
     fed.submit(spec("b", gpus=1))
     fed.schedule_once()
     assert fed.cycles.tuner.rollouts == 1  # paced: far fewer replicas placed since than it offered
+    timed = fed.metrics.registry.get_sample_value("federator_scheduling_phase_duration_seconds_count",
+                                                  {"phase": "rollout"})
+    assert timed == 1.0  # the cycle that waited for it says so
 
 
 def test_without_a_member_there_is_no_room_to_roll_out_until_one_joins() -> None:

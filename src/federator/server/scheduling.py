@@ -117,15 +117,19 @@ def compute(plan: CyclePlan) -> CycleResult:
     if tuner is None:
         return plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
                                        recent=plan.recent)
+    rollout = 0.0
     if tuner.due():
-        was = tuner.scale
+        was, count, started = tuner.scale, tuner.rollouts, time.perf_counter()
         tuner.tune(plan.snapshot, plan.requests, plan.running, plan.recent)
+        rollout = time.perf_counter() - started if tuner.rollouts > count else 0.0  # none without room or demand
         if tuner.scale != was:
             log.info("Scarcity scale %s (was %s): a rollout over the fleet placed %s", _scale(tuner.scale), _scale(was),
                      ", ".join(f"{t.placed_milli / MILLI:g} accelerators at {_scale(t.scale)}" for t in tuner.last))
     result = plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
                                      recent=plan.recent, scarcity_scale=tuner.scale)
     tuner.placed(sum(a.replicas for d in result.decisions for a in d.assignments))
+    if rollout:  # the cycle waited for it: a phase of its own on the phase histogram
+        result = replace(result, phase_seconds={**result.phase_seconds, "rollout": rollout})
     return result
 
 
