@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 from server_support import H100, Clock, MemoryStore, join, make, spec
 
-from federator.scheduler import Scheduler, SchedulerConfig
+from federator.scheduler import QueueConfig, Scheduler, SchedulerConfig
 
 from builders import cluster, pool
 
@@ -43,6 +43,23 @@ def test_without_a_member_there_is_no_room_to_roll_out_until_one_joins() -> None
     join(fed, "east-1")
     fed.schedule_once()
     assert fed.cycles.tuner.rollouts == 1
+
+
+def test_a_queue_change_keeps_the_choice_and_its_pace() -> None:
+    """In Kubernetes mode every Queue object edited swaps the config in; a thousand organisations editing
+    their queues must not start a rollout at every cycle."""
+    fed = make(MemoryStore(), Clock())
+    join(fed, "east-1")
+    fed.submit(spec("a", gpus=1))
+    fed.schedule_once()
+    for i in range(3):
+        fed.set_scheduler_config(SchedulerConfig(queues={f"q{i}": QueueConfig(weight=2)}))
+        fed.submit(spec(f"b{i}", gpus=1))
+        fed.schedule_once()
+    timed = fed.metrics.registry.get_sample_value("federator_scheduling_phase_duration_seconds_count",
+                                                  {"phase": "rollout"})
+    assert timed == 1.0 and fed.cycles.tuner.rollouts == 1
+    assert fed.cycles.tuner.config is fed.scheduler.config  # the rollouts read the policy in force
 
 
 def test_a_policy_with_one_scale_runs_no_rollout_and_a_new_policy_starts_over() -> None:

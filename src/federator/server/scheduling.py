@@ -323,8 +323,11 @@ class Cycles:
                                       job.spec.accelerator_models)
                            for p in job.placements if p.phase.is_active)
         scheduler = self.fed.scheduler
-        if self.tuner.config is not scheduler.config:  # the policy changed: its scales are what is tried now
-            self.tuner = Tuner(scheduler.config)
+        if self.tuner.config is not scheduler.config:
+            if self.tuner.config.scarcity_scales == scheduler.config.scarcity_scales:
+                self.tuner.config = scheduler.config  # a Queue changed: the choice and its pace stand
+            else:  # the policy's scales changed: they are what is tried now
+                self.tuner = Tuner(scheduler.config)
         return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), scheduler,
                          generations, self.memory.arrivals(), self.tuner)
 
