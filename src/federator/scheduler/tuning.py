@@ -15,8 +15,8 @@ same cycle at pool level, and keeps the scale that places the most accelerators.
 scale in use, so a fleet that no candidate packs better does not flap.
 
 A rollout costs about a cycle over the fleet's remaining room per candidate, so the caller runs it
-rarely (`Tuner.due`): at the first cycle that has demand, and after every `RETUNE_AFTER` replicas
-placed since, when what the sample says has been replaced. It is pure and deterministic (a fixed
+rarely (`Tuner.due`): at the first cycle that has demand, and then once `BUDGET` times the replicas
+it offered (and at least `RETUNE_AFTER`) have been placed. It is pure and deterministic (a fixed
 seed shuffles), so the simulator's runs repeat.
 """
 
@@ -34,9 +34,10 @@ from federator.scheduler.framework import Allocation, PlacementRequest
 from federator.scheduler.snapshot import Snapshot
 
 RETUNE_AFTER = DEMAND_SAMPLE  # replicas placed between rollouts at least: by then the demand sample is new
-# Replicas placed between rollouts per replica they offered: a rollout's placement costs about what a
-# cycle's does, so rollouts take at most a fifth of the scheduling work.
-BUDGET = 4
+# Replicas placed between rollouts per replica they offered. A rollout's placement costs about what a
+# cycle's does (0.8 to 1.2 times, bench/throughput.py --rollout), so rollouts take about a ninth of the
+# scheduling work at most; what they choose is the fleet's and its work's, which change slowly.
+BUDGET = 8
 ROLLOUT_ROOM = 12_000_000  # milli-accelerators a rollout fills at most: a larger fleet is sampled by cluster
 ROLLOUT_LIMIT = 20_000  # replicas a rollout offers at most
 
