@@ -96,3 +96,41 @@ def test_the_scale_a_rollout_finds_better_is_logged_and_used(caplog: pytest.LogC
     assert got[4.0] > got[0.0] and tuner.scale == 4.0
     assert f"Scarcity scale K=4 (was median): a rollout over the fleet placed {got[0.0]} accelerators at median, " \
            f"{got[4.0]} accelerators at K=4" in caplog.text
+
+
+class _FailingTuner:
+    """A tuner whose rollouts raise (a bug in them): what the cycle worker must survive."""
+
+    def __init__(self, config: SchedulerConfig) -> None:
+        self.config, self.scale, self.rollouts, self.last = config, 0.0, 0, ()
+        self.tried = 0
+        self.stopped = False
+
+    def due(self) -> bool:
+        return not self.stopped
+
+    def tune(self, *args: object) -> float:
+        self.tried += 1
+        raise ZeroDivisionError("a bug in a rollout")
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def placed(self, replicas: int) -> None:
+        pass
+
+
+def test_a_rollout_that_fails_is_logged_once_and_the_cycles_go_on(caplog: pytest.LogCaptureFixture) -> None:
+    fed = make(MemoryStore(), Clock())
+    join(fed, "east-1")
+    failing = _FailingTuner(fed.scheduler.config)
+    fed.cycles.tuner = failing  # type: ignore[assignment]
+    jobs = [fed.submit(spec(f"j{i}", gpus=1)) for i in range(2)]
+    with caplog.at_level(logging.ERROR, logger="federator.server"):
+        fed.schedule_once()
+        fed.submit(spec("late", gpus=1))
+        fed.schedule_once()
+    assert all(fed.jobs[j.job_id].placements for j in jobs) and fed.jobs[[*fed.jobs][-1]].placements
+    assert failing.tried == 1 and failing.stopped
+    said = [r for r in caplog.records if "rollouts that choose Scarcity's scale failed" in r.getMessage()]
+    assert len(said) == 1 and "the cycles keep median" in said[0].getMessage()

@@ -120,7 +120,7 @@ class Tuner:
     """Which of the configured scales the cycles use, and when to look again (module docstring). The
     server's Cycles and the simulator keep one each."""
 
-    __slots__ = ("_after", "_placed", "config", "last", "rollouts", "scale")
+    __slots__ = ("_after", "_placed", "_stopped", "config", "last", "rollouts", "scale")
 
     def __init__(self, config: SchedulerConfig) -> None:
         self.config = config
@@ -129,12 +129,17 @@ class Tuner:
         self.rollouts = 0
         self._placed: int | None = None  # replicas placed since the last rollout (None: none yet)
         self._after = RETUNE_AFTER  # replicas to place before the next rollout
+        self._stopped = False
 
     def due(self) -> bool:
         """Whether a rollout is worth its cost now."""
-        if len(self.config.scarcity_scales) < 2:
+        if self._stopped or len(self.config.scarcity_scales) < 2:
             return False
         return self._placed is None or self._placed >= self._after
+
+    def stop(self) -> None:
+        """No more rollouts: the scale in use stays (the server's answer to a rollout that failed)."""
+        self._stopped = True
 
     def placed(self, replicas: int) -> None:
         """Count replicas the cycles placed."""

@@ -117,20 +117,30 @@ def compute(plan: CyclePlan) -> CycleResult:
     if tuner is None:
         return plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
                                        recent=plan.recent)
-    rollout = 0.0
-    if tuner.due():
-        was, count, started = tuner.scale, tuner.rollouts, time.perf_counter()
-        tuner.tune(plan.snapshot, plan.requests, plan.running, plan.recent)
-        rollout = time.perf_counter() - started if tuner.rollouts > count else 0.0  # none without room or demand
-        if tuner.scale != was:
-            log.info("Scarcity scale %s (was %s): a rollout over the fleet placed %s", _scale(tuner.scale), _scale(was),
-                     ", ".join(f"{t.placed_milli / MILLI:g} accelerators at {_scale(t.scale)}" for t in tuner.last))
+    rollout = _roll_out(plan, tuner) if tuner.due() else 0.0
     result = plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
                                      recent=plan.recent, scarcity_scale=tuner.scale)
     tuner.placed(sum(a.replicas for d in result.decisions for a in d.assignments))
     if rollout:  # the cycle waited for it: a phase of its own on the phase histogram
         result = replace(result, phase_seconds={**result.phase_seconds, "rollout": rollout})
     return result
+
+
+def _roll_out(plan: CyclePlan, tuner: Tuner) -> float:
+    """Run the rollouts that choose Scarcity's scale; the seconds they took (0 if none ran). They only
+    advise: if they fail, that is logged once and the cycles go on with the scale in use, never stop."""
+    was, count, started = tuner.scale, tuner.rollouts, time.perf_counter()
+    try:
+        tuner.tune(plan.snapshot, plan.requests, plan.running, plan.recent)
+    except Exception:
+        log.exception("the rollouts that choose Scarcity's scale failed: the cycles keep %s, with no more "
+                      "rollouts until a restart or a policy with other scales", _scale(tuner.scale))
+        tuner.stop()
+        return 0.0
+    if tuner.scale != was:
+        log.info("Scarcity scale %s (was %s): a rollout over the fleet placed %s", _scale(tuner.scale), _scale(was),
+                 ", ".join(f"{t.placed_milli / MILLI:g} accelerators at {_scale(t.scale)}" for t in tuner.last))
+    return time.perf_counter() - started if tuner.rollouts > count else 0.0  # none without room or demand
 
 
 def _scale(scale: float) -> str:
