@@ -131,7 +131,7 @@ def test_the_policy_names_the_scale(text: str, scales: tuple[float, ...]) -> Non
     assert parse_policy(text).scarcity_scales == scales
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "soft", "true", "[1, 2]", ".inf"])
+@pytest.mark.parametrize("value", ["0", "-1", "soft", "true", "[1, 2]", ".inf", ".nan", "null"])
 def test_a_bad_scale_is_refused_naming_the_field(value: str) -> None:
     with pytest.raises(PolicyError, match=r"scarcityScale: must be 'auto', 'median' or a positive number"):
         parse_policy(f"scarcityScale: {value}")
