@@ -96,3 +96,39 @@ def test_over_the_api_the_refusal_is_invalid_argument_naming_the_proto_field() -
             assert not s.fed.jobs
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(("spec", "fields"), [
+    ({"template": {"metadata": {"finalizers": ["example.com/keep"]}, "spec": {"containers": [{"name": "m"}]}}},
+     ["spec.template.metadata.finalizers"]),
+    ({"accelerators": [{"model": "H100", "count": 1, "template": {"metadata": {"ownerReferences": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "u"}]}}}]},
+     ["spec.accelerators[0].template.metadata.ownerReferences"]),
+    ({"workload": {"apiVersion": "batch/v1", "kind": "Job",
+                   "metadata": {"finalizers": ["example.com/keep"],
+                                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u"}]},
+                   "spec": {"template": {"metadata": {"finalizers": ["example.com/pods"]}, "spec": {
+                       "restartPolicy": "Never",
+                       "containers": [{"name": "m", "resources": {"requests": {"cpu": "1"}}}]}}}}},
+     ["spec.workload.metadata.finalizers", "spec.workload.metadata.ownerReferences",
+      "spec.workload.spec.template.metadata.finalizers"]),
+], ids=["template-finalizer", "alternative-owner-reference", "workload-and-its-pod-template"])
+def test_finalizers_and_owner_references_in_a_job_are_refused_naming_the_field_whatever_the_level(
+        spec: dict[str, Any], fields: list[str]) -> None:
+    body: dict[str, Any] = {"kind": "training", "replicas": 1, "resources": {"cpu": "1"}, **spec}
+    if "workload" in spec:
+        body = dict(spec)
+    job = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "own"},
+                     "spec": body})
+    anything = Limits(pod_security=PodSecurity(level=PodSecurityLevel.PRIVILEGED))
+    fed = make(MemoryStore(), Clock(), limits=anything)
+    with pytest.raises(SubmitError) as err:
+        fed.submit(job)
+    assert [p.field for p in err.value.__cause__.problems] == fields  # type: ignore[union-attr]
+    assert str(err.value).startswith(f"{fields[0]}: not allowed in a job: ")
+    assert not fed.jobs
+    assert fed.metrics.messages_rejected.labels("invalid_job")._value.get() == 1
+    empty = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "e"},
+                       "spec": {"kind": "training", "resources": {"cpu": "1"},
+                                "template": {"metadata": {"finalizers": []}, "spec": {"containers": [{"name": "m"}]}}}})
+    assert fed.submit(empty).job_id  # an empty list holds nothing

@@ -7,6 +7,13 @@ rebuilds stored jobs: these rules depend on the federator's settings
 unreadable after an upgrade. A job's templates are its `spec.template`, each
 accelerator alternative's template merged over it (what the agent renders for
 that alternative), and every pod template inside `spec.workload`.
+
+Whatever the level, no object metadata in them may carry finalizers or owner
+references (`owned_problems`): a user's finalizer on a member's workload or pod
+holds its deletion on a provider's cluster until someone there removes it by
+hand (the agent's cancel never completes), and an owner reference names an
+object of the host cluster, or lets a member's garbage collector delete what
+the agent made. What a member's objects carry is the agent's to decide.
 """
 
 from __future__ import annotations
@@ -19,9 +26,38 @@ from federator.jobfile import FieldProblem
 from federator.model import JobSpec
 from federator.security.podsecurity import PodSecurity, PodSecurityLevel, check_object, check_template
 
+_OWNED_FIELDS = {
+    "finalizers": "not allowed in a job: a finalizer would hold the deletion of the member's object on the "
+                  "provider's cluster until someone there removes it by hand",
+    "ownerReferences": "not allowed in a job: the agent owns what it creates on a member, and an owner reference "
+                       "from a job names an object of another cluster",
+}
 
-def template_problems(spec: JobSpec, *, policy: PodSecurity) -> list[FieldProblem]:
-    """Every field of the job's pod templates the federator refuses, named by its path in the job file."""
+
+def owned_problems(spec: JobSpec) -> list[FieldProblem]:
+    """Finalizers and owner references anywhere in the job's templates or its workload object."""
+    texts = [("spec.template", spec.pod_template_json), ("spec.workload", spec.workload_json)]
+    texts += [(f"spec.accelerators[{i}].template", a.pod_template_json) for i, a in enumerate(spec.accelerators)]
+    return [FieldProblem(field, problem) for at, text in texts if text for field, problem in _owned(_object(text), at)]
+
+
+def _owned(node: object, at: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        meta = node.get("metadata")
+        if isinstance(meta, dict):
+            found += [(f"{at}.metadata.{key}", problem) for key, problem in _OWNED_FIELDS.items() if meta.get(key)]
+        for key, value in node.items():
+            if key != "metadata":
+                found += _owned(value, f"{at}.{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            found += _owned(item, f"{at}[{i}]")
+    return found
+
+
+def pod_security_problems(spec: JobSpec, *, policy: PodSecurity) -> list[FieldProblem]:
+    """What the job's pod templates break at the federator's pod security level."""
     base = _object(spec.pod_template_json)
     found = check_template(base, policy=policy)
     problems = [FieldProblem(f"spec.template.{v.field}", v.problem) for v in found]
@@ -49,4 +85,4 @@ def _object(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-__all__ = ["template_problems"]
+__all__ = ["owned_problems", "pod_security_problems"]
