@@ -10,6 +10,10 @@ It turns `kubectl apply` into `Federator.submit` and `kubectl delete` into
   `jobfile.parse_job` (the one validator files, the gRPC API and CRDs share)
   and submitted. One the federator refuses gets phase Failed and a message
   naming the field.
+- A FederatedJob whose submit or cancel the job store could not write (the
+  API server away: StoreUnavailable) is reconciled again after
+  `retry_seconds`, from its newest version; the informer does not resync, so
+  without this it waited, unsubmitted, until someone changed it.
 - A FederatedJob being deleted has its job cancelled (the federator sends the
   member cluster's agent a Cancel, and its Job or Deployment is deleted), then
   the finalizer is removed. The cancel is durable in the federator before the
@@ -40,9 +44,10 @@ from federator.backends.kube.api import (
     KubeError,
     NotFoundError,
     Obj,
+    key_of,
 )
 from federator.backends.kube.events import EventReason, JobEvent, event_object
-from federator.backends.kube.informer import DELETED, Informer
+from federator.backends.kube.informer import DELETED, MODIFIED, Informer
 from federator.backends.kube.resources import (
     FINALIZER,
     invalid_status,
@@ -59,9 +64,11 @@ from federator.security.authz import Authorizer, Denied, Rule
 from federator.server.federator import Federator, NotFound
 from federator.server.intake import SubmitError
 from federator.server.orders import CancelOrder
+from federator.store.errors import StoreUnavailable
 
 log = logging.getLogger("federator.kube.controller")
 WORKERS = 16  # FederatedJobs reconciled at once (by namespace/name: one object's events stay in order)
+RETRY_SECONDS = 2.0  # a FederatedJob the job store could not take is reconciled again after this
 
 
 class FederatedJobController:
@@ -83,6 +90,7 @@ class FederatedJobController:
         self._tasks: list[asyncio.Task[None]] = []
         self._members_written: dict[str, tuple[Obj, float]] = {}
         self._refused: set[str] = set()  # uids whose refusal is written
+        self.retry_seconds = RETRY_SECONDS
 
     async def start(self) -> None:
         self.informer.start()
@@ -99,7 +107,10 @@ class FederatedJobController:
         for job in list(self.fed.jobs.values()):
             owner = self.store.owner_of(job.job_id)
             if owner is not None and owner.uid not in uids and not job.phase.is_terminal:
-                self._cancel(job.job_id, f"{owner.namespace}/{owner.name}")
+                try:
+                    self._cancel(job.job_id, f"{owner.namespace}/{owner.name}")
+                except StoreUnavailable as exc:  # the next start (or leader) tries again
+                    log.warning("job %s of a vanished FederatedJob not cancelled: %s", job.job_id, exc)
 
     async def stop(self) -> None:
         self.informer.stop()
@@ -119,9 +130,26 @@ class FederatedJobController:
             kind, obj = await queue.get()
             try:
                 await self.reconcile(kind, obj)
+            except StoreUnavailable as exc:  # the API server is away: tried again, not dropped
+                self._again(kind, obj, exc)
             except Exception:  # one object must not stop the controller
                 meta = obj.get("metadata") or {}
                 log.exception("reconciling FederatedJob %s/%s failed", meta.get("namespace"), meta.get("name"))
+
+    def _again(self, kind: str, obj: Obj, exc: StoreUnavailable) -> None:
+        key = key_of(obj)
+        log.warning("FederatedJob %s: not reconciled, the job store is unavailable (%s); again in %gs", key, exc,
+                    self.retry_seconds)
+        asyncio.get_running_loop().call_later(self.retry_seconds, self._requeue, kind, key, obj)
+
+    def _requeue(self, kind: str, key: str, obj: Obj) -> None:
+        """Reconcile an object again: a deletion as it was, anything else as the informer has it now (gone: done)."""
+        if kind == DELETED:
+            self._enqueue(kind, obj)
+            return
+        current = self.informer.cache.get(key)
+        if current is not None:
+            self._enqueue(MODIFIED, current)
 
     async def reconcile(self, kind: str, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
