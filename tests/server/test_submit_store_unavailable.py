@@ -8,12 +8,13 @@ import asyncio
 
 import grpc
 import pytest
-from kube_fakes import FlakyApi
 from test_services_edge import good_spec, served
 
 from federator.api.v1 import jobs_pb2_grpc
 from federator.backends.kube.api import KubeError
 from federator.backends.kube.store import KubeJobStore
+
+from kube_fakes import FlakyApi
 
 
 def test_a_submit_over_the_api_while_the_api_server_is_away_is_unavailable_and_a_retry_succeeds() -> None:

@@ -14,7 +14,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from kube_fakes import FlakyApi
 
 from federator.backends.kube.api import FEDERATED_JOBS, ForbiddenError, KubeError
 from federator.backends.kube.controller import FederatedJobController
@@ -24,6 +23,8 @@ from federator.jobfile import parse_job_documents
 from federator.model import Job, JobId
 from federator.server.federator import Federator
 from federator.store import StoreUnavailable
+
+from kube_fakes import FlakyApi
 
 JOB = """
 apiVersion: federator.io/v1alpha1

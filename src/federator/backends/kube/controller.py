@@ -9,7 +9,8 @@ It turns `kubectl apply` into `Federator.submit` and `kubectl delete` into
 - A new FederatedJob gets the finalizer first, then is validated by
   `jobfile.parse_job` (the one validator files, the gRPC API and CRDs share)
   and submitted. One the federator refuses gets phase Failed and a message
-  naming the field.
+  naming the field, and a Warning Event `Invalid` saying the same, so
+  `kubectl describe` and `kubectl get events` show why, as for a Pod.
 - A FederatedJob whose submit or cancel the job store could not write (the
   API server away: StoreUnavailable) is reconciled again after
   `retry_seconds`, from its newest version; the informer does not resync, so
@@ -231,25 +232,26 @@ class FederatedJobController:
         except (ConflictError, NotFoundError):
             pass  # a newer version is on its way as an event; reconcile that one
 
-    async def _refuse(self, obj: Obj, message: str, *, reason: EventReason | None = None) -> None:
-        """Failed with the reason on its status; a refusal by a tenancy rule also gets an Event and an audit line."""
+    async def _refuse(self, obj: Obj, message: str, *, reason: EventReason = EventReason.INVALID) -> None:
+        """Failed with the reason on its status and in a Warning Event; a refusal by a tenancy rule is also an
+        audit line."""
         meta = obj["metadata"]
         self._refused.add(meta["uid"])
         log.warning("FederatedJob %s/%s refused: %s", meta["namespace"], meta["name"], message)
         now = self.clock()
-        if reason is not None:
+        if reason is EventReason.QUEUE_NOT_ALLOWED:
             spec = obj.get("spec") or {}
             self.audit.record("federatedjob.refuse", identity=None, result="refused", code="PERMISSION_DENIED",
                               rule=Rule.NAMESPACE.value, message=message,
                               obj={"kind": "FederatedJob", "namespace": meta["namespace"], "name": meta["name"],
                                    "queue": str(spec.get("queue", "default"))})
-            if self.store.events is not None:
-                self.store.events.record(event_object(
-                    JobEvent(reason, message, warning=True), namespace=meta["namespace"], name=meta["name"],
-                    uid=meta["uid"], now=now, instance=self.store.events.instance))
+        if self.store.events is not None:
+            self.store.events.record(event_object(
+                JobEvent(reason, message, warning=True), namespace=meta["namespace"], name=meta["name"],
+                uid=meta["uid"], now=now, instance=self.store.events.instance))
         body = {"metadata": {"uid": meta["uid"]},
                 "status": invalid_status(message, generation=int(meta.get("generation", 1)), now=now,
-                                         reason=reason.value if reason is not None else "Invalid")}
+                                         reason=reason.value)}
         try:
             await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
                                     subresource="status")
