@@ -113,3 +113,45 @@ def parse_yaml(text: str) -> dict[str, Any]:
     import yaml
     doc: dict[str, Any] = yaml.safe_load(text)
     return doc
+
+
+@pytest.mark.parametrize("spec", [
+    {"kind": "training", "replicas": 1, "resources": {"cpu": "1"}},
+    {"kind": "training", "replicas": 0, "resources": {"cpu": "1"}},
+], ids=["adding-the-finalizer", "writing-a-refusal"])
+def test_an_api_server_away_while_the_controller_writes_the_object_itself_is_tried_again(
+        spec: dict[str, Any]) -> None:
+    """The same for the controller's own writes: a finalizer not added, a refusal not written (an object
+    refused and dropped unwritten stayed without a status, and was never looked at again)."""
+    async def main() -> None:
+        api = FlakyApi()
+        store = KubeJobStore(api)  # type: ignore[arg-type]
+        fed = Federator(store=store)
+        ctl = FederatedJobController(fed, api, store)  # type: ignore[arg-type]
+        ctl.retry_seconds = 0.05
+        finalizers = [] if spec["replicas"] else [FINALIZER]
+        created = api.create(FEDERATED_JOBS, {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                              "metadata": {"name": "pretrain", "finalizers": finalizers},
+                                              "spec": spec}, "research")
+        ctl.informer.cache["research/pretrain"] = created
+        workers = [asyncio.ensure_future(ctl._work(q)) for q in ctl._queues]
+        try:
+            api.away = KubeError(503, "etcdserver: leader changed", reason="ServiceUnavailable")
+            ctl._enqueue("ADDED", created)
+            await asyncio.sleep(0.2)
+            api.away = None
+            obj = api.objects[("research", "pretrain")]
+            assert "status" not in obj  # nothing was written while it was away
+            for _ in range(100):
+                if (FINALIZER in obj["metadata"]["finalizers"]) if spec["replicas"] else "status" in obj:
+                    break
+                await asyncio.sleep(0.02)
+            if spec["replicas"]:
+                assert obj["metadata"]["finalizers"] == [FINALIZER]
+            else:
+                assert obj["status"]["phase"] == "Failed" and "spec.replicas" in obj["status"]["message"]
+        finally:
+            for w in workers:
+                w.cancel()
+
+    asyncio.run(main())

@@ -11,10 +11,11 @@ It turns `kubectl apply` into `Federator.submit` and `kubectl delete` into
   and submitted. One the federator refuses gets phase Failed and a message
   naming the field, and a Warning Event `Invalid` saying the same, so
   `kubectl describe` and `kubectl get events` show why, as for a Pod.
-- A FederatedJob whose submit or cancel the job store could not write (the
-  API server away: StoreUnavailable) is reconciled again after
-  `retry_seconds`, from its newest version; the informer does not resync, so
-  without this it waited, unsubmitted, until someone changed it.
+- A FederatedJob whose reconcile met an API server that was away (its
+  finalizer not added, its submit or cancel not stored: StoreUnavailable) is
+  reconciled again after `retry_seconds`, from its newest version; the
+  informer does not resync, so without this it waited, unsubmitted, until
+  someone changed it.
 - A FederatedJob being deleted has its job cancelled (the federator sends the
   member cluster's agent a Cancel, and its Job or Deployment is deleted), then
   the finalizer is removed. The cancel is durable in the federator before the
@@ -57,7 +58,7 @@ from federator.backends.kube.resources import (
     parse_timestamp,
     spec_of,
 )
-from federator.backends.kube.store import KubeJobStore, Owner
+from federator.backends.kube.store import KubeJobStore, Owner, unavailable
 from federator.jobfile import JobFileError
 from federator.model import ClusterState
 from federator.security.audit import AuditLog
@@ -131,15 +132,16 @@ class FederatedJobController:
             kind, obj = await queue.get()
             try:
                 await self.reconcile(kind, obj)
-            except StoreUnavailable as exc:  # the API server is away: tried again, not dropped
-                self._again(kind, obj, exc)
-            except Exception:  # one object must not stop the controller
+            except Exception as exc:  # one object must not stop the controller
+                if isinstance(exc, StoreUnavailable) or (isinstance(exc, KubeError) and unavailable(exc)):
+                    self._again(kind, obj, exc)  # the API server is away: tried again, not dropped
+                    continue
                 meta = obj.get("metadata") or {}
                 log.exception("reconciling FederatedJob %s/%s failed", meta.get("namespace"), meta.get("name"))
 
-    def _again(self, kind: str, obj: Obj, exc: StoreUnavailable) -> None:
+    def _again(self, kind: str, obj: Obj, exc: Exception) -> None:
         key = key_of(obj)
-        log.warning("FederatedJob %s: not reconciled, the job store is unavailable (%s); again in %gs", key, exc,
+        log.warning("FederatedJob %s: not reconciled, the API server is away (%s); again in %gs", key, exc,
                     self.retry_seconds)
         asyncio.get_running_loop().call_later(self.retry_seconds, self._requeue, kind, key, obj)
 
@@ -234,11 +236,20 @@ class FederatedJobController:
 
     async def _refuse(self, obj: Obj, message: str, *, reason: EventReason = EventReason.INVALID) -> None:
         """Failed with the reason on its status and in a Warning Event; a refusal by a tenancy rule is also an
-        audit line."""
+        audit line. Said once the status is written: a write the API server did not take is tried again whole
+        (`_work`), so the Event is not posted twice."""
         meta = obj["metadata"]
+        now = self.clock()
+        body = {"metadata": {"uid": meta["uid"]},
+                "status": invalid_status(message, generation=int(meta.get("generation", 1)), now=now,
+                                         reason=reason.value)}
+        try:
+            await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
+                                    subresource="status")
+        except (ConflictError, NotFoundError):
+            pass
         self._refused.add(meta["uid"])
         log.warning("FederatedJob %s/%s refused: %s", meta["namespace"], meta["name"], message)
-        now = self.clock()
         if reason is EventReason.QUEUE_NOT_ALLOWED:
             spec = obj.get("spec") or {}
             self.audit.record("federatedjob.refuse", identity=None, result="refused", code="PERMISSION_DENIED",
@@ -249,14 +260,6 @@ class FederatedJobController:
             self.store.events.record(event_object(
                 JobEvent(reason, message, warning=True), namespace=meta["namespace"], name=meta["name"],
                 uid=meta["uid"], now=now, instance=self.store.events.instance))
-        body = {"metadata": {"uid": meta["uid"]},
-                "status": invalid_status(message, generation=int(meta.get("generation", 1)), now=now,
-                                         reason=reason.value)}
-        try:
-            await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
-                                    subresource="status")
-        except (ConflictError, NotFoundError):
-            pass
 
     # -- MemberClusters -------------------------------------------------------------
 
