@@ -173,6 +173,10 @@ class FederatedJobController:
             return
         if uid in self._refused:
             return
+        current = await self._current(obj)
+        if current is None:
+            return  # deleted, or replaced by a new object of that name, since this event: their events follow
+        obj, meta = current, current["metadata"]
         try:
             spec = spec_of(obj)
         except JobFileError as exc:
@@ -196,6 +200,21 @@ class FederatedJobController:
                 self.store.events.record(event_object(
                     JobEvent(EventReason.SUBMIT_WARNING, warning, warning=True), namespace=ns, name=name, uid=uid,
                     now=self.clock(), instance=self.store.events.instance))
+
+    async def _current(self, obj: Obj) -> Obj | None:
+        """The object as the API server reads it now, for the spec a job is submitted with (None: gone).
+
+        An informer's watch outlives a change of the FederatedJob CRD: the API server goes on sending, on a
+        watch opened before the change, objects decoded with the schema it had, pruned of the fields that
+        schema does not name. Found on the test bed: after the CRD was applied again over an older one, a
+        FederatedJob asking for H100 reached the federator without spec.acceleratorModels and ran on an A100.
+        A GET is read with the CRD in force. One request per new FederatedJob; none for the ones known."""
+        meta = obj["metadata"]
+        try:
+            current = await asyncio.to_thread(self.api.get, FEDERATED_JOBS, meta["name"], meta["namespace"])
+        except NotFoundError:
+            return None
+        return current if (current.get("metadata") or {}).get("uid") == meta.get("uid") else None
 
     async def _namespace_denied(self, namespace: str, queue: str) -> Denied | None:
         """The Queue's namespaceSelector against the namespace's labels (read only when a selector applies)."""
