@@ -119,3 +119,12 @@ def test_kubernetes_mode_flags_are_checked_before_anything_connects(tmp_path: Pa
     out = _serve("--insecure", "--db", str(tmp_path / "f.db"), "--kubeconfig", "/nonexistent", *flags)
     assert out.returncode == 2
     assert out.stderr.strip() == f"federator serve: {said}"
+
+
+def test_a_capability_flag_that_is_not_a_capability_name_is_refused_naming_the_flag(tmp_path: Path) -> None:
+    out = _serve("--insecure", "--db", str(tmp_path / "f.db"), "--allow-capability", "IPC_LOCK",
+                 "--allow-capability", "ipc lock")
+    assert out.returncode == 2
+    assert out.stderr.strip() == ("federator serve: --allow-capability: 'IPC LOCK' is not a capability name such "
+                                  "as IPC_LOCK (upper case, no CAP_ prefix)")
+    assert not (tmp_path / "f.db").exists()

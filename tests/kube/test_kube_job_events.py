@@ -72,3 +72,32 @@ def test_submit_warnings_become_warning_events_and_an_unknown_model_fails_naming
     finally:
         kube.kubectl("host", "delete", "fj", "one-image", "typo-model", "-n", JOBS_NAMESPACE, "--ignore-not-found",
                      "--wait=false", check=False)
+
+
+def test_a_federated_job_over_the_pod_security_level_fails_naming_the_field_with_an_invalid_event(
+        kube: Kube) -> None:
+    """A privileged container would have reached a provider's cluster: refused at submit, said in the status and
+    as a Warning Event, as `kubectl describe fj` shows a Pod's refusal."""
+    doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+           "metadata": {"name": "privileged", "namespace": JOBS_NAMESPACE},
+           "spec": {"kind": "training", "replicas": 1, "resources": {"cpu": "1"},
+                    "template": {"spec": {"containers": [{"name": "main", "image": "llm:1",
+                                                          "securityContext": {"privileged": True}}]}}}}
+    kube.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(doc))
+    said = 'spec.template.spec.containers[0].securityContext.privileged: not allowed under pod security "baseline"'
+    try:
+        eventually(lambda: kube.phase("privileged") == "Failed", timeout=60,
+                   what=lambda: f"privileged refused\n{kube.logs()}")
+        assert kube.fj("privileged")["status"]["message"] == said  # type: ignore[index]
+
+        def invalid() -> list[dict[str, Any]]:
+            return list(kube.json("host", "get", "events", "-n", JOBS_NAMESPACE, "--field-selector",
+                                  "involvedObject.name=privileged,reason=Invalid")["items"])
+
+        (event,) = eventually(invalid, timeout=60, what=lambda: f"an Invalid event\n{kube.logs()}")
+        assert (event["type"], event["message"]) == ("Warning", said)
+        assert not [j for j in kube.member_jobs("member-a") + kube.member_jobs("member-b")
+                    if j["metadata"]["annotations"].get("federator.io/job-id", "").startswith("privileged")]
+    finally:
+        kube.kubectl("host", "delete", "fj", "privileged", "-n", JOBS_NAMESPACE, "--ignore-not-found",
+                     "--wait=false", check=False)

@@ -26,7 +26,7 @@ from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, is
 from federator.security.tls import TlsFiles, cluster_files, server_files, user_files
 from federator.server.federator import Federator
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
-from federator.store import SqliteJobStore
+from federator.store import JobStore, SqliteJobStore
 
 
 @dataclass
@@ -42,8 +42,8 @@ class Served:
 
 @asynccontextmanager
 async def served(*, certs: CertsDir | None = None, limits: Limits | None = None,
-                 tokens: tuple[str, ...] = ()) -> AsyncIterator[Served]:
-    fed = Federator(store=SqliteJobStore(Path(":memory:")), limits=limits, report_interval=60.0)
+                 tokens: tuple[str, ...] = (), store: JobStore | None = None) -> AsyncIterator[Served]:
+    fed = Federator(store=store or SqliteJobStore(Path(":memory:")), limits=limits, report_interval=60.0)
     auth = Authenticator(insecure=certs is None, tokens=tokens,
                          revocations=RevocationList(certs.revoked if certs else None, interval=0.0))
     max_bytes = 4 * fed.limits.max_message_bytes

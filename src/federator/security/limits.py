@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from federator.model import ClusterCapacity, JobSpec
+from federator.security.podsecurity import PodSecurity
 
 MAX_ACCELERATORS_PER_NODE = 1024
 MAX_NODES = 10_000_000
@@ -43,6 +44,7 @@ class RejectReason(StrEnum):
     IMPLAUSIBLE_REPORT = "implausible_report"
     STALE_REPORT = "stale_report"
     QUEUE_FULL = "queue_full"  # back-pressure: too many pending jobs; the client is told when to retry
+    POD_SECURITY = "pod_security"  # a pod template the federator's pod security level forbids
 
 
 MAX_MESSAGE_BYTES_CEILING = 1 << 30
@@ -66,6 +68,8 @@ class Limits:
     # many jobs are pending, so a burst cannot grow the federator's memory without bound.
     max_pending_jobs: int = 250_000
     queue_full_retry_seconds: float = 5.0
+    # What a job's pod templates may ask of a member's nodes (security/podsecurity.py; --pod-security).
+    pod_security: PodSecurity = PodSecurity()
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "report_burst", "max_replicas_per_job", "max_accelerators_per_job",

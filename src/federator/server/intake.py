@@ -3,9 +3,11 @@
 Kept apart from the state machine (`server/federator.py`), which handles a job
 once it is accepted. Intake validates a submission with the one validator of
 job files, CRDs and the API (`jobfile.parse_job`), answers a repeated request
-id with the job it created then, refuses a name held by an active job, applies
+id with the job it created then, refuses a name held by an active job,
 checks the accelerator models it names against the catalog and the fleet
-(`fleet_models.py`), applies back-pressure, and reserves the new job (its name and request id) before its
+(`fleet_models.py`), holds its pod templates to the federator's pod security
+level and refuses finalizers and owner references in them (`templates.py`),
+applies back-pressure, and reserves the new job (its name and request id) before its
 write so that a second submission while the disk works is answered as a repeat.
 
 Submit is on the hot path (docs/benchmarks.md, "The live federator at scale"):
@@ -37,6 +39,7 @@ from federator.security.limits import RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.fleet_models import FleetModels
 from federator.server.settle import unreported
+from federator.server.templates import owned_problems, pod_security_problems
 from federator.store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -195,6 +198,11 @@ class Intake:
         if problem is not None:
             self._reject(RejectReason.LIMIT_EXCEEDED)
             raise SubmitError(problem)
+        owned, forbidden = owned_problems(spec), pod_security_problems(spec, policy=fed.limits.pod_security)
+        if owned or forbidden:
+            self._reject(RejectReason.POD_SECURITY if forbidden else RejectReason.INVALID_JOB)
+            refused = JobFileError(owned + forbidden)
+            raise SubmitError(str(refused)) from refused
         request_id = spec.annotation(REQUEST_ID_ANNOTATION)
         seen = self.job_for_request(request_id)
         if seen is not None:

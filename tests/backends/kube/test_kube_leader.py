@@ -1,12 +1,18 @@
-"""The leader election decision: when a candidate may write the Lease, on its own clock."""
+"""The leader election decision: when a candidate may write the Lease, on its own clock; and when a holder that
+cannot renew stops acting (within its renew deadline, before any other replica may take the Lease)."""
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import threading
+import time
 from typing import Any
 
 import pytest
 
-from federator.backends.kube.leader import LeaseConfig, Observed, decide
+from federator.backends.kube.api import KubeError, NotFoundError
+from federator.backends.kube.leader import LeaderElector, LeaseConfig, Observed, decide, time_left
 
 CFG = LeaseConfig(namespace="ns", name="federator", identity="a", lease_duration=15, renew_deadline=10,
                   retry_period=2)
@@ -56,3 +62,95 @@ def test_the_holder_renews_and_keeps_its_acquire_time() -> None:
 def test_timings_must_nest() -> None:
     with pytest.raises(ValueError, match="renew deadline"):
         LeaseConfig(namespace="ns", name="l", identity="a", lease_duration=5, renew_deadline=10, retry_period=2)
+
+
+def test_time_left_counts_from_the_start_of_the_last_renewal() -> None:
+    assert time_left(last_renew=100.0, now=104.0, cfg=CFG) == 6.0
+    assert time_left(last_renew=100.0, now=110.0, cfg=CFG) == 0.0  # step down: renew_deadline passed
+
+
+class LeaseApi:
+    """One Lease in memory. `hang`: requests wait on it (an API server that takes the connection and never
+    answers); `refuse`: requests fail at once (connection refused)."""
+
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.version = 0
+        self.hang: threading.Event | None = None
+        self.refuse = False
+
+    def _reach(self) -> None:
+        if self.hang is not None:
+            self.hang.wait(10.0)
+        if self.refuse:
+            raise KubeError(0, "GET leases/federator: [Errno 111] Connection refused")
+
+    def get(self, res: Any, name: str, namespace: str | None = None) -> dict[str, Any]:
+        self._reach()
+        if self.lease is None:
+            raise NotFoundError(404, "not found")
+        return copy.deepcopy(self.lease)
+
+    def _write(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._reach()
+        self.version += 1
+        self.lease = copy.deepcopy(body)
+        self.lease["metadata"]["resourceVersion"] = str(self.version)
+        return copy.deepcopy(self.lease)
+
+    def create(self, res: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        return self._write(body)
+
+    def replace(self, res: Any, name: str, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        return self._write(body)
+
+
+def _held_then(fault: str, cfg: LeaseConfig) -> tuple[float, LeaderElector]:
+    """Acquire, then break the API server as `fault` says; how long after the last renewal began `hold` returned."""
+    api = LeaseApi()
+    elector = LeaderElector(api, cfg)  # type: ignore[arg-type]
+
+    async def main() -> float:
+        await elector.acquire()
+        assert elector.leading
+        if fault == "hang":
+            api.hang = threading.Event()
+        else:
+            api.refuse = True
+        try:
+            await asyncio.wait_for(elector.hold(), timeout=5.0)  # the old loop waited out the hung request
+        finally:
+            if api.hang is not None:
+                api.hang.set()
+        return time.monotonic() - elector.last_renew
+
+    return asyncio.run(main()), elector
+
+
+@pytest.mark.parametrize(("fault", "cfg"), [
+    ("hang", LeaseConfig(namespace="ns", name="federator", identity="a", lease_duration=0.6, renew_deadline=0.4,
+                         retry_period=0.1)),
+    # a retry period that does not divide the deadline: the old loop noticed only at the next try, after the lease
+    ("refuse", LeaseConfig(namespace="ns", name="federator", identity="a", lease_duration=0.5, renew_deadline=0.4,
+                           retry_period=0.3)),
+], ids=["api-server-hangs", "api-server-refuses"])
+def test_a_leader_that_cannot_renew_steps_down_within_its_renew_deadline(fault: str, cfg: LeaseConfig) -> None:
+    stepped_down_after, elector = _held_then(fault, cfg)
+    assert not elector.leading
+    assert cfg.renew_deadline - 0.05 <= stepped_down_after < cfg.lease_duration  # before anyone may take over
+
+
+def test_a_leader_that_renews_keeps_leading() -> None:
+    cfg = LeaseConfig(namespace="ns", name="federator", identity="a", lease_duration=0.6, renew_deadline=0.4,
+                      retry_period=0.05)
+    api = LeaseApi()
+    elector = LeaderElector(api, cfg)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await elector.acquire()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(elector.hold(), timeout=1.0)  # renewing all along: still holding
+        assert api.lease is not None and api.lease["spec"]["holderIdentity"] == "a"
+        assert api.version > 10
+
+    asyncio.run(main())

@@ -63,6 +63,7 @@ from federator.backends.kube.workloads import (
     WorkloadError,
     adapter_for,
     build_workload,
+    merged_over,
     needs_rendezvous,
     placement_of,
     rendezvous_service,
@@ -585,15 +586,6 @@ class KubeBackend:
             self._on_update(pid, phase, message)
 
 
-def _merged(base: Any, over: Any) -> Any:
-    """`over` merged into `base`: mappings key by key, lists (containers) item by position."""
-    if isinstance(base, dict) and isinstance(over, dict):
-        return {**base, **{k: _merged(base.get(k), v) for k, v in over.items()}}
-    if isinstance(base, list) and isinstance(over, list):
-        return [_merged(b, o) for b, o in zip(base, over, strict=False)] + base[len(over):] + over[len(base):]
-    return over
-
-
 def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:
     """The job as this placement runs it: the chosen alternative's count per replica and its pod-template
     override (a CANN or ROCm image instead of the CUDA one) merged over the job's template."""
@@ -602,7 +594,7 @@ def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:
     alt = spec.accelerators[placement.alternative]
     template = json.loads(spec.pod_template_json) if spec.pod_template_json else {}
     if alt.pod_template_json:
-        template = _merged(template, json.loads(alt.pod_template_json))
+        template = merged_over(template, json.loads(alt.pod_template_json))
     return replace(spec, resources=replace(spec.resources, accelerator_milli=alt.milli),
                    pod_template_json=json.dumps(template) if template else spec.pod_template_json)
 

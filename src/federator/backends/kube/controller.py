@@ -9,7 +9,13 @@ It turns `kubectl apply` into `Federator.submit` and `kubectl delete` into
 - A new FederatedJob gets the finalizer first, then is validated by
   `jobfile.parse_job` (the one validator files, the gRPC API and CRDs share)
   and submitted. One the federator refuses gets phase Failed and a message
-  naming the field.
+  naming the field, and a Warning Event `Invalid` saying the same, so
+  `kubectl describe` and `kubectl get events` show why, as for a Pod.
+- A FederatedJob whose reconcile met an API server that was away (its
+  finalizer not added, its submit or cancel not stored: StoreUnavailable) is
+  reconciled again after `retry_seconds`, from its newest version; the
+  informer does not resync, so without this it waited, unsubmitted, until
+  someone changed it.
 - A FederatedJob being deleted has its job cancelled (the federator sends the
   member cluster's agent a Cancel, and its Job or Deployment is deleted), then
   the finalizer is removed. The cancel is durable in the federator before the
@@ -40,9 +46,10 @@ from federator.backends.kube.api import (
     KubeError,
     NotFoundError,
     Obj,
+    key_of,
 )
 from federator.backends.kube.events import EventReason, JobEvent, event_object
-from federator.backends.kube.informer import DELETED, Informer
+from federator.backends.kube.informer import DELETED, MODIFIED, Informer
 from federator.backends.kube.resources import (
     FINALIZER,
     invalid_status,
@@ -51,7 +58,7 @@ from federator.backends.kube.resources import (
     parse_timestamp,
     spec_of,
 )
-from federator.backends.kube.store import KubeJobStore, Owner
+from federator.backends.kube.store import KubeJobStore, Owner, unavailable
 from federator.jobfile import JobFileError
 from federator.model import ClusterState
 from federator.security.audit import AuditLog
@@ -59,9 +66,11 @@ from federator.security.authz import Authorizer, Denied, Rule
 from federator.server.federator import Federator, NotFound
 from federator.server.intake import SubmitError
 from federator.server.orders import CancelOrder
+from federator.store.errors import StoreUnavailable
 
 log = logging.getLogger("federator.kube.controller")
 WORKERS = 16  # FederatedJobs reconciled at once (by namespace/name: one object's events stay in order)
+RETRY_SECONDS = 2.0  # a FederatedJob the job store could not take is reconciled again after this
 
 
 class FederatedJobController:
@@ -83,6 +92,7 @@ class FederatedJobController:
         self._tasks: list[asyncio.Task[None]] = []
         self._members_written: dict[str, tuple[Obj, float]] = {}
         self._refused: set[str] = set()  # uids whose refusal is written
+        self.retry_seconds = RETRY_SECONDS
 
     async def start(self) -> None:
         self.informer.start()
@@ -99,7 +109,10 @@ class FederatedJobController:
         for job in list(self.fed.jobs.values()):
             owner = self.store.owner_of(job.job_id)
             if owner is not None and owner.uid not in uids and not job.phase.is_terminal:
-                self._cancel(job.job_id, f"{owner.namespace}/{owner.name}")
+                try:
+                    self._cancel(job.job_id, f"{owner.namespace}/{owner.name}")
+                except StoreUnavailable as exc:  # the next start (or leader) tries again
+                    log.warning("job %s of a vanished FederatedJob not cancelled: %s", job.job_id, exc)
 
     async def stop(self) -> None:
         self.informer.stop()
@@ -119,9 +132,27 @@ class FederatedJobController:
             kind, obj = await queue.get()
             try:
                 await self.reconcile(kind, obj)
-            except Exception:  # one object must not stop the controller
+            except Exception as exc:  # one object must not stop the controller
+                if isinstance(exc, StoreUnavailable) or (isinstance(exc, KubeError) and unavailable(exc)):
+                    self._again(kind, obj, exc)  # the API server is away: tried again, not dropped
+                    continue
                 meta = obj.get("metadata") or {}
                 log.exception("reconciling FederatedJob %s/%s failed", meta.get("namespace"), meta.get("name"))
+
+    def _again(self, kind: str, obj: Obj, exc: Exception) -> None:
+        key = key_of(obj)
+        log.warning("FederatedJob %s: not reconciled, the API server is away (%s); again in %gs", key, exc,
+                    self.retry_seconds)
+        asyncio.get_running_loop().call_later(self.retry_seconds, self._requeue, kind, key, obj)
+
+    def _requeue(self, kind: str, key: str, obj: Obj) -> None:
+        """Reconcile an object again: a deletion as it was, anything else as the informer has it now (gone: done)."""
+        if kind == DELETED:
+            self._enqueue(kind, obj)
+            return
+        current = self.informer.cache.get(key)
+        if current is not None:
+            self._enqueue(MODIFIED, current)
 
     async def reconcile(self, kind: str, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
@@ -142,6 +173,10 @@ class FederatedJobController:
             return
         if uid in self._refused:
             return
+        current = await self._current(obj)
+        if current is None:
+            return  # deleted, or replaced by a new object of that name, since this event: their events follow
+        obj, meta = current, current["metadata"]
         try:
             spec = spec_of(obj)
         except JobFileError as exc:
@@ -165,6 +200,21 @@ class FederatedJobController:
                 self.store.events.record(event_object(
                     JobEvent(EventReason.SUBMIT_WARNING, warning, warning=True), namespace=ns, name=name, uid=uid,
                     now=self.clock(), instance=self.store.events.instance))
+
+    async def _current(self, obj: Obj) -> Obj | None:
+        """The object as the API server reads it now, for the spec a job is submitted with (None: gone).
+
+        An informer's watch outlives a change of the FederatedJob CRD: the API server goes on sending, on a
+        watch opened before the change, objects decoded with the schema it had, pruned of the fields that
+        schema does not name. Found on the test bed: after the CRD was applied again over an older one, a
+        FederatedJob asking for H100 reached the federator without spec.acceleratorModels and ran on an A100.
+        A GET is read with the CRD in force. One request per new FederatedJob; none for the ones known."""
+        meta = obj["metadata"]
+        try:
+            current = await asyncio.to_thread(self.api.get, FEDERATED_JOBS, meta["name"], meta["namespace"])
+        except NotFoundError:
+            return None
+        return current if (current.get("metadata") or {}).get("uid") == meta.get("uid") else None
 
     async def _namespace_denied(self, namespace: str, queue: str) -> Denied | None:
         """The Queue's namespaceSelector against the namespace's labels (read only when a selector applies)."""
@@ -203,30 +253,32 @@ class FederatedJobController:
         except (ConflictError, NotFoundError):
             pass  # a newer version is on its way as an event; reconcile that one
 
-    async def _refuse(self, obj: Obj, message: str, *, reason: EventReason | None = None) -> None:
-        """Failed with the reason on its status; a refusal by a tenancy rule also gets an Event and an audit line."""
+    async def _refuse(self, obj: Obj, message: str, *, reason: EventReason = EventReason.INVALID) -> None:
+        """Failed with the reason on its status and in a Warning Event; a refusal by a tenancy rule is also an
+        audit line. Said once the status is written: a write the API server did not take is tried again whole
+        (`_work`), so the Event is not posted twice."""
         meta = obj["metadata"]
-        self._refused.add(meta["uid"])
-        log.warning("FederatedJob %s/%s refused: %s", meta["namespace"], meta["name"], message)
         now = self.clock()
-        if reason is not None:
-            spec = obj.get("spec") or {}
-            self.audit.record("federatedjob.refuse", identity=None, result="refused", code="PERMISSION_DENIED",
-                              rule=Rule.NAMESPACE.value, message=message,
-                              obj={"kind": "FederatedJob", "namespace": meta["namespace"], "name": meta["name"],
-                                   "queue": str(spec.get("queue", "default"))})
-            if self.store.events is not None:
-                self.store.events.record(event_object(
-                    JobEvent(reason, message, warning=True), namespace=meta["namespace"], name=meta["name"],
-                    uid=meta["uid"], now=now, instance=self.store.events.instance))
         body = {"metadata": {"uid": meta["uid"]},
                 "status": invalid_status(message, generation=int(meta.get("generation", 1)), now=now,
-                                         reason=reason.value if reason is not None else "Invalid")}
+                                         reason=reason.value)}
         try:
             await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
                                     subresource="status")
         except (ConflictError, NotFoundError):
             pass
+        self._refused.add(meta["uid"])
+        log.warning("FederatedJob %s/%s refused: %s", meta["namespace"], meta["name"], message)
+        if reason is EventReason.QUEUE_NOT_ALLOWED:
+            spec = obj.get("spec") or {}
+            self.audit.record("federatedjob.refuse", identity=None, result="refused", code="PERMISSION_DENIED",
+                              rule=Rule.NAMESPACE.value, message=message,
+                              obj={"kind": "FederatedJob", "namespace": meta["namespace"], "name": meta["name"],
+                                   "queue": str(spec.get("queue", "default"))})
+        if self.store.events is not None:
+            self.store.events.record(event_object(
+                JobEvent(reason, message, warning=True), namespace=meta["namespace"], name=meta["name"],
+                uid=meta["uid"], now=now, instance=self.store.events.instance))
 
     # -- MemberClusters -------------------------------------------------------------
 

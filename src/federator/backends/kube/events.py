@@ -1,4 +1,4 @@
-"""Kubernetes Events on FederatedJobs: Placed, Preempted, Requeued, Failed, SubmitWarning.
+"""Kubernetes Events on FederatedJobs: Placed, Preempted, Requeued, Failed, SubmitWarning, Invalid, QueueNotAllowed.
 
 `kubectl describe fj NAME` and `kubectl get events` then tell a job's story
 the way they do for a Pod. The job store (`store.py`) sees every durable
@@ -36,6 +36,7 @@ class EventReason(StrEnum):
     FAILED = "Failed"
     QUEUE_NOT_ALLOWED = "QueueNotAllowed"  # the Queue's namespaceSelector does not select the job's namespace
     SUBMIT_WARNING = "SubmitWarning"  # accepted, but likely wrong or it will wait (SubmitResponse.warnings)
+    INVALID = "Invalid"  # refused: a bad spec, a pod template over the pod security level; the message names the field
 
 
 @dataclass(frozen=True, slots=True)

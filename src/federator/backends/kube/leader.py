@@ -11,7 +11,16 @@ free Lease cannot both win. A holder that stops cleanly releases the Lease so
 the next one need not wait.
 
 `decide` is the pure part: what to write, given the Lease read and what this
-candidate has seen of it.
+candidate has seen of it; `time_left` is the holder's side: how long it may
+still act without a renewal.
+
+A renewal is given only the time left before the renew deadline. An API
+server that takes the connection and never answers held the old loop in one
+request for its own timeout (30 s, twice: a GET and a PUT), so a leader that
+could not renew kept scheduling past the moment another replica could take
+the Lease. A deadline is counted from the start of the last renewal that
+succeeded, never its end: the others' clocks start when they see the write,
+which is later.
 """
 
 from __future__ import annotations
@@ -81,6 +90,12 @@ def decide(lease: Mapping[str, Any] | None, *, cfg: LeaseConfig, observed: Obser
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": new_spec}
 
 
+def time_left(*, last_renew: float, now: float, cfg: LeaseConfig) -> float:
+    """Seconds the holder may still act (<= 0: step down), on its monotonic clock; `last_renew` is when the last
+    successful renewal started."""
+    return last_renew + cfg.renew_deadline - now
+
+
 class LeaderElector:
     def __init__(self, api: KubeApi, cfg: LeaseConfig, *, monotonic: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time) -> None:
@@ -94,6 +109,7 @@ class LeaderElector:
 
     def try_acquire_or_renew(self) -> bool:
         """One round (blocking: run it in a thread). True if this candidate holds the Lease now."""
+        started = self.monotonic()
         try:
             lease: Obj | None = self.api.get(LEASES, self.cfg.name, self.cfg.namespace)
         except NotFoundError:
@@ -109,7 +125,7 @@ class LeaderElector:
                 self.api.replace(LEASES, self.cfg.name, desired, self.cfg.namespace)
         except ConflictError:
             return False  # another candidate wrote first
-        self.last_renew = self.monotonic()
+        self.last_renew = started
         return True
 
     async def acquire(self) -> None:
@@ -132,22 +148,35 @@ class LeaderElector:
             await asyncio.sleep(self.cfg.retry_period)
 
     async def hold(self) -> None:
-        """Renew until leadership is lost (another holder, or no renewal for renew_deadline); then return."""
+        """Renew until leadership is lost (another holder, or no renewal within renew_deadline); then return.
+
+        Each renewal is waited for only until the deadline: one that has not answered by then is left to its
+        thread, and this holder steps down."""
         while True:
-            await asyncio.sleep(self.cfg.retry_period)
+            left = self.time_left()
+            if left > 0:
+                await asyncio.sleep(min(self.cfg.retry_period, left))
+                left = self.time_left()
+            if left <= 0:
+                break
             try:
-                if await asyncio.to_thread(self.try_acquire_or_renew):
-                    continue
-                log.error("leader election: %s lost Lease %s/%s to %s", self.cfg.identity, self.cfg.namespace,
-                          self.cfg.name, self.observed.record[0] if self.observed.record else "?")
+                renewed = await asyncio.wait_for(asyncio.to_thread(self.try_acquire_or_renew), timeout=left)
+            except TimeoutError:
                 break
             except KubeError as exc:
                 log.warning("leader election: renewing: %s", exc)
-            if self.monotonic() - self.last_renew > self.cfg.renew_deadline:
-                log.error("leader election: %s could not renew for %.0fs; stepping down", self.cfg.identity,
-                          self.cfg.renew_deadline)
-                break
+                continue
+            if not renewed:
+                log.error("leader election: %s lost Lease %s/%s to %s", self.cfg.identity, self.cfg.namespace,
+                          self.cfg.name, self.observed.record[0] if self.observed.record else "?")
+                self.leading = False
+                return
+        log.error("leader election: %s could not renew Lease %s/%s for %gs (its renew deadline); stepping down",
+                  self.cfg.identity, self.cfg.namespace, self.cfg.name, self.cfg.renew_deadline)
         self.leading = False
+
+    def time_left(self) -> float:
+        return time_left(last_renew=self.last_renew, now=self.monotonic(), cfg=self.cfg)
 
     def release(self) -> None:
         """Give the Lease up (blocking) so a standby takes over at once."""
@@ -168,4 +197,4 @@ class LeaderElector:
             log.warning("leader election: releasing: %s", exc)
 
 
-__all__ = ["LeaderElector", "LeaseConfig", "Observed", "decide"]
+__all__ = ["LeaderElector", "LeaseConfig", "Observed", "decide", "time_left"]

@@ -13,6 +13,16 @@ through the gRPC API (`federator submit`) gets a FederatedJob created for it,
 so every job is visible with kubectl. A write that places, re-queues,
 preempts or fails a job also records a Kubernetes Event on its FederatedJob
 (`events.py`).
+
+An API server that does not take a write (a 5xx, 429, a timeout, a refused
+connection) is `StoreUnavailable`, as a full disk is to the SQLite store: the
+server answers UNAVAILABLE to the Submit or Cancel that waited for it, a
+scheduling cycle keeps its orders until its placements are stored, and an
+agent's update is owed. Before, such a write was kept for a silent retry and
+the caller told it was stored: a Submit acknowledged a job that a failover
+then lost, and a placement was launched before its fencing generation was
+stored. A write refused for what it is (403, 422, a name another object
+holds) is not the API server being away: it is logged and retried as before.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from federator.backends.kube.events import EventRecorder, Seen, event_object, jo
 from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status, spec_of
 from federator.jobfile import JobFileError, spec_to_document, with_old_names
 from federator.model import Job, JobId
+from federator.store.errors import StoreUnavailable
 
 log = logging.getLogger("federator.kube.store")
 WRITERS = 8  # status writes in flight at once (the client's connection pool holds as many)
@@ -100,7 +111,10 @@ class KubeJobStore:
     # -- JobStore protocol ------------------------------------------------------
 
     def load(self) -> list[Job]:
-        listed = self.api.list(FEDERATED_JOBS, self.namespace)
+        try:
+            listed = self.api.list(FEDERATED_JOBS, self.namespace)
+        except KubeError as exc:  # a start stops with this line, not a traceback (server/app.py)
+            raise StoreUnavailable(f"cannot load the jobs from FederatedJobs in {self.api.server}: {exc}") from exc
         jobs: list[Job] = []
         for cr in listed.get("items") or []:
             meta = cr.get("metadata") or {}
@@ -127,27 +141,37 @@ class KubeJobStore:
         The federator's group commit (store/group_commit.py) calls this from its writer thread with
         every job changed since the last batch, newest state only (coalesced per object), so the
         event loop never waits for the apiserver and one round trip is not paid per job in turn."""
+        asked = {j.job_id for j in jobs}
         with self._lock:
             pending = {**self._retry, **{j.job_id: j for j in jobs}}
             self._retry = {}
+            jobs_in_order = list(pending.values())
             if len(pending) <= 1:
-                failed = [job for job in pending.values() if not self._write_or_keep(job)]
+                errors = [self._write_or_error(job) for job in jobs_in_order]
             else:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="kube-status")
-                jobs_in_order = list(pending.values())
-                written = list(self._pool.map(self._write_or_keep, jobs_in_order))
-                failed = [job for job, ok in zip(jobs_in_order, written, strict=True) if not ok]
-            for job in failed:
-                self._retry[job.job_id] = job
+                errors = list(self._pool.map(self._write_or_error, jobs_in_order))
+            away: list[tuple[Job, KubeError]] = []
+            for job, error in zip(jobs_in_order, errors, strict=True):
+                if error is None:
+                    continue
+                if unavailable(error) and job.job_id in asked:
+                    away.append((job, error))  # the caller hears of it and writes again: not kept here
+                else:
+                    log.warning("writing the status of job %s failed (%s); will retry", job.job_id, error)
+                    self._retry[job.job_id] = job
+        if away:
+            job, error = away[0]
+            raise StoreUnavailable(f"the Kubernetes API server did not take {len(away)} of "
+                                   f"{len(asked)} job writes (job {job.job_id}: {error})")
 
-    def _write_or_keep(self, job: Job) -> bool:
+    def _write_or_error(self, job: Job) -> KubeError | None:
         try:
             self._write(job)
-            return True
         except KubeError as exc:
-            log.warning("writing the status of job %s failed (%s); will retry", job.job_id, exc)
-            return False
+            return exc
+        return None
 
     def flush(self) -> int:
         """Retry the writes that failed; how many are still failing."""
@@ -252,7 +276,13 @@ class KubeJobStore:
         return existing
 
 
+def unavailable(error: KubeError) -> bool:
+    """The API server did not take a request for want of itself, not for what was asked: no answer (a timeout, a
+    refused connection), 429, or a 5xx. Sending the same again later may work."""
+    return error.status == 0 or error.status == 429 or error.status >= 500
+
+
 _UNKNOWN_FIELD = re.compile(r'unknown field "([^"]+)"')  # the API server's strict decoding error
 
 
-__all__ = ["KubeJobStore", "Owner"]
+__all__ = ["KubeJobStore", "Owner", "unavailable"]

@@ -1,0 +1,88 @@
+"""What the pod templates of a submitted job may carry, decided at submit (API and FederatedJob alike).
+
+Kept apart from the job file validator (`jobfile.parse_job`), which checks a
+document's shape the same way everywhere, client side included, and also
+rebuilds stored jobs: these rules depend on the federator's settings
+(`federator serve --pod-security`) and must never make a stored job
+unreadable after an upgrade. A job's templates are its `spec.template`, each
+accelerator alternative's template merged over it (what the agent renders for
+that alternative), and every pod template inside `spec.workload`.
+
+Whatever the level, no object metadata in them may carry finalizers or owner
+references (`owned_problems`): a user's finalizer on a member's workload or pod
+holds its deletion on a provider's cluster until someone there removes it by
+hand (the agent's cancel never completes), and an owner reference names an
+object of the host cluster, or lets a member's garbage collector delete what
+the agent made. What a member's objects carry is the agent's to decide.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from federator.backends.kube.workloads import merged_over
+from federator.jobfile import FieldProblem
+from federator.model import JobSpec
+from federator.security.podsecurity import PodSecurity, PodSecurityLevel, check_object, check_template
+
+_OWNED_FIELDS = {
+    "finalizers": "not allowed in a job: a finalizer would hold the deletion of the member's object on the "
+                  "provider's cluster until someone there removes it by hand",
+    "ownerReferences": "not allowed in a job: the agent owns what it creates on a member, and an owner reference "
+                       "from a job names an object of another cluster",
+}
+
+
+def owned_problems(spec: JobSpec) -> list[FieldProblem]:
+    """Finalizers and owner references anywhere in the job's templates or its workload object."""
+    texts = [("spec.template", spec.pod_template_json), ("spec.workload", spec.workload_json)]
+    texts += [(f"spec.accelerators[{i}].template", a.pod_template_json) for i, a in enumerate(spec.accelerators)]
+    return [FieldProblem(field, problem) for at, text in texts if text for field, problem in _owned(_object(text), at)]
+
+
+def _owned(node: object, at: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        meta = node.get("metadata")
+        if isinstance(meta, dict):
+            found += [(f"{at}.metadata.{key}", problem) for key, problem in _OWNED_FIELDS.items() if meta.get(key)]
+        for key, value in node.items():
+            if key != "metadata":
+                found += _owned(value, f"{at}.{key}")
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            found += _owned(item, f"{at}[{i}]")
+    return found
+
+
+def pod_security_problems(spec: JobSpec, *, policy: PodSecurity) -> list[FieldProblem]:
+    """What the job's pod templates break at the federator's pod security level."""
+    base = _object(spec.pod_template_json)
+    found = check_template(base, policy=policy)
+    problems = [FieldProblem(f"spec.template.{v.field}", v.problem) for v in found]
+    said = {str(v) for v in found}  # an alternative is not blamed for what it takes from the job's template
+    for i, alt in enumerate(spec.accelerators):
+        if not alt.pod_template_json:
+            continue
+        merged = merged_over(base, _object(alt.pod_template_json))  # as the agent renders this alternative
+        problems += [FieldProblem(f"spec.accelerators[{i}].template.{v.field}", v.problem)
+                     for v in check_template(merged, policy=policy) if str(v) not in said]
+    if spec.workload_json:
+        workload = _object(spec.workload_json)
+        problems += [FieldProblem(f"spec.workload.{v.field}", v.problem)
+                     for v in check_object(workload, policy=policy)]
+    elif policy.level is PodSecurityLevel.RESTRICTED and not (base.get("spec") or {}).get("containers"):
+        problems.append(FieldProblem("spec.template.spec.containers", 'must be given under pod security '
+                                     '"restricted": the container the federator makes by default sets no '
+                                     "securityContext"))
+    return problems
+
+
+def _object(text: str) -> dict[str, Any]:
+    """A spec's JSON text as intake has already checked it (an object, or empty)."""
+    value = json.loads(text) if text else {}
+    return value if isinstance(value, dict) else {}
+
+
+__all__ = ["owned_problems", "pod_security_problems"]

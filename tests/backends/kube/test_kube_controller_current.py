@@ -1,0 +1,45 @@
+"""The FederatedJob controller submits a job with the spec the API server reads now, not the one its watch sent.
+
+Found on the test bed (tests/kube: test_kube_job_events.py after test_kube_federation.py, which applies an older
+FederatedJob CRD and then the current one): a watch opened before a CRD change goes on sending objects decoded
+with the old schema, pruned of the fields it does not name. A FederatedJob asking for H100 reached the federator
+without spec.acceleratorModels and was placed on an A100.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+from federator.backends.kube.api import FEDERATED_JOBS
+from federator.backends.kube.controller import FederatedJobController
+from federator.backends.kube.resources import FINALIZER
+from federator.backends.kube.store import KubeJobStore
+from federator.server.federator import Federator
+
+from kube_fakes import FlakyApi
+
+
+def test_a_new_federatedjob_is_submitted_with_the_spec_the_api_server_holds_now() -> None:
+    async def main() -> None:
+        api = FlakyApi()
+        store = KubeJobStore(api)  # type: ignore[arg-type]
+        fed = Federator(store=store)
+        ctl = FederatedJobController(fed, api, store)  # type: ignore[arg-type]
+        stored = api.create(FEDERATED_JOBS, {
+            "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+            "metadata": {"name": "pretrain", "finalizers": [FINALIZER]},
+            "spec": {"kind": "training", "replicas": 1, "acceleratorModels": ["H100"],
+                     "resources": {"nvidia.com/gpu": 8, "cpu": "2"}}}, "research")
+        watched = copy.deepcopy(stored)
+        del watched["spec"]["acceleratorModels"]  # as a watch on the old CRD's schema sends it
+        await ctl.reconcile("ADDED", watched)
+        (job,) = fed.jobs.values()
+        assert job.spec.accelerator_models == ("H100",)
+
+        gone = copy.deepcopy(stored)
+        gone["metadata"].update(name="deleted-since", uid="uid-old")
+        await ctl.reconcile("ADDED", gone)  # deleted before its event was handled: nothing submitted
+        assert len(fed.jobs) == 1
+
+    asyncio.run(main())
