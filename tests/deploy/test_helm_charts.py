@@ -107,6 +107,9 @@ RENDER_CASES = [
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "podMonitor.enabled=true", "--set", "metrics.port=9200",
                          "--set", "probes.liveness.enabled=false"], id="agent-podmonitor-own-port-no-liveness"),
     pytest.param(FEDERATOR, ["-f", "CATALOG"], id="federator-accelerator-catalog"),
+    pytest.param(FEDERATOR, ["--set", "federator.podSecurity.level=restricted",
+                             "--set-json", 'federator.podSecurity.allowCapabilities=["IPC_LOCK","NET_RAW"]',
+                             "--set", "federator.podSecurity.allowHostNetwork=true"], id="federator-pod-security"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "-f", "CATALOG"], id="agent-accelerator-catalog"),
 ]
 
@@ -268,6 +271,16 @@ def test_the_user_cluster_roles_are_the_manifests_and_aggregate_into_edit_and_vi
     assert [d["metadata"]["name"] for d in off if d["kind"] == "ClusterRole"] == [f"{NAMESPACE}-fed-federator"]
 
 
+def test_the_pod_security_values_reach_the_federator(h: Helm) -> None:
+    """Baseline by default; an operator whose training uses RDMA allows IPC_LOCK and the host network."""
+    args = containers(h.template(FEDERATOR))[0]["args"]
+    assert "--pod-security=baseline" in args
+    assert not [a for a in args if a.startswith(("--allow-capability", "--allow-host-network"))]
+    args = containers(h.template(FEDERATOR, "--set-json", 'federator.podSecurity.allowCapabilities=["IPC_LOCK"]',
+                                 "--set", "federator.podSecurity.allowHostNetwork=true"))[0]["args"]
+    assert {"--pod-security=baseline", "--allow-capability=IPC_LOCK", "--allow-host-network"} <= set(args)
+
+
 def test_the_audit_log_and_provider_trust_values_reach_the_federator(h: Helm) -> None:
     args = containers(h.template(FEDERATOR))[0]["args"]
     assert "--audit-log=-" in args and not [a for a in args if a.startswith("--trust")]
@@ -416,6 +429,10 @@ def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
     pytest.param(FEDERATOR, ["--set", "mode=standalone"], "'/mode': value must be 'kubernetes'",
                  id="standalone-ha-names-both"),
     pytest.param(FEDERATOR, ["--set", "mode=sqlite"], "/mode", id="unknown-mode"),
+    pytest.param(FEDERATOR, ["--set", "federator.podSecurity.level=none"], "/federator/podSecurity/level",
+                 id="pod-security-level-unknown"),
+    pytest.param(FEDERATOR, ["--set-json", 'federator.podSecurity.allowCapabilities=["cap ipc"]'],
+                 "/federator/podSecurity/allowCapabilities/0", id="pod-security-capability-not-a-name"),
     pytest.param(FEDERATOR, ["--set", "policy.queue.research.weight=2"], "queue", id="policy-typo"),
     pytest.param(FEDERATOR, ["--set", "federator.watchNamespace=ML_Jobs"], "/federator/watchNamespace",
                  id="watch-namespace-not-dns"),
