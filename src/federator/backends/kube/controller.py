@@ -64,7 +64,7 @@ from federator.model import ClusterState
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer, Denied, Rule
 from federator.server.federator import Federator, NotFound
-from federator.server.intake import SubmitError
+from federator.server.intake import QueueFull, SubmitError
 from federator.server.orders import CancelOrder
 from federator.store.errors import StoreUnavailable
 
@@ -92,6 +92,7 @@ class FederatedJobController:
         self._tasks: list[asyncio.Task[None]] = []
         self._members_written: dict[str, tuple[Obj, float]] = {}
         self._refused: set[str] = set()  # uids whose refusal is written
+        self._full: set[str] = set()  # uids told the federator's queue is full (QueueFull), not submitted yet
         self.retry_seconds = RETRY_SECONDS
 
     async def start(self) -> None:
@@ -190,9 +191,13 @@ class FederatedJobController:
         self.store.expect(Owner(ns, name, uid, generation))
         try:
             job = await self.fed.submit_async(spec)  # its status write joins a group commit, off the loop
+        except QueueFull as exc:
+            self._wait_for_room(obj, exc)
+            return
         except SubmitError as exc:
             await self._refuse(obj, str(exc))
             return
+        self._full.discard(uid)
         log.info("FederatedJob %s/%s submitted as job %s", ns, name, job.job_id)
         warnings = self.fed.intake.warnings(job.spec)
         if warnings and self.store.events is not None:  # what `federator submit` prints on stderr
@@ -200,6 +205,22 @@ class FederatedJobController:
                 self.store.events.record(event_object(
                     JobEvent(EventReason.SUBMIT_WARNING, warning, warning=True), namespace=ns, name=name, uid=uid,
                     now=self.clock(), instance=self.store.events.instance))
+
+    def _wait_for_room(self, obj: Obj, exc: QueueFull) -> None:
+        """Back-pressure is not a verdict on the job: the object waits, and is submitted once the federator has
+        room. It is told once (a Warning Event QueueFull, a log line), then tried again every `retry_after`
+        for as long as it exists."""
+        meta = obj["metadata"]
+        if meta["uid"] not in self._full:
+            self._full.add(meta["uid"])
+            log.warning("FederatedJob %s/%s waits: %s", meta["namespace"], meta["name"], exc)
+            if self.store.events is not None:
+                self.store.events.record(event_object(
+                    JobEvent(EventReason.QUEUE_FULL, f"not submitted yet, tried again until there is room: {exc}",
+                             warning=True),
+                    namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], now=self.clock(),
+                    instance=self.store.events.instance))
+        asyncio.get_running_loop().call_later(exc.retry_after, self._requeue, MODIFIED, key_of(obj), obj)
 
     async def _current(self, obj: Obj) -> Obj | None:
         """The object as the API server reads it now, for the spec a job is submitted with (None: gone).
