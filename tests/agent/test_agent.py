@@ -19,7 +19,7 @@ from federator.api import convert
 from federator.api.v1 import agent_pb2
 from federator.backends.sim.runtime import SimBackend
 from federator.jobfile import parse_job
-from federator.model import JobPhase
+from federator.model import JobPhase, JobSpec, Placement
 
 
 def test_a_repeated_launch_starts_nothing_new_and_both_are_acked(caplog: pytest.LogCaptureFixture) -> None:
@@ -191,3 +191,58 @@ def test_a_placement_the_agent_fences_is_reported_cancelled_saying_why() -> None
         assert "without the federator" in cancelled.message
 
     asyncio.run(with_agent(fed, body, fence_after=0.4))
+
+
+class _HangingBackend(SimBackend):
+    """A member whose API server hangs on one placement's launch until released."""
+
+    def __init__(self, *args: object, hang: str) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.hang = hang
+        self.release = asyncio.Event()
+
+    async def launch(self, placement: Placement, spec: JobSpec) -> str | None:
+        if placement.placement_id == self.hang:
+            await self.release.wait()
+        return await super().launch(placement, spec)
+
+
+def test_a_launch_the_member_hangs_on_holds_up_no_other_order() -> None:
+    """A launch was awaited where the stream is read: a hung member API server held every later order
+    (here a launch and a cancel of another job) until it answered."""
+    cancel = agent_pb2.FederatorMessage(cancel=agent_pb2.Cancel(placement_id="b.g1.c-1", reason="done"))
+    fed = ScriptedFederator([[launch("a.g1.c-1"), launch("b.g1.c-1"), cancel, launch("a.g1.c-1")]])
+    backend = _HangingBackend(FLEET["c-1"], hang="a.g1.c-1")
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: any(u.phase == convert.phase_to_pb(JobPhase.CANCELLED)
+                                    for u in updates(fed.sessions[0], "b.g1.c-1")))
+        acks = [m.ack.placement_id for m in fed.sessions[0] if m.WhichOneof("body") == "ack"]
+        assert acks == ["b.g1.c-1"]  # b launched and cancelled while a's launch hangs
+        backend.release.set()
+        await fed.until(lambda: [m.ack.placement_id for m in fed.sessions[0]
+                                 if m.WhichOneof("body") == "ack"].count("a.g1.c-1") == 2)
+        assert "a.g1.c-1" in backend.placements()
+        assert backend.capacity().free_accelerators == 4  # a's two launches, one after the other: bound once
+
+    asyncio.run(with_agent(fed, body, backend=backend))
+
+
+def test_a_launch_that_lands_after_the_agent_fenced_is_stopped_at_once() -> None:
+    """The fence stops what runs; a launch the member was still working on when the agent fenced must not
+    start a job the federator is moving elsewhere."""
+    fed = ScriptedFederator([[launch("a.g1.c-1")]])  # then silent: the agent fences after fence_after
+    backend = _HangingBackend(FLEET["c-1"], hang="a.g1.c-1")
+
+    async def body(agent: Agent) -> None:
+        while agent._fences == 0:  # the fence came while the member still works on the launch
+            await asyncio.sleep(0.05)
+        backend.release.set()
+        await fed.until(lambda: "ack" in kinds(fed.sessions[0]))
+        (ack,) = [m.ack for m in fed.sessions[0] if m.WhichOneof("body") == "ack"]
+        assert not ack.ok and "fenced by the agent of c-1 while it was being launched" in ack.message
+        phase = backend.placements().get("a.g1.c-1")
+        assert phase is None or phase.is_terminal
+        assert backend.capacity().free_accelerators == 8
+
+    asyncio.run(with_agent(fed, body, backend=backend, fence_after=0.4))

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +48,8 @@ from federator.security.tls import FRESH_CONNECTION, TlsFiles, dial_hint
 log = logging.getLogger("federator.agent")
 OUTBOX_LIMIT = 10_000
 """Phase updates queued for the federator at most; past that the stream is reset and re-synced."""
+ORDERS_AT_ONCE = 16  # launches and cancels carried out at once (each placement's in order: Agent._in_order)
+_Order = agent_pb2.Launch | agent_pb2.Cancel
 KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000),
              ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0)]
 """Transport-level liveness; the application-level one (no message for a lease) usually notices first."""
@@ -96,6 +98,11 @@ class Agent:
         self._messages: dict[str, str] = {}  # each placement's latest message, repeated by the re-sync
         self._ended: dict[str, _Ended] = {}  # placements that ended lately, oldest first (see _recently_ended)
         self._fencing: dict[str, str] = {}  # placements this agent is stopping on its own, with why
+        # Each placement's latest launch or cancel in flight: one placement's orders run in order, different
+        # placements' do not wait for each other, and the stream is read meanwhile (`_in_order`).
+        self._orders: dict[str, asyncio.Task[None]] = {}
+        self._order_slots = asyncio.Semaphore(ORDERS_AT_ONCE)
+        self._fences = 0  # fences so far: a launch that began before one and lands after it is stopped
         self.connected = asyncio.Event()
         self.sessions = 0
         self.contact = Contact()  # this stream's last message, on a clock that counts through pauses
@@ -171,6 +178,7 @@ class Agent:
 
     async def _fence_all(self, why: str) -> None:
         """Stop every placement this cluster runs (self-fencing), before anything else is done."""
+        self._fences += 1  # a launch in flight now is stopped as it lands (`_launch`)
         running = [pid for pid, phase in self.backend.placements().items() if not phase.is_terminal]
         if running:
             self.metrics.self_fences.inc()
@@ -353,21 +361,48 @@ class Agent:
                     if reporter is None:
                         reporter = asyncio.get_running_loop().create_task(self._report_loop(interval))
                 elif kind == "launch":
-                    await self._launch(msg.launch)
+                    self._in_order(msg.launch.placement.placement_id, self._launch, msg.launch)
                 elif kind == "error":
                     log.warning("the federator refused a message (%s%s): %s", msg.error.reason,
                                 f", placement {msg.error.placement_id}" if msg.error.placement_id else "",
                                 msg.error.message)
                 elif kind == "cancel":
-                    if msg.cancel.placement_id in self.backend.placements():
-                        log.info("cancel placement %s: %s", msg.cancel.placement_id, msg.cancel.reason)
-                    self.metrics.cancelled("federator")
-                    await self.backend.cancel(msg.cancel.placement_id)
+                    self._in_order(msg.cancel.placement_id, self._cancel, msg.cancel)
         finally:
             self.connected.clear()
             self.metrics.session_closed()
             if reporter:
                 reporter.cancel()
+
+    def _in_order(self, placement_id: str, order: Callable[[_Order], Awaitable[None]], body: _Order) -> None:
+        """Carry out an order of the federator after the ones of the same placement still in flight, without
+        holding the stream. A launch used to be awaited where the stream is read: while a member's API server
+        hung on it, no other order was read (a cancel waited behind a launch of another job), and the
+        messages that queued up meanwhile read as a silence long enough to fence every placement here."""
+        before = self._orders.get(placement_id)
+
+        async def run() -> None:
+            if before is not None:
+                await asyncio.wait([before])  # its outcome was handled (and logged) where it ran
+            async with self._order_slots:
+                await order(body)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._orders[placement_id] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._orders.get(placement_id) is t:
+                del self._orders[placement_id]
+            if not t.cancelled() and t.exception() is not None:
+                log.error("order for placement %s failed", placement_id, exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    async def _cancel(self, cancel: agent_pb2.Cancel) -> None:
+        if cancel.placement_id in self.backend.placements():
+            log.info("cancel placement %s: %s", cancel.placement_id, cancel.reason)
+        self.metrics.cancelled("federator")
+        await self.backend.cancel(cancel.placement_id)
 
     def _welcomed(self, welcome: agent_pb2.Welcome) -> bool:
         """Take the federator's terms; False (and the agent stops) if --fence-after breaks its rule."""
@@ -414,7 +449,7 @@ class Agent:
             return
         again = placement.placement_id in self.backend.placements()
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        started, fences = loop.time(), self._fences
         try:
             why = await self.backend.launch(placement, spec)
             self.metrics.launched("ok" if why is None else "refused", loop.time() - started)
@@ -422,6 +457,11 @@ class Agent:
             log.exception("launch of %s failed", placement.placement_id)
             why = f"launch failed: {exc}"
             self.metrics.launched("failed", loop.time() - started)
+        if why is None and self._fences != fences:  # the agent fenced while the member was launching it
+            why = f"fenced by the agent of {self.config.cluster} while it was being launched"
+            log.warning("fenced: stopping placement %s, launched after the fence", placement.placement_id)
+            self.metrics.cancelled("fence")
+            await self.backend.cancel(placement.placement_id)
         if why is None and not again:
             log.info("launched placement %s (job %s, generation %d, %d replicas)", placement.placement_id,
                      placement.job_id, placement.generation, placement.replicas)
