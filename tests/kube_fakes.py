@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
+from collections.abc import AsyncIterator
 from typing import Any
 
 from federator.backends.kube.api import KubeError, NotFoundError
@@ -51,3 +54,35 @@ class FlakyApi:
             obj["metadata"].update(body.get("metadata") or {})
         self.writes += 1
         return copy.deepcopy(obj)
+
+
+def federated_job(api: FlakyApi, name: str, spec: dict[str, Any], *, namespace: str = "research",
+                  finalizers: list[str] | None = None) -> dict[str, Any]:
+    """A FederatedJob created in `api` (with the controller's finalizer unless `finalizers` says otherwise)."""
+    from federator.backends.kube.api import FEDERATED_JOBS
+    from federator.backends.kube.resources import FINALIZER
+    return api.create(FEDERATED_JOBS, {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                       "metadata": {"name": name, "finalizers": [FINALIZER] if finalizers is None
+                                                    else finalizers},
+                                       "spec": spec}, namespace)
+
+
+@contextlib.asynccontextmanager
+async def controller(api: FlakyApi, *, limits: Any = None, events: Any = None,
+                     workers: bool = False) -> AsyncIterator[tuple[Any, Any]]:
+    """A Federator on a KubeJobStore over `api` and its FederatedJob controller (retrying after 0.05 s),
+    with the controller's workers running if `workers`: (federator, controller)."""
+    from federator.backends.kube.controller import FederatedJobController
+    from federator.backends.kube.store import KubeJobStore
+    from federator.server.federator import Federator
+    store = KubeJobStore(api, events=events)  # type: ignore[arg-type]
+    fed = Federator(store=store, limits=limits)
+    ctl = FederatedJobController(fed, api, store)  # type: ignore[arg-type]
+    ctl.retry_seconds = 0.05
+    tasks = [asyncio.ensure_future(ctl._work(q)) for q in ctl._queues] if workers else []
+    try:
+        yield fed, ctl
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

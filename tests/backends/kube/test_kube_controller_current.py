@@ -18,7 +18,7 @@ from federator.backends.kube.store import KubeJobStore
 from federator.security.limits import Limits
 from federator.server.federator import Federator
 
-from kube_fakes import FlakyApi
+from kube_fakes import FlakyApi, controller, federated_job
 
 
 def test_a_new_federatedjob_is_submitted_with_the_spec_the_api_server_holds_now() -> None:
@@ -50,29 +50,23 @@ def test_a_federatedjob_met_by_back_pressure_waits_and_is_submitted_once_there_i
     """A full queue is no verdict on the job: it was marked Failed as if invalid, and never tried again."""
     async def main() -> None:
         api = FlakyApi()
-        store = KubeJobStore(api)  # type: ignore[arg-type]
-        fed = Federator(store=store, limits=Limits(max_pending_jobs=1, queue_full_retry_seconds=0.05))
-        ctl = FederatedJobController(fed, api, store)  # type: ignore[arg-type]
-        ctl._tasks = [asyncio.get_running_loop().create_task(ctl._work(q)) for q in ctl._queues]
-        objs = [api.create(FEDERATED_JOBS, {
-            "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-            "metadata": {"name": name, "finalizers": [FINALIZER]},
-            "spec": {"kind": "training", "replicas": 1, "resources": {"nvidia.com/gpu": 8, "cpu": "2"}}},
-            "research") for name in ("first", "second")]
-        for obj in objs:
-            ctl.informer.cache[key_of(obj)] = obj
-            await ctl.reconcile("ADDED", obj)
-        assert [j.spec.name for j in fed.jobs.values()] == ["first"]
-        second = api.get(FEDERATED_JOBS, "second", "research")
-        assert (second.get("status") or {}).get("phase") != "Failed"  # waiting, not refused
-        await asyncio.sleep(0.2)
-        assert len(fed.jobs) == 1  # still full: tried again, still waiting
-        fed.cancel(next(iter(fed.jobs)))
-        for _ in range(50):
-            await asyncio.sleep(0.05)
-            if len(fed.jobs) == 2:
-                break
-        assert sorted(j.spec.name for j in fed.jobs.values()) == ["first", "second"]
-        await ctl.stop()
+        async with controller(api, limits=Limits(max_pending_jobs=1, queue_full_retry_seconds=0.05),
+                              workers=True) as (fed, ctl):
+            for name in ("first", "second"):
+                obj = federated_job(api, name, {"kind": "training", "replicas": 1,
+                                                "resources": {"nvidia.com/gpu": 8, "cpu": "2"}})
+                ctl.informer.cache[key_of(obj)] = obj
+                await ctl.reconcile("ADDED", obj)
+            assert [j.spec.name for j in fed.jobs.values()] == ["first"]
+            second = api.get(FEDERATED_JOBS, "second", "research")
+            assert (second.get("status") or {}).get("phase") != "Failed"  # waiting, not refused
+            await asyncio.sleep(0.2)
+            assert len(fed.jobs) == 1  # still full: tried again, still waiting
+            fed.cancel(next(iter(fed.jobs)))
+            for _ in range(50):
+                await asyncio.sleep(0.05)
+                if len(fed.jobs) == 2:
+                    break
+            assert sorted(j.spec.name for j in fed.jobs.values()) == ["first", "second"]
 
     asyncio.run(main())

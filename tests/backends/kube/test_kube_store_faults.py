@@ -15,16 +15,14 @@ from typing import Any
 
 import pytest
 
-from federator.backends.kube.api import FEDERATED_JOBS, ForbiddenError, KubeError
-from federator.backends.kube.controller import FederatedJobController
+from federator.backends.kube.api import ForbiddenError, KubeError
 from federator.backends.kube.resources import FINALIZER
 from federator.backends.kube.store import KubeJobStore
 from federator.jobfile import parse_job_documents
 from federator.model import Job, JobId
-from federator.server.federator import Federator
 from federator.store import StoreUnavailable
 
-from kube_fakes import FlakyApi
+from kube_fakes import FlakyApi, controller, federated_job
 
 JOB = """
 apiVersion: federator.io/v1alpha1
@@ -82,15 +80,9 @@ def test_a_store_that_cannot_list_says_so_in_one_line_at_start() -> None:
 def test_a_federatedjob_whose_submit_met_an_away_api_server_is_reconciled_again_not_dropped(tmp_path: Any) -> None:
     async def main() -> None:
         api = FlakyApi()
-        store = KubeJobStore(api)  # type: ignore[arg-type]
-        fed = Federator(store=store)
-        ctl = FederatedJobController(fed, api, store)  # type: ignore[arg-type]
-        ctl.retry_seconds = 0.05
-        created = api.create(FEDERATED_JOBS, {**parse_yaml(JOB), "metadata": {
-            "name": "pretrain", "finalizers": [FINALIZER]}}, "research")
-        ctl.informer.cache["research/pretrain"] = created
-        workers = [asyncio.ensure_future(ctl._work(q)) for q in ctl._queues]
-        try:
+        async with controller(api, workers=True) as (fed, ctl):
+            created = federated_job(api, "pretrain", parse_yaml(JOB)["spec"])
+            ctl.informer.cache["research/pretrain"] = created
             api.away = KubeError(0, "PATCH federatedjobs/pretrain/status: read timed out")
             ctl._enqueue("ADDED", created)
             await asyncio.sleep(0.2)  # tried, refused, tried again: still away
@@ -102,9 +94,6 @@ def test_a_federatedjob_whose_submit_met_an_away_api_server_is_reconciled_again_
                 await asyncio.sleep(0.02)
             (only,) = fed.jobs.values()
             assert api.objects[("research", "pretrain")]["status"]["jobId"] == only.job_id
-        finally:
-            for w in workers:
-                w.cancel()
 
     asyncio.run(main())
 
@@ -125,17 +114,9 @@ def test_an_api_server_away_while_the_controller_writes_the_object_itself_is_tri
     refused and dropped unwritten stayed without a status, and was never looked at again)."""
     async def main() -> None:
         api = FlakyApi()
-        store = KubeJobStore(api)  # type: ignore[arg-type]
-        fed = Federator(store=store)
-        ctl = FederatedJobController(fed, api, store)  # type: ignore[arg-type]
-        ctl.retry_seconds = 0.05
-        finalizers = [] if spec["replicas"] else [FINALIZER]
-        created = api.create(FEDERATED_JOBS, {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
-                                              "metadata": {"name": "pretrain", "finalizers": finalizers},
-                                              "spec": spec}, "research")
-        ctl.informer.cache["research/pretrain"] = created
-        workers = [asyncio.ensure_future(ctl._work(q)) for q in ctl._queues]
-        try:
+        async with controller(api, workers=True) as (_fed, ctl):
+            created = federated_job(api, "pretrain", spec, finalizers=[] if spec["replicas"] else None)
+            ctl.informer.cache["research/pretrain"] = created
             api.away = KubeError(503, "etcdserver: leader changed", reason="ServiceUnavailable")
             ctl._enqueue("ADDED", created)
             await asyncio.sleep(0.2)
@@ -150,8 +131,5 @@ def test_an_api_server_away_while_the_controller_writes_the_object_itself_is_tri
                 assert obj["metadata"]["finalizers"] == [FINALIZER]
             else:
                 assert obj["status"]["phase"] == "Failed" and "spec.replicas" in obj["status"]["message"]
-        finally:
-            for w in workers:
-                w.cancel()
 
     asyncio.run(main())
