@@ -43,6 +43,17 @@ def test_sim_with_yaml_fleet_jobs_policy_and_plot(tmp_path: Path, examples: Path
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_text_report_names_the_scarcity_scale(examples: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`0` read as no pressure at all; the text says which scale the rollouts kept (JSON keeps the number)."""
+    args = ["sim", "--fleet", str(examples / "fleet.yaml"),
+            "--workload", str(examples / "workloads" / "pods-sample.csv"), "--no-progress"]
+    assert main(args) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("scarcity_scale ")]
+    assert line.split()[1] in ("median", "K=4")
+    assert main([*args, "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["scarcity_scale"] in (0.0, 4.0)
+
+
 def test_progress_bar_when_asked(tmp_path: Path, examples: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["sim", "--fleet", str(examples / "fleet.yaml"), "--workload",
                str(examples / "workloads" / "pods-sample.csv"), "--progress", "--batch", "100", "-o", "json"])

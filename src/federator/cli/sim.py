@@ -99,6 +99,7 @@ def _sim(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(), indent=2))
     else:
         d = report.to_json()
+        d["scarcity_scale"] = "median" if not report.scarcity_scale else f"K={report.scarcity_scale:g}"
         width = max(len(k) for k in d)
         for k, v in d.items():
             print(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
