@@ -34,10 +34,11 @@ from federator.scheduler.framework import Allocation, PlacementRequest
 from federator.scheduler.snapshot import Snapshot
 
 RETUNE_AFTER = DEMAND_SAMPLE  # replicas placed between rollouts at least: by then the demand sample is new
-# Replicas placed between rollouts per replica they offered. A rollout's placement costs about what a
-# cycle's does (0.8 to 1.2 times, bench/throughput.py --rollout), so rollouts take about a ninth of the
-# scheduling work at most; what they choose is the fleet's and its work's, which change slowly.
-BUDGET = 8
+# Replicas placed between rollouts per replica they offered. A rollout's placement costs half to all of a
+# cycle's (bench/throughput.py --rollout), so rollouts take at most about 5% of the scheduling
+# work (measured 3-6%, docs/benchmarks.md round 23); what they choose is the fleet's and its work's,
+# which change slowly.
+BUDGET = 16
 ROLLOUT_ROOM = 12_000_000  # milli-accelerators a rollout fills at most: a larger fleet is sampled by cluster
 ROLLOUT_LIMIT = 20_000  # replicas a rollout offers at most
 
