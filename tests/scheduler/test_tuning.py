@@ -20,9 +20,9 @@ def test_the_absolute_scale_scores_a_model_by_its_need_not_by_the_median() -> No
     """One pressed model scores half under the median scale whatever its pressure; the absolute scale
     scores it by how far its pressure is from `K`."""
     assert Pressure({"A": 8000.0, "B": 0.0}, {"A": 16000, "B": 64000}).score("A") == 50
-    assert Pressure({"A": 8000.0, "B": 0.0}, {"A": 16000, "B": 64000}, scale=2.0).score("A") == 75
-    assert Pressure({"A": 8000.0, "B": 0.0}, {"A": 16000, "B": 64000}, scale=0.25).score("A") == 0
-    assert Pressure({"A": 0.0}, {"A": 16000}, scale=2.0).score("A") == 100  # nothing pinned: full
+    assert Pressure({"A": 8000.0, "B": 0.0}, {"A": 16000, "B": 64000}, fixed_high=2.0).score("A") == 75
+    assert Pressure({"A": 8000.0, "B": 0.0}, {"A": 16000, "B": 64000}, fixed_high=0.25).score("A") == 0
+    assert Pressure({"A": 0.0}, {"A": 16000}, fixed_high=2.0).score("A") == 100  # nothing pinned: full
 
 
 def test_demand_sets_the_absolute_scale_from_what_the_sample_asks_of_the_free_fleet() -> None:

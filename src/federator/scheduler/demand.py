@@ -63,15 +63,15 @@ class Pressure:
     (2.28 on seeds 3-4), the most pressed model's by 3.10 (2.86).
     """
 
-    __slots__ = ("active", "free", "high", "multi", "pinned", "pressed", "pressures", "scale", "scores")
+    __slots__ = ("active", "fixed_high", "free", "high", "multi", "pinned", "pressed", "pressures", "scores")
 
     def __init__(self, pinned: dict[str, float], free: dict[str, int], multi: Pressure | None = None,
-                 scale: float = 0.0) -> None:
+                 fixed_high: float = 0.0) -> None:
         self.pinned = pinned
         self.free = free
-        # 0: the median scale above. Else the absolute one (`SchedulerConfig.scarcity_scale`): the pressure
-        # that scores 0, fixed for the cycle.
-        self.scale = scale
+        # 0: the median scale above. Else the absolute scale's pressure that scores 0, fixed for the cycle
+        # (`demand_of` derives it from `SchedulerConfig.scarcity_scales`' K).
+        self.fixed_high = fixed_high
         self.active = any(pinned.values())  # whether any model is pressed at all (else every model scores full)
         self.pressures = {m: self.of(m) for m in free}
         self.pressed = sorted(p for p in self.pressures.values() if 0 < p < float("inf"))  # kept sorted
@@ -87,9 +87,9 @@ class Pressure:
         return pinned / free if free > 0 else (float("inf") if pinned else 0.0)
 
     def _high(self) -> float:
-        """Twice the median pressure of the pressed models (or the absolute `scale`): the pressure that scores 0."""
-        if self.scale > 0:
-            return self.scale if self.active else 0.0
+        """Twice the median pressure of the pressed models (or `fixed_high`): the pressure that scores 0."""
+        if self.fixed_high > 0:
+            return self.fixed_high if self.active else 0.0
         pressed = self.pressed
         return 2 * pressed[len(pressed) // 2] if pressed else 0.0
 

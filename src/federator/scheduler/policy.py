@@ -153,11 +153,10 @@ def policy_from_document(doc: object, *, source: str = "") -> SchedulerConfig:
     scales: tuple[float, ...] = SCARCITY_SCALES
     if raw_scale == "median":
         scales = (0.0,)
-    elif isinstance(raw_scale, bool) or not isinstance(raw_scale, int | float) or not 0 < raw_scale < float("inf"):
-        if raw_scale != "auto":
-            bad("scarcityScale", f"must be 'auto', 'median' or a positive number, got {raw_scale!r}")
-    else:
+    elif not isinstance(raw_scale, bool) and isinstance(raw_scale, int | float) and 0 < raw_scale < float("inf"):
         scales = (float(raw_scale),)
+    elif raw_scale != "auto":
+        bad("scarcityScale", f"must be 'auto', 'median' or a positive number, got {raw_scale!r}")
 
     if problems:
         raise PolicyError(problems, source)

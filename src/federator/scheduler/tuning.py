@@ -98,11 +98,12 @@ def trials(config: SchedulerConfig, snapshot: Snapshot, requests: Sequence[Place
     plain = replace(config, queues={}, default_queue=QueueConfig(), preemption=False,
                     max_placements_per_cycle=len(offered))
     scheduler = Scheduler(plain)
+    replicas = sum(r.replicas for r in offered)
     out = []
     for scale in config.scarcity_scales:
         result = scheduler.schedule(snapshot, offered, running=running, recent=recent, scarcity_scale=scale)
         placed = sum(a.accelerator_milli * a.replicas for d in result.decisions for a in d.assignments)
-        out.append(Trial(scale, placed, sum(r.replicas for r in offered)))
+        out.append(Trial(scale, placed, replicas))
     return tuple(out)
 
 
