@@ -20,6 +20,7 @@ class FlakyApi:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.away: KubeError | None = None
         self.writes = 0
+        self.namespaces: set[str] | None = None  # the namespaces there are (None: any)
 
     def _reach(self) -> None:
         if self.away is not None:
@@ -38,6 +39,8 @@ class FlakyApi:
     def create(self, res: Any, body: dict[str, Any], namespace: str | None = None, *,
                strict: bool = False) -> dict[str, Any]:
         self._reach()
+        if self.namespaces is not None and namespace not in self.namespaces:
+            raise NotFoundError(404, f'namespaces "{namespace}" not found', reason="NotFound")
         obj = copy.deepcopy(body)
         obj["metadata"].update(namespace=namespace, uid=f"uid-{len(self.objects)}", generation=1,
                                resourceVersion="1")

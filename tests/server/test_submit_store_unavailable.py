@@ -38,3 +38,29 @@ def test_a_submit_over_the_api_while_the_api_server_is_away_is_unavailable_and_a
                 assert api.objects[("default", "pretrain")]["status"]["jobId"] == reply.job.job_id
 
     asyncio.run(main())
+
+
+def test_a_submit_into_a_namespace_the_host_cluster_lacks_is_refused_and_not_kept() -> None:
+    """It was answered OK, and its FederatedJob's create was retried in the background for ever: the job was
+    lost at the next restart, and the log said so every second. A submission of the same batch is stored."""
+    async def main() -> None:
+        api = FlakyApi()
+        api.namespaces = {"default"}
+        store = KubeJobStore(api)  # type: ignore[arg-type]
+        async with served(store=store) as s:
+            lost = good_spec("ghost")
+            lost.spec.namespace = "no-such-ns"
+            async with grpc.aio.insecure_channel(s.target) as ch:
+                stub = jobs_pb2_grpc.JobServiceStub(ch)
+                got = await asyncio.gather(stub.Submit(lost), stub.Submit(good_spec("kept")),
+                                           return_exceptions=True)
+            refused, kept = got
+            assert isinstance(refused, grpc.aio.AioRpcError)
+            assert refused.code() is grpc.StatusCode.FAILED_PRECONDITION
+            assert 'would not create the FederatedJob no-such-ns/ghost' in (refused.details() or "")
+            assert 'namespaces "no-such-ns" not found' in (refused.details() or "")
+            assert not isinstance(kept, BaseException) and kept.job.job_id in s.fed.jobs
+            assert [j.spec.name for j in s.fed.jobs.values()] == ["kept"]
+            assert store.flush() == 0  # nothing kept for a retry
+
+    asyncio.run(main())

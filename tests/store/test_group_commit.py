@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from federator.model import Job, JobId, JobPhase, Reason, ReasonCode
+from federator.store.errors import StoreRefused
 from federator.store.group_commit import GroupCommit
 
 from builders import job as spec_of
@@ -93,3 +94,49 @@ def test_the_store_queue_is_shown_on_metrics_until_the_writer_drains_it() -> Non
     assert journal.lazy == 0
     assert 'federator_store_queued_jobs{kind="lazy"} 0.0' in generate_latest(metrics.registry).decode()
     assert sum(len(b) for b in store.batches) == 300
+
+
+class RefusingStore(GatedStore):
+    """Refuses the jobs named in `refuse` for what they are; stores the rest of the batch."""
+
+    def __init__(self, refuse: set[str]) -> None:
+        super().__init__()
+        self.refuse = refuse
+
+    def put(self, jobs: Iterable[Job]) -> None:
+        jobs = list(jobs)
+        super().put([j for j in jobs if j.job_id not in self.refuse])
+        refused = frozenset(j.job_id for j in jobs if j.job_id in self.refuse)
+        if refused:
+            raise StoreRefused(f"refused {sorted(refused)}", refused)
+
+
+def test_a_job_the_store_refuses_fails_its_own_writer_only() -> None:
+    """Writers share a batch: one whose job the store refused for what it is hears so; the others' jobs were
+    stored, and they must not be told otherwise (a Submit told it failed would be forgotten while stored)."""
+    store = RefusingStore({"bad"})
+    journal = GroupCommit(store)
+    first = threading.Thread(target=journal.write, args=([_job("first")],))
+    first.start()  # holds the store (gate closed): the next two writes queue into one batch
+    while not journal._busy:  # noqa: SLF001 - waiting for the writer to be inside store.put
+        pass
+    said: dict[str, BaseException | None] = {}
+
+    def write(name: str) -> None:
+        try:
+            journal.write([_job(name)])
+            said[name] = None
+        except StoreRefused as exc:
+            said[name] = exc
+
+    writers = [threading.Thread(target=write, args=(name,)) for name in ("bad", "good")]
+    for w in writers:
+        w.start()
+    while journal.queued < 2:
+        pass
+    store.gate.set()
+    for t in (first, *writers):
+        t.join(A_WHILE)
+    assert store.batches[1] == [("good", "Pending", "")]  # one batch for both, the refused one left out
+    assert said["good"] is None
+    assert isinstance(said["bad"], StoreRefused)

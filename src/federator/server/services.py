@@ -39,7 +39,7 @@ from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.terms import StreamTerms, default_order_max_age
 from federator.server.validation import Refusal, check_hello_fields, check_plausible, check_report_fields
-from federator.store.errors import StoreUnavailable
+from federator.store.errors import StoreRefused, StoreUnavailable
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
@@ -456,6 +456,8 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             message, told = str(exc), exc.told(lambda other: bool(self.authz.visible(who, [other])))
         except StoreUnavailable as exc:  # retryable: with the same request id a retry cannot make two jobs
             code, message = grpc.StatusCode.UNAVAILABLE, f"{exc}; the job was not accepted"
+        except StoreRefused as exc:  # not retryable as it stands (a namespace the host cluster lacks, say)
+            code, message = grpc.StatusCode.FAILED_PRECONDITION, f"{exc}; the job was not accepted"
         except (SubmitError, convert.WireError) as exc:
             if isinstance(exc, convert.WireError):
                 self.rejected(RejectReason.MALFORMED)

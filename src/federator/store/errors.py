@@ -24,4 +24,15 @@ class StoreUnavailable(StoreError):
     """A write failed (the disk is full, an I/O error) and was rolled back: nothing of it is stored."""
 
 
-__all__ = ["StoreError", "StoreInUse", "StoreUnavailable", "StoreUnreadable"]
+class StoreRefused(StoreError):
+    """The store would not take some jobs for what they are, not for want of itself (the Kubernetes API
+    server answered a FederatedJob's create with 403, 404 or 422; not 409, an object of that name that is
+    not the job's, which may yet go away): writing them again cannot help, so they
+    are not kept for a retry. The other jobs of the same write are stored."""
+
+    def __init__(self, message: str, job_ids: frozenset[str]) -> None:
+        super().__init__(message)
+        self.job_ids = job_ids
+
+
+__all__ = ["StoreError", "StoreInUse", "StoreRefused", "StoreUnavailable", "StoreUnreadable"]

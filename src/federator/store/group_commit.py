@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
 from federator.model import Job, JobId, Placement
-from federator.store.errors import StoreError
+from federator.store.errors import StoreError, StoreRefused
 from federator.store.sqlite import JobStore
 
 log = logging.getLogger("federator.store")
@@ -77,6 +77,8 @@ class _Write:
     owed: list[Job] = field(default_factory=list)  # the live jobs a `pay` write stands for: owed again if it fails
 
     def finish(self, error: BaseException | None) -> None:
+        if isinstance(error, StoreRefused) and not any(j.job_id in error.job_ids for j in self.jobs):
+            error = None  # the store refused other jobs of the batch; these are stored
         self.error = error
         if self.done is not None:
             self.done.set()
@@ -287,8 +289,8 @@ class GroupCommit:
                 error = exc
             for w in batch:
                 w.finish(error)
-            if any(w.owed for w in batch):
-                self._paid(batch, error)
+            if any(w.owed for w in batch):  # a refused job is not owed: writing it again cannot help
+                self._paid(batch, None if isinstance(error, StoreRefused) else error)
 
     def _paid(self, batch: list[_Write], error: BaseException | None) -> None:
         """After a batch with a `pay` write: owed again if it failed. The owed are live jobs, so writing one later

@@ -90,7 +90,9 @@ class JobServiceServicer:
         """Submit answers once the job is durable in the federator's store (many
         Submits may share one write): an answered job survives a crash. Errors a
         client must handle: INVALID_ARGUMENT (the message names the field),
-        ALREADY_EXISTS, FAILED_PRECONDITION (request_id reused), PERMISSION_DENIED,
+        ALREADY_EXISTS, FAILED_PRECONDITION (request_id reused; or, in Kubernetes
+        mode, the host cluster would not create the job's FederatedJob, e.g. its
+        spec.namespace does not exist there: nothing was stored), PERMISSION_DENIED,
         and RESOURCE_EXHAUSTED when the federator's queue is full (back-pressure):
         nothing was stored; the trailing metadata key "retry-after" gives the
         seconds to wait before trying again (with the same request_id).

@@ -48,7 +48,7 @@ from federator.backends.kube.events import EventRecorder, Seen, event_object, jo
 from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status, spec_of
 from federator.jobfile import JobFileError, spec_to_document, with_old_names
 from federator.model import Job, JobId
-from federator.store.errors import StoreUnavailable
+from federator.store.errors import StoreRefused, StoreUnavailable
 
 log = logging.getLogger("federator.kube.store")
 WRITERS = 8  # status writes in flight at once (the client's connection pool holds as many)
@@ -153,11 +153,14 @@ class KubeJobStore:
                     self._pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="kube-status")
                 errors = list(self._pool.map(self._write_or_error, jobs_in_order))
             away: list[tuple[Job, KubeError]] = []
+            refused: list[tuple[Job, KubeError]] = []
             for job, error in zip(jobs_in_order, errors, strict=True):
                 if error is None:
                     continue
                 if unavailable(error) and job.job_id in asked:
                     away.append((job, error))  # the caller hears of it and writes again: not kept here
+                elif job.job_id not in self._owners and job.job_id in asked and not isinstance(error, ConflictError):
+                    refused.append((job, error))  # its FederatedJob was not made, for what it is: not kept
                 else:
                     log.warning("writing the status of job %s failed (%s); will retry", job.job_id, error)
                     self._retry[job.job_id] = job
@@ -165,6 +168,11 @@ class KubeJobStore:
             job, error = away[0]
             raise StoreUnavailable(f"the Kubernetes API server did not take {len(away)} of "
                                    f"{len(asked)} job writes (job {job.job_id}: {error})")
+        if refused:
+            job, error = refused[0]
+            raise StoreRefused(f"the Kubernetes API server would not create the FederatedJob "
+                               f"{job.spec.namespace}/{job.spec.name}: {error}",
+                               frozenset(j.job_id for j, _ in refused))
 
     def _write_or_error(self, job: Job) -> KubeError | None:
         try:
