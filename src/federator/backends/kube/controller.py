@@ -200,11 +200,8 @@ class FederatedJobController:
         self._full.discard(uid)
         log.info("FederatedJob %s/%s submitted as job %s", ns, name, job.job_id)
         warnings = self.fed.intake.warnings(job.spec)
-        if warnings and self.store.events is not None:  # what `federator submit` prints on stderr
-            for warning in warnings:
-                self.store.events.record(event_object(
-                    JobEvent(EventReason.SUBMIT_WARNING, warning, warning=True), namespace=ns, name=name, uid=uid,
-                    now=self.clock(), instance=self.store.events.instance))
+        for warning in warnings:  # what `federator submit` prints on stderr
+            self._warn(meta, EventReason.SUBMIT_WARNING, warning)
 
     def _wait_for_room(self, obj: Obj, exc: QueueFull) -> None:
         """Back-pressure is not a verdict on the job: the object waits, and is submitted once the federator has
@@ -214,12 +211,7 @@ class FederatedJobController:
         if meta["uid"] not in self._full:
             self._full.add(meta["uid"])
             log.warning("FederatedJob %s/%s waits: %s", meta["namespace"], meta["name"], exc)
-            if self.store.events is not None:
-                self.store.events.record(event_object(
-                    JobEvent(EventReason.QUEUE_FULL, f"not submitted yet, tried again until there is room: {exc}",
-                             warning=True),
-                    namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], now=self.clock(),
-                    instance=self.store.events.instance))
+            self._warn(meta, EventReason.QUEUE_FULL, f"not submitted yet, tried again until there is room: {exc}")
         asyncio.get_running_loop().call_later(exc.retry_after, self._requeue, MODIFIED, key_of(obj), obj)
 
     async def _current(self, obj: Obj) -> Obj | None:
@@ -296,10 +288,14 @@ class FederatedJobController:
                               rule=Rule.NAMESPACE.value, message=message,
                               obj={"kind": "FederatedJob", "namespace": meta["namespace"], "name": meta["name"],
                                    "queue": str(spec.get("queue", "default"))})
+        self._warn(meta, reason, message, now=now)
+
+    def _warn(self, meta: Obj, reason: EventReason, message: str, *, now: float | None = None) -> None:
+        """A Warning Event on the FederatedJob of `meta` (none when the store posts no Events)."""
         if self.store.events is not None:
             self.store.events.record(event_object(
                 JobEvent(reason, message, warning=True), namespace=meta["namespace"], name=meta["name"],
-                uid=meta["uid"], now=now, instance=self.store.events.instance))
+                uid=meta["uid"], now=self.clock() if now is None else now, instance=self.store.events.instance))
 
     # -- MemberClusters -------------------------------------------------------------
 
