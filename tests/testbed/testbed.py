@@ -1229,10 +1229,11 @@ class Testbed:
 # --------------------------------------------------------------------------- CLI
 
 
-def _serve(workdir: Path, fleet: str = "default") -> int:
+def _serve(workdir: Path, fleet: str = "default", controllers: Mapping[str, Sequence[str]] | None = None) -> int:
     """Start the test bed, write testbed.pid/state.json, block until SIGTERM/SIGINT, stop.
 
     ``fleet="vendors"`` starts one member per accelerator kind (vendors.vendor_fleet).
+    ``controllers`` runs real workload controllers on members, as `Testbed.start` takes them.
     """
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -1247,9 +1248,9 @@ def _serve(workdir: Path, fleet: str = "default") -> int:
             from vendors import vendor_fleet  # the test bed runs as a script here
 
             nodes = vendor_fleet()
-            tb = Testbed.start(workdir, members=tuple(nodes), nodes=nodes)
+            tb = Testbed.start(workdir, members=tuple(nodes), nodes=nodes, controllers=controllers)
         else:
-            tb = Testbed.start(workdir)
+            tb = Testbed.start(workdir, controllers=controllers)
     except Exception as e:
         print(f"testbed: start failed: {e}", file=sys.stderr, flush=True)
         with contextlib.suppress(OSError):
@@ -1258,7 +1259,9 @@ def _serve(workdir: Path, fleet: str = "default") -> int:
     try:
         print(f"testbed: ready in {tb.startup_seconds:.1f}s", flush=True)
         for h in tb.clusters.values():
-            print(f"  {h.name:10s} {h.server}  KUBECONFIG={h.kubeconfig}", flush=True)
+            running = ", ".join(sorted(tb.controllers.get(h.name, {})))
+            print(f"  {h.name:10s} {h.server}  KUBECONFIG={h.kubeconfig}" + (f"  ({running})" if running else ""),
+                  flush=True)
         print(f"  all contexts: KUBECONFIG={workdir / 'kubeconfig'}", flush=True)
         (workdir / "ready").write_text("ok\n")
         while not stop.wait(1.0):
@@ -1282,12 +1285,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("workdir", type=Path)
     s.add_argument("--fleet", choices=("default", "vendors"), default="default",
                    help="default: member-a/member-b with NVIDIA GPUs; vendors: one member per accelerator kind")
+    s.add_argument("--controllers", action="append", default=[], metavar="MEMBER=NAME[,NAME...]",
+                   help=f"run real workload controllers on a member (repeatable), from: {', '.join(CONTROLLERS)}; "
+                        "e.g. member-b=jobset,kueue,lws")
     sub.add_parser("build", help="build the binaries, print the bin dir")
     args = p.parse_args(argv)
     if args.cmd == "build":
         print(ensure_binaries())
         return 0
-    return _serve(args.workdir, args.fleet)
+    controllers: dict[str, list[str]] = {}
+    for item in args.controllers:
+        member, _, names = item.partition("=")
+        unknown = [n for n in names.split(",") if n not in CONTROLLERS]
+        if not member or not names or unknown:
+            p.error(f"--controllers {item!r}: expected MEMBER=NAME[,NAME...] with names from {', '.join(CONTROLLERS)}")
+        controllers.setdefault(member, []).extend(names.split(","))
+    return _serve(args.workdir, args.fleet, controllers or None)
 
 
 if __name__ == "__main__":
