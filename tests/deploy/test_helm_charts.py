@@ -490,6 +490,8 @@ def test_chart_crds_are_valid_kubernetes(h: Helm) -> None:
                  "/gangAdmission/kueueQueue", id="agent-kueue-queue-not-dns"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "gangAdmission.timeoutSeconds=-5"],
                  "/gangAdmission/timeoutSeconds", id="agent-gang-timeout-negative"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "gangAdmission.kueueAdmissionTimeoutSeconds=-1"],
+                 "/gangAdmission/kueueAdmissionTimeoutSeconds", id="agent-kueue-timeout-negative"),
     pytest.param(FEDERATOR, ["--set", "acceleratorCatalog.vendor.acme.resources[0]=acme.io/npu"],
                  "acceleratorCatalog", id="catalog-typo"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "acceleratorCatalog=3"], "acceleratorCatalog",
@@ -622,10 +624,14 @@ def test_agent_fence_after_value_becomes_the_agents_fence_flag(h: Helm) -> None:
 
 def test_agent_gang_admission_values_become_its_flags(h: Helm) -> None:
     args = containers(h.template(AGENT, "-f", AGENT_CI_VALUES))[0]["args"]
-    assert "--gang-timeout=120" in args and not any(a.startswith("--kueue-queue") for a in args)
+    assert "--gang-timeout=120" in args and not any(a.startswith("--kueue-") for a in args)
     args = containers(h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "gangAdmission.kueueQueue=team-a",
                                  "--set", "gangAdmission.timeoutSeconds=30"))[0]["args"]
     assert "--kueue-queue=team-a" in args and "--gang-timeout=30" in args
+    assert "--kueue-admission-timeout=600" in args
+    args = containers(h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "gangAdmission.kueueQueue=team-a",
+                                 "--set", "gangAdmission.kueueAdmissionTimeoutSeconds=0"))[0]["args"]
+    assert "--kueue-admission-timeout=0" in args
 
 
 def _resolve(value: int | str, replicas: int, *, round_up: bool) -> int:

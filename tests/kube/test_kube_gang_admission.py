@@ -50,6 +50,7 @@ pytestmark = [pytest.mark.kube, pytest.mark.timeout(3600)]
 
 DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
 GANG_TIMEOUT = 5  # seconds: short, so the test is quick; the agent's default is 120
+KUEUE_TIMEOUT = 30  # member-b's --kueue-admission-timeout: short, so the test is quick; the agent's default is 600
 # The federator's timing, spelled out (these are its defaults): a cluster silent for LEASE is Partitioned (and an
 # agent that heard nothing for LEASE drops its stream), Lost after LOST_AFTER more; an agent's fence limit is
 # LOST_AFTER less the order bound (a quarter of it, at most 10 s), so 110 s here.
@@ -86,7 +87,8 @@ def gang_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Kube, P
         proxy = Proxy(fed.grpc_target).start()
         for member, region in MEMBERS.items():
             kubeconfig = service_account_kubeconfig(tb, member, "federator-agent", workdir / f"{member}.kubeconfig")
-            extra = ["--gang-timeout", str(GANG_TIMEOUT)] if member == "member-a" else ["--kueue-queue", QUEUE]
+            extra = ["--gang-timeout", str(GANG_TIMEOUT)] if member == "member-a" else \
+                ["--kueue-queue", QUEUE, "--kueue-admission-timeout", str(KUEUE_TIMEOUT)]
             server = proxy.address if member == "member-a" else fed.grpc_target
             args = ["agent", "--cluster", member, "--region", region, "--server", server,
                     "--kubeconfig", str(kubeconfig), "--namespace", WORKLOADS, *extra, "--insecure"]
@@ -206,6 +208,42 @@ def test_kueue_holds_a_gang_over_quota_with_its_reason_then_admits_it_whole(kube
                    for w in workloads for c in w["status"]["conditions"])
     finally:
         kube.kubectl("host", "delete", "fj", "kueue-gang", "--ignore-not-found", "--wait=false")
+
+
+def test_a_gang_kueue_cannot_admit_is_withdrawn_and_runs_on_the_other_member(kube: Kube) -> None:
+    """Found by hand on the test bed: Kueue's quota is the member's business, so the federator sent a gang to a
+    member whose ClusterQueue could never admit it ("> maximum capacity"), and it waited there for ever while
+    the other member sat idle. Now the agent withdraws a placement Kueue holds past --kueue-admission-timeout,
+    and the federator places it where it runs."""
+    tb = kube.tb
+    tb.apply("member-a", {  # member-a looks full to the federator while the gang is placed
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a-filler", "namespace": "default"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "a-filler"}}, "template": {
+            "metadata": {"labels": {"app": "a-filler"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                                     "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}}},
+    })
+    _kueue_queues(tb, gpus=8)  # 2 x 8 never fits member-b's ClusterQueue
+    try:
+        eventually(lambda: _free_accelerators(kube, "member-a") == 0, timeout=60, what="member-a reported full")
+        kube.kubectl("host", "apply", "-f", "-", input=_fj("kueue-stuck", 2))
+        eventually(lambda: _status(kube, "kueue-stuck").get("cluster") == "member-b"
+                   and "waiting for Kueue admission on member-b" in str(_status(kube, "kueue-stuck").get("message")),
+                   timeout=60, what=lambda: f"kueue-stuck held by Kueue on member-b: {_status(kube, 'kueue-stuck')}")
+        first = _status(kube, "kueue-stuck")["placementId"]
+        tb.kubectl("member-a", "delete", "deployment", "a-filler", "-n", "default")  # room on member-a again
+        eventually(lambda: kube.phase("kueue-stuck") == "Succeeded", timeout=180,
+                   what=lambda: f"kueue-stuck Succeeded on member-a: {_status(kube, 'kueue-stuck')}\n{kube.logs()}")
+        assert _status(kube, "kueue-stuck")["cluster"] == "member-a"
+        events = kube.kubectl("host", "get", "events", "-n", JOBS_NAMESPACE,
+                              "--field-selector", "involvedObject.name=kueue-stuck").stdout
+        assert "--kueue-admission-timeout" in events and "maximum capacity" in events, events
+        eventually(lambda: not _member_objects(kube, "member-b", first), timeout=60,
+                   what=lambda: f"the withdrawn placement {first} gone from member-b")
+    finally:
+        tb.kubectl("member-a", "delete", "deployment", "a-filler", "-n", "default", "--ignore-not-found")
+        _kueue_queues(tb, gpus=24)
+        kube.kubectl("host", "delete", "fj", "kueue-stuck", "--ignore-not-found", "--wait=false")
 
 
 def test_a_gang_not_wholly_bound_in_time_is_refused_and_placed_on_the_other_member(kube: Kube) -> None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
 DEFAULT_GANG_TIMEOUT = 120.0  # = backends.kube.admission.DEFAULT_GANG_TIMEOUT_SECONDS (not imported: no kube here)
+DEFAULT_KUEUE_ADMISSION_TIMEOUT = 600.0  # = backends.kube.admission.DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,6 +65,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="Kubernetes without --kueue-queue: a training gang whose pods are not all bound to nodes "
                         "this long after launch is deleted and reported refused, so the federator places it again "
                         "and no partial gang holds accelerators; 0 turns it off (default %(default)gs)")
+    a.add_argument("--kueue-admission-timeout", type=float, default=DEFAULT_KUEUE_ADMISSION_TIMEOUT,
+                   metavar="SECONDS",
+                   help="Kubernetes with --kueue-queue: a placement Kueue holds suspended this long (its quota "
+                        "cannot admit it) is deleted and reported refused in Kueue's words, so the federator "
+                        "places it on a member that can run it; 0 keeps it queued in Kueue for ever "
+                        "(default %(default)gs)")
     a.add_argument("--sim-launch-latency", type=float, default=0.0, metavar="SECONDS",
                    help="simulate a slow cluster API: each launch takes this long (default 0)")
     add_tls_arguments(a, role="agent")

@@ -102,6 +102,40 @@ def test_kueue_mode_has_no_gang_timeout() -> None:
     assert guard.overdue("p", [], 2) == ""
 
 
+def test_kueue_mode_withdraws_a_placement_held_past_its_admission_timeout() -> None:
+    """Kueue's quota is invisible to the federator: a gang Kueue cannot admit would wait on its member for ever
+    while other members sit idle. Held past the timeout, it is withdrawn in Kueue's words; admission stops the
+    clock, and an eviction starts a new one."""
+    clock = _Clock()
+    guard = GangGuard(object(), namespace="w", cluster="member-b", kueue_queue="lq",  # type: ignore[arg-type]
+                      kueue_timeout=60, clock=clock)
+    assert guard.kueue_times_out and guard.tick == 5.0
+    held = kueue_admit(_job(), "lq")
+    admitted = {**held, "spec": {**held["spec"], "suspend": False}}
+    guard.prepare(_job(), "p")  # the clock starts at launch, before Kueue has written anything
+    clock.now += 59
+    assert guard.held_too_long("p", held) == ""
+    clock.now += 1
+    why = guard.held_too_long("p", held)
+    assert why.startswith("waiting for Kueue admission on member-b: no Workload yet; held 60s "
+                          "(--kueue-admission-timeout 60s)"), why
+    guard.prepare(_job(), "q")
+    clock.now += 30
+    assert guard.held_too_long("q", admitted) == ""  # admitted in time: its clock stops
+    clock.now += 1000
+    assert guard.held_too_long("q", admitted) == ""
+    assert guard.held_too_long("q", held) == ""  # evicted (suspended again): a new clock starts now
+    clock.now += 60
+    assert guard.held_too_long("q", held).startswith("waiting for Kueue admission on member-b")
+    off = GangGuard(object(), namespace="w", cluster="b", kueue_queue="lq", kueue_timeout=0,  # type: ignore[arg-type]
+                    clock=clock)
+    off.prepare(_job(), "p")
+    clock.now += 10**6
+    assert off.held_too_long("p", held) == "" and off.tick == 0
+    none = GangGuard(object(), namespace="w", cluster="a", gang_timeout=8, clock=clock)  # type: ignore[arg-type]
+    assert not none.kueue_times_out and none.held_too_long("p", held) == "" and none.tick == 2.0
+
+
 def test_gang_admission_from_the_wire() -> None:
     assert GangAdmission.parse("kueue") is GangAdmission.KUEUE
     assert GangAdmission.parse("") is GangAdmission.UNKNOWN

@@ -10,7 +10,12 @@ the federator which one (`GangAdmission`, sent in its Hello):
   its pods at once and unsuspends it. While it waits, the agent reports Kueue's
   own words (`kueue_wait_message`, from the Workload object's conditions) so the
   user sees "waiting for Kueue admission on member-b: ..." instead of a silent
-  Placed.
+  Placed. A placement Kueue holds longer than `--kueue-admission-timeout`
+  (`DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS`) is withdrawn and reported refused
+  in Kueue's words, so the federator places it where it can run: Kueue's quota
+  is the member's business and the federator cannot see it, so a gang it sent
+  to a member whose ClusterQueue cannot admit it would otherwise wait there
+  for ever while other members sit idle.
 * **No gang admitter** (the default): the agent gives each gang `--gang-timeout`
   seconds to have every pod bound to a node (`unbound_gang`); past that it
   deletes the whole workload and reports the placement refused with the reason,
@@ -31,6 +36,9 @@ from federator.model.cluster import GangAdmission
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_GROUP = "kueue.x-k8s.io"
 DEFAULT_GANG_TIMEOUT_SECONDS = 120.0
+DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS = 600.0
+"""How long Kueue may hold a placement before the agent withdraws it. Longer than the gang timeout: waiting
+for quota is Kueue doing its job, and a placement withdrawn loses its place in Kueue's queue."""
 
 Obj = dict[str, Any]
 
@@ -163,7 +171,8 @@ def unbound_gang(pods: Iterable[Mapping[str, Any]], replicas: int) -> str:
 
 
 __all__ = [
-    "DEFAULT_GANG_TIMEOUT_SECONDS", "GangAdmission", "KUEUE_GROUP", "group_kind", "KUEUE_QUEUE_LABEL", "SUSPEND_FIELD",
+    "DEFAULT_GANG_TIMEOUT_SECONDS", "DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS",
+    "GangAdmission", "KUEUE_GROUP", "group_kind", "KUEUE_QUEUE_LABEL", "SUSPEND_FIELD",
     "is_suspended", "kueue_admit", "kueue_state", "kueue_wait_message", "owner_uids", "gang_size",
     "unbound_gang",
 ]

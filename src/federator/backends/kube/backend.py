@@ -25,6 +25,7 @@ from federator.backends.kube import accelerators
 from federator.backends.kube.accelerators import AcceleratorRequest, RenderError
 from federator.backends.kube.admission import (
     DEFAULT_GANG_TIMEOUT_SECONDS,
+    DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS,
     SUSPEND_FIELD,
     GangAdmission,
     gang_size,
@@ -103,7 +104,8 @@ class KubeBackend:
                  finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS, sync_timeout: float = 60.0,
                  watch_timeout: int = 60, discovery_interval: float = 60.0,
                  discovery: Discovery | None = None, cluster: str = "", kueue_queue: str = "",
-                 gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS) -> None:
+                 gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS,
+                 kueue_timeout: float = DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS) -> None:
         self.api = api
         self.discovery = discovery or default_discovery()
         self.namespace = namespace
@@ -122,7 +124,7 @@ class KubeBackend:
         self.deployments = self._workload_informer(adapter_for({"apiVersion": "apps/v1", "kind": "Deployment"}))
         # All-or-nothing on this cluster: Kueue mode, or the gang timeout (gang.py).
         self.gang = GangGuard(api, namespace=namespace, cluster=cluster or "this cluster", kueue_queue=kueue_queue,
-                              gang_timeout=gang_timeout, watch_timeout=watch_timeout,
+                              gang_timeout=gang_timeout, kueue_timeout=kueue_timeout, watch_timeout=watch_timeout,
                               on_kueue_event=self._kueue_event)
         self._informers = [self.nodes, self.pods, self.jobs, self.deployments, *self.gang.informers]
         self._gang_task: asyncio.Task[None] | None = None
@@ -201,7 +203,7 @@ class KubeBackend:
                                f"within {self.sync_timeout:g}s") from None
         self._started = True
         self._discovery = asyncio.get_running_loop().create_task(self._rediscover())
-        if self.gang.times_out:
+        if self.gang.tick:
             self._gang_task = asyncio.get_running_loop().create_task(self._watch_gangs())
         log.info("watching %s: %d nodes, %d active pods, %d placements in namespace %s; it runs %s", self.api.server,
                  len(self.nodes.cache), len(self.pods.cache), len(self._phases), self.namespace,
@@ -492,12 +494,12 @@ class KubeBackend:
 
     async def _watch_gangs(self) -> None:
         """Without a gang admitter: refuse every gang not wholly bound to nodes within the gang timeout.
+        In Kueue mode: refuse every placement Kueue has held longer than the Kueue admission timeout.
 
         The tick finds gangs whose pods went quiet; a gang whose pods or workload change after its
         deadline is judged by that change first (`_refresh`), so a late tick cannot let it finish."""
-        tick = max(0.2, min(5.0, self.gang.gang_timeout / 4))
         while True:
-            await asyncio.sleep(tick)
+            await asyncio.sleep(self.gang.tick)
             await self._check_gangs()
 
     async def _check_gangs(self) -> None:
@@ -516,6 +518,9 @@ class KubeBackend:
         """Why the placement's gang is refused now, by the gang timeout ("" when it is not): on `pods`,
         or without them on the pods seen before the change being handled (`GangGuard.expired`)."""
         phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
+        if self.gang.kueue_times_out:  # Kueue admits gangs whole; only how long it holds one is ours to judge
+            held = phase is JobPhase.PLACED and pid not in self._cancelled
+            return self.gang.held_too_long(pid, workload) if held else ""
         if not self.gang.times_out or phase.is_terminal or pid in self._cancelled \
                 or group_kind(workload) not in SUSPEND_FIELD:  # gangs: the kinds that run to completion
             return ""

@@ -48,6 +48,7 @@ from typing import Any
 
 from federator.backends.kube.admission import (
     DEFAULT_GANG_TIMEOUT_SECONDS,
+    DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS,
     GangAdmission,
     gang_size,
     is_suspended,
@@ -67,7 +68,8 @@ class GangGuard:
     """Kueue mode (`kueue_queue` set) or the gang timeout, for the placements of one namespace."""
 
     def __init__(self, api: KubeApi, *, namespace: str, cluster: str, kueue_queue: str = "",
-                 gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS, watch_timeout: int = 60,
+                 gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS,
+                 kueue_timeout: float = DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS, watch_timeout: int = 60,
                  on_kueue_event: Callable[[str], None] = lambda _uid: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.api = api
@@ -75,7 +77,9 @@ class GangGuard:
         self.cluster = cluster
         self.kueue_queue = kueue_queue
         self.gang_timeout = gang_timeout
+        self.kueue_timeout = kueue_timeout
         self.clock = clock
+        self._held_since: dict[str, float] = {}  # Kueue mode: placement id -> since when Kueue holds it
         self._since: dict[str, float] = {}  # placement id -> when this process started its clock
         self._watched: set[str] = set()  # launched by this process, its pods watched without a break since
         self._whole: set[str] = set()  # seen with every replica bound at once: its timeout is over
@@ -117,6 +121,8 @@ class GangGuard:
         """The rendered workload, handed to Kueue in Kueue mode; starts the placement's clock and notes
         how many pods make its gang whole."""
         self._since.setdefault(placement_id, self.clock())
+        if self.kueue_queue:
+            self._held_since.setdefault(placement_id, self.clock())
         self._size[placement_id] = gang_size(manifest)
         return kueue_admit(manifest, self.kueue_queue)
 
@@ -124,6 +130,17 @@ class GangGuard:
     def times_out(self) -> bool:
         """Whether the gang timeout applies here: no gang admitter, and a timeout set."""
         return not self.kueue_queue and self.gang_timeout > 0
+
+    @property
+    def kueue_times_out(self) -> bool:
+        """Whether the Kueue admission timeout applies here: Kueue mode, and a timeout set."""
+        return bool(self.kueue_queue) and self.kueue_timeout > 0
+
+    @property
+    def tick(self) -> float:
+        """How often the backend checks the placements against the timeout in force (0: none is)."""
+        timeout = self.gang_timeout if self.times_out else self.kueue_timeout if self.kueue_times_out else 0.0
+        return max(0.2, min(5.0, timeout / 4)) if timeout > 0 else 0.0
 
     def created(self, placement_id: str) -> None:
         """This process created the workload just now: it watches the gang's pods from their start."""
@@ -136,6 +153,7 @@ class GangGuard:
         self._whole.discard(placement_id)
         self._size.pop(placement_id, None)
         self._unbound.pop(placement_id, None)
+        self._held_since.pop(placement_id, None)
 
     def watch_broke(self) -> None:
         """The pod watch was re-listed: changes in between went unseen, so no placement is watched whole."""
@@ -187,6 +205,23 @@ class GangGuard:
             return ""
         why = self._unbound.get(placement_id, "")
         return self._verdict(placement_id, why) if why else ""
+
+    def held_too_long(self, placement_id: str, workload: Mapping[str, Any]) -> str:
+        """Kueue mode: why the placement is withdrawn now, Kueue having held it suspended `kueue_timeout`
+        seconds ("" while admitted, in time, or with no timeout). Admission stops the clock; an eviction
+        (suspended again) starts a new one."""
+        if not self.kueue_times_out:
+            return ""
+        waiting = self.wait_message(workload)
+        if not waiting:
+            self._held_since.pop(placement_id, None)
+            return ""
+        started = self._held_since.setdefault(placement_id, self.clock())
+        waited = self.clock() - started
+        if waited < self.kueue_timeout:
+            return ""
+        return (f"{waiting}; held {waited:.0f}s (--kueue-admission-timeout {self.kueue_timeout:g}s): deleted the "
+                "workload so the federator can place it where it runs")
 
     def _verdict(self, placement_id: str, why: str) -> str:
         started = self._since.setdefault(placement_id, self.clock())

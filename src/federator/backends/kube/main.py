@@ -39,6 +39,9 @@ def run_agent(args: argparse.Namespace, config: AgentConfig) -> int:
     if not (math.isfinite(args.gang_timeout) and args.gang_timeout >= 0):
         print("federator agent: --gang-timeout: must be 0 (off) or more seconds", file=sys.stderr)
         return 2
+    if not (math.isfinite(args.kueue_admission_timeout) and args.kueue_admission_timeout >= 0):
+        print("federator agent: --kueue-admission-timeout: must be 0 (off) or more seconds", file=sys.stderr)
+        return 2
     if not _DNS_NAME.match(args.namespace):
         print(f"federator agent: --namespace: {args.namespace[:80]!r} is not a namespace name (a lower-case DNS "
               "label of at most 63 characters)", file=sys.stderr)
@@ -53,11 +56,14 @@ def run_agent(args: argparse.Namespace, config: AgentConfig) -> int:
         print(f"federator agent: --kubeconfig: {exc}", file=sys.stderr)
         return 2
     backend = KubeBackend(api, namespace=args.namespace, discovery_interval=args.discovery_interval,
-                          cluster=args.cluster, kueue_queue=args.kueue_queue, gang_timeout=args.gang_timeout)
+                          cluster=args.cluster, kueue_queue=args.kueue_queue, gang_timeout=args.gang_timeout,
+                          kueue_timeout=args.kueue_admission_timeout)
     log.info("agent for %s (%s) on %s, workloads in namespace %s, fence after %s, gangs admitted by %s",
              args.cluster, args.region, api.server, args.namespace,
              f"{args.fence_after:g}s" if args.fence_after > 0 else "never",
-             f"Kueue (LocalQueue {args.kueue_queue})" if args.kueue_queue else
+             f"Kueue (LocalQueue {args.kueue_queue}, " + (f"withdrawn after {args.kueue_admission_timeout:g}s held)"
+                                                          if args.kueue_admission_timeout > 0 else "never withdrawn)")
+             if args.kueue_queue else
              f"nothing (gang timeout {args.gang_timeout:g}s)" if args.gang_timeout > 0 else "nothing (no gang timeout)")
     return run(Agent(config, backend), fatal=(KubeError,))
 
