@@ -257,9 +257,13 @@ def test_a_placement_the_cluster_stops_on_its_own_is_re_queued(store: MemoryStor
     fed = make(store, clock)
     join(fed, "west-1")
     job, rec = running(fed, "evicted")
-    fed.job_update(rec, job.placements[0].placement_id, JobPhase.CANCELLED, "fenced")
+    kueue = ("refused: waiting for Kueue admission on west-1: couldn't assign flavors to pod set workers: insufficient "
+             "quota for nvidia.com/gpu in flavor gpus, previously considered podsets requests (0) + current podset "
+             "request (16) > maximum capacity (8); held 600s (--kueue-admission-timeout 600s)")
+    fed.job_update(rec, job.placements[0].placement_id, JobPhase.CANCELLED, kueue)
     assert job.phase is JobPhase.PENDING and job.pending_reason is not None
     assert "stopped placement" in job.pending_reason.message
+    assert job.pending_reason.message.endswith(kueue)  # whole: the cause is named at its end
 
 
 def test_a_watcher_that_falls_behind_is_dropped_and_knows_it(store: MemoryStore, clock: Clock,

@@ -51,7 +51,7 @@ from federator.server.job_message import ClusterNotes, job_message
 from federator.server.membership import Membership
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.outbox import Ending, lost, overloaded, superseded
-from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, RecentRefusals
+from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
 from federator.server.reports import ReportGate
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
@@ -256,7 +256,7 @@ class Federator:
             rec.acked.discard(placement_id)
             self.refusals.note(job.job_id, rec.name, self.clock(), message)
             self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
-                                      f"{rec.name} stopped placement {placement_id}: {message[:200]}"))
+                                      f"{rec.name} stopped placement {placement_id}: {message[:STOPPED_CHARS]}"))
             return
         rec.acked.add(placement_id)
         if not message and phase is placement.phase:

@@ -20,6 +20,10 @@ from federator.model import JobId, Reason
 from federator.scheduler.plugins import recently_refused
 
 WHY_CHARS = 160  # of a cluster's refusal, in the job's pending reason (the Event has it whole)
+STOPPED_CHARS = 800
+"""Of the message of a placement its cluster stopped, in the job's re-queue reason and its Requeued Event. The
+member's own words (Kueue's quota arithmetic, the scheduler's reason pods stayed unbound) end where the
+cause is named, so they are kept whole up to the length an Event's message holds with room to spare."""
 DEFAULT_REFUSAL_COOLDOWN_SECONDS = 300.0
 """The longest a cluster is avoided for one job after it refused it."""
 FIRST_REFUSAL_SECONDS = 30.0
@@ -81,4 +85,4 @@ class RecentRefusals:
         self._avoiding.discard(job_id)
 
 
-__all__ = ["DEFAULT_REFUSAL_COOLDOWN_SECONDS", "FIRST_REFUSAL_SECONDS", "RecentRefusals"]
+__all__ = ["DEFAULT_REFUSAL_COOLDOWN_SECONDS", "FIRST_REFUSAL_SECONDS", "STOPPED_CHARS", "RecentRefusals"]
