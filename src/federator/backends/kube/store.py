@@ -21,8 +21,13 @@ scheduling cycle keeps its orders until its placements are stored, and an
 agent's update is owed. Before, such a write was kept for a silent retry and
 the caller told it was stored: a Submit acknowledged a job that a failover
 then lost, and a placement was launched before its fencing generation was
-stored. A write refused for what it is (403, 422, a name another object
-holds) is not the API server being away: it is logged and retried as before.
+stored.
+
+A create refused for what it is (403, 404, 422) is `StoreRefused`, and a name
+held by a FederatedJob that is not the job's (a finished job's object keeps its
+name until deleted: `federator submit --run-again` in Kubernetes mode) is
+`NameTaken`: the Submit is refused and nothing is kept. A *status* write
+refused for what it is (403, 422) is logged and retried.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from federator.backends.kube.events import EventRecorder, Seen, event_object, jo
 from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status, spec_of
 from federator.jobfile import JobFileError, spec_to_document, with_old_names
 from federator.model import Job, JobId
-from federator.store.errors import StoreRefused, StoreUnavailable
+from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
 
 log = logging.getLogger("federator.kube.store")
 WRITERS = 8  # status writes in flight at once (the client's connection pool holds as many)
@@ -62,6 +67,16 @@ class Owner:
     name: str
     uid: str
     generation: int = 1
+
+
+class NameHeld(ConflictError):
+    """A create answered 409 by a FederatedJob that is not the job's (`KubeJobStore._adopt`)."""
+
+    def __init__(self, message: str, *, holder: str, vague: str) -> None:
+        super().__init__(409, message, reason="AlreadyExists")
+        self.message = message  # without the HTTP status: the store's own words, not the API server's
+        self.holder = holder  # the job id the object's status carries ("" if none)
+        self.vague = vague  # the message without the holder's job, for a caller who may not see it
 
 
 class KubeJobStore:
@@ -153,14 +168,14 @@ class KubeJobStore:
                     self._pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="kube-status")
                 errors = list(self._pool.map(self._write_or_error, jobs_in_order))
             away: list[tuple[Job, KubeError]] = []
-            refused: list[tuple[Job, KubeError]] = []
+            refused: list[StoreRefused] = []
             for job, error in zip(jobs_in_order, errors, strict=True):
                 if error is None:
                     continue
                 if unavailable(error) and job.job_id in asked:
                     away.append((job, error))  # the caller hears of it and writes again: not kept here
-                elif job.job_id not in self._owners and job.job_id in asked and not isinstance(error, ConflictError):
-                    refused.append((job, error))  # its FederatedJob was not made, for what it is: not kept
+                elif job.job_id not in self._owners and job.job_id in asked:
+                    refused.append(_refusal(job, error))  # its FederatedJob was not made, for what it is: not kept
                 else:
                     log.warning("writing the status of job %s failed (%s); will retry", job.job_id, error)
                     self._retry[job.job_id] = job
@@ -169,10 +184,7 @@ class KubeJobStore:
             raise StoreUnavailable(f"the Kubernetes API server did not take {len(away)} of "
                                    f"{len(asked)} job writes (job {job.job_id}: {error})")
         if refused:
-            job, error = refused[0]
-            raise StoreRefused(f"the Kubernetes API server would not create the FederatedJob "
-                               f"{job.spec.namespace}/{job.spec.name}: {error}",
-                               frozenset(j.job_id for j, _ in refused))
+            raise StoreRefused.of(refused)
 
     def _write_or_error(self, job: Job) -> KubeError | None:
         try:
@@ -262,26 +274,55 @@ class KubeJobStore:
         return Owner(meta["namespace"], meta["name"], meta["uid"], int(meta.get("generation", 1)))
 
     def _create_or_adopt(self, job: Job, doc: dict[str, Any], *, strict: bool = False) -> dict[str, Any]:
-        try:
-            return self.api.create(FEDERATED_JOBS, doc, job.spec.namespace, strict=strict)
-        except ConflictError:
-            return self._adopt(job)
+        for attempt in (1, 2):
+            try:
+                return self.api.create(FEDERATED_JOBS, doc, job.spec.namespace, strict=strict)
+            except ConflictError:
+                try:
+                    return self._adopt(job)
+                except NotFoundError:  # deleted between the create and the read: the name is free again
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
 
     def _adopt(self, job: Job) -> dict[str, Any]:
         """The FederatedJob of that name when it is this job's: made by an earlier create whose answer was
-        lost (it carries the finalizer, the job's own spec, and no other job's id). ConflictError if not."""
+        lost (it carries the finalizer, the job's own spec, and no other job's id). NameHeld if not: the
+        object is never written over, and the job is refused (`NameTaken`), as a kubectl create would be."""
         ns, name = job.spec.namespace, job.spec.name
         existing = self.api.get(FEDERATED_JOBS, name, ns)
         meta = existing.get("metadata") or {}
-        job_id = (existing.get("status") or {}).get("jobId") or job.job_id
+        status = existing.get("status") or {}
+        job_id = status.get("jobId") or job.job_id
         try:
             same = spec_of(existing) == job.spec
         except JobFileError:
             same = False
-        if FINALIZER not in (meta.get("finalizers") or []) or job_id != job.job_id or not same:
-            raise ConflictError(409, f"FederatedJob {ns}/{name} exists and is not job {job.job_id}'s")
-        log.info("adopted FederatedJob %s/%s for job %s (an earlier create's answer was lost)", ns, name, job.job_id)
-        return existing
+        finalizer = FINALIZER in (meta.get("finalizers") or [])
+        if finalizer and job_id == job.job_id and same:
+            log.info("adopted FederatedJob %s/%s for job %s (an earlier create's answer was lost)", ns, name,
+                     job.job_id)
+            return existing
+        if job_id != job.job_id:
+            what = f"job {job_id}, {status.get('phase') or 'no phase yet'}"
+        elif not finalizer:
+            what = "not a job yet: made with kubectl or another client"
+        else:
+            what = "another spec"
+        fix = (f"if it is done with, `kubectl delete federatedjob -n {ns} {name}` frees the name; "
+               "or submit under another name")
+        raise NameHeld(f"metadata.name: FederatedJob {ns}/{name} exists and is not this job's ({what}); {fix}",
+                       holder=job_id if job_id != job.job_id else "",
+                       vague=f"metadata.name: FederatedJob {ns}/{name} exists and is not this job's; {fix}")
+
+
+def _refusal(job: Job, error: KubeError) -> StoreRefused:
+    """What the Submit of a job whose FederatedJob was not created hears."""
+    ids = frozenset({job.job_id})
+    if isinstance(error, NameHeld):
+        return NameTaken(error.message, ids, holder=error.holder, vague=error.vague)
+    return StoreRefused(f"the Kubernetes API server would not create the FederatedJob "
+                        f"{job.spec.namespace}/{job.spec.name}: {error}", ids)
 
 
 def unavailable(error: KubeError) -> bool:
@@ -293,4 +334,4 @@ def unavailable(error: KubeError) -> bool:
 _UNKNOWN_FIELD = re.compile(r'unknown field "([^"]+)"')  # the API server's strict decoding error
 
 
-__all__ = ["KubeJobStore", "Owner", "unavailable"]
+__all__ = ["KubeJobStore", "NameHeld", "Owner", "unavailable"]
