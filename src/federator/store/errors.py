@@ -8,6 +8,7 @@ naming the file and the row, not a traceback from deep inside the decoder.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 
 
 class StoreError(Exception):
@@ -72,4 +73,15 @@ class NameTaken(StoreRefused):
         self.vague = vague or message
 
 
-__all__ = ["NameTaken", "StoreError", "StoreInUse", "StoreRefused", "StoreUnavailable", "StoreUnreadable"]
+class WriteFailure(StrEnum):
+    """Why the store did not take a write, as a bounded metric label (`federator_store_write_errors_total`)."""
+
+    FORBIDDEN = "forbidden"  # 401/403: the federator's credentials or RBAC (an operator's fix)
+    INVALID = "invalid"  # 400/422: the object does not validate (an old CRD, say)
+    CONFLICT = "conflict"  # 409: another object holds the name
+    UNAVAILABLE = "unavailable"  # no answer, 429, 5xx: the store is away
+    OTHER = "other"  # anything else (404 of a namespace, say)
+
+
+__all__ = ["NameTaken", "StoreError", "StoreInUse", "StoreRefused", "StoreUnavailable", "StoreUnreadable",
+           "WriteFailure"]

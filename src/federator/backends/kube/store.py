@@ -27,7 +27,9 @@ A create refused for what it is (403, 404, 422) is `StoreRefused`, and a name
 held by a FederatedJob that is not the job's (a finished job's object keeps its
 name until deleted: `federator submit --run-again` in Kubernetes mode) is
 `NameTaken`: the Submit is refused and nothing is kept. A *status* write
-refused for what it is (403, 422) is logged and retried.
+refused for what it is (403: RBAC; 422: an old CRD) is held for a retry that
+backs off per job and is said once per job and reason (`retries.py`), counted
+by reason (`on_write_error`), and shown as `federator_store_unwritten_jobs`.
 """
 
 from __future__ import annotations
@@ -51,9 +53,10 @@ from federator.backends.kube.api import (
 )
 from federator.backends.kube.events import EventRecorder, Seen, event_object, job_events, seen
 from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status, spec_of
+from federator.backends.kube.retries import RetryBook, failure_of
 from federator.jobfile import JobFileError, spec_to_document, with_old_names
 from federator.model import Job, JobId
-from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
+from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable, WriteFailure
 
 log = logging.getLogger("federator.kube.store")
 WRITERS = 8  # status writes in flight at once (the client's connection pool holds as many)
@@ -80,10 +83,11 @@ class NameHeld(ConflictError):
 
 
 class KubeJobStore:
-    """JobStore over FederatedJob status. Synchronous, as the protocol is; writes that fail are retried."""
+    """JobStore over FederatedJob status. Synchronous, as the protocol is; status writes that fail are retried."""
 
     def __init__(self, api: KubeApi, *, namespace: str | None = None, clock: Callable[[], float] = time.time,
-                 events: EventRecorder | None = None) -> None:
+                 events: EventRecorder | None = None, timer: Callable[[], float] = time.monotonic,
+                 retries: RetryBook | None = None) -> None:
         self.api = api
         self.events = events  # None: no Kubernetes Events
         self._seen: dict[JobId, Seen] = {}  # what the last status write of each job said
@@ -94,7 +98,9 @@ class KubeJobStore:
         self._creating: dict[tuple[str, str], JobId] = {}  # FederatedJobs being created for gRPC jobs
         self._expected: dict[tuple[str, str], Owner] = {}  # FederatedJobs being submitted right now
         self._conditions: dict[JobId, list[Mapping[str, Any]]] = {}
-        self._retry: dict[JobId, Job] = {}
+        self.timer = timer  # when held writes are due (monotonic: a wall clock's jump must not stall them)
+        self._retry = retries or RetryBook()
+        self.on_write_error: Callable[[WriteFailure], None] = lambda reason: None  # each write not taken (metrics)
         self._old_crd_warned = False  # said once that the FederatedJob CRD predates a renamed field
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -155,11 +161,16 @@ class KubeJobStore:
 
         The federator's group commit (store/group_commit.py) calls this from its writer thread with
         every job changed since the last batch, newest state only (coalesced per object), so the
-        event loop never waits for the apiserver and one round trip is not paid per job in turn."""
+        event loop never waits for the apiserver and one round trip is not paid per job in turn.
+        Held writes whose retry is due go along."""
+        self._put(list(jobs), every_held=False)
+
+    def _put(self, jobs: list[Job], *, every_held: bool) -> None:
         asked = {j.job_id for j in jobs}
         with self._lock:
-            pending = {**self._retry, **{j.job_id: j for j in jobs}}
-            self._retry = {}
+            now = self.timer()
+            held = self._retry.jobs() if every_held else self._retry.due(now)
+            pending = {**{j.job_id: j for j in held}, **{j.job_id: j for j in jobs}}  # a newer state wins
             jobs_in_order = list(pending.values())
             if len(pending) <= 1:
                 errors = [self._write_or_error(job) for job in jobs_in_order]
@@ -171,20 +182,44 @@ class KubeJobStore:
             refused: list[StoreRefused] = []
             for job, error in zip(jobs_in_order, errors, strict=True):
                 if error is None:
+                    self._written(job)
                     continue
+                self.on_write_error(failure_of(error))
                 if unavailable(error) and job.job_id in asked:
+                    self._retry.clear(job.job_id)
                     away.append((job, error))  # the caller hears of it and writes again: not kept here
                 elif job.job_id not in self._owners and job.job_id in asked:
+                    self._retry.clear(job.job_id)
                     refused.append(_refusal(job, error))  # its FederatedJob was not made, for what it is: not kept
                 else:
-                    log.warning("writing the status of job %s failed (%s); will retry", job.job_id, error)
-                    self._retry[job.job_id] = job
+                    self._hold(job, error, now)
         if away:
             job, error = away[0]
             raise StoreUnavailable(f"the Kubernetes API server did not take {len(away)} of "
                                    f"{len(asked)} job writes (job {job.job_id}: {error})")
         if refused:
             raise StoreRefused.of(refused)
+
+    def _hold(self, job: Job, error: KubeError, now: float) -> None:
+        """Keep the job's newest state for a retry that backs off; said once per job and reason."""
+        outcome = self._retry.failed(job, failure_of(error), now)
+        if not outcome.say:
+            return
+        h = outcome.held
+        hint = _HINTS.get(h.reason, "")
+        log.warning("writing the status of job %s failed (%s)%s; retried, backing off to %gs between tries, "
+                    "and said again if the reason changes or in %gs", job.job_id, error, hint, self._retry.cap,
+                    self._retry.resay)
+
+    def _written(self, job: Job) -> None:
+        was = self._retry.clear(job.job_id)
+        if was is not None:
+            log.info("the status of job %s is written, after %d failed tries (%s)", job.job_id, was.failures,
+                     was.reason)
+
+    def unwritten(self) -> dict[str, int]:
+        """Jobs whose newest state is held for a retry, by the reason of their last failure (a gauge)."""
+        return {str(reason): n for reason, n in self._retry.counts().items()}
 
     def _write_or_error(self, job: Job) -> KubeError | None:
         try:
@@ -194,12 +229,17 @@ class KubeJobStore:
         return None
 
     def flush(self) -> int:
-        """Retry the writes that failed; how many are still failing."""
-        self.put([])
+        """Retry the held writes that are due; how many are held (still failing, or not due yet)."""
+        self._put([], every_held=False)
         return len(self._retry)
 
     def close(self) -> None:
-        self.flush()
+        """One last try of every held write, due or not (never a wait): what is still refused is said, and the
+        next leader rebuilds those jobs from their last written status."""
+        self._put([], every_held=True)
+        if len(self._retry):
+            log.warning("closing with %d jobs' newest state not written (%s)", len(self._retry),
+                        ", ".join(f"{n} {reason}" for reason, n in sorted(self.unwritten().items())))
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         if self.events is not None:
@@ -323,6 +363,14 @@ def _refusal(job: Job, error: KubeError) -> StoreRefused:
         return NameTaken(error.message, ids, holder=error.holder, vague=error.vague)
     return StoreRefused(f"the Kubernetes API server would not create the FederatedJob "
                         f"{job.spec.namespace}/{job.spec.name}: {error}", ids)
+
+
+_HINTS = {  # what an operator does about a status write refused for this reason
+    WriteFailure.FORBIDDEN: ": the federator's service account may not write federatedjobs/status; apply the "
+                            "chart's RBAC (deploy/helm/federator/templates/rbac.yaml)",
+    WriteFailure.INVALID: ": the status does not validate against the FederatedJob CRD installed; apply "
+                          "deploy/helm/federator/crds/ (docs/operators.md)",
+}
 
 
 def unavailable(error: KubeError) -> bool:
