@@ -8,7 +8,7 @@ import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
-from federator.backends.kube.api import KubeError, NotFoundError
+from federator.backends.kube.api import ConflictError, KubeError, NotFoundError
 
 
 class FlakyApi:
@@ -21,6 +21,7 @@ class FlakyApi:
         self.away: KubeError | None = None
         self.writes = 0
         self.namespaces: set[str] | None = None  # the namespaces there are (None: any)
+        self.uids = 0  # objects ever created: a new object never reuses a deleted one's uid
 
     def _reach(self) -> None:
         if self.away is not None:
@@ -41,9 +42,13 @@ class FlakyApi:
         self._reach()
         if self.namespaces is not None and namespace not in self.namespaces:
             raise NotFoundError(404, f'namespaces "{namespace}" not found', reason="NotFound")
+        if (str(namespace), body["metadata"]["name"]) in self.objects:  # names are unique, as on an API server
+            raise ConflictError(409, f'federatedjobs.federator.io "{body["metadata"]["name"]}" already exists',
+                                reason="AlreadyExists")
         obj = copy.deepcopy(body)
-        obj["metadata"].update(namespace=namespace, uid=f"uid-{len(self.objects)}", generation=1,
+        obj["metadata"].update(namespace=namespace, uid=f"uid-{self.uids}", generation=1,
                                resourceVersion="1")
+        self.uids += 1
         self.objects[(str(namespace), obj["metadata"]["name"])] = obj
         return copy.deepcopy(obj)
 

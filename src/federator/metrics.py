@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector
 
 from federator import __version__
 from federator.scheduler import COMPILED
+from federator.store.errors import WriteFailure
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 WAIT_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
@@ -288,6 +289,14 @@ class Metrics:
             "Accelerator-seconds used: accelerators held by running placements x seconds, by queue, user, "
             "namespace, member cluster, provider and accelerator model.",
             ["queue", "user", "namespace", "cluster", "provider", "model"], registry=r), self.queue_label)
+        # Kubernetes mode's job store (backends/kube/store.py): each job write the API server did not take.
+        self.store_write_errors = Counter(
+            "federator_store_write_errors_total",
+            "Job writes the store did not take, by reason: forbidden (401/403: the federator's RBAC), invalid "
+            "(400/422: e.g. an old FederatedJob CRD), conflict (409: a FederatedJob that is not the job's holds "
+            "its name), unavailable (no answer, 429, 5xx), other. Kubernetes mode.", ["reason"], registry=r)
+        for reason in WriteFailure:  # each from 0: rate() sees the first error
+            self.store_write_errors.labels(reason.value)
         # 0 while a replica waits for the leader Lease (it serves /metrics only), 1 once it acts.
         self.leader = Gauge("federator_leader", "1 if this federator replica is the active leader.", registry=r)
         # Which build runs: an image whose placement core did not compile places about half as fast.
@@ -301,13 +310,21 @@ class Metrics:
         for phase, took in phase_seconds.items():
             self.scheduling_phase_duration.labels(phase).observe(took)
 
-    def watch_store(self, queued: Callable[[], int], lazy: Callable[[], int]) -> None:
-        """The job store's write queue: a queue that keeps growing means the disk is slower than the work."""
+    def watch_store(self, queued: Callable[[], int], lazy: Callable[[], int],
+                    unwritten: Callable[[], Mapping[str, int]] = dict) -> None:
+        """The job store's write queue: a queue that keeps growing means the disk is slower than the work.
+        `unwritten`: jobs whose newest state the store holds for a retry, by reason (Kubernetes mode)."""
         writes = Gauge("federator_store_queued_jobs", "Job writes waiting for the store, by kind: durable "
                        "(a reply waits for it) or lazy (pending reasons, written when nothing else waits).",
                        ["kind"], registry=self.registry)
         writes.labels("durable").set_function(queued)
         writes.labels("lazy").set_function(lazy)
+        held = Gauge("federator_store_unwritten_jobs", "Jobs whose newest state the store has not written and "
+                     "retries, backing off (not durable, not shown by kubectl get fj), by the reason of the last "
+                     "failure (see federator_store_write_errors_total). Kubernetes mode.", ["reason"],
+                     registry=self.registry)
+        for reason in WriteFailure:  # every reason, so that a 0 is a sample an alert's absence can rely on
+            held.labels(reason.value).set_function(_reading(unwritten, reason.value))
 
     def watch_demand(self, remembered: Callable[[], int]) -> None:
         """The demand's memory (scheduler/demand.py): how many ended jobs a cycle with little pending work
@@ -318,6 +335,11 @@ class Metrics:
 
     def watch_state(self, sample: Callable[[], StateSample]) -> None:
         self.registry.register(StateCollector(sample, lambda: self.state_loop, queue_label=self.queue_label))
+
+
+def _reading(counts: Callable[[], Mapping[str, int]], key: str) -> Callable[[], float]:
+    """A gauge's function: one key of counts read at scrape time (0 when absent)."""
+    return lambda: float(counts().get(key, 0))
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

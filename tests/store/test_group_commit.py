@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from federator.model import Job, JobId, JobPhase, Reason, ReasonCode
-from federator.store.errors import StoreRefused
+from federator.store.errors import NameTaken, StoreRefused
 from federator.store.group_commit import GroupCommit
 
 from builders import job as spec_of
@@ -140,3 +140,49 @@ def test_a_job_the_store_refuses_fails_its_own_writer_only() -> None:
     assert store.batches[1] == [("good", "Pending", "")]  # one batch for both, the refused one left out
     assert said["good"] is None
     assert isinstance(said["bad"], StoreRefused)
+
+
+class TellingStore(RefusingStore):
+    """Refuses each job of `refuse` for a reason of its own (a missing namespace, a name another object holds)."""
+
+    def put(self, jobs: Iterable[Job]) -> None:
+        jobs = list(jobs)
+        GatedStore.put(self, [j for j in jobs if j.job_id not in self.refuse])
+        refusals: list[StoreRefused] = [
+            NameTaken(f"metadata.name: {j.job_id} is taken", frozenset({j.job_id})) if j.job_id.startswith("taken")
+            else StoreRefused(f"namespace of {j.job_id} not found", frozenset({j.job_id}))
+            for j in jobs if j.job_id in self.refuse]
+        if refusals:
+            raise StoreRefused.of(refusals)
+
+
+def test_each_refused_writer_of_a_batch_hears_of_its_own_job() -> None:
+    """One batch refused two Submits for two reasons: each was told the first one's (another job's name, the
+    wrong status code at the gRPC edge)."""
+    store = TellingStore({"taken-1", "lost-ns"})
+    journal = GroupCommit(store)
+    first = threading.Thread(target=journal.write, args=([_job("first")],))
+    first.start()
+    while not journal._busy:  # noqa: SLF001 - waiting for the writer to be inside store.put
+        pass
+    said: dict[str, BaseException | None] = {}
+
+    def write(name: str) -> None:
+        try:
+            journal.write([_job(name)])
+            said[name] = None
+        except StoreRefused as exc:
+            said[name] = exc
+
+    writers = [threading.Thread(target=write, args=(name,)) for name in ("taken-1", "lost-ns", "good")]
+    for w in writers:
+        w.start()
+    while journal.queued < 3:
+        pass
+    store.gate.set()
+    for t in (first, *writers):
+        t.join(A_WHILE)
+    assert len(store.batches) == 2  # the three shared one batch
+    assert said["good"] is None
+    assert isinstance(said["taken-1"], NameTaken) and str(said["taken-1"]) == "metadata.name: taken-1 is taken"
+    assert type(said["lost-ns"]) is StoreRefused and str(said["lost-ns"]) == "namespace of lost-ns not found"

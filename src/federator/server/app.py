@@ -210,7 +210,10 @@ async def serve(opts: ServeOptions) -> None:
         raise SystemExit(str(exc)) from exc
     clusters = fed.clusters
     attach(fed, meter)
-    metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy)
+    metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy,
+                        unwritten=kube.store.unwritten if kube else dict)
+    if kube:
+        kube.store.on_write_error = lambda reason: metrics.store_write_errors.labels(reason.value).inc()
     metrics.state_loop = asyncio.get_running_loop()  # scrapes read the federator's state on its loop
     metrics.leader.set(1)
     # The jobs just loaded live as long as the process: keep them out of the cyclic GC's full collections,

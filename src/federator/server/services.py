@@ -39,7 +39,7 @@ from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.terms import StreamTerms, default_order_max_age
 from federator.server.validation import Refusal, check_hello_fields, check_plausible, check_report_fields
-from federator.store.errors import StoreRefused, StoreUnavailable
+from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
@@ -400,6 +400,14 @@ def _job_object(job: Job | None, spec: JobSpec | None = None, key: str = "") -> 
     return obj
 
 
+def _holder_told(exc: NameTaken, may_see: Callable[[Job], bool], fed: Federator) -> str:
+    """What a Submit refused for a name another FederatedJob holds tells its caller: the holding job only to a
+    caller who may see it (as `SubmitError.told`); tenants share namespaces."""
+    other = fed.jobs.get(JobId(exc.holder)) if exc.holder else None
+    shown = str(exc) if other is None or may_see(other) else exc.vague
+    return f"{shown}; the job was not accepted"
+
+
 def _spec_of(pb: types_pb2.JobSpec) -> JobSpec:
     """The submitted spec; a WireError when it cannot be read. Without a kind the rest of a spec cannot be
     read as one job, yet the client should hear everything else that is wrong with it in the same answer:
@@ -456,6 +464,9 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             message, told = str(exc), exc.told(lambda other: bool(self.authz.visible(who, [other])))
         except StoreUnavailable as exc:  # retryable: with the same request id a retry cannot make two jobs
             code, message = grpc.StatusCode.UNAVAILABLE, f"{exc}; the job was not accepted"
+        except NameTaken as exc:  # Kubernetes mode: a FederatedJob that is not this job's holds the name
+            code, message = grpc.StatusCode.ALREADY_EXISTS, f"{exc}; the job was not accepted"
+            told = _holder_told(exc, lambda other: bool(self.authz.visible(who, [other])), self.fed)
         except StoreRefused as exc:  # not retryable as it stands (a namespace the host cluster lacks, say)
             code, message = grpc.StatusCode.FAILED_PRECONDITION, f"{exc}; the job was not accepted"
         except (SubmitError, convert.WireError) as exc:

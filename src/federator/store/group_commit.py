@@ -77,8 +77,8 @@ class _Write:
     owed: list[Job] = field(default_factory=list)  # the live jobs a `pay` write stands for: owed again if it fails
 
     def finish(self, error: BaseException | None) -> None:
-        if isinstance(error, StoreRefused) and not any(j.job_id in error.job_ids for j in self.jobs):
-            error = None  # the store refused other jobs of the batch; these are stored
+        if isinstance(error, StoreRefused):  # only the refused jobs' writers fail, each told of its own job
+            error = error.about(j.job_id for j in self.jobs)
         self.error = error
         if self.done is not None:
             self.done.set()

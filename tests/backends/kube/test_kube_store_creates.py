@@ -23,6 +23,7 @@ from federator.backends.kube.store import KubeJobStore
 from federator.jobfile import parse_job_documents
 from federator.model import Job, JobId, JobPhase
 from federator.store import StoreUnavailable
+from federator.store.errors import NameTaken
 
 
 class StrictApi:
@@ -171,11 +172,8 @@ def test_a_job_that_ended_before_its_object_was_adopted_still_gets_it_and_its_en
     assert store.creating("research", "pretrain") is None
 
 
-@pytest.mark.parametrize("other", ["another job's", "no finalizer", "another spec"])
-def test_an_object_of_that_name_that_is_not_the_jobs_is_not_adopted(other: str) -> None:
-    api = LossyApi()
-    mine = job()
-    store = KubeJobStore(api)  # type: ignore[arg-type]
+def their_object(other: str) -> dict[str, Any]:
+    """A FederatedJob research/pretrain that is not job pretrain-1's, in the way `other` says."""
     obj: dict[str, Any] = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
                            "metadata": {"name": "pretrain", "namespace": "research", "uid": "u-theirs",
                                         "generation": 1, "finalizers": [FINALIZER]},
@@ -183,13 +181,64 @@ def test_an_object_of_that_name_that_is_not_the_jobs_is_not_adopted(other: str) 
                                     "resources": {"nvidia.com/gpu": 8, "cpu": "8", "memory": "32Gi"},
                                     "acceleratorModels": ["H100", "A100"]}}
     if other == "another job's":
-        obj["status"] = {"jobId": "pretrain-0"}
+        obj["status"] = {"jobId": "pretrain-0", "phase": "Succeeded"}
     elif other == "no finalizer":
         obj["metadata"]["finalizers"] = []
     else:
         obj["spec"]["replicas"] = 4
+    return obj
+
+
+@pytest.mark.parametrize(("other", "said"), [("another job's", "(job pretrain-0, Succeeded)"),
+                                             ("no finalizer", "(not a job yet: made with kubectl"),
+                                             ("another spec", "(another spec)")],
+                         ids=["another job's", "no finalizer", "another spec"])
+def test_an_object_of_that_name_that_is_not_the_jobs_is_not_adopted(other: str, said: str) -> None:
+    """It was retried every flush for ever, with a warning, and the Submit told OK: the job was lost at the
+    next restart. Now the job is refused (NameTaken: the Submit hears ALREADY_EXISTS), nothing is kept, and
+    the object is never written over."""
+    api = LossyApi()
+    store = KubeJobStore(api)  # type: ignore[arg-type]
+    obj = their_object(other)
+    before = copy.deepcopy(obj)
     api.objects["pretrain"] = obj
-    store.put([mine])
-    assert store.flush() == 1  # still failing, and said so in the log; never written over
-    assert "status" not in obj or obj["status"] == {"jobId": "pretrain-0"}
+    with pytest.raises(NameTaken) as refused:
+        store.put([job()])
+    message = str(refused.value)
+    assert message.startswith("metadata.name: FederatedJob research/pretrain exists and is not this job's ")
+    assert said in message and "kubectl delete federatedjob -n research pretrain" in message
+    assert refused.value.job_ids == {"pretrain-1"}
+    assert refused.value.holder == ("pretrain-0" if other == "another job's" else "")
+    assert "pretrain-0" not in refused.value.vague
+    assert api.objects["pretrain"] == before  # never written over
+    assert api.creates == 1  # refused once, not retried
+    assert store.flush() == 0  # nothing held
     assert store.creating("research", "pretrain") is None  # refused: not the job's, so not held for it
+    assert store.owner_of(JobId("pretrain-1")) is None
+
+
+def test_a_refused_name_fails_only_its_job_and_the_rest_of_the_batch_is_stored() -> None:
+    api = LossyApi()
+    api.objects["pretrain"] = their_object("another job's")
+    store = KubeJobStore(api)  # type: ignore[arg-type]
+    with pytest.raises(NameTaken) as refused:
+        store.put([job(), job(name="second")])
+    assert refused.value.job_ids == {"pretrain-1"}
+    assert api.objects["second"]["status"]["jobId"] == "second-1"
+    assert store.flush() == 0
+
+
+def test_an_object_deleted_between_the_409_and_the_read_frees_the_name() -> None:
+    """The create met the old object; by the time the store read it, it was gone: the create is made again."""
+    api = LossyApi()
+    api.objects["pretrain"] = their_object("another job's")
+    real_get = api.get
+
+    def get_after_delete(res: Any, name: str, namespace: str | None = None) -> dict[str, Any]:
+        api.objects.pop(name, None)  # kubectl delete, just now
+        return real_get(res, name, namespace)
+
+    api.get = get_after_delete  # type: ignore[method-assign]
+    store = KubeJobStore(api)  # type: ignore[arg-type]
+    store.put([job()])
+    assert api.objects["pretrain"]["status"]["jobId"] == "pretrain-1" and api.creates == 2

@@ -61,11 +61,13 @@ def test_a_write_the_api_server_does_not_take_is_store_unavailable_and_not_kept_
 
 def test_a_write_refused_for_what_it_is_is_still_logged_and_retried_not_store_unavailable() -> None:
     api = FlakyApi()
-    store = KubeJobStore(api)  # type: ignore[arg-type]
+    now = [0.0]
+    store = KubeJobStore(api, timer=lambda: now[0])  # type: ignore[arg-type]
     store.put([job()])
     api.away = ForbiddenError(403, "federatedjobs/status is forbidden", reason="Forbidden")
-    store.put([job()])  # not the API server being away: as before
+    store.put([job()])  # not the API server being away: held for a retry (test_kube_store_refused_writes.py)
     api.away = None
+    now[0] = 1.0  # the first retry is due after a second
     assert store.flush() == 0
 
 

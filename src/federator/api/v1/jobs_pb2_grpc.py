@@ -90,9 +90,15 @@ class JobServiceServicer:
         """Submit answers once the job is durable in the federator's store (many
         Submits may share one write): an answered job survives a crash. Errors a
         client must handle: INVALID_ARGUMENT (the message names the field),
-        ALREADY_EXISTS, FAILED_PRECONDITION (request_id reused; or, in Kubernetes
-        mode, the host cluster would not create the job's FederatedJob, e.g. its
-        spec.namespace does not exist there: nothing was stored), PERMISSION_DENIED,
+        ALREADY_EXISTS (the name is taken: by a job that has not finished, by a
+        finished one unless run_again is set, or, in Kubernetes mode, by a
+        FederatedJob of that namespace and name that is not this job's, such as
+        a finished job's object even with run_again: the message names
+        metadata.name and what holds it; delete that object or choose another
+        name; nothing was stored), FAILED_PRECONDITION (request_id reused; or, in
+        Kubernetes mode, the host cluster would not create the job's
+        FederatedJob, e.g. its spec.namespace does not exist there: nothing was
+        stored), PERMISSION_DENIED,
         and RESOURCE_EXHAUSTED when the federator's queue is full (back-pressure):
         nothing was stored; the trailing metadata key "retry-after" gives the
         seconds to wait before trying again (with the same request_id).

@@ -21,8 +21,15 @@ scheduling cycle keeps its orders until its placements are stored, and an
 agent's update is owed. Before, such a write was kept for a silent retry and
 the caller told it was stored: a Submit acknowledged a job that a failover
 then lost, and a placement was launched before its fencing generation was
-stored. A write refused for what it is (403, 422, a name another object
-holds) is not the API server being away: it is logged and retried as before.
+stored.
+
+A create refused for what it is (403, 404, 422) is `StoreRefused`, and a name
+held by a FederatedJob that is not the job's (a finished job's object keeps its
+name until deleted: `federator submit --run-again` in Kubernetes mode) is
+`NameTaken`: the Submit is refused and nothing is kept. A *status* write
+refused for what it is (403: RBAC; 422: an old CRD) is held for a retry that
+backs off per job and is said once per job and reason (`retries.py`), counted
+by reason (`on_write_error`), and shown as `federator_store_unwritten_jobs`.
 """
 
 from __future__ import annotations
@@ -46,9 +53,10 @@ from federator.backends.kube.api import (
 )
 from federator.backends.kube.events import EventRecorder, Seen, event_object, job_events, seen
 from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status, spec_of
+from federator.backends.kube.retries import RetryBook, failure_of
 from federator.jobfile import JobFileError, spec_to_document, with_old_names
 from federator.model import Job, JobId
-from federator.store.errors import StoreRefused, StoreUnavailable
+from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable, WriteFailure
 
 log = logging.getLogger("federator.kube.store")
 WRITERS = 8  # status writes in flight at once (the client's connection pool holds as many)
@@ -64,11 +72,22 @@ class Owner:
     generation: int = 1
 
 
+class NameHeld(ConflictError):
+    """A create answered 409 by a FederatedJob that is not the job's (`KubeJobStore._adopt`)."""
+
+    def __init__(self, message: str, *, holder: str, vague: str) -> None:
+        super().__init__(409, message, reason="AlreadyExists")
+        self.message = message  # without the HTTP status: the store's own words, not the API server's
+        self.holder = holder  # the job id the object's status carries ("" if none)
+        self.vague = vague  # the message without the holder's job, for a caller who may not see it
+
+
 class KubeJobStore:
-    """JobStore over FederatedJob status. Synchronous, as the protocol is; writes that fail are retried."""
+    """JobStore over FederatedJob status. Synchronous, as the protocol is; status writes that fail are retried."""
 
     def __init__(self, api: KubeApi, *, namespace: str | None = None, clock: Callable[[], float] = time.time,
-                 events: EventRecorder | None = None) -> None:
+                 events: EventRecorder | None = None, timer: Callable[[], float] = time.monotonic,
+                 retries: RetryBook | None = None) -> None:
         self.api = api
         self.events = events  # None: no Kubernetes Events
         self._seen: dict[JobId, Seen] = {}  # what the last status write of each job said
@@ -79,7 +98,9 @@ class KubeJobStore:
         self._creating: dict[tuple[str, str], JobId] = {}  # FederatedJobs being created for gRPC jobs
         self._expected: dict[tuple[str, str], Owner] = {}  # FederatedJobs being submitted right now
         self._conditions: dict[JobId, list[Mapping[str, Any]]] = {}
-        self._retry: dict[JobId, Job] = {}
+        self.timer = timer  # when held writes are due (monotonic: a wall clock's jump must not stall them)
+        self._retry = retries or RetryBook()
+        self.on_write_error: Callable[[WriteFailure], None] = lambda reason: None  # each write not taken (metrics)
         self._old_crd_warned = False  # said once that the FederatedJob CRD predates a renamed field
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -140,11 +161,16 @@ class KubeJobStore:
 
         The federator's group commit (store/group_commit.py) calls this from its writer thread with
         every job changed since the last batch, newest state only (coalesced per object), so the
-        event loop never waits for the apiserver and one round trip is not paid per job in turn."""
+        event loop never waits for the apiserver and one round trip is not paid per job in turn.
+        Held writes whose retry is due go along."""
+        self._put(list(jobs), every_held=False)
+
+    def _put(self, jobs: list[Job], *, every_held: bool) -> None:
         asked = {j.job_id for j in jobs}
         with self._lock:
-            pending = {**self._retry, **{j.job_id: j for j in jobs}}
-            self._retry = {}
+            now = self.timer()
+            held = self._retry.jobs() if every_held else self._retry.due(now)
+            pending = {**{j.job_id: j for j in held}, **{j.job_id: j for j in jobs}}  # a newer state wins
             jobs_in_order = list(pending.values())
             if len(pending) <= 1:
                 errors = [self._write_or_error(job) for job in jobs_in_order]
@@ -153,26 +179,47 @@ class KubeJobStore:
                     self._pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="kube-status")
                 errors = list(self._pool.map(self._write_or_error, jobs_in_order))
             away: list[tuple[Job, KubeError]] = []
-            refused: list[tuple[Job, KubeError]] = []
+            refused: list[StoreRefused] = []
             for job, error in zip(jobs_in_order, errors, strict=True):
                 if error is None:
+                    self._written(job)
                     continue
+                self.on_write_error(failure_of(error))
                 if unavailable(error) and job.job_id in asked:
+                    self._retry.clear(job.job_id)
                     away.append((job, error))  # the caller hears of it and writes again: not kept here
-                elif job.job_id not in self._owners and job.job_id in asked and not isinstance(error, ConflictError):
-                    refused.append((job, error))  # its FederatedJob was not made, for what it is: not kept
+                elif job.job_id not in self._owners and job.job_id in asked:
+                    self._retry.clear(job.job_id)
+                    refused.append(_refusal(job, error))  # its FederatedJob was not made, for what it is: not kept
                 else:
-                    log.warning("writing the status of job %s failed (%s); will retry", job.job_id, error)
-                    self._retry[job.job_id] = job
+                    self._hold(job, error, now)
         if away:
             job, error = away[0]
             raise StoreUnavailable(f"the Kubernetes API server did not take {len(away)} of "
                                    f"{len(asked)} job writes (job {job.job_id}: {error})")
         if refused:
-            job, error = refused[0]
-            raise StoreRefused(f"the Kubernetes API server would not create the FederatedJob "
-                               f"{job.spec.namespace}/{job.spec.name}: {error}",
-                               frozenset(j.job_id for j, _ in refused))
+            raise StoreRefused.of(refused)
+
+    def _hold(self, job: Job, error: KubeError, now: float) -> None:
+        """Keep the job's newest state for a retry that backs off; said once per job and reason."""
+        outcome = self._retry.failed(job, failure_of(error), now)
+        if not outcome.say:
+            return
+        h = outcome.held
+        hint = _HINTS.get(h.reason, "")
+        log.warning("writing the status of job %s failed (%s)%s; retried, backing off to %gs between tries, "
+                    "and said again if the reason changes or in %gs", job.job_id, error, hint, self._retry.cap,
+                    self._retry.resay)
+
+    def _written(self, job: Job) -> None:
+        was = self._retry.clear(job.job_id)
+        if was is not None:
+            log.info("the status of job %s is written, after %d failed tries (%s)", job.job_id, was.failures,
+                     was.reason)
+
+    def unwritten(self) -> dict[str, int]:
+        """Jobs whose newest state is held for a retry, by the reason of their last failure (a gauge)."""
+        return {str(reason): n for reason, n in self._retry.counts().items()}
 
     def _write_or_error(self, job: Job) -> KubeError | None:
         try:
@@ -182,12 +229,17 @@ class KubeJobStore:
         return None
 
     def flush(self) -> int:
-        """Retry the writes that failed; how many are still failing."""
-        self.put([])
+        """Retry the held writes that are due; how many are held (still failing, or not due yet)."""
+        self._put([], every_held=False)
         return len(self._retry)
 
     def close(self) -> None:
-        self.flush()
+        """One last try of every held write, due or not (never a wait): what is still refused is said, and the
+        next leader rebuilds those jobs from their last written status."""
+        self._put([], every_held=True)
+        if len(self._retry):
+            log.warning("closing with %d jobs' newest state not written (%s)", len(self._retry),
+                        ", ".join(f"{n} {reason}" for reason, n in sorted(self.unwritten().items())))
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         if self.events is not None:
@@ -262,26 +314,63 @@ class KubeJobStore:
         return Owner(meta["namespace"], meta["name"], meta["uid"], int(meta.get("generation", 1)))
 
     def _create_or_adopt(self, job: Job, doc: dict[str, Any], *, strict: bool = False) -> dict[str, Any]:
-        try:
-            return self.api.create(FEDERATED_JOBS, doc, job.spec.namespace, strict=strict)
-        except ConflictError:
-            return self._adopt(job)
+        for attempt in (1, 2):
+            try:
+                return self.api.create(FEDERATED_JOBS, doc, job.spec.namespace, strict=strict)
+            except ConflictError:
+                try:
+                    return self._adopt(job)
+                except NotFoundError:  # deleted between the create and the read: the name is free again
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
 
     def _adopt(self, job: Job) -> dict[str, Any]:
         """The FederatedJob of that name when it is this job's: made by an earlier create whose answer was
-        lost (it carries the finalizer, the job's own spec, and no other job's id). ConflictError if not."""
+        lost (it carries the finalizer, the job's own spec, and no other job's id). NameHeld if not: the
+        object is never written over, and the job is refused (`NameTaken`), as a kubectl create would be."""
         ns, name = job.spec.namespace, job.spec.name
         existing = self.api.get(FEDERATED_JOBS, name, ns)
         meta = existing.get("metadata") or {}
-        job_id = (existing.get("status") or {}).get("jobId") or job.job_id
+        status = existing.get("status") or {}
+        job_id = status.get("jobId") or job.job_id
         try:
             same = spec_of(existing) == job.spec
         except JobFileError:
             same = False
-        if FINALIZER not in (meta.get("finalizers") or []) or job_id != job.job_id or not same:
-            raise ConflictError(409, f"FederatedJob {ns}/{name} exists and is not job {job.job_id}'s")
-        log.info("adopted FederatedJob %s/%s for job %s (an earlier create's answer was lost)", ns, name, job.job_id)
-        return existing
+        finalizer = FINALIZER in (meta.get("finalizers") or [])
+        if finalizer and job_id == job.job_id and same:
+            log.info("adopted FederatedJob %s/%s for job %s (an earlier create's answer was lost)", ns, name,
+                     job.job_id)
+            return existing
+        if job_id != job.job_id:
+            what = f"job {job_id}, {status.get('phase') or 'no phase yet'}"
+        elif not finalizer:
+            what = "not a job yet: made with kubectl or another client"
+        else:
+            what = "another spec"
+        fix = (f"if it is done with, `kubectl delete federatedjob -n {ns} {name}` frees the name; "
+               "or submit under another name")
+        raise NameHeld(f"metadata.name: FederatedJob {ns}/{name} exists and is not this job's ({what}); {fix}",
+                       holder=job_id if job_id != job.job_id else "",
+                       vague=f"metadata.name: FederatedJob {ns}/{name} exists and is not this job's; {fix}")
+
+
+def _refusal(job: Job, error: KubeError) -> StoreRefused:
+    """What the Submit of a job whose FederatedJob was not created hears."""
+    ids = frozenset({job.job_id})
+    if isinstance(error, NameHeld):
+        return NameTaken(error.message, ids, holder=error.holder, vague=error.vague)
+    return StoreRefused(f"the Kubernetes API server would not create the FederatedJob "
+                        f"{job.spec.namespace}/{job.spec.name}: {error}", ids)
+
+
+_HINTS = {  # what an operator does about a status write refused for this reason
+    WriteFailure.FORBIDDEN: ": the federator's service account may not write federatedjobs/status; apply the "
+                            "chart's RBAC (deploy/helm/federator/templates/rbac.yaml)",
+    WriteFailure.INVALID: ": the status does not validate against the FederatedJob CRD installed; apply "
+                          "deploy/helm/federator/crds/ (docs/operators.md)",
+}
 
 
 def unavailable(error: KubeError) -> bool:
@@ -293,4 +382,4 @@ def unavailable(error: KubeError) -> bool:
 _UNKNOWN_FIELD = re.compile(r'unknown field "([^"]+)"')  # the API server's strict decoding error
 
 
-__all__ = ["KubeJobStore", "Owner", "unavailable"]
+__all__ = ["KubeJobStore", "NameHeld", "Owner", "unavailable"]
