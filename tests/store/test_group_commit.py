@@ -111,13 +111,12 @@ class RefusingStore(GatedStore):
             raise StoreRefused(f"refused {sorted(refused)}", refused)
 
 
-def test_a_job_the_store_refuses_fails_its_own_writer_only() -> None:
-    """Writers share a batch: one whose job the store refused for what it is hears so; the others' jobs were
-    stored, and they must not be told otherwise (a Submit told it failed would be forgotten while stored)."""
-    store = RefusingStore({"bad"})
+def _one_batch(store: RefusingStore, names: tuple[str, ...]) -> dict[str, BaseException | None]:
+    """Each of `names` written by a writer of its own, all in one batch (a first write holds the store, its gate
+    closed, while they queue): what each writer was told (None: stored)."""
     journal = GroupCommit(store)
     first = threading.Thread(target=journal.write, args=([_job("first")],))
-    first.start()  # holds the store (gate closed): the next two writes queue into one batch
+    first.start()
     while not journal._busy:  # noqa: SLF001 - waiting for the writer to be inside store.put
         pass
     said: dict[str, BaseException | None] = {}
@@ -129,14 +128,22 @@ def test_a_job_the_store_refuses_fails_its_own_writer_only() -> None:
         except StoreRefused as exc:
             said[name] = exc
 
-    writers = [threading.Thread(target=write, args=(name,)) for name in ("bad", "good")]
+    writers = [threading.Thread(target=write, args=(name,)) for name in names]
     for w in writers:
         w.start()
-    while journal.queued < 2:
+    while journal.queued < len(names):
         pass
     store.gate.set()
     for t in (first, *writers):
         t.join(A_WHILE)
+    return said
+
+
+def test_a_job_the_store_refuses_fails_its_own_writer_only() -> None:
+    """Writers share a batch: one whose job the store refused for what it is hears so; the others' jobs were
+    stored, and they must not be told otherwise (a Submit told it failed would be forgotten while stored)."""
+    store = RefusingStore({"bad"})
+    said = _one_batch(store, ("bad", "good"))
     assert store.batches[1] == [("good", "Pending", "")]  # one batch for both, the refused one left out
     assert said["good"] is None
     assert isinstance(said["bad"], StoreRefused)
@@ -160,28 +167,7 @@ def test_each_refused_writer_of_a_batch_hears_of_its_own_job() -> None:
     """One batch refused two Submits for two reasons: each was told the first one's (another job's name, the
     wrong status code at the gRPC edge)."""
     store = TellingStore({"taken-1", "lost-ns"})
-    journal = GroupCommit(store)
-    first = threading.Thread(target=journal.write, args=([_job("first")],))
-    first.start()
-    while not journal._busy:  # noqa: SLF001 - waiting for the writer to be inside store.put
-        pass
-    said: dict[str, BaseException | None] = {}
-
-    def write(name: str) -> None:
-        try:
-            journal.write([_job(name)])
-            said[name] = None
-        except StoreRefused as exc:
-            said[name] = exc
-
-    writers = [threading.Thread(target=write, args=(name,)) for name in ("taken-1", "lost-ns", "good")]
-    for w in writers:
-        w.start()
-    while journal.queued < 3:
-        pass
-    store.gate.set()
-    for t in (first, *writers):
-        t.join(A_WHILE)
+    said = _one_batch(store, ("taken-1", "lost-ns", "good"))
     assert len(store.batches) == 2  # the three shared one batch
     assert said["good"] is None
     assert isinstance(said["taken-1"], NameTaken) and str(said["taken-1"]) == "metadata.name: taken-1 is taken"
