@@ -63,7 +63,6 @@ from federator.backends.kube.workloads import (
     WorkloadError,
     adapter_for,
     build_workload,
-    merged_over,
     needs_rendezvous,
     placement_of,
     rendezvous_service,
@@ -73,6 +72,7 @@ from federator.backends.kube.workloads import (
     workload_phase,
 )
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement
+from federator.podtemplates import merged_over
 
 log = logging.getLogger("federator.agent.kube")
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
