@@ -19,8 +19,13 @@ from support import EXAMPLES, federator_cli
     (["--fence-after", "-5"], "--fence-after: must be 0 (off) or more seconds, got -5"),
     (["--metrics-listen", "127.0.0.1:0", "--ready-file", "/nonexistent-folder/ready.json"],
      "--ready-file: /nonexistent-folder/ready.json: the folder /nonexistent-folder does not exist"),
+    (["--allow-capability", "ipc lock"], "--allow-capability: 'IPC LOCK' is not a capability name such as IPC_LOCK "
+                                         "(upper case, no CAP_ prefix)"),
+    (["--label", "federator.io/pod-security=privileged"],
+     "--label: federator.io/pod-security is set by --pod-security, --allow-capability and --allow-host-network, "
+     "not by a label"),
 ], ids=["label-key", "label-value", "provider", "time-scale-negative", "time-scale-nan", "fence-after",
-        "ready-file"])
+        "ready-file", "allow-capability", "pod-security-label"])
 def test_a_flag_the_federator_would_refuse_is_refused_at_the_start(flags: list[str], said: str) -> None:
     out = federator_cli("agent", "--cluster", "east-1", "--sim", str(EXAMPLES / "fleet.yaml"), "--insecure",
                         "--server", "127.0.0.1:1", *flags)
@@ -48,3 +53,11 @@ def test_a_kubernetes_agent_flag_it_cannot_use_is_refused_before_it_reads_the_ku
                         "--insecure", *flags)
     assert out.returncode == 2
     assert out.stderr.strip() == f"federator agent: {said}"
+
+
+def test_a_pod_security_level_the_agent_does_not_know_is_refused_naming_the_flag() -> None:
+    out = federator_cli("agent", "--cluster", "east-1", "--sim", str(EXAMPLES / "fleet.yaml"), "--insecure",
+                        "--server", "127.0.0.1:1", "--pod-security", "strict")
+    assert out.returncode == 2
+    assert "argument --pod-security: invalid choice: 'strict'" in out.stderr
+    assert "Traceback" not in out.stderr

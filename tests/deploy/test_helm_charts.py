@@ -31,8 +31,10 @@ from helm_support import (
     one,
 )
 
+from federator.backends.kube.namespace_level import namespace_warnings
 from federator.cli import build_parser
 from federator.scheduler.policy import parse_policy
+from federator.security.podsecurity import PodSecurity, PodSecurityLevel, admission_level
 
 from support import EXAMPLES
 
@@ -298,7 +300,9 @@ def test_the_audit_log_and_provider_trust_values_reach_the_federator(h: Helm) ->
 
 def test_agent_rbac_is_the_verified_least_privilege(h: Helm) -> None:
     docs = h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "workloadNamespace=gpu-jobs")
-    assert one(docs, "ClusterRole")["rules"] == _manifest_rules(RBAC_AGENT, "ClusterRole")
+    namespaced = [{**r, "resourceNames": ["gpu-jobs"]} if r.get("resourceNames") == ["federator-workloads"] else r
+                  for r in _manifest_rules(RBAC_AGENT, "ClusterRole")]  # the one namespace it reads: its own
+    assert one(docs, "ClusterRole")["rules"] == namespaced
     assert one(docs, "ClusterRoleBinding")["roleRef"]["name"] == one(docs, "ClusterRole")["metadata"]["name"]
     role = one(docs, "Role", "-workloads")
     assert role["rules"] == _manifest_rules(RBAC_AGENT, "Role")
@@ -684,3 +688,62 @@ def test_pod_disruption_budget_when_asked(h: Helm, tmp_path: Path) -> None:
     assert pdb["spec"]["maxUnavailable"] == 1
     assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"  # an unready standby never blocks a drain
     assert pdb["spec"]["selector"]["matchLabels"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+
+
+def test_agent_pod_security_values_become_its_flags(h: Helm) -> None:
+    """Baseline by default, as the agent's own default; a member whose RDMA training needs IPC_LOCK allows it."""
+    def parsed(*args: str) -> Any:
+        return build_parser().parse_args(containers(h.template(AGENT, "-f", AGENT_CI_VALUES, *args))[0]["args"])
+
+    default = parsed()
+    assert (default.pod_security, default.allow_capability, default.allow_host_network) == ("baseline", [], False)
+    rdma = parsed("--set", "podSecurity.level=restricted", "--set-json", 'podSecurity.allowCapabilities=["IPC_LOCK"]',
+                  "--set", "podSecurity.allowHostNetwork=true")
+    assert (rdma.pod_security, rdma.allow_capability, rdma.allow_host_network) == ("restricted", ["IPC_LOCK"], True)
+
+
+@pytest.mark.parametrize(("args", "policy"), [
+    pytest.param([], PodSecurity(), id="baseline"),
+    pytest.param(["--set", "podSecurity.level=restricted"], PodSecurity(level=PodSecurityLevel.RESTRICTED),
+                 id="restricted"),
+    pytest.param(["--set", "podSecurity.level=privileged"], PodSecurity(level=PodSecurityLevel.PRIVILEGED),
+                 id="privileged"),
+    pytest.param(["--set", "podSecurity.level=restricted", "--set-json", 'podSecurity.allowCapabilities=["CHOWN"]'],
+                 PodSecurity(level=PodSecurityLevel.RESTRICTED, allowed_capabilities=frozenset({"CHOWN"})),
+                 id="restricted-with-a-baseline-capability"),
+    pytest.param(["--set", "podSecurity.level=restricted", "--set-json",
+                  'podSecurity.allowCapabilities=["NET_BIND_SERVICE"]'],
+                 PodSecurity(level=PodSecurityLevel.RESTRICTED, allowed_capabilities=frozenset({"NET_BIND_SERVICE"})),
+                 id="restricted-with-its-own-capability"),
+    pytest.param(["--set-json", 'podSecurity.allowCapabilities=["IPC_LOCK"]'],
+                 PodSecurity(allowed_capabilities=frozenset({"IPC_LOCK"})), id="ipc-lock"),
+    pytest.param(["--set", "podSecurity.allowHostNetwork=true"], PodSecurity(allow_host_network=True),
+                 id="host-network"),
+])
+def test_the_workload_namespace_enforces_what_the_agent_admits(h: Helm, args: list[str],
+                                                               policy: PodSecurity) -> None:
+    """The member's API server enforces the agent's level on every pod of the namespace the chart creates; an
+    allowance Pod Security Admission's level would refuse makes it privileged (the agent's check holds the rest).
+    The chart's rule is the agent's (admission_level), and the agent then warns of nothing at start."""
+    namespace = one(h.template(AGENT, "-f", AGENT_CI_VALUES, *args), "Namespace")
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == admission_level(policy)
+    assert labels["pod-security.kubernetes.io/enforce-version"] == "latest"
+    assert namespace_warnings(namespace, policy) == []
+
+
+def test_the_plain_manifests_label_the_namespace_for_the_agents_default_level() -> None:
+    docs = [d for d in yaml.safe_load_all(RBAC_AGENT.read_text()) if d and d["kind"] == "Namespace"]
+    (workloads,) = [d for d in docs if d["metadata"]["name"] == "federator-workloads"]
+    assert namespace_warnings(workloads, PodSecurity()) == []
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    pytest.param(["--set", "podSecurity.level=strict"], "/podSecurity/level", id="level"),
+    pytest.param(["--set-json", 'podSecurity.allowCapabilities=["ipc_lock"]'], "/podSecurity/allowCapabilities/0",
+                 id="capability"),
+    pytest.param(["--set", "podSecurity.allowHostNetwork=yes"], "/podSecurity/allowHostNetwork", id="host-network"),
+    pytest.param(["--set", "podSecurity.levle=baseline"], "levle", id="typo"),
+])
+def test_agent_pod_security_values_are_refused_naming_the_value(h: Helm, args: list[str], field: str) -> None:
+    assert field in h.template_error(AGENT, "-f", AGENT_CI_VALUES, *args)

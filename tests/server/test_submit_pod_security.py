@@ -53,7 +53,7 @@ def test_an_alternative_is_checked_as_the_agent_renders_it_and_blamed_only_for_i
     assert said == ('spec.template.spec.hostPID: not allowed under pod security "baseline"; '
                     "spec.accelerators[1].template.spec.containers[0].securityContext.capabilities.add[0]: not "
                     "allowed under pod security \"baseline\" ('SYS_ADMIN'; the federator's operator may allow it: "
-                    "federator serve --allow-capability NAME)")
+                    "federator serve --allow-capability SYS_ADMIN)")
 
 
 def test_the_pod_templates_inside_a_workload_are_checked() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from federator.cli.certs import add_tls_arguments, tls_files
+from federator.cli.podsecurity import add_pod_security_arguments, pod_security_of
 from federator.listen import server_address
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "(default %(default)gs)")
     a.add_argument("--sim-launch-latency", type=float, default=0.0, metavar="SECONDS",
                    help="simulate a slow cluster API: each launch takes this long (default 0)")
+    add_pod_security_arguments(a, role="agent")
     add_tls_arguments(a, role="agent")
     a.set_defaults(func=_agent)
 
@@ -96,6 +98,7 @@ def _agent(args: argparse.Namespace) -> int:
     from federator.backends.sim.runtime import SimBackend
     from federator.catalog import CatalogError, use_catalog_file
     from federator.readyfile import ready_file_problem
+    from federator.security.podsecurity import CAPABILITIES_LABEL, HOST_NETWORK_LABEL, LEVEL_LABEL, policy_labels
     from federator.security.tls import TlsError
     from federator.yamltext import read_text
 
@@ -123,6 +126,20 @@ def _agent(args: argparse.Namespace) -> int:
     if problem:
         print(f"federator agent: {problem}", file=sys.stderr)
         return 2
+    try:
+        pod_security = pod_security_of(args)
+    except ValueError as exc:
+        print(f"federator agent: {exc}", file=sys.stderr)
+        return 2
+    # The member's own level, as the federator's PodSecurity filter reads it: set by the flags alone, so that
+    # the label can never say less than the agent enforces.
+    own = policy_labels(pod_security)
+    said = sorted(k for k in labels if k in (LEVEL_LABEL, CAPABILITIES_LABEL, HOST_NETWORK_LABEL))
+    if said:
+        print(f"federator agent: --label: {said[0]} is set by --pod-security, --allow-capability and "
+              "--allow-host-network, not by a label", file=sys.stderr)
+        return 2
+    labels.update(own)
     if not args.time_scale > 0:  # NaN too
         print(f"federator agent: --time-scale: must be a positive number, got {args.time_scale:g}", file=sys.stderr)
         return 2
@@ -160,7 +177,7 @@ def _agent(args: argparse.Namespace) -> int:
         if refused:
             print(f"federator agent: {refused}", file=sys.stderr)
             return 2
-        return run_agent(args, agent_config(args, labels, tls=tls))
+        return run_agent(args, agent_config(args, labels, tls=tls), pod_security=pod_security)
     if args.sim is None:
         print("federator agent: --sim FLEET_FILE, --kubeconfig PATH or --in-cluster is required",
               file=sys.stderr)
@@ -175,10 +192,12 @@ def _agent(args: argparse.Namespace) -> int:
         print(f"federator agent: --cluster: {args.cluster!r} is not in {args.sim} "
               f"(clusters: {', '.join(sorted(fleet))})", file=sys.stderr)
         return 2
-    backend = SimBackend(spec, time_scale=args.time_scale)
+    backend = SimBackend(spec, time_scale=args.time_scale, pod_security=pod_security)
     if args.sim_launch_latency > 0:
         backend = _SlowLaunches(backend, args.sim_launch_latency)  # type: ignore[assignment]
-    config = agent_config(args, {**dict(spec.labels), **labels}, region=args.region or spec.region, tls=tls)
+    fleet_labels = {k: v for k, v in spec.labels  # the flags say the level, not the fleet file
+                    if k not in (LEVEL_LABEL, CAPABILITIES_LABEL, HOST_NETWORK_LABEL)}
+    config = agent_config(args, {**fleet_labels, **labels}, region=args.region or spec.region, tls=tls)
     refused = _hello_problem(config.cluster, config.region, config.labels)
     if refused:
         print(f"federator agent: {refused}", file=sys.stderr)

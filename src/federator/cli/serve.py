@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from federator.backends.kube.options import add_kube_arguments, kube_options, kube_options_problem
 from federator.cli.certs import add_tls_arguments, tls_files
-from federator.security.podsecurity import PodSecurity, PodSecurityLevel, capability_name
+from federator.cli.podsecurity import add_pod_security_arguments, pod_security_of
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
 
 if TYPE_CHECKING:
@@ -71,15 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lim.add_argument("--max-pending-jobs", type=int, default=250_000,
                      help="pending jobs at most; past it Submit answers RESOURCE_EXHAUSTED with a retry-after "
                           "(default %(default)s)")
-    pss = p.add_argument_group("pod security (what a job's pod templates may ask of a member's nodes)")
-    pss.add_argument("--pod-security", choices=[level.value for level in PodSecurityLevel], default="baseline",
-                     help="the Kubernetes Pod Security Standards level every submitted pod template is held to; a "
-                          "job that breaks it is refused naming the field (default %(default)s)")
-    pss.add_argument("--allow-capability", action="append", default=[], metavar="NAME",
-                     help="a Linux capability containers may add beyond the level's, such as IPC_LOCK for RDMA "
-                          "(repeat for more)")
-    pss.add_argument("--allow-host-network", action="store_true",
-                     help="let pods use the host's network (and so host ports), as some RDMA fabrics need")
+    add_pod_security_arguments(p, role="server")
     p.set_defaults(func=_serve)
 
 
@@ -91,12 +83,7 @@ _LIMIT_FLAGS = {"max_message_bytes": "--max-message-bytes", "max_replicas_per_jo
 def _limits(args: argparse.Namespace) -> Limits:
     """The limits flags as Limits; a ValueError names the flag, not the field behind it."""
     from federator.security.limits import Limits
-    try:
-        pod_security = PodSecurity(level=PodSecurityLevel(args.pod_security),
-                                   allowed_capabilities=frozenset(capability_name(c) for c in args.allow_capability),
-                                   allow_host_network=args.allow_host_network)
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("pod_security.allowed_capabilities:", "--allow-capability:")) from None
+    pod_security = pod_security_of(args)
     try:
         return Limits(**{field: getattr(args, flag[2:].replace("-", "_")) for field, flag in _LIMIT_FLAGS.items()},
                       pod_security=pod_security)

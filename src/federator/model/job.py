@@ -62,6 +62,7 @@ class ReasonCode(StrEnum):
     LATENCY_BUDGET = "LatencyBudget"  # no region with capacity is close enough to the users
     WORKLOAD_KIND_UNSUPPORTED = "WorkloadKindUnsupported"  # no cluster runs the job's spec.workload kind
     SHARING_UNAVAILABLE = "SharingUnavailable"  # the model is there, but not shared (fractions) or not whole
+    POD_SECURITY = "PodSecurity"  # the member's agent enforces a pod security level the job's templates break
     WAITING = "Waiting"
 
 

@@ -20,6 +20,7 @@ from functools import lru_cache
 
 from federator.model import ClusterInfo, JobSpec, Reason, ReasonCode
 from federator.scheduler.framework import OTHER_VENDORS_ONLY, PlacementRequest
+from federator.security.podsecurity import needed_by_texts
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +64,13 @@ def variants(request: PlacementRequest, legacy_vendor: str = "") -> list[Placeme
 
 
 def variant(request: PlacementRequest, i: int) -> PlacementRequest:
-    """The request for alternative `i` alone (built when tried: most jobs place on their first)."""
-    a = request.spec.accelerators[i]
-    return replace(request, spec=variant_spec(request.spec, i), alternative=i, vendor=a.vendor,
-                   min_memory_mib=a.min_memory_mib)
+    """The request for alternative `i` alone (built when tried: most jobs place on their first). What its pod
+    template asks of a member's pod security level is read here, where the alternative's template still is."""
+    s = request.spec
+    a = s.accelerators[i]
+    return replace(request, spec=variant_spec(s, i), alternative=i, vendor=a.vendor,
+                   min_memory_mib=a.min_memory_mib,
+                   pod_security=needed_by_texts(s.pod_template_json, a.pod_template_json, s.workload_json))
 
 
 def _legacy(request: PlacementRequest, legacy_vendor: str) -> PlacementRequest:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, Resources
 from federator.model.accelerator import accepts_model, model_matches  # noqa: F401  (re-exported)
 from federator.scheduler.regionload import RegionUse
+from federator.security.podsecurity import PodSecurityNeed, needed_by_texts
 
 if TYPE_CHECKING:
     from federator.scheduler.demand import Demand
@@ -47,6 +48,17 @@ class PlacementRequest:
     alternative: int = 0  # which of spec.accelerators this request stands for
     vendor: str = ""  # the alternative's vendor ("" = any)
     min_memory_mib: int = 0  # the alternative's capability ask (0 = none)
+    # What the alternative's template (merged over the job's) breaks at each pod security level; None: the
+    # spec's own template (a job without alternatives), computed when read.
+    pod_security: PodSecurityNeed | None = None
+
+    @property
+    def pod_security_need(self) -> PodSecurityNeed:
+        """What the job's pod templates, as this request's alternative renders them, ask of a member's level."""
+        if self.pod_security is not None:
+            return self.pod_security
+        s = self.spec
+        return needed_by_texts(s.pod_template_json, "", s.workload_json)
 
     @property
     def accelerators_per_replica(self) -> int:
@@ -73,7 +85,7 @@ class PlacementRequest:
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
                 s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.min_memory_mib,
-                self.avoid_clusters)
+                self.avoid_clusters, self.pod_security_need)
 
     def fit_shape(self) -> tuple[object, ...]:
         """`shape` less what only the cycle-constant scores read (`plugins.CYCLE_CONSTANT_SCORES`): the
@@ -83,7 +95,7 @@ class PlacementRequest:
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models,
                 s.user_region if s.max_latency_ms else "", s.max_latency_ms, s.workload_kind, self.vendor,
-                self.min_memory_mib, self.avoid_clusters)
+                self.min_memory_mib, self.avoid_clusters, self.pod_security_need)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from federator.scheduler.framework import (
     matching_models,
     model_accepted,
 )
+from federator.security.podsecurity import PodSecurity, describe, policy_of_labels
 
 # -- filters ------------------------------------------------------------------
 
@@ -73,6 +74,39 @@ class NotRecentlyRefused:
         if cluster.name in request.avoid_clusters:
             return Reason(ReasonCode.RECENTLY_REFUSED, f"{recently_refused(cluster.name)}; trying other clusters first")
         return None
+
+
+@lru_cache(maxsize=1 << 10)
+def member_pod_security(labels: tuple[tuple[str, str], ...]) -> PodSecurity | None:
+    """The pod security level a cluster's agent reports it enforces (`federator agent --pod-security`), None when
+    it reports none (an older agent) or an unreadable one (the federator refuses such a Hello: only a label
+    written by hand in a MemberCluster gets here)."""
+    try:
+        return policy_of_labels(dict(labels))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PodSecurityFilter:
+    """A job goes only where the member's agent would launch it: its templates, as the alternative renders them,
+    pass the level and allowances the agent reports (labels federator.io/pod-security*), which it enforces
+    itself at launch whatever the federator's own level. Sending it elsewhere would only earn a refusal."""
+
+    name: str = "PodSecurity"
+
+    def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
+        policy = member_pod_security(cluster.labels)
+        if policy is None:
+            return None
+        need = request.pod_security_need
+        refused = need.refused(policy)
+        if not refused:
+            return None
+        fields = ", ".join(v.field for v in refused[:3]) + (f" and {len(refused) - 3} more" if len(refused) > 3
+                                                             else "")
+        return Reason(ReasonCode.POD_SECURITY, f"{cluster.name} enforces {describe(policy)}; the job needs "
+                                               f"{describe(need.admitting(policy))} ({fields})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +461,7 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "ClusterReady": ClusterReady,
     "WorkloadKind": WorkloadKind,
     "NotRecentlyRefused": NotRecentlyRefused,
+    "PodSecurity": PodSecurityFilter,
     "AcceleratorModel": AcceleratorModelFilter,
     "AcceleratorSharing": AcceleratorSharing,
     "RegionLatency": RegionLatency,
@@ -434,10 +469,10 @@ FILTERS: Mapping[str, Callable[[], FilterPlugin]] = {
     "CpuMemoryFit": CpuMemoryFit,
 }
 
-CYCLE_CONSTANT_FILTERS = frozenset({"ClusterReady", "WorkloadKind", "NotRecentlyRefused", "AcceleratorModel",
-                                    "AcceleratorSharing", "RegionLatency"})
+CYCLE_CONSTANT_FILTERS = frozenset({"ClusterReady", "WorkloadKind", "NotRecentlyRefused", "PodSecurity",
+                                    "AcceleratorModel", "AcceleratorSharing", "RegionLatency"})
 """Filters whose verdict depends only on the request's shape and on what a cycle never changes (a cluster's
-state, the workload kinds it runs, the clusters the job avoids, the kinds of its pools: vendor, model,
+state, the workload kinds it runs, its labels, the clusters the job avoids, the kinds of its pools: vendor, model,
 memory, sharing; the latency matrix), not on free capacity: a cluster they reject for a shape stays
 rejected for the whole cycle, so the cycle need not look at it again for that shape however often its
 capacity changes."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from federator.model import ClusterCapacity, JobSpec
-from federator.security.podsecurity import PodSecurity
+from federator.security.podsecurity import PodSecurity, policy_of_labels
 
 MAX_ACCELERATORS_PER_NODE = 1024
 MAX_NODES = 10_000_000
@@ -156,6 +156,10 @@ def check_hello(cluster: str, region: str, labels: Mapping[str, str], *, limits:
             return f"hello.labels[{key}]: value longer than 253 characters"
         if not value.isprintable():
             return f"hello.labels[{key}]: value must be printable text (no line breaks or control characters)"
+    try:
+        policy_of_labels(labels)  # the scheduler's PodSecurity filter reads these: refused now, not misread then
+    except ValueError as exc:
+        return f"hello.labels: {exc}"
     return None
 
 

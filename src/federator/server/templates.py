@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from federator.backends.kube.workloads import merged_over
 from federator.jobfile import FieldProblem
 from federator.model import JobSpec
+from federator.podtemplates import merged_over
 from federator.security.podsecurity import PodSecurity, PodSecurityLevel, check_object, check_template
 
 _OWNED_FIELDS = {

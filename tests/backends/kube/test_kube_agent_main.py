@@ -44,3 +44,33 @@ def test_the_cli_runs_the_kube_agent_with_the_fence(monkeypatch: pytest.MonkeyPa
     (agent,) = ran
     assert agent.config.fence_after == 45.0
     assert type(agent.backend).__name__ == "KubeBackend"
+
+
+def test_the_kube_agent_holds_and_reports_its_own_pod_security_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--pod-security` and its allowances reach the backend's check and the cluster labels the federator's
+    PodSecurity filter reads; the default is baseline, as the federator's."""
+    from federator.agent.agent import Agent
+    from federator.backends.kube.api import KubeApi
+    from federator.cli import main
+    from federator.security.podsecurity import PodSecurity, PodSecurityLevel
+
+    class FakeApi:
+        server = "https://member.invalid:6443"
+
+    ran: list[Agent] = []
+
+    async def run(self: Agent) -> None:
+        ran.append(self)
+
+    monkeypatch.setattr(KubeApi, "connect", classmethod(lambda cls, *a, **k: FakeApi()))
+    monkeypatch.setattr(Agent, "run", run)
+    base = ["agent", "--cluster", "member-a", "--region", "east", "--kubeconfig", "member.kubeconfig", "--insecure"]
+    assert main(base) == 0
+    assert main([*base, "--pod-security", "restricted", "--allow-capability", "cap_ipc_lock"]) == 0
+    default, restricted = ran
+    assert default.backend.pod_security == PodSecurity()  # type: ignore[attr-defined]
+    assert default.config.labels["federator.io/pod-security"] == "baseline"
+    assert restricted.backend.pod_security == PodSecurity(  # type: ignore[attr-defined]
+        level=PodSecurityLevel.RESTRICTED, allowed_capabilities=frozenset({"IPC_LOCK"}))
+    assert {k: v for k, v in restricted.config.labels.items() if k.startswith("federator.io/pod-security")} == {
+        "federator.io/pod-security": "restricted", "federator.io/pod-security-capabilities": "IPC_LOCK"}

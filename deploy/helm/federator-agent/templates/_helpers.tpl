@@ -59,6 +59,28 @@ federator.io/cluster: {{ .Values.cluster.name | quote }}
 {{- default "federator-workloads" .Values.workloadNamespace }}
 {{- end }}
 
+{{/*
+The Pod Security Admission level of the workloads namespace: the agent's level, unless an allowance
+goes beyond what Kubernetes lets that level add (then only privileged admits those pods, and the
+agent's own check holds the rest). The same rule as security/podsecurity.py admission_level; a test
+keeps them equal. podSecurity is newer than some releases (helm upgrade --reuse-values): its defaults.
+*/}}
+{{- define "agent.admissionLevel" -}}
+{{- $level := dig "podSecurity" "level" "baseline" .Values.AsMap }}
+{{- $baseline := list "AUDIT_WRITE" "CHOWN" "DAC_OVERRIDE" "FOWNER" "FSETID" "KILL" "MKNOD" "NET_BIND_SERVICE" "SETFCAP" "SETGID" "SETPCAP" "SETUID" "SYS_CHROOT" }}
+{{- $beyondBaseline := dig "podSecurity" "allowHostNetwork" false .Values.AsMap }}
+{{- $beyondRestricted := $beyondBaseline }}
+{{- range (dig "podSecurity" "allowCapabilities" list .Values.AsMap) }}
+{{- $cap := trimPrefix "CAP_" . }}
+{{- if not (has $cap $baseline) }}{{ $beyondBaseline = true }}{{ end }}
+{{- if ne $cap "NET_BIND_SERVICE" }}{{ $beyondRestricted = true }}{{ end }}
+{{- end }}
+{{- if or (eq $level "privileged") $beyondBaseline }}privileged
+{{- else if and (eq $level "restricted") (not $beyondRestricted) }}restricted
+{{- else }}baseline
+{{- end }}
+{{- end }}
+
 {{- define "agent.tlsSecretName" -}}
 {{- if .Values.tls.certManager.enabled }}
 {{- printf "%s-tls" (include "agent.fullname" .) }}

@@ -54,6 +54,7 @@ from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.gang import GangGuard
 from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
+from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
     PLACEMENT_ANNOTATION,
@@ -64,7 +65,6 @@ from federator.backends.kube.workloads import (
     WorkloadError,
     adapter_for,
     build_workload,
-    merged_over,
     needs_rendezvous,
     placement_of,
     rendezvous_service,
@@ -74,6 +74,8 @@ from federator.backends.kube.workloads import (
     workload_phase,
 )
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement
+from federator.podtemplates import merged_over
+from federator.security.podsecurity import AGENT_FLAGS, PodSecurity, check_object, member_refusal, needed_by_object
 
 log = logging.getLogger("federator.agent.kube")
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
@@ -105,8 +107,13 @@ class KubeBackend:
                  watch_timeout: int = 60, discovery_interval: float = 60.0,
                  discovery: Discovery | None = None, cluster: str = "", kueue_queue: str = "",
                  gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS,
-                 kueue_timeout: float = DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS) -> None:
+                 kueue_timeout: float = DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS,
+                 pod_security: PodSecurity | None = None) -> None:
         self.api = api
+        self.cluster = cluster
+        # The member's own level (`federator agent --pod-security`): every workload is checked against it before
+        # anything of its placement is created, whatever the federator's level was when the job was stored.
+        self.pod_security = pod_security or PodSecurity()  # baseline, as `federator agent` defaults to
         self.discovery = discovery or default_discovery()
         self.namespace = namespace
         self.tolerated_taints = tolerated_taints
@@ -185,6 +192,8 @@ class KubeBackend:
         problem = await asyncio.to_thread(self.gang.check)
         if problem:
             raise KubeError(0, problem)
+        for warning in await asyncio.to_thread(read_namespace_warnings, self.api, self.namespace, self.pod_security):
+            log.warning("%s", warning)
         try:
             await self.discover()
         except KubeError as exc:
@@ -297,6 +306,9 @@ class KubeBackend:
         if why:
             return why
         manifest = self.gang.prepare(manifest, pid)  # Kueue mode: the LocalQueue label, suspended
+        found = check_object(manifest, policy=self.pod_security, allowed_by=AGENT_FLAGS)
+        if found:  # what this member would create, as rendered: nothing of it is created
+            return member_refusal(self.cluster, self.pod_security, found, needed_by_object(manifest))
         res = resource_of(adapter)
         name = manifest["metadata"]["name"]
         try:

@@ -15,17 +15,19 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from federator.agent.agent import AgentConfig
+    from federator.security.podsecurity import PodSecurity
 
 log = logging.getLogger("federator.agent.kube")
 _DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-def run_agent(args: argparse.Namespace, config: AgentConfig) -> int:
+def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: PodSecurity) -> int:
     """`federator agent --kubeconfig PATH | --in-cluster`: the agent with the Kubernetes backend."""
     from federator.agent.agent import Agent
     from federator.agent.runner import run
     from federator.backends.kube.api import KubeApi, KubeError
     from federator.backends.kube.backend import KubeBackend
+    from federator.security.podsecurity import describe
 
     if not args.region:
         print("federator agent: --region is required with the Kubernetes backend", file=sys.stderr)
@@ -57,9 +59,9 @@ def run_agent(args: argparse.Namespace, config: AgentConfig) -> int:
         return 2
     backend = KubeBackend(api, namespace=args.namespace, discovery_interval=args.discovery_interval,
                           cluster=args.cluster, kueue_queue=args.kueue_queue, gang_timeout=args.gang_timeout,
-                          kueue_timeout=args.kueue_admission_timeout)
-    log.info("agent for %s (%s) on %s, workloads in namespace %s, fence after %s, gangs admitted by %s",
-             args.cluster, args.region, api.server, args.namespace,
+                          kueue_timeout=args.kueue_admission_timeout, pod_security=pod_security)
+    log.info("agent for %s (%s) on %s, workloads in namespace %s at pod security %s, fence after %s, gangs "
+             "admitted by %s", args.cluster, args.region, api.server, args.namespace, describe(pod_security),
              f"{args.fence_after:g}s" if args.fence_after > 0 else "never",
              f"Kueue (LocalQueue {args.kueue_queue}, " + (f"withdrawn after {args.kueue_admission_timeout:g}s held)"
                                                           if args.kueue_admission_timeout > 0 else "never withdrawn)")

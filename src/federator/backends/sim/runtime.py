@@ -4,6 +4,13 @@ A job's simulated run time comes from its annotations, so the same job file
 works on a real cluster (where the pod template decides):
 `federator.io/sim-duration` (default 30s) and `federator.io/sim-startup`
 (time from launch to Running, default 0.5s).
+
+It holds a job's pod templates to the agent's pod security level as a real
+member's agent does (`federator agent --sim ... --pod-security`): it creates no
+pods, but a refusal here reads and travels as one there would, so demos and
+tests of the federator's PodSecurity filter need no Kubernetes. It checks the
+job's templates (the chosen alternative's merged over the job's, and the
+workload object), not a rendered workload: there is none.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from federator.agent.backend import UpdateCallback
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement, placement_resources
+from federator.security.podsecurity import AGENT_FLAGS, PodSecurity, member_refusal, needed_by_texts
 
 DURATION_ANNOTATION = "federator.io/sim-duration"
 STARTUP_ANNOTATION = "federator.io/sim-startup"
@@ -51,8 +59,10 @@ class _Run:
 class SimBackend:
     """A simulated member cluster driven by the asyncio clock."""
 
-    def __init__(self, cluster: ClusterSpec, *, time_scale: float = 1.0) -> None:
+    def __init__(self, cluster: ClusterSpec, *, time_scale: float = 1.0,
+                 pod_security: PodSecurity | None = None) -> None:
         self.cluster = cluster
+        self.pod_security = pod_security  # None: no check (in-process simulations)
         self.nodes = NodeSet.of(cluster.nodes)
         self.time_scale = time_scale
         self._runs: dict[str, _Run] = {}
@@ -78,6 +88,13 @@ class SimBackend:
         pid = placement.placement_id
         if pid in self._runs:
             return None  # idempotent: this placement is already here
+        if self.pod_security is not None:
+            alternative = spec.accelerators[placement.alternative].pod_template_json \
+                if 0 <= placement.alternative < len(spec.accelerators) else ""
+            need = needed_by_texts(spec.pod_template_json, alternative, spec.workload_json, allowed_by=AGENT_FLAGS)
+            found = need.refused(self.pod_security)
+            if found:
+                return member_refusal(self.cluster.name, self.pod_security, found, need)
         why = self.nodes.bind(pid, replicas=placement.replicas, resources=placement_resources(placement, spec),
                               accelerator_model=placement.accelerator_model)
         if why is not None:

@@ -30,7 +30,6 @@ from federator.backends.kube.workloads.common import (
     PodSet,
     RenderOptions,
     WorkloadError,
-    merged_over,
     needs,
     placement_label,
     placement_of,
@@ -61,7 +60,7 @@ __all__ = [
     "JOB_ANNOTATION", "MANAGED_BY", "MANAGED_BY_LABEL", "MASTER_PORT_ANNOTATION", "PLACEMENT_ANNOTATION",
     "PLACEMENT_LABEL", "PodSet", "REGISTRY", "REPLICAS_ANNOTATION", "RenderOptions", "SELECTOR", "TRAINJOB_KEY",
     "TRAINJOB_POD_LABEL", "TemplatedAdapter", "WorkloadAdapter", "WorkloadError", "adapter_for", "adapter_of",
-    "build_workload", "kind_key", "merged_over", "needs", "needs_rendezvous", "placement_label", "placement_of",
+    "build_workload", "kind_key", "needs", "needs_rendezvous", "placement_label", "placement_of",
     "rendezvous_service", "resource_amounts", "supported_kinds", "trainjob_of_pod", "workload_labels",
     "workload_name", "workload_phase",
 ]

@@ -127,16 +127,6 @@ def placement_of(obj: Mapping[str, Any]) -> str:
     return str((meta.get("annotations") or {}).get(PLACEMENT_ANNOTATION, ""))
 
 
-def merged_over(base: Any, over: Any) -> Any:
-    """`over` merged into `base`: mappings key by key, lists (containers) item by position. How an accelerator
-    alternative's template overrides the job's (the agent renders it; the federator checks it at submit)."""
-    if isinstance(base, dict) and isinstance(over, dict):
-        return {**base, **{k: merged_over(base.get(k), v) for k, v in over.items()}}
-    if isinstance(base, list) and isinstance(over, list):
-        return [merged_over(b, o) for b, o in zip(base, over, strict=False)] + base[len(over):] + over[len(base):]
-    return over
-
-
 # -- reading pod sets -------------------------------------------------------------
 
 
@@ -391,7 +381,7 @@ __all__ = [
     "DEFAULT_FINISHED_TTL_SECONDS", "DEFAULT_MASTER_PORT", "DEFAULT_OPTIONS", "FEDERATOR_ENV", "GENERATION_LABEL",
     "JOB_ANNOTATION", "MANAGED_BY", "MANAGED_BY_LABEL", "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL",
     "REPLICAS_ANNOTATION", "SELECTOR", "Obj", "PodSet", "RenderOptions", "WorkloadError", "accelerator_milli",
-    "container_resources", "count_at", "federator_env", "mapping_at", "merged_over", "needs", "placement_label",
+    "container_resources", "count_at", "federator_env", "mapping_at", "needs", "placement_label",
     "placement_metadata", "placement_of", "pod_resources", "render_accelerators", "resource_amounts", "set_env",
     "stamp_template", "template_pod_set", "templates_at", "workload_labels", "workload_name",
 ]

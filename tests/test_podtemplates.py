@@ -1,0 +1,28 @@
+"""The one merge of an alternative's pod template over a job's, and who may import it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import federator
+from federator.podtemplates import merged_over
+
+SRC = Path(federator.__file__).parent
+
+
+def test_an_alternatives_container_overrides_the_jobs_by_position_and_keeps_the_rest() -> None:
+    base = {"spec": {"containers": [{"name": "main", "image": "cuda", "args": ["train"]}, {"name": "side"}],
+                     "hostIPC": False}}
+    over = {"spec": {"containers": [{"image": "cann"}]}}
+    assert merged_over(base, over) == {"spec": {"containers": [{"name": "main", "image": "cann", "args": ["train"]},
+                                                               {"name": "side"}], "hostIPC": False}}
+
+
+def test_the_submit_check_imports_no_backend() -> None:
+    """The federator checks what a member renders without importing the member's code: both merge alike
+    through this module (only the server's Kubernetes mode, app.py, reaches into backends.kube)."""
+    path = SRC / "server" / "templates.py"
+    bad = [node.module for node in ast.walk(ast.parse(path.read_text()))
+           if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("federator.backends")]
+    assert not bad, bad
