@@ -15,13 +15,12 @@ from builders import pool
 H100 = "NVIDIA-H100-80GB-HBM3"
 
 
-def test_refusals_are_avoided_for_the_cooldown_and_only_while_another_cluster_is_ready() -> None:
+def test_refusals_are_avoided_for_their_wait() -> None:
     r = RecentRefusals(cooldown=60)
     r.note(JobId("j"), "a", now=100)
-    assert r.avoided(JobId("j"), 110, ready=["a", "b"]) == ("a",)
-    assert r.avoided(JobId("j"), 110, ready=["a"]) == ()  # nowhere else to go: try it there again
-    assert r.avoided(JobId("other"), 110, ready=["a", "b"]) == ()
-    assert r.avoided(JobId("j"), 161, ready=["a", "b"]) == ()  # the cooldown is over
+    assert r.avoided(JobId("j"), 110) == ("a",)
+    assert r.avoided(JobId("other"), 110) == ()
+    assert r.avoided(JobId("j"), 161) == ()  # the cooldown is over
     assert not r.remembers(JobId("j"))
 
 
@@ -64,19 +63,18 @@ def test_a_gang_stopped_by_its_cluster_is_placed_on_the_other_one(tmp_path: Path
 def test_each_refusal_doubles_how_long_the_cluster_is_avoided_up_to_the_cooldown() -> None:
     r = RecentRefusals(cooldown=100, first=30)
     j = JobId("j")
-    ready = ["a", "b"]
     r.note(j, "a", now=0)
-    assert r.avoided(j, 29, ready) == ("a",) and r.avoided(j, 30, ready) == ()
+    assert r.avoided(j, 29) == ("a",) and r.avoided(j, 30) == ()
     assert not r.remembers(j)
     r.note(j, "a", now=30)  # tried again there, refused again
-    assert r.avoided(j, 89, ready) == ("a",) and r.avoided(j, 90, ready) == ()
+    assert r.avoided(j, 89) == ("a",) and r.avoided(j, 90) == ()
     r.note(j, "a", now=90)
-    assert r.avoided(j, 189, ready) == ("a",) and r.avoided(j, 190, ready) == ()  # 120 s, capped at 100
+    assert r.avoided(j, 189) == ("a",) and r.avoided(j, 190) == ()  # 120 s, capped at 100
     r.note(j, "b", now=200)  # another cluster starts at the first step
-    assert r.avoided(j, 229, ready) == ("b",)
+    assert r.avoided(j, 229) == ("b",)
     r.forget(j)
     r.note(j, "a", now=300)  # a job's history ends with it
-    assert r.avoided(j, 330, ready) == ()
+    assert r.avoided(j, 330) == ()
 
 
 def test_a_pinned_job_its_only_cluster_refused_is_tried_there_again_after_the_first_step(tmp_path: Path) -> None:
@@ -103,6 +101,30 @@ def test_a_pinned_job_its_only_cluster_refused_is_tried_there_again_after_the_fi
     clock[0] += 1
     fed.schedule_once()
     assert [p.cluster for p in job.placements if p.phase.is_active] == ["a"]
+
+
+def test_the_only_cluster_that_refused_a_job_at_launch_is_not_sent_it_again_at_once(tmp_path: Path) -> None:
+    """Found by a helper's end-to-end test: with no other cluster Ready nothing was avoided, so a cluster that
+    refused at launch (its pod security level, an admission webhook, a missing namespace) was sent the job
+    again by the very next cycle: dozens of generations of placements and refusals within seconds. It waits
+    out the refusal's back-off there too."""
+    clock = [1000.0]
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), clock=lambda: clock[0])
+    a = fed.connect(cluster="a", region="r", labels={})
+    fed.report(a, _capacity(2))
+    job = fed.submit(job_spec("refused", replicas=1, gpus=8, models=(H100,)))
+    for step in range(3):  # refused at once each time: the waits are 30, 60, 120 s
+        fed.schedule_once()
+        [placement] = [p for p in job.placements if p.phase.is_active]
+        assert placement.cluster == "a" and job.generation == step + 1
+        fed.refused(a, placement.placement_id, "admission webhook denied the request")
+        wait = FIRST_REFUSAL_SECONDS * 2 ** step
+        clock[0] += wait - 1
+        fed.schedule_once()
+        assert job.phase is JobPhase.PENDING and job.generation == step + 1, f"placed again within {wait - 1}s"
+        assert job.pending_reason is not None and "a refused this job a moment ago (admission webhook denied " \
+            "the request); other clusters first, and it again after a wait" in job.pending_reason.message
+        clock[0] += 1
 
 
 def test_a_refusals_why_is_cut_in_the_pending_reason() -> None:

@@ -72,7 +72,8 @@ class NotRecentlyRefused:
 
     def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
         if cluster.name in request.avoid_clusters:
-            return Reason(ReasonCode.RECENTLY_REFUSED, f"{recently_refused(cluster.name)}; trying other clusters first")
+            return Reason(ReasonCode.RECENTLY_REFUSED, f"{recently_refused(cluster.name)}; other clusters first, and "
+                                                      "it again after a wait that doubles with each refusal")
         return None
 
 

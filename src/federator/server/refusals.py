@@ -6,14 +6,18 @@ bound in time). Placing the job straight back there would most likely fail the
 same way, so for a while the scheduler is told to avoid that cluster for that
 job (`PlacementRequest.avoid_clusters`, filter `NotRecentlyRefused`): 30 s after
 a first refusal, twice as long after each one more, at most `cooldown`.
-If no other cluster is Ready, nothing is avoided: elsewhere only if it can.
+That holds when no other cluster is Ready too: before, nothing was avoided then,
+and a cluster that refused at launch (an admission webhook, its pod security
+level, a missing namespace) was sent the job again by the next cycle, a loop of
+placements and refusals dozens of generations deep within seconds. Now the
+only cluster is retried with the same back-off, as a kubelet restarts a
+crashing container.
 Memory only: after a federator restart a job may be tried once more where it was
 refused, which costs one more timeout, never a job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import replace
 
 from federator.model import JobId, Reason
@@ -54,16 +58,14 @@ class RecentRefusals:
         clusters[cluster] = (now + min(self.cooldown, self.first * 2 ** min(times - 1, 30)), times, said)
         self._avoiding.add(job_id)
 
-    def avoided(self, job_id: JobId, now: float, ready: Iterable[str]) -> tuple[str, ...]:
-        """Clusters this job should not go to now; empty when that would leave it no Ready cluster."""
+    def avoided(self, job_id: JobId, now: float) -> tuple[str, ...]:
+        """Clusters this job should not go to now, whether or not another cluster is Ready."""
         recent = self._by_job.get(job_id)
         if not recent:
             return ()
         avoid = {cluster for cluster, (until, _, _) in recent.items() if now < until}
         if not avoid:
             self._avoiding.discard(job_id)
-            return ()
-        if not set(ready) - avoid:
             return ()
         return tuple(sorted(avoid))
 

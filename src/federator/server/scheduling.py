@@ -309,7 +309,6 @@ class Cycles:
         jobs = self.fed.jobs
         requests: list[PlacementRequest] = []
         generations: dict[JobId, int] = {}
-        ready = [rec.name for rec in self.fed.clusters.values() if rec.state is ClusterState.READY]
         now = self.fed.clock()
         cache = self._requests
         for job_id in list(self._candidates):
@@ -318,7 +317,7 @@ class Cycles:
                 del self._candidates[job_id]
                 cache.pop(job_id, None)
                 continue
-            avoid = self.fed.refusals.avoided(job.job_id, now, ready)
+            avoid = self.fed.refusals.avoided(job.job_id, now)
             request = cache.get(job_id)
             if request is None or request.spec is not job.spec or request.avoid_clusters != avoid:
                 request = cache[job_id] = PlacementRequest(job.job_id, job.spec, job.spec.replicas,
