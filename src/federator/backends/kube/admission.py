@@ -12,10 +12,11 @@ the federator which one (`GangAdmission`, sent in its Hello):
   user sees "waiting for Kueue admission on member-b: ..." instead of a silent
   Placed. A placement Kueue holds longer than `--kueue-admission-timeout`
   (`DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS`) is withdrawn and reported refused
-  in Kueue's words, so the federator places it where it can run: Kueue's quota
-  is the member's business and the federator cannot see it, so a gang it sent
-  to a member whose ClusterQueue cannot admit it would otherwise wait there
-  for ever while other members sit idle.
+  in Kueue's words, so the federator places it where it can run. The agent's
+  report holds the ClusterQueue's quota back (`kueue_quota`), but not what a
+  cohort may lend or what local work queued first takes; without the timeout a
+  gang sent to a member whose queue cannot admit it would wait there for ever
+  while other members sit idle.
 * **No gang admitter** (the default): the agent gives each gang `--gang-timeout`
   seconds to have every pod bound to a node (`unbound_gang`); past that it
   deletes the whole workload and reports the placement refused with the reason,

@@ -54,6 +54,7 @@ from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.gang import GangGuard
 from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
+from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
@@ -201,6 +202,9 @@ class KubeBackend:
         self.dra = await asyncio.to_thread(self._dra_served)
         if self.dra:
             self._informers.extend([self.slices, self.claims, self.device_classes])
+        readable: bool = bool(self.gang.quota_informers) and await asyncio.to_thread(self.gang.quota_readable)
+        if readable:
+            self._informers.extend(self.gang.quota_informers)  # Kueue's quota, held against the report
         for informer in self._informers:
             if not informer.started:
                 informer.start()
@@ -230,10 +234,13 @@ class KubeBackend:
 
     def capacity(self) -> ClusterCapacity:
         self._sequence += 1
+        groups = self.device_groups()
+        left = self.gang.quota_left({g.resource for g in groups if g.resource})
+        if left:  # Kueue mode: no more free than the ClusterQueue would admit
+            groups = within_quota(groups, left)
         cap = cluster_capacity(self.nodes.cache.values(), self.pods.cache.values(),
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
-                               placement_ids=self._accounted(), discovery=self.discovery,
-                               groups=self.device_groups())
+                               placement_ids=self._accounted(), discovery=self.discovery, groups=groups)
         return replace(cap, workload_kinds=frozenset(self.served))
 
     def device_groups(self) -> list[DeviceGroup]:

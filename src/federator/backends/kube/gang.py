@@ -42,6 +42,7 @@ past Placed, which the backend checks) are enough.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -57,11 +58,15 @@ from federator.backends.kube.admission import (
     owner_uids,
     unbound_gang,
 )
-from federator.backends.kube.api import KubeApi, KubeError, NotFoundError, Obj, Resource
+from federator.backends.kube.api import ForbiddenError, KubeApi, KubeError, NotFoundError, Obj, Resource
 from federator.backends.kube.informer import Informer
+from federator.backends.kube.kueue_quota import headroom
+
+log = logging.getLogger("federator.agent.kube")
 
 KUEUE_WORKLOADS = Resource("kueue.x-k8s.io/v1beta2", "workloads")
 KUEUE_LOCAL_QUEUES = Resource("kueue.x-k8s.io/v1beta2", "localqueues")
+KUEUE_CLUSTER_QUEUES = Resource("kueue.x-k8s.io/v1beta2", "clusterqueues", namespaced=False)
 
 
 class GangGuard:
@@ -87,9 +92,17 @@ class GangGuard:
         self._unbound: dict[str, str] = {}  # placement id -> why it was not whole when last observed
         self._on_kueue_event = on_kueue_event
         self.kueue_workloads: Informer | None = None
+        # The quota Kueue has left (kueue_quota.py): the LocalQueue, and the ClusterQueues where RBAC lets the
+        # agent read them (`quota_readable`; started by the backend only then).
+        self.local_queues: Informer | None = None
+        self.cluster_queues: Informer | None = None
         if kueue_queue:
             self.kueue_workloads = Informer(api, KUEUE_WORKLOADS, namespace=namespace, name="kueue-workloads",
                                             on_event=self._kueue_event, watch_timeout=watch_timeout)
+            self.local_queues = Informer(api, KUEUE_LOCAL_QUEUES, namespace=namespace, name="kueue-localqueues",
+                                         field_selector=f"metadata.name={kueue_queue}", watch_timeout=watch_timeout)
+            self.cluster_queues = Informer(api, KUEUE_CLUSTER_QUEUES, name="kueue-clusterqueues",
+                                           watch_timeout=watch_timeout)
 
     @property
     def admission(self) -> GangAdmission:
@@ -98,6 +111,37 @@ class GangGuard:
     @property
     def informers(self) -> tuple[Informer, ...]:
         return (self.kueue_workloads,) if self.kueue_workloads is not None else ()
+
+    def quota_readable(self) -> bool:
+        """Blocking: whether the agent may read ClusterQueues (Kueue mode; the agent's ClusterRole grants it
+        since chart 0.3.0). If not, the quota is not held against the report, and the log says how to mend it."""
+        if self.cluster_queues is None:
+            return False
+        try:
+            self.api.list(KUEUE_CLUSTER_QUEUES)
+        except ForbiddenError as exc:
+            log.warning("Kueue quota not read: the agent may not list clusterqueues (%s); its report counts nodes "
+                        "only, and a gang the ClusterQueue cannot admit may be sent here and wait for "
+                        "--kueue-admission-timeout. Apply the agent chart's RBAC (deploy/kubernetes/rbac-agent.yaml)",
+                        exc)
+            return False
+        except KubeError as exc:
+            log.warning("Kueue quota not read: listing clusterqueues failed (%s)", exc)
+            return False
+        return True
+
+    @property
+    def quota_informers(self) -> tuple[Informer, ...]:
+        return tuple(i for i in (self.local_queues, self.cluster_queues) if i is not None)
+
+    def quota_left(self, resources: Iterable[str]) -> dict[str, int] | None:
+        """Kueue mode: the units of each accelerator resource the LocalQueue's ClusterQueue would still admit
+        (`kueue_quota.headroom`); None when not known (not Kueue mode, the queues not read or not seen)."""
+        if self.local_queues is None or self.cluster_queues is None or not self.cluster_queues.started:
+            return None
+        local = self.local_queues.cache.get(f"{self.namespace}/{self.kueue_queue}")
+        name = str(((local or {}).get("spec") or {}).get("clusterQueue") or "")
+        return headroom(local, self.cluster_queues.cache.get(name) if name else None, resources)
 
     def check(self) -> str:
         """Blocking: "" or why Kueue mode cannot work here (Kueue's API missing); a missing LocalQueue is
@@ -245,4 +289,4 @@ class GangGuard:
             self._on_kueue_event(uid)
 
 
-__all__ = ["KUEUE_LOCAL_QUEUES", "KUEUE_WORKLOADS", "GangGuard"]
+__all__ = ["KUEUE_CLUSTER_QUEUES", "KUEUE_LOCAL_QUEUES", "KUEUE_WORKLOADS", "GangGuard"]

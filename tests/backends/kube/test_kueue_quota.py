@@ -1,0 +1,89 @@
+"""Kueue mode: the ClusterQueue's quota left, held against the accelerators an agent reports (kueue_quota.py).
+
+Found on the test bed with the real Kueue: a member with 24 free GPUs behind a ClusterQueue of 8 looked to the
+federator like room for a 2 x 8 gang, which Kueue then held for ever ("> maximum capacity (8)").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from federator.backends.kube.api import ForbiddenError
+from federator.backends.kube.devices import DeviceGroup, Sharing
+from federator.backends.kube.gang import GangGuard
+from federator.backends.kube.kueue_quota import headroom, within_quota
+from federator.backends.kube.pools import pools
+
+GPU = "nvidia.com/gpu"
+LQ = {"metadata": {"name": "lq", "namespace": "w"}, "spec": {"clusterQueue": "cq"}}
+
+
+def _cq(gpus: Any, reserved: Any = "0", *, cohort: str = "", borrowing: Any = None,
+        covered: tuple[str, ...] = (GPU, "cpu")) -> dict[str, Any]:
+    gpu: dict[str, Any] = {"name": GPU, "nominalQuota": gpus}
+    if borrowing is not None:
+        gpu["borrowingLimit"] = borrowing
+    spec: dict[str, Any] = {"resourceGroups": [
+        {"coveredResources": list(covered),
+         "flavors": [{"name": "a100", "resources": [gpu, {"name": "cpu", "nominalQuota": "1k"}]}]}]}
+    if cohort:
+        spec["cohortName"] = cohort
+    return {"metadata": {"name": "cq"}, "spec": spec,
+            "status": {"flavorsReservation": [{"name": "a100", "resources": [{"name": GPU, "total": reserved}]}]}}
+
+
+def test_the_quota_left_is_nominal_less_reserved_and_none_for_what_kueue_never_admits() -> None:
+    assert headroom(LQ, _cq(8), [GPU]) == {GPU: 8}
+    assert headroom(LQ, _cq("24", reserved="16"), [GPU]) == {GPU: 8}
+    assert headroom(LQ, _cq(8, reserved="16"), [GPU]) == {GPU: 0}  # over its quota after a change: none left
+    assert headroom(LQ, _cq(8), [GPU, "amd.com/gpu"]) == {GPU: 8, "amd.com/gpu": 0}  # not covered: never admitted
+
+
+def test_borrowing_in_a_cohort_counts_up_to_its_limit_and_is_not_held_back_without_one() -> None:
+    assert headroom(LQ, _cq(8, cohort="shared", borrowing=8), [GPU]) == {GPU: 16}
+    assert headroom(LQ, _cq(8, cohort="shared"), [GPU]) == {}  # what the cohort lends is not the agent's to see
+
+
+def test_unknown_without_the_local_queue_or_its_cluster_queue() -> None:
+    assert headroom(None, _cq(8), [GPU]) is None
+    assert headroom(LQ, None, [GPU]) is None
+
+
+def _group(node: str, free: int, *, used: int = 0, sharing: Sharing = Sharing.NONE,
+           resource: str = GPU) -> DeviceGroup:
+    return DeviceGroup(node=node, vendor="nvidia", model="A100", resource=resource, selector=(), sharing=sharing,
+                       devices=free + used, units=free + used, unit_milli=1000, used_units=used)
+
+
+def test_the_freest_nodes_keep_their_devices_so_a_gang_kueue_admits_still_fits_whole() -> None:
+    groups = [_group("n1", 4), _group("n2", 8), _group("n3", 8, used=0), _group("n4", 2, used=6)]
+    held = within_quota(groups, {GPU: 10})
+    assert [g.free_units for g in held] == [0, 8, 2, 0]  # n2 whole, 2 more from n3, the rest held
+    [pool] = pools(held, {g.node for g in held})
+    assert pool.free_accelerators == 10 and pool.gang_capacity(8) == 1  # 1 x 8 fits; 2 x 8 does not
+    assert [g.free_units for g in within_quota(groups, {})] == [4, 8, 8, 2]  # nothing held back
+    assert [g.free_units for g in within_quota(groups, {"amd.com/gpu": 0})] == [4, 8, 8, 2]  # another resource
+    shared = [_group("n5", 4, sharing=Sharing.TIME_SLICING)]
+    assert within_quota(shared, {GPU: 0}) == shared  # a fraction's quota is not a device's: left as it is
+
+
+class _NoClusterQueues:
+    """An API server whose RBAC (an agent chart before 0.3.0) lets the agent read no ClusterQueue."""
+
+    server = "https://member"
+
+    def list(self, res: Any, namespace: str | None = None, **_: Any) -> dict[str, Any]:
+        raise ForbiddenError(403, 'clusterqueues.kueue.x-k8s.io is forbidden: User "system:serviceaccount:..." '
+                                  "cannot list resource")
+
+
+def test_without_rbac_for_cluster_queues_the_agent_says_so_and_holds_nothing_back(
+        caplog: pytest.LogCaptureFixture) -> None:
+    guard = GangGuard(_NoClusterQueues(), namespace="w", cluster="b", kueue_queue="lq")  # type: ignore[arg-type]
+    assert guard.quota_informers  # Kueue mode reads the queues where it may
+    assert not guard.quota_readable()
+    assert "may not list clusterqueues" in caplog.text and "rbac-agent.yaml" in caplog.text
+    assert guard.quota_left([GPU]) is None  # never started: the report counts nodes only
+    assert not GangGuard(_NoClusterQueues(), namespace="w", cluster="a").quota_informers  # no Kueue, no queues
