@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from federator.cli import build_parser
+from federator.agent.agent import Agent
+from federator.cli import build_parser, main
 from federator.cli.agent import agent_config
+from federator.security.podsecurity import PodSecurity, PodSecurityLevel
 
 
 @pytest.mark.parametrize(("flags", "fence_after"), [
@@ -22,22 +24,26 @@ def test_fence_after_reaches_the_kube_agent(flags: list[str], fence_after: float
     assert cfg.tls is None
 
 
-def test_the_cli_runs_the_kube_agent_with_the_fence(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Through `federator agent` itself: the Agent that runs on a member cluster carries --fence-after."""
-    from federator.agent.agent import Agent
+@pytest.fixture
+def ran(monkeypatch: pytest.MonkeyPatch) -> list[Agent]:
+    """The Agents `federator agent --kubeconfig ...` builds, kept instead of run (no API server is dialled)."""
     from federator.backends.kube.api import KubeApi
-    from federator.cli import main
 
     class FakeApi:
         server = "https://member.invalid:6443"
 
-    ran: list[Agent] = []
+    agents: list[Agent] = []
 
     async def run(self: Agent) -> None:
-        ran.append(self)
+        agents.append(self)
 
     monkeypatch.setattr(KubeApi, "connect", classmethod(lambda cls, *a, **k: FakeApi()))
     monkeypatch.setattr(Agent, "run", run)
+    return agents
+
+
+def test_the_cli_runs_the_kube_agent_with_the_fence(ran: list[Agent]) -> None:
+    """Through `federator agent` itself: the Agent that runs on a member cluster carries --fence-after."""
     rc = main(["agent", "--cluster", "member-a", "--region", "east", "--kubeconfig", "member.kubeconfig",
                "--insecure", "--fence-after", "45"])
     assert rc == 0
@@ -46,24 +52,9 @@ def test_the_cli_runs_the_kube_agent_with_the_fence(monkeypatch: pytest.MonkeyPa
     assert type(agent.backend).__name__ == "KubeBackend"
 
 
-def test_the_kube_agent_holds_and_reports_its_own_pod_security_level(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_kube_agent_holds_and_reports_its_own_pod_security_level(ran: list[Agent]) -> None:
     """`--pod-security` and its allowances reach the backend's check and the cluster labels the federator's
     PodSecurity filter reads; the default is baseline, as the federator's."""
-    from federator.agent.agent import Agent
-    from federator.backends.kube.api import KubeApi
-    from federator.cli import main
-    from federator.security.podsecurity import PodSecurity, PodSecurityLevel
-
-    class FakeApi:
-        server = "https://member.invalid:6443"
-
-    ran: list[Agent] = []
-
-    async def run(self: Agent) -> None:
-        ran.append(self)
-
-    monkeypatch.setattr(KubeApi, "connect", classmethod(lambda cls, *a, **k: FakeApi()))
-    monkeypatch.setattr(Agent, "run", run)
     base = ["agent", "--cluster", "member-a", "--region", "east", "--kubeconfig", "member.kubeconfig", "--insecure"]
     assert main(base) == 0
     assert main([*base, "--pod-security", "restricted", "--allow-capability", "cap_ipc_lock"]) == 0

@@ -34,22 +34,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from federator.backends.kube.devices import DeviceGroup, Sharing
-from federator.model import MILLI, QuantityError, to_milli
+from federator.backends.kube.devices import DeviceGroup, Sharing, quantity_int
 
 Obj = Mapping[str, Any]
 
 _EXACT = (Sharing.NONE, Sharing.MIG)  # kinds whose free units are whole devices (or partitions) Kueue counts as such
-
-
-def _quantity(raw: object) -> int:
-    """A Kueue quantity of an accelerator resource, in whole units (0 when absent or unreadable)."""
-    if raw is None:
-        return 0
-    try:
-        return to_milli(raw) // MILLI
-    except QuantityError:
-        return 0
 
 
 def headroom(local_queue: Obj | None, cluster_queue: Obj | None, resources: Iterable[str]) -> dict[str, int] | None:
@@ -63,7 +52,7 @@ def headroom(local_queue: Obj | None, cluster_queue: Obj | None, resources: Iter
     for flavor in (cluster_queue.get("status") or {}).get("flavorsReservation") or []:
         for r in flavor.get("resources") or []:
             name = str(r.get("name", ""))
-            reserved[(str(flavor.get("name", "")), name)] = _quantity(r.get("total"))
+            reserved[(str(flavor.get("name", "")), name)] = quantity_int(r.get("total"))
     out: dict[str, int] = {}
     for resource in resources:
         covered, left, unbounded = False, 0, False
@@ -75,11 +64,11 @@ def headroom(local_queue: Obj | None, cluster_queue: Obj | None, resources: Iter
                 for r in flavor.get("resources") or []:
                     if r.get("name") != resource:
                         continue
-                    quota = _quantity(r.get("nominalQuota"))
+                    quota = quantity_int(r.get("nominalQuota"))
                     if cohort:
                         if r.get("borrowingLimit") is None:
                             unbounded = True
-                        quota += _quantity(r.get("borrowingLimit"))
+                        quota += quantity_int(r.get("borrowingLimit"))
                     left += max(0, quota - reserved.get((str(flavor.get("name", "")), resource), 0))
         if not covered:
             out[resource] = 0
