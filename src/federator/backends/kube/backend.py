@@ -32,13 +32,9 @@ from federator.backends.kube.admission import (
     group_kind,
 )
 from federator.backends.kube.api import (
-    DEVICE_CLASSES,
     JOBS,
     NODES,
     PODS,
-    RESOURCE_CLAIM_TEMPLATES,
-    RESOURCE_CLAIMS,
-    RESOURCE_SLICES,
     SERVICES,
     ConflictError,
     ForbiddenError,
@@ -49,6 +45,7 @@ from federator.backends.kube.api import (
     Obj,
 )
 from federator.backends.kube.capacity import DEFAULT_TOLERATED_TAINTS, cluster_capacity, node_usable
+from federator.backends.kube.claims import DraClaims, claim_template_name
 from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.gang import GangGuard
@@ -58,7 +55,6 @@ from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
-    PLACEMENT_ANNOTATION,
     SELECTOR,
     TRAINJOB_KEY,
     RenderOptions,
@@ -70,7 +66,6 @@ from federator.backends.kube.workloads import (
     placement_of,
     rendezvous_service,
     trainjob_of_pod,
-    workload_labels,
     workload_name,
     workload_phase,
 )
@@ -138,10 +133,7 @@ class KubeBackend:
         self._gang_task: asyncio.Task[None] | None = None
         self._discovery: asyncio.Task[None] | None = None
         # DRA (resource.k8s.io/v1): started only where the API serves it and RBAC allows reading it.
-        self.slices = Informer(api, RESOURCE_SLICES, name="resourceslices", watch_timeout=watch_timeout)
-        self.claims = Informer(api, RESOURCE_CLAIMS, name="resourceclaims", watch_timeout=watch_timeout)
-        self.device_classes = Informer(api, DEVICE_CLASSES, name="deviceclasses", watch_timeout=watch_timeout)
-        self.dra = False
+        self.dra = DraClaims(api, namespace=namespace, watch_timeout=watch_timeout)
         self._phases: dict[str, tuple[JobPhase, str]] = {}  # placement id -> last phase reported
         self._launched: dict[str, Placement] = {}  # created by this process, maybe not seen by a watch yet
         self._cancelled: set[str] = set()
@@ -199,9 +191,8 @@ class KubeBackend:
             await self.discover()
         except KubeError as exc:
             raise KubeError(exc.status, f"API discovery at {self.api.server}: {exc}") from None
-        self.dra = await asyncio.to_thread(self._dra_served)
-        if self.dra:
-            self._informers.extend([self.slices, self.claims, self.device_classes])
+        if await asyncio.to_thread(self.dra.served):
+            self._informers.extend(self.dra.informers)
         readable: bool = bool(self.gang.quota_informers) and await asyncio.to_thread(self.gang.quota_readable)
         if readable:
             self._informers.extend(self.gang.quota_informers)  # Kueue's quota, held against the report
@@ -245,25 +236,7 @@ class KubeBackend:
 
     def device_groups(self) -> list[DeviceGroup]:
         """The accelerators of every node now: what the capacity report counts and a launch renders."""
-        nodes = list(self.nodes.cache.values())
-        pods = list(self.pods.cache.values())
-        if not self.dra:
-            return self.discovery.groups(nodes, pods)
-        classes = [str((c.get("metadata") or {}).get("name", "")) for c in self.device_classes.cache.values()]
-        return self.discovery.groups(nodes, pods, slices=self.slices.cache.values(),
-                                     claims=self.claims.cache.values(), device_classes=classes)
-
-    def _dra_served(self) -> bool:
-        """Whether the member serves resource.k8s.io/v1 and lets the agent read it (else: no DRA pools)."""
-        try:
-            self.api.list(RESOURCE_SLICES)
-        except (NotFoundError, ForbiddenError) as exc:
-            log.info("DRA off: cannot list resource.k8s.io/v1 resourceslices in %s (%s)", self.api.server, exc)
-            return False
-        except KubeError as exc:
-            log.warning("DRA off: listing resourceslices in %s failed: %s", self.api.server, exc)
-            return False
-        return True
+        return self.dra.groups(self.discovery, list(self.nodes.cache.values()), list(self.pods.cache.values()))
 
     def _accelerator(self, placement: Placement, spec: JobSpec) -> AcceleratorRequest | str:
         """How this member gives the placed pool's devices to one replica, or why it cannot."""
@@ -320,11 +293,11 @@ class KubeBackend:
         name = manifest["metadata"]["name"]
         try:
             if accelerator.uses_dra:
-                await self._create_claim_template(placement, accelerator)
+                await self.dra.create_template(placement, accelerator)
             created = await asyncio.to_thread(self.api.create, res, manifest, self.namespace)
             self.gang.created(pid)
             if accelerator.uses_dra:
-                await self._own_claim_template(placement, created)
+                await self.dra.own_template(placement, created)
         except ConflictError:
             log.info("%s %s exists already: placement %s is running here", manifest["kind"], name, pid)
             created = await asyncio.to_thread(self.api.get, res, name, self.namespace)
@@ -378,30 +351,7 @@ class KubeBackend:
         kinds = [resource_of(a) for a in self.served.values()]
         for res in (*kinds, SERVICES):
             await asyncio.to_thread(self.api.delete, res, name, self.namespace, propagation="Background")
-        if self.dra:  # owned by the workload, so the garbage collector removes it too; this is not to wait for it
-            await asyncio.to_thread(self.api.delete, RESOURCE_CLAIM_TEMPLATES, claim_template_name(placement_id),
-                                    self.namespace)
-
-    async def _create_claim_template(self, placement: Placement, accelerator: AcceleratorRequest) -> None:
-        """The DRA claim template the placement's pods reference, created before them."""
-        body = accelerators.claim_template(claim_template_name(placement.placement_id), self.namespace, accelerator,
-                                           labels=workload_labels(placement),
-                                           annotations={PLACEMENT_ANNOTATION: placement.placement_id})
-        try:
-            await asyncio.to_thread(self.api.create, RESOURCE_CLAIM_TEMPLATES, body, self.namespace)
-        except ConflictError:
-            pass  # a retried launch: it is there already
-
-    async def _own_claim_template(self, placement: Placement, workload: Obj) -> None:
-        """Make the workload own its claim template, so deleting the workload (by anyone) deletes it."""
-        meta = workload.get("metadata") or {}
-        owner = {"apiVersion": workload.get("apiVersion"), "kind": workload.get("kind"), "name": meta.get("name"),
-                 "uid": meta.get("uid"), "blockOwnerDeletion": False}
-        try:
-            await asyncio.to_thread(self.api.patch, RESOURCE_CLAIM_TEMPLATES, claim_template_name(
-                placement.placement_id), {"metadata": {"ownerReferences": [owner]}}, self.namespace)
-        except KubeError as exc:  # the agent deletes it on cancel anyway
-            log.warning("claim template of %s: setting its owner failed: %s", placement.placement_id, exc)
+        await self.dra.delete_template(placement_id)
 
     async def _delete_until_done(self, placement_id: str) -> None:
         delay = 1.0
@@ -621,11 +571,6 @@ def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:
         template = merged_over(template, json.loads(alt.pod_template_json))
     return replace(spec, resources=replace(spec.resources, accelerator_milli=alt.milli),
                    pod_template_json=json.dumps(template) if template else spec.pod_template_json)
-
-
-def claim_template_name(placement_id: str) -> str:
-    """The ResourceClaimTemplate of a DRA placement: the workload's name and a suffix."""
-    return workload_name(placement_id) + accelerators.CLAIM_TEMPLATE_SUFFIX
 
 
 def key_name(obj: Mapping[str, Any]) -> str:
