@@ -58,7 +58,8 @@ from federator.backends.kube.resources import (
     parse_timestamp,
     spec_of,
 )
-from federator.backends.kube.store import KubeJobStore, Owner, unavailable
+from federator.backends.kube.retries import unavailable
+from federator.backends.kube.store import KubeJobStore, Owner
 from federator.jobfile import JobFileError
 from federator.model import ClusterState
 from federator.security.audit import AuditLog

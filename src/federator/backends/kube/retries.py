@@ -31,11 +31,17 @@ MAX_DELAY_SECONDS = 60.0
 RESAY_SECONDS = 600.0  # a job still failing for the same reason is said again after this long
 
 
+def unavailable(error: KubeError) -> bool:
+    """The API server did not take a request for want of itself, not for what was asked: no answer (a timeout, a
+    refused connection), 429, or a 5xx. Sending the same again later may work."""
+    return error.status == 0 or error.status == 429 or error.status >= 500
+
+
 def failure_of(error: KubeError) -> WriteFailure:
     """The bounded reason of an API server's answer (status 0: no answer at all)."""
-    status = error.status
-    if status == 0 or status == 429 or status >= 500:
+    if unavailable(error):
         return WriteFailure.UNAVAILABLE
+    status = error.status
     if status in (401, 403):
         return WriteFailure.FORBIDDEN
     if status in (400, 422):
@@ -92,10 +98,6 @@ class RetryBook:
         with self._lock:
             return [h.job for h in self._held.values()]
 
-    def get(self, job_id: JobId) -> Held | None:
-        with self._lock:
-            return self._held.get(job_id)
-
     def failed(self, job: Job, reason: WriteFailure, now: float) -> Outcome:
         """Hold `job` (its newest state) for a retry: after `first` seconds, or twice the last wait (at most
         `cap`) if it was failing already."""
@@ -120,4 +122,4 @@ class RetryBook:
 
 
 __all__ = ["FIRST_DELAY_SECONDS", "MAX_DELAY_SECONDS", "RESAY_SECONDS", "Held", "Outcome", "RetryBook",
-           "failure_of"]
+           "failure_of", "unavailable"]

@@ -53,7 +53,7 @@ from federator.backends.kube.api import (
 )
 from federator.backends.kube.events import EventRecorder, Seen, event_object, job_events, seen
 from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status, spec_of
-from federator.backends.kube.retries import RetryBook, failure_of
+from federator.backends.kube.retries import RetryBook, failure_of, unavailable
 from federator.jobfile import JobFileError, spec_to_document, with_old_names
 from federator.model import Job, JobId
 from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable, WriteFailure
@@ -373,13 +373,7 @@ _HINTS = {  # what an operator does about a status write refused for this reason
 }
 
 
-def unavailable(error: KubeError) -> bool:
-    """The API server did not take a request for want of itself, not for what was asked: no answer (a timeout, a
-    refused connection), 429, or a 5xx. Sending the same again later may work."""
-    return error.status == 0 or error.status == 429 or error.status >= 500
-
-
 _UNKNOWN_FIELD = re.compile(r'unknown field "([^"]+)"')  # the API server's strict decoding error
 
 
-__all__ = ["KubeJobStore", "NameHeld", "Owner", "unavailable"]
+__all__ = ["KubeJobStore", "NameHeld", "Owner"]
