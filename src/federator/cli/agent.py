@@ -98,7 +98,7 @@ def _agent(args: argparse.Namespace) -> int:
     from federator.backends.sim.runtime import SimBackend
     from federator.catalog import CatalogError, use_catalog_file
     from federator.readyfile import ready_file_problem
-    from federator.security.podsecurity import CAPABILITIES_LABEL, HOST_NETWORK_LABEL, LEVEL_LABEL, policy_labels
+    from federator.security.podsecurity import POLICY_LABELS, policy_labels
     from federator.security.tls import TlsError
     from federator.yamltext import read_text
 
@@ -134,7 +134,7 @@ def _agent(args: argparse.Namespace) -> int:
     # The member's own level, as the federator's PodSecurity filter reads it: set by the flags alone, so that
     # the label can never say less than the agent enforces.
     own = policy_labels(pod_security)
-    said = sorted(k for k in labels if k in (LEVEL_LABEL, CAPABILITIES_LABEL, HOST_NETWORK_LABEL))
+    said = sorted(k for k in labels if k in POLICY_LABELS)
     if said:
         print(f"federator agent: --label: {said[0]} is set by --pod-security, --allow-capability and "
               "--allow-host-network, not by a label", file=sys.stderr)
@@ -195,8 +195,7 @@ def _agent(args: argparse.Namespace) -> int:
     backend = SimBackend(spec, time_scale=args.time_scale, pod_security=pod_security)
     if args.sim_launch_latency > 0:
         backend = _SlowLaunches(backend, args.sim_launch_latency)  # type: ignore[assignment]
-    fleet_labels = {k: v for k, v in spec.labels  # the flags say the level, not the fleet file
-                    if k not in (LEVEL_LABEL, CAPABILITIES_LABEL, HOST_NETWORK_LABEL)}
+    fleet_labels = {k: v for k, v in spec.labels if k not in POLICY_LABELS}  # the flags say the level, not the file
     config = agent_config(args, {**fleet_labels, **labels}, region=args.region or spec.region, tls=tls)
     refused = _hello_problem(config.cluster, config.region, config.labels)
     if refused:

@@ -65,6 +65,7 @@ AGENT_FLAGS = "this member's operator may allow it: federator agent"
 LEVEL_LABEL = "federator.io/pod-security"
 CAPABILITIES_LABEL = "federator.io/pod-security-capabilities"  # sorted names joined by ".", e.g. IPC_LOCK.NET_RAW
 HOST_NETWORK_LABEL = "federator.io/pod-security-host-network"  # "true" when allowed
+POLICY_LABELS = (LEVEL_LABEL, CAPABILITIES_LABEL, HOST_NETWORK_LABEL)  # set by the agent's flags alone
 
 
 # Docker's and containerd's default capability set: what baseline lets a container add back.
@@ -453,7 +454,7 @@ def _at(prefix: str, v: Violation) -> Violation:
 
 
 __all__ = ["AGENT_FLAGS", "BASELINE_CAPABILITIES", "CAPABILITIES_LABEL", "HOST_NETWORK_LABEL", "LEVEL_LABEL",
-           "SERVER_FLAGS", "PodSecurity", "PodSecurityLevel", "PodSecurityNeed", "Violation", "admission_level",
-           "agent_flags", "capability_name", "check_object", "check_template", "describe", "member_refusal",
-           "needed_by", "needed_by_object", "needed_by_texts", "pod_templates", "policy_labels", "policy_of_labels",
-           "stricter"]
+           "POLICY_LABELS", "SERVER_FLAGS", "PodSecurity", "PodSecurityLevel", "PodSecurityNeed", "Violation",
+           "admission_level", "agent_flags", "capability_name", "check_object", "check_template", "describe",
+           "member_refusal", "needed_by", "needed_by_object", "needed_by_texts", "pod_templates", "policy_labels",
+           "policy_of_labels", "stricter"]
