@@ -101,6 +101,9 @@ def test_a_run_again_whose_name_a_finished_jobs_federatedjob_still_holds_is_alre
                 with pytest.raises(grpc.aio.AioRpcError) as plain:  # the name's holder is the finished job again
                     await stub.Submit(good_spec("pretrain"))
                 assert plain.value.code() is grpc.StatusCode.ALREADY_EXISTS and "--run-again" in str(plain.value)
+                # and says the object must go first, or the run again it asks for is refused in turn
+                assert "after deleting its FederatedJob (kubectl delete federatedjob -n default pretrain)" in \
+                    str(plain.value)
                 del api.objects[("default", "pretrain")]  # kubectl delete federatedjob -n default pretrain
                 rerun = (await stub.Submit(again)).job
                 assert rerun.job_id != first.job_id

@@ -30,7 +30,11 @@ def name_taken(fed: Federator, spec: JobSpec, *, request_id: str, run_again: boo
     last = fed.intake.latest_named(spec.namespace, spec.name)
     if last is None or not last.phase.is_terminal:
         return None
-    again = "a finished job keeps its name: to run it again, submit with run_again (federator submit --run-again)"
+    # In Kubernetes mode the finished job's FederatedJob still holds the name (names are unique there): said
+    # here, or the run again this asks for is refused in turn for that object (found with a proto-only client).
+    again = ("a finished job keeps its name: to run it again, submit with run_again (federator submit --run-again); "
+             f"in Kubernetes mode, after deleting its FederatedJob (kubectl delete federatedjob -n {spec.namespace} "
+             f"{spec.name})")
     return AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists ({last.job_id}, "
                          f"{last.phase}); {again}", about=last,
                          vague=f"metadata.name: a job {spec.namespace}/{spec.name} already exists; {again}")
