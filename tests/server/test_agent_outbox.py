@@ -10,9 +10,11 @@ first with OK and no message.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 
 import grpc
+import pytest
 from server_support import H100, LOST_AFTER, Clock, MemoryStore, make, spec
 from test_services_edge import agent_stream, channel, hello, served
 
@@ -77,7 +79,12 @@ def test_a_report_of_thousands_of_stray_placements_has_every_one_cancelled() -> 
     asyncio.run(go())
 
 
-def test_a_newer_stream_for_a_cluster_ends_the_older_with_aborted_saying_so() -> None:
+def test_a_newer_stream_for_a_cluster_ends_the_older_with_aborted_saying_so(caplog: pytest.LogCaptureFixture) -> None:
+    """And says so once, at INFO: the reader of a stream the federator itself ended logged an ERROR with a
+    traceback ("agent stream of east-1 failed ... AbortError: Locally aborted"), as if reading had broken, on
+    every Lost, superseded or revoked cluster (found on the test bed, SIGSTOP of an agent past --lost-after)."""
+    caplog.set_level(logging.INFO, logger="federator.server")
+
     async def go() -> None:
         async with served() as s:
             async with channel(s.target) as ch:
@@ -89,8 +96,11 @@ def test_a_newer_stream_for_a_cluster_ends_the_older_with_aborted_saying_so() ->
             assert got[0].WhichOneof("body") == "welcome"
             assert ended is not None and ended.code() is grpc.StatusCode.ABORTED
             assert "superseded by a newer stream for cluster east-1" in (ended.details() or "")
+            await asyncio.sleep(0.2)  # the old stream's reader has seen the end
 
     asyncio.run(go())
+    assert any("ending the stream of cluster east-1: ABORTED" in r.getMessage() for r in caplog.records)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_a_lost_clusters_stream_ends_unavailable_saying_so() -> None:

@@ -262,6 +262,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 await rec.outbox.room()
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
+        except grpc.aio.AbortError:  # the federator ended the stream itself (Lost, superseded, ...), saying why
+            pass
         except Exception:
             log.exception("agent stream of %s failed", rec.name)
             ending = Ending(EndCode.UNAVAILABLE, f"cluster {rec.name}: the federator failed reading the stream; "
