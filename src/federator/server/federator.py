@@ -49,6 +49,7 @@ from federator.server.clusters import (
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
 from federator.server.membership import Membership
+from federator.server.moving import kept_message, moved_reason, room_elsewhere
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.outbox import Ending, lost, overloaded, superseded
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
@@ -238,7 +239,8 @@ class Federator:
             self.wake()
         self.metrics.agent_reports.labels(rec.name).inc()
 
-    def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str) -> None:
+    def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str, *,
+                   admission_overdue: bool = False) -> None:
         rec.last_seen_at = self.clock()
         job_id = self.placement_index.get(placement_id)
         job = self.jobs.get(job_id) if job_id else None
@@ -259,6 +261,18 @@ class Federator:
                                       f"{rec.name} stopped placement {placement_id}: {message[:STOPPED_CHARS]}"))
             return
         rec.acked.add(placement_id)
+        if admission_overdue and phase is JobPhase.PLACED:  # the member's queue holds it: move it if it runs elsewhere
+            now = self.clock()
+            target = room_elsewhere(self.scheduler, self.cycles.snapshot(), self.cycles.running(), job, rec.name,
+                                    self.refusals.avoided(job.job_id, now), now)
+            if target:
+                log.info("job %s: moving placement %s off %s, whose queue holds it; %s can run it now",
+                         job.job_id, placement_id, rec.name, target)
+                self.refusals.note(job.job_id, rec.name, now, message)
+                self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
+                                          moved_reason(rec.name, placement_id, message, target, STOPPED_CHARS)))
+                return
+            message = kept_message(rec.name, message)
         if not message and phase is placement.phase:
             message = placement.message  # an update without a message keeps the one it had, in the same phase
         if placement.phase is phase and placement.message == message:

@@ -285,6 +285,13 @@ class Cycles:
                 out.append(job)
         return out
 
+    def running(self) -> list[Allocation]:
+        """What the placed jobs hold: queue usage and preemption's candidates."""
+        return [Allocation(job.job_id, job.spec.queue, job.spec.priority, job.spec.preemptible, p.cluster,
+                           p.accelerator_model, p.replicas, placement_resources(p, job.spec), job.placed_at,
+                           job.spec.accelerator_models)
+                for job in self.active_jobs() for p in job.placements if p.phase.is_active]
+
     def snapshot(self) -> Snapshot:
         """Member clusters as last reported, less what this federator has reserved since."""
         active: dict[str, list[tuple[Placement, JobSpec]]] = {}
@@ -324,13 +331,9 @@ class Cycles:
                                                            job.submitted_at, avoid_clusters=avoid)
             requests.append(request)
             generations[job.job_id] = job.generation
-        running: list[Allocation] = []
         for job in self.active_jobs():
             generations[job.job_id] = job.generation
-            running.extend(Allocation(job.job_id, job.spec.queue, job.spec.priority, job.spec.preemptible, p.cluster,
-                                      p.accelerator_model, p.replicas, placement_resources(p, job.spec), job.placed_at,
-                                      job.spec.accelerator_models)
-                           for p in job.placements if p.phase.is_active)
+        running = self.running()
         scheduler = self.fed.scheduler
         if self.tuner.config is not scheduler.config:
             if self.tuner.config.scarcity_scales == scheduler.config.scarcity_scales:

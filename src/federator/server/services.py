@@ -293,7 +293,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 return self._report(rec, msg.capacity)
             elif kind == "job_update":
                 u = msg.job_update
-                self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), u.message[:4096])
+                self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), u.message[:4096],
+                                    admission_overdue=u.admission_overdue)
             elif kind == "ack":
                 if msg.ack.ok:
                     self.fed.acked(rec, msg.ack.placement_id)

@@ -76,6 +76,10 @@ def check_update(update: agent_pb2.JobUpdate, current: JobPhase | None) -> Refus
     if current is JobPhase.RUNNING and phase is JobPhase.PLACED:
         return Refusal(RejectReason.BAD_TRANSITION,
                        f"job_update.phase: placement {pid} is Running; it cannot go back to Placed", pid)
+    if update.admission_overdue and phase is not JobPhase.PLACED:
+        return Refusal(RejectReason.MALFORMED,
+                       f"job_update.admission_overdue: only a Placed placement waits for admission; {pid} is "
+                       f"reported {phase}", pid)
     return None
 
 
