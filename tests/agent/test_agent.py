@@ -161,6 +161,25 @@ def test_a_refusal_lost_with_the_stream_is_re_synced_though_the_cluster_no_longe
     asyncio.run(with_agent(fed, body, backend=backend))
 
 
+def test_a_placement_held_past_the_admission_timeout_is_sent_to_the_federator_as_overdue() -> None:
+    """The member's own queue holds it: the agent asks the federator to move it (admission_overdue) and leaves it
+    where it is; only the federator knows whether another cluster can run it."""
+    fed = ScriptedFederator([[launch("j.g1.c-1")]])
+    backend = ForgettingBackend(FLEET["c-1"])
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: "ack" in kinds(fed.sessions[0]))
+        backend._on_update("j.g1.c-1", JobPhase.PLACED, "waiting for Kueue admission on c-1: ...; held 600s",  # noqa: SLF001
+                           admission_overdue=True)
+        backend._on_update("j.g1.c-1", JobPhase.RUNNING, "", admission_overdue=True)  # noqa: SLF001 - never with Running
+        await fed.until(lambda: len(updates(fed.sessions[0], "j.g1.c-1")) >= 2)
+        overdue = [u for u in updates(fed.sessions[0], "j.g1.c-1") if u.admission_overdue]
+        assert [(u.phase, u.message) for u in overdue] == [
+            (convert.phase_to_pb(JobPhase.PLACED), "waiting for Kueue admission on c-1: ...; held 600s")]
+
+    asyncio.run(with_agent(fed, body, backend=backend))
+
+
 def test_a_placement_that_ended_longer_ago_than_the_lost_after_time_is_not_re_synced() -> None:
     fed = ScriptedFederator([[launch("j.g1.c-1"), launch("k.g1.c-1")], []])
     backend = ForgettingBackend(FLEET["c-1"])

@@ -219,7 +219,7 @@ class Agent:
                 self._outbox.get_nowait()
             self._outbox.put_nowait(None)
 
-    def _on_update(self, placement_id: str, phase: JobPhase, message: str) -> None:
+    def _on_update(self, placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False) -> None:
         if phase is JobPhase.CANCELLED and placement_id in self._fencing:
             message = self._fencing[placement_id]  # why it stopped, for the job's reason, not the backend's "cancelled"
         self._messages[placement_id] = message  # a re-sync repeats it: the reason outlives a broken stream
@@ -228,7 +228,8 @@ class Agent:
             self._ended[placement_id] = _Ended(phase, message, self.contact.clock())
             self._prune_ended()
         self._queue(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
-            placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message)))
+            placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message,
+            admission_overdue=admission_overdue and phase is JobPhase.PLACED)))
         if phase.is_terminal:
             self._queue_report()  # its resources are free now: waiting jobs need not wait for the next tick
 

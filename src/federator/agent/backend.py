@@ -7,13 +7,22 @@ simulated cluster (`federator.backends.sim.runtime`) and Kubernetes
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement
 
-UpdateCallback = Callable[[str, JobPhase, str], None]
-"""Called by a backend when a placement changes phase: (placement_id, phase, message)."""
+
+class UpdateCallback(Protocol):
+    """Called by a backend when a placement changes phase, or has more to say: (placement_id, phase, message);
+    `admission_overdue` when the member's own queue has held a Placed placement past the agent's admission
+    timeout (the federator moves it if another cluster can run it: JobUpdate.admission_overdue)."""
+
+    def __call__(self, placement_id: str, phase: JobPhase, message: str, *,
+                 admission_overdue: bool = False) -> None: ...
+
+
+def no_update(placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False) -> None:
+    """The callback of a backend not started yet: nothing listens."""
 
 
 class Backend(Protocol):

@@ -68,10 +68,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "and no partial gang holds accelerators; 0 turns it off (default %(default)gs)")
     a.add_argument("--kueue-admission-timeout", type=float, default=DEFAULT_KUEUE_ADMISSION_TIMEOUT,
                    metavar="SECONDS",
-                   help="Kubernetes with --kueue-queue: a placement Kueue holds suspended this long (its quota "
-                        "cannot admit it) is deleted and reported refused in Kueue's words, so the federator "
-                        "places it on a member that can run it; 0 keeps it queued in Kueue for ever "
-                        "(default %(default)gs)")
+                   help="Kubernetes with --kueue-queue: when Kueue has held a placement suspended this long "
+                        "(its quota cannot admit it yet), the agent asks the federator to move it, and asks again "
+                        "each time as long again; the federator moves the job if another member can run it now, "
+                        "else it keeps its place in Kueue's queue; 0 never asks (default %(default)gs)")
     a.add_argument("--sim-launch-latency", type=float, default=0.0, metavar="SECONDS",
                    help="simulate a slow cluster API: each launch takes this long (default 0)")
     add_pod_security_arguments(a, role="agent")

@@ -102,10 +102,11 @@ def test_kueue_mode_has_no_gang_timeout() -> None:
     assert guard.overdue("p", [], 2) == ""
 
 
-def test_kueue_mode_withdraws_a_placement_held_past_its_admission_timeout() -> None:
+def test_kueue_mode_asks_to_move_a_placement_held_past_its_admission_timeout() -> None:
     """Kueue's quota is invisible to the federator: a gang Kueue cannot admit would wait on its member for ever
-    while other members sit idle. Held past the timeout, it is withdrawn in Kueue's words; admission stops the
-    clock, and an eviction starts a new one."""
+    while other members sit idle. Held past the timeout, the agent asks the federator to move it, in Kueue's
+    words, and asks again one timeout later (never at every tick); admission stops the clock, and an eviction
+    starts a new one."""
     clock = _Clock()
     guard = GangGuard(object(), namespace="w", cluster="member-b", kueue_queue="lq",  # type: ignore[arg-type]
                       kueue_timeout=60, clock=clock)
@@ -114,26 +115,29 @@ def test_kueue_mode_withdraws_a_placement_held_past_its_admission_timeout() -> N
     admitted = {**held, "spec": {**held["spec"], "suspend": False}}
     guard.prepare(_job(), "p")  # the clock starts at launch, before Kueue has written anything
     clock.now += 59
-    assert guard.held_too_long("p", held) == ""
+    assert guard.hold_overdue("p", held) == ""
     clock.now += 1
-    why = guard.held_too_long("p", held)
-    assert why.startswith("waiting for Kueue admission on member-b: no Workload yet; held 60s "
-                          "(--kueue-admission-timeout 60s)"), why
+    why = guard.hold_overdue("p", held)
+    assert why == "waiting for Kueue admission on member-b: no Workload yet; held 60s (--kueue-admission-timeout 60s)"
+    clock.now += 5
+    assert guard.hold_overdue("p", held) == ""  # asked: the next question is one timeout away
+    clock.now += 55
+    assert guard.hold_overdue("p", held).endswith("held 60s (--kueue-admission-timeout 60s)")
     guard.prepare(_job(), "q")
     clock.now += 30
-    assert guard.held_too_long("q", admitted) == ""  # admitted in time: its clock stops
+    assert guard.hold_overdue("q", admitted) == ""  # admitted in time: its clock stops
     clock.now += 1000
-    assert guard.held_too_long("q", admitted) == ""
-    assert guard.held_too_long("q", held) == ""  # evicted (suspended again): a new clock starts now
+    assert guard.hold_overdue("q", admitted) == ""
+    assert guard.hold_overdue("q", held) == ""  # evicted (suspended again): a new clock starts now
     clock.now += 60
-    assert guard.held_too_long("q", held).startswith("waiting for Kueue admission on member-b")
+    assert guard.hold_overdue("q", held).startswith("waiting for Kueue admission on member-b")
     off = GangGuard(object(), namespace="w", cluster="b", kueue_queue="lq", kueue_timeout=0,  # type: ignore[arg-type]
                     clock=clock)
     off.prepare(_job(), "p")
     clock.now += 10**6
-    assert off.held_too_long("p", held) == "" and off.tick == 0
+    assert off.hold_overdue("p", held) == "" and off.tick == 0
     none = GangGuard(object(), namespace="w", cluster="a", gang_timeout=8, clock=clock)  # type: ignore[arg-type]
-    assert not none.kueue_times_out and none.held_too_long("p", held) == "" and none.tick == 2.0
+    assert not none.kueue_times_out and none.hold_overdue("p", held) == "" and none.tick == 2.0
 
 
 def test_gang_admission_from_the_wire() -> None:

@@ -10,13 +10,14 @@ the federator which one (`GangAdmission`, sent in its Hello):
   its pods at once and unsuspends it. While it waits, the agent reports Kueue's
   own words (`kueue_wait_message`, from the Workload object's conditions) so the
   user sees "waiting for Kueue admission on member-b: ..." instead of a silent
-  Placed. A placement Kueue holds longer than `--kueue-admission-timeout`
-  (`DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS`) is withdrawn and reported refused
-  in Kueue's words, so the federator places it where it can run. The agent's
-  report holds the ClusterQueue's quota back (`kueue_quota`), but not what a
-  cohort may lend or what local work queued first takes; without the timeout a
-  gang sent to a member whose queue cannot admit it would wait there for ever
-  while other members sit idle.
+  Placed. For a placement Kueue holds longer than `--kueue-admission-timeout`
+  (`DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS`) the agent asks the federator to
+  move it (`JobUpdate.admission_overdue`): the federator moves the job if
+  another member can run it now, else it keeps its place in Kueue's queue. The
+  agent's report holds the ClusterQueue's quota back (`kueue_quota`), but not
+  what a cohort may lend or what local work queued first takes; without the
+  timeout a gang sent to a member whose queue cannot admit it would wait there
+  for ever while other members sit idle.
 * **No gang admitter** (the default): the agent gives each gang `--gang-timeout`
   seconds to have every pod bound to a node (`unbound_gang`); past that it
   deletes the whole workload and reports the placement refused with the reason,

@@ -20,7 +20,7 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
 
-from federator.agent.backend import UpdateCallback
+from federator.agent.backend import UpdateCallback, no_update
 from federator.backends.kube import accelerators
 from federator.backends.kube.accelerators import AcceleratorRequest, RenderError
 from federator.backends.kube.admission import (
@@ -117,7 +117,7 @@ class KubeBackend:
         self.sync_timeout = sync_timeout
         self.watch_timeout = watch_timeout
         self.discovery_interval = discovery_interval
-        self._on_update: UpdateCallback = lambda *_: None
+        self._on_update: UpdateCallback = no_update
         self.nodes = Informer(api, NODES, name="nodes", watch_timeout=watch_timeout)
         self.pods = Informer(api, PODS, field_selector=ACTIVE_PODS, on_event=self._pod_event, name="pods",
                              watch_timeout=watch_timeout)
@@ -463,7 +463,8 @@ class KubeBackend:
 
     async def _watch_gangs(self) -> None:
         """Without a gang admitter: refuse every gang not wholly bound to nodes within the gang timeout.
-        In Kueue mode: refuse every placement Kueue has held longer than the Kueue admission timeout.
+        In Kueue mode: ask the federator to move every placement Kueue has held longer than the Kueue admission
+        timeout (`_ask_to_move`).
 
         The tick finds gangs whose pods went quiet; a gang whose pods or workload change after its
         deadline is judged by that change first (`_refresh`), so a late tick cannot let it finish."""
@@ -480,6 +481,8 @@ class KubeBackend:
                 why = self._gang_overdue(pid, workload, self._pods_of(pid)) if workload is not None else ""
                 if why:
                     await self._refuse(pid, why)
+                elif workload is not None:
+                    self._ask_to_move(pid, workload)
             except Exception:  # one placement's trouble must not end the watch over every gang
                 log.exception("gang timeout check of placement %s failed", pid)
 
@@ -487,9 +490,6 @@ class KubeBackend:
         """Why the placement's gang is refused now, by the gang timeout ("" when it is not): on `pods`,
         or without them on the pods seen before the change being handled (`GangGuard.expired`)."""
         phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
-        if self.gang.kueue_times_out:  # Kueue admits gangs whole; only how long it holds one is ours to judge
-            held = phase is JobPhase.PLACED and pid not in self._cancelled
-            return self.gang.held_too_long(pid, workload) if held else ""
         if not self.gang.times_out or phase.is_terminal or pid in self._cancelled \
                 or group_kind(workload) not in SUSPEND_FIELD:  # gangs: the kinds that run to completion
             return ""
@@ -498,6 +498,19 @@ class KubeBackend:
         if pods is None:
             return self.gang.expired(pid)
         return self.gang.overdue(pid, pods, self._replicas(pid))
+
+    def _ask_to_move(self, pid: str, workload: Obj) -> None:
+        """Kueue mode: Kueue has held the placement past the admission timeout; ask the federator to move the
+        job where it can run now (JobUpdate.admission_overdue). Only the federator knows whether any other
+        cluster can: deleting it here, as the agent once did, sent the job back to the end of this queue
+        whenever no other could."""
+        phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
+        if phase is not JobPhase.PLACED or pid in self._cancelled:
+            return
+        why = self.gang.hold_overdue(pid, workload)
+        if why and self._started:
+            log.info("placement %s: %s; asking the federator to move it", pid, why)
+            self._on_update(pid, JobPhase.PLACED, why, admission_overdue=True)
 
     def _note_pod_relists(self) -> None:
         """A re-listed pod watch skipped changes: no gang counts as watched from its launch any more."""

@@ -250,22 +250,24 @@ class GangGuard:
         why = self._unbound.get(placement_id, "")
         return self._verdict(placement_id, why) if why else ""
 
-    def held_too_long(self, placement_id: str, workload: Mapping[str, Any]) -> str:
-        """Kueue mode: why the placement is withdrawn now, Kueue having held it suspended `kueue_timeout`
-        seconds ("" while admitted, in time, or with no timeout). Admission stops the clock; an eviction
-        (suspended again) starts a new one."""
+    def hold_overdue(self, placement_id: str, workload: Mapping[str, Any]) -> str:
+        """Kueue mode: what to tell the federator when Kueue has held the placement suspended `kueue_timeout`
+        seconds, so that it moves the job if another cluster can run it ("" while admitted, in time, or with
+        no timeout). Admission stops the clock; an eviction (suspended again) starts a new one; so does
+        asking, so a placement left here is asked about again one timeout later, not at every tick."""
         if not self.kueue_times_out:
             return ""
         waiting = self.wait_message(workload)
         if not waiting:
             self._held_since.pop(placement_id, None)
             return ""
-        started = self._held_since.setdefault(placement_id, self.clock())
-        waited = self.clock() - started
+        now = self.clock()
+        started = self._held_since.setdefault(placement_id, now)
+        waited = now - started
         if waited < self.kueue_timeout:
             return ""
-        return (f"{waiting}; held {waited:.0f}s (--kueue-admission-timeout {self.kueue_timeout:g}s): deleted the "
-                "workload so the federator can place it where it runs")
+        self._held_since[placement_id] = now
+        return f"{waiting}; held {waited:.0f}s (--kueue-admission-timeout {self.kueue_timeout:g}s)"
 
     def _verdict(self, placement_id: str, why: str) -> str:
         started = self._since.setdefault(placement_id, self.clock())

@@ -63,8 +63,9 @@ def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: Po
     log.info("agent for %s (%s) on %s, workloads in namespace %s at pod security %s, fence after %s, gangs "
              "admitted by %s", args.cluster, args.region, api.server, args.namespace, describe(pod_security),
              f"{args.fence_after:g}s" if args.fence_after > 0 else "never",
-             f"Kueue (LocalQueue {args.kueue_queue}, " + (f"withdrawn after {args.kueue_admission_timeout:g}s held)"
-                                                          if args.kueue_admission_timeout > 0 else "never withdrawn)")
+             f"Kueue (LocalQueue {args.kueue_queue}, "
+             + (f"moved if held {args.kueue_admission_timeout:g}s and another member can run it)"
+                if args.kueue_admission_timeout > 0 else "never moved)")
              if args.kueue_queue else
              f"nothing (gang timeout {args.gang_timeout:g}s)" if args.gang_timeout > 0 else "nothing (no gang timeout)")
     return run(Agent(config, backend), fatal=(KubeError,))

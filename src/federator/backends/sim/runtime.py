@@ -19,7 +19,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 
-from federator.agent.backend import UpdateCallback
+from federator.agent.backend import UpdateCallback, no_update
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement, placement_resources
@@ -66,7 +66,7 @@ class SimBackend:
         self.nodes = NodeSet.of(cluster.nodes)
         self.time_scale = time_scale
         self._runs: dict[str, _Run] = {}
-        self._on_update: UpdateCallback = lambda *_: None
+        self._on_update: UpdateCallback = no_update
         self._sequence = 0
 
     async def start(self, on_update: UpdateCallback) -> None:
