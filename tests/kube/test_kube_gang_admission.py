@@ -214,11 +214,13 @@ def test_kueue_holds_a_gang_over_quota_with_its_reason_then_admits_it_whole(kube
         kube.kubectl("host", "delete", "fj", "kueue-gang", "--ignore-not-found", "--wait=false")
 
 
-def test_a_gang_kueue_cannot_admit_is_withdrawn_and_runs_on_the_other_member(kube: Kube) -> None:
+def test_a_gang_kueue_cannot_admit_is_moved_once_the_other_member_can_run_it(kube: Kube) -> None:
     """Found by hand on the test bed: Kueue's quota is the member's business, so the federator sent a gang to a
     member whose ClusterQueue could never admit it ("> maximum capacity"), and it waited there for ever while
-    the other member sat idle. Now the agent withdraws a placement Kueue holds past --kueue-admission-timeout,
-    and the federator places it where it runs."""
+    the other member sat idle. The agent then withdrew a placement Kueue held past --kueue-admission-timeout,
+    which sent a job whose only member held it to the back of that queue every time. Now the agent asks the
+    federator (admission_overdue): while no other member can run the gang it keeps its place in Kueue's queue,
+    and once member-a has room the federator moves it there."""
     tb = kube.tb
     _fill_member_a(kube)  # member-a looks full to the federator while the gang is placed
     _kueue_queues(tb, gpus=8)  # 2 x 8 never fits member-b's ClusterQueue
@@ -228,6 +230,11 @@ def test_a_gang_kueue_cannot_admit_is_withdrawn_and_runs_on_the_other_member(kub
                    and "waiting for Kueue admission on member-b" in str(_status(kube, "kueue-stuck").get("message")),
                    timeout=60, what=lambda: f"kueue-stuck held by Kueue on member-b: {_status(kube, 'kueue-stuck')}")
         first = _status(kube, "kueue-stuck")["placementId"]
+        eventually(lambda: "keeps its place in member-b's queue" in str(_status(kube, "kueue-stuck").get("message")),
+                   timeout=3 * KUEUE_TIMEOUT, what=lambda: "kueue-stuck left in member-b's queue while member-a is "
+                                                           f"full: {_status(kube, 'kueue-stuck')}")
+        assert _status(kube, "kueue-stuck")["placementId"] == first  # not withdrawn: nowhere else to run
+        assert _member_objects(kube, "member-b", first)
         tb.kubectl("member-a", "delete", "deployment", "a-filler", "-n", "default")  # room on member-a again
         eventually(lambda: kube.phase("kueue-stuck") == "Succeeded", timeout=180,
                    what=lambda: f"kueue-stuck Succeeded on member-a: {_status(kube, 'kueue-stuck')}\n{kube.logs()}")
@@ -235,8 +242,9 @@ def test_a_gang_kueue_cannot_admit_is_withdrawn_and_runs_on_the_other_member(kub
         events = kube.kubectl("host", "get", "events", "-n", JOBS_NAMESPACE,
                               "--field-selector", "involvedObject.name=kueue-stuck").stdout
         assert "--kueue-admission-timeout" in events and "nvidia.com/gpu" in events, events
+        assert "moved: member-a can run it now" in events, events
         eventually(lambda: not _member_objects(kube, "member-b", first), timeout=60,
-                   what=lambda: f"the withdrawn placement {first} gone from member-b")
+                   what=lambda: f"the moved placement {first} gone from member-b")
     finally:
         tb.kubectl("member-a", "delete", "deployment", "a-filler", "-n", "default", "--ignore-not-found")
         _kueue_queues(tb, gpus=24)
