@@ -9,7 +9,9 @@ So in Kueue mode the agent reports no more free accelerators than the
 ClusterQueue behind its LocalQueue has quota left for, per resource name
 (`headroom`), by marking the excess as held (`within_quota`): the freest nodes
 keep their devices, so a gang Kueue would admit still finds whole nodes in the
-report, and one it would not admit does not.
+report, and one it would not admit does not. The report says how many free
+devices the quota holds (AcceleratorPool.quota_held_accelerators), so a job's
+pending reason can say that the quota, not the nodes, is what is short.
 
 What counts as left, per accelerator resource (nvidia.com/gpu, ...):
 
@@ -78,8 +80,9 @@ def headroom(local_queue: Obj | None, cluster_queue: Obj | None, resources: Iter
 
 
 def within_quota(groups: Iterable[DeviceGroup], left: Mapping[str, int]) -> list[DeviceGroup]:
-    """`groups` with the free devices beyond what `left` allows marked as held, the freest nodes first kept whole;
-    groups of other resources, and shared ones, as they are."""
+    """`groups` with the free devices beyond what `left` allows marked as held (used, and counted as
+    `quota_held_units`), the freest nodes first kept whole; groups of other resources, and shared ones, as they
+    are."""
     groups = list(groups)
     budget = dict(left)
     order = sorted(range(len(groups)), key=lambda i: (-groups[i].free_units, groups[i].node))
@@ -91,7 +94,8 @@ def within_quota(groups: Iterable[DeviceGroup], left: Mapping[str, int]) -> list
         keep = min(g.free_units, budget[g.resource])
         budget[g.resource] -= keep
         if keep < g.free_units:
-            out[i] = replace(g, used_units=g.used_units + g.free_units - keep)
+            held = g.free_units - keep
+            out[i] = replace(g, used_units=g.used_units + held, quota_held_units=g.quota_held_units + held)
     return out
 
 
