@@ -134,3 +134,10 @@ def test_a_kueue_agents_report_says_how_many_free_accelerators_the_quota_holds_b
     [back] = capacity_from_pb(capacity_to_pb(b.capacity())).accelerator_pools
     assert back.quota_held_accelerators == 16  # on the wire as well
 
+
+
+def test_a_cordoned_node_spends_none_of_the_quota() -> None:
+    """Its devices offer nothing; had they taken the quota's 8, the report said 0 free where Kueue admits 8."""
+    b = _kueue_backend([_node("a-cordoned", cordoned=True), _node("n1"), _node("n2")], _cq(8))
+    [pool] = b.capacity().accelerator_pools
+    assert (pool.free_accelerators, pool.quota_held_accelerators) == (8, 8)
