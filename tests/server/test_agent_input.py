@@ -78,8 +78,8 @@ def refused(message: agent_pb2.AgentMessage) -> tuple[str | None, str]:
      "job_update.placement_id"),
     (agent_pb2.AgentMessage(ack=agent_pb2.Ack(placement_id="p" * 4000, ok=True)), "malformed", "ack.placement_id"),
 ], ids=["model-newline", "model-5000", "vendor", "resource-nul", "dra-class", "unit-negative", "unit-without-mig",
-        "device-memory", "host-room", "room-class", "quota-held-negative", "quota-held-over-allocatable", "cpu-int64", "memory-int64", "placement-id-long",
-        "placement-id-space", "update-id", "ack-id"])
+        "device-memory", "host-room", "room-class", "quota-held-negative", "quota-held-over-allocatable",
+        "cpu-int64", "memory-int64", "placement-id-long", "placement-id-space", "update-id", "ack-id"])
 def test_out_of_bounds_agent_input_is_refused_naming_the_field(message: agent_pb2.AgentMessage, reason: str,
                                                                 field: str) -> None:
     got, said = refused(message)
