@@ -176,7 +176,8 @@ class StateCollector(Collector):
                                 labels=["cluster", "region"])
         accelerators = GaugeMetricFamily("federator_cluster_accelerators",
                                          "Accelerators of a member cluster by vendor, model and state "
-                                         "(total, allocatable, free, reserved).",
+                                         "(total, allocatable, free, reserved, quota_held: free but held "
+                                         "back by the member's own queue quota).",
                                          labels=["cluster", "region", "vendor", "model", "state"])
         cpu = GaugeMetricFamily("federator_cluster_cpu_cores",
                                 "CPU cores of a member cluster by state (allocatable, free).",

@@ -23,6 +23,13 @@ def test_host_room_round_trips() -> None:
     assert back.host_room == pool.host_room and back.shared_room == pool.shared_room
 
 
+def test_quota_held_round_trips() -> None:
+    """The agent's count of free accelerators its member's quota holds back (Kueue) reaches the federator."""
+    pool = AcceleratorPool("H100", (2, 0, 0, 0, 0, 0, 0, 0, 1), 24, 24, quota_held_accelerators=16)
+    back = capacity_from_pb(capacity_to_pb(ClusterCapacity(accelerator_pools=(pool,)))).accelerator_pools[0]
+    assert (back.free_accelerators, back.quota_held_accelerators) == (8, 16)
+
+
 @pytest.mark.parametrize(("room", "shared_room", "field"), [
     (((1, 1),), (), "host_room: must have one entry per nodes_by_free entry (3), got 1"),
     (((0, 0), (0, 0), (-1, 0)), (), "must not be negative"),

@@ -254,7 +254,8 @@ def test_a_gang_kueue_cannot_admit_is_moved_once_the_other_member_can_run_it(kub
 def test_a_member_reports_no_more_free_accelerators_than_its_kueue_queue_would_admit(kube: Kube) -> None:
     """The same gang, the same member-a full, but member-b's ClusterQueue in no cohort: its agent holds the 8 GPUs
     of quota left against the 24 free on its nodes, so the federator never sends the 2 x 8 gang there to wait;
-    it waits Pending, saying why, and runs on member-a once member-a has room."""
+    it waits Pending, saying why (the quota holds member-b's other 16), and runs on member-a once member-a has
+    room."""
     tb, agent_log = kube.tb, kube.fed.agents["member-b"].log
     _fill_member_a(kube)
     _kueue_queues(tb, gpus=8, cohort="")
@@ -266,6 +267,8 @@ def test_a_member_reports_no_more_free_accelerators_than_its_kueue_queue_would_a
         reason = eventually(lambda: (_status(kube, "kueue-quota").get("pendingReason") or {}).get("message"),
                             timeout=60, what=lambda: f"kueue-quota pending, saying why: {_status(kube, 'kueue-quota')}")
         assert "member-b" in reason, reason
+        # the 16 free on member-b's nodes that its ClusterQueue holds back are named as the quota's, not missing
+        assert "more free held back by the member's own queue quota" in reason, reason
         time.sleep(2 * LEASE)  # reports come and go: it stays unplaced
         status = _status(kube, "kueue-quota")
         assert status.get("phase") == "Pending" and not status.get("placementId"), status

@@ -21,7 +21,8 @@ def _all_set(cls: type, **values: Any) -> Any:
 POOL = _all_set(AcceleratorPool, accelerator_model="A100", nodes_by_free=(1, 2, 3), total_accelerators=24,
                 allocatable_accelerators=20, shared_devices=((500, 1),), host_room=((1, 2), (3, 4), (5, 6)),
                 shared_room=((500, 7, 8),), vendor="acme", memory_mib=81920, resource_name="acme.com/gpu",
-                family="A", sharing="HAMi", unit_milli=1000, room_classes=((1, 2, 3, 1),))
+                family="A", sharing="HAMi", unit_milli=1000, room_classes=((1, 2, 3, 1),),
+                quota_held_accelerators=16)
 CAPACITY = _all_set(ClusterCapacity, accelerator_pools=(POOL,), cpu_milli_allocatable=10, cpu_milli_free=9,
                     memory_bytes_allocatable=8, memory_bytes_free=7, node_cpu_milli_free_max=6,
                     node_memory_bytes_free_max=5, sequence=4, placement_ids=frozenset({"p"}),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from scenarios import A100, H100, L40S, cycle, n_h100_nodes, placed, spec
 
@@ -153,6 +155,35 @@ def test_every_pending_job_says_why(clusters: list, job: object, code: ReasonCod
     result = cycle(clusters, [job])  # type: ignore[list-item]
     reason = result.pending["g"]
     assert reason.code is code and words in reason.message
+
+
+def _kueue_member(name: str, *, free_nodes: int, held: int) -> object:
+    """Three nodes of 8 free A100 behind a ClusterQueue that admits `free_nodes` x 8: the agent reports the rest
+    held by quota (backends/kube/kueue_quota.py), not free."""
+    quota = dataclasses.replace(pool(A100, nodes=free_nodes, extra={0: 3 - free_nodes}), quota_held_accelerators=held)
+    return cluster(name, "r", quota)
+
+
+@pytest.mark.parametrize(("free_nodes", "held", "code", "words"), [
+    (1, 16, ReasonCode.GANG_DOES_NOT_FIT,
+     f"member-b fits 1 of 2 replicas x 8 {A100} accelerators (16 more free held back by the member's own queue "
+     f"quota)"),
+    (0, 24, ReasonCode.INSUFFICIENT_ACCELERATORS,
+     f"member-b has no node with 8 free {A100} accelerators (24 more free held back by the member's own queue "
+     f"quota)"),
+], ids=["gang-over-the-quota", "no-quota-left"])
+def test_a_reason_says_when_the_members_own_quota_holds_free_accelerators_back(
+        free_nodes: int, held: int, code: ReasonCode, words: str) -> None:
+    """The test bed's member-b: 24 free A100 in `kubectl get nodes`, a ClusterQueue of 8 GPUs. The user is told
+    that the quota, not the nodes, keeps the gang off it."""
+    result = cycle([_kueue_member("member-b", free_nodes=free_nodes, held=held)], [spec("g", gpus=8, replicas=2)])
+    reason = result.pending["g"]
+    assert reason.code is code and words in reason.message, reason.message
+
+
+def test_a_reason_names_no_quota_where_none_holds_anything_back() -> None:
+    result = cycle([_kueue_member("member-b", free_nodes=1, held=0)], [spec("g", gpus=8, replicas=2)])
+    assert result.pending["g"].message.endswith(f"member-b fits 1 of 2 replicas x 8 {A100} accelerators")
 
 
 def test_an_unplaceable_shape_is_decided_once_per_cycle() -> None:

@@ -66,6 +66,9 @@ def refused(message: agent_pb2.AgentMessage) -> tuple[str | None, str]:
     (report(pool(room_classes=[agent_pb2.RoomClass(free_accelerators=8, cpu_milli=1, memory_bytes=1 << 50,
                                                    count=1)])),
      "implausible_report", "accelerator_pools[0].room_classes[0]"),
+    (report(pool(quota_held_accelerators=-16)), "malformed", "accelerator_pools[0].quota_held_accelerators"),
+    # 8 free on the node, and 1 more said to be held by quota, on 8 allocatable
+    (report(pool(quota_held_accelerators=1)), "implausible_report", "accelerator_pools[0].quota_held_accelerators"),
     (report(cpu_milli_allocatable=INT64_MAX, cpu_milli_free=INT64_MAX), "malformed", "capacity.cpu_milli_allocatable"),
     (report(memory_bytes_allocatable=INT64_MAX, memory_bytes_free=INT64_MAX), "malformed",
      "capacity.memory_bytes_allocatable"),
@@ -75,8 +78,8 @@ def refused(message: agent_pb2.AgentMessage) -> tuple[str | None, str]:
      "job_update.placement_id"),
     (agent_pb2.AgentMessage(ack=agent_pb2.Ack(placement_id="p" * 4000, ok=True)), "malformed", "ack.placement_id"),
 ], ids=["model-newline", "model-5000", "vendor", "resource-nul", "dra-class", "unit-negative", "unit-without-mig",
-        "device-memory", "host-room", "room-class", "cpu-int64", "memory-int64", "placement-id-long",
-        "placement-id-space", "update-id", "ack-id"])
+        "device-memory", "host-room", "room-class", "quota-held-negative", "quota-held-over-allocatable",
+        "cpu-int64", "memory-int64", "placement-id-long", "placement-id-space", "update-id", "ack-id"])
 def test_out_of_bounds_agent_input_is_refused_naming_the_field(message: agent_pb2.AgentMessage, reason: str,
                                                                 field: str) -> None:
     got, said = refused(message)
@@ -96,9 +99,21 @@ def test_out_of_bounds_agent_input_is_refused_naming_the_field(message: agent_pb
     pool(accelerator_model="NVIDIA-H200", vendor="nvidia", resource_name="gpu.nvidia.com (DRA)"),
     pool(accelerator_model="NVIDIA-H100-80GB-HBM3", memory_mib=81559,
          host_room=[agent_pb2.HostRoom()] * 8 + [agent_pb2.HostRoom(cpu_milli=1000, memory_bytes=1 << 40)]),
-], ids=["ascend", "mi300x-catalog", "mi300x", "series", "h100", "mig", "hami", "dra", "host-room"])
+    # Kueue mode: 24 free on three nodes behind a ClusterQueue of 8 (backends/kube/kueue_quota.py)
+    pool(total_accelerators=24, allocatable_accelerators=24, quota_held_accelerators=16),
+], ids=["ascend", "mi300x-catalog", "mi300x", "series", "h100", "mig", "hami", "dra", "host-room", "quota-held"])
 def test_real_world_pools_are_accepted(p: agent_pb2.AcceleratorPool) -> None:
     assert refused(report(p, placement_ids=["train-1a2b3c.g12.west-1"])) == (None, "")
+
+
+def test_what_quota_holds_reaches_the_federators_pool() -> None:
+    fed = make(MemoryStore(), Clock())
+    rec = join(fed, "west-1")
+    message = report(pool(total_accelerators=24, allocatable_accelerators=24, quota_held_accelerators=16))
+    assert AgentService(fed).handle(rec, message) is None
+    assert rec.capacity is not None
+    (got,) = rec.capacity.accelerator_pools
+    assert (got.free_accelerators, got.quota_held_accelerators) == (8, 16)
 
 
 @pytest.mark.parametrize(("hello", "field"), [

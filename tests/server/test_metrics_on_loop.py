@@ -80,3 +80,19 @@ def test_the_sample_counts_jobs_by_phase_reasons_of_pending_jobs_and_what_queues
     assert s.pending == {(queue, code): 1 for queue, code in reasons.items()}
     assert all(code != "Waiting" for code in reasons.values())
     assert s.queue_accelerators == {"default": 24.0, "research": 0.0}
+
+
+def test_the_sample_shows_what_a_members_own_queue_quota_holds_back() -> None:
+    """federator_cluster_accelerators{state="quota_held"}: a Kueue member's free devices its ClusterQueue holds."""
+    from dataclasses import replace
+
+    from server_support import H100, Clock, MemoryStore, capacity, make
+
+    fed = make(MemoryStore(), Clock())
+    rec = fed.connect(cluster="member-b", region="r", labels={})
+    cap = capacity(free=2)  # 4 nodes with 2 free each, and 24 more free the quota holds back
+    fed.report(rec, replace(cap, accelerator_pools=tuple(replace(p, quota_held_accelerators=24)
+                                                         for p in cap.accelerator_pools)))
+    (cluster,) = fed.sample().clusters
+    held = {state: n for (_, model, state), n in cluster.accelerators.items() if model == H100}
+    assert held["quota_held"] == 24 and held["free"] == 8

@@ -197,6 +197,7 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
                 memory_mib=p.memory_mib,
                 resource_name=p.resource_name,
                 family=p.family,
+                quota_held_accelerators=p.quota_held_accelerators,
             )
             for p in cap.accelerator_pools
         ],
@@ -296,6 +297,9 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
                             f"got {p.unit_milli}")
         if p.memory_mib < 0:
             raise WireError(f"capacity.accelerator_pools[{i}].memory_mib: must not be negative")
+        if p.quota_held_accelerators < 0:
+            raise WireError(f"capacity.accelerator_pools[{i}].quota_held_accelerators: must not be negative, "
+                            f"got {p.quota_held_accelerators}")
         if p.family and not _FAMILY.match(p.family):
             raise WireError(f"capacity.accelerator_pools[{i}].family: must be a model family name of at most 64 "
                             f"letters, digits, '.', '_' or '-' (such as Ascend910B), got {p.family[:80]!r}")
@@ -316,6 +320,7 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
                 memory_mib=p.memory_mib or known.memory_mib,
                 resource_name=p.resource_name or known.resource_name,
                 family=p.family or known.family,
+                quota_held_accelerators=p.quota_held_accelerators,
             )
         )
     if len(pb.workload_kinds) > MAX_WORKLOAD_KINDS:

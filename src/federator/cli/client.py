@@ -477,6 +477,7 @@ def _cap_doc(cap: Any) -> Any:
                 "nodes_by_free": list(p.nodes_by_free),
                 "total_accelerators": p.total_accelerators,
                 "free_accelerators": p.free_accelerators,
+                "quota_held_accelerators": p.quota_held_accelerators,
             }
             for p in cap.accelerator_pools
         ],

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from federator.model import BUILTIN_WORKLOAD_KINDS, ClusterCapacity, Job, format_job_accelerators
+from federator.model import BUILTIN_WORKLOAD_KINDS, ClusterCapacity, Job, format_free_of_total, format_job_accelerators
 from federator.security.authz import USER_ANNOTATION
 
 
@@ -72,14 +72,17 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
     now = time.time()
     for c in clusters:
         cap: ClusterCapacity | None = c["capacity"]
-        gpus = f"{cap.free_accelerators}/{cap.total_accelerators}" if cap else "-"
+        gpus = format_free_of_total(cap.free_accelerators, cap.total_accelerators, cap.quota_held_accelerators) \
+            if cap else "-"
         cpus = f"{cap.cpu_milli_free / 1000:g}" if cap else "-"
         row = [c["name"], c["region"], c["state"], gpus, cpus, str(c["placements"]),
                _age(now - c["last_report_at"]) if c["last_report_at"] else "-"]
         if wide:
             row.append(c.get("gang_admission") or "-")
             vendors = ", ".join(f"{v} {free}/{total}" for v, (free, total) in cap.by_vendor().items()) if cap else ""
-            models = ", ".join(f"{p.accelerator_model} {p.free_accelerators}/{p.total_accelerators}"
+            models = ", ".join(f"{p.accelerator_model} "
+                               + format_free_of_total(p.free_accelerators, p.total_accelerators,
+                                                      p.quota_held_accelerators)
                                for p in cap.accelerator_pools) if cap else ""
             row += [vendors or "-", models or "-"]
             row.append(",".join(sorted(k.split(".", 1)[0] for k in cap.workload_kinds or BUILTIN_WORKLOAD_KINDS))

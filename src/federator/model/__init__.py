@@ -29,6 +29,7 @@ from federator.model.resources import (
     Resources,
     format_accelerators,
     format_bytes,
+    format_free_of_total,
     to_bytes,
     to_milli,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "ReasonCode",
     "Resources",
     "format_bytes",
+    "format_free_of_total",
     "format_job_accelerators",
     "model_matches",
     "placement_resources",

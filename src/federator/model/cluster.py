@@ -162,6 +162,10 @@ class AcceleratorPool:
     sharing: str = ""
     unit_milli: int = 0
     room_classes: tuple[RoomClass, ...] = ()  # sorted; () = not reported (host_room then)
+    # Quota held: whole accelerators free on the nodes but held back by the member's own admission quota (Kueue's
+    # ClusterQueue), so not in `nodes_by_free`. Nothing is placed by it; reasons and displays name it, so a user
+    # who sees free devices on the member learns why the federator leaves them be. 0 = none, or not said.
+    quota_held_accelerators: int = 0
 
     def serves(self, accelerator_milli: int) -> bool:
         """Whether replicas of `accelerator_milli` (whole devices or a fraction) can run on this pool at all."""
@@ -246,7 +250,8 @@ class AcceleratorPool:
         `replace` over every field."""
         return AcceleratorPool(self.accelerator_model, hist, self.total_accelerators, self.allocatable_accelerators,
                                shared, host_room, shared_room, self.vendor, self.memory_mib, self.resource_name,
-                               self.family, self.sharing, self.unit_milli, room_classes)
+                               self.family, self.sharing, self.unit_milli, room_classes,
+                               self.quota_held_accelerators)
 
     def after_take(
         self, accelerator_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0, bucket: int = 0
@@ -848,6 +853,11 @@ class ClusterCapacity:
     @property
     def free_accelerators(self) -> int:
         return sum(p.free_accelerators for p in self.accelerator_pools)
+
+    @property
+    def quota_held_accelerators(self) -> int:
+        """Free accelerators the member's own quota holds back, over every pool (AcceleratorPool)."""
+        return sum(p.quota_held_accelerators for p in self.accelerator_pools)
 
 
 @dataclass(frozen=True, slots=True)

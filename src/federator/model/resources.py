@@ -129,6 +129,12 @@ def format_accelerators(accelerator_milli: int) -> str:
     return f"{accelerator_milli / MILLI:g}"
 
 
+def format_free_of_total(free: int, total: int, quota_held: int = 0) -> str:
+    """Whole accelerators as users are shown them: '8/24', or '8/24 (16 quota held)' when the member's own
+    quota holds free ones back (AcceleratorPool.quota_held_accelerators): free on its nodes, not counted free."""
+    return f"{free}/{total}" + (f" ({quota_held} quota held)" if quota_held > 0 else "")
+
+
 def format_bytes(n: int) -> str:
     for unit, size in (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
         if n >= size and n % size == 0:

@@ -188,6 +188,13 @@ def _count_text(milli: int) -> str:
     return f"{milli // MILLI}" if milli % MILLI == 0 else f"{milli}m"
 
 
+def quota_held_text(held: int) -> str:
+    """What a doesn't-fit reason adds when the member's own quota (Kueue's ClusterQueue) holds free accelerators
+    back (AcceleratorPool.quota_held_accelerators): the user sees them free on the member's nodes, and this says
+    why the federator does not count them. "" when none are held."""
+    return f" ({held} more free held back by the member's own queue quota)" if held > 0 else ""
+
+
 @dataclass(frozen=True, slots=True)
 class GangFit:
     """Whole replicas must fit on nodes' free accelerators (or shared accelerators' free milli-devices).
@@ -204,21 +211,22 @@ class GangFit:
         if m == 0:
             return None
         need = request.replicas if request.is_gang else 1
-        best, best_model, any_node = 0, "", False
+        best, best_held, best_model, any_node = 0, 0, "", False
         for pool in accepted_pools(request, cluster):
             fits = request.capacity_in(pool)
             if fits >= need:
                 return None
             any_node = any_node or fits > 0
-            if fits >= best:
-                best, best_model = fits, pool.accelerator_model
+            if (fits, pool.quota_held_accelerators) >= (best, best_held):
+                best, best_held, best_model = fits, pool.quota_held_accelerators, pool.accelerator_model
         if not any_node:
             where = f"{request.accelerators_per_replica} free" if m % MILLI == 0 else f"{m}m free on one"
             return Reason(ReasonCode.INSUFFICIENT_ACCELERATORS,
                           f"{cluster.name} has no node with {where} {best_model or 'matching'} accelerator"
-                          f"{'s' if m > MILLI else ''}")
+                          f"{'s' if m > MILLI else ''}{quota_held_text(best_held)}")
         return Reason(ReasonCode.GANG_DOES_NOT_FIT,
-                      f"{cluster.name} fits {best} of {need} replicas x {_count_text(m)} {best_model} accelerators")
+                      f"{cluster.name} fits {best} of {need} replicas x {_count_text(m)} {best_model} accelerators"
+                      f"{quota_held_text(best_held)}")
 
 
 @dataclass(frozen=True, slots=True)

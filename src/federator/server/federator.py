@@ -538,6 +538,7 @@ class Federator:
                     accelerators[(v, m, "allocatable")] = pool.allocatable_accelerators
                     accelerators[(v, m, "free")] = free
                     accelerators[(v, m, "reserved")] = pool.free_accelerators - free
+                    accelerators[(v, m, "quota_held")] = pool.quota_held_accelerators
                 cpu = {"allocatable": rec.capacity.cpu_milli_allocatable, "free": after.cpu_milli_free}
             clusters.append(ClusterSample(rec.name, rec.region, rec.state.value, rec.connected,
                                           max(0.0, now - rec.last_report_at), accelerators, cpu))

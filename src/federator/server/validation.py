@@ -190,8 +190,9 @@ def check_hello_fields(hello: agent_pb2.Hello) -> str | None:
 
 
 def check_plausible(cap: ClusterCapacity) -> str | None:
-    """None if a capacity report adds up, else what does not, naming the field: free never exceeds allocatable,
-    allocatable never exceeds total, and no single node has more free than the whole cluster."""
+    """None if a capacity report adds up, else what does not, naming the field: free (and with it what quota
+    holds) never exceeds allocatable, allocatable never exceeds total, and no single node has more free than the
+    whole cluster."""
     for i, pool in enumerate(cap.accelerator_pools):
         where = f"capacity.accelerator_pools[{i}]"
         in_use_or_free = pool.free_accelerators + sum(n for _, n in pool.shared_devices)
@@ -203,6 +204,10 @@ def check_plausible(cap: ClusterCapacity) -> str | None:
         if in_use_or_free > pool.allocatable_accelerators:
             return (f"{where}.nodes_by_free: {pool.free_accelerators} whole free GPUs and "
                     f"{in_use_or_free - pool.free_accelerators} shared ones are more than allocatable_accelerators "
+                    f"{pool.allocatable_accelerators}")
+        if in_use_or_free + pool.quota_held_accelerators > pool.allocatable_accelerators:
+            return (f"{where}.quota_held_accelerators: {pool.quota_held_accelerators} held by quota, with "
+                    f"{in_use_or_free} free or shared, are more than allocatable_accelerators "
                     f"{pool.allocatable_accelerators}")
     for part, whole in _AT_MOST:  # free within allocatable; a node's most free within the cluster's free
         if getattr(cap, part) > getattr(cap, whole):

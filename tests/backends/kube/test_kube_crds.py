@@ -136,3 +136,28 @@ def test_the_crds_take_a_quantity_in_the_forms_the_job_file_takes(crd: str) -> N
         except QuantityError:
             parsed = False
         assert bool(re.fullmatch(pattern, raw)) == parsed, raw
+
+
+def _unknown_keys(value: Any, schema: dict[str, Any], where: str = "status") -> list[str]:
+    """The keys of `value` its structural schema does not name: the API server drops them without a word."""
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        return [k for k in value if k not in props] + [
+            u for k, v in value.items() if k in props for u in _unknown_keys(v, props[k], f"{where}.{k}")]
+    if isinstance(value, list):
+        return [u for v in value for u in _unknown_keys(v, schema.get("items") or {}, f"{where}[]")]
+    return []
+
+
+def test_every_member_cluster_status_field_written_is_in_the_crd() -> None:
+    """A Kueue member's pool says how many free accelerators its ClusterQueue's quota holds back."""
+    from federator.backends.kube.resources import member_cluster_status
+    from federator.model import AcceleratorPool, ClusterCapacity, ClusterState
+
+    pool = AcceleratorPool("NVIDIA-A100-SXM4-80GB", (2, 0, 0, 0, 0, 0, 0, 0, 1), 24, 24, vendor="nvidia",
+                           family="A100", sharing="None", quota_held_accelerators=16)
+    status = member_cluster_status(state=ClusterState.READY, connected=True, last_report_at=1.0,
+                                   capacity=ClusterCapacity(accelerator_pools=(pool,)), gang_admission="kueue")
+    assert status["accelerators"][0]["quotaHeld"] == 16
+    assert status["models"] == "NVIDIA-A100-SXM4-80GB 8/24 (16 quota held)"
+    assert _unknown_keys(status, _schema("memberclusters")["properties"]["status"]) == []

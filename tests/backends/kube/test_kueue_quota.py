@@ -6,13 +6,17 @@ federator like room for a 2 x 8 gang, which Kueue then held for ever ("> maximum
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
+from federator.api.convert import capacity_from_pb, capacity_to_pb
 from federator.backends.kube.api import ForbiddenError
+from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.devices import DeviceGroup, Sharing
 from federator.backends.kube.gang import GangGuard
+from federator.backends.kube.informer import ADDED
 from federator.backends.kube.kueue_quota import headroom, within_quota
 from federator.backends.kube.pools import pools
 
@@ -69,6 +73,19 @@ def test_the_freest_nodes_keep_their_devices_so_a_gang_kueue_admits_still_fits_w
     assert within_quota(shared, {GPU: 0}) == shared  # a fraction's quota is not a device's: left as it is
 
 
+def test_the_devices_held_back_are_counted_so_the_report_can_name_the_quota() -> None:
+    """member-b of the test bed: 24 free A100 behind a ClusterQueue of 8. The 16 held are said, not just dropped."""
+    groups = [_group("n1", 8), _group("n2", 8), _group("n3", 8), _group("n4", 2, used=6)]
+    held = within_quota(groups, {GPU: 8})
+    assert [g.quota_held_units for g in held] == [0, 8, 8, 2]
+    [pool] = pools(held, {g.node for g in held})
+    assert (pool.free_accelerators, pool.quota_held_accelerators) == (8, 18)
+    [pool] = pools(held, {"n1", "n2"})  # an unusable node offers nothing, so its devices are not "held" either
+    assert (pool.free_accelerators, pool.quota_held_accelerators) == (8, 8)
+    [pool] = pools(within_quota(groups, {}), {g.node for g in groups})
+    assert pool.quota_held_accelerators == 0  # no quota known: nothing held
+
+
 class _NoClusterQueues:
     """An API server whose RBAC (an agent chart before 0.3.0) lets the agent read no ClusterQueue."""
 
@@ -87,3 +104,40 @@ def test_without_rbac_for_cluster_queues_the_agent_says_so_and_holds_nothing_bac
     assert "may not list clusterqueues" in caplog.text and "rbac-agent.yaml" in caplog.text
     assert guard.quota_left([GPU]) is None  # never started: the report counts nodes only
     assert not GangGuard(_NoClusterQueues(), namespace="w", cluster="a").quota_informers  # no Kueue, no queues
+
+
+def _node(name: str, *, gpus: int = 8, cordoned: bool = False) -> dict[str, Any]:
+    amounts = {"cpu": "64", "memory": "512Gi", "pods": "110", GPU: str(gpus)}
+    return {"metadata": {"name": name, "labels": {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}},
+            "spec": {"unschedulable": True} if cordoned else {},
+            "status": {"capacity": dict(amounts), "allocatable": dict(amounts),
+                       "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def _kueue_backend(nodes: list[dict[str, Any]], cluster_queue: dict[str, Any]) -> KubeBackend:
+    """A Kueue-mode agent's backend that has seen these nodes, its LocalQueue and that ClusterQueue."""
+    b = KubeBackend(object(), namespace="w", kueue_queue="lq")  # type: ignore[arg-type]
+    for n in nodes:
+        b.nodes._apply_event(ADDED, n)
+    assert b.gang.local_queues is not None and b.gang.cluster_queues is not None
+    b.gang.local_queues._apply_event(ADDED, LQ)
+    b.gang.cluster_queues._apply_event(ADDED, cluster_queue)
+    b.gang.cluster_queues._thread = threading.Thread(target=lambda: None)  # as if started (Informer.started)
+    return b
+
+
+def test_a_kueue_agents_report_says_how_many_free_accelerators_the_quota_holds_back() -> None:
+    b = _kueue_backend([_node("n1"), _node("n2"), _node("n3")], _cq(8))
+    [pool] = b.capacity().accelerator_pools
+    assert (pool.free_accelerators, pool.quota_held_accelerators, pool.allocatable_accelerators) == (8, 16, 24)
+    assert pool.gang_capacity(8) == 1  # the 2 x 8 gang of the test bed is not sent here
+    [back] = capacity_from_pb(capacity_to_pb(b.capacity())).accelerator_pools
+    assert back.quota_held_accelerators == 16  # on the wire as well
+
+
+
+def test_a_cordoned_node_spends_none_of_the_quota() -> None:
+    """Its devices offer nothing; had they taken the quota's 8, the report said 0 free where Kueue admits 8."""
+    b = _kueue_backend([_node("a-cordoned", cordoned=True), _node("n1"), _node("n2")], _cq(8))
+    [pool] = b.capacity().accelerator_pools
+    assert (pool.free_accelerators, pool.quota_held_accelerators) == (8, 8)

@@ -227,8 +227,8 @@ class KubeBackend:
         self._sequence += 1
         groups = self.device_groups()
         left = self.gang.quota_left({g.resource for g in groups if g.resource})
-        if left:  # Kueue mode: no more free than the ClusterQueue would admit
-            groups = within_quota(groups, left)
+        if left:  # Kueue mode: no more free than the ClusterQueue would admit, on the nodes that can run work
+            groups = within_quota(groups, left, self._usable_nodes())
         cap = cluster_capacity(self.nodes.cache.values(), self.pods.cache.values(),
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
                                placement_ids=self._accounted(), discovery=self.discovery, groups=groups)
@@ -238,13 +238,18 @@ class KubeBackend:
         """The accelerators of every node now: what the capacity report counts and a launch renders."""
         return self.dra.groups(self.discovery, list(self.nodes.cache.values()), list(self.pods.cache.values()))
 
+    def _usable_nodes(self) -> set[str]:
+        """The nodes a replica can land on now (Ready, not cordoned, no taint the agent does not tolerate)."""
+        taints = self.tolerated_taints | self.discovery.resources
+        return {str((n.get("metadata") or {}).get("name", "")) for n in self.nodes.cache.values()
+                if not node_usable(n, taints)}
+
     def _accelerator(self, placement: Placement, spec: JobSpec) -> AcceleratorRequest | str:
         """How this member gives the placed pool's devices to one replica, or why it cannot."""
         milli = spec.resources.accelerator_milli
         if not milli:
             return AcceleratorRequest()
-        usable = {str((n.get("metadata") or {}).get("name", "")) for n in self.nodes.cache.values()
-                  if not node_usable(n, self.tolerated_taints | self.discovery.resources)}
+        usable = self._usable_nodes()
         groups = [g for g in self.device_groups() if g.node in usable]
         group = accelerators.find_group(groups, model=placement.accelerator_model,
                                         vendor=getattr(placement, "vendor", ""))

@@ -107,6 +107,9 @@ class DeviceGroup:
     family: str = ""  # the catalog's family of `model` (Ascend910B for Ascend910B3), reported with the pool
     used_units: int = 0
     used_milli: int = 0  # HAMi: memory/core shares held, in milli-devices
+    # Kueue mode: free units the member's ClusterQueue has no quota left for (`kueue_quota.within_quota`), counted
+    # in used_units too; the report says how many (AcceleratorPool.quota_held_accelerators).
+    quota_held_units: int = 0
     dra_class: str = ""  # DRA: the DeviceClass to claim from
     dra_driver: str = ""
 

@@ -9,7 +9,9 @@ So in Kueue mode the agent reports no more free accelerators than the
 ClusterQueue behind its LocalQueue has quota left for, per resource name
 (`headroom`), by marking the excess as held (`within_quota`): the freest nodes
 keep their devices, so a gang Kueue would admit still finds whole nodes in the
-report, and one it would not admit does not.
+report, and one it would not admit does not. The report says how many free
+devices the quota holds (AcceleratorPool.quota_held_accelerators), so a job's
+pending reason can say that the quota, not the nodes, is what is short.
 
 What counts as left, per accelerator resource (nvidia.com/gpu, ...):
 
@@ -30,7 +32,7 @@ Pure: plain dicts (the API objects) in, values out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -77,21 +79,25 @@ def headroom(local_queue: Obj | None, cluster_queue: Obj | None, resources: Iter
     return out
 
 
-def within_quota(groups: Iterable[DeviceGroup], left: Mapping[str, int]) -> list[DeviceGroup]:
-    """`groups` with the free devices beyond what `left` allows marked as held, the freest nodes first kept whole;
-    groups of other resources, and shared ones, as they are."""
+def within_quota(groups: Iterable[DeviceGroup], left: Mapping[str, int],
+                 usable: Collection[str] | None = None) -> list[DeviceGroup]:
+    """`groups` with the free devices beyond what `left` allows marked as held (used, and counted as
+    `quota_held_units`), the freest nodes first kept whole; groups of other resources, and shared ones, as they
+    are. With `usable`, only those nodes' devices spend the quota: a cordoned or not-Ready node offers nothing,
+    and had its free devices taken the quota, the nodes that can run a replica were all reported held."""
     groups = list(groups)
     budget = dict(left)
     order = sorted(range(len(groups)), key=lambda i: (-groups[i].free_units, groups[i].node))
     out = list(groups)
     for i in order:
         g = groups[i]
-        if g.sharing not in _EXACT or g.resource not in budget:
+        if g.sharing not in _EXACT or g.resource not in budget or (usable is not None and g.node not in usable):
             continue
         keep = min(g.free_units, budget[g.resource])
         budget[g.resource] -= keep
         if keep < g.free_units:
-            out[i] = replace(g, used_units=g.used_units + g.free_units - keep)
+            held = g.free_units - keep
+            out[i] = replace(g, used_units=g.used_units + held, quota_held_units=g.quota_held_units + held)
     return out
 
 

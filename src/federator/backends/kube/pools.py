@@ -34,7 +34,7 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
     for (vendor, model), members in sorted(by_key.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         hist = [0] * _HISTOGRAM_MIN
         shared: dict[int, int] = {}
-        total = allocatable = 0
+        total = allocatable = quota_held = 0
         per_node: dict[str, int] = {}
         bucket_rooms: dict[int, list[tuple[int, int]]] = {}
         shared_rooms: dict[int, list[tuple[int, int]]] = {}
@@ -44,6 +44,7 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
             if g.node not in usable_nodes:
                 continue
             allocatable += g.devices
+            quota_held += g.quota_held_units
             per_node[g.node] = per_node.get(g.node, 0) + g.free_devices()
             rest = g.free_rest_milli()
             if rest:
@@ -68,6 +69,7 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
                                (f, *r) for f, rs in shared_rooms.items() for r in rs)) if room is not None else (),
                            sharing=first.sharing.value,
                            unit_milli=first.unit_milli if first.sharing is Sharing.MIG else 0,
+                           quota_held_accelerators=quota_held,
                            **_extra(vendor, first)))
     return tuple(out)
 

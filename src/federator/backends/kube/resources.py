@@ -25,6 +25,7 @@ from federator.model import (
     PlacementId,
     Reason,
     ReasonCode,
+    format_free_of_total,
     format_job_accelerators,
 )
 from federator.timestamps import utc_micro
@@ -219,7 +220,9 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
                 "cpuMilliFree": capacity.cpu_milli_free,
                 "cpuMilliAllocatable": capacity.cpu_milli_allocatable,
                 "vendors": ", ".join(f"{v} {free}/{total}" for v, (free, total) in capacity.by_vendor().items()),
-                "models": ", ".join(f"{p.accelerator_model} {p.free_accelerators}/{p.total_accelerators}"
+                "models": ", ".join(f"{p.accelerator_model} "
+                                    + format_free_of_total(p.free_accelerators, p.total_accelerators,
+                                                           p.quota_held_accelerators)
                                     for p in capacity.accelerator_pools),
                 "accelerators": [
                     {
@@ -233,6 +236,7 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
                         "free": p.free_accelerators,
                         "nodesByFree": list(p.nodes_by_free),
                         **({"sharing": p.sharing} if p.sharing else {}),
+                        **({"quotaHeld": p.quota_held_accelerators} if p.quota_held_accelerators else {}),
                     }
                     for p in capacity.accelerator_pools
                 ],
