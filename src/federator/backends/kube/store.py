@@ -120,9 +120,8 @@ class KubeJobStore:
         return self._by_uid.get(uid)
 
     def creating(self, namespace: str, name: str) -> JobId | None:
-        """The job whose FederatedJob this store is creating under that name right now (a gRPC-submitted
-        job): its writes run on the group commit's thread, so the controller may see the new object before
-        the store has recorded it as the job's owner."""
+        """The job whose FederatedJob this store is creating under that name (a gRPC-submitted job), or whose
+        create's answer was lost: the retry adopts the object the create made (`_adopt`)."""
         return self._creating.get((namespace, name))
 
     def _own(self, job_id: JobId, owner: Owner) -> None:
