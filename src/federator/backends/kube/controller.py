@@ -201,6 +201,8 @@ class FederatedJobController:
         except SubmitError as exc:
             await self._refuse(obj, str(exc))
             return
+        finally:
+            self.store.unexpect(owner)  # not taken by a new job's write (refused, or a request id's replay)
         self._full.discard(uid)
         log.info("FederatedJob %s/%s submitted as job %s", ns, name, job.job_id)
         warnings = self.fed.intake.warnings(job.spec)

@@ -113,6 +113,13 @@ class KubeJobStore:
         """The next job submitted under this namespace/name belongs to this FederatedJob."""
         self._expected[(owner.namespace, owner.name)] = owner
 
+    def unexpect(self, owner: Owner) -> None:
+        """The submission `expect` announced made no new job (refused, or a replay): the next job submitted under
+        that name is not this FederatedJob's. Left, the expectation gave a later gRPC job of that name the
+        object as its own."""
+        if self._expected.get((owner.namespace, owner.name)) == owner:
+            del self._expected[(owner.namespace, owner.name)]
+
     def owner_of(self, job_id: JobId) -> Owner | None:
         return self._owners.get(job_id)
 
