@@ -11,6 +11,10 @@ It turns `kubectl apply` into `Federator.submit` and `kubectl delete` into
   and submitted. One the federator refuses gets phase Failed and a message
   naming the field, and a Warning Event `Invalid` saying the same, so
   `kubectl describe` and `kubectl get events` show why, as for a Pod.
+- A FederatedJob the federator does not know, of a name whose gRPC job is on
+  its way to the store, waits for that job's write: it is the job's own
+  object, or a user's that the store's create met (the job is then refused,
+  and the object admitted at once).
 - A FederatedJob whose reconcile met an API server that was away (its
   finalizer not added, its submit or cancel not stored: StoreUnavailable) is
   reconciled again after `retry_seconds`, from its newest version; the
