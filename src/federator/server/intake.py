@@ -92,7 +92,8 @@ class Intake:
 
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
-        self._writes: set[asyncio.Future[None]] = set()  # shielded submit writes in flight (held: not collected)
+        # Shielded submit writes in flight (held: not collected), by their job's namespace and name (`arrivals`).
+        self._writes: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         jobs = fed.jobs.values()
         self._by_request: dict[str, JobId] = {
             rid: j.job_id for j in jobs if (rid := j.spec.annotation(REQUEST_ID_ANNOTATION))}
@@ -112,6 +113,13 @@ class Intake:
     def job_for_request(self, request_id: str) -> Job | None:
         """The job a request id created, if the federator has seen it."""
         return self.fed.jobs.get(self._by_request.get(request_id, JobId(""))) if request_id else None
+
+    def arrivals(self, namespace: str, name: str) -> list[asyncio.Future[None]]:
+        """The writes of new jobs of that namespace and name still on their way to the store. Once one is done,
+        its job is accepted or forgotten. In Kubernetes mode the FederatedJob controller waits for them before
+        it decides about an object of that name it does not know: it may be the one the store is creating for
+        the job, or a user's whose name the store's create is about to meet (backends/kube/controller.py)."""
+        return [w for w in self._writes.get((namespace, name), ()) if not w.done()]
 
     def warnings(self, spec: JobSpec) -> list[str]:
         """What the user should hear about an accepted job that is valid but likely wrong, or will wait
@@ -159,9 +167,10 @@ class Intake:
         held, so the client's retry made a second job and a restart brought back the first."""
         job, new = self._admit(spec, request_id)
         if new:
+            key = (job.spec.namespace, job.spec.name)
             write = asyncio.ensure_future(self._commit(job))
-            self._writes.add(write)
-            write.add_done_callback(self._written)
+            self._writes.setdefault(key, set()).add(write)
+            write.add_done_callback(lambda w: self._written(key, w))
             await asyncio.shield(write)
         return job
 
@@ -173,10 +182,13 @@ class Intake:
             raise
         self._accepted(job)
 
-    def _written(self, write: asyncio.Future[None]) -> None:
+    def _written(self, key: tuple[str, str], write: asyncio.Future[None]) -> None:
         """A shielded write's end: a failure is logged, since the caller it was raised to may have gone; a store
         that refused it (a full disk) was logged by the group commit, once per batch, and is not again."""
-        self._writes.discard(write)
+        named = self._writes.get(key, set())
+        named.discard(write)
+        if not named:
+            self._writes.pop(key, None)
         if not write.cancelled() and write.exception() is not None and not isinstance(write.exception(), StoreError):
             log.warning("a submitted job's write failed: %s", write.exception())
 

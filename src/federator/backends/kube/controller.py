@@ -11,6 +11,10 @@ It turns `kubectl apply` into `Federator.submit` and `kubectl delete` into
   and submitted. One the federator refuses gets phase Failed and a message
   naming the field, and a Warning Event `Invalid` saying the same, so
   `kubectl describe` and `kubectl get events` show why, as for a Pod.
+- A FederatedJob the federator does not know, of a name whose gRPC job is on
+  its way to the store, waits for that job's write: it is the job's own
+  object, or a user's that the store's create met (the job is then refused,
+  and the object admitted at once).
 - A FederatedJob whose reconcile met an API server that was away (its
   finalizer not added, its submit or cancel not stored: StoreUnavailable) is
   reconciled again after `retry_seconds`, from its newest version; the
@@ -61,7 +65,7 @@ from federator.backends.kube.resources import (
 from federator.backends.kube.retries import unavailable
 from federator.backends.kube.store import KubeJobStore, Owner
 from federator.jobfile import JobFileError
-from federator.model import ClusterState
+from federator.model import ClusterState, JobId
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer, Denied, Rule
 from federator.server.federator import Federator, NotFound
@@ -160,7 +164,7 @@ class FederatedJobController:
         meta = obj.get("metadata") or {}
         ns, name, uid = meta.get("namespace", "default"), meta.get("name", ""), meta.get("uid", "")
         job_id = (self.store.job_for_uid(uid) or (obj.get("status") or {}).get("jobId")
-                  or self.store.creating(ns, name))
+                  or await self._settled(ns, name, uid))
         if kind == DELETED or meta.get("deletionTimestamp"):
             if job_id:
                 self._cancel(job_id, f"{ns}/{name}")
@@ -176,8 +180,8 @@ class FederatedJobController:
         if uid in self._refused:
             return
         current = await self._current(obj)
-        if current is None:
-            return  # deleted, or replaced by a new object of that name, since this event: their events follow
+        if current is None or current["metadata"].get("deletionTimestamp"):
+            return  # being deleted, or replaced by a new object of that name, since this event: their events follow
         obj, meta = current, current["metadata"]
         try:
             spec = spec_of(obj)
@@ -188,8 +192,11 @@ class FederatedJobController:
         if denied is not None:
             await self._refuse(obj, denied.message, reason=EventReason.QUEUE_NOT_ALLOWED)
             return
-        generation = int(meta.get("generation", 1))
-        self.store.expect(Owner(ns, name, uid, generation))
+        if await self._settled(ns, name, uid):
+            return  # a gRPC job of that name, submitted while this was read, made this object its own
+        # Nothing awaited from here to the job's admission: no other job of that name can come between.
+        owner = Owner(ns, name, uid, int(meta.get("generation", 1)))
+        self.store.expect(owner)
         try:
             job = await self.fed.submit_async(spec)  # its status write joins a group commit, off the loop
         except QueueFull as exc:
@@ -198,11 +205,26 @@ class FederatedJobController:
         except SubmitError as exc:
             await self._refuse(obj, str(exc))
             return
+        finally:
+            self.store.unexpect(owner)  # not taken by a new job's write (refused, or a request id's replay)
         self._full.discard(uid)
         log.info("FederatedJob %s/%s submitted as job %s", ns, name, job.job_id)
         warnings = self.fed.intake.warnings(job.spec)
         for warning in warnings:  # what `federator submit` prints on stderr
             self._warn(meta, EventReason.SUBMIT_WARNING, warning)
+
+    async def _settled(self, ns: str, name: str, uid: str) -> JobId | None:
+        """The job of the object `uid`, once no new job of its namespace and name is on its way to the store.
+
+        A gRPC Submit's job gets a FederatedJob the store creates, and the controller may see that object
+        before the store has recorded whose it is. A user's `kubectl apply` of the same name, made first,
+        is met by that create with 409: the job is refused (NameTaken) and the object is the user's. Until
+        the job's write is done, nothing tells the two apart: an object the federator does not know waits for
+        it here. Before, it was taken for the job's whatever its uid: skipped, and never admitted once the
+        job was refused (or, being deleted, it cancelled the job)."""
+        while arrivals := self.fed.intake.arrivals(ns, name):
+            await asyncio.wait(arrivals)
+        return self.store.job_for_uid(uid)
 
     def _wait_for_room(self, obj: Obj, exc: QueueFull) -> None:
         """Back-pressure is not a verdict on the job: the object waits, and is submitted once the federator has

@@ -113,6 +113,13 @@ class KubeJobStore:
         """The next job submitted under this namespace/name belongs to this FederatedJob."""
         self._expected[(owner.namespace, owner.name)] = owner
 
+    def unexpect(self, owner: Owner) -> None:
+        """The submission `expect` announced made no new job (refused, or a replay): the next job submitted under
+        that name is not this FederatedJob's. Left, the expectation gave a later gRPC job of that name the
+        object as its own."""
+        if self._expected.get((owner.namespace, owner.name)) == owner:
+            del self._expected[(owner.namespace, owner.name)]
+
     def owner_of(self, job_id: JobId) -> Owner | None:
         return self._owners.get(job_id)
 
@@ -120,9 +127,8 @@ class KubeJobStore:
         return self._by_uid.get(uid)
 
     def creating(self, namespace: str, name: str) -> JobId | None:
-        """The job whose FederatedJob this store is creating under that name right now (a gRPC-submitted
-        job): its writes run on the group commit's thread, so the controller may see the new object before
-        the store has recorded it as the job's owner."""
+        """The job whose FederatedJob this store is creating under that name (a gRPC-submitted job), or whose
+        create's answer was lost: the retry adopts the object the create made (`_adopt`)."""
         return self._creating.get((namespace, name))
 
     def _own(self, job_id: JobId, owner: Owner) -> None:
