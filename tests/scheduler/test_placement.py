@@ -186,6 +186,19 @@ def test_a_reason_names_no_quota_where_none_holds_anything_back() -> None:
     assert result.pending["g"].message.endswith(f"member-b fits 1 of 2 replicas x 8 {A100} accelerators")
 
 
+@pytest.mark.parametrize(("members", "words"), [
+    (["member-b"], "only 8 of 12 replicas fit across the one cluster with room (member-b) (16 more free held "
+                   "back by the member's own queue quota)"),
+    (["member-b", "member-c"], "only 16 of 20 replicas fit across 2 clusters (32 more free held back by the "
+                               "members' own queue quotas)"),
+], ids=["one-member", "two-members"])
+def test_a_spread_job_short_of_room_is_told_of_the_quota_held_back(members: list[str], words: str) -> None:
+    result = cycle([_kueue_member(m, free_nodes=1, held=16) for m in members],
+                   [spec("g", kind=JobKind.INFERENCE, gpus=1, replicas=8 * len(members) + 4)])
+    reason = result.pending["g"]
+    assert reason.code is ReasonCode.INSUFFICIENT_ACCELERATORS and reason.message == words, reason.message
+
+
 def test_an_unplaceable_shape_is_decided_once_per_cycle() -> None:
     specs = [spec(f"g{i}", gpus=8, replicas=4) for i in range(1000)]
     result = cycle([n_h100_nodes(3, "a")], specs)

@@ -44,9 +44,10 @@ from federator.scheduler.framework import (
     PlacementRequest,
     PoolScorePlugin,
     ScorePlugin,
+    accepted_pools,
 )
 from federator.scheduler.gcpause import few_full_collections
-from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES
+from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES, quota_held_text
 from federator.scheduler.pools import best_model, fit_count, split_by_model
 from federator.scheduler.preemption import (
     PlanMemo,
@@ -332,8 +333,11 @@ class Scheduler:
         if left:
             code = ReasonCode.INSUFFICIENT_ACCELERATORS if request.accelerator_milli else ReasonCode.INSUFFICIENT_CPU
             where = f"{len(names)} clusters" if len(names) != 1 else f"the one cluster with room ({names[0]})"
+            held = sum(p.quota_held_accelerators for n in names for p in accepted_pools(one, txn.get(n))) \
+                if request.accelerator_milli else 0
             return Reason(code, f"only {request.replicas - left * g} of {request.replicas} replicas fit across "
-                                f"{where}" + (f" (in groups of {g})" if g > 1 else ""))
+                                f"{where}" + (f" (in groups of {g})" if g > 1 else "")
+                                + quota_held_text(held, members=len(names) != 1))
         return Counter({n: c * g for n, c in counts.items()}) if g > 1 else counts
 
     # -- preemption -------------------------------------------------------

@@ -188,11 +188,14 @@ def _count_text(milli: int) -> str:
     return f"{milli // MILLI}" if milli % MILLI == 0 else f"{milli}m"
 
 
-def quota_held_text(held: int) -> str:
+def quota_held_text(held: int, *, members: bool = False) -> str:
     """What a doesn't-fit reason adds when the member's own quota (Kueue's ClusterQueue) holds free accelerators
     back (AcceleratorPool.quota_held_accelerators): the user sees them free on the member's nodes, and this says
-    why the federator does not count them. "" when none are held."""
-    return f" ({held} more free held back by the member's own queue quota)" if held > 0 else ""
+    why the federator does not count them. "" when none are held. `members`: summed over several clusters."""
+    if held <= 0:
+        return ""
+    whose = "the members' own queue quotas" if members else "the member's own queue quota"
+    return f" ({held} more free held back by {whose})"
 
 
 @dataclass(frozen=True, slots=True)
