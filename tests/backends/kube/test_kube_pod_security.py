@@ -136,3 +136,29 @@ def test_a_namespace_the_agent_may_not_read_is_a_warning_not_a_stop() -> None:
 
     (warning,) = read_namespace_warnings(Forbidding(), "w", PodSecurity())  # type: ignore[arg-type]
     assert "its labels could not be read" in warning and "own check (baseline) still holds" in warning
+
+
+def test_the_agent_warns_at_start_of_a_workloads_namespace_weaker_than_its_level(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The start reads the namespace's Pod Security Admission label against the agent's level, before anything
+    else can fail (here API discovery, which this fake does not serve)."""
+    class Api:
+        server = "fake"
+
+        def get(self, res: Any, name: str, namespace: str | None = None) -> dict[str, Any]:
+            assert (res.plural, name) == ("namespaces", "w")
+            return {"metadata": {"name": "w", "labels": {"pod-security.kubernetes.io/enforce": "baseline"}}}
+
+        def discover(self, *_: Any) -> Any:
+            raise ForbiddenError(403, "discovery is forbidden", reason="Forbidden")
+
+        def __getattr__(self, name: str) -> Any:
+            raise ForbiddenError(403, f"{name} is forbidden", reason="Forbidden")
+
+    b = KubeBackend(Api(), namespace="w", cluster="member-a",  # type: ignore[arg-type]
+                    pod_security=PodSecurity(PodSecurityLevel.RESTRICTED))
+    with caplog.at_level("WARNING"), pytest.raises(Exception, match="forbidden"):
+        asyncio.run(b.start(lambda *_, **__: None))
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith("namespace w enforces pod security baseline, weaker than this agent's restricted")
+               for m in warned), warned
