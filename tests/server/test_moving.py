@@ -5,7 +5,7 @@ deleted it, and a job whose only member held it went back to the end of that mem
 from __future__ import annotations
 
 import pytest
-from server_support import Clock, MemoryStore, capacity, join, make, spec
+from server_support import H100, Clock, MemoryStore, capacity, join, make, spec
 
 from federator.api.v1 import agent_pb2, types_pb2
 from federator.jobfile import parse_job
@@ -13,6 +13,8 @@ from federator.model import JobPhase, JobSpec, ReasonCode
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.validation import check_update
+
+from builders import cluster, pool
 
 HELD = ("waiting for Kueue admission on east-1: couldn't assign flavors to pod set main: insufficient quota for "
         "nvidia.com/gpu in flavor default, 8 more needed; held 600s (--kueue-admission-timeout 600s)")
@@ -47,6 +49,7 @@ def test_a_held_placement_on_the_only_cluster_keeps_its_place_in_the_member_queu
     join(fed, "east-1")
     pid, rec = held_on_east(fed)
     fed.job_update(rec, pid, JobPhase.PLACED, HELD, admission_overdue=True)
+    fed.schedule_once()  # the next turn answers
     (job,) = fed.jobs.values()
     assert job.phase is JobPhase.PLACED and [p.placement_id for p in job.placements] == [pid]
     assert job.placements[0].message == f"{HELD}; no other cluster can run it now, so it keeps its place in " \
@@ -61,15 +64,19 @@ def test_a_held_placement_moves_when_another_cluster_can_run_it_now(clock: Clock
     west = join(fed, "west-1")
     fed.job_update(east, pid, JobPhase.PLACED, HELD, admission_overdue=True)
     (job,) = fed.jobs.values()
-    assert job.phase is JobPhase.PENDING and job.pending_reason is not None
-    assert job.pending_reason.code is ReasonCode.REFUSED_BY_CLUSTER
-    assert job.pending_reason.message.startswith(f"east-1 held placement {pid} unadmitted past its admission "
-                                                 "timeout (waiting for Kueue admission on east-1: ")
-    assert job.pending_reason.message.endswith("; moved: west-1 can run it now")
+    assert job.phase is JobPhase.PLACED  # asked: answered at the next turn
+    moved = []
+    fed.notify = lambda jobs: moved.extend(  # type: ignore[method-assign]
+        (j.phase, j.pending_reason) for j in jobs if j.phase is JobPhase.PENDING)
+    fed.schedule_once()
+    ((_, reason),) = moved
+    assert reason is not None and reason.code is ReasonCode.REFUSED_BY_CLUSTER
+    assert reason.message.startswith(f"east-1 held placement {pid} unadmitted past its admission timeout "
+                                     "(waiting for Kueue admission on east-1: ")
+    assert reason.message.endswith("; moved: west-1 can run it now")
     cancels = [o for o in drain(east) if isinstance(o, CancelOrder)]
     assert [c.placement_id for c in cancels] == [pid] and cancels[0].reason.startswith("superseded: ")
-    fed.schedule_once()
-    (p,) = job.placements
+    (p,) = job.placements  # placed by the same turn's cycle
     assert p.cluster == "west-1" and p.generation == 2  # east-1 is avoided for a while, as after a refusal
     assert any(isinstance(o, LaunchOrder) for o in drain(west))
 
@@ -81,20 +88,21 @@ def test_a_held_placement_stays_while_the_other_cluster_is_full_and_moves_once_i
     west = fed.connect(cluster="west-1", region="r", labels={})
     fed.report(west, capacity(free=0))
     fed.job_update(east, pid, JobPhase.PLACED, HELD, admission_overdue=True)
+    fed.schedule_once()
     (job,) = fed.jobs.values()
     assert job.phase is JobPhase.PLACED and job.placements[0].cluster == "east-1"
     assert "keeps its place in east-1's queue" in job.placements[0].message
     clock.now += 1
     fed.report(west, capacity(free=8))
     fed.job_update(east, pid, JobPhase.PLACED, HELD, admission_overdue=True)  # the agent asks again
-    assert job.phase is JobPhase.PENDING
     fed.schedule_once()
     assert [p.cluster for p in job.placements] == ["west-1"]
 
 
-def job(name: str, *, priority: int = 0, preemptible: bool = False) -> JobSpec:
+def job(name: str, *, priority: int = 0, preemptible: bool = False, replicas: int = 4) -> JobSpec:
     return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": name},
-                      "spec": {"kind": "training", "replicas": 4, "priority": priority, "preemptible": preemptible,
+                      "spec": {"kind": "training", "replicas": replicas, "priority": priority,
+                               "preemptible": preemptible,
                                "resources": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 8}}})
 
 
@@ -112,8 +120,29 @@ def test_a_job_that_fits_elsewhere_only_by_preempting_is_not_moved(clock: Clock)
     assert p.cluster == "east-1" and filler.phase is JobPhase.PLACED
     fed.acked(east, p.placement_id)
     fed.job_update(east, p.placement_id, JobPhase.PLACED, HELD, admission_overdue=True)
+    fed.schedule_once()
     assert held.phase is JobPhase.PLACED and filler.phase is JobPhase.PLACED  # no one evicted to make room
     assert "keeps its place in east-1's queue" in held.placements[0].message
+
+
+def test_two_held_jobs_and_room_for_one_elsewhere_move_one(clock: Clock) -> None:
+    """The asks are answered by one cycle: the held jobs compete for the room elsewhere, so the second is not
+    moved to room the first takes (it would come back to the end of its queue)."""
+    fed = make(MemoryStore(), clock)
+    east = join(fed, "east-1")  # 4 nodes x 8 free: both 2 x 8 gangs
+    jobs = [fed.submit(job(f"held-{i}", replicas=2)) for i in range(2)]
+    fed.schedule_once()
+    assert [p.cluster for j in jobs for p in j.placements] == ["east-1", "east-1"]
+    west = fed.connect(cluster="west-1", region="r", labels={})
+    fed.report(west, cluster("west-1", "r", pool(H100, nodes=2, free=8, extra={0: 2})).capacity)  # one 2 x 8 gang
+    for j in jobs:
+        fed.acked(east, j.placements[0].placement_id)
+        fed.job_update(east, j.placements[0].placement_id, JobPhase.PLACED, HELD, admission_overdue=True)
+    fed.schedule_once()
+    assert sorted(p.cluster for j in jobs for p in j.placements) == ["east-1", "west-1"]
+    kept = next(j for j in jobs if j.placements[0].cluster == "east-1")
+    assert kept.phase is JobPhase.PLACED and kept.generation == 1
+    assert "keeps its place in east-1's queue" in kept.placements[0].message
 
 
 def test_only_a_placed_placement_can_be_overdue_for_admission() -> None:

@@ -49,7 +49,7 @@ from federator.server.clusters import (
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
 from federator.server.membership import Membership
-from federator.server.moving import kept_message, moved_reason, room_elsewhere
+from federator.server.moving import Ask, Moves, kept_message, moved_reason
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.outbox import Ending, lost, overloaded, superseded
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
@@ -95,6 +95,7 @@ class Federator:
         self.cycle_interval = cycle_interval
         self.limits = limits or Limits()
         self.refusals = RecentRefusals(refusal_cooldown)
+        self.moves = Moves()  # placements agents asked to move (JobUpdate.admission_overdue), answered each turn
         self.jobs: dict[JobId, Job] = {j.job_id: j for j in store.load()}
         self.placement_index: dict[str, JobId] = {
             p.placement_id: j.job_id for j in self.jobs.values() for p in j.placements
@@ -261,18 +262,9 @@ class Federator:
                                       f"{rec.name} stopped placement {placement_id}: {message[:STOPPED_CHARS]}"))
             return
         rec.acked.add(placement_id)
-        if admission_overdue and phase is JobPhase.PLACED:  # the member's queue holds it: move it if it runs elsewhere
-            now = self.clock()
-            target = room_elsewhere(self.scheduler, self.cycles.snapshot(), self.cycles.running(), job, rec.name,
-                                    self.refusals.avoided(job.job_id, now), now)
-            if target:
-                log.info("job %s: moving placement %s off %s, whose queue holds it; %s can run it now",
-                         job.job_id, placement_id, rec.name, target)
-                self.refusals.note(job.job_id, rec.name, now, message)
-                self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
-                                          moved_reason(rec.name, placement_id, message, target, STOPPED_CHARS)))
-                return
-            message = kept_message(rec.name, message)
+        if admission_overdue and phase is JobPhase.PLACED:  # the member's queue holds it: the next turn answers
+            self.moves.ask(job.job_id, Ask(rec.name, placement_id, message))
+            self.wake()
         if not message and phase is placement.phase:
             message = placement.message  # an update without a message keeps the one it had, in the same phase
         if placement.phase is phase and placement.message == message:
@@ -284,6 +276,22 @@ class Federator:
         self.notify([job])
         if phase.is_terminal:
             self.wake()
+
+    def answer_move(self, job: Job, ask: Ask, target: str) -> None:
+        """The answer to an agent that asked to move a placement its member's queue holds (server/moving.py):
+        queued again for `target`'s room, the holder avoided a while; or, with no target, left in that queue."""
+        if target:
+            log.info("job %s: moving placement %s off %s, whose queue holds it; %s can run it now", job.job_id,
+                     ask.placement_id, ask.cluster, target)
+            self.refusals.note(job.job_id, ask.cluster, self.clock(), ask.message)
+            self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, moved_reason(ask, target, STOPPED_CHARS)))
+            return
+        for p in job.placements:
+            if p.placement_id == ask.placement_id:
+                p.message = kept_message(ask)
+        self._derive_phase(job)
+        self.journal.write_or_owe([job])
+        self.notify([job])
 
     def refused(self, rec: ClusterRecord, placement_id: str, message: str) -> None:
         """The agent would not launch a placement: release it and requeue the job. Only a live placement of the

@@ -8,50 +8,102 @@ run it (the only member with its model), that was the same member, at the back
 of Kueue's queue, again after every timeout, so the job never reached the front.
 Whether a job can run elsewhere is known only here, with every member's report.
 So the agent asks (`JobUpdate.admission_overdue`) and the federator answers:
-it moves the job when a cycle would place all of it on another Ready cluster
-now, and otherwise leaves it in the member's queue, where it keeps its place.
+it moves the job when a cycle would place all of it on another cluster now,
+and otherwise leaves it in the member's queue, where it keeps its place.
 
-The test is the scheduler's own cycle over the snapshot without the holding
-cluster, with the job's queue usage as it stands and no preemption: a move
-never evicts anyone. Jobs spread over several clusters are not moved: their
-other replicas run, and a share is not a job.
+The asks are answered together at the start of the next scheduling turn
+(`Cycles`), by one scheduler cycle over the snapshot: the held jobs compete for
+the room elsewhere as in any cycle, so two of them are never both moved to room
+for one. The cycle preempts no one (a move evicts nobody), avoids each job's
+holding cluster and the clusters that refused it lately, and counts the queues'
+usage as it stands, less the held jobs' own. A job moved is queued again at
+once, and the same turn's cycle places it. Jobs spread over several clusters
+are not moved: their other replicas run, and a share is not a job.
 """
 
 from __future__ import annotations
 
-from federator.model import Job
-from federator.scheduler import Allocation, Scheduler, Snapshot
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from federator.model import Job, JobId, JobPhase
+from federator.scheduler import Allocation, Scheduler, SchedulerConfig, Snapshot
 from federator.scheduler.framework import PlacementRequest
 
 
-def room_elsewhere(scheduler: Scheduler, snapshot: Snapshot, running: list[Allocation], job: Job, cluster: str,
-                   avoid: tuple[str, ...], now: float) -> str:
-    """The cluster a cycle would place the whole of `job` on now, `cluster` and `avoid` left out ("" when none
-    would, when it would only by preempting, or when the job runs on more than `cluster`)."""
-    active = [p for p in job.placements if p.phase.is_active]
-    if len(active) != 1 or active[0].cluster != cluster:
-        return ""
-    others = Snapshot.of([c for c in snapshot.clusters if c.name != cluster])
-    request = PlacementRequest(job.job_id, job.spec, job.spec.replicas, job.submitted_at,
-                               avoid_clusters=tuple(sorted(set(avoid) | {cluster})))
-    result = scheduler.schedule(others, [request], running=[a for a in running if a.job_id != job.job_id], now=now)
-    if result.preemptions or not result.decisions:
-        return ""
-    assignments = result.decisions[0].assignments
-    if sum(a.replicas for a in assignments) < job.spec.replicas:
-        return ""
-    return ",".join(sorted({a.cluster for a in assignments}))
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """An agent's word that its member's queue has held a placement past the admission timeout."""
+
+    cluster: str
+    placement_id: str
+    message: str  # the agent's, in the member's words (Kueue's reason, how long it has held it)
 
 
-def moved_reason(cluster: str, placement_id: str, message: str, target: str, chars: int) -> str:
+class Moves:
+    """The asks not answered yet (one per job: the newest), and the cycle that answers them."""
+
+    def __init__(self) -> None:
+        self._asked: dict[JobId, Ask] = {}
+        self._scheduler: Scheduler | None = None
+        self._config: SchedulerConfig | None = None  # the policy `_scheduler` was made from
+
+    def ask(self, job_id: JobId, ask: Ask) -> None:
+        self._asked[job_id] = ask
+
+    def __len__(self) -> int:
+        return len(self._asked)
+
+    def take(self, jobs: dict[JobId, Job]) -> list[tuple[Job, Ask]]:
+        """The asks whose placement is still current and still Placed, the rest dropped: a placement admitted,
+        moved or ended since it asked is not the agent's question any more."""
+        asked, self._asked = self._asked, {}
+        out = []
+        for job_id, ask in asked.items():
+            job = jobs.get(job_id)
+            if job is None or job.phase.is_terminal:
+                continue
+            if any(p.placement_id == ask.placement_id and p.phase is JobPhase.PLACED for p in job.placements):
+                out.append((job, ask))
+        return out
+
+    def scheduler(self, config: SchedulerConfig) -> Scheduler:
+        """The policy's scheduler without preemption: a move never evicts anyone."""
+        if self._scheduler is None or config is not self._config:
+            self._scheduler, self._config = Scheduler(replace(config, preemption=False)), config
+        return self._scheduler
+
+
+def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocation], held: Sequence[tuple[Job, Ask]],
+             avoided: Callable[[JobId], tuple[str, ...]], now: float) -> dict[JobId, str]:
+    """For each held job a cycle would place whole elsewhere now, the cluster(s) it would go to.
+
+    A job runs on more than its holding cluster (spread) is left out; each request avoids its holding cluster
+    and those `avoided` names."""
+    requests = []
+    for job, ask in held:
+        active = [p for p in job.placements if p.phase.is_active]
+        if len(active) == 1 and active[0].cluster == ask.cluster:
+            requests.append(PlacementRequest(job.job_id, job.spec, job.spec.replicas, job.submitted_at,
+                                             avoid_clusters=tuple(sorted(set(avoided(job.job_id)) | {ask.cluster}))))
+    if not requests:
+        return {}
+    ids = {r.job_id for r in requests}
+    wanted = {r.job_id: r.replicas for r in requests}
+    result = scheduler.schedule(snapshot, requests, running=[a for a in running if a.job_id not in ids], now=now)
+    return {d.job_id: ",".join(sorted({a.cluster for a in d.assignments})) for d in result.decisions
+            if sum(a.replicas for a in d.assignments) >= wanted[d.job_id]}
+
+
+def moved_reason(ask: Ask, target: str, chars: int) -> str:
     """The job's re-queue reason when its held placement moves."""
-    return (f"{cluster} held placement {placement_id} unadmitted past its admission timeout "
-            f"({message[:chars]}); moved: {target} can run it now")
+    return (f"{ask.cluster} held placement {ask.placement_id} unadmitted past its admission timeout "
+            f"({ask.message[:chars]}); moved: {target} can run it now")
 
 
-def kept_message(cluster: str, message: str) -> str:
+def kept_message(ask: Ask) -> str:
     """The placement's message when no other cluster can run the job: it stays in the member's queue."""
-    return f"{message}; no other cluster can run it now, so it keeps its place in {cluster}'s queue"
+    return f"{ask.message}; no other cluster can run it now, so it keeps its place in {ask.cluster}'s queue"
 
 
-__all__ = ["kept_message", "moved_reason", "room_elsewhere"]
+__all__ = ["Ask", "Moves", "kept_message", "moved_reason", "room_for"]

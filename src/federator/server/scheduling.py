@@ -70,6 +70,7 @@ from federator.model import (
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.scheduler.tuning import Tuner
+from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
 from federator.store.errors import StoreUnavailable
@@ -285,6 +286,22 @@ class Cycles:
                 out.append(job)
         return out
 
+    def answer_moves(self) -> None:
+        """Answer the agents that asked to move a placement their member's queue holds (server/moving.py), before
+        the cycle plans: a job moved is Pending again, and this cycle places it. One cycle over every ask, on the
+        loop; there are asks only after an admission timeout (minutes), so mostly there is nothing to do."""
+        fed = self.fed
+        if not len(fed.moves):
+            return
+        held = fed.moves.take(fed.jobs)
+        if not held:
+            return
+        now = fed.clock()
+        targets = room_for(fed.moves.scheduler(fed.scheduler.config), self.snapshot(), self.running(), held,
+                           lambda job_id: fed.refusals.avoided(job_id, now), now)
+        for job, ask in held:
+            fed.answer_move(job, ask, targets.get(job.job_id, ""))
+
     def running(self) -> list[Allocation]:
         """What the placed jobs hold: queue usage and preemption's candidates."""
         return [Allocation(job.job_id, job.spec.queue, job.spec.priority, job.spec.preemptible, p.cluster,
@@ -446,6 +463,7 @@ class Cycles:
         if self.unwritten is not None:
             self._retried(self._write_now)
         started = time.perf_counter()
+        self.answer_moves()
         plan = self.plan()
         result = compute(plan)
         changed, orders = self.commit(plan, result)
@@ -460,6 +478,7 @@ class Cycles:
         if self.unwritten is not None and not await self._retry_async():
             return None
         started = time.perf_counter()
+        self.answer_moves()
         plan = self.plan()
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="federator-cycle")
