@@ -6,6 +6,13 @@ the agent renders it for the chosen alternative (`backends/kube`) and checks it
 against the member's own pod security level, and the scheduler reads what it
 needs of a member's level (`security/podsecurity.needed_by`). Pure: plain dicts
 in and out.
+
+`shape_problems` is the shape of a template the agent renders into (it adds
+labels, a node selector, tolerations, resources and environment variables):
+a template the member's API server would refuse for its content is the
+member's to refuse, but one whose fields are not even the right type would
+break the agent's rendering, so the federator refuses it at submit, naming the
+field, instead of sending it to every member in turn.
 """
 
 from __future__ import annotations
@@ -23,4 +30,71 @@ def merged_over(base: Any, over: Any) -> Any:
     return over
 
 
-__all__ = ["merged_over"]
+def shape_problems(template: Any, at: str) -> list[tuple[str, str]]:
+    """(field, problem) for each field of a pod template (`{metadata, spec}`) that is not of the type the agent
+    renders into; `at` is the template's path. Absent fields are fine: the agent fills them in; so are null
+    lists and maps it only reads, but not a null `metadata`, `spec` or `resources`, which it writes into."""
+    if not isinstance(template, dict):
+        return [(at, "must be a pod template (a mapping of metadata and spec)")]
+    found: list[tuple[str, str]] = []
+    if "metadata" in template:
+        meta = template["metadata"]
+        if not isinstance(meta, dict):
+            found.append((f"{at}.metadata", f"must be a mapping (labels, annotations){_null(meta)}"))
+        else:
+            for key in ("labels", "annotations"):
+                found += _string_map(meta.get(key), f"{at}.metadata.{key}", "names to strings")
+    if "spec" not in template:
+        return found
+    spec = template["spec"]
+    if not isinstance(spec, dict):
+        return [*found, (f"{at}.spec", f"must be a pod spec (a mapping){_null(spec)}")]
+    found += _string_map(spec.get("nodeSelector"), f"{at}.spec.nodeSelector", "label names to values")
+    found += _list_of_maps(spec.get("tolerations"), f"{at}.spec.tolerations", "toleration")
+    for key in ("containers", "initContainers"):
+        containers = spec.get(key)
+        if containers is None:
+            continue
+        if not isinstance(containers, list):
+            found.append((f"{at}.spec.{key}", "must be a list of containers"))
+            continue
+        for i, container in enumerate(containers):
+            where = f"{at}.spec.{key}[{i}]"
+            if not isinstance(container, dict):
+                found.append((where, "must be a container (a mapping)"))
+                continue
+            found += _list_of_maps(container.get("env"), f"{where}.env", "variable ({name, value})")
+            if "resources" not in container:
+                continue
+            resources = container["resources"]
+            if not isinstance(resources, dict):
+                found.append((f"{where}.resources", f"must be a mapping (requests, limits){_null(resources)}"))
+                continue
+            for part in ("requests", "limits"):
+                found += _string_map(resources.get(part), f"{where}.resources.{part}", "resource names to quantities",
+                                     values=False)
+    return found
+
+
+def _null(value: Any) -> str:
+    return ", not null: leave it out" if value is None else ""
+
+
+def _string_map(value: Any, at: str, what: str, *, values: bool = True) -> list[tuple[str, str]]:
+    if value is None:
+        return []
+    if not isinstance(value, dict) or (values and not all(isinstance(v, str) for v in value.values())):
+        return [(at, f"must map {what}")]
+    return []
+
+
+def _list_of_maps(value: Any, at: str, what: str) -> list[tuple[str, str]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return [(at, f"must be a list, each item a {what}")]
+    return [(f"{at}[{i}]", f"must be a {what} (a mapping)")
+            for i, item in enumerate(value) if not isinstance(item, dict)]
+
+
+__all__ = ["merged_over", "shape_problems"]

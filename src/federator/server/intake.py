@@ -39,7 +39,7 @@ from federator.security.limits import RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.fleet_models import FleetModels
 from federator.server.settle import unreported
-from federator.server.templates import owned_problems, pod_security_problems
+from federator.server.templates import owned_problems, pod_security_problems, template_shape_problems
 from federator.store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -210,6 +210,11 @@ class Intake:
         if problem is not None:
             self._reject(RejectReason.LIMIT_EXCEEDED)
             raise SubmitError(problem)
+        shape = template_shape_problems(spec)
+        if shape:  # nothing of it could be rendered on a member: refused before its content is judged
+            self._reject(RejectReason.INVALID_JOB)
+            refused = JobFileError(shape)
+            raise SubmitError(str(refused)) from refused
         owned, forbidden = owned_problems(spec), pod_security_problems(spec, policy=fed.limits.pod_security)
         if owned or forbidden:
             self._reject(RejectReason.POD_SECURITY if forbidden else RejectReason.INVALID_JOB)

@@ -14,6 +14,11 @@ holds its deletion on a provider's cluster until someone there removes it by
 hand (the agent's cancel never completes), and an owner reference names an
 object of the host cluster, or lets a member's garbage collector delete what
 the agent made. What a member's objects carry is the agent's to decide.
+
+Nor may a field the agent renders into be of the wrong type (`shape_problems`:
+`containers: "app"`, a list for `nodeSelector`): the agent could not render it
+on any member, so it is refused here, naming the field, rather than refused by
+every member in turn with a Python error.
 """
 
 from __future__ import annotations
@@ -23,8 +28,14 @@ from typing import Any
 
 from federator.jobfile import FieldProblem
 from federator.model import JobSpec
-from federator.podtemplates import merged_over
-from federator.security.podsecurity import PodSecurity, PodSecurityLevel, check_object, check_template
+from federator.podtemplates import merged_over, shape_problems
+from federator.security.podsecurity import (
+    PodSecurity,
+    PodSecurityLevel,
+    check_object,
+    check_template,
+    pod_templates,
+)
 
 _OWNED_FIELDS = {
     "finalizers": "not allowed in a job: a finalizer would hold the deletion of the member's object on the "
@@ -39,6 +50,24 @@ def owned_problems(spec: JobSpec) -> list[FieldProblem]:
     texts = [("spec.template", spec.pod_template_json), ("spec.workload", spec.workload_json)]
     texts += [(f"spec.accelerators[{i}].template", a.pod_template_json) for i, a in enumerate(spec.accelerators)]
     return [FieldProblem(field, problem) for at, text in texts if text for field, problem in _owned(_object(text), at)]
+
+
+def template_shape_problems(spec: JobSpec) -> list[FieldProblem]:
+    """Fields of the job's pod templates (its own, each alternative's merged over it as the agent renders that
+    alternative, each inside its workload object) that are not of the type the agent renders into."""
+    base = _object(spec.pod_template_json)
+    found = shape_problems(base, "spec.template") if spec.pod_template_json else []
+    said = {field for field, _ in found}
+    for i, alt in enumerate(spec.accelerators):
+        if alt.pod_template_json:
+            at = f"spec.accelerators[{i}].template"
+            merged = merged_over(base, _object(alt.pod_template_json))
+            found += [(field.replace("spec.template", at, 1), problem)
+                      for field, problem in shape_problems(merged, "spec.template") if field not in said]
+    if spec.workload_json:
+        for path, template in pod_templates(_object(spec.workload_json)):
+            found += shape_problems(template, f"spec.workload.{path}" if path else "spec.workload")
+    return [FieldProblem(field, problem) for field, problem in found]
 
 
 def _owned(node: object, at: str) -> list[tuple[str, str]]:
@@ -85,4 +114,4 @@ def _object(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-__all__ = ["owned_problems", "pod_security_problems"]
+__all__ = ["owned_problems", "pod_security_problems", "template_shape_problems"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from federator.backends.kube.api import ForbiddenError, KubeError, NotFoundError
+from federator.backends.kube.api import ForbiddenError, InvalidError, KubeError, NotFoundError
 from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.informer import ADDED, DELETED, MODIFIED
 from federator.backends.kube.workloads import TRAINJOB_POD_LABEL, adapter_for, build_workload
@@ -377,7 +377,7 @@ def test_a_member_without_the_agents_set_up_says_which_file_to_apply(error: Kube
     b, _ = backend(RefusingApi(error))
     why = asyncio.run(b.launch(placement(), SPEC))
     assert why is not None
-    assert str(error) in why  # the API server's own words stay
+    assert error.message in why and f"HTTP {error.status} {error.reason}" in why  # the API server's own words stay
     assert hint in why and "deploy/kubernetes/rbac-agent.yaml" in why and "--namespace" in why
 
 
@@ -388,3 +388,22 @@ def test_a_quota_the_member_enforces_is_refused_in_its_own_words_without_a_set_u
     why = asyncio.run(b.launch(placement(), SPEC))
     assert why is not None and "exceeded quota" in why
     assert "rbac-agent.yaml" not in why
+
+
+def test_a_member_that_refuses_the_object_is_named_for_its_cause_within_the_pending_reasons_length() -> None:
+    """Seen on a test bed: a container name the member refused (422) left the job's pending reason, which keeps
+    160 characters of each cluster's refusal (server/refusals.py), at `federator-workloads/<name>: the member
+    cluster refused the Job: HTTP 422 Invalid: Job.batch "<name>" i...`, the field never named. The cause now
+    comes first, without the API server's repetition of the object's name."""
+    from federator.server.refusals import WHY_CHARS
+
+    api = FakeApi()
+    name = build_workload(placement(), SPEC, namespace="w")["metadata"]["name"]
+    cause = ('spec.template.spec.containers[0].name: Invalid value: "Bad_Name": a lowercase RFC 1123 label must '
+             "consist of lower case alphanumeric characters or '-'")
+    error = InvalidError(422, f'Job.batch "{name}" is invalid: {cause}', reason="Invalid")
+    b, _ = backend(RefusingApi(error))
+    why = asyncio.run(b.launch(placement(), SPEC))
+    assert why == f"the member cluster refused the Job: {cause} (HTTP 422 Invalid; w/{name})"
+    assert "spec.template.spec.containers[0].name" in why[:WHY_CHARS]
+    assert api.created == []

@@ -34,6 +34,7 @@ class KubeError(Exception):
     def __init__(self, status: int, message: str, *, reason: str = "") -> None:
         self.status = status
         self.reason = reason
+        self.message = message  # the API server's own words, without the status
         super().__init__(f"HTTP {status} {reason}: {message}" if status else message)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
@@ -83,8 +84,18 @@ def refusal(namespace: str, name: str, what: str, exc: KubeError) -> str:
     """Why the member would not create a placement's object, in the API server's words, and what to do
     when the cause is the agent's own set-up: a member without the workloads namespace, or without the
     agent's RBAC in it, refuses every placement alike, and the API server's words alone (`namespaces
-    "federator-workloads" not found`) do not say that a file was not applied."""
-    out = f"{namespace}/{name}: the member cluster refused the {what}: {exc}"
+    "federator-workloads" not found`) do not say that a file was not applied.
+
+    The cause comes first, the object's name and the HTTP status after it: the job's pending reason keeps
+    only the first 160 characters of a refusal (server/refusals.py), and the name of a placement's object is
+    long, so `ns/name: ... HTTP 422 Invalid: Job.batch "name" is invalid: ...` was cut before the field
+    was named. The API server's own `Job.batch "name" is invalid: ` is dropped: it names the object again."""
+    cause = exc.message or str(exc)
+    redundant = re.match(r'[\w.-]+ "' + re.escape(name) + r'" is invalid: ', cause)
+    if redundant:
+        cause = cause[redundant.end():]
+    status = f"HTTP {exc.status} {exc.reason}".rstrip() if exc.status else "no answer"
+    out = f"the member cluster refused the {what}: {cause} ({status}; {namespace}/{name})"
     fix = ("apply deploy/kubernetes/rbac-agent.yaml in this cluster (or install the federator-agent chart), "
            "or start the agent with the --namespace its placements should run in")
     if isinstance(exc, NotFoundError) and f'namespaces "{namespace}" not found' in str(exc):
