@@ -18,11 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
 from federator.jobfile import REQUEST_ID_ANNOTATION, shown
-from federator.metrics import ClusterSample, Metrics, StateSample
+from federator.metrics import Metrics, StateSample
 from federator.model import (
     ClusterCapacity,
     ClusterState,
@@ -33,7 +32,6 @@ from federator.model import (
     Placement,
     Reason,
     ReasonCode,
-    placement_resources,
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits, TokenBucket
@@ -56,6 +54,7 @@ from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_
 from federator.server.reports import ReportGate
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
+from federator.server.state_sample import state_sample
 from federator.store import JobStore, StoreUnavailable
 from federator.store.group_commit import GroupCommit
 from federator.store.members import MemberStore
@@ -529,49 +528,7 @@ class Federator:
                     self._watchers.discard(q)  # a watcher that cannot keep up is dropped, not waited on
 
     def sample(self) -> StateSample:
-        now = self.clock()
-        snap = self.snapshot()
-        free_after = {c.name: c.capacity for c in snap.clusters}
-        clusters = []
-        for rec in self.clusters.values():
-            accelerators: dict[tuple[str, str, str], int] = {}
-            cpu: dict[str, int] = {}
-            if rec.capacity is not None:
-                after = free_after.get(rec.name, rec.capacity)
-                for pool in rec.capacity.accelerator_pools:
-                    v, m = pool.key
-                    reserved_pool = after.pool(m, v)
-                    free = reserved_pool.free_accelerators if reserved_pool else pool.free_accelerators
-                    accelerators[(v, m, "total")] = pool.total_accelerators
-                    accelerators[(v, m, "allocatable")] = pool.allocatable_accelerators
-                    accelerators[(v, m, "free")] = free
-                    accelerators[(v, m, "reserved")] = pool.free_accelerators - free
-                    accelerators[(v, m, "quota_held")] = pool.quota_held_accelerators
-                cpu = {"allocatable": rec.capacity.cpu_milli_allocatable, "free": after.cpu_milli_free}
-            clusters.append(ClusterSample(rec.name, rec.region, rec.state.value, rec.connected,
-                                          max(0.0, now - rec.last_report_at), accelerators, cpu))
-        # One pass per figure with the counting done by Counter (in C): a scrape runs on the event loop and
-        # walks every job, 100,000 of them with a national backlog. Phases and codes are StrEnums: as keys
-        # they equal and print as their values.
-        everything = list(self.jobs.values())
-        pending_phase, waiting = JobPhase.PENDING, ReasonCode.WAITING
-        kinds = Counter([(job.spec.queue, job.phase, job.pending_reason and job.pending_reason.code)
-                         for job in everything])
-        jobs: Counter[tuple[str, str]] = Counter()
-        pending: Counter[tuple[str, str]] = Counter()
-        for (queue, phase, code), n in kinds.items():
-            jobs[(queue, phase)] += n
-            if phase is pending_phase:
-                pending[(queue, code or waiting)] += n
-        queue_accelerators: dict[str, float] = defaultdict(float)
-        holding = any(phase.is_active and phase is not pending_phase for _, phase, _ in kinds)
-        for job in everything if holding else ():
-            if job.phase is not pending_phase and job.phase.is_active:
-                queue_accelerators[job.spec.queue] += sum(
-                    placement_resources(p, job.spec).accelerator_milli * p.replicas for p in job.placements) / 1000
-        for queue in {q for q, _ in jobs}:
-            queue_accelerators.setdefault(queue, 0.0)
-        return StateSample(clusters, dict(jobs), dict(pending), dict(queue_accelerators))
-
+        """What a scrape reports (server/state_sample.py)."""
+        return state_sample(self)
 
 __all__ = ["FAILOVER_ANNOTATION", "OUTBOX_LIMIT", "REQUEST_ID_ANNOTATION", "ClusterRecord", "Federator", "NotFound"]
