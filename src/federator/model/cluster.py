@@ -8,6 +8,7 @@ number of nodes.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,6 +43,21 @@ class GangAdmission(StrEnum):
 
 PRICE_LABEL = "federator.io/price-per-accelerator-hour"
 _OLD_PRICE_LABEL = "federator.io/price-per-" + "gpu-hour"  # the name before vendors; still read
+PRICE_LABELS = (PRICE_LABEL, _OLD_PRICE_LABEL)
+
+
+def parse_price(raw: str) -> float | None:
+    """A price label's value as a number: a finite decimal of at least 0, else None.
+
+    float() alone also reads "nan", "inf" and "-5": a NaN price made every scheduling cycle fail (the Price score
+    rounds it), and a negative one scored above the maximum, drawing every job to that cluster. The federator
+    refuses a Hello with such a value (security/limits.py check_hello); this keeps labels that came another way
+    (a store written before that check) from doing either."""
+    try:
+        price = float(raw)
+    except ValueError:
+        return None
+    return price if math.isfinite(price) and price >= 0 else None
 
 #: GpuPool.sharing values a Kubernetes agent reports (backends/kube/devices.py Sharing).
 SHARING_NONE = "None"
@@ -878,7 +894,4 @@ class ClusterInfo:
     def price_per_accelerator_hour(self) -> float | None:
         labels = dict(self.labels)
         raw = labels.get(PRICE_LABEL, labels.get(_OLD_PRICE_LABEL))
-        try:
-            return float(raw) if raw is not None else None
-        except ValueError:
-            return None
+        return parse_price(raw) if raw is not None else None

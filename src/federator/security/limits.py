@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from federator.model import ClusterCapacity, JobSpec
+from federator.model import PRICE_LABELS, ClusterCapacity, JobSpec, parse_price
 from federator.security.podsecurity import PodSecurity, policy_of_labels
 
 MAX_ACCELERATORS_PER_NODE = 1024
@@ -156,6 +156,8 @@ def check_hello(cluster: str, region: str, labels: Mapping[str, str], *, limits:
             return f"hello.labels[{key}]: value longer than 253 characters"
         if not value.isprintable():
             return f"hello.labels[{key}]: value must be printable text (no line breaks or control characters)"
+        if key in PRICE_LABELS and parse_price(value) is None:  # the Price score reads it: refused now, not misread
+            return f"hello.labels[{key}]: must be a decimal number of at least 0 (such as 4.10), got {value[:80]!r}"
     try:
         policy_of_labels(labels)  # the scheduler's PodSecurity filter reads these: refused now, not misread then
     except ValueError as exc:
