@@ -32,6 +32,7 @@ from federator.security.trust import PROVIDER_LABEL, Trust, TrustError, load_tru
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
+from federator.server.outbox import stopping
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.terms import StreamTerms, check_terms, default_order_max_age
@@ -295,6 +296,10 @@ async def serve(opts: ServeOptions) -> None:
     if kube:
         await kube.stop()
     await health_servicer.enter_graceful_shutdown()
+    for rec in list(fed.clusters.values()):  # agent streams end with a status, as any the federator ends, not cut
+        if rec.connected:
+            fed.close_stream(rec, stopping(rec.name))
+    fed.end_watches()  # and so do watches
     await server.stop(grace=2.0)
     httpd.shutdown()
     fed.membership.flush()

@@ -107,6 +107,7 @@ class Federator:
         self._sessions = 0
         self._wake = asyncio.Event()
         self._watchers: set[asyncio.Queue[JobId]] = set()
+        self.watches_ended = False
         self.last_cycle: CycleResult | None = None
         self.metrics.watch_state(self.sample)
         self.membership = Membership(members)  # SQLite mode: the members a restart expects back
@@ -170,8 +171,18 @@ class Federator:
         self._watchers.discard(q)
 
     def watching(self, q: asyncio.Queue[JobId]) -> bool:
-        """False once a watcher fell behind and was dropped: its stream must end, not wait forever."""
+        """False once a watcher fell behind and was dropped, or the federator is stopping (`watches_ended`): its
+        stream must end, not wait forever."""
         return q in self._watchers
+
+    def end_watches(self) -> None:
+        """The federator is stopping: every watcher is dropped and woken (an empty id), so its stream ends with a
+        status saying so instead of being cut by the server's stop."""
+        self.watches_ended = True
+        for q in self._watchers:
+            if not q.full():
+                q.put_nowait(JobId(""))
+        self._watchers.clear()
 
     # -- agents -----------------------------------------------------------
 

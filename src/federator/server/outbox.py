@@ -74,6 +74,11 @@ def overloaded(cluster: str, waiting: int) -> Ending:
                   "stream: reconnect and re-sync")
 
 
+def stopping(cluster: str) -> Ending:
+    return Ending(EndCode.UNAVAILABLE, f"cluster {cluster}: the federator is stopping; reconnect (to its standby, or "
+                                       "to it once restarted) and re-sync")
+
+
 def lost(cluster: str, silent: float) -> Ending:
     return Ending(EndCode.UNAVAILABLE,
                   f"cluster {cluster} is Lost ({silent:.0f}s without a message): reconnect and re-sync")

@@ -585,9 +585,14 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                     yield pb
             while True:
                 if queue.empty() and not self.fed.watching(queue):
+                    if self.fed.watches_ended:
+                        await context.abort(grpc.StatusCode.UNAVAILABLE, "watch: the federator is stopping; watch "
+                                                                         "again (its standby, or it once restarted)")
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                         "watch: this client fell too far behind; watch again")
                 job_id = await queue.get()
+                if not job_id:
+                    continue  # woken to end (Federator.end_watches)
                 if wanted is None or job_id == wanted:
                     job = self.fed.jobs[job_id]
                     if wanted is not None or isinstance(self.authz.job(who, job, manage=False), Allowed):
