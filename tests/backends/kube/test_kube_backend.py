@@ -407,3 +407,15 @@ def test_a_member_that_refuses_the_object_is_named_for_its_cause_within_the_pend
     assert why == f"the member cluster refused the Job: {cause} (HTTP 422 Invalid; w/{name})"
     assert "spec.template.spec.containers[0].name" in why[:WHY_CHARS]
     assert api.created == []
+
+
+def test_a_template_the_agent_cannot_render_is_refused_naming_the_field_and_nothing_is_created() -> None:
+    """A job stored before the federator checked template shapes at submit (server/templates.py) reaches an agent:
+    the launch is refused naming the field, as at submit, not with an AttributeError and a traceback."""
+    api = FakeApi()
+    b, _ = backend(api)
+    bad = replace(SPEC, pod_template_json=json.dumps({"spec": {"containers": "oops"}}))
+    why = asyncio.run(b.launch(placement(), bad))
+    assert why == "the job's pod template cannot be rendered here: spec.template.spec.containers: must be a list " \
+                  "of containers", why
+    assert api.created == []

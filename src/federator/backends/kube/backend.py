@@ -71,7 +71,7 @@ from federator.backends.kube.workloads import (
     workload_phase,
 )
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement
-from federator.podtemplates import merged_over
+from federator.podtemplates import merged_over, shape_problems
 from federator.security.podsecurity import AGENT_FLAGS, PodSecurity, check_object, member_refusal, needed_by_object
 
 log = logging.getLogger("federator.agent.kube")
@@ -295,6 +295,12 @@ class KubeBackend:
                                                             else None))
         except WorkloadError as exc:
             return str(exc)
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            # A template of a shape the agent cannot render into: a job a federator stored before it checked
+            # shapes at submit (podtemplates.shape_problems). Refused naming the field, not with a traceback.
+            shape = shape_problems(json.loads(spec.pod_template_json or "{}"), "spec.template")
+            return "the job's pod template cannot be rendered here: " + (
+                "; ".join(f"{field}: {problem}" for field, problem in shape) or f"{type(exc).__name__}: {exc}")
         adapter = adapter_for(manifest)
         if adapter.key not in self.served:
             return f"this cluster does not serve {adapter.key} (is its controller installed?)"
