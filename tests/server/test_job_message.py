@@ -98,18 +98,18 @@ def test_an_update_from_a_partitioned_cluster_keeps_the_note() -> None:
     job, rec = running_on(fed, "west-1")
     clock.now += LEASE + 1
     fed.check_leases()
-    fed.job_update(rec, job.placements[0].placement_id, JobPhase.RUNNING, "1 of 1 replicas running")
-    assert job.message == f"{partitioned('west-1', clock.now)}; 1 of 1 replicas running"
+    fed.job_update(rec, job.placements[0].placement_id, JobPhase.RUNNING, "1 of 1 replica running")
+    assert job.message == f"{partitioned('west-1', clock.now)}; 1 of 1 replica running"
 
 
 def test_a_job_on_a_ready_cluster_says_nothing_of_another_that_is_partitioned() -> None:
     fed = make(MemoryStore(), Clock())
     quiet, east = running_on(fed, "east-1")
-    busy, _ = running_on(fed, "west-1", "1 of 1 replicas running")
+    busy, _ = running_on(fed, "west-1", "1 of 1 replica running")
     fed.disconnect(east)
     fed.check_leases()
     assert quiet.message.startswith("east-1 Partitioned since")
-    assert busy.message == "1 of 1 replicas running"
+    assert busy.message == "1 of 1 replica running"
 
 
 def test_an_inference_job_spread_over_clusters_names_the_partitioned_ones() -> None:
@@ -160,12 +160,12 @@ def test_a_job_on_a_lost_cluster_is_placed_again_without_the_note() -> None:
 
 def test_after_a_restart_a_job_names_the_cluster_expected_back() -> None:
     store, clock = MemoryStore(), Clock()
-    job, _ = running_on(make(store, clock), "west-1", "1 of 1 replicas running")
+    job, _ = running_on(make(store, clock), "west-1", "1 of 1 replica running")
     clock.now += 5
     restarted = make(store, clock)
     restarted.check_leases()
     why = "its agent has not reported since this federator started"  # not that it fell silent at the restart
-    assert restarted.jobs[job.job_id].message == f"{partitioned('west-1', clock.now, why)}; 1 of 1 replicas running"
+    assert restarted.jobs[job.job_id].message == f"{partitioned('west-1', clock.now, why)}; 1 of 1 replica running"
     clock.now += LOST_AFTER + 1
     restarted.check_leases()
     assert restarted.jobs[job.job_id].phase is JobPhase.PENDING  # Lost: placed again, the note gone with it
@@ -175,9 +175,9 @@ def test_a_restarted_federators_loop_restates_the_job_at_its_first_turn_not_an_i
     """Seen on a restart: Get said "1 replicas running" of a job whose cluster's agent was SIGSTOPped, until
     the loop's first turn, which came a whole cycle interval after the start."""
     store, clock = MemoryStore(), Clock()
-    job, _ = running_on(make(store, clock), "west-1", "1 of 1 replicas running")
+    job, _ = running_on(make(store, clock), "west-1", "1 of 1 replica running")
     restarted = make(store, clock, cycle_interval=3600.0)
-    assert restarted.jobs[job.job_id].message == "1 of 1 replicas running"  # as stored, before any turn
+    assert restarted.jobs[job.job_id].message == "1 of 1 replica running"  # as stored, before any turn
 
     async def scenario() -> str:
         runner = asyncio.get_running_loop().create_task(restarted.run())
@@ -189,7 +189,7 @@ def test_a_restarted_federators_loop_restates_the_job_at_its_first_turn_not_an_i
             runner.cancel()
 
     why = "its agent has not reported since this federator started"
-    assert asyncio.run(scenario()) == f"{partitioned('west-1', clock.now, why)}; 1 of 1 replicas running"
+    assert asyncio.run(scenario()) == f"{partitioned('west-1', clock.now, why)}; 1 of 1 replica running"
 
 
 def test_a_restart_that_finds_a_cluster_lost_keeps_a_job_that_stays_saying_so() -> None:

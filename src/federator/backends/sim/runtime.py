@@ -118,7 +118,8 @@ class SimBackend:
         await asyncio.sleep(startup)
         run.phase = JobPhase.RUNNING
         self._on_update(run.placement.placement_id, JobPhase.RUNNING,
-                        f"{run.placement.replicas} replicas running on {self.cluster.name}")
+                        f"{run.placement.replicas} replica{'s' if run.placement.replicas != 1 else ''} running on "
+                        f"{self.cluster.name}")
         await asyncio.sleep(duration)
         outcome = spec.annotation(OUTCOME_ANNOTATION, "Succeeded")
         phase = JobPhase.FAILED if outcome == "Failed" else JobPhase.SUCCEEDED

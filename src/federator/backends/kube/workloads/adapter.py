@@ -168,9 +168,10 @@ def pods_phase(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, don
     want = expected_pods(obj)
     running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
     started = max(running + done, ready)
+    noun = "replica" if want == 1 else "replicas"
     if started >= want:
-        return JobPhase.RUNNING, f"{want} replicas running"
-    return JobPhase.PLACED, f"{started} of {want} replicas running{pending_why(pods)}"
+        return JobPhase.RUNNING, f"{want} {noun} running"
+    return JobPhase.PLACED, f"{started} of {want} {noun} running{pending_why(pods)}"
 
 
 def require(value: object, path: str) -> Mapping[str, Any]:
