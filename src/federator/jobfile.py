@@ -554,7 +554,7 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
     """spec.accelerators: [{model, vendor, count, minMemoryMiB, template}], most preferred first."""
     if not isinstance(value, list) or not value:
         bad("spec.accelerators", "must be a non-empty list such as [{model: H100, count: 8}, "
-                                 "{model: Ascend910B, count: 16}]")
+                                 "{model: Ascend910B, count: 8}]")
         return ()
     if len(value) > MAX_ALTERNATIVES:
         bad("spec.accelerators", f"at most {MAX_ALTERNATIVES} alternatives, got {len(value)}")
