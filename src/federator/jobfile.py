@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from federator.backends.kube.workloads import DEFAULT_MASTER_PORT, WorkloadError, adapter_for, needs
+from federator.backends.kube.workloads.common import accelerator_resource
 from federator.backends.kube.workloads.rendezvous import master_port
 from federator.backends.sim.runtime import (
     ARRIVAL_ANNOTATION,
@@ -299,7 +300,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
 
     if has_workload:
         resources = brought.resources if brought is not None else Resources(cpu_milli=1)
-        resource_name = ""
+        # the workload's own device plugin resource binds it to that vendor, as the one-count form's does
+        resource_name = brought.resource_name if brought is not None else ""
     else:
         resources, resource_name = _resources(spec.get("resources"), bad, "accelerators" in spec)
     if brought is not None and resources.accelerator_milli > MAX_ACCELERATORS_PER_REPLICA * 1000:
@@ -320,7 +322,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         bad("spec.accelerators", "alternatives apply to the pods the federator makes; spec.workload names its own "
                                  f"resources (use {models_field} to choose among models)")
     if resource_name == GPU_RESOURCE:
-        _one_vendor(accelerator_models, models_field, bad)
+        _one_vendor(accelerator_models, models_field, bad, workload=has_workload)
     if resource_name and resource_name != GPU_RESOURCE:
         # another vendor's resource in the one-count form: alternatives of that vendor, one per model
         vendor = catalog().vendor_of_resource(resource_name)
@@ -425,6 +427,7 @@ class _Brought:
     resources: Resources
     group_size: int
     json: str
+    resource_name: str = ""  # the accelerator resource its pods ask for: it decides the vendor
 
 
 def _workload(value: object, bad: Any) -> _Brought | None:
@@ -434,7 +437,9 @@ def _workload(value: object, bad: Any) -> _Brought | None:
         return None
     try:
         adapter = adapter_for(value)
-        replicas, resources = needs(adapter.pod_sets(value))
+        pod_sets = adapter.pod_sets(value)
+        replicas, resources = needs(pod_sets)
+        resource_name = accelerator_resource(pod_sets)
         group_size = adapter.group_size(value)
     except WorkloadError as exc:
         bad(f"spec.workload.{exc.field}" if exc.field else "spec.workload", exc.problem)
@@ -444,7 +449,7 @@ def _workload(value: object, bad: Any) -> _Brought | None:
                              "on the containers")
         return None
     return _Brought(kind=adapter.job_kind, kind_name=adapter.kind, replicas=replicas, resources=resources,
-                    group_size=group_size, json=json.dumps(value, sort_keys=True))
+                    group_size=group_size, json=json.dumps(value, sort_keys=True), resource_name=resource_name)
 
 
 def _simulated(annotations: Mapping[str, str], bad: Any) -> None:
@@ -549,7 +554,7 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
     """spec.accelerators: [{model, vendor, count, minMemoryMiB, template}], most preferred first."""
     if not isinstance(value, list) or not value:
         bad("spec.accelerators", "must be a non-empty list such as [{model: H100, count: 8}, "
-                                 "{model: Ascend910B, count: 16}]")
+                                 "{model: Ascend910B, count: 8}]")
         return ()
     if len(value) > MAX_ALTERNATIVES:
         bad("spec.accelerators", f"at most {MAX_ALTERNATIVES} alternatives, got {len(value)}")
@@ -600,7 +605,7 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
     return tuple(out)
 
 
-def _one_vendor(models: tuple[str, ...], field: str, bad: Any) -> None:
+def _one_vendor(models: tuple[str, ...], field: str, bad: Any, *, workload: bool = False) -> None:
     """The one-count form's resource belongs to one vendor's device plugin, and the scheduler keeps such a job
     on that vendor's pools: a model of another vendor in acceleratorModels could never be served."""
     cat = catalog()
@@ -609,9 +614,13 @@ def _one_vendor(models: tuple[str, ...], field: str, bad: Any) -> None:
         entry = cat.find_model(model)  # memoized by the catalog: this runs on every one-count Submit
         if owner is not None and entry is not None and entry.vendor != owner.name:
             other = cat.vendor(entry.vendor)
-            ask = f"ask for {other.resource_name}, or " if other is not None and other.resource_name else ""
+            ask = f"ask for {other.resource_name}" if other is not None and other.resource_name else ""
+            if workload:  # the workload's containers name the resource; alternatives are the federator's pods'
+                fix = "its containers must " + (ask or "ask for that vendor's device plugin resource")
+            else:
+                fix = f"{ask + ', or ' if ask else ''}list alternatives in spec.accelerators"
             bad(f"{field}[{i}]", f"{model} is a {entry.vendor} model, but {GPU_RESOURCE} asks for "
-                                 f"{owner.name} devices: {ask}list alternatives in spec.accelerators")
+                                 f"{owner.name} devices: {fix}")
 
 
 def _accelerator_models(value: object, field: str, bad: Any) -> tuple[str, ...]:
@@ -673,7 +682,13 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
         body = {"workload": workload, "queue": spec.queue, "priority": spec.priority}
     if spec.accelerator_models:
         body["acceleratorModels"] = list(spec.accelerator_models)
-    if spec.accelerators:
+    if spec.accelerators and spec.workload_json:
+        # derived from the workload's own resource (another vendor's, e.g. huawei.com/Ascend910): its models
+        # are what the user wrote; parse_job derives the alternatives from the workload again
+        models = [a.model for a in spec.accelerators if a.model]
+        if models:
+            body["acceleratorModels"] = models
+    elif spec.accelerators:
         body["accelerators"] = [_alternative_document(a) for a in spec.accelerators]
     regions: dict[str, Any] = {}
     if spec.preferred_regions:

@@ -201,3 +201,17 @@ def test_the_models_kind_lists_name_every_adapter() -> None:
 
     assert {a.key for a in ADAPTERS} == WORKLOAD_KINDS
     assert {a.key for a in ADAPTERS if a.group in ("batch", "apps")} == BUILTIN_WORKLOAD_KINDS
+
+
+def test_a_rayjob_frees_its_cluster_when_the_ray_job_finishes() -> None:
+    """KubeRay keeps the RayCluster (GPU workers) after the Ray job unless shutdownAfterJobFinishes: the
+    federator reads the placement Succeeded, and the workers would idle on their GPUs until deleted."""
+    obj = fresh("RayJob")
+    out = adapter_for(obj).render(obj, placement(2), namespace="work")
+    assert out["spec"]["shutdownAfterJobFinishes"] is True
+    kept = fresh("RayJob")
+    kept["spec"]["shutdownAfterJobFinishes"] = False  # the user's choice (say, to inspect the cluster) stays
+    assert adapter_for(kept).render(kept, placement(2), namespace="work")["spec"]["shutdownAfterJobFinishes"] is False
+    policy = fresh("RayJob")
+    policy["spec"]["deletionPolicy"] = "DeleteWorkers"
+    assert "shutdownAfterJobFinishes" not in adapter_for(policy).render(policy, placement(2), namespace="work")["spec"]

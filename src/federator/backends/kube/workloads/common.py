@@ -20,6 +20,7 @@ from typing import Any
 from federator.backends.kube import accelerators
 from federator.backends.kube.accelerators import AcceleratorRequest
 from federator.backends.kube.capacity import GPU_PRODUCT_LABEL, GPU_RESOURCE
+from federator.catalog import catalog
 from federator.model import Placement, QuantityError, Resources, to_bytes, to_milli
 
 Obj = dict[str, Any]
@@ -56,6 +57,9 @@ class PodSet:
     count: int
     resources: Resources
     path: str  # where the pod template is in the object, e.g. "spec.template"
+    # The device plugin resource the pods ask accelerators of ("" for none): nvidia.com/gpu, huawei.com/Ascend910,
+    # amd.com/gpu... (any resource of the accelerator catalog), which decides the vendor whose pools can run them.
+    accelerator_resource: str = ""
 
 
 DEFAULT_MASTER_PORT = 29500
@@ -194,8 +198,13 @@ def count_at(obj: Mapping[str, Any], path: str, default: int, *, minimum: int = 
 def container_resources(res: object, path: str) -> Resources:
     """What one container asks for: its requests, or its limits where it sets no request (as the API
     server defaults them)."""
+    return container_ask(res, path)[0]
+
+
+def container_ask(res: object, path: str) -> tuple[Resources, str]:
+    """What one container asks for, and the accelerator resource its devices are counted in ("" for none)."""
     if res is None:
-        return Resources()
+        return Resources(), ""
     if not isinstance(res, Mapping):
         raise WorkloadError(path, "must be a mapping")
     merged: dict[str, object] = {}
@@ -212,21 +221,34 @@ def container_resources(res: object, path: str) -> Resources:
             memory = to_bytes(merged["memory"])
     except QuantityError as exc:
         raise WorkloadError(path, str(exc)) from None
-    return Resources(cpu_milli=cpu, memory_bytes=memory, accelerator_milli=accelerator_milli(merged, path))
+    name, milli = accelerator_ask(merged, path)
+    return Resources(cpu_milli=cpu, memory_bytes=memory, accelerator_milli=milli), name
+
+
+def accelerator_ask(amounts: Mapping[str, object], path: str) -> tuple[str, int]:
+    """The accelerator resource a container's resource map asks for and how many milli-devices: any
+    device plugin resource of the accelerator catalog (nvidia.com/gpu, huawei.com/Ascend910, amd.com/gpu,
+    ...), at most one kind per container; ("", 0) when it asks for none."""
+    known = set(catalog().resource_names) | {GPU_RESOURCE}
+    asked = [k for k in amounts if k in known]
+    if len(asked) > 1:
+        raise WorkloadError(path, f"asks for two kinds of accelerator ({', '.join(sorted(asked))}); a pod runs "
+                                  "on one vendor's devices")
+    if not asked:
+        return "", 0
+    name = asked[0]
+    try:
+        milli = to_milli(amounts[name])
+    except QuantityError as exc:
+        raise WorkloadError(f"{path}.{name}", str(exc)) from None
+    if milli % 1000:
+        raise WorkloadError(f"{path}.{name}", f"an extended resource is a whole number, got {amounts[name]!r}")
+    return name, milli
 
 
 def accelerator_milli(amounts: Mapping[str, object], path: str) -> int:
-    """Milli-accelerators a container's resource map asks for (today: whole nvidia.com/gpu)."""
-    raw = amounts.get(GPU_RESOURCE)
-    if raw is None:
-        return 0
-    try:
-        milli = to_milli(raw)
-    except QuantityError as exc:
-        raise WorkloadError(f"{path}.{GPU_RESOURCE}", str(exc)) from None
-    if milli % 1000:
-        raise WorkloadError(f"{path}.{GPU_RESOURCE}", f"an extended resource is a whole number, got {raw!r}")
-    return milli
+    """Milli-accelerators a container's resource map asks for (whole devices of any catalog vendor)."""
+    return accelerator_ask(amounts, path)[1]
 
 
 def _max(a: Resources, b: Resources) -> Resources:
@@ -240,22 +262,39 @@ def _max(a: Resources, b: Resources) -> Resources:
 def pod_resources(template: Mapping[str, Any], path: str) -> Resources:
     """Per-pod needs of a pod template, as the scheduler counts them: the sum over containers, at
     least the largest init container (they run one at a time, before the others)."""
+    return pod_ask(template, path)[0]
+
+
+def pod_ask(template: Mapping[str, Any], path: str) -> tuple[Resources, str]:
+    """`pod_resources`, and the one accelerator resource the pod's containers ask for ("" for none)."""
     spec = mapping_at(template, "spec")
     containers = spec.get("containers")
     if not isinstance(containers, list) or not containers:
         raise WorkloadError(f"{path}.spec.containers", "must list at least one container")
     total = Resources()
+    names: dict[str, str] = {}  # accelerator resource -> the first container asking for it
     for i, c in enumerate(containers):
         if not isinstance(c, Mapping):
             raise WorkloadError(f"{path}.spec.containers[{i}]", "must be a container (a mapping)")
-        total = total + container_resources(c.get("resources"), f"{path}.spec.containers[{i}].resources")
+        at = f"{path}.spec.containers[{i}].resources"
+        res, name = container_ask(c.get("resources"), at)
+        total = total + res
+        if name:
+            names.setdefault(name, at)
     inits = spec.get("initContainers") or []
     if not isinstance(inits, list):
         raise WorkloadError(f"{path}.spec.initContainers", "must be a list of containers")
     for i, c in enumerate(inits):
         if isinstance(c, Mapping):
-            total = _max(total, container_resources(c.get("resources"), f"{path}.spec.initContainers[{i}].resources"))
-    return total
+            at = f"{path}.spec.initContainers[{i}].resources"
+            res, name = container_ask(c.get("resources"), at)
+            total = _max(total, res)
+            if name:
+                names.setdefault(name, at)
+    if len(names) > 1:
+        raise WorkloadError(path, f"asks for two kinds of accelerator ({', '.join(sorted(names))}); a pod runs "
+                                  "on one vendor's devices")
+    return total, next(iter(names), "")
 
 
 def template_pod_set(obj: Mapping[str, Any], path: str, *, name: str, count: int) -> PodSet:
@@ -263,7 +302,8 @@ def template_pod_set(obj: Mapping[str, Any], path: str, *, name: str, count: int
         template = mapping_at(obj, path)
     except WorkloadError as exc:
         raise WorkloadError(exc.field, exc.problem) from None
-    return PodSet(name=name, count=count, resources=pod_resources(template, path), path=path)
+    resources, accelerator = pod_ask(template, path)
+    return PodSet(name=name, count=count, resources=resources, path=path, accelerator_resource=accelerator)
 
 
 def needs(pod_sets: list[PodSet]) -> tuple[int, Resources]:
@@ -281,6 +321,16 @@ def needs(pod_sets: list[PodSet]) -> tuple[int, Resources]:
     for p in counted:
         per = _max(per, p.resources)
     return sum(p.count for p in counted), per
+
+
+def accelerator_resource(pod_sets: list[PodSet]) -> str:
+    """The one accelerator resource a workload's pod sets ask for ("" for CPU-only work): it decides the
+    vendor whose pools can run the workload. Pod sets asking two vendors' devices are refused."""
+    names = {p.accelerator_resource for p in pod_sets if p.accelerator_resource and p.count}
+    if len(names) > 1:
+        raise WorkloadError("", f"its pod sets ask for two kinds of accelerator ({', '.join(sorted(names))}); "
+                                "a workload runs on one vendor's devices")
+    return next(iter(names), "")
 
 
 # -- rendering ---------------------------------------------------------------------
@@ -380,8 +430,9 @@ def stamp_template(template: Obj, placement: Placement, *, env: list[Obj], model
 __all__ = [
     "DEFAULT_FINISHED_TTL_SECONDS", "DEFAULT_MASTER_PORT", "DEFAULT_OPTIONS", "FEDERATOR_ENV", "GENERATION_LABEL",
     "JOB_ANNOTATION", "MANAGED_BY", "MANAGED_BY_LABEL", "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL",
-    "REPLICAS_ANNOTATION", "SELECTOR", "Obj", "PodSet", "RenderOptions", "WorkloadError", "accelerator_milli",
-    "container_resources", "count_at", "federator_env", "mapping_at", "needs", "placement_label",
-    "placement_metadata", "placement_of", "pod_resources", "render_accelerators", "resource_amounts", "set_env",
-    "stamp_template", "template_pod_set", "templates_at", "workload_labels", "workload_name",
+    "REPLICAS_ANNOTATION", "SELECTOR", "Obj", "PodSet", "RenderOptions", "WorkloadError", "accelerator_ask",
+    "accelerator_milli", "accelerator_resource", "container_ask", "container_resources", "count_at",
+    "federator_env", "mapping_at", "needs", "placement_label", "placement_metadata", "placement_of", "pod_ask",
+    "pod_resources", "render_accelerators", "resource_amounts", "set_env", "stamp_template", "template_pod_set",
+    "templates_at", "workload_labels", "workload_name",
 ]

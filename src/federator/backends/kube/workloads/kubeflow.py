@@ -34,7 +34,7 @@ from federator.backends.kube.workloads.common import (
     PodSet,
     RenderOptions,
     WorkloadError,
-    container_resources,
+    container_ask,
     count_at,
     placement_metadata,
     render_accelerators,
@@ -98,8 +98,9 @@ class TrainJobAdapter:
         if trainer.get("resourcesPerNode") is None:
             raise WorkloadError("spec.trainer.resourcesPerNode", "is required: what each node asks for "
                                                                  "(the runtime's template is not visible here)")
-        per = container_resources(trainer["resourcesPerNode"], "spec.trainer.resourcesPerNode")
-        return [PodSet(name=TRAINER_JOB, count=nodes, resources=per, path="spec.trainer")]
+        per, accelerator = container_ask(trainer["resourcesPerNode"], "spec.trainer.resourcesPerNode")
+        return [PodSet(name=TRAINER_JOB, count=nodes, resources=per, path="spec.trainer",
+                       accelerator_resource=accelerator)]
 
     def group_size(self, obj: Mapping[str, Any]) -> int:
         return 1

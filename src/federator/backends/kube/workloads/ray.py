@@ -3,6 +3,13 @@
 Pod sets as Kueue counts them: the head (one pod) and, per worker group,
 replicas x numOfHosts pods. The submitter pod KubeRay adds in K8sJobMode is not
 counted (a small CPU pod).
+
+KubeRay keeps a RayJob's RayCluster (its GPU workers) running after the Ray job
+finishes unless `spec.shutdownAfterJobFinishes` is true; the federator reads the
+placement Succeeded then, and the workers would idle on their accelerators
+until the FederatedJob is deleted. So a RayJob that says nothing of it (neither
+that field nor KubeRay's `deletionPolicy`/`deletionStrategy`) is rendered with
+it true; one that sets it keeps its own choice.
 """
 
 from __future__ import annotations
@@ -12,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from federator.backends.kube.workloads.adapter import TemplatedAdapter, pods_phase, require
-from federator.backends.kube.workloads.common import PodSet, count_at, template_pod_set
-from federator.model import JobKind, JobPhase
+from federator.backends.kube.workloads.common import Obj, PodSet, RenderOptions, count_at, template_pod_set
+from federator.model import JobKind, JobPhase, Placement
 
 _CLUSTER = "spec.rayClusterSpec"
 
@@ -36,6 +43,11 @@ class RayJobAdapter(TemplatedAdapter):
             name = str(group.get("groupName") or i) if isinstance(group, Mapping) else str(i)
             out.append(template_pod_set(obj, f"{at}.template", name=name, count=replicas * hosts))
         return out
+
+    def finish(self, obj: Obj, placement: Placement, sets: list[PodSet], options: RenderOptions) -> None:
+        spec = obj.setdefault("spec", {})
+        if not any(k in spec for k in ("shutdownAfterJobFinishes", "deletionPolicy", "deletionStrategy")):
+            spec["shutdownAfterJobFinishes"] = True  # free the accelerators once the Ray job is done
 
     def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
         status = obj.get("status") or {}
