@@ -419,3 +419,21 @@ def test_a_template_the_agent_cannot_render_is_refused_naming_the_field_and_noth
     assert why == "the job's pod template cannot be rendered here: spec.template.spec.containers: must be a list " \
                   "of containers", why
     assert api.created == []
+
+
+def test_a_launch_renders_the_devices_of_the_vendor_the_placement_chose() -> None:
+    """Two vendors' pools of one model name on a member: the placement's vendor decides whose devices the pods
+    ask for. The agent read a field the placement does not have, so it took whichever pool had more free."""
+    from federator.backends.kube.devices import DeviceGroup, Sharing
+
+    b, _ = backend(FakeApi())
+    groups = [DeviceGroup("n1", "alpha", "X100", "alpha.com/npu", (("alpha.com/model", "X100"),), Sharing.NONE, 8, 8,
+                          1000),
+              DeviceGroup("n2", "beta", "X100", "beta.com/xpu", (("beta.com/model", "X100"),), Sharing.NONE, 4, 4,
+                          1000)]
+    b.device_groups = lambda: groups  # type: ignore[method-assign]
+    b._usable_nodes = lambda: {"n1", "n2"}  # type: ignore[method-assign]
+    chosen = replace(placement(), accelerator_model="X100", accelerator_vendor="beta")
+    request = b._accelerator(chosen, replace(SPEC, resources=Resources(cpu_milli=1000, accelerator_milli=2000)))
+    assert not isinstance(request, str)
+    assert dict(request.limits) == {"beta.com/xpu": "2"} and dict(request.node_selector) == {"beta.com/model": "X100"}

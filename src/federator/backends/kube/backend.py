@@ -263,7 +263,7 @@ class KubeBackend:
         usable = self._usable_nodes()
         groups = [g for g in self.device_groups() if g.node in usable]
         group = accelerators.find_group(groups, model=placement.accelerator_model,
-                                        vendor=getattr(placement, "vendor", ""))
+                                        vendor=placement.accelerator_vendor)
         if group is None:
             return f"no usable node of {placement.accelerator_model or 'any accelerator'} in this member cluster"
         try:
