@@ -142,7 +142,7 @@ def check_template(template: Mapping[str, Any], *, policy: PodSecurity,
 
 def check_object(obj: object, *, policy: PodSecurity, allowed_by: str = SERVER_FLAGS) -> list[Violation]:
     """What the pod templates inside a workload object (a JobSet, a RayJob, ...) break: every mapping whose
-    `spec` has a list of containers is one, wherever the kind keeps it."""
+    `spec` has containers is one, wherever the kind keeps it."""
     if policy.level is PodSecurityLevel.PRIVILEGED:
         return []
     found: list[Violation] = []
@@ -155,12 +155,14 @@ def check_object(obj: object, *, policy: PodSecurity, allowed_by: str = SERVER_F
 
 
 def pod_templates(obj: object, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(path, template) for every pod template inside `obj`: a mapping whose `spec` lists containers."""
+    """(path, template) for every pod template inside `obj`: a mapping whose `spec` has containers.
+
+    The walk goes on inside each template it finds: an outer mapping given a `spec.containers` of its own (the
+    API server prunes such an unknown field without a word) must not hide the real templates under it."""
     if isinstance(obj, Mapping):
         spec = obj.get("spec")
-        if isinstance(spec, Mapping) and isinstance(spec.get("containers"), list):
+        if isinstance(spec, Mapping) and any(key in spec for key in CONTAINER_LISTS):
             yield path, obj
-            return
         for key, value in obj.items():
             yield from pod_templates(value, f"{path}.{key}" if path else str(key))
     elif isinstance(obj, list):
