@@ -1,5 +1,6 @@
 """The member's agent finds every pod template of what it would create (red team): a decoy `spec.containers`
-above the real templates (which the member's API server prunes) hid them from the agent's own level."""
+above the real templates (which the member's API server prunes) hid them from the agent's own level, and a
+TrainJob's `spec.podSpecOverrides` (merged into the runtime's pods) were never read."""
 
 from __future__ import annotations
 
@@ -52,3 +53,13 @@ def test_a_decoy_containers_list_does_not_hide_a_jobsets_privileged_pods_from_th
     assert api.created == []
     assert why is not None and "spec.replicatedJobs[0].template.spec.template.spec.containers[0].securityContext." \
                                "privileged: not allowed" in why
+
+
+def test_a_hostpath_volume_in_a_trainjobs_pod_spec_overrides_is_refused_by_the_member() -> None:
+    why, api = launch({"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+        "runtimeRef": {"name": "torch-distributed"},
+        "trainer": {"numNodes": 1, "resourcesPerNode": {"limits": {"cpu": "1"}}},
+        "podSpecOverrides": [{"targetJobs": [{"name": "node"}],
+                              "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}]}})
+    assert api.created == []
+    assert why is not None and "spec.podSpecOverrides[0].volumes[0].hostPath: not allowed" in why
