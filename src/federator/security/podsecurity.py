@@ -84,6 +84,10 @@ RESTRICTED_VOLUMES = frozenset({
     "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image", "persistentVolumeClaim", "projected",
     "secret"})
 APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+# Beyond the Pod Security Standards: the priority classes every cluster has for its own critical pods (2e9 and
+# more). A member cannot refuse them to one namespace without admission configuration, and a pod holding one
+# preempts whatever runs on its node: other organisations' placements, the provider's own work.
+SYSTEM_PRIORITY_CLASSES = frozenset({"system-node-critical", "system-cluster-critical"})
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 _CAPABILITY = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
@@ -222,6 +226,10 @@ class _Check:
             if spec.get(key) is True and not (key == "hostNetwork" and self.policy.allow_host_network):
                 hint = f" ({self.allowed_by} --allow-host-network)" if key == "hostNetwork" else ""
                 self.no(f"{at}.{key}", hint, host_network=key == "hostNetwork")
+        priority = spec.get("priorityClassName")
+        if priority in SYSTEM_PRIORITY_CLASSES:
+            self.no(f"{at}.priorityClassName", f" ({priority!r} is for the cluster's own pods: it would preempt "
+                                               "any other pod on the node, other jobs' included)")
         context = _mapping(spec.get("securityContext"))
         self.context(context, f"{at}.securityContext")
         for i, sysctl in _items(context.get("sysctls")):
