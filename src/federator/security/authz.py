@@ -310,6 +310,17 @@ def owner_of(spec: JobSpec) -> tuple[str, frozenset[str]]:
     return spec.annotation(USER_ANNOTATION), frozenset(g for g in groups.split(",") if g)
 
 
+def recorded_owner(spec: JobSpec, user: str, groups: str = "") -> JobSpec:
+    """The spec with exactly this owner recorded (none when `user` is ""), whatever its annotations said: the
+    owner is what the federator recorded, never what a submitted spec or an object's metadata claims."""
+    annotations = {k: v for k, v in spec.annotations if k not in (USER_ANNOTATION, GROUPS_ANNOTATION)}
+    if user:
+        annotations[USER_ANNOTATION] = user
+        if groups:
+            annotations[GROUPS_ANNOTATION] = groups
+    return replace(spec, annotations=tuple(sorted(annotations.items())))
+
+
 def stamp_owner(spec: JobSpec, who: Principal) -> JobSpec:
     """The spec with its owner set from the caller's identity (whatever the client wrote there).
 
@@ -416,4 +427,4 @@ class Authorizer:
 __all__ = ["ANONYMOUS", "GROUPS_ANNOTATION", "USER_ANNOTATION", "Access", "Allowed", "Authorizer", "Denied",
            "Group", "JobAccess", "LabelSelector", "Principal", "Requirement", "Rule", "TenancyError",
            "TenancyPolicy", "access_from_document", "load_tenancy", "owner_of", "queue_tenancy",
-           "selector_from_document", "stamp_owner", "tenancy_from_document"]
+           "recorded_owner", "selector_from_document", "stamp_owner", "tenancy_from_document"]

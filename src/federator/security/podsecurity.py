@@ -84,6 +84,10 @@ RESTRICTED_VOLUMES = frozenset({
     "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image", "persistentVolumeClaim", "projected",
     "secret"})
 APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+# Beyond the Pod Security Standards: the priority classes every cluster has for its own critical pods (2e9 and
+# more). A member cannot refuse them to one namespace without admission configuration, and a pod holding one
+# preempts whatever runs on its node: other organisations' placements, the provider's own work.
+SYSTEM_PRIORITY_CLASSES = frozenset({"system-node-critical", "system-cluster-critical"})
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 _CAPABILITY = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
@@ -142,7 +146,8 @@ def check_template(template: Mapping[str, Any], *, policy: PodSecurity,
 
 def check_object(obj: object, *, policy: PodSecurity, allowed_by: str = SERVER_FLAGS) -> list[Violation]:
     """What the pod templates inside a workload object (a JobSet, a RayJob, ...) break: every mapping whose
-    `spec` has a list of containers is one, wherever the kind keeps it."""
+    `spec` has containers is one, wherever the kind keeps it; and what a TrainJob's `podSpecOverrides` add to
+    the pods of its runtime (volumes, the host's namespaces)."""
     if policy.level is PodSecurityLevel.PRIVILEGED:
         return []
     found: list[Violation] = []
@@ -151,21 +156,43 @@ def check_object(obj: object, *, policy: PodSecurity, allowed_by: str = SERVER_F
         meta = template.get("metadata")
         found += _Check(policy, allowed_by).pod(template["spec"], meta if isinstance(meta, Mapping) else {},
                                     f"{prefix}spec", f"{prefix}metadata")
+    for path, override in pod_spec_overrides(obj):
+        # Merged by the trainer into the pods of a runtime the federator cannot see: what it adds is checked as
+        # a pod spec's (a hostPath volume, hostPID, ...), but restricted's demands on containers are the
+        # runtime's to meet (an override's containers carry env and mounts only).
+        found += _Check(policy, allowed_by).pod(override, {}, path, f"{path}.metadata", whole=False)
     return found
 
 
 def pod_templates(obj: object, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(path, template) for every pod template inside `obj`: a mapping whose `spec` lists containers."""
+    """(path, template) for every pod template inside `obj`: a mapping whose `spec` has containers.
+
+    The walk goes on inside each template it finds: an outer mapping given a `spec.containers` of its own (the
+    API server prunes such an unknown field without a word) must not hide the real templates under it."""
     if isinstance(obj, Mapping):
         spec = obj.get("spec")
-        if isinstance(spec, Mapping) and isinstance(spec.get("containers"), list):
+        if isinstance(spec, Mapping) and any(key in spec for key in CONTAINER_LISTS):
             yield path, obj
-            return
         for key, value in obj.items():
             yield from pod_templates(value, f"{path}.{key}" if path else str(key))
     elif isinstance(obj, list):
         for i, item in enumerate(obj):
             yield from pod_templates(item, f"{path}[{i}]")
+
+
+def pod_spec_overrides(obj: object, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(path, override) for each item of a `podSpecOverrides` list inside `obj` (a TrainJob's): pod spec fields
+    the trainer merges into the pods of its runtime."""
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            at = f"{path}.{key}" if path else str(key)
+            if key == "podSpecOverrides" and isinstance(value, list):
+                yield from ((f"{at}[{i}]", item) for i, item in _items(value))
+            else:
+                yield from pod_spec_overrides(value, at)
+    elif isinstance(obj, list):
+        for i, item in enumerate(obj):
+            yield from pod_spec_overrides(item, f"{path}[{i}]")
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -192,12 +219,17 @@ class _Check:
     def must(self, field: str, what: str) -> None:
         self.found.append(Violation(field, f'must be {what} under pod security "{self.level}"'))
 
-    def pod(self, spec: Mapping[str, Any], meta: Mapping[str, Any], at: str, meta_at: str) -> list[Violation]:
+    def pod(self, spec: Mapping[str, Any], meta: Mapping[str, Any], at: str, meta_at: str, *,
+            whole: bool = True) -> list[Violation]:
         restricted = self.level is PodSecurityLevel.RESTRICTED
         for key in ("hostNetwork", "hostPID", "hostIPC"):
             if spec.get(key) is True and not (key == "hostNetwork" and self.policy.allow_host_network):
                 hint = f" ({self.allowed_by} --allow-host-network)" if key == "hostNetwork" else ""
                 self.no(f"{at}.{key}", hint, host_network=key == "hostNetwork")
+        priority = spec.get("priorityClassName")
+        if priority in SYSTEM_PRIORITY_CLASSES:
+            self.no(f"{at}.priorityClassName", f" ({priority!r} is for the cluster's own pods: it would preempt "
+                                               "any other pod on the node, other jobs' included)")
         context = _mapping(spec.get("securityContext"))
         self.context(context, f"{at}.securityContext")
         for i, sysctl in _items(context.get("sysctls")):
@@ -220,7 +252,7 @@ class _Check:
         containers = [(f"{at}.{kind}[{i}]", c) for kind in CONTAINER_LISTS for i, c in _items(spec.get(kind))]
         for where, container in containers:
             self.container(container, where, host_network=spec.get("hostNetwork") is True)
-        if restricted:
+        if restricted and whole:
             self.restricted_pod(context, containers, at)
         return self.found
 
@@ -456,5 +488,5 @@ def _at(prefix: str, v: Violation) -> Violation:
 __all__ = ["AGENT_FLAGS", "BASELINE_CAPABILITIES", "CAPABILITIES_LABEL", "HOST_NETWORK_LABEL", "LEVEL_LABEL",
            "POLICY_LABELS", "SERVER_FLAGS", "PodSecurity", "PodSecurityLevel", "PodSecurityNeed", "Violation",
            "admission_level", "agent_flags", "capability_name", "check_object", "check_template", "describe",
-           "member_refusal", "needed_by", "needed_by_object", "needed_by_texts", "pod_templates", "policy_labels",
-           "policy_of_labels", "stricter"]
+           "member_refusal", "needed_by", "needed_by_object", "needed_by_texts", "pod_spec_overrides", "pod_templates",
+           "policy_labels", "policy_of_labels", "stricter"]

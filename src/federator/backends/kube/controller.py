@@ -67,7 +67,7 @@ from federator.backends.kube.store import KubeJobStore, Owner
 from federator.jobfile import JobFileError
 from federator.model import ClusterState, JobId
 from federator.security.audit import AuditLog
-from federator.security.authz import Authorizer, Denied, Rule
+from federator.security.authz import Authorizer, Denied, Rule, recorded_owner
 from federator.server.federator import Federator, NotFound
 from federator.server.intake import QueueFull, SubmitError
 from federator.server.orders import CancelOrder
@@ -184,7 +184,9 @@ class FederatedJobController:
             return  # being deleted, or replaced by a new object of that name, since this event: their events follow
         obj, meta = current, current["metadata"]
         try:
-            spec = spec_of(obj)
+            # Made with kubectl: no user submitted it, whatever its annotations claim (federator.io/user would
+            # make it another user's over the gRPC API, and bill them for it in the usage records).
+            spec = recorded_owner(spec_of(obj), "")
         except JobFileError as exc:
             await self._refuse(obj, str(exc))
             return

@@ -28,6 +28,7 @@ from federator.model import (
     format_free_of_total,
     format_job_accelerators,
 )
+from federator.security.authz import owner_of, recorded_owner
 from federator.timestamps import utc_micro
 
 FINALIZER = "federator.io/placements"
@@ -103,8 +104,12 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         condition("Finished", phase.is_terminal, phase.value, job.message if phase.is_terminal else "", stamp,
                    generation, old),
     ]
+    user, groups = owner_of(job.spec)
     return {
         "jobId": job.job_id,
+        # Who submitted it over the gRPC API ("" for a FederatedJob made with kubectl): the owner a job is rebuilt
+        # with, from the status only the federator writes, not from annotations anyone who may edit the object can.
+        "owner": {"user": user, "groups": ",".join(sorted(groups))},
         "phase": phase.value,
         "cluster": ",".join(clusters),
         "region": ",".join(regions),
@@ -156,6 +161,9 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
     if not job_id:
         return None
     spec = spec_of(cr)
+    owner = status.get("owner")
+    if isinstance(owner, Mapping):  # else a status written before the owner was (the annotations, as then)
+        spec = recorded_owner(spec, str(owner.get("user") or ""), str(owner.get("groups") or ""))
     reason: Mapping[str, Any] = status.get("pendingReason") or {}
     code = str(reason.get("code", ""))
     return Job(
