@@ -88,6 +88,10 @@ APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 # more). A member cannot refuse them to one namespace without admission configuration, and a pod holding one
 # preempts whatever runs on its node: other organisations' placements, the provider's own work.
 SYSTEM_PRIORITY_CLASSES = frozenset({"system-node-critical", "system-cluster-critical"})
+# Also beyond them: the taints that keep work off a cluster's control plane. A toleration of one (or of every
+# taint: `operator: Exists` without a key) with a matching node selector or affinity puts a tenant's pod on the
+# provider's control-plane nodes; and `nodeName` skips the member's scheduler, its gang admission and quotas.
+CONTROL_PLANE_TAINTS = frozenset({"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"})
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 _CAPABILITY = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
@@ -226,6 +230,14 @@ class _Check:
             if spec.get(key) is True and not (key == "hostNetwork" and self.policy.allow_host_network):
                 hint = f" ({self.allowed_by} --allow-host-network)" if key == "hostNetwork" else ""
                 self.no(f"{at}.{key}", hint, host_network=key == "hostNetwork")
+        if spec.get("nodeName"):
+            self.no(f"{at}.nodeName", " (the member's scheduler picks the node: nodeName would skip it, its gang "
+                                      "admission and its quotas; use nodeSelector or affinity)")
+        for i, toleration in _items(spec.get("tolerations")):
+            taint = toleration.get("key")
+            if taint in CONTROL_PLANE_TAINTS or (not taint and toleration.get("operator") == "Exists"):
+                self.no(f"{at}.tolerations[{i}]", " (it tolerates the taint that keeps work off the cluster's "
+                                                  "control-plane nodes" + ("" if taint else ", with every other") + ")")
         priority = spec.get("priorityClassName")
         if priority in SYSTEM_PRIORITY_CLASSES:
             self.no(f"{at}.priorityClassName", f" ({priority!r} is for the cluster's own pods: it would preempt "

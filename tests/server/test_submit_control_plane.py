@@ -1,0 +1,80 @@
+"""A job may not pick its node itself nor tolerate its way onto a provider's control plane (red team, left over).
+
+`nodeName` skips the member's scheduler, and with it Kueue's or the gang timeout's all-or-nothing and the member's
+quotas; a toleration of the control-plane taint (or of every taint) with a node selector puts a tenant's pod on
+the provider's control-plane nodes. Refused at baseline and stricter, at submit and by the member's agent, naming
+the field; a toleration of a named taint of the member's own (a dedicated pool's) stays the job's business."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from server_support import Clock, MemoryStore, make
+
+from federator.backends.kube.backend import KubeBackend
+from federator.jobfile import parse_job
+from federator.model import JobId, JobKind, JobSpec, Placement, PlacementId, Resources
+from federator.security.limits import Limits
+from federator.security.podsecurity import PodSecurity, PodSecurityLevel
+from federator.server.intake import SubmitError
+
+
+def _pod(**spec: Any) -> dict[str, Any]:
+    return {"spec": {**spec, "containers": [{"name": "main", "image": "llm:1"}]}}
+
+
+def _job(template: dict[str, Any]) -> JobSpec:
+    return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "p"},
+                      "spec": {"kind": "inference", "replicas": 1, "resources": {"cpu": "1"}, "template": template}})
+
+
+@pytest.mark.parametrize(("spec", "field", "why"), [
+    ({"nodeName": "cp-0"}, "spec.template.spec.nodeName", "the member's scheduler picks the node"),
+    ({"tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
+                       "effect": "NoSchedule"}]},
+     "spec.template.spec.tolerations[0]", "control-plane nodes)"),
+    ({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml"}, {"operator": "Exists"}]},
+     "spec.template.spec.tolerations[1]", "control-plane nodes, with every other)"),
+], ids=["node-name", "control-plane-toleration", "every-taint"])
+def test_a_pod_that_picks_its_node_or_the_control_plane_is_refused_at_submit(spec: dict[str, Any], field: str,
+                                                                            why: str) -> None:
+    fed = make(MemoryStore(), Clock(), limits=Limits())
+    with pytest.raises(SubmitError) as err:
+        fed.submit(_job(_pod(**spec)))
+    assert str(err.value).startswith(f'{field}: not allowed under pod security "baseline"'), str(err.value)
+    assert why in str(err.value)
+    assert not fed.jobs
+
+
+def test_a_named_toleration_is_the_jobs_business_and_privileged_allows_all() -> None:
+    ok = _pod(tolerations=[{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}])
+    assert make(MemoryStore(), Clock(), limits=Limits()).submit(_job(ok)).job_id
+    anything = Limits(pod_security=PodSecurity(level=PodSecurityLevel.PRIVILEGED))
+    assert make(MemoryStore(), Clock(), limits=anything).submit(_job(_pod(nodeName="cp-0"))).job_id
+
+
+class RecordingApi:
+    server = "fake"
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+
+    def create(self, res: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        self.created.append(body)
+        return {**body, "metadata": {**body["metadata"], "uid": "uid-1"}}
+
+
+def test_the_members_agent_refuses_a_stored_job_that_names_its_node() -> None:
+    api = RecordingApi()
+    b = KubeBackend(api, namespace="w", cluster="member-a")  # type: ignore[arg-type]
+    b._on_update = lambda *_: None
+    b._started = True
+    spec = JobSpec(name="p", kind=JobKind.INFERENCE, replicas=1, resources=Resources(cpu_milli=1000),
+                   pod_template_json=json.dumps(_pod(nodeName="cp-0")))
+    why = asyncio.run(b.launch(Placement(PlacementId("p-abc.g1.a"), JobId("p-abc"), "member-a", "east", 1, "", 1),
+                               spec))
+    assert api.created == []
+    assert why is not None and "spec.template.spec.nodeName: not allowed" in why
