@@ -78,3 +78,20 @@ def test_the_members_agent_refuses_a_stored_job_that_names_its_node() -> None:
                                spec))
     assert api.created == []
     assert why is not None and "spec.template.spec.nodeName: not allowed" in why
+
+
+def test_a_job_may_not_carry_the_labels_by_which_an_agent_knows_a_placements_pods() -> None:
+    """A RayJob's submitterPodTemplate is not stamped by the agent: with another placement's id there, its pods
+    were counted as that placement's (red team)."""
+    ray = {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"name": "r"},
+           "spec": {"entrypoint": "python x.py",
+                    "submitterPodTemplate": {"metadata": {"labels": {"federator.io/placement-id": "victim.g1.a"}},
+                                             "spec": {"containers": [{"name": "s", "image": "ray:2"}]}},
+                    "rayClusterSpec": {"headGroupSpec": {"template": {"spec": {"containers": [
+                        {"name": "head", "image": "ray:2", "resources": {"requests": {"cpu": "1"}}}]}}}}}}
+    job = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "r"},
+                     "spec": {"kind": "training", "workload": ray}})
+    with pytest.raises(SubmitError) as err:
+        make(MemoryStore(), Clock(), limits=Limits()).submit(job)
+    assert str(err.value).startswith("spec.workload.spec.submitterPodTemplate.metadata.labels"
+                                     "[federator.io/placement-id]: is the agent's"), str(err.value)

@@ -26,6 +26,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from federator.backends.kube.workloads.common import (
+    GENERATION_LABEL,
+    JOB_ANNOTATION,
+    PLACEMENT_ANNOTATION,
+    PLACEMENT_LABEL,
+    REPLICAS_ANNOTATION,
+)
 from federator.jobfile import FieldProblem
 from federator.model import JobSpec
 from federator.podtemplates import merged_over, shape_problems
@@ -45,8 +52,17 @@ _OWNED_FIELDS = {
 }
 
 
+# The labels and annotations by which a member's agent knows the pods of a placement. The agent stamps them on
+# every template it renders, but not on one a kind keeps where the agent does not look (a RayJob's
+# submitterPodTemplate): a job carrying another placement's id there had its pods counted as that placement's
+# (its Running and its gang), so a job may not carry them at all (red team).
+_AGENT_KEYS = frozenset({PLACEMENT_LABEL, PLACEMENT_ANNOTATION, GENERATION_LABEL, JOB_ANNOTATION,
+                         REPLICAS_ANNOTATION})
+
+
 def owned_problems(spec: JobSpec) -> list[FieldProblem]:
-    """Finalizers and owner references anywhere in the job's templates or its workload object."""
+    """Finalizers, owner references, and the agent's placement labels and annotations anywhere in the job's
+    templates or its workload object."""
     texts = [("spec.template", spec.pod_template_json), ("spec.workload", spec.workload_json)]
     texts += [(f"spec.accelerators[{i}].template", a.pod_template_json) for i, a in enumerate(spec.accelerators)]
     return [FieldProblem(field, problem) for at, text in texts if text for field, problem in _owned(_object(text), at)]
@@ -76,6 +92,11 @@ def _owned(node: object, at: str) -> list[tuple[str, str]]:
         meta = node.get("metadata")
         if isinstance(meta, dict):
             found += [(f"{at}.metadata.{key}", problem) for key, problem in _OWNED_FIELDS.items() if meta.get(key)]
+            for part in ("labels", "annotations"):
+                keys = meta.get(part)
+                found += [(f"{at}.metadata.{part}[{key}]", "is the agent's: it marks the pods of a placement on a "
+                                                           "member, and a job may not claim another's")
+                          for key in (sorted(keys) if isinstance(keys, dict) else ()) if key in _AGENT_KEYS]
         for key, value in node.items():
             if key != "metadata":
                 found += _owned(value, f"{at}.{key}")
