@@ -147,8 +147,8 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _provider(args: argparse.Namespace) -> int:
-    from federator.security.pki import CertsDir, PkiError, create_ca, load_cert
     from federator.security.limits import valid_region
+    from federator.security.pki import CertsDir, PkiError, create_ca, load_cert
     from federator.security.trust import TrustError, load_trust, read_trust_document, write_trust
 
     certs = CertsDir(args.dir)

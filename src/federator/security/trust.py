@@ -202,7 +202,8 @@ def _regions(raw: object, *, where: str) -> tuple[str, ...]:
 
 
 def write_trust(path: Path, providers: Mapping[str, Mapping[str, object]]) -> None:
-    path.write_text("# Provider CAs, the clusters each may certify and the regions they may claim (federator certs provider; docs/security.md)\n"
+    path.write_text("# Provider CAs, the clusters each may certify and the regions they may claim "
+                    "(federator certs provider; docs/security.md)\n"
                     + yaml.safe_dump({"providers": {k: dict(v) for k, v in providers.items()}}, sort_keys=True))
 
 
