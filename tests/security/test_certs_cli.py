@@ -70,7 +70,8 @@ def test_bad_certificate_parameters_are_one_line_naming_the_flag(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("trust", "said"), [
-    ("providers: [1]\n", "must be a mapping with one field, providers, of provider names to {ca, clusters, revoked}"),
+    ("providers: [1]\n", "must be a mapping with one field, providers, of provider names to {ca, clusters, revoked, "
+                             "regions}"),
     ("a: [\n", "not valid YAML: expected the node content, but found '<stream end>' (line 2, column 1)"),
 ], ids=["not-a-trust-file", "not-yaml"])
 def test_adding_a_provider_to_a_trust_file_that_is_not_one_names_the_file(tmp_path: Path, trust: str,
@@ -81,3 +82,31 @@ def test_adding_a_provider_to_a_trust_file_that_is_not_one_names_the_file(tmp_pa
     out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*")
     assert out.returncode == 1
     assert out.stderr.strip() == f"federator certs provider: {d / 'trust.yaml'}: {said}"
+
+
+def test_a_providers_regions_are_written_and_kept_when_it_is_added_again(tmp_path: Path) -> None:
+    """Re-running `certs provider` (more clusters, say) without --region must not widen the provider to any
+    region; a bad --region is refused before trust.yaml is touched."""
+    from federator.security.pki import CertsDir
+    from federator.security.trust import load_trust
+
+    d = tmp_path / "certs"
+    assert federator("certs", "init", "--dir", str(d)).returncode == 0
+    out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*",
+                    "--region", "east", "--region", "north")
+    assert out.returncode == 0, out.stderr
+    assert "it certifies clusters acme-*, in regions east, north" in out.stdout
+    out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*",
+                    "--clusters", "edge-7")
+    assert out.returncode == 0, out.stderr
+    certs = CertsDir(d)
+    assert load_trust(certs.trust, federation_ca=certs.ca_cert).providers["acme"].regions == ("east", "north")
+    before = certs.trust.read_text()
+    out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*",
+                    "--region", "East")
+    assert out.returncode == 1
+    assert out.stderr.strip() == ("federator certs provider: --region: must be a region name as agents give it (a "
+                                  "lower-case DNS name of at most 63 characters), got 'East'")
+    assert certs.trust.read_text() == before
+    out = federator("certs", "provider", "--dir", str(d), "--name", "globex", "--clusters", "gx-*")
+    assert out.returncode == 0 and "in any region" in out.stdout

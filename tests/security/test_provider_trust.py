@@ -13,7 +13,7 @@ import pytest
 from federator.cli.client import list_clusters
 from federator.local import LocalFederation
 from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue, load_cert
-from federator.security.trust import load_trust
+from federator.security.trust import TrustError, load_trust
 
 from support import eventually
 
@@ -63,6 +63,45 @@ def test_a_providers_ca_certifies_only_the_clusters_bound_to_it(tmp_path: Path, 
     cert = load_cert(issue(where, identity))
     _issuer, got = trust.check(identity, cert)
     assert (problem in got) if problem else got == ""
+
+
+def _trust_file(tmp_path: Path, acme: str) -> tuple[CertsDir, Path]:
+    certs = CertsDir(tmp_path)
+    init_ca(certs)
+    create_ca(certs.provider("acme"), common_name="acme provider CA")
+    certs.trust.write_text("providers:\n"
+                           f"  acme: {{ca: providers/acme/ca.crt, clusters: ['acme-*']{acme}}}\n")
+    return certs, certs.trust
+
+
+@pytest.mark.parametrize(("regions", "problem"), [
+    (", regions: east", "providers.acme.regions: must list the regions its clusters may claim (leave regions out "
+                        "to allow any), got 'east'"),
+    (", regions: []", "providers.acme.regions: must list the regions its clusters may claim (leave regions out to "
+                      "allow any), got []"),
+    (", regions: [east, East-2]", "providers.acme.regions[1]: must be a region name as agents give it (a lower-case "
+                                  "DNS name of at most 63 characters), got 'East-2'"),
+    (", regions: [east, 7]", "providers.acme.regions[1]: must be a region name as agents give it"),
+    (", region: [east]", "providers.acme: must be a mapping {ca, clusters, revoked, regions} with ca"),
+], ids=["not-a-list", "empty", "not-a-region-name", "not-text", "misspelt-field"])
+def test_a_bad_regions_value_is_refused_naming_the_field(tmp_path: Path, regions: str, problem: str) -> None:
+    certs, path = _trust_file(tmp_path, regions)
+    with pytest.raises(TrustError) as err:
+        load_trust(path, federation_ca=certs.ca_cert)
+    assert str(err.value).startswith(f"{path}: {problem}")
+
+
+@pytest.mark.parametrize(("regions", "issuer", "region", "problem"), [
+    (", regions: [east, north]", "acme", "north", ""),
+    (", regions: [east, north]", "acme", "west", "hello.region: 'west' is not a region of provider 'acme'; the "
+                                                 "trust file binds its clusters to regions east, north"),
+    (", regions: [east, north]", "", "west", ""),  # the federation's own clusters: any region
+    ("", "acme", "west", ""),  # no regions: any, as before regions existed
+], ids=["its-own-region", "another-region", "federation-cluster", "provider-without-regions"])
+def test_a_provider_bound_to_regions_may_claim_only_those(tmp_path: Path, regions: str, issuer: str, region: str,
+                                                         problem: str) -> None:
+    certs, path = _trust_file(tmp_path, regions)
+    assert load_trust(path, federation_ca=certs.ca_cert).region_problem(issuer, region) == problem
 
 
 def test_an_agent_with_provider_2s_certificate_is_accepted_for_provider_2s_clusters_only(tmp_path: Path) -> None:

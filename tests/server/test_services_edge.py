@@ -22,8 +22,9 @@ from federator.jobfile import parse_job
 from federator.model import JobPhase
 from federator.security.auth import Authenticator, RevocationList
 from federator.security.limits import Limits
-from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
+from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue
 from federator.security.tls import TlsFiles, cluster_files, server_files, user_files
+from federator.security.trust import Trust, load_trust
 from federator.server.federator import Federator
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
 from federator.store import JobStore, SqliteJobStore
@@ -42,9 +43,11 @@ class Served:
 
 @asynccontextmanager
 async def served(*, certs: CertsDir | None = None, limits: Limits | None = None,
-                 tokens: tuple[str, ...] = (), store: JobStore | None = None) -> AsyncIterator[Served]:
+                 tokens: tuple[str, ...] = (), store: JobStore | None = None,
+                 trust: Trust | None = None) -> AsyncIterator[Served]:
+    """`trust`: provider CAs, as `federator serve --trust` loads them (their clusters' certificates accepted)."""
     fed = Federator(store=store or SqliteJobStore(Path(":memory:")), limits=limits, report_interval=60.0)
-    auth = Authenticator(insecure=certs is None, tokens=tokens,
+    auth = Authenticator(insecure=certs is None, tokens=tokens, trust=trust,
                          revocations=RevocationList(certs.revoked if certs else None, interval=0.0))
     max_bytes = 4 * fed.limits.max_message_bytes
     server = grpc.aio.server(interceptors=[decode_guard(fed)],
@@ -56,7 +59,8 @@ async def served(*, certs: CertsDir | None = None, limits: Limits | None = None,
     if certs is None:
         port = server.add_insecure_port("127.0.0.1:0")
     else:
-        port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials())
+        roots = trust.bundle_pem() if trust is not None else None
+        port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials(client_roots=roots))
         token_port = server.add_secure_port("127.0.0.1:0",
                                             server_files(certs).server_credentials(require_client_auth=False))
     await server.start()
@@ -248,6 +252,57 @@ def test_mtls_takes_the_cluster_from_the_certificate(certs: CertsDir, stranger: 
             async with channel(s.target, user_files(certs)) as ch:  # a user certificate is not an agent
                 _, err = await agent_stream(ch, [hello("admin", "x")])
                 assert err is not None and err.code() is grpc.StatusCode.PERMISSION_DENIED
+
+    run(go)
+
+
+@pytest.fixture(scope="module")
+def providers(tmp_path_factory: pytest.TempPathFactory) -> tuple[CertsDir, Trust]:
+    """A federation with two providers: acme, bound to regions east and north, and globex, bound to none; a
+    cluster certificate from each, and east-1 from the federation's CA."""
+    c = CertsDir(tmp_path_factory.mktemp("providers"))
+    init_ca(c)
+    issue(c, Identity(IdentityKind.CLUSTER, "east-1"))
+    for name, cluster in (("acme", "acme-1"), ("globex", "gx-1")):
+        create_ca(c.provider(name), common_name=f"{name} provider CA")
+        issue(c.provider(name), Identity(IdentityKind.CLUSTER, cluster))
+    c.trust.write_text("providers:\n"
+                       "  acme: {ca: providers/acme/ca.crt, clusters: ['acme-*'], regions: [east, north]}\n"
+                       "  globex: {ca: providers/globex/ca.crt, clusters: ['gx-*']}\n")
+    return c, load_trust(c.trust, federation_ca=c.ca_cert)
+
+
+def provider_files(certs: CertsDir, provider: str, cluster: str) -> TlsFiles:
+    mine, me = certs.provider(provider), Identity(IdentityKind.CLUSTER, cluster)
+    return TlsFiles(certs.ca_cert, mine.cert(me), mine.key(me))
+
+
+def test_a_provider_bound_to_regions_may_not_claim_another(providers: tuple[CertsDir, Trust]) -> None:
+    """A provider's agent claiming a region where it has no cluster would draw the latency-sensitive jobs meant
+    for clusters near their users: the trust file's `regions` bind what it may claim."""
+    certs, trust = providers
+
+    async def go() -> None:
+        async with served(certs=certs, trust=trust) as s:
+            async with channel(s.target, provider_files(certs, "acme", "acme-1")) as ch:
+                _, err = await agent_stream(ch, [hello("acme-1", "west"), report()])
+                assert err is not None and err.code() is grpc.StatusCode.INVALID_ARGUMENT, err
+                assert err.details() == ("hello.region: 'west' is not a region of provider 'acme'; the trust file "
+                                         "binds its clusters to regions east, north")
+                assert s.rejected("bad_hello") == 1 and "acme-1" not in s.fed.clusters
+            async with channel(s.target, provider_files(certs, "acme", "acme-1")) as ch:  # a region of its own
+                got, err = await agent_stream(ch, [hello("acme-1", "north"), report()])
+                assert err is None and got[0].WhichOneof("body") == "welcome"
+                assert s.fed.clusters["acme-1"].region == "north"
+                assert s.fed.clusters["acme-1"].labels["federator.io/provider"] == "acme"
+            async with channel(s.target, provider_files(certs, "globex", "gx-1")) as ch:  # no regions: any
+                got, err = await agent_stream(ch, [hello("gx-1", "west"), report()])
+                assert err is None and got[0].WhichOneof("body") == "welcome"
+                assert s.fed.clusters["gx-1"].region == "west"
+            async with channel(s.target, cluster_files(certs, "east-1")) as ch:  # the federation's own: any
+                got, err = await agent_stream(ch, [hello("east-1", "south"), report()])
+                assert err is None and got[0].WhichOneof("body") == "welcome"
+            assert s.rejected("bad_hello") == 1
 
     run(go)
 

@@ -63,6 +63,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pv.add_argument("--name", required=True, help="provider name (a lower-case DNS label)")
     pv.add_argument("--clusters", action="append", required=True, metavar="PATTERN",
                     help="a cluster name or shell pattern (acme-*) this provider's CA may certify (repeatable)")
+    pv.add_argument("--region", action="append", dest="regions", metavar="REGION",
+                    help="a region its clusters may claim in their Hello (repeatable); without it, a provider "
+                         "new to trust.yaml may claim any region and one already there keeps its regions")
     pv.add_argument("--ca", type=Path, metavar="FILE",
                     help="the provider's own CA certificate (its key stays with the provider); default: create one "
                          "in providers/NAME/")
@@ -144,12 +147,17 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _provider(args: argparse.Namespace) -> int:
+    from federator.security.limits import valid_region
     from federator.security.pki import CertsDir, PkiError, create_ca, load_cert
     from federator.security.trust import TrustError, load_trust, read_trust_document, write_trust
 
     certs = CertsDir(args.dir)
     mine = certs.provider(args.name)
     try:
+        for region in args.regions or ():  # refused before trust.yaml is touched, not after it is written
+            if not valid_region(region):
+                raise TrustError(f"--region: must be a region name as agents give it (a lower-case DNS name of at "
+                                 f"most 63 characters), got {region!r}")
         if not certs.ca_cert.exists():
             raise PkiError(f"{certs.ca_cert}: run `federator certs init` first")
         if args.ca is not None:
@@ -164,15 +172,21 @@ def _provider(args: argparse.Namespace) -> int:
             made = f"created the CA {mine.ca_cert} (give {mine.ca_key} to the provider, keep it off the federator)"
         mine.revoked.touch(exist_ok=True)  # the provider's revocation list, empty for now (certs revoke --provider)
         doc = read_trust_document(certs.trust)
+        # Re-running `certs provider` (new clusters, an imported CA) must not drop the regions an operator bound
+        # the provider to: that would let its clusters claim any region again.
+        regions = args.regions or doc.get(args.name, {}).get("regions")
         doc[args.name] = {"ca": str(mine.ca_cert.relative_to(certs.root)), "clusters": list(args.clusters),
-                          "revoked": str(mine.revoked.relative_to(certs.root))}
+                          "revoked": str(mine.revoked.relative_to(certs.root)),
+                          **({"regions": regions} if regions is not None else {})}
         write_trust(certs.trust, doc)
         trust = load_trust(certs.trust, federation_ca=certs.ca_cert)  # refuse a file the federator would refuse
         (certs.root / "trust-bundle.pem").write_bytes(trust.bundle_pem())
     except (PkiError, TrustError, OSError) as exc:
         print(f"federator certs provider: {exc}", file=sys.stderr)
         return 1
-    print(f"provider {args.name}: {made}; it certifies clusters {', '.join(args.clusters)} ({certs.trust})")
+    bound = trust.providers[args.name].regions
+    print(f"provider {args.name}: {made}; it certifies clusters {', '.join(args.clusters)}, in "
+          f"{'regions ' + ', '.join(bound) if bound else 'any region'} ({certs.trust})")
     print(f"next: federator certs issue --dir {certs.root} --provider {args.name} --cluster NAME, and restart the "
           "federator (it reads trust.yaml from --certs-dir)")
     return 0

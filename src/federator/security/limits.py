@@ -141,11 +141,16 @@ LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$") 
 _LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
+def valid_region(name: str) -> bool:
+    """Whether a Hello may give this region (check_hello); the trust file's `regions` are held to the same."""
+    return bool(_NAME.match(name))
+
+
 def check_hello(cluster: str, region: str, labels: Mapping[str, str], *, limits: Limits) -> str | None:
     """None if a Hello is well formed, else the problem, naming the field."""
     if not _NAME.match(cluster):
         return f"hello.cluster: must be a lower-case DNS name of at most 63 characters, got {cluster[:80]!r}"
-    if not _NAME.match(region):
+    if not valid_region(region):
         return f"hello.region: must be a lower-case DNS name of at most 63 characters, got {region[:80]!r}"
     if len(labels) > limits.max_labels:
         return f"hello.labels: at most {limits.max_labels} labels, got {len(labels)}"
@@ -197,4 +202,4 @@ class TokenBucket:
         self._at = now
 
 
-__all__ = ["Limits", "RejectReason", "TokenBucket", "check_capacity", "check_hello"]
+__all__ = ["Limits", "RejectReason", "TokenBucket", "check_capacity", "check_hello", "valid_region"]

@@ -15,8 +15,13 @@ The trust file (`trust.yaml` in the certs folder, or `federator serve
         ca: providers/acme/ca.crt          # the provider's CA certificate (its key stays with the provider)
         clusters: ["acme-*", "edge-7"]     # names or shell patterns of the clusters it certifies
         revoked: providers/acme/revoked.txt  # its own revocation list (optional)
+        regions: [east, north]             # the regions its clusters may claim (optional; default any)
 
 A cluster name matching two providers' patterns is refused (ambiguous). The
+region is the agent's claim (its Hello), and the scheduler places
+latency-sensitive jobs by it, so a provider bound to `regions` has a Hello
+claiming any other refused (`Trust.region_problem`): its clusters cannot
+attract the jobs meant for clusters near users elsewhere. The
 federator verifies client certificates against the federation's CA and every
 provider's CA (`bundle_pem`), then `Trust.check` decides whose it is.
 `federator certs provider` creates a provider CA (or imports one) and adds it
@@ -36,10 +41,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from federator.security.auth import RevocationList
+from federator.security.limits import valid_region
 from federator.security.pki import Identity, IdentityKind, PkiError, load_cert
 from federator.yamltext import YamlFileError, load_yaml_file
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_FIELDS = ("ca", "clusters", "revoked", "regions")
 FEDERATION = ""  # the issuer name of the federation's own CA
 # A member cluster's provider: the label an agent sets (`federator agent --provider`), overridden by the
 # provider the trust file binds the cluster to. Accounting groups usage by it.
@@ -56,6 +63,7 @@ class Provider:
     ca: x509.Certificate
     clusters: tuple[str, ...]
     revocations: RevocationList | None = None
+    regions: tuple[str, ...] = ()  # the regions its clusters may claim; () = any (a file without `regions`)
 
     def claims(self, cluster: str) -> bool:
         return any(fnmatch.fnmatchcase(cluster, pattern) for pattern in self.clusters)
@@ -115,6 +123,16 @@ class Trust:
                             f"signed by {by}")
         return issuer, ""
 
+    def region_problem(self, issuer: str, region: str) -> str:
+        """"" if a cluster certified by `issuer` (a provider's name, or FEDERATION) may claim `region`, else why
+        not, naming the field, the region claimed and the provider's regions. The federation's own clusters and
+        providers without `regions` may claim any."""
+        provider = self.providers.get(issuer) if issuer else None
+        if provider is None or not provider.regions or region in provider.regions:
+            return ""
+        return (f"hello.region: {region[:80]!r} is not a region of provider {provider.name!r}; the trust file "
+                f"binds its clusters to regions {', '.join(provider.regions)}")
+
     def revoked(self, issuer: str, identity: Identity, serial: int) -> bool:
         provider = self.providers.get(issuer)
         return provider is not None and provider.revocations is not None and \
@@ -142,14 +160,14 @@ def load_trust(path: Path, *, federation_ca: Path,
         raise TrustError(f"{path}: must be a mapping with one field, providers")
     raw = doc.get("providers") or {}
     if not isinstance(raw, Mapping):
-        raise TrustError(f"{path}: providers: must map provider names to {{ca, clusters, revoked}}")
+        raise TrustError(f"{path}: providers: must map provider names to {{ca, clusters, revoked, regions}}")
     providers: dict[str, Provider] = {}
     for name, body in raw.items():
         where = f"{path}: providers.{name}"
         if not isinstance(name, str) or not _NAME.match(name):
             raise TrustError(f"{where}: a provider name must be a lower-case DNS label")
-        if not isinstance(body, Mapping) or set(body) - {"ca", "clusters", "revoked"} or "ca" not in body:
-            raise TrustError(f"{where}: must be a mapping {{ca, clusters, revoked}} with ca")
+        if not isinstance(body, Mapping) or set(body) - set(_FIELDS) or "ca" not in body:
+            raise TrustError(f"{where}: must be a mapping {{{', '.join(_FIELDS)}}} with ca")
         clusters = body.get("clusters") or []
         if not isinstance(clusters, list) or not clusters or not all(isinstance(c, str) and c for c in clusters):
             raise TrustError(f"{where}.clusters: must list the cluster names or patterns it certifies")
@@ -163,12 +181,29 @@ def load_trust(path: Path, *, federation_ca: Path,
                 if body.get("revoked") else None
         except ValueError as exc:
             raise TrustError(f"{where}.revoked: {exc}") from exc
-        providers[name] = Provider(name, ca, tuple(clusters), revoked)
+        providers[name] = Provider(name, ca, tuple(clusters), revoked,
+                                   regions=_regions(body.get("regions"), where=f"{where}.regions"))
     return Trust(fed_ca, providers)
 
 
+def _regions(raw: object, *, where: str) -> tuple[str, ...]:
+    """A provider's `regions`: None (absent) allows any; otherwise a non-empty list of region names as a Hello
+    spells them (an entry no Hello could match would only hide a typo)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise TrustError(f"{where}: must list the regions its clusters may claim (leave regions out to allow any), "
+                         f"got {raw!r}")
+    for i, region in enumerate(raw):
+        if not isinstance(region, str) or not valid_region(region):
+            raise TrustError(f"{where}[{i}]: must be a region name as agents give it (a lower-case DNS name of at "
+                             f"most 63 characters), got {region!r}")
+    return tuple(dict.fromkeys(raw))
+
+
 def write_trust(path: Path, providers: Mapping[str, Mapping[str, object]]) -> None:
-    path.write_text("# Provider CAs and the clusters each may certify (federator certs provider; docs/security.md)\n"
+    path.write_text("# Provider CAs, the clusters each may certify and the regions they may claim "
+                    "(federator certs provider; docs/security.md)\n"
                     + yaml.safe_dump({"providers": {k: dict(v) for k, v in providers.items()}}, sort_keys=True))
 
 
@@ -183,7 +218,7 @@ def read_trust_document(path: Path) -> dict[str, dict[str, object]]:
     providers = doc.get("providers") if isinstance(doc, Mapping) else None
     if not isinstance(providers or {}, Mapping) or not all(isinstance(v, Mapping) for v in (providers or {}).values()):
         raise TrustError(f"{path}: must be a mapping with one field, providers, of provider names to "
-                         "{ca, clusters, revoked}")
+                         "{ca, clusters, revoked, regions}")
     return {str(k): dict(v) for k, v in (providers or {}).items()}
 
 

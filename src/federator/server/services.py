@@ -205,6 +205,14 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         if isinstance(peer, AuthDenied):
             log.warning("refused an agent stream claiming cluster %r: %s", hello.cluster[:80], peer.message)
             await self.deny(context, peer)
+        # The region is the agent's claim and the scheduler places latency-sensitive jobs by it: a provider the
+        # trust file binds to regions may not claim another (its clusters would draw the jobs meant for others').
+        region_problem = self.auth.trust.region_problem(peer.issuer, hello.region) if self.auth.trust else ""
+        if region_problem:
+            log.warning("refused an agent stream of cluster %r: %s", hello.cluster, region_problem)
+            self.rejected(RejectReason.BAD_HELLO)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, region_problem)
+            return
         labels = dict(hello.labels)
         if peer.issuer:  # the trust file binds this cluster to a provider: that is its provider, whatever it says
             labels[PROVIDER_LABEL] = peer.issuer

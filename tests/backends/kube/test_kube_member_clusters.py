@@ -119,3 +119,18 @@ def test_an_operator_may_delete_a_lost_clusters_object(tmp_path: Path, now: list
     del api.objects["old"]  # kubectl delete mc old
     asyncio.run(ctl.write_members())
     assert ("old" in api.objects) == recreated
+
+
+def test_a_member_clusters_region_is_the_one_its_agent_was_allowed_to_claim(tmp_path: Path,
+                                                                            now: list[float]) -> None:
+    """spec.region is the federator's mirror, not an operator's grant: the region a connected cluster is
+    scheduled by is its Hello's, which the edge held to its provider's regions (security/trust.py), and the
+    object is rewritten to say so. A region written by hand only names a cluster no one schedules on yet."""
+    api = FakeApi([member("acme-1", "Lost", region="west")])
+    fed, ctl = controller(tmp_path, api, now)
+    asyncio.run(ctl.adopt_members())
+    assert fed.clusters["acme-1"].state is ClusterState.LOST  # west: never Ready, so never placed on by it
+    rec = fed.connect(cluster="acme-1", region="east", labels={})
+    fed.report(rec, ClusterCapacity())
+    asyncio.run(ctl.write_members())
+    assert fed.clusters["acme-1"].region == "east" and api.objects["acme-1"]["spec"]["region"] == "east"
