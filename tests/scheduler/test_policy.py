@@ -10,9 +10,9 @@ from federator.scheduler import PolicyError, load_policy, parse_policy
 
 GOOD = """
 queues:
-  research: {weight: 1, quota: {gpus: {H100: 64, A100: 200}, cpu: 2000, memory: 16Ti}}
+  research: {weight: 1, quota: {gpus: {H100: 64, A100: 200}, cpu: 2000, memory: 16Ti}, maxPendingJobs: 5000}
   serving: {weight: 2}
-defaultQueue: {weight: 0.5}
+defaultQueue: {weight: 0.5, maxPendingJobs: 1000}
 scoreWeights: {LeastFragmentation: 2, Price: 1}
 preemption: {enabled: true, maxVictimsPerCycle: 3}
 regions:
@@ -26,6 +26,8 @@ def test_a_full_policy() -> None:
     cfg = parse_policy(GOOD)
     assert cfg.queue("serving").weight == 2
     assert cfg.queue("anything-else").weight == 0.5
+    assert cfg.queue("research").max_pending_jobs == 5000 and cfg.queue("anything-else").max_pending_jobs == 1000
+    assert cfg.queue("serving").max_pending_jobs is None  # the server's --max-pending-jobs-per-queue
     quota = cfg.queue("research").quota
     assert quota.accelerator_milli == {"H100": 64_000, "A100": 200_000}
     assert quota.cpu_milli == 2_000_000 and quota.memory_bytes == 16 * 2**40
@@ -50,6 +52,8 @@ BAD = [
     ("queues: {a: {wieght: 1}}", "queues.a.wieght"),
     ("queues: {a: {quota: {gpus: {H100: lots}}}}", "queues.a.quota.gpus.H100"),
     ("queues: {a: {quota: {cpu: -1}}}", "queues.a.quota.cpu"),
+    ("queues: {a: {maxPendingJobs: 0}}", "queues.a.maxPendingJobs"),
+    ("defaultQueue: {maxPendingJobs: true}", "defaultQueue.maxPendingJobs"),
     ("scoreWeights: {Cheapness: 1}", "scoreWeights.Cheapness"),
     ("scoreWeights: {Price: -1}", "scoreWeights.Price"),
     ("preemption: {maxVictimsPerCycle: many}", "preemption.maxVictimsPerCycle"),

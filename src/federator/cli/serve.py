@@ -71,13 +71,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lim.add_argument("--max-pending-jobs", type=int, default=250_000,
                      help="pending jobs at most; past it Submit answers RESOURCE_EXHAUSTED with a retry-after "
                           "(default %(default)s)")
+    lim.add_argument("--max-pending-jobs-per-queue", type=int, default=None, metavar="N",
+                     help="pending jobs of one queue at most, for queues whose policy or Queue object gives no "
+                          "maxPendingJobs; past it that queue's Submits answer RESOURCE_EXHAUSTED with a "
+                          "retry-after, and other queues' pass (default: half of --max-pending-jobs)")
     add_pod_security_arguments(p, role="server")
     p.set_defaults(func=_serve)
 
 
 _LIMIT_FLAGS = {"max_message_bytes": "--max-message-bytes", "max_replicas_per_job": "--max-replicas",
                 "max_accelerators_per_job": "--max-accelerators-per-job",
-                "reports_per_second": "--max-reports-per-second", "max_pending_jobs": "--max-pending-jobs"}
+                "reports_per_second": "--max-reports-per-second", "max_pending_jobs": "--max-pending-jobs",
+                "max_pending_jobs_per_queue": "--max-pending-jobs-per-queue"}
 
 
 def _limits(args: argparse.Namespace) -> Limits:

@@ -38,14 +38,21 @@ class Quota:
 
 @dataclass(frozen=True, slots=True)
 class QueueConfig:
-    """A queue (tenant): its weight in weighted DRF fair share, and its quota."""
+    """A queue (tenant): its weight in weighted DRF fair share, its quota, and how many of its jobs may wait.
+
+    `max_pending_jobs` is not the scheduler's: Submit reads it (server/intake.py), so that one queue cannot
+    fill the federator's backlog. None: the server's `--max-pending-jobs-per-queue`."""
 
     weight: float = 1.0
     quota: Quota = field(default_factory=Quota)
+    max_pending_jobs: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.weight, bool) or not isinstance(self.weight, int | float) or not self.weight > 0:
             raise ValueError(f"weight: must be a positive number, got {self.weight!r}")
+        cap = self.max_pending_jobs
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"maxPendingJobs: must be a positive integer, got {cap!r}")
 
 
 # `scarcityScale: auto`: the median scale, or the absolute one at K = 4, whichever a rollout over the fleet

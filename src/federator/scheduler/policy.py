@@ -8,8 +8,9 @@ field at fault, all of them at once::
       research:
         weight: 1
         quota: {accelerators: {H100: 64, A100: 200}, cpu: 2000, memory: 16Ti}
+        maxPendingJobs: 5000           # Submit's back-pressure for this queue (else --max-pending-jobs-per-queue)
       serving: {weight: 2}
-    defaultQueue: {weight: 1}          # queues not listed above
+    defaultQueue: {weight: 1, maxPendingJobs: 1000}   # queues not listed above
     scoreWeights: {Fragmentation: 3, Scarcity: 4, Price: 1, RegionLoad: 1, Locality: 3}
     preemption: {enabled: true, maxVictimsPerCycle: 10}
     regions:
@@ -183,14 +184,19 @@ def _queue(body: Any, where: str, bad: Any) -> QueueConfig | None:
         bad(where, "must be a mapping {weight, quota}")
         return None
     for key in body:
-        if key not in ("weight", "quota", *_ACCESS_FIELDS):
-            bad(f"{where}.{key}", "is not a known field (known: access, namespaceSelector, quota, weight)")
+        if key not in ("weight", "quota", "maxPendingJobs", *_ACCESS_FIELDS):
+            bad(f"{where}.{key}",
+                "is not a known field (known: access, maxPendingJobs, namespaceSelector, quota, weight)")
     weight = body.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
         bad(f"{where}.weight", f"must be a positive number, got {weight!r}")
         weight = 1
     quota = _quota(body.get("quota") or {}, f"{where}.quota", bad)
-    return QueueConfig(weight=float(weight), quota=quota)
+    cap = body.get("maxPendingJobs")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        bad(f"{where}.maxPendingJobs", f"must be a positive integer, got {cap!r}")
+        cap = None
+    return QueueConfig(weight=float(weight), quota=quota, max_pending_jobs=cap)
 
 
 def _quota(body: Any, where: str, bad: Any) -> Quota:

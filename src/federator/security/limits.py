@@ -44,6 +44,8 @@ class RejectReason(StrEnum):
     IMPLAUSIBLE_REPORT = "implausible_report"
     STALE_REPORT = "stale_report"
     QUEUE_FULL = "queue_full"  # back-pressure: too many pending jobs; the client is told when to retry
+    # back-pressure on one queue: it holds as many pending jobs as it may; other queues' Submits still pass
+    QUEUE_PENDING_LIMIT = "queue_pending_limit"
     POD_SECURITY = "pod_security"  # a pod template the federator's pod security level forbids
 
 
@@ -67,6 +69,10 @@ class Limits:
     # Back-pressure: Submit answers RESOURCE_EXHAUSTED (retry after queue_full_retry_seconds) while this
     # many jobs are pending, so a burst cannot grow the federator's memory without bound.
     max_pending_jobs: int = 250_000
+    # The same for one queue (a tenant), so that one cannot fill the federator's and refuse everyone else: a
+    # queue's own `maxPendingJobs` (policy file, Queue object) if it has one, else this; None: half of
+    # max_pending_jobs (`pending_per_queue`).
+    max_pending_jobs_per_queue: int | None = None
     queue_full_retry_seconds: float = 5.0
     # What a job's pod templates may ask of a member's nodes (security/podsecurity.py; --pod-security).
     pod_security: PodSecurity = PodSecurity()
@@ -76,6 +82,9 @@ class Limits:
                      "max_cpu_cores_per_job", "max_memory_bytes_per_job", "max_labels", "max_pending_jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"limits.{name}: must be at least 1, got {getattr(self, name)!r}")
+        if self.max_pending_jobs_per_queue is not None and self.max_pending_jobs_per_queue < 1:
+            raise ValueError("limits.max_pending_jobs_per_queue: must be at least 1, "
+                             f"got {self.max_pending_jobs_per_queue!r}")
         if self.max_message_bytes > MAX_MESSAGE_BYTES_CEILING:  # gRPC takes the size as a C int
             raise ValueError(f"limits.max_message_bytes: must be at most {MAX_MESSAGE_BYTES_CEILING} (1 GiB), "
                              f"got {self.max_message_bytes!r}")
@@ -84,6 +93,14 @@ class Limits:
                              f"got {self.queue_full_retry_seconds!r}")
         if not self.reports_per_second > 0:
             raise ValueError(f"limits.reports_per_second: must be positive, got {self.reports_per_second!r}")
+
+    @property
+    def pending_per_queue(self) -> int:
+        """The pending jobs a queue without a cap of its own may hold: the flag's, else half the federator's
+        (no one queue can then refuse all the others, and a federation of one queue keeps most of its room)."""
+        if self.max_pending_jobs_per_queue is not None:
+            return self.max_pending_jobs_per_queue
+        return max(1, self.max_pending_jobs // 2)
 
     def check_job(self, spec: JobSpec) -> str | None:
         """None if the job is within limits, else what is over, naming the field."""

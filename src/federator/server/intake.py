@@ -7,8 +7,10 @@ id with the job it created then, refuses a name held by an active job,
 checks the accelerator models it names against the catalog and the fleet
 (`fleet_models.py`), holds its pod templates to the federator's pod security
 level and refuses finalizers and owner references in them (`templates.py`),
-applies back-pressure, and reserves the new job (its name and request id) before its
-write so that a second submission while the disk works is answered as a repeat.
+applies back-pressure (the federator's cap on pending jobs, then the job's queue's, so
+that one tenant cannot fill the federator and refuse every other), and reserves the new
+job (its name and request id) before its write so that a second submission while the
+disk works is answered as a repeat.
 
 Submit is on the hot path (docs/benchmarks.md, "The live federator at scale"):
 everything here is an index lookup or a check of the spec itself, never a scan
@@ -80,6 +82,20 @@ class QueueFull(SubmitError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class QueuePendingLimit(QueueFull):
+    """Back-pressure on one queue: it holds as many pending jobs as it may; other queues' Submits pass.
+
+    A QueueFull, so every edge treats it as one: RESOURCE_EXHAUSTED with a retry-after over gRPC, and a
+    FederatedJob that waits and is tried again in Kubernetes mode (backends/kube/controller.py)."""
+
+    def __init__(self, *, queue: str, pending: int, limit: int, source: str, retry_after: float) -> None:
+        super().__init__(f"queue {queue!r} is full: {pending} of its jobs are pending, its limit is {limit} "
+                         f"({source}); retry after {retry_after:g}s. Other queues are not affected", retry_after)
+        self.queue = queue
+        self.pending = pending
+        self.limit = limit
 
 
 def _latest_first(job: Job) -> tuple[bool, float]:
@@ -249,6 +265,7 @@ class Intake:
             retry = fed.limits.queue_full_retry_seconds
             raise QueueFull(f"the federator's queue is full: {pending} jobs are pending, its limit is "
                             f"{fed.limits.max_pending_jobs}; retry after {retry:g}s", retry)
+        self._check_queue_room(spec.queue)
         job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=fed.clock(),
                   pending_reason=Reason(ReasonCode.WAITING, fed.settling.waiting(fed.clock())
                                         or "waiting for the next scheduling cycle"))
@@ -257,7 +274,28 @@ class Intake:
         if request_id:
             self._by_request[request_id] = job.job_id
         self.arriving += 1
+        fed.cycles.by_queue.enter(job)  # counted from now, as `arriving` is: a burst of one queue is bounded too
         return job, True
+
+    def _check_queue_room(self, queue: str) -> None:
+        """Refuse a new job of a queue holding as many pending jobs as it may: its own `maxPendingJobs` (policy
+        file, Queue object), else the server's `--max-pending-jobs-per-queue`. One count read, no scan."""
+        fed = self.fed
+        own = fed.scheduler.config.queue(queue).max_pending_jobs
+        limit = own if own is not None else fed.limits.pending_per_queue
+        pending = fed.cycles.by_queue.count(queue)
+        if pending < limit:
+            return
+        self._reject(RejectReason.QUEUE_PENDING_LIMIT)
+        listed = queue in fed.scheduler.config.queues
+        if own is not None:
+            source = f"queue {queue!r} maxPendingJobs" if listed else "the policy's defaultQueue.maxPendingJobs"
+        elif fed.limits.max_pending_jobs_per_queue is not None:
+            source = "--max-pending-jobs-per-queue"
+        else:
+            source = "--max-pending-jobs-per-queue, by default half of --max-pending-jobs"
+        raise QueuePendingLimit(queue=queue, pending=pending, limit=limit, source=source,
+                                retry_after=fed.limits.queue_full_retry_seconds)
 
     def _accepted(self, job: Job) -> None:
         """A new job is durable: count it, tell watchers, make it a scheduling candidate."""
@@ -272,6 +310,7 @@ class Intake:
     def _forget(self, job: Job) -> None:
         """A new job whose write failed: it was never accepted."""
         self.arriving -= 1
+        self.fed.cycles.by_queue.leave(job.job_id)
         self.fed.jobs.pop(job.job_id, None)
         key = (job.spec.namespace, job.spec.name)
         if self._by_name.get(key) == job.job_id:  # rare (a failed write): find the name's previous holder
@@ -358,4 +397,5 @@ def kindless_problems(specs: Iterable[JobSpec]) -> list[FieldProblem]:
     return common or []
 
 
-__all__ = ["AlreadyExists", "Intake", "QueueFull", "RequestIdConflict", "SubmitError", "checked", "kindless_problems"]
+__all__ = ["AlreadyExists", "Intake", "QueueFull", "QueuePendingLimit", "RequestIdConflict", "SubmitError", "checked",
+           "kindless_problems"]

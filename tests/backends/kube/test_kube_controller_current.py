@@ -70,3 +70,43 @@ def test_a_federatedjob_met_by_back_pressure_waits_and_is_submitted_once_there_i
             assert sorted(j.spec.name for j in fed.jobs.values()) == ["first", "second"]
 
     asyncio.run(main())
+
+
+def test_a_federatedjob_of_a_queue_at_its_cap_waits_while_another_queues_is_submitted() -> None:
+    """A queue's cap (maxPendingJobs, --max-pending-jobs-per-queue) is back-pressure like the federator's: the
+    FederatedJob waits, told once by a Warning Event QueueFull naming its queue, and is submitted once one of
+    its queue's jobs leaves Pending; another queue's FederatedJob goes in meanwhile."""
+    class Events:
+        instance = "fed-0"
+
+        def __init__(self) -> None:
+            self.posted: list[dict[str, object]] = []
+
+        def record(self, obj: dict[str, object]) -> None:
+            self.posted.append(obj)
+
+    async def main() -> None:
+        api, events = FlakyApi(), Events()
+        async with controller(api, limits=Limits(max_pending_jobs_per_queue=1, queue_full_retry_seconds=0.05),
+                              events=events, workers=True) as (fed, ctl):
+            for name, queue in (("flood-0", "flood"), ("flood-1", "flood"), ("paper", "research")):
+                obj = federated_job(api, name, {"kind": "training", "replicas": 1, "queue": queue,
+                                                "resources": {"nvidia.com/gpu": 8, "cpu": "2"}})
+                ctl.informer.cache[key_of(obj)] = obj
+                await ctl.reconcile("ADDED", obj)
+            assert sorted(j.spec.name for j in fed.jobs.values()) == ["flood-0", "paper"]
+            waiting = api.get(FEDERATED_JOBS, "flood-1", "research")
+            assert (waiting.get("status") or {}).get("phase") != "Failed"  # waiting, not refused
+            (told,) = [e for e in events.posted if e.get("reason") == "QueueFull"]
+            assert "queue 'flood' is full: 1 of its jobs are pending, its limit is 1" in str(told.get("message"))
+            await asyncio.sleep(0.2)
+            assert len(fed.jobs) == 2  # tried again, still waiting, told once
+            assert len([e for e in events.posted if e.get("reason") == "QueueFull"]) == 1
+            fed.cancel(next(j.job_id for j in fed.jobs.values() if j.spec.name == "flood-0"))
+            for _ in range(50):
+                await asyncio.sleep(0.05)
+                if len(fed.jobs) == 3:
+                    break
+            assert sorted(j.spec.name for j in fed.jobs.values()) == ["flood-0", "flood-1", "paper"]
+
+    asyncio.run(main())

@@ -52,13 +52,15 @@ def queue_object(name: str, spec: dict[str, Any] | None, *, generation: int = 1)
     pytest.param({"weight": 2, "quota": {"cpu": "200", "memory": "1Ti"}},
                  QueueConfig(weight=2.0, quota=Quota(cpu_milli=200_000, memory_bytes=1024 * GiB)),
                  id="cpu-and-memory"),
+    pytest.param({"maxPendingJobs": 500}, QueueConfig(max_pending_jobs=500), id="max-pending-jobs"),
 ])
 def test_a_queue_object_is_a_policy_queue(spec: dict[str, Any] | None, expected: QueueConfig) -> None:
     assert queue_from_object(queue_object("research", spec)) == expected
 
 
 def test_a_queue_object_means_what_the_same_queue_in_the_policy_file_means() -> None:
-    spec = {"weight": 2, "quota": {"gpus": {"H100": 64, "A100": "200"}, "cpu": 2000, "memory": "16Ti"}}
+    spec = {"weight": 2, "quota": {"gpus": {"H100": 64, "A100": "200"}, "cpu": 2000, "memory": "16Ti"},
+            "maxPendingJobs": 1000}
     from_file = parse_policy("queues:\n  research: " + repr(spec).replace("'", '"')).queues["research"]
     assert queue_from_object(queue_object("research", spec)) == from_file
 
@@ -73,6 +75,8 @@ def test_a_queue_object_means_what_the_same_queue_in_the_policy_file_means() -> 
     pytest.param({"quota": {"gpus": [8]}}, "spec.quota.gpus: must map accelerator models", id="gpus-not-a-map"),
     pytest.param({"quota": {"disks": 3}}, "spec.quota.disks: is not a known field", id="unknown-quota-field"),
     pytest.param({"colour": "red"}, "spec.colour: is not a known field", id="unknown-field"),
+    pytest.param({"maxPendingJobs": 0}, "spec.maxPendingJobs: must be a positive integer, got 0", id="cap-zero"),
+    pytest.param({"maxPendingJobs": "lots"}, "spec.maxPendingJobs: must be a positive integer", id="cap-text"),
     pytest.param("big", "spec: must be a mapping", id="spec-not-a-map"),
 ])
 def test_a_bad_queue_object_is_refused_naming_the_queue_and_field(spec: Any, field: str) -> None:

@@ -229,9 +229,9 @@ class FederatedJobController:
         return self.store.job_for_uid(uid)
 
     def _wait_for_room(self, obj: Obj, exc: QueueFull) -> None:
-        """Back-pressure is not a verdict on the job: the object waits, and is submitted once the federator has
-        room. It is told once (a Warning Event QueueFull, a log line), then tried again every `retry_after`
-        for as long as it exists."""
+        """Back-pressure is not a verdict on the job: the object waits, and is submitted once the federator (or
+        its queue: QueuePendingLimit, the queue's maxPendingJobs) has room. It is told once (a Warning Event
+        QueueFull, a log line), then tried again every `retry_after` for as long as it exists."""
         meta = obj["metadata"]
         if meta["uid"] not in self._full:
             self._full.add(meta["uid"])
