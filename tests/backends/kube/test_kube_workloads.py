@@ -64,6 +64,8 @@ def test_training_is_an_indexed_job_with_the_gang_shape() -> None:
                        "FEDERATOR_PLACEMENT_ID": "llm-abc123.g2.member-a", "FEDERATOR_JOB_ID": "llm-abc123",
                        "FEDERATOR_REPLICAS": "4", "MASTER_ADDR": f"{name}-0.{name}", "MASTER_PORT": "29500",
                        "WORLD_SIZE": "4", "NNODES": "4", "NODE_RANK": {"fieldRef": {
+                           "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}},
+                       "RANK": {"fieldRef": {  # one process per pod without torchrun: env:// reads RANK
                            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}}
     assert pod["subdomain"] == name  # with the headless Service of that name: <name>-<i>.<name>
     assert s["template"]["metadata"]["labels"]["team"] == "llm"

@@ -9,7 +9,10 @@ name is known before any pod exists. Every container then gets what
     MASTER_ADDR   "<job>-0.<job>" (replica 0)
     MASTER_PORT   29500, or the job's annotation federator.io/master-port
     WORLD_SIZE    the replicas (pods) of the placement; NNODES the same
-    NODE_RANK     the pod's completion index (downward API)
+    NODE_RANK     the pod's completion index (downward API); RANK the same, for
+                  a job that starts one process per pod without a launcher
+                  (torch.distributed's env:// reads RANK and WORLD_SIZE, as
+                  PyTorchJob sets them; torchrun sets its own per process)
 
 The Service carries an ownerReference to the Job, so the member's garbage
 collector deletes it with the Job; the agent deletes it too when it cancels.
@@ -25,7 +28,7 @@ from federator.model import Placement
 
 MASTER_PORT_ANNOTATION = "federator.io/master-port"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
-RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RANK")
+RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RANK", "RANK")
 
 
 def master_port(annotations: Mapping[str, str], default: int) -> int:
@@ -56,6 +59,8 @@ def rendezvous_env(name: str, *, replicas: int, port: int) -> list[Obj]:
         {"name": "WORLD_SIZE", "value": str(replicas)},
         {"name": "NNODES", "value": str(replicas)},
         {"name": "NODE_RANK", "valueFrom": {"fieldRef": {
+            "fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}}},
+        {"name": "RANK", "valueFrom": {"fieldRef": {
             "fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}}},
     ]
 
