@@ -267,6 +267,13 @@ class Metrics:
                                          "Jobs sent back to pending after a placement was lost "
                                          "(refused by the cluster, cluster lost, launch failed), by reason code.",
                                          ["reason"], registry=r)
+        # Asks of agents whose member's own queue (Kueue) held a Placed placement past their admission timeout
+        # (server/moving.py), by the federator's answer: moved, or kept in that member's queue.
+        self.placement_moves = Counter("federator_placement_moves_total",
+                                       "Placements an agent asked to move because its member's own queue held them "
+                                       "past the admission timeout, by the federator's answer: moved (another "
+                                       "cluster can run the job now) or kept (none can; it keeps its place in the "
+                                       "member's queue).", ["cluster", "result"], registry=r)
         self.grpc_started = Counter("federator_grpc_server_started_total", "gRPC calls started on the server.",
                                     ["grpc_service", "grpc_method"], registry=r)
         self.grpc_handled = Counter("federator_grpc_server_handled_total",

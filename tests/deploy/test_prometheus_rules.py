@@ -11,6 +11,8 @@ import pytest
 import yaml
 from deploy_support import ALERTS, ALERTS_TEST
 
+from federator.model import ReasonCode
+
 from support import ROOT
 
 OPERATORS_DOC = ROOT / "docs" / "operators.md"
@@ -19,6 +21,7 @@ ISSUE_ALERTS = {  # what an SRE was promised: one alert per failure the federato
     "FederatorAgentDisconnected", "FederatorAgentReportsStale", "FederatorJobsPendingTooLong",
     "FederatorSchedulingCycleSlow", "FederatorClusterAllocationSkewed",
     "FederatorAgentCannotReachFederator",  # the agent's side of a partition, from its own /metrics
+    "FederatorSubmitsRefusedQueueFull",  # a queue at its maxPendingJobs (or the federator at its limit)
 }
 
 
@@ -95,3 +98,21 @@ def test_every_alert_is_documented_and_every_documented_alert_exists() -> None:
 def test_the_alerts_a_runbook_points_to_exist(alert: dict[str, Any]) -> None:
     named = set(re.findall(r"\bFederator[A-Z]\w+", " ".join(alert["annotations"].values())))
     assert named <= {a["alert"] for a in _alerts()}, f"{alert['alert']} points to an alert that does not exist"
+
+
+@pytest.mark.parametrize("alert", _alerts(), ids=lambda a: a["alert"])
+def test_the_docs_a_runbook_points_to_exist(alert: dict[str, Any]) -> None:
+    """A runbook's `docs/NAME.md, "Section"` must lead somewhere: the file, and the section as one of its headings."""
+    text = " ".join(alert["annotations"].values())
+    for path in re.findall(r"\bdocs/[\w-]+\.md", text):
+        assert (ROOT / path).is_file(), f"{alert['alert']}: {path} does not exist"
+    for path, section in re.findall(r'\b(docs/[\w-]+\.md), "([^"]+)"', text):
+        headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(), flags=re.MULTILINE)
+        assert section in headings, f"{alert['alert']}: {path} has no section {section!r}"
+
+
+def test_the_pending_runbook_says_what_each_reason_needs() -> None:
+    """FederatorJobsPendingTooLong fires per reason code: its runbook must cover every code a job can wait with."""
+    (alert,) = [a for a in _alerts() if a["alert"] == "FederatorJobsPendingTooLong"]
+    runbook = alert["annotations"]["runbook"]
+    assert [code.value for code in ReasonCode if not re.search(rf"\b{code.value}\b", runbook)] == []

@@ -32,6 +32,13 @@ def drain(rec: ClusterRecord) -> list[Order | None]:
     return out
 
 
+def moves(fed: Federator) -> dict[tuple[str, str], float]:
+    """federator_placement_moves_total by (cluster, result): the asks answered, as the metrics page has them."""
+    return {(s.labels["cluster"], s.labels["result"]): s.value
+            for family in fed.metrics.registry.collect() if family.name == "federator_placement_moves"
+            for s in family.samples if s.name.endswith("_total")}
+
+
 def held_on_east(fed: Federator) -> tuple[str, ClusterRecord]:
     """A job placed on east-1 (the only cluster then), launched, and reported waiting for Kueue."""
     job = fed.submit(spec("held"))
@@ -55,6 +62,7 @@ def test_a_held_placement_on_the_only_cluster_keeps_its_place_in_the_member_queu
     assert job.placements[0].message == f"{HELD}; no other cluster can run it now, so it keeps its place in " \
                                         "east-1's queue"
     assert not any(isinstance(o, CancelOrder) for o in drain(rec))  # nothing deleted: Kueue's queue order stands
+    assert moves(fed) == {("east-1", "kept"): 1.0}  # what an SRE sees: the member's quota holds work no one else runs
 
 
 def test_a_held_placement_moves_when_another_cluster_can_run_it_now(clock: Clock) -> None:
@@ -78,6 +86,7 @@ def test_a_held_placement_moves_when_another_cluster_can_run_it_now(clock: Clock
     assert [c.placement_id for c in cancels] == [pid] and cancels[0].reason.startswith("superseded: ")
     (p,) = job.placements  # placed by the same turn's cycle
     assert p.cluster == "west-1" and p.generation == 2  # east-1 is avoided for a while, as after a refusal
+    assert moves(fed) == {("east-1", "moved"): 1.0}
     assert any(isinstance(o, LaunchOrder) for o in drain(west))
 
 

@@ -293,9 +293,11 @@ class Federator:
         if target:
             log.info("job %s: moving placement %s off %s, whose queue holds it; %s can run it now", job.job_id,
                      ask.placement_id, ask.cluster, target)
+            self.metrics.placement_moves.labels(ask.cluster, "moved").inc()
             self.refusals.note(job.job_id, ask.cluster, self.clock(), ask.message)
             self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, moved_reason(ask, target, STOPPED_CHARS)))
             return
+        self.metrics.placement_moves.labels(ask.cluster, "kept").inc()
         for p in job.placements:
             if p.placement_id == ask.placement_id:
                 p.message = kept_message(ask)
