@@ -39,8 +39,9 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_GROUP = "kueue.x-k8s.io"
 DEFAULT_GANG_TIMEOUT_SECONDS = 120.0
 DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS = 600.0
-"""How long Kueue may hold a placement before the agent withdraws it. Longer than the gang timeout: waiting
-for quota is Kueue doing its job, and a placement withdrawn loses its place in Kueue's queue."""
+"""How long Kueue may hold a placement before the agent asks the federator to move it. Longer than the gang
+timeout: waiting for quota is Kueue doing its job, and a placement moved gives up its place in Kueue's queue
+(the federator moves it only where it can run now)."""
 
 Obj = dict[str, Any]
 
