@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from federator.backends.kube.api import ConflictError, KubeError, NotFoundError
+from federator.backends.kube.backend import KubeBackend
 
 
 class FlakyApi:
@@ -94,3 +95,26 @@ async def controller(api: FlakyApi, *, limits: Any = None, events: Any = None,
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class RecordingApi:
+    """A member's API server that creates whatever it is given (each object its own uid) and records it: what a
+    launch made, or that it made nothing."""
+
+    server = "fake"
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+
+    def create(self, res: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        self.created.append(body)
+        return {**body, "metadata": {**body["metadata"], "uid": f"uid-{len(self.created)}"}}
+
+
+def started_backend(api: Any, **kw: Any) -> KubeBackend:
+    """A Kubernetes agent's backend over `api`, as started (its launches run; its updates go nowhere), for the
+    cluster member-a and the workloads namespace w unless `kw` says otherwise."""
+    b = KubeBackend(api, **{"namespace": "w", "cluster": "member-a", **kw})
+    b._on_update = lambda *_, **__: None
+    b._started = True
+    return b

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
+import grpc
+
+from federator.api.v1 import jobs_pb2_grpc
 from federator.jobfile import parse_job
 from federator.model import ClusterCapacity, Job, JobSpec
+from federator.security.auth import Authenticator
 from federator.server.federator import ClusterRecord, Federator
+from federator.server.services import JobService
 from federator.store.sqlite import job_from_dict, job_to_dict
 
 from builders import cluster, pool
@@ -69,3 +75,17 @@ def placed_on(fed: Federator, prefix: str) -> dict[str, int]:
             for p in job.placements:
                 out[p.cluster] = out.get(p.cluster, 0) + 1
     return out
+
+
+@asynccontextmanager
+async def job_api(fed: Federator) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
+    """The real job service of `fed` over loopback (insecure: the caller is the admin), and a client of it."""
+    server = grpc.aio.server()
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            yield jobs_pb2_grpc.JobServiceStub(ch)
+    finally:
+        await server.stop(0)

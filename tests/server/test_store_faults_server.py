@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
 import pytest
 from full_disk import FullDisk
-from server_support import capacity, spec
+from server_support import capacity, job_api, spec
 
 from federator.api import convert
-from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.api.v1 import jobs_pb2
 from federator.model import Job, JobPhase
-from federator.security.auth import Authenticator
 from federator.server import scheduling
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.orders import CancelOrder, LaunchOrder, Order
-from federator.server.services import JobService
 from federator.store import SqliteJobStore, StoreUnavailable
 
 
@@ -58,20 +54,6 @@ def _running(db: Path) -> tuple[Federator, FullDisk, Job, ClusterRecord, str]:
     return fed, disk, job, rec, pid
 
 
-@asynccontextmanager
-async def _job_api(fed: Federator) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
-    """The real job service over loopback, and a client of it."""
-    server = grpc.aio.server()
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-            yield jobs_pb2_grpc.JobServiceStub(ch)
-    finally:
-        await server.stop(0)
-
-
 def _on_disk(fed: Federator, db: Path) -> dict[str, JobPhase]:
     fed.store.close()
     store = SqliteJobStore(db)
@@ -88,7 +70,7 @@ def test_submit_on_a_full_disk_is_unavailable_naming_the_cause_in_one_log_line(
     fed.submit(spec("before"))
 
     async def scenario() -> grpc.RpcError:
-        async with _job_api(fed) as stub:
+        async with job_api(fed) as stub:
             disk.full = True
             with pytest.raises(grpc.RpcError) as got:
                 await stub.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("during")), request_id="r-1"))
@@ -129,7 +111,7 @@ def test_cancel_on_a_full_disk_is_unavailable_to_the_client(tmp_path: Path) -> N
     job = fed.submit(spec("a"))
 
     async def scenario() -> grpc.RpcError:
-        async with _job_api(fed) as stub:
+        async with job_api(fed) as stub:
             disk.full = True
             with pytest.raises(grpc.RpcError) as got:
                 await stub.Cancel(jobs_pb2.CancelJobRequest(job_id=job.job_id))

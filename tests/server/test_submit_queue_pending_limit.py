@@ -15,17 +15,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from server_support import Clock, MemoryStore, join, make, spec
+from server_support import Clock, MemoryStore, job_api, join, make, spec
 
 from federator.api import convert
-from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.api.v1 import jobs_pb2
 from federator.model import JobPhase, JobSpec
 from federator.scheduler import QueueConfig, SchedulerConfig
-from federator.security.auth import Authenticator
 from federator.security.limits import Limits
 from federator.server.federator import Federator
 from federator.server.intake import QueueFull, QueuePendingLimit
-from federator.server.services import JobService
 from federator.store import StoreUnavailable
 from federator.store.sqlite import SqliteJobStore
 
@@ -153,13 +151,8 @@ def test_over_grpc_a_queue_at_its_cap_gets_resource_exhausted_with_a_retry_after
     async def scenario() -> tuple[grpc.aio.AioRpcError, str]:
         fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"),
                         limits=Limits(max_pending_jobs_per_queue=1, queue_full_retry_seconds=2))
-        server = grpc.aio.server()
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-                stub = jobs_pb2_grpc.JobServiceStub(ch)
+            async with job_api(fed) as stub:
 
                 def submit(name: str, queue: str) -> grpc.aio.UnaryUnaryCall:  # type: ignore[type-arg]
                     return stub.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(queued(name, queue, gpus=1))))
@@ -169,7 +162,6 @@ def test_over_grpc_a_queue_at_its_cap_gets_resource_exhausted_with_a_retry_after
                     await submit("flood-1", "flood")
                 other = (await submit("paper-0", "research")).job.job_id
         finally:
-            await server.stop(0)
             fed.store.close()
         return refused.value, other
 

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 from server_support import Clock, MemoryStore, make
 
-from federator.backends.kube.backend import KubeBackend
 from federator.jobfile import parse_job
 from federator.model import JobId, JobKind, JobSpec, Placement, PlacementId, Resources
 from federator.security.limits import Limits
 from federator.security.podsecurity import PodSecurity, PodSecurityLevel
 from federator.server.intake import SubmitError
+
+from kube_fakes import RecordingApi, started_backend
 
 
 def _pod(priority: str) -> dict[str, Any]:
@@ -47,23 +48,11 @@ def test_a_members_own_priority_class_is_its_business_and_privileged_allows_all(
     assert make(MemoryStore(), Clock(), limits=anything).submit(_job(template=_pod("system-node-critical"))).job_id
 
 
-class RecordingApi:
-    server = "fake"
-
-    def __init__(self) -> None:
-        self.created: list[dict[str, Any]] = []
-
-    def create(self, res: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
-        self.created.append(body)
-        return {**body, "metadata": {**body["metadata"], "uid": "uid-1"}}
-
 
 def test_the_members_agent_refuses_a_stored_job_with_a_system_priority_class() -> None:
     """A job the federator stored at privileged, or before this rule: the member's own level refuses it."""
     api = RecordingApi()
-    b = KubeBackend(api, namespace="w", cluster="member-a")  # type: ignore[arg-type]
-    b._on_update = lambda *_: None
-    b._started = True
+    b = started_backend(api)
     spec = JobSpec(name="p", kind=JobKind.INFERENCE, replicas=1, resources=Resources(cpu_milli=1000),
                    pod_template_json=json.dumps(_pod("system-node-critical")))
     why = asyncio.run(b.launch(Placement(PlacementId("p-abc.g1.a"), JobId("p-abc"), "member-a", "east", 1, "", 1),

@@ -17,18 +17,10 @@ from federator.backends.kube.namespace_level import namespace_warnings, read_nam
 from federator.model import AcceleratorAlternative, JobId, JobKind, JobSpec, Placement, PlacementId, Resources
 from federator.security.podsecurity import PodSecurity, PodSecurityLevel
 
+from kube_fakes import RecordingApi, started_backend
+
 PID = "train-abc.g1.a"
 
-
-class RecordingApi:
-    server = "fake"
-
-    def __init__(self) -> None:
-        self.created: list[dict[str, Any]] = []
-
-    def create(self, res: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
-        self.created.append(body)
-        return {**body, "metadata": {**body["metadata"], "uid": f"uid-{len(self.created)}"}}
 
 
 def placement(alternative: int = 0) -> Placement:
@@ -43,10 +35,7 @@ def spec(**security: Any) -> JobSpec:
 
 
 def backend(api: RecordingApi, policy: PodSecurity | None = None) -> KubeBackend:
-    b = KubeBackend(api, namespace="w", cluster="member-a", pod_security=policy)  # type: ignore[arg-type]
-    b._on_update = lambda *_: None
-    b._started = True
-    return b
+    return started_backend(api, pod_security=policy)
 
 
 def test_a_privileged_container_is_refused_by_the_members_baseline_and_nothing_is_created() -> None:

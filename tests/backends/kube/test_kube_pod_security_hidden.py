@@ -14,22 +14,11 @@ from federator.backends.kube.workloads.jobset import JobSetAdapter
 from federator.backends.kube.workloads.kubeflow import TrainJobAdapter
 from federator.model import JobId, JobKind, JobSpec, Placement, PlacementId, Resources
 
-
-class RecordingApi:
-    server = "fake"
-
-    def __init__(self) -> None:
-        self.created: list[dict[str, Any]] = []
-
-    def create(self, res: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
-        self.created.append(body)
-        return {**body, "metadata": {**body["metadata"], "uid": f"uid-{len(self.created)}"}}
+from kube_fakes import RecordingApi, started_backend
 
 
 def backend(api: RecordingApi) -> KubeBackend:
-    b = KubeBackend(api, namespace="w", cluster="member-a")  # type: ignore[arg-type]
-    b._on_update = lambda *_: None
-    b._started = True
+    b = started_backend(api)
     for adapter in (JobSetAdapter(), TrainJobAdapter()):
         b.served[adapter.key] = adapter
     return b
