@@ -4,7 +4,7 @@ Found by a red-team review: the only bound on waiting work was the federator's (
 single queue submitting in a loop filled it and every other queue's Submit was refused RESOURCE_EXHAUSTED.
 Fair share ordered placement, not admission. A queue now has its own cap (its `maxPendingJobs`, else
 `--max-pending-jobs-per-queue`, else half the federator's), read from a count kept as jobs enter and leave
-Pending (server/pending_queues.py), never a scan.
+Pending (server/pending_counts.py), never a scan.
 """
 
 from __future__ import annotations

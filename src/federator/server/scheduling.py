@@ -73,7 +73,7 @@ from federator.scheduler.tuning import Tuner
 from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
-from federator.server.pending_queues import PendingByQueue
+from federator.server.pending_counts import PendingCounts, queue_of
 from federator.store.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ class Cycles:
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
         self.parked = ParkingLot()
-        self.by_queue = PendingByQueue()  # exact, per queue: what Submit's per-queue cap reads (intake.py)
+        self.by_queue = PendingCounts(queue_of)  # exact, per queue: what Submit's per-queue cap reads (intake.py)
         self._candidates: dict[JobId, None] = {}  # pending jobs not parked (may hold stale ids; pruned in plan)
         self._active: dict[JobId, None] = {}  # jobs that may hold active placements (pruned lazily)
         # Each pending job's request, kept across cycles (its spec and submission time never change): a plan
