@@ -17,6 +17,7 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from federator.model import Job, JobId
+from federator.security.authz import Submitter, submitter_of
 
 K = TypeVar("K", bound=Hashable)
 
@@ -61,4 +62,9 @@ def queue_of(job: Job) -> str:
     return job.spec.queue
 
 
-__all__ = ["PendingCounts", "queue_of"]
+def submitter(job: Job) -> Submitter:
+    """A job's owner (its recorded user, else its namespace): the key of the per-owner count."""
+    return submitter_of(job.spec)
+
+
+__all__ = ["PendingCounts", "queue_of", "submitter"]
