@@ -87,6 +87,7 @@ def test_a_timing_flag_that_is_not_a_usable_number_is_refused(tmp_path: Path, fl
     ("--max-accelerators-per-job", "-4", "must be at least 1, got -4"),
     ("--max-pending-jobs", "0", "must be at least 1, got 0"),
     ("--max-pending-jobs-per-queue", "0", "must be at least 1, got 0"),
+    ("--max-pending-jobs-per-user", "-1", "must be at least 1, got -1"),
 ])
 def test_a_limit_flag_out_of_range_is_refused_naming_the_flag_not_the_field_behind_it(
         tmp_path: Path, flag: str, value: str, said: str) -> None:

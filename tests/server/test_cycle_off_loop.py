@@ -335,6 +335,7 @@ def test_submit_is_refused_with_retry_advice_when_the_queue_is_full_and_nothing_
 
     async def scenario() -> tuple[list[str], grpc.aio.AioRpcError]:
         fed = Federator(store=SqliteJobStore(db), limits=Limits(max_pending_jobs=3, max_pending_jobs_per_queue=3,
+                                                                max_pending_jobs_per_user=3,
                                                                 queue_full_retry_seconds=2))
         server = grpc.aio.server()
         jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)

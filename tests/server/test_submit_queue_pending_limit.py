@@ -4,7 +4,7 @@ Found by a red-team review: the only bound on waiting work was the federator's (
 single queue submitting in a loop filled it and every other queue's Submit was refused RESOURCE_EXHAUSTED.
 Fair share ordered placement, not admission. A queue now has its own cap (its `maxPendingJobs`, else
 `--max-pending-jobs-per-queue`, else half the federator's), read from a count kept as jobs enter and leave
-Pending (server/pending_queues.py), never a scan.
+Pending (server/pending_counts.py), never a scan.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def test_a_repeated_request_id_is_answered_with_its_job_even_when_the_queue_is_a
 ])
 def test_a_queues_cap_comes_from_its_policy_then_the_flag(config: SchedulerConfig, queue: str, limit: int,
                                                             source: str) -> None:
-    fed = make(MemoryStore(), Clock(), limits=Limits(max_pending_jobs=4, max_pending_jobs_per_queue=3))
+    fed = make(MemoryStore(), Clock(), limits=Limits(max_pending_jobs=4, max_pending_jobs_per_queue=3,
+                                                     max_pending_jobs_per_user=4))  # the owner's cap: not here
     fed.set_scheduler_config(config)
     for i in range(limit):
         fed.submit(queued(f"j-{i}", queue))
@@ -85,7 +86,7 @@ def test_a_queues_cap_comes_from_its_policy_then_the_flag(config: SchedulerConfi
 def test_without_the_flag_a_queue_may_hold_half_the_federators_pending_jobs() -> None:
     assert Limits().pending_per_queue == 125_000
     assert Limits(max_pending_jobs=1).pending_per_queue == 1
-    fed = make(MemoryStore(), Clock(), limits=Limits(max_pending_jobs=4))
+    fed = make(MemoryStore(), Clock(), limits=Limits(max_pending_jobs=4, max_pending_jobs_per_user=4))
     fed.submit(queued("a-0", "a"))
     fed.submit(queued("a-1", "a"))
     with pytest.raises(QueuePendingLimit, match="by default half of --max-pending-jobs"):

@@ -75,6 +75,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="pending jobs of one queue at most, for queues whose policy or Queue object gives no "
                           "maxPendingJobs; past it that queue's Submits answer RESOURCE_EXHAUSTED with a "
                           "retry-after, and other queues' pass (default: half of --max-pending-jobs)")
+    lim.add_argument("--max-pending-jobs-per-user", type=int, default=None, metavar="N",
+                     help="pending jobs of one user over all queues at most (a FederatedJob made with kubectl has "
+                          "no user: its namespace counts as one); past it that user's Submits answer "
+                          "RESOURCE_EXHAUSTED with a retry-after, and other users' pass (default: half of "
+                          "--max-pending-jobs; with --insecure every caller is the one user 'anonymous')")
     add_pod_security_arguments(p, role="server")
     p.set_defaults(func=_serve)
 
@@ -82,7 +87,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 _LIMIT_FLAGS = {"max_message_bytes": "--max-message-bytes", "max_replicas_per_job": "--max-replicas",
                 "max_accelerators_per_job": "--max-accelerators-per-job",
                 "reports_per_second": "--max-reports-per-second", "max_pending_jobs": "--max-pending-jobs",
-                "max_pending_jobs_per_queue": "--max-pending-jobs-per-queue"}
+                "max_pending_jobs_per_queue": "--max-pending-jobs-per-queue",
+                "max_pending_jobs_per_user": "--max-pending-jobs-per-user"}
 
 
 def _limits(args: argparse.Namespace) -> Limits:

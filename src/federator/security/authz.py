@@ -310,6 +310,27 @@ def owner_of(spec: JobSpec) -> tuple[str, frozenset[str]]:
     return spec.annotation(USER_ANNOTATION), frozenset(g for g in groups.split(",") if g)
 
 
+@dataclass(frozen=True, slots=True)
+class Submitter:
+    """Whom a pending job is charged to (Submit's per-user cap, server/intake.py): the user the federator recorded
+    as its owner (`stamp_owner`, from the caller's identity), else its namespace. A FederatedJob made with
+    kubectl has no user (`recorded_owner(spec, "")`): whoever may create objects in a namespace submits as it,
+    so the namespace is the tenant there. Exactly one of the two is set, so a user and a namespace of the
+    same name are counted apart."""
+
+    user: str = ""
+    namespace: str = ""
+
+    def __str__(self) -> str:
+        return f"user {self.user!r}" if self.user else f"namespace {self.namespace!r}"
+
+
+def submitter_of(spec: JobSpec) -> Submitter:
+    """The owner a job's waiting counts against: its recorded user, else (no user submitted it) its namespace."""
+    user = spec.annotation(USER_ANNOTATION)
+    return Submitter(user=user) if user else Submitter(namespace=spec.namespace)
+
+
 def recorded_owner(spec: JobSpec, user: str, groups: str = "") -> JobSpec:
     """The spec with exactly this owner recorded (none when `user` is ""), whatever its annotations said: the
     owner is what the federator recorded, never what a submitted spec or an object's metadata claims."""
@@ -425,6 +446,6 @@ class Authorizer:
 
 
 __all__ = ["ANONYMOUS", "GROUPS_ANNOTATION", "USER_ANNOTATION", "Access", "Allowed", "Authorizer", "Denied",
-           "Group", "JobAccess", "LabelSelector", "Principal", "Requirement", "Rule", "TenancyError",
+           "Group", "JobAccess", "LabelSelector", "Principal", "Requirement", "Rule", "Submitter", "TenancyError",
            "TenancyPolicy", "access_from_document", "load_tenancy", "owner_of", "queue_tenancy",
-           "recorded_owner", "selector_from_document", "stamp_owner", "tenancy_from_document"]
+           "recorded_owner", "selector_from_document", "stamp_owner", "submitter_of", "tenancy_from_document"]

@@ -46,6 +46,9 @@ class RejectReason(StrEnum):
     QUEUE_FULL = "queue_full"  # back-pressure: too many pending jobs; the client is told when to retry
     # back-pressure on one queue: it holds as many pending jobs as it may; other queues' Submits still pass
     QUEUE_PENDING_LIMIT = "queue_pending_limit"
+    # back-pressure on one owner (a user; a namespace for kubectl-made FederatedJobs), whatever queues they
+    # use: they hold as many pending jobs as they may; other owners' Submits still pass
+    USER_PENDING_LIMIT = "user_pending_limit"
     POD_SECURITY = "pod_security"  # a pod template the federator's pod security level forbids
 
 
@@ -73,6 +76,12 @@ class Limits:
     # queue's own `maxPendingJobs` (policy file, Queue object) if it has one, else this; None: half of
     # max_pending_jobs (`pending_per_queue`).
     max_pending_jobs_per_queue: int | None = None
+    # The same for one owner across every queue they submit to (the user the federator records; a FederatedJob
+    # made with kubectl has none, and its namespace stands for it), so that one tenant cannot get past the
+    # queue's cap by spreading over queues of its own invention. None: half of max_pending_jobs, like a queue's
+    # default and for the same reason (`pending_per_user`); never the per-queue flag, which would then bound
+    # every caller of an insecure federator (all of them the one user 'anonymous') together.
+    max_pending_jobs_per_user: int | None = None
     queue_full_retry_seconds: float = 5.0
     # What a job's pod templates may ask of a member's nodes (security/podsecurity.py; --pod-security).
     pod_security: PodSecurity = PodSecurity()
@@ -82,9 +91,9 @@ class Limits:
                      "max_cpu_cores_per_job", "max_memory_bytes_per_job", "max_labels", "max_pending_jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"limits.{name}: must be at least 1, got {getattr(self, name)!r}")
-        if self.max_pending_jobs_per_queue is not None and self.max_pending_jobs_per_queue < 1:
-            raise ValueError("limits.max_pending_jobs_per_queue: must be at least 1, "
-                             f"got {self.max_pending_jobs_per_queue!r}")
+        for name in ("max_pending_jobs_per_queue", "max_pending_jobs_per_user"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"limits.{name}: must be at least 1, got {getattr(self, name)!r}")
         if self.max_message_bytes > MAX_MESSAGE_BYTES_CEILING:  # gRPC takes the size as a C int
             raise ValueError(f"limits.max_message_bytes: must be at most {MAX_MESSAGE_BYTES_CEILING} (1 GiB), "
                              f"got {self.max_message_bytes!r}")
@@ -100,6 +109,15 @@ class Limits:
         (no one queue can then refuse all the others, and a federation of one queue keeps most of its room)."""
         if self.max_pending_jobs_per_queue is not None:
             return self.max_pending_jobs_per_queue
+        return max(1, self.max_pending_jobs // 2)
+
+    @property
+    def pending_per_user(self) -> int:
+        """The pending jobs one owner may hold over all their queues: the flag's, else half the federator's, as for
+        a queue (no one user can then refuse all the others, and a single-user federation, or an insecure one
+        whose callers are all 'anonymous', keeps the room one queue has)."""
+        if self.max_pending_jobs_per_user is not None:
+            return self.max_pending_jobs_per_user
         return max(1, self.max_pending_jobs // 2)
 
     def check_job(self, spec: JobSpec) -> str | None:

@@ -87,6 +87,10 @@ def _authorizer(opts: ServeOptions) -> Authorizer:
         raise SystemExit(f"--policy: {exc}") from exc
     if opts.insecure:
         log.warning("--insecure: no caller has an identity; every job API caller acts as the admin 'anonymous'")
+        if opts.limits.max_pending_jobs_per_user is not None:  # what the default (half the federator's) is not
+            log.warning("--insecure: --max-pending-jobs-per-user %d bounds the pending jobs of every job API "
+                        "caller together, since all of them are the one user 'anonymous'",
+                        opts.limits.max_pending_jobs_per_user)
     return Authorizer(tenancy)
 
 

@@ -7,8 +7,9 @@ id with the job it created then, refuses a name held by an active job,
 checks the accelerator models it names against the catalog and the fleet
 (`fleet_models.py`), holds its pod templates to the federator's pod security
 level and refuses finalizers and owner references in them (`templates.py`),
-applies back-pressure (the federator's cap on pending jobs, then the job's queue's, so
-that one tenant cannot fill the federator and refuse every other), and reserves the new
+applies back-pressure (the federator's cap on pending jobs, then the job's queue's, then its
+owner's over all their queues, so that one tenant cannot fill the federator and refuse every
+other, not even by spreading over queues of its own invention), and reserves the new
 job (its name and request id) before its write so that a second submission while the
 disk works is answered as a repeat.
 
@@ -37,6 +38,7 @@ from federator.jobfile import (
 )
 from federator.jsontext import JsonTextError, load_json
 from federator.model import Job, JobId, JobPhase, JobSpec, Reason, ReasonCode
+from federator.security.authz import Submitter, submitter_of
 from federator.security.limits import RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.fleet_models import FleetModels
@@ -94,6 +96,24 @@ class QueuePendingLimit(QueueFull):
         super().__init__(f"queue {queue!r} is full: {pending} of its jobs are pending, its limit is {limit} "
                          f"({source}); retry after {retry_after:g}s. Other queues are not affected", retry_after)
         self.queue = queue
+        self.pending = pending
+        self.limit = limit
+
+
+class UserPendingLimit(QueueFull):
+    """Back-pressure on one owner: the user (or, for a FederatedJob made with kubectl, the namespace) holds as many
+    pending jobs as it may over every queue; other users' Submits pass.
+
+    Checked after the queue's cap, which a user allowed to submit to many queues (any queue the policy does not
+    list is open unless defaultQueue.access says otherwise) could otherwise multiply. A QueueFull, so every edge
+    treats it as one: RESOURCE_EXHAUSTED with a retry-after, and a FederatedJob that waits."""
+
+    def __init__(self, *, owner: Submitter, pending: int, limit: int, source: str, retry_after: float) -> None:
+        others = "users" if owner.user else "namespaces and users"
+        super().__init__(f"{owner} is at its cap of pending jobs: {pending} of its jobs are pending over all queues, "
+                         f"its limit is {limit} ({source}); retry after {retry_after:g}s. Other {others} are not "
+                         "affected", retry_after)
+        self.owner = owner
         self.pending = pending
         self.limit = limit
 
@@ -266,6 +286,7 @@ class Intake:
             raise QueueFull(f"the federator's queue is full: {pending} jobs are pending, its limit is "
                             f"{fed.limits.max_pending_jobs}; retry after {retry:g}s", retry)
         self._check_queue_room(spec.queue)
+        self._check_owner_room(submitter_of(spec))
         job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=fed.clock(),
                   pending_reason=Reason(ReasonCode.WAITING, fed.settling.waiting(fed.clock())
                                         or "waiting for the next scheduling cycle"))
@@ -274,7 +295,7 @@ class Intake:
         if request_id:
             self._by_request[request_id] = job.job_id
         self.arriving += 1
-        fed.cycles.by_queue.enter(job)  # counted from now, as `arriving` is: a burst of one queue is bounded too
+        fed.cycles.count_pending(job)  # counted from now, as `arriving` is: a burst of one queue or user is bounded too
         return job, True
 
     def _check_queue_room(self, queue: str) -> None:
@@ -297,6 +318,23 @@ class Intake:
         raise QueuePendingLimit(queue=queue, pending=pending, limit=limit, source=source,
                                 retry_after=fed.limits.queue_full_retry_seconds)
 
+    def _check_owner_room(self, owner: Submitter) -> None:
+        """Refuse a new job of an owner (its recorded user; its namespace when no user submitted it, a kubectl-made
+        FederatedJob) holding as many pending jobs over all queues as `--max-pending-jobs-per-user` allows.
+        One count read, no scan."""
+        fed = self.fed
+        limit = fed.limits.pending_per_user
+        pending = fed.cycles.by_owner.count(owner)
+        if pending < limit:
+            return
+        self._reject(RejectReason.USER_PENDING_LIMIT)
+        source = "--max-pending-jobs-per-user" if fed.limits.max_pending_jobs_per_user is not None else \
+            "--max-pending-jobs-per-user, by default half of --max-pending-jobs"
+        if not owner.user:
+            source += "; a FederatedJob made with kubectl has no user, so its namespace stands for one"
+        raise UserPendingLimit(owner=owner, pending=pending, limit=limit, source=source,
+                               retry_after=fed.limits.queue_full_retry_seconds)
+
     def _accepted(self, job: Job) -> None:
         """A new job is durable: count it, tell watchers, make it a scheduling candidate."""
         fed = self.fed
@@ -310,7 +348,7 @@ class Intake:
     def _forget(self, job: Job) -> None:
         """A new job whose write failed: it was never accepted."""
         self.arriving -= 1
-        self.fed.cycles.by_queue.leave(job.job_id)
+        self.fed.cycles.uncount_pending(job.job_id)
         self.fed.jobs.pop(job.job_id, None)
         key = (job.spec.namespace, job.spec.name)
         if self._by_name.get(key) == job.job_id:  # rare (a failed write): find the name's previous holder
@@ -397,5 +435,5 @@ def kindless_problems(specs: Iterable[JobSpec]) -> list[FieldProblem]:
     return common or []
 
 
-__all__ = ["AlreadyExists", "Intake", "QueueFull", "QueuePendingLimit", "RequestIdConflict", "SubmitError", "checked",
-           "kindless_problems"]
+__all__ = ["AlreadyExists", "Intake", "QueueFull", "QueuePendingLimit", "RequestIdConflict", "SubmitError",
+           "UserPendingLimit", "checked", "kindless_problems"]

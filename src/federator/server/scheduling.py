@@ -73,7 +73,7 @@ from federator.scheduler.tuning import Tuner
 from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
-from federator.server.pending_queues import PendingByQueue
+from federator.server.pending_counts import PendingCounts, queue_of, submitter
 from federator.store.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -155,7 +155,10 @@ class Cycles:
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
         self.parked = ParkingLot()
-        self.by_queue = PendingByQueue()  # exact, per queue: what Submit's per-queue cap reads (intake.py)
+        # Exact pending counts, per queue and per owner: what Submit's caps read (intake.py). Both follow a job
+        # through `count_pending` and `uncount_pending` only, so they cannot disagree about which jobs wait.
+        self.by_queue = PendingCounts(queue_of)
+        self.by_owner = PendingCounts(submitter)
         self._candidates: dict[JobId, None] = {}  # pending jobs not parked (may hold stale ids; pruned in plan)
         self._active: dict[JobId, None] = {}  # jobs that may hold active placements (pruned lazily)
         # Each pending job's request, kept across cycles (its spec and submission time never change): a plan
@@ -175,7 +178,7 @@ class Cycles:
         for job in fed.jobs.values():
             if job.phase is JobPhase.PENDING:
                 self._candidates[job.job_id] = None
-                self.by_queue.enter(job)
+                self.count_pending(job)
             elif job.phase.is_active:
                 self._active[job.job_id] = None
                 self._held(job)
@@ -192,15 +195,26 @@ class Cycles:
         """A job is Pending (new, or re-queued): a candidate for the next cycle."""
         self.parked.unpark(job.job_id)
         self._candidates[job.job_id] = None
-        self.by_queue.enter(job)
+        self.count_pending(job)
 
     def gone(self, job: Job) -> None:
         """A job ended (it may have been parked): the demand remembers what it asked for."""
         self.parked.unpark(job.job_id)
         self._candidates.pop(job.job_id, None)
         self._requests.pop(job.job_id, None)
-        self.by_queue.leave(job.job_id)
+        self.uncount_pending(job.job_id)
         self.memory.add(Arrival.of(job.spec))
+
+    def count_pending(self, job: Job) -> None:
+        """The job waits (reserved by intake, re-queued, loaded Pending): its queue's and its owner's counts hold
+        it. Idempotent, as is `uncount_pending`."""
+        self.by_queue.enter(job)
+        self.by_owner.enter(job)
+
+    def uncount_pending(self, job_id: JobId) -> None:
+        """The job no longer waits (placed, ended, or its write failed)."""
+        self.by_queue.leave(job_id)
+        self.by_owner.leave(job_id)
 
     def _held(self, job: Job) -> None:
         if job.spec.preemptible:
@@ -418,7 +432,7 @@ class Cycles:
                     self.parked.placed_preemptible(p.accelerator_model, self._family(p.cluster, p.accelerator_model))
             self._candidates.pop(job.job_id, None)
             self._requests.pop(job.job_id, None)
-            self.by_queue.leave(job.job_id)
+            self.uncount_pending(job.job_id)
             self._active[job.job_id] = None
             fed.metrics.placements.labels("placed").inc()
             fed.metrics.submit_to_placement.labels(job.spec.queue).observe(max(0.0, now - job.submitted_at))

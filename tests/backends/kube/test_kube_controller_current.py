@@ -21,6 +21,21 @@ from federator.server.federator import Federator
 from kube_fakes import FlakyApi, controller, federated_job
 
 
+class Events:
+    """The Events a controller posts (the store's recorder), kept to be read back."""
+
+    instance = "fed-0"
+
+    def __init__(self) -> None:
+        self.posted: list[dict[str, object]] = []
+
+    def record(self, obj: dict[str, object]) -> None:
+        self.posted.append(obj)
+
+    def told(self, reason: str) -> list[str]:
+        return [str(e.get("message")) for e in self.posted if e.get("reason") == reason]
+
+
 def test_a_new_federatedjob_is_submitted_with_the_spec_the_api_server_holds_now() -> None:
     async def main() -> None:
         api = FlakyApi()
@@ -76,15 +91,6 @@ def test_a_federatedjob_of_a_queue_at_its_cap_waits_while_another_queues_is_subm
     """A queue's cap (maxPendingJobs, --max-pending-jobs-per-queue) is back-pressure like the federator's: the
     FederatedJob waits, told once by a Warning Event QueueFull naming its queue, and is submitted once one of
     its queue's jobs leaves Pending; another queue's FederatedJob goes in meanwhile."""
-    class Events:
-        instance = "fed-0"
-
-        def __init__(self) -> None:
-            self.posted: list[dict[str, object]] = []
-
-        def record(self, obj: dict[str, object]) -> None:
-            self.posted.append(obj)
-
     async def main() -> None:
         api, events = FlakyApi(), Events()
         async with controller(api, limits=Limits(max_pending_jobs_per_queue=1, queue_full_retry_seconds=0.05),
@@ -108,5 +114,41 @@ def test_a_federatedjob_of_a_queue_at_its_cap_waits_while_another_queues_is_subm
                 if len(fed.jobs) == 3:
                     break
             assert sorted(j.spec.name for j in fed.jobs.values()) == ["flood-0", "flood-1", "paper"]
+
+    asyncio.run(main())
+
+
+def test_a_namespace_at_its_cap_over_many_queues_waits_while_another_namespaces_federatedjob_is_submitted() -> None:
+    """A FederatedJob made with kubectl has no user: its namespace is the owner `--max-pending-jobs-per-user`
+    bounds, over every queue it uses (each of them far from its own cap), whatever user its annotations claim.
+    Back-pressure, not a verdict: the object waits, told once by a Warning Event QueueFull naming the namespace,
+    and is submitted once one of the namespace's jobs leaves Pending; another namespace's goes in meanwhile."""
+    async def main() -> None:
+        api, events = FlakyApi(), Events()
+        async with controller(api, limits=Limits(max_pending_jobs_per_user=2, queue_full_retry_seconds=0.05),
+                              events=events, workers=True) as (fed, ctl):
+            for name, namespace, queue in (("a-0", "team-a", "q-0"), ("a-1", "team-a", "q-1"),
+                                           ("a-2", "team-a", "q-2"), ("b-0", "team-b", "q-2")):
+                obj = federated_job(api, name, {"kind": "training", "replicas": 1, "queue": queue,
+                                                "resources": {"nvidia.com/gpu": 8, "cpu": "2"}}, namespace=namespace)
+                if name == "a-2":  # claims a user: the controller records none, so it is still team-a's
+                    obj = api.patch(FEDERATED_JOBS, name, {"metadata": {"annotations": {
+                        "federator.io/user": "someone-else"}}}, namespace)
+                ctl.informer.cache[key_of(obj)] = obj
+                await ctl.reconcile("ADDED", obj)
+            assert sorted(j.spec.name for j in fed.jobs.values()) == ["a-0", "a-1", "b-0"]
+            waiting = api.get(FEDERATED_JOBS, "a-2", "team-a")
+            assert (waiting.get("status") or {}).get("phase") != "Failed"  # waiting, not refused
+            (told,) = events.told("QueueFull")
+            assert "namespace 'team-a' is at its cap of pending jobs: 2 of its jobs are pending over all queues" in told
+            assert "its namespace stands for one" in told
+            await asyncio.sleep(0.2)
+            assert len(fed.jobs) == 3 and len(events.told("QueueFull")) == 1  # tried again, still waiting, told once
+            fed.cancel(next(j.job_id for j in fed.jobs.values() if j.spec.name == "a-0"))
+            for _ in range(50):
+                await asyncio.sleep(0.05)
+                if len(fed.jobs) == 4:
+                    break
+            assert sorted(j.spec.name for j in fed.jobs.values()) == ["a-0", "a-1", "a-2", "b-0"]
 
     asyncio.run(main())

@@ -230,8 +230,9 @@ class FederatedJobController:
 
     def _wait_for_room(self, obj: Obj, exc: QueueFull) -> None:
         """Back-pressure is not a verdict on the job: the object waits, and is submitted once the federator (or
-        its queue: QueuePendingLimit, the queue's maxPendingJobs) has room. It is told once (a Warning Event
-        QueueFull, a log line), then tried again every `retry_after` for as long as it exists."""
+        its queue: QueuePendingLimit, the queue's maxPendingJobs; or its namespace, which stands for the user a
+        kubectl-made object lacks: UserPendingLimit, --max-pending-jobs-per-user) has room. It is told once (a
+        Warning Event QueueFull, a log line), then tried again every `retry_after` for as long as it exists."""
         meta = obj["metadata"]
         if meta["uid"] not in self._full:
             self._full.add(meta["uid"])

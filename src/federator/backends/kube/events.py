@@ -37,8 +37,8 @@ class EventReason(StrEnum):
     QUEUE_NOT_ALLOWED = "QueueNotAllowed"  # the Queue's namespaceSelector does not select the job's namespace
     SUBMIT_WARNING = "SubmitWarning"  # accepted, but likely wrong or it will wait (SubmitResponse.warnings)
     INVALID = "Invalid"  # refused: a bad spec, a pod template over the pod security level; the message names the field
-    # not submitted yet: the federator, or the job's queue (maxPendingJobs), holds as many pending jobs as it may;
-    # retried
+    # not submitted yet: the federator, the job's queue (maxPendingJobs) or its namespace (the owner of a
+    # kubectl-made job, --max-pending-jobs-per-user) holds as many pending jobs as it may; retried
     QUEUE_FULL = "QueueFull"
 
 

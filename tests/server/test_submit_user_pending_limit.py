@@ -1,0 +1,215 @@
+"""Back-pressure per owner: one user cannot get past the queue's cap by submitting to many queues.
+
+Left by the per-queue cap (test_submit_queue_pending_limit.py): any queue the policy does not list is open unless
+defaultQueue.access restricts it, and each queue a tenant invents got a cap of its own, so one user submitting
+to `flood-0`, `flood-1`, ... filled the federator all the same. Submit now also checks the job's owner (the user
+the federator recorded; a FederatedJob made with kubectl has none, and its namespace stands for it) against
+`--max-pending-jobs-per-user` (else half the federator's), read from a count kept as jobs enter and leave
+Pending (server/pending_counts.py), never a scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import grpc
+import pytest
+from server_support import Clock, MemoryStore, join, make, spec
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.model import JobPhase, JobSpec
+from federator.security.auth import Authenticator, Token
+from federator.security.authz import Principal, Submitter, stamp_owner
+from federator.security.limits import Limits
+from federator.security.pki import CertsDir, init_ca
+from federator.security.tls import TlsFiles, server_files
+from federator.server.federator import Federator
+from federator.server.intake import QueueFull, QueuePendingLimit, UserPendingLimit
+from federator.server.services import JobService
+from federator.store import StoreUnavailable
+from federator.store.sqlite import SqliteJobStore
+
+
+def by(user: str, name: str, queue: str, *, gpus: int = 8) -> JobSpec:
+    """A job as the gRPC edge hands it on: its owner recorded from the caller's identity."""
+    return stamp_owner(replace(spec(name, gpus=gpus), queue=queue), Principal(user))
+
+
+def kubectl(name: str, namespace: str, queue: str) -> JobSpec:
+    """A job of a FederatedJob made with kubectl: no user recorded."""
+    return replace(spec(name), queue=queue, namespace=namespace)
+
+
+def rejected(fed: Federator, reason: str) -> float:
+    return fed.metrics.registry.get_sample_value("federator_messages_rejected_total", {"reason": reason}) or 0.0
+
+
+def test_a_user_at_the_cap_over_several_queues_is_refused_while_another_user_is_accepted() -> None:
+    fed = make(MemoryStore(), Clock(), limits=Limits(max_pending_jobs_per_user=3, queue_full_retry_seconds=3))
+    for i in range(3):  # three invented queues, each far from its own cap
+        fed.submit(by("mallory", f"flood-{i}", f"flood-{i}"))
+    with pytest.raises(UserPendingLimit) as refused:
+        fed.submit(by("mallory", "flood-3", "flood-3"))
+    other = fed.submit(by("alice", "paper-0", "flood-3"))  # another user, even in that queue, is not affected
+
+    said = str(refused.value)
+    assert "user 'mallory' is at its cap of pending jobs: 3 of its jobs are pending over all queues" in said
+    assert "its limit is 3 (--max-pending-jobs-per-user)" in said and "retry after 3s" in said
+    assert "Other users are not affected" in said
+    assert isinstance(refused.value, QueueFull) and refused.value.retry_after == 3  # every edge's back-pressure
+    assert (refused.value.owner, refused.value.pending, refused.value.limit) == (Submitter(user="mallory"), 3, 3)
+    assert other.phase is JobPhase.PENDING and len(fed.jobs) == 4  # the refused job holds nothing
+    assert rejected(fed, "user_pending_limit") == 1
+    assert rejected(fed, "queue_pending_limit") == rejected(fed, "queue_full") == 0
+    assert fed.cycles.by_owner.count(Submitter(user="mallory")) == 3
+    assert fed.cycles.by_owner.count(Submitter(user="alice")) == 1
+
+
+@pytest.mark.parametrize(("limits", "refusal", "said"), [
+    pytest.param(Limits(max_pending_jobs=2, max_pending_jobs_per_queue=2, max_pending_jobs_per_user=2), QueueFull,
+                 "the federator's queue is full", id="the-federator's-first"),
+    pytest.param(Limits(max_pending_jobs_per_queue=2, max_pending_jobs_per_user=2), QueuePendingLimit,
+                 "queue 'flood' is full", id="then-the-queue's"),
+    pytest.param(Limits(max_pending_jobs_per_queue=3, max_pending_jobs_per_user=2), UserPendingLimit,
+                 "user 'mallory' is at its cap", id="then-the-user's"),
+])
+def test_the_caps_are_checked_federator_queue_then_user(limits: Limits, refusal: type[QueueFull], said: str) -> None:
+    fed = make(MemoryStore(), Clock(), limits=limits)
+    fed.submit(by("mallory", "flood-0", "flood"))
+    fed.submit(by("mallory", "flood-1", "flood"))
+    with pytest.raises(QueueFull) as refused:
+        fed.submit(by("mallory", "flood-2", "flood"))
+    assert type(refused.value) is refusal and said in str(refused.value)
+
+
+def test_a_federatedjob_made_with_kubectl_counts_against_its_namespace_not_a_user_of_that_name() -> None:
+    fed = make(MemoryStore(), Clock(), limits=Limits(max_pending_jobs_per_user=2))
+    fed.submit(kubectl("a-0", "team-a", "q-0"))
+    fed.submit(kubectl("a-1", "team-a", "q-1"))
+    with pytest.raises(UserPendingLimit) as refused:
+        fed.submit(kubectl("a-2", "team-a", "q-2"))
+    fed.submit(kubectl("b-0", "team-b", "q-2"))  # another namespace
+    fed.submit(by("team-a", "u-0", "q-2"))  # a user named like the namespace is another owner
+    said = str(refused.value)
+    assert "namespace 'team-a' is at its cap of pending jobs: 2 of its jobs are pending over all queues" in said
+    assert "a FederatedJob made with kubectl has no user, so its namespace stands for one" in said
+    assert "Other namespaces and users are not affected" in said
+    assert refused.value.owner == Submitter(namespace="team-a")
+    assert fed.cycles.by_owner.count(Submitter(user="team-a")) == 1
+
+
+def test_the_owners_count_follows_jobs_placed_cancelled_finished_and_requeued() -> None:
+    fed = make(MemoryStore(), Clock(), limits=Limits(max_pending_jobs_per_user=2))
+    count = lambda: fed.cycles.by_owner.count(Submitter(user="mallory"))  # noqa: E731
+    rec = join(fed, "x")  # 4 nodes of 8 free H100
+    big, small = fed.submit(by("mallory", "big", "q-0")), fed.submit(by("mallory", "small", "q-1"))
+    assert count() == 2
+    fed.schedule_once()
+    assert big.phase is small.phase is JobPhase.PLACED and count() == 0  # placed: no longer waiting
+    waiting = [fed.submit(by("mallory", f"w-{i}", f"q-{i}", gpus=64)) for i in range(2)]  # fits no node
+    fed.schedule_once()
+    assert count() == 2  # still Pending (parked): counted
+    with pytest.raises(UserPendingLimit):
+        fed.submit(by("mallory", "w-2", "q-2"))
+    fed.cancel(waiting[0].job_id)
+    assert count() == 1  # cancelled while pending
+    (p,) = big.placements
+    fed.job_update(rec, p.placement_id, JobPhase.SUCCEEDED, "done")
+    assert big.phase is JobPhase.SUCCEEDED and count() == 1  # a placed job's end does not touch the count
+    (p,) = small.placements
+    fed.job_update(rec, p.placement_id, JobPhase.CANCELLED, "evicted")  # the member stopped it: re-queued
+    assert small.phase is JobPhase.PENDING and count() == 2
+    with pytest.raises(UserPendingLimit):
+        fed.submit(by("mallory", "w-3", "q-3"))
+    fed.cancel(small.job_id)
+    fed.cancel(waiting[1].job_id)
+    fed.cancel(big.job_id)  # already ended: nothing changes
+    assert count() == 0 and len(fed.cycles.by_owner) == 0
+    fed.submit(by("mallory", "w-4", "q-4"))
+    assert count() == 1
+
+
+def test_a_restart_counts_each_owners_pending_jobs() -> None:
+    store, clock = MemoryStore(), Clock()
+    fed = make(store, clock, limits=Limits(max_pending_jobs_per_user=2))
+    fed.submit(by("mallory", "a-0", "q-0"))
+    fed.submit(by("mallory", "a-1", "q-1"))
+    again = make(store, clock, limits=Limits(max_pending_jobs_per_user=2))
+    assert again.cycles.by_owner.count(Submitter(user="mallory")) == 2
+    with pytest.raises(UserPendingLimit):
+        again.submit(by("mallory", "a-2", "q-2"))
+
+
+def test_a_job_whose_write_failed_is_not_counted_against_its_owner() -> None:
+    class FullDisk(MemoryStore):
+        def put(self, jobs: object) -> None:
+            raise StoreUnavailable("disk full")
+
+    fed = make(FullDisk(), Clock(), limits=Limits(max_pending_jobs_per_user=1))
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable):
+            fed.submit(by("mallory", "a-0", "q-0"))
+    assert fed.cycles.by_owner.count(Submitter(user="mallory")) == 0
+
+
+def test_without_the_flag_a_user_may_hold_half_the_federators_pending_jobs_whatever_the_per_queue_flag() -> None:
+    """Half, as a queue's default: a single-user federation keeps the room one queue has. Never the per-queue
+    flag: every caller of an insecure federator is the one user 'anonymous', and a small per-queue cap there
+    would have become one small cap on all of them."""
+    assert Limits().pending_per_user == 125_000
+    assert Limits(max_pending_jobs_per_queue=1).pending_per_user == 125_000
+    assert Limits(max_pending_jobs=1).pending_per_user == 1
+    with pytest.raises(ValueError, match="max_pending_jobs_per_user: must be at least 1, got 0"):
+        Limits(max_pending_jobs_per_user=0)
+    fed = make(MemoryStore(), Clock(), limits=Limits(max_pending_jobs=4, max_pending_jobs_per_queue=4))
+    fed.submit(by("mallory", "a-0", "a"))
+    fed.submit(by("mallory", "a-1", "b"))
+    with pytest.raises(UserPendingLimit, match="by default half of --max-pending-jobs"):
+        fed.submit(by("mallory", "a-2", "c"))
+
+
+def test_over_grpc_the_caller_is_the_owner_and_is_told_resource_exhausted_with_a_retry_after(tmp_path: Path) -> None:
+    """Two bearer tokens, two users: the owner is the caller's identity (stamp_owner), not what the spec says."""
+    certs = CertsDir(tmp_path / "certs")
+    init_ca(certs)
+
+    async def scenario() -> tuple[grpc.aio.AioRpcError, str]:
+        fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"),
+                        limits=Limits(max_pending_jobs_per_user=2, queue_full_retry_seconds=2))
+        auth = Authenticator(tokens=(Token("m-secret", "mallory"), Token("a-secret", "alice")))
+        server = grpc.aio.server()
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth), server)
+        port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials(require_client_auth=False))
+        await server.start()
+
+        def channel(token: str) -> grpc.aio.Channel:
+            creds = grpc.composite_channel_credentials(TlsFiles(certs.ca_cert).channel_credentials(),
+                                                       grpc.access_token_call_credentials(token))
+            return grpc.aio.secure_channel(f"127.0.0.1:{port}", creds)
+
+        def request(name: str, queue: str, **annotations: str) -> jobs_pb2.SubmitRequest:
+            job = replace(spec(name, gpus=1, **annotations), queue=queue)
+            return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(job))
+
+        try:
+            async with channel("m-secret") as mallory, channel("a-secret") as alice:
+                stub = jobs_pb2_grpc.JobServiceStub(mallory)
+                await stub.Submit(request("flood-0", "flood-0"), timeout=5)
+                await stub.Submit(request("flood-1", "flood-1"), timeout=5)
+                with pytest.raises(grpc.aio.AioRpcError) as refused:  # claiming to be another user changes nothing
+                    await stub.Submit(request("flood-2", "flood-2", **{"federator.io/user": "alice"}), timeout=5)
+                other = (await jobs_pb2_grpc.JobServiceStub(alice).Submit(request("paper", "flood-2"),
+                                                                          timeout=5)).job.job_id
+        finally:
+            await server.stop(0)
+            fed.store.close()
+        return refused.value, other
+
+    refused, other = asyncio.run(scenario())
+    assert refused.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "user 'mallory' is at its cap of pending jobs: 2 of its jobs are pending" in (refused.details() or "")
+    assert dict(refused.trailing_metadata() or ())["retry-after"] == "2"
+    assert other.startswith("paper-")
