@@ -99,9 +99,16 @@ class JobServiceServicer:
         Kubernetes mode, the host cluster would not create the job's
         FederatedJob, e.g. its spec.namespace does not exist there: nothing was
         stored), PERMISSION_DENIED,
-        and RESOURCE_EXHAUSTED when the federator's queue is full (back-pressure):
-        nothing was stored; the trailing metadata key "retry-after" gives the
-        seconds to wait before trying again (with the same request_id).
+        and RESOURCE_EXHAUSTED when the federator's queue is full, or the job's
+        queue holds as many pending jobs as it may (its maxPendingJobs, else the
+        server's --max-pending-jobs-per-queue; the message names the queue, its
+        count and its limit, and other queues' Submits are still taken), or
+        the caller holds as many pending jobs over all queues as one user may
+        (the server's --max-pending-jobs-per-user; the message names the user,
+        the count and the limit, and other users' Submits are still taken)
+        (back-pressure): nothing was stored; the trailing metadata key
+        "retry-after" gives the seconds to wait before trying again (with the
+        same request_id).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
