@@ -19,6 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
+# The labels and annotations by which a member's agent knows the objects and pods of a placement
+# (backends/kube/workloads stamps them); a job may not carry them (server/templates.py).
+PLACEMENT_LABEL = "federator.io/placement-id"
+GENERATION_LABEL = "federator.io/generation"
+PLACEMENT_ANNOTATION = "federator.io/placement-id"
+JOB_ANNOTATION = "federator.io/job-id"
+REPLICAS_ANNOTATION = "federator.io/replicas"  # pods the placement runs in this cluster
+AGENT_KEYS = frozenset({PLACEMENT_LABEL, PLACEMENT_ANNOTATION, GENERATION_LABEL, JOB_ANNOTATION, REPLICAS_ANNOTATION})
+
 
 def merged_over(base: Any, over: Any) -> Any:
     """`over` merged into `base`: mappings key by key, lists (containers) item by position. How an accelerator
@@ -97,4 +106,5 @@ def _list_of_maps(value: Any, at: str, what: str) -> list[tuple[str, str]]:
             for i, item in enumerate(value) if not isinstance(item, dict)]
 
 
-__all__ = ["merged_over", "shape_problems"]
+__all__ = ["AGENT_KEYS", "GENERATION_LABEL", "JOB_ANNOTATION", "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL",
+           "REPLICAS_ANNOTATION", "merged_over", "shape_problems"]

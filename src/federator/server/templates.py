@@ -26,16 +26,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from federator.backends.kube.workloads.common import (
-    GENERATION_LABEL,
-    JOB_ANNOTATION,
-    PLACEMENT_ANNOTATION,
-    PLACEMENT_LABEL,
-    REPLICAS_ANNOTATION,
-)
 from federator.jobfile import FieldProblem
 from federator.model import JobSpec
-from federator.podtemplates import merged_over, shape_problems
+from federator.podtemplates import AGENT_KEYS, merged_over, shape_problems
 from federator.security.podsecurity import (
     PodSecurity,
     PodSecurityLevel,
@@ -50,14 +43,6 @@ _OWNED_FIELDS = {
     "ownerReferences": "not allowed in a job: the agent owns what it creates on a member, and an owner reference "
                        "from a job names an object of another cluster",
 }
-
-
-# The labels and annotations by which a member's agent knows the pods of a placement. The agent stamps them on
-# every template it renders, but not on one a kind keeps where the agent does not look (a RayJob's
-# submitterPodTemplate): a job carrying another placement's id there had its pods counted as that placement's
-# (its Running and its gang), so a job may not carry them at all (red team).
-_AGENT_KEYS = frozenset({PLACEMENT_LABEL, PLACEMENT_ANNOTATION, GENERATION_LABEL, JOB_ANNOTATION,
-                         REPLICAS_ANNOTATION})
 
 
 def owned_problems(spec: JobSpec) -> list[FieldProblem]:
@@ -92,11 +77,14 @@ def _owned(node: object, at: str) -> list[tuple[str, str]]:
         meta = node.get("metadata")
         if isinstance(meta, dict):
             found += [(f"{at}.metadata.{key}", problem) for key, problem in _OWNED_FIELDS.items() if meta.get(key)]
+            # The agent's marks (podtemplates.AGENT_KEYS) are stamped on every template it renders, but not on one
+            # a kind keeps where it does not look (a RayJob's submitterPodTemplate): a job carrying another
+            # placement's id there had its pods counted as that placement's, so no job may carry them (red team).
             for part in ("labels", "annotations"):
                 keys = meta.get(part)
                 found += [(f"{at}.metadata.{part}[{key}]", "is the agent's: it marks the pods of a placement on a "
                                                            "member, and a job may not claim another's")
-                          for key in (sorted(keys) if isinstance(keys, dict) else ()) if key in _AGENT_KEYS]
+                          for key in (sorted(keys) if isinstance(keys, dict) else ()) if key in AGENT_KEYS]
         for key, value in node.items():
             if key != "metadata":
                 found += _owned(value, f"{at}.{key}")

@@ -22,16 +22,18 @@ from federator.backends.kube.accelerators import AcceleratorRequest
 from federator.backends.kube.capacity import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from federator.catalog import catalog
 from federator.model import Placement, QuantityError, Resources, to_bytes, to_milli
+from federator.podtemplates import (  # the agent's marks on a placement's objects, shared with the submit check
+    GENERATION_LABEL,
+    JOB_ANNOTATION,
+    PLACEMENT_ANNOTATION,
+    PLACEMENT_LABEL,
+    REPLICAS_ANNOTATION,
+)
 
 Obj = dict[str, Any]
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "federator"
-PLACEMENT_LABEL = "federator.io/placement-id"
-GENERATION_LABEL = "federator.io/generation"
-PLACEMENT_ANNOTATION = "federator.io/placement-id"
-JOB_ANNOTATION = "federator.io/job-id"
-REPLICAS_ANNOTATION = "federator.io/replicas"  # pods the placement runs in this cluster
 SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 FEDERATOR_ENV = ("FEDERATOR_PLACEMENT_ID", "FEDERATOR_JOB_ID", "FEDERATOR_REPLICAS")
 
