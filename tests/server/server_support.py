@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sized
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import grpc
+import pytest
 
 from federator.api.v1 import jobs_pb2_grpc
 from federator.jobfile import parse_job
-from federator.model import ClusterCapacity, Job, JobSpec
+from federator.model import ClusterCapacity, Job, JobPhase, JobSpec
 from federator.security.auth import Authenticator
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.services import JobService
@@ -89,3 +90,37 @@ async def job_api(fed: Federator) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]
             yield jobs_pb2_grpc.JobServiceStub(ch)
     finally:
         await server.stop(0)
+
+
+def walk_a_pending_count(fed: Federator, submit: Callable[[str, int], JobSpec], count: Callable[[], int],
+                         refused: type[Exception], counter: Sized) -> None:
+    """What every pending cap's count is held to (a queue's, a user's), with a cap of 2: `submit(name, gpus)`
+    makes a job that counts against it, `count` reads the count, `refused` is the cap's refusal and `counter`
+    the count's keeper. A job counts while Pending (parked too) and not once placed, cancelled, ended, or
+    before it is re-queued."""
+    rec = join(fed, "x")  # 4 nodes of 8 free H100
+    big, small = fed.submit(submit("big", 8)), fed.submit(submit("small", 8))
+    assert count() == 2
+    fed.schedule_once()
+    assert big.phase is small.phase is JobPhase.PLACED and count() == 0  # placed: no longer waiting
+    waiting = [fed.submit(submit(f"w-{i}", 64)) for i in range(2)]  # no cluster has 64 on a node
+    fed.schedule_once()
+    assert count() == 2  # still Pending (parked): counted
+    with pytest.raises(refused):
+        fed.submit(submit("w-2", 8))
+    fed.cancel(waiting[0].job_id)
+    assert count() == 1  # cancelled while pending
+    (p,) = big.placements
+    fed.job_update(rec, p.placement_id, JobPhase.SUCCEEDED, "done")
+    assert big.phase is JobPhase.SUCCEEDED and count() == 1  # a placed job's end does not touch the count
+    (p,) = small.placements
+    fed.job_update(rec, p.placement_id, JobPhase.CANCELLED, "evicted")  # the member stopped it: re-queued
+    assert small.phase is JobPhase.PENDING and count() == 2
+    with pytest.raises(refused):
+        fed.submit(submit("w-3", 8))
+    fed.cancel(small.job_id)
+    fed.cancel(waiting[1].job_id)
+    fed.cancel(big.job_id)  # already ended: nothing changes
+    assert count() == 0 and len(counter) == 0
+    fed.submit(submit("w-4", 8))
+    assert count() == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from server_support import Clock, MemoryStore, job_api, join, make, spec
+from server_support import Clock, MemoryStore, job_api, make, spec, walk_a_pending_count
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2
@@ -96,33 +96,8 @@ def test_without_the_flag_a_queue_may_hold_half_the_federators_pending_jobs() ->
 
 def test_the_count_follows_jobs_placed_cancelled_finished_and_requeued() -> None:
     fed = make(MemoryStore(), Clock(), limits=Limits(max_pending_jobs_per_queue=2))
-    count = lambda: fed.cycles.by_queue.count("a")  # noqa: E731
-    rec = join(fed, "x")  # 4 nodes of 8 free H100
-    big, small = fed.submit(queued("big", "a", gpus=8)), fed.submit(queued("small", "a", gpus=8))
-    assert count() == 2
-    fed.schedule_once()
-    assert big.phase is small.phase is JobPhase.PLACED and count() == 0  # placed: no longer waiting
-    waiting = [fed.submit(queued(f"w-{i}", "a", gpus=64)) for i in range(2)]  # no cluster has 64 on a node
-    fed.schedule_once()
-    assert count() == 2  # still Pending (parked): counted
-    with pytest.raises(QueuePendingLimit):
-        fed.submit(queued("w-2", "a"))
-    fed.cancel(waiting[0].job_id)
-    assert count() == 1  # cancelled while pending
-    (p,) = big.placements
-    fed.job_update(rec, p.placement_id, JobPhase.SUCCEEDED, "done")
-    assert big.phase is JobPhase.SUCCEEDED and count() == 1  # a placed job's end does not touch the count
-    (p,) = small.placements
-    fed.job_update(rec, p.placement_id, JobPhase.CANCELLED, "evicted")  # the member stopped it: re-queued
-    assert small.phase is JobPhase.PENDING and count() == 2
-    with pytest.raises(QueuePendingLimit):
-        fed.submit(queued("w-3", "a"))
-    fed.cancel(small.job_id)
-    fed.cancel(waiting[1].job_id)
-    fed.cancel(big.job_id)  # already ended: nothing changes
-    assert count() == 0 and len(fed.cycles.by_queue) == 0
-    fed.submit(queued("w-4", "a"))
-    assert count() == 1
+    walk_a_pending_count(fed, lambda name, gpus: queued(name, "a", gpus=gpus), lambda: fed.cycles.by_queue.count("a"),
+                         QueuePendingLimit, fed.cycles.by_queue)
 
 
 def test_a_restart_counts_the_pending_jobs_the_store_holds() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from server_support import Clock, MemoryStore, join, make, spec
+from server_support import Clock, MemoryStore, make, spec, walk_a_pending_count
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
@@ -102,34 +102,11 @@ def test_a_federatedjob_made_with_kubectl_counts_against_its_namespace_not_a_use
 
 
 def test_the_owners_count_follows_jobs_placed_cancelled_finished_and_requeued() -> None:
+    """As a queue's count, with each job in a queue of its own: the owner's count is over all of them."""
     fed = make(MemoryStore(), Clock(), limits=Limits(max_pending_jobs_per_user=2))
-    count = lambda: fed.cycles.by_owner.count(Submitter(user="mallory"))  # noqa: E731
-    rec = join(fed, "x")  # 4 nodes of 8 free H100
-    big, small = fed.submit(by("mallory", "big", "q-0")), fed.submit(by("mallory", "small", "q-1"))
-    assert count() == 2
-    fed.schedule_once()
-    assert big.phase is small.phase is JobPhase.PLACED and count() == 0  # placed: no longer waiting
-    waiting = [fed.submit(by("mallory", f"w-{i}", f"q-{i}", gpus=64)) for i in range(2)]  # fits no node
-    fed.schedule_once()
-    assert count() == 2  # still Pending (parked): counted
-    with pytest.raises(UserPendingLimit):
-        fed.submit(by("mallory", "w-2", "q-2"))
-    fed.cancel(waiting[0].job_id)
-    assert count() == 1  # cancelled while pending
-    (p,) = big.placements
-    fed.job_update(rec, p.placement_id, JobPhase.SUCCEEDED, "done")
-    assert big.phase is JobPhase.SUCCEEDED and count() == 1  # a placed job's end does not touch the count
-    (p,) = small.placements
-    fed.job_update(rec, p.placement_id, JobPhase.CANCELLED, "evicted")  # the member stopped it: re-queued
-    assert small.phase is JobPhase.PENDING and count() == 2
-    with pytest.raises(UserPendingLimit):
-        fed.submit(by("mallory", "w-3", "q-3"))
-    fed.cancel(small.job_id)
-    fed.cancel(waiting[1].job_id)
-    fed.cancel(big.job_id)  # already ended: nothing changes
-    assert count() == 0 and len(fed.cycles.by_owner) == 0
-    fed.submit(by("mallory", "w-4", "q-4"))
-    assert count() == 1
+    walk_a_pending_count(fed, lambda name, gpus: by("mallory", name, f"q-{name}", gpus=gpus),
+                         lambda: fed.cycles.by_owner.count(Submitter(user="mallory")), UserPendingLimit,
+                         fed.cycles.by_owner)
 
 
 def test_a_restart_counts_each_owners_pending_jobs() -> None:
