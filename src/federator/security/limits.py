@@ -107,18 +107,18 @@ class Limits:
     def pending_per_queue(self) -> int:
         """The pending jobs a queue without a cap of its own may hold: the flag's, else half the federator's
         (no one queue can then refuse all the others, and a federation of one queue keeps most of its room)."""
-        if self.max_pending_jobs_per_queue is not None:
-            return self.max_pending_jobs_per_queue
-        return max(1, self.max_pending_jobs // 2)
+        return self._or_half(self.max_pending_jobs_per_queue)
 
     @property
     def pending_per_user(self) -> int:
         """The pending jobs one owner may hold over all their queues: the flag's, else half the federator's, as for
         a queue (no one user can then refuse all the others, and a single-user federation, or an insecure one
         whose callers are all 'anonymous', keeps the room one queue has)."""
-        if self.max_pending_jobs_per_user is not None:
-            return self.max_pending_jobs_per_user
-        return max(1, self.max_pending_jobs // 2)
+        return self._or_half(self.max_pending_jobs_per_user)
+
+    def _or_half(self, cap: int | None) -> int:
+        """A tenant's cap as given, else half the federator's: one default for a queue and a user."""
+        return cap if cap is not None else max(1, self.max_pending_jobs // 2)
 
     def check_job(self, spec: JobSpec) -> str | None:
         """None if the job is within limits, else what is over, naming the field."""
