@@ -162,3 +162,20 @@ def test_only_a_placed_placement_can_be_overdue_for_admission() -> None:
                                                        "for admission; j.g1.east-1 is reported Running"), refusal
     assert check_update(agent_pb2.JobUpdate(placement_id="j.g1.east-1", phase=types_pb2.JOB_PHASE_PLACED,
                                             admission_overdue=True), JobPhase.PLACED) is None
+
+
+def test_the_kept_note_stays_when_the_member_says_more_and_goes_when_it_admits(clock: Clock) -> None:
+    """Kueue's reason changes while it holds the job ("4 more needed" after "8 more"): the agent sends it, and the
+    user must still read that the federator leaves the job there, and why, until the member admits it."""
+    fed = make(MemoryStore(), clock)
+    join(fed, "east-1")
+    pid, rec = held_on_east(fed)
+    fed.job_update(rec, pid, JobPhase.PLACED, HELD, admission_overdue=True)
+    fed.schedule_once()
+    later = HELD.replace("8 more needed", "4 more needed")
+    fed.job_update(rec, pid, JobPhase.PLACED, later)
+    (job,) = fed.jobs.values()
+    assert job.placements[0].message == f"{later}; no other cluster can run it now, so it keeps its place in " \
+                                        "east-1's queue"
+    fed.job_update(rec, pid, JobPhase.RUNNING, "1 replica running")
+    assert job.placements[0].message == "1 replica running"

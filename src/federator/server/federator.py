@@ -47,7 +47,7 @@ from federator.server.clusters import (
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
 from federator.server.membership import Membership
-from federator.server.moving import Ask, Moves, kept_message, moved_reason
+from federator.server.moving import Ask, Moves, kept_message, moved_reason, still_kept
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.outbox import Ending, lost, overloaded, superseded
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
@@ -275,8 +275,8 @@ class Federator:
         if admission_overdue and phase is JobPhase.PLACED:  # the member's queue holds it: the next turn answers
             self.moves.ask(job.job_id, Ask(rec.name, placement_id, message))
             self.wake()
-        if not message and phase is placement.phase:
-            message = placement.message  # an update without a message keeps the one it had, in the same phase
+        if phase is placement.phase:  # the same phase: no message keeps the one it had, and a kept note stays
+            message = still_kept(placement.message, message, rec.name) if message else placement.message
         if placement.phase is phase and placement.message == message:
             return  # a resync repeating what is already on disk
         placement.phase = phase

@@ -101,9 +101,21 @@ def moved_reason(ask: Ask, target: str, chars: int) -> str:
             f"({ask.message[:chars]}); moved: {target} can run it now")
 
 
+def _kept_note(cluster: str) -> str:
+    return f"; no other cluster can run it now, so it keeps its place in {cluster}'s queue"
+
+
 def kept_message(ask: Ask) -> str:
     """The placement's message when no other cluster can run the job: it stays in the member's queue."""
-    return f"{ask.message}; no other cluster can run it now, so it keeps its place in {ask.cluster}'s queue"
+    return f"{ask.message}{_kept_note(ask.cluster)}"
 
 
-__all__ = ["Ask", "Moves", "kept_message", "moved_reason", "room_for"]
+def still_kept(old: str, new: str, cluster: str) -> str:
+    """A held placement's new message from its agent (Kueue's next reason, "4 more needed" after "8 more"),
+    with the answer it was given kept on: until the member admits it or the agent asks again, the user must
+    still read why the federator leaves it there, not only the member's words."""
+    note = _kept_note(cluster)
+    return f"{new}{note}" if old.endswith(note) and new and not new.endswith(note) else new
+
+
+__all__ = ["Ask", "Moves", "kept_message", "moved_reason", "room_for", "still_kept"]
