@@ -309,3 +309,17 @@ def test_two_queues_run_apart_and_without_the_flag_in_the_one_namespace() -> Non
 
     assert asyncio.run(launch(True)) == {f"{BASE}-research", f"{BASE}-ops"}
     assert asyncio.run(launch(False)) == {BASE}
+
+
+@pytest.mark.parametrize(("base", "queue", "own"), [
+    pytest.param("federator", "agent", "federator-agent", id="the-agents-own-namespace"),
+    pytest.param("kube", "system", "", id="kube-system"),
+])
+def test_no_queue_runs_beside_the_agents_credentials_or_in_kubernetes_own(base: str, queue: str, own: str) -> None:
+    """The cluster-wide RBAC of --namespace-per-queue would not stop it: the agent does."""
+    api = MemberApi()
+    t = tenants(api, base=base, own_namespace=own)
+    why = t.ensure(t.of(queue), queue)
+    assert why.startswith(f"queue {queue} would run in namespace {base}-{queue}, ")
+    assert why.endswith(": refused; run the agent with another --namespace, or install it in another namespace")
+    assert api.writes == []

@@ -117,7 +117,8 @@ class KubeBackend:
                  discovery: Discovery | None = None, cluster: str = "", kueue_queue: str = "",
                  gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS,
                  kueue_timeout: float = DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS,
-                 pod_security: PodSecurity | None = None, namespace_per_queue: bool = False) -> None:
+                 pod_security: PodSecurity | None = None, namespace_per_queue: bool = False,
+                 own_namespace: str = "") -> None:
         self.api = api
         self.cluster = cluster
         # The member's own level (`federator agent --pod-security`): every workload is checked against it before
@@ -127,7 +128,8 @@ class KubeBackend:
         self.namespace = namespace
         # Where each placement runs: `namespace`, or per queue `<namespace>-<queue>`, made ready at launch.
         self.tenants = TenantNamespaces(api, base=namespace, per_queue=namespace_per_queue,
-                                        pod_security=self.pod_security, kueue_queue=kueue_queue)
+                                        pod_security=self.pod_security, kueue_queue=kueue_queue,
+                                        own_namespace=own_namespace)
         self.tolerated_taints = tolerated_taints
         self.finished_ttl_seconds = finished_ttl_seconds
         self.sync_timeout = sync_timeout

@@ -120,8 +120,9 @@ class TenantNamespaces:
     """Which namespace each placement runs in, and (per queue) seeing that it is ready to run there."""
 
     def __init__(self, api: KubeApi, *, base: str, per_queue: bool = False, pod_security: PodSecurity | None = None,
-                 kueue_queue: str = "") -> None:
+                 kueue_queue: str = "", own_namespace: str = "") -> None:
         self.api = api
+        self.own_namespace = own_namespace  # the agent pod's: its credentials are there
         self.base = base
         self.per_queue = per_queue
         self.pod_security = pod_security or PodSecurity()
@@ -184,6 +185,8 @@ class TenantNamespaces:
         (naming the namespace, and what to fix). Per queue only; without the flag there is nothing to make."""
         if not self.per_queue or namespace in self._ready:
             return ""
+        if why := self.off_limits(namespace, queue):
+            return why
         with self._lock:
             if namespace in self._ready:
                 return ""
@@ -191,6 +194,20 @@ class TenantNamespaces:
             if not why:
                 self._ready.add(namespace)
             return why
+
+    def off_limits(self, namespace: str, queue: str) -> str:
+        """Why no tenant may run in `namespace` ("" when one may): the agent's own (its client certificate and
+        ServiceAccount token are there, and its cluster-wide RBAC would not stop a workload landing beside
+        them), and Kubernetes' own (`default`, `kube-*`). A queue reaches one only by a name made to:
+        `--namespace` w and queue `system` would be `w-system`."""
+        if namespace == self.own_namespace:
+            what = "the agent's own namespace (its credentials are there)"
+        elif namespace == "default" or namespace.startswith("kube-"):
+            what = "a namespace of Kubernetes itself"
+        else:
+            return ""
+        return (f"queue {queue or DEFAULT_QUEUE} would run in namespace {namespace}, {what}: refused; run the agent "
+                f"with another --namespace, or install it in another namespace")
 
     def _ensure_namespace(self, namespace: str, queue: str) -> str:
         try:
