@@ -323,3 +323,49 @@ def test_no_queue_runs_beside_the_agents_credentials_or_in_kubernetes_own(base: 
     assert why.startswith(f"queue {queue} would run in namespace {base}-{queue}, ")
     assert why.endswith(": refused; run the agent with another --namespace, or install it in another namespace")
     assert api.writes == []
+
+
+def test_a_tenant_namespace_deleted_behind_the_agents_back_is_made_again_at_the_next_launch() -> None:
+    async def run() -> tuple[str | None, MemberApi]:
+        api = MemberApi()
+        b, _ = backend(api)
+        assert await b.launch(placement(), SPEC) is None
+        del api.objects[("namespaces", "", f"{BASE}-research")]  # an operator deleted it
+        api.refuse[("create", "jobs")] = NotFoundError(404, f'namespaces "{BASE}-research" not found',
+                                                       reason="NotFound")
+        why = await b.launch(placement("train-def.g1.a", "train-def"), SPEC)
+        api.refuse.clear()
+        assert await b.launch(placement("train-def.g1.a", "train-def"), SPEC) is None
+        return why, api
+
+    why, api = asyncio.run(run())
+    assert why is not None and why.endswith(f"(tenant namespace {BASE}-research was deleted after the agent made it "
+                                            "ready; the next launch makes it again)")
+    assert ("namespaces", "", f"{BASE}-research") in api.objects
+
+
+def test_kueue_and_dra_follow_the_placements_namespace() -> None:
+    """Kueue's Workloads are watched where the placements run (every namespace); a DRA claim template is made,
+    owned and deleted in the placement's namespace."""
+    from federator.backends.kube.accelerators import AcceleratorRequest
+
+    b, _ = backend(MemberApi(), kueue_queue="federated")
+    assert b.gang.kueue_workloads is not None and b.gang.kueue_workloads.namespace is None
+    assert b.gang.local_queues is not None and b.gang.local_queues.namespace == BASE  # the quota read stays there
+    single, _ = backend(MemberApi(), kueue_queue="federated", namespace_per_queue=False)
+    assert single.gang.kueue_workloads is not None and single.gang.kueue_workloads.namespace == BASE
+
+    async def run() -> MemberApi:
+        api = MemberApi()
+        b, _ = backend(api)
+        b.dra.on = True
+        request = AcceleratorRequest(claim={"devices": {"requests": []}}, claim_template_name="t")
+        await b.dra.create_template(placement(), request, f"{BASE}-ops")
+        await b.dra.own_template(placement(), {"metadata": {"name": "w", "uid": "u"}}, f"{BASE}-ops")
+        b.tenants.place(PID, f"{BASE}-ops")
+        await b._delete(PID)
+        return api
+
+    api = asyncio.run(run())
+    assert {(v, ns) for v, p, ns, _ in api.writes if p == "resourceclaimtemplates"} == {
+        ("create", f"{BASE}-ops"), ("patch", f"{BASE}-ops"), ("delete", f"{BASE}-ops")}

@@ -55,7 +55,7 @@ from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
-from federator.backends.kube.tenant_namespaces import TenantNamespaces
+from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
     SELECTOR,
@@ -82,7 +82,7 @@ _RANK = {JobPhase.PENDING: 0, JobPhase.PLACED: 1, JobPhase.RUNNING: 2, JobPhase.
          JobPhase.CANCELLED: 3}
 
 
-def refusal(namespace: str, name: str, what: str, exc: KubeError) -> str:
+def refusal(namespace: str, name: str, what: str, exc: KubeError, *, per_queue: bool = False) -> str:
     """Why the member would not create a placement's object, in the API server's words, and what to do
     when the cause is the agent's own set-up: a member without the workloads namespace, or without the
     agent's RBAC in it, refuses every placement alike, and the API server's words alone (`namespaces
@@ -91,7 +91,10 @@ def refusal(namespace: str, name: str, what: str, exc: KubeError) -> str:
     The cause comes first, the object's name and the HTTP status after it: the job's pending reason keeps
     only the first 160 characters of a refusal (server/refusals.py), and the name of a placement's object is
     long, so `ns/name: ... HTTP 422 Invalid: Job.batch "name" is invalid: ...` was cut before the field
-    was named. The API server's own `Job.batch "name" is invalid: ` is dropped: it names the object again."""
+    was named. The API server's own `Job.batch "name" is invalid: ` is dropped: it names the object again.
+
+    `per_queue`: the namespace is a tenant's, which the agent makes (`--namespace-per-queue`), so a missing one
+    was deleted since, and the RBAC to apply is the cluster-wide one."""
     cause = exc.message or str(exc)
     redundant = re.match(r'[\w.-]+ "' + re.escape(name) + r'" is invalid: ', cause)
     if redundant:
@@ -100,8 +103,11 @@ def refusal(namespace: str, name: str, what: str, exc: KubeError) -> str:
     out = f"the member cluster refused the {what}: {cause} ({status}; {namespace}/{name})"
     fix = ("apply deploy/kubernetes/rbac-agent.yaml in this cluster (or install the federator-agent chart), "
            "or start the agent with the --namespace its placements should run in")
+    if per_queue:
+        fix = RBAC_FIX
     if isinstance(exc, NotFoundError) and f'namespaces "{namespace}" not found' in str(exc):
-        out += f" (the agent's namespace {namespace} does not exist here: {fix})"
+        out += (f" (tenant namespace {namespace} was deleted after the agent made it ready; the next launch makes "
+                "it again)" if per_queue else f" (the agent's namespace {namespace} does not exist here: {fix})")
     elif isinstance(exc, ForbiddenError) and "cannot create resource" in str(exc):
         out += f" (the agent may not create it in {namespace}: {fix})"
     return out
@@ -346,7 +352,7 @@ class KubeBackend:
             self.tenants.forget(pid)
             if isinstance(exc, NotFoundError):
                 self.tenants.gone(namespace)  # deleted since it was made ready: made again next time
-            return refusal(namespace, name, str(manifest["kind"]), exc)
+            return refusal(namespace, name, str(manifest["kind"]), exc, per_queue=self.tenants.per_queue)
         if created.get("kind") == "Job" and needs_rendezvous(created):
             refused = await self._rendezvous(placement, created, namespace)
             if refused:
@@ -370,7 +376,8 @@ class KubeBackend:
             pass  # made by an earlier launch of this placement
         except (InvalidError, ForbiddenError, NotFoundError) as exc:
             await asyncio.to_thread(self.api.delete, JOBS, job["metadata"]["name"], namespace)
-            return refusal(namespace, job["metadata"]["name"], "rendezvous Service", exc)
+            return refusal(namespace, job["metadata"]["name"], "rendezvous Service", exc,
+                           per_queue=self.tenants.per_queue)
         return None
 
     async def cancel(self, placement_id: str) -> None:
