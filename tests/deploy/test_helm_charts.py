@@ -40,6 +40,7 @@ from support import EXAMPLES
 
 RBAC_FEDERATOR = DEPLOY / "kubernetes" / "rbac-federator.yaml"
 RBAC_AGENT = DEPLOY / "kubernetes" / "rbac-agent.yaml"
+RBAC_AGENT_PER_QUEUE = DEPLOY / "kubernetes" / "rbac-agent-namespace-per-queue.yaml"
 RBAC_USERS = DEPLOY / "kubernetes" / "rbac-users.yaml"
 KUBE_VERSIONS = ("1.27", "1.37")  # Chart.yaml kubeVersion floor, and the newest schemas we have
 CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Certificate"}  # other operators: see below
@@ -299,15 +300,39 @@ def test_the_audit_log_and_provider_trust_values_reach_the_federator(h: Helm) ->
 
 
 def test_agent_rbac_is_the_verified_least_privilege(h: Helm) -> None:
-    docs = h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "workloadNamespace=gpu-jobs")
+    """namespacePerQueue=false: the rules of rbac-agent.yaml, the workloads in one namespace."""
+    docs = h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "workloadNamespace=gpu-jobs",
+                      "--set", "namespacePerQueue=false")
     namespaced = [{**r, "resourceNames": ["gpu-jobs"]} if r.get("resourceNames") == ["federator-workloads"] else r
                   for r in _manifest_rules(RBAC_AGENT, "ClusterRole")]  # the one namespace it reads: its own
     assert one(docs, "ClusterRole")["rules"] == namespaced
     assert one(docs, "ClusterRoleBinding")["roleRef"]["name"] == one(docs, "ClusterRole")["metadata"]["name"]
+    assert "--namespace-per-queue" not in containers(docs)[0]["args"]
     role = one(docs, "Role", "-workloads")
     assert role["rules"] == _manifest_rules(RBAC_AGENT, "Role")
     assert role["metadata"]["namespace"] == "gpu-jobs"
     assert one(docs, "RoleBinding", "-workloads")["metadata"]["namespace"] == "gpu-jobs"
+
+
+def test_agent_namespace_per_queue_is_on_by_default_with_the_verified_rbac(h: Helm) -> None:
+    """By default each queue's placements run in a namespace of their own: the flag, and cluster-wide rules that
+    are exactly rbac-agent.yaml's ClusterRole and rbac-agent-namespace-per-queue.yaml's, nothing namespaced."""
+    docs = h.template(AGENT, "-f", AGENT_CI_VALUES)
+    assert "--namespace-per-queue" in containers(docs)[0]["args"]
+    assert one(docs, "ClusterRole", "-agent")["rules"] == _manifest_rules(RBAC_AGENT, "ClusterRole")
+    tenants = one(docs, "ClusterRole", "-tenants")
+    assert tenants["rules"] == _manifest_rules(RBAC_AGENT_PER_QUEUE, "ClusterRole")
+    binding = one(docs, "ClusterRoleBinding", "-tenants")
+    assert binding["roleRef"]["name"] == tenants["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == one(docs, "ServiceAccount")["metadata"]["name"]
+    assert by_kind(docs, "Role") == [] and by_kind(docs, "RoleBinding") == []
+    # The plain manifests: the extra file grants the one namespace's rules everywhere, and what making one needs.
+    workload_rules = _manifest_rules(RBAC_AGENT, "Role")
+    extra = [r for r in tenants["rules"] if r not in workload_rules]
+    assert [r for r in tenants["rules"] if r in workload_rules] == workload_rules
+    assert extra == [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]},
+                     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["create"]},
+                     {"apiGroups": ["kueue.x-k8s.io"], "resources": ["localqueues"], "verbs": ["create"]}]
 
 
 def test_agent_args_carry_cluster_identity(h: Helm) -> None:
@@ -595,8 +620,9 @@ def test_agent_workloads_default_to_their_own_namespace_kept_on_uninstall(h: Hel
     docs = h.template(AGENT, "-f", AGENT_CI_VALUES)
     assert "--namespace=federator-workloads" in containers(docs)[0]["args"]
     assert one(docs, "Deployment")["metadata"]["namespace"] == NAMESPACE
-    assert one(docs, "Role", "-workloads")["metadata"]["namespace"] == "federator-workloads"
-    assert one(docs, "RoleBinding", "-workloads")["metadata"]["namespace"] == "federator-workloads"
+    namespaced = h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", "namespacePerQueue=false")
+    assert one(namespaced, "Role", "-workloads")["metadata"]["namespace"] == "federator-workloads"
+    assert one(namespaced, "RoleBinding", "-workloads")["metadata"]["namespace"] == "federator-workloads"
     namespace = one(docs, "Namespace")
     assert namespace["metadata"]["name"] == "federator-workloads"
     assert namespace["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"  # its workloads may still run

@@ -217,10 +217,19 @@ def test_agent_chart_installs_and_its_pod_runs(bed: Testbed, agent_release: str)
     pytest.param(["watch", "pods", "--all-namespaces"], True, id="watch-pods-everywhere"),
     pytest.param(["create", "jobs.batch", "-n", WORKLOAD_NS], True, id="create-jobs"),
     pytest.param(["delete", "deployments.apps", "-n", WORKLOAD_NS], True, id="delete-deployments"),
-    pytest.param(["create", "jobs.batch", "-n", AGENT_NS], False, id="no-jobs-beside-its-credentials"),
-    pytest.param(["create", "jobs.batch", "-n", "default"], False, id="no-jobs-elsewhere"),
+    # namespacePerQueue (the chart's default): the tenant namespaces are made at run time, so the workload
+    # rules hold in every namespace (the agent itself refuses its own and Kubernetes' own: tenant_namespaces.py)
+    pytest.param(["create", "jobs.batch", "-n", f"{WORKLOAD_NS}-research"], True, id="create-jobs-per-queue"),
+    pytest.param(["create", "namespaces"], True, id="create-tenant-namespaces"),
+    pytest.param(["create", "networkpolicies.networking.k8s.io", "-n", f"{WORKLOAD_NS}-research"], True,
+                 id="create-network-policies"),
+    pytest.param(["delete", "namespaces"], False, id="never-delete-namespaces"),
+    pytest.param(["update", "namespaces"], False, id="never-relabel-namespaces"),
+    pytest.param(["create", "rolebindings.rbac.authorization.k8s.io", "-n", WORKLOAD_NS], False,
+                 id="no-rolebindings"),
     pytest.param(["update", "nodes"], False, id="no-node-writes"),
     pytest.param(["get", "secrets", "-n", AGENT_NS], False, id="no-secrets"),
+    pytest.param(["get", "secrets", "-n", f"{WORKLOAD_NS}-research"], False, id="no-tenant-secrets"),
 ])
 def test_agent_rbac_grants_what_it_needs_and_no_more(bed: Testbed, agent_release: str,
                                                       args: list[str], allowed: bool) -> None:

@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--in-cluster", action="store_true", help="run on the cluster of this pod (service account)")
     a.add_argument("--namespace", default="federator-workloads",
                    help="namespace of the workloads placements run as (default %(default)s)")
+    a.add_argument("--namespace-per-queue", action="store_true",
+                   help="Kubernetes: run each queue's placements in a namespace of its own, <--namespace>-<queue> "
+                        "(a hashed form where that is no DNS label), so tenants share no Secrets, PVCs, "
+                        "ServiceAccounts or quota; the agent creates a missing one (labelled, with the Pod Security "
+                        "level and a same-namespace-only NetworkPolicy) and needs cluster-wide RBAC "
+                        "(deploy/kubernetes/rbac-agent-namespace-per-queue.yaml) (default: off, all in --namespace)")
     a.add_argument("--scheduler-config", type=Path, metavar="FILE",
                    help="the member's KubeSchedulerConfiguration (or a ConfigMap holding it): warn when its "
                         "scoring spreads accelerators, and label the cluster federator.io/member-scheduler-scoring")

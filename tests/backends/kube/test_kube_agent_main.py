@@ -65,3 +65,14 @@ def test_the_kube_agent_holds_and_reports_its_own_pod_security_level(ran: list[A
         level=PodSecurityLevel.RESTRICTED, allowed_capabilities=frozenset({"IPC_LOCK"}))
     assert {k: v for k, v in restricted.config.labels.items() if k.startswith("federator.io/pod-security")} == {
         "federator.io/pod-security": "restricted", "federator.io/pod-security-capabilities": "IPC_LOCK"}
+
+
+def test_namespace_per_queue_is_off_unless_asked(ran: list[Agent]) -> None:
+    """Off by default, so an agent with the namespaced RBAC of rbac-agent.yaml keeps working as it did."""
+    base = ["agent", "--cluster", "member-a", "--region", "east", "--kubeconfig", "member.kubeconfig", "--insecure"]
+    assert main(base) == 0
+    assert main([*base, "--namespace", "gpu-jobs", "--namespace-per-queue"]) == 0
+    default, per_queue = ran
+    assert default.backend.tenants.of("research") == "federator-workloads"  # type: ignore[attr-defined]
+    assert per_queue.backend.tenants.of("research") == "gpu-jobs-research"  # type: ignore[attr-defined]
+    assert per_queue.backend.jobs.namespace is None  # type: ignore[attr-defined]

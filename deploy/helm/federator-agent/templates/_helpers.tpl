@@ -107,3 +107,47 @@ keeps them equal. podSecurity is newer than some releases (helm upgrade --reuse-
 {{- fail "tls.certManager.issuerRef.name: name the cert-manager Issuer or ClusterIssuer of the federation's CA" }}
 {{- end }}
 {{- end }}
+
+{{/* What the agent does to its placements' objects, in the namespaces where they run: the rules of a Role in
+     workloadNamespace, or with namespacePerQueue of a ClusterRole (the tenant namespaces are made at run time). */}}
+{{- define "agent.workloadRules" -}}
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create, get, list, watch, delete]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [create, get, list, watch, delete]
+# The headless Service of a multi-replica training placement (its pods' DNS names)
+- apiGroups: [""]
+  resources: [services]
+  verbs: [create, get, delete]
+# Workload kinds users bring in spec.workload, where the member has their controllers
+- apiGroups: [jobset.x-k8s.io]
+  resources: [jobsets]
+  verbs: [create, get, list, watch, delete]
+- apiGroups: [leaderworkerset.x-k8s.io]
+  resources: [leaderworkersets]
+  verbs: [create, get, list, watch, delete]
+- apiGroups: [trainer.kubeflow.org]
+  resources: [trainjobs]
+  verbs: [create, get, list, watch, delete]
+- apiGroups: [kubeflow.org]
+  resources: [pytorchjobs]
+  verbs: [create, get, list, watch, delete]
+- apiGroups: [ray.io]
+  resources: [rayjobs]
+  verbs: [create, get, list, watch, delete]
+# A placement on a DRA pool: its pods' ResourceClaimTemplate, then owned by the workload (patch).
+- apiGroups: [resource.k8s.io]
+  resources: [resourceclaimtemplates]
+  verbs: [create, patch, delete]
+# Kueue mode (gangAdmission.kueueQueue): the LocalQueue, and Kueue's Workloads for their admission state.
+- apiGroups: [kueue.x-k8s.io]
+  resources: [localqueues, workloads]
+  verbs: [get, list, watch]
+{{- end }}
+
+{{/* namespacePerQueue is newer than some releases (helm upgrade --reuse-values): on, as its default. */}}
+{{- define "agent.namespacePerQueue" -}}
+{{- if (dig "namespacePerQueue" true .Values.AsMap) }}true{{ end }}
+{{- end }}

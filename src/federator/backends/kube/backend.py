@@ -2,8 +2,9 @@
 
 Informers keep the picture current without polling: Nodes and non-terminated
 Pods (all namespaces: every pod takes capacity) for the resource model, and
-the workloads the federator launched (one namespace, selected by the
-managed-by label), one informer per workload kind the cluster serves (Jobs,
+the workloads the federator launched (selected by the managed-by label, in
+`--namespace`, or with `--namespace-per-queue` in every namespace, keeping the
+agent's own: tenant_namespaces.py), one informer per workload kind the cluster serves (Jobs,
 Deployments, StatefulSets, and JobSets, LeaderWorkerSets, ... where their CRDs
 are installed: `kinds.served_kinds`, checked again every `discovery_interval`),
 for placements and their phases.
@@ -54,6 +55,7 @@ from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
+from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
     SELECTOR,
@@ -80,7 +82,7 @@ _RANK = {JobPhase.PENDING: 0, JobPhase.PLACED: 1, JobPhase.RUNNING: 2, JobPhase.
          JobPhase.CANCELLED: 3}
 
 
-def refusal(namespace: str, name: str, what: str, exc: KubeError) -> str:
+def refusal(namespace: str, name: str, what: str, exc: KubeError, *, per_queue: bool = False) -> str:
     """Why the member would not create a placement's object, in the API server's words, and what to do
     when the cause is the agent's own set-up: a member without the workloads namespace, or without the
     agent's RBAC in it, refuses every placement alike, and the API server's words alone (`namespaces
@@ -89,7 +91,10 @@ def refusal(namespace: str, name: str, what: str, exc: KubeError) -> str:
     The cause comes first, the object's name and the HTTP status after it: the job's pending reason keeps
     only the first 160 characters of a refusal (server/refusals.py), and the name of a placement's object is
     long, so `ns/name: ... HTTP 422 Invalid: Job.batch "name" is invalid: ...` was cut before the field
-    was named. The API server's own `Job.batch "name" is invalid: ` is dropped: it names the object again."""
+    was named. The API server's own `Job.batch "name" is invalid: ` is dropped: it names the object again.
+
+    `per_queue`: the namespace is a tenant's, which the agent makes (`--namespace-per-queue`), so a missing one
+    was deleted since, and the RBAC to apply is the cluster-wide one."""
     cause = exc.message or str(exc)
     redundant = re.match(r'[\w.-]+ "' + re.escape(name) + r'" is invalid: ', cause)
     if redundant:
@@ -98,8 +103,11 @@ def refusal(namespace: str, name: str, what: str, exc: KubeError) -> str:
     out = f"the member cluster refused the {what}: {cause} ({status}; {namespace}/{name})"
     fix = ("apply deploy/kubernetes/rbac-agent.yaml in this cluster (or install the federator-agent chart), "
            "or start the agent with the --namespace its placements should run in")
+    if per_queue:
+        fix = RBAC_FIX
     if isinstance(exc, NotFoundError) and f'namespaces "{namespace}" not found' in str(exc):
-        out += f" (the agent's namespace {namespace} does not exist here: {fix})"
+        out += (f" (tenant namespace {namespace} was deleted after the agent made it ready; the next launch makes "
+                "it again)" if per_queue else f" (the agent's namespace {namespace} does not exist here: {fix})")
     elif isinstance(exc, ForbiddenError) and "cannot create resource" in str(exc):
         out += f" (the agent may not create it in {namespace}: {fix})"
     return out
@@ -107,7 +115,7 @@ def refusal(namespace: str, name: str, what: str, exc: KubeError) -> str:
 
 class KubeBackend:
     """Runs placements as workloads (Jobs, Deployments, the kinds users bring) in one namespace of a
-    member cluster."""
+    member cluster, or in one per queue (`namespace_per_queue`)."""
 
     def __init__(self, api: KubeApi, *, namespace: str, tolerated_taints: frozenset[str] = DEFAULT_TOLERATED_TAINTS,
                  finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS, sync_timeout: float = 60.0,
@@ -115,7 +123,8 @@ class KubeBackend:
                  discovery: Discovery | None = None, cluster: str = "", kueue_queue: str = "",
                  gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS,
                  kueue_timeout: float = DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS,
-                 pod_security: PodSecurity | None = None) -> None:
+                 pod_security: PodSecurity | None = None, namespace_per_queue: bool = False,
+                 own_namespace: str = "") -> None:
         self.api = api
         self.cluster = cluster
         # The member's own level (`federator agent --pod-security`): every workload is checked against it before
@@ -123,6 +132,10 @@ class KubeBackend:
         self.pod_security = pod_security or PodSecurity()  # baseline, as `federator agent` defaults to
         self.discovery = discovery or default_discovery()
         self.namespace = namespace
+        # Where each placement runs: `namespace`, or per queue `<namespace>-<queue>`, made ready at launch.
+        self.tenants = TenantNamespaces(api, base=namespace, per_queue=namespace_per_queue,
+                                        pod_security=self.pod_security, kueue_queue=kueue_queue,
+                                        own_namespace=own_namespace)
         self.tolerated_taints = tolerated_taints
         self.finished_ttl_seconds = finished_ttl_seconds
         self.sync_timeout = sync_timeout
@@ -139,7 +152,7 @@ class KubeBackend:
         # All-or-nothing on this cluster: Kueue mode, or the gang timeout (gang.py).
         self.gang = GangGuard(api, namespace=namespace, cluster=cluster or "this cluster", kueue_queue=kueue_queue,
                               gang_timeout=gang_timeout, kueue_timeout=kueue_timeout, watch_timeout=watch_timeout,
-                              on_kueue_event=self._kueue_event)
+                              on_kueue_event=self._kueue_event, watch_namespace=self.tenants.watched)
         self._informers = [self.nodes, self.pods, self.jobs, self.deployments, *self.gang.informers]
         self._gang_task: asyncio.Task[None] | None = None
         self._discovery: asyncio.Task[None] | None = None
@@ -161,8 +174,9 @@ class KubeBackend:
             obj.setdefault("kind", adapter.kind)
             self._workload_event(kind, obj)
 
-        informer = Informer(self.api, resource_of(adapter), namespace=self.namespace, label_selector=SELECTOR,
-                            on_event=on_event, name=adapter.plural, watch_timeout=self.watch_timeout)
+        informer = Informer(self.api, resource_of(adapter), namespace=self.tenants.watched, label_selector=SELECTOR,
+                            on_event=on_event, name=adapter.plural, watch_timeout=self.watch_timeout,
+                            accept=self.tenants.owns if self.tenants.per_queue else None)
         self.served[adapter.key] = adapter
         self.workloads[adapter.key] = informer
         return informer
@@ -196,8 +210,10 @@ class KubeBackend:
         problem = await asyncio.to_thread(self.gang.check)
         if problem:
             raise KubeError(0, problem)
-        for warning in await asyncio.to_thread(read_namespace_warnings, self.api, self.namespace, self.pod_security):
-            log.warning("%s", warning)
+        if not self.tenants.per_queue:  # per queue: each tenant namespace the agent finds made, when first used
+            for warning in await asyncio.to_thread(read_namespace_warnings, self.api, self.namespace,
+                                                   self.pod_security):
+                log.warning("%s", warning)
         try:
             await self.discover()
         except KubeError as exc:
@@ -221,7 +237,8 @@ class KubeBackend:
         if self.gang.tick:
             self._gang_task = asyncio.get_running_loop().create_task(self._watch_gangs())
         log.info("watching %s: %d nodes, %d active pods, %d placements in namespace %s; it runs %s", self.api.server,
-                 len(self.nodes.cache), len(self.pods.cache), len(self._phases), self.namespace,
+                 len(self.nodes.cache), len(self.pods.cache), len(self._phases),
+                 f"{self.namespace}-<queue>" if self.tenants.per_queue else self.namespace,
                  ", ".join(sorted(self.served)))
 
     async def stop(self) -> None:
@@ -288,8 +305,9 @@ class KubeBackend:
         accelerator = self._accelerator(placement, spec)
         if isinstance(accelerator, str):
             return accelerator
+        namespace = self.tenants.of(spec.queue)
         try:
-            manifest = build_workload(placement, spec, namespace=self.namespace,
+            manifest = build_workload(placement, spec, namespace=namespace,
                                       options=RenderOptions(finished_ttl_seconds=self.finished_ttl_seconds,
                                                             accelerator=accelerator if spec.resources.accelerator_milli
                                                             else None))
@@ -311,45 +329,55 @@ class KubeBackend:
         found = check_object(manifest, policy=self.pod_security, allowed_by=AGENT_FLAGS)
         if found:  # what this member would create, as rendered: nothing of it is created
             return member_refusal(self.cluster, self.pod_security, found, needed_by_object(manifest))
+        unready = await asyncio.to_thread(self.tenants.ensure, namespace, spec.queue)
+        if unready:
+            self.gang.forget(pid)
+            return unready
+        manifest = self.tenants.label(manifest, spec.queue)
+        self.tenants.place(pid, namespace)
         res = resource_of(adapter)
         name = manifest["metadata"]["name"]
         try:
             if accelerator.uses_dra:
-                await self.dra.create_template(placement, accelerator)
-            created = await asyncio.to_thread(self.api.create, res, manifest, self.namespace)
+                await self.dra.create_template(placement, accelerator, namespace)
+            created = await asyncio.to_thread(self.api.create, res, manifest, namespace)
             self.gang.created(pid)
             if accelerator.uses_dra:
-                await self.dra.own_template(placement, created)
+                await self.dra.own_template(placement, created, namespace)
         except ConflictError:
             log.info("%s %s exists already: placement %s is running here", manifest["kind"], name, pid)
-            created = await asyncio.to_thread(self.api.get, res, name, self.namespace)
+            created = await asyncio.to_thread(self.api.get, res, name, namespace)
         except (InvalidError, ForbiddenError, NotFoundError) as exc:
             self.gang.forget(pid)
-            return refusal(self.namespace, name, str(manifest["kind"]), exc)
+            self.tenants.forget(pid)
+            if isinstance(exc, NotFoundError):
+                self.tenants.gone(namespace)  # deleted since it was made ready: made again next time
+            return refusal(namespace, name, str(manifest["kind"]), exc, per_queue=self.tenants.per_queue)
         if created.get("kind") == "Job" and needs_rendezvous(created):
-            refused = await self._rendezvous(placement, created)
+            refused = await self._rendezvous(placement, created, namespace)
             if refused:
                 self.gang.forget(pid)
                 return refused
         self._launched[pid] = placement
         self._cancelled.discard(pid)
-        log.info("launched placement %s as %s %s/%s", pid, manifest["kind"], self.namespace,
+        log.info("launched placement %s as %s %s/%s", pid, manifest["kind"], namespace,
                  manifest["metadata"]["name"])
         return None
 
-    async def _rendezvous(self, placement: Placement, job: Obj) -> str | None:
+    async def _rendezvous(self, placement: Placement, job: Obj, namespace: str) -> str | None:
         """The headless Service that names a gang's pods, owned by its Job; refuse the placement (and
         delete the Job) when the member will not take it."""
         port = int(next((e.get("value") for c in job["spec"]["template"]["spec"].get("containers") or []
                          for e in c.get("env") or [] if e.get("name") == "MASTER_PORT"), None) or 29500)
         service = rendezvous_service(job, placement, port=port)
         try:
-            await asyncio.to_thread(self.api.create, SERVICES, service, self.namespace)
+            await asyncio.to_thread(self.api.create, SERVICES, service, namespace)
         except ConflictError:
             pass  # made by an earlier launch of this placement
         except (InvalidError, ForbiddenError, NotFoundError) as exc:
-            await asyncio.to_thread(self.api.delete, JOBS, job["metadata"]["name"], self.namespace)
-            return refusal(self.namespace, job["metadata"]["name"], "rendezvous Service", exc)
+            await asyncio.to_thread(self.api.delete, JOBS, job["metadata"]["name"], namespace)
+            return refusal(namespace, job["metadata"]["name"], "rendezvous Service", exc,
+                           per_queue=self.tenants.per_queue)
         return None
 
     async def cancel(self, placement_id: str) -> None:
@@ -370,10 +398,11 @@ class KubeBackend:
 
     async def _delete(self, placement_id: str) -> None:
         name = workload_name(placement_id)
+        namespace = self.tenants.namespace_of(placement_id)  # read once: the watch may forget it meanwhile
         kinds = [resource_of(a) for a in self.served.values()]
         for res in (*kinds, SERVICES):
-            await asyncio.to_thread(self.api.delete, res, name, self.namespace, propagation="Background")
-        await self.dra.delete_template(placement_id)
+            await asyncio.to_thread(self.api.delete, res, name, namespace, propagation="Background")
+        await self.dra.delete_template(placement_id, namespace)
 
     async def _delete_until_done(self, placement_id: str) -> None:
         delay = 1.0
@@ -424,7 +453,7 @@ class KubeBackend:
         return placement.replicas if placement else 1
 
     def _workload(self, pid: str) -> Obj | None:
-        key = f"{self.namespace}/{workload_name(pid)}"
+        key = f"{self.tenants.namespace_of(pid)}/{workload_name(pid)}"
         for informer in self.workloads.values():
             if (obj := informer.cache.get(key)) is not None:
                 return obj
@@ -439,9 +468,9 @@ class KubeBackend:
             return pid
         name = trainjob_of_pod(pod)
         informer = self.workloads.get(TRAINJOB_KEY)
-        if not name or informer is None or (pod.get("metadata") or {}).get("namespace") != self.namespace:
+        if not name or informer is None:
             return ""
-        trainjob = informer.cache.get(f"{self.namespace}/{name}")
+        trainjob = informer.cache.get(f"{(pod.get('metadata') or {}).get('namespace')}/{name}")  # ours only
         return placement_of(trainjob) if trainjob is not None else ""
 
     def _workload_event(self, kind: str, obj: Obj) -> None:
@@ -451,12 +480,14 @@ class KubeBackend:
         if kind == DELETED:
             self._launched.pop(pid, None)
             self.gang.forget(pid)
+            self.tenants.forget(pid)
             last = self._phases.pop(pid, None)
             if pid not in self._cancelled and last is not None and not last[0].is_terminal:
                 self._on_update(pid, JobPhase.FAILED, f"{obj.get('kind')} {key_name(obj)} was deleted in the "
                                                       "member cluster")
             return
         self._launched.pop(pid, None)
+        self.tenants.seen(pid, obj)
         self._refresh(pid, obj)
 
     def _pod_event(self, _kind: str, pod: Obj) -> None:

@@ -46,7 +46,8 @@ def claim_template_name(placement_id: str) -> str:
 
 
 class DraClaims:
-    """DRA on one member, for the placements of one namespace; off until `served` says the member has it."""
+    """DRA on one member, for the placements of one namespace (or the one each call names); off until `served`
+    says the member has it."""
 
     def __init__(self, api: KubeApi, *, namespace: str, watch_timeout: int = 60) -> None:
         self.api = api
@@ -83,33 +84,38 @@ class DraClaims:
         return discovery.groups(nodes, pods, slices=self.slices.cache.values(), claims=self.claims.cache.values(),
                                 device_classes=classes)
 
-    async def create_template(self, placement: Placement, accelerator: AcceleratorRequest) -> None:
-        """The claim template the placement's pods reference, created before them."""
-        body = accelerators.claim_template(claim_template_name(placement.placement_id), self.namespace, accelerator,
+    async def create_template(self, placement: Placement, accelerator: AcceleratorRequest,
+                              namespace: str | None = None) -> None:
+        """The claim template the placement's pods reference, created before them, in the placement's namespace
+        (`namespace`, else the agent's)."""
+        namespace = namespace or self.namespace
+        body = accelerators.claim_template(claim_template_name(placement.placement_id), namespace, accelerator,
                                            labels=workload_labels(placement),
                                            annotations={PLACEMENT_ANNOTATION: placement.placement_id})
         try:
-            await asyncio.to_thread(self.api.create, RESOURCE_CLAIM_TEMPLATES, body, self.namespace)
+            await asyncio.to_thread(self.api.create, RESOURCE_CLAIM_TEMPLATES, body, namespace)
         except ConflictError:
             pass  # a retried launch: it is there already
 
-    async def own_template(self, placement: Placement, workload: Obj) -> None:
-        """Make the workload own its claim template, so deleting the workload (by anyone) deletes it."""
+    async def own_template(self, placement: Placement, workload: Obj, namespace: str | None = None) -> None:
+        """Make the workload own its claim template (in `namespace`, else the agent's), so deleting the workload
+        (by anyone) deletes it."""
         meta = workload.get("metadata") or {}
         owner = {"apiVersion": workload.get("apiVersion"), "kind": workload.get("kind"), "name": meta.get("name"),
                  "uid": meta.get("uid"), "blockOwnerDeletion": False}
         try:
             await asyncio.to_thread(self.api.patch, RESOURCE_CLAIM_TEMPLATES, claim_template_name(
-                placement.placement_id), {"metadata": {"ownerReferences": [owner]}}, self.namespace)
+                placement.placement_id), {"metadata": {"ownerReferences": [owner]}},
+                namespace or self.namespace)
         except KubeError as exc:  # the agent deletes it on cancel anyway
             log.warning("claim template of %s: setting its owner failed: %s", placement.placement_id, exc)
 
-    async def delete_template(self, placement_id: str) -> None:
-        """With the placement (where DRA is on): owned by the workload, the garbage collector removes it too;
-        this is not to wait for it."""
+    async def delete_template(self, placement_id: str, namespace: str | None = None) -> None:
+        """With the placement (where DRA is on; in its namespace, else the agent's): owned by the workload, the
+        garbage collector removes it too; this is not to wait for it."""
         if self.on:
             await asyncio.to_thread(self.api.delete, RESOURCE_CLAIM_TEMPLATES, claim_template_name(placement_id),
-                                    self.namespace)
+                                    namespace or self.namespace)
 
 
 __all__ = ["DraClaims", "claim_template_name"]

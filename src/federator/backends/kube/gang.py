@@ -70,13 +70,15 @@ KUEUE_CLUSTER_QUEUES = Resource("kueue.x-k8s.io/v1beta2", "clusterqueues", names
 
 
 class GangGuard:
-    """Kueue mode (`kueue_queue` set) or the gang timeout, for the placements of one namespace."""
+    """Kueue mode (`kueue_queue` set) or the gang timeout, for the placements of one namespace (or of every
+    namespace the backend runs them in: `watch_namespace`). The quota read is the LocalQueue of `namespace`:
+    the LocalQueues of tenant namespaces point at its ClusterQueue."""
 
     def __init__(self, api: KubeApi, *, namespace: str, cluster: str, kueue_queue: str = "",
                  gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS,
                  kueue_timeout: float = DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS, watch_timeout: int = 60,
                  on_kueue_event: Callable[[str], None] = lambda _uid: None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, watch_namespace: str | None = "") -> None:
         self.api = api
         self.namespace = namespace
         self.cluster = cluster
@@ -97,7 +99,10 @@ class GangGuard:
         self.local_queues: Informer | None = None
         self.cluster_queues: Informer | None = None
         if kueue_queue:
-            self.kueue_workloads = Informer(api, KUEUE_WORKLOADS, namespace=namespace, name="kueue-workloads",
+            # Kueue's Workloads where the placements run: `namespace`, or every namespace (None) when the
+            # backend runs them per queue (`watch_namespace`, as its workload informers: tenant_namespaces.py).
+            where = namespace if watch_namespace == "" else watch_namespace
+            self.kueue_workloads = Informer(api, KUEUE_WORKLOADS, namespace=where, name="kueue-workloads",
                                             on_event=self._kueue_event, watch_timeout=watch_timeout)
             self.local_queues = Informer(api, KUEUE_LOCAL_QUEUES, namespace=namespace, name="kueue-localqueues",
                                          field_selector=f"metadata.name={kueue_queue}", watch_timeout=watch_timeout)

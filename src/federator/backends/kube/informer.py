@@ -57,12 +57,12 @@ def _rv(obj: Mapping[str, Any]) -> str:
 
 
 class Informer:
-    """A cache of one resource (optionally one namespace and selector) kept current by list+watch."""
+    """A cache of one resource (optionally one namespace, selector and `accept` filter) kept current by list+watch."""
 
     def __init__(self, api: ListWatcher, res: Resource, *, namespace: str | None = None,
                  label_selector: str | None = None, field_selector: str | None = None,
                  on_event: EventHandler | None = None, watch_timeout: int = 60, retry_seconds: float = 1.0,
-                 name: str = "") -> None:
+                 name: str = "", accept: Callable[[Obj], bool] | None = None) -> None:
         self.api = api
         self.res = res
         self.namespace = namespace
@@ -72,6 +72,9 @@ class Informer:
         self.watch_timeout = watch_timeout
         self.retry_seconds = retry_seconds
         self.name = name or res.plural
+        # Objects the selectors match but the owner does not want (another agent's, in another namespace): never
+        # cached nor handed on, as if the server had not listed them.
+        self.accept = accept
         self.cache: dict[str, Obj] = {}
         self.synced = asyncio.Event()
         self.relists = 0  # lists after the first: 410 Gone or a broken stream
@@ -147,11 +150,15 @@ class Informer:
     # -- on the loop ----------------------------------------------------------
 
     def _apply_list(self, items: list[Obj]) -> None:
+        if self.accept is not None:
+            items = [o for o in items if self.accept(o)]
         for kind, obj in diff_relist(self.cache, items):
             self._apply_event(kind, obj)
         self.synced.set()
 
     def _apply_event(self, kind: str, obj: Obj) -> None:
+        if self.accept is not None and not self.accept(obj):
+            return
         key = key_of(obj)
         if kind == DELETED:
             self.cache.pop(key, None)

@@ -27,6 +27,7 @@ def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: Po
     from federator.agent.runner import run
     from federator.backends.kube.api import KubeApi, KubeError
     from federator.backends.kube.backend import KubeBackend
+    from federator.backends.kube.options import default_lease_namespace
     from federator.security.podsecurity import describe
 
     if not args.region:
@@ -59,9 +60,13 @@ def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: Po
         return 2
     backend = KubeBackend(api, namespace=args.namespace, discovery_interval=args.discovery_interval,
                           cluster=args.cluster, kueue_queue=args.kueue_queue, gang_timeout=args.gang_timeout,
-                          kueue_timeout=args.kueue_admission_timeout, pod_security=pod_security)
+                          kueue_timeout=args.kueue_admission_timeout, pod_security=pod_security,
+                          namespace_per_queue=args.namespace_per_queue,
+                          own_namespace=default_lease_namespace() if args.in_cluster else "")
     log.info("agent for %s (%s) on %s, workloads in namespace %s at pod security %s, fence after %s, gangs "
-             "admitted by %s", args.cluster, args.region, api.server, args.namespace, describe(pod_security),
+             "admitted by %s", args.cluster, args.region, api.server,
+             f"{args.namespace}-<queue> (--namespace-per-queue)" if args.namespace_per_queue else args.namespace,
+             describe(pod_security),
              f"{args.fence_after:g}s" if args.fence_after > 0 else "never",
              f"Kueue (LocalQueue {args.kueue_queue}, "
              + (f"moved if held {args.kueue_admission_timeout:g}s and another member can run it)"
