@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.kube, pytest.mark.timeout(1200)]
 MEMBER = "member-a"
 LOCAL_QUEUE = "federated"
 DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"
-PROVIDERS = f"{WORKLOADS}-ops"  # made by the provider before the queue's first job, with its own label
+PROVIDERS = f"{WORKLOADS}-ops"  # made by the provider before the queue's first job, labelled for it
 OURS = f"{WORKLOADS}-research"  # made by the agent
 
 
@@ -65,7 +65,8 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
                                                             {"name": "nvidia.com/gpu", "nominalQuota": 16}]}]}]}},
             {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue",
              "metadata": {"name": LOCAL_QUEUE, "namespace": WORKLOADS}, "spec": {"clusterQueue": "gpus"}},
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROVIDERS, "labels": {"tier": "gold"}}},
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROVIDERS, "labels": {"tier": "gold",
+                                                                                     "federator.io/queue": "ops"}}},
         ])
         host = service_account_kubeconfig(tb, "host", "federator", workdir / "federator.kubeconfig")
         fed = KubeFederation(workdir=workdir, tls=False, serve_args=[

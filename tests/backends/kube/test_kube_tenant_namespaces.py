@@ -156,7 +156,7 @@ def test_a_missing_namespace_is_made_labelled_and_policed(policy: PodSecurity, e
 
 def test_a_providers_namespace_is_used_as_it_is_and_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     api = MemberApi()
-    own = {"metadata": {"name": f"{BASE}-research", "labels": {"tier": "gold"}}}
+    own = {"metadata": {"name": f"{BASE}-research", "labels": {"tier": "gold", "federator.io/queue": "research"}}}
     api.add("namespaces", own)
     with caplog.at_level(logging.WARNING, "federator.agent.kube"):
         assert tenants(api).ensure(f"{BASE}-research", "research") == ""
@@ -201,7 +201,7 @@ def test_kueue_mode_copies_the_local_queue_onto_the_same_cluster_queue() -> None
 def test_kueue_mode_keeps_a_local_queue_the_provider_made() -> None:
     api = MemberApi()
     api.add("namespaces", {"metadata": {"name": f"{BASE}-research", "labels": {
-        "pod-security.kubernetes.io/enforce": "baseline"}}})
+        "pod-security.kubernetes.io/enforce": "baseline", "federator.io/queue": "research"}}})
     api.add("localqueues", {"metadata": {"name": "federated"}, "spec": {"clusterQueue": "research-only"}},
             f"{BASE}-research")
     assert tenants(api, kueue_queue="federated").ensure(f"{BASE}-research", "research") == ""
@@ -369,3 +369,17 @@ def test_kueue_and_dra_follow_the_placements_namespace() -> None:
     api = asyncio.run(run())
     assert {(v, ns) for v, p, ns, _ in api.writes if p == "resourceclaimtemplates"} == {
         ("create", f"{BASE}-ops"), ("patch", f"{BASE}-ops"), ("delete", f"{BASE}-ops")}
+
+
+@pytest.mark.parametrize("labels", [{}, {"federator.io/queue": "ops"}, {"app.kubernetes.io/managed-by": "federator"}])
+def test_a_namespace_not_marked_for_the_queue_is_refused(labels: dict[str, str]) -> None:
+    """A queue's name picks its namespace: queue `monitoring` must not run beside the Secrets of a provider's own
+    `<base>-monitoring`, nor one queue in another queue's namespace. Only one made by the agent or labelled by the
+    provider for that queue is used; nothing is written to the one refused."""
+    api = MemberApi()
+    api.add("namespaces", {"metadata": {"name": f"{BASE}-monitoring", "labels": labels}})
+    why = tenants(api).ensure(f"{BASE}-monitoring", "monitoring")
+    assert why.startswith(f"namespace {BASE}-monitoring exists on this member but is not labelled "
+                          "federator.io/queue=monitoring")
+    assert f"kubectl label namespace {BASE}-monitoring federator.io/queue=monitoring" in why
+    assert api.writes == []

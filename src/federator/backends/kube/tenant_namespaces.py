@@ -13,8 +13,10 @@ A namespace the agent finds missing it creates, labelled as its own
 Security Admission `enforce` label at the agent's own level, and gives it a
 NetworkPolicy that admits ingress only from pods of the same namespace (a
 gang's rendezvous is pod to pod within it). A namespace that exists already
-(a provider made it, with that tenant's Secrets, PVCs and quota) is used as it
-is: never relabelled, only warned about (namespace_level.py). None is ever
+(a provider made it, with that tenant's Secrets, PVCs and quota) is used only
+when the provider labelled it `federator.io/queue: Q` (a queue's name picks its
+namespace, and must not pick one of the provider's own), and then as it is:
+never relabelled, only warned about (namespace_level.py). None is ever
 deleted: it may hold the provider's objects for the tenant. In Kueue mode each
 tenant namespace needs the LocalQueue the agent hands workloads to; the agent
 makes a missing one, pointing at the ClusterQueue of the LocalQueue of the
@@ -107,6 +109,22 @@ def local_queue_copy(template: Mapping[str, Any], namespace: str, queue: str) ->
             "metadata": {"name": meta.get("name"), "namespace": namespace,
                          "labels": {MANAGED_BY_LABEL: MANAGED_BY, QUEUE_LABEL: queue_label(queue)}},
             "spec": spec}
+
+
+def labels_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def not_the_queues(namespace: str, queue: str) -> str:
+    """Why a namespace that exists but is not marked for `queue` is refused. A queue's name picks its namespace,
+    so a queue named to match one of the provider's own (`<--namespace>-monitoring`) would otherwise run a tenant
+    beside that namespace's Secrets and ServiceAccounts; a provider who makes a tenant's namespace beforehand
+    says whose it is with the label."""
+    label = f"{QUEUE_LABEL}={queue_label(queue)}"
+    return (f"namespace {namespace} exists on this member but is not labelled {label}, so the agent will not run "
+            f"queue {queue or DEFAULT_QUEUE}'s placements in it: if it is that queue's, label it "
+            f"(kubectl label namespace {namespace} {label}); else delete it or run the agent with another "
+            f"--namespace")
 
 
 def made_by_agent(namespace: Mapping[str, Any]) -> bool:
@@ -220,10 +238,16 @@ class TenantNamespaces:
             try:
                 found = self.api.create(NAMESPACES, namespace_object(namespace, queue, self.pod_security))
                 log.info("created namespace %s for the placements of queue %s", namespace, queue or DEFAULT_QUEUE)
-            except ConflictError:  # made meanwhile (by a provider, or another launch): use it as it is
-                found = {"metadata": {"name": namespace}}
+            except ConflictError:  # made meanwhile (by a provider, or another launch): read what it is
+                try:
+                    found = self.api.get(NAMESPACES, namespace)
+                except KubeError as exc:
+                    return _refused(f"reading namespace {namespace} (queue {queue or DEFAULT_QUEUE})", namespace,
+                                    exc)
             except KubeError as exc:
                 return _refused(f"creating namespace {namespace} (queue {queue or DEFAULT_QUEUE})", namespace, exc)
+        if (labels_of(found).get(QUEUE_LABEL) or None) != queue_label(queue):
+            return not_the_queues(namespace, queue)
         if not made_by_agent(found):
             for warning in namespace_warnings(found, self.pod_security):
                 log.warning("%s", warning)
