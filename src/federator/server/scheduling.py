@@ -88,6 +88,19 @@ RETRY_FIRST_SECONDS = 0.25  # an unwritten cycle's first retry; doubled after ea
 RETRY_MAX_SECONDS = 5.0  # ...up to this: orders go out at most this long after the disk takes writes again
 
 
+def placement_ids(job_id: JobId, generation: int, clusters: Sequence[str]) -> list[PlacementId]:
+    """The ids of a decision's placements: JOB.gGEN.CLUSTER, and `:2`, `:3`, ... after it for a second and later
+    placement on the same cluster (an inference job whose replicas one cluster hosts on two accelerator models).
+    One id for both made the agent take the second launch for the first, and that replica never ran. A colon,
+    since a cluster's name never has one: `.2` after cluster `east` would be the id of cluster `east.2`."""
+    seen: dict[str, int] = {}
+    out = []
+    for cluster in clusters:
+        seen[cluster] = n = seen.get(cluster, 0) + 1
+        out.append(PlacementId(f"{job_id}.g{generation}.{cluster}" + (f":{n}" if n > 1 else "")))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class CyclePlan:
     """Everything one cycle reads: immutable, so the worker thread may read it while the loop goes on."""
@@ -404,9 +417,10 @@ class Cycles:
                 self.parked.forget_verdicts()
                 continue  # stays a candidate: the next cycle sees the cluster as it is now
             job.generation += 1
+            ids = placement_ids(job.job_id, job.generation, [a.cluster for a in decision.assignments])
             job.placements = [
                 Placement(
-                    placement_id=PlacementId(f"{job.job_id}.g{job.generation}.{a.cluster}"),
+                    placement_id=pid,
                     job_id=job.job_id,
                     cluster=a.cluster,
                     region=a.region,
@@ -418,7 +432,7 @@ class Cycles:
                     accelerator_milli=a.accelerator_milli,
                     alternative=a.alternative,
                 )
-                for a in decision.assignments
+                for a, pid in zip(decision.assignments, ids, strict=True)
             ]
             for p in job.placements:
                 fed.placement_index[p.placement_id] = job.job_id
