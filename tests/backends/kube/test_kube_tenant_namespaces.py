@@ -19,6 +19,7 @@ from federator.backends.kube.tenant_namespaces import (
     NETWORK_POLICY_NAME,
     QUEUE_LABEL,
     TenantNamespaces,
+    queue_label,
     tenant_namespace,
 )
 from federator.backends.kube.workloads import build_workload
@@ -379,7 +380,39 @@ def test_a_namespace_not_marked_for_the_queue_is_refused(labels: dict[str, str])
     api = MemberApi()
     api.add("namespaces", {"metadata": {"name": f"{BASE}-monitoring", "labels": labels}})
     why = tenants(api).ensure(f"{BASE}-monitoring", "monitoring")
-    assert why.startswith(f"namespace {BASE}-monitoring exists on this member but is not labelled "
+    assert why.startswith(f"namespace {BASE}-monitoring exists on this member but is not marked "
                           "federator.io/queue=monitoring")
     assert f"kubectl label namespace {BASE}-monitoring federator.io/queue=monitoring" in why
     assert api.writes == []
+
+
+def test_a_queue_named_like_another_queues_hashed_namespace_is_refused_there() -> None:
+    """Queue `ml.team-a` is no DNS label, so its namespace is `<base>-ml-team-a-<8 hex>`; a queue named exactly
+    that (an open queue anyone may submit to) led to the same namespace, and ran beside `ml.team-a`'s Secrets.
+    Refused both while the agent remembers the namespace made ready and after a restart, when it reads it."""
+    api = MemberApi()
+    victim = tenant_namespace(BASE, "ml.team-a")
+    attacker = victim.removeprefix(f"{BASE}-")
+    assert tenant_namespace(BASE, attacker) == victim  # the collision itself: names alone cannot keep them apart
+    t = tenants(api)
+    assert t.ensure(victim, "ml.team-a") == ""
+    assert api.objects[("namespaces", "", victim)]["metadata"]["annotations"] == {"federator.io/queue": "ml.team-a"}
+    assert t.ensure(victim, attacker).startswith(f"namespace {victim} exists on this member but is not marked "
+                                                 f"federator.io/queue={attacker}")
+    assert tenants(api).ensure(victim, attacker).startswith(f"namespace {victim} exists")  # a restarted agent
+    assert tenants(api).ensure(victim, "ml.team-a") == ""
+
+
+def test_a_long_queue_is_told_apart_from_the_queue_its_shortened_label_spells() -> None:
+    """A label value holds 63 characters, so a long queue's label is shortened; another queue may be named
+    exactly that. The namespace's annotation holds the whole name, and that is what is compared."""
+    api = MemberApi()
+    long_queue = "research-team-a-very-long-queue-name-for-the-national-laboratory-of-x"
+    t = tenants(api)
+    namespace = tenant_namespace(BASE, long_queue)
+    assert t.ensure(namespace, long_queue) == ""
+    short = queue_label(long_queue)
+    assert short != long_queue and t.ensure(namespace, short) != ""
+    provider = {"metadata": {"name": f"{BASE}-p", "annotations": {"federator.io/queue": "ml.team-b"}}}
+    api.add("namespaces", provider)
+    assert tenants(api).ensure(f"{BASE}-p", "ml.team-b") == ""  # a provider marks a non-label name by annotation

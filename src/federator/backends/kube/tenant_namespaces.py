@@ -14,8 +14,9 @@ Security Admission `enforce` label at the agent's own level, and gives it a
 NetworkPolicy that admits ingress only from pods of the same namespace (a
 gang's rendezvous is pod to pod within it). A namespace that exists already
 (a provider made it, with that tenant's Secrets, PVCs and quota) is used only
-when the provider labelled it `federator.io/queue: Q` (a queue's name picks its
-namespace, and must not pick one of the provider's own), and then as it is:
+when the provider marked it `federator.io/queue: Q`, exactly (an annotation, or
+a label; a queue's name picks its namespace, and must not pick the provider's
+own, nor another queue's), and then as it is:
 never relabelled, only warned about (namespace_level.py). None is ever
 deleted: it may hold the provider's objects for the tenant. In Kueue mode each
 tenant namespace needs the LocalQueue the agent hands workloads to; the agent
@@ -85,11 +86,13 @@ def queue_label(queue: str) -> str:
 
 
 def namespace_object(name: str, queue: str, policy: PodSecurity) -> Obj:
-    """A tenant namespace as the agent creates it: labelled as the agent's, with its queue, enforcing the agent's
-    level (what Pod Security Admission can enforce of it: `admission_level`, as the chart labels `--namespace`)."""
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
-        MANAGED_BY_LABEL: MANAGED_BY, QUEUE_LABEL: queue_label(queue),
-        ENFORCE_LABEL: str(admission_level(policy)), ENFORCE_VERSION_LABEL: "latest"}}}
+    """A tenant namespace as the agent creates it: labelled as the agent's, with its queue (the label for
+    selectors, the annotation exact: `queue_of`), enforcing the agent's level (what Pod Security Admission can
+    enforce of it: `admission_level`, as the chart labels `--namespace`)."""
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": name, "annotations": {QUEUE_LABEL: queue or DEFAULT_QUEUE}, "labels": {
+            MANAGED_BY_LABEL: MANAGED_BY, QUEUE_LABEL: queue_label(queue),
+            ENFORCE_LABEL: str(admission_level(policy)), ENFORCE_VERSION_LABEL: "latest"}}}
 
 
 def same_namespace_policy(namespace: str) -> Obj:
@@ -111,8 +114,14 @@ def local_queue_copy(template: Mapping[str, Any], namespace: str, queue: str) ->
             "spec": spec}
 
 
-def labels_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return (obj.get("metadata") or {}).get("labels") or {}
+def queue_of(obj: Mapping[str, Any]) -> str | None:
+    """The queue a namespace (or a workload) is marked for, exactly: its `federator.io/queue` annotation, else its
+    label of that key. Exactly, never a shortened form: two queues must never read as one. The hashed namespace
+    of queue `ml.team-a` is `<base>-ml-team-a-<8 hex>`, which queue `ml-team-a-<8 hex>` names plainly, and a
+    shortened label of a long name may be another queue's whole name."""
+    meta = obj.get("metadata") or {}
+    marked = (meta.get("annotations") or {}).get(QUEUE_LABEL, (meta.get("labels") or {}).get(QUEUE_LABEL))
+    return None if marked is None else str(marked)
 
 
 def not_the_queues(namespace: str, queue: str) -> str:
@@ -120,11 +129,13 @@ def not_the_queues(namespace: str, queue: str) -> str:
     so a queue named to match one of the provider's own (`<--namespace>-monitoring`) would otherwise run a tenant
     beside that namespace's Secrets and ServiceAccounts; a provider who makes a tenant's namespace beforehand
     says whose it is with the label."""
-    label = f"{QUEUE_LABEL}={queue_label(queue)}"
-    return (f"namespace {namespace} exists on this member but is not labelled {label}, so the agent will not run "
-            f"queue {queue or DEFAULT_QUEUE}'s placements in it: if it is that queue's, label it "
-            f"(kubectl label namespace {namespace} {label}); else delete it or run the agent with another "
-            f"--namespace")
+    queue = queue or DEFAULT_QUEUE
+    label = f"{QUEUE_LABEL}={queue}"
+    how = (f"label it (kubectl label namespace {namespace} {label})" if queue_label(queue) == queue else
+           f"annotate it (kubectl annotate namespace {namespace} {label}): the name is no label value")
+    return (f"namespace {namespace} exists on this member but is not marked {label}, so the agent will not run "
+            f"queue {queue}'s placements in it: if it is that queue's, {how}; else delete it or run the agent "
+            "with another --namespace")
 
 
 def made_by_agent(namespace: Mapping[str, Any]) -> bool:
@@ -146,7 +157,7 @@ class TenantNamespaces:
         self.pod_security = pod_security or PodSecurity()
         self.kueue_queue = kueue_queue
         self._where: dict[str, str] = {}  # placement id -> its namespace (launched here, or seen by a watch)
-        self._ready: set[str] = set()  # namespaces made ready by this process
+        self._ready: dict[str, str] = {}  # namespaces made ready by this process, and for which queue
         self._lock = threading.Lock()  # ensure runs in threads: one namespace is made ready once at a time
 
     @property
@@ -166,13 +177,16 @@ class TenantNamespaces:
         namespace = str(meta.get("namespace") or "")
         if namespace == self.base:
             return True
-        queue = (meta.get("labels") or {}).get(QUEUE_LABEL)
-        return self.per_queue and queue is not None and namespace == tenant_namespace(self.base, str(queue))
+        queue = queue_of(obj)
+        return self.per_queue and queue is not None and namespace == tenant_namespace(self.base, queue)
 
     def label(self, manifest: Obj, queue: str) -> Obj:
-        """Per queue: the workload carries its queue (`owns` reads it back after a restart)."""
+        """Per queue: the workload carries its queue (`owns` reads it back after a restart), exactly in an
+        annotation, and as a label for selectors."""
         if self.per_queue:
-            manifest.setdefault("metadata", {}).setdefault("labels", {})[QUEUE_LABEL] = queue_label(queue)
+            meta = manifest.setdefault("metadata", {})
+            meta.setdefault("labels", {})[QUEUE_LABEL] = queue_label(queue)
+            meta.setdefault("annotations", {})[QUEUE_LABEL] = queue or DEFAULT_QUEUE
         return manifest
 
     def place(self, placement_id: str, namespace: str) -> None:
@@ -194,23 +208,24 @@ class TenantNamespaces:
     def gone(self, namespace: str) -> None:
         """The member says the namespace is not there (deleted since): make it again at the next launch."""
         with self._lock:
-            self._ready.discard(namespace)
+            self._ready.pop(namespace, None)
 
     # -- blocking: call in a thread ---------------------------------------------
 
     def ensure(self, namespace: str, queue: str) -> str:
         """Make `namespace` ready for a placement of `queue`: "" when it is, else why the placement is refused
         (naming the namespace, and what to fix). Per queue only; without the flag there is nothing to make."""
-        if not self.per_queue or namespace in self._ready:
+        queue = queue or DEFAULT_QUEUE
+        if not self.per_queue or self._ready.get(namespace) == queue:
             return ""
         if why := self.off_limits(namespace, queue):
             return why
         with self._lock:
-            if namespace in self._ready:
-                return ""
+            if namespace in self._ready:  # made ready for another queue whose name leads here too
+                return "" if self._ready[namespace] == queue else not_the_queues(namespace, queue)
             why = self._ensure_namespace(namespace, queue) or self._ensure_local_queue(namespace, queue)
             if not why:
-                self._ready.add(namespace)
+                self._ready[namespace] = queue
             return why
 
     def off_limits(self, namespace: str, queue: str) -> str:
@@ -246,7 +261,7 @@ class TenantNamespaces:
                                     exc)
             except KubeError as exc:
                 return _refused(f"creating namespace {namespace} (queue {queue or DEFAULT_QUEUE})", namespace, exc)
-        if (labels_of(found).get(QUEUE_LABEL) or None) != queue_label(queue):
+        if queue_of(found) != queue:
             return not_the_queues(namespace, queue)
         if not made_by_agent(found):
             for warning in namespace_warnings(found, self.pod_security):
