@@ -27,7 +27,7 @@ from federator.model import Job, JobId, JobSpec
 from federator.model.cluster import GangAdmission
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
-from federator.security.authz import Allowed, Authorizer, Denied, Principal, stamp_owner
+from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner
 from federator.security.limits import RejectReason, check_capacity, check_hello
 from federator.security.trust import PROVIDER_LABEL
 from federator.server.admission import name_taken
@@ -109,8 +109,10 @@ class DecodeGuard(grpc.aio.ServerInterceptor):
 
 def _order_to_pb(order: Order, terms: StreamTerms) -> agent_pb2.FederatorMessage:
     if isinstance(order, LaunchOrder):
+        # Without its owner: a provider runs an organisation's work, and learns its queue (its tenant), never which
+        # of the organisation's people submitted it; who did is the federator's to account and authorise.
         launch = agent_pb2.Launch(placement=convert.placement_to_pb(order.placement),
-                                  spec=convert.spec_to_pb(order.spec))
+                                  spec=convert.spec_to_pb(recorded_owner(order.spec, "")))
         terms.stamp(launch)  # dated as it leaves: the agent refuses it once it is older than its bound
         return agent_pb2.FederatorMessage(launch=launch)
     if isinstance(order, ErrorNotice):
