@@ -1,15 +1,18 @@
 """A job's placements have one id each, even two on one cluster: an inference job whose replicas a cluster can
 host only on two accelerator models gets a placement per model there. Both had the id JOB.gGEN.CLUSTER, so the
 agent took the second launch for the first ("already here: nothing new started"), one replica never ran, and
-the job stayed Placed forever holding that accelerator."""
+the job stayed Placed forever holding that accelerator. And the stop an agent gets for a placement that has
+ended says so."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from server_support import Clock, MemoryStore, make
 
 from federator.jobfile import parse_job
 from federator.model import JobId, JobPhase
-from federator.server.orders import LaunchOrder
+from federator.server.orders import CancelOrder, LaunchOrder
 from federator.server.scheduling import placement_ids
 
 from builders import cluster, pool
@@ -50,3 +53,29 @@ def test_a_second_placement_on_a_cluster_never_takes_the_id_of_a_cluster_named_l
     """Cluster names may hold dots: a `.2` suffix after `east` would be the id of cluster `east.2`."""
     ids = placement_ids(JobId("j"), 3, ["east", "east", "east.2", "east"])
     assert ids == ["j.g3.east", "j.g3.east:2", "j.g3.east.2", "j.g3.east:3"] and len(set(ids)) == 4
+
+
+def test_a_report_still_listing_a_finished_placement_is_told_it_ended_not_that_it_was_replaced() -> None:
+    """An agent's report built as a placement succeeded still lists it; the stop it gets back said
+    `superseded: not a current placement`, which reads, in an agent's log, like a duplicate run that was fenced."""
+    fed = make(MemoryStore(), Clock())
+    rec = fed.connect(cluster="east-1", region="r", labels={})
+    cap = cluster("east-1", "r", pool(A100, nodes=1, free=1, gpus_per_node=1)).capacity
+    fed.report(rec, cap)
+    job = fed.submit(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                "metadata": {"name": "train"},
+                                "spec": {"kind": "training", "replicas": 1,
+                                         "resources": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 1}}}))
+    fed.schedule_once()
+    (p,) = job.placements
+    fed.acked(rec, p.placement_id)
+    fed.job_update(rec, p.placement_id, JobPhase.SUCCEEDED, "done")
+    while not rec.outbox.empty():
+        rec.outbox.get_nowait()
+    fed.report(rec, replace(cap, sequence=2, placement_ids=frozenset({p.placement_id})))
+    stops = []
+    while not rec.outbox.empty():
+        o = rec.outbox.get_nowait()
+        if isinstance(o, CancelOrder):
+            stops.append(o)
+    assert [(o.placement_id, o.reason) for o in stops] == [(p.placement_id, "placement has ended (Succeeded)")]

@@ -360,8 +360,10 @@ class Federator:
             job = self.jobs.get(self.placement_index.get(pid, JobId("")))
             current = job is not None and not job.phase.is_terminal and any(
                 p.placement_id == pid and p.cluster == rec.name and p.phase.is_active for p in job.placements)
-            if not current:
-                self.send(rec.name, CancelOrder(pid, "superseded: not a current placement"))
+            if not current:  # a placement that ended (a report sent as it succeeded) is not told it was replaced
+                ended = next((p.phase for p in job.placements if p.placement_id == pid), None) if job else None
+                self.send(rec.name, CancelOrder(pid, f"placement has ended ({ended})" if ended and ended.is_terminal
+                                                else "superseded: not a current placement"))
 
     # -- scheduling -------------------------------------------------------
 
