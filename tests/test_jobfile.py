@@ -418,3 +418,24 @@ def test_a_job_file_past_the_size_bound_is_refused_before_it_is_read(tmp_path: P
         f.truncate(MAX_FILE_BYTES + 1)
     with pytest.raises(JobFileError, match=rf"big.yaml: file: is {MAX_FILE_BYTES + 1} bytes, more than .* \(16 MiB\)"):
         load_job_files(path)
+
+
+def test_a_model_of_another_vendor_is_named_with_the_right_article() -> None:
+    with pytest.raises(JobFileError) as err:
+        parse_job(_doc(resources={"cpu": 1}, accelerators=[{"model": "MI300X", "vendor": "nvidia", "count": 8}]))
+    (problem,) = err.value.problems
+    assert problem.field == "spec.accelerators[0].vendor"
+    assert problem.problem.startswith("MI300X is an amd model, not nvidia"), problem.problem
+
+
+def test_following_the_hint_for_alternatives_without_resources_leads_to_an_accepted_file() -> None:
+    """The hint named nvidia.com/gpu; adding it was refused again ("give the count in spec.accelerators")."""
+    alternatives = [{"model": "H100", "count": 8}, {"model": "MI300X", "count": 8}]
+    with pytest.raises(JobFileError) as err:
+        parse_job(_doc(accelerators=alternatives))
+    (problem,) = err.value.problems
+    assert problem.field == "spec.resources" and "nvidia.com/gpu" not in problem.problem
+    assert problem.problem == "is required (per replica: cpu and memory; the accelerators' count is in " \
+                              "spec.accelerators)"
+    spec = parse_job(_doc(resources={"cpu": 4, "memory": "16Gi"}, accelerators=alternatives))  # as the hint says
+    assert [a.milli for a in spec.accelerators] == [8000, 8000]

@@ -500,7 +500,10 @@ def _resources(value: object, bad: Any, has_alternatives: bool) -> tuple[Resourc
     """Per-replica cpu, memory and (at most one) accelerator resource; the resource name asked for."""
     known = catalog().resource_names
     if value is None:
-        bad("spec.resources", f"is required (per replica: cpu, memory, {GPU_RESOURCE})")
+        # with alternatives the accelerator count is theirs: a hint to add GPU_RESOURCE here led to another refusal
+        ask = "cpu and memory; the accelerators' count is in spec.accelerators" if has_alternatives else \
+            f"cpu, memory, {GPU_RESOURCE}"
+        bad("spec.resources", f"is required (per replica: {ask})")
         return Resources(), ""
     if not isinstance(value, Mapping):
         bad("spec.resources", f"must be a mapping, got {type(value).__name__}")
@@ -577,7 +580,7 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
             bad(f"{where}.vendor", f"unknown vendor {vendor!r} (known: {', '.join(cat.vendor_names)})")
             vendor = ""
         if model and vendor and (entry := cat.find_model(model)) is not None and entry.vendor != vendor:
-            bad(f"{where}.vendor", f"{model} is a {entry.vendor} model, not {vendor}")
+            bad(f"{where}.vendor", f"{model} is {_a(entry.vendor)} model, not {vendor}")
         min_mem = item.get("minMemoryMiB", 0)
         if isinstance(min_mem, bool) or not isinstance(min_mem, int) or min_mem < 0:
             bad(f"{where}.minMemoryMiB", f"must be a positive integer (MiB per device), got {min_mem!r}")
@@ -605,6 +608,11 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
     return tuple(out)
 
 
+def _a(word: str) -> str:
+    """`word` with its indefinite article, by its first letter: "an amd", "an intel", "a huawei"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def _one_vendor(models: tuple[str, ...], field: str, bad: Any, *, workload: bool = False) -> None:
     """The one-count form's resource belongs to one vendor's device plugin, and the scheduler keeps such a job
     on that vendor's pools: a model of another vendor in acceleratorModels could never be served."""
@@ -619,7 +627,7 @@ def _one_vendor(models: tuple[str, ...], field: str, bad: Any, *, workload: bool
                 fix = "its containers must " + (ask or "ask for that vendor's device plugin resource")
             else:
                 fix = f"{ask + ', or ' if ask else ''}list alternatives in spec.accelerators"
-            bad(f"{field}[{i}]", f"{model} is a {entry.vendor} model, but {GPU_RESOURCE} asks for "
+            bad(f"{field}[{i}]", f"{model} is {_a(entry.vendor)} model, but {GPU_RESOURCE} asks for "
                                  f"{owner.name} devices: {fix}")
 
 
