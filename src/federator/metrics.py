@@ -231,8 +231,11 @@ class Metrics:
         r = self.registry
         overflow = Counter("federator_metric_label_overflow_total",
                            f"Label values reported as '{OTHER}' because the label already had its "
-                           f"{label_limit} values (scrape-time gauges count at every scrape), by label.",
+                           f"{label_limit} values (scrape-time gauges count at every scrape), by label; "
+                           "label accelerator_seconds_series: accelerator-seconds counted under 'other' in every "
+                           "label because federator_accelerator_seconds_total had its label sets.",
                            ["label"], registry=r)
+        self.label_overflow = overflow
         # Every metric with a queue label takes it through this one bound (the state gauges too).
         self.queue_label = BoundedLabel("queue", overflow=overflow, limit=label_limit)
         self.jobs_submitted = BoundedMetric(Counter("federator_jobs_submitted_total", "Jobs accepted by Submit.",
@@ -293,12 +296,15 @@ class Metrics:
                                    "Audit log lines written, by action (submit, cancel, queue.change, "
                                    "certificate.revoke, federatedjob.refuse) and result (accepted, refused, failed).",
                                    ["action", "result"], registry=r)
-        # The queue goes through queue_label; the meter bounds the other labels (accounting.meter.LABEL_LIMIT).
+        # The meter bounds every label (the queue through queue_label) and the label sets (accounting.meter): not
+        # user and namespace, whose product with the rest each label's own bound did not bound (`federator usage
+        # --by user` has them).
+        # The meter takes the queue through the bound itself, then decides the label set, and counts on `.metric`.
         self.accelerator_seconds = BoundedMetric(Counter(
             "federator_accelerator_seconds_total",
-            "Accelerator-seconds used: accelerators held by running placements x seconds, by queue, user, "
-            "namespace, member cluster, provider and accelerator model.",
-            ["queue", "user", "namespace", "cluster", "provider", "model"], registry=r), self.queue_label)
+            "Accelerator-seconds used: accelerators held by running placements x seconds, by queue, member "
+            "cluster, provider and accelerator model (by user or namespace: federator usage).",
+            ["queue", "cluster", "provider", "model"], registry=r), self.queue_label)
         # Kubernetes mode's job store (backends/kube/store.py): each job write the API server did not take.
         self.store_write_errors = Counter(
             "federator_store_write_errors_total",
