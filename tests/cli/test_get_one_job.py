@@ -82,3 +82,18 @@ def test_get_job_of_another_queue_than_asked_is_not_shown(stub: _Jobs, capsys: p
 def test_get_jobs_without_a_name_still_lists(stub: _Jobs, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["get", "jobs", "--insecure", "--server", "127.0.0.1:1"]) == 0
     assert stub.calls == ["List"]
+
+
+def test_wide_output_and_watch_lines_show_control_characters_as_escapes() -> None:
+    """Defence in depth: a job stored before the federator cleaned agents' messages (or by a federator of another
+    version) still reaches no terminal raw."""
+    from federator.cli.client import watch_lines
+    from federator.cli.output import job_rows, table
+
+    raw = Job(job_id=JobId("train-0-abc123"), spec=job_spec("train-0"), submitted_at=0.0,
+              message="\x1b[2J\x1b[31mfailed\x07\x9b ✓")
+    out = table(*job_rows([raw], wide=True))
+    assert "\\x1b[2J\\x1b[31mfailed\\x07\\x9b ✓" in out
+    assert not any(c in out for c in "\x1b\x07\x9b") and len(out.splitlines()) == 2
+    (line,) = watch_lines([raw])
+    assert "\\x1b[2J" in line and "\x1b" not in line
