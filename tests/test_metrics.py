@@ -154,3 +154,21 @@ def test_accelerator_seconds_has_no_user_or_namespace_and_a_bounded_number_of_se
     assert sum(metrics.registry.get_sample_value("federator_accelerator_seconds_total", s) or 0 for s in series) \
         == 120.0  # nothing lost
     assert _overflow(metrics, "accelerator_seconds_series") == 7
+
+
+def test_the_oldest_pending_jobs_age_per_queue_is_exported_bounded_and_read_from_the_federator(tmp_path: Path) -> None:
+    """FederatorJobsPendingTooLong alerted on pending jobs being there for 30m: with a standing national backlog,
+    every queue at once. It reads each queue's oldest pending job's age now; a folded queue keeps the oldest."""
+    now = [1_000.0]
+    metrics = Metrics(label_limit=2)
+    fed = Federator(store=SqliteJobStore(tmp_path / "federator.db"), metrics=metrics, clock=lambda: now[0])
+    from federator.server.state_sample import state_sample
+    metrics.watch_state(lambda: state_sample(fed))
+    for i, (queue, at) in enumerate([("a", 1_000.0), ("a", 1_100.0), ("b", 1_200.0), ("c", 1_050.0),
+                                     ("d", 1_300.0)]):
+        now[0] = at
+        fed.submit(job(f"j{i}", gpus=8, models=(H100,), queue=queue))  # no cluster: they all wait
+    now[0] = 2_000.0
+    age = {s.labels["queue"]: s.value for f in metrics.registry.collect()
+           if f.name == "federator_oldest_pending_job_age_seconds" for s in f.samples}
+    assert age == {"a": 1_000.0, "b": 800.0, OTHER: 950.0}  # c (950 s) and d (700 s) folded: the older

@@ -117,6 +117,7 @@ class StateSample:
     queue_accelerators: dict[str, float] = field(
         default_factory=dict
     )  # queue -> accelerators held by Placed/Running jobs
+    oldest_pending: dict[str, float] = field(default_factory=dict)  # queue -> its oldest pending job's age, seconds
 
 
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
@@ -212,6 +213,18 @@ class StateCollector(Collector):
         for key, held in sorted(_fold(self._queue, {(q,): v for q, v in s.queue_accelerators.items()}).items()):
             share.add_metric(list(key), held)
         yield share
+        oldest = GaugeMetricFamily(
+            "federator_oldest_pending_job_age_seconds",
+            "Seconds since the oldest pending job of each queue was submitted (queues with pending jobs only).",
+            labels=["queue"],
+        )
+        folded: dict[str, float] = {}
+        for queue, age in s.oldest_pending.items():  # a folded queue's age is the oldest among those folded
+            key = self._queue(queue)
+            folded[key] = max(age, folded.get(key, 0.0))
+        for queue, age in sorted(folded.items()):
+            oldest.add_metric([queue], age)
+        yield oldest
 
 
 def _fold(bound: Callable[[str], str], counts: Mapping[Any, float]) -> dict[tuple[str, ...], float]:
