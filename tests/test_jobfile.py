@@ -439,3 +439,25 @@ def test_following_the_hint_for_alternatives_without_resources_leads_to_an_accep
                               "spec.accelerators)"
     spec = parse_job(_doc(resources={"cpu": 4, "memory": "16Gi"}, accelerators=alternatives))  # as the hint says
     assert [a.milli for a in spec.accelerators] == [8000, 8000]
+
+
+@pytest.mark.parametrize(("meta", "spec", "field", "words"), [
+    ({"labels": {f"l{i}": "v" for i in range(10_000)}}, {}, "metadata.labels", "at most 64 labels, got 10000"),
+    ({"annotations": {f"a{i}": "v" * 100 for i in range(3_000)}}, {}, "metadata.annotations",
+     "at most 256 KiB in all"),
+    ({}, {"regions": {"preferred": [f"r-{i}" for i in range(10_000)]}}, "spec.regions.preferred",
+     "at most 64 regions, got 10000"),
+], ids=["labels", "annotations", "preferred-regions"])
+def test_labels_annotations_and_preferred_regions_are_bounded_naming_the_field(
+        meta: dict[str, object], spec: dict[str, object], field: str, words: str) -> None:
+    """Submit accepted 10,000 of each on one job."""
+    doc = _doc(resources={"nvidia.com/gpu": 8}, **spec)
+    doc["metadata"] = {**doc["metadata"], **meta}  # type: ignore[dict-item]
+    with pytest.raises(JobFileError) as err:
+        parse_job(doc)
+    (problem,) = err.value.problems
+    assert problem.field == field and words in problem.problem, problem
+    most = _doc(resources={"nvidia.com/gpu": 8}, regions={"preferred": [f"r-{i}" for i in range(64)]})
+    most["metadata"] = {**most["metadata"], "labels": {f"l{i}": "v" for i in range(64)},  # type: ignore[dict-item]
+                        "annotations": {"a": "v" * (255 << 10)}}
+    assert len(parse_job(most).labels) == 64
