@@ -218,12 +218,12 @@ class StateCollector(Collector):
             "Seconds since the oldest pending job of each queue was submitted (queues with pending jobs only).",
             labels=["queue"],
         )
-        folded: dict[str, float] = {}
-        for queue, age in s.oldest_pending.items():  # a folded queue's age is the oldest among those folded
-            key = self._queue(queue)
-            folded[key] = max(age, folded.get(key, 0.0))
-        for queue, age in sorted(folded.items()):
-            oldest.add_metric([queue], age)
+        ages: dict[str, float] = {}
+        for queue, waited in s.oldest_pending.items():  # a folded queue's age is the oldest among those folded
+            shown = self._queue(queue)
+            ages[shown] = max(waited, ages.get(shown, 0.0))
+        for shown, waited in sorted(ages.items()):
+            oldest.add_metric([shown], waited)
         yield oldest
 
 

@@ -244,5 +244,6 @@ def error_message(refusal: Refusal) -> agent_pb2.FederatorMessage:
                                                             placement_id=refusal.placement_id))
 
 
-__all__ = ["MAX_PLACEMENT_ID_CHARS", "Refusal", "StreamChecks", "check_ack", "check_hello_fields",
-           "agent_text", "check_placement_id", "check_plausible", "check_report_fields", "check_update", "error_message"]
+__all__ = ["MAX_AGENT_MESSAGE_CHARS", "MAX_PLACEMENT_ID_CHARS", "Refusal", "StreamChecks", "agent_text", "check_ack",
+           "check_hello_fields", "check_placement_id", "check_plausible", "check_report_fields", "check_update",
+           "error_message"]
