@@ -106,10 +106,11 @@ def test_bad_fields_are_named(path: str, value: object, field: str, words: str) 
     assert words in str(err.value)
 
 
-def test_a_hundred_thousand_bad_items_are_a_hundred_problems_and_a_count() -> None:
-    """Every one was a problem of its own: a refusal too big for a gRPC reply."""
+def test_ten_thousand_bad_items_are_a_hundred_problems_and_a_count() -> None:
+    """Every one was a problem of its own: a refusal too big for a gRPC reply. (Annotations: 10,000 bad keys
+    within their 256 KiB; more labels than 64 are one problem.)"""
     with pytest.raises(JobFileError) as err:
-        parse_job(_with("metadata.labels", {f"bad key {i}!": "v" for i in range(100_000)}))
+        parse_job(_with("metadata.annotations", {f"bad key {i}!": "v" for i in range(10_000)}))
     assert len(err.value.problems) == 101 and err.value.problems[-1].problem.startswith("and ")
     assert len(str(err.value)) < 20_000
 
@@ -418,3 +419,46 @@ def test_a_job_file_past_the_size_bound_is_refused_before_it_is_read(tmp_path: P
         f.truncate(MAX_FILE_BYTES + 1)
     with pytest.raises(JobFileError, match=rf"big.yaml: file: is {MAX_FILE_BYTES + 1} bytes, more than .* \(16 MiB\)"):
         load_job_files(path)
+
+
+def test_a_model_of_another_vendor_is_named_with_the_right_article() -> None:
+    with pytest.raises(JobFileError) as err:
+        parse_job(_doc(resources={"cpu": 1}, accelerators=[{"model": "MI300X", "vendor": "nvidia", "count": 8}]))
+    (problem,) = err.value.problems
+    assert problem.field == "spec.accelerators[0].vendor"
+    assert problem.problem.startswith("MI300X is an amd model, not nvidia"), problem.problem
+
+
+def test_following_the_hint_for_alternatives_without_resources_leads_to_an_accepted_file() -> None:
+    """The hint named nvidia.com/gpu; adding it was refused again ("give the count in spec.accelerators")."""
+    alternatives = [{"model": "H100", "count": 8}, {"model": "MI300X", "count": 8}]
+    with pytest.raises(JobFileError) as err:
+        parse_job(_doc(accelerators=alternatives))
+    (problem,) = err.value.problems
+    assert problem.field == "spec.resources" and "nvidia.com/gpu" not in problem.problem
+    assert problem.problem == "is required (per replica: cpu and memory; the accelerators' count is in " \
+                              "spec.accelerators)"
+    spec = parse_job(_doc(resources={"cpu": 4, "memory": "16Gi"}, accelerators=alternatives))  # as the hint says
+    assert [a.milli for a in spec.accelerators] == [8000, 8000]
+
+
+@pytest.mark.parametrize(("meta", "spec", "field", "words"), [
+    ({"labels": {f"l{i}": "v" for i in range(10_000)}}, {}, "metadata.labels", "at most 64 labels, got 10000"),
+    ({"annotations": {f"a{i}": "v" * 100 for i in range(3_000)}}, {}, "metadata.annotations",
+     "at most 256 KiB in all"),
+    ({}, {"regions": {"preferred": [f"r-{i}" for i in range(10_000)]}}, "spec.regions.preferred",
+     "at most 64 regions, got 10000"),
+], ids=["labels", "annotations", "preferred-regions"])
+def test_labels_annotations_and_preferred_regions_are_bounded_naming_the_field(
+        meta: dict[str, object], spec: dict[str, object], field: str, words: str) -> None:
+    """Submit accepted 10,000 of each on one job."""
+    doc = _doc(resources={"nvidia.com/gpu": 8}, **spec)
+    doc["metadata"] = {**doc["metadata"], **meta}  # type: ignore[dict-item]
+    with pytest.raises(JobFileError) as err:
+        parse_job(doc)
+    (problem,) = err.value.problems
+    assert problem.field == field and words in problem.problem, problem
+    most = _doc(resources={"nvidia.com/gpu": 8}, regions={"preferred": [f"r-{i}" for i in range(64)]})
+    most["metadata"] = {**most["metadata"], "labels": {f"l{i}": "v" for i in range(64)},  # type: ignore[dict-item]
+                        "annotations": {"a": "v" * (255 << 10)}}
+    assert len(parse_job(most).labels) == 64

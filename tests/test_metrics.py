@@ -3,6 +3,7 @@ LABEL_LIMIT of them and reports the rest as `other`, in every metric that has th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from prometheus_client.registry import CollectorRegistry
 from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.metrics import LABEL_LIMIT, OTHER, BoundedLabel, BoundedMetric, Metrics, StateSample
 from federator.model import JobPhase
+from federator.security.authz import Principal, stamp_owner
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
 
@@ -71,7 +73,7 @@ def test_a_thousand_queues_make_limit_plus_one_series_in_every_queue_metric() ->
         metrics.jobs_finished.labels(q, "Succeeded").inc()
         metrics.submit_to_placement.labels(q).observe(1.0)
         metrics.preemptions.labels(q).inc()
-        metrics.accelerator_seconds.labels(q, "u", "ns", "c", "p", "m").inc(1.0)
+        metrics.accelerator_seconds.labels(q, "c", "p", "m").inc(1.0)
     seen = _queues(metrics.registry)
     expected = {"federator_jobs_submitted", "federator_jobs_finished", "federator_job_submit_to_placement_seconds",
                 "federator_preemptions", "federator_accelerator_seconds", "federator_jobs", "federator_pending_jobs",
@@ -114,3 +116,59 @@ def test_the_federator_and_its_usage_meter_bound_the_queue_alike(tmp_path: Path)
     used = {s.labels["queue"]: s.value for f in reg.collect() if f.name == "federator_accelerator_seconds"
             for s in f.samples if s.name.endswith("_total")}
     assert used == {"team-0": 80.0, "team-1": 80.0, OTHER: 160.0}  # 8 accelerators x 10 s each
+
+
+def _accelerator_series(registry: CollectorRegistry) -> list[dict[str, str]]:
+    return [s.labels for f in registry.collect() if f.name == "federator_accelerator_seconds"
+            for s in f.samples if s.name.endswith("_total")]
+
+
+def test_accelerator_seconds_has_no_user_or_namespace_and_a_bounded_number_of_series(tmp_path: Path) -> None:
+    """Each label's own bound did not bound their product: 3,000 short jobs of one user over 250 queues x 250
+    namespaces (which users choose) made 2,732 series. User and namespace are the usage API's now, and the
+    counter keeps at most SERIES_LIMIT label sets, the rest counted with every label `other` (total exact)."""
+    now = [1_000.0]
+    metrics = Metrics()
+    fed = Federator(store=SqliteJobStore(tmp_path / "federator.db"), metrics=metrics, clock=lambda: now[0])
+    meter = UsageMeter(SqliteUsageStore(tmp_path / "federator.db"), metrics=metrics, clock=lambda: now[0],
+                       series_limit=5)
+    attach(fed, meter)
+    rec = fed.connect(cluster="east-1", region="east", labels={})
+    fed.report(rec, cluster("east-1", "east", pool(H100, nodes=8)).capacity)
+    jobs = [fed.submit(stamp_owner(replace(job(f"j{i}", gpus=1, models=(H100,), queue=f"q-{i}"),
+                                           namespace=f"ns-{i}"), Principal(f"user-{i % 3}")))
+            for i in range(12)]
+    fed.schedule_once()
+    for j in jobs:
+        for p in fed.jobs[j.job_id].placements:
+            fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.RUNNING, "")
+    now[0] = 1_010.0
+    for j in jobs:
+        for p in fed.jobs[j.job_id].placements:
+            fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.SUCCEEDED, "")
+    series = _accelerator_series(metrics.registry)
+    assert {frozenset(s) for s in series} == {frozenset({"queue", "cluster", "provider", "model"})}
+    assert len(series) == 6  # the first 5 label sets, and the rest as one
+    folded = {"queue": OTHER, "cluster": OTHER, "provider": OTHER, "model": OTHER}
+    assert metrics.registry.get_sample_value("federator_accelerator_seconds_total", folded) == 70.0  # 7 x 1 x 10 s
+    assert sum(metrics.registry.get_sample_value("federator_accelerator_seconds_total", s) or 0 for s in series) \
+        == 120.0  # nothing lost
+    assert _overflow(metrics, "accelerator_seconds_series") == 7
+
+
+def test_the_oldest_pending_jobs_age_per_queue_is_exported_bounded_and_read_from_the_federator(tmp_path: Path) -> None:
+    """FederatorJobsPendingTooLong alerted on pending jobs being there for 30m: with a standing national backlog,
+    every queue at once. It reads each queue's oldest pending job's age now; a folded queue keeps the oldest."""
+    now = [1_000.0]
+    metrics = Metrics(label_limit=2)
+    fed = Federator(store=SqliteJobStore(tmp_path / "federator.db"), metrics=metrics, clock=lambda: now[0])
+    from federator.server.state_sample import state_sample
+    metrics.watch_state(lambda: state_sample(fed))
+    for i, (queue, at) in enumerate([("a", 1_000.0), ("a", 1_100.0), ("b", 1_200.0), ("c", 1_050.0),
+                                     ("d", 1_300.0)]):
+        now[0] = at
+        fed.submit(job(f"j{i}", gpus=8, models=(H100,), queue=queue))  # no cluster: they all wait
+    now[0] = 2_000.0
+    age = {s.labels["queue"]: s.value for f in metrics.registry.collect()
+           if f.name == "federator_oldest_pending_job_age_seconds" for s in f.samples}
+    assert age == {"a": 1_000.0, "b": 800.0, OTHER: 950.0}  # c (950 s) and d (700 s) folded: the older

@@ -77,6 +77,13 @@ def with_old_names(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+MAX_LABELS = 64
+"""Labels a job may carry (each key and value as Kubernetes has them): as many as an agent's Hello may."""
+MAX_ANNOTATIONS_BYTES = 256 << 10
+"""All annotation keys and values of a job together, in UTF-8 bytes: Kubernetes' own limit (256 KiB)."""
+MAX_PREFERRED_REGIONS = 64
+"""Regions spec.regions.preferred may list: more than a federation has; each is read at every placement."""
+
 MAX_FIELD_CHARS = 160
 MAX_PROBLEM_CHARS = 400
 
@@ -257,6 +264,9 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     if not isinstance(namespace, str) or not _NAME.match(namespace):
         bad("metadata.namespace", f"must be a lower-case DNS name, got {shown(namespace)}")
     labels = _string_map(meta.get("labels"), "metadata.labels", bad)
+    if len(labels) > MAX_LABELS:
+        bad("metadata.labels", f"at most {MAX_LABELS} labels, got {len(labels)}")
+        labels = {}
     for key, value in labels.items():
         if not _LABEL_KEY.match(key):
             bad("metadata.labels", f"{shown(key)} is not a valid label key ([prefix/]name, name at most 63 "
@@ -265,6 +275,11 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
             bad(f"metadata.labels[{key}]", f"{shown(value)} is not a valid label value (at most 63 characters of "
                                            "A-Z a-z 0-9 - _ . starting and ending alphanumeric)")
     annotations = _string_map(meta.get("annotations"), "metadata.annotations", bad)
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+    if size > MAX_ANNOTATIONS_BYTES:
+        bad("metadata.annotations", f"at most {MAX_ANNOTATIONS_BYTES // 1024} KiB in all (keys and values, as "
+                                    f"Kubernetes), got {size} bytes in {len(annotations)} annotations")
+        annotations = {}
     for key in annotations:
         if not _LABEL_KEY.match(key):
             bad("metadata.annotations", f"{shown(key)} is not a valid annotation key ([prefix/]name)")
@@ -344,6 +359,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     preferred = region_spec.get("preferred", [])
     if not isinstance(preferred, list) or not all(isinstance(r, str) and r for r in preferred):
         bad("spec.regions.preferred", f"must be a list of region names, got {shown(preferred)}")
+    elif len(preferred) > MAX_PREFERRED_REGIONS:
+        bad("spec.regions.preferred", f"at most {MAX_PREFERRED_REGIONS} regions, got {len(preferred)}")
     else:
         regions = tuple(preferred)
         for i, region in enumerate(regions):
@@ -500,7 +517,10 @@ def _resources(value: object, bad: Any, has_alternatives: bool) -> tuple[Resourc
     """Per-replica cpu, memory and (at most one) accelerator resource; the resource name asked for."""
     known = catalog().resource_names
     if value is None:
-        bad("spec.resources", f"is required (per replica: cpu, memory, {GPU_RESOURCE})")
+        # with alternatives the accelerator count is theirs: a hint to add GPU_RESOURCE here led to another refusal
+        ask = "cpu and memory; the accelerators' count is in spec.accelerators" if has_alternatives else \
+            f"cpu, memory, {GPU_RESOURCE}"
+        bad("spec.resources", f"is required (per replica: {ask})")
         return Resources(), ""
     if not isinstance(value, Mapping):
         bad("spec.resources", f"must be a mapping, got {type(value).__name__}")
@@ -577,7 +597,7 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
             bad(f"{where}.vendor", f"unknown vendor {vendor!r} (known: {', '.join(cat.vendor_names)})")
             vendor = ""
         if model and vendor and (entry := cat.find_model(model)) is not None and entry.vendor != vendor:
-            bad(f"{where}.vendor", f"{model} is a {entry.vendor} model, not {vendor}")
+            bad(f"{where}.vendor", f"{model} is {_a(entry.vendor)} model, not {vendor}")
         min_mem = item.get("minMemoryMiB", 0)
         if isinstance(min_mem, bool) or not isinstance(min_mem, int) or min_mem < 0:
             bad(f"{where}.minMemoryMiB", f"must be a positive integer (MiB per device), got {min_mem!r}")
@@ -605,6 +625,11 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
     return tuple(out)
 
 
+def _a(word: str) -> str:
+    """`word` with its indefinite article, by its first letter: "an amd", "an intel", "a huawei"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def _one_vendor(models: tuple[str, ...], field: str, bad: Any, *, workload: bool = False) -> None:
     """The one-count form's resource belongs to one vendor's device plugin, and the scheduler keeps such a job
     on that vendor's pools: a model of another vendor in acceleratorModels could never be served."""
@@ -619,7 +644,7 @@ def _one_vendor(models: tuple[str, ...], field: str, bad: Any, *, workload: bool
                 fix = "its containers must " + (ask or "ask for that vendor's device plugin resource")
             else:
                 fix = f"{ask + ', or ' if ask else ''}list alternatives in spec.accelerators"
-            bad(f"{field}[{i}]", f"{model} is a {entry.vendor} model, but {GPU_RESOURCE} asks for "
+            bad(f"{field}[{i}]", f"{model} is {_a(entry.vendor)} model, but {GPU_RESOURCE} asks for "
                                  f"{owner.name} devices: {fix}")
 
 

@@ -117,6 +117,7 @@ class StateSample:
     queue_accelerators: dict[str, float] = field(
         default_factory=dict
     )  # queue -> accelerators held by Placed/Running jobs
+    oldest_pending: dict[str, float] = field(default_factory=dict)  # queue -> its oldest pending job's age, seconds
 
 
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
@@ -212,6 +213,18 @@ class StateCollector(Collector):
         for key, held in sorted(_fold(self._queue, {(q,): v for q, v in s.queue_accelerators.items()}).items()):
             share.add_metric(list(key), held)
         yield share
+        oldest = GaugeMetricFamily(
+            "federator_oldest_pending_job_age_seconds",
+            "Seconds since the oldest pending job of each queue was submitted (queues with pending jobs only).",
+            labels=["queue"],
+        )
+        ages: dict[str, float] = {}
+        for queue, waited in s.oldest_pending.items():  # a folded queue's age is the oldest among those folded
+            shown = self._queue(queue)
+            ages[shown] = max(waited, ages.get(shown, 0.0))
+        for shown, waited in sorted(ages.items()):
+            oldest.add_metric([shown], waited)
+        yield oldest
 
 
 def _fold(bound: Callable[[str], str], counts: Mapping[Any, float]) -> dict[tuple[str, ...], float]:
@@ -231,14 +244,19 @@ class Metrics:
         r = self.registry
         overflow = Counter("federator_metric_label_overflow_total",
                            f"Label values reported as '{OTHER}' because the label already had its "
-                           f"{label_limit} values (scrape-time gauges count at every scrape), by label.",
+                           f"{label_limit} values (scrape-time gauges count at every scrape), by label; "
+                           "label accelerator_seconds_series: accelerator-seconds counted under 'other' in every "
+                           "label because federator_accelerator_seconds_total had its label sets.",
                            ["label"], registry=r)
+        self.label_overflow = overflow
         # Every metric with a queue label takes it through this one bound (the state gauges too).
         self.queue_label = BoundedLabel("queue", overflow=overflow, limit=label_limit)
         self.jobs_submitted = BoundedMetric(Counter("federator_jobs_submitted_total", "Jobs accepted by Submit.",
                                                     ["queue"], registry=r), self.queue_label)
         self.jobs_rejected = Counter("federator_jobs_rejected_total",
-                                     "Job submissions refused as invalid.", registry=r)
+                                     "Job submissions refused as invalid (not back-pressure: a valid job refused "
+                                     "for want of room is counted in federator_messages_rejected_total{reason="
+                                     "queue_full|queue_pending_limit|user_pending_limit}).", registry=r)
         self.placements = Counter("federator_placements_total",
                                   "Placement decisions by result (placed, unschedulable, refused).",
                                   ["result"], registry=r)
@@ -291,12 +309,15 @@ class Metrics:
                                    "Audit log lines written, by action (submit, cancel, queue.change, "
                                    "certificate.revoke, federatedjob.refuse) and result (accepted, refused, failed).",
                                    ["action", "result"], registry=r)
-        # The queue goes through queue_label; the meter bounds the other labels (accounting.meter.LABEL_LIMIT).
+        # The meter bounds every label (the queue through queue_label) and the label sets (accounting.meter): not
+        # user and namespace, whose product with the rest each label's own bound did not bound (`federator usage
+        # --by user` has them).
+        # The meter takes the queue through the bound itself, then decides the label set, and counts on `.metric`.
         self.accelerator_seconds = BoundedMetric(Counter(
             "federator_accelerator_seconds_total",
-            "Accelerator-seconds used: accelerators held by running placements x seconds, by queue, user, "
-            "namespace, member cluster, provider and accelerator model.",
-            ["queue", "user", "namespace", "cluster", "provider", "model"], registry=r), self.queue_label)
+            "Accelerator-seconds used: accelerators held by running placements x seconds, by queue, member "
+            "cluster, provider and accelerator model (by user or namespace: federator usage).",
+            ["queue", "cluster", "provider", "model"], registry=r), self.queue_label)
         # Kubernetes mode's job store (backends/kube/store.py): each job write the API server did not take.
         self.store_write_errors = Counter(
             "federator_store_write_errors_total",

@@ -130,3 +130,22 @@ def test_a_capability_flag_that_is_not_a_capability_name_is_refused_naming_the_f
     assert out.stderr.strip() == ("federator serve: --allow-capability: 'IPC LOCK' is not a capability name such "
                                   "as IPC_LOCK (upper case, no CAP_ prefix)")
     assert not (tmp_path / "f.db").exists()
+
+
+@pytest.mark.parametrize(("drop", "why"), [
+    ("", "--insecure turns TLS off"),
+    ("--token-file", "needs --token-file"),
+], ids=["insecure-with-everything", "no-token-file"])
+def test_token_listen_names_what_is_really_in_the_way(tmp_path: Path, certs: CertsDir, drop: str, why: str) -> None:
+    """`--insecure --token-listen ... --token-file ... --certs-dir ...` was told it "needs TLS files and
+    --token-file", both of which it had: the conflict is --insecure, and the line says so."""
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("")
+    flags = ["--token-listen", "127.0.0.1:0", "--certs-dir", str(certs.root)]
+    if drop != "--token-file":
+        flags += ["--token-file", str(tokens)]
+    if not drop:
+        flags.append("--insecure")
+    out = _serve("--db", str(tmp_path / "f.db"), *flags)
+    _refused(out, "--token-listen: ", why)
+    assert "needs TLS files" not in out.stderr

@@ -98,7 +98,8 @@ def test_a_federator_that_never_answers_is_given_up_on_after_the_timeout(tmp_pat
 def test_a_job_too_big_to_send_is_refused_naming_its_document_before_anything_is_sent(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     big = json.loads(_doc("big"))
-    big["metadata"]["annotations"] = {f"k{i}": "x" * 1000 for i in range(1500)}
+    big["spec"]["template"] = {"spec": {"containers": [{"name": "main", "image": "trainer",
+                                                       "args": ["x" * 1000] * 1500}]}}
     path.write_text(_doc("small") + "\n---\n" + json.dumps(big))
     out = federator_cli("submit", "-f", str(path), "--insecure", "--server", "127.0.0.1:1")
     assert out.returncode == 2  # nothing dialled: port 1 would have been exit 1

@@ -136,3 +136,33 @@ def test_refusals_reach_the_agent_as_errors_on_its_stream_which_goes_on() -> Non
             assert s.fed.clusters["east-1"].capacity.total_accelerators == 8
 
     asyncio.run(main())
+
+
+HOSTILE = "\x1b[2J\x1b[31mpwned\x07 \x9b6n\x7f\r\nGPU ausgefallen: Überhitzung ✓"
+SHOWN = "\\x1b[2J\\x1b[31mpwned\\x07 \\x9b6n\\x7f\\x0d\\x0aGPU ausgefallen: Überhitzung ✓"
+
+
+def test_an_agents_messages_are_stored_with_control_characters_shown_not_obeyed(store: MemoryStore,
+                                                                               clock: Clock) -> None:
+    """A provider's agent sent JobUpdate.message with `\\x1b[2J\\x1b[31m...` and a bell: stored as is, `get jobs -o
+    wide` cleared users' screens. The federator now writes each control character as its escape and keeps
+    the rest (accents, symbols); the same for an Ack's refusal, which becomes the job's reason."""
+    fed = make(store, clock)
+    service = AgentService(fed)
+    job = fed.submit(spec("train"))
+    rec = join(fed, "west-1")
+    fed.schedule_once()
+    (p,) = job.placements
+    drain(rec)
+    message = agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
+        placement_id=p.placement_id, phase=convert.phase_to_pb(JobPhase.FAILED), message=HOSTILE))
+    assert service.handle(rec, message) is None
+    assert job.message == SHOWN and job.placements[0].message == SHOWN
+
+    other = fed.submit(spec("serve"))
+    fed.schedule_once()
+    (q,) = other.placements
+    ack = agent_pb2.AgentMessage(ack=agent_pb2.Ack(placement_id=q.placement_id, ok=False, message=HOSTILE))
+    assert service.handle(rec, ack) is None
+    said = " ".join([str(other.pending_reason), other.message, *(x.message for x in other.placements)])
+    assert "Überhitzung ✓" in said and not any(c in said for c in "\x1b\x07\x9b\x7f\r\n"), said

@@ -33,10 +33,11 @@ def drain(rec: ClusterRecord) -> list[Order | None]:
 
 
 def moves(fed: Federator) -> dict[tuple[str, str], float]:
-    """federator_placement_moves_total by (cluster, result): the asks answered, as the metrics page has them."""
+    """federator_placement_moves_total by (cluster, result): the asks answered, as the metrics page has them (the
+    series at 0 each connected cluster starts with left out)."""
     return {(s.labels["cluster"], s.labels["result"]): s.value
             for family in fed.metrics.registry.collect() if family.name == "federator_placement_moves"
-            for s in family.samples if s.name.endswith("_total")}
+            for s in family.samples if s.name.endswith("_total") and s.value}
 
 
 def held_on_east(fed: Federator) -> tuple[str, ClusterRecord]:
@@ -179,3 +180,14 @@ def test_the_kept_note_stays_when_the_member_says_more_and_goes_when_it_admits(c
                                         "east-1's queue"
     fed.job_update(rec, pid, JobPhase.RUNNING, "1 replica running")
     assert job.placements[0].message == "1 replica running"
+
+
+def test_moves_are_counted_from_zero_for_each_connected_cluster() -> None:
+    """The panel "Held placements agents asked to move" showed No data until a first move: no series before."""
+    from server_support import Clock, MemoryStore, join, make
+
+    fed = make(MemoryStore(), Clock())
+    join(fed, "west-1")
+    for result in ("moved", "kept"):
+        assert fed.metrics.registry.get_sample_value(
+            "federator_placement_moves_total", {"cluster": "west-1", "result": result}) == 0.0

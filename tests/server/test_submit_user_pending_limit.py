@@ -27,7 +27,7 @@ from federator.security.limits import Limits
 from federator.security.pki import CertsDir, init_ca
 from federator.security.tls import TlsFiles, server_files
 from federator.server.federator import Federator
-from federator.server.intake import QueueFull, QueuePendingLimit, UserPendingLimit
+from federator.server.intake import QueueFull, QueuePendingLimit, SubmitError, UserPendingLimit
 from federator.server.services import JobService
 from federator.store import StoreUnavailable
 from federator.store.sqlite import SqliteJobStore
@@ -83,6 +83,13 @@ def test_the_caps_are_checked_federator_queue_then_user(limits: Limits, refusal:
     with pytest.raises(QueueFull) as refused:
         fed.submit(by("mallory", "flood-2", "flood"))
     assert type(refused.value) is refusal and said in str(refused.value)
+    # Back-pressure refuses a valid job: not among the invalid submissions (federator_jobs_rejected_total, whose
+    # docs say "refused as invalid"), which counted every cap's refusal too.
+    assert sum(rejected(fed, r) for r in ("queue_full", "queue_pending_limit", "user_pending_limit")) == 1
+    assert fed.metrics.registry.get_sample_value("federator_jobs_rejected_total") == 0
+    with pytest.raises(SubmitError):
+        fed.submit(replace(by("mallory", "bad", "flood"), replicas=0))
+    assert fed.metrics.registry.get_sample_value("federator_jobs_rejected_total") == 1
 
 
 def test_a_federatedjob_made_with_kubectl_counts_against_its_namespace_not_a_user_of_that_name() -> None:

@@ -16,9 +16,12 @@ records then.
 
 `federator_accelerator_seconds_total` grows by accelerators x seconds: when a
 record closes, and every `tick` for the open ones, so a long job shows its
-usage as it runs. Every label keeps at most LABEL_LIMIT distinct values (the
-first seen); later values are counted under "other", so a federation with
-thousands of users cannot blow up Prometheus. The store keeps the real names.
+usage as it runs. Its labels are queue, cluster, provider and model
+(records.METRIC_DIMENSIONS; by user and namespace: the usage API). Every label
+keeps at most LABEL_LIMIT distinct values (the first seen), and the counter at
+most SERIES_LIMIT label sets; later ones are counted under "other", so a
+federation of thousands of users and queues cannot blow up Prometheus. The
+store keeps the real names.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from federator.accounting.records import Dimension, UsageRecord
+from federator.accounting.records import METRIC_DIMENSIONS, Dimension, UsageRecord
 from federator.accounting.store import SqliteUsageStore
 from federator.metrics import Metrics
 from federator.model import MILLI, Job, JobPhase, Placement, placement_resources
@@ -41,6 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("federator.accounting")
 LABEL_LIMIT = 200
+SERIES_LIMIT = 2_000
+"""Label sets the accelerator-seconds counter keeps at most (the first seen): each label's bound alone lets their
+product grow to 200^4; a set past this one is counted under "other" in every label (the total stays exact)."""
 OTHER = "other"
 
 
@@ -51,9 +57,20 @@ def held(job: Job, placement: Placement) -> tuple[str, int]:
 
 
 class _BoundedLabels:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, series_limit: int = SERIES_LIMIT) -> None:
         self.limit = limit
+        self.series_limit = series_limit
         self.seen: dict[Dimension, set[str]] = {d: set() for d in Dimension}
+        self.series: set[tuple[str, ...]] = set()
+
+    def label_set(self, labels: tuple[str, ...]) -> tuple[str, ...] | None:
+        """`labels` if the counter has (or may still have) that set, else None: fold it into OTHER."""
+        if labels in self.series:
+            return labels
+        if len(self.series) < self.series_limit:
+            self.series.add(labels)
+            return labels
+        return None
 
     def value(self, dim: Dimension, value: str) -> str:
         seen = self.seen[dim]
@@ -67,12 +84,13 @@ class _BoundedLabels:
 
 class UsageMeter:
     def __init__(self, store: SqliteUsageStore, *, metrics: Metrics, clock: Callable[[], float],
-                 provider_of: Callable[[str], str] = lambda _cluster: "", label_limit: int = LABEL_LIMIT) -> None:
+                 provider_of: Callable[[str], str] = lambda _cluster: "", label_limit: int = LABEL_LIMIT,
+                 series_limit: int = SERIES_LIMIT) -> None:
         self.store = store
         self.metrics = metrics
         self.clock = clock
         self.provider_of = provider_of
-        self._labels = _BoundedLabels(label_limit)
+        self._labels = _BoundedLabels(label_limit, series_limit=series_limit)
         self._open: dict[str, UsageRecord] = {r.placement_id: r for r in store.open_records()}
         self._counted: dict[str, float] = {pid: clock() for pid in self._open}  # counter is current up to here
         self._by_job: dict[str, set[str]] = {}
@@ -149,8 +167,13 @@ class UsageMeter:
             return
         self._counted[rec.placement_id] = now
         # The queue is bounded by the metrics' queue label, shared with every other metric that has one.
-        labels = [rec.key(d) if d is Dimension.QUEUE else self._labels.value(d, rec.key(d)) for d in Dimension]
-        self.metrics.accelerator_seconds.labels(*labels).inc(rec.accelerators_milli / MILLI * (now - since))
+        labels = tuple(self.metrics.queue_label(rec.key(d)) if d is Dimension.QUEUE
+                       else self._labels.value(d, rec.key(d)) for d in METRIC_DIMENSIONS)
+        kept = self._labels.label_set(labels)
+        if kept is None:
+            self.metrics.label_overflow.labels("accelerator_seconds_series").inc()
+            kept = (OTHER,) * len(labels)
+        self.metrics.accelerator_seconds.metric.labels(*kept).inc(rec.accelerators_milli / MILLI * (now - since))
 
     def tick(self) -> None:
         """Bring the counter up to now for every running placement (called every few seconds)."""

@@ -52,6 +52,7 @@ from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, dial_hint, user_files
 from federator.server.paging import MAX_PAGE_SIZE
 from federator.store import job_to_dict
+from federator.termtext import visible
 
 DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
 Target = str | ClientOptions
@@ -88,7 +89,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     g = sub.add_parser("get", help="list jobs or clusters")
     g.add_argument("what", choices=["jobs", "job", "clusters"], help="what to list")
-    g.add_argument("name", nargs="?", help="one job (id or name)")
+    g.add_argument("name", nargs="?", help="one job: its id, or its name (the newest job of that name)")
     g.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
     g.add_argument("--queue", default="", help="only jobs of this queue")
     g.add_argument("--page-size", type=_page_size, default=0, metavar="N",
@@ -380,6 +381,19 @@ def list_jobs(target: Target, queue: str = "", *, page_size: int = 0) -> list[Jo
                 return out
 
 
+def get_job(target: Target, key: str) -> Job | None:
+    """One job by id, or the newest of that name the caller may see (GetJobRequest.job_id); None if there is
+    none. One Get: never a List of every job, which at a national backlog was dozens of pages and seconds."""
+    with connect(target) as (jobs, _):
+        try:
+            reply = jobs.Get(jobs_pb2.GetJobRequest(job_id=key), timeout=CALL_TIMEOUT)
+        except grpc.RpcError as err:
+            if err.code() is grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+    return convert.job_from_pb(reply)
+
+
 def list_clusters(target: Target) -> list[dict[str, Any]]:
     with connect(target) as (_, clusters):
         resp = clusters.List(jobs_pb2.ListClustersRequest(), timeout=CALL_TIMEOUT)
@@ -451,12 +465,15 @@ def _get(args: argparse.Namespace) -> int:
             else:
                 print(table(*cluster_rows(clusters, wide=args.output == "wide")))
             return 0
-        jobs = list_jobs(client_options(args), args.queue, page_size=args.page_size)
         if args.name:
-            jobs = [j for j in jobs if args.name in (j.job_id, j.spec.name)]
-            if not jobs:
-                print(f"error: no job {args.name!r}", file=sys.stderr)
+            job = get_job(client_options(args), args.name)
+            if job is None or (args.queue and job.spec.queue != args.queue):
+                print(f"error: no job {args.name!r}" + (f" in queue {args.queue!r}" if args.queue else ""),
+                      file=sys.stderr)
                 return 1
+            jobs = [job]
+        else:
+            jobs = list_jobs(client_options(args), args.queue, page_size=args.page_size)
     except (grpc.RpcError, TlsError) as err:
         return _fail(err, args)
     if args.output in ("json", "yaml"):
@@ -511,7 +528,7 @@ def watch_lines(jobs: Iterable[Job], last: dict[str, str] | None = None) -> Iter
     for job in jobs:
         where = ",".join(p.cluster for p in job.placements) or "-"
         why = str(job.pending_reason) if job.pending_reason else job.message
-        line = f"{job.job_id} {job.phase} {where} {why}".rstrip()
+        line = visible(f"{job.job_id} {job.phase} {where} {why}".rstrip())  # a member's words, shown not obeyed
         if last.get(job.job_id) != line:
             last[job.job_id] = line
             yield line

@@ -52,6 +52,12 @@ class RejectReason(StrEnum):
     POD_SECURITY = "pod_security"  # a pod template the federator's pod security level forbids
 
 
+BACK_PRESSURE = frozenset({RejectReason.QUEUE_FULL, RejectReason.QUEUE_PENDING_LIMIT, RejectReason.USER_PENDING_LIMIT})
+"""Refusals of a valid job for want of room (a client retries it unchanged): counted in
+federator_messages_rejected_total{reason} only, never among the invalid submissions of
+federator_jobs_rejected_total."""
+
+
 MAX_MESSAGE_BYTES_CEILING = 1 << 30
 """The largest --max-message-bytes: gRPC reads the size as a C int, and larger values ended the server with a
 traceback. A job is a few KiB and a capacity report of a big cluster tens of KiB."""

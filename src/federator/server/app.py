@@ -144,6 +144,17 @@ def _add_port(flag: str, address: str, add: Callable[[str], int]) -> int:
     return port
 
 
+def _token_listen_problem(opts: ServeOptions) -> str:
+    """What keeps the bearer-token listener from serving ("" if nothing), naming the flag at fault: a token
+    travels only over TLS, so --insecure is the conflict even when the TLS files and --token-file are given."""
+    if opts.insecure:
+        return ("bearer tokens are served over TLS only, and --insecure turns TLS off; drop --insecure "
+                "(the main listener then uses the TLS files too) or drop --token-listen")
+    missing = [what for what, absent in (("TLS files (--certs-dir or --ca/--cert/--key)", opts.tls is None),
+                                         ("--token-file", opts.token_file is None)) if absent]
+    return f"needs {' and '.join(missing)}" if missing else ""
+
+
 def _bind(server: grpc.aio.Server, opts: ServeOptions, trust: Trust | None = None) -> tuple[int, int]:
     """The main listener (mTLS, or plaintext with --insecure) and the optional bearer-token listener."""
     try:
@@ -157,8 +168,9 @@ def _bind(server: grpc.aio.Server, opts: ServeOptions, trust: Trust | None = Non
             port = _add_port("--listen", opts.listen, lambda address: server.add_secure_port(address, creds))
         if not opts.token_listen:
             return port, 0
-        if opts.tls is None or opts.insecure or opts.token_file is None:
-            raise SystemExit("--token-listen: needs TLS files and --token-file")
+        problem = _token_listen_problem(opts)
+        if problem or opts.tls is None:  # (no TLS is always a problem: the `or` is for mypy)
+            raise SystemExit(f"--token-listen: {problem}")
         token_creds = opts.tls.server_credentials(require_client_auth=False)
         token_port = _add_port("--token-listen", opts.token_listen,
                                lambda address: server.add_secure_port(address, token_creds))

@@ -208,6 +208,8 @@ class Federator:
             rec.last_report_at = old.last_report_at
         self.clusters[cluster] = rec
         self.metrics.agent_connects.labels(cluster).inc()
+        for result in ("moved", "kept"):  # each from 0: the panel and increase() see a cluster before its first move
+            self.metrics.placement_moves.labels(cluster, result)
         log.info("cluster %s (%s) connected, session %d", cluster, region, rec.session)
         return rec
 

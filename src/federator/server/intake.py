@@ -39,7 +39,7 @@ from federator.jobfile import (
 from federator.jsontext import JsonTextError, load_json
 from federator.model import Job, JobId, JobPhase, JobSpec, Reason, ReasonCode
 from federator.security.authz import Submitter, submitter_of
-from federator.security.limits import RejectReason
+from federator.security.limits import BACK_PRESSURE, RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.fleet_models import FleetModels
 from federator.server.settle import unreported
@@ -379,7 +379,11 @@ class Intake:
         return replace(spec, annotations=tuple(sorted(annotations.items())))
 
     def _reject(self, reason: RejectReason) -> None:
-        self.fed.metrics.jobs_rejected.inc()
+        """Count a refusal by its reason; an invalid submission also in federator_jobs_rejected_total, back-pressure
+        (a valid job told to come back later) not: that counter's rate is users' mistakes, not the federator's
+        room."""
+        if reason not in BACK_PRESSURE:
+            self.fed.metrics.jobs_rejected.inc()
         self.fed.metrics.messages_rejected.labels(reason.value).inc()
 
 

@@ -38,7 +38,7 @@ from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.terms import StreamTerms, default_order_max_age
-from federator.server.validation import Refusal, check_hello_fields, check_plausible, check_report_fields
+from federator.server.validation import Refusal, agent_text, check_hello_fields, check_plausible, check_report_fields
 from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
 
 log = logging.getLogger("federator.server")
@@ -303,13 +303,13 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 return self._report(rec, msg.capacity)
             elif kind == "job_update":
                 u = msg.job_update
-                self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), u.message[:4096],
+                self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue)
             elif kind == "ack":
                 if msg.ack.ok:
                     self.fed.acked(rec, msg.ack.placement_id)
                 else:
-                    self.fed.refused(rec, msg.ack.placement_id, msg.ack.message[:4096])
+                    self.fed.refused(rec, msg.ack.placement_id, agent_text(msg.ack.message))
             else:
                 reason = RejectReason.UNEXPECTED
         except convert.WireError as exc:

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 def state_sample(fed: Federator) -> StateSample:
     """Accelerators per cluster, vendor, model and state (free as the federator's reservations leave them),
-    jobs per queue and phase, pending jobs per queue and reason, accelerators held per queue."""
+    jobs per queue and phase, pending jobs per queue and reason, accelerators held per queue, and the age of each
+    queue's oldest pending job."""
     now = fed.clock()
     snap = fed.snapshot()
     free_after = {c.name: c.capacity for c in snap.clusters}
@@ -62,7 +63,15 @@ def state_sample(fed: Federator) -> StateSample:
                 placement_resources(p, job.spec).accelerator_milli * p.replicas for p in job.placements) / 1000
     for queue in {q for q, _ in jobs}:
         queue_accelerators.setdefault(queue, 0.0)
-    return StateSample(clusters, dict(jobs), dict(pending), dict(queue_accelerators))
+    # The age of each queue's oldest pending job: what FederatorJobsPendingTooLong alerts on (a standing backlog
+    # is normal at national scale; a job that waits for hours is not). Only when some job is pending.
+    first: dict[str, float] = {}
+    for job in everything if pending else ():
+        if job.phase is pending_phase:
+            queue = job.spec.queue
+            first[queue] = min(first.get(queue, job.submitted_at), job.submitted_at)
+    oldest = {queue: max(0.0, now - at) for queue, at in first.items()}
+    return StateSample(clusters, dict(jobs), dict(pending), dict(queue_accelerators), oldest)
 
 
 __all__ = ["state_sample"]

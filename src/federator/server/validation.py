@@ -20,6 +20,7 @@ from federator.api.v1 import agent_pb2, types_pb2
 from federator.model import ClusterCapacity, JobPhase
 from federator.model.cluster import DRA_SUFFIX
 from federator.security.limits import RejectReason
+from federator.termtext import visible
 
 _NOT_REPORTED = (types_pb2.JOB_PHASE_UNSPECIFIED, types_pb2.JOB_PHASE_PENDING)
 
@@ -113,6 +114,16 @@ _RESOURCE = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _CPU_FIELDS = ("cpu_milli_allocatable", "cpu_milli_free", "node_cpu_milli_free_max")
 _MEMORY_FIELDS = ("memory_bytes_allocatable", "memory_bytes_free", "node_memory_bytes_free_max")
+
+
+MAX_AGENT_MESSAGE_CHARS = 4096  # JobUpdate.message, Ack.message: kept at most this long (agent.proto)
+
+
+def agent_text(text: str) -> str:
+    """Free text an agent sends that users read (JobUpdate.message, Ack.message): cut to
+    MAX_AGENT_MESSAGE_CHARS, then each control character written as its escape (termtext.visible), so a
+    member's message never drives a user's terminal (it sent `\x1b[2J\x1b[31m` and a bell)."""
+    return visible(text[:MAX_AGENT_MESSAGE_CHARS])
 
 
 def check_placement_id(field: str, pid: str) -> Refusal | None:
@@ -233,5 +244,6 @@ def error_message(refusal: Refusal) -> agent_pb2.FederatorMessage:
                                                             placement_id=refusal.placement_id))
 
 
-__all__ = ["MAX_PLACEMENT_ID_CHARS", "Refusal", "StreamChecks", "check_ack", "check_hello_fields",
-           "check_placement_id", "check_plausible", "check_report_fields", "check_update", "error_message"]
+__all__ = ["MAX_AGENT_MESSAGE_CHARS", "MAX_PLACEMENT_ID_CHARS", "Refusal", "StreamChecks", "agent_text", "check_ack",
+           "check_hello_fields", "check_placement_id", "check_plausible", "check_report_fields", "check_update",
+           "error_message"]

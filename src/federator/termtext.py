@@ -1,0 +1,24 @@
+"""Text from others made safe to print on a terminal: control characters shown, never obeyed.
+
+A member's agent (possibly a third party's) writes a placement's message, which users read in
+`federator get jobs -o wide`, `kubectl get fj` and logs. `\\x1b[2J` in it cleared their screen and a bell
+rang; an OSC sequence could retitle the terminal or forge a link. The federator cleans such text where it
+takes it (server/validation.py), and the CLI cleans every table cell again (cli/output.py): a server of
+another version, or a store written before the cleaning, must not reach a terminal raw either.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 (every one: a tab or line break in a table cell breaks its row too), DEL, and C1 (0x9b is a one-byte CSI).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """`text` with each control character (C0, ESC among them, DEL, C1) written as its escape (`\\x1b`); any
+    other Unicode kept as is."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+__all__ = ["visible"]
