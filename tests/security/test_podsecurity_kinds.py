@@ -65,9 +65,8 @@ BASELINE_REFUSALS = [
     ("trainjob-template-override-host-path",
      {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {"podTemplateOverrides": [
          {"targetJobs": [{"name": "node"}], "spec": {"hostPID": True, "volumes": [{"name": "r", "hostPath": {
-             "path": "/"}}], "containers": [{"name": "node", "securityContext": {"privileged": True}}]}}]}},
-     ["spec.podTemplateOverrides[0].spec.hostPID", "spec.podTemplateOverrides[0].spec.volumes[0].hostPath",
-      "spec.podTemplateOverrides[0].spec.containers[0].securityContext.privileged"]),
+             "path": "/"}}]}}]}},  # no containers: not a pod template, and so not read at all before
+     ["spec.podTemplateOverrides[0].spec.hostPID", "spec.podTemplateOverrides[0].spec.volumes[0].hostPath"]),
 ]
 
 
