@@ -63,9 +63,9 @@ def problems(obj: object, at: str, *, template: bool = False) -> list[tuple[str,
         found += _keys(meta.get("labels"), f"{where}.labels", CONTROLLER_LABELS, _TAIL)
         found += _keys(meta.get("annotations"), f"{where}.annotations", CONTROLLER_ANNOTATIONS, _TAIL)
     for where, node in _mappings(obj, at):
-        meta = node.get("metadata")
-        if isinstance(meta, Mapping):
-            found += _keys(meta.get("labels"), f"{where}.metadata.labels" if where else "metadata.labels",
+        own = node.get("metadata")
+        if isinstance(own, Mapping):
+            found += _keys(own.get("labels"), f"{where}.metadata.labels" if where else "metadata.labels",
                            KUEUE_LABELS)
         for key in ("headService", "serveService"):  # the Services KubeRay makes from a Service spec of the job's
             ips = _mapping(_mapping(node.get(key)).get("spec")).get("externalIPs")

@@ -174,9 +174,10 @@ def check_object(obj: object, *, policy: PodSecurity, allowed_by: str = SERVER_F
         # a pod spec's (a hostPath volume, hostPID, ...), but restricted's demands on containers are the
         # runtime's to meet (an override's containers carry env and mounts only).
         found += _Check(policy, allowed_by).pod(override, {}, path, f"{path}.metadata", whole=False)
+    kinds = _Check(policy, allowed_by)
     for path, node in _mappings(obj):
-        found += _Check(policy, allowed_by).kind_fields(node, path)
-    return found
+        kinds.kind_fields(node, path)
+    return found + kinds.found
 
 
 def pod_templates(obj: object, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
