@@ -16,6 +16,8 @@ import yaml
 
 from federator.backends.kube.workloads import RenderOptions, adapter_for, build_workload, needs
 from federator.model import JobId, JobSpec, Placement, PlacementId, Resources
+from federator.security import isolation
+from federator.security.podsecurity import PodSecurity, check_object
 
 from kube_support import JOBS_NAMESPACE, WORKLOADS, Kube
 from support import eventually
@@ -162,3 +164,27 @@ def test_an_lws_inference_job_spreads_its_groups(kube: Kube, every_crd: None) ->
                 kube, m, "leaderworkersets.leaderworkerset.x-k8s.io", pid), timeout=60, what=f"{member}'s LWS gone")
     finally:
         kube.kubectl("host", "delete", "fj", "llm-serve", "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_the_ray_fields_the_checks_read_are_kuberays_own(kube: Kube, every_crd: None) -> None:
+    """The fields the red team sent past both checks (a privileged autoscaler, a LoadBalancer head Service with
+    external IPs, an Ingress) are KubeRay's as its CRD has them: the member's API server keeps each (none is
+    pruned as unknown), and the checks that now refuse them read them at those paths."""
+    obj = fresh("RayJob")
+    cluster = obj["spec"]["rayClusterSpec"]
+    cluster["enableInTreeAutoscaling"] = True
+    cluster["autoscalerOptions"] = {"securityContext": {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}}}
+    cluster["headGroupSpec"].update(serviceType="LoadBalancer", enableIngress=True,
+                                    headService={"spec": {"type": "LoadBalancer", "externalIPs": ["192.0.2.10"]}})
+    obj["metadata"]["namespace"] = WORKLOADS
+    got = kube.kubectl("member-b", "create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(obj))
+    kept = json.loads(got.stdout)["spec"]["rayClusterSpec"]
+    assert kept["autoscalerOptions"]["securityContext"]["privileged"] is True
+    assert kept["headGroupSpec"]["serviceType"] == "LoadBalancer" and kept["headGroupSpec"]["enableIngress"] is True
+    assert kept["headGroupSpec"]["headService"]["spec"]["externalIPs"] == ["192.0.2.10"]
+    at = "spec.rayClusterSpec"
+    assert {v.field for v in check_object(obj, policy=PodSecurity())} == {
+        f"{at}.autoscalerOptions.securityContext.privileged",
+        f"{at}.autoscalerOptions.securityContext.capabilities.add[0]", f"{at}.headGroupSpec.serviceType",
+        f"{at}.headGroupSpec.headService.spec.type", f"{at}.headGroupSpec.enableIngress"}
+    assert [field for field, _ in isolation.problems(obj, "")] == [f"{at}.headGroupSpec.headService.spec.externalIPs"]

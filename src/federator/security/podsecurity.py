@@ -92,6 +92,13 @@ SYSTEM_PRIORITY_CLASSES = frozenset({"system-node-critical", "system-cluster-cri
 # taint: `operator: Exists` without a key) with a matching node selector or affinity puts a tenant's pod on the
 # provider's control-plane nodes; and `nodeName` skips the member's scheduler, its gang admission and quotas.
 CONTROL_PLANE_TAINTS = frozenset({"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"})
+# Also beyond them: a pod's own scheduler. Another name (a second scheduler a member runs for its own work, or
+# one it does not run at all) skips the member's default scheduler, its gang admission and its quotas.
+DEFAULT_SCHEDULERS = frozenset({"", "default-scheduler"})
+# And the Services a workload kind makes from fields of its own (KubeRay's head Service): any type but ClusterIP
+# reaches beyond the cluster (NodePort, LoadBalancer) or names an outside host (ExternalName); a Ray head's
+# dashboard takes job submissions without authentication.
+SERVICE_TYPES = frozenset({"", "ClusterIP"})
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 _CAPABILITY = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
@@ -150,8 +157,10 @@ def check_template(template: Mapping[str, Any], *, policy: PodSecurity,
 
 def check_object(obj: object, *, policy: PodSecurity, allowed_by: str = SERVER_FLAGS) -> list[Violation]:
     """What the pod templates inside a workload object (a JobSet, a RayJob, ...) break: every mapping whose
-    `spec` has containers is one, wherever the kind keeps it; and what a TrainJob's `podSpecOverrides` add to
-    the pods of its runtime (volumes, the host's namespaces)."""
+    `spec` has containers is one, wherever the kind keeps it; what a TrainJob's `podSpecOverrides` (and
+    `podTemplateOverrides`) add to the pods of its runtime (volumes, the host's namespaces); and the fields a
+    kind turns into pods or Services of its own (`kind_fields`: a Ray cluster's autoscaler and head Service, a
+    Kubeflow job's scheduling policy)."""
     if policy.level is PodSecurityLevel.PRIVILEGED:
         return []
     found: list[Violation] = []
@@ -165,7 +174,10 @@ def check_object(obj: object, *, policy: PodSecurity, allowed_by: str = SERVER_F
         # a pod spec's (a hostPath volume, hostPID, ...), but restricted's demands on containers are the
         # runtime's to meet (an override's containers carry env and mounts only).
         found += _Check(policy, allowed_by).pod(override, {}, path, f"{path}.metadata", whole=False)
-    return found
+    kinds = _Check(policy, allowed_by)
+    for path, node in _mappings(obj):
+        kinds.kind_fields(node, path)
+    return found + kinds.found
 
 
 def pod_templates(obj: object, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -178,25 +190,40 @@ def pod_templates(obj: object, path: str = "") -> Iterator[tuple[str, Mapping[st
         if isinstance(spec, Mapping) and any(key in spec for key in CONTAINER_LISTS):
             yield path, obj
         for key, value in obj.items():
-            yield from pod_templates(value, f"{path}.{key}" if path else str(key))
+            if key != "podTemplateOverrides":  # pod spec fields to merge, checked as such (pod_spec_overrides)
+                yield from pod_templates(value, f"{path}.{key}" if path else str(key))
     elif isinstance(obj, list):
         for i, item in enumerate(obj):
             yield from pod_templates(item, f"{path}[{i}]")
 
 
 def pod_spec_overrides(obj: object, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(path, override) for each item of a `podSpecOverrides` list inside `obj` (a TrainJob's): pod spec fields
-    the trainer merges into the pods of its runtime."""
+    """(path, override) for each item of a `podSpecOverrides` list inside `obj` (a TrainJob's, Trainer v2.0), and
+    the `spec` of each item of a `podTemplateOverrides` list (its successor): pod spec fields the trainer merges
+    into the pods of its runtime."""
     if isinstance(obj, Mapping):
         for key, value in obj.items():
             at = f"{path}.{key}" if path else str(key)
             if key == "podSpecOverrides" and isinstance(value, list):
                 yield from ((f"{at}[{i}]", item) for i, item in _items(value))
+            elif key == "podTemplateOverrides" and isinstance(value, list):
+                yield from ((f"{at}[{i}].spec", _mapping(item.get("spec"))) for i, item in _items(value))
             else:
                 yield from pod_spec_overrides(value, at)
     elif isinstance(obj, list):
         for i, item in enumerate(obj):
             yield from pod_spec_overrides(item, f"{path}[{i}]")
+
+
+def _mappings(obj: object, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(path, mapping) for every mapping inside `obj`, itself first."""
+    if isinstance(obj, Mapping):
+        yield path, obj
+        for key, value in obj.items():
+            yield from _mappings(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(obj, list):
+        for i, item in enumerate(obj):
+            yield from _mappings(item, f"{path}[{i}]")
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -238,6 +265,10 @@ class _Check:
             if taint in CONTROL_PLANE_TAINTS or (not taint and toleration.get("operator") == "Exists"):
                 self.no(f"{at}.tolerations[{i}]", " (it tolerates the taint that keeps work off the cluster's "
                                                   "control-plane nodes" + ("" if taint else ", with every other") + ")")
+        scheduler = spec.get("schedulerName")
+        if scheduler is not None and scheduler not in DEFAULT_SCHEDULERS:
+            self.no(f"{at}.schedulerName", f" ({str(scheduler)[:80]!r}: the member's own scheduler places its pods; "
+                                           "another would skip its gang admission and its quotas)")
         priority = spec.get("priorityClassName")
         if priority in SYSTEM_PRIORITY_CLASSES:
             self.no(f"{at}.priorityClassName", f" ({priority!r} is for the cluster's own pods: it would preempt "
@@ -320,11 +351,12 @@ class _Check:
                 self.no(f"{at}.{kind}.host", " (a probe or hook reaches the pod's own address only)")
 
     def restricted_pod(self, context: Mapping[str, Any], containers: list[tuple[str, Mapping[str, Any]]],
-                       at: str) -> None:
-        """What restricted asks every container to set (or the pod, for those a pod may set for all)."""
+                       at: str, *, added: bool = False) -> None:
+        """What restricted asks every container to set (or the pod, for those a pod may set for all). `added`:
+        the containers are ones a controller adds to the pod at `at`, whose own fields are checked already."""
         pod_non_root = context.get("runAsNonRoot")
         pod_seccomp = _mapping(context.get("seccompProfile")).get("type")
-        if pod_non_root is False:
+        if pod_non_root is False and not added:
             self.must(f"{at}.securityContext.runAsNonRoot", "true")
         for where, container in containers:
             sc = _mapping(container.get("securityContext"))
@@ -339,6 +371,58 @@ class _Check:
             drop = _mapping(sc.get("capabilities")).get("drop")
             if not isinstance(drop, list) or not any(capability_name(str(d)) == "ALL" for d in drop):
                 self.must(f"{where}.securityContext.capabilities.drop", "a list holding ALL")
+
+    def kind_fields(self, node: Mapping[str, Any], at: str) -> list[Violation]:
+        """The fields of a workload kind (not of a pod template) that the kind's controller turns into pods and
+        Services of its own: found by their names, wherever the kind keeps them, as `pod_templates` finds pods."""
+        prefix = f"{at}." if at else ""
+        if isinstance(node.get("headGroupSpec"), Mapping):  # a Ray cluster's spec: a RayJob's rayClusterSpec, ...
+            self.ray_cluster(node, prefix)
+        if isinstance(node.get("serveService"), Mapping):  # a RayService's
+            self.service(node["serveService"], f"{prefix}serveService")
+        policy = node.get("schedulingPolicy")  # a Kubeflow job's runPolicy: what it asks of the gang scheduler
+        if isinstance(policy, Mapping):
+            priority = policy.get("priorityClass")
+            if priority in SYSTEM_PRIORITY_CLASSES:
+                self.no(f"{prefix}schedulingPolicy.priorityClass", f" ({priority!r} is for the cluster's own pods: "
+                                                                   "it would preempt any other pod on the node, "
+                                                                   "other jobs' included)")
+            if policy.get("queue"):
+                self.no(f"{prefix}schedulingPolicy.queue", f" ({str(policy['queue'])[:80]!r}: the member's queues "
+                                                           "are its operator's and the agent's to pick)")
+        return self.found
+
+    def ray_cluster(self, cluster: Mapping[str, Any], prefix: str) -> None:
+        """KubeRay adds the autoscaler (`autoscalerOptions`, a container's fields) to the head pod, and makes the
+        head's Service from `headGroupSpec.serviceType` and `headService`, its Ingress from `enableIngress`."""
+        head = _mapping(cluster.get("headGroupSpec"))
+        at = f"{prefix}headGroupSpec"
+        kind = head.get("serviceType")
+        if kind is not None and kind not in SERVICE_TYPES:
+            self.no(f"{at}.serviceType", f" ({str(kind)[:40]!r}: the head's Service may be ClusterIP; the Ray "
+                                         "dashboard it exposes takes jobs without authentication)")
+        if isinstance(head.get("headService"), Mapping):
+            self.service(head["headService"], f"{at}.headService")
+        if head.get("enableIngress") is True:
+            self.no(f"{at}.enableIngress", " (an Ingress would expose the Ray dashboard, which takes jobs without "
+                                           "authentication, beyond the cluster)")
+        options = cluster.get("autoscalerOptions")
+        scaling = cluster.get("enableInTreeAutoscaling") is True
+        if not isinstance(options, Mapping) and not (scaling and self.level is PodSecurityLevel.RESTRICTED):
+            return
+        pod = _mapping(_mapping(head.get("template")).get("spec"))
+        where = f"{prefix}autoscalerOptions"
+        container = options if isinstance(options, Mapping) else {}
+        self.container(container, where, host_network=pod.get("hostNetwork") is True)
+        if scaling and self.level is PodSecurityLevel.RESTRICTED:  # the autoscaler runs only when enabled
+            self.restricted_pod(_mapping(pod.get("securityContext")), [(where, container)],
+                                f"{at}.template.spec", added=True)
+
+    def service(self, service: Mapping[str, Any], at: str) -> None:
+        kind = _mapping(service.get("spec")).get("type")
+        if kind is not None and kind not in SERVICE_TYPES:
+            self.no(f"{at}.spec.type", f" ({str(kind)[:40]!r}: a Service a job's kind makes may be ClusterIP, "
+                                       "reachable inside the cluster only)")
 
 
 # -- a member's level, as its agent reports it and the scheduler reads it ---------------------------------

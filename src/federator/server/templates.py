@@ -13,7 +13,10 @@ references (`owned_problems`): a user's finalizer on a member's workload or pod
 holds its deletion on a provider's cluster until someone there removes it by
 hand (the agent's cancel never completes), and an owner reference names an
 object of the host cluster, or lets a member's garbage collector delete what
-the agent made. What a member's objects carry is the agent's to decide.
+the agent made. What a member's objects carry is the agent's to decide. Nor,
+whatever the level, what would reach into another job on a shared member
+(`security/isolation`: a controller's labels in a pod template, Kueue's,
+a Service's external IPs, a RayJob's clusterSelector).
 
 Nor may a field the agent renders into be of the wrong type (`shape_problems`:
 `containers: "app"`, a list for `nodeSelector`): the agent could not render it
@@ -29,6 +32,7 @@ from typing import Any
 from federator.jobfile import FieldProblem
 from federator.model import JobSpec
 from federator.podtemplates import AGENT_KEYS, merged_over, shape_problems
+from federator.security import isolation
 from federator.security.podsecurity import (
     PodSecurity,
     PodSecurityLevel,
@@ -47,10 +51,12 @@ _OWNED_FIELDS = {
 
 def owned_problems(spec: JobSpec) -> list[FieldProblem]:
     """Finalizers, owner references, and the agent's placement labels and annotations anywhere in the job's
-    templates or its workload object."""
+    templates or its workload object; and what no level allows (`isolation.problems`)."""
     texts = [("spec.template", spec.pod_template_json), ("spec.workload", spec.workload_json)]
     texts += [(f"spec.accelerators[{i}].template", a.pod_template_json) for i, a in enumerate(spec.accelerators)]
-    return [FieldProblem(field, problem) for at, text in texts if text for field, problem in _owned(_object(text), at)]
+    return [FieldProblem(field, problem) for at, text in texts if text
+            for field, problem in [*_owned(_object(text), at),
+                                   *isolation.problems(_object(text), at, template=at != "spec.workload")]]
 
 
 def template_shape_problems(spec: JobSpec) -> list[FieldProblem]:

@@ -74,6 +74,7 @@ from federator.backends.kube.workloads import (
 )
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement
 from federator.podtemplates import merged_over, shape_problems
+from federator.security import isolation
 from federator.security.podsecurity import AGENT_FLAGS, PodSecurity, check_object, member_refusal, needed_by_object
 
 log = logging.getLogger("federator.agent.kube")
@@ -325,6 +326,10 @@ class KubeBackend:
         why = self._fit(placement, spec)
         if why:
             return why
+        crossing = isolation.problems(manifest, "")  # before the agent's own Kueue label goes on
+        if crossing:
+            return (f"{self.cluster or 'this member'} refuses what no pod security level allows: "
+                    + "; ".join(f"{field}: {problem}" for field, problem in crossing))
         manifest = self.gang.prepare(manifest, pid)  # Kueue mode: the LocalQueue label, suspended
         found = check_object(manifest, policy=self.pod_security, allowed_by=AGENT_FLAGS)
         if found:  # what this member would create, as rendered: nothing of it is created
