@@ -122,3 +122,35 @@ def test_while_an_expected_member_has_not_reported_an_unknown_model_is_a_warning
     fed.report(rec, cluster("rtx-5", "r", pool("NVIDIA-H100-80GB-HBM3", nodes=1)).capacity)  # no RTX-5090 there
     with pytest.raises(SubmitError, match="spec.accelerators\\[0\\].model: unknown accelerator model 'RTX-5090'"):
         fed.submit(_job("late", [{"model": "RTX-5090", "count": 1}]))
+
+
+def test_a_capability_no_device_of_the_fleet_has_is_accepted_with_a_warning() -> None:
+    """`minMemoryMiB: 2^60` is valid and would wait forever: the user hears at submit, as for a model no member
+    has, with the most memory any device has."""
+    fed = make(MemoryStore(), Clock())
+    rec = fed.connect(cluster="nv", region="east", labels={})
+    fed.report(rec, cluster("nv", "east", replace(pool(H100, nodes=1), memory_mib=81_920)).capacity)
+    big = fed.submit(_job("big", [{"minMemoryMiB": 2**40, "count": 1}]))
+    (warning,) = fed.intake.warnings(big.spec)
+    assert warning == ("spec.accelerators[0].minMemoryMiB: no member cluster has a device with 1099511627776 MiB "
+                       "now (the most any has: 81920 MiB); the job waits until one joins")
+    fits = fed.submit(_job("fits", [{"minMemoryMiB": 81_920, "count": 1}]))
+    assert fed.intake.warnings(fits.spec) == []
+
+
+def test_a_latency_budget_no_members_region_meets_is_accepted_with_a_warning() -> None:
+    fed = make(MemoryStore(), Clock())
+    fed.set_scheduler_config(replace(fed.scheduler.config, region_latency_ms={("east", "west"): 80}))
+    for name, region in (("e1", "east"), ("w1", "west")):
+        rec = fed.connect(cluster=name, region=region, labels={})
+        fed.report(rec, cluster(name, region, pool(H100, nodes=1)).capacity)
+    mars = fed.submit(_job("mars", regions={"user": "mars", "maxLatencyMs": 50}))
+    assert fed.intake.warnings(mars.spec) == [
+        "spec.regions.maxLatencyMs: no member cluster's region is within 50 ms of mars (the policy's "
+        "regions.latencyMs knows no latency from mars to any of them); the job waits until one is"]
+    far = fed.submit(_job("far", regions={"user": "west", "maxLatencyMs": 50}))
+    assert fed.intake.warnings(far.spec) == []  # west's own cluster is 0 ms away
+    fed.clusters.pop("w1")
+    assert fed.intake.warnings(far.spec) == [
+        "spec.regions.maxLatencyMs: no member cluster's region is within 50 ms of west (the nearest, east, is 80 ms "
+        "away); the job waits until one is"]

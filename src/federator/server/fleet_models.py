@@ -81,6 +81,7 @@ class FleetModels:
         self._fleet: frozenset[FleetModel] = frozenset()
         self._by_cluster: dict[str, frozenset[FleetModel]] = {}
         self._present: dict[tuple[str, str], bool] = {}  # in_fleet answers for the fleet as it is now
+        self._memory: dict[str, int] = {}  # per member: the most memory one of its devices has (MiB, 0 = unknown)
 
     @property
     def models(self) -> frozenset[FleetModel]:
@@ -89,6 +90,7 @@ class FleetModels:
     def reported(self, cluster: str, capacity: ClusterCapacity) -> None:
         """A member's report: the set is rebuilt only when that member's pools are not the ones it had."""
         pools = frozenset((p.vendor, p.accelerator_model, p.family) for p in capacity.accelerator_pools)
+        self._memory[cluster] = max((p.memory_mib for p in capacity.accelerator_pools), default=0)
         if self._by_cluster.get(cluster) != pools:
             self._by_cluster[cluster] = pools
             fleet = frozenset().union(*self._by_cluster.values())
@@ -123,6 +125,12 @@ class FleetModels:
             where = "spec.accelerators" if spec.accelerators else "spec.acceleratorModels"
             out.append(f"{where}: no member cluster has {names} now (the fleet has: {fleet_listing(self._fleet)}); "
                        "the job waits until one joins")
+        most = max(self._memory.values(), default=0)
+        for i, alt in enumerate(spec.accelerators):
+            if most and alt.min_memory_mib > most:
+                out.append(f"spec.accelerators[{i}].minMemoryMiB: no member cluster has a device with "
+                           f"{alt.min_memory_mib} MiB now (the most any has: {most} MiB); the job waits until one "
+                           "joins")
         return out
 
 

@@ -38,6 +38,7 @@ from federator.jobfile import (
 )
 from federator.jsontext import JsonTextError, load_json
 from federator.model import Job, JobId, JobPhase, JobSpec, Reason, ReasonCode
+from federator.scheduler import SchedulerConfig
 from federator.security.authz import Submitter, submitter_of
 from federator.security.limits import BACK_PRESSURE, RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
@@ -51,6 +52,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("federator.server")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def latency_warnings(spec: JobSpec, config: SchedulerConfig, regions: set[str]) -> list[str]:
+    """A latency budget no member's region meets now (the policy's `regions.latencyMs` knows no latency from the
+    users' region, or none within the budget): the job is valid, and waits until one does, as LatencyBudget then
+    says; the user hears it at submit, as for a model no member has."""
+    if not spec.max_latency_ms or not regions:
+        return []
+    known = sorted((ms, r) for r in regions if (ms := config.latency_ms(spec.user_region, r)) is not None)
+    if known and known[0][0] <= spec.max_latency_ms:
+        return []
+    why = (f"the nearest, {known[0][1]}, is {known[0][0]} ms away" if known else
+           f"the policy's regions.latencyMs knows no latency from {spec.user_region} to any of them")
+    return [f"spec.regions.maxLatencyMs: no member cluster's region is within {spec.max_latency_ms} ms of "
+            f"{spec.user_region} ({why}); the job waits until one is"]
 
 
 class SubmitError(ValueError):
@@ -163,7 +179,8 @@ class Intake:
         unknown = self.fleet.unknown(spec)  # accepted only because the fleet is not all known yet
         early = [f"{unknown}; accepted because not every member cluster has reported since the federator "
                  "started: check the name"] if unknown else []
-        return early + self.fleet.warnings(spec)
+        return early + self.fleet.warnings(spec) + latency_warnings(spec, self.fed.scheduler.config,
+                                                                   {c.region for c in self.fed.clusters.values()})
 
     def fleet_settled(self) -> bool:
         """Whether a model no member has is really unknown: every cluster the federator expects (after a
