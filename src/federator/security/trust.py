@@ -133,6 +133,36 @@ class Trust:
         return (f"hello.region: {region[:80]!r} is not a region of provider {provider.name!r}; the trust file "
                 f"binds its clusters to regions {', '.join(provider.regions)}")
 
+    def provider_label_problem(self, issuer: str, cluster: str, labels: Mapping[str, str]) -> str:
+        """"" if a Hello's PROVIDER_LABEL (if it gives one) names the provider whose CA certified the cluster, else
+        why not, naming the field. Accounting groups usage by that label: a cluster of one provider (or of the
+        federation's CA) naming another would have its usage accounted to it. A label naming no provider of the
+        trust file is the federation's own clusters' business (their operator's name for who runs them)."""
+        claimed = labels.get(PROVIDER_LABEL, "")
+        field = f"hello.labels[{PROVIDER_LABEL}]"
+        if not claimed or claimed == issuer:
+            return ""
+        if issuer:
+            return (f"{field}: {claimed[:80]!r} is not the provider of cluster {cluster!r}: its certificate comes "
+                    f"from provider {issuer!r}'s CA (leave the label out, or give --provider {issuer})")
+        if claimed in self.providers:
+            return (f"{field}: cluster {cluster!r} holds a certificate from the federation's CA, so its label "
+                    f"{PROVIDER_LABEL} may not name provider {claimed!r} (that provider's clusters hold certificates "
+                    "from its own CA)")
+        return ""
+
+    def admits(self, identity: Identity, cert: x509.Certificate, *, region: str,
+               labels: Mapping[str, str]) -> tuple[str, str]:
+        """(issuer, problem) for an agent stream as this trust sees it: its certificate (`check`), the provider's
+        revocations, its Hello's region and provider label. A reload asks it of every live stream."""
+        issuer, problem = self.check(identity, cert)
+        if problem:
+            return issuer, problem
+        if self.revoked(issuer, identity, cert.serial_number):
+            return issuer, f"provider {issuer!r} revoked the certificate of {identity} (serial {cert.serial_number:x})"
+        return issuer, (self.region_problem(issuer, region) or
+                        self.provider_label_problem(issuer, identity.name, labels))
+
     def revoked(self, issuer: str, identity: Identity, serial: int) -> bool:
         provider = self.providers.get(issuer)
         return provider is not None and provider.revocations is not None and \

@@ -214,17 +214,13 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, region_problem)
             return
         labels = dict(hello.labels)
-        if peer.issuer:  # the trust file binds this cluster to a provider: that is its provider, whatever it says
+        label_problem = self.auth.trust.provider_label_problem(peer.issuer, hello.cluster, labels) \
+            if self.auth.trust else ""
+        if label_problem:  # its usage would be accounted to a provider whose CA did not certify it
+            log.warning("refused an agent stream of cluster %r: %s", hello.cluster, label_problem)
+            await self.deny(context, AuthDenied(RejectReason.IDENTITY_MISMATCH, label_problem))
+        if peer.issuer:  # the trust file binds this cluster to a provider: that is its provider
             labels[PROVIDER_LABEL] = peer.issuer
-        elif (claimed := labels.get(PROVIDER_LABEL, "")) and self.auth.trust is not None \
-                and claimed in self.auth.trust.providers:
-            # A cluster of the federation's own CA naming a provider of the trust file would have its usage
-            # accounted to that provider, whose clusters hold its own CA's certificates.
-            await self.deny(context, AuthDenied(
-                RejectReason.IDENTITY_MISMATCH,
-                f"cluster {hello.cluster!r} holds a certificate from the federation's CA, so its label "
-                f"{PROVIDER_LABEL} may not name provider {claimed!r} (that provider's clusters hold certificates "
-                "from its own CA)"))
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, peer))
