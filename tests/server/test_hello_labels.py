@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from test_services_edge import agent_stream, channel, provider_files, providers, report, run, served
 
 from federator.api.v1 import agent_pb2
 from federator.security.pki import CertsDir
 from federator.security.trust import Trust
-
-from test_services_edge import agent_stream, channel, provider_files, providers, report, run, served
 
 __all__ = ["providers"]  # the fixture, shared with test_services_edge
 

@@ -50,6 +50,7 @@ class RejectReason(StrEnum):
     # use: they hold as many pending jobs as they may; other owners' Submits still pass
     USER_PENDING_LIMIT = "user_pending_limit"
     POD_SECURITY = "pod_security"  # a pod template the federator's pod security level forbids
+    UNTRUSTED = "untrusted"  # a live agent stream a reloaded trust file no longer admits: ended
 
 
 MAX_MESSAGE_BYTES_CEILING = 1 << 30

@@ -155,6 +155,8 @@ class Trust:
                labels: Mapping[str, str]) -> tuple[str, str]:
         """(issuer, problem) for an agent stream as this trust sees it: its certificate (`check`), the provider's
         revocations, its Hello's region and provider label. A reload asks it of every live stream."""
+        if not self.providers and self.issuer_of(cert) is None:  # check() leaves that to the TLS layer, which
+            return "", "the certificate was signed by no CA of the trust file"  # accepted this stream before
         issuer, problem = self.check(identity, cert)
         if problem:
             return issuer, problem
@@ -176,8 +178,12 @@ class Trust:
 
 
 def load_trust(path: Path, *, federation_ca: Path,
-               on_revoked: Callable[[str, list[str]], None] | None = None) -> Trust:
-    """Read the trust file; TrustError names the bad field. `on_revoked(provider, entries)`: see RevocationList."""
+               on_revoked: Callable[[str, list[str]], None] | None = None, previous: Trust | None = None) -> Trust:
+    """Read the trust file; TrustError names the bad field. `on_revoked(provider, entries)`: see RevocationList.
+
+    `previous`: the trust this one replaces (a reload): a provider whose revocation list is the same file keeps
+    its RevocationList, which re-reads itself when the file changes, so `on_revoked` is not told its old
+    entries again."""
     try:
         doc = load_yaml_file(path) or {}
     except YamlFileError as exc:
@@ -206,9 +212,15 @@ def load_trust(path: Path, *, federation_ca: Path,
         except PkiError as exc:
             raise TrustError(f"{where}.ca: {exc}") from exc
         hook = (lambda entries, provider=name: on_revoked(provider, entries)) if on_revoked else None
+        before = previous.providers.get(name) if previous is not None else None
         try:
-            revoked = RevocationList(path.parent / str(body["revoked"]), on_revoked=hook) \
-                if body.get("revoked") else None
+            if not body.get("revoked"):
+                revoked = None
+            elif before is not None and before.revocations is not None and \
+                    before.revocations.path == path.parent / str(body["revoked"]):
+                revoked = before.revocations
+            else:
+                revoked = RevocationList(path.parent / str(body["revoked"]), on_revoked=hook)
         except ValueError as exc:
             raise TrustError(f"{where}.revoked: {exc}") from exc
         providers[name] = Provider(name, ca, tuple(clusters), revoked,
