@@ -227,6 +227,27 @@ def test_a_region_the_provider_may_no_longer_serve_ends_that_stream_only(certs: 
     run(go)
 
 
+def test_a_reload_to_no_providers_trusts_only_the_federations_ca_even_on_an_open_connection(certs: CertsDir) -> None:
+    """The TLS handshake of a connection already open is not done again: a new stream on it is judged by the
+    reloaded trust alone, which must not take a file without providers for "trust every certificate"."""
+    async def go() -> None:
+        async with served(certs) as s, channel(s.target, provider_files(certs, "acme", "acme-1")) as ch:
+            live = Live(ch, "acme-1", "east")
+            await live.welcomed()
+            assert s.reload("providers: {}\n") is ReloadResult.OK
+            assert (await live.ended()).code() is grpc.StatusCode.PERMISSION_DENIED
+            got, err = await agent_stream(ch, [agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster="acme-1",
+                                                                                           region="east"))])
+            assert err is not None and err.code() in (grpc.StatusCode.PERMISSION_DENIED,
+                                                      grpc.StatusCode.UNAVAILABLE), err
+            assert err.code() is not grpc.StatusCode.PERMISSION_DENIED or \
+                "signed by no CA of the trust file" in (err.details() or "")
+            assert not s.fed.clusters["acme-1"].connected
+            assert await welcomed(s.target, cluster_files(certs, "east-1"), "east-1", "south") is None
+
+    run(go)
+
+
 @pytest.mark.parametrize(("text", "said"), [
     ("providers:\n  acme: {ca: providers/acme/ca.crt, clusters: ['acme-*']\n",
      "line 3"),  # a YAML error: the line

@@ -100,9 +100,10 @@ class Trust:
         return (owners[0] if owners else None), ""
 
     def check(self, identity: Identity, cert: x509.Certificate) -> tuple[str, str]:
-        """(issuer, problem): whether this CA may certify this identity; problem "" when it may."""
-        if not self.providers:
-            return FEDERATION, ""
+        """(issuer, problem): whether this CA may certify this identity; problem "" when it may.
+
+        The issuer is found even with no provider in the file: the TLS layer checked a connection's certificate
+        against the CAs of its day, and a connection outlives a reload that removes its provider."""
         issuer = self.issuer_of(cert)
         if issuer is None:
             return "", "the certificate was signed by no CA of the trust file"
@@ -155,8 +156,6 @@ class Trust:
                labels: Mapping[str, str]) -> tuple[str, str]:
         """(issuer, problem) for an agent stream as this trust sees it: its certificate (`check`), the provider's
         revocations, its Hello's region and provider label. A reload asks it of every live stream."""
-        if not self.providers and self.issuer_of(cert) is None:  # check() leaves that to the TLS layer, which
-            return "", "the certificate was signed by no CA of the trust file"  # accepted this stream before
         issuer, problem = self.check(identity, cert)
         if problem:
             return issuer, problem
