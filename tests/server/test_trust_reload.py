@@ -227,6 +227,20 @@ def test_a_region_the_provider_may_no_longer_serve_ends_that_stream_only(certs: 
     run(go)
 
 
+def test_a_provider_renamed_keeps_its_live_streams_under_its_new_name(certs: CertsDir) -> None:
+    """The same CA, clusters and regions under another name: nothing to refuse; its usage is its new name's."""
+    async def go() -> None:
+        async with served(certs) as s, channel(s.target, provider_files(certs, "acme", "acme-1")) as ch:
+            live = Live(ch, "acme-1", "east")
+            await live.welcomed()
+            assert s.fed.clusters["acme-1"].labels["federator.io/provider"] == "acme"
+            assert s.reload("providers:\n" + ACME.replace("  acme:", "  acme-corp:")) is ReloadResult.OK
+            assert await live.still_open()
+            assert s.fed.clusters["acme-1"].labels["federator.io/provider"] == "acme-corp"
+
+    run(go)
+
+
 def test_a_reload_to_no_providers_trusts_only_the_federations_ca_even_on_an_open_connection(certs: CertsDir) -> None:
     """The TLS handshake of a connection already open is not done again: a new stream on it is judged by the
     reloaded trust alone, which must not take a file without providers for "trust every certificate"."""
