@@ -305,9 +305,10 @@ async def serve(opts: ServeOptions) -> None:
         raise SystemExit(f"serve: {problem}")
     agent_service = AgentService(fed, auth, authz=authz, audit=audit, terms=terms)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_service, server)
-    client_roots = ClientRoots(trust.current.bundle_pem()) if trust is not None else None
-    if trust is not None and client_roots is not None:
-        trust.subscribe(lambda _old, new: _use_trust(new, auth=auth, roots=client_roots, agents=agent_service))
+    client_roots: ClientRoots | None = None
+    if trust is not None:
+        client_roots = roots = ClientRoots(trust.current.bundle_pem())
+        trust.subscribe(lambda _old, new: _use_trust(new, auth=auth, roots=roots, agents=agent_service))
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=authz, audit=audit), server)
     cluster_service = ClusterService(fed, auth, authz=authz, audit=audit)
     jobs_pb2_grpc.add_ClusterServiceServicer_to_server(cluster_service, server)
