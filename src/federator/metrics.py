@@ -326,6 +326,18 @@ class Metrics:
             "its name), unavailable (no answer, 429, 5xx), other. Kubernetes mode.", ["reason"], registry=r)
         for reason in WriteFailure:  # each from 0: rate() sees the first error
             self.store_write_errors.labels(reason.value)
+        # The trust file re-read while running (security/trust_reload.py): SIGHUP, or a change on disk.
+        self.trust_reloads = Counter(
+            "federator_trust_reload_total",
+            "Re-reads of the provider trust file that found it changed (or were asked for by SIGHUP), by result: "
+            "ok (the new trust taken) or refused (it does not load; the last good trust kept).", ["result"],
+            registry=r)
+        for result in ("ok", "refused"):  # each from 0: increase() sees the first refusal
+            self.trust_reloads.labels(result)
+        self.trust_reload_failing = Gauge(
+            "federator_trust_reload_failing",
+            "1 while the provider trust file on disk is refused and the federator runs on the last good trust.",
+            registry=r)
         # 0 while a replica waits for the leader Lease (it serves /metrics only), 1 once it acts.
         self.leader = Gauge("federator_leader", "1 if this federator replica is the active leader.", registry=r)
         # Which build runs: an image whose placement core did not compile places about half as fast.

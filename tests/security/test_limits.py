@@ -33,6 +33,17 @@ def test_a_bad_hello_is_refused_naming_the_field(cluster: str, region: str, labe
     assert problem is not None and problem.startswith(field)
 
 
+@pytest.mark.parametrize("key", ["topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region",
+                                 "federator.io/region"])
+def test_a_region_label_must_name_the_hellos_region(key: str) -> None:
+    """The scheduler places by hello.region (which a trust file binds); a label naming another region would tell
+    whoever reads the cluster's labels a region it is not placed by."""
+    assert check_hello("east-1", "east", {key: "west"}, limits=Limits()) == (
+        f"hello.labels[{key}]: 'west' is not the cluster's region 'east' (hello.region); a region label must name "
+        "the region the agent gives, or be left out")
+    assert check_hello("east-1", "east", {key: "east"}, limits=Limits()) is None
+
+
 def test_a_good_hello_passes() -> None:
     assert check_hello("east-1", "east", {"federator.io/price-per-accelerator-hour": "4.1", "provider": "x"},
                        limits=Limits()) is None

@@ -104,6 +104,26 @@ def test_a_provider_bound_to_regions_may_claim_only_those(tmp_path: Path, region
     assert load_trust(path, federation_ca=certs.ca_cert).region_problem(issuer, region) == problem
 
 
+@pytest.mark.parametrize(("issuer", "label", "problem"), [
+    ("acme", "", ""),
+    ("acme", "acme", ""),
+    ("acme", "globex", "hello.labels[federator.io/provider]: 'globex' is not the provider of cluster 'acme-1': its "
+                       "certificate comes from provider 'acme''s CA (leave the label out, or give --provider acme)"),
+    ("acme", "hooli", "hello.labels[federator.io/provider]: 'hooli' is not the provider of cluster 'acme-1'"),
+    ("", "acme", "hello.labels[federator.io/provider]: cluster 'acme-1' holds a certificate from the federation's "
+                 "CA, so its label federator.io/provider may not name provider 'acme'"),
+    ("", "hooli", ""),  # the federation's own clusters may name who runs them, if no provider of the file
+], ids=["no-label", "its-own", "another-provider", "an-unlisted-name", "federation-ca-naming-a-provider",
+        "federation-ca-naming-an-outsider"])
+def test_the_provider_label_must_name_the_provider_of_the_certificate(tmp_path: Path, issuer: str, label: str,
+                                                                      problem: str) -> None:
+    """Usage is accounted by the label: a cluster naming another provider would bill its usage to it."""
+    certs, path = _trust_file(tmp_path, "")
+    labels = {"federator.io/provider": label} if label else {}
+    got = load_trust(path, federation_ca=certs.ca_cert).provider_label_problem(issuer, "acme-1", labels)
+    assert got.startswith(problem) if problem else got == ""
+
+
 def test_an_agent_with_provider_2s_certificate_is_accepted_for_provider_2s_clusters_only(tmp_path: Path) -> None:
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(FLEET)

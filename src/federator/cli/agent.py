@@ -213,8 +213,10 @@ def _agent(args: argparse.Namespace) -> int:
 def _hello_problem(cluster: str, region: str, labels: Mapping[str, str]) -> str | None:
     """What the federator would refuse in this agent's Hello, said now and named by flag: the federator's
     INVALID_ARGUMENT would only be logged, once a second, by an agent retrying for ever."""
-    from federator.security.limits import Limits, check_hello
+    from federator.security.limits import REGION_LABELS, Limits, check_hello
 
+    if not region:  # not given yet (the backend says so by name): a region label cannot be compared with it
+        labels = {k: v for k, v in labels.items() if k not in REGION_LABELS}
     problem = check_hello(cluster, region or "r", labels, limits=Limits())
     if problem is None:
         return None

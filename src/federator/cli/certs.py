@@ -187,8 +187,8 @@ def _provider(args: argparse.Namespace) -> int:
     bound = trust.providers[args.name].regions
     print(f"provider {args.name}: {made}; it certifies clusters {', '.join(args.clusters)}, in "
           f"{'regions ' + ', '.join(bound) if bound else 'any region'} ({certs.trust})")
-    print(f"next: federator certs issue --dir {certs.root} --provider {args.name} --cluster NAME, and restart the "
-          "federator (it reads trust.yaml from --certs-dir)")
+    print(f"next: federator certs issue --dir {certs.root} --provider {args.name} --cluster NAME; a running "
+          "federator reading this trust.yaml takes it within --trust-poll-seconds, or at once on SIGHUP")
     return 0
 
 

@@ -53,7 +53,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "(default: revoked.txt in --certs-dir)")
     p.add_argument("--trust", type=Path, metavar="FILE",
                    help="provider CAs and the clusters each may certify (default: trust.yaml in --certs-dir, if it "
-                        "exists); see docs/security.md")
+                        "exists), re-read when it changes and on SIGHUP; see docs/security.md")
+    p.add_argument("--trust-poll-seconds", type=float, default=5.0, metavar="SECONDS",
+                   help="look at the trust file (and the CA files it names) this often, and reload it when it "
+                        "changed, as a mounted Secret does; SIGHUP reloads it at once (default %(default)g; 0: on "
+                        "SIGHUP only)")
     p.add_argument("--token-file", type=Path, help="bearer tokens accepted by the job API, one per line")
     p.add_argument("--token-listen", default="", metavar="ADDRESS",
                    help="also serve the job API here with server-only TLS, for bearer-token clients")
@@ -119,6 +123,7 @@ def _serve(args: argparse.Namespace) -> int:
                               ("--order-max-age", args.order_max_age, True),  # 0: the default
                               ("--cycle-interval", args.cycle_interval, False),
                               ("--settle-seconds", args.settle_seconds, True),
+                              ("--trust-poll-seconds", args.trust_poll_seconds, True),
                               ("--max-reports-per-second", args.max_reports_per_second, False)):
         # NaN passes every comparison's "is it negative" and inf a timer's; a 0 interval spins the loop.
         if not (math.isfinite(value) and (value > 0 or (zero and value == 0))):
@@ -155,7 +160,8 @@ def _serve(args: argparse.Namespace) -> int:
                         settle_seconds=args.settle_seconds,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,
                         token_file=args.token_file, token_listen=args.token_listen, limits=limits,
-                        audit_log=args.audit_log, trust=trust, order_max_age=args.order_max_age,
+                        audit_log=args.audit_log, trust=trust, trust_poll_seconds=args.trust_poll_seconds,
+                        order_max_age=args.order_max_age,
                         reflection=args.reflection)
     opts = dataclasses.replace(opts, kube=kube_options(args))
     asyncio.run(serve(opts))

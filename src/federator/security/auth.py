@@ -19,7 +19,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,6 +61,8 @@ class Peer:
     name: str = ""
     groups: frozenset[str] = frozenset()
     issuer: str = ""  # the provider whose CA signed a cluster certificate ("" = the federation's CA)
+    # the client certificate itself: a reloaded trust file is asked again about the live agent streams
+    certificate: x509.Certificate | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +190,15 @@ class Authenticator:
                  tokens: Sequence[str | Token] = (), trust: Trust | None = None) -> None:
         self.insecure = insecure
         self.trust = trust
-        self._trust_checked: dict[bytes, tuple[str, str]] = {}  # PEM -> (issuer, problem); the trust never changes
+        self._trust_checked: dict[bytes, tuple[str, str]] = {}  # PEM -> (issuer, problem) under self.trust
         self.revocations = revocations or RevocationList(None)
         self._tokens = tuple((t.secret.encode(), t) for t in (Token(x) if isinstance(x, str) else x for x in tokens)
                              if t.secret)
+
+    def use_trust(self, trust: Trust) -> None:
+        """A reloaded trust file (security/trust_reload.py): new calls are checked against it."""
+        self.trust = trust
+        self._trust_checked = {}
 
     def certificate_peer(self, auth_context: Mapping[str, Sequence[bytes]]) -> Peer | AuthDenied | None:
         """The peer of a verified client certificate; None if the call carries none."""
@@ -225,7 +232,8 @@ class Authenticator:
                 return AuthDenied(RejectReason.REVOKED, f"provider {issuer!r} revoked the certificate of {identity} "
                                                         f"(serial {cert.serial_number:x})")
         groups = frozenset(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
-        return Peer(identity, "certificate", cert.serial_number, name=identity.name, groups=groups, issuer=issuer)
+        return Peer(identity, "certificate", cert.serial_number, name=identity.name, groups=groups, issuer=issuer,
+                    certificate=cert)
 
     def revoked(self, peer: Peer) -> bool:
         """Is this (earlier accepted) peer revoked now, by the federation's list or its provider's?"""

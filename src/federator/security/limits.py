@@ -50,6 +50,7 @@ class RejectReason(StrEnum):
     # use: they hold as many pending jobs as they may; other owners' Submits still pass
     USER_PENDING_LIMIT = "user_pending_limit"
     POD_SECURITY = "pod_security"  # a pod template the federator's pod security level forbids
+    UNTRUSTED = "untrusted"  # a live agent stream a reloaded trust file no longer admits: ended
 
 
 BACK_PRESSURE = frozenset({RejectReason.QUEUE_FULL, RejectReason.QUEUE_PENDING_LIMIT, RejectReason.USER_PENDING_LIMIT})
@@ -182,6 +183,13 @@ LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$") 
 _LABEL_KEY = re.compile(r"^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
+REGION_LABELS = ("topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/region", "federator.io/region")
+"""Cluster labels that name a region. The scheduler places by the Hello's region (which a trust file may bind to a
+provider's regions); a label naming another would tell people and tools reading the cluster's labels (`federator
+get clusters`, MemberCluster objects, dashboards) a region the federator does not place by, so a Hello whose
+region label disagrees with its region is refused (check_hello)."""
+
+
 def valid_region(name: str) -> bool:
     """Whether a Hello may give this region (check_hello); the trust file's `regions` are held to the same."""
     return bool(_NAME.match(name))
@@ -202,6 +210,9 @@ def check_hello(cluster: str, region: str, labels: Mapping[str, str], *, limits:
             return f"hello.labels[{key}]: value longer than 253 characters"
         if not value.isprintable():
             return f"hello.labels[{key}]: value must be printable text (no line breaks or control characters)"
+        if key in REGION_LABELS and value != region:  # one region per cluster: the one the scheduler places by
+            return (f"hello.labels[{key}]: {value[:80]!r} is not the cluster's region {region!r} (hello.region); "
+                    "a region label must name the region the agent gives, or be left out")
         if key in PRICE_LABELS and parse_price(value) is None:  # the Price score reads it: refused now, not misread
             return f"hello.labels[{key}]: must be a decimal number of at least 0 (such as 4.10), got {value[:80]!r}"
     try:
@@ -243,4 +254,4 @@ class TokenBucket:
         self._at = now
 
 
-__all__ = ["Limits", "RejectReason", "TokenBucket", "check_capacity", "check_hello", "valid_region"]
+__all__ = ["REGION_LABELS", "Limits", "RejectReason", "TokenBucket", "check_capacity", "check_hello", "valid_region"]

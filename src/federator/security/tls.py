@@ -77,6 +77,35 @@ class TlsFiles:
         return grpc.ssl_server_credentials([(key, cert)], root_certificates=roots if require_client_auth else None,
                                            require_client_auth=require_client_auth)
 
+    def reloadable_server_credentials(self, client_roots: ClientRoots) -> grpc.ServerCredentials:
+        """mTLS credentials whose client-CA bundle follows `client_roots`: gRPC asks at every handshake, so a
+        CA added to it is accepted on the next connection and one removed refused (connections already open
+        keep their handshake: the federator ends the streams a new trust refuses, server/services.py)."""
+        _ca, cert, key = self.read()
+        if cert is None or key is None:
+            raise TlsError("--cert and --key: the federator needs its serving certificate and key")
+        served = [client_roots.pem]
+
+        def fetch() -> grpc.ServerCertificateConfiguration | None:  # on gRPC's own thread: no I/O, no await
+            pem = client_roots.pem
+            if pem == served[0]:
+                return None
+            served[0] = pem
+            return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=pem)
+
+        return grpc.dynamic_ssl_server_credentials(
+            grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=served[0]), fetch,
+            require_client_authentication=True)
+
+
+class ClientRoots:
+    """The CAs client certificates may chain to, replaceable while the server runs (a reloaded trust file)."""
+
+    __slots__ = ("pem",)
+
+    def __init__(self, pem: bytes) -> None:
+        self.pem = pem
+
 
 def _check_pem(files: TlsFiles, ca: bytes, cert: bytes | None, key: bytes | None) -> None:
     """Refuse, naming the flag and the file, TLS material gRPC would take and then fail with: a server that
@@ -168,4 +197,4 @@ def server_files(certs: CertsDir) -> TlsFiles:
     return TlsFiles(certs.ca_cert, certs.server_cert, certs.server_key)
 
 
-__all__ = ["ClientOptions", "TlsError", "TlsFiles", "cluster_files", "server_files", "user_files"]
+__all__ = ["ClientOptions", "ClientRoots", "TlsError", "TlsFiles", "cluster_files", "server_files", "user_files"]

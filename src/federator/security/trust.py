@@ -100,9 +100,10 @@ class Trust:
         return (owners[0] if owners else None), ""
 
     def check(self, identity: Identity, cert: x509.Certificate) -> tuple[str, str]:
-        """(issuer, problem): whether this CA may certify this identity; problem "" when it may."""
-        if not self.providers:
-            return FEDERATION, ""
+        """(issuer, problem): whether this CA may certify this identity; problem "" when it may.
+
+        The issuer is found even with no provider in the file: the TLS layer checked a connection's certificate
+        against the CAs of its day, and a connection outlives a reload that removes its provider."""
         issuer = self.issuer_of(cert)
         if issuer is None:
             return "", "the certificate was signed by no CA of the trust file"
@@ -133,6 +134,36 @@ class Trust:
         return (f"hello.region: {region[:80]!r} is not a region of provider {provider.name!r}; the trust file "
                 f"binds its clusters to regions {', '.join(provider.regions)}")
 
+    def provider_label_problem(self, issuer: str, cluster: str, labels: Mapping[str, str]) -> str:
+        """"" if a Hello's PROVIDER_LABEL (if it gives one) names the provider whose CA certified the cluster, else
+        why not, naming the field. Accounting groups usage by that label: a cluster of one provider (or of the
+        federation's CA) naming another would have its usage accounted to it. A label naming no provider of the
+        trust file is the federation's own clusters' business (their operator's name for who runs them)."""
+        claimed = labels.get(PROVIDER_LABEL, "")
+        field = f"hello.labels[{PROVIDER_LABEL}]"
+        if not claimed or claimed == issuer:
+            return ""
+        if issuer:
+            return (f"{field}: {claimed[:80]!r} is not the provider of cluster {cluster!r}: its certificate comes "
+                    f"from provider {issuer!r}'s CA (leave the label out, or give --provider {issuer})")
+        if claimed in self.providers:
+            return (f"{field}: cluster {cluster!r} holds a certificate from the federation's CA, so its label "
+                    f"{PROVIDER_LABEL} may not name provider {claimed!r} (that provider's clusters hold certificates "
+                    "from its own CA)")
+        return ""
+
+    def admits(self, identity: Identity, cert: x509.Certificate, *, region: str,
+               labels: Mapping[str, str]) -> tuple[str, str]:
+        """(issuer, problem) for an agent stream as this trust sees it: its certificate (`check`), the provider's
+        revocations, its Hello's region and provider label. A reload asks it of every live stream."""
+        issuer, problem = self.check(identity, cert)
+        if problem:
+            return issuer, problem
+        if self.revoked(issuer, identity, cert.serial_number):
+            return issuer, f"provider {issuer!r} revoked the certificate of {identity} (serial {cert.serial_number:x})"
+        return issuer, (self.region_problem(issuer, region) or
+                        self.provider_label_problem(issuer, identity.name, labels))
+
     def revoked(self, issuer: str, identity: Identity, serial: int) -> bool:
         provider = self.providers.get(issuer)
         return provider is not None and provider.revocations is not None and \
@@ -146,8 +177,12 @@ class Trust:
 
 
 def load_trust(path: Path, *, federation_ca: Path,
-               on_revoked: Callable[[str, list[str]], None] | None = None) -> Trust:
-    """Read the trust file; TrustError names the bad field. `on_revoked(provider, entries)`: see RevocationList."""
+               on_revoked: Callable[[str, list[str]], None] | None = None, previous: Trust | None = None) -> Trust:
+    """Read the trust file; TrustError names the bad field. `on_revoked(provider, entries)`: see RevocationList.
+
+    `previous`: the trust this one replaces (a reload): a provider whose revocation list is the same file keeps
+    its RevocationList, which re-reads itself when the file changes, so `on_revoked` is not told its old
+    entries again."""
     try:
         doc = load_yaml_file(path) or {}
     except YamlFileError as exc:
@@ -176,9 +211,15 @@ def load_trust(path: Path, *, federation_ca: Path,
         except PkiError as exc:
             raise TrustError(f"{where}.ca: {exc}") from exc
         hook = (lambda entries, provider=name: on_revoked(provider, entries)) if on_revoked else None
+        before = previous.providers.get(name) if previous is not None else None
         try:
-            revoked = RevocationList(path.parent / str(body["revoked"]), on_revoked=hook) \
-                if body.get("revoked") else None
+            if not body.get("revoked"):
+                revoked = None
+            elif before is not None and before.revocations is not None and \
+                    before.revocations.path == path.parent / str(body["revoked"]):
+                revoked = before.revocations
+            else:
+                revoked = RevocationList(path.parent / str(body["revoked"]), on_revoked=hook)
         except ValueError as exc:
             raise TrustError(f"{where}.revoked: {exc}") from exc
         providers[name] = Provider(name, ca, tuple(clusters), revoked,

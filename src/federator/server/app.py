@@ -27,8 +27,9 @@ from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList, load_tokens
 from federator.security.authz import Authorizer, TenancyError, TenancyPolicy, load_tenancy
 from federator.security.limits import Limits
-from federator.security.tls import TlsError, TlsFiles
-from federator.security.trust import PROVIDER_LABEL, Trust, TrustError, load_trust
+from federator.security.tls import ClientRoots, TlsError, TlsFiles
+from federator.security.trust import PROVIDER_LABEL, Trust, TrustError
+from federator.security.trust_reload import ReloadResult, TrustFile
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
@@ -69,6 +70,7 @@ class ServeOptions:
     limits: Limits = Limits()
     audit_log: str | None = None  # a file path, or "-" for stdout; None: no audit log
     trust: Path | None = None  # provider CAs and the clusters each may certify (security/trust.py)
+    trust_poll_seconds: float = 5.0  # how often the trust file is looked at for changes; 0: on SIGHUP only
     order_max_age: float = 0.0  # the bound on a Launch's age; 0: default_order_max_age(lost_after_seconds)
     reflection: bool = False  # serve gRPC server reflection
 
@@ -116,19 +118,58 @@ def _audit_revoked(audit: AuditLog, entries: list[str], provider: str = "") -> N
                      message="loaded from the revocation list; the federator refuses it from now on")
 
 
-def _trust(opts: ServeOptions, audit: AuditLog) -> Trust | None:
+def _trust(opts: ServeOptions, audit: AuditLog, metrics: Metrics) -> TrustFile | None:
     if opts.trust is None:
         return None
     if opts.tls is None or opts.insecure:
         raise SystemExit("--trust: provider CAs need TLS (not --insecure)")
     try:
-        trust = load_trust(opts.trust, federation_ca=opts.tls.ca,
-                           on_revoked=lambda provider, entries: _audit_revoked(audit, entries, provider))
+        trust = TrustFile(opts.trust, federation_ca=opts.tls.ca,
+                          on_revoked=lambda provider, entries: _audit_revoked(audit, entries, provider))
     except TrustError as exc:
         raise SystemExit(f"--trust: {exc}") from exc
-    for p in trust.providers.values():
+    for p in trust.current.providers.values():
         log.info("provider %s: its CA certifies clusters %s", p.name, ", ".join(p.clusters))
+    metrics.trust_reload_failing.set(0)
     return trust
+
+
+def _reload_trust(trust: TrustFile, metrics: Metrics, *, asked: bool) -> ReloadResult:
+    """Look at the trust file (`asked`: SIGHUP, read it whatever changed) and count what came of it."""
+    result = trust.reload() if asked else trust.poll()
+    if result is not ReloadResult.UNCHANGED:
+        metrics.trust_reloads.labels(result.value).inc()
+        metrics.trust_reload_failing.set(1 if result is ReloadResult.REFUSED else 0)
+    return result
+
+
+def _on_sighup(trust: TrustFile | None, metrics: Metrics) -> None:
+    if trust is None:
+        log.warning("SIGHUP: there is no trust file to reload (federator serve --trust); nothing else is re-read")
+        return
+    log.info("SIGHUP: reloading the trust file %s", trust.path)
+    _reload_trust(trust, metrics, asked=True)
+
+
+async def _watch_trust(trust: TrustFile, metrics: Metrics, every: float) -> None:
+    """Poll the trust file: a mounted Secret changes under the federator, and no one sends it a SIGHUP."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            _reload_trust(trust, metrics, asked=False)
+        except Exception:  # a listener's bug must not end the watch (and with it every later reload)
+            log.exception("reloading the trust file %s failed", trust.path)
+
+
+def _use_trust(trust: Trust, *, auth: Authenticator, roots: ClientRoots, agents: AgentService) -> None:
+    """A reloaded trust file, in the order a caller meets it: the TLS handshake (a new provider's CA accepted, a
+    removed one's refused, from the next connection on), the authenticator (every call), and the live agent
+    streams (those it no longer admits ended)."""
+    roots.pem = trust.bundle_pem()
+    auth.use_trust(trust)
+    ended = agents.retrust(trust)
+    if ended:
+        log.warning("the reloaded trust file ended the streams of clusters %s", ", ".join(sorted(ended)))
 
 
 def _add_port(flag: str, address: str, add: Callable[[str], int]) -> int:
@@ -155,16 +196,18 @@ def _token_listen_problem(opts: ServeOptions) -> str:
     return f"needs {' and '.join(missing)}" if missing else ""
 
 
-def _bind(server: grpc.aio.Server, opts: ServeOptions, trust: Trust | None = None) -> tuple[int, int]:
-    """The main listener (mTLS, or plaintext with --insecure) and the optional bearer-token listener."""
+def _bind(server: grpc.aio.Server, opts: ServeOptions, client_roots: ClientRoots | None = None) -> tuple[int, int]:
+    """The main listener (mTLS, or plaintext with --insecure) and the optional bearer-token listener.
+
+    `client_roots`: with a trust file, the CAs client certificates may chain to, replaced when it is reloaded."""
     try:
         if opts.insecure:
             port = _add_port("--listen", opts.listen, server.add_insecure_port)
         elif opts.tls is None:
             raise SystemExit("serve: TLS needs --certs-dir or --ca/--cert/--key (or --insecure for plaintext)")
         else:
-            roots = trust.bundle_pem() if trust is not None and trust.providers else None
-            creds = opts.tls.server_credentials(require_client_auth=True, client_roots=roots)
+            creds = opts.tls.reloadable_server_credentials(client_roots) if client_roots is not None else \
+                opts.tls.server_credentials(require_client_auth=True)
             port = _add_port("--listen", opts.listen, lambda address: server.add_secure_port(address, creds))
         if not opts.token_listen:
             return port, 0
@@ -241,7 +284,7 @@ async def serve(opts: ServeOptions) -> None:
                          on_line=lambda action, result: metrics.audit_lines.labels(action, result).inc())
     except OSError as exc:
         raise SystemExit(f"--audit-log: cannot open {opts.audit_log}: {exc.strerror or exc}") from exc
-    trust = _trust(opts, audit)
+    trust = _trust(opts, audit, metrics)
     try:
         tokens = load_tokens(opts.token_file) if opts.token_file else []
     except (OSError, ValueError) as exc:
@@ -250,7 +293,8 @@ async def serve(opts: ServeOptions) -> None:
         revocations = RevocationList(opts.revocation_list, on_revoked=lambda entries: _audit_revoked(audit, entries))
     except ValueError as exc:
         raise SystemExit(f"--revocation-list: {exc}") from exc
-    auth = Authenticator(insecure=opts.insecure, revocations=revocations, tokens=tokens, trust=trust)
+    auth = Authenticator(insecure=opts.insecure, revocations=revocations, tokens=tokens,
+                         trust=trust.current if trust is not None else None)
     # The transport refuses anything far past the limit; the services refuse (and count) the rest.
     max_bytes = 4 * opts.limits.max_message_bytes
     server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics), decode_guard(fed)],
@@ -271,14 +315,18 @@ async def serve(opts: ServeOptions) -> None:
                           order_max_age=terms.order_max_age)
     if problem is not None:
         raise SystemExit(f"serve: {problem}")
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(
-        AgentService(fed, auth, authz=authz, audit=audit, terms=terms), server)
+    agent_service = AgentService(fed, auth, authz=authz, audit=audit, terms=terms)
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_service, server)
+    client_roots: ClientRoots | None = None
+    if trust is not None:
+        client_roots = roots = ClientRoots(trust.current.bundle_pem())
+        trust.subscribe(lambda _old, new: _use_trust(new, auth=auth, roots=roots, agents=agent_service))
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=authz, audit=audit), server)
     cluster_service = ClusterService(fed, auth, authz=authz, audit=audit)
     jobs_pb2_grpc.add_ClusterServiceServicer_to_server(cluster_service, server)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(cluster_service, usage), server)
     health_servicer = await add_health(server, reflect=opts.reflection)
-    port, token_port = _bind(server, opts, trust)
+    port, token_port = _bind(server, opts, client_roots)
     await server.start()
     host = opts.listen.rpartition(":")[0]
     ready = {"grpc": f"{host}:{port}", "metrics": f"http://{mhost}:{metrics_port}/metrics", "pid": os.getpid(),
@@ -290,13 +338,17 @@ async def serve(opts: ServeOptions) -> None:
              ready["grpc"], "INSECURE plaintext" if opts.insecure else "mTLS", ready["metrics"], len(fed.jobs),
              jobs_from,
              "compiled" if COMPILED else "interpreted (see setup.py: about half the placements per second)")
-    if opts.ready_file:
-        write_ready_file(opts.ready_file, ready)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # SIGHUP re-reads the trust file; without one it is only logged (its default would end the federator)
+    loop.add_signal_handler(signal.SIGHUP, lambda: _on_sighup(trust, metrics))
+    watching = loop.create_task(_watch_trust(trust, metrics, opts.trust_poll_seconds)) \
+        if trust is not None and opts.trust_poll_seconds > 0 else None
+    if opts.ready_file:  # once the signals are handled: whoever reads it may send one
+        write_ready_file(opts.ready_file, ready)
     if kube:  # who is expected back is known once kube.start has listed the MemberClusters
         fed.settling.known = False
     runner = loop.create_task(fed.run())
@@ -309,6 +361,8 @@ async def serve(opts: ServeOptions) -> None:
     log.info("federator stopping")
     runner.cancel()
     ticker.cancel()
+    if watching is not None:
+        watching.cancel()
     if kube:
         await kube.stop()
     await health_servicer.enter_graceful_shutdown()

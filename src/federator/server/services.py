@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 import grpc
@@ -29,7 +29,7 @@ from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner
 from federator.security.limits import RejectReason, check_capacity, check_hello
-from federator.security.trust import PROVIDER_LABEL
+from federator.security.trust import PROVIDER_LABEL, Trust
 from federator.server.admission import name_taken
 from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
@@ -157,6 +157,16 @@ class _Edge:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, problem)
 
 
+@dataclass(slots=True)
+class _Stream:
+    """A live agent stream as the trust file judged it: who (the peer, its certificate) claimed what (the
+    Hello's labels as sent, before the federator stamped the provider). A reloaded trust judges it again."""
+
+    rec: ClusterRecord
+    peer: Peer
+    hello_labels: dict[str, str]
+
+
 class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
     """The agent stream: Hello, Welcome, then orders (and heartbeats when there are none) one way and the agent's
     messages the other, each checked against the agent contract (server/validation.py) before it is applied."""
@@ -169,6 +179,34 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             report_interval=federator.report_interval, lease_seconds=federator.lease_seconds,
             lost_after=federator.lost_after_seconds,
             order_max_age=default_order_max_age(federator.lost_after_seconds), clock=federator.clock)
+        self._streams: dict[int, _Stream] = {}  # by session: the streams a reloaded trust file judges again
+
+    def retrust(self, trust: Trust) -> list[str]:
+        """A reloaded trust file: end each live stream it no longer admits (its provider removed, its cluster
+        bound elsewhere, its region no longer one of its provider's, ...) with PERMISSION_DENIED saying why, and
+        return their clusters. Such a cluster goes as a cluster whose stream dropped goes: Partitioned now, Lost
+        after --lost-after (its placements then re-placed, server/federator.py `check_leases`), never sooner,
+        since its agent may still run them. Streams the new trust admits as before are not touched."""
+        ended: list[str] = []
+        for stream in list(self._streams.values()):
+            rec, peer = stream.rec, stream.peer
+            if peer.identity is None or peer.certificate is None or rec.closing or not rec.connected:
+                continue
+            issuer, problem = trust.admits(peer.identity, peer.certificate, region=rec.region,
+                                           labels=stream.hello_labels)
+            if problem:
+                if peer.issuer and peer.issuer not in trust.providers:
+                    problem = (f"provider {peer.issuer!r}, whose CA signed its certificate, is no longer in the "
+                               "trust file")
+                message = f"cluster {rec.name}: the reloaded trust file no longer admits it: {problem}"
+                self.rejected(RejectReason.UNTRUSTED)
+                self.fed.close_stream(rec, Ending(EndCode.PERMISSION_DENIED, message))
+                ended.append(rec.name)
+            elif issuer != peer.issuer:  # the same CA under another provider name: its provider is that name now
+                stream.peer = replace(peer, issuer=issuer)
+                if issuer:
+                    rec.labels[PROVIDER_LABEL] = issuer
+        return ended
 
     async def Connect(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[agent_pb2.AgentMessage], context: grpc.aio.ServicerContext
@@ -216,20 +254,17 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, region_problem)
             return
         labels = dict(hello.labels)
-        if peer.issuer:  # the trust file binds this cluster to a provider: that is its provider, whatever it says
+        label_problem = self.auth.trust.provider_label_problem(peer.issuer, hello.cluster, labels) \
+            if self.auth.trust else ""
+        if label_problem:  # its usage would be accounted to a provider whose CA did not certify it
+            log.warning("refused an agent stream of cluster %r: %s", hello.cluster, label_problem)
+            await self.deny(context, AuthDenied(RejectReason.IDENTITY_MISMATCH, label_problem))
+        if peer.issuer:  # the trust file binds this cluster to a provider: that is its provider
             labels[PROVIDER_LABEL] = peer.issuer
-        elif (claimed := labels.get(PROVIDER_LABEL, "")) and self.auth.trust is not None \
-                and claimed in self.auth.trust.providers:
-            # A cluster of the federation's own CA naming a provider of the trust file would have its usage
-            # accounted to that provider, whose clusters hold its own CA's certificates.
-            await self.deny(context, AuthDenied(
-                RejectReason.IDENTITY_MISMATCH,
-                f"cluster {hello.cluster!r} holds a certificate from the federation's CA, so its label "
-                f"{PROVIDER_LABEL} may not name provider {claimed!r} (that provider's clusters hold certificates "
-                "from its own CA)"))
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
-        reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, peer))
+        stream = self._streams[rec.session] = _Stream(rec, peer, dict(hello.labels))
+        reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, stream))
         try:
             yield self.terms.welcome(reports_per_second=self.fed.limits.reports_per_second,
                                      report_burst=self.fed.limits.report_burst)
@@ -249,6 +284,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 log.info("ending the stream of cluster %s: %s %s", rec.name, ending.code, ending.message)
                 await context.abort(grpc.StatusCode[ending.code.value], ending.message)
         finally:
+            self._streams.pop(rec.session, None)
             reader.cancel()
             if rec.reports is not None:  # a report held over the rate was accepted: the stream ending keeps it
                 rec.reports.cancel()
@@ -257,13 +293,14 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                     self._apply_report(rec, held)
             self.fed.disconnect(rec)
 
-    async def _read(self, rec: ClusterRecord, requests: AsyncIterator[agent_pb2.AgentMessage], peer: Peer) -> None:
+    async def _read(self, rec: ClusterRecord, requests: AsyncIterator[agent_pb2.AgentMessage],
+                    stream: _Stream) -> None:
         """Apply the agent's messages as they come; while its orders pile up unread (server/outbox.py), take no
         more of them, so what its messages make the federator answer cannot grow without bound."""
         ending = AGENT_CLOSED
         try:
             async for msg in requests:
-                if self.auth.revoked(peer):
+                if self.auth.revoked(stream.peer):
                     log.warning("cluster %s: its certificate was revoked; closing its stream", rec.name)
                     self.rejected(RejectReason.REVOKED)
                     ending = Ending(EndCode.PERMISSION_DENIED, f"cluster {rec.name}: its certificate was revoked")

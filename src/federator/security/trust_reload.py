@@ -1,0 +1,127 @@
+"""The trust file kept current while the federator runs: re-read on SIGHUP and when it changes on disk.
+
+Why a module of its own: revoking a provider (a compromised CA, a provider
+leaving the network) or granting one a region used to need a restart of the
+federator, which drops every agent stream of every provider. Now the running
+federator re-reads the file, and whoever holds the trust (the authenticator,
+the TLS layer's client-CA bundle, the live agent streams) is handed the new
+one (`subscribe`).
+
+A file that does not load is refused with the loader's message (it names the
+file, the field and the line) and the federator keeps the last trust that did:
+never nothing trusted, never everything. `problem` says why until a good file
+replaces it.
+
+Changes are found by content, not by modification time: the trust file, the
+federation's CA and the provider CA files it names are hashed at every poll (a
+few small files). A Kubernetes Secret or ConfigMap volume is updated by
+swapping a symlink (`..data`) to a new folder, whose files need not be newer
+than the ones they replace, and a CA file can change while trust.yaml does not.
+Provider revocation lists are not part of it: each is re-read by itself when it
+changes (security/auth.py `RevocationList`), and a reload keeps the list
+objects of providers whose list file did not change, so the audit log is not
+told of old revocations again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from pathlib import Path
+
+from federator.security.trust import Provider, Trust, TrustError, load_trust, read_trust_document
+
+log = logging.getLogger("federator.security")
+
+
+class ReloadResult(StrEnum):
+    """What one look at the trust file did: the `result` label of federator_trust_reload_total (no `unchanged`:
+    a poll that found nothing new is not a reload)."""
+
+    OK = "ok"
+    REFUSED = "refused"
+    UNCHANGED = "unchanged"
+
+
+Listener = Callable[[Trust, Trust], None]
+"""Told (old, new) after a reload took a new trust."""
+
+
+class TrustFile:
+    """The trust file and the last trust it gave; `poll` re-reads it if it changed, `reload` in any case."""
+
+    def __init__(self, path: Path, *, federation_ca: Path,
+                 on_revoked: Callable[[str, list[str]], None] | None = None) -> None:
+        self.path = path
+        self.federation_ca = federation_ca
+        self._on_revoked = on_revoked
+        self._seen = self._fingerprint()
+        self.current: Trust = load_trust(path, federation_ca=federation_ca, on_revoked=on_revoked)  # TrustError
+        self.problem = ""  # why the file on disk is refused; "" while `current` is what it says
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def poll(self) -> ReloadResult:
+        """Reload if the file (or a CA file it names) changed since the last look."""
+        if self._fingerprint() == self._seen:
+            return ReloadResult.UNCHANGED
+        return self.reload()
+
+    def reload(self) -> ReloadResult:
+        """Read the file now (SIGHUP): OK and the listeners told, or REFUSED keeping the last good trust."""
+        self._seen = self._fingerprint()
+        try:
+            new = load_trust(self.path, federation_ca=self.federation_ca, on_revoked=self._on_revoked,
+                             previous=self.current)
+        except TrustError as exc:
+            self.problem = str(exc)
+            log.error("trust file refused, keeping the last good trust (%s): %s", _names(self.current), exc)
+            return ReloadResult.REFUSED
+        old, self.current, self.problem = self.current, new, ""
+        log.info("trust file %s reloaded: %s", self.path, describe_change(old, new))
+        for listener in self._listeners:
+            listener(old, new)
+        return ReloadResult.OK
+
+    def _fingerprint(self) -> bytes:
+        """A digest of the trust file, the federation's CA and the provider CAs it names, as they are now."""
+        digest = hashlib.sha256()
+        paths = [self.path, self.federation_ca]
+        try:
+            doc = read_trust_document(self.path)
+        except (TrustError, OSError, ValueError):
+            doc = {}
+        paths += [self.path.parent / str(body["ca"]) for body in doc.values() if "ca" in body]
+        for path in paths:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:  # a missing file is a state too: its return is a change
+                data = f"unreadable: {exc.errno}".encode()
+            digest.update(str(path).encode() + b"\0" + hashlib.sha256(data).digest())
+        return digest.digest()
+
+
+def _names(trust: Trust) -> str:
+    return f"providers {', '.join(sorted(trust.providers))}" if trust.providers else "no providers"
+
+
+def describe_change(old: Trust, new: Trust) -> str:
+    """What a reload changed, for the log: providers added and removed, and those whose CA, clusters or regions
+    changed."""
+    said = [f"added {name}" for name in sorted(set(new.providers) - set(old.providers))]
+    said += [f"removed {name}" for name in sorted(set(old.providers) - set(new.providers))]
+    said += [f"changed {name}" for name in sorted(_changed(old.providers, new.providers))]
+    return "; ".join(said) or f"no change ({_names(new)})"
+
+
+def _changed(old: Mapping[str, Provider], new: Mapping[str, Provider]) -> set[str]:
+    return {name for name in set(old) & set(new)
+            if (old[name].ca, old[name].clusters, old[name].regions) != (new[name].ca, new[name].clusters,
+                                                                         new[name].regions)}
+
+
+__all__ = ["Listener", "ReloadResult", "TrustFile", "describe_change"]
