@@ -118,6 +118,12 @@ class UserPendingLimit(QueueFull):
         self.limit = limit
 
 
+def taken(namespace: str, name: str) -> str:
+    """What a caller who may not see the job holding a name hears: nothing of that job, not even whether it has
+    finished (an outsider learnt that from the difference between two refusals)."""
+    return f"metadata.name: a job {namespace}/{name} already exists; choose another name"
+
+
 def _latest_first(job: Job) -> tuple[bool, float]:
     """Sort key: a name's active job wins over finished ones, then the latest."""
     return (not job.phase.is_terminal, job.submitted_at)
@@ -272,9 +278,7 @@ class Intake:
         if same is not None and not same.phase.is_terminal:
             fed.metrics.jobs_rejected.inc()
             raise AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
-                                f"({same.job_id}, {same.phase})", about=same,
-                                vague=f"metadata.name: a job {spec.namespace}/{spec.name} already exists and has "
-                                      "not finished; choose another name")
+                                f"({same.job_id}, {same.phase})", about=same, vague=taken(spec.namespace, spec.name))
         unknown = self.fleet.unknown(spec)
         if unknown and self.fleet_settled():
             self._reject(RejectReason.INVALID_JOB)
@@ -436,4 +440,4 @@ def kindless_problems(specs: Iterable[JobSpec]) -> list[FieldProblem]:
 
 
 __all__ = ["AlreadyExists", "Intake", "QueueFull", "QueuePendingLimit", "RequestIdConflict", "SubmitError",
-           "UserPendingLimit", "checked", "kindless_problems"]
+           "UserPendingLimit", "checked", "kindless_problems", "taken"]

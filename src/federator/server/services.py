@@ -461,7 +461,8 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             if isinstance(decision, Denied):
                 code, message = grpc.StatusCode.PERMISSION_DENIED, decision.message
             else:
-                taken = name_taken(self.fed, spec, request_id=request.request_id, run_again=request.run_again)
+                taken = name_taken(self.fed, spec, request_id=request.request_id, run_again=request.run_again,
+                                   may_manage=lambda last: isinstance(self.authz.job(who, last, manage=True), Allowed))
                 if taken is not None:
                     raise taken
                 replayed = self.fed.intake.job_for_request(request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
