@@ -63,6 +63,7 @@ class Rule(StrEnum):
     QUEUE_ACCESS = "queue-access"
     OPEN_QUEUE = "open-queue"
     NAMESPACE = "namespace-selector"
+    RESERVED_NAMESPACE = "reserved-namespace"  # Kubernetes mode: kube-* and the federator's own, closed to gRPC
 
 
 class JobAccess(StrEnum):

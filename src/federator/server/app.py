@@ -261,7 +261,9 @@ async def serve(opts: ServeOptions) -> None:
         raise SystemExit(f"serve: {problem}")
     agent_pb2_grpc.add_AgentServiceServicer_to_server(
         AgentService(fed, auth, authz=authz, audit=audit, terms=terms), server)
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=authz, audit=audit), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(
+        JobService(fed, auth, authz=authz, audit=audit, namespaces=kube.namespace_gate(authz) if kube else None),
+        server)
     cluster_service = ClusterService(fed, auth, authz=authz, audit=audit)
     jobs_pb2_grpc.add_ClusterServiceServicer_to_server(cluster_service, server)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(cluster_service, usage), server)

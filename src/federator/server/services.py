@@ -34,6 +34,7 @@ from federator.server.admission import name_taken
 from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
+from federator.server.namespace_gate import NamespaceGate
 from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
@@ -443,8 +444,15 @@ def _spec_of(pb: types_pb2.JobSpec) -> JobSpec:
 
 
 class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
-    """The job API. Each call is decided by `security.authz` at this edge: Submit by the queue's access list,
-    Get/List/Watch/Cancel by whose job it is. Submit and Cancel, accepted or refused, are audited."""
+    """The job API. Each call is decided by `security.authz` at this edge: Submit by the queue's access list
+    (and, in Kubernetes mode, `namespaces`: may the job be made in its host namespace), Get/List/Watch/Cancel
+    by whose job it is. Submit and Cancel, accepted or refused, are audited."""
+
+    def __init__(self, federator: Federator, auth: Authenticator | None = None, *,
+                 authz: Authorizer | None = None, audit: AuditLog | None = None,
+                 namespaces: NamespaceGate | None = None) -> None:
+        super().__init__(federator, auth, authz=authz, audit=audit)
+        self.namespaces = namespaces
 
     async def Submit(self, request: jobs_pb2.SubmitRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> jobs_pb2.SubmitResponse:
@@ -456,7 +464,9 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         problems: list[FieldProblem] = []
         try:
             spec = _spec_of(request.spec)
-            decision = self.authz.submit(who, spec.queue)
+            decision: Allowed | Denied = self.authz.submit(who, spec.queue)
+            if isinstance(decision, Allowed) and self.namespaces is not None:
+                decision = await self.namespaces.refusal(spec) or decision
             rule = decision.rule.value
             if isinstance(decision, Denied):
                 code, message = grpc.StatusCode.PERMISSION_DENIED, decision.message
