@@ -33,6 +33,7 @@ from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.outbox import stopping
+from federator.server.retention import Retention, RetentionPolicy
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.terms import StreamTerms, check_terms, default_order_max_age
@@ -71,6 +72,7 @@ class ServeOptions:
     trust: Path | None = None  # provider CAs and the clusters each may certify (security/trust.py)
     order_max_age: float = 0.0  # the bound on a Launch's age; 0: default_order_max_age(lost_after_seconds)
     reflection: bool = False  # serve gRPC server reflection
+    retention: RetentionPolicy = RetentionPolicy()  # finished jobs (server/retention.py); store mode only
 
 
 def _scheduler(opts: ServeOptions) -> Scheduler:
@@ -291,6 +293,8 @@ async def serve(opts: ServeOptions) -> None:
         fed.settling.known = False
     runner = loop.create_task(fed.run())
     ticker = loop.create_task(_tick(meter))
+    # Kubernetes mode: a job lives as long as its FederatedJob, the user's object (server/retention.py).
+    sweeper = None if kube else loop.create_task(Retention(fed, opts.retention).run())
     if kube:
         await kube.start(fed, on_lost=stop.set, authz=authz, audit=audit)
         fed.settling.known = True
@@ -299,6 +303,8 @@ async def serve(opts: ServeOptions) -> None:
     log.info("federator stopping")
     runner.cancel()
     ticker.cancel()
+    if sweeper is not None:
+        sweeper.cancel()
     if kube:
         await kube.stop()
     await health_servicer.enter_graceful_shutdown()

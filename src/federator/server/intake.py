@@ -364,6 +364,16 @@ class Intake:
         if request_id and self._by_request.get(request_id) == job.job_id:
             del self._by_request[request_id]
 
+    def drop(self, job: Job) -> None:
+        """A finished job removed by retention (server/retention.py): its name and request id are free. The
+        oldest go first, so a name's earlier jobs are gone already and the name is simply free."""
+        key = (job.spec.namespace, job.spec.name)
+        if self._by_name.get(key) == job.job_id:
+            del self._by_name[key]
+        request_id = job.spec.annotation(REQUEST_ID_ANNOTATION)
+        if request_id and self._by_request.get(request_id) == job.job_id:
+            del self._by_request[request_id]
+
     def _with_request_id(self, spec: JobSpec, request_id: str) -> JobSpec:
         """The spec with its request id as an annotation; a malformed or contradictory id is refused."""
         carried = spec.annotation(REQUEST_ID_ANNOTATION)

@@ -38,6 +38,7 @@ from federator.server.namespace_gate import NamespaceGate
 from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
+from federator.server.retention import removed_message
 from federator.server.terms import StreamTerms, default_order_max_age
 from federator.server.validation import Refusal, check_hello_fields, check_plausible, check_report_fields
 from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
@@ -613,7 +614,11 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                 if not job_id:
                     continue  # woken to end (Federator.end_watches)
                 if wanted is None or job_id == wanted:
-                    job = self.fed.jobs[job_id]
+                    job = self.fed.jobs.get(job_id)
+                    if job is None:  # removed (server/retention.py): the API has no deletion event
+                        if wanted is not None:
+                            await context.abort(grpc.StatusCode.NOT_FOUND, removed_message(request.job_id))
+                        continue
                     if wanted is not None or isinstance(self.authz.job(who, job, manage=False), Allowed):
                         pb = convert.job_to_pb(job)
                         data = pb.SerializeToString(deterministic=True)
