@@ -149,3 +149,17 @@ def test_token_listen_names_what_is_really_in_the_way(tmp_path: Path, certs: Cer
     out = _serve("--db", str(tmp_path / "f.db"), *flags)
     _refused(out, "--token-listen: ", why)
     assert "needs TLS files" not in out.stderr
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--finished-job-ttl", "-1"], "--finished-job-ttl: must be 0 (keep forever) or more seconds, got -1.0"),
+    (["--finished-job-ttl", "nan"], "--finished-job-ttl: must be 0 (keep forever) or more seconds, got nan"),
+    (["--max-finished-jobs-per-user", "-2"], "--max-finished-jobs-per-user: must be 0 (no bound) or more, got -2"),
+    (["--kubeconfig", "/nonexistent", "--finished-job-ttl", "60"],
+     "--finished-job-ttl: not used in Kubernetes mode: a job lives as long as its FederatedJob"),
+], ids=["negative-ttl", "nan-ttl", "negative-count", "kubernetes-mode"])
+def test_a_finished_job_flag_that_cannot_be_used_is_refused_naming_the_flag(tmp_path: Path, flags: list[str],
+                                                                            said: str) -> None:
+    out = _serve("--insecure", "--db", str(tmp_path / "f.db"), *flags)
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith(f"federator serve: {said}"), out.stderr

@@ -17,6 +17,7 @@ from federator.server.settle import DEFAULT_SETTLE_SECONDS
 
 if TYPE_CHECKING:
     from federator.security.limits import Limits
+    from federator.server.retention import RetentionPolicy
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,8 +85,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                           "no user: its namespace counts as one); past it that user's Submits answer "
                           "RESOURCE_EXHAUSTED with a retry-after, and other users' pass (default: half of "
                           "--max-pending-jobs; with --insecure every caller is the one user 'anonymous')")
+    keep = p.add_argument_group("finished jobs (store mode; in Kubernetes mode a job lives as long as its "
+                                "FederatedJob)")
+    keep.add_argument("--finished-job-ttl", type=float, default=None, metavar="SECONDS",
+                      help="remove a finished job (Succeeded, Failed, Cancelled) this long after it finished, from "
+                           "Get, List, Watch and the store; usage records stay; 0 keeps finished jobs forever "
+                           "(default 604800, a week)")
+    keep.add_argument("--max-finished-jobs-per-user", type=int, default=None, metavar="N",
+                      help="keep at most N finished jobs per user (a kubectl-made job's namespace counts as one), "
+                           "removing the oldest first; 0: no bound (default 500)")
     add_pod_security_arguments(p, role="server")
     p.set_defaults(func=_serve)
+
+
+def _retention(args: argparse.Namespace) -> RetentionPolicy:
+    """The finished-job flags; ValueError names the flag. Refused with Kubernetes mode (it keeps none)."""
+    from federator.server.retention import RetentionPolicy
+    given = [f for f, v in (("--finished-job-ttl", args.finished_job_ttl),
+                            ("--max-finished-jobs-per-user", args.max_finished_jobs_per_user)) if v is not None]
+    if given and (args.kubeconfig is not None or args.in_cluster):
+        raise ValueError(f"{given[0]}: not used in Kubernetes mode: a job lives as long as its FederatedJob, "
+                         "the user's object (delete it to remove the job; bound a namespace's objects with a "
+                         "ResourceQuota on count/federatedjobs.federator.io)")
+    policy = RetentionPolicy()
+    ttl = policy.ttl_seconds if args.finished_job_ttl is None else args.finished_job_ttl
+    if not math.isfinite(ttl):
+        raise ValueError(f"--finished-job-ttl: must be 0 (keep forever) or more seconds, got {ttl:g}")
+    most = policy.max_per_owner if args.max_finished_jobs_per_user is None else args.max_finished_jobs_per_user
+    return RetentionPolicy(ttl_seconds=ttl, max_per_owner=most)
 
 
 _LIMIT_FLAGS = {"max_message_bytes": "--max-message-bytes", "max_replicas_per_job": "--max-replicas",
@@ -146,6 +173,7 @@ def _serve(args: argparse.Namespace) -> int:
             check_grpc_listen(args.token_listen, "--token-listen")
         tls = tls_files(args, role="server")
         limits = _limits(args)
+        retention = _retention(args)
     except (TlsError, ValueError) as exc:
         print(f"federator serve: {exc}", file=sys.stderr)
         return 2
@@ -162,7 +190,7 @@ def _serve(args: argparse.Namespace) -> int:
                         token_file=args.token_file, token_listen=args.token_listen, limits=limits,
                         audit_log=args.audit_log, trust=trust, trust_poll_seconds=args.trust_poll_seconds,
                         order_max_age=args.order_max_age,
-                        reflection=args.reflection)
+                        reflection=args.reflection, retention=retention)
     opts = dataclasses.replace(opts, kube=kube_options(args))
     asyncio.run(serve(opts))
     return 0

@@ -63,6 +63,7 @@ class Rule(StrEnum):
     QUEUE_ACCESS = "queue-access"
     OPEN_QUEUE = "open-queue"
     NAMESPACE = "namespace-selector"
+    RESERVED_NAMESPACE = "reserved-namespace"  # Kubernetes mode: kube-* and the federator's own, closed to gRPC
 
 
 class JobAccess(StrEnum):
@@ -423,14 +424,15 @@ class Authorizer:
         if owner and any(not manage or self.policy.groups[g].jobs is JobAccess.MANAGE for g in shared):
             return Allowed(Rule.GROUP)
         verb = "cancel" if manage else "see"
-        whose = f"user {owner!r}" if owner else f"namespace {job.spec.namespace!r} (no user submitted it)"
-        if shared:
-            why = f"group: your shared groups ({', '.join(shared)}) have jobs: view in tenancy.groups"
-        else:
-            why = "owner/group: it is not yours, you share no group of tenancy.groups with its owner"
-        return Denied(Rule.GROUP if shared else Rule.OWNER,
-                      f"user {who.user!r} may not {verb} job {job.job_id}: it belongs to {whose}; {why}, "
-                      "and you are not in tenancy.admins")
+        if shared:  # they may see the job (jobs: view): naming it and its owner tells them nothing new
+            whose = f"user {owner!r}" if owner else f"namespace {job.spec.namespace!r} (no user submitted it)"
+            return Denied(Rule.GROUP, f"user {who.user!r} may not {verb} job {job.job_id}: it belongs to {whose}; "
+                                      f"group: your shared groups ({', '.join(shared)}) have jobs: view in "
+                                      "tenancy.groups, and you are not in tenancy.admins")
+        # They may not see it: neither its id nor its owner (a guessed name told both; the audit line keeps them).
+        return Denied(Rule.OWNER, f"user {who.user!r} may not {verb} this job; owner/group: it is not yours, you "
+                                  "share no group of tenancy.groups with its owner, and you are not in "
+                                  "tenancy.admins")
 
     def visible(self, who: Principal, jobs: Iterable[Job]) -> list[Job]:
         """The jobs `who` may see (List, Watch): per job, the owner and group rules, without the messages."""

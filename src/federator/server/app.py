@@ -34,6 +34,7 @@ from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.outbox import stopping
+from federator.server.retention import Retention, RetentionPolicy
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.terms import StreamTerms, check_terms, default_order_max_age
@@ -73,6 +74,7 @@ class ServeOptions:
     trust_poll_seconds: float = 5.0  # how often the trust file is looked at for changes; 0: on SIGHUP only
     order_max_age: float = 0.0  # the bound on a Launch's age; 0: default_order_max_age(lost_after_seconds)
     reflection: bool = False  # serve gRPC server reflection
+    retention: RetentionPolicy = RetentionPolicy()  # finished jobs (server/retention.py); store mode only
 
 
 def _scheduler(opts: ServeOptions) -> Scheduler:
@@ -321,7 +323,9 @@ async def serve(opts: ServeOptions) -> None:
     if trust is not None:
         client_roots = roots = ClientRoots(trust.current.bundle_pem())
         trust.subscribe(lambda _old, new: _use_trust(new, auth=auth, roots=roots, agents=agent_service))
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=authz, audit=audit), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(
+        JobService(fed, auth, authz=authz, audit=audit, namespaces=kube.namespace_gate(authz) if kube else None),
+        server)
     cluster_service = ClusterService(fed, auth, authz=authz, audit=audit)
     jobs_pb2_grpc.add_ClusterServiceServicer_to_server(cluster_service, server)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(cluster_service, usage), server)
@@ -353,6 +357,8 @@ async def serve(opts: ServeOptions) -> None:
         fed.settling.known = False
     runner = loop.create_task(fed.run())
     ticker = loop.create_task(_tick(meter))
+    # Kubernetes mode: a job lives as long as its FederatedJob, the user's object (server/retention.py).
+    sweeper = None if kube else loop.create_task(Retention(fed, opts.retention).run())
     if kube:
         await kube.start(fed, on_lost=stop.set, authz=authz, audit=audit)
         fed.settling.known = True
@@ -363,6 +369,8 @@ async def serve(opts: ServeOptions) -> None:
     ticker.cancel()
     if watching is not None:
         watching.cancel()
+    if sweeper is not None:
+        sweeper.cancel()
     if kube:
         await kube.stop()
     await health_servicer.enter_graceful_shutdown()

@@ -134,6 +134,12 @@ class UserPendingLimit(QueueFull):
         self.limit = limit
 
 
+def taken(namespace: str, name: str) -> str:
+    """What a caller who may not see the job holding a name hears: nothing of that job, not even whether it has
+    finished (an outsider learnt that from the difference between two refusals)."""
+    return f"metadata.name: a job {namespace}/{name} already exists; choose another name"
+
+
 def _latest_first(job: Job) -> tuple[bool, float]:
     """Sort key: a name's active job wins over finished ones, then the latest."""
     return (not job.phase.is_terminal, job.submitted_at)
@@ -289,9 +295,7 @@ class Intake:
         if same is not None and not same.phase.is_terminal:
             fed.metrics.jobs_rejected.inc()
             raise AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
-                                f"({same.job_id}, {same.phase})", about=same,
-                                vague=f"metadata.name: a job {spec.namespace}/{spec.name} already exists and has "
-                                      "not finished; choose another name")
+                                f"({same.job_id}, {same.phase})", about=same, vague=taken(spec.namespace, spec.name))
         unknown = self.fleet.unknown(spec)
         if unknown and self.fleet_settled():
             self._reject(RejectReason.INVALID_JOB)
@@ -377,6 +381,16 @@ class Intake:
         if request_id and self._by_request.get(request_id) == job.job_id:
             del self._by_request[request_id]
 
+    def drop(self, job: Job) -> None:
+        """A finished job removed by retention (server/retention.py): its name and request id are free. The
+        oldest go first, so a name's earlier jobs are gone already and the name is simply free."""
+        key = (job.spec.namespace, job.spec.name)
+        if self._by_name.get(key) == job.job_id:
+            del self._by_name[key]
+        request_id = job.spec.annotation(REQUEST_ID_ANNOTATION)
+        if request_id and self._by_request.get(request_id) == job.job_id:
+            del self._by_request[request_id]
+
     def _with_request_id(self, spec: JobSpec, request_id: str) -> JobSpec:
         """The spec with its request id as an annotation; a malformed or contradictory id is refused."""
         carried = spec.annotation(REQUEST_ID_ANNOTATION)
@@ -457,4 +471,4 @@ def kindless_problems(specs: Iterable[JobSpec]) -> list[FieldProblem]:
 
 
 __all__ = ["AlreadyExists", "Intake", "QueueFull", "QueuePendingLimit", "RequestIdConflict", "SubmitError",
-           "UserPendingLimit", "checked", "kindless_problems"]
+           "UserPendingLimit", "checked", "kindless_problems", "taken"]

@@ -34,9 +34,11 @@ from federator.server.admission import name_taken
 from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
+from federator.server.namespace_gate import NamespaceGate
 from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
+from federator.server.retention import removed_message
 from federator.server.terms import StreamTerms, default_order_max_age
 from federator.server.validation import Refusal, agent_text, check_hello_fields, check_plausible, check_report_fields
 from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
@@ -482,8 +484,15 @@ def _spec_of(pb: types_pb2.JobSpec) -> JobSpec:
 
 
 class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
-    """The job API. Each call is decided by `security.authz` at this edge: Submit by the queue's access list,
-    Get/List/Watch/Cancel by whose job it is. Submit and Cancel, accepted or refused, are audited."""
+    """The job API. Each call is decided by `security.authz` at this edge: Submit by the queue's access list
+    (and, in Kubernetes mode, `namespaces`: may the job be made in its host namespace), Get/List/Watch/Cancel
+    by whose job it is. Submit and Cancel, accepted or refused, are audited."""
+
+    def __init__(self, federator: Federator, auth: Authenticator | None = None, *,
+                 authz: Authorizer | None = None, audit: AuditLog | None = None,
+                 namespaces: NamespaceGate | None = None) -> None:
+        super().__init__(federator, auth, authz=authz, audit=audit)
+        self.namespaces = namespaces
 
     async def Submit(self, request: jobs_pb2.SubmitRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> jobs_pb2.SubmitResponse:
@@ -495,12 +504,15 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         problems: list[FieldProblem] = []
         try:
             spec = _spec_of(request.spec)
-            decision = self.authz.submit(who, spec.queue)
+            decision: Allowed | Denied = self.authz.submit(who, spec.queue)
+            if isinstance(decision, Allowed) and self.namespaces is not None:
+                decision = await self.namespaces.refusal(spec) or decision
             rule = decision.rule.value
             if isinstance(decision, Denied):
                 code, message = grpc.StatusCode.PERMISSION_DENIED, decision.message
             else:
-                taken = name_taken(self.fed, spec, request_id=request.request_id, run_again=request.run_again)
+                taken = name_taken(self.fed, spec, request_id=request.request_id, run_again=request.run_again,
+                                   may_manage=lambda last: isinstance(self.authz.job(who, last, manage=True), Allowed))
                 if taken is not None:
                     raise taken
                 replayed = self.fed.intake.job_for_request(request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
@@ -641,7 +653,11 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                 if not job_id:
                     continue  # woken to end (Federator.end_watches)
                 if wanted is None or job_id == wanted:
-                    job = self.fed.jobs[job_id]
+                    job = self.fed.jobs.get(job_id)
+                    if job is None:  # removed (server/retention.py): the API has no deletion event
+                        if wanted is not None:
+                            await context.abort(grpc.StatusCode.NOT_FOUND, removed_message(request.job_id))
+                        continue
                     if wanted is not None or isinstance(self.authz.job(who, job, manage=False), Allowed):
                         pb = convert.job_to_pb(job)
                         data = pb.SerializeToString(deterministic=True)

@@ -38,7 +38,7 @@ from typing import TypeVar
 
 from federator.model import Job, JobId, Placement
 from federator.store.errors import StoreError, StoreRefused
-from federator.store.sqlite import JobStore
+from federator.store.sqlite import JobStore, PrunedStore
 
 log = logging.getLogger("federator.store")
 MAX_BATCH_JOBS = 2_000  # one transaction's size: bounds the time one batch holds the writer
@@ -225,6 +225,26 @@ class GroupCommit:
         self._enqueue(w)
         assert w.done is not None
         w.done.wait()
+
+    def remove(self, job_ids: list[JobId]) -> None:
+        """Delete these (finished) jobs from the store, after every write queued so far, so that no state of
+        theirs still on its way lands after the delete and brings them back at the next start. Blocks until
+        done; StoreUnavailable leaves them stored. The caller writes them no more."""
+        if not isinstance(self.store, PrunedStore):
+            raise StoreRefused(f"{type(self.store).__name__} does not remove jobs", frozenset(job_ids))
+        with self._cv:
+            for job_id in job_ids:
+                self._lazy.pop(job_id, None)
+                self._owed.pop(job_id, None)
+        self.drain()
+        with self._cv:  # the writer is idle and the loop (the only writer of jobs) is here: delete inline
+            while self._busy:
+                self._cv.wait(0.01)
+            self._busy = True
+        try:
+            self.store.delete(job_ids)
+        finally:
+            self._release()
 
     # -- the writer thread -----------------------------------------------------------
 

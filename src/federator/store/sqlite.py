@@ -20,9 +20,9 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from federator.model import Job
+from federator.model import Job, JobId
 from federator.paths import make_parent
 from federator.store.codec import job_from_dict, job_to_dict
 from federator.store.errors import StoreUnavailable, StoreUnreadable
@@ -75,6 +75,15 @@ class JobStore(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class PrunedStore(Protocol):
+    """A job store that removes finished jobs (server/retention.py): SQLite's. Kubernetes mode's is not one: there
+    a job lives as long as its FederatedJob, which is the user's."""
+
+    def delete(self, job_ids: Iterable[JobId]) -> None:
+        """Remove these jobs atomically; StoreUnavailable leaves every one stored."""
+
+
 class SqliteJobStore:
     """The job store in a SQLite file; ':memory:' (tests) is private to its process and takes no lock."""
 
@@ -120,6 +129,12 @@ class SqliteJobStore:
         rows = [(j.job_id, j.phase.value, json.dumps(job_to_dict(j), separators=(",", ":"))) for j in jobs]
         with self._lock:
             write_all(self._db, "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?)", rows)
+
+    def delete(self, job_ids: Iterable[JobId]) -> None:
+        """StoreUnavailable if the delete failed; then every one of these jobs is still stored."""
+        rows = [(str(i),) for i in job_ids]
+        with self._lock:
+            write_all(self._db, "DELETE FROM jobs WHERE job_id = ?", rows)
 
     def load(self) -> list[Job]:
         """Every job; StoreUnreadable naming the first row that is not one (see the module docstring)."""

@@ -36,7 +36,8 @@ class JobServiceStub:
     identity, replacing any the spec carried.
     - Get, Cancel, Watch of one job: PERMISSION_DENIED when the job is neither
     the caller's nor shared with them through a group of the policy (admins
-    act on every job); the message names the rule that refused. List and
+    act on every job); the message names the rule that refused, and to a
+    caller who may not see the job neither its job_id nor its owner. List and
     Watch of every job return only the jobs the caller may see.
     """
 
@@ -82,7 +83,8 @@ class JobServiceServicer:
     identity, replacing any the spec carried.
     - Get, Cancel, Watch of one job: PERMISSION_DENIED when the job is neither
     the caller's nor shared with them through a group of the policy (admins
-    act on every job); the message names the rule that refused. List and
+    act on every job); the message names the rule that refused, and to a
+    caller who may not see the job neither its job_id nor its owner. List and
     Watch of every job return only the jobs the caller may see.
     """
 
@@ -183,7 +185,8 @@ class JobService:
     identity, replacing any the spec carried.
     - Get, Cancel, Watch of one job: PERMISSION_DENIED when the job is neither
     the caller's nor shared with them through a group of the policy (admins
-    act on every job); the message names the rule that refused. List and
+    act on every job); the message names the rule that refused, and to a
+    caller who may not see the job neither its job_id nor its owner. List and
     Watch of every job return only the jobs the caller may see.
     """
 

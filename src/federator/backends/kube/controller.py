@@ -44,7 +44,6 @@ from typing import Any
 from federator.backends.kube.api import (
     FEDERATED_JOBS,
     MEMBER_CLUSTERS,
-    NAMESPACES,
     ConflictError,
     KubeApi,
     KubeError,
@@ -54,6 +53,7 @@ from federator.backends.kube.api import (
 )
 from federator.backends.kube.events import EventReason, JobEvent, event_object
 from federator.backends.kube.informer import DELETED, MODIFIED, Informer
+from federator.backends.kube.namespace_gate import namespace_labels, selector_applies
 from federator.backends.kube.resources import (
     FINALIZER,
     invalid_status,
@@ -257,12 +257,10 @@ class FederatedJobController:
 
     async def _namespace_denied(self, namespace: str, queue: str) -> Denied | None:
         """The Queue's namespaceSelector against the namespace's labels (read only when a selector applies)."""
-        policy = self.authz.policy
-        if policy.queue_namespaces.get(queue, policy.default_namespaces) is None:
+        if not selector_applies(self.authz, queue):
             return None
         try:
-            ns = await asyncio.to_thread(self.api.get, NAMESPACES, namespace)
-            labels = {str(k): str(v) for k, v in ((ns.get("metadata") or {}).get("labels") or {}).items()}
+            labels = await namespace_labels(self.api, namespace)
         except KubeError as exc:  # fail closed: a selector we cannot check refuses
             log.warning("namespace %s: labels not read (%s); its jobs match only selectors that need no label",
                         namespace, exc)

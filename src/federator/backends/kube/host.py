@@ -18,6 +18,7 @@ from federator.backends.kube.api import KubeApi, KubeError
 from federator.backends.kube.controller import FederatedJobController
 from federator.backends.kube.events import EventRecorder
 from federator.backends.kube.leader import LeaderElector, LeaseConfig
+from federator.backends.kube.namespace_gate import HostNamespaces
 from federator.backends.kube.options import KubeOptions
 from federator.backends.kube.queue_controller import QueueController
 from federator.backends.kube.store import KubeJobStore
@@ -56,6 +57,11 @@ class KubeMode:
             elector = LeaderElector(api, cfg)
             await elector.acquire()
         return cls(opts, api, elector)
+
+    def namespace_gate(self, authz: Authorizer) -> HostNamespaces:
+        """What gRPC Submits may do to host namespaces (namespace_gate.py): the Queues' namespaceSelectors, and
+        never kube-* nor the federator's own namespace."""
+        return HostNamespaces(self.api, authz, own=self.opts.own_namespaces())
 
     async def start(self, fed: Federator, *, on_lost: Callable[[], None], authz: Authorizer | None = None,
                     audit: AuditLog | None = None) -> None:

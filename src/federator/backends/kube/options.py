@@ -41,6 +41,17 @@ class KubeOptions:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+    lease_namespace_given: bool = False  # --lease-namespace on the command line (not the "default" fallback)
+
+    def own_namespaces(self) -> frozenset[str]:
+        """The federator's own namespaces, closed to jobs submitted over gRPC: its pod's, and its Lease's when
+        named (out of a pod the Lease's namespace falls back to "default", which is the users' too)."""
+        own = {self.lease_namespace} if self.lease_namespace_given else set()
+        try:
+            own.add(SERVICE_ACCOUNT_NAMESPACE.read_text().strip())
+        except OSError:
+            pass
+        return frozenset(n for n in own if n)
 
 
 def add_kube_arguments(p: argparse.ArgumentParser) -> None:
@@ -95,6 +106,7 @@ def kube_options(args: argparse.Namespace) -> KubeOptions | None:
         lease_namespace=args.lease_namespace or default_lease_namespace(),
         identity=args.identity or default_identity(), lease_duration=args.lease_duration,
         renew_deadline=args.renew_deadline, retry_period=args.retry_period,
+        lease_namespace_given=args.lease_namespace is not None,
     )
 
 

@@ -1,0 +1,133 @@
+"""How long a finished job is kept: a TTL after it finished (Kubernetes' ttlSecondsAfterFinished) and a count per
+owner, the oldest finished dropped first.
+
+Nothing else bounded finished jobs: the caps on pending jobs (server/intake.py) let a tenant submit and cancel
+at once, and 200 jobs of a 0.88 MB template grew the federator by 190 MB and its SQLite file to 169 MB in 20 s.
+
+`chosen` is pure (which jobs go); `Retention.sweep` removes them, store first (store mode): a job that the store
+still holds is not dropped from memory, so a failed delete is tried again at the next sweep and never leaves a
+job that comes back after a restart only in the store. Only finished jobs are ever chosen, so nothing accepted
+and still to run is lost. Usage records (accounting/) are another table and stay.
+
+Kubernetes mode keeps no retention here: a job lives as long as its FederatedJob, which is its user's (as a
+Job without ttlSecondsAfterFinished stays until deleted), and `kubectl get fj` and `federator get` must agree;
+deleting the object is how a kubectl user ends it, and the host's ResourceQuota (count/federatedjobs...) bounds
+a namespace's objects.
+
+A removed job vanishes from Get, List and Watch at once. The API has no deletion event: a Watch of every job
+hears nothing of it (its last state was its finish), a Watch of that one job ends with NOT_FOUND saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from federator.model import Job, JobId
+from federator.security.authz import Submitter, submitter_of
+from federator.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from federator.server.federator import Federator
+
+log = logging.getLogger("federator.server.retention")
+DEFAULT_FINISHED_JOB_TTL = 7 * 24 * 3600.0  # a week: a Monday's `federator get` still shows Friday's runs
+DEFAULT_MAX_FINISHED_PER_USER = 500  # history enough for a person; with 512 KiB specs, a bound on memory too
+SWEEP_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """`federator serve --finished-job-ttl` and `--max-finished-jobs-per-user`; 0 turns either off."""
+
+    ttl_seconds: float = DEFAULT_FINISHED_JOB_TTL
+    max_per_owner: int = DEFAULT_MAX_FINISHED_PER_USER
+
+    def __post_init__(self) -> None:
+        if not (self.ttl_seconds >= 0 and self.ttl_seconds != float("inf")):
+            raise ValueError(f"--finished-job-ttl: must be 0 (keep forever) or more seconds, got {self.ttl_seconds!r}")
+        if self.max_per_owner < 0:
+            raise ValueError(f"--max-finished-jobs-per-user: must be 0 (no bound) or more, got {self.max_per_owner!r}")
+
+    @property
+    def keeps_all(self) -> bool:
+        return self.ttl_seconds == 0 and self.max_per_owner == 0
+
+
+def chosen(jobs: Iterable[Job], *, now: float, policy: RetentionPolicy) -> list[Job]:
+    """The finished jobs to remove: past the TTL, and each owner's oldest past the count (an owner: the user
+    recorded on the job, else its namespace, as the pending caps count them)."""
+    out: list[Job] = []
+    kept: dict[Submitter, list[Job]] = {}
+    for job in jobs:
+        if not job.phase.is_terminal:
+            continue
+        if policy.ttl_seconds and now - job.finished_at >= policy.ttl_seconds:
+            out.append(job)
+        elif policy.max_per_owner:
+            kept.setdefault(submitter_of(job.spec), []).append(job)
+    for finished in kept.values():
+        if len(finished) > policy.max_per_owner:
+            finished.sort(key=lambda j: (j.finished_at, j.submitted_at, j.job_id))
+            out.extend(finished[:len(finished) - policy.max_per_owner])
+    return out
+
+
+class Retention:
+    """Removes what `chosen` picks, every SWEEP_SECONDS (`run`), from the store and then from memory."""
+
+    def __init__(self, fed: Federator, policy: RetentionPolicy) -> None:
+        self.fed = fed
+        self.policy = policy
+        self.removed = 0
+
+    def sweep(self) -> list[JobId]:
+        """One pass; the ids removed. A store that refuses the delete leaves everything as it was."""
+        fed = self.fed
+        if self.policy.keeps_all:
+            return []
+        gone = chosen(fed.jobs.values(), now=fed.clock(), policy=self.policy)
+        if not gone:
+            return []
+        ids = [j.job_id for j in gone]
+        try:
+            fed.journal.remove(ids)
+        except StoreError as exc:
+            log.warning("%d finished jobs not removed (%s); tried again at the next sweep", len(ids), exc)
+            return []
+        for job in gone:
+            self._forget(job)
+        fed.notify(gone)  # a Watch of one of them ends (NOT_FOUND); others skip ids no longer there
+        self.removed += len(ids)
+        log.info("removed %d finished jobs (past --finished-job-ttl %gs or over --max-finished-jobs-per-user %d)",
+                 len(ids), self.policy.ttl_seconds, self.policy.max_per_owner)
+        return ids
+
+    def _forget(self, job: Job) -> None:
+        fed, intake = self.fed, self.fed.intake
+        fed.jobs.pop(job.job_id, None)
+        for p in job.placements:
+            if fed.placement_index.get(p.placement_id) == job.job_id:
+                del fed.placement_index[p.placement_id]
+        intake.drop(job)
+        fed.refusals.forget(job.job_id)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                self.sweep()
+            except Exception:  # a bug here must not stop the sweeps, nor anything else
+                log.exception("removing finished jobs failed")
+
+
+def removed_message(key: str) -> str:
+    return (f"watch: job {key} was removed: a finished job is kept for --finished-job-ttl, and an owner's "
+            "oldest finished jobs past --max-finished-jobs-per-user go first")
+
+
+__all__ = ["DEFAULT_FINISHED_JOB_TTL", "DEFAULT_MAX_FINISHED_PER_USER", "Retention",
+           "RetentionPolicy", "chosen", "removed_message"]
