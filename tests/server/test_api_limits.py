@@ -29,9 +29,10 @@ def test_list_pages_jobs_so_that_huge_legal_jobs_never_make_it_fail_for_everyone
         async with served(limits=Limits(max_message_bytes=1 << 20)) as s:
             for i in range(6):  # each within the 1 MiB limit; together far past the 4 MiB transport limit
                 big = good_spec(f"big-{i}")
-                # (a big pod template: annotations are bounded to 256 KiB, as Kubernetes bounds them)
+                # (as big as legal: templates at most half the message limit, annotations 256 KiB as Kubernetes)
                 big.spec.pod_template_json = json.dumps({"spec": {"containers": [
-                    {"name": "main", "image": "trainer", "args": ["x" * 900_000]}]}})
+                    {"name": "main", "image": "trainer", "args": ["x" * 500_000]}]}})
+                big.spec.annotations["example.com/notes"] = "y" * 250_000
                 s.fed.submit(convert.spec_from_pb(big.spec))
             for i in range(7):
                 s.fed.submit(convert.spec_from_pb(good_spec(f"small-{i}").spec))
