@@ -80,6 +80,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                           "no user: its namespace counts as one); past it that user's Submits answer "
                           "RESOURCE_EXHAUSTED with a retry-after, and other users' pass (default: half of "
                           "--max-pending-jobs; with --insecure every caller is the one user 'anonymous')")
+    lim.add_argument("--max-clusters-per-provider", type=int, default=64, metavar="N",
+                     help="member clusters of one provider (federator.io/provider) connected at once; a Hello past "
+                          "it is refused with RESOURCE_EXHAUSTED (default %(default)s; 0: no cap)")
     add_pod_security_arguments(p, role="server")
     p.set_defaults(func=_serve)
 
@@ -88,7 +91,8 @@ _LIMIT_FLAGS = {"max_message_bytes": "--max-message-bytes", "max_replicas_per_jo
                 "max_accelerators_per_job": "--max-accelerators-per-job",
                 "reports_per_second": "--max-reports-per-second", "max_pending_jobs": "--max-pending-jobs",
                 "max_pending_jobs_per_queue": "--max-pending-jobs-per-queue",
-                "max_pending_jobs_per_user": "--max-pending-jobs-per-user"}
+                "max_pending_jobs_per_user": "--max-pending-jobs-per-user",
+                "max_clusters_per_provider": "--max-clusters-per-provider"}
 
 
 def _limits(args: argparse.Namespace) -> Limits:

@@ -85,6 +85,10 @@ class Limits:
     queue_full_retry_seconds: float = 5.0
     # What a job's pod templates may ask of a member's nodes (security/podsecurity.py; --pod-security).
     pod_security: PodSecurity = PodSecurity()
+    # Clusters of one provider connected at once (0: no cap). A provider's CA may certify any number of
+    # cluster names, and every connected cluster costs the federator its reports: past the cap a Hello is
+    # refused (RESOURCE_EXHAUSTED), so one provider cannot crowd out the others' clusters.
+    max_clusters_per_provider: int = 64
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "report_burst", "max_replicas_per_job", "max_accelerators_per_job",
@@ -94,6 +98,9 @@ class Limits:
         for name in ("max_pending_jobs_per_queue", "max_pending_jobs_per_user"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"limits.{name}: must be at least 1, got {getattr(self, name)!r}")
+        if self.max_clusters_per_provider < 0:
+            raise ValueError("limits.max_clusters_per_provider: must be 0 (no cap) or more, "
+                             f"got {self.max_clusters_per_provider!r}")
         if self.max_message_bytes > MAX_MESSAGE_BYTES_CEILING:  # gRPC takes the size as a C int
             raise ValueError(f"limits.max_message_bytes: must be at most {MAX_MESSAGE_BYTES_CEILING} (1 GiB), "
                              f"got {self.max_message_bytes!r}")

@@ -35,6 +35,7 @@ from federator.model import (
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits, TokenBucket
+from federator.security.trust import PROVIDER_LABEL
 from federator.server.cancelling import cancelled
 from federator.server.clusters import (
     FAILOVER_ANNOTATION,
@@ -210,6 +211,21 @@ class Federator:
         self.metrics.agent_connects.labels(cluster).inc()
         log.info("cluster %s (%s) connected, session %d", cluster, region, rec.session)
         return rec
+
+    def over_provider_cap(self, cluster: str, provider: str) -> str:
+        """Why a new stream of `cluster` would take its provider past Limits.max_clusters_per_provider, or "".
+        A stream replacing the cluster's own does not count twice; the federation's own clusters (no provider)
+        are not capped."""
+        cap = self.limits.max_clusters_per_provider
+        if not cap or not provider:
+            return ""
+        held = sum(1 for rec in self.clusters.values()
+                   if rec.connected and rec.name != cluster and rec.labels.get(PROVIDER_LABEL) == provider)
+        if held < cap:
+            return ""
+        return (f"cluster {cluster!r}: provider {provider!r} already has {held} clusters connected, its cap "
+                f"(--max-clusters-per-provider {cap}); this one may connect once another of its clusters "
+                "disconnects")
 
     def disconnect(self, rec: ClusterRecord) -> None:
         current = self.clusters.get(rec.name)

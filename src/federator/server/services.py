@@ -226,6 +226,12 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 f"cluster {hello.cluster!r} holds a certificate from the federation's CA, so its label "
                 f"{PROVIDER_LABEL} may not name provider {claimed!r} (that provider's clusters hold certificates "
                 "from its own CA)"))
+        over = self.fed.over_provider_cap(hello.cluster, labels.get(PROVIDER_LABEL, ""))
+        if over:
+            log.warning("refused an agent stream of cluster %r: %s", hello.cluster, over)
+            self.rejected(RejectReason.LIMIT_EXCEEDED)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, over)
+            return
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, peer))
