@@ -55,6 +55,7 @@ from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_
 from federator.server.reports import ReportGate
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
+from federator.server.stalls import LoopStalls
 from federator.server.state_sample import state_sample
 from federator.store import JobStore, StoreUnavailable
 from federator.store.group_commit import GroupCommit
@@ -105,6 +106,7 @@ class Federator:
         self.intake = Intake(self)  # the submit path and its indexes (server/intake.py)
         self.notes = ClusterNotes(self)  # a placed job says when its cluster is not Ready (server/job_message.py)
         self.clusters: dict[str, ClusterRecord] = {}
+        self.stalls = LoopStalls(clock)  # the loop's own stalls, not charged to leases (server/stalls.py)
         self._sessions = 0
         self._wake = asyncio.Event()
         self._watchers: set[asyncio.Queue[JobId]] = set()
@@ -405,11 +407,14 @@ class Federator:
         time. Then the jobs on a cluster whose state changed say so in their message."""
         now = self.clock()
         for rec in list(self.clusters.values()):
-            if rec.state is ClusterState.READY and rec.connected and now - rec.last_seen_at > self.lease_seconds:
+            # Time the loop itself was stalled is not the agent's silence: its messages waited unread meanwhile.
+            if rec.state is ClusterState.READY and rec.connected and \
+                    now - rec.last_seen_at - self.stalls.since(rec.last_seen_at) > self.lease_seconds:
                 rec.state = ClusterState.PARTITIONED
                 rec.partitioned_at = now
                 log.warning("cluster %s Partitioned: no message for %.1fs", rec.name, now - rec.last_seen_at)
-            if rec.state is ClusterState.PARTITIONED and now - rec.partitioned_at > self.lost_after_seconds:
+            if rec.state is ClusterState.PARTITIONED and \
+                    now - rec.partitioned_at - self.stalls.since(rec.partitioned_at) > self.lost_after_seconds:
                 rec.state = ClusterState.LOST
                 log.warning("cluster %s Lost after %.1fs Partitioned", rec.name, now - rec.partitioned_at)
                 self.membership.lost(rec.name, rec.region, rec.labels)
@@ -477,6 +482,13 @@ class Federator:
         Its first turn runs at start, not a cycle_interval later: after a restart the clusters expected back
         are Partitioned, and until a turn restates their jobs, Get and List answered with the messages stored
         before the crash ("1 replicas running" on a cluster whose agent is silent)."""
+        watch = asyncio.get_running_loop().create_task(self.stalls.watch())
+        try:
+            await self._turns()
+        finally:
+            watch.cancel()
+
+    async def _turns(self) -> None:
         while True:
             await self.tick()
             try:
