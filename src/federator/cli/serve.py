@@ -80,6 +80,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                           "no user: its namespace counts as one); past it that user's Submits answer "
                           "RESOURCE_EXHAUSTED with a retry-after, and other users' pass (default: half of "
                           "--max-pending-jobs; with --insecure every caller is the one user 'anonymous')")
+    lim.add_argument("--max-report-bytes-per-second", type=int, default=64 * 1024, metavar="BYTES",
+                     help="capacity report bytes per agent per second, sustained; reports over it wait and the "
+                          "newest is applied when the budget allows (default %(default)s; 0: no budget)")
     lim.add_argument("--max-clusters-per-provider", type=int, default=64, metavar="N",
                      help="member clusters of one provider (federator.io/provider) connected at once; a Hello past "
                           "it is refused with RESOURCE_EXHAUSTED (default %(default)s; 0: no cap)")
@@ -92,7 +95,8 @@ _LIMIT_FLAGS = {"max_message_bytes": "--max-message-bytes", "max_replicas_per_jo
                 "reports_per_second": "--max-reports-per-second", "max_pending_jobs": "--max-pending-jobs",
                 "max_pending_jobs_per_queue": "--max-pending-jobs-per-queue",
                 "max_pending_jobs_per_user": "--max-pending-jobs-per-user",
-                "max_clusters_per_provider": "--max-clusters-per-provider"}
+                "max_clusters_per_provider": "--max-clusters-per-provider",
+                "report_bytes_per_second": "--max-report-bytes-per-second"}
 
 
 def _limits(args: argparse.Namespace) -> Limits:

@@ -64,6 +64,10 @@ class Limits:
     max_message_bytes: int = 1 << 20
     reports_per_second: float = 5.0  # per agent, sustained
     report_burst: int = 20
+    # Capacity report bytes per agent per second, sustained (0: no budget); a burst of one report of the
+    # largest size (max_message_bytes). Reports over it are coalesced like those over reports_per_second, so
+    # clusters sending big reports often cannot together hold the event loop decoding them.
+    report_bytes_per_second: int = 64 * 1024
     max_replicas_per_job: int = 1_000
     max_accelerators_per_job: int = 4_096
     max_cpu_cores_per_job: int = 100_000
@@ -98,6 +102,9 @@ class Limits:
         for name in ("max_pending_jobs_per_queue", "max_pending_jobs_per_user"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"limits.{name}: must be at least 1, got {getattr(self, name)!r}")
+        if self.report_bytes_per_second < 0:
+            raise ValueError("limits.report_bytes_per_second: must be 0 (no budget) or more, "
+                             f"got {self.report_bytes_per_second!r}")
         if self.max_clusters_per_provider < 0:
             raise ValueError("limits.max_clusters_per_provider: must be 0 (no cap) or more, "
                              f"got {self.max_clusters_per_provider!r}")
@@ -226,17 +233,18 @@ class TokenBucket:
         self._tokens = float(self.burst)
         self._at = self.clock()
 
-    def take(self) -> bool:
+    def take(self, amount: float = 1.0) -> bool:
+        """Whether `amount` (at most `burst`) may pass now; if so it is taken."""
         self._refill()
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= amount:
+            self._tokens -= amount
             return True
         return False
 
-    def wait(self) -> float:
-        """Seconds until take() would pass (0 if it would now)."""
+    def wait(self, amount: float = 1.0) -> float:
+        """Seconds until take(amount) would pass (0 if it would now)."""
         self._refill()
-        return max(0.0, (1.0 - self._tokens) / self.rate)
+        return max(0.0, (amount - self._tokens) / self.rate)
 
     def _refill(self) -> None:
         now = self.clock()

@@ -202,7 +202,7 @@ class Federator:
         now = self.clock()
         rec = ClusterRecord(name=cluster, region=region, labels=dict(labels), connected=True,
                             session=self._sessions, last_report_at=now, last_seen_at=now,
-                            reports=ReportGate(TokenBucket(self.limits.reports_per_second, self.limits.report_burst)))
+                            reports=self._report_gate())
         if old is not None:
             rec.capacity = old.capacity
             rec.acked = old.acked
@@ -213,6 +213,13 @@ class Federator:
         self.metrics.agent_connects.labels(cluster).inc()
         log.info("cluster %s (%s) connected, session %d", cluster, region, rec.session)
         return rec
+
+    def _report_gate(self) -> ReportGate:
+        """A new stream's report budgets: a count, and bytes (its burst one report of the largest size)."""
+        lim = self.limits
+        volume = TokenBucket(lim.report_bytes_per_second, lim.max_message_bytes) if lim.report_bytes_per_second \
+            else None
+        return ReportGate(TokenBucket(lim.reports_per_second, lim.report_burst), volume=volume)
 
     def over_provider_cap(self, cluster: str, provider: str) -> str:
         """Why a new stream of `cluster` would take its provider past Limits.max_clusters_per_provider, or "".

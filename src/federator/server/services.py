@@ -237,7 +237,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, peer))
         try:
             yield self.terms.welcome(reports_per_second=self.fed.limits.reports_per_second,
-                                     report_burst=self.fed.limits.report_burst)
+                                     report_burst=self.fed.limits.report_burst,
+                                     report_bytes_per_second=self.fed.limits.report_bytes_per_second)
             while True:
                 try:
                     order = await asyncio.wait_for(rec.outbox.get(), self.terms.heartbeat_interval)
