@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                           "no user: its namespace counts as one); past it that user's Submits answer "
                           "RESOURCE_EXHAUSTED with a retry-after, and other users' pass (default: half of "
                           "--max-pending-jobs; with --insecure every caller is the one user 'anonymous')")
-    lim.add_argument("--max-report-bytes-per-second", type=int, default=64 * 1024, metavar="BYTES",
+    lim.add_argument("--max-report-bytes-per-second", type=int, default=16 * 1024, metavar="BYTES",
                      help="capacity report bytes per agent per second, sustained; reports over it wait and the "
                           "newest is applied when the budget allows (default %(default)s; 0: no budget)")
     lim.add_argument("--max-clusters-per-provider", type=int, default=64, metavar="N",

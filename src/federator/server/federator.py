@@ -215,10 +215,10 @@ class Federator:
         return rec
 
     def _report_gate(self) -> ReportGate:
-        """A new stream's report budgets: a count, and bytes (its burst one report of the largest size)."""
+        """A new stream's report budgets: a count, and bytes (a burst of two seconds of it; server/reports.py)."""
         lim = self.limits
-        volume = TokenBucket(lim.report_bytes_per_second, lim.max_message_bytes) if lim.report_bytes_per_second \
-            else None
+        rate = lim.report_bytes_per_second
+        volume = TokenBucket(rate, max(1, 2 * rate)) if rate else None
         return ReportGate(TokenBucket(lim.reports_per_second, lim.report_burst), volume=volume)
 
     def over_provider_cap(self, cluster: str, provider: str) -> str:
