@@ -118,7 +118,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     fed.stop()
     return {"flood": args.flood, "admitted": len([n for n in admitted if n.startswith("acme-")]),
             "report_kb": round(big_report(1, args.nodes).ByteSize() / 1000), "cpu": f"{100 * cpu:.0f}%",
-            "list_p50_ms": round(1000 * statistics.median(list_seconds)), "list_max_ms": round(1000 * max(list_seconds)),
+            "list_p50_ms": round(1000 * statistics.median(list_seconds)),
+            "list_max_ms": round(1000 * max(list_seconds)),
             "lists": len(list_seconds), "healthy_not_ready": sorted(not_ready)}
 
 
