@@ -11,6 +11,7 @@ from test_services_edge import agent_stream, channel, served
 
 from federator.api.v1 import agent_pb2
 from federator.security.limits import Limits
+from federator.server.clusters import over_provider_cap
 
 PROVIDER = "federator.io/provider"
 
@@ -38,7 +39,7 @@ def test_a_hello_past_the_providers_cap_is_refused_naming_the_provider_and_the_c
                 got, err = await agent_stream(ch, [hello("own-1")])  # nor the federation's own clusters
                 assert got and got[0].HasField("welcome"), err
             s.fed.disconnect(s.fed.clusters["acme-1"])
-            assert s.fed.over_provider_cap("acme-3", "acme") == ""  # room again once one left
+            assert over_provider_cap(s.fed.clusters, cluster="acme-3", provider="acme", cap=2) == ""  # room again
 
     asyncio.run(main())
 

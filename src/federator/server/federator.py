@@ -34,8 +34,7 @@ from federator.model import (
     ReasonCode,
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
-from federator.security.limits import Limits, TokenBucket
-from federator.security.trust import PROVIDER_LABEL
+from federator.security.limits import Limits
 from federator.server.cancelling import cancelled
 from federator.server.clusters import (
     FAILOVER_ANNOTATION,
@@ -44,6 +43,7 @@ from federator.server.clusters import (
     awaited,
     expected_back,
     forget_acks,
+    report_gate,
 )
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
@@ -52,7 +52,6 @@ from federator.server.moving import Ask, Moves, kept_message, moved_reason, stil
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.outbox import Ending, lost, overloaded, superseded
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
-from federator.server.reports import ReportGate
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
 from federator.server.stalls import LoopStalls
@@ -202,7 +201,7 @@ class Federator:
         now = self.clock()
         rec = ClusterRecord(name=cluster, region=region, labels=dict(labels), connected=True,
                             session=self._sessions, last_report_at=now, last_seen_at=now,
-                            reports=self._report_gate())
+                            reports=report_gate(self.limits))
         if old is not None:
             rec.capacity = old.capacity
             rec.acked = old.acked
@@ -213,28 +212,6 @@ class Federator:
         self.metrics.agent_connects.labels(cluster).inc()
         log.info("cluster %s (%s) connected, session %d", cluster, region, rec.session)
         return rec
-
-    def _report_gate(self) -> ReportGate:
-        """A new stream's report budgets: a count, and bytes (a burst of two seconds of it; server/reports.py)."""
-        lim = self.limits
-        rate = lim.report_bytes_per_second
-        volume = TokenBucket(rate, max(1, 2 * rate)) if rate else None
-        return ReportGate(TokenBucket(lim.reports_per_second, lim.report_burst), volume=volume)
-
-    def over_provider_cap(self, cluster: str, provider: str) -> str:
-        """Why a new stream of `cluster` would take its provider past Limits.max_clusters_per_provider, or "".
-        A stream replacing the cluster's own does not count twice; the federation's own clusters (no provider)
-        are not capped."""
-        cap = self.limits.max_clusters_per_provider
-        if not cap or not provider:
-            return ""
-        held = sum(1 for rec in self.clusters.values()
-                   if rec.connected and rec.name != cluster and rec.labels.get(PROVIDER_LABEL) == provider)
-        if held < cap:
-            return ""
-        return (f"cluster {cluster!r}: provider {provider!r} already has {held} clusters connected, its cap "
-                f"(--max-clusters-per-provider {cap}); this one may connect once another of its clusters "
-                "disconnects")
 
     def disconnect(self, rec: ClusterRecord) -> None:
         current = self.clusters.get(rec.name)
@@ -489,20 +466,17 @@ class Federator:
         Its first turn runs at start, not a cycle_interval later: after a restart the clusters expected back
         are Partitioned, and until a turn restates their jobs, Get and List answered with the messages stored
         before the crash ("1 replicas running" on a cluster whose agent is silent)."""
-        watch = asyncio.get_running_loop().create_task(self.stalls.watch())
+        watch = asyncio.get_running_loop().create_task(self.stalls.watch())  # server/stalls.py
         try:
-            await self._turns()
+            while True:
+                await self.tick()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.cycle_interval)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
         finally:
             watch.cancel()
-
-    async def _turns(self) -> None:
-        while True:
-            await self.tick()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.cycle_interval)
-            except TimeoutError:
-                pass
-            self._wake.clear()
 
     async def tick(self) -> CycleResult | None:
         """One turn of the loop: leases, then a cycle unless a start's placements still wait (None then)."""

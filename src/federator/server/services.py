@@ -32,6 +32,7 @@ from federator.security.limits import RejectReason, check_capacity, check_hello
 from federator.security.trust import PROVIDER_LABEL
 from federator.server import cluster_list
 from federator.server.admission import name_taken
+from federator.server.clusters import over_provider_cap
 from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
@@ -226,7 +227,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 f"cluster {hello.cluster!r} holds a certificate from the federation's CA, so its label "
                 f"{PROVIDER_LABEL} may not name provider {claimed!r} (that provider's clusters hold certificates "
                 "from its own CA)"))
-        over = self.fed.over_provider_cap(hello.cluster, labels.get(PROVIDER_LABEL, ""))
+        over = over_provider_cap(self.fed.clusters, cluster=hello.cluster, provider=labels.get(PROVIDER_LABEL, ""),
+                                 cap=self.fed.limits.max_clusters_per_provider)
         if over:
             log.warning("refused an agent stream of cluster %r: %s", hello.cluster, over)
             self.rejected(RejectReason.LIMIT_EXCEEDED)
