@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -22,6 +22,7 @@ from federator.accounting import SqliteUsageStore, UsageRecord
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2, usage_pb2, usage_pb2_grpc
 from federator.jobfile import parse_job
+from federator.model import ClusterCapacity
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList, Token
 from federator.security.authz import USER_ANNOTATION, Authorizer, tenancy_from_document
@@ -279,5 +280,39 @@ def test_usage_shows_a_user_their_own_and_the_admin_everyones(certs: CertsDir, t
                     err.value.details())
             finally:
                 await server.stop(0)
+
+    asyncio.run(main())
+
+
+def test_cluster_list_shows_placement_ids_only_of_jobs_the_caller_may_see(certs: CertsDir, tmp_path: Path) -> None:
+    """A placement id names its job: mallory listing clusters read alice's job names off every member."""
+    async def main() -> None:
+        async with served(certs, tmp_path) as s:
+            async with client(s, certs, "bob") as bob:
+                bobs = (await bob.Submit(spec("bobs"))).job
+            async with client(s, certs, "erin") as erin:
+                erins = (await erin.Submit(spec("erins"))).job
+            rec = s.fed.connect(cluster="m1", region="r", labels={})
+            cap = ClusterCapacity(cpu_milli_allocatable=64_000, cpu_milli_free=64_000, memory_bytes_allocatable=1 << 40,
+                                  memory_bytes_free=1 << 40, node_cpu_milli_free_max=64_000,
+                                  node_memory_bytes_free_max=1 << 40)
+            s.fed.report(rec, cap)
+            s.fed.schedule_once()
+            ids = {j: next(p.placement_id for p in s.fed.jobs[j].placements) for j in (bobs.job_id, erins.job_id)}
+            s.fed.report(rec, replace(cap, sequence=1, placement_ids=frozenset({*ids.values(), "stray.g1.m1"})))
+
+            async def listed(user: str, view: int) -> set[str]:
+                ch = grpc.aio.secure_channel(s.target, user_files(certs, user).channel_credentials())
+                async with ch:
+                    reply = await jobs_pb2_grpc.ClusterServiceStub(ch).List(jobs_pb2.ListClustersRequest(view=view))
+                [m1] = reply.clusters
+                return set(m1.capacity.placement_ids)
+
+            full = jobs_pb2.CLUSTER_VIEW_FULL
+            assert await listed("bob", full) == {ids[bobs.job_id]}
+            assert await listed("erin", full) == {ids[erins.job_id]}
+            assert await listed("carol", full) == set()  # neither job is hers (nor her group's)
+            assert await listed("admin", full) == {*ids.values(), "stray.g1.m1"}
+            assert await listed("admin", jobs_pb2.CLUSTER_VIEW_BASIC) == set()  # the default view has no ids
 
     asyncio.run(main())

@@ -111,3 +111,29 @@ def test_reports_over_the_rate_are_not_decoded_until_one_is_applied(monkeypatch:
     now[0] += 1.0
     service.release_held(rec)
     assert decoded == [1, 50] and rec.capacity is not None and rec.capacity.sequence == 50
+
+
+def test_big_reports_over_the_byte_budget_wait_like_reports_over_the_rate() -> None:
+    """50 clusters each sending 190 KB every 2 s (well within 5 reports a second) held the federator's loop."""
+    fed = make(MemoryStore(), Clock())
+    service = AgentService(fed)
+    rec = fed.connect(cluster="west-1", region="r", labels={})
+    now = [0.0]
+    size = report(1, nodes=4).capacity.ByteSize()
+    rec.reports = ReportGate(TokenBucket(100.0, 100, clock=lambda: now[0]),
+                             volume=TokenBucket(size, 1, clock=lambda: now[0]))  # a report's bytes a second
+    assert service.handle(rec, report(1, nodes=4)) is None  # within the budget: applied, its size now owed
+    assert service.handle(rec, report(2, nodes=1)) is not None  # the count would pass; the bytes do not
+    assert rec.capacity is not None and rec.capacity.sequence == 1
+    assert 0.9 < rec.reports.due() <= 1.0
+    now[0] += 1.0
+    service.release_held(rec)
+    assert rec.capacity.sequence == 2 and rec.reports.held is None
+
+
+def test_a_new_stream_gets_the_byte_budget_of_its_limits() -> None:
+    fed = make(MemoryStore(), Clock(), limits=Limits(report_bytes_per_second=1000))
+    gate = fed.connect(cluster="a", region="r", labels={}).reports
+    assert gate is not None and gate.volume is not None and (gate.volume.rate, gate.volume.burst) == (1000, 2000)
+    unbounded = make(MemoryStore(), Clock(), limits=Limits(report_bytes_per_second=0))
+    assert unbounded.connect(cluster="a", region="r", labels={}).reports.volume is None  # type: ignore[union-attr]

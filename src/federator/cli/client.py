@@ -35,6 +35,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_afte
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.certs import add_tls_arguments, client_options
+from federator.cli.cluster_view import summary_from_pb
 from federator.cli.output import cluster_rows, dump, job_rows, table
 from federator.jobfile import (
     REQUEST_ID_ANNOTATION,
@@ -93,7 +94,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
     g.add_argument("--queue", default="", help="only jobs of this queue")
     g.add_argument("--page-size", type=_page_size, default=0, metavar="N",
-                   help="fetch jobs N at a time, 1 to 1000 (default: the server's, 500)")
+                   help="fetch jobs (or clusters) N at a time, 1 to 1000 (default: the server's, 500)")
     _server(g)
     g.set_defaults(func=_get)
 
@@ -394,15 +395,26 @@ def get_job(target: Target, key: str) -> Job | None:
     return convert.job_from_pb(reply)
 
 
-def list_clusters(target: Target) -> list[dict[str, Any]]:
+def list_clusters(target: Target, *, full: bool = True, page_size: int = 0) -> list[dict[str, Any]]:
+    """Every member cluster, fetched a page at a time. `full`: the scheduling detail too (CLUSTER_VIEW_FULL),
+    its capacity a ClusterCapacity; else the BASIC view, its capacity a CapacitySummary (what tables show)."""
+    view = jobs_pb2.CLUSTER_VIEW_FULL if full else jobs_pb2.CLUSTER_VIEW_BASIC
+    out: list[dict[str, Any]] = []
+    token = ""
     with connect(target) as (_, clusters):
-        resp = clusters.List(jobs_pb2.ListClustersRequest(), timeout=CALL_TIMEOUT)
-    return [
-        {"name": c.name, "region": c.region, "state": c.state, "labels": dict(c.labels),
-         "capacity": convert.capacity_from_pb(c.capacity) if c.HasField("capacity") else None,
-         "last_report_at": c.last_report_at, "placements": c.placements, "gang_admission": c.gang_admission}
-        for c in resp.clusters
-    ]
+        while True:
+            resp = clusters.List(jobs_pb2.ListClustersRequest(page_size=page_size, page_token=token, view=view),
+                                 timeout=CALL_TIMEOUT)
+            for c in resp.clusters:
+                cap: Any = None
+                if c.HasField("capacity"):
+                    cap = convert.capacity_from_pb(c.capacity) if full else summary_from_pb(c.capacity)
+                out.append({"name": c.name, "region": c.region, "state": c.state, "labels": dict(c.labels),
+                            "capacity": cap, "last_report_at": c.last_report_at, "placements": c.placements,
+                            "gang_admission": c.gang_admission})
+            token = resp.next_page_token
+            if not token:
+                return out
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -458,7 +470,9 @@ def _submit(args: argparse.Namespace) -> int:
 def _get(args: argparse.Namespace) -> int:
     try:
         if args.what == "clusters":
-            clusters = list_clusters(client_options(args))
+            # documents carry the histograms (nodes_by_free); a table needs only the BASIC view
+            clusters = list_clusters(client_options(args), full=args.output in ("json", "yaml"),
+                                     page_size=args.page_size)
             if args.output in ("json", "yaml"):
                 docs = [{**c, "capacity": _cap_doc(c["capacity"])} for c in clusters]
                 print(dump(docs, args.output))

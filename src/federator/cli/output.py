@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from federator.cli.cluster_view import CapacitySummary
 from federator.model import BUILTIN_WORKLOAD_KINDS, ClusterCapacity, Job, format_free_of_total, format_job_accelerators
 from federator.security.authz import USER_ANNOTATION
 from federator.termtext import visible
@@ -75,7 +76,7 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
     rows = []
     now = time.time()
     for c in clusters:
-        cap: ClusterCapacity | None = c["capacity"]
+        cap: ClusterCapacity | CapacitySummary | None = c["capacity"]  # the FULL view's, or the BASIC view's
         gpus = format_free_of_total(cap.free_accelerators, cap.total_accelerators, cap.quota_held_accelerators) \
             if cap else "-"
         cpus = f"{cap.cpu_milli_free / 1000:g}" if cap else "-"

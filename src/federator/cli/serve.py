@@ -94,6 +94,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keep.add_argument("--max-finished-jobs-per-user", type=int, default=None, metavar="N",
                       help="keep at most N finished jobs per user (a kubectl-made job's namespace counts as one), "
                            "removing the oldest first; 0: no bound (default 500)")
+    lim.add_argument("--max-report-bytes-per-second", type=int, default=16 * 1024, metavar="BYTES",
+                     help="capacity report bytes per agent per second, sustained; reports over it wait and the "
+                          "newest is applied when the budget allows (default %(default)s; 0: no budget)")
+    lim.add_argument("--max-clusters-per-provider", type=int, default=64, metavar="N",
+                     help="member clusters of one provider (federator.io/provider) connected at once; a Hello past "
+                          "it is refused with RESOURCE_EXHAUSTED (default %(default)s; 0: no cap)")
     add_pod_security_arguments(p, role="server")
     p.set_defaults(func=_serve)
 
@@ -119,7 +125,9 @@ _LIMIT_FLAGS = {"max_message_bytes": "--max-message-bytes", "max_replicas_per_jo
                 "max_accelerators_per_job": "--max-accelerators-per-job",
                 "reports_per_second": "--max-reports-per-second", "max_pending_jobs": "--max-pending-jobs",
                 "max_pending_jobs_per_queue": "--max-pending-jobs-per-queue",
-                "max_pending_jobs_per_user": "--max-pending-jobs-per-user"}
+                "max_pending_jobs_per_user": "--max-pending-jobs-per-user",
+                "max_clusters_per_provider": "--max-clusters-per-provider",
+                "report_bytes_per_second": "--max-report-bytes-per-second"}
 
 
 def _limits(args: argparse.Namespace) -> Limits:

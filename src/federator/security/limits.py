@@ -71,6 +71,11 @@ class Limits:
     max_message_bytes: int = 1 << 20
     reports_per_second: float = 5.0  # per agent, sustained
     report_burst: int = 20
+    # Capacity report bytes per agent per second, sustained (0: no budget): a report passes while the stream
+    # is within it, and its size is then owed (server/reports.py). Reports over it are coalesced like those over
+    # reports_per_second, so clusters sending big reports often cannot together hold the event loop decoding
+    # them (a 190 KB report costs the loop ~70 ms).
+    report_bytes_per_second: int = 16 * 1024
     max_replicas_per_job: int = 1_000
     max_accelerators_per_job: int = 4_096
     max_cpu_cores_per_job: int = 100_000
@@ -92,6 +97,10 @@ class Limits:
     queue_full_retry_seconds: float = 5.0
     # What a job's pod templates may ask of a member's nodes (security/podsecurity.py; --pod-security).
     pod_security: PodSecurity = PodSecurity()
+    # Clusters of one provider connected at once (0: no cap). A provider's CA may certify any number of
+    # cluster names, and every connected cluster costs the federator its reports: past the cap a Hello is
+    # refused (RESOURCE_EXHAUSTED), so one provider cannot crowd out the others' clusters.
+    max_clusters_per_provider: int = 64
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "report_burst", "max_replicas_per_job", "max_accelerators_per_job",
@@ -101,6 +110,12 @@ class Limits:
         for name in ("max_pending_jobs_per_queue", "max_pending_jobs_per_user"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"limits.{name}: must be at least 1, got {getattr(self, name)!r}")
+        if self.report_bytes_per_second < 0:
+            raise ValueError("limits.report_bytes_per_second: must be 0 (no budget) or more, "
+                             f"got {self.report_bytes_per_second!r}")
+        if self.max_clusters_per_provider < 0:
+            raise ValueError("limits.max_clusters_per_provider: must be 0 (no cap) or more, "
+                             f"got {self.max_clusters_per_provider!r}")
         if self.max_message_bytes > MAX_MESSAGE_BYTES_CEILING:  # gRPC takes the size as a C int
             raise ValueError(f"limits.max_message_bytes: must be at most {MAX_MESSAGE_BYTES_CEILING} (1 GiB), "
                              f"got {self.max_message_bytes!r}")
@@ -253,17 +268,23 @@ class TokenBucket:
         self._tokens = float(self.burst)
         self._at = self.clock()
 
-    def take(self) -> bool:
+    def take(self, amount: float = 1.0) -> bool:
+        """Whether `amount` (at most `burst`) may pass now; if so it is taken."""
         self._refill()
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= amount:
+            self._tokens -= amount
             return True
         return False
 
-    def wait(self) -> float:
-        """Seconds until take() would pass (0 if it would now)."""
+    def charge(self, amount: float) -> None:
+        """Take `amount` whatever is left: the bucket may go into debt, which later take()s wait out."""
         self._refill()
-        return max(0.0, (1.0 - self._tokens) / self.rate)
+        self._tokens -= amount
+
+    def wait(self, amount: float = 1.0) -> float:
+        """Seconds until take(amount) would pass (0 if it would now)."""
+        self._refill()
+        return max(0.0, (amount - self._tokens) / self.rate)
 
     def _refill(self) -> None:
         now = self.clock()

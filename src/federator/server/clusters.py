@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from federator.model import ClusterCapacity, ClusterState, Job, Placement
 from federator.model.cluster import GangAdmission
+from federator.security.limits import Limits, TokenBucket
+from federator.security.trust import PROVIDER_LABEL
 from federator.server.outbox import LIMIT, Outbox
 from federator.server.reports import ReportGate
 from federator.server.validation import StreamChecks
@@ -60,6 +62,27 @@ def forget_acks(clusters: Mapping[str, ClusterRecord], placements: Iterable[Plac
             rec.acked.discard(p.placement_id)
 
 
+def report_gate(limits: Limits) -> ReportGate:
+    """A new stream's report budgets: a count, and bytes (a burst of two seconds of it; server/reports.py)."""
+    rate = limits.report_bytes_per_second
+    return ReportGate(TokenBucket(limits.reports_per_second, limits.report_burst),
+                      volume=TokenBucket(rate, max(1, 2 * rate)) if rate else None)
+
+
+def over_provider_cap(clusters: Mapping[str, ClusterRecord], *, cluster: str, provider: str, cap: int) -> str:
+    """Why a new stream of `cluster` would take its provider past `cap` (Limits.max_clusters_per_provider; 0: no
+    cap), or "". A stream replacing the cluster's own does not count twice; the federation's own clusters (no
+    provider) are not capped."""
+    if not cap or not provider:
+        return ""
+    held = sum(1 for rec in clusters.values()
+               if rec.connected and rec.name != cluster and rec.labels.get(PROVIDER_LABEL) == provider)
+    if held < cap:
+        return ""
+    return (f"cluster {cluster!r}: provider {provider!r} already has {held} clusters connected, its cap "
+            f"(--max-clusters-per-provider {cap}); this one may connect once another of its clusters disconnects")
+
+
 def awaited(name: str, *, region: str, labels: dict[str, str], now: float, lost: bool = False,
             last_report_at: float = 0.0) -> ClusterRecord:
     """A cluster known from before this federator started whose agent has not connected to it: Partitioned
@@ -81,4 +104,4 @@ def expected_back(jobs: Iterable[Job], *, known: Container[str], now: float) -> 
 
 
 __all__ = ["FAILOVER_ANNOTATION", "FAILOVER_POLICIES", "OUTBOX_LIMIT", "ClusterRecord", "awaited", "expected_back",
-           "forget_acks"]
+           "forget_acks", "over_provider_cap", "report_gate"]

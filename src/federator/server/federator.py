@@ -34,7 +34,7 @@ from federator.model import (
     ReasonCode,
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
-from federator.security.limits import Limits, TokenBucket
+from federator.security.limits import Limits
 from federator.server.cancelling import cancelled
 from federator.server.clusters import (
     FAILOVER_ANNOTATION,
@@ -43,6 +43,7 @@ from federator.server.clusters import (
     awaited,
     expected_back,
     forget_acks,
+    report_gate,
 )
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
@@ -51,9 +52,9 @@ from federator.server.moving import Ask, Moves, kept_message, moved_reason, stil
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.outbox import Ending, lost, overloaded, superseded
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
-from federator.server.reports import ReportGate
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
+from federator.server.stalls import LoopStalls
 from federator.server.state_sample import state_sample
 from federator.store import JobStore, StoreUnavailable
 from federator.store.group_commit import GroupCommit
@@ -104,6 +105,7 @@ class Federator:
         self.intake = Intake(self)  # the submit path and its indexes (server/intake.py)
         self.notes = ClusterNotes(self)  # a placed job says when its cluster is not Ready (server/job_message.py)
         self.clusters: dict[str, ClusterRecord] = {}
+        self.stalls = LoopStalls(clock)  # the loop's own stalls, not charged to leases (server/stalls.py)
         self._sessions = 0
         self._wake = asyncio.Event()
         self._watchers: set[asyncio.Queue[JobId]] = set()
@@ -199,7 +201,7 @@ class Federator:
         now = self.clock()
         rec = ClusterRecord(name=cluster, region=region, labels=dict(labels), connected=True,
                             session=self._sessions, last_report_at=now, last_seen_at=now,
-                            reports=ReportGate(TokenBucket(self.limits.reports_per_second, self.limits.report_burst)))
+                            reports=report_gate(self.limits))
         if old is not None:
             rec.capacity = old.capacity
             rec.acked = old.acked
@@ -393,11 +395,14 @@ class Federator:
         time. Then the jobs on a cluster whose state changed say so in their message."""
         now = self.clock()
         for rec in list(self.clusters.values()):
-            if rec.state is ClusterState.READY and rec.connected and now - rec.last_seen_at > self.lease_seconds:
+            # Time the loop itself was stalled is not the agent's silence: its messages waited unread meanwhile.
+            if rec.state is ClusterState.READY and rec.connected and \
+                    now - rec.last_seen_at - self.stalls.since(rec.last_seen_at) > self.lease_seconds:
                 rec.state = ClusterState.PARTITIONED
                 rec.partitioned_at = now
                 log.warning("cluster %s Partitioned: no message for %.1fs", rec.name, now - rec.last_seen_at)
-            if rec.state is ClusterState.PARTITIONED and now - rec.partitioned_at > self.lost_after_seconds:
+            if rec.state is ClusterState.PARTITIONED and \
+                    now - rec.partitioned_at - self.stalls.since(rec.partitioned_at) > self.lost_after_seconds:
                 rec.state = ClusterState.LOST
                 log.warning("cluster %s Lost after %.1fs Partitioned", rec.name, now - rec.partitioned_at)
                 self.membership.lost(rec.name, rec.region, rec.labels)
@@ -465,13 +470,17 @@ class Federator:
         Its first turn runs at start, not a cycle_interval later: after a restart the clusters expected back
         are Partitioned, and until a turn restates their jobs, Get and List answered with the messages stored
         before the crash ("1 replicas running" on a cluster whose agent is silent)."""
-        while True:
-            await self.tick()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.cycle_interval)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+        watch = asyncio.get_running_loop().create_task(self.stalls.watch())  # server/stalls.py
+        try:
+            while True:
+                await self.tick()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.cycle_interval)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+        finally:
+            watch.cancel()
 
     async def tick(self) -> CycleResult | None:
         """One turn of the loop: leases, then a cycle unless a start's placements still wait (None then)."""

@@ -77,6 +77,7 @@ from federator.server.pending_counts import PendingCounts, queue_of, submitter
 from federator.store.errors import StoreUnavailable
 
 if TYPE_CHECKING:
+    from federator.server.clusters import ClusterRecord
     from federator.server.federator import Federator
 
 log = logging.getLogger("federator.server")
@@ -341,23 +342,31 @@ class Cycles:
                            job.spec.accelerator_models)
                 for job in self.active_jobs() for p in job.placements if p.phase.is_active]
 
-    def snapshot(self) -> Snapshot:
-        """Member clusters as last reported, less what this federator has reserved since."""
+    def active_by_cluster(self) -> dict[str, list[tuple[Placement, JobSpec]]]:
+        """The active placements of each cluster, with their jobs' specs."""
         active: dict[str, list[tuple[Placement, JobSpec]]] = {}
         for job in self.active_jobs():
             for p in job.placements:
                 if p.phase.is_active:
                     active.setdefault(p.cluster, []).append((p, job.spec))
-        infos = []
-        for rec in self.fed.clusters.values():
-            if rec.capacity is None:
-                continue
-            info = ClusterInfo(rec.name, rec.region, rec.state, tuple(sorted(rec.labels.items())), rec.capacity)
-            for p, spec in active.get(rec.name, []):
-                if p.placement_id in rec.capacity.placement_ids:
-                    continue
+        return active
+
+    @staticmethod
+    def reserved_info(rec: ClusterRecord, active: Sequence[tuple[Placement, JobSpec]]) -> ClusterInfo | None:
+        """A cluster as last reported, less its active placements that report does not count yet."""
+        if rec.capacity is None:
+            return None
+        info = ClusterInfo(rec.name, rec.region, rec.state, tuple(sorted(rec.labels.items())), rec.capacity)
+        for p, spec in active:
+            if p.placement_id not in rec.capacity.placement_ids:
                 info = _reserve_or_exhaust(info, p, spec)
-            infos.append(info)
+        return info
+
+    def snapshot(self) -> Snapshot:
+        """Member clusters as last reported, less what this federator has reserved since."""
+        active = self.active_by_cluster()
+        infos = [info for rec in self.fed.clusters.values()
+                 if (info := self.reserved_info(rec, active.get(rec.name, ()))) is not None]
         return Snapshot.of(infos)
 
     def plan(self) -> CyclePlan:

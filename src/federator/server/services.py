@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
@@ -30,7 +30,9 @@ from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner
 from federator.security.limits import RejectReason, check_capacity, check_hello
 from federator.security.trust import PROVIDER_LABEL, Trust
+from federator.server import cluster_list
 from federator.server.admission import name_taken
+from federator.server.clusters import over_provider_cap
 from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
@@ -263,13 +265,21 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             await self.deny(context, AuthDenied(RejectReason.IDENTITY_MISMATCH, label_problem))
         if peer.issuer:  # the trust file binds this cluster to a provider: that is its provider
             labels[PROVIDER_LABEL] = peer.issuer
+        over = over_provider_cap(self.fed.clusters, cluster=hello.cluster, provider=labels.get(PROVIDER_LABEL, ""),
+                                 cap=self.fed.limits.max_clusters_per_provider)
+        if over:
+            log.warning("refused an agent stream of cluster %r: %s", hello.cluster, over)
+            self.rejected(RejectReason.LIMIT_EXCEEDED)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, over)
+            return
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
         stream = self._streams[rec.session] = _Stream(rec, peer, dict(hello.labels))
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, stream))
         try:
             yield self.terms.welcome(reports_per_second=self.fed.limits.reports_per_second,
-                                     report_burst=self.fed.limits.report_burst)
+                                     report_burst=self.fed.limits.report_burst,
+                                     report_bytes_per_second=self.fed.limits.report_bytes_per_second)
             while True:
                 try:
                     order = await asyncio.wait_for(rec.outbox.get(), self.terms.heartbeat_interval)
@@ -669,23 +679,38 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
 
 
 class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
+    """Member clusters, a page at a time (server/cluster_list.py): every caller may list them; placement ids,
+    which name jobs, only as the caller may see those jobs."""
+
     async def List(self, request: jobs_pb2.ListClustersRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> jobs_pb2.ListClustersResponse:
-        await self.user(context)
-        snap = {c.name: c.capacity for c in self.fed.snapshot().clusters}
-        placements: dict[str, int] = {}
-        for job in self.fed.jobs.values():
-            for p in job.placements:
-                if p.phase.is_active:
-                    placements[p.cluster] = placements.get(p.cluster, 0) + 1
-        out = []
-        for rec in sorted(self.fed.clusters.values(), key=lambda r: r.name):
-            status = jobs_pb2.ClusterStatus(name=rec.name, region=rec.region, state=rec.state.value,
-                                            labels=rec.labels, last_report_at=rec.last_report_at,
-                                            placements=placements.get(rec.name, 0),
-                                            gang_admission=rec.gang_admission.value)
-            cap = snap.get(rec.name) or rec.capacity
-            if cap is not None:
-                status.capacity.CopyFrom(convert.capacity_to_pb(cap))
-            out.append(status)
-        return jobs_pb2.ListClustersResponse(clusters=out)
+        who = await self.principal(context)
+        try:
+            asked = cluster_list.checked(request)
+        except cluster_list.ListRequestError as exc:
+            await context.abort_with_status(bad_request(str(exc), [FieldProblem(exc.field, str(exc))]))
+            raise AssertionError("unreachable") from exc
+        fed = self.fed
+        active = fed.cycles.active_by_cluster()  # once a call: what each cluster holds that its report may not count
+
+        def rows(names: Sequence[str]) -> list[cluster_list.Row]:
+            out = []
+            for name in names:
+                rec = fed.clusters.get(name)
+                if rec is None:  # gone since the page began
+                    continue
+                held = active.get(name, ())
+                info = fed.cycles.reserved_info(rec, held)
+                status = jobs_pb2.ClusterStatus(name=rec.name, region=rec.region, state=rec.state.value,
+                                                labels=rec.labels, last_report_at=rec.last_report_at,
+                                                placements=len(held), gang_admission=rec.gang_admission.value)
+                out.append(cluster_list.Row(status, info.capacity if info is not None else None))
+            return out
+
+        shown = cluster_list.Visibility(
+            admin=who.admin, job_of=lambda pid: fed.jobs.get(fed.placement_index.get(pid, JobId(""))),
+            may_see=lambda job: isinstance(self.authz.job(who, job, manage=False), Allowed))
+        # half the transport's limit, as JobService.List: a page never fails to send, whatever the reports hold
+        return await cluster_list.build_page(
+            cluster_list.names_after(fed.clusters, asked.after), request=asked,
+            max_bytes=2 * fed.limits.max_message_bytes, row=rows, shown=shown)

@@ -327,7 +327,9 @@ class JobService:
 
 
 class ClusterServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Member clusters. Every authenticated caller may list them; what names
+    jobs is shown only to who may see those jobs (see ClusterStatus.capacity).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -343,10 +345,14 @@ class ClusterServiceStub:
 
 
 class ClusterServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Member clusters. Every authenticated caller may list them; what names
+    jobs is shown only to who may see those jobs (see ClusterStatus.capacity).
+    """
 
     def List(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Clusters in name order, a page at a time; the work of one call is
+        bounded by its page, never by the size of the fleet.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -368,7 +374,9 @@ def add_ClusterServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ClusterService:
-    """Missing associated documentation comment in .proto file."""
+    """Member clusters. Every authenticated caller may list them; what names
+    jobs is shown only to who may see those jobs (see ClusterStatus.capacity).
+    """
 
     @staticmethod
     def List(request,

@@ -1,0 +1,68 @@
+"""What `federator get clusters` reads of a cluster in the BASIC view: per-pool totals, free and quota held.
+
+The BASIC view (ListClustersRequest.view) leaves out the histograms a
+`ClusterCapacity` derives free accelerators from, and says free outright
+(AcceleratorPool.free_accelerators); these summaries read it as the tables
+do the full capacity, so `cluster_rows` takes either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from federator.api.v1 import agent_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSummary:
+    accelerator_model: str
+    vendor: str
+    total_accelerators: int
+    allocatable_accelerators: int
+    free_accelerators: int
+    quota_held_accelerators: int
+    nodes_by_free: tuple[int, ...] = ()  # not in the BASIC view
+
+
+@dataclass(frozen=True, slots=True)
+class CapacitySummary:
+    accelerator_pools: tuple[PoolSummary, ...]
+    cpu_milli_allocatable: int
+    cpu_milli_free: int
+    memory_bytes_allocatable: int
+    memory_bytes_free: int
+    workload_kinds: frozenset[str]
+
+    @property
+    def free_accelerators(self) -> int:
+        return sum(p.free_accelerators for p in self.accelerator_pools)
+
+    @property
+    def total_accelerators(self) -> int:
+        return sum(p.total_accelerators for p in self.accelerator_pools)
+
+    @property
+    def quota_held_accelerators(self) -> int:
+        return sum(p.quota_held_accelerators for p in self.accelerator_pools)
+
+    def by_vendor(self) -> dict[str, tuple[int, int]]:
+        """vendor -> (free, total) whole devices, sorted by vendor (as ClusterCapacity.by_vendor)."""
+        out: dict[str, tuple[int, int]] = {}
+        for p in self.accelerator_pools:
+            free, total = out.get(p.vendor, (0, 0))
+            out[p.vendor] = (free + p.free_accelerators, total + p.total_accelerators)
+        return dict(sorted(out.items()))
+
+
+def summary_from_pb(pb: agent_pb2.CapacityReport) -> CapacitySummary:
+    return CapacitySummary(
+        accelerator_pools=tuple(PoolSummary(p.accelerator_model, p.vendor, p.total_accelerators,
+                                            p.allocatable_accelerators, p.free_accelerators,
+                                            p.quota_held_accelerators)
+                                for p in pb.accelerator_pools),
+        cpu_milli_allocatable=pb.cpu_milli_allocatable, cpu_milli_free=pb.cpu_milli_free,
+        memory_bytes_allocatable=pb.memory_bytes_allocatable, memory_bytes_free=pb.memory_bytes_free,
+        workload_kinds=frozenset(pb.workload_kinds))
+
+
+__all__ = ["CapacitySummary", "PoolSummary", "summary_from_pb"]
