@@ -49,7 +49,7 @@ from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
 from federator.server.membership import Membership
 from federator.server.moving import Ask, Moves, kept_message, moved_reason, still_kept
-from federator.server.orders import CancelOrder, LaunchOrder, Order
+from federator.server.orders import CancelOrder, LaunchOrder, Order, stray_reason
 from federator.server.outbox import Ending, lost, overloaded, superseded
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
 from federator.server.scheduling import Cycles
@@ -364,10 +364,8 @@ class Federator:
             job = self.jobs.get(self.placement_index.get(pid, JobId("")))
             current = job is not None and not job.phase.is_terminal and any(
                 p.placement_id == pid and p.cluster == rec.name and p.phase.is_active for p in job.placements)
-            if not current:  # a placement that ended (a report sent as it succeeded) is not told it was replaced
-                ended = next((p.phase for p in job.placements if p.placement_id == pid), None) if job else None
-                self.send(rec.name, CancelOrder(pid, f"placement has ended ({ended})" if ended and ended.is_terminal
-                                                else "superseded: not a current placement"))
+            if not current:
+                self.send(rec.name, CancelOrder(pid, stray_reason(job, pid)))
 
     # -- scheduling -------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from federator.model import JobSpec, Placement
+from federator.model import Job, JobSpec, Placement
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +29,11 @@ class ErrorNotice:
 
 
 Order = LaunchOrder | CancelOrder | ErrorNotice
+
+
+def stray_reason(job: Job | None, placement_id: str) -> str:
+    """Why a cluster is told to stop a placement it reports but that is not current there: replaced (fencing),
+    or ended, for a report sent as it succeeded (agents logged `superseded` for those, which read like a
+    duplicate run that was fenced)."""
+    ended = next((p.phase for p in job.placements if p.placement_id == placement_id), None) if job else None
+    return f"placement has ended ({ended})" if ended and ended.is_terminal else "superseded: not a current placement"
