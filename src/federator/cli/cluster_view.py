@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from federator.api.v1 import agent_pb2
+from federator.model.cluster import vendor_totals
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +48,7 @@ class CapacitySummary:
 
     def by_vendor(self) -> dict[str, tuple[int, int]]:
         """vendor -> (free, total) whole devices, sorted by vendor (as ClusterCapacity.by_vendor)."""
-        out: dict[str, tuple[int, int]] = {}
-        for p in self.accelerator_pools:
-            free, total = out.get(p.vendor, (0, 0))
-            out[p.vendor] = (free + p.free_accelerators, total + p.total_accelerators)
-        return dict(sorted(out.items()))
+        return vendor_totals(self.accelerator_pools)
 
 
 def summary_from_pb(pb: agent_pb2.CapacityReport) -> CapacitySummary:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
+from typing import Protocol
 
 from federator.model.accelerator import DEFAULT_VENDOR, AcceleratorType
 from federator.model.resources import MILLI
@@ -817,6 +818,24 @@ WORKLOAD_KINDS = BUILTIN_WORKLOAD_KINDS | frozenset({
 """Every kind a FederatedJob's spec.workload may be ("Kind.group"); a simulated cluster runs them all."""
 
 
+
+class _Counted(Protocol):
+    @property
+    def vendor(self) -> str: ...
+    @property
+    def free_accelerators(self) -> int: ...
+    @property
+    def total_accelerators(self) -> int: ...
+
+
+def vendor_totals(pools: Iterable[_Counted]) -> dict[str, tuple[int, int]]:
+    """vendor -> (free, total) whole devices over `pools`, sorted by vendor (a report's pools, or a summary's)."""
+    out: dict[str, tuple[int, int]] = {}
+    for p in pools:
+        free, total = out.get(p.vendor, (0, 0))
+        out[p.vendor] = (free + p.free_accelerators, total + p.total_accelerators)
+    return dict(sorted(out.items()))
+
 @dataclass(frozen=True, slots=True)
 class ClusterCapacity:
     accelerator_pools: tuple[AcceleratorPool, ...] = ()
@@ -852,11 +871,7 @@ class ClusterCapacity:
 
     def by_vendor(self) -> dict[str, tuple[int, int]]:
         """vendor -> (free, total) whole devices, sorted by vendor: the per-vendor capacity users see."""
-        out: dict[str, tuple[int, int]] = {}
-        for p in self.accelerator_pools:
-            free, total = out.get(p.vendor, (0, 0))
-            out[p.vendor] = (free + p.free_accelerators, total + p.total_accelerators)
-        return dict(sorted(out.items()))
+        return vendor_totals(self.accelerator_pools)
 
     @property
     def total_accelerators(self) -> int:
