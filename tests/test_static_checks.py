@@ -29,3 +29,13 @@ def test_the_federator_state_machine_stays_small_and_submit_lives_in_intake() ->
     source = (ROOT / "src/federator/server/federator.py").read_text()
     assert len(source.splitlines()) < 560, "server/federator.py grew: put the new concern in a module of its own"
     assert "def _admit" not in source and "class SubmitError" not in source
+
+
+def test_every_test_module_has_a_name_of_its_own() -> None:
+    """The test folders are not packages, so pytest imports each module by its file name: two files of one
+    name in two folders pass alone and stop `make test` at collection (it happened: tests/kube and
+    tests/backends/kube both had test_kube_tenant_namespaces.py)."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
