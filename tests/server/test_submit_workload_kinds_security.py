@@ -107,6 +107,16 @@ ANY_LEVEL = [
      f"{RAY}.headGroupSpec.headService.spec.externalIPs: not allowed in a job: a Service's external IPs"),
     ("cluster-selector", _job(rayjob(job={"clusterSelector": {"ray.io/cluster": "theirs"}})),
      "spec.workload.spec.clusterSelector: not allowed in a job"),
+    ("ray-priority-on-workload", _job({**rayjob(), "metadata": {"labels": {
+        "ray.io/priority-class-name": "system-node-critical"}}}),
+     "spec.workload.metadata.labels[ray.io/priority-class-name]: is KubeRay's"),
+    ("managed-by-jobset", _job({**jobset(POD), "spec": {**jobset(POD)["spec"],
+                                                       "managedBy": "kueue.x-k8s.io/multikueue"}}),
+     "spec.workload.spec.managedBy: not allowed in a job: it hands the workload to another controller"),
+    ("managed-by-nested-job", _job({"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "spec": {
+        "replicatedJobs": [{"name": "w", "template": {"spec": {"managedBy": "example.com/other",
+                                                               "template": POD}}}]}}),
+     "spec.workload.spec.replicatedJobs[0].template.spec.managedBy: not allowed in a job"),
     ("alternative", _job(template=POD, accelerators=[{"model": "A100", "count": 1,
                                                       "template": labelled({"ray.io/node-type": "head"})}]),
      "spec.accelerators[0].template.metadata.labels[ray.io/node-type]: is KubeRay's"),

@@ -49,6 +49,10 @@ _TAIL = ", and a pod carrying another job's would be taken for one of that job's
 # workload by its queue and priority labels, and takes pods labelled so for its own (its pod integration).
 KUEUE_LABELS = (("kueue.x-k8s.io/", "Kueue's: the queue and priority a member admits a workload by are its "
                                     "operator's and its agent's to pick"),)
+# Labels on a workload object itself that a controller acts on: KubeRay takes a Ray cluster's scheduler and
+# priority class from `ray.io/scheduler-name` and `ray.io/priority-class-name` (a system class would preempt
+# whatever runs on the node, as the pod field `priorityClassName` would, which the Pod Security check refuses).
+WORKLOAD_LABELS = (("ray.io/", "KubeRay's: it picks a Ray cluster's scheduler and priority class by it"),)
 
 
 def problems(obj: object, at: str, *, template: bool = False) -> list[tuple[str, str]]:
@@ -66,7 +70,11 @@ def problems(obj: object, at: str, *, template: bool = False) -> list[tuple[str,
         own = node.get("metadata")
         if isinstance(own, Mapping):
             found += _keys(own.get("labels"), f"{where}.metadata.labels" if where else "metadata.labels",
-                           KUEUE_LABELS)
+                           KUEUE_LABELS + (WORKLOAD_LABELS if node is obj and not template else ()))
+        if (where == "spec" or where.endswith(".spec")) and node.get("managedBy"):
+            found.append((f"{where}.managedBy", "not allowed in a job: it hands the workload to another controller "
+                                                "than the member's own (MultiKueue on a member would send it to "
+                                                "clusters the federator did not choose); leave it out"))
         for key in ("headService", "serveService"):  # the Services KubeRay makes from a Service spec of the job's
             ips = _mapping(_mapping(node.get(key)).get("spec")).get("externalIPs")
             if ips:
@@ -105,4 +113,4 @@ def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-__all__ = ["CONTROLLER_ANNOTATIONS", "CONTROLLER_LABELS", "KUEUE_LABELS", "problems"]
+__all__ = ["CONTROLLER_ANNOTATIONS", "CONTROLLER_LABELS", "KUEUE_LABELS", "WORKLOAD_LABELS", "problems"]
