@@ -151,3 +151,6 @@ def test_the_agent_warns_at_start_of_a_workloads_namespace_weaker_than_its_level
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any(m.startswith("namespace w enforces pod security baseline, weaker than this agent's restricted")
                for m in warned), warned
+    # and that every tenant shares it: the operator hears of the flag that keeps them apart
+    assert any(m.startswith("every organisation's placements run in the one namespace w") and
+               "--namespace-per-queue" in m for m in warned), warned

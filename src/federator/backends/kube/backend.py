@@ -212,6 +212,9 @@ class KubeBackend:
         if problem:
             raise KubeError(0, problem)
         if not self.tenants.per_queue:  # per queue: each tenant namespace the agent finds made, when first used
+            log.warning("every organisation's placements run in the one namespace %s: a job may mount the Secrets "
+                        "and PVCs there and shares its ServiceAccount; --namespace-per-queue gives each queue a "
+                        "namespace of its own (docs/kubernetes.md)", self.namespace)
             for warning in await asyncio.to_thread(read_namespace_warnings, self.api, self.namespace,
                                                    self.pod_security):
                 log.warning("%s", warning)
