@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,10 +43,10 @@ def _decode(token: str) -> tuple[float, str]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         at, job_id = json.loads(raw)
-        if not isinstance(at, int | float) or not isinstance(job_id, str):
+        if not isinstance(at, int | float) or not isinstance(job_id, str) or not math.isfinite(at := float(at)):
             raise ValueError
-        return float(at), job_id
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+        return at, job_id
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError, OverflowError) as exc:
         raise PageTokenError("page_token: not a token this server made; use next_page_token of the previous "
                              "page, or leave it empty for the first page") from exc
 
