@@ -10,6 +10,7 @@ import pytest
 from test_services_edge import agent_stream, channel, served
 
 from federator.api.v1 import agent_pb2
+from federator.model import ClusterState
 from federator.security.limits import Limits
 from federator.server.clusters import over_provider_cap
 
@@ -38,7 +39,9 @@ def test_a_hello_past_the_providers_cap_is_refused_naming_the_provider_and_the_c
                 assert got and got[0].HasField("welcome"), err
                 got, err = await agent_stream(ch, [hello("own-1")])  # nor the federation's own clusters
                 assert got and got[0].HasField("welcome"), err
-            s.fed.disconnect(s.fed.clusters["acme-1"])
+            s.fed.disconnect(s.fed.clusters["acme-1"])  # gone, but it may be back: it keeps its place...
+            assert over_provider_cap(s.fed.clusters, cluster="acme-3", provider="acme", cap=2) != ""
+            s.fed.clusters["acme-1"].state = ClusterState.LOST  # ...until it is Lost
             assert over_provider_cap(s.fed.clusters, cluster="acme-3", provider="acme", cap=2) == ""  # room again
 
     asyncio.run(main())

@@ -62,8 +62,12 @@ def forget_acks(clusters: Mapping[str, ClusterRecord], placements: Iterable[Plac
             rec.acked.discard(p.placement_id)
 
 
-def report_gate(limits: Limits) -> ReportGate:
-    """A new stream's report budgets: a count, and bytes (a burst of two seconds of it; server/reports.py)."""
+def report_gate(limits: Limits, previous: ReportGate | None = None) -> ReportGate:
+    """A new stream's report budgets: a count, and bytes (a burst of two seconds of it; server/reports.py). A
+    cluster's new stream keeps its previous stream's budgets, debt included: a fresh full bucket per stream let a
+    provider reconnecting in a loop have its big reports applied past any budget."""
+    if previous is not None:
+        return ReportGate(previous.bucket, volume=previous.volume)
     rate = limits.report_bytes_per_second
     return ReportGate(TokenBucket(limits.reports_per_second, limits.report_burst),
                       volume=TokenBucket(rate, max(1, 2 * rate)) if rate else None)
@@ -71,16 +75,20 @@ def report_gate(limits: Limits) -> ReportGate:
 
 def over_provider_cap(clusters: Mapping[str, ClusterRecord], *, cluster: str, provider: str, cap: int) -> str:
     """Why a new stream of `cluster` would take its provider past `cap` (Limits.max_clusters_per_provider; 0: no
-    cap), or "". A stream replacing the cluster's own does not count twice; the federation's own clusters (no
-    provider) are not capped."""
+    cap), or "". Every cluster of the provider not Lost counts, connected or not: counting connected ones only
+    let a provider mint names in a loop (connect, report, leave), each a record with its last report. A stream
+    replacing the cluster's own does not count twice; the federation's own clusters (no provider) are not
+    capped."""
     if not cap or not provider:
         return ""
-    held = sum(1 for rec in clusters.values()
-               if rec.connected and rec.name != cluster and rec.labels.get(PROVIDER_LABEL) == provider)
+    held = sum(1 for rec in clusters.values()  # a disconnected one may be back any moment: it holds its place
+               if rec.state is not ClusterState.LOST and rec.name != cluster
+               and rec.labels.get(PROVIDER_LABEL) == provider)
     if held < cap:
         return ""
-    return (f"cluster {cluster!r}: provider {provider!r} already has {held} clusters connected, its cap "
-            f"(--max-clusters-per-provider {cap}); this one may connect once another of its clusters disconnects")
+    return (f"cluster {cluster!r}: provider {provider!r} already has {held} clusters connected or partitioned, its "
+            f"cap (--max-clusters-per-provider {cap}); this one may connect once another of its clusters is Lost "
+            "(--lost-after after it disconnects)")
 
 
 def awaited(name: str, *, region: str, labels: dict[str, str], now: float, lost: bool = False,

@@ -201,7 +201,7 @@ class Federator:
         now = self.clock()
         rec = ClusterRecord(name=cluster, region=region, labels=dict(labels), connected=True,
                             session=self._sessions, last_report_at=now, last_seen_at=now,
-                            reports=report_gate(self.limits))
+                            reports=report_gate(self.limits, old.reports if old is not None else None))
         if old is not None:
             rec.capacity = old.capacity
             rec.acked = old.acked

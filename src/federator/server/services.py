@@ -298,9 +298,9 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         finally:
             self._streams.pop(rec.session, None)
             reader.cancel()
-            if rec.reports is not None:  # a report held over the rate was accepted: the stream ending keeps it
+            if rec.reports is not None:  # a report held over the rate: the stream ending keeps it if the budget may
                 rec.reports.cancel()
-                held, rec.reports.held = rec.reports.held, None
+                held = rec.reports.closing()
                 if held is not None and self.fed.clusters.get(rec.name) is rec:
                     self._apply_report(rec, held)
             self.fed.disconnect(rec)
