@@ -22,10 +22,10 @@ Pure: plain dicts in, (field, problem) pairs out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from federator.security.podsecurity import pod_templates
+from federator.security.podsecurity import mappings, pod_templates
 
 # Label prefixes a controller selects its pods by (its Services, its own bookkeeping), and whose they are.
 CONTROLLER_LABELS: tuple[tuple[str, str], ...] = (
@@ -44,6 +44,7 @@ CONTROLLER_ANNOTATIONS: tuple[tuple[str, str], ...] = (
     ("leaderworkerset.sigs.k8s.io/", "the LeaderWorkerSet controller's: it marks the pods it makes with it"),
     ("batch.kubernetes.io/", "the Job controller's: it marks the pods it makes with it"),
 )
+_METADATA = frozenset({"metadata"})  # an object's labels are read from its node, not walked as nodes of their own
 _TAIL = ", and a pod carrying another job's would be taken for one of that job's pods"
 # Kueue's labels, on any object of a job (the workload, a Job template inside it, a pod template): Kueue admits a
 # workload by its queue and priority labels, and takes pods labelled so for its own (its pod integration).
@@ -66,7 +67,7 @@ def problems(obj: object, at: str, *, template: bool = False) -> list[tuple[str,
         where = f"{where}.metadata" if where else "metadata"
         found += _keys(meta.get("labels"), f"{where}.labels", CONTROLLER_LABELS, _TAIL)
         found += _keys(meta.get("annotations"), f"{where}.annotations", CONTROLLER_ANNOTATIONS, _TAIL)
-    for where, node in _mappings(obj, at):
+    for where, node in mappings(obj, at, skip=_METADATA):
         own = node.get("metadata")
         if isinstance(own, Mapping):
             found += _keys(own.get("labels"), f"{where}.metadata.labels" if where else "metadata.labels",
@@ -96,17 +97,6 @@ def _keys(value: object, at: str, owners: tuple[tuple[str, str], ...], tail: str
         if whose:
             found.append((f"{at}[{key}]", f"is {whose}{tail}"))
     return found
-
-
-def _mappings(obj: object, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    if isinstance(obj, Mapping):
-        yield path, obj
-        for key, value in obj.items():
-            if key != "metadata":
-                yield from _mappings(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(obj, list):
-        for i, item in enumerate(obj):
-            yield from _mappings(item, f"{path}[{i}]")
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

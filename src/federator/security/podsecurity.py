@@ -175,7 +175,7 @@ def check_object(obj: object, *, policy: PodSecurity, allowed_by: str = SERVER_F
         # runtime's to meet (an override's containers carry env and mounts only).
         found += _Check(policy, allowed_by).pod(override, {}, path, f"{path}.metadata", whole=False)
     kinds = _Check(policy, allowed_by)
-    for path, node in _mappings(obj):
+    for path, node in mappings(obj):
         kinds.kind_fields(node, path)
     return found + kinds.found
 
@@ -215,15 +215,17 @@ def pod_spec_overrides(obj: object, path: str = "") -> Iterator[tuple[str, Mappi
             yield from pod_spec_overrides(item, f"{path}[{i}]")
 
 
-def _mappings(obj: object, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(path, mapping) for every mapping inside `obj`, itself first."""
+def mappings(obj: object, path: str = "", *, skip: frozenset[str] = frozenset()) -> Iterator[
+        tuple[str, Mapping[str, Any]]]:
+    """(path, mapping) for every mapping inside `obj`, itself first, not descending into the keys `skip` names."""
     if isinstance(obj, Mapping):
         yield path, obj
         for key, value in obj.items():
-            yield from _mappings(value, f"{path}.{key}" if path else str(key))
+            if key not in skip:
+                yield from mappings(value, f"{path}.{key}" if path else str(key), skip=skip)
     elif isinstance(obj, list):
         for i, item in enumerate(obj):
-            yield from _mappings(item, f"{path}[{i}]")
+            yield from mappings(item, f"{path}[{i}]", skip=skip)
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -584,5 +586,5 @@ def _at(prefix: str, v: Violation) -> Violation:
 __all__ = ["AGENT_FLAGS", "BASELINE_CAPABILITIES", "CAPABILITIES_LABEL", "HOST_NETWORK_LABEL", "LEVEL_LABEL",
            "POLICY_LABELS", "SERVER_FLAGS", "PodSecurity", "PodSecurityLevel", "PodSecurityNeed", "Violation",
            "admission_level", "agent_flags", "capability_name", "check_object", "check_template", "describe",
-           "member_refusal", "needed_by", "needed_by_object", "needed_by_texts", "pod_spec_overrides", "pod_templates",
-           "policy_labels", "policy_of_labels", "stricter"]
+           "mappings", "member_refusal", "needed_by", "needed_by_object", "needed_by_texts", "pod_spec_overrides",
+           "pod_templates", "policy_labels", "policy_of_labels", "stricter"]
