@@ -25,6 +25,7 @@ from federator.backends.kube.tenant_namespaces import (
 from federator.backends.kube.workloads import build_workload
 from federator.model import JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Resources
 from federator.security.podsecurity import PodSecurity, PodSecurityLevel
+from federator.server.refusals import WHY_CHARS
 
 BASE = "federator-workloads"
 PID = "train-abc.g1.a"
@@ -380,9 +381,13 @@ def test_a_namespace_not_marked_for_the_queue_is_refused(labels: dict[str, str])
     api = MemberApi()
     api.add("namespaces", {"metadata": {"name": f"{BASE}-monitoring", "labels": labels}})
     why = tenants(api).ensure(f"{BASE}-monitoring", "monitoring")
-    assert why.startswith(f"namespace {BASE}-monitoring exists on this member but is not marked "
-                          "federator.io/queue=monitoring")
+    assert why.startswith("namespace not marked for queue monitoring: kubectl label namespace "
+                          f"{BASE}-monitoring federator.io/queue=monitoring if it is that queue's")
     assert f"kubectl label namespace {BASE}-monitoring federator.io/queue=monitoring" in why
+    assert why.index(";") <= WHY_CHARS  # the fix is within what a job's pending reason keeps of a refusal
+    api.add("namespaces", {"metadata": {"name": f"{BASE}-long"}})
+    dotted = tenants(api).ensure(f"{BASE}-long", "ml.team-a" * 8)
+    assert "kubectl annotate namespace" in dotted  # a name no label value holds: the annotation marks it
     assert api.writes == []
 
 
@@ -397,9 +402,9 @@ def test_a_queue_named_like_another_queues_hashed_namespace_is_refused_there() -
     t = tenants(api)
     assert t.ensure(victim, "ml.team-a") == ""
     assert api.objects[("namespaces", "", victim)]["metadata"]["annotations"] == {"federator.io/queue": "ml.team-a"}
-    assert t.ensure(victim, attacker).startswith(f"namespace {victim} exists on this member but is not marked "
-                                                 f"federator.io/queue={attacker}")
-    assert tenants(api).ensure(victim, attacker).startswith(f"namespace {victim} exists")  # a restarted agent
+    assert t.ensure(victim, attacker).startswith(f"namespace not marked for queue {attacker}: kubectl label "
+                                                 f"namespace {victim} federator.io/queue={attacker}")
+    assert tenants(api).ensure(victim, attacker).startswith("namespace not marked")  # a restarted agent
     assert tenants(api).ensure(victim, "ml.team-a") == ""
 
 

@@ -128,14 +128,13 @@ def not_the_queues(namespace: str, queue: str) -> str:
     """Why a namespace that exists but is not marked for `queue` is refused. A queue's name picks its namespace,
     so a queue named to match one of the provider's own (`<--namespace>-monitoring`) would otherwise run a tenant
     beside that namespace's Secrets and ServiceAccounts; a provider who makes a tenant's namespace beforehand
-    says whose it is with the label."""
+    says whose it is with the label. The fix comes early: a job's pending reason keeps a refusal's first 160
+    characters (server/refusals.py), and a longer wording cut it off."""
     queue = queue or DEFAULT_QUEUE
     label = f"{QUEUE_LABEL}={queue}"
-    how = (f"label it (kubectl label namespace {namespace} {label})" if queue_label(queue) == queue else
-           f"annotate it (kubectl annotate namespace {namespace} {label}): the name is no label value")
-    return (f"namespace {namespace} exists on this member but is not marked {label}, so the agent will not run "
-            f"queue {queue}'s placements in it: if it is that queue's, {how}; else delete it or run the agent "
-            "with another --namespace")
+    how = "label" if queue_label(queue) == queue else "annotate"  # a name no label value holds: the annotation
+    return (f"namespace not marked for queue {queue}: kubectl {how} namespace {namespace} {label} if it is that "
+            "queue's; else delete it or run the agent with another --namespace")
 
 
 def made_by_agent(namespace: Mapping[str, Any]) -> bool:
