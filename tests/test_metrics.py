@@ -12,7 +12,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.metrics import LABEL_LIMIT, OTHER, BoundedLabel, BoundedMetric, Metrics, StateSample
-from federator.model import JobPhase
+from federator.model import Job, JobPhase
 from federator.security.authz import Principal, stamp_owner
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
@@ -99,14 +99,7 @@ def test_the_federator_and_its_usage_meter_bound_the_queue_alike(tmp_path: Path)
     rec = fed.connect(cluster="east-1", region="east", labels={})
     fed.report(rec, cluster("east-1", "east", pool(H100, nodes=8)).capacity)
     jobs = [fed.submit(job(f"j{i}", gpus=8, models=(H100,), queue=f"team-{i}")) for i in range(4)]
-    fed.schedule_once()
-    for j in jobs:
-        for p in fed.jobs[j.job_id].placements:
-            fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.RUNNING, "")
-    now[0] = 1_010.0
-    for j in jobs:
-        for p in fed.jobs[j.job_id].placements:
-            fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.SUCCEEDED, "")
+    _run_ten_seconds(fed, jobs, now)
     seen = _queues(metrics.registry)
     assert {"federator_jobs_submitted", "federator_accelerator_seconds", "federator_jobs"} <= set(seen)
     for family, values in seen.items():
@@ -116,6 +109,17 @@ def test_the_federator_and_its_usage_meter_bound_the_queue_alike(tmp_path: Path)
     used = {s.labels["queue"]: s.value for f in reg.collect() if f.name == "federator_accelerator_seconds"
             for s in f.samples if s.name.endswith("_total")}
     assert used == {"team-0": 80.0, "team-1": 80.0, OTHER: 160.0}  # 8 accelerators x 10 s each
+
+
+def _run_ten_seconds(fed: Federator, jobs: list[Job], now: list[float]) -> None:
+    """Place the jobs, and run each from the clock's 1,000 s to 1,010 s: 10 s of every accelerator they hold."""
+    fed.schedule_once()
+    placements = [p for j in jobs for p in fed.jobs[j.job_id].placements]
+    for p in placements:
+        fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.RUNNING, "")
+    now[0] = 1_010.0
+    for p in placements:
+        fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.SUCCEEDED, "")
 
 
 def _accelerator_series(registry: CollectorRegistry) -> list[dict[str, str]]:
@@ -138,14 +142,7 @@ def test_accelerator_seconds_has_no_user_or_namespace_and_a_bounded_number_of_se
     jobs = [fed.submit(stamp_owner(replace(job(f"j{i}", gpus=1, models=(H100,), queue=f"q-{i}"),
                                            namespace=f"ns-{i}"), Principal(f"user-{i % 3}")))
             for i in range(12)]
-    fed.schedule_once()
-    for j in jobs:
-        for p in fed.jobs[j.job_id].placements:
-            fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.RUNNING, "")
-    now[0] = 1_010.0
-    for j in jobs:
-        for p in fed.jobs[j.job_id].placements:
-            fed.job_update(fed.clusters[p.cluster], p.placement_id, JobPhase.SUCCEEDED, "")
+    _run_ten_seconds(fed, jobs, now)
     series = _accelerator_series(metrics.registry)
     assert {frozenset(s) for s in series} == {frozenset({"queue", "cluster", "provider", "model"})}
     assert len(series) == 6  # the first 5 label sets, and the rest as one
