@@ -326,6 +326,11 @@ class Metrics:
             "its name), unavailable (no answer, 429, 5xx), other. Kubernetes mode.", ["reason"], registry=r)
         for reason in WriteFailure:  # each from 0: rate() sees the first error
             self.store_write_errors.labels(reason.value)
+        # Lost members dropped from the registry (server/leases.py): --forget-lost-after, or kubectl delete mc.
+        self.clusters_forgotten = Counter(
+            "federator_clusters_forgotten_total",
+            "Lost member clusters the federator forgot (Lost for --forget-lost-after with no placement there, or "
+            "their MemberCluster deleted): gone from get clusters and from every per-cluster series.", registry=r)
         # The trust file re-read while running (security/trust_reload.py): SIGHUP, or a change on disk.
         self.trust_reloads = Counter(
             "federator_trust_reload_total",

@@ -85,10 +85,10 @@ def test_a_member_is_written_once_per_change_not_per_report(tmp_path: Path) -> N
     class Counting(SqliteMemberStore):
         writes: list[list[str]] = []
 
-        def put(self, members: Iterable[Member]) -> None:
+        def put(self, members: Iterable[Member], *, forget: Iterable[str] = ()) -> None:
             members = list(members)
             self.writes.append([m.name for m in members])
-            super().put(members)
+            super().put(members, forget=forget)
 
     clock = Clock()
     fed = make(MemoryStore(), clock, members=Counting(tmp_path / "f.db"))
@@ -105,11 +105,11 @@ def test_a_failed_write_is_kept_and_tried_again(tmp_path: Path) -> None:
     class Flaky(SqliteMemberStore):
         failures = 1
 
-        def put(self, members: Iterable[Member]) -> None:
+        def put(self, members: Iterable[Member], *, forget: Iterable[str] = ()) -> None:
             if Flaky.failures:
                 Flaky.failures -= 1
                 raise OSError(28, "No space left on device")
-            super().put(members)
+            super().put(members, forget=forget)
 
     clock = Clock()
     fed = make(MemoryStore(), clock, members=Flaky(tmp_path / "f.db"))

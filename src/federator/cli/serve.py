@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from federator.backends.kube.options import add_kube_arguments, kube_options, kube_options_problem
 from federator.cli.certs import add_tls_arguments, tls_files
 from federator.cli.podsecurity import add_pod_security_arguments, pod_security_of
+from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
 
 if TYPE_CHECKING:
@@ -30,6 +31,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="a connected cluster with no report for this long is Partitioned")
     p.add_argument("--lost-after", type=float, default=120.0,
                    help="seconds a Partitioned cluster may stay away before it is Lost")
+    p.add_argument("--forget-lost-after", type=float, default=DEFAULT_FORGET_LOST_AFTER_SECONDS, metavar="SECONDS",
+                   help="forget a cluster Lost this long that holds no placement: it leaves get clusters, the "
+                        "metrics and the members a restart waits for, and rejoins as new if its agent comes back "
+                        "(default %(default)g, a day; 0: never)")
     p.add_argument("--order-max-age", type=float, default=0.0, metavar="SECONDS",
                    help="an agent refuses a Launch older than this; the rule lost_after >= fence_after + "
                         "order_max_age keeps a paused agent from running a job beside its replacement "
@@ -155,6 +160,7 @@ def _serve(args: argparse.Namespace) -> int:
     for flag, value, zero in (("--report-interval", args.report_interval, False),
                               ("--lease-seconds", args.lease_seconds, False),
                               ("--lost-after", args.lost_after, False),
+                              ("--forget-lost-after", args.forget_lost_after, True),  # 0: never
                               ("--order-max-age", args.order_max_age, True),  # 0: the default
                               ("--cycle-interval", args.cycle_interval, False),
                               ("--settle-seconds", args.settle_seconds, True),
@@ -192,7 +198,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     opts = ServeOptions(policy=args.policy, listen=args.listen, metrics_listen=args.metrics_listen, db=args.db,
                         report_interval=args.report_interval, lease_seconds=args.lease_seconds,
-                        lost_after_seconds=args.lost_after, cycle_interval=args.cycle_interval,
+                        lost_after_seconds=args.lost_after, forget_lost_after=args.forget_lost_after,
+                        cycle_interval=args.cycle_interval,
                         settle_seconds=args.settle_seconds,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,
                         token_file=args.token_file, token_listen=args.token_listen, limits=limits,

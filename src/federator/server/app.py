@@ -33,6 +33,7 @@ from federator.security.trust_reload import ReloadResult, TrustFile
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
+from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
 from federator.server.outbox import stopping
 from federator.server.retention import Retention, RetentionPolicy
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
@@ -58,6 +59,7 @@ class ServeOptions:
     report_interval: float = 2.0
     lease_seconds: float = 10.0
     lost_after_seconds: float = 120.0
+    forget_lost_after: float = DEFAULT_FORGET_LOST_AFTER_SECONDS  # server/leases.py; 0: never
     cycle_interval: float = 1.0
     settle_seconds: float = DEFAULT_SETTLE_SECONDS  # server/settle.py
     ready_file: Path | None = None
@@ -266,7 +268,8 @@ async def serve(opts: ServeOptions) -> None:
         fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics,
                         report_interval=opts.report_interval,
                         lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
-                        cycle_interval=opts.cycle_interval, limits=opts.limits, settle_seconds=opts.settle_seconds,
+                        forget_lost_after=opts.forget_lost_after, cycle_interval=opts.cycle_interval,
+                        limits=opts.limits, settle_seconds=opts.settle_seconds,
                         members=members)
     except StoreError as exc:
         raise SystemExit(str(exc)) from exc

@@ -38,6 +38,7 @@ class ClusterRecord:
     connected: bool = False
     disconnected_at: float = 0.0
     partitioned_at: float = 0.0
+    lost_at: float = 0.0  # when it went Lost; Lost for --forget-lost-after with no placement there: forgotten
     session: int = 0  # 0: its agent has not connected to this federator yet (`awaited`)
     outbox: Outbox = field(default_factory=Outbox)  # orders in order, at the agent's pace; how the stream ends
     acked: set[str] = field(default_factory=set)  # live placements whose launch the agent took (`forget_acks`)
@@ -97,7 +98,7 @@ def awaited(name: str, *, region: str, labels: dict[str, str], now: float, lost:
     from `now` until it does (Lost after the grace time), or Lost already."""
     return ClusterRecord(name=name, region=region, labels=dict(labels),
                          state=ClusterState.LOST if lost else ClusterState.PARTITIONED, last_report_at=last_report_at,
-                         last_seen_at=now, disconnected_at=now, partitioned_at=now)
+                         last_seen_at=now, disconnected_at=now, partitioned_at=now, lost_at=now)
 
 
 def expected_back(jobs: Iterable[Job], *, known: Container[str], now: float) -> dict[str, ClusterRecord]:

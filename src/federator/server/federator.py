@@ -47,10 +47,11 @@ from federator.server.clusters import (
 )
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
+from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS, Leases
 from federator.server.membership import Membership
 from federator.server.moving import Ask, Moves, kept_message, moved_reason, still_kept
 from federator.server.orders import CancelOrder, LaunchOrder, Order, stray_reason
-from federator.server.outbox import Ending, lost, overloaded, superseded
+from federator.server.outbox import Ending, overloaded, superseded
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
@@ -84,6 +85,7 @@ class Federator:
         refusal_cooldown: float = DEFAULT_REFUSAL_COOLDOWN_SECONDS,
         settle_seconds: float = 0.0,
         members: MemberStore | None = None,
+        forget_lost_after: float = DEFAULT_FORGET_LOST_AFTER_SECONDS,
     ) -> None:
         self.store = store
         self.scheduler = scheduler or Scheduler()
@@ -106,6 +108,7 @@ class Federator:
         self.notes = ClusterNotes(self)  # a placed job says when its cluster is not Ready (server/job_message.py)
         self.clusters: dict[str, ClusterRecord] = {}
         self.stalls = LoopStalls(clock)  # the loop's own stalls, not charged to leases (server/stalls.py)
+        self.leases = Leases(self, forget_after=forget_lost_after)  # Partitioned, Lost, forgotten
         self._sessions = 0
         self._wake = asyncio.Event()
         self._watchers: set[asyncio.Queue[JobId]] = set()
@@ -206,7 +209,7 @@ class Federator:
             rec.capacity = old.capacity
             rec.acked = old.acked
             rec.state = old.state
-            rec.partitioned_at = old.partitioned_at
+            rec.partitioned_at, rec.lost_at = old.partitioned_at, old.lost_at
             rec.last_report_at = old.last_report_at
         self.clusters[cluster] = rec
         self.metrics.agent_connects.labels(cluster).inc()
@@ -272,7 +275,7 @@ class Federator:
         if phase is JobPhase.CANCELLED:  # stopped by the cluster itself (it fenced itself, or was evicted)
             rec.acked.discard(placement_id)
             self.refusals.note(job.job_id, rec.name, self.clock(), message)
-            self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
+            self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
                                       f"{rec.name} stopped placement {placement_id}: {message[:STOPPED_CHARS]}"))
             return
         rec.acked.add(placement_id)
@@ -299,7 +302,7 @@ class Federator:
                      ask.placement_id, ask.cluster, target)
             self.metrics.placement_moves.labels(ask.cluster, "moved").inc()
             self.refusals.note(job.job_id, ask.cluster, self.clock(), ask.message)
-            self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, moved_reason(ask, target, STOPPED_CHARS)))
+            self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, moved_reason(ask, target, STOPPED_CHARS)))
             return
         self.metrics.placement_moves.labels(ask.cluster, "kept").inc()
         for p in job.placements:
@@ -318,7 +321,7 @@ class Federator:
             return
         self.metrics.placements.labels("refused").inc()
         self.refusals.note(job.job_id, rec.name, self.clock(), message)
-        self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} refused: {message}"))
+        self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} refused: {message}"))
 
     def acked(self, rec: ClusterRecord, placement_id: str) -> None:
         """Remember a launch the agent took, for its re-sync; only a live placement of its cluster (`acked` is
@@ -354,7 +357,7 @@ class Federator:
         for job, p in requeue:
             log.warning("cluster %s no longer holds placement %s: re-queueing %s", rec.name, p.placement_id,
                         job.job_id)
-            self._requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
+            self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
                                       f"{rec.name} no longer runs placement {p.placement_id} "
                                       "(its agent restarted); re-placing"))
 
@@ -389,38 +392,10 @@ class Federator:
         return self.cycles.run_once()
 
     def check_leases(self) -> None:
-        """Ready -> Partitioned when the stream drops or the lease runs out; Partitioned -> Lost after the grace
-        time. Then the jobs on a cluster whose state changed say so in their message."""
-        now = self.clock()
-        for rec in list(self.clusters.values()):
-            # Time the loop itself was stalled is not the agent's silence: its messages waited unread meanwhile.
-            if rec.state is ClusterState.READY and rec.connected and \
-                    now - rec.last_seen_at - self.stalls.since(rec.last_seen_at) > self.lease_seconds:
-                rec.state = ClusterState.PARTITIONED
-                rec.partitioned_at = now
-                log.warning("cluster %s Partitioned: no message for %.1fs", rec.name, now - rec.last_seen_at)
-            if rec.state is ClusterState.PARTITIONED and \
-                    now - rec.partitioned_at - self.stalls.since(rec.partitioned_at) > self.lost_after_seconds:
-                rec.state = ClusterState.LOST
-                log.warning("cluster %s Lost after %.1fs Partitioned", rec.name, now - rec.partitioned_at)
-                self.membership.lost(rec.name, rec.region, rec.labels)
-                if rec.connected:  # a silent agent that wakes up must reconnect and re-sync
-                    self.close_stream(rec, lost(rec.name, now - rec.last_seen_at))
-                self._fail_over(rec)
-        self.notes.refresh()
+        """Age the clusters' leases: Partitioned, Lost, forgotten (server/leases.py)."""
+        self.leases.check()
 
-    def _fail_over(self, rec: ClusterRecord) -> None:
-        """Re-place the jobs of a Lost cluster whose failover policy allows it."""
-        for job in list(self.jobs.values()):
-            if job.phase.is_terminal or not any(p.cluster == rec.name and p.phase.is_active for p in job.placements):
-                continue
-            if job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep":
-                log.info("job %s stays on Lost cluster %s (failover: keep)", job.job_id, rec.name)
-                continue
-            self._requeue(job, Reason(ReasonCode.CLUSTER_NOT_READY,
-                                      f"{rec.name} was Lost; re-placing (was generation {job.generation})"))
-
-    def _requeue(self, job: Job, reason: Reason) -> None:
+    def requeue(self, job: Job, reason: Reason) -> None:
         """Supersede every placement of a job and queue it again; the next placement gets a new generation."""
         cancels = self.supersede(job, reason)
         self.metrics.placement_retries.labels(reason.code.value).inc()

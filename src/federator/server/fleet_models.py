@@ -97,6 +97,14 @@ class FleetModels:
             if fleet != self._fleet:
                 self._fleet, self._present = fleet, {}
 
+    def gone(self, cluster: str) -> None:
+        """A member forgotten (server/leases.py): its models leave the fleet, unless another member has them."""
+        self._memory.pop(cluster, None)
+        if self._by_cluster.pop(cluster, None) is not None:
+            fleet = frozenset().union(*self._by_cluster.values())
+            if fleet != self._fleet:
+                self._fleet, self._present = fleet, {}
+
     def _in_fleet(self, model: str, vendor: str) -> bool:
         present = self._present.get((model, vendor))
         if present is None:

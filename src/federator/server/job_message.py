@@ -75,6 +75,10 @@ class ClusterNotes:
         self.fed = fed
         self._noted: dict[str, ClusterState] = {}  # the state each cluster's jobs' messages last reflected
 
+    def gone(self, cluster: str) -> None:
+        """A forgotten cluster (server/leases.py); it held no placement, so no message names it."""
+        self._noted.pop(cluster, None)
+
     def refresh(self) -> None:
         changed = [name for name, rec in self.fed.clusters.items()
                    if rec.state is not self._noted.get(name, ClusterState.READY)]

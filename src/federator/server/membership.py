@@ -16,12 +16,13 @@ log = logging.getLogger("federator.server")
 
 
 class Membership:
-    __slots__ = ("dirty", "known", "store")
+    __slots__ = ("dirty", "forget", "known", "store")
 
     def __init__(self, store: MemberStore | None) -> None:
         self.store = store
         self.known: dict[str, Member] = {m.name: m for m in store.load()} if store is not None else {}
         self.dirty: dict[str, Member] = {}
+        self.forget: set[str] = set()  # members forgotten since the last flush (server/leases.py)
 
     def expected(self) -> list[Member]:
         """The members to expect back after a start: those that were not Lost."""
@@ -35,19 +36,29 @@ class Membership:
         """A member went Lost: a restart does not wait for it."""
         self._note(Member(name, region, dict(labels), lost=True))
 
+    def forgotten(self, name: str) -> None:
+        """A member forgotten: the store no longer remembers it either."""
+        if self.store is None or self.known.pop(name, None) is None:
+            return
+        self.dirty.pop(name, None)
+        self.forget.add(name)
+
     def _note(self, member: Member) -> None:
         if self.store is None or self.known.get(member.name) == member:
             return
+        self.forget.discard(member.name)
         self.known[member.name] = self.dirty[member.name] = member
 
     def flush(self) -> None:
         """Write what changed since the last flush. A failed write is kept and tried again at the next one:
         the members are a hint for a restart's wait, and a full disk must not stop the loop."""
-        if not self.dirty or self.store is None:
+        if not (self.dirty or self.forget) or self.store is None:
             return
         try:
-            self.store.put(self.dirty.values())
+            self.store.put(self.dirty.values(), forget=self.forget)
         except Exception as exc:  # sqlite3.Error or OSError: the loop goes on either way
-            log.warning("cannot remember %d member cluster(s) in the store, will retry: %s", len(self.dirty), exc)
+            log.warning("cannot remember %d member cluster(s) in the store, will retry: %s",
+                        len(self.dirty) + len(self.forget), exc)
             return
         self.dirty.clear()
+        self.forget.clear()

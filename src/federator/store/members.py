@@ -35,8 +35,9 @@ class Member:
 
 
 class MemberStore(Protocol):
-    def put(self, members: Iterable[Member]) -> None:
-        """Remember these members' current state, in one transaction."""
+    def put(self, members: Iterable[Member], *, forget: Iterable[str] = ()) -> None:
+        """Remember these members' current state (one transaction), then forget the members named in
+        `forget` (another)."""
 
     def load(self) -> list[Member]: ...
 
@@ -52,10 +53,14 @@ class SqliteMemberStore:
         self._db.execute("CREATE TABLE IF NOT EXISTS members (name TEXT PRIMARY KEY, region TEXT NOT NULL, "
                          "labels TEXT NOT NULL, lost INTEGER NOT NULL)")
 
-    def put(self, members: Iterable[Member]) -> None:
+    def put(self, members: Iterable[Member], *, forget: Iterable[str] = ()) -> None:
         rows = [(m.name, m.region, json.dumps(dict(m.labels), sort_keys=True), int(m.lost)) for m in members]
+        gone = [(name,) for name in forget]
         with self._lock:
-            write_all(self._db, "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)", rows, what="member store")
+            if rows:
+                write_all(self._db, "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)", rows, what="member store")
+            if gone:
+                write_all(self._db, "DELETE FROM members WHERE name = ?", gone, what="member store")
 
     def load(self) -> list[Member]:
         with self._lock:

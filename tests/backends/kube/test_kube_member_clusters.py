@@ -1,4 +1,5 @@
-"""MemberCluster objects tell the truth about clusters no federator hears from, and are never deleted by it."""
+"""MemberCluster objects tell the truth about clusters no federator hears from; the federator deletes one only
+when it forgot that Lost cluster (server/leases.py), and forgets a Lost cluster whose object an operator deleted."""
 
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ class FakeApi:
         self.objects[body["metadata"]["name"]] = body
         return body
 
+    def delete(self, res: Resource, name: str, namespace: str | None = None, **_: Any) -> None:
+        self.writes.append(("delete", name, {}))
+        self.objects.pop(name, None)
+
 
 def member(name: str, state: str, *, region: str = "east") -> dict[str, Any]:
     return {"apiVersion": "federator.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": name},
@@ -57,8 +62,10 @@ def now() -> list[float]:
     return [1_000_000.0]
 
 
-def controller(tmp_path: Path, api: FakeApi, now: list[float]) -> tuple[Federator, FederatedJobController]:
-    fed = Federator(store=SqliteJobStore(tmp_path / "db"), clock=lambda: now[0], lost_after_seconds=60.0)
+def controller(tmp_path: Path, api: FakeApi, now: list[float],
+               forget_lost_after: float = 86_400.0) -> tuple[Federator, FederatedJobController]:
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), clock=lambda: now[0], lost_after_seconds=60.0,
+                    forget_lost_after=forget_lost_after)
     ctl = FederatedJobController(fed, api, KubeJobStore(api), clock=lambda: now[0])  # type: ignore[arg-type]
     return fed, ctl
 
@@ -86,7 +93,7 @@ def test_a_cluster_whose_agent_has_not_come_back_is_partitioned_then_lost_never_
     fed.check_leases()
     asyncio.run(ctl.write_members())
     assert state_of(api, "ghost") == ("Lost", False)
-    assert not [w for w in api.writes if w[0] == "delete"]  # history: kept
+    assert not [w for w in api.writes if w[0] == "delete"]  # history: kept (until forgotten, a day later)
 
 
 def test_a_cluster_that_connects_is_ready_again(tmp_path: Path, now: list[float]) -> None:
@@ -134,3 +141,29 @@ def test_a_member_clusters_region_is_the_one_its_agent_was_allowed_to_claim(tmp_
     fed.report(rec, ClusterCapacity())
     asyncio.run(ctl.write_members())
     assert fed.clusters["acme-1"].region == "east" and api.objects["acme-1"]["spec"]["region"] == "east"
+
+
+def test_deleting_a_lost_clusters_object_forgets_the_cluster(tmp_path: Path, now: list[float]) -> None:
+    """docs/kubernetes.md: "To forget a cluster for good, kubectl delete mc NAME once it is Lost"; the
+    federator kept it in its registry, its scrape and `get clusters` until it restarted."""
+    api = FakeApi([member("old", "Lost"), member("kept", "Lost")])
+    fed, ctl = controller(tmp_path, api, now)
+    asyncio.run(ctl.adopt_members())
+    asyncio.run(ctl.write_members())
+    del api.objects["old"]  # kubectl delete mc old
+    now[0] += 31  # the next rewrite of its status finds it gone
+    asyncio.run(ctl.write_members())
+    assert set(fed.clusters) == {"kept"}
+    assert "old" not in api.objects
+
+
+def test_a_cluster_the_federator_forgets_by_itself_loses_its_object(tmp_path: Path, now: list[float]) -> None:
+    api = FakeApi([member("retired", "Lost")])
+    fed, ctl = controller(tmp_path, api, now, forget_lost_after=600.0)
+    asyncio.run(ctl.adopt_members())
+    asyncio.run(ctl.write_members())
+    now[0] += 601
+    fed.check_leases()
+    assert "retired" not in fed.clusters
+    asyncio.run(ctl.write_members())
+    assert "retired" not in api.objects and ("delete", "retired", {}) in api.writes

@@ -353,7 +353,10 @@ class FederatedJobController:
                      "Lost" if lost else "Partitioned until it does")
 
     async def write_members(self, *, refresh_after: float = 30.0) -> None:
-        """Mirror the cluster registry; a status that did not change is rewritten only every refresh_after."""
+        """Mirror the cluster registry; a status that did not change is rewritten only every refresh_after.
+
+        A Lost cluster whose object an operator deleted is forgotten (server/leases.py); the object of a
+        cluster the federator forgot by itself (--forget-lost-after) is deleted, so the two never disagree."""
         now = self.clock()
         for rec in list(self.fed.clusters.values()):
             status = member_cluster_status(state=rec.state, connected=rec.connected,
@@ -365,16 +368,29 @@ class FederatedJobController:
                 continue
             # A Lost, disconnected cluster's object an operator deleted stays deleted (until its agent is back).
             recreate = rec.connected or rec.state is not ClusterState.LOST
-            await asyncio.to_thread(self._write_member, rec.name, rec.region, dict(rec.labels), status, recreate)
+            there = await asyncio.to_thread(self._write_member, rec.name, rec.region, dict(rec.labels), status,
+                                            recreate)
+            if not there and self.fed.leases.forget(rec.name, "its MemberCluster was deleted"):
+                self._members_written.pop(rec.name, None)
+                continue
             self._members_written[rec.name] = (comparable, now)
+        for name in [n for n in self._members_written if n not in self.fed.clusters]:
+            try:
+                await asyncio.to_thread(self.api.delete, MEMBER_CLUSTERS, name)
+                log.info("MemberCluster %s deleted: the federator forgot that Lost cluster", name)
+            except KubeError as exc:  # tried once: an old Role without delete would log this every round
+                log.warning("MemberCluster %s: the federator forgot that Lost cluster, but could not delete its "
+                            "object (%s); delete it by hand: kubectl delete mc %s", name, exc, name)
+            del self._members_written[name]
 
     def _write_member(self, name: str, region: str, labels: dict[str, str], status: dict[str, Any],
-                      recreate: bool = True) -> None:
+                      recreate: bool = True) -> bool:
+        """Write the object and its status; False when it is gone and `recreate` is False."""
         try:
             self.api.patch(MEMBER_CLUSTERS, name, {"spec": {"region": region, "labels": labels}})
         except NotFoundError:
             if not recreate:
-                return
+                return False
             try:
                 self.api.create(MEMBER_CLUSTERS, member_cluster(name, region=region, labels=labels))
             except ConflictError:
@@ -383,6 +399,7 @@ class FederatedJobController:
             self.api.patch(MEMBER_CLUSTERS, name, {"status": status}, subresource="status")
         except KubeError as exc:
             log.warning("MemberCluster %s: status not written: %s", name, exc)
+        return True
 
 
 __all__ = ["FederatedJobController"]

@@ -1,0 +1,126 @@
+"""How a member's silence ages it: Ready -> Partitioned -> Lost -> forgotten.
+
+- Ready -> Partitioned: its stream dropped, or no message for `--lease-seconds`. Its jobs keep running; it gets
+  no new work.
+- Partitioned -> Lost: away for `--lost-after`. Its jobs are placed again elsewhere (unless their failover
+  policy says keep); a silent agent that wakes up must reconnect and re-sync.
+- Lost -> forgotten: Lost for `--forget-lost-after` with no placement held there. Why: a national network
+  retires clusters and a provider renames them, and a Lost cluster was kept until the federator restarted: in
+  `get clusters`, in every scrape (its state, capacity and per-cluster counters), in FederatorClusterLost,
+  which fired for a retired cluster for ever. Forgetting loses nothing a job needs: no placement is there, and
+  an agent that comes back later is a new member like any other (it reports, and is Ready again). A cluster
+  still holding a `keep` job's placement is never forgotten: that job waits for it.
+
+In Kubernetes mode an operator forgets a Lost cluster at once with `kubectl delete mc NAME`
+(backends/kube/controller.py tells `forget` when it finds the object gone).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from federator.model import ClusterState, Reason, ReasonCode
+from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
+from federator.server.outbox import lost
+
+if TYPE_CHECKING:
+    from federator.server.federator import Federator
+
+log = logging.getLogger("federator.server")
+
+DEFAULT_FORGET_LOST_AFTER_SECONDS = 86_400.0
+"""A day: longer than an outage a provider repairs, and a retired cluster's alert ends the next day."""
+PER_CLUSTER_COUNTERS = ("agent_reports", "agent_connects")
+"""Metrics labelled by the cluster alone, whose series a forgotten cluster leaves (placement_moves has a result)."""
+
+
+def holding(fed: Federator) -> set[str]:
+    """The clusters where a job not finished still has a placement that is not."""
+    return {p.cluster for job in fed.jobs.values() if not job.phase.is_terminal
+            for p in job.placements if not p.phase.is_terminal}
+
+
+def forgettable(rec: ClusterRecord, *, now: float, after: float) -> bool:
+    """Lost, with no agent connected, for longer than `after` (0: never)."""
+    return after > 0 and rec.state is ClusterState.LOST and not rec.connected and now - rec.lost_at > after
+
+
+class Leases:
+    """The state transitions of `check` and the forgetting, for one federator."""
+
+    def __init__(self, fed: Federator, *, forget_after: float = DEFAULT_FORGET_LOST_AFTER_SECONDS) -> None:
+        self.fed = fed
+        self.forget_after = forget_after
+
+    def check(self) -> None:
+        """Ready -> Partitioned when the stream drops or the lease runs out; Partitioned -> Lost after the grace
+        time; Lost -> forgotten after `forget_after`. Then the jobs on a cluster whose state changed say so in
+        their message."""
+        fed = self.fed
+        now = fed.clock()
+        for rec in list(fed.clusters.values()):
+            # Time the loop itself was stalled is not the agent's silence: its messages waited unread meanwhile.
+            if rec.state is ClusterState.READY and rec.connected and \
+                    now - rec.last_seen_at - fed.stalls.since(rec.last_seen_at) > fed.lease_seconds:
+                rec.state = ClusterState.PARTITIONED
+                rec.partitioned_at = now
+                log.warning("cluster %s Partitioned: no message for %.1fs", rec.name, now - rec.last_seen_at)
+            if rec.state is ClusterState.PARTITIONED and \
+                    now - rec.partitioned_at - fed.stalls.since(rec.partitioned_at) > fed.lost_after_seconds:
+                rec.state = ClusterState.LOST
+                rec.lost_at = now
+                log.warning("cluster %s Lost after %.1fs Partitioned", rec.name, now - rec.partitioned_at)
+                fed.membership.lost(rec.name, rec.region, rec.labels)
+                if rec.connected:  # a silent agent that wakes up must reconnect and re-sync
+                    fed.close_stream(rec, lost(rec.name, now - rec.last_seen_at))
+                self._fail_over(rec)
+        stale = [rec.name for rec in fed.clusters.values() if forgettable(rec, now=now, after=self.forget_after)]
+        if stale:
+            held = holding(fed)
+            for name in stale:
+                if name not in held:
+                    self.forget(name, f"Lost for more than {self.forget_after:g}s (--forget-lost-after)")
+        fed.notes.refresh()
+
+    def _fail_over(self, rec: ClusterRecord) -> None:
+        """Re-place the jobs of a Lost cluster whose failover policy allows it."""
+        for job in list(self.fed.jobs.values()):
+            if job.phase.is_terminal or not any(p.cluster == rec.name and p.phase.is_active for p in job.placements):
+                continue
+            if job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep":
+                log.info("job %s stays on Lost cluster %s (failover: keep)", job.job_id, rec.name)
+                continue
+            self.fed.requeue(job, Reason(ReasonCode.CLUSTER_NOT_READY,
+                                         f"{rec.name} was Lost; re-placing (was generation {job.generation})"))
+
+    def forget(self, name: str, why: str) -> bool:
+        """Drop a Lost, disconnected cluster that holds no placement from everything kept of it: the registry,
+        the fleet's models, the members a restart expects, its per-cluster metric series. False (and nothing
+        changes) when it is not such a cluster."""
+        fed = self.fed
+        rec = fed.clusters.get(name)
+        if rec is None or rec.state is not ClusterState.LOST or rec.connected or name in holding(fed):
+            return False
+        del fed.clusters[name]
+        fed.intake.fleet.gone(name)
+        fed.notes.gone(name)
+        fed.membership.forgotten(name)
+        for counter in PER_CLUSTER_COUNTERS:
+            _remove(getattr(fed.metrics, counter), name)
+        for result in ("moved", "kept"):
+            _remove(fed.metrics.placement_moves, name, result)
+        fed.metrics.clusters_forgotten.inc()
+        log.warning("cluster %s forgotten: %s; an agent that connects as %s later joins as a new member",
+                    name, why, name)
+        return True
+
+
+def _remove(metric: object, *labels: str) -> None:
+    try:
+        metric.remove(*labels)  # type: ignore[attr-defined]
+    except KeyError:  # never had that series
+        pass
+
+
+__all__ = ["DEFAULT_FORGET_LOST_AFTER_SECONDS", "Leases", "forgettable", "holding"]
