@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def test_a_removed_job_is_gone_from_get_list_watch_and_the_store_and_its_usage_s
                 clock.now += 1
             watch = api.Watch(jobs_pb2.WatchJobsRequest(job_id=ids[0]))
             assert (await watch.read()).job_id == ids[0]
-            assert sorted(retention.sweep()) == sorted(ids[:2])  # over the count: the two oldest
+            assert sorted(await retention.sweep()) == sorted(ids[:2])  # over the count: the two oldest
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await watch.read()
             assert err.value.code() == grpc.StatusCode.NOT_FOUND and "removed" in (err.value.details() or "")
@@ -76,7 +77,7 @@ def test_a_removed_job_is_gone_from_get_list_watch_and_the_store_and_its_usage_s
             assert err.value.code() == grpc.StatusCode.NOT_FOUND
             assert [j.job_id for j in (await api.List(jobs_pb2.ListJobsRequest())).jobs] == ids[2:]
             clock.now += DAY
-            assert sorted(retention.sweep()) == sorted(ids[2:])  # past the TTL
+            assert sorted(await retention.sweep()) == sorted(ids[2:])  # past the TTL
             assert (await api.List(jobs_pb2.ListJobsRequest())).jobs == []
             # the name and request id are free again (run_again not needed: the job is gone)
             again = await api.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec("j0", gpus=0)),
@@ -108,3 +109,36 @@ def test_a_job_whose_templates_weigh_over_512_kib_is_refused_naming_the_field() 
 
     asyncio.run(main())
     assert fed.jobs == {}
+
+
+def test_the_loop_goes_on_while_finished_jobs_are_deleted(tmp_path: Path) -> None:
+    """The sweep deleted on the event loop: with a national backlog's writes queued before it, no Get, report or
+    cycle ran until the store was done. Here the store's delete waits until the loop has answered a Get."""
+    answered = threading.Event()
+    deleting = threading.Event()
+
+    class SlowDelete(SqliteJobStore):
+        def delete(self, job_ids: list[JobId]) -> None:
+            deleting.set()
+            answered.wait(10)  # on the loop, this waited the whole 10 s, and the Get came after
+            super().delete(job_ids)
+
+    clock = Clock()
+    fed = Federator(store=SlowDelete(tmp_path / "federator.db"), clock=clock)
+    retention = Retention(fed, RetentionPolicy(ttl_seconds=DAY, max_per_owner=0))
+    old = fed.submit(spec("old", gpus=0))
+    fed.cancel(old.job_id)
+    kept = fed.submit(spec("kept", gpus=0))
+    clock.now += DAY + 1
+
+    async def main() -> None:
+        sweep = asyncio.get_running_loop().create_task(retention.sweep())
+        while not deleting.is_set():
+            await asyncio.sleep(0.01)
+        assert fed.get(old.job_id) is old and not sweep.done()  # still there while its delete is under way
+        answered.set()
+        assert await sweep == [old.job_id]
+        assert set(fed.jobs) == {kept.job_id}
+
+    asyncio.run(main())
+    fed.store.close()

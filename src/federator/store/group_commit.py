@@ -218,6 +218,9 @@ class GroupCommit:
     def drain(self) -> None:
         """Block until every write queued so far is committed (shutdown); the owed are tried once more."""
         self.pay()
+        self._wait_queued()
+
+    def _wait_queued(self) -> None:
         w = _Write([], done=threading.Event())
         with self._cv:
             if not self._busy and not self._queue:
@@ -229,15 +232,16 @@ class GroupCommit:
     def remove(self, job_ids: list[JobId]) -> None:
         """Delete these (finished) jobs from the store, after every write queued so far, so that no state of
         theirs still on its way lands after the delete and brings them back at the next start. Blocks until
-        done; StoreUnavailable leaves them stored. The caller writes them no more."""
+        done; StoreUnavailable leaves them stored. The caller writes them no more. May run on a worker thread
+        (server/retention.py): it reads no live job (the owed are paid by the loop, not here)."""
         if not isinstance(self.store, PrunedStore):
             raise StoreRefused(f"{type(self.store).__name__} does not remove jobs", frozenset(job_ids))
         with self._cv:
             for job_id in job_ids:
                 self._lazy.pop(job_id, None)
                 self._owed.pop(job_id, None)
-        self.drain()
-        with self._cv:  # the writer is idle and the loop (the only writer of jobs) is here: delete inline
+        self._wait_queued()
+        with self._cv:  # once the writer is idle, hold it while deleting: no write of anyone's lands meanwhile
             while self._busy:
                 self._cv.wait(0.01)
             self._busy = True
