@@ -343,6 +343,22 @@ class Metrics:
             "federator_trust_reload_failing",
             "1 while the provider trust file on disk is refused and the federator runs on the last good trust.",
             registry=r)
+        # The federator's own TLS files re-read while running (security/serving_reload.py): a renewed certificate.
+        self.serving_certificate_reloads = Counter(
+            "federator_serving_certificate_reload_total",
+            "Re-reads of the federator's TLS files (--cert, --key, --ca) that found them changed (or were asked for "
+            "by SIGHUP), by result: ok (served from the next handshake) or refused (the last good pair kept).",
+            ["result"], registry=r)
+        for result in ("ok", "refused"):
+            self.serving_certificate_reloads.labels(result)
+        self.serving_certificate_reload_failing = Gauge(
+            "federator_serving_certificate_reload_failing",
+            "1 while the federator's TLS files on disk are refused and it serves the last good certificate.",
+            registry=r)
+        self.serving_certificate_expiry = Gauge(
+            "federator_serving_certificate_expiration_timestamp_seconds",
+            "When the certificate the federator serves expires (Unix seconds); 0 with --insecure.",
+            registry=r)
         # 0 while a replica waits for the leader Lease (it serves /metrics only), 1 once it acts.
         self.leader = Gauge("federator_leader", "1 if this federator replica is the active leader.", registry=r)
         # Which build runs: an image whose placement core did not compile places about half as fast.

@@ -1,7 +1,7 @@
 """The trust file reloaded while the federator serves, over real mTLS sockets: the TLS layer's client-CA bundle,
 new calls and the live agent streams follow the new trust; a file that does not load changes nothing.
 
-The wiring is the federator's own (`server/app.py`: `_use_trust`, `_reload_trust`); the trust file is
+The wiring is the federator's own (`server/app.py` `_use_trust`, `server/reloads.py` `reload_trust`); the trust file is
 reloaded by hand here, by SIGHUP in a real `federator serve` in tests/security/test_trust_file.py.
 """
 
@@ -23,10 +23,11 @@ from federator.metrics import Metrics
 from federator.model import ClusterState, JobPhase
 from federator.security.auth import Authenticator, RevocationList
 from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue
-from federator.security.tls import ClientRoots, TlsFiles, cluster_files, server_files
+from federator.security.tls import TlsFiles, cluster_files, server_files
 from federator.security.trust_reload import ReloadResult, TrustFile
-from federator.server.app import _reload_trust, _use_trust
+from federator.server.app import _use_trust
 from federator.server.federator import Federator
+from federator.server.reloads import reload_trust
 from federator.server.services import AgentService, decode_guard
 from federator.store import SqliteJobStore
 
@@ -61,7 +62,7 @@ class Served:
         """Write the trust file (if given) and look at it, as the federator's poll does."""
         if text is not None:
             self.trust.path.write_text(text)
-        return _reload_trust(self.trust, self.metrics, asked=False)
+        return reload_trust(self.trust, self.metrics, asked=False)
 
     def reloads(self, result: str) -> float:
         return self.metrics.registry.get_sample_value("federator_trust_reload_total", {"result": result}) or 0.0
@@ -80,11 +81,11 @@ async def served(certs: CertsDir) -> AsyncIterator[Served]:
     trust = TrustFile(certs.trust, federation_ca=certs.ca_cert)
     auth = Authenticator(trust=trust.current, revocations=RevocationList(None))
     agents = AgentService(fed, auth)
-    roots = ClientRoots(trust.current.bundle_pem())
+    roots = server_files(certs).served(trust.current.bundle_pem())
     trust.subscribe(lambda _old, new: _use_trust(new, auth=auth, roots=roots, agents=agents))
     server = grpc.aio.server(interceptors=[decode_guard(fed)])
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agents, server)
-    port = server.add_secure_port("127.0.0.1:0", server_files(certs).reloadable_server_credentials(roots))
+    port = server.add_secure_port("127.0.0.1:0", roots.credentials(require_client_auth=True))
     await server.start()
     try:
         yield Served(fed, f"127.0.0.1:{port}", trust, metrics, now)

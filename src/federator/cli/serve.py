@@ -61,9 +61,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="provider CAs and the clusters each may certify (default: trust.yaml in --certs-dir, if it "
                         "exists), re-read when it changes and on SIGHUP; see docs/security.md")
     p.add_argument("--trust-poll-seconds", type=float, default=5.0, metavar="SECONDS",
-                   help="look at the trust file (and the CA files it names) this often, and reload it when it "
-                        "changed, as a mounted Secret does; SIGHUP reloads it at once (default %(default)g; 0: on "
-                        "SIGHUP only)")
+                   help="look at the trust file (and the CA files it names) and the TLS files (--cert, --key, "
+                        "--ca) this often, and reload what changed, as a mounted Secret does; SIGHUP reloads them "
+                        "at once (default %(default)g; 0: on SIGHUP only)")
     p.add_argument("--token-file", type=Path, help="bearer tokens accepted by the job API, one per line")
     p.add_argument("--token-listen", default="", metavar="ADDRESS",
                    help="also serve the job API here with server-only TLS, for bearer-token clients")

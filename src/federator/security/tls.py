@@ -77,34 +77,68 @@ class TlsFiles:
         return grpc.ssl_server_credentials([(key, cert)], root_certificates=roots if require_client_auth else None,
                                            require_client_auth=require_client_auth)
 
-    def reloadable_server_credentials(self, client_roots: ClientRoots) -> grpc.ServerCredentials:
-        """mTLS credentials whose client-CA bundle follows `client_roots`: gRPC asks at every handshake, so a
-        CA added to it is accepted on the next connection and one removed refused (connections already open
-        keep their handshake: the federator ends the streams a new trust refuses, server/services.py)."""
-        _ca, cert, key = self.read()
+    def served(self, client_roots: bytes | None = None) -> ServedTls:
+        """This server's key and certificate, and the CAs client certificates may chain to (default: --ca; with
+        provider CAs, the trust bundle), as a holder the running server's credentials follow."""
+        ca, cert, key = self.read()
         if cert is None or key is None:
             raise TlsError("--cert and --key: the federator needs its serving certificate and key")
-        served = [client_roots.pem]
+        return ServedTls(key, cert, client_roots or ca)
+
+
+class ServedTls:
+    """What the federator's listeners present and trust, replaceable while they serve: its key and certificate
+    (renewed: security/serving_reload.py) and the client CAs (a reloaded trust file, or a rotated --ca).
+
+    gRPC asks at every handshake (`credentials`), so a change is served from the next connection on;
+    connections already open keep their handshake (the federator ends the agent streams a new trust refuses,
+    server/services.py). One tuple holds all three, swapped whole: gRPC's thread never pairs a new certificate
+    with an old key."""
+
+    __slots__ = ("_material",)
+
+    def __init__(self, key: bytes, cert: bytes, client_roots: bytes) -> None:
+        self._material = (key, cert, client_roots)
+
+    @property
+    def pem(self) -> bytes:
+        """The client CAs."""
+        return self._material[2]
+
+    @property
+    def certificate(self) -> bytes:
+        return self._material[1]
+
+    @property
+    def key(self) -> bytes:
+        return self._material[0]
+
+    def use_client_roots(self, pem: bytes) -> None:
+        key, cert, _ = self._material
+        self._material = (key, cert, pem)
+
+    def use_pair(self, key: bytes, cert: bytes) -> None:
+        self._material = (key, cert, self._material[2])
+
+    def credentials(self, *, require_client_auth: bool = True) -> grpc.ServerCredentials:
+        """Server credentials that follow this holder (`require_client_auth`: mTLS; else server TLS, for bearer
+        tokens)."""
+        served = [self._material]
+
+        def config(material: tuple[bytes, bytes, bytes]) -> grpc.ServerCertificateConfiguration:
+            key, cert, roots = material
+            return grpc.ssl_server_certificate_configuration([(key, cert)],
+                                                             root_certificates=roots if require_client_auth else None)
 
         def fetch() -> grpc.ServerCertificateConfiguration | None:  # on gRPC's own thread: no I/O, no await
-            pem = client_roots.pem
-            if pem == served[0]:
+            material = self._material
+            if material is served[0]:
                 return None
-            served[0] = pem
-            return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=pem)
+            served[0] = material
+            return config(material)
 
-        return grpc.dynamic_ssl_server_credentials(
-            grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=served[0]), fetch,
-            require_client_authentication=True)
-
-
-class ClientRoots:
-    """The CAs client certificates may chain to, replaceable while the server runs (a reloaded trust file)."""
-
-    __slots__ = ("pem",)
-
-    def __init__(self, pem: bytes) -> None:
-        self.pem = pem
+        return grpc.dynamic_ssl_server_credentials(config(served[0]), fetch,
+                                                   require_client_authentication=require_client_auth)
 
 
 def _check_pem(files: TlsFiles, ca: bytes, cert: bytes | None, key: bytes | None) -> None:
@@ -197,4 +231,4 @@ def server_files(certs: CertsDir) -> TlsFiles:
     return TlsFiles(certs.ca_cert, certs.server_cert, certs.server_key)
 
 
-__all__ = ["ClientOptions", "ClientRoots", "TlsError", "TlsFiles", "cluster_files", "server_files", "user_files"]
+__all__ = ["ClientOptions", "ServedTls", "TlsError", "TlsFiles", "cluster_files", "server_files", "user_files"]

@@ -27,14 +27,16 @@ from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList, load_tokens
 from federator.security.authz import Authorizer, TenancyError, TenancyPolicy, load_tenancy
 from federator.security.limits import Limits
-from federator.security.tls import ClientRoots, TlsError, TlsFiles
+from federator.security.serving_reload import ServingFiles
+from federator.security.tls import ServedTls, TlsError, TlsFiles
 from federator.security.trust import PROVIDER_LABEL, Trust, TrustError
-from federator.security.trust_reload import ReloadResult, TrustFile
+from federator.security.trust_reload import TrustFile
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
 from federator.server.outbox import stopping
+from federator.server.reloads import Reloads
 from federator.server.retention import Retention, RetentionPolicy
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
@@ -138,38 +140,22 @@ def _trust(opts: ServeOptions, audit: AuditLog, metrics: Metrics) -> TrustFile |
     return trust
 
 
-def _reload_trust(trust: TrustFile, metrics: Metrics, *, asked: bool) -> ReloadResult:
-    """Look at the trust file (`asked`: SIGHUP, read it whatever changed) and count what came of it."""
-    result = trust.reload() if asked else trust.poll()
-    if result is not ReloadResult.UNCHANGED:
-        metrics.trust_reloads.labels(result.value).inc()
-        metrics.trust_reload_failing.set(1 if result is ReloadResult.REFUSED else 0)
-    return result
+def _served(opts: ServeOptions, trust: TrustFile | None) -> tuple[ServedTls | None, ServingFiles | None]:
+    """What the TLS listeners serve, and the files it is re-read from (None, None with --insecure)."""
+    if opts.insecure or opts.tls is None:
+        return None, None
+    try:
+        served = opts.tls.served(trust.current.bundle_pem() if trust is not None else None)
+    except TlsError as exc:
+        raise SystemExit(f"serve: {exc}") from exc
+    return served, ServingFiles(opts.tls, served, with_ca=trust is None)
 
 
-def _on_sighup(trust: TrustFile | None, metrics: Metrics) -> None:
-    if trust is None:
-        log.warning("SIGHUP: there is no trust file to reload (federator serve --trust); nothing else is re-read")
-        return
-    log.info("SIGHUP: reloading the trust file %s", trust.path)
-    _reload_trust(trust, metrics, asked=True)
-
-
-async def _watch_trust(trust: TrustFile, metrics: Metrics, every: float) -> None:
-    """Poll the trust file: a mounted Secret changes under the federator, and no one sends it a SIGHUP."""
-    while True:
-        await asyncio.sleep(every)
-        try:
-            _reload_trust(trust, metrics, asked=False)
-        except Exception:  # a listener's bug must not end the watch (and with it every later reload)
-            log.exception("reloading the trust file %s failed", trust.path)
-
-
-def _use_trust(trust: Trust, *, auth: Authenticator, roots: ClientRoots, agents: AgentService) -> None:
+def _use_trust(trust: Trust, *, auth: Authenticator, roots: ServedTls, agents: AgentService) -> None:
     """A reloaded trust file, in the order a caller meets it: the TLS handshake (a new provider's CA accepted, a
     removed one's refused, from the next connection on), the authenticator (every call), and the live agent
     streams (those it no longer admits ended)."""
-    roots.pem = trust.bundle_pem()
+    roots.use_client_roots(trust.bundle_pem())
     auth.use_trust(trust)
     ended = agents.retrust(trust)
     if ended:
@@ -200,25 +186,25 @@ def _token_listen_problem(opts: ServeOptions) -> str:
     return f"needs {' and '.join(missing)}" if missing else ""
 
 
-def _bind(server: grpc.aio.Server, opts: ServeOptions, client_roots: ClientRoots | None = None) -> tuple[int, int]:
+def _bind(server: grpc.aio.Server, opts: ServeOptions, served: ServedTls | None) -> tuple[int, int]:
     """The main listener (mTLS, or plaintext with --insecure) and the optional bearer-token listener.
 
-    `client_roots`: with a trust file, the CAs client certificates may chain to, replaced when it is reloaded."""
+    `served`: what both TLS listeners present and trust, replaced when the TLS files or the trust file are
+    reloaded (server/reloads.py)."""
     try:
         if opts.insecure:
             port = _add_port("--listen", opts.listen, server.add_insecure_port)
-        elif opts.tls is None:
+        elif served is None:
             raise SystemExit("serve: TLS needs --certs-dir or --ca/--cert/--key (or --insecure for plaintext)")
         else:
-            creds = opts.tls.reloadable_server_credentials(client_roots) if client_roots is not None else \
-                opts.tls.server_credentials(require_client_auth=True)
+            creds = served.credentials(require_client_auth=True)
             port = _add_port("--listen", opts.listen, lambda address: server.add_secure_port(address, creds))
         if not opts.token_listen:
             return port, 0
         problem = _token_listen_problem(opts)
-        if problem or opts.tls is None:  # (no TLS is always a problem: the `or` is for mypy)
+        if problem or served is None:  # (no TLS is always a problem: the `or` is for mypy)
             raise SystemExit(f"--token-listen: {problem}")
-        token_creds = opts.tls.server_credentials(require_client_auth=False)
+        token_creds = served.credentials(require_client_auth=False)
         token_port = _add_port("--token-listen", opts.token_listen,
                                lambda address: server.add_secure_port(address, token_creds))
     except TlsError as exc:
@@ -322,10 +308,11 @@ async def serve(opts: ServeOptions) -> None:
         raise SystemExit(f"serve: {problem}")
     agent_service = AgentService(fed, auth, authz=authz, audit=audit, terms=terms)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_service, server)
-    client_roots: ClientRoots | None = None
-    if trust is not None:
-        client_roots = roots = ClientRoots(trust.current.bundle_pem())
+    served, serving = _served(opts, trust)
+    if trust is not None and served is not None:
+        roots = served
         trust.subscribe(lambda _old, new: _use_trust(new, auth=auth, roots=roots, agents=agent_service))
+    reloads = Reloads(metrics, trust=trust, serving=serving)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(
         JobService(fed, auth, authz=authz, audit=audit, namespaces=kube.namespace_gate(authz) if kube else None),
         server)
@@ -333,7 +320,7 @@ async def serve(opts: ServeOptions) -> None:
     jobs_pb2_grpc.add_ClusterServiceServicer_to_server(cluster_service, server)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(cluster_service, usage), server)
     health_servicer = await add_health(server, reflect=opts.reflection)
-    port, token_port = _bind(server, opts, client_roots)
+    port, token_port = _bind(server, opts, served)
     await server.start()
     host = opts.listen.rpartition(":")[0]
     ready = {"grpc": f"{host}:{port}", "metrics": f"http://{mhost}:{metrics_port}/metrics", "pid": os.getpid(),
@@ -350,10 +337,11 @@ async def serve(opts: ServeOptions) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # SIGHUP re-reads the trust file; without one it is only logged (its default would end the federator)
-    loop.add_signal_handler(signal.SIGHUP, lambda: _on_sighup(trust, metrics))
-    watching = loop.create_task(_watch_trust(trust, metrics, opts.trust_poll_seconds)) \
-        if trust is not None and opts.trust_poll_seconds > 0 else None
+    # SIGHUP re-reads the trust file and the TLS files; without them it is only logged (its default would end
+    # the federator)
+    loop.add_signal_handler(signal.SIGHUP, reloads.on_sighup)
+    watching = loop.create_task(reloads.watch(opts.trust_poll_seconds)) \
+        if (trust is not None or serving is not None) and opts.trust_poll_seconds > 0 else None
     if opts.ready_file:  # once the signals are handled: whoever reads it may send one
         write_ready_file(opts.ready_file, ready)
     if kube:  # who is expected back is known once kube.start has listed the MemberClusters

@@ -1,0 +1,97 @@
+"""The federator's own TLS files kept current while it runs: its certificate, key and CA, re-read when they change.
+
+Why: the serving certificate was read once, at start. cert-manager (the chart's `tls.certManager`) renews it a
+third of its life before it expires and swaps the Secret volume under the running federator, which went on
+presenting the old one until it expired: then every agent's handshake failed, and every provider's clusters
+went Partitioned, then Lost, at once, for want of a restart. Now the files are looked at with the trust file
+(`--trust-poll-seconds`, and SIGHUP), and a renewed pair is served from the next handshake
+(security/tls.py `ServedTls`); connections already open keep theirs.
+
+A change that does not load (a certificate and a key that are not a pair, as when the files are copied one at a
+time, or a certificate already expired) is refused, naming the file, and the last good pair stays served:
+never a listener with nothing to present. Without a trust file the --ca file is also the client CAs, and
+follows too; with one, the trust file's reload carries the CA (security/trust_reload.py hashes it).
+
+What is served is in the metrics: when the served certificate expires (an alert fires a week before) and
+whether the files on disk are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+
+from cryptography import x509
+
+from federator.security.tls import ServedTls, TlsError, TlsFiles
+from federator.security.trust_reload import ReloadResult
+
+log = logging.getLogger("federator.security")
+
+
+def not_after(cert_pem: bytes) -> float:
+    """When the first certificate of a PEM chain expires (Unix seconds)."""
+    return x509.load_pem_x509_certificates(cert_pem)[0].not_valid_after_utc.timestamp()
+
+
+class ServingFiles:
+    """The files a `ServedTls` was read from; `poll` re-reads them if their content changed, `reload` in any
+    case. `with_ca`: the --ca file is also the client CAs (no trust file)."""
+
+    def __init__(self, files: TlsFiles, served: ServedTls, *, with_ca: bool,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.files = files
+        self.served = served
+        self.with_ca = with_ca
+        self.clock = clock
+        self._seen = self._fingerprint()
+        self.expires_at = not_after(served.certificate)
+        self.problem = ""  # why the files on disk are refused; "" while what is served is what they say
+
+    def poll(self) -> ReloadResult:
+        if self._fingerprint() == self._seen:
+            return ReloadResult.UNCHANGED
+        return self.reload()
+
+    def reload(self) -> ReloadResult:
+        self._seen = self._fingerprint()
+        try:
+            ca, cert, key = self.files.read()
+            if cert is None or key is None:
+                raise TlsError("--cert and --key: the federator needs its serving certificate and key")
+            expires = not_after(cert)
+            if expires <= self.clock():
+                raise TlsError(f"--cert: {self.files.cert} expired at {_utc(expires)}")
+        except TlsError as exc:
+            self.problem = str(exc)
+            log.error("TLS files refused, still serving the certificate that expires at %s: %s",
+                      _utc(self.expires_at), exc)
+            return ReloadResult.REFUSED
+        if (key, cert) != (self.served.key, self.served.certificate):
+            self.served.use_pair(key, cert)
+            log.info("serving certificate reloaded from %s: valid until %s, served from the next handshake",
+                     self.files.cert, _utc(expires))
+        if self.with_ca and ca != self.served.pem:
+            self.served.use_client_roots(ca)
+            log.info("client CAs reloaded from %s (--ca): taken from the next handshake", self.files.ca)
+        self.expires_at, self.problem = expires, ""
+        return ReloadResult.OK
+
+    def _fingerprint(self) -> bytes:
+        digest = hashlib.sha256()
+        for path in (self.files.ca, self.files.cert, self.files.key):
+            try:
+                data = path.read_bytes() if path is not None else b""
+            except OSError as exc:  # a missing file is a state too: its return is a change
+                data = f"unreadable: {exc.errno}".encode()
+            digest.update(str(path).encode() + b"\0" + hashlib.sha256(data).digest())
+        return digest.digest()
+
+
+def _utc(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+__all__ = ["ServingFiles", "not_after"]
