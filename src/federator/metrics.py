@@ -272,6 +272,11 @@ class Metrics:
                                      ["cluster"], registry=r)
         self.agent_connects = Counter("federator_agent_connections_total", "Agent streams opened.",
                                       ["cluster"], registry=r)
+        # Placements a cluster took and did not start within --start-timeout (server/start_deadline.py).
+        self.placement_start_timeouts = Counter(
+            "federator_placement_start_timeouts_total",
+            "Placements a member cluster did not start (still Placed) within --start-timeout; each job was "
+            "placed again, elsewhere if another cluster had room.", ["cluster"], registry=r)
         self.scheduling_phase_duration = Histogram(
             "federator_scheduling_phase_duration_seconds",
             "Wall time of one phase of a scheduling cycle (order, prescore, place, preempt; rollout "

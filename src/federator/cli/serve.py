@@ -15,6 +15,7 @@ from federator.cli.certs import add_tls_arguments, tls_files
 from federator.cli.podsecurity import add_pod_security_arguments, pod_security_of
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
+from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     from federator.security.limits import Limits
@@ -31,6 +32,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="a connected cluster with no report for this long is Partitioned")
     p.add_argument("--lost-after", type=float, default=120.0,
                    help="seconds a Partitioned cluster may stay away before it is Lost")
+    p.add_argument("--start-timeout", type=float, default=DEFAULT_START_TIMEOUT_SECONDS, metavar="SECONDS",
+                   help="a placement its cluster has not started (still Placed) this long after it was placed (or "
+                        "the cluster was back) is placed again, elsewhere if another cluster has room; a placement "
+                        "a member's Kueue holds and no other cluster can run is left there (default %(default)g; "
+                        "0: never)")
     p.add_argument("--forget-lost-after", type=float, default=DEFAULT_FORGET_LOST_AFTER_SECONDS, metavar="SECONDS",
                    help="forget a cluster Lost this long that holds no placement: it leaves get clusters, the "
                         "metrics and the members a restart waits for, and rejoins as new if its agent comes back "
@@ -161,6 +167,7 @@ def _serve(args: argparse.Namespace) -> int:
                               ("--lease-seconds", args.lease_seconds, False),
                               ("--lost-after", args.lost_after, False),
                               ("--forget-lost-after", args.forget_lost_after, True),  # 0: never
+                              ("--start-timeout", args.start_timeout, True),  # 0: never
                               ("--order-max-age", args.order_max_age, True),  # 0: the default
                               ("--cycle-interval", args.cycle_interval, False),
                               ("--settle-seconds", args.settle_seconds, True),
@@ -199,6 +206,7 @@ def _serve(args: argparse.Namespace) -> int:
     opts = ServeOptions(policy=args.policy, listen=args.listen, metrics_listen=args.metrics_listen, db=args.db,
                         report_interval=args.report_interval, lease_seconds=args.lease_seconds,
                         lost_after_seconds=args.lost_after, forget_lost_after=args.forget_lost_after,
+                        start_timeout=args.start_timeout,
                         cycle_interval=args.cycle_interval,
                         settle_seconds=args.settle_seconds,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,

@@ -40,6 +40,7 @@ from federator.server.reloads import Reloads
 from federator.server.retention import Retention, RetentionPolicy
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
+from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS
 from federator.server.terms import StreamTerms, check_terms, default_order_max_age
 from federator.server.usage_service import UsageService
 from federator.store import SqliteJobStore, StoreError
@@ -62,6 +63,7 @@ class ServeOptions:
     lease_seconds: float = 10.0
     lost_after_seconds: float = 120.0
     forget_lost_after: float = DEFAULT_FORGET_LOST_AFTER_SECONDS  # server/leases.py; 0: never
+    start_timeout: float = DEFAULT_START_TIMEOUT_SECONDS  # server/start_deadline.py; 0: never
     cycle_interval: float = 1.0
     settle_seconds: float = DEFAULT_SETTLE_SECONDS  # server/settle.py
     ready_file: Path | None = None
@@ -254,7 +256,8 @@ async def serve(opts: ServeOptions) -> None:
         fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics,
                         report_interval=opts.report_interval,
                         lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
-                        forget_lost_after=opts.forget_lost_after, cycle_interval=opts.cycle_interval,
+                        forget_lost_after=opts.forget_lost_after, start_timeout=opts.start_timeout,
+                        cycle_interval=opts.cycle_interval,
                         limits=opts.limits, settle_seconds=opts.settle_seconds,
                         members=members)
     except StoreError as exc:

@@ -38,6 +38,7 @@ class ClusterRecord:
     connected: bool = False
     disconnected_at: float = 0.0
     partitioned_at: float = 0.0
+    ready_at: float = 0.0  # when it last turned Ready (server/start_deadline.py counts a placement's time from it)
     lost_at: float = 0.0  # when it went Lost; Lost for --forget-lost-after with no placement there: forgotten
     session: int = 0  # 0: its agent has not connected to this federator yet (`awaited`)
     outbox: Outbox = field(default_factory=Outbox)  # orders in order, at the agent's pace; how the stream ends

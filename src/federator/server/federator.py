@@ -56,6 +56,7 @@ from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
 from federator.server.stalls import LoopStalls
+from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS, StartDeadline
 from federator.server.state_sample import state_sample
 from federator.store import JobStore, StoreUnavailable
 from federator.store.group_commit import GroupCommit
@@ -86,6 +87,7 @@ class Federator:
         settle_seconds: float = 0.0,
         members: MemberStore | None = None,
         forget_lost_after: float = DEFAULT_FORGET_LOST_AFTER_SECONDS,
+        start_timeout: float = DEFAULT_START_TIMEOUT_SECONDS,
     ) -> None:
         self.store = store
         self.scheduler = scheduler or Scheduler()
@@ -109,6 +111,7 @@ class Federator:
         self.clusters: dict[str, ClusterRecord] = {}
         self.stalls = LoopStalls(clock)  # the loop's own stalls, not charged to leases (server/stalls.py)
         self.leases = Leases(self, forget_after=forget_lost_after)  # Partitioned, Lost, forgotten
+        self.starts = StartDeadline(self, timeout=start_timeout)  # placements their cluster does not start
         self._sessions = 0
         self._wake = asyncio.Event()
         self._watchers: set[asyncio.Queue[JobId]] = set()
@@ -209,10 +212,11 @@ class Federator:
             rec.capacity = old.capacity
             rec.acked = old.acked
             rec.state = old.state
-            rec.partitioned_at, rec.lost_at = old.partitioned_at, old.lost_at
+            rec.partitioned_at, rec.lost_at, rec.ready_at = old.partitioned_at, old.lost_at, old.ready_at
             rec.last_report_at = old.last_report_at
         self.clusters[cluster] = rec
         self.metrics.agent_connects.labels(cluster).inc()
+        self.metrics.placement_start_timeouts.labels(cluster)  # from 0: increase() sees a cluster's first
         for result in ("moved", "kept"):  # each from 0: the panel and increase() see a cluster before its first move
             self.metrics.placement_moves.labels(cluster, result)
         log.info("cluster %s (%s) connected, session %d", cluster, region, rec.session)
@@ -252,7 +256,7 @@ class Federator:
                 self.wake()  # placements left the cluster: their capacity is free for waiting jobs now
         if rec.connected and rec.state is not ClusterState.READY:
             log.info("cluster %s is Ready (was %s)", rec.name, rec.state)
-            rec.state = ClusterState.READY
+            rec.state, rec.ready_at = ClusterState.READY, self.clock()
             self.cycles.capacity_changed(everything=True)
             self.wake()
         self.metrics.agent_reports.labels(rec.name).inc()
@@ -460,6 +464,7 @@ class Federator:
         try:
             self.journal.pay()  # what a full disk refused to an agent's update (GroupCommit.write_or_owe)
             self.check_leases()
+            self.starts.check()
             self.membership.flush()
         except Exception:  # neither may stop the loop: leases are checked again next turn
             log.exception("checking leases failed")

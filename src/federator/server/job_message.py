@@ -28,11 +28,19 @@ if TYPE_CHECKING:
 RESYNC = "resync"  # a placeholder message of re-syncs by older agents: never shown
 
 
-def placements_message(job: Job) -> str:
+def placements_message(job: Job, *, waiting: bool = True) -> str:
     """What the placements in the job's phase say (Running: the running ones; Placed: what they wait for,
-    in the members' words, e.g. Kueue's reason), never a Placed one left behind."""
-    return "; ".join(p.message for p in job.placements
+    in the members' words, e.g. Kueue's reason), never a Placed one left behind. A Placed job whose members
+    said nothing yet says where and since when it waits to start: an empty message hid a member that took a
+    job and never started it (server/start_deadline.py moves it in the end)."""
+    said = "; ".join(p.message for p in job.placements
                      if p.phase is job.phase and p.message and p.message != RESYNC)
+    if said or not waiting or job.phase is not JobPhase.PLACED:
+        return said
+    silent = sorted({p.cluster for p in job.placements if p.phase is JobPhase.PLACED})
+    if not silent or not job.placed_at:
+        return ""
+    return f"placed on {', '.join(silent)} at {utc_seconds(job.placed_at)}; not started yet"
 
 
 def cluster_note(rec: ClusterRecord, *, lost_after: float, keep: bool) -> str:
@@ -60,8 +68,9 @@ def job_message(job: Job, clusters: Mapping[str, ClusterRecord], *, lost_after: 
     spread over clusters names the silent ones), then what its placements say."""
     keep = job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep"
     holding = sorted({p.cluster for p in job.placements if p.phase.is_active})
-    notes = [cluster_note(clusters[name], lost_after=lost_after, keep=keep) for name in holding if name in clusters]
-    return "; ".join(part for part in (*notes, placements_message(job)) if part)
+    notes = [note for name in holding if name in clusters
+             if (note := cluster_note(clusters[name], lost_after=lost_after, keep=keep))]
+    return "; ".join(part for part in (*notes, placements_message(job, waiting=not notes)) if part)
 
 
 class ClusterNotes:

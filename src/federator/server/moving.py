@@ -110,6 +110,11 @@ def kept_message(ask: Ask) -> str:
     return f"{ask.message}{_kept_note(ask.cluster)}"
 
 
+def is_kept(message: str, cluster: str) -> bool:
+    """Whether a placement's message carries the federator's answer that it stays in `cluster`'s queue."""
+    return message.endswith(_kept_note(cluster))
+
+
 def still_kept(old: str, new: str, cluster: str) -> str:
     """A held placement's new message from its agent (Kueue's next reason, "4 more needed" after "8 more"),
     with the answer it was given kept on: until the member admits it or the agent asks again, the user must
@@ -118,4 +123,4 @@ def still_kept(old: str, new: str, cluster: str) -> str:
     return f"{new}{note}" if old.endswith(note) and new and not new.endswith(note) else new
 
 
-__all__ = ["Ask", "Moves", "kept_message", "moved_reason", "room_for", "still_kept"]
+__all__ = ["Ask", "Moves", "is_kept", "kept_message", "moved_reason", "room_for", "still_kept"]

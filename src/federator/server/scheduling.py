@@ -70,6 +70,7 @@ from federator.model import (
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.scheduler.tuning import Tuner
+from federator.server.job_message import placements_message
 from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
@@ -449,6 +450,7 @@ class Cycles:
             job.phase = JobPhase.PLACED
             job.pending_reason = None
             job.placed_at = now
+            job.message = placements_message(job)  # where it waits to start, until its members say more
             self._held(job)
             if job.spec.preemptible:  # a job this cycle found no room for may preempt it next cycle
                 for p in job.placements:
