@@ -25,9 +25,6 @@ agents' streams (and their leases) behind it.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +32,7 @@ from dataclasses import dataclass
 from federator.api import convert
 from federator.api.v1 import agent_pb2, jobs_pb2
 from federator.model import ClusterCapacity, Job
+from federator.server.paging import TOKEN_PROBLEM, PageTokenError, decode_token, encode_token
 
 DEFAULT_PAGE_SIZE = 500
 MAX_PAGE_SIZE = 1_000
@@ -64,20 +62,17 @@ class Request:
 
 
 def _encode(name: str) -> str:
-    raw = json.dumps(["c", name], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_token("c", name)
 
 
 def _decode(token: str) -> str:
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        tag, name = json.loads(raw)
-        if tag != "c" or not isinstance(name, str):
-            raise ValueError
-        return name
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ListRequestError("page_token: not a token this server made; use next_page_token of the previous "
-                               "page, or leave it empty for the first page") from exc
+        values = decode_token(token)
+    except PageTokenError as exc:
+        raise ListRequestError(str(exc)) from exc
+    if len(values) != 2 or values[0] != "c" or not isinstance(values[1], str):
+        raise ListRequestError(TOKEN_PROBLEM)
+    return values[1]
 
 
 def checked(request: jobs_pb2.ListClustersRequest) -> Request:

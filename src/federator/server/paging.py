@@ -34,21 +34,41 @@ class Page:
     next_token: str
 
 
-def _encode(job: Job) -> str:
-    raw = json.dumps([job.submitted_at, job.job_id], separators=(",", ":")).encode()
+TOKEN_PROBLEM = ("page_token: not a token this server made; use next_page_token of the previous page, or leave it "
+                 "empty for the first page")
+
+
+def encode_token(*values: object) -> str:
+    """An opaque page token holding `values` (JSON): ListJobs' and ListClusters' (server/cluster_list.py)."""
+    raw = json.dumps(list(values), separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(token: str) -> tuple[float, str]:
+def decode_token(token: str) -> list[object]:
+    """The values of a token `encode_token` made; PageTokenError for anything else (a client's, never trusted:
+    bad base64, bad JSON, nesting deep enough to exhaust the parser)."""
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        at, job_id = json.loads(raw)
+        values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+        raise PageTokenError(TOKEN_PROBLEM) from exc
+    if not isinstance(values, list):
+        raise PageTokenError(TOKEN_PROBLEM)
+    return values
+
+
+def _encode(job: Job) -> str:
+    return encode_token(job.submitted_at, job.job_id)
+
+
+def _decode(token: str) -> tuple[float, str]:
+    values = decode_token(token)
+    try:
+        at, job_id = values
         if not isinstance(at, int | float) or not isinstance(job_id, str) or not math.isfinite(at := float(at)):
             raise ValueError
-        return at, job_id
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError, OverflowError) as exc:
-        raise PageTokenError("page_token: not a token this server made; use next_page_token of the previous "
-                             "page, or leave it empty for the first page") from exc
+    except (ValueError, OverflowError) as exc:
+        raise PageTokenError(TOKEN_PROBLEM) from exc
+    return at, job_id
 
 
 def page(jobs: Sequence[Job], *, page_size: int, page_token: str, max_bytes: int) -> Page:
