@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,3 +125,45 @@ def test_federator_user_and_viewer_cluster_roles(kube: Kube) -> None:
     finally:
         kube.kubectl("host", "delete", "namespace", "team-u", "--wait=false", check=False)
         kube.kubectl("host", "delete", "clusterrolebinding", "bob-federator-viewer", check=False)
+
+
+def _grpc_submit(kube: Kube, tmp: Path, name: str, queue: str, namespace: str) -> subprocess.CompletedProcess[str]:
+    """`federator submit` over gRPC (the federator's insecure listener: the caller is the admin)."""
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"kind": "training", "replicas": 1, "queue": queue, "resources": {"cpu": "1"}}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    return subprocess.run([sys.executable, "-m", "federator", "submit", "-f", str(path), *kube.fed.client_args()],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_a_grpc_submit_obeys_the_queues_namespace_selector_and_never_makes_a_job_in_kube_namespaces(
+        kube: Kube, tmp_path: Path) -> None:
+    """The gRPC path makes a FederatedJob in the host's namespace, as kubectl does: the same Queue
+    namespaceSelector holds, and kube-* is closed to it whoever asks (red-team finding, on a real API server)."""
+    queue = "grpc-team-a"
+    kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {
+        "weight": 1, "namespaceSelector": {"matchLabels": {"federator.io/tenant": "team-a"}}}))
+    try:
+        eventually(lambda: _valid(kube, queue) == "True", timeout=60,
+                   what=lambda: f"Queue {queue} accepted\n{kube.logs()}")
+        out = _grpc_submit(kube, tmp_path, "grpc-outsider", queue, JOBS_NAMESPACE)
+        assert out.returncode != 0 and "spec.namespace" in out.stderr and "team-a" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+        assert kube.fj("grpc-outsider") is None  # nothing made in the namespace
+
+        out = _grpc_submit(kube, tmp_path, "grpc-system", queue, "kube-system")
+        assert out.returncode != 0 and "kube-* namespaces" in out.stderr, out.stderr
+        assert kube.fj("grpc-system", namespace="kube-system") is None
+
+        kube.kubectl("host", "label", "namespace", JOBS_NAMESPACE, "federator.io/tenant=team-a")
+        out = _grpc_submit(kube, tmp_path, "grpc-insider", queue, JOBS_NAMESPACE)
+        assert out.returncode == 0, out.stderr
+        eventually(lambda: kube.fj("grpc-insider") is not None, timeout=60, what="its FederatedJob made")
+    finally:
+        kube.kubectl("host", "label", "namespace", JOBS_NAMESPACE, "federator.io/tenant-", check=False)
+        kube.kubectl("host", "delete", "fj", "grpc-insider", "-n", JOBS_NAMESPACE, "--ignore-not-found",
+                     "--wait=false", check=False)
+        kube.kubectl("host", "delete", "queue", queue, "--ignore-not-found")
