@@ -54,3 +54,17 @@ def federator_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProces
     return subprocess.run([sys.executable, "-m", "federator", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
+
+
+def scraped(url: str, name: str, **labels: str) -> float | None:
+    """The value of the first sample `name` with these labels in a scrape of `url` (None: no such sample)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = urllib.request.urlopen(url, timeout=10).read().decode()  # noqa: S310 - loopback
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None

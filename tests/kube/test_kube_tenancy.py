@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 import yaml
 
 from kube_support import JOBS_NAMESPACE, Kube
-from support import eventually
+from support import eventually, federator_cli
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
 
@@ -39,6 +37,15 @@ def _valid(kube: Kube, name: str) -> str:
     return next((c["status"] for c in status.get("conditions") or [] if c["type"] == "Valid"), "")
 
 
+def _team_a_queue(kube: Kube, queue: str) -> str:
+    """A Queue for namespaces labelled federator.io/tenant=team-a only, once the federator has accepted it."""
+    kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {
+        "weight": 1, "namespaceSelector": {"matchLabels": {"federator.io/tenant": "team-a"}}}))
+    eventually(lambda: _valid(kube, queue) == "True", timeout=60,
+               what=lambda: f"Queue {queue} accepted\n{kube.logs()}")
+    return queue
+
+
 def _audit(kube: Kube) -> list[dict[str, Any]]:
     path = kube.workdir / "audit.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -46,12 +53,8 @@ def _audit(kube: Kube) -> list[dict[str, Any]]:
 
 def test_a_federated_job_from_a_namespace_its_queue_does_not_select_fails_with_the_reason_and_an_event(
         kube: Kube) -> None:
-    queue = "team-a-only"
-    kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {
-        "weight": 1, "namespaceSelector": {"matchLabels": {"federator.io/tenant": "team-a"}}}))
+    queue = _team_a_queue(kube, "team-a-only")
     try:
-        eventually(lambda: _valid(kube, queue) == "True", timeout=60,
-                   what=lambda: f"Queue {queue} accepted\n{kube.logs()}")
         kube.kubectl("host", "apply", "-f", "-", input=_job("outsider", queue))
         eventually(lambda: kube.phase("outsider") == "Failed", timeout=60,
                    what=lambda: f"outsider refused\n{kube.logs()}")
@@ -134,21 +137,15 @@ def _grpc_submit(kube: Kube, tmp: Path, name: str, queue: str, namespace: str) -
         "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"kind": "training", "replicas": 1, "queue": queue, "resources": {"cpu": "1"}}}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
-    return subprocess.run([sys.executable, "-m", "federator", "submit", "-f", str(path), *kube.fed.client_args()],
-                          capture_output=True, text=True, timeout=60, env=env)
+    return federator_cli("submit", "-f", str(path), *kube.fed.client_args())
 
 
 def test_a_grpc_submit_obeys_the_queues_namespace_selector_and_never_makes_a_job_in_kube_namespaces(
         kube: Kube, tmp_path: Path) -> None:
     """The gRPC path makes a FederatedJob in the host's namespace, as kubectl does: the same Queue
     namespaceSelector holds, and kube-* is closed to it whoever asks (red-team finding, on a real API server)."""
-    queue = "grpc-team-a"
-    kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {
-        "weight": 1, "namespaceSelector": {"matchLabels": {"federator.io/tenant": "team-a"}}}))
+    queue = _team_a_queue(kube, "grpc-team-a")
     try:
-        eventually(lambda: _valid(kube, queue) == "True", timeout=60,
-                   what=lambda: f"Queue {queue} accepted\n{kube.logs()}")
         out = _grpc_submit(kube, tmp_path, "grpc-outsider", queue, JOBS_NAMESPACE)
         assert out.returncode != 0 and "spec.namespace" in out.stderr and "team-a" in out.stderr, out.stderr
         assert "Traceback" not in out.stderr

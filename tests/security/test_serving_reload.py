@@ -22,7 +22,7 @@ from federator.security.serving_reload import ServingFiles
 from federator.security.tls import server_files
 from federator.security.trust_reload import ReloadResult
 
-from support import eventually
+from support import eventually, scraped
 
 SERVER = Identity(IdentityKind.SERVER, "federator")
 HOSTS = ("localhost", "127.0.0.1")
@@ -104,16 +104,7 @@ def _presented(address: str, certs: CertsDir) -> int:
 
 
 def _metric(fed: LocalFederation, name: str, **labels: str) -> float | None:
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    body = urllib.request.urlopen(fed.metrics_url, timeout=10).read().decode()  # noqa: S310 - loopback
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
+    return scraped(fed.metrics_url, name, **labels)
 
 
 FLEET = """

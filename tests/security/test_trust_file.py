@@ -17,7 +17,7 @@ from federator.local import LocalFederation
 from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue
 from federator.security.trust_reload import ReloadResult, TrustFile
 
-from support import eventually
+from support import eventually, scraped
 
 ACME = "  acme: {ca: providers/acme/ca.crt, clusters: ['acme-*'], revoked: providers/acme/revoked.txt}\n"
 GLOBEX = "  globex: {ca: providers/globex/ca.crt, clusters: ['gx-*']}\n"
@@ -105,16 +105,7 @@ clusters:
 
 
 def _metric(fed: LocalFederation, name: str, **labels: str) -> float | None:
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    body = urllib.request.urlopen(fed.metrics_url, timeout=10).read().decode()  # noqa: S310 - loopback
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
+    return scraped(fed.metrics_url, name, **labels)
 
 
 @pytest.mark.e2e

@@ -18,7 +18,6 @@ whether the files on disk are refused.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from collections.abc import Callable
 from cryptography import x509
 
 from federator.security.tls import ServedTls, TlsError, TlsFiles
-from federator.security.trust_reload import ReloadResult
+from federator.security.trust_reload import ReloadResult, Watched, digest
 
 log = logging.getLogger("federator.security")
 
@@ -36,7 +35,7 @@ def not_after(cert_pem: bytes) -> float:
     return x509.load_pem_x509_certificates(cert_pem)[0].not_valid_after_utc.timestamp()
 
 
-class ServingFiles:
+class ServingFiles(Watched):
     """The files a `ServedTls` was read from; `poll` re-reads them if their content changed, `reload` in any
     case. `with_ca`: the --ca file is also the client CAs (no trust file)."""
 
@@ -49,11 +48,6 @@ class ServingFiles:
         self._seen = self._fingerprint()
         self.expires_at = not_after(served.certificate)
         self.problem = ""  # why the files on disk are refused; "" while what is served is what they say
-
-    def poll(self) -> ReloadResult:
-        if self._fingerprint() == self._seen:
-            return ReloadResult.UNCHANGED
-        return self.reload()
 
     def reload(self) -> ReloadResult:
         self._seen = self._fingerprint()
@@ -80,14 +74,7 @@ class ServingFiles:
         return ReloadResult.OK
 
     def _fingerprint(self) -> bytes:
-        digest = hashlib.sha256()
-        for path in (self.files.ca, self.files.cert, self.files.key):
-            try:
-                data = path.read_bytes() if path is not None else b""
-            except OSError as exc:  # a missing file is a state too: its return is a change
-                data = f"unreadable: {exc.errno}".encode()
-            digest.update(str(path).encode() + b"\0" + hashlib.sha256(data).digest())
-        return digest.digest()
+        return digest([self.files.ca, self.files.cert, self.files.key])
 
 
 def _utc(when: float) -> str:

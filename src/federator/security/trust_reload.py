@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 
@@ -49,7 +49,38 @@ Listener = Callable[[Trust, Trust], None]
 """Told (old, new) after a reload took a new trust."""
 
 
-class TrustFile:
+def digest(paths: Iterable[Path | None]) -> bytes:
+    """A digest of these files' content as it is now; a missing or unreadable file is a state too (its return is a
+    change), and None reads as empty."""
+    out = hashlib.sha256()
+    for path in paths:
+        try:
+            data = path.read_bytes() if path is not None else b""
+        except OSError as exc:
+            data = f"unreadable: {exc.errno}".encode()
+        out.update(str(path).encode() + b"\0" + hashlib.sha256(data).digest())
+    return out.digest()
+
+
+class Watched:
+    """Files re-read when their content changes: `poll` reloads if `_fingerprint` moved since the last look,
+    `reload` reads them in any case (SIGHUP)."""
+
+    _seen: bytes
+
+    def _fingerprint(self) -> bytes:
+        raise NotImplementedError
+
+    def reload(self) -> ReloadResult:
+        raise NotImplementedError
+
+    def poll(self) -> ReloadResult:
+        if self._fingerprint() == self._seen:
+            return ReloadResult.UNCHANGED
+        return self.reload()
+
+
+class TrustFile(Watched):
     """The trust file and the last trust it gave; `poll` re-reads it if it changed, `reload` in any case."""
 
     def __init__(self, path: Path, *, federation_ca: Path,
@@ -64,12 +95,6 @@ class TrustFile:
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
-
-    def poll(self) -> ReloadResult:
-        """Reload if the file (or a CA file it names) changed since the last look."""
-        if self._fingerprint() == self._seen:
-            return ReloadResult.UNCHANGED
-        return self.reload()
 
     def reload(self) -> ReloadResult:
         """Read the file now (SIGHUP): OK and the listeners told, or REFUSED keeping the last good trust."""
@@ -89,20 +114,12 @@ class TrustFile:
 
     def _fingerprint(self) -> bytes:
         """A digest of the trust file, the federation's CA and the provider CAs it names, as they are now."""
-        digest = hashlib.sha256()
-        paths = [self.path, self.federation_ca]
         try:
             doc = read_trust_document(self.path)
         except (TrustError, OSError, ValueError):
             doc = {}
-        paths += [self.path.parent / str(body["ca"]) for body in doc.values() if "ca" in body]
-        for path in paths:
-            try:
-                data = path.read_bytes()
-            except OSError as exc:  # a missing file is a state too: its return is a change
-                data = f"unreadable: {exc.errno}".encode()
-            digest.update(str(path).encode() + b"\0" + hashlib.sha256(data).digest())
-        return digest.digest()
+        return digest([self.path, self.federation_ca,
+                       *(self.path.parent / str(body["ca"]) for body in doc.values() if "ca" in body)])
 
 
 def _names(trust: Trust) -> str:
@@ -124,4 +141,4 @@ def _changed(old: Mapping[str, Provider], new: Mapping[str, Provider]) -> set[st
                                                                          new[name].regions)}
 
 
-__all__ = ["Listener", "ReloadResult", "TrustFile", "describe_change"]
+__all__ = ["Listener", "ReloadResult", "TrustFile", "Watched", "describe_change", "digest"]
