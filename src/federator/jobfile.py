@@ -357,16 +357,18 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     regions: tuple[str, ...] = ()
     region_spec = _mapping(spec.get("regions", {}), "spec.regions", bad)
     preferred = region_spec.get("preferred", [])
-    if not isinstance(preferred, list) or not all(isinstance(r, str) and r for r in preferred):
+    if not isinstance(preferred, list):
         bad("spec.regions.preferred", f"must be a list of region names, got {shown(preferred)}")
     elif len(preferred) > MAX_PREFERRED_REGIONS:
         bad("spec.regions.preferred", f"at most {MAX_PREFERRED_REGIONS} regions, got {len(preferred)}")
     else:
-        regions = tuple(preferred)
-        for i, region in enumerate(regions):
-            if not _REGION.match(region):
-                bad(f"spec.regions.preferred[{i}]", f"must be a region name (a lower-case DNS label of at most "
-                                                    f"63 characters, as agents' Hellos give), got {shown(region)}")
+        # Each bad entry by its index and value: an empty name used to turn the whole list into one repr.
+        wrong = [(i, r) for i, r in enumerate(preferred) if not isinstance(r, str) or not _REGION.match(r)]
+        for i, region in wrong:
+            bad(f"spec.regions.preferred[{i}]", f"must be a region name (a lower-case DNS label of at most "
+                                                f"63 characters, as agents' Hellos give), got {shown(region)}")
+        if not wrong:
+            regions = tuple(preferred)
     min_regions = region_spec.get("minRegions", 1)
     if isinstance(min_regions, bool) or not isinstance(min_regions, int) or not 1 <= min_regions <= 100:
         bad("spec.regions.minRegions", f"must be an integer from 1 to 100, got {shown(min_regions)}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from server_support import LOST_AFTER, Clock, MemoryStore, join, make, spec
+from server_support import LOST_AFTER, Clock, MemoryStore, capacity, join, make, spec
 from test_services_edge import CertsDir, agent_stream, certs, channel, cluster_files, hello, report, served
 
 from federator.api.v1 import agent_pb2
@@ -72,6 +72,19 @@ def test_the_own_clusters_refusal_still_re_queues_the_job() -> None:
     job, west, _ = placed_on_west(fed)
     assert service.handle(west, ack(job.placements[0].placement_id, False)) is None
     assert job.phase is JobPhase.PENDING  # RefusedByCluster: the check lets the right agent through
+
+
+def test_a_launch_whose_refusal_died_with_the_stream_is_sent_again_at_the_re_sync() -> None:
+    """What agent.proto (Launch) says of a lost refusal: the placement is still current and never acked, so the
+    re-sync takes the Launch as lost in flight and sends the same placement again, not a new generation."""
+    fed = make(MemoryStore(), Clock())
+    job, west, _ = placed_on_west(fed)
+    pid, generation = job.placements[0].placement_id, job.generation
+    fed.disconnect(west)  # the agent refused it as stale, and dropped the stream before the Ack went out
+    back = fed.connect(cluster="west-1", region="r", labels={})
+    fed.report(back, capacity())  # the re-sync: it holds nothing
+    (order,) = [o for o in drain(back) if isinstance(o, LaunchOrder)]
+    assert order.placement.placement_id == pid and job.generation == generation
 
 
 def test_acks_for_ids_never_sent_are_not_kept() -> None:

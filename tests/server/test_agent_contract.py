@@ -122,6 +122,20 @@ def test_a_running_placement_reported_back_to_placed_is_refused(store: MemorySto
     assert rejected(fed, "bad_transition") == 1.0
 
 
+def test_an_update_with_an_unknown_phase_is_refused_naming_its_placement(store: MemoryStore, clock: Clock) -> None:
+    """Every other refused JobUpdate carried its placement_id; one with phase 42 came back without it."""
+    fed = make(store, clock)
+    service = AgentService(fed)
+    rec = join(fed, "west-1")
+    drain(rec)
+    message = agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(placement_id="x.g1.west-1", phase=42))  # type: ignore[arg-type]
+    assert service.handle(rec, message).value == "malformed"  # type: ignore[union-attr]
+    (notice,) = [o for o in drain(rec) if isinstance(o, ErrorNotice)]
+    assert notice.placement_id == "x.g1.west-1", notice
+    assert notice.message == "job_update.phase: unknown job phase 42", notice
+    assert rejected(fed, "malformed") == 1.0
+
+
 def test_refusals_reach_the_agent_as_errors_on_its_stream_which_goes_on() -> None:
     async def main() -> None:
         async with served() as s:

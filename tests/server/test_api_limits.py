@@ -107,6 +107,28 @@ def test_a_bad_submit_gets_invalid_argument_with_field_violations_named_as_the_p
     asyncio.run(main())
 
 
+@pytest.mark.parametrize(("regions", "expected"), [
+    # An empty name used to turn the whole list's error into one Python repr with no index.
+    (["West", "-x", ""], {"spec.preferred_regions[0]": "'West'", "spec.preferred_regions[1]": "'-x'",
+                          "spec.preferred_regions[2]": "''"}),
+    (["west", "West"], {"spec.preferred_regions[1]": "'West'"}),
+    (["east", ""], {"spec.preferred_regions[1]": "''"}),
+], ids=["three-bad", "case", "empty"])
+def test_every_bad_preferred_region_is_named_by_its_index_and_value(regions: list[str],
+                                                                    expected: dict[str, str]) -> None:
+    async def main() -> None:
+        async with served() as s:
+            request = good_spec("regions", resources={"cpu": "1"})
+            request.spec.preferred_regions.extend(regions)
+            bad = _bad_request(await asyncio.to_thread(_refusal, s.target, request))
+            got = {v.field: v.description for v in bad.field_violations}
+            assert list(got) == list(expected), got
+            for field, value in expected.items():
+                assert "must be a region name" in got[field] and got[field].endswith(f"got {value}"), got[field]
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize(("field", "proto"), [
     ("spec.acceleratorModels[1]", "spec.accelerator_models[1]"),
     ("spec.acceleratorModels", "spec.accelerator_models"),

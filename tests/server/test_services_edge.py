@@ -15,6 +15,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc
@@ -403,3 +405,24 @@ def test_submit_with_a_seen_request_id_returns_the_original_job_and_a_changed_sp
             assert [j.job_id for j in s.fed.list_jobs()] == [first.job_id]
 
     run(go)
+
+
+@pytest.mark.parametrize("call", ["Get", "Cancel"])
+def test_a_get_or_cancel_without_a_job_id_is_invalid_argument_naming_the_field(call: str) -> None:
+    """An empty job_id used to read as a job nobody has: NOT_FOUND "no job with id or name ''"."""
+    async def main() -> None:
+        async with served() as s, channel(s.target) as ch:
+            stub = jobs_pb2_grpc.JobServiceStub(ch)
+            request = jobs_pb2.GetJobRequest() if call == "Get" else jobs_pb2.CancelJobRequest()
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await getattr(stub, call)(request, timeout=5)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value
+            assert err.value.details() == "job_id: must not be empty"
+            status = rpc_status.from_call(err.value)  # type: ignore[arg-type]
+            assert status is not None
+            bad = error_details_pb2.BadRequest()
+            assert status.details[0].Unpack(bad)
+            assert [(v.field, v.description) for v in bad.field_violations] == [
+                ("job_id", "must not be empty")]
+
+    asyncio.run(main())

@@ -574,9 +574,17 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         decision = self.authz.job(who, job, manage=manage)
         return job, decision if isinstance(decision, Denied) else None
 
+    @staticmethod
+    async def _need_job_id(job_id: str, context: grpc.aio.ServicerContext) -> None:
+        """An empty job_id is a client's mistake, not a job nobody has: it read as NOT_FOUND "no job ... ''"."""
+        if not job_id:
+            problem = FieldProblem("job_id", "must not be empty")
+            await context.abort_with_status(bad_request(str(problem), [problem]))
+
     async def Get(self, request: jobs_pb2.GetJobRequest,  # noqa: N802
                   context: grpc.aio.ServicerContext) -> types_pb2.Job:
         who = await self.principal(context)
+        await self._need_job_id(request.job_id, context)
         job, denied = await self._find(who, request.job_id, context)
         if job is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {shown(request.job_id)}")
@@ -604,6 +612,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
     async def Cancel(self, request: jobs_pb2.CancelJobRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> types_pb2.Job:
         who = await self.principal(context)
+        await self._need_job_id(request.job_id, context)
         job, denied = await self._find(who, request.job_id, context, manage=True)
         if job is None:
             message = f"no job with id or name {shown(request.job_id)}"

@@ -71,8 +71,8 @@ def check_update(update: agent_pb2.JobUpdate, current: JobPhase | None) -> Refus
         name = types_pb2.JobPhase.Name(update.phase) if update.phase in types_pb2.JobPhase.values() else update.phase
         return Refusal(RejectReason.BAD_TRANSITION,
                        f"job_update.phase: an agent reports Placed, Running or a final phase, not {name}", pid)
-    if update.phase not in types_pb2.JobPhase.values():
-        return None  # undecodable: the wire decoder refuses it as malformed
+    if update.phase not in types_pb2.JobPhase.values():  # refused here, not by the decoder: with its placement
+        return Refusal(RejectReason.MALFORMED, f"job_update.phase: unknown job phase {update.phase}", pid)
     phase = convert.phase_from_pb(update.phase)
     if current is JobPhase.RUNNING and phase is JobPhase.PLACED:
         return Refusal(RejectReason.BAD_TRANSITION,

@@ -30,6 +30,13 @@ if _version_not_supported:
 class JobServiceStub:
     """Every call is authenticated (a user certificate or a bearer token) and
     decided by the federator's tenancy policy (docs/security.md):
+    - A call without a client certificate on the mTLS listener never reaches
+    the federator: the TLS handshake fails, and the client sees UNAVAILABLE
+    ("Socket closed", "error reading server preface: EOF"), as if the
+    federator were down; nothing is logged or counted. A bearer token goes to
+    the token listener (serve --token-listen), where a call with neither a
+    valid token nor a user certificate gets UNAUTHENTICATED. See
+    docs/security.md, "A client without a certificate".
     - Submit: PERMISSION_DENIED when the queue's access list does not admit the
     caller. The federator records the owner on the job, in the annotations
     federator.io/user and federator.io/groups taken from the caller's
@@ -77,6 +84,13 @@ class JobServiceStub:
 class JobServiceServicer:
     """Every call is authenticated (a user certificate or a bearer token) and
     decided by the federator's tenancy policy (docs/security.md):
+    - A call without a client certificate on the mTLS listener never reaches
+    the federator: the TLS handshake fails, and the client sees UNAVAILABLE
+    ("Socket closed", "error reading server preface: EOF"), as if the
+    federator were down; nothing is logged or counted. A bearer token goes to
+    the token listener (serve --token-listen), where a call with neither a
+    valid token nor a user certificate gets UNAUTHENTICATED. See
+    docs/security.md, "A client without a certificate".
     - Submit: PERMISSION_DENIED when the queue's access list does not admit the
     caller. The federator records the owner on the job, in the annotations
     federator.io/user and federator.io/groups taken from the caller's
@@ -179,6 +193,13 @@ def add_JobServiceServicer_to_server(servicer, server):
 class JobService:
     """Every call is authenticated (a user certificate or a bearer token) and
     decided by the federator's tenancy policy (docs/security.md):
+    - A call without a client certificate on the mTLS listener never reaches
+    the federator: the TLS handshake fails, and the client sees UNAVAILABLE
+    ("Socket closed", "error reading server preface: EOF"), as if the
+    federator were down; nothing is logged or counted. A bearer token goes to
+    the token listener (serve --token-listen), where a call with neither a
+    valid token nor a user certificate gets UNAUTHENTICATED. See
+    docs/security.md, "A client without a certificate".
     - Submit: PERMISSION_DENIED when the queue's access list does not admit the
     caller. The federator records the owner on the job, in the annotations
     federator.io/user and federator.io/groups taken from the caller's

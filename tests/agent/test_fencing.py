@@ -1,0 +1,48 @@
+"""The reference agent's sense of time (agent/fencing.py) against what agent.proto tells a third party to do.
+
+A Go agent built from the proto's old recipe ("Welcome.federator_time, or the latest Heartbeat's") started a
+Launch that had waited 8 s in its socket while it was frozen: the Heartbeats that waited with it moved its
+estimate of the federator's clock back to when the pause began. These pin the reference agent to the recipe
+as written now: the estimate comes from the Welcome, and out of contact is the gap at each arrival.
+"""
+
+from __future__ import annotations
+
+from federator.agent.fencing import Contact
+
+
+class _Clock:
+    """A monotonic clock that counts through pauses, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_heartbeat_read_after_a_pause_does_not_make_a_stale_launch_look_fresh() -> None:
+    clock = _Clock()
+    contact = Contact(clock)
+    contact.heard(1000.0, welcome=True)  # the Welcome: the federator's clock read 1000 as it arrived
+    clock.now = 1.0
+    contact.heard(1001.0)  # a heartbeat read at once
+    # Frozen for 8 s: a heartbeat (sent at 1001.5) and a Launch (issued at 1001.6) wait in the socket.
+    clock.now = 9.0
+    contact.heard(1001.5)
+    age = contact.order_age(1001.6)
+    assert age is not None and age > 5.0, age  # 7.4 s old, over an order_max_age of 5 s: refused as stale
+
+
+def test_the_first_message_after_a_pause_carries_the_pause_as_its_gap_and_the_rest_hide_it() -> None:
+    """Why the proto says to take the gap at every arrival: the silence read after the buffered messages
+    arrived says nothing happened."""
+    clock = _Clock()
+    contact = Contact(clock)
+    assert contact.heard(1000.0, welcome=True) == 0.0  # a stream's first message has no gap
+    clock.now = 1.0
+    assert contact.heard(1001.0) == 1.0
+    clock.now = 26.0  # frozen 25 s; three heartbeats waited in the socket
+    gaps = [contact.heard(t) for t in (1002.0, 1003.0, 1004.0)]
+    assert gaps[0] == 25.0 and gaps[1:] == [0.0, 0.0]
+    assert contact.age() == 0.0  # the silence alone hides the pause
