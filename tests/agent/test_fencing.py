@@ -46,3 +46,16 @@ def test_the_first_message_after_a_pause_carries_the_pause_as_its_gap_and_the_re
     gaps = [contact.heard(t) for t in (1002.0, 1003.0, 1004.0)]
     assert gaps[0] == 25.0 and gaps[1:] == [0.0, 0.0]
     assert contact.age() == 0.0  # the silence alone hides the pause
+
+
+def test_a_pause_before_the_welcome_arrived_is_made_up_by_the_next_heartbeat() -> None:
+    """Paused between its Hello and reading the Welcome, the agent dated the Welcome's time at the resume: its
+    estimate ran behind by the pause for the whole stream, and a Launch looked younger than it was."""
+    clock = _Clock()
+    contact = Contact(clock)
+    clock.now = 9.0  # frozen 9 s; the Welcome, sent at 1000, waited in the socket
+    contact.heard(1000.0, welcome=True)
+    assert contact.federator_now() == 1000.0  # 9 s behind
+    contact.heard(1009.0)  # the heartbeat the federator sent just now
+    age = contact.order_age(1003.0)  # a Launch issued during the pause
+    assert age is not None and abs(age - 6.0) < 1e-9, age

@@ -348,7 +348,9 @@ class Agent:
         try:
             async for msg in call:
                 kind = msg.WhichOneof("body")
-                gap = self.contact.heard(msg.welcome.federator_time, welcome=kind == "welcome")
+                sent_at = msg.welcome.federator_time if kind == "welcome" else \
+                    msg.heartbeat.federator_time if kind == "heartbeat" else 0.0
+                gap = self.contact.heard(sent_at, welcome=kind == "welcome")
                 self._last_contact = self.contact.clock()
                 if gap > self._fence_limit:  # it may have waited in a buffer while this process was frozen
                     await self._fence_all(f"a message arrived after {gap:.1f}s of silence (paused or cut off), "

@@ -92,12 +92,21 @@ class Contact:
         self._sync = None
 
     def heard(self, federator_time: float = 0.0, *, welcome: bool = False) -> float:
-        """A message arrived: the gap since the previous one of this stream (0 for the first)."""
+        """A message arrived: the gap since the previous one of this stream (0 for the first).
+
+        The Welcome sets the estimate of the federator's clock; a later message's time (a Heartbeat's) may move
+        it forward, never back. Forward: a pause between the Hello and the Welcome's arrival left the estimate
+        behind by that pause for the whole stream, and a Launch looked younger than it was. Never back:
+        Heartbeats read after a pause were sent during it, and moved back they made a stale Launch fresh."""
         now = self.clock()
         gap = 0.0 if self.heard_at is None else now - self.heard_at
         self.heard_at = now
         if welcome and federator_time > 0:
             self._sync = (federator_time, now)
+        elif federator_time > 0 and self._sync is not None:
+            estimate = self._sync[0] + (now - self._sync[1])
+            if federator_time > estimate:
+                self._sync = (federator_time, now)
         return gap
 
     def age(self) -> float:
