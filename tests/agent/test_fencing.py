@@ -3,7 +3,8 @@
 A Go agent built from the proto's old recipe ("Welcome.federator_time, or the latest Heartbeat's") started a
 Launch that had waited 8 s in its socket while it was frozen: the Heartbeats that waited with it moved its
 estimate of the federator's clock back to when the pause began. These pin the reference agent to the recipe
-as written now: the estimate comes from the Welcome, and out of contact is the gap at each arrival.
+as written now: the estimate comes from the Welcome (a Heartbeat moves it forward only), and out of contact is
+the gap at each arrival.
 """
 
 from __future__ import annotations
