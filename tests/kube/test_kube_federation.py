@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from kube_support import CRDS, EXAMPLES_K8S, JOBS_NAMESPACE, REGIONS, WORKLOADS, Kube, PhaseWatch
-from support import eventually
+from support import eventually, federator_cli
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
 
@@ -136,6 +136,11 @@ def test_deleting_the_federated_job_deletes_the_member_job(kube: Kube) -> None:
     eventually(lambda: not kube.json("member-a", "get", "services", "-n", WORKLOADS, "-l",
                                      f"federator.io/placement-id={pid}")["items"],
                timeout=60, what="its rendezvous Service to go")
+    # The gRPC view of the same store agrees with kubectl: the job went with its object (it was listed, Cancelled,
+    # until the federator restarted).
+    listed = federator_cli("get", "jobs", "-o", "json", *kube.fed.client_args())
+    assert listed.returncode == 0, listed.stderr
+    assert fj["status"]["jobId"] not in listed.stdout, listed.stdout
 
 
 @pytest.mark.parametrize(("spec", "error"), [

@@ -123,13 +123,7 @@ class Retention:
         return removed
 
     def _forget(self, job: Job) -> None:
-        fed, intake = self.fed, self.fed.intake
-        fed.jobs.pop(job.job_id, None)
-        for p in job.placements:
-            if fed.placement_index.get(p.placement_id) == job.job_id:
-                del fed.placement_index[p.placement_id]
-        intake.drop(job)
-        fed.refusals.forget(job.job_id)
+        forget_job(self.fed, job)
 
     async def run(self) -> None:
         while True:
@@ -140,10 +134,23 @@ class Retention:
                 log.exception("removing finished jobs failed")
 
 
+def forget_job(fed: Federator, job: Job) -> None:
+    """Drop a finished job from memory and every index: its id, its placements, its name and request id. The
+    caller has removed it from the store (retention), or the store's object is gone (Kubernetes mode: its
+    FederatedJob deleted, backends/kube/controller.py)."""
+    fed.jobs.pop(job.job_id, None)
+    for p in job.placements:
+        if fed.placement_index.get(p.placement_id) == job.job_id:
+            del fed.placement_index[p.placement_id]
+    fed.intake.drop(job)
+    fed.refusals.forget(job.job_id)
+
+
 def removed_message(key: str) -> str:
     return (f"watch: job {key} was removed: a finished job is kept for --finished-job-ttl, and an owner's "
-            "oldest finished jobs past --max-finished-jobs-per-user go first")
+            "oldest finished jobs past --max-finished-jobs-per-user go first; in Kubernetes mode a job goes with "
+            "its FederatedJob")
 
 
 __all__ = ["DEFAULT_FINISHED_JOB_TTL", "DEFAULT_MAX_FINISHED_PER_USER", "Retention",
-           "RetentionPolicy", "chosen", "removed_message"]
+           "RetentionPolicy", "chosen", "forget_job", "removed_message"]

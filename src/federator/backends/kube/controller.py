@@ -71,6 +71,7 @@ from federator.security.authz import Authorizer, Denied, Rule, recorded_owner
 from federator.server.federator import Federator, NotFound
 from federator.server.intake import QueueFull, SubmitError
 from federator.server.orders import CancelOrder
+from federator.server.retention import forget_job
 from federator.store.errors import StoreUnavailable
 
 log = logging.getLogger("federator.kube.controller")
@@ -168,6 +169,8 @@ class FederatedJobController:
         if kind == DELETED or meta.get("deletionTimestamp"):
             if job_id:
                 self._cancel(job_id, f"{ns}/{name}")
+            if kind == DELETED and job_id:
+                self._forget(job_id)
             if kind != DELETED and FINALIZER in (meta.get("finalizers") or []):
                 await self._set_finalizers(obj, [f for f in meta["finalizers"] if f != FINALIZER])
             return
@@ -281,6 +284,15 @@ class FederatedJobController:
             for p in job.placements:
                 self.fed.send(p.cluster, CancelOrder(p.placement_id, f"FederatedJob {what} deleted"))
         log.info("FederatedJob %s deleted: job %s is %s", what, job_id, job.phase)
+
+    def _forget(self, job_id: str) -> None:
+        """The object is gone, so is its job, from every view: `federator get jobs` (gRPC) listed a deleted
+        FederatedJob's job until the federator restarted, while kubectl said NotFound. Its cancel is stored and
+        sent already (`_cancel`, before the finalizer went)."""
+        job = self.fed.jobs.get(JobId(job_id))
+        if job is not None and job.phase.is_terminal:
+            forget_job(self.fed, job)
+            self.fed.notify([job])  # a Watch of it ends (NOT_FOUND)
 
     async def _set_finalizers(self, obj: Obj, finalizers: list[str]) -> None:
         meta = obj["metadata"]
