@@ -90,7 +90,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     g = sub.add_parser("get", help="list jobs or clusters")
     g.add_argument("what", choices=["jobs", "job", "clusters"], help="what to list")
-    g.add_argument("name", nargs="?", help="one job: its id, or its name (the newest job of that name)")
+    g.add_argument("name", nargs="?", help="one job: its id, namespace/name, or its name (the newest job of that "
+                   "name; a name in several namespaces is refused, listing them)")
     g.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
     g.add_argument("--queue", default="", help="only jobs of this queue")
     g.add_argument("--page-size", type=_page_size, default=0, metavar="N",
@@ -99,7 +100,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.set_defaults(func=_get)
 
     c = sub.add_parser("cancel", help="cancel a job")
-    c.add_argument("job", help="job id or name")
+    c.add_argument("job", help="job id, namespace/name, or name (a name in several namespaces is refused, "
+                                "listing them)")
     _server(c)
     c.set_defaults(func=_cancel)
 

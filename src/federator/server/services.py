@@ -36,6 +36,7 @@ from federator.server.clusters import over_provider_cap
 from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
+from federator.server.job_keys import Ambiguous, resolve
 from federator.server.namespace_gate import NamespaceGate
 from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
@@ -560,17 +561,14 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
 
     async def _find(self, who: Principal, key: str, context: grpc.aio.ServicerContext, *,
                     manage: bool = False) -> tuple[Job | None, Denied | None]:
-        """The job `key` names (an id, or the latest of that name the caller may see), or why not."""
-        job = self.fed.jobs.get(JobId(key))
+        """The job `key` names (an id, namespace/name, or a name: server/job_keys.py), or why not; a name in
+        several namespaces the caller may see ends the call with FAILED_PRECONDITION listing them."""
+        job = resolve(self.fed.jobs, key, lambda named: self.authz.visible(who, named))
         if job is None:
-            named = [j for j in self.fed.jobs.values() if j.spec.name == key]
-            visible = self.authz.visible(who, named)
-            if visible:
-                job = max(visible, key=lambda j: j.submitted_at)
-            elif named:
-                job = max(named, key=lambda j: j.submitted_at)
-            else:
-                return None, None
+            return None, None
+        if isinstance(job, Ambiguous):
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, job.message)
+            raise AssertionError("unreachable")
         decision = self.authz.job(who, job, manage=manage)
         return job, decision if isinstance(decision, Denied) else None
 
