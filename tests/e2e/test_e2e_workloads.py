@@ -52,7 +52,7 @@ def test_submit_takes_the_kubectl_files_of_brought_workloads(federation: LocalFe
     assert len(jobset.placements) == 1  # a training kind is a gang in one cluster
     lws = eventually(lambda: (j := job_named(federation, "llm-serve")).phase is not JobPhase.PENDING and j,
                      what="the LWS placed")
-    assert lws.spec.group_size == 2 and sum(p.replicas for p in lws.placements) == 8
+    assert lws.spec.group_size == 2 and sum(p.replicas for p in lws.placements) == 4
     assert all(p.replicas % 2 == 0 for p in lws.placements)  # whole groups (leader + worker) per cluster
     assert len({p.region for p in lws.placements}) >= 2  # regions.minRegions: 2
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from federator.backends.kube.api import KubeError, NotFoundError
+from federator.backends.kube.api import ForbiddenError, KubeError, NotFoundError
 from federator.backends.kube.leader import LeaderElector, LeaseConfig, Observed, decide, time_left
 
 CFG = LeaseConfig(namespace="ns", name="federator", identity="a", lease_duration=15, renew_deadline=10,
@@ -154,3 +154,24 @@ def test_a_leader_that_renews_keeps_leading() -> None:
         assert api.version > 10
 
     asyncio.run(main())
+
+
+def test_a_lease_the_rbac_forbids_says_once_which_flag_fixes_it(caplog: pytest.LogCaptureFixture) -> None:
+    """Outside QA ran serve --kubeconfig from outside the cluster: the Lease fell back to namespace default, the
+    shipped RBAC grants Leases in federator-system only, and the log said 403 every 2 s with no way out."""
+    class Forbidding(LeaseApi):
+        def get(self, res: Any, name: str, namespace: str | None = None) -> dict[str, Any]:
+            self.tries = getattr(self, "tries", 0) + 1
+            if self.tries > 3:
+                raise NotFoundError(404, "not found")  # the operator fixed it: the Lease is made
+            raise ForbiddenError(403, 'leases.coordination.k8s.io "federator" is forbidden')
+
+    cfg = LeaseConfig(namespace="default", name="federator", identity="a", lease_duration=0.6, renew_deadline=0.4,
+                      retry_period=0.01)
+    elector = LeaderElector(Forbidding(), cfg)  # type: ignore[arg-type]
+    with caplog.at_level("WARNING", logger="federator.kube.leader"):
+        asyncio.run(asyncio.wait_for(elector.acquire(), timeout=5.0))
+    said = [r.getMessage() for r in caplog.records if "forbidden" in r.getMessage()]
+    assert len(said) == 3
+    assert "--lease-namespace" in said[0] and "'default'" in said[0] and "federator-system" in said[0]
+    assert all("--lease-namespace" not in line for line in said[1:])  # once, not every 2 s

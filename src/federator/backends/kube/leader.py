@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from federator.backends.kube.api import LEASES, ConflictError, KubeApi, KubeError, NotFoundError, Obj
+from federator.backends.kube.api import LEASES, ConflictError, ForbiddenError, KubeApi, KubeError, NotFoundError, Obj
 from federator.timestamps import utc_micro
 
 log = logging.getLogger("federator.kube.leader")
@@ -130,7 +130,7 @@ class LeaderElector:
 
     async def acquire(self) -> None:
         """Block until this candidate leads."""
-        announced = False
+        announced = hinted = False
         while True:
             try:
                 if await asyncio.to_thread(self.try_acquire_or_renew):
@@ -144,8 +144,19 @@ class LeaderElector:
                              holder, self.cfg.namespace, self.cfg.name)
                     announced = True
             except KubeError as exc:
-                log.warning("leader election: %s", exc)
+                hint = self._hint(exc) if not hinted else ""
+                hinted = hinted or bool(hint)
+                log.warning("leader election: %s%s", exc, hint)
             await asyncio.sleep(self.cfg.retry_period)
+
+    def _hint(self, exc: KubeError) -> str:
+        """What to do about a Lease the federator may not touch (said once): outside the cluster the Lease's
+        namespace fell back to "default", where the shipped RBAC grants nothing."""
+        if not isinstance(exc, ForbiddenError):
+            return ""
+        return (f"; the federator may not use Leases in namespace {self.cfg.namespace!r}: run it with "
+                "--lease-namespace set to the namespace its Role grants Leases in (deploy/kubernetes/"
+                "rbac-federator.yaml: federator-system), or grant it there")
 
     async def hold(self) -> None:
         """Renew until leadership is lost (another holder, or no renewal within renew_deadline); then return.
