@@ -134,3 +134,25 @@ def test_a_refusals_why_is_cut_in_the_pending_reason() -> None:
     assert said.message == f"a refused this job a moment ago ({'x' * WHY_CHARS}...); trying ..."
     other = Reason(ReasonCode.GANG_DOES_NOT_FIT, "b fits 1 of 2 replicas")
     assert r.explain(JobId("j"), other) is other
+
+
+def test_the_only_cluster_with_the_model_refusing_is_the_pending_reason_in_its_words(tmp_path: Path) -> None:
+    """Outside QA: the member that had the job's model refused it (a namespace not marked for the queue); the
+    job showed AcceleratorUnavailable from the cluster without the model, and the member's words came last,
+    cut off. The refusal is what the user can act on: its code leads, and its words come first."""
+    clock = [1000.0]
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), clock=lambda: clock[0])
+    a = fed.connect(cluster="a", region="r", labels={})
+    fed.report(a, _capacity(2))
+    other = fed.connect(cluster="b", region="r", labels={})
+    fed.report(other, ClusterCapacity(cpu_milli_allocatable=10**6, cpu_milli_free=10**6, memory_bytes_allocatable=2**45,
+                                      memory_bytes_free=2**45, node_cpu_milli_free_max=10**5,
+                                      node_memory_bytes_free_max=2**42))  # no accelerators at all
+    job = fed.submit(job_spec("needs-h100", replicas=1, gpus=8, models=(H100,)))
+    fed.schedule_once()
+    (p,) = job.placements
+    fed.refused(a, p.placement_id, "namespace federator-workloads-monitoring is not marked for queue monitoring")
+    fed.schedule_once()
+    assert job.pending_reason is not None
+    assert job.pending_reason.code is ReasonCode.RECENTLY_REFUSED, job.pending_reason
+    assert job.pending_reason.message.startswith("0/2 clusters fit: a refused"), job.pending_reason.message

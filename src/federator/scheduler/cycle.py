@@ -88,6 +88,11 @@ _SEVERITY = [
     ReasonCode.QUOTA_EXCEEDED,
     ReasonCode.LATENCY_BUDGET,
     ReasonCode.REGION_UNAVAILABLE,
+    # Before the reasons no wait cures: a cluster that would take the job refused it a moment ago, in its own
+    # words (a namespace not marked for the queue, an admission webhook, a name its controller refuses), which the
+    # user can act on; "member-b has no H100 nodes" from the others read as the reason (AcceleratorUnavailable).
+    # After the capacity reasons, which decide whether the job may preempt elsewhere.
+    ReasonCode.RECENTLY_REFUSED,
     ReasonCode.SHARING_UNAVAILABLE,
     ReasonCode.ACCELERATOR_UNAVAILABLE,
     ReasonCode.POD_SECURITY,
@@ -561,7 +566,9 @@ def summarize(rejected: Sequence[Reason], clusters: int, request: PlacementReque
     by_code: dict[ReasonCode, list[Reason]] = {}
     for r in rejected:
         by_code.setdefault(r.code, []).append(r)
-    for c in sorted(by_code, key=lambda c: _SEVERITY.index(c) if c in _SEVERITY else len(_SEVERITY)):
+    # A refusal's words come first whatever the code: the member's reason, not cut off after the others'.
+    for c in sorted(by_code, key=lambda c: -1 if c is ReasonCode.RECENTLY_REFUSED
+                    else _SEVERITY.index(c) if c in _SEVERITY else len(_SEVERITY)):
         group = sorted(by_code[c], key=lambda r: r.message)
         parts.extend(r.message for r in group[:3])
         if len(group) > 3:
