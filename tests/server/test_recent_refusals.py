@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from federator.model import ClusterCapacity, JobId, JobPhase, Reason, ReasonCode
@@ -156,3 +157,22 @@ def test_the_only_cluster_with_the_model_refusing_is_the_pending_reason_in_its_w
     assert job.pending_reason is not None
     assert job.pending_reason.code is ReasonCode.RECENTLY_REFUSED, job.pending_reason
     assert job.pending_reason.message.startswith("0/2 clusters fit: a refused"), job.pending_reason.message
+
+
+def test_a_reason_that_blamed_a_members_quota_is_said_again_once_the_quota_is_raised(tmp_path: Path) -> None:
+    """Outside QA raised a Kueue ClusterQueue's quota; the gang still did not fit (one node of 8 free, two
+    needed), but its reason kept telling them to raise the quota, which they had done: the job stayed parked
+    under the reason it was parked with."""
+    clock = [1000.0]
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), clock=lambda: clock[0])
+    a = fed.connect(cluster="a", region="r", labels={})
+    one_free = pool(H100, nodes=1, free=8, extra={0: 1})  # two nodes: one busy, one with 8 free
+    held = replace(_capacity(0), accelerator_pools=(replace(one_free, quota_held_accelerators=8),))
+    fed.report(a, held)
+    job = fed.submit(job_spec("gang", replicas=2, gpus=8, models=(H100,)))
+    fed.schedule_once()
+    assert job.pending_reason is not None and "quota" in job.pending_reason.message, job.pending_reason
+    fed.report(a, replace(held, accelerator_pools=(one_free,)))  # the quota raised: nothing held back now
+    fed.schedule_once()
+    assert job.phase is JobPhase.PENDING and job.pending_reason is not None
+    assert "quota" not in job.pending_reason.message, job.pending_reason.message

@@ -295,6 +295,11 @@ class Cycles:
             return
         for p in changed:
             self._unpark(self.parked.pool_changed(p, capacity))
+            old = before.get(p.accelerator_model)
+            if old is not None and p.quota_held_accelerators < old.quota_held_accelerators:
+                # The member's own queue holds back less (its quota raised): every waiting job of this model
+                # whose reason blamed that quota is looked at again, fit or not, so its reason is true again.
+                self.capacity_changed([(p.accelerator_model, p.family)])
         if host:
             self._unpark(self.parked.host_changed(capacity))
 
