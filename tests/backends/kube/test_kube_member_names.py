@@ -23,7 +23,7 @@ from federator.backends.kube.workloads.kubeflow import TRAINJOB_NAME_BUDGET
 from federator.backends.kube.workloads.lws import NAME_BUDGET as LWS_BUDGET
 from federator.backends.kube.workloads.ray import NAME_BUDGET as RAY_BUDGET
 from federator.jobfile import JobFileError, parse_job
-from federator.model import JobId, JobKind, JobSpec, Placement, PlacementId, Resources
+from federator.model import JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Resources
 
 from workload_objects import ALL, fresh
 
@@ -213,3 +213,30 @@ def test_launch_creates_the_jobset_under_its_kinds_name() -> None:
     (created,) = api.created
     assert created["metadata"]["name"] == adapter.member_name(JOBSET_PID)
     assert not jobset_webhook_problems(created)
+
+
+# -- a member that will not create an LWS's worker pods says so ---------------------------------------------
+
+
+def _lws_pod(group: int, worker: int, phase: str) -> dict[str, Any]:
+    return {"metadata": {"labels": {"leaderworkerset.sigs.k8s.io/group-index": str(group),
+                                    "leaderworkerset.sigs.k8s.io/worker-index": str(worker)}},
+            "status": {"phase": phase}}
+
+
+def test_an_lws_whose_worker_pods_are_never_created_says_where_the_member_says_why() -> None:
+    """QA finding 1: the leaders ran, the API server refused every worker pod, and the placement said only
+    "0 of 2 replicas running"; the refusals are in the worker StatefulSet's FailedCreate events."""
+    lws = render(fresh("LeaderWorkerSet"), LWS_PID, replicas=8)  # 2 groups of 4
+    adapter = adapter_for(lws)
+    name = lws["metadata"]["name"]
+    phase, message = adapter.phase(lws, [_lws_pod(0, 0, "Running"), _lws_pod(1, 0, "Running")])
+    assert phase is JobPhase.PLACED
+    assert message.startswith("2 of 8 replicas running; 2 groups' leaders run but none of their worker pods was "
+                              "created"), message
+    assert f"FailedCreate events of StatefulSet {name}-0" in message
+    _, message = adapter.phase(lws, [_lws_pod(0, 0, "Running"), _lws_pod(0, 1, "Pending"), _lws_pod(1, 0, "Running")])
+    assert "group 1's leader runs but none of its worker pods was created" in message
+    assert f"StatefulSet {name}-1 " in message
+    _, message = adapter.phase(lws, [_lws_pod(0, 0, "Running"), _lws_pod(0, 1, "Pending")])
+    assert "worker pods" not in message  # a leader not running yet, or workers on their way: nothing to say

@@ -23,6 +23,8 @@ from federator.model import JobKind, JobPhase, Placement
 
 _LWT = "spec.leaderWorkerTemplate"
 LABEL_VALUE = 63
+GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index"  # LWS's labels on every pod of a group
+WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"  # "0" on the leader
 REVISION_HASH = 10  # at most, of the hash in a StatefulSet's controller-revision-hash (HashControllerRevision)
 NAME_BUDGET = 45
 """The longest name of a member's copy of a LeaderWorkerSet. LWS (v0.7.0, pkg/controllers/pod_controller.go,
@@ -80,7 +82,38 @@ class LeaderWorkerSetAdapter(TemplatedAdapter):
         if condition(obj, "Available"):
             groups = (obj.get("spec") or {}).get("replicas", 1)
             return JobPhase.RUNNING, f"{groups} groups available"
-        return pods_phase(obj, pods)
+        pods = list(pods)
+        phase, message = pods_phase(obj, pods)
+        if phase is JobPhase.PLACED and (why := _workers_missing(obj, pods)):
+            message = f"{message}; {why}"
+        return phase, message
+
+
+def _workers_missing(obj: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> str:
+    """Why groups whose leader runs have no worker pod at all ("" when none): the StatefulSet controller makes
+    them, and when the API server refuses them (a label too long, an admission webhook) it says so only in
+    its FailedCreate Events on the group's worker StatefulSet, `<lws>-<groupIndex>`, so the placement points there."""
+    if count_at(obj, f"{_LWT}.size", 1, minimum=1) < 2:
+        return ""
+    leaders, with_workers = set(), set()
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        group = labels.get(GROUP_INDEX_LABEL)
+        if group is None:
+            continue
+        if labels.get(WORKER_INDEX_LABEL) == "0":
+            if (pod.get("status") or {}).get("phase") == "Running":
+                leaders.add(group)
+        else:
+            with_workers.add(group)
+    alone = sorted(leaders - with_workers, key=lambda g: (len(g), g))
+    if not alone:
+        return ""
+    name = (obj.get("metadata") or {}).get("name", "")
+    who = f"group {alone[0]}'s leader runs but none of its" if len(alone) == 1 else \
+        f"{len(alone)} groups' leaders run but none of their"
+    return (f"{who} worker pods was created; if that lasts, the member refuses them: the FailedCreate events of "
+            f"StatefulSet {name}-{alone[0]} there say why")
 
 
 __all__ = ["LeaderWorkerSetAdapter"]
