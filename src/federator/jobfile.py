@@ -460,6 +460,7 @@ def _workload(value: object, bad: Any) -> _Brought | None:
         replicas, resources = needs(pod_sets)
         resource_name = accelerator_resource(pod_sets)
         group_size = adapter.group_size(value)
+        adapter.check_names(value)  # what its member would refuse at every placement
     except WorkloadError as exc:
         bad(f"spec.workload.{exc.field}" if exc.field else "spec.workload", exc.problem)
         return None

@@ -145,6 +145,30 @@ def test_an_lws_job_runs_under_the_lws_controller(fed: Kube) -> None:
         fed.kubectl("host", "delete", "fj", "llm-serve", "--wait=false", "--ignore-not-found", check=False)
 
 
+def test_jobs_of_long_names_run_under_the_jobset_and_lws_controllers(fed: Kube) -> None:
+    """QA findings 1 and 2: a JobSet named in 20 characters was refused by JobSet's webhook (its pods' names
+    over 63), and an LWS named in 26 never got its worker pods (their controller-revision-hash label over 63)."""
+    trainer, server = "llama3-70b-sft-lr3e5", "llama-405b-chat-serve-prod"
+    lws = _small(fresh("LeaderWorkerSet"))
+    lws["spec"]["replicas"], lws["spec"]["leaderWorkerTemplate"]["size"] = 1, 2
+    _apply(fed, trainer, _small(fresh("JobSet")), acceleratorModels=["A100"])
+    _apply(fed, server, lws, acceleratorModels=["A100"])
+    try:
+        eventually(lambda: fed.phase(trainer) == "Succeeded", timeout=180,
+                   what=lambda: f"the long-named JobSet job Succeeded\n{fed.logs()}")
+        eventually(lambda: fed.phase(server) == "Running", timeout=180,
+                   what=lambda: f"the long-named LWS job Running\n{fed.logs()}")
+        status = fed.fj(server)["status"]  # type: ignore[index]
+        (copy,) = _placed(fed, "leaderworkersets.leaderworkerset.x-k8s.io", status["placementId"])
+        pods = fed.json("member-b", "get", "pods", "-n", WORKLOADS, "-l",
+                        f"leaderworkerset.sigs.k8s.io/name={copy['metadata']['name']}")["items"]
+        assert sorted(p["metadata"]["labels"]["leaderworkerset.sigs.k8s.io/worker-index"] for p in pods
+                      if p["status"].get("phase") == "Running") == ["0", "1"]  # the leader and its worker
+    finally:
+        for name in (trainer, server):
+            fed.kubectl("host", "delete", "fj", name, "--wait=false", "--ignore-not-found", check=False)
+
+
 def test_a_trainjob_runs_to_succeeded_under_the_trainer(fed: Kube) -> None:
     _apply(fed, "tune", _small(fresh("TrainJob")), acceleratorModels=["A100"])
     try:

@@ -176,3 +176,17 @@ def test_a_reason_that_blamed_a_members_quota_is_said_again_once_the_quota_is_ra
     fed.schedule_once()
     assert job.phase is JobPhase.PENDING and job.pending_reason is not None
     assert "quota" not in job.pending_reason.message, job.pending_reason.message
+
+
+def test_the_members_reason_survives_in_the_pending_reason() -> None:
+    """QA's JobSet refused by JobSet's webhook: the member's reason came after the object's long name and was
+    cut off at 160 characters."""
+    why = ('the member cluster refused the JobSet: admission webhook "vjobset.kb.io" denied the request: '
+           'spec.replicatedJobs[1].name: Invalid value: "llama3-70b-sft-lr3e5-98f706-g1-member-a-0b888f40-workers-0": '
+           "JobSet name is too long, pod names generated for this JobSet will exceed 63 characters (HTTP 422 "
+           "Invalid; federator-workloads-research/llama3-70b-sft-lr3e5-98f706-g1-member-a-0b888f40)")
+    r = RecentRefusals()
+    r.note(JobId("j"), "member-a", now=0, why=why)
+    said = r.explain(JobId("j"), Reason(ReasonCode.RECENTLY_REFUSED, "member-a refused this job a moment ago; ..."))
+    assert "JobSet name is too long, pod names generated for this JobSet will exceed 63 characters" in said.message
+    assert '"llama3-70b-sft-lr3e5-98f..."' in said.message  # which value it was, not all of it

@@ -18,12 +18,28 @@ refused, which costs one more timeout, never a job.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from federator.model import JobId, Reason
 from federator.scheduler.plugins import recently_refused
 
-WHY_CHARS = 160  # of a cluster's refusal, in the job's pending reason (the Event has it whole)
+WHY_CHARS = 400
+"""Of a cluster's refusal, in the job's pending reason (the Event has it whole). A member's words come after
+what it refused and the value at fault (`the member cluster refused the JobSet: admission webhook "..." denied
+the request: spec.replicatedJobs[1].name: Invalid value: "<a 58-character name>": JobSet name is too long,
+...`), so 160 cut them off before the reason; 400 keeps them, and two clusters' refusals, within the 1024
+characters of an Event's message."""
+QUOTED_CHARS = 24
+"""Of a quoted value over twice as long in a refusal (the API server's `Invalid value: "..."`, most often the
+object's own long name): its start says which it was, its whole would push the member's reason out."""
+_LONG_QUOTED = re.compile(rf'"([^"\s]{{{2 * QUOTED_CHARS},}})"')  # a name, a value: no spaces
+
+
+def brief(why: str) -> str:
+    """A cluster's refusal as the job's pending reason shows it: long quoted values shortened, then cut."""
+    why = _LONG_QUOTED.sub(lambda m: f'"{m.group(1)[:QUOTED_CHARS]}..."', why)
+    return why if len(why) <= WHY_CHARS else why[:WHY_CHARS] + "..."
 STOPPED_CHARS = 800
 """Of the message of a placement its cluster stopped, in the job's re-queue reason and its Requeued Event. The
 member's own words (Kueue's quota arithmetic, the scheduler's reason pods stayed unbound) end where the
@@ -54,7 +70,7 @@ class RecentRefusals:
         _, before, said = clusters.get(cluster, (0.0, 0, ""))
         times = before + 1
         if why:  # the cluster's last word on it, for the job's pending reason
-            said = why if len(why) <= WHY_CHARS else why[:WHY_CHARS] + "..."
+            said = brief(why)
         clusters[cluster] = (now + min(self.cooldown, self.first * 2 ** min(times - 1, 30)), times, said)
         self._avoiding.add(job_id)
 
@@ -87,4 +103,5 @@ class RecentRefusals:
         self._avoiding.discard(job_id)
 
 
-__all__ = ["DEFAULT_REFUSAL_COOLDOWN_SECONDS", "FIRST_REFUSAL_SECONDS", "STOPPED_CHARS", "RecentRefusals"]
+__all__ = ["DEFAULT_REFUSAL_COOLDOWN_SECONDS", "FIRST_REFUSAL_SECONDS", "STOPPED_CHARS", "WHY_CHARS",
+           "RecentRefusals", "brief"]

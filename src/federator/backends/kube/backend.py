@@ -405,11 +405,13 @@ class KubeBackend:
             self._report(placement_id, JobPhase.CANCELLED, "cancelled: workload deleted")
 
     async def _delete(self, placement_id: str) -> None:
-        name = workload_name(placement_id)
         namespace = self.tenants.namespace_of(placement_id)  # read once: the watch may forget it meanwhile
-        kinds = [resource_of(a) for a in self.served.values()]
-        for res in (*kinds, SERVICES):
-            await asyncio.to_thread(self.api.delete, res, name, namespace, propagation="Background")
+        for adapter in list(self.served.values()):
+            for name in _names(adapter, placement_id):
+                await asyncio.to_thread(self.api.delete, resource_of(adapter), name, namespace,
+                                        propagation="Background")
+        await asyncio.to_thread(self.api.delete, SERVICES, workload_name(placement_id), namespace,
+                                propagation="Background")  # a batch Job's rendezvous
         await self.dra.delete_template(placement_id, namespace)
 
     async def _delete_until_done(self, placement_id: str) -> None:
@@ -461,10 +463,11 @@ class KubeBackend:
         return placement.replicas if placement else 1
 
     def _workload(self, pid: str) -> Obj | None:
-        key = f"{self.tenants.namespace_of(pid)}/{workload_name(pid)}"
-        for informer in self.workloads.values():
-            if (obj := informer.cache.get(key)) is not None:
-                return obj
+        namespace = self.tenants.namespace_of(pid)
+        for key, informer in self.workloads.items():
+            for name in _names(self.served[key], pid):
+                if (obj := informer.cache.get(f"{namespace}/{name}")) is not None:
+                    return obj
         return None
 
     def _pods_of(self, pid: str) -> list[Mapping[str, Any]]:
@@ -645,6 +648,13 @@ def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:
         template = merged_over(template, json.loads(alt.pod_template_json))
     return replace(spec, resources=replace(spec.resources, accelerator_milli=alt.milli),
                    pod_template_json=json.dumps(template) if template else spec.pod_template_json)
+
+
+def _names(adapter: WorkloadAdapter, pid: str) -> tuple[str, ...]:
+    """The names a placement's object of this kind may have: its kind's, and the one every kind had before
+    kinds had budgets of their own (an object an older agent made, still running)."""
+    name, before = adapter.member_name(pid), workload_name(pid)
+    return (name,) if name == before else (name, before)
 
 
 def key_name(obj: Mapping[str, Any]) -> str:

@@ -13,16 +13,18 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from federator.backends.kube.workloads.common import (
     DEFAULT_OPTIONS,
+    NAME_BUDGET,
     REPLICAS_ANNOTATION,
     Obj,
     PodSet,
     RenderOptions,
     WorkloadError,
     federator_env,
+    member_name,
     placement_metadata,
     stamp_template,
     templates_at,
@@ -61,6 +63,14 @@ class WorkloadAdapter(Protocol):
     def group_size(self, obj: Mapping[str, Any]) -> int:
         """Pods per group that must stay in one cluster when the replicas spread (1: any pod alone)."""
 
+    def member_name(self, placement_id: str) -> str:
+        """The name of the placement's object of this kind on a member: within what the kind's controller
+        allows for the names it makes from it (`common.member_name`), the same on every call."""
+
+    def check_names(self, obj: Mapping[str, Any]) -> None:
+        """WorkloadError naming the field when names the object adds to its own (a replicated Job's name, a
+        count of groups) would make the controller's names too long, whatever the placement; nothing otherwise."""
+
     def render(self, obj: Mapping[str, Any], placement: Placement, *, namespace: str,
                options: RenderOptions = ...) -> Obj:
         """A copy of `obj` that runs `placement`: named and labelled after it, each pod template
@@ -88,10 +98,18 @@ class TemplatedAdapter:
     kind: str
     plural: str
     job_kind: JobKind
+    name_budget: ClassVar[int] = NAME_BUDGET  # a kind whose controller makes longer names sets less (its module)
+    dns1035: ClassVar[bool] = False  # whether its controller wants an RFC 1035 name (`common.member_name`)
 
     @property
     def group(self) -> str:
         return group_of(self.api_version)
+
+    def member_name(self, placement_id: str) -> str:
+        return member_name(placement_id, self.name_budget, dns1035=self.dns1035)
+
+    def check_names(self, obj: Mapping[str, Any]) -> None:
+        """Kinds whose controller adds names of the object's own to its name check them here."""
 
     @property
     def key(self) -> str:
@@ -115,7 +133,8 @@ class TemplatedAdapter:
         self.scale(out, placement)
         sets = self.pod_sets(out)
         pods = sum(p.count for p in sets)
-        placement_metadata(out, placement, namespace, pods=pods)
+        self.check_names(out)
+        placement_metadata(out, placement, namespace, pods=pods, name=self.member_name(placement.placement_id))
         out["metadata"]["labels"].update(options.labels)
         env = federator_env(placement, pods)
         for pod_set, template in zip(sets, templates_at(out, [p.path for p in sets]), strict=True):

@@ -89,12 +89,35 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def workload_name(placement_id: str) -> str:
-    """A DNS label (<= 52 characters, so Indexed pod hostnames "<name>-<index>" stay valid) for a placement."""
+NAME_BUDGET = 52
+"""The longest name of a placement's object on a member, unless its kind's adapter says less (`name_budget`).
+
+52 is what the built-in kinds leave: an Indexed Job's pods get the hostname "<job>-<index>" (a DNS label, 63),
+and the StatefulSet controller labels each pod `controller-revision-hash=<statefulset>-<hash>`, the hash up to
+10 characters (kubernetes pkg/controller/history: `ControllerRevisionName`, `HashControllerRevision`), a label
+value of at most 63. A kind whose controller makes longer names of its own sets a smaller budget by its adapter."""
+_DIGEST_CHARS = 9  # "-" and the 8 hex digits of `_digest`
+
+
+def member_name(placement_id: str, budget: int = NAME_BUDGET, *, dns1035: bool = False) -> str:
+    """The name of a placement's object on a member: the placement id itself when it is a DNS label of at most
+    `budget` characters, else its readable start and a digest of the whole id (unique per placement, and the
+    same on every call, so a restarted agent finds the object again by name).
+
+    `dns1035`: the kind's controller wants an RFC 1035 label (it names a Service or pods after the object,
+    JobSet's and KubeRay's webhooks check it), which starts with a letter."""
     name = _NOT_DNS.sub("-", placement_id.lower()).strip("-")
-    if len(name) > 52 or name != placement_id:
-        name = f"{name[:43].rstrip('-')}-{_digest(placement_id)}"
+    if dns1035 and not name[:1].isalpha():
+        name = f"p-{name}"
+    if len(name) > budget or name != placement_id:
+        name = f"{name[:budget - _DIGEST_CHARS].rstrip('-')}-{_digest(placement_id)}"
     return name
+
+
+def workload_name(placement_id: str) -> str:
+    """The name of a placement's object of a built-in kind (Job, Deployment, StatefulSet), and the name
+    every kind's object had before kinds had budgets of their own (`member_name`): agents look for both."""
+    return member_name(placement_id)
 
 
 def placement_label(placement_id: str) -> str:
@@ -110,8 +133,9 @@ def workload_labels(placement: Placement) -> dict[str, str]:
             GENERATION_LABEL: str(placement.generation)}
 
 
-def placement_metadata(obj: Obj, placement: Placement, namespace: str, *, pods: int) -> None:
-    """Name the object after its placement and label it, so a restarted agent finds it from labels alone.
+def placement_metadata(obj: Obj, placement: Placement, namespace: str, *, pods: int, name: str = "") -> None:
+    """Name the object after its placement (`name`, its kind's `member_name`; `workload_name` when not given)
+    and label it, so a restarted agent finds it from labels alone.
 
     The user's own labels and annotations stay; the user's name does not (two placements of one
     job, or a re-placement, would collide)."""
@@ -120,7 +144,7 @@ def placement_metadata(obj: Obj, placement: Placement, namespace: str, *, pods: 
                 "ownerReferences", "generateName"):
         meta.pop(key, None)
     obj.pop("status", None)
-    meta["name"] = workload_name(placement.placement_id)
+    meta["name"] = name or workload_name(placement.placement_id)
     meta["namespace"] = namespace
     meta["labels"] = {**(meta.get("labels") or {}), **workload_labels(placement)}
     meta["annotations"] = {**(meta.get("annotations") or {}), PLACEMENT_ANNOTATION: placement.placement_id,
@@ -431,10 +455,10 @@ def stamp_template(template: Obj, placement: Placement, *, env: list[Obj], model
 
 __all__ = [
     "DEFAULT_FINISHED_TTL_SECONDS", "DEFAULT_MASTER_PORT", "DEFAULT_OPTIONS", "FEDERATOR_ENV", "GENERATION_LABEL",
-    "JOB_ANNOTATION", "MANAGED_BY", "MANAGED_BY_LABEL", "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL",
+    "JOB_ANNOTATION", "MANAGED_BY", "MANAGED_BY_LABEL", "NAME_BUDGET", "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL",
     "REPLICAS_ANNOTATION", "SELECTOR", "Obj", "PodSet", "RenderOptions", "WorkloadError", "accelerator_ask",
     "accelerator_milli", "accelerator_resource", "container_ask", "container_resources", "count_at",
-    "federator_env", "mapping_at", "needs", "placement_label", "placement_metadata", "placement_of", "pod_ask",
-    "pod_resources", "render_accelerators", "resource_amounts", "set_env", "stamp_template", "template_pod_set",
-    "templates_at", "workload_labels", "workload_name",
+    "federator_env", "mapping_at", "member_name", "needs", "placement_label", "placement_metadata", "placement_of",
+    "pod_ask", "pod_resources", "render_accelerators", "resource_amounts", "set_env", "stamp_template",
+    "template_pod_set", "templates_at", "workload_labels", "workload_name",
 ]

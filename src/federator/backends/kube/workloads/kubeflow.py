@@ -18,6 +18,10 @@ metadata. The pods do carry the JobSet's name, which is the TrainJob's
 (`TRAINJOB_POD_LABEL`): the agent finds them by it (`trainjob_of_pod`). Trainer
 v2.0.0 never fills `status.jobsStatus`, so between start and the `Complete` or
 `Failed` condition the phase comes from those pods.
+
+Names: the training operator and Trainer both want an RFC 1035 name. Trainer
+names the JobSet it makes after the TrainJob, whose webhook then checks its
+pods' names (jobset.NAME_BUDGET): a TrainJob's copy has `TRAINJOB_NAME_BUDGET`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from federator.backends.kube.workloads.adapter import TemplatedAdapter, condition, pods_phase, require, said
 from federator.backends.kube.workloads.common import (
@@ -36,6 +40,7 @@ from federator.backends.kube.workloads.common import (
     WorkloadError,
     container_ask,
     count_at,
+    member_name,
     placement_metadata,
     render_accelerators,
     template_pod_set,
@@ -46,6 +51,11 @@ from federator.model import JobKind, JobPhase, Placement
 TRAINER_JOB = "node"  # the trainer's job in Kubeflow's torch and MPI runtimes
 #: The label the JobSet controller puts on every pod: the JobSet's name, which Trainer v2 makes the TrainJob's.
 TRAINJOB_POD_LABEL = "jobset.sigs.k8s.io/jobset-name"
+TRAINJOB_NAME_BUDGET = 33
+"""The longest name of a member's copy of a TrainJob. Trainer (v2.0.0) makes a JobSet of the TrainJob's name with
+its runtime's replicated Jobs, and JobSet's webhook refuses it when `<jobset>-<replicatedJob>-0-0-abcde` passes
+63 characters (jobset.NAME_BUDGET); the longest replicated Job of Trainer's own runtimes and initializers is
+"dataset-initializer" (pkg/constants `DatasetInitializer`): 63 - 30 = 33."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +64,7 @@ class PyTorchJobAdapter(TemplatedAdapter):
     kind: str = "PyTorchJob"
     plural: str = "pytorchjobs"
     job_kind: JobKind = JobKind.TRAINING
+    dns1035: ClassVar[bool] = True  # the training operator's webhook: NameIsDNS1035Label
 
     def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
         specs = require((obj.get("spec") or {}).get("pytorchReplicaSpecs"), "spec.pytorchReplicaSpecs")
@@ -105,11 +116,18 @@ class TrainJobAdapter:
     def group_size(self, obj: Mapping[str, Any]) -> int:
         return 1
 
+    def member_name(self, placement_id: str) -> str:
+        return member_name(placement_id, TRAINJOB_NAME_BUDGET, dns1035=True)
+
+    def check_names(self, obj: Mapping[str, Any]) -> None:
+        """The runtime's replicated Jobs are not visible here (see the module doc)."""
+
     def render(self, obj: Mapping[str, Any], placement: Placement, *, namespace: str,
                options: RenderOptions = DEFAULT_OPTIONS) -> Obj:
         out: Obj = copy.deepcopy(dict(obj))
         sets = self.pod_sets(out)
-        placement_metadata(out, placement, namespace, pods=sum(p.count for p in sets))
+        placement_metadata(out, placement, namespace, pods=sum(p.count for p in sets),
+                           name=self.member_name(placement.placement_id))
         out["metadata"]["labels"].update(options.labels)
         spec = out.setdefault("spec", {})
         spec["labels"] = {**(spec.get("labels") or {}), **workload_labels(placement)}
@@ -140,5 +158,5 @@ def trainjob_of_pod(pod: Mapping[str, Any]) -> str:
     return str(((pod.get("metadata") or {}).get("labels") or {}).get(TRAINJOB_POD_LABEL, ""))
 
 
-__all__ = ["TRAINER_JOB", "TRAINJOB_KEY", "TRAINJOB_POD_LABEL", "PyTorchJobAdapter", "TrainJobAdapter",
-           "trainjob_of_pod"]
+__all__ = ["TRAINER_JOB", "TRAINJOB_KEY", "TRAINJOB_NAME_BUDGET", "TRAINJOB_POD_LABEL", "PyTorchJobAdapter",
+           "TrainJobAdapter", "trainjob_of_pod"]

@@ -10,19 +10,26 @@ placement Succeeded then, and the workers would idle on their accelerators
 until the FederatedJob is deleted. So a RayJob that says nothing of it (neither
 that field nor KubeRay's `deletionPolicy`/`deletionStrategy`) is rendered with
 it true; one that sets it keeps its own choice.
+
+KubeRay refuses a RayJob whose name is over `NAME_BUDGET` characters, so the
+member's copy is named within that.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from federator.backends.kube.workloads.adapter import TemplatedAdapter, pods_phase, require
 from federator.backends.kube.workloads.common import Obj, PodSet, RenderOptions, count_at, template_pod_set
 from federator.model import JobKind, JobPhase, Placement
 
 _CLUSTER = "spec.rayClusterSpec"
+NAME_BUDGET = 47
+"""The longest name of a member's copy of a RayJob: KubeRay (v1.6.0, ray-operator/controllers/ray/utils
+constant.go `MaxRayJobNameLength` = `MaxRayClusterNameLength` (53) - 6, checked in validation.go
+`ValidateRayJobMetadata`, with an RFC 1035 label) leaves room for the "-<5 random>" of its RayCluster's name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +38,8 @@ class RayJobAdapter(TemplatedAdapter):
     kind: str = "RayJob"
     plural: str = "rayjobs"
     job_kind: JobKind = JobKind.TRAINING
+    name_budget: ClassVar[int] = NAME_BUDGET
+    dns1035: ClassVar[bool] = True
 
     def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
         cluster = require((obj.get("spec") or {}).get("rayClusterSpec"), _CLUSTER)
