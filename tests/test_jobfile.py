@@ -189,7 +189,7 @@ def test_the_kubectl_examples_are_job_files_too(examples: Path) -> None:
         8000,
     )  # the CPU driver aside
     assert (specs["llm-serve"].kind, specs["llm-serve"].replicas, specs["llm-serve"].group_size) == (
-        JobKind.INFERENCE, 8, 2)
+        JobKind.INFERENCE, 4, 2)
 
 
 @pytest.mark.parametrize(("spec", "field"), [
