@@ -257,8 +257,12 @@ def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube
     pytest.param("host", "federator", "list", "memberclusters.federator.io", "default", True, id="fed-lists-mcs"),
     pytest.param("host", "federator", "get", "namespaces", "default", True, id="fed-reads-a-namespace"),
     pytest.param("host", "federator", "update", "namespaces", "default", False, id="fed-no-namespace-writes"),
-    pytest.param("host", "federator", "delete", "memberclusters.federator.io", "default", False,
-                 id="fed-never-deletes-mcs"),
+    # It deletes the MemberCluster of a Lost cluster it forgot (--forget-lost-after, server/leases.py); never a
+    # FederatedJob, which is the user's.
+    pytest.param("host", "federator", "delete", "memberclusters.federator.io", "default", True,
+                 id="fed-deletes-forgotten-mcs"),
+    pytest.param("host", "federator", "delete", "federatedjobs.federator.io", "default", False,
+                 id="fed-never-deletes-fjs"),
     pytest.param("host", "federator", "update", "leases.coordination.k8s.io/federator", "federator-system", True,
                  id="fed-its-lease"),
     pytest.param("host", "federator", "update", "leases.coordination.k8s.io/other", "federator-system", False,
