@@ -64,6 +64,7 @@ from federator.backends.kube.workloads import (
     WorkloadAdapter,
     WorkloadError,
     adapter_for,
+    adapter_of,
     build_workload,
     needs_rendezvous,
     placement_of,
@@ -622,16 +623,25 @@ class KubeBackend:
         if pid in self._cancelled:
             phase, message = JobPhase.CANCELLED, "cancelled"
         elif last is not None and _RANK[phase] < _RANK[last[0]]:
-            return  # a replica that finished early or restarts does not take a placement back to Placed
-        if last is None or last[0] != phase or (waiting and last[1] != message):
+            if not _serves(workload):
+                return  # a gang's replica that finished early or restarts does not take it back to Placed
+            # A placement only moves forward: a service that ran whole and lost a replica (a drained node) stays
+            # Running, and its message says how many run and why the others wait.
+            phase = last[0]
+        if last != (phase, message):  # a new message alone is news too: "1 of 2 replicas running; 1 pending: ..."
             self._report(pid, phase, message)
-        else:
-            self._phases[pid] = (phase, message)
 
     def _report(self, pid: str, phase: JobPhase, message: str) -> None:
         self._phases[pid] = (phase, message)
         if self._started:
             self._on_update(pid, phase, message)
+
+
+def _serves(workload: Mapping[str, Any]) -> bool:
+    """An inference kind: it never finishes, so fewer replicas running than asked is a shortfall to tell the
+    federator of, not replicas finishing one by one."""
+    adapter = adapter_of(workload)
+    return adapter is not None and adapter.job_kind is JobKind.INFERENCE
 
 
 def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:
