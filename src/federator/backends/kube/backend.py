@@ -259,9 +259,12 @@ class KubeBackend:
     def capacity(self) -> ClusterCapacity:
         self._sequence += 1
         groups = self.device_groups()
-        left = self.gang.quota_left({g.resource for g in groups if g.resource})
-        if left:  # Kueue mode: no more free than the ClusterQueue would admit, on the nodes that can run work
-            groups = within_quota(groups, left, self._usable_nodes())
+        resources = {g.resource for g in groups if g.resource}
+        left = self.gang.quota_left(resources)
+        if left is not None:  # Kueue mode: no more free than the ClusterQueue would admit, on the nodes that can
+            # run work and that one of its flavors runs on
+            groups = within_quota(groups, left, self._usable_nodes(),
+                                  self.gang.quota_nodes(resources, self.nodes.cache.values()))
         cap = cluster_capacity(self.nodes.cache.values(), self.pods.cache.values(),
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
                                placement_ids=self._accounted(), discovery=self.discovery, groups=groups)
