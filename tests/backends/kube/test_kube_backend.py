@@ -475,3 +475,79 @@ def test_a_service_that_loses_a_replica_stays_running_and_says_so() -> None:
     assert b.placements() == {PID: JobPhase.RUNNING}
     feed(b, b.pods, MODIFIED, replica("r2", "Running"))  # uncordoned: the replacement runs
     assert updates[-1] == (JobPhase.RUNNING, "2 replicas running")
+
+
+def _gang_pod_at(name: str, node: str, **status: Any) -> dict[str, Any]:
+    p = gang_pod(name, node, "Running")
+    p["status"].update(status)
+    return p
+
+
+EVICTED = {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+           "message": "Eviction API: evicting"}
+GAVE_UP = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+           "message": "Job has reached the specified backoff limit"}
+
+
+def _running_gang() -> tuple[FakeApi, KubeBackend, list[tuple[str, JobPhase, str]]]:
+    api = FakeApi()
+    b, updates = gang_backend(api, _Clock())
+    feed(b, b.jobs, ADDED, job_obj({}))
+    feed(b, b.pods, ADDED, gang_pod("p0", "n0", "Running"))
+    feed(b, b.pods, ADDED, gang_pod("p1", "n1", "Running"))
+    assert updates[-1][1] is JobPhase.RUNNING
+    return api, b, updates
+
+
+def test_a_gang_whose_pod_a_drain_evicts_is_stopped_by_the_cluster_not_failed() -> None:
+    """Seen on a test bed: `kubectl drain` evicted one pod of a running 2 x 8 gang; the Job (backoffLimit 0)
+    failed with "BackoffLimitExceeded: Job has reached the specified backoff limit", the agent reported Failed
+    and the job was over for good. The member did it, not the user's code: Cancelled, so the federator queues
+    the job again, and the message names the pod, the node and the cause."""
+    async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
+        api, b, updates = _running_gang()
+        feed(b, b.pods, MODIFIED, _gang_pod_at("p1", "n1", conditions=[EVICTED]))
+        feed(b, b.pods, DELETED, _gang_pod_at("p1", "n1", phase="Failed", conditions=[EVICTED], containerStatuses=[
+            {"name": "main", "state": {"terminated": {"exitCode": 143, "reason": "Error"}}}]))
+        feed(b, b.jobs, MODIFIED, job_obj({"failed": 1, "conditions": [GAVE_UP]}))
+        await _deleted(api)
+        await b.stop()
+        return api, updates
+
+    api, updates = asyncio.run(run())
+    assert updates[-1] == (PID, JobPhase.CANCELLED,
+                           "pod p1 evicted from node n1 (DisruptionTarget: EvictionByEvictionAPI)")
+    assert any(d.startswith("jobs/train-abc-g1-a-") for d in api.deleted)  # stopped here: its objects go
+
+
+def test_a_jobs_own_pod_failure_policy_says_a_disruption_when_the_agent_saw_no_pod() -> None:
+    """A Job whose author gave it a podFailurePolicy that fails it on DisruptionTarget: the Job controller's
+    words say so, even to an agent that saw no pod of it."""
+    async def run() -> list[tuple[str, JobPhase, str]]:
+        api, b, updates = _running_gang()
+        feed(b, b.jobs, MODIFIED, job_obj({"failed": 1, "conditions": [
+            {"type": "Failed", "status": "True", "reason": "PodFailurePolicy",
+             "message": "Pod w/p1 has condition DisruptionTarget matching FailJob rule at index 0"}]}))
+        await _deleted(api)
+        await b.stop()
+        return updates
+
+    assert asyncio.run(run())[-1] == (PID, JobPhase.CANCELLED,
+                                      "Pod w/p1 has condition DisruptionTarget matching FailJob rule at index 0")
+
+
+def test_a_users_container_that_exits_non_zero_still_fails_the_gang_naming_the_pod_and_exit_code() -> None:
+    async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
+        api, b, updates = _running_gang()
+        feed(b, b.pods, DELETED, _gang_pod_at("p1", "n1", phase="Failed", containerStatuses=[
+            {"name": "main", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]))
+        # The Job controller ends the rest of the gang: p0 is killed as it is deleted, a consequence not a cause.
+        feed(b, b.pods, DELETED, {**_gang_pod_at("p0", "n0", phase="Failed", containerStatuses=[
+            {"name": "main", "state": {"terminated": {"exitCode": 137, "reason": "Error"}}}])})
+        feed(b, b.jobs, MODIFIED, job_obj({"failed": 1, "conditions": [GAVE_UP]}))
+        await b.stop()
+        return api, updates
+
+    api, updates = asyncio.run(run())
+    assert updates[-1] == (PID, JobPhase.FAILED, "pod p1 on node n1: container main exited with code 1 (Error)")
+    assert not api.deleted  # failed: kept for the user to read its logs (the Job's TTL removes it)

@@ -55,6 +55,7 @@ from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
+from federator.backends.kube.pod_faults import PodFault, disrupted_job, pod_fault
 from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
@@ -161,6 +162,7 @@ class KubeBackend:
         # DRA (resource.k8s.io/v1): started only where the API serves it and RBAC allows reading it.
         self.dra = DraClaims(api, namespace=namespace, watch_timeout=watch_timeout)
         self._phases: dict[str, tuple[JobPhase, str]] = {}  # placement id -> last phase reported
+        self._faults: dict[str, PodFault] = {}  # placement id -> the first fault its pods showed (pod_faults.py)
         self._launched: dict[str, Placement] = {}  # created by this process, maybe not seen by a watch yet
         self._cancelled: set[str] = set()
         self._retries: set[asyncio.Task[None]] = set()
@@ -397,6 +399,7 @@ class KubeBackend:
         phase = self._phases.get(placement_id, (JobPhase.PLACED, ""))[0]
         self._cancelled.add(placement_id)
         self._launched.pop(placement_id, None)
+        self._faults.pop(placement_id, None)
         self.gang.forget(placement_id)
         try:
             await self._delete(placement_id)
@@ -491,6 +494,7 @@ class KubeBackend:
             return
         if kind == DELETED:
             self._launched.pop(pid, None)
+            self._faults.pop(pid, None)
             self.gang.forget(pid)
             self.tenants.forget(pid)
             last = self._phases.pop(pid, None)
@@ -510,6 +514,8 @@ class KubeBackend:
         workload, watched = self._workload(pid), self.gang.watched(pid)
         if workload is None and not watched:
             return
+        if pid not in self._faults and (fault := pod_fault(pod)):  # its final state too, as it leaves the watch
+            self._faults[pid] = fault
         pods = self._pods_of(pid)
         if watched:  # every change, in order: a gang is whole only if some moment saw it so
             if self._started and workload is not None and (why := self._gang_overdue(pid, workload)):
@@ -587,11 +593,17 @@ class KubeBackend:
         """Report a placement stopped here, saying why, now, and delete its objects (its pods go with them)
         in a task, returned for a caller that can wait for it (a failed delete is retried in another, as
         `cancel` does)."""
+        return self._stop(pid, f"refused: {why}")
+
+    def _stop(self, pid: str, why: str) -> asyncio.Task[None]:
+        """Report a placement stopped by this cluster (Cancelled: the federator queues the job again), and delete
+        its objects in a task (`_refuse`)."""
         log.warning("placement %s: %s", pid, why)
         self._cancelled.add(pid)
         self._launched.pop(pid, None)
+        self._faults.pop(pid, None)
         self.gang.forget(pid)
-        self._report(pid, JobPhase.CANCELLED, f"refused: {why}")
+        self._report(pid, JobPhase.CANCELLED, why)
         return self._background(self._delete_or_retry(pid))
 
     async def _delete_or_retry(self, pid: str) -> None:
@@ -620,6 +632,14 @@ class KubeBackend:
             self._refuse(pid, why)
             return
         phase, message = workload_phase(workload, pods)
+        if phase is JobPhase.FAILED and pid not in self._cancelled and not _serves(workload):
+            fault = self._faults.get(pid)
+            if disrupted_job(workload) or (fault is not None and fault.disruption):
+                # The member stopped it (a drain, a preemption, a node lost), not the user's code: re-queued.
+                self._stop(pid, fault.message if fault is not None and fault.disruption else disrupted_job(workload))
+                return
+            if fault is not None:
+                message = fault.message  # the pod and its exit code, not a backoff limit the user never set
         waiting = self.gang.wait_message(workload) if phase is JobPhase.PLACED else ""
         if waiting:
             message = waiting  # Kueue holds it: say why, in Kueue's words
