@@ -593,12 +593,12 @@ class KubeBackend:
         """Report a placement stopped here, saying why, now, and delete its objects (its pods go with them)
         in a task, returned for a caller that can wait for it (a failed delete is retried in another, as
         `cancel` does)."""
+        log.warning("placement %s: %s", pid, why)
         return self._stop(pid, f"refused: {why}")
 
     def _stop(self, pid: str, why: str) -> asyncio.Task[None]:
         """Report a placement stopped by this cluster (Cancelled: the federator queues the job again), and delete
         its objects in a task (`_refuse`)."""
-        log.warning("placement %s: %s", pid, why)
         self._cancelled.add(pid)
         self._launched.pop(pid, None)
         self._faults.pop(pid, None)
@@ -636,7 +636,9 @@ class KubeBackend:
             fault = self._faults.get(pid)
             if disrupted_job(workload) or (fault is not None and fault.disruption):
                 # The member stopped it (a drain, a preemption, a node lost), not the user's code: re-queued.
-                self._stop(pid, fault.message if fault is not None and fault.disruption else disrupted_job(workload))
+                why = fault.message if fault is not None and fault.disruption else disrupted_job(workload)
+                log.warning("placement %s: stopped by the cluster: %s", pid, why)
+                self._stop(pid, why)
                 return
             if fault is not None:
                 message = fault.message  # the pod and its exit code, not a backoff limit the user never set
