@@ -71,6 +71,12 @@ def feed(b: KubeBackend, informer: Any, kind: str, obj: dict[str, Any]) -> None:
     informer._apply_event(kind, obj)
 
 
+def changes(seen: list[Any]) -> list[Any]:
+    """`seen` without repeats in a row: the phase changes, where a new message of the same phase ("1 of 2
+    replicas running" after "0 of 2") is an update too."""
+    return [x for i, x in enumerate(seen) if i == 0 or seen[i - 1] != x]
+
+
 
 
 def one_after_the_other(b: KubeBackend) -> None:
@@ -114,7 +120,7 @@ def test_phases_follow_the_job_and_its_pods_and_never_go_back() -> None:
     feed(b, b.pods, DELETED, pod("p0", "Succeeded"))  # one replica done early
     feed(b, b.jobs, MODIFIED, job_obj({"succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]}))
     feed(b, b.jobs, MODIFIED, job_obj({}))  # a stale event cannot undo it
-    assert updates == [(PID, JobPhase.PLACED), (PID, JobPhase.RUNNING), (PID, JobPhase.SUCCEEDED)]
+    assert changes(updates) == [(PID, JobPhase.PLACED), (PID, JobPhase.RUNNING), (PID, JobPhase.SUCCEEDED)]
     assert b.placements() == {PID: JobPhase.SUCCEEDED}
     assert PID not in b._accounted()  # finished: it holds nothing
 
@@ -164,10 +170,10 @@ def test_a_trainjobs_pods_are_found_by_its_jobsets_name() -> None:
     feed(b, b.pods, ADDED, trainer_pod("elsewhere", name, namespace="default"))  # same name, not our namespace
     feed(b, b.pods, ADDED, trainer_pod("node-0", name))
     assert [p["metadata"]["name"] for p in b._pods_of(PID)] == ["node-0"]
-    assert PID not in b._accounted() and updates == [(PID, JobPhase.PLACED)]  # 1 of 2 bound
+    assert PID not in b._accounted() and changes(updates) == [(PID, JobPhase.PLACED)]  # 1 of 2 bound
     feed(b, b.pods, ADDED, trainer_pod("node-1", name))
     assert b._accounted() == frozenset({PID})  # the capacity report counts them, the gang watch sees them whole
-    assert updates == [(PID, JobPhase.PLACED), (PID, JobPhase.RUNNING)]
+    assert changes(updates) == [(PID, JobPhase.PLACED), (PID, JobPhase.RUNNING)]
 
 
 class _Clock:
@@ -307,7 +313,7 @@ def test_a_gang_past_its_timeout_is_refused_by_the_next_event_not_reported_finis
         return api, updates
 
     api, updates = asyncio.run(run())
-    assert [phase for _, phase, _ in updates] == [JobPhase.PLACED, JobPhase.RUNNING, JobPhase.CANCELLED]
+    assert changes([phase for _, phase, _ in updates]) == [JobPhase.PLACED, JobPhase.RUNNING, JobPhase.CANCELLED]
     # judged on the gang as it was before the last replica finished: 1 of its 2 pods bound
     assert updates[-1][2].startswith("refused: gang timeout on this cluster: 1 of 2 pods bound to nodes after 6s")
     assert any(d.startswith("jobs/train-abc-g1-a-") for d in api.deleted)
@@ -437,3 +443,111 @@ def test_a_launch_renders_the_devices_of_the_vendor_the_placement_chose() -> Non
     request = b._accelerator(chosen, replace(SPEC, resources=Resources(cpu_milli=1000, accelerator_milli=2000)))
     assert not isinstance(request, str)
     assert dict(request.limits) == {"beta.com/xpu": "2"} and dict(request.node_selector) == {"beta.com/model": "X100"}
+
+
+def test_a_service_that_loses_a_replica_stays_running_and_says_so() -> None:
+    """Seen on a test bed: a node drain left an inference Deployment 1/2 with the replacement Pending, and the
+    host kept saying "2 replicas running": the placement cannot go back to Placed, and a new message of the
+    same phase was never sent."""
+    serve = replace(SPEC, kind=JobKind.INFERENCE)
+    b = KubeBackend(FakeApi(), namespace="w")  # type: ignore[arg-type]
+    updates: list[tuple[JobPhase, str]] = []
+    b._on_update = lambda pid, phase, msg: updates.append((phase, msg))
+    b._started = True
+    dep = build_workload(placement(), serve, namespace="w")
+    tmpl = dep["spec"]["template"]
+
+    def replica(name: str, phase: str, **status: Any) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "w", **tmpl["metadata"]},
+                "spec": {"nodeName": "n0"} if phase == "Running" else {}, "status": {"phase": phase, **status}}
+
+    feed(b, b.deployments, ADDED, {**dep, "status": {}})
+    feed(b, b.pods, ADDED, replica("r0", "Running"))
+    feed(b, b.pods, ADDED, replica("r1", "Running"))
+    feed(b, b.deployments, MODIFIED, {**dep, "status": {"readyReplicas": 2}})
+    assert updates[-1] == (JobPhase.RUNNING, "2 replicas running")
+    feed(b, b.pods, DELETED, replica("r1", "Running"))  # evicted by the drain
+    feed(b, b.deployments, MODIFIED, {**dep, "status": {"readyReplicas": 1}})
+    unschedulable = "0/5 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) were unschedulable."
+    feed(b, b.pods, ADDED, replica("r2", "Pending", conditions=[
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": unschedulable}]))
+    assert updates[-1] == (JobPhase.RUNNING, f"1 of 2 replicas running; 1 pending: {unschedulable}")
+    assert b.placements() == {PID: JobPhase.RUNNING}
+    feed(b, b.pods, MODIFIED, replica("r2", "Running"))  # uncordoned: the replacement runs
+    assert updates[-1] == (JobPhase.RUNNING, "2 replicas running")
+
+
+def _gang_pod_at(name: str, node: str, **status: Any) -> dict[str, Any]:
+    p = gang_pod(name, node, "Running")
+    p["status"].update(status)
+    return p
+
+
+EVICTED = {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+           "message": "Eviction API: evicting"}
+GAVE_UP = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+           "message": "Job has reached the specified backoff limit"}
+
+
+def _running_gang() -> tuple[FakeApi, KubeBackend, list[tuple[str, JobPhase, str]]]:
+    api = FakeApi()
+    b, updates = gang_backend(api, _Clock())
+    feed(b, b.jobs, ADDED, job_obj({}))
+    feed(b, b.pods, ADDED, gang_pod("p0", "n0", "Running"))
+    feed(b, b.pods, ADDED, gang_pod("p1", "n1", "Running"))
+    assert updates[-1][1] is JobPhase.RUNNING
+    return api, b, updates
+
+
+def test_a_gang_whose_pod_a_drain_evicts_is_stopped_by_the_cluster_not_failed() -> None:
+    """Seen on a test bed: `kubectl drain` evicted one pod of a running 2 x 8 gang; the Job (backoffLimit 0)
+    failed with "BackoffLimitExceeded: Job has reached the specified backoff limit", the agent reported Failed
+    and the job was over for good. The member did it, not the user's code: Cancelled, so the federator queues
+    the job again, and the message names the pod, the node and the cause."""
+    async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
+        api, b, updates = _running_gang()
+        feed(b, b.pods, MODIFIED, _gang_pod_at("p1", "n1", conditions=[EVICTED]))
+        feed(b, b.pods, DELETED, _gang_pod_at("p1", "n1", phase="Failed", conditions=[EVICTED], containerStatuses=[
+            {"name": "main", "state": {"terminated": {"exitCode": 143, "reason": "Error"}}}]))
+        feed(b, b.jobs, MODIFIED, job_obj({"failed": 1, "conditions": [GAVE_UP]}))
+        await _deleted(api)
+        await b.stop()
+        return api, updates
+
+    api, updates = asyncio.run(run())
+    assert updates[-1] == (PID, JobPhase.CANCELLED,
+                           "pod p1 evicted from node n1 (DisruptionTarget: EvictionByEvictionAPI)")
+    assert any(d.startswith("jobs/train-abc-g1-a-") for d in api.deleted)  # stopped here: its objects go
+
+
+def test_a_jobs_own_pod_failure_policy_says_a_disruption_when_the_agent_saw_no_pod() -> None:
+    """A Job whose author gave it a podFailurePolicy that fails it on DisruptionTarget: the Job controller's
+    words say so, even to an agent that saw no pod of it."""
+    async def run() -> list[tuple[str, JobPhase, str]]:
+        api, b, updates = _running_gang()
+        feed(b, b.jobs, MODIFIED, job_obj({"failed": 1, "conditions": [
+            {"type": "Failed", "status": "True", "reason": "PodFailurePolicy",
+             "message": "Pod w/p1 has condition DisruptionTarget matching FailJob rule at index 0"}]}))
+        await _deleted(api)
+        await b.stop()
+        return updates
+
+    assert asyncio.run(run())[-1] == (PID, JobPhase.CANCELLED,
+                                      "Pod w/p1 has condition DisruptionTarget matching FailJob rule at index 0")
+
+
+def test_a_users_container_that_exits_non_zero_still_fails_the_gang_naming_the_pod_and_exit_code() -> None:
+    async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
+        api, b, updates = _running_gang()
+        feed(b, b.pods, DELETED, _gang_pod_at("p1", "n1", phase="Failed", containerStatuses=[
+            {"name": "main", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]))
+        # The Job controller ends the rest of the gang: p0 is killed as it is deleted, a consequence not a cause.
+        feed(b, b.pods, DELETED, {**_gang_pod_at("p0", "n0", phase="Failed", containerStatuses=[
+            {"name": "main", "state": {"terminated": {"exitCode": 137, "reason": "Error"}}}])})
+        feed(b, b.jobs, MODIFIED, job_obj({"failed": 1, "conditions": [GAVE_UP]}))
+        await b.stop()
+        return api, updates
+
+    api, updates = asyncio.run(run())
+    assert updates[-1] == (PID, JobPhase.FAILED, "pod p1 on node n1: container main exited with code 1 (Error)")
+    assert not api.deleted  # failed: kept for the user to read its logs (the Job's TTL removes it)

@@ -72,6 +72,20 @@ def test_training_is_an_indexed_job_with_the_gang_shape() -> None:
     assert placement_of(s["template"]) == "llm-abc123.g2.member-a"
 
 
+def test_a_one_replica_gang_gets_the_rendezvous_env_of_its_own() -> None:
+    """Seen on a test bed: `examples/k8s/training.yaml` with `replicas: 1` got only FEDERATOR_* variables, so
+    torchrun read `--nnodes=$(NNODES)` as literal text and exited. The pod is its own master: loopback,
+    no DNS name, so no subdomain (and the backend makes no Service for it)."""
+    job = build_workload(placement(replicas=1), spec(template=TRAINER), namespace="work")
+    pod = job["spec"]["template"]["spec"]
+    for container in pod["containers"]:
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+        assert {k: env.get(k) for k in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RANK", "RANK")} \
+            == {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", "WORLD_SIZE": "1", "NNODES": "1",
+                "NODE_RANK": "0", "RANK": "0"}
+    assert "subdomain" not in pod
+
+
 def test_the_spec_template_is_not_modified() -> None:
     sp = spec(template=TRAINER)
     before = sp.pod_template_json

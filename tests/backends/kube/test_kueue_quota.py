@@ -17,7 +17,7 @@ from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.devices import DeviceGroup, Sharing
 from federator.backends.kube.gang import GangGuard
 from federator.backends.kube.informer import ADDED
-from federator.backends.kube.kueue_quota import headroom, within_quota
+from federator.backends.kube.kueue_quota import flavor_nodes, headroom, within_quota
 from federator.backends.kube.pools import pools
 
 GPU = "nvidia.com/gpu"
@@ -141,3 +141,54 @@ def test_a_cordoned_node_spends_none_of_the_quota() -> None:
     b = _kueue_backend([_node("a-cordoned", cordoned=True), _node("n1"), _node("n2")], _cq(8))
     [pool] = b.capacity().accelerator_pools
     assert (pool.free_accelerators, pool.quota_held_accelerators) == (8, 8)
+
+
+H100_LABELS = {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+
+
+def _flavor(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"nodeLabels": labels} if labels else {}}
+
+
+def _h100(name: str) -> dict[str, Any]:
+    node = _node(name)
+    node["metadata"]["labels"] = dict(H100_LABELS)
+    return node
+
+
+def test_only_nodes_a_flavor_of_the_queue_runs_on_are_free() -> None:
+    """Seen on the test bed: a ClusterQueue whose one flavor `h100` has nodeLabels
+    nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3. Kueue never admits a pod pinned to A100 nodes ("flavor h100
+    doesn't match node affinity"), yet the agent reported the A100 free, and an A100 job waited there until the
+    Kueue admission timeout."""
+    cq = _cq(64)  # its one flavor is named a100 in the helper; what counts is its nodeLabels
+    nodes = [_node("a100-0"), _h100("h100-0")]
+    assert flavor_nodes(cq, {"a100": _flavor("a100", H100_LABELS)}, nodes, [GPU, "amd.com/gpu"]) == {GPU: {"h100-0"}}
+    assert flavor_nodes(cq, {"a100": _flavor("a100")}, nodes, [GPU]) == {GPU: {"a100-0", "h100-0"}}  # no labels: all
+    assert flavor_nodes(cq, {}, nodes, [GPU]) == {GPU: set()}  # a flavor that does not exist runs nowhere
+
+    b = _kueue_backend(nodes, cq)
+    assert b.gang.resource_flavors is not None
+    b.gang.resource_flavors._apply_event(ADDED, _flavor("a100", H100_LABELS))
+    b.gang.resource_flavors._thread = threading.Thread(target=lambda: None)  # as if started
+    pools_by_model = {p.accelerator_model: p for p in b.capacity().accelerator_pools}
+    a100, h100 = pools_by_model["NVIDIA-A100-SXM4-80GB"], pools_by_model["NVIDIA-H100-80GB-HBM3"]
+    assert (a100.free_accelerators, a100.quota_held_accelerators) == (0, 8)  # no flavor of the queue runs there
+    assert (h100.free_accelerators, h100.quota_held_accelerators) == (8, 0)
+
+
+def test_without_rbac_for_resource_flavors_the_quota_still_counts_and_every_node_is_eligible(
+        caplog: pytest.LogCaptureFixture) -> None:
+    class _NoFlavors:
+        server = "https://member"
+
+        def list(self, res: Any, namespace: str | None = None, **_: Any) -> dict[str, Any]:
+            if res.plural == "resourceflavors":
+                raise ForbiddenError(403, "resourceflavors.kueue.x-k8s.io is forbidden")
+            return {"items": []}
+
+    guard = GangGuard(_NoFlavors(), namespace="w", cluster="b", kueue_queue="lq")  # type: ignore[arg-type]
+    assert guard.quota_readable()
+    assert "ResourceFlavors not read" in caplog.text and "rbac-agent.yaml" in caplog.text
+    assert guard.resource_flavors is None and guard.resource_flavors not in guard.quota_informers
+    assert guard.quota_nodes([GPU], [_node("n1")]) is None  # unknown: nothing held for it

@@ -55,6 +55,7 @@ from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
+from federator.backends.kube.pod_faults import PodFault, disrupted_job, pod_fault
 from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
@@ -64,6 +65,7 @@ from federator.backends.kube.workloads import (
     WorkloadAdapter,
     WorkloadError,
     adapter_for,
+    adapter_of,
     build_workload,
     needs_rendezvous,
     placement_of,
@@ -160,6 +162,7 @@ class KubeBackend:
         # DRA (resource.k8s.io/v1): started only where the API serves it and RBAC allows reading it.
         self.dra = DraClaims(api, namespace=namespace, watch_timeout=watch_timeout)
         self._phases: dict[str, tuple[JobPhase, str]] = {}  # placement id -> last phase reported
+        self._faults: dict[str, PodFault] = {}  # placement id -> the first fault its pods showed (pod_faults.py)
         self._launched: dict[str, Placement] = {}  # created by this process, maybe not seen by a watch yet
         self._cancelled: set[str] = set()
         self._retries: set[asyncio.Task[None]] = set()
@@ -258,9 +261,12 @@ class KubeBackend:
     def capacity(self) -> ClusterCapacity:
         self._sequence += 1
         groups = self.device_groups()
-        left = self.gang.quota_left({g.resource for g in groups if g.resource})
-        if left:  # Kueue mode: no more free than the ClusterQueue would admit, on the nodes that can run work
-            groups = within_quota(groups, left, self._usable_nodes())
+        resources = {g.resource for g in groups if g.resource}
+        left = self.gang.quota_left(resources)
+        if left is not None:  # Kueue mode: no more free than the ClusterQueue would admit, on the nodes that can
+            # run work and that one of its flavors runs on
+            groups = within_quota(groups, left, self._usable_nodes(),
+                                  self.gang.quota_nodes(resources, self.nodes.cache.values()))
         cap = cluster_capacity(self.nodes.cache.values(), self.pods.cache.values(),
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
                                placement_ids=self._accounted(), discovery=self.discovery, groups=groups)
@@ -393,6 +399,7 @@ class KubeBackend:
         phase = self._phases.get(placement_id, (JobPhase.PLACED, ""))[0]
         self._cancelled.add(placement_id)
         self._launched.pop(placement_id, None)
+        self._faults.pop(placement_id, None)
         self.gang.forget(placement_id)
         try:
             await self._delete(placement_id)
@@ -490,6 +497,7 @@ class KubeBackend:
             return
         if kind == DELETED:
             self._launched.pop(pid, None)
+            self._faults.pop(pid, None)
             self.gang.forget(pid)
             self.tenants.forget(pid)
             last = self._phases.pop(pid, None)
@@ -509,6 +517,8 @@ class KubeBackend:
         workload, watched = self._workload(pid), self.gang.watched(pid)
         if workload is None and not watched:
             return
+        if pid not in self._faults and (fault := pod_fault(pod)):  # its final state too, as it leaves the watch
+            self._faults[pid] = fault
         pods = self._pods_of(pid)
         if watched:  # every change, in order: a gang is whole only if some moment saw it so
             if self._started and workload is not None and (why := self._gang_overdue(pid, workload)):
@@ -587,10 +597,16 @@ class KubeBackend:
         in a task, returned for a caller that can wait for it (a failed delete is retried in another, as
         `cancel` does)."""
         log.warning("placement %s: %s", pid, why)
+        return self._stop(pid, f"refused: {why}")
+
+    def _stop(self, pid: str, why: str) -> asyncio.Task[None]:
+        """Report a placement stopped by this cluster (Cancelled: the federator queues the job again), and delete
+        its objects in a task (`_refuse`)."""
         self._cancelled.add(pid)
         self._launched.pop(pid, None)
+        self._faults.pop(pid, None)
         self.gang.forget(pid)
-        self._report(pid, JobPhase.CANCELLED, f"refused: {why}")
+        self._report(pid, JobPhase.CANCELLED, why)
         return self._background(self._delete_or_retry(pid))
 
     async def _delete_or_retry(self, pid: str) -> None:
@@ -619,22 +635,41 @@ class KubeBackend:
             self._refuse(pid, why)
             return
         phase, message = workload_phase(workload, pods)
+        if phase is JobPhase.FAILED and pid not in self._cancelled and not _serves(workload):
+            fault = self._faults.get(pid)
+            if disrupted_job(workload) or (fault is not None and fault.disruption):
+                # The member stopped it (a drain, a preemption, a node lost), not the user's code: re-queued.
+                why = fault.message if fault is not None and fault.disruption else disrupted_job(workload)
+                log.warning("placement %s: stopped by the cluster: %s", pid, why)
+                self._stop(pid, why)
+                return
+            if fault is not None:
+                message = fault.message  # the pod and its exit code, not a backoff limit the user never set
         waiting = self.gang.wait_message(workload) if phase is JobPhase.PLACED else ""
         if waiting:
             message = waiting  # Kueue holds it: say why, in Kueue's words
         if pid in self._cancelled:
             phase, message = JobPhase.CANCELLED, "cancelled"
         elif last is not None and _RANK[phase] < _RANK[last[0]]:
-            return  # a replica that finished early or restarts does not take a placement back to Placed
-        if last is None or last[0] != phase or (waiting and last[1] != message):
+            if not _serves(workload):
+                return  # a gang's replica that finished early or restarts does not take it back to Placed
+            # A placement only moves forward: a service that ran whole and lost a replica (a drained node) stays
+            # Running, and its message says how many run and why the others wait.
+            phase = last[0]
+        if last != (phase, message):  # a new message alone is news too: "1 of 2 replicas running; 1 pending: ..."
             self._report(pid, phase, message)
-        else:
-            self._phases[pid] = (phase, message)
 
     def _report(self, pid: str, phase: JobPhase, message: str) -> None:
         self._phases[pid] = (phase, message)
         if self._started:
             self._on_update(pid, phase, message)
+
+
+def _serves(workload: Mapping[str, Any]) -> bool:
+    """An inference kind: it never finishes, so fewer replicas running than asked is a shortfall to tell the
+    federator of, not replicas finishing one by one."""
+    adapter = adapter_of(workload)
+    return adapter is not None and adapter.job_kind is JobKind.INFERENCE
 
 
 def chosen_alternative(placement: Placement, spec: JobSpec) -> JobSpec:

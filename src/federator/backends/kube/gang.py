@@ -60,13 +60,14 @@ from federator.backends.kube.admission import (
 )
 from federator.backends.kube.api import ForbiddenError, KubeApi, KubeError, NotFoundError, Obj, Resource
 from federator.backends.kube.informer import Informer
-from federator.backends.kube.kueue_quota import headroom
+from federator.backends.kube.kueue_quota import flavor_nodes, headroom
 
 log = logging.getLogger("federator.agent.kube")
 
 KUEUE_WORKLOADS = Resource("kueue.x-k8s.io/v1beta2", "workloads")
 KUEUE_LOCAL_QUEUES = Resource("kueue.x-k8s.io/v1beta2", "localqueues")
 KUEUE_CLUSTER_QUEUES = Resource("kueue.x-k8s.io/v1beta2", "clusterqueues", namespaced=False)
+KUEUE_RESOURCE_FLAVORS = Resource("kueue.x-k8s.io/v1beta2", "resourceflavors", namespaced=False)
 
 
 class GangGuard:
@@ -98,6 +99,7 @@ class GangGuard:
         # agent read them (`quota_readable`; started by the backend only then).
         self.local_queues: Informer | None = None
         self.cluster_queues: Informer | None = None
+        self.resource_flavors: Informer | None = None  # which nodes each flavor runs on (its nodeLabels)
         if kueue_queue:
             # Kueue's Workloads where the placements run: `namespace`, or every namespace (None) when the
             # backend runs them per queue (`watch_namespace`, as its workload informers: tenant_namespaces.py).
@@ -108,6 +110,8 @@ class GangGuard:
                                          field_selector=f"metadata.name={kueue_queue}", watch_timeout=watch_timeout)
             self.cluster_queues = Informer(api, KUEUE_CLUSTER_QUEUES, name="kueue-clusterqueues",
                                            watch_timeout=watch_timeout)
+            self.resource_flavors = Informer(api, KUEUE_RESOURCE_FLAVORS, name="kueue-resourceflavors",
+                                             watch_timeout=watch_timeout)
 
     @property
     def admission(self) -> GangAdmission:
@@ -133,20 +137,44 @@ class GangGuard:
         except KubeError as exc:
             log.warning("Kueue quota not read: listing clusterqueues failed (%s)", exc)
             return False
+        try:
+            self.api.list(KUEUE_RESOURCE_FLAVORS)
+        except KubeError as exc:  # an agent chart before resourceflavors were granted: the quota still counts
+            log.warning("Kueue ResourceFlavors not read (%s): free accelerators on nodes no flavor of the "
+                        "ClusterQueue matches are reported as free, and a job sent for them waits for "
+                        "--kueue-admission-timeout. Apply the agent chart's RBAC (deploy/kubernetes/rbac-agent.yaml)",
+                        exc)
+            self.resource_flavors = None
         return True
 
     @property
     def quota_informers(self) -> tuple[Informer, ...]:
-        return tuple(i for i in (self.local_queues, self.cluster_queues) if i is not None)
+        return tuple(i for i in (self.local_queues, self.cluster_queues, self.resource_flavors) if i is not None)
 
     def quota_left(self, resources: Iterable[str]) -> dict[str, int] | None:
         """Kueue mode: the units of each accelerator resource the LocalQueue's ClusterQueue would still admit
         (`kueue_quota.headroom`); None when not known (not Kueue mode, the queues not read or not seen)."""
         if self.local_queues is None or self.cluster_queues is None or not self.cluster_queues.started:
             return None
-        local = self.local_queues.cache.get(f"{self.namespace}/{self.kueue_queue}")
-        name = str(((local or {}).get("spec") or {}).get("clusterQueue") or "")
-        return headroom(local, self.cluster_queues.cache.get(name) if name else None, resources)
+        return headroom(self._local_queue(), self._cluster_queue(), resources)
+
+    def quota_nodes(self, resources: Iterable[str], nodes: Iterable[Obj]) -> dict[str, set[str]] | None:
+        """Kueue mode: per accelerator resource the ClusterQueue covers, the nodes one of its flavors runs on
+        (`kueue_quota.flavor_nodes`); None when not known (the ResourceFlavors not read, or the queues not seen)."""
+        if self.resource_flavors is None or not self.resource_flavors.started:
+            return None
+        cluster_queue = self._cluster_queue()
+        if cluster_queue is None:
+            return None
+        flavors = {str((f.get("metadata") or {}).get("name", "")): f for f in self.resource_flavors.cache.values()}
+        return flavor_nodes(cluster_queue, flavors, nodes, resources)
+
+    def _local_queue(self) -> Obj | None:
+        return self.local_queues.cache.get(f"{self.namespace}/{self.kueue_queue}") if self.local_queues else None
+
+    def _cluster_queue(self) -> Obj | None:
+        name = str(((self._local_queue() or {}).get("spec") or {}).get("clusterQueue") or "")
+        return self.cluster_queues.cache.get(name) if name and self.cluster_queues is not None else None
 
     def check(self) -> str:
         """Blocking: "" or why Kueue mode cannot work here (Kueue's API missing); a missing LocalQueue is

@@ -24,6 +24,21 @@ What counts as left, per accelerator resource (nvidia.com/gpu, ...):
 - a resource the ClusterQueue does not cover at all is one Kueue never admits
   ("resource ... unavailable in ClusterQueue"): nothing of it is free.
 
+Which nodes, per resource (`flavor_nodes`): only those a flavor of the
+ClusterQueue for the resource can run on. Kueue assigns a pod set a flavor
+only when the pods' nodeSelector (and required node affinity) agrees with the
+ResourceFlavor's `spec.nodeLabels`, and then adds those labels to the pods'
+nodeSelector; so a node carries a flavor's devices when it has every one of
+its nodeLabels (a flavor without nodeLabels matches every node). A queue
+whose one flavor `h100` has `nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3`
+never admits a pod pinned to A100 nodes ("flavor h100 doesn't match node
+affinity"), yet the agent reported the A100s free, and an A100 job was sent
+there to wait for the Kueue admission timeout (found on the test bed). The
+free devices of a node no flavor matches are held like an uncovered
+resource's. A flavor the ClusterQueue names that does not exist matches no
+node (Kueue makes such a queue inactive). The quota left is still summed
+over the flavors of a resource, not spent per flavor on its own nodes.
+
 Shared accelerators (time-slicing, HAMi) are left as they are: Kueue counts
 their units, not devices, and a fraction's quota is not a device's.
 
@@ -79,19 +94,52 @@ def headroom(local_queue: Obj | None, cluster_queue: Obj | None, resources: Iter
     return out
 
 
+def flavor_nodes(cluster_queue: Obj | None, flavors: Mapping[str, Obj], nodes: Iterable[Obj],
+                 resources: Iterable[str]) -> dict[str, set[str]]:
+    """Per resource the ClusterQueue covers, the names of the nodes that have every nodeLabel of at least one of
+    its flavors for it (`flavors`: the ResourceFlavors by name); resources it does not cover are left out
+    (`headroom` gives them none)."""
+    labelled = [(str((n.get("metadata") or {}).get("name", "")), (n.get("metadata") or {}).get("labels") or {})
+                for n in nodes]
+    out: dict[str, set[str]] = {}
+    for resource in resources:
+        for group in ((cluster_queue or {}).get("spec") or {}).get("resourceGroups") or []:
+            if resource not in (group.get("coveredResources") or []):
+                continue
+            matched = out.setdefault(resource, set())
+            for flavor in group.get("flavors") or []:
+                found = flavors.get(str(flavor.get("name", "")))
+                if found is None:
+                    continue  # no such ResourceFlavor: Kueue admits nothing with it
+                want = (found.get("spec") or {}).get("nodeLabels") or {}
+                matched.update(name for name, labels in labelled
+                               if all(labels.get(k) == v for k, v in want.items()))
+    return out
+
+
 def within_quota(groups: Iterable[DeviceGroup], left: Mapping[str, int],
-                 usable: Collection[str] | None = None) -> list[DeviceGroup]:
+                 usable: Collection[str] | None = None,
+                 eligible: Mapping[str, Collection[str]] | None = None) -> list[DeviceGroup]:
     """`groups` with the free devices beyond what `left` allows marked as held (used, and counted as
     `quota_held_units`), the freest nodes first kept whole; groups of other resources, and shared ones, as they
     are. With `usable`, only those nodes' devices spend the quota: a cordoned or not-Ready node offers nothing,
-    and had its free devices taken the quota, the nodes that can run a replica were all reported held."""
+    and had its free devices taken the quota, the nodes that can run a replica were all reported held. With
+    `eligible` (`flavor_nodes`), a node not listed for its resource has all its free devices held: no flavor
+    of the queue runs there."""
     groups = list(groups)
     budget = dict(left)
     order = sorted(range(len(groups)), key=lambda i: (-groups[i].free_units, groups[i].node))
     out = list(groups)
     for i in order:
         g = groups[i]
-        if g.sharing not in _EXACT or g.resource not in budget or (usable is not None and g.node not in usable):
+        if g.sharing not in _EXACT or (usable is not None and g.node not in usable):
+            continue
+        if eligible is not None and g.resource in eligible and g.node not in eligible[g.resource]:
+            if g.free_units:
+                out[i] = replace(g, used_units=g.used_units + g.free_units,
+                                 quota_held_units=g.quota_held_units + g.free_units)
+            continue
+        if g.resource not in budget:
             continue
         keep = min(g.free_units, budget[g.resource])
         budget[g.resource] -= keep
@@ -101,4 +149,4 @@ def within_quota(groups: Iterable[DeviceGroup], left: Mapping[str, int],
     return out
 
 
-__all__ = ["headroom", "within_quota"]
+__all__ = ["flavor_nodes", "headroom", "within_quota"]

@@ -182,15 +182,21 @@ def pending_why(pods: Iterable[Mapping[str, Any]]) -> str:
 def pods_phase(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, done: int = 0,
                ready: int = 0) -> tuple[JobPhase, str]:
     """Running once every expected pod runs (`done` finished already; the status may count `ready`
-    pods the agent has not seen), else Placed with the scheduler's why."""
+    pods the agent has not seen), else Placed saying how many pods wait and the scheduler's why
+    ("1 of 2 replicas running; 1 pending: 0/5 nodes are available: ..."). The same words serve a placement
+    that ran whole and lost a replica (a drained node): it stays Running (a placement only moves forward),
+    with this message (backend.py)."""
     pods = list(pods)
     want = expected_pods(obj)
-    running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
+    phases = [(p.get("status") or {}).get("phase") for p in pods]
+    running = phases.count("Running")
     started = max(running + done, ready)
     noun = "replica" if want == 1 else "replicas"
     if started >= want:
         return JobPhase.RUNNING, f"{want} {noun} running"
-    return JobPhase.PLACED, f"{started} of {want} {noun} running{pending_why(pods)}"
+    pending = phases.count("Pending")
+    return JobPhase.PLACED, f"{started} of {want} {noun} running{f'; {pending} pending' if pending else ''}" \
+                            f"{pending_why(pods)}"
 
 
 def require(value: object, path: str) -> Mapping[str, Any]:

@@ -3,8 +3,8 @@
 A placement the federator renders from `kind`/`replicas`/`resources`/`template`
 becomes an Indexed Job with parallelism = completions = replicas and
 backoffLimit 0 (a gang is all or nothing: one replica failing fails the
-placement, and the federator decides what happens next). Any Indexed Job of
-more than one pod gets the rendezvous (`rendezvous.py`).
+placement, and the federator decides what happens next). Any Indexed Job gets
+the rendezvous env, and one of more than one pod its DNS names (`rendezvous.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from federator.backends.kube.workloads.adapter import TemplatedAdapter, condition, pods_phase, said
 from federator.backends.kube.workloads.common import Obj, PodSet, RenderOptions, count_at, template_pod_set
-from federator.backends.kube.workloads.rendezvous import apply_rendezvous, needs_rendezvous
+from federator.backends.kube.workloads.rendezvous import apply_rendezvous, is_indexed
 from federator.model import JobKind, JobPhase, Placement
 
 
@@ -35,7 +35,7 @@ class BatchJobAdapter(TemplatedAdapter):
         pod = obj["spec"]["template"].setdefault("spec", {})
         if pod.get("restartPolicy") not in ("Never", "OnFailure"):
             pod["restartPolicy"] = "Never"  # a Job refuses Always
-        if needs_rendezvous(obj):
+        if is_indexed(obj):
             apply_rendezvous(obj, port=options.master_port)
 
     def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:

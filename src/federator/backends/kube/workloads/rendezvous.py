@@ -1,4 +1,4 @@
-"""Rendezvous for multi-replica training: stable pod DNS names and the environment launchers read.
+"""Rendezvous for training: stable pod DNS names and the environment launchers read.
 
 An Indexed batch/v1 Job gives each pod the hostname "<job>-<index>". With a
 headless Service of the same name and `subdomain` on the pods, replica i is
@@ -16,6 +16,15 @@ name is known before any pod exists. Every container then gets what
 
 The Service carries an ownerReference to the Job, so the member's garbage
 collector deletes it with the Job; the agent deletes it too when it cancels.
+
+An Indexed Job of one pod (a one-node debug run of the same torchrun command)
+gets the same variables, with MASTER_ADDR "127.0.0.1", NNODES = WORLD_SIZE = 1
+and NODE_RANK = RANK = 0, and neither Service nor subdomain: the pod is its own
+master, loopback reaches it without DNS (the pod's FQDN "<job>-0.<job>" would
+resolve only through a Service, and its bare hostname only through the
+kubelet's /etc/hosts), and 127.0.0.1 is what torchrun itself assumes when no
+--master_addr is given. Without them, Kubernetes leaves `$(NNODES)` in the
+command as literal text and torchrun exits.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from federator.model import Placement
 MASTER_PORT_ANNOTATION = "federator.io/master-port"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RANK", "RANK")
+SINGLE_POD_MASTER = "127.0.0.1"
 
 
 def master_port(annotations: Mapping[str, str], default: int) -> int:
@@ -46,13 +56,21 @@ def master_port(annotations: Mapping[str, str], default: int) -> int:
     return port
 
 
+def is_indexed(job: Mapping[str, Any]) -> bool:
+    """An Indexed Job, of any size: the shape whose containers get the rendezvous env."""
+    return (job.get("spec") or {}).get("completionMode") == "Indexed"
+
+
 def needs_rendezvous(job: Mapping[str, Any]) -> bool:
-    """An Indexed Job of more than one pod: the shape whose pods must find each other."""
-    spec = job.get("spec") or {}
-    return spec.get("completionMode") == "Indexed" and int(spec.get("parallelism") or 1) > 1
+    """An Indexed Job of more than one pod: the shape whose pods must find each other (the headless Service)."""
+    return is_indexed(job) and int((job.get("spec") or {}).get("parallelism") or 1) > 1
 
 
 def rendezvous_env(name: str, *, replicas: int, port: int) -> list[Obj]:
+    if replicas <= 1:  # its own master: no DNS name, no Service
+        return [{"name": "MASTER_ADDR", "value": SINGLE_POD_MASTER}, {"name": "MASTER_PORT", "value": str(port)},
+                {"name": "WORLD_SIZE", "value": "1"}, {"name": "NNODES", "value": "1"},
+                {"name": "NODE_RANK", "value": "0"}, {"name": "RANK", "value": "0"}]
     return [
         {"name": "MASTER_ADDR", "value": f"{name}-0.{name}"},
         {"name": "MASTER_PORT", "value": str(port)},
@@ -66,11 +84,13 @@ def rendezvous_env(name: str, *, replicas: int, port: int) -> list[Obj]:
 
 
 def apply_rendezvous(job: Obj, *, port: int) -> None:
-    """Subdomain and rendezvous env on an Indexed Job's pod template (in place)."""
+    """Rendezvous env on an Indexed Job's pod template (in place), and the subdomain its Service names when
+    it has more than one pod."""
     name = job["metadata"]["name"]
     spec = job["spec"]
     pod = spec["template"].setdefault("spec", {})
-    pod["subdomain"] = name
+    if needs_rendezvous(job):
+        pod["subdomain"] = name
     env = rendezvous_env(name, replicas=int(spec.get("parallelism") or 1), port=port)
     for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
         set_env(container, env)
@@ -105,5 +125,6 @@ def rendezvous_service(job: Mapping[str, Any], placement: Placement, *, port: in
     }
 
 
-__all__ = ["COMPLETION_INDEX_ANNOTATION", "MASTER_PORT_ANNOTATION", "RENDEZVOUS_ENV", "apply_rendezvous",
-           "master_port", "needs_rendezvous", "rendezvous_env", "rendezvous_service"]
+__all__ = ["COMPLETION_INDEX_ANNOTATION", "MASTER_PORT_ANNOTATION", "RENDEZVOUS_ENV", "SINGLE_POD_MASTER",
+           "apply_rendezvous", "is_indexed", "master_port", "needs_rendezvous", "rendezvous_env",
+           "rendezvous_service"]

@@ -1,0 +1,110 @@
+"""Why a placement's workload failed: the member's doing (a pod disrupted) or the user's (a container exited).
+
+A gang Job fails as a whole when one pod fails (`backoffLimit: 0`), and the
+Job controller then says only "BackoffLimitExceeded: Job has reached the
+specified backoff limit", a limit the user never set, naming no pod. A node
+drain evicting one replica read exactly like the user's code crashing: the
+placement was reported Failed and the job was over for good (found on the test
+bed). Kubernetes marks a pod it stops for its own reasons with the condition
+`DisruptionTarget` (docs: "Pod disruption conditions"), reason one of:
+
+    PreemptionByScheduler    preempted for a pod of higher priority
+    DeletionByTaintManager   a NoExecute taint it does not tolerate
+    EvictionByEvictionAPI    the Eviction API (`kubectl drain`, descheduler)
+    DeletionByPodGC          bound to a node that no longer exists
+    TerminationByKubelet     node-pressure eviction, graceful node shutdown,
+                             preemption by a system-critical pod
+
+So the agent records the first fault of each placement's pods as its watch
+sees them (`pod_fault`): a disruption, or a container that exited non-zero on
+a pod nobody was deleting (a pod killed because it was being deleted, by the
+Job controller ending the gang say, is a consequence, not a cause). A
+workload that fails after a disruption was stopped by the cluster: reported
+Cancelled, naming the pod, the node and the cause, and the federator queues
+the job again. One that fails after a container's exit is Failed, naming the
+pod and the exit code. A Job whose own podFailurePolicy (its author's) failed
+it for a disrupted pod says so in its condition (`disrupted_job`), and is
+Cancelled too.
+
+Why the agent does not give the gang Job a podFailurePolicy (FailJob on
+DisruptionTarget) to say it: with any podFailurePolicy the Job controller
+counts a failed pod only once it reaches a terminal phase, so a pod stuck
+terminating (its node unreachable; on the test bed, kwok nodes, where a
+drained pod never terminated and the drain never ended) holds the rest of the
+gang and its accelerators until pod garbage collection; without one the gang
+fails as soon as the pod is terminating. The pod's DisruptionTarget
+condition is set before the pod goes, and the agent's pod watch sees it.
+What that misses: an agent restarted between the eviction and the Job's
+failure reports Failed, with the Job's words. (Ignore would be worse: a
+replacement pod cannot rejoin a rendezvous that began without it.)
+
+Pure: plain dicts (the API objects) in, values out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DISRUPTION_TARGET = "DisruptionTarget"
+
+_DONE_BY = {
+    "EvictionByEvictionAPI": "evicted from node {node}",
+    "PreemptionByScheduler": "preempted on node {node}",
+    "DeletionByTaintManager": "deleted from node {node} by the taint manager",
+    "DeletionByPodGC": "deleted with node {node}, which is gone",
+    "TerminationByKubelet": "terminated by the kubelet of node {node}",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PodFault:
+    """The first thing that went wrong with one of a placement's pods."""
+
+    disruption: bool  # the member's doing (DisruptionTarget), not the user's code
+    message: str
+
+
+def _conditions(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [c for c in (pod.get("status") or {}).get("conditions") or [] if isinstance(c, Mapping)]
+
+
+def pod_fault(pod: Mapping[str, Any]) -> PodFault | None:
+    """The fault this state of a pod shows, if any: a disruption, or a container of it that exited non-zero
+    while nobody was deleting the pod."""
+    meta = pod.get("metadata") or {}
+    name = str(meta.get("name", ""))
+    node = str((pod.get("spec") or {}).get("nodeName") or "?")
+    for c in _conditions(pod):
+        if c.get("type") == DISRUPTION_TARGET and c.get("status") == "True":
+            reason = str(c.get("reason") or "")
+            done = _DONE_BY.get(reason, "disrupted on node {node}").format(node=node)
+            return PodFault(True, f"pod {name} {done} ({DISRUPTION_TARGET}: {reason or 'no reason given'})")
+    if meta.get("deletionTimestamp"):
+        return None  # stopped because it was being deleted: what deleted it is the cause
+    status = pod.get("status") or {}
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        ended = ((cs or {}).get("state") or {}).get("terminated") or {}
+        code = ended.get("exitCode")
+        if code:
+            why = f" ({ended['reason']})" if ended.get("reason") else ""
+            return PodFault(False, f"pod {name} on node {node}: container {cs.get('name')} exited with code "
+                                   f"{code}{why}")
+    if status.get("phase") == "Failed":
+        why = ": ".join(str(s) for s in (status.get("reason"), status.get("message")) if s)
+        return PodFault(False, f"pod {name} on node {node} failed{': ' + why if why else ''}")
+    return None
+
+
+def disrupted_job(job: Mapping[str, Any]) -> str:
+    """The Job controller's words when a Job's own podFailurePolicy failed it for a disrupted pod ("Pod
+    ns/name has condition DisruptionTarget matching FailJob rule at index 0"), else ""."""
+    for c in _conditions(job):
+        if c.get("type") in ("Failed", "FailureTarget") and c.get("status") == "True" \
+                and c.get("reason") == "PodFailurePolicy" and DISRUPTION_TARGET in str(c.get("message") or ""):
+            return str(c.get("message"))
+    return ""
+
+
+__all__ = ["DISRUPTION_TARGET", "PodFault", "disrupted_job", "pod_fault"]
