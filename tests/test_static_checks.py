@@ -39,3 +39,21 @@ def test_every_test_module_has_a_name_of_its_own() -> None:
     for path in sorted((ROOT / "tests").rglob("test_*.py")):
         seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
     assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
+
+
+def test_the_charts_run_the_image_of_this_version() -> None:
+    """A chart's image tag defaults to its appVersion. It stayed 0.1.0 while the code moved on: `helm upgrade`
+    then ran the old image (IfNotPresent, cached on the nodes) with the new chart's flags, and the federator and
+    every agent crash-looped on `unrecognized arguments` (outside operator QA). The package, `--version`,
+    federator_build_info and both charts' appVersion are one number."""
+    import tomllib
+
+    import yaml
+
+    from federator import __version__
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert __version__ == version
+    for chart in ("federator", "federator-agent"):
+        meta = yaml.safe_load((ROOT / "deploy" / "helm" / chart / "Chart.yaml").read_text())
+        assert meta["appVersion"] == version, f"deploy/helm/{chart}/Chart.yaml appVersion"

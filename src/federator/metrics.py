@@ -328,7 +328,8 @@ class Metrics:
             "federator_store_write_errors_total",
             "Job writes the store did not take, by reason: forbidden (401/403: the federator's RBAC), invalid "
             "(400/422: e.g. an old FederatedJob CRD), conflict (409: a FederatedJob that is not the job's holds "
-            "its name), unavailable (no answer, 429, 5xx), other. Kubernetes mode.", ["reason"], registry=r)
+            "its name), unavailable (no answer, 429, 5xx; SQLite: a full disk, an I/O error), other.", ["reason"],
+            registry=r)
         for reason in WriteFailure:  # each from 0: rate() sees the first error
             self.store_write_errors.labels(reason.value)
         # Lost members dropped from the registry (server/leases.py): --forget-lost-after, or kubectl delete mc.
@@ -380,7 +381,7 @@ class Metrics:
     def watch_store(self, queued: Callable[[], int], lazy: Callable[[], int],
                     unwritten: Callable[[], Mapping[str, int]] = dict) -> None:
         """The job store's write queue: a queue that keeps growing means the disk is slower than the work.
-        `unwritten`: jobs whose newest state the store holds for a retry, by reason (Kubernetes mode)."""
+        `unwritten`: jobs whose newest state the store holds for a retry, by reason."""
         writes = Gauge("federator_store_queued_jobs", "Job writes waiting for the store, by kind: durable "
                        "(a reply waits for it) or lazy (pending reasons, written when nothing else waits).",
                        ["kind"], registry=self.registry)
@@ -388,8 +389,9 @@ class Metrics:
         writes.labels("lazy").set_function(lazy)
         held = Gauge("federator_store_unwritten_jobs", "Jobs whose newest state the store has not written and "
                      "retries, backing off (not durable, not shown by kubectl get fj), by the reason of the last "
-                     "failure (see federator_store_write_errors_total). Kubernetes mode.", ["reason"],
-                     registry=self.registry)
+                     "failure (see federator_store_write_errors_total). Kubernetes mode: statuses the host did "
+                     "not take; SQLite mode: a cycle's placements and agents' updates the disk did not take "
+                     "(unavailable).", ["reason"], registry=self.registry)
         for reason in WriteFailure:  # every reason, so that a 0 is a sample an alert's absence can rely on
             held.labels(reason.value).set_function(_reading(unwritten, reason.value))
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from test_jobfile import GOOD  # type: ignore[import-not-found]
 
@@ -151,3 +152,26 @@ def test_watch_outlives_a_federator_restart_and_gives_up_on_one_that_stays_away(
     assert lines[-1] == f"error: the federator at {fed.grpc_target} went away and did not come back in 4 s", lines
 
 
+
+
+class _Refused(grpc.RpcError):
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return self.detail
+
+
+def test_a_federator_that_answers_unavailable_is_not_called_silent() -> None:
+    """Outside operator QA: with the federator's disk full, each Submit was answered UNAVAILABLE ("job store:
+    database or disk is full"), and the CLI said "no answer from ...", which sent them to the network."""
+    from federator.cli.client import NoAnswer
+
+    full = NoAnswer("fed:7070", 15, 8, _Refused("job store: database or disk is full; the job was not accepted"))
+    assert str(full).startswith("fed:7070 answered UNAVAILABLE for 15 s (8 tries; last: job store: database")
+    assert "nothing was stored" in str(full)
+    gone = NoAnswer("fed:7070", 15, 8, _Refused("failed to connect to all addresses; last error: Connection refused"))
+    assert str(gone).startswith("no answer from fed:7070 in 15 s")

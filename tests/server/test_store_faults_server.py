@@ -234,3 +234,38 @@ def test_an_agents_word_that_a_job_ended_is_stored_once_the_disk_has_room_not_lo
 
     asyncio.run(scenario())
     assert _on_disk(fed, db) == {"a": JobPhase.SUCCEEDED}
+
+
+def test_a_full_disk_shows_in_the_store_metrics_the_alert_reads(tmp_path: Path) -> None:
+    """Outside operator QA: with the disk full a cycle's placements waited in memory, unsent, while
+    federator_store_unwritten_jobs and federator_store_write_errors_total said 0 (fed by the Kubernetes store
+    only): scheduling stopped and nothing fired for four hours."""
+    from prometheus_client import generate_latest
+
+    from federator.metrics import Metrics
+    from federator.server import store_health
+
+    db = tmp_path / "f.db"
+    store = SqliteJobStore(db)
+    metrics = Metrics()
+    fed = Federator(store=store, metrics=metrics)
+    disk = FullDisk(store)
+    fed.journal.on_error = store_health.count_errors(metrics)
+    metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy, unwritten=store_health.unwritten(fed))
+    fed.submit(spec("a"))
+    rec = _join(fed)
+
+    def scrape() -> str:
+        return generate_latest(metrics.registry).decode()
+
+    assert 'federator_store_unwritten_jobs{reason="unavailable"} 0.0' in scrape()
+    disk.full = True
+    with pytest.raises(StoreUnavailable):
+        fed.schedule_once()
+    said = scrape()
+    assert 'federator_store_unwritten_jobs{reason="unavailable"} 1.0' in said
+    assert 'federator_store_write_errors_total{reason="unavailable"} 1.0' in said
+    disk.full = False
+    fed.schedule_once()  # the waiting cycle is stored, its orders sent
+    assert 'federator_store_unwritten_jobs{reason="unavailable"} 0.0' in scrape()
+    assert [type(o).__name__ for o in _drain(rec)] == ["LaunchOrder"]

@@ -1,4 +1,4 @@
-"""The `federator` command line: serve, agent, demo, submit, get, cancel, watch, usage, certs, sim.
+"""The `federator` command line: serve, agent, demo, submit, get, cancel, watch, usage, certs, sim, backup.
 
 Each command group lives in a module of its own with a `register` function
 that adds its sub-commands; `main` only wires them together.
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from federator import __version__  # noqa: E402
-from federator.cli import agent, certs, client, demo, serve, sim, usage  # noqa: E402
+from federator.cli import agent, backup, certs, client, demo, serve, sim, usage  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,14 +25,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"federator {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, agent, client, usage, demo, certs, sim):
+    for module in (serve, agent, client, usage, demo, certs, sim, backup):
         module.register(sub)
     return parser
 
 
+def _parsed(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments, with `get`'s optional name also taken after the flags (`get jobs --server X NAME`):
+    argparse fills an optional positional at its first chance, empty when a flag follows `jobs`, and then
+    refused the name as an unrecognized argument, which `cancel` (a required positional) took."""
+    args, extra = parser.parse_known_args(argv)
+    if (extra and getattr(args, "command", "") == "get" and getattr(args, "name", "") is None and len(extra) == 1
+            and not extra[0].startswith("-")):
+        args.name = extra[0]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parsed(parser, argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

@@ -292,7 +292,12 @@ class NoAnswer(grpc.RpcError):
 
     def __init__(self, server: str, seconds: float, tries: int, last: grpc.RpcError) -> None:
         detail = last.details() if hasattr(last, "details") else str(last)
-        super().__init__(f"no answer from {server} in {seconds:.0f} s ({tries} tries; last: {detail})")
+        if _from_transport(detail):
+            said = f"no answer from {server} in {seconds:.0f} s ({tries} tries; last: {detail})"
+        else:  # the federator answered, every time, that it cannot take it now: "no answer" sent users to the network
+            said = (f"{server} answered UNAVAILABLE for {seconds:.0f} s ({tries} tries; last: {detail}); "
+                    "nothing was stored: submit again later")
+        super().__init__(said)
         self.server = server
         self.last = last
 
@@ -301,6 +306,18 @@ class NoAnswer(grpc.RpcError):
 
     def details(self) -> str:
         return self.last.details()  # type: ignore[attr-defined,no-any-return]
+
+
+_TRANSPORT_WORDS = ("failed to connect", "connection refused", "socket closed", "connection reset", "dns resolution",
+                    "deadline exceeded", "goaway", "broken pipe", "handshake", "connect failed", "no such host",
+                    "endpoint is draining", "stream removed")
+
+
+def _from_transport(detail: str) -> bool:
+    """Whether an UNAVAILABLE came from the transport (no server, a dropped connection), not the federator's own
+    words (a full disk: "job store: database or disk is full")."""
+    lowered = detail.lower()
+    return not detail or any(word in lowered for word in _TRANSPORT_WORDS)
 
 
 def submit_requests(specs: list[JobSpec], *, run_again: bool = False) -> list[jobs_pb2.SubmitRequest]:

@@ -31,6 +31,7 @@ from federator.security.serving_reload import ServingFiles
 from federator.security.tls import ServedTls, TlsError, TlsFiles
 from federator.security.trust import PROVIDER_LABEL, Trust, TrustError
 from federator.security.trust_reload import TrustFile
+from federator.server import store_health
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
@@ -265,9 +266,11 @@ async def serve(opts: ServeOptions) -> None:
     clusters = fed.clusters
     attach(fed, meter)
     metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy,
-                        unwritten=kube.store.unwritten if kube else dict)
+                        unwritten=kube.store.unwritten if kube else store_health.unwritten(fed))
     if kube:
         kube.store.on_write_error = lambda reason: metrics.store_write_errors.labels(reason.value).inc()
+    else:
+        fed.journal.on_error = store_health.count_errors(metrics)
     metrics.state_loop = asyncio.get_running_loop()  # scrapes read the federator's state on its loop
     metrics.leader.set(1)
     # The jobs just loaded live as long as the process: keep them out of the cyclic GC's full collections,

@@ -32,7 +32,7 @@ import itertools
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
@@ -114,6 +114,8 @@ class GroupCommit:
         self._owed_failing = False  # the last `pay` write failed: not logged again until one works
         self.batches = 0  # transactions committed: the number of fsyncs, for benchmarks and tests
         self.jobs_written = 0
+        # Told of every write the store refused (a full disk), on the writing thread: the metric of them.
+        self.on_error: Callable[[BaseException], None] | None = None
 
     @property
     def queued(self) -> int:
@@ -331,7 +333,12 @@ class GroupCommit:
     def _put(self, jobs: list[Job]) -> None:
         if not jobs:
             return
-        self.store.put(jobs)
+        try:
+            self.store.put(jobs)
+        except Exception as exc:
+            if self.on_error is not None:
+                self.on_error(exc)
+            raise
         self._owed_failing = False  # the store takes writes: the next outage is said again
         self.batches += 1
         self.jobs_written += len(jobs)

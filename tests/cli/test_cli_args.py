@@ -1,0 +1,24 @@
+"""The command line takes `get`'s job name before or after the flags, as `cancel` does."""
+
+from __future__ import annotations
+
+import pytest
+
+from federator.cli import _parsed, build_parser
+
+
+@pytest.mark.parametrize("argv", [
+    ["get", "jobs", "myjob", "--insecure", "--server", "h:1"],
+    ["get", "jobs", "--insecure", "--server", "h:1", "myjob"],  # refused: "unrecognized arguments: myjob"
+    ["get", "jobs", "--server", "h:1", "myjob", "-o", "wide"],
+])
+def test_get_takes_the_name_before_or_after_the_flags(argv: list[str]) -> None:
+    args = _parsed(build_parser(), argv)
+    assert (args.what, args.name, args.server) == ("jobs", "myjob", "h:1")
+
+
+@pytest.mark.parametrize("argv", [["get", "jobs", "--server", "h:1", "a", "b"], ["get", "jobs", "--bogus"],
+                                  ["cancel", "x", "y"]])
+def test_anything_else_left_over_is_still_an_error(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parsed(build_parser(), argv)
