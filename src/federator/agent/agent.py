@@ -41,6 +41,7 @@ from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Term
 from federator.agent.metrics import AgentMetrics
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
+from federator.keepalive import AGENT_KEEPALIVE
 from federator.model import JobPhase
 from federator.readyfile import write_ready_file
 from federator.security.tls import FRESH_CONNECTION, TlsFiles, dial_hint
@@ -50,9 +51,9 @@ OUTBOX_LIMIT = 10_000
 """Phase updates queued for the federator at most; past that the stream is reset and re-synced."""
 ORDERS_AT_ONCE = 16  # launches and cancels carried out at once (each placement's in order: Agent._in_order)
 _Order = agent_pb2.Launch | agent_pb2.Cancel
-KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000),
-             ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0)]
-"""Transport-level liveness; the application-level one (no message for a lease) usually notices first."""
+KEEPALIVE = AGENT_KEEPALIVE
+"""Transport-level liveness (federator/keepalive.py, with the server's policy that accepts it); the
+application-level one (no message for a lease) usually notices first."""
 CHANNEL_OPTIONS = KEEPALIVE + FRESH_CONNECTION
 WELCOME_TIMEOUT = 10.0
 """A stream that has not been welcomed this long after it was opened is given up (a silent link at connect)."""
