@@ -36,6 +36,7 @@ import grpc
 from federator import __version__
 from federator.agent.backend import Backend
 from federator.agent.backoff import Backoff
+from federator.agent.certificates import CertificateCheck
 from federator.agent.endpoint import Endpoint
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
 from federator.agent.metrics import AgentMetrics
@@ -44,7 +45,7 @@ from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.keepalive import AGENT_KEEPALIVE
 from federator.model import JobPhase
 from federator.readyfile import write_ready_file
-from federator.security.tls import FRESH_CONNECTION, TlsFiles, dial_hint
+from federator.security.tls import FRESH_CONNECTION, TlsError, TlsFiles, dial_hint
 
 log = logging.getLogger("federator.agent")
 OUTBOX_LIMIT = 10_000
@@ -58,6 +59,9 @@ CHANNEL_OPTIONS = KEEPALIVE + FRESH_CONNECTION
 WELCOME_TIMEOUT = 10.0
 """A stream that has not been welcomed this long after it was opened is given up (a silent link at connect)."""
 TICK = 0.25
+CERTIFICATE_CHECK_TICKS = 2400
+"""Every 10 minutes (in ticks) the TLS files' dates are read again, so the expiry metric follows a renewal made
+while the stream is up (they are read after every failed connection too)."""
 ENDED_KEPT_SECONDS = 120.0
 """How long a re-sync repeats the final phase of a placement the cluster no longer holds, until a Welcome gives
 lost_after_seconds (the federator's default): by then the federator has re-placed it anyway."""
@@ -114,6 +118,9 @@ class Agent:
         self._ending: asyncio.Future[str] | None = None  # set to end the current stream from this side
         self.metrics = AgentMetrics(cluster=config.cluster, region=config.region)
         self.endpoint: Endpoint | None = None
+        self.certificates = CertificateCheck(
+            config.tls, cluster=config.cluster, provider=config.labels.get("federator.io/provider", ""),
+            on_dates=self.metrics.certificate_expires) if config.tls is not None else None
 
     async def run(self) -> None:
         # The endpoint first: liveness holds while the backend starts and the federator is away.
@@ -121,6 +128,8 @@ class Agent:
             self.endpoint = Endpoint(self.metrics, self.config.metrics_listen)
             log.info("agent metrics on %s/metrics (probes /healthz, /readyz)", self.endpoint.url)
             self._write_ready_file(self.endpoint)
+        if self.certificates is not None:
+            self.certificates.at_start()  # an expired file is said now, not as "Socket closed" at every retry
         loop = asyncio.get_running_loop()
         ticker = loop.create_task(self._tick_loop())
         try:
@@ -149,6 +158,8 @@ class Agent:
             n += 1
             if n % 4 == 0:
                 self.metrics.tick(self.backend.placements())
+            if n % CERTIFICATE_CHECK_TICKS == 0 and self.certificates is not None:
+                self.certificates.check()
             jump = self.contact.tick()
             if jump > PAUSE_SECONDS:
                 away = self.contact.clock() - self._last_contact
@@ -199,14 +210,16 @@ class Agent:
             try:
                 await self._session()
                 why = "the federator closed the stream"
-            except (grpc.aio.AioRpcError, StreamEnded, OSError) as exc:
-                why = _why(exc)
+            except (grpc.aio.AioRpcError, StreamEnded, OSError, TlsError) as exc:
+                why = _why(exc)  # TlsError: files swapped under the agent (a renewal half done): retried
             if self._fatal is not None:
                 raise self._fatal
             if self.sessions > welcomed:
                 backoff.reset()  # that session worked: the federator is back, come back fast next time too
             delay = backoff.next()
             hint = dial_hint(why, self.config.target, tls=self.config.tls is not None)
+            if self.sessions == welcomed and self.certificates is not None and self.certificates.check():
+                hint = "the agent's TLS files are outside their dates (the ERROR above says which and what to do)"
             log.warning("stream to %s lost (%s); reconnecting in %.2fs (attempt %d)%s", self.config.target, why,
                         delay, backoff.attempt, f"; hint: {hint}" if hint else "")
             await asyncio.sleep(delay)
