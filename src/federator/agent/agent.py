@@ -56,6 +56,10 @@ KEEPALIVE = AGENT_KEEPALIVE
 """Transport-level liveness (federator/keepalive.py, with the server's policy that accepts it); the
 application-level one (no message for a lease) usually notices first."""
 CHANNEL_OPTIONS = KEEPALIVE + FRESH_CONNECTION
+REFUSED_BACKOFF = {"initial": 5.0, "factor": 2.0, "maximum": 300.0, "fast_window": 0.0}
+"""The back-off after the federator refused this agent (PERMISSION_DENIED: revoked, untrusted, not its identity):
+that does not change by retrying, so the agent retries slowly, up to every 5 minutes, to take a lifted refusal
+or a renewed certificate without a restart."""
 WELCOME_TIMEOUT = 10.0
 """A stream that has not been welcomed this long after it was opened is given up (a silent link at connect)."""
 TICK = 0.25
@@ -118,6 +122,7 @@ class Agent:
         self._ending: asyncio.Future[str] | None = None  # set to end the current stream from this side
         self.metrics = AgentMetrics(cluster=config.cluster, region=config.region)
         self.endpoint: Endpoint | None = None
+        self.reconnect_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # a test's fake clock
         self.certificates = CertificateCheck(
             config.tls, cluster=config.cluster, provider=config.labels.get("federator.io/provider", ""),
             on_dates=self.metrics.certificate_expires) if config.tls is not None else None
@@ -205,24 +210,48 @@ class Agent:
 
     async def _connect_forever(self) -> None:
         backoff = Backoff(maximum=self.config.max_backoff)
+        refusals = Backoff(**REFUSED_BACKOFF)  # type: ignore[arg-type]
+        refused = ""  # the federator's refusal, as last logged at WARNING
         while True:
             welcomed = self.sessions
+            denied = False
             try:
                 await self._session()
                 why = "the federator closed the stream"
             except (grpc.aio.AioRpcError, StreamEnded, OSError, TlsError) as exc:
                 why = _why(exc)  # TlsError: files swapped under the agent (a renewal half done): retried
+                denied = isinstance(exc, grpc.aio.AioRpcError) and exc.code() is grpc.StatusCode.PERMISSION_DENIED
             if self._fatal is not None:
                 raise self._fatal
             if self.sessions > welcomed:
                 backoff.reset()  # that session worked: the federator is back, come back fast next time too
+            if denied:
+                await self._refused(why, refusals, first=why != refused)
+                refused = why
+                continue
+            refused = ""
+            refusals.reset()
             delay = backoff.next()
             hint = dial_hint(why, self.config.target, tls=self.config.tls is not None)
             if self.sessions == welcomed and self.certificates is not None and self.certificates.check():
                 hint = "the agent's TLS files are outside their dates (the ERROR above says which and what to do)"
             log.warning("stream to %s lost (%s); reconnecting in %.2fs (attempt %d)%s", self.config.target, why,
                         delay, backoff.attempt, f"; hint: {hint}" if hint else "")
-            await asyncio.sleep(delay)
+            await self.reconnect_sleep(delay)
+
+    async def _refused(self, why: str, refusals: Backoff, *, first: bool) -> None:
+        """The federator refused this agent: say why at WARNING when the reason changes (DEBUG at each retry
+        after), and wait longer and longer (REFUSED_BACKOFF). A revoked agent used to retry once a second, then
+        every few seconds, for ever, with a WARNING on both sides each time."""
+        delay = refusals.next()
+        if first:
+            log.warning("the federator at %s refuses this agent (%s); retrying in %.0fs and less and less often, up "
+                        "to every %gs; this is said again only if the reason changes", self.config.target, why, delay,
+                        refusals.maximum)
+        else:
+            log.debug("still refused by the federator (%s); retrying in %.0fs (attempt %d)", why, delay,
+                      refusals.attempt)
+        await self.reconnect_sleep(delay)
 
     def _queue(self, msg: agent_pb2.AgentMessage) -> None:
         try:
