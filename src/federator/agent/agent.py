@@ -225,12 +225,12 @@ class Agent:
                 raise self._fatal
             if self.sessions > welcomed:
                 backoff.reset()  # that session worked: the federator is back, come back fast next time too
+                refusals.reset()  # and it admitted this agent: a refusal after this is news
+                refused = ""
             if denied:
                 await self._refused(why, refusals, first=why != refused)
                 refused = why
                 continue
-            refused = ""
-            refusals.reset()
             delay = backoff.next()
             hint = dial_hint(why, self.config.target, tls=self.config.tls is not None)
             if self.sessions == welcomed and self.certificates is not None and self.certificates.check():
@@ -292,6 +292,11 @@ class Agent:
 
     async def _outgoing(self) -> AsyncIterator[agent_pb2.AgentMessage]:
         yield self._sent(self._hello())
+        # Nothing more until the federator has taken the Hello: a federator that refuses this agent ends the call
+        # after reading it, and a write racing that end made gRPC report the call as "INTERNAL: Internal error
+        # from Core" instead of the federator's PERMISSION_DENIED and its reason (so the agent neither said why
+        # nor backed off as a refused agent does).
+        await self.connected.wait()
         # Re-sync: every placement this cluster holds, then the report that closes the re-sync.
         held = self.backend.placements()
         self._messages = {pid: m for pid, m in self._messages.items() if pid in held}
