@@ -110,3 +110,66 @@ def test_a_providers_regions_are_written_and_kept_when_it_is_added_again(tmp_pat
     assert certs.trust.read_text() == before
     out = federator("certs", "provider", "--dir", str(d), "--name", "globex", "--clusters", "gx-*")
     assert out.returncode == 0 and "in any region" in out.stdout
+
+
+def test_issue_server_renews_the_federators_certificate_under_the_same_ca_keeping_its_names(tmp_path: Path) -> None:
+    from federator.security.pki import CertsDir, identity_of, load_cert, server_names_of
+    from federator.security.tls import server_files
+
+    d = tmp_path / "certs"
+    assert federator("certs", "init", "--dir", str(d), "--server-name", "fed.example.org").returncode == 0
+    ca, old = (d / "ca.crt").read_bytes(), load_cert(d / "server.crt")
+    out = federator("certs", "issue", "--dir", str(d), "--server", "--days", "30")
+    assert out.returncode == 0, out.stderr
+    assert "server.crt" in out.stdout and "SIGHUP" in out.stdout
+    new = load_cert(d / "server.crt")
+    assert (d / "ca.crt").read_bytes() == ca  # the CA, and every agent's and user's certificate, stay
+    assert new.serial_number != old.serial_number
+    assert server_names_of(new) == ("localhost", "127.0.0.1", "fed.example.org")
+    assert str(identity_of(new)) == "server federator"
+    assert 29 <= (new.not_valid_after_utc - new.not_valid_before_utc).days <= 30
+    server_files(CertsDir(d)).read()  # a pair, chained to the CA: what the federator's reload accepts
+    assert oct((d / "server.key").stat().st_mode & 0o777) == "0o600"
+    assert sorted(p.name for p in d.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+
+    named = federator("certs", "issue", "--dir", str(d), "--server", "--host", "fed-2.example.org")
+    assert named.returncode == 0, named.stderr
+    assert server_names_of(load_cert(d / "server.crt")) == ("localhost", "127.0.0.1", "fed-2.example.org")
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--server", "--host", "not a host"],
+     "federator certs issue: --host: must be a DNS name or an IP address, got 'not a host'"),
+    (["--cluster", "east-1", "--host", "fed.example.org"],
+     "federator certs issue: --host: names the federator's certificate; it goes with --server"),
+    (["--server", "--provider", "acme"], "federator certs issue: --provider: not for the federator's certificate"),
+], ids=["bad-host", "host-without-server", "server-with-provider"])
+def test_issue_server_refuses_what_does_not_fit_naming_the_flag(tmp_path: Path, args: list[str], said: str) -> None:
+    d = str(tmp_path / "certs")
+    assert federator("certs", "init", "--dir", d).returncode == 0
+    before = (tmp_path / "certs" / "server.crt").read_bytes()
+    out = federator("certs", "issue", "--dir", d, *args)
+    assert out.returncode != 0 and said in out.stderr, out.stderr
+    assert (tmp_path / "certs" / "server.crt").read_bytes() == before
+
+
+def test_a_renewal_replaces_each_file_whole_the_key_before_the_certificate(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The running federator polls these files: it must see the old file or the new one, never a half-written
+    one, and once the new certificate is there its key must be too."""
+    from federator.security import pki
+
+    certs = pki.CertsDir(tmp_path / "certs")
+    pki.init_ca(certs)
+    old = {p.name: p.read_bytes() for p in (certs.server_key, certs.server_cert)}
+    replaced: list[tuple[str, bool]] = []
+    real_replace = os.replace
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        target = Path(dst)
+        replaced.append((target.name, target.read_bytes() == old.get(target.name)))  # untouched until now
+        real_replace(src, dst)
+
+    monkeypatch.setattr(pki.os, "replace", replace)
+    pki.issue(certs, pki.Identity(pki.IdentityKind.SERVER, "federator"), server_names=("localhost",))
+    assert replaced == [("server.key", True), ("server.crt", True)]

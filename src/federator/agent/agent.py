@@ -36,27 +36,36 @@ import grpc
 from federator import __version__
 from federator.agent.backend import Backend
 from federator.agent.backoff import Backoff
+from federator.agent.certificates import CertificateCheck
 from federator.agent.endpoint import Endpoint
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
 from federator.agent.metrics import AgentMetrics
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
+from federator.keepalive import AGENT_KEEPALIVE
 from federator.model import JobPhase
 from federator.readyfile import write_ready_file
-from federator.security.tls import FRESH_CONNECTION, TlsFiles, dial_hint
+from federator.security.tls import FRESH_CONNECTION, TlsError, TlsFiles, dial_hint
 
 log = logging.getLogger("federator.agent")
 OUTBOX_LIMIT = 10_000
 """Phase updates queued for the federator at most; past that the stream is reset and re-synced."""
 ORDERS_AT_ONCE = 16  # launches and cancels carried out at once (each placement's in order: Agent._in_order)
 _Order = agent_pb2.Launch | agent_pb2.Cancel
-KEEPALIVE = [("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000),
-             ("grpc.keepalive_permit_without_calls", 1), ("grpc.http2.max_pings_without_data", 0)]
-"""Transport-level liveness; the application-level one (no message for a lease) usually notices first."""
+KEEPALIVE = AGENT_KEEPALIVE
+"""Transport-level liveness (federator/keepalive.py, with the server's policy that accepts it); the
+application-level one (no message for a lease) usually notices first."""
 CHANNEL_OPTIONS = KEEPALIVE + FRESH_CONNECTION
+REFUSED_BACKOFF = {"initial": 5.0, "factor": 2.0, "maximum": 300.0, "fast_window": 0.0}
+"""The back-off after the federator refused this agent (PERMISSION_DENIED: revoked, untrusted, not its identity):
+that does not change by retrying, so the agent retries slowly, up to every 5 minutes, to take a lifted refusal
+or a renewed certificate without a restart."""
 WELCOME_TIMEOUT = 10.0
 """A stream that has not been welcomed this long after it was opened is given up (a silent link at connect)."""
 TICK = 0.25
+CERTIFICATE_CHECK_TICKS = 2400
+"""Every 10 minutes (in ticks) the TLS files' dates are read again, so the expiry metric follows a renewal made
+while the stream is up (they are read after every failed connection too)."""
 ENDED_KEPT_SECONDS = 120.0
 """How long a re-sync repeats the final phase of a placement the cluster no longer holds, until a Welcome gives
 lost_after_seconds (the federator's default): by then the federator has re-placed it anyway."""
@@ -113,6 +122,10 @@ class Agent:
         self._ending: asyncio.Future[str] | None = None  # set to end the current stream from this side
         self.metrics = AgentMetrics(cluster=config.cluster, region=config.region)
         self.endpoint: Endpoint | None = None
+        self.reconnect_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # a test's fake clock
+        self.certificates = CertificateCheck(
+            config.tls, cluster=config.cluster, provider=config.labels.get("federator.io/provider", ""),
+            on_dates=self.metrics.certificate_expires) if config.tls is not None else None
 
     async def run(self) -> None:
         # The endpoint first: liveness holds while the backend starts and the federator is away.
@@ -120,6 +133,8 @@ class Agent:
             self.endpoint = Endpoint(self.metrics, self.config.metrics_listen)
             log.info("agent metrics on %s/metrics (probes /healthz, /readyz)", self.endpoint.url)
             self._write_ready_file(self.endpoint)
+        if self.certificates is not None:
+            self.certificates.at_start()  # an expired file is said now, not as "Socket closed" at every retry
         loop = asyncio.get_running_loop()
         ticker = loop.create_task(self._tick_loop())
         try:
@@ -148,6 +163,8 @@ class Agent:
             n += 1
             if n % 4 == 0:
                 self.metrics.tick(self.backend.placements())
+            if n % CERTIFICATE_CHECK_TICKS == 0 and self.certificates is not None:
+                self.certificates.check()
             jump = self.contact.tick()
             if jump > PAUSE_SECONDS:
                 away = self.contact.clock() - self._last_contact
@@ -193,22 +210,48 @@ class Agent:
 
     async def _connect_forever(self) -> None:
         backoff = Backoff(maximum=self.config.max_backoff)
+        refusals = Backoff(**REFUSED_BACKOFF)  # type: ignore[arg-type]
+        refused = ""  # the federator's refusal, as last logged at WARNING
         while True:
             welcomed = self.sessions
+            denied = False
             try:
                 await self._session()
                 why = "the federator closed the stream"
-            except (grpc.aio.AioRpcError, StreamEnded, OSError) as exc:
-                why = _why(exc)
+            except (grpc.aio.AioRpcError, StreamEnded, OSError, TlsError) as exc:
+                why = _why(exc)  # TlsError: files swapped under the agent (a renewal half done): retried
+                denied = isinstance(exc, grpc.aio.AioRpcError) and exc.code() is grpc.StatusCode.PERMISSION_DENIED
             if self._fatal is not None:
                 raise self._fatal
             if self.sessions > welcomed:
                 backoff.reset()  # that session worked: the federator is back, come back fast next time too
+                refusals.reset()  # and it admitted this agent: a refusal after this is news
+                refused = ""
+            if denied:
+                await self._refused(why, refusals, first=why != refused)
+                refused = why
+                continue
             delay = backoff.next()
             hint = dial_hint(why, self.config.target, tls=self.config.tls is not None)
+            if self.sessions == welcomed and self.certificates is not None and self.certificates.check():
+                hint = "the agent's TLS files are outside their dates (the ERROR above says which and what to do)"
             log.warning("stream to %s lost (%s); reconnecting in %.2fs (attempt %d)%s", self.config.target, why,
                         delay, backoff.attempt, f"; hint: {hint}" if hint else "")
-            await asyncio.sleep(delay)
+            await self.reconnect_sleep(delay)
+
+    async def _refused(self, why: str, refusals: Backoff, *, first: bool) -> None:
+        """The federator refused this agent: say why at WARNING when the reason changes (DEBUG at each retry
+        after), and wait longer and longer (REFUSED_BACKOFF). A revoked agent used to retry once a second, then
+        every few seconds, for ever, with a WARNING on both sides each time."""
+        delay = refusals.next()
+        if first:
+            log.warning("the federator at %s refuses this agent (%s); retrying in %.0fs and less and less often, up "
+                        "to every %gs; this is said again only if the reason changes", self.config.target, why, delay,
+                        refusals.maximum)
+        else:
+            log.debug("still refused by the federator (%s); retrying in %.0fs (attempt %d)", why, delay,
+                      refusals.attempt)
+        await self.reconnect_sleep(delay)
 
     def _queue(self, msg: agent_pb2.AgentMessage) -> None:
         try:
@@ -249,6 +292,11 @@ class Agent:
 
     async def _outgoing(self) -> AsyncIterator[agent_pb2.AgentMessage]:
         yield self._sent(self._hello())
+        # Nothing more until the federator has taken the Hello: a federator that refuses this agent ends the call
+        # after reading it, and a write racing that end made gRPC report the call as "INTERNAL: Internal error
+        # from Core" instead of the federator's PERMISSION_DENIED and its reason (so the agent neither said why
+        # nor backed off as a refused agent does).
+        await self.connected.wait()
         # Re-sync: every placement this cluster holds, then the report that closes the re-sync.
         held = self.backend.placements()
         self._messages = {pid: m for pid, m in self._messages.items() if pid in held}

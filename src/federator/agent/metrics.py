@@ -9,9 +9,11 @@ backend. They are served on the agent's own endpoint
 Names follow the federator's rules: a `federator_agent_` prefix, base units,
 `_total` on counters. An agent serves one cluster, so the scrape target
 already says which; only `federator_agent_info` and `federator_agent_connected`
-carry a `cluster` label, so that an alert or a dashboard legend can name the
+and `federator_agent_certificate_expiration_timestamp_seconds` carry a
+`cluster` label, so that an alert or a dashboard legend can name the
 cluster without a join. Every other label is bounded: `phase` (a JobPhase),
-`result` (ok, refused, failed), `origin` (federator, fence).
+`result` (ok, refused, failed), `origin` (federator, fence), `certificate`
+(agent, ca).
 
 | metric | type | meaning |
 | --- | --- | --- |
@@ -25,6 +27,7 @@ cluster without a join. Every other label is bounded: `phase` (a JobPhase),
 | federator_agent_launch_duration_seconds | histogram | time the backend took to launch |
 | federator_agent_cancels_total{origin} | counter | cancels run: ordered by the federator, or by self-fencing |
 | federator_agent_self_fences_total | counter | times the agent stopped its placements after --fence-after cut off |
+| federator_agent_certificate_expiration_timestamp_seconds{cluster,certificate} | gauge | notAfter of --cert, --ca |
 
 State gauges (age, placements) are read at scrape time from values the agent's
 event loop refreshes, never from the backend directly: a scrape runs on the
@@ -87,6 +90,10 @@ class AgentMetrics:
         self.self_fences = Counter("federator_agent_self_fences_total",
                                    "Times the agent stopped its placements after --fence-after without the "
                                    "federator.", registry=r)
+        self._cert_expiry = Gauge("federator_agent_certificate_expiration_timestamp_seconds",
+                                  "When the agent's TLS files expire (notAfter, Unix seconds) as last read: its "
+                                  "own certificate (certificate=agent, --cert) and the federation's CA (ca, --ca).",
+                                  ["cluster", "certificate"], registry=r)
         # State the event loop refreshes and the scrape thread reads (plain attribute writes: atomic).
         now = clock()
         self._last_send = now
@@ -123,6 +130,10 @@ class AgentMetrics:
 
     def cancelled(self, origin: str) -> None:
         self.cancels.labels(origin).inc()
+
+    def certificate_expires(self, certificate: str, not_after: float) -> None:
+        """`certificate` (agent: --cert, ca: --ca) expires at `not_after`, as its file says now."""
+        self._cert_expiry.labels(self.cluster, certificate).set(not_after)
 
     def tick(self, placements: Mapping[str, JobPhase]) -> None:
         """The event loop is alive; refresh the placements-by-phase snapshot."""

@@ -34,11 +34,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     i.add_argument("--force", action="store_true", help="replace an existing CA (every certificate must be re-issued)")
     i.set_defaults(func=_init)
 
-    s = csub.add_parser("issue", help="issue a certificate for a member cluster's agent or a user")
+    s = csub.add_parser("issue", help="issue a certificate for a member cluster's agent or a user, or renew the "
+                                      "federator's own")
     s.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="certificates folder (default %(default)s)")
     who = s.add_mutually_exclusive_group(required=True)
     who.add_argument("--cluster", help="member cluster name (its agent's identity)")
     who.add_argument("--user", help="user name (for submit/get/cancel/watch)")
+    who.add_argument("--server", action="store_true",
+                     help="renew the federator's serving certificate and key (server.crt, server.key) under the "
+                          "existing CA; a running federator serves them from the next handshake once it looks "
+                          "(--trust-poll-seconds, or at once on SIGHUP)")
+    s.add_argument("--host", "--server-name", dest="hosts", action="append", default=[], metavar="HOST",
+                   help="with --server: a DNS name or IP clients use to reach the federator (repeatable; localhost "
+                        "and 127.0.0.1 are always included); default: the names of the certificate it renews")
     s.add_argument("--provider", metavar="NAME",
                    help="sign a cluster certificate with this provider's CA (providers/NAME/; see certs provider)")
     s.add_argument("--group", action="append", default=[], metavar="GROUP",
@@ -95,6 +103,12 @@ def _init(args: argparse.Namespace) -> int:
 def _issue(args: argparse.Namespace) -> int:
     from federator.security.pki import CertsDir, Identity, IdentityKind, PkiError, issue
 
+    if args.server:
+        return _issue_server(args)
+    if args.hosts:
+        print("federator certs issue: --host: names the federator's certificate; it goes with --server",
+              file=sys.stderr)
+        return 2
     identity = Identity(IdentityKind.CLUSTER, args.cluster) if args.cluster else Identity(IdentityKind.USER, args.user)
     certs = CertsDir(args.dir)
     if args.provider:
@@ -114,6 +128,34 @@ def _issue(args: argparse.Namespace) -> int:
         return 1
     groups = f" in groups {', '.join(args.group)}" if args.group else ""
     print(f"issued {path} and {certs.key(identity)} for {identity}{groups} ({identity.uri})")
+    return 0
+
+
+def _issue_server(args: argparse.Namespace) -> int:
+    """Renew the federator's serving certificate under the federation's CA. `certs init` would refuse (the CA
+    exists) or, with --force, replace the CA and with it every agent's and user's certificate; by hand it takes
+    openssl and the SAN URI federator://server/federator."""
+    from federator.security.pki import CertsDir, Identity, IdentityKind, PkiError, issue, load_cert, server_names_of
+
+    for flag, given in (("--provider", args.provider), ("--group", args.group)):
+        if given:
+            print(f"federator certs issue: {flag}: not for the federator's certificate (--server)", file=sys.stderr)
+            return 2
+    certs = CertsDir(args.dir)
+    names: tuple[str, ...] = tuple(args.hosts)
+    try:
+        if not names and certs.server_cert.exists():
+            names = server_names_of(load_cert(certs.server_cert))  # a renewal keeps the names clients dial
+        names = tuple(dict.fromkeys(["localhost", "127.0.0.1", *names]))
+        path = issue(certs, Identity(IdentityKind.SERVER, "federator"), server_names=names, days=args.days,
+                     names_flag="--host")
+    except PkiError as exc:
+        print(f"federator certs issue: {exc}", file=sys.stderr)
+        return 1
+    until = load_cert(path).not_valid_after_utc.isoformat(timespec="seconds")
+    print(f"issued {path} and {certs.server_key} for the federator ({', '.join(names)}), valid until {until}")
+    print("a running federator using these files serves them from its next look (--trust-poll-seconds), or at once "
+          "on SIGHUP; open connections keep their handshake")
     return 0
 
 

@@ -8,7 +8,7 @@ certificate, never from what the agent says in its Hello.
 A certs folder (`federator certs init`) holds::
 
     ca.crt ca.key                 the federation's CA (keep ca.key offline in production)
-    server.crt server.key         the federator's serving certificate
+    server.crt server.key         the federator's serving certificate (renewed by `certs issue --server`)
     clusters/NAME.crt NAME.key    one per member cluster (`certs issue --cluster NAME`)
     users/NAME.crt NAME.key       one per user (`certs issue --user NAME`; `admin` is made by init)
     revoked.txt                   the revocation list the federator reloads (`certs revoke`)
@@ -124,10 +124,19 @@ def _check_days(days: int) -> None:
         raise PkiError(f"--days: must be 1 to {MAX_DAYS}, got {days}")
 
 
-def _check_hosts(hosts: tuple[str, ...]) -> None:
+def _check_hosts(hosts: tuple[str, ...], flag: str = "--server-name") -> None:
     for host in hosts:
         if not _host_ok(host):
-            raise PkiError(f"--server-name: must be a DNS name or an IP address, got {host!r}")
+            raise PkiError(f"{flag}: must be a DNS name or an IP address, got {host!r}")
+
+
+def server_names_of(cert: x509.Certificate) -> tuple[str, ...]:
+    """The DNS names and IP addresses a serving certificate is valid for, in its order."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(str(name.value) for name in san if isinstance(name, x509.DNSName | x509.IPAddress))
 
 
 def check_name(kind: IdentityKind, name: str) -> None:
@@ -155,18 +164,31 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+def _replace(path: Path, data: bytes, mode: int) -> None:
+    """Write `path` whole or not at all: a temporary file in the same folder, then os.replace. A process that
+    reads these files while they are renewed (the federator polls its own; an agent reads its own at each
+    reconnect) sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    _replace(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()), 0o600)
 
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _replace(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def load_cert(path: Path) -> x509.Certificate:
@@ -211,12 +233,19 @@ def init_ca(certs: CertsDir, *, common_name: str = "federator CA", days: int = 3
 
 
 def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] = (), days: int = 825,
-          groups: tuple[str, ...] = ()) -> Path:
+          groups: tuple[str, ...] = (), names_flag: str = "--server-name") -> Path:
     """Sign a certificate for a cluster, a user or the federator; returns the certificate's path.
 
     A user's `groups` go in the subject as O attributes (Kubernetes does the
     same with client certificates): the tenancy policy grants queues and job
-    sharing to groups (docs/security.md)."""
+    sharing to groups (docs/security.md).
+
+    The key is written before the certificate, each file replaced whole: a
+    process reading the pair between the two sees the new key with the old
+    certificate, refuses that pair as not one (security/tls.py) and takes the
+    next look's; and once the new certificate is there, which is what says a
+    renewal happened, its key is there too. `names_flag` names the flag the
+    server names came from, in an error."""
     if identity.kind is not IdentityKind.SERVER:
         check_name(identity.kind, identity.name)
     for group in groups:
@@ -225,7 +254,7 @@ def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] 
         if not _NAME.match(group):
             raise PkiError(f"--group: must be a lower-case DNS name of at most 63 characters, got {group!r}")
     _check_days(days)
-    _check_hosts(server_names)
+    _check_hosts(server_names, names_flag)
     try:
         ca_key = serialization.load_pem_private_key(certs.ca_key.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
@@ -261,4 +290,4 @@ def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] 
 
 
 __all__ = ["CertsDir", "Identity", "IdentityKind", "PkiError", "check_name", "create_ca", "identity_of", "init_ca",
-           "issue", "load_cert"]
+           "issue", "load_cert", "server_names_of"]

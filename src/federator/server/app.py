@@ -19,6 +19,7 @@ from prometheus_client import start_http_server
 from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
+from federator.keepalive import SERVER_PING_POLICY
 from federator.listen import ListenError, parse_listen
 from federator.metrics import Metrics
 from federator.readyfile import write_ready_file
@@ -297,9 +298,7 @@ async def serve(opts: ServeOptions) -> None:
     server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics), decode_guard(fed)],
                              options=[("grpc.max_receive_message_length", max_bytes),
                                       ("grpc.max_send_message_length", max_bytes),
-                                      # agents ping every 10s to notice dead links; accept that
-                                      ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
-                                      ("grpc.keepalive_permit_without_calls", 1),
+                                      *SERVER_PING_POLICY,  # accepts the agents' keepalive pings
                                       # grpcio binds with SO_REUSEPORT by default: a second federator
                                       # started on this port would bind too, and the kernel would deal
                                       # clients and agents between the two

@@ -41,6 +41,7 @@ from federator.server.namespace_gate import NamespaceGate
 from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
+from federator.server.refusal_log import RefusalLog
 from federator.server.retention import removed_message
 from federator.server.terms import StreamTerms, default_order_max_age
 from federator.server.validation import Refusal, agent_text, check_hello_fields, check_plausible, check_report_fields
@@ -185,6 +186,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             lost_after=federator.lost_after_seconds,
             order_max_age=default_order_max_age(federator.lost_after_seconds), clock=federator.clock)
         self._streams: dict[int, _Stream] = {}  # by session: the streams a reloaded trust file judges again
+        self.refusals = RefusalLog(log)  # a refused agent retries for ever: a WARNING per identity and reason
 
     def retrust(self, trust: Trust) -> list[str]:
         """A reloaded trust file: end each live stream it no longer admits (its provider removed, its cluster
@@ -248,13 +250,15 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             return
         peer = self.auth.agent(context.auth_context(), hello.cluster)
         if isinstance(peer, AuthDenied):
-            log.warning("refused an agent stream claiming cluster %r: %s", hello.cluster[:80], peer.message)
+            self.refusals.refused(hello.cluster[:80], peer.reason.value,
+                                  f"refused an agent stream claiming cluster {hello.cluster[:80]!r}: {peer.message}")
             await self.deny(context, peer)
         # The region is the agent's claim and the scheduler places latency-sensitive jobs by it: a provider the
         # trust file binds to regions may not claim another (its clusters would draw the jobs meant for others').
         region_problem = self.auth.trust.region_problem(peer.issuer, hello.region) if self.auth.trust else ""
         if region_problem:
-            log.warning("refused an agent stream of cluster %r: %s", hello.cluster, region_problem)
+            self.refusals.refused(hello.cluster, RejectReason.BAD_HELLO.value,
+                                  f"refused an agent stream of cluster {hello.cluster!r}: {region_problem}")
             self.rejected(RejectReason.BAD_HELLO)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, region_problem)
             return
@@ -262,14 +266,16 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         label_problem = self.auth.trust.provider_label_problem(peer.issuer, hello.cluster, labels) \
             if self.auth.trust else ""
         if label_problem:  # its usage would be accounted to a provider whose CA did not certify it
-            log.warning("refused an agent stream of cluster %r: %s", hello.cluster, label_problem)
+            self.refusals.refused(hello.cluster, RejectReason.IDENTITY_MISMATCH.value,
+                                  f"refused an agent stream of cluster {hello.cluster!r}: {label_problem}")
             await self.deny(context, AuthDenied(RejectReason.IDENTITY_MISMATCH, label_problem))
         if peer.issuer:  # the trust file binds this cluster to a provider: that is its provider
             labels[PROVIDER_LABEL] = peer.issuer
         over = over_provider_cap(self.fed.clusters, cluster=hello.cluster, provider=labels.get(PROVIDER_LABEL, ""),
                                  cap=self.fed.limits.max_clusters_per_provider)
         if over:
-            log.warning("refused an agent stream of cluster %r: %s", hello.cluster, over)
+            self.refusals.refused(hello.cluster, RejectReason.LIMIT_EXCEEDED.value,
+                                  f"refused an agent stream of cluster {hello.cluster!r}: {over}")
             self.rejected(RejectReason.LIMIT_EXCEEDED)
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, over)
             return
