@@ -37,7 +37,9 @@ PROMISED_PANELS = ["capacity vs allocation by region", "capacity vs allocation b
                    "agent cancels and self-fences",
                    # members whose own queue quota holds accelerators back, and what the federator does about it
                    "held back by member quota", "held placements agents asked to move",
-                   "queue at its pending cap"]
+                   "queue at its pending cap",
+                   # trust and membership: what expires, members that take work and do not start it, forgotten ones
+                   "certificates: days until expiry", "placements not started in time", "clusters forgotten"]
 
 
 @pytest.mark.parametrize(("expr", "want"), [
