@@ -103,6 +103,20 @@ def _long_job(name: str, *, replicas: int = 1, gpus: int = 8, models: list[str] 
     return yaml.safe_dump(doc)
 
 
+def test_a_gang_named_with_a_leading_digit_gets_its_rendezvous_service_and_runs(kube: Kube) -> None:
+    """A Service name starts with a letter; the gang's took the Job's name, so "70b-sft" had it refused."""
+    kube.kubectl("host", "apply", "-f", "-", input=_long_job("70b-sft", replicas=2, gpus=1))
+    try:
+        eventually(lambda: kube.phase("70b-sft") == "Running", timeout=120,
+                   what=lambda: f"70b-sft Running\n{kube.logs()}")
+        pid = kube.fj("70b-sft")["status"]["placementId"]  # type: ignore[index]
+        services = kube.json("member-a", "get", "services", "-n", WORKLOADS, "-l",
+                             f"federator.io/placement-id={pid}")["items"]
+        assert len(services) == 1 and services[0]["metadata"]["name"][0].isalpha()
+    finally:
+        kube.kubectl("host", "delete", "fj", "70b-sft", "--timeout=60s", check=False)
+
+
 def test_the_start_line_says_the_jobs_come_from_the_host_cluster_not_a_db_file(kube: Kube) -> None:
     """Kubernetes mode keeps its jobs in FederatedJob status; the start line named the unused --db file."""
     log = kube.fed.server.log.read_text()  # type: ignore[union-attr]

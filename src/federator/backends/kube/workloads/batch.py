@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from federator.backends.kube.workloads.adapter import TemplatedAdapter, condition, pods_phase, said
 from federator.backends.kube.workloads.common import Obj, PodSet, RenderOptions, count_at, template_pod_set
@@ -25,6 +25,9 @@ class BatchJobAdapter(TemplatedAdapter):
     kind: str = "Job"
     plural: str = "jobs"
     job_kind: JobKind = JobKind.TRAINING
+    # A multi-pod gang's rendezvous Service takes the Job's name, and a Service name is an RFC 1035 label (it
+    # starts with a letter): a job named "70b-sft" had its Service refused by the member's API server.
+    dns1035: ClassVar[bool] = True
 
     def pod_sets(self, obj: Mapping[str, Any]) -> list[PodSet]:
         parallelism = count_at(obj, "spec.parallelism", 1)
