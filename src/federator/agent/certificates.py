@@ -30,6 +30,7 @@ from pathlib import Path
 from cryptography import x509
 
 from federator.security.tls import TlsFiles
+from federator.timestamps import utc_seconds
 
 log = logging.getLogger("federator.agent")
 WARN_WITHIN = 14 * 86400.0
@@ -67,7 +68,7 @@ class CertificateCheck:
             now = self.clock()
             for d in self._dates():
                 if d.not_after - now < WARN_WITHIN:
-                    log.warning("%s: %s expires at %s, in %s: %s", d.flag, d.path, _utc(d.not_after),
+                    log.warning("%s: %s expires at %s, in %s: %s", d.flag, d.path, utc_seconds(d.not_after),
                                 _span(d.not_after - now), self._fix(d))
         return problem
 
@@ -78,11 +79,11 @@ class CertificateCheck:
         problems = []
         for d in self._dates():
             if now >= d.not_after:
-                problems.append(f"{d.flag}: {d.path}: {self._whose(d)} expired at {_utc(d.not_after)} "
+                problems.append(f"{d.flag}: {d.path}: {self._whose(d)} expired at {utc_seconds(d.not_after)} "
                                 f"({_span(now - d.not_after)} ago); the federator refuses the handshake (gRPC says "
                                 f"only 'Socket closed'): {self._fix(d)}")
             elif now < d.not_before:
-                problems.append(f"{d.flag}: {d.path}: {self._whose(d)} is not valid before {_utc(d.not_before)} "
+                problems.append(f"{d.flag}: {d.path}: {self._whose(d)} is not valid before {utc_seconds(d.not_before)} "
                                 f"(in {_span(d.not_before - now)}): is this machine's clock right? Or "
                                 f"{self._fix(d)}")
         problem = "; ".join(problems)
@@ -90,7 +91,7 @@ class CertificateCheck:
             if problem:
                 log.error("%s", problem)
             else:
-                log.info("TLS files renewed: %s", ", ".join(f"{d.flag} {d.path} valid until {_utc(d.not_after)}"
+                log.info("TLS files renewed: %s", ", ".join(f"{d.flag} {d.path} valid until {utc_seconds(d.not_after)}"
                                                           for d in self._dates()))
             self.problem = problem
         return problem
@@ -126,9 +127,6 @@ class CertificateCheck:
                 f"tls.certManager, see why cert-manager did not renew it); the agent takes it at its next "
                 f"reconnect, no restart needed")
 
-
-def _utc(when: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 def _span(seconds: float) -> str:

@@ -26,6 +26,7 @@ from cryptography import x509
 
 from federator.security.tls import ServedTls, TlsError, TlsFiles
 from federator.security.trust_reload import ReloadResult, Watched, digest
+from federator.timestamps import utc_seconds
 
 log = logging.getLogger("federator.security")
 
@@ -57,16 +58,16 @@ class ServingFiles(Watched):
                 raise TlsError("--cert and --key: the federator needs its serving certificate and key")
             expires = not_after(cert)
             if expires <= self.clock():
-                raise TlsError(f"--cert: {self.files.cert} expired at {_utc(expires)}")
+                raise TlsError(f"--cert: {self.files.cert} expired at {utc_seconds(expires)}")
         except TlsError as exc:
             self.problem = str(exc)
             log.error("TLS files refused, still serving the certificate that expires at %s: %s",
-                      _utc(self.expires_at), exc)
+                      utc_seconds(self.expires_at), exc)
             return ReloadResult.REFUSED
         if (key, cert) != (self.served.key, self.served.certificate):
             self.served.use_pair(key, cert)
             log.info("serving certificate reloaded from %s: valid until %s, served from the next handshake",
-                     self.files.cert, _utc(expires))
+                     self.files.cert, utc_seconds(expires))
         if self.with_ca and ca != self.served.pem:
             self.served.use_client_roots(ca)
             log.info("client CAs reloaded from %s (--ca): taken from the next handshake", self.files.ca)
@@ -76,9 +77,6 @@ class ServingFiles(Watched):
     def _fingerprint(self) -> bytes:
         return digest([self.files.ca, self.files.cert, self.files.key])
 
-
-def _utc(when: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 __all__ = ["ServingFiles", "not_after"]

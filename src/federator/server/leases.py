@@ -79,8 +79,7 @@ class Leases:
         if stale:
             held = holding(fed)
             for name in stale:
-                if name not in held:
-                    self.forget(name, f"Lost for more than {self.forget_after:g}s (--forget-lost-after)")
+                self.forget(name, f"Lost for more than {self.forget_after:g}s (--forget-lost-after)", held=held)
         fed.notes.refresh()
 
     def _fail_over(self, rec: ClusterRecord) -> None:
@@ -94,13 +93,15 @@ class Leases:
             self.fed.requeue(job, Reason(ReasonCode.CLUSTER_NOT_READY,
                                          f"{rec.name} was Lost; re-placing (was generation {job.generation})"))
 
-    def forget(self, name: str, why: str) -> bool:
+    def forget(self, name: str, why: str, *, held: set[str] | None = None) -> bool:
         """Drop a Lost, disconnected cluster that holds no placement from everything kept of it: the registry,
         the fleet's models, the members a restart expects, its per-cluster metric series. False (and nothing
-        changes) when it is not such a cluster."""
+        changes) when it is not such a cluster. `held`: `holding(fed)` when the caller has it (one pass over
+        the jobs for every cluster a turn forgets, not one each)."""
         fed = self.fed
         rec = fed.clusters.get(name)
-        if rec is None or rec.state is not ClusterState.LOST or rec.connected or name in holding(fed):
+        if rec is None or rec.state is not ClusterState.LOST or rec.connected or \
+                name in (held if held is not None else holding(fed)):
             return False
         del fed.clusters[name]
         fed.intake.fleet.gone(name)
