@@ -551,3 +551,23 @@ def test_a_users_container_that_exits_non_zero_still_fails_the_gang_naming_the_p
     api, updates = asyncio.run(run())
     assert updates[-1] == (PID, JobPhase.FAILED, "pod p1 on node n1: container main exited with code 1 (Error)")
     assert not api.deleted  # failed: kept for the user to read its logs (the Job's TTL removes it)
+
+
+def test_cancel_deletes_the_rendezvous_service_of_a_gang_named_with_a_leading_digit() -> None:
+    """Such a gang's Job and Service are named as RFC 1035 labels ("p-70b-..."); the cancel deleted the Service
+    by the old name only, and left it to the member's garbage collector."""
+    pid = "70b-sft-abc.g1.a"
+
+    async def run() -> FakeApi:
+        api = FakeApi()
+        b, _ = backend(api)
+        assert await b.launch(Placement(PlacementId(pid), JobId("70b-sft-abc"), "a", "east", 2, "", 1), SPEC) is None
+        job, service = api.created
+        assert job["metadata"]["name"] == service["metadata"]["name"]
+        await b.cancel(pid)
+        await _deleted(api)
+        await b.stop()
+        return api
+
+    api = asyncio.run(run())
+    assert any(d.startswith("services/p-70b-sft-abc-g1-a-") for d in api.deleted), api.deleted

@@ -74,6 +74,7 @@ from federator.backends.kube.workloads import (
     workload_name,
     workload_phase,
 )
+from federator.backends.kube.workloads.registry import BATCH_JOB
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement
 from federator.podtemplates import merged_over, shape_problems
 from federator.security import isolation
@@ -417,8 +418,8 @@ class KubeBackend:
             for name in _names(adapter, placement_id):
                 await asyncio.to_thread(self.api.delete, resource_of(adapter), name, namespace,
                                         propagation="Background")
-        await asyncio.to_thread(self.api.delete, SERVICES, workload_name(placement_id), namespace,
-                                propagation="Background")  # a batch Job's rendezvous
+        for name in _names(BATCH_JOB, placement_id):  # a batch Job's rendezvous Service has the Job's name
+            await asyncio.to_thread(self.api.delete, SERVICES, name, namespace, propagation="Background")
         await self.dra.delete_template(placement_id, namespace)
 
     async def _delete_until_done(self, placement_id: str) -> None:
