@@ -434,6 +434,18 @@ class Authorizer:
                                   "share no group of tenancy.groups with its owner, and you are not in "
                                   "tenancy.admins")
 
+    def view(self, who: Principal) -> tuple[frozenset[str], frozenset[str]] | None:
+        """Whose jobs `who` may see, as an index reads it (server/job_table.py): the owners (themselves, and the
+        policy's members of each group they may view) and the groups recorded on jobs; None for every job (an
+        administrator). `visible` stays the decision; this only says where to look."""
+        if who.admin:
+            return None
+        viewable = frozenset(g for g in who.groups if g in self.policy.groups)
+        owners = {who.user}
+        for g in viewable:
+            owners.update(self.policy.groups[g].members)
+        return frozenset(owners), viewable
+
     def visible(self, who: Principal, jobs: Iterable[Job]) -> list[Job]:
         """The jobs `who` may see (List, Watch): per job, the owner and group rules, without the messages."""
         if who.admin:

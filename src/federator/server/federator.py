@@ -47,6 +47,7 @@ from federator.server.clusters import (
 )
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
+from federator.server.job_table import JobTable
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS, Leases
 from federator.server.membership import Membership
 from federator.server.moving import Ask, Moves, kept_message, moved_reason, still_kept
@@ -100,7 +101,7 @@ class Federator:
         self.limits = limits or Limits()
         self.refusals = RecentRefusals(refusal_cooldown)
         self.moves = Moves()  # placements agents asked to move (JobUpdate.admission_overdue), answered each turn
-        self.jobs: dict[JobId, Job] = {j.job_id: j for j in store.load()}
+        self.jobs = JobTable(store.load())  # by id, and in submission order and by owner (server/job_table.py)
         self.placement_index: dict[str, JobId] = {
             p.placement_id: j.job_id for j in self.jobs.values() for p in j.placements
         }
@@ -144,14 +145,13 @@ class Federator:
     def get(self, key: str) -> Job:
         if key in self.jobs:
             return self.jobs[JobId(key)]
-        named = [j for j in self.jobs.values() if j.spec.name == key]
+        named = self.jobs.named(key)
         if not named:
             raise NotFound(f"no job with id or name {shown(key)}")
         return max(named, key=lambda j: j.submitted_at)
 
     def list_jobs(self, queue: str = "") -> list[Job]:
-        jobs = [j for j in self.jobs.values() if not queue or j.spec.queue == queue]
-        return sorted(jobs, key=lambda j: (j.submitted_at, j.job_id))
+        return list(self.jobs.in_order(queue=queue))
 
     def cancel(self, key: str) -> Job:
         """Durable first (server/cancelling.py): StoreUnavailable leaves the job as it was and tells no agent."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from federator.jobfile import shown
 from federator.model import Job, JobId
+from federator.server.job_table import JobTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,13 @@ def _newest(jobs: Iterable[Job]) -> Job:
     return max(jobs, key=lambda j: j.submitted_at)
 
 
+def _named(jobs: Mapping[JobId, Job], name: str) -> list[Job]:
+    """The jobs of a name: by the table's name index (server/job_table.py), or a scan of a plain mapping."""
+    if isinstance(jobs, JobTable):
+        return jobs.named(name)
+    return [j for j in jobs.values() if j.spec.name == name]
+
+
 def resolve(jobs: Mapping[JobId, Job], key: str,
             visible: Callable[[list[Job]], list[Job]]) -> Job | Ambiguous | None:
     """The job `key` names; Ambiguous; or None. Of the jobs a name matches, the caller's visible ones decide; when
@@ -44,9 +52,9 @@ def resolve(jobs: Mapping[JobId, Job], key: str,
         return job
     namespace, slash, name = key.rpartition("/")
     if slash:
-        named = [j for j in jobs.values() if j.spec.name == name and j.spec.namespace == namespace]
+        named = [j for j in _named(jobs, name) if j.spec.namespace == namespace]
     else:
-        named = [j for j in jobs.values() if j.spec.name == key]
+        named = _named(jobs, key)
     if not named:
         return None
     seen = visible(named)

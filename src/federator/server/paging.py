@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from federator.api import convert
@@ -71,8 +71,11 @@ def _decode(token: str) -> tuple[float, str]:
     return at, job_id
 
 
-def page(jobs: Sequence[Job], *, page_size: int, page_token: str, max_bytes: int) -> Page:
-    """One page of `jobs` (sorted by submission time, then id) after `page_token`."""
+def page(jobs: Sequence[Job] | Callable[[tuple[float, str] | None], Iterable[Job]], *, page_size: int,
+         page_token: str, max_bytes: int) -> Page:
+    """One page of `jobs` (sorted by submission time, then id) after `page_token`. `jobs` is the whole sequence,
+    or a function of the token's position giving the jobs after it in order (server/job_table.py), so that a
+    page reads only the jobs it serves."""
     if page_size < 0:
         raise PageTokenError(f"page_size: must not be negative, got {page_size}")
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -80,7 +83,7 @@ def page(jobs: Sequence[Job], *, page_size: int, page_token: str, max_bytes: int
     out: list[types_pb2.Job] = []
     used = 0
     last: Job | None = None
-    for job in jobs:
+    for job in jobs(after) if callable(jobs) else jobs:
         if after is not None and (job.submitted_at, job.job_id) <= after:
             continue
         if len(out) == size:

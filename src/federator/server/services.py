@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
@@ -37,6 +37,7 @@ from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
 from federator.server.job_keys import Ambiguous, resolve
+from federator.server.job_table import View
 from federator.server.namespace_gate import NamespaceGate
 from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
@@ -597,15 +598,24 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
         return convert.job_to_pb(job)
 
+    def _visible(self, who: Principal, *, after: tuple[float, str] | None = None, queue: str = "") -> Iterator[Job]:
+        """The jobs `who` may see, in submission order after `after`: the table's index says where to look, the
+        policy decides each job served (so an index fault can only hide a job, never show one)."""
+        seen = self.authz.view(who)
+        view = None if seen is None else View(*seen)
+        for job in self.fed.jobs.in_order(after=after, view=view, queue=queue):
+            if view is None or self.authz.visible(who, [job]):
+                yield job
+
     async def List(self, request: jobs_pb2.ListJobsRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> jobs_pb2.ListJobsResponse:
         who = await self.principal(context)
         if request.queue and queue_problem(request.queue):  # a typo must not read as "no jobs there"
             problem = f"queue: {queue_problem(request.queue)}"
             await context.abort_with_status(bad_request(problem, [FieldProblem("queue", problem)]))
-        jobs = self.authz.visible(who, self.fed.list_jobs(request.queue))
         try:  # half the transport's limit: a page never fails to send, whatever the jobs carry
-            got = page(jobs, page_size=request.page_size, page_token=request.page_token,
+            got = page(lambda after: self._visible(who, after=after, queue=request.queue),
+                       page_size=request.page_size, page_token=request.page_token,
                        max_bytes=2 * self.fed.limits.max_message_bytes)
         except PageTokenError as exc:
             field, _, _ = str(exc).partition(":")
@@ -660,7 +670,9 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         # watch starts (a cycle's placements are applied, then written): a state sent is not sent again.
         sent: dict[str, bytes] = {}
         try:
-            for job in self.authz.visible(who, self.fed.list_jobs()):
+            one = self.fed.jobs.get(wanted) if wanted is not None else None
+            snapshot = ([one] if one is not None else []) if wanted is not None else self._visible(who)
+            for job in snapshot:
                 if wanted is None or job.job_id == wanted:
                     pb = convert.job_to_pb(job)
                     sent[job.job_id] = pb.SerializeToString(deterministic=True)
