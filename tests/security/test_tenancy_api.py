@@ -68,9 +68,11 @@ class Served:
 
 
 @asynccontextmanager
-async def served(certs: CertsDir, tmp_path: Path, policy: str = POLICY) -> AsyncIterator[Served]:
+async def served(certs: CertsDir, tmp_path: Path, policy: str = POLICY,
+                 revoked: Path | None = None) -> AsyncIterator[Served]:
     fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0)
-    auth = Authenticator(revocations=RevocationList(None), tokens=[Token("t-bob", "bob"), Token("t-old")])
+    auth = Authenticator(revocations=RevocationList(revoked, interval=0.0), tokens=[Token("t-bob", "bob"),
+                                                                                     Token("t-old")])
     authz = Authorizer(tenancy_from_document(yaml.safe_load(policy)))
     audit = AuditLog(tmp_path / "audit.jsonl")
     server = grpc.aio.server()
@@ -367,5 +369,33 @@ def test_a_tenant_pages_through_exactly_what_it_may_see_reading_only_that(certs:
                 Authorizer.visible = visible  # type: ignore[method-assign]
             # carol's, alice's and zed's 60 jobs each, listed twice: never the 2,820 others'
             assert 0 < sum(asked) <= 2 * 180, sum(asked)
+
+    asyncio.run(main())
+
+
+def test_an_open_watch_ends_within_seconds_of_its_user_being_revoked(certs: CertsDir, tmp_path: Path) -> None:
+    """Revoking a user refused their new calls, but an open Watch went on streaming their team's new jobs, specs
+    and all, for as long as it stayed open (outside red team). It now ends as a new call would be refused."""
+    revoked = tmp_path / "revoked.txt"
+    revoked.write_text("")
+
+    async def main() -> None:
+        async with served(certs, tmp_path, revoked=revoked) as s, client(s, certs, "alice") as alice, \
+                client(s, certs, "carol") as carol:
+            first = (await carol.Submit(spec("before"))).job
+            watch = alice.Watch(jobs_pb2.WatchJobsRequest())
+            seen = [(await watch.read()).job_id]
+            assert seen == [first.job_id]
+            revoked.write_text("user alice\n")
+            await carol.Submit(spec("after"))
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                async with asyncio.timeout(15):
+                    while True:
+                        got = await watch.read()
+                        assert got is not grpc.aio.EOF, "the watch ended without saying why"
+                        seen.append(got.job_id)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, err.value
+            assert "revoked" in (err.value.details() or "")
+            assert all(not job_id.startswith("after") for job_id in seen), seen
 
     asyncio.run(main())

@@ -51,6 +51,7 @@ from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
 RETRY_AFTER_METADATA = "retry-after"  # seconds, on a Submit refused by back-pressure (as HTTP's Retry-After)
+WATCH_RECHECK_SECONDS = 2.0  # a quiet Watch checks its caller again this often (a revoked one is ended)
 
 
 @dataclass(frozen=True, slots=True)
@@ -684,16 +685,25 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                                                                          "again (its standby, or it once restarted)")
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                         "watch: this client fell too far behind; watch again")
-                job_id = await queue.get()
+                try:
+                    job_id = await asyncio.wait_for(queue.get(), timeout=WATCH_RECHECK_SECONDS)
+                except TimeoutError:
+                    job_id = JobId("")
+                # The caller as of now, before anything more is sent: a revoked certificate, or a policy that no
+                # longer lets them see a job, ends what they may read on an open stream as on a new call.
+                who = await self.principal(context)
                 if not job_id:
-                    continue  # woken to end (Federator.end_watches)
+                    continue  # a quiet while, or woken to end (Federator.end_watches)
                 if wanted is None or job_id == wanted:
                     job = self.fed.jobs.get(job_id)
                     if job is None:  # removed (server/retention.py): the API has no deletion event
                         if wanted is not None:
                             await context.abort(grpc.StatusCode.NOT_FOUND, removed_message(request.job_id))
                         continue
-                    if wanted is not None or isinstance(self.authz.job(who, job, manage=False), Allowed):
+                    allowed = self.authz.job(who, job, manage=False)
+                    if wanted is not None and not isinstance(allowed, Allowed):
+                        await context.abort(grpc.StatusCode.PERMISSION_DENIED, allowed.message)
+                    if isinstance(allowed, Allowed):
                         pb = convert.job_to_pb(job)
                         data = pb.SerializeToString(deterministic=True)
                         if sent.get(job_id) != data:
