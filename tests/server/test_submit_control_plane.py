@@ -39,7 +39,11 @@ def _job(template: dict[str, Any]) -> JobSpec:
      "spec.template.spec.tolerations[0]", "control-plane nodes)"),
     ({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml"}, {"operator": "Exists"}]},
      "spec.template.spec.tolerations[1]", "control-plane nodes, with every other)"),
-], ids=["node-name", "control-plane-toleration", "every-taint"])
+    ({"tolerations": [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]},
+     "spec.template.spec.tolerations[0]", "a cordoned node"),
+    ({"volumes": [{"name": "src", "gitRepo": {"repository": "https://example.com/x.git"}}]},
+     "spec.template.spec.volumes[0].gitRepo", "CVE-2024-10220"),
+], ids=["node-name", "control-plane-toleration", "every-taint", "cordoned-node-toleration", "git-repo-volume"])
 def test_a_pod_that_picks_its_node_or_the_control_plane_is_refused_at_submit(spec: dict[str, Any], field: str,
                                                                             why: str) -> None:
     fed = make(MemoryStore(), Clock(), limits=Limits())

@@ -92,6 +92,13 @@ SYSTEM_PRIORITY_CLASSES = frozenset({"system-node-critical", "system-cluster-cri
 # taint: `operator: Exists` without a key) with a matching node selector or affinity puts a tenant's pod on the
 # provider's control-plane nodes; and `nodeName` skips the member's scheduler, its gang admission and quotas.
 CONTROL_PLANE_TAINTS = frozenset({"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"})
+# And the taint a cordon puts on a node: a provider cordons a node to drain it for maintenance or repair, and a
+# pod that tolerates it lands there all the same (DaemonSets tolerate it; a tenant's job has no need to).
+CORDON_TAINT = "node.kubernetes.io/unschedulable"
+# And `gitRepo` volumes: deprecated, and on kubelets before 1.28.12, 1.29.7 and 1.30.3 a crafted repository's
+# hooks run as root on the node (CVE-2024-10220). A provider's members may run such kubelets, and the federator
+# cannot tell which; an init container that clones into an emptyDir does the same safely.
+GIT_REPO_VOLUME = "gitRepo"
 # Also beyond them: a pod's own scheduler. Another name (a second scheduler a member runs for its own work, or
 # one it does not run at all) skips the member's default scheduler, its gang admission and its quotas.
 DEFAULT_SCHEDULERS = frozenset({"", "default-scheduler"})
@@ -267,6 +274,9 @@ class _Check:
             if taint in CONTROL_PLANE_TAINTS or (not taint and toleration.get("operator") == "Exists"):
                 self.no(f"{at}.tolerations[{i}]", " (it tolerates the taint that keeps work off the cluster's "
                                                   "control-plane nodes" + ("" if taint else ", with every other") + ")")
+            elif taint == CORDON_TAINT:
+                self.no(f"{at}.tolerations[{i}]", " (it tolerates the taint of a cordoned node, which its provider is "
+                                                  "draining for maintenance or repair)")
         scheduler = spec.get("schedulerName")
         if scheduler is not None and scheduler not in DEFAULT_SCHEDULERS:
             self.no(f"{at}.schedulerName", f" ({str(scheduler)[:80]!r}: the member's own scheduler places its pods; "
@@ -286,6 +296,10 @@ class _Check:
             kinds = [k for k in volume if k != "name"]
             if "hostPath" in volume:
                 self.no(f"{at}.volumes[{i}].hostPath")
+            elif GIT_REPO_VOLUME in volume:
+                self.no(f"{at}.volumes[{i}].{GIT_REPO_VOLUME}", " (deprecated, and it runs a repository's hooks as "
+                                                                "root on older kubelets, CVE-2024-10220: clone in an "
+                                                                "init container into an emptyDir)")
             elif restricted and any(k not in RESTRICTED_VOLUMES for k in kinds):
                 kind = next(k for k in kinds if k not in RESTRICTED_VOLUMES)
                 self.no(f"{at}.volumes[{i}].{kind}", f" (volumes may be {', '.join(sorted(RESTRICTED_VOLUMES))})")
