@@ -21,4 +21,17 @@ def visible(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-__all__ = ["visible"]
+# What reorders or hides text without being a control character: the bidirectional embeddings, overrides and
+# isolates (U+202A-202E, U+2066-2069, the marks U+200E, U+200F, U+061C), zero-width characters (U+200B-200D,
+# U+2060, U+FEFF) and the line and paragraph separators (U+2028, U+2029, which end a table row as a line break
+# does). In a member's message they can make a status read backwards ("Trojan Source").
+_HIDDEN = re.compile("[\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def cell(text: str) -> str:
+    """`text` for a table cell on a terminal: `visible`, and each character that reorders or hides text written
+    as its escape (`\\u202e`). The server keeps them (a name may need a joiner); a table shows them."""
+    return _HIDDEN.sub(lambda m: f"\\u{ord(m.group()):04x}", visible(text))
+
+
+__all__ = ["cell", "visible"]

@@ -97,3 +97,19 @@ def test_wide_output_and_watch_lines_show_control_characters_as_escapes() -> Non
     assert not any(c in out for c in "\x1b\x07\x9b") and len(out.splitlines()) == 2
     (line,) = watch_lines([raw])
     assert "\\x1b[2J" in line and "\x1b" not in line
+
+
+def test_wide_output_and_watch_lines_show_bidi_and_zero_width_characters_as_escapes() -> None:
+    """A provider's message with a right-to-left override and zero-width characters read backwards on a terminal
+    that honours bidi ("Trojan Source", outside red team F08); a line separator ended the table row. Tables and
+    watch lines now show them as escapes; ordinary non-ASCII text is kept."""
+    from federator.cli.client import watch_lines
+    from federator.cli.output import job_rows, table
+
+    raw = Job(job_id=JobId("train-0-abc123"), spec=job_spec("train-0"), submitted_at=0.0,
+              message="ok \u202e\u2066 deliiaf \u2069 \u200b\u2028 é 中文")
+    out = table(*job_rows([raw], wide=True))
+    assert "ok \\u202e\\u2066 deliiaf \\u2069 \\u200b\\u2028 é 中文" in out
+    assert not any(c in out for c in "\u202e\u2066\u2069\u200b\u2028") and len(out.splitlines()) == 2
+    (line,) = watch_lines([raw])
+    assert "\\u202e" in line and "\u202e" not in line

@@ -53,7 +53,7 @@ from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, dial_hint, user_files
 from federator.server.paging import MAX_PAGE_SIZE
 from federator.store import job_to_dict
-from federator.termtext import visible
+from federator.termtext import cell
 
 DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
 Target = str | ClientOptions
@@ -561,7 +561,7 @@ def watch_lines(jobs: Iterable[Job], last: dict[str, str] | None = None) -> Iter
     for job in jobs:
         where = ",".join(p.cluster for p in job.placements) or "-"
         why = str(job.pending_reason) if job.pending_reason else job.message
-        line = visible(f"{job.job_id} {job.phase} {where} {why}".rstrip())  # a member's words, shown not obeyed
+        line = cell(f"{job.job_id} {job.phase} {where} {why}".rstrip())  # a member's words, shown not obeyed
         if last.get(job.job_id) != line:
             last[job.job_id] = line
             yield line

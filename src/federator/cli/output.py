@@ -12,13 +12,13 @@ import yaml
 from federator.cli.cluster_view import CapacitySummary
 from federator.model import BUILTIN_WORKLOAD_KINDS, ClusterCapacity, Job, format_free_of_total, format_job_accelerators
 from federator.security.authz import USER_ANNOTATION
-from federator.termtext import visible
+from federator.termtext import cell
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Aligned columns; every cell's control characters written as escapes (termtext.visible): cells hold what
+    """Aligned columns; every cell's control and bidi characters written as escapes (termtext.cell): cells hold what
     members and users wrote, and a terminal must show it, not obey it."""
-    rows = [[visible(c) for c in r] for r in rows]
+    rows = [[cell(c) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     lines = ["   ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     for r in rows:
