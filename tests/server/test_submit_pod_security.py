@@ -112,7 +112,12 @@ def test_over_the_api_the_refusal_is_invalid_argument_naming_the_proto_field() -
                        "containers": [{"name": "m", "resources": {"requests": {"cpu": "1"}}}]}}}}},
      ["spec.workload.metadata.finalizers", "spec.workload.metadata.ownerReferences",
       "spec.workload.spec.template.metadata.finalizers"]),
-], ids=["template-finalizer", "alternative-owner-reference", "workload-and-its-pod-template"])
+    ({"workload": {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"namespace": "kube-system"},
+                   "spec": {"template": {"metadata": {"namespace": "federator-workloads-other"}, "spec": {
+                       "restartPolicy": "Never",
+                       "containers": [{"name": "m", "resources": {"requests": {"cpu": "1"}}}]}}}}},
+     ["spec.workload.metadata.namespace", "spec.workload.spec.template.metadata.namespace"]),
+], ids=["template-finalizer", "alternative-owner-reference", "workload-and-its-pod-template", "workload-namespace"])
 def test_finalizers_and_owner_references_in_a_job_are_refused_naming_the_field_whatever_the_level(
         spec: dict[str, Any], fields: list[str]) -> None:
     body: dict[str, Any] = {"kind": "training", "replicas": 1, "resources": {"cpu": "1"}, **spec}

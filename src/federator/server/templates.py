@@ -8,8 +8,9 @@ unreadable after an upgrade. A job's templates are its `spec.template`, each
 accelerator alternative's template merged over it (what the agent renders for
 that alternative), and every pod template inside `spec.workload`.
 
-Whatever the level, no object metadata in them may carry finalizers or owner
-references (`owned_problems`): a user's finalizer on a member's workload or pod
+Whatever the level, no object metadata in them may carry finalizers, owner
+references or a namespace (`owned_problems`; the agent picks the namespace):
+a user's finalizer on a member's workload or pod
 holds its deletion on a provider's cluster until someone there removes it by
 hand (the agent's cancel never completes), and an owner reference names an
 object of the host cluster, or lets a member's garbage collector delete what
@@ -46,6 +47,12 @@ _OWNED_FIELDS = {
                   "provider's cluster until someone there removes it by hand",
     "ownerReferences": "not allowed in a job: the agent owns what it creates on a member, and an owner reference "
                        "from a job names an object of another cluster",
+    # The member's agent creates a job's objects in the namespace it keeps for the job's queue (or its own), and
+    # the contract says so (agent.proto, JobSpec.workload_json). One named here was ignored silently by the
+    # reference agent; taken by a third party's agent, it would put a tenant's pods in kube-system, beside the
+    # agent's credentials, or in another tenant's namespace (outside red team).
+    "namespace": "not allowed in a job: the member's agent picks the namespace of what it creates (the job's "
+                 "queue's, or its own); remove it",
 }
 
 
