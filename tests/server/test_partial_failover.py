@@ -8,11 +8,15 @@ and says so. A training gang is still re-queued whole.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from server_support import LOST_AFTER, Clock, MemoryStore, capacity, join, make, spec
+from server_support import LOST_AFTER, Clock, MemoryStore, capacity, job_api, join, make, spec
 
+from federator.api.convert import job_from_pb
+from federator.api.v1 import jobs_pb2, types_pb2
+from federator.cli.output import job_rows
 from federator.jobfile import parse_job
 from federator.model import ClusterState, Job, JobPhase, JobSpec, ReasonCode
 from federator.server.federator import ClusterRecord, Federator
@@ -242,3 +246,21 @@ def test_a_restart_mid_way_keeps_the_job_short_and_places_the_rest_once(tmp_path
     again.cycles.close()
     store.close()
 
+
+def test_the_api_and_get_jobs_say_how_many_replicas_wait_and_why(clock: Clock) -> None:
+    fed = make(MemoryStore(), clock)
+    job, a, b = spread_over_a_and_b(fed)
+    fed.report(b, capacity(*(p.placement_id for p in job.placements if p.cluster == "b"), free=0))
+    lose(fed, clock, a, b)
+    fed.schedule_once()  # no room: the rest waits
+
+    async def get() -> types_pb2.Job:
+        async with job_api(fed) as api:
+            return await api.Get(jobs_pb2.GetJobRequest(job_id=job.job_id))
+
+    pb = asyncio.run(get())
+    assert pb.phase == types_pb2.JOB_PHASE_RUNNING and pb.replicas_waiting == 2
+    assert pb.pending_reason.code and pb.message.startswith("2 of 4 replicas placed; 2 waiting: ")
+    headers, rows = job_rows([job_from_pb(pb)], wide=False)
+    reason = rows[0][headers.index("REASON")]
+    assert reason.startswith(f"2 of 4 replicas placed; 2 waiting: {pb.pending_reason.code}")
