@@ -148,6 +148,7 @@ def job_to_pb(job: Job) -> types_pb2.Job:
         job_id=job.job_id, spec=spec_to_pb(job.spec), phase=_PHASE_TO_PB[job.phase],
         placements=[placement_to_pb(p) for p in job.placements], submitted_at=job.submitted_at,
         placed_at=job.placed_at, finished_at=job.finished_at, message=job.message, generation=job.generation,
+        replicas_waiting=job.replicas_waiting,  # derived from spec and placements: job_from_pb needs none
     )
     if job.pending_reason is not None:
         out.pending_reason.CopyFrom(types_pb2.Reason(code=job.pending_reason.code,

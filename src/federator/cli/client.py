@@ -560,7 +560,7 @@ def watch_lines(jobs: Iterable[Job], last: dict[str, str] | None = None) -> Iter
     last = {} if last is None else last
     for job in jobs:
         where = ",".join(p.cluster for p in job.placements) or "-"
-        why = str(job.pending_reason) if job.pending_reason else job.message
+        why = str(job.pending_reason) if job.pending_reason and not job.replicas_waiting else job.message
         line = cell(f"{job.job_id} {job.phase} {where} {why}".rstrip())  # a member's words, shown not obeyed
         if last.get(job.job_id) != line:
             last[job.job_id] = line

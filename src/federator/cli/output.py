@@ -10,7 +10,14 @@ from typing import Any
 import yaml
 
 from federator.cli.cluster_view import CapacitySummary
-from federator.model import BUILTIN_WORKLOAD_KINDS, ClusterCapacity, Job, format_free_of_total, format_job_accelerators
+from federator.model import (
+    BUILTIN_WORKLOAD_KINDS,
+    ClusterCapacity,
+    Job,
+    format_free_of_total,
+    format_job_accelerators,
+    shortfall,
+)
 from federator.security.authz import USER_ANNOTATION
 from federator.termtext import cell
 
@@ -51,7 +58,8 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
         clusters = ",".join(dict.fromkeys(p.cluster for p in j.placements)) or "-"
         regions = ",".join(dict.fromkeys(p.region for p in j.placements)) or "-"
         gpus = format_job_accelerators(j)
-        reason = str(j.pending_reason) if j.pending_reason and j.phase.value == "Pending" else ""
+        # Pending: why it waits; Placed or Running short of replicas (a lost part): how many wait, and why.
+        reason = str(j.pending_reason) if j.pending_reason and j.phase.value == "Pending" else shortfall(j)
         if not wide and len(reason) > 110:
             reason = reason[:107] + "..."
         row = [j.job_id, j.spec.kind.value, j.spec.queue, j.phase.value, clusters, regions, gpus,

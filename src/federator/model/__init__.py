@@ -24,6 +24,7 @@ from federator.model.job import (
     ReasonCode,
     format_job_accelerators,
     placement_resources,
+    shortfall,
 )
 from federator.model.resources import (
     MILLI,
@@ -66,6 +67,7 @@ __all__ = [
     "format_job_accelerators",
     "model_matches",
     "placement_resources",
+    "shortfall",
     "format_accelerators",
     "to_bytes",
     "to_milli",

@@ -192,6 +192,26 @@ class Job:
     def clusters(self) -> list[str]:
         return [p.cluster for p in self.placements]
 
+    @property
+    def replicas_waiting(self) -> int:
+        """Replicas a Placed or Running job is owed: spec.replicas less its placements' (0 for a job in any other
+        phase). More than 0 only after one part of a spread job ended while others run (server/partial.py):
+        derived from the placements, so a stored job says it with no field of its own."""
+        if not self.phase.is_active:
+            return 0
+        return max(0, self.spec.replicas - sum(p.replicas for p in self.placements))
+
+
+def shortfall(job: Job) -> str:
+    """"3 of 4 replicas placed; 1 waiting: CODE: why" for a Placed or Running job short of replicas, "" for any
+    other: what its message, `get jobs` and a FederatedJob's status say, so a job that serves with fewer replicas
+    than asked never looks whole."""
+    waiting = job.replicas_waiting
+    if not waiting:
+        return ""
+    why = f": {job.pending_reason}" if job.pending_reason is not None else ""
+    return f"{job.spec.replicas - waiting} of {job.spec.replicas} replicas placed; {waiting} waiting{why}"
+
 
 def format_job_accelerators(job: Job) -> str:
     """Devices the whole job holds (placed: under the chosen alternative) or asks for

@@ -15,7 +15,7 @@ from federator.scheduler.alternatives import Assignment
 from federator.scheduler.config import QueueConfig, Quota, SchedulerConfig
 from federator.scheduler.cycle import CycleResult, Decision, Scheduler
 from federator.scheduler.demand import Arrival
-from federator.scheduler.framework import Allocation, CycleContext, PlacementRequest, model_matches
+from federator.scheduler.framework import Allocation, CycleContext, PlacementRequest, may_spread, model_matches
 from federator.scheduler.policy import PolicyError, load_policy, parse_policy
 from federator.scheduler.preemption import Preemption
 from federator.scheduler.snapshot import Snapshot, Txn, release, reserve
@@ -39,6 +39,7 @@ __all__ = [
     "SchedulerConfig",
     "Snapshot",
     "Txn",
+    "may_spread",
     "model_matches",
     "load_policy",
     "parse_policy",

@@ -294,7 +294,7 @@ class Scheduler:
         included: preemption asks with its victims released); reads only, reserves nothing. It counts
         whole groups of `spec.group_size` (a LeaderWorkerSet group stays in one cluster)."""
         g = max(1, request.spec.group_size)
-        one = replace(request, replicas=g)
+        one = replace(request, replicas=g, kept_regions=())
         key = shape_key(one)
         names = board.ranked(one, key)
         if not names:
@@ -305,15 +305,19 @@ class Scheduler:
         caps = _LazyCaps(one, txn, per=g)
         counts: Counter[str] = Counter()
         left = request.replicas // g
-        if request.spec.min_regions > 1:
+        kept = set(request.kept_regions)  # the rest of a job: its live placements' regions count already
+        need = request.spec.min_regions - len(kept)
+        if request.spec.min_regions > 1 and need > 0:
             seeds: dict[str, str] = {}
             for n in (n for tier in tiers for n in tier):
-                seeds.setdefault(txn.get(n).region, n)
-            if len(seeds) < request.spec.min_regions:
+                if txn.get(n).region not in kept:
+                    seeds.setdefault(txn.get(n).region, n)
+            if len(seeds) < need or left < need:
+                holding = f"{len(kept)} held by its running placements ({', '.join(sorted(kept))}); " if kept else ""
                 return Reason(ReasonCode.REGION_UNAVAILABLE,
-                              f"replicas must span {request.spec.min_regions} regions; only "
-                              f"{len(seeds)} can host one now ({', '.join(sorted(seeds))})")
-            for n in list(seeds.values())[: request.spec.min_regions]:
+                              f"replicas must span {request.spec.min_regions} regions; {holding}only "
+                              f"{len(seeds)} {'more ' if kept else ''}can host one now ({', '.join(sorted(seeds))})")
+            for n in list(seeds.values())[:need]:
                 counts[n] += 1
                 caps[n] -= 1
                 left -= 1
@@ -360,8 +364,9 @@ class Scheduler:
         thousands of running ones; asking every waiting job of every running job made a cycle over 22,000
         waiting jobs beside 2,000 running ones (none preemptible) take 17 s of CPU here."""
         by_job: dict[JobId, list[Allocation]] = defaultdict(list)
+        placed = {d.job_id for d in decisions}  # the rest of a job placed this cycle: its parts are no victims
         for a in running:
-            if a.preemptible:
+            if a.preemptible and a.job_id not in placed:
                 by_job[a.job_id].append(a)
         budget = self.config.max_preemptions_per_cycle
         out: list[Preemption] = []
@@ -465,7 +470,7 @@ class Scheduler:
         """Preempt for a spread request with the same spread rules as the place phase; commits the
         victims' release and the placement together, or nothing. None (with the job's reason telling
         why, when victims existed but could not make room) if it does not preempt."""
-        one = replace(request, replicas=1)
+        one = replace(request, replicas=1, kept_regions=())
         on = per_cluster(candidates, by_job)  # a cluster with its own candidates released: others hold nothing there
         useful = {name for name in txn.names
                   if not isinstance(board.evaluate(one, memo.freed(txn.get(name), on.get(name, []))), Reason)}
@@ -533,7 +538,7 @@ def _spreads(request: PlacementRequest) -> bool:
 def _reserve_spread(request: PlacementRequest, txn: Txn, counts: Mapping[str, int],
                     board: Board) -> tuple[Assignment, ...]:
     """Bind `counts` replicas per cluster in the txn's open attempt; ValueError if they do not fit."""
-    one = replace(request, replicas=1)
+    one = replace(request, replicas=1, kept_regions=())
     out: list[Assignment] = []
     for name in sorted(counts):
         cluster = txn.get(name)

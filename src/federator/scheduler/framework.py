@@ -51,6 +51,9 @@ class PlacementRequest:
     # What the alternative's template (merged over the job's) breaks at each pod security level; None: the
     # spec's own template (a job without alternatives), computed when read.
     pod_security: PodSecurityNeed | None = None
+    # The rest of a spread job that lost a part (server/partial.py): the regions its live placements hold, which
+    # count toward spec.min_regions. () for a whole job.
+    kept_regions: tuple[str, ...] = ()
 
     @property
     def pod_security_need(self) -> PodSecurityNeed:
@@ -85,17 +88,25 @@ class PlacementRequest:
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
                 s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.min_memory_mib,
-                self.avoid_clusters, self.pod_security_need)
+                self.avoid_clusters, self.pod_security_need, self.kept_regions)
 
     def fit_shape(self) -> tuple[object, ...]:
         """`shape` less what only the cycle-constant scores read (`plugins.CYCLE_CONSTANT_SCORES`): the
-        preferred regions, and the user's region when no latency budget makes a filter read it. Shapes
+        preferred regions, and the user's region when no latency budget makes a filter read it (and the kept
+        regions, which only a spread's count reads, never a filter or a score). Shapes
         of one fit shape pass the same filters on a cluster and score the same there but for those
         scores, so the cycle evaluates a changed cluster once for all of them (board.py)."""
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models,
                 s.user_region if s.max_latency_ms else "", s.max_latency_ms, s.workload_kind, self.vendor,
                 self.min_memory_mib, self.avoid_clusters, self.pod_security_need)
+
+
+def may_spread(spec: JobSpec) -> bool:
+    """Whether a job's replicas may be bound to several clusters (the cycle's spread path), so that the loss of
+    one cluster's part leaves the others serving and only that part is placed again (server/partial.py). A
+    training gang is all or nothing in one cluster; a single replica has no other part to keep."""
+    return spec.kind is not JobKind.TRAINING and (spec.replicas > 1 or spec.min_regions > 1)
 
 
 @dataclass(frozen=True, slots=True)

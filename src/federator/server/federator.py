@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from federator.jobfile import REQUEST_ID_ANNOTATION, shown
 from federator.metrics import Metrics, StateSample
@@ -53,6 +53,7 @@ from federator.server.membership import Membership
 from federator.server.moving import Ask, Moves, kept_message, moved_reason, still_kept
 from federator.server.orders import CancelOrder, LaunchOrder, Order, stray_reason
 from federator.server.outbox import Ending, overloaded, superseded
+from federator.server.partial import supersede_part
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
@@ -279,8 +280,8 @@ class Federator:
         if phase is JobPhase.CANCELLED:  # stopped by the cluster itself (it fenced itself, or was evicted)
             rec.acked.discard(placement_id)
             self.refusals.note(job.job_id, rec.name, self.clock(), message)
-            self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
-                                      f"{rec.name} stopped placement {placement_id}: {message[:STOPPED_CHARS]}"))
+            self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} stopped placement {placement_id}: "
+                                      f"{message[:STOPPED_CHARS]}"), ended={placement_id})
             return
         rec.acked.add(placement_id)
         if admission_overdue and phase is JobPhase.PLACED:  # the member's queue holds it: the next turn answers
@@ -306,7 +307,8 @@ class Federator:
                      ask.placement_id, ask.cluster, target)
             self.metrics.placement_moves.labels(ask.cluster, "moved").inc()
             self.refusals.note(job.job_id, ask.cluster, self.clock(), ask.message)
-            self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, moved_reason(ask, target, STOPPED_CHARS)))
+            self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, moved_reason(ask, target, STOPPED_CHARS)),
+                         ended={ask.placement_id})
             return
         self.metrics.placement_moves.labels(ask.cluster, "kept").inc()
         for p in job.placements:
@@ -325,7 +327,7 @@ class Federator:
             return
         self.metrics.placements.labels("refused").inc()
         self.refusals.note(job.job_id, rec.name, self.clock(), message)
-        self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} refused: {message}"))
+        self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} refused: {message}"), ended={placement_id})
 
     def acked(self, rec: ClusterRecord, placement_id: str) -> None:
         """Remember a launch the agent took, for its re-sync; only a live placement of its cluster (`acked` is
@@ -363,7 +365,7 @@ class Federator:
                         job.job_id)
             self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
                                       f"{rec.name} no longer runs placement {p.placement_id} "
-                                      "(its agent restarted); re-placing"))
+                                      "(its agent restarted); re-placing"), ended={p.placement_id})
 
     def _cancel_strays(self, rec: ClusterRecord, placement_ids: Iterable[str]) -> None:
         """A cluster holding a placement that is not current there is told to stop it (fencing)."""
@@ -399,9 +401,12 @@ class Federator:
         """Age the clusters' leases: Partitioned, Lost, forgotten (server/leases.py)."""
         self.leases.check()
 
-    def requeue(self, job: Job, reason: Reason) -> None:
-        """Supersede every placement of a job and queue it again; the next placement gets a new generation."""
-        cancels = self.supersede(job, reason)
+    def requeue(self, job: Job, reason: Reason, *, ended: Collection[str] = ()) -> None:
+        """Supersede every placement of a job and queue it again; the next placement gets a new generation. `ended`:
+        the placements that ended, the only ones superseded of a spread job with others live (server/partial.py)."""
+        cancels = supersede_part(self, job, ended, reason) if ended else None
+        if cancels is None:
+            cancels = self.supersede(job, reason)
         self.metrics.placement_retries.labels(reason.code.value).inc()
         try:
             self.journal.write([job])  # durable before any agent hears of it
@@ -504,7 +509,7 @@ class Federator:
                     self.send(p.cluster, CancelOrder(p.placement_id, "another part of the job failed"))
                     p.phase = JobPhase.CANCELLED
             self._finish(job, JobPhase.FAILED, next(p.message for p in job.placements if p.phase is JobPhase.FAILED))
-        elif all(p is JobPhase.SUCCEEDED for p in phases):
+        elif all(p is JobPhase.SUCCEEDED for p in phases) and not job.replicas_waiting:
             self._finish(job, JobPhase.SUCCEEDED, "all placements succeeded")
         else:
             # The message is the current one, in the members' words, naming any cluster not Ready (job_message.py).

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from federator.model import ClusterState, Job, JobPhase
+from federator.model import ClusterState, Job, JobPhase, shortfall
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.timestamps import utc_seconds
 
@@ -64,13 +64,14 @@ def cluster_note(rec: ClusterRecord, *, lost_after: float, keep: bool) -> str:
 
 
 def job_message(job: Job, clusters: Mapping[str, ClusterRecord], *, lost_after: float) -> str:
-    """A placed job's message: a note per cluster of its live placements that is not Ready (by name, so a job
-    spread over clusters names the silent ones), then what its placements say."""
+    """A placed job's message: how many replicas it is short and why (a spread job that lost a part, server/
+    partial.py), a note per cluster of its live placements that is not Ready (by name, so a job spread over
+    clusters names the silent ones), then what its placements say."""
     keep = job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep"
     holding = sorted({p.cluster for p in job.placements if p.phase.is_active})
     notes = [note for name in holding if name in clusters
              if (note := cluster_note(clusters[name], lost_after=lost_after, keep=keep))]
-    return "; ".join(part for part in (*notes, placements_message(job, waiting=not notes)) if part)
+    return "; ".join(part for part in (shortfall(job), *notes, placements_message(job, waiting=not notes)) if part)
 
 
 class ClusterNotes:

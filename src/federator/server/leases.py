@@ -90,8 +90,10 @@ class Leases:
             if job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep":
                 log.info("job %s stays on Lost cluster %s (failover: keep)", job.job_id, rec.name)
                 continue
+            ended = {p.placement_id for p in job.placements if p.cluster == rec.name}  # a spread job keeps the rest
             self.fed.requeue(job, Reason(ReasonCode.CLUSTER_NOT_READY,
-                                         f"{rec.name} was Lost; re-placing (was generation {job.generation})"))
+                                         f"{rec.name} was Lost; re-placing (was generation {job.generation})"),
+                             ended=ended)
 
     def forget(self, name: str, why: str, *, held: set[str] | None = None) -> bool:
         """Drop a Lost, disconnected cluster that holds no placement from everything kept of it: the registry,

@@ -70,10 +70,11 @@ from federator.model import (
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.scheduler.tuning import Tuner
-from federator.server.job_message import placements_message
+from federator.server.job_message import job_message, placements_message
 from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
+from federator.server.partial import kept_regions, missing, owes, rest_request
 from federator.server.pending_counts import PendingCounts, queue_of, submitter
 from federator.store.errors import StoreUnavailable
 
@@ -197,6 +198,8 @@ class Cycles:
             elif job.phase.is_active:
                 self._active[job.job_id] = None
                 self._held(job)
+                if job.replicas_waiting:  # short of the replicas a lost part held (server/partial.py): owed still
+                    self._candidates[job.job_id] = None
             elif job.phase.is_terminal:
                 ended.append(job)
         # the newest that the memory holds, oldest first: a store of a million ended jobs is not sorted whole
@@ -211,6 +214,12 @@ class Cycles:
         self.parked.unpark(job.job_id)
         self._candidates[job.job_id] = None
         self.count_pending(job)
+
+    def rest(self, job: Job) -> None:
+        """A placed job lost a part and owes its replicas (server/partial.py): a candidate for them. Not a Pending
+        job: the pending counts Submit's caps read leave it out."""
+        self.parked.unpark(job.job_id)
+        self._candidates[job.job_id] = None
 
     def gone(self, job: Job) -> None:
         """A job ended (it may have been parked): the demand remembers what it asked for."""
@@ -384,15 +393,15 @@ class Cycles:
         cache = self._requests
         for job_id in list(self._candidates):
             job = jobs.get(job_id)
-            if job is None or job.phase is not JobPhase.PENDING:
+            if job is None or not owes(job):
                 del self._candidates[job_id]
                 cache.pop(job_id, None)
                 continue
             avoid = self.fed.refusals.avoided(job.job_id, now)
             request = cache.get(job_id)
-            if request is None or request.spec is not job.spec or request.avoid_clusters != avoid:
-                request = cache[job_id] = PlacementRequest(job.job_id, job.spec, job.spec.replicas,
-                                                           job.submitted_at, avoid_clusters=avoid)
+            if request is None or request.spec is not job.spec or request.avoid_clusters != avoid or \
+                    request.replicas != missing(job) or request.kept_regions != kept_regions(job):
+                request = cache[job_id] = rest_request(job, avoid)  # the whole job, or the rest of a short one
             requests.append(request)
             generations[job.job_id] = job.generation
         for job in self.active_jobs():
@@ -425,15 +434,17 @@ class Cycles:
             changed.append(job)
         for decision in result.decisions:
             job = fed.jobs.get(decision.job_id)
-            if job is None or job.phase is not JobPhase.PENDING or job.generation != plan.generations.get(job.job_id):
+            if job is None or not owes(job) or job.generation != plan.generations.get(job.job_id) or \
+                    sum(a.replicas for a in decision.assignments) != missing(job):
                 self.parked.forget_verdicts()  # its room was not taken after all
-                continue  # cancelled (or changed) while the cycle ran
+                continue  # cancelled (or changed: another part lost, or re-queued whole) while the cycle ran
             if any(not self._ready(a.cluster) or a.cluster in stale_clusters for a in decision.assignments):
                 self.parked.forget_verdicts()
                 continue  # stays a candidate: the next cycle sees the cluster as it is now
+            rest = bool(job.placements)  # the rest of a job whose other parts run: they stay, and keep theirs
             job.generation += 1
             ids = placement_ids(job.job_id, job.generation, [a.cluster for a in decision.assignments])
-            job.placements = [
+            new = [
                 Placement(
                     placement_id=pid,
                     job_id=job.job_id,
@@ -449,7 +460,8 @@ class Cycles:
                 )
                 for a, pid in zip(decision.assignments, ids, strict=True)
             ]
-            for p in job.placements:
+            job.placements = [*job.placements, *new]
+            for p in new:
                 fed.placement_index[p.placement_id] = job.job_id
                 orders.append((p.cluster, LaunchOrder(p, job.spec)))
             job.phase = JobPhase.PLACED
@@ -458,14 +470,15 @@ class Cycles:
             job.message = placements_message(job)  # where it waits to start, until its members say more
             self._held(job)
             if job.spec.preemptible:  # a job this cycle found no room for may preempt it next cycle
-                for p in job.placements:
+                for p in new:
                     self.parked.placed_preemptible(p.accelerator_model, self._family(p.cluster, p.accelerator_model))
             self._candidates.pop(job.job_id, None)
             self._requests.pop(job.job_id, None)
             self.uncount_pending(job.job_id)
             self._active[job.job_id] = None
             fed.metrics.placements.labels("placed").inc()
-            fed.metrics.submit_to_placement.labels(job.spec.queue).observe(max(0.0, now - job.submitted_at))
+            if not rest:  # the wait of a submission, not of a lost part's replacement
+                fed.metrics.submit_to_placement.labels(job.spec.queue).observe(max(0.0, now - job.submitted_at))
             changed.append(job)
         self.cycles += 1
         return changed, orders
@@ -480,7 +493,7 @@ class Cycles:
         unschedulable = 0
         for job_id, reason in pending:
             job = fed.jobs.get(job_id)
-            if job is None or job.phase is not JobPhase.PENDING or job.generation != plan.generations.get(job_id):
+            if job is None or not owes(job) or job.generation != plan.generations.get(job_id):
                 continue
             self._candidates.pop(job_id, None)
             # Time ends an avoidance, not a capacity change: keep trying. (`park` also leaves out a job whose
@@ -495,6 +508,8 @@ class Cycles:
                 if job.pending_reason is None or job.pending_reason.code != reason.code:
                     unschedulable += 1
                 job.pending_reason = reason
+                if job.phase.is_active:  # the rest of a placed job: its message says why the rest waits
+                    job.message = job_message(job, fed.clusters, lost_after=fed.lost_after_seconds)
                 changed.append(job)
         if unschedulable:
             fed.metrics.placements.labels("unschedulable").inc(unschedulable)

@@ -77,7 +77,7 @@ class StartDeadline:
         log.warning("job %s: %s", job.job_id, why)
         fed.metrics.placement_start_timeouts.labels(p.cluster).inc()
         fed.refusals.note(job.job_id, p.cluster, fed.clock(), f"did not start it within {self.timeout:g}s")
-        fed.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, why))
+        fed.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, why), ended={p.placement_id})
 
 
 __all__ = ["DEFAULT_START_TIMEOUT_SECONDS", "StartDeadline", "overdue"]

@@ -82,3 +82,25 @@ def test_a_condition_keeps_its_transition_time_while_its_status_holds() -> None:
 
 def test_a_federated_job_never_submitted_has_no_job() -> None:
     assert job_from_resource(federated_job()) is None
+
+
+def test_a_spread_job_short_of_replicas_round_trips_and_says_so() -> None:
+    # An inference job of 4 that lost one cluster's part (server/partial.py): its status holds the kept
+    # placement (at its own generation, older than the job's), what it owes and why, and a restart reads
+    # back the same job, still owing 2.
+    cr = federated_job({"kind": "inference", "replicas": 4,
+                        "resources": {"nvidia.com/gpu": 8, "cpu": "4", "memory": "16Gi"}})
+    spec = spec_of(cr)
+    job = Job(job_id=JobId("llm-abc123"), spec=spec, submitted_at=1_700_000_000.25, phase=JobPhase.RUNNING,
+              generation=2, placed_at=1_700_000_001.5,
+              pending_reason=Reason(ReasonCode.CLUSTER_NOT_READY, "a was Lost; re-placing (was generation 1)"),
+              placements=[Placement(PlacementId("llm-abc123.g1.b"), JobId("llm-abc123"), "b", "west", 2,
+                                    "NVIDIA-H100-80GB-HBM3", 1, JobPhase.RUNNING, "2 of 2 replicas running")],
+              message="2 of 4 replicas placed; 2 waiting: ClusterNotReady: a was Lost; re-placing (was generation "
+                      "1); 2 of 2 replicas running")
+    status = job_status(job, generation=1, now=1_700_000_010.0)
+    assert status["replicasWaiting"] == 2 and status["phase"] == "Running"
+    assert status["pendingReason"]["code"] == "ClusterNotReady"
+    assert status["message"].startswith("2 of 4 replicas placed; 2 waiting")
+    back = job_from_resource({**cr, "status": status})
+    assert back == job and back is not None and back.replicas_waiting == 2

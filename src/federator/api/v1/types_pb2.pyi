@@ -153,7 +153,7 @@ class Placement(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., job_id: _Optional[str] = ..., cluster: _Optional[str] = ..., region: _Optional[str] = ..., replicas: _Optional[int] = ..., accelerator_model: _Optional[str] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., generation: _Optional[int] = ..., message: _Optional[str] = ..., accelerator_vendor: _Optional[str] = ..., accelerator_resource: _Optional[str] = ..., accelerator_milli: _Optional[int] = ..., alternative: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation")
+    __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation", "replicas_waiting")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +164,7 @@ class Job(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_WAITING_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     spec: JobSpec
     phase: JobPhase
@@ -174,4 +175,5 @@ class Job(_message.Message):
     finished_at: float
     message: str
     generation: int
-    def __init__(self, job_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., pending_reason: _Optional[_Union[Reason, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[Placement, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., placed_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
+    replicas_waiting: int
+    def __init__(self, job_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., pending_reason: _Optional[_Union[Reason, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[Placement, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., placed_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., replicas_waiting: _Optional[int] = ...) -> None: ...

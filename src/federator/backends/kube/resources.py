@@ -121,6 +121,9 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "pendingReason": {"code": reason.code.value, "message": reason.message} if reason else None,
         "observedGeneration": generation,
         "placementGeneration": job.generation,
+        # Replicas a Placed or Running job is short (a spread job that lost a part; pendingReason says why they
+        # wait): derived from spec.replicas and the placements, which are what a restart reads back.
+        "replicasWaiting": job.replicas_waiting,
         "submittedAt": timestamp(job.submitted_at),
         "placedAt": timestamp(job.placed_at),
         "finishedAt": timestamp(job.finished_at),
