@@ -118,6 +118,8 @@ class StateSample:
         default_factory=dict
     )  # queue -> accelerators held by Placed/Running jobs
     oldest_pending: dict[str, float] = field(default_factory=dict)  # queue -> its oldest pending job's age, seconds
+    # queue -> replicas owed to Placed/Running jobs short of them (one part of a spread job ended: server/partial.py)
+    replicas_waiting: dict[str, int] = field(default_factory=dict)
 
 
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
@@ -225,6 +227,15 @@ class StateCollector(Collector):
         for shown, waited in sorted(ages.items()):
             oldest.add_metric([shown], waited)
         yield oldest
+        short = GaugeMetricFamily(
+            "federator_replicas_waiting",
+            "Replicas owed to each queue's placed and running jobs that serve with fewer than they asked for (a "
+            "cluster with part of a spread job was lost, refused or stopped it).",
+            labels=["queue"],
+        )
+        for key, owed in sorted(_fold(self._queue, {(q,): v for q, v in s.replicas_waiting.items()}).items()):
+            short.add_metric(list(key), owed)
+        yield short
 
 
 def _fold(bound: Callable[[str], str], counts: Mapping[Any, float]) -> dict[tuple[str, ...], float]:

@@ -39,7 +39,9 @@ PROMISED_PANELS = ["capacity vs allocation by region", "capacity vs allocation b
                    "held back by member quota", "held placements agents asked to move",
                    "queue at its pending cap",
                    # trust and membership: what expires, members that take work and do not start it, forgotten ones
-                   "certificates: days until expiry", "placements not started in time", "clusters forgotten"]
+                   "certificates: days until expiry", "placements not started in time", "clusters forgotten",
+                   # spread jobs serving short of a part that a lost cluster held
+                   "replicas owed to short jobs"]
 
 
 @pytest.mark.parametrize(("expr", "want"), [

@@ -123,6 +123,8 @@ def test_with_no_room_the_job_keeps_running_short_and_gets_its_replicas_when_roo
     assert job.pending_reason is not None and job.pending_reason.code is not ReasonCode.CLUSTER_NOT_READY
     assert job.message.startswith("2 of 4 replicas placed; 2 waiting: ")
     assert "2 of 2 replicas running" in job.message  # what B says, after the shortfall
+    # An SRE sees the serving capacity owed, per queue, on a scrape
+    assert fed.metrics.registry.get_sample_value("federator_replicas_waiting", {"queue": job.spec.queue}) == 2.0
 
     c = join(fed, "c", region="north")  # room appears
     fed.schedule_once()
