@@ -143,30 +143,52 @@ def test_a_user_cannot_see_or_cancel_another_users_job_and_is_told_why(certs: Ce
     asyncio.run(main())
 
 
-def test_a_taken_name_or_request_id_names_the_other_job_only_to_whom_may_see_it(certs: CertsDir,
-                                                                                tmp_path: Path) -> None:
-    """Tenants share namespaces and request ids. Alice, guessing Bob's job name or request id, learnt his
-    job's id and phase (ALREADY_EXISTS) or its id and name (FAILED_PRECONDITION). Now she hears that the name
-    or id is taken, and Bob, or the admin, hears which job holds it."""
+def test_a_taken_name_names_the_other_job_only_to_whom_may_see_it(certs: CertsDir, tmp_path: Path) -> None:
+    """Tenants share namespaces. Alice, guessing Bob's job name, learnt his job's id and phase (ALREADY_EXISTS).
+    Now she hears that the name is taken, and Bob, or the admin, hears which job holds it. (Request ids are
+    each owner's own: test_the_same_request_id_from_another_user_is_another_job.)"""
     async def main() -> None:
         async with served(certs, tmp_path) as s, client(s, certs, "bob") as bob, client(s, certs, "alice") as alice:
             first = spec("bobs")
             first.request_id = "bobs-req"
             job = (await bob.Submit(first)).job
-            for request, code in ((spec("bobs"), grpc.StatusCode.ALREADY_EXISTS),
-                                  (jobs_pb2.SubmitRequest(spec=spec("other").spec, request_id="bobs-req"),
-                                   grpc.StatusCode.FAILED_PRECONDITION)):
-                with pytest.raises(grpc.aio.AioRpcError) as err:
-                    await alice.Submit(request)
-                said = err.value.details() or ""
-                assert err.value.code() == code and job.job_id not in said and "Pending" not in said, said
-                assert "already" in said, said
-                with pytest.raises(grpc.aio.AioRpcError) as err:
-                    await bob.Submit(request)
-                assert err.value.code() == code and job.job_id in (err.value.details() or ""), err.value
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await alice.Submit(spec("bobs"))
+            said = err.value.details() or ""
+            assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS, said
+            assert job.job_id not in said and "Pending" not in said and "already" in said, said
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await bob.Submit(spec("bobs"))
+            assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS and job.job_id in (err.value.details() or "")
+            with pytest.raises(grpc.aio.AioRpcError) as err:  # his own id with another spec: he hears which job
+                await bob.Submit(jobs_pb2.SubmitRequest(spec=spec("other").spec, request_id="bobs-req"))
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert job.job_id in (err.value.details() or ""), err.value
             assert len(s.fed.jobs) == 1
             assert any(job.job_id in str(line.get("message")) and line.get("identity", {}) for line in s.audit()
                        if line.get("result") == "failed")  # the audit keeps the whole message
+
+    asyncio.run(main())
+
+
+def test_the_same_request_id_from_another_user_is_another_job(certs: CertsDir, tmp_path: Path) -> None:
+    """Red team F03: the CLI's request id is a hash of the file, the same for every user, and ids were one
+    namespace for all tenants. Bob, submitting any job with the id alice's file would use, made her
+    `federator submit -f` fail for good (FAILED_PRECONDITION). An id is now its owner's own: hers makes her
+    job, and each retry returns each owner's own job."""
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, client(s, certs, "bob") as bob, client(s, certs, "alice") as alice:
+            squat = jobs_pb2.SubmitRequest(spec=spec("squat").spec, request_id="cli-4b60e3df")
+            bobs = (await bob.Submit(squat)).job
+            hers = jobs_pb2.SubmitRequest(spec=spec("train").spec, request_id="cli-4b60e3df")
+            answer = await alice.Submit(hers)
+            assert not answer.replayed and answer.job.job_id != bobs.job_id
+            assert s.fed.jobs[answer.job.job_id].spec.annotation(USER_ANNOTATION) == "alice"
+            again = await alice.Submit(hers)  # her retry is her job, as before
+            assert again.replayed and again.job.job_id == answer.job.job_id
+            mine = await bob.Submit(squat)
+            assert mine.replayed and mine.job.job_id == bobs.job_id
+            assert len(s.fed.jobs) == 2
 
     asyncio.run(main())
 

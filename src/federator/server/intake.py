@@ -73,8 +73,9 @@ class SubmitError(ValueError):
     """A submission refused; the message names the field.
 
     A refusal `about` another job (its name or request id is taken) names that job only to a caller who may
-    see it (`told`): tenants share namespaces and request ids, and one must not learn another's job ids,
-    names and phases by guessing them."""
+    see it (`told`): tenants share namespaces, and one must not learn another's job ids, names and phases by
+    guessing them. (Request ids are each owner's own, so only an owner's own job holds one; the rule stays
+    for names.)"""
 
     def __init__(self, message: str, *, about: Job | None = None, vague: str = "") -> None:
         super().__init__(message)
@@ -153,8 +154,11 @@ class Intake:
         # Shielded submit writes in flight (held: not collected), by their job's namespace and name (`arrivals`).
         self._writes: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         jobs = fed.jobs.values()
-        self._by_request: dict[str, JobId] = {
-            rid: j.job_id for j in jobs if (rid := j.spec.annotation(REQUEST_ID_ANNOTATION))}
+        # Request ids by owner (`submitter_of`, as the per-user cap counts): the CLI derives an id from a file's
+        # content, the same for every user, so ids shared by every tenant let one take another's id first and
+        # refuse their Submit for good. The same id from two owners names two jobs.
+        self._by_request: dict[tuple[Submitter, str], JobId] = {
+            (submitter_of(j.spec), rid): j.job_id for j in jobs if (rid := j.spec.annotation(REQUEST_ID_ANNOTATION))}
         # Each name's latest job (an active one if any: at most one job per name is active). Submit reads it
         # instead of scanning every job, whose cost grew with the backlog.
         self._by_name: dict[tuple[str, str], JobId] = {
@@ -168,9 +172,9 @@ class Intake:
         """The latest job of that namespace and name (the active one, if any), without a scan."""
         return self.fed.jobs.get(self._by_name.get((namespace, name), JobId("")))
 
-    def job_for_request(self, request_id: str) -> Job | None:
-        """The job a request id created, if the federator has seen it."""
-        return self.fed.jobs.get(self._by_request.get(request_id, JobId(""))) if request_id else None
+    def job_for_request(self, owner: Submitter, request_id: str) -> Job | None:
+        """The job `owner`'s request id created, if the federator has seen it (another owner's id is not)."""
+        return self.fed.jobs.get(self._by_request.get((owner, request_id), JobId(""))) if request_id else None
 
     def arrivals(self, namespace: str, name: str) -> list[asyncio.Future[None]]:
         """The writes of new jobs of that namespace and name still on their way to the store. Once one is done,
@@ -280,7 +284,8 @@ class Intake:
             refused = JobFileError(owned + forbidden)
             raise SubmitError(str(refused)) from refused
         request_id = spec.annotation(REQUEST_ID_ANNOTATION)
-        seen = self.job_for_request(request_id)
+        owner = submitter_of(spec)
+        seen = self.job_for_request(owner, request_id)
         if seen is not None:
             if seen.spec != spec:
                 fed.metrics.jobs_rejected.inc()
@@ -307,14 +312,14 @@ class Intake:
             raise QueueFull(f"the federator's queue is full: {pending} jobs are pending, its limit is "
                             f"{fed.limits.max_pending_jobs}; retry after {retry:g}s", retry)
         self._check_queue_room(spec.queue)
-        self._check_owner_room(submitter_of(spec))
+        self._check_owner_room(owner)
         job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=fed.clock(),
                   pending_reason=Reason(ReasonCode.WAITING, fed.settling.waiting(fed.clock())
                                         or "waiting for the next scheduling cycle"))
         fed.jobs[job.job_id] = job
         self._by_name[(spec.namespace, spec.name)] = job.job_id
         if request_id:
-            self._by_request[request_id] = job.job_id
+            self._by_request[(owner, request_id)] = job.job_id
         self.arriving += 1
         fed.cycles.count_pending(job)  # counted from now, as `arriving` is: a burst of one queue or user is bounded too
         return job, True
@@ -377,9 +382,7 @@ class Intake:
             named = [j for j in self.fed.jobs.values() if (j.spec.namespace, j.spec.name) == key]
             if named:
                 self._by_name[key] = max(named, key=_latest_first).job_id
-        request_id = job.spec.annotation(REQUEST_ID_ANNOTATION)
-        if request_id and self._by_request.get(request_id) == job.job_id:
-            del self._by_request[request_id]
+        self._drop_request(job)
 
     def drop(self, job: Job) -> None:
         """A finished job removed by retention (server/retention.py): its name and request id are free. The
@@ -387,9 +390,12 @@ class Intake:
         key = (job.spec.namespace, job.spec.name)
         if self._by_name.get(key) == job.job_id:
             del self._by_name[key]
-        request_id = job.spec.annotation(REQUEST_ID_ANNOTATION)
-        if request_id and self._by_request.get(request_id) == job.job_id:
-            del self._by_request[request_id]
+        self._drop_request(job)
+
+    def _drop_request(self, job: Job) -> None:
+        key = (submitter_of(job.spec), job.spec.annotation(REQUEST_ID_ANNOTATION))
+        if key[1] and self._by_request.get(key) == job.job_id:
+            del self._by_request[key]
 
     def _with_request_id(self, spec: JobSpec, request_id: str) -> JobSpec:
         """The spec with its request id as an annotation; a malformed or contradictory id is refused."""
