@@ -22,7 +22,10 @@ from federator.accounting import SqliteUsageStore, UsageRecord
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2, usage_pb2, usage_pb2_grpc
 from federator.jobfile import parse_job
+from federator.metrics import OTHER, Metrics
 from federator.model import ClusterCapacity
+from federator.scheduler import Scheduler
+from federator.scheduler.policy import policy_from_document
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList, Token
 from federator.security.authz import USER_ANNOTATION, Authorizer, tenancy_from_document
@@ -68,8 +71,11 @@ class Served:
 
 
 @asynccontextmanager
-async def served(certs: CertsDir, tmp_path: Path, policy: str = POLICY) -> AsyncIterator[Served]:
-    fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0)
+async def served(certs: CertsDir, tmp_path: Path, policy: str = POLICY, *,
+                 metrics: Metrics | None = None) -> AsyncIterator[Served]:
+    """The job API over mTLS, with the policy's tenancy and its queues (the scheduler's, as `--policy` gives)."""
+    fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0, metrics=metrics,
+                    scheduler=Scheduler(policy_from_document(yaml.safe_load(policy))))
     auth = Authenticator(revocations=RevocationList(None), tokens=[Token("t-bob", "bob"), Token("t-old")])
     authz = Authorizer(tenancy_from_document(yaml.safe_load(policy)))
     audit = AuditLog(tmp_path / "audit.jsonl")
@@ -191,6 +197,27 @@ def test_the_same_request_id_from_another_user_is_another_job(certs: CertsDir, t
             assert len(s.fed.jobs) == 2
 
     asyncio.run(main())
+
+
+def test_queues_one_tenant_invents_cannot_fold_the_policys_queues_into_other(certs: CertsDir,
+                                                                              tmp_path: Path) -> None:
+    """Red team F05: with an open defaultQueue bob submitted to 200 queues of his invention and took every
+    `queue` label; the policy's queues, submitted to later, showed only as `other` in federator_jobs and the
+    alerts built on it. The policy's queues (here `research` and `open`) now always keep their names; bob's
+    invented ones share what is left of the bound (here 4 - 2 = 2)."""
+    async def main() -> dict[str, float]:
+        async with served(certs, tmp_path, metrics=Metrics(label_limit=4)) as s, \
+                client(s, certs, "bob") as bob, client(s, certs, "alice") as alice:
+            for i in range(6):
+                await bob.Submit(spec(f"junk-{i}", queue=f"bob-junk-{i}"))
+            await alice.Submit(spec("paper", queue="research"))
+            await bob.Submit(spec("real", queue="open"))
+            families = {f.name: f for f in s.fed.metrics.registry.collect()}
+            return {sample.labels["queue"]: sample.value for sample in families["federator_jobs"].samples
+                    if sample.labels["phase"] == "Pending"}
+
+    pending = asyncio.run(main())
+    assert pending == {"bob-junk-0": 1.0, "bob-junk-1": 1.0, OTHER: 4.0, "research": 1.0, "open": 1.0}
 
 
 def test_members_of_one_group_see_and_cancel_each_others_jobs(certs: CertsDir, tmp_path: Path) -> None:

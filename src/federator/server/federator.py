@@ -119,6 +119,7 @@ class Federator:
         self.watches_ended = False
         self.last_cycle: CycleResult | None = None
         self.metrics.watch_state(self.sample)
+        self.metrics.queue_label.define(lambda: self.scheduler.config.queues)  # never folded into `other`
         self.membership = Membership(members)  # SQLite mode: the members a restart expects back
         for m in self.membership.expected():
             self.expect_cluster(m.name, region=m.region, labels=dict(m.labels))
