@@ -28,7 +28,8 @@ from federator.scheduler import Scheduler
 from federator.scheduler.policy import policy_from_document
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList, Token
-from federator.security.authz import USER_ANNOTATION, Authorizer, tenancy_from_document
+from federator.security.authz import USER_ANNOTATION, Authorizer, Submitter, tenancy_from_document
+from federator.security.limits import Limits
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
 from federator.security.tls import TlsFiles, server_files, user_files
 from federator.server.federator import Federator
@@ -72,9 +73,9 @@ class Served:
 
 @asynccontextmanager
 async def served(certs: CertsDir, tmp_path: Path, policy: str = POLICY, *,
-                 metrics: Metrics | None = None) -> AsyncIterator[Served]:
+                 metrics: Metrics | None = None, limits: Limits | None = None) -> AsyncIterator[Served]:
     """The job API over mTLS, with the policy's tenancy and its queues (the scheduler's, as `--policy` gives)."""
-    fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0, metrics=metrics,
+    fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0, metrics=metrics, limits=limits,
                     scheduler=Scheduler(policy_from_document(yaml.safe_load(policy))))
     auth = Authenticator(revocations=RevocationList(None), tokens=[Token("t-bob", "bob"), Token("t-old")])
     authz = Authorizer(tenancy_from_document(yaml.safe_load(policy)))
@@ -218,6 +219,43 @@ def test_queues_one_tenant_invents_cannot_fold_the_policys_queues_into_other(cer
 
     pending = asyncio.run(main())
     assert pending == {"bob-junk-0": 1.0, "bob-junk-1": 1.0, OTHER: 4.0, "research": 1.0, "open": 1.0}
+
+
+def test_one_users_fat_jobs_meet_a_byte_budget_while_another_user_still_submits(certs: CertsDir,
+                                                                                tmp_path: Path) -> None:
+    """Red team F01: every cap counted jobs, so bob's 300 jobs of ~750 KB each (annotations and an env-heavy
+    template near their limits) took 195 MB of RAM and 221 MB of disk, and he could have 125,000. Here his
+    unfinished jobs may weigh 2 MB (--max-unfinished-bytes-per-user): his third ~750 KB job is
+    RESOURCE_EXHAUSTED with a retry-after, naming the budget, his use and the flag; alice's job goes in."""
+    env = [{"name": f"E{i}", "value": "v" * 990} for i in range(490)]
+    template = {"spec": {"containers": [{"name": "c", "image": "busybox", "env": env}]}}
+    annotations = {f"k{i}": "a" * 1000 for i in range(250)}
+
+    def heavy(name: str) -> jobs_pb2.SubmitRequest:
+        return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(parse_job({
+            "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"kind": "training", "queue": "open", "resources": {"cpu": "1"}, "template": template}})))
+
+    async def main() -> None:
+        limits = Limits(max_unfinished_bytes_per_user=2_000_000, queue_full_retry_seconds=7)
+        async with served(certs, tmp_path, limits=limits) as s, client(s, certs, "bob") as bob, \
+                client(s, certs, "alice") as alice:
+            assert heavy("fat-0").ByteSize() > 740_000
+            for i in range(2):
+                await bob.Submit(heavy(f"fat-{i}"))
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await bob.Submit(heavy("fat-2"))
+            said = err.value.details() or ""
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, said
+            assert "user 'bob' is at its byte budget" in said and "over its limit of 2000000" in said
+            assert "(--max-unfinished-bytes-per-user)" in said
+            assert f"take {s.fed.intake.bytes.owner(Submitter(user='bob'))} bytes" in said
+            assert dict(err.value.trailing_metadata() or ())["retry-after"] == "7"
+            await alice.Submit(heavy("alices"))
+            assert len(s.fed.jobs) == 3
+
+    asyncio.run(main())
 
 
 def test_members_of_one_group_see_and_cancel_each_others_jobs(certs: CertsDir, tmp_path: Path) -> None:

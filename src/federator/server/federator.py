@@ -517,6 +517,7 @@ class Federator:
         forget_acks(self.clusters, job.placements)
         self.cycles.released(job, job.placements)
         self.cycles.gone(job)
+        self.intake.ended(job)  # its spec no longer counts against the byte budgets (server/job_bytes.py)
         job.phase = phase
         job.message = message
         job.finished_at = self.clock() if at is None else at
