@@ -13,6 +13,7 @@ from prometheus_client.registry import CollectorRegistry
 from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.metrics import LABEL_LIMIT, OTHER, BoundedLabel, BoundedMetric, Metrics, StateSample
 from federator.model import Job, JobPhase
+from federator.scheduler import QueueConfig, Scheduler, SchedulerConfig
 from federator.security.authz import Principal, stamp_owner
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
@@ -169,3 +170,44 @@ def test_the_oldest_pending_jobs_age_per_queue_is_exported_bounded_and_read_from
     age = {s.labels["queue"]: s.value for f in metrics.registry.collect()
            if f.name == "federator_oldest_pending_job_age_seconds" for s in f.samples}
     assert age == {"a": 1_000.0, "b": 800.0, OTHER: 950.0}  # c (950 s) and d (700 s) folded: the older
+
+
+def test_defined_values_always_keep_their_names_and_invented_ones_share_what_is_left() -> None:
+    """Red team F05: 200 queues one tenant invented took every slot, and the policy's queues showed as `other`.
+    The defined ones (read live: a new policy, a Queue object) are named whenever they come; a kept invented
+    value that a new policy defines frees its slot."""
+    metrics = Metrics(label_limit=4)
+    bound = metrics.queue_label
+    policy: dict[str, object] = {"qa": object(), "qb": object()}
+    bound.define(lambda: policy)
+    assert [bound(q) for q in ("junk-0", "junk-1", "junk-2", "qa", "qb")] == ["junk-0", "junk-1", OTHER, "qa", "qb"]
+    assert _overflow(metrics) == 1.0  # qa and qb were never counted as folded
+    policy = {"qa": object(), "qb": object(), "qc": object(), "junk-0": object()}  # a reload: a new mapping
+    assert [bound(q) for q in ("qc", "junk-0", "junk-1", "junk-3")] == ["qc", "junk-0", "junk-1", OTHER]
+    policy = {name: object() for name in ("qa", "qb", "qc", "qd", "qe")}  # more defined than the bound: all named
+    assert [bound(q) for q in ("qd", "qe", "junk-1", "junk-4")] == ["qd", "qe", "junk-1", OTHER]  # kept stays
+
+
+def test_the_default_queue_is_never_folded_and_takes_a_slot_once_seen() -> None:
+    metrics = Metrics(label_limit=2)
+    bound = metrics.queue_label
+    assert [bound(q) for q in ("x", "y", "z", "default", "w")] == ["x", "y", OTHER, "default", OTHER]
+
+
+def test_the_federators_policy_queues_and_kubernetes_queue_objects_keep_their_names(tmp_path: Path) -> None:
+    """Through the federator: its scheduler config's queues (the policy file; in Kubernetes mode the Queue
+    objects, swapped in by set_scheduler_config) are the defined ones."""
+    metrics = Metrics(label_limit=3)
+    config = SchedulerConfig(queues={"qa": QueueConfig()})
+    fed = Federator(store=SqliteJobStore(tmp_path / "federator.db"), metrics=metrics, scheduler=Scheduler(config))
+    for i in range(5):
+        fed.submit(job(f"junk-{i}", gpus=8, models=(H100,), queue=f"junk-{i}"))
+    fed.submit(job("a", gpus=8, models=(H100,), queue="qa"))
+    fed.set_scheduler_config(replace(config, queues={"qa": QueueConfig(), "made-later": QueueConfig()}))
+    fed.submit(job("b", gpus=8, models=(H100,), queue="made-later"))
+    pending = {s.labels["queue"]: s.value for f in metrics.registry.collect() if f.name == "federator_jobs"
+               for s in f.samples}
+    assert pending == {"junk-0": 1.0, "junk-1": 1.0, OTHER: 3.0, "qa": 1.0, "made-later": 1.0}
+    submitted = {s.labels["queue"] for f in metrics.registry.collect() if f.name == "federator_jobs_submitted"
+                 for s in f.samples}
+    assert submitted == {"junk-0", "junk-1", OTHER, "qa", "made-later"}

@@ -11,8 +11,10 @@ Naming follows Prometheus practice: a `federator_` prefix, base units
 ReasonCode, never free text), `result`, and for gRPC calls `grpc_service`,
 `grpc_method`, `grpc_code` (see server/interceptors.py). `queue` is named by
 users, so it goes through one `BoundedLabel` for every metric that has it: the
-first LABEL_LIMIT queues keep their names, later ones are reported as `other`
-and counted in `federator_metric_label_overflow_total`.
+queues the policy defines (its `queues`, in Kubernetes mode the Queue objects)
+and `default` always keep their names; of the others, the first seen keep
+theirs up to LABEL_LIMIT in all, later ones are reported as `other` and counted
+in `federator_metric_label_overflow_total`.
 
 Event metrics (counters, histograms) are updated where the event happens.
 State metrics (how many jobs are pending, accelerators free per cluster) are read from
@@ -26,7 +28,7 @@ import asyncio
 import concurrent.futures
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -49,31 +51,56 @@ GRPC_BUCKETS = (*LATENCY_BUCKETS, 30.0, 300.0, 3600.0, 86400.0)
 # every metric with the label, so an unbounded label can take Prometheus down.
 LABEL_LIMIT = 200
 OTHER = "other"
+DEFAULT_QUEUE = "default"  # a job that names no queue is in it (jobfile, JobSpec.queue): never folded
 
 
 class BoundedLabel:
-    """The values of one label, at most `limit` distinct: the first seen are kept, later ones become
-    OTHER and are counted in `federator_metric_label_overflow_total{label=...}`.
+    """The values of one label, at most `limit` distinct: the defined ones (`define`: the operator's, such as
+    the policy's queues) and `reserved` always keep their names (a reserved one takes a slot once seen); the
+    rest, the first seen, keep theirs while the defined and kept together are under `limit`; later ones
+    become OTHER and are counted in
+    `federator_metric_label_overflow_total{label=...}`.
+
+    Why defined values go first: with an open defaultQueue, one tenant submitting to 200 queues of their own
+    invention took every slot, and the queues the policy names (other tenants' queues, the ones alerts and
+    dashboards are about) showed only as `other` (red team F05). A tenant's invented names now compete for
+    what the defined ones leave; an operator who defines more than `limit` gets each of them, and no
+    invented one.
 
     One instance per label, shared by every metric that carries it, so a value is kept or folded the
     same way in all of them (sums across metrics still match). Called from the event loop and from
     the scrape thread, hence the lock."""
 
-    def __init__(self, name: str, *, overflow: Counter, limit: int = LABEL_LIMIT) -> None:
+    def __init__(self, name: str, *, overflow: Counter, limit: int = LABEL_LIMIT,
+                 reserved: frozenset[str] = frozenset()) -> None:
         if limit < 1:
             raise ValueError(f"{name}: a label keeps at least one value, got limit {limit}")
         self.name = name
         self.limit = limit
-        self._kept: set[str] = set()
+        self.reserved = reserved
+        self._defined: Callable[[], Collection[str]] = tuple
+        self._seen_defined: Collection[str] = ()
+        self._kept: set[str] = set()  # values kept that nobody defined (when they were kept)
         self._lock = threading.Lock()
         self._overflow = overflow.labels(name)
 
+    def define(self, defined: Callable[[], Collection[str]]) -> None:
+        """Where the defined values are read, at each call: the live set (a policy or a Queue object changes
+        it), not a copy."""
+        self._defined = defined
+
     def __call__(self, value: str) -> str:
-        """`value` if it is (or can still be) one of the kept values, else OTHER (counted)."""
+        """`value` if it is defined, reserved, or (still can be) one of the kept values, else OTHER (counted)."""
+        defined = self._defined()
+        if value in defined:
+            return value
         with self._lock:
+            if defined is not self._seen_defined:  # a new policy: a kept value it defines holds no slot now
+                self._seen_defined = defined
+                self._kept.difference_update(defined)
             if value in self._kept:
                 return value
-            if len(self._kept) < self.limit:
+            if value in self.reserved or len(self._kept) + len(defined) < self.limit:  # reserved: a slot once seen
                 self._kept.add(value)
                 return value
         self._overflow.inc()
@@ -261,7 +288,8 @@ class Metrics:
                            ["label"], registry=r)
         self.label_overflow = overflow
         # Every metric with a queue label takes it through this one bound (the state gauges too).
-        self.queue_label = BoundedLabel("queue", overflow=overflow, limit=label_limit)
+        self.queue_label = BoundedLabel("queue", overflow=overflow, limit=label_limit,
+                                        reserved=frozenset({DEFAULT_QUEUE}))
         self.jobs_submitted = BoundedMetric(Counter("federator_jobs_submitted_total", "Jobs accepted by Submit.",
                                                     ["queue"], registry=r), self.queue_label)
         self.jobs_rejected = Counter("federator_jobs_rejected_total",

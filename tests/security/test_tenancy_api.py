@@ -22,10 +22,14 @@ from federator.accounting import SqliteUsageStore, UsageRecord
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2, usage_pb2, usage_pb2_grpc
 from federator.jobfile import parse_job
+from federator.metrics import OTHER, Metrics
 from federator.model import ClusterCapacity
+from federator.scheduler import Scheduler
+from federator.scheduler.policy import policy_from_document
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList, Token
-from federator.security.authz import USER_ANNOTATION, Authorizer, tenancy_from_document
+from federator.security.authz import USER_ANNOTATION, Authorizer, Submitter, tenancy_from_document
+from federator.security.limits import Limits
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
 from federator.security.tls import TlsFiles, server_files, user_files
 from federator.server.federator import Federator
@@ -68,9 +72,12 @@ class Served:
 
 
 @asynccontextmanager
-async def served(certs: CertsDir, tmp_path: Path, policy: str = POLICY,
+async def served(certs: CertsDir, tmp_path: Path, policy: str = POLICY, *,
+                 metrics: Metrics | None = None, limits: Limits | None = None,
                  revoked: Path | None = None) -> AsyncIterator[Served]:
-    fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0)
+    """The job API over mTLS, with the policy's tenancy and its queues (the scheduler's, as `--policy` gives)."""
+    fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0, metrics=metrics, limits=limits,
+                    scheduler=Scheduler(policy_from_document(yaml.safe_load(policy))))
     auth = Authenticator(revocations=RevocationList(revoked, interval=0.0), tokens=[Token("t-bob", "bob"),
                                                                                      Token("t-old")])
     authz = Authorizer(tenancy_from_document(yaml.safe_load(policy)))
@@ -145,30 +152,110 @@ def test_a_user_cannot_see_or_cancel_another_users_job_and_is_told_why(certs: Ce
     asyncio.run(main())
 
 
-def test_a_taken_name_or_request_id_names_the_other_job_only_to_whom_may_see_it(certs: CertsDir,
-                                                                                tmp_path: Path) -> None:
-    """Tenants share namespaces and request ids. Alice, guessing Bob's job name or request id, learnt his
-    job's id and phase (ALREADY_EXISTS) or its id and name (FAILED_PRECONDITION). Now she hears that the name
-    or id is taken, and Bob, or the admin, hears which job holds it."""
+def test_a_taken_name_names_the_other_job_only_to_whom_may_see_it(certs: CertsDir, tmp_path: Path) -> None:
+    """Tenants share namespaces. Alice, guessing Bob's job name, learnt his job's id and phase (ALREADY_EXISTS).
+    Now she hears that the name is taken, and Bob, or the admin, hears which job holds it. (Request ids are
+    each owner's own: test_the_same_request_id_from_another_user_is_another_job.)"""
     async def main() -> None:
         async with served(certs, tmp_path) as s, client(s, certs, "bob") as bob, client(s, certs, "alice") as alice:
             first = spec("bobs")
             first.request_id = "bobs-req"
             job = (await bob.Submit(first)).job
-            for request, code in ((spec("bobs"), grpc.StatusCode.ALREADY_EXISTS),
-                                  (jobs_pb2.SubmitRequest(spec=spec("other").spec, request_id="bobs-req"),
-                                   grpc.StatusCode.FAILED_PRECONDITION)):
-                with pytest.raises(grpc.aio.AioRpcError) as err:
-                    await alice.Submit(request)
-                said = err.value.details() or ""
-                assert err.value.code() == code and job.job_id not in said and "Pending" not in said, said
-                assert "already" in said, said
-                with pytest.raises(grpc.aio.AioRpcError) as err:
-                    await bob.Submit(request)
-                assert err.value.code() == code and job.job_id in (err.value.details() or ""), err.value
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await alice.Submit(spec("bobs"))
+            said = err.value.details() or ""
+            assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS, said
+            assert job.job_id not in said and "Pending" not in said and "already" in said, said
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await bob.Submit(spec("bobs"))
+            assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS and job.job_id in (err.value.details() or "")
+            with pytest.raises(grpc.aio.AioRpcError) as err:  # his own id with another spec: he hears which job
+                await bob.Submit(jobs_pb2.SubmitRequest(spec=spec("other").spec, request_id="bobs-req"))
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert job.job_id in (err.value.details() or ""), err.value
             assert len(s.fed.jobs) == 1
             assert any(job.job_id in str(line.get("message")) and line.get("identity", {}) for line in s.audit()
                        if line.get("result") == "failed")  # the audit keeps the whole message
+
+    asyncio.run(main())
+
+
+def test_the_same_request_id_from_another_user_is_another_job(certs: CertsDir, tmp_path: Path) -> None:
+    """Red team F03: the CLI's request id is a hash of the file, the same for every user, and ids were one
+    namespace for all tenants. Bob, submitting any job with the id alice's file would use, made her
+    `federator submit -f` fail for good (FAILED_PRECONDITION). An id is now its owner's own: hers makes her
+    job, and each retry returns each owner's own job."""
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, client(s, certs, "bob") as bob, client(s, certs, "alice") as alice:
+            squat = jobs_pb2.SubmitRequest(spec=spec("squat").spec, request_id="cli-4b60e3df")
+            bobs = (await bob.Submit(squat)).job
+            hers = jobs_pb2.SubmitRequest(spec=spec("train").spec, request_id="cli-4b60e3df")
+            answer = await alice.Submit(hers)
+            assert not answer.replayed and answer.job.job_id != bobs.job_id
+            assert s.fed.jobs[answer.job.job_id].spec.annotation(USER_ANNOTATION) == "alice"
+            again = await alice.Submit(hers)  # her retry is her job, as before
+            assert again.replayed and again.job.job_id == answer.job.job_id
+            mine = await bob.Submit(squat)
+            assert mine.replayed and mine.job.job_id == bobs.job_id
+            assert len(s.fed.jobs) == 2
+
+    asyncio.run(main())
+
+
+def test_queues_one_tenant_invents_cannot_fold_the_policys_queues_into_other(certs: CertsDir,
+                                                                              tmp_path: Path) -> None:
+    """Red team F05: with an open defaultQueue bob submitted to 200 queues of his invention and took every
+    `queue` label; the policy's queues, submitted to later, showed only as `other` in federator_jobs and the
+    alerts built on it. The policy's queues (here `research` and `open`) now always keep their names; bob's
+    invented ones share what is left of the bound (here 4 - 2 = 2)."""
+    async def main() -> dict[str, float]:
+        async with served(certs, tmp_path, metrics=Metrics(label_limit=4)) as s, \
+                client(s, certs, "bob") as bob, client(s, certs, "alice") as alice:
+            for i in range(6):
+                await bob.Submit(spec(f"junk-{i}", queue=f"bob-junk-{i}"))
+            await alice.Submit(spec("paper", queue="research"))
+            await bob.Submit(spec("real", queue="open"))
+            families = {f.name: f for f in s.fed.metrics.registry.collect()}
+            return {sample.labels["queue"]: sample.value for sample in families["federator_jobs"].samples
+                    if sample.labels["phase"] == "Pending"}
+
+    pending = asyncio.run(main())
+    assert pending == {"bob-junk-0": 1.0, "bob-junk-1": 1.0, OTHER: 4.0, "research": 1.0, "open": 1.0}
+
+
+def test_one_users_fat_jobs_meet_a_byte_budget_while_another_user_still_submits(certs: CertsDir,
+                                                                                tmp_path: Path) -> None:
+    """Red team F01: every cap counted jobs, so bob's 300 jobs of ~750 KB each (annotations and an env-heavy
+    template near their limits) took 195 MB of RAM and 221 MB of disk, and he could have 125,000. Here his
+    unfinished jobs may weigh 2 MB (--max-unfinished-bytes-per-user): his third ~750 KB job is
+    RESOURCE_EXHAUSTED with a retry-after, naming the budget, his use and the flag; alice's job goes in."""
+    env = [{"name": f"E{i}", "value": "v" * 990} for i in range(490)]
+    template = {"spec": {"containers": [{"name": "c", "image": "busybox", "env": env}]}}
+    annotations = {f"k{i}": "a" * 1000 for i in range(250)}
+
+    def heavy(name: str) -> jobs_pb2.SubmitRequest:
+        return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(parse_job({
+            "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {"kind": "training", "queue": "open", "resources": {"cpu": "1"}, "template": template}})))
+
+    async def main() -> None:
+        limits = Limits(max_unfinished_bytes_per_user=2_000_000, queue_full_retry_seconds=7)
+        async with served(certs, tmp_path, limits=limits) as s, client(s, certs, "bob") as bob, \
+                client(s, certs, "alice") as alice:
+            assert heavy("fat-0").ByteSize() > 740_000
+            for i in range(2):
+                await bob.Submit(heavy(f"fat-{i}"))
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await bob.Submit(heavy("fat-2"))
+            said = err.value.details() or ""
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, said
+            assert "user 'bob' is at its byte budget" in said and "over its limit of 2000000" in said
+            assert "(--max-unfinished-bytes-per-user)" in said
+            assert f"take {s.fed.intake.bytes.owner(Submitter(user='bob'))} bytes" in said
+            assert dict(err.value.trailing_metadata() or ())["retry-after"] == "7"
+            await alice.Submit(heavy("alices"))
+            assert len(s.fed.jobs) == 3
 
     asyncio.run(main())
 

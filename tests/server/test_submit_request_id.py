@@ -11,9 +11,11 @@ from collections.abc import Callable
 import pytest
 from server_support import Clock, MemoryStore, join, make, spec
 
-from federator.model import Job, JobPhase
+from federator.model import Job, JobPhase, JobSpec
+from federator.security.authz import Principal, Submitter, stamp_owner, submitter_of
 from federator.server.federator import REQUEST_ID_ANNOTATION, Federator
 from federator.server.intake import AlreadyExists, RequestIdConflict, SubmitError
+from federator.server.retention import forget_job
 
 
 @pytest.fixture
@@ -122,3 +124,52 @@ def test_without_a_request_id_an_active_name_is_still_already_exists(store: Memo
     assert second.job_id != first.job_id
     assert fed.submit(spec("train"), request_id="req-1").job_id == first.job_id
     assert len(store.docs) == 2
+
+
+def _by(user: str, name: str) -> JobSpec:
+    """A job as the gRPC edge hands it on: its owner recorded from the caller's identity."""
+    return stamp_owner(spec(name), Principal(user))
+
+
+def test_a_request_id_is_its_owners_own_another_owners_same_id_makes_another_job(store: MemoryStore,
+                                                                                clock: Clock) -> None:
+    """The CLI derives a file's id from its content, the same for every user. Ids shared by every tenant let bob
+    submit any job with the id alice's file would use, and her Submit was then refused for good (red team F03)."""
+    fed = make(store, clock)
+    squat = fed.submit(_by("bob", "squat"), request_id="cli-same")
+    alices = fed.submit(_by("alice", "train"), request_id="cli-same")
+    kubectl = fed.submit(spec("train-k"), request_id="cli-same")  # no user: its namespace owns the id
+    assert len({squat.job_id, alices.job_id, kubectl.job_id}) == 3
+    # each owner's retry is still that owner's job
+    assert fed.submit(_by("alice", "train"), request_id="cli-same") is alices
+    assert fed.submit(_by("bob", "squat"), request_id="cli-same") is squat
+    assert fed.submit(spec("train-k"), request_id="cli-same") is kubectl
+    with pytest.raises(RequestIdConflict, match=squat.job_id):  # bob's own id with another spec: his own job
+        fed.submit(_by("bob", "other"), request_id="cli-same")
+    owners = {j.job_id: submitter_of(j.spec) for j in fed.jobs.values()}
+    assert owners[alices.job_id] == Submitter(user="alice") and owners[squat.job_id] == Submitter(user="bob")
+    assert fed.intake.job_for_request(Submitter(user="alice"), "cli-same") is alices
+    assert fed.intake.job_for_request(Submitter(user="carol"), "cli-same") is None
+
+
+def test_after_a_restart_each_owners_request_id_still_names_its_own_job(store: MemoryStore, clock: Clock) -> None:
+    fed = make(store, clock)
+    squat = fed.submit(_by("bob", "squat"), request_id="cli-same")
+    alices = fed.submit(_by("alice", "train"), request_id="cli-same")
+    again = make(store, clock)  # the index is rebuilt from the stored jobs, keyed by their recorded owners
+    assert again.submit(_by("alice", "train"), request_id="cli-same").job_id == alices.job_id
+    assert again.submit(_by("bob", "squat"), request_id="cli-same").job_id == squat.job_id
+    carols = again.submit(_by("carol", "train-c"), request_id="cli-same")
+    assert carols.job_id not in (alices.job_id, squat.job_id) and len(store.docs) == 3
+
+
+def test_a_removed_jobs_request_id_is_free_for_its_owner_only_once_removed(store: MemoryStore, clock: Clock) -> None:
+    """Retention (and a FederatedJob's deletion) frees the id in its owner's scope; another owner's is untouched."""
+    fed = make(store, clock)
+    bobs = fed.submit(_by("bob", "b"), request_id="cli-same")
+    alices = fed.submit(_by("alice", "a"), request_id="cli-same")
+    fed.cancel(bobs.job_id)
+    forget_job(fed, bobs)
+    assert fed.intake.job_for_request(Submitter(user="bob"), "cli-same") is None
+    assert fed.intake.job_for_request(Submitter(user="alice"), "cli-same") is alices
+    assert fed.submit(_by("bob", "b2"), request_id="cli-same").job_id != bobs.job_id

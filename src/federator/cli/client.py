@@ -245,6 +245,13 @@ def request_id_for(spec: JobSpec, *, run_again: bool = False) -> str:
     made. With `run_again` the id is new: this invocation is a new request.
     A renamed field is hashed by its old name (`with_old_names`), so a CLI
     upgraded between a killed submit and its retry derives the same id.
+
+    Anyone can compute the id of a file they can read; the federator keeps each
+    owner's ids apart (server/intake.py), so another tenant's use of it names
+    another job. The caller's identity is not mixed in: the federator's scope
+    already keeps tenants apart, the CLI does not always know the identity (a
+    bearer token names no user client-side), and a new derivation would turn a
+    submit killed before a CLI upgrade and retried after it into a second job.
     """
     carried = spec.annotation(REQUEST_ID_ANNOTATION)
     if carried:

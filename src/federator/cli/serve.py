@@ -96,6 +96,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                           "no user: its namespace counts as one); past it that user's Submits answer "
                           "RESOURCE_EXHAUSTED with a retry-after, and other users' pass (default: half of "
                           "--max-pending-jobs; with --insecure every caller is the one user 'anonymous')")
+    lim.add_argument("--max-unfinished-bytes", type=int, default=4 << 30, metavar="BYTES",
+                     help="bytes of the specs (as stored) of every job not finished (pending, placed, running) at "
+                          "most; past it Submit answers RESOURCE_EXHAUSTED with a retry-after "
+                          "(default %(default)s, 4 GiB)")
+    lim.add_argument("--max-unfinished-bytes-per-user", type=int, default=256 << 20, metavar="BYTES",
+                     help="bytes of the specs (as stored) of one user's jobs not finished, over all queues, at most "
+                          "(a FederatedJob made with kubectl has no user: its namespace counts as one); past it "
+                          "that user's Submits answer RESOURCE_EXHAUSTED with a retry-after, and other users' pass; "
+                          "a job bigger than either budget by itself is INVALID_ARGUMENT "
+                          "(default %(default)s, 256 MiB)")
     keep = p.add_argument_group("finished jobs (store mode; in Kubernetes mode a job lives as long as its "
                                 "FederatedJob)")
     keep.add_argument("--finished-job-ttl", type=float, default=None, metavar="SECONDS",
@@ -137,6 +147,8 @@ _LIMIT_FLAGS = {"max_message_bytes": "--max-message-bytes", "max_replicas_per_jo
                 "reports_per_second": "--max-reports-per-second", "max_pending_jobs": "--max-pending-jobs",
                 "max_pending_jobs_per_queue": "--max-pending-jobs-per-queue",
                 "max_pending_jobs_per_user": "--max-pending-jobs-per-user",
+                "max_unfinished_bytes": "--max-unfinished-bytes",
+                "max_unfinished_bytes_per_user": "--max-unfinished-bytes-per-user",
                 "max_clusters_per_provider": "--max-clusters-per-provider",
                 "report_bytes_per_second": "--max-report-bytes-per-second"}
 

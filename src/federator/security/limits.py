@@ -94,6 +94,16 @@ class Limits:
     # default and for the same reason (`pending_per_user`); never the per-queue flag, which would then bound
     # every caller of an insecure federator (all of them the one user 'anonymous') together.
     max_pending_jobs_per_user: int | None = None
+    # Bytes of specs (as the store writes them, store/codec.py `spec_bytes`) of unfinished jobs (pending, placed,
+    # running: server/job_bytes.py): every cap above counts jobs, and 300 near-limit jobs of one user took 195 MB
+    # of RAM and 221 MB of disk, so the 125,000 a user may have pending could take ~80 GB. Past either budget
+    # Submit answers RESOURCE_EXHAUSTED with a retry-after, as for the counts. A user's: 256 MiB, room for ~60,000
+    # jobs of a typical 4 KiB spec (examples/jobs weigh 0.4 to 0.9 KiB) and 256 of the largest a 1 MiB message
+    # carries, so ordinary work never meets it while one user holds at most ~0.3 GB of the host (measured: ~0.9
+    # bytes of RAM per stored byte). The federator's: 4 GiB, sixteen users at their budget, or the 250,000
+    # pending jobs of --max-pending-jobs at ~16 KiB each; a host sized for the federator has that to give.
+    max_unfinished_bytes: int = 4 << 30
+    max_unfinished_bytes_per_user: int = 256 << 20
     queue_full_retry_seconds: float = 5.0
     # What a job's pod templates may ask of a member's nodes (security/podsecurity.py; --pod-security).
     pod_security: PodSecurity = PodSecurity()
@@ -104,7 +114,8 @@ class Limits:
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "report_burst", "max_replicas_per_job", "max_accelerators_per_job",
-                     "max_cpu_cores_per_job", "max_memory_bytes_per_job", "max_labels", "max_pending_jobs"):
+                     "max_cpu_cores_per_job", "max_memory_bytes_per_job", "max_labels", "max_pending_jobs",
+                     "max_unfinished_bytes", "max_unfinished_bytes_per_user"):
             if getattr(self, name) < 1:
                 raise ValueError(f"limits.{name}: must be at least 1, got {getattr(self, name)!r}")
         for name in ("max_pending_jobs_per_queue", "max_pending_jobs_per_user"):

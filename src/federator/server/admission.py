@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from federator.jobfile import REQUEST_ID_ANNOTATION
 from federator.model import Job, JobSpec
+from federator.security.authz import submitter_of
 from federator.server.federator import Federator
 from federator.server.intake import AlreadyExists, taken
 
@@ -29,9 +30,10 @@ def name_taken(fed: Federator, spec: JobSpec, *, request_id: str, run_again: boo
                may_manage: Callable[[Job], bool]) -> AlreadyExists | None:
     """None if Submit may go on (a replayed request id, a free name, or run_again over a finished job the
     caller may manage: `may_manage`), else the refusal to raise. A name held by an active job is left to
-    `Intake.submit`, which refuses it whatever run_again says."""
+    `Intake.submit`, which refuses it whatever run_again says. `spec` carries its owner (`stamp_owner`): a
+    request id is its owner's own."""
     rid = request_id or spec.annotation(REQUEST_ID_ANNOTATION)
-    if rid and fed.intake.job_for_request(rid) is not None:
+    if rid and fed.intake.job_for_request(submitter_of(spec), rid) is not None:
         return None  # a retry: Submit answers it with the job it created
     # At most one job per name is active, and it is the name's latest: the latest one decides (an index,
     # not a scan over every job: with 100,000 jobs a scan per Submit was most of Submit's cost).

@@ -120,6 +120,7 @@ class Federator:
         self.watches_ended = False
         self.last_cycle: CycleResult | None = None
         self.metrics.watch_state(self.sample)
+        self.metrics.queue_label.define(lambda: self.scheduler.config.queues)  # never folded into `other`
         self.membership = Membership(members)  # SQLite mode: the members a restart expects back
         for m in self.membership.expected():
             self.expect_cluster(m.name, region=m.region, labels=dict(m.labels))
@@ -521,6 +522,7 @@ class Federator:
         forget_acks(self.clusters, job.placements)
         self.cycles.released(job, job.placements)
         self.cycles.gone(job)
+        self.intake.ended(job)  # its spec no longer counts against the byte budgets (server/job_bytes.py)
         job.phase = phase
         job.message = message
         job.finished_at = self.clock() if at is None else at

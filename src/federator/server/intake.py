@@ -9,7 +9,9 @@ checks the accelerator models it names against the catalog and the fleet
 level and refuses finalizers and owner references in them (`templates.py`),
 applies back-pressure (the federator's cap on pending jobs, then the job's queue's, then its
 owner's over all their queues, so that one tenant cannot fill the federator and refuse every
-other, not even by spreading over queues of its own invention), and reserves the new
+other, not even by spreading over queues of its own invention; then the byte budgets of
+unfinished jobs' specs, the federator's and the owner's, so that a few fat jobs cannot fill its
+memory and disk either: server/job_bytes.py), and reserves the new
 job (its name and request id) before its write so that a second submission while the
 disk works is answered as a repeat.
 
@@ -43,8 +45,10 @@ from federator.security.authz import Submitter, submitter_of
 from federator.security.limits import BACK_PRESSURE, RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.fleet_models import FleetModels
+from federator.server.job_bytes import UnfinishedBytes
 from federator.server.settle import unreported
 from federator.server.templates import owned_problems, pod_security_problems, template_shape_problems
+from federator.store.codec import spec_bytes
 from federator.store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -73,8 +77,9 @@ class SubmitError(ValueError):
     """A submission refused; the message names the field.
 
     A refusal `about` another job (its name or request id is taken) names that job only to a caller who may
-    see it (`told`): tenants share namespaces and request ids, and one must not learn another's job ids,
-    names and phases by guessing them."""
+    see it (`told`): tenants share namespaces, and one must not learn another's job ids, names and phases by
+    guessing them. (Request ids are each owner's own, so only an owner's own job holds one; the rule stays
+    for names.)"""
 
     def __init__(self, message: str, *, about: Job | None = None, vague: str = "") -> None:
         super().__init__(message)
@@ -134,6 +139,29 @@ class UserPendingLimit(QueueFull):
         self.limit = limit
 
 
+class ByteBudgetFull(QueueFull):
+    """Back-pressure on bytes: the unfinished jobs' specs of the job's owner (`owner`), or of the whole federator
+    (`owner` None), weigh so much that this one would pass the budget. Room comes back as jobs finish. A
+    QueueFull, so every edge treats it as one: RESOURCE_EXHAUSTED with a retry-after, a FederatedJob that
+    waits (Event QueueFull)."""
+
+    def __init__(self, *, owner: Submitter | None, held: int, size: int, limit: int, source: str,
+                 retry_after: float) -> None:
+        if owner is None:
+            said = (f"the federator is at its byte budget: its unfinished jobs' specs take {held} bytes and this "
+                    f"one {size}, over its limit of {limit} ({source}); retry after {retry_after:g}s")
+        else:
+            others = "users" if owner.user else "namespaces and users"
+            said = (f"{owner} is at its byte budget: its unfinished (pending, placed, running) jobs' specs take "
+                    f"{held} bytes and this one {size}, over its limit of {limit} ({source}); retry after "
+                    f"{retry_after:g}s, or once some of its jobs finish. Other {others} are not affected")
+        super().__init__(said, retry_after)
+        self.owner = owner
+        self.held = held
+        self.size = size
+        self.limit = limit
+
+
 def taken(namespace: str, name: str) -> str:
     """What a caller who may not see the job holding a name hears: nothing of that job, not even whether it has
     finished (an outsider learnt that from the difference between two refusals)."""
@@ -153,13 +181,17 @@ class Intake:
         # Shielded submit writes in flight (held: not collected), by their job's namespace and name (`arrivals`).
         self._writes: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         jobs = fed.jobs.values()
-        self._by_request: dict[str, JobId] = {
-            rid: j.job_id for j in jobs if (rid := j.spec.annotation(REQUEST_ID_ANNOTATION))}
+        # Request ids by owner (`submitter_of`, as the per-user cap counts): the CLI derives an id from a file's
+        # content, the same for every user, so ids shared by every tenant let one take another's id first and
+        # refuse their Submit for good. The same id from two owners names two jobs.
+        self._by_request: dict[tuple[Submitter, str], JobId] = {
+            (submitter_of(j.spec), rid): j.job_id for j in jobs if (rid := j.spec.annotation(REQUEST_ID_ANNOTATION))}
         # Each name's latest job (an active one if any: at most one job per name is active). Submit reads it
         # instead of scanning every job, whose cost grew with the backlog.
         self._by_name: dict[tuple[str, str], JobId] = {
             (j.spec.namespace, j.spec.name): j.job_id for j in sorted(jobs, key=_latest_first)}
         self.arriving = 0  # new jobs reserved whose write is on its way to disk (back-pressure counts them)
+        self.bytes = UnfinishedBytes.of(jobs)  # what the byte budgets read (server/job_bytes.py)
         self.fleet = FleetModels()  # the models members report (cached), for the model check and warnings
 
     # -- lookups ------------------------------------------------------------------------------
@@ -168,9 +200,9 @@ class Intake:
         """The latest job of that namespace and name (the active one, if any), without a scan."""
         return self.fed.jobs.get(self._by_name.get((namespace, name), JobId("")))
 
-    def job_for_request(self, request_id: str) -> Job | None:
-        """The job a request id created, if the federator has seen it."""
-        return self.fed.jobs.get(self._by_request.get(request_id, JobId(""))) if request_id else None
+    def job_for_request(self, owner: Submitter, request_id: str) -> Job | None:
+        """The job `owner`'s request id created, if the federator has seen it (another owner's id is not)."""
+        return self.fed.jobs.get(self._by_request.get((owner, request_id), JobId(""))) if request_id else None
 
     def arrivals(self, namespace: str, name: str) -> list[asyncio.Future[None]]:
         """The writes of new jobs of that namespace and name still on their way to the store. Once one is done,
@@ -269,6 +301,7 @@ class Intake:
         if problem is not None:
             self._reject(RejectReason.LIMIT_EXCEEDED)
             raise SubmitError(problem)
+        size = self._weight(spec)
         shape = template_shape_problems(spec)
         if shape:  # nothing of it could be rendered on a member: refused before its content is judged
             self._reject(RejectReason.INVALID_JOB)
@@ -280,7 +313,8 @@ class Intake:
             refused = JobFileError(owned + forbidden)
             raise SubmitError(str(refused)) from refused
         request_id = spec.annotation(REQUEST_ID_ANNOTATION)
-        seen = self.job_for_request(request_id)
+        owner = submitter_of(spec)
+        seen = self.job_for_request(owner, request_id)
         if seen is not None:
             if seen.spec != spec:
                 fed.metrics.jobs_rejected.inc()
@@ -307,15 +341,17 @@ class Intake:
             raise QueueFull(f"the federator's queue is full: {pending} jobs are pending, its limit is "
                             f"{fed.limits.max_pending_jobs}; retry after {retry:g}s", retry)
         self._check_queue_room(spec.queue)
-        self._check_owner_room(submitter_of(spec))
+        self._check_owner_room(owner)
+        self._check_byte_room(owner, size)
         job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=fed.clock(),
                   pending_reason=Reason(ReasonCode.WAITING, fed.settling.waiting(fed.clock())
                                         or "waiting for the next scheduling cycle"))
         fed.jobs[job.job_id] = job
         self._by_name[(spec.namespace, spec.name)] = job.job_id
         if request_id:
-            self._by_request[request_id] = job.job_id
+            self._by_request[(owner, request_id)] = job.job_id
         self.arriving += 1
+        self.bytes.enter(job.job_id, owner, size)
         fed.cycles.count_pending(job)  # counted from now, as `arriving` is: a burst of one queue or user is bounded too
         return job, True
 
@@ -356,6 +392,42 @@ class Intake:
         raise UserPendingLimit(owner=owner, pending=pending, limit=limit, source=source,
                                retry_after=fed.limits.queue_full_retry_seconds)
 
+    def _weight(self, spec: JobSpec) -> int:
+        """The spec's bytes as the store writes them; a job over a byte budget by itself could never be accepted,
+        so it is refused as over a limit now, never told to wait (a FederatedJob would wait forever)."""
+        size = spec_bytes(spec)
+        limits = self.fed.limits
+        for limit, flag in ((limits.max_unfinished_bytes, "--max-unfinished-bytes"),
+                            (limits.max_unfinished_bytes_per_user, "--max-unfinished-bytes-per-user")):
+            if size > limit:
+                self._reject(RejectReason.LIMIT_EXCEEDED)
+                raise SubmitError(f"spec: the job weighs {size} bytes as stored, over {flag} ({limit}) by itself, "
+                                  "so it could never be accepted; make its templates and annotations smaller")
+        return size
+
+    def _check_byte_room(self, owner: Submitter, size: int) -> None:
+        """Refuse a new job whose spec would take its owner's unfinished jobs past `--max-unfinished-bytes-per-user`,
+        or every owner's past `--max-unfinished-bytes`: back-pressure, gone as jobs finish (a job bigger than a
+        budget by itself was refused as invalid: `_weight`). Two sums read, no scan."""
+        fed = self.fed
+        budgets = ((fed.limits.max_unfinished_bytes, "--max-unfinished-bytes", None),
+                   (fed.limits.max_unfinished_bytes_per_user, "--max-unfinished-bytes-per-user", owner))
+        for limit, flag, whose in budgets:
+            held = self.bytes.total if whose is None else self.bytes.owner(whose)
+            if held + size <= limit:
+                continue
+            self._reject(RejectReason.QUEUE_FULL if whose is None else RejectReason.USER_PENDING_LIMIT)
+            source = flag
+            if whose is not None and not whose.user:
+                source += "; a FederatedJob made with kubectl has no user, so its namespace stands for one"
+            raise ByteBudgetFull(owner=whose, held=held, size=size, limit=limit, source=source,
+                                 retry_after=fed.limits.queue_full_retry_seconds)
+
+    def ended(self, job: Job) -> None:
+        """A job finished (succeeded, failed, cancelled; its write may still be on its way): its spec no longer
+        counts against the byte budgets."""
+        self.bytes.leave(job.job_id)
+
     def _accepted(self, job: Job) -> None:
         """A new job is durable: count it, tell watchers, make it a scheduling candidate."""
         fed = self.fed
@@ -369,6 +441,7 @@ class Intake:
     def _forget(self, job: Job) -> None:
         """A new job whose write failed: it was never accepted."""
         self.arriving -= 1
+        self.bytes.leave(job.job_id)
         self.fed.cycles.uncount_pending(job.job_id)
         self.fed.jobs.pop(job.job_id, None)
         key = (job.spec.namespace, job.spec.name)
@@ -377,9 +450,7 @@ class Intake:
             named = [j for j in self.fed.jobs.values() if (j.spec.namespace, j.spec.name) == key]
             if named:
                 self._by_name[key] = max(named, key=_latest_first).job_id
-        request_id = job.spec.annotation(REQUEST_ID_ANNOTATION)
-        if request_id and self._by_request.get(request_id) == job.job_id:
-            del self._by_request[request_id]
+        self._drop_request(job)
 
     def drop(self, job: Job) -> None:
         """A finished job removed by retention (server/retention.py): its name and request id are free. The
@@ -387,9 +458,12 @@ class Intake:
         key = (job.spec.namespace, job.spec.name)
         if self._by_name.get(key) == job.job_id:
             del self._by_name[key]
-        request_id = job.spec.annotation(REQUEST_ID_ANNOTATION)
-        if request_id and self._by_request.get(request_id) == job.job_id:
-            del self._by_request[request_id]
+        self._drop_request(job)
+
+    def _drop_request(self, job: Job) -> None:
+        key = (submitter_of(job.spec), job.spec.annotation(REQUEST_ID_ANNOTATION))
+        if key[1] and self._by_request.get(key) == job.job_id:
+            del self._by_request[key]
 
     def _with_request_id(self, spec: JobSpec, request_id: str) -> JobSpec:
         """The spec with its request id as an annotation; a malformed or contradictory id is refused."""
@@ -470,5 +544,5 @@ def kindless_problems(specs: Iterable[JobSpec]) -> list[FieldProblem]:
     return common or []
 
 
-__all__ = ["AlreadyExists", "Intake", "QueueFull", "QueuePendingLimit", "RequestIdConflict", "SubmitError",
-           "UserPendingLimit", "checked", "kindless_problems", "taken"]
+__all__ = ["AlreadyExists", "ByteBudgetFull", "Intake", "QueueFull", "QueuePendingLimit", "RequestIdConflict",
+           "SubmitError", "UserPendingLimit", "checked", "kindless_problems", "taken"]

@@ -27,7 +27,7 @@ from federator.model import Job, JobId, JobSpec
 from federator.model.cluster import GangAdmission
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
-from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner
+from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner, submitter_of
 from federator.security.limits import RejectReason, check_capacity, check_hello
 from federator.security.trust import PROVIDER_LABEL, Trust
 from federator.server import cluster_list
@@ -530,12 +530,14 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             if isinstance(decision, Denied):
                 code, message = grpc.StatusCode.PERMISSION_DENIED, decision.message
             else:
-                taken = name_taken(self.fed, spec, request_id=request.request_id, run_again=request.run_again,
+                owned = stamp_owner(spec, who)  # a request id is its owner's own (intake.py)
+                taken = name_taken(self.fed, owned, request_id=request.request_id, run_again=request.run_again,
                                    may_manage=lambda last: isinstance(self.authz.job(who, last, manage=True), Allowed))
                 if taken is not None:
                     raise taken
-                replayed = self.fed.intake.job_for_request(request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
-                job = await self.fed.submit_async(stamp_owner(spec, who), request_id=request.request_id)
+                replayed = self.fed.intake.job_for_request(
+                    submitter_of(owned), request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
+                job = await self.fed.submit_async(owned, request_id=request.request_id)
         except QueueFull as exc:
             context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{exc.retry_after:g}"),))
             code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)

@@ -13,6 +13,7 @@ and runs the same chosen alternative as before it stopped.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from federator.model import (
@@ -30,26 +31,17 @@ from federator.model import (
 )
 
 
+def spec_bytes(spec: JobSpec) -> int:
+    """A spec's size as the store writes it (its part of the job's JSON document: compact, ASCII-escaped, as
+    `SqliteJobStore.put` encodes): what the byte budgets on unfinished jobs count (server/job_bytes.py)."""
+    return len(json.dumps(spec_to_dict(spec), separators=(",", ":")))
+
+
 def job_to_dict(job: Job) -> dict[str, Any]:
-    s = job.spec
-    r = s.resources
     reason = job.pending_reason
     return {
         "job_id": job.job_id,
-        "spec": {
-            "name": s.name, "kind": s.kind.value, "replicas": s.replicas,
-            "resources": {"cpu_milli": r.cpu_milli, "memory_bytes": r.memory_bytes,
-                          "accelerator_milli": r.accelerator_milli},
-            "accelerator_models": list(s.accelerator_models), "queue": s.queue, "priority": s.priority,
-            "preferred_regions": list(s.preferred_regions), "namespace": s.namespace,
-            "labels": dict(s.labels), "annotations": dict(s.annotations),
-            "pod_template_json": s.pod_template_json, "preemptible": s.preemptible, "min_regions": s.min_regions,
-            "user_region": s.user_region, "max_latency_ms": s.max_latency_ms, "workload_json": s.workload_json,
-            "group_size": s.group_size,
-            "accelerators": [{"milli": a.milli, "model": a.model, "vendor": a.vendor,
-                              "min_memory_mib": a.min_memory_mib, "pod_template_json": a.pod_template_json}
-                             for a in s.accelerators],
-        },
+        "spec": spec_to_dict(job.spec),
         "submitted_at": job.submitted_at,
         "phase": job.phase.value,
         "pending_reason": {"code": reason.code.value, "message": reason.message} if reason else None,
@@ -65,6 +57,25 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "message": job.message,
         "generation": job.generation,
+    }
+
+
+def spec_to_dict(s: JobSpec) -> dict[str, Any]:
+    """A spec's part of the job's document."""
+    r = s.resources
+    return {
+        "name": s.name, "kind": s.kind.value, "replicas": s.replicas,
+        "resources": {"cpu_milli": r.cpu_milli, "memory_bytes": r.memory_bytes,
+                      "accelerator_milli": r.accelerator_milli},
+        "accelerator_models": list(s.accelerator_models), "queue": s.queue, "priority": s.priority,
+        "preferred_regions": list(s.preferred_regions), "namespace": s.namespace,
+        "labels": dict(s.labels), "annotations": dict(s.annotations),
+        "pod_template_json": s.pod_template_json, "preemptible": s.preemptible, "min_regions": s.min_regions,
+        "user_region": s.user_region, "max_latency_ms": s.max_latency_ms, "workload_json": s.workload_json,
+        "group_size": s.group_size,
+        "accelerators": [{"milli": a.milli, "model": a.model, "vendor": a.vendor,
+                          "min_memory_mib": a.min_memory_mib, "pod_template_json": a.pod_template_json}
+                         for a in s.accelerators],
     }
 
 

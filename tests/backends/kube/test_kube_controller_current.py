@@ -152,3 +152,39 @@ def test_a_namespace_at_its_cap_over_many_queues_waits_while_another_namespaces_
             assert sorted(j.spec.name for j in fed.jobs.values()) == ["a-0", "a-1", "a-2", "b-0"]
 
     asyncio.run(main())
+
+
+def test_a_namespace_past_its_byte_budget_waits_and_a_job_too_big_for_it_is_refused() -> None:
+    """Red team F01, Kubernetes mode: a kubectl-made FederatedJob's namespace has the byte budget a user has
+    (--max-unfinished-bytes-per-user), as it has the count cap. Past it the object waits (Event QueueFull) and
+    goes in once one of the namespace's jobs finishes; one too big for the budget by itself is refused, not
+    left waiting forever."""
+    pad = "x" * 10_000
+
+    async def main() -> None:
+        api, events = FlakyApi(), Events()
+        async with controller(api, limits=Limits(max_unfinished_bytes_per_user=25_000, queue_full_retry_seconds=0.05),
+                              events=events, workers=True) as (fed, ctl):
+            for name, namespace, size in (("a-0", "team-a", 1), ("a-1", "team-a", 1), ("a-2", "team-a", 1),
+                                          ("b-0", "team-b", 1), ("huge", "team-b", 3)):
+                obj = federated_job(api, name, {"kind": "training", "replicas": 1,
+                                                "resources": {"nvidia.com/gpu": 8, "cpu": "2"}}, namespace=namespace)
+                obj = api.patch(FEDERATED_JOBS, name, {"metadata": {"annotations": {"pad": pad * size}}}, namespace)
+                ctl.informer.cache[key_of(obj)] = obj
+                await ctl.reconcile("ADDED", obj)
+            assert sorted(j.spec.name for j in fed.jobs.values()) == ["a-0", "a-1", "b-0"]
+            waiting = api.get(FEDERATED_JOBS, "a-2", "team-a")
+            assert (waiting.get("status") or {}).get("phase") != "Failed"  # waiting, not refused
+            (told,) = events.told("QueueFull")
+            assert "namespace 'team-a' is at its byte budget" in told and "--max-unfinished-bytes-per-user" in told
+            huge = api.get(FEDERATED_JOBS, "huge", "team-b")
+            assert (huge.get("status") or {}).get("phase") == "Failed"
+            assert "by itself" in str((huge.get("status") or {}).get("message"))
+            fed.cancel(next(j.job_id for j in fed.jobs.values() if j.spec.name == "a-0"))
+            for _ in range(50):
+                await asyncio.sleep(0.05)
+                if len(fed.jobs) == 4:
+                    break
+            assert sorted(j.spec.name for j in fed.jobs.values()) == ["a-0", "a-1", "a-2", "b-0"]
+
+    asyncio.run(main())

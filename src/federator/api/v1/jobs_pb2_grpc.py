@@ -121,7 +121,14 @@ class JobServiceServicer:
         count and its limit, and other queues' Submits are still taken), or
         the caller holds as many pending jobs over all queues as one user may
         (the server's --max-pending-jobs-per-user; the message names the user,
-        the count and the limit, and other users' Submits are still taken)
+        the count and the limit, and other users' Submits are still taken),
+        or the job's spec would take its owner's unfinished (pending, placed,
+        running) jobs past their byte budget (--max-unfinished-bytes-per-user,
+        256 MiB by default), or every job's past the federator's
+        (--max-unfinished-bytes, 4 GiB), the size of a spec being what the
+        server stores (its JSON, escapes included, about the size of the JobSpec
+        message for ASCII text); the message names the budget, the bytes held,
+        the job's size and the flag, and the budget frees as jobs finish
         (back-pressure): nothing was stored; the trailing metadata key
         "retry-after" gives the seconds to wait before trying again (with the
         same request_id).
