@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Coroutine, Mapping
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -259,23 +259,27 @@ class KubeBackend:
         for task in list(self._retries):
             task.cancel()
 
-    def capacity(self) -> ClusterCapacity:
+    def capacity(self, *, leaving: Collection[str] = ()) -> ClusterCapacity:
+        """The member's capacity now; `leaving`: placements whose pods count as gone already (cancelled here, their
+        pods still terminating)."""
         self._sequence += 1
-        groups = self.device_groups()
+        pods = [p for p in self.pods.cache.values() if not leaving or self._placement_of_pod(p) not in leaving]
+        groups = self.device_groups(pods)
         resources = {g.resource for g in groups if g.resource}
         left = self.gang.quota_left(resources)
         if left is not None:  # Kueue mode: no more free than the ClusterQueue would admit, on the nodes that can
             # run work and that one of its flavors runs on
             groups = within_quota(groups, left, self._usable_nodes(),
                                   self.gang.quota_nodes(resources, self.nodes.cache.values()))
-        cap = cluster_capacity(self.nodes.cache.values(), self.pods.cache.values(),
+        cap = cluster_capacity(self.nodes.cache.values(), pods,
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
                                placement_ids=self._accounted(), discovery=self.discovery, groups=groups)
         return replace(cap, workload_kinds=frozenset(self.served))
 
-    def device_groups(self) -> list[DeviceGroup]:
+    def device_groups(self, pods: Sequence[dict[str, Any]] | None = None) -> list[DeviceGroup]:
         """The accelerators of every node now: what the capacity report counts and a launch renders."""
-        return self.dra.groups(self.discovery, list(self.nodes.cache.values()), list(self.pods.cache.values()))
+        return self.dra.groups(self.discovery, list(self.nodes.cache.values()),
+                               list(self.pods.cache.values()) if pods is None else list(pods))
 
     def _usable_nodes(self) -> set[str]:
         """The nodes a replica can land on now (Ready, not cordoned, no taint the agent does not tolerate)."""
@@ -441,7 +445,11 @@ class KubeBackend:
         gpus = spec.resources.whole_accelerators
         if not gpus or spec.kind is not JobKind.TRAINING:
             return ""
-        pool = self.capacity().pool(placement.accelerator_model)
+        # The pods of placements cancelled here are going: the federator preempted them for this gang, and
+        # counting them refused the gang 2 ms after their workload was deleted, while the victim was placed
+        # again in the room it had just freed, and again at every retry (outside QA: a preemption loop).
+        # kube-scheduler binds the gang's pods as the victims' terminate.
+        pool = self.capacity(leaving=self._cancelled).pool(placement.accelerator_model)
         fits = pool.gang_capacity(gpus) if pool else 0
         if fits < placement.replicas:
             return (f"{placement.replicas} x {gpus} {placement.accelerator_model} accelerators do not fit: "
