@@ -180,23 +180,39 @@ def pending_why(pods: Iterable[Mapping[str, Any]]) -> str:
 
 
 def pods_phase(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, done: int = 0,
-               ready: int = 0) -> tuple[JobPhase, str]:
+               ready: int = 0, serving: bool = False) -> tuple[JobPhase, str]:
     """Running once every expected pod runs (`done` finished already; the status may count `ready`
     pods the agent has not seen), else Placed saying how many pods wait and the scheduler's why
     ("1 of 2 replicas running; 1 pending: 0/5 nodes are available: ..."). The same words serve a placement
     that ran whole and lost a replica (a drained node): it stays Running (a placement only moves forward),
-    with this message (backend.py)."""
+    with this message (backend.py). A serving kind's (`serving`) message also says how many running replicas
+    are ready when some are not ("2 replicas running, 0 ready"); the phase stays what the pods say."""
     pods = list(pods)
     want = expected_pods(obj)
     phases = [(p.get("status") or {}).get("phase") for p in pods]
     running = phases.count("Running")
     started = max(running + done, ready)
     noun = "replica" if want == 1 else "replicas"
+    unready = _unready(pods) if serving else 0
     if started >= want:
-        return JobPhase.RUNNING, f"{want} {noun} running"
+        return JobPhase.RUNNING, f"{want} {noun} running{_readiness(want, unready)}"
     pending = phases.count("Pending")
-    return JobPhase.PLACED, f"{started} of {want} {noun} running{f'; {pending} pending' if pending else ''}" \
-                            f"{pending_why(pods)}"
+    return JobPhase.PLACED, f"{started} of {want} {noun} running{_readiness(started, unready)}" \
+                            f"{f'; {pending} pending' if pending else ''}{pending_why(pods)}"
+
+
+def _unready(pods: list[Mapping[str, Any]]) -> int:
+    """Running pods whose Ready condition says False (a failing readiness probe, a node gone quiet): a service's
+    replica that answers no traffic. A pod that says nothing of readiness is not counted against it."""
+    return sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running"
+               and any(c.get("type") == "Ready" and c.get("status") == "False"
+                       for c in (p.get("status") or {}).get("conditions") or [] if isinstance(c, Mapping)))
+
+
+def _readiness(running: int, unready: int) -> str:
+    """", 1 ready" after "2 replicas running" when a service's running replicas are not all ready (outside QA: 0 of
+    4 ready read "2 replicas running" on both members, and the user could not tell the service answered nothing)."""
+    return f", {max(0, running - unready)} ready" if unready else ""
 
 
 def require(value: object, path: str) -> Mapping[str, Any]:

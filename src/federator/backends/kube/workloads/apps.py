@@ -43,7 +43,7 @@ class _ReplicatedAdapter(TemplatedAdapter):
                       if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"), None)
         if stuck:
             return JobPhase.FAILED, f"ProgressDeadlineExceeded: {stuck.get('message', '')}"
-        return pods_phase(obj, pods, ready=int(status.get("readyReplicas") or 0))
+        return pods_phase(obj, pods, ready=int(status.get("readyReplicas") or 0), serving=True)
 
 
 @dataclass(frozen=True, slots=True)

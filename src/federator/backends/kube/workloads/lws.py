@@ -83,7 +83,7 @@ class LeaderWorkerSetAdapter(TemplatedAdapter):
             groups = (obj.get("spec") or {}).get("replicas", 1)
             return JobPhase.RUNNING, f"{groups} groups available"
         pods = list(pods)
-        phase, message = pods_phase(obj, pods)
+        phase, message = pods_phase(obj, pods, serving=True)
         if phase is JobPhase.PLACED and (why := _workers_missing(obj, pods)):
             message = f"{message}; {why}"
         return phase, message
