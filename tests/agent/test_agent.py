@@ -265,3 +265,19 @@ def test_a_launch_that_lands_after_the_agent_fenced_is_stopped_at_once() -> None
         assert backend.capacity().free_accelerators == 8
 
     asyncio.run(with_agent(fed, body, backend=backend, fence_after=0.4))
+
+
+def test_a_simulated_service_serves_until_cancelled_and_training_runs_its_time() -> None:
+    """Outside QA: a simulated member ended inference replicas "finished after 30s", and a spread job then read
+    Running with most of its replicas gone. Without `federator.io/sim-duration` an inference job now serves
+    until cancelled; a training job still runs 30 s, and an explicit duration holds for either kind."""
+    from federator.backends.sim.runtime import run_time
+    from federator.model import JobKind, JobSpec, Resources
+
+    def spec(kind: JobKind, duration: str = "") -> JobSpec:
+        return JobSpec(name="x", kind=kind, replicas=1, resources=Resources(cpu_milli=1000),
+                       annotations=(("federator.io/sim-duration", duration),) if duration else ())
+
+    assert run_time(spec(JobKind.INFERENCE)) is None
+    assert run_time(spec(JobKind.TRAINING)) == 30.0
+    assert run_time(spec(JobKind.INFERENCE, "3s"), time_scale=0.5) == 1.5

@@ -2,8 +2,9 @@
 
 A job's simulated run time comes from its annotations, so the same job file
 works on a real cluster (where the pod template decides):
-`federator.io/sim-duration` (default 30s) and `federator.io/sim-startup`
-(time from launch to Running, default 0.5s).
+`federator.io/sim-duration` (default 30s for training; an inference job without
+it serves until cancelled) and `federator.io/sim-startup` (time from launch to
+Running, default 0.5s).
 
 It holds a job's pod templates to the agent's pod security level as a real
 member's agent does (`federator agent --sim ... --pod-security`): it creates no
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from federator.agent.backend import UpdateCallback, no_update
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
-from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement, placement_resources
+from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement, placement_resources
 from federator.security.podsecurity import AGENT_FLAGS, PodSecurity, member_refusal, needed_by_texts
 
 DURATION_ANNOTATION = "federator.io/sim-duration"
@@ -47,6 +48,16 @@ def parse_duration(text: str, default: float) -> float:
         return default
     scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
     return float(match.group(1)) * scale
+
+
+def run_time(spec: JobSpec, time_scale: float = 1.0) -> float | None:
+    """How long a simulated placement of `spec` runs: its `federator.io/sim-duration`, else 30 s for training; an
+    inference job without one serves until cancelled (None), as a real member's Deployment does. Its replicas
+    "finished after 30s" before, and a spread job then read Running with most of its replicas gone (outside QA)."""
+    text = spec.annotation(DURATION_ANNOTATION)
+    if not text and spec.kind is JobKind.INFERENCE:
+        return None
+    return parse_duration(text, 30.0) * time_scale
 
 
 @dataclass(slots=True)
@@ -114,12 +125,14 @@ class SimBackend:
 
     async def _lifecycle(self, run: _Run, spec: JobSpec) -> None:
         startup = parse_duration(spec.annotation(STARTUP_ANNOTATION), 0.5) * self.time_scale
-        duration = parse_duration(spec.annotation(DURATION_ANNOTATION), 30.0) * self.time_scale
+        duration = run_time(spec, self.time_scale)
         await asyncio.sleep(startup)
         run.phase = JobPhase.RUNNING
         self._on_update(run.placement.placement_id, JobPhase.RUNNING,
                         f"{run.placement.replicas} replica{'s' if run.placement.replicas != 1 else ''} running on "
                         f"{self.cluster.name}")
+        if duration is None:  # a service: it serves until cancelled
+            return
         await asyncio.sleep(duration)
         outcome = spec.annotation(OUTCOME_ANNOTATION, "Succeeded")
         phase = JobPhase.FAILED if outcome == "Failed" else JobPhase.SUCCEEDED
