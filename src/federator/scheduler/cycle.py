@@ -315,8 +315,10 @@ class Scheduler:
             if len(seeds) < need or left < need:
                 holding = f"{len(kept)} held by its running placements ({', '.join(sorted(kept))}); " if kept else ""
                 return Reason(ReasonCode.REGION_UNAVAILABLE,
-                              f"replicas must span {request.spec.min_regions} regions; {holding}only "
-                              f"{len(seeds)} {'more ' if kept else ''}can host one now ({', '.join(sorted(seeds))})")
+                              f"replicas must span {request.spec.min_regions} regions; {holding}"
+                              + (f"only {len(seeds)} {'more ' if kept else ''}can host one now "
+                                 f"({', '.join(sorted(seeds))})" if seeds else
+                                 f"no {'other ' if kept else ''}region can host one now"))
             for n in list(seeds.values())[:need]:
                 counts[n] += 1
                 caps[n] -= 1
