@@ -190,3 +190,24 @@ def test_the_members_reason_survives_in_the_pending_reason() -> None:
     said = r.explain(JobId("j"), Reason(ReasonCode.RECENTLY_REFUSED, "member-a refused this job a moment ago; ..."))
     assert "JobSet name is too long, pod names generated for this JobSet will exceed 63 characters" in said.message
     assert '"llama3-70b-sft-lr3e5-98f..."' in said.message  # which value it was, not all of it
+
+
+def test_a_placement_its_agent_fenced_is_placed_again_at_once_on_the_same_cluster(tmp_path: Path) -> None:
+    """Outside QA: with --fence-after, a 37 s federator outage made every agent stop its placements; once the
+    federator was back, the fenced Cancelled was taken for a refusal, and a job whose only room was there waited
+    30 s more, its reason saying no region could host it. A fence (agent.proto obligation 7, worded "fenced by
+    the agent of <cluster>: ...") is the agent's, not the cluster turning the job away."""
+
+    clock = [1000.0]
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), clock=lambda: clock[0])
+    a = fed.connect(cluster="a", region="r", labels={})
+    fed.report(a, _capacity(2))
+    job = fed.submit(job_spec("gang", replicas=2, gpus=8, models=(H100,)))
+    fed.schedule_once()
+    first = job.placements[0]
+    fed.job_update(a, first.placement_id, JobPhase.CANCELLED, "fenced by the agent of a: 20.2s without the federator")
+    assert job.phase is JobPhase.PENDING
+    assert not fed.refusals.remembers(job.job_id)
+    fed.report(a, _capacity(2))
+    fed.schedule_once()
+    assert job.phase is JobPhase.PLACED and job.placements[0].cluster == "a"

@@ -53,6 +53,9 @@ cluster refused it for a passing reason (a missing namespace the operator then m
 that was down); a cluster that keeps refusing is tried less and less often."""
 
 
+# How an agent words the Cancelled of a placement it fenced (agent.proto, obligation 7): not a refusal.
+FENCED_PREFIX = "fenced by the agent of "
+
 class RecentRefusals:
     """job id -> cluster -> (avoided until, refusals so far, its last why); kept while the job lives (`forget`)."""
 
@@ -64,7 +67,10 @@ class RecentRefusals:
         self._avoiding: set[JobId] = set()  # jobs with a cluster still avoided, as of the last note or avoided
 
     def note(self, job_id: JobId, cluster: str, now: float, why: str = "") -> None:
-        if self.cooldown <= 0:
+        if self.cooldown <= 0 or why.startswith(FENCED_PREFIX):
+            # A fence is the agent stopping everything it holds after losing the federator, not the cluster
+            # turning this job away: kept off the cluster, a spread job waited 30 s more after a federator
+            # restart, its reason reading as if the region could host nothing (outside QA).
             return
         clusters = self._by_job.setdefault(job_id, {})
         _, before, said = clusters.get(cluster, (0.0, 0, ""))
