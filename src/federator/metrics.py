@@ -404,6 +404,13 @@ class Metrics:
             "federator_serving_certificate_expiration_timestamp_seconds",
             "When the certificate the federator serves expires (Unix seconds); 0 with --insecure.",
             registry=r)
+        # The federator keeps time on a steady clock set from the host's at start (steady_clock.py): how far the
+        # host's clock has stepped since. Set by the serving process (set_function); 0 elsewhere.
+        self.clock_offset = Gauge(
+            "federator_clock_offset_seconds",
+            "Seconds the federator's steady clock is ahead of the host's wall clock (negative: behind): how far the "
+            "host's clock stepped since the federator started. Leases and orders' dates do not move with it; job "
+            "times are shown on the steady clock until a restart takes the host's clock again.", registry=r)
         # 0 while a replica waits for the leader Lease (it serves /metrics only), 1 once it acts.
         self.leader = Gauge("federator_leader", "1 if this federator replica is the active leader.", registry=r)
         # Which build runs: an image whose placement core did not compile places about half as fast.

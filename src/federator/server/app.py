@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +44,7 @@ from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS
 from federator.server.terms import StreamTerms, check_terms, default_order_max_age
 from federator.server.usage_service import UsageService
+from federator.steady_clock import SteadyClock
 from federator.store import SqliteJobStore, StoreError
 from federator.store.members import SqliteMemberStore
 
@@ -252,10 +252,12 @@ async def serve(opts: ServeOptions) -> None:
     except (OSError, sqlite3.Error) as exc:
         raise SystemExit(f"--db: cannot open the member clusters in {opts.db}: {exc}") from exc
     clusters: dict[str, ClusterRecord] = {}
-    meter = UsageMeter(usage, metrics=metrics, clock=time.time,
+    clock = SteadyClock()  # a step of the host's clock moves no lease and dates no order wrong (steady_clock.py)
+    metrics.clock_offset.set_function(clock.offset)
+    meter = UsageMeter(usage, metrics=metrics, clock=clock,
                        provider_of=lambda name: provider_of(clusters.get(name)))
     try:  # loads every job: a row that is not one stops the start, named (store/sqlite.py)
-        fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics,
+        fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics, clock=clock,
                         report_interval=opts.report_interval,
                         lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
                         forget_lost_after=opts.forget_lost_after, start_timeout=opts.start_timeout,

@@ -66,10 +66,12 @@ class KubeMode:
     async def start(self, fed: Federator, *, on_lost: Callable[[], None], authz: Authorizer | None = None,
                     audit: AuditLog | None = None) -> None:
         # Queues first: jobs are submitted (and scheduled) only once the Queue objects' quotas are in force.
-        self.queues = QueueController(fed, self.api, status_interval=fed.report_interval, authz=authz, audit=audit)
+        self.queues = QueueController(fed, self.api, status_interval=fed.report_interval, authz=authz, audit=audit,
+                                      clock=fed.clock)
         await self.queues.start()
         self.controller = FederatedJobController(fed, self.api, self.store, namespace=self.opts.namespace,
-                                                 member_interval=fed.report_interval, authz=authz, audit=audit)
+                                                 member_interval=fed.report_interval, authz=authz, audit=audit,
+                                                 clock=fed.clock)
         await self.controller.start()
         if self.elector is not None:
             self._hold = asyncio.get_running_loop().create_task(self._watch_lease(on_lost))
