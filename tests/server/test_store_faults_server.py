@@ -269,3 +269,27 @@ def test_a_full_disk_shows_in_the_store_metrics_the_alert_reads(tmp_path: Path) 
     fed.schedule_once()  # the waiting cycle is stored, its orders sent
     assert 'federator_store_unwritten_jobs{reason="unavailable"} 0.0' in scrape()
     assert [type(o).__name__ for o in _drain(rec)] == ["LaunchOrder"]
+
+
+def test_a_store_refusing_every_write_logs_a_line_every_ten_seconds_with_the_count(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside SRE QA: with the disk full, every client retry was a WARNING line (1,000 a minute) and buried the
+    cause. Refusals are counted in federator_store_write_errors_total; the log says it once per 10 s, with how
+    many more there were."""
+    from federator.store import group_commit
+    from federator.store.errors import StoreUnavailable
+
+    now = [100.0]
+    monkeypatch.setattr(group_commit.time, "monotonic", lambda: now[0])
+    failed = group_commit._FailureLog()
+    full = StoreUnavailable("job store: database or disk is full")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(50):
+            failed("writing 1 jobs to the store failed", full)
+            now[0] += 0.5  # 25 s of refusals, two a second
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["writing 1 jobs to the store failed: job store: database or disk is full",
+                     "writing 1 jobs to the store failed: job store: database or disk is full (and 19 more refused "
+                     "writes in the last 10s)",
+                     "writing 1 jobs to the store failed: job store: database or disk is full (and 19 more refused "
+                     "writes in the last 10s)"]

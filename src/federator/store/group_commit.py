@@ -31,6 +31,7 @@ import asyncio
 import itertools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
@@ -104,6 +105,7 @@ class GroupCommit:
     def __init__(self, store: JobStore, *, max_batch: int = MAX_BATCH_JOBS) -> None:
         self.store = store
         self.max_batch = max_batch
+        self._log_failed = _FailureLog()  # one line per 10 s while the store refuses writes
         self._cv = threading.Condition()
         self._queue: deque[_Write] = deque()
         self._lazy: dict[JobId, Job] = {}  # see enqueue_lazy
@@ -289,7 +291,7 @@ class GroupCommit:
                     self._put(lazy)
                 except Exception as exc:  # a reason is recomputed by the next cycle: dropped, said once per outage
                     if not self._lazy_failing:
-                        _log_failed(f"writing {len(lazy)} pending reasons to the store failed (not retried)", exc)
+                        self._log_failed(f"writing {len(lazy)} pending reasons to the store failed (not retried)", exc)
                     self._lazy_failing = True
                 else:
                     self._lazy_failing = False
@@ -311,7 +313,7 @@ class GroupCommit:
                 self._put(list(latest.values()))
             except Exception as exc:  # the writers hear of it; the thread goes on with the next batch
                 if not (self._owed_failing and all(w.owed for w in batch)):
-                    _log_failed(f"writing {len(latest)} jobs to the store failed", exc)
+                    self._log_failed(f"writing {len(latest)} jobs to the store failed", exc)
                 error = exc
             for w in batch:
                 w.finish(error)
@@ -344,12 +346,29 @@ class GroupCommit:
         self.jobs_written += len(jobs)
 
 
-def _log_failed(what: str, exc: Exception) -> None:
-    """A store that refuses a write (a full disk): one line per failed batch; anything else is a bug: a traceback."""
-    if isinstance(exc, StoreError):
-        log.warning("%s: %s", what, exc)
-    else:
-        log.error("%s", what, exc_info=exc)
+_QUIET_SECONDS = 10.0  # a store refusing writes is logged at most this often, with how many were refused since
+
+
+class _FailureLog:
+    """A store that refuses a write (a full disk): a line at most every 10 s saying how many failed since (every
+    client retry is a failed batch: 1,000 lines a minute buried the cause, outside SRE QA; each one is counted in
+    federator_store_write_errors_total); anything else is a bug: a traceback."""
+
+    def __init__(self) -> None:
+        self.since = 0
+        self.last = -_QUIET_SECONDS
+
+    def __call__(self, what: str, exc: Exception) -> None:
+        if not isinstance(exc, StoreError):
+            log.error("%s", what, exc_info=exc)
+            return
+        now = time.monotonic()
+        self.since += 1
+        if now - self.last >= _QUIET_SECONDS:
+            more = self.since - 1
+            tail = f" (and {more} more refused writes in the last {now - self.last:.0f}s)" if more else ""
+            log.warning("%s: %s%s", what, exc, tail)
+            self.since, self.last = 0, now
 
 
 __all__ = ["MAX_BATCH_JOBS", "GroupCommit", "freeze"]
