@@ -184,3 +184,25 @@ def test_a_job_submitted_during_the_wait_says_what_it_waits_for() -> None:
     assert asyncio.run(main()) == [
         "waiting up to 7s for the member clusters expected back after the federator's start to report",
         "waiting for the next scheduling cycle"]
+
+
+def test_the_wait_goes_on_while_clusters_keep_coming_back_up_to_six_times_the_settle_time() -> None:
+    """Outside SRE: 243 agents reconnect at about 20 a second, and a fixed 10 s placed the backlog without 149 of
+    them. The wait now runs `--settle-seconds` from the latest cluster back, capped at six times it."""
+    missing = [f"c{i}" for i in range(300)]
+    s = Settling(started=0.0, seconds=SETTLE)
+    now = 0.0
+    while s.holding(now, lambda: missing):
+        now += 1.0
+        del missing[:4]  # four a second come back: 75 s for all
+    assert now == 6 * SETTLE and len(missing) == 300 - 4 * 60  # held to the cap, with the fleet still arriving
+    slow = [f"c{i}" for i in range(300)]
+    s = Settling(started=0.0, seconds=SETTLE)
+    now = 0.0
+    while s.holding(now, lambda: slow):
+        now += 1.0
+        if now <= 20:
+            del slow[:15]  # all back in 20 s
+    assert now == 20.0 and not slow
+    stalled = Settling(started=0.0, seconds=SETTLE)
+    assert stalled.holding(5.0, lambda: ["a", "b"]) and not stalled.holding(10.0, lambda: ["a", "b"])

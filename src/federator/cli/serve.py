@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--settle-seconds", type=float, default=DEFAULT_SETTLE_SECONDS, metavar="SECONDS",
                    help="after a start, place nothing until every member cluster expected back (every member "
                         "it remembers that was not Lost or holds placements; in Kubernetes mode every "
-                        "MemberCluster) has reported, or this long (default %(default)g; 0: do not wait)")
+                        "MemberCluster) has reported, or none came back for this long (from the start, then from the "
+                        "latest one back; at most six times it in all; default %(default)g; 0: do not wait)")
     p.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
     add_kube_arguments(p)
     p.add_argument("--policy", type=Path, metavar="FILE",

@@ -7,8 +7,9 @@ them reported placed the whole pending backlog on that one cluster, as far as it
 of the others, which were not Ready yet. kube-scheduler waits for its caches to sync before it
 schedules, for the same reason.
 
-So the federator's loop places nothing until every expected cluster has reported (or is Lost), or
-until `--settle-seconds` after the start, whichever comes first; and never holds again after that. A
+So the federator's loop places nothing until every expected cluster has reported (or is Lost), or until
+`--settle-seconds` pass with none of them coming back (from the start, then from the latest one back; at most
+six times `--settle-seconds` in all), whichever comes first; and never holds again after that. A
 federator that expects no cluster (a new one, on an empty store) does not wait. Leases, reports, submissions and cancels
 go on meanwhile; only the cycle waits.
 """
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # the CLI reads the default from here, and needs none of the 
 log = logging.getLogger("federator.server")
 
 DEFAULT_SETTLE_SECONDS = 10.0
+EXTEND_FACTOR = 6  # the wait goes on while clusters come back, to at most this many times --settle-seconds
 
 
 def unreported(clusters: Mapping[str, ClusterRecord]) -> list[str]:
@@ -38,10 +40,15 @@ class Settling:
     """Whether the loop still holds placing after a start (see the module docstring). Latches: once the
     fleet has settled or the time is up, it never holds again."""
 
-    __slots__ = ("deadline", "held", "known", "settled")
+    __slots__ = ("cap", "deadline", "held", "known", "left", "seconds", "settled")
 
     def __init__(self, started: float, seconds: float) -> None:
+        self.seconds = seconds
         self.deadline = started + seconds
+        # While clusters keep coming back the wait goes on, `seconds` after the latest, up to this: 243 agents
+        # reconnect at about 20 a second, and a fixed 10 s placed the backlog without 149 of them (outside SRE).
+        self.cap = started + max(EXTEND_FACTOR * seconds, seconds)
+        self.left: int | None = None  # how many were missing at the last look
         self.settled = seconds <= 0
         self.held = False  # whether it has held at all (so the release is worth a log line)
         # Whether every cluster expected back is registered yet: in Kubernetes mode the MemberClusters are
@@ -54,6 +61,9 @@ class Settling:
         if self.settled:
             return False
         names = list(missing())
+        if self.left is not None and len(names) < self.left:  # progress: another came back
+            self.deadline = max(self.deadline, min(self.cap, now + self.seconds))
+        self.left = len(names)
         if (not names and self.known) or now >= self.deadline:
             self.settled = True
             if self.held and names:
