@@ -211,3 +211,22 @@ def test_the_federators_policy_queues_and_kubernetes_queue_objects_keep_their_na
     submitted = {s.labels["queue"] for f in metrics.registry.collect() if f.name == "federator_jobs_submitted"
                  for s in f.samples}
     assert submitted == {"junk-0", "junk-1", OTHER, "qa", "made-later"}
+
+
+def test_the_queue_label_budget_is_the_operators_to_raise(tmp_path: Path) -> None:
+    """Outside SRE: a thousand organisations' queues, and only 200 named in the metrics, with no way to change it.
+    `--metrics-queue-labels` sets the budget; below 1 is refused naming the flag."""
+    import os
+    import subprocess
+    import sys
+
+    m = Metrics(label_limit=1000)
+    for i in range(1000):
+        m.jobs_submitted.labels(f"org-{i}").inc()
+    assert m.registry.get_sample_value("federator_jobs_submitted_total", {"queue": "org-999"}) == 1.0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    got = subprocess.run([sys.executable, "-m", "federator", "serve", "--insecure", "--db", str(tmp_path / "f.db"),
+                          "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--metrics-queue-labels", "0"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert got.returncode == 2
+    assert got.stderr.strip() == "federator serve: --metrics-queue-labels: must be at least 1, got 0"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from federator.backends.kube.options import add_kube_arguments, kube_options, kube_options_problem
 from federator.cli.certs import add_tls_arguments, tls_files
 from federator.cli.podsecurity import add_pod_security_arguments, pod_security_of
+from federator.metrics import LABEL_LIMIT
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS
@@ -26,6 +27,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the federator")
     p.add_argument("--listen", default="127.0.0.1:7070", help="gRPC address (default %(default)s)")
     p.add_argument("--metrics-listen", default="127.0.0.1:9090", help="/metrics address (default %(default)s)")
+    p.add_argument("--metrics-queue-labels", type=int, default=LABEL_LIMIT, metavar="N",
+                   help="queues the metrics name each (every queue the policy defines, then the first others seen); "
+                        "the rest are summed as queue=\"other\". Each is a series of every per-queue metric "
+                        "(default %(default)s; raise it for a thousand organisations' queues)")
     p.add_argument("--db", type=Path, default=Path("federator.db"), help="SQLite job store (default %(default)s)")
     p.add_argument("--report-interval", type=float, default=2.0, help="seconds between agent capacity reports")
     p.add_argument("--lease-seconds", type=float, default=10.0,
@@ -195,6 +200,10 @@ def _serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"federator serve: {problem}", file=sys.stderr)
         return 2
+    if args.metrics_queue_labels < 1:
+        print(f"federator serve: --metrics-queue-labels: must be at least 1, got {args.metrics_queue_labels}",
+              file=sys.stderr)
+        return 2
     try:
         use_catalog_file(args.accelerator_catalog)
     except CatalogError as exc:
@@ -217,6 +226,7 @@ def _serve(args: argparse.Namespace) -> int:
         trust = CertsDir(Path(args.certs_dir)).trust
 
     opts = ServeOptions(policy=args.policy, listen=args.listen, metrics_listen=args.metrics_listen, db=args.db,
+                        metrics_queue_labels=args.metrics_queue_labels,
                         report_interval=args.report_interval, lease_seconds=args.lease_seconds,
                         lost_after_seconds=args.lost_after, forget_lost_after=args.forget_lost_after,
                         start_timeout=args.start_timeout,

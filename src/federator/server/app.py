@@ -20,7 +20,7 @@ from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
 from federator.keepalive import SERVER_PING_POLICY
 from federator.listen import ListenError, parse_listen
-from federator.metrics import Metrics
+from federator.metrics import LABEL_LIMIT, Metrics
 from federator.readyfile import write_ready_file
 from federator.scheduler import COMPILED, PolicyError, Scheduler, load_policy
 from federator.security.audit import AuditLog
@@ -60,6 +60,7 @@ log = logging.getLogger("federator.server")
 class ServeOptions:
     listen: str = "127.0.0.1:7070"
     metrics_listen: str = "127.0.0.1:9090"
+    metrics_queue_labels: int = LABEL_LIMIT  # distinct queue label values before the rest read "other"
     db: Path = Path("federator.db")
     report_interval: float = 2.0
     lease_seconds: float = 10.0
@@ -226,7 +227,7 @@ async def _prepare_kube_mode(opts: KubeOptions) -> KubeMode:
 
 
 async def serve(opts: ServeOptions) -> None:
-    metrics = Metrics()
+    metrics = Metrics(label_limit=opts.metrics_queue_labels)
     # /metrics first: a standby replica waiting for the Lease is alive (liveness probes) but serves no gRPC.
     try:
         mhost, mport = parse_listen(opts.metrics_listen, "--metrics-listen")
