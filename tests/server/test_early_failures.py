@@ -7,14 +7,18 @@ reported each Failed at once: 6 of 6 jobs of two tenants failed within seconds w
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
 from server_support import Clock, MemoryStore, capacity, join, make, spec
 
+from federator.backends.kube.resources import job_from_resource, job_status, spec_of
 from federator.jobfile import parse_job
-from federator.model import ClusterState, Job, JobPhase, JobSpec, ReasonCode
+from federator.model import ClusterState, Job, JobId, JobPhase, JobSpec, ReasonCode
 from federator.security.authz import recorded_owner
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.early_failures import EarlyFailurePolicy
@@ -230,3 +234,30 @@ def test_a_policy_out_of_bounds_is_refused_naming_the_field(kw: dict[str, float]
 def test_a_quarantine_policy_out_of_bounds_is_refused_naming_the_field(kw: dict[str, float], field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field}:"):
         QuarantinePolicy(**kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("flag", "value", "said"), [
+    ("--early-failure-seconds", "nan", "must be 0 or a positive number, got nan"),
+    ("--quarantine-failures", "-1", "must be 0 or more, got -1"),
+    ("--quarantine-window", "0", "must be a positive number, got 0"),
+    ("--quarantine-seconds", "inf", "must be a positive number, got inf"),
+], ids=["early-nan", "failures-negative", "window-zero", "quarantine-infinite"])
+def test_serve_refuses_a_flag_out_of_bounds_naming_it(tmp_path: Path, flag: str, value: str, said: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    got = subprocess.run([sys.executable, "-m", "federator", "serve", "--insecure", "--db", str(tmp_path / "f.db"),
+                          "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", flag, value],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert got.returncode == 2
+    assert got.stderr.strip() == f"federator serve: {flag}: {said}"
+
+
+def test_kubernetes_mode_keeps_the_one_more_placement_in_the_federatedjob_status() -> None:
+    """Kubernetes mode's store is the FederatedJob status: a new leader must know the job had its one more."""
+    cr = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+          "metadata": {"name": "train", "namespace": "team", "uid": "u1", "generation": 1},
+          "spec": {"kind": "training", "resources": {"cpu": "1"}}}
+    job = Job(job_id=JobId("train-1"), spec=spec_of(cr), submitted_at=1.0, early_failure=f"liar after 4s: {CRASH}")
+    status = job_status(job, now=2.0)
+    assert status["earlyFailure"] == f"liar after 4s: {CRASH}"
+    back = job_from_resource({**cr, "status": status})
+    assert back is not None and back.early_failure == job.early_failure
