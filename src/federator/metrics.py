@@ -134,6 +134,7 @@ class ClusterSample:
     report_age_seconds: float
     accelerators: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (vendor, model, state) -> count
     cpu_milli: dict[str, int] = field(default_factory=dict)  # state -> milli-cores
+    quarantined: bool = False  # no new work for a while: it failed several owners' work early
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +222,13 @@ class StateCollector(Collector):
             for cstate, milli in sorted(c.cpu_milli.items()):
                 cpu.add_metric([c.cluster, c.region, cstate], milli / 1000)
         yield state
+        quarantined = GaugeMetricFamily("federator_cluster_quarantined",
+                                        "1 while the member cluster is quarantined (it failed several owners' "
+                                        "placements soon after they started: no new work for --quarantine-seconds; "
+                                        "what it runs stays), else 0.", labels=["cluster", "region"])
+        for c in s.clusters:
+            quarantined.add_metric([c.cluster, c.region], 1.0 if c.quarantined else 0.0)
+        yield quarantined
         yield age
         yield accelerators
         yield cpu
@@ -316,6 +324,16 @@ class Metrics:
             "federator_placement_start_timeouts_total",
             "Placements a member cluster did not start (still Placed) within --start-timeout; each job was "
             "placed again, elsewhere if another cluster had room.", ["cluster"], registry=r)
+        # Placements a cluster reported Failed soon after their start, and the quarantines that followed
+        # (server/early_failures.py, server/quarantine.py).
+        self.placement_early_failures = Counter(
+            "federator_placement_early_failures_total",
+            "Placements a member cluster reported Failed within --early-failure-seconds of their start; a job's "
+            "first was placed once more, elsewhere.", ["cluster"], registry=r)
+        self.cluster_quarantines = Counter(
+            "federator_cluster_quarantines_total",
+            "Times a member cluster was quarantined (no new work for --quarantine-seconds) after failing "
+            "placements of several owners soon after their start.", ["cluster"], registry=r)
         self.scheduling_phase_duration = Histogram(
             "federator_scheduling_phase_duration_seconds",
             "Wall time of one phase of a scheduling cycle (order, prescore, place, preempt; rollout "
@@ -417,6 +435,11 @@ class Metrics:
         build = Gauge("federator_build_info", "Always 1: the federator's version, and whether its placement core "
                       "runs compiled (mypyc, setup.py) or interpreted.", ["version", "scheduler"], registry=r)
         build.labels(__version__, "compiled" if COMPILED else "interpreted").set(1)
+
+    def cluster_counters_from_zero(self, cluster: str) -> None:
+        """A cluster's event counters exist from 0 once it connects: increase() sees its first event."""
+        for counter in (self.placement_start_timeouts, self.placement_early_failures, self.cluster_quarantines):
+            counter.labels(cluster)
 
     def observe_cycle(self, seconds: float, phase_seconds: Mapping[str, float]) -> None:
         """Record one scheduling cycle: its wall time and the time of each of its phases."""

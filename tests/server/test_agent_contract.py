@@ -17,6 +17,7 @@ from test_services_edge import agent_stream, channel, hello, served
 from federator.api import convert
 from federator.api.v1 import agent_pb2
 from federator.model import JobPhase
+from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.orders import ErrorNotice, LaunchOrder
 from federator.server.services import AgentService
 
@@ -161,7 +162,7 @@ def test_an_agents_messages_are_stored_with_control_characters_shown_not_obeyed(
     """A provider's agent sent JobUpdate.message with `\\x1b[2J\\x1b[31m...` and a bell: stored as is, `get jobs -o
     wide` cleared users' screens. The federator now writes each control character as its escape and keeps
     the rest (accents, symbols); the same for an Ack's refusal, which becomes the job's reason."""
-    fed = make(store, clock)
+    fed = make(store, clock, early_failures=EarlyFailurePolicy(seconds=0))  # Failed is final: its message is read
     service = AgentService(fed)
     job = fed.submit(spec("train"))
     rec = join(fed, "west-1")

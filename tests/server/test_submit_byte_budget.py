@@ -103,7 +103,8 @@ def test_a_kubectl_jobs_bytes_count_against_its_namespace() -> None:
 
 def test_the_bytes_follow_a_job_until_it_finishes_placed_running_requeued_succeeded_failed_cancelled() -> None:
     """Unfinished, not only pending: a placed or running job's spec is held as much as a pending one's."""
-    fed = make(MemoryStore(), Clock(), limits=Limits(max_unfinished_bytes_per_user=3 * SIZE))
+    clock = Clock()
+    fed = make(MemoryStore(), clock, limits=Limits(max_unfinished_bytes_per_user=3 * SIZE))
     rec = join(fed, "x")  # 4 nodes of 8 free H100
     jobs = [fed.submit(fat("mallory", f"m-{i}")) for i in range(3)]
     with pytest.raises(ByteBudgetFull):
@@ -120,6 +121,7 @@ def test_the_bytes_follow_a_job_until_it_finishes_placed_running_requeued_succee
     fed.job_update(rec, ids[1], JobPhase.SUCCEEDED, "done")
     assert held(fed, "mallory") == 2 * SIZE
     fed.submit(fat("mallory", "m-3"))  # room again
+    clock.now += 3600  # after an hour's run Failed is final (an early failure would place the job once more)
     fed.job_update(rec, ids[2], JobPhase.FAILED, "oom")
     fed.cancel(jobs[0].job_id)  # pending, cancelled
     assert held(fed, "mallory") == SIZE

@@ -88,7 +88,8 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         gpus = format_free_of_total(cap.free_accelerators, cap.total_accelerators, cap.quota_held_accelerators) \
             if cap else "-"
         cpus = f"{cap.cpu_milli_free / 1000:g}" if cap else "-"
-        row = [c["name"], c["region"], c["state"], gpus, cpus, str(c["placements"]),
+        state = f"{c['state']},Quarantined" if c.get("quarantined_until") else c["state"]  # no new work for now
+        row = [c["name"], c["region"], state, gpus, cpus, str(c["placements"]),
                _age(now - c["last_report_at"]) if c["last_report_at"] else "-"]
         if wide:
             row.append(c.get("gang_admission") or "-")

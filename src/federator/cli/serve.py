@@ -14,7 +14,14 @@ from federator.backends.kube.options import add_kube_arguments, kube_options, ku
 from federator.cli.certs import add_tls_arguments, tls_files
 from federator.cli.podsecurity import add_pod_security_arguments, pod_security_of
 from federator.metrics import LABEL_LIMIT
+from federator.server.early_failures import DEFAULT_EARLY_FAILURE_SECONDS, EarlyFailurePolicy
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
+from federator.server.quarantine import (
+    DEFAULT_QUARANTINE_FAILURES,
+    DEFAULT_QUARANTINE_SECONDS,
+    DEFAULT_QUARANTINE_WINDOW_SECONDS,
+    QuarantinePolicy,
+)
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS
 
@@ -42,6 +49,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "the cluster was back) is placed again, elsewhere if another cluster has room; a placement "
                         "a member's Kueue holds and no other cluster can run is left there (default %(default)g; "
                         "0: never)")
+    p.add_argument("--early-failure-seconds", type=float, default=DEFAULT_EARLY_FAILURE_SECONDS, metavar="SECONDS",
+                   help="a placement its cluster reports Failed this soon after it started (or was placed) failed "
+                        "early: its job is placed once more, elsewhere first (once per job; not with failover: "
+                        "keep), and the failure counts toward the cluster's quarantine (default %(default)g; 0: "
+                        "never, Failed is final)")
+    p.add_argument("--quarantine-failures", type=int, default=DEFAULT_QUARANTINE_FAILURES, metavar="N",
+                   help="early failures of at least two owners within --quarantine-window that quarantine a "
+                        "cluster: no new work there for --quarantine-seconds; what it runs stays (default "
+                        "%(default)s; 0: never)")
+    p.add_argument("--quarantine-window", type=float, default=DEFAULT_QUARANTINE_WINDOW_SECONDS, metavar="SECONDS",
+                   help="the window --quarantine-failures are counted in (default %(default)g)")
+    p.add_argument("--quarantine-seconds", type=float, default=DEFAULT_QUARANTINE_SECONDS, metavar="SECONDS",
+                   help="how long a quarantined cluster takes no new work (default %(default)g)")
     p.add_argument("--forget-lost-after", type=float, default=DEFAULT_FORGET_LOST_AFTER_SECONDS, metavar="SECONDS",
                    help="forget a cluster Lost this long that holds no placement: it leaves get clusters, the "
                         "metrics and the members a restart waits for, and rejoins as new if its agent comes back "
@@ -186,6 +206,9 @@ def _serve(args: argparse.Namespace) -> int:
                               ("--lost-after", args.lost_after, False),
                               ("--forget-lost-after", args.forget_lost_after, True),  # 0: never
                               ("--start-timeout", args.start_timeout, True),  # 0: never
+                              ("--early-failure-seconds", args.early_failure_seconds, True),  # 0: never
+                              ("--quarantine-window", args.quarantine_window, False),
+                              ("--quarantine-seconds", args.quarantine_seconds, False),
                               ("--order-max-age", args.order_max_age, True),  # 0: the default
                               ("--cycle-interval", args.cycle_interval, False),
                               ("--settle-seconds", args.settle_seconds, True),
@@ -196,6 +219,10 @@ def _serve(args: argparse.Namespace) -> int:
             must = "0 or a positive number" if zero else "a positive number"
             print(f"federator serve: {flag}: must be {must}, got {value:g}", file=sys.stderr)
             return 2
+    if args.quarantine_failures < 0:
+        print(f"federator serve: --quarantine-failures: must be 0 or more, got {args.quarantine_failures}",
+              file=sys.stderr)
+        return 2
     problem = ready_file_problem(args.ready_file) or kube_options_problem(args)
     if problem:
         print(f"federator serve: {problem}", file=sys.stderr)
@@ -230,6 +257,8 @@ def _serve(args: argparse.Namespace) -> int:
                         report_interval=args.report_interval, lease_seconds=args.lease_seconds,
                         lost_after_seconds=args.lost_after, forget_lost_after=args.forget_lost_after,
                         start_timeout=args.start_timeout,
+                        early_failures=EarlyFailurePolicy(args.early_failure_seconds, QuarantinePolicy(
+                            args.quarantine_failures, args.quarantine_window, args.quarantine_seconds)),
                         cycle_interval=args.cycle_interval,
                         settle_seconds=args.settle_seconds,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,

@@ -24,6 +24,9 @@ class ClusterState(StrEnum):
     READY = "Ready"
     PARTITIONED = "Partitioned"  # stream dropped; jobs keep running; no new work
     LOST = "Lost"  # gone past the grace time; its jobs may be re-placed
+    # Only in a scheduling snapshot, never a record's: a Ready cluster that failed several owners' work early and
+    # takes no new work for a while (server/quarantine.py); what it runs stays.
+    QUARANTINED = "Quarantined"
 
 
 class GangAdmission(StrEnum):

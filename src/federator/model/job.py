@@ -58,6 +58,7 @@ class ReasonCode(StrEnum):
     REGION_UNAVAILABLE = "RegionUnavailable"
     REFUSED_BY_CLUSTER = "RefusedByCluster"
     RECENTLY_REFUSED = "RecentlyRefused"  # that cluster refused this job a moment ago; others are tried first
+    FAILED_EARLY = "FailedEarly"  # a cluster reported it Failed soon after placing it: placed once more elsewhere
     PREEMPTED = "Preempted"  # was running; preempted by higher-priority or under-share work
     LATENCY_BUDGET = "LatencyBudget"  # no region with capacity is close enough to the users
     WORKLOAD_KIND_UNSUPPORTED = "WorkloadKindUnsupported"  # no cluster runs the job's spec.workload kind
@@ -187,6 +188,9 @@ class Job:
     finished_at: float = 0.0
     message: str = ""
     generation: int = 0
+    # The early failure this job was placed again after ("acme-east after 4s: <the member's words>"), "" if none:
+    # a job is placed again after one early failure only (server/early_failures.py). Stored with the job.
+    early_failure: str = ""
 
     @property
     def clusters(self) -> list[str]:

@@ -32,6 +32,7 @@ from federator.security.tls import ServedTls, TlsError, TlsFiles
 from federator.security.trust import PROVIDER_LABEL, Trust, TrustError
 from federator.security.trust_reload import TrustFile
 from federator.server import store_health
+from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
@@ -67,6 +68,7 @@ class ServeOptions:
     lost_after_seconds: float = 120.0
     forget_lost_after: float = DEFAULT_FORGET_LOST_AFTER_SECONDS  # server/leases.py; 0: never
     start_timeout: float = DEFAULT_START_TIMEOUT_SECONDS  # server/start_deadline.py; 0: never
+    early_failures: EarlyFailurePolicy = EarlyFailurePolicy()  # server/early_failures.py, server/quarantine.py
     cycle_interval: float = 1.0
     settle_seconds: float = DEFAULT_SETTLE_SECONDS  # server/settle.py
     ready_file: Path | None = None
@@ -262,6 +264,7 @@ async def serve(opts: ServeOptions) -> None:
                         report_interval=opts.report_interval,
                         lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
                         forget_lost_after=opts.forget_lost_after, start_timeout=opts.start_timeout,
+                        early_failures=opts.early_failures,
                         cycle_interval=opts.cycle_interval,
                         limits=opts.limits, settle_seconds=opts.settle_seconds,
                         members=members)

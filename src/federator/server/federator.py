@@ -45,6 +45,7 @@ from federator.server.clusters import (
     forget_acks,
     report_gate,
 )
+from federator.server.early_failures import EarlyFailurePolicy, EarlyFailures
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
 from federator.server.job_table import JobTable
@@ -90,6 +91,7 @@ class Federator:
         members: MemberStore | None = None,
         forget_lost_after: float = DEFAULT_FORGET_LOST_AFTER_SECONDS,
         start_timeout: float = DEFAULT_START_TIMEOUT_SECONDS,
+        early_failures: EarlyFailurePolicy | None = None,
     ) -> None:
         self.store = store
         self.scheduler = scheduler or Scheduler()
@@ -114,6 +116,7 @@ class Federator:
         self.stalls = LoopStalls(clock)  # the loop's own stalls, not charged to leases (server/stalls.py)
         self.leases = Leases(self, forget_after=forget_lost_after)  # Partitioned, Lost, forgotten
         self.starts = StartDeadline(self, timeout=start_timeout)  # placements their cluster does not start
+        self.early = EarlyFailures(self, early_failures)  # failed soon after starting: once more; quarantine
         self._sessions = 0
         self._wake = asyncio.Event()
         self._watchers: set[asyncio.Queue[JobId]] = set()
@@ -218,7 +221,7 @@ class Federator:
             rec.last_report_at = old.last_report_at
         self.clusters[cluster] = rec
         self.metrics.agent_connects.labels(cluster).inc()
-        self.metrics.placement_start_timeouts.labels(cluster)  # from 0: increase() sees a cluster's first
+        self.metrics.cluster_counters_from_zero(cluster)  # increase() sees a cluster's first timeout, quarantine
         for result in ("moved", "kept"):  # each from 0: the panel and increase() see a cluster before its first move
             self.metrics.placement_moves.labels(cluster, result)
         log.info("cluster %s (%s) connected, session %d", cluster, region, rec.session)
@@ -292,8 +295,10 @@ class Federator:
             message = still_kept(placement.message, message, rec.name) if message else placement.message
         if placement.phase is phase and placement.message == message:
             return  # a resync repeating what is already on disk
-        placement.phase = phase
-        placement.message = message
+        said = self.early.seen(rec, job, placement, phase, message)  # server/early_failures.py
+        if said is None:
+            return  # Failed soon after it started: the job is queued again
+        placement.phase, placement.message = phase, said
         self._derive_phase(job)
         self.journal.write_or_owe([job])  # a full disk delays the record (paid each tick), never loses it
         self.notify([job])

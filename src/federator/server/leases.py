@@ -31,7 +31,8 @@ log = logging.getLogger("federator.server")
 
 DEFAULT_FORGET_LOST_AFTER_SECONDS = 86_400.0
 """A day: longer than an outage a provider repairs, and a retired cluster's alert ends the next day."""
-PER_CLUSTER_COUNTERS = ("agent_reports", "agent_connects", "placement_start_timeouts")
+PER_CLUSTER_COUNTERS = ("agent_reports", "agent_connects", "placement_start_timeouts", "placement_early_failures",
+                        "cluster_quarantines")
 """Metrics labelled by the cluster alone, whose series a forgotten cluster leaves (placement_moves has a result)."""
 
 
@@ -108,6 +109,7 @@ class Leases:
         del fed.clusters[name]
         fed.intake.fleet.gone(name)
         fed.notes.gone(name)
+        fed.early.quarantine.forget(name)
         fed.membership.forgotten(name)
         for counter in PER_CLUSTER_COUNTERS:
             _remove(getattr(fed.metrics, counter), name)

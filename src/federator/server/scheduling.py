@@ -378,9 +378,14 @@ class Cycles:
         return info
 
     def snapshot(self) -> Snapshot:
-        """Member clusters as last reported, less what this federator has reserved since."""
+        """Member clusters as last reported, less what this federator has reserved since. A Ready cluster under
+        quarantine (server/quarantine.py) is Quarantined here: the scheduler keeps new work off it as off any
+        cluster not Ready, and says why."""
         active = self.active_by_cluster()
-        infos = [info for rec in self.fed.clusters.values()
+        quarantined = self.fed.early.quarantine.current(self.fed.clock())
+        infos = [info if info.name not in quarantined or info.state is not ClusterState.READY
+                 else replace(info, state=ClusterState.QUARANTINED)
+                 for rec in self.fed.clusters.values()
                  if (info := self.reserved_info(rec, active.get(rec.name, ()))) is not None]
         return Snapshot.of(infos)
 
@@ -516,8 +521,10 @@ class Cycles:
         return changed
 
     def _ready(self, cluster: str) -> bool:
+        """Ready and not quarantined now (either may have changed while the cycle ran)."""
         rec = self.fed.clusters.get(cluster)
-        return rec is not None and rec.state is ClusterState.READY
+        return rec is not None and rec.state is ClusterState.READY and \
+            self.fed.early.quarantine.holding(cluster, self.fed.clock()) is None
 
     # -- running them -------------------------------------------------------------------------
 

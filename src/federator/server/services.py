@@ -741,6 +741,9 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                 status = jobs_pb2.ClusterStatus(name=rec.name, region=rec.region, state=rec.state.value,
                                                 labels=rec.labels, last_report_at=rec.last_report_at,
                                                 placements=len(held), gang_admission=rec.gang_admission.value)
+                quarantine = fed.early.quarantine.holding(rec.name, fed.clock())  # server/quarantine.py
+                if quarantine is not None:
+                    status.quarantined_until, status.quarantine_reason = quarantine.until, quarantine.why
                 out.append(cluster_list.Row(status, info.capacity if info is not None else None))
             return out
 

@@ -57,6 +57,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "message": job.message,
         "generation": job.generation,
+        "early_failure": job.early_failure,
     }
 
 
@@ -113,7 +114,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
             for p in doc["placements"]
         ],
         placed_at=doc["placed_at"], finished_at=doc["finished_at"], message=doc["message"],
-        generation=doc.get("generation", 0),
+        generation=doc.get("generation", 0), early_failure=doc.get("early_failure", ""),
     )
 
 

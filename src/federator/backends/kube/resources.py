@@ -124,6 +124,9 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         # Replicas a Placed or Running job is short (a spread job that lost a part; pendingReason says why they
         # wait): derived from spec.replicas and the placements, which are what a restart reads back.
         "replicasWaiting": job.replicas_waiting,
+        # The early failure the job was placed again after (server/early_failures.py): at most once, so a restart
+        # must know it was.
+        "earlyFailure": job.early_failure,
         "submittedAt": timestamp(job.submitted_at),
         "placedAt": timestamp(job.placed_at),
         "finishedAt": timestamp(job.finished_at),
@@ -201,6 +204,7 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
         message="" if status.get("phase") == JobPhase.PENDING.value and status.get("message") == reason.get("message")
         else str(status.get("message", "")),
         generation=int(status.get("placementGeneration", 0)),
+        early_failure=str(status.get("earlyFailure") or ""),
     )
 
 

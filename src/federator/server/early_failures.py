@@ -1,0 +1,118 @@
+"""A placement its cluster reports Failed soon after it started is placed once more, elsewhere.
+
+Why: Failed was final, and a member is trusted to say how its placements end. Outside QA's black-hole provider
+(finding F02) claimed room without bound at a price of 0, took every tenant's jobs and reported each one Failed
+at once ("CUDA error ... (exit 139)"): 6 of 6 jobs of two tenants failed within seconds while an honest cluster
+had room. The start deadline (server/start_deadline.py) covers placements that never start; this covers those
+that "start" and fail.
+
+The rule: a placement reported Failed within `seconds` (--early-failure-seconds) of the later of its job's
+placement and its start (Running, as this federator saw it; a restart forgets starts, and the placement's time
+counts from the job's placement then) failed early. Its job is not finished the first time: it is queued again,
+that cluster avoided for it as after a refusal (server/refusals.py), with pending reason FailedEarly saying what
+happened ("failed on acme-east after 4s: <the member's words>; placing it once more, elsewhere"). Once per job:
+the failure is kept on the job (`Job.early_failure`, stored with it), so a job that really crashes at start fails
+on its second cluster, its message naming both. A job annotated `federator.io/failover: keep` is never placed
+again this way. A job of several placements (a gang, a spread inference job) is queued again whole, as after a
+refusal.
+
+Every early failure, retried or not, counts against its cluster (`federator_placement_early_failures_total`) and
+toward its quarantine (server/quarantine.py). 0 turns both off: a Failed placement fails its job, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from federator.model import Job, JobPhase, Placement, Reason, ReasonCode
+from federator.security.authz import submitter_of
+from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
+from federator.server.quarantine import Quarantine, QuarantinePolicy
+from federator.server.refusals import brief
+
+if TYPE_CHECKING:
+    from federator.server.federator import Federator
+
+log = logging.getLogger("federator.server")
+
+DEFAULT_EARLY_FAILURE_SECONDS = 300.0
+"""Five minutes: a job that crashes on its first step (a missing file, an image that does not run, a device that
+faults) fails in that time; a run that fails later has run, and placing it again elsewhere is the user's call."""
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyFailurePolicy:
+    """`seconds`: how soon after its start a Failed placement failed early (0: never, and no quarantine)."""
+
+    seconds: float = DEFAULT_EARLY_FAILURE_SECONDS
+    quarantine: QuarantinePolicy = field(default_factory=QuarantinePolicy)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.seconds) and self.seconds >= 0):
+            raise ValueError(f"seconds: must be 0 (never) or a positive number, got {self.seconds:g}")
+
+
+class EarlyFailures:
+    """Reads each placement's updates for an early failure; see the module docstring."""
+
+    def __init__(self, fed: Federator, policy: EarlyFailurePolicy | None = None) -> None:
+        self.fed = fed
+        self.policy = policy or EarlyFailurePolicy()
+        self.quarantine = Quarantine(self.policy.quarantine, on_start=self._quarantined, on_end=self._released)
+        self._started: dict[str, float] = {}  # placement id -> when it turned Running, oldest first
+
+    def seen(self, rec: ClusterRecord, job: Job, placement: Placement, phase: JobPhase, message: str) -> str | None:
+        """The message to record with `placement`'s new `phase`, or None when the update was an early failure
+        that queued the job again (nothing more to record: the placement is gone)."""
+        seconds = self.policy.seconds
+        if seconds <= 0:
+            return message
+        now = self.fed.clock()
+        if phase is JobPhase.RUNNING and placement.phase is not JobPhase.RUNNING:
+            self._start(placement.placement_id, now)
+        if phase is not JobPhase.FAILED:
+            return message
+        took = now - max(job.placed_at, self._started.pop(placement.placement_id, 0.0))
+        if took > seconds:
+            return message
+        return self._failed_early(rec, job, message, took)
+
+    def _failed_early(self, rec: ClusterRecord, job: Job, message: str, took: float) -> str | None:
+        fed = self.fed
+        now = fed.clock()
+        fed.metrics.placement_early_failures.labels(rec.name).inc()
+        self.quarantine.failed_early(rec.name, submitter_of(job.spec), now)
+        said = f"{rec.name} after {took:.0f}s: {brief(message) if message else 'no message'}"
+        if job.early_failure:  # its one more placement failed too: the job fails, naming both clusters
+            return f"{message} (failed on {said}; it had failed on {job.early_failure} and was placed once more)"
+        if job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep":
+            return message
+        job.early_failure = said  # stored by the requeue's write, before any agent hears of it
+        why = f"failed on {said}; placing it once more, elsewhere (--early-failure-seconds {self.policy.seconds:g})"
+        log.warning("job %s %s", job.job_id, why)
+        fed.refusals.note(job.job_id, rec.name, now, message)
+        fed.requeue(job, Reason(ReasonCode.FAILED_EARLY, why))
+        return None
+
+    def _start(self, placement_id: str, now: float) -> None:
+        started = self._started
+        started[placement_id] = now
+        while started:  # oldest first: only starts within the window can matter
+            oldest = next(iter(started))
+            if now - started[oldest] <= self.policy.seconds:
+                break
+            del started[oldest]
+
+    def _quarantined(self, cluster: str) -> None:
+        self.fed.metrics.cluster_quarantines.labels(cluster).inc()
+
+    def _released(self, cluster: str) -> None:
+        """Its room counts again: jobs parked for want of room come back."""
+        self.fed.cycles.capacity_changed(everything=True)
+        self.fed.wake()
+
+
+__all__ = ["DEFAULT_EARLY_FAILURE_SECONDS", "EarlyFailurePolicy", "EarlyFailures"]
