@@ -118,7 +118,8 @@ def test_a_job_that_keeps_its_cluster_fails_at_once() -> None:
     assert job.phase is JobPhase.FAILED and job.message == CRASH and not job.early_failure
 
 
-def test_a_job_of_several_placements_is_queued_again_whole() -> None:
+def test_a_spread_job_has_only_its_failed_part_placed_again() -> None:
+    """The other part serves on (server/partial.py); the job's one retry is spent."""
     clock = Clock()
     fed = make(MemoryStore(), clock, early_failures=POLICY)
     recs = {"a": join(fed, "a"), "b": join(fed, "b")}
@@ -129,10 +130,12 @@ def test_a_job_of_several_placements_is_queued_again_whole() -> None:
     fed.schedule_once()
     assert sorted(p.cluster for p in job.placements) == ["a", "b"]
     first, other = job.placements
+    drained(recs[other.cluster])
     crash(fed, recs[first.cluster], first.placement_id, clock=clock)
-    assert job.phase is JobPhase.PENDING and not job.placements
+    assert job.phase is JobPhase.PLACED and job.placements == [other] and job.replicas_waiting == first.replicas
     assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.FAILED_EARLY
-    assert CancelOrder(other.placement_id, "superseded: " + job.pending_reason.message) in drained(recs[other.cluster])
+    assert job.early_failure
+    assert not any(isinstance(o, CancelOrder) for o in drained(recs[other.cluster]))
 
 
 def test_the_one_more_placement_is_remembered_across_a_restart(tmp_path: Path) -> None:

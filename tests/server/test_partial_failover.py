@@ -266,3 +266,26 @@ def test_the_api_and_get_jobs_say_how_many_replicas_wait_and_why(clock: Clock) -
     headers, rows = job_rows([job_from_pb(pb)], wide=False)
     reason = rows[0][headers.index("REASON")]
     assert reason.startswith(f"2 of 4 replicas placed; 2 waiting: {pb.pending_reason.code}")
+
+
+@pytest.mark.parametrize("after", [3.0, 3_600.0], ids=["early", "after-an-hour"])
+def test_a_part_that_fails_is_placed_again_alone_and_the_other_parts_serve_on(clock: Clock, after: float) -> None:
+    """Outside QA: one member's copy of a spread inference job was deleted there (or stuck past its progress
+    deadline) and reported Failed: the whole job failed and its healthy copies in every other region were deleted,
+    with nothing placed again. Now that part alone is placed again, its cluster avoided a while; an early failure
+    spends the job's one retry (server/early_failures.py), a late one does not."""
+    fed = make(MemoryStore(), clock)
+    job, a, b = spread_over_a_and_b(fed)
+    pa = next(p for p in job.placements if p.cluster == "a")
+    pb = next(p for p in job.placements if p.cluster == "b")
+    fed.report(b, capacity(pb.placement_id, free=0))  # B is full: the part goes elsewhere
+    clock.now += after
+    fed.heard(a), fed.heard(b)
+    fed.job_update(a, pa.placement_id, JobPhase.FAILED, "Deployment w/serve-a was deleted in the member cluster")
+    assert job.phase is JobPhase.RUNNING and job.placements == [pb] and job.replicas_waiting == 2
+    assert drain(b) == []  # the copy on B serves on: no cancel
+    assert bool(job.early_failure) is (after < 300)
+    c = join(fed, "c", region="north")
+    fed.schedule_once()
+    assert sorted(p.cluster for p in job.placements) == ["b", "c"] and pb in job.placements
+    assert any(isinstance(o, LaunchOrder) for o in drain(c))

@@ -13,8 +13,13 @@ that cluster avoided for it as after a refusal (server/refusals.py), with pendin
 happened ("failed on acme-east after 4s: <the member's words>; placing it once more, elsewhere"). Once per job:
 the failure is kept on the job (`Job.early_failure`, stored with it), so a job that really crashes at start fails
 on its second cluster, its message naming both. A job annotated `federator.io/failover: keep` is never placed
-again this way. A job of several placements (a gang, a spread inference job) is queued again whole, as after a
-refusal.
+again this way. A gang is queued again whole, as after a refusal; a spread inference job whose other parts still
+run has only the failed part placed again (server/partial.py).
+
+A part of a spread job that fails later, after running (its Deployment deleted on the member, or stuck past its
+progress deadline), is placed again alone, its cluster avoided a while, whatever --early-failure-seconds says:
+the parts serving elsewhere are left alone (they were all deleted, and the job failed, before: outside QA). Any
+other job that fails late fails, as ever.
 
 Every early failure, retried or not, counts against its cluster (`federator_placement_early_failures_total`) and
 toward its quarantine (server/quarantine.py). 0 turns both off: a Failed placement fails its job, as before.
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from federator.model import Job, JobPhase, Placement, Reason, ReasonCode
+from federator.scheduler import may_spread
 from federator.security.authz import submitter_of
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.quarantine import Quarantine, QuarantinePolicy
@@ -68,19 +74,33 @@ class EarlyFailures:
         """The message to record with `placement`'s new `phase`, or None when the update was an early failure
         that queued the job again (nothing more to record: the placement is gone)."""
         seconds = self.policy.seconds
-        if seconds <= 0:
-            return message
         now = self.fed.clock()
-        if phase is JobPhase.RUNNING and placement.phase is not JobPhase.RUNNING:
+        if seconds > 0 and phase is JobPhase.RUNNING and placement.phase is not JobPhase.RUNNING:
             self._start(placement.placement_id, now)
         if phase is not JobPhase.FAILED:
             return message
         took = now - max(job.placed_at, self._started.pop(placement.placement_id, 0.0))
-        if took > seconds:
-            return message
-        return self._failed_early(rec, job, message, took)
+        if seconds > 0 and took <= seconds:
+            return self._failed_early(rec, job, placement, message, took)
+        return self._part_failed(rec, job, placement, message, took)
 
-    def _failed_early(self, rec: ClusterRecord, job: Job, message: str, took: float) -> str | None:
+    def _part_failed(self, rec: ClusterRecord, job: Job, placement: Placement, message: str,
+                     took: float) -> str | None:
+        """One part of a spread job, which ran a while, failed (its Deployment deleted on the member, or stuck past
+        its progress deadline): that part alone is placed again, its cluster avoided a while, and the parts that
+        serve elsewhere are left alone. Before, the job failed and every healthy copy in every region was deleted
+        (outside QA). Any other job fails, as ever."""
+        if not may_spread(job.spec) or not any(p.phase.is_active for p in job.placements if p is not placement) \
+                or job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep":
+            return message
+        why = f"its part on {rec.name} failed after {took:.0f}s: {brief(message) if message else 'no message'}"
+        log.warning("job %s: %s; placing that part again", job.job_id, why)
+        self.fed.refusals.note(job.job_id, rec.name, self.fed.clock(), message)
+        self.fed.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, why), ended={placement.placement_id})
+        return None
+
+    def _failed_early(self, rec: ClusterRecord, job: Job, placement: Placement, message: str,
+                      took: float) -> str | None:
         fed = self.fed
         now = fed.clock()
         fed.metrics.placement_early_failures.labels(rec.name).inc()
@@ -94,7 +114,7 @@ class EarlyFailures:
         why = f"failed on {said}; placing it once more, elsewhere (--early-failure-seconds {self.policy.seconds:g})"
         log.warning("job %s %s", job.job_id, why)
         fed.refusals.note(job.job_id, rec.name, now, message)
-        fed.requeue(job, Reason(ReasonCode.FAILED_EARLY, why))
+        fed.requeue(job, Reason(ReasonCode.FAILED_EARLY, why), ended={placement.placement_id})
         return None
 
     def _start(self, placement_id: str, now: float) -> None:

@@ -24,7 +24,7 @@ Fencing stays by placement id: a report of a superseded placement names an id no
 superseded one's generation is older than any placement made after it), and its cluster is told to stop it.
 
 Preemption stays whole: the cycle chooses victims as jobs. Cancel cancels every live placement (server/
-federator.py); a failed placement still fails the job.
+federator.py). A failed part is placed again alone too (server/early_failures.py).
 """
 
 from __future__ import annotations
