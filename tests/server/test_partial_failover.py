@@ -289,3 +289,23 @@ def test_a_part_that_fails_is_placed_again_alone_and_the_other_parts_serve_on(cl
     fed.schedule_once()
     assert sorted(p.cluster for p in job.placements) == ["b", "c"] and pb in job.placements
     assert any(isinstance(o, LaunchOrder) for o in drain(c))
+
+
+def test_a_job_that_fails_says_so_on_the_parts_it_cancelled(clock: Clock) -> None:
+    """A job kept where it is (failover: keep) fails with its part; the part cancelled with it said "2 of 2
+    replicas running" under phase Cancelled (outside QA). It says why it was cancelled."""
+    from dataclasses import replace
+
+    from federator.server.clusters import FAILOVER_ANNOTATION
+
+    fed = make(MemoryStore(), clock)
+    a, b = join(fed, "a", region="east"), join(fed, "b", region="west")
+    keep = inference("serve")
+    job = fed.submit(replace(keep, annotations=(*keep.annotations, (FAILOVER_ANNOTATION, "keep"))))
+    fed.schedule_once()
+    running_on(fed, job, a, b)
+    pa = next(p for p in job.placements if p.cluster == "a")
+    pb = next(p for p in job.placements if p.cluster == "b")
+    fed.job_update(a, pa.placement_id, JobPhase.FAILED, "Deployment w/serve-a was deleted in the member cluster")
+    assert job.phase is JobPhase.FAILED
+    assert pb.phase is JobPhase.CANCELLED and pb.message == "cancelled: another part of the job failed"

@@ -513,7 +513,7 @@ class Federator:
             for p in job.placements:
                 if not p.phase.is_terminal:
                     self.send(p.cluster, CancelOrder(p.placement_id, "another part of the job failed"))
-                    p.phase = JobPhase.CANCELLED
+                    p.phase, p.message = JobPhase.CANCELLED, "cancelled: another part of the job failed"
             self._finish(job, JobPhase.FAILED, next(p.message for p in job.placements if p.phase is JobPhase.FAILED))
         elif all(p is JobPhase.SUCCEEDED for p in phases) and not job.replicas_waiting:
             self._finish(job, JobPhase.SUCCEEDED, "all placements succeeded")
