@@ -28,10 +28,12 @@ every member in turn with a Python error.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from federator.jobfile import FieldProblem
 from federator.model import JobSpec
+from federator.model.resources import QuantityError, parse_quantity
 from federator.podtemplates import AGENT_KEYS, merged_over, shape_problems
 from federator.security import isolation
 from federator.security.podsecurity import (
@@ -81,7 +83,50 @@ def template_shape_problems(spec: JobSpec) -> list[FieldProblem]:
     if spec.workload_json:
         for path, template in pod_templates(_object(spec.workload_json)):
             found += shape_problems(template, f"spec.workload.{path}" if path else "spec.workload")
+    else:
+        found += [f for f in _below_requests(base, spec, "spec.template") if f[0] not in said]
     return [FieldProblem(field, problem) for field, problem in found]
+
+
+def _below_requests(template: dict[str, Any], spec: JobSpec, at: str) -> list[tuple[str, str]]:
+    """Limits of the first container below what the agent requests for it: without a workload object the agent
+    writes spec.resources as that container's requests, and every member's API server refuses a request above its
+    limit (HTTP 422). Accepted, such a job was refused by every member in turn and placed again for ever (outside
+    QA); it is refused here, naming the field."""
+    containers = (template.get("spec") or {}).get("containers") if isinstance(template.get("spec"), dict) else None
+    if not isinstance(containers, list) or not containers or not isinstance(containers[0], dict):
+        return []
+    limits = (containers[0].get("resources") or {}).get("limits") if isinstance(
+        containers[0].get("resources"), dict) else None
+    if not isinstance(limits, dict):
+        return []
+    wanted = {"cpu": (Decimal(spec.resources.cpu_milli) / 1000, "spec.resources.cpu"),
+              "memory": (Decimal(spec.resources.memory_bytes), "spec.resources.memory")}
+    found = []
+    for name, (request, source) in wanted.items():
+        if name not in limits or not request:
+            continue
+        try:
+            limit = parse_quantity(limits[name])
+        except QuantityError:
+            continue  # not a quantity: the member's API server says so
+        if limit < request:
+            found.append((f"{at}.spec.containers[0].resources.limits.{name}",
+                          f"{limits[name]} is below {source} ({quantity_text(name, request)}), which the agent "
+                          "requests for this container: raise the limit, or lower spec.resources"))
+    return found
+
+
+def quantity_text(name: str, amount: Decimal) -> str:
+    """A request as a person writes it: cpu "4" or "500m", memory "32Gi"."""
+    if name == "memory":
+        n = int(amount)
+        for suffix, size in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+            if n and n % size == 0:
+                return f"{n // size}{suffix}"
+        return str(n)
+    milli = int(amount * 1000)
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
 
 
 def _owned(node: object, at: str) -> list[tuple[str, str]]:

@@ -54,7 +54,7 @@ def test_training_is_an_indexed_job_with_the_gang_shape() -> None:
     assert pod["nodeSelector"] == {"zone": "a", "nvidia.com/gpu.product": H100}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     main, sidecar = pod["containers"]
-    assert main["resources"]["requests"] == {"cpu": "32", "memory": str(256 * GiB), "nvidia.com/gpu": "8"}
+    assert main["resources"]["requests"] == {"cpu": "32", "memory": "256Gi", "nvidia.com/gpu": "8"}
     assert main["resources"]["limits"] == {"nvidia.com/gpu": "8"}
     assert "resources" not in sidecar
     name = job["metadata"]["name"]

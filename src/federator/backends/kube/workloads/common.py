@@ -410,12 +410,20 @@ def _quantity_milli(milli: int) -> str:
     return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
 
 
+def _quantity_bytes(n: int) -> str:
+    """Bytes as a person reads them on the member ("32Gi", not "34359738368"), exactly."""
+    for suffix, size in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
+        if n % size == 0:
+            return f"{n // size}{suffix}"
+    return str(n)
+
+
 def resource_amounts(res: Resources) -> dict[str, str]:
     out: dict[str, str] = {}
     if res.cpu_milli:
         out["cpu"] = _quantity_milli(res.cpu_milli)
     if res.memory_bytes:
-        out["memory"] = str(res.memory_bytes)
+        out["memory"] = _quantity_bytes(res.memory_bytes)
     if res.accelerator_milli:
         out[GPU_RESOURCE] = str(res.accelerator_milli // 1000)
     return out
