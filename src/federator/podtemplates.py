@@ -25,6 +25,7 @@ PLACEMENT_LABEL = "federator.io/placement-id"
 GENERATION_LABEL = "federator.io/generation"
 PLACEMENT_ANNOTATION = "federator.io/placement-id"
 JOB_ANNOTATION = "federator.io/job-id"
+JOB_LABEL = "federator.io/job-id"  # the job's id as a label value (shortened with a hash past 63 characters)
 REPLICAS_ANNOTATION = "federator.io/replicas"  # pods the placement runs in this cluster
 AGENT_KEYS = frozenset({PLACEMENT_LABEL, PLACEMENT_ANNOTATION, GENERATION_LABEL, JOB_ANNOTATION, REPLICAS_ANNOTATION})
 
@@ -106,5 +107,5 @@ def _list_of_maps(value: Any, at: str, what: str) -> list[tuple[str, str]]:
             for i, item in enumerate(value) if not isinstance(item, dict)]
 
 
-__all__ = ["AGENT_KEYS", "GENERATION_LABEL", "JOB_ANNOTATION", "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL",
+__all__ = ["AGENT_KEYS", "GENERATION_LABEL", "JOB_ANNOTATION", "JOB_LABEL", "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL",
            "REPLICAS_ANNOTATION", "merged_over", "shape_problems"]

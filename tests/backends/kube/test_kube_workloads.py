@@ -101,6 +101,17 @@ def test_inference_is_a_deployment_selected_by_placement() -> None:
     assert dep["spec"]["template"]["spec"]["restartPolicy"] == "Always"
 
 
+def test_a_jobs_pods_carry_its_id_as_a_label_the_same_on_every_member_and_generation() -> None:
+    """Outside QA: a serving job's pods had only placement labels, which change with every re-placement and
+    differ between members, so a Service had nothing stable to select. federator.io/job-id is the job's."""
+    serve = spec(JobKind.INFERENCE, accelerator_milli=1000)
+    one = build_workload(placement("llm-abc123.g2.member-a", replicas=3), serve, namespace="work")
+    other = build_workload(placement("llm-abc123.g7.member-b", replicas=1), serve, namespace="work")
+    labels = [w["spec"]["template"]["metadata"]["labels"] for w in (one, other)]
+    assert [x["federator.io/job-id"] for x in labels] == ["llm-abc123", "llm-abc123"]
+    assert labels[0]["federator.io/placement-id"] != labels[1]["federator.io/placement-id"]
+
+
 def test_a_template_without_containers_gets_a_default_one_that_runs_for_the_sim_duration() -> None:
     job = build_workload(placement(), spec(annotations=(("federator.io/sim-duration", "2m"),)), namespace="w")
     (main,) = job["spec"]["template"]["spec"]["containers"]

@@ -25,6 +25,7 @@ from federator.model import Placement, QuantityError, Resources, to_bytes, to_mi
 from federator.podtemplates import (  # the agent's marks on a placement's objects, shared with the submit check
     GENERATION_LABEL,
     JOB_ANNOTATION,
+    JOB_LABEL,
     PLACEMENT_ANNOTATION,
     PLACEMENT_LABEL,
     REPLICAS_ANNOTATION,
@@ -129,8 +130,11 @@ def placement_label(placement_id: str) -> str:
 
 
 def workload_labels(placement: Placement) -> dict[str, str]:
+    """The labels of everything the agent makes for a placement, its pods included. The job id one stays the same
+    across the job's generations and members, so a Service (or an ingress) made for a serving job selects its
+    pods whichever placement runs them (outside QA: a Service had nothing stable to select)."""
     return {MANAGED_BY_LABEL: MANAGED_BY, PLACEMENT_LABEL: placement_label(placement.placement_id),
-            GENERATION_LABEL: str(placement.generation)}
+            GENERATION_LABEL: str(placement.generation), JOB_LABEL: placement_label(placement.job_id)}
 
 
 def placement_metadata(obj: Obj, placement: Placement, namespace: str, *, pods: int, name: str = "") -> None:
