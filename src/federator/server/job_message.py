@@ -30,11 +30,13 @@ RESYNC = "resync"  # a placeholder message of re-syncs by older agents: never sh
 
 def placements_message(job: Job, *, waiting: bool = True) -> str:
     """What the placements in the job's phase say (Running: the running ones; Placed: what they wait for,
-    in the members' words, e.g. Kueue's reason), never a Placed one left behind. A Placed job whose members
-    said nothing yet says where and since when it waits to start: an empty message hid a member that took a
-    job and never started it (server/start_deadline.py moves it in the end)."""
-    said = "; ".join(p.message for p in job.placements
-                     if p.phase is job.phase and p.message and p.message != RESYNC)
+    in the members' words, e.g. Kueue's reason; each named by its cluster when the job has several, as
+    "member-a: 2 replicas running; member-b: 2 replicas running, 0 ready"), never a Placed one left behind.
+    A Placed job whose members said nothing yet says where and since when it waits to start: an empty message
+    hid a member that took a job and never started it (server/start_deadline.py moves it in the end)."""
+    several = len({p.cluster for p in job.placements}) > 1  # a spread job: say whose words are whose
+    said = "; ".join(f"{p.cluster}: {p.message}" if several and p.cluster not in p.message else p.message
+                     for p in job.placements if p.phase is job.phase and p.message and p.message != RESYNC)
     if said or not waiting or job.phase is not JobPhase.PLACED:
         return said
     silent = sorted({p.cluster for p in job.placements if p.phase is JobPhase.PLACED})
