@@ -437,7 +437,8 @@ def list_clusters(target: Target, *, full: bool = True, page_size: int = 0) -> l
                     cap = convert.capacity_from_pb(c.capacity) if full else summary_from_pb(c.capacity)
                 out.append({"name": c.name, "region": c.region, "state": c.state, "labels": dict(c.labels),
                             "capacity": cap, "last_report_at": c.last_report_at, "placements": c.placements,
-                            "gang_admission": c.gang_admission})
+                            "gang_admission": c.gang_admission, "member_unreachable": c.member_unreachable,
+                            "member_unreachable_since": c.member_unreachable_since})
             token = resp.next_page_token
             if not token:
                 return out

@@ -88,7 +88,9 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         gpus = format_free_of_total(cap.free_accelerators, cap.total_accelerators, cap.quota_held_accelerators) \
             if cap else "-"
         cpus = f"{cap.cpu_milli_free / 1000:g}" if cap else "-"
-        row = [c["name"], c["region"], c["state"], gpus, cpus, str(c["placements"]),
+        # Its agent cannot reach the member's API server (server/member_health.py): -o json gives its words.
+        state = f'{c["state"]},APIUnreachable' if c.get("member_unreachable") else c["state"]
+        row = [c["name"], c["region"], state, gpus, cpus, str(c["placements"]),
                _age(now - c["last_report_at"]) if c["last_report_at"] else "-"]
         if wide:
             row.append(c.get("gang_admission") or "-")

@@ -418,7 +418,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             self._refuse(rec, refusal)
             return refusal.reason
         rec.checks.accepted_report(cap.sequence)
-        self.fed.report(rec, cap)
+        self.fed.report(rec, cap, unreachable=report.member_unreachable)
         return None
 
     def _release_later(self, rec: ClusterRecord) -> None:
@@ -741,6 +741,8 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                 status = jobs_pb2.ClusterStatus(name=rec.name, region=rec.region, state=rec.state.value,
                                                 labels=rec.labels, last_report_at=rec.last_report_at,
                                                 placements=len(held), gang_admission=rec.gang_admission.value)
+                if rec.unreachable:  # its agent cannot reach the member (server/member_health.py)
+                    status.member_unreachable, status.member_unreachable_since = rec.unreachable, rec.unreachable_since
                 out.append(cluster_list.Row(status, info.capacity if info is not None else None))
             return out
 
