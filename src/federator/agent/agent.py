@@ -39,6 +39,7 @@ from federator.agent.backoff import Backoff
 from federator.agent.certificates import CertificateCheck
 from federator.agent.endpoint import Endpoint
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
+from federator.agent.member_health import MemberHealth, Probe
 from federator.agent.metrics import AgentMetrics
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
@@ -121,6 +122,7 @@ class Agent:
         self._fatal: ConfigConflict | None = None
         self._ending: asyncio.Future[str] | None = None  # set to end the current stream from this side
         self.metrics = AgentMetrics(cluster=config.cluster, region=config.region)
+        self.member = MemberHealth(cluster=config.cluster)  # does the member's API answer (agent/member_health.py)
         self.endpoint: Endpoint | None = None
         self.reconnect_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # a test's fake clock
         self.certificates = CertificateCheck(
@@ -137,12 +139,18 @@ class Agent:
             self.certificates.at_start()  # an expired file is said now, not as "Socket closed" at every retry
         loop = asyncio.get_running_loop()
         ticker = loop.create_task(self._tick_loop())
+        probing: asyncio.Task[None] | None = None
         try:
             await self.backend.start(self._on_update)
             self._last_contact = self.contact.clock()
+            probe: Probe | None = getattr(self.backend, "probe_member", None)  # the simulated backend has none
+            if probe is not None:
+                probing = loop.create_task(self._probe_loop(probe))
             await self._connect_forever()
         finally:
             ticker.cancel()
+            if probing is not None:
+                probing.cancel()
             self.metrics.stopped()
             if self.endpoint:
                 self.endpoint.stop()
@@ -282,7 +290,24 @@ class Agent:
             agent_version=__version__, gang_admission=str(getattr(self.backend, "gang_admission", ""))))
 
     def _report(self) -> agent_pb2.AgentMessage:
-        return agent_pb2.AgentMessage(capacity=convert.capacity_to_pb(self.backend.capacity()))
+        cap = self.backend.capacity()
+        if not self.member.reachable:  # its caches are stale: say why, not what they hold (agent.proto)
+            return agent_pb2.AgentMessage(capacity=agent_pb2.CapacityReport(
+                sequence=cap.sequence, member_unreachable=self.member.why))
+        return agent_pb2.AgentMessage(capacity=convert.capacity_to_pb(cap))
+
+    async def _probe_loop(self, probe: Probe) -> None:
+        """Ask the member's API whether it answers, every report interval; report at once when that turns."""
+        while True:
+            await asyncio.sleep(self.config.report_interval)
+            try:
+                problem = await probe()
+            except Exception as exc:  # a probe that breaks says the member is not answering, it never ends the agent
+                problem = f"probing the API server failed: {exc}"
+            turned = self.member.failed(problem) if problem else self.member.succeeded()
+            if turned:
+                self.metrics.member_reachable(self.member.reachable)
+                self._queue_report()
 
     def _queue_report(self) -> None:
         """Reports coalesce: at most one waits in the outbox, and it is built when it is sent."""
@@ -496,6 +521,13 @@ class Agent:
             log.warning("refusing a malformed launch order for %r: %s", launch.placement.placement_id, exc)
             self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
                 placement_id=launch.placement.placement_id, ok=False, message=f"malformed launch: {exc}")))
+            self.metrics.launched("refused", None)
+            return
+        if not self.member.reachable and placement.placement_id not in self.backend.placements():
+            away = self.member.refusal()  # at once: the launch would wait on an API that does not answer
+            log.warning("refused placement %s (job %s): %s", placement.placement_id, placement.job_id, away)
+            self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
+                placement_id=placement.placement_id, ok=False, message=away)))
             self.metrics.launched("refused", None)
             return
         again = placement.placement_id in self.backend.placements()

@@ -8,8 +8,9 @@ backend. They are served on the agent's own endpoint
 
 Names follow the federator's rules: a `federator_agent_` prefix, base units,
 `_total` on counters. An agent serves one cluster, so the scrape target
-already says which; only `federator_agent_info` and `federator_agent_connected`
-and `federator_agent_certificate_expiration_timestamp_seconds` carry a
+already says which; only `federator_agent_info`, `federator_agent_connected`,
+`federator_agent_member_api_reachable` and
+`federator_agent_certificate_expiration_timestamp_seconds` carry a
 `cluster` label, so that an alert or a dashboard legend can name the
 cluster without a join. Every other label is bounded: `phase` (a JobPhase),
 `result` (ok, refused, failed), `origin` (federator, fence), `certificate`
@@ -28,6 +29,7 @@ cluster without a join. Every other label is bounded: `phase` (a JobPhase),
 | federator_agent_cancels_total{origin} | counter | cancels run: ordered by the federator, or by self-fencing |
 | federator_agent_self_fences_total | counter | times the agent stopped its placements after --fence-after cut off |
 | federator_agent_certificate_expiration_timestamp_seconds{cluster,certificate} | gauge | notAfter of --cert, --ca |
+| federator_agent_member_api_reachable{cluster} | gauge | 0 while the agent cannot reach its member's API server |
 
 State gauges (age, placements) are read at scrape time from values the agent's
 event loop refreshes, never from the backend directly: a scrape runs on the
@@ -70,6 +72,11 @@ class AgentMetrics:
                                 "1 while the agent's stream to the federator is up (the federator welcomed it), "
                                 "else 0.", ["cluster"], registry=r)
         self._connected.labels(cluster).set(0)
+        self._member = Gauge("federator_agent_member_api_reachable",
+                             "0 while the agent cannot reach its member cluster's API server (its probes failed "
+                             "past the hysteresis: it reports that instead of capacity, and refuses launches), "
+                             "else 1.", ["cluster"], registry=r)
+        self._member.labels(cluster).set(1)
         self.stream_sessions = Counter("federator_agent_stream_sessions_total",
                                        "Streams to the federator that the federator welcomed.", registry=r)
         self.reports_sent = Counter("federator_agent_reports_sent_total",
@@ -130,6 +137,10 @@ class AgentMetrics:
 
     def cancelled(self, origin: str) -> None:
         self.cancels.labels(origin).inc()
+
+    def member_reachable(self, reachable: bool) -> None:
+        """Whether the member's API server answers, as the agent judges it (agent/member_health.py)."""
+        self._member.labels(self.cluster).set(1 if reachable else 0)
 
     def certificate_expires(self, certificate: str, not_after: float) -> None:
         """`certificate` (agent: --cert, ca: --ca) expires at `not_after`, as its file says now."""

@@ -438,7 +438,8 @@ def list_clusters(target: Target, *, full: bool = True, page_size: int = 0) -> l
                 out.append({"name": c.name, "region": c.region, "state": c.state, "labels": dict(c.labels),
                             "capacity": cap, "last_report_at": c.last_report_at, "placements": c.placements,
                             "gang_admission": c.gang_admission, "quarantined_until": c.quarantined_until,
-                            "quarantine_reason": c.quarantine_reason})
+                            "quarantine_reason": c.quarantine_reason, "member_unreachable": c.member_unreachable,
+                            "member_unreachable_since": c.member_unreachable_since})
             token = resp.next_page_token
             if not token:
                 return out

@@ -48,6 +48,8 @@ class ClusterRecord:
     reports: ReportGate | None = None  # the report rate limit, holding the newest report over it
     checks: StreamChecks = field(default_factory=StreamChecks)  # what this stream said, for the contract checks
     gang_admission: GangAdmission = GangAdmission.UNKNOWN  # from the agent's Hello
+    unreachable: str = ""  # its agent cannot reach the member's API server: why (server/member_health.py)
+    unreachable_since: float = 0.0
 
     @property
     def closing(self) -> bool:

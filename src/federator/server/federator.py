@@ -35,6 +35,7 @@ from federator.model import (
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits
+from federator.server import member_health
 from federator.server.cancelling import cancelled
 from federator.server.clusters import (
     FAILOVER_ANNOTATION,
@@ -242,10 +243,12 @@ class Federator:
         """Any message renews the agent's lease."""
         rec.last_seen_at = self.clock()
 
-    def report(self, rec: ClusterRecord, capacity: ClusterCapacity) -> None:
+    def report(self, rec: ClusterRecord, capacity: ClusterCapacity, *, unreachable: str = "") -> None:
         """A capacity report. Only a cluster becoming Ready, or one whose placements left it, wakes the
         scheduler at once: with hundreds of agents reporting every second, routine reports wait for the
-        next periodic cycle."""
+        next periodic cycle. `unreachable`: the agent cannot reach its member's API (server/member_health.py)."""
+        if member_health.reported(self, rec, unreachable):
+            return  # Partitioned; a stale capacity, not taken
         previous, rec.capacity = rec.capacity, capacity
         rec.last_report_at = rec.last_seen_at = self.clock()
         self.intake.fleet.reported(rec.name, capacity)

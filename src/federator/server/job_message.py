@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Job, JobPhase, shortfall
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
+from federator.server.member_health import unreachable_note
 from federator.timestamps import utc_seconds
 
 if TYPE_CHECKING:
@@ -51,14 +52,21 @@ def cluster_note(rec: ClusterRecord, *, lost_after: float, keep: bool) -> str:
     # A cluster whose agent has not connected since this federator started (`clusters.awaited`) was last heard
     # of before; the clock to Lost restarted with the federator, so say that, not that the agent fell silent then.
     restarted = not rec.session
+    unreachable = unreachable_note(rec)  # its agent cannot reach the member (server/member_health.py)
     if rec.state is ClusterState.PARTITIONED:
         then = ("the job stays there even then (failover: keep)" if keep
                 else "when the job is placed again")
+        if unreachable:
+            return (f"{unreachable}; the replicas' state there is unknown; no new work there until it answers, "
+                    f"or until it is Lost at "
+                    f"{utc_seconds(rec.partitioned_at + lost_after)} ({lost_after:g} s on), {then}")
         why = "its agent has not reported since this federator started" if restarted else "no word from its agent"
         return (f"{rec.name} Partitioned since {since} ({why}); waiting for it to come back, "
                 f"or until it is Lost at {utc_seconds(rec.partitioned_at + lost_after)} ({lost_after:g} s on), {then}")
     if rec.state is ClusterState.LOST:
         then = "the job waits for it to come back (failover: keep)" if keep else "the job is placed again"
+        if unreachable:
+            return f"{rec.name} Lost after {lost_after:g} s Partitioned: {unreachable}; {then}"
         why = "its agent has not reported since this federator started at" if restarted \
             else "no word from its agent since"
         return f"{rec.name} Lost ({why} {since}); {then}"
@@ -76,8 +84,16 @@ def job_message(job: Job, clusters: Mapping[str, ClusterRecord], *, lost_after: 
     return "; ".join(part for part in (shortfall(job), *notes, placements_message(job, waiting=not notes)) if part)
 
 
+def _noted(rec: ClusterRecord) -> tuple[ClusterState, float]:
+    """What of a cluster its jobs' messages follow: its state, and since when its agent cannot reach the member
+    (0: it can). Not the agent's words: those may change with every report, and restating every job there each
+    time would cost a store write per job per report; the words of when it began stay."""
+    return rec.state, rec.unreachable_since if unreachable_note(rec) else 0.0
+
+
 class ClusterNotes:
-    """Restates the messages of the jobs on a cluster when its state changes (Ready, Partitioned, Lost).
+    """Restates the messages of the jobs on a cluster when its state changes (Ready, Partitioned, Lost), or its
+    agent's word on the member's API does.
 
     Called once per turn of the loop after the leases are checked, so every way a cluster changes state
     (stream dropped, lease ran out, first report, Lost, expected back after a restart) is caught in one
@@ -85,7 +101,8 @@ class ClusterNotes:
 
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
-        self._noted: dict[str, ClusterState] = {}  # the state each cluster's jobs' messages last reflected
+        # The state each cluster's jobs' messages last reflected, and what its agent said of the member's API.
+        self._noted: dict[str, tuple[ClusterState, float]] = {}
 
     def gone(self, cluster: str) -> None:
         """A forgotten cluster (server/leases.py); it held no placement, so no message names it."""
@@ -93,11 +110,11 @@ class ClusterNotes:
 
     def refresh(self) -> None:
         changed = [name for name, rec in self.fed.clusters.items()
-                   if rec.state is not self._noted.get(name, ClusterState.READY)]
+                   if _noted(rec) != self._noted.get(name, (ClusterState.READY, 0.0))]
         if not changed:
             return
         for name in changed:
-            self._noted[name] = self.fed.clusters[name].state
+            self._noted[name] = _noted(self.fed.clusters[name])
         on = set(changed)
         restated = []
         for job in self.fed.jobs.values():

@@ -2,6 +2,8 @@
 
 - Ready -> Partitioned: its stream dropped, or no message for `--lease-seconds`. Its jobs keep running; it gets
   no new work.
+- Ready -> Partitioned also when its agent says it cannot reach the member's API server (server/member_health.py),
+  and Lost after `--lost-after` the same way.
 - Partitioned -> Lost: away for `--lost-after`. Its jobs are placed again elsewhere (unless their failover
   policy says keep); a silent agent that wakes up must reconnect and re-sync.
 - Lost -> forgotten: Lost for `--forget-lost-after` with no placement held there. Why: a national network
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Reason, ReasonCode
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
+from federator.server.member_health import lost_ending
 from federator.server.outbox import lost
 
 if TYPE_CHECKING:
@@ -74,7 +77,8 @@ class Leases:
                 log.warning("cluster %s Lost after %.1fs Partitioned", rec.name, now - rec.partitioned_at)
                 fed.membership.lost(rec.name, rec.region, rec.labels)
                 if rec.connected:  # a silent agent that wakes up must reconnect and re-sync
-                    fed.close_stream(rec, lost(rec.name, now - rec.last_seen_at))
+                    fed.close_stream(rec, lost_ending(rec, fed.lost_after_seconds) if rec.unreachable
+                                     else lost(rec.name, now - rec.last_seen_at))
                 self._fail_over(rec)
         stale = [rec.name for rec in fed.clusters.values() if forgettable(rec, now=now, after=self.forget_after)]
         if stale:

@@ -418,7 +418,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             self._refuse(rec, refusal)
             return refusal.reason
         rec.checks.accepted_report(cap.sequence)
-        self.fed.report(rec, cap)
+        self.fed.report(rec, cap, unreachable=report.member_unreachable)
         return None
 
     def _release_later(self, rec: ClusterRecord) -> None:
@@ -744,6 +744,8 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                 quarantine = fed.early.quarantine.holding(rec.name, fed.clock())  # server/quarantine.py
                 if quarantine is not None:
                     status.quarantined_until, status.quarantine_reason = quarantine.until, quarantine.why
+                if rec.unreachable:  # its agent cannot reach the member (server/member_health.py)
+                    status.member_unreachable, status.member_unreachable_since = rec.unreachable, rec.unreachable_since
                 out.append(cluster_list.Row(status, info.capacity if info is not None else None))
             return out
 

@@ -157,7 +157,8 @@ def test_every_member_cluster_status_field_written_is_in_the_crd() -> None:
     pool = AcceleratorPool("NVIDIA-A100-SXM4-80GB", (2, 0, 0, 0, 0, 0, 0, 0, 1), 24, 24, vendor="nvidia",
                            family="A100", sharing="None", quota_held_accelerators=16)
     status = member_cluster_status(state=ClusterState.READY, connected=True, last_report_at=1.0,
-                                   capacity=ClusterCapacity(accelerator_pools=(pool,)), gang_admission="kueue")
+                                   capacity=ClusterCapacity(accelerator_pools=(pool,)), gang_admission="kueue",
+                                   message="member-b's agent cannot reach its API server since ...")
     assert status["accelerators"][0]["quotaHeld"] == 16
     assert status["models"] == "NVIDIA-A100-SXM4-80GB 8/24 (16 quota held)"
     assert _unknown_keys(status, _schema("memberclusters")["properties"]["status"]) == []

@@ -106,6 +106,23 @@ def test_a_cluster_that_connects_is_ready_again(tmp_path: Path, now: list[float]
     assert state_of(api, "ghost") == ("Ready", True)
 
 
+def test_a_cluster_whose_agent_cannot_reach_its_api_says_so_until_it_can(tmp_path: Path, now: list[float]) -> None:
+    """QA F5: Partitioned with the agent's words in status.message (server/member_health.py), gone once Ready."""
+    api = FakeApi([])
+    fed, ctl = controller(tmp_path, api, now)
+    rec = fed.connect(cluster="member-b", region="east", labels={})
+    fed.report(rec, ClusterCapacity())
+    fed.report(rec, ClusterCapacity(), unreachable="GET /readyz: read timed out")
+    asyncio.run(ctl.write_members())
+    assert state_of(api, "member-b") == ("Partitioned", True)
+    assert api.objects["member-b"]["status"]["message"] == (
+        "member-b's agent cannot reach its API server since 1970-01-12T13:46:40Z (GET /readyz: read timed out)")
+    fed.report(rec, ClusterCapacity())
+    asyncio.run(ctl.write_members())
+    assert state_of(api, "member-b") == ("Ready", True)
+    assert api.objects["member-b"]["status"]["message"] is None  # null: the merge patch removes it
+
+
 def test_a_known_cluster_is_not_adopted_over(tmp_path: Path, now: list[float]) -> None:
     api = FakeApi([member("member-a", "Lost")])
     fed, ctl = controller(tmp_path, api, now)

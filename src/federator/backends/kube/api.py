@@ -181,6 +181,22 @@ class KubeApi:
             raise error_for(resp.status, data)
         return data
 
+    def probe(self, path: str, *, timeout: float) -> None:
+        """GET `path` once (no retry: the client's pool retries a timed-out GET three times, so a frozen server
+        took four timeouts to be noticed), within `timeout` seconds in all. Raises KubeError: its status is 0 when
+        nothing answered, else the HTTP status of an answer that is not 2xx."""
+        import urllib3
+
+        try:
+            m, url, hdrs, _, _ = self._client.param_serialize("GET", path, header_params={"Accept": "*/*"},
+                                                              auth_settings=["BearerToken"])
+            resp = self._client.rest_client.pool_manager.request(
+                m, url, headers=hdrs, timeout=urllib3.Timeout(total=timeout), retries=False)
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise KubeError(0, f"GET {path}: {exc}") from exc
+        if not 200 <= resp.status < 300:
+            raise error_for(resp.status, resp.data.decode(errors="replace")[:600])
+
     # -- verbs ------------------------------------------------------------
 
     def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj:

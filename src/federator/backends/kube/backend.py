@@ -82,6 +82,8 @@ from federator.security.podsecurity import AGENT_FLAGS, PodSecurity, check_objec
 
 log = logging.getLogger("federator.agent.kube")
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+PROBE_TIMEOUT_SECONDS = 5.0
+"""How long the probe of the member's API server waits for its answer (`probe_member`)."""
 _RANK = {JobPhase.PENDING: 0, JobPhase.PLACED: 1, JobPhase.RUNNING: 2, JobPhase.SUCCEEDED: 3, JobPhase.FAILED: 3,
          JobPhase.CANCELLED: 3}
 
@@ -275,6 +277,20 @@ class KubeBackend:
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
                                placement_ids=self._accounted(), discovery=self.discovery, groups=groups)
         return replace(cap, workload_kinds=frozenset(self.served))
+
+    async def probe_member(self) -> str | None:
+        """Does the member's API server answer (agent/member_health.py)? None when it does, else what failed.
+        GET /readyz with a short timeout: anyone may read it (system:public-info-viewer), and it fails when the
+        server cannot serve (its etcd gone) as well as when it does not answer. An answer that refuses us (401,
+        403) is a server that answers: its RBAC is another matter, said where a call needs it."""
+        try:
+            await asyncio.to_thread(self.api.probe, "/readyz", timeout=PROBE_TIMEOUT_SECONDS)
+        except KubeError as exc:
+            if exc.status and exc.status < 500:
+                return None
+            words = " ".join(str(exc).split())  # /readyz lists its checks a line each
+            return words if words.startswith("GET /readyz") else f"GET /readyz: {words}"
+        return None
 
     def device_groups(self, pods: Sequence[dict[str, Any]] | None = None) -> list[DeviceGroup]:
         """The accelerators of every node now: what the capacity report counts and a launch renders."""

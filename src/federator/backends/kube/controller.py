@@ -70,6 +70,7 @@ from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer, Denied, Rule, recorded_owner
 from federator.server.federator import Federator, NotFound
 from federator.server.intake import QueueFull, SubmitError
+from federator.server.member_health import unreachable_note
 from federator.server.orders import CancelOrder
 from federator.server.retention import forget_job
 from federator.store.errors import StoreUnavailable
@@ -373,7 +374,8 @@ class FederatedJobController:
         for rec in list(self.fed.clusters.values()):
             status = member_cluster_status(state=rec.state, connected=rec.connected,
                                            last_report_at=rec.last_report_at, capacity=rec.capacity,
-                                           gang_admission=rec.gang_admission.value)
+                                           gang_admission=rec.gang_admission.value,
+                                           message=unreachable_note(rec))  # server/member_health.py
             comparable = {k: v for k, v in status.items() if k != "lastReportTime"}
             last = self._members_written.get(rec.name)
             if last is not None and last[0] == comparable and now - last[1] < refresh_after:

@@ -223,8 +223,12 @@ def kinds_text(capacity: ClusterCapacity) -> str:
 
 
 def member_cluster_status(*, state: ClusterState, connected: bool, last_report_at: float,
-                          capacity: ClusterCapacity | None, gang_admission: str = "") -> Obj:
-    status: Obj = {"state": state.value, "connected": connected, "lastReportTime": timestamp(last_report_at)}
+                          capacity: ClusterCapacity | None, gang_admission: str = "", message: str = "") -> Obj:
+    """`message`: why the cluster is not Ready when the federator knows more than its state (its agent cannot
+    reach the member's API server: server/member_health.py); None otherwise, which the status merge patch
+    reads as "remove it", so a cluster Ready again does not keep the last one."""
+    status: Obj = {"state": state.value, "connected": connected, "lastReportTime": timestamp(last_report_at),
+                   "message": message or None}
     if gang_admission:
         status["gangAdmission"] = gang_admission
     if capacity is not None:
