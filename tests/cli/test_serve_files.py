@@ -163,3 +163,38 @@ def test_a_finished_job_flag_that_cannot_be_used_is_refused_naming_the_flag(tmp_
     out = _serve("--insecure", "--db", str(tmp_path / "f.db"), *flags)
     assert out.returncode == 2
     assert out.stderr.strip().startswith(f"federator serve: {said}"), out.stderr
+
+
+def test_a_start_over_the_pending_cap_says_so_before_the_first_refused_submit(tmp_path: Path) -> None:
+    """Outside SRE: restarted with --max-pending-jobs 10000 over a store of 39,177 pending jobs, the federator said
+    nothing; the first sign was Submits refused. The start now warns, naming the flag."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from federator.jobfile import parse_job
+    from federator.server.federator import Federator
+    from federator.store import SqliteJobStore
+
+    db = tmp_path / "f.db"
+    store = SqliteJobStore(db)
+    fed = Federator(store=store)
+    for i in range(3):
+        fed.submit(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                              "metadata": {"name": f"j{i}"}, "spec": {"kind": "training", "resources": {"cpu": "1"}}}))
+    store.close()
+    ready = tmp_path / "ready.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEDERATOR_")}
+    proc = subprocess.Popen([sys.executable, "-m", "federator", "serve", "--insecure", "--db", str(db),
+                             "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--ready-file", str(ready),
+                             "--max-pending-jobs", "2"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert ready.exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert "the store holds 3 pending jobs, over --max-pending-jobs 2: every Submit is refused" in err, err

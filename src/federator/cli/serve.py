@@ -39,11 +39,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "the rest are summed as queue=\"other\". Each is a series of every per-queue metric "
                         "(default %(default)s; raise it for a thousand organisations' queues)")
     p.add_argument("--db", type=Path, default=Path("federator.db"), help="SQLite job store (default %(default)s)")
-    p.add_argument("--report-interval", type=float, default=2.0, help="seconds between agent capacity reports")
+    p.add_argument("--report-interval", type=float, default=2.0,
+                   help="seconds between agent capacity reports (default %(default)g)")
     p.add_argument("--lease-seconds", type=float, default=10.0,
-                   help="a connected cluster with no report for this long is Partitioned")
+                   help="a connected cluster with no report for this long is Partitioned (default %(default)g)")
     p.add_argument("--lost-after", type=float, default=120.0,
-                   help="seconds a Partitioned cluster may stay away before it is Lost")
+                   help="seconds a Partitioned cluster may stay away before it is Lost (default %(default)g)")
     p.add_argument("--start-timeout", type=float, default=DEFAULT_START_TIMEOUT_SECONDS, metavar="SECONDS",
                    help="a placement its cluster has not started (still Placed) this long after it was placed (or "
                         "the cluster was back) is placed again, elsewhere if another cluster has room; a placement "
@@ -72,7 +73,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "(default: 10, or a quarter of --lost-after if less)")
     p.add_argument("--reflection", action="store_true",
                    help="serve gRPC server reflection (for grpcurl and generic clients; default: off)")
-    p.add_argument("--cycle-interval", type=float, default=1.0, help="seconds between scheduling cycles at most")
+    p.add_argument("--cycle-interval", type=float, default=1.0,
+                   help="seconds between scheduling cycles at most (default %(default)g)")
     p.add_argument("--settle-seconds", type=float, default=DEFAULT_SETTLE_SECONDS, metavar="SECONDS",
                    help="after a start, place nothing until every member cluster expected back (every member "
                         "it remembers that was not Lost or holds placements; in Kubernetes mode every "
@@ -145,8 +147,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help="capacity report bytes per agent per second, sustained; reports over it wait and the "
                           "newest is applied when the budget allows (default %(default)s; 0: no budget)")
     lim.add_argument("--max-clusters-per-provider", type=int, default=64, metavar="N",
-                     help="member clusters of one provider (federator.io/provider) connected at once; a Hello past "
-                          "it is refused with RESOURCE_EXHAUSTED (default %(default)s; 0: no cap)")
+                     help="member clusters of one provider (federator.io/provider) not Lost, connected or not; a "
+                          "Hello past it is refused with RESOURCE_EXHAUSTED (default %(default)s; 0: no cap)")
     add_pod_security_arguments(p, role="server")
     p.set_defaults(func=_serve)
 

@@ -271,6 +271,10 @@ async def serve(opts: ServeOptions) -> None:
     except StoreError as exc:
         raise SystemExit(str(exc)) from exc
     clusters = fed.clusters
+    if fed.cycles.pending_count > opts.limits.max_pending_jobs:  # every Submit is refused until the backlog drains
+        log.warning("the store holds %d pending jobs, over --max-pending-jobs %d: every Submit is refused "
+                    "(RESOURCE_EXHAUSTED) until fewer are pending", fed.cycles.pending_count,
+                    opts.limits.max_pending_jobs)
     attach(fed, meter)
     metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy,
                         unwritten=kube.store.unwritten if kube else store_health.unwritten(fed))
