@@ -426,3 +426,21 @@ def test_a_get_or_cancel_without_a_job_id_is_invalid_argument_naming_the_field(c
                 ("job_id", "must not be empty")]
 
     asyncio.run(main())
+
+
+def test_a_hello_that_waited_out_a_stall_of_the_federator_is_not_counted_as_the_agents_fault(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside SRE: every federator stall or restart counted agents' streams as bad Hellos (10, 71, 8 of them), with
+    no line to say why. A timeout while the federator's own loop was held is not counted."""
+    from federator.server import services
+
+    monkeypatch.setattr(services, "HELLO_TIMEOUT_SECONDS", 0.3)
+
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            s.fed.stalls.record(ended_at=s.fed.clock() + 60, seconds=1.0)  # the loop held while the stream waited
+            _, err = await agent_stream(ch, [])
+            assert err is not None and err.code() is grpc.StatusCode.DEADLINE_EXCEEDED, err
+            assert s.rejected("bad_hello") == 0
+
+    run(go)

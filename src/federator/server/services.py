@@ -220,16 +220,22 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
     async def Connect(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[agent_pb2.AgentMessage], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[agent_pb2.FederatorMessage]:
+        opened = self.fed.clock()
         try:
             first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_SECONDS)
         except TimeoutError:
-            self.rejected(RejectReason.BAD_HELLO)
+            # A Hello that waited unread while this federator's loop was held (a stall, a SIGSTOP) is not the
+            # agent's fault: counted as a bad Hello, every stall looked like agents sending garbage (outside SRE).
+            if not self.fed.stalls.since(opened):
+                self.rejected(RejectReason.BAD_HELLO)
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                                 f"hello: no Hello within {HELLO_TIMEOUT_SECONDS:g}s of opening the stream; "
                                 "the first message must be a Hello")
             return
         except StopAsyncIteration:
-            self.rejected(RejectReason.BAD_HELLO)
+            # The agent gave up on the stream before it said anything (its own deadline while this federator
+            # was slow, or it was stopping): nothing malformed was sent, so nothing is counted as rejected.
+            log.info("an agent stream from %s ended before its Hello", context.peer())
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "hello: the stream ended before its first message, which must be a Hello")
             return
