@@ -6,8 +6,9 @@ re-syncs on every new stream (its placements, those that ended, then a capacity 
 stop work on its own (eviction, self-fencing). Between those, anything goes wrong: streams break
 with orders in flight, agents restart (a simulated member forgets its work, a Kubernetes one keeps
 it), clusters go Lost while still running their copies, the federator restarts from its store, users
-cancel. Checked after every step: the federator never holds more on a cluster than it has, and a job's
-current placements share its generation. Checked once every member is back and orders are delivered:
+cancel. Checked after every step: the federator never holds more on a cluster than it has, and a gang's
+current placements share its generation (a spread job's parts may be older: one placed again alone).
+Checked once every member is back and orders are delivered:
 each member runs exactly the placements the federator holds current there, in the phase the federator
 records, no job is lost, and no job runs on two clusters.
 """
@@ -171,7 +172,11 @@ def test_once_the_faults_stop_every_member_runs_exactly_what_the_federator_holds
         held: dict[str, int] = {}
         for j in fed.jobs.values():
             active = [p for p in j.placements if p.phase.is_active]
-            assert all(p.generation == j.generation for p in active), (j.spec.name, j.generation, active)
+            # A gang's placements are one generation; a spread job's parts may be older than its newest, when one
+            # part was placed again alone (server/partial.py), but never newer.
+            if j.spec.kind is JobKind.TRAINING:
+                assert all(p.generation == j.generation for p in active), (j.spec.name, j.generation, active)
+            assert all(p.generation <= j.generation for p in active), (j.spec.name, j.generation, active)
             if j.spec.kind is JobKind.TRAINING:
                 assert len({p.cluster for p in active}) <= 1, f"gang {j.spec.name} split: {active}"
             for p in active:
