@@ -242,3 +242,27 @@ def test_an_object_deleted_between_the_409_and_the_read_frees_the_name() -> None
     store = KubeJobStore(api)  # type: ignore[arg-type]
     store.put([job()])
     assert api.objects["pretrain"]["status"]["jobId"] == "pretrain-1" and api.creates == 2
+
+
+def test_a_grpc_jobs_federatedjob_gets_its_submit_warnings_as_events() -> None:
+    """Outside QA: `federator submit` printed its warnings on the user's terminal, but the FederatedJob made for
+    the job got no SubmitWarning Event, while the same file applied with kubectl did; a teammate's `kubectl
+    describe fj` saw nothing."""
+    class Events:
+        instance = "federator"
+
+        def __init__(self) -> None:
+            self.recorded: list[dict[str, Any]] = []
+
+        def record(self, obj: dict[str, Any]) -> None:
+            self.recorded.append(obj)
+
+    api = StrictApi(None)
+    events = Events()
+    store = KubeJobStore(api, events=events)  # type: ignore[arg-type]
+    store.warnings_of = lambda spec: [f"spec.regions.maxLatencyMs: no member region is near {spec.name}"]
+    store.put([job()])
+    store.put([job()])  # a status write of the same job: no second warning
+    warned = [e for e in events.recorded if e["reason"] == "SubmitWarning"]
+    assert [(e["type"], e["message"], e["involvedObject"]["name"]) for e in warned] == [
+        ("Warning", "spec.regions.maxLatencyMs: no member region is near pretrain", "pretrain")]

@@ -66,6 +66,7 @@ class KubeMode:
     async def start(self, fed: Federator, *, on_lost: Callable[[], None], authz: Authorizer | None = None,
                     audit: AuditLog | None = None) -> None:
         # Queues first: jobs are submitted (and scheduled) only once the Queue objects' quotas are in force.
+        self.store.warnings_of = fed.intake.warnings  # a gRPC job's FederatedJob gets its Submit's warnings
         self.queues = QueueController(fed, self.api, status_interval=fed.report_interval, authz=authz, audit=audit,
                                       clock=fed.clock)
         await self.queues.start()

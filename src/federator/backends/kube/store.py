@@ -51,11 +51,19 @@ from federator.backends.kube.api import (
     KubeError,
     NotFoundError,
 )
-from federator.backends.kube.events import EventRecorder, Seen, event_object, job_events, seen
+from federator.backends.kube.events import (
+    EventReason,
+    EventRecorder,
+    JobEvent,
+    Seen,
+    event_object,
+    job_events,
+    seen,
+)
 from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status, spec_of
 from federator.backends.kube.retries import RetryBook, failure_of, unavailable
 from federator.jobfile import JobFileError, spec_to_document, with_old_names
-from federator.model import Job, JobId
+from federator.model import Job, JobId, JobSpec
 from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable, WriteFailure
 
 log = logging.getLogger("federator.kube.store")
@@ -90,6 +98,9 @@ class KubeJobStore:
                  retries: RetryBook | None = None) -> None:
         self.api = api
         self.events = events  # None: no Kubernetes Events
+        # What Submit warns of a spec (server/intake.py `warnings`), posted as SubmitWarning Events on the
+        # FederatedJob made for a gRPC job, as the controller posts them on one made with kubectl (host.py sets it).
+        self.warnings_of: Callable[[JobSpec], list[str]] | None = None
         self._seen: dict[JobId, Seen] = {}  # what the last status write of each job said
         self.namespace = namespace  # None: FederatedJobs of every namespace
         self.clock = clock
@@ -271,6 +282,7 @@ class KubeJobStore:
                     # knows whose object it sees, and the retry adopts it (`_create_owner`).
                     raise
                 self._creating.pop(key, None)
+                self._warn_created(job, owner)
             self._own(job.job_id, owner)
         status = job_status(job, generation=owner.generation, old_conditions=self._conditions.get(job.job_id),
                             now=self.clock())
@@ -286,6 +298,16 @@ class KubeJobStore:
             # has no object to write to any more. The controller cancels such jobs.
             log.info("FederatedJob %s/%s of job %s is gone; status not written", owner.namespace, owner.name,
                      job.job_id)
+
+    def _warn_created(self, job: Job, owner: Owner) -> None:
+        """A gRPC job's new FederatedJob gets the Submit's warnings as Events: `federator submit` printed them on
+        its user's terminal, and a teammate's `kubectl describe fj` saw none (outside QA)."""
+        if self.events is None or self.warnings_of is None:
+            return
+        for warning in self.warnings_of(job.spec):
+            self.events.record(event_object(JobEvent(EventReason.SUBMIT_WARNING, warning, warning=True),
+                                            namespace=owner.namespace, name=owner.name, uid=owner.uid,
+                                            now=self.clock(), instance=self.events.instance))
 
     def _record_events(self, job: Job, owner: Owner) -> None:
         before, self._seen[job.job_id] = self._seen.get(job.job_id), seen(job)
