@@ -116,7 +116,7 @@ keeps them equal. podSecurity is newer than some releases (helm upgrade --reuse-
   verbs: [create, get, list, watch, delete]
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
-  verbs: [create, get, list, watch, delete]
+  verbs: [create, get, list, watch, delete, patch]
 # The headless Service of a multi-replica training placement (its pods' DNS names)
 - apiGroups: [""]
   resources: [services]

@@ -74,6 +74,7 @@ from federator.backends.kube.workloads import (
     workload_name,
     workload_phase,
 )
+from federator.backends.kube.workloads.adapter import expected_pods
 from federator.backends.kube.workloads.registry import BATCH_JOB
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement
 from federator.podtemplates import merged_over, shape_problems
@@ -532,7 +533,36 @@ class KubeBackend:
             return
         self._launched.pop(pid, None)
         self.tenants.seen(pid, obj)
+        self._restore_scale(pid, obj)
         self._refresh(pid, obj)
+
+    def _restore_scale(self, pid: str, obj: Obj) -> None:
+        """A Deployment or StatefulSet of ours scaled behind the agent's back (`kubectl scale` on the member) is
+        scaled back to its placement's replicas: the federator books what it placed, and the job read "1 of 3
+        replicas running" for good while 3 accelerators stayed booked (outside QA). Only `spec.replicas`; the
+        agent owns the rest of the object as it made it."""
+        if not self._started or pid in self._cancelled or obj.get("apiVersion") != "apps/v1" \
+                or obj.get("kind") not in ("Deployment", "StatefulSet"):
+            return
+        want, have = expected_pods(obj, default=-1), (obj.get("spec") or {}).get("replicas")
+        if want < 0 or have == want:
+            return
+        adapter = adapter_of(obj)
+        if adapter is None:
+            return
+        log.warning("placement %s: %s %s scaled to %s behind the agent's back; scaling it back to %d", pid,
+                    obj.get("kind"), key_name(obj), have, want)
+        meta = obj.get("metadata") or {}
+
+        async def scale() -> None:
+            try:
+                await asyncio.to_thread(self.api.patch, resource_of(adapter), str(meta.get("name", "")),
+                                        {"spec": {"replicas": want}}, str(meta.get("namespace", "")))
+            except KubeError as exc:
+                log.warning("placement %s: scaling %s back failed (%s); the agent needs patch on deployments "
+                            "and statefulsets (deploy/kubernetes/rbac-agent.yaml)", pid, key_name(obj), exc)
+
+        self._background(scale())
 
     def _pod_event(self, _kind: str, pod: Obj) -> None:
         pid = self._placement_of_pod(pod)
