@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the federator")
     p.add_argument("--listen", default="127.0.0.1:7070", help="gRPC address (default %(default)s)")
     p.add_argument("--metrics-listen", default="127.0.0.1:9090", help="/metrics address (default %(default)s)")
-    p.add_argument("--db", type=Path, default=Path("federator.db"), help="SQLite job store (default %(default)s)")
+    p.add_argument("--db", type=Path, default=Path("federator.db"),
+                   help="SQLite job store (default %(default)s); a path with no file there starts a new, empty "
+                        "store, said in a WARNING (a mistyped --db)")
     p.add_argument("--report-interval", type=float, default=2.0, help="seconds between agent capacity reports")
     p.add_argument("--lease-seconds", type=float, default=10.0,
                    help="a connected cluster with no report for this long is Partitioned")

@@ -46,6 +46,7 @@ from federator.server.terms import StreamTerms, check_terms, default_order_max_a
 from federator.server.usage_service import UsageService
 from federator.steady_clock import SteadyClock
 from federator.store import SqliteJobStore, StoreError
+from federator.store.identity import FileState
 from federator.store.members import SqliteMemberStore
 
 if TYPE_CHECKING:
@@ -270,6 +271,9 @@ async def serve(opts: ServeOptions) -> None:
     attach(fed, meter)
     metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy,
                         unwritten=kube.store.unwritten if kube else store_health.unwritten(fed))
+    db_file = store.file if isinstance(store, SqliteJobStore) else usage.file  # kube: --db is usage only
+    if db_file is not None:
+        metrics.store_file_gone.set_function(lambda: float(db_file.state() is not FileState.SAME))
     if kube:
         kube.store.on_write_error = lambda reason: metrics.store_write_errors.labels(reason.value).inc()
     else:
