@@ -377,6 +377,12 @@ class Metrics:
             "1 while the --db path no longer names the SQLite file the federator opened (deleted or replaced while "
             "it ran): every write is refused (reason file_gone) until it is stopped and the right file put back.",
             registry=r)
+        # Placements agents run of jobs this federator's store has no record of (server/orphans.py).
+        self.orphan_placements = Gauge(
+            "federator_orphan_placements",
+            "Placements a member cluster reports of jobs this federator's store has no record of (or of a newer "
+            "generation than it stored): --db replaced, or restored from an old backup. Cancelled once reported "
+            "for --orphan-grace.", ["cluster"], registry=r)
         # Lost members dropped from the registry (server/leases.py): --forget-lost-after, or kubectl delete mc.
         self.clusters_forgotten = Counter(
             "federator_clusters_forgotten_total",

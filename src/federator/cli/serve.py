@@ -14,6 +14,7 @@ from federator.backends.kube.options import add_kube_arguments, kube_options, ku
 from federator.cli.certs import add_tls_arguments, tls_files
 from federator.cli.podsecurity import add_pod_security_arguments, pod_security_of
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
+from federator.server.orphans import DEFAULT_ORPHAN_GRACE_SECONDS
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS
 
@@ -28,7 +29,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--metrics-listen", default="127.0.0.1:9090", help="/metrics address (default %(default)s)")
     p.add_argument("--db", type=Path, default=Path("federator.db"),
                    help="SQLite job store (default %(default)s); a path with no file there starts a new, empty "
-                        "store, said in a WARNING (a mistyped --db)")
+                        "store, said in a WARNING (a mistyped --db): what its agents run is then orphans to it "
+                        "(--orphan-grace)")
     p.add_argument("--report-interval", type=float, default=2.0, help="seconds between agent capacity reports")
     p.add_argument("--lease-seconds", type=float, default=10.0,
                    help="a connected cluster with no report for this long is Partitioned")
@@ -54,6 +56,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="after a start, place nothing until every member cluster expected back (every member "
                         "it remembers that was not Lost or holds placements; in Kubernetes mode every "
                         "MemberCluster) has reported, or this long (default %(default)g; 0: do not wait)")
+    p.add_argument("--orphan-grace", type=float, default=DEFAULT_ORPHAN_GRACE_SECONDS, metavar="SECONDS",
+                   help="a placement an agent runs of a job this federator's store has no record of (--db replaced, "
+                        "deleted or restored from an old backup) is cancelled only once reported this long, so an "
+                        "operator can restore the right store first; superseded placements of known jobs are "
+                        "cancelled at once (default %(default)g; 0: at once)")
     p.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
     add_kube_arguments(p)
     p.add_argument("--policy", type=Path, metavar="FILE",
@@ -185,6 +192,7 @@ def _serve(args: argparse.Namespace) -> int:
                               ("--order-max-age", args.order_max_age, True),  # 0: the default
                               ("--cycle-interval", args.cycle_interval, False),
                               ("--settle-seconds", args.settle_seconds, True),
+                              ("--orphan-grace", args.orphan_grace, True),  # 0: at once
                               ("--trust-poll-seconds", args.trust_poll_seconds, True),
                               ("--max-reports-per-second", args.max_reports_per_second, False)):
         # NaN passes every comparison's "is it negative" and inf a timer's; a 0 interval spins the loop.
@@ -222,7 +230,7 @@ def _serve(args: argparse.Namespace) -> int:
                         lost_after_seconds=args.lost_after, forget_lost_after=args.forget_lost_after,
                         start_timeout=args.start_timeout,
                         cycle_interval=args.cycle_interval,
-                        settle_seconds=args.settle_seconds,
+                        settle_seconds=args.settle_seconds, orphan_grace=args.orphan_grace,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,
                         token_file=args.token_file, token_listen=args.token_listen, limits=limits,
                         audit_log=args.audit_log, trust=trust, trust_poll_seconds=args.trust_poll_seconds,

@@ -36,6 +36,7 @@ from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
+from federator.server.orphans import DEFAULT_ORPHAN_GRACE_SECONDS
 from federator.server.outbox import stopping
 from federator.server.reloads import Reloads
 from federator.server.retention import Retention, RetentionPolicy
@@ -84,6 +85,7 @@ class ServeOptions:
     order_max_age: float = 0.0  # the bound on a Launch's age; 0: default_order_max_age(lost_after_seconds)
     reflection: bool = False  # serve gRPC server reflection
     retention: RetentionPolicy = RetentionPolicy()  # finished jobs (server/retention.py); store mode only
+    orphan_grace: float = DEFAULT_ORPHAN_GRACE_SECONDS  # server/orphans.py; 0: cancelled at once
 
 
 def _scheduler(opts: ServeOptions) -> Scheduler:
@@ -264,7 +266,7 @@ async def serve(opts: ServeOptions) -> None:
                         forget_lost_after=opts.forget_lost_after, start_timeout=opts.start_timeout,
                         cycle_interval=opts.cycle_interval,
                         limits=opts.limits, settle_seconds=opts.settle_seconds,
-                        members=members)
+                        members=members, orphan_grace=opts.orphan_grace)
     except StoreError as exc:
         raise SystemExit(str(exc)) from exc
     clusters = fed.clusters

@@ -51,7 +51,8 @@ from federator.server.job_table import JobTable
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS, Leases
 from federator.server.membership import Membership
 from federator.server.moving import Ask, Moves, kept_message, moved_reason, still_kept
-from federator.server.orders import CancelOrder, LaunchOrder, Order, stray_reason
+from federator.server.orders import CancelOrder, LaunchOrder, Order
+from federator.server.orphans import Orphans
 from federator.server.outbox import Ending, overloaded, superseded
 from federator.server.partial import supersede_part
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
@@ -90,6 +91,7 @@ class Federator:
         members: MemberStore | None = None,
         forget_lost_after: float = DEFAULT_FORGET_LOST_AFTER_SECONDS,
         start_timeout: float = DEFAULT_START_TIMEOUT_SECONDS,
+        orphan_grace: float = 0.0,
     ) -> None:
         self.store = store
         self.scheduler = scheduler or Scheduler()
@@ -114,6 +116,7 @@ class Federator:
         self.stalls = LoopStalls(clock)  # the loop's own stalls, not charged to leases (server/stalls.py)
         self.leases = Leases(self, forget_after=forget_lost_after)  # Partitioned, Lost, forgotten
         self.starts = StartDeadline(self, timeout=start_timeout)  # placements their cluster does not start
+        self.orphans = Orphans(self, grace=orphan_grace)  # placements of jobs the store never knew (server/orphans.py)
         self._sessions = 0
         self._wake = asyncio.Event()
         self._watchers: set[asyncio.Queue[JobId]] = set()
@@ -270,8 +273,9 @@ class Federator:
         job = self.jobs.get(job_id) if job_id else None
         placement = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None
         if job is None or placement is None or placement.cluster != rec.name:
-            if not phase.is_terminal:  # superseded (an older generation) or never ours: fence it
-                self.send(rec.name, CancelOrder(placement_id, "superseded: not a current placement"))
+            order = None if phase.is_terminal else self.orphans.fence_one(rec.name, placement_id)
+            if order is not None:  # superseded (an older generation), or an orphan past its grace: fence it
+                self.send(rec.name, order)
             return
         rec.seen.add(placement_id)  # only ours: the re-sync reads it, and made-up ids must not fill memory
         if job.phase.is_terminal or placement.phase.is_terminal:
@@ -369,13 +373,17 @@ class Federator:
                                       "(its agent restarted); re-placing"), ended={p.placement_id})
 
     def _cancel_strays(self, rec: ClusterRecord, placement_ids: Iterable[str]) -> None:
-        """A cluster holding a placement that is not current there is told to stop it (fencing)."""
+        """A cluster holding a placement that is not current there is told to stop it (fencing); one of a job the
+        store has no record of, only after --orphan-grace (server/orphans.py)."""
+        strays: dict[str, Job | None] = {}
         for pid in placement_ids:
             job = self.jobs.get(self.placement_index.get(pid, JobId("")))
             current = job is not None and not job.phase.is_terminal and any(
                 p.placement_id == pid and p.cluster == rec.name and p.phase.is_active for p in job.placements)
             if not current:
-                self.send(rec.name, CancelOrder(pid, stray_reason(job, pid)))
+                strays[pid] = job
+        for order in self.orphans.fence(rec.name, strays):
+            self.send(rec.name, order)
 
     # -- scheduling -------------------------------------------------------
 

@@ -109,6 +109,7 @@ class Leases:
         fed.intake.fleet.gone(name)
         fed.notes.gone(name)
         fed.membership.forgotten(name)
+        fed.orphans.forget(name)
         for counter in PER_CLUSTER_COUNTERS:
             _remove(getattr(fed.metrics, counter), name)
         for result in ("moved", "kept"):
