@@ -389,6 +389,18 @@ class Metrics:
             registry=r)
         for reason in WriteFailure:  # each from 0: rate() sees the first error
             self.store_write_errors.labels(reason.value)
+        # The --db file deleted or replaced under a running federator (store/identity.py): read at each scrape.
+        self.store_file_gone = Gauge(
+            "federator_store_file_gone",
+            "1 while the --db path no longer names the SQLite file the federator opened (deleted or replaced while "
+            "it ran): every write is refused (reason file_gone) until it is stopped and the right file put back.",
+            registry=r)
+        # Placements agents run of jobs this federator's store has no record of (server/orphans.py).
+        self.orphan_placements = Gauge(
+            "federator_orphan_placements",
+            "Placements a member cluster reports of jobs this federator's store has no record of (or of a newer "
+            "generation than it stored): --db replaced, or restored from an old backup. Cancelled once reported "
+            "for --orphan-grace.", ["cluster"], registry=r)
         # Lost members dropped from the registry (server/leases.py): --forget-lost-after, or kubectl delete mc.
         self.clusters_forgotten = Counter(
             "federator_clusters_forgotten_total",

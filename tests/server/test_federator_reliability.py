@@ -179,11 +179,13 @@ def test_a_refusal_re_synced_after_a_reconnect_re_places_the_job_elsewhere(store
 
 def test_a_report_listing_a_placement_that_is_not_current_gets_it_cancelled(
         store: MemoryStore, clock: Clock) -> None:
+    """Of a job the store never knew, with no --orphan-grace (the Federator's default): at once, named an orphan
+    (server/orphans.py; superseded placements of known jobs: tests/server/test_orphans.py)."""
     fed = make(store, clock)
     rec = join(fed, "west-1")
     fed.report(rec, capacity("ghost.g1.west-1"))
     assert [o for o in drain(rec) if isinstance(o, CancelOrder)] == [
-        CancelOrder("ghost.g1.west-1", "superseded: not a current placement")]
+        CancelOrder("ghost.g1.west-1", "orphan: the federator's store has no record of its job (--orphan-grace 0s)")]
 
 
 def test_a_silent_agent_is_partitioned_then_ready_again_when_it_reports(store: MemoryStore, clock: Clock) -> None:

@@ -36,7 +36,7 @@ from federator.accounting.store import SqliteUsageStore
 from federator.metrics import Metrics
 from federator.model import MILLI, Job, JobPhase, Placement, placement_resources
 from federator.security.authz import owner_of
-from federator.store import JobStore
+from federator.store import JobStore, StoreError
 from federator.store.group_commit import GroupCommit
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class UsageMeter:
             self._unwritten[rec.placement_id] = rec
         try:
             self.store.put(list(self._unwritten.values()))
-        except sqlite3.Error as exc:  # accounting must never stop the federator: kept, said once per outage
+        except (sqlite3.Error, StoreError) as exc:  # accounting never stops the federator: kept, said once per outage
             if not failing:
                 log.warning("usage records not written (%s); kept, and written once the store takes writes: %s",
                             exc, sorted(self._unwritten)[:20])

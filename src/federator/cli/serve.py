@@ -16,6 +16,7 @@ from federator.cli.podsecurity import add_pod_security_arguments, pod_security_o
 from federator.metrics import LABEL_LIMIT
 from federator.server.early_failures import DEFAULT_EARLY_FAILURE_SECONDS, EarlyFailurePolicy
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
+from federator.server.orphans import DEFAULT_ORPHAN_GRACE_SECONDS
 from federator.server.quarantine import (
     DEFAULT_QUARANTINE_FAILURES,
     DEFAULT_QUARANTINE_SECONDS,
@@ -38,7 +39,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="queues the metrics name each (every queue the policy defines, then the first others seen); "
                         "the rest are summed as queue=\"other\". Each is a series of every per-queue metric "
                         "(default %(default)s; raise it for a thousand organisations' queues)")
-    p.add_argument("--db", type=Path, default=Path("federator.db"), help="SQLite job store (default %(default)s)")
+    p.add_argument("--db", type=Path, default=Path("federator.db"),
+                   help="SQLite job store (default %(default)s); a path with no file there starts a new, empty "
+                        "store, said in a WARNING (a mistyped --db): what its agents run is then orphans to it "
+                        "(--orphan-grace)")
     p.add_argument("--report-interval", type=float, default=2.0,
                    help="seconds between agent capacity reports (default %(default)g)")
     p.add_argument("--lease-seconds", type=float, default=10.0,
@@ -80,6 +84,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "it remembers that was not Lost or holds placements; in Kubernetes mode every "
                         "MemberCluster) has reported, or none came back for this long (from the start, then from the "
                         "latest one back; at most six times it in all; default %(default)g; 0: do not wait)")
+    p.add_argument("--orphan-grace", type=float, default=DEFAULT_ORPHAN_GRACE_SECONDS, metavar="SECONDS",
+                   help="a placement an agent runs of a job this federator's store has no record of (--db replaced, "
+                        "deleted or restored from an old backup) is cancelled only once reported this long, so an "
+                        "operator can restore the right store first; superseded placements of known jobs are "
+                        "cancelled at once (default %(default)g; 0: at once)")
     p.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
     add_kube_arguments(p)
     p.add_argument("--policy", type=Path, metavar="FILE",
@@ -214,6 +223,7 @@ def _serve(args: argparse.Namespace) -> int:
                               ("--order-max-age", args.order_max_age, True),  # 0: the default
                               ("--cycle-interval", args.cycle_interval, False),
                               ("--settle-seconds", args.settle_seconds, True),
+                              ("--orphan-grace", args.orphan_grace, True),  # 0: at once
                               ("--trust-poll-seconds", args.trust_poll_seconds, True),
                               ("--max-reports-per-second", args.max_reports_per_second, False)):
         # NaN passes every comparison's "is it negative" and inf a timer's; a 0 interval spins the loop.
@@ -262,7 +272,7 @@ def _serve(args: argparse.Namespace) -> int:
                         early_failures=EarlyFailurePolicy(args.early_failure_seconds, QuarantinePolicy(
                             args.quarantine_failures, args.quarantine_window, args.quarantine_seconds)),
                         cycle_interval=args.cycle_interval,
-                        settle_seconds=args.settle_seconds,
+                        settle_seconds=args.settle_seconds, orphan_grace=args.orphan_grace,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,
                         token_file=args.token_file, token_listen=args.token_listen, limits=limits,
                         audit_log=args.audit_log, trust=trust, trust_poll_seconds=args.trust_poll_seconds,

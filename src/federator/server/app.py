@@ -37,6 +37,7 @@ from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
+from federator.server.orphans import DEFAULT_ORPHAN_GRACE_SECONDS
 from federator.server.outbox import stopping
 from federator.server.reloads import Reloads
 from federator.server.retention import Retention, RetentionPolicy
@@ -47,6 +48,7 @@ from federator.server.terms import StreamTerms, check_terms, default_order_max_a
 from federator.server.usage_service import UsageService
 from federator.steady_clock import SteadyClock
 from federator.store import SqliteJobStore, StoreError
+from federator.store.identity import FileState
 from federator.store.members import SqliteMemberStore
 
 if TYPE_CHECKING:
@@ -86,6 +88,7 @@ class ServeOptions:
     order_max_age: float = 0.0  # the bound on a Launch's age; 0: default_order_max_age(lost_after_seconds)
     reflection: bool = False  # serve gRPC server reflection
     retention: RetentionPolicy = RetentionPolicy()  # finished jobs (server/retention.py); store mode only
+    orphan_grace: float = DEFAULT_ORPHAN_GRACE_SECONDS  # server/orphans.py; 0: cancelled at once
 
 
 def _scheduler(opts: ServeOptions) -> Scheduler:
@@ -267,7 +270,7 @@ async def serve(opts: ServeOptions) -> None:
                         early_failures=opts.early_failures,
                         cycle_interval=opts.cycle_interval,
                         limits=opts.limits, settle_seconds=opts.settle_seconds,
-                        members=members)
+                        members=members, orphan_grace=opts.orphan_grace)
     except StoreError as exc:
         raise SystemExit(str(exc)) from exc
     clusters = fed.clusters
@@ -278,6 +281,9 @@ async def serve(opts: ServeOptions) -> None:
     attach(fed, meter)
     metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy,
                         unwritten=kube.store.unwritten if kube else store_health.unwritten(fed))
+    db_file = store.file if isinstance(store, SqliteJobStore) else usage.file  # kube: --db is usage only
+    if db_file is not None:
+        metrics.store_file_gone.set_function(lambda: float(db_file.state() is not FileState.SAME))
     if kube:
         kube.store.on_write_error = lambda reason: metrics.store_write_errors.labels(reason.value).inc()
     else:

@@ -53,7 +53,8 @@ from federator.server.job_table import JobTable
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS, Leases
 from federator.server.membership import Membership
 from federator.server.moving import Ask, Moves, kept_message, moved_reason, still_kept
-from federator.server.orders import CancelOrder, LaunchOrder, Order, stray_reason
+from federator.server.orders import CancelOrder, LaunchOrder, Order
+from federator.server.orphans import Orphans
 from federator.server.outbox import Ending, overloaded, superseded
 from federator.server.partial import supersede_part
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
@@ -93,6 +94,7 @@ class Federator:
         forget_lost_after: float = DEFAULT_FORGET_LOST_AFTER_SECONDS,
         start_timeout: float = DEFAULT_START_TIMEOUT_SECONDS,
         early_failures: EarlyFailurePolicy | None = None,
+        orphan_grace: float = 0.0,
     ) -> None:
         self.store = store
         self.scheduler = scheduler or Scheduler()
@@ -118,6 +120,7 @@ class Federator:
         self.leases = Leases(self, forget_after=forget_lost_after)  # Partitioned, Lost, forgotten
         self.starts = StartDeadline(self, timeout=start_timeout)  # placements their cluster does not start
         self.early = EarlyFailures(self, early_failures)  # failed soon after starting: once more; quarantine
+        self.orphans = Orphans(self, grace=orphan_grace)  # placements of jobs the store never knew (server/orphans.py)
         self._sessions = 0
         self._wake = asyncio.Event()
         self._watchers: set[asyncio.Queue[JobId]] = set()
@@ -259,7 +262,7 @@ class Federator:
             self._resync(rec, capacity)
             self.wake()
         else:
-            self._cancel_strays(rec, capacity.placement_ids)
+            self.orphans.cancel_strays(rec, capacity.placement_ids)
             if previous is not None and previous.placement_ids - capacity.placement_ids:
                 self.wake()  # placements left the cluster: their capacity is free for waiting jobs now
         if rec.connected and rec.state is not ClusterState.READY:
@@ -276,8 +279,9 @@ class Federator:
         job = self.jobs.get(job_id) if job_id else None
         placement = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None
         if job is None or placement is None or placement.cluster != rec.name:
-            if not phase.is_terminal:  # superseded (an older generation) or never ours: fence it
-                self.send(rec.name, CancelOrder(placement_id, "superseded: not a current placement"))
+            order = None if phase.is_terminal else self.orphans.fence_one(rec.name, placement_id)
+            if order is not None:  # superseded (an older generation), or an orphan past its grace: fence it
+                self.send(rec.name, order)
             return
         rec.seen.add(placement_id)  # only ours: the re-sync reads it, and made-up ids must not fill memory
         if job.phase.is_terminal or placement.phase.is_terminal:
@@ -357,7 +361,7 @@ class Federator:
         report's placement ids are all it has.
         """
         present = set(capacity.placement_ids) | rec.seen
-        self._cancel_strays(rec, capacity.placement_ids)
+        self.orphans.cancel_strays(rec, capacity.placement_ids)
         requeue: list[tuple[Job, Placement]] = []
         for job in self.jobs.values():
             if job.phase.is_terminal:
@@ -375,15 +379,6 @@ class Federator:
             self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
                                       f"{rec.name} no longer runs placement {p.placement_id} "
                                       "(its agent restarted); re-placing"), ended={p.placement_id})
-
-    def _cancel_strays(self, rec: ClusterRecord, placement_ids: Iterable[str]) -> None:
-        """A cluster holding a placement that is not current there is told to stop it (fencing)."""
-        for pid in placement_ids:
-            job = self.jobs.get(self.placement_index.get(pid, JobId("")))
-            current = job is not None and not job.phase.is_terminal and any(
-                p.placement_id == pid and p.cluster == rec.name and p.phase.is_active for p in job.placements)
-            if not current:
-                self.send(rec.name, CancelOrder(pid, stray_reason(job, pid)))
 
     # -- scheduling -------------------------------------------------------
 
@@ -421,7 +416,7 @@ class Federator:
             self.journal.write([job])  # durable before any agent hears of it
         except StoreUnavailable as exc:
             # The disk is full: the job's next write (its next placement) stores it, and a member still running
-            # an old placement is told to stop by its next report (_cancel_strays). Raising stopped the loop.
+            # an old placement is told to stop by its next report (Orphans.cancel_strays). Raising stopped the loop.
             log.warning("job %s requeued but not stored (%s); no agent is told yet", job.job_id, exc)
             cancels = []
         for cluster, order in cancels:

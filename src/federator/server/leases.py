@@ -115,6 +115,7 @@ class Leases:
         fed.notes.gone(name)
         fed.early.quarantine.forget(name)
         fed.membership.forgotten(name)
+        fed.orphans.forget(name)
         for counter in PER_CLUSTER_COUNTERS:
             _remove(getattr(fed.metrics, counter), name)
         for result in ("moved", "kept"):

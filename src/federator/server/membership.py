@@ -16,13 +16,14 @@ log = logging.getLogger("federator.server")
 
 
 class Membership:
-    __slots__ = ("dirty", "forget", "known", "store")
+    __slots__ = ("dirty", "failing", "forget", "known", "store")
 
     def __init__(self, store: MemberStore | None) -> None:
         self.store = store
         self.known: dict[str, Member] = {m.name: m for m in store.load()} if store is not None else {}
         self.dirty: dict[str, Member] = {}
         self.forget: set[str] = set()  # members forgotten since the last flush (server/leases.py)
+        self.failing = False  # the last flush failed: not said again (every turn) until one works
 
     def expected(self) -> list[Member]:
         """The members to expect back after a start: those that were not Lost."""
@@ -56,9 +57,12 @@ class Membership:
             return
         try:
             self.store.put(self.dirty.values(), forget=self.forget)
-        except Exception as exc:  # sqlite3.Error or OSError: the loop goes on either way
-            log.warning("cannot remember %d member cluster(s) in the store, will retry: %s",
-                        len(self.dirty) + len(self.forget), exc)
+        except Exception as exc:  # sqlite3.Error, OSError or StoreError: the loop goes on either way
+            if not self.failing:
+                log.warning("cannot remember %d member cluster(s) in the store, will retry: %s",
+                            len(self.dirty) + len(self.forget), exc)
+            self.failing = True
             return
+        self.failing = False
         self.dirty.clear()
         self.forget.clear()

@@ -144,6 +144,7 @@ def forget_job(fed: Federator, job: Job) -> None:
             del fed.placement_index[p.placement_id]
     fed.intake.drop(job)
     fed.refusals.forget(job.job_id)
+    fed.orphans.removed(job)  # its placements an agent still runs are fenced at once, not held (server/orphans.py)
 
 
 def removed_message(key: str) -> str:

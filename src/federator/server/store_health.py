@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from federator.store.errors import StoreUnavailable, WriteFailure
+from federator.store.errors import StoreFileGone, StoreUnavailable, WriteFailure
 
 if TYPE_CHECKING:
     from federator.metrics import Metrics
@@ -29,9 +29,11 @@ def unwritten(fed: Federator) -> Callable[[], dict[str, int]]:
 
 
 def count_errors(metrics: Metrics) -> Callable[[BaseException], None]:
-    """Counts each write the SQLite store refused, by reason (a full disk or an I/O error: unavailable)."""
+    """Counts each write the SQLite store refused, by reason (a full disk or an I/O error: unavailable; the --db
+    file deleted or replaced under it: file_gone)."""
     def counted(exc: BaseException) -> None:
-        reason = WriteFailure.UNAVAILABLE if isinstance(exc, StoreUnavailable) else WriteFailure.OTHER
+        reason = WriteFailure.FILE_GONE if isinstance(exc, StoreFileGone) else \
+            WriteFailure.UNAVAILABLE if isinstance(exc, StoreUnavailable) else WriteFailure.OTHER
         metrics.store_write_errors.labels(reason.value).inc()
     return counted
 

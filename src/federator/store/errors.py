@@ -27,6 +27,11 @@ class StoreUnavailable(StoreError):
     """A write failed (the disk is full, an I/O error) and was rolled back: nothing of it is stored."""
 
 
+class StoreFileGone(StoreUnavailable):
+    """The --db path no longer names the file the store has open (deleted or replaced while it ran): writes are
+    refused, not sent to a file no start will read (store/identity.py)."""
+
+
 class StoreRefused(StoreError):
     """The store would not take some jobs for what they are, not for want of itself (the Kubernetes API
     server answered a FederatedJob's create with 403, 404 or 422, or an object that is not the job's holds
@@ -80,8 +85,9 @@ class WriteFailure(StrEnum):
     INVALID = "invalid"  # 400/422: the object does not validate (an old CRD, say)
     CONFLICT = "conflict"  # 409: another object holds the name
     UNAVAILABLE = "unavailable"  # no answer, 429, 5xx: the store is away
+    FILE_GONE = "file_gone"  # SQLite: the --db file was deleted or replaced under the federator (store/identity.py)
     OTHER = "other"  # anything else (404 of a namespace, say)
 
 
-__all__ = ["NameTaken", "StoreError", "StoreInUse", "StoreRefused", "StoreUnavailable", "StoreUnreadable",
-           "WriteFailure"]
+__all__ = ["NameTaken", "StoreError", "StoreFileGone", "StoreInUse", "StoreRefused", "StoreUnavailable",
+           "StoreUnreadable", "WriteFailure"]

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from federator.store.sqlite import open_sqlite, write_all
+from federator.store.identity import identity
+from federator.store.sqlite import close_sqlite, open_sqlite, write_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +53,14 @@ class SqliteMemberStore:
         self._db = open_sqlite(path, synchronous="NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS members (name TEXT PRIMARY KEY, region TEXT NOT NULL, "
                          "labels TEXT NOT NULL, lost INTEGER NOT NULL)")
+        self.file = identity(path, what="member store", say=False)  # the job store's says it (store/identity.py)
 
     def put(self, members: Iterable[Member], *, forget: Iterable[str] = ()) -> None:
         rows = [(m.name, m.region, json.dumps(dict(m.labels), sort_keys=True), int(m.lost)) for m in members]
         gone = [(name,) for name in forget]
         with self._lock:
+            if self.file is not None and (rows or gone):
+                self.file.check()
             if rows:
                 write_all(self._db, "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)", rows, what="member store")
             if gone:
@@ -69,4 +73,4 @@ class SqliteMemberStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            close_sqlite(self._db, self.file)

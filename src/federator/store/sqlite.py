@@ -16,6 +16,7 @@ restore it or delete it knowingly (docs/reliability.md).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -26,8 +27,10 @@ from federator.model import Job, JobId
 from federator.paths import make_parent
 from federator.store.codec import job_from_dict, job_to_dict
 from federator.store.errors import StoreUnavailable, StoreUnreadable
+from federator.store.identity import FileIdentity, FileState, identity
 from federator.store.lock import StoreLock
 
+log = logging.getLogger("federator.store")
 SCHEMA_VERSION = 1
 _COLUMNS = ("job_id", "phase", "doc")
 
@@ -66,6 +69,22 @@ def write_all(db: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...
         raise StoreUnavailable(f"{what}: {exc}") from None
 
 
+def close_sqlite(db: sqlite3.Connection, file: FileIdentity | None) -> None:
+    """Close a store's connection. If its path names another file by now (store/identity.py), its WAL is first
+    emptied into the file it belongs to: SQLite left the `-wal` at the path, and the next start applied its
+    pages to whatever file was there (a restored backup, a new empty store), which read the old jobs back or
+    corrupted it."""
+    if file is not None and file.state() is not FileState.SAME:
+        try:
+            busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            busy = f"{exc}"
+        if busy:
+            log.error("%s: its -wal file %s-wal could not be emptied (%s): delete it before the next start, or it "
+                      "is applied to the file now at the path", file.what, file.path, busy)
+    db.close()
+
+
 class JobStore(Protocol):
     def put(self, jobs: Iterable[Job]) -> None:
         """Persist these jobs' current state atomically."""
@@ -94,10 +113,15 @@ class SqliteJobStore:
         if self._owner is not None:
             make_parent(path)
             self._owner.acquire()  # before anything is read or written: a second federator stops here
+        # A mistyped --db, the default in another working directory, an emptyDir after a move: a new store
+        # starts with no job, and its agents' placements are orphans to it (server/orphans.py). Said loudly.
+        self.created = self._owner is not None and not path.exists()
         try:
             self._db = open_sqlite(path, synchronous="FULL")  # an accepted job is on disk before the reply
             try:
                 self._open_schema()
+                # Writes stop if the path stops naming this file (deleted or replaced): store/identity.py.
+                self.file: FileIdentity | None = identity(path, what="job store")
             except BaseException:
                 self._db.close()
                 raise
@@ -105,6 +129,10 @@ class SqliteJobStore:
             if self._owner is not None:
                 self._owner.release()
             raise
+        if self.created:
+            log.warning("creating a new, empty job store at %s: no file was there. If this federator ran before, "
+                        "--db names the wrong path (its jobs, and what its agents run, are unknown to this store)",
+                        path.resolve())
 
     def _open_schema(self) -> None:
         """Create the tables of a new file; refuse a file this version cannot read (StoreUnreadable)."""
@@ -128,12 +156,16 @@ class SqliteJobStore:
         """StoreUnavailable if the write failed; then none of these jobs' new state is stored."""
         rows = [(j.job_id, j.phase.value, json.dumps(job_to_dict(j), separators=(",", ":"))) for j in jobs]
         with self._lock:
+            if self.file is not None and rows:
+                self.file.check()
             write_all(self._db, "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?)", rows)
 
     def delete(self, job_ids: Iterable[JobId]) -> None:
         """StoreUnavailable if the delete failed; then every one of these jobs is still stored."""
         rows = [(str(i),) for i in job_ids]
         with self._lock:
+            if self.file is not None and rows:
+                self.file.check()
             write_all(self._db, "DELETE FROM jobs WHERE job_id = ?", rows)
 
     def load(self) -> list[Job]:
@@ -152,7 +184,7 @@ class SqliteJobStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            close_sqlite(self._db, self.file)
             if self._owner is not None:
                 self._owner.release()
 

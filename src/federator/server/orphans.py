@@ -1,0 +1,159 @@
+"""Placements agents run of jobs this federator's store has no record of: held for a grace time, not cancelled.
+
+Why: a federator restarted on an empty store (its --db deleted, a mistyped path, an emptyDir after a pod move)
+took every placement its agents reported for a stray and cancelled it: about 2,070 running jobs across a fleet,
+without one log line of its own (outside SRE F1). Fencing is right for a placement the store superseded; it is
+wrong for one the store never heard of, because then the store, not the placement, is what is missing.
+
+The rule (proto/federator/v1/agent.proto, CapacityReport.placement_ids):
+
+- A placement not current on its cluster whose job the store knows at that generation or a later one (the id is
+  JOB.gGEN.CLUSTER, server/scheduling.py) is cancelled at once: superseded or ended (fencing, unchanged). So is
+  one of a job this federator removed itself while it runs (retention, a deleted FederatedJob).
+- Any other is an *orphan*: its job is unknown, or its generation is newer than the store's (a store restored
+  from an old backup). It is counted (`federator_orphan_placements{cluster}`, FederatorOrphanPlacements), said
+  once per cluster as a WARNING, and cancelled only once its cluster has reported it for `--orphan-grace`
+  (0: at once, as before). The grace gives an operator time to stop the federator and restore the right store;
+  it always ends, so a workload whose job is really gone (a FederatedJob deleted while its agent was away and
+  the federator restarted) is stopped all the same.
+
+A cluster's capacity report lists every placement it holds, so each report replaces its orphans (keeping when
+each was first reported): an orphan that ends leaves the count, and the count is bounded by the report's size.
+A JobUpdate of an orphan starts nothing; it is cancelled only if its report's grace is over.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from federator.model import Job, JobId
+from federator.server.orders import CancelOrder, stray_reason
+
+if TYPE_CHECKING:
+    from federator.server.clusters import ClusterRecord
+    from federator.server.federator import Federator
+
+log = logging.getLogger("federator.server")
+DEFAULT_ORPHAN_GRACE_SECONDS = 1800.0  # half an hour: time for an alert, an operator and a restore
+REMOVED_KEPT = 20_000  # jobs removed while running whose stray placements are still fenced at once
+_GENERATION = re.compile(r"^(?P<job>.+)\.g(?P<gen>\d+)$")
+
+
+def job_of(placement_id: str, cluster: str) -> tuple[JobId, int] | None:
+    """The job id and generation a placement id of `cluster` names (JOB.gGEN.CLUSTER, and `:N` after it for a
+    second one there); None for an id of another form (made up, or another cluster's)."""
+    head, colon, n = placement_id.rpartition(":")
+    if not (colon and n.isdigit()):
+        head = placement_id
+    suffix = f".{cluster}"
+    if not head.endswith(suffix):
+        return None
+    m = _GENERATION.match(head[:-len(suffix)])
+    return (JobId(m["job"]), int(m["gen"])) if m else None
+
+
+class Orphans:
+    """The orphans of each cluster and when each was first reported; see the module docstring."""
+
+    def __init__(self, fed: Federator, *, grace: float) -> None:
+        self.fed = fed
+        self.grace = grace
+        self._held: dict[str, dict[str, float]] = {}  # cluster -> orphan placement id -> first reported
+        self._due: dict[str, set[str]] = {}  # cluster -> orphans whose cancel was said
+        self._removed: OrderedDict[JobId, int] = OrderedDict()  # job -> its generation when removed
+
+    def removed(self, job: Job) -> None:
+        """This federator removed a job (retention, a deleted FederatedJob): a placement of it is not an orphan."""
+        self._removed[job.job_id] = job.generation
+        self._removed.move_to_end(job.job_id)
+        while len(self._removed) > REMOVED_KEPT:
+            self._removed.popitem(last=False)
+
+    def known(self, cluster: str, placement_id: str) -> bool:
+        """Whether the store knows this placement's job at its generation or a later one."""
+        named = job_of(placement_id, cluster)
+        if named is None:
+            return False
+        job_id, generation = named
+        job = self.fed.jobs.get(job_id)
+        stored = job.generation if job is not None else self._removed.get(job_id)
+        return stored is not None and generation <= stored
+
+    def cancel_strays(self, rec: ClusterRecord, placement_ids: Iterable[str]) -> None:
+        """A cluster holding a placement that is not current there is told to stop it (fencing); one of a job the
+        store has no record of, only after --orphan-grace."""
+        fed = self.fed
+        strays: dict[str, Job | None] = {}
+        for pid in placement_ids:
+            job = fed.jobs.get(fed.placement_index.get(pid, JobId("")))
+            current = job is not None and not job.phase.is_terminal and any(
+                p.placement_id == pid and p.cluster == rec.name and p.phase.is_active for p in job.placements)
+            if not current:
+                strays[pid] = job
+        for order in self.fence(rec.name, strays):
+            fed.send(rec.name, order)
+
+    def fence(self, cluster: str, strays: dict[str, Job | None]) -> list[CancelOrder]:
+        """The cancels for the placements a cluster's report lists that are not current there (with their job, if
+        still held): now, or once an orphan's grace is over. The report lists all the cluster holds, so it
+        replaces the cluster's orphans."""
+        now = self.fed.clock()
+        before = self._held.get(cluster, {})
+        held: dict[str, float] = {}
+        cancel: list[CancelOrder] = []
+        for pid, job in strays.items():
+            if self.known(cluster, pid):
+                cancel.append(CancelOrder(pid, stray_reason(job, pid)))
+                continue
+            held[pid] = first = before.get(pid, now)
+            if now - first >= self.grace:
+                cancel.append(self._order(pid))
+        self._held[cluster] = held
+        self.fed.metrics.orphan_placements.labels(cluster).set(len(held))
+        self._say(cluster, held, new=held.keys() - before.keys(), cancel=held.keys() & {o.placement_id for o in cancel})
+        return cancel
+
+    def fence_one(self, cluster: str, placement_id: str) -> CancelOrder | None:
+        """The cancel for a placement a JobUpdate names that is not current there: None while it is an orphan in
+        its grace (or one no report has listed yet: the report decides)."""
+        if self.known(cluster, placement_id):
+            return CancelOrder(placement_id, "superseded: not a current placement")
+        first = self._held.get(cluster, {}).get(placement_id)
+        due = self.grace <= 0 or (first is not None and self.fed.clock() - first >= self.grace)
+        return self._order(placement_id) if due else None
+
+    def _order(self, placement_id: str) -> CancelOrder:
+        return CancelOrder(placement_id, f"orphan: the federator's store has no record of its job "
+                                         f"(--orphan-grace {self.grace:g}s)")
+
+    def forget(self, cluster: str) -> None:
+        """A cluster forgotten (server/leases.py): its series goes with it."""
+        self._held.pop(cluster, None)
+        self._due.pop(cluster, None)
+        try:
+            self.fed.metrics.orphan_placements.remove(cluster)
+        except KeyError:
+            pass
+
+    def _say(self, cluster: str, held: dict[str, float], *, new: set[str], cancel: set[str]) -> None:
+        """A WARNING when orphans appear on a cluster (held, with the count), and when their cancels start."""
+        said = self._due[cluster] = self._due.get(cluster, set()) & held.keys()  # those still held
+        waiting = new - cancel
+        if waiting:
+            log.warning("cluster %s runs %d placement(s) of jobs this federator's store has no record of (it holds "
+                        "%d jobs), e.g. %s: held, and cancelled after --orphan-grace (%gs). Was --db replaced, "
+                        "deleted or restored from an old backup? Then stop the federator and restore the right "
+                        "store before that (docs/operators.md)", cluster, len(held), len(self.fed.jobs),
+                        min(waiting), self.grace)
+        due = cancel - said
+        if due:
+            log.warning("cluster %s: cancelling %d placement(s) of jobs this federator's store has no record of "
+                        "(reported for --orphan-grace, %gs), e.g. %s", cluster, len(due), self.grace, min(due))
+            said |= due
+
+
+__all__ = ["DEFAULT_ORPHAN_GRACE_SECONDS", "Orphans", "job_of"]

@@ -1,0 +1,120 @@
+"""A store whose --db file is deleted or replaced under it refuses writes, and a new store says it is new.
+
+Outside SRE F1: `rm fed.db` under a running federator, and 300 Submits were acknowledged into the unlinked file
+and lost at the next start, with no log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from federator.accounting import SqliteUsageStore
+from federator.accounting.records import UsageRecord
+from federator.model import Job, JobId
+from federator.store import SqliteJobStore
+from federator.store.errors import StoreFileGone, StoreUnavailable
+from federator.store.members import Member, SqliteMemberStore
+
+from builders import job
+
+
+def _job(name: str) -> Job:
+    return Job(JobId(name), job(name), submitted_at=1.0)
+
+
+def _deleted(db: Path) -> None:
+    db.unlink()
+
+
+def _replaced(db: Path) -> None:
+    other = db.with_name("other.db")
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    os.replace(other, db)
+
+
+@pytest.mark.parametrize(("lose", "said"), [(_deleted, "deleted"), (_replaced, "replaced by another file")],
+                         ids=["deleted", "replaced"])
+def test_a_job_store_whose_file_is_lost_refuses_writes_naming_the_path_and_says_it_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, lose: object, said: str) -> None:
+    db = tmp_path / "fed.db"
+    store = SqliteJobStore(db)
+    store.put([_job("before")])
+    caplog.clear()  # the new store's warning
+    lose(db)  # type: ignore[operator]
+    with caplog.at_level(logging.INFO, logger="federator.store"):
+        for _ in range(3):
+            with pytest.raises(StoreFileGone) as got:
+                store.put([_job("during")])
+        with pytest.raises(StoreFileGone):
+            store.delete([JobId("before")])
+    assert isinstance(got.value, StoreUnavailable)  # a Submit hears UNAVAILABLE: nothing was stored
+    assert str(got.value).startswith(f"the job store file {db} was {said} while the federator ran: nothing is "
+                                     "stored from now on; stop the federator")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("ERROR", str(got.value))]
+    store.close()
+
+
+def test_a_file_put_back_is_written_again(tmp_path: Path) -> None:
+    """Moved away and back (the same file): nothing was lost, so the store takes writes again."""
+    db = tmp_path / "fed.db"
+    store = SqliteJobStore(db)
+    os.rename(db, tmp_path / "aside.db")
+    with pytest.raises(StoreFileGone):
+        store.put([_job("a")])
+    os.rename(tmp_path / "aside.db", db)
+    store.put([_job("a")])
+    store.close()
+    again = SqliteJobStore(db)
+    assert [j.job_id for j in again.load()] == ["a"]
+    again.close()
+
+
+def test_the_member_and_usage_stores_of_the_file_refuse_too(tmp_path: Path) -> None:
+    """They share the file: a write of theirs would land in the lost one, and keep it changing under an operator
+    copying it out of the running process (docs/operators.md)."""
+    db = tmp_path / "fed.db"
+    jobs, members, usage = SqliteJobStore(db), SqliteMemberStore(db), SqliteUsageStore(db)
+    db.unlink()
+    with pytest.raises(StoreFileGone, match="member store file"):
+        members.put([Member("c", "r")])
+    with pytest.raises(StoreFileGone, match="usage records file"):
+        usage.put([UsageRecord("p", "j", "q", "u", "ns", "c", "", "H100", 1000, 1.0, None)])
+    for s in (members, usage, jobs):
+        s.close()
+
+
+def test_a_store_created_at_a_path_with_no_file_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = tmp_path / "typo.db"
+    with caplog.at_level(logging.WARNING, logger="federator.store"):
+        store = SqliteJobStore(db)
+    store.close()
+    assert store.created
+    assert [r.getMessage() for r in caplog.records] == [
+        f"creating a new, empty job store at {db}: no file was there. If this federator ran before, --db names the "
+        "wrong path (its jobs, and what its agents run, are unknown to this store)"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="federator.store"):
+        again = SqliteJobStore(db)
+    again.close()
+    assert not again.created and not caplog.records
+
+
+def test_closing_a_store_whose_file_was_replaced_leaves_its_wal_off_the_new_file(tmp_path: Path) -> None:
+    """SQLite left the lost file's -wal at the path, and the next start applied its pages to the file there: a
+    backup restored under a running federator read back the jobs it did not have (or was corrupted)."""
+    db = tmp_path / "fed.db"
+    store = SqliteJobStore(db)
+    store.put([_job("in-the-lost-file")])
+    restored = SqliteJobStore(tmp_path / "backup.db")
+    restored.put([_job("in-the-backup")])
+    restored.close()
+    os.replace(tmp_path / "backup.db", db)
+    store.close()
+    again = SqliteJobStore(db)
+    assert [j.job_id for j in again.load()] == ["in-the-backup"]
+    again.close()
