@@ -57,3 +57,23 @@ def test_the_event_object_is_about_the_federated_job() -> None:
     assert (obj["reason"], obj["type"], obj["metadata"]["namespace"]) == ("Placed", "Normal", "team")
     assert obj["metadata"]["generateName"] == "llm."
     assert obj["firstTimestamp"] == obj["lastTimestamp"] == "2023-11-14T22:13:20Z"
+
+
+def test_a_spread_job_losing_a_part_records_it_and_its_new_part_is_all_the_placed_event_names() -> None:
+    """Outside QA: no Event said a part was lost (the job stayed Running), and the Placed Event of the new part
+    listed the parts that served on under the new generation."""
+    def spread(generation: int, *parts: tuple[str, int]) -> Job:
+        placements = [Placement(PlacementId(f"j.g{g}.{c}"), JobId("j"), c, c, 2, "NVIDIA-H100", g) for c, g in parts]
+        return Job(JobId("j"), job("j", gpus=8, replicas=4), submitted_at=0.0,
+                   phase=JobPhase.PLACED if any(g == generation for _, g in parts) and generation > 1
+                   else JobPhase.RUNNING, pending_reason=LOST, placements=placements, generation=generation)
+
+    short = spread(1, ("member-b", 1))
+    (lost,) = job_events(Seen(JobPhase.RUNNING, 1), short)
+    assert (lost.reason, lost.warning) == (EventReason.REQUEUED, True)
+    assert lost.message.startswith("2 of 4 replicas placed; 2 waiting: ClusterNotReady: member-a was Lost")
+    assert job_events(seen(short), short) == []  # said once
+    whole = spread(2, ("member-b", 1), ("member-c", 2))
+    whole.pending_reason = None
+    (placed,) = job_events(seen(short), whole)
+    assert placed.message == "placed in member-c (2x on NVIDIA-H100), generation 2"

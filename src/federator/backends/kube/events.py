@@ -20,7 +20,7 @@ from typing import Any
 
 from federator.backends.kube.api import EVENTS, KubeApi, KubeError
 from federator.jobfile import API_VERSION
-from federator.model import Job, JobPhase, ReasonCode
+from federator.model import Job, JobPhase, ReasonCode, shortfall
 from federator.timestamps import utc_seconds
 
 log = logging.getLogger("federator.kube.events")
@@ -48,6 +48,7 @@ class Seen:
 
     phase: JobPhase
     generation: int
+    waiting: int = 0  # replicas a Placed or Running job is short of (server/partial.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +59,20 @@ class JobEvent:
 
 
 def seen(job: Job) -> Seen:
-    return Seen(job.phase, job.generation)
+    return Seen(job.phase, job.generation, job.replicas_waiting)
 
 
 def job_events(before: Seen | None, job: Job) -> list[JobEvent]:
     """The Events for a job's change from `before` (None: never written) to its state now."""
     out: list[JobEvent] = []
     was_active = before is not None and before.phase.is_active
+    if job.phase.is_active and job.replicas_waiting and (before is None or not before.waiting):
+        # one part of a spread job ended (its cluster Lost, refusing, failing it): the rest serve on, short
+        out.append(JobEvent(EventReason.REQUEUED, shortfall(job), warning=True))
     if job.phase is JobPhase.PLACED and (before is None or before.generation != job.generation):
-        where = ", ".join(f"{p.cluster} ({p.replicas}x on {p.accelerator_model or 'CPU'})" for p in job.placements)
+        # the placements of this generation: a spread job's parts that serve on were placed before
+        new = [p for p in job.placements if p.generation == job.generation] or job.placements
+        where = ", ".join(f"{p.cluster} ({p.replicas}x on {p.accelerator_model or 'CPU'})" for p in new)
         out.append(JobEvent(EventReason.PLACED, f"placed in {where}, generation {job.generation}"))
     elif job.phase is JobPhase.PENDING and was_active:
         reason = job.pending_reason
