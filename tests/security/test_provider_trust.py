@@ -82,13 +82,48 @@ def _trust_file(tmp_path: Path, acme: str) -> tuple[CertsDir, Path]:
     (", regions: [east, East-2]", "providers.acme.regions[1]: must be a region name as agents give it (a lower-case "
                                   "DNS name of at most 63 characters), got 'East-2'"),
     (", regions: [east, 7]", "providers.acme.regions[1]: must be a region name as agents give it"),
-    (", region: [east]", "providers.acme: must be a mapping {ca, clusters, revoked, regions} with ca"),
+    (", region: [east]", "providers.acme: must be a mapping {ca, clusters, revoked, regions, maxAccelerators} with ca"),
 ], ids=["not-a-list", "empty", "not-a-region-name", "not-text", "misspelt-field"])
 def test_a_bad_regions_value_is_refused_naming_the_field(tmp_path: Path, regions: str, problem: str) -> None:
     certs, path = _trust_file(tmp_path, regions)
     with pytest.raises(TrustError) as err:
         load_trust(path, federation_ca=certs.ca_cert)
     assert str(err.value).startswith(f"{path}: {problem}")
+
+
+@pytest.mark.parametrize(("bound", "value"), [
+    ("", None),
+    (", maxAccelerators: 0", 0),  # a provider of CPU-only clusters
+    (", maxAccelerators: 512", 512),
+], ids=["absent", "zero", "a-count"])
+def test_max_accelerators_is_read_from_a_providers_entry(tmp_path: Path, bound: str, value: int | None) -> None:
+    certs, path = _trust_file(tmp_path, bound)
+    assert load_trust(path, federation_ca=certs.ca_cert).providers["acme"].max_accelerators == value
+
+
+@pytest.mark.parametrize("bound", ["-1", "512.0", "'512'", "true", "lots", "[512]"],
+                         ids=["negative", "a-float", "text", "a-bool", "a-word", "a-list"])
+def test_a_bad_max_accelerators_is_refused_naming_the_field(tmp_path: Path, bound: str) -> None:
+    certs, path = _trust_file(tmp_path, f", maxAccelerators: {bound}")
+    with pytest.raises(TrustError) as err:
+        load_trust(path, federation_ca=certs.ca_cert)
+    assert str(err.value).startswith(f"{path}: providers.acme.maxAccelerators: must be a whole number of at least 0, "
+                                     "the most accelerators one of its clusters may report (leave it out for no "
+                                     "bound), got "), err.value
+
+
+@pytest.mark.parametrize(("bound", "issuer", "total", "problem"), [
+    (", maxAccelerators: 16", "acme", 16, ""),
+    (", maxAccelerators: 16", "acme", 17, "capacity.accelerator_pools: 17 accelerators in all (total_accelerators "
+                                          "over every pool) are more than maxAccelerators 16, the most the trust "
+                                          "file lets one cluster of provider 'acme' report"),
+    (", maxAccelerators: 16", "", 10_000, ""),  # the federation's own clusters: no bound
+    ("", "acme", 10_000, ""),  # no bound: any, as before
+], ids=["at-the-bound", "over-it", "federation-cluster", "provider-without-a-bound"])
+def test_a_provider_bound_to_max_accelerators_may_report_at_most_that(tmp_path: Path, bound: str, issuer: str,
+                                                                     total: int, problem: str) -> None:
+    certs, path = _trust_file(tmp_path, bound)
+    assert load_trust(path, federation_ca=certs.ca_cert).capacity_problem(issuer, total) == problem
 
 
 @pytest.mark.parametrize(("regions", "issuer", "region", "problem"), [

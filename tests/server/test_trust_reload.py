@@ -116,6 +116,9 @@ class Live:
         while True:
             yield await self._outbox.get()
 
+    def send(self, message: agent_pb2.AgentMessage) -> None:
+        self._outbox.put_nowait(message)
+
     async def welcomed(self) -> None:
         assert (await self.call.read()).WhichOneof("body") == "welcome"
 

@@ -214,12 +214,14 @@ def _provider(args: argparse.Namespace) -> int:
             made = f"created the CA {mine.ca_cert} (give {mine.ca_key} to the provider, keep it off the federator)"
         mine.revoked.touch(exist_ok=True)  # the provider's revocation list, empty for now (certs revoke --provider)
         doc = read_trust_document(certs.trust)
-        # Re-running `certs provider` (new clusters, an imported CA) must not drop the regions an operator bound
-        # the provider to: that would let its clusters claim any region again.
-        regions = args.regions or doc.get(args.name, {}).get("regions")
+        # Re-running `certs provider` (new clusters, an imported CA) must not drop the regions or the capacity
+        # bound an operator gave the provider: that would let its clusters claim any region, or any room, again.
+        before = doc.get(args.name, {})
+        regions = args.regions or before.get("regions")
         doc[args.name] = {"ca": str(mine.ca_cert.relative_to(certs.root)), "clusters": list(args.clusters),
                           "revoked": str(mine.revoked.relative_to(certs.root)),
-                          **({"regions": regions} if regions is not None else {})}
+                          **({"regions": regions} if regions is not None else {}),
+                          **({"maxAccelerators": before["maxAccelerators"]} if "maxAccelerators" in before else {})}
         write_trust(certs.trust, doc)
         trust = load_trust(certs.trust, federation_ca=certs.ca_cert)  # refuse a file the federator would refuse
         (certs.root / "trust-bundle.pem").write_bytes(trust.bundle_pem())

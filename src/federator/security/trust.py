@@ -16,12 +16,17 @@ The trust file (`trust.yaml` in the certs folder, or `federator serve
         clusters: ["acme-*", "edge-7"]     # names or shell patterns of the clusters it certifies
         revoked: providers/acme/revoked.txt  # its own revocation list (optional)
         regions: [east, north]             # the regions its clusters may claim (optional; default any)
+        maxAccelerators: 512               # the most accelerators one of its clusters may report (optional)
 
 A cluster name matching two providers' patterns is refused (ambiguous). The
 region is the agent's claim (its Hello), and the scheduler places
 latency-sensitive jobs by it, so a provider bound to `regions` has a Hello
 claiming any other refused (`Trust.region_problem`): its clusters cannot
-attract the jobs meant for clusters near users elsewhere. The
+attract the jobs meant for clusters near users elsewhere. A provider bound to
+`maxAccelerators` has a capacity report of one of its clusters claiming more
+accelerators in all (total, over every pool) refused (`Trust.capacity_problem`):
+its agent could otherwise claim any room, at any price, and draw every tenant's
+work (the operator knows what each provider contracted to supply). The
 federator verifies client certificates against the federation's CA and every
 provider's CA (`bundle_pem`), then `Trust.check` decides whose it is.
 `federator certs provider` creates a provider CA (or imports one) and adds it
@@ -46,7 +51,7 @@ from federator.security.pki import Identity, IdentityKind, PkiError, load_cert
 from federator.yamltext import YamlFileError, load_yaml_file
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_FIELDS = ("ca", "clusters", "revoked", "regions")
+_FIELDS = ("ca", "clusters", "revoked", "regions", "maxAccelerators")
 FEDERATION = ""  # the issuer name of the federation's own CA
 # A member cluster's provider: the label an agent sets (`federator agent --provider`), overridden by the
 # provider the trust file binds the cluster to. Accounting groups usage by it.
@@ -64,6 +69,7 @@ class Provider:
     clusters: tuple[str, ...]
     revocations: RevocationList | None = None
     regions: tuple[str, ...] = ()  # the regions its clusters may claim; () = any (a file without `regions`)
+    max_accelerators: int | None = None  # the most one of its clusters may report in all; None = no bound
 
     def claims(self, cluster: str) -> bool:
         return any(fnmatch.fnmatchcase(cluster, pattern) for pattern in self.clusters)
@@ -134,6 +140,17 @@ class Trust:
         return (f"hello.region: {region[:80]!r} is not a region of provider {provider.name!r}; the trust file "
                 f"binds its clusters to regions {', '.join(provider.regions)}")
 
+    def capacity_problem(self, issuer: str, total_accelerators: int) -> str:
+        """"" if a cluster certified by `issuer` may report `total_accelerators` (over all its pools), else why not,
+        naming the field and the bound. The federation's own clusters and providers without `maxAccelerators` may
+        report any."""
+        provider = self.providers.get(issuer) if issuer else None
+        if provider is None or provider.max_accelerators is None or total_accelerators <= provider.max_accelerators:
+            return ""
+        return (f"capacity.accelerator_pools: {total_accelerators} accelerators in all (total_accelerators over every "
+                f"pool) are more than maxAccelerators {provider.max_accelerators}, the most the trust file lets one "
+                f"cluster of provider {provider.name!r} report")
+
     def provider_label_problem(self, issuer: str, cluster: str, labels: Mapping[str, str]) -> str:
         """"" if a Hello's PROVIDER_LABEL (if it gives one) names the provider whose CA certified the cluster, else
         why not, naming the field. Accounting groups usage by that label: a cluster of one provider (or of the
@@ -195,7 +212,7 @@ def load_trust(path: Path, *, federation_ca: Path,
         raise TrustError(f"{path}: must be a mapping with one field, providers")
     raw = doc.get("providers") or {}
     if not isinstance(raw, Mapping):
-        raise TrustError(f"{path}: providers: must map provider names to {{ca, clusters, revoked, regions}}")
+        raise TrustError(f"{path}: providers: must map provider names to {{{', '.join(_FIELDS)}}}")
     providers: dict[str, Provider] = {}
     for name, body in raw.items():
         where = f"{path}: providers.{name}"
@@ -223,7 +240,9 @@ def load_trust(path: Path, *, federation_ca: Path,
         except ValueError as exc:
             raise TrustError(f"{where}.revoked: {exc}") from exc
         providers[name] = Provider(name, ca, tuple(clusters), revoked,
-                                   regions=_regions(body.get("regions"), where=f"{where}.regions"))
+                                   regions=_regions(body.get("regions"), where=f"{where}.regions"),
+                                   max_accelerators=_bound(body.get("maxAccelerators"),
+                                                           where=f"{where}.maxAccelerators"))
     return Trust(fed_ca, providers)
 
 
@@ -240,6 +259,17 @@ def _regions(raw: object, *, where: str) -> tuple[str, ...]:
             raise TrustError(f"{where}[{i}]: must be a region name as agents give it (a lower-case DNS name of at "
                              f"most 63 characters), got {region!r}")
     return tuple(dict.fromkeys(raw))
+
+
+def _bound(raw: object, *, where: str) -> int | None:
+    """A provider's `maxAccelerators`: None (absent) bounds nothing; otherwise a whole number of at least 0 (YAML's
+    `true` is not one, nor is `512.0` or `"512"`: a bound the operator did not write as a count is a typo)."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise TrustError(f"{where}: must be a whole number of at least 0, the most accelerators one of its clusters "
+                         f"may report (leave it out for no bound), got {raw!r}")
+    return raw
 
 
 def write_trust(path: Path, providers: Mapping[str, Mapping[str, object]]) -> None:
@@ -259,7 +289,7 @@ def read_trust_document(path: Path) -> dict[str, dict[str, object]]:
     providers = doc.get("providers") if isinstance(doc, Mapping) else None
     if not isinstance(providers or {}, Mapping) or not all(isinstance(v, Mapping) for v in (providers or {}).values()):
         raise TrustError(f"{path}: must be a mapping with one field, providers, of provider names to "
-                         "{ca, clusters, revoked, regions}")
+                         f"{{{', '.join(_FIELDS)}}}")
     return {str(k): dict(v) for k, v in (providers or {}).items()}
 
 

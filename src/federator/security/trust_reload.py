@@ -127,8 +127,8 @@ def _names(trust: Trust) -> str:
 
 
 def describe_change(old: Trust, new: Trust) -> str:
-    """What a reload changed, for the log: providers added and removed, and those whose CA, clusters or regions
-    changed."""
+    """What a reload changed, for the log: providers added and removed, and those whose CA, clusters, regions or
+    maxAccelerators changed."""
     said = [f"added {name}" for name in sorted(set(new.providers) - set(old.providers))]
     said += [f"removed {name}" for name in sorted(set(old.providers) - set(new.providers))]
     said += [f"changed {name}" for name in sorted(_changed(old.providers, new.providers))]
@@ -137,8 +137,11 @@ def describe_change(old: Trust, new: Trust) -> str:
 
 def _changed(old: Mapping[str, Provider], new: Mapping[str, Provider]) -> set[str]:
     return {name for name in set(old) & set(new)
-            if (old[name].ca, old[name].clusters, old[name].regions) != (new[name].ca, new[name].clusters,
-                                                                         new[name].regions)}
+            if _terms(old[name]) != _terms(new[name])}
+
+
+def _terms(provider: Provider) -> tuple[object, ...]:
+    return provider.ca, provider.clusters, provider.regions, provider.max_accelerators
 
 
 __all__ = ["Listener", "ReloadResult", "TrustFile", "Watched", "describe_change", "digest"]

@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, queue_problem, shown
-from federator.model import Job, JobId, JobSpec
+from federator.model import ClusterCapacity, Job, JobId, JobSpec
 from federator.model.cluster import GangAdmission
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
@@ -416,8 +416,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             except convert.WireError as exc:
                 refusal = Refusal(RejectReason.MALFORMED, f"capacity: {str(exc)[:400]}")
             else:
-                implausible = check_plausible(cap)
-                if implausible is not None:
+                implausible = check_plausible(cap) or self._over_trust_bound(rec, cap)
+                if implausible:
                     refusal = Refusal(RejectReason.IMPLAUSIBLE_REPORT, implausible)
         if refusal is not None:
             self.fed.heard(rec)
@@ -426,6 +426,15 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         rec.checks.accepted_report(cap.sequence)
         self.fed.report(rec, cap, unreachable=report.member_unreachable)
         return None
+
+    def _over_trust_bound(self, rec: ClusterRecord, cap: ClusterCapacity) -> str:
+        """"" unless the trust file bounds what a cluster of this stream's provider may claim and the report claims
+        more (Trust.capacity_problem). Asked of the trust as it is now, so a reload lowering a bound applies from
+        the next report."""
+        stream = self._streams.get(rec.session)
+        if self.auth.trust is None or stream is None:
+            return ""
+        return self.auth.trust.capacity_problem(stream.peer.issuer, cap.total_accelerators)
 
     def _release_later(self, rec: ClusterRecord) -> None:
         gate = rec.reports
