@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from federator.jobfile import FieldProblem
-from federator.model import JobSpec
+from federator.model import JobSpec, format_accelerators, format_bytes
 from federator.model.resources import QuantityError, parse_quantity
 from federator.podtemplates import AGENT_KEYS, merged_over, shape_problems
 from federator.security import isolation
@@ -118,15 +118,8 @@ def _below_requests(template: dict[str, Any], spec: JobSpec, at: str) -> list[tu
 
 
 def quantity_text(name: str, amount: Decimal) -> str:
-    """A request as a person writes it: cpu "4" or "500m", memory "32Gi"."""
-    if name == "memory":
-        n = int(amount)
-        for suffix, size in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
-            if n and n % size == 0:
-                return f"{n // size}{suffix}"
-        return str(n)
-    milli = int(amount * 1000)
-    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+    """A request as a person writes it: cpu "4" or "0.5", memory "32Gi"."""
+    return format_bytes(int(amount)) if name == "memory" else format_accelerators(int(amount * 1000))
 
 
 def _owned(node: object, at: str) -> list[tuple[str, str]]:

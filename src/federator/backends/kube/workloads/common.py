@@ -21,7 +21,7 @@ from federator.backends.kube import accelerators
 from federator.backends.kube.accelerators import AcceleratorRequest
 from federator.backends.kube.capacity import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from federator.catalog import catalog
-from federator.model import Placement, QuantityError, Resources, to_bytes, to_milli
+from federator.model import Placement, QuantityError, Resources, format_bytes, to_bytes, to_milli
 from federator.podtemplates import (  # the agent's marks on a placement's objects, shared with the submit check
     GENERATION_LABEL,
     JOB_ANNOTATION,
@@ -414,20 +414,12 @@ def _quantity_milli(milli: int) -> str:
     return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
 
 
-def _quantity_bytes(n: int) -> str:
-    """Bytes as a person reads them on the member ("32Gi", not "34359738368"), exactly."""
-    for suffix, size in (("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)):
-        if n % size == 0:
-            return f"{n // size}{suffix}"
-    return str(n)
-
-
 def resource_amounts(res: Resources) -> dict[str, str]:
     out: dict[str, str] = {}
     if res.cpu_milli:
         out["cpu"] = _quantity_milli(res.cpu_milli)
     if res.memory_bytes:
-        out["memory"] = _quantity_bytes(res.memory_bytes)
+        out["memory"] = format_bytes(res.memory_bytes)  # "32Gi", as a person reads it on the member
     if res.accelerator_milli:
         out[GPU_RESOURCE] = str(res.accelerator_milli // 1000)
     return out
