@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -294,3 +295,18 @@ def test_a_store_refusing_every_write_logs_a_line_every_ten_seconds_with_the_cou
                      "writes in the last 10s)",
                      "writing 1 jobs to the store failed: job store: database or disk is full (and 19 more refused "
                      "writes in the last 10s)"]
+
+
+def test_a_name_reused_on_a_full_disk_still_finds_its_earlier_job(tmp_path: Path) -> None:
+    """The refused resubmission of a finished job's name gives the name back to that job, in its namespace only."""
+    fed, disk = _fed(tmp_path / "f.db")
+    first = fed.submit(spec("a"))
+    fed.cancel(first.job_id)
+    other = fed.submit(dataclasses.replace(spec("a"), namespace="other"))
+    disk.full = True
+    with pytest.raises(StoreUnavailable):
+        fed.submit(spec("a"))
+    disk.full = False
+    named = fed.intake.latest_named(first.spec.namespace, "a")
+    assert named is not None and named.job_id == first.job_id
+    assert fed.intake.latest_named("other", "a") is other

@@ -447,7 +447,7 @@ class Intake:
         key = (job.spec.namespace, job.spec.name)
         if self._by_name.get(key) == job.job_id:  # rare (a failed write): find the name's previous holder
             del self._by_name[key]
-            named = [j for j in self.fed.jobs.values() if (j.spec.namespace, j.spec.name) == key]
+            named = [j for j in self.fed.jobs.named(job.spec.name) if j.spec.namespace == job.spec.namespace]
             if named:
                 self._by_name[key] = max(named, key=_latest_first).job_id
         self._drop_request(job)
