@@ -17,7 +17,7 @@ from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.devices import DeviceGroup, Sharing
 from federator.backends.kube.gang import GangGuard
 from federator.backends.kube.informer import ADDED
-from federator.backends.kube.kueue_quota import flavor_nodes, headroom, within_quota
+from federator.backends.kube.kueue_quota import flavor_nodes, flavor_quota, headroom, within_quota
 from federator.backends.kube.pools import pools
 
 GPU = "nvidia.com/gpu"
@@ -192,3 +192,44 @@ def test_without_rbac_for_resource_flavors_the_quota_still_counts_and_every_node
     assert "ResourceFlavors not read" in caplog.text and "rbac-agent.yaml" in caplog.text
     assert guard.resource_flavors is None and guard.resource_flavors not in guard.quota_informers
     assert guard.quota_nodes([GPU], [_node("n1")]) is None  # unknown: nothing held for it
+
+
+def _two_flavor_cq(h100: int, a100: int, *, reserved_h100: int = 0) -> dict[str, Any]:
+    return {"metadata": {"name": "cq"},
+            "spec": {"resourceGroups": [{"coveredResources": [GPU], "flavors": [
+                {"name": "h100", "resources": [{"name": GPU, "nominalQuota": h100}]},
+                {"name": "a100", "resources": [{"name": GPU, "nominalQuota": a100}]}]}]},
+            "status": {"flavorsReservation": [{"name": "h100", "resources": [{"name": GPU,
+                                                                                "total": str(reserved_h100)}]}]}}
+
+
+def test_each_flavors_quota_is_spent_on_its_own_nodes_not_summed() -> None:
+    """A queue of 8 H100s (flavor h100) and 8 A100s (flavor a100) admits a 1 x 8 H100 job, not a 2 x 8 one.
+    Summed over the flavors, the report showed 16 H100s free and a 2 x 8 H100 gang waited on Kueue for ever."""
+    nodes = [_h100("h100-0"), _h100("h100-1"), _node("a100-0"), _node("a100-1")]
+    a100_labels = {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    b = _kueue_backend(nodes, _two_flavor_cq(8, 8))
+    assert b.gang.resource_flavors is not None
+    b.gang.resource_flavors._apply_event(ADDED, _flavor("h100", H100_LABELS))
+    b.gang.resource_flavors._apply_event(ADDED, _flavor("a100", a100_labels))
+    b.gang.resource_flavors._thread = threading.Thread(target=lambda: None)  # as if started
+    by_model = {p.accelerator_model: p for p in b.capacity().accelerator_pools}
+    h100, a100 = by_model["NVIDIA-H100-80GB-HBM3"], by_model["NVIDIA-A100-SXM4-80GB"]
+    assert (h100.free_accelerators, h100.quota_held_accelerators) == (8, 8)
+    assert (a100.free_accelerators, a100.quota_held_accelerators) == (8, 8)
+    assert h100.gang_capacity(8) == 1
+
+    b.gang.cluster_queues._apply_event(ADDED, _two_flavor_cq(8, 8, reserved_h100=4))  # type: ignore[union-attr]
+    by_model = {p.accelerator_model: p for p in b.capacity().accelerator_pools}
+    assert by_model["NVIDIA-H100-80GB-HBM3"].free_accelerators == 4  # what h100 has left, whatever a100 has
+    assert by_model["NVIDIA-A100-SXM4-80GB"].free_accelerators == 8
+
+
+def test_a_node_every_flavor_runs_on_spends_them_in_the_queues_order() -> None:
+    nodes = [_node("n1"), _node("n2"), _node("n3")]
+    rooms = flavor_quota(LQ, _two_flavor_cq(4, 8), {"h100": _flavor("h100"), "a100": _flavor("a100")}, nodes, [GPU])
+    assert rooms is not None and [(r.flavor, r.left, len(r.nodes)) for r in rooms[GPU]] == [("h100", 4, 3),
+                                                                                            ("a100", 8, 3)]
+    groups = [_group(n, 8) for n in ("n1", "n2", "n3")]
+    kept = within_quota(groups, headroom(LQ, _two_flavor_cq(4, 8), [GPU]) or {}, by_flavor=rooms)
+    assert sorted(g.free_units for g in kept) == [0, 4, 8]  # 12 of the queue's two flavors, no more

@@ -272,8 +272,9 @@ class KubeBackend:
         left = self.gang.quota_left(resources)
         if left is not None:  # Kueue mode: no more free than the ClusterQueue would admit, on the nodes that can
             # run work and that one of its flavors runs on
-            groups = within_quota(groups, left, self._usable_nodes(),
-                                  self.gang.quota_nodes(resources, self.nodes.cache.values()))
+            nodes = list(self.nodes.cache.values())
+            groups = within_quota(groups, left, self._usable_nodes(), self.gang.quota_nodes(resources, nodes),
+                                  self.gang.quota_flavors(resources, nodes))
         cap = cluster_capacity(self.nodes.cache.values(), pods,
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
                                placement_ids=self._accounted(), discovery=self.discovery, groups=groups)

@@ -60,7 +60,7 @@ from federator.backends.kube.admission import (
 )
 from federator.backends.kube.api import ForbiddenError, KubeApi, KubeError, NotFoundError, Obj, Resource
 from federator.backends.kube.informer import Informer
-from federator.backends.kube.kueue_quota import flavor_nodes, headroom
+from federator.backends.kube.kueue_quota import FlavorRoom, flavor_nodes, flavor_quota, headroom
 
 log = logging.getLogger("federator.agent.kube")
 
@@ -168,6 +168,16 @@ class GangGuard:
             return None
         flavors = {str((f.get("metadata") or {}).get("name", "")): f for f in self.resource_flavors.cache.values()}
         return flavor_nodes(cluster_queue, flavors, nodes, resources)
+
+    def quota_flavors(self, resources: Iterable[str], nodes: Iterable[Obj]) -> dict[str, list[FlavorRoom]] | None:
+        """Kueue mode: per accelerator resource, each flavor of the ClusterQueue with its nodes and its own quota
+        left (`kueue_quota.flavor_quota`); None when not known (the ResourceFlavors or the queues not seen)."""
+        if self.resource_flavors is None or not self.resource_flavors.started:
+            return None
+        if self.cluster_queues is None or not self.cluster_queues.started:
+            return None
+        flavors = {str((f.get("metadata") or {}).get("name", "")): f for f in self.resource_flavors.cache.values()}
+        return flavor_quota(self._local_queue(), self._cluster_queue(), flavors, nodes, resources)
 
     def _local_queue(self) -> Obj | None:
         return self.local_queues.cache.get(f"{self.namespace}/{self.kueue_queue}") if self.local_queues else None

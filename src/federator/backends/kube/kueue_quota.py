@@ -36,8 +36,14 @@ affinity"), yet the agent reported the A100s free, and an A100 job was sent
 there to wait for the Kueue admission timeout (found on the test bed). The
 free devices of a node no flavor matches are held like an uncovered
 resource's. A flavor the ClusterQueue names that does not exist matches no
-node (Kueue makes such a queue inactive). The quota left is still summed
-over the flavors of a resource, not spent per flavor on its own nodes.
+node (Kueue makes such a queue inactive).
+
+Each flavor's quota is spent on its own nodes (`flavor_quota`): a queue with
+flavor `h100` (8 GPUs, H100 nodes) and flavor `a100` (8 GPUs, A100 nodes)
+admits 8 H100s, not 16. Summed over the flavors, the report showed 16 H100s
+free, a 2 x 8 H100 gang was sent there, and Kueue, which gives a pod set one
+flavor's quota, never admitted it. A node several flavors run on spends them
+in the queue's order, as Kueue tries them.
 
 Shared accelerators (time-slicing, HAMi) are left as they are: Kueue counts
 their units, not devices, and a fraction's quota is not a device's.
@@ -47,8 +53,8 @@ Pure: plain dicts (the API objects) in, values out.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import replace
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from federator.backends.kube.devices import DeviceGroup, Sharing, quantity_int
@@ -117,17 +123,71 @@ def flavor_nodes(cluster_queue: Obj | None, flavors: Mapping[str, Obj], nodes: I
     return out
 
 
+@dataclass(frozen=True)
+class FlavorRoom:
+    """One flavor of the ClusterQueue for one resource: the nodes it runs on and the units it would still admit
+    (None: no bound the agent can see, a cohort's lending)."""
+
+    flavor: str
+    nodes: frozenset[str]
+    left: int | None
+
+
+def flavor_quota(local_queue: Obj | None, cluster_queue: Obj | None, flavors: Mapping[str, Obj],
+                 nodes: Iterable[Obj], resources: Iterable[str]) -> dict[str, list[FlavorRoom]] | None:
+    """Per resource the ClusterQueue covers, its flavors for it in the queue's order, each with its nodes
+    (`flavor_nodes`'s rule) and its own quota left (`headroom`'s rule, per flavor); None when not known."""
+    if local_queue is None or cluster_queue is None:
+        return None
+    spec = cluster_queue.get("spec") or {}
+    cohort = bool(spec.get("cohortName") or spec.get("cohort"))
+    reserved: dict[tuple[str, str], int] = {}
+    for flavor in (cluster_queue.get("status") or {}).get("flavorsReservation") or []:
+        for r in flavor.get("resources") or []:
+            reserved[(str(flavor.get("name", "")), str(r.get("name", "")))] = quantity_int(r.get("total"))
+    labelled = [(str((n.get("metadata") or {}).get("name", "")), (n.get("metadata") or {}).get("labels") or {})
+                for n in nodes]
+    out: dict[str, list[FlavorRoom]] = {}
+    for resource in resources:
+        for group in spec.get("resourceGroups") or []:
+            if resource not in (group.get("coveredResources") or []):
+                continue
+            rooms = out.setdefault(resource, [])
+            for flavor in group.get("flavors") or []:
+                name = str(flavor.get("name", ""))
+                found = flavors.get(name)
+                want = ((found or {}).get("spec") or {}).get("nodeLabels") or {}
+                runs_on = frozenset() if found is None else frozenset(
+                    n for n, labels in labelled if all(labels.get(k) == v for k, v in want.items()))
+                rooms.append(FlavorRoom(name, runs_on, _flavor_left(flavor, resource, cohort, reserved)))
+    return out
+
+
+def _flavor_left(flavor: Obj, resource: str, cohort: bool, reserved: Mapping[tuple[str, str], int]) -> int | None:
+    for r in flavor.get("resources") or []:
+        if r.get("name") != resource:
+            continue
+        if cohort and r.get("borrowingLimit") is None:
+            return None  # what the cohort lends is not the agent's to see
+        quota = quantity_int(r.get("nominalQuota")) + (quantity_int(r.get("borrowingLimit")) if cohort else 0)
+        return max(0, quota - reserved.get((str(flavor.get("name", "")), resource), 0))
+    return 0  # the flavor gives the resource no quota
+
+
 def within_quota(groups: Iterable[DeviceGroup], left: Mapping[str, int],
                  usable: Collection[str] | None = None,
-                 eligible: Mapping[str, Collection[str]] | None = None) -> list[DeviceGroup]:
+                 eligible: Mapping[str, Collection[str]] | None = None,
+                 by_flavor: Mapping[str, Sequence[FlavorRoom]] | None = None) -> list[DeviceGroup]:
     """`groups` with the free devices beyond what `left` allows marked as held (used, and counted as
     `quota_held_units`), the freest nodes first kept whole; groups of other resources, and shared ones, as they
     are. With `usable`, only those nodes' devices spend the quota: a cordoned or not-Ready node offers nothing,
     and had its free devices taken the quota, the nodes that can run a replica were all reported held. With
     `eligible` (`flavor_nodes`), a node not listed for its resource has all its free devices held: no flavor
-    of the queue runs there."""
+    of the queue runs there. With `by_flavor` (`flavor_quota`), a node's devices spend only the quota of the
+    flavors that run on it, in the queue's order."""
     groups = list(groups)
     budget = dict(left)
+    flavor_left = {(r, room.flavor): room.left for r, rooms in (by_flavor or {}).items() for room in rooms}
     order = sorted(range(len(groups)), key=lambda i: (-groups[i].free_units, groups[i].node))
     out = list(groups)
     for i in order:
@@ -139,14 +199,25 @@ def within_quota(groups: Iterable[DeviceGroup], left: Mapping[str, int],
                 out[i] = replace(g, used_units=g.used_units + g.free_units,
                                  quota_held_units=g.quota_held_units + g.free_units)
             continue
-        if g.resource not in budget:
+        mine = [(g.resource, room.flavor) for room in (by_flavor or {}).get(g.resource, ()) if g.node in room.nodes]
+        bounded = all(flavor_left[k] is not None for k in mine)
+        if g.resource not in budget and not (mine and bounded):
             continue
-        keep = min(g.free_units, budget[g.resource])
-        budget[g.resource] -= keep
+        keep = min(g.free_units, budget.get(g.resource, g.free_units))
+        if mine and bounded:
+            keep = min(keep, sum(flavor_left[k] or 0 for k in mine))
+        if g.resource in budget:
+            budget[g.resource] -= keep
+        spend = keep
+        for k in mine:
+            room = flavor_left[k]
+            if room is not None:
+                flavor_left[k] = room - min(spend, room)
+                spend -= min(spend, room)
         if keep < g.free_units:
             held = g.free_units - keep
             out[i] = replace(g, used_units=g.used_units + held, quota_held_units=g.quota_held_units + held)
     return out
 
 
-__all__ = ["flavor_nodes", "headroom", "within_quota"]
+__all__ = ["FlavorRoom", "flavor_nodes", "flavor_quota", "headroom", "within_quota"]
