@@ -284,6 +284,13 @@ def test_the_pod_security_values_reach_the_federator(h: Helm) -> None:
     assert {"--pod-security=baseline", "--allow-capability=IPC_LOCK", "--allow-host-network"} <= set(args)
 
 
+def test_the_orphan_grace_value_reaches_the_federator(h: Helm) -> None:
+    """An operator who restores stores slowly holds orphans longer without knowing the flag's name."""
+    assert "--orphan-grace=1800" in containers(h.template(FEDERATOR))[0]["args"]
+    args = containers(h.template(FEDERATOR, "--set", "federator.orphanGrace=7200"))[0]["args"]
+    assert "--orphan-grace=7200" in args
+
+
 def test_the_audit_log_and_provider_trust_values_reach_the_federator(h: Helm) -> None:
     args = containers(h.template(FEDERATOR))[0]["args"]
     assert "--audit-log=-" in args and not [a for a in args if a.startswith("--trust")]
