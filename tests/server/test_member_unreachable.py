@@ -156,13 +156,16 @@ def test_long_unreachable_is_lost_and_its_jobs_fail_over_as_after_a_partition(
 
     # The agent re-syncs on a new stream while the API is still away: still Lost, and nothing is reconciled yet
     # (what it holds is what its stale caches say).
+    since = east.unreachable_since
+    clock.now += 30
     back = fed.connect(cluster="east-1", region="r", labels={})
     AgentService(fed).handle(back, unreachable(1))
     assert back.state is ClusterState.LOST and not back.resynced and not drain(back)
+    assert back.unreachable_since == since  # how long the member has been out, not since the reconnect
     # The member answers again: the re-sync cancels the copy the failover replaced, and it is Ready.
     fed.job_update(back, pid, JobPhase.RUNNING, "2 replicas running")
     assert AgentService(fed).handle(back, reachable(2, pid)) is None
-    assert back.state is ClusterState.READY
+    assert back.state is ClusterState.READY and back.unreachable_since == 0.0
     assert [o for o in drain(back) if isinstance(o, CancelOrder)] and job.placements == [new]
 
 
@@ -179,6 +182,18 @@ def test_a_restarted_agent_whose_member_is_away_does_not_have_its_placements_re_
     AgentService(fed).handle(back, unreachable(1))
     assert job.phase is JobPhase.RUNNING and job.placements[0].placement_id == pid
     assert back.state is ClusterState.PARTITIONED
+    since = back.unreachable_since
+
+    # A stream that ends while the API is away, and one whose first report says it answers: since then is gone,
+    # and a later outage counts from its own start.
+    fed.disconnect(back)
+    clock.now += 60
+    again = fed.connect(cluster="east-1", region="r", labels={})
+    AgentService(fed).handle(again, reachable(1, pid))
+    assert again.unreachable_since == 0.0
+    clock.now += 60
+    AgentService(fed).handle(again, unreachable(2))
+    assert again.unreachable_since == clock.now != since
 
 
 def test_get_clusters_shows_the_cluster_partitioned_with_its_agents_words() -> None:

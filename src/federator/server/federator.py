@@ -222,6 +222,7 @@ class Federator:
             rec.acked = old.acked
             rec.state = old.state
             rec.partitioned_at, rec.lost_at, rec.ready_at = old.partitioned_at, old.lost_at, old.ready_at
+            rec.unreachable_since = old.unreachable_since  # since when, if the new stream's reports say so again
             rec.last_report_at = old.last_report_at
         self.clusters[cluster] = rec
         self.metrics.agent_connects.labels(cluster).inc()

@@ -18,6 +18,8 @@ Such a report renews the lease and nothing else: its capacity is stale by defini
 cluster's last report time stays when the member last answered), and it does not close a re-sync (an agent that
 restarted while the API was away holds nothing it can vouch for: reconciling then would re-queue every placement
 it runs). The reason kept is the agent's last word; a new stream starts afresh, and its first report says it again.
+Since when is kept across streams: an agent that reconnects (after Lost) while the API is still away used to show
+"unreachable since" the reconnect, hiding how long the member had been out (second QA round, R2).
 """
 
 from __future__ import annotations
@@ -49,12 +51,12 @@ def reported(fed: Federator, rec: ClusterRecord, unreachable: str) -> bool:
         if rec.unreachable:
             log.info("cluster %s: its agent reaches the member's API server again (unreachable since %s)",
                      rec.name, utc_seconds(rec.unreachable_since))
-            rec.unreachable, rec.unreachable_since = "", 0.0
+        rec.unreachable, rec.unreachable_since = "", 0.0  # also one kept from the last stream
         return False
     rec.last_seen_at = now  # the lease: the agent is there
     why = agent_text(unreachable[:MAX_REASON_CHARS])
     if not rec.unreachable:
-        rec.unreachable_since = now
+        rec.unreachable_since = rec.unreachable_since or now  # kept from the last stream if it ended so
         log.warning("cluster %s: its agent cannot reach the member's API server: %s; no new work there (%s)",
                     rec.name, why, rec.state if rec.state is not ClusterState.READY else "now Partitioned")
     rec.unreachable = why
