@@ -486,3 +486,38 @@ def test_an_open_watch_ends_within_seconds_of_its_user_being_revoked(certs: Cert
             assert all(not job_id.startswith("after") for job_id in seen), seen
 
     asyncio.run(main())
+
+
+def test_a_watch_does_not_authenticate_its_caller_again_for_each_job_it_does_not_send(
+        certs: CertsDir, tmp_path: Path) -> None:
+    """Every watcher hears every job's change, most of them others'. The stream used to parse and check its
+    caller's certificate for each change it heard (a thousand organisations' watches, each for each change);
+    now it does so before each job it sends and every WATCH_RECHECK_SECONDS, which revocation still meets."""
+    calls: list[str] = []
+    user = Authenticator.user
+
+    def counting(self: Authenticator, auth_context: object, metadata: object) -> object:
+        got = user(self, auth_context, metadata)  # type: ignore[arg-type]
+        calls.append(getattr(got, "name", ""))
+        return got
+
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, client(s, certs, "alice") as alice, \
+                client(s, certs, "bob") as bob:
+            watch = alice.Watch(jobs_pb2.WatchJobsRequest())
+            mine = (await alice.Submit(spec("mine"))).job
+            assert (await watch.read()).job_id == mine.job_id
+            Authenticator.user = counting  # type: ignore[method-assign]
+            try:
+                for i in range(40):
+                    await bob.Submit(spec(f"bobs-{i}"))  # nothing alice may see
+                last = (await alice.Submit(spec("last"))).job
+                assert (await watch.read()).job_id == last.job_id
+            finally:
+                Authenticator.user = user  # type: ignore[method-assign]
+            watch.cancel()
+            # bob's 40 submits, alice's one, and alice's watch: once before it sent `last` (and at most a few
+            # timed rechecks on a slow machine), not once per change of bob's jobs
+            assert calls.count("alice") <= 6, calls.count("alice")
+
+    asyncio.run(main())

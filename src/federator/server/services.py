@@ -684,6 +684,8 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                 return
             wanted = job.job_id
         queue = self.fed.watch()
+        loop = asyncio.get_running_loop()
+        checked_at = loop.time()
         # A change is announced once it is durable, but the job may already read as changed when the
         # watch starts (a cycle's placements are applied, then written): a state sent is not sent again.
         sent: dict[str, bytes] = {}
@@ -706,9 +708,11 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                     job_id = await asyncio.wait_for(queue.get(), timeout=WATCH_RECHECK_SECONDS)
                 except TimeoutError:
                     job_id = JobId("")
-                # The caller as of now, before anything more is sent: a revoked certificate, or a policy that no
-                # longer lets them see a job, ends what they may read on an open stream as on a new call.
-                who = await self.principal(context)
+                if not job_id or loop.time() - checked_at >= WATCH_RECHECK_SECONDS:
+                    # The caller as of now: a revoked certificate ends the stream within the recheck's time, busy
+                    # or quiet. Not per job announced: every watcher hears every job's change, most of them
+                    # others', and a certificate parsed per change per watcher was the stream's main cost.
+                    who, checked_at = await self.principal(context), loop.time()
                 if not job_id:
                     continue  # a quiet while, or woken to end (Federator.end_watches)
                 if wanted is None or job_id == wanted:
@@ -718,14 +722,20 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                             await context.abort(grpc.StatusCode.NOT_FOUND, removed_message(request.job_id))
                         continue
                     allowed = self.authz.job(who, job, manage=False)
-                    if wanted is not None and not isinstance(allowed, Allowed):
-                        await context.abort(grpc.StatusCode.PERMISSION_DENIED, allowed.message)
                     if isinstance(allowed, Allowed):
                         pb = convert.job_to_pb(job)
                         data = pb.SerializeToString(deterministic=True)
-                        if sent.get(job_id) != data:
-                            sent[job_id] = data
-                            yield pb
+                        if sent.get(job_id) == data:
+                            continue
+                        # Before anything is sent, the caller as of now: a revoked certificate, or a policy that
+                        # no longer lets them see the job, ends what they may read on an open stream.
+                        who, checked_at = await self.principal(context), loop.time()
+                        allowed = self.authz.job(who, job, manage=False)
+                    if wanted is not None and not isinstance(allowed, Allowed):
+                        await context.abort(grpc.StatusCode.PERMISSION_DENIED, allowed.message)
+                    if isinstance(allowed, Allowed):
+                        sent[job_id] = data
+                        yield pb
         finally:
             self.fed.unwatch(queue)
 
