@@ -93,3 +93,28 @@ def test_an_inference_job_that_loses_a_replica_to_a_drain_says_so(kube: Kube, dr
         assert kube.phase("drained-serve") == "Running"
     finally:
         kube.kubectl("host", "delete", "fj", "drained-serve", "--wait=false", check=False)
+
+
+def test_a_gang_whose_pod_the_members_operator_deletes_is_queued_again_not_failed(kube: Kube) -> None:
+    """`kubectl delete pod` on the member, no drain (so no DisruptionTarget): the gang Job failed with
+    BackoffLimitExceeded and the job was reported Failed for good. The member did it: queued again, and run."""
+    kube.kubectl("host", "apply", "-f", "-", input=_job("deleted-pod", "training"))
+    try:
+        eventually(lambda: kube.phase("deleted-pod") == "Running", timeout=120,
+                   what=lambda: f"deleted-pod Running\n{kube.logs()}")
+        pid = kube.fj("deleted-pod")["status"]["placementId"]  # type: ignore[index]
+        victim = sorted(p["metadata"]["name"] for p in _pods(kube, pid))[0]
+        kube.kubectl("member-a", "delete", "pod", "-n", WORKLOADS, victim, "--wait=false")
+
+        def requeued() -> bool:
+            events = kube.json("host", "get", "events", "-n", JOBS_NAMESPACE,
+                               "--field-selector", "involvedObject.name=deleted-pod")["items"]
+            return any(f"pod {victim} on node" in e.get("message", "")
+                       and "was deleted in the member cluster" in e.get("message", "") for e in events)
+
+        eventually(requeued, timeout=60, what=lambda: f"an Event saying the pod was deleted\n{kube.logs()}")
+        eventually(lambda: kube.phase("deleted-pod") == "Running"
+                   and kube.fj("deleted-pod")["status"]["placementId"] != pid,  # type: ignore[index]
+                   timeout=120, what=lambda: f"deleted-pod Running again\n{kube.logs()}")
+    finally:
+        kube.kubectl("host", "delete", "fj", "deleted-pod", "--wait=false", check=False)

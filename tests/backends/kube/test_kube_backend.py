@@ -125,11 +125,13 @@ def test_phases_follow_the_job_and_its_pods_and_never_go_back() -> None:
     assert PID not in b._accounted()  # finished: it holds nothing
 
 
-def test_a_job_deleted_behind_the_agents_back_fails_the_placement() -> None:
+def test_a_job_deleted_behind_the_agents_back_is_stopped_by_the_cluster() -> None:
+    """The member's operator deleted it, not the user's code: Cancelled, so the federator queues the job again.
+    Reported Failed, the job was over for good (stop 41's kube QA)."""
     b, updates = backend(FakeApi())
     feed(b, b.jobs, ADDED, job_obj({}))
     feed(b, b.jobs, DELETED, job_obj({}))
-    assert updates[-1] == (PID, JobPhase.FAILED)
+    assert updates[-1] == (PID, JobPhase.CANCELLED)
     assert PID not in b.placements()
 
 
@@ -518,6 +520,67 @@ def test_a_gang_whose_pod_a_drain_evicts_is_stopped_by_the_cluster_not_failed() 
     assert updates[-1] == (PID, JobPhase.CANCELLED,
                            "pod p1 evicted from node n1 (DisruptionTarget: EvictionByEvictionAPI)")
     assert any(d.startswith("jobs/train-abc-g1-a-") for d in api.deleted)  # stopped here: its objects go
+
+
+def _deleting(pod: dict[str, Any]) -> dict[str, Any]:
+    pod["metadata"]["deletionTimestamp"] = "2026-12-05T05:00:00Z"
+    return pod
+
+
+def test_a_gang_whose_pod_the_members_operator_deletes_is_stopped_by_the_cluster_not_failed() -> None:
+    """`kubectl delete pod` on the member (no DisruptionTarget): the gang Job failed with BackoffLimitExceeded and
+    the agent reported Failed, so the job was over for good for what the member did. Now it is Cancelled, naming
+    the pod, and the federator queues the job again."""
+    async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
+        api, b, updates = _running_gang()
+        feed(b, b.pods, MODIFIED, _deleting(_gang_pod_at("p1", "n1")))
+        feed(b, b.pods, DELETED, _deleting(_gang_pod_at("p1", "n1", phase="Failed", containerStatuses=[
+            {"name": "main", "state": {"terminated": {"exitCode": 143, "reason": "Error"}}}])))
+        feed(b, b.jobs, MODIFIED, job_obj({"failed": 1, "conditions": [GAVE_UP]}))
+        await _deleted(api)
+        await b.stop()
+        return api, updates
+
+    api, updates = asyncio.run(run())
+    assert updates[-1] == (PID, JobPhase.CANCELLED, "pod p1 on node n1 was deleted in the member cluster")
+
+
+def test_a_gang_its_own_deadline_ends_still_fails_in_the_jobs_words() -> None:
+    """activeDeadlineSeconds (the author's rule): the Job controller deletes the pods it ends; that is no fault of
+    the member's."""
+    deadline = {"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+                "message": "Job was active longer than specified deadline"}
+
+    async def run() -> list[tuple[str, JobPhase, str]]:
+        api, b, updates = _running_gang()
+        feed(b, b.pods, MODIFIED, _deleting(_gang_pod_at("p0", "n0")))
+        feed(b, b.pods, MODIFIED, _deleting(_gang_pod_at("p1", "n1")))
+        feed(b, b.jobs, MODIFIED, job_obj({"failed": 2, "conditions": [deadline]}))
+        await b.stop()
+        return updates
+
+    phase, message = asyncio.run(run())[-1][1:]
+    assert phase is JobPhase.FAILED and "deadline" in message, message
+
+
+def test_a_suspended_gang_whose_pods_went_with_the_suspension_fails_for_its_own_code_later() -> None:
+    """Kueue preempting a gang suspends its Job, which deletes its pods; admitted again, a container of the user's
+    that then exits non-zero fails it (the suspension's deletions are no fault of the member's)."""
+    async def run() -> list[tuple[str, JobPhase, str]]:
+        api, b, updates = _running_gang()
+        feed(b, b.pods, MODIFIED, _deleting(_gang_pod_at("p1", "n1")))
+        suspended = job_obj({"active": 1})
+        suspended["spec"]["suspend"] = True
+        feed(b, b.jobs, MODIFIED, suspended)
+        feed(b, b.jobs, MODIFIED, job_obj({"active": 2}))
+        feed(b, b.pods, DELETED, _gang_pod_at("p2", "n1", phase="Failed", containerStatuses=[
+            {"name": "main", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]))
+        feed(b, b.jobs, MODIFIED, job_obj({"failed": 1, "conditions": [GAVE_UP]}))
+        await b.stop()
+        return updates
+
+    assert asyncio.run(run())[-1] == (PID, JobPhase.FAILED,
+                                      "pod p2 on node n1: container main exited with code 1 (Error)")
 
 
 def test_a_jobs_own_pod_failure_policy_says_a_disruption_when_the_agent_saw_no_pod() -> None:

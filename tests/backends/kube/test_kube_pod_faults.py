@@ -34,7 +34,8 @@ def test_a_container_exit_is_the_users_unless_the_pod_was_being_deleted() -> Non
               "phase": "Failed"}
     assert pod_fault(_pod(**exited)) == PodFault(False, "pod train-0-abc on node gpu-7: container main exited "
                                                         "with code 3 (Error)")
-    assert pod_fault(_pod(deleting=True, **exited)) is None  # killed because something deleted it
+    assert pod_fault(_pod(deleting=True, **exited)) == PodFault(  # killed because something deleted it
+        True, "pod train-0-abc on node gpu-7 was deleted in the member cluster", deleted=True)
     assert pod_fault(_pod(phase="Running")) is None
     assert pod_fault(_pod(phase="Failed", reason="DeadlineExceeded")) == PodFault(
         False, "pod train-0-abc on node gpu-7 failed: DeadlineExceeded")

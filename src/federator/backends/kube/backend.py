@@ -55,7 +55,7 @@ from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
-from federator.backends.kube.pod_faults import PodFault, disrupted_job, pod_fault
+from federator.backends.kube.pod_faults import PodFault, disrupted_job, ended_by_its_own_rule, pod_fault
 from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
@@ -529,8 +529,11 @@ class KubeBackend:
             self.tenants.forget(pid)
             last = self._phases.pop(pid, None)
             if pid not in self._cancelled and last is not None and not last[0].is_terminal:
-                self._on_update(pid, JobPhase.FAILED, f"{obj.get('kind')} {key_name(obj)} was deleted in the "
-                                                      "member cluster")
+                # The member's operator (or a controller of theirs) deleted it, not the user's code: stopped by the
+                # cluster, so the federator queues the job again. Reported Failed, it was over for good.
+                self._cancelled.add(pid)
+                self._on_update(pid, JobPhase.CANCELLED, f"{obj.get('kind')} {key_name(obj)} was deleted in the "
+                                                         "member cluster")
             return
         self._launched.pop(pid, None)
         self.tenants.seen(pid, obj)
@@ -690,9 +693,13 @@ class KubeBackend:
         if self._started and (why := self._gang_overdue(pid, workload, pods)):
             self._refuse(pid, why)
             return
+        if (workload.get("spec") or {}).get("suspend") and (f := self._faults.get(pid)) is not None and f.deleted:
+            del self._faults[pid]  # suspended (Kueue preempted it): that deleted its pods, and it may run again
         phase, message = workload_phase(workload, pods)
         if phase is JobPhase.FAILED and pid not in self._cancelled and not _serves(workload):
             fault = self._faults.get(pid)
+            if fault is not None and fault.deleted and ended_by_its_own_rule(workload):
+                fault = None  # its own deadline deleted its pods: the workload's words say so
             if disrupted_job(workload) or (fault is not None and fault.disruption):
                 # The member stopped it (a drain, a preemption, a node lost), not the user's code: re-queued.
                 why = fault.message if fault is not None and fault.disruption else disrupted_job(workload)

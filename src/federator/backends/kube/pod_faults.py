@@ -38,6 +38,15 @@ What that misses: an agent restarted between the eviction and the Job's
 failure reports Failed, with the Job's words. (Ignore would be worse: a
 replacement pod cannot rejoin a rendezvous that began without it.)
 
+A pod deleted first, with no DisruptionTarget (`kubectl delete pod` by the
+member's operator, or a member controller that deletes pods), is the
+member's doing too: the gang fails for it, not for the user's code, and was
+reported Failed for good. So the first deletion of a placement's pods is a
+fault of the member's (`deleted`), unless the workload ended itself first
+for a rule of its author's (`activeDeadlineSeconds`: the Job controller
+deletes the pods it ends, `ended_by_its_own_rule`). A deletion after a
+container's exit is the consequence, as before: the exit was recorded first.
+
 Pure: plain dicts (the API objects) in, values out.
 """
 
@@ -64,6 +73,7 @@ class PodFault:
 
     disruption: bool  # the member's doing (DisruptionTarget), not the user's code
     message: str
+    deleted: bool = False  # a pod deleted with no DisruptionTarget: the member's, unless the workload's own rule
 
 
 def _conditions(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -81,8 +91,8 @@ def pod_fault(pod: Mapping[str, Any]) -> PodFault | None:
             reason = str(c.get("reason") or "")
             done = _DONE_BY.get(reason, "disrupted on node {node}").format(node=node)
             return PodFault(True, f"pod {name} {done} ({DISRUPTION_TARGET}: {reason or 'no reason given'})")
-    if meta.get("deletionTimestamp"):
-        return None  # stopped because it was being deleted: what deleted it is the cause
+    if meta.get("deletionTimestamp"):  # stopped because it was being deleted: what deleted it is the cause
+        return PodFault(True, f"pod {name} on node {node} was deleted in the member cluster", deleted=True)
     status = pod.get("status") or {}
     for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
         ended = ((cs or {}).get("state") or {}).get("terminated") or {}
@@ -107,4 +117,14 @@ def disrupted_job(job: Mapping[str, Any]) -> str:
     return ""
 
 
-__all__ = ["DISRUPTION_TARGET", "PodFault", "disrupted_job", "pod_fault"]
+OWN_RULES = ("DeadlineExceeded",)
+"""Reasons a workload gives for ending itself by its author's rule (activeDeadlineSeconds), deleting its pods."""
+
+
+def ended_by_its_own_rule(workload: Mapping[str, Any]) -> bool:
+    """Whether the workload says it ended for a rule of its author's, so its pods' deletion is its doing."""
+    return any(c.get("type") in ("Failed", "FailureTarget") and c.get("status") == "True"
+               and c.get("reason") in OWN_RULES for c in _conditions(workload))
+
+
+__all__ = ["DISRUPTION_TARGET", "PodFault", "disrupted_job", "ended_by_its_own_rule", "pod_fault"]
