@@ -112,11 +112,25 @@ def test_preempting_for_a_spread_job_keeps_the_spread_rules(row: Row) -> None:
         assert "urgent" not in result.pending
 
 
-def test_a_spread_victims_preemption_names_every_cluster_it_leaves() -> None:
+def test_a_spread_victim_is_stopped_part_by_part_each_naming_its_cluster() -> None:
     row = ROWS["a-spread-victim-frees-room-in-both-regions"]
     result = cycle(row.clusters, [row.job], allocations=row.allocations, now=NOW)
-    (p,) = result.preemptions
-    assert p.message.startswith("preempted on east-1, west-1 for urgent")
+    assert sorted((p.job_id, p.cluster, p.part) for p in result.preemptions) == [("svc", "east-1", True),
+                                                                                 ("svc", "west-1", True)]
+    assert sorted(p.message for p in result.preemptions) == [
+        "its part on east-1 preempted for urgent (queue default, priority 10)",
+        "its part on west-1 preempted for urgent (queue default, priority 10)"]
+
+
+def test_a_gang_that_needs_one_clusters_room_stops_only_the_spread_victims_part_there() -> None:
+    """A preemptible inference job served from east and west; a training gang needs east's room. It stopped the
+    job in both regions; now only its part on east stops, and west serves on."""
+    svc = spec("svc", kind=INF, replicas=2, gpus=8, preemptible=True)
+    gang = spec("train", gpus=8, priority=10)
+    result = cycle([held("east-1", "east", 1), held("west-1", "west", 1)], [gang],
+                   allocations=[running(svc, "east-1", replicas=1), running(svc, "west-1", replicas=1)], now=NOW)
+    assert [(p.job_id, p.cluster, p.part) for p in result.preemptions] == [("svc", "east-1", True)]
+    assert placed(result) == {"train": {"east-1": 1}}
 
 
 # -- properties -----------------------------------------------------------------------------------

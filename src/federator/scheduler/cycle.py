@@ -58,6 +58,7 @@ from federator.scheduler.preemption import (
     plan_spread,
     preemption_of,
     release_in_attempt,
+    victim_units,
 )
 from federator.scheduler.regionload import RegionUse
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
@@ -370,6 +371,8 @@ class Scheduler:
         for a in running:
             if a.preemptible and a.job_id not in placed:
                 by_job[a.job_id].append(a)
+        holders = set(by_job)  # jobs that hold something: a rest request's own parts are no victims for it
+        by_job = victim_units(by_job)  # a spread job's parts one by one (preemption.py)
         budget = self.config.max_preemptions_per_cycle
         out: list[Preemption] = []
         whom: dict[tuple[int, str], list[JobId]] = {}  # (priority, queue) -> who it may preempt
@@ -380,7 +383,7 @@ class Scheduler:
                 break
             spec = request.spec
             # (the rest of a job that runs in part is never alike: its own parts are no victims for it, nor shared)
-            key = None if request.job_id in by_job else (
+            key = None if request.job_id in holders else (
                 request.shape(), spec.queue, spec.priority, spec.min_regions, spec.group_size)
             if key in hopeless:
                 if (said := hopeless[key]) is not None:

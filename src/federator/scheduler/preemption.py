@@ -15,6 +15,13 @@ first, until the cycle's own spread planner (minRegions, preferred and user
 regions, latency budget) places every replica over the free room plus the
 victims' room, then gives back victims not needed. When no such set exists
 the job does not preempt, and says why.
+
+A victim is a job on one cluster, or one cluster's part of a job spread over
+several (`victim_units`): a training gang needing one cluster's room stopped
+every part of a preemptible inference job in every region, when only the part
+on that cluster was in its way. The part stopped is re-placed alone (server/
+partial.py), and the other parts serve on; a part costs its own accelerator-
+seconds, so it is also the cheaper victim.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class Preemption:
     preemptor: JobId
     cluster: str
     message: str
+    part: bool = False  # only the job's placements on `cluster` stop: the other parts of a spread job run on
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +228,30 @@ def release_in_attempt(txn: Txn, victims: Sequence[JobId], by_job: Mapping[JobId
                                 accelerator_model=a.accelerator_model))
 
 
+PART_MARK = "\x00"
+"""Between a job id and a cluster in a part's victim key: no job id holds it (ids are DNS-label-like)."""
+
+
+def victim_units(by_job: Mapping[JobId, Sequence[Allocation]]) -> dict[JobId, list[Allocation]]:
+    """The units a preemption stops, keyed as victims: a job on one cluster whole, and each cluster's part of a
+    job on several (a spread job) on its own, keyed `job id PART_MARK cluster`. Everything that reads victims
+    reads their allocations, which still carry the job's own id."""
+    out: dict[JobId, list[Allocation]] = {}
+    for job_id, allocs in by_job.items():
+        clusters = sorted({a.cluster for a in allocs})
+        if len(clusters) <= 1:
+            out[job_id] = list(allocs)
+            continue
+        for cluster in clusters:
+            out[JobId(f"{job_id}{PART_MARK}{cluster}")] = [a for a in allocs if a.cluster == cluster]
+    return out
+
+
 def preemption_of(victim: JobId, allocs: Sequence[Allocation], request: PlacementRequest,
                   cluster: str | None = None) -> Preemption:
     where = cluster or ", ".join(sorted({a.cluster for a in allocs}))
-    return Preemption(victim, allocs[0].queue, request.job_id, cluster or allocs[0].cluster,
-                      f"preempted on {where} for {request.job_id} "
-                      f"(queue {request.spec.queue}, priority {request.spec.priority})")
+    part = PART_MARK in victim
+    what = f"its part on {allocs[0].cluster} preempted" if part else f"preempted on {where}"
+    return Preemption(allocs[0].job_id, allocs[0].queue, request.job_id, cluster or allocs[0].cluster,
+                      f"{what} for {request.job_id} (queue {request.spec.queue}, priority {request.spec.priority})",
+                      part=part)

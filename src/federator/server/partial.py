@@ -23,8 +23,10 @@ generation and are appended; the kept ones keep theirs, so a job's placements ma
 Fencing stays by placement id: a report of a superseded placement names an id no longer in the job (the
 superseded one's generation is older than any placement made after it), and its cluster is told to stop it.
 
-Preemption stays whole: the cycle chooses victims as jobs. Cancel cancels every live placement (server/
-federator.py). A failed part is placed again alone too (server/early_failures.py).
+Preemption stops a spread job's part alone too: the cycle takes each cluster's part as a victim of its own
+(scheduler/preemption.py `victim_units`), and the commit supersedes only the placements on that cluster (server/
+scheduling.py). Cancel cancels every live placement (server/federator.py). A failed part is placed again alone
+too (server/early_failures.py).
 """
 
 from __future__ import annotations

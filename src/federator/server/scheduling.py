@@ -74,7 +74,7 @@ from federator.server.job_message import job_message, placements_message
 from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
-from federator.server.partial import kept_regions, missing, owes, rest_request
+from federator.server.partial import kept_regions, missing, owes, rest_request, supersede_part
 from federator.server.pending_counts import PendingCounts, queue_of, submitter
 from federator.store.errors import StoreUnavailable
 
@@ -434,9 +434,13 @@ class Cycles:
             if job is None or not job.phase.is_active or job.generation != plan.generations.get(pre.job_id):
                 stale_clusters.add(pre.cluster)  # the room this preemption was to make is not there
                 continue
-            orders.extend(fed.supersede(job, Reason(ReasonCode.PREEMPTED, pre.message)))
+            reason = Reason(ReasonCode.PREEMPTED, pre.message)
+            part = {p.placement_id for p in job.placements if p.cluster == pre.cluster} if pre.part else set()
+            cancels = supersede_part(fed, job, part, reason) if part else None  # the other parts serve on
+            orders.extend(cancels if cancels is not None else fed.supersede(job, reason))
             fed.metrics.preemptions.labels(pre.queue).inc()
-            changed.append(job)
+            if job not in changed:
+                changed.append(job)
         for decision in result.decisions:
             job = fed.jobs.get(decision.job_id)
             if job is None or not owes(job) or job.generation != plan.generations.get(job.job_id) or \
