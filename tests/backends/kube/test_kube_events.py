@@ -77,3 +77,13 @@ def test_a_spread_job_losing_a_part_records_it_and_its_new_part_is_all_the_place
     whole.pending_reason = None
     (placed,) = job_events(seen(short), whole)
     assert placed.message == "placed in member-c (2x on NVIDIA-H100), generation 2"
+
+
+def test_a_spread_job_whose_part_is_preempted_records_preempted_not_requeued() -> None:
+    placements = [Placement(PlacementId("j.g1.member-b"), JobId("j"), "member-b", "west", 2, "NVIDIA-H100", 1)]
+    part = Reason(ReasonCode.PREEMPTED, "its part on member-a preempted for train (queue default, priority 10)")
+    short = Job(JobId("j"), job("j", gpus=8, replicas=4), submitted_at=0.0, phase=JobPhase.RUNNING,
+                pending_reason=part, placements=placements, generation=1)
+    (event,) = job_events(Seen(JobPhase.RUNNING, 1), short)
+    assert (event.reason, event.warning) == (EventReason.PREEMPTED, True)
+    assert event.message.startswith("2 of 4 replicas placed; 2 waiting: Preempted: its part on member-a preempted")

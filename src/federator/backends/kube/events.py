@@ -67,8 +67,10 @@ def job_events(before: Seen | None, job: Job) -> list[JobEvent]:
     out: list[JobEvent] = []
     was_active = before is not None and before.phase.is_active
     if job.phase.is_active and job.replicas_waiting and (before is None or not before.waiting):
-        # one part of a spread job ended (its cluster Lost, refusing, failing it): the rest serve on, short
-        out.append(JobEvent(EventReason.REQUEUED, shortfall(job), warning=True))
+        # one part of a spread job ended (its cluster Lost, refusing, failing it, or preempted): the rest serve on
+        preempted = job.pending_reason is not None and job.pending_reason.code is ReasonCode.PREEMPTED
+        out.append(JobEvent(EventReason.PREEMPTED if preempted else EventReason.REQUEUED, shortfall(job),
+                            warning=True))
     if job.phase is JobPhase.PLACED and (before is None or before.generation != job.generation):
         # the placements of this generation: a spread job's parts that serve on were placed before
         new = [p for p in job.placements if p.generation == job.generation] or job.placements
