@@ -40,6 +40,9 @@ class EventReason(StrEnum):
     # not submitted yet: the federator, the job's queue (maxPendingJobs) or its namespace (the owner of a
     # kubectl-made job, --max-pending-jobs-per-user) holds as many pending jobs as it may; retried
     QUEUE_FULL = "QueueFull"
+    # spec.replicas changed (kubectl scale) and the federator refused it (below minRegions, over its limits, a job
+    # that has ended): the job keeps its count; the message names the field (server/scaling.py)
+    SCALE_REFUSED = "ScaleRefused"
 
 
 @dataclass(frozen=True, slots=True)
