@@ -5,7 +5,8 @@
 - A scale the federator refuses is a Warning Event `ScaleRefused` naming the field, once per generation; the job
   keeps its count.
 - A job scaled over gRPC in Kubernetes mode gets its FederatedJob's spec.replicas written (before its status), so
-  kubectl, the object and a leader that loads it agree with the job.
+  kubectl, the object and a leader that loads it agree with the job; an event of the object from before that
+  write is stale, not a scale back.
 """
 
 from __future__ import annotations
@@ -94,5 +95,20 @@ def test_a_grpc_scale_writes_the_federatedjobs_spec_replicas_and_a_new_leader_re
             assert api.writes == writes and job.spec.replicas == 4
         again = Federator(store=KubeJobStore(api))  # type: ignore[arg-type]
         assert again.get(job.job_id).spec.replicas == 4
+
+    asyncio.run(main())
+
+
+def test_an_event_from_before_a_grpc_scale_does_not_scale_the_job_back() -> None:
+    """The informer's queue may still hold the object as it was before the store wrote spec.replicas (a status
+    write's event, generation 1, replicas 2): it is stale, not a user's scale back to 2."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            before = copy.deepcopy(await submitted(api, ctl, fed, SERVE))
+            (job,) = fed.jobs.values()
+            fed.scale(job.job_id, 4)
+            await ctl.reconcile("MODIFIED", before)
+            assert job.spec.replicas == 4 and api.objects[("research", "chat")]["spec"]["replicas"] == 4
 
     asyncio.run(main())

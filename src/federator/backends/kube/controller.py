@@ -239,6 +239,9 @@ class FederatedJobController:
         if "workload" in spec or not isinstance(wanted, int) or wanted == job.spec.replicas:
             return
         generation = int(meta.get("generation", 1))
+        owner = self.store.owner_of(job_id)
+        if owner is not None and generation < owner.generation:
+            return  # an event from before the store's own write of spec.replicas (a gRPC scale): stale
         if self._scale_refused.get(meta.get("uid", "")) == generation:
             return
         self.store.observed(job_id, generation=generation, replicas=wanted)  # the object holds it: no write back
