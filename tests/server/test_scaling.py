@@ -18,6 +18,7 @@ from test_partial_failover import drain, inference, running_on, spread_over_a_an
 from federator.jobfile import parse_job
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId
 from federator.security.limits import Limits
+from federator.server.intake import RequestIdConflict
 from federator.server.orders import CancelOrder, LaunchOrder
 from federator.server.scaling import EXACT_PARTS, ScaleProblem, ScaleRefused, parts_to_drop
 from federator.store import StoreUnavailable
@@ -257,3 +258,14 @@ def test_scale_touches_the_job_table_copy_only_through_the_store(clock: Clock) -
     job, a, b = spread_over_a_and_b(fed)
     fed.scale(job.spec.name, 5)  # by name, as the CLI and kubectl give it
     assert fed.jobs[job.job_id] is job and job.spec == replace(inference("serve"), replicas=5)
+
+
+def test_the_same_file_submitted_again_after_a_scale_is_the_same_request(clock: Clock) -> None:
+    """`federator submit` derives a request id from a file's content: submitted again once the job was scaled, the
+    file is the request that made the job, answered with it (as scaled), not refused as a different spec."""
+    fed = make(MemoryStore(), clock)
+    job = fed.submit(inference("serve"), request_id="file-1")
+    fed.scale(job.job_id, 6)
+    assert fed.submit(inference("serve"), request_id="file-1") is job and job.spec.replicas == 6
+    with pytest.raises(RequestIdConflict):  # anything else that differs is still another request
+        fed.submit(replace(inference("serve"), priority=9), request_id="file-1")
