@@ -16,7 +16,9 @@ from server_support import Clock, MemoryStore, capacity, join, make, spec
 from test_partial_failover import drain, inference, running_on, spread_over_a_and_b
 
 from federator.jobfile import parse_job
-from federator.model import Job, JobId, JobPhase, Placement, PlacementId
+from federator.model import Job, JobId, JobPhase, Placement, PlacementId, ReasonCode
+from federator.scheduler import Scheduler
+from federator.scheduler.policy import policy_from_document
 from federator.security.limits import Limits
 from federator.server.intake import RequestIdConflict
 from federator.server.orders import CancelOrder, LaunchOrder
@@ -269,3 +271,18 @@ def test_the_same_file_submitted_again_after_a_scale_is_the_same_request(clock: 
     assert fed.submit(inference("serve"), request_id="file-1") is job and job.spec.replicas == 6
     with pytest.raises(RequestIdConflict):  # anything else that differs is still another request
         fed.submit(replace(inference("serve"), priority=9), request_id="file-1")
+
+
+def test_the_rest_of_a_scale_up_is_admitted_against_the_queues_quota(clock: Clock) -> None:
+    """Scaling is no way around a quota: the rest waits (QuotaExceeded) while the placed replicas serve on."""
+    policy = policy_from_document({"queues": {"default": {"quota": {"accelerators": {"H100": 32}}}}})
+    fed = make(MemoryStore(), clock, scheduler=Scheduler(policy))
+    job, a, b = spread_over_a_and_b(fed)  # 4 x 8 H100: the whole quota
+    before = ids(job)
+    fed.scale(job.job_id, 6)
+    fed.schedule_once()
+    assert ids(job) == before and job.replicas_waiting == 2 and job.phase is JobPhase.RUNNING
+    assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.QUOTA_EXCEEDED
+    fed.scale(job.job_id, 4)  # back within the quota: nothing is owed, nothing stopped
+    assert ids(job) == before and job.replicas_waiting == 0 and job.pending_reason is None
+    assert drain(a) == [] and drain(b) == []
