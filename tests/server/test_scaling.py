@@ -23,6 +23,7 @@ from federator.security.limits import Limits
 from federator.server.intake import RequestIdConflict
 from federator.server.orders import CancelOrder, LaunchOrder
 from federator.server.scaling import EXACT_PARTS, ScaleProblem, ScaleRefused, parts_to_drop
+from federator.server.scheduling import compute
 from federator.store import StoreUnavailable
 from federator.store.sqlite import SqliteJobStore
 
@@ -286,3 +287,25 @@ def test_the_rest_of_a_scale_up_is_admitted_against_the_queues_quota(clock: Cloc
     fed.scale(job.job_id, 4)  # back within the quota: nothing is owed, nothing stopped
     assert ids(job) == before and job.replicas_waiting == 0 and job.pending_reason is None
     assert drain(a) == [] and drain(b) == []
+
+
+def test_a_cycle_planned_before_a_scale_down_does_not_act_on_the_parts_it_knew(clock: Clock) -> None:
+    """A cycle runs off the loop: one planned before a scale-down may preempt the job's parts as they were. The
+    scale moves the job to its next generation, so that cycle's verdicts on it are stale: the part the scale kept
+    serves on, and the preemption waits for a cycle that sees the job as it is."""
+    fed = make(MemoryStore(), clock)
+    a, b = join(fed, "a", region="east"), join(fed, "b", region="west")
+    serve = fed.submit(replace(inference("serve"), preemptible=True))
+    fed.schedule_once()
+    running_on(fed, serve, a, b)
+    fed.report(a, capacity(*(p.placement_id for p in serve.placements if p.cluster == "a"), free=0))
+    fed.report(b, capacity(*(p.placement_id for p in serve.placements if p.cluster == "b"), free=0))
+    fed.submit(replace(spec("train", replicas=2), priority=10))
+    plan = fed.cycles.plan()
+    result = compute(plan)
+    assert result.preemptions  # the cycle would stop the serving job for the gang
+
+    fed.scale(serve.job_id, 2)
+    (kept,) = serve.placements
+    fed.cycles.commit(plan, result)
+    assert serve.placements == [kept] and serve.phase is JobPhase.RUNNING

@@ -156,6 +156,7 @@ def scaled(fed: Federator, job: Job, spec: JobSpec, dropped: Sequence[Placement]
     gone = {p.placement_id for p in dropped}
     kept = [p for p in out.placements if p.placement_id not in gone]
     out.pending_reason = reason
+    out.generation += 1  # see `scale`
     if not any(p.phase.is_active for p in kept):
         out.placements, out.phase, out.placed_at, out.message = [], JobPhase.PENDING, 0.0, ""
         return out
@@ -192,6 +193,9 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
         part = supersede_part(fed, job, {p.placement_id for p in dropped}, reason)
         # None: nothing live is kept, and the job is queued again whole, for the new count
         cancels = part if part is not None else fed.supersede(job, reason)
+        # A cycle planned before this (it runs off the loop) may preempt the parts it knew: at the next generation
+        # its verdicts on the job are stale (Cycles.commit), and the next cycle sees the job as it is.
+        job.generation += 1
     job.spec = spec
     if job.phase is JobPhase.PENDING:
         fed.cycles.pending(job)  # parked for a count that no longer holds: a candidate again
