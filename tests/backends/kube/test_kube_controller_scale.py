@@ -21,6 +21,7 @@ from federator.backends.kube.store import KubeJobStore
 from federator.model import JobPhase
 from federator.server.federator import Federator
 
+from builders import cluster
 from kube_fakes import FlakyApi, controller, federated_job
 
 SERVE = {"kind": "inference", "replicas": 2, "regions": {"minRegions": 2}, "resources": {"cpu": "1"}}
@@ -75,7 +76,8 @@ def test_a_refused_scale_is_a_warning_event_naming_the_field_said_once() -> None
             assert event["message"].startswith("spec.replicas: not scaled to 1, the job keeps 2: replicas: 1 is "
                                                "below the job's spec.regions.minRegions (2)")
             await ctl.reconcile("MODIFIED", scaled_by_kubectl(api, 3))  # a new count is tried again
-            assert job.spec.replicas == 3 and len(events.posted) == 1
+            assert job.spec.replicas == 3
+            assert [e["reason"] for e in events.posted] == ["ScaleRefused", "Scaled"]
 
     asyncio.run(main())
 
@@ -110,5 +112,27 @@ def test_an_event_from_before_a_grpc_scale_does_not_scale_the_job_back() -> None
             fed.scale(job.job_id, 4)
             await ctl.reconcile("MODIFIED", before)
             assert job.spec.replicas == 4 and api.objects[("research", "chat")]["spec"]["replicas"] == 4
+
+    asyncio.run(main())
+
+
+def test_a_scale_is_a_scaled_event_not_a_requeued_warning() -> None:
+    """The replicas a scale leaves owed are its doing, not a loss: a Normal Event Scaled, no Requeued warning, and
+    no Placed event for the placements the job already had."""
+    async def main() -> None:
+        api, events = FlakyApi(), Events()
+        async with controller(api, events=events) as (fed, ctl):
+            await submitted(api, ctl, fed, {**SERVE, "regions": {}})
+            rec = fed.connect(cluster="a", region="east", labels={})
+            fed.report(rec, cluster("a", "east").capacity)
+            fed.schedule_once()
+            (job,) = fed.jobs.values()
+            assert job.phase is JobPhase.PLACED
+            events.posted.clear()
+            fed.scale(job.job_id, 4)
+            fed.scale(job.job_id, 1)  # its one part of 2 cannot shrink: the job is queued again for 1
+            assert [(e["type"], e["reason"], e["message"]) for e in events.posted] == [
+                ("Normal", "Scaled", "spec.replicas: scaled from 2 to 4; 2 of 4 replicas placed; 2 waiting"),
+                ("Normal", "Scaled", "spec.replicas: scaled from 4 to 1")]
 
     asyncio.run(main())
