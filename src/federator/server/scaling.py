@@ -185,8 +185,8 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
     was = job.spec.replicas
     spec = replace(job.spec, replicas=replicas)
     dropped = parts_to_drop(job.placements, replicas, spec.min_regions) if job.phase.is_active else ()
-    reason = Reason(ReasonCode.WAITING, f"scaled from {was} to {replicas} replicas; a part cannot shrink in "
-                                        "place, so it is replaced by one of the replicas owed")
+    reason = Reason(ReasonCode.WAITING, f"scaled from {was} to {replicas} replicas: whole parts were stopped (a "
+                                        "part cannot shrink in place), and the replicas owed are placed again")
     fed.journal.write([scaled(fed, job, spec, dropped, reason)])  # durable first; StoreUnavailable: unchanged
     cancels: list[tuple[str, Order]] = []
     if dropped:  # under the old spec, whose replicas were spread (more than the new count, at least 1)
