@@ -61,6 +61,9 @@ class FlakyApi:
             obj["status"] = body["status"]
         else:
             obj["metadata"].update(body.get("metadata") or {})
+            if body.get("spec") and {**obj["spec"], **body["spec"]} != obj["spec"]:  # a spec change: a generation
+                obj["spec"].update(body["spec"])
+                obj["metadata"]["generation"] += 1
         self.writes += 1
         return copy.deepcopy(obj)
 

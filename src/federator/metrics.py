@@ -368,7 +368,7 @@ class Metrics:
                                          ["reason"], registry=r)
         # Tenancy (security/authz.py, security/audit.py) and accounting (accounting/): see docs/security.md.
         self.audit_lines = Counter("federator_audit_lines_total",
-                                   "Audit log lines written, by action (submit, cancel, queue.change, "
+                                   "Audit log lines written, by action (submit, cancel, scale, queue.change, "
                                    "certificate.revoke, federatedjob.refuse) and result (accepted, refused, failed).",
                                    ["action", "result"], registry=r)
         # The meter bounds every label (the queue through queue_label) and the label sets (accounting.meter): not

@@ -1,4 +1,4 @@
-"""The `federator` command line: serve, agent, demo, submit, get, cancel, watch, usage, certs, sim, backup.
+"""The `federator` command line: serve, agent, demo, submit, get, cancel, scale, watch, usage, certs, sim, backup.
 
 Each command group lives in a module of its own with a `register` function
 that adds its sub-commands; `main` only wires them together.

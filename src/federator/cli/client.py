@@ -1,4 +1,4 @@
-"""`federator submit | get | cancel | watch`: talk to a running federator's JobService.
+"""`federator submit | get | cancel | scale | watch`: talk to a running federator's JobService.
 
 Every helper takes a `Target`: a ClientOptions (address and credentials), or
 just an address, in which case the credentials come from the environment
@@ -104,6 +104,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                 "listing them)")
     _server(c)
     c.set_defaults(func=_cancel)
+
+    sc = sub.add_parser("scale", help="set the replica count of an inference job; its running replicas keep serving",
+                        description="Set the replica count of an inference job that has not ended. Scaling up "
+                                    "keeps every running placement and places the difference; scaling down stops "
+                                    "whole placements (a placement cannot shrink in place, so one may be replaced "
+                                    "by a smaller one). Training jobs (a gang's size is fixed) are refused.")
+    sc.add_argument("job", help="job id, namespace/name, or name (a name in several namespaces is refused, "
+                                "listing them)")
+    sc.add_argument("--replicas", type=int, required=True, metavar="N",
+                    help="the new spec.replicas: from 1 to the federator's limit, no fewer than the job's "
+                         "spec.regions.minRegions")
+    _server(sc)
+    sc.set_defaults(func=_scale)
 
     w = sub.add_parser("watch", help="stream job changes")
     w.add_argument("job", nargs="?", default="", help="one job (default: every job)")
@@ -555,6 +568,18 @@ def _cancel(args: argparse.Namespace) -> int:
     except (grpc.RpcError, TlsError) as err:
         return _fail(err, args)
     print(f"job {job.job_id} {job.phase}")
+    return 0
+
+
+def _scale(args: argparse.Namespace) -> int:
+    try:
+        with connect(client_options(args)) as (jobs, _):
+            request = jobs_pb2.ScaleJobRequest(job_id=args.job, replicas=args.replicas)
+            job = convert.job_from_pb(jobs.Scale(request, timeout=CALL_TIMEOUT))
+    except (grpc.RpcError, TlsError) as err:
+        return _fail(err, args)
+    waiting = f", {job.replicas_waiting} waiting" if job.replicas_waiting else ""
+    print(f"job {job.job_id} {job.phase}, {job.spec.replicas} replicas{waiting}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The audit log: one JSON line per mutating call, accepted or refused.
 
 `federator serve --audit-log PATH` (or `-` for stdout) writes a line for every
-Submit and Cancel over the job API, every change to a Queue object it sees
+Submit, Cancel and Scale over the job API, every change to a Queue object it sees
 (Kubernetes mode), every certificate revocation it loads from a revocation
 list, and every FederatedJob it refuses. The file is opened for appending and
 each line is flushed when written, so `tail -f` and log shippers see it at
@@ -40,7 +40,7 @@ from federator.timestamps import utc_micro
 
 log = logging.getLogger("federator.audit")
 
-ACTIONS = ("submit", "cancel", "queue.change", "certificate.revoke", "federatedjob.refuse")
+ACTIONS = ("submit", "cancel", "scale", "queue.change", "certificate.revoke", "federatedjob.refuse")
 RESULTS = ("accepted", "refused", "failed")
 
 

@@ -413,8 +413,9 @@ class Authorizer:
                       f"{' (groups ' + ', '.join(sorted(who.groups)) + ')' if who.groups else ''} may not submit to "
                       f"queue {queue!r}: {where} admits {access.describe()}")
 
-    def job(self, who: Principal, job: Job, *, manage: bool) -> Allowed | Denied:
-        """May `who` see (manage=False: Get, List, Watch) or cancel (manage=True) this job?"""
+    def job(self, who: Principal, job: Job, *, manage: bool, verb: str = "") -> Allowed | Denied:
+        """May `who` see (manage=False: Get, List, Watch) or manage (manage=True: cancel, scale) this job? `verb`:
+        what a refusal says they may not do (else "see" or "cancel")."""
         if who.admin:
             return Allowed(Rule.ADMIN)
         owner, recorded = owner_of(job.spec)
@@ -423,7 +424,7 @@ class Authorizer:
         shared = [g for g in sorted(self._groups_of(owner, recorded) & who.groups) if g in self.policy.groups]
         if owner and any(not manage or self.policy.groups[g].jobs is JobAccess.MANAGE for g in shared):
             return Allowed(Rule.GROUP)
-        verb = "cancel" if manage else "see"
+        verb = verb or ("cancel" if manage else "see")
         if shared:  # they may see the job (jobs: view): naming it and its owner tells them nothing new
             whose = f"user {owner!r}" if owner else f"namespace {job.spec.namespace!r} (no user submitted it)"
             return Denied(Rule.GROUP, f"user {who.user!r} may not {verb} job {job.job_id}: it belongs to {whose}; "

@@ -58,6 +58,7 @@ from federator.server.orphans import Orphans
 from federator.server.outbox import Ending, overloaded, superseded
 from federator.server.partial import supersede_part
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
+from federator.server.scaling import scale
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
 from federator.server.stalls import LoopStalls
@@ -177,6 +178,10 @@ class Federator:
         self.notify([job])
         self.wake()
         return job
+
+    def scale(self, key: str, replicas: int) -> Job:
+        """An inference job's new replica count, stored first (server/scaling.py); ScaleRefused names the field."""
+        return scale(self, self.get(key), replicas)
 
     def watch(self) -> asyncio.Queue[JobId]:
         """A queue of changed job ids. A watcher more than WATCH_LIMIT changes behind is dropped (see watching)."""

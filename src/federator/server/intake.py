@@ -39,7 +39,7 @@ from federator.jobfile import (
     spec_to_document,
 )
 from federator.jsontext import JsonTextError, load_json
-from federator.model import Job, JobId, JobPhase, JobSpec, Reason, ReasonCode
+from federator.model import Job, JobId, JobKind, JobPhase, JobSpec, Reason, ReasonCode
 from federator.scheduler import SchedulerConfig
 from federator.security.authz import Submitter, submitter_of
 from federator.security.limits import BACK_PRESSURE, RejectReason
@@ -160,6 +160,13 @@ class ByteBudgetFull(QueueFull):
         self.held = held
         self.size = size
         self.limit = limit
+
+
+def rescaled(held: JobSpec, asked: JobSpec) -> bool:
+    """Whether `asked` is `held` but for the replica count an inference job was scaled to since (server/scaling.py):
+    the same file submitted again (its request id derived from its content) is the same request, answered with the
+    job, not a conflict."""
+    return held.kind is JobKind.INFERENCE and replace(asked, replicas=held.replicas) == held
 
 
 def taken(namespace: str, name: str) -> str:
@@ -316,7 +323,7 @@ class Intake:
         owner = submitter_of(spec)
         seen = self.job_for_request(owner, request_id)
         if seen is not None:
-            if seen.spec != spec:
+            if seen.spec != spec and not rescaled(seen.spec, spec):
                 fed.metrics.jobs_rejected.inc()
                 raise RequestIdConflict(f"request_id: {request_id!r} was already used for job {seen.job_id} "
                                         f"({seen.spec.namespace}/{seen.spec.name}) with a different spec; "

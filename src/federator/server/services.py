@@ -44,6 +44,7 @@ from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.refusal_log import RefusalLog
 from federator.server.retention import removed_message
+from federator.server.scaling import ScaleProblem, ScaleRefused
 from federator.server.terms import StreamTerms, default_order_max_age
 from federator.server.validation import Refusal, agent_text, check_hello_fields, check_plausible, check_report_fields
 from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
@@ -520,7 +521,8 @@ def _spec_of(pb: types_pb2.JobSpec) -> JobSpec:
 class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
     """The job API. Each call is decided by `security.authz` at this edge: Submit by the queue's access list
     (and, in Kubernetes mode, `namespaces`: may the job be made in its host namespace), Get/List/Watch/Cancel
-    by whose job it is. Submit and Cancel, accepted or refused, are audited."""
+    by whose job it is, Cancel and Scale by whether they may manage it. Submit, Cancel and Scale, accepted or
+    refused, are audited."""
 
     def __init__(self, federator: Federator, auth: Authenticator | None = None, *,
                  authz: Authorizer | None = None, audit: AuditLog | None = None,
@@ -585,7 +587,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                                        warnings=self.fed.intake.warnings(job.spec))
 
     async def _find(self, who: Principal, key: str, context: grpc.aio.ServicerContext, *,
-                    manage: bool = False) -> tuple[Job | None, Denied | None]:
+                    manage: bool = False, verb: str = "") -> tuple[Job | None, Denied | None]:
         """The job `key` names (an id, namespace/name, or a name: server/job_keys.py), or why not; a name in
         several namespaces the caller may see ends the call with FAILED_PRECONDITION listing them."""
         job = resolve(self.fed.jobs, key, lambda named: self.authz.visible(who, named))
@@ -594,7 +596,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         if isinstance(job, Ambiguous):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, job.message)
             raise AssertionError("unreachable")
-        decision = self.authz.job(who, job, manage=manage)
+        decision = self.authz.job(who, job, manage=manage, verb=verb)
         return job, decision if isinstance(decision, Denied) else None
 
     @staticmethod
@@ -641,23 +643,30 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             raise AssertionError("unreachable") from exc
         return jobs_pb2.ListJobsResponse(jobs=got.jobs, next_page_token=got.next_token)
 
-    async def Cancel(self, request: jobs_pb2.CancelJobRequest,  # noqa: N802
-                     context: grpc.aio.ServicerContext) -> types_pb2.Job:
-        who = await self.principal(context)
-        await self._need_job_id(request.job_id, context)
-        job, denied = await self._find(who, request.job_id, context, manage=True)
+    async def _to_manage(self, who: Principal, job_id: str, action: str,
+                         context: grpc.aio.ServicerContext) -> tuple[Job, str]:
+        """The job a Cancel or Scale (`action`, as audited) names, and the rule that lets `who` manage it; the call
+        ends NOT_FOUND or PERMISSION_DENIED otherwise, audited as such."""
+        await self._need_job_id(job_id, context)
+        job, denied = await self._find(who, job_id, context, manage=True, verb=action)
         if job is None:
-            message = f"no job with id or name {shown(request.job_id)}"
-            self.audit.record("cancel", identity=who, obj=_job_object(None, key=request.job_id), result="failed",
+            message = f"no job with id or name {shown(job_id)}"
+            self.audit.record(action, identity=who, obj=_job_object(None, key=job_id), result="failed",
                               code=grpc.StatusCode.NOT_FOUND.name, message=message)
             await context.abort(grpc.StatusCode.NOT_FOUND, message)
             raise AssertionError("unreachable")
         if denied is not None:
-            self.audit.record("cancel", identity=who, obj=_job_object(job), result="refused",
+            self.audit.record(action, identity=who, obj=_job_object(job), result="refused",
                               code=grpc.StatusCode.PERMISSION_DENIED.name, rule=denied.rule.value,
                               message=denied.message)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
         decision = self.authz.job(who, job, manage=True)
+        return job, decision.rule.value if isinstance(decision, Allowed) else ""
+
+    async def Cancel(self, request: jobs_pb2.CancelJobRequest,  # noqa: N802
+                     context: grpc.aio.ServicerContext) -> types_pb2.Job:
+        who = await self.principal(context)
+        job, rule = await self._to_manage(who, request.job_id, "cancel", context)
         try:
             job = self.fed.cancel(job.job_id)
         except StoreUnavailable as exc:  # nothing changed: the job runs on as before, and a retry may succeed
@@ -666,8 +675,32 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                               code=grpc.StatusCode.UNAVAILABLE.name, message=message)
             await context.abort(grpc.StatusCode.UNAVAILABLE, message)
             raise AssertionError("unreachable") from exc
-        self.audit.record("cancel", identity=who, obj=_job_object(job), result="accepted",
-                          rule=decision.rule.value if isinstance(decision, Allowed) else "")
+        self.audit.record("cancel", identity=who, obj=_job_object(job), result="accepted", rule=rule)
+        return convert.job_to_pb(job)
+
+    async def Scale(self, request: jobs_pb2.ScaleJobRequest,  # noqa: N802
+                    context: grpc.aio.ServicerContext) -> types_pb2.Job:
+        """An inference job's new replica count (server/scaling.py), decided and audited as a Cancel is."""
+        who = await self.principal(context)
+        job, rule = await self._to_manage(who, request.job_id, "scale", context)
+        asked = {**_job_object(job), "replicas": str(request.replicas), "was": str(job.spec.replicas)}
+        try:
+            job = self.fed.scale(job.job_id, request.replicas)
+        except ScaleRefused as exc:
+            code = grpc.StatusCode.INVALID_ARGUMENT if exc.problem is ScaleProblem.INVALID else \
+                grpc.StatusCode.FAILED_PRECONDITION
+            self.audit.record("scale", identity=who, obj=asked, result="failed", code=code.name, message=str(exc))
+            if code is grpc.StatusCode.INVALID_ARGUMENT:
+                await context.abort_with_status(bad_request(str(exc), [FieldProblem("replicas", str(exc))]))
+            await context.abort(code, cut(str(exc)))
+            raise AssertionError("unreachable") from exc
+        except StoreUnavailable as exc:  # nothing changed and no member was told: a retry may succeed
+            message = f"{exc}; the job was not scaled"
+            self.audit.record("scale", identity=who, obj=asked, result="failed",
+                              code=grpc.StatusCode.UNAVAILABLE.name, message=message)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, message)
+            raise AssertionError("unreachable") from exc
+        self.audit.record("scale", identity=who, obj=asked, result="accepted", rule=rule)
         return convert.job_to_pb(job)
 
     async def Watch(self, request: jobs_pb2.WatchJobsRequest,  # noqa: N802

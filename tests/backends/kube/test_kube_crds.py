@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from federator.backends.kube.resources import job_status
 from federator.jobfile import OLD_SPEC_NAMES, JobFileError, load_job_files, parse_job
+from federator.model import Job, JobId, JobPhase, Placement, PlacementId
 
 from support import EXAMPLES, ROOT
 
@@ -59,9 +61,41 @@ def test_an_old_name_is_described_as_such_and_takes_what_the_new_name_takes() ->
         assert spec["properties"][old]["description"] == f"the old name of {new}, kept working"
         assert {k: v for k, v in spec["properties"][old].items() if k != "description"} == {
             k: v for k, v in spec["properties"][new].items() if k != "description"}
-        rule = next(r for r in spec["x-kubernetes-validations"] if old in r["rule"])
+        rule = next(r for r in spec["x-kubernetes-validations"] if old in r["rule"] and "oldSelf" not in r["rule"])
         assert rule == {"rule": f"!(has(self.{new}) && has(self.{old}))",
                         "message": f"{old} is the old name of {new}; give one of them"}
+
+
+def test_kubectl_scale_sets_spec_replicas_and_reads_the_replicas_placed() -> None:
+    crd = yaml.safe_load((CRDS / "federatedjobs.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    assert version["subresources"]["scale"] == {"specReplicasPath": ".spec.replicas",
+                                                "statusReplicasPath": ".status.replicas"}
+    assert version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["replicas"]["type"] == "integer"
+    job = Job(job_id=JobId("j"), spec=parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                                 "metadata": {"name": "x"},
+                                                 "spec": {"kind": "inference", "replicas": 5,
+                                                          "resources": {"cpu": 1}}}),
+              submitted_at=1.0, phase=JobPhase.RUNNING,
+              placements=[Placement(PlacementId("j.g1.a"), JobId("j"), "a", "east", 3, "", 1,
+                                    phase=JobPhase.RUNNING)])
+    status = job_status(job, now=2.0)
+    assert status["replicas"] == 3 and status["replicasWaiting"] == 2
+
+
+def test_only_an_inference_jobs_replicas_may_change() -> None:
+    """The immutability rule lets spec.replicas alone change, on an inference job with no workload: it names every
+    other field of the spec, so a field added later is immutable unless someone decides otherwise."""
+    spec = _schema("federatedjobs")["properties"]["spec"]
+    (rule,) = [r for r in spec["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
+    assert rule["message"] == "spec is immutable; delete the FederatedJob and create it again"
+    text = rule["rule"]
+    assert text.startswith("self == oldSelf ||") and "self.kind == 'inference'" in text
+    assert "!has(self.workload) && !has(oldSelf.workload)" in text
+    for field in set(spec["properties"]) - {"kind", "replicas", "workload"}:
+        assert f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == " \
+               f"oldSelf.{field})" in text, field
+    assert "self.replicas" not in text
 
 
 def _pruned(node: object, schema: dict[str, Any], where: str) -> list[str]:

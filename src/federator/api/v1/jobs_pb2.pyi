@@ -69,6 +69,14 @@ class CancelJobRequest(_message.Message):
     job_id: str
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
+class ScaleJobRequest(_message.Message):
+    __slots__ = ("job_id", "replicas")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    replicas: int
+    def __init__(self, job_id: _Optional[str] = ..., replicas: _Optional[int] = ...) -> None: ...
+
 class WatchJobsRequest(_message.Message):
     __slots__ = ("job_id",)
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

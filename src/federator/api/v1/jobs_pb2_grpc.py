@@ -41,7 +41,7 @@ class JobServiceStub:
     caller. The federator records the owner on the job, in the annotations
     federator.io/user and federator.io/groups taken from the caller's
     identity, replacing any the spec carried.
-    - Get, Cancel, Watch of one job: PERMISSION_DENIED when the job is neither
+    - Get, Cancel, Scale, Watch of one job: PERMISSION_DENIED when the job is neither
     the caller's nor shared with them through a group of the policy (admins
     act on every job); the message names the rule that refused, and to a
     caller who may not see the job neither its job_id nor its owner. List and
@@ -74,6 +74,11 @@ class JobServiceStub:
                 request_serializer=federator_dot_v1_dot_jobs__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=federator_dot_v1_dot_types__pb2.Job.FromString,
                 _registered_method=True)
+        self.Scale = channel.unary_unary(
+                '/federator.v1.JobService/Scale',
+                request_serializer=federator_dot_v1_dot_jobs__pb2.ScaleJobRequest.SerializeToString,
+                response_deserializer=federator_dot_v1_dot_types__pb2.Job.FromString,
+                _registered_method=True)
         self.Watch = channel.unary_stream(
                 '/federator.v1.JobService/Watch',
                 request_serializer=federator_dot_v1_dot_jobs__pb2.WatchJobsRequest.SerializeToString,
@@ -95,7 +100,7 @@ class JobServiceServicer:
     caller. The federator records the owner on the job, in the annotations
     federator.io/user and federator.io/groups taken from the caller's
     identity, replacing any the spec carried.
-    - Get, Cancel, Watch of one job: PERMISSION_DENIED when the job is neither
+    - Get, Cancel, Scale, Watch of one job: PERMISSION_DENIED when the job is neither
     the caller's nor shared with them through a group of the policy (admins
     act on every job); the message names the rule that refused, and to a
     caller who may not see the job neither its job_id nor its owner. List and
@@ -155,6 +160,47 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Scale(self, request, context):
+        """Scale sets the replica count of an inference job that has not ended, and
+        answers with the job once its new spec is durable in the federator's
+        store (as Submit's answer is): an answered scale survives a crash, and is
+        stored before any member hears of it. Who may: whoever may Cancel the job
+        (its owner, a group member with jobs: manage, an admin); it is audited as
+        Cancel is. Idempotent: the count the job has already is answered with the
+        job, unchanged; a retry of a Scale is safe.
+
+        What happens to running replicas. A spread job's parts are its
+        placements, one per member cluster (Job.placements). Scaling up keeps
+        every placement running untouched (same placement_id, no order to its
+        cluster) and places only the difference, as "the rest" of the job
+        (Job.replicas_waiting counts it until placed; it is admitted against the
+        queue's quota and fair share as any job is). Scaling down stops whole
+        placements, as few replicas as may be, Running ones kept before those
+        still starting, keeping spec.regions.minRegions within reach, until the
+        live placements hold no more than the new count; what is then owed is
+        placed as the rest. A placement cannot shrink in place (a member runs a
+        placement's replicas as launched), so one may be replaced by a smaller
+        one, and the job serves fewer replicas than asked until that one runs. A
+        Pending job (nothing placed yet) simply gets the new count.
+
+        Errors: INVALID_ARGUMENT, with a google.rpc.BadRequest whose
+        field_violations name the field: an empty job_id ("job_id"), or a count a
+        Submit would refuse ("replicas": below 1, over the server's
+        --max-replicas or any limit a Submit meets, over 10000, or below the job's
+        spec.regions.minRegions); NOT_FOUND for an unknown job;
+        FAILED_PRECONDITION for a job that may not be scaled: training work (a
+        gang's size is fixed), an inference job whose replicas come from its
+        workload_json (make the job again), a job that has ended, or a bare name
+        that names jobs in several namespaces the caller may see;
+        PERMISSION_DENIED as for Cancel; UNAVAILABLE when the store did not take
+        the write: nothing changed, no member was told, and a retry may succeed.
+        In Kubernetes mode the job's FederatedJob gets the new spec.replicas, as
+        a `kubectl scale federatedjob` would give it (docs/kubernetes.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Watch(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -184,6 +230,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     request_deserializer=federator_dot_v1_dot_jobs__pb2.CancelJobRequest.FromString,
                     response_serializer=federator_dot_v1_dot_types__pb2.Job.SerializeToString,
             ),
+            'Scale': grpc.unary_unary_rpc_method_handler(
+                    servicer.Scale,
+                    request_deserializer=federator_dot_v1_dot_jobs__pb2.ScaleJobRequest.FromString,
+                    response_serializer=federator_dot_v1_dot_types__pb2.Job.SerializeToString,
+            ),
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
                     request_deserializer=federator_dot_v1_dot_jobs__pb2.WatchJobsRequest.FromString,
@@ -211,7 +262,7 @@ class JobService:
     caller. The federator records the owner on the job, in the annotations
     federator.io/user and federator.io/groups taken from the caller's
     identity, replacing any the spec carried.
-    - Get, Cancel, Watch of one job: PERMISSION_DENIED when the job is neither
+    - Get, Cancel, Scale, Watch of one job: PERMISSION_DENIED when the job is neither
     the caller's nor shared with them through a group of the policy (admins
     act on every job); the message names the rule that refused, and to a
     caller who may not see the job neither its job_id nor its owner. List and
@@ -315,6 +366,33 @@ class JobService:
             target,
             '/federator.v1.JobService/Cancel',
             federator_dot_v1_dot_jobs__pb2.CancelJobRequest.SerializeToString,
+            federator_dot_v1_dot_types__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Scale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federator.v1.JobService/Scale',
+            federator_dot_v1_dot_jobs__pb2.ScaleJobRequest.SerializeToString,
             federator_dot_v1_dot_types__pb2.Job.FromString,
             options,
             channel_credentials,

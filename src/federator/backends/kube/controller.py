@@ -1,7 +1,8 @@
 """The FederatedJob controller of the host cluster, and the MemberCluster writer.
 
-It turns `kubectl apply` into `Federator.submit` and `kubectl delete` into
-`Federator.cancel`; the status write-back is the job store's (`store.py`).
+It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
+`Federator.cancel`, and `kubectl scale` (a changed spec.replicas) into
+`Federator.scale`; the status write-back is the job store's (`store.py`).
 
 - A new FederatedJob whose Queue does not select its namespace
   (`spec.namespaceSelector`, security/authz.py) is refused: phase Failed,
@@ -24,6 +25,10 @@ It turns `kubectl apply` into `Federator.submit` and `kubectl delete` into
   member cluster's agent a Cancel, and its Job or Deployment is deleted), then
   the finalizer is removed. The cancel is durable in the federator before the
   finalizer goes, so an agent that was away hears of it when it re-syncs.
+- A FederatedJob whose spec.replicas changed (the CRD allows it on an
+  inference job alone; `kubectl scale` uses the scale subresource) is scaled as
+  the gRPC API's Scale does (server/scaling.py). A scale the federator refuses
+  is a Warning Event `ScaleRefused` naming the field, once per generation.
 - MemberCluster objects mirror the federator's cluster registry, and are
   never deleted by the federator: a Lost cluster's object is its history. An
   operator may `kubectl delete mc` a Lost one; it is not recreated unless its
@@ -73,6 +78,7 @@ from federator.server.intake import QueueFull, SubmitError
 from federator.server.member_health import unreachable_note
 from federator.server.orders import CancelOrder
 from federator.server.retention import forget_job
+from federator.server.scaling import ScaleRefused
 from federator.store.errors import StoreUnavailable
 
 log = logging.getLogger("federator.kube.controller")
@@ -100,6 +106,7 @@ class FederatedJobController:
         self._members_written: dict[str, tuple[Obj, float]] = {}
         self._refused: set[str] = set()  # uids whose refusal is written
         self._full: set[str] = set()  # uids told the federator's queue is full (QueueFull), not submitted yet
+        self._scale_refused: dict[str, int] = {}  # uid -> the generation whose spec.replicas was refused (said once)
         self.retry_seconds = RETRY_SECONDS
 
     async def start(self) -> None:
@@ -168,6 +175,7 @@ class FederatedJobController:
         job_id = (self.store.job_for_uid(uid) or (obj.get("status") or {}).get("jobId")
                   or await self._settled(ns, name, uid))
         if kind == DELETED or meta.get("deletionTimestamp"):
+            self._scale_refused.pop(uid, None)
             if job_id:
                 self._cancel(job_id, f"{ns}/{name}")
             if kind == DELETED and job_id:
@@ -180,6 +188,7 @@ class FederatedJobController:
             await self._set_finalizers(obj, [*(meta.get("finalizers") or []), FINALIZER])
             return  # the update comes back as an event
         if job_id and job_id in self.fed.jobs:
+            self._scale(obj, JobId(job_id))  # a changed spec.replicas (kubectl scale), or nothing
             return
         if uid in self._refused:
             return
@@ -218,6 +227,35 @@ class FederatedJobController:
         warnings = self.fed.intake.warnings(job.spec)
         for warning in warnings:  # what `federator submit` prints on stderr
             self._warn(meta, EventReason.SUBMIT_WARNING, warning)
+
+    def _scale(self, obj: Obj, job_id: JobId) -> None:
+        """A known job whose FederatedJob's spec.replicas differs from its own: the same scale as the gRPC API's
+        (server/scaling.py). The CRD lets spec.replicas alone change, on an inference job; a scale the federator
+        refuses (below minRegions, over its limits, a job that has ended) is a Warning Event ScaleRefused, said
+        once per object generation, and the job keeps its count. StoreUnavailable is raised: tried again."""
+        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+        job = self.fed.jobs[job_id]
+        wanted = spec.get("replicas", 1)
+        if "workload" in spec or not isinstance(wanted, int) or wanted == job.spec.replicas:
+            return
+        generation = int(meta.get("generation", 1))
+        owner = self.store.owner_of(job_id)
+        if owner is not None and generation < owner.generation:
+            return  # an event from before the store's own write of spec.replicas (a gRPC scale): stale
+        if self._scale_refused.get(meta.get("uid", "")) == generation:
+            return
+        self.store.observed(job_id, generation=generation, replicas=wanted)  # the object holds it: no write back
+        try:
+            self.fed.scale(job_id, wanted)
+        except ScaleRefused as exc:
+            self._scale_refused[meta.get("uid", "")] = generation
+            log.warning("FederatedJob %s/%s: scale to %d refused: %s", meta.get("namespace"), meta.get("name"),
+                        wanted, exc)
+            self._warn(meta, EventReason.SCALE_REFUSED, f"spec.replicas: not scaled to {wanted}, the job keeps "
+                                                        f"{job.spec.replicas}: {exc}")
+            return
+        log.info("FederatedJob %s/%s: job %s scaled to %d replicas", meta.get("namespace"), meta.get("name"),
+                 job_id, wanted)
 
     async def _settled(self, ns: str, name: str, uid: str) -> JobId | None:
         """The job of the object `uid`, once no new job of its namespace and name is on its way to the store.

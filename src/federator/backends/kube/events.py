@@ -40,6 +40,10 @@ class EventReason(StrEnum):
     # not submitted yet: the federator, the job's queue (maxPendingJobs) or its namespace (the owner of a
     # kubectl-made job, --max-pending-jobs-per-user) holds as many pending jobs as it may; retried
     QUEUE_FULL = "QueueFull"
+    # spec.replicas changed (kubectl scale) and the federator refused it (below minRegions, over its limits, a job
+    # that has ended): the job keeps its count; the message names the field (server/scaling.py)
+    SCALE_REFUSED = "ScaleRefused"
+    SCALED = "Scaled"  # spec.replicas changed (kubectl scale, federator scale): the difference is placed or stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,7 @@ class Seen:
     phase: JobPhase
     generation: int
     waiting: int = 0  # replicas a Placed or Running job is short of (server/partial.py)
+    replicas: int = 0  # its spec.replicas (server/scaling.py); 0: not known
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,24 +64,29 @@ class JobEvent:
 
 
 def seen(job: Job) -> Seen:
-    return Seen(job.phase, job.generation, job.replicas_waiting)
+    return Seen(job.phase, job.generation, job.replicas_waiting, job.spec.replicas)
 
 
 def job_events(before: Seen | None, job: Job) -> list[JobEvent]:
     """The Events for a job's change from `before` (None: never written) to its state now."""
     out: list[JobEvent] = []
     was_active = before is not None and before.phase.is_active
-    if job.phase.is_active and job.replicas_waiting and (before is None or not before.waiting):
+    scaled = before is not None and before.replicas not in (0, job.spec.replicas)
+    if scaled and before is not None:  # a scale, not a loss: what is owed or re-queued is its doing
+        short = shortfall(job)
+        out.append(JobEvent(EventReason.SCALED, f"spec.replicas: scaled from {before.replicas} to "
+                                                f"{job.spec.replicas}" + (f"; {short}" if short else "")))
+    elif job.phase.is_active and job.replicas_waiting and (before is None or not before.waiting):
         # one part of a spread job ended (its cluster Lost, refusing, failing it, or preempted): the rest serve on
         preempted = job.pending_reason is not None and job.pending_reason.code is ReasonCode.PREEMPTED
         out.append(JobEvent(EventReason.PREEMPTED if preempted else EventReason.REQUEUED, shortfall(job),
                             warning=True))
-    if job.phase is JobPhase.PLACED and (before is None or before.generation != job.generation):
+    if job.phase is JobPhase.PLACED and (before is None or before.generation != job.generation) and not scaled:
         # the placements of this generation: a spread job's parts that serve on were placed before
         new = [p for p in job.placements if p.generation == job.generation] or job.placements
         where = ", ".join(f"{p.cluster} ({p.replicas}x on {p.accelerator_model or 'CPU'})" for p in new)
         out.append(JobEvent(EventReason.PLACED, f"placed in {where}, generation {job.generation}"))
-    elif job.phase is JobPhase.PENDING and was_active:
+    elif job.phase is JobPhase.PENDING and was_active and not scaled:
         reason = job.pending_reason
         if reason is not None and reason.code is ReasonCode.PREEMPTED:
             out.append(JobEvent(EventReason.PREEMPTED, reason.message, warning=True))

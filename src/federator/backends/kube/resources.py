@@ -124,6 +124,9 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         # Replicas a Placed or Running job is short (a spread job that lost a part; pendingReason says why they
         # wait): derived from spec.replicas and the placements, which are what a restart reads back.
         "replicasWaiting": job.replicas_waiting,
+        # What the live placements hold, starting or running: the scale subresource's status replicas (`kubectl
+        # scale`, an autoscaler), so spec.replicas against it says how far the job is from its count.
+        "replicas": sum(p.replicas for p in job.placements if p.phase.is_active) if job.phase.is_active else 0,
         # The early failure the job was placed again after (server/early_failures.py): at most once, so a restart
         # must know it was.
         "earlyFailure": job.early_failure,

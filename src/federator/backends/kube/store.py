@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from federator.backends.kube.api import (
@@ -109,6 +109,7 @@ class KubeJobStore:
         self._creating: dict[tuple[str, str], JobId] = {}  # FederatedJobs being created for gRPC jobs
         self._expected: dict[tuple[str, str], Owner] = {}  # FederatedJobs being submitted right now
         self._conditions: dict[JobId, list[Mapping[str, Any]]] = {}
+        self._replicas: dict[JobId, int] = {}  # the spec.replicas each job's FederatedJob holds, as last known
         self.timer = timer  # when held writes are due (monotonic: a wall clock's jump must not stall them)
         self._retry = retries or RetryBook()
         self.on_write_error: Callable[[WriteFailure], None] = lambda reason: None  # each write not taken (metrics)
@@ -130,6 +131,14 @@ class KubeJobStore:
         object as its own."""
         if self._expected.get((owner.namespace, owner.name)) == owner:
             del self._expected[(owner.namespace, owner.name)]
+
+    def observed(self, job_id: JobId, *, generation: int, replicas: int) -> None:
+        """The job's FederatedJob now holds `replicas` at `generation` (a user's `kubectl scale`, seen by the
+        controller): its status says it observed that generation, and the store need not write the count back."""
+        owner = self._owners.get(job_id)
+        if owner is not None:
+            self._own(job_id, replace(owner, generation=generation))
+        self._replicas[job_id] = replicas
 
     def owner_of(self, job_id: JobId) -> Owner | None:
         return self._owners.get(job_id)
@@ -167,6 +176,7 @@ class KubeJobStore:
             self._own(job.job_id, Owner(meta["namespace"], meta["name"], meta["uid"],
                                         int(meta.get("generation", 1))))
             self._conditions[job.job_id] = list((cr.get("status") or {}).get("conditions") or [])
+            self._replicas[job.job_id] = spec_of(cr).replicas
             self._seen[job.job_id] = seen(job)  # its Events were recorded by the federator that wrote it
             jobs.append(job)
         jobs.sort(key=lambda j: (j.submitted_at, j.job_id))
@@ -284,11 +294,14 @@ class KubeJobStore:
                 self._creating.pop(key, None)
                 self._warn_created(job, owner)
             self._own(job.job_id, owner)
-        status = job_status(job, generation=owner.generation, old_conditions=self._conditions.get(job.job_id),
-                            now=self.clock())
-        self._conditions[job.job_id] = status["conditions"]
-        body = {"metadata": {"uid": owner.uid}, "status": status}
         try:
+            if not job.spec.workload_json and job.spec.replicas != self._replicas.setdefault(job.job_id,
+                                                                                            job.spec.replicas):
+                owner = self._write_replicas(job, owner)
+            status = job_status(job, generation=owner.generation, old_conditions=self._conditions.get(job.job_id),
+                                now=self.clock())
+            self._conditions[job.job_id] = status["conditions"]
+            body = {"metadata": {"uid": owner.uid}, "status": status}
             self.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace, subresource="status")
             with self._count_lock:
                 self.writes += 1
@@ -298,6 +311,19 @@ class KubeJobStore:
             # has no object to write to any more. The controller cancels such jobs.
             log.info("FederatedJob %s/%s of job %s is gone; status not written", owner.namespace, owner.name,
                      job.job_id)
+
+    def _write_replicas(self, job: Job, owner: Owner) -> Owner:
+        """A job scaled over the gRPC API (server/scaling.py): its FederatedJob's spec.replicas gets the new count,
+        as `kubectl scale` would have given it, so that the object, kubectl and a leader that loads it agree with
+        the job. Written before the status, and before any member hears of the scale (the store writes first).
+        A CRD from before the scale subresource refuses the change (422): held and tried again, as a status write
+        it refuses is, until the CRD is applied (docs/operators.md)."""
+        body = {"metadata": {"uid": owner.uid}, "spec": {"replicas": job.spec.replicas}}
+        patched = self.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace)
+        self._replicas[job.job_id] = job.spec.replicas
+        owner = replace(owner, generation=int((patched.get("metadata") or {}).get("generation", owner.generation)))
+        self._own(job.job_id, owner)
+        return owner
 
     def _warn_created(self, job: Job, owner: Owner) -> None:
         """A gRPC job's new FederatedJob gets the Submit's warnings as Events: `federator submit` printed them on

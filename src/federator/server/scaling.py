@@ -1,0 +1,213 @@
+"""Scaling a serving job: a new replica count for an inference job whose running parts keep serving.
+
+Why: a job's spec was immutable, so an inference user who wanted more (or fewer) replicas deleted the job and
+made it again, losing every serving replica meanwhile. A spread job is already made of parts, one placement per
+cluster, and owes what its placements lack (server/partial.py: `Job.replicas_waiting`, `rest_request`,
+`supersede_part`); scaling builds on exactly that:
+
+- Up: the stored spec gets the new count, and the job owes the difference. Its placements keep their ids,
+  generations and phases and get no order; the cycle places the rest only, admitted against the queue's quota and
+  share as any rest is.
+- Down: whole parts are superseded (a cancel order to their cluster, as `supersede_part` sends) until the live
+  placements hold no more than the new count (`parts_to_drop`), chosen so that as many replicas as possible keep
+  serving and minRegions stays reachable; what is then owed is placed as the rest. A part cannot shrink in place:
+  the agent contract has no resize (a placement's replicas are fixed when it is launched), so a part of 3 on a
+  job scaled from 6 to 4 may be replaced by a new part of 1.
+- A Pending job (nothing placed yet) simply gets the new count.
+
+Only inference work whose replica count is its own may be scaled (`refusal`): a training gang's size is fixed
+(it runs all or nothing, its rendezvous sized for it), and a job that embeds its workload takes its replicas from
+the workload's pod sets. The count is held to what a submit allows (the job file validator and the federator's
+limits), and to the job's minRegions.
+
+Durable first, as a Cancel is (server/cancelling.py): the scaled job is built on a copy (`scaled`) and written
+before the live job changes or any agent hears of it; a write that fails leaves the job as it was. A restart
+after the write rebuilds the job with the new spec and only the kept placements: short, it is a candidate for the
+rest (server/scheduling.py, `Cycles`), and a superseded part its member still runs is fenced when that member's
+agent reports it (its id is no longer the job's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from enum import StrEnum
+from itertools import combinations
+from typing import TYPE_CHECKING
+
+from federator.jobfile import JobFileError
+from federator.model import Job, JobKind, JobPhase, JobSpec, Placement, Reason, ReasonCode
+from federator.security.limits import Limits
+from federator.server.intake import checked
+from federator.server.job_message import job_message
+from federator.server.orders import Order
+from federator.server.partial import supersede_part
+from federator.store.group_commit import freeze
+
+if TYPE_CHECKING:
+    from federator.server.federator import Federator
+
+EXACT_PARTS = 12  # up to this many parts, every set of them is tried (4,096 at most); past it, a greedy choice
+
+
+class ScaleProblem(StrEnum):
+    """Why a scale is refused; the edges map each to a status (services.py: INVALID_ARGUMENT, FAILED_PRECONDITION)."""
+
+    INVALID = "Invalid"  # the count itself: not 1 to the limit, or below minRegions
+    NOT_SCALABLE = "NotScalable"  # the job: a training gang, or replicas that come from spec.workload
+    FINISHED = "Finished"  # the job has ended: there is nothing to scale
+
+
+class ScaleRefused(ValueError):
+    """A scale refused; the message names the field and the problem."""
+
+    def __init__(self, problem: ScaleProblem, message: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+def refusal(job: Job, replicas: int, limits: Limits) -> ScaleRefused | None:
+    """Why `job` may not be scaled to `replicas`, or None. Pure: the caller raises it."""
+    spec = job.spec
+    if job.phase.is_terminal:
+        return ScaleRefused(ScaleProblem.FINISHED, f"job {job.job_id} is {job.phase}; only a job that has not "
+                                                   "ended may be scaled")
+    if spec.kind is not JobKind.INFERENCE:
+        return ScaleRefused(ScaleProblem.NOT_SCALABLE, f"spec.kind: job {job.job_id} is {spec.kind.value} work, "
+                            "whose gang size is fixed; only inference jobs may be scaled")
+    if spec.workload_json:
+        return ScaleRefused(ScaleProblem.NOT_SCALABLE, "spec.replicas: is derived from spec.workload (its pod "
+                            "sets); change the workload's replicas by making the job again")
+    if replicas < 1:
+        return ScaleRefused(ScaleProblem.INVALID, f"replicas: must be at least 1, got {replicas}")
+    if replicas < spec.min_regions:
+        return ScaleRefused(ScaleProblem.INVALID, f"replicas: {replicas} is below the job's "
+                            f"spec.regions.minRegions ({spec.min_regions}); each region needs a replica")
+    wanted = replace(spec, replicas=replicas)
+    problem = limits.check_job(wanted)  # the federator's limits, as a submit meets them
+    if problem is None:
+        problem = _file_problem(wanted)
+    return ScaleRefused(ScaleProblem.INVALID, problem) if problem is not None else None
+
+
+def _file_problem(spec: JobSpec) -> str | None:
+    """What the job file validator, which every submit passes, says of the spec with its new count (the bound of
+    spec.replicas): only its replicas changed, so only that can be wrong."""
+    try:
+        checked(spec)
+    except JobFileError as exc:
+        return str(exc)
+    return None
+
+
+def parts_to_drop(placements: Sequence[Placement], replicas: int, min_regions: int) -> tuple[Placement, ...]:
+    """The parts to supersede so that the placements hold no more than `replicas`: the kept ones hold as many
+    replicas as may be (Running ones before those still starting, then as many regions, then the oldest), and
+    leave minRegions reachable (their regions plus one per replica still owed). Every set of parts is tried for
+    a job of up to EXACT_PARTS parts (one per cluster); past that, a greedy choice."""
+    if sum(p.replicas for p in placements) <= replicas:
+        return ()
+    keep = _best_kept(placements, replicas, min_regions) if len(placements) <= EXACT_PARTS else \
+        _greedy_kept(placements, replicas, min_regions)
+    kept = {p.placement_id for p in keep}
+    return tuple(p for p in placements if p.placement_id not in kept)
+
+
+def _reachable(kept: Sequence[Placement], replicas: int, min_regions: int) -> bool:
+    held = sum(p.replicas for p in kept)
+    return held <= replicas and len({p.region for p in kept}) + (replicas - held) >= min_regions
+
+
+def _worth(kept: Sequence[Placement]) -> tuple[int, int, int, int]:
+    return (sum(p.replicas for p in kept), sum(p.replicas for p in kept if p.phase is JobPhase.RUNNING),
+            len({p.region for p in kept}), -sum(p.generation for p in kept))
+
+
+def _best_kept(placements: Sequence[Placement], replicas: int, min_regions: int) -> Sequence[Placement]:
+    best: Sequence[Placement] = ()  # keeping nothing always reaches minRegions: replicas >= minRegions
+    for size in range(1, len(placements) + 1):
+        for kept in combinations(placements, size):
+            if _reachable(kept, replicas, min_regions) and _worth(kept) > _worth(best):
+                best = kept
+    return best
+
+
+def _greedy_kept(placements: Sequence[Placement], replicas: int, min_regions: int) -> list[Placement]:
+    """One part per region first (Running and big first), then the others; each kept only if the count and
+    minRegions stay within reach with it (keeping nothing is always within reach)."""
+    order = sorted(placements, key=lambda p: (p.phase is not JobPhase.RUNNING, -p.replicas, p.generation))
+    firsts = {p.region: p for p in reversed(order)}
+    kept: list[Placement] = []
+    for p in [*(p for p in order if firsts[p.region] is p), *(p for p in order if firsts[p.region] is not p)]:
+        if _reachable([*kept, p], replicas, min_regions):
+            kept.append(p)
+    return kept
+
+
+def scaled(fed: Federator, job: Job, spec: JobSpec, dropped: Sequence[Placement], reason: Reason) -> Job:
+    """What `job` becomes with `spec` and without the parts `dropped`: a copy, for the store; `job` is untouched.
+    The same state `supersede_part` (or, with nothing live left, `Federator.supersede`) gives the live job."""
+    out = freeze(job)
+    out.spec = spec
+    if not dropped:
+        if out.phase.is_active:
+            _restate(fed, out)
+        return out
+    gone = {p.placement_id for p in dropped}
+    kept = [p for p in out.placements if p.placement_id not in gone]
+    out.pending_reason = reason
+    out.generation += 1  # see `scale`
+    if not any(p.phase.is_active for p in kept):
+        out.placements, out.phase, out.placed_at, out.message = [], JobPhase.PENDING, 0.0, ""
+        return out
+    out.placements = kept
+    out.phase = JobPhase.RUNNING if all(p.phase in (JobPhase.RUNNING, JobPhase.SUCCEEDED) for p in kept) \
+        else JobPhase.PLACED
+    _restate(fed, out)
+    return out
+
+
+def _restate(fed: Federator, job: Job) -> None:
+    """A placed job's message for its new count; no pending reason once it owes nothing."""
+    if not job.replicas_waiting:
+        job.pending_reason = None
+    job.message = job_message(job, fed.clusters, lost_after=fed.lost_after_seconds)
+
+
+def scale(fed: Federator, job: Job, replicas: int) -> Job:
+    """Scale `job` to `replicas`: stored before the live job changes or any agent hears of it. ScaleRefused (the
+    message names the field) leaves it untouched, as StoreUnavailable does; the current count returns it as is."""
+    problem = refusal(job, replicas, fed.limits)
+    if problem is not None:
+        raise problem
+    if replicas == job.spec.replicas:
+        return job
+    was = job.spec.replicas
+    spec = replace(job.spec, replicas=replicas)
+    dropped = parts_to_drop(job.placements, replicas, spec.min_regions) if job.phase.is_active else ()
+    reason = Reason(ReasonCode.WAITING, f"scaled from {was} to {replicas} replicas: whole parts were stopped (a "
+                                        "part cannot shrink in place), and the replicas owed are placed again")
+    fed.journal.write([scaled(fed, job, spec, dropped, reason)])  # durable first; StoreUnavailable: unchanged
+    cancels: list[tuple[str, Order]] = []
+    if dropped:  # under the old spec, whose replicas were spread (more than the new count, at least 1)
+        part = supersede_part(fed, job, {p.placement_id for p in dropped}, reason)
+        # None: nothing live is kept, and the job is queued again whole, for the new count
+        cancels = part if part is not None else fed.supersede(job, reason)
+        # A cycle planned before this (it runs off the loop) may preempt the parts it knew: at the next generation
+        # its verdicts on the job are stale (Cycles.commit), and the next cycle sees the job as it is.
+        job.generation += 1
+    job.spec = spec
+    if job.phase is JobPhase.PENDING:
+        fed.cycles.pending(job)  # parked for a count that no longer holds: a candidate again
+    else:
+        _restate(fed, job)
+        if job.replicas_waiting:
+            fed.cycles.rest(job)
+    for cluster, order in cancels:
+        fed.send(cluster, order)
+    fed.notify([job])
+    fed.wake()
+    return job
+
+
+__all__ = ["EXACT_PARTS", "ScaleProblem", "ScaleRefused", "parts_to_drop", "refusal", "scale", "scaled"]

@@ -1,0 +1,108 @@
+"""`kubectl scale fj` against a real API server (the host of the test bed), and the federator places the rest.
+
+The CRD is the one the chart ships: its scale subresource and its immutability rule (spec.replicas alone may
+change, on an inference job) are judged by a real kube-apiserver's CEL. The federator runs in this process (store,
+controller with its informer); its member clusters are reported to it directly, as the server tests do, since what
+is tested is the host side: kubectl's scale reaching the job, the job's placements, the status kubectl reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from federator.backends.kube.api import FEDERATED_JOBS, KubeApi
+from federator.backends.kube.controller import FederatedJobController
+from federator.backends.kube.store import KubeJobStore
+from federator.model import JobPhase
+from federator.server.federator import Federator
+
+from builders import cluster, pool
+from kube_support import CRDS, Testbed
+
+pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
+
+NAMESPACE = "scaling"
+H100 = "NVIDIA-H100-80GB-HBM3"
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    """A host control plane alone, with the CRDs."""
+    bed = Testbed.start(tmp_path_factory.mktemp("scale-bed"), members=())
+    try:
+        bed.kubectl("host", "apply", "-f", str(CRDS))
+        bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        bed.kubectl("host", "create", "namespace", NAMESPACE)
+        yield bed
+    finally:
+        bed.stop()
+
+
+def document(name: str, kind: str, replicas: int, **spec: Any) -> str:
+    return yaml.safe_dump({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                           "metadata": {"name": name, "namespace": NAMESPACE},
+                           "spec": {"kind": kind, "replicas": replicas, "queue": "default",
+                                    "resources": {"cpu": "1", "nvidia.com/gpu": 1}, **spec}})
+
+
+async def until(what: Callable[[], object], *, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < end, "timed out"
+        await asyncio.sleep(0.1)
+
+
+def test_kubectl_scale_places_the_extra_replicas_and_keeps_the_running_ones(host: Testbed) -> None:
+    def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> Any:
+        return host.kubectl("host", *args, "-n", NAMESPACE, input=stdin, check=check)
+
+    async def main() -> None:
+        api = KubeApi.connect(host.host.kubeconfig)
+        store = KubeJobStore(api, namespace=NAMESPACE)
+        fed = Federator(store=store)
+        ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
+        await ctl.start()
+        try:
+            for name, region in (("a", "east"), ("b", "west")):
+                rec = fed.connect(cluster=name, region=region, labels={})
+                fed.report(rec, cluster(name, region, pool(H100, nodes=1, free=8)).capacity)
+            kubectl("apply", "-f", "-", stdin=document("chat", "inference", 2))
+            await until(lambda: fed.jobs.named("chat"))
+            job = fed.get("chat")
+            fed.schedule_once()
+            assert job.phase is JobPhase.PLACED
+            before = [p.placement_id for p in job.placements]
+
+            kubectl("scale", "fj", "chat", "--replicas=5")
+            await until(lambda: job.spec.replicas == 5)
+            assert job.replicas_waiting == 3 and [p.placement_id for p in job.placements] == before
+            fed.schedule_once()
+            assert [p.placement_id for p in job.placements][:len(before)] == before
+            assert sum(p.replicas for p in job.placements) == 5 and job.replicas_waiting == 0
+            scale = json.loads(host.kubectl("host", "get", "--raw", f"/apis/federator.io/v1alpha1/namespaces/"
+                                            f"{NAMESPACE}/federatedjobs/chat/scale").stdout)
+            assert (scale["spec"]["replicas"], scale["status"]["replicas"]) == (5, 5)
+
+            # the rest of the spec stays immutable, and so does a training job's count
+            proc = kubectl("apply", "-f", "-", stdin=document("chat", "inference", 5, priority=7), check=False)
+            assert proc.returncode != 0 and "spec is immutable" in proc.stderr
+            kubectl("apply", "-f", "-", stdin=document("train", "training", 2))
+            proc = kubectl("scale", "fj", "train", "--replicas=4", check=False)
+            assert proc.returncode != 0 and "spec is immutable" in proc.stderr
+
+            # a scale over the API reaches the object, as kubectl scale would have made it
+            fed.scale(job.job_id, 3)
+            spec = api.get(FEDERATED_JOBS, "chat", NAMESPACE)["spec"]
+            assert spec["replicas"] == 3
+        finally:
+            await ctl.stop()
+            store.close()
+
+    asyncio.run(main())
