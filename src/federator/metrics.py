@@ -131,7 +131,7 @@ class ClusterSample:
     region: str
     state: str  # Ready, Partitioned, Lost
     connected: bool
-    report_age_seconds: float
+    report_age_seconds: float | None  # None: no report known (a cluster awaited after a restart, not yet heard)
     accelerators: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (vendor, model, state) -> count
     cpu_milli: dict[str, int] = field(default_factory=dict)  # state -> milli-cores
     quarantined: bool = False  # no new work for a while: it failed several owners' work early
@@ -216,7 +216,8 @@ class StateCollector(Collector):
         for c in s.clusters:
             for st in CLUSTER_STATES:
                 state.add_metric([c.cluster, c.region, st], 1.0 if c.state == st else 0.0)
-            age.add_metric([c.cluster, c.region], c.report_age_seconds)
+            if c.report_age_seconds is not None:  # "now - 0" read as 57 years for every cluster after a restart
+                age.add_metric([c.cluster, c.region], c.report_age_seconds)
             for (vendor, model, astate), n in sorted(c.accelerators.items()):
                 accelerators.add_metric([c.cluster, c.region, vendor, model, astate], n)
             for cstate, milli in sorted(c.cpu_milli.items()):

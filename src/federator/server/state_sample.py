@@ -42,7 +42,8 @@ def state_sample(fed: Federator) -> StateSample:
                 accelerators[(v, m, "quota_held")] = pool.quota_held_accelerators
             cpu = {"allocatable": rec.capacity.cpu_milli_allocatable, "free": after.cpu_milli_free}
         clusters.append(ClusterSample(rec.name, rec.region, rec.state.value, rec.connected,
-                                      max(0.0, now - rec.last_report_at), accelerators, cpu,
+                                      max(0.0, now - rec.last_report_at) if rec.last_report_at else None,
+                                      accelerators, cpu,
                                       quarantined=rec.name in quarantined))
     # One pass per figure with the counting done by Counter (in C): a scrape runs on the event loop and
     # walks every job, 100,000 of them with a national backlog. Phases and codes are StrEnums: as keys
