@@ -452,7 +452,8 @@ def list_clusters(target: Target, *, full: bool = True, page_size: int = 0) -> l
                             "capacity": cap, "last_report_at": c.last_report_at, "placements": c.placements,
                             "gang_admission": c.gang_admission, "quarantined_until": c.quarantined_until,
                             "quarantine_reason": c.quarantine_reason, "member_unreachable": c.member_unreachable,
-                            "member_unreachable_since": c.member_unreachable_since})
+                            "member_unreachable_since": c.member_unreachable_since,
+                            "report_age_seconds": c.report_age_seconds})
             token = resp.next_page_token
             if not token:
                 return out

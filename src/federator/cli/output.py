@@ -93,7 +93,8 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         state = c["state"] + (",Quarantined" if c.get("quarantined_until") else "") \
             + (",APIUnreachable" if c.get("member_unreachable") else "")
         row = [c["name"], c["region"], state, gpus, cpus, str(c["placements"]),
-               _age(now - c["last_report_at"]) if c["last_report_at"] else "-"]
+               _age(c.get("report_age_seconds") or max(0.0, now - c["last_report_at"]))  # the federator's clock
+               if c["last_report_at"] else "-"]
         if wide:
             row.append(c.get("gang_admission") or "-")
             vendors = ", ".join(f"{v} {free}/{total}" for v, (free, total) in cap.by_vendor().items()) if cap else ""

@@ -798,7 +798,9 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                 info = fed.cycles.reserved_info(rec, held)
                 status = jobs_pb2.ClusterStatus(name=rec.name, region=rec.region, state=rec.state.value,
                                                 labels=rec.labels, last_report_at=rec.last_report_at,
-                                                placements=len(held), gang_admission=rec.gang_admission.value)
+                                                placements=len(held), gang_admission=rec.gang_admission.value,
+                                                report_age_seconds=max(0.0, fed.clock() - rec.last_report_at)
+                                                if rec.last_report_at else 0.0)
                 quarantine = fed.early.quarantine.holding(rec.name, fed.clock())  # server/quarantine.py
                 if quarantine is not None:
                     status.quarantined_until, status.quarantine_reason = quarantine.until, quarantine.why

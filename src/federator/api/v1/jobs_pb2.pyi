@@ -84,7 +84,7 @@ class WatchJobsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since")
+    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,7 @@ class ClusterStatus(_message.Message):
     QUARANTINE_REASON_FIELD_NUMBER: _ClassVar[int]
     MEMBER_UNREACHABLE_FIELD_NUMBER: _ClassVar[int]
     MEMBER_UNREACHABLE_SINCE_FIELD_NUMBER: _ClassVar[int]
+    REPORT_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     region: str
     state: str
@@ -116,7 +117,8 @@ class ClusterStatus(_message.Message):
     quarantine_reason: str
     member_unreachable: str
     member_unreachable_since: float
-    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ...) -> None: ...
+    report_age_seconds: float
+    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ...) -> None: ...
 
 class ListClustersRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "view")
