@@ -40,6 +40,8 @@ class QueueUsage:
         # The catalog family of each model a pool reports: a quota on "Ascend910B" counts Ascend910B3.
         self.families: dict[str, str] = {p.accelerator_model: p.family for c in snapshot.clusters
                                          for p in c.capacity.accelerator_pools if p.family}
+        self.fleet_models: dict[str, str] = {p.accelerator_model: p.family for c in snapshot.clusters
+                                             for p in c.capacity.accelerator_pools}  # every model, its family
         for c in snapshot.ready():
             cap = c.capacity
             self.totals[CPU] += cap.cpu_milli_allocatable
@@ -95,9 +97,22 @@ class QueueUsage:
                            if d.startswith("gpu:") and accepts_model(key, d[4:], self.families.get(d[4:], "")))
                 if held + need.accelerator_milli > limit:
                     blocked.append(key)
+                    if not self._may_use(request, key):
+                        continue  # blocked, and said nowhere: the job could not use that quota's models anyway
                     notes.append(f"quota of queue {queue} on {key}: {held / MILLI:g} of {limit / MILLI:g} accelerators "
                                  f"in use, the job needs {need.accelerator_milli / MILLI:g}")
         return tuple(blocked), notes, None
+
+
+    def _may_use(self, request: PlacementRequest, key: str) -> bool:
+        """Whether a quota `key` covers a model of the fleet the request accepts. An A100-only job's reason led
+        with the full H100 quota, and the REASON column showed only that (fairness audit F4). A fleet that
+        reports no such model leaves the note in: it may be what is missing."""
+        wanted = request.spec.accelerator_models
+        if not wanted:
+            return True
+        covered = [(m, f) for m, f in self.fleet_models.items() if accepts_model(key, m, f)]
+        return not covered or any(accepts_model(w, m, f) for m, f in covered for w in wanted)
 
 
 def job_order(requests: Sequence[PlacementRequest]) -> list[PlacementRequest]:

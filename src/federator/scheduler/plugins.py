@@ -223,6 +223,13 @@ class GangFit:
             if (fits, pool.quota_held_accelerators) >= (best, best_held):
                 best, best_held, best_model = fits, pool.quota_held_accelerators, pool.accelerator_model
         if not any_node:
+            bare = [p for p in accepted_pools(request, cluster) if p.replica_capacity(m) > 0]
+            if bare:  # the accelerators are free; no node holds the replica's CPU or memory beside them
+                res = request.spec.resources
+                return Reason(ReasonCode.INSUFFICIENT_ACCELERATORS,
+                              f"{cluster.name} has free {bare[0].accelerator_model} accelerators but no node "
+                              f"with room beside them for one replica's {res.cpu_milli / MILLI:g} CPUs and "
+                              f"{format_bytes(res.memory_bytes)} memory")
             where = f"{request.accelerators_per_replica} free" if m % MILLI == 0 else f"{m}m free on one"
             return Reason(ReasonCode.INSUFFICIENT_ACCELERATORS,
                           f"{cluster.name} has no node with {where} {best_model or 'matching'} accelerator"
