@@ -64,6 +64,15 @@ Obj = Mapping[str, Any]
 _EXACT = (Sharing.NONE, Sharing.MIG)  # kinds whose free units are whole devices (or partitions) Kueue counts as such
 
 
+def _reserved(cluster_queue: Obj) -> dict[tuple[str, str], int]:
+    """What the queue has reserved, per (flavor, resource): its `status.flavorsReservation`."""
+    out: dict[tuple[str, str], int] = {}
+    for flavor in (cluster_queue.get("status") or {}).get("flavorsReservation") or []:
+        for r in flavor.get("resources") or []:
+            out[(str(flavor.get("name", "")), str(r.get("name", "")))] = quantity_int(r.get("total"))
+    return out
+
+
 def headroom(local_queue: Obj | None, cluster_queue: Obj | None, resources: Iterable[str]) -> dict[str, int] | None:
     """Units of each of `resources` the ClusterQueue behind the LocalQueue would still admit, for the resources
     it holds back; None when that is not known (no LocalQueue, or its ClusterQueue not seen)."""
@@ -71,11 +80,7 @@ def headroom(local_queue: Obj | None, cluster_queue: Obj | None, resources: Iter
         return None
     spec = cluster_queue.get("spec") or {}
     cohort = bool(spec.get("cohortName") or spec.get("cohort"))
-    reserved: dict[tuple[str, str], int] = {}
-    for flavor in (cluster_queue.get("status") or {}).get("flavorsReservation") or []:
-        for r in flavor.get("resources") or []:
-            name = str(r.get("name", ""))
-            reserved[(str(flavor.get("name", "")), name)] = quantity_int(r.get("total"))
+    reserved = _reserved(cluster_queue)
     out: dict[str, int] = {}
     for resource in resources:
         covered, left, unbounded = False, 0, False
@@ -141,10 +146,7 @@ def flavor_quota(local_queue: Obj | None, cluster_queue: Obj | None, flavors: Ma
         return None
     spec = cluster_queue.get("spec") or {}
     cohort = bool(spec.get("cohortName") or spec.get("cohort"))
-    reserved: dict[tuple[str, str], int] = {}
-    for flavor in (cluster_queue.get("status") or {}).get("flavorsReservation") or []:
-        for r in flavor.get("resources") or []:
-            reserved[(str(flavor.get("name", "")), str(r.get("name", "")))] = quantity_int(r.get("total"))
+    reserved = _reserved(cluster_queue)
     labelled = [(str((n.get("metadata") or {}).get("name", "")), (n.get("metadata") or {}).get("labels") or {})
                 for n in nodes]
     out: dict[str, list[FlavorRoom]] = {}
