@@ -77,3 +77,10 @@ def test_replicas_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["scale", "serve"])
     assert "--replicas" in capsys.readouterr().err
+
+
+def test_scaling_to_one_says_one_replica(served: tuple[Federator, str], capsys: pytest.CaptureFixture[str]) -> None:
+    fed, address = served
+    serve = fed.submit(job("one", "inference"))
+    assert main(["scale", "one", "--replicas", "1", "--server", address, "--insecure"]) == 0
+    assert capsys.readouterr().out == f"job {serve.job_id} Pending, 1 replica\n"

@@ -580,7 +580,8 @@ def _scale(args: argparse.Namespace) -> int:
     except (grpc.RpcError, TlsError) as err:
         return _fail(err, args)
     waiting = f", {job.replicas_waiting} waiting" if job.replicas_waiting else ""
-    print(f"job {job.job_id} {job.phase}, {job.spec.replicas} replicas{waiting}")
+    count = f"{job.spec.replicas} replica{'' if job.spec.replicas == 1 else 's'}"
+    print(f"job {job.job_id} {job.phase}, {count}{waiting}")
     return 0
 
 
