@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scenarios import H100, running, spec, with_queues
 
@@ -82,6 +82,8 @@ def test_two_equal_queues_settle_instead_of_preempting_each_other(gang: JobSpec,
        owners=st.lists(st.sampled_from("ab"), min_size=8, max_size=8),
        gpus=st.sampled_from([1, 2, 4, 8]), replicas=st.integers(1, 4), weights=st.tuples(
            st.integers(1, 3), st.integers(1, 3)), preemptible=st.booleans())
+@example(sizes=[8] * 4, owners=["a"] * 8, gpus=8, replicas=3, weights=(1, 1), preemptible=True)  # QA F1
+@example(sizes=[8], owners=["a"] * 8, gpus=1, replicas=1, weights=(1, 1), preemptible=True)
 def test_no_preemption_cycle_after_a_fair_share_preemption_the_reverse_is_not_eligible(
         sizes: list[int], owners: list[str], gpus: int, replicas: int, weights: tuple[int, int],
         preemptible: bool) -> None:

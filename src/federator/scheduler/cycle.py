@@ -55,7 +55,6 @@ from federator.scheduler.preemption import (
     capped,
     eligible,
     fair_after,
-    per_cluster,
     plan,
     plan_spread,
     preemption_of,
@@ -497,7 +496,7 @@ class Scheduler:
         victims' release and the placement together, or nothing. None (with the job's reason telling
         why, when victims existed but could not make room) if it does not preempt."""
         one = replace(request, replicas=1, kept_regions=())
-        on = per_cluster(candidates, by_job)  # a cluster with its own candidates released: others hold nothing there
+        on = memo.on(candidates)  # a cluster with its own candidates released: others hold nothing there
         useful = {name for name in txn.names
                   if not isinstance(board.evaluate(one, memo.freed(txn.get(name), on.get(name, []))), Reason)}
         candidates = [j for j in candidates if any(a.cluster in useful for a in by_job[j])]

@@ -121,6 +121,7 @@ class PlanMemo:
         self.now = now
         self._costs: dict[JobId, float] = {}
         self._freed: dict[tuple[str, tuple[JobId, ...]], ClusterInfo] = {}
+        self._on: dict[int, tuple[Sequence[JobId], dict[str, list[JobId]]]] = {}
 
     def cost(self, job_id: JobId) -> float:
         got = self._costs.get(job_id)
@@ -136,9 +137,18 @@ class PlanMemo:
             got = self._freed[key] = released(cluster, victims, self.by_job)
         return got
 
+    def on(self, candidates: Sequence[JobId]) -> dict[str, list[JobId]]:
+        """`per_cluster(candidates)`, once per list: the cycle keeps one list per priority and queue, and both
+        `plan` and `capped` ask. (The list is held, so its id is not reused while the entry lives.)"""
+        got = self._on.get(id(candidates))
+        if got is None or got[0] is not candidates:
+            got = self._on[id(candidates)] = (candidates, per_cluster(candidates, self.by_job))
+        return got[1]
+
     def clear(self) -> None:
         self._costs.clear()
         self._freed.clear()
+        self._on.clear()
 
 
 def per_cluster(candidates: Sequence[JobId], by_job: Mapping[JobId, Sequence[Allocation]]) -> dict[str, list[JobId]]:
@@ -179,7 +189,7 @@ def plan(
     cheapest sufficient victims break it is passed over, even if another set there might not: refusing is
     the side that cannot cycle."""
     memo = memo or PlanMemo(by_job, now)
-    on = per_cluster(candidates, by_job)
+    on = memo.on(candidates)
     best: VictimPlan | None = None
     for cluster in clusters:
         jobs = sorted(on.get(cluster.name, []), key=lambda j: (memo.cost(j), by_job[j][0].priority, j))
@@ -224,13 +234,12 @@ def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Ma
     the fair-share rule would refuse."""
     if len(candidates) <= budget:
         return None
-    for cluster, on in per_cluster(candidates, by_job).items():
-        target = next((c for c in ready if c.name == cluster), None)
-        if target is None or len(on) <= budget:
-            continue
+    named = {c.name: c for c in ready}
+    for cluster, on in memo.on(candidates).items():
+        target = named.get(cluster)
+        if target is None or len(on) <= budget or not fits(memo.freed(target, on), on):
+            continue  # all of them first, unsorted: the release estimate hardly depends on their order
         jobs = sorted(on, key=lambda j: (memo.cost(j), by_job[j][0].priority, j))
-        if not fits(memo.freed(target, jobs), jobs):
-            continue
         lo, hi = budget, len(jobs)  # the first `lo` do not make room (the plan said so), the first `hi` do
         while hi - lo > 1:
             mid = (lo + hi) // 2
