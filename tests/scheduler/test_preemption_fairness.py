@@ -74,6 +74,10 @@ def test_two_equal_queues_settle_instead_of_preempting_each_other(gang: JobSpec,
     Before, a 3 x 8 gang preempted three of a's jobs, then a's jobs preempted the gang, for ever."""
     done, held = drive([empty(4)], flood(4, 8), [gang], config=with_queues(a=1, b=1), cycles=8)
     assert len(done) == preemptions, [(p.job_id, p.preemptor) for p in done]
+    if not preemptions:  # the gang says why it does not preempt, not only that capacity is short
+        result = Scheduler(with_queues(a=1, b=1)).schedule(Snapshot.of([full(4)]), [request(gang)], running=held)
+        assert "not preempting: stopping the work in its way would leave queue b holding a larger share than " \
+               "queue a" in result.pending[JobId("gang")].message
     assert sum(a.replicas * a.resources.accelerator_milli // 1000 for a in held if a.queue == "b") == b_holds
 
 

@@ -59,6 +59,7 @@ from federator.scheduler.preemption import (
     plan_spread,
     preemption_of,
     release_in_attempt,
+    unfair_note,
     victim_units,
     within_quota,
 )
@@ -452,15 +453,20 @@ class Scheduler:
                 model = best_model(admitted, cluster, board.ctx, self.pool_scores, request.replicas)
             except ValueError:
                 return False
-            return fair_after(request, [(request.replicas, model)], [by_job[v] for v in victims], usage)
+            gone = [by_job[v] for v in victims]
+            ok = fair_after(request, [(request.replicas, model)], gone, usage)
+            if not ok:
+                unfair.update(a.queue for allocs in gone for a in allocs if a.priority == request.spec.priority)
+            return ok
 
+        unfair: set[str] = set()  # the queues of victims `fair` refused
         ready = [txn.get(n) for n in txn.names if txn.get(n).state is ClusterState.READY]
         chosen = plan(whole, ready, by_job, candidates, fits, now=now, budget=budget, memo=memo, fair=fair)
         if chosen is None:
-            held = pending.get(request.job_id)
+            held, refused = pending.get(request.job_id), unfair_note(request, unfair)
             cap = self.config.max_preemptions_per_cycle
             if held is not None and (note := capped(ready, candidates, by_job, fits, fair, budget=budget, cap=cap,
-                                                    memo=memo)):
+                                                    memo=memo) or refused):
                 pending[request.job_id] = Reason(held.code, f"{held.message}; {note}")
             return
         admitted = within_quota(whole, usage, by_job, chosen.victims)

@@ -221,6 +221,17 @@ def plan(
     return best
 
 
+def unfair_note(request: PlacementRequest, queues: set[str]) -> str | None:
+    """What to add to the reason of a job `plan` found no victims for because every set that made room broke
+    the fair-share rule (`fair_after`) for victims of these queues (None if it did not). Without it a gang
+    bigger than its queue's share waited behind preemptible work with a reason that only named capacity."""
+    others = sorted(queues - {request.spec.queue})
+    if not others:
+        return None
+    return (f"not preempting: stopping the work in its way would leave queue {request.spec.queue} holding a larger "
+            f"share than queue {', '.join(others)} (a fair-share preemption must not; docs/architecture.md)")
+
+
 def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Mapping[JobId, Sequence[Allocation]],
            fits: Callable[[ClusterInfo, Sequence[JobId]], bool], fair: Callable[[ClusterInfo, Sequence[JobId]], bool],
            *, budget: int, cap: int, memo: PlanMemo) -> str | None:
