@@ -80,6 +80,37 @@ def test_preemption_cancels_the_victim_and_requeues_it(tmp_path: Path) -> None:
     assert reloaded[victim.job_id].phase is JobPhase.PENDING  # durable, not lost
 
 
+def test_a_preempted_job_keeps_saying_so_while_it_waits(tmp_path: Path) -> None:
+    """QA F5: the next cycle replaced `Preempted` with InsufficientAccelerators, and nothing said the job had run
+    and been stopped. The new wait's code stands (parking and metrics read codes); the note stays until placed."""
+    from dataclasses import replace
+
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), scheduler=Scheduler(parse_policy("")))
+    rec = fed.connect(cluster="c", region="r", labels={})
+    fed.report(rec, capacity(free_nodes=1))
+    victim = fed.submit(replace(job("batch", gpus=8), preemptible=True))
+    fed.schedule_once()
+    vpid = victim.placements[0].placement_id
+    fed.report(rec, capacity(free_nodes=0, busy_nodes=1, placement_ids=frozenset({vpid})))
+    urgent = fed.submit(job("urgent", gpus=8, priority=100))
+    fed.schedule_once()
+    assert victim.pending_reason is not None and victim.pending_reason.code is ReasonCode.PREEMPTED
+    note = victim.pending_reason.message[victim.pending_reason.message.rindex(" (preempted at "):]
+    assert note.endswith(f"Z for {urgent.job_id})")
+    upid = urgent.placements[0].placement_id
+    for _ in range(3):  # the cluster is full of the preemptor: the victim waits for room
+        fed.report(rec, capacity(free_nodes=0, busy_nodes=1, placement_ids=frozenset({upid})))
+        fed.schedule_once()
+        assert victim.phase is JobPhase.PENDING and victim.pending_reason is not None
+        assert victim.pending_reason.code is ReasonCode.INSUFFICIENT_ACCELERATORS
+        assert victim.pending_reason.message.endswith(note)
+        assert victim.pending_reason.message.count("(preempted at ") == 1
+    fed.job_update(rec, upid, JobPhase.SUCCEEDED, "done")
+    fed.report(rec, capacity(free_nodes=1))
+    fed.schedule_once()
+    assert victim.phase is JobPhase.PLACED and victim.pending_reason is None
+
+
 def test_a_cycle_records_its_duration_and_each_phase(tmp_path: Path) -> None:
     fed = Federator(store=SqliteJobStore(tmp_path / "db"))
     rec = fed.connect(cluster="c", region="r", labels={})

@@ -52,13 +52,16 @@ from federator.scheduler.pools import best_model, fit_count, split_by_model
 from federator.scheduler.preemption import (
     PlanMemo,
     Preemption,
+    capped,
     eligible,
-    per_cluster,
+    fair_after,
     plan,
     plan_spread,
     preemption_of,
     release_in_attempt,
+    unfair_note,
     victim_units,
+    within_quota,
 )
 from federator.scheduler.regionload import RegionUse
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
@@ -439,19 +442,42 @@ class Scheduler:
             request, spec=replace(request.spec, kind=JobKind.TRAINING))
 
         def fits(cluster: ClusterInfo, victims: Sequence[JobId], whole: PlacementRequest = whole) -> bool:
-            admitted = _within_quota(whole, usage, by_job, victims)
+            admitted = within_quota(whole, usage, by_job, victims)
             return not isinstance(admitted, Reason) and not isinstance(board.evaluate(admitted, cluster), Reason)
 
+        def fair(cluster: ClusterInfo, victims: Sequence[JobId], whole: PlacementRequest = whole) -> bool:
+            admitted = within_quota(whole, usage, by_job, victims)
+            if isinstance(admitted, Reason):
+                return False
+            try:
+                model = best_model(admitted, cluster, board.ctx, self.pool_scores, request.replicas)
+            except ValueError:
+                return False
+            gone = [by_job[v] for v in victims]
+            ok = fair_after(request, [(request.replicas, model)], gone, usage)
+            if not ok:
+                unfair.update(a.queue for allocs in gone for a in allocs if a.priority == request.spec.priority)
+            return ok
+
+        unfair: set[str] = set()  # the queues of victims `fair` refused
         ready = [txn.get(n) for n in txn.names if txn.get(n).state is ClusterState.READY]
-        chosen = plan(whole, ready, by_job, candidates, fits, now=now, budget=budget, memo=memo)
+        chosen = plan(whole, ready, by_job, candidates, fits, now=now, budget=budget, memo=memo, fair=fair)
         if chosen is None:
+            held, refused = pending.get(request.job_id), unfair_note(request, unfair)
+            cap = self.config.max_preemptions_per_cycle
+            if held is not None and (note := capped(ready, candidates, by_job, fits, fair, budget=budget, cap=cap,
+                                                    memo=memo) or refused):
+                pending[request.job_id] = Reason(held.code, f"{held.message}; {note}")
             return
-        admitted = _within_quota(whole, usage, by_job, chosen.victims)
+        admitted = within_quota(whole, usage, by_job, chosen.victims)
         if isinstance(admitted, Reason):  # the plan's own check said it is within quota: a bug, not a crash
             return
         release_in_attempt(txn, chosen.victims, by_job)
         target = txn.get(chosen.cluster)
         model = best_model(admitted, target, board.ctx, self.pool_scores, request.replicas)
+        if not fair_after(request, [(request.replicas, model)], [by_job[v] for v in chosen.victims], usage):
+            txn.abort()  # the plan asked this of the same model: a bug, but never a preemption that cycles
+            return
         try:
             txn.put(reserve(target, resources=request.spec.resources, replicas=request.replicas,
                             accelerator_model=model))
@@ -476,7 +502,7 @@ class Scheduler:
         victims' release and the placement together, or nothing. None (with the job's reason telling
         why, when victims existed but could not make room) if it does not preempt."""
         one = replace(request, replicas=1, kept_regions=())
-        on = per_cluster(candidates, by_job)  # a cluster with its own candidates released: others hold nothing there
+        on = memo.on(candidates)  # a cluster with its own candidates released: others hold nothing there
         useful = {name for name in txn.names
                   if not isinstance(board.evaluate(one, memo.freed(txn.get(name), on.get(name, []))), Reason)}
         candidates = [j for j in candidates if any(a.cluster in useful for a in by_job[j])]
@@ -484,7 +510,7 @@ class Scheduler:
             return None
 
         def spread_without(victims: Sequence[JobId]) -> Reason | None:
-            admitted = _within_quota(request, usage, by_job, victims)
+            admitted = within_quota(request, usage, by_job, victims)
             if isinstance(admitted, Reason):
                 return admitted
             release_in_attempt(txn, victims, by_job)
@@ -500,7 +526,7 @@ class Scheduler:
                                                  f"{min(budget, len(candidates))} cheapest preemptible jobs "
                                                  f"stopped, {chosen.refused.message}")
             return None
-        admitted = _within_quota(request, usage, by_job, chosen.victims)
+        admitted = within_quota(request, usage, by_job, chosen.victims)
         if isinstance(admitted, Reason):  # plan_spread's own check said it is within quota: a bug, not a crash
             return None
         release_in_attempt(txn, chosen.victims, by_job)
@@ -512,27 +538,12 @@ class Scheduler:
         except ValueError:  # the plan said it fits: a bug, but not a crash
             txn.abort()
             return None
+        if not fair_after(request, [(a.replicas, a.accelerator_model) for a in assignments],
+                          [by_job[v] for v in chosen.victims], usage):
+            txn.abort()  # it would leave its queue over a victim queue's share: the reverse would follow
+            return None
         txn.commit()
         return chosen.victims, assignments
-
-
-def _within_quota(request: PlacementRequest, usage: QueueUsage, by_job: Mapping[JobId, Sequence[Allocation]],
-                  victims: Sequence[JobId]) -> PlacementRequest | Reason:
-    """`request` as its queue's quota admits it once `victims` stop: with the models whose quota is used up
-    blocked, or the Reason the quota refuses it. Preemption makes room in clusters, never past a quota; a
-    victim of the request's own queue gives its share of the quota back (a high-priority job of a queue at
-    its quota may stop that queue's own preemptible work), one of another queue gives back none."""
-    own = [a for j in victims for a in by_job[j] if a.queue == request.spec.queue]
-    for a in own:
-        usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
-    try:
-        blocked, _, refused = usage.quota_check(request)
-    finally:
-        for a in own:
-            usage.add(a.queue, a.resources, a.replicas, a.accelerator_model)
-    if refused is not None:
-        return refused
-    return replace(request, blocked_models=blocked) if blocked else request
 
 
 def _spreads(request: PlacementRequest) -> bool:

@@ -1,8 +1,17 @@
 """Preemption: which running work to stop so a more deserving pending job fits.
 
 A pending job may preempt a running job that is marked preemptible and
-either has a lower priority, or belongs to a queue over its fair share while
-the pending job's queue is under its own (and the priority is not higher).
+either has a lower priority, or has the same priority and belongs to a queue over
+its fair share while the pending job's queue is under its own. A fair-share
+preemption must also leave the shares in order (`fair_after`, as Kueue's
+LessThanOrEqualToFinalShare): afterwards the preemptor's queue, with the job
+added, holds a weighted dominant share no larger than each victim queue's, with
+its victims removed, and each victim queue's share falls. Without that rule two
+queues of equal weight preempted each other's preemptible work four times a
+second: a gang bigger than its fair share took its queue over, left the other
+under, and was taken back. With it the largest weighted share among the queues
+touched strictly falls with every fair-share preemption, so none can be undone
+by another: no cycle.
 Per cluster, victims are taken cheapest first (least lost accelerator-seconds: accelerators
 held times time since placed) until the job fits the what-if capacity, then
 any victim not needed after all is given back; the cluster with the least
@@ -28,7 +37,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from federator.model import MILLI, ClusterInfo, JobId, Reason
 from federator.scheduler.fairshare import QueueUsage
@@ -72,6 +81,36 @@ def eligible(victim: Allocation, request: PlacementRequest, usage: QueueUsage, a
             and usage.dominant_share(q) < usage.fair_share(q, active))
 
 
+def fair_after(request: PlacementRequest, placed: Sequence[tuple[int, str]],
+               victims: Sequence[Sequence[Allocation]], usage: QueueUsage) -> bool:
+    """Whether stopping `victims` for `request` (its replicas `placed` as (replicas, model)) leaves the queues'
+    shares in order: for each queue losing work to fair share (a victim of the request's priority, in another
+    queue), the preemptor's queue with the request added and every victim removed holds a weighted dominant
+    share at most that queue's with its victims removed, and that queue's share falls.
+
+    `eligible` cannot say this: it depends on the request's size and on the set of victims, not only on the
+    request's priority and queue (cycle.py keeps `eligible`'s answer per those two). Priority victims (lower
+    priority) are not asked about: they are removed, as they will be, and nothing more."""
+    q, priority = request.spec.queue, request.spec.priority
+    losing = {a.queue for allocs in victims for a in allocs if a.priority == priority and a.queue != q}
+    if not losing:
+        return True
+    before = {vq: usage.weighted_share(vq) for vq in losing}
+    gone = [a for allocs in victims for a in allocs]
+    for a in gone:
+        usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
+    for replicas, model in placed:
+        usage.add(q, request.spec.resources, replicas, model)
+    try:
+        mine = usage.weighted_share(q)
+        return all(mine <= usage.weighted_share(vq) < before[vq] for vq in losing)
+    finally:
+        for replicas, model in placed:
+            usage.add(q, request.spec.resources, replicas, model, sign=-1)
+        for a in gone:
+            usage.add(a.queue, a.resources, a.replicas, a.accelerator_model)
+
+
 class PlanMemo:
     """What victim plans of one cycle share while the running work and the clusters stay as they are: each
     victim's cost, and each cluster with a set of victims released. The caller empties it when a preemption
@@ -82,6 +121,7 @@ class PlanMemo:
         self.now = now
         self._costs: dict[JobId, float] = {}
         self._freed: dict[tuple[str, tuple[JobId, ...]], ClusterInfo] = {}
+        self._on: dict[int, tuple[Sequence[JobId], dict[str, list[JobId]]]] = {}
 
     def cost(self, job_id: JobId) -> float:
         got = self._costs.get(job_id)
@@ -97,9 +137,18 @@ class PlanMemo:
             got = self._freed[key] = released(cluster, victims, self.by_job)
         return got
 
+    def on(self, candidates: Sequence[JobId]) -> dict[str, list[JobId]]:
+        """`per_cluster(candidates)`, once per list: the cycle keeps one list per priority and queue, and both
+        `plan` and `capped` ask. (The list is held, so its id is not reused while the entry lives.)"""
+        got = self._on.get(id(candidates))
+        if got is None or got[0] is not candidates:
+            got = self._on[id(candidates)] = (candidates, per_cluster(candidates, self.by_job))
+        return got[1]
+
     def clear(self) -> None:
         self._costs.clear()
         self._freed.clear()
+        self._on.clear()
 
 
 def per_cluster(candidates: Sequence[JobId], by_job: Mapping[JobId, Sequence[Allocation]]) -> dict[str, list[JobId]]:
@@ -123,6 +172,7 @@ def plan(
     now: float,
     budget: int,
     memo: PlanMemo | None = None,
+    fair: Callable[[ClusterInfo, Sequence[JobId]], bool] | None = None,
 ) -> VictimPlan | None:
     """The cheapest set of at most `budget` victim jobs from `candidates` making `request` fit one cluster.
 
@@ -132,9 +182,14 @@ def plan(
     Victims are added cheapest first until the job fits. More victims never make less room (nor less
     quota), so a cluster where the first `budget` of them do not make the job fit is passed over with one
     question, not `budget` of them: a backlog asks this of every cluster for each kind of waiting job.
-    `memo` keeps costs and released clusters between calls over the same clusters and running work."""
+    `memo` keeps costs and released clusters between calls over the same clusters and running work.
+
+    `fair(cluster, victims)` (`fair_after`) is asked of each cluster's chosen victims: more victims from one
+    queue lower that queue's share, so it is not monotone like `fits`, and is asked last. A cluster whose
+    cheapest sufficient victims break it is passed over, even if another set there might not: refusing is
+    the side that cannot cycle."""
     memo = memo or PlanMemo(by_job, now)
-    on = per_cluster(candidates, by_job)
+    on = memo.on(candidates)
     best: VictimPlan | None = None
     for cluster in clusters:
         jobs = sorted(on.get(cluster.name, []), key=lambda j: (memo.cost(j), by_job[j][0].priority, j))
@@ -156,12 +211,77 @@ def plan(
             trial = [x for x in chosen if x != j]
             if fits(without(trial), trial):
                 chosen = trial
+        if fair is not None and not fair(without(chosen), chosen):
+            continue
         cost = sum(memo.cost(j) for j in chosen)
         candidate = VictimPlan(cluster.name, tuple(chosen), cost, without(chosen))
         if best is None or (cost, len(chosen), cluster.name) < (best.lost_accelerator_seconds, len(best.victims),
                                                                 best.cluster):
             best = candidate
     return best
+
+
+def unfair_note(request: PlacementRequest, queues: set[str]) -> str | None:
+    """What to add to the reason of a job `plan` found no victims for because every set that made room broke
+    the fair-share rule (`fair_after`) for victims of these queues (None if it did not). Without it a gang
+    bigger than its queue's share waited behind preemptible work with a reason that only named capacity."""
+    others = sorted(queues - {request.spec.queue})
+    if not others:
+        return None
+    return (f"not preempting: stopping the work in its way would leave queue {request.spec.queue} holding a larger "
+            f"share than queue {', '.join(others)} (a fair-share preemption must not; docs/architecture.md)")
+
+
+def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Mapping[JobId, Sequence[Allocation]],
+           fits: Callable[[ClusterInfo, Sequence[JobId]], bool], fair: Callable[[ClusterInfo, Sequence[JobId]], bool],
+           *, budget: int, cap: int, memo: PlanMemo) -> str | None:
+    """What to add to the reason of a job `plan` found no victims for, when more victims than the cycle's cap
+    allows would make room on some cluster (None if not): a gang needing more small victims than
+    maxVictimsPerCycle waited for ever with a reason that never named the cap (the spread path's said so).
+
+    Asked only when there are more candidates than `budget`. On each such cluster the fewest cheapest victims
+    that make room are found by bisection (more victims never make less room: a few `fits` questions, not
+    one per victim), and must keep the shares in order too (`fair`): the reason never promises a preemption
+    the fair-share rule would refuse."""
+    if len(candidates) <= budget:
+        return None
+    named = {c.name: c for c in ready}
+    for cluster, on in memo.on(candidates).items():
+        target = named.get(cluster)
+        if target is None or len(on) <= budget or not fits(memo.freed(target, on), on):
+            continue  # all of them first, unsorted: the release estimate hardly depends on their order
+        jobs = sorted(on, key=lambda j: (memo.cost(j), by_job[j][0].priority, j))
+        lo, hi = budget, len(jobs)  # the first `lo` do not make room (the plan said so), the first `hi` do
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fits(memo.freed(target, jobs[:mid]), jobs[:mid]):
+                hi = mid
+            else:
+                lo = mid
+        if fair(memo.freed(target, jobs[:hi]), jobs[:hi]):
+            spent = "" if budget == cap else f", {cap - budget} already stopped this cycle"
+            return (f"not preempting: it would take more than maxVictimsPerCycle ({cap}{spent}) preemptible jobs "
+                    f"to make room: with the {budget} cheapest preemptible jobs stopped, it does not fit")
+    return None
+
+
+def within_quota(request: PlacementRequest, usage: QueueUsage, by_job: Mapping[JobId, Sequence[Allocation]],
+                  victims: Sequence[JobId]) -> PlacementRequest | Reason:
+    """`request` as its queue's quota admits it once `victims` stop: with the models whose quota is used up
+    blocked, or the Reason the quota refuses it. Preemption makes room in clusters, never past a quota; a
+    victim of the request's own queue gives its share of the quota back (a high-priority job of a queue at
+    its quota may stop that queue's own preemptible work), one of another queue gives back none."""
+    own = [a for j in victims for a in by_job[j] if a.queue == request.spec.queue]
+    for a in own:
+        usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
+    try:
+        blocked, _, refused = usage.quota_check(request)
+    finally:
+        for a in own:
+            usage.add(a.queue, a.resources, a.replicas, a.accelerator_model)
+    if refused is not None:
+        return refused
+    return replace(request, blocked_models=blocked) if blocked else request
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from federator.model import ClusterState, Job, JobPhase, shortfall
+from federator.model import ClusterState, Job, JobPhase, Reason, ReasonCode, shortfall
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.member_health import unreachable_note
 from federator.timestamps import utc_seconds
@@ -132,3 +132,24 @@ class ClusterNotes:
 
 
 __all__ = ["ClusterNotes", "cluster_note", "job_message", "placements_message"]
+
+
+PREEMPTED_MARK = " (preempted at "
+
+
+def preempted_note(at: float, preemptor: str) -> str:
+    """The words a preempted job's pending reasons end with until it is placed again."""
+    return f"{PREEMPTED_MARK}{utc_seconds(at)} for {preemptor})"
+
+
+def keep_preempted(old: Reason | None, new: Reason) -> Reason:
+    """`new`, ending with the preempted note `old` ended with, if any. The next cycle replaced a victim's
+    `Preempted` reason with InsufficientAccelerators, so `get jobs` no longer showed that the job had run and
+    was stopped; the code is the new wait's (parking and the metrics read codes), the note says the rest.
+    It lasts while the job waits: a placement clears the reason, and a new preemption writes a new note."""
+    if old is None or new.code is ReasonCode.PREEMPTED:
+        return new
+    at = old.message.rfind(PREEMPTED_MARK)
+    if at < 0 or new.message.endswith(note := old.message[at:]):
+        return new
+    return Reason(new.code, new.message + note)

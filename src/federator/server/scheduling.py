@@ -70,7 +70,7 @@ from federator.model import (
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.scheduler.tuning import Tuner
-from federator.server.job_message import job_message, placements_message
+from federator.server.job_message import job_message, keep_preempted, placements_message, preempted_note
 from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
@@ -434,7 +434,7 @@ class Cycles:
             if job is None or not job.phase.is_active or job.generation != plan.generations.get(pre.job_id):
                 stale_clusters.add(pre.cluster)  # the room this preemption was to make is not there
                 continue
-            reason = Reason(ReasonCode.PREEMPTED, pre.message)
+            reason = Reason(ReasonCode.PREEMPTED, pre.message + preempted_note(now, pre.preemptor))
             part = {p.placement_id for p in job.placements if p.cluster == pre.cluster} if pre.part else set()
             cancels = supersede_part(fed, job, part, reason) if part else None  # the other parts serve on
             orders.extend(cancels if cancels is not None else fed.supersede(job, reason))
@@ -511,6 +511,7 @@ class Cycles:
                 self.parked.park(job_id, job.spec, reason)
             else:
                 reason = fed.refusals.explain(job_id, reason)
+            reason = keep_preempted(job.pending_reason, reason)  # a victim keeps saying so until placed
             if job_id not in self.parked:
                 self._candidates[job_id] = None
             if job.pending_reason != reason:
