@@ -381,6 +381,11 @@ class Metrics:
             "Accelerator-seconds used: accelerators held by running placements x seconds, by queue, member "
             "cluster, provider and accelerator model (by user or namespace: federator usage).",
             ["queue", "cluster", "provider", "model"], registry=r), self.queue_label)
+        # accounting/retention.py: records deleted past --usage-retention (a flat line with a growing --db file:
+        # the retention is 0, or longer than the volume was sized for).
+        self.usage_records_pruned = Counter(
+            "federator_usage_records_pruned_total",
+            "Usage records deleted because they ended longer ago than --usage-retention.", registry=r)
         # Kubernetes mode's job store (backends/kube/store.py): each job write the API server did not take.
         self.store_write_errors = Counter(
             "federator_store_write_errors_total",

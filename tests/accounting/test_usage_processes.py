@@ -6,10 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from federator.accounting import SqliteUsageStore, UsageRecord
 from federator.cli.client import list_jobs, read_specs, submit_specs
 from federator.local import LocalFederation
 from federator.model import JobPhase
@@ -50,5 +53,35 @@ def test_usage_of_a_finished_job_is_the_same_after_the_federator_is_killed(tmp_p
         after = usage(fed, "--by", "provider")
         assert after["rows"] == before["rows"] and after["total"] == before["total"]
         assert usage(fed, "--since", "1h", "--by", "model")["total"] == before["total"]
+    finally:
+        fed.stop()
+
+
+def test_serve_deletes_usage_records_past_its_retention_and_keeps_the_rest(tmp_path: Path) -> None:
+    """Outside SRE soak: the usage table grew for ever. A real `federator serve --usage-retention` prunes it."""
+    def rec(i: int, *, ended_ago: float) -> UsageRecord:
+        now = time.time()
+        return UsageRecord(placement_id=f"j{i}.g1.c", job_id=f"j{i}", queue="q", user="u", namespace="ns",
+                           cluster="c", provider="p", model="m", accelerators_milli=1000, start=now - ended_ago - 10,
+                           end=now - ended_ago)
+
+    (tmp_path / "fed").mkdir()
+    seeded = SqliteUsageStore(tmp_path / "fed" / "federator.db")
+    seeded.put([rec(i, ended_ago=7200) for i in range(1_200)] + [rec(5_000, ended_ago=60)])
+    seeded.close()
+    fed = LocalFederation(workdir=tmp_path / "fed", fleet=EXAMPLES / "fleet.yaml",
+                          serve_args=["--usage-retention", "3600"])
+    try:
+        fed.start_server()
+
+        def pruned() -> str:
+            with urllib.request.urlopen(fed.metrics_url, timeout=5) as resp:
+                return next((line for line in resp.read().decode().splitlines()
+                             if line.startswith("federator_usage_records_pruned_total ")), "")
+
+        eventually(lambda: pruned() == "federator_usage_records_pruned_total 1200.0", timeout=30,
+                   what="the old records to be deleted")
+        left = usage(fed)
+        assert left["total"]["placements"] == 1  # type: ignore[index]
     finally:
         fed.stop()

@@ -32,9 +32,11 @@ def launch(pid: str, gpus_replicas: int = 1, spec: object = SPEC) -> agent_pb2.F
 class ScriptedFederator(agent_pb2_grpc.AgentServiceServicer):
     """Records what each session receives; sends each session's script after the Welcome."""
 
-    def __init__(self, scripts: list[list[agent_pb2.FederatorMessage]], report_interval: float = 0.05) -> None:
+    def __init__(self, scripts: list[list[agent_pb2.FederatorMessage]], report_interval: float = 0.05,
+                 lost_after: float = 0.0) -> None:
         self.scripts = scripts
         self.report_interval = report_interval
+        self.lost_after = lost_after  # 0: the Welcome gives none (the agent keeps its own default)
         self.sessions: list[list[agent_pb2.AgentMessage]] = []
         self.changed = asyncio.Event()
 
@@ -50,7 +52,8 @@ class ScriptedFederator(agent_pb2_grpc.AgentServiceServicer):
                 self.changed.set()
 
         reader = asyncio.create_task(read())
-        yield agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(report_interval_seconds=self.report_interval))
+        yield agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(report_interval_seconds=self.report_interval,
+                                                                  lost_after_seconds=self.lost_after))
         for msg in script:
             if msg.WhichOneof("body") is None:  # an empty message: end this session
                 reader.cancel()

@@ -291,6 +291,14 @@ def test_the_orphan_grace_value_reaches_the_federator(h: Helm) -> None:
     assert "--orphan-grace=7200" in args
 
 
+def test_the_usage_retention_value_reaches_the_federator(h: Helm) -> None:
+    """Usage records are pruned by default (90 days, written as an integer, not 7.776e+06), and 0 keeps them."""
+    assert "--usage-retention=7776000" in containers(h.template(FEDERATOR))[0]["args"]
+    args = containers(h.template(FEDERATOR, "--set", "federator.usageRetention=0"))[0]["args"]
+    assert "--usage-retention=0" in args
+    assert "/federator/usageRetention" in h.template_error(FEDERATOR, "--set", "federator.usageRetention=-1")
+
+
 def test_the_audit_log_and_provider_trust_values_reach_the_federator(h: Helm) -> None:
     args = containers(h.template(FEDERATOR))[0]["args"]
     assert "--audit-log=-" in args and not [a for a in args if a.startswith("--trust")]

@@ -5,6 +5,10 @@ connection). In Kubernetes mode jobs live in FederatedJobs, and the usage
 table still goes to `--db`: mount a volume there to keep it across pod
 restarts (the chart's `usage.persistence`). A record is written when its
 placement starts running (open, `end` NULL) and again when it ends.
+
+Closed records older than `federator serve --usage-retention` are deleted (`prune`, driven by
+accounting/retention.py), a small batch per call. SQLite does not shrink the file after a delete: the pages
+freed are reused by later records, so the file levels off at about one retention's worth of records.
 """
 
 from __future__ import annotations
@@ -45,6 +49,20 @@ class SqliteUsageStore:
                 self.file.check()
             self._db.executemany(f"INSERT OR REPLACE INTO usage VALUES ({', '.join('?' * len(_COLUMNS))})",
                                  [astuple(r) for r in records])
+
+    def prune(self, *, ended_before: float, batch: int) -> int:
+        """Delete at most `batch` closed records that ended before `ended_before`; how many went. Open records
+        (still running) are never deleted. A small batch holds the lock (which `put`, on the event loop, waits
+        for) a few milliseconds at most; the caller calls again until fewer than `batch` go."""
+        with self._lock:
+            if self.file is not None:
+                self.file.check()
+            # start < cutoff walks the usage_window index (start, end_time): a record that ended before the
+            # cutoff started before it too.
+            cur = self._db.execute(
+                "DELETE FROM usage WHERE rowid IN (SELECT rowid FROM usage WHERE start < ? AND end_time IS NOT "
+                "NULL AND end_time < ? LIMIT ?)", (ended_before, ended_before, batch))
+            return cur.rowcount
 
     def open_records(self) -> list[UsageRecord]:
         with self._lock:

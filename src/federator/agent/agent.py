@@ -523,6 +523,17 @@ class Agent:
                 placement_id=launch.placement.placement_id, ok=False, message=f"malformed launch: {exc}")))
             self.metrics.launched("refused", None)
             return
+        ended = self._ended.get(placement.placement_id)
+        if ended is not None and placement.placement_id not in self.backend.placements():
+            # It ran here, ended and the cluster forgot it (the simulated one a minute after, a Kubernetes member
+            # after ttlSecondsAfterFinished): the same id twice starts nothing new (contract step 6); its end again.
+            log.info("placement %s already ended here (%s): nothing new started", placement.placement_id,
+                     ended.phase.value)
+            self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
+                placement_id=placement.placement_id, ok=True, message=f"already ended here: {ended.message}")))
+            self._queue(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
+                placement_id=placement.placement_id, phase=convert.phase_to_pb(ended.phase), message=ended.message)))
+            return
         if not self.member.reachable and placement.placement_id not in self.backend.placements():
             away = self.member.refusal()  # at once: the launch would wait on an API that does not answer
             log.warning("refused placement %s (job %s): %s", placement.placement_id, placement.job_id, away)

@@ -27,6 +27,7 @@ from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
+    from federator.accounting.retention import UsageRetention
     from federator.security.limits import Limits
     from federator.server.retention import RetentionPolicy
 
@@ -152,6 +153,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keep.add_argument("--max-finished-jobs-per-user", type=int, default=None, metavar="N",
                       help="keep at most N finished jobs per user (a kubectl-made job's namespace counts as one), "
                            "removing the oldest first; 0: no bound (default 500)")
+    p.add_argument("--usage-retention", type=float, default=None, metavar="SECONDS",
+                   help="delete a usage record (`federator usage`) this long after its placement ended, in small "
+                        "batches every minute; a running placement's record stays; 0 keeps usage forever "
+                        "(default 7776000, 90 days). Both modes: the records are in --db")
     lim.add_argument("--max-report-bytes-per-second", type=int, default=16 * 1024, metavar="BYTES",
                      help="capacity report bytes per agent per second, sustained; reports over it wait and the "
                           "newest is applied when the budget allows (default %(default)s; 0: no budget)")
@@ -177,6 +182,12 @@ def _retention(args: argparse.Namespace) -> RetentionPolicy:
         raise ValueError(f"--finished-job-ttl: must be 0 (keep forever) or more seconds, got {ttl:g}")
     most = policy.max_per_owner if args.max_finished_jobs_per_user is None else args.max_finished_jobs_per_user
     return RetentionPolicy(ttl_seconds=ttl, max_per_owner=most)
+
+
+def _usage_retention(args: argparse.Namespace) -> UsageRetention:
+    """--usage-retention; ValueError names the flag."""
+    from federator.accounting.retention import UsageRetention
+    return UsageRetention() if args.usage_retention is None else UsageRetention(args.usage_retention)
 
 
 _LIMIT_FLAGS = {"max_message_bytes": "--max-message-bytes", "max_replicas_per_job": "--max-replicas",
@@ -256,6 +267,7 @@ def _serve(args: argparse.Namespace) -> int:
         tls = tls_files(args, role="server")
         limits = _limits(args)
         retention = _retention(args)
+        usage_retention = _usage_retention(args)
     except (TlsError, ValueError) as exc:
         print(f"federator serve: {exc}", file=sys.stderr)
         return 2
@@ -277,7 +289,8 @@ def _serve(args: argparse.Namespace) -> int:
                         token_file=args.token_file, token_listen=args.token_listen, limits=limits,
                         audit_log=args.audit_log, trust=trust, trust_poll_seconds=args.trust_poll_seconds,
                         order_max_age=args.order_max_age,
-                        reflection=args.reflection, retention=retention)
+                        reflection=args.reflection, retention=retention,
+                        usage_retention=usage_retention)
     opts = dataclasses.replace(opts, kube=kube_options(args))
     asyncio.run(serve(opts))
     return 0

@@ -7,6 +7,9 @@ Times are ISO 8601 (a date, or a date and time; UTC unless an offset is
 given), unix seconds, or an age back from now (`90m`, `24h`, `7d`). Rows are
 the groups, biggest first, and a TOTAL line; the rows add up to the total
 exactly. An admin sees everyone's usage, anyone else their own.
+
+The federator keeps a record for `federator serve --usage-retention` after its placement ended (90 days by
+default): a window that starts earlier shows only what ended since or still runs (docs/security.md).
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u = sub.add_parser("usage", help="accelerator-seconds used, by queue, user, cluster, provider or model")
     u.add_argument("--since", default="", help="start: ISO 8601, unix seconds or an age like 24h, 7d "
-                                               "(default: the first record)")
+                                               "(default: the first record; records are kept for the "
+                                               "federator's --usage-retention, 90 days by default)")
     u.add_argument("--until", default="", help="end: ISO 8601, unix seconds or an age (default: now)")
     u.add_argument("--by", choices=BY, help="group by this (default: the total only)")
     u.add_argument("-o", "--output", choices=["table", "csv", "json"], default="table")

@@ -16,6 +16,7 @@ import grpc
 from prometheus_client import start_http_server
 
 from federator.accounting import SqliteUsageStore, UsageMeter, attach
+from federator.accounting.retention import UsagePruner, UsageRetention
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
 from federator.keepalive import SERVER_PING_POLICY
@@ -89,6 +90,7 @@ class ServeOptions:
     reflection: bool = False  # serve gRPC server reflection
     retention: RetentionPolicy = RetentionPolicy()  # finished jobs (server/retention.py); store mode only
     orphan_grace: float = DEFAULT_ORPHAN_GRACE_SECONDS  # server/orphans.py; 0: cancelled at once
+    usage_retention: UsageRetention = UsageRetention()  # usage records (accounting/retention.py); both modes
 
 
 def _scheduler(opts: ServeOptions) -> Scheduler:
@@ -371,6 +373,9 @@ async def serve(opts: ServeOptions) -> None:
     ticker = loop.create_task(_tick(meter))
     # Kubernetes mode: a job lives as long as its FederatedJob, the user's object (server/retention.py).
     sweeper = None if kube else loop.create_task(Retention(fed, opts.retention).run())
+    # Both modes: Kubernetes mode's usage records are in --db too (accounting/store.py).
+    pruner = loop.create_task(UsagePruner(usage, opts.usage_retention, clock=clock,
+                                          on_pruned=metrics.usage_records_pruned.inc).run())
     if kube:
         await kube.start(fed, on_lost=stop.set, authz=authz, audit=audit)
         fed.settling.known = True
@@ -383,6 +388,7 @@ async def serve(opts: ServeOptions) -> None:
         watching.cancel()
     if sweeper is not None:
         sweeper.cancel()
+    pruner.cancel()
     if kube:
         await kube.stop()
     await health_servicer.enter_graceful_shutdown()

@@ -1,0 +1,85 @@
+"""What an agent holds and re-syncs of finished placements is bounded, not its whole history.
+
+Outside SRE soak (finding 3): a sim agent re-sent every placement it had ever run on every reconnect. The
+contract (agent.proto, step 3) asks for the placements the cluster holds and the final phase of those that
+ended within lost_after_seconds; no more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from agent_support import FLEET, ScriptedFederator, kinds, launch, with_agent
+
+from federator.agent.agent import Agent
+from federator.api import convert
+from federator.api.v1 import agent_pb2
+from federator.backends.sim.fleet import parse_fleet
+from federator.backends.sim.runtime import SimBackend
+from federator.jobfile import parse_job
+from federator.model import JobPhase
+
+BIG = parse_fleet({"clusters": [{"name": "c-1", "region": "r", "nodes": [  # room for all of them at once
+    {"count": 8, "gpuModel": "H100", "gpus": 8, "cpu": 64, "memory": "256Gi"}]}]})
+
+SHORT = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                   "metadata": {"name": "j", "annotations": {"federator.io/sim-duration": "10ms",
+                                                             "federator.io/sim-startup": "0s"}},
+                   "spec": {"kind": "training", "resources": {"cpu": "1", "nvidia.com/gpu": 1}}})
+N = 40
+
+
+def updates(msgs: list[agent_pb2.AgentMessage]) -> list[agent_pb2.JobUpdate]:
+    return [m.job_update for m in msgs if m.WhichOneof("body") == "job_update"]
+
+
+def ended(msgs: list[agent_pb2.AgentMessage]) -> set[str]:
+    return {u.placement_id for u in updates(msgs) if convert.phase_from_pb(u.phase).is_terminal}
+
+
+def test_a_reconnect_re_syncs_the_live_placements_and_only_the_recent_ends() -> None:
+    script = [launch("live.g1.c-1", 1)] + [launch(f"s{i}.g1.c-1", 1, spec=SHORT) for i in range(N)]
+    fed = ScriptedFederator([script, [], []], lost_after=1.0)
+    backend = SimBackend(BIG["c-1"], finished_ttl=0.05)
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: len(ended(fed.sessions[0])) == N)
+        await asyncio.sleep(0.2)  # past the backend's finished_ttl, within lost_after
+        assert set(backend.placements()) == {"live.g1.c-1"}
+        agent._outbox.put_nowait(None)  # noqa: SLF001 - the stream breaks
+        await fed.until(lambda: len(fed.sessions) == 2 and "capacity" in kinds(fed.sessions[1]))
+        second = updates(fed.sessions[1])
+        assert all(u.resync for u in second)
+        assert second[0].placement_id == "live.g1.c-1"  # what it holds, then what ended lately (step 3)
+        assert {u.placement_id for u in second[1:]} == {f"s{i}.g1.c-1" for i in range(N)}
+
+        await asyncio.sleep(1.0)  # past lost_after: the federator has re-placed anything it missed by now
+        agent._outbox.put_nowait(None)  # noqa: SLF001
+        await fed.until(lambda: len(fed.sessions) == 3 and "capacity" in kinds(fed.sessions[2]))
+        assert [(u.placement_id, u.phase) for u in updates(fed.sessions[2])] == [
+            ("live.g1.c-1", convert.phase_to_pb(JobPhase.RUNNING))]
+        assert len(agent._ended) == 0  # noqa: SLF001
+
+    asyncio.run(with_agent(fed, body, backend=backend))
+
+
+def test_a_launch_of_a_placement_that_ended_and_was_forgotten_starts_nothing_new() -> None:
+    """Contract step 6: the same id twice starts nothing new, though the cluster no longer holds it."""
+    fed = ScriptedFederator([[launch("s.g1.c-1", 1, spec=SHORT)], [launch("s.g1.c-1", 1, spec=SHORT)]])
+    backend = SimBackend(FLEET["c-1"], finished_ttl=0.01)
+
+    async def body(agent: Agent) -> None:
+        await fed.until(lambda: ended(fed.sessions[0]) == {"s.g1.c-1"})
+        await asyncio.sleep(0.1)
+        assert backend.placements() == {}
+        agent._outbox.put_nowait(None)  # noqa: SLF001 - the next session launches it again
+        await fed.until(lambda: len(fed.sessions) == 2 and "ack" in kinds(fed.sessions[1])
+                        and len(updates(fed.sessions[1])) >= 2)
+        (ack,) = [m.ack for m in fed.sessions[1] if m.WhichOneof("body") == "ack"]
+        assert ack.ok and ack.message.startswith("already ended here")
+        phases = {convert.phase_from_pb(u.phase) for u in updates(fed.sessions[1])}
+        assert phases == {JobPhase.SUCCEEDED}  # the re-sync's and the answer's: never Placed or Running again
+        await asyncio.sleep(0.1)
+        assert backend.placements() == {}
+
+    asyncio.run(with_agent(fed, body, backend=backend))
