@@ -25,12 +25,16 @@ fail with its words, which the owner sees.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from federator.security.authz import Submitter
 
 KEPT_BLAMES = 4_096
 """Pending blames kept at most (the oldest go first): a bound on memory whatever the members report."""
+SWEEP_SECONDS = 1.0
+"""The pending blames are looked over at most this often: the quarantine is asked for every placement a cycle
+commits, and a second more before a blame counts changes nothing."""
 LAPSE_WINDOWS = 2
 """A pending blame its job's once-more placement has not confirmed within this many --quarantine-window plus
 --early-failure-seconds of the failure lapses: evidence that old says nothing about the cluster now."""
@@ -54,6 +58,7 @@ class Blames:
         self.seconds = seconds  # --early-failure-seconds: how long the once-more placement must run
         self.lapse = LAPSE_WINDOWS * (window + seconds)
         self._pending: dict[str, Blame] = {}  # job id -> blame, oldest first
+        self._swept_at = -math.inf
 
     def failed_early(self, job_id: str, cluster: str, owner: Submitter, now: float) -> None:
         """A job's first early failure: pending until its once-more placement shows whose fault it was."""
@@ -82,7 +87,11 @@ class Blames:
         return blame if succeeded or self._ran_long_enough(blame, now) else None
 
     def confirmed(self, now: float) -> list[Blame]:
-        """The blames whose job has now run --early-failure-seconds elsewhere (removed here); lapsed ones go."""
+        """The blames whose job has now run --early-failure-seconds elsewhere (removed here); lapsed ones go.
+        At most one look every SWEEP_SECONDS."""
+        if not self._pending or now - self._swept_at < SWEEP_SECONDS:
+            return []
+        self._swept_at = now
         out: list[Blame] = []
         for job_id, blame in list(self._pending.items()):
             if self._ran_long_enough(blame, now):
@@ -101,4 +110,4 @@ class Blames:
         return bool(blame.ran_since) and now - blame.ran_since >= self.seconds
 
 
-__all__ = ["KEPT_BLAMES", "LAPSE_WINDOWS", "Blame", "Blames"]
+__all__ = ["KEPT_BLAMES", "LAPSE_WINDOWS", "SWEEP_SECONDS", "Blame", "Blames"]
