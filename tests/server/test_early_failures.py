@@ -20,7 +20,7 @@ from federator.backends.kube.resources import job_from_resource, job_status, spe
 from federator.jobfile import parse_job
 from federator.model import ClusterState, Job, JobId, JobPhase, JobSpec, ReasonCode
 from federator.security.authz import Submitter, recorded_owner
-from federator.server.blame import Blame
+from federator.server.blame import LAPSE_WINDOWS, Blame, Blames
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import Federator
@@ -382,3 +382,26 @@ def test_kubernetes_mode_keeps_the_one_more_placement_in_the_federatedjob_status
     assert status["earlyFailure"] == f"liar after 4s: {CRASH}"
     back = job_from_resource({**cr, "status": status})
     assert back is not None and back.early_failure == job.early_failure
+
+
+@pytest.mark.parametrize(("ends", "after", "blamed"), [
+    ("succeeded", 1.0, True), ("cancelled", 1.0, False), ("cancelled", EARLY, True), ("failed-late", EARLY + 1, True),
+], ids=["succeeded-soon", "cancelled-soon", "cancelled-after-window", "failed-after-window"])
+def test_how_the_once_more_placement_ends_decides_the_blame(ends: str, after: float, blamed: bool) -> None:
+    """server/blame.py: the job ran elsewhere (succeeded, or lasted the window) or nothing shows either way."""
+    blames = Blames(seconds=EARLY, window=600.0)
+    blames.failed_early("j", "bad", Submitter(user="alice"), 0.0)
+    blames.ran("j", "bad", 1.0)  # a Running on the blamed cluster itself shows nothing
+    blames.ran("j", "good", 2.0)
+    got = blames.ended("j", "good", succeeded=ends == "succeeded", now=2.0 + after)
+    assert (got is not None) is blamed
+    assert blames.confirmed(1e6) == []  # settled either way: nothing left pending
+
+
+def test_a_blame_whose_job_never_runs_elsewhere_lapses() -> None:
+    blames = Blames(seconds=EARLY, window=600.0)
+    blames.failed_early("j", "bad", Submitter(user="alice"), 0.0)
+    assert blames.confirmed(100.0) == []
+    blames.ran("j", "good", LAPSE_WINDOWS * (600.0 + EARLY) + 1)  # too late: it lapses before it could count
+    assert blames.confirmed(LAPSE_WINDOWS * (600.0 + EARLY) + 1) == []
+    assert blames.confirmed(1e6) == []
