@@ -335,6 +335,10 @@ class Metrics:
             "federator_cluster_quarantines_total",
             "Times a member cluster was quarantined (no new work for --quarantine-seconds) after failing "
             "placements of several owners soon after their start.", ["cluster"], registry=r)
+        self.cluster_quarantines_capped = Counter(
+            "federator_cluster_quarantines_capped_total",
+            "Times a member cluster met the quarantine rule but was not quarantined: half the Ready clusters "
+            "(rounded down) were quarantined already.", ["cluster"], registry=r)
         self.scheduling_phase_duration = Histogram(
             "federator_scheduling_phase_duration_seconds",
             "Wall time of one phase of a scheduling cycle (order, prescore, place, preempt; rollout "
@@ -456,7 +460,8 @@ class Metrics:
 
     def cluster_counters_from_zero(self, cluster: str) -> None:
         """A cluster's event counters exist from 0 once it connects: increase() sees its first event."""
-        for counter in (self.placement_start_timeouts, self.placement_early_failures, self.cluster_quarantines):
+        for counter in (self.placement_start_timeouts, self.placement_early_failures, self.cluster_quarantines,
+                        self.cluster_quarantines_capped):
             counter.labels(cluster)
 
     def observe_cycle(self, seconds: float, phase_seconds: Mapping[str, float]) -> None:

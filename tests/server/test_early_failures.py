@@ -19,12 +19,13 @@ from server_support import Clock, MemoryStore, capacity, join, make, spec
 from federator.backends.kube.resources import job_from_resource, job_status, spec_of
 from federator.jobfile import parse_job
 from federator.model import ClusterState, Job, JobId, JobPhase, JobSpec, ReasonCode
-from federator.security.authz import recorded_owner
+from federator.security.authz import Submitter, recorded_owner
+from federator.server.blame import LAPSE_WINDOWS, Blame, Blames
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import Federator
 from federator.server.orders import CancelOrder, Order
-from federator.server.quarantine import QuarantinePolicy
+from federator.server.quarantine import Held, Quarantine, QuarantinePolicy
 from federator.store import SqliteJobStore
 
 CRASH = "CUDA error: an illegal memory access was encountered (exit 139)"
@@ -156,29 +157,51 @@ def test_the_one_more_placement_is_remembered_across_a_restart(tmp_path: Path) -
     assert job.phase is JobPhase.FAILED and "it had failed on liar after 4s" in job.message
 
 
-def _fail_three(fed: Federator, clock: Clock, rec: ClusterRecord, owners: tuple[str, ...]) -> None:
+def _fail_three(fed: Federator, clock: Clock, rec: ClusterRecord, owners: tuple[str, ...]) -> list[Job]:
     jobs = [fed.submit(owned(f"j{i}", who)) for i, who in enumerate(owners)]
     fed.schedule_once()
     for job in jobs:
         (p,) = job.placements
         crash(fed, rec, p.placement_id, after=1.0, clock=clock)
+    return jobs
 
 
-def test_three_early_failures_of_two_owners_quarantine_a_cluster_for_a_while() -> None:
+def _run_elsewhere(fed: Federator, rec: ClusterRecord, jobs: list[Job]) -> list[str]:
+    """Each job's once-more placement goes to `rec` and turns Running there."""
+    fed.schedule_once()
+    pids = []
+    for job in jobs:
+        (p,) = job.placements
+        assert p.cluster == rec.name
+        fed.acked(rec, p.placement_id)
+        fed.job_update(rec, p.placement_id, JobPhase.RUNNING, "")
+        pids.append(p.placement_id)
+    return pids
+
+
+def test_three_early_failures_of_two_owners_whose_jobs_then_run_elsewhere_quarantine_a_cluster() -> None:
+    """Updated with the evidence rule (outside QA's soak, finding 1): the failures count once the jobs, placed
+    once more, succeed on the honest cluster; before, they counted at once."""
     clock = Clock()
     fed = make(MemoryStore(), clock, early_failures=POLICY)
     liar = join(fed, "liar")
-    _fail_three(fed, clock, liar, ("alice", "bob", "alice"))
+    jobs = _fail_three(fed, clock, liar, ("alice", "bob", "alice"))
+    assert fed.early.quarantine.current(clock.now) == frozenset()  # no evidence yet: the jobs have run nowhere
+    good = join(fed, "good")
+    for job, pid in zip(jobs, _run_elsewhere(fed, good, jobs), strict=True):
+        fed.job_update(good, pid, JobPhase.SUCCEEDED, "")
+        assert job.phase is JobPhase.SUCCEEDED
     scrape = generate_latest(fed.metrics.registry).decode()
     assert 'federator_cluster_quarantines_total{cluster="liar"} 1.0' in scrape
     assert 'federator_cluster_quarantined{cluster="liar",region="r"} 1.0' in scrape
     assert fed.clusters["liar"].state is ClusterState.READY  # its lease and what it runs are untouched
 
     new = fed.submit(owned("next", "carol"))
+    fed.report(good, capacity(free=0))
     fed.schedule_once()
     assert new.phase is JobPhase.PENDING and new.pending_reason is not None
     assert "liar is Quarantined" in new.pending_reason.message
-    good = join(fed, "good")
+    fed.report(good, capacity())
     fed.schedule_once()
     assert [p.cluster for p in new.placements] == ["good"]
 
@@ -191,6 +214,101 @@ def test_three_early_failures_of_two_owners_quarantine_a_cluster_for_a_while() -
     assert [p.cluster for p in late.placements] == ["liar"]  # eligible again
     scrape = generate_latest(fed.metrics.registry).decode()
     assert 'federator_cluster_quarantined{cluster="liar",region="r"} 0.0' in scrape
+
+
+def test_a_blame_counts_once_the_job_has_run_elsewhere_for_the_early_failure_window() -> None:
+    """Running is not yet evidence (a crashing job runs a moment first); not failing early is."""
+    clock = Clock()
+    fed = make(MemoryStore(), clock, early_failures=POLICY)
+    liar = join(fed, "liar")
+    jobs = _fail_three(fed, clock, liar, ("alice", "bob", "carol"))
+    good = join(fed, "good")
+    _run_elsewhere(fed, good, jobs)
+    clock.now += EARLY - 1
+    assert fed.early.quarantine.current(clock.now) == frozenset()
+    clock.now += 1
+    assert fed.early.quarantine.current(clock.now) == {"liar"}
+
+
+def test_several_owners_jobs_that_crash_wherever_they_run_quarantine_no_cluster() -> None:
+    """Outside QA's soak, finding 1, in miniature: 3 users' jobs that crash at start, each placed once more and
+    failing there too, quarantined 2 of 3 healthy clusters within 3 s (all 9 in the soak). A job that fails
+    early on two clusters is its own fault: neither failure counts."""
+    clock = Clock()
+    fed = make(MemoryStore(), clock, early_failures=POLICY)
+    recs = {name: join(fed, name) for name in ("e1", "c1", "w1")}
+    jobs = [fed.submit(owned(f"crash-{who}-{i}", who)) for who in ("alice", "bob", "carol") for i in (1, 2)]
+    for _ in range(2):  # the first placement, then the once more
+        fed.schedule_once()
+        for job in jobs:
+            for p in job.placements:
+                if p.phase is JobPhase.PLACED:
+                    crash(fed, recs[p.cluster], p.placement_id, after=1.0, clock=clock)
+    assert all(job.phase is JobPhase.FAILED for job in jobs), [j.pending_reason for j in jobs]
+    assert fed.early.quarantine.current(clock.now) == frozenset()
+    good = fed.submit(owned("good", "dave"))
+    fed.schedule_once()
+    assert good.phase is JobPhase.PLACED, good.pending_reason
+    scrape = generate_latest(fed.metrics.registry).decode()
+    assert 'federator_placement_early_failures_total{cluster="w1"}' in scrape  # still counted as early failures
+
+
+def test_early_failures_of_jobs_that_keep_their_cluster_do_not_quarantine_it() -> None:
+    """No once-more placement, so nothing shows whose fault it was (server/blame.py)."""
+    clock = Clock()
+    fed = make(MemoryStore(), clock, early_failures=POLICY)
+    rec = join(fed, "x")
+    fed.report(fed.connect(cluster="y", region="r", labels={}), capacity(free=0))  # Ready, no room: all go to x
+    jobs = [fed.submit(owned(f"k{i}", who, **{FAILOVER_ANNOTATION: "keep"}))
+            for i, who in enumerate(("alice", "bob", "carol"))]
+    fed.schedule_once()
+    for job in jobs:
+        for p in job.placements:
+            crash(fed, fed.clusters[p.cluster], p.placement_id, after=1.0, clock=clock)
+    assert all(job.phase is JobPhase.FAILED and job.clusters == ["x"] for job in jobs)
+    assert fed.early.quarantine.current(clock.now) == frozenset()
+    assert rec.state is ClusterState.READY
+
+
+def _confirm_three(quarantine: Quarantine, cluster: str, now: float) -> Held | None:
+    held = None
+    for who in ("alice", "bob", "alice"):
+        held = quarantine.confirm(Blame(cluster, Submitter(user=who), now), now) or held
+    return held
+
+
+@pytest.mark.parametrize(("ready", "quarantined"), [
+    (1, 0), (2, 1), (3, 1), (4, 2), (9, 4),
+], ids=["one-none", "two-one", "three-one", "four-two", "nine-four"])
+def test_quarantine_never_takes_out_more_than_half_the_ready_clusters(ready: int, quarantined: int) -> None:
+    """Outside QA's soak quarantined 9 of 9 clusters: every cluster that meets the rule beyond half the Ready ones
+    (rounded down) is not quarantined, and the capped counter says so."""
+    capped: list[str] = []
+    quarantine = Quarantine(QuarantinePolicy(failures=3), ready=lambda: ready, on_capped=capped.append)
+    names = [f"c{i}" for i in range(ready)]
+    held = [name for name in names if _confirm_three(quarantine, name, 10.0) is not None]
+    assert held == names[:quarantined]
+    assert quarantine.current(10.0) == frozenset(held)
+    assert capped == names[quarantined:]
+
+
+def test_a_capped_cluster_is_quarantined_at_its_next_failure_once_the_cap_allows() -> None:
+    quarantine = Quarantine(QuarantinePolicy(failures=3, seconds=100.0), ready=lambda: 3)
+    assert _confirm_three(quarantine, "a", 0.0) is not None
+    assert _confirm_three(quarantine, "b", 1.0) is None  # capped: one of three at most
+    assert quarantine.confirm(Blame("b", Submitter(user="carol"), 101.0), 101.0) is not None  # a's ended
+    assert quarantine.current(101.0) == {"b"}
+
+
+def test_a_capped_quarantine_is_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    fed = make(MemoryStore(), clock, early_failures=POLICY)
+    join(fed, "only")
+    quarantine = fed.early.quarantine
+    assert _confirm_three(quarantine, "only", clock.now) is None
+    assert "cluster only not quarantined" in caplog.text and "0 of 1 Ready clusters" in caplog.text
+    scrape = generate_latest(fed.metrics.registry).decode()
+    assert 'federator_cluster_quarantines_capped_total{cluster="only"} 1.0' in scrape
 
 
 def test_one_owners_early_failures_alone_do_not_quarantine_a_cluster() -> None:
@@ -264,3 +382,26 @@ def test_kubernetes_mode_keeps_the_one_more_placement_in_the_federatedjob_status
     assert status["earlyFailure"] == f"liar after 4s: {CRASH}"
     back = job_from_resource({**cr, "status": status})
     assert back is not None and back.early_failure == job.early_failure
+
+
+@pytest.mark.parametrize(("ends", "after", "blamed"), [
+    ("succeeded", 1.0, True), ("cancelled", 1.0, False), ("cancelled", EARLY, True), ("failed-late", EARLY + 1, True),
+], ids=["succeeded-soon", "cancelled-soon", "cancelled-after-window", "failed-after-window"])
+def test_how_the_once_more_placement_ends_decides_the_blame(ends: str, after: float, blamed: bool) -> None:
+    """server/blame.py: the job ran elsewhere (succeeded, or lasted the window) or nothing shows either way."""
+    blames = Blames(seconds=EARLY, window=600.0)
+    blames.failed_early("j", "bad", Submitter(user="alice"), 0.0)
+    blames.ran("j", "bad", 1.0)  # a Running on the blamed cluster itself shows nothing
+    blames.ran("j", "good", 2.0)
+    got = blames.ended("j", "good", succeeded=ends == "succeeded", now=2.0 + after)
+    assert (got is not None) is blamed
+    assert blames.confirmed(1e6) == []  # settled either way: nothing left pending
+
+
+def test_a_blame_whose_job_never_runs_elsewhere_lapses() -> None:
+    blames = Blames(seconds=EARLY, window=600.0)
+    blames.failed_early("j", "bad", Submitter(user="alice"), 0.0)
+    assert blames.confirmed(100.0) == []
+    blames.ran("j", "good", LAPSE_WINDOWS * (600.0 + EARLY) + 1)  # too late: it lapses before it could count
+    assert blames.confirmed(LAPSE_WINDOWS * (600.0 + EARLY) + 1) == []
+    assert blames.confirmed(1e6) == []

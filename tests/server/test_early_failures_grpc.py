@@ -4,7 +4,9 @@ agent with room. Two tenants (their own user certificates) submit jobs; the fede
 `federator serve`.
 
 Before: every job went to the liar and ended Failed within seconds. Now each job is placed once more elsewhere,
-and the liar is quarantined after three early failures of two owners: every job runs on the honest cluster.
+and the liar is quarantined after three early failures of two owners whose jobs then ran on the honest cluster
+(server/blame.py: for --early-failure-seconds, 1 s here, so the test need not wait the default 300 s): every
+job runs on the honest cluster.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from federator.jobfile import parse_job
 from federator.model import PRICE_LABEL, JobPhase
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
 from federator.security.tls import cluster_files, user_files
+from federator.server.early_failures import EarlyFailurePolicy, EarlyFailures
 
 from builders import cluster, pool
 
@@ -103,6 +106,7 @@ def test_a_provider_that_fails_every_job_at_once_ends_up_with_none_of_them(tenan
         async with served(certs=tenants) as s:
             fed = s.fed
             fed.cycle_interval = 0.1
+            fed.early = EarlyFailures(fed, EarlyFailurePolicy(seconds=1.0))
             loop = asyncio.get_running_loop()
             liar = FakeAgent("acme-east", nodes=100_000, price="0", lies=True)
             honest = FakeAgent("gx-west", nodes=8, price="2.00", lies=False)
@@ -130,6 +134,10 @@ def test_a_provider_that_fails_every_job_at_once_ends_up_with_none_of_them(tenan
                                                                          timeout=5)
                     assert convert.phase_from_pb(got.phase) is JobPhase.RUNNING, (user, got.message)
                     assert [p.cluster for p in got.placements] == ["gx-west"]
+                for _ in range(100):  # the jobs ran 1 s on gx-west: the liar's failures are evidence now
+                    if fed.early.quarantine.current(fed.clock()):
+                        break
+                    await asyncio.sleep(0.05)
                 assert len(liar.launched) >= 3  # it drew jobs until it was quarantined...
                 drawn = len(liar.launched)
                 async with channel(s.target, user_files(tenants, "bob")) as ch:

@@ -21,8 +21,10 @@ progress deadline), is placed again alone, its cluster avoided a while, whatever
 the parts serving elsewhere are left alone (they were all deleted, and the job failed, before: outside QA). Any
 other job that fails late fails, as ever.
 
-Every early failure, retried or not, counts against its cluster (`federator_placement_early_failures_total`) and
-toward its quarantine (server/quarantine.py). 0 turns both off: a Failed placement fails its job, as before.
+Every early failure, retried or not, counts in `federator_placement_early_failures_total{cluster}`. Toward the
+cluster's quarantine (server/quarantine.py) counts only a first early failure whose job, placed once more, then
+runs on another cluster (server/blame.py): a job that fails early on its second cluster too is its own fault, and
+neither failure counts. 0 turns both off: a Failed placement fails its job, as before.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from federator.model import Job, JobPhase, Placement, Reason, ReasonCode
+from federator.model import ClusterState, Job, JobPhase, Placement, Reason, ReasonCode
 from federator.scheduler import may_spread
 from federator.security.authz import submitter_of
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
@@ -67,7 +69,8 @@ class EarlyFailures:
     def __init__(self, fed: Federator, policy: EarlyFailurePolicy | None = None) -> None:
         self.fed = fed
         self.policy = policy or EarlyFailurePolicy()
-        self.quarantine = Quarantine(self.policy.quarantine, on_start=self._quarantined, on_end=self._released)
+        self.quarantine = Quarantine(self.policy.quarantine, early_seconds=self.policy.seconds, ready=self._ready,
+                                     on_start=self._quarantined, on_end=self._released, on_capped=self._capped)
         self._started: dict[str, float] = {}  # placement id -> when it turned Running, oldest first
 
     def seen(self, rec: ClusterRecord, job: Job, placement: Placement, phase: JobPhase, message: str) -> str | None:
@@ -75,13 +78,19 @@ class EarlyFailures:
         that queued the job again (nothing more to record: the placement is gone)."""
         seconds = self.policy.seconds
         now = self.fed.clock()
+        blames = self.quarantine.blames
         if seconds > 0 and phase is JobPhase.RUNNING and placement.phase is not JobPhase.RUNNING:
             self._start(placement.placement_id, now)
+            blames.ran(job.job_id, rec.name, now)
+        if phase in (JobPhase.SUCCEEDED, JobPhase.CANCELLED):
+            self.quarantine.confirm(blames.ended(job.job_id, rec.name, succeeded=phase is JobPhase.SUCCEEDED,
+                                                 now=now), now)
         if phase is not JobPhase.FAILED:
             return message
         took = now - max(job.placed_at, self._started.pop(placement.placement_id, 0.0))
         if seconds > 0 and took <= seconds:
             return self._failed_early(rec, job, placement, message, took)
+        self.quarantine.confirm(blames.ended(job.job_id, rec.name, succeeded=False, now=now), now)
         return self._part_failed(rec, job, placement, message, took)
 
     def _part_failed(self, rec: ClusterRecord, job: Job, placement: Placement, message: str,
@@ -104,12 +113,15 @@ class EarlyFailures:
         fed = self.fed
         now = fed.clock()
         fed.metrics.placement_early_failures.labels(rec.name).inc()
-        self.quarantine.failed_early(rec.name, submitter_of(job.spec), now)
         said = f"{rec.name} after {took:.0f}s: {brief(message) if message else 'no message'}"
         if job.early_failure:  # its one more placement failed too: the job fails, naming both clusters
+            if self.quarantine.blames.job_at_fault(job.job_id) is not None:  # and neither cluster is to blame
+                log.info("job %s failed early on two clusters: its own fault, no evidence against either",
+                         job.job_id)
             return f"{message} (failed on {said}; it had failed on {job.early_failure} and was placed once more)"
         if job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep":
-            return message
+            return message  # no once-more placement, so nothing shows whose fault it was: no blame (blame.py)
+        self.quarantine.failed_early(job.job_id, rec.name, submitter_of(job.spec), now)
         job.early_failure = said  # stored by the requeue's write, before any agent hears of it
         why = f"failed on {said}; placing it once more, elsewhere (--early-failure-seconds {self.policy.seconds:g})"
         log.warning("job %s %s", job.job_id, why)
@@ -128,6 +140,13 @@ class EarlyFailures:
 
     def _quarantined(self, cluster: str) -> None:
         self.fed.metrics.cluster_quarantines.labels(cluster).inc()
+
+    def _capped(self, cluster: str) -> None:
+        self.fed.metrics.cluster_quarantines_capped.labels(cluster).inc()
+
+    def _ready(self) -> int:
+        """Ready clusters now, quarantined ones too (they stay Ready): the base of the quarantine's cap."""
+        return sum(1 for rec in self.fed.clusters.values() if rec.state is ClusterState.READY)
 
     def _released(self, cluster: str) -> None:
         """Its room counts again: jobs parked for want of room come back."""

@@ -1,4 +1,5 @@
-"""A cluster that fails several owners' work soon after taking it gets no new work for a while.
+"""A cluster that fails several owners' work soon after taking it, work that then runs elsewhere, gets no new work
+for a while; never more than half the Ready clusters at once.
 
 Why: a member is trusted to report its placements' outcomes, and Failed is final. Outside QA's black-hole
 provider (docs/reliability.md, "Early failures") claimed room without bound at a price of 0, drew every
@@ -6,16 +7,26 @@ tenant's jobs and reported each Failed at once: 6 of 6 jobs of two tenants ended
 cluster had room, and nothing stopped the next job going there too. Each early failure places its job once more
 elsewhere (server/early_failures.py); this keeps the cluster from drawing the next owners' jobs.
 
-The rule: per cluster, the early failures of the last `window` seconds; when they reach `failures`, of at least
-MIN_OWNERS different owners (the submitter, security/authz.py `submitter_of`: one tenant's crashing image is
-that tenant's problem, not the cluster's), the cluster is quarantined for `seconds`. A quarantined cluster stays
-Ready (its lease, its jobs, its reports are as before) and runs what it holds; the scheduling snapshot shows it
-as Quarantined, so the filter that keeps work off a cluster that is not Ready keeps new work off it, with that
-reason (no scheduler concept of its own). When the time is up the cluster takes work again, and its count starts
-from nothing.
+The rule: an early failure counts against its cluster only once it is evidence, when the job, placed once more
+elsewhere, ran there (server/blame.py: a job that fails early wherever it runs is its own fault; before, such
+jobs of four tenants quarantined all 9 healthy clusters of outside QA's soak, finding 1). Per cluster, the
+confirmed failures of the last `window` seconds; when they reach `failures`, of at least MIN_OWNERS different
+owners (the submitter, security/authz.py `submitter_of`: one tenant's crashing image is that tenant's problem,
+not the cluster's), the cluster is quarantined for `seconds`, unless that would quarantine more than MAX_SHARE of
+the Ready clusters (rounded down: none of one, one of two or three, four of nine). Over the cap the cluster is not
+quarantined: a warning says so and `federator_cluster_quarantines_capped_total{cluster}` counts it; its evidence
+is kept, so it is quarantined at its next confirmed failure once the cap allows. Why a cap: when more than half
+the fleet looks bad at once the cause is more likely the work or something fleet-wide than the members, and
+taking them out turns a bad hour for some jobs into an outage for all (the soak: 722 jobs waited, 897 of 1,008
+accelerators free); the majority keeps taking work while someone looks.
 
-Memory only: a restarted federator has forgotten a quarantine, and the cluster must fail work again to be
-quarantined again (each such job is still placed once more elsewhere).
+A quarantined cluster stays Ready (its lease, its jobs, its reports are as before) and runs what it holds; the
+scheduling snapshot shows it as Quarantined, so the filter that keeps work off a cluster that is not Ready keeps
+new work off it, with that reason (no scheduler concept of its own). When the time is up the cluster takes work
+again, and its count starts from nothing.
+
+Memory only: a restarted federator has forgotten a quarantine and the pending blames, and the cluster must fail
+work again to be quarantined again (each such job is still placed once more elsewhere).
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from federator.security.authz import Submitter
+from federator.server.blame import Blame, Blames
 
 log = logging.getLogger("federator.server")
 
@@ -35,14 +47,16 @@ DEFAULT_QUARANTINE_WINDOW_SECONDS = 600.0
 DEFAULT_QUARANTINE_SECONDS = 1_800.0
 MIN_OWNERS = 2
 """Different owners among a cluster's early failures before it is quarantined."""
+MAX_SHARE = 0.5
+"""The share of the Ready clusters (quarantined ones included) that may be quarantined at once, rounded down."""
 KEPT_FAILURES = 256
 """Early failures remembered per cluster at most (the newest): a bound on memory whatever a cluster reports."""
 
 
 @dataclass(frozen=True, slots=True)
 class QuarantinePolicy:
-    """`failures` early failures of MIN_OWNERS owners within `window` seconds quarantine a cluster for `seconds`;
-    `failures` 0: never."""
+    """`failures` confirmed early failures of MIN_OWNERS owners within `window` seconds quarantine a cluster for
+    `seconds` (MAX_SHARE of the Ready clusters at most); `failures` 0: never."""
 
     failures: int = DEFAULT_QUARANTINE_FAILURES
     window: float = DEFAULT_QUARANTINE_WINDOW_SECONDS
@@ -66,40 +80,86 @@ class Held:
 
 
 class Quarantine:
-    """The clusters quarantined now, and each cluster's recent early failures; see the module docstring."""
+    """The clusters quarantined now, the pending blames (server/blame.py) and each cluster's confirmed early
+    failures; see the module docstring."""
 
-    def __init__(self, policy: QuarantinePolicy | None = None, *,
+    def __init__(self, policy: QuarantinePolicy | None = None, *, early_seconds: float = 300.0,
+                 ready: Callable[[], int] = lambda: 0,
                  on_start: Callable[[str], None] = lambda cluster: None,
-                 on_end: Callable[[str], None] = lambda cluster: None) -> None:
+                 on_end: Callable[[str], None] = lambda cluster: None,
+                 on_capped: Callable[[str], None] = lambda cluster: None) -> None:
         self.policy = policy or QuarantinePolicy()
+        self.blames = Blames(seconds=early_seconds, window=self.policy.window)
+        self._ready = ready  # how many clusters are Ready now (quarantined ones too): the cap's base
         self._on_start = on_start
         self._on_end = on_end
+        self._on_capped = on_capped
         self._failures: dict[str, deque[tuple[float, Submitter]]] = {}
         self._held: dict[str, Held] = {}
 
-    def failed_early(self, cluster: str, owner: Submitter, now: float) -> Held | None:
-        """Count one early failure on `cluster` of `owner`'s job; the quarantine it starts, if it starts one."""
+    def failed_early(self, job_id: str, cluster: str, owner: Submitter, now: float) -> None:
+        """A job's first early failure, on `cluster`: a blame once the job runs elsewhere (server/blame.py)."""
+        if self.policy.failures > 0:
+            self.blames.failed_early(job_id, cluster, owner, now)
+
+    def confirm(self, blame: Blame | None, now: float) -> Held | None:
+        """Count one confirmed early failure against its cluster; the quarantine it starts, if it starts one."""
         policy = self.policy
-        if policy.failures <= 0 or self.holding(cluster, now):
+        if blame is None or policy.failures <= 0 or self._holding(blame.cluster, now):
             return None
+        cluster = blame.cluster
         recent = self._failures.setdefault(cluster, deque(maxlen=KEPT_FAILURES))
-        recent.append((now, owner))
+        recent.append((now, blame.owner))
         while recent and now - recent[0][0] > policy.window:
             recent.popleft()
         owners = {who for _, who in recent}
         if len(recent) < policy.failures or len(owners) < MIN_OWNERS:
             return None
+        held_now, ready = len(self._current(now)), self._ready()
+        if held_now + 1 > int(ready * MAX_SHARE):
+            log.warning("cluster %s not quarantined: %d placements of %d owners that then ran elsewhere failed "
+                        "there early within %gs, but %d of %d Ready clusters are quarantined and at most %d may be "
+                        "(half, rounded down)", cluster, len(recent), len(owners), policy.window, held_now, ready,
+                        int(ready * MAX_SHARE))
+            self._on_capped(cluster)
+            return None
         del self._failures[cluster]
         held = self._held[cluster] = Held(
             now + policy.seconds,
             f"{len(recent)} placements of {len(owners)} owners failed within --early-failure-seconds of their start "
-            f"in {policy.window:g}s; no new work for {policy.seconds:g}s (--quarantine-seconds)")
+            f"in {policy.window:g}s and then ran on another cluster; no new work for {policy.seconds:g}s "
+            "(--quarantine-seconds)")
         log.warning("cluster %s quarantined: %s", cluster, held.why)
         self._on_start(cluster)
         return held
 
     def holding(self, cluster: str, now: float) -> Held | None:
-        """The cluster's quarantine if it holds at `now`; one that ran out ends here."""
+        """The cluster's quarantine if it holds at `now` (after counting the blames confirmed by now); one that
+        ran out ends here."""
+        self._count_confirmed(now)
+        return self._holding(cluster, now)
+
+    def current(self, now: float) -> frozenset[str]:
+        """The clusters quarantined at `now` (after counting the blames confirmed by now; each that ran out
+        ends)."""
+        self._count_confirmed(now)
+        return self._current(now)
+
+    def forget(self, cluster: str) -> None:
+        """The cluster left the registry: nothing of it is kept."""
+        self._failures.pop(cluster, None)
+        self._held.pop(cluster, None)
+        self.blames.forget(cluster)
+
+    def _count_confirmed(self, now: float) -> None:
+        """The blames whose jobs have now run long enough elsewhere count (no timer: each look counts them)."""
+        for blame in self.blames.confirmed(now):
+            self.confirm(blame, now)
+
+    def _current(self, now: float) -> frozenset[str]:
+        return frozenset(c for c in list(self._held) if self._holding(c, now) is not None)
+
+    def _holding(self, cluster: str, now: float) -> Held | None:
         held = self._held.get(cluster)
         if held is None or now < held.until:
             return held
@@ -108,15 +168,6 @@ class Quarantine:
         self._on_end(cluster)
         return None
 
-    def current(self, now: float) -> frozenset[str]:
-        """The clusters quarantined at `now` (each that ran out ends)."""
-        return frozenset(c for c in list(self._held) if self.holding(c, now) is not None)
-
-    def forget(self, cluster: str) -> None:
-        """The cluster left the registry: nothing of it is kept."""
-        self._failures.pop(cluster, None)
-        self._held.pop(cluster, None)
-
 
 __all__ = ["DEFAULT_QUARANTINE_FAILURES", "DEFAULT_QUARANTINE_SECONDS", "DEFAULT_QUARANTINE_WINDOW_SECONDS",
-           "KEPT_FAILURES", "MIN_OWNERS", "Held", "Quarantine", "QuarantinePolicy"]
+           "KEPT_FAILURES", "MAX_SHARE", "MIN_OWNERS", "Held", "Quarantine", "QuarantinePolicy"]
