@@ -73,8 +73,13 @@ def test_a_refused_scale_is_a_warning_event_naming_the_field_said_once() -> None
             assert job.spec.replicas == 2
             (event,) = events.posted
             assert (event["type"], event["reason"]) == ("Warning", "ScaleRefused")
-            assert event["message"].startswith("spec.replicas: not scaled to 1, the job keeps 2: replicas: 1 is "
-                                               "below the job's spec.regions.minRegions (2)")
+            assert event["message"].startswith("spec.replicas: not scaled to 1, the job keeps 2 (spec.replicas set "
+                                               "back): replicas: 1 is below the job's spec.regions.minRegions (2)")
+            # The object says 2 again: a leader that loads it reads a spec it accepts, and the job it runs.
+            assert api.objects[("research", "chat")]["spec"]["replicas"] == 2
+            reloaded = KubeJobStore(api)
+            (loaded,) = reloaded.load()
+            assert loaded.spec.replicas == 2 and loaded.phase is not JobPhase.FAILED
             await ctl.reconcile("MODIFIED", scaled_by_kubectl(api, 3))  # a new count is tried again
             assert job.spec.replicas == 3
             assert [e["reason"] for e in events.posted] == ["ScaleRefused", "Scaled"]

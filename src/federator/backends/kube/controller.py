@@ -28,7 +28,8 @@ It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
 - A FederatedJob whose spec.replicas changed (the CRD allows it on an
   inference job alone; `kubectl scale` uses the scale subresource) is scaled as
   the gRPC API's Scale does (server/scaling.py). A scale the federator refuses
-  is a Warning Event `ScaleRefused` naming the field, once per generation.
+  is a Warning Event `ScaleRefused` naming the field, once per generation, and
+  the object's spec.replicas is set back to the job's count.
 - MemberCluster objects mirror the federator's cluster registry, and are
   never deleted by the federator: a Lost cluster's object is its history. An
   operator may `kubectl delete mc` a Lost one; it is not recreated unless its
@@ -248,11 +249,15 @@ class FederatedJobController:
         try:
             self.fed.scale(job_id, wanted)
         except ScaleRefused as exc:
+            # The object's spec.replicas goes back to the job's count (the store writes it, as after a gRPC
+            # scale): left at the refused count, the next leader read a spec the federator refuses (replicas
+            # below minRegions) and failed a job that was serving (found on the test bed).
+            self.fed.journal.write([job])
             self._scale_refused[meta.get("uid", "")] = generation
             log.warning("FederatedJob %s/%s: scale to %d refused: %s", meta.get("namespace"), meta.get("name"),
                         wanted, exc)
             self._warn(meta, EventReason.SCALE_REFUSED, f"spec.replicas: not scaled to {wanted}, the job keeps "
-                                                        f"{job.spec.replicas}: {exc}")
+                                                        f"{job.spec.replicas} (spec.replicas set back): {exc}")
             return
         log.info("FederatedJob %s/%s: job %s scaled to %d replicas", meta.get("namespace"), meta.get("name"),
                  job_id, wanted)
