@@ -451,7 +451,9 @@ def list_clusters(target: Target, *, full: bool = True, page_size: int = 0) -> l
                 out.append({"name": c.name, "region": c.region, "state": c.state, "labels": dict(c.labels),
                             "capacity": cap, "last_report_at": c.last_report_at, "placements": c.placements,
                             "gang_admission": c.gang_admission, "quarantined_until": c.quarantined_until,
-                            "quarantine_reason": c.quarantine_reason, "member_unreachable": c.member_unreachable,
+                            "quarantine_reason": c.quarantine_reason, "cordoned": c.cordoned,
+                            "cordoned_by": c.cordoned_by, "cordoned_at": c.cordoned_at,
+                            "cordon_reason": c.cordon_reason, "member_unreachable": c.member_unreachable,
                             "member_unreachable_since": c.member_unreachable_since,
                             "report_age_seconds": c.report_age_seconds})
             token = resp.next_page_token

@@ -88,9 +88,10 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         gpus = format_free_of_total(cap.free_accelerators, cap.total_accelerators, cap.quota_held_accelerators) \
             if cap else "-"
         cpus = f"{cap.cpu_milli_free / 1000:g}" if cap else "-"
-        # No new work for now: quarantined (server/quarantine.py), or its agent cannot reach the member's API
-        # server (server/member_health.py); -o json gives the words.
-        state = c["state"] + (",Quarantined" if c.get("quarantined_until") else "") \
+        # No new work for now: cordoned by an operator (server/cordons.py), quarantined (server/quarantine.py), or
+        # its agent cannot reach the member's API server (server/member_health.py); -o json gives the words.
+        state = c["state"] + (",Cordoned" if c.get("cordoned") else "") \
+            + (",Quarantined" if c.get("quarantined_until") else "") \
             + (",APIUnreachable" if c.get("member_unreachable") else "")
         row = [c["name"], c["region"], state, gpus, cpus, str(c["placements"]),
                _age(c.get("report_age_seconds") or max(0.0, now - c["last_report_at"]))  # the federator's clock

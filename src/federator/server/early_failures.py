@@ -70,7 +70,7 @@ class EarlyFailures:
         self.fed = fed
         self.policy = policy or EarlyFailurePolicy()
         self.quarantine = Quarantine(self.policy.quarantine, early_seconds=self.policy.seconds, ready=self._ready,
-                                     on_start=self._quarantined, on_end=self._released, on_capped=self._capped)
+                                     on_start=self._quarantined, on_end=self.released, on_capped=self._capped)
         self._started: dict[str, float] = {}  # placement id -> when it turned Running, oldest first
 
     def seen(self, rec: ClusterRecord, job: Job, placement: Placement, phase: JobPhase, message: str) -> str | None:
@@ -148,8 +148,8 @@ class EarlyFailures:
         """Ready clusters now, quarantined ones too (they stay Ready): the base of the quarantine's cap."""
         return sum(1 for rec in self.fed.clusters.values() if rec.state is ClusterState.READY)
 
-    def _released(self, cluster: str) -> None:
-        """Its room counts again: jobs parked for want of room come back."""
+    def released(self, cluster: str) -> None:
+        """Its room counts again (a quarantine or a cordon ended): jobs parked for want of room come back."""
         self.fed.cycles.capacity_changed(everything=True)
         self.fed.wake()
 

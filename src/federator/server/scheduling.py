@@ -378,13 +378,16 @@ class Cycles:
         return info
 
     def snapshot(self) -> Snapshot:
-        """Member clusters as last reported, less what this federator has reserved since. A Ready cluster under
-        quarantine (server/quarantine.py) is Quarantined here: the scheduler keeps new work off it as off any
-        cluster not Ready, and says why."""
+        """Member clusters as last reported, less what this federator has reserved since. A Ready cluster an
+        operator cordoned (server/cordons.py) is Cordoned here, one under quarantine (server/quarantine.py)
+        Quarantined: the scheduler keeps new work off it as off any cluster not Ready, and says why."""
         active = self.active_by_cluster()
         quarantined = self.fed.early.quarantine.current(self.fed.clock())
-        infos = [info if info.name not in quarantined or info.state is not ClusterState.READY
-                 else replace(info, state=ClusterState.QUARANTINED)
+        cordoned = self.fed.cordons.names()
+        infos = [info if info.state is not ClusterState.READY
+                 else replace(info, state=ClusterState.CORDONED) if info.name in cordoned
+                 else replace(info, state=ClusterState.QUARANTINED) if info.name in quarantined
+                 else info
                  for rec in self.fed.clusters.values()
                  if (info := self.reserved_info(rec, active.get(rec.name, ()))) is not None]
         return Snapshot.of(infos)
