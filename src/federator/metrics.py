@@ -232,7 +232,7 @@ class StateCollector(Collector):
             quarantined.add_metric([c.cluster, c.region], 1.0 if c.quarantined else 0.0)
         yield quarantined
         cordoned = GaugeMetricFamily("federator_cluster_cordoned",
-                                     "1 while an operator has cordoned the member cluster (federator cordon): no "
+                                     "1 while an operator has cordoned the member cluster (federator cordon: no "
                                      "new work until uncordoned; what it runs stays), else 0.",
                                      labels=["cluster", "region"])
         for c in s.clusters:

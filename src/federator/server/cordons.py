@@ -86,6 +86,8 @@ class Cordons:
         self.store = store
         if load:
             self._held = dict(store.load())
+            for name, cordon in sorted(self._held.items()):
+                log.warning("cluster %s is %s; it takes no new work until uncordoned", name, cordon.describe())
 
     def held(self) -> dict[str, Cordon]:
         return dict(self._held)
