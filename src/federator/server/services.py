@@ -436,7 +436,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         stream = self._streams.get(rec.session)
         if self.auth.trust is None or stream is None:
             return ""
-        return self.auth.trust.capacity_problem(stream.peer.issuer, cap.total_accelerators)
+        return self.auth.trust.capacity_problem(stream.peer.issuer, cap)
 
     def _release_later(self, rec: ClusterRecord) -> None:
         gate = rec.reports
