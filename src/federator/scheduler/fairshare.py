@@ -8,7 +8,9 @@ its own (an H100 is not an A10), next to CPU and memory.
 
 Quotas cap what a queue holds: per accelerator model (as users write models, "H100"
 limits every model that name selects, "Ascend910B" every model of that catalog family),
-and for CPU and memory.
+and for CPU and memory. A gang is charged in full against the model it takes; a spread
+job, whose replicas may split over the models it accepts, is capped per model instead
+(`QuotaCheck.caps`, spent by `pools.QuotaBudget`).
 """
 
 from __future__ import annotations
@@ -129,12 +131,12 @@ class QueueUsage:
                 continue
             left[key] = max(0, limit - held)
             room = left[key] // per_group * g if per_group else 0  # replicas, in whole groups
-            if room:
-                caps.append((key, room))
-            else:
+            if not room:
                 blocked.append(key)
             if not self._may_use(request, key):
-                continue  # said nowhere: the job could not use that quota's models anyway
+                continue  # neither capped nor said: the job could not use that quota's models anyway
+            if room:
+                caps.append((key, room))
             notes.append(f"quota of queue {queue} on {key}: {held / MILLI:g} of {limit / MILLI:g} accelerators "
                          f"in use, " + (f"room for {room} of its {request.replicas} replicas" if room else
                                         f"the job needs {need.accelerator_milli / MILLI:g}"))
