@@ -103,6 +103,19 @@ def test_groups_stay_whole_within_the_quota() -> None:
     assert short.pending["svc"].message.startswith("queue default's quota leaves room for 12 of 16 replicas")
 
 
+def test_min_regions_seeds_only_where_the_quota_leaves_room() -> None:
+    # H100's quota holds one replica: east takes it, so west (H100 only) cannot seed the second region; central's
+    # A100 does, and takes the rest.
+    c = [cluster("east-1", "east", pool(H100, nodes=1)), cluster("west-1", "west", pool(H100, nodes=4)),
+         cluster("central-1", "central", pool(A100, nodes=1))]
+    s = spec("svc", kind=INF, replicas=4, gpus=1, models=BOTH, min_regions=2)
+    result = cycle(c, [s], config=quotas(H100=1, A100=8))
+    got = by_model(result)
+    assert got == Counter({H100: 1, A100: 3}), result.pending
+    three = cycle(c, [replace(s, min_regions=3)], config=quotas(H100=1, A100=8))
+    assert three.pending["svc"].code is ReasonCode.REGION_UNAVAILABLE
+
+
 def test_a_gang_is_still_charged_in_full_against_the_model_it_takes() -> None:
     result = cycle(fleet(), [spec("g", replicas=3, gpus=8, models=BOTH)], config=quotas(H100=16, A100=16))
     assert result.pending["g"].code is ReasonCode.QUOTA_EXCEEDED  # 24 on either model: neither quota holds it
