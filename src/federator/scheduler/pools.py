@@ -115,10 +115,10 @@ class QuotaBudget:
     Greedy, in the planner's order: a split that a cluster's CPU or memory makes the only one can be missed
     (the job then waits, with both the shortfall and the quota's room in its reason); never one past a cap."""
 
-    __slots__ = ("ctx", "group", "left", "request", "scores", "split")
+    __slots__ = ("ctx", "group", "left", "scores", "split")
 
     def __init__(self, request: PlacementRequest, ctx: CycleContext, scores: PoolScores) -> None:
-        self.request, self.ctx, self.scores = request, ctx, scores
+        self.ctx, self.scores = ctx, scores
         self.left = dict(request.model_caps)  # quota name -> replicas it still has room for
         self.group = max(1, request.spec.group_size)
         self.split: dict[str, dict[str, int]] = {}  # cluster -> model -> replicas
