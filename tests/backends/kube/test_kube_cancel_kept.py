@@ -1,0 +1,194 @@
+"""A FederatedJob deleted while its member's agent is away: its cancel outlives the object and a federator restart.
+
+Outside QA F7: `kubectl delete fj` returned at once, the cancel was recorded on the object's own status and went
+with it; a federator restarted before the agent was back knew no such job, and the agent's 16-GPU Job was an
+orphan held for --orphan-grace. Now the placements are recorded on the MemberCluster before the finalizer goes
+(backends/kube/cancel_records.py), read back at start, and cancelled at once at the agent's re-sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from dataclasses import replace
+from typing import Any
+
+from federator.backends.kube.api import FEDERATED_JOBS, MEMBER_CLUSTERS, KubeError, NotFoundError
+from federator.backends.kube.cancel_records import ANNOTATION
+from federator.backends.kube.resources import FINALIZER
+from federator.model import ClusterCapacity, JobPhase
+from federator.server.clusters import ClusterRecord
+from federator.server.orders import CancelOrder
+from federator.server.orphans import DELETED_REASON
+
+from builders import cluster, pool
+from kube_fakes import FlakyApi, controller, federated_job
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+SPEC = {"kind": "training", "replicas": 2, "resources": {"cpu": "1", "nvidia.com/gpu": 8}}
+
+
+def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
+    """A JSON merge patch, as the API server applies it (null removes)."""
+    for key, value in patch.items():
+        if value is None:
+            into.pop(key, None)
+        elif isinstance(value, dict):
+            _merge(into.setdefault(key, {}), value)
+        else:
+            into[key] = value
+
+
+class HostApi(FlakyApi):
+    """FlakyApi's FederatedJobs, and MemberClusters beside them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.members: dict[str, dict[str, Any]] = {}
+
+    def list(self, res: Any, namespace: str | None = None, **kw: Any) -> dict[str, Any]:
+        if res == MEMBER_CLUSTERS:
+            self._reach()
+            return {"metadata": {"resourceVersion": "1"}, "items": copy.deepcopy(list(self.members.values()))}
+        return super().list(res, namespace, **kw)
+
+    def create(self, res: Any, body: dict[str, Any], namespace: str | None = None, **kw: Any) -> dict[str, Any]:
+        if res == MEMBER_CLUSTERS:
+            self._reach()
+            self.members[body["metadata"]["name"]] = copy.deepcopy(body)
+            return copy.deepcopy(body)
+        return super().create(res, body, namespace, **kw)
+
+    def patch(self, res: Any, name: str, body: dict[str, Any], namespace: str | None = None, *,
+              subresource: str | None = None) -> dict[str, Any]:
+        if res == MEMBER_CLUSTERS:
+            self._reach()
+            if name not in self.members:
+                raise NotFoundError(404, f"memberclusters {name} not found")
+            _merge(self.members[name], copy.deepcopy(body))
+            return copy.deepcopy(self.members[name])
+        return super().patch(res, name, body, namespace, subresource=subresource)
+
+    def record(self, name: str) -> str | None:
+        return ((self.members.get(name, {}).get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
+
+
+def _cancels(rec: ClusterRecord) -> dict[str, str]:
+    out = {}
+    while not rec.outbox.empty():
+        order = rec.outbox.get_nowait()
+        if isinstance(order, CancelOrder):
+            out[order.placement_id] = order.reason
+    return out
+
+
+def _capacity(*placement_ids: str) -> ClusterCapacity:
+    return replace(cluster("member-a", "east", pool(H100, nodes=2, free=8)).capacity,
+                   placement_ids=frozenset(placement_ids))
+
+
+async def _delete_while_away(api: HostApi) -> str:
+    """A federator places q-train on member-a; the agent goes away; `kubectl delete fj q-train` returns."""
+    async with controller(api) as (fed, ctl):
+        await ctl.adopt_members()
+        rec = fed.connect(cluster="member-a", region="east", labels={})
+        fed.report(rec, _capacity())
+        await ctl.write_members()
+        await ctl.reconcile("ADDED", federated_job(api, "q-train", SPEC))
+        job = fed.get("q-train")
+        fed.schedule_once()
+        (pid,) = [p.placement_id for p in job.placements]
+        fed.job_update(rec, pid, JobPhase.RUNNING, "")
+        fed.disconnect(rec)  # killed, restarting, its network cut
+
+        obj = api.objects[("research", "q-train")]
+        obj["metadata"]["deletionTimestamp"] = "2026-12-05T08:00:00Z"
+        await ctl.reconcile("MODIFIED", copy.deepcopy(obj))
+        assert FINALIZER not in obj["metadata"]["finalizers"]  # kubectl delete does not wait for the agent
+        gone = api.objects.pop(("research", "q-train"))
+        await ctl.reconcile("DELETED", gone)
+        assert pid in (api.record("member-a") or "")  # on the MemberCluster, before the finalizer went
+        return pid
+
+
+def test_a_job_deleted_while_its_agent_was_away_is_cancelled_at_once_at_the_resync_after_a_restart() -> None:
+    async def main() -> None:
+        api = HostApi()
+        pid = await _delete_while_away(api)
+
+        async with controller(api) as (fed, ctl):  # the federator restarted: a helm upgrade, a failover
+            fed.orphans.grace = 1800.0  # --orphan-grace's default
+            assert not fed.jobs and not api.list(FEDERATED_JOBS)["items"]
+            await ctl.adopt_members()
+            rec = fed.connect(cluster="member-a", region="east", labels={})
+            fed.job_update(rec, pid, JobPhase.RUNNING, "")  # the agent's re-sync names what it holds
+            assert _cancels(rec) == {pid: DELETED_REASON}  # at once, not after --orphan-grace
+            fed.report(rec, _capacity(pid))
+            assert _cancels(rec) == {pid: DELETED_REASON}
+            assert fed.metrics.registry.get_sample_value(
+                "federator_orphan_placements", {"cluster": "member-a"}) == 0  # no orphan: no alert
+            assert fed.metrics.registry.get_sample_value(
+                "federator_unconfirmed_cancels", {"cluster": "member-a"}) == 1
+
+            fed.job_update(rec, pid, JobPhase.CANCELLED, "cancelled: workload deleted")  # the member confirms
+            fed.report(rec, _capacity())
+            await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl._recreate())
+            assert api.record("member-a") is None  # the record is gone with the cancel confirmed
+            assert fed.metrics.registry.get_sample_value(
+                "federator_unconfirmed_cancels", {"cluster": "member-a"}) == 0
+
+    asyncio.run(main())
+
+
+def test_a_placement_the_agent_no_longer_holds_is_confirmed_by_its_resync() -> None:
+    """Deleted by hand in the member meanwhile, or the Cancel reached it before the stream broke: the re-sync's
+    report, which follows an update of every placement the agent holds, confirms the cancel."""
+    async def main() -> None:
+        api = HostApi()
+        await _delete_while_away(api)
+        async with controller(api) as (fed, ctl):
+            await ctl.adopt_members()
+            rec = fed.connect(cluster="member-a", region="east", labels={})
+            fed.report(rec, _capacity())
+            assert _cancels(rec) == {}
+            await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl._recreate())
+            assert api.record("member-a") is None
+
+    asyncio.run(main())
+
+
+def test_a_deletion_whose_record_the_api_server_did_not_take_keeps_the_finalizer() -> None:
+    """The record is written before the finalizer goes; not written, the deletion is reconciled again."""
+    async def main() -> None:
+        api = HostApi()
+        async with controller(api) as (fed, ctl):
+            rec = fed.connect(cluster="member-a", region="east", labels={})
+            fed.report(rec, _capacity())
+            await ctl.write_members()
+            await ctl.adopt_members()
+            await ctl.reconcile("ADDED", federated_job(api, "q-train", SPEC))
+            fed.schedule_once()
+            fed.disconnect(rec)
+            obj = api.objects[("research", "q-train")]
+            obj["metadata"]["deletionTimestamp"] = "2026-12-05T08:00:00Z"
+            real_patch = api.patch
+
+            def refuse_members(res: Any, name: str, body: dict[str, Any], *a: Any, **kw: Any) -> dict[str, Any]:
+                if res == MEMBER_CLUSTERS:
+                    raise KubeError(503, "etcd leader changed")  # not taken
+                return real_patch(res, name, body, *a, **kw)
+
+            api.patch = refuse_members  # type: ignore[method-assign]
+            try:
+                await ctl.reconcile("MODIFIED", copy.deepcopy(obj))
+            except Exception as exc:  # StoreUnavailable: `_work` reconciles it again after retry_seconds
+                assert type(exc).__name__ == "StoreUnavailable"
+            else:
+                raise AssertionError("the deletion went on without its record")
+            assert FINALIZER in obj["metadata"]["finalizers"]
+            api.patch = real_patch  # type: ignore[method-assign]
+            await ctl.reconcile("MODIFIED", copy.deepcopy(obj))
+            assert FINALIZER not in obj["metadata"]["finalizers"]
+            assert api.record("member-a")
+
+    asyncio.run(main())
