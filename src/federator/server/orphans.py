@@ -14,8 +14,8 @@ The rule (proto/federator/v1/agent.proto, CapacityReport.placement_ids):
   from an old backup). It is counted (`federator_orphan_placements{cluster}`, FederatorOrphanPlacements), said
   once per cluster as a WARNING, and cancelled only once its cluster has reported it for `--orphan-grace`
   (0: at once, as before). The grace gives an operator time to stop the federator and restore the right store;
-  it always ends, so a workload whose job is really gone (a FederatedJob deleted while its agent was away and
-  the federator restarted) is stopped all the same.
+  it always ends, so a workload whose job is really gone (a FederatedJob whose finalizer was removed by hand
+  while no federator ran) is stopped all the same.
 
 A cluster's capacity report lists every placement it holds, so each report replaces its orphans (keeping when
 each was first reported): an orphan that ends leaves the count, and the count is bounded by the report's size.

@@ -192,3 +192,37 @@ def test_a_deletion_whose_record_the_api_server_did_not_take_keeps_the_finalizer
             assert api.record("member-a")
 
     asyncio.run(main())
+
+
+def test_with_the_agent_connected_its_cancelled_update_confirms_and_a_finished_job_leaves_no_record() -> None:
+    """The record holds only what a member may still run: a deletion the agent hears at once is confirmed by its
+    update, and a finished job's placements (in no report, never orphans) are not recorded, so a busy fleet's
+    deletions do not fill it."""
+    async def main() -> None:
+        api = HostApi()
+        async with controller(api) as (fed, ctl):
+            await ctl.adopt_members()
+            rec = fed.connect(cluster="member-a", region="east", labels={})
+            fed.report(rec, _capacity())
+            await ctl.write_members()
+            for name in ("running", "done"):
+                await ctl.reconcile("ADDED", federated_job(api, name, SPEC))
+                fed.schedule_once()
+                (pid,) = [p.placement_id for p in fed.get(name).placements]
+                fed.job_update(rec, pid, JobPhase.RUNNING, "")
+                if name == "done":
+                    fed.job_update(rec, pid, JobPhase.SUCCEEDED, "")
+                    fed.report(rec, _capacity())
+                obj = api.objects[("research", name)]
+                obj["metadata"]["deletionTimestamp"] = "2026-12-05T08:00:00Z"
+                await ctl.reconcile("MODIFIED", copy.deepcopy(obj))
+                assert FINALIZER not in obj["metadata"]["finalizers"]
+                _cancels(rec)
+                if name == "running":
+                    assert fed.orphans.cancels.holds("member-a", pid)
+                    fed.job_update(rec, pid, JobPhase.CANCELLED, "cancelled: workload deleted")
+                assert fed.orphans.cancels.count("member-a") == 0
+            await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl._recreate())
+            assert api.record("member-a") is None
+
+    asyncio.run(main())

@@ -80,7 +80,7 @@ from federator.backends.kube.resources import (
 from federator.backends.kube.retries import unavailable
 from federator.backends.kube.store import KubeJobStore, Owner
 from federator.jobfile import JobFileError
-from federator.model import ClusterState, Job, JobId
+from federator.model import ClusterState, Job, JobId, JobPhase
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer, Denied, Rule, recorded_owner
 from federator.server.federator import Federator, NotFound
@@ -144,8 +144,9 @@ class FederatedJobController:
             owner = self.store.owner_of(job.job_id)
             if owner is not None and owner.uid not in uids and not job.phase.is_terminal:
                 try:
+                    live: set[str] = {p.placement_id for p in job.placements if not p.phase.is_terminal}
                     self._cancel(job.job_id, f"{owner.namespace}/{owner.name}")
-                    self._record(job)  # written by the MemberCluster loop: no finalizer waits for it
+                    self._record(job, live)  # written by the MemberCluster loop: no finalizer waits for it
                 except StoreUnavailable as exc:  # the next start (or leader) tries again
                     log.warning("job %s of a vanished FederatedJob not cancelled: %s", job.job_id, exc)
 
@@ -199,10 +200,10 @@ class FederatedJobController:
             ours = kind != DELETED and FINALIZER in (meta.get("finalizers") or [])
             if job_id:
                 job = self.fed.jobs.get(JobId(job_id))
-                unseen = job is not None and not job.phase.is_terminal  # gone without our finalizer: record it too
+                live: set[str] = {p.placement_id for p in job.placements if not p.phase.is_terminal} if job else set()
                 self._cancel(job_id, f"{ns}/{name}")
-                if job is not None and (ours or unseen):
-                    await self._keep_cancels(job)  # durable before the finalizer goes (StoreUnavailable: again)
+                if job is not None and (ours or live):  # gone without our finalizer while it ran: recorded too
+                    await self._keep_cancels(job, live)  # durable before the finalizer goes (StoreUnavailable: again)
             if kind == DELETED and job_id:
                 self._forget(job_id)
             if ours:
@@ -353,15 +354,21 @@ class FederatedJobController:
                 self.fed.send(p.cluster, CancelOrder(p.placement_id, f"FederatedJob {what} deleted"))
         log.info("FederatedJob %s deleted: job %s is %s", what, job_id, job.phase)
 
-    def _record(self, job: Job) -> list[str]:
-        """Put the placements of a cancelled job on clusters the federator knows in the record of cancels not
-        confirmed (server/unconfirmed_cancels.py); the clusters whose record changed. A record past its bound
-        drops its oldest entries, said here."""
+    def _record(self, job: Job, live: set[str]) -> list[str]:
+        """Record the cancels of a job's placements that a member may still run (server/unconfirmed_cancels.py):
+        those that ran until this cancel (`live`), and the cancelled ones on a cluster that is away (a deletion
+        tried again, or taken over by a new leader, after the cancel was stored). Not a finished placement: its
+        agent lists it in no report, so it is never an orphan, and it would confirm nothing. The clusters of the
+        job; a record past its bound drops its oldest entries, said here."""
+        book = self.fed.orphans.cancels
         clusters: dict[str, list[str]] = {}
         for p in job.placements:
-            if p.cluster in self.fed.clusters:
-                clusters.setdefault(p.cluster, []).append(p.placement_id)
-        book = self.fed.orphans.cancels
+            rec = self.fed.clusters.get(p.cluster)
+            if rec is None:
+                continue  # forgotten: nothing of it is expected back
+            clusters.setdefault(p.cluster, [])
+            if p.placement_id in live or (p.phase is JobPhase.CANCELLED and not rec.connected):
+                clusters[p.cluster].append(p.placement_id)
         for cluster, pids in clusters.items():
             dropped = book.record(cluster, pids, now=self.clock())
             if dropped:
@@ -371,9 +378,9 @@ class FederatedJobController:
                             len(dropped), dropped[0])
         return list(clusters)
 
-    async def _keep_cancels(self, job: Job) -> None:
+    async def _keep_cancels(self, job: Job, live: set[str]) -> None:
         """The record of the job's cancels, written to its clusters' MemberClusters before its finalizer goes."""
-        await self.cancels.flush(self._record(job), recreate=self._recreate())
+        await self.cancels.flush(self._record(job, live), recreate=self._recreate())
 
     def _recreate(self) -> dict[str, bool]:
         """Whether a missing MemberCluster is made again, per cluster (as `write_members` decides)."""
