@@ -3,9 +3,16 @@ member says, and joined with what was stored when it is read back."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from federator.model import ClusterCapacity, JobPhase
+from federator.server.federator import Federator
+from federator.server.orders import CancelOrder
+from federator.server.orphans import DELETED_REASON
 from federator.server.unconfirmed_cancels import UnconfirmedCancels, decode, encode
+from federator.store import SqliteJobStore
 
 
 def test_the_record_is_bounded_and_drops_its_oldest_first() -> None:
@@ -57,3 +64,20 @@ def test_a_record_that_is_not_one_is_refused(text: str) -> None:
 
 def test_a_record_reads_back_what_was_written() -> None:
     assert decode(encode({"j.g1.a": 1733390000.5})) == {"j.g1.a": 1733390000.0}
+
+
+def test_a_recorded_placement_is_cancelled_at_once_and_what_a_finished_one_left_is_deleted(tmp_path: Path) -> None:
+    """Through the federator (server/orphans.py): a recorded placement is no orphan, whatever the grace."""
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), orphan_grace=1800.0)
+    fed.orphans.cancels.record("a", ["gone-1.g1.a", "gone-2.g1.a"], now=0.0)
+    rec = fed.connect(cluster="a", region="east", labels={})
+    fed.job_update(rec, "gone-1.g1.a", JobPhase.RUNNING, "")
+    fed.job_update(rec, "gone-2.g1.a", JobPhase.SUCCEEDED, "")  # a finished Job kept in the member: deleted too
+    fed.job_update(rec, "unknown.g1.a", JobPhase.RUNNING, "")  # an orphan: held, not cancelled
+    orders = [rec.outbox.get_nowait() for _ in range(rec.outbox.qsize())]
+    assert orders == [CancelOrder("gone-1.g1.a", DELETED_REASON), CancelOrder("gone-2.g1.a", DELETED_REASON)]
+    assert fed.orphans.cancels.entries("a").keys() == {"gone-1.g1.a"}  # the finished one is confirmed
+    fed.report(rec, ClusterCapacity(placement_ids=frozenset({"gone-1.g1.a", "unknown.g1.a"})))
+    assert [o.placement_id for o in [rec.outbox.get_nowait() for _ in range(rec.outbox.qsize())]
+            if isinstance(o, CancelOrder)] == ["gone-1.g1.a"]
+    assert fed.metrics.registry.get_sample_value("federator_orphan_placements", {"cluster": "a"}) == 1

@@ -139,6 +139,10 @@ class UnconfirmedCancels:
     def version(self, cluster: str) -> int:
         return self._version.get(cluster, 0)
 
+    def dirty(self, cluster: str) -> bool:
+        """Whether the record of `cluster` changed since it was last written."""
+        return self._written.get(cluster, 0) != self._version.get(cluster, 0)
+
     def unwritten(self) -> list[str]:
         """The clusters whose record changed since it was last written."""
         return sorted(c for c, v in self._version.items() if self._written.get(c, 0) != v)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from federator.backends.kube.api import FEDERATED_JOBS, MEMBER_CLUSTERS, KubeError, NotFoundError
 from federator.backends.kube.cancel_records import ANNOTATION
@@ -67,6 +70,8 @@ class HostApi(FlakyApi):
                 raise NotFoundError(404, f"memberclusters {name} not found")
             _merge(self.members[name], copy.deepcopy(body))
             return copy.deepcopy(self.members[name])
+        if (str(namespace), name) not in self.objects:
+            raise NotFoundError(404, f"federatedjobs {name} not found")
         return super().patch(res, name, body, namespace, subresource=subresource)
 
     def record(self, name: str) -> str | None:
@@ -224,5 +229,43 @@ def test_with_the_agent_connected_its_cancelled_update_confirms_and_a_finished_j
                 assert fed.orphans.cancels.count("member-a") == 0
             await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl._recreate())
             assert api.record("member-a") is None
+
+    asyncio.run(main())
+
+
+def test_an_orphan_in_kubernetes_mode_is_told_as_a_federatedjob_deleted_not_a_replaced_db(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """QA F2: a finalizer removed by hand while no federator ran leaves nothing to cancel from; the WARNING (and the
+    runbook it points to) must tell that story, not the standalone store's."""
+    async def main() -> None:
+        async with controller(HostApi()) as (fed, _ctl):
+            fed.orphans.grace = 1800.0
+            rec = fed.connect(cluster="member-a", region="east", labels={})
+            fed.report(rec, _capacity("alice-orphan-0a1b2c.g1.member-a"))
+
+    with caplog.at_level(logging.WARNING, logger="federator.server"):
+        asyncio.run(main())
+    said = " ".join(r.getMessage() for r in caplog.records if "no record of" in r.getMessage())
+    assert "a FederatedJob was deleted while no federator was running" in said
+    assert "--db" not in said.replace("no --db was replaced", "")
+
+
+def test_a_federatedjob_whose_finalizer_was_removed_while_the_leader_ran_is_recorded_too() -> None:
+    """Gone without the deletion passing through the finalizer (QA F2, with a leader running): the watch's DELETED
+    cancels the job, and its cancel is kept all the same."""
+    async def main() -> None:
+        api = HostApi()
+        async with controller(api) as (fed, ctl):
+            await ctl.adopt_members()
+            rec = fed.connect(cluster="member-a", region="east", labels={})
+            fed.report(rec, _capacity())
+            await ctl.write_members()
+            await ctl.reconcile("ADDED", federated_job(api, "stripped", SPEC))
+            fed.schedule_once()
+            (pid,) = [p.placement_id for p in fed.get("stripped").placements]
+            fed.disconnect(rec)
+            gone = api.objects.pop(("research", "stripped"))
+            await ctl.reconcile("DELETED", gone)
+            assert pid in (api.record("member-a") or "")
 
     asyncio.run(main())

@@ -76,7 +76,7 @@ class KubeCancelRecords:
             self.loaded_from(listed.get("items") or [])
         for cluster in sorted(set(clusters)):
             async with self._locks.setdefault(cluster, asyncio.Lock()):
-                if cluster not in self.book.unwritten():
+                if not self.book.dirty(cluster):
                     continue  # a write made since carried this change
                 version, entries = self.book.version(cluster), self.book.entries(cluster)
                 await asyncio.to_thread(self._write, cluster, entries, recreate.get(cluster, False))
