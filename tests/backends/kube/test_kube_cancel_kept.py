@@ -269,3 +269,21 @@ def test_a_federatedjob_whose_finalizer_was_removed_while_the_leader_ran_is_reco
             assert pid in (api.record("member-a") or "")
 
     asyncio.run(main())
+
+
+def test_an_agent_that_resynced_before_the_records_were_read_is_told_once_they_are() -> None:
+    """gRPC serves before the controller starts: an agent quick to re-sync named its placement to a federator that
+    did not know it yet (an orphan, held); the record read then cancels it at once."""
+    async def main() -> None:
+        api = HostApi()
+        pid = await _delete_while_away(api)
+        async with controller(api) as (fed, ctl):
+            fed.orphans.grace = 1800.0
+            rec = fed.connect(cluster="member-a", region="east", labels={})
+            fed.job_update(rec, pid, JobPhase.RUNNING, "")
+            fed.report(rec, _capacity(pid))
+            assert _cancels(rec) == {}  # held: the records are not read yet
+            await ctl.adopt_members()
+            assert _cancels(rec) == {pid: DELETED_REASON}
+
+    asyncio.run(main())

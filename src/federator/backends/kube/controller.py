@@ -87,6 +87,7 @@ from federator.server.federator import Federator, NotFound
 from federator.server.intake import QueueFull, SubmitError
 from federator.server.member_health import unreachable_note
 from federator.server.orders import CancelOrder
+from federator.server.orphans import DELETED_REASON
 from federator.server.retention import forget_job
 from federator.server.scaling import ScaleRefused
 from federator.store.errors import StoreUnavailable
@@ -471,7 +472,8 @@ class FederatedJobController:
         except KubeError as exc:
             log.warning("listing MemberClusters failed: %s; only connected clusters are shown", exc)
             return
-        self.cancels.loaded_from(listed.get("items") or [])  # before any deletion is reconciled, or agent heard
+        self.cancels.loaded_from(listed.get("items") or [])  # before any deletion is reconciled
+        self._cancel_kept()
         for obj in listed.get("items") or []:
             name = str((obj.get("metadata") or {}).get("name", ""))
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
@@ -485,6 +487,17 @@ class FederatedJobController:
                                     lost=lost, last_report_at=parse_timestamp(status.get("lastReportTime")))
             log.info("MemberCluster %s: its agent has not connected to this federator yet; %s", name,
                      "Lost" if lost else "Partitioned until it does")
+
+    def _cancel_kept(self) -> None:
+        """The cancels just read, sent at once to the agents already connected: gRPC serves before the records are
+        read, and an agent that re-synced meanwhile named its placements to a federator that did not know them
+        yet (held as orphans then). A Cancel of a placement the agent does not hold is a no-op there."""
+        book = self.fed.orphans.cancels
+        for name in book.clusters():
+            rec = self.fed.clusters.get(name)
+            if rec is not None and rec.connected:
+                for pid in book.entries(name):
+                    self.fed.send(name, CancelOrder(pid, DELETED_REASON))
 
     async def write_members(self, *, refresh_after: float = 30.0) -> None:
         """Mirror the cluster registry; a status that did not change is rewritten only every refresh_after.
