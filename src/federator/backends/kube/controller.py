@@ -97,10 +97,10 @@ WORKERS = 16  # FederatedJobs reconciled at once (by namespace/name: one object'
 CORDON_READ_SECONDS = 5.0  # MemberClusters' cordons are read back at most this often (backends/kube/cordons.py)
 RETRY_SECONDS = 2.0  # a FederatedJob the job store could not take is reconciled again after this
 KUBE_ORPHAN_STORY = (
-    "In Kubernetes mode the store is the FederatedJobs: most likely a FederatedJob was deleted while no federator "
-    "was running or while its member was away, with its finalizer removed by hand (or past the bound of the "
-    "cancels kept for a cluster away, said in a WARNING then); no --db was replaced. Its workload is stopped after "
-    "the grace; to keep it, create the FederatedJob again (docs/operators.md, Orphan placements)")
+    "In Kubernetes mode the store is the FederatedJobs, and no --db was replaced: most likely a FederatedJob was "
+    "deleted while no federator was running (its finalizer removed by hand), or while its member was away with "
+    "more cancels kept for that cluster than its record holds (said in a WARNING then). Its workload is stopped "
+    "after the grace; to keep the work, create the FederatedJob again (docs/operators.md, Orphan placements)")
 
 
 class FederatedJobController:
