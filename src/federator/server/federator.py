@@ -62,6 +62,7 @@ from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_
 from federator.server.scaling import scale
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
+from federator.server.shrink import resync_orders
 from federator.server.stalls import LoopStalls
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS, StartDeadline
 from federator.server.state_sample import state_sample
@@ -381,6 +382,8 @@ class Federator:
                     requeue.append((job, p))  # it ran there once and is gone: the agent lost it
                 else:  # the launch order never arrived (stream broke, or this federator restarted)
                     self.send(rec.name, LaunchOrder(p, job.spec))
+        for order in resync_orders(self.jobs.values(), rec, present):  # a Resize lost in flight takes effect
+            self.send(rec.name, order)
         for job, p in requeue:
             log.warning("cluster %s no longer holds placement %s: re-queueing %s", rec.name, p.placement_id,
                         job.job_id)
