@@ -75,11 +75,13 @@ def _first(p: Placement) -> tuple[bool, int, int]:
     return p.phase is not JobPhase.RUNNING, -p.replicas, p.generation
 
 
-def _allot(parts: Sequence[Placement], replicas: int, elastic: Collection[str]) -> _Kept | None:
-    """The counts `parts` keep together within `replicas`: the fixed ones whole, each elastic one at least 1 and
-    the room left going to them in `_first` order; None when they cannot all be kept."""
+def _allot(parts: Sequence[Placement], replicas: int, min_regions: int, elastic: Collection[str]) -> _Kept | None:
+    """The counts `parts` keep together within `replicas`, less one replica owed for each region minRegions still
+    lacks: the fixed ones whole, each elastic one at least 1 and the room left going to them in `_first` order;
+    None when they cannot all be kept."""
     flex = sorted((p for p in parts if p.placement_id in elastic), key=_first)
-    room = replicas - sum(p.replicas for p in parts if p.placement_id not in elastic) - len(flex)
+    owed = max(0, min_regions - len({p.region for p in parts}))
+    room = replicas - owed - sum(p.replicas for p in parts if p.placement_id not in elastic) - len(flex)
     if room < 0:
         return None
     out = [(p.placement_id, p.replicas) for p in parts if p.placement_id not in elastic]
@@ -107,7 +109,7 @@ def _best(parts: Sequence[Placement], replicas: int, min_regions: int, elastic: 
     best_worth = _worth(parts, best, replicas, min_regions)
     for size in range(1, len(parts) + 1):
         for chosen in combinations(parts, size):
-            kept = _allot(chosen, replicas, elastic)
+            kept = _allot(chosen, replicas, min_regions, elastic)
             if kept is None:
                 continue
             worth = _worth(parts, kept, replicas, min_regions)
@@ -122,8 +124,10 @@ def _greedy(parts: Sequence[Placement], replicas: int, min_regions: int, elastic
     order = sorted(parts, key=_first)
     firsts = {p.region: p for p in reversed(order)}
     kept: _Kept = ()
+    by_id: dict[str, Placement] = {p.placement_id: p for p in parts}
     for p in [*(p for p in order if firsts[p.region] is p), *(p for p in order if firsts[p.region] is not p)]:
-        room = replicas - sum(n for _, n in kept)
+        regions = {by_id[pid].region for pid, _ in kept} | {p.region}
+        room = replicas - sum(n for _, n in kept) - max(0, min_regions - len(regions))
         n = min(p.replicas, room) if p.placement_id in elastic else p.replicas
         if n >= 1 and _worth(parts, (*kept, (p.placement_id, n)), replicas, min_regions) is not None:
             kept = (*kept, (p.placement_id, n))
