@@ -18,7 +18,7 @@ from test_partial_failover import drain, running_on
 from test_scaling import part
 
 from federator.jobfile import parse_job
-from federator.model import AgentFeature, Job, JobPhase, JobSpec, ReasonCode
+from federator.model import AgentFeature, Job, JobId, JobKind, JobPhase, JobSpec, ReasonCode
 from federator.server import shrink
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.orders import CancelOrder, LaunchOrder, ResizeOrder
@@ -182,3 +182,20 @@ def test_many_parts_are_shrunk_greedily() -> None:
                 if p not in plan.dropped]
         assert sum(p.replicas for p in kept) == replicas  # all elastic: nothing is owed
         assert len({p.region for p in kept}) >= min_regions
+
+
+def test_the_resync_resends_resizes_only_for_scalable_serving_placements_to_an_agent_that_resizes() -> None:
+    def running(spec: JobSpec, name: str) -> Job:
+        p = replace(part("a", "east", 4), placement_id=f"{name}.g1.a", job_id=name)
+        return Job(JobId(name), spec, submitted_at=0.0, phase=JobPhase.RUNNING, placements=[p], generation=1)
+
+    serve = running(serving(), "chat")
+    lws = running(replace(serving(), workload_json='{"kind": "LeaderWorkerSet"}'), "lws")
+    train = running(replace(serving(), kind=JobKind.TRAINING), "train")
+    rec = ClusterRecord("a", "east", {})
+    present = {"chat.g1.a", "lws.g1.a", "train.g1.a"}
+    assert shrink.resync_orders([serve, lws, train], rec, present) == []  # no feature: nothing
+    rec.features = RESIZE
+    assert shrink.resync_orders([serve, lws, train], rec, present) == [
+        ResizeOrder("chat.g1.a", 1, 4, "re-sync: the placement's count")]
+    assert shrink.resync_orders([serve], rec, set()) == []  # not held there: its Launch is re-sent instead

@@ -166,13 +166,15 @@ def shrink(job: Job, shrunk: Mapping[str, int], *, reason: str) -> list[tuple[st
 
 
 def resync_orders(jobs: Iterable[Job], rec: ClusterRecord, present: Collection[str]) -> list[ResizeOrder]:
-    """At an agent's re-sync: a Resize with the stored count for every live inference placement the cluster
-    holds, so one lost with the old stream (or with a restart on either side) takes effect. Only to an agent
-    that can resize; each is a no-op for an agent already at that count (agent.proto, Resize)."""
+    """At an agent's re-sync: a Resize with the stored count for every live placement the cluster holds of an
+    inference job that may be scaled (none brings a spec.workload: server/scaling.py, `refusal`), so one lost with
+    the old stream (or with a restart on either side) takes effect. Only to an agent that can resize; each is a
+    no-op for an agent already at that count (agent.proto, Resize)."""
     if not rec.can_resize:
         return []
     return [ResizeOrder(p.placement_id, p.generation, p.replicas, "re-sync: the placement's count")
-            for job in jobs if job.spec.kind is JobKind.INFERENCE and not job.phase.is_terminal
+            for job in jobs if job.spec.kind is JobKind.INFERENCE and not job.spec.workload_json
+            and not job.phase.is_terminal
             for p in job.placements
             if p.cluster == rec.name and p.phase.is_active and p.placement_id in present]
 
