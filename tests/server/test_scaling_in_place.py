@@ -34,6 +34,12 @@ def serving(name: str = "chat", *, replicas: int = 6, min_regions: int = 1) -> J
                                "resources": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 1}}})
 
 
+def parts_counted(fed: Federator) -> dict[str, float]:
+    """federator_scale_down_parts_total by result, the ones counted."""
+    return {s.labels["result"]: s.value for m in fed.metrics.registry.collect()
+            if m.name == "federator_scale_down_parts" for s in m.samples if s.name.endswith("_total") and s.value}
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -66,6 +72,7 @@ def test_a_part_on_an_agent_that_resizes_shrinks_in_place(clock: Clock) -> None:
     assert job.message.startswith("scaled from 6 to 4: a shrank 6 → 4 in place")
     fed.schedule_once()
     assert [p.placement_id for p in job.placements] == [pid] and drain(a) == []  # nothing owed, nothing placed
+    assert parts_counted(fed) == {"shrunk": 1.0}
 
 
 def test_the_federator_books_the_smaller_count_at_once(clock: Clock) -> None:
@@ -90,6 +97,7 @@ def test_an_agent_without_the_feature_still_gets_the_part_replaced(clock: Clock)
     (after,) = job.placements
     assert after.placement_id != before.placement_id and after.replicas == 4
     assert [type(o) for o in drain(a)] == [LaunchOrder]
+    assert parts_counted(fed) == {"stopped": 1.0}
 
 
 def test_parts_shrink_where_they_can_and_others_stay_whole(clock: Clock) -> None:
@@ -153,6 +161,7 @@ def test_an_agent_that_cannot_shrink_the_part_has_it_replaced_without_a_cooldown
     (again,) = job.placements
     assert again.cluster == "a" and again.replicas == 4  # placed again, on the same cluster: no refusal cooldown
     assert job.pending_reason is None or job.pending_reason.code is not ReasonCode.RECENTLY_REFUSED
+    assert parts_counted(fed) == {"shrunk": 1.0, "refused": 1.0}
 
 
 @pytest.mark.parametrize(("parts", "replicas", "min_regions", "elastic", "dropped", "shrunk"), [

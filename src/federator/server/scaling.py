@@ -224,6 +224,7 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
             job.message = f"{said}; {job.message}" if job.message else said
         if job.replicas_waiting:
             fed.cycles.rest(job)
+    shrink.count(fed, shrunk=len(resizes), stopped=len(dropped))
     for cluster, order in [*resizes, *cancels]:
         fed.send(cluster, order)
     fed.notify([job])

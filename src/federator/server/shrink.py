@@ -179,6 +179,13 @@ def resync_orders(jobs: Iterable[Job], rec: ClusterRecord, present: Collection[s
             if p.cluster == rec.name and p.phase.is_active and p.placement_id in present]
 
 
+def count(fed: Federator, *, shrunk: int = 0, stopped: int = 0, refused: int = 0) -> None:
+    """federator_scale_down_parts_total: what a scale-down did to each part."""
+    for result, n in (("shrunk", shrunk), ("stopped", stopped), ("refused", refused)):
+        if n:
+            fed.metrics.scale_down_parts.labels(result).inc(n)
+
+
 def refused(fed: Federator, rec: ClusterRecord, placement_id: str, message: str) -> None:
     """The agent could not shrink a placement in place (Ack ok=false, resize=true): it runs as it was, so it is
     replaced, as a part of an agent without the feature is: cancelled, and its replicas placed again. Not a
@@ -188,8 +195,10 @@ def refused(fed: Federator, rec: ClusterRecord, placement_id: str, message: str)
     phase = fed.current_phase(rec.name, placement_id)
     if job is None or job.phase.is_terminal or phase is None or not phase.is_active:
         return
+    count(fed, refused=1)
     fed.requeue(job, Reason(ReasonCode.WAITING, f"{rec.name} could not shrink placement {placement_id} in "
                                                 f"place ({message[:800]}): replaced"), ended={placement_id})
 
 
-__all__ = ["EXACT_PARTS", "DownPlan", "elastic_parts", "plan_down", "refused", "resync_orders", "shrink", "summary"]
+__all__ = ["EXACT_PARTS", "DownPlan", "count", "elastic_parts", "plan_down", "refused", "resync_orders", "shrink",
+           "summary"]
