@@ -35,7 +35,7 @@ from federator.model import (
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits
-from federator.server import member_health
+from federator.server import member_health, shrink
 from federator.server.cancelling import cancelled
 from federator.server.clusters import (
     FAILOVER_ANNOTATION,
@@ -62,7 +62,6 @@ from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_
 from federator.server.scaling import scale
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
-from federator.server.shrink import resync_orders
 from federator.server.stalls import LoopStalls
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS, StartDeadline
 from federator.server.state_sample import state_sample
@@ -382,8 +381,7 @@ class Federator:
                     requeue.append((job, p))  # it ran there once and is gone: the agent lost it
                 else:  # the launch order never arrived (stream broke, or this federator restarted)
                     self.send(rec.name, LaunchOrder(p, job.spec))
-        for order in resync_orders(self.jobs.values(), rec, present):  # a Resize lost in flight takes effect
-            self.send(rec.name, order)
+        shrink.resend(self, rec, present)  # a Resize lost in flight (or with a restart) takes effect
         for job, p in requeue:
             log.warning("cluster %s no longer holds placement %s: re-queueing %s", rec.name, p.placement_id,
                         job.job_id)

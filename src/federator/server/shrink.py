@@ -179,6 +179,12 @@ def resync_orders(jobs: Iterable[Job], rec: ClusterRecord, present: Collection[s
             if p.cluster == rec.name and p.phase.is_active and p.placement_id in present]
 
 
+def resend(fed: Federator, rec: ClusterRecord, present: Collection[str]) -> None:
+    """At the re-sync of `rec` (Federator._resync), send it `resync_orders`."""
+    for order in resync_orders(fed.jobs.values(), rec, present):
+        fed.send(rec.name, order)
+
+
 def count(fed: Federator, *, shrunk: int = 0, stopped: int = 0, refused: int = 0) -> None:
     """federator_scale_down_parts_total: what a scale-down did to each part."""
     for result, n in (("shrunk", shrunk), ("stopped", stopped), ("refused", refused)):
@@ -200,5 +206,5 @@ def refused(fed: Federator, rec: ClusterRecord, placement_id: str, message: str)
                                                 f"place ({message[:800]}): replaced"), ended={placement_id})
 
 
-__all__ = ["EXACT_PARTS", "DownPlan", "count", "elastic_parts", "plan_down", "refused", "resync_orders", "shrink",
-           "summary"]
+__all__ = ["EXACT_PARTS", "DownPlan", "count", "elastic_parts", "plan_down", "refused", "resend", "resync_orders",
+           "shrink", "summary"]
