@@ -360,6 +360,12 @@ class Metrics:
                                          "Jobs sent back to pending after a placement was lost "
                                          "(refused by the cluster, cluster lost, launch failed), by reason code.",
                                          ["reason"], registry=r)
+        # What scaling an inference job down did to its parts (server/shrink.py): bounded labels.
+        self.scale_down_parts = Counter("federator_scale_down_parts_total",
+                                        "Parts (placements) of inference jobs scaled down, by what happened to them: "
+                                        "shrunk (in place: a Resize to an agent that can), stopped (whole: a Cancel, "
+                                        "their replicas owed placed again), refused (a Resize the agent could not "
+                                        "carry out: the part was then replaced).", ["result"], registry=r)
         # Asks of agents whose member's own queue (Kueue) held a Placed placement past their admission timeout
         # (server/moving.py), by the federator's answer: moved, or kept in that member's queue.
         self.placement_moves = Counter("federator_placement_moves_total",

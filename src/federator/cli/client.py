@@ -108,9 +108,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     sc = sub.add_parser("scale", help="set the replica count of an inference job; its running replicas keep serving",
                         description="Set the replica count of an inference job that has not ended. Scaling up "
-                                    "keeps every running placement and places the difference; scaling down stops "
-                                    "whole placements (a placement cannot shrink in place, so one may be replaced "
-                                    "by a smaller one). Training jobs (a gang's size is fixed) are refused.")
+                                    "keeps every running placement and places the difference; scaling down shrinks "
+                                    "placements in place where the member's agent can resize (the others keep "
+                                    "serving), and stops whole placements on members whose agent cannot (one may "
+                                    "be replaced by a smaller one). Training jobs (a gang's size is fixed) are "
+                                    "refused.")
     sc.add_argument("job", help="job id, namespace/name, or name (a name in several namespaces is refused, "
                                 "listing them)")
     sc.add_argument("--replicas", type=int, required=True, metavar="N",
@@ -591,7 +593,8 @@ def _scale(args: argparse.Namespace) -> int:
         return _fail(err, args)
     waiting = f", {job.replicas_waiting} waiting" if job.replicas_waiting else ""
     count = f"{job.spec.replicas} replica{'' if job.spec.replicas == 1 else 's'}"
-    print(f"job {job.job_id} {job.phase}, {count}{waiting}")
+    said = job.message.split("; ")[0] if job.message.startswith("scaled from ") else ""  # what shrank or stopped
+    print(f"job {job.job_id} {job.phase}, {count}{waiting}" + (f": {said}" if said else ""))
     return 0
 
 

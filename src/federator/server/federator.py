@@ -35,7 +35,7 @@ from federator.model import (
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits
-from federator.server import member_health
+from federator.server import member_health, shrink
 from federator.server.cancelling import cancelled
 from federator.server.clusters import (
     FAILOVER_ANNOTATION,
@@ -382,6 +382,7 @@ class Federator:
                     requeue.append((job, p))  # it ran there once and is gone: the agent lost it
                 else:  # the launch order never arrived (stream broke, or this federator restarted)
                     self.send(rec.name, LaunchOrder(p, job.spec))
+        shrink.resend(self, rec, present)  # a Resize lost in flight (or with a restart) takes effect
         for job, p in requeue:
             log.warning("cluster %s no longer holds placement %s: re-queueing %s", rec.name, p.placement_id,
                         job.job_id)
