@@ -10,7 +10,7 @@ from scenarios import A100, H100, spec
 
 from federator.backends.sim.fleet import NodeSpec
 from federator.backends.sim.nodes import NodeSet
-from federator.model import ClusterInfo, ClusterState, JobId, ReasonCode, Resources
+from federator.model import ClusterInfo, ClusterState, JobId, JobKind, ReasonCode, Resources
 from federator.scheduler import CycleResult, PlacementRequest, Scheduler, SchedulerConfig, Snapshot
 from federator.scheduler.reservation import Reservation, ReservationPolicy, shortfall
 
@@ -131,6 +131,15 @@ def test_a_job_that_leaves_the_gang_no_further_from_fitting_still_places() -> No
     assert result.reservations[0].short == 1
 
 
+def test_a_spread_job_may_not_take_the_gangs_room_replica_by_replica() -> None:
+    # one replica would take the single free GPU of the other node; four would take three of the gang's
+    serving = request(spec("serve", kind=JobKind.INFERENCE, replicas=4, gpus=1, queue="flood", models=(H100,)),
+                      at=100.0)
+    result = cycle([gathering(7, others={1: 1})], [gang(), serving])
+    assert not result.decisions
+    assert result.pending[JobId("serve")].code is ReasonCode.RESERVED
+
+
 def test_a_job_that_would_take_the_gangs_cpu_is_kept_off() -> None:
     c = gathering(7, others={1: 1})
     c = replace(c, capacity=replace(c.capacity, cpu_milli_free=4_500))  # the gang's 1 CPU, and 3.5 more
@@ -219,3 +228,19 @@ def test_two_gangs_on_one_cluster_do_not_keep_each_other_off() -> None:
 def test_shortfall(hist: dict[int, int], replicas: int, gpus: int, short: int | None) -> None:
     p = pool(H100, nodes=0, extra=hist)
     assert shortfall(gang(gpus=gpus, replicas=replicas), p) == short
+
+
+# -- the policy ----------------------------------------------------------------------------------------------
+
+
+def test_the_policy_file_sets_reservations_and_names_bad_fields() -> None:
+    from federator.scheduler import PolicyError, parse_policy
+
+    assert parse_policy("").reservations == ReservationPolicy(after_seconds=600, max_reservations=3)
+    got = parse_policy("reservations: {afterSeconds: 60, maxReservations: 1}").reservations
+    assert got == ReservationPolicy(after_seconds=60, max_reservations=1)
+    assert parse_policy("reservations: {enabled: false}").reservations.max_reservations == 0
+    with pytest.raises(PolicyError) as bad:
+        parse_policy("reservations: {afterSeconds: -1, maxReservations: x, after: 3}")
+    assert {p.split(":")[0] for p in bad.value.problems} == {
+        "reservations.afterSeconds", "reservations.maxReservations", "reservations.after"}

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, Reason, ReasonCode
+from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, ReasonCode
 from federator.scheduler.alternatives import variants
 from federator.scheduler.framework import CycleContext, FilterPlugin, PlacementRequest, accepted_pools
 from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS
@@ -109,6 +109,13 @@ def due(request: PlacementRequest, policy: ReservationPolicy, now: float) -> boo
             and now - request.submitted_at >= policy.after_seconds)
 
 
+def may_hold(spec: JobSpec) -> bool:
+    """Whether a job could ever hold a reservation (`due` but for its wait): the server's cheap test of
+    which pending jobs to bring back to a cycle when their wait passes the threshold."""
+    return spec.kind is JobKind.TRAINING and any(
+        a.milli % MILLI == 0 and a.milli * spec.replicas >= 2 * MILLI for a in spec.alternatives())
+
+
 def shortfall(request: PlacementRequest, pool: AcceleratorPool) -> int | None:
     """Accelerators of `pool` that must free before the gang's replicas fit there; None if they would not
     fit even on an empty pool.
@@ -169,19 +176,32 @@ def worsens(hold: Hold, request: PlacementRequest, cluster: ClusterInfo) -> bool
     """Whether placing `request` on `cluster` leaves the held-for gang further from fitting there.
 
     A job that accepts the reserved model is tried on that pool (the worst case: the cycle may bind
-    it there); one that does not takes only its own pool, and the cluster's CPU and memory. A job
-    that does not fit is not this filter's to refuse (GangFit and CpuMemoryFit say why)."""
+    it there); one that does not takes only its own pool, and the cluster's CPU and memory. A spread
+    job is tried with as many of its replicas as the pool and the cluster hold (the filter sees one, the
+    spreading then binds up to that many). A job that does not fit is not this filter's to refuse
+    (GangFit and CpuMemoryFit say why)."""
     r = hold.reservation
-    n = request.replicas if request.is_gang else 1
+    n = request.replicas if request.is_gang else request.spec.replicas
+    res, cap = request.spec.resources, cluster.capacity
+    if not request.is_gang:
+        if res.cpu_milli:
+            n = min(n, cap.cpu_milli_free // res.cpu_milli)
+        if res.memory_bytes:
+            n = min(n, cap.memory_bytes_free // res.memory_bytes)
     model = ""
     if request.accelerator_milli:
-        pools = [p for p in accepted_pools(request, cluster) if request.capacity_in(p) >= n]
+        need = n if request.is_gang else 1
+        pools = [p for p in accepted_pools(request, cluster) if request.capacity_in(p) >= need]
         if not pools:
             return False
-        model = next((p.accelerator_model for p in pools if p.accelerator_model == r.accelerator_model),
-                     pools[0].accelerator_model)
+        pool = next((p for p in pools if p.accelerator_model == r.accelerator_model), pools[0])
+        model = pool.accelerator_model
+        if not request.is_gang:
+            n = min(n, request.capacity_in(pool))
+    if n < 1:
+        return False
     try:
-        after = reserve(cluster, resources=request.spec.resources, replicas=n, accelerator_model=model)
+        after = reserve(cluster, resources=res, replicas=n, accelerator_model=model)
     except ValueError:
         return False
     before = progress(hold.request, cluster, r.accelerator_model)
@@ -327,4 +347,4 @@ def still_held(holds: Sequence[Hold], pending: dict[JobId, Reason]) -> tuple[Res
 
 
 __all__ = ["Hold", "Reservation", "ReservationPolicy", "ReservedRoom", "by_cluster", "choose", "due", "guarded",
-           "hold_room", "progress", "respected", "shortfall", "still_held", "worsens"]
+           "hold_room", "may_hold", "progress", "respected", "shortfall", "still_held", "worsens"]
