@@ -256,7 +256,8 @@ def choose(requests: Sequence[PlacementRequest], clusters: Sequence[ClusterInfo]
     its quota refuses); `could`: whether the cycle-constant filters pass it on a cluster."""
     if policy.max_reservations <= 0:
         return ()
-    due_now = [r for r in requests if due(r, policy, now)]
+    waited = now - policy.after_seconds  # the one comparison most requests get: a cycle of none due costs this
+    due_now = [r for r in requests if r.submitted_at <= waited and due(r, policy, now)]
     if not due_now:
         return ()
     due_now.sort(key=lambda r: (-r.spec.priority, r.submitted_at, r.job_id))
