@@ -148,6 +148,16 @@ def test_a_job_that_would_take_the_gangs_cpu_is_kept_off() -> None:
     assert result.pending[JobId("s")].code is ReasonCode.RESERVED
 
 
+def test_a_job_of_another_model_that_would_take_the_gangs_cpu_is_kept_off_too() -> None:
+    c = gathering(7, a100=True)
+    c = replace(c, capacity=replace(c.capacity, cpu_milli_free=4_500))
+    hungry = request(spec("a", gpus=1, cpu=4, queue="flood", models=(A100,)), at=100.0)
+    modest = request(spec("b", gpus=1, cpu=3, queue="flood", models=(A100,)), at=101.0)
+    result = cycle([c], [gang(), hungry, modest])
+    assert result.pending[JobId("a")].code is ReasonCode.RESERVED
+    assert [d.job_id for d in result.decisions] == ["b"]  # 1.5 CPUs left: the gang's one is still there
+
+
 def test_the_gang_places_when_its_room_is_there_and_the_reservation_ends() -> None:
     first = cycle([gathering(7)], [gang()])
     assert first.reservations

@@ -32,7 +32,7 @@ Pure: values in, values out; the same code in the server, the simulator and the 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, ReasonCode
@@ -172,14 +172,16 @@ def progress(request: PlacementRequest, cluster: ClusterInfo, model: str) -> tup
             max(0, res.memory_bytes * replicas - cap.memory_bytes_free))
 
 
-def worsens(hold: Hold, request: PlacementRequest, cluster: ClusterInfo) -> bool:
+def worsens(hold: Hold, request: PlacementRequest, cluster: ClusterInfo,
+            memo: dict[JobId, tuple[ClusterInfo, tuple[int, int, int, int]]] | None = None) -> bool:
     """Whether placing `request` on `cluster` leaves the held-for gang further from fitting there.
 
     A job that accepts the reserved model is tried on that pool (the worst case: the cycle may bind
     it there); one that does not takes only its own pool, and the cluster's CPU and memory. A spread
     job is tried with as many of its replicas as the pool and the cluster hold (the filter sees one, the
     spreading then binds up to that many). A job that does not fit is not this filter's to refuse
-    (GangFit and CpuMemoryFit say why)."""
+    (GangFit and CpuMemoryFit say why). `memo` keeps the gang's progress on the cluster object last asked
+    about: a cycle asks again for every shape until the cluster changes."""
     r = hold.reservation
     n = request.replicas if request.is_gang else request.spec.replicas
     res, cap = request.spec.resources, cluster.capacity
@@ -200,13 +202,28 @@ def worsens(hold: Hold, request: PlacementRequest, cluster: ClusterInfo) -> bool
             n = min(n, request.capacity_in(pool))
     if n < 1:
         return False
+    if model != r.accelerator_model:  # another pool, or none: only the cluster's free CPU and memory move
+        g = hold.request.spec.resources
+        return (_takes(g.cpu_milli * hold.request.replicas, cap.cpu_milli_free, n * res.cpu_milli)
+                or _takes(g.memory_bytes * hold.request.replicas, cap.memory_bytes_free, n * res.memory_bytes))
     try:
         after = reserve(cluster, resources=res, replicas=n, accelerator_model=model)
     except ValueError:
         return False
-    before = progress(hold.request, cluster, r.accelerator_model)
+    kept = memo.get(r.job_id) if memo is not None else None
+    if kept is not None and kept[0] is cluster:
+        before = kept[1]
+    else:
+        before = progress(hold.request, cluster, r.accelerator_model)
+        if memo is not None:
+            memo[r.job_id] = (cluster, before)
     now = progress(hold.request, after, r.accelerator_model)
     return any(b > a for a, b in zip(before, now, strict=True))
+
+
+def _takes(need: int, free: int, taken: int) -> bool:
+    """Whether taking `taken` of `free` leaves the gang shorter of its `need` than it was."""
+    return taken > 0 and free - taken < need
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,12 +233,13 @@ class ReservedRoom:
 
     holds: Mapping[str, tuple[Hold, ...]]  # cluster -> the holds on it
     name: str = "ReservedRoom"
+    memo: dict[JobId, tuple[ClusterInfo, tuple[int, int, int, int]]] = field(default_factory=dict)  # see worsens
 
     def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
         if not request.respects:
             return None
         for hold in self.holds.get(cluster.name, ()):
-            if hold.reservation.job_id in request.respects and worsens(hold, request, cluster):
+            if hold.reservation.job_id in request.respects and worsens(hold, request, cluster, self.memo):
                 return Reason(ReasonCode.RESERVED, hold.reservation.kept_off())
         return None
 
