@@ -218,7 +218,7 @@ def worsens(hold: Hold, request: PlacementRequest, cluster: ClusterInfo,
         if memo is not None:
             memo[r.job_id] = (cluster, before)
     now = progress(hold.request, after, r.accelerator_model)
-    return any(b > a for a, b in zip(before, now, strict=True))
+    return now[0] > before[0] or now[1] > before[1] or now[2] > before[2] or now[3] > before[3]
 
 
 def _takes(need: int, free: int, taken: int) -> bool:
