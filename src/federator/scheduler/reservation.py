@@ -5,14 +5,16 @@ small jobs, every accelerator that frees is taken by one of them in the next cyc
 adds up, and the gang may wait for ever. Fair-share preemption does not always help: it refuses
 to stop the flood when that would leave the gang's queue over the flood's share (`fair_after`).
 
-So once a gang has waited `ReservationPolicy.after_seconds`, the cycle picks one cluster for it:
+So once a gang of more than one accelerator (`due`: a one-accelerator job is never starved by its
+size) has waited `ReservationPolicy.after_seconds` and fits nowhere now, the cycle picks one cluster for it:
 the one where the fewest accelerators must free for it to fit, among those where it could fit at
 all (its model, the pool's size, its labels and the other filters a cycle cannot change). From then
 on a job of the gang's priority or lower goes to that cluster only if it leaves the gang no further
 from fitting there (`worsens`): no more accelerators to wait for in the reserved pool, no fewer of
-its replicas fitting now, no less of the CPU and memory it needs. Work of another model, work on
-nodes the gang would not use (the histogram says how many, not which), and work of higher priority
-still go there. Kube-batch's starvation design, Volcano's big-job reservation and Slurm's backfill
+its replicas fitting now, no less of the CPU and memory it needs. Work of another model (judged by
+the cluster's free CPU and memory alone), work on nodes the gang would not use (the histogram says
+how many, not which: the what-if binds best fit, as agents do), and work of higher priority still
+go there. Kube-batch's starvation design, Volcano's big-job reservation and Slurm's backfill
 reservation hold named nodes; the federator sees each pool as a histogram of free accelerators per
 node, so what the gang needs is counted, not named.
 
@@ -23,7 +25,7 @@ the gang picks again). At most `max_reservations` hold at once, highest priority
 first, so reservations cannot idle the fleet.
 
 The server keeps the last cycle's reservations in memory and hands them back to the next
-(server/scheduling.py). Nothing is stored: after a restart they are chosen again from the jobs'
+(server/reservations.py). Nothing is stored: after a restart they are chosen again from the jobs'
 submission times, and only `since` starts anew.
 
 Pure: values in, values out; the same code in the server, the simulator and the benchmarks.
