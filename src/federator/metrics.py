@@ -135,6 +135,7 @@ class ClusterSample:
     accelerators: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (vendor, model, state) -> count
     cpu_milli: dict[str, int] = field(default_factory=dict)  # state -> milli-cores
     quarantined: bool = False  # no new work for a while: it failed several owners' work early
+    cordoned: bool = False  # no new work until an operator uncordons it (server/cordons.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +231,13 @@ class StateCollector(Collector):
         for c in s.clusters:
             quarantined.add_metric([c.cluster, c.region], 1.0 if c.quarantined else 0.0)
         yield quarantined
+        cordoned = GaugeMetricFamily("federator_cluster_cordoned",
+                                     "1 while an operator has cordoned the member cluster (federator cordon: no "
+                                     "new work until uncordoned; what it runs stays), else 0.",
+                                     labels=["cluster", "region"])
+        for c in s.clusters:
+            cordoned.add_metric([c.cluster, c.region], 1.0 if c.cordoned else 0.0)
+        yield cordoned
         yield age
         yield accelerators
         yield cpu

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
+from cli_support import serving
 
-from federator.api.v1 import jobs_pb2_grpc
 from federator.cli import main
 from federator.jobfile import parse_job
 from federator.model import JobSpec
-from federator.security.auth import Authenticator
 from federator.server.federator import Federator
-from federator.server.services import JobService
 from federator.store import SqliteJobStore
 
 
@@ -27,32 +22,9 @@ def job(name: str, kind: str) -> JobSpec:
 
 @pytest.fixture
 def served() -> Iterator[tuple[Federator, str]]:
-    """A federator's job service on loopback, its loop in a thread of its own (the CLI blocks)."""
     fed = Federator(store=SqliteJobStore(Path(":memory:")))
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder: dict[str, object] = {}
-
-    async def serve() -> None:
-        server = grpc.aio.server()
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
-        holder["port"] = server.add_insecure_port("127.0.0.1:0")
-        holder["server"] = server
-        await server.start()
-        started.set()
-
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(serve(), loop).result(timeout=10)
-    started.wait(10)
-    try:
-        yield fed, f"127.0.0.1:{holder['port']}"
-    finally:
-        server = holder["server"]
-        asyncio.run_coroutine_threadsafe(server.stop(0), loop).result(timeout=10)  # type: ignore[attr-defined]
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with serving(fed) as address:
+        yield fed, address
 
 
 def test_scale_sets_the_new_count_and_says_so(served: tuple[Federator, str],

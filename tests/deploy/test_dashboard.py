@@ -42,8 +42,9 @@ PROMISED_PANELS = ["capacity vs allocation by region", "capacity vs allocation b
                    "certificates: days until expiry", "placements not started in time", "clusters forgotten",
                    # spread jobs serving short of a part that a lost cluster held
                    "replicas owed to short jobs",
-                   # members that fail several owners' work soon after its start (server/quarantine.py)
-                   "early failures and quarantined clusters"]
+                   # members that fail several owners' work soon after its start (server/quarantine.py), and
+                   # those an operator cordoned (server/cordons.py)
+                   "early failures, quarantined and cordoned clusters"]
 
 
 @pytest.mark.parametrize(("expr", "want"), [

@@ -6,7 +6,8 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,20 @@ EXAMPLES_K8S = ROOT / "examples" / "k8s"
 WORKLOADS = "federator-workloads"
 REGIONS = {"member-a": "east", "member-b": "west"}
 JOBS_NAMESPACE = "default"  # the session federator watches this namespace; other tests use their own
+
+
+@contextmanager
+def host_alone(directory: Path, namespace: str) -> Iterator[Testbed]:
+    """A host control plane alone, with the chart's CRDs established and `namespace` made: for the tests that run
+    the federator in their own process against a real API server."""
+    bed = Testbed.start(directory, members=())
+    try:
+        bed.kubectl("host", "apply", "-f", str(CRDS))
+        bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        bed.kubectl("host", "create", "namespace", namespace)
+        yield bed
+    finally:
+        bed.stop()
 
 
 def service_account_kubeconfig(tb: Testbed, cluster: str, account: str, path: Path,

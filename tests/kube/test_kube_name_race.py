@@ -24,7 +24,7 @@ from federator.jobfile import parse_job
 from federator.server.federator import Federator
 from federator.store.errors import NameTaken
 
-from kube_support import CRDS, Testbed
+from kube_support import Testbed, host_alone
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -34,14 +34,8 @@ NAMESPACE = "name-race"
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
     """A host control plane alone, with the CRDs."""
-    bed = Testbed.start(tmp_path_factory.mktemp("name-race-bed"), members=())
-    try:
-        bed.kubectl("host", "apply", "-f", str(CRDS))
-        bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        bed.kubectl("host", "create", "namespace", NAMESPACE)
+    with host_alone(tmp_path_factory.mktemp("name-race-bed"), NAMESPACE) as bed:
         yield bed
-    finally:
-        bed.stop()
 
 
 def document(name: str, replicas: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from federator.model import JobPhase
 from federator.server.federator import Federator
 
 from builders import cluster, pool
-from kube_support import CRDS, Testbed
+from kube_support import Testbed, host_alone
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -35,14 +35,8 @@ H100 = "NVIDIA-H100-80GB-HBM3"
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
     """A host control plane alone, with the CRDs."""
-    bed = Testbed.start(tmp_path_factory.mktemp("scale-bed"), members=())
-    try:
-        bed.kubectl("host", "apply", "-f", str(CRDS))
-        bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        bed.kubectl("host", "create", "namespace", NAMESPACE)
+    with host_alone(tmp_path_factory.mktemp("scale-bed"), NAMESPACE) as bed:
         yield bed
-    finally:
-        bed.stop()
 
 
 def document(name: str, kind: str, replicas: int, **spec: Any) -> str:
@@ -106,3 +100,14 @@ def test_kubectl_scale_places_the_extra_replicas_and_keeps_the_running_ones(host
             store.close()
 
     asyncio.run(main())
+
+
+def test_kubectl_scale_below_min_regions_is_refused_by_the_api_server(host: Testbed) -> None:
+    """The API server's own rule, so no federator runs: the count is never written, so nothing has to undo it."""
+    host.kubectl("host", "apply", "-f", "-", "-n", NAMESPACE,
+                 input=document("spread", "inference", 3, regions={"minRegions": 2}))
+    proc = host.kubectl("host", "scale", "fj", "spread", "--replicas=1", "-n", NAMESPACE, check=False)
+    assert proc.returncode != 0
+    assert "spec.regions.minRegions: is more than spec.replicas; each region needs a replica" in proc.stderr
+    assert host.kubectl("host", "get", "fj", "spread", "-n", NAMESPACE, "-o", "jsonpath={.spec.replicas}").stdout == "3"
+    host.kubectl("host", "scale", "fj", "spread", "--replicas=2", "-n", NAMESPACE)  # minRegions itself is allowed

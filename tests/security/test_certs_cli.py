@@ -71,7 +71,7 @@ def test_bad_certificate_parameters_are_one_line_naming_the_flag(tmp_path: Path,
 
 @pytest.mark.parametrize(("trust", "said"), [
     ("providers: [1]\n", "must be a mapping with one field, providers, of provider names to {ca, clusters, revoked, "
-                             "regions, maxAccelerators}"),
+                             "regions, maxAccelerators, maxCpu, maxMemory}"),
     ("a: [\n", "not valid YAML: expected the node content, but found '<stream end>' (line 2, column 1)"),
 ], ids=["not-a-trust-file", "not-yaml"])
 def test_adding_a_provider_to_a_trust_file_that_is_not_one_names_the_file(tmp_path: Path, trust: str,
@@ -110,8 +110,8 @@ def test_a_providers_regions_are_written_and_kept_when_it_is_added_again(tmp_pat
     assert certs.trust.read_text() == before
 
 
-def test_a_providers_max_accelerators_is_kept_when_it_is_added_again(tmp_path: Path) -> None:
-    """The operator writes the bound by hand; re-running `certs provider` must not drop it (any room again)."""
+def test_a_providers_bounds_are_kept_when_it_is_added_again(tmp_path: Path) -> None:
+    """The operator writes the bounds by hand; re-running `certs provider` must not drop them (any room again)."""
     from federator.security.pki import CertsDir
     from federator.security.trust import load_trust
 
@@ -119,12 +119,14 @@ def test_a_providers_max_accelerators_is_kept_when_it_is_added_again(tmp_path: P
     assert federator("certs", "init", "--dir", str(d)).returncode == 0
     assert federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*").returncode == 0
     certs = CertsDir(d)
-    certs.trust.write_text(certs.trust.read_text().replace("clusters:", "maxAccelerators: 512\n    clusters:"))
+    certs.trust.write_text(certs.trust.read_text().replace(
+        "clusters:", "maxAccelerators: 512\n    maxCpu: 4096\n    maxMemory: 32Ti\n    clusters:"))
     assert load_trust(certs.trust, federation_ca=certs.ca_cert).providers["acme"].max_accelerators == 512
     out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*",
                     "--clusters", "edge-7")
     assert out.returncode == 0, out.stderr
-    assert load_trust(certs.trust, federation_ca=certs.ca_cert).providers["acme"].max_accelerators == 512
+    acme = load_trust(certs.trust, federation_ca=certs.ca_cert).providers["acme"]
+    assert (acme.max_accelerators, acme.max_cpu_milli, acme.max_memory_bytes) == (512, 4_096_000, 32 * 2**40)
     out = federator("certs", "provider", "--dir", str(d), "--name", "globex", "--clusters", "gx-*")
     assert out.returncode == 0 and "in any region" in out.stdout
 

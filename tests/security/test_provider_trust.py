@@ -12,6 +12,8 @@ import pytest
 
 from federator.cli.client import list_clusters
 from federator.local import LocalFederation
+from federator.model import ClusterCapacity
+from federator.model.cluster import AcceleratorPool
 from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue, load_cert
 from federator.security.trust import TrustError, load_trust
 
@@ -82,7 +84,8 @@ def _trust_file(tmp_path: Path, acme: str) -> tuple[CertsDir, Path]:
     (", regions: [east, East-2]", "providers.acme.regions[1]: must be a region name as agents give it (a lower-case "
                                   "DNS name of at most 63 characters), got 'East-2'"),
     (", regions: [east, 7]", "providers.acme.regions[1]: must be a region name as agents give it"),
-    (", region: [east]", "providers.acme: must be a mapping {ca, clusters, revoked, regions, maxAccelerators} with ca"),
+    (", region: [east]", "providers.acme: must be a mapping {ca, clusters, revoked, regions, maxAccelerators, "
+                         "maxCpu, maxMemory} with ca"),
 ], ids=["not-a-list", "empty", "not-a-region-name", "not-text", "misspelt-field"])
 def test_a_bad_regions_value_is_refused_naming_the_field(tmp_path: Path, regions: str, problem: str) -> None:
     certs, path = _trust_file(tmp_path, regions)
@@ -112,18 +115,45 @@ def test_a_bad_max_accelerators_is_refused_naming_the_field(tmp_path: Path, boun
                                      "bound), got "), err.value
 
 
-@pytest.mark.parametrize(("bound", "issuer", "total", "problem"), [
-    (", maxAccelerators: 16", "acme", 16, ""),
-    (", maxAccelerators: 16", "acme", 17, "capacity.accelerator_pools: 17 accelerators in all (total_accelerators "
-                                          "over every pool) are more than maxAccelerators 16, the most the trust "
-                                          "file lets one cluster of provider 'acme' report"),
-    (", maxAccelerators: 16", "", 10_000, ""),  # the federation's own clusters: no bound
-    ("", "acme", 10_000, ""),  # no bound: any, as before
-], ids=["at-the-bound", "over-it", "federation-cluster", "provider-without-a-bound"])
-def test_a_provider_bound_to_max_accelerators_may_report_at_most_that(tmp_path: Path, bound: str, issuer: str,
-                                                                     total: int, problem: str) -> None:
+def claiming(accelerators: int = 0, *, cpu_milli: int = 0, memory: int = 0) -> ClusterCapacity:
+    pools = (AcceleratorPool("H100", (accelerators,), accelerators, accelerators),) if accelerators else ()
+    return ClusterCapacity(accelerator_pools=pools, cpu_milli_allocatable=cpu_milli, cpu_milli_free=cpu_milli,
+                           memory_bytes_allocatable=memory, memory_bytes_free=memory)
+
+
+@pytest.mark.parametrize(("bound", "issuer", "capacity", "problem"), [
+    (", maxAccelerators: 16", "acme", claiming(16), ""),
+    (", maxAccelerators: 16", "acme", claiming(17), "capacity.accelerator_pools: 17 accelerators in all "
+                                                    "(total_accelerators over every pool) are more than "
+                                                    "maxAccelerators 16, the most the trust file lets one cluster of "
+                                                    "provider 'acme' report"),
+    (", maxAccelerators: 16", "", claiming(10_000), ""),  # the federation's own clusters: no bound
+    ("", "acme", claiming(10_000, cpu_milli=10**9, memory=2**60), ""),  # no bound: any, as before
+    (", maxCpu: 64", "acme", claiming(cpu_milli=64_000), ""),
+    (", maxCpu: 64", "acme", claiming(cpu_milli=64_001), "capacity.cpu_milli_allocatable: 64.001 CPUs are more "
+                                                         "than maxCpu 64, the most the trust file lets one cluster "
+                                                         "of provider 'acme' report"),
+    (", maxMemory: 1Ti", "acme", claiming(memory=2**40), ""),
+    (", maxMemory: 1Ti", "acme", claiming(memory=2**40 + 1), "capacity.memory_bytes_allocatable: 1099511627777 "
+                                                             "bytes are more than maxMemory 1099511627776 bytes, the "
+                                                             "most the trust file lets one cluster of provider "
+                                                             "'acme' report"),
+], ids=["at-the-bound", "over-it", "federation-cluster", "provider-without-a-bound", "cpu-at-the-bound",
+        "cpu-over-it", "memory-at-the-bound", "memory-over-it"])
+def test_a_provider_bound_to_max_accelerators_cpu_or_memory_may_report_at_most_that(
+        tmp_path: Path, bound: str, issuer: str, capacity: ClusterCapacity, problem: str) -> None:
     certs, path = _trust_file(tmp_path, bound)
-    assert load_trust(path, federation_ca=certs.ca_cert).capacity_problem(issuer, total) == problem
+    assert load_trust(path, federation_ca=certs.ca_cert).capacity_problem(issuer, capacity) == problem
+
+
+@pytest.mark.parametrize(("key", "bound"), [("maxCpu", "-4"), ("maxCpu", "lots"), ("maxCpu", "true"),
+                                            ("maxMemory", "[1Ti]"), ("maxMemory", "'-1Gi'")])
+def test_a_bad_max_cpu_or_memory_is_refused_naming_the_field(tmp_path: Path, key: str, bound: str) -> None:
+    certs, path = _trust_file(tmp_path, f", {key}: {bound}")
+    with pytest.raises(TrustError) as err:
+        load_trust(path, federation_ca=certs.ca_cert)
+    assert str(err.value).startswith(f"{path}: providers.acme.{key}: must be a quantity, the most allocatable "), \
+        err.value
 
 
 @pytest.mark.parametrize(("regions", "issuer", "region", "problem"), [

@@ -221,7 +221,8 @@ def _provider(args: argparse.Namespace) -> int:
         doc[args.name] = {"ca": str(mine.ca_cert.relative_to(certs.root)), "clusters": list(args.clusters),
                           "revoked": str(mine.revoked.relative_to(certs.root)),
                           **({"regions": regions} if regions is not None else {}),
-                          **({"maxAccelerators": before["maxAccelerators"]} if "maxAccelerators" in before else {})}
+                          **{bound: before[bound] for bound in ("maxAccelerators", "maxCpu", "maxMemory")
+                             if bound in before}}
         write_trust(certs.trust, doc)
         trust = load_trust(certs.trust, federation_ca=certs.ca_cert)  # refuse a file the federator would refuse
         (certs.root / "trust-bundle.pem").write_bytes(trust.bundle_pem())

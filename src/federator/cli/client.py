@@ -75,7 +75,8 @@ log = logging.getLogger("federator.cli")
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("submit", help="submit FederatedJob files")
     s.add_argument("-f", "--filename", type=Path, action="append", required=True,
-                   help="job file or folder of job files (repeatable)")
+                   help="job file or folder of job files (repeatable); every file is checked before any job is "
+                        "sent, so one bad file sends none")
     s.add_argument("--timeout", type=_seconds, default=SUBMIT_PATIENCE, metavar="SECONDS",
                    help="how long each job's submission may take, retries included, before the federator is "
                         "reported as not answering (default %(default)s)")
@@ -91,7 +92,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g = sub.add_parser("get", help="list jobs or clusters")
     g.add_argument("what", choices=["jobs", "job", "clusters"], help="what to list")
     g.add_argument("name", nargs="?", help="one job: its id, namespace/name, or its name (the newest job of that "
-                   "name; a name in several namespaces is refused, listing them)")
+                   "name; a name in several namespaces is refused, listing them); or one cluster, by its name")
     g.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
     g.add_argument("--queue", default="", help="only jobs of this queue")
     g.add_argument("--page-size", type=_page_size, default=0, metavar="N",
@@ -451,7 +452,9 @@ def list_clusters(target: Target, *, full: bool = True, page_size: int = 0) -> l
                 out.append({"name": c.name, "region": c.region, "state": c.state, "labels": dict(c.labels),
                             "capacity": cap, "last_report_at": c.last_report_at, "placements": c.placements,
                             "gang_admission": c.gang_admission, "quarantined_until": c.quarantined_until,
-                            "quarantine_reason": c.quarantine_reason, "member_unreachable": c.member_unreachable,
+                            "quarantine_reason": c.quarantine_reason, "cordoned": c.cordoned,
+                            "cordoned_by": c.cordoned_by, "cordoned_at": c.cordoned_at,
+                            "cordon_reason": c.cordon_reason, "member_unreachable": c.member_unreachable,
                             "member_unreachable_since": c.member_unreachable_since,
                             "report_age_seconds": c.report_age_seconds})
             token = resp.next_page_token
@@ -469,6 +472,8 @@ def _submit(args: argparse.Namespace) -> int:
         requests = submit_requests([spec for spec, _ in sources], run_again=args.run_again)
     except (JobFileError, RequestIdError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if len(args.filename) > 1 or any(p.is_dir() for p in args.filename):
+            print("error: nothing submitted: every file is checked before any job is sent", file=sys.stderr)
         return 2
     too_big = [f"{where}: {why}" for (_, where), r in zip(sources, requests, strict=True)
                if (why := oversized(r, args.max_request_bytes))]
@@ -515,6 +520,11 @@ def _get(args: argparse.Namespace) -> int:
             # documents carry the histograms (nodes_by_free); a table needs only the BASIC view
             clusters = list_clusters(client_options(args), full=args.output in ("json", "yaml"),
                                      page_size=args.page_size)
+            if args.name:  # one cluster, as `get jobs NAME` is one job
+                clusters = [c for c in clusters if c["name"] == args.name]
+                if not clusters:
+                    print(f"error: no cluster {args.name!r}", file=sys.stderr)
+                    return 1
             if args.output in ("json", "yaml"):
                 docs = [{**c, "capacity": _cap_doc(c["capacity"])} for c in clusters]
                 print(dump(docs, args.output))

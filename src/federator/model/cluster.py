@@ -27,6 +27,8 @@ class ClusterState(StrEnum):
     # Only in a scheduling snapshot, never a record's: a Ready cluster that failed several owners' work early and
     # takes no new work for a while (server/quarantine.py); what it runs stays.
     QUARANTINED = "Quarantined"
+    # Only in a scheduling snapshot too: a Ready cluster an operator cordoned (server/cordons.py); what it runs stays.
+    CORDONED = "Cordoned"
 
 
 class GangAdmission(StrEnum):

@@ -49,7 +49,7 @@ from federator.scheduler.framework import (
 )
 from federator.scheduler.gcpause import few_full_collections
 from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES, quota_held_text
-from federator.scheduler.pools import best_model, fit_count, split_by_model
+from federator.scheduler.pools import LazyFitCounts, QuotaBudget, best_model, quota_budget, reserve_spread
 from federator.scheduler.preemption import (
     PlanMemo,
     Preemption,
@@ -233,13 +233,12 @@ class Scheduler:
     def _try(self, request: PlacementRequest, usage: QueueUsage, txn: Txn, board: Board,
              unplaceable: dict[tuple[object, ...], Reason]) -> tuple[Assignment, ...] | Reason:
         """One alternative: the queue's quota on its models, then placement."""
-        blocked, notes, refused = usage.quota_check(request)
-        if refused is not None:
-            return refused
-        if blocked:
-            request = replace(request, blocked_models=blocked)
+        check = usage.quota_check(request)
+        if check.refused is not None:
+            return check.refused
+        request = check.admitted(request)
         outcome = self._place(request, txn, board, unplaceable)
-        if isinstance(outcome, Reason) and notes:
+        if isinstance(outcome, Reason) and (notes := check.notes):
             if outcome.code in (ReasonCode.QUOTA_EXCEEDED, ReasonCode.ACCELERATOR_UNAVAILABLE):
                 return Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes))
             return Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
@@ -277,24 +276,27 @@ class Scheduler:
 
     def _place_spread(self, request: PlacementRequest, txn: Txn, board: Board) -> tuple[
             Assignment, ...] | Reason:
-        counts = self._spread_counts(request, txn, board)
+        budget = quota_budget(request, board.ctx, board.pool_scores)
+        counts = self._spread_counts(request, txn, board, budget)
         if isinstance(counts, Reason):
             return counts
         txn.begin()
         try:
-            out = _reserve_spread(request, txn, counts, board)
+            out = reserve_spread(request, txn, counts, board.ctx, board.pool_scores, budget)
         except ValueError as exc:  # a fit count and the arithmetic disagree: a bug, but not a crash
             txn.abort()
             return Reason(ReasonCode.WAITING, f"spreading failed: {exc}")
         txn.commit()
         return out
 
-    def _spread_counts(self, request: PlacementRequest, txn: Txn, board: Board) -> Counter[str] | Reason:
+    def _spread_counts(self, request: PlacementRequest, txn: Txn, board: Board,
+                       budget: QuotaBudget | None = None) -> Counter[str] | Reason:
         """Replicas per cluster for a spread request over the txn's current view (an open attempt
         included: preemption asks with its victims released); reads only, reserves nothing. It counts
-        whole groups of `spec.group_size` (a LeaderWorkerSet group stays in one cluster)."""
+        whole groups of `spec.group_size` (a LeaderWorkerSet group stays in one cluster). With quota caps
+        (`model_caps`) it counts through a fresh `budget`, which keeps the split over models for the reservation."""
         g = max(1, request.spec.group_size)
-        one = replace(request, replicas=g, kept_regions=())
+        one = replace(request, replicas=g, kept_regions=(), model_caps=())
         key = shape_key(one)
         names = board.ranked(one, key)
         if not names:
@@ -302,7 +304,7 @@ class Scheduler:
         preferred = set(request.spec.preferred_regions)
         near = [n for n in names if txn.get(n).region in preferred]
         tiers = [near, [n for n in names if n not in set(near)]] if near else [names]
-        caps = _LazyCaps(one, txn, per=g)
+        caps = LazyFitCounts(one, txn, per=g)
         counts: Counter[str] = Counter()
         left = request.replicas // g
         kept = set(request.kept_regions)  # the rest of a job: its live placements' regions count already
@@ -310,8 +312,10 @@ class Scheduler:
         if request.spec.min_regions > 1 and need > 0:
             seeds: dict[str, str] = {}
             for n in (n for tier in tiers for n in tier):
-                if txn.get(n).region not in kept:
-                    seeds.setdefault(txn.get(n).region, n)
+                region = txn.get(n).region
+                if region not in kept and region not in seeds and (
+                        budget is None or (len(seeds) < need and budget.take(one, txn.get(n), 1))):
+                    seeds[region] = n
             if len(seeds) < need or left < need:
                 holding = f"{len(kept)} held by its running placements ({', '.join(sorted(kept))}); " if kept else ""
                 return Reason(ReasonCode.REGION_UNAVAILABLE,
@@ -324,7 +328,7 @@ class Scheduler:
                 caps[n] -= 1
                 left -= 1
         for tier in tiers:
-            if left <= len(tier) and all(caps[n] > 0 for n in tier[:left]):  # one each, best ranked first
+            if budget is None and left <= len(tier) and all(caps[n] > 0 for n in tier[:left]):  # one each, best first
                 for n in tier[:left]:
                     counts[n] += 1
                     caps[n] -= 1
@@ -335,6 +339,10 @@ class Scheduler:
                 share = max(1, left // len(active))
                 for n in active:
                     k = min(share, caps[n], left)
+                    if budget is not None and k:
+                        got = budget.take(one, txn.get(n), k)
+                        if got < k:  # its pools, within the caps, take no more: the caps only fall
+                            caps[n] = k = got
                     counts[n] += k
                     caps[n] -= k
                     left -= k
@@ -510,7 +518,7 @@ class Scheduler:
             if isinstance(admitted, Reason):
                 return admitted
             release_in_attempt(txn, victims, by_job)
-            counts = self._spread_counts(admitted, txn, board)
+            counts = self._spread_counts(admitted, txn, board, quota_budget(admitted, board.ctx, board.pool_scores))
             txn.abort()
             return counts if isinstance(counts, Reason) else None
 
@@ -526,11 +534,12 @@ class Scheduler:
         if isinstance(admitted, Reason):  # plan_spread's own check said it is within quota: a bug, not a crash
             return None
         release_in_attempt(txn, chosen.victims, by_job)
-        counts = self._spread_counts(admitted, txn, board)
+        room = quota_budget(admitted, board.ctx, board.pool_scores)
+        counts = self._spread_counts(admitted, txn, board, room)
         try:
             if isinstance(counts, Reason):
                 raise ValueError(counts.message)
-            assignments = _reserve_spread(admitted, txn, counts, board)
+            assignments = reserve_spread(admitted, txn, counts, board.ctx, board.pool_scores, room)
         except ValueError:  # the plan said it fits: a bug, but not a crash
             txn.abort()
             return None
@@ -545,32 +554,6 @@ class Scheduler:
 def _spreads(request: PlacementRequest) -> bool:
     """Replicas that may go to several clusters (the place phase's `_place_spread` path)."""
     return not request.is_gang and not (request.replicas == 1 and request.spec.min_regions <= 1)
-
-
-def _reserve_spread(request: PlacementRequest, txn: Txn, counts: Mapping[str, int],
-                    board: Board) -> tuple[Assignment, ...]:
-    """Bind `counts` replicas per cluster in the txn's open attempt; ValueError if they do not fit."""
-    one = replace(request, replicas=1, kept_regions=())
-    out: list[Assignment] = []
-    for name in sorted(counts):
-        cluster = txn.get(name)
-        for model, replicas in split_by_model(one, cluster, counts[name], board.ctx, board.pool_scores):
-            cluster = reserve(cluster, resources=request.spec.resources, replicas=replicas, accelerator_model=model)
-            out.append(assign(cluster, replicas, model, request))
-        txn.put(cluster)
-    return tuple(out)
-
-
-class _LazyCaps(dict[str, int]):
-    """Fit counts of clusters for a spread request, computed on first use (most spreads need few)."""
-
-    def __init__(self, request: PlacementRequest, txn: Txn, *, per: int = 1) -> None:
-        super().__init__()
-        self.request, self.txn, self.per = request, txn, per
-
-    def __missing__(self, name: str) -> int:
-        value = self[name] = fit_count(self.request, self.txn.get(name)) // self.per
-        return value
 
 
 def summarize(rejected: Sequence[Reason], clusters: int, request: PlacementRequest) -> Reason:

@@ -34,7 +34,7 @@ Pure: values in, values out; the same code in the server, the simulator and the 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, ReasonCode
@@ -46,6 +46,7 @@ from federator.timestamps import utc_seconds
 
 if TYPE_CHECKING:
     from federator.scheduler.config import SchedulerConfig
+    from federator.scheduler.fairshare import QuotaCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,11 +323,9 @@ def by_cluster(holds: Sequence[Hold]) -> dict[str, tuple[Hold, ...]]:
     return out
 
 
-QuotaCheck = Callable[[PlacementRequest], tuple[tuple[str, ...], list[str], Reason | None]]
-
-
 def hold_room(config: SchedulerConfig, filters: Sequence[FilterPlugin], snapshot: Snapshot,
-              requests: Sequence[PlacementRequest], reservations: Sequence[Reservation], quota_check: QuotaCheck,
+              requests: Sequence[PlacementRequest], reservations: Sequence[Reservation],
+              quota_check: Callable[[PlacementRequest], QuotaCheck],
               *, now: float, ctx: CycleContext) -> tuple[Hold, ...]:
     """The cycle's reserve phase: `choose` with the policy's threshold and cap, the queues' quotas as the
     cycle begins (`QueueUsage.quota_check`), and the scheduler's filters that a cycle cannot change."""
@@ -336,10 +335,8 @@ def hold_room(config: SchedulerConfig, filters: Sequence[FilterPlugin], snapshot
     constant = [f for f in filters if f.name in CYCLE_CONSTANT_FILTERS]
 
     def admit(request: PlacementRequest) -> PlacementRequest | None:
-        blocked, _, refused = quota_check(request)
-        if refused is not None:
-            return None
-        return replace(request, blocked_models=blocked) if blocked else request
+        check = quota_check(request)
+        return None if check.refused is not None else check.admitted(request)
 
     def could(request: PlacementRequest, cluster: ClusterInfo) -> bool:
         return all(f.filter(request, cluster, ctx) is None for f in constant)

@@ -40,7 +40,8 @@ from federator.timestamps import utc_micro
 
 log = logging.getLogger("federator.audit")
 
-ACTIONS = ("submit", "cancel", "scale", "queue.change", "certificate.revoke", "federatedjob.refuse")
+ACTIONS = ("submit", "cancel", "scale", "cordon", "uncordon", "queue.change", "certificate.revoke",
+           "federatedjob.refuse")
 RESULTS = ("accepted", "refused", "failed")
 
 

@@ -17,6 +17,8 @@ The trust file (`trust.yaml` in the certs folder, or `federator serve
         revoked: providers/acme/revoked.txt  # its own revocation list (optional)
         regions: [east, north]             # the regions its clusters may claim (optional; default any)
         maxAccelerators: 512               # the most accelerators one of its clusters may report (optional)
+        maxCpu: 4096                       # the most CPU (allocatable, a quantity) one may report (optional)
+        maxMemory: 32Ti                    # the most memory (allocatable, a quantity) one may report (optional)
 
 A cluster name matching two providers' patterns is refused (ambiguous). The
 region is the agent's claim (its Hello), and the scheduler places
@@ -26,7 +28,10 @@ attract the jobs meant for clusters near users elsewhere. A provider bound to
 `maxAccelerators` has a capacity report of one of its clusters claiming more
 accelerators in all (total, over every pool) refused (`Trust.capacity_problem`):
 its agent could otherwise claim any room, at any price, and draw every tenant's
-work (the operator knows what each provider contracted to supply). The
+work (the operator knows what each provider contracted to supply). `maxCpu` and
+`maxMemory` bound its allocatable CPU and memory the same way: CPU-only work
+and the host room beside accelerators are drawn by them as accelerator work is
+by accelerators. The
 federator verifies client certificates against the federation's CA and every
 provider's CA (`bundle_pem`), then `Trust.check` decides whose it is.
 `federator certs provider` creates a provider CA (or imports one) and adds it
@@ -45,13 +50,15 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from federator.model.cluster import ClusterCapacity
+from federator.model.resources import QuantityError, parse_quantity
 from federator.security.auth import RevocationList
 from federator.security.limits import valid_region
 from federator.security.pki import Identity, IdentityKind, PkiError, load_cert
 from federator.yamltext import YamlFileError, load_yaml_file
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_FIELDS = ("ca", "clusters", "revoked", "regions", "maxAccelerators")
+_FIELDS = ("ca", "clusters", "revoked", "regions", "maxAccelerators", "maxCpu", "maxMemory")
 FEDERATION = ""  # the issuer name of the federation's own CA
 # A member cluster's provider: the label an agent sets (`federator agent --provider`), overridden by the
 # provider the trust file binds the cluster to. Accounting groups usage by it.
@@ -70,6 +77,8 @@ class Provider:
     revocations: RevocationList | None = None
     regions: tuple[str, ...] = ()  # the regions its clusters may claim; () = any (a file without `regions`)
     max_accelerators: int | None = None  # the most one of its clusters may report in all; None = no bound
+    max_cpu_milli: int | None = None  # the most allocatable CPU one of its clusters may report; None = no bound
+    max_memory_bytes: int | None = None  # the most allocatable memory one of its clusters may report; None = none
 
     def claims(self, cluster: str) -> bool:
         return any(fnmatch.fnmatchcase(cluster, pattern) for pattern in self.clusters)
@@ -140,16 +149,28 @@ class Trust:
         return (f"hello.region: {region[:80]!r} is not a region of provider {provider.name!r}; the trust file "
                 f"binds its clusters to regions {', '.join(provider.regions)}")
 
-    def capacity_problem(self, issuer: str, total_accelerators: int) -> str:
-        """"" if a cluster certified by `issuer` may report `total_accelerators` (over all its pools), else why not,
-        naming the field and the bound. The federation's own clusters and providers without `maxAccelerators` may
-        report any."""
+    def capacity_problem(self, issuer: str, capacity: ClusterCapacity) -> str:
+        """"" if a cluster certified by `issuer` may report `capacity`, else why not, naming the field and the
+        bound: its accelerators in all (over every pool) within `maxAccelerators`, its allocatable CPU within
+        `maxCpu`, its allocatable memory within `maxMemory`. The federation's own clusters and providers without a
+        bound may report any."""
         provider = self.providers.get(issuer) if issuer else None
-        if provider is None or provider.max_accelerators is None or total_accelerators <= provider.max_accelerators:
+        if provider is None:
             return ""
-        return (f"capacity.accelerator_pools: {total_accelerators} accelerators in all (total_accelerators over every "
-                f"pool) are more than maxAccelerators {provider.max_accelerators}, the most the trust file lets one "
-                f"cluster of provider {provider.name!r} report")
+        whose = f"the most the trust file lets one cluster of provider {provider.name!r} report"
+        total = capacity.total_accelerators
+        if provider.max_accelerators is not None and total > provider.max_accelerators:
+            return (f"capacity.accelerator_pools: {total} accelerators in all (total_accelerators over every pool) "
+                    f"are more than maxAccelerators {provider.max_accelerators}, {whose}")
+        cpu = capacity.cpu_milli_allocatable
+        if provider.max_cpu_milli is not None and cpu > provider.max_cpu_milli:
+            return (f"capacity.cpu_milli_allocatable: {cpu / 1000:g} CPUs are more than maxCpu "
+                    f"{provider.max_cpu_milli / 1000:g}, {whose}")
+        memory = capacity.memory_bytes_allocatable
+        if provider.max_memory_bytes is not None and memory > provider.max_memory_bytes:
+            return (f"capacity.memory_bytes_allocatable: {memory} bytes are more than maxMemory "
+                    f"{provider.max_memory_bytes} bytes, {whose}")
+        return ""
 
     def provider_label_problem(self, issuer: str, cluster: str, labels: Mapping[str, str]) -> str:
         """"" if a Hello's PROVIDER_LABEL (if it gives one) names the provider whose CA certified the cluster, else
@@ -242,7 +263,11 @@ def load_trust(path: Path, *, federation_ca: Path,
         providers[name] = Provider(name, ca, tuple(clusters), revoked,
                                    regions=_regions(body.get("regions"), where=f"{where}.regions"),
                                    max_accelerators=_bound(body.get("maxAccelerators"),
-                                                           where=f"{where}.maxAccelerators"))
+                                                           where=f"{where}.maxAccelerators"),
+                                   max_cpu_milli=_quantity_bound(body.get("maxCpu"), where=f"{where}.maxCpu",
+                                                                 scale=1000, what="CPU"),
+                                   max_memory_bytes=_quantity_bound(body.get("maxMemory"), where=f"{where}.maxMemory",
+                                                                    scale=1, what="memory"))
     return Trust(fed_ca, providers)
 
 
@@ -270,6 +295,18 @@ def _bound(raw: object, *, where: str) -> int | None:
         raise TrustError(f"{where}: must be a whole number of at least 0, the most accelerators one of its clusters "
                          f"may report (leave it out for no bound), got {raw!r}")
     return raw
+
+
+def _quantity_bound(raw: object, *, where: str, scale: int, what: str) -> int | None:
+    """A provider's `maxCpu` (cores, as "4096" or "500m") or `maxMemory` (bytes, as "32Ti"): None (absent) bounds
+    nothing; otherwise a Kubernetes quantity, in milli-CPUs or bytes (`scale`)."""
+    if raw is None:
+        return None
+    try:
+        return int(parse_quantity(raw) * scale)
+    except QuantityError as exc:
+        raise TrustError(f"{where}: must be a quantity, the most allocatable {what} one of its clusters may report "
+                         f"(leave it out for no bound): {exc}") from exc
 
 
 def write_trust(path: Path, providers: Mapping[str, Mapping[str, object]]) -> None:

@@ -49,6 +49,7 @@ from federator.server.terms import StreamTerms, check_terms, default_order_max_a
 from federator.server.usage_service import UsageService
 from federator.steady_clock import SteadyClock
 from federator.store import SqliteJobStore, StoreError
+from federator.store.cordons import SqliteCordonStore
 from federator.store.identity import FileState
 from federator.store.members import SqliteMemberStore
 
@@ -276,6 +277,9 @@ async def serve(opts: ServeOptions) -> None:
     except StoreError as exc:
         raise SystemExit(str(exc)) from exc
     clusters = fed.clusters
+    cordon_store = None if kube else SqliteCordonStore(opts.db)  # kube: the MemberClusters' spec (KubeMode.start)
+    if cordon_store is not None:
+        fed.cordons.attach(cordon_store)
     if fed.cycles.pending_count > opts.limits.max_pending_jobs:  # every Submit is refused until the backlog drains
         log.warning("the store holds %d pending jobs, over --max-pending-jobs %d: every Submit is refused "
                     "(RESOURCE_EXHAUSTED) until fewer are pending", fed.cycles.pending_count,
@@ -402,6 +406,8 @@ async def serve(opts: ServeOptions) -> None:
     store.close()
     if members is not None:
         members.close()
+    if cordon_store is not None:
+        cordon_store.close()
     usage.close()
     audit.close()
     if kube and kube.lost:

@@ -39,7 +39,7 @@ from federator.scheduler import may_spread
 from federator.security.authz import submitter_of
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.quarantine import Quarantine, QuarantinePolicy
-from federator.server.refusals import brief
+from federator.server.refusals import FAILED_EARLY, brief
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -70,7 +70,7 @@ class EarlyFailures:
         self.fed = fed
         self.policy = policy or EarlyFailurePolicy()
         self.quarantine = Quarantine(self.policy.quarantine, early_seconds=self.policy.seconds, ready=self._ready,
-                                     on_start=self._quarantined, on_end=self._released, on_capped=self._capped)
+                                     on_start=self._quarantined, on_end=self.released, on_capped=self._capped)
         self._started: dict[str, float] = {}  # placement id -> when it turned Running, oldest first
 
     def seen(self, rec: ClusterRecord, job: Job, placement: Placement, phase: JobPhase, message: str) -> str | None:
@@ -125,7 +125,7 @@ class EarlyFailures:
         job.early_failure = said  # stored by the requeue's write, before any agent hears of it
         why = f"failed on {said}; placing it once more, elsewhere (--early-failure-seconds {self.policy.seconds:g})"
         log.warning("job %s %s", job.job_id, why)
-        fed.refusals.note(job.job_id, rec.name, now, message)
+        fed.refusals.note(job.job_id, rec.name, now, message, did=FAILED_EARLY)
         fed.requeue(job, Reason(ReasonCode.FAILED_EARLY, why), ended={placement.placement_id})
         return None
 
@@ -148,8 +148,8 @@ class EarlyFailures:
         """Ready clusters now, quarantined ones too (they stay Ready): the base of the quarantine's cap."""
         return sum(1 for rec in self.fed.clusters.values() if rec.state is ClusterState.READY)
 
-    def _released(self, cluster: str) -> None:
-        """Its room counts again: jobs parked for want of room come back."""
+    def released(self, cluster: str) -> None:
+        """Its room counts again (a quarantine or a cordon ended): jobs parked for want of room come back."""
         self.fed.cycles.capacity_changed(everything=True)
         self.fed.wake()
 

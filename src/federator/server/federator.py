@@ -46,6 +46,7 @@ from federator.server.clusters import (
     forget_acks,
     report_gate,
 )
+from federator.server.cordons import Cordons
 from federator.server.early_failures import EarlyFailurePolicy, EarlyFailures
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
@@ -122,6 +123,7 @@ class Federator:
         self.starts = StartDeadline(self, timeout=start_timeout)  # placements their cluster does not start
         self.early = EarlyFailures(self, early_failures)  # failed soon after starting: once more; quarantine
         self.orphans = Orphans(self, grace=orphan_grace)  # placements of jobs the store never knew (server/orphans.py)
+        self.cordons = Cordons(on_release=self.early.released)  # operators' (server/cordons.py); store: `attach`
         self._sessions = 0
         self._wake = asyncio.Event()
         self._watchers: set[asyncio.Queue[JobId]] = set()

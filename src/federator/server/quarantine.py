@@ -145,6 +145,16 @@ class Quarantine:
         self._count_confirmed(now)
         return self._current(now)
 
+    def lift(self, cluster: str) -> Held | None:
+        """An operator ended the cluster's quarantine (uncordon, server/cordons.py): it takes work again now, and
+        its count starts from nothing, as when the time is up. The quarantine lifted, if one held."""
+        self._failures.pop(cluster, None)
+        held = self._held.pop(cluster, None)
+        if held is not None:
+            log.warning("cluster %s: quarantine lifted by an operator; it takes new work again", cluster)
+            self._on_end(cluster)
+        return held
+
     def forget(self, cluster: str) -> None:
         """The cluster left the registry: nothing of it is kept."""
         self._failures.pop(cluster, None)

@@ -385,13 +385,16 @@ class Cycles:
         return info
 
     def snapshot(self) -> Snapshot:
-        """Member clusters as last reported, less what this federator has reserved since. A Ready cluster under
-        quarantine (server/quarantine.py) is Quarantined here: the scheduler keeps new work off it as off any
-        cluster not Ready, and says why."""
+        """Member clusters as last reported, less what this federator has reserved since. A Ready cluster an
+        operator cordoned (server/cordons.py) is Cordoned here, one under quarantine (server/quarantine.py)
+        Quarantined: the scheduler keeps new work off it as off any cluster not Ready, and says why."""
         active = self.active_by_cluster()
         quarantined = self.fed.early.quarantine.current(self.fed.clock())
-        infos = [info if info.name not in quarantined or info.state is not ClusterState.READY
-                 else replace(info, state=ClusterState.QUARANTINED)
+        cordoned = self.fed.cordons.names()
+        infos = [info if info.state is not ClusterState.READY
+                 else replace(info, state=ClusterState.CORDONED) if info.name in cordoned
+                 else replace(info, state=ClusterState.QUARANTINED) if info.name in quarantined
+                 else info
                  for rec in self.fed.clusters.values()
                  if (info := self.reserved_info(rec, active.get(rec.name, ()))) is not None]
         return Snapshot.of(infos)
@@ -684,18 +687,38 @@ class Cycles:
 
 
 def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> ClusterInfo:
-    """Hold a placement's resources in the snapshot; if a stale report cannot hold them, hold everything."""
+    """Hold a placement's resources in the snapshot, as its member would bind it.
+
+    A report that cannot hold it that way (no node with the host room beside the devices: the member's pods wait
+    for CPU or memory, or the report is stale) still holds it: its devices are taken from nodes that have them,
+    its CPU and memory from the cluster's totals (down to none). Only a report that has not even the devices in
+    one node's shape holds the whole pool. Before, any such report held the whole pool: one gang waiting for CPU
+    on a member made its 800 free accelerators read 0 until --start-timeout (outside QA's Go agent, F6)."""
+    resources = placement_resources(p, spec)
     try:
-        return reserve(info, resources=placement_resources(p, spec), replicas=p.replicas,
-                       accelerator_model=p.accelerator_model)
+        return reserve(info, resources=resources, replicas=p.replicas, accelerator_model=p.accelerator_model)
+    except ValueError:
+        pass
+    cap = info.capacity
+    loose = replace(info, capacity=replace(
+        cap, cpu_milli_free=cap.cpu_milli_free + resources.cpu_milli * p.replicas,
+        memory_bytes_free=cap.memory_bytes_free + resources.memory_bytes * p.replicas))
+    try:  # the devices alone, then the host room it would have taken, as far as there is any
+        held = reserve(loose, resources=replace(resources, cpu_milli=0, memory_bytes=0), replicas=p.replicas,
+                       accelerator_model=p.accelerator_model).capacity
+        cpu = max(0, cap.cpu_milli_free - resources.cpu_milli * p.replicas)
+        memory = max(0, cap.memory_bytes_free - resources.memory_bytes * p.replicas)
+        return info.with_capacity(held.after_bind(held.accelerator_pools, cpu, memory,
+                                                  min(held.node_cpu_milli_free_max, cpu),
+                                                  min(held.node_memory_bytes_free_max, memory)))
     except ValueError:
         pools = tuple(
             replace(pool, nodes_by_free=(pool.nodes,), shared_devices=(), host_room=(), shared_room=(),
                     room_classes=())
             if pool.accelerator_model == p.accelerator_model else pool
-            for pool in info.capacity.accelerator_pools
+            for pool in cap.accelerator_pools
         )
-        return replace(info, capacity=replace(info.capacity, accelerator_pools=pools))
+        return replace(info, capacity=replace(cap, accelerator_pools=pools))
 
 
 __all__ = ["SWITCH_INTERVAL_SECONDS", "CyclePlan", "Cycles", "compute"]

@@ -25,12 +25,13 @@ from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc,
 from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, queue_problem, shown
 from federator.model import ClusterCapacity, Job, JobId, JobSpec
 from federator.model.cluster import GangAdmission
+from federator.model.cordon import Cordon
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner, submitter_of
 from federator.security.limits import RejectReason, check_capacity, check_hello
 from federator.security.trust import PROVIDER_LABEL, Trust
-from federator.server import cluster_list
+from federator.server import cluster_list, cordons
 from federator.server.admission import name_taken
 from federator.server.clusters import over_provider_cap
 from federator.server.errors import bad_request, cut, problems_of
@@ -435,7 +436,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         stream = self._streams.get(rec.session)
         if self.auth.trust is None or stream is None:
             return ""
-        return self.auth.trust.capacity_problem(stream.peer.issuer, cap.total_accelerators)
+        return self.auth.trust.capacity_problem(stream.peer.issuer, cap)
 
     def _release_later(self, rec: ClusterRecord) -> None:
         gate = rec.reports
@@ -801,6 +802,10 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                                                 placements=len(held), gang_admission=rec.gang_admission.value,
                                                 report_age_seconds=max(0.0, fed.clock() - rec.last_report_at)
                                                 if rec.last_report_at else 0.0)
+                cordon = fed.cordons.get(rec.name)  # server/cordons.py
+                if cordon is not None:
+                    status.cordoned, status.cordoned_by, status.cordoned_at, status.cordon_reason = \
+                        True, cordon.by, cordon.at, cordon.reason
                 quarantine = fed.early.quarantine.holding(rec.name, fed.clock())  # server/quarantine.py
                 if quarantine is not None:
                     status.quarantined_until, status.quarantine_reason = quarantine.until, quarantine.why
@@ -816,3 +821,55 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
         return await cluster_list.build_page(
             cluster_list.names_after(fed.clusters, asked.after), request=asked,
             max_bytes=2 * fed.limits.max_message_bytes, row=rows, shown=shown)
+
+    async def Cordon(self, request: jobs_pb2.CordonClusterRequest,  # noqa: N802
+                     context: grpc.aio.ServicerContext) -> jobs_pb2.CordonClusterResponse:
+        """No new work on the cluster until Uncordon (server/cordons.py)."""
+        return await _cordon_call(self, "cordon", request.cluster, request.reason, context)
+
+    async def Uncordon(self, request: jobs_pb2.UncordonClusterRequest,  # noqa: N802
+                       context: grpc.aio.ServicerContext) -> jobs_pb2.CordonClusterResponse:
+        """The cluster takes new work again: its cordon and any quarantine end."""
+        return await _cordon_call(self, "uncordon", request.cluster, "", context)
+
+
+async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: str,
+                       context: grpc.aio.ServicerContext) -> jobs_pb2.CordonClusterResponse:
+    """Cordon or Uncordon (`action`): admins only, the arguments checked, the store written first, audited."""
+    who = await edge.principal(context)
+    obj = {"kind": "MemberCluster", "name": cluster[:80]}
+    if not who.admin:
+        message = f"{action} {cluster[:80]!r}: only an admin may {action} a member cluster (rule: admin)"
+        edge.audit.record(action, identity=who, obj=obj, result="refused",
+                          code=grpc.StatusCode.PERMISSION_DENIED.name, rule="admin", message=message)
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+    try:
+        cluster, reason = cordons.checked(cluster, reason)
+    except cordons.CordonError as exc:
+        edge.audit.record(action, identity=who, obj=obj, result="failed",
+                          code=grpc.StatusCode.INVALID_ARGUMENT.name, message=str(exc))
+        await context.abort_with_status(bad_request(str(exc), [FieldProblem(exc.field, str(exc))]))
+        raise AssertionError("unreachable") from exc
+    fed = edge.fed
+    reply = jobs_pb2.CordonClusterResponse(cluster=cluster, known=cluster in fed.clusters)
+    try:
+        if action == "cordon":
+            held = Cordon(who.user, fed.clock(), reason)
+            reply.changed = await fed.cordons.cordon(cluster, held)
+            reply.cordoned = True
+            held = fed.cordons.get(cluster) or held
+        else:
+            ended = await fed.cordons.uncordon(cluster)
+            lifted = fed.early.quarantine.lift(cluster)
+            reply.changed, reply.quarantine_lifted = ended is not None or lifted is not None, lifted is not None
+            held = ended or Cordon("", 0.0)
+    except (StoreUnavailable, StoreRefused, OSError) as exc:  # nothing changed: a retry may succeed
+        message = f"{exc}; the cluster was not {action}ed"
+        edge.audit.record(action, identity=who, obj=obj, result="failed",
+                          code=grpc.StatusCode.UNAVAILABLE.name, message=message)
+        await context.abort(grpc.StatusCode.UNAVAILABLE, cut(message))
+        raise AssertionError("unreachable") from exc
+    reply.cordoned_by, reply.cordoned_at, reply.reason = held.by, held.at, held.reason
+    edge.audit.record(action, identity=who, obj={**obj, "reason": reason} if reason else obj, result="accepted",
+                      rule="admin", message="" if reply.changed else f"already {action}ed")
+    return reply

@@ -44,7 +44,8 @@ def state_sample(fed: Federator) -> StateSample:
         clusters.append(ClusterSample(rec.name, rec.region, rec.state.value, rec.connected,
                                       max(0.0, now - rec.last_report_at) if rec.last_report_at else None,
                                       accelerators, cpu,
-                                      quarantined=rec.name in quarantined))
+                                      quarantined=rec.name in quarantined,
+                                      cordoned=fed.cordons.get(rec.name) is not None))
     # One pass per figure with the counting done by Counter (in C): a scrape runs on the event loop and
     # walks every job, 100,000 of them with a national backlog. Phases and codes are StrEnums: as keys
     # they equal and print as their values.

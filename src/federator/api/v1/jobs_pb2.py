@@ -27,7 +27,7 @@ from federator.api.v1 import types_pb2 as federator_dot_v1_dot_types__pb2
 from federator.api.v1 import agent_pb2 as federator_dot_v1_dot_agent__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66\x65\x64\x65rator/v1/jobs.proto\x12\x0c\x66\x65\x64\x65rator.v1\x1a\x18\x66\x65\x64\x65rator/v1/types.proto\x1a\x18\x66\x65\x64\x65rator/v1/agent.proto\"[\n\rSubmitRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.federator.v1.JobSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x11\n\trun_again\x18\x03 \x01(\x08\"T\n\x0eSubmitResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.federator.v1.Job\x12\x10\n\x08replayed\x18\x02 \x01(\x08\x12\x10\n\x08warnings\x18\x03 \x03(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"G\n\x0fListJobsRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"L\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.federator.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"3\n\x0fScaleJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\x05\"\"\n\x10WatchJobsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xa8\x03\n\rClusterStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x37\n\x06labels\x18\x04 \x03(\x0b\x32\'.federator.v1.ClusterStatus.LabelsEntry\x12.\n\x08\x63\x61pacity\x18\x05 \x01(\x0b\x32\x1c.federator.v1.CapacityReport\x12\x16\n\x0elast_report_at\x18\x06 \x01(\x01\x12\x12\n\nplacements\x18\x07 \x01(\x05\x12\x16\n\x0egang_admission\x18\x08 \x01(\t\x12\x19\n\x11quarantined_until\x18\t \x01(\x01\x12\x19\n\x11quarantine_reason\x18\n \x01(\t\x12\x1a\n\x12member_unreachable\x18\x0b \x01(\t\x12 \n\x18member_unreachable_since\x18\x0c \x01(\x01\x12\x1a\n\x12report_age_seconds\x18\r \x01(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"e\n\x13ListClustersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\'\n\x04view\x18\x03 \x01(\x0e\x32\x19.federator.v1.ClusterView\"^\n\x14ListClustersResponse\x12-\n\x08\x63lusters\x18\x01 \x03(\x0b\x32\x1b.federator.v1.ClusterStatus\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*Z\n\x0b\x43lusterView\x12\x1c\n\x18\x43LUSTER_VIEW_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43LUSTER_VIEW_BASIC\x10\x01\x12\x15\n\x11\x43LUSTER_VIEW_FULL\x10\x02\x32\x85\x03\n\nJobService\x12\x43\n\x06Submit\x12\x1b.federator.v1.SubmitRequest\x1a\x1c.federator.v1.SubmitResponse\x12\x35\n\x03Get\x12\x1b.federator.v1.GetJobRequest\x1a\x11.federator.v1.Job\x12\x45\n\x04List\x12\x1d.federator.v1.ListJobsRequest\x1a\x1e.federator.v1.ListJobsResponse\x12;\n\x06\x43\x61ncel\x12\x1e.federator.v1.CancelJobRequest\x1a\x11.federator.v1.Job\x12\x39\n\x05Scale\x12\x1d.federator.v1.ScaleJobRequest\x1a\x11.federator.v1.Job\x12<\n\x05Watch\x12\x1e.federator.v1.WatchJobsRequest\x1a\x11.federator.v1.Job0\x01\x32_\n\x0e\x43lusterService\x12M\n\x04List\x12!.federator.v1.ListClustersRequest\x1a\".federator.v1.ListClustersResponseB@Z>github.com/federator/federator/gen/go/federator/v1;federatorv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x66\x65\x64\x65rator/v1/jobs.proto\x12\x0c\x66\x65\x64\x65rator.v1\x1a\x18\x66\x65\x64\x65rator/v1/types.proto\x1a\x18\x66\x65\x64\x65rator/v1/agent.proto\"7\n\x14\x43ordonClusterRequest\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\")\n\x16UncordonClusterRequest\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\"\xaf\x01\n\x15\x43ordonClusterResponse\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x10\n\x08\x63ordoned\x18\x02 \x01(\x08\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\x12\x13\n\x0b\x63ordoned_by\x18\x04 \x01(\t\x12\x13\n\x0b\x63ordoned_at\x18\x05 \x01(\x01\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x19\n\x11quarantine_lifted\x18\x07 \x01(\x08\x12\r\n\x05known\x18\x08 \x01(\x08\"[\n\rSubmitRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.federator.v1.JobSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x11\n\trun_again\x18\x03 \x01(\x08\"T\n\x0eSubmitResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.federator.v1.Job\x12\x10\n\x08replayed\x18\x02 \x01(\x08\x12\x10\n\x08warnings\x18\x03 \x03(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"G\n\x0fListJobsRequest\x12\r\n\x05queue\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"L\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.federator.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"3\n\x0fScaleJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08replicas\x18\x02 \x01(\x05\"\"\n\x10WatchJobsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xfb\x03\n\rClusterStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x37\n\x06labels\x18\x04 \x03(\x0b\x32\'.federator.v1.ClusterStatus.LabelsEntry\x12.\n\x08\x63\x61pacity\x18\x05 \x01(\x0b\x32\x1c.federator.v1.CapacityReport\x12\x16\n\x0elast_report_at\x18\x06 \x01(\x01\x12\x12\n\nplacements\x18\x07 \x01(\x05\x12\x16\n\x0egang_admission\x18\x08 \x01(\t\x12\x19\n\x11quarantined_until\x18\t \x01(\x01\x12\x19\n\x11quarantine_reason\x18\n \x01(\t\x12\x1a\n\x12member_unreachable\x18\x0b \x01(\t\x12 \n\x18member_unreachable_since\x18\x0c \x01(\x01\x12\x1a\n\x12report_age_seconds\x18\r \x01(\x01\x12\x10\n\x08\x63ordoned\x18\x0e \x01(\x08\x12\x13\n\x0b\x63ordoned_by\x18\x0f \x01(\t\x12\x13\n\x0b\x63ordoned_at\x18\x10 \x01(\x01\x12\x15\n\rcordon_reason\x18\x11 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"e\n\x13ListClustersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\'\n\x04view\x18\x03 \x01(\x0e\x32\x19.federator.v1.ClusterView\"^\n\x14ListClustersResponse\x12-\n\x08\x63lusters\x18\x01 \x03(\x0b\x32\x1b.federator.v1.ClusterStatus\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*Z\n\x0b\x43lusterView\x12\x1c\n\x18\x43LUSTER_VIEW_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43LUSTER_VIEW_BASIC\x10\x01\x12\x15\n\x11\x43LUSTER_VIEW_FULL\x10\x02\x32\x85\x03\n\nJobService\x12\x43\n\x06Submit\x12\x1b.federator.v1.SubmitRequest\x1a\x1c.federator.v1.SubmitResponse\x12\x35\n\x03Get\x12\x1b.federator.v1.GetJobRequest\x1a\x11.federator.v1.Job\x12\x45\n\x04List\x12\x1d.federator.v1.ListJobsRequest\x1a\x1e.federator.v1.ListJobsResponse\x12;\n\x06\x43\x61ncel\x12\x1e.federator.v1.CancelJobRequest\x1a\x11.federator.v1.Job\x12\x39\n\x05Scale\x12\x1d.federator.v1.ScaleJobRequest\x1a\x11.federator.v1.Job\x12<\n\x05Watch\x12\x1e.federator.v1.WatchJobsRequest\x1a\x11.federator.v1.Job0\x01\x32\x89\x02\n\x0e\x43lusterService\x12M\n\x04List\x12!.federator.v1.ListClustersRequest\x1a\".federator.v1.ListClustersResponse\x12Q\n\x06\x43ordon\x12\".federator.v1.CordonClusterRequest\x1a#.federator.v1.CordonClusterResponse\x12U\n\x08Uncordon\x12$.federator.v1.UncordonClusterRequest\x1a#.federator.v1.CordonClusterResponseB@Z>github.com/federator/federator/gen/go/federator/v1;federatorv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,34 +37,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z>github.com/federator/federator/gen/go/federator/v1;federatorv1'
   _globals['_CLUSTERSTATUS_LABELSENTRY']._loaded_options = None
   _globals['_CLUSTERSTATUS_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_CLUSTERVIEW']._serialized_start=1207
-  _globals['_CLUSTERVIEW']._serialized_end=1297
-  _globals['_SUBMITREQUEST']._serialized_start=93
-  _globals['_SUBMITREQUEST']._serialized_end=184
-  _globals['_SUBMITRESPONSE']._serialized_start=186
-  _globals['_SUBMITRESPONSE']._serialized_end=270
-  _globals['_GETJOBREQUEST']._serialized_start=272
-  _globals['_GETJOBREQUEST']._serialized_end=303
-  _globals['_LISTJOBSREQUEST']._serialized_start=305
-  _globals['_LISTJOBSREQUEST']._serialized_end=376
-  _globals['_LISTJOBSRESPONSE']._serialized_start=378
-  _globals['_LISTJOBSRESPONSE']._serialized_end=454
-  _globals['_CANCELJOBREQUEST']._serialized_start=456
-  _globals['_CANCELJOBREQUEST']._serialized_end=490
-  _globals['_SCALEJOBREQUEST']._serialized_start=492
-  _globals['_SCALEJOBREQUEST']._serialized_end=543
-  _globals['_WATCHJOBSREQUEST']._serialized_start=545
-  _globals['_WATCHJOBSREQUEST']._serialized_end=579
-  _globals['_CLUSTERSTATUS']._serialized_start=582
-  _globals['_CLUSTERSTATUS']._serialized_end=1006
-  _globals['_CLUSTERSTATUS_LABELSENTRY']._serialized_start=961
-  _globals['_CLUSTERSTATUS_LABELSENTRY']._serialized_end=1006
-  _globals['_LISTCLUSTERSREQUEST']._serialized_start=1008
-  _globals['_LISTCLUSTERSREQUEST']._serialized_end=1109
-  _globals['_LISTCLUSTERSRESPONSE']._serialized_start=1111
-  _globals['_LISTCLUSTERSRESPONSE']._serialized_end=1205
-  _globals['_JOBSERVICE']._serialized_start=1300
-  _globals['_JOBSERVICE']._serialized_end=1689
-  _globals['_CLUSTERSERVICE']._serialized_start=1691
-  _globals['_CLUSTERSERVICE']._serialized_end=1786
+  _globals['_CLUSTERVIEW']._serialized_start=1568
+  _globals['_CLUSTERVIEW']._serialized_end=1658
+  _globals['_CORDONCLUSTERREQUEST']._serialized_start=93
+  _globals['_CORDONCLUSTERREQUEST']._serialized_end=148
+  _globals['_UNCORDONCLUSTERREQUEST']._serialized_start=150
+  _globals['_UNCORDONCLUSTERREQUEST']._serialized_end=191
+  _globals['_CORDONCLUSTERRESPONSE']._serialized_start=194
+  _globals['_CORDONCLUSTERRESPONSE']._serialized_end=369
+  _globals['_SUBMITREQUEST']._serialized_start=371
+  _globals['_SUBMITREQUEST']._serialized_end=462
+  _globals['_SUBMITRESPONSE']._serialized_start=464
+  _globals['_SUBMITRESPONSE']._serialized_end=548
+  _globals['_GETJOBREQUEST']._serialized_start=550
+  _globals['_GETJOBREQUEST']._serialized_end=581
+  _globals['_LISTJOBSREQUEST']._serialized_start=583
+  _globals['_LISTJOBSREQUEST']._serialized_end=654
+  _globals['_LISTJOBSRESPONSE']._serialized_start=656
+  _globals['_LISTJOBSRESPONSE']._serialized_end=732
+  _globals['_CANCELJOBREQUEST']._serialized_start=734
+  _globals['_CANCELJOBREQUEST']._serialized_end=768
+  _globals['_SCALEJOBREQUEST']._serialized_start=770
+  _globals['_SCALEJOBREQUEST']._serialized_end=821
+  _globals['_WATCHJOBSREQUEST']._serialized_start=823
+  _globals['_WATCHJOBSREQUEST']._serialized_end=857
+  _globals['_CLUSTERSTATUS']._serialized_start=860
+  _globals['_CLUSTERSTATUS']._serialized_end=1367
+  _globals['_CLUSTERSTATUS_LABELSENTRY']._serialized_start=1322
+  _globals['_CLUSTERSTATUS_LABELSENTRY']._serialized_end=1367
+  _globals['_LISTCLUSTERSREQUEST']._serialized_start=1369
+  _globals['_LISTCLUSTERSREQUEST']._serialized_end=1470
+  _globals['_LISTCLUSTERSRESPONSE']._serialized_start=1472
+  _globals['_LISTCLUSTERSRESPONSE']._serialized_end=1566
+  _globals['_JOBSERVICE']._serialized_start=1661
+  _globals['_JOBSERVICE']._serialized_end=2050
+  _globals['_CLUSTERSERVICE']._serialized_start=2053
+  _globals['_CLUSTERSERVICE']._serialized_end=2318
 # @@protoc_insertion_point(module_scope)

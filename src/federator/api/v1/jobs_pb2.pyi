@@ -19,6 +19,40 @@ CLUSTER_VIEW_UNSPECIFIED: ClusterView
 CLUSTER_VIEW_BASIC: ClusterView
 CLUSTER_VIEW_FULL: ClusterView
 
+class CordonClusterRequest(_message.Message):
+    __slots__ = ("cluster", "reason")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    reason: str
+    def __init__(self, cluster: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class UncordonClusterRequest(_message.Message):
+    __slots__ = ("cluster",)
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+
+class CordonClusterResponse(_message.Message):
+    __slots__ = ("cluster", "cordoned", "changed", "cordoned_by", "cordoned_at", "reason", "quarantine_lifted", "known")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    CORDONED_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    CORDONED_BY_FIELD_NUMBER: _ClassVar[int]
+    CORDONED_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINE_LIFTED_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    cordoned: bool
+    changed: bool
+    cordoned_by: str
+    cordoned_at: float
+    reason: str
+    quarantine_lifted: bool
+    known: bool
+    def __init__(self, cluster: _Optional[str] = ..., cordoned: _Optional[bool] = ..., changed: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., reason: _Optional[str] = ..., quarantine_lifted: _Optional[bool] = ..., known: _Optional[bool] = ...) -> None: ...
+
 class SubmitRequest(_message.Message):
     __slots__ = ("spec", "request_id", "run_again")
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -84,7 +118,7 @@ class WatchJobsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds")
+    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +139,10 @@ class ClusterStatus(_message.Message):
     MEMBER_UNREACHABLE_FIELD_NUMBER: _ClassVar[int]
     MEMBER_UNREACHABLE_SINCE_FIELD_NUMBER: _ClassVar[int]
     REPORT_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CORDONED_FIELD_NUMBER: _ClassVar[int]
+    CORDONED_BY_FIELD_NUMBER: _ClassVar[int]
+    CORDONED_AT_FIELD_NUMBER: _ClassVar[int]
+    CORDON_REASON_FIELD_NUMBER: _ClassVar[int]
     name: str
     region: str
     state: str
@@ -118,7 +156,11 @@ class ClusterStatus(_message.Message):
     member_unreachable: str
     member_unreachable_since: float
     report_age_seconds: float
-    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ...) -> None: ...
+    cordoned: bool
+    cordoned_by: str
+    cordoned_at: float
+    cordon_reason: str
+    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ...) -> None: ...
 
 class ListClustersRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "view")

@@ -448,6 +448,16 @@ class ClusterServiceStub:
                 request_serializer=federator_dot_v1_dot_jobs__pb2.ListClustersRequest.SerializeToString,
                 response_deserializer=federator_dot_v1_dot_jobs__pb2.ListClustersResponse.FromString,
                 _registered_method=True)
+        self.Cordon = channel.unary_unary(
+                '/federator.v1.ClusterService/Cordon',
+                request_serializer=federator_dot_v1_dot_jobs__pb2.CordonClusterRequest.SerializeToString,
+                response_deserializer=federator_dot_v1_dot_jobs__pb2.CordonClusterResponse.FromString,
+                _registered_method=True)
+        self.Uncordon = channel.unary_unary(
+                '/federator.v1.ClusterService/Uncordon',
+                request_serializer=federator_dot_v1_dot_jobs__pb2.UncordonClusterRequest.SerializeToString,
+                response_deserializer=federator_dot_v1_dot_jobs__pb2.CordonClusterResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -463,6 +473,40 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Cordon(self, request, context):
+        """Take a member cluster out of scheduling, as `kubectl cordon` does a node:
+        from the reply on, no new placement goes there (a retry, a scale-up and a
+        failover go elsewhere; pending jobs name it "Cordoned"). What it runs
+        stays; its agent stays connected and reports as before. Kept in the
+        federator's store until Uncordon, across restarts. In Kubernetes mode it
+        is the MemberCluster's spec.cordoned (and cordonReason, cordonedBy,
+        cordonedAt), which kubectl may set too; the federator reads it back within
+        a few seconds.
+        Admins only (the tenancy policy's admins; with --insecure every caller):
+        PERMISSION_DENIED otherwise, naming the rule. Audited ("cordon").
+        A cluster its agent has not connected with (yet) may be cordoned: it is
+        cordoned from its first connection (CordonClusterResponse.known says
+        whether the federator knows it, for a client to warn of a typo).
+        Idempotent: cordoning a cordoned cluster changes nothing (changed=false;
+        the first cordon's who, when and reason stay).
+        INVALID_ARGUMENT (with field_violations) for a bad cluster name or
+        reason; UNAVAILABLE when the store could not keep it (nothing changed; a
+        retry may succeed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Uncordon(self, request, context):
+        """End a cluster's cordon and any quarantine it is under (see
+        ClusterStatus.quarantined_until): it takes new work from the reply on.
+        Admins only, audited ("uncordon"), idempotent (changed=false when there
+        was nothing to end); errors as Cordon.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -470,6 +514,16 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.List,
                     request_deserializer=federator_dot_v1_dot_jobs__pb2.ListClustersRequest.FromString,
                     response_serializer=federator_dot_v1_dot_jobs__pb2.ListClustersResponse.SerializeToString,
+            ),
+            'Cordon': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cordon,
+                    request_deserializer=federator_dot_v1_dot_jobs__pb2.CordonClusterRequest.FromString,
+                    response_serializer=federator_dot_v1_dot_jobs__pb2.CordonClusterResponse.SerializeToString,
+            ),
+            'Uncordon': grpc.unary_unary_rpc_method_handler(
+                    servicer.Uncordon,
+                    request_deserializer=federator_dot_v1_dot_jobs__pb2.UncordonClusterRequest.FromString,
+                    response_serializer=federator_dot_v1_dot_jobs__pb2.CordonClusterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -501,6 +555,60 @@ class ClusterService:
             '/federator.v1.ClusterService/List',
             federator_dot_v1_dot_jobs__pb2.ListClustersRequest.SerializeToString,
             federator_dot_v1_dot_jobs__pb2.ListClustersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cordon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federator.v1.ClusterService/Cordon',
+            federator_dot_v1_dot_jobs__pb2.CordonClusterRequest.SerializeToString,
+            federator_dot_v1_dot_jobs__pb2.CordonClusterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Uncordon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federator.v1.ClusterService/Uncordon',
+            federator_dot_v1_dot_jobs__pb2.UncordonClusterRequest.SerializeToString,
+            federator_dot_v1_dot_jobs__pb2.CordonClusterResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,7 @@ from federator.backends.kube.api import (
     Obj,
     key_of,
 )
+from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.events import EventReason, JobEvent, event_object
 from federator.backends.kube.informer import DELETED, MODIFIED, Informer
 from federator.backends.kube.namespace_gate import namespace_labels, selector_applies
@@ -84,6 +85,7 @@ from federator.store.errors import StoreUnavailable
 
 log = logging.getLogger("federator.kube.controller")
 WORKERS = 16  # FederatedJobs reconciled at once (by namespace/name: one object's events stay in order)
+CORDON_READ_SECONDS = 5.0  # MemberClusters' cordons are read back at most this often (backends/kube/cordons.py)
 RETRY_SECONDS = 2.0  # a FederatedJob the job store could not take is reconciled again after this
 
 
@@ -105,6 +107,7 @@ class FederatedJobController:
         self._queues: list[asyncio.Queue[tuple[str, Obj]]] = [asyncio.Queue() for _ in range(WORKERS)]
         self._tasks: list[asyncio.Task[None]] = []
         self._members_written: dict[str, tuple[Obj, float]] = {}
+        self._cordons_read = float("-inf")  # when the MemberClusters' cordons were last read (read_cordons)
         self._refused: set[str] = set()  # uids whose refusal is written
         self._full: set[str] = set()  # uids told the federator's queue is full (QueueFull), not submitted yet
         self._scale_refused: dict[str, int] = {}  # uid -> the generation whose spec.replicas was refused (said once)
@@ -384,9 +387,25 @@ class FederatedJobController:
             try:
                 await self.write_members()
                 await asyncio.to_thread(self.store.flush)
+                await self.read_cordons()
             except Exception:  # a failed round is retried on the next
                 log.exception("writing MemberClusters failed")
             await asyncio.sleep(self.member_interval)
+
+    async def read_cordons(self, *, every: float = CORDON_READ_SECONDS) -> None:
+        """Take the cordons the MemberClusters' specs hold (backends/kube/cordons.py), at most every `every`
+        seconds: an operator's `kubectl patch mc` holds within that."""
+        store, now = self.fed.cordons.store, self.clock()
+        if not isinstance(store, KubeCordonStore) or now - self._cordons_read < every:
+            return
+        self._cordons_read = now
+        read_at = self.fed.cordons.changes
+        try:
+            current = await asyncio.to_thread(store.load, self.fed.cordons.held())
+        except StoreUnavailable as exc:
+            log.warning("cordons not read: %s", exc)
+            return
+        self.fed.cordons.sync(current, read_at=read_at)
 
     async def adopt_members(self) -> None:
         """MemberClusters the registry does not know (their agent has not connected to this federator yet)
@@ -400,6 +419,8 @@ class FederatedJobController:
             name = str((obj.get("metadata") or {}).get("name", ""))
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
             if not name or name in self.fed.clusters:
+                continue
+            if not spec.get("region") and not status:  # made by a cordon before its agent ever connected
                 continue
             lost = status.get("state") == ClusterState.LOST.value
             self.fed.expect_cluster(name, region=str(spec.get("region", "")),

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from federator.backends.kube.api import KubeApi, KubeError
 from federator.backends.kube.controller import FederatedJobController
+from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.events import EventRecorder
 from federator.backends.kube.leader import LeaderElector, LeaseConfig
 from federator.backends.kube.namespace_gate import HostNamespaces
@@ -25,6 +26,7 @@ from federator.backends.kube.store import KubeJobStore
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer
 from federator.server.federator import Federator
+from federator.store.errors import StoreUnavailable
 
 log = logging.getLogger("federator.kube")
 
@@ -70,12 +72,23 @@ class KubeMode:
         self.queues = QueueController(fed, self.api, status_interval=fed.report_interval, authz=authz, audit=audit,
                                       clock=fed.clock)
         await self.queues.start()
+        await self._read_cordons(fed)
         self.controller = FederatedJobController(fed, self.api, self.store, namespace=self.opts.namespace,
                                                  member_interval=fed.report_interval, authz=authz, audit=audit,
                                                  clock=fed.clock)
         await self.controller.start()
         if self.elector is not None:
             self._hold = asyncio.get_running_loop().create_task(self._watch_lease(on_lost))
+
+    async def _read_cordons(self, fed: Federator) -> None:
+        """The MemberClusters' cordons hold before the first cycle (backends/kube/cordons.py); the controller reads
+        them again every few seconds."""
+        store = KubeCordonStore(self.api, clock=fed.clock)
+        fed.cordons.attach(store, load=False)  # a failed list must not stop the start
+        try:
+            fed.cordons.sync(await asyncio.to_thread(store.load), read_at=fed.cordons.changes)
+        except StoreUnavailable as exc:
+            log.warning("cordons not read at start, read again within seconds: %s", exc)
 
     async def _watch_lease(self, on_lost: Callable[[], None]) -> None:
         assert self.elector is not None

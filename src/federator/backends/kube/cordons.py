@@ -1,0 +1,79 @@
+"""Cordons in Kubernetes mode: the MemberCluster's spec holds them (server/cordons.py says what a cordon does).
+
+`spec.cordoned: true` takes the cluster out of scheduling, with `cordonReason`, `cordonedBy` and `cordonedAt`
+saying why, who and when. `federator cordon` (gRPC) writes them; an operator may as well:
+
+    kubectl patch mc east-1 --type merge -p '{"spec":{"cordoned":true,"cordonReason":"driver upgrade"}}'
+
+and the federator reads them back every few seconds (backends/kube/controller.py). A cordon written by hand
+without `cordonedBy` is shown as by "kubectl". The federator's own MemberCluster writes patch spec.region and
+spec.labels only, so they never clear a cordon.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from federator.backends.kube.api import MEMBER_CLUSTERS, KubeApi, KubeError, NotFoundError
+from federator.backends.kube.resources import member_cluster, parse_timestamp
+from federator.model.cordon import Cordon
+from federator.store.errors import StoreUnavailable
+from federator.timestamps import utc_seconds
+
+BY_HAND = "kubectl"
+"""Who a cordon set on the MemberCluster without `cordonedBy` is shown as by."""
+
+
+def cordon_of(spec: Mapping[str, Any], *, known: Cordon | None, now: float) -> Cordon | None:
+    """The cordon a MemberCluster's spec holds, if it holds one; `known` (the one held already) keeps its time
+    when the spec gives none."""
+    if spec.get("cordoned") is not True:
+        return None
+    at = parse_timestamp(spec.get("cordonedAt")) or (known.at if known is not None else now)
+    return Cordon(str(spec.get("cordonedBy") or BY_HAND)[:253], at, str(spec.get("cordonReason") or "")[:256])
+
+
+class KubeCordonStore:
+    """CordonStore over the MemberClusters of the host cluster."""
+
+    def __init__(self, api: KubeApi, clock: Callable[[], float] = time.time) -> None:
+        self.api = api
+        self.clock = clock
+
+    def put(self, cluster: str, cordon: Cordon | None) -> None:
+        spec: dict[str, Any] = {"cordoned": None, "cordonReason": None, "cordonedBy": None, "cordonedAt": None}
+        if cordon is not None:
+            spec = {"cordoned": True, "cordonReason": cordon.reason or None, "cordonedBy": cordon.by,
+                    "cordonedAt": utc_seconds(cordon.at)}
+        try:
+            try:
+                self.api.patch(MEMBER_CLUSTERS, cluster, {"spec": spec})
+            except NotFoundError:
+                if cordon is None:
+                    return  # no object: nothing holds a cordon
+                # cordoned before its agent ever connected: the object the federator will fill in when it does
+                body = member_cluster(cluster, region="", labels={})
+                del body["spec"]["region"]
+                body["spec"].update({k: v for k, v in spec.items() if v is not None})
+                self.api.create(MEMBER_CLUSTERS, body)
+        except KubeError as exc:
+            raise StoreUnavailable(f"MemberCluster {cluster}: {exc}") from exc
+
+    def load(self, known: Mapping[str, Cordon] | None = None) -> dict[str, Cordon]:
+        try:
+            listed = self.api.list(MEMBER_CLUSTERS)
+        except KubeError as exc:
+            raise StoreUnavailable(f"listing MemberClusters: {exc}") from exc
+        now, known = self.clock(), known or {}
+        held: dict[str, Cordon] = {}
+        for obj in listed.get("items") or []:
+            name = str((obj.get("metadata") or {}).get("name", ""))
+            cordon = cordon_of(obj.get("spec") or {}, known=known.get(name), now=now)
+            if name and cordon is not None:
+                held[name] = cordon
+        return held
+
+
+__all__ = ["BY_HAND", "KubeCordonStore", "cordon_of"]

@@ -1,0 +1,146 @@
+"""Member clusters an operator took out of scheduling: cordoned, as `kubectl cordon` takes a node out.
+
+Why: a national network's members are maintained, upgraded and investigated by their providers, and before
+this an operator's only ways to keep new work off a member were to stop its agent (its jobs then aged to Lost
+and were placed again) or to edit the trust file. A quarantine (server/quarantine.py) could not be ended early
+at all but by a restart. Now:
+
+- `federator cordon CLUSTER --reason TEXT` (gRPC `ClusterService.Cordon`; in Kubernetes mode also
+  `spec.cordoned: true` on the MemberCluster): the cluster gets no new work. What it runs stays, its agent stays
+  connected and reports as before; a job's retry, a scale-up and a failover go elsewhere. The scheduling
+  snapshot shows it Cordoned, so the filter that keeps work off any cluster not Ready says why.
+- `federator uncordon CLUSTER` ends the cordon and any quarantine of the cluster: it takes new work at once.
+
+Admins only (security/authz.py `admin`), audited. A cordon is kept in the store, so it outlives a restart (the
+`cordons` table of the SQLite file; in Kubernetes mode the MemberCluster's spec, which `kubectl` may set too), and
+a cluster may be cordoned before its agent has connected to this federator: "never place on the new provider's
+cluster until we have looked at it". It names who, when and why, shown by `federator get clusters`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from federator.model.cordon import Cordon
+
+log = logging.getLogger("federator.server")
+
+MAX_REASON = 256
+"""Characters of a cordon's reason at most: a line an operator reads in `get clusters`, not a document."""
+CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
+"""A member cluster's name as an agent's Hello and a MemberCluster's metadata.name take it."""
+
+
+class CordonError(ValueError):
+    """A cordon request that cannot be taken: `field` is the request field at fault."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class CordonStore(Protocol):
+    """Where cordons are kept: the SQLite file (store/cordons.py) or the MemberClusters (backends/kube)."""
+
+    def put(self, cluster: str, cordon: Cordon | None) -> None:
+        """Keep `cordon` for `cluster`, or forget the cluster's (None); raise if it could not be kept."""
+
+    def load(self) -> Mapping[str, Cordon]: ...
+
+
+def checked(cluster: str, reason: str = "") -> tuple[str, str]:
+    """A request's cluster name and reason, or CordonError naming the field."""
+    if not cluster:
+        raise CordonError("cluster", "must not be empty")
+    if not CLUSTER_NAME.match(cluster):
+        raise CordonError("cluster", f"{cluster[:80]!r} is not a member cluster's name (lower-case letters, "
+                                     "digits, '-' and '.', at most 63)")
+    if len(reason) > MAX_REASON:
+        raise CordonError("reason", f"at most {MAX_REASON} characters, got {len(reason)}")
+    if any(not ch.isprintable() for ch in reason):
+        raise CordonError("reason", "must be one line of printable text")
+    return cluster, reason.strip()
+
+
+class Cordons:
+    """The cordoned clusters, as their store holds them: a change is stored before it holds (a cordon the store
+    refused is not half taken), and `sync` takes the store's view when someone else changed it (kubectl)."""
+
+    __slots__ = ("_held", "changes", "on_release", "store")
+
+    def __init__(self, store: CordonStore | None = None, *,
+                 on_release: Callable[[str], None] = lambda cluster: None) -> None:
+        self.store: CordonStore | None = None
+        self._held: dict[str, Cordon] = {}
+        self.changes = 0  # this federator's own changes, so that a `sync` read before one does not undo it
+        self.on_release = on_release  # a cluster takes work again: jobs parked for want of room come back
+        if store is not None:
+            self.attach(store)
+
+    def attach(self, store: CordonStore, *, load: bool = True) -> None:
+        """Keep cordons in `store` from now on, and (`load`) hold what it holds."""
+        self.store = store
+        if load:
+            self._held = dict(store.load())
+            for name, cordon in sorted(self._held.items()):
+                log.warning("cluster %s is %s; it takes no new work until uncordoned", name, cordon.describe())
+
+    def held(self) -> dict[str, Cordon]:
+        return dict(self._held)
+
+    def get(self, cluster: str) -> Cordon | None:
+        return self._held.get(cluster)
+
+    def names(self) -> frozenset[str]:
+        return frozenset(self._held)
+
+    async def cordon(self, cluster: str, cordon: Cordon) -> bool:
+        """Cordon `cluster`, stored first (off the event loop: a SQLite fsync, or a MemberCluster patch); False
+        when it was cordoned already (the first cordon's words stay, so a retried call changes nothing)."""
+        if cluster in self._held:
+            return False
+        if self.store is not None:
+            await asyncio.to_thread(self.store.put, cluster, cordon)
+        if cluster in self._held:  # another call cordoned it meanwhile: the first stays
+            return False
+        self._held[cluster] = cordon
+        self.changes += 1
+        log.warning("cluster %s %s; it takes no new work until uncordoned", cluster, cordon.describe())
+        return True
+
+    async def uncordon(self, cluster: str) -> Cordon | None:
+        """End the cluster's cordon, stored first; the cordon that held, if one did."""
+        held = self._held.get(cluster)
+        if held is None:
+            return None
+        if self.store is not None:
+            await asyncio.to_thread(self.store.put, cluster, None)
+        if self._held.pop(cluster, None) is None:  # another call ended it meanwhile
+            return None
+        self.changes += 1
+        log.warning("cluster %s uncordoned; it takes new work again", cluster)
+        self.on_release(cluster)
+        return held
+
+    def sync(self, current: Mapping[str, Cordon], *, read_at: int) -> bool:
+        """The store's cordons as someone else left them (a MemberCluster's spec edited with kubectl), read when
+        `changes` was `read_at`; False, and nothing taken, if this federator changed one since (the read may
+        predate that change, and would undo it until the next read)."""
+        if read_at != self.changes:
+            return False
+        ended = set(self._held) - set(current)
+        for name in set(current) - set(self._held):
+            log.warning("cluster %s %s (its MemberCluster says so); it takes no new work until uncordoned",
+                        name, current[name].describe())
+        self._held = dict(current)
+        for name in sorted(ended):
+            log.warning("cluster %s uncordoned (its MemberCluster says so); it takes new work again", name)
+            self.on_release(name)
+        return True
+
+
+__all__ = ["CLUSTER_NAME", "MAX_REASON", "Cordon", "CordonError", "CordonStore", "Cordons", "checked"]

@@ -1,0 +1,46 @@
+"""Cordoned member clusters, kept in the SQLite file beside the jobs (server/cordons.py says why).
+
+One row per cordoned cluster; an uncordon deletes it. A write is synchronous=FULL: an operator who was told a
+cluster is cordoned must not find it taking work after a power cut. In Kubernetes mode the MemberClusters' spec
+holds cordons instead (backends/kube/cordons.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from federator.model.cordon import Cordon
+from federator.store.identity import identity
+from federator.store.sqlite import close_sqlite, open_sqlite, write_all
+
+
+class SqliteCordonStore:
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = open_sqlite(path, synchronous="FULL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS cordons (cluster TEXT PRIMARY KEY, by_whom TEXT NOT NULL, "
+                         "at REAL NOT NULL, reason TEXT NOT NULL)")
+        self.file = identity(path, what="cordon store", say=False)  # the job store's says it (store/identity.py)
+
+    def put(self, cluster: str, cordon: Cordon | None) -> None:
+        with self._lock:
+            if self.file is not None:
+                self.file.check()
+            if cordon is None:
+                write_all(self._db, "DELETE FROM cordons WHERE cluster = ?", [(cluster,)], what="cordon store")
+            else:
+                write_all(self._db, "INSERT OR REPLACE INTO cordons VALUES (?, ?, ?, ?)",
+                          [(cluster, cordon.by, cordon.at, cordon.reason)], what="cordon store")
+
+    def load(self) -> dict[str, Cordon]:
+        with self._lock:
+            rows = self._db.execute("SELECT cluster, by_whom, at, reason FROM cordons ORDER BY cluster").fetchall()
+        return {str(c): Cordon(str(by), float(at), str(reason)) for c, by, at, reason in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            close_sqlite(self._db, self.file)
+
+
+__all__ = ["SqliteCordonStore"]

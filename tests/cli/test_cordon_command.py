@@ -1,0 +1,65 @@
+"""`federator cordon | uncordon CLUSTER` against a real ClusterService, and what `get clusters` then shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_support import serving
+
+from federator.cli import main
+from federator.server.federator import Federator
+from federator.store import SqliteJobStore
+
+from builders import cluster, pool
+
+
+def test_cordon_shows_in_get_clusters_and_uncordon_ends_it(capsys: pytest.CaptureFixture[str]) -> None:
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    fed.report(fed.connect(cluster="east-1", region="east", labels={}),
+               cluster("east-1", "east", pool("NVIDIA-H100", nodes=1)).capacity)
+    with serving(fed) as address:
+        server = ["--server", address, "--insecure"]
+        assert main(["cordon", "east-1", "--reason", "driver upgrade", *server]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("cluster east-1 cordoned (by anonymous at ") and out.endswith(": driver upgrade)\n")
+        assert main(["get", "clusters", *server]) == 0
+        assert capsys.readouterr().out.splitlines()[1].split()[2] == "Ready,Cordoned"
+        assert main(["get", "clusters", "-o", "json", *server]) == 0
+        listed = capsys.readouterr().out
+        assert '"cordon_reason": "driver upgrade"' in listed and '"cordoned_by": "anonymous"' in listed
+
+        assert main(["uncordon", "east-1", *server]) == 0
+        assert capsys.readouterr().out == "cluster east-1 uncordoned (cordon ended); it takes new work\n"
+        assert main(["get", "clusters", *server]) == 0
+        assert capsys.readouterr().out.splitlines()[1].split()[2] == "Ready"
+        assert main(["uncordon", "east-1", *server]) == 0
+        assert capsys.readouterr().out == "cluster east-1 was neither cordoned nor quarantined\n"
+
+
+def test_cordoning_a_name_no_agent_has_used_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    with serving(Federator(store=SqliteJobStore(Path(":memory:")))) as address:
+        assert main(["cordon", "eats-1", "--server", address, "--insecure"]) == 0
+    got = capsys.readouterr()
+    assert got.out.startswith("cluster eats-1 cordoned (by anonymous at ")
+    assert "warning: no agent of a cluster named 'eats-1' has connected to this federator" in got.err
+
+
+def test_a_bad_name_is_refused_naming_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    with serving(Federator(store=SqliteJobStore(Path(":memory:")))) as address:
+        assert main(["cordon", "East_1", "--server", address, "--insecure"]) == 1
+    assert capsys.readouterr().err.startswith("error: cluster: 'East_1' is not a member cluster's name")
+
+
+def test_get_clusters_name_shows_that_cluster_or_says_there_is_none(capsys: pytest.CaptureFixture[str]) -> None:
+    """Outside QA's Go agent (F9): a name was ignored, every cluster listed and 0 returned, even for none."""
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    for name in ("east-1", "west-1"):
+        fed.report(fed.connect(cluster=name, region=name[:4], labels={}),
+                   cluster(name, name[:4], pool("NVIDIA-H100", nodes=1)).capacity)
+    with serving(fed) as address:
+        assert main(["get", "clusters", "west-1", "--server", address, "--insecure"]) == 0
+        rows = capsys.readouterr().out.splitlines()[1:]
+        assert [r.split()[0] for r in rows] == ["west-1"]
+        assert main(["get", "clusters", "nosuch", "--server", address, "--insecure"]) == 1
+        assert capsys.readouterr().err == "error: no cluster 'nosuch'\n"
