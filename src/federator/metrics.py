@@ -419,6 +419,12 @@ class Metrics:
             "Placements a member cluster reports of jobs this federator's store has no record of (or of a newer "
             "generation than it stored): --db replaced, or restored from an old backup. Cancelled once reported "
             "for --orphan-grace.", ["cluster"], registry=r)
+        # Cancels of removed jobs a member has not confirmed (server/unconfirmed_cancels.py).
+        self.unconfirmed_cancels = Gauge(
+            "federator_unconfirmed_cancels",
+            "Placements of jobs removed while running (Kubernetes mode: FederatedJobs deleted) whose cancel the member "
+            "cluster has not confirmed yet; kept on its MemberCluster, so the agent's re-sync cancels them at once "
+            "even after a federator restart.", ["cluster"], registry=r)
         # Lost members dropped from the registry (server/leases.py): --forget-lost-after, or kubectl delete mc.
         self.clusters_forgotten = Counter(
             "federator_clusters_forgotten_total",

@@ -283,6 +283,7 @@ class Federator:
     def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str, *,
                    admission_overdue: bool = False) -> None:
         rec.last_seen_at = self.clock()
+        self.orphans.heard(rec, placement_id, phase)  # a cancel kept for this cluster: confirmed if it ended
         job_id = self.placement_index.get(placement_id)
         job = self.jobs.get(job_id) if job_id else None
         placement = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None
