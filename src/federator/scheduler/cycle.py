@@ -9,6 +9,7 @@ numbered phases, each timed:
    priority then submission time;
 2. prescore: per-cycle values every plugin reads (max price, demand, region use,
    which the place phase moves as it reserves);
+   reserve: gangs waiting past the policy's threshold hold room on one cluster each (`reservation.py`);
 3. place: each job checked against its queue's quota, then placed in a
    transaction committed only if the whole job fits; a training gang goes to
    one cluster, inference replicas spread (at least `minRegions` regions);
@@ -64,6 +65,7 @@ from federator.scheduler.preemption import (
     within_quota,
 )
 from federator.scheduler.regionload import RegionUse
+from federator.scheduler.reservation import Reservation, guarded, hold_room, respected, still_held
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
 
 
@@ -81,10 +83,12 @@ class CycleResult:
     snapshot: Snapshot  # after the cycle's reservations
     preemptions: tuple[Preemption, ...] = ()
     decision_seconds: tuple[float, ...] = ()  # time spent deciding each of `decisions`, same order
+    reservations: tuple[Reservation, ...] = ()  # the gangs still waiting on room held for them (reservation.py)
 
 
 # Most severe first: the reason we report is the one closest to fitting.
 _SEVERITY = [
+    ReasonCode.RESERVED,  # it would fit but for room held for a gang (reservation.py): the nearest to fitting
     ReasonCode.GANG_DOES_NOT_FIT,
     ReasonCode.INSUFFICIENT_ACCELERATORS,
     ReasonCode.INSUFFICIENT_CPU,
@@ -106,7 +110,7 @@ _SEVERITY = [
 # Reasons more room could cure: only these jobs may preempt. REGION_UNAVAILABLE comes only from a
 # spread's minRegions (too few regions with room *now*), which room in another region cures.
 _CAPACITY = frozenset({ReasonCode.GANG_DOES_NOT_FIT, ReasonCode.INSUFFICIENT_ACCELERATORS, ReasonCode.INSUFFICIENT_CPU,
-                       ReasonCode.INSUFFICIENT_MEMORY, ReasonCode.REGION_UNAVAILABLE})
+                       ReasonCode.INSUFFICIENT_MEMORY, ReasonCode.REGION_UNAVAILABLE, ReasonCode.RESERVED})
 
 
 def queue_order(requests: Sequence[PlacementRequest]) -> list[PlacementRequest]:
@@ -150,18 +154,19 @@ class Scheduler:
         clock: Callable[[], float] = time.perf_counter,
         recent: Sequence[Arrival] = (),
         scarcity_scale: float | None = None,
+        reservations: Sequence[Reservation] = (),
     ) -> CycleResult:
         """Place what fits of `requests` over `snapshot`; `running` is the work already placed
-        (for queue usage and preemption), `now` the time lost accelerator-seconds are measured at,
-        `recent` the arrivals that have ended, which the demand remembers (scheduler/demand.py),
+        (for queue usage and preemption), `now` the time lost accelerator-seconds (and gangs' waits) are
+        measured at, `recent` the arrivals that have ended, which the demand remembers (scheduler/demand.py),
         `scarcity_scale` the one of the configured scales a rollout chose (scheduler/tuning.py;
-        None: the first)."""
+        None: the first), `reservations` the last cycle's, kept while they can (scheduler/reservation.py)."""
         with few_full_collections():
-            return self._schedule(snapshot, requests, running, now, clock, recent, scarcity_scale)
+            return self._schedule(snapshot, requests, running, now, clock, recent, scarcity_scale, reservations)
 
     def _schedule(self, snapshot: Snapshot, requests: Sequence[PlacementRequest], running: Sequence[Allocation],
                   now: float, clock: Callable[[], float], recent: Sequence[Arrival] = (),
-                  scarcity_scale: float | None = None) -> CycleResult:
+                  scarcity_scale: float | None = None, reservations: Sequence[Reservation] = ()) -> CycleResult:
         cfg = self.config
         phases: dict[str, float] = {}
         t0 = clock()
@@ -172,8 +177,11 @@ class Scheduler:
         ctx = prescore(snapshot, cfg, requests, running, recent, scarcity_scale)
         t2 = clock()
         phases["prescore"] = t2 - t1
+        holds = hold_room(cfg, self.filters, snapshot, requests, reservations, usage.quota_check, now=now, ctx=ctx)
+        t, t2 = t2, clock()
+        phases["reserve"] = t2 - t
 
-        board = Board(self.filters, self.scores, ctx, self.pool_scores)
+        board = Board(guarded(self.filters, holds), self.scores, ctx, self.pool_scores)
         txn = Txn(snapshot, on_change=board.changed)
         board.txn = txn
         unplaceable: dict[tuple[object, ...], Reason] = {}
@@ -186,6 +194,8 @@ class Scheduler:
                 pending[request.job_id] = Reason(ReasonCode.WAITING, "placement limit of this cycle reached")
                 continue
             started = clock()
+            if holds and (bound := respected(request, holds)):
+                request = replace(request, respects=bound)
             request, outcome = first_that_fits(request, lambda v: self._try(v, usage, txn, board, unplaceable),
                                                cfg.legacy_vendor)
             if isinstance(outcome, Reason):
@@ -215,7 +225,8 @@ class Scheduler:
             preemptions = self._preempt(waiting, txn, board, usage, running, active, now=now,
                                         decisions=decisions, seconds=seconds, pending=pending, clock=clock)
         phases["preempt"] = clock() - t3
-        return CycleResult(tuple(decisions), pending, phases, txn.snapshot(), tuple(preemptions), tuple(seconds))
+        return CycleResult(tuple(decisions), pending, phases, txn.snapshot(), tuple(preemptions), tuple(seconds),
+                           still_held(holds, pending))
 
     # -- placement --------------------------------------------------------
 
@@ -232,21 +243,6 @@ class Scheduler:
                 return Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes))
             return Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
         return outcome
-
-    def feasible(self, request: PlacementRequest, clusters: Sequence[ClusterInfo],
-                 ctx: CycleContext | None = None) -> tuple[list[ClusterInfo], list[Reason]]:
-        ctx = ctx or CycleContext()
-        ok: list[ClusterInfo] = []
-        rejected: list[Reason] = []
-        for cluster in clusters:
-            for plugin in self.filters:
-                reason = plugin.filter(request, cluster, ctx)
-                if reason is not None:
-                    rejected.append(reason)
-                    break
-            else:
-                ok.append(cluster)
-        return ok, rejected
 
     def _place(self, request: PlacementRequest, txn: Txn, board: Board,
                unplaceable: dict[tuple[object, ...], Reason]) -> tuple[Assignment, ...] | Reason:

@@ -61,6 +61,9 @@ class PlacementRequest:
     # The rest of a spread job that lost a part (server/partial.py): the regions its live placements hold, which
     # count toward spec.min_regions. () for a whole job.
     kept_regions: tuple[str, ...] = ()
+    # The gangs whose reserved room this request must leave alone this cycle (reservation.py): () in a cycle
+    # without reservations, and for a job of higher priority than every reserved gang.
+    respects: tuple[JobId, ...] = ()
 
     @property
     def pod_security_need(self) -> PodSecurityNeed:
@@ -95,7 +98,7 @@ class PlacementRequest:
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
                 s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.min_memory_mib,
-                self.avoid_clusters, self.pod_security_need, self.kept_regions, self.model_caps)
+                self.avoid_clusters, self.pod_security_need, self.kept_regions, self.model_caps, self.respects)
 
     def fit_shape(self) -> tuple[object, ...]:
         """`shape` less what only the cycle-constant scores read (`plugins.CYCLE_CONSTANT_SCORES`): the
@@ -106,7 +109,7 @@ class PlacementRequest:
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models,
                 s.user_region if s.max_latency_ms else "", s.max_latency_ms, s.workload_kind, self.vendor,
-                self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.model_caps)
+                self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.model_caps, self.respects)
 
 
 def may_spread(spec: JobSpec) -> bool:
