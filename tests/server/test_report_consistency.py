@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 
+import grpc
 import pytest
 from server_support import H100, Clock, MemoryStore, make, spec
 from test_services_edge import agent_stream, channel, hello, served
 
+from federator.agent.agent import Agent, AgentConfig
 from federator.api import convert
-from federator.api.v1 import agent_pb2
-from federator.model import AcceleratorPool, ClusterCapacity, JobId, JobPhase, Placement
-from federator.server.consistency import contradictions, least_held
+from federator.api.v1 import agent_pb2, agent_pb2_grpc
+from federator.backends.sim.fleet import parse_fleet
+from federator.backends.sim.runtime import SimBackend
+from federator.model import AcceleratorPool, ClusterCapacity, JobId, JobKind, JobPhase, Placement
+from federator.server.consistency import contradictions, least_used
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.orders import ErrorNotice, LaunchOrder, Order
 from federator.server.services import AgentService
+from federator.store.sqlite import SqliteJobStore
 
-from builders import pool
+from builders import job, pool
 
 GiB = 2**30
 
@@ -59,6 +65,11 @@ def shared(model: str, *, sharing: str, total: int, whole_free_nodes: int = 0, u
      [placed("a.g1.west-1", replicas=5, milli=500, model="L4")], True),
     (cap(shared("L4", sharing="TimeSlicing", total=4, whole_free_nodes=3, shared_devices=((500, 1),))),
      [placed("a.g1.west-1", replicas=5, milli=500, model="L4")], False),
+    # several placements' fractions on one device: a time-sliced one, or a milli-shared one
+    (cap(shared("L4", sharing="TimeSlicing", total=4, whole_free_nodes=3, shared_devices=((250, 1),))),
+     [placed(f"p{i}.g1.west-1", milli=250, model="L4") for i in range(3)], False),
+    (cap(shared("L4", sharing="", total=4, whole_free_nodes=3, shared_devices=((250, 1),))),
+     [placed(f"p{i}.g1.west-1", milli=250, model="L4") for i in range(3)], False),
     # MIG counts partitions: a replica holds one, whatever it asked
     (cap(shared("A100-1g", sharing="MIG", unit_milli=125, total=7, whole_free_nodes=5)),
      [placed("a.g1.west-1", replicas=2, milli=125, model="A100-1g")], False),
@@ -69,19 +80,21 @@ def shared(model: str, *, sharing: str, total: int, whole_free_nodes: int = 0, u
     (cap(AcceleratorPool(H100, (1, 0, 0, 0, 0, 0, 0, 0, 0), 8, 8, quota_held_accelerators=8)),
      [placed("a.g1.west-1")], False),
 ], ids=["honest", "all-free", "none-listed", "half", "two-halves-on-one-free-node", "cpu-only", "shrunk-to-0",
-        "pool-gone", "fractions-fit", "fractions-over", "time-sliced", "mig-fits", "mig-over", "unusable-node",
-        "quota-held"])
+        "pool-gone", "fractions-fit", "fractions-over", "time-sliced", "sliced-shared", "milli-shared", "mig-fits",
+        "mig-over", "unusable-node", "quota-held"])
 def test_a_pool_contradicts_its_listed_placements_only_when_they_cannot_fit_in_what_is_not_free(
         report: ClusterCapacity, listed: list[Placement], contradicts: bool) -> None:
     assert bool(contradictions(report, listed)) is contradicts
 
 
-def test_the_least_a_placement_holds() -> None:
+def test_the_least_placements_hold_together() -> None:
     whole = pool(H100, nodes=1)
-    assert least_held(placed("a.g1.w", replicas=4, milli=8000), whole) == 32
-    assert least_held(placed("a.g1.w", replicas=3, milli=1500), whole) == 5
-    assert least_held(placed("a.g1.w", replicas=3, milli=8000),
-                      shared("M", sharing="MIG", unit_milli=125, total=7)) == 3
+    assert least_used(whole, [placed("a.g1.w", replicas=4, milli=8000)]) == 32
+    assert least_used(whole, [placed("a.g1.w", replicas=3, milli=1500)]) == 5
+    assert least_used(whole, [placed("a.g1.w", milli=500), placed("b.g1.w", milli=500)]) == 1  # one device
+    assert least_used(shared("M", sharing="MIG", unit_milli=125, total=7), [placed("a.g1.w", replicas=3)]) == 3
+    sliced = shared("L4", sharing="TimeSlicing", total=4)
+    assert least_used(sliced, [placed(f"{i}.g1.w", milli=250) for i in range(8)]) == 1
 
 
 def drain(rec: ClusterRecord) -> list[Order | None]:
@@ -166,5 +179,45 @@ def test_over_grpc_a_report_contradicting_a_listed_running_placement_is_answered
             info = fed.cycles.reserved_info(rec, fed.cycles.active_by_cluster().get("east-1", ()))
             assert info is not None and info.capacity.accelerator_pools[0].free_accelerators == 8
             assert inconsistent(fed, "east-1") == 1.0
+
+    asyncio.run(go())
+
+
+def test_the_reference_agent_with_the_sim_backend_never_trips_the_check() -> None:
+    """An honest agent: the reference agent over a real socket, its simulated member running whole-device gangs,
+    an inference job spread over replicas and fractions sharing devices; every report it sends lists what it
+    runs, and not one is found contradicting."""
+    fleet = parse_fleet({"clusters": [{"name": "sim-1", "region": "r", "nodes": [
+        {"count": 3, "gpuModel": "H100", "gpus": 8, "cpu": 64, "memory": "256Gi"}]}]})
+
+    async def go() -> None:
+        fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=0.05)
+        server = grpc.aio.server()
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        backend = SimBackend(fleet["sim-1"])
+        agent = Agent(AgentConfig(cluster="sim-1", region="r", target=f"127.0.0.1:{port}", max_backoff=0.2),
+                      backend)
+        task = asyncio.create_task(agent.run())
+        try:
+            for spec_ in (job("gang", gpus=8, replicas=2), job("four", gpus=4), job("one", gpus=1),
+                          job("halves", kind=JobKind.INFERENCE, gpus=0.5, replicas=3),
+                          job("quarter", gpus=0.25), job("cpu", cpu=2)):
+                fed.submit(spec_)
+            listed_max = 0
+            for _ in range(60):
+                fed.schedule_once()
+                await asyncio.sleep(0.05)
+                rec = fed.clusters.get("sim-1")
+                if rec is not None and rec.capacity is not None:
+                    listed_max = max(listed_max, len(rec.capacity.placement_ids))
+            assert listed_max >= 6  # the check ran on reports listing every kind of placement
+            assert inconsistent(fed, "sim-1") == 0.0
+            assert fed.clusters["sim-1"].uncounted == frozenset()
+        finally:
+            task.cancel()
+            await backend.stop()
+            await server.stop(0)
 
     asyncio.run(go())

@@ -10,13 +10,14 @@ The check is the cheap one the report itself allows, per pool: the accelerators 
 on that pool cannot be more than the pool's devices that are not whole free (total_accelerators less the whole
 free devices of nodes_by_free). Whole-free is the only part an honest agent cannot have used, whatever else it
 counts (devices of unusable nodes, quota held back, shared devices all count as not whole free), so the bound is
-lenient by construction. Per placement, the least it can hold:
+lenient by construction. What the listed placements of a pool hold together, at least:
 
-- whole devices (a multiple of 1000 milli per replica): replicas x devices; on a MIG pool, replicas (a partition
-  each, whatever a whole-partition ask maps to);
-- a fraction: on a pool that shares by milli-devices (sharing "" or HAMi), ceil(sum of milli / 1000); on a MIG
-  pool, replicas (a partition each); on a time-sliced or MPS pool, whose units are accesses and not shares of a
-  device, 1.
+- whole devices (a multiple of 1000 milli per replica): replicas x devices, summed;
+- fractions: on a pool that shares by milli-devices (sharing ""), ceil(the sum of all their milli / 1000), since
+  fractions of several placements may share a device; on a time-sliced, MPS or HAMi pool, whose units are accesses
+  and not exact shares of a device, 1 in all;
+- on a MIG pool, a partition per replica (a partition serves one replica), whatever it asked;
+- a pool the report no longer has at all, under a listed live placement: 1.
 
 A contradicting pool's report is still applied (the rest of it is as good as any), but its listed placements are
 taken as NOT subtracted: the federator holds their resources itself, as for a placement the report does not list,
@@ -32,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from federator.model import MILLI, ClusterCapacity, Placement
-from federator.model.cluster import SHARING_HAMI, SHARING_MIG, AcceleratorPool
+from federator.model.cluster import SHARING_MIG, AcceleratorPool
 
 INCONSISTENT_REPORT = "inconsistent_report"  # the Error's reason: the report is applied, its claim is not trusted
 
@@ -57,18 +58,24 @@ class Contradiction:
                 f"itself as if they were not listed")
 
 
-def least_held(p: Placement, pool: AcceleratorPool) -> int:
-    """The fewest of `pool`'s devices (partitions for MIG) placement `p` can hold; see the module docstring."""
-    milli = p.accelerator_milli
-    if milli <= 0 or p.replicas <= 0:
-        return 0
-    if pool.sharing == SHARING_MIG:
-        return p.replicas
-    if milli % MILLI == 0:
-        return p.replicas * (milli // MILLI)
-    if not pool.sharing or pool.sharing == SHARING_HAMI:
-        return math.ceil(p.replicas * milli / MILLI)
-    return 1  # TimeSlicing, MPS: units are accesses, any number of them may share one device
+def least_used(pool: AcceleratorPool, placements: Iterable[Placement]) -> int:
+    """The fewest of `pool`'s devices (partitions for MIG) that `placements`, all on it, can hold together; see
+    the module docstring. Fractions are summed before rounding up: two 500m replicas may share one device."""
+    whole = fraction_milli = 0
+    for p in placements:
+        if p.accelerator_milli <= 0 or p.replicas <= 0:
+            continue
+        if pool.sharing == SHARING_MIG:  # a partition serves one replica, whatever it asked
+            whole += p.replicas
+        elif p.accelerator_milli % MILLI == 0:
+            whole += p.replicas * (p.accelerator_milli // MILLI)
+        else:
+            fraction_milli += p.replicas * p.accelerator_milli
+    if not fraction_milli:
+        return whole
+    if not pool.sharing:  # milli-devices are shares of a device
+        return whole + math.ceil(fraction_milli / MILLI)
+    return whole + 1  # TimeSlicing, MPS, HAMi: units are accesses, any number of them may share one device
 
 
 def _key(vendor: str, model: str) -> str:
@@ -82,7 +89,7 @@ def contradictions(capacity: ClusterCapacity, listed: Iterable[Placement]) -> li
     for i, pool in enumerate(capacity.accelerator_pools):
         by_key.setdefault((pool.vendor, pool.accelerator_model), i)
         by_key.setdefault(("", pool.accelerator_model), i)
-    held: dict[int, tuple[int, list[str]]] = {}
+    held: dict[int, list[Placement]] = {}
     missing: dict[str, list[Placement]] = {}
     for p in listed:
         if p.accelerator_milli <= 0:
@@ -90,20 +97,19 @@ def contradictions(capacity: ClusterCapacity, listed: Iterable[Placement]) -> li
         found = by_key.get((p.accelerator_vendor, p.accelerator_model), by_key.get(("", p.accelerator_model)))
         if found is None:  # a pool holding a live placement vanished from the report
             missing.setdefault(_key(p.accelerator_vendor, p.accelerator_model), []).append(p)
-            continue
-        n, ids = held.get(found, (0, []))
-        ids.append(p.placement_id)
-        held[found] = (n + least_held(p, capacity.accelerator_pools[found]), ids)
+        else:
+            held.setdefault(found, []).append(p)
     out = []
-    for i, (n, ids) in sorted(held.items()):
+    for i, ps in sorted(held.items()):
         pool = capacity.accelerator_pools[i]
         used = max(0, pool.total_accelerators - pool.free_accelerators)
+        n = least_used(pool, ps)
         if n > used:
-            out.append(Contradiction(_key(pool.vendor, pool.accelerator_model), i, n, used, tuple(sorted(ids))))
+            out.append(Contradiction(_key(pool.vendor, pool.accelerator_model), i, n, used,
+                                     tuple(sorted(p.placement_id for p in ps))))
     for key, ps in sorted(missing.items()):
-        out.append(Contradiction(key, -1, sum(max(1, p.replicas) for p in ps), 0,
-                                 tuple(sorted(p.placement_id for p in ps))))
+        out.append(Contradiction(key, -1, 1, 0, tuple(sorted(p.placement_id for p in ps))))
     return out
 
 
-__all__ = ["INCONSISTENT_REPORT", "Contradiction", "contradictions", "least_held"]
+__all__ = ["INCONSISTENT_REPORT", "Contradiction", "contradictions", "least_used"]
