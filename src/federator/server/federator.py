@@ -415,14 +415,12 @@ class Federator:
 
     def requeue(self, job: Job, reason: Reason, *, ended: Collection[str] = (), stopped: Collection[str] = ()) -> None:
         """Supersede every placement of a job and queue it again; the next placement gets a new generation. `ended`:
-        the placements that ended, the only ones superseded of a spread job with others live (server/partial.py).
-        `stopped`: those whose agent itself reported them ended (Failed, Cancelled): it is sent no Cancel for them,
-        which would only ask it to report Cancelled over a final phase (outside QA F3)."""
+        the placements that ended, the only ones superseded of a spread job with others live (server/partial.py);
+        `stopped`: those its agent reported ended itself, sent no Cancel (not to be answered Cancelled; QA F3)."""
         cancels = supersede_part(self, job, ended, reason) if ended else None
         if cancels is None:
             cancels = self.supersede(job, reason)
-        if stopped:
-            cancels = [(c, o) for c, o in cancels if not (isinstance(o, CancelOrder) and o.placement_id in stopped)]
+        cancels = [(c, o) for c, o in cancels if not (isinstance(o, CancelOrder) and o.placement_id in stopped)]
         self.metrics.placement_retries.labels(reason.code.value).inc()
         try:
             self.journal.write([job])  # durable before any agent hears of it
