@@ -307,8 +307,8 @@ class TokenBucket:
         return max(0.0, (amount - self._tokens) / self.rate)
 
     def _refill(self) -> None:
-        now = self.clock()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
+        now = self.clock()  # a wall clock stepped back refills nothing, and takes nothing either
+        self._tokens = min(float(self.burst), self._tokens + max(0.0, now - self._at) * self.rate)
         self._at = now
 
 
