@@ -114,3 +114,21 @@ def test_a_re_sync_is_not_charged_to_the_update_budget() -> None:
     back = fed.connect(cluster="west-1", region="r", labels={})
     for _ in range(fed.limits.job_update_burst + 100):  # before its first report: the re-sync
         assert service.handle(back, update(pid, JobPhase.RUNNING)) is None
+
+
+def test_an_old_placement_of_another_cluster_in_a_report_is_no_orphan_either(caplog: pytest.LogCaptureFixture) -> None:
+    """Superseded since (refused, the job queued again): still another cluster's, never 'no record of'."""
+    fed = make(MemoryStore(), Clock())
+    job, west, east = placed_on_west(fed)
+    old = job.placements[0].placement_id
+    fed.refused(west, old, "no room after all")
+    fed.schedule_once()
+    assert old not in {p.placement_id for p in job.placements}  # superseded: the job waits for room
+    drain(east)
+    with caplog.at_level(logging.WARNING, logger="federator.server"):
+        fed.report(east, capacity(old))
+    orders = drain(east)
+    assert [o.placement_id for o in orders if isinstance(o, CancelOrder)] == [old]
+    assert [(o.reason, o.placement_id) for o in orders if isinstance(o, ErrorNotice)] == [("unexpected", old)]
+    assert orphans(fed, "east-1") == 0.0 and "no record of" not in caplog.text
+    assert f"reports placement {old} of cluster west-1" in caplog.text

@@ -96,13 +96,28 @@ class Orphans:
                 p.placement_id == pid and p.cluster == rec.name and p.phase.is_active for p in job.placements)
             if not current:
                 strays[pid] = job
-        foreign = {pid: owner for pid, job in strays.items() if (owner := other_owner(job, pid, rec.name))}
+        foreign = {pid: owner for pid, job in strays.items() if (owner := self._other_cluster(rec.name, pid, job))}
         for pid, owner in foreign.items():
             del strays[pid]
             fed.send(rec.name, CancelOrder(pid, f"not a placement of this cluster: {pid} is cluster {owner}'s"))
         self._say_foreign(rec, foreign)
         for order in self.fence(rec.name, strays):
             fed.send(rec.name, order)
+
+    def _other_cluster(self, cluster: str, placement_id: str, job: Job | None) -> str:
+        """The other cluster whose placement `placement_id` is, current or not, of a job the store knows at that
+        generation or a later one; "" if none. Each '.' of the id is tried as the start of a cluster's name."""
+        owner = other_owner(job, placement_id, cluster)
+        if owner:
+            return owner
+        head = placement_id.rpartition(":")[0] if placement_id.rpartition(":")[2].isdigit() else placement_id
+        at = head.find(".")
+        while at >= 0:
+            name = head[at + 1:]
+            if name != cluster and name in self.fed.clusters and self.known(name, placement_id):
+                return name
+            at = head.find(".", at + 1)
+        return ""
 
     def _say_foreign(self, rec: ClusterRecord, foreign: dict[str, str]) -> None:
         """Placements of OTHER clusters a report lists (an agent that mixed up ids; outside QA F1): the store knows
