@@ -380,8 +380,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                     pid = u.placement_id[:200]
                     self._refuse(rec, Refusal(RejectReason.UNEXPECTED,
                                               f"job_update.placement_id: {pid!r} is not a placement of this cluster "
-                                              f"(it is cluster {owner!r}'s; a JobUpdate reports a placement sent to "
-                                              "this cluster; this one changes nothing)", pid))
+                                              f"(it is one of cluster {owner!r}; a JobUpdate reports a placement sent "
+                                              "to this cluster; this one changes nothing)", pid))
                     return RejectReason.UNEXPECTED
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue)
