@@ -6,7 +6,7 @@
 # The Helm charts run it with a read-only root filesystem: state goes to
 # /var/lib/federator and scratch files to /tmp, both volumes.
 #
-#   docker build -t federator/federator:0.2.0 .
+#   docker build -t federator/federator:0.3.0 .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

@@ -17,6 +17,7 @@ import random
 from federator.backends.sim.fleet import parse_fleet
 from federator.model import JobKind, JobSpec, Resources
 from federator.scheduler import QueueConfig, Scheduler, SchedulerConfig
+from federator.scheduler.reservation import ReservationPolicy
 from federator.simulate import SimJob, Simulation
 
 WEIGHTS = {"q1": 1.0, "q2": 1.0, "q4": 2.0}
@@ -46,6 +47,8 @@ def main() -> int:
     p.add_argument("--nodes", type=int, default=25, help="8 x H100 nodes per cluster")
     p.add_argument("--hours", type=float, default=3.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-reservations", type=int, default=ReservationPolicy().max_reservations,
+                   help="the policy's reservations.maxReservations (0: off; scheduler/reservation.py)")
     args = p.parse_args()
     fleet = parse_fleet({"clusters": [
         {"name": f"c{i}", "region": f"r{i}",
@@ -53,7 +56,8 @@ def main() -> int:
         for i in range(args.clusters)]})
     gpus = args.clusters * args.nodes * 8
     jobs = workload(gpus, args.hours, args.seed)
-    config = SchedulerConfig(queues={q: QueueConfig(weight=w) for q, w in WEIGHTS.items()}, preemption=False)
+    config = SchedulerConfig(queues={q: QueueConfig(weight=w) for q, w in WEIGHTS.items()}, preemption=False,
+                             reservations=ReservationPolicy(max_reservations=args.max_reservations))
     sim = Simulation(fleet, jobs, scheduler=Scheduler(config), cycle_interval=10.0)
     report = sim.run("replay")
     total_w = sum(WEIGHTS.values())

@@ -75,6 +75,7 @@ def _with(path: str, value: object) -> dict:
         ("spec.acceleratorModels", ["H100"] * 100_000, "spec.acceleratorModels", "lists 100000 models, more than 256"),
         ("spec.regions", {"preferred": "west"}, "spec.regions.preferred", "list"),
         ("spec.colour", "blue", "spec.colour", "not a known field"),
+        ("spec.minRegions", 2, "spec.minRegions", "not a known field; did you mean spec.regions.minRegions?"),
         ("spec.regions", {"preferred": ["West Coast"]}, "spec.regions.preferred[0]", "region name"),
         ("spec.regions", {"preferred": ["w" * 64]}, "spec.regions.preferred[0]", "region name"),
         ("spec.regions", {"user": "EU/1"}, "spec.regions.user", "region name"),

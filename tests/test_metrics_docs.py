@@ -30,6 +30,7 @@ def _defined() -> dict[str, tuple[str, tuple[str, ...]]]:
     metrics = Metrics()
     metrics.watch_store(lambda: 0, lambda: 0)
     metrics.watch_demand(lambda: 0)
+    metrics.watch_reservations(lambda: 0, lambda: 0)
     metrics.watch_state(lambda: StateSample([ClusterSample("c", "r", "Ready", True, 0.0)], {}, {}))
     defined: dict[str, tuple[str, tuple[str, ...]]] = {}
     for collector in list(metrics.registry._collector_to_names):

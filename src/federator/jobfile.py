@@ -409,7 +409,10 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
              "template", "preemptible", "workload"}
     for key in spec:
         if key not in known and key not in OLD_SPEC_NAMES:
-            bad(f"spec.{str(key)[:63]}", f"is not a known field (known: {', '.join(sorted(known))})")
+            moved = {"minRegions": "regions.minRegions", "maxLatencyMs": "regions.maxLatencyMs",
+                     "preferredRegions": "regions.preferred", "gpus": "resources", "image": "template"}.get(str(key))
+            bad(f"spec.{str(key)[:63]}", "is not a known field" + (f"; did you mean spec.{moved}?" if moved else "")
+                + f" (known: {', '.join(sorted(known))})")
 
     if problems:
         raise JobFileError(problems, source)

@@ -360,6 +360,12 @@ class Metrics:
                                          "Jobs sent back to pending after a placement was lost "
                                          "(refused by the cluster, cluster lost, launch failed), by reason code.",
                                          ["reason"], registry=r)
+        # What scaling an inference job down did to its parts (server/shrink.py): bounded labels.
+        self.scale_down_parts = Counter("federator_scale_down_parts_total",
+                                        "Parts (placements) of inference jobs scaled down, by what happened to them: "
+                                        "shrunk (in place: a Resize to an agent that can), stopped (whole: a Cancel, "
+                                        "their replicas owed placed again), refused (a Resize the agent could not "
+                                        "carry out: the part was then replaced).", ["result"], registry=r)
         # Asks of agents whose member's own queue (Kueue) held a Placed placement past their admission timeout
         # (server/moving.py), by the federator's answer: moved, or kept in that member's queue.
         self.placement_moves = Counter("federator_placement_moves_total",
@@ -431,6 +437,12 @@ class Metrics:
             "federator_job_updates_limited_total",
             "JobUpdates dropped because their cluster sent more than its update budget allows.",
             ["cluster"], registry=r)
+        # Cancels of removed jobs a member has not confirmed (server/unconfirmed_cancels.py).
+        self.unconfirmed_cancels = Gauge(
+            "federator_unconfirmed_cancels",
+            "Placements of jobs removed while running (Kubernetes mode: FederatedJobs deleted) whose cancel the member "
+            "cluster has not confirmed yet; kept on its MemberCluster, so the agent's re-sync cancels them at once "
+            "even after a federator restart.", ["cluster"], registry=r)
         # Lost members dropped from the registry (server/leases.py): --forget-lost-after, or kubectl delete mc.
         self.clusters_forgotten = Counter(
             "federator_clusters_forgotten_total",
@@ -513,6 +525,15 @@ class Metrics:
         Gauge("federator_demand_memory_jobs", "Ended jobs the scheduler's demand remembers (at most 1,000), "
               "read by a cycle while its pending and running work is under 1,000 replicas.",
               registry=self.registry).set_function(remembered)
+
+    def watch_reservations(self, count: Callable[[], int], held: Callable[[], int]) -> None:
+        """Reservations of room for gangs that waited (scheduler/reservation.py): how many, and the free
+        accelerators they keep idle. A held count that stays up is the price of landing big gangs."""
+        Gauge("federator_reservations", "Training gangs holding reserved room on a cluster after waiting past the "
+              "policy's reservations.afterSeconds (at most reservations.maxReservations).",
+              registry=self.registry).set_function(count)
+        Gauge("federator_reservation_held_accelerators", "Free accelerators that reservations keep idle for the "
+              "gangs they hold room for, as the last cycle began.", registry=self.registry).set_function(held)
 
     def watch_state(self, sample: Callable[[], StateSample]) -> None:
         self.registry.register(StateCollector(sample, lambda: self.state_loop, queue_label=self.queue_label))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from federator.cli.output import cluster_rows
 from federator.model import AcceleratorPool, ClusterCapacity
 
@@ -26,3 +28,13 @@ def test_free_accelerators_the_members_quota_holds_back_are_shown_beside_free_ov
 def test_nothing_is_added_where_no_quota_holds_anything_back() -> None:
     headers, [row] = cluster_rows([_member(AcceleratorPool(A100, (2, 0, 0, 0, 0, 0, 0, 0, 1), 24, 24))], wide=False)
     assert row[headers.index("ACCELERATORS FREE/TOTAL")] == "8/24"
+
+
+@pytest.mark.parametrize(("milli", "shown"), [(16_000, "16"), (500, "0.5"), (1_250, "1.25"),
+                                              (1_099_511_627_776, "1099511627.776"), (0, "0")])
+def test_cpus_free_read_as_cores_never_in_exponent_notation(milli: int, shown: str) -> None:
+    """Outside QA's Go agent (F11): a big member's CPUS FREE read 1.09951e+09."""
+    member = {**_member(AcceleratorPool(A100, (1,), 8, 8)),
+              "capacity": ClusterCapacity(cpu_milli_allocatable=milli, cpu_milli_free=milli)}
+    headers, [row] = cluster_rows([member], wide=False)
+    assert row[headers.index("CPUS FREE")] == shown

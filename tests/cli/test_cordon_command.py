@@ -49,3 +49,17 @@ def test_a_bad_name_is_refused_naming_the_field(capsys: pytest.CaptureFixture[st
     with serving(Federator(store=SqliteJobStore(Path(":memory:")))) as address:
         assert main(["cordon", "East_1", "--server", address, "--insecure"]) == 1
     assert capsys.readouterr().err.startswith("error: cluster: 'East_1' is not a member cluster's name")
+
+
+def test_get_clusters_name_shows_that_cluster_or_says_there_is_none(capsys: pytest.CaptureFixture[str]) -> None:
+    """Outside QA's Go agent (F9): a name was ignored, every cluster listed and 0 returned, even for none."""
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    for name in ("east-1", "west-1"):
+        fed.report(fed.connect(cluster=name, region=name[:4], labels={}),
+                   cluster(name, name[:4], pool("NVIDIA-H100", nodes=1)).capacity)
+    with serving(fed) as address:
+        assert main(["get", "clusters", "west-1", "--server", address, "--insecure"]) == 0
+        rows = capsys.readouterr().out.splitlines()[1:]
+        assert [r.split()[0] for r in rows] == ["west-1"]
+        assert main(["get", "clusters", "nosuch", "--server", address, "--insecure"]) == 1
+        assert capsys.readouterr().err == "error: no cluster 'nosuch'\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,11 @@ from cli_support import serving
 
 from federator.cli import main
 from federator.jobfile import parse_job
-from federator.model import JobSpec
+from federator.model import AgentFeature, JobPhase, JobSpec
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
+
+from builders import cluster, pool
 
 
 def job(name: str, kind: str) -> JobSpec:
@@ -56,3 +59,18 @@ def test_scaling_to_one_says_one_replica(served: tuple[Federator, str], capsys: 
     serve = fed.submit(job("one", "inference"))
     assert main(["scale", "one", "--replicas", "1", "--server", address, "--insecure"]) == 0
     assert capsys.readouterr().out == f"job {serve.job_id} Pending, 1 replica\n"
+
+
+def test_a_scale_down_in_place_says_which_parts_shrank(served: tuple[Federator, str],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    fed, address = served
+    rec = fed.connect(cluster="east-1", region="east", labels={})
+    rec.features = frozenset({AgentFeature.RESIZE})
+    fed.report(rec, cluster("east-1", "east", pool("H100", nodes=1)).capacity)
+    serve = fed.submit(replace(job("chat", "inference"), replicas=6))
+    fed.schedule_once()
+    (placed,) = serve.placements
+    fed.job_update(rec, placed.placement_id, JobPhase.RUNNING, "6 replicas running on east-1")
+    assert main(["scale", "chat", "--replicas", "4", "--server", address, "--insecure"]) == 0
+    assert capsys.readouterr().out == f"job {serve.job_id} Running, 4 replicas: scaled from 6 to 4: east-1 shrank " \
+                                      "6 → 4 in place\n"

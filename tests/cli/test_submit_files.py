@@ -64,7 +64,8 @@ def test_two_jobs_of_one_name_in_one_submit_are_refused_before_any_is_sent(
     assert main(["submit", "-f", str(one), "-f", str(two), "--insecure", "--server", "127.0.0.1:1"]) == 2
     err = capsys.readouterr().err
     assert err == (f"error: {two} document 2: metadata.name: team-b/llm is also the name of {one} document 2; "
-                   "a namespace holds one job of a name\n")
+                   "a namespace holds one job of a name\n"
+                   "error: nothing submitted: every file is checked before any job is sent\n")
 
 
 def test_get_jobs_json_shows_the_job_level_generation() -> None:

@@ -788,3 +788,29 @@ def test_the_plain_manifests_label_the_namespace_for_the_agents_default_level() 
 ])
 def test_agent_pod_security_values_are_refused_naming_the_value(h: Helm, args: list[str], field: str) -> None:
     assert field in h.template_error(AGENT, "-f", AGENT_CI_VALUES, *args)
+
+
+CHART_FLAGS = Path(__file__).with_name("chart_flags.yaml")
+
+
+def test_the_charts_pass_only_flags_recorded_for_their_app_version(h: Helm, tmp_path: Path) -> None:
+    """Chart 0.2.7 added --usage-retention and kept appVersion 0.2.0, so `helm upgrade` ran the image an operator
+    had built as :0.2.0 for chart 0.2.6 with a flag it did not know: every pod exited `unrecognized arguments`, and
+    with the old leader stopped first no federator ran (outside operator QA). chart_flags.yaml records the flags
+    the charts pass, per appVersion. A chart that passes another flag fails this test: bump the package version and
+    both charts' appVersion, and record the new set under the new version; never add to a version already built."""
+    version = chart_meta(FEDERATOR)["appVersion"]
+    assert chart_meta(AGENT)["appVersion"] == version
+    passed: dict[str, set[str]] = {"serve": set(), "agent": set()}
+    for case in RENDER_CASES:
+        chart, args = case.values
+        for c in containers(_render(h, chart, list(args), tmp_path)):  # type: ignore[arg-type]
+            command = next(a for a in c["args"] if not a.startswith("-"))  # after global flags (--verbose)
+            passed[command] |= {a.split("=", 1)[0] for a in c["args"] if a.startswith("--")}
+    recorded = yaml.safe_load(CHART_FLAGS.read_text())
+    assert version in recorded, f"{CHART_FLAGS.name} has no entry for appVersion {version}: record the charts' flags"
+    for command, flags in passed.items():
+        unknown = sorted(flags - set(recorded[version][command]))
+        assert not unknown, (f"the charts pass `federator {command}` {', '.join(unknown)}, which no image of "
+                             f"appVersion {version} is recorded to know: bump the version (pyproject.toml and both "
+                             f"charts' appVersion) and record the flags under it in {CHART_FLAGS.name}")

@@ -169,6 +169,13 @@ def test_deleting_the_federated_job_deletes_the_member_job(kube: Kube) -> None:
                  "spec.regions.minRegions: is more than spec.replicas", id="min-regions-over-replicas"),
     pytest.param({"kind": "training", "replicas": 4, "resources": {"cpu": "1"}, "regions": {"minRegions": 2}},
                  "spec.regions.minRegions: applies to inference jobs only", id="min-regions-of-a-gang"),
+    pytest.param({"kind": "inference", "resources": {"cpu": "1"}, "regions": {"maxLatencyMs": 20}},
+                 "maxLatencyMs needs spec.regions.user", id="latency-without-user"),
+    pytest.param({"kind": "training", "resources": {"nvidia.com/gpu": 1, "amd.com/gpu": 1}},
+                 "a replica asks for one kind of accelerator", id="two-accelerator-resources"),
+    pytest.param({"kind": "training", "replicas": 2, "workload": {"apiVersion": "batch/v1", "kind": "Job",
+                                                                   "metadata": {"name": "w"}, "spec": {}}},
+                 "derived from spec.workload", id="replicas-beside-workload"),
 ])
 def test_an_invalid_spec_is_refused_by_the_api_server(kube: Kube, spec: dict[str, Any], error: str) -> None:
     doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",

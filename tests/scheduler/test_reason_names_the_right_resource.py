@@ -26,11 +26,11 @@ def test_a_quota_of_models_the_job_cannot_use_is_not_its_reason() -> None:
                    allocations=[held])
     reason = result.pending["a100x12"]
     assert reason.code is ReasonCode.QUOTA_EXCEEDED
-    assert "on A100" in reason.message and "H100" not in reason.message, reason.message
+    assert "A100 8 left" in reason.message and "H100" not in reason.message, reason.message
     # a job open to both models still hears of both
     both = cycle(fleet, [spec("anyx12", gpus=1, replicas=12, models=("A100", "H100"), kind=INF)], config=config,
                  allocations=[held]).pending["anyx12"]
-    assert "on H100" in both.message and "on A100" in both.message, both.message
+    assert "H100 0 left" in both.message and "A100 8 left" in both.message, both.message
 
 
 def test_free_accelerators_with_no_node_room_for_the_cpu_say_so() -> None:

@@ -40,14 +40,14 @@ def test_a_cluster_that_reports_no_level_has_none() -> None:
 
 @pytest.mark.parametrize(("labels", "said"), [
     ({"federator.io/pod-security": "strict"},
-     "hello.labels: federator.io/pod-security: must be one of privileged, baseline, restricted, got 'strict'"),
+     "hello.labels[federator.io/pod-security]: must be one of privileged, baseline, restricted, got 'strict'"),
     ({"federator.io/pod-security": "baseline", "federator.io/pod-security-capabilities": "ipc_lock"},
-     "hello.labels: federator.io/pod-security-capabilities: 'ipc_lock' is not a capability name such as IPC_LOCK "
+     "hello.labels[federator.io/pod-security-capabilities]: 'ipc_lock' is not a capability name such as IPC_LOCK "
      "(upper case, no CAP_ prefix)"),
     ({"federator.io/pod-security": "baseline", "federator.io/pod-security-host-network": "yes"},
-     "hello.labels: federator.io/pod-security-host-network: must be true or false, got 'yes'"),
+     "hello.labels[federator.io/pod-security-host-network]: must be true or false, got 'yes'"),
     ({"federator.io/pod-security-host-network": "true"},
-     "hello.labels: federator.io/pod-security-host-network: given without federator.io/pod-security"),
+     "hello.labels[federator.io/pod-security-host-network]: given without federator.io/pod-security"),
 ], ids=["level", "capability", "host-network", "allowance-without-level"])
 def test_the_federator_refuses_a_hello_whose_level_labels_it_cannot_read(labels: dict[str, str], said: str) -> None:
     assert check_hello("east-1", "east", labels, limits=Limits()) == said

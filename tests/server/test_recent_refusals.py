@@ -5,9 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from federator.model import ClusterCapacity, JobId, JobPhase, Reason, ReasonCode
 from federator.server.federator import Federator
-from federator.server.refusals import FIRST_REFUSAL_SECONDS, WHY_CHARS, RecentRefusals
+from federator.server.refusals import (
+    FAILED_EARLY,
+    FIRST_REFUSAL_SECONDS,
+    NOT_STARTED,
+    REFUSED,
+    WHY_CHARS,
+    RecentRefusals,
+)
 from federator.store import SqliteJobStore
 
 from builders import job as job_spec
@@ -211,3 +220,18 @@ def test_a_placement_its_agent_fenced_is_placed_again_at_once_on_the_same_cluste
     fed.report(a, _capacity(2))
     fed.schedule_once()
     assert job.phase is JobPhase.PLACED and job.placements[0].cluster == "a"
+
+
+@pytest.mark.parametrize(("did", "why", "said"), [
+    (FAILED_EARLY, "exit code 1: boom", "go-west saw this job fail early a moment ago (exit code 1: boom)"),
+    (NOT_STARTED, "for 15s: 0 of 1 pods scheduled", "go-west held this job without starting it a moment ago "
+                                                      "(for 15s: 0 of 1 pods scheduled)"),
+    (REFUSED, "", "go-west refused this job a moment ago; ..."),
+], ids=["failed-early", "not-started", "refused-without-words"])
+def test_a_reason_says_what_the_cluster_did_not_that_it_refused(did: str, why: str, said: str) -> None:
+    """Outside QA's Go agent (F5): a job that failed on a cluster, or that a cluster held past --start-timeout,
+    read `go-west refused this job a moment ago`: a provider was told its cluster turned the job away."""
+    r = RecentRefusals()
+    r.note(JobId("j"), "go-west", 0.0, why, did=did)
+    got = r.explain(JobId("j"), Reason(ReasonCode.RECENTLY_REFUSED, "go-west refused this job a moment ago; ..."))
+    assert got.message.startswith(said.removesuffix("; ...")), got.message

@@ -40,3 +40,39 @@ def test_limits_below_the_requests_the_agent_writes_are_refused_naming_each_fiel
 def test_limits_at_or_above_the_requests_are_the_jobs_business() -> None:
     fed = make(MemoryStore(), Clock(), limits=Limits())
     assert fed.submit(_job({"cpu": "4", "memory": "64Gi"})).job_id  # type: ignore[arg-type]
+
+
+def _jobset(resources: dict[str, dict[str, object]]) -> object:
+    return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "js"},
+                      "spec": {"workload": {
+                          "apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": {"name": "js"},
+                          "spec": {"replicatedJobs": [{"name": "workers", "replicas": 1, "template": {"spec": {
+                              "parallelism": 2, "completions": 2, "template": {"spec": {"containers": [
+                                  {"name": "w", "image": "trainer:1", "resources": resources}]}}}}}]}}}})
+
+
+def test_a_brought_workload_asking_an_accelerator_without_its_limit_is_refused_naming_the_field() -> None:
+    """Outside QA, Kubernetes mode (F6): such a JobSet was placed, admitted by its member's Kueue, and its controller
+    failed to make a Job over and over; every API server refuses the pod."""
+    fed = make(MemoryStore(), Clock(), limits=Limits())
+    with pytest.raises(SubmitError) as err:
+        fed.submit(_jobset({"requests": {"cpu": "16", "nvidia.com/gpu": 8}}))  # type: ignore[arg-type]
+    [problem] = err.value.__cause__.problems  # type: ignore[union-attr]
+    assert problem.field == ("spec.workload.spec.replicatedJobs[0].template.spec.template.spec.containers[0]"
+                             ".resources.limits")
+    assert problem.problem.startswith("nvidia.com/gpu: requested (8) but not limited;")
+    with pytest.raises(SubmitError) as err:
+        fed.submit(_jobset({"requests": {"nvidia.com/gpu": 8}, "limits": {"nvidia.com/gpu": 4}}))  # type: ignore[arg-type]
+    [problem] = err.value.__cause__.problems  # type: ignore[union-attr]
+    assert problem.field.endswith(".resources.limits.nvidia.com/gpu") and "is not its request (8)" in problem.problem
+    assert not fed.jobs
+
+
+@pytest.mark.parametrize("resources", [
+    {"requests": {"cpu": "16", "memory": "64Gi"}},  # no limits needed for CPU and memory
+    {"limits": {"nvidia.com/gpu": 8}},  # the request defaults to the limit
+    {"requests": {"nvidia.com/gpu": "8"}, "limits": {"nvidia.com/gpu": 8}},
+], ids=["cpu-and-memory", "limit-alone", "equal"])
+def test_a_brought_workload_the_api_server_takes_is_taken(resources: dict[str, dict[str, object]]) -> None:
+    fed = make(MemoryStore(), Clock(), limits=Limits())
+    assert fed.submit(_jobset(resources)).job_id  # type: ignore[arg-type]

@@ -10,7 +10,9 @@ For each job written, the meter compares the job's Running placements with
 the records it holds open: a placement newly Running opens a record (written
 to the usage store at once), an open record whose placement is no longer
 Running (it succeeded, failed, was cancelled, preempted, or its cluster was
-lost and the job re-placed) is closed at that moment. After a restart the open
+lost and the job re-placed) is closed at that moment, and one whose placement
+shrank in place (server/shrink.py) is closed and a record of the new size
+opened. After a restart the open
 records are read back and carry on; a job found finished on load closes its
 records then.
 
@@ -111,6 +113,8 @@ class UsageMeter:
             for pid in sorted(self._by_job.get(job.job_id, set()) - set(running)):
                 writes.append(self._close(pid, now))
             for pid, p in running.items():
+                if pid in self._open and self._open[pid].accelerators_milli != held(job, p)[1]:
+                    writes.append(self._resized(pid, now))  # shrunk in place (server/shrink.py): a new record
                 if pid not in self._open:
                     rec = self._record(job, p, now)
                     if rec is not None:
@@ -160,6 +164,12 @@ class UsageMeter:
         if not pids:
             self._by_job.pop(rec.job_id, None)
         return UsageRecord(**{**_fields(rec), "end": max(now, rec.start)})
+
+    def _resized(self, pid: str, now: float) -> UsageRecord:
+        """Close the record of a placement whose count changed in place, keeping what it held until now under an
+        id of its own (PID#resized-<unix seconds>: a record's id is its key); the caller opens the next one."""
+        closed = self._close(pid, now)
+        return UsageRecord(**{**_fields(closed), "placement_id": f"{pid}#resized-{now:.0f}"})
 
     def _count(self, rec: UsageRecord, now: float) -> None:
         since = self._counted.get(rec.placement_id, now)

@@ -2,7 +2,7 @@
 
 It dials out (so member clusters behind NAT work and no member credentials
 leave the region), says Hello, reports capacity every report interval, runs
-Launch and Cancel orders through its backend, and reports every phase change.
+Launch, Cancel and Resize orders through its backend, and reports every phase change.
 When the stream breaks (or the federator goes silent for a lease: every
 Welcome promises a message at least every heartbeat interval) it reconnects
 with a capped exponential back-off that a working session resets
@@ -34,7 +34,7 @@ from pathlib import Path
 import grpc
 
 from federator import __version__
-from federator.agent.backend import Backend
+from federator.agent.backend import Backend, Resizer
 from federator.agent.backoff import Backoff
 from federator.agent.certificates import CertificateCheck
 from federator.agent.endpoint import Endpoint
@@ -44,7 +44,7 @@ from federator.agent.metrics import AgentMetrics
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.keepalive import AGENT_KEEPALIVE
-from federator.model import JobPhase
+from federator.model import AgentFeature, JobPhase
 from federator.readyfile import write_ready_file
 from federator.security.tls import FRESH_CONNECTION, TlsError, TlsFiles, dial_hint
 
@@ -52,7 +52,7 @@ log = logging.getLogger("federator.agent")
 OUTBOX_LIMIT = 10_000
 """Phase updates queued for the federator at most; past that the stream is reset and re-synced."""
 ORDERS_AT_ONCE = 16  # launches and cancels carried out at once (each placement's in order: Agent._in_order)
-_Order = agent_pb2.Launch | agent_pb2.Cancel
+_Order = agent_pb2.Launch | agent_pb2.Cancel | agent_pb2.Resize
 KEEPALIVE = AGENT_KEEPALIVE
 """Transport-level liveness (federator/keepalive.py, with the server's policy that accepts it); the
 application-level one (no message for a lease) usually notices first."""
@@ -287,7 +287,8 @@ class Agent:
     def _hello(self) -> agent_pb2.AgentMessage:
         return agent_pb2.AgentMessage(hello=agent_pb2.Hello(
             cluster=self.config.cluster, region=self.config.region, labels=self.config.labels,
-            agent_version=__version__, gang_admission=str(getattr(self.backend, "gang_admission", ""))))
+            agent_version=__version__, gang_admission=str(getattr(self.backend, "gang_admission", "")),
+            features=[AgentFeature.RESIZE.value] if isinstance(self.backend, Resizer) else []))
 
     def _report(self) -> agent_pb2.AgentMessage:
         cap = self.backend.capacity()
@@ -444,6 +445,8 @@ class Agent:
                                 msg.error.message)
                 elif kind == "cancel":
                     self._in_order(msg.cancel.placement_id, self._cancel, msg.cancel)
+                elif kind == "resize":
+                    self._in_order(msg.resize.placement_id, self._resize, msg.resize)
         finally:
             self.connected.clear()
             self.metrics.session_closed()
@@ -479,6 +482,24 @@ class Agent:
             log.info("cancel placement %s: %s", cancel.placement_id, cancel.reason)
         self.metrics.cancelled("federator")
         await self.backend.cancel(cancel.placement_id)
+
+    async def _resize(self, resize: agent_pb2.Resize) -> None:
+        """Shrink a placement in place; answer only a Resize it cannot carry out (Ack ok=false, resize=true: the
+        federator replaces the part). Sent only because the Hello said "resize", so the backend is a Resizer."""
+        if not isinstance(self.backend, Resizer):
+            return
+        try:
+            why = await self.backend.resize(resize.placement_id, resize.generation, resize.replicas)
+        except Exception as exc:  # noqa: BLE001 - an API error: the federator replaces the part
+            log.exception("resize of %s failed", resize.placement_id)
+            why = f"resize failed: {exc}"
+        if why is None:
+            log.info("placement %s: %d replicas from now on (%s)", resize.placement_id, resize.replicas,
+                     resize.reason)
+            return
+        log.warning("placement %s cannot shrink in place: %s", resize.placement_id, why)
+        self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(placement_id=resize.placement_id, ok=False, message=why,
+                                                              resize=True)))
 
     def _welcomed(self, welcome: agent_pb2.Welcome) -> bool:
         """Take the federator's terms; False (and the agent stops) if --fence-after breaks its rule."""

@@ -7,7 +7,7 @@ simulated cluster (`federator.backends.sim.runtime`) and Kubernetes
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement
 
@@ -42,3 +42,15 @@ class Backend(Protocol):
 
     def placements(self) -> dict[str, JobPhase]:
         """Every placement this cluster runs or has finished, with its phase (for resync)."""
+
+
+@runtime_checkable
+class Resizer(Protocol):
+    """A backend that shrinks a placement in place (agent.proto, Resize). The agent lists the "resize" feature in
+    its Hello only for a backend that is one, so a backend that cannot shrink every placement the federator may
+    resize (an inference job without spec.workload) must not implement it."""
+
+    async def resize(self, placement_id: str, generation: int, replicas: int) -> str | None:
+        """Run `replicas` of the placement from now on. Idempotent and never growing: None when done, and when there
+        is nothing to do (an unknown or ended placement, another generation, a count not smaller than it runs);
+        else why it cannot shrink this placement in place (it then runs as it was)."""

@@ -75,7 +75,8 @@ log = logging.getLogger("federator.cli")
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("submit", help="submit FederatedJob files")
     s.add_argument("-f", "--filename", type=Path, action="append", required=True,
-                   help="job file or folder of job files (repeatable)")
+                   help="job file or folder of job files (repeatable); every file is checked before any job is "
+                        "sent, so one bad file sends none")
     s.add_argument("--timeout", type=_seconds, default=SUBMIT_PATIENCE, metavar="SECONDS",
                    help="how long each job's submission may take, retries included, before the federator is "
                         "reported as not answering (default %(default)s)")
@@ -91,7 +92,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g = sub.add_parser("get", help="list jobs or clusters")
     g.add_argument("what", choices=["jobs", "job", "clusters"], help="what to list")
     g.add_argument("name", nargs="?", help="one job: its id, namespace/name, or its name (the newest job of that "
-                   "name; a name in several namespaces is refused, listing them)")
+                   "name; a name in several namespaces is refused, listing them); or one cluster, by its name")
     g.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
     g.add_argument("--queue", default="", help="only jobs of this queue")
     g.add_argument("--page-size", type=_page_size, default=0, metavar="N",
@@ -107,9 +108,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     sc = sub.add_parser("scale", help="set the replica count of an inference job; its running replicas keep serving",
                         description="Set the replica count of an inference job that has not ended. Scaling up "
-                                    "keeps every running placement and places the difference; scaling down stops "
-                                    "whole placements (a placement cannot shrink in place, so one may be replaced "
-                                    "by a smaller one). Training jobs (a gang's size is fixed) are refused.")
+                                    "keeps every running placement and places the difference; scaling down shrinks "
+                                    "placements in place where the member's agent can resize (the others keep "
+                                    "serving), and stops whole placements on members whose agent cannot (one may "
+                                    "be replaced by a smaller one). Training jobs (a gang's size is fixed) are "
+                                    "refused.")
     sc.add_argument("job", help="job id, namespace/name, or name (a name in several namespaces is refused, "
                                 "listing them)")
     sc.add_argument("--replicas", type=int, required=True, metavar="N",
@@ -471,6 +474,8 @@ def _submit(args: argparse.Namespace) -> int:
         requests = submit_requests([spec for spec, _ in sources], run_again=args.run_again)
     except (JobFileError, RequestIdError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if len(args.filename) > 1 or any(p.is_dir() for p in args.filename):
+            print("error: nothing submitted: every file is checked before any job is sent", file=sys.stderr)
         return 2
     too_big = [f"{where}: {why}" for (_, where), r in zip(sources, requests, strict=True)
                if (why := oversized(r, args.max_request_bytes))]
@@ -517,6 +522,11 @@ def _get(args: argparse.Namespace) -> int:
             # documents carry the histograms (nodes_by_free); a table needs only the BASIC view
             clusters = list_clusters(client_options(args), full=args.output in ("json", "yaml"),
                                      page_size=args.page_size)
+            if args.name:  # one cluster, as `get jobs NAME` is one job
+                clusters = [c for c in clusters if c["name"] == args.name]
+                if not clusters:
+                    print(f"error: no cluster {args.name!r}", file=sys.stderr)
+                    return 1
             if args.output in ("json", "yaml"):
                 docs = [{**c, "capacity": _cap_doc(c["capacity"])} for c in clusters]
                 print(dump(docs, args.output))
@@ -583,7 +593,8 @@ def _scale(args: argparse.Namespace) -> int:
         return _fail(err, args)
     waiting = f", {job.replicas_waiting} waiting" if job.replicas_waiting else ""
     count = f"{job.spec.replicas} replica{'' if job.spec.replicas == 1 else 's'}"
-    print(f"job {job.job_id} {job.phase}, {count}{waiting}")
+    said = job.message.split("; ")[0] if job.message.startswith("scaled from ") else ""  # what shrank or stopped
+    print(f"job {job.job_id} {job.phase}, {count}{waiting}" + (f": {said}" if said else ""))
     return 0
 
 

@@ -33,6 +33,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def cores(milli: int) -> str:
+    """CPU milli-cores as cores, as a person reads them: 16, 0.5, 1099511627 (never 1.09951e+09)."""
+    whole, rest = divmod(milli, 1000)
+    return str(whole) if not rest else f"{milli / 1000:.3f}".rstrip("0")
+
+
 def _age(seconds: float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 60:
@@ -87,7 +93,7 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         cap: ClusterCapacity | CapacitySummary | None = c["capacity"]  # the FULL view's, or the BASIC view's
         gpus = format_free_of_total(cap.free_accelerators, cap.total_accelerators, cap.quota_held_accelerators) \
             if cap else "-"
-        cpus = f"{cap.cpu_milli_free / 1000:g}" if cap else "-"
+        cpus = cores(cap.cpu_milli_free) if cap else "-"
         # No new work for now: cordoned by an operator (server/cordons.py), quarantined (server/quarantine.py), or
         # its agent cannot reach the member's API server (server/member_health.py); -o json gives the words.
         state = c["state"] + (",Cordoned" if c.get("cordoned") else "") \

@@ -47,6 +47,18 @@ class GangAdmission(StrEnum):
             return cls.NONE
 
 
+class AgentFeature(StrEnum):
+    """An optional part of the agent contract an agent says it implements (Hello.features, agent.proto)."""
+
+    RESIZE = "resize"  # it shrinks a placement in place on a Resize order
+
+    @classmethod
+    def parse(cls, names: Iterable[str]) -> frozenset[AgentFeature]:
+        """The features of a Hello that this federator knows; other names (a newer agent's) are ignored."""
+        known = {f.value: f for f in cls}
+        return frozenset(known[n] for n in names if n in known)
+
+
 PRICE_LABEL = "federator.io/price-per-accelerator-hour"
 _OLD_PRICE_LABEL = "federator.io/price-per-" + "gpu-hour"  # the name before vendors; still read
 PRICE_LABELS = (PRICE_LABEL, _OLD_PRICE_LABEL)

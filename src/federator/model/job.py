@@ -64,6 +64,7 @@ class ReasonCode(StrEnum):
     WORKLOAD_KIND_UNSUPPORTED = "WorkloadKindUnsupported"  # no cluster runs the job's spec.workload kind
     SHARING_UNAVAILABLE = "SharingUnavailable"  # the model is there, but not shared (fractions) or not whole
     POD_SECURITY = "PodSecurity"  # the member's agent enforces a pod security level the job's templates break
+    RESERVED = "Reserved"  # it would fit, but the room is held for a gang that has waited long (reservation.py)
     WAITING = "Waiting"
 
 

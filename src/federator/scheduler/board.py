@@ -32,15 +32,15 @@ FIXED, ADMITTED = 1, 2  # what a cluster's evaluation for a shape says of the re
 
 
 def shape_key(request: PlacementRequest) -> tuple[object, ...]:
-    """The board's key for a request's shape. Quota-blocked models are the queue's: they key by it too."""
+    """The board's key for a request's shape. Quota-blocked models and caps are the queue's: they key by it too."""
     shape = request.shape()
-    return (*shape, request.spec.queue) if request.blocked_models else shape
+    return (*shape, request.spec.queue) if request.blocked_models or request.model_caps else shape
 
 
 def fit_key(request: PlacementRequest) -> tuple[object, ...]:
     """The key of its fit shape (`PlacementRequest.fit_shape`), likewise."""
     fit = request.fit_shape()
-    return (*fit, request.spec.queue) if request.blocked_models else fit
+    return (*fit, request.spec.queue) if request.blocked_models or request.model_caps else fit
 
 
 class Fit:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from federator.model.accelerator import DEFAULT_VENDOR
 from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, FILTERS, SCORES
+from federator.scheduler.reservation import ReservationPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,9 @@ class SchedulerConfig:
     # is `K` times its free accelerators). One value is fixed; with more, the first holds until a rollout
     # (scheduler/tuning.py) finds which of them packs the fleet best.
     scarcity_scales: tuple[float, ...] = SCARCITY_SCALES
+    # When a training gang that has waited starts to gather room on one cluster, and how many may at once
+    # (scheduler/reservation.py; `max_reservations` 0: never).
+    reservations: ReservationPolicy = field(default_factory=ReservationPolicy)
 
     def __post_init__(self) -> None:
         for name in self.filters:

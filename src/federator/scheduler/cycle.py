@@ -9,6 +9,7 @@ numbered phases, each timed:
    priority then submission time;
 2. prescore: per-cycle values every plugin reads (max price, demand, region use,
    which the place phase moves as it reserves);
+   reserve: gangs waiting past the policy's threshold hold room on one cluster each (`reservation.py`);
 3. place: each job checked against its queue's quota, then placed in a
    transaction committed only if the whole job fits; a training gang goes to
    one cluster, inference replicas spread (at least `minRegions` regions);
@@ -48,7 +49,7 @@ from federator.scheduler.framework import (
 )
 from federator.scheduler.gcpause import few_full_collections
 from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES, quota_held_text
-from federator.scheduler.pools import best_model, fit_count, split_by_model
+from federator.scheduler.pools import LazyFitCounts, QuotaBudget, best_model, quota_budget, reserve_spread
 from federator.scheduler.preemption import (
     PlanMemo,
     Preemption,
@@ -64,6 +65,7 @@ from federator.scheduler.preemption import (
     within_quota,
 )
 from federator.scheduler.regionload import RegionUse
+from federator.scheduler.reservation import Reservation, guarded, hold_room, respected, still_held
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
 
 
@@ -81,10 +83,12 @@ class CycleResult:
     snapshot: Snapshot  # after the cycle's reservations
     preemptions: tuple[Preemption, ...] = ()
     decision_seconds: tuple[float, ...] = ()  # time spent deciding each of `decisions`, same order
+    reservations: tuple[Reservation, ...] = ()  # the gangs still waiting on room held for them (reservation.py)
 
 
 # Most severe first: the reason we report is the one closest to fitting.
 _SEVERITY = [
+    ReasonCode.RESERVED,  # it would fit but for room held for a gang (reservation.py): the nearest to fitting
     ReasonCode.GANG_DOES_NOT_FIT,
     ReasonCode.INSUFFICIENT_ACCELERATORS,
     ReasonCode.INSUFFICIENT_CPU,
@@ -106,7 +110,7 @@ _SEVERITY = [
 # Reasons more room could cure: only these jobs may preempt. REGION_UNAVAILABLE comes only from a
 # spread's minRegions (too few regions with room *now*), which room in another region cures.
 _CAPACITY = frozenset({ReasonCode.GANG_DOES_NOT_FIT, ReasonCode.INSUFFICIENT_ACCELERATORS, ReasonCode.INSUFFICIENT_CPU,
-                       ReasonCode.INSUFFICIENT_MEMORY, ReasonCode.REGION_UNAVAILABLE})
+                       ReasonCode.INSUFFICIENT_MEMORY, ReasonCode.REGION_UNAVAILABLE, ReasonCode.RESERVED})
 
 
 def queue_order(requests: Sequence[PlacementRequest]) -> list[PlacementRequest]:
@@ -150,18 +154,19 @@ class Scheduler:
         clock: Callable[[], float] = time.perf_counter,
         recent: Sequence[Arrival] = (),
         scarcity_scale: float | None = None,
+        reservations: Sequence[Reservation] = (),
     ) -> CycleResult:
         """Place what fits of `requests` over `snapshot`; `running` is the work already placed
-        (for queue usage and preemption), `now` the time lost accelerator-seconds are measured at,
-        `recent` the arrivals that have ended, which the demand remembers (scheduler/demand.py),
+        (for queue usage and preemption), `now` the time lost accelerator-seconds (and gangs' waits) are
+        measured at, `recent` the arrivals that have ended, which the demand remembers (scheduler/demand.py),
         `scarcity_scale` the one of the configured scales a rollout chose (scheduler/tuning.py;
-        None: the first)."""
+        None: the first), `reservations` the last cycle's, kept while they can (scheduler/reservation.py)."""
         with few_full_collections():
-            return self._schedule(snapshot, requests, running, now, clock, recent, scarcity_scale)
+            return self._schedule(snapshot, requests, running, now, clock, recent, scarcity_scale, reservations)
 
     def _schedule(self, snapshot: Snapshot, requests: Sequence[PlacementRequest], running: Sequence[Allocation],
                   now: float, clock: Callable[[], float], recent: Sequence[Arrival] = (),
-                  scarcity_scale: float | None = None) -> CycleResult:
+                  scarcity_scale: float | None = None, reservations: Sequence[Reservation] = ()) -> CycleResult:
         cfg = self.config
         phases: dict[str, float] = {}
         t0 = clock()
@@ -172,8 +177,11 @@ class Scheduler:
         ctx = prescore(snapshot, cfg, requests, running, recent, scarcity_scale)
         t2 = clock()
         phases["prescore"] = t2 - t1
+        holds = hold_room(cfg, self.filters, snapshot, requests, reservations, usage.quota_check, now=now, ctx=ctx)
+        t, t2 = t2, clock()
+        phases["reserve"] = t2 - t
 
-        board = Board(self.filters, self.scores, ctx, self.pool_scores)
+        board = Board(guarded(self.filters, holds), self.scores, ctx, self.pool_scores)
         txn = Txn(snapshot, on_change=board.changed)
         board.txn = txn
         unplaceable: dict[tuple[object, ...], Reason] = {}
@@ -186,6 +194,8 @@ class Scheduler:
                 pending[request.job_id] = Reason(ReasonCode.WAITING, "placement limit of this cycle reached")
                 continue
             started = clock()
+            if holds and (bound := respected(request, holds)):
+                request = replace(request, respects=bound)
             request, outcome = first_that_fits(request, lambda v: self._try(v, usage, txn, board, unplaceable),
                                                cfg.legacy_vendor)
             if isinstance(outcome, Reason):
@@ -215,39 +225,24 @@ class Scheduler:
             preemptions = self._preempt(waiting, txn, board, usage, running, active, now=now,
                                         decisions=decisions, seconds=seconds, pending=pending, clock=clock)
         phases["preempt"] = clock() - t3
-        return CycleResult(tuple(decisions), pending, phases, txn.snapshot(), tuple(preemptions), tuple(seconds))
+        return CycleResult(tuple(decisions), pending, phases, txn.snapshot(), tuple(preemptions), tuple(seconds),
+                           still_held(holds, pending))
 
     # -- placement --------------------------------------------------------
 
     def _try(self, request: PlacementRequest, usage: QueueUsage, txn: Txn, board: Board,
              unplaceable: dict[tuple[object, ...], Reason]) -> tuple[Assignment, ...] | Reason:
         """One alternative: the queue's quota on its models, then placement."""
-        blocked, notes, refused = usage.quota_check(request)
-        if refused is not None:
-            return refused
-        if blocked:
-            request = replace(request, blocked_models=blocked)
+        check = usage.quota_check(request)
+        if check.refused is not None:
+            return check.refused
+        request = check.admitted(request)
         outcome = self._place(request, txn, board, unplaceable)
-        if isinstance(outcome, Reason) and notes:
+        if isinstance(outcome, Reason) and (notes := check.notes):
             if outcome.code in (ReasonCode.QUOTA_EXCEEDED, ReasonCode.ACCELERATOR_UNAVAILABLE):
                 return Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes))
             return Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
         return outcome
-
-    def feasible(self, request: PlacementRequest, clusters: Sequence[ClusterInfo],
-                 ctx: CycleContext | None = None) -> tuple[list[ClusterInfo], list[Reason]]:
-        ctx = ctx or CycleContext()
-        ok: list[ClusterInfo] = []
-        rejected: list[Reason] = []
-        for cluster in clusters:
-            for plugin in self.filters:
-                reason = plugin.filter(request, cluster, ctx)
-                if reason is not None:
-                    rejected.append(reason)
-                    break
-            else:
-                ok.append(cluster)
-        return ok, rejected
 
     def _place(self, request: PlacementRequest, txn: Txn, board: Board,
                unplaceable: dict[tuple[object, ...], Reason]) -> tuple[Assignment, ...] | Reason:
@@ -281,24 +276,27 @@ class Scheduler:
 
     def _place_spread(self, request: PlacementRequest, txn: Txn, board: Board) -> tuple[
             Assignment, ...] | Reason:
-        counts = self._spread_counts(request, txn, board)
+        budget = quota_budget(request, board.ctx, board.pool_scores)
+        counts = self._spread_counts(request, txn, board, budget)
         if isinstance(counts, Reason):
             return counts
         txn.begin()
         try:
-            out = _reserve_spread(request, txn, counts, board)
+            out = reserve_spread(request, txn, counts, board.ctx, board.pool_scores, budget)
         except ValueError as exc:  # a fit count and the arithmetic disagree: a bug, but not a crash
             txn.abort()
             return Reason(ReasonCode.WAITING, f"spreading failed: {exc}")
         txn.commit()
         return out
 
-    def _spread_counts(self, request: PlacementRequest, txn: Txn, board: Board) -> Counter[str] | Reason:
+    def _spread_counts(self, request: PlacementRequest, txn: Txn, board: Board,
+                       budget: QuotaBudget | None = None) -> Counter[str] | Reason:
         """Replicas per cluster for a spread request over the txn's current view (an open attempt
         included: preemption asks with its victims released); reads only, reserves nothing. It counts
-        whole groups of `spec.group_size` (a LeaderWorkerSet group stays in one cluster)."""
+        whole groups of `spec.group_size` (a LeaderWorkerSet group stays in one cluster). With quota caps
+        (`model_caps`) it counts through a fresh `budget`, which keeps the split over models for the reservation."""
         g = max(1, request.spec.group_size)
-        one = replace(request, replicas=g, kept_regions=())
+        one = replace(request, replicas=g, kept_regions=(), model_caps=())
         key = shape_key(one)
         names = board.ranked(one, key)
         if not names:
@@ -306,7 +304,7 @@ class Scheduler:
         preferred = set(request.spec.preferred_regions)
         near = [n for n in names if txn.get(n).region in preferred]
         tiers = [near, [n for n in names if n not in set(near)]] if near else [names]
-        caps = _LazyCaps(one, txn, per=g)
+        caps = LazyFitCounts(one, txn, per=g)
         counts: Counter[str] = Counter()
         left = request.replicas // g
         kept = set(request.kept_regions)  # the rest of a job: its live placements' regions count already
@@ -314,8 +312,10 @@ class Scheduler:
         if request.spec.min_regions > 1 and need > 0:
             seeds: dict[str, str] = {}
             for n in (n for tier in tiers for n in tier):
-                if txn.get(n).region not in kept:
-                    seeds.setdefault(txn.get(n).region, n)
+                region = txn.get(n).region
+                if region not in kept and region not in seeds and (
+                        budget is None or (len(seeds) < need and budget.take(one, txn.get(n), 1))):
+                    seeds[region] = n
             if len(seeds) < need or left < need:
                 holding = f"{len(kept)} held by its running placements ({', '.join(sorted(kept))}); " if kept else ""
                 return Reason(ReasonCode.REGION_UNAVAILABLE,
@@ -328,7 +328,7 @@ class Scheduler:
                 caps[n] -= 1
                 left -= 1
         for tier in tiers:
-            if left <= len(tier) and all(caps[n] > 0 for n in tier[:left]):  # one each, best ranked first
+            if budget is None and left <= len(tier) and all(caps[n] > 0 for n in tier[:left]):  # one each, best first
                 for n in tier[:left]:
                     counts[n] += 1
                     caps[n] -= 1
@@ -339,6 +339,10 @@ class Scheduler:
                 share = max(1, left // len(active))
                 for n in active:
                     k = min(share, caps[n], left)
+                    if budget is not None and k:
+                        got = budget.take(one, txn.get(n), k)
+                        if got < k:  # its pools, within the caps, take no more: the caps only fall
+                            caps[n] = k = got
                     counts[n] += k
                     caps[n] -= k
                     left -= k
@@ -514,7 +518,7 @@ class Scheduler:
             if isinstance(admitted, Reason):
                 return admitted
             release_in_attempt(txn, victims, by_job)
-            counts = self._spread_counts(admitted, txn, board)
+            counts = self._spread_counts(admitted, txn, board, quota_budget(admitted, board.ctx, board.pool_scores))
             txn.abort()
             return counts if isinstance(counts, Reason) else None
 
@@ -530,11 +534,12 @@ class Scheduler:
         if isinstance(admitted, Reason):  # plan_spread's own check said it is within quota: a bug, not a crash
             return None
         release_in_attempt(txn, chosen.victims, by_job)
-        counts = self._spread_counts(admitted, txn, board)
+        room = quota_budget(admitted, board.ctx, board.pool_scores)
+        counts = self._spread_counts(admitted, txn, board, room)
         try:
             if isinstance(counts, Reason):
                 raise ValueError(counts.message)
-            assignments = _reserve_spread(admitted, txn, counts, board)
+            assignments = reserve_spread(admitted, txn, counts, board.ctx, board.pool_scores, room)
         except ValueError:  # the plan said it fits: a bug, but not a crash
             txn.abort()
             return None
@@ -549,32 +554,6 @@ class Scheduler:
 def _spreads(request: PlacementRequest) -> bool:
     """Replicas that may go to several clusters (the place phase's `_place_spread` path)."""
     return not request.is_gang and not (request.replicas == 1 and request.spec.min_regions <= 1)
-
-
-def _reserve_spread(request: PlacementRequest, txn: Txn, counts: Mapping[str, int],
-                    board: Board) -> tuple[Assignment, ...]:
-    """Bind `counts` replicas per cluster in the txn's open attempt; ValueError if they do not fit."""
-    one = replace(request, replicas=1, kept_regions=())
-    out: list[Assignment] = []
-    for name in sorted(counts):
-        cluster = txn.get(name)
-        for model, replicas in split_by_model(one, cluster, counts[name], board.ctx, board.pool_scores):
-            cluster = reserve(cluster, resources=request.spec.resources, replicas=replicas, accelerator_model=model)
-            out.append(assign(cluster, replicas, model, request))
-        txn.put(cluster)
-    return tuple(out)
-
-
-class _LazyCaps(dict[str, int]):
-    """Fit counts of clusters for a spread request, computed on first use (most spreads need few)."""
-
-    def __init__(self, request: PlacementRequest, txn: Txn, *, per: int = 1) -> None:
-        super().__init__()
-        self.request, self.txn, self.per = request, txn, per
-
-    def __missing__(self, name: str) -> int:
-        value = self[name] = fit_count(self.request, self.txn.get(name)) // self.per
-        return value
 
 
 def summarize(rejected: Sequence[Reason], clusters: int, request: PlacementRequest) -> Reason:

@@ -8,7 +8,9 @@ its own (an H100 is not an A10), next to CPU and memory.
 
 Quotas cap what a queue holds: per accelerator model (as users write models, "H100"
 limits every model that name selects, "Ascend910B" every model of that catalog family),
-and for CPU and memory.
+and for CPU and memory. A gang is charged in full against the model it takes; a spread
+job, whose replicas may split over the models it accepts, is capped per model instead
+(`QuotaCheck.caps`, spent by `pools.QuotaBudget`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from federator.model import MILLI, Reason, ReasonCode, Resources, format_bytes
 from federator.model.accelerator import accepts_model
@@ -29,6 +32,25 @@ MEMORY = "memory"
 
 def accelerator_dim(model: str) -> str:
     return f"gpu:{model}"
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaCheck:
+    """What a queue's quota admits of one request (`QueueUsage.quota_check`)."""
+
+    blocked: tuple[str, ...] = ()  # quota names whose models the request may not use: no room for one replica
+    caps: tuple[tuple[str, int], ...] = ()  # a spread request's (quota name, replicas it has room for)
+    notes: tuple[str, ...] = ()  # why, for the reason of a request that then does not place
+    refused: Reason | None = None  # the quota leaves no room at all
+
+    def admitted(self, request: PlacementRequest) -> PlacementRequest:
+        """`request` with the models it may not use blocked and the replicas per quota capped."""
+        if not self.blocked and not self.caps:
+            return request
+        return replace(request, blocked_models=self.blocked, model_caps=self.caps)
+
+
+NO_LIMIT = QuotaCheck()
 
 
 class QueueUsage:
@@ -73,36 +95,83 @@ class QueueUsage:
         total = sum(self.config.queue(q).weight for q in set(active) | {queue})
         return self.config.queue(queue).weight / total if total else 1.0
 
-    def quota_check(self, request: PlacementRequest) -> tuple[tuple[str, ...], list[str], Reason | None]:
-        """accelerator model names the request may not use (their quota is used up), why, and a
-        Reason if the queue's CPU or memory quota leaves no room at all."""
+    def quota_check(self, request: PlacementRequest) -> QuotaCheck:
+        """What the queue's quota admits of `request`: the accelerator model names it may not use (their quota is
+        used up), for a spread request the replicas each other quota still has room for, notes saying why, and a
+        Reason if the quota leaves no room at all (CPU or memory; or, for a spread request, no split of its
+        replicas over the models it accepts that fits every per-model quota).
+
+        A gang takes one model, so its whole need is charged against each quota it may use. A spread request's
+        replicas may split over models: a quota short of its whole need caps the replicas on its models
+        (`PlacementRequest.model_caps`) instead of blocking them (audit F3)."""
         queue = request.spec.queue
         quota = self.config.queue(queue).quota
         used = self.used.get(queue, {})
         need = request.spec.resources * request.replicas
-        notes: list[str] = []
         if quota.cpu_milli is not None and used.get(CPU, 0) + need.cpu_milli > quota.cpu_milli:
-            return (), [], Reason(ReasonCode.QUOTA_EXCEEDED,
-                                  f"quota of queue {queue} on cpu: {used.get(CPU, 0) / MILLI:g} of "
-                                  f"{quota.cpu_milli / MILLI:g} in use, the job needs {need.cpu_milli / MILLI:g}")
+            return QuotaCheck(refused=Reason(
+                ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on cpu: {used.get(CPU, 0) / MILLI:g} of "
+                f"{quota.cpu_milli / MILLI:g} in use, the job needs {need.cpu_milli / MILLI:g}"))
         if quota.memory_bytes is not None and used.get(MEMORY, 0) + need.memory_bytes > quota.memory_bytes:
-            return (), [], Reason(ReasonCode.QUOTA_EXCEEDED,
-                                  f"quota of queue {queue} on memory: {format_bytes(used.get(MEMORY, 0))} of "
-                                  f"{format_bytes(quota.memory_bytes)} in use, "
-                                  f"the job needs {format_bytes(need.memory_bytes)}")
+            return QuotaCheck(refused=Reason(
+                ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on memory: {format_bytes(used.get(MEMORY, 0))} "
+                f"of {format_bytes(quota.memory_bytes)} in use, the job needs {format_bytes(need.memory_bytes)}"))
+        if not (need.accelerator_milli and quota.accelerator_milli):
+            return NO_LIMIT
         blocked: list[str] = []
-        if need.accelerator_milli and quota.accelerator_milli:
-            for key, limit in quota.accelerator_milli.items():
-                held = sum(v for d, v in used.items()
-                           if d.startswith("gpu:") and accepts_model(key, d[4:], self.families.get(d[4:], "")))
-                if held + need.accelerator_milli > limit:
-                    blocked.append(key)
-                    if not self._may_use(request, key):
-                        continue  # blocked, and said nowhere: the job could not use that quota's models anyway
-                    notes.append(f"quota of queue {queue} on {key}: {held / MILLI:g} of {limit / MILLI:g} accelerators "
-                                 f"in use, the job needs {need.accelerator_milli / MILLI:g}")
-        return tuple(blocked), notes, None
+        caps: list[tuple[str, int]] = []
+        left: dict[str, int] = {}  # milli-devices each quota short of the whole need has left
+        notes: list[str] = []
+        g = max(1, request.spec.group_size)
+        per_group = 0 if request.is_gang else request.accelerator_milli * g
+        for key, limit in quota.accelerator_milli.items():
+            held = sum(v for d, v in used.items()
+                       if d.startswith("gpu:") and accepts_model(key, d[4:], self.families.get(d[4:], "")))
+            if held + need.accelerator_milli <= limit:
+                continue
+            left[key] = max(0, limit - held)
+            room = left[key] // per_group * g if per_group else 0  # replicas, in whole groups
+            if not room:
+                blocked.append(key)
+            if not self._may_use(request, key):
+                continue  # neither capped nor said: the job could not use that quota's models anyway
+            if room:
+                caps.append((key, room))
+            notes.append(f"quota of queue {queue} on {key}: {held / MILLI:g} of {limit / MILLI:g} accelerators "
+                         f"in use, " + (f"room for {room} of its {request.replicas} replicas" if room else
+                                        f"the job needs {need.accelerator_milli / MILLI:g}"))
+        if caps:
+            most = self._most_replicas(request, caps, blocked)
+            if most is not None and most < request.replicas:
+                named = ", ".join(f"{k} {v / MILLI:g} left" for k, v in left.items() if self._may_use(request, k))
+                return QuotaCheck(refused=Reason(
+                    ReasonCode.QUOTA_EXCEEDED, f"queue {queue}'s quota leaves room for {most} of {request.replicas} "
+                    f"replicas: {named}"))
+        return QuotaCheck(tuple(blocked), tuple(caps), tuple(notes))
 
+    def _most_replicas(self, request: PlacementRequest, caps: Sequence[tuple[str, int]],
+                       blocked: Sequence[str]) -> int | None:
+        """The most replicas of a spread request the caps let it bind over the fleet's models it accepts (None:
+        some such model no cap limits). A replica on a model spends every cap naming it (a family's and its
+        model's); quota names nest (a family holds its models), so filling each model in turn finds the most.
+        None too when the fleet reports no model the job accepts: the filters say what is missing."""
+        wanted = request.spec.accelerator_models
+        left = dict(caps)
+        total, seen = 0, False
+        for model, family in self.fleet_models.items():
+            if wanted and not any(accepts_model(w, model, family) for w in wanted):
+                continue
+            if any(accepts_model(b, model, family) for b in blocked):
+                continue
+            seen = True
+            keys = [k for k in left if accepts_model(k, model, family)]
+            if not keys:
+                return None
+            take = min(left[k] for k in keys)
+            for k in keys:
+                left[k] -= take
+            total += take
+        return total if seen else None
 
     def _may_use(self, request: PlacementRequest, key: str) -> bool:
         """Whether a quota `key` covers a model of the fleet the request accepts. An A100-only job's reason led

@@ -35,6 +35,12 @@ class PlacementRequest:
 
     `blocked_models` are accelerator model names (as a queue quota writes them) the
     job may not use this cycle because its queue's quota on them is used up.
+
+    `model_caps` are, for a spread request only, (quota name, replicas) for each quota that has room for some
+    of its replicas but not all: the spread planner binds no more replicas to the models that name selects
+    (pools.QuotaBudget). A spread job's replicas may split over the models it accepts, so charging all of
+    them against each model kept a job of 20 open to H100 and A100 waiting under quotas of 16 and 8 (audit
+    F3). A gang takes one model, so it is charged in full and never capped.
     """
 
     job_id: JobId
@@ -42,6 +48,7 @@ class PlacementRequest:
     replicas: int
     submitted_at: float = 0.0
     blocked_models: tuple[str, ...] = ()
+    model_caps: tuple[tuple[str, int], ...] = ()
     # Clusters that refused this job a moment ago (its agent would not launch it, or stopped
     # it, e.g. after its gang timeout): try the others first.
     avoid_clusters: tuple[str, ...] = ()
@@ -54,6 +61,9 @@ class PlacementRequest:
     # The rest of a spread job that lost a part (server/partial.py): the regions its live placements hold, which
     # count toward spec.min_regions. () for a whole job.
     kept_regions: tuple[str, ...] = ()
+    # The gangs whose reserved room this request must leave alone this cycle (reservation.py): () in a cycle
+    # without reservations, and for a job of higher priority than every reserved gang.
+    respects: tuple[JobId, ...] = ()
 
     @property
     def pod_security_need(self) -> PodSecurityNeed:
@@ -88,7 +98,7 @@ class PlacementRequest:
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
                 s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.min_memory_mib,
-                self.avoid_clusters, self.pod_security_need, self.kept_regions)
+                self.avoid_clusters, self.pod_security_need, self.kept_regions, self.model_caps, self.respects)
 
     def fit_shape(self) -> tuple[object, ...]:
         """`shape` less what only the cycle-constant scores read (`plugins.CYCLE_CONSTANT_SCORES`): the
@@ -99,7 +109,7 @@ class PlacementRequest:
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models,
                 s.user_region if s.max_latency_ms else "", s.max_latency_ms, s.workload_kind, self.vendor,
-                self.min_memory_mib, self.avoid_clusters, self.pod_security_need)
+                self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.model_caps, self.respects)
 
 
 def may_spread(spec: JobSpec) -> bool:

@@ -13,6 +13,7 @@ field at fault, all of them at once::
     defaultQueue: {weight: 1, maxPendingJobs: 1000}   # queues not listed above
     scoreWeights: {Fragmentation: 3, Scarcity: 4, Price: 1, RegionLoad: 1, Locality: 3}
     preemption: {enabled: true, maxVictimsPerCycle: 10}
+    reservations: {enabled: true, afterSeconds: 600, maxReservations: 3}   # room held for gangs that waited
     regions:
       latencyMs:                       # symmetric; 0 within a region
         east: {central: 40, west: 120}
@@ -28,10 +29,11 @@ from typing import Any
 from federator.model import QuantityError, to_bytes, to_milli
 from federator.scheduler.config import SCARCITY_SCALES, QueueConfig, Quota, SchedulerConfig
 from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, SCORES
+from federator.scheduler.reservation import ReservationPolicy
 from federator.yamltext import YamlFileError, load_yaml_text, read_text
 
-_TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "regions", "maxPlacementsPerCycle", "tenancy",
-        "scarcityScale")
+_TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "reservations", "regions", "maxPlacementsPerCycle",
+        "tenancy", "scarcityScale")
 # Fields of a queue that are not the scheduler's: who may use it. `security.authz` (access) and the
 # Kubernetes controller (namespaceSelector) read and check them; the scheduler ignores them.
 _ACCESS_FIELDS = ("access", "namespaceSelector")
@@ -121,6 +123,8 @@ def policy_from_document(doc: object, *, source: str = "") -> SchedulerConfig:
             if key not in ("enabled", "maxVictimsPerCycle"):
                 bad(f"preemption.{key}", "is not a known field (known: enabled, maxVictimsPerCycle)")
 
+    reservations = _reservations(doc.get("reservations") or {}, bad)
+
     latency: dict[tuple[str, str], int] = {}
     raw_regions = doc.get("regions") or {}
     if not isinstance(raw_regions, Mapping):
@@ -164,7 +168,35 @@ def policy_from_document(doc: object, *, source: str = "") -> SchedulerConfig:
     return SchedulerConfig(score_weights=weights, queues=queues, default_queue=default_queue,
                            preemption=preemption, max_preemptions_per_cycle=cap,
                            region_latency_ms=latency, max_placements_per_cycle=max_placements,
-                           scarcity_scales=scales)
+                           scarcity_scales=scales, reservations=reservations)
+
+
+_RESERVATION_FIELDS = ("enabled", "afterSeconds", "maxReservations")
+
+
+def _reservations(body: Any, bad: Any) -> ReservationPolicy:
+    """`reservations: {enabled, afterSeconds, maxReservations}` (scheduler/reservation.py); unset fields keep
+    the defaults, and `enabled: false` is `maxReservations: 0`."""
+    default = ReservationPolicy()
+    if not isinstance(body, Mapping):
+        bad("reservations", "must be a mapping {enabled, afterSeconds, maxReservations}")
+        return default
+    for key in body:
+        if key not in _RESERVATION_FIELDS:
+            bad(f"reservations.{key}", f"is not a known field (known: {', '.join(_RESERVATION_FIELDS)})")
+    enabled = body.get("enabled", True)
+    if not isinstance(enabled, bool):
+        bad("reservations.enabled", f"must be true or false, got {enabled!r}")
+        enabled = True
+    after = body.get("afterSeconds", default.after_seconds)
+    if isinstance(after, bool) or not isinstance(after, int | float) or not 0 <= after < float("inf"):
+        bad("reservations.afterSeconds", f"must be a non-negative number of seconds, got {after!r}")
+        after = default.after_seconds
+    cap = body.get("maxReservations", default.max_reservations)
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+        bad("reservations.maxReservations", f"must be a non-negative integer, got {cap!r}")
+        cap = default.max_reservations
+    return ReservationPolicy(after_seconds=float(after), max_reservations=cap if enabled else 0)
 
 
 def queue_from_document(body: object, *, where: str = "queue", source: str = "") -> QueueConfig:

@@ -5,15 +5,23 @@ A cluster is as good for a job as its best pool: the pool plugins
 accepts and fits, their weighted sum is the cluster's pool part of the score,
 and the job is bound to that same pool's model. One value chooses both, so a
 cluster is never preferred for a pool the job then does not get.
+
+A spread job's replicas on a cluster split over its pools the same way
+(`split_by_model`, `reserve_spread`), within what its queue's quota leaves on
+each model (`QuotaBudget`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from federator.model import AcceleratorPool, ClusterInfo
+from federator.model.accelerator import accepts_model
+from federator.scheduler.alternatives import Assignment, assign
 from federator.scheduler.framework import MAX_SCORE, CycleContext, PlacementRequest, PoolScorePlugin, accepted_pools
 from federator.scheduler.plugins import fit_tightness
+from federator.scheduler.snapshot import Txn, reserve
 
 PoolScores = Sequence[tuple[PoolScorePlugin, int]]
 
@@ -94,3 +102,90 @@ def split_by_model(request: PlacementRequest, cluster: ClusterInfo, replicas: in
     if left:
         raise ValueError(f"{replicas} replicas do not fit {cluster.name}")
     return out
+
+
+class QuotaBudget:
+    """What a spread request's quota caps (`PlacementRequest.model_caps`) leave as the spread planner binds its
+    replicas, cluster by cluster, and the split over models it chose (`split`), which the reservation binds as
+    is: counted here and split again by `split_by_model`, a cluster's count could land on a model whose cap
+    another cluster had spent.
+
+    A cluster's replicas go to its pools best-scored first, as `split_by_model` sends them, each pool taking
+    what it holds beside what this request already took of it and what every cap naming its model has left.
+    Greedy, in the planner's order: a split that a cluster's CPU or memory makes the only one can be missed
+    (the job then waits, with both the shortfall and the quota's room in its reason); never one past a cap."""
+
+    __slots__ = ("ctx", "group", "left", "scores", "split")
+
+    def __init__(self, request: PlacementRequest, ctx: CycleContext, scores: PoolScores) -> None:
+        self.ctx, self.scores = ctx, scores
+        self.left = dict(request.model_caps)  # quota name -> replicas it still has room for
+        self.group = max(1, request.spec.group_size)
+        self.split: dict[str, dict[str, int]] = {}  # cluster -> model -> replicas
+
+    def take(self, one: PlacementRequest, cluster: ClusterInfo, groups: int) -> int:
+        """Bind up to `groups` more groups of `one` (the request, one group's worth) on `cluster` within the caps;
+        how many it bound."""
+        g = self.group
+        mine = self.split.setdefault(cluster.name, {})
+        ranked = []
+        for pool in accepted_pools(one, cluster):
+            room = one.capacity_in(pool) // g - mine.get(pool.accelerator_model, 0) // g
+            if room > 0:
+                value = sum(w * plugin.pool_score(one, cluster, pool, self.ctx) for plugin, w in self.scores)
+                ranked.append((-value, room, pool.accelerator_model, pool.family))
+        want = groups
+        for _, room, model, family in sorted(ranked):
+            keys = [k for k in self.left if accepts_model(k, model, family)]
+            k = min([room, want, *(self.left[key] // g for key in keys)])
+            if k <= 0:
+                continue
+            for key in keys:
+                self.left[key] -= k * g
+            mine[model] = mine.get(model, 0) + k * g
+            want -= k
+            if not want:
+                break
+        return groups - want
+
+    def models(self, cluster: str, replicas: int) -> list[tuple[str, int]]:
+        """The replicas per model bound on `cluster`, as `split_by_model` answers; ValueError if they are not
+        the `replicas` counted there."""
+        out = [(m, n) for m, n in self.split.get(cluster, {}).items() if n]
+        if sum(n for _, n in out) != replicas:
+            raise ValueError(f"{replicas} replicas counted on {cluster}, {sum(n for _, n in out)} within the quota")
+        return out
+
+
+def quota_budget(request: PlacementRequest, ctx: CycleContext, scores: PoolScores) -> QuotaBudget | None:
+    """A fresh budget for a spread request whose quota caps some models; None (nothing to keep) if none does."""
+    return QuotaBudget(request, ctx, scores) if request.model_caps else None
+
+
+def reserve_spread(request: PlacementRequest, txn: Txn, counts: Mapping[str, int], ctx: CycleContext,
+                   scores: PoolScores, budget: QuotaBudget | None = None) -> tuple[Assignment, ...]:
+    """Bind `counts` replicas per cluster in the txn's open attempt; ValueError if they do not fit. With the
+    `budget` that counted them, each cluster's replicas go to the models it chose within the quota's caps."""
+    one = replace(request, replicas=1, kept_regions=(), model_caps=())
+    out: list[Assignment] = []
+    for name in sorted(counts):
+        cluster = txn.get(name)
+        split = budget.models(name, counts[name]) if budget is not None else \
+            split_by_model(one, cluster, counts[name], ctx, scores)
+        for model, replicas in split:
+            cluster = reserve(cluster, resources=request.spec.resources, replicas=replicas, accelerator_model=model)
+            out.append(assign(cluster, replicas, model, request))
+        txn.put(cluster)
+    return tuple(out)
+
+
+class LazyFitCounts(dict[str, int]):
+    """Fit counts of clusters for a spread request, computed on first use (most spreads need few)."""
+
+    def __init__(self, request: PlacementRequest, txn: Txn, *, per: int = 1) -> None:
+        super().__init__()
+        self.request, self.txn, self.per = request, txn, per
+
+    def __missing__(self, name: str) -> int:
+        value = self[name] = fit_count(self.request, self.txn.get(name)) // self.per
+        return value

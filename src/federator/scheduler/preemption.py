@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from federator.model import MILLI, ClusterInfo, JobId, Reason
 from federator.scheduler.fairshare import QueueUsage
@@ -268,20 +268,19 @@ def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Ma
 def within_quota(request: PlacementRequest, usage: QueueUsage, by_job: Mapping[JobId, Sequence[Allocation]],
                   victims: Sequence[JobId]) -> PlacementRequest | Reason:
     """`request` as its queue's quota admits it once `victims` stop: with the models whose quota is used up
-    blocked, or the Reason the quota refuses it. Preemption makes room in clusters, never past a quota; a
-    victim of the request's own queue gives its share of the quota back (a high-priority job of a queue at
-    its quota may stop that queue's own preemptible work), one of another queue gives back none."""
+    blocked (and, for a spread request, its replicas per model capped), or the Reason the quota refuses it.
+    Preemption makes room in clusters, never past a quota; a victim of the request's own queue gives its share
+    of the quota back (a high-priority job of a queue at its quota may stop that queue's own preemptible
+    work), one of another queue gives back none."""
     own = [a for j in victims for a in by_job[j] if a.queue == request.spec.queue]
     for a in own:
         usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
     try:
-        blocked, _, refused = usage.quota_check(request)
+        check = usage.quota_check(request)
     finally:
         for a in own:
             usage.add(a.queue, a.resources, a.replicas, a.accelerator_model)
-    if refused is not None:
-        return refused
-    return replace(request, blocked_models=blocked) if blocked else request
+    return check.refused if check.refused is not None else check.admitted(request)
 
 
 @dataclass(frozen=True, slots=True)

@@ -269,8 +269,9 @@ def check_hello(cluster: str, region: str, labels: Mapping[str, str], *, limits:
             return f"hello.labels[{key}]: must be a decimal number of at least 0 (such as 4.10), got {value[:80]!r}"
     try:
         policy_of_labels(labels)  # the scheduler's PodSecurity filter reads these: refused now, not misread then
-    except ValueError as exc:
-        return f"hello.labels: {exc}"
+    except ValueError as exc:  # "federator.io/pod-security: must be ...": named as every other label's problem is
+        key, said, rest = str(exc).partition(": ")
+        return f"hello.labels[{key}]: {rest}" if said and key in labels else f"hello.labels: {exc}"
     return None
 
 

@@ -12,7 +12,7 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from federator.model import ClusterCapacity, ClusterState, Job, Placement
-from federator.model.cluster import GangAdmission
+from federator.model.cluster import AgentFeature, GangAdmission
 from federator.security.limits import Limits, TokenBucket
 from federator.security.trust import PROVIDER_LABEL
 from federator.server.outbox import LIMIT, Outbox
@@ -48,6 +48,7 @@ class ClusterRecord:
     reports: ReportGate | None = None  # the report rate limit, holding the newest report over it
     checks: StreamChecks = field(default_factory=StreamChecks)  # what this stream said, for the contract checks
     gang_admission: GangAdmission = GangAdmission.UNKNOWN  # from the agent's Hello
+    features: frozenset[AgentFeature] = frozenset()  # optional parts of the contract its Hello named
     unreachable: str = ""  # its agent cannot reach the member's API server: why (server/member_health.py)
     unreachable_since: float = 0.0
     # Listed in the last report but not taken as subtracted there: its pool contradicted them
@@ -56,6 +57,11 @@ class ClusterRecord:
     updates: TokenBucket | None = None  # the JobUpdate budget (Limits.job_updates_per_second), made at first use
     updates_limited: bool = False  # the last JobUpdate was over the budget: the Error for this run was sent
     inconsistent: tuple[str, ...] = ()  # the contradicting pools of the last report, for a log line per change
+
+    @property
+    def can_resize(self) -> bool:
+        """Its agent shrinks a placement in place (Resize); else a part that must shrink is replaced."""
+        return AgentFeature.RESIZE in self.features
 
     @property
     def closing(self) -> bool:

@@ -39,7 +39,7 @@ from federator.scheduler import may_spread
 from federator.security.authz import submitter_of
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.quarantine import Quarantine, QuarantinePolicy
-from federator.server.refusals import brief
+from federator.server.refusals import FAILED_EARLY, brief
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -126,7 +126,7 @@ class EarlyFailures:
         job.early_failure = said  # stored by the requeue's write, before any agent hears of it
         why = f"failed on {said}; placing it once more, elsewhere (--early-failure-seconds {self.policy.seconds:g})"
         log.warning("job %s %s", job.job_id, why)
-        fed.refusals.note(job.job_id, rec.name, now, message)
+        fed.refusals.note(job.job_id, rec.name, now, message, did=FAILED_EARLY)
         ended = {placement.placement_id}  # reported Failed by its agent: no Cancel for it (stopped)
         fed.requeue(job, Reason(ReasonCode.FAILED_EARLY, why), ended=ended, stopped=ended)
         return None

@@ -35,7 +35,7 @@ from federator.model import (
 )
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits
-from federator.server import member_health
+from federator.server import member_health, shrink
 from federator.server.cancelling import cancelled
 from federator.server.clusters import (
     FAILOVER_ANNOTATION,
@@ -283,6 +283,7 @@ class Federator:
     def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str, *,
                    admission_overdue: bool = False) -> None:
         rec.last_seen_at = self.clock()
+        self.orphans.heard(rec, placement_id, phase)  # a cancel kept for this cluster: confirmed if it ended
         job_id = self.placement_index.get(placement_id)
         job = self.jobs.get(job_id) if job_id else None
         placement = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None
@@ -381,6 +382,7 @@ class Federator:
                     requeue.append((job, p))  # it ran there once and is gone: the agent lost it
                 else:  # the launch order never arrived (stream broke, or this federator restarted)
                     self.send(rec.name, LaunchOrder(p, job.spec))
+        shrink.resend(self, rec, present)  # a Resize lost in flight (or with a restart) takes effect
         for job, p in requeue:
             log.warning("cluster %s no longer holds placement %s: re-queueing %s", rec.name, p.placement_id,
                         job.job_id)
@@ -414,9 +416,8 @@ class Federator:
         self.leases.check()
 
     def requeue(self, job: Job, reason: Reason, *, ended: Collection[str] = (), stopped: Collection[str] = ()) -> None:
-        """Supersede every placement of a job and queue it again; the next placement gets a new generation. `ended`:
-        the placements that ended, the only ones superseded of a spread job with others live (server/partial.py);
-        `stopped`: those its agent reported ended itself, sent no Cancel (not to be answered Cancelled; QA F3)."""
+        """Supersede every placement of a job, queue it again (a new generation next). `ended`: the only ones superseded
+        of a spread job with others live (server/partial.py); `stopped`: reported ended by its agent, sent no Cancel."""
         cancels = supersede_part(self, job, ended, reason) if ended else None
         if cancels is None:
             cancels = self.supersede(job, reason)

@@ -20,6 +20,16 @@ class CancelOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class ResizeOrder:
+    """Shrink a placement in place to `replicas` (agent.proto, Resize): only to an agent that said it can."""
+
+    placement_id: str
+    generation: int
+    replicas: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorNotice:
     """An agent message the federator refused: sent back on the stream as an Error (the stream goes on)."""
 
@@ -28,7 +38,7 @@ class ErrorNotice:
     placement_id: str = ""
 
 
-Order = LaunchOrder | CancelOrder | ErrorNotice
+Order = LaunchOrder | CancelOrder | ResizeOrder | ErrorNotice
 
 
 def stray_reason(job: Job | None, placement_id: str) -> str:

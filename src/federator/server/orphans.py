@@ -14,12 +14,17 @@ The rule (proto/federator/v1/agent.proto, CapacityReport.placement_ids):
   from an old backup). It is counted (`federator_orphan_placements{cluster}`, FederatorOrphanPlacements), said
   once per cluster as a WARNING, and cancelled only once its cluster has reported it for `--orphan-grace`
   (0: at once, as before). The grace gives an operator time to stop the federator and restore the right store;
-  it always ends, so a workload whose job is really gone (a FederatedJob deleted while its agent was away and
-  the federator restarted) is stopped all the same.
+  it always ends, so a workload whose job is really gone (a FederatedJob whose finalizer was removed by hand
+  while no federator ran) is stopped all the same.
 
 A cluster's capacity report lists every placement it holds, so each report replaces its orphans (keeping when
 each was first reported): an orphan that ends leaves the count, and the count is bounded by the report's size.
 A JobUpdate of an orphan starts nothing; it is cancelled only if its report's grace is over.
+
+A placement in `cancels` (server/unconfirmed_cancels.py: a job removed while its member was away, recorded
+durably in Kubernetes mode) is no orphan, even after a restart: its job's end is known, so it is cancelled at once
+(outside QA F7). What an orphan most likely is depends on the store: `story` says it in the WARNING (Kubernetes
+mode sets its own: the store is the FederatedJobs, and no --db was replaced).
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from federator.model import Job, JobId
+from federator.model import Job, JobId, JobPhase
 from federator.security.limits import RejectReason
 from federator.server.orders import CancelOrder, ErrorNotice, stray_reason
+from federator.server.unconfirmed_cancels import UnconfirmedCancels
 
 if TYPE_CHECKING:
     from federator.server.clusters import ClusterRecord
@@ -42,6 +48,9 @@ log = logging.getLogger("federator.server")
 DEFAULT_ORPHAN_GRACE_SECONDS = 1800.0  # half an hour: time for an alert, an operator and a restore
 REMOVED_KEPT = 20_000  # jobs removed while running whose stray placements are still fenced at once
 _GENERATION = re.compile(r"^(?P<job>.+)\.g(?P<gen>\d+)$")
+SQLITE_STORY = ("Was --db replaced, deleted or restored from an old backup? Then stop the federator and restore the "
+                "right store before that (docs/operators.md)")
+DELETED_REASON = "its job was deleted (the cancel was kept until its cluster confirmed it)"
 
 
 def job_of(placement_id: str, cluster: str) -> tuple[JobId, int] | None:
@@ -67,6 +76,9 @@ class Orphans:
         self._due: dict[str, set[str]] = {}  # cluster -> orphans whose cancel was said
         self._removed: OrderedDict[JobId, int] = OrderedDict()  # job -> its generation when removed
         self._foreign: dict[str, set[str]] = {}  # cluster -> other clusters' placements its last report listed
+        self.cancels = UnconfirmedCancels(
+            on_count=lambda cluster, n: fed.metrics.unconfirmed_cancels.labels(cluster).set(n))
+        self.story = SQLITE_STORY  # what an orphan most likely means with this store (said in the WARNING)
 
     def removed(self, job: Job) -> None:
         """This federator removed a job (retention, a deleted FederatedJob): a placement of it is not an orphan."""
@@ -76,7 +88,10 @@ class Orphans:
             self._removed.popitem(last=False)
 
     def known(self, cluster: str, placement_id: str) -> bool:
-        """Whether the store knows this placement's job at its generation or a later one."""
+        """Whether the store knows this placement's job at its generation or a later one, or its cancel is
+        recorded (`cancels`)."""
+        if self.cancels.holds(cluster, placement_id):
+            return True
         named = job_of(placement_id, cluster)
         if named is None:
             return False
@@ -89,6 +104,7 @@ class Orphans:
         """A cluster holding a placement that is not current there is told to stop it (fencing); one of a job the
         store has no record of, only after --orphan-grace."""
         fed = self.fed
+        self.cancels.resynced(rec.name, session=rec.session, listed=placement_ids)
         strays: dict[str, Job | None] = {}
         for pid in placement_ids:
             job = fed.jobs.get(fed.placement_index.get(pid, JobId("")))
@@ -152,7 +168,7 @@ class Orphans:
         cancel: list[CancelOrder] = []
         for pid, job in strays.items():
             if self.known(cluster, pid):
-                cancel.append(CancelOrder(pid, stray_reason(job, pid)))
+                cancel.append(self._fence_order(cluster, pid, job))
                 continue
             held[pid] = first = before.get(pid, now)
             if now - first >= self.grace:
@@ -166,10 +182,23 @@ class Orphans:
         """The cancel for a placement a JobUpdate names that is not current there: None while it is an orphan in
         its grace (or one no report has listed yet: the report decides)."""
         if self.known(cluster, placement_id):
-            return CancelOrder(placement_id, "superseded: not a current placement")
+            return self._fence_order(cluster, placement_id, None)
         first = self._held.get(cluster, {}).get(placement_id)
         due = self.grace <= 0 or (first is not None and self.fed.clock() - first >= self.grace)
         return self._order(placement_id) if due else None
+
+    def heard(self, rec: ClusterRecord, placement_id: str, phase: JobPhase) -> None:
+        """A JobUpdate: one of a placement whose cancel is recorded confirms it if it ended, and what a finished one
+        left in its member (a Job kept until its TTL) is deleted, as for a FederatedJob deleted while its agent
+        was connected (backends/kube/controller.py)."""
+        recorded = self.cancels.heard(rec.name, placement_id, ended=phase.is_terminal, session=rec.session)
+        if recorded and phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
+            self.fed.send(rec.name, CancelOrder(placement_id, DELETED_REASON))
+
+    def _fence_order(self, cluster: str, placement_id: str, job: Job | None) -> CancelOrder:
+        if job is None and self.cancels.holds(cluster, placement_id):
+            return CancelOrder(placement_id, DELETED_REASON)
+        return CancelOrder(placement_id, stray_reason(job, placement_id))
 
     def _order(self, placement_id: str) -> CancelOrder:
         return CancelOrder(placement_id, f"orphan: the federator's store has no record of its job "
@@ -180,10 +209,12 @@ class Orphans:
         self._held.pop(cluster, None)
         self._due.pop(cluster, None)
         self._foreign.pop(cluster, None)
-        try:
-            self.fed.metrics.orphan_placements.remove(cluster)
-        except KeyError:
-            pass
+        self.cancels.forget(cluster)
+        for gauge in (self.fed.metrics.orphan_placements, self.fed.metrics.unconfirmed_cancels):
+            try:
+                gauge.remove(cluster)
+            except KeyError:
+                pass
 
     def _say(self, cluster: str, held: dict[str, float], *, new: set[str], cancel: set[str]) -> None:
         """A WARNING when orphans appear on a cluster (held, with the count), and when their cancels start."""
@@ -191,10 +222,8 @@ class Orphans:
         waiting = new - cancel
         if waiting:
             log.warning("cluster %s runs %d placement(s) of jobs this federator's store has no record of (it holds "
-                        "%d jobs), e.g. %s: held, and cancelled after --orphan-grace (%gs). Was --db replaced, "
-                        "deleted or restored from an old backup? Then stop the federator and restore the right "
-                        "store before that (docs/operators.md)", cluster, len(held), len(self.fed.jobs),
-                        min(waiting), self.grace)
+                        "%d jobs), e.g. %s: held, and cancelled after --orphan-grace (%gs). %s", cluster, len(held),
+                        len(self.fed.jobs), min(waiting), self.grace, self.story)
         due = cancel - said
         if due:
             log.warning("cluster %s: cancelling %d placement(s) of jobs this federator's store has no record of "
@@ -210,4 +239,4 @@ def other_owner(job: Job | None, placement_id: str, cluster: str) -> str:
     return owner if owner != cluster else ""
 
 
-__all__ = ["DEFAULT_ORPHAN_GRACE_SECONDS", "Orphans", "job_of", "other_owner"]
+__all__ = ["DEFAULT_ORPHAN_GRACE_SECONDS", "DELETED_REASON", "SQLITE_STORY", "Orphans", "job_of", "other_owner"]

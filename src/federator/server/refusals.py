@@ -53,6 +53,14 @@ cluster refused it for a passing reason (a missing namespace the operator then m
 that was down); a cluster that keeps refusing is tried less and less often."""
 
 
+REFUSED = "refused this job"
+"""What a cluster did, in a job's reason, when its agent would not launch it or stopped it on its own."""
+FAILED_EARLY = "saw this job fail early"
+"""... when the job failed there within --early-failure-seconds: the cluster ran it, it refused nothing (outside
+QA's Go agent, F5: a provider read that its cluster had turned the job away)."""
+NOT_STARTED = "held this job without starting it"
+"""... when it held the placement past --start-timeout without starting it."""
+
 # How an agent words the Cancelled of a placement it fenced (agent.proto, obligation 7): not a refusal.
 FENCED_PREFIX = "fenced by the agent of "
 
@@ -63,21 +71,23 @@ class RecentRefusals:
                  first: float = FIRST_REFUSAL_SECONDS) -> None:
         self.cooldown = cooldown
         self.first = first
-        self._by_job: dict[JobId, dict[str, tuple[float, int, str]]] = {}
+        self._by_job: dict[JobId, dict[str, tuple[float, int, str, str]]] = {}
         self._avoiding: set[JobId] = set()  # jobs with a cluster still avoided, as of the last note or avoided
 
-    def note(self, job_id: JobId, cluster: str, now: float, why: str = "") -> None:
+    def note(self, job_id: JobId, cluster: str, now: float, why: str = "", *, did: str = REFUSED) -> None:
+        """The cluster turned the job away (`did`: what it did, as the job's reason says it: it refused it, failed
+        it soon after its start, did not start it); `why`: its words."""
         if self.cooldown <= 0 or why.startswith(FENCED_PREFIX):
             # A fence is the agent stopping everything it holds after losing the federator, not the cluster
             # turning this job away: kept off the cluster, a spread job waited 30 s more after a federator
             # restart, its reason reading as if the region could host nothing (outside QA).
             return
         clusters = self._by_job.setdefault(job_id, {})
-        _, before, said = clusters.get(cluster, (0.0, 0, ""))
+        _, before, said, _ = clusters.get(cluster, (0.0, 0, "", REFUSED))
         times = before + 1
         if why:  # the cluster's last word on it, for the job's pending reason
             said = brief(why)
-        clusters[cluster] = (now + min(self.cooldown, self.first * 2 ** min(times - 1, 30)), times, said)
+        clusters[cluster] = (now + min(self.cooldown, self.first * 2 ** min(times - 1, 30)), times, said, did)
         self._avoiding.add(job_id)
 
     def avoided(self, job_id: JobId, now: float) -> tuple[str, ...]:
@@ -85,7 +95,7 @@ class RecentRefusals:
         recent = self._by_job.get(job_id)
         if not recent:
             return ()
-        avoid = {cluster for cluster, (until, _, _) in recent.items() if now < until}
+        avoid = {cluster for cluster, (until, _, _, _) in recent.items() if now < until}
         if not avoid:
             self._avoiding.discard(job_id)
             return ()
@@ -98,10 +108,11 @@ class RecentRefusals:
     def explain(self, job_id: JobId, reason: Reason) -> Reason:
         """`reason` with each refusing cluster's why after its name: the scheduler says only that it refused."""
         message = reason.message
-        for cluster, (_, _, why) in self._by_job.get(job_id, {}).items():
-            if why:
+        for cluster, (_, _, why, did) in self._by_job.get(job_id, {}).items():
+            if why or did != REFUSED:
                 said = recently_refused(cluster)
-                message = message.replace(said, f"{said} ({why})", 1)
+                told = said.replace(f"{cluster} {REFUSED}", f"{cluster} {did}", 1)
+                message = message.replace(said, f"{told} ({why})" if why else told, 1)
         return reason if message == reason.message else replace(reason, message=message)
 
     def forget(self, job_id: JobId) -> None:
@@ -109,5 +120,5 @@ class RecentRefusals:
         self._avoiding.discard(job_id)
 
 
-__all__ = ["DEFAULT_REFUSAL_COOLDOWN_SECONDS", "FIRST_REFUSAL_SECONDS", "STOPPED_CHARS", "WHY_CHARS",
-           "RecentRefusals", "brief"]
+__all__ = ["DEFAULT_REFUSAL_COOLDOWN_SECONDS", "FAILED_EARLY", "FIRST_REFUSAL_SECONDS", "NOT_STARTED", "REFUSED",
+           "STOPPED_CHARS", "WHY_CHARS", "RecentRefusals", "brief"]

@@ -8,11 +8,12 @@ cluster, and owes what its placements lack (server/partial.py: `Job.replicas_wai
 - Up: the stored spec gets the new count, and the job owes the difference. Its placements keep their ids,
   generations and phases and get no order; the cycle places the rest only, admitted against the queue's quota and
   share as any rest is.
-- Down: whole parts are superseded (a cancel order to their cluster, as `supersede_part` sends) until the live
-  placements hold no more than the new count (`parts_to_drop`), chosen so that as many replicas as possible keep
-  serving and minRegions stays reachable; what is then owed is placed as the rest. A part cannot shrink in place:
-  the agent contract has no resize (a placement's replicas are fixed when it is launched), so a part of 3 on a
-  job scaled from 6 to 4 may be replaced by a new part of 1.
+- Down: a part whose agent can resize (Hello.features "resize") shrinks in place: it keeps its id and gets a
+  Resize order (server/shrink.py, `plan_down`). Other parts are superseded whole (a cancel order to their
+  cluster, as `supersede_part` sends) until the live placements hold no more than the new count
+  (`parts_to_drop` when no part can shrink), chosen so that as many replicas as possible keep serving and
+  minRegions stays reachable; what is then owed is placed as the rest. On an agent without the feature a part
+  of 3 on a job scaled from 6 to 4 may be replaced by a new part of 1, as before.
 - A Pending job (nothing placed yet) simply gets the new count.
 
 Only inference work whose replica count is its own may be scaled (`refusal`): a training gang's size is fixed
@@ -29,7 +30,7 @@ agent reports it (its id is no longer the job's).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from enum import StrEnum
 from itertools import combinations
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING
 from federator.jobfile import JobFileError
 from federator.model import Job, JobKind, JobPhase, JobSpec, Placement, Reason, ReasonCode
 from federator.security.limits import Limits
+from federator.server import shrink
 from federator.server.intake import checked
 from federator.server.job_message import job_message
 from federator.server.orders import Order
@@ -144,11 +146,17 @@ def _greedy_kept(placements: Sequence[Placement], replicas: int, min_regions: in
     return kept
 
 
-def scaled(fed: Federator, job: Job, spec: JobSpec, dropped: Sequence[Placement], reason: Reason) -> Job:
-    """What `job` becomes with `spec` and without the parts `dropped`: a copy, for the store; `job` is untouched.
-    The same state `supersede_part` (or, with nothing live left, `Federator.supersede`) gives the live job."""
+def scaled(fed: Federator, job: Job, spec: JobSpec, dropped: Sequence[Placement], reason: Reason, *,
+           shrunk: Mapping[str, int] | None = None) -> Job:
+    """What `job` becomes with `spec`, without the parts `dropped` and with the parts `shrunk` at their new counts:
+    a copy, for the store; `job` is untouched. The same state `supersede_part` (or, with nothing live left,
+    `Federator.supersede`) and `shrink.shrink` give the live job."""
     out = freeze(job)
     out.spec = spec
+    if shrunk:
+        shrink.shrink(out, shrunk, reason="")
+        if not dropped:
+            out.generation += 1  # see `scale`
     if not dropped:
         if out.phase.is_active:
             _restate(fed, out)
@@ -184,11 +192,22 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
         return job
     was = job.spec.replicas
     spec = replace(job.spec, replicas=replicas)
-    dropped = parts_to_drop(job.placements, replicas, spec.min_regions) if job.phase.is_active else ()
-    reason = Reason(ReasonCode.WAITING, f"scaled from {was} to {replicas} replicas: whole parts were stopped (a "
-                                        "part cannot shrink in place), and the replicas owed are placed again")
-    fed.journal.write([scaled(fed, job, spec, dropped, reason)])  # durable first; StoreUnavailable: unchanged
+    elastic = shrink.elastic_parts(fed, job) if job.phase.is_active and replicas < was else frozenset()
+    plan = shrink.plan_down(job.placements, replicas, spec.min_regions, elastic) if elastic else \
+        shrink.DownPlan(parts_to_drop(job.placements, replicas, spec.min_regions) if job.phase.is_active else ())
+    dropped = plan.dropped
+    said = shrink.summary(job, was, replicas, plan)
+    reason = Reason(ReasonCode.WAITING, f"{said}; the replicas owed are placed again" if plan.shrunk else
+                    f"scaled from {was} to {replicas} replicas: whole parts were stopped (a part cannot shrink in "
+                    "place), and the replicas owed are placed again")
+    stored = scaled(fed, job, spec, dropped, reason, shrunk=plan.shrunk)
+    if plan and stored.phase.is_active:
+        stored.message = f"{said}; {stored.message}" if stored.message else said
+    fed.journal.write([stored])  # durable first; StoreUnavailable: unchanged
     cancels: list[tuple[str, Order]] = []
+    resizes = shrink.shrink(job, plan.shrunk, reason=said)  # StoreUnavailable above: nothing changed
+    if resizes and not dropped:
+        job.generation += 1  # as for a drop below: a cycle planned before this sees the parts as they were
     if dropped:  # under the old spec, whose replicas were spread (more than the new count, at least 1)
         part = supersede_part(fed, job, {p.placement_id for p in dropped}, reason)
         # None: nothing live is kept, and the job is queued again whole, for the new count
@@ -201,9 +220,12 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
         fed.cycles.pending(job)  # parked for a count that no longer holds: a candidate again
     else:
         _restate(fed, job)
+        if plan:
+            job.message = f"{said}; {job.message}" if job.message else said
         if job.replicas_waiting:
             fed.cycles.rest(job)
-    for cluster, order in cancels:
+    shrink.count(fed, shrunk=len(resizes), stopped=len(dropped))
+    for cluster, order in [*resizes, *cancels]:
         fed.send(cluster, order)
     fed.notify([job])
     fed.wake()

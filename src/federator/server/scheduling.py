@@ -69,6 +69,7 @@ from federator.model import (
 )
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
+from federator.scheduler.reservation import Reservation
 from federator.scheduler.tuning import Tuner
 from federator.server.job_message import job_message, keep_preempted, placements_message, preempted_note
 from federator.server.moving import room_for
@@ -76,6 +77,7 @@ from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
 from federator.server.partial import kept_regions, missing, owes, rest_request, supersede_part
 from federator.server.pending_counts import PendingCounts, queue_of, submitter
+from federator.server.reservations import HeldRoom
 from federator.store.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -116,6 +118,7 @@ class CyclePlan:
     generations: Mapping[JobId, int]  # each candidate's and each running job's generation, as planned
     recent: tuple[Arrival, ...] = ()  # the jobs that ended lately, by kind: the demand's memory (DemandMemory)
     tuner: Tuner | None = None  # Scarcity's scale; the worker runs its rollout when one is due (scheduler/tuning.py)
+    reservations: tuple[Reservation, ...] = ()  # the last cycle's, which this one keeps where it can (reservations.py)
 
 
 @dataclass(slots=True)
@@ -134,10 +137,10 @@ def compute(plan: CyclePlan) -> CycleResult:
     tuner = plan.tuner
     if tuner is None:
         return plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
-                                       recent=plan.recent)
+                                       recent=plan.recent, reservations=plan.reservations)
     rollout = _roll_out(plan, tuner) if tuner.due() else 0.0
     result = plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
-                                     recent=plan.recent, scarcity_scale=tuner.scale)
+                                     recent=plan.recent, scarcity_scale=tuner.scale, reservations=plan.reservations)
     tuner.placed(sum(a.replicas for d in result.decisions for a in d.assignments))
     if rollout:  # the cycle waited for it: a phase of its own on the phase histogram
         result = replace(result, phase_seconds={**result.phase_seconds, "rollout": rollout})
@@ -190,11 +193,13 @@ class Cycles:
         # the store's ended jobs on a restart, so a new leader does not steer by a handful of pending jobs.
         self.memory = DemandMemory()
         self.tuner = Tuner(fed.scheduler.config)
+        self.reserved = HeldRoom()  # gangs' reservations, cycle to cycle (none after a restart: chosen again)
         ended = []
         for job in fed.jobs.values():
             if job.phase is JobPhase.PENDING:
                 self._candidates[job.job_id] = None
                 self.count_pending(job)
+                self.reserved.waiting(job)
             elif job.phase.is_active:
                 self._active[job.job_id] = None
                 self._held(job)
@@ -206,6 +211,7 @@ class Cycles:
         for job in reversed(heapq.nlargest(RECENT_ARRIVALS, ended, key=lambda j: (j.finished_at, j.job_id))):
             self.memory.add(Arrival.of(job.spec))
         fed.metrics.watch_demand(self.memory.__len__)
+        fed.metrics.watch_reservations(self.reserved.count, self.reserved.held_accelerators)
 
     # -- what the federator tells the cycle ----------------------------------------------
 
@@ -214,6 +220,7 @@ class Cycles:
         self.parked.unpark(job.job_id)
         self._candidates[job.job_id] = None
         self.count_pending(job)
+        self.reserved.waiting(job)
 
     def rest(self, job: Job) -> None:
         """A placed job lost a part and owes its replicas (server/partial.py): a candidate for them. Not a Pending
@@ -400,6 +407,13 @@ class Cycles:
         generations: dict[JobId, int] = {}
         now = self.fed.clock()
         cache = self._requests
+        policy = self.fed.scheduler.config.reservations
+        back = self.reserved.due(now, policy.after_seconds)  # taken off its heap even when reservations are off
+        back = back if policy.max_reservations else []
+        for job_id in [*self.reserved.holders(), *back]:  # holding room, or due to ask for it: see reservations.py
+            if job_id in self.parked:
+                self.parked.unpark(job_id)
+                self._candidates[job_id] = None
         for job_id in list(self._candidates):
             job = jobs.get(job_id)
             if job is None or not owes(job):
@@ -423,7 +437,7 @@ class Cycles:
             else:  # the policy's scales changed: they are what is tried now
                 self.tuner = Tuner(scheduler.config)
         return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), scheduler,
-                         generations, self.memory.arrivals(), self.tuner)
+                         generations, self.memory.arrivals(), self.tuner, self.reserved.current())
 
     def commit(self, plan: CyclePlan, result: CycleResult) -> tuple[list[Job], list[tuple[str, Order]]]:
         """Apply a cycle's placements and preemptions in memory to the jobs that are still as planned; the
@@ -433,6 +447,8 @@ class Cycles:
         changed: list[Job] = []
         orders: list[tuple[str, Order]] = []
         stale_clusters: set[str] = set()
+        for r in self.reserved.update(result.reservations):  # the jobs it kept off may fit now: nothing else says so
+            self.capacity_changed([(r.accelerator_model, self._family(r.cluster, r.accelerator_model))])
         for pre in result.preemptions:  # cancels go out before launches
             job = fed.jobs.get(pre.job_id)
             if job is None or not job.phase.is_active or job.generation != plan.generations.get(pre.job_id):
@@ -512,7 +528,8 @@ class Cycles:
             # Time ends an avoidance, not a capacity change: keep trying. (`park` also leaves out a job whose
             # room may have come while this cycle ran: parking.py.)
             if not fed.refusals.remembers(job_id):
-                self.parked.park(job_id, job.spec, reason)
+                if not self.reserved.holds(job_id):  # one holding room is a candidate of every cycle
+                    self.parked.park(job_id, job.spec, reason)
             else:
                 reason = fed.refusals.explain(job_id, reason)
             reason = keep_preempted(job.pending_reason, reason)  # a victim keeps saying so until placed
@@ -671,18 +688,38 @@ class Cycles:
 
 
 def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> ClusterInfo:
-    """Hold a placement's resources in the snapshot; if a stale report cannot hold them, hold everything."""
+    """Hold a placement's resources in the snapshot, as its member would bind it.
+
+    A report that cannot hold it that way (no node with the host room beside the devices: the member's pods wait
+    for CPU or memory, or the report is stale) still holds it: its devices are taken from nodes that have them,
+    its CPU and memory from the cluster's totals (down to none). Only a report that has not even the devices in
+    one node's shape holds the whole pool. Before, any such report held the whole pool: one gang waiting for CPU
+    on a member made its 800 free accelerators read 0 until --start-timeout (outside QA's Go agent, F6)."""
+    resources = placement_resources(p, spec)
     try:
-        return reserve(info, resources=placement_resources(p, spec), replicas=p.replicas,
-                       accelerator_model=p.accelerator_model)
+        return reserve(info, resources=resources, replicas=p.replicas, accelerator_model=p.accelerator_model)
+    except ValueError:
+        pass
+    cap = info.capacity
+    loose = replace(info, capacity=replace(
+        cap, cpu_milli_free=cap.cpu_milli_free + resources.cpu_milli * p.replicas,
+        memory_bytes_free=cap.memory_bytes_free + resources.memory_bytes * p.replicas))
+    try:  # the devices alone, then the host room it would have taken, as far as there is any
+        held = reserve(loose, resources=replace(resources, cpu_milli=0, memory_bytes=0), replicas=p.replicas,
+                       accelerator_model=p.accelerator_model).capacity
+        cpu = max(0, cap.cpu_milli_free - resources.cpu_milli * p.replicas)
+        memory = max(0, cap.memory_bytes_free - resources.memory_bytes * p.replicas)
+        return info.with_capacity(held.after_bind(held.accelerator_pools, cpu, memory,
+                                                  min(held.node_cpu_milli_free_max, cpu),
+                                                  min(held.node_memory_bytes_free_max, memory)))
     except ValueError:
         pools = tuple(
             replace(pool, nodes_by_free=(pool.nodes,), shared_devices=(), host_room=(), shared_room=(),
                     room_classes=())
             if pool.accelerator_model == p.accelerator_model else pool
-            for pool in info.capacity.accelerator_pools
+            for pool in cap.accelerator_pools
         )
-        return replace(info, capacity=replace(info.capacity, accelerator_pools=pools))
+        return replace(info, capacity=replace(cap, accelerator_pools=pools))
 
 
 __all__ = ["SWITCH_INTERVAL_SECONDS", "CyclePlan", "Cycles", "compute"]

@@ -24,14 +24,14 @@ from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, queue_problem, shown
 from federator.model import ClusterCapacity, Job, JobId, JobSpec
-from federator.model.cluster import GangAdmission
+from federator.model.cluster import AgentFeature, GangAdmission
 from federator.model.cordon import Cordon
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner, submitter_of
 from federator.security.limits import RejectReason, TokenBucket, check_capacity, check_hello
 from federator.security.trust import PROVIDER_LABEL, Trust
-from federator.server import cluster_list, cordons
+from federator.server import cluster_list, cordons, shrink
 from federator.server.admission import name_taken
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
@@ -41,7 +41,7 @@ from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict,
 from federator.server.job_keys import Ambiguous, resolve
 from federator.server.job_table import View
 from federator.server.namespace_gate import NamespaceGate
-from federator.server.orders import ErrorNotice, LaunchOrder, Order
+from federator.server.orders import ErrorNotice, LaunchOrder, Order, ResizeOrder
 from federator.server.orphans import other_owner
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
@@ -127,6 +127,10 @@ def _order_to_pb(order: Order, terms: StreamTerms) -> agent_pb2.FederatorMessage
                                   spec=convert.spec_to_pb(recorded_owner(order.spec, "")))
         terms.stamp(launch)  # dated as it leaves: the agent refuses it once it is older than its bound
         return agent_pb2.FederatorMessage(launch=launch)
+    if isinstance(order, ResizeOrder):
+        return agent_pb2.FederatorMessage(resize=agent_pb2.Resize(
+            placement_id=order.placement_id, generation=order.generation, replicas=order.replicas,
+            reason=order.reason))
     if isinstance(order, ErrorNotice):
         return agent_pb2.FederatorMessage(error=agent_pb2.Error(reason=order.reason, message=order.message,
                                                                 placement_id=order.placement_id))
@@ -293,6 +297,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             return
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
+        rec.features = AgentFeature.parse(hello.features)
         stream = self._streams[rec.session] = _Stream(rec, peer, dict(hello.labels))
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, stream))
         try:
@@ -386,7 +391,12 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue)
             elif kind == "ack":
-                if msg.ack.ok:
+                if msg.ack.resize:  # the answer to a Resize: only a refusal changes anything (server/shrink.py)
+                    if not msg.ack.ok:
+                        shrink.refused(self.fed, rec, msg.ack.placement_id, agent_text(msg.ack.message))
+                    else:
+                        self.fed.heard(rec)
+                elif msg.ack.ok:
                     self.fed.acked(rec, msg.ack.placement_id)
                 else:
                     self.fed.refused(rec, msg.ack.placement_id, agent_text(msg.ack.message))

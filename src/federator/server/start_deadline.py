@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Job, JobPhase, Placement, Reason, ReasonCode
 from federator.server.moving import is_kept
+from federator.server.refusals import NOT_STARTED
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -76,7 +77,8 @@ class StartDeadline:
                "(--start-timeout); placing the job again, elsewhere if another cluster has room")
         log.warning("job %s: %s", job.job_id, why)
         fed.metrics.placement_start_timeouts.labels(p.cluster).inc()
-        fed.refusals.note(job.job_id, p.cluster, fed.clock(), f"did not start it within {self.timeout:g}s")
+        said = f": {p.message}" if p.message else ""  # the member's words on why it waits (Kueue, unschedulable)
+        fed.refusals.note(job.job_id, p.cluster, fed.clock(), f"for {self.timeout:g}s{said}", did=NOT_STARTED)
         fed.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, why), ended={p.placement_id})
 
 

@@ -105,6 +105,7 @@ MAX_MEMORY_BYTES = 1 << 60  # 1 EiB
 MAX_DEVICE_MEMORY_MIB = 1 << 30  # 1 PiB on one device
 MAX_MODEL_CHARS = 128
 MAX_AGENT_VERSION_CHARS = 256
+MAX_FEATURES = 32  # Hello.features: optional parts of the contract, by name
 _PLACEMENT_ID = re.compile(r"[!-~]+")  # printable ASCII, no space: federator-made ids are DNS names and digits
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # as node labels and DRA product names (spaces -> '-') give
 _VENDOR = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
@@ -197,6 +198,11 @@ def check_hello_fields(hello: agent_pb2.Hello) -> str | None:
                 f"{len(hello.agent_version)} characters starting {hello.agent_version[:40]!r}")
     if len(hello.gang_admission) > 63 or not hello.gang_admission.isprintable():
         return f"hello.gang_admission: must be \"kueue\", \"none\" or empty, got {hello.gang_admission[:40]!r}"
+    if len(hello.features) > MAX_FEATURES:
+        return f"hello.features: at most {MAX_FEATURES} names, got {len(hello.features)}"
+    for i, name in enumerate(hello.features):
+        if not name or len(name) > 63 or not name.isprintable():
+            return f"hello.features[{i}]: must be 1 to 63 printable characters, got {name[:40]!r}"
     return None
 
 

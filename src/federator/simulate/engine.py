@@ -28,6 +28,7 @@ from federator.backends.sim.nodes import NodeSet
 from federator.model import MILLI, ClusterInfo, JobId
 from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot
 from federator.scheduler.demand import DemandMemory
+from federator.scheduler.reservation import Reservation
 from federator.scheduler.tuning import Tuner
 from federator.simulate.traces import SimJob
 
@@ -127,6 +128,8 @@ class Simulation:
         self.pending_reasons: dict[JobId, str] = {}
         self.queue_series: list[tuple[float, dict[str, int]]] = []  # replay: (time, queue -> milli-devices held)
         self._running: dict[JobId, _Job] = {}
+        self.replaying = False
+        self.reservations: tuple[Reservation, ...] = ()  # the last cycle's, handed to the next
 
     # -- the cycle ----------------------------------------------------------
 
@@ -146,7 +149,10 @@ class Simulation:
                 if not j.offered:
                     j.offered = True
                     self.learner.observe(j.job.spec.resources, j.job.spec.accelerator_models)
-        requests = [PlacementRequest(j.job_id, j.job.spec, j.job.spec.replicas, float(j.order)) for j in pending]
+        # Fill offers in list order with no clock (now 0: no wait reaches a reservation's threshold); a replay's
+        # waits are its clock's, which reservations read (scheduler/reservation.py).
+        requests = [PlacementRequest(j.job_id, j.job.spec, j.job.spec.replicas,
+                                     j.job.arrival if self.replaying else float(j.order)) for j in pending]
         running = [a for j in self._running.values() for a in j.allocations]
         recent = self.memory.arrivals()
         if self.tuner.due():
@@ -155,7 +161,9 @@ class Simulation:
             self.tuning_seconds += time.perf_counter() - started
         started = time.perf_counter()
         result: CycleResult = self.scheduler.schedule(self.snapshot(), requests, running=running, now=now,
-                                                      recent=recent, scarcity_scale=self.tuner.scale)
+                                                      recent=recent, scarcity_scale=self.tuner.scale,
+                                                      reservations=self.reservations)
+        self.reservations = result.reservations
         self.scheduler_seconds += time.perf_counter() - started
         self.tuner.placed(sum(a.replicas for d in result.decisions for a in d.assignments))
         self.cycles += 1
@@ -223,6 +231,7 @@ class Simulation:
         if mode not in MODES:
             raise ValueError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
         started = time.perf_counter()
+        self.replaying = mode == "replay"
         peak = self._fill(progress) if mode == "fill" else self._replay(progress)
         wall = time.perf_counter() - started
         pending = [j for j in self.jobs if j.job_id not in self._running and not j.ever_placed]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from federator.backends.kube.events import EventReason, Seen, event_object, job_events, seen
@@ -87,3 +89,13 @@ def test_a_spread_job_whose_part_is_preempted_records_preempted_not_requeued() -
     (event,) = job_events(Seen(JobPhase.RUNNING, 1), short)
     assert (event.reason, event.warning) == (EventReason.PREEMPTED, True)
     assert event.message.startswith("2 of 4 replicas placed; 2 waiting: Preempted: its part on member-a preempted")
+
+
+def test_a_scale_down_in_place_says_which_parts_shrank() -> None:
+    scaled = state(JobPhase.RUNNING, 2, message="scaled from 6 to 4: east-1 shrank 6 → 4 in place; shrinking to 4 "
+                                                "replicas in place")
+    scaled.spec = replace(scaled.spec, replicas=4)
+    scaled.placements[0].replicas = 4
+    (event,) = job_events(Seen(JobPhase.RUNNING, 1, 0, 6), scaled)
+    assert (event.reason, event.message) == (EventReason.SCALED,
+                                             "spec.replicas: scaled from 6 to 4: east-1 shrank 6 → 4 in place")

@@ -21,23 +21,25 @@ class AgentMessage(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., capacity: _Optional[_Union[CapacityReport, _Mapping]] = ..., job_update: _Optional[_Union[JobUpdate, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ...) -> None: ...
 
 class FederatorMessage(_message.Message):
-    __slots__ = ("welcome", "launch", "cancel", "ack", "heartbeat", "error")
+    __slots__ = ("welcome", "launch", "cancel", "ack", "heartbeat", "error", "resize")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     LAUNCH_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     launch: Launch
     cancel: Cancel
     ack: Ack
     heartbeat: Heartbeat
     error: Error
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., launch: _Optional[_Union[Launch, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    resize: Resize
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., launch: _Optional[_Union[Launch, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., resize: _Optional[_Union[Resize, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("cluster", "region", "labels", "agent_version", "gang_admission")
+    __slots__ = ("cluster", "region", "labels", "agent_version", "gang_admission", "features")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -50,12 +52,14 @@ class Hello(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     GANG_ADMISSION_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     region: str
     labels: _containers.ScalarMap[str, str]
     agent_version: str
     gang_admission: str
-    def __init__(self, cluster: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., agent_version: _Optional[str] = ..., gang_admission: _Optional[str] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cluster: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., agent_version: _Optional[str] = ..., gang_admission: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AcceleratorPool(_message.Message):
     __slots__ = ("accelerator_model", "nodes_by_free", "total_accelerators", "allocatable_accelerators", "free_accelerators", "shared_devices", "host_room", "shared_room", "room_classes", "sharing", "unit_milli", "vendor", "memory_mib", "resource_name", "family", "quota_held_accelerators")
@@ -195,15 +199,29 @@ class Cancel(_message.Message):
     reason: str
     def __init__(self, placement_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class Resize(_message.Message):
+    __slots__ = ("placement_id", "generation", "replicas", "reason")
+    PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    placement_id: str
+    generation: int
+    replicas: int
+    reason: str
+    def __init__(self, placement_id: _Optional[str] = ..., generation: _Optional[int] = ..., replicas: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class Ack(_message.Message):
-    __slots__ = ("placement_id", "ok", "message")
+    __slots__ = ("placement_id", "ok", "message", "resize")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     ok: bool
     message: str
-    def __init__(self, placement_id: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+    resize: bool
+    def __init__(self, placement_id: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., resize: _Optional[bool] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("report_interval_seconds", "lease_seconds", "federator_version", "federator_time", "lost_after_seconds", "order_max_age_seconds", "heartbeat_interval_seconds", "max_reports_per_second", "report_burst", "max_report_bytes_per_second")

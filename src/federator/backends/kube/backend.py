@@ -61,6 +61,7 @@ from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.pod_faults import PodFault, disrupted_job, ended_by_its_own_rule, pod_fault
+from federator.backends.kube.resizing import RESIZABLE, resize_patch
 from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
@@ -404,6 +405,45 @@ class KubeBackend:
         self._cancelled.discard(pid)
         log.info("launched placement %s as %s %s/%s", pid, manifest["kind"], namespace,
                  manifest["metadata"]["name"])
+        return None
+
+    async def resize(self, placement_id: str, generation: int, replicas: int) -> str | None:
+        """Shrink a placement's Deployment (or StatefulSet) in place: one merge patch of its replicas (resizing.py).
+        An unknown, cancelled or ended placement, another generation or a count not smaller: nothing to do."""
+        phase = self._phases.get(placement_id, (JobPhase.PLACED, ""))[0]
+        if placement_id in self._cancelled or phase.is_terminal:
+            return None
+        obj = self._workload(placement_id) or await self._fetch(placement_id)
+        if obj is None:
+            return None
+        patch = resize_patch(obj, generation=generation, replicas=replicas, cluster=self.cluster)
+        adapter = adapter_of(obj)
+        if not isinstance(patch, dict) or adapter is None:
+            return patch if isinstance(patch, str) else None
+        meta = obj.get("metadata") or {}
+        try:
+            await asyncio.to_thread(self.api.patch, resource_of(adapter), str(meta.get("name", "")), patch,
+                                    str(meta.get("namespace", "")))
+        except NotFoundError:
+            return None  # deleted meanwhile: its watch event reports it
+        if (launched := self._launched.get(placement_id)) is not None:
+            self._launched[placement_id] = replace(launched, replicas=replicas)
+        log.info("placement %s: %s %s shrunk to %d replicas", placement_id, obj.get("kind"), key_name(obj), replicas)
+        return None
+
+    async def _fetch(self, placement_id: str) -> Obj | None:
+        """A workload this process made whose watch event has not come yet: read from the API."""
+        if placement_id not in self._launched:
+            return None
+        namespace = self.tenants.namespace_of(placement_id)
+        for adapter in list(self.served.values()):
+            if (adapter.api_version, adapter.kind) not in RESIZABLE:
+                continue
+            for name in _names(adapter, placement_id):
+                try:
+                    return await asyncio.to_thread(self.api.get, resource_of(adapter), name, namespace)
+                except NotFoundError:
+                    continue
         return None
 
     async def _rendezvous(self, placement: Placement, job: Obj, namespace: str) -> str | None:

@@ -23,8 +23,15 @@ It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
   someone changed it.
 - A FederatedJob being deleted has its job cancelled (the federator sends the
   member cluster's agent a Cancel, and its Job or Deployment is deleted), then
-  the finalizer is removed. The cancel is durable in the federator before the
-  finalizer goes, so an agent that was away hears of it when it re-syncs.
+  the finalizer is removed. Before it goes, the job's placements are recorded
+  as cancels their members have not confirmed, on each one's MemberCluster
+  (cancel_records.py): the job's own record goes with the object, and before,
+  a federator restarted while an agent was away knew nothing of the job, so
+  the agent's workload was an orphan held for --orphan-grace (outside QA F7).
+  The finalizer is not held until the member confirms: `kubectl delete` (and a
+  namespace's deletion) would hang for as long as an agent is away, a day for
+  a cluster that is down, and users would strip the finalizer to get on,
+  losing the cancel altogether (F2).
 - A FederatedJob whose spec.replicas changed (the CRD allows it on an
   inference job alone; `kubectl scale` uses the scale subresource) is scaled as
   the gRPC API's Scale does (server/scaling.py). A scale the federator refuses
@@ -57,6 +64,7 @@ from federator.backends.kube.api import (
     Obj,
     key_of,
 )
+from federator.backends.kube.cancel_records import KubeCancelRecords
 from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.events import EventReason, JobEvent, event_object
 from federator.backends.kube.informer import DELETED, MODIFIED, Informer
@@ -72,13 +80,14 @@ from federator.backends.kube.resources import (
 from federator.backends.kube.retries import unavailable
 from federator.backends.kube.store import KubeJobStore, Owner
 from federator.jobfile import JobFileError
-from federator.model import ClusterState, JobId
+from federator.model import ClusterState, Job, JobId, JobPhase
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer, Denied, Rule, recorded_owner
 from federator.server.federator import Federator, NotFound
 from federator.server.intake import QueueFull, SubmitError
 from federator.server.member_health import unreachable_note
 from federator.server.orders import CancelOrder
+from federator.server.orphans import DELETED_REASON
 from federator.server.retention import forget_job
 from federator.server.scaling import ScaleRefused
 from federator.store.errors import StoreUnavailable
@@ -87,6 +96,11 @@ log = logging.getLogger("federator.kube.controller")
 WORKERS = 16  # FederatedJobs reconciled at once (by namespace/name: one object's events stay in order)
 CORDON_READ_SECONDS = 5.0  # MemberClusters' cordons are read back at most this often (backends/kube/cordons.py)
 RETRY_SECONDS = 2.0  # a FederatedJob the job store could not take is reconciled again after this
+KUBE_ORPHAN_STORY = (
+    "In Kubernetes mode the store is the FederatedJobs, and no --db was replaced: most likely a FederatedJob was "
+    "deleted while no federator was running (its finalizer removed by hand), or while its member was away with "
+    "more cancels kept for that cluster than its record holds (said in a WARNING then). Its workload is stopped "
+    "after the grace; to keep the work, create the FederatedJob again (docs/operators.md, Orphan placements)")
 
 
 class FederatedJobController:
@@ -112,6 +126,8 @@ class FederatedJobController:
         self._full: set[str] = set()  # uids told the federator's queue is full (QueueFull), not submitted yet
         self._scale_refused: dict[str, int] = {}  # uid -> the generation whose spec.replicas was refused (said once)
         self.retry_seconds = RETRY_SECONDS
+        self.cancels = KubeCancelRecords(api, fed.orphans.cancels)  # cancels not confirmed, on MemberClusters
+        fed.orphans.story = KUBE_ORPHAN_STORY
 
     async def start(self) -> None:
         self.informer.start()
@@ -129,7 +145,9 @@ class FederatedJobController:
             owner = self.store.owner_of(job.job_id)
             if owner is not None and owner.uid not in uids and not job.phase.is_terminal:
                 try:
+                    live: set[str] = {p.placement_id for p in job.placements if not p.phase.is_terminal}
                     self._cancel(job.job_id, f"{owner.namespace}/{owner.name}")
+                    self._record(job, live)  # written by the MemberCluster loop: no finalizer waits for it
                 except StoreUnavailable as exc:  # the next start (or leader) tries again
                     log.warning("job %s of a vanished FederatedJob not cancelled: %s", job.job_id, exc)
 
@@ -180,11 +198,16 @@ class FederatedJobController:
                   or await self._settled(ns, name, uid))
         if kind == DELETED or meta.get("deletionTimestamp"):
             self._scale_refused.pop(uid, None)
+            ours = kind != DELETED and FINALIZER in (meta.get("finalizers") or [])
             if job_id:
+                job = self.fed.jobs.get(JobId(job_id))
+                live: set[str] = {p.placement_id for p in job.placements if not p.phase.is_terminal} if job else set()
                 self._cancel(job_id, f"{ns}/{name}")
+                if job is not None and (ours or live):  # gone without our finalizer while it ran: recorded too
+                    await self._keep_cancels(job, live)  # durable before the finalizer goes (StoreUnavailable: again)
             if kind == DELETED and job_id:
                 self._forget(job_id)
-            if kind != DELETED and FINALIZER in (meta.get("finalizers") or []):
+            if ours:
                 await self._set_finalizers(obj, [f for f in meta["finalizers"] if f != FINALIZER])
             return
         if FINALIZER not in (meta.get("finalizers") or []):
@@ -332,6 +355,38 @@ class FederatedJobController:
                 self.fed.send(p.cluster, CancelOrder(p.placement_id, f"FederatedJob {what} deleted"))
         log.info("FederatedJob %s deleted: job %s is %s", what, job_id, job.phase)
 
+    def _record(self, job: Job, live: set[str]) -> list[str]:
+        """Record the cancels of a job's placements that a member may still run (server/unconfirmed_cancels.py):
+        those that ran until this cancel (`live`), and the cancelled ones on a cluster that is away (a deletion
+        tried again, or taken over by a new leader, after the cancel was stored). Not a finished placement: its
+        agent lists it in no report, so it is never an orphan, and it would confirm nothing. The clusters of the
+        job; a record past its bound drops its oldest entries, said here."""
+        book = self.fed.orphans.cancels
+        clusters: dict[str, list[str]] = {}
+        for p in job.placements:
+            rec = self.fed.clusters.get(p.cluster)
+            if rec is None:
+                continue  # forgotten: nothing of it is expected back
+            clusters.setdefault(p.cluster, [])
+            if p.placement_id in live or (p.phase is JobPhase.CANCELLED and not rec.connected):
+                clusters[p.cluster].append(p.placement_id)
+        for cluster, pids in clusters.items():
+            dropped = book.record(cluster, pids, now=self.clock())
+            if dropped:
+                log.warning("cluster %s: the record of cancels its member has not confirmed is full (%d placements); "
+                            "the oldest %d dropped, e.g. %s: if that member still runs them after a federator "
+                            "restart they are orphans, held for --orphan-grace", cluster, book.count(cluster),
+                            len(dropped), dropped[0])
+        return list(clusters)
+
+    async def _keep_cancels(self, job: Job, live: set[str]) -> None:
+        """The record of the job's cancels, written to its clusters' MemberClusters before its finalizer goes."""
+        await self.cancels.flush(self._record(job, live), recreate=self._recreate())
+
+    def _recreate(self) -> dict[str, bool]:
+        """Whether a missing MemberCluster is made again, per cluster (as `write_members` decides)."""
+        return {name: rec.connected or rec.state is not ClusterState.LOST for name, rec in self.fed.clusters.items()}
+
     def _forget(self, job_id: str) -> None:
         """The object is gone, so is its job, from every view: `federator get jobs` (gRPC) listed a deleted
         FederatedJob's job until the federator restarted, while kubectl said NotFound. Its cancel is stored and
@@ -386,6 +441,7 @@ class FederatedJobController:
         while True:
             try:
                 await self.write_members()
+                await self.cancels.flush(self.fed.orphans.cancels.unwritten(), recreate=self._recreate())
                 await asyncio.to_thread(self.store.flush)
                 await self.read_cordons()
             except Exception:  # a failed round is retried on the next
@@ -409,12 +465,15 @@ class FederatedJobController:
 
     async def adopt_members(self) -> None:
         """MemberClusters the registry does not know (their agent has not connected to this federator yet)
-        enter it Partitioned, or Lost if they were, and age to Lost like any cluster that is away."""
+        enter it Partitioned, or Lost if they were, and age to Lost like any cluster that is away. The cancels
+        each one's record holds are read (cancel_records.py)."""
         try:
             listed = await asyncio.to_thread(self.api.list, MEMBER_CLUSTERS)
         except KubeError as exc:
             log.warning("listing MemberClusters failed: %s; only connected clusters are shown", exc)
             return
+        self.cancels.loaded_from(listed.get("items") or [])  # before any deletion is reconciled
+        self._cancel_kept()
         for obj in listed.get("items") or []:
             name = str((obj.get("metadata") or {}).get("name", ""))
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
@@ -428,6 +487,17 @@ class FederatedJobController:
                                     lost=lost, last_report_at=parse_timestamp(status.get("lastReportTime")))
             log.info("MemberCluster %s: its agent has not connected to this federator yet; %s", name,
                      "Lost" if lost else "Partitioned until it does")
+
+    def _cancel_kept(self) -> None:
+        """The cancels just read, sent at once to the agents already connected: gRPC serves before the records are
+        read, and an agent that re-synced meanwhile named its placements to a federator that did not know them
+        yet (held as orphans then). A Cancel of a placement the agent does not hold is a no-op there."""
+        book = self.fed.orphans.cancels
+        for name in book.clusters():
+            rec = self.fed.clusters.get(name)
+            if rec is not None and rec.connected:
+                for pid in book.entries(name):
+                    self.fed.send(name, CancelOrder(pid, DELETED_REASON))
 
     async def write_members(self, *, refresh_after: float = 30.0) -> None:
         """Mirror the cluster registry; a status that did not change is rewritten only every refresh_after.

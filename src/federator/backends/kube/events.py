@@ -74,8 +74,9 @@ def job_events(before: Seen | None, job: Job) -> list[JobEvent]:
     scaled = before is not None and before.replicas not in (0, job.spec.replicas)
     if scaled and before is not None:  # a scale, not a loss: what is owed or re-queued is its doing
         short = shortfall(job)
-        out.append(JobEvent(EventReason.SCALED, f"spec.replicas: scaled from {before.replicas} to "
-                                                f"{job.spec.replicas}" + (f"; {short}" if short else "")))
+        said = job.message.split("; ")[0] if job.message.startswith("scaled from ") else \
+            f"scaled from {before.replicas} to {job.spec.replicas}"  # what shrank or stopped (server/shrink.py)
+        out.append(JobEvent(EventReason.SCALED, f"spec.replicas: {said}" + (f"; {short}" if short else "")))
     elif job.phase.is_active and job.replicas_waiting and (before is None or not before.waiting):
         # one part of a spread job ended (its cluster Lost, refusing, failing it, or preempted): the rest serve on
         preempted = job.pending_reason is not None and job.pending_reason.code is ReasonCode.PREEMPTED

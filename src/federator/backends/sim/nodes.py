@@ -145,6 +145,15 @@ class NodeSet:
         self.bound[key] = taken
         return None
 
+    def shrink(self, key: str, replicas: int) -> None:
+        """Keep the first `replicas` replicas of a bound placement and free the others' room."""
+        taken = self.bound.get(key)
+        if taken is None or not 0 < replicas < len(taken):
+            return
+        for b in reversed(taken[replicas:]):
+            self._give(b)
+        self.bound[key] = taken[:replicas]
+
     def unbind(self, key: str) -> None:
         for b in reversed(self.bound.pop(key, [])):
             self._give(b)

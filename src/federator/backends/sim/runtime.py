@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from federator.agent.backend import UpdateCallback, no_update
 from federator.backends.sim.fleet import ClusterSpec
@@ -68,6 +68,10 @@ def run_time(spec: JobSpec, time_scale: float = 1.0) -> float | None:
     if not text and spec.kind is JobKind.INFERENCE:
         return None
     return parse_duration(text, 30.0) * time_scale
+
+
+def _replicas(n: int) -> str:
+    return f"{n} replica{'s' if n != 1 else ''}"
 
 
 @dataclass(slots=True)
@@ -129,6 +133,21 @@ class SimBackend:
         run.task = asyncio.get_running_loop().create_task(self._lifecycle(run, spec))
         return None
 
+    async def resize(self, placement_id: str, generation: int, replicas: int) -> str | None:
+        """Shrink a placement in place (agent.proto, Resize): its extra replicas stop and their room is free at once;
+        the rest run on. Anything else (unknown, ended, another generation, not smaller) is left as it is."""
+        run = self._runs.get(placement_id)
+        if run is None or run.phase.is_terminal or run.placement.generation != generation \
+                or not 0 < replicas < run.placement.replicas:
+            return None
+        was = run.placement.replicas
+        self.nodes.shrink(placement_id, replicas)
+        run.placement = replace(run.placement, replicas=replicas)
+        if run.phase is JobPhase.RUNNING:
+            self._on_update(placement_id, JobPhase.RUNNING,
+                            f"{_replicas(replicas)} running on {self.cluster.name} (shrank from {was})")
+        return None
+
     async def cancel(self, placement_id: str) -> None:
         run = self._runs.get(placement_id)
         if run is None or run.phase.is_terminal:
@@ -143,8 +162,7 @@ class SimBackend:
         await asyncio.sleep(startup)
         run.phase = JobPhase.RUNNING
         self._on_update(run.placement.placement_id, JobPhase.RUNNING,
-                        f"{run.placement.replicas} replica{'s' if run.placement.replicas != 1 else ''} running on "
-                        f"{self.cluster.name}")
+                        f"{_replicas(run.placement.replicas)} running on {self.cluster.name}")
         if duration is None:  # a service: it serves until cancelled
             return
         await asyncio.sleep(duration)

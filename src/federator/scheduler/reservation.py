@@ -1,0 +1,368 @@
+"""Reservations: room gathered on one cluster for a training gang that has waited too long.
+
+Why: a gang needs all its replicas in one cluster at once. While another queue keeps submitting
+small jobs, every accelerator that frees is taken by one of them in the next cycle, free room never
+adds up, and the gang may wait for ever. Fair-share preemption does not always help: it refuses
+to stop the flood when that would leave the gang's queue over the flood's share (`fair_after`).
+
+So once a gang of more than one accelerator (`due`: a one-accelerator job is never starved by its
+size) has waited `ReservationPolicy.after_seconds` and fits nowhere now, the cycle picks one cluster for it:
+the one where the fewest accelerators must free for it to fit, among those where it could fit at
+all (its model, the pool's size, its labels and the other filters a cycle cannot change). From then
+on a job of the gang's priority or lower goes to that cluster only if it leaves the gang no further
+from fitting there (`worsens`): no more accelerators to wait for in the reserved pool, no fewer of
+its replicas fitting now, no less of the CPU and memory it needs. Work of another model (judged by
+the cluster's free CPU and memory alone), work on nodes the gang would not use (the histogram says
+how many, not which: the what-if binds best fit, as agents do), and work of higher priority still
+go there. Kube-batch's starvation design, Volcano's big-job reservation and Slurm's backfill
+reservation hold named nodes; the federator sees each pool as a histogram of free accelerators per
+node, so what the gang needs is counted, not named.
+
+A reservation keeps its cluster while that cluster could still hold the gang: room gathered on
+one cluster is wasted if the next cycle picks another. It ends when the gang is placed (anywhere),
+leaves the cycle's requests (cancelled), or its cluster is gone or cannot hold it any more (then
+the gang picks again). At most `max_reservations` hold at once, highest priority then oldest
+first, so reservations cannot idle the fleet.
+
+The server keeps the last cycle's reservations in memory and hands them back to the next
+(server/reservations.py). Nothing is stored: after a restart they are chosen again from the jobs'
+submission times, and only `since` starts anew.
+
+Pure: values in, values out; the same code in the server, the simulator and the benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, ReasonCode
+from federator.scheduler.alternatives import variants
+from federator.scheduler.framework import CycleContext, FilterPlugin, PlacementRequest, accepted_pools
+from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS
+from federator.scheduler.snapshot import Snapshot, reserve
+from federator.timestamps import utc_seconds
+
+if TYPE_CHECKING:
+    from federator.scheduler.config import SchedulerConfig
+    from federator.scheduler.fairshare import QuotaCheck
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationPolicy:
+    """When a waiting gang starts to gather room, and how many may gather at once (0: never)."""
+
+    after_seconds: float = 600.0
+    max_reservations: int = 3
+
+    def __post_init__(self) -> None:
+        after = self.after_seconds
+        if isinstance(after, bool) or not isinstance(after, int | float) or not 0 <= after < float("inf"):
+            raise ValueError(f"reservations.afterSeconds: must be a non-negative number, got {after!r}")
+        cap = self.max_reservations
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+            raise ValueError(f"reservations.maxReservations: must be a non-negative integer, got {cap!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A gang's hold on one pool of one cluster, as a cycle began: it needs `needed` accelerators of
+    `accelerator_model` there, and `short` of them must still free."""
+
+    job_id: JobId
+    cluster: str
+    accelerator_model: str
+    priority: int
+    since: float
+    needed: int
+    short: int
+
+    @property
+    def held(self) -> int:
+        """Free accelerators the gang counts on: what a reservation holds idle (an upper bound, as the
+        cycle began: some may be on nodes it would not use)."""
+        return self.needed - self.short
+
+    def waiting(self) -> str:
+        """What the gang's reason begins with."""
+        return (f"waiting for {self.short} of {self.needed} {self.accelerator_model} to free on {self.cluster}, "
+                f"held for it since {utc_seconds(self.since)}")
+
+    def kept_off(self) -> str:
+        """What a job kept off the reserved room is told, for this cluster."""
+        return (f"{self.cluster}: its {self.accelerator_model} are held for gang {self.job_id} "
+                f"(waiting since {utc_seconds(self.since)}, {self.short} of {self.needed} still to free)")
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A reservation with the request it holds for (the alternative it was chosen for)."""
+
+    reservation: Reservation
+    request: PlacementRequest
+
+
+def due(request: PlacementRequest, policy: ReservationPolicy, now: float) -> bool:
+    """Whether a request may hold a reservation: a gang of whole accelerators, more than one in all, that has
+    waited long enough. A one-accelerator job is never starved by its size (any accelerator that frees fits
+    it): it waits for its queue's turn, which a reservation would not change, and it would take a slot."""
+    milli = request.accelerator_milli
+    return (request.is_gang and milli > 0 and milli % MILLI == 0 and request.replicas * milli >= 2 * MILLI
+            and now - request.submitted_at >= policy.after_seconds)
+
+
+def may_hold(spec: JobSpec) -> bool:
+    """Whether a job could ever hold a reservation (`due` but for its wait): the server's cheap test of
+    which pending jobs to bring back to a cycle when their wait passes the threshold."""
+    return spec.kind is JobKind.TRAINING and any(
+        a.milli % MILLI == 0 and a.milli * spec.replicas >= 2 * MILLI for a in spec.alternatives())
+
+
+def shortfall(request: PlacementRequest, pool: AcceleratorPool) -> int | None:
+    """Accelerators of `pool` that must free before the gang's replicas fit there; None if they would not
+    fit even on an empty pool.
+
+    The pool says how many nodes have each count free, and its size: a node holds
+    allocatable / nodes (exact when its nodes are alike, as a pool of one model mostly is). A replica
+    goes first where it fits now, then to the nodes that need least to free for one more (the ones
+    with most free left over), then to empty room; each step's cost is what must free for it."""
+    g = request.accelerators_per_replica
+    replicas = request.replicas
+    nodes = pool.nodes
+    if nodes == 0 or g <= 0:
+        return None
+    size = pool.allocatable_accelerators // nodes
+    per = size // g
+    if per == 0 or nodes * per < replicas:
+        return None
+    fit = 0
+    costs: dict[int, int] = {}
+    for free, n in enumerate(pool.nodes_by_free):
+        if not n:
+            continue
+        have = min(free, size) // g
+        fit += n * have
+        if have < per:
+            first = g - (min(free, size) - have * g)
+            costs[first] = costs.get(first, 0) + n
+            if per - have > 1:
+                costs[g] = costs.get(g, 0) + n * (per - have - 1)
+    if fit >= replicas:
+        return 0
+    left, total = replicas - fit, 0
+    for cost in sorted(costs):
+        take = min(left, costs[cost])
+        total += take * cost
+        left -= take
+        if not left:
+            return total
+    return None
+
+
+def progress(request: PlacementRequest, cluster: ClusterInfo, model: str) -> tuple[int, int, int, int]:
+    """How far the gang is from fitting `model`'s pool of `cluster`: accelerators to free, replicas that do
+    not fit now, CPU and memory (milli, bytes) short of its replicas' in the cluster; each lower is nearer."""
+    pool = cluster.capacity.pool(model)
+    replicas = request.replicas
+    short, fits = replicas * request.accelerators_per_replica, 0
+    if pool is not None:
+        fits = min(replicas, request.capacity_in(pool))
+        got = 0 if fits >= replicas else shortfall(request, pool)
+        short = got if got is not None else short
+    res, cap = request.spec.resources, cluster.capacity
+    return (short, replicas - fits, max(0, res.cpu_milli * replicas - cap.cpu_milli_free),
+            max(0, res.memory_bytes * replicas - cap.memory_bytes_free))
+
+
+def worsens(hold: Hold, request: PlacementRequest, cluster: ClusterInfo,
+            memo: dict[JobId, tuple[ClusterInfo, tuple[int, int, int, int]]] | None = None) -> bool:
+    """Whether placing `request` on `cluster` leaves the held-for gang further from fitting there.
+
+    A job that accepts the reserved model is tried on that pool (the worst case: the cycle may bind
+    it there); one that does not takes only its own pool, and the cluster's CPU and memory. A spread
+    job is tried with as many of its replicas as the pool and the cluster hold (the filter sees one, the
+    spreading then binds up to that many). A job that does not fit is not this filter's to refuse
+    (GangFit and CpuMemoryFit say why). `memo` keeps the gang's progress on the cluster object last asked
+    about: a cycle asks again for every shape until the cluster changes."""
+    r = hold.reservation
+    n = request.replicas if request.is_gang else request.spec.replicas
+    res, cap = request.spec.resources, cluster.capacity
+    if not request.is_gang:
+        if res.cpu_milli:
+            n = min(n, cap.cpu_milli_free // res.cpu_milli)
+        if res.memory_bytes:
+            n = min(n, cap.memory_bytes_free // res.memory_bytes)
+    model = ""
+    if request.accelerator_milli:
+        need = n if request.is_gang else 1
+        pools = [p for p in accepted_pools(request, cluster) if request.capacity_in(p) >= need]
+        if not pools:
+            return False
+        pool = next((p for p in pools if p.accelerator_model == r.accelerator_model), pools[0])
+        model = pool.accelerator_model
+        if not request.is_gang:
+            n = min(n, request.capacity_in(pool))
+    if n < 1:
+        return False
+    if model != r.accelerator_model:  # another pool, or none: only the cluster's free CPU and memory move
+        g = hold.request.spec.resources
+        return (_takes(g.cpu_milli * hold.request.replicas, cap.cpu_milli_free, n * res.cpu_milli)
+                or _takes(g.memory_bytes * hold.request.replicas, cap.memory_bytes_free, n * res.memory_bytes))
+    try:
+        after = reserve(cluster, resources=res, replicas=n, accelerator_model=model)
+    except ValueError:
+        return False
+    kept = memo.get(r.job_id) if memo is not None else None
+    if kept is not None and kept[0] is cluster:
+        before = kept[1]
+    else:
+        before = progress(hold.request, cluster, r.accelerator_model)
+        if memo is not None:
+            memo[r.job_id] = (cluster, before)
+    now = progress(hold.request, after, r.accelerator_model)
+    return now[0] > before[0] or now[1] > before[1] or now[2] > before[2] or now[3] > before[3]
+
+
+def _takes(need: int, free: int, taken: int) -> bool:
+    """Whether taking `taken` of `free` leaves the gang shorter of its `need` than it was."""
+    return taken > 0 and free - taken < need
+
+
+@dataclass(frozen=True, slots=True)
+class ReservedRoom:
+    """The filter a cycle with reservations adds: a reserved cluster refuses a job that must respect the
+    reservation (`PlacementRequest.respects`) if it would take what the gang needs there."""
+
+    holds: Mapping[str, tuple[Hold, ...]]  # cluster -> the holds on it
+    name: str = "ReservedRoom"
+    memo: dict[JobId, tuple[ClusterInfo, tuple[int, int, int, int]]] = field(default_factory=dict)  # see worsens
+
+    def filter(self, request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext) -> Reason | None:
+        if not request.respects:
+            return None
+        for hold in self.holds.get(cluster.name, ()):
+            if hold.reservation.job_id in request.respects and worsens(hold, request, cluster, self.memo):
+                return Reason(ReasonCode.RESERVED, hold.reservation.kept_off())
+        return None
+
+
+def respected(request: PlacementRequest, holds: Sequence[Hold]) -> tuple[JobId, ...]:
+    """The reservations a request must keep clear of: those of gangs of its priority or higher, and for a
+    gang that holds one itself only those ranked before its own (`holds` is in rank order), so that two
+    gangs holding room on one cluster never keep each other off it."""
+    p = request.spec.priority
+    out: list[JobId] = []
+    for h in holds:
+        if h.reservation.job_id == request.job_id:
+            break
+        if p <= h.reservation.priority:
+            out.append(h.reservation.job_id)
+    return tuple(out)
+
+
+Admit = Callable[[PlacementRequest], PlacementRequest | None]
+Could = Callable[[PlacementRequest, ClusterInfo], bool]
+
+
+def choose(requests: Sequence[PlacementRequest], clusters: Sequence[ClusterInfo],
+           held: Mapping[JobId, Reservation], policy: ReservationPolicy, *, now: float,
+           ways: Callable[[PlacementRequest], Sequence[PlacementRequest]], admit: Admit,
+           could: Could) -> tuple[Hold, ...]:
+    """This cycle's reservations: at most `policy.max_reservations`, for the due gangs by priority, then
+    submission. A gang keeps its cluster while it could still hold it there; else (or new) it takes the
+    cluster, and pool, where the fewest accelerators must free, ties by name; a gang that fits somewhere now
+    takes no slot (it places this cycle), but one that holds room keeps it until it is placed. `ways`: a request's
+    alternatives; `admit`: the request as its queue's quota admits it, or None (no room gathered for a job
+    its quota refuses); `could`: whether the cycle-constant filters pass it on a cluster."""
+    if policy.max_reservations <= 0:
+        return ()
+    waited = now - policy.after_seconds  # the one comparison most requests get: a cycle of none due costs this
+    due_now = [r for r in requests if r.submitted_at <= waited and due(r, policy, now)]
+    if not due_now:
+        return ()
+    due_now.sort(key=lambda r: (-r.spec.priority, r.submitted_at, r.job_id))
+    by_name = {c.name: c for c in clusters}
+    out: list[Hold] = []
+    for request in due_now:
+        if len(out) >= policy.max_reservations:
+            break
+        before = held.get(request.job_id)
+        best: tuple[tuple[int, int, str, str], PlacementRequest, ClusterInfo] | None = None
+        for way in ways(request):
+            admitted = admit(way)
+            if admitted is None or not due(admitted, policy, now):
+                continue
+            for cluster in ([by_name[before.cluster]] if before is not None and before.cluster in by_name
+                            else []) + list(clusters):
+                if not could(admitted, cluster):
+                    continue
+                for pool in accepted_pools(admitted, cluster):
+                    short = shortfall(admitted, pool)
+                    if short is None:
+                        continue
+                    sticky = 0 if before is not None and (cluster.name, pool.accelerator_model) == (
+                        before.cluster, before.accelerator_model) else 1
+                    key = (sticky, short, cluster.name, pool.accelerator_model)
+                    if best is None or key < best[0]:
+                        best = (key, admitted, cluster)
+        if best is None or (before is None and best[0][1] == 0):
+            continue  # nowhere it could fit; or it fits now, and needs no room gathered (one held keeps it)
+        (_, short, name, model), chosen, _cluster = best
+        since = before.since if before is not None and before.cluster == name else now
+        needed = chosen.replicas * chosen.accelerators_per_replica
+        out.append(Hold(Reservation(request.job_id, name, model, request.spec.priority, since, needed, short),
+                        chosen))
+    return tuple(out)
+
+
+def by_cluster(holds: Sequence[Hold]) -> dict[str, tuple[Hold, ...]]:
+    out: dict[str, tuple[Hold, ...]] = {}
+    for h in holds:
+        out[h.reservation.cluster] = (*out.get(h.reservation.cluster, ()), h)
+    return out
+
+
+def hold_room(config: SchedulerConfig, filters: Sequence[FilterPlugin], snapshot: Snapshot,
+              requests: Sequence[PlacementRequest], reservations: Sequence[Reservation],
+              quota_check: Callable[[PlacementRequest], QuotaCheck],
+              *, now: float, ctx: CycleContext) -> tuple[Hold, ...]:
+    """The cycle's reserve phase: `choose` with the policy's threshold and cap, the queues' quotas as the
+    cycle begins (`QueueUsage.quota_check`), and the scheduler's filters that a cycle cannot change."""
+    policy = config.reservations
+    if policy.max_reservations <= 0:
+        return ()
+    constant = [f for f in filters if f.name in CYCLE_CONSTANT_FILTERS]
+
+    def admit(request: PlacementRequest) -> PlacementRequest | None:
+        check = quota_check(request)
+        return None if check.refused is not None else check.admitted(request)
+
+    def could(request: PlacementRequest, cluster: ClusterInfo) -> bool:
+        return all(f.filter(request, cluster, ctx) is None for f in constant)
+
+    return choose(requests, snapshot.clusters, {r.job_id: r for r in reservations}, policy, now=now,
+                  ways=lambda r: variants(r, config.legacy_vendor), admit=admit, could=could)
+
+
+def guarded(filters: Sequence[FilterPlugin], holds: Sequence[Hold]) -> Sequence[FilterPlugin]:
+    """The cycle's filters, and `ReservedRoom` when it has reservations: a cycle without any runs the
+    filters it ran before, at the cost it had before."""
+    return [*filters, ReservedRoom(by_cluster(holds))] if holds else filters
+
+
+def still_held(holds: Sequence[Hold], pending: dict[JobId, Reason]) -> tuple[Reservation, ...]:
+    """After the cycle: the reservations of gangs still waiting, whose reasons now begin with what they wait
+    for (`pending` is changed); a gang placed this cycle holds nothing more."""
+    out: list[Reservation] = []
+    for hold in holds:
+        r = hold.reservation
+        said = pending.get(r.job_id)
+        if said is not None:
+            out.append(r)
+            pending[r.job_id] = Reason(said.code, f"{r.waiting()}; {said.message}")
+    return tuple(out)
+
+
+__all__ = ["Hold", "Reservation", "ReservationPolicy", "ReservedRoom", "by_cluster", "choose", "due", "guarded",
+           "hold_room", "may_hold", "progress", "respected", "shortfall", "still_held", "worsens"]

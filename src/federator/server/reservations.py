@@ -1,0 +1,76 @@
+"""The reservations the live federator's cycles hand on, one cycle to the next (scheduler/reservation.py).
+
+Why a module: the scheduler is pure, so what a gang's reservation was last cycle (its cluster, since
+when) must be kept by the server and handed back, or every cycle would pick afresh and room gathered on
+one cluster would be lost to another pick. Kept in memory only: after a restart or a change of leader
+the first cycle chooses again from the stored jobs' submission times (a gang's wait survives, only the
+`since` of its reservation starts anew), which costs at most the room gathered before.
+
+Three duties besides, all about parking (parking.py: a job no cycle could place is left out of cycles until
+an event could change that):
+- a gang that holds a reservation comes to every cycle, parked or not, since only a cycle that sees it
+  keeps its room (`holders`);
+- a parked gang whose wait passes the threshold comes back once then (`due`), so it can ask for a
+  reservation without waiting for a placement of its model to end (a heap by submission time: each job
+  is looked at once, when it is due, not at every cycle);
+- when a reservation ends (the gang placed, cancelled, or its cluster gone) the jobs it kept off may fit
+  now, which no capacity event announces: `update` returns the ended ones, whose model's jobs come back.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+
+from federator.model import Job, JobId
+from federator.scheduler.reservation import Reservation, may_hold
+
+
+class HeldRoom:
+    """The last committed cycle's reservations, by gang."""
+
+    def __init__(self) -> None:
+        self._by_job: dict[JobId, Reservation] = {}
+        self._waits: list[tuple[float, JobId]] = []  # (submitted at, job): pending gangs not yet due
+
+    def waiting(self, job: Job) -> None:
+        """A job is Pending: if it is a gang that could hold room, it is brought back when it is due."""
+        if may_hold(job.spec):
+            heapq.heappush(self._waits, (job.submitted_at, job.job_id))
+
+    def due(self, now: float, after: float) -> list[JobId]:
+        """The gangs (maybe placed or gone since: the caller checks) whose wait passed `after` by `now`."""
+        out: list[JobId] = []
+        waits = self._waits
+        while waits and waits[0][0] + after <= now:
+            out.append(heapq.heappop(waits)[1])
+        return out
+
+    def current(self) -> tuple[Reservation, ...]:
+        """What the next cycle is handed (`Scheduler.schedule(reservations=...)`)."""
+        return tuple(self._by_job.values())
+
+    def holders(self) -> list[JobId]:
+        return list(self._by_job)
+
+    def holds(self, job_id: JobId) -> bool:
+        """Whether the job holds room: it stays a candidate, never parked."""
+        return job_id in self._by_job
+
+    def update(self, reservations: Sequence[Reservation]) -> list[Reservation]:
+        """Take a cycle's reservations; the ones that ended with it."""
+        now = {r.job_id: r for r in reservations}
+        ended = [r for job_id, r in self._by_job.items() if job_id not in now or now[job_id].cluster != r.cluster]
+        self._by_job = now
+        return ended
+
+    def count(self) -> int:
+        """`federator_reservations`."""
+        return len(self._by_job)
+
+    def held_accelerators(self) -> int:
+        """`federator_reservation_held_accelerators`: free accelerators the gangs count on, kept idle for them."""
+        return sum(r.held for r in self._by_job.values())
+
+
+__all__ = ["HeldRoom"]

@@ -1,0 +1,210 @@
+"""Scaling a serving job down in place: which parts shrink, which go, and the Resize orders that say so.
+
+Why: a part (placement) of a spread inference job was fixed at launch, so scaling a job down could only drop
+whole parts (server/scaling.py, `parts_to_drop`): a job of one part of 6 replicas scaled to 4 had that part
+cancelled and a new part of 4 placed, and every replica stopped until the new part ran. A serving user expects
+what a Deployment does: 6 -> 4 stops 2 replicas and the other 4 serve on.
+
+An agent whose Hello lists the "resize" feature (agent.proto, Hello.features and Resize) shrinks a placement in
+place: the placement keeps its id and generation, and the agent stops only the replicas it no longer runs. So
+parts on such clusters are *elastic* when a job scales down (`plan_down`): they may keep any count from 1 to
+what they hold. Parts on other clusters (older and third-party agents) are what they were: kept whole or
+dropped whole, then replaced, exactly as before.
+
+The plan keeps as many replicas as the new count allows, Running ones before those still starting, then as
+many regions, then the fewest parts touched, then the oldest; and it keeps minRegions reachable (the kept
+regions plus one per replica still owed). With every part elastic nothing is ever owed: the job shrinks with
+no new placement at all.
+
+Durable first (server/scaling.py, `scale`): the new counts are stored with the new spec before any agent hears
+of them; from then on the federator books the smaller count (reservations and usage read `Placement.replicas`).
+The Resize is sent after the write; a restart before it reaches the agent converges at the agent's re-sync,
+which sends a Resize with the stored count for every inference placement the cluster holds (`resync_orders`).
+An agent that answers a Resize Ack ok=false (it could not shrink that placement) has its part replaced, as an
+agent without the feature would (`refused`), without keeping the job off its cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import TYPE_CHECKING
+
+from federator.model import Job, JobId, JobKind, JobPhase, Placement, Reason, ReasonCode
+from federator.server.orders import Order, ResizeOrder
+
+if TYPE_CHECKING:
+    from federator.server.clusters import ClusterRecord
+    from federator.server.federator import Federator
+
+EXACT_PARTS = 12  # up to this many parts every set is tried (as server/scaling.py); past it, a greedy choice
+
+
+@dataclass(frozen=True, slots=True)
+class DownPlan:
+    """What a scale-down does to a job's parts: those dropped whole, and those kept at a smaller count."""
+
+    dropped: tuple[Placement, ...] = ()
+    shrunk: Mapping[str, int] = field(default_factory=dict)  # placement id -> its new replica count
+
+    def __bool__(self) -> bool:
+        return bool(self.dropped or self.shrunk)
+
+
+def plan_down(placements: Sequence[Placement], replicas: int, min_regions: int,
+              elastic: Collection[str]) -> DownPlan:
+    """The parts to drop and to shrink so that the placements hold no more than `replicas`. A part whose id is in
+    `elastic` may keep any count from 1 to what it holds; the others are kept whole or dropped. Pure."""
+    if sum(p.replicas for p in placements) <= replicas:
+        return DownPlan()
+    exact = len(placements) <= EXACT_PARTS
+    kept = _best(placements, replicas, min_regions, elastic) if exact else \
+        _greedy(placements, replicas, min_regions, elastic)
+    counts = dict(kept)
+    return DownPlan(dropped=tuple(p for p in placements if p.placement_id not in counts),
+                    shrunk={p.placement_id: n for p in placements
+                            if (n := counts.get(p.placement_id, p.replicas)) < p.replicas})
+
+
+_Kept = tuple[tuple[str, int], ...]  # (placement id, the count it keeps)
+
+
+def _first(p: Placement) -> tuple[bool, int, int]:
+    """Which elastic part keeps its replicas first: Running, then the biggest, then the oldest."""
+    return p.phase is not JobPhase.RUNNING, -p.replicas, p.generation
+
+
+def _allot(parts: Sequence[Placement], replicas: int, min_regions: int, elastic: Collection[str]) -> _Kept | None:
+    """The counts `parts` keep together within `replicas`, less one replica owed for each region minRegions still
+    lacks: the fixed ones whole, each elastic one at least 1 and the room left going to them in `_first` order;
+    None when they cannot all be kept."""
+    flex = sorted((p for p in parts if p.placement_id in elastic), key=_first)
+    owed = max(0, min_regions - len({p.region for p in parts}))
+    room = replicas - owed - sum(p.replicas for p in parts if p.placement_id not in elastic) - len(flex)
+    if room < 0:
+        return None
+    out = [(p.placement_id, p.replicas) for p in parts if p.placement_id not in elastic]
+    for p in flex:
+        extra = min(p.replicas - 1, room)
+        room -= extra
+        out.append((p.placement_id, 1 + extra))
+    return tuple(out)
+
+
+def _worth(parts: Sequence[Placement], kept: _Kept, replicas: int, min_regions: int) -> tuple[int, ...] | None:
+    """How good keeping `kept` is (greater is better), or None when minRegions would be out of reach."""
+    by_id: dict[str, Placement] = {p.placement_id: p for p in parts}
+    held = sum(n for _, n in kept)
+    regions = len({by_id[pid].region for pid, _ in kept})
+    if held > replicas or regions + (replicas - held) < min_regions:
+        return None
+    running = sum(n for pid, n in kept if by_id[pid].phase is JobPhase.RUNNING)
+    touched = sum(1 for pid, n in kept if n < by_id[pid].replicas) + len(parts) - len(kept)
+    return held, running, regions, -touched, -sum(by_id[pid].generation for pid, _ in kept)
+
+
+def _best(parts: Sequence[Placement], replicas: int, min_regions: int, elastic: Collection[str]) -> _Kept:
+    best: _Kept = ()  # keeping nothing always reaches minRegions: replicas >= minRegions
+    best_worth = _worth(parts, best, replicas, min_regions)
+    for size in range(1, len(parts) + 1):
+        for chosen in combinations(parts, size):
+            kept = _allot(chosen, replicas, min_regions, elastic)
+            if kept is None:
+                continue
+            worth = _worth(parts, kept, replicas, min_regions)
+            if worth is not None and (best_worth is None or worth > best_worth):
+                best, best_worth = kept, worth
+    return best
+
+
+def _greedy(parts: Sequence[Placement], replicas: int, min_regions: int, elastic: Collection[str]) -> _Kept:
+    """One part per region first (Running and big first), then the others; each kept (an elastic one at what room
+    is left) only if the count and minRegions stay within reach with it."""
+    order = sorted(parts, key=_first)
+    firsts = {p.region: p for p in reversed(order)}
+    kept: _Kept = ()
+    by_id: dict[str, Placement] = {p.placement_id: p for p in parts}
+    for p in [*(p for p in order if firsts[p.region] is p), *(p for p in order if firsts[p.region] is not p)]:
+        regions = {by_id[pid].region for pid, _ in kept} | {p.region}
+        room = replicas - sum(n for _, n in kept) - max(0, min_regions - len(regions))
+        n = min(p.replicas, room) if p.placement_id in elastic else p.replicas
+        if n >= 1 and _worth(parts, (*kept, (p.placement_id, n)), replicas, min_regions) is not None:
+            kept = (*kept, (p.placement_id, n))
+    return kept
+
+
+def elastic_parts(fed: Federator, job: Job) -> frozenset[str]:
+    """The live parts of `job` that may shrink in place: on a connected cluster whose agent said it can resize.
+    A disconnected one is not asked: its part is replaced as before (its agent may come back older)."""
+    return frozenset(p.placement_id for p in job.placements
+                     if p.phase.is_active and (rec := fed.clusters.get(p.cluster)) is not None
+                     and rec.connected and rec.can_resize)
+
+
+def summary(job: Job, was: int, replicas: int, plan: DownPlan) -> str:
+    """What a scale-down did, for the job's message and Event: "scaled from 6 to 4: east-1 shrank 6 -> 4 in
+    place"."""
+    said = [f"{p.cluster} shrank {p.replicas} → {plan.shrunk[p.placement_id]} in place"
+            for p in job.placements if p.placement_id in plan.shrunk]
+    said += [f"{p.cluster} stopped ({p.replicas} replica{'s' if p.replicas != 1 else ''})" for p in plan.dropped]
+    return f"scaled from {was} to {replicas}" + (f": {', '.join(said)}" if said else "")
+
+
+def shrink(job: Job, shrunk: Mapping[str, int], *, reason: str) -> list[tuple[str, Order]]:
+    """Give the parts of `job` in `shrunk` their new counts (on the stored copy and on the live job alike); the
+    Resize orders to send once stored."""
+    orders: list[tuple[str, Order]] = []
+    for p in job.placements:
+        n = shrunk.get(p.placement_id)
+        if n is None or n >= p.replicas:
+            continue
+        p.message = f"shrinking to {n} replicas in place"  # until the agent's next update says more
+        p.replicas = n
+        orders.append((p.cluster, ResizeOrder(p.placement_id, p.generation, n, reason)))
+    return orders
+
+
+def resync_orders(jobs: Iterable[Job], rec: ClusterRecord, present: Collection[str]) -> list[ResizeOrder]:
+    """At an agent's re-sync: a Resize with the stored count for every live placement the cluster holds of an
+    inference job that may be scaled (none brings a spec.workload: server/scaling.py, `refusal`), so one lost with
+    the old stream (or with a restart on either side) takes effect. Only to an agent that can resize; each is a
+    no-op for an agent already at that count (agent.proto, Resize)."""
+    if not rec.can_resize:
+        return []
+    return [ResizeOrder(p.placement_id, p.generation, p.replicas, "re-sync: the placement's count")
+            for job in jobs if job.spec.kind is JobKind.INFERENCE and not job.spec.workload_json
+            and not job.phase.is_terminal
+            for p in job.placements
+            if p.cluster == rec.name and p.phase.is_active and p.placement_id in present]
+
+
+def resend(fed: Federator, rec: ClusterRecord, present: Collection[str]) -> None:
+    """At the re-sync of `rec` (Federator._resync), send it `resync_orders`."""
+    for order in resync_orders(fed.jobs.values(), rec, present):
+        fed.send(rec.name, order)
+
+
+def count(fed: Federator, *, shrunk: int = 0, stopped: int = 0, refused: int = 0) -> None:
+    """federator_scale_down_parts_total: what a scale-down did to each part."""
+    for result, n in (("shrunk", shrunk), ("stopped", stopped), ("refused", refused)):
+        if n:
+            fed.metrics.scale_down_parts.labels(result).inc(n)
+
+
+def refused(fed: Federator, rec: ClusterRecord, placement_id: str, message: str) -> None:
+    """The agent could not shrink a placement in place (Ack ok=false, resize=true): it runs as it was, so it is
+    replaced, as a part of an agent without the feature is: cancelled, and its replicas placed again. Not a
+    refusal of the job: the job is not kept off the cluster. Only a live placement of the agent's own cluster."""
+    rec.last_seen_at = fed.clock()
+    job = fed.jobs.get(fed.placement_index.get(placement_id, JobId("")))
+    phase = fed.current_phase(rec.name, placement_id)
+    if job is None or job.phase.is_terminal or phase is None or not phase.is_active:
+        return
+    count(fed, refused=1)
+    fed.requeue(job, Reason(ReasonCode.WAITING, f"{rec.name} could not shrink placement {placement_id} in "
+                                                f"place ({message[:800]}): replaced"), ended={placement_id})
+
+
+__all__ = ["EXACT_PARTS", "DownPlan", "count", "elastic_parts", "plan_down", "refused", "resend", "resync_orders",
+           "shrink", "summary"]
