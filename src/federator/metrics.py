@@ -425,6 +425,18 @@ class Metrics:
             "Placements a member cluster reports of jobs this federator's store has no record of (or of a newer "
             "generation than it stored): --db replaced, or restored from an old backup. Cancelled once reported "
             "for --orphan-grace.", ["cluster"], registry=r)
+        # Reports whose pools contradict the placements they list (server/consistency.py): applied, but those
+        # placements' resources are held by the federator itself.
+        self.inconsistent_reports = Counter(
+            "federator_inconsistent_reports_total",
+            "Capacity reports applied although a pool of theirs leaves fewer accelerators not whole free than the "
+            "live placements they list on it hold: those placements were taken as not subtracted.",
+            ["cluster"], registry=r)
+        # JobUpdates dropped over a stream's update budget (Limits.job_updates_per_second; services.AgentService).
+        self.job_updates_limited = Counter(
+            "federator_job_updates_limited_total",
+            "JobUpdates dropped because their cluster sent more than its update budget allows.",
+            ["cluster"], registry=r)
         # Cancels of removed jobs a member has not confirmed (server/unconfirmed_cancels.py).
         self.unconfirmed_cancels = Gauge(
             "federator_unconfirmed_cancels",

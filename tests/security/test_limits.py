@@ -19,6 +19,18 @@ def test_a_token_bucket_allows_its_burst_then_its_rate() -> None:
     assert sum(bucket.take() for _ in range(10)) == 3
 
 
+def test_a_token_bucket_on_a_wall_clock_stepped_back_is_not_drained() -> None:
+    """The JobUpdate budget runs on the federator's clock, a wall clock: stepped back an hour (NTP), the bucket
+    went an hour's worth of tokens into debt, and every update was dropped for that hour."""
+    now = [1000.0]
+    bucket = TokenBucket(rate=2.0, burst=3, clock=lambda: now[0])
+    assert bucket.take()
+    now[0] -= 3600
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+    now[0] += 0.5
+    assert bucket.take()
+
+
 @pytest.mark.parametrize(("cluster", "region", "labels", "field"), [
     ("", "east", {}, "hello.cluster"),
     ("East", "east", {}, "hello.cluster"),

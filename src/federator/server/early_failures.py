@@ -105,7 +105,8 @@ class EarlyFailures:
         why = f"its part on {rec.name} failed after {took:.0f}s: {brief(message) if message else 'no message'}"
         log.warning("job %s: %s; placing that part again", job.job_id, why)
         self.fed.refusals.note(job.job_id, rec.name, self.fed.clock(), message)
-        self.fed.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, why), ended={placement.placement_id})
+        ended = {placement.placement_id}  # reported Failed by its agent: no Cancel for it (stopped)
+        self.fed.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, why), ended=ended, stopped=ended)
         return None
 
     def _failed_early(self, rec: ClusterRecord, job: Job, placement: Placement, message: str,
@@ -126,7 +127,8 @@ class EarlyFailures:
         why = f"failed on {said}; placing it once more, elsewhere (--early-failure-seconds {self.policy.seconds:g})"
         log.warning("job %s %s", job.job_id, why)
         fed.refusals.note(job.job_id, rec.name, now, message, did=FAILED_EARLY)
-        fed.requeue(job, Reason(ReasonCode.FAILED_EARLY, why), ended={placement.placement_id})
+        ended = {placement.placement_id}  # reported Failed by its agent: no Cancel for it (stopped)
+        fed.requeue(job, Reason(ReasonCode.FAILED_EARLY, why), ended=ended, stopped=ended)
         return None
 
     def _start(self, placement_id: str, now: float) -> None:

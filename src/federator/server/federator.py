@@ -301,7 +301,7 @@ class Federator:
             rec.acked.discard(placement_id)
             self.refusals.note(job.job_id, rec.name, self.clock(), message)
             self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} stopped placement {placement_id}: "
-                                      f"{message[:STOPPED_CHARS]}"), ended={placement_id})
+                                      f"{message[:STOPPED_CHARS]}"), ended={placement_id}, stopped={placement_id})
             return
         rec.acked.add(placement_id)
         if admission_overdue and phase is JobPhase.PLACED:  # the member's queue holds it: the next turn answers
@@ -415,12 +415,13 @@ class Federator:
         """Age the clusters' leases: Partitioned, Lost, forgotten (server/leases.py)."""
         self.leases.check()
 
-    def requeue(self, job: Job, reason: Reason, *, ended: Collection[str] = ()) -> None:
-        """Supersede every placement of a job and queue it again; the next placement gets a new generation. `ended`:
-        the placements that ended, the only ones superseded of a spread job with others live (server/partial.py)."""
+    def requeue(self, job: Job, reason: Reason, *, ended: Collection[str] = (), stopped: Collection[str] = ()) -> None:
+        """Supersede every placement of a job, queue it again (a new generation next). `ended`: the only ones superseded
+        of a spread job with others live (server/partial.py); `stopped`: reported ended by its agent, sent no Cancel."""
         cancels = supersede_part(self, job, ended, reason) if ended else None
         if cancels is None:
             cancels = self.supersede(job, reason)
+        cancels = [(c, o) for c, o in cancels if not (isinstance(o, CancelOrder) and o.placement_id in stopped)]
         self.metrics.placement_retries.labels(reason.code.value).inc()
         try:
             self.journal.write([job])  # durable before any agent hears of it

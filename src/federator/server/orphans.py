@@ -36,7 +36,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from federator.model import Job, JobId, JobPhase
-from federator.server.orders import CancelOrder, stray_reason
+from federator.security.limits import RejectReason
+from federator.server.orders import CancelOrder, ErrorNotice, stray_reason
 from federator.server.unconfirmed_cancels import UnconfirmedCancels
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Orphans:
         self._held: dict[str, dict[str, float]] = {}  # cluster -> orphan placement id -> first reported
         self._due: dict[str, set[str]] = {}  # cluster -> orphans whose cancel was said
         self._removed: OrderedDict[JobId, int] = OrderedDict()  # job -> its generation when removed
+        self._foreign: dict[str, set[str]] = {}  # cluster -> other clusters' placements its last report listed
         self.cancels = UnconfirmedCancels(
             on_count=lambda cluster, n: fed.metrics.unconfirmed_cancels.labels(cluster).set(n))
         self.story = SQLITE_STORY  # what an orphan most likely means with this store (said in the WARNING)
@@ -110,8 +112,51 @@ class Orphans:
                 p.placement_id == pid and p.cluster == rec.name and p.phase.is_active for p in job.placements)
             if not current:
                 strays[pid] = job
+        foreign = {pid: owner for pid, job in strays.items() if (owner := self._other_cluster(rec.name, pid, job))}
+        for pid, owner in foreign.items():
+            del strays[pid]
+            fed.send(rec.name, CancelOrder(pid, f"not a placement of this cluster: {pid} is cluster {owner}'s"))
+        self._say_foreign(rec, foreign)
         for order in self.fence(rec.name, strays):
             fed.send(rec.name, order)
+
+    def _other_cluster(self, cluster: str, placement_id: str, job: Job | None) -> str:
+        """The other cluster whose placement `placement_id` is, current or not, of a job the store knows at that
+        generation or a later one; "" if none. Each '.' of the id is tried as the start of a cluster's name."""
+        owner = other_owner(job, placement_id, cluster)
+        if owner:
+            return owner
+        head = placement_id.rpartition(":")[0] if placement_id.rpartition(":")[2].isdigit() else placement_id
+        at = head.find(".")
+        while at >= 0:
+            name = head[at + 1:]
+            if name != cluster and name in self.fed.clusters and self.known(name, placement_id):
+                return name
+            at = head.find(".", at + 1)
+        return ""
+
+    def _say_foreign(self, rec: ClusterRecord, foreign: dict[str, str]) -> None:
+        """Placements of OTHER clusters a report lists (an agent that mixed up ids; outside QA F1): the store knows
+        them, so they are no orphans. Each is cancelled on this cluster only, in case its agent runs a copy; the
+        owner's placement is not touched, and the report counts nothing for it (server/scheduling.py reserves a
+        placement by its own cluster's report). The agent is told (Error `unexpected` naming the field, counted),
+        and the log says so once per cluster per change of what it lists."""
+        before = self._foreign.get(rec.name, set())
+        self._foreign[rec.name] = set(foreign)
+        if not foreign:
+            return
+        pid = min(foreign)
+        field = "capacity.placement_ids"
+        self.fed.metrics.messages_rejected.labels(RejectReason.UNEXPECTED.value).inc()
+        self.fed.send(rec.name, ErrorNotice(RejectReason.UNEXPECTED.value,
+                                            f"{field}: {len(foreign)} id(s) name another cluster's placement, e.g. "
+                                            f"{pid!r}, placement of cluster {foreign[pid]!r}; a report lists only "
+                                            "this cluster's placements. Each is cancelled on this cluster (the "
+                                            "other cluster's is not touched) and counts for nothing here", pid))
+        if foreign.keys() - before:
+            log.warning("cluster %s reports placement %s of cluster %s (%d placement(s) of other clusters in all): "
+                        "not a placement of cluster %s; cancelled there, the owner's placement is not touched. "
+                        "Its agent mixes up placement ids", rec.name, pid, foreign[pid], len(foreign), rec.name)
 
     def fence(self, cluster: str, strays: dict[str, Job | None]) -> list[CancelOrder]:
         """The cancels for the placements a cluster's report lists that are not current there (with their job, if
@@ -163,6 +208,7 @@ class Orphans:
         """A cluster forgotten (server/leases.py): its series goes with it."""
         self._held.pop(cluster, None)
         self._due.pop(cluster, None)
+        self._foreign.pop(cluster, None)
         self.cancels.forget(cluster)
         for gauge in (self.fed.metrics.orphan_placements, self.fed.metrics.unconfirmed_cancels):
             try:
@@ -185,4 +231,12 @@ class Orphans:
             said |= due
 
 
-__all__ = ["DEFAULT_ORPHAN_GRACE_SECONDS", "DELETED_REASON", "SQLITE_STORY", "Orphans", "job_of"]
+def other_owner(job: Job | None, placement_id: str, cluster: str) -> str:
+    """The other cluster whose placement (of a job the store holds) `placement_id` is; "" if none."""
+    if job is None:
+        return ""
+    owner = next((p.cluster for p in job.placements if p.placement_id == placement_id), "")
+    return owner if owner != cluster else ""
+
+
+__all__ = ["DEFAULT_ORPHAN_GRACE_SECONDS", "DELETED_REASON", "SQLITE_STORY", "Orphans", "job_of", "other_owner"]

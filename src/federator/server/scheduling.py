@@ -375,12 +375,13 @@ class Cycles:
 
     @staticmethod
     def reserved_info(rec: ClusterRecord, active: Sequence[tuple[Placement, JobSpec]]) -> ClusterInfo | None:
-        """A cluster as last reported, less its active placements that report does not count yet."""
+        """A cluster as last reported, less its active placements that report does not count yet (not listed
+        in it, or listed on a pool it contradicts: `rec.uncounted`, server/consistency.py)."""
         if rec.capacity is None:
             return None
         info = ClusterInfo(rec.name, rec.region, rec.state, tuple(sorted(rec.labels.items())), rec.capacity)
         for p, spec in active:
-            if p.placement_id not in rec.capacity.placement_ids:
+            if p.placement_id not in rec.capacity.placement_ids or p.placement_id in rec.uncounted:
                 info = _reserve_or_exhaust(info, p, spec)
         return info
 

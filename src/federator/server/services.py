@@ -29,11 +29,12 @@ from federator.model.cordon import Cordon
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner, submitter_of
-from federator.security.limits import RejectReason, check_capacity, check_hello
+from federator.security.limits import RejectReason, TokenBucket, check_capacity, check_hello
 from federator.security.trust import PROVIDER_LABEL, Trust
 from federator.server import cluster_list, cordons, shrink
 from federator.server.admission import name_taken
 from federator.server.clusters import over_provider_cap
+from federator.server.consistency import INCONSISTENT_REPORT, contradictions
 from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
@@ -41,6 +42,7 @@ from federator.server.job_keys import Ambiguous, resolve
 from federator.server.job_table import View
 from federator.server.namespace_gate import NamespaceGate
 from federator.server.orders import ErrorNotice, LaunchOrder, Order, ResizeOrder
+from federator.server.orphans import other_owner
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.refusal_log import RefusalLog
@@ -363,6 +365,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         if size_problem is not None:
             self._refuse(rec, Refusal(RejectReason.OVERSIZED, size_problem))
             return RejectReason.OVERSIZED
+        if kind == "job_update" and rec.resynced and not self._update_budget(rec, msg.job_update.placement_id):
+            return RejectReason.RATE_LIMITED
         refusal = rec.checks.check(msg, phase_of=lambda pid: self.fed.current_phase(rec.name, pid))
         if refusal is not None:
             self.fed.heard(rec)  # a refused message still shows the agent is alive
@@ -374,6 +378,16 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 return self._report(rec, msg.capacity)
             elif kind == "job_update":
                 u = msg.job_update
+                owner = other_owner(self.fed.jobs.get(self.fed.placement_index.get(u.placement_id, JobId(""))),
+                                    u.placement_id, rec.name)
+                if owner:  # never an orphan of this cluster, and never applied: said as for an Ack (outside QA F2)
+                    self.fed.heard(rec)
+                    pid = u.placement_id[:200]
+                    self._refuse(rec, Refusal(RejectReason.UNEXPECTED,
+                                              f"job_update.placement_id: {pid!r} is not a placement of this cluster "
+                                              f"(it is one of cluster {owner!r}; a JobUpdate reports a placement sent "
+                                              "to this cluster; this one changes nothing)", pid))
+                    return RejectReason.UNEXPECTED
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue)
             elif kind == "ack":
@@ -396,6 +410,29 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         elif reason is not None:
             self._refuse(rec, Refusal(reason, f"{kind}: not a message an agent sends"))
         return reason
+
+    def _update_budget(self, rec: ClusterRecord, placement_id: str) -> bool:
+        """Whether a JobUpdate is within its cluster's budget (Limits.job_updates_per_second, job_update_burst).
+        One over it is dropped and counted; the first of a run is answered with an Error (`rate_limited`), the rest
+        only counted, so a looping agent is told once, not once per update it loops on."""
+        limits = self.fed.limits
+        if rec.updates is None:
+            rec.updates = TokenBucket(limits.job_updates_per_second, limits.job_update_burst, clock=self.fed.clock)
+        if rec.updates.take():
+            rec.updates_limited = False
+            return True
+        self.fed.heard(rec)
+        self.fed.metrics.job_updates_limited.labels(rec.name).inc()
+        if not rec.updates_limited:
+            rec.updates_limited = True
+            pid = placement_id[:200]
+            message = (f"job_update: over this cluster's budget of {limits.job_updates_per_second:g} JobUpdates a "
+                       f"second ({limits.job_update_burst} at once); this one and every one more are dropped until "
+                       "the budget refills: send each placement's latest phase again then")
+            log.warning("cluster %s: %s (federator_job_updates_limited_total)", rec.name, message)
+            if rec.connected and not rec.closing:
+                rec.outbox.put(ErrorNotice(RejectReason.RATE_LIMITED.value, message, pid))
+        return False
 
     def _report(self, rec: ClusterRecord, report: agent_pb2.CapacityReport) -> RejectReason | None:
         """Apply a report now, or hold it (the newest over the rate) and apply it once the rate allows
@@ -437,7 +474,36 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             return refusal.reason
         rec.checks.accepted_report(cap.sequence)
         self.fed.report(rec, cap, unreachable=report.member_unreachable)
+        if rec.capacity is cap:  # taken (a report of an unreachable member is not)
+            self._check_consistent(rec, cap)
         return None
+
+    def _check_consistent(self, rec: ClusterRecord, cap: ClusterCapacity) -> None:
+        """A report whose pools contradict the live placements it lists (server/consistency.py): those placements
+        are taken as not subtracted, the agent is told (an Error per such report), it is counted, and it is logged
+        when the cluster's contradicting pools change."""
+        fed = self.fed
+        listed = []
+        for pid in cap.placement_ids:
+            job = fed.jobs.get(fed.placement_index.get(pid, JobId("")))
+            p = next((p for p in job.placements if p.placement_id == pid), None) if job is not None else None
+            if p is not None and p.cluster == rec.name and p.phase.is_active:
+                listed.append(p)
+        found = contradictions(cap, listed)
+        rec.uncounted = frozenset(pid for c in found for pid in c.placement_ids)
+        pools = tuple(c.pool for c in found)
+        if pools != rec.inconsistent:
+            if found:
+                log.warning("cluster %s: its report contradicts the placements it lists, so the federator holds "
+                            "their resources itself: %s", rec.name, "; ".join(c.message() for c in found[:3]))
+            else:
+                log.info("cluster %s: its reports agree with the placements they list again", rec.name)
+            rec.inconsistent = pools
+        if not found:
+            return
+        fed.metrics.inconsistent_reports.labels(rec.name).inc()
+        if rec.connected and not rec.closing:
+            rec.outbox.put(ErrorNotice(INCONSISTENT_REPORT, cut("; ".join(c.message() for c in found))))
 
     def _over_trust_bound(self, rec: ClusterRecord, cap: ClusterCapacity) -> str:
         """"" unless the trust file bounds what a cluster of this stream's provider may claim and the report claims

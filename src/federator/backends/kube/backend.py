@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Collection, Coroutine, Mapping, Sequence
+from collections.abc import Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -46,7 +46,12 @@ from federator.backends.kube.api import (
     NotFoundError,
     Obj,
 )
-from federator.backends.kube.capacity import DEFAULT_TOLERATED_TAINTS, cluster_capacity, node_usable
+from federator.backends.kube.capacity import (
+    DEFAULT_TOLERATED_TAINTS,
+    cluster_capacity,
+    node_usable,
+    pod_holds_resources,
+)
 from federator.backends.kube.claims import DraClaims, claim_template_name
 from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.discovery import Discovery, default_discovery
@@ -278,7 +283,7 @@ class KubeBackend:
                                   self.gang.quota_flavors(resources, nodes))
         cap = cluster_capacity(self.nodes.cache.values(), pods,
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
-                               placement_ids=self._accounted(), discovery=self.discovery, groups=groups)
+                               placement_ids=self._accounted(pods), discovery=self.discovery, groups=groups)
         return replace(cap, workload_kinds=frozenset(self.served))
 
     async def probe_member(self) -> str | None:
@@ -514,16 +519,20 @@ class KubeBackend:
                     f"{fits} replicas fit on the usable nodes now")
         return ""
 
-    def _accounted(self) -> frozenset[str]:
-        """Active placements whose pods all hold node resources already.
+    def _accounted(self, pods: Iterable[Obj]) -> frozenset[str]:
+        """Active placements whose pods all hold node resources already, of `pods`: those the report counts.
 
         The capacity report counts these; the federator reserves the others itself,
-        and fences (cancels) any listed placement it does not consider current.
+        and fences (cancels) any listed placement it does not consider current. A pod
+        counts as the report's resources do (`pod_holds_resources`: bound, and not
+        Succeeded or Failed), and only among the pods the report counts (not those of
+        placements leaving): a placement listed while its pods hold nothing contradicts
+        the report, and the federator says so (server/consistency.py).
         """
         bound: dict[str, int] = {}
-        for pod in self.pods.cache.values():
+        for pod in pods:
             pid = self._placement_of_pod(pod)
-            if pid and (pod.get("spec") or {}).get("nodeName"):
+            if pid and pod_holds_resources(pod):
                 bound[pid] = bound.get(pid, 0) + 1
         finished = {pid for pid, (phase, _) in self._phases.items() if phase.is_terminal}
         return frozenset(pid for pid, n in bound.items() if n >= self._replicas(pid) and pid not in finished)
