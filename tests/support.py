@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -68,3 +69,23 @@ def scraped(url: str, name: str, **labels: str) -> float | None:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     return None
+
+
+async def until(what: Callable[[], object], *, timeout: float = 30.0) -> None:
+    """Wait, on the running event loop, until `what()` holds (AssertionError after `timeout` seconds)."""
+    end = time.monotonic() + timeout
+    while not what():
+        assert time.monotonic() < end, "timed out"
+        await asyncio.sleep(0.1)
+
+
+def cancels_sent(rec: Any) -> dict[str, str]:
+    """The Cancel orders waiting in a cluster's outbox (a ClusterRecord's), by placement id: their reasons."""
+    from federator.server.orders import CancelOrder
+
+    out = {}
+    while not rec.outbox.empty():
+        order = rec.outbox.get_nowait()
+        if isinstance(order, CancelOrder):
+            out[order.placement_id] = order.reason
+    return out

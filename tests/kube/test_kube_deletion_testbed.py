@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -21,13 +21,12 @@ from federator.backends.kube.api import KubeApi
 from federator.backends.kube.controller import FederatedJobController
 from federator.backends.kube.store import KubeJobStore
 from federator.model import ClusterCapacity, JobPhase
-from federator.server.clusters import ClusterRecord
 from federator.server.federator import Federator
-from federator.server.orders import CancelOrder
 from federator.server.orphans import DELETED_REASON
 
 from builders import cluster, pool
 from kube_support import Testbed, host_alone
+from support import cancels_sent, until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -42,25 +41,11 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
         yield bed
 
 
-async def until(what: Callable[[], object], *, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while not what():
-        assert time.monotonic() < end, "timed out"
-        await asyncio.sleep(0.1)
-
 
 def _capacity(*placement_ids: str) -> ClusterCapacity:
     return replace(cluster("member-a", "east", pool(H100, nodes=2, free=8)).capacity,
                    placement_ids=frozenset(placement_ids))
 
-
-def _cancels(rec: ClusterRecord) -> dict[str, str]:
-    out = {}
-    while not rec.outbox.empty():
-        order = rec.outbox.get_nowait()
-        if isinstance(order, CancelOrder):
-            out[order.placement_id] = order.reason
-    return out
 
 
 def _federator(api: KubeApi) -> tuple[Federator, KubeJobStore, FederatedJobController]:
@@ -109,7 +94,7 @@ def test_a_federatedjob_deleted_while_its_agent_is_away_is_cancelled_at_the_resy
             assert not fed.jobs
             rec = fed.connect(cluster="member-a", region="east", labels={})
             fed.job_update(rec, pid, JobPhase.RUNNING, "")  # the agent's re-sync names what it holds
-            assert _cancels(rec) == {pid: DELETED_REASON}  # at once, not after --orphan-grace
+            assert cancels_sent(rec) == {pid: DELETED_REASON}  # at once, not after --orphan-grace
             fed.report(rec, _capacity(pid))
             assert fed.metrics.registry.get_sample_value(
                 "federator_orphan_placements", {"cluster": "member-a"}) == 0  # no orphan, no alert

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from federator.backends.kube.workloads import REPLICAS_ANNOTATION, workload_name
 from federator.model import JobId, JobKind, JobSpec, Placement, PlacementId, Resources
 
 from kube_support import Testbed, host_alone
+from support import until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -31,12 +31,6 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
     with host_alone(tmp_path_factory.mktemp("resize-bed"), NAMESPACE) as bed:
         yield bed
 
-
-async def until(what: Callable[[], object], *, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while not what():
-        assert time.monotonic() < end, "timed out"
-        await asyncio.sleep(0.1)
 
 
 def test_a_resize_patches_the_deployment_from_6_to_4_and_it_stays_4(host: Testbed) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from federator.server.federator import Federator
 
 from builders import cluster, pool
 from kube_support import Testbed, host_alone
+from support import until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -45,12 +45,6 @@ def document(name: str, kind: str, replicas: int, **spec: Any) -> str:
                            "spec": {"kind": kind, "replicas": replicas, "queue": "default",
                                     "resources": {"cpu": "1", "nvidia.com/gpu": 1}, **spec}})
 
-
-async def until(what: Callable[[], object], *, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while not what():
-        assert time.monotonic() < end, "timed out"
-        await asyncio.sleep(0.1)
 
 
 def test_kubectl_scale_places_the_extra_replicas_and_keeps_the_running_ones(host: Testbed) -> None:

@@ -14,21 +14,14 @@ from prometheus_client import generate_latest
 from server_support import Clock, MemoryStore, capacity, join, make, spec
 
 from federator.model import JobPhase, Reason, ReasonCode
-from federator.server.federator import ClusterRecord, Federator
-from federator.server.orders import CancelOrder
+from federator.server.federator import Federator
 from federator.server.orphans import job_of
 from federator.server.retention import forget_job
 
+from support import cancels_sent
+
 GRACE = 1800.0
 
-
-def _cancels(rec: ClusterRecord) -> dict[str, str]:
-    out = {}
-    while not rec.outbox.empty():
-        order = rec.outbox.get_nowait()
-        if isinstance(order, CancelOrder):
-            out[order.placement_id] = order.reason
-    return out
 
 
 def _gauge(fed: Federator, cluster: str) -> float:
@@ -60,7 +53,7 @@ def test_a_federator_on_an_empty_store_holds_what_agents_run_for_the_grace_then_
             clock.now += GRACE / 4
             fed.report(rec, capacity(a, b))
             fed.job_update(rec, a, JobPhase.RUNNING, "running")
-    assert _cancels(rec) == {}
+    assert cancels_sent(rec) == {}
     assert _gauge(fed, "c") == 2
     assert [r.getMessage() for r in caplog.records if "no record" in r.getMessage()] == [
         f"cluster c runs 2 placement(s) of jobs this federator's store has no record of (it holds 0 jobs), e.g. {a}: "
@@ -72,7 +65,7 @@ def test_a_federator_on_an_empty_store_holds_what_agents_run_for_the_grace_then_
         fed.report(rec, capacity(a, b))
         fed.report(rec, capacity(a, b))  # not said again
     orphan = "orphan: the federator's store has no record of its job (--orphan-grace 1800s)"
-    assert _cancels(rec) == {a: orphan, b: orphan}
+    assert cancels_sent(rec) == {a: orphan, b: orphan}
     assert [r.getMessage() for r in caplog.records] == [
         f"cluster c: cancelling 2 placement(s) of jobs this federator's store has no record of (reported for "
         f"--orphan-grace, 1800s), e.g. {a}"]
@@ -86,7 +79,7 @@ def test_with_no_grace_they_are_cancelled_at_once_and_said(caplog: pytest.LogCap
     fed = make(MemoryStore(), clock, orphan_grace=0.0)
     with caplog.at_level(logging.WARNING, logger="federator.server"):
         rec = join(fed, "c", a, b)
-    assert set(_cancels(rec)) == {a, b}
+    assert set(cancels_sent(rec)) == {a, b}
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
         "cluster c: cancelling 2 placement(s) of jobs this federator's store has no record of"]
 
@@ -97,7 +90,7 @@ def test_an_orphan_a_job_update_names_is_cancelled_at_once_with_no_grace() -> No
     fed = make(MemoryStore(), clock)  # the Federator's default: 0
     rec = fed.connect(cluster="c", region="r", labels={})
     fed.job_update(rec, a, JobPhase.RUNNING, "running")
-    assert list(_cancels(rec)) == [a]
+    assert list(cancels_sent(rec)) == [a]
 
 
 def test_superseded_placements_of_known_jobs_are_fenced_at_once_whatever_the_grace() -> None:
@@ -110,10 +103,10 @@ def test_superseded_placements_of_known_jobs_are_fenced_at_once_whatever_the_gra
     old = job.placements[0].placement_id
     fed.job_update(rec, old, JobPhase.RUNNING, "running")
     fed.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, "c stopped it"))  # generation 1 superseded
-    _cancels(rec)
+    cancels_sent(rec)
     fed.report(rec, capacity(old))
     fed.job_update(rec, old, JobPhase.RUNNING, "still running")
-    assert _cancels(rec) == {old: "superseded: not a current placement"}
+    assert cancels_sent(rec) == {old: "superseded: not a current placement"}
     assert _gauge(fed, "c") == 0
 
 
@@ -130,7 +123,7 @@ def test_a_newer_generation_than_the_store_holds_is_an_orphan() -> None:
     newer = job.placements[0].placement_id
     restored = make(backup, clock, orphan_grace=GRACE)
     rec = join(restored, "c", newer)
-    assert _cancels(rec) == {}
+    assert cancels_sent(rec) == {}
     assert _gauge(restored, "c") == 1
 
 
@@ -146,7 +139,7 @@ def test_a_job_this_federator_removed_is_fenced_at_once_not_held() -> None:
     fed.cancel(job.job_id)  # the agent is away and hears nothing
     forget_job(fed, job)
     rec = join(fed, "c", pid)
-    assert list(_cancels(rec)) == [pid]
+    assert list(cancels_sent(rec)) == [pid]
 
 
 @pytest.mark.parametrize(("pid", "cluster", "named"), [

@@ -20,12 +20,11 @@ from federator.backends.kube.api import FEDERATED_JOBS, MEMBER_CLUSTERS, KubeErr
 from federator.backends.kube.cancel_records import ANNOTATION
 from federator.backends.kube.resources import FINALIZER
 from federator.model import ClusterCapacity, JobPhase
-from federator.server.clusters import ClusterRecord
-from federator.server.orders import CancelOrder
 from federator.server.orphans import DELETED_REASON
 
 from builders import cluster, pool
 from kube_fakes import FlakyApi, controller, federated_job
+from support import cancels_sent
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 SPEC = {"kind": "training", "replicas": 2, "resources": {"cpu": "1", "nvidia.com/gpu": 8}}
@@ -78,14 +77,6 @@ class HostApi(FlakyApi):
         return ((self.members.get(name, {}).get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
 
 
-def _cancels(rec: ClusterRecord) -> dict[str, str]:
-    out = {}
-    while not rec.outbox.empty():
-        order = rec.outbox.get_nowait()
-        if isinstance(order, CancelOrder):
-            out[order.placement_id] = order.reason
-    return out
-
 
 def _capacity(*placement_ids: str) -> ClusterCapacity:
     return replace(cluster("member-a", "east", pool(H100, nodes=2, free=8)).capacity,
@@ -127,9 +118,9 @@ def test_a_job_deleted_while_its_agent_was_away_is_cancelled_at_once_at_the_resy
             await ctl.adopt_members()
             rec = fed.connect(cluster="member-a", region="east", labels={})
             fed.job_update(rec, pid, JobPhase.RUNNING, "")  # the agent's re-sync names what it holds
-            assert _cancels(rec) == {pid: DELETED_REASON}  # at once, not after --orphan-grace
+            assert cancels_sent(rec) == {pid: DELETED_REASON}  # at once, not after --orphan-grace
             fed.report(rec, _capacity(pid))
-            assert _cancels(rec) == {pid: DELETED_REASON}
+            assert cancels_sent(rec) == {pid: DELETED_REASON}
             assert fed.metrics.registry.get_sample_value(
                 "federator_orphan_placements", {"cluster": "member-a"}) == 0  # no orphan: no alert
             assert fed.metrics.registry.get_sample_value(
@@ -155,7 +146,7 @@ def test_a_placement_the_agent_no_longer_holds_is_confirmed_by_its_resync() -> N
             await ctl.adopt_members()
             rec = fed.connect(cluster="member-a", region="east", labels={})
             fed.report(rec, _capacity())
-            assert _cancels(rec) == {}
+            assert cancels_sent(rec) == {}
             await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl._recreate())
             assert api.record("member-a") is None
 
@@ -222,7 +213,7 @@ def test_with_the_agent_connected_its_cancelled_update_confirms_and_a_finished_j
                 obj["metadata"]["deletionTimestamp"] = "2026-12-05T08:00:00Z"
                 await ctl.reconcile("MODIFIED", copy.deepcopy(obj))
                 assert FINALIZER not in obj["metadata"]["finalizers"]
-                _cancels(rec)
+                cancels_sent(rec)
                 if name == "running":
                     assert fed.orphans.cancels.holds("member-a", pid)
                     fed.job_update(rec, pid, JobPhase.CANCELLED, "cancelled: workload deleted")
@@ -282,8 +273,8 @@ def test_an_agent_that_resynced_before_the_records_were_read_is_told_once_they_a
             rec = fed.connect(cluster="member-a", region="east", labels={})
             fed.job_update(rec, pid, JobPhase.RUNNING, "")
             fed.report(rec, _capacity(pid))
-            assert _cancels(rec) == {}  # held: the records are not read yet
+            assert cancels_sent(rec) == {}  # held: the records are not read yet
             await ctl.adopt_members()
-            assert _cancels(rec) == {pid: DELETED_REASON}
+            assert cancels_sent(rec) == {pid: DELETED_REASON}
 
     asyncio.run(main())
