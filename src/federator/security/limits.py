@@ -247,9 +247,14 @@ def valid_region(name: str) -> bool:
     return bool(_NAME.match(name))
 
 
+def valid_cluster_name(name: str) -> bool:
+    """Whether a Hello may give this cluster name; a cordon's (server/cordons.py) is held to the same."""
+    return bool(_NAME.match(name))
+
+
 def check_hello(cluster: str, region: str, labels: Mapping[str, str], *, limits: Limits) -> str | None:
     """None if a Hello is well formed, else the problem, naming the field."""
-    if not _NAME.match(cluster):
+    if not valid_cluster_name(cluster):
         return f"hello.cluster: must be a lower-case DNS name of at most 63 characters, got {cluster[:80]!r}"
     if not valid_region(region):
         return f"hello.region: must be a lower-case DNS name of at most 63 characters, got {region[:80]!r}"
@@ -313,4 +318,5 @@ class TokenBucket:
         self._at = now
 
 
-__all__ = ["REGION_LABELS", "Limits", "RejectReason", "TokenBucket", "check_capacity", "check_hello", "valid_region"]
+__all__ = ["REGION_LABELS", "Limits", "RejectReason", "TokenBucket", "check_capacity", "check_hello",
+           "valid_cluster_name", "valid_region"]

@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from federator.model.cordon import Cordon
+from federator.security.limits import valid_cluster_name
 
 log = logging.getLogger("federator.server")
 
 MAX_REASON = 256
 """Characters of a cordon's reason at most: a line an operator reads in `get clusters`, not a document."""
-CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
-"""A member cluster's name as an agent's Hello and a MemberCluster's metadata.name take it."""
 
 
 class CordonError(ValueError):
@@ -56,7 +54,7 @@ def checked(cluster: str, reason: str = "") -> tuple[str, str]:
     """A request's cluster name and reason, or CordonError naming the field."""
     if not cluster:
         raise CordonError("cluster", "must not be empty")
-    if not CLUSTER_NAME.match(cluster):
+    if not valid_cluster_name(cluster):  # as an agent's Hello must give it
         raise CordonError("cluster", f"{cluster[:80]!r} is not a member cluster's name (lower-case letters, "
                                      "digits, '-' and '.', at most 63)")
     if len(reason) > MAX_REASON:
@@ -143,4 +141,4 @@ class Cordons:
         return True
 
 
-__all__ = ["CLUSTER_NAME", "MAX_REASON", "Cordon", "CordonError", "CordonStore", "Cordons", "checked"]
+__all__ = ["MAX_REASON", "Cordon", "CordonError", "CordonStore", "Cordons", "checked"]
