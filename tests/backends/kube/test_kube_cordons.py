@@ -61,3 +61,13 @@ def test_a_cluster_cordoned_before_its_agent_connects_gets_an_object_a_restart_d
                                             "cordonedAt": "2023-11-14T22:13:20Z"}
     asyncio.run(ctl.adopt_members())
     assert "new-1" not in fed.clusters  # not expected back: no agent of it was ever heard
+
+
+def test_the_cordons_hold_from_the_start_read_from_the_listing_that_adopts_the_members(tmp_path: Path) -> None:
+    now = [1_700_000_000.0]
+    api = FakeApi([member("east-1", "Ready")])
+    api.objects["east-1"]["spec"].update({"cordoned": True, "cordonReason": "rack 7 down"})
+    fed, ctl = controller(tmp_path, api, now)
+    fed.cordons.attach(KubeCordonStore(api, clock=lambda: now[0]), load=False)  # type: ignore[arg-type]
+    asyncio.run(ctl.adopt_members())  # what KubeMode.start runs before the first cycle
+    assert fed.cordons.get("east-1") == Cordon(BY_HAND, now[0], "rack 7 down")

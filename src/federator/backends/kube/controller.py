@@ -466,13 +466,18 @@ class FederatedJobController:
     async def adopt_members(self) -> None:
         """MemberClusters the registry does not know (their agent has not connected to this federator yet)
         enter it Partitioned, or Lost if they were, and age to Lost like any cluster that is away. The cancels
-        each one's record holds are read (cancel_records.py)."""
+        each one's record holds are read (cancel_records.py), and the cordons their specs hold (cordons.py)."""
         try:
             listed = await asyncio.to_thread(self.api.list, MEMBER_CLUSTERS)
         except KubeError as exc:
             log.warning("listing MemberClusters failed: %s; only connected clusters are shown", exc)
             return
         self.cancels.loaded_from(listed.get("items") or [])  # before any deletion is reconciled
+        store = self.fed.cordons.store
+        if isinstance(store, KubeCordonStore):  # the cordons hold from the first cycle (read_cordons: then on)
+            self.fed.cordons.sync(store.held_in(listed.get("items") or [], self.fed.cordons.held()),
+                                  read_at=self.fed.cordons.changes)
+            self._cordons_read = self.clock()
         self._cancel_kept()
         for obj in listed.get("items") or []:
             name = str((obj.get("metadata") or {}).get("name", ""))

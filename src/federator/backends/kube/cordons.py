@@ -13,7 +13,7 @@ spec.labels only, so they never clear a cordon.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from federator.backends.kube.api import MEMBER_CLUSTERS, KubeApi, KubeError, NotFoundError
@@ -66,14 +66,18 @@ class KubeCordonStore:
             listed = self.api.list(MEMBER_CLUSTERS)
         except KubeError as exc:
             raise StoreUnavailable(f"listing MemberClusters: {exc}") from exc
+        return self.held_in(listed.get("items") or [], known)
+
+    def held_in(self, members: Iterable[Mapping[str, Any]],
+                known: Mapping[str, Cordon] | None = None) -> dict[str, Cordon]:
+        """The cordons these MemberCluster objects hold (a listing made for something else serves too)."""
         now, known = self.clock(), known or {}
         held: dict[str, Cordon] = {}
-        for obj in listed.get("items") or []:
+        for obj in members:
             name = str((obj.get("metadata") or {}).get("name", ""))
             cordon = cordon_of(obj.get("spec") or {}, known=known.get(name), now=now)
             if name and cordon is not None:
                 held[name] = cordon
         return held
-
 
 __all__ = ["BY_HAND", "KubeCordonStore", "cordon_of"]

@@ -26,7 +26,6 @@ from federator.backends.kube.store import KubeJobStore
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer
 from federator.server.federator import Federator
-from federator.store.errors import StoreUnavailable
 
 log = logging.getLogger("federator.kube")
 
@@ -72,23 +71,15 @@ class KubeMode:
         self.queues = QueueController(fed, self.api, status_interval=fed.report_interval, authz=authz, audit=audit,
                                       clock=fed.clock)
         await self.queues.start()
-        await self._read_cordons(fed)
+        # Cordons live in the MemberClusters' spec (backends/kube/cordons.py); the controller takes them from the
+        # listing it makes at start, before the first cycle, and reads them again every few seconds.
+        fed.cordons.attach(KubeCordonStore(self.api, clock=fed.clock), load=False)
         self.controller = FederatedJobController(fed, self.api, self.store, namespace=self.opts.namespace,
                                                  member_interval=fed.report_interval, authz=authz, audit=audit,
                                                  clock=fed.clock)
         await self.controller.start()
         if self.elector is not None:
             self._hold = asyncio.get_running_loop().create_task(self._watch_lease(on_lost))
-
-    async def _read_cordons(self, fed: Federator) -> None:
-        """The MemberClusters' cordons hold before the first cycle (backends/kube/cordons.py); the controller reads
-        them again every few seconds."""
-        store = KubeCordonStore(self.api, clock=fed.clock)
-        fed.cordons.attach(store, load=False)  # a failed list must not stop the start
-        try:
-            fed.cordons.sync(await asyncio.to_thread(store.load), read_at=fed.cordons.changes)
-        except StoreUnavailable as exc:
-            log.warning("cordons not read at start, read again within seconds: %s", exc)
 
     async def _watch_lease(self, on_lost: Callable[[], None]) -> None:
         assert self.elector is not None
