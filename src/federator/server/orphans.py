@@ -53,12 +53,16 @@ SQLITE_STORY = ("Was --db replaced, deleted or restored from an old backup? Then
 DELETED_REASON = "its job was deleted (the cancel was kept until its cluster confirmed it)"
 
 
+def _head(placement_id: str) -> str:
+    """A placement id without the `:N` a second placement on one cluster carries: JOB.gGEN.CLUSTER."""
+    head, colon, n = placement_id.rpartition(":")
+    return head if colon and n.isdigit() else placement_id
+
+
 def job_of(placement_id: str, cluster: str) -> tuple[JobId, int] | None:
     """The job id and generation a placement id of `cluster` names (JOB.gGEN.CLUSTER, and `:N` after it for a
     second one there); None for an id of another form (made up, or another cluster's)."""
-    head, colon, n = placement_id.rpartition(":")
-    if not (colon and n.isdigit()):
-        head = placement_id
+    head = _head(placement_id)
     suffix = f".{cluster}"
     if not head.endswith(suffix):
         return None
@@ -126,7 +130,7 @@ class Orphans:
         owner = other_owner(job, placement_id, cluster)
         if owner:
             return owner
-        head = placement_id.rpartition(":")[0] if placement_id.rpartition(":")[2].isdigit() else placement_id
+        head = _head(placement_id)
         at = head.find(".")
         while at >= 0:
             name = head[at + 1:]
