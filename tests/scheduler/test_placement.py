@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from scenarios import A100, H100, L40S, cycle, n_h100_nodes, placed, spec
 
-from federator.model import AcceleratorPool, JobKind, ReasonCode
+from federator.model import AcceleratorPool, ClusterState, JobKind, ReasonCode
 from federator.scheduler import SchedulerConfig
 
 from builders import cluster, pool
@@ -67,6 +67,15 @@ def test_min_regions_not_met_is_the_reason() -> None:
     result = cycle(cs, [spec("svc", kind=INF, replicas=4, gpus=1, min_regions=2)])
     reason = result.pending["svc"]
     assert reason.code is ReasonCode.REGION_UNAVAILABLE and "span 2 regions" in reason.message
+
+
+def test_min_regions_not_met_names_the_cordoned_cluster_of_the_missing_region() -> None:
+    """A span that fails because an operator cordoned the only cluster of a region says so."""
+    west = dataclasses.replace(n_h100_nodes(4, "west-1", "west"), state=ClusterState.CORDONED)
+    cs = [n_h100_nodes(4, "east-1", "east"), n_h100_nodes(4, "east-2", "east"), west]
+    reason = cycle(cs, [spec("svc", kind=INF, replicas=4, gpus=1, min_regions=2)]).pending["svc"]
+    assert reason.code is ReasonCode.REGION_UNAVAILABLE
+    assert "west-1 (west) is Cordoned" in reason.message and "east-" not in reason.message.split(";")[-1]
 
 
 @pytest.mark.parametrize(
