@@ -19,6 +19,7 @@ import yaml
 from federator.backends.kube.api import FEDERATED_JOBS, KubeApi
 from federator.backends.kube.controller import FederatedJobController
 from federator.backends.kube.store import KubeJobStore
+from federator.backends.kube.workloads.common import workload_labels
 from federator.model import JobPhase
 from federator.server.federator import Federator
 
@@ -77,6 +78,9 @@ def test_kubectl_scale_places_the_extra_replicas_and_keeps_the_running_ones(host
             scale = json.loads(host.kubectl("host", "get", "--raw", f"/apis/federator.io/v1alpha1/namespaces/"
                                             f"{NAMESPACE}/federatedjobs/chat/scale").stdout)
             assert (scale["spec"]["replicas"], scale["status"]["replicas"]) == (5, 5)
+            # a HorizontalPodAutoscaler refuses a scale without a selector; this one selects the job's member pods
+            key, _, value = scale["status"]["selector"].partition("=")
+            assert all(workload_labels(p)[key] == value for p in job.placements)
 
             # the rest of the spec stays immutable, and so does a training job's count
             proc = kubectl("apply", "-f", "-", stdin=document("chat", "inference", 5, priority=7), check=False)

@@ -135,6 +135,8 @@ HOST_CONTROLLERS: tuple[str, ...] = (
     "serviceaccount-controller",
     "serviceaccount-token-controller",
     "root-ca-certificate-publisher-controller",
+    # A HorizontalPodAutoscaler may target a FederatedJob's scale subresource (tests/kube/test_kube_autoscaler.py).
+    "horizontal-pod-autoscaler-controller",
 )
 
 SERVICE_CIDR = "10.96.0.0/16"  # only allocated from, never dialled
@@ -1082,6 +1084,7 @@ class Testbed:
             "--kube-api-qps=100",
             "--kube-api-burst=200",
             "--concurrent-job-syncs=10",
+            "--horizontal-pod-autoscaler-sync-period=1s",
             "--profiling=false",
         ])
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from federator.backends.kube.workloads.common import placement_label
 from federator.jobfile import API_VERSION, parse_job
 from federator.model import (
     BUILTIN_WORKLOAD_KINDS,
@@ -28,6 +29,7 @@ from federator.model import (
     format_free_of_total,
     format_job_accelerators,
 )
+from federator.podtemplates import JOB_LABEL
 from federator.security.authz import owner_of, recorded_owner
 from federator.timestamps import utc_micro
 
@@ -127,6 +129,9 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         # What the live placements hold, starting or running: the scale subresource's status replicas (`kubectl
         # scale`, an autoscaler), so spec.replicas against it says how far the job is from its count.
         "replicas": sum(p.replicas for p in job.placements if p.phase.is_active) if job.phase.is_active else 0,
+        # The scale subresource's selector (labelSelectorPath): a HorizontalPodAutoscaler refuses a target without
+        # one, even one scaled by external metrics. The label is on every pod of the job, in whichever member.
+        "selector": f"{JOB_LABEL}={placement_label(job.job_id)}",
         # The early failure the job was placed again after (server/early_failures.py): at most once, so a restart
         # must know it was.
         "earlyFailure": job.early_failure,
