@@ -191,3 +191,28 @@ def test_moves_are_counted_from_zero_for_each_connected_cluster() -> None:
     for result in ("moved", "kept"):
         assert fed.metrics.registry.get_sample_value(
             "federator_placement_moves_total", {"cluster": "west-1", "result": result}) == 0.0
+
+
+def test_a_held_job_is_not_moved_into_room_held_for_a_gang(clock: Clock) -> None:
+    """West's free node is held for a gang that has waited past the reservations' threshold. Moving the held job
+    there would cost it its place in east's queue and then leave it `Reserved` in the same turn's cycle."""
+    fed = make(MemoryStore(), clock)
+    east = fed.connect(cluster="east-1", region="r", labels={})
+    fed.report(east, cluster("east-1", "r", pool(H100, nodes=1, free=8)).capacity)  # one 8-GPU node
+    held = fed.submit(job("held", replicas=1))
+    fed.schedule_once()
+    (p,) = held.placements
+    assert p.cluster == "east-1"
+    west = fed.connect(cluster="west-1", region="r", labels={})
+    fed.report(west, cluster("west-1", "r", pool(H100, nodes=1, free=8, extra={0: 1})).capacity)  # 1 of 2 free
+    gang = fed.submit(job("gang", replicas=2))  # 2 x 8: fits nowhere now; west is the nearest
+    fed.schedule_once()
+    clock.now += 601  # the default policy's reservations.afterSeconds
+    fed.schedule_once()
+    assert fed.cycles.reserved.holds(gang.job_id) and gang.phase is JobPhase.PENDING
+    fed.acked(east, p.placement_id)
+    fed.job_update(east, p.placement_id, JobPhase.PLACED, HELD, admission_overdue=True)
+    fed.schedule_once()
+    assert held.phase is JobPhase.PLACED and [q.placement_id for q in held.placements] == [p.placement_id]
+    assert "keeps its place in east-1's queue" in held.placements[0].message
+    assert moves(fed) == {("east-1", "kept"): 1.0}

@@ -15,7 +15,8 @@ The asks are answered together at the start of the next scheduling turn
 (`Cycles`), by one scheduler cycle over the snapshot: the held jobs compete for
 the room elsewhere as in any cycle, so two of them are never both moved to room
 for one. The cycle preempts no one (a move evicts nobody), avoids each job's
-holding cluster and the clusters that refused it lately, and counts the queues'
+holding cluster and the clusters that refused it lately, keeps clear of the room
+held for waiting gangs (their requests compete in it), and counts the queues'
 usage as it stands, less the held jobs' own. A job moved is queued again at
 once, and the same turn's cycle places it. Jobs spread over several clusters
 are not moved: their other replicas run, and a share is not a job.
@@ -29,6 +30,7 @@ from dataclasses import dataclass, replace
 from federator.model import Job, JobId, JobPhase
 from federator.scheduler import Allocation, Scheduler, SchedulerConfig, Snapshot
 from federator.scheduler.framework import PlacementRequest
+from federator.scheduler.reservation import Reservation
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +77,15 @@ class Moves:
 
 
 def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocation], held: Sequence[tuple[Job, Ask]],
-             avoided: Callable[[JobId], tuple[str, ...]], now: float) -> dict[JobId, str]:
+             avoided: Callable[[JobId], tuple[str, ...]], now: float, *,
+             holders: Sequence[PlacementRequest] = (), reservations: Sequence[Reservation] = ()) -> dict[JobId, str]:
     """For each held job a cycle would place whole elsewhere now, the cluster(s) it would go to.
 
     A job runs on more than its holding cluster (spread) is left out; each request avoids its holding cluster
-    and those `avoided` names."""
+    and those `avoided` names. `holders` are the requests of the gangs that hold `reservations` (the live
+    cycle's, server/reservations.py): they compete here too, so their room stays theirs. Without them a held job
+    was moved into room held for a gang, lost its place in its member's queue, and then waited `Reserved` in the
+    same turn's cycle, which keeps that room."""
     requests = []
     for job, ask in held:
         active = [p for p in job.placements if p.phase.is_active]
@@ -90,9 +96,11 @@ def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocat
         return {}
     ids = {r.job_id for r in requests}
     wanted = {r.job_id: r.replicas for r in requests}
-    result = scheduler.schedule(snapshot, requests, running=[a for a in running if a.job_id not in ids], now=now)
+    requests += [r for r in holders if r.job_id not in ids]
+    result = scheduler.schedule(snapshot, requests, running=[a for a in running if a.job_id not in ids], now=now,
+                                reservations=reservations)
     return {d.job_id: ",".join(sorted({a.cluster for a in d.assignments})) for d in result.decisions
-            if sum(a.replicas for a in d.assignments) >= wanted[d.job_id]}
+            if d.job_id in wanted and sum(a.replicas for a in d.assignments) >= wanted[d.job_id]}
 
 
 def moved_reason(ask: Ask, target: str, chars: int) -> str:

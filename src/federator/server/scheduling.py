@@ -352,8 +352,11 @@ class Cycles:
         if not held:
             return
         now = fed.clock()
+        holders = [rest_request(job, fed.refusals.avoided(job.job_id, now)) for job_id in self.reserved.holders()
+                   if (job := fed.jobs.get(job_id)) is not None and owes(job)]
         targets = room_for(fed.moves.scheduler(fed.scheduler.config), self.snapshot(), self.running(), held,
-                           lambda job_id: fed.refusals.avoided(job_id, now), now)
+                           lambda job_id: fed.refusals.avoided(job_id, now), now,
+                           holders=holders, reservations=self.reserved.current())
         for job, ask in held:
             fed.answer_move(job, ask, targets.get(job.job_id, ""))
 
