@@ -7,6 +7,7 @@ import pytest
 from test_services_edge import agent_stream, channel, provider_files, providers, report, run, served
 
 from federator.api.v1 import agent_pb2
+from federator.security.limits import Limits
 from federator.security.pki import CertsDir
 from federator.security.trust import Trust
 
@@ -45,5 +46,20 @@ def test_a_label_claiming_another_region_or_provider_is_refused(providers: tuple
                 assert err is None and got[0].WhichOneof("body") == "welcome"
                 assert s.fed.clusters["acme-1"].labels == {"topology.kubernetes.io/region": "east",
                                                            "federator.io/provider": "acme"}
+
+    run(go)
+
+
+def test_the_welcome_states_the_job_update_budget_the_operator_set() -> None:
+    """A third-party agent learns the JobUpdate budget from its Welcome (serve --max-job-updates-per-second,
+    --job-update-burst), as it learns the report budget, instead of from a default written in the contract."""
+    async def go() -> None:
+        async with served(limits=Limits(job_updates_per_second=7.5, job_update_burst=30)) as s:
+            async with channel(s.target) as ch:
+                got, err = await agent_stream(ch, [hello("east-1", "east"), report()])
+                assert err is None, err
+                welcome = got[0].welcome
+                assert (welcome.max_job_updates_per_second, welcome.job_update_burst) == (7.5, 30)
+                assert welcome.max_reports_per_second == 5.0  # the others as before
 
     run(go)

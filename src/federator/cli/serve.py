@@ -160,6 +160,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lim.add_argument("--max-report-bytes-per-second", type=int, default=16 * 1024, metavar="BYTES",
                      help="capacity report bytes per agent per second, sustained; reports over it wait and the "
                           "newest is applied when the budget allows (default %(default)s; 0: no budget)")
+    lim.add_argument("--max-job-updates-per-second", type=float, default=100.0, metavar="N",
+                     help="JobUpdates per agent per second, sustained; one over it is dropped, counted "
+                          "(federator_job_updates_limited_total) and the first of a run answered with an Error; "
+                          "an agent learns it from its Welcome (default %(default)g)")
+    lim.add_argument("--job-update-burst", type=int, default=10_000, metavar="N",
+                     help="JobUpdates per agent at once, above --max-job-updates-per-second; a session's re-sync "
+                          "is not charged (default %(default)s)")
     lim.add_argument("--max-clusters-per-provider", type=int, default=64, metavar="N",
                      help="member clusters of one provider (federator.io/provider) not Lost, connected or not; a "
                           "Hello past it is refused with RESOURCE_EXHAUSTED (default %(default)s; 0: no cap)")
@@ -198,7 +205,9 @@ _LIMIT_FLAGS = {"max_message_bytes": "--max-message-bytes", "max_replicas_per_jo
                 "max_unfinished_bytes": "--max-unfinished-bytes",
                 "max_unfinished_bytes_per_user": "--max-unfinished-bytes-per-user",
                 "max_clusters_per_provider": "--max-clusters-per-provider",
-                "report_bytes_per_second": "--max-report-bytes-per-second"}
+                "report_bytes_per_second": "--max-report-bytes-per-second",
+                "job_updates_per_second": "--max-job-updates-per-second",
+                "job_update_burst": "--job-update-burst"}
 
 
 def _limits(args: argparse.Namespace) -> Limits:

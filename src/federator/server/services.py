@@ -303,7 +303,9 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         try:
             yield self.terms.welcome(reports_per_second=self.fed.limits.reports_per_second,
                                      report_burst=self.fed.limits.report_burst,
-                                     report_bytes_per_second=self.fed.limits.report_bytes_per_second)
+                                     report_bytes_per_second=self.fed.limits.report_bytes_per_second,
+                                     job_updates_per_second=self.fed.limits.job_updates_per_second,
+                                     job_update_burst=self.fed.limits.job_update_burst)
             while True:
                 try:
                     order = await asyncio.wait_for(rec.outbox.get(), self.terms.heartbeat_interval)

@@ -61,14 +61,16 @@ class StreamTerms:
         return max(0.05, min(self.report_interval, self.lease_seconds / 3))
 
     def welcome(self, *, reports_per_second: float = 0.0, report_burst: int = 0,
-                report_bytes_per_second: int = 0) -> agent_pb2.FederatorMessage:
-        """The Welcome, with the report rate limit of the stream (its `Limits`, which these terms do not hold)."""
+                report_bytes_per_second: int = 0, job_updates_per_second: float = 0.0,
+                job_update_burst: int = 0) -> agent_pb2.FederatorMessage:
+        """The Welcome, with the report and JobUpdate limits of the stream (its `Limits`, which these terms do not hold)."""
         return agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(
             report_interval_seconds=self.report_interval, lease_seconds=self.lease_seconds,
             federator_version=__version__, federator_time=self.clock(), lost_after_seconds=self.lost_after,
             order_max_age_seconds=self.order_max_age, heartbeat_interval_seconds=self.heartbeat_interval,
             max_reports_per_second=reports_per_second, report_burst=report_burst,
-            max_report_bytes_per_second=report_bytes_per_second))
+            max_report_bytes_per_second=report_bytes_per_second,
+            max_job_updates_per_second=job_updates_per_second, job_update_burst=job_update_burst))
 
     def heartbeat(self, last_heard: float) -> agent_pb2.FederatorMessage | None:
         """A heartbeat, unless the agent has been silent for a lease: a Partitioned cluster's agent must not be

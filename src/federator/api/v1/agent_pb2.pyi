@@ -224,7 +224,7 @@ class Ack(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., resize: _Optional[bool] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("report_interval_seconds", "lease_seconds", "federator_version", "federator_time", "lost_after_seconds", "order_max_age_seconds", "heartbeat_interval_seconds", "max_reports_per_second", "report_burst", "max_report_bytes_per_second")
+    __slots__ = ("report_interval_seconds", "lease_seconds", "federator_version", "federator_time", "lost_after_seconds", "order_max_age_seconds", "heartbeat_interval_seconds", "max_reports_per_second", "report_burst", "max_report_bytes_per_second", "max_job_updates_per_second", "job_update_burst")
     REPORT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FEDERATOR_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +235,8 @@ class Welcome(_message.Message):
     MAX_REPORTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     REPORT_BURST_FIELD_NUMBER: _ClassVar[int]
     MAX_REPORT_BYTES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    MAX_JOB_UPDATES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    JOB_UPDATE_BURST_FIELD_NUMBER: _ClassVar[int]
     report_interval_seconds: float
     lease_seconds: float
     federator_version: str
@@ -245,7 +247,9 @@ class Welcome(_message.Message):
     max_reports_per_second: float
     report_burst: int
     max_report_bytes_per_second: int
-    def __init__(self, report_interval_seconds: _Optional[float] = ..., lease_seconds: _Optional[float] = ..., federator_version: _Optional[str] = ..., federator_time: _Optional[float] = ..., lost_after_seconds: _Optional[float] = ..., order_max_age_seconds: _Optional[float] = ..., heartbeat_interval_seconds: _Optional[float] = ..., max_reports_per_second: _Optional[float] = ..., report_burst: _Optional[int] = ..., max_report_bytes_per_second: _Optional[int] = ...) -> None: ...
+    max_job_updates_per_second: float
+    job_update_burst: int
+    def __init__(self, report_interval_seconds: _Optional[float] = ..., lease_seconds: _Optional[float] = ..., federator_version: _Optional[str] = ..., federator_time: _Optional[float] = ..., lost_after_seconds: _Optional[float] = ..., order_max_age_seconds: _Optional[float] = ..., heartbeat_interval_seconds: _Optional[float] = ..., max_reports_per_second: _Optional[float] = ..., report_burst: _Optional[int] = ..., max_report_bytes_per_second: _Optional[int] = ..., max_job_updates_per_second: _Optional[float] = ..., job_update_burst: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("federator_time",)
