@@ -63,7 +63,7 @@ class StreamTerms:
     def welcome(self, *, reports_per_second: float = 0.0, report_burst: int = 0,
                 report_bytes_per_second: int = 0, job_updates_per_second: float = 0.0,
                 job_update_burst: int = 0) -> agent_pb2.FederatorMessage:
-        """The Welcome, with the report and JobUpdate limits of the stream (its `Limits`, which these terms do not hold)."""
+        """The Welcome, with the report and JobUpdate limits of the stream (its `Limits`, not these terms')."""
         return agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(
             report_interval_seconds=self.report_interval, lease_seconds=self.lease_seconds,
             federator_version=__version__, federator_time=self.clock(), lost_after_seconds=self.lost_after,
