@@ -814,3 +814,25 @@ def test_the_charts_pass_only_flags_recorded_for_their_app_version(h: Helm, tmp_
         assert not unknown, (f"the charts pass `federator {command}` {', '.join(unknown)}, which no image of "
                              f"appVersion {version} is recorded to know: bump the version (pyproject.toml and both "
                              f"charts' appVersion) and record the flags under it in {CHART_FLAGS.name}")
+
+
+VAP = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+
+
+def test_the_finalizer_guard_names_the_releases_service_account_and_only_where_the_api_has_it(h: Helm) -> None:
+    """Made only on an API server that serves ValidatingAdmissionPolicy v1 (1.30+): the chart still installs on
+    1.27-1.29; exempt are the release's own ServiceAccount and the groups the operator names."""
+    def guard(*args: str) -> list[dict[str, Any]]:
+        return [d for d in h.template(FEDERATOR, *args) if d["kind"].startswith("ValidatingAdmissionPolicy")]
+
+    assert guard() == []  # no such API (helm template's default capabilities, an older API server)
+    policy, binding = guard("--api-versions", VAP, "--set", "serviceAccount.name=sched",
+                            "--set", "finalizerGuard.exemptGroups={ops,system:masters}")
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    conditions = {c["name"]: c["expression"] for c in policy["spec"]["matchConditions"]}
+    assert conditions == {
+        "not-the-federator": f'request.userInfo.username != "system:serviceaccount:{NAMESPACE}:sched"',
+        "not-exempt": '!request.userInfo.groups.exists(g, g in ["ops","system:masters"])'}
+    assert guard("--api-versions", VAP, "--set", "finalizerGuard.enabled=false") == []
+    assert guard("--api-versions", VAP, "--set", "mode=standalone", "--set", "replicaCount=1",
+                 "--set", "leaderElection.enabled=false", "--set", "persistence.enabled=true") == []

@@ -234,3 +234,40 @@ def test_agent_chart_installs_and_its_pod_runs(bed: Testbed, agent_release: str)
 def test_agent_rbac_grants_what_it_needs_and_no_more(bed: Testbed, agent_release: str,
                                                       args: list[str], allowed: bool) -> None:
     assert _can(bed, MEMBER, AGENT_SA, *args) is allowed
+
+
+def test_only_the_federator_removes_a_federated_jobs_finalizer(bed: Testbed, federator_release: str) -> None:
+    """The chart's ValidatingAdmissionPolicy: a user allowed to patch FederatedJobs (here alice, cluster-admin
+    but not in system:masters) cannot strip federator.io/placements, which left the member's workload an orphan
+    when no federator ran; the federator's ServiceAccount can, and so can system:masters (a federator gone)."""
+    job = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+           "metadata": {"name": "guarded", "namespace": "default", "finalizers": ["federator.io/placements"]},
+           "spec": {"kind": "training", "resources": {"nvidia.com/gpu": 8}}}
+    bed.apply("host", job)
+    bed.kubectl("host", "create", "clusterrolebinding", "alice-admin", "--clusterrole=cluster-admin", "--user=alice")
+    strip = ["-n", "default", "patch", "federatedjob", "guarded", "--type=json",
+             "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]']
+    try:
+        def refused() -> str:
+            proc = bed.kubectl("host", "--as=alice", *strip, check=False)
+            assert proc.returncode == 0 or "metadata.finalizers" in proc.stderr, proc.stderr
+            if proc.returncode == 0:  # the policy was not in force yet: put it back and try again
+                bed.apply("host", job)
+                return ""
+            return proc.stderr
+
+        said = eventually(refused, what="the finalizer guard to refuse alice")
+        assert "federator.io/placements is removed by the federator alone" in said and "Forbidden" in said
+        assert "federator.io/placements" in bed.kubectl_json("host", "-n", "default", "get", "federatedjob",
+                                                             "guarded")["metadata"]["finalizers"]
+        # alice may still change what is hers to change, and delete the job (the federator then removes it)
+        bed.kubectl("host", "--as=alice", "-n", "default", "label", "federatedjob", "guarded", "team=ml")
+        bed.kubectl("host", f"--as={SA}", *strip)
+        assert not bed.kubectl_json("host", "-n", "default", "get", "federatedjob",
+                                    "guarded")["metadata"].get("finalizers")
+        bed.apply("host", job)
+        bed.kubectl("host", *strip)  # the admin kubeconfig: system:masters
+    finally:
+        bed.kubectl("host", "delete", "clusterrolebinding", "alice-admin", check=False)
+        bed.kubectl("host", *strip, check=False)  # as system:masters, so the deletion below does not hang
+        bed.kubectl("host", "-n", "default", "delete", "federatedjob", "guarded", "--wait=false", check=False)
