@@ -192,3 +192,36 @@ def test_a_renewal_replaces_each_file_whole_the_key_before_the_certificate(tmp_p
     monkeypatch.setattr(pki.os, "replace", replace)
     pki.issue(certs, pki.Identity(pki.IdentityKind.SERVER, "federator"), server_names=("localhost",))
     assert replaced == [("server.key", True), ("server.crt", True)]
+
+
+def test_certs_provider_sets_the_capacity_bounds_and_warns_without_one(tmp_path: Path) -> None:
+    """Outside QA (M4): the documented way to add a provider could not bound what its clusters claim, so one fake
+    report at price 0 drew every tenant's jobs. The flags write the bounds; without --max-accelerators it warns."""
+    from federator.security.pki import CertsDir
+    from federator.security.trust import load_trust
+
+    d = tmp_path / "certs"
+    assert federator("certs", "init", "--dir", str(d)).returncode == 0
+    out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*",
+                    "--max-accelerators", "512", "--max-cpu", "4096", "--max-memory", "32Ti")
+    assert out.returncode == 0, out.stderr
+    assert "with at most 512 accelerators a cluster" in out.stdout and "warning" not in out.stderr
+    certs = CertsDir(d)
+    acme = load_trust(certs.trust, federation_ca=certs.ca_cert).providers["acme"]
+    assert (acme.max_accelerators, acme.max_cpu_milli, acme.max_memory_bytes) == (512, 4_096_000, 32 * 2**40)
+    out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*",
+                    "--max-accelerators", "256")  # a new bound replaces the old; the others stay
+    acme = load_trust(certs.trust, federation_ca=certs.ca_cert).providers["acme"]
+    assert (acme.max_accelerators, acme.max_cpu_milli) == (256, 4_096_000)
+    out = federator("certs", "provider", "--dir", str(d), "--name", "globex", "--clusters", "gx-*")
+    assert out.returncode == 0 and "any number of accelerators" in out.stdout
+    assert "warning: provider globex's clusters may report any room" in out.stderr
+    before = certs.trust.read_text()
+    out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*",
+                    "--max-accelerators", "-1")
+    assert out.returncode == 1 and out.stderr.strip() == (
+        "federator certs provider: --max-accelerators: must be a whole number of at least 0, got -1")
+    out = federator("certs", "provider", "--dir", str(d), "--name", "acme", "--clusters", "acme-*",
+                    "--max-memory", "lots")
+    assert out.returncode == 1 and "maxMemory: must be a quantity" in out.stderr
+    assert certs.trust.read_text() == before

@@ -74,6 +74,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pv.add_argument("--region", action="append", dest="regions", metavar="REGION",
                     help="a region its clusters may claim in their Hello (repeatable); without it, a provider "
                          "new to trust.yaml may claim any region and one already there keeps its regions")
+    pv.add_argument("--max-accelerators", type=int, metavar="N",
+                    help="the most accelerators one of its clusters may report, over every pool (trust.yaml "
+                         "maxAccelerators); a report claiming more is refused. Without it a provider's clusters may "
+                         "claim any room, which draws every tenant's jobs (docs/security.md, \"Capacity\")")
+    pv.add_argument("--max-cpu", metavar="QUANTITY",
+                    help="the most allocatable CPU one of its clusters may report, e.g. 4096 or 500m (maxCpu)")
+    pv.add_argument("--max-memory", metavar="QUANTITY",
+                    help="the most allocatable memory one of its clusters may report, e.g. 32Ti (maxMemory)")
     pv.add_argument("--ca", type=Path, metavar="FILE",
                     help="the provider's own CA certificate (its key stays with the provider); default: create one "
                          "in providers/NAME/")
@@ -196,6 +204,8 @@ def _provider(args: argparse.Namespace) -> int:
     certs = CertsDir(args.dir)
     mine = certs.provider(args.name)
     try:
+        if args.max_accelerators is not None and args.max_accelerators < 0:
+            raise TrustError(f"--max-accelerators: must be a whole number of at least 0, got {args.max_accelerators}")
         for region in args.regions or ():  # refused before trust.yaml is touched, not after it is written
             if not valid_region(region):
                 raise TrustError(f"--region: must be a region name as agents give it (a lower-case DNS name of at "
@@ -218,20 +228,36 @@ def _provider(args: argparse.Namespace) -> int:
         # bound an operator gave the provider: that would let its clusters claim any region, or any room, again.
         before = doc.get(args.name, {})
         regions = args.regions or before.get("regions")
+        given = {"maxAccelerators": args.max_accelerators, "maxCpu": args.max_cpu, "maxMemory": args.max_memory}
+        bounds = {b: given[b] if given[b] is not None else before.get(b) for b in given}
         doc[args.name] = {"ca": str(mine.ca_cert.relative_to(certs.root)), "clusters": list(args.clusters),
                           "revoked": str(mine.revoked.relative_to(certs.root)),
                           **({"regions": regions} if regions is not None else {}),
-                          **{bound: before[bound] for bound in ("maxAccelerators", "maxCpu", "maxMemory")
-                             if bound in before}}
-        write_trust(certs.trust, doc)
-        trust = load_trust(certs.trust, federation_ca=certs.ca_cert)  # refuse a file the federator would refuse
+                          **{b: v for b, v in bounds.items() if v is not None}}
+        # Written beside it and checked as the federator reads it before it replaces trust.yaml: a bound the
+        # federator would refuse (--max-memory lots) must leave the file as it was, not broken.
+        draft = certs.trust.with_name(certs.trust.name + ".new")
+        write_trust(draft, doc)
+        try:
+            trust = load_trust(draft, federation_ca=certs.ca_cert)
+        except TrustError as exc:
+            draft.unlink(missing_ok=True)
+            raise TrustError(str(exc).replace(str(draft), str(certs.trust))) from None
+        draft.replace(certs.trust)
         (certs.root / "trust-bundle.pem").write_bytes(trust.bundle_pem())
     except (PkiError, TrustError, OSError) as exc:
         print(f"federator certs provider: {exc}", file=sys.stderr)
         return 1
-    bound = trust.providers[args.name].regions
+    provider = trust.providers[args.name]
+    bound = provider.regions
+    most = provider.max_accelerators
     print(f"provider {args.name}: {made}; it certifies clusters {', '.join(args.clusters)}, in "
-          f"{'regions ' + ', '.join(bound) if bound else 'any region'} ({certs.trust})")
+          f"{'regions ' + ', '.join(bound) if bound else 'any region'}, with "
+          f"{f'at most {most} accelerators' if most is not None else 'any number of accelerators'} a cluster "
+          f"({certs.trust})")
+    if provider.max_accelerators is None:
+        print(f"warning: provider {args.name}'s clusters may report any room, and a cluster claiming much at a low "
+              "price draws every tenant's jobs; bound it with --max-accelerators N", file=sys.stderr)
     print(f"next: federator certs issue --dir {certs.root} --provider {args.name} --cluster NAME; a running "
           "federator reading this trust.yaml takes it within --trust-poll-seconds, or at once on SIGHUP")
     return 0

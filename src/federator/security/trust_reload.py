@@ -91,6 +91,11 @@ class TrustFile(Watched):
         self._seen = self._fingerprint()
         self.current: Trust = load_trust(path, federation_ca=federation_ca, on_revoked=on_revoked)  # TrustError
         self.problem = ""  # why the file on disk is refused; "" while `current` is what it says
+        unbounded = sorted(name for name, p in self.current.providers.items() if p.max_accelerators is None)
+        if unbounded:  # said once at start: a reload's log line says what changed
+            log.warning("trust file %s: providers %s have no maxAccelerators: their clusters may report any room, "
+                        "and one claiming much at a low price draws every tenant's jobs (federator certs provider "
+                        "--max-accelerators N; docs/security.md, \"Capacity\")", path, ", ".join(unbounded))
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener) -> None:
