@@ -197,3 +197,24 @@ def test_over_grpc_the_caller_is_the_owner_and_is_told_resource_exhausted_with_a
     assert "user 'mallory' is at its cap of pending jobs: 2 of its jobs are pending" in (refused.details() or "")
     assert dict(refused.trailing_metadata() or ())["retry-after"] == "2"
     assert other.startswith("paper-")
+
+
+def test_the_last_tenth_of_the_room_is_kept_for_owners_who_hold_little() -> None:
+    """Outside QA M3: two users of one organisation, each within the per-user cap (half of the whole by default),
+    filled --max-pending-jobs, and every other tenant's Submit was refused. The last tenth is kept for owners
+    holding fewer than a tenth of the room."""
+    fed = make(MemoryStore(), Clock(), limits=Limits(max_pending_jobs=20, queue_full_retry_seconds=3))
+    for i in range(10):
+        fed.submit(by("alice", f"a-{i}", f"q-{i}"))
+    for i in range(8):
+        fed.submit(by("alice2", f"b-{i}", f"r-{i}"))
+    with pytest.raises(QueueFull) as refused:  # 18 of 20 pending: alice2 holds 8, not fewer than 2
+        fed.submit(by("alice2", "b-8", "r-8"))
+    assert str(refused.value) == ("the federator's queue is nearly full: 18 jobs are pending, its limit is 20 "
+                                  "(--max-pending-jobs), and the last 2 are kept for owners holding fewer than 2; "
+                                  "user 'alice2' holds 8; retry after 3s")
+    assert not isinstance(refused.value, UserPendingLimit)
+    fed.submit(by("bob", "own-0", "qb"))  # another tenant still gets in, up to the tenth
+    fed.submit(by("carol", "own-1", "qc"))
+    with pytest.raises(QueueFull, match="the federator's queue is full: 20 jobs are pending"):
+        fed.submit(by("dave", "own-2", "qd"))
