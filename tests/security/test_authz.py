@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -139,3 +142,21 @@ def test_list_shows_exactly_the_jobs_get_would_show(groups: dict[str, tuple[list
             for i, (user, gs) in enumerate(owners)]
     who = authz.principal(Peer(None, "certificate", name=caller, groups=frozenset(claimed)))
     assert authz.visible(who, jobs) == [j for j in jobs if isinstance(authz.job(who, j, manage=False), Allowed)]
+
+
+@pytest.mark.parametrize(("default_queue", "warned"), [
+    ("defaultQueue: {weight: 1}\n", True),
+    ("defaultQueue: {weight: 1, access: {groups: [platform]}}\n", False),
+], ids=["open-default-queue", "closed-default-queue"])
+def test_several_tenants_with_an_open_default_queue_are_warned_at_start(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, default_queue: str, warned: bool) -> None:
+    """Outside QA M6: with examples/policy.yaml and tenancy groups, a tenant held to 64 H100 in `research` ran 64
+    more in each queue name it invented (each took defaultQueue's settings, no quota). The operator is told."""
+    from federator.server.app import ServeOptions, _authorizer
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("tenancy:\n  groups:\n    team-a: {users: [alice]}\n" + default_queue)
+    with caplog.at_level(logging.WARNING, logger="federator.server"):
+        _authorizer(ServeOptions(policy=policy, insecure=True))
+    said = [r.getMessage() for r in caplog.records if "defaultQueue has no access list" in r.getMessage()]
+    assert bool(said) is warned, caplog.text

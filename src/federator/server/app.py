@@ -106,6 +106,10 @@ def _authorizer(opts: ServeOptions) -> Authorizer:
         tenancy = load_tenancy(opts.policy) if opts.policy else TenancyPolicy()
     except TenancyError as exc:
         raise SystemExit(f"--policy: {exc}") from exc
+    if tenancy.groups and tenancy.default_access is None:  # several tenants, and queues anyone may invent
+        log.warning("--policy: tenancy has groups but defaultQueue has no access list: any caller may submit to a "
+                    "queue the policy does not list, and each such queue has defaultQueue's quota and a fair share "
+                    "of its own (docs/security.md, \"Access rules\"); give defaultQueue an access list")
     if opts.insecure:
         log.warning("--insecure: no caller has an identity; every job API caller acts as the admin 'anonymous'")
         if opts.limits.max_pending_jobs_per_user is not None:  # what the default (half the federator's) is not
