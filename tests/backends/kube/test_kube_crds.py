@@ -70,8 +70,10 @@ def test_kubectl_scale_sets_spec_replicas_and_reads_the_replicas_placed() -> Non
     crd = yaml.safe_load((CRDS / "federatedjobs.yaml").read_text())
     (version,) = crd["spec"]["versions"]
     assert version["subresources"]["scale"] == {"specReplicasPath": ".spec.replicas",
-                                                "statusReplicasPath": ".status.replicas"}
-    assert version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["replicas"]["type"] == "integer"
+                                                "statusReplicasPath": ".status.replicas",
+                                                "labelSelectorPath": ".status.selector"}
+    status_schema = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    assert (status_schema["replicas"]["type"], status_schema["selector"]["type"]) == ("integer", "string")
     job = Job(job_id=JobId("j"), spec=parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
                                                  "metadata": {"name": "x"},
                                                  "spec": {"kind": "inference", "replicas": 5,
@@ -81,6 +83,7 @@ def test_kubectl_scale_sets_spec_replicas_and_reads_the_replicas_placed() -> Non
                                     phase=JobPhase.RUNNING)])
     status = job_status(job, now=2.0)
     assert status["replicas"] == 3 and status["replicasWaiting"] == 2
+    assert status["selector"] == "federator.io/job-id=j"  # the label on the job's pods in every member
 
 
 def test_only_an_inference_jobs_replicas_may_change() -> None:
