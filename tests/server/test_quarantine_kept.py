@@ -72,6 +72,25 @@ def test_start_end_lift_and_forget_each_update_the_store() -> None:
     assert [w[0] for w in store.writes] == ["a", "b", "a", "b", "a", "a"]
 
 
+def test_an_uncordon_ends_a_kept_quarantine_this_start_could_not_read() -> None:
+    """Kubernetes mode reads the kept ones from the listing made at start; if that listing failed, an operator's
+    uncordon still removes what is kept, so the next start does not bring it back."""
+    store = DictStore({"x": Held(2_000.0, "kept")})
+    q = Quarantine(QuarantinePolicy(failures=3), ready=lambda: 4)
+    q.attach(store, now=1_000.0, load=False)
+    assert q.lift("x") is None and store.held == {}
+
+
+def test_a_quarantine_started_since_this_start_is_not_replaced_by_a_kept_one() -> None:
+    store = DictStore({"a": Held(1_500.0, "kept")})
+    q = Quarantine(QuarantinePolicy(failures=3, seconds=1_000.0), ready=lambda: 4)
+    q.attach(store, now=1_000.0, load=False)
+    listed = store.load()  # read before the start below was written (a listing the controller made)
+    started = _quarantine(q, "a", 1_000.0)
+    q.restore(listed, 1_000.0)
+    assert started is not None and q.holding("a", 1_000.0) == started
+
+
 def test_without_a_store_nothing_is_written_and_nothing_fails() -> None:
     q = Quarantine(QuarantinePolicy(failures=3), ready=lambda: 4)
     assert _quarantine(q, "a", 10.0) is not None

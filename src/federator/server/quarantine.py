@@ -110,8 +110,11 @@ class Quarantine:
 
     def restore(self, kept: Mapping[str, Held], now: float) -> None:
         """The quarantines a store kept (at start): each still in time holds, whatever the cap says (module
-        docstring); each whose end has passed is dropped, and deleted from the store."""
+        docstring); each whose end has passed is dropped, and deleted from the store. One held already (started
+        since this start) stays as it is."""
         for cluster, held in sorted(kept.items()):
+            if cluster in self._held:
+                continue
             if now >= held.until:
                 log.info("cluster %s: its kept quarantine ended while no federator ran; dropped", cluster)
                 self.writes.put(cluster, None)
@@ -174,9 +177,9 @@ class Quarantine:
         its count starts from nothing, as when the time is up. The quarantine lifted, if one held."""
         self._failures.pop(cluster, None)
         held = self._held.pop(cluster, None)
+        self.writes.put(cluster, None)  # held or not: one kept that this start could not read goes too
         if held is not None:
             log.warning("cluster %s: quarantine lifted by an operator; it takes new work again", cluster)
-            self.writes.put(cluster, None)
             self._on_end(cluster)
         return held
 

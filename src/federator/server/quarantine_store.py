@@ -115,8 +115,8 @@ class QuarantineWrites:
     def _failed(self, cluster: str, held: Held | None, exc: StoreError) -> None:
         self._due.setdefault(cluster, held)  # a newer change made meanwhile wins
         what = "its quarantine" if held is not None else "the end of its quarantine"
-        log.warning("cluster %s: %s not kept yet (%s); tried again in %gs, and a restart before then does not "
-                    "know of it", cluster, what, exc, self.retry_seconds)
+        log.warning("cluster %s: %s not kept yet (%s); tried again every %gs while this federator runs (a restart "
+                    "before then finds the cluster as last kept)", cluster, what, exc, self.retry_seconds)
 
 
 __all__ = ["RETRY_SECONDS", "QuarantineStore", "QuarantineWrites"]
