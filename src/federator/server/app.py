@@ -52,6 +52,7 @@ from federator.store import SqliteJobStore, StoreError
 from federator.store.cordons import SqliteCordonStore
 from federator.store.identity import FileState
 from federator.store.members import SqliteMemberStore
+from federator.store.quarantines import SqliteQuarantineStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -284,6 +285,10 @@ async def serve(opts: ServeOptions) -> None:
     cordon_store = None if kube else SqliteCordonStore(opts.db)  # kube: the MemberClusters' spec (KubeMode.start)
     if cordon_store is not None:
         fed.cordons.attach(cordon_store)
+    # Quarantines are kept beside the cordons (server/quarantine_store.py); kube: the MemberClusters' annotation
+    quarantine_store = None if kube else SqliteQuarantineStore(opts.db)
+    if quarantine_store is not None:
+        fed.early.quarantine.attach(quarantine_store, now=fed.clock())
     if fed.cycles.pending_count > opts.limits.max_pending_jobs:  # every Submit is refused until the backlog drains
         log.warning("the store holds %d pending jobs, over --max-pending-jobs %d: every Submit is refused "
                     "(RESOURCE_EXHAUSTED) until fewer are pending", fed.cycles.pending_count,
@@ -397,6 +402,7 @@ async def serve(opts: ServeOptions) -> None:
     if sweeper is not None:
         sweeper.cancel()
     pruner.cancel()
+    await fed.early.quarantine.writes.close()  # the changes not written yet; kube: while this replica leads
     if kube:
         await kube.stop()
     await health_servicer.enter_graceful_shutdown()
@@ -412,6 +418,8 @@ async def serve(opts: ServeOptions) -> None:
         members.close()
     if cordon_store is not None:
         cordon_store.close()
+    if quarantine_store is not None:
+        quarantine_store.close()
     usage.close()
     audit.close()
     if kube and kube.lost:

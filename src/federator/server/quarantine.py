@@ -25,8 +25,14 @@ scheduling snapshot shows it as Quarantined, so the filter that keeps work off a
 new work off it, with that reason (no scheduler concept of its own). When the time is up the cluster takes work
 again, and its count starts from nothing.
 
-Memory only: a restarted federator has forgotten a quarantine and the pending blames, and the cluster must fail
-work again to be quarantined again (each such job is still placed once more elsewhere).
+Kept across a restart: each quarantine's start, end, lift and forget is written to where the cordons are kept
+(server/quarantine_store.py: the SQLite file, or the MemberCluster's annotation `federator.io/quarantine`), soon
+after it holds, off the event loop. A restarted federator holds what was kept, in force from its first
+scheduling cycle with its reason and its end; one whose end has passed is dropped, and deleted from the store.
+One kept is held whatever the cap says: at start no cluster is Ready yet, and the cap guards against
+quarantining much of a fleet on fresh evidence, not against evidence already weighed. Memory only: the pending
+blames and the failure counts (evidence on its way): a cluster not quarantined yet must fail work again after a
+restart (each such job is still placed once more elsewhere).
 """
 
 from __future__ import annotations
@@ -34,11 +40,13 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from federator.model.quarantine import Held
 from federator.security.authz import Submitter
 from federator.server.blame import Blame, Blames
+from federator.server.quarantine_store import QuarantineStore, QuarantineWrites
 
 log = logging.getLogger("federator.server")
 
@@ -71,14 +79,6 @@ class QuarantinePolicy:
                 raise ValueError(f"{name}: must be a positive number of seconds, got {value:g}")
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
-    """A cluster's quarantine: until when, and why."""
-
-    until: float
-    why: str
-
-
 class Quarantine:
     """The clusters quarantined now, the pending blames (server/blame.py) and each cluster's confirmed early
     failures; see the module docstring."""
@@ -96,6 +96,32 @@ class Quarantine:
         self._on_capped = on_capped
         self._failures: dict[str, deque[tuple[float, Submitter]]] = {}
         self._held: dict[str, Held] = {}
+        self.writes = QuarantineWrites()  # each change, kept in the store once one is attached
+
+    @property
+    def store(self) -> QuarantineStore | None:
+        return self.writes.store
+
+    def attach(self, store: QuarantineStore, *, now: float, load: bool = True) -> None:
+        """Keep quarantines in `store` from now on, and (`load`) hold what it holds (`restore`)."""
+        self.writes.store = store
+        if load:
+            self.restore(store.load(), now)
+
+    def restore(self, kept: Mapping[str, Held], now: float) -> None:
+        """The quarantines a store kept (at start): each still in time holds, whatever the cap says (module
+        docstring); each whose end has passed is dropped, and deleted from the store. One held already (started
+        since this start) stays as it is."""
+        for cluster, held in sorted(kept.items()):
+            if cluster in self._held:
+                continue
+            if now >= held.until:
+                log.info("cluster %s: its kept quarantine ended while no federator ran; dropped", cluster)
+                self.writes.put(cluster, None)
+                continue
+            self._held[cluster] = held
+            log.warning("cluster %s quarantined for %.0fs more (kept from before this start): %s", cluster,
+                        held.until - now, held.why)
 
     def failed_early(self, job_id: str, cluster: str, owner: Submitter, now: float) -> None:
         """A job's first early failure, on `cluster`: a blame once the job runs elsewhere (server/blame.py)."""
@@ -130,6 +156,7 @@ class Quarantine:
             f"in {policy.window:g}s and then ran on another cluster; no new work for {policy.seconds:g}s "
             "(--quarantine-seconds)")
         log.warning("cluster %s quarantined: %s", cluster, held.why)
+        self.writes.put(cluster, held)
         self._on_start(cluster)
         return held
 
@@ -150,6 +177,7 @@ class Quarantine:
         its count starts from nothing, as when the time is up. The quarantine lifted, if one held."""
         self._failures.pop(cluster, None)
         held = self._held.pop(cluster, None)
+        self.writes.put(cluster, None)  # held or not: one kept that this start could not read goes too
         if held is not None:
             log.warning("cluster %s: quarantine lifted by an operator; it takes new work again", cluster)
             self._on_end(cluster)
@@ -159,6 +187,7 @@ class Quarantine:
         """The cluster left the registry: nothing of it is kept."""
         self._failures.pop(cluster, None)
         self._held.pop(cluster, None)
+        self.writes.put(cluster, None)  # held or not: a kept one this start did not load goes too
         self.blames.forget(cluster)
 
     def _count_confirmed(self, now: float) -> None:
@@ -175,6 +204,7 @@ class Quarantine:
             return held
         del self._held[cluster]
         log.warning("cluster %s: quarantine over; it takes new work again", cluster)
+        self.writes.put(cluster, None)
         self._on_end(cluster)
         return None
 

@@ -69,6 +69,7 @@ from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.events import EventReason, JobEvent, event_object
 from federator.backends.kube.informer import DELETED, MODIFIED, Informer
 from federator.backends.kube.namespace_gate import namespace_labels, selector_applies
+from federator.backends.kube.quarantines import KubeQuarantineStore, held_in
 from federator.backends.kube.resources import (
     FINALIZER,
     invalid_status,
@@ -466,7 +467,8 @@ class FederatedJobController:
     async def adopt_members(self) -> None:
         """MemberClusters the registry does not know (their agent has not connected to this federator yet)
         enter it Partitioned, or Lost if they were, and age to Lost like any cluster that is away. The cancels
-        each one's record holds are read (cancel_records.py), and the cordons their specs hold (cordons.py)."""
+        each one's record holds are read (cancel_records.py), the cordons their specs hold (cordons.py) and the
+        quarantines their annotations keep (quarantines.py)."""
         try:
             listed = await asyncio.to_thread(self.api.list, MEMBER_CLUSTERS)
         except KubeError as exc:
@@ -478,6 +480,8 @@ class FederatedJobController:
             self.fed.cordons.sync(store.held_in(listed.get("items") or [], self.fed.cordons.held()),
                                   read_at=self.fed.cordons.changes)
             self._cordons_read = self.clock()
+        if isinstance(self.fed.early.quarantine.store, KubeQuarantineStore):  # in force from the first cycle
+            self.fed.early.quarantine.restore(held_in(listed.get("items") or []), self.clock())
         self._cancel_kept()
         for obj in listed.get("items") or []:
             name = str((obj.get("metadata") or {}).get("name", ""))

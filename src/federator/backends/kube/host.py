@@ -21,6 +21,7 @@ from federator.backends.kube.events import EventRecorder
 from federator.backends.kube.leader import LeaderElector, LeaseConfig
 from federator.backends.kube.namespace_gate import HostNamespaces
 from federator.backends.kube.options import KubeOptions
+from federator.backends.kube.quarantines import KubeQuarantineStore
 from federator.backends.kube.queue_controller import QueueController
 from federator.backends.kube.store import KubeJobStore
 from federator.security.audit import AuditLog
@@ -74,6 +75,8 @@ class KubeMode:
         # Cordons live in the MemberClusters' spec (backends/kube/cordons.py); the controller takes them from the
         # listing it makes at start, before the first cycle, and reads them again every few seconds.
         fed.cordons.attach(KubeCordonStore(self.api, clock=fed.clock), load=False)
+        # Quarantines are kept in a MemberCluster annotation (backends/kube/quarantines.py), read from that listing.
+        fed.early.quarantine.attach(KubeQuarantineStore(self.api), now=fed.clock(), load=False)
         self.controller = FederatedJobController(fed, self.api, self.store, namespace=self.opts.namespace,
                                                  member_interval=fed.report_interval, authz=authz, audit=audit,
                                                  clock=fed.clock)

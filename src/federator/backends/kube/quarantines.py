@@ -1,0 +1,97 @@
+"""Quarantines in Kubernetes mode: an annotation of the cluster's MemberCluster (server/quarantine_store.py says
+why they are kept, server/quarantine.py what a quarantine does).
+
+Where: `federator.io/quarantine` on the MemberCluster, which the federator owns and patches already (no new object,
+no new RBAC), holding `{"until": "<RFC 3339>", "reason": "..."}`:
+
+    kubectl get mc acme-east -o jsonpath='{.metadata.annotations.federator\\.io/quarantine}'
+
+An annotation rather than a status or spec field, as the record of cancels (cancel_records.py): Helm never
+upgrades CRDs, and a MemberCluster CRD older than the field would prune it without a word. The federator reads it
+at start only, from the listing that adopts the members (controller.py), before the first cycle; to end a
+quarantine early, `federator uncordon` (which removes the annotation), not kubectl. `until` is written rounded up
+to the second: a kept quarantine never ends early for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from federator.backends.kube.api import MEMBER_CLUSTERS, KubeApi, KubeError, NotFoundError
+from federator.backends.kube.resources import member_cluster, parse_timestamp
+from federator.model.quarantine import Held
+from federator.store.errors import StoreUnavailable
+from federator.timestamps import utc_seconds
+
+log = logging.getLogger("federator.kube.quarantines")
+ANNOTATION = "federator.io/quarantine"
+
+
+def encode(held: Held) -> str:
+    return json.dumps({"until": utc_seconds(math.ceil(held.until)), "reason": held.why}, sort_keys=True)
+
+
+def decode(text: str) -> Held:
+    """The quarantine an annotation holds; ValueError naming the field at fault."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"must be an object, got {type(value).__name__}")
+    until = parse_timestamp(value.get("until"))
+    if until <= 0:
+        raise ValueError(f"until: must be an RFC 3339 time, got {str(value.get('until'))[:40]!r}")
+    return Held(until, str(value.get("reason") or "")[:1024])
+
+
+def held_in(members: Iterable[Mapping[str, Any]]) -> dict[str, Held]:
+    """The quarantines these MemberCluster objects keep (a listing made for something else serves); one that
+    cannot be read is said and skipped (the cluster is then as if never quarantined)."""
+    held: dict[str, Held] = {}
+    for obj in members:
+        meta = obj.get("metadata") or {}
+        name, text = str(meta.get("name", "")), (meta.get("annotations") or {}).get(ANNOTATION)
+        if not name or not text:
+            continue
+        try:
+            held[name] = decode(str(text))
+        except ValueError as exc:
+            log.warning("MemberCluster %s: annotation %s is not a quarantine (%s); ignored", name, ANNOTATION, exc)
+    return held
+
+
+class KubeQuarantineStore:
+    """QuarantineStore (server/quarantine_store.py) over the MemberClusters of the host cluster."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+
+    def put(self, cluster: str, held: Held | None) -> None:
+        value = encode(held) if held is not None else None  # null: the merge patch removes the annotation
+        try:
+            try:
+                self.api.patch(MEMBER_CLUSTERS, cluster, {"metadata": {"annotations": {ANNOTATION: value}}})
+            except NotFoundError:
+                if value is None:
+                    return  # no object: nothing keeps a quarantine
+                body = member_cluster(cluster, region="", labels={})
+                del body["spec"]["region"]  # filled in by the controller's next write, as after a cordon
+                body["metadata"]["annotations"] = {ANNOTATION: value}
+                self.api.create(MEMBER_CLUSTERS, body)
+        except KubeError as exc:
+            raise StoreUnavailable(f"MemberCluster {cluster}: quarantine not kept: {exc}") from exc
+
+    def load(self) -> dict[str, Held]:
+        try:
+            listed = self.api.list(MEMBER_CLUSTERS)
+        except KubeError as exc:
+            raise StoreUnavailable(f"listing MemberClusters: {exc}") from exc
+        return held_in(listed.get("items") or [])
+
+
+__all__ = ["ANNOTATION", "KubeQuarantineStore", "decode", "encode", "held_in"]
