@@ -400,6 +400,11 @@ class Authorizer:
     def _groups_of(self, user: str, recorded: frozenset[str]) -> frozenset[str]:
         return recorded | self._member_of.get(user, frozenset())
 
+    def groups_of_owner(self, spec: JobSpec) -> frozenset[str]:
+        """The groups of a job's owner: recorded on the job (certificate, token) and the policy's for its user."""
+        user, recorded = owner_of(spec)
+        return self._groups_of(user, recorded) if user else recorded
+
     def submit(self, who: Principal, queue: str) -> Allowed | Denied:
         if who.admin:
             return Allowed(Rule.ADMIN)

@@ -335,6 +335,7 @@ async def serve(opts: ServeOptions) -> None:
                                       # clients and agents between the two
                                       ("grpc.so_reuseport", 0)])
     authz = _authorizer(opts)
+    fed.early.groups_of = authz.groups_of_owner  # an organisation's users are one owner to the quarantine
     terms = StreamTerms(report_interval=opts.report_interval, lease_seconds=opts.lease_seconds,
                         lost_after=opts.lost_after_seconds, clock=fed.clock,
                         order_max_age=opts.order_max_age or default_order_max_age(opts.lost_after_seconds))

@@ -43,12 +43,15 @@ LAPSE_WINDOWS = 2
 @dataclass(frozen=True, slots=True)
 class Blame:
     """An early failure on `cluster` of `owner`'s job at `failed_at`; `ran_since`: when the job's once-more
-    placement turned Running on another cluster (0: not yet)."""
+    placement turned Running on another cluster (0: not yet), `witness` that cluster (the one whose word, Running
+    or Succeeded, makes the failure evidence); `groups`: the owner's tenancy groups, its organisation."""
 
     cluster: str
     owner: Submitter
     failed_at: float
     ran_since: float = 0.0
+    groups: frozenset[str] = frozenset()
+    witness: str = ""
 
 
 class Blames:
@@ -60,10 +63,11 @@ class Blames:
         self._pending: dict[str, Blame] = {}  # job id -> blame, oldest first
         self._swept_at = -math.inf
 
-    def failed_early(self, job_id: str, cluster: str, owner: Submitter, now: float) -> None:
+    def failed_early(self, job_id: str, cluster: str, owner: Submitter, now: float,
+                     groups: frozenset[str] = frozenset()) -> None:
         """A job's first early failure: pending until its once-more placement shows whose fault it was."""
         self._pending.pop(job_id, None)
-        self._pending[job_id] = Blame(cluster, owner, now)
+        self._pending[job_id] = Blame(cluster, owner, now, groups=groups)
         while len(self._pending) > KEPT_BLAMES:
             del self._pending[next(iter(self._pending))]
 
@@ -75,7 +79,7 @@ class Blames:
         """A placement of the job turned Running on `cluster`."""
         blame = self._pending.get(job_id)
         if blame is not None and cluster != blame.cluster and not blame.ran_since:
-            self._pending[job_id] = replace(blame, ran_since=now)
+            self._pending[job_id] = replace(blame, ran_since=now, witness=cluster)
 
     def ended(self, job_id: str, cluster: str, *, succeeded: bool, now: float) -> Blame | None:
         """A placement of the job on `cluster` ended other than by an early failure: the blame it confirms (it
@@ -84,7 +88,7 @@ class Blames:
         if blame is None or cluster == blame.cluster:
             return None
         del self._pending[job_id]
-        return blame if succeeded or self._ran_long_enough(blame, now) else None
+        return replace(blame, witness=cluster) if succeeded or self._ran_long_enough(blame, now) else None
 
     def confirmed(self, now: float) -> list[Blame]:
         """The blames whose job has now run --early-failure-seconds elsewhere (removed here); lapsed ones go.

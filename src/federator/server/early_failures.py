@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from federator.model import ClusterState, Job, JobPhase, Placement, Reason, ReasonCode
+from federator.model import ClusterState, Job, JobPhase, JobSpec, Placement, Reason, ReasonCode
 from federator.scheduler import may_spread
-from federator.security.authz import submitter_of
+from federator.security.authz import owner_of, submitter_of
+from federator.security.trust import PROVIDER_LABEL
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.quarantine import Quarantine, QuarantinePolicy
 from federator.server.refusals import FAILED_EARLY, brief
@@ -70,7 +72,11 @@ class EarlyFailures:
         self.fed = fed
         self.policy = policy or EarlyFailurePolicy()
         self.quarantine = Quarantine(self.policy.quarantine, early_seconds=self.policy.seconds, ready=self._ready,
+                                     provider_of=self._provider_of, providers_besides=self._providers_besides,
                                      on_start=self._quarantined, on_end=self.released, on_capped=self._capped)
+        # An owner's tenancy groups, its organisation: those recorded on the job (the caller's certificate or
+        # token); serve adds the policy's (server/app.py), which only the authorizer knows.
+        self.groups_of: Callable[[JobSpec], frozenset[str]] = lambda spec: owner_of(spec)[1]
         self._started: dict[str, float] = {}  # placement id -> when it turned Running, oldest first
 
     def seen(self, rec: ClusterRecord, job: Job, placement: Placement, phase: JobPhase, message: str) -> str | None:
@@ -122,7 +128,7 @@ class EarlyFailures:
             return f"{message} (failed on {said}; it had failed on {job.early_failure} and was placed once more)"
         if job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep":
             return message  # no once-more placement, so nothing shows whose fault it was: no blame (blame.py)
-        self.quarantine.failed_early(job.job_id, rec.name, submitter_of(job.spec), now)
+        self.quarantine.failed_early(job.job_id, rec.name, submitter_of(job.spec), now, self.groups_of(job.spec))
         job.early_failure = said  # stored by the requeue's write, before any agent hears of it
         why = f"failed on {said}; placing it once more, elsewhere (--early-failure-seconds {self.policy.seconds:g})"
         log.warning("job %s %s", job.job_id, why)
@@ -149,6 +155,15 @@ class EarlyFailures:
     def _ready(self) -> int:
         """Ready clusters now, quarantined ones too (they stay Ready): the base of the quarantine's cap."""
         return sum(1 for rec in self.fed.clusters.values() if rec.state is ClusterState.READY)
+
+    def _provider_of(self, cluster: str) -> str:
+        rec = self.fed.clusters.get(cluster)
+        return rec.labels.get(PROVIDER_LABEL, "") if rec is not None else ""
+
+    def _providers_besides(self, cluster: str) -> int:
+        """Providers of the Ready clusters other than `cluster` ("" for the federation's own counts as one)."""
+        return len({rec.labels.get(PROVIDER_LABEL, "") for rec in self.fed.clusters.values()
+                    if rec.state is ClusterState.READY and rec.name != cluster})
 
     def released(self, cluster: str) -> None:
         """Its room counts again (a quarantine or a cordon ended): jobs parked for want of room come back."""

@@ -12,7 +12,11 @@ elsewhere, ran there (server/blame.py: a job that fails early wherever it runs i
 jobs of four tenants quarantined all 9 healthy clusters of outside QA's soak, finding 1). Per cluster, the
 confirmed failures of the last `window` seconds; when they reach `failures`, of at least MIN_OWNERS different
 owners (the submitter, security/authz.py `submitter_of`: one tenant's crashing image is that tenant's problem,
-not the cluster's), the cluster is quarantined for `seconds`, unless that would quarantine more than MAX_SHARE of
+not the cluster's) of as many organisations (owners sharing a tenancy group are one: one organisation's users
+could otherwise take out a competitor's cluster with jobs that crash only there, outside QA S2), and witnessed by
+clusters of MIN_WITNESS_PROVIDERS providers where the fleet has that many besides the cluster (the witness's
+Running or Succeeded is what makes a failure evidence; a provider that reported other tenants' retries Running
+had an honest competitor quarantined on its word alone, S4), the cluster is quarantined for `seconds`, unless that would quarantine more than MAX_SHARE of
 the Ready clusters (rounded down: none of one, one of two or three, four of nine). Over the cap the cluster is not
 quarantined: a warning says so and `federator_cluster_quarantines_capped_total{cluster}` counts it; its evidence
 is kept, so it is quarantined at its next confirmed failure once the cap allows. Why a cap: when more than half
@@ -40,7 +44,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from federator.model.quarantine import Held
@@ -54,7 +58,11 @@ DEFAULT_QUARANTINE_FAILURES = 3
 DEFAULT_QUARANTINE_WINDOW_SECONDS = 600.0
 DEFAULT_QUARANTINE_SECONDS = 1_800.0
 MIN_OWNERS = 2
-"""Different owners among a cluster's early failures before it is quarantined."""
+"""Different owners among a cluster's early failures before it is quarantined; as many different organisations
+(owners who share no tenancy group), so one organisation's two users are one."""
+MIN_WITNESS_PROVIDERS = 2
+"""Providers whose clusters ran the failed jobs afterwards (the witnesses) before a cluster is quarantined; fewer
+where the fleet has fewer providers besides the accused cluster."""
 MAX_SHARE = 0.5
 """The share of the Ready clusters (quarantined ones included) that may be quarantined at once, rounded down."""
 KEPT_FAILURES = 256
@@ -79,22 +87,56 @@ class QuarantinePolicy:
                 raise ValueError(f"{name}: must be a positive number of seconds, got {value:g}")
 
 
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One confirmed early failure: when it counted, whose job (and the owner's tenancy groups), and the provider
+    of the cluster where the job then ran (the witness, whose word made it evidence)."""
+
+    at: float
+    owner: Submitter
+    groups: frozenset[str]
+    witness_provider: str
+
+
+def organisations_among(evidence: Iterable[Evidence]) -> int:
+    """How many organisations own these failures: owners who share a tenancy group are one (outside QA S2: one
+    organisation's two users, three jobs that crashed only on a competitor's cluster, quarantined it for everyone).
+    Owners without groups are each their own."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for e in evidence:
+        me = root(f"owner:{e.owner}")
+        for group in e.groups:
+            parent[root(f"group:{group}")] = me
+            me = root(me)
+    return len({root(f"owner:{e.owner}") for e in evidence})
+
+
 class Quarantine:
     """The clusters quarantined now, the pending blames (server/blame.py) and each cluster's confirmed early
     failures; see the module docstring."""
 
     def __init__(self, policy: QuarantinePolicy | None = None, *, early_seconds: float = 300.0,
                  ready: Callable[[], int] = lambda: 0,
+                 provider_of: Callable[[str], str] = lambda cluster: "",
+                 providers_besides: Callable[[str], int] = lambda cluster: 1,
                  on_start: Callable[[str], None] = lambda cluster: None,
                  on_end: Callable[[str], None] = lambda cluster: None,
                  on_capped: Callable[[str], None] = lambda cluster: None) -> None:
         self.policy = policy or QuarantinePolicy()
         self.blames = Blames(seconds=early_seconds, window=self.policy.window)
         self._ready = ready  # how many clusters are Ready now (quarantined ones too): the cap's base
+        self._provider_of = provider_of  # a cluster's provider ("" for the federation's own)
+        self._providers_besides = providers_besides  # providers of the Ready clusters other than this one
         self._on_start = on_start
         self._on_end = on_end
         self._on_capped = on_capped
-        self._failures: dict[str, deque[tuple[float, Submitter]]] = {}
+        self._failures: dict[str, deque[Evidence]] = {}
         self._held: dict[str, Held] = {}
         self.writes = QuarantineWrites()  # each change, kept in the store once one is attached
 
@@ -123,10 +165,12 @@ class Quarantine:
             log.warning("cluster %s quarantined for %.0fs more (kept from before this start): %s", cluster,
                         held.until - now, held.why)
 
-    def failed_early(self, job_id: str, cluster: str, owner: Submitter, now: float) -> None:
-        """A job's first early failure, on `cluster`: a blame once the job runs elsewhere (server/blame.py)."""
+    def failed_early(self, job_id: str, cluster: str, owner: Submitter, now: float,
+                     groups: frozenset[str] = frozenset()) -> None:
+        """A job's first early failure, on `cluster`: a blame once the job runs elsewhere (server/blame.py);
+        `groups`: its owner's tenancy groups (the organisation)."""
         if self.policy.failures > 0:
-            self.blames.failed_early(job_id, cluster, owner, now)
+            self.blames.failed_early(job_id, cluster, owner, now, groups)
 
     def confirm(self, blame: Blame | None, now: float) -> Held | None:
         """Count one confirmed early failure against its cluster; the quarantine it starts, if it starts one."""
@@ -135,11 +179,15 @@ class Quarantine:
             return None
         cluster = blame.cluster
         recent = self._failures.setdefault(cluster, deque(maxlen=KEPT_FAILURES))
-        recent.append((now, blame.owner))
-        while recent and now - recent[0][0] > policy.window:
+        recent.append(Evidence(now, blame.owner, blame.groups, self._provider_of(blame.witness)))
+        while recent and now - recent[0].at > policy.window:
             recent.popleft()
-        owners = {who for _, who in recent}
-        if len(recent) < policy.failures or len(owners) < MIN_OWNERS:
+        owners = {e.owner for e in recent}
+        organisations = organisations_among(recent)
+        witnesses = {e.witness_provider for e in recent}
+        need = min(MIN_WITNESS_PROVIDERS, max(1, self._providers_besides(cluster)))
+        if len(recent) < policy.failures or len(owners) < MIN_OWNERS or organisations < MIN_OWNERS \
+                or len(witnesses) < need:
             return None
         held_now, ready = len(self._current(now)), self._ready()
         if held_now + 1 > int(ready * MAX_SHARE):
@@ -155,6 +203,9 @@ class Quarantine:
             f"{len(recent)} placements of {len(owners)} owners failed within --early-failure-seconds of their start "
             f"in {policy.window:g}s and then ran on another cluster; no new work for {policy.seconds:g}s "
             "(--quarantine-seconds)")
+        log.warning("cluster %s: the evidence: owners %s; then ran on clusters of providers %s", cluster,
+                    ", ".join(sorted({str(e.owner) for e in recent})),
+                    ", ".join(sorted(repr(p) for p in witnesses)))
         log.warning("cluster %s quarantined: %s", cluster, held.why)
         self.writes.put(cluster, held)
         self._on_start(cluster)
