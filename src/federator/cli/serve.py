@@ -23,6 +23,7 @@ from federator.server.quarantine import (
     DEFAULT_QUARANTINE_WINDOW_SECONDS,
     QuarantinePolicy,
 )
+from federator.server.refusals import DEFAULT_MAX_REFUSALS
 from federator.server.settle import DEFAULT_SETTLE_SECONDS
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS
 
@@ -90,6 +91,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "deleted or restored from an old backup) is cancelled only once reported this long, so an "
                         "operator can restore the right store first; superseded placements of known jobs are "
                         "cancelled at once (default %(default)g; 0: at once)")
+    p.add_argument("--max-refusals", type=int, default=DEFAULT_MAX_REFUSALS, metavar="N",
+                   help="a job its clusters refused (an agent would not launch it, or stopped it before it ran) N "
+                        "times in a row, with no placement of it running since, fails with the last refusal's words "
+                        "instead of being placed again (default %(default)s; 0: never)")
     p.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
     add_kube_arguments(p)
     p.add_argument("--policy", type=Path, metavar="FILE",
@@ -251,6 +256,9 @@ def _serve(args: argparse.Namespace) -> int:
             must = "0 or a positive number" if zero else "a positive number"
             print(f"federator serve: {flag}: must be {must}, got {value:g}", file=sys.stderr)
             return 2
+    if args.max_refusals < 0:
+        print(f"federator serve: --max-refusals: must be 0 (never) or more, got {args.max_refusals}", file=sys.stderr)
+        return 2
     if args.quarantine_failures < 0:
         print(f"federator serve: --quarantine-failures: must be 0 or more, got {args.quarantine_failures}",
               file=sys.stderr)
@@ -294,6 +302,7 @@ def _serve(args: argparse.Namespace) -> int:
                             args.quarantine_failures, args.quarantine_window, args.quarantine_seconds)),
                         cycle_interval=args.cycle_interval,
                         settle_seconds=args.settle_seconds, orphan_grace=args.orphan_grace,
+                        max_refusals=args.max_refusals,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,
                         token_file=args.token_file, token_listen=args.token_listen, limits=limits,
                         audit_log=args.audit_log, trust=trust, trust_poll_seconds=args.trust_poll_seconds,

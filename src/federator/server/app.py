@@ -40,6 +40,7 @@ from federator.server.interceptors import MetricsInterceptor
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
 from federator.server.orphans import DEFAULT_ORPHAN_GRACE_SECONDS
 from federator.server.outbox import stopping
+from federator.server.refusals import DEFAULT_MAX_REFUSALS
 from federator.server.reloads import Reloads
 from federator.server.retention import Retention, RetentionPolicy
 from federator.server.services import AgentService, ClusterService, JobService, decode_guard
@@ -92,6 +93,7 @@ class ServeOptions:
     reflection: bool = False  # serve gRPC server reflection
     retention: RetentionPolicy = RetentionPolicy()  # finished jobs (server/retention.py); store mode only
     orphan_grace: float = DEFAULT_ORPHAN_GRACE_SECONDS  # server/orphans.py; 0: cancelled at once
+    max_refusals: int = DEFAULT_MAX_REFUSALS  # server/giving_up.py; 0: never
     usage_retention: UsageRetention = UsageRetention()  # usage records (accounting/retention.py); both modes
 
 
@@ -335,6 +337,7 @@ async def serve(opts: ServeOptions) -> None:
                                       # clients and agents between the two
                                       ("grpc.so_reuseport", 0)])
     authz = _authorizer(opts)
+    fed.refusals.limit = opts.max_refusals  # a job no member takes fails (server/giving_up.py)
     fed.early.groups_of = authz.groups_of_owner  # an organisation's users are one owner to the quarantine
     terms = StreamTerms(report_interval=opts.report_interval, lease_seconds=opts.lease_seconds,
                         lost_after=opts.lost_after_seconds, clock=fed.clock,

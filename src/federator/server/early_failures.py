@@ -85,6 +85,8 @@ class EarlyFailures:
         seconds = self.policy.seconds
         now = self.fed.clock()
         blames = self.quarantine.blames
+        if phase is JobPhase.RUNNING:
+            self.fed.refusals.ran(job.job_id)  # it runs: what turned it away before was not the job itself
         if seconds > 0 and phase is JobPhase.RUNNING and placement.phase is not JobPhase.RUNNING:
             self._start(placement.placement_id, now)
             blames.ran(job.job_id, rec.name, now)

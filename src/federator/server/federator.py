@@ -299,7 +299,7 @@ class Federator:
             return
         if phase is JobPhase.CANCELLED:  # stopped by the cluster itself (it fenced itself, or was evicted)
             rec.acked.discard(placement_id)
-            self.refusals.note(job.job_id, rec.name, self.clock(), message)
+            self.refusals.note(job.job_id, rec.name, self.clock(), message, counted=True)
             self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} stopped placement {placement_id}: "
                                       f"{message[:STOPPED_CHARS]}"), ended={placement_id}, stopped={placement_id})
             return
@@ -348,7 +348,7 @@ class Federator:
         if job is None or job.phase.is_terminal or not self._live_on(rec, placement_id):
             return
         self.metrics.placements.labels("refused").inc()
-        self.refusals.note(job.job_id, rec.name, self.clock(), message)
+        self.refusals.note(job.job_id, rec.name, self.clock(), message, counted=True)
         self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, f"{rec.name} refused: {message}"), ended={placement_id})
 
     def acked(self, rec: ClusterRecord, placement_id: str) -> None:

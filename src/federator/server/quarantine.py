@@ -8,21 +8,22 @@ cluster had room, and nothing stopped the next job going there too. Each early f
 elsewhere (server/early_failures.py); this keeps the cluster from drawing the next owners' jobs.
 
 The rule: an early failure counts against its cluster only once it is evidence, when the job, placed once more
-elsewhere, ran there (server/blame.py: a job that fails early wherever it runs is its own fault; before, such
-jobs of four tenants quarantined all 9 healthy clusters of outside QA's soak, finding 1). Per cluster, the
-confirmed failures of the last `window` seconds; when they reach `failures`, of at least MIN_OWNERS different
-owners (the submitter, security/authz.py `submitter_of`: one tenant's crashing image is that tenant's problem,
-not the cluster's) of as many organisations (owners sharing a tenancy group are one: one organisation's users
-could otherwise take out a competitor's cluster with jobs that crash only there, outside QA S2), and witnessed by
-clusters of MIN_WITNESS_PROVIDERS providers where the fleet has that many besides the cluster (the witness's
-Running or Succeeded is what makes a failure evidence; a provider that reported other tenants' retries Running
-had an honest competitor quarantined on its word alone, S4), the cluster is quarantined for `seconds`, unless that would quarantine more than MAX_SHARE of
-the Ready clusters (rounded down: none of one, one of two or three, four of nine). Over the cap the cluster is not
-quarantined: a warning says so and `federator_cluster_quarantines_capped_total{cluster}` counts it; its evidence
-is kept, so it is quarantined at its next confirmed failure once the cap allows. Why a cap: when more than half
-the fleet looks bad at once the cause is more likely the work or something fleet-wide than the members, and
-taking them out turns a bad hour for some jobs into an outage for all (the soak: 722 jobs waited, 897 of 1,008
-accelerators free); the majority keeps taking work while someone looks.
+elsewhere, ran there (server/blame.py: a job that fails early wherever it runs is its own fault; before, such jobs
+of four tenants quarantined all 9 healthy clusters of outside QA's soak, finding 1). Per cluster, the confirmed
+failures of the last `window` seconds; when they reach `failures`, of at least MIN_OWNERS different owners (the
+submitter, security/authz.py `submitter_of`: one tenant's crashing image is that tenant's problem, not the
+cluster's) of as many organisations (owners sharing a tenancy group are one: one organisation's users could
+otherwise take out a competitor's cluster with jobs that crash only there, outside QA S2), and witnessed by clusters
+of MIN_WITNESS_PROVIDERS providers where the fleet has that many besides the cluster (the witness's Running or
+Succeeded is what makes a failure evidence; a provider that reported other tenants' retries Running had an honest
+competitor quarantined on its word alone, S4), the cluster is quarantined for `seconds`, unless that would
+quarantine more than MAX_SHARE of the Ready clusters (rounded down: none of one, one of two or three, four of nine).
+Over the cap the cluster is not quarantined: a warning says so and
+`federator_cluster_quarantines_capped_total{cluster}` counts it; its evidence is kept, so it is quarantined at its
+next confirmed failure once the cap allows. Why a cap: when more than half the fleet looks bad at once the cause is
+more likely the work or something fleet-wide than the members, and taking them out turns a bad hour for some jobs
+into an outage for all (the soak: 722 jobs waited, 897 of 1,008 accelerators free); the majority keeps taking work
+while someone looks.
 
 A quarantined cluster stays Ready (its lease, its jobs, its reports are as before) and runs what it holds; the
 scheduling snapshot shows it as Quarantined, so the filter that keeps work off a cluster that is not Ready keeps

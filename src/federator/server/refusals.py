@@ -44,6 +44,10 @@ STOPPED_CHARS = 800
 """Of the message of a placement its cluster stopped, in the job's re-queue reason and its Requeued Event. The
 member's own words (Kueue's quota arithmetic, the scheduler's reason pods stayed unbound) end where the
 cause is named, so they are kept whole up to the length an Event's message holds with room to spare."""
+DEFAULT_MAX_REFUSALS = 10
+"""Refusals of a job in a row, with no placement of it Running since, before it fails (`given_up`): with the
+back-off (30 s, doubling to 5 minutes) about half an hour of trying; a member that is merely full turns a job away
+a few times, one that cannot take the workload every time."""
 DEFAULT_REFUSAL_COOLDOWN_SECONDS = 300.0
 """The longest a cluster is avoided for one job after it refused it."""
 FIRST_REFUSAL_SECONDS = 30.0
@@ -68,15 +72,22 @@ class RecentRefusals:
     """job id -> cluster -> (avoided until, refusals so far, its last why); kept while the job lives (`forget`)."""
 
     def __init__(self, cooldown: float = DEFAULT_REFUSAL_COOLDOWN_SECONDS,
-                 first: float = FIRST_REFUSAL_SECONDS) -> None:
+                 first: float = FIRST_REFUSAL_SECONDS, limit: int = DEFAULT_MAX_REFUSALS) -> None:
         self.cooldown = cooldown
         self.first = first
+        self.limit = limit  # refusals in a row, none run since, before the job fails (`given_up`); 0: never
         self._by_job: dict[JobId, dict[str, tuple[float, int, str, str]]] = {}
         self._avoiding: set[JobId] = set()  # jobs with a cluster still avoided, as of the last note or avoided
+        self._streak: dict[JobId, tuple[int, str, str]] = {}  # refusals since the job last ran, the last's cluster, why
 
-    def note(self, job_id: JobId, cluster: str, now: float, why: str = "", *, did: str = REFUSED) -> None:
+    def note(self, job_id: JobId, cluster: str, now: float, why: str = "", *, did: str = REFUSED,
+             counted: bool = False) -> None:
         """The cluster turned the job away (`did`: what it did, as the job's reason says it: it refused it, failed
-        it soon after its start, did not start it); `why`: its words."""
+        it soon after its start, did not start it); `why`: its words. `counted`: a refusal of the job itself (its
+        agent would not launch it, or stopped it before it ran), which counts toward `limit`."""
+        if counted and not why.startswith(FENCED_PREFIX):
+            times, _, _ = self._streak.get(job_id, (0, "", ""))
+            self._streak[job_id] = (times + 1, cluster, brief(why))
         if self.cooldown <= 0 or why.startswith(FENCED_PREFIX):
             # A fence is the agent stopping everything it holds after losing the federator, not the cluster
             # turning this job away: kept off the cluster, a spread job waited 30 s more after a federator
@@ -115,10 +126,27 @@ class RecentRefusals:
                 message = message.replace(said, f"{told} ({why})" if why else told, 1)
         return reason if message == reason.message else replace(reason, message=message)
 
+    def ran(self, job_id: JobId) -> None:
+        """A placement of the job turned Running: what refused it before was not the job (a full member, an
+        eviction), and its count starts again."""
+        self._streak.pop(job_id, None)
+
+    def given_up(self, job_id: JobId) -> str | None:
+        """Why the job fails instead of being placed again, once `limit` refusals in a row left it never running:
+        a workload no member will take (an image missing, a name the API server refuses, a nodeSelector no node
+        has) was refused, placed again and refused with no end, holding accelerators on every try (outside QA,
+        ML user, F2); else None."""
+        times, cluster, why = self._streak.get(job_id, (0, "", ""))
+        if not self.limit or times < self.limit:
+            return None
+        return (f"refused {times} times in a row without running, the last by {cluster}: {why or 'no reason'} "
+                f"(--max-refusals {self.limit})")
+
     def forget(self, job_id: JobId) -> None:
         self._by_job.pop(job_id, None)
         self._avoiding.discard(job_id)
+        self._streak.pop(job_id, None)
 
 
-__all__ = ["DEFAULT_REFUSAL_COOLDOWN_SECONDS", "FAILED_EARLY", "FIRST_REFUSAL_SECONDS", "NOT_STARTED", "REFUSED",
-           "STOPPED_CHARS", "WHY_CHARS", "RecentRefusals", "brief"]
+__all__ = ["DEFAULT_MAX_REFUSALS", "DEFAULT_REFUSAL_COOLDOWN_SECONDS", "FAILED_EARLY", "FIRST_REFUSAL_SECONDS",
+           "NOT_STARTED", "REFUSED", "STOPPED_CHARS", "WHY_CHARS", "RecentRefusals", "brief"]

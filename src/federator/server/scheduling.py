@@ -71,6 +71,7 @@ from federator.scheduler import Allocation, Arrival, CycleResult, PlacementReque
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.scheduler.reservation import Reservation
 from federator.scheduler.tuning import Tuner
+from federator.server.giving_up import give_up
 from federator.server.job_message import job_message, keep_preempted, placements_message, preempted_note
 from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
@@ -421,8 +422,10 @@ class Cycles:
                 self._candidates[job_id] = None
         for job_id in list(self._candidates):
             job = jobs.get(job_id)
-            if job is None or not owes(job):
-                del self._candidates[job_id]
+            if job is None or not owes(job) or (
+                    job.phase is JobPhase.PENDING and (why := self.fed.refusals.given_up(job_id)) is not None
+                    and give_up(self.fed, job, why)):  # no member takes it: it fails (server/giving_up.py)
+                self._candidates.pop(job_id, None)  # a job given up has left them already
                 cache.pop(job_id, None)
                 continue
             avoid = self.fed.refusals.avoided(job.job_id, now)
