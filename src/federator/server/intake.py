@@ -347,6 +347,7 @@ class Intake:
             retry = fed.limits.queue_full_retry_seconds
             raise QueueFull(f"the federator's queue is full: {pending} jobs are pending, its limit is "
                             f"{fed.limits.max_pending_jobs}; retry after {retry:g}s", retry)
+        self._check_kept_room(owner, pending)
         self._check_queue_room(spec.queue)
         self._check_owner_room(owner)
         self._check_byte_room(owner, size)
@@ -361,6 +362,27 @@ class Intake:
         self.bytes.enter(job.job_id, owner, size)
         fed.cycles.count_pending(job)  # counted from now, as `arriving` is: a burst of one queue or user is bounded too
         return job, True
+
+    def _check_kept_room(self, owner: Submitter, pending: int) -> None:
+        """The last tenth of `--max-pending-jobs` is kept for owners holding fewer than a tenth of it pending.
+
+        Why: the per-user and per-queue caps default to half of the whole, so two identities (one organisation's
+        two users, outside QA M3) filled the federator and every other tenant's Submit was refused. Whatever the
+        caps, owners who hold much find the door shut a tenth before the end, and the rest still get in; one user
+        alone is held back only from that last tenth. One count read, no scan."""
+        fed = self.fed
+        limit = fed.limits.max_pending_jobs
+        kept = limit // 10
+        if not kept or pending < limit - kept:
+            return
+        held = fed.cycles.by_owner.count(owner)
+        if held < kept:
+            return
+        self._reject(RejectReason.QUEUE_FULL)
+        retry = fed.limits.queue_full_retry_seconds
+        raise QueueFull(f"the federator's queue is nearly full: {pending} jobs are pending, its limit is {limit} "
+                        f"(--max-pending-jobs), and the last {kept} are kept for owners holding fewer than {kept}; "
+                        f"{owner} holds {held}; retry after {retry:g}s", retry)
 
     def _check_queue_room(self, queue: str) -> None:
         """Refuse a new job of a queue holding as many pending jobs as it may: its own `maxPendingJobs` (policy
