@@ -13,7 +13,7 @@ field at fault, all of them at once::
     defaultQueue: {weight: 1, maxPendingJobs: 1000}   # queues not listed above
     scoreWeights: {Fragmentation: 3, Scarcity: 4, Price: 1, RegionLoad: 1, Locality: 3}
     preemption: {enabled: true, maxVictimsPerCycle: 10}
-    reservations: {enabled: true, afterSeconds: 600, maxReservations: 3}   # room held for gangs that waited
+    reservations: {enabled: true, afterSeconds: 600, maxReservations: 3, maxHoldSeconds: 3600}   # gangs that waited
     regions:
       latencyMs:                       # symmetric; 0 within a region
         east: {central: 40, west: 120}
@@ -171,15 +171,15 @@ def policy_from_document(doc: object, *, source: str = "") -> SchedulerConfig:
                            scarcity_scales=scales, reservations=reservations)
 
 
-_RESERVATION_FIELDS = ("enabled", "afterSeconds", "maxReservations")
+_RESERVATION_FIELDS = ("enabled", "afterSeconds", "maxReservations", "maxHoldSeconds")
 
 
 def _reservations(body: Any, bad: Any) -> ReservationPolicy:
-    """`reservations: {enabled, afterSeconds, maxReservations}` (scheduler/reservation.py); unset fields keep
-    the defaults, and `enabled: false` is `maxReservations: 0`."""
+    """`reservations: {enabled, afterSeconds, maxReservations, maxHoldSeconds}` (scheduler/reservation.py);
+    unset fields keep the defaults, and `enabled: false` is `maxReservations: 0`."""
     default = ReservationPolicy()
     if not isinstance(body, Mapping):
-        bad("reservations", "must be a mapping {enabled, afterSeconds, maxReservations}")
+        bad("reservations", "must be a mapping {enabled, afterSeconds, maxReservations, maxHoldSeconds}")
         return default
     for key in body:
         if key not in _RESERVATION_FIELDS:
@@ -196,7 +196,12 @@ def _reservations(body: Any, bad: Any) -> ReservationPolicy:
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
         bad("reservations.maxReservations", f"must be a non-negative integer, got {cap!r}")
         cap = default.max_reservations
-    return ReservationPolicy(after_seconds=float(after), max_reservations=cap if enabled else 0)
+    hold = body.get("maxHoldSeconds", default.max_hold_seconds)
+    if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 < hold < float("inf"):
+        bad("reservations.maxHoldSeconds", f"must be a positive number of seconds, got {hold!r}")
+        hold = default.max_hold_seconds
+    return ReservationPolicy(after_seconds=float(after), max_reservations=cap if enabled else 0,
+                             max_hold_seconds=float(hold))
 
 
 def queue_from_document(body: object, *, where: str = "queue", source: str = "") -> QueueConfig:

@@ -20,7 +20,7 @@ an event could change that):
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from federator.model import Job, JobId
 from federator.scheduler.reservation import Reservation, may_hold
@@ -32,6 +32,7 @@ class HeldRoom:
     def __init__(self) -> None:
         self._by_job: dict[JobId, Reservation] = {}
         self._waits: list[tuple[float, JobId]] = []  # (submitted at, job): pending gangs not yet due
+        self._resting: dict[JobId, float] = {}  # gangs whose hold ran out (reservations.maxHoldSeconds): until when
 
     def waiting(self, job: Job) -> None:
         """A job is Pending: if it is a gang that could hold room, it is brought back when it is due."""
@@ -50,6 +51,10 @@ class HeldRoom:
         """What the next cycle is handed (`Scheduler.schedule(reservations=...)`)."""
         return tuple(self._by_job.values())
 
+    def resting(self) -> dict[JobId, float]:
+        """The gangs that may not hold room again yet, and until when (`Scheduler.schedule(resting=...)`)."""
+        return dict(self._resting)
+
     def holders(self) -> list[JobId]:
         return list(self._by_job)
 
@@ -57,8 +62,10 @@ class HeldRoom:
         """Whether the job holds room: it stays a candidate, never parked."""
         return job_id in self._by_job
 
-    def update(self, reservations: Sequence[Reservation]) -> list[Reservation]:
-        """Take a cycle's reservations; the ones that ended with it."""
+    def update(self, reservations: Sequence[Reservation],
+               resting: Mapping[JobId, float] | None = None) -> list[Reservation]:
+        """Take a cycle's reservations and resting gangs; the reservations that ended with it."""
+        self._resting = dict(resting or {})
         now = {r.job_id: r for r in reservations}
         ended = [r for job_id, r in self._by_job.items() if job_id not in now or now[job_id].cluster != r.cluster]
         self._by_job = now
