@@ -140,6 +140,20 @@ class SchedulerConfig:
             return 0, "the default maxPriority of a policy with tenancy or access lists"
         return PRIORITY_LIMIT, "the default maxPriority of a policy without tenancy"
 
+    def outranks(self, priority: int, queue: str) -> bool:
+        """Whether a job of `priority` (of another queue) ranks above the work of queue `queue` by priority
+        alone, and so may preempt its lower-priority preemptible work without the fair-share rule.
+
+        Priorities are one scale only where nobody bounds them (a single-tenant policy that sets no
+        maxPriority: as before), or where the operator granted the preemptor more than `queue` may ever ask
+        (its maxPriority). Else each tenant picks its priorities within its own bound, to order its own
+        jobs; comparing them across queues would let a tenant preempt another's work because that one
+        ordered its own below 0 (security finding M1), so across queues the fair-share rule decides."""
+        bound, _ = self.max_priority(queue)
+        unbounded = not self.multi_tenant and self.default_queue.max_priority is None and (
+            queue not in self.queues or self.queues[queue].max_priority is None)
+        return unbounded or priority > bound
+
     def latency_ms(self, a: str, b: str) -> int | None:
         """Round-trip latency between two regions; 0 within a region; None if not configured."""
         if a == b:

@@ -53,6 +53,7 @@ from federator.scheduler.pools import LazyFitCounts, QuotaBudget, best_model, qu
 from federator.scheduler.preemption import (
     PlanMemo,
     Preemption,
+    by_fair_share,
     capped,
     eligible,
     fair_after,
@@ -467,7 +468,7 @@ class Scheduler:
             gone = [by_job[v] for v in victims]
             ok = fair_after(request, [(request.replicas, model)], gone, usage)
             if not ok:
-                unfair.update(a.queue for allocs in gone for a in allocs if a.priority == request.spec.priority)
+                unfair.update(a.queue for allocs in gone for a in allocs if by_fair_share(a, request, usage))
             return ok
 
         unfair: set[str] = set()  # the queues of victims `fair` refused
