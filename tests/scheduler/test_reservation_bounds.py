@@ -109,10 +109,14 @@ def test_moving_to_another_cluster_does_not_restart_the_hold() -> None:
     assert r2.since == LATE + 10 and r2.first_held == LATE  # a new cluster, the same hold
 
 
-def test_the_server_hands_the_resting_gangs_to_the_next_cycle() -> None:
+def test_the_server_hands_the_resting_gangs_to_the_next_cycle_and_brings_each_back_when_its_rest_ends() -> None:
     room = HeldRoom()
     room.update((), {JobId("g"): 5.0})
+    room.update((), {JobId("g"): 5.0})  # the same rest, handed on: brought back once
     assert room.resting() == {JobId("g"): 5.0}
+    assert room.due(4.0, after=600.0) == []
+    assert room.due(5.0, after=600.0) == [JobId("g")]  # a parked gang asks for room again, without an event
+    assert room.due(6.0, after=600.0) == []
 
 
 # -- one slot per queue before any second ---------------------------------------------------------------------
