@@ -23,6 +23,7 @@ import argparse
 import json
 import random
 import sys
+from collections.abc import Mapping
 
 from federator.backends.sim.fleet import NodeSpec
 from federator.backends.sim.nodes import NodeSet
@@ -68,6 +69,7 @@ def run(*, reservations: bool, clusters: int, nodes: int, gangs: int, gang_minut
         waiting[s.name] = PlacementRequest(JobId(s.name), s, 1, 0.0)
     placed_at: dict[str, float | None] = {f"g{g}": None for g in range(gangs)}
     held: tuple[Reservation, ...] = ()
+    resting: Mapping[JobId, float] = {}
     total = clusters * nodes * 8
     used_seconds = held_seconds = 0.0
     small_placed = cycles = 0
@@ -82,10 +84,10 @@ def run(*, reservations: bool, clusters: int, nodes: int, gangs: int, gang_minut
             r = small()
             waiting[r.job_id] = PlacementRequest(r.job_id, r.spec, 1, now)
         snapshot = Snapshot.of(ClusterInfo(n, "r", ClusterState.READY, (), ns.capacity()) for n, ns in fleet.items())
-        result = scheduler.schedule(snapshot, list(waiting.values()), now=now, reservations=held)
+        result = scheduler.schedule(snapshot, list(waiting.values()), now=now, reservations=held, resting=resting)
         cycles += 1
         held_seconds += sum(r.held for r in held) * interval  # what the reservations kept free this interval
-        held = result.reservations
+        held, resting = result.reservations, result.resting
         for d in result.decisions:
             a = d.assignments[0]
             s = specs[d.job_id]

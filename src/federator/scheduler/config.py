@@ -37,16 +37,26 @@ class Quota:
                 raise ValueError(f"quota.{name}: must be non-negative, got {value!r}")
 
 
+# The range of `spec.priority` (jobfile.py), and so of a queue's maxPriority.
+PRIORITY_LIMIT = 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class QueueConfig:
     """A queue (tenant): its weight in weighted DRF fair share, its quota, and how many of its jobs may wait.
 
     `max_pending_jobs` is not the scheduler's: Submit reads it (server/intake.py), so that one queue cannot
-    fill the federator's backlog. None: the server's `--max-pending-jobs-per-queue`."""
+    fill the federator's backlog. None: the server's `--max-pending-jobs-per-queue`.
+
+    `max_priority` is Submit's too: the highest `spec.priority` a job of the queue may ask (policy
+    `maxPriority`). Priority orders a queue's jobs and preempts lower-priority work, so a value the tenant
+    chooses alone would let every tenant send the top one (security finding M1); the operator grants it.
+    None: `SchedulerConfig.max_priority`'s default."""
 
     weight: float = 1.0
     quota: Quota = field(default_factory=Quota)
     max_pending_jobs: int | None = None
+    max_priority: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.weight, bool) or not isinstance(self.weight, int | float) or not self.weight > 0:
@@ -54,6 +64,10 @@ class QueueConfig:
         cap = self.max_pending_jobs
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
             raise ValueError(f"maxPendingJobs: must be a positive integer, got {cap!r}")
+        top = self.max_priority
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or abs(top) > PRIORITY_LIMIT):
+            raise ValueError(f"maxPriority: must be an integer from -{PRIORITY_LIMIT:,} to {PRIORITY_LIMIT:,}, "
+                             f"got {top!r}")
 
 
 # `scarcityScale: auto`: the median scale, or the absolute one at K = 4, whichever a rollout over the fleet
@@ -84,6 +98,9 @@ class SchedulerConfig:
     # When a training gang that has waited starts to gather room on one cluster, and how many may at once
     # (scheduler/reservation.py; `max_reservations` 0: never).
     reservations: ReservationPolicy = field(default_factory=ReservationPolicy)
+    # Whether the policy says who may use what (a `tenancy` section, or an `access` list on a queue): then a
+    # queue without a maxPriority of its own grants 0 (`max_priority`).
+    multi_tenant: bool = False
 
     def __post_init__(self) -> None:
         for name in self.filters:
@@ -108,6 +125,34 @@ class SchedulerConfig:
 
     def queue(self, name: str) -> QueueConfig:
         return self.queues.get(name, self.default_queue)
+
+    def max_priority(self, name: str) -> tuple[int, str]:
+        """The highest `spec.priority` a job of queue `name` may ask, and where the bound comes from (for the
+        refusal): the queue's maxPriority, else defaultQueue's, else 0 when the policy is multi-tenant (other
+        tenants' work is at stake: a tenant may still order its own jobs below 0) and the whole range when it
+        is not (one tenant's priorities are its own business: nothing changes for it)."""
+        own = self.queues[name].max_priority if name in self.queues else None
+        if own is not None:
+            return own, f"queue {name!r} maxPriority"
+        if self.default_queue.max_priority is not None:
+            return self.default_queue.max_priority, "defaultQueue.maxPriority"
+        if self.multi_tenant:
+            return 0, "the default maxPriority of a policy with tenancy or access lists"
+        return PRIORITY_LIMIT, "the default maxPriority of a policy without tenancy"
+
+    def outranks(self, priority: int, queue: str) -> bool:
+        """Whether a job of `priority` (of another queue) ranks above the work of queue `queue` by priority
+        alone, and so may preempt its lower-priority preemptible work without the fair-share rule.
+
+        Priorities are one scale only where nobody bounds them (a single-tenant policy that sets no
+        maxPriority: as before), or where the operator granted the preemptor more than `queue` may ever ask
+        (its maxPriority). Else each tenant picks its priorities within its own bound, to order its own
+        jobs; comparing them across queues would let a tenant preempt another's work because that one
+        ordered its own below 0 (security finding M1), so across queues the fair-share rule decides."""
+        bound, _ = self.max_priority(queue)
+        unbounded = not self.multi_tenant and self.default_queue.max_priority is None and (
+            queue not in self.queues or self.queues[queue].max_priority is None)
+        return unbounded or priority > bound
 
     def latency_ms(self, a: str, b: str) -> int | None:
         """Round-trip latency between two regions; 0 within a region; None if not configured."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, Reason, ReasonCode
@@ -53,6 +53,7 @@ from federator.scheduler.pools import LazyFitCounts, QuotaBudget, best_model, qu
 from federator.scheduler.preemption import (
     PlanMemo,
     Preemption,
+    by_fair_share,
     capped,
     eligible,
     fair_after,
@@ -84,6 +85,7 @@ class CycleResult:
     preemptions: tuple[Preemption, ...] = ()
     decision_seconds: tuple[float, ...] = ()  # time spent deciding each of `decisions`, same order
     reservations: tuple[Reservation, ...] = ()  # the gangs still waiting on room held for them (reservation.py)
+    resting: Mapping[JobId, float] = field(default_factory=dict)  # gangs whose hold ended, until when (`expired`)
 
 
 # Most severe first: the reason we report is the one closest to fitting.
@@ -155,18 +157,22 @@ class Scheduler:
         recent: Sequence[Arrival] = (),
         scarcity_scale: float | None = None,
         reservations: Sequence[Reservation] = (),
+        resting: Mapping[JobId, float] | None = None,
     ) -> CycleResult:
         """Place what fits of `requests` over `snapshot`; `running` is the work already placed
         (for queue usage and preemption), `now` the time lost accelerator-seconds (and gangs' waits) are
         measured at, `recent` the arrivals that have ended, which the demand remembers (scheduler/demand.py),
         `scarcity_scale` the one of the configured scales a rollout chose (scheduler/tuning.py;
-        None: the first), `reservations` the last cycle's, kept while they can (scheduler/reservation.py)."""
+        None: the first), `reservations` and `resting` the last cycle's, kept while they can
+        (scheduler/reservation.py)."""
         with few_full_collections():
-            return self._schedule(snapshot, requests, running, now, clock, recent, scarcity_scale, reservations)
+            return self._schedule(snapshot, requests, running, now, clock, recent, scarcity_scale, reservations,
+                                  resting)
 
     def _schedule(self, snapshot: Snapshot, requests: Sequence[PlacementRequest], running: Sequence[Allocation],
                   now: float, clock: Callable[[], float], recent: Sequence[Arrival] = (),
-                  scarcity_scale: float | None = None, reservations: Sequence[Reservation] = ()) -> CycleResult:
+                  scarcity_scale: float | None = None, reservations: Sequence[Reservation] = (),
+                  resting: Mapping[JobId, float] | None = None) -> CycleResult:
         cfg = self.config
         phases: dict[str, float] = {}
         t0 = clock()
@@ -177,7 +183,8 @@ class Scheduler:
         ctx = prescore(snapshot, cfg, requests, running, recent, scarcity_scale)
         t2 = clock()
         phases["prescore"] = t2 - t1
-        holds = hold_room(cfg, self.filters, snapshot, requests, reservations, usage.quota_check, now=now, ctx=ctx)
+        holds, rests = hold_room(cfg, self.filters, snapshot, requests, reservations, usage.quota_check, now=now,
+                                 ctx=ctx, running=running, resting=resting)
         t, t2 = t2, clock()
         phases["reserve"] = t2 - t
 
@@ -226,7 +233,7 @@ class Scheduler:
                                         decisions=decisions, seconds=seconds, pending=pending, clock=clock)
         phases["preempt"] = clock() - t3
         return CycleResult(tuple(decisions), pending, phases, txn.snapshot(), tuple(preemptions), tuple(seconds),
-                           still_held(holds, pending))
+                           still_held(holds, pending, rests), rests)
 
     # -- placement --------------------------------------------------------
 
@@ -461,7 +468,7 @@ class Scheduler:
             gone = [by_job[v] for v in victims]
             ok = fair_after(request, [(request.replicas, model)], gone, usage)
             if not ok:
-                unfair.update(a.queue for allocs in gone for a in allocs if a.priority == request.spec.priority)
+                unfair.update(a.queue for allocs in gone for a in allocs if by_fair_share(a, request, usage))
             return ok
 
         unfair: set[str] = set()  # the queues of victims `fair` refused

@@ -9,11 +9,12 @@ field at fault, all of them at once::
         weight: 1
         quota: {accelerators: {H100: 64, A100: 200}, cpu: 2000, memory: 16Ti}
         maxPendingJobs: 5000           # Submit's back-pressure for this queue (else --max-pending-jobs-per-queue)
+        maxPriority: 1000              # the highest spec.priority its jobs may ask (Submit refuses more)
       serving: {weight: 2}
-    defaultQueue: {weight: 1, maxPendingJobs: 1000}   # queues not listed above
+    defaultQueue: {weight: 1, maxPendingJobs: 1000, maxPriority: 0}   # queues not listed above
     scoreWeights: {Fragmentation: 3, Scarcity: 4, Price: 1, RegionLoad: 1, Locality: 3}
     preemption: {enabled: true, maxVictimsPerCycle: 10}
-    reservations: {enabled: true, afterSeconds: 600, maxReservations: 3}   # room held for gangs that waited
+    reservations: {enabled: true, afterSeconds: 600, maxReservations: 3, maxHoldSeconds: 3600}   # gangs that waited
     regions:
       latencyMs:                       # symmetric; 0 within a region
         east: {central: 40, west: 120}
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from federator.model import QuantityError, to_bytes, to_milli
-from federator.scheduler.config import SCARCITY_SCALES, QueueConfig, Quota, SchedulerConfig
+from federator.scheduler.config import PRIORITY_LIMIT, SCARCITY_SCALES, QueueConfig, Quota, SchedulerConfig
 from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, SCORES
 from federator.scheduler.reservation import ReservationPolicy
 from federator.yamltext import YamlFileError, load_yaml_text, read_text
@@ -168,18 +169,26 @@ def policy_from_document(doc: object, *, source: str = "") -> SchedulerConfig:
     return SchedulerConfig(score_weights=weights, queues=queues, default_queue=default_queue,
                            preemption=preemption, max_preemptions_per_cycle=cap,
                            region_latency_ms=latency, max_placements_per_cycle=max_placements,
-                           scarcity_scales=scales, reservations=reservations)
+                           scarcity_scales=scales, reservations=reservations, multi_tenant=_multi_tenant(doc))
 
 
-_RESERVATION_FIELDS = ("enabled", "afterSeconds", "maxReservations")
+def _multi_tenant(doc: Mapping[str, Any]) -> bool:
+    """Whether the policy says who may use what: a `tenancy` section, or an `access` list on any queue. Then
+    priorities are bounded by default (`SchedulerConfig.max_priority`): tenants share the fleet."""
+    queues = doc.get("queues") or {}
+    bodies = [*(queues.values() if isinstance(queues, Mapping) else ()), doc.get("defaultQueue") or {}]
+    return "tenancy" in doc or any(isinstance(b, Mapping) and "access" in b for b in bodies)
+
+
+_RESERVATION_FIELDS = ("enabled", "afterSeconds", "maxReservations", "maxHoldSeconds")
 
 
 def _reservations(body: Any, bad: Any) -> ReservationPolicy:
-    """`reservations: {enabled, afterSeconds, maxReservations}` (scheduler/reservation.py); unset fields keep
-    the defaults, and `enabled: false` is `maxReservations: 0`."""
+    """`reservations: {enabled, afterSeconds, maxReservations, maxHoldSeconds}` (scheduler/reservation.py);
+    unset fields keep the defaults, and `enabled: false` is `maxReservations: 0`."""
     default = ReservationPolicy()
     if not isinstance(body, Mapping):
-        bad("reservations", "must be a mapping {enabled, afterSeconds, maxReservations}")
+        bad("reservations", "must be a mapping {enabled, afterSeconds, maxReservations, maxHoldSeconds}")
         return default
     for key in body:
         if key not in _RESERVATION_FIELDS:
@@ -196,7 +205,12 @@ def _reservations(body: Any, bad: Any) -> ReservationPolicy:
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
         bad("reservations.maxReservations", f"must be a non-negative integer, got {cap!r}")
         cap = default.max_reservations
-    return ReservationPolicy(after_seconds=float(after), max_reservations=cap if enabled else 0)
+    hold = body.get("maxHoldSeconds", default.max_hold_seconds)
+    if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 < hold < float("inf"):
+        bad("reservations.maxHoldSeconds", f"must be a positive number of seconds, got {hold!r}")
+        hold = default.max_hold_seconds
+    return ReservationPolicy(after_seconds=float(after), max_reservations=cap if enabled else 0,
+                             max_hold_seconds=float(hold))
 
 
 def queue_from_document(body: object, *, where: str = "queue", source: str = "") -> QueueConfig:
@@ -216,9 +230,9 @@ def _queue(body: Any, where: str, bad: Any) -> QueueConfig | None:
         bad(where, "must be a mapping {weight, quota}")
         return None
     for key in body:
-        if key not in ("weight", "quota", "maxPendingJobs", *_ACCESS_FIELDS):
-            bad(f"{where}.{key}",
-                "is not a known field (known: access, maxPendingJobs, namespaceSelector, quota, weight)")
+        if key not in ("weight", "quota", "maxPendingJobs", "maxPriority", *_ACCESS_FIELDS):
+            bad(f"{where}.{key}", "is not a known field "
+                "(known: access, maxPendingJobs, maxPriority, namespaceSelector, quota, weight)")
     weight = body.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
         bad(f"{where}.weight", f"must be a positive number, got {weight!r}")
@@ -228,7 +242,12 @@ def _queue(body: Any, where: str, bad: Any) -> QueueConfig | None:
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
         bad(f"{where}.maxPendingJobs", f"must be a positive integer, got {cap!r}")
         cap = None
-    return QueueConfig(weight=float(weight), quota=quota, max_pending_jobs=cap)
+    top = body.get("maxPriority")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or abs(top) > PRIORITY_LIMIT):
+        bad(f"{where}.maxPriority", f"must be an integer from -{PRIORITY_LIMIT:,} to {PRIORITY_LIMIT:,} (the range of "
+                                    f"spec.priority), got {top!r}")
+        top = None
+    return QueueConfig(weight=float(weight), quota=quota, max_pending_jobs=cap, max_priority=top)
 
 
 def _quota(body: Any, where: str, bad: Any) -> Quota:

@@ -1,8 +1,11 @@
 """Preemption: which running work to stop so a more deserving pending job fits.
 
 A pending job may preempt a running job that is marked preemptible and
-either has a lower priority, or has the same priority and belongs to a queue over
-its fair share while the pending job's queue is under its own. A fair-share
+either has a lower priority (in another queue: only if its priority outranks
+what that queue may ask, `SchedulerConfig.outranks`), or has no higher priority
+and belongs to a queue over its fair share while the pending job's queue is
+under its own (security finding M1: a tenant-chosen priority does not skip the
+fair-share rule against another organisation's work). A fair-share
 preemption must also leave the shares in order (`fair_after`, as Kueue's
 LessThanOrEqualToFinalShare): afterwards the preemptor's queue, with the job
 added, holds a weighted dominant share no larger than each victim queue's, with
@@ -72,27 +75,38 @@ def lost_accelerator_seconds(allocs: Sequence[Allocation], now: float) -> float:
 def eligible(victim: Allocation, request: PlacementRequest, usage: QueueUsage, active: Sequence[str]) -> bool:
     if not victim.preemptible or victim.job_id == request.job_id:
         return False
-    if victim.priority < request.spec.priority:
-        return True
     q, vq = request.spec.queue, victim.queue
-    if vq == q or victim.priority > request.spec.priority:
+    if vq == q:
+        return victim.priority < request.spec.priority
+    if victim.priority > request.spec.priority:
         return False
+    if not by_fair_share(victim, request, usage):
+        return True
     return (usage.dominant_share(vq) > usage.fair_share(vq, active)
             and usage.dominant_share(q) < usage.fair_share(q, active))
+
+
+def by_fair_share(victim: Allocation, request: PlacementRequest, usage: QueueUsage) -> bool:
+    """Whether `request` may take `victim` (eligible) only under the fair-share rule: another queue's work
+    that its priority does not outrank (`SchedulerConfig.outranks`)."""
+    p = request.spec.priority
+    return victim.queue != request.spec.queue and not (
+        victim.priority < p and usage.config.outranks(p, victim.queue))
 
 
 def fair_after(request: PlacementRequest, placed: Sequence[tuple[int, str]],
                victims: Sequence[Sequence[Allocation]], usage: QueueUsage) -> bool:
     """Whether stopping `victims` for `request` (its replicas `placed` as (replicas, model)) leaves the queues'
-    shares in order: for each queue losing work to fair share (a victim of the request's priority, in another
-    queue), the preemptor's queue with the request added and every victim removed holds a weighted dominant
-    share at most that queue's with its victims removed, and that queue's share falls.
+    shares in order: for each queue losing work to fair share (a victim in another queue its priority does
+    not outrank, `by_fair_share`), the preemptor's queue with the request added and every victim removed
+    holds a weighted dominant share at most that queue's with its victims removed, and that queue's share
+    falls.
 
     `eligible` cannot say this: it depends on the request's size and on the set of victims, not only on the
     request's priority and queue (cycle.py keeps `eligible`'s answer per those two). Priority victims (lower
-    priority) are not asked about: they are removed, as they will be, and nothing more."""
-    q, priority = request.spec.queue, request.spec.priority
-    losing = {a.queue for allocs in victims for a in allocs if a.priority == priority and a.queue != q}
+    priority, outranked) are not asked about: they are removed, as they will be, and nothing more."""
+    q = request.spec.queue
+    losing = {a.queue for allocs in victims for a in allocs if by_fair_share(a, request, usage)}
     if not losing:
         return True
     before = {vq: usage.weighted_share(vq) for vq in losing}

@@ -24,6 +24,20 @@ leaves the cycle's requests (cancelled), or its cluster is gone or cannot hold i
 the gang picks again). At most `max_reservations` hold at once, highest priority then oldest
 first, so reservations cannot idle the fleet.
 
+Three bounds keep a reservation from being a way to keep others off a cluster (security finding S3: a
+tenant ran one job of its own on a cluster and reserved it for a gang that could never fit there):
+- it never waits on its own queue's work (`self_blocked`): a gang takes no room on a pool its own queue's
+  running work keeps it from, even were every other queue's work there to end. Such a gang blocks
+  itself; only its own queue can free what it waits for, and the reservation would idle the rest for
+  nobody. The queue, not the user, is the party: it is what the operator grants (access, weight, quota,
+  maxPriority), and in a single-user federator every job has the same user, so a per-user rule would end
+  reservations there;
+- it ends after `max_hold_seconds` held (counted from the gang's first hold, whatever cluster it moved
+  to), and that gang then rests as long before it may hold room again (`expired`): whatever keeps the gang
+  from fitting, the room it held goes back to everyone at least half the time;
+- one per queue first (`choose`): each queue's best-ranked due gang gets a slot before any queue a
+  second, so one tenant's gangs, whatever priority they claim, cannot take every slot from another's.
+
 The server keeps the last cycle's reservations in memory and hands them back to the next
 (server/reservations.py). Nothing is stored: after a restart they are chosen again from the jobs'
 submission times, and only `since` starts anew.
@@ -33,13 +47,14 @@ Pure: values in, values out; the same code in the server, the simulator and the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, ReasonCode
 from federator.scheduler.alternatives import variants
-from federator.scheduler.framework import CycleContext, FilterPlugin, PlacementRequest, accepted_pools
+from federator.scheduler.framework import Allocation, CycleContext, FilterPlugin, PlacementRequest, accepted_pools
 from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS
 from federator.scheduler.snapshot import Snapshot, reserve
 from federator.timestamps import utc_seconds
@@ -51,10 +66,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class ReservationPolicy:
-    """When a waiting gang starts to gather room, and how many may gather at once (0: never)."""
+    """When a waiting gang starts to gather room, how many may gather at once (0: never), and how long one
+    may hold room before it ends (and its gang rests as long: the bound of what a reservation can idle).
+
+    `max_hold_seconds` defaults to an hour, six times `after_seconds`: room frees as running work ends, and
+    a node's work mostly ends within that (bench/starvation.py's gangs, 10-30 minute flood jobs, were placed
+    within 59 minutes of their first hold); a gang still short after it is waiting on work that does not end,
+    and the idle room is better given back."""
 
     after_seconds: float = 600.0
     max_reservations: int = 3
+    max_hold_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         after = self.after_seconds
@@ -63,6 +85,9 @@ class ReservationPolicy:
         cap = self.max_reservations
         if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
             raise ValueError(f"reservations.maxReservations: must be a non-negative integer, got {cap!r}")
+        hold = self.max_hold_seconds
+        if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 < hold < float("inf"):
+            raise ValueError(f"reservations.maxHoldSeconds: must be a positive number of seconds, got {hold!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +102,11 @@ class Reservation:
     since: float
     needed: int
     short: int
+    began: float | None = None  # the gang's first hold (None: `since`), kept when it moves: maxHold counts from it
+
+    @property
+    def first_held(self) -> float:
+        return self.since if self.began is None else self.began
 
     @property
     def held(self) -> int:
@@ -263,57 +293,108 @@ def respected(request: PlacementRequest, holds: Sequence[Hold]) -> tuple[JobId, 
 
 Admit = Callable[[PlacementRequest], PlacementRequest | None]
 Could = Callable[[PlacementRequest, ClusterInfo], bool]
+Own = Callable[[str, str, str], int]  # (queue, cluster, model) -> accelerators that queue's running work holds there
+
+
+def self_blocked(request: PlacementRequest, pool: AcceleratorPool, own: int) -> bool:
+    """Whether the gang could not fit `pool` even were all work there but its own queue's (`own`
+    accelerators) to end: what it waits for only its own queue can free, so it may not hold room there
+    (module docstring; finding S3: one job of a tenant's kept the other 15 of 16 H100 idle for its gang)."""
+    return own > 0 and pool.allocatable_accelerators - own < request.replicas * request.accelerators_per_replica
+
+
+def expired(held: Mapping[JobId, Reservation], resting: Mapping[JobId, float], policy: ReservationPolicy,
+            now: float) -> dict[JobId, float]:
+    """The gangs that may not hold room this cycle, and until when: those still resting, and those whose
+    reservation has been held `max_hold_seconds`, which end now and rest as long (the room goes back to
+    everyone at least half the time, whatever keeps the gang from fitting)."""
+    out = {j: until for j, until in resting.items() if until > now}
+    for r in held.values():
+        if now - r.first_held >= policy.max_hold_seconds:
+            out[r.job_id] = max(out.get(r.job_id, now), now + policy.max_hold_seconds)
+    return out
 
 
 def choose(requests: Sequence[PlacementRequest], clusters: Sequence[ClusterInfo],
            held: Mapping[JobId, Reservation], policy: ReservationPolicy, *, now: float,
            ways: Callable[[PlacementRequest], Sequence[PlacementRequest]], admit: Admit,
-           could: Could) -> tuple[Hold, ...]:
+           could: Could, own: Own = lambda queue, cluster, model: 0,
+           resting: Mapping[JobId, float] | None = None) -> tuple[Hold, ...]:
     """This cycle's reservations: at most `policy.max_reservations`, for the due gangs by priority, then
-    submission. A gang keeps its cluster while it could still hold it there; else (or new) it takes the
-    cluster, and pool, where the fewest accelerators must free, ties by name; a gang that fits somewhere now
-    takes no slot (it places this cycle), but one that holds room keeps it until it is placed. `ways`: a request's
-    alternatives; `admit`: the request as its queue's quota admits it, or None (no room gathered for a job
-    its quota refuses); `could`: whether the cycle-constant filters pass it on a cluster."""
+    submission, each queue's first before any queue's second (one tenant cannot take every slot). A gang keeps
+    its cluster while it could still hold it there; else (or new) it takes the cluster, and pool, where the
+    fewest accelerators must free, ties by name, among those its own queue's work does not block
+    (`self_blocked`); a gang that fits somewhere now takes no slot (it places this cycle), but one that holds
+    room keeps it until it is placed. A gang in `resting` (`expired`) takes none. `ways`: a request's
+    alternatives; `admit`: the request as its queue's quota admits it, or None (no room gathered for a job its
+    quota refuses); `could`: whether the cycle-constant filters pass it on a cluster; `own`: the accelerators
+    a queue's running work holds on a cluster's pool of a model."""
     if policy.max_reservations <= 0:
         return ()
     waited = now - policy.after_seconds  # the one comparison most requests get: a cycle of none due costs this
-    due_now = [r for r in requests if r.submitted_at <= waited and due(r, policy, now)]
+    due_now = [r for r in requests if r.submitted_at <= waited and due(r, policy, now)
+               and not (resting and resting.get(r.job_id, now) > now)]
     if not due_now:
         return ()
-    due_now.sort(key=lambda r: (-r.spec.priority, r.submitted_at, r.job_id))
+    rank = {r.job_id: (-r.spec.priority, r.submitted_at, r.job_id) for r in due_now}
+    due_now.sort(key=lambda r: rank[r.job_id])
     by_name = {c.name: c for c in clusters}
     out: list[Hold] = []
+    queues: set[str] = set()
+    seconds: list[PlacementRequest] = []  # a queue's further gangs: a slot only once every queue had its first
     for request in due_now:
         if len(out) >= policy.max_reservations:
             break
-        before = held.get(request.job_id)
-        best: tuple[tuple[int, int, str, str], PlacementRequest, ClusterInfo] | None = None
-        for way in ways(request):
-            admitted = admit(way)
-            if admitted is None or not due(admitted, policy, now):
-                continue
-            for cluster in ([by_name[before.cluster]] if before is not None and before.cluster in by_name
-                            else []) + list(clusters):
-                if not could(admitted, cluster):
-                    continue
-                for pool in accepted_pools(admitted, cluster):
-                    short = shortfall(admitted, pool)
-                    if short is None:
-                        continue
-                    sticky = 0 if before is not None and (cluster.name, pool.accelerator_model) == (
-                        before.cluster, before.accelerator_model) else 1
-                    key = (sticky, short, cluster.name, pool.accelerator_model)
-                    if best is None or key < best[0]:
-                        best = (key, admitted, cluster)
-        if best is None or (before is None and best[0][1] == 0):
-            continue  # nowhere it could fit; or it fits now, and needs no room gathered (one held keeps it)
-        (_, short, name, model), chosen, _cluster = best
-        since = before.since if before is not None and before.cluster == name else now
-        needed = chosen.replicas * chosen.accelerators_per_replica
-        out.append(Hold(Reservation(request.job_id, name, model, request.spec.priority, since, needed, short),
-                        chosen))
+        if request.spec.queue in queues:
+            seconds.append(request)
+            continue
+        hold = _pick(request, clusters, by_name, held.get(request.job_id), policy, now=now, ways=ways, admit=admit,
+                     could=could, own=own)
+        if hold is not None:
+            out.append(hold)
+            queues.add(request.spec.queue)
+    for request in seconds:
+        if len(out) >= policy.max_reservations:
+            break
+        hold = _pick(request, clusters, by_name, held.get(request.job_id), policy, now=now, ways=ways, admit=admit,
+                     could=could, own=own)
+        if hold is not None:
+            out.append(hold)
+    out.sort(key=lambda h: rank[h.reservation.job_id])  # rank order: what `respected` reads
     return tuple(out)
+
+
+def _pick(request: PlacementRequest, clusters: Sequence[ClusterInfo], by_name: Mapping[str, ClusterInfo],
+          before: Reservation | None, policy: ReservationPolicy, *, now: float,
+          ways: Callable[[PlacementRequest], Sequence[PlacementRequest]], admit: Admit, could: Could,
+          own: Own) -> Hold | None:
+    """One gang's reservation (`choose`), or None."""
+    best: tuple[tuple[int, int, str, str], PlacementRequest, ClusterInfo] | None = None
+    queue = request.spec.queue
+    for way in ways(request):
+        admitted = admit(way)
+        if admitted is None or not due(admitted, policy, now):
+            continue
+        for cluster in ([by_name[before.cluster]] if before is not None and before.cluster in by_name
+                        else []) + list(clusters):
+            if not could(admitted, cluster):
+                continue
+            for pool in accepted_pools(admitted, cluster):
+                short = shortfall(admitted, pool)
+                if short is None or self_blocked(admitted, pool, own(queue, cluster.name, pool.accelerator_model)):
+                    continue
+                sticky = 0 if before is not None and (cluster.name, pool.accelerator_model) == (
+                    before.cluster, before.accelerator_model) else 1
+                key = (sticky, short, cluster.name, pool.accelerator_model)
+                if best is None or key < best[0]:
+                    best = (key, admitted, cluster)
+    if best is None or (before is None and best[0][1] == 0):
+        return None  # nowhere it could fit; or it fits now, and needs no room gathered (one held keeps it)
+    (_, short, name, model), chosen, _cluster = best
+    since = before.since if before is not None and before.cluster == name else now
+    began = before.first_held if before is not None else now
+    needed = chosen.replicas * chosen.accelerators_per_replica
+    return Hold(Reservation(request.job_id, name, model, request.spec.priority, since, needed, short, began), chosen)
 
 
 def by_cluster(holds: Sequence[Hold]) -> dict[str, tuple[Hold, ...]]:
@@ -325,14 +406,22 @@ def by_cluster(holds: Sequence[Hold]) -> dict[str, tuple[Hold, ...]]:
 
 def hold_room(config: SchedulerConfig, filters: Sequence[FilterPlugin], snapshot: Snapshot,
               requests: Sequence[PlacementRequest], reservations: Sequence[Reservation],
-              quota_check: Callable[[PlacementRequest], QuotaCheck],
-              *, now: float, ctx: CycleContext) -> tuple[Hold, ...]:
+              quota_check: Callable[[PlacementRequest], QuotaCheck], *, now: float, ctx: CycleContext,
+              running: Sequence[Allocation] = (), resting: Mapping[JobId, float] | None = None,
+              ) -> tuple[tuple[Hold, ...], dict[JobId, float]]:
     """The cycle's reserve phase: `choose` with the policy's threshold and cap, the queues' quotas as the
-    cycle begins (`QueueUsage.quota_check`), and the scheduler's filters that a cycle cannot change."""
+    cycle begins (`QueueUsage.quota_check`), the scheduler's filters that a cycle cannot change, and what
+    each queue's `running` work holds; and the gangs resting after it (`expired`), to hand to the next."""
     policy = config.reservations
     if policy.max_reservations <= 0:
-        return ()
+        return (), {}
+    held = {r.job_id: r for r in reservations}
+    rests = expired(held, resting or {}, policy, now)
     constant = [f for f in filters if f.name in CYCLE_CONSTANT_FILTERS]
+    used: dict[tuple[str, str, str], int] = {}
+    for a in running:
+        key = (a.queue, a.cluster, a.accelerator_model)
+        used[key] = used.get(key, 0) + a.replicas * math.ceil(a.resources.accelerator_milli / MILLI)
 
     def admit(request: PlacementRequest) -> PlacementRequest | None:
         check = quota_check(request)
@@ -341,8 +430,10 @@ def hold_room(config: SchedulerConfig, filters: Sequence[FilterPlugin], snapshot
     def could(request: PlacementRequest, cluster: ClusterInfo) -> bool:
         return all(f.filter(request, cluster, ctx) is None for f in constant)
 
-    return choose(requests, snapshot.clusters, {r.job_id: r for r in reservations}, policy, now=now,
-                  ways=lambda r: variants(r, config.legacy_vendor), admit=admit, could=could)
+    holds = choose(requests, snapshot.clusters, held, policy, now=now,
+                   ways=lambda r: variants(r, config.legacy_vendor), admit=admit, could=could,
+                   own=lambda queue, cluster, model: used.get((queue, cluster, model), 0), resting=rests)
+    return holds, rests
 
 
 def guarded(filters: Sequence[FilterPlugin], holds: Sequence[Hold]) -> Sequence[FilterPlugin]:
@@ -351,9 +442,16 @@ def guarded(filters: Sequence[FilterPlugin], holds: Sequence[Hold]) -> Sequence[
     return [*filters, ReservedRoom(by_cluster(holds))] if holds else filters
 
 
-def still_held(holds: Sequence[Hold], pending: dict[JobId, Reason]) -> tuple[Reservation, ...]:
+def still_held(holds: Sequence[Hold], pending: dict[JobId, Reason],
+               resting: Mapping[JobId, float] | None = None) -> tuple[Reservation, ...]:
     """After the cycle: the reservations of gangs still waiting, whose reasons now begin with what they wait
-    for (`pending` is changed); a gang placed this cycle holds nothing more."""
+    for (`pending` is changed); a gang placed this cycle holds nothing more. A gang `resting` after its
+    reservation ended is told so, and until when (else it would not know why no room gathers for it)."""
+    for job_id, until in (resting or {}).items():
+        said = pending.get(job_id)
+        if said is not None:
+            pending[job_id] = Reason(said.code, f"its reservation ended after reservations.maxHoldSeconds; it may "
+                                                f"hold room again from {utc_seconds(until)}; {said.message}")
     out: list[Reservation] = []
     for hold in holds:
         r = hold.reservation
@@ -364,5 +462,6 @@ def still_held(holds: Sequence[Hold], pending: dict[JobId, Reason]) -> tuple[Res
     return tuple(out)
 
 
-__all__ = ["Hold", "Reservation", "ReservationPolicy", "ReservedRoom", "by_cluster", "choose", "due", "guarded",
-           "hold_room", "may_hold", "progress", "respected", "shortfall", "still_held", "worsens"]
+__all__ = ["Hold", "Reservation", "ReservationPolicy", "ReservedRoom", "by_cluster", "choose", "due", "expired",
+           "guarded", "hold_room", "may_hold", "progress", "respected", "self_blocked", "shortfall", "still_held",
+           "worsens"]

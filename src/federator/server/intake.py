@@ -304,7 +304,7 @@ class Intake:
             self._reject(RejectReason.INVALID_JOB)
             raise SubmitError(f"metadata.annotations[{FAILOVER_ANNOTATION}]: must be one of "
                               f"{', '.join(FAILOVER_POLICIES)}, got {policy[:80]!r}")
-        problem = fed.limits.check_job(spec)
+        problem = fed.limits.check_job(spec) or self._priority_problem(spec)
         if problem is not None:
             self._reject(RejectReason.LIMIT_EXCEEDED)
             raise SubmitError(problem)
@@ -383,6 +383,18 @@ class Intake:
         raise QueueFull(f"the federator's queue is nearly full: {pending} jobs are pending, its limit is {limit} "
                         f"(--max-pending-jobs), and the last {kept} are kept for owners holding fewer than {kept}; "
                         f"{owner} holds {held}; retry after {retry:g}s", retry)
+
+    def _priority_problem(self, spec: JobSpec) -> str | None:
+        """What is wrong with a priority above the queue's maxPriority (policy file, Queue object), or None.
+
+        Why: priority orders a queue's jobs and preempts lower-priority work, also another organisation's;
+        chosen by the tenant alone every tenant would send the top one (security finding M1). The operator
+        grants a bound per queue (`SchedulerConfig.max_priority`)."""
+        bound, source = self.fed.scheduler.config.max_priority(spec.queue)
+        if spec.priority <= bound:
+            return None
+        return (f"spec.priority: {spec.priority} is above the highest queue {spec.queue!r} allows, {bound} ({source}); "
+                f"submit at {bound} or lower, or ask the operator for a higher maxPriority")
 
     def _check_queue_room(self, queue: str) -> None:
         """Refuse a new job of a queue holding as many pending jobs as it may: its own `maxPendingJobs` (policy

@@ -24,7 +24,7 @@ are not moved: their other replicas run, and a share is not a job.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from federator.model import Job, JobId, JobPhase
@@ -78,7 +78,8 @@ class Moves:
 
 def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocation], held: Sequence[tuple[Job, Ask]],
              avoided: Callable[[JobId], tuple[str, ...]], now: float, *,
-             holders: Sequence[PlacementRequest] = (), reservations: Sequence[Reservation] = ()) -> dict[JobId, str]:
+             holders: Sequence[PlacementRequest] = (), reservations: Sequence[Reservation] = (),
+             resting: Mapping[JobId, float] | None = None) -> dict[JobId, str]:
     """For each held job a cycle would place whole elsewhere now, the cluster(s) it would go to.
 
     A job runs on more than its holding cluster (spread) is left out; each request avoids its holding cluster
@@ -98,7 +99,7 @@ def room_for(scheduler: Scheduler, snapshot: Snapshot, running: Sequence[Allocat
     wanted = {r.job_id: r.replicas for r in requests}
     requests += [r for r in holders if r.job_id not in ids]
     result = scheduler.schedule(snapshot, requests, running=[a for a in running if a.job_id not in ids], now=now,
-                                reservations=reservations)
+                                reservations=reservations, resting=resting)
     return {d.job_id: ",".join(sorted({a.cluster for a in d.assignments})) for d in result.decisions
             if d.job_id in wanted and sum(a.replicas for a in d.assignments) >= wanted[d.job_id]}
 

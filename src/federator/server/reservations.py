@@ -14,13 +14,15 @@ an event could change that):
   reservation without waiting for a placement of its model to end (a heap by submission time: each job
   is looked at once, when it is due, not at every cycle);
 - when a reservation ends (the gang placed, cancelled, or its cluster gone) the jobs it kept off may fit
-  now, which no capacity event announces: `update` returns the ended ones, whose model's jobs come back.
+  now, which no capacity event announces: `update` returns the ended ones, whose model's jobs come back;
+- a gang whose hold ran out (reservations.maxHoldSeconds) rests, and comes back once when its rest ends
+  (`due`), so it may hold room again without waiting for an event of its model.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from federator.model import Job, JobId
 from federator.scheduler.reservation import Reservation, may_hold
@@ -32,6 +34,8 @@ class HeldRoom:
     def __init__(self) -> None:
         self._by_job: dict[JobId, Reservation] = {}
         self._waits: list[tuple[float, JobId]] = []  # (submitted at, job): pending gangs not yet due
+        self._resting: dict[JobId, float] = {}  # gangs whose hold ran out (reservations.maxHoldSeconds): until when
+        self._rest_ends: list[tuple[float, JobId]] = []  # (rest ends at, job): brought back then
 
     def waiting(self, job: Job) -> None:
         """A job is Pending: if it is a gang that could hold room, it is brought back when it is due."""
@@ -39,16 +43,23 @@ class HeldRoom:
             heapq.heappush(self._waits, (job.submitted_at, job.job_id))
 
     def due(self, now: float, after: float) -> list[JobId]:
-        """The gangs (maybe placed or gone since: the caller checks) whose wait passed `after` by `now`."""
+        """The gangs (maybe placed or gone since: the caller checks) whose wait passed `after` by `now`, or
+        whose rest ended by then."""
         out: list[JobId] = []
-        waits = self._waits
+        waits, ends = self._waits, self._rest_ends
         while waits and waits[0][0] + after <= now:
             out.append(heapq.heappop(waits)[1])
+        while ends and ends[0][0] <= now:
+            out.append(heapq.heappop(ends)[1])
         return out
 
     def current(self) -> tuple[Reservation, ...]:
         """What the next cycle is handed (`Scheduler.schedule(reservations=...)`)."""
         return tuple(self._by_job.values())
+
+    def resting(self) -> dict[JobId, float]:
+        """The gangs that may not hold room again yet, and until when (`Scheduler.schedule(resting=...)`)."""
+        return dict(self._resting)
 
     def holders(self) -> list[JobId]:
         return list(self._by_job)
@@ -57,8 +68,13 @@ class HeldRoom:
         """Whether the job holds room: it stays a candidate, never parked."""
         return job_id in self._by_job
 
-    def update(self, reservations: Sequence[Reservation]) -> list[Reservation]:
-        """Take a cycle's reservations; the ones that ended with it."""
+    def update(self, reservations: Sequence[Reservation],
+               resting: Mapping[JobId, float] | None = None) -> list[Reservation]:
+        """Take a cycle's reservations and resting gangs; the reservations that ended with it."""
+        for job_id, until in (resting or {}).items():
+            if self._resting.get(job_id) != until:
+                heapq.heappush(self._rest_ends, (until, job_id))
+        self._resting = dict(resting or {})
         now = {r.job_id: r for r in reservations}
         ended = [r for job_id, r in self._by_job.items() if job_id not in now or now[job_id].cluster != r.cluster]
         self._by_job = now

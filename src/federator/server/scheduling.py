@@ -49,7 +49,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from federator.model import (
@@ -120,6 +120,7 @@ class CyclePlan:
     recent: tuple[Arrival, ...] = ()  # the jobs that ended lately, by kind: the demand's memory (DemandMemory)
     tuner: Tuner | None = None  # Scarcity's scale; the worker runs its rollout when one is due (scheduler/tuning.py)
     reservations: tuple[Reservation, ...] = ()  # the last cycle's, which this one keeps where it can (reservations.py)
+    resting: Mapping[JobId, float] = field(default_factory=dict)  # gangs whose hold ended: none until then
 
 
 @dataclass(slots=True)
@@ -138,10 +139,11 @@ def compute(plan: CyclePlan) -> CycleResult:
     tuner = plan.tuner
     if tuner is None:
         return plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
-                                       recent=plan.recent, reservations=plan.reservations)
+                                       recent=plan.recent, reservations=plan.reservations, resting=plan.resting)
     rollout = _roll_out(plan, tuner) if tuner.due() else 0.0
     result = plan.scheduler.schedule(plan.snapshot, plan.requests, running=plan.running, now=plan.now,
-                                     recent=plan.recent, scarcity_scale=tuner.scale, reservations=plan.reservations)
+                                     recent=plan.recent, scarcity_scale=tuner.scale, reservations=plan.reservations,
+                                     resting=plan.resting)
     tuner.placed(sum(a.replicas for d in result.decisions for a in d.assignments))
     if rollout:  # the cycle waited for it: a phase of its own on the phase histogram
         result = replace(result, phase_seconds={**result.phase_seconds, "rollout": rollout})
@@ -357,7 +359,7 @@ class Cycles:
                    if (job := fed.jobs.get(job_id)) is not None and owes(job)]
         targets = room_for(fed.moves.scheduler(fed.scheduler.config), self.snapshot(), self.running(), held,
                            lambda job_id: fed.refusals.avoided(job_id, now), now,
-                           holders=holders, reservations=self.reserved.current())
+                           holders=holders, reservations=self.reserved.current(), resting=self.reserved.resting())
         for job, ask in held:
             fed.answer_move(job, ask, targets.get(job.job_id, ""))
 
@@ -443,7 +445,8 @@ class Cycles:
             else:  # the policy's scales changed: they are what is tried now
                 self.tuner = Tuner(scheduler.config)
         return CyclePlan(self.snapshot(), tuple(requests), tuple(running), self.fed.clock(), scheduler,
-                         generations, self.memory.arrivals(), self.tuner, self.reserved.current())
+                         generations, self.memory.arrivals(), self.tuner, self.reserved.current(),
+                         self.reserved.resting())
 
     def commit(self, plan: CyclePlan, result: CycleResult) -> tuple[list[Job], list[tuple[str, Order]]]:
         """Apply a cycle's placements and preemptions in memory to the jobs that are still as planned; the
@@ -453,7 +456,8 @@ class Cycles:
         changed: list[Job] = []
         orders: list[tuple[str, Order]] = []
         stale_clusters: set[str] = set()
-        for r in self.reserved.update(result.reservations):  # the jobs it kept off may fit now: nothing else says so
+        # The jobs an ended reservation kept off may fit now: nothing else says so.
+        for r in self.reserved.update(result.reservations, result.resting):
             self.capacity_changed([(r.accelerator_model, self._family(r.cluster, r.accelerator_model))])
         for pre in result.preemptions:  # cancels go out before launches
             job = fed.jobs.get(pre.job_id)

@@ -130,6 +130,7 @@ class Simulation:
         self._running: dict[JobId, _Job] = {}
         self.replaying = False
         self.reservations: tuple[Reservation, ...] = ()  # the last cycle's, handed to the next
+        self.resting: Mapping[JobId, float] = {}  # gangs whose hold ran out, until when: handed on too
 
     # -- the cycle ----------------------------------------------------------
 
@@ -162,8 +163,8 @@ class Simulation:
         started = time.perf_counter()
         result: CycleResult = self.scheduler.schedule(self.snapshot(), requests, running=running, now=now,
                                                       recent=recent, scarcity_scale=self.tuner.scale,
-                                                      reservations=self.reservations)
-        self.reservations = result.reservations
+                                                      reservations=self.reservations, resting=self.resting)
+        self.reservations, self.resting = result.reservations, result.resting
         self.scheduler_seconds += time.perf_counter() - started
         self.tuner.placed(sum(a.replicas for d in result.decisions for a in d.assignments))
         self.cycles += 1

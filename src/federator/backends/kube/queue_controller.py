@@ -112,7 +112,7 @@ class QueueController:
             if selector is not None:
                 namespaces[name] = selector
         self.authz.set_queues(access, namespaces)
-        config = with_queues(self.base, queues)
+        config = with_queues(self.base, queues, multi_tenant=bool(access))
         if config != self.fed.scheduler.config:
             changed = sorted(n for n in set(queues) | set(self.queues) if queues.get(n) != self.queues.get(n))
             log.info("queues from Queue objects changed: %s", ", ".join(changed) or "(policy file)")

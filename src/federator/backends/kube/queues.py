@@ -37,9 +37,12 @@ def queue_from_object(obj: Mapping[str, Any]) -> QueueConfig:
     return queue_from_document({} if spec is None else spec, where="spec", source=f"Queue {queue_name(obj)}")
 
 
-def with_queues(base: SchedulerConfig, queues: Mapping[str, QueueConfig]) -> SchedulerConfig:
-    """The policy file's config with these queues defined or overridden; the file's other queues stay."""
-    return replace(base, queues={**base.queues, **queues})
+def with_queues(base: SchedulerConfig, queues: Mapping[str, QueueConfig], *,
+                multi_tenant: bool = False) -> SchedulerConfig:
+    """The policy file's config with these queues defined or overridden; the file's other queues stay.
+    `multi_tenant`: a Queue object has an access list, which makes the federation multi-tenant as one in the
+    policy file does (`SchedulerConfig.max_priority`: a queue's default maxPriority is then 0)."""
+    return replace(base, queues={**base.queues, **queues}, multi_tenant=base.multi_tenant or multi_tenant)
 
 
 @dataclass(frozen=True, slots=True)
