@@ -60,3 +60,14 @@ def test_within_a_queue_priority_still_preempts_in_a_multi_tenant_policy() -> No
            running(spec("mine", gpus=8, queue="qm"), "d")]
     result = cycle(fleet(), mallory(0), config=tenants, allocations=own, now=10.0)
     assert [p.job_id for p in result.preemptions] == ["old"]
+
+
+def test_the_victim_of_another_queue_is_not_told_the_preemptors_id_or_queue() -> None:
+    """Outside QA, M2: bob's preempted job read `preempted ... for mal-b7621-fb413f`, another organisation's job."""
+    result = cycle(fleet(), mallory(0), config=SchedulerConfig(), allocations=held(-5), now=10.0)
+    (p,) = result.preemptions
+    assert p.message == "preempted on c for a job of another queue (priority 0)" and "mal" not in p.message
+    own = [running(spec("old", gpus=8, queue="qm", priority=-5, preemptible=True), "c"),
+           running(spec("mine", gpus=8, queue="qm"), "d")]
+    (q,) = cycle(fleet(), mallory(0), config=SchedulerConfig(), allocations=own, now=10.0).preemptions
+    assert q.message == "preempted on c for mal (queue qm, priority 0)"  # within its own queue, named

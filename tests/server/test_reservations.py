@@ -54,7 +54,7 @@ def test_a_parked_gang_comes_back_when_due_and_holds_room_against_the_flood(tmp_
     assert gang.job_id not in fed.cycles.parked  # due: it came back, and holds room now
     assert small.phase is JobPhase.PENDING
     assert small.pending_reason is not None and small.pending_reason.code is ReasonCode.RESERVED
-    assert "held for gang gang" in small.pending_reason.message
+    assert small.pending_reason.message.endswith("held for a waiting gang of another queue")  # not its id
     assert gang.pending_reason is not None
     assert gang.pending_reason.message.startswith(f"waiting for 3 of 8 {H100} to free on east-1, held for it since ")
     assert gauge(fed, "federator_reservations") == 1.0

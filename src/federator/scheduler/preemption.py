@@ -243,7 +243,8 @@ def unfair_note(request: PlacementRequest, queues: set[str]) -> str | None:
     if not others:
         return None
     return (f"not preempting: stopping the work in its way would leave queue {request.spec.queue} holding a larger "
-            f"share than queue {', '.join(others)} (a fair-share preemption must not; docs/architecture.md)")
+            f"share than {'the queue' if len(others) == 1 else f'{len(others)} queues'} of that work (a fair-share "
+            "preemption must not; docs/architecture.md)")
 
 
 def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Mapping[JobId, Sequence[Allocation]],
@@ -385,6 +386,10 @@ def preemption_of(victim: JobId, allocs: Sequence[Allocation], request: Placemen
     where = cluster or ", ".join(sorted({a.cluster for a in allocs}))
     part = PART_MARK in victim
     what = f"its part on {allocs[0].cluster} preempted" if part else f"preempted on {where}"
+    # The victim's owner learns the preemptor only within its own queue (outside QA, M2: another organisation's
+    # job id and queue were named); the audit of it is the federator's log.
+    whom = (f"{request.job_id} (queue {request.spec.queue}, priority {request.spec.priority})"
+            if request.spec.queue == allocs[0].queue else
+            f"a job of another queue (priority {request.spec.priority})")
     return Preemption(allocs[0].job_id, allocs[0].queue, request.job_id, cluster or allocs[0].cluster,
-                      f"{what} for {request.job_id} (queue {request.spec.queue}, priority {request.spec.priority})",
-                      part=part)
+                      f"{what} for {whom}", part=part)

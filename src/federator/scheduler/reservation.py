@@ -119,8 +119,12 @@ class Reservation:
         return (f"waiting for {self.short} of {self.needed} {self.accelerator_model} to free on {self.cluster}, "
                 f"held for it since {utc_seconds(self.since)}")
 
-    def kept_off(self) -> str:
-        """What a job kept off the reserved room is told, for this cluster."""
+    def kept_off(self, *, same_queue: bool = True) -> str:
+        """What a job kept off the reserved room is told, for this cluster: the gang, its wait and its size only to
+        a job of the gang's own queue. Another tenant's job is told that a gang of another queue waits, and no more
+        (outside QA, M2: the reason named another organisation's job id, its size and how long it had waited)."""
+        if not same_queue:
+            return f"{self.cluster}: its {self.accelerator_model} are held for a waiting gang of another queue"
         return (f"{self.cluster}: its {self.accelerator_model} are held for gang {self.job_id} "
                 f"(waiting since {utc_seconds(self.since)}, {self.short} of {self.needed} still to free)")
 
@@ -273,7 +277,8 @@ class ReservedRoom:
             return None
         for hold in self.holds.get(cluster.name, ()):
             if hold.reservation.job_id in request.respects and worsens(hold, request, cluster, self.memo):
-                return Reason(ReasonCode.RESERVED, hold.reservation.kept_off())
+                return Reason(ReasonCode.RESERVED, hold.reservation.kept_off(
+                    same_queue=hold.request.spec.queue == request.spec.queue))
         return None
 
 

@@ -137,9 +137,10 @@ __all__ = ["ClusterNotes", "cluster_note", "job_message", "placements_message"]
 PREEMPTED_MARK = " (preempted at "
 
 
-def preempted_note(at: float, preemptor: str) -> str:
-    """The words a preempted job's pending reasons end with until it is placed again."""
-    return f"{PREEMPTED_MARK}{utc_seconds(at)} for {preemptor})"
+def preempted_note(at: float, preemptor: str, *, same_queue: bool = True) -> str:
+    """The words a preempted job's pending reasons end with until it is placed again: the preemptor is named to
+    its own queue only (another tenant's job id is not the victim's to know)."""
+    return f"{PREEMPTED_MARK}{utc_seconds(at)} for {preemptor if same_queue else 'a job of another queue'})"
 
 
 def keep_preempted(old: Reason | None, new: Reason) -> Reason:

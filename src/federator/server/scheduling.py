@@ -464,7 +464,11 @@ class Cycles:
             if job is None or not job.phase.is_active or job.generation != plan.generations.get(pre.job_id):
                 stale_clusters.add(pre.cluster)  # the room this preemption was to make is not there
                 continue
-            reason = Reason(ReasonCode.PREEMPTED, pre.message + preempted_note(now, pre.preemptor))
+            by = fed.jobs.get(pre.preemptor)
+            same = by is not None and by.spec.queue == job.spec.queue
+            reason = Reason(ReasonCode.PREEMPTED, pre.message + preempted_note(now, pre.preemptor, same_queue=same))
+            log.info("job %s (queue %s) preempted on %s for job %s", job.job_id, job.spec.queue, pre.cluster,
+                     pre.preemptor)  # the operator's record; the victim's reason names the preemptor in-queue only
             part = {p.placement_id for p in job.placements if p.cluster == pre.cluster} if pre.part else set()
             cancels = supersede_part(fed, job, part, reason) if part else None  # the other parts serve on
             orders.extend(cancels if cancels is not None else fed.supersede(job, reason))
