@@ -154,3 +154,17 @@ def test_a_latency_budget_no_members_region_meets_is_accepted_with_a_warning() -
     assert fed.intake.warnings(far.spec) == [
         "spec.regions.maxLatencyMs: no member cluster's region is within 50 ms of west (the nearest, east, is 80 ms "
         "away); the job waits until one is"]
+
+
+def test_a_queue_named_like_a_declared_one_is_accepted_with_a_did_you_mean() -> None:
+    """Outside QA (ML user, F11): `queue: reserch` took the job out of research's quota and share without a word."""
+    from federator.scheduler import Scheduler, parse_policy
+
+    fed = make(MemoryStore(), Clock(), scheduler=Scheduler(parse_policy("queues: {research: {weight: 2}}")))
+    typo = fed.submit(_job("typo", None, resources={"cpu": 1}, queue="reserch"))
+    other = fed.submit(_job("other", None, resources={"cpu": 1}, queue="ml-batch"))
+    right = fed.submit(_job("right", None, resources={"cpu": 1}, queue="research"))
+    assert fed.intake.warnings(typo.spec) == [
+        "spec.queue: 'reserch' is not a declared queue (did you mean 'research'?); it runs with defaultQueue's "
+        "weight and quota, not those of a declared queue"]
+    assert fed.intake.warnings(other.spec) == [] and fed.intake.warnings(right.spec) == []

@@ -23,6 +23,7 @@ over jobs.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import re
 import secrets
@@ -56,6 +57,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("federator.server")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def queue_warnings(queue: str, config: SchedulerConfig) -> list[str]:
+    """A queue the policy (or a Queue object) does not declare, named like one it does: most likely a typo, which
+    would move the job out of its team's quota and fair share into defaultQueue's (outside QA, ML user F11)."""
+    if queue in config.queues:
+        return []
+    close = difflib.get_close_matches(queue, list(config.queues), n=1, cutoff=0.75)
+    if not close:
+        return []
+    return [f"spec.queue: {queue!r} is not a declared queue (did you mean {close[0]!r}?); it runs with "
+            "defaultQueue's weight and quota, not those of a declared queue"]
 
 
 def latency_warnings(spec: JobSpec, config: SchedulerConfig, regions: set[str]) -> list[str]:
@@ -225,7 +238,8 @@ class Intake:
         early = [f"{unknown}; accepted because not every member cluster has reported since the federator "
                  "started: check the name"] if unknown else []
         return early + self.fleet.warnings(spec) + latency_warnings(spec, self.fed.scheduler.config,
-                                                                   {c.region for c in self.fed.clusters.values()})
+                                                                   {c.region for c in self.fed.clusters.values()}) \
+            + queue_warnings(spec.queue, self.fed.scheduler.config)
 
     def fleet_settled(self) -> bool:
         """Whether a model no member has is really unknown: every cluster the federator expects (after a
