@@ -28,6 +28,15 @@ class FakeApi:
         self.created: list[dict[str, Any]] = []
         self.deleted: list[str] = []
         self.fail_deletes = fail_deletes
+        self.pods: list[dict[str, Any]] = []  # what a list of pods finds: those the pod watch no longer shows
+        self.pod_lists: list[str | None] = []  # the label selector of each list of pods
+
+    def list(self, res: Any, namespace: str | None = None, *, label_selector: str | None = None,
+             field_selector: str | None = None) -> dict[str, Any]:
+        self.pod_lists.append(label_selector)
+        key, _, value = (label_selector or "").partition("=")
+        return {"metadata": {"resourceVersion": "1"},
+                "items": [p for p in self.pods if not key or p["metadata"].get("labels", {}).get(key) == value]}
 
     def create(self, res: Any, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         self.created.append(body)
@@ -632,6 +641,57 @@ def test_a_users_container_that_exits_non_zero_still_fails_the_gang_naming_the_p
     api, updates = asyncio.run(run())
     assert updates[-1] == (PID, JobPhase.FAILED, "pod p1 on node n1: container main exited with code 1 (Error)")
     assert not api.deleted  # failed: kept for the user to read its logs (the Job's TTL removes it)
+
+
+async def _reported(updates: list[tuple[str, JobPhase, str]], seconds: float = 5.0) -> None:
+    """Wait for a terminal report (a failed workload is judged once its pods are read, in a task)."""
+    for _ in range(int(seconds / 0.05)):
+        if updates and updates[-1][1].is_terminal:
+            return
+        await asyncio.sleep(0.05)
+
+
+def test_a_replica_that_crashed_fails_the_gang_though_the_watch_saw_only_its_sibling_deleted() -> None:
+    """F1, as the API server really sends it: the crashed pod leaves the active-pod watch with a DELETED event
+    carrying its state before (Running); the first fault the watch shows is the Job controller deleting the
+    other replica. That read as the member's doing (Cancelled, re-queued without end); the pods read once the
+    Job failed say a container exited 137 (OOMKilled): Failed, naming it."""
+    async def run() -> tuple[FakeApi, list[tuple[str, JobPhase, str]]]:
+        api, b, updates = _running_gang()
+        crashed = _gang_pod_at("p1", "n1", phase="Failed", containerStatuses=[
+            {"name": "main", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled",
+                                                      "finishedAt": "2026-12-05T05:00:00Z"}}}])
+        api.pods.append(crashed)
+        feed(b, b.pods, DELETED, _gang_pod_at("p1", "n1"))  # the watch's words: Running, as it left
+        sibling = _deleting(_gang_pod_at("p0", "n0"))
+        sibling["metadata"]["deletionGracePeriodSeconds"] = 0
+        api.pods.append(sibling)
+        feed(b, b.pods, MODIFIED, sibling)
+        feed(b, b.jobs, MODIFIED, job_obj({"failed": 1, "conditions": [GAVE_UP]}))
+        await _reported(updates)
+        await b.stop()
+        return api, updates
+
+    api, updates = asyncio.run(run())
+    assert updates[-1] == (PID, JobPhase.FAILED, "pod p1 on node n1: container main exited with code 137 (OOMKilled)")
+    assert api.pod_lists == ["federator.io/placement-id=train-abc.g1.a"]  # one list, by the placement's label
+    assert not api.deleted  # failed: kept for the user to read its logs
+
+
+def test_a_gang_whose_replicas_all_failed_at_once_names_a_pod_and_exit_code_not_the_backoff_limit() -> None:
+    async def run() -> list[tuple[str, JobPhase, str]]:
+        api, b, updates = _running_gang()
+        for name, node in (("p0", "n0"), ("p1", "n1")):
+            api.pods.append(_gang_pod_at(name, node, phase="Failed", containerStatuses=[
+                {"name": "main", "state": {"terminated": {"exitCode": 139, "reason": "Error"}}}]))
+            feed(b, b.pods, DELETED, _gang_pod_at(name, node))
+        feed(b, b.jobs, MODIFIED, job_obj({"failed": 2, "conditions": [GAVE_UP]}))
+        await _reported(updates)
+        await b.stop()
+        return updates
+
+    assert asyncio.run(run())[-1] == (PID, JobPhase.FAILED,
+                                      "pod p0 on node n0: container main exited with code 139 (Error)")
 
 
 def test_cancel_deletes_the_rendezvous_service_of_a_gang_named_with_a_leading_digit() -> None:

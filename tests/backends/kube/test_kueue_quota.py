@@ -233,3 +233,30 @@ def test_a_node_every_flavor_runs_on_spends_them_in_the_queues_order() -> None:
     groups = [_group(n, 8) for n in ("n1", "n2", "n3")]
     kept = within_quota(groups, headroom(LQ, _two_flavor_cq(4, 8), [GPU]) or {}, by_flavor=rooms)
     assert sorted(g.free_units for g in kept) == [0, 4, 8]  # 12 of the queue's two flavors, no more
+
+
+def _l40s(name: str) -> dict[str, Any]:
+    node = _node(name)
+    node["metadata"]["labels"] = {"nvidia.com/gpu.product": "NVIDIA-L40S"}
+    return node
+
+
+def test_a_flavor_that_runs_on_two_models_gives_each_pool_the_whole_quota_left() -> None:
+    """F4, member-b of the test bed: one flavor without nodeLabels, 8 GPUs of quota, nothing in use, A100 and
+    L40S nodes. The quota was spent once over both pools, the freest node first: 8 A100s free, the L40S pool all
+    held, and a 2 x 4 L40S gang Kueue admitted at once on the member waited for ever. A gang runs on one pool, so
+    each pool may have all of it; a gang over the quota still does not fit on either."""
+    b = _kueue_backend([_node("a100-0", gpus=16), _l40s("l40s-0"), _l40s("l40s-1")], _cq(8))
+    assert b.gang.resource_flavors is not None
+    b.gang.resource_flavors._apply_event(ADDED, _flavor("a100"))  # the helper's one flavor: no nodeLabels
+    b.gang.resource_flavors._thread = threading.Thread(target=lambda: None)  # as if started
+    by_model = {p.accelerator_model: p for p in b.capacity().accelerator_pools}
+    a100, l40s = by_model["NVIDIA-A100-SXM4-80GB"], by_model["NVIDIA-L40S"]
+    assert (a100.free_accelerators, a100.quota_held_accelerators) == (8, 8)
+    assert (l40s.free_accelerators, l40s.quota_held_accelerators) == (8, 8)
+    assert l40s.gang_capacity(4) == 2  # the 2 x 4 L40S gang is sent here
+    assert l40s.gang_capacity(8) == 1 and a100.gang_capacity(16) == 0  # what Kueue would not admit is not sent
+
+    b.gang.cluster_queues._apply_event(ADDED, _cq(8, reserved="4"))  # type: ignore[union-attr]
+    by_model = {p.accelerator_model: p for p in b.capacity().accelerator_pools}
+    assert by_model["NVIDIA-L40S"].free_accelerators == 4 and by_model["NVIDIA-A100-SXM4-80GB"].free_accelerators == 4

@@ -60,11 +60,12 @@ from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
-from federator.backends.kube.pod_faults import PodFault, disrupted_job, ended_by_its_own_rule, pod_fault
+from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
 from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
+    PLACEMENT_LABEL,
     SELECTOR,
     TRAINJOB_KEY,
     RenderOptions,
@@ -74,6 +75,7 @@ from federator.backends.kube.workloads import (
     adapter_of,
     build_workload,
     needs_rendezvous,
+    placement_label,
     placement_of,
     rendezvous_service,
     trainjob_of_pod,
@@ -173,6 +175,9 @@ class KubeBackend:
         self.dra = DraClaims(api, namespace=namespace, watch_timeout=watch_timeout)
         self._phases: dict[str, tuple[JobPhase, str]] = {}  # placement id -> last phase reported
         self._faults: dict[str, PodFault] = {}  # placement id -> the first fault its pods showed (pod_faults.py)
+        # Placement id -> whether its failed workload's pods were read (True) or are being read (False): the pod
+        # watch keeps only active pods, so a pod that turned Failed left it unseen (`_read_pods`).
+        self._pods_read: dict[str, bool] = {}
         self._launched: dict[str, Placement] = {}  # created by this process, maybe not seen by a watch yet
         self._cancelled: set[str] = set()
         self._retries: set[asyncio.Task[None]] = set()
@@ -468,6 +473,7 @@ class KubeBackend:
         self._cancelled.add(placement_id)
         self._launched.pop(placement_id, None)
         self._faults.pop(placement_id, None)
+        self._pods_read.pop(placement_id, None)
         self.gang.forget(placement_id)
         try:
             await self._delete(placement_id)
@@ -574,6 +580,7 @@ class KubeBackend:
         if kind == DELETED:
             self._launched.pop(pid, None)
             self._faults.pop(pid, None)
+            self._pods_read.pop(pid, None)
             self.gang.forget(pid)
             self.tenants.forget(pid)
             last = self._phases.pop(pid, None)
@@ -713,6 +720,7 @@ class KubeBackend:
         self._cancelled.add(pid)
         self._launched.pop(pid, None)
         self._faults.pop(pid, None)
+        self._pods_read.pop(pid, None)
         self.gang.forget(pid)
         self._report(pid, JobPhase.CANCELLED, why)
         return self._background(self._delete_or_retry(pid))
@@ -749,6 +757,10 @@ class KubeBackend:
             fault = self._faults.get(pid)
             if fault is not None and fault.deleted and ended_by_its_own_rule(workload):
                 fault = None  # its own deadline deleted its pods: the workload's words say so
+            elif (fault is None or fault.deleted) and not disrupted_job(workload) \
+                    and not self._pods_read.get(pid) and not ended_by_its_own_rule(workload):
+                self._read_pods(pid)  # a replica's exit may have left the pod watch unseen: judged once read
+                return
             if disrupted_job(workload) or (fault is not None and fault.disruption):
                 # The member stopped it (a drain, a preemption, a node lost), not the user's code: re-queued.
                 why = fault.message if fault is not None and fault.disruption else disrupted_job(workload)
@@ -770,6 +782,38 @@ class KubeBackend:
             phase = last[0]
         if last != (phase, message):  # a new message alone is news too: "1 of 2 replicas running; 1 pending: ..."
             self._report(pid, phase, message)
+
+    def _read_pods(self, pid: str) -> None:
+        """Read a failed workload's pods once, in a task, and judge it again on what they say (`cause_among`).
+
+        The pod watch keeps only active pods (`ACTIVE_PODS`): a member may run thousands, and finished ones hold
+        nothing the capacity report counts, so the watch neither lists nor caches them. A pod that turns Failed
+        leaves it with its state before (Running), so its exit code went unseen and the Job controller deleting
+        the rest of the gang read as the member's doing. One list by the placement's label, when the workload
+        has failed and only then, costs one request per failed placement, where a watch of finished pods would
+        cost every finished pod of the member."""
+        if pid in self._pods_read:
+            return  # being read
+        self._pods_read[pid] = False
+        namespace = self.tenants.namespace_of(pid)
+
+        async def read() -> None:
+            try:
+                listed = await asyncio.to_thread(self.api.list, PODS, namespace,
+                                                 label_selector=f"{PLACEMENT_LABEL}={placement_label(pid)}")
+                pods = [p for p in listed.get("items") or [] if self._placement_of_pod(p) == pid]
+            except KubeError as exc:
+                log.warning("placement %s: reading its pods failed (%s); judged on what the watch saw", pid, exc)
+                pods = []
+            if pid not in self._pods_read:
+                return  # cancelled or gone meanwhile
+            self._pods_read[pid] = True
+            if (cause := cause_among(self._faults.get(pid), pods)) is not None:
+                self._faults[pid] = cause
+            if (workload := self._workload(pid)) is not None:
+                self._refresh(pid, workload)
+
+        self._background(read())
 
     def _report(self, pid: str, phase: JobPhase, message: str) -> None:
         self._phases[pid] = (phase, message)

@@ -45,6 +45,19 @@ free, a 2 x 8 H100 gang was sent there, and Kueue, which gives a pod set one
 flavor's quota, never admitted it. A node several flavors run on spends them
 in the queue's order, as Kueue tries them.
 
+A quota several pools share (a flavor without nodeLabels, or one whose labels
+several models' nodes carry, and the resource's total over the flavors) is
+spent by each pool (vendor, model) on its own, the whole of it for each
+(`within_quota`). A gang runs on one pool, so what Kueue would admit of it
+is all the quota left. Spent once over every pool, the freest nodes took it:
+member-b's one flavor of 8 GPUs, A100 and L40S nodes, was reported as 8 A100s
+free and the L40S pool all held, so a 2 x 4 L40S gang Kueue admitted at once
+when created on the member was never sent there (outside tester F4). What a
+pool reports is still what the queue admits of a gang on it, so a gang over
+the quota is not sent; two gangs sent at once to two pools that share the
+quota may together exceed it, and the second then waits on Kueue: the Kueue
+admission timeout covers that, as it covers a cohort's lending.
+
 Shared accelerators (time-slicing, HAMi) are left as they are: Kueue counts
 their units, not devices, and a fraction's quota is not a device's.
 
@@ -188,8 +201,11 @@ def within_quota(groups: Iterable[DeviceGroup], left: Mapping[str, int],
     of the queue runs there. With `by_flavor` (`flavor_quota`), a node's devices spend only the quota of the
     flavors that run on it, in the queue's order."""
     groups = list(groups)
-    budget = dict(left)
-    flavor_left = {(r, room.flavor): room.left for r, rooms in (by_flavor or {}).items() for room in rooms}
+    # Each pool (vendor, model) spends its own copy of the quota: a gang runs on one pool, so what the queue
+    # would admit of it is the whole quota left, whichever other pools the same flavor runs on (module docstring).
+    budget: dict[tuple[str, tuple[str, str]], int] = {}
+    flavor_base = {(r, room.flavor): room.left for r, rooms in (by_flavor or {}).items() for room in rooms}
+    flavor_left: dict[tuple[str, str, tuple[str, str]], int | None] = {}
     order = sorted(range(len(groups)), key=lambda i: (-groups[i].free_units, groups[i].node))
     out = list(groups)
     for i in order:
@@ -201,15 +217,20 @@ def within_quota(groups: Iterable[DeviceGroup], left: Mapping[str, int],
                 out[i] = replace(g, used_units=g.used_units + g.free_units,
                                  quota_held_units=g.quota_held_units + g.free_units)
             continue
-        mine = [(g.resource, room.flavor) for room in (by_flavor or {}).get(g.resource, ()) if g.node in room.nodes]
+        mine = [(g.resource, room.flavor, g.key) for room in (by_flavor or {}).get(g.resource, ())
+                if g.node in room.nodes]
+        for k in mine:
+            flavor_left.setdefault(k, flavor_base[k[:2]])
         bounded = all(flavor_left[k] is not None for k in mine)
-        if g.resource not in budget and not (mine and bounded):
+        if g.resource in left:
+            budget.setdefault((g.resource, g.key), left[g.resource])
+        if (g.resource, g.key) not in budget and not (mine and bounded):
             continue
-        keep = min(g.free_units, budget.get(g.resource, g.free_units))
+        keep = min(g.free_units, budget.get((g.resource, g.key), g.free_units))
         if mine and bounded:
             keep = min(keep, sum(flavor_left[k] or 0 for k in mine))
-        if g.resource in budget:
-            budget[g.resource] -= keep
+        if (g.resource, g.key) in budget:
+            budget[(g.resource, g.key)] -= keep
         spend = keep
         for k in mine:
             room = flavor_left[k]

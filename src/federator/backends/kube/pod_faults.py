@@ -47,13 +47,26 @@ for a rule of its author's (`activeDeadlineSeconds`: the Job controller
 deletes the pods it ends, `ended_by_its_own_rule`). A deletion after a
 container's exit is the consequence, as before: the exit was recorded first.
 
+What the pod watch cannot see: the watch keeps only active pods (backend.py, `ACTIVE_PODS`, so a member's
+thousands of finished pods are neither listed nor cached), and a pod that turns Failed leaves it with a
+DELETED event carrying its state *before* (Running): its exit code never reached `pod_fault`. The first fault
+the agent saw of a gang whose replica crashed was then the Job controller deleting the surviving replica,
+"deleted in the member cluster", and the job was re-queued, that cluster avoided, again and again, never
+failing and never naming the exit code (outside tester, F1). So when a workload fails and the agent saw no
+fault or only a deletion, it reads the placement's pods once (one list by its placement label; the Job
+controller keeps a failed pod until the Job goes) and `cause_among` picks what failed first: a container's exit
+on a pod nobody was deleting, unless the deletion came strictly earlier (by their timestamps: a container's
+`finishedAt`, a deletion's request, its `deletionTimestamp` less its grace period). A tie goes to the exit: the
+Job controller deletes the rest of a gang within the second it sees a replica fail.
+
 Pure: plain dicts (the API objects) in, values out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 DISRUPTION_TARGET = "DisruptionTarget"
@@ -74,10 +87,25 @@ class PodFault:
     disruption: bool  # the member's doing (DisruptionTarget), not the user's code
     message: str
     deleted: bool = False  # a pod deleted with no DisruptionTarget: the member's, unless the workload's own rule
+    at: float | None = None  # when (epoch seconds): a container's finishedAt, a deletion's request; None: unknown
 
 
 def _conditions(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [c for c in (pod.get("status") or {}).get("conditions") or [] if isinstance(c, Mapping)]
+
+
+def _seconds(stamp: Any) -> float | None:
+    """An API timestamp ("2026-12-05T10:00:05Z") in epoch seconds, None when absent or unreadable."""
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp() if stamp else None
+    except ValueError:
+        return None
+
+
+def _deletion_requested(meta: Mapping[str, Any]) -> float | None:
+    """When the pod's deletion was asked for: its deletionTimestamp is that moment plus the grace period."""
+    due = _seconds(meta.get("deletionTimestamp"))
+    return None if due is None else due - float(meta.get("deletionGracePeriodSeconds") or 0)
 
 
 def pod_fault(pod: Mapping[str, Any]) -> PodFault | None:
@@ -92,7 +120,8 @@ def pod_fault(pod: Mapping[str, Any]) -> PodFault | None:
             done = _DONE_BY.get(reason, "disrupted on node {node}").format(node=node)
             return PodFault(True, f"pod {name} {done} ({DISRUPTION_TARGET}: {reason or 'no reason given'})")
     if meta.get("deletionTimestamp"):  # stopped because it was being deleted: what deleted it is the cause
-        return PodFault(True, f"pod {name} on node {node} was deleted in the member cluster", deleted=True)
+        return PodFault(True, f"pod {name} on node {node} was deleted in the member cluster", deleted=True,
+                        at=_deletion_requested(meta))
     status = pod.get("status") or {}
     for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
         ended = ((cs or {}).get("state") or {}).get("terminated") or {}
@@ -100,11 +129,25 @@ def pod_fault(pod: Mapping[str, Any]) -> PodFault | None:
         if code:
             why = f" ({ended['reason']})" if ended.get("reason") else ""
             return PodFault(False, f"pod {name} on node {node}: container {cs.get('name')} exited with code "
-                                   f"{code}{why}")
+                                   f"{code}{why}", at=_seconds(ended.get("finishedAt")))
     if status.get("phase") == "Failed":
         why = ": ".join(str(s) for s in (status.get("reason"), status.get("message")) if s)
         return PodFault(False, f"pod {name} on node {node} failed{': ' + why if why else ''}")
     return None
+
+
+def cause_among(seen: PodFault | None, pods: Iterable[Mapping[str, Any]]) -> PodFault | None:
+    """What failed a workload, given the fault its watch `seen` first (None, or a deletion: callers read the pods
+    only then) and its pods as read once it failed: the earliest container exit on a pod nobody was deleting,
+    unless `seen` is a deletion known to be strictly earlier (a member's operator deleted a replica, and another
+    crashed for want of it); else `seen`."""
+    exits = [f for pod in pods if (f := pod_fault(pod)) is not None and not f.disruption]
+    if not exits or (seen is not None and not seen.deleted):
+        return seen
+    first = min(exits, key=lambda f: (f.at is None, f.at or 0.0))  # unknown times last, else in the pods' order
+    if seen is not None and seen.at is not None and first.at is not None and seen.at < first.at:
+        return seen
+    return first
 
 
 def disrupted_job(job: Mapping[str, Any]) -> str:
@@ -127,4 +170,4 @@ def ended_by_its_own_rule(workload: Mapping[str, Any]) -> bool:
                and c.get("reason") in OWN_RULES for c in _conditions(workload))
 
 
-__all__ = ["DISRUPTION_TARGET", "PodFault", "disrupted_job", "ended_by_its_own_rule", "pod_fault"]
+__all__ = ["DISRUPTION_TARGET", "PodFault", "cause_among", "disrupted_job", "ended_by_its_own_rule", "pod_fault"]
