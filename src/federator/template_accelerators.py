@@ -115,17 +115,17 @@ def rendered_problems(template: Mapping[str, Any], at: str) -> list[tuple[str, s
     container, and any DRA claim."""
     return _claims(template, at) + [
         (where, f"a pod template may not ask for an accelerator itself ({DECLARE})")
-        for where, name, _ in _asks(template, at)]
+        for where, _, _, _ in _asks(template, at)]
 
 
 def brought_problems(template: Mapping[str, Any], at: str) -> list[tuple[str, str]]:
     """What a brought workload's pod template may not ask: what the federator would not count (see the module)."""
     devices = set(catalog().resource_names)
     found = _claims(template, at)
-    for where, name, key in _asks(template, at):
+    for where, name, key, container in _asks(template, at):
         if key == "ephemeralContainers":
             found.append((where, "an ephemeral container may not ask for an accelerator"))
-        elif key == "initContainers" and _sidecar(where, template):
+        elif key == "initContainers" and container.get("restartPolicy") == "Always":
             found.append((where, "a sidecar (an init container with restartPolicy Always) runs beside "
                                  "the containers, and the federator does not count its accelerators: ask them on "
                                  "a container"))
@@ -136,15 +136,9 @@ def brought_problems(template: Mapping[str, Any], at: str) -> list[tuple[str, st
     return found
 
 
-def _sidecar(where: str, template: Mapping[str, Any]) -> bool:
-    index = int(where.split(".spec.initContainers[", 1)[1].split("]", 1)[0])
-    inits = _pod(template).get("initContainers")
-    c = inits[index] if isinstance(inits, list) and index < len(inits) else None
-    return isinstance(c, Mapping) and c.get("restartPolicy") == "Always"
-
-
-def _asks(template: Mapping[str, Any], at: str) -> list[tuple[str, str, str]]:
-    """(field, resource name, container list) of every accelerator resource a container requests or limits."""
+def _asks(template: Mapping[str, Any], at: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(field, resource name, container list, container) of every accelerator resource a container requests or
+    limits."""
     found = []
     for key, i, c in containers_of(_pod(template)):
         resources = c.get("resources")
@@ -152,7 +146,7 @@ def _asks(template: Mapping[str, Any], at: str) -> list[tuple[str, str, str]]:
             amounts = resources.get(part) if isinstance(resources, Mapping) else None
             for name in sorted(amounts) if isinstance(amounts, Mapping) else ():
                 if is_accelerator_resource(str(name)):
-                    found.append((f"{at}.spec.{key}[{i}].resources.{part}[{name}]", str(name), key))
+                    found.append((f"{at}.spec.{key}[{i}].resources.{part}[{name}]", str(name), key, c))
     return found
 
 
