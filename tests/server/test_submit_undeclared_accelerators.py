@@ -160,3 +160,16 @@ def test_a_brought_workload_asks_only_what_the_federator_counts() -> None:
     fed = make(MemoryStore(), Clock())
     counted = fed.submit(_brought({"containers": [trainer], "initContainers": [{**SHIPPER, "resources": GPUS}]}))
     assert counted.spec.resources.accelerator_milli == 8000
+
+
+def test_a_trainjobs_pod_spec_override_may_not_bring_accelerators_either() -> None:
+    """The trainer merges `podSpecOverrides` into its runtime's pods: a claim or a sidecar's devices there would run
+    beside the counted `resourcesPerNode`."""
+    workload = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+        "runtimeRef": {"name": "torch-distributed"},
+        "trainer": {"numNodes": 1, "resourcesPerNode": {"limits": {"cpu": "1", "nvidia.com/gpu": "1"}}},
+        "podSpecOverrides": [{"targetJobs": [{"name": "node"}],
+                              "resourceClaims": [{"name": "g", "resourceClaimTemplateName": "sixteen"}]}]}}
+    said = _refused(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                               "metadata": {"name": "t"}, "spec": {"workload": workload}}))
+    assert said.startswith("spec.workload.spec.podSpecOverrides[0].resourceClaims: a job may not name a DRA claim")

@@ -42,6 +42,7 @@ from federator.security.podsecurity import (
     PodSecurityLevel,
     check_object,
     check_template,
+    pod_spec_overrides,
     pod_templates,
 )
 from federator.template_accelerators import (
@@ -104,8 +105,13 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
     container the annotation chooses, and how an alternative's override merges (`podtemplates.merged_over`):
     each template the agent renders, checked as it renders it. Called once the templates are of the right shape."""
     if spec.workload_json:
-        found = [p for path, template in pod_templates(_object(spec.workload_json))
+        workload = _object(spec.workload_json)
+        found = [p for path, template in pod_templates(workload)
                  for p in brought_problems(template, f"spec.workload.{path}" if path else "spec.workload")]
+        for path, override in pod_spec_overrides(workload):  # a TrainJob's pod spec fragments, merged by its trainer
+            at = f"spec.workload.{path}"
+            found += [(field.replace(f"{at}.~.spec", at, 1), problem)
+                      for field, problem in brought_problems({"spec": override}, f"{at}.~")]
         return [FieldProblem(field, problem) for field, problem in found]
     base = _object(spec.pod_template_json)
     found = _rendered(base, "spec.template")
