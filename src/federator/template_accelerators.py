@@ -136,6 +136,25 @@ def brought_problems(template: Mapping[str, Any], at: str) -> list[tuple[str, st
     return found
 
 
+def autoscaler_problems(workload: object, at: str = "spec.workload") -> list[tuple[str, str]]:
+    """A Ray cluster's `autoscalerOptions` asking for an accelerator: KubeRay adds it to the head pod as a
+    container of its own, which no pod set counts."""
+    found: list[tuple[str, str]] = []
+    if isinstance(workload, Mapping):
+        options = workload.get("autoscalerOptions")
+        if isinstance(options, Mapping):
+            found += [(where.replace(f"{at}.autoscalerOptions.spec.containers[0]", f"{at}.autoscalerOptions", 1),
+                       "the Ray autoscaler's container is counted in no pod set: it may not ask for an accelerator")
+                      for where, _, _, _ in _asks({"spec": {"containers": [dict(options)]}},
+                                                  f"{at}.autoscalerOptions")]
+        for key, value in workload.items():
+            found += autoscaler_problems(value, f"{at}.{key}")
+    elif isinstance(workload, list):
+        for i, item in enumerate(workload):
+            found += autoscaler_problems(item, f"{at}[{i}]")
+    return found
+
+
 def _asks(template: Mapping[str, Any], at: str) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(field, resource name, container list, container) of every accelerator resource a container requests or
     limits."""
@@ -179,5 +198,5 @@ def without_accelerators(pod: dict[str, Any]) -> None:
 
 
 __all__ = ["ACCELERATOR_CONTAINER_ANNOTATION", "CONTAINER_LISTS", "DECLARE", "accelerator_container",
-           "brought_problems", "choice_problems", "chosen_name", "containers_of", "is_accelerator_resource",
-           "rendered_problems", "vendor_domains", "without_accelerators"]
+           "autoscaler_problems", "brought_problems", "choice_problems", "chosen_name", "containers_of",
+           "is_accelerator_resource", "rendered_problems", "vendor_domains", "without_accelerators"]

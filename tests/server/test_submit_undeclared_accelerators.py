@@ -173,3 +173,18 @@ def test_a_trainjobs_pod_spec_override_may_not_bring_accelerators_either() -> No
     said = _refused(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
                                "metadata": {"name": "t"}, "spec": {"workload": workload}}))
     assert said.startswith("spec.workload.spec.podSpecOverrides[0].resourceClaims: a job may not name a DRA claim")
+
+
+def test_a_ray_autoscaler_may_not_ask_for_accelerators() -> None:
+    """KubeRay makes `autoscalerOptions` a container of the head pod, outside every pod set the federator counts."""
+    worker = {"spec": {"containers": [{"name": "w", "image": "ray:2",
+                                       "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
+    head = {"spec": {"containers": [{"name": "h", "image": "ray:2", "resources": {"requests": {"cpu": "1"}}}]}}
+    workload = {"apiVersion": "ray.io/v1", "kind": "RayJob", "spec": {"entrypoint": "python x.py", "rayClusterSpec": {
+        "autoscalerOptions": {"resources": {"limits": {"nvidia.com/gpu": "8"}}},
+        "headGroupSpec": {"rayStartParams": {}, "template": head},
+        "workerGroupSpecs": [{"groupName": "g", "replicas": 1, "rayStartParams": {}, "template": worker}]}}}
+    said = _refused(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                               "metadata": {"name": "r"}, "spec": {"workload": workload}}))
+    assert said.startswith("spec.workload.spec.rayClusterSpec.autoscalerOptions.resources.limits[nvidia.com/gpu]: "
+                           "the Ray autoscaler's container is counted in no pod set")

@@ -48,6 +48,7 @@ from federator.security.podsecurity import (
 from federator.template_accelerators import (
     ACCELERATOR_CONTAINER_ANNOTATION,
     accelerator_container,
+    autoscaler_problems,
     brought_problems,
     choice_problems,
     chosen_name,
@@ -108,6 +109,7 @@ def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
         workload = _object(spec.workload_json)
         found = [p for path, template in pod_templates(workload)
                  for p in brought_problems(template, f"spec.workload.{path}" if path else "spec.workload")]
+        found += autoscaler_problems(workload)
         for path, override in pod_spec_overrides(workload):  # a TrainJob's pod spec fragments, merged by its trainer
             at = f"spec.workload.{path}"
             found += [(field.replace(f"{at}.~.spec", at, 1), problem)
