@@ -19,6 +19,17 @@ def test_an_alternatives_container_overrides_the_jobs_by_position_and_keeps_the_
                                                                {"name": "side"}], "hostIPC": False}}
 
 
+def test_a_named_override_container_merges_into_the_one_of_its_name_wherever_it_is() -> None:
+    """Outside testers (F5): by position, `[{name: trainer}]` over `[sidecar, trainer]` renamed the sidecar."""
+    base = {"spec": {"containers": [{"name": "sidecar", "image": "log"}, {"name": "trainer", "image": "cuda"}],
+                     "initContainers": [{"name": "fetch", "image": "curl"}]}}
+    over = {"spec": {"containers": [{"name": "trainer", "image": "rocm"}],
+                     "initContainers": [{"name": "warm", "image": "w"}]}}
+    assert merged_over(base, over) == {"spec": {
+        "containers": [{"name": "sidecar", "image": "log"}, {"name": "trainer", "image": "rocm"}],
+        "initContainers": [{"name": "fetch", "image": "curl"}, {"name": "warm", "image": "w"}]}}  # submit refuses it
+
+
 def test_the_submit_check_imports_no_backend() -> None:
     """The federator checks what a member renders without importing the member's code: both merge alike
     through this module (only the server's Kubernetes mode, app.py, reaches into backends.kube)."""

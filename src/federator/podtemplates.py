@@ -30,14 +30,81 @@ REPLICAS_ANNOTATION = "federator.io/replicas"  # pods the placement runs in this
 AGENT_KEYS = frozenset({PLACEMENT_LABEL, PLACEMENT_ANNOTATION, GENERATION_LABEL, JOB_ANNOTATION, REPLICAS_ANNOTATION})
 
 
+_CONTAINER_LISTS = frozenset({"containers", "initContainers", "ephemeralContainers"})
+
+
 def merged_over(base: Any, over: Any) -> Any:
-    """`over` merged into `base`: mappings key by key, lists (containers) item by position. How an accelerator
-    alternative's template overrides the job's (the agent renders it; the federator checks it at submit)."""
+    """`over` merged into `base`: mappings key by key; a list of containers by name, as Kubernetes' strategic
+    merge does (an override container with no name: by position, as before names were read); other lists item
+    by position. How an accelerator alternative's template overrides the job's (the agent renders it; the
+    federator checks it at submit). By position, an override `[{name: trainer}]` over `[sidecar, trainer]`
+    renamed the sidecar and the member refused the duplicate name on every try (outside testers, F5)."""
     if isinstance(base, dict) and isinstance(over, dict):
-        return {**base, **{k: merged_over(base.get(k), v) for k, v in over.items()}}
+        merge = {k: (_containers_over if k in _CONTAINER_LISTS else merged_over)(base.get(k), v)
+                 for k, v in over.items()}
+        return {**base, **merge}
     if isinstance(base, list) and isinstance(over, list):
         return [merged_over(b, o) for b, o in zip(base, over, strict=False)] + base[len(over):] + over[len(base):]
     return over
+
+
+def _containers_over(base: Any, over: Any) -> Any:
+    """Containers of `over` merged into `base`'s: a named one into the base's of that name (appended when the base
+    has none: the submit check refuses that), an unnamed one into the base's at its position."""
+    if not (isinstance(base, list) and isinstance(over, list)):
+        return merged_over(base, over)
+    out = list(base)
+    index = {c.get("name"): i for i, c in enumerate(base) if isinstance(c, dict) and isinstance(c.get("name"), str)}
+    for i, item in enumerate(over):
+        name = item.get("name") if isinstance(item, dict) else None
+        at = index.get(name) if isinstance(name, str) else (i if i < len(base) else None)
+        if at is None:
+            out.append(item)
+        else:
+            out[at] = merged_over(out[at], item)
+    return out
+
+
+def override_problems(base: Any, over: Any, at: str) -> list[tuple[str, str]]:
+    """An override naming a container the job's template does not have: merged by name, it would be a container
+    of its own, with no image unless it gave one, run beside the job's (`at` is the override's path)."""
+    base_pod = base.get("spec") if isinstance(base, dict) else None
+    over_pod = over.get("spec") if isinstance(over, dict) else None
+    if not isinstance(over_pod, dict):
+        return []
+    found = []
+    for key in sorted(_CONTAINER_LISTS & over_pod.keys()):
+        have = base_pod.get(key) if isinstance(base_pod, dict) else None
+        names = {c.get("name") for c in have if isinstance(c, dict)} if isinstance(have, list) else set()
+        items = over_pod[key]
+        for i, item in enumerate(items if isinstance(items, list) else ()):
+            name = item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str) and name not in names:
+                shown = ", ".join(sorted(str(n) for n in names if isinstance(n, str))) or "none"
+                found.append((f"{at}.spec.{key}[{i}].name", f"{name!r} is not a container of spec.template "
+                                                            f"({key}: {shown}); an override's containers merge "
+                                                            "into the template's by name"))
+    return found
+
+
+def duplicate_problems(template: Any, at: str) -> list[tuple[str, str]]:
+    """Two containers of one name in a pod spec (containers, init and ephemeral ones share one namespace): every
+    member's API server refuses such a pod (HTTP 422), so the job could never run."""
+    pod = template.get("spec") if isinstance(template, dict) else None
+    if not isinstance(pod, dict):
+        return []
+    seen: set[str] = set()
+    found = []
+    for key in ("containers", "initContainers", "ephemeralContainers"):
+        items = pod.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else ()):
+            name = item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str) and name:
+                if name in seen:
+                    found.append((f"{at}.spec.{key}[{i}].name", f"{name!r} is the name of another container of "
+                                                                "the pod; container names must be unique"))
+                seen.add(name)
+    return found
 
 
 def shape_problems(template: Any, at: str) -> list[tuple[str, str]]:
@@ -108,4 +175,4 @@ def _list_of_maps(value: Any, at: str, what: str) -> list[tuple[str, str]]:
 
 
 __all__ = ["AGENT_KEYS", "GENERATION_LABEL", "JOB_ANNOTATION", "JOB_LABEL", "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL",
-           "REPLICAS_ANNOTATION", "merged_over", "shape_problems"]
+           "REPLICAS_ANNOTATION", "duplicate_problems", "merged_over", "override_problems", "shape_problems"]

@@ -48,7 +48,13 @@ from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.fleet_models import FleetModels
 from federator.server.job_bytes import UnfinishedBytes
 from federator.server.settle import unreported
-from federator.server.templates import owned_problems, pod_security_problems, template_shape_problems
+from federator.server.templates import (
+    accelerator_problems,
+    accelerator_warnings,
+    owned_problems,
+    pod_security_problems,
+    template_shape_problems,
+)
 from federator.store.codec import spec_bytes
 from federator.store.errors import StoreError
 
@@ -237,9 +243,9 @@ class Intake:
         unknown = self.fleet.unknown(spec)  # accepted only because the fleet is not all known yet
         early = [f"{unknown}; accepted because not every member cluster has reported since the federator "
                  "started: check the name"] if unknown else []
-        return early + self.fleet.warnings(spec) + latency_warnings(spec, self.fed.scheduler.config,
-                                                                   {c.region for c in self.fed.clusters.values()}) \
-            + queue_warnings(spec.queue, self.fed.scheduler.config)
+        regions = {c.region for c in self.fed.clusters.values()}
+        return early + accelerator_warnings(spec) + self.fleet.warnings(spec) + latency_warnings(
+            spec, self.fed.scheduler.config, regions) + queue_warnings(spec.queue, self.fed.scheduler.config)
 
     def fleet_settled(self) -> bool:
         """Whether a model no member has is really unknown: every cluster the federator expects (after a
@@ -323,7 +329,7 @@ class Intake:
             self._reject(RejectReason.LIMIT_EXCEEDED)
             raise SubmitError(problem)
         size = self._weight(spec)
-        shape = template_shape_problems(spec)
+        shape = template_shape_problems(spec) or accelerator_problems(spec)  # the latter reads a well-shaped one
         if shape:  # nothing of it could be rendered on a member: refused before its content is judged
             self._reject(RejectReason.INVALID_JOB)
             refused = JobFileError(shape)

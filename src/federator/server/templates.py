@@ -35,14 +35,24 @@ from typing import Any
 from federator.jobfile import FieldProblem
 from federator.model import JobSpec, format_accelerators, format_bytes
 from federator.model.resources import QuantityError, parse_quantity
-from federator.podtemplates import AGENT_KEYS, merged_over, shape_problems
+from federator.podtemplates import AGENT_KEYS, duplicate_problems, merged_over, override_problems, shape_problems
 from federator.security import isolation
 from federator.security.podsecurity import (
     PodSecurity,
     PodSecurityLevel,
     check_object,
     check_template,
+    pod_spec_overrides,
     pod_templates,
+)
+from federator.template_accelerators import (
+    ACCELERATOR_CONTAINER_ANNOTATION,
+    accelerator_container,
+    autoscaler_problems,
+    brought_problems,
+    choice_problems,
+    chosen_name,
+    rendered_problems,
 )
 
 _OWNED_FIELDS = {
@@ -91,16 +101,71 @@ def template_shape_problems(spec: JobSpec) -> list[FieldProblem]:
     return [FieldProblem(field, problem) for field, problem in found]
 
 
-def _below_requests(template: dict[str, Any], spec: JobSpec, at: str) -> list[tuple[str, str]]:
-    """Limits of the first container below what the agent requests for it: without a workload object the agent
-    writes spec.resources as that container's requests, and every member's API server refuses a request above its
-    limit (HTTP 422). Accepted, such a job was refused by every member in turn and placed again for ever (outside
-    QA); it is refused here, naming the field."""
-    containers = (template.get("spec") or {}).get("containers") if isinstance(template.get("spec"), dict) else None
-    if not isinstance(containers, list) or not containers or not isinstance(containers[0], dict):
+def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
+    """What the job's pod templates ask of accelerators beyond what it declares (`template_accelerators`), which
+    container the annotation chooses, and how an alternative's override merges (`podtemplates.merged_over`):
+    each template the agent renders, checked as it renders it. Called once the templates are of the right shape."""
+    if spec.workload_json:
+        workload = _object(spec.workload_json)
+        found = [p for path, template in pod_templates(workload)
+                 for p in brought_problems(template, f"spec.workload.{path}" if path else "spec.workload")]
+        found += autoscaler_problems(workload)
+        for path, override in pod_spec_overrides(workload):  # a TrainJob's pod spec fragments, merged by its trainer
+            at = f"spec.workload.{path}"
+            found += [(field.replace(f"{at}.~.spec", at, 1), problem)
+                      for field, problem in brought_problems({"spec": override}, f"{at}.~")]
+        return [FieldProblem(field, problem) for field, problem in found]
+    base = _object(spec.pod_template_json)
+    found = _rendered(base, "spec.template")
+    said = set(found)  # an alternative is not blamed for what it takes from the job's template
+    for i, alt in enumerate(spec.accelerators):
+        if alt.pod_template_json:
+            at = f"spec.accelerators[{i}].template"
+            over = _object(alt.pod_template_json)
+            merged = merged_over(base, over)  # as the agent renders this alternative
+            found += override_problems(base, over, at)
+            found += [(field.replace("spec.template", at, 1), problem)
+                      for field, problem in _rendered(merged, "spec.template")
+                      if (field, problem) not in said]
+    return [FieldProblem(field, problem) for field, problem in found]
+
+
+def _rendered(template: dict[str, Any], at: str) -> list[tuple[str, str]]:
+    return duplicate_problems(template, at) + choice_problems(template, at) + rendered_problems(template, at)
+
+
+def accelerator_warnings(spec: JobSpec) -> list[str]:
+    """A job declaring accelerators whose rendered template has several containers and no annotation choosing
+    one: the accelerators go on the first, which may be a log shipper (outside testers, F5), so Submit says so."""
+    if spec.workload_json or not (spec.resources.accelerator_milli or any(a.milli for a in spec.accelerators)):
         return []
-    limits = (containers[0].get("resources") or {}).get("limits") if isinstance(
-        containers[0].get("resources"), dict) else None
+    base = _object(spec.pod_template_json)
+    templates = [("spec.template", base)] + [
+        (f"spec.accelerators[{i}].template", merged_over(base, _object(a.pod_template_json)))
+        for i, a in enumerate(spec.accelerators) if a.pod_template_json]
+    out: dict[str, str] = {}  # an alternative that changes nothing of it is not said again
+    for at, template in templates:
+        containers = (template.get("spec") or {}).get("containers") if isinstance(template.get("spec"), dict) else None
+        if isinstance(containers, list) and len(containers) > 1 and not chosen_name(template):
+            first = containers[accelerator_container(template)]
+            name = first.get("name") if isinstance(first, dict) else None
+            said = (f"the accelerators go on the first of its {len(containers)} containers ({name!r}); to choose "
+                    f"another, annotate the template {ACCELERATOR_CONTAINER_ANNOTATION}: <container name>")
+            out.setdefault(said, f"{at}: {said}")
+    return list(out.values())
+
+
+def _below_requests(template: dict[str, Any], spec: JobSpec, at: str) -> list[tuple[str, str]]:
+    """Limits of the accelerator container (`template_accelerators.accelerator_container`) below what the agent
+    requests for it: without a workload object the agent writes spec.resources as that container's requests, and
+    every member's API server refuses a request above its limit (HTTP 422). Accepted, such a job was refused by
+    every member in turn and placed again for ever (outside QA); it is refused here, naming the field."""
+    containers = (template.get("spec") or {}).get("containers") if isinstance(template.get("spec"), dict) else None
+    main = accelerator_container(template)
+    if not isinstance(containers, list) or not containers or not isinstance(containers[main], dict):
+        return []
+    limits = (containers[main].get("resources") or {}).get("limits") if isinstance(
+        containers[main].get("resources"), dict) else None
     if not isinstance(limits, dict):
         return []
     wanted = {"cpu": (Decimal(spec.resources.cpu_milli) / 1000, "spec.resources.cpu"),
@@ -114,7 +179,7 @@ def _below_requests(template: dict[str, Any], spec: JobSpec, at: str) -> list[tu
         except QuantityError:
             continue  # not a quantity: the member's API server says so
         if limit < request:
-            found.append((f"{at}.spec.containers[0].resources.limits.{name}",
+            found.append((f"{at}.spec.containers[{main}].resources.limits.{name}",
                           f"{limits[name]} is below {source} ({quantity_text(name, request)}), which the agent "
                           "requests for this container: raise the limit, or lower spec.resources"))
     return found
@@ -219,4 +284,5 @@ def _object(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-__all__ = ["owned_problems", "pod_security_problems", "template_shape_problems"]
+__all__ = ["accelerator_problems", "accelerator_warnings", "owned_problems", "pod_security_problems",
+           "template_shape_problems"]

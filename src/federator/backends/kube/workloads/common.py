@@ -30,6 +30,7 @@ from federator.podtemplates import (  # the agent's marks on a placement's objec
     PLACEMENT_LABEL,
     REPLICAS_ANNOTATION,
 )
+from federator.template_accelerators import without_accelerators
 
 Obj = dict[str, Any]
 
@@ -377,27 +378,32 @@ def templates_at(obj: Obj, paths: list[str]) -> Iterator[Obj]:
 
 
 def render_accelerators(pod: Obj, containers: list[Obj], *, resources: Resources | None, model: str,
-                        accelerator: AcceleratorRequest | None = None) -> None:
+                        accelerator: AcceleratorRequest | None = None, main: int = 0) -> None:
     """The chosen accelerator model on a pod spec: its node selector and toleration; with `resources`
-    (the federator renders the pod), the request on the first container too.
+    (the federator renders the pod from the job's template), the request on the accelerator container,
+    `containers[main]` (`template_accelerators.accelerator_container`: the one the template's annotation
+    names, else the first), and no accelerator anywhere else: whatever accelerator resource or DRA claim
+    the template carried is removed first, so the pod runs what the job declares and is counted, and no
+    more (a job stored before the submit rule too; outside testers, S1).
 
     With `accelerator` (what the member's discovery says the chosen pool needs:
     a vendor's resource and product label, a MIG partition, a HAMi slot, a DRA
     claim) that goes in instead of ``nvidia.com/gpu``."""
+    if resources is not None:
+        without_accelerators(pod)
+    target = containers[main] if resources is not None and 0 <= main < len(containers) else None
     if accelerator is not None:
-        if resources is not None and containers:
-            main = containers[0]
-            reqs = main.setdefault("resources", {})
-            amounts = {k: v for k, v in resource_amounts(resources).items() if k != GPU_RESOURCE}
+        if target is not None:
+            reqs = target.setdefault("resources", {})
+            amounts = {k: v for k, v in resource_amounts(resources or Resources()).items() if k != GPU_RESOURCE}
             reqs["requests"] = {**(reqs.get("requests") or {}), **amounts}
-            accelerators.apply(pod, main, accelerator)
+            accelerators.apply(pod, target, accelerator)
         elif model:
             accelerators.apply(pod, None, accelerator)
         return
-    if resources is not None and containers:
-        main = containers[0]
-        reqs = main.setdefault("resources", {})
-        amounts = resource_amounts(resources)
+    if target is not None:
+        reqs = target.setdefault("resources", {})
+        amounts = resource_amounts(resources or Resources())
         reqs["requests"] = {**(reqs.get("requests") or {}), **amounts}
         if GPU_RESOURCE in amounts:  # extended resources: limit = request
             reqs["limits"] = {**(reqs.get("limits") or {}), GPU_RESOURCE: amounts[GPU_RESOURCE]}

@@ -31,6 +31,7 @@ from federator.backends.kube.workloads.lws import LeaderWorkerSetAdapter
 from federator.backends.kube.workloads.ray import RayJobAdapter
 from federator.backends.kube.workloads.rendezvous import master_port
 from federator.model import JobKind, JobPhase, JobSpec, Placement
+from federator.template_accelerators import accelerator_container
 
 BATCH_JOB = BatchJobAdapter()
 DEPLOYMENT = DeploymentAdapter()
@@ -103,7 +104,8 @@ def default_object(placement: Placement, spec: JobSpec, *, finished_ttl_seconds:
     pod = template.setdefault("spec", {})
     containers = pod.get("containers") or [_default_container(spec)]
     pod["containers"] = containers
-    render_accelerators(pod, containers, resources=spec.resources, model="", accelerator=accelerator)
+    render_accelerators(pod, containers, resources=spec.resources, model="", accelerator=accelerator,
+                        main=accelerator_container(template))
     if spec.kind is JobKind.TRAINING:
         job_spec: Obj = {"completionMode": "Indexed", "completions": placement.replicas,
                          "parallelism": placement.replicas, "backoffLimit": 0, "template": template}

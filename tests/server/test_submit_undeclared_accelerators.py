@@ -1,0 +1,190 @@
+"""Submit refuses a pod template that asks for accelerators itself (server/templates.py `accelerator_problems`,
+template_accelerators.py): what a job runs on is what it declares, since quota, fair share and usage count that.
+
+Outside testers (S1): a job declaring 1 or 0 accelerators, whose template had a second container, an init
+container, a sidecar asking `nvidia.com/gpu`, an `amd.com/gpu`, or a DRA claim, was accepted, and its pods ran
+16 GPUs a replica on a provider's member, uncounted. Each form is refused here naming the field, for declared 1
+and 0; an extended resource of another domain (`rdma/...`, InfiniBand) is still the user's to ask. Also: the
+annotation choosing the accelerator container must name one (F5), an alternative's override merges containers
+by name and may not name one the template lacks, and two containers of one name are refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from server_support import Clock, MemoryStore, make
+
+from federator.jobfile import parse_job
+from federator.model import JobSpec
+from federator.server.intake import SubmitError
+from federator.template_accelerators import ACCELERATOR_CONTAINER_ANNOTATION, is_accelerator_resource
+
+TRAINER = {"name": "trainer", "image": "train:1"}
+SHIPPER = {"name": "logshipper", "image": "ship:1"}
+GPUS = {"requests": {"nvidia.com/gpu": "8"}, "limits": {"nvidia.com/gpu": "8"}}
+DECLARE = "declare accelerators in spec.resources (or spec.accelerators)"
+
+
+def _job(declared: int, template: dict[str, Any], **spec: Any) -> JobSpec:
+    resources: dict[str, Any] = {"cpu": "1", **({"nvidia.com/gpu": declared} if declared else {})}
+    return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "j"},
+                      "spec": {"kind": "training", "replicas": 1, "resources": resources, "template": template,
+                               **spec}})
+
+
+def _refused(spec: JobSpec) -> str:
+    fed = make(MemoryStore(), Clock())
+    with pytest.raises(SubmitError) as err:
+        fed.submit(spec)
+    assert not fed.jobs  # nothing stored
+    return str(err.value)
+
+
+S1_FORMS: dict[str, tuple[dict[str, Any], str]] = {
+    "a second container": ({"containers": [TRAINER, {**SHIPPER, "resources": GPUS}]},
+                           "spec.template.spec.containers[1].resources.limits[nvidia.com/gpu]"),
+    "an init container": ({"containers": [TRAINER], "initContainers": [{**SHIPPER, "resources": GPUS}]},
+                          "spec.template.spec.initContainers[0].resources.requests[nvidia.com/gpu]"),
+    "a sidecar": ({"containers": [TRAINER],
+                   "initContainers": [{**SHIPPER, "restartPolicy": "Always", "resources": GPUS}]},
+                  "spec.template.spec.initContainers[0].resources.limits[nvidia.com/gpu]"),
+    "another vendor's resource": ({"containers": [TRAINER, {**SHIPPER, "resources": {
+        "limits": {"amd.com/gpu": "8"}}}]}, "spec.template.spec.containers[1].resources.limits[amd.com/gpu]"),
+    "a MIG profile": ({"containers": [{**TRAINER, "resources": {"limits": {"nvidia.com/mig-3g.40gb": "2"}}}]},
+                      "spec.template.spec.containers[0].resources.limits[nvidia.com/mig-3g.40gb]"),
+    "a vendor name the catalog does not list": (
+        {"containers": [{**TRAINER, "resources": {"limits": {"huawei.com/Ascend950": "16"}}}]},
+        "spec.template.spec.containers[0].resources.limits[huawei.com/Ascend950]"),
+    "its own first container": ({"containers": [{**TRAINER, "resources": GPUS}]},
+                                "spec.template.spec.containers[0].resources.requests[nvidia.com/gpu]"),
+    "a claim of another object": ({"containers": [TRAINER], "resourceClaims": [
+        {"name": "gpus", "resourceClaimName": "someone-elses"}]}, "spec.template.spec.resourceClaims"),
+    "a claim template": ({"containers": [{**TRAINER, "resources": {"claims": [{"name": "gpus"}]}}],
+                          "resourceClaims": [{"name": "gpus", "resourceClaimTemplateName": "sixteen"}]},
+                         "spec.template.spec.containers[0].resources.claims"),
+}
+
+
+@pytest.mark.parametrize("declared", [1, 0])
+@pytest.mark.parametrize("form", sorted(S1_FORMS))
+def test_an_accelerator_the_template_asks_itself_is_refused_naming_the_field(form: str, declared: int) -> None:
+    pod, field = S1_FORMS[form]
+    said = _refused(_job(declared, {"spec": pod}))
+    assert f"{field}: " in said
+    assert DECLARE in said
+
+
+def test_an_alternatives_override_may_not_ask_one_either() -> None:
+    spec = _job(0, {"spec": {"containers": [TRAINER]}}, accelerators=[
+        {"model": "H100", "count": 1},
+        {"model": "MI300X", "vendor": "amd", "count": 1,
+         "template": {"spec": {"containers": [{"name": "trainer", "resources": {"limits": {"amd.com/gpu": "8"}}}]}}}])
+    assert _refused(spec).startswith("spec.accelerators[1].template.spec.containers[0].resources.limits[amd.com/gpu]: ")
+
+
+def test_other_extended_resources_stay_the_users() -> None:
+    rdma = {"requests": {"rdma/hca_shared_devices_a": "1"}, "limits": {"rdma/hca_shared_devices_a": "1"}}
+    fed = make(MemoryStore(), Clock())
+    job = fed.submit(_job(8, {"spec": {"containers": [{**TRAINER, "resources": rdma}]}}))
+    assert job.spec.resources.accelerator_milli == 8000
+    assert not is_accelerator_resource("rdma/hca_shared_devices_a")
+    assert not is_accelerator_resource("example.com/fpga") and not is_accelerator_resource("cpu")
+    assert all(is_accelerator_resource(n) for n in ("nvidia.com/gpu", "nvidia.com/gpumem", "habana.ai/gaudi",
+                                                    "hygon.com/dcu", "cambricon.com/vmlu", "nvidia.com/gpu.shared"))
+
+
+def test_the_annotation_must_name_a_container_of_the_template() -> None:
+    template = {"metadata": {"annotations": {ACCELERATOR_CONTAINER_ANNOTATION: "trainr"}},
+                "spec": {"containers": [SHIPPER, TRAINER]}}
+    said = _refused(_job(4, template))
+    assert said.startswith(f"spec.template.metadata.annotations[{ACCELERATOR_CONTAINER_ANNOTATION}]: names "
+                           "container 'trainr', which is not in spec.containers (containers: logshipper, trainer)")
+
+
+def test_several_containers_without_the_annotation_are_accepted_with_a_warning_naming_the_first() -> None:
+    fed = make(MemoryStore(), Clock())
+    job = fed.submit(_job(4, {"spec": {"containers": [SHIPPER, TRAINER]}}))
+    (warning,) = fed.intake.warnings(job.spec)
+    assert warning.startswith("spec.template: the accelerators go on the first of its 2 containers ('logshipper')")
+    assert ACCELERATOR_CONTAINER_ANNOTATION in warning
+    chosen = {"metadata": {"annotations": {ACCELERATOR_CONTAINER_ANNOTATION: "trainer"}},
+              "spec": {"containers": [SHIPPER, TRAINER]}}
+    assert fed.intake.warnings(_job(4, chosen)) == []
+    assert fed.intake.warnings(_job(0, {"spec": {"containers": [SHIPPER, TRAINER]}})) == []  # nothing to place
+
+
+def test_an_override_naming_a_container_the_template_lacks_is_refused() -> None:
+    spec = _job(0, {"spec": {"containers": [SHIPPER, TRAINER]}}, accelerators=[
+        {"model": "H100", "count": 1, "template": {"spec": {"containers": [{"name": "trainr", "image": "cuda:1"}]}}}])
+    assert _refused(spec).startswith("spec.accelerators[0].template.spec.containers[0].name: 'trainr' is not a "
+                                     "container of spec.template (containers: logshipper, trainer)")
+
+
+def test_an_override_merges_into_the_container_of_its_name_not_its_position() -> None:
+    """F5: by position the sidecar was renamed trainer, and every member refused the duplicate name."""
+    fed = make(MemoryStore(), Clock())
+    chosen = {"metadata": {"annotations": {ACCELERATOR_CONTAINER_ANNOTATION: "trainer"}},
+              "spec": {"containers": [SHIPPER, TRAINER]}}
+    spec = _job(0, chosen, accelerators=[
+        {"model": "H100", "count": 1, "template": {"spec": {"containers": [{"name": "trainer", "image": "cuda:1"}]}}}])
+    assert fed.submit(spec).job_id
+
+
+def test_two_containers_of_one_name_are_refused() -> None:
+    said = _refused(_job(1, {"spec": {"containers": [TRAINER], "initContainers": [{**SHIPPER, "name": "trainer"}]}}))
+    assert said.startswith("spec.template.spec.initContainers[0].name: 'trainer' is the name of another container")
+
+
+def _brought(pod: dict[str, Any]) -> JobSpec:
+    workload = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                                                                      **pod}}}}
+    return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "w"},
+                      "spec": {"workload": workload}})
+
+
+def test_a_brought_workload_asks_only_what_the_federator_counts() -> None:
+    """A brought workload's accelerators are counted from its containers' device resources (`pod_ask`): a
+    sidecar's (counted as an init container's, at most, while it runs beside them), a MIG profile or a DRA claim
+    would run uncounted."""
+    at = "spec.workload.spec.template.spec"
+    trainer = {**TRAINER, "resources": GPUS}
+    sidecar = _refused(_brought({"containers": [trainer], "initContainers": [
+        {**SHIPPER, "restartPolicy": "Always", "resources": GPUS}]}))
+    assert sidecar.startswith(f"{at}.initContainers[0].resources.requests[nvidia.com/gpu]: a sidecar")
+    mig = _refused(_brought({"containers": [trainer, {**SHIPPER, "resources": {
+        "limits": {"nvidia.com/mig-3g.40gb": "7"}}}]}))
+    assert mig.startswith(f"{at}.containers[1].resources.limits[nvidia.com/mig-3g.40gb]: ")
+    claim = _refused(_brought({"containers": [trainer], "resourceClaims": [{"name": "g", "resourceClaimName": "x"}]}))
+    assert claim.startswith(f"{at}.resourceClaims: a job may not name a DRA claim")
+    fed = make(MemoryStore(), Clock())
+    counted = fed.submit(_brought({"containers": [trainer], "initContainers": [{**SHIPPER, "resources": GPUS}]}))
+    assert counted.spec.resources.accelerator_milli == 8000
+
+
+def test_a_trainjobs_pod_spec_override_may_not_bring_accelerators_either() -> None:
+    """The trainer merges `podSpecOverrides` into its runtime's pods: a claim or a sidecar's devices there would run
+    beside the counted `resourcesPerNode`."""
+    workload = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+        "runtimeRef": {"name": "torch-distributed"},
+        "trainer": {"numNodes": 1, "resourcesPerNode": {"limits": {"cpu": "1", "nvidia.com/gpu": "1"}}},
+        "podSpecOverrides": [{"targetJobs": [{"name": "node"}],
+                              "resourceClaims": [{"name": "g", "resourceClaimTemplateName": "sixteen"}]}]}}
+    said = _refused(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                               "metadata": {"name": "t"}, "spec": {"workload": workload}}))
+    assert said.startswith("spec.workload.spec.podSpecOverrides[0].resourceClaims: a job may not name a DRA claim")
+
+
+def test_a_ray_autoscaler_may_not_ask_for_accelerators() -> None:
+    """KubeRay makes `autoscalerOptions` a container of the head pod, outside every pod set the federator counts."""
+    worker = {"spec": {"containers": [{"name": "w", "image": "ray:2",
+                                       "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}
+    head = {"spec": {"containers": [{"name": "h", "image": "ray:2", "resources": {"requests": {"cpu": "1"}}}]}}
+    workload = {"apiVersion": "ray.io/v1", "kind": "RayJob", "spec": {"entrypoint": "python x.py", "rayClusterSpec": {
+        "autoscalerOptions": {"resources": {"limits": {"nvidia.com/gpu": "8"}}},
+        "headGroupSpec": {"rayStartParams": {}, "template": head},
+        "workerGroupSpecs": [{"groupName": "g", "replicas": 1, "rayStartParams": {}, "template": worker}]}}}
+    said = _refused(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                               "metadata": {"name": "r"}, "spec": {"workload": workload}}))
+    assert said.startswith("spec.workload.spec.rayClusterSpec.autoscalerOptions.resources.limits[nvidia.com/gpu]: "
+                           "the Ray autoscaler's container is counted in no pod set")
