@@ -25,6 +25,7 @@ It counts what it does in `AgentMetrics` (agent/metrics.py), and with
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -437,8 +438,10 @@ class Agent:
                     interval = msg.welcome.report_interval_seconds or self.config.report_interval
                     if reporter is None:
                         reporter = asyncio.get_running_loop().create_task(self._report_loop(interval))
-                elif kind == "launch":
-                    self._in_order(msg.launch.placement.placement_id, self._launch, msg.launch)
+                elif kind == "launch":  # dated as it arrives: its wait in this agent's queue is not its age
+                    self._in_order(msg.launch.placement.placement_id, functools.partial(
+                        self._launch, age=self.contact.order_age(msg.launch.issued_at), fences=self._fences),
+                        msg.launch)
                 elif kind == "error":
                     log.warning("the federator refused a message (%s%s): %s", msg.error.reason,
                                 f", placement {msg.error.placement_id}" if msg.error.placement_id else "",
@@ -525,9 +528,25 @@ class Agent:
             await asyncio.sleep(interval)
             self._queue_report()
 
-    async def _launch(self, launch: agent_pb2.Launch) -> None:
-        age = self.contact.order_age(launch.issued_at)
-        if age is not None and launch.max_age_seconds > 0 and age > launch.max_age_seconds:
+    async def _launch(self, launch: agent_pb2.Launch, *, age: float | None = None, fences: int | None = None) -> None:
+        """Carry out a Launch; `age`: its age as it arrived, `fences`: the fences done by then.
+
+        Its age is taken on arrival (outside QA, chaos F2): a burst of launches waiting their turn behind a
+        member that takes seconds per launch aged in this agent's own queue, and were refused as stale, read as
+        the member refusing. What a wait here must not do, start an order the agent should no longer act on, is
+        what a fence since its arrival says. And one held here already is not stale: it was launched, and the
+        federator sent it again after a reconnect (chaos F1: refused as stale, the running copy was cancelled and
+        the job started elsewhere, twice in all)."""
+        held = launch.placement.placement_id in self.backend.placements()
+        if fences is None:  # not from the stream (a test): dated now
+            age, fences = self.contact.order_age(launch.issued_at), self._fences
+        if self._fences != fences and not held:
+            self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
+                placement_id=launch.placement.placement_id, ok=False,
+                message="stale order: this agent fenced itself after it arrived")))
+            self.metrics.launched("refused", None)
+            return
+        if not held and age is not None and launch.max_age_seconds > 0 and age > launch.max_age_seconds:
             log.warning("refusing stale launch order %s: issued %.1fs ago, over its bound of %gs",
                         launch.placement.placement_id, age, launch.max_age_seconds)
             self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
