@@ -60,6 +60,7 @@ from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
+from federator.backends.kube.node_selectors import no_node_for
 from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
 from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
@@ -83,6 +84,7 @@ from federator.backends.kube.workloads import (
     workload_phase,
 )
 from federator.backends.kube.workloads.adapter import expected_pods
+from federator.backends.kube.workloads.common import templates_at
 from federator.backends.kube.workloads.registry import BATCH_JOB
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement
 from federator.podtemplates import merged_over, shape_problems
@@ -366,7 +368,7 @@ class KubeBackend:
         adapter = adapter_for(manifest)
         if adapter.key not in self.served:
             return f"this cluster does not serve {adapter.key} (is its controller installed?)"
-        why = self._fit(placement, spec)
+        why = self._fit(placement, spec) or self._no_node(manifest, adapter)
         if why:
             return why
         crossing = isolation.problems(manifest, "")  # before the agent's own Kueue label goes on
@@ -523,6 +525,19 @@ class KubeBackend:
         if fits < placement.replicas:
             return (f"{placement.replicas} x {gpus} {placement.accelerator_model} accelerators do not fit: "
                     f"{fits} replicas fit on the usable nodes now")
+        return ""
+
+    def _no_node(self, manifest: Obj, adapter: WorkloadAdapter) -> str:
+        """Refuse a workload no node of this member could ever take: a pod set whose nodeSelector or required node
+        affinity matches no node's labels (node_selectors.py)."""
+        nodes = list(self.nodes.cache.values())
+        if not nodes:  # no node seen yet (the watch not synced): that says nothing of "never"
+            return ""
+        sets = adapter.pod_sets(manifest)
+        for pod_set, template in zip(sets, templates_at(manifest, [p.path for p in sets]), strict=True):
+            why = no_node_for(template.get("spec") or {}, nodes, pod_set.path)
+            if why:
+                return f"{why}: the job cannot run on {self.cluster or 'this member'}"
         return ""
 
     def _accounted(self, pods: Iterable[Obj]) -> frozenset[str]:
