@@ -118,3 +118,28 @@ def test_closing_a_store_whose_file_was_replaced_leaves_its_wal_off_the_new_file
     again = SqliteJobStore(db)
     assert [j.job_id for j in again.load()] == ["in-the-backup"]
     again.close()
+
+
+def test_a_lost_wal_is_copied_into_the_file_and_then_writes_are_refused(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Outside QA, chaos F3: the -wal deleted under a running federator, and at the next crash every job acknowledged
+    since the last checkpoint was gone (20 of 20), without a log line. Now what the lost -wal holds is copied into
+    the file (the store's connection still has it open) as soon as it is seen, and writes stop."""
+    db = tmp_path / "fed.db"
+    store = SqliteJobStore(db)
+    store.put([_job("a"), _job("b")])
+    wal = Path(f"{db}-wal")
+    assert wal.exists()
+    wal.unlink()
+    with caplog.at_level(logging.ERROR, logger="federator.store"):
+        assert store.rescue()
+    crashed = tmp_path / "after-a-crash.db"  # what a start after a crash reads: the file, no -wal beside it
+    crashed.write_bytes(db.read_bytes())
+    again = SqliteJobStore(crashed)
+    assert sorted(j.job_id for j in again.load()) == ["a", "b"]
+    again.close()
+    with pytest.raises(StoreFileGone) as refused:
+        store.put([_job("c")])
+    assert "left without its -wal file (deleted or replaced)" in str(refused.value)
+    assert "every job it held is now in the file itself" in caplog.text
+    store.close()

@@ -104,6 +104,13 @@ def _scheduler(opts: ServeOptions) -> Scheduler:
         raise SystemExit(f"--policy: {exc}") from exc
 
 
+async def _watch_wal(store: SqliteJobStore, every: float = 2.0) -> None:
+    """Look for a lost -wal every few seconds, writes or not: what it held is copied into the file at once, not at
+    the next write, which a crash may never reach (store/identity.py, SqliteJobStore.rescue)."""
+    while not await asyncio.to_thread(store.rescue):
+        await asyncio.sleep(every)
+
+
 def _authorizer(opts: ServeOptions) -> Authorizer:
     try:
         tenancy = load_tenancy(opts.policy) if opts.policy else TenancyPolicy()
@@ -390,6 +397,7 @@ async def serve(opts: ServeOptions) -> None:
     ticker = loop.create_task(_tick(meter))
     # Kubernetes mode: a job lives as long as its FederatedJob, the user's object (server/retention.py).
     sweeper = None if kube else loop.create_task(Retention(fed, opts.retention).run())
+    wal_watch = loop.create_task(_watch_wal(store)) if isinstance(store, SqliteJobStore) else None
     # Both modes: Kubernetes mode's usage records are in --db too (accounting/store.py).
     pruner = loop.create_task(UsagePruner(usage, opts.usage_retention, clock=clock,
                                           on_pruned=metrics.usage_records_pruned.inc).run())
@@ -406,6 +414,8 @@ async def serve(opts: ServeOptions) -> None:
     if sweeper is not None:
         sweeper.cancel()
     pruner.cancel()
+    if wal_watch is not None:
+        wal_watch.cancel()
     await fed.early.quarantine.writes.close()  # the changes not written yet; kube: while this replica leads
     if kube:
         await kube.stop()

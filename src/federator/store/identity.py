@@ -30,6 +30,7 @@ class FileState(StrEnum):
     SAME = "same"
     DELETED = "deleted"
     REPLACED = "replaced by another file"
+    WAL_LOST = "left without its -wal file (deleted or replaced)"
 
 
 class FileIdentity:
@@ -42,8 +43,22 @@ class FileIdentity:
         self.say = say
         st = os.stat(path)
         self._id = (st.st_dev, st.st_ino)
+        self.wal = Path(f"{path}-wal")
+        self._wal_id: tuple[int, int] | None = None  # the -wal file SQLite writes, once it has made one
         self._lock = threading.Lock()
         self._last = FileState.SAME
+
+    def _wal_state(self) -> FileState:
+        """The -wal beside the file: SQLite keeps writing to the one it opened, so one deleted under a running
+        federator took every write since the last checkpoint with it at the next crash, jobs acknowledged before
+        the deletion too, without a word (outside QA, chaos F3)."""
+        try:
+            st = os.stat(self.wal)
+        except FileNotFoundError:
+            return FileState.SAME if self._wal_id is None else FileState.WAL_LOST
+        if self._wal_id is None:
+            self._wal_id = (st.st_dev, st.st_ino)
+        return FileState.SAME if (st.st_dev, st.st_ino) == self._wal_id else FileState.WAL_LOST
 
     def state(self) -> FileState:
         """What the path names now; a change is logged once (an ERROR when lost, an INFO when it is back)."""
@@ -53,6 +68,8 @@ class FileIdentity:
             now = FileState.DELETED
         else:
             now = FileState.SAME if (st.st_dev, st.st_ino) == self._id else FileState.REPLACED
+            if now is FileState.SAME:
+                now = self._wal_state()
         with self._lock:
             was, self._last = self._last, now
         if self.say and now is not was:
@@ -63,6 +80,11 @@ class FileIdentity:
         return now
 
     def message(self, state: FileState) -> str:
+        if state is FileState.WAL_LOST:
+            return (f"the {self.what} file {self.path} was {state.value} while the federator ran: what it held was "
+                    "copied into the file (a checkpoint), and nothing more is stored, since SQLite would keep "
+                    "writing to a -wal no start reads; restart the federator, which makes a new one "
+                    "(docs/operators.md)")
         return (f"the {self.what} file {self.path} was {state.value} while the federator ran: nothing is stored "
                 "from now on; stop the federator, put back the right file (or restore a backup made with "
                 "`federator backup`) with no -wal or -shm file beside it, and start it (docs/operators.md)")

@@ -122,6 +122,7 @@ class SqliteJobStore:
                 self._open_schema()
                 # Writes stop if the path stops naming this file (deleted or replaced): store/identity.py.
                 self.file: FileIdentity | None = identity(path, what="job store")
+                self._rescued = False  # the lost -wal's content was copied into the file (`rescue`)
             except BaseException:
                 self._db.close()
                 raise
@@ -152,9 +153,26 @@ class SqliteJobStore:
             raise StoreUnreadable(f"job store {self.path}: schema version {str(found)[:40]!r} found, this federator "
                                   f"reads versions up to {SCHEMA_VERSION}: use the federator that wrote it")
 
+    def rescue(self) -> bool:
+        """If the file's -wal was deleted or replaced (store/identity.py), copy what the lost one holds into the
+        file now (a checkpoint through this connection, which still has it open), so a crash loses nothing
+        acknowledged. Called before each write and every few seconds (server/app.py); True once it has."""
+        if self.file is None or self._rescued:
+            return self._rescued
+        with self._lock:
+            if self.file.state() is not FileState.WAL_LOST:
+                return False
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            self._rescued = not busy
+        if self._rescued:
+            log.error("job store %s: its -wal file was lost; every job it held is now in the file itself", self.path)
+        return self._rescued
+
     def put(self, jobs: Iterable[Job]) -> None:
         """StoreUnavailable if the write failed; then none of these jobs' new state is stored."""
         rows = [(j.job_id, j.phase.value, json.dumps(job_to_dict(j), separators=(",", ":"))) for j in jobs]
+        if rows:
+            self.rescue()
         with self._lock:
             if self.file is not None and rows:
                 self.file.check()
@@ -163,6 +181,8 @@ class SqliteJobStore:
     def delete(self, job_ids: Iterable[JobId]) -> None:
         """StoreUnavailable if the delete failed; then every one of these jobs is still stored."""
         rows = [(str(i),) for i in job_ids]
+        if rows:
+            self.rescue()
         with self._lock:
             if self.file is not None and rows:
                 self.file.check()
