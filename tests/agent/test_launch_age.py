@@ -10,7 +10,9 @@ the member refusing. A fence since an order arrived still keeps it from starting
 from __future__ import annotations
 
 import asyncio
+import logging
 
+import pytest
 from agent_support import ScriptedFederator, launch, with_agent
 
 from federator.agent.agent import Agent
@@ -56,3 +58,20 @@ def test_a_launch_aged_in_the_agents_queue_or_held_already_is_not_stale_and_a_fe
         await asyncio.wait_for(with_agent(fed, body), 20)
 
     asyncio.run(main())
+
+
+def test_the_connect_line_says_both_fence_limits_apart(caplog: pytest.LogCaptureFixture) -> None:
+    """Chaos QA F6: "fence limit 15s" at every connect read as if a cut-off agent stopped its work after 15 s; without
+    --fence-after it never does (only after a pause)."""
+    async def main() -> None:
+        fed = ScriptedFederator([[]])
+
+        async def body(agent: Agent) -> None:
+            await fed.until(lambda: agent.connected.is_set())
+
+        await asyncio.wait_for(with_agent(fed, body), 20)
+
+    with caplog.at_level(logging.INFO, logger="federator.agent"):
+        asyncio.run(main())
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("connected to ")]
+    assert "fences after a pause past" in line and "while cut off: never (--fence-after not set" in line

@@ -519,8 +519,12 @@ class Agent:
         self.sessions += 1
         self.connected.set()
         self.metrics.session_opened()
-        log.info("connected to %s as %s (%s); fence limit %gs", self.config.target, self.config.cluster,
-                 self.config.region, self._fence_limit)
+        # Two limits, said apart (chaos QA F6: "fence limit 15s" read as if a cut-off agent stopped its work then)
+        log.info("connected to %s as %s (%s); fences after a pause past %gs; while cut off: %s", self.config.target,
+                 self.config.cluster, self.config.region, self._fence_limit,
+                 f"after {self.config.fence_after:g}s (--fence-after)" if self.config.fence_after > 0 else
+                 "never (--fence-after not set: its work runs on, and may run beside its replacement once the "
+                 "cluster is Lost)")
         return True
 
     async def _report_loop(self, interval: float) -> None:
