@@ -28,6 +28,10 @@ JOB_ANNOTATION = "federator.io/job-id"
 JOB_LABEL = "federator.io/job-id"  # the job's id as a label value (shortened with a hash past 63 characters)
 REPLICAS_ANNOTATION = "federator.io/replicas"  # pods the placement runs in this cluster
 AGENT_KEYS = frozenset({PLACEMENT_LABEL, PLACEMENT_ANNOTATION, GENERATION_LABEL, JOB_ANNOTATION, REPLICAS_ANNOTATION})
+# The environment the agent writes into every container of a training placement's Indexed Job, for the
+# rendezvous (backends/kube/workloads/rendezvous.py), in place of a template's own; Submit warns of those.
+RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RANK", "RANK")
+MASTER_PORT_ANNOTATION = "federator.io/master-port"  # a job's rendezvous port (MASTER_PORT), 29500 without it
 
 
 _CONTAINER_LISTS = frozenset({"containers", "initContainers", "ephemeralContainers"})
@@ -174,5 +178,6 @@ def _list_of_maps(value: Any, at: str, what: str) -> list[tuple[str, str]]:
             for i, item in enumerate(value) if not isinstance(item, dict)]
 
 
-__all__ = ["AGENT_KEYS", "GENERATION_LABEL", "JOB_ANNOTATION", "JOB_LABEL", "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL",
-           "REPLICAS_ANNOTATION", "duplicate_problems", "merged_over", "override_problems", "shape_problems"]
+__all__ = ["AGENT_KEYS", "MASTER_PORT_ANNOTATION", "RENDEZVOUS_ENV", "GENERATION_LABEL", "JOB_ANNOTATION", "JOB_LABEL",
+           "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL", "REPLICAS_ANNOTATION", "duplicate_problems", "merged_over",
+           "override_problems", "shape_problems"]

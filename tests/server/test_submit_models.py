@@ -168,3 +168,18 @@ def test_a_queue_named_like_a_declared_one_is_accepted_with_a_did_you_mean() -> 
         "spec.queue: 'reserch' is not a declared queue (did you mean 'research'?); it runs with defaultQueue's "
         "weight and quota, not those of a declared queue"]
     assert fed.intake.warnings(other.spec) == [] and fed.intake.warnings(right.spec) == []
+
+
+def test_a_training_jobs_own_rendezvous_env_and_subdomain_are_said_to_be_replaced() -> None:
+    """Outside QA (ML user, F6): a trainer's MASTER_PORT=11111 and a subdomain vanished on the member, silently."""
+    fed = _fleet()
+    template = {"spec": {"subdomain": "mysvc", "containers": [
+        {"name": "t", "image": "x", "env": [{"name": "NCCL_DEBUG", "value": "INFO"},
+                                           {"name": "MASTER_PORT", "value": "11111"}]}]}}
+    job = fed.submit(_job("ddp", None, resources={"cpu": 1}, template=template))
+    assert [w for w in fed.intake.warnings(job.spec) if "rendezvous" in w] == [
+        "spec.template.spec.containers[0].env[1] (MASTER_PORT): replaced by the agent's rendezvous value (set the "
+        "port with the annotation federator.io/master-port)",
+        "spec.template.spec.subdomain: replaced by the name of the rendezvous Service the agent makes"]
+    serving = fed.submit(_job("srv", None, resources={"cpu": 1}, template=template, kind="inference"))
+    assert not [w for w in fed.intake.warnings(serving.spec) if "rendezvous" in w]

@@ -53,6 +53,7 @@ from federator.server.templates import (
     accelerator_warnings,
     owned_problems,
     pod_security_problems,
+    rendezvous_warnings,
     template_shape_problems,
 )
 from federator.store.codec import spec_bytes
@@ -244,8 +245,9 @@ class Intake:
         early = [f"{unknown}; accepted because not every member cluster has reported since the federator "
                  "started: check the name"] if unknown else []
         regions = {c.region for c in self.fed.clusters.values()}
-        return early + accelerator_warnings(spec) + self.fleet.warnings(spec) + latency_warnings(
-            spec, self.fed.scheduler.config, regions) + queue_warnings(spec.queue, self.fed.scheduler.config)
+        config = self.fed.scheduler.config
+        return early + accelerator_warnings(spec) + rendezvous_warnings(spec) + self.fleet.warnings(spec) \
+            + latency_warnings(spec, config, regions) + queue_warnings(spec.queue, config)
 
     def fleet_settled(self) -> bool:
         """Whether a model no member has is really unknown: every cluster the federator expects (after a

@@ -33,9 +33,17 @@ from decimal import Decimal
 from typing import Any
 
 from federator.jobfile import FieldProblem
-from federator.model import JobSpec, format_accelerators, format_bytes
+from federator.model import JobKind, JobSpec, format_accelerators, format_bytes
 from federator.model.resources import QuantityError, parse_quantity
-from federator.podtemplates import AGENT_KEYS, duplicate_problems, merged_over, override_problems, shape_problems
+from federator.podtemplates import (
+    AGENT_KEYS,
+    MASTER_PORT_ANNOTATION,
+    RENDEZVOUS_ENV,
+    duplicate_problems,
+    merged_over,
+    override_problems,
+    shape_problems,
+)
 from federator.security import isolation
 from federator.security.podsecurity import (
     PodSecurity,
@@ -153,6 +161,29 @@ def accelerator_warnings(spec: JobSpec) -> list[str]:
                     f"another, annotate the template {ACCELERATOR_CONTAINER_ANNOTATION}: <container name>")
             out.setdefault(said, f"{at}: {said}")
     return list(out.values())
+
+
+def rendezvous_warnings(spec: JobSpec) -> list[str]:
+    """A training job's own rendezvous env (MASTER_ADDR, MASTER_PORT, ...) or `subdomain`, which the agent replaces
+    with its own where it renders the job as an Indexed Job (the default): said at submit, not found while
+    debugging NCCL against a YAML that no longer holds (outside QA, ML user F6)."""
+    if spec.kind is not JobKind.TRAINING or spec.workload_json:
+        return []
+    pod = _object(spec.pod_template_json).get("spec")
+    pod = pod if isinstance(pod, dict) else {}
+    out = []
+    containers = pod.get("containers")
+    for i, container in enumerate(containers if isinstance(containers, list) else []):
+        env = container.get("env") if isinstance(container, dict) else None
+        for j, var in enumerate(env if isinstance(env, list) else []):
+            name = var.get("name") if isinstance(var, dict) else None
+            if name in RENDEZVOUS_ENV:
+                hint = f" (set the port with the annotation {MASTER_PORT_ANNOTATION})" if name == "MASTER_PORT" else ""
+                out.append(f"spec.template.spec.containers[{i}].env[{j}] ({name}): replaced by the agent's "
+                           f"rendezvous value{hint}")
+    if "subdomain" in pod:
+        out.append("spec.template.spec.subdomain: replaced by the name of the rendezvous Service the agent makes")
+    return out
 
 
 def _below_requests(template: dict[str, Any], spec: JobSpec, at: str) -> list[tuple[str, str]]:

@@ -34,10 +34,9 @@ from typing import Any
 
 from federator.backends.kube.workloads.common import Obj, WorkloadError, set_env, workload_labels
 from federator.model import Placement
+from federator.podtemplates import MASTER_PORT_ANNOTATION, RENDEZVOUS_ENV
 
-MASTER_PORT_ANNOTATION = "federator.io/master-port"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
-RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RANK", "RANK")
 SINGLE_POD_MASTER = "127.0.0.1"
 
 
