@@ -215,3 +215,15 @@ def test_a_rayjob_frees_its_cluster_when_the_ray_job_finishes() -> None:
     policy = fresh("RayJob")
     policy["spec"]["deletionPolicy"] = "DeleteWorkers"
     assert "shutdownAfterJobFinishes" not in adapter_for(policy).render(policy, placement(2), namespace="work")["spec"]
+
+
+def test_a_brought_job_without_a_ttl_gets_the_agents_and_one_with_its_own_keeps_it() -> None:
+    """Outside QA (ML user, F7): a brought Job has no ttlSecondsAfterFinished, so its finished first try (before an
+    early failure placed the job once more) stayed on the member after the FederatedJob was deleted, for ever."""
+    obj = fresh("Job")
+    obj["spec"].pop("ttlSecondsAfterFinished", None)
+    out = build_workload(placement(2), spec_with(obj, 2), namespace="work", options=RenderOptions())
+    assert out["spec"]["ttlSecondsAfterFinished"] == RenderOptions().finished_ttl_seconds
+    obj["spec"]["ttlSecondsAfterFinished"] = 60
+    out = build_workload(placement(2), spec_with(obj, 2), namespace="work", options=RenderOptions())
+    assert out["spec"]["ttlSecondsAfterFinished"] == 60

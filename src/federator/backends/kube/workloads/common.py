@@ -76,7 +76,7 @@ class RenderOptions:
 
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # e.g. Kueue's queue label
     master_port: int = DEFAULT_MASTER_PORT  # rendezvous port of multi-replica training (MASTER_PORT)
-    finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS  # batch Jobs the federator renders
+    finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS  # batch Jobs: ours, and brought ones without one
     # How this member gives the placed pool's devices (accelerators.render); None: whole nvidia.com/gpu.
     accelerator: AcceleratorRequest | None = None
 

@@ -129,7 +129,14 @@ def build_workload(placement: Placement, spec: JobSpec, *, namespace: str,
             raise WorkloadError("spec.workload", f"is not valid JSON: {exc}") from None
         if not isinstance(obj, dict):
             raise WorkloadError("spec.workload", "must be a Kubernetes object")
-        return adapter_for(obj).render(obj, placement, namespace=namespace, options=options)
+        out = adapter_for(obj).render(obj, placement, namespace=namespace, options=options)
+        ttl = options.finished_ttl_seconds
+        if (out.get("apiVersion"), out.get("kind")) == ("batch/v1", "Job") and ttl is not None \
+                and isinstance(out.get("spec"), dict):
+            # A brought Job without a TTL of its own stayed on its member for ever once finished: a failed first
+            # try's Job outlived the FederatedJob's deletion (outside QA, ML user F7). It ends as ours do.
+            out["spec"].setdefault("ttlSecondsAfterFinished", ttl)
+        return out
     obj = default_object(placement, spec, finished_ttl_seconds=options.finished_ttl_seconds,
                          accelerator=options.accelerator)
     adapter = BATCH_JOB if spec.kind is JobKind.TRAINING else DEPLOYMENT
