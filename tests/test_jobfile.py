@@ -463,3 +463,14 @@ def test_labels_annotations_and_preferred_regions_are_bounded_naming_the_field(
     most["metadata"] = {**most["metadata"], "labels": {f"l{i}": "v" for i in range(64)},  # type: ignore[dict-item]
                         "annotations": {"a": "v" * (255 << 10)}}
     assert len(parse_job(most).labels) == 64
+
+
+def test_another_vendors_resource_with_a_model_of_a_third_is_named_where_the_user_wrote_it() -> None:
+    """Outside QA (ML user, F10): `amd.com/gpu: 8` with `acceleratorModels: [A100]` was refused as
+    `spec.accelerators[0].vendor: ...`, a field the file did not have."""
+    with pytest.raises(JobFileError) as got:
+        parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "vm"},
+                   "spec": {"kind": "training", "resources": {"amd.com/gpu": 8}, "acceleratorModels": ["A100"]}})
+    assert str(got.value).startswith("spec.acceleratorModels[0]: A100 is a nvidia model, but amd.com/gpu asks for "
+                                     "amd devices")
+    assert "spec.accelerators[0]" not in str(got.value)

@@ -336,9 +336,9 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     if alternatives and has_workload:
         bad("spec.accelerators", "alternatives apply to the pods the federator makes; spec.workload names its own "
                                  f"resources (use {models_field} to choose among models)")
-    if resource_name == GPU_RESOURCE:
-        _one_vendor(accelerator_models, models_field, bad, workload=has_workload)
-    if resource_name and resource_name != GPU_RESOURCE:
+    mixed = _one_vendor(accelerator_models, models_field, bad, workload=has_workload,
+                        resource=resource_name or GPU_RESOURCE)
+    if resource_name and resource_name != GPU_RESOURCE and not mixed:
         # another vendor's resource in the one-count form: alternatives of that vendor, one per model
         vendor = catalog().vendor_of_resource(resource_name)
         milli, resources = resources.accelerator_milli, Resources(resources.cpu_milli, resources.memory_bytes)
@@ -636,11 +636,15 @@ def _a(word: str) -> str:
     return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
-def _one_vendor(models: tuple[str, ...], field: str, bad: Any, *, workload: bool = False) -> None:
+def _one_vendor(models: tuple[str, ...], field: str, bad: Any, *, workload: bool = False,
+                resource: str = GPU_RESOURCE) -> bool:
     """The one-count form's resource belongs to one vendor's device plugin, and the scheduler keeps such a job
-    on that vendor's pools: a model of another vendor in acceleratorModels could never be served."""
+    on that vendor's pools: a model of another vendor in acceleratorModels could never be served. Said of the
+    field the user wrote (outside QA, ML user F10: `amd.com/gpu` with an A100 was blamed on a
+    `spec.accelerators[0].vendor` the file did not have). Whether it found one."""
     cat = catalog()
-    owner = cat.vendor_of_resource(GPU_RESOURCE)
+    owner = cat.vendor_of_resource(resource)
+    found = False
     for i, model in enumerate(models):
         entry = cat.find_model(model)  # memoized by the catalog: this runs on every one-count Submit
         if owner is not None and entry is not None and entry.vendor != owner.name:
@@ -650,8 +654,10 @@ def _one_vendor(models: tuple[str, ...], field: str, bad: Any, *, workload: bool
                 fix = "its containers must " + (ask or "ask for that vendor's device plugin resource")
             else:
                 fix = f"{ask + ', or ' if ask else ''}list alternatives in spec.accelerators"
-            bad(f"{field}[{i}]", f"{model} is {_a(entry.vendor)} model, but {GPU_RESOURCE} asks for "
+            bad(f"{field}[{i}]", f"{model} is {_a(entry.vendor)} model, but {resource} asks for "
                                  f"{owner.name} devices: {fix}")
+            found = True
+    return found
 
 
 def _accelerator_models(value: object, field: str, bad: Any) -> tuple[str, ...]:
