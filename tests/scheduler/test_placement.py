@@ -75,7 +75,17 @@ def test_min_regions_not_met_names_the_cordoned_cluster_of_the_missing_region() 
     cs = [n_h100_nodes(4, "east-1", "east"), n_h100_nodes(4, "east-2", "east"), west]
     reason = cycle(cs, [spec("svc", kind=INF, replicas=4, gpus=1, min_regions=2)]).pending["svc"]
     assert reason.code is ReasonCode.REGION_UNAVAILABLE
-    assert "west-1 (west) is Cordoned" in reason.message and "east-" not in reason.message.split(";")[-1]
+    assert reason.message.endswith("; west: west-1 is Cordoned")
+
+
+def test_min_regions_not_met_says_why_each_missing_regions_clusters_cannot_host_one() -> None:
+    """Outside QA (ML user, F9): "only 1 can host one now (west)" did not say that east had no such model."""
+    a100 = cluster("east-1", "east", pool(A100, nodes=4, free=8))
+    cs = [a100, n_h100_nodes(4, "west-1", "west")]
+    reason = cycle(cs, [spec("svc", kind=INF, replicas=4, gpus=1, min_regions=2, models=(H100,))]).pending["svc"]
+    assert reason.code is ReasonCode.REGION_UNAVAILABLE
+    tail = reason.message.split("; ", 2)[-1]
+    assert tail.startswith("east: east-1") and H100 in tail, reason.message
 
 
 @pytest.mark.parametrize(

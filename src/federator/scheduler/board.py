@@ -20,7 +20,7 @@ job; without this every preferred region multiplied the evaluations (twice the w
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from federator.model import AcceleratorPool, ClusterInfo, Reason
 from federator.scheduler.framework import CycleContext, FilterPlugin, PlacementRequest, ScorePlugin, accepted_pools
@@ -343,3 +343,7 @@ class Board:
 
     def rejections(self, key: tuple[object, ...]) -> list[Reason]:
         return list(self.shapes[key].fit.rejected.values())
+
+    def rejected(self, key: tuple[object, ...]) -> Mapping[str, Reason]:
+        """Each cluster the filters rejected for this shape, and why."""
+        return self.shapes[key].fit.rejected

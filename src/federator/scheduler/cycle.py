@@ -66,6 +66,7 @@ from federator.scheduler.preemption import (
     within_quota,
 )
 from federator.scheduler.regionload import RegionUse
+from federator.scheduler.regions_why import regions_why
 from federator.scheduler.reservation import Reservation, guarded, hold_room, respected, still_held
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
 
@@ -330,7 +331,7 @@ class Scheduler:
                               + (f"only {len(seeds)} {'more ' if kept else ''}can host one now "
                                  f"({', '.join(sorted(seeds))})" if seeds else
                                  f"no {'other ' if kept else ''}region can host one now")
-                              + _unready_regions(txn, kept | set(seeds)))
+                              + regions_why(txn, board.rejected(key), kept | set(seeds)))
             for n in list(seeds.values())[:need]:
                 counts[n] += 1
                 caps[n] -= 1
@@ -582,11 +583,3 @@ def summarize(rejected: Sequence[Reason], clusters: int, request: PlacementReque
         if len(group) > 3:
             parts.append(f"{len(group) - 3} more clusters: {c}")
     return Reason(code, f"0/{clusters} clusters fit: " + "; ".join(parts))
-
-
-def _unready_regions(txn: Txn, counted: set[str]) -> str:
-    """The clusters of the other regions that take no work now (cordoned, quarantined, partitioned, lost):
-    a span a cordon breaks should name the cordon, not leave the user to guess at a missing region."""
-    out = sorted(f"{c.name} ({c.region}) is {c.state}" for c in txn.clusters()
-                 if c.state is not ClusterState.READY and c.region not in counted)
-    return f"; {', '.join(out[:3])}{f' and {len(out) - 3} more' if len(out) > 3 else ''}" if out else ""
