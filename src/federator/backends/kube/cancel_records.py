@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from federator.backends.kube.api import MEMBER_CLUSTERS, KubeApi, KubeError, NotFoundError
+from federator.backends.kube.member_annotations import decoded
 from federator.backends.kube.resources import member_cluster
 from federator.server.unconfirmed_cancels import UnconfirmedCancels, decode, encode
 from federator.store.errors import StoreUnavailable
@@ -35,18 +36,7 @@ ANNOTATION = "federator.io/unconfirmed-cancels"
 def records_of(members: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """The records the listed MemberClusters hold; one that cannot be read is said and skipped (its placements
     are then orphans to this federator, as before the record existed)."""
-    records: dict[str, dict[str, float]] = {}
-    for obj in members:
-        meta = obj.get("metadata") or {}
-        name, text = str(meta.get("name", "")), (meta.get("annotations") or {}).get(ANNOTATION)
-        if not name or not text:
-            continue
-        try:
-            records[name] = decode(str(text))
-        except ValueError as exc:
-            log.warning("MemberCluster %s: annotation %s is not a record of cancels (%s); ignored", name,
-                        ANNOTATION, exc)
-    return records
+    return decoded(members, ANNOTATION, decode, "a record of cancels")
 
 
 class KubeCancelRecords:

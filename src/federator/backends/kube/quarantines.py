@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from federator.backends.kube.api import MEMBER_CLUSTERS, KubeApi, KubeError, NotFoundError
+from federator.backends.kube.member_annotations import decoded
 from federator.backends.kube.resources import member_cluster, parse_timestamp
 from federator.model.quarantine import Held
 from federator.store.errors import StoreUnavailable
@@ -52,17 +53,7 @@ def decode(text: str) -> Held:
 def held_in(members: Iterable[Mapping[str, Any]]) -> dict[str, Held]:
     """The quarantines these MemberCluster objects keep (a listing made for something else serves); one that
     cannot be read is said and skipped (the cluster is then as if never quarantined)."""
-    held: dict[str, Held] = {}
-    for obj in members:
-        meta = obj.get("metadata") or {}
-        name, text = str(meta.get("name", "")), (meta.get("annotations") or {}).get(ANNOTATION)
-        if not name or not text:
-            continue
-        try:
-            held[name] = decode(str(text))
-        except ValueError as exc:
-            log.warning("MemberCluster %s: annotation %s is not a quarantine (%s); ignored", name, ANNOTATION, exc)
-    return held
+    return decoded(members, ANNOTATION, decode, "a quarantine")
 
 
 class KubeQuarantineStore:
