@@ -16,7 +16,6 @@ to the second: a kept quarantine never ends early for it.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -28,7 +27,6 @@ from federator.model.quarantine import Held
 from federator.store.errors import StoreUnavailable
 from federator.timestamps import utc_seconds
 
-log = logging.getLogger("federator.kube.quarantines")
 ANNOTATION = "federator.io/quarantine"
 
 
