@@ -173,11 +173,12 @@ def test_a_provider_removed_by_a_reload_has_its_live_stream_ended_and_the_others
                 channel(s.target, cluster_files(certs, "east-1")) as east_ch:
             gx = Live(gx_ch, "gx-1", "west")
             await gx.welcomed()
-            for _ in range(500):  # its report applied: Ready (a loaded machine takes its time)
-                if s.fed.clusters["gx-1"].state is ClusterState.READY:
+            for _ in range(500):  # its report applied (a loaded machine takes its time): a record is Ready from
+                rec = s.fed.clusters.get("gx-1")  # its Hello, but the scheduler sees it only with a capacity
+                if rec is not None and rec.state is ClusterState.READY and rec.capacity is not None:
                     break
                 await asyncio.sleep(0.02)
-            assert s.fed.clusters["gx-1"].state is ClusterState.READY
+            assert s.fed.clusters["gx-1"].state is ClusterState.READY and s.fed.clusters["gx-1"].capacity is not None
             job = s.fed.submit(parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
                                           "metadata": {"name": "on-gx"},
                                           "spec": {"kind": "training", "resources": {"cpu": "1"}}}))
