@@ -282,3 +282,22 @@ async def eventually_async(ok: Callable[[], bool], timeout: float = 5.0) -> None
     while not ok():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+def test_a_cluster_partitioned_and_back_within_one_turn_leaves_no_stale_note() -> None:
+    """Chaos QA F4: the federator SIGSTOPped 30 s; on resume west-1 went Partitioned and, 17 ms later, Ready again,
+    within one turn of the loop. The re-sync's updates, read while it was Partitioned, wrote the note into its jobs'
+    messages, and the turn saw Ready before and after: the note stayed for a minute, its Lost time long past."""
+    clock = Clock()
+    fed = make(MemoryStore(), clock)
+    job, rec = running_on(fed, "west-1", "1 of 2 replicas running")
+    fed.check_leases()  # a turn: west-1 Ready, noted so
+    clock.now += 1
+    fed.disconnect(rec)  # no turn between this and the first report of the new stream
+    back = fed.connect(cluster="west-1", region="r", labels={})
+    fed.job_update(back, job.placements[0].placement_id, JobPhase.RUNNING, "2 of 2 replicas running")  # re-sync
+    assert "Partitioned since" in job.message
+    join(fed, "west-1", job.placements[0].placement_id)  # its first report: Ready
+    fed.check_leases()  # the next turn
+    assert fed.clusters["west-1"].state is ClusterState.READY
+    assert job.message == "2 of 2 replicas running"

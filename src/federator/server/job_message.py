@@ -84,11 +84,14 @@ def job_message(job: Job, clusters: Mapping[str, ClusterRecord], *, lost_after: 
     return "; ".join(part for part in (shortfall(job), *notes, placements_message(job, waiting=not notes)) if part)
 
 
-def _noted(rec: ClusterRecord) -> tuple[ClusterState, float]:
-    """What of a cluster its jobs' messages follow: its state, and since when its agent cannot reach the member
-    (0: it can). Not the agent's words: those may change with every report, and restating every job there each
-    time would cost a store write per job per report; the words of when it began stay."""
-    return rec.state, rec.unreachable_since if unreachable_note(rec) else 0.0
+def _noted(rec: ClusterRecord) -> tuple[ClusterState, float, float]:
+    """What of a cluster its jobs' messages follow: its state, since when its agent cannot reach the member (0: it
+    can), and when it last turned Ready. Not the agent's words: those may change with every report, and restating
+    every job there each time would cost a store write per job per report; the words of when it began stay. When it
+    turned Ready tells a cluster that went Partitioned and back within one turn (a federator resumed after a stop:
+    the re-sync's updates, read while it was Partitioned, wrote the note, and the turn saw Ready before and after;
+    chaos QA F4) from one that never left."""
+    return rec.state, rec.unreachable_since if unreachable_note(rec) else 0.0, rec.ready_at
 
 
 class ClusterNotes:
@@ -102,15 +105,15 @@ class ClusterNotes:
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
         # The state each cluster's jobs' messages last reflected, and what its agent said of the member's API.
-        self._noted: dict[str, tuple[ClusterState, float]] = {}
+        self._noted: dict[str, tuple[ClusterState, float, float]] = {}
 
     def gone(self, cluster: str) -> None:
         """A forgotten cluster (server/leases.py); it held no placement, so no message names it."""
         self._noted.pop(cluster, None)
 
     def refresh(self) -> None:
-        changed = [name for name, rec in self.fed.clusters.items()
-                   if _noted(rec) != self._noted.get(name, (ClusterState.READY, 0.0))]
+        changed = [name for name, rec in self.fed.clusters.items()  # one first seen Ready: nothing to restate
+                   if _noted(rec) != self._noted.setdefault(name, (ClusterState.READY, 0.0, rec.ready_at))]
         if not changed:
             return
         for name in changed:
