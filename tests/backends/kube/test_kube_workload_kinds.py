@@ -189,6 +189,10 @@ RUNNING_POD = {"status": {"phase": "Running"}}
     (_obj("RayJob", {"jobDeploymentStatus": "Failed", "reason": "SubmissionFailed"}), [], JobPhase.FAILED,
      "SubmissionFailed"),
     (_obj("StatefulSet", {"readyReplicas": 2}), [], JobPhase.RUNNING, ""),
+    # A brought Job that retries its own pods says so while it runs (outside QA, ML user F8: "2 replicas running"
+    # while four pods had failed and were being made again)
+    (_obj("Job", {"failed": 4}), [RUNNING_POD, RUNNING_POD], JobPhase.RUNNING,
+     "2 replicas running; 4 pods failed so far (backoffLimit"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_phase_from_each_kinds_status(obj: dict[str, Any], pods: list[dict[str, Any]], phase: JobPhase,
                                       says: str) -> None:

@@ -50,7 +50,13 @@ class BatchJobAdapter(TemplatedAdapter):
         failed = condition(obj, "Failed") or condition(obj, "FailureTarget")
         if failed:
             return JobPhase.FAILED, said(failed, "Failed")
-        return pods_phase(obj, pods, done=int(status.get("succeeded") or 0))
+        phase, message = pods_phase(obj, pods, done=int(status.get("succeeded") or 0))
+        tries = int(status.get("failed") or 0)
+        if tries:  # a Job that retries its pods itself (a brought one's backoffLimit): "running" alone hid the
+            # crash loop (outside QA, ML user F8)
+            message += f"; {tries} pod{'s' if tries > 1 else ''} failed so far (backoffLimit " \
+                       f"{spec.get('backoffLimit', 6)}: the Job retries them)"
+        return phase, message
 
 
 __all__ = ["BatchJobAdapter"]
