@@ -23,9 +23,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from federator.backends.kube.api import MEMBER_CLUSTERS, KubeApi, KubeError, NotFoundError
-from federator.backends.kube.member_annotations import decoded
-from federator.backends.kube.resources import member_cluster
+from federator.backends.kube.api import MEMBER_CLUSTERS, KubeApi, KubeError
+from federator.backends.kube.member_annotations import decoded, write
 from federator.server.unconfirmed_cancels import UnconfirmedCancels, decode, encode
 from federator.store.errors import StoreUnavailable
 
@@ -73,19 +72,8 @@ class KubeCancelRecords:
                 self.book.written(cluster, version)
 
     def _write(self, cluster: str, entries: dict[str, float], recreate: bool) -> None:
-        value = encode(entries) if entries else None  # null: the merge patch removes the annotation
-        try:
-            try:
-                self.api.patch(MEMBER_CLUSTERS, cluster, {"metadata": {"annotations": {ANNOTATION: value}}})
-            except NotFoundError:
-                if value is None or not recreate:
-                    return  # nothing to keep, or a cluster whose object an operator deleted: forgotten with it
-                body = member_cluster(cluster, region="", labels={})
-                del body["spec"]["region"]  # filled in by the controller's next write, as after a cordon
-                body["metadata"]["annotations"] = {ANNOTATION: value}
-                self.api.create(MEMBER_CLUSTERS, body)
-        except KubeError as exc:
-            raise StoreUnavailable(f"MemberCluster {cluster}: cancels not recorded: {exc}") from exc
+        write(self.api, cluster, ANNOTATION, encode(entries) if entries else None, recreate=recreate,
+              failed="cancels not recorded")
 
 
 __all__ = ["ANNOTATION", "KubeCancelRecords", "records_of"]

@@ -8,6 +8,10 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from federator.backends.kube.api import MEMBER_CLUSTERS, KubeApi, KubeError, NotFoundError
+from federator.backends.kube.resources import member_cluster
+from federator.store.errors import StoreUnavailable
+
 log = logging.getLogger("federator.kube")
 
 T = TypeVar("T")
@@ -30,4 +34,22 @@ def decoded(members: Iterable[Mapping[str, Any]], annotation: str, decode: Calla
     return out
 
 
-__all__ = ["decoded"]
+def write(api: KubeApi, cluster: str, annotation: str, value: str | None, *, recreate: bool, failed: str) -> None:
+    """Set (or, with None, remove: a merge patch's null) the cluster's `annotation`. A MemberCluster that does not
+    exist is made to hold it when `recreate` (its spec filled in by the controller's next write, as after a cordon);
+    StoreUnavailable, saying what `failed`, when the API server would not take it."""
+    try:
+        try:
+            api.patch(MEMBER_CLUSTERS, cluster, {"metadata": {"annotations": {annotation: value}}})
+        except NotFoundError:
+            if value is None or not recreate:
+                return  # nothing to keep, or a cluster whose object an operator deleted: forgotten with it
+            body = member_cluster(cluster, region="", labels={})
+            del body["spec"]["region"]
+            body["metadata"]["annotations"] = {annotation: value}
+            api.create(MEMBER_CLUSTERS, body)
+    except KubeError as exc:
+        raise StoreUnavailable(f"MemberCluster {cluster}: {failed}: {exc}") from exc
+
+
+__all__ = ["decoded", "write"]

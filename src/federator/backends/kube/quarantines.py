@@ -20,9 +20,9 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from federator.backends.kube.api import MEMBER_CLUSTERS, KubeApi, KubeError, NotFoundError
-from federator.backends.kube.member_annotations import decoded
-from federator.backends.kube.resources import member_cluster, parse_timestamp
+from federator.backends.kube.api import MEMBER_CLUSTERS, KubeApi, KubeError
+from federator.backends.kube.member_annotations import decoded, write
+from federator.backends.kube.resources import parse_timestamp
 from federator.model.quarantine import Held
 from federator.store.errors import StoreUnavailable
 from federator.timestamps import utc_seconds
@@ -61,19 +61,8 @@ class KubeQuarantineStore:
         self.api = api
 
     def put(self, cluster: str, held: Held | None) -> None:
-        value = encode(held) if held is not None else None  # null: the merge patch removes the annotation
-        try:
-            try:
-                self.api.patch(MEMBER_CLUSTERS, cluster, {"metadata": {"annotations": {ANNOTATION: value}}})
-            except NotFoundError:
-                if value is None:
-                    return  # no object: nothing keeps a quarantine
-                body = member_cluster(cluster, region="", labels={})
-                del body["spec"]["region"]  # filled in by the controller's next write, as after a cordon
-                body["metadata"]["annotations"] = {ANNOTATION: value}
-                self.api.create(MEMBER_CLUSTERS, body)
-        except KubeError as exc:
-            raise StoreUnavailable(f"MemberCluster {cluster}: quarantine not kept: {exc}") from exc
+        write(self.api, cluster, ANNOTATION, encode(held) if held is not None else None, recreate=True,
+              failed="quarantine not kept")
 
     def load(self) -> dict[str, Held]:
         try:
