@@ -26,7 +26,7 @@ from typing import Protocol, runtime_checkable
 from federator.model import Job, JobId
 from federator.paths import make_parent
 from federator.store.codec import job_from_dict, job_to_dict
-from federator.store.errors import StoreUnavailable, StoreUnreadable
+from federator.store.errors import StoreFileGone, StoreUnavailable, StoreUnreadable
 from federator.store.identity import FileIdentity, FileState, identity
 from federator.store.lock import StoreLock
 
@@ -156,36 +156,47 @@ class SqliteJobStore:
     def rescue(self) -> bool:
         """If the file's -wal was deleted or replaced (store/identity.py), copy what the lost one holds into the
         file now (a checkpoint through this connection, which still has it open), so a crash loses nothing
-        acknowledged. Called before each write and every few seconds (server/app.py); True once it has."""
+        acknowledged. Called every few seconds (server/app.py), and before each write (`_checked`); True once
+        it has."""
         if self.file is None or self._rescued:
             return self._rescued
         with self._lock:
-            if self.file.state() is not FileState.WAL_LOST:
-                return False
-            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            self._rescued = not busy
+            self._rescue_if(self.file.state())
+        return self._rescued
+
+    def _rescue_if(self, state: FileState) -> None:
+        """The checkpoint of `rescue`, with the lock held and the file's state read."""
+        if state is not FileState.WAL_LOST or self._rescued:
+            return
+        busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        self._rescued = not busy
         if self._rescued:
             log.error("job store %s: its -wal file was lost; every job it held is now in the file itself", self.path)
-        return self._rescued
+
+    def _checked(self) -> None:
+        """Before a write, with the lock held: one look at the file (store/identity.py); a lost -wal is rescued
+        first, and StoreFileGone unless the path still names the file with its -wal."""
+        if self.file is None:
+            return
+        state = self.file.state()
+        self._rescue_if(state)
+        if state is not FileState.SAME:
+            raise StoreFileGone(self.file.message(state))
 
     def put(self, jobs: Iterable[Job]) -> None:
         """StoreUnavailable if the write failed; then none of these jobs' new state is stored."""
         rows = [(j.job_id, j.phase.value, json.dumps(job_to_dict(j), separators=(",", ":"))) for j in jobs]
-        if rows:
-            self.rescue()
         with self._lock:
-            if self.file is not None and rows:
-                self.file.check()
+            if rows:
+                self._checked()
             write_all(self._db, "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?)", rows)
 
     def delete(self, job_ids: Iterable[JobId]) -> None:
         """StoreUnavailable if the delete failed; then every one of these jobs is still stored."""
         rows = [(str(i),) for i in job_ids]
-        if rows:
-            self.rescue()
         with self._lock:
-            if self.file is not None and rows:
-                self.file.check()
+            if rows:
+                self._checked()
             write_all(self._db, "DELETE FROM jobs WHERE job_id = ?", rows)
 
     def load(self) -> list[Job]:
