@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 import federator
-from federator.podtemplates import merged_over
+from federator.podtemplates import containers_of, merged_over
 
 SRC = Path(federator.__file__).parent
 
@@ -37,3 +37,14 @@ def test_the_submit_check_imports_no_backend() -> None:
     bad = [node.module for node in ast.walk(ast.parse(path.read_text()))
            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("federator.backends")]
     assert not bad, bad
+
+
+def test_the_one_container_walk_passes_over_what_is_not_a_container() -> None:
+    """Every check of a pod's containers walks them through `containers_of`; a user's template may hold anything, so
+    a list or an item of the wrong type is passed over there (shape_problems names it), never a traceback."""
+    pod = {"containers": [{"name": "a"}, "oops", None, {"name": "b"}], "initContainers": {"not": "a list"},
+           "ephemeralContainers": [{"name": "debug"}]}
+    assert [(k, i, c["name"]) for k, i, c in containers_of(pod)] == [
+        ("containers", 0, "a"), ("containers", 3, "b"), ("ephemeralContainers", 0, "debug")]
+    assert [c["name"] for _, _, c in containers_of(pod, ("ephemeralContainers",))] == ["debug"]
+    assert list(containers_of({})) == []

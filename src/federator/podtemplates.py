@@ -17,6 +17,7 @@ field, instead of sending it to every member in turn.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 # The labels and annotations by which a member's agent knows the objects and pods of a placement
@@ -34,7 +35,21 @@ RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RA
 MASTER_PORT_ANNOTATION = "federator.io/master-port"  # a job's rendezvous port (MASTER_PORT), 29500 without it
 
 
-_CONTAINER_LISTS = frozenset({"containers", "initContainers", "ephemeralContainers"})
+CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+"""Every list of containers a pod spec has: what merges by name, what the submit checks and the agent walk."""
+_CONTAINER_LISTS = frozenset(CONTAINER_LISTS)
+
+
+def containers_of(pod: Mapping[str, Any], lists: Iterable[str] = CONTAINER_LISTS
+                  ) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(list key, index, container) for every container mapping in `lists` of a pod spec. The one walk over a
+    pod's containers: a template is the user's JSON, so a list or a container of the wrong type is passed over
+    here (`shape_problems` names it), never a traceback in whichever check reads it first."""
+    for key in lists:
+        items = pod.get(key)
+        for i, c in enumerate(items if isinstance(items, list) else ()):
+            if isinstance(c, dict):
+                yield key, i, c
 
 
 def merged_over(base: Any, over: Any) -> Any:

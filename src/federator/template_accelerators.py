@@ -32,16 +32,15 @@ none of them would be counted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from federator.catalog import Catalog, catalog
+from federator.podtemplates import containers_of
 
 ACCELERATOR_CONTAINER_ANNOTATION = "federator.io/accelerator-container"
 """A pod template annotation naming the container the agent writes the job's resources (accelerators included)
 on; without it, the first container."""
-
-CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
 DECLARE = ("declare accelerators in spec.resources (or spec.accelerators); the agent writes them on the "
            "accelerator container")
@@ -61,15 +60,6 @@ def is_accelerator_resource(name: str, cat: Catalog | None = None) -> bool:
         return True
     domain, slash, _ = name.partition("/")
     return bool(slash) and domain in vendor_domains(cat)
-
-
-def containers_of(pod: Mapping[str, Any]) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    """(list key, index, container) for every container mapping of a pod spec, init and ephemeral ones too."""
-    for key in CONTAINER_LISTS:
-        items = pod.get(key)
-        for i, c in enumerate(items if isinstance(items, list) else ()):
-            if isinstance(c, dict):
-                yield key, i, c
 
 
 def _pod(template: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -197,6 +187,6 @@ def without_accelerators(pod: dict[str, Any]) -> None:
                 resources[part] = {k: v for k, v in amounts.items() if not is_accelerator_resource(str(k))}
 
 
-__all__ = ["ACCELERATOR_CONTAINER_ANNOTATION", "CONTAINER_LISTS", "DECLARE", "accelerator_container",
-           "autoscaler_problems", "brought_problems", "choice_problems", "chosen_name", "containers_of",
+__all__ = ["ACCELERATOR_CONTAINER_ANNOTATION", "DECLARE", "accelerator_container",
+           "autoscaler_problems", "brought_problems", "choice_problems", "chosen_name",
            "is_accelerator_resource", "rendered_problems", "vendor_domains", "without_accelerators"]

@@ -47,7 +47,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from federator.podtemplates import merged_over
+from federator.podtemplates import CONTAINER_LISTS, containers_of, merged_over
 
 
 class PodSecurityLevel(StrEnum):
@@ -106,7 +106,6 @@ DEFAULT_SCHEDULERS = frozenset({"", "default-scheduler"})
 # reaches beyond the cluster (NodePort, LoadBalancer) or names an outside host (ExternalName); a Ray head's
 # dashboard takes job submissions without authentication.
 SERVICE_TYPES = frozenset({"", "ClusterIP"})
-CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 _CAPABILITY = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
@@ -308,7 +307,8 @@ class _Check:
                     and not str(value).startswith("localhost/"):
                 self.no(f"{meta_at}.annotations[{key}]", f" ({str(value)[:80]!r}: only runtime/default or "
                                                          "localhost/<profile>)")
-        containers = [(f"{at}.{kind}[{i}]", c) for kind in CONTAINER_LISTS for i, c in _items(spec.get(kind))]
+        containers: list[tuple[str, Mapping[str, Any]]] = [(f"{at}.{kind}[{i}]", c)
+                                                            for kind, i, c in containers_of(spec)]
         for where, container in containers:
             self.container(container, where, host_network=spec.get("hostNetwork") is True)
         if restricted and whole:

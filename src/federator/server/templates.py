@@ -39,6 +39,7 @@ from federator.podtemplates import (
     AGENT_KEYS,
     MASTER_PORT_ANNOTATION,
     RENDEZVOUS_ENV,
+    containers_of,
     duplicate_problems,
     merged_over,
     override_problems,
@@ -172,9 +173,8 @@ def rendezvous_warnings(spec: JobSpec) -> list[str]:
     pod = _object(spec.pod_template_json).get("spec")
     pod = pod if isinstance(pod, dict) else {}
     out = []
-    containers = pod.get("containers")
-    for i, container in enumerate(containers if isinstance(containers, list) else []):
-        env = container.get("env") if isinstance(container, dict) else None
+    for _, i, container in containers_of(pod, ("containers",)):
+        env = container.get("env")
         for j, var in enumerate(env if isinstance(env, list) else []):
             name = var.get("name") if isinstance(var, dict) else None
             if name in RENDEZVOUS_ENV:
@@ -225,29 +225,27 @@ def _extended_without_limits(template: Mapping[str, Any], at: str) -> list[tuple
     writes both for the forms it renders itself; a brought workload is the user's, so it is refused here."""
     spec = template.get("spec")
     found: list[tuple[str, str]] = []
-    for key in ("containers", "initContainers"):
-        containers = spec.get(key) if isinstance(spec, dict) else None
-        for i, container in enumerate(containers if isinstance(containers, list) else ()):
-            resources = container.get("resources") if isinstance(container, dict) else None
-            if not isinstance(resources, dict):
+    for key, i, container in containers_of(spec if isinstance(spec, dict) else {}, ("containers", "initContainers")):
+        resources = container.get("resources")
+        if not isinstance(resources, dict):
+            continue
+        requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+        for name, amount in requests.items():
+            if not _extended(str(name)):
                 continue
-            requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-            for name, amount in requests.items():
-                if not _extended(str(name)):
-                    continue
-                where = f"{at}.spec.{key}[{i}].resources.limits"
-                if name not in limits:
-                    found.append((where, f"{name}: requested ({amount}) but not limited; Kubernetes takes an "
-                                         f"accelerator (an extended resource) only with a limit equal to its request: "
-                                         f"add limits: {{{name}: {amount}}}"))
-                    continue
-                try:
-                    equal = parse_quantity(limits[name]) == parse_quantity(amount)
-                except QuantityError:
-                    continue  # not a quantity: shape_problems or the member's API server says so
-                if not equal:
-                    found.append((f"{where}.{name}", f"{limits[name]} is not its request ({amount}); Kubernetes "
-                                                     "takes an extended resource only with the two equal"))
+            where = f"{at}.spec.{key}[{i}].resources.limits"
+            if name not in limits:
+                found.append((where, f"{name}: requested ({amount}) but not limited; Kubernetes takes an "
+                                     f"accelerator (an extended resource) only with a limit equal to its request: "
+                                     f"add limits: {{{name}: {amount}}}"))
+                continue
+            try:
+                equal = parse_quantity(limits[name]) == parse_quantity(amount)
+            except QuantityError:
+                continue  # not a quantity: shape_problems or the member's API server says so
+            if not equal:
+                found.append((f"{where}.{name}", f"{limits[name]} is not its request ({amount}); Kubernetes "
+                                                 "takes an extended resource only with the two equal"))
     return found
 
 
