@@ -500,11 +500,11 @@ class Federator:
 
     def send(self, cluster: str, order: Order) -> None:
         """Queue an order for a connected agent; never blocks, never drops one (the stream paces them,
-        server/outbox.py). Orders for a disconnected one are dropped: its re-sync on reconnect brings it up to
-        date."""
+        server/outbox.py). Orders for a disconnected one are dropped (a cancel is recorded: Orphans.unsent): its
+        re-sync on reconnect brings it up to date."""
         rec = self.clusters.get(cluster)
         if rec is None or not rec.connected or rec.closing:
-            return
+            return self.orphans.unsent(rec, order)
         if not rec.outbox.put(order):
             log.warning("cluster %s has %d orders unread: ending its stream", cluster, rec.outbox.qsize())
             self.close_stream(rec, overloaded(cluster, rec.outbox.qsize()))

@@ -30,6 +30,7 @@ mode sets its own: the store is the FederatedJobs, and no --db was replaced).
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from federator.model import Job, JobId, JobPhase
 from federator.security.limits import RejectReason
-from federator.server.orders import CancelOrder, ErrorNotice, stray_reason
+from federator.server.orders import CancelOrder, ErrorNotice, Order, stray_reason
 from federator.server.unconfirmed_cancels import UnconfirmedCancels
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ REMOVED_KEPT = 20_000  # jobs removed while running whose stray placements are s
 _GENERATION = re.compile(r"^(?P<job>.+)\.g(?P<gen>\d+)$")
 SQLITE_STORY = ("Was --db replaced, deleted or restored from an old backup? Then stop the federator and restore the "
                 "right store before that (docs/operators.md)")
+FULL_SAID_EVERY = 60.0  # seconds between `unsent`'s WARNINGs of one cluster's full record (a Lost cluster's jobs)
 DELETED_REASON = "its job was deleted (the cancel was kept until its cluster confirmed it)"
 
 
@@ -82,6 +84,7 @@ class Orphans:
         self._foreign: dict[str, set[str]] = {}  # cluster -> other clusters' placements its last report listed
         self.cancels = UnconfirmedCancels(
             on_count=lambda cluster, n: fed.metrics.unconfirmed_cancels.labels(cluster).set(n))
+        self._full_said: dict[str, float] = {}  # cluster -> when `unsent` last said its record is full
         self.story = SQLITE_STORY  # what an orphan most likely means with this store (said in the WARNING)
 
     def removed(self, job: Job) -> None:
@@ -103,6 +106,22 @@ class Orphans:
         job = self.fed.jobs.get(job_id)
         stored = job.generation if job is not None else self._removed.get(job_id)
         return stored is not None and generation <= stored
+
+    def unsent(self, rec: ClusterRecord | None, order: Order) -> None:
+        """An order `Federator.send` dropped, its cluster's agent being away (its re-sync brings it up to date). A
+        cancel is recorded (`cancels`, durable in Kubernetes mode): should its job be gone by the time the agent is
+        back (a FederatedJob deleted, then a federator restart), the agent's copy is cancelled at once at its
+        re-sync, not held for --orphan-grace as an orphan. A job moved off a Lost cluster and then deleted left
+        that copy an orphan before, as a requeue keeps no history of the placements it superseded."""
+        if rec is None or not isinstance(order, CancelOrder):
+            return
+        now = self.fed.clock()
+        dropped = self.cancels.record(rec.name, [order.placement_id], now=now)
+        if dropped and now - self._full_said.get(rec.name, -math.inf) >= FULL_SAID_EVERY:
+            self._full_said[rec.name] = now
+            log.warning("cluster %s: the record of cancels its member has not confirmed is full (%d placements); the "
+                        "oldest dropped, e.g. %s: if that member still runs them after a federator restart they are "
+                        "orphans, held for --orphan-grace", rec.name, self.cancels.count(rec.name), dropped[0])
 
     def cancel_strays(self, rec: ClusterRecord, placement_ids: Iterable[str]) -> None:
         """A cluster holding a placement that is not current there is told to stop it (fencing); one of a job the

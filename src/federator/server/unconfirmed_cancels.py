@@ -1,4 +1,4 @@
-"""Cancels of removed jobs that a member cluster has not confirmed yet: a bounded record per cluster.
+"""Cancels that a member cluster has not confirmed yet: a bounded record per cluster.
 
 Why: in Kubernetes mode a job's only record is its FederatedJob. Deleted while its member's agent was away, the
 job's cancel could not reach the member; the finalizer went, the object and the record with it, and a federator
@@ -7,7 +7,9 @@ reported was an orphan, its 16 GPUs held for --orphan-grace and paged as a store
 (outside QA F7). This book keeps, per cluster, the placements whose cancel the member has not confirmed;
 backends/kube/cancel_records.py makes it durable (an annotation on the cluster's MemberCluster) before the
 finalizer goes, and loads it at start, so a placement in it is cancelled at once when the agent names it
-(server/orphans.py), never held.
+(server/orphans.py), never held. Any other cancel that could not be sent, its agent being away, is recorded too
+(Orphans.unsent): a job moved off a Lost cluster keeps no record of the copy it left there, and deleted before that
+cluster is back, it would have left the copy an orphan.
 
 A placement leaves the record when its member confirms: a JobUpdate with a final phase, or the re-sync of a session
 that did not name it (the agent names every placement it holds before the report that closes a re-sync, so one it

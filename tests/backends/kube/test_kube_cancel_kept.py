@@ -278,3 +278,60 @@ def test_an_agent_that_resynced_before_the_records_were_read_is_told_once_they_a
             assert cancels_sent(rec) == {pid: DELETED_REASON}
 
     asyncio.run(main())
+
+
+def test_a_job_moved_off_a_lost_cluster_then_deleted_has_the_lost_copy_cancelled_at_once_after_a_restart() -> None:
+    """A requeue keeps no history of the placements it superseded: the cancel for member-a's copy of a job moved off
+    it while Lost was dropped (its agent away), and once the job was deleted and the federator restarted, nothing
+    knew that copy; when member-a came back its 16 GPUs were an orphan, held for --orphan-grace. A cancel dropped
+    for an agent that is away is recorded now (Orphans.unsent), durable on the MemberCluster."""
+    async def main() -> None:
+        api = HostApi()
+        clock = [1_000_000.0]
+        async with controller(api) as (fed, ctl):
+            fed.clock = lambda: clock[0]
+            await ctl.adopt_members()
+            a = fed.connect(cluster="member-a", region="east", labels={})
+            fed.report(a, _capacity())
+            b = fed.connect(cluster="member-b", region="east", labels={})
+            fed.report(b, replace(cluster("member-b", "east", pool(H100, nodes=2, free=8)).capacity))
+            await ctl.write_members()
+            await ctl.reconcile("ADDED", federated_job(api, "q-train", SPEC))
+            job = fed.get("q-train")
+            fed.schedule_once()
+            (old,) = [p for p in job.placements]
+            first, other = (a, b) if old.cluster == "member-a" else (b, a)
+            fed.job_update(first, old.placement_id, JobPhase.RUNNING, "")
+            fed.disconnect(first)  # its network cut: Partitioned, then Lost
+            clock[0] += fed.lease_seconds + 1
+            fed.report(other, replace(cluster(other.name, "east", pool(H100, nodes=2, free=8)).capacity))
+            fed.check_leases()
+            clock[0] += fed.lost_after_seconds + 1
+            fed.report(other, replace(cluster(other.name, "east", pool(H100, nodes=2, free=8)).capacity))
+            fed.check_leases()
+            fed.schedule_once()
+            (new,) = [p.placement_id for p in job.placements]
+            assert new.endswith(other.name)  # moved
+            assert fed.orphans.cancels.holds(first.name, old.placement_id)
+
+            obj = api.objects[("research", "q-train")]
+            obj["metadata"]["deletionTimestamp"] = "2026-12-05T08:00:00Z"
+            await ctl.reconcile("MODIFIED", copy.deepcopy(obj))
+            fed.job_update(other, new, JobPhase.CANCELLED, "cancelled: workload deleted")  # the live copy confirms
+            gone = api.objects.pop(("research", "q-train"))
+            await ctl.reconcile("DELETED", gone)
+            assert old.placement_id in (api.record(first.name) or "")  # durable before the restart
+
+        async with controller(api) as (fed, ctl):  # the federator restarted
+            fed.orphans.grace = 1800.0
+            await ctl.adopt_members()
+            rec = fed.connect(cluster=first.name, region="east", labels={})
+            fed.job_update(rec, old.placement_id, JobPhase.RUNNING, "")  # the Lost member is back, still running it
+            assert cancels_sent(rec) == {old.placement_id: DELETED_REASON}  # at once, not after --orphan-grace
+            fed.report(rec, _capacity(old.placement_id) if first.name == "member-a" else replace(
+                cluster(first.name, "east", pool(H100, nodes=2, free=8)).capacity,
+                placement_ids=frozenset({old.placement_id})))
+            assert fed.metrics.registry.get_sample_value(
+                "federator_orphan_placements", {"cluster": first.name}) == 0
+
+    asyncio.run(main())

@@ -382,7 +382,8 @@ class FederatedJobController:
 
     async def _keep_cancels(self, job: Job, live: set[str]) -> None:
         """The record of the job's cancels, written to its clusters' MemberClusters before its finalizer goes."""
-        await self.cancels.flush(self._record(job, live), recreate=self._recreate())
+        clusters = self._record(job, live) + self.fed.orphans.cancels.unwritten()  # and cancels of moves, say
+        await self.cancels.flush(clusters, recreate=self._recreate())
 
     def _recreate(self) -> dict[str, bool]:
         """Whether a missing MemberCluster is made again, per cluster (as `write_members` decides)."""
