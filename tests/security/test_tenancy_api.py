@@ -207,9 +207,12 @@ def test_queues_one_tenant_invents_cannot_fold_the_policys_queues_into_other(cer
     """Red team F05: with an open defaultQueue bob submitted to 200 queues of his invention and took every
     `queue` label; the policy's queues, submitted to later, showed only as `other` in federator_jobs and the
     alerts built on it. The policy's queues (here `research` and `open`) now always keep their names; bob's
-    invented ones share what is left of the bound (here 4 - 2 = 2)."""
+    invented ones share what is left of the bound (here 4 - 2 = 2). The defaultQueue is open on purpose
+    (`access: {anyone: true}`): under tenancy an undeclared queue is else closed to all but admins."""
+    open_default = POLICY + "defaultQueue: {access: {anyone: true}}\n"
+
     async def main() -> dict[str, float]:
-        async with served(certs, tmp_path, metrics=Metrics(label_limit=4)) as s, \
+        async with served(certs, tmp_path, open_default, metrics=Metrics(label_limit=4)) as s, \
                 client(s, certs, "bob") as bob, client(s, certs, "alice") as alice:
             for i in range(6):
                 await bob.Submit(spec(f"junk-{i}", queue=f"bob-junk-{i}"))

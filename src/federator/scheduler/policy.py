@@ -169,12 +169,15 @@ def policy_from_document(doc: object, *, source: str = "") -> SchedulerConfig:
     return SchedulerConfig(score_weights=weights, queues=queues, default_queue=default_queue,
                            preemption=preemption, max_preemptions_per_cycle=cap,
                            region_latency_ms=latency, max_placements_per_cycle=max_placements,
-                           scarcity_scales=scales, reservations=reservations, multi_tenant=_multi_tenant(doc))
+                           scarcity_scales=scales, reservations=reservations,
+                           multi_tenant=policy_is_multi_tenant(doc))
 
 
-def _multi_tenant(doc: Mapping[str, Any]) -> bool:
+def policy_is_multi_tenant(doc: Mapping[str, Any]) -> bool:
     """Whether the policy says who may use what: a `tenancy` section, or an `access` list on any queue. Then
-    priorities are bounded by default (`SchedulerConfig.max_priority`): tenants share the fleet."""
+    priorities are bounded by default (`SchedulerConfig.max_priority`): tenants share the fleet; and a queue
+    nobody declared is closed to all but admins unless defaultQueue has an access list (security/authz.py,
+    rule `undeclared-queue`)."""
     queues = doc.get("queues") or {}
     bodies = [*(queues.values() if isinstance(queues, Mapping) else ()), doc.get("defaultQueue") or {}]
     return "tenancy" in doc or any(isinstance(b, Mapping) and "access" in b for b in bodies)

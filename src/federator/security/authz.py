@@ -14,7 +14,8 @@ the tenancy part of the policy file (and Queue objects in Kubernetes mode)::
       research:
         weight: 1
         access: {users: [carol], groups: [team-a]}  # who may submit here
-    defaultQueue: {access: {groups: [staff]}}       # queues without an access list of their own
+    defaultQueue: {access: {groups: [staff]}}       # queues without an access list of their own, and
+                                                    # queues nobody declared ({anyone: true}: everyone)
 
 Rules, each named in the message of a refusal:
 
@@ -22,9 +23,20 @@ Rules, each named in the message of a refusal:
   every queue. With no `tenancy.admins` the user `admin` (the certificate
   `federator certs init` makes) is the admin.
 - `queue-access`: a queue with an `access` list takes submissions from the
-  users and groups it names only; a queue with none takes anyone's (and so
-  does every queue when the policy has no access lists: the behaviour before
-  tenancy existed).
+  users and groups it names only (`{anyone: true}`: from everyone); a
+  declared queue with none takes anyone's (and so does every queue when the
+  policy has no access lists: the behaviour before tenancy existed).
+- `undeclared-queue`: under a multi-tenant policy (a `tenancy` section or an
+  `access` list anywhere: `TenancyPolicy.multi_tenant`, the same test that
+  bounds priorities, `SchedulerConfig.multi_tenant`) whose `defaultQueue` has
+  no access list, a queue neither the policy file nor a Queue object declares
+  takes submissions from admins only. Why: such a queue is made on first use
+  with defaultQueue's quota and a fair share of its own, and its member
+  namespace (the agent's namespacePerQueue) with it, so a tenant free to
+  invent names escaped its quota, multiplied its share and submitted into
+  another tenant's invented queue and namespace (security findings M5, M6).
+  The refusal lists the declared queues the caller may use, and no others.
+  Jobs stored before are kept: the rule is one of Submit, not of the store.
 - `owner`: everyone acts on the jobs they submitted. A job records its owner
   (user and groups) in annotations the edge sets from the caller's identity,
   whatever the submitted spec said.
@@ -46,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from federator.model import Job, JobSpec
+from federator.scheduler.policy import policy_is_multi_tenant
 from federator.security.auth import Peer
 from federator.yamltext import YamlFileError, load_yaml_file
 
@@ -62,6 +75,7 @@ class Rule(StrEnum):
     GROUP = "group"
     QUEUE_ACCESS = "queue-access"
     OPEN_QUEUE = "open-queue"
+    UNDECLARED_QUEUE = "undeclared-queue"
     NAMESPACE = "namespace-selector"
     RESERVED_NAMESPACE = "reserved-namespace"  # Kubernetes mode: kube-* and the federator's own, closed to gRPC
 
@@ -87,15 +101,19 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """Who may use something: users and groups by name."""
+    """Who may use something: users and groups by name, or everyone (`anyone`: the explicit open form, so an
+    open defaultQueue under a multi-tenant policy is a choice written down, never an omission)."""
 
     users: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
+    anyone: bool = False
 
     def admits(self, who: Principal) -> bool:
-        return who.user in self.users or bool(who.groups & self.groups)
+        return self.anyone or who.user in self.users or bool(who.groups & self.groups)
 
     def describe(self) -> str:
+        if self.anyone:
+            return "anyone"
         parts = [f"users [{', '.join(sorted(self.users))}]" if self.users else "",
                  f"groups [{', '.join(sorted(self.groups))}]" if self.groups else ""]
         return " and ".join(p for p in parts if p) or "nobody"
@@ -203,11 +221,23 @@ class TenancyPolicy:
     # Kubernetes mode: the namespaces whose FederatedJobs may use a queue; None = every namespace
     queue_namespaces: Mapping[str, LabelSelector] = field(default_factory=dict)
     default_namespaces: LabelSelector | None = None
+    declared: frozenset[str] = frozenset()  # the queues the policy file (and Queue objects) declare
+    multi_tenant: bool = False  # a `tenancy` section or an access list anywhere (SchedulerConfig.multi_tenant)
 
-    def with_queues(self, access: Mapping[str, Access], namespaces: Mapping[str, LabelSelector]) -> TenancyPolicy:
-        """This policy with Queue objects' access lists and namespace selectors on top of the file's."""
+    @property
+    def closes_undeclared(self) -> bool:
+        """Whether a queue nobody declared takes admins' submissions only (rule `undeclared-queue`): the policy is
+        multi-tenant and defaultQueue gives no access list. A single-tenant policy keeps invented queues open."""
+        return self.multi_tenant and self.default_access is None
+
+    def with_queues(self, access: Mapping[str, Access], namespaces: Mapping[str, LabelSelector],
+                    declared: Iterable[str] = ()) -> TenancyPolicy:
+        """This policy with Queue objects' access lists and namespace selectors on top of the file's; the Queue
+        objects' names are declared queues, and an access list on one makes the policy multi-tenant (as
+        `backends/kube/queues.with_queues` decides for the scheduler)."""
         return replace(self, queue_access={**self.queue_access, **access},
-                       queue_namespaces={**self.queue_namespaces, **namespaces})
+                       queue_namespaces={**self.queue_namespaces, **namespaces},
+                       declared=self.declared | frozenset(declared), multi_tenant=self.multi_tenant or bool(access))
 
 
 class TenancyError(ValueError):
@@ -226,16 +256,23 @@ def _names(value: Any, where: str, bad: list[str]) -> frozenset[str]:
 
 
 def access_from_document(body: Any, where: str, bad: list[str]) -> Access | None:
-    """`{users: [...], groups: [...]}`; None when absent."""
+    """`{users: [...], groups: [...]}` or `{anyone: true}`; None when absent."""
     if body is None:
         return None
     if not isinstance(body, Mapping):
-        bad.append(f"{where}: must be a mapping {{users, groups}}")
+        bad.append(f"{where}: must be a mapping {{users, groups}} or {{anyone: true}}")
         return None
     for key in body:
-        if key not in ("users", "groups"):
-            bad.append(f"{where}.{key}: is not a known field (known: groups, users)")
-    return Access(_names(body.get("users"), f"{where}.users", bad), _names(body.get("groups"), f"{where}.groups", bad))
+        if key not in ("users", "groups", "anyone"):
+            bad.append(f"{where}.{key}: is not a known field (known: anyone, groups, users)")
+    anyone = body.get("anyone", False)
+    if not isinstance(anyone, bool):
+        bad.append(f"{where}.anyone: must be true or false, got {anyone!r}"[:200])
+        anyone = False
+    users, groups = _names(body.get("users"), f"{where}.users", bad), _names(body.get("groups"), f"{where}.groups", bad)
+    if anyone and (users or groups):
+        bad.append(f"{where}.anyone: true admits every caller; drop users and groups, or anyone")
+    return Access(users, groups, anyone)
 
 
 def tenancy_from_document(doc: Mapping[str, Any]) -> TenancyPolicy:
@@ -279,8 +316,10 @@ def tenancy_from_document(doc: Mapping[str, Any]) -> TenancyPolicy:
     default, default_ns = queue_tenancy(doc.get("defaultQueue") or {}, "defaultQueue", bad)
     if bad:
         raise TenancyError(bad)
+    declared = frozenset(str(n) for n in raw_queues) if isinstance(raw_queues, Mapping) else frozenset()
     return TenancyPolicy(admins=admins, groups=groups, queue_access=queue_access, default_access=default,
-                         queue_namespaces=queue_namespaces, default_namespaces=default_ns)
+                         queue_namespaces=queue_namespaces, default_namespaces=default_ns, declared=declared,
+                         multi_tenant=policy_is_multi_tenant(doc))
 
 
 def queue_tenancy(body: Any, where: str, bad: list[str]) -> tuple[Access | None, LabelSelector | None]:
@@ -355,6 +394,18 @@ def stamp_owner(spec: JobSpec, who: Principal) -> JobSpec:
     return replace(spec, annotations=tuple(sorted(annotations.items())))
 
 
+def undeclared_message(queue: str, caller: str, usable: Iterable[str]) -> str:
+    """The refusal of a queue nobody declared: the field, the rule, the way out, and the queues this caller may
+    use (only those: another tenant's queue names are not theirs to learn from a refusal)."""
+    named = list(usable)
+    implied = " (the queue of a job that names none)" if queue == "default" else ""
+    choice = f"queues {caller} may submit to: {', '.join(named)}" if named else \
+        f"{caller} may submit to no declared queue; ask an administrator for one"
+    return (f"spec.queue: {Rule.UNDECLARED_QUEUE}: queue {queue!r}{implied} is not declared (by the policy's "
+            "queues or a Queue object), and under a policy with tenancy or access lists only tenancy.admins "
+            f"may submit to an undeclared queue (defaultQueue has no access list); {choice}")
+
+
 class Authorizer:
     """Decides each job API call from the caller and the current tenancy policy (swapped in when it changes)."""
 
@@ -374,9 +425,11 @@ class Authorizer:
                 member_of.setdefault(user, set()).add(name)
         self._member_of = {u: frozenset(gs) for u, gs in member_of.items()}  # user -> policy groups, per policy
 
-    def set_queues(self, access: Mapping[str, Access], namespaces: Mapping[str, LabelSelector]) -> None:
-        """Kubernetes mode: the Queue objects' access lists and namespace selectors, over the policy file's."""
-        self.policy = self.base.with_queues(access, namespaces)
+    def set_queues(self, access: Mapping[str, Access], namespaces: Mapping[str, LabelSelector],
+                   declared: Iterable[str] = ()) -> None:
+        """Kubernetes mode: the Queue objects (their names, access lists and namespace selectors), over the
+        policy file's."""
+        self.policy = self.base.with_queues(access, namespaces, declared)
 
     def namespace(self, queue: str, namespace: str, labels: Mapping[str, str]) -> Allowed | Denied:
         """May a FederatedJob of this namespace (with these labels) use this queue?"""
@@ -408,6 +461,9 @@ class Authorizer:
     def submit(self, who: Principal, queue: str) -> Allowed | Denied:
         if who.admin:
             return Allowed(Rule.ADMIN)
+        if self.closed(queue):
+            usable = [q for q in sorted(self.policy.declared) if self._admits(who, q)]
+            return Denied(Rule.UNDECLARED_QUEUE, undeclared_message(queue, f"user {who.user!r}", usable))
         access = self.policy.queue_access.get(queue, self.policy.default_access)
         if access is None:
             return Allowed(Rule.OPEN_QUEUE)
@@ -417,6 +473,24 @@ class Authorizer:
         return Denied(Rule.QUEUE_ACCESS, f"queue-access: user {who.user!r}"
                       f"{' (groups ' + ', '.join(sorted(who.groups)) + ')' if who.groups else ''} may not submit to "
                       f"queue {queue!r}: {where} admits {access.describe()}")
+
+    def closed(self, queue: str) -> bool:
+        """Whether `queue` is one nobody declared and the policy closes such queues to all but admins."""
+        return self.policy.closes_undeclared and queue not in self.policy.declared
+
+    def _admits(self, who: Principal, queue: str) -> bool:
+        access = self.policy.queue_access.get(queue, self.policy.default_access)
+        return access is None or access.admits(who)
+
+    def undeclared(self, queue: str, namespace: str, labels: Mapping[str, str]) -> Denied | None:
+        """Kubernetes mode: may a FederatedJob made with kubectl (no user: never an admin) name this queue? The
+        refusal lists the declared queues whose namespaceSelector selects its namespace (the rule kubectl's
+        FederatedJobs answer to; access lists bind API callers)."""
+        if not self.closed(queue):
+            return None
+        usable = [q for q in sorted(self.policy.declared)
+                  if isinstance(self.namespace(q, namespace, labels), Allowed)]
+        return Denied(Rule.UNDECLARED_QUEUE, undeclared_message(queue, f"namespace {namespace!r}", usable))
 
     def job(self, who: Principal, job: Job, *, manage: bool, verb: str = "") -> Allowed | Denied:
         """May `who` see (manage=False: Get, List, Watch) or manage (manage=True: cancel, scale) this job? `verb`:
@@ -468,4 +542,5 @@ class Authorizer:
 __all__ = ["ANONYMOUS", "GROUPS_ANNOTATION", "USER_ANNOTATION", "Access", "Allowed", "Authorizer", "Denied",
            "Group", "JobAccess", "LabelSelector", "Principal", "Requirement", "Rule", "Submitter", "TenancyError",
            "TenancyPolicy", "access_from_document", "load_tenancy", "owner_of", "queue_tenancy",
-           "recorded_owner", "selector_from_document", "stamp_owner", "submitter_of", "tenancy_from_document"]
+           "recorded_owner", "selector_from_document", "stamp_owner", "submitter_of", "tenancy_from_document",
+           "undeclared_message"]

@@ -111,15 +111,27 @@ async def _watch_wal(store: SqliteJobStore, every: float = 2.0) -> None:
         await asyncio.sleep(every)
 
 
+def _say_undeclared(tenancy: TenancyPolicy) -> None:
+    """What a queue nobody declared is under this policy (rule undeclared-queue), said once at start."""
+    if tenancy.closes_undeclared:
+        log.info("--policy: the policy has tenancy or access lists and defaultQueue no access list: a queue the "
+                 "policy (or a Queue object) does not declare takes submissions from tenancy.admins only; others "
+                 "are refused naming the queues they may use. Jobs stored in such a queue before are kept and run. "
+                 "To open undeclared queues to everyone, set defaultQueue.access: {anyone: true} "
+                 "(docs/security.md, \"Access rules\")")
+    elif tenancy.multi_tenant and tenancy.default_access is not None and tenancy.default_access.anyone:
+        log.warning("--policy: defaultQueue.access is {anyone: true}: any caller may submit to a queue the policy "
+                    "does not declare, and each such queue has defaultQueue's quota, a fair share and (with the "
+                    "agent's namespacePerQueue) a member namespace of its own, shared by whoever names it "
+                    "(docs/security.md, \"Access rules\")")
+
+
 def _authorizer(opts: ServeOptions) -> Authorizer:
     try:
         tenancy = load_tenancy(opts.policy) if opts.policy else TenancyPolicy()
     except TenancyError as exc:
         raise SystemExit(f"--policy: {exc}") from exc
-    if tenancy.groups and tenancy.default_access is None:  # several tenants, and queues anyone may invent
-        log.warning("--policy: tenancy has groups but defaultQueue has no access list: any caller may submit to a "
-                    "queue the policy does not list, and each such queue has defaultQueue's quota and a fair share "
-                    "of its own (docs/security.md, \"Access rules\"); give defaultQueue an access list")
+    _say_undeclared(tenancy)
     if opts.insecure:
         log.warning("--insecure: no caller has an identity; every job API caller acts as the admin 'anonymous'")
         if opts.limits.max_pending_jobs_per_user is not None:  # what the default (half the federator's) is not

@@ -17,7 +17,7 @@ from federator.backends.kube.queues import (
 )
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId
 from federator.scheduler import PolicyError, QueueConfig, Quota, Scheduler, parse_policy
-from federator.security.authz import Allowed, Authorizer, Denied, Principal, tenancy_from_document
+from federator.security.authz import Allowed, Authorizer, Denied, Principal, Rule, tenancy_from_document
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
 
@@ -185,5 +185,6 @@ def test_queue_objects_give_the_authorizer_their_access_lists_and_namespace_sele
     assert isinstance(authz.namespace("team-a", "ns-a", {"tenant": "a"}), Allowed)
     assert isinstance(authz.namespace("team-a", "ns-b", {}), Denied)
     assert "spec.namespaceSelector.matchLabels" in ctl.problems["bad"]  # invalid: ignored, Valid=False
-    ctl.apply([])  # deleted: back to the file's rules (team-a open to anyone)
-    assert isinstance(authz.submit(bob, "team-a"), Allowed)
+    ctl.apply([])  # deleted: back to the file's rules, where team-a is declared by nobody
+    gone = authz.submit(bob, "team-a")  # the file has an access list (multi-tenant): undeclared takes admins only
+    assert isinstance(gone, Denied) and gone.rule is Rule.UNDECLARED_QUEUE

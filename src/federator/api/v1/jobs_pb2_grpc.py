@@ -38,7 +38,13 @@ class JobServiceStub:
     valid token nor a user certificate gets UNAUTHENTICATED. See
     docs/security.md, "A client without a certificate".
     - Submit: PERMISSION_DENIED when the queue's access list does not admit the
-    caller. The federator records the owner on the job, in the annotations
+    caller (rule queue-access); and, under a multi-tenant policy (a tenancy
+    section or any access list) whose defaultQueue has no access list, when
+    spec.queue names a queue neither the policy nor a Queue object declares
+    and the caller is not an admin (rule undeclared-queue: the message names
+    spec.queue and lists the declared queues this caller may submit to). A
+    job that names no queue is in "default", which is such a queue unless
+    declared. The federator records the owner on the job, in the annotations
     federator.io/user and federator.io/groups taken from the caller's
     identity, replacing any the spec carried.
     - Get, Cancel, Scale, Watch of one job: PERMISSION_DENIED when the job is neither
@@ -97,7 +103,13 @@ class JobServiceServicer:
     valid token nor a user certificate gets UNAUTHENTICATED. See
     docs/security.md, "A client without a certificate".
     - Submit: PERMISSION_DENIED when the queue's access list does not admit the
-    caller. The federator records the owner on the job, in the annotations
+    caller (rule queue-access); and, under a multi-tenant policy (a tenancy
+    section or any access list) whose defaultQueue has no access list, when
+    spec.queue names a queue neither the policy nor a Queue object declares
+    and the caller is not an admin (rule undeclared-queue: the message names
+    spec.queue and lists the declared queues this caller may submit to). A
+    job that names no queue is in "default", which is such a queue unless
+    declared. The federator records the owner on the job, in the annotations
     federator.io/user and federator.io/groups taken from the caller's
     identity, replacing any the spec carried.
     - Get, Cancel, Scale, Watch of one job: PERMISSION_DENIED when the job is neither
@@ -259,7 +271,13 @@ class JobService:
     valid token nor a user certificate gets UNAUTHENTICATED. See
     docs/security.md, "A client without a certificate".
     - Submit: PERMISSION_DENIED when the queue's access list does not admit the
-    caller. The federator records the owner on the job, in the annotations
+    caller (rule queue-access); and, under a multi-tenant policy (a tenancy
+    section or any access list) whose defaultQueue has no access list, when
+    spec.queue names a queue neither the policy nor a Queue object declares
+    and the caller is not an admin (rule undeclared-queue: the message names
+    spec.queue and lists the declared queues this caller may submit to). A
+    job that names no queue is in "default", which is such a queue unless
+    declared. The federator records the owner on the job, in the annotations
     federator.io/user and federator.io/groups taken from the caller's
     identity, replacing any the spec carried.
     - Get, Cancel, Scale, Watch of one job: PERMISSION_DENIED when the job is neither

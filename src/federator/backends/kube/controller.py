@@ -6,7 +6,10 @@ It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
 
 - A new FederatedJob whose Queue does not select its namespace
   (`spec.namespaceSelector`, security/authz.py) is refused: phase Failed,
-  condition reason QueueNotAllowed, a Warning Event and an audit line.
+  condition reason QueueNotAllowed, a Warning Event and an audit line. So is
+  one naming a queue nobody declared under a multi-tenant policy whose
+  defaultQueue has no access list (rule undeclared-queue: only admins may
+  use such a queue, and a kubectl user is none).
 - A new FederatedJob gets the finalizer first, then is validated by
   `jobfile.parse_job` (the one validator files, the gRPC API and CRDs share)
   and submitted. One the federator refuses gets phase Failed and a message
@@ -233,7 +236,7 @@ class FederatedJobController:
             return
         denied = await self._namespace_denied(ns, spec.queue)
         if denied is not None:
-            await self._refuse(obj, denied.message, reason=EventReason.QUEUE_NOT_ALLOWED)
+            await self._refuse(obj, denied.message, reason=EventReason.QUEUE_NOT_ALLOWED, rule=denied.rule)
             return
         if await self._settled(ns, name, uid):
             return  # a gRPC job of that name, submitted while this was read, made this object its own
@@ -330,8 +333,10 @@ class FederatedJobController:
         return current if (current.get("metadata") or {}).get("uid") == meta.get("uid") else None
 
     async def _namespace_denied(self, namespace: str, queue: str) -> Denied | None:
-        """The Queue's namespaceSelector against the namespace's labels (read only when a selector applies)."""
-        if not selector_applies(self.authz, queue):
+        """The Queue's namespaceSelector against the namespace's labels (read only when a selector applies), and
+        a queue nobody declared under a multi-tenant policy (rule undeclared-queue: a kubectl user is no admin)."""
+        closed = self.authz.closed(queue)
+        if not closed and not selector_applies(self.authz, queue):
             return None
         try:
             labels = await namespace_labels(self.api, namespace)
@@ -339,6 +344,8 @@ class FederatedJobController:
             log.warning("namespace %s: labels not read (%s); its jobs match only selectors that need no label",
                         namespace, exc)
             labels = {}
+        if closed:
+            return self.authz.undeclared(queue, namespace, labels)
         decision = self.authz.namespace(queue, namespace, labels)
         return decision if isinstance(decision, Denied) else None
 
@@ -406,7 +413,8 @@ class FederatedJobController:
         except (ConflictError, NotFoundError):
             pass  # a newer version is on its way as an event; reconcile that one
 
-    async def _refuse(self, obj: Obj, message: str, *, reason: EventReason = EventReason.INVALID) -> None:
+    async def _refuse(self, obj: Obj, message: str, *, reason: EventReason = EventReason.INVALID,
+                      rule: Rule = Rule.NAMESPACE) -> None:
         """Failed with the reason on its status and in a Warning Event; a refusal by a tenancy rule is also an
         audit line. Said once the status is written: a write the API server did not take is tried again whole
         (`_work`), so the Event is not posted twice."""
@@ -425,7 +433,7 @@ class FederatedJobController:
         if reason is EventReason.QUEUE_NOT_ALLOWED:
             spec = obj.get("spec") or {}
             self.audit.record("federatedjob.refuse", identity=None, result="refused", code="PERMISSION_DENIED",
-                              rule=Rule.NAMESPACE.value, message=message,
+                              rule=rule.value, message=message,
                               obj={"kind": "FederatedJob", "namespace": meta["namespace"], "name": meta["name"],
                                    "queue": str(spec.get("queue", "default"))})
         self._warn(meta, reason, message, now=now)

@@ -111,7 +111,7 @@ class QueueController:
                 access[name] = who
             if selector is not None:
                 namespaces[name] = selector
-        self.authz.set_queues(access, namespaces)
+        self.authz.set_queues(access, namespaces, queues)  # a valid Queue object declares its queue
         config = with_queues(self.base, queues, multi_tenant=bool(access))
         if config != self.fed.scheduler.config:
             changed = sorted(n for n in set(queues) | set(self.queues) if queues.get(n) != self.queues.get(n))
