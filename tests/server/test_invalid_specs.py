@@ -78,3 +78,19 @@ def test_an_invalid_for_another_clusters_placement_changes_nothing() -> None:
         found_invalid(fed, stranger, p.placement_id, WORDS)
     fed.schedule_once()
     assert job.phase is JobPhase.PLACED and [pl.placement_id for pl in job.placements] == [p.placement_id]
+
+
+def test_a_spread_job_whose_other_part_runs_is_not_invalid_its_clusters_answer_is_a_refusal() -> None:
+    """A part Running elsewhere is the job's object made and run there: an `invalid` for another part is that
+    cluster's refusal (one provider here, so the word would otherwise have failed the job)."""
+    from test_partial_failover import spread_over_a_and_b
+
+    clock = Clock()
+    fed = make(MemoryStore(), clock)
+    job, a, _ = spread_over_a_and_b(fed)
+    (mine,) = [p for p in job.placements if p.cluster == "a"]
+    found_invalid(fed, a, mine.placement_id, WORDS)
+    assert fed.refusals.condemned(job.job_id) is None
+    assert fed.metrics.registry.get_sample_value("federator_placements_total", {"result": "refused"}) == 1.0
+    assert job.phase is JobPhase.RUNNING and [p.cluster for p in job.placements] == ["b"]
+    assert fed.refusals.avoided(job.job_id, clock()) == ("a",)

@@ -15,7 +15,8 @@ provider: the one word is all there is). Otherwise it is queued again at once fo
 one that called it invalid kept off it as after a refusal. Each such answer is noted as a refusal of that cluster
 (RecentRefusals: kept off a while, counted toward --max-refusals), so a cluster whose `invalid` another provider
 then contradicts (the job runs there) has cost what a refusal costs, and nothing more; what it said is forgotten
-once the job runs (`RecentRefusals.ran`).
+once the job runs (`RecentRefusals.ran`), and an `invalid` for one part of a spread job whose other part runs is
+a plain refusal from the start (the object was valid there).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from federator.model import ClusterState, JobId, Reason, ReasonCode
+from federator.model import ClusterState, JobId, JobPhase, Reason, ReasonCode
 from federator.security.trust import PROVIDER_LABEL
 
 if TYPE_CHECKING:
@@ -75,6 +76,9 @@ def found_invalid(fed: Federator, rec: ClusterRecord, placement_id: str, message
     rec.last_seen_at = fed.clock()
     job = fed.jobs.get(fed.placement_index.get(placement_id, JobId("")))
     if job is None or job.phase.is_terminal or not fed._live_on(rec, placement_id):
+        return
+    if any(p.phase is JobPhase.RUNNING for p in job.placements):  # a spread job's other part runs: its object
+        fed.refused(rec, placement_id, message)  # was valid there, so this is the cluster's refusal
         return
     fed.metrics.placements.labels("invalid").inc()
     provider = rec.labels.get(PROVIDER_LABEL, "")

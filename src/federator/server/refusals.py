@@ -136,6 +136,7 @@ class RecentRefusals:
         counted as a refusal, nothing more)."""
         self._streak.pop(job_id, None)
         self._invalid.pop(job_id, None)
+        self._condemned.pop(job_id, None)
 
     def called_invalid(self, job_id: JobId, cluster: str, provider: str, why: str) -> dict[str, tuple[str, str]]:
         """`cluster` (of `provider`) said its API refused the job's object as invalid (Ack.invalid), in `why`;
