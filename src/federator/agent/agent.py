@@ -35,7 +35,7 @@ from pathlib import Path
 import grpc
 
 from federator import __version__
-from federator.agent.backend import Backend, Resizer
+from federator.agent.backend import Backend, Invalid, Resizer
 from federator.agent.backoff import Backoff
 from federator.agent.certificates import CertificateCheck
 from federator.agent.endpoint import Endpoint
@@ -608,7 +608,8 @@ class Agent:
         else:  # the federator hears why too, but this cluster's operator reads this log (e.g. a missing namespace)
             log.warning("refused placement %s (job %s): %s", placement.placement_id, placement.job_id, why)
         self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
-            placement_id=placement.placement_id, ok=why is None, message=why or "launched")))
+            placement_id=placement.placement_id, ok=why is None, message=why or "launched",
+            invalid=isinstance(why, Invalid))))
         if why is None:
             self._queue_report()
 

@@ -12,6 +12,17 @@ from typing import Protocol, runtime_checkable
 from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement
 
 
+class Invalid(str):
+    """A launch refusal (what `Backend.launch` returns) in the words of a member API that refused the workload
+    object itself as invalid (Kubernetes: 422 Invalid on its create): the agent answers `Ack invalid=true`
+    (agent.proto), and the federator takes it as the job's fault once another provider's cluster agrees
+    (server/invalid_specs.py). A `str`, so every caller that reads a refusal as its words reads this one too;
+    a backend returns it only for that case, never for the cluster's own causes (RBAC, quota, a missing
+    namespace, an unready API)."""
+
+    __slots__ = ()
+
+
 class UpdateCallback(Protocol):
     """Called by a backend when a placement changes phase, or has more to say: (placement_id, phase, message);
     `admission_overdue` when the member's own queue has held a Placed placement past the agent's admission
@@ -35,7 +46,8 @@ class Backend(Protocol):
         """The current resource model, with the placements it already accounts for."""
 
     async def launch(self, placement: Placement, spec: JobSpec) -> str | None:
-        """Start a placement. Idempotent per placement id. Returns None, or why it was refused."""
+        """Start a placement. Idempotent per placement id. Returns None, or why it was refused (an `Invalid`
+        when the member's API refused the object itself as invalid)."""
 
     async def cancel(self, placement_id: str) -> None:
         """Stop a placement; a no-op if it is unknown or finished."""

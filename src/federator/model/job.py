@@ -64,6 +64,9 @@ class ReasonCode(StrEnum):
     WORKLOAD_KIND_UNSUPPORTED = "WorkloadKindUnsupported"  # no cluster runs the job's spec.workload kind
     SHARING_UNAVAILABLE = "SharingUnavailable"  # the model is there, but not shared (fractions) or not whole
     POD_SECURITY = "PodSecurity"  # the member's agent enforces a pod security level the job's templates break
+    # a member's API refused the job's object as invalid (Ack.invalid): tried on another provider's cluster to
+    # confirm; the code a Failed job keeps when a second provider's did too (server/invalid_specs.py)
+    INVALID_SPEC = "InvalidSpec"
     RESERVED = "Reserved"  # it would fit, but the room is held for a gang that has waited long (reservation.py)
     WAITING = "Waiting"
 

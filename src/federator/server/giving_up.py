@@ -5,7 +5,9 @@ a nodeSelector no node has, a volume claim missing in the member): each was plac
 gang timeout, holding its accelerators meanwhile), placed again elsewhere or after a back-off, and refused again,
 for ever, the job Pending and its owner never told it would not run. RecentRefusals (server/refusals.py) counts a
 job's refusals in a row, reset when a placement of it runs; at `--max-refusals` the next scheduling turn fails it
-here, with the last refusal's words, as a Job whose pods keep failing ends at its backoffLimit.
+here, with the last refusal's words, as a Job whose pods keep failing ends at its backoffLimit. A job whose spec
+members' APIs found invalid (server/invalid_specs.py) fails here too, at the turn after the verdict, and keeps
+its reason (code InvalidSpec) as the one code that says why it never ran.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ def give_up(fed: Federator, job: Job, why: str) -> bool:
     """Fail `job` (Pending, no live placement) with `why`, stored first; False if the store could not take it (the
     job stays Pending, and the next turn tries again)."""
     now = fed.clock()
+    reason = fed.refusals.condemned(job.job_id)  # InvalidSpec, or None: a Failed job has no reason code otherwise
     done = freeze(job)
-    done.phase, done.message, done.finished_at, done.pending_reason = JobPhase.FAILED, why, now, None
+    done.phase, done.message, done.finished_at, done.pending_reason = JobPhase.FAILED, why, now, reason
     try:
         fed.journal.write([done])
     except StoreUnavailable as exc:
@@ -36,6 +39,7 @@ def give_up(fed: Federator, job: Job, why: str) -> bool:
         return False
     log.warning("job %s failed: %s", job.job_id, why)
     fed._finish(job, JobPhase.FAILED, why, at=now)
+    job.pending_reason = reason
     fed.notify([job])
     return True
 

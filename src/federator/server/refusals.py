@@ -79,6 +79,10 @@ class RecentRefusals:
         self._by_job: dict[JobId, dict[str, tuple[float, int, str, str]]] = {}
         self._avoiding: set[JobId] = set()  # jobs with a cluster still avoided, as of the last note or avoided
         self._streak: dict[JobId, tuple[int, str, str]] = {}  # refusals since the job last ran, the last's cluster, why
+        # Members' APIs that called the job invalid since it last ran (server/invalid_specs.py): cluster ->
+        # (its provider, the API's words); and the verdict of a job that fails for it at the next turn.
+        self._invalid: dict[JobId, dict[str, tuple[str, str]]] = {}
+        self._condemned: dict[JobId, Reason] = {}
 
     def note(self, job_id: JobId, cluster: str, now: float, why: str = "", *, did: str = REFUSED,
              counted: bool = False) -> None:
@@ -128,14 +132,34 @@ class RecentRefusals:
 
     def ran(self, job_id: JobId) -> None:
         """A placement of the job turned Running: what refused it before was not the job (a full member, an
-        eviction), and its count starts again."""
+        eviction), and its count starts again; a member that called it invalid was contradicted (its answer
+        counted as a refusal, nothing more)."""
         self._streak.pop(job_id, None)
+        self._invalid.pop(job_id, None)
+        self._condemned.pop(job_id, None)
+
+    def called_invalid(self, job_id: JobId, cluster: str, provider: str, why: str) -> dict[str, tuple[str, str]]:
+        """`cluster` (of `provider`) said its API refused the job's object as invalid (Ack.invalid), in `why`;
+        every such word since the job last ran, by cluster. The caller also `note`s it as a refusal."""
+        said = self._invalid.setdefault(job_id, {})
+        said[cluster] = (provider, why[:STOPPED_CHARS])
+        return dict(said)
+
+    def condemn(self, job_id: JobId, reason: Reason) -> None:
+        """Fail the job at the next scheduling turn (`given_up`) for `reason`, which stays its code."""
+        self._condemned[job_id] = reason
+
+    def condemned(self, job_id: JobId) -> Reason | None:
+        """The reason a job fails for other than --max-refusals (its spec found invalid), if any."""
+        return self._condemned.get(job_id)
 
     def given_up(self, job_id: JobId) -> str | None:
         """Why the job fails instead of being placed again, once `limit` refusals in a row left it never running:
         a workload no member will take (an image missing, a name the API server refuses, a nodeSelector no node
         has) was refused, placed again and refused with no end, holding accelerators on every try (outside QA,
-        ML user, F2); else None."""
+        ML user, F2); or whose spec members' APIs found invalid (`condemn`); else None."""
+        if job_id in self._condemned:
+            return self._condemned[job_id].message
         times, cluster, why = self._streak.get(job_id, (0, "", ""))
         if not self.limit or times < self.limit:
             return None
@@ -146,6 +170,8 @@ class RecentRefusals:
         self._by_job.pop(job_id, None)
         self._avoiding.discard(job_id)
         self._streak.pop(job_id, None)
+        self._invalid.pop(job_id, None)
+        self._condemned.pop(job_id, None)
 
 
 __all__ = ["DEFAULT_MAX_REFUSALS", "DEFAULT_REFUSAL_COOLDOWN_SECONDS", "FAILED_EARLY", "FIRST_REFUSAL_SECONDS",

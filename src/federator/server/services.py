@@ -38,6 +38,7 @@ from federator.server.consistency import INCONSISTENT_REPORT, contradictions
 from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
+from federator.server.invalid_specs import found_invalid
 from federator.server.job_keys import Ambiguous, resolve
 from federator.server.job_table import View
 from federator.server.namespace_gate import NamespaceGate
@@ -400,6 +401,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                         self.fed.heard(rec)
                 elif msg.ack.ok:
                     self.fed.acked(rec, msg.ack.placement_id)
+                elif msg.ack.invalid:  # the member's API refused the object: the job's fault, once confirmed
+                    found_invalid(self.fed, rec, msg.ack.placement_id, agent_text(msg.ack.message))
                 else:
                     self.fed.refused(rec, msg.ack.placement_id, agent_text(msg.ack.message))
             else:

@@ -212,16 +212,18 @@ class Resize(_message.Message):
     def __init__(self, placement_id: _Optional[str] = ..., generation: _Optional[int] = ..., replicas: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Ack(_message.Message):
-    __slots__ = ("placement_id", "ok", "message", "resize")
+    __slots__ = ("placement_id", "ok", "message", "resize", "invalid")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RESIZE_FIELD_NUMBER: _ClassVar[int]
+    INVALID_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     ok: bool
     message: str
     resize: bool
-    def __init__(self, placement_id: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., resize: _Optional[bool] = ...) -> None: ...
+    invalid: bool
+    def __init__(self, placement_id: _Optional[str] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., resize: _Optional[bool] = ..., invalid: _Optional[bool] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("report_interval_seconds", "lease_seconds", "federator_version", "federator_time", "lost_after_seconds", "order_max_age_seconds", "heartbeat_interval_seconds", "max_reports_per_second", "report_burst", "max_report_bytes_per_second", "max_job_updates_per_second", "job_update_burst")

@@ -22,7 +22,7 @@ from collections.abc import Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from federator.agent.backend import UpdateCallback, no_update
+from federator.agent.backend import Invalid, UpdateCallback, no_update
 from federator.backends.kube import accelerators
 from federator.backends.kube.accelerators import AcceleratorRequest, RenderError
 from federator.backends.kube.admission import (
@@ -97,6 +97,14 @@ PROBE_TIMEOUT_SECONDS = 5.0
 """How long the probe of the member's API server waits for its answer (`probe_member`)."""
 _RANK = {JobPhase.PENDING: 0, JobPhase.PLACED: 1, JobPhase.RUNNING: 2, JobPhase.SUCCEEDED: 3, JobPhase.FAILED: 3,
          JobPhase.CANCELLED: 3}
+
+
+def invalid_object(exc: KubeError) -> bool:
+    """The API server refused the object itself as invalid (Ack.invalid, agent.proto): 422 only. Not 400, which
+    is also what an admission webhook's denial answers unless it says otherwise (a member's own policy), and
+    which a malformed body (the agent's rendering, not the user's spec) answers; not 403/404/409/5xx, which are
+    the cluster's (RBAC, quota, a missing namespace, a name race, an API that is down)."""
+    return isinstance(exc, InvalidError) and exc.status == 422
 
 
 def refusal(namespace: str, name: str, what: str, exc: KubeError, *, per_queue: bool = False) -> str:
@@ -387,10 +395,13 @@ class KubeBackend:
         self.tenants.place(pid, namespace)
         res = resource_of(adapter)
         name = manifest["metadata"]["name"]
+        creating = False  # the error is the answer to the workload object's own create, not to what goes with it
         try:
             if accelerator.uses_dra:
                 await self.dra.create_template(placement, accelerator, namespace)
+            creating = True
             created = await asyncio.to_thread(self.api.create, res, manifest, namespace)
+            creating = False
             self.gang.created(pid)
             if accelerator.uses_dra:
                 await self.dra.own_template(placement, created, namespace)
@@ -402,7 +413,8 @@ class KubeBackend:
             self.tenants.forget(pid)
             if isinstance(exc, NotFoundError):
                 self.tenants.gone(namespace)  # deleted since it was made ready: made again next time
-            return refusal(namespace, name, str(manifest["kind"]), exc, per_queue=self.tenants.per_queue)
+            why = refusal(namespace, name, str(manifest["kind"]), exc, per_queue=self.tenants.per_queue)
+            return Invalid(why) if creating and invalid_object(exc) else why
         if created.get("kind") == "Job" and needs_rendezvous(created):
             refused = await self._rendezvous(placement, created, namespace)
             if refused:
