@@ -328,6 +328,11 @@ class Metrics:
                                      ["cluster"], registry=r)
         self.agent_connects = Counter("federator_agent_connections_total", "Agent streams opened.",
                                       ["cluster"], registry=r)
+        # A second agent with a cluster's name, refused while the first is live (server/duplicates.py).
+        self.agent_duplicates_refused = Counter(
+            "federator_agent_duplicates_refused_total",
+            "Agent streams refused (ALREADY_EXISTS) because another agent instance with the same cluster name holds "
+            "the cluster and was heard within its lease: two agents run for one cluster.", ["cluster"], registry=r)
         # Placements a cluster took and did not start within --start-timeout (server/start_deadline.py).
         self.placement_start_timeouts = Counter(
             "federator_placement_start_timeouts_total",
@@ -493,7 +498,7 @@ class Metrics:
     def cluster_counters_from_zero(self, cluster: str) -> None:
         """A cluster's event counters exist from 0 once it connects: increase() sees its first event."""
         for counter in (self.placement_start_timeouts, self.placement_early_failures, self.cluster_quarantines,
-                        self.cluster_quarantines_capped):
+                        self.cluster_quarantines_capped, self.agent_duplicates_refused):
             counter.labels(cluster)
 
     def observe_cycle(self, seconds: float, phase_seconds: Mapping[str, float]) -> None:

@@ -28,6 +28,7 @@ import asyncio
 import functools
 import logging
 import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from federator import __version__
 from federator.agent.backend import Backend, Invalid, Resizer
 from federator.agent.backoff import Backoff
 from federator.agent.certificates import CertificateCheck
+from federator.agent.duplicate import DuplicateLog
 from federator.agent.endpoint import Endpoint
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
 from federator.agent.member_health import MemberHealth, Probe
@@ -116,6 +118,9 @@ class Agent:
         self._fences = 0  # fences so far: a launch that began before one and lands after it is stopped
         self.connected = asyncio.Event()
         self.sessions = 0
+        # This process, in every Hello (agent.proto, Hello.instance): the federator tells a reconnect of this agent
+        # (the same instance takes over at once) from a second agent with the same cluster name (refused).
+        self.instance = str(uuid.uuid4())
         self.contact = Contact()  # this stream's last message, on a clock that counts through pauses
         self._last_contact = self.contact.clock()  # the last message of any stream (for --fence-after)
         self.terms: Terms | None = None  # the latest Welcome's
@@ -221,26 +226,36 @@ class Agent:
         backoff = Backoff(maximum=self.config.max_backoff)
         refusals = Backoff(**REFUSED_BACKOFF)  # type: ignore[arg-type]
         refused = ""  # the federator's refusal, as last logged at WARNING
+        duplicate = DuplicateLog(log, self.contact.clock)  # refused as a second agent for the cluster (ALREADY_EXISTS)
         while True:
             welcomed = self.sessions
-            denied = False
+            denied = twin = False
             try:
                 await self._session()
                 why = "the federator closed the stream"
             except (grpc.aio.AioRpcError, StreamEnded, OSError, TlsError) as exc:
                 why = _why(exc)  # TlsError: files swapped under the agent (a renewal half done): retried
                 denied = isinstance(exc, grpc.aio.AioRpcError) and exc.code() is grpc.StatusCode.PERMISSION_DENIED
+                twin = isinstance(exc, grpc.aio.AioRpcError) and exc.code() is grpc.StatusCode.ALREADY_EXISTS
             if self._fatal is not None:
                 raise self._fatal
             if self.sessions > welcomed:
                 backoff.reset()  # that session worked: the federator is back, come back fast next time too
                 refusals.reset()  # and it admitted this agent: a refusal after this is news
                 refused = ""
+                duplicate.reset()
             if denied:
                 await self._refused(why, refusals, first=why != refused)
                 refused = why
                 continue
             delay = backoff.next()
+            if twin:  # another agent holds the cluster: the usual backoff, until it has been gone for a lease
+                # An answer, not silence: the placements on this member may be the other agent's; no --fence-after.
+                self._last_contact = self.contact.clock()
+                duplicate.refused(target=self.config.target, cluster=self.config.cluster, instance=self.instance,
+                                  why=why, delay=delay)
+                await self.reconnect_sleep(delay)
+                continue
             hint = dial_hint(why, self.config.target, tls=self.config.tls is not None)
             if self.sessions == welcomed and self.certificates is not None and self.certificates.check():
                 hint = "the agent's TLS files are outside their dates (the ERROR above says which and what to do)"
@@ -289,7 +304,7 @@ class Agent:
         return agent_pb2.AgentMessage(hello=agent_pb2.Hello(
             cluster=self.config.cluster, region=self.config.region, labels=self.config.labels,
             agent_version=__version__, gang_admission=str(getattr(self.backend, "gang_admission", "")),
-            features=[AgentFeature.RESIZE.value] if isinstance(self.backend, Resizer) else []))
+            features=[AgentFeature.RESIZE.value] if isinstance(self.backend, Resizer) else [], instance=self.instance))
 
     def _report(self) -> agent_pb2.AgentMessage:
         cap = self.backend.capacity()
@@ -520,8 +535,8 @@ class Agent:
         self.connected.set()
         self.metrics.session_opened()
         # Two limits, said apart (chaos QA F6: "fence limit 15s" read as if a cut-off agent stopped its work then)
-        log.info("connected to %s as %s (%s); fences after a pause past %gs; while cut off: %s", self.config.target,
-                 self.config.cluster, self.config.region, self._fence_limit,
+        log.info("connected to %s as %s (%s, instance %s); fences after a pause past %gs; while cut off: %s",
+                 self.config.target, self.config.cluster, self.config.region, self.instance, self._fence_limit,
                  f"after {self.config.fence_after:g}s (--fence-after)" if self.config.fence_after > 0 else
                  "never (--fence-after not set: its work runs on, and may run beside its replacement once the "
                  "cluster is Lost)")

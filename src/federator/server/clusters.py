@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from federator.model import ClusterCapacity, ClusterState, Job, Placement
 from federator.model.cluster import AgentFeature, GangAdmission
@@ -18,6 +19,9 @@ from federator.security.trust import PROVIDER_LABEL
 from federator.server.outbox import LIMIT, Outbox
 from federator.server.reports import ReportGate
 from federator.server.validation import StreamChecks
+
+if TYPE_CHECKING:
+    from federator.server.duplicates import Duplicate
 
 FAILOVER_ANNOTATION = "federator.io/failover"
 """A job's failover policy when its cluster is Lost: `replace` (the default) re-places it, `keep` waits."""
@@ -57,6 +61,9 @@ class ClusterRecord:
     updates: TokenBucket | None = None  # the JobUpdate budget (Limits.job_updates_per_second), made at first use
     updates_limited: bool = False  # the last JobUpdate was over the budget: the Error for this run was sent
     inconsistent: tuple[str, ...] = ()  # the contradicting pools of the last report, for a log line per change
+    instance: str = ""  # its agent process, from the Hello ("" when it sends none; server/duplicates.py)
+    peer_address: str = ""  # where its stream comes from (gRPC's peer), named when a second agent is refused
+    duplicate: Duplicate | None = None  # the latest second agent refused while this stream held the cluster
 
     @property
     def can_resize(self) -> bool:

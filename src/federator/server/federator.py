@@ -211,11 +211,9 @@ class Federator:
     # -- agents -----------------------------------------------------------
 
     def connect(self, *, cluster: str, region: str, labels: dict[str, str]) -> ClusterRecord:
-        """A new agent stream. A second stream for the same cluster replaces the first.
-
-        The cluster keeps its state (Partitioned, Lost) until the session's
-        first capacity report, which is when the federator re-syncs with it.
-        """
+        """A new agent stream. A second stream for the same cluster replaces the first (a second agent's was
+        refused before: server/duplicates.py). The cluster keeps its state (Partitioned, Lost) until the session's
+        first capacity report, which is when the federator re-syncs with it."""
         self._sessions += 1
         old = self.clusters.get(cluster)
         if old is not None and old.connected:

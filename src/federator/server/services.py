@@ -31,7 +31,7 @@ from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner, submitter_of
 from federator.security.limits import RejectReason, TokenBucket, check_capacity, check_hello
 from federator.security.trust import PROVIDER_LABEL, Trust
-from federator.server import cluster_list, cordons, shrink
+from federator.server import cluster_list, cordons, duplicates, shrink
 from federator.server.admission import name_taken
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
@@ -260,7 +260,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             return
         hello = first.hello
         problem = check_hello(hello.cluster, hello.region, hello.labels, limits=self.fed.limits) or \
-            check_hello_fields(hello)
+            check_hello_fields(hello) or duplicates.check_instance(hello.instance)
         if problem is not None:
             self.rejected(RejectReason.BAD_HELLO)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
@@ -296,7 +296,16 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             self.rejected(RejectReason.LIMIT_EXCEEDED)
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, over)
             return
+        current = self.fed.clusters.get(hello.cluster)
+        twin = duplicates.refusal(current, instance=hello.instance, now=self.fed.clock(),
+                                  lease_seconds=self.fed.lease_seconds,
+                                  stalled=self.fed.stalls.since(current.last_seen_at) if current else 0.0)
+        if twin and current is not None:  # a second agent: the one that holds the cluster keeps it, untouched
+            duplicates.refuse(self.fed, current, peer_address=context.peer() or "", message=twin, log=self.refusals)
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, twin)
+            return
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
+        rec.instance, rec.peer_address = hello.instance, context.peer() or ""
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
         rec.features = AgentFeature.parse(hello.features)
         stream = self._streams[rec.session] = _Stream(rec, peer, dict(hello.labels))
@@ -892,6 +901,7 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                     status.quarantined_until, status.quarantine_reason = quarantine.until, quarantine.why
                 if rec.unreachable:  # its agent cannot reach the member (server/member_health.py)
                     status.member_unreachable, status.member_unreachable_since = rec.unreachable, rec.unreachable_since
+                status.duplicate_agent = duplicates.shown(rec, fed.clock())  # a second agent refused lately
                 out.append(cluster_list.Row(status, info.capacity if info is not None else None))
             return out
 

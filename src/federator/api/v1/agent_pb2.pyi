@@ -39,7 +39,7 @@ class FederatorMessage(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., launch: _Optional[_Union[Launch, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., resize: _Optional[_Union[Resize, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("cluster", "region", "labels", "agent_version", "gang_admission", "features")
+    __slots__ = ("cluster", "region", "labels", "agent_version", "gang_admission", "features", "instance")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -53,13 +53,15 @@ class Hello(_message.Message):
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     GANG_ADMISSION_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     region: str
     labels: _containers.ScalarMap[str, str]
     agent_version: str
     gang_admission: str
     features: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, cluster: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., agent_version: _Optional[str] = ..., gang_admission: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
+    instance: str
+    def __init__(self, cluster: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., agent_version: _Optional[str] = ..., gang_admission: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., instance: _Optional[str] = ...) -> None: ...
 
 class AcceleratorPool(_message.Message):
     __slots__ = ("accelerator_model", "nodes_by_free", "total_accelerators", "allocatable_accelerators", "free_accelerators", "shared_devices", "host_room", "shared_room", "room_classes", "sharing", "unit_milli", "vendor", "memory_mib", "resource_name", "family", "quota_held_accelerators")
