@@ -67,6 +67,16 @@ def test_gpu_quota_caps_a_queue_and_says_so() -> None:
     assert reason.message == "quota of queue research on H100: 16 of 16 accelerators in use, the job needs 8"
 
 
+def test_a_job_larger_than_the_whole_quota_is_told_it_can_never_run_in_that_queue() -> None:
+    """"0 of 16 in use, the job needs 32" read as a busy queue; the job would wait for ever (outside QA, F3)."""
+    result = cycle([n_h100_nodes(8)], [spec("big", gpus=8, replicas=4, models=("H100",), queue="research")],
+                   config=with_quota("research", gpus={"H100": 16}))
+    reason = result.pending["big"]
+    assert reason.code is ReasonCode.QUOTA_EXCEEDED
+    assert reason.message.startswith("quota of queue research on H100: 0 of 16 accelerators in use, the job needs 32, "
+                                     "more than the whole quota: it can never run in this queue")
+
+
 def test_quota_counts_running_work_too() -> None:
     held = spec("held", gpus=8, replicas=2, queue="research")
     result = cycle([n_h100_nodes(8)], [spec("more", gpus=8, queue="research")],

@@ -111,11 +111,13 @@ class QueueUsage:
         if quota.cpu_milli is not None and used.get(CPU, 0) + need.cpu_milli > quota.cpu_milli:
             return QuotaCheck(refused=Reason(
                 ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on cpu: {used.get(CPU, 0) / MILLI:g} of "
-                f"{quota.cpu_milli / MILLI:g} in use, the job needs {need.cpu_milli / MILLI:g}"))
+                f"{quota.cpu_milli / MILLI:g} in use, the job needs {need.cpu_milli / MILLI:g}"
+                f"{_never(need.cpu_milli > quota.cpu_milli)}"))
         if quota.memory_bytes is not None and used.get(MEMORY, 0) + need.memory_bytes > quota.memory_bytes:
             return QuotaCheck(refused=Reason(
                 ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on memory: {format_bytes(used.get(MEMORY, 0))} "
-                f"of {format_bytes(quota.memory_bytes)} in use, the job needs {format_bytes(need.memory_bytes)}"))
+                f"of {format_bytes(quota.memory_bytes)} in use, the job needs {format_bytes(need.memory_bytes)}"
+                f"{_never(need.memory_bytes > quota.memory_bytes)}"))
         if not (need.accelerator_milli and quota.accelerator_milli):
             return NO_LIMIT
         blocked: list[str] = []
@@ -139,7 +141,8 @@ class QueueUsage:
                 caps.append((key, room))
             notes.append(f"quota of queue {queue} on {key}: {held / MILLI:g} of {limit / MILLI:g} accelerators "
                          f"in use, " + (f"room for {room} of its {request.replicas} replicas" if room else
-                                        f"the job needs {need.accelerator_milli / MILLI:g}"))
+                                        f"the job needs {need.accelerator_milli / MILLI:g}"
+                                        f"{_never(need.accelerator_milli > limit)}"))
         if caps:
             most = self._most_replicas(request, caps, blocked)
             if most is not None and most < request.replicas:
@@ -216,3 +219,10 @@ class FairOrder:
             yield jobs.popleft()
             if jobs:
                 heapq.heappush(self._heap, (self.usage.weighted_share(queue), queue))
+
+
+def _never(more_than_the_quota: bool) -> str:
+    """What a quota reason adds when the job alone needs more than the whole quota: it waits for ever otherwise,
+    read as a busy queue ("0 of 64 in use, the job needs 128"; outside QA, new user F3)."""
+    return (", more than the whole quota: it can never run in this queue (shrink it, or ask for a larger quota)"
+            if more_than_the_quota else "")
