@@ -56,7 +56,7 @@ def test_over_grpc_another_clusters_placement_in_a_report_is_cancelled_there_and
             assert orphans(s.fed, "east-1") == 0.0
             text = caplog.text
             assert "no record of" not in text and "restore" not in text
-            assert f"cluster east-1 reports placement {pid} of cluster west-1" in text
+            assert f"cluster east-1 reports {pid} (a placement of cluster west-1)" in text
             # west-1's placement is untouched: not cancelled, not re-placed, still counted by west-1's report
             assert job.phase is JobPhase.PLACED and job.generation == generation
             assert [(p.placement_id, p.cluster) for p in job.placements] == [(pid, "west-1")]
@@ -76,7 +76,7 @@ def test_a_job_update_for_another_clusters_placement_is_refused_as_an_ack_is(pha
     assert reason is not None and reason.value == "unexpected"
     (notice,) = drain(east)
     assert isinstance(notice, ErrorNotice) and notice.reason == "unexpected" and notice.placement_id == pid
-    assert notice.message.startswith("job_update.placement_id:") and "west-1" in notice.message
+    assert notice.message.startswith("job_update.placement_id:")
     assert rejected(fed, "unexpected") == 1.0
     assert job.phase is JobPhase.PLACED and job.placements[0].phase is JobPhase.PLACED
     assert drain(west) == []
@@ -131,4 +131,36 @@ def test_an_old_placement_of_another_cluster_in_a_report_is_no_orphan_either(cap
     assert [o.placement_id for o in orders if isinstance(o, CancelOrder)] == [old]
     assert [(o.reason, o.placement_id) for o in orders if isinstance(o, ErrorNotice)] == [("unexpected", old)]
     assert orphans(fed, "east-1") == 0.0 and "no record of" not in caplog.text
-    assert f"reports placement {old} of cluster west-1" in caplog.text
+    assert f"reports {old} (a placement of cluster west-1)" in caplog.text
+
+
+def test_an_agent_cannot_tell_from_the_answers_whether_another_tenants_job_exists() -> None:
+    """Security m2: a provider's agent naming `alpha-train-21cf9c.g1.west-1` (another tenant's real placement) was
+    told it was "one of cluster 'west-1'", and an id of a job that does not exist got no answer; in a report, the
+    real one was cancelled at once and the made-up one held as an orphan. Any id not of the sender's form now gets
+    the same answer in the same words, so the answers confirm nothing."""
+    fed = make(MemoryStore(), Clock())
+    service = AgentService(fed)
+    job, west, east = placed_on_west(fed)
+    real = job.placements[0].placement_id
+    made_up = real.replace(str(job.job_id), "nosuch-abcdef")
+    drain(east)
+
+    def said(pid: str) -> list[tuple[str, str]]:
+        reason = service.handle(east, update(pid, JobPhase.RUNNING))
+        assert reason is not None and reason.value == "unexpected"
+        return [(type(o).__name__, o.message.replace(pid, "ID")) for o in drain(east)]  # type: ignore[union-attr]
+
+    assert said(real) == said(made_up)
+
+    def cancelled(pid: str) -> list[tuple[str, str]]:
+        fed.report(east, capacity(pid))
+        out = [(type(o).__name__, o.reason.replace(pid, "ID")) for o in drain(east) if isinstance(o, CancelOrder)]
+        fed.report(east, capacity())
+        drain(east)
+        return out
+
+    assert cancelled(real) == cancelled(made_up) == [("CancelOrder", "not a placement of this cluster: ID does not "
+                                                                        "end with .g<generation>.east-1")]
+    assert orphans(fed, "east-1") == 0.0
+    assert job.phase is JobPhase.PLACED and drain(west) == []

@@ -52,6 +52,7 @@ _GENERATION = re.compile(r"^(?P<job>.+)\.g(?P<gen>\d+)$")
 SQLITE_STORY = ("Was --db replaced, deleted or restored from an old backup? Then stop the federator and restore the "
                 "right store before that (docs/operators.md)")
 FULL_SAID_EVERY = 60.0  # seconds between `unsent`'s WARNINGs of one cluster's full record (a Lost cluster's jobs)
+FOREIGN = "not a placement of this cluster"  # the Cancel's words for an id not of its form (agent.proto)
 DELETED_REASON = "its job was deleted (the cancel was kept until its cluster confirmed it)"
 
 
@@ -135,10 +136,14 @@ class Orphans:
                 p.placement_id == pid and p.cluster == rec.name and p.phase.is_active for p in job.placements)
             if not current:
                 strays[pid] = job
-        foreign = {pid: owner for pid, job in strays.items() if (owner := self._other_cluster(rec.name, pid, job))}
-        for pid, owner in foreign.items():
+        # An id not of this cluster's form (JOB.gGEN.<this cluster>) is never its placement, whatever the store
+        # knows of it: each is cancelled at once, in the same words, so an agent cannot tell from the answer
+        # whether another tenant's job exists (security m2). The owner is named only in the federator's log.
+        foreign = {pid: self._other_cluster(rec.name, pid, job) for pid, job in strays.items()
+                   if job_of(pid, rec.name) is None}
+        for pid in foreign:
             del strays[pid]
-            fed.send(rec.name, CancelOrder(pid, f"not a placement of this cluster: {pid} is cluster {owner}'s"))
+            fed.send(rec.name, CancelOrder(pid, f"{FOREIGN}: {pid} does not end with .g<generation>.{rec.name}"))
         self._say_foreign(rec, foreign)
         for order in self.fence(rec.name, strays):
             fed.send(rec.name, order)
@@ -172,14 +177,15 @@ class Orphans:
         field = "capacity.placement_ids"
         self.fed.metrics.messages_rejected.labels(RejectReason.UNEXPECTED.value).inc()
         self.fed.send(rec.name, ErrorNotice(RejectReason.UNEXPECTED.value,
-                                            f"{field}: {len(foreign)} id(s) name another cluster's placement, e.g. "
-                                            f"{pid!r}, placement of cluster {foreign[pid]!r}; a report lists only "
-                                            "this cluster's placements. Each is cancelled on this cluster (the "
-                                            "other cluster's is not touched) and counts for nothing here", pid))
+                                            f"{field}: {len(foreign)} id(s) are not placement ids of this cluster "
+                                            f"(JOB.g<generation>.{rec.name}), e.g. {pid!r}; a report lists only "
+                                            "this cluster's placements. Each is cancelled on this cluster (no other "
+                                            "cluster's placement is touched) and counts for nothing here", pid))
         if foreign.keys() - before:
-            log.warning("cluster %s reports placement %s of cluster %s (%d placement(s) of other clusters in all): "
-                        "not a placement of cluster %s; cancelled there, the owner's placement is not touched. "
-                        "Its agent mixes up placement ids", rec.name, pid, foreign[pid], len(foreign), rec.name)
+            owner = f" (a placement of cluster {foreign[pid]})" if foreign[pid] else ""
+            log.warning("cluster %s reports %s%s, %d id(s) not of its placements in all: cancelled there, no other "
+                        "cluster's placement is touched. Its agent mixes up placement ids", rec.name, pid, owner,
+                        len(foreign))
 
     def fence(self, cluster: str, strays: dict[str, Job | None]) -> list[CancelOrder]:
         """The cancels for the placements a cluster's report lists that are not current there (with their job, if
@@ -262,4 +268,4 @@ def other_owner(job: Job | None, placement_id: str, cluster: str) -> str:
     return owner if owner != cluster else ""
 
 
-__all__ = ["DEFAULT_ORPHAN_GRACE_SECONDS", "DELETED_REASON", "SQLITE_STORY", "Orphans", "job_of", "other_owner"]
+__all__ = ["DEFAULT_ORPHAN_GRACE_SECONDS", "DELETED_REASON", "FOREIGN", "SQLITE_STORY", "Orphans", "job_of"]

@@ -43,7 +43,7 @@ from federator.server.job_keys import Ambiguous, resolve
 from federator.server.job_table import View
 from federator.server.namespace_gate import NamespaceGate
 from federator.server.orders import ErrorNotice, LaunchOrder, Order, ResizeOrder
-from federator.server.orphans import other_owner
+from federator.server.orphans import job_of
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.refusal_log import RefusalLog
@@ -390,15 +390,13 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 return self._report(rec, msg.capacity)
             elif kind == "job_update":
                 u = msg.job_update
-                owner = other_owner(self.fed.jobs.get(self.fed.placement_index.get(u.placement_id, JobId(""))),
-                                    u.placement_id, rec.name)
-                if owner:  # never an orphan of this cluster, and never applied: said as for an Ack (outside QA F2)
-                    self.fed.heard(rec)
+                if job_of(u.placement_id, rec.name) is None:  # never this cluster's, whatever the store knows:
+                    self.fed.heard(rec)  # refused in words that say nothing of another tenant's job (security m2)
                     pid = u.placement_id[:200]
                     self._refuse(rec, Refusal(RejectReason.UNEXPECTED,
                                               f"job_update.placement_id: {pid!r} is not a placement of this cluster "
-                                              f"(it is one of cluster {owner!r}; a JobUpdate reports a placement sent "
-                                              "to this cluster; this one changes nothing)", pid))
+                                              f"(its ids are JOB.g<generation>.{rec.name}; a JobUpdate reports a "
+                                              "placement sent to this cluster; this one changes nothing)", pid))
                     return RejectReason.UNEXPECTED
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue)
