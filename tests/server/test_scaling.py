@@ -59,6 +59,44 @@ def test_scale_up_keeps_every_placement_and_places_only_the_rest(clock: Clock) -
     assert job.replicas_waiting == 0 and job.pending_reason is None
 
 
+def test_a_running_job_scaled_up_stays_running_while_the_new_replicas_start(clock: Clock) -> None:
+    """Outside QA (new user F2): `watch` showed a serving job go back to "Placed ... not started yet" while its
+    running parts served untouched, each cluster twice, and a script reading the phase saw a regression that
+    did not happen. It stays Running, and its message says what is still starting."""
+    from federator.cli.client import watch_lines
+
+    fed = make(MemoryStore(), clock)
+    job, a, b = spread_over_a_and_b(fed)
+    fed.scale(job.job_id, 6)
+    fed.schedule_once()
+    new = job.placements[2:]
+    assert new and all(p.phase is JobPhase.PLACED for p in new)
+    assert job.phase is JobPhase.RUNNING
+    more = sum(p.replicas for p in new)
+    assert job.message.endswith(f"{more} more replicas placed on "
+                                f"{', '.join(sorted({p.cluster for p in new}))}, not started yet")
+    (line,) = watch_lines([job])
+    assert f" Running {','.join(dict.fromkeys(p.cluster for p in job.placements))} " in line  # each cluster once
+    for p in new:
+        fed.job_update(a if p.cluster == a.name else b, p.placement_id, JobPhase.RUNNING, "")
+    assert job.phase is JobPhase.RUNNING and "not started yet" not in job.message
+
+
+def test_a_spread_job_not_yet_running_anywhere_is_placed_until_every_part_runs(clock: Clock) -> None:
+    """The other side of the rule above: a job that never ran is Placed until all its parts run (unchanged)."""
+    fed = make(MemoryStore(), clock)
+    fed.submit(inference("fresh", replicas=4))
+    for name in ("a", "b"):
+        join(fed, name)
+    fed.schedule_once()
+    job = fed.get("fresh")
+    assert len({p.cluster for p in job.placements}) == 2 and job.phase is JobPhase.PLACED
+    first = job.placements[0]
+    rec = fed.clusters[first.cluster]
+    fed.job_update(rec, first.placement_id, JobPhase.RUNNING, "")
+    assert job.phase is JobPhase.PLACED
+
+
 def test_scale_down_supersedes_whole_parts_and_the_job_converges(clock: Clock) -> None:
     store = MemoryStore()
     fed = make(store, clock)

@@ -608,7 +608,7 @@ def watch_lines(jobs: Iterable[Job], last: dict[str, str] | None = None) -> Iter
     are every job again."""
     last = {} if last is None else last
     for job in jobs:
-        where = ",".join(p.cluster for p in job.placements) or "-"
+        where = ",".join(dict.fromkeys(p.cluster for p in job.placements)) or "-"  # a scale-up: two on one
         why = str(job.pending_reason) if job.pending_reason and not job.replicas_waiting else job.message
         line = cell(f"{job.job_id} {job.phase} {where} {why}".rstrip())  # a member's words, shown not obeyed
         if last.get(job.job_id) != line:

@@ -526,8 +526,9 @@ class Federator:
             self._finish(job, JobPhase.SUCCEEDED, "all placements succeeded")
         else:
             # The message is the current one, in the members' words, naming any cluster not Ready (job_message.py).
-            job.phase = JobPhase.RUNNING if all(
-                p in (JobPhase.RUNNING, JobPhase.SUCCEEDED) for p in phases) else JobPhase.PLACED
+            # A Running job scaled up stays Running while its new placements start (outside QA, new user F2).
+            job.phase = JobPhase.RUNNING if all(p in (JobPhase.RUNNING, JobPhase.SUCCEEDED) for p in phases) or (
+                job.phase is JobPhase.RUNNING and JobPhase.RUNNING in phases) else JobPhase.PLACED
             job.message = job_message(job, self.clusters, lost_after=self.lost_after_seconds)
 
     def _finish(self, job: Job, phase: JobPhase, message: str, *, at: float | None = None) -> None:

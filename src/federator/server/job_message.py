@@ -38,9 +38,13 @@ def placements_message(job: Job, *, waiting: bool = True) -> str:
     several = len({p.cluster for p in job.placements}) > 1  # a spread job: say whose words are whose
     said = "; ".join(f"{p.cluster}: {p.message}" if several and p.cluster not in p.message else p.message
                      for p in job.placements if p.phase is job.phase and p.message and p.message != RESYNC)
+    silent = sorted({p.cluster for p in job.placements if p.phase is JobPhase.PLACED})
+    if job.phase is JobPhase.RUNNING and silent:  # scaled up: the new part is not started yet, the rest serves
+        more = sum(p.replicas for p in job.placements if p.phase is JobPhase.PLACED)
+        return "; ".join(part for part in (said, f"{more} more replica{'s' if more != 1 else ''} placed on "
+                                                 f"{', '.join(silent)}, not started yet") if part)
     if said or not waiting or job.phase is not JobPhase.PLACED:
         return said
-    silent = sorted({p.cluster for p in job.placements if p.phase is JobPhase.PLACED})
     if not silent or not job.placed_at:
         return ""
     return f"placed on {', '.join(silent)} at {utc_seconds(job.placed_at)}; not started yet"

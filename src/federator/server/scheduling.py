@@ -507,7 +507,8 @@ class Cycles:
             for p in new:
                 fed.placement_index[p.placement_id] = job.job_id
                 orders.append((p.cluster, LaunchOrder(p, job.spec)))
-            job.phase = JobPhase.PLACED
+            if not (rest and any(p.phase is JobPhase.RUNNING for p in job.placements)):
+                job.phase = JobPhase.PLACED  # a running job's added part (a scale-up) keeps it Running (QA F2)
             job.pending_reason = None
             job.placed_at = now
             job.message = placements_message(job)  # where it waits to start, until its members say more
