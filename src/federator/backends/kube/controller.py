@@ -14,7 +14,12 @@ It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
   `jobfile.parse_job` (the one validator files, the gRPC API and CRDs share)
   and submitted. One the federator refuses gets phase Failed and a message
   naming the field, and a Warning Event `Invalid` saying the same, so
-  `kubectl describe` and `kubectl get events` show why, as for a Pod.
+  `kubectl describe` and `kubectl get events` show why, as for a Pod. The
+  refusal is final: a federator that starts (a restart, a failover, a new
+  leader) leaves a FederatedJob whose status says it was refused alone. Judged
+  again before every member had reported, an unknown accelerator model was a
+  mere warning, and the refused object came back as a Pending job (outside QA
+  F15); the parser's refusals were logged again at every start.
 - A FederatedJob the federator does not know, of a name whose gRPC job is on
   its way to the store, waits for that job's write: it is the job's own
   object, or a user's that the store's create met (the job is then refused,
@@ -79,6 +84,7 @@ from federator.backends.kube.resources import (
     member_cluster,
     member_cluster_status,
     parse_timestamp,
+    refused,
     spec_of,
 )
 from federator.backends.kube.retries import unavailable
@@ -221,11 +227,13 @@ class FederatedJobController:
         if job_id and job_id in self.fed.jobs:
             self._scale(obj, JobId(job_id))  # a changed spec.replicas (kubectl scale), or nothing
             return
-        if uid in self._refused:
+        if self._judged(obj):
             return
         current = await self._current(obj)
         if current is None or current["metadata"].get("deletionTimestamp"):
             return  # being deleted, or replaced by a new object of that name, since this event: their events follow
+        if self._judged(current):
+            return
         obj, meta = current, current["metadata"]
         try:
             # Made with kubectl: no user submitted it, whatever its annotations claim (federator.io/user would
@@ -258,6 +266,14 @@ class FederatedJobController:
         warnings = self.fed.intake.warnings(job.spec)
         for warning in warnings:  # what `federator submit` prints on stderr
             self._warn(meta, EventReason.SUBMIT_WARNING, warning)
+
+    def _judged(self, obj: Obj) -> bool:
+        """Whether this object was refused already: by this federator, or by one before it (its status says so: a
+        restart, a failover). A refusal is final, so it is neither judged nor logged again."""
+        uid = str((obj.get("metadata") or {}).get("uid", ""))
+        if uid not in self._refused and refused(obj):
+            self._refused.add(uid)
+        return uid in self._refused
 
     def _scale(self, obj: Obj, job_id: JobId) -> None:
         """A known job whose FederatedJob's spec.replicas differs from its own: the same scale as the gRPC API's
