@@ -44,8 +44,8 @@ def test_a_refused_federatedjob_stays_failed_when_the_federator_restarts(host: T
     async def main() -> None:
         api = KubeApi.connect(host.host.kubeconfig)
 
-        def status() -> dict[str, object]:
-            return dict(api.get(FEDERATED_JOBS, "typo-model", NAMESPACE).get("status") or {})
+        def status(name: str = "typo-model") -> dict[str, object]:
+            return dict(api.get(FEDERATED_JOBS, name, NAMESPACE).get("status") or {})
 
         store = KubeJobStore(api, namespace=NAMESPACE)
         fed = Federator(store=store)
@@ -56,7 +56,9 @@ def test_a_refused_federatedjob_stays_failed_when_the_federator_restarts(host: T
             fed.report(rec, cluster("member-a", "east", pool(H100, nodes=2, free=8)).capacity)
             await ctl.write_members()  # its MemberCluster: the next federator expects member-a
             host.kubectl("host", "apply", "-f", "-", input=TYPO)
-            await until(lambda: status().get("phase") == "Failed")
+            host.kubectl("host", "apply", "-f", "-", input=TYPO.replace("training", "inference")
+                         .replace("typo-model", "typo-chat"))
+            await until(lambda: status().get("phase") == "Failed" and status("typo-chat").get("phase") == "Failed")
             refused = status()
             assert "spec.acceleratorModels[0]: unknown accelerator model 'H1000'" in str(refused["message"])
         finally:
@@ -74,6 +76,11 @@ def test_a_refused_federatedjob_stays_failed_when_the_federator_restarts(host: T
             await until(lambda: uid in ctl._refused or fed.jobs.named("typo-model"))  # its ADDED event handled
             assert not fed.jobs.named("typo-model")
             assert status() == refused  # still Failed, in the first federator's words; no job id
+
+            # The inference job refused alike may be scaled (the CRD lets it): answered once, not judged again.
+            host.kubectl("host", "scale", "fj", "typo-chat", "--replicas=3", "-n", NAMESPACE)
+            await until(lambda: status("typo-chat").get("observedGeneration") == 2)
+            assert status("typo-chat")["phase"] == "Failed" and not fed.jobs
         finally:
             await ctl.stop()
             store.close()

@@ -59,8 +59,6 @@ def test_a_refused_federatedjob_is_left_alone_by_a_federator_that_starts_before_
     async def main() -> None:
         api = HostApi()
         before = await _refuse_with_the_fleet_known(api)
-        obj = api.objects[("research", "typo-scaled")]  # scaled while no federator ran: a new generation
-        obj["spec"]["replicas"], obj["metadata"]["generation"] = 3, 2
         caplog.clear()
 
         async with controller(api) as (fed, ctl):  # restarted: a helm upgrade, a failover
@@ -82,5 +80,56 @@ def test_a_refused_federatedjob_is_left_alone_by_a_federator_that_starts_before_
             await ctl.reconcile("ADDED", federated_job(api, "new-typo", TYPO_MODEL))
             job = fed.get("new-typo")
             assert job.phase is JobPhase.PENDING and _status(api, "new-typo")["jobId"] == job.job_id
+
+    asyncio.run(main())
+
+
+class Events:
+    """What an EventRecorder would post."""
+
+    instance = "fed-0"
+
+    def __init__(self) -> None:
+        self.posted: list[dict[str, Any]] = []
+
+    def record(self, obj: dict[str, Any]) -> None:
+        self.posted.append(obj)
+
+    def said(self) -> list[tuple[str, str, str]]:
+        return [(e["involvedObject"]["name"], e["reason"], e["message"]) for e in self.posted]
+
+
+def test_a_scale_of_a_refused_federatedjob_is_refused_once_per_generation_across_restarts() -> None:
+    """`kubectl scale` of a refused inference job (the CRD lets its spec.replicas change): it never became a job,
+    and is not judged again; a Warning Event ScaleRefused says so, once, by whichever federator sees it first."""
+    said = ("typo-scaled", "ScaleRefused", "spec.replicas: not scaled to 3: this FederatedJob was refused (phase "
+            "Failed) and is no job to scale; delete it and apply a corrected one")
+
+    async def main() -> None:
+        api = HostApi()
+        await _refuse_with_the_fleet_known(api)
+        api.patch(FEDERATED_JOBS, "typo-scaled", {"spec": {"replicas": 3}}, "research")  # while none ran
+        assert api.objects[("research", "typo-scaled")]["metadata"]["generation"] == 2
+
+        events = Events()
+        async with controller(api, events=events) as (fed, ctl):  # restarted
+            await ctl.adopt_members()
+            for listed in api.list(FEDERATED_JOBS)["items"]:
+                await ctl.reconcile("ADDED", copy.deepcopy(listed))
+                await ctl.reconcile("MODIFIED", copy.deepcopy(listed))  # a stale copy: not said twice
+            assert not fed.jobs and events.said() == [said]
+            status = _status(api, "typo-scaled")
+            assert (status["phase"], status["observedGeneration"]) == ("Failed", 2)
+
+            api.patch(FEDERATED_JOBS, "typo-scaled", {"spec": {"replicas": 4}}, "research")  # while it runs
+            await ctl.reconcile("MODIFIED", copy.deepcopy(api.objects[("research", "typo-scaled")]))
+            assert not fed.jobs and events.said()[1:] == [(said[0], said[1], said[2].replace("to 3", "to 4"))]
+
+        events = Events()
+        async with controller(api, events=events) as (fed, ctl):  # and restarted again: said already
+            await ctl.adopt_members()
+            for listed in api.list(FEDERATED_JOBS)["items"]:
+                await ctl.reconcile("ADDED", copy.deepcopy(listed))
+            assert not fed.jobs and events.said() == []
 
     asyncio.run(main())

@@ -44,7 +44,8 @@ It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
   inference job alone; `kubectl scale` uses the scale subresource) is scaled as
   the gRPC API's Scale does (server/scaling.py). A scale the federator refuses
   is a Warning Event `ScaleRefused` naming the field, once per generation, and
-  the object's spec.replicas is set back to the job's count.
+  the object's spec.replicas is set back to the job's count. A refused
+  object's scale is no job's: a ScaleRefused Event says so, once per generation.
 - MemberCluster objects mirror the federator's cluster registry, and are
   never deleted by the federator: a Lost cluster's object is its history. An
   operator may `kubectl delete mc` a Lost one; it is not recreated unless its
@@ -228,6 +229,7 @@ class FederatedJobController:
             self._scale(obj, JobId(job_id))  # a changed spec.replicas (kubectl scale), or nothing
             return
         if self._judged(obj):
+            await self._unscalable(obj)
             return
         current = await self._current(obj)
         if current is None or current["metadata"].get("deletionTimestamp"):
@@ -274,6 +276,30 @@ class FederatedJobController:
         if uid not in self._refused and refused(obj):
             self._refused.add(uid)
         return uid in self._refused
+
+    async def _unscalable(self, obj: Obj) -> None:
+        """A refused object whose spec.replicas changed (`kubectl scale` of an inference job, which the CRD lets
+        through): it never became a job, and is not judged again. Said as a scale the federator refuses is, once
+        per generation: a Warning Event ScaleRefused, after its status says it observed that generation, so a
+        federator that starts later does not say it again. Before, nothing answered the scale."""
+        meta, status = obj["metadata"], obj.get("status") or {}
+        generation = int(meta.get("generation", 1))
+        if generation <= int(status.get("observedGeneration", generation)) \
+                or self._scale_refused.get(meta["uid"]) == generation:
+            return
+        body = {"metadata": {"uid": meta["uid"]}, "status": {**status, "observedGeneration": generation}}
+        try:
+            await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
+                                    subresource="status")
+        except (ConflictError, NotFoundError):
+            return  # deleted, or replaced by an object of that name: its own events follow
+        self._scale_refused[meta["uid"]] = generation
+        wanted = (obj.get("spec") or {}).get("replicas", 1)
+        log.warning("FederatedJob %s/%s: scale to %s refused: it was refused (phase Failed)", meta["namespace"],
+                    meta["name"], wanted)
+        self._warn(meta, EventReason.SCALE_REFUSED, f"spec.replicas: not scaled to {wanted}: this FederatedJob was "
+                                                    "refused (phase Failed) and is no job to scale; delete it and "
+                                                    "apply a corrected one")
 
     def _scale(self, obj: Obj, job_id: JobId) -> None:
         """A known job whose FederatedJob's spec.replicas differs from its own: the same scale as the gRPC API's
