@@ -87,7 +87,12 @@ def test_kubectl_scale_places_the_extra_replicas_and_keeps_the_running_ones(host
             assert proc.returncode != 0 and "spec is immutable" in proc.stderr
             kubectl("apply", "-f", "-", stdin=document("train", "training", 2))
             proc = kubectl("scale", "fj", "train", "--replicas=4", check=False)
-            assert proc.returncode != 0 and "spec is immutable" in proc.stderr
+            assert proc.returncode != 0, proc.stdout
+            # the reason, as `federator scale` says it; not "spec is immutable; delete ... and create it again"
+            assert "spec.replicas: a training job's gang size is fixed; only inference jobs may be scaled" \
+                in proc.stderr and "spec is immutable" not in proc.stderr, proc.stderr
+            proc = kubectl("apply", "-f", "-", stdin=document("train", "training", 2, priority=7), check=False)
+            assert proc.returncode != 0 and "spec is immutable" in proc.stderr  # the rest of a gang's spec too
 
             # a scale over the API reaches the object, as kubectl scale would have made it
             fed.scale(job.job_id, 3)

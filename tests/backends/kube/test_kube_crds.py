@@ -87,18 +87,43 @@ def test_kubectl_scale_sets_spec_replicas_and_reads_the_replicas_placed() -> Non
 
 
 def test_only_an_inference_jobs_replicas_may_change() -> None:
-    """The immutability rule lets spec.replicas alone change, on an inference job with no workload: it names every
-    other field of the spec, so a field added later is immutable unless someone decides otherwise."""
+    """The immutability rule lets spec.replicas alone change, of a job with no workload whose kind stays: it names
+    every other field of the spec, so a field added later is immutable unless someone decides otherwise. A training
+    job's spec.replicas is refused by a rule of its own, saying why (outside QA F16: `kubectl scale` of a gang
+    answered "spec is immutable; delete the FederatedJob and create it again", which invited recreating it at
+    another size)."""
     spec = _schema("federatedjobs")["properties"]["spec"]
-    (rule,) = [r for r in spec["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
-    assert rule["message"] == "spec is immutable; delete the FederatedJob and create it again"
-    text = rule["rule"]
-    assert text.startswith("self == oldSelf ||") and "self.kind == 'inference'" in text
+    immutable, gang = [r for r in spec["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
+    assert immutable["message"] == "spec is immutable; delete the FederatedJob and create it again"
+    text = immutable["rule"]
+    assert text.startswith("self == oldSelf ||") and "self.kind == oldSelf.kind" in text
     assert "!has(self.workload) && !has(oldSelf.workload)" in text
+    assert gang == {"rule": "!has(oldSelf.kind) || oldSelf.kind != 'training' || (has(self.replicas) ? "
+                            "self.replicas : 1) == (has(oldSelf.replicas) ? oldSelf.replicas : 1)",
+                    "message": "spec.replicas: a training job's gang size is fixed; only inference jobs may be scaled"}
     for field in set(spec["properties"]) - {"kind", "replicas", "workload"}:
         assert f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == " \
                f"oldSelf.{field})" in text, field
     assert "self.replicas" not in text
+
+
+def test_the_crds_validation_rules_are_understood_by_kubernetes_1_27() -> None:
+    """The chart's floor (kubeVersion >=1.27): a rule's `fieldPath` and `reason` came in 1.28, and an older API
+    server refuses the CRD that has them. Each rule says its field at the start of its message instead."""
+    paths = sorted(CRDS.glob("*.yaml"))
+    assert paths
+    for path in paths:
+        for rule in _rules(yaml.safe_load(path.read_text())):
+            assert set(rule) <= {"rule", "message"}, (path.name, rule)
+
+
+def _rules(node: object) -> list[dict[str, Any]]:
+    """Every x-kubernetes-validations rule under `node`."""
+    if isinstance(node, dict):
+        return [*(node.get("x-kubernetes-validations") or []), *(r for v in node.values() for r in _rules(v))]
+    if isinstance(node, list):
+        return [r for item in node for r in _rules(item)]
+    return []
 
 
 def _pruned(node: object, schema: dict[str, Any], where: str) -> list[str]:

@@ -14,7 +14,12 @@ It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
   `jobfile.parse_job` (the one validator files, the gRPC API and CRDs share)
   and submitted. One the federator refuses gets phase Failed and a message
   naming the field, and a Warning Event `Invalid` saying the same, so
-  `kubectl describe` and `kubectl get events` show why, as for a Pod.
+  `kubectl describe` and `kubectl get events` show why, as for a Pod. The
+  refusal is final: a federator that starts (a restart, a failover, a new
+  leader) leaves a FederatedJob whose status says it was refused alone. Judged
+  again before every member had reported, an unknown accelerator model was a
+  mere warning, and the refused object came back as a Pending job (outside QA
+  F15); the parser's refusals were logged again at every start.
 - A FederatedJob the federator does not know, of a name whose gRPC job is on
   its way to the store, waits for that job's write: it is the job's own
   object, or a user's that the store's create met (the job is then refused,
@@ -39,7 +44,8 @@ It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
   inference job alone; `kubectl scale` uses the scale subresource) is scaled as
   the gRPC API's Scale does (server/scaling.py). A scale the federator refuses
   is a Warning Event `ScaleRefused` naming the field, once per generation, and
-  the object's spec.replicas is set back to the job's count.
+  the object's spec.replicas is set back to the job's count. A refused
+  object's scale is no job's: a ScaleRefused Event says so, once per generation.
 - MemberCluster objects mirror the federator's cluster registry, and are
   never deleted by the federator: a Lost cluster's object is its history. An
   operator may `kubectl delete mc` a Lost one; it is not recreated unless its
@@ -79,6 +85,7 @@ from federator.backends.kube.resources import (
     member_cluster,
     member_cluster_status,
     parse_timestamp,
+    refused,
     spec_of,
 )
 from federator.backends.kube.retries import unavailable
@@ -221,11 +228,14 @@ class FederatedJobController:
         if job_id and job_id in self.fed.jobs:
             self._scale(obj, JobId(job_id))  # a changed spec.replicas (kubectl scale), or nothing
             return
-        if uid in self._refused:
+        if self._judged(obj):
+            await self._unscalable(obj)
             return
         current = await self._current(obj)
         if current is None or current["metadata"].get("deletionTimestamp"):
             return  # being deleted, or replaced by a new object of that name, since this event: their events follow
+        if self._judged(current):
+            return
         obj, meta = current, current["metadata"]
         try:
             # Made with kubectl: no user submitted it, whatever its annotations claim (federator.io/user would
@@ -258,6 +268,38 @@ class FederatedJobController:
         warnings = self.fed.intake.warnings(job.spec)
         for warning in warnings:  # what `federator submit` prints on stderr
             self._warn(meta, EventReason.SUBMIT_WARNING, warning)
+
+    def _judged(self, obj: Obj) -> bool:
+        """Whether this object was refused already: by this federator, or by one before it (its status says so: a
+        restart, a failover). A refusal is final, so it is neither judged nor logged again."""
+        uid = str((obj.get("metadata") or {}).get("uid", ""))
+        if uid not in self._refused and refused(obj):
+            self._refused.add(uid)
+        return uid in self._refused
+
+    async def _unscalable(self, obj: Obj) -> None:
+        """A refused object whose spec.replicas changed (`kubectl scale` of an inference job, which the CRD lets
+        through): it never became a job, and is not judged again. Said as a scale the federator refuses is, once
+        per generation: a Warning Event ScaleRefused, after its status says it observed that generation, so a
+        federator that starts later does not say it again. Before, nothing answered the scale."""
+        meta, status = obj["metadata"], obj.get("status") or {}
+        generation = int(meta.get("generation", 1))
+        if generation <= int(status.get("observedGeneration", generation)) \
+                or self._scale_refused.get(meta["uid"]) == generation:
+            return
+        body = {"metadata": {"uid": meta["uid"]}, "status": {**status, "observedGeneration": generation}}
+        try:
+            await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
+                                    subresource="status")
+        except (ConflictError, NotFoundError):
+            return  # deleted, or replaced by an object of that name: its own events follow
+        self._scale_refused[meta["uid"]] = generation
+        wanted = (obj.get("spec") or {}).get("replicas", 1)
+        log.warning("FederatedJob %s/%s: scale to %s refused: it was refused (phase Failed)", meta["namespace"],
+                    meta["name"], wanted)
+        self._warn(meta, EventReason.SCALE_REFUSED, f"spec.replicas: not scaled to {wanted}: this FederatedJob was "
+                                                    "refused (phase Failed) and is no job to scale; delete it and "
+                                                    "apply a corrected one")
 
     def _scale(self, obj: Obj, job_id: JobId) -> None:
         """A known job whose FederatedJob's spec.replicas differs from its own: the same scale as the gRPC API's

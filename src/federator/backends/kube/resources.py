@@ -168,6 +168,17 @@ def invalid_status(message: str, *, generation: int, now: float, reason: str = "
                             "lastTransitionTime": stamp, "observedGeneration": generation}]}
 
 
+def refused(cr: Mapping[str, Any]) -> bool:
+    """Whether the federator already judged this FederatedJob and refused it: a Failed status with no job, which
+    only `invalid_status` writes (a job's own status always names it). A refusal is final for the object, as a
+    Pod's Failed is: the spec is immutable but for an inference job's spec.replicas, and a refused object never
+    became a job to scale. So a federator that starts, or a new leader, leaves it alone instead of judging it
+    again: judged before every member had reported, an unknown accelerator model was only a warning, and the
+    refused object came back as a Pending job (outside QA F15)."""
+    status = cr.get("status") or {}
+    return status.get("phase") == JobPhase.FAILED.value and not status.get("jobId")
+
+
 def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
     """Rebuild the federator's Job from a FederatedJob it wrote status to; None if it never did."""
     status = cr.get("status") or {}
@@ -275,5 +286,5 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
 
 __all__ = [
     "FINALIZER", "condition", "invalid_status", "job_document", "job_from_resource", "job_status", "member_cluster",
-    "kinds_text", "member_cluster_status", "parse_timestamp", "spec_of", "timestamp",
+    "kinds_text", "member_cluster_status", "parse_timestamp", "refused", "spec_of", "timestamp",
 ]
