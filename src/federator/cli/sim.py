@@ -53,6 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _sim(args: argparse.Namespace) -> int:
     from federator.catalog import CatalogError, use_catalog_file
+    from federator.catalog.model_names import quota_model_problem
     from federator.scheduler import PolicyError, Scheduler, load_policy
     from federator.simulate import Simulation, TraceError, load_fleet_file, load_workload
 
@@ -73,7 +74,7 @@ def _sim(args: argparse.Namespace) -> int:
         print(f"federator sim: --accelerator-catalog: {exc}", file=sys.stderr)
         return 2
     try:
-        config = load_policy(args.policy) if args.policy else None
+        config = load_policy(args.policy, models=quota_model_problem) if args.policy else None
         fleet = load_fleet_file(args.fleet, clusters=args.clusters)
         jobs = load_workload(args.workload)
         sim = Simulation(fleet, jobs, scheduler=Scheduler(config), fit=args.fit, seed=args.seed,
