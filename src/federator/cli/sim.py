@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--mode", choices=["fill", "replay"], default="fill",
                    help="fill: offer every job once in arrival order, no departures; "
                         "replay: arrivals and departures in time order (default %(default)s)")
-    p.add_argument("--policy", type=Path, metavar="FILE", help="scheduling policy YAML (as for serve)")
+    p.add_argument("--policy", type=Path, metavar="FILE",
+                   help="scheduling policy YAML (as for serve); a job Submit would refuse under it (spec.priority "
+                        "above its queue's maxPriority) is not offered, and counted in jobs_refused_at_submit")
     p.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
                    help="accelerator catalog YAML merged over the built-in one (as for serve and agent): the "
                         "fleet's vendors and models and the jobs' resource names; a file with errors is refused "
@@ -103,6 +105,10 @@ def _sim(args: argparse.Namespace) -> int:
         d["scarcity_scale"] = "median" if not report.scarcity_scale else f"K={report.scarcity_scale:g}"
         width = max(len(k) for k in d)
         for k, v in d.items():
+            if k == "refused_at_submit_reasons" and v:  # Submit's words, one refusal a line
+                for said, n in v.items():  # type: ignore[attr-defined]
+                    print(f"{k:<{width}}  {n} x {said}")
+                continue
             print(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
     return 0
 
