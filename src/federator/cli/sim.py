@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--mode", choices=["fill", "replay"], default="fill",
                    help="fill: offer every job once in arrival order, no departures; "
                         "replay: arrivals and departures in time order (default %(default)s)")
-    p.add_argument("--policy", type=Path, metavar="FILE", help="scheduling policy YAML (as for serve)")
+    p.add_argument("--policy", type=Path, metavar="FILE",
+                   help="scheduling policy YAML (as for serve); a job Submit would refuse under it (spec.priority "
+                        "above its queue's maxPriority) is not offered, and counted in jobs_refused_at_submit")
     p.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
                    help="accelerator catalog YAML merged over the built-in one (as for serve and agent): the "
                         "fleet's vendors and models and the jobs' resource names; a file with errors is refused "
@@ -53,6 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _sim(args: argparse.Namespace) -> int:
     from federator.catalog import CatalogError, use_catalog_file
+    from federator.catalog.model_names import quota_model_problem
     from federator.scheduler import PolicyError, Scheduler, load_policy
     from federator.simulate import Simulation, TraceError, load_fleet_file, load_workload
 
@@ -73,7 +76,7 @@ def _sim(args: argparse.Namespace) -> int:
         print(f"federator sim: --accelerator-catalog: {exc}", file=sys.stderr)
         return 2
     try:
-        config = load_policy(args.policy) if args.policy else None
+        config = load_policy(args.policy, models=quota_model_problem) if args.policy else None
         fleet = load_fleet_file(args.fleet, clusters=args.clusters)
         jobs = load_workload(args.workload)
         sim = Simulation(fleet, jobs, scheduler=Scheduler(config), fit=args.fit, seed=args.seed,
@@ -102,6 +105,10 @@ def _sim(args: argparse.Namespace) -> int:
         d["scarcity_scale"] = "median" if not report.scarcity_scale else f"K={report.scarcity_scale:g}"
         width = max(len(k) for k in d)
         for k, v in d.items():
+            if k == "refused_at_submit_reasons" and v:  # Submit's words, one refusal a line
+                for said, n in v.items():  # type: ignore[attr-defined]
+                    print(f"{k:<{width}}  {n} x {said}")
+                continue
             print(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
     return 0
 

@@ -140,6 +140,18 @@ class SchedulerConfig:
             return 0, "the default maxPriority of a policy with tenancy or access lists"
         return PRIORITY_LIMIT, "the default maxPriority of a policy without tenancy"
 
+    def priority_problem(self, queue: str, priority: int) -> str | None:
+        """Submit's refusal of a priority above the queue's maxPriority (policy file, Queue object), or None.
+
+        Why: priority orders a queue's jobs and preempts lower-priority work, also another organisation's;
+        chosen by the tenant alone every tenant would send the top one (security finding M1). Here, not in the
+        server, so that `federator sim --policy` refuses what Submit refuses with the same words (outside QA F6)."""
+        bound, source = self.max_priority(queue)
+        if priority <= bound:
+            return None
+        return (f"spec.priority: {priority} is above the highest queue {queue!r} allows, {bound} ({source}); "
+                f"submit at {bound} or lower, or ask the operator for a higher maxPriority")
+
     def outranks(self, priority: int, queue: str) -> bool:
         """Whether a job of `priority` (of another queue) ranks above the work of queue `queue` by priority
         alone, and so may preempt its lower-priority preemptible work without the fair-share rule.

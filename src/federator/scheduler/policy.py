@@ -23,7 +23,7 @@ field at fault, all of them at once::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,11 @@ _TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "reservations", 
 # Kubernetes controller (namespaceSelector) read and check them; the scheduler ignores them.
 _ACCESS_FIELDS = ("access", "namespaceSelector")
 
+# What is wrong with a quota's accelerator model name, or None when it is known. The scheduler does not read the
+# accelerator catalog (docs/architecture.md), so the edges that load a policy hand one in
+# (`catalog.model_names.quota_model_problem`): a quota on a misspelled model would cap nothing (outside QA F8).
+ModelCheck = Callable[[str], str | None]
+
 
 class PolicyError(ValueError):
     """A policy file that cannot be used; lists every bad field."""
@@ -49,25 +54,26 @@ class PolicyError(ValueError):
         super().__init__(prefix + "; ".join(problems))
 
 
-def load_policy(path: Path) -> SchedulerConfig:
+def load_policy(path: Path, *, models: ModelCheck | None = None) -> SchedulerConfig:
     try:
         text = read_text(path)
     except OSError as exc:
         raise PolicyError([f"file: {exc.strerror or exc}"], str(path)) from exc
     except ValueError as exc:  # not UTF-8 text
         raise PolicyError([f"file: {exc}"], str(path)) from exc
-    return parse_policy(text, source=str(path))
+    return parse_policy(text, source=str(path), models=models)
 
 
-def parse_policy(text: str, *, source: str = "") -> SchedulerConfig:
+def parse_policy(text: str, *, source: str = "", models: ModelCheck | None = None) -> SchedulerConfig:
+    """A policy from its YAML; `models` checks each quota's accelerator model (None: any name is taken)."""
     try:
         doc = load_yaml_text(text)
     except YamlFileError as exc:
         raise PolicyError([f"document: {exc}"], source) from exc
-    return policy_from_document(doc if doc is not None else {}, source=source)
+    return policy_from_document(doc if doc is not None else {}, source=source, models=models)
 
 
-def policy_from_document(doc: object, *, source: str = "") -> SchedulerConfig:
+def policy_from_document(doc: object, *, source: str = "", models: ModelCheck | None = None) -> SchedulerConfig:
     problems: list[str] = []
 
     def bad(where: str, what: str) -> None:
@@ -85,10 +91,10 @@ def policy_from_document(doc: object, *, source: str = "") -> SchedulerConfig:
         bad("queues", "must map queue names to {weight, quota}")
     else:
         for name, body in raw_queues.items():
-            q = _queue(body, f"queues.{name}", bad)
+            q = _queue(body, f"queues.{name}", bad, models)
             if q is not None:
                 queues[str(name)] = q
-    default_queue = _queue(doc.get("defaultQueue") or {}, "defaultQueue", bad) or QueueConfig()
+    default_queue = _queue(doc.get("defaultQueue") or {}, "defaultQueue", bad, models) or QueueConfig()
 
     weights = dict(DEFAULT_SCORE_WEIGHTS)
     raw_weights = doc.get("scoreWeights")
@@ -216,19 +222,20 @@ def _reservations(body: Any, bad: Any) -> ReservationPolicy:
                              max_hold_seconds=float(hold))
 
 
-def queue_from_document(body: object, *, where: str = "queue", source: str = "") -> QueueConfig:
+def queue_from_document(body: object, *, where: str = "queue", source: str = "",
+                        models: ModelCheck | None = None) -> QueueConfig:
     """One queue, `{weight, quota: {accelerators, cpu, memory}}`, checked as the policy file's queues are.
 
     Kubernetes Queue objects take the same shape; PolicyError lists every bad field under `where`.
     """
     problems: list[str] = []
-    q = _queue(body, where, lambda w, what: problems.append(f"{w}: {what}"))
+    q = _queue(body, where, lambda w, what: problems.append(f"{w}: {what}"), models)
     if problems or q is None:
         raise PolicyError(problems or [f"{where}: must be a mapping {{weight, quota}}"], source)
     return q
 
 
-def _queue(body: Any, where: str, bad: Any) -> QueueConfig | None:
+def _queue(body: Any, where: str, bad: Any, models: ModelCheck | None = None) -> QueueConfig | None:
     if not isinstance(body, Mapping):
         bad(where, "must be a mapping {weight, quota}")
         return None
@@ -240,7 +247,7 @@ def _queue(body: Any, where: str, bad: Any) -> QueueConfig | None:
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
         bad(f"{where}.weight", f"must be a positive number, got {weight!r}")
         weight = 1
-    quota = _quota(body.get("quota") or {}, f"{where}.quota", bad)
+    quota = _quota(body.get("quota") or {}, f"{where}.quota", bad, models)
     cap = body.get("maxPendingJobs")
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
         bad(f"{where}.maxPendingJobs", f"must be a positive integer, got {cap!r}")
@@ -253,7 +260,7 @@ def _queue(body: Any, where: str, bad: Any) -> QueueConfig | None:
     return QueueConfig(weight=float(weight), quota=quota, max_pending_jobs=cap, max_priority=top)
 
 
-def _quota(body: Any, where: str, bad: Any) -> Quota:
+def _quota(body: Any, where: str, bad: Any, models: ModelCheck | None) -> Quota:
     if not isinstance(body, Mapping):
         bad(where, "must be a mapping {accelerators, cpu, memory}")
         return Quota()
@@ -269,6 +276,9 @@ def _quota(body: Any, where: str, bad: Any) -> Quota:
         bad(f"{where}.{key}", "must map accelerator models to counts, e.g. {H100: 64, Ascend910B: 128}")
     else:
         for model, n in raw.items():
+            unknown = models(str(model)) if models is not None else None
+            if unknown:
+                bad(f"{where}.{key}.{model}", unknown)
             try:
                 per_model[str(model)] = to_milli(n)
             except QuantityError as exc:

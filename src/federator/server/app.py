@@ -19,6 +19,7 @@ from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.accounting.retention import UsagePruner, UsageRetention
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
+from federator.catalog.model_names import quota_model_problem
 from federator.keepalive import SERVER_PING_POLICY
 from federator.listen import ListenError, parse_listen
 from federator.metrics import LABEL_LIMIT, Metrics
@@ -99,7 +100,7 @@ class ServeOptions:
 
 def _scheduler(opts: ServeOptions) -> Scheduler:
     try:
-        return Scheduler(load_policy(opts.policy) if opts.policy else None)
+        return Scheduler(load_policy(opts.policy, models=quota_model_problem) if opts.policy else None)
     except PolicyError as exc:
         raise SystemExit(f"--policy: {exc}") from exc
 

@@ -407,16 +407,8 @@ class Intake:
                         f"{owner} holds {held}; retry after {retry:g}s", retry)
 
     def _priority_problem(self, spec: JobSpec) -> str | None:
-        """What is wrong with a priority above the queue's maxPriority (policy file, Queue object), or None.
-
-        Why: priority orders a queue's jobs and preempts lower-priority work, also another organisation's;
-        chosen by the tenant alone every tenant would send the top one (security finding M1). The operator
-        grants a bound per queue (`SchedulerConfig.max_priority`)."""
-        bound, source = self.fed.scheduler.config.max_priority(spec.queue)
-        if spec.priority <= bound:
-            return None
-        return (f"spec.priority: {spec.priority} is above the highest queue {spec.queue!r} allows, {bound} ({source}); "
-                f"submit at {bound} or lower, or ask the operator for a higher maxPriority")
+        """A priority above the queue's maxPriority (`SchedulerConfig.priority_problem`, which `sim` applies too)."""
+        return self.fed.scheduler.config.priority_problem(spec.queue, spec.priority)
 
     def _check_queue_room(self, queue: str) -> None:
         """Refuse a new job of a queue holding as many pending jobs as it may: its own `maxPendingJobs` (policy

@@ -12,6 +12,11 @@ Two modes:
     measure fragmentation): the allocation ratio at the end is the score;
   - replay: arrivals and departures in time order, a cycle every
     `cycle_interval` simulated seconds while anything changed.
+
+A job Submit would refuse under the policy (a priority above its queue's
+maxPriority: `SchedulerConfig.priority_problem`, the server's own check) is
+never offered: it is counted in `jobs_refused_at_submit`, by the words Submit
+would answer, so the simulation admits what the server admits (outside QA F6).
 """
 
 from __future__ import annotations
@@ -63,6 +68,9 @@ class SimReport:
     jobs_total: int
     jobs_placed: int
     jobs_pending: int
+    # Jobs Submit would refuse under the policy, and how many for each refusal (Submit's words)
+    jobs_refused_at_submit: int
+    refused_at_submit_reasons: Mapping[str, int]
     accelerator_capacity: float
     accelerator_allocated: float
     accelerator_allocation_ratio: float
@@ -90,6 +98,7 @@ class SimReport:
     def to_json(self) -> dict[str, object]:
         out = {k: getattr(self, k) for k in self.__slots__ if k != "series"}  # type: ignore[attr-defined]
         out["pending_reasons"] = dict(self.pending_reasons)
+        out["refused_at_submit_reasons"] = dict(self.refused_at_submit_reasons)
         out["accelerator_allocation_ratio_by_region"] = dict(self.accelerator_allocation_ratio_by_region)
         return out
 
@@ -113,7 +122,16 @@ class Simulation:
                 self.learner.observe(h.spec.resources, h.spec.accelerator_models)
         self.clusters = {name: _Cluster(spec, NodeSet.of(spec.nodes, fit=fit, seed=seed + i, learner=self.learner))
                          for i, (name, spec) in enumerate(sorted(fleet.items()))}
-        self.jobs = [_Job(j, JobId(j.spec.name), i) for i, j in enumerate(jobs)]
+        # Submit's policy checks first: a job the server refuses never reaches its scheduler
+        self.refused_at_submit: Counter[str] = Counter()
+        admitted = []
+        for j in jobs:
+            problem = self.scheduler.config.priority_problem(j.spec.queue, j.spec.priority)
+            if problem is None:
+                admitted.append(j)
+            else:
+                self.refused_at_submit[problem] += 1
+        self.jobs = [_Job(j, JobId(j.spec.name), i) for i, j in enumerate(admitted)]
         self.batch = max(1, batch)
         self.cycle_interval = cycle_interval
         self.capacity_milli = sum(c.nodes.accelerator_milli_total() for c in self.clusters.values())
@@ -244,7 +262,10 @@ class Simulation:
             ratio = self.ratio()
         return SimReport(
             mode=mode, clusters=len(self.clusters), nodes=sum(len(c.spec.nodes) for c in self.clusters.values()),
-            jobs_total=len(self.jobs), jobs_placed=sum(j.ever_placed for j in self.jobs), jobs_pending=len(pending),
+            jobs_total=len(self.jobs) + self.refused_at_submit.total(),
+            jobs_placed=sum(j.ever_placed for j in self.jobs), jobs_pending=len(pending),
+            jobs_refused_at_submit=self.refused_at_submit.total(),
+            refused_at_submit_reasons=dict(sorted(self.refused_at_submit.items())),
             accelerator_capacity=self.capacity_milli / MILLI, accelerator_allocated=ratio * self.capacity_milli / MILLI,
             accelerator_allocation_ratio=round(ratio, 6), accelerator_allocation_ratio_peak=round(peak, 6),
             placements=self.placements,

@@ -7,10 +7,13 @@ API), handed to the Authorizer (security/authz.py). Every change is an audit
 line (`queue.change`). Every change (a Queue added, modified or deleted) rebuilds the
 scheduler's config from the policy file's (`--policy`, the base) with every
 valid Queue object on top, and hands it to the Federator; the next scheduling
-cycle uses it. A Queue the validator refuses is ignored (its queue is the
-policy file's, or `defaultQueue`) and reported: a log line, and the condition
-`Valid=False` in its status naming the bad field. Nothing a Queue holds can
-stop the controller.
+cycle uses it. A Queue the validator refuses is reported: a log line, and the
+condition `Valid=False` in its status naming the bad field. A change that makes
+a valid Queue invalid (a quota's model misspelled: `H1000`) keeps its last
+valid spec in force, as a reload of a bad file keeps the good one: dropping it
+would take the tenant's quota away over a typo. A Queue never valid since this
+federator started is ignored (its queue is the policy file's, or
+`defaultQueue`). Nothing a Queue holds can stop the controller.
 
 The status also shows what the queue holds: accelerators in use per cluster accelerator model,
 pending and running jobs, rewritten when it changes.
@@ -55,6 +58,9 @@ class QueueController:
         self.base = fed.scheduler.config  # the policy file's (or the defaults): what a deleted Queue falls back to
         self.informer = Informer(api, QUEUES, on_event=self._on_event, name="queues")
         self.queues: dict[str, QueueConfig] = {}  # the valid Queue objects, as the scheduler uses them
+        # By (name, uid): each Queue's last valid spec as used (queue, access, namespaces) and its generation, kept
+        # in force while a later change of that object is invalid
+        self._valid: dict[tuple[str, str], tuple[QueueConfig, Access | None, LabelSelector | None, int]] = {}
         self.problems: dict[str, str] = {}  # Queue name -> why it is ignored
         self._written: dict[str, tuple[Obj, float]] = {}  # by uid: what was last written, and when
         self._dirty = asyncio.Event()
@@ -93,19 +99,30 @@ class QueueController:
         problems: dict[str, str] = {}
         access: dict[str, Access] = {}
         namespaces: dict[str, LabelSelector] = {}
+        valid: dict[tuple[str, str], tuple[QueueConfig, Access | None, LabelSelector | None, int]] = {}
         for obj in objects:
             name = queue_name(obj)
+            meta = obj.get("metadata") or {}
+            key = (name, str(meta.get("uid", "")))
             bad: list[str] = []
             who, selector = queue_tenancy(obj.get("spec") or {}, "spec", bad)
             try:
                 queue = queue_from_object(obj)
                 if bad:
                     raise PolicyError(bad, f"Queue {name}")
+                valid[key] = (queue, who, selector, int(meta.get("generation", 0) or 0))
             except PolicyError as exc:
-                problems[name] = str(exc)
+                kept = self._valid.get(key)
+                if kept is None:
+                    problems[name] = f"{exc}; ignored: the queue is the policy file's (or defaultQueue's)"
+                else:
+                    problems[name] = f"{exc}; the scheduler keeps this Queue's last valid spec (generation {kept[3]})"
+                    valid[key] = kept
                 if self.problems.get(name) != problems[name]:
-                    log.warning("%s; ignored: queue %s is the policy file's", exc, name)
-                continue
+                    log.warning("%s", problems[name])
+                if kept is None:
+                    continue
+                queue, who, selector, _ = kept
             queues[name] = queue
             if who is not None:
                 access[name] = who
@@ -117,7 +134,7 @@ class QueueController:
             changed = sorted(n for n in set(queues) | set(self.queues) if queues.get(n) != self.queues.get(n))
             log.info("queues from Queue objects changed: %s", ", ".join(changed) or "(policy file)")
             self.fed.set_scheduler_config(config)
-        self.queues, self.problems = queues, problems
+        self.queues, self.problems, self._valid = queues, problems, valid
         self._dirty.set()
 
     # -- status -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from federator.backends.kube.resources import condition, timestamp
+from federator.catalog.model_names import quota_model_problem
 from federator.model import MILLI, Job, JobPhase, placement_resources
 from federator.scheduler import PolicyError, QueueConfig, SchedulerConfig
 from federator.scheduler.policy import queue_from_document
@@ -32,9 +33,10 @@ def queue_name(obj: Mapping[str, Any]) -> str:
 
 
 def queue_from_object(obj: Mapping[str, Any]) -> QueueConfig:
-    """The scheduler's queue for a Queue object; PolicyError names every bad field (`spec.quota.gpus.H100`)."""
+    """The scheduler's queue for a Queue object; PolicyError names every bad field (`spec.quota.accelerators.H1000`)."""
     spec = obj.get("spec")
-    return queue_from_document({} if spec is None else spec, where="spec", source=f"Queue {queue_name(obj)}")
+    return queue_from_document({} if spec is None else spec, where="spec", source=f"Queue {queue_name(obj)}",
+                               models=quota_model_problem)
 
 
 def with_queues(base: SchedulerConfig, queues: Mapping[str, QueueConfig], *,
