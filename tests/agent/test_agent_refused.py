@@ -18,7 +18,7 @@ from federator.agent.agent import REFUSED_BACKOFF, Agent, AgentConfig
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.backends.sim.runtime import SimBackend
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
-from federator.security.tls import TlsFiles, cluster_files
+from federator.security.tls import TlsFiles, cluster_files, server_files
 
 ATTEMPTS = 12
 
@@ -40,15 +40,16 @@ class Refusing(agent_pb2_grpc.AgentServiceServicer):
         yield agent_pb2.FederatorMessage()  # unreachable: makes this a stream handler
 
 
-def _run(fed: Refusing, tls: TlsFiles | None = None) -> list[float]:
+def _run(fed: Refusing, tls: TlsFiles | None = None, served: TlsFiles | None = None) -> list[float]:
     """The agent's delays before each of ATTEMPTS reconnects (slept for a moment only: a fake clock). `tls`: the
-    agent's files (the federator here is plaintext)."""
+    agent's files; `served`: the federator's (else it is plaintext)."""
     delays: list[float] = []
 
     async def go() -> None:
         server = grpc.aio.server()
         agent_pb2_grpc.add_AgentServiceServicer_to_server(fed, server)
-        port = server.add_insecure_port("127.0.0.1:0")
+        port = server.add_secure_port("127.0.0.1:0", served.server_credentials()) if served is not None else \
+            server.add_insecure_port("127.0.0.1:0")
         await server.start()
         backend = SimBackend(FLEET["c-1"])
         agent = Agent(AgentConfig(cluster="c-1", region="r", target=f"127.0.0.1:{port}", tls=tls), backend)
@@ -147,3 +148,16 @@ def test_an_mtls_agent_dialing_a_plaintext_federator_hints_once_and_backs_off(
     assert "WRONG_VERSION_NUMBER" in warned
     assert "answers in plaintext: that federator runs with --insecure; pass --insecure, or dial its mTLS address" \
         in warned
+
+
+def test_an_agent_dialing_a_name_the_federators_certificate_lacks_hints_once_and_backs_off(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    certs = CertsDir(tmp_path / "certs")
+    init_ca(certs, server_names=("localhost",))  # the agent dials 127.0.0.1
+    issue(certs, Identity(IdentityKind.CLUSTER, "c-1"))
+    with caplog.at_level(logging.DEBUG, logger="federator.agent"):
+        delays = _run(Refusing(["never reached"]), tls=cluster_files(certs, "c-1"), served=server_files(certs))
+    _backs_off_to_minutes(delays)
+    (warned,) = _agent_lines(caplog, logging.WARNING)
+    assert ("hint: the federator's certificate does not name 127.0.0.1; dial a name it has, or re-issue it with "
+            "`federator certs issue --dir CERTS --server --server-name 127.0.0.1`") in warned
