@@ -4,7 +4,11 @@ negative time scale."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from federator.security.pki import CertsDir, init_ca
 
 from support import EXAMPLES, federator_cli
 
@@ -64,3 +68,16 @@ def test_a_pod_security_level_the_agent_does_not_know_is_refused_naming_the_flag
     assert out.returncode == 2
     assert "argument --pod-security: invalid choice: 'strict'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_an_agent_without_its_certificate_is_told_how_to_issue_one(tmp_path: Path) -> None:
+    """Outside QA F10: `--cert: cannot read .../clusters/foo.crt: No such file or directory`, with no next step,
+    where `certs init` names its own."""
+    certs = CertsDir(tmp_path / "certs")
+    init_ca(certs)
+    out = federator_cli("agent", "--cluster", "east-1", "--sim", str(EXAMPLES / "fleet.yaml"), "--certs-dir",
+                        str(certs.root), "--server", "127.0.0.1:1")
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("federator agent: --cert: cannot read ")
+    assert out.stderr.strip().endswith(f"No such file or directory; issue one with `federator certs issue --dir "
+                                       f"{certs.root} --cluster east-1`")

@@ -3,11 +3,18 @@ federator, plaintext to an mTLS one, or gRPC to the /metrics port (real processe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
+import grpc
+import pytest
+
+from federator.cli import main
 from federator.local import LocalFederation
 from federator.security.pki import CertsDir, init_ca
-from federator.security.tls import dial_hint
+from federator.security.tls import dial_hint, server_files
 
 from support import EXAMPLES, federator_cli
 
@@ -51,3 +58,42 @@ def test_an_unrelated_failure_gets_no_hint() -> None:
     assert dial_hint(refused, "127.0.0.1:1", tls=True) == ""
     assert dial_hint(refused, "127.0.0.1:1", tls=False) == ""
     assert dial_hint("Socket closed", "f:7070", tls=False) == ""  # a stream that broke, not a dial
+
+
+@contextmanager
+def _mtls_server(certs: CertsDir) -> Iterator[str]:
+    """A gRPC server on loopback with the federation's serving certificate, asking for client certificates (as
+    `serve --listen` does); no services: the handshake is all these tests reach."""
+    server = grpc.server(ThreadPoolExecutor(1))
+    port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials())
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(None)
+
+
+def test_a_name_the_federators_certificate_lacks_is_named_with_the_fix(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Outside QA F17: "Custom verification check failed ... Hostname Verification Check failed", with no word
+    of which name or what to do."""
+    certs = CertsDir(tmp_path / "certs")
+    init_ca(certs, server_names=("localhost",))  # not 127.0.0.1, which the client dials
+    with _mtls_server(certs) as target:
+        assert main(["get", "jobs", "--certs-dir", str(certs.root), "--server", target]) == 1
+    err = capsys.readouterr().err
+    assert ("hint: the federator's certificate does not name 127.0.0.1; dial a name it has, or re-issue it with "
+            "`federator certs issue --dir CERTS --server --server-name 127.0.0.1`") in err
+
+
+def test_a_token_client_at_the_mtls_address_is_told_of_token_listen(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Outside QA F10: a bearer-token client at the mTLS port got "Socket closed" and no hint, although the CLI
+    knows it sent a token and no certificate."""
+    certs = CertsDir(tmp_path / "certs")
+    init_ca(certs)
+    with _mtls_server(certs) as target:
+        assert main(["get", "jobs", "--ca", str(certs.ca_cert), "--token", "t0ken", "--server", target]) == 1
+    err = capsys.readouterr().err
+    assert (f"hint: {target} closed a connection that brought a token and no client certificate: is it the "
+            "federator's mTLS address? Tokens are served on the federator's --token-listen address") in err

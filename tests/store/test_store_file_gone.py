@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -54,8 +56,42 @@ def test_a_job_store_whose_file_is_lost_refuses_writes_naming_the_path_and_says_
             store.delete([JobId("before")])
     assert isinstance(got.value, StoreUnavailable)  # a Submit hears UNAVAILABLE: nothing was stored
     assert str(got.value).startswith(f"the job store file {db} was {said} while the federator ran: nothing is "
-                                     "stored from now on; stop the federator")
-    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("ERROR", str(got.value))]
+                                     "stored from now on")
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
+    assert caplog.records[0].getMessage().startswith(f"the job store file {db} was {said} while the federator ran")
+    store.close()
+
+
+def test_the_error_says_to_keep_the_federator_running_and_which_descriptor_to_copy(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Outside QA F11: the ERROR said "stop the federator, put back the right file (or restore a backup)", the
+    opposite of the runbook: after `rm` there is no right file, and a stop closes the only copy of every job
+    acknowledged since the backup. It now names this process's pid and the descriptors of the open file and its
+    -wal, and the commands it prints save every job."""
+    db = tmp_path / "fed.db"
+    store = SqliteJobStore(db)
+    store.put([_job("before")])
+    store.put([_job("after")])  # the -wal holds it: the copy must take the -wal too
+    caplog.clear()
+    db.unlink()
+    with caplog.at_level(logging.ERROR, logger="federator.store"), pytest.raises(StoreFileGone):
+        store.put([_job("during")])
+    said = caplog.records[0].getMessage()
+    assert "stop" not in said.lower()
+    assert f"Keep the federator (pid {os.getpid()}) running" in said
+    assert "docs/operators.md, 'The store file was deleted or replaced'" in said
+    copy = re.search(r"`mkdir -p SAFE && cp (/proc/\d+/fd/\d+) SAFE/fed.db && cp (\S+) SAFE/fed.db-wal && "
+                     r"federator backup --db SAFE/fed.db --to SAFE/restored.db`", said)
+    assert copy is not None, said
+    assert copy[1].startswith(f"/proc/{os.getpid()}/fd/") and copy[2].startswith(f"/proc/{os.getpid()}/fd/")
+    assert f"{copy[1]} -> {db} (deleted)" in said
+    safe = tmp_path / "safe"
+    safe.mkdir()
+    shutil.copyfile(copy[1], safe / "fed.db")
+    shutil.copyfile(copy[2], safe / "fed.db-wal")
+    saved = SqliteJobStore(safe / "fed.db")
+    assert sorted(j.job_id for j in saved.load()) == ["after", "before"]
+    saved.close()
     store.close()
 
 

@@ -44,6 +44,7 @@ from federator.agent.endpoint import Endpoint
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
 from federator.agent.member_health import MemberHealth, Probe
 from federator.agent.metrics import AgentMetrics
+from federator.agent.refusal import Lasting, lasting
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.keepalive import AGENT_KEEPALIVE
@@ -61,8 +62,9 @@ KEEPALIVE = AGENT_KEEPALIVE
 application-level one (no message for a lease) usually notices first."""
 CHANNEL_OPTIONS = KEEPALIVE + FRESH_CONNECTION
 REFUSED_BACKOFF = {"initial": 5.0, "factor": 2.0, "maximum": 300.0, "fast_window": 0.0}
-"""The back-off after the federator refused this agent (PERMISSION_DENIED: revoked, untrusted, not its identity):
-that does not change by retrying, so the agent retries slowly, up to every 5 minutes, to take a lifted refusal
+"""The back-off after the federator refused this agent (PERMISSION_DENIED: revoked, untrusted, not its identity;
+UNAUTHENTICATED; INVALID_ARGUMENT on its Hello) or a dial set up wrong (agent/refusal.py): that does not change
+by retrying, so the agent retries slowly, up to every 5 minutes, to take a lifted refusal
 or a renewed certificate without a restart."""
 WELCOME_TIMEOUT = 10.0
 """A stream that has not been welcomed this long after it was opened is given up (a silent link at connect)."""
@@ -225,18 +227,21 @@ class Agent:
     async def _connect_forever(self) -> None:
         backoff = Backoff(maximum=self.config.max_backoff)
         refusals = Backoff(**REFUSED_BACKOFF)  # type: ignore[arg-type]
-        refused = ""  # the federator's refusal, as last logged at WARNING
+        refused = ""  # the lasting failure (a refusal, a misdial) as last logged at WARNING: its key
         duplicate = DuplicateLog(log, self.contact.clock)  # refused as a second agent for the cluster (ALREADY_EXISTS)
         while True:
             welcomed = self.sessions
-            denied = twin = False
+            stuck: Lasting | None = None
+            twin = False
             try:
                 await self._session()
                 why = "the federator closed the stream"
             except (grpc.aio.AioRpcError, StreamEnded, OSError, TlsError) as exc:
                 why = _why(exc)  # TlsError: files swapped under the agent (a renewal half done): retried
-                denied = isinstance(exc, grpc.aio.AioRpcError) and exc.code() is grpc.StatusCode.PERMISSION_DENIED
                 twin = isinstance(exc, grpc.aio.AioRpcError) and exc.code() is grpc.StatusCode.ALREADY_EXISTS
+                if isinstance(exc, grpc.aio.AioRpcError):  # refused, or dialed wrong: said once, retried slowly
+                    stuck = lasting(exc.code(), exc.details() or "", target=self.config.target,
+                                    tls=self.config.tls is not None)
             if self._fatal is not None:
                 raise self._fatal
             if self.sessions > welcomed:
@@ -244,9 +249,9 @@ class Agent:
                 refusals.reset()  # and it admitted this agent: a refusal after this is news
                 refused = ""
                 duplicate.reset()
-            if denied:
-                await self._refused(why, refusals, first=why != refused)
-                refused = why
+            if stuck is not None:
+                await self._refused(why, stuck, refusals, first=stuck.key != refused)
+                refused = stuck.key
                 continue
             delay = backoff.next()
             if twin:  # another agent holds the cluster: the usual backoff, until it has been gone for a lease
@@ -263,15 +268,20 @@ class Agent:
                         delay, backoff.attempt, f"; hint: {hint}" if hint else "")
             await self.reconnect_sleep(delay)
 
-    async def _refused(self, why: str, refusals: Backoff, *, first: bool) -> None:
-        """The federator refused this agent: say why at WARNING when the reason changes (DEBUG at each retry
-        after), and wait longer and longer (REFUSED_BACKOFF). A revoked agent used to retry once a second, then
-        every few seconds, for ever, with a WARNING on both sides each time."""
+    async def _refused(self, why: str, stuck: Lasting, refusals: Backoff, *, first: bool) -> None:
+        """The federator refused this agent, or the dial is set up wrong (agent/refusal.py): say why at WARNING
+        when the reason changes (DEBUG at each retry after), and wait longer and longer (REFUSED_BACKOFF). A
+        revoked agent, or one whose Hello was refused, used to retry about once a second for ever, with a WARNING
+        on both sides each time."""
         delay = refusals.next()
-        if first:
+        if first and stuck.refused:
             log.warning("the federator at %s refuses this agent (%s); retrying in %.0fs and less and less often, up "
                         "to every %gs; this is said again only if the reason changes", self.config.target, why, delay,
                         refusals.maximum)
+        elif first:
+            log.warning("cannot talk to the federator at %s (%s); hint: %s; retrying in %.0fs and less and less "
+                        "often, up to every %gs; this is said again only if it changes", self.config.target, why,
+                        stuck.hint, delay, refusals.maximum)
         else:
             log.debug("still refused by the federator (%s); retrying in %.0fs (attempt %d)", why, delay,
                       refusals.attempt)

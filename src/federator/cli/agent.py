@@ -160,7 +160,7 @@ def _agent(args: argparse.Namespace) -> int:
         if tls is not None:
             tls.channel_credentials()  # fail now, naming the file, rather than on every reconnect
     except (ListenError, TlsError) as exc:
-        print(f"federator agent: {exc}", file=sys.stderr)
+        print(f"federator agent: {exc}{_issue_hint(args, exc)}", file=sys.stderr)
         return 2
     if args.kubeconfig is not None or args.in_cluster:
         from federator.backends.kube.main import run_agent
@@ -240,3 +240,14 @@ class _SlowLaunches:
 
         await asyncio.sleep(self._latency)
         return await self._inner.launch(placement, spec)  # type: ignore[attr-defined, no-any-return]
+
+
+def _issue_hint(args: argparse.Namespace, exc: Exception) -> str:
+    """How to make the agent's certificate when it has none, as `certs init` says its next step: a missing
+    --cert or --key file said only "No such file or directory" (outside QA F10)."""
+    said = str(exc)
+    if not (said.startswith(("--cert: cannot read", "--key: cannot read")) and "No such file" in said):
+        return ""
+    folder = f" --dir {args.certs_dir}" if args.certs_dir is not None else ""
+    provider = f" --provider {args.provider}" if args.provider else ""
+    return f"; issue one with `federator certs issue{folder} --cluster {args.cluster}{provider}`"

@@ -196,17 +196,27 @@ def _hint(err: grpc.RpcError, args: argparse.Namespace | None) -> str:
         return ""
     try:
         target = client_options(args)
-        return dial_hint(detail or "", target.server, tls=not target.insecure)
+        return dial_hint(detail or "", target.server, tls=not target.insecure,
+                         token=bool(target.token) and (target.tls is None or target.tls.cert is None))
     except TlsError:
         return ""
 
 
-def _fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None, *, prefix: str = "") -> int:
+def _fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None, *, prefix: str = "",
+          seconds: float | None = None) -> int:
+    """Print a failed call as `error: ...` (exit 1), or bad TLS flags (exit 2). A call this client gave up on
+    after `seconds` (its own deadline, not a status the federator sent) is said as submit says it, `no answer
+    from HOST:PORT in N s` (N: `seconds`, default CALL_TIMEOUT): a bare "Deadline Exceeded" named neither the
+    address nor the wait (outside QA F13)."""
     if isinstance(err, TlsError):
         print(f"error: {prefix}{err}", file=sys.stderr)
         return 2
     code = err.code() if hasattr(err, "code") else None
     detail = err.details() if hasattr(err, "details") else str(err)
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED and detail == "Deadline Exceeded" and args is not None:
+        waited = CALL_TIMEOUT if seconds is None else seconds
+        print(f"error: {prefix}no answer from {args.server} in {waited:g} s (last: {detail})", file=sys.stderr)
+        return 1
     hint = _hint(err, args)
     print(f"error: {prefix}{detail} ({code.name if code else 'unknown'})" + (f"; hint: {hint}" if hint else ""),
           file=sys.stderr)

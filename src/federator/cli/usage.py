@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from federator.cli.certs import add_tls_arguments, client_options
-from federator.cli.client import DEFAULT_SERVER
+from federator.cli.client import DEFAULT_SERVER, _fail
 from federator.cli.output import table
 from federator.listen import server_address
 from federator.timestamps import utc_seconds
@@ -105,17 +105,21 @@ def render(resp: object, *, output: str, by: str) -> str:
     return header + "\n" + table([head, "ACCELERATOR-SECONDS", "ACCELERATOR-HOURS", "PLACEMENTS"], body)
 
 
+USAGE_TIMEOUT = 30.0
+"""Seconds a usage query may take: it sums a range of records, slower than a get."""
+
+
 def fetch(opts: ClientOptions, *, since: float = 0.0, until: float = 0.0, by: str = "") -> object:
     """UsageService.Get over a fresh channel (raises grpc.RpcError)."""
     from federator.api.v1 import usage_pb2, usage_pb2_grpc
 
     with opts.channel() as ch:
         return usage_pb2_grpc.UsageServiceStub(ch).Get(usage_pb2.UsageRequest(since=since, until=until, by=by),
-                                                       timeout=30)
+                                                       timeout=USAGE_TIMEOUT)
 
 
 def _usage(args: argparse.Namespace) -> int:
-    from federator.security.tls import TlsError, dial_hint
+    from federator.security.tls import TlsError
 
     now = time.time()
     try:
@@ -127,11 +131,8 @@ def _usage(args: argparse.Namespace) -> int:
         return 2
     try:
         resp = fetch(opts, since=since, until=until, by=args.by or "")
-    except grpc.RpcError as err:
-        hint = dial_hint(err.details() or "", opts.server, tls=not opts.insecure)  # type: ignore[attr-defined]
-        print(f"federator usage: {err.code().name}: {err.details()}"  # type: ignore[attr-defined]
-              + (f"; hint: {hint}" if hint else ""), file=sys.stderr)
-        return 1
+    except grpc.RpcError as err:  # worded as every other call's: get, cancel, scale (client._fail)
+        return _fail(err, args, seconds=USAGE_TIMEOUT)
     print(render(resp, output=args.output, by=args.by or ""))
     return 0
 

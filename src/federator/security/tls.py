@@ -205,18 +205,34 @@ class ClientOptions:
         return grpc.aio.secure_channel(self.server, creds, options=FRESH_CONNECTION)
 
 
-def dial_hint(detail: str, server: str, *, tls: bool) -> str:
+def dial_hint(detail: str, server: str, *, tls: bool, token: bool = False) -> str:
     """What a failed dial's gRPC detail most likely means, for a person ('' when nothing better can be said): gRPC
-    reports a TLS client meeting a plaintext server, or a gRPC client meeting an HTTP one, in words about frames
-    and record versions."""
+    reports a TLS client meeting a plaintext server, a gRPC client meeting an HTTP one, a certificate without the
+    name dialed, or a token client at the mTLS listener in words about frames, record versions and sockets.
+    `token`: the client sent a bearer token and no certificate."""
     if "Failed parsing HTTP/2" in detail:
         return f"{server} answers, but not with gRPC: is it the federator's --listen address (not its /metrics)?"
     if tls and "WRONG_VERSION_NUMBER" in detail:
         return (f"{server} answers in plaintext: that federator runs with --insecure; pass --insecure, or dial its "
                 "mTLS address")
-    if not tls and "failed to connect" in detail and ("Socket closed" in detail or "Connection reset" in detail):
+    if tls and "Hostname Verification Check failed" in detail:
+        host = server_host(server)
+        return (f"the federator's certificate does not name {host}; dial a name it has, or re-issue it with "
+                f"`federator certs issue --dir CERTS --server --server-name {host}` (and every other name its "
+                "clients and agents dial)")
+    closed = "failed to connect" in detail and ("Socket closed" in detail or "Connection reset" in detail)
+    if tls and token and closed:
+        return (f"{server} closed a connection that brought a token and no client certificate: is it the "
+                "federator's mTLS address? Tokens are served on the federator's --token-listen address")
+    if not tls and closed:
         return f"{server} closed a plaintext connection: does that federator want mTLS (drop --insecure)?"
     return ""
+
+
+def server_host(server: str) -> str:
+    """The host of a HOST:PORT (an IPv6 literal without its brackets)."""
+    host = server.rsplit(":", 1)[0] if server.count(":") == 1 or server.startswith("[") else server
+    return host.removeprefix("[").removesuffix("]")
 
 
 def user_files(certs: CertsDir, user: str = "admin") -> TlsFiles:

@@ -26,6 +26,28 @@ from federator.store.errors import StoreFileGone
 log = logging.getLogger("federator.store")
 
 
+RUNBOOK = "docs/operators.md, 'The store file was deleted or replaced'"
+
+
+def open_descriptor(file_id: tuple[int, int]) -> tuple[int, str] | None:
+    """The lowest descriptor of this process open on the file of this (device, inode), with what /proc shows it
+    as (`PATH (deleted)`, or the file's new name); None where there is no /proc/self/fd (not Linux) or none is.
+    Matched by inode, not by name: a deleted file's name is gone, and a replaced one's names the new file."""
+    try:
+        fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+    except (OSError, ValueError):
+        return None
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/self/fd/{fd}")
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == file_id:
+            return fd, target
+    return None
+
+
 class FileState(StrEnum):
     SAME = "same"
     DELETED = "deleted"
@@ -76,18 +98,43 @@ class FileIdentity:
             if now is FileState.SAME:
                 log.info("%s: %s names the file opened at start again; writes are taken again", self.what, self.path)
             else:
-                log.error("%s", self.message(now))
+                log.error("%s", self.advice(now))
         return now
 
     def message(self, state: FileState) -> str:
+        """What a refused write says (a client hears it in UNAVAILABLE): what happened, not the operator's steps,
+        which name this process's descriptors (`advice`, in the ERROR)."""
         if state is FileState.WAL_LOST:
             return (f"the {self.what} file {self.path} was {state.value} while the federator ran: what it held was "
                     "copied into the file (a checkpoint), and nothing more is stored, since SQLite would keep "
                     "writing to a -wal no start reads; restart the federator, which makes a new one "
                     "(docs/operators.md)")
         return (f"the {self.what} file {self.path} was {state.value} while the federator ran: nothing is stored "
-                "from now on; stop the federator, put back the right file (or restore a backup made with "
-                "`federator backup`) with no -wal or -shm file beside it, and start it (docs/operators.md)")
+                f"from now on ({RUNBOOK})")
+
+    def advice(self, state: FileState) -> str:
+        """The ERROR's words: the runbook's steps with this process's pid and descriptors filled in, so they can
+        be copied. The jobs acknowledged so far are only in the file this process holds open; "stop the federator
+        and restore a backup", what this once said, closed that file for good and lost every job since the backup
+        (outside QA F11)."""
+        if state is FileState.WAL_LOST:
+            return self.message(state)
+        pid, name = os.getpid(), self.path.name
+        head = (f"the {self.what} file {self.path} was {state.value} while the federator ran: nothing is stored from "
+                f"now on. Keep the federator (pid {pid}) running: the jobs it acknowledged are only in the file it "
+                "still holds open, and a restart closes it for good. If the file was only moved, move it back: "
+                "writes resume. Otherwise save it now")
+        db = open_descriptor(self._id)
+        if db is None:
+            return (f"{head}: this system has no /proc/{pid}/fd to copy it from (Linux has), so find the descriptor "
+                    f"process {pid} holds on it (`lsof -p {pid}`) and copy the file and its -wal out; then follow "
+                    f"{RUNBOOK}")
+        wal = open_descriptor(self._wal_id) if self._wal_id is not None else None
+        wal_from = f"/proc/{pid}/fd/{wal[0]}" if wal is not None else f"{self.path}-wal"
+        return (f"{head} (it holds it as /proc/{pid}/fd/{db[0]} -> {db[1]}): `mkdir -p SAFE && cp /proc/{pid}/fd/"
+                f"{db[0]} SAFE/{name} && cp {wal_from} SAFE/{name}-wal && federator backup --db SAFE/{name} --to "
+                f"SAFE/restored.db`; only then put SAFE/restored.db at --db, with no -wal or -shm beside it, and "
+                f"restart the federator ({RUNBOOK})")
 
     def check(self) -> None:
         """StoreFileGone unless the path still names the file this store writes."""
@@ -101,4 +148,4 @@ def identity(path: Path, *, what: str, say: bool = True) -> FileIdentity | None:
     return None if str(path) == ":memory:" else FileIdentity(path, what=what, say=say)
 
 
-__all__ = ["FileIdentity", "FileState", "identity"]
+__all__ = ["FileIdentity", "FileState", "identity", "open_descriptor"]

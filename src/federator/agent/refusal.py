@@ -1,0 +1,54 @@
+"""Which failed connects retrying will not fix, and what the agent says of them.
+
+Why: an agent whose Hello the federator refused as invalid (`hello.region: 'west' is not a region of provider
+'acme'`) retried about once a second for ever, a WARNING each time (3,600 refused Hellos an hour per misconfigured
+member), while a PERMISSION_DENIED refusal was said once and backed off to minutes (outside QA F14). The same
+for an mTLS agent dialing a plaintext federator (`WRONG_VERSION_NUMBER` every 0.1-1 s, F17). None of these
+changes by retrying: an operator's fix does (the agent's flags, its certificate, the federator's trust file or
+--insecure). So each is said once per reason, with what it most likely means, and retried less and less often
+(agent.py, REFUSED_BACKOFF), which still takes a fix made on the federator's side without a restart.
+
+Not here: ALREADY_EXISTS (another agent holds the cluster: it ends when that one goes, agent/duplicate.py), and
+a closed socket or a refused connection, which a federator that is restarting gives too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from federator.security.tls import dial_hint
+
+REFUSING = frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED})
+"""A refused identity: revoked, untrusted, not the cluster it claims, or no federator:// identity."""
+_HINTED = ("WRONG_VERSION_NUMBER", "Hostname Verification Check failed", "Failed parsing HTTP/2")
+"""The dial mistakes `dial_hint` is sure of: the other end, its certificate or its protocol is not the one set."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lasting:
+    """A failure that retrying will not fix. `key`: what makes it the same one (said again only when it changes);
+    `refused`: the federator answered and refused (else the dial itself went wrong); `hint`: what it most likely
+    means, for a person ('' for a refusal, whose status says why)."""
+
+    key: str
+    refused: bool
+    hint: str = ""
+
+
+def lasting(code: grpc.StatusCode | None, detail: str, *, target: str, tls: bool) -> Lasting | None:
+    """The failure of a stream the federator never welcomed, if retrying will not fix it."""
+    if code is not None and code in REFUSING:
+        return Lasting(f"{code.name}: {detail}", refused=True)
+    if code is grpc.StatusCode.INVALID_ARGUMENT and detail.startswith("hello") \
+            and "stream ended before" not in detail:  # that one: this agent's own side ended early, not its Hello
+        return Lasting(f"{code.name}: {detail}", refused=True)
+    if code is grpc.StatusCode.UNAVAILABLE and any(words in detail for words in _HINTED):
+        hint = dial_hint(detail, target, tls=tls)
+        if hint:
+            return Lasting(hint, refused=False, hint=hint)
+    return None
+
+
+__all__ = ["REFUSING", "Lasting", "lasting"]
