@@ -15,7 +15,7 @@ from federator.cli import main
 from support import EXAMPLES, federator_cli
 
 FIELD = "queues.research.quota.accelerators.H1000: is not an accelerator model the catalog knows (did you mean H100?)"
-B200_CATALOG = "vendors:\n  nvidia:\n    resources: [nvidia.com/gpu]\n    models:\n      - {name: NVIDIA-B200}\n"
+OWN_CATALOG = "vendors:\n  nvidia:\n    resources: [nvidia.com/gpu]\n    models:\n      - {name: NVIDIA-X900-ACME}\n"
 
 
 def _misspelled(tmp_path: Path) -> Path:
@@ -58,13 +58,13 @@ def test_the_old_field_name_and_default_queue_are_checked_too(tmp_path: Path,
 def test_a_model_declared_in_the_catalog_extension_may_have_a_quota(tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     policy = tmp_path / "policy.yaml"
-    policy.write_text("queues:\n  research: {quota: {accelerators: {B200: 8, H100: 64}}}\n")
+    policy.write_text("queues:\n  research: {quota: {accelerators: {X900: 8, H100: 64}}}\n")
     catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(B200_CATALOG)
+    catalog.write_text(OWN_CATALOG)
     args = ["sim", "--fleet", str(EXAMPLES / "fleet.yaml"), "--workload", str(EXAMPLES / "jobs"),
             "--policy", str(policy), "--no-progress", "-o", "json"]
-    assert main(args) == 2  # the built-in catalog does not know B200
-    assert "queues.research.quota.accelerators.B200: is not an accelerator model" in capsys.readouterr().err
+    assert main(args) == 2  # the built-in catalog does not know X900
+    assert "queues.research.quota.accelerators.X900: is not an accelerator model" in capsys.readouterr().err
     try:
         assert main([*args, "--accelerator-catalog", str(catalog)]) == 0
     finally:
