@@ -17,8 +17,18 @@ field, instead of sending it to every member in turn.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+from federator.podfields import (
+    CONTAINER_FIELDS,
+    EPHEMERAL_CONTAINER_FIELDS,
+    KUBERNETES_VERSION,
+    OBJECT_META_FIELDS,
+    POD_SPEC_FIELDS,
+    TEMPLATE_FIELDS,
+)
 
 # The labels and annotations by which a member's agent knows the objects and pods of a placement
 # (backends/kube/workloads stamps them); a job may not carry them (server/templates.py).
@@ -172,6 +182,98 @@ def shape_problems(template: Any, at: str) -> list[tuple[str, str]]:
     return found
 
 
+def key_findings(template: Any, at: str, *, whole: bool = True) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(problems, warnings) about the keys of a pod template, its metadata, its pod spec and each container, as
+    (field, text), against the Kubernetes field names (`podfields`); `at` is the template's path.
+
+    A key differing from a known field only in case, or by a letter or two, is a problem (`containerz`: the pod
+    would have had no containers and the agent would have run its placeholder); any other unknown key is a
+    warning: a newer Kubernetes may have it, and the member's API server will drop or refuse what it does not
+    know. `whole` (a template the agent renders) also refuses any key of the template beside metadata and spec,
+    which a PodTemplateSpec never had; a template found inside a brought workload is checked from its metadata
+    and spec only (`pod_templates` finds mappings that merely look like templates)."""
+    problems: list[tuple[str, str]] = []
+    warnings: list[tuple[str, str]] = []
+    if not isinstance(template, dict):
+        return problems, warnings
+    if whole:
+        for key in template:
+            if key not in TEMPLATE_FIELDS:
+                hint = _typo_of(key, TEMPLATE_FIELDS)
+                problems.append((_field(at, key), "is not a field of a pod template, which has only metadata and "
+                                                  "spec" + (f"; did you mean {hint}?" if hint else "")))
+    parts: list[tuple[Any, str, frozenset[str], str]] = [
+        (template.get("metadata"), f"{at}.metadata", OBJECT_META_FIELDS, "object metadata"),
+        (template.get("spec"), f"{at}.spec", POD_SPEC_FIELDS, "pod spec")]
+    pod = template.get("spec")
+    for key, i, container in containers_of(pod if isinstance(pod, dict) else {}):
+        fields = EPHEMERAL_CONTAINER_FIELDS if key == "ephemeralContainers" else CONTAINER_FIELDS
+        parts.append((container, f"{at}.spec.{key}[{i}]", fields, "container"))
+    for node, where, known, what in parts:
+        for key in node if isinstance(node, dict) else ():
+            if key in known:
+                continue
+            hint = _typo_of(key, known)
+            if hint is not None:
+                problems.append((_field(where, key), f"is not a field of a {what}; did you mean {hint}?"))
+            else:
+                warnings.append((_field(where, key), f"is not a field of a Kubernetes {KUBERNETES_VERSION} {what}: "
+                                                     "the member's API server may drop it or refuse the job"))
+    return problems, warnings
+
+
+def containers_problems(template: Any, at: str) -> list[tuple[str, str]]:
+    """A template that gives a pod spec without a container. The agent runs its placeholder (a busybox that
+    sleeps, the demo's) where a job has no pod spec at all; one given with a pod spec, whose containers were
+    left out or misspelled, had the placeholder run in place of the trainer, on the job's whole gang, and
+    reported Succeeded (outside QA, F5). A template of metadata only still gets the placeholder."""
+    pod = template.get("spec") if isinstance(template, dict) else None
+    if not isinstance(pod, dict) or pod.get("containers"):
+        return []
+    return [(f"{at}.spec.containers", "is required where the template gives a pod spec: at least one container "
+                                      "(name and image); without it the member would run a placeholder container, "
+                                      "not your workload")]
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _field(at: str, key: Any) -> str:
+    text = str(key)
+    return f"{at}.{text}" if _PLAIN_KEY.match(text) else f"{at}[{text[:63]}]"
+
+
+def _typo_of(key: Any, known: frozenset[str]) -> str | None:
+    """The known field `key` most likely misspells: the same but for case, else within one edit (keys of 4 to 7
+    characters) or two (longer ones); None for a key unlike every field (a newer Kubernetes' field, say)."""
+    text = str(key)
+    lower = text.lower()
+    for name in sorted(known):
+        if name.lower() == lower:
+            return name
+    limit = 0 if len(text) < 4 else 1 if len(text) < 8 else 2
+    if not limit:
+        return None
+    distance, name = min((_edits(lower, n.lower(), limit), n) for n in sorted(known))
+    return name if distance <= limit else None
+
+
+def _edits(a: str, b: str, limit: int) -> int:
+    """Edits (insertions, deletions, substitutions, swaps of neighbours) from `a` to `b`; past `limit`, limit + 1."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, row = row, current
+    return min(row[-1], limit + 1)
+
+
 def _null(value: Any) -> str:
     return ", not null: leave it out" if value is None else ""
 
@@ -194,5 +296,5 @@ def _list_of_maps(value: Any, at: str, what: str) -> list[tuple[str, str]]:
 
 
 __all__ = ["AGENT_KEYS", "MASTER_PORT_ANNOTATION", "RENDEZVOUS_ENV", "GENERATION_LABEL", "JOB_ANNOTATION", "JOB_LABEL",
-           "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL", "REPLICAS_ANNOTATION", "duplicate_problems", "merged_over",
-           "override_problems", "shape_problems"]
+           "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL", "REPLICAS_ANNOTATION", "containers_problems",
+           "duplicate_problems", "key_findings", "merged_over", "override_problems", "shape_problems"]

@@ -156,7 +156,7 @@ def test_a_bad_accelerator_model_is_a_violation_of_accelerator_models(models: li
             request.spec.accelerator_models[:] = models
             err = await asyncio.to_thread(_refusal, s.target, request)
             assert err.details().startswith(  # type: ignore[attr-defined]
-                "spec.acceleratorModels[1] (spec.accelerator_models[1]): ")
+                "spec.acceleratorModels[1]: ")  # the proto's JSON name: no internal name beside it
             bad = _bad_request(err)
             assert [v.field for v in bad.field_violations] == ["spec.accelerator_models[1]"]
             assert problem in bad.field_violations[0].description

@@ -90,7 +90,7 @@ def test_over_the_api_the_refusal_is_invalid_argument_naming_the_proto_field() -
             request.spec.pod_template_json = json.dumps({"spec": PRIVILEGED_CONTAINER})
             err = await asyncio.to_thread(_refusal, s.target, request)
             assert (err.details() or "").startswith(  # type: ignore[attr-defined]
-                "spec.template.spec.containers[0].securityContext.privileged (spec.pod_template_json): not allowed "
+                "spec.template.spec.containers[0].securityContext.privileged: not allowed "
                 'under pod security "baseline"')
             assert [v.field for v in _bad_request(err).field_violations] == ["spec.pod_template_json"]
             assert not s.fed.jobs

@@ -97,8 +97,8 @@ def test_an_alternative_is_blamed_for_its_own_fields_and_a_workload_for_its_temp
 
 @pytest.mark.parametrize("template", [
     {},
-    {"spec": {}},
-    {"metadata": {"labels": None}, "spec": {"containers": None, "nodeSelector": None, "tolerations": None}},
+    {"metadata": {"labels": {"team": "llm"}}},  # metadata only: the placeholder container (test_submit_template_keys)
+    {"metadata": {"labels": None}, "spec": {"containers": [C], "nodeSelector": None, "tolerations": None}},
     {"spec": {"containers": [{**C, "env": None, "resources": {"requests": None}}]}},
     {"metadata": {"labels": {"team": "llm"}, "annotations": {"a": "b"}},
      "spec": {"nodeSelector": {"zone": "a"}, "tolerations": [{"key": "k", "operator": "Exists"}],

@@ -95,9 +95,23 @@ def both_names(message: str) -> str:
         return message
     field = m.group(1)
     proto = proto_field(field)
-    if proto == field or proto == "spec":
+    if proto == field or proto == "spec" or not _says_more(field, proto):
         return message
     return f"{field} ({proto}): {message[m.end():]}"
+
+
+def _says_more(field: str, proto: str) -> bool:
+    """Whether the proto's path tells a proto client more than the job file's. Not where it is the file's name in
+    snake_case (`spec.acceleratorModels[0]` is `accelerator_models[0]`: the proto's own JSON name is the file's),
+    nor where it names a JSON text (`spec.pod_template_json`, `workload_json`) whose inner path the file's name
+    gives (`spec.template.spec.hostNetwork`): users read such messages, and `(spec.pod_template_json)` after
+    every template field named a field no job file has (outside QA, F3). The status details carry it still."""
+    if proto.endswith(("pod_template_json", "workload_json")) or field.startswith("spec.gpuModels"):
+        return False  # gpuModels: only a job file has the old name, and its reader wants no proto's
+    return _SNAKE.sub(lambda m: "_" + m.group(0).lower(), field) != proto
+
+
+_SNAKE = re.compile(r"[A-Z]")
 
 
 def bad_request(message: str, problems: Iterable[FieldProblem]) -> grpc.Status:

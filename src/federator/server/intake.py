@@ -54,6 +54,7 @@ from federator.server.templates import (
     owned_problems,
     pod_security_problems,
     rendezvous_warnings,
+    template_key_warnings,
     template_shape_problems,
 )
 from federator.store.codec import spec_bytes
@@ -246,8 +247,8 @@ class Intake:
                  "started: check the name"] if unknown else []
         regions = {c.region for c in self.fed.clusters.values()}
         config = self.fed.scheduler.config
-        return early + accelerator_warnings(spec) + rendezvous_warnings(spec) + self.fleet.warnings(spec) \
-            + latency_warnings(spec, config, regions) + queue_warnings(spec.queue, config)
+        return early + template_key_warnings(spec) + accelerator_warnings(spec) + rendezvous_warnings(spec) \
+            + self.fleet.warnings(spec) + latency_warnings(spec, config, regions) + queue_warnings(spec.queue, config)
 
     def fleet_settled(self) -> bool:
         """Whether a model no member has is really unknown: every cluster the federator expects (after a

@@ -22,7 +22,11 @@ a Service's external IPs, a RayJob's clusterSelector).
 Nor may a field the agent renders into be of the wrong type (`shape_problems`:
 `containers: "app"`, a list for `nodeSelector`): the agent could not render it
 on any member, so it is refused here, naming the field, rather than refused by
-every member in turn with a Python error.
+every member in turn with a Python error. Nor a key that is a likely typo of a
+Kubernetes field (`containerz`; `podtemplates.key_findings`), nor a pod spec
+without containers: the agent would run its placeholder container in place of
+the job's (outside QA, F5). Other keys no Kubernetes field has are warnings
+(`template_key_warnings`): a newer Kubernetes may have them.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from federator.podtemplates import (
     MASTER_PORT_ANNOTATION,
     RENDEZVOUS_ENV,
     containers_of,
+    containers_problems,
     duplicate_problems,
+    key_findings,
     merged_over,
     override_problems,
     shape_problems,
@@ -90,24 +96,51 @@ def owned_problems(spec: JobSpec) -> list[FieldProblem]:
 
 def template_shape_problems(spec: JobSpec) -> list[FieldProblem]:
     """Fields of the job's pod templates (its own, each alternative's merged over it as the agent renders that
-    alternative, each inside its workload object) that are not of the type the agent renders into."""
+    alternative, each inside its workload object) that are not of the type the agent renders into, keys that are
+    likely typos of a Kubernetes field, and a rendered pod spec without containers (not a workload's: its
+    member's API server refuses that itself)."""
     base = _object(spec.pod_template_json)
-    found = shape_problems(base, "spec.template") if spec.pod_template_json else []
+    found = _checked_keys(base, "spec.template") if spec.pod_template_json else []
     said = {field for field, _ in found}
     for i, alt in enumerate(spec.accelerators):
         if alt.pod_template_json:
             at = f"spec.accelerators[{i}].template"
-            merged = merged_over(base, _object(alt.pod_template_json))
+            over = _object(alt.pod_template_json)
+            found += key_findings(over, at)[0]
+            merged = merged_over(base, over)
             found += [(field.replace("spec.template", at, 1), problem)
-                      for field, problem in shape_problems(merged, "spec.template") if field not in said]
+                      for field, problem in shape_problems(merged, "spec.template") + containers_problems(
+                          merged, "spec.template") if field not in said]
     if spec.workload_json:
         for path, template in pod_templates(_object(spec.workload_json)):
             at = f"spec.workload.{path}" if path else "spec.workload"
-            shape = shape_problems(template, at)
+            shape = shape_problems(template, at) + key_findings(template, at, whole=False)[0]
             found += shape or _extended_without_limits(template, at)
     else:
         found += [f for f in _below_requests(base, spec, "spec.template") if f[0] not in said]
     return [FieldProblem(field, problem) for field, problem in found]
+
+
+def _checked_keys(template: dict[str, Any], at: str) -> list[tuple[str, str]]:
+    """The job's own template: its types, its keys' typos, and its containers where it gives a pod spec (not
+    said again beside a misspelt `containers`, which says it)."""
+    typos = key_findings(template, at)[0]
+    misspelt = any(field.startswith(f"{at}.spec") and problem.endswith("did you mean containers?")
+                   for field, problem in typos)
+    return shape_problems(template, at) + typos + ([] if misspelt else containers_problems(template, at))
+
+
+def template_key_warnings(spec: JobSpec) -> list[str]:
+    """Keys of the job's pod templates that are no Kubernetes field the federator knows (`podfields`) and no
+    likely typo of one (those are refused): a newer Kubernetes may have them, so the job is accepted, but the
+    user hears that a member's API server may drop or refuse them."""
+    texts = [("spec.template", spec.pod_template_json)]
+    texts += [(f"spec.accelerators[{i}].template", a.pod_template_json) for i, a in enumerate(spec.accelerators)]
+    found = [w for at, text in texts if text for w in key_findings(_object(text), at)[1]]
+    if spec.workload_json:
+        found += [w for path, template in pod_templates(_object(spec.workload_json))
+                  for w in key_findings(template, f"spec.workload.{path}" if path else "spec.workload", whole=False)[1]]
+    return [f"{field}: {text}" for field, text in found]
 
 
 def accelerator_problems(spec: JobSpec) -> list[FieldProblem]:
@@ -314,4 +347,4 @@ def _object(text: str) -> dict[str, Any]:
 
 
 __all__ = ["accelerator_problems", "accelerator_warnings", "owned_problems", "pod_security_problems",
-           "template_shape_problems"]
+           "template_key_warnings", "template_shape_problems"]
