@@ -575,8 +575,10 @@ def summarize(rejected: Sequence[Reason], clusters: int, request: PlacementReque
     by_code: dict[ReasonCode, list[Reason]] = {}
     for r in rejected:
         by_code.setdefault(r.code, []).append(r)
-    # A refusal's words come first whatever the code: the member's reason, not cut off after the others'.
-    for c in sorted(by_code, key=lambda c: -1 if c is ReasonCode.RECENTLY_REFUSED
+    # The code's own story first, so the message says what the code says (a refusal's words first under
+    # InsufficientAccelerators read as a mismatch: outside QA); then a refusal's, before the other codes': the
+    # member's reason, not cut off after theirs.
+    for c in sorted(by_code, key=lambda c: -2 if c is code else -1 if c is ReasonCode.RECENTLY_REFUSED
                     else _SEVERITY.index(c) if c in _SEVERITY else len(_SEVERITY)):
         group = sorted(by_code[c], key=lambda r: r.message)
         parts.extend(r.message for r in group[:3])

@@ -122,6 +122,7 @@ class ClusterNotes:
             return
         for name in changed:
             self._noted[name] = _noted(self.fed.clusters[name])
+            self.fed.cycles.refresh.cluster_changed(name)  # parked jobs' reasons may name it (reason_refresh.py)
         on = set(changed)
         restated = []
         for job in self.fed.jobs.values():

@@ -24,8 +24,9 @@ place stays unplaceable until something that could change its answer happens:
   comes back;
 - a job of the same queue stops holding resources (quota and fair share).
 
-Until then the job keeps the pending reason the cycle gave it (reasons are
-refreshed lazily: when the job is next looked at). Parked jobs are grouped by
+Until then the job keeps the pending reason the cycle gave it, unless a report
+changes what that reason tells of: then one job of its group comes back, and the
+reason its cycle gives it is every parked job's of the group (reason_refresh.py). Parked jobs are grouped by
 the models they accept and by what they need, so un-parking touches only the
 groups of a model, and checks each need once for all the jobs that share it.
 This module keeps only ids; the federator decides when to call it.

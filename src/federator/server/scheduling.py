@@ -30,7 +30,8 @@ reports) sets the wake flag and is taken by the next cycle: arrivals coalesce.
 A cycle costs what changed: a job the scheduler could not place is parked
 (`parking.py`) and left out of later plans until room may exist for it, so a
 cycle over 100,000 waiting jobs happens when capacity grows, not on every
-submission. Parked jobs keep the pending reason their last cycle gave them.
+submission. Parked jobs keep the pending reason their last cycle gave them, until a report changes what
+it tells of: then one job of each group told alike is asked again, for all of them (reason_refresh.py).
 
 The GIL: the worker is a thread, so pure-Python scheduling still competes with
 the loop for the interpreter. The federator lowers the switch interval (see
@@ -78,6 +79,7 @@ from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
 from federator.server.partial import kept_regions, missing, owes, rest_request, supersede_part
 from federator.server.pending_counts import PendingCounts, queue_of, submitter
+from federator.server.reason_refresh import ReasonRefresh, room_changed
 from federator.server.reservations import HeldRoom
 from federator.store.errors import StoreUnavailable
 
@@ -177,6 +179,7 @@ class Cycles:
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
         self.parked = ParkingLot()
+        self.refresh = ReasonRefresh()  # parked jobs' reasons, true to the reports (reason_refresh.py)
         # Exact pending counts, per queue and per owner: what Submit's caps read (intake.py). Both follow a job
         # through `count_pending` and `uncount_pending` only, so they cannot disagree about which jobs wait.
         self.by_queue = PendingCounts(queue_of)
@@ -237,6 +240,7 @@ class Cycles:
         self._candidates.pop(job.job_id, None)
         self._requests.pop(job.job_id, None)
         self.uncount_pending(job.job_id)
+        self.refresh.left(job.job_id)
         self.memory.add(Arrival.of(job.spec))
 
     def count_pending(self, job: Job) -> None:
@@ -301,6 +305,8 @@ class Cycles:
         if previous is None:
             self.capacity_changed(everything=True)
             return
+        if room_changed(previous, capacity):
+            self.refresh.cluster_changed(cluster)
         host = bool(capacity.workload_kinds - previous.workload_kinds
                     or capacity.cpu_milli_free > previous.cpu_milli_free
                     or capacity.memory_bytes_free > previous.memory_bytes_free
@@ -420,6 +426,9 @@ class Cycles:
             if job_id in self.parked:
                 self.parked.unpark(job_id)
                 self._candidates[job_id] = None
+        for job_id in self.refresh.ask(now, self.parked):  # one of each group a report may have made untrue
+            self.parked.unpark(job_id)
+            self._candidates[job_id] = None
         for job_id in list(self._candidates):
             job = jobs.get(job_id)
             if job is None or not owes(job) or (
@@ -519,6 +528,7 @@ class Cycles:
             self._candidates.pop(job.job_id, None)
             self._requests.pop(job.job_id, None)
             self.uncount_pending(job.job_id)
+            self.refresh.left(job.job_id)
             self._active[job.job_id] = None
             fed.metrics.placements.labels("placed").inc()
             if not rest:  # the wait of a submission, not of a lost part's replacement
@@ -545,6 +555,9 @@ class Cycles:
             if not fed.refusals.remembers(job_id):
                 if not self.reserved.holds(job_id):  # one holding room is a candidate of every cycle
                     self.parked.park(job_id, job.spec, reason)
+                if job_id in self.parked and job.phase is JobPhase.PENDING and job_id in self._requests:
+                    self.refresh.parked(job_id, self._requests[job_id], reason)
+                    self.refresh.answer(job_id, reason)  # its group is told by `told`
             else:
                 reason = fed.refusals.explain(job_id, reason)
             reason = keep_preempted(job.pending_reason, reason)  # a victim keeps saying so until placed
@@ -560,6 +573,15 @@ class Cycles:
         if unschedulable:
             fed.metrics.placements.labels("unschedulable").inc(unschedulable)
         return changed
+
+    def told(self, limit: int | None = None) -> tuple[list[Job], bool]:
+        """Parked jobs told the new reason one of their group was given (reason_refresh.py): those whose reason
+        changed, and whether more are to be told."""
+        told, more = self.refresh.tell(self.fed.jobs, self.parked, limit)
+        if codes := sum(was is None or job.pending_reason is None or was.code != job.pending_reason.code
+                        for job, was in told):
+            self.fed.metrics.placements.labels("unschedulable").inc(codes)
+        return [job for job, _ in told], more
 
     def _ready(self, cluster: str) -> bool:
         """Ready and not quarantined now (either may have changed while the cycle ran)."""
@@ -581,6 +603,7 @@ class Cycles:
         result = compute(plan)
         changed, orders = self.commit(plan, result)
         changed += self.commit_pending(plan, list(result.pending.items()))
+        changed += self.told()[0]
         self._wrote(changed, orders, result, self._write_now)  # durable before any agent hears of it
         self._finish(changed, orders, result, started)
         return result
@@ -611,6 +634,13 @@ class Cycles:
         pending = list(result.pending.items())
         for i in range(0, len(pending), COMMIT_SLICE):
             reasons = self.commit_pending(plan, pending[i:i + COMMIT_SLICE])
+            if reasons:
+                self.fed.journal.enqueue_lazy(reasons)
+                self.fed.notify(reasons)
+            await asyncio.sleep(0)
+        more = True
+        while more:  # the groups of parked jobs whose reason one of them was given anew: as lazy, in slices
+            reasons, more = self.told(COMMIT_SLICE)
             if reasons:
                 self.fed.journal.enqueue_lazy(reasons)
                 self.fed.notify(reasons)
