@@ -21,6 +21,7 @@ from federator.jobfile import parse_job
 from federator.model import AgentFeature, Job, JobId, JobKind, JobPhase, JobSpec, ReasonCode
 from federator.server import shrink
 from federator.server.federator import ClusterRecord, Federator
+from federator.server.nearness import Nearness
 from federator.server.orders import CancelOrder, LaunchOrder, ResizeOrder
 from federator.server.shrink import plan_down
 from federator.store.sqlite import SqliteJobStore
@@ -180,6 +181,50 @@ def test_which_parts_shrink(parts: list, replicas: int, min_regions: int, elasti
     plan = plan_down(parts, replicas, min_regions, {ids[c] for c in elastic})
     assert [p.cluster for p in plan.dropped] == dropped
     assert plan.shrunk == {ids[c]: n for c, n in shrunk.items()}
+
+
+WEST = Nearness(preferred=frozenset({"west"}))
+
+
+@pytest.mark.parametrize(("parts", "replicas", "min_regions", "elastic", "dropped", "shrunk"), [
+    ([part("w", "west", 16), part("c", "central", 1), part("e", "east", 1)], 2, 1, "wce", ["c", "e"], {"w": 2}),
+    ([part("w", "west", 16), part("c", "central", 1), part("e", "east", 1)], 16, 1, "wce", ["c", "e"], {}),
+    ([part("w", "west", 16), part("c", "central", 1), part("e", "east", 1)], 2, 2, "wce", ["e"], {"w": 1}),
+    ([part("w", "west", 3), part("c", "central", 3)], 4, 1, "wc", [], {"c": 1}),
+    ([part("w", "west", 3, running=False), part("c", "central", 3)], 4, 1, "wc", [], {"w": 1}),
+], ids=["far-ones-stop", "far-ones-stop-before-the-near-one-shrinks", "min-regions", "the-far-one-shrinks",
+        "running-before-preferred"])
+def test_the_parts_near_the_users_keep_their_replicas(parts: list, replicas: int, min_regions: int, elastic: str,
+                                                      dropped: list[str], shrunk: dict[str, int]) -> None:
+    """Outside QA F10: `spill` (preferred west, west x16 + central x1 + east x1) scaled to 2 stopped all of west."""
+    ids = {p.cluster: p.placement_id for p in parts}
+    plan = plan_down(parts, replicas, min_regions, {ids[c] for c in elastic}, WEST)
+    assert [p.cluster for p in plan.dropped] == dropped
+    assert plan.shrunk == {ids[c]: n for c, n in shrunk.items()}
+
+
+def test_a_job_scaled_down_keeps_its_replicas_in_its_preferred_region(clock: Clock) -> None:
+    """End to end (outside QA F10, repro 07): placed west x16 (west is full) + central x1 + east x1, then scaled
+    to 2: west shrinks in place and the far ones stop; before, all of west stopped and the far two served."""
+    fed = make(MemoryStore(), clock)
+    recs = [join(fed, name, region=region) for name, region in
+            (("west-1", "west"), ("central-1", "central"), ("east-1", "east"))]
+    fed.report(recs[0], capacity(free=4))  # 16 accelerators free in west
+    for rec in recs:
+        rec.features = RESIZE
+    spill = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "spill"},
+                       "spec": {"kind": "inference", "replicas": 18, "regions": {"preferred": ["west"]},
+                                "resources": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 1}}})
+    job = fed.submit(spill)
+    fed.schedule_once()
+    assert sorted((p.cluster, p.replicas) for p in job.placements) == [("central-1", 1), ("east-1", 1),
+                                                                       ("west-1", 16)]
+    running_on(fed, job, *recs)
+
+    fed.scale(job.job_id, 2)
+    assert [(p.cluster, p.replicas) for p in job.placements] == [("west-1", 2)]
+    assert job.message.startswith("scaled from 18 to 2: west-1 shrank 16 → 2 in place, central-1 stopped")
+    assert [type(o) for o in drain(recs[0])] == [ResizeOrder]
 
 
 def test_many_parts_are_shrunk_greedily() -> None:
