@@ -205,7 +205,7 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
         shrink.DownPlan(parts_to_drop(job.placements, replicas, spec.min_regions, near)
                         if job.phase.is_active else ())
     dropped = plan.dropped
-    said = shrink.summary(job, was, replicas, plan)
+    said = shrink.summary(job, was, replicas, plan, waiting=shrink.away(fed, job))
     reason = Reason(ReasonCode.WAITING, f"{said}; the replicas owed are placed again" if plan.shrunk else
                     f"scaled from {was} to {replicas} replicas: whole parts were stopped (a part cannot shrink in "
                     "place), and the replicas owed are placed again")
@@ -234,7 +234,8 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
         if job.replicas_waiting:
             fed.cycles.rest(job)
     shrink.count(fed, shrunk=len(resizes), stopped=len(dropped))
-    for cluster, order in [*resizes, *cancels]:
+    shrink.send(fed, resizes)
+    for cluster, order in cancels:
         fed.send(cluster, order)
     fed.notify([job])
     fed.wake()

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import TYPE_CHECKING
 
-from federator.model import Job, JobId, JobKind, JobPhase, Placement, Reason, ReasonCode
+from federator.model import ClusterState, Job, JobId, JobKind, JobPhase, Placement, Reason, ReasonCode
 from federator.server.nearness import ANYWHERE, Nearness
-from federator.server.orders import Order, ResizeOrder
+from federator.server.orders import ResizeOrder
 
 if TYPE_CHECKING:
     from federator.server.clusters import ClusterRecord
@@ -154,26 +154,37 @@ def _greedy(parts: Sequence[Placement], replicas: int, min_regions: int, elastic
 
 
 def elastic_parts(fed: Federator, job: Job) -> frozenset[str]:
-    """The live parts of `job` that may shrink in place: on a connected cluster whose agent said it can resize.
-    A disconnected one is not asked: its part is replaced as before (its agent may come back older)."""
+    """The live parts of `job` that may shrink in place: on a cluster whose agent's latest Hello said it can
+    resize, connected or not. An agent between streams (restarted, upgraded) is the same agent until its next
+    Hello says otherwise: stopping its part and placing a replacement elsewhere left a job serving fewer replicas
+    than either count, and its preferred region empty (outside QA F11). Its Resize is taken at the re-sync
+    (`resend`), or, should its agent come back without the feature, its part is replaced then. A Lost cluster's
+    part is not elastic: it is re-placed anyway, so it is dropped whole."""
     return frozenset(p.placement_id for p in job.placements
                      if p.phase.is_active and (rec := fed.clusters.get(p.cluster)) is not None
-                     and rec.connected and rec.can_resize)
+                     and rec.state is not ClusterState.LOST and rec.can_resize)
 
 
-def summary(job: Job, was: int, replicas: int, plan: DownPlan) -> str:
+def away(fed: Federator, job: Job) -> frozenset[str]:
+    """The clusters of `job`'s parts whose agent is between streams: a Resize waits for its re-sync."""
+    return frozenset(p.cluster for p in job.placements
+                     if (rec := fed.clusters.get(p.cluster)) is not None and (not rec.connected or rec.closing))
+
+
+def summary(job: Job, was: int, replicas: int, plan: DownPlan, *, waiting: Collection[str] = ()) -> str:
     """What a scale-down did, for the job's message and Event: "scaled from 6 to 4: east-1 shrank 6 -> 4 in
-    place"."""
-    said = [f"{p.cluster} shrank {p.replicas} → {plan.shrunk[p.placement_id]} in place"
+    place"; a cluster in `waiting` (`away`) "shrinks 6 -> 4 in place when its agent is back"."""
+    said = [f"{p.cluster} shrinks {p.replicas} → {plan.shrunk[p.placement_id]} in place when its agent is back"
+            if p.cluster in waiting else f"{p.cluster} shrank {p.replicas} → {plan.shrunk[p.placement_id]} in place"
             for p in job.placements if p.placement_id in plan.shrunk]
     said += [f"{p.cluster} stopped ({p.replicas} replica{'s' if p.replicas != 1 else ''})" for p in plan.dropped]
     return f"scaled from {was} to {replicas}" + (f": {', '.join(said)}" if said else "")
 
 
-def shrink(job: Job, shrunk: Mapping[str, int], *, reason: str) -> list[tuple[str, Order]]:
+def shrink(job: Job, shrunk: Mapping[str, int], *, reason: str) -> list[tuple[str, ResizeOrder]]:
     """Give the parts of `job` in `shrunk` their new counts (on the stored copy and on the live job alike); the
     Resize orders to send once stored."""
-    orders: list[tuple[str, Order]] = []
+    orders: list[tuple[str, ResizeOrder]] = []
     for p in job.placements:
         n = shrunk.get(p.placement_id)
         if n is None or n >= p.replicas:
@@ -198,8 +209,25 @@ def resync_orders(jobs: Iterable[Job], rec: ClusterRecord, present: Collection[s
             if p.cluster == rec.name and p.phase.is_active and p.placement_id in present]
 
 
+def send(fed: Federator, resizes: Iterable[tuple[str, ResizeOrder]]) -> None:
+    """Send the Resize orders of a scale-down; one for a cluster whose agent is away is dropped by `fed.send` and
+    remembered (`ClusterRecord.resizes_owed`): its re-sync sends the stored count (`resend`), or replaces the part
+    should the agent come back without the resize feature."""
+    for cluster, order in resizes:
+        rec = fed.clusters.get(cluster)
+        if rec is not None and (not rec.connected or rec.closing):
+            rec.resizes_owed.add(order.placement_id)
+        fed.send(cluster, order)
+
+
 def resend(fed: Federator, rec: ClusterRecord, present: Collection[str]) -> None:
-    """At the re-sync of `rec` (Federator._resync), send it `resync_orders`."""
+    """At the re-sync of `rec` (Federator._resync), send it `resync_orders`. An agent back without the resize
+    feature runs the parts shrunk while it was away at their old count: each is replaced, as one whose Resize was
+    refused (`refused`)."""
+    owed, rec.resizes_owed = rec.resizes_owed, set()
+    if not rec.can_resize:
+        for placement_id in sorted(owed & set(present)):
+            refused(fed, rec, placement_id, "its agent came back without the resize feature")
     for order in resync_orders(fed.jobs.values(), rec, present):
         fed.send(rec.name, order)
 
@@ -225,5 +253,5 @@ def refused(fed: Federator, rec: ClusterRecord, placement_id: str, message: str)
                                                 f"place ({message[:800]}): replaced"), ended={placement_id})
 
 
-__all__ = ["EXACT_PARTS", "DownPlan", "count", "elastic_parts", "greedy_order", "plan_down", "refused", "resend",
-           "resync_orders", "shrink", "summary"]
+__all__ = ["EXACT_PARTS", "DownPlan", "away", "count", "elastic_parts", "greedy_order", "plan_down", "refused",
+           "resend", "resync_orders", "send", "shrink", "summary"]
