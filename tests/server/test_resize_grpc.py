@@ -60,3 +60,37 @@ def test_a_resize_travels_the_stream_to_a_real_agent_and_the_part_keeps_serving(
                 await backend.stop()
 
     run(go)
+
+
+def test_a_scale_down_while_the_agent_restarts_shrinks_the_part_when_it_is_back() -> None:
+    """Outside QA F11 over the wire: the agent stops (its pods untouched), the job is scaled 6 -> 4, and a new
+    agent process comes back: the part keeps its id and the Resize reaches it at the re-sync. Before, the part
+    was stopped whole and all 6 replicas were placed again."""
+    async def go() -> None:
+        async with served() as s:
+            fed = s.fed
+            backend = SimBackend(FLEET["east-1"])
+            config = AgentConfig(cluster="east-1", region="east", target=s.target, max_backoff=0.2)
+            task = asyncio.create_task(Agent(config, backend).run())
+            try:
+                await until(lambda: (rec := fed.clusters.get("east-1")) is not None and rec.resynced)
+                job = fed.submit(SERVE)
+                fed.schedule_once()
+                await until(lambda: job.phase is JobPhase.RUNNING)
+                (placed,) = job.placements
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await until(lambda: not fed.clusters["east-1"].connected)
+
+                fed.scale(job.job_id, 4)
+                assert [(p.placement_id, p.replicas) for p in job.placements] == [(placed.placement_id, 4)]
+                task = asyncio.create_task(Agent(config, backend).run())
+                await until(lambda: backend.capacity().pool("H100").free_accelerators == 4)  # type: ignore[union-attr]
+                assert backend.placements() == {placed.placement_id: JobPhase.RUNNING}  # never stopped
+                assert [(p.placement_id, p.replicas) for p in job.placements] == [(placed.placement_id, 4)]
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await backend.stop()
+
+    run(go)

@@ -21,6 +21,7 @@ from federator.scheduler import Scheduler
 from federator.scheduler.policy import policy_from_document
 from federator.security.limits import Limits
 from federator.server.intake import RequestIdConflict
+from federator.server.nearness import ANYWHERE, Nearness
 from federator.server.orders import CancelOrder, LaunchOrder
 from federator.server.scaling import EXACT_PARTS, ScaleProblem, ScaleRefused, parts_to_drop
 from federator.server.scheduling import compute
@@ -282,6 +283,33 @@ def part(cluster: str, region: str, replicas: int, *, running: bool = True, gene
 def test_which_parts_are_dropped(parts: list[Placement], replicas: int, min_regions: int,
                                  dropped: list[str]) -> None:
     assert [p.cluster for p in parts_to_drop(parts, replicas, min_regions)] == dropped
+
+
+WEST = Nearness(preferred=frozenset({"west"}))
+NEAR_EAST = Nearness(user_region="east", latency_ms={"east": 0, "central": 40, "west": 90})
+
+
+@pytest.mark.parametrize(("parts", "replicas", "min_regions", "near", "dropped"), [
+    ([part("w", "west", 2), part("c", "central", 1), part("e", "east", 1)], 2, 1, WEST, ["c", "e"]),
+    ([part("w", "west", 2), part("v", "west", 1), part("c", "central", 1)], 3, 2, WEST, ["v"]),
+    ([part("w", "west", 2), part("c", "central", 1), part("e", "east", 1)], 1, 1, NEAR_EAST, ["w", "c"]),
+    ([part("w", "west", 1), part("c", "central", 1)], 1, 1, NEAR_EAST, ["w"]),
+    ([part("w", "west", 1), part("c", "central", 1)], 1, 1, Nearness(user_region="east"), ["c"]),
+    ([part("w", "west", 2, running=False), part("e", "east", 2)], 2, 1, WEST, ["w"]),
+    ([part("w", "west", 2), part("e", "east", 2)], 2, 1, ANYWHERE, ["e"]),
+], ids=["preferred-kept", "min-regions-before-preferred", "users-region-kept", "nearer-kept",
+        "unknown-latency-is-far-the-oldest-kept", "running-before-preferred", "no-locality-oldest"])
+def test_the_parts_near_the_users_are_kept(parts: list[Placement], replicas: int, min_regions: int,
+                                           near: Nearness, dropped: list[str]) -> None:
+    """Outside QA F10: scaled down, a job kept its spilled far replicas and stopped the ones in its preferred
+    region. The farthest and non-preferred parts go first, minRegions kept, Running before starting."""
+    assert [p.cluster for p in parts_to_drop(parts, replicas, min_regions, near)] == dropped
+
+
+def test_many_parts_keep_the_preferred_region_greedily() -> None:
+    parts = [part(f"c{i}", f"r{i % 4}", 1) for i in range(EXACT_PARTS + 4)]
+    kept = [p for p in parts if p not in parts_to_drop(parts, 4, 1, Nearness(preferred=frozenset({"r3"})))]
+    assert {p.region for p in kept} == {"r3"} and len(kept) == 4
 
 
 def test_many_parts_are_chosen_greedily_within_the_count_and_min_regions() -> None:

@@ -18,9 +18,10 @@ from test_partial_failover import drain, running_on
 from test_scaling import part
 
 from federator.jobfile import parse_job
-from federator.model import AgentFeature, Job, JobId, JobKind, JobPhase, JobSpec, ReasonCode
+from federator.model import AgentFeature, ClusterState, Job, JobId, JobKind, JobPhase, JobSpec, ReasonCode
 from federator.server import shrink
 from federator.server.federator import ClusterRecord, Federator
+from federator.server.nearness import Nearness
 from federator.server.orders import CancelOrder, LaunchOrder, ResizeOrder
 from federator.server.shrink import plan_down
 from federator.store.sqlite import SqliteJobStore
@@ -180,6 +181,136 @@ def test_which_parts_shrink(parts: list, replicas: int, min_regions: int, elasti
     plan = plan_down(parts, replicas, min_regions, {ids[c] for c in elastic})
     assert [p.cluster for p in plan.dropped] == dropped
     assert plan.shrunk == {ids[c]: n for c, n in shrunk.items()}
+
+
+WEST = Nearness(preferred=frozenset({"west"}))
+
+
+@pytest.mark.parametrize(("parts", "replicas", "min_regions", "elastic", "dropped", "shrunk"), [
+    ([part("w", "west", 16), part("c", "central", 1), part("e", "east", 1)], 2, 1, "wce", ["c", "e"], {"w": 2}),
+    ([part("w", "west", 16), part("c", "central", 1), part("e", "east", 1)], 16, 1, "wce", ["c", "e"], {}),
+    ([part("w", "west", 16), part("c", "central", 1), part("e", "east", 1)], 2, 2, "wce", ["e"], {"w": 1}),
+    ([part("w", "west", 3), part("c", "central", 3)], 4, 1, "wc", [], {"c": 1}),
+    ([part("w", "west", 3, running=False), part("c", "central", 3)], 4, 1, "wc", [], {"w": 1}),
+], ids=["far-ones-stop", "far-ones-stop-before-the-near-one-shrinks", "min-regions", "the-far-one-shrinks",
+        "running-before-preferred"])
+def test_the_parts_near_the_users_keep_their_replicas(parts: list, replicas: int, min_regions: int, elastic: str,
+                                                      dropped: list[str], shrunk: dict[str, int]) -> None:
+    """Outside QA F10: `spill` (preferred west, west x16 + central x1 + east x1) scaled to 2 stopped all of west."""
+    ids = {p.cluster: p.placement_id for p in parts}
+    plan = plan_down(parts, replicas, min_regions, {ids[c] for c in elastic}, WEST)
+    assert [p.cluster for p in plan.dropped] == dropped
+    assert plan.shrunk == {ids[c]: n for c, n in shrunk.items()}
+
+
+def test_a_job_scaled_down_keeps_its_replicas_in_its_preferred_region(clock: Clock) -> None:
+    """End to end (outside QA F10, repro 07): placed west x16 (west is full) + central x1 + east x1, then scaled
+    to 2: west shrinks in place and the far ones stop; before, all of west stopped and the far two served."""
+    fed = make(MemoryStore(), clock)
+    recs = [join(fed, name, region=region) for name, region in
+            (("west-1", "west"), ("central-1", "central"), ("east-1", "east"))]
+    fed.report(recs[0], capacity(free=4))  # 16 accelerators free in west
+    for rec in recs:
+        rec.features = RESIZE
+    spill = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "spill"},
+                       "spec": {"kind": "inference", "replicas": 18, "regions": {"preferred": ["west"]},
+                                "resources": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 1}}})
+    job = fed.submit(spill)
+    fed.schedule_once()
+    assert sorted((p.cluster, p.replicas) for p in job.placements) == [("central-1", 1), ("east-1", 1),
+                                                                       ("west-1", 16)]
+    running_on(fed, job, *recs)
+
+    fed.scale(job.job_id, 2)
+    assert [(p.cluster, p.replicas) for p in job.placements] == [("west-1", 2)]
+    assert job.message.startswith("scaled from 18 to 2: west-1 shrank 16 → 2 in place, central-1 stopped")
+    assert [type(o) for o in drain(recs[0])] == [ResizeOrder]
+
+
+def chat_east_and_west(fed: Federator, **annotations: str) -> tuple[Job, ClusterRecord, ClusterRecord]:
+    """`chat` (preferred west, minRegions 2) running east x1 + west x3 on agents that resize (outside QA F11)."""
+    east, west = join(fed, "member-a", region="east"), join(fed, "member-b", region="west")
+    east.features = west.features = RESIZE
+    job = fed.submit(parse_job({
+        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+        "metadata": {"name": "chat", "annotations": annotations},
+        "spec": {"kind": "inference", "replicas": 4, "regions": {"preferred": ["west"], "minRegions": 2},
+                 "resources": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 1}}}))
+    fed.schedule_once()
+    assert sorted((p.cluster, p.replicas) for p in job.placements) == [("member-a", 1), ("member-b", 3)]
+    running_on(fed, job, east, west)
+    return job, east, west
+
+
+def back(fed: Federator, name: str, region: str, *, resizes: bool, holding: dict[str, int]) -> ClusterRecord:
+    """The agent of `name` reconnects (a new Hello) and re-syncs, reporting the placements it holds."""
+    rec = fed.connect(cluster=name, region=region, labels={})
+    rec.features = RESIZE if resizes else frozenset()
+    for pid, n in holding.items():
+        fed.job_update(rec, pid, JobPhase.RUNNING, f"{n} of {n} replicas running")
+    fed.report(rec, capacity(*holding))
+    return rec
+
+
+def test_a_part_on_an_agent_between_streams_shrinks_at_its_resync(clock: Clock) -> None:
+    """Outside QA F11 (repro 08): member-b's agent restarts, and the job is scaled 4 -> 2 meanwhile. Its part of 3
+    in the preferred region was stopped whole and a new replica placed in a third region (the job served 1
+    replica). Now the part keeps its id, is stored at 1, nothing is cancelled or placed, and the Resize goes out
+    at the re-sync."""
+    fed = make(MemoryStore(), clock)
+    job, east, west = chat_east_and_west(fed)
+    central = join(fed, "central-1", region="central")
+    (far,) = [p for p in job.placements if p.cluster == "member-b"]
+    fed.disconnect(west)
+    clock.now += 1
+
+    ids = sorted(p.placement_id for p in job.placements)
+    fed.scale(job.job_id, 2)
+    assert sorted(p.placement_id for p in job.placements) == ids  # both parts kept, none replaced
+    assert sorted((p.cluster, p.replicas) for p in job.placements) == [("member-a", 1), ("member-b", 1)]
+    assert job.message.startswith("scaled from 4 to 2: member-b shrinks 3 → 1 in place when its agent is back")
+    fed.schedule_once()
+    assert job.replicas_waiting == 0 and drain(east) == [] and drain(central) == []  # nothing placed elsewhere
+
+    clock.now += 4
+    west = back(fed, "member-b", "west", resizes=True, holding={far.placement_id: 3})
+    assert drain(west) == [ResizeOrder(far.placement_id, far.generation, 1, "re-sync: the placement's count")]
+    assert sorted((p.cluster, p.replicas) for p in job.placements) == [("member-a", 1), ("member-b", 1)]
+    assert parts_counted(fed) == {"shrunk": 1.0}
+
+
+def test_an_agent_back_without_the_feature_has_the_part_shrunk_while_away_replaced(clock: Clock) -> None:
+    """The Hello after the disconnect replaces the features: an agent downgraded meanwhile runs the part at its
+    old count, so the part is replaced at its re-sync, as one whose Resize was refused."""
+    fed = make(MemoryStore(), clock)
+    job, east, west = chat_east_and_west(fed)
+    (far,) = [p for p in job.placements if p.cluster == "member-b"]
+    fed.disconnect(west)
+    fed.scale(job.job_id, 2)
+
+    west = back(fed, "member-b", "west", resizes=False, holding={far.placement_id: 3})
+    assert [o.placement_id for o in drain(west) if isinstance(o, CancelOrder)] == [far.placement_id]
+    assert job.pending_reason is not None and "came back without the resize feature" in job.pending_reason.message
+    fed.schedule_once()
+    assert sum(p.replicas for p in job.placements if p.phase.is_active) == 2 and job.replicas_waiting == 0
+    assert far.placement_id not in {p.placement_id for p in job.placements}
+
+
+def test_a_part_on_a_lost_cluster_is_stopped_whole_as_before(clock: Clock) -> None:
+    """A Lost cluster's part is gone anyway: not shrunk, dropped, and its replicas owed are placed elsewhere."""
+    fed = make(MemoryStore(), clock)
+    job, east, west = chat_east_and_west(fed, **{"federator.io/failover": "keep"})
+    join(fed, "central-1", region="central")
+    (far,) = [p for p in job.placements if p.cluster == "member-b"]
+    fed.disconnect(west)
+    clock.now += 100
+    fed.check_leases()
+    assert fed.clusters["member-b"].state is ClusterState.LOST
+    assert far.placement_id in {p.placement_id for p in job.placements}  # kept: failover "keep"
+
+    fed.scale(job.job_id, 2)
+    assert far.placement_id not in {p.placement_id for p in job.placements}
+    assert "member-b stopped (3 replicas)" in job.message
 
 
 def test_many_parts_are_shrunk_greedily() -> None:

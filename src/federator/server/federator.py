@@ -224,7 +224,7 @@ class Federator:
                             reports=report_gate(self.limits, old.reports if old is not None else None))
         if old is not None:
             rec.capacity = old.capacity
-            rec.acked = old.acked
+            rec.acked, rec.resizes_owed = old.acked, old.resizes_owed  # its re-sync settles both
             rec.state = old.state
             rec.partitioned_at, rec.lost_at, rec.ready_at = old.partitioned_at, old.lost_at, old.ready_at
             rec.unreachable_since = old.unreachable_since  # since when, if the new stream's reports say so again

@@ -11,9 +11,10 @@ cluster, and owes what its placements lack (server/partial.py: `Job.replicas_wai
 - Down: a part whose agent can resize (Hello.features "resize") shrinks in place: it keeps its id and gets a
   Resize order (server/shrink.py, `plan_down`). Other parts are superseded whole (a cancel order to their
   cluster, as `supersede_part` sends) until the live placements hold no more than the new count
-  (`parts_to_drop` when no part can shrink), chosen so that as many replicas as possible keep serving and
-  minRegions stays reachable; what is then owed is placed as the rest. On an agent without the feature a part
-  of 3 on a job scaled from 6 to 4 may be replaced by a new part of 1, as before.
+  (`parts_to_drop` when no part can shrink), chosen so that as many replicas as possible keep serving, the
+  Running ones and then those nearest the users (server/nearness.py: the farthest and non-preferred stop
+  first), and minRegions stays reachable; what is then owed is placed as the rest. On an agent without the
+  feature a part of 3 on a job scaled from 6 to 4 may be replaced by a new part of 1, as before.
 - A Pending job (nothing placed yet) simply gets the new count.
 
 Only inference work whose replica count is its own may be scaled (`refusal`): a training gang's size is fixed
@@ -39,9 +40,10 @@ from typing import TYPE_CHECKING
 from federator.jobfile import JobFileError
 from federator.model import Job, JobKind, JobPhase, JobSpec, Placement, Reason, ReasonCode
 from federator.security.limits import Limits
-from federator.server import shrink
+from federator.server import nearness, shrink
 from federator.server.intake import checked
 from federator.server.job_message import job_message
+from federator.server.nearness import ANYWHERE, Nearness
 from federator.server.orders import Order
 from federator.server.partial import supersede_part
 from federator.store.group_commit import freeze
@@ -102,15 +104,19 @@ def _file_problem(spec: JobSpec) -> str | None:
     return None
 
 
-def parts_to_drop(placements: Sequence[Placement], replicas: int, min_regions: int) -> tuple[Placement, ...]:
-    """The parts to supersede so that the placements hold no more than `replicas`: the kept ones hold as many
-    replicas as may be (Running ones before those still starting, then as many regions, then the oldest), and
-    leave minRegions reachable (their regions plus one per replica still owed). Every set of parts is tried for
-    a job of up to EXACT_PARTS parts (one per cluster); past that, a greedy choice."""
+def parts_to_drop(placements: Sequence[Placement], replicas: int, min_regions: int,
+                  near: Nearness = ANYWHERE) -> tuple[Placement, ...]:
+    """The parts to supersede so that the placements hold no more than `replicas`. The kept ones, in this order:
+    hold as many replicas as may be (what is not kept is owed, and placed anew); then as many Running replicas
+    (they serve now, a part still starting does not); then the replicas nearest the users by `near`: in the
+    job's preferred regions, then in its users' region, then nearer by the policy's latencies, so the
+    farthest and non-preferred parts are stopped first (server/nearness.py); then as many regions; then the
+    oldest. Always leaving minRegions reachable (their regions plus one per replica still owed). Every set of
+    parts is tried for a job of up to EXACT_PARTS parts (one per cluster); past that, a greedy choice."""
     if sum(p.replicas for p in placements) <= replicas:
         return ()
-    keep = _best_kept(placements, replicas, min_regions) if len(placements) <= EXACT_PARTS else \
-        _greedy_kept(placements, replicas, min_regions)
+    keep = _best_kept(placements, replicas, min_regions, near) if len(placements) <= EXACT_PARTS else \
+        _greedy_kept(placements, replicas, min_regions, near)
     kept = {p.placement_id for p in keep}
     return tuple(p for p in placements if p.placement_id not in kept)
 
@@ -120,27 +126,28 @@ def _reachable(kept: Sequence[Placement], replicas: int, min_regions: int) -> bo
     return held <= replicas and len({p.region for p in kept}) + (replicas - held) >= min_regions
 
 
-def _worth(kept: Sequence[Placement]) -> tuple[int, int, int, int]:
+def _worth(kept: Sequence[Placement], near: Nearness) -> tuple[int, ...]:
     return (sum(p.replicas for p in kept), sum(p.replicas for p in kept if p.phase is JobPhase.RUNNING),
-            len({p.region for p in kept}), -sum(p.generation for p in kept))
+            *near.worth((p.region, p.replicas) for p in kept), len({p.region for p in kept}),
+            -sum(p.generation for p in kept))
 
 
-def _best_kept(placements: Sequence[Placement], replicas: int, min_regions: int) -> Sequence[Placement]:
+def _best_kept(placements: Sequence[Placement], replicas: int, min_regions: int,
+               near: Nearness) -> Sequence[Placement]:
     best: Sequence[Placement] = ()  # keeping nothing always reaches minRegions: replicas >= minRegions
     for size in range(1, len(placements) + 1):
         for kept in combinations(placements, size):
-            if _reachable(kept, replicas, min_regions) and _worth(kept) > _worth(best):
+            if _reachable(kept, replicas, min_regions) and _worth(kept, near) > _worth(best, near):
                 best = kept
     return best
 
 
-def _greedy_kept(placements: Sequence[Placement], replicas: int, min_regions: int) -> list[Placement]:
-    """One part per region first (Running and big first), then the others; each kept only if the count and
-    minRegions stay within reach with it (keeping nothing is always within reach)."""
-    order = sorted(placements, key=lambda p: (p.phase is not JobPhase.RUNNING, -p.replicas, p.generation))
-    firsts = {p.region: p for p in reversed(order)}
+def _greedy_kept(placements: Sequence[Placement], replicas: int, min_regions: int,
+                 near: Nearness) -> list[Placement]:
     kept: list[Placement] = []
-    for p in [*(p for p in order if firsts[p.region] is p), *(p for p in order if firsts[p.region] is not p)]:
+    """Running parts first, then the nearest, then one part per region before the others (big and old first);
+    each kept only if the count and minRegions stay within reach with it (keeping nothing always is)."""
+    for p in shrink.greedy_order(placements, near):
         if _reachable([*kept, p], replicas, min_regions):
             kept.append(p)
     return kept
@@ -193,10 +200,12 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
     was = job.spec.replicas
     spec = replace(job.spec, replicas=replicas)
     elastic = shrink.elastic_parts(fed, job) if job.phase.is_active and replicas < was else frozenset()
-    plan = shrink.plan_down(job.placements, replicas, spec.min_regions, elastic) if elastic else \
-        shrink.DownPlan(parts_to_drop(job.placements, replicas, spec.min_regions) if job.phase.is_active else ())
+    near = nearness.of(spec, (p.region for p in job.placements), fed.scheduler.config.latency_ms)
+    plan = shrink.plan_down(job.placements, replicas, spec.min_regions, elastic, near) if elastic else \
+        shrink.DownPlan(parts_to_drop(job.placements, replicas, spec.min_regions, near)
+                        if job.phase.is_active else ())
     dropped = plan.dropped
-    said = shrink.summary(job, was, replicas, plan)
+    said = shrink.summary(job, was, replicas, plan, waiting=shrink.away(fed, job))
     reason = Reason(ReasonCode.WAITING, f"{said}; the replicas owed are placed again" if plan.shrunk else
                     f"scaled from {was} to {replicas} replicas: whole parts were stopped (a part cannot shrink in "
                     "place), and the replicas owed are placed again")
@@ -225,7 +234,8 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
         if job.replicas_waiting:
             fed.cycles.rest(job)
     shrink.count(fed, shrunk=len(resizes), stopped=len(dropped))
-    for cluster, order in [*resizes, *cancels]:
+    shrink.send(fed, resizes)
+    for cluster, order in cancels:
         fed.send(cluster, order)
     fed.notify([job])
     fed.wake()

@@ -11,17 +11,20 @@ parts on such clusters are *elastic* when a job scales down (`plan_down`): they 
 what they hold. Parts on other clusters (older and third-party agents) are what they were: kept whole or
 dropped whole, then replaced, exactly as before.
 
-The plan keeps as many replicas as the new count allows, Running ones before those still starting, then as
-many regions, then the fewest parts touched, then the oldest; and it keeps minRegions reachable (the kept
-regions plus one per replica still owed). With every part elastic nothing is ever owed: the job shrinks with
-no new placement at all.
+The plan keeps as many replicas as the new count allows, Running ones before those still starting, then the ones
+nearest the users (in the job's preferred regions, then in its users' region, then nearer by the policy's
+latencies: server/nearness.py), so the farthest and non-preferred parts shrink or stop first; then as many
+regions, then the fewest parts touched, then the oldest; and it keeps minRegions reachable (the kept regions
+plus one per replica still owed). Moving replicas back near the users later (a far part kept because the near
+one could not shrink, or one that failed over) is not done: only a scale-down chooses. With every part elastic
+nothing is ever owed: the job shrinks with no new placement at all.
 
 Durable first (server/scaling.py, `scale`): the new counts are stored with the new spec before any agent hears
 of them; from then on the federator books the smaller count (reservations and usage read `Placement.replicas`).
 The Resize is sent after the write; a restart before it reaches the agent converges at the agent's re-sync,
-which sends a Resize with the stored count for every inference placement the cluster holds (`resync_orders`).
-An agent that answers a Resize Ack ok=false (it could not shrink that placement) has its part replaced, as an
-agent without the feature would (`refused`), without keeping the job off its cluster.
+which sends a Resize with the stored count for every inference placement the cluster holds (`resync_orders`). An
+agent that answers a Resize Ack ok=false (it could not shrink that placement) has its part replaced, as an agent
+without the feature would (`refused`), without keeping the job off its cluster.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import TYPE_CHECKING
 
-from federator.model import Job, JobId, JobKind, JobPhase, Placement, Reason, ReasonCode
-from federator.server.orders import Order, ResizeOrder
+from federator.model import ClusterState, Job, JobId, JobKind, JobPhase, Placement, Reason, ReasonCode
+from federator.server.nearness import ANYWHERE, Nearness
+from federator.server.orders import ResizeOrder
 
 if TYPE_CHECKING:
     from federator.server.clusters import ClusterRecord
@@ -52,15 +56,16 @@ class DownPlan:
         return bool(self.dropped or self.shrunk)
 
 
-def plan_down(placements: Sequence[Placement], replicas: int, min_regions: int,
-              elastic: Collection[str]) -> DownPlan:
+def plan_down(placements: Sequence[Placement], replicas: int, min_regions: int, elastic: Collection[str],
+              near: Nearness = ANYWHERE) -> DownPlan:
     """The parts to drop and to shrink so that the placements hold no more than `replicas`. A part whose id is in
-    `elastic` may keep any count from 1 to what it holds; the others are kept whole or dropped. Pure."""
+    `elastic` may keep any count from 1 to what it holds; the others are kept whole or dropped. The order of what
+    is kept is the module's (nearness by `near`, server/nearness.py). Pure."""
     if sum(p.replicas for p in placements) <= replicas:
         return DownPlan()
     exact = len(placements) <= EXACT_PARTS
-    kept = _best(placements, replicas, min_regions, elastic) if exact else \
-        _greedy(placements, replicas, min_regions, elastic)
+    kept = _best(placements, replicas, min_regions, elastic, near) if exact else \
+        _greedy(placements, replicas, min_regions, elastic, near)
     counts = dict(kept)
     return DownPlan(dropped=tuple(p for p in placements if p.placement_id not in counts),
                     shrunk={p.placement_id: n for p in placements
@@ -70,16 +75,18 @@ def plan_down(placements: Sequence[Placement], replicas: int, min_regions: int,
 _Kept = tuple[tuple[str, int], ...]  # (placement id, the count it keeps)
 
 
-def _first(p: Placement) -> tuple[bool, int, int]:
-    """Which elastic part keeps its replicas first: Running, then the biggest, then the oldest."""
-    return p.phase is not JobPhase.RUNNING, -p.replicas, p.generation
+def _first(p: Placement, near: Nearness) -> tuple[bool, tuple[bool, bool, int], int, int]:
+    """Which elastic part keeps its replicas first: Running, then the nearest, then the biggest, then the
+    oldest."""
+    return p.phase is not JobPhase.RUNNING, near.rank(p.region), -p.replicas, p.generation
 
 
-def _allot(parts: Sequence[Placement], replicas: int, min_regions: int, elastic: Collection[str]) -> _Kept | None:
+def _allot(parts: Sequence[Placement], replicas: int, min_regions: int, elastic: Collection[str],
+           near: Nearness) -> _Kept | None:
     """The counts `parts` keep together within `replicas`, less one replica owed for each region minRegions still
     lacks: the fixed ones whole, each elastic one at least 1 and the room left going to them in `_first` order;
     None when they cannot all be kept."""
-    flex = sorted((p for p in parts if p.placement_id in elastic), key=_first)
+    flex = sorted((p for p in parts if p.placement_id in elastic), key=lambda p: _first(p, near))
     owed = max(0, min_regions - len({p.region for p in parts}))
     room = replicas - owed - sum(p.replicas for p in parts if p.placement_id not in elastic) - len(flex)
     if room < 0:
@@ -92,7 +99,8 @@ def _allot(parts: Sequence[Placement], replicas: int, min_regions: int, elastic:
     return tuple(out)
 
 
-def _worth(parts: Sequence[Placement], kept: _Kept, replicas: int, min_regions: int) -> tuple[int, ...] | None:
+def _worth(parts: Sequence[Placement], kept: _Kept, replicas: int, min_regions: int,
+           near: Nearness) -> tuple[int, ...] | None:
     """How good keeping `kept` is (greater is better), or None when minRegions would be out of reach."""
     by_id: dict[str, Placement] = {p.placement_id: p for p in parts}
     held = sum(n for _, n in kept)
@@ -101,60 +109,82 @@ def _worth(parts: Sequence[Placement], kept: _Kept, replicas: int, min_regions: 
         return None
     running = sum(n for pid, n in kept if by_id[pid].phase is JobPhase.RUNNING)
     touched = sum(1 for pid, n in kept if n < by_id[pid].replicas) + len(parts) - len(kept)
-    return held, running, regions, -touched, -sum(by_id[pid].generation for pid, _ in kept)
+    nearest = near.worth((by_id[pid].region, n) for pid, n in kept)
+    return held, running, *nearest, regions, -touched, -sum(by_id[pid].generation for pid, _ in kept)
 
 
-def _best(parts: Sequence[Placement], replicas: int, min_regions: int, elastic: Collection[str]) -> _Kept:
+def _best(parts: Sequence[Placement], replicas: int, min_regions: int, elastic: Collection[str],
+          near: Nearness) -> _Kept:
     best: _Kept = ()  # keeping nothing always reaches minRegions: replicas >= minRegions
-    best_worth = _worth(parts, best, replicas, min_regions)
+    best_worth = _worth(parts, best, replicas, min_regions, near)
     for size in range(1, len(parts) + 1):
         for chosen in combinations(parts, size):
-            kept = _allot(chosen, replicas, min_regions, elastic)
+            kept = _allot(chosen, replicas, min_regions, elastic, near)
             if kept is None:
                 continue
-            worth = _worth(parts, kept, replicas, min_regions)
+            worth = _worth(parts, kept, replicas, min_regions, near)
             if worth is not None and (best_worth is None or worth > best_worth):
                 best, best_worth = kept, worth
     return best
 
 
-def _greedy(parts: Sequence[Placement], replicas: int, min_regions: int, elastic: Collection[str]) -> _Kept:
-    """One part per region first (Running and big first), then the others; each kept (an elastic one at what room
-    is left) only if the count and minRegions stay within reach with it."""
-    order = sorted(parts, key=_first)
+def greedy_order(parts: Sequence[Placement], near: Nearness) -> list[Placement]:
+    """The order a job of many parts is kept in, past EXACT_PARTS: Running parts first, then the nearest (`near`),
+    then the first part of each region before the others (so that more regions are kept), then the biggest and
+    the oldest. Shared with server/scaling.py (`parts_to_drop`)."""
+    order = sorted(parts, key=lambda p: _first(p, near))
     firsts = {p.region: p for p in reversed(order)}
+    return sorted(order, key=lambda p: (p.phase is not JobPhase.RUNNING, near.rank(p.region),
+                                        firsts[p.region] is not p))
+
+
+def _greedy(parts: Sequence[Placement], replicas: int, min_regions: int, elastic: Collection[str],
+            near: Nearness) -> _Kept:
+    """In `greedy_order`, each part kept (an elastic one at what room is left) only if the count and minRegions
+    stay within reach with it."""
     kept: _Kept = ()
     by_id: dict[str, Placement] = {p.placement_id: p for p in parts}
-    for p in [*(p for p in order if firsts[p.region] is p), *(p for p in order if firsts[p.region] is not p)]:
+    for p in greedy_order(parts, near):
         regions = {by_id[pid].region for pid, _ in kept} | {p.region}
         room = replicas - sum(n for _, n in kept) - max(0, min_regions - len(regions))
         n = min(p.replicas, room) if p.placement_id in elastic else p.replicas
-        if n >= 1 and _worth(parts, (*kept, (p.placement_id, n)), replicas, min_regions) is not None:
+        if n >= 1 and _worth(parts, (*kept, (p.placement_id, n)), replicas, min_regions, near) is not None:
             kept = (*kept, (p.placement_id, n))
     return kept
 
 
 def elastic_parts(fed: Federator, job: Job) -> frozenset[str]:
-    """The live parts of `job` that may shrink in place: on a connected cluster whose agent said it can resize.
-    A disconnected one is not asked: its part is replaced as before (its agent may come back older)."""
+    """The live parts of `job` that may shrink in place: on a cluster whose agent's latest Hello said it can
+    resize, connected or not. An agent between streams (restarted, upgraded) is the same agent until its next
+    Hello says otherwise: stopping its part and placing a replacement elsewhere left a job serving fewer replicas
+    than either count, and its preferred region empty (outside QA F11). Its Resize is taken at the re-sync
+    (`resend`), or, should its agent come back without the feature, its part is replaced then. A Lost cluster's
+    part is not elastic: it is re-placed anyway, so it is dropped whole."""
     return frozenset(p.placement_id for p in job.placements
                      if p.phase.is_active and (rec := fed.clusters.get(p.cluster)) is not None
-                     and rec.connected and rec.can_resize)
+                     and rec.state is not ClusterState.LOST and rec.can_resize)
 
 
-def summary(job: Job, was: int, replicas: int, plan: DownPlan) -> str:
+def away(fed: Federator, job: Job) -> frozenset[str]:
+    """The clusters of `job`'s parts whose agent is between streams: a Resize waits for its re-sync."""
+    return frozenset(p.cluster for p in job.placements
+                     if (rec := fed.clusters.get(p.cluster)) is not None and (not rec.connected or rec.closing))
+
+
+def summary(job: Job, was: int, replicas: int, plan: DownPlan, *, waiting: Collection[str] = ()) -> str:
     """What a scale-down did, for the job's message and Event: "scaled from 6 to 4: east-1 shrank 6 -> 4 in
-    place"."""
-    said = [f"{p.cluster} shrank {p.replicas} → {plan.shrunk[p.placement_id]} in place"
+    place"; a cluster in `waiting` (`away`) "shrinks 6 -> 4 in place when its agent is back"."""
+    said = [f"{p.cluster} shrinks {p.replicas} → {plan.shrunk[p.placement_id]} in place when its agent is back"
+            if p.cluster in waiting else f"{p.cluster} shrank {p.replicas} → {plan.shrunk[p.placement_id]} in place"
             for p in job.placements if p.placement_id in plan.shrunk]
     said += [f"{p.cluster} stopped ({p.replicas} replica{'s' if p.replicas != 1 else ''})" for p in plan.dropped]
     return f"scaled from {was} to {replicas}" + (f": {', '.join(said)}" if said else "")
 
 
-def shrink(job: Job, shrunk: Mapping[str, int], *, reason: str) -> list[tuple[str, Order]]:
+def shrink(job: Job, shrunk: Mapping[str, int], *, reason: str) -> list[tuple[str, ResizeOrder]]:
     """Give the parts of `job` in `shrunk` their new counts (on the stored copy and on the live job alike); the
     Resize orders to send once stored."""
-    orders: list[tuple[str, Order]] = []
+    orders: list[tuple[str, ResizeOrder]] = []
     for p in job.placements:
         n = shrunk.get(p.placement_id)
         if n is None or n >= p.replicas:
@@ -179,8 +209,25 @@ def resync_orders(jobs: Iterable[Job], rec: ClusterRecord, present: Collection[s
             if p.cluster == rec.name and p.phase.is_active and p.placement_id in present]
 
 
+def send(fed: Federator, resizes: Iterable[tuple[str, ResizeOrder]]) -> None:
+    """Send the Resize orders of a scale-down; one for a cluster whose agent is away is dropped by `fed.send` and
+    remembered (`ClusterRecord.resizes_owed`): its re-sync sends the stored count (`resend`), or replaces the part
+    should the agent come back without the resize feature."""
+    for cluster, order in resizes:
+        rec = fed.clusters.get(cluster)
+        if rec is not None and (not rec.connected or rec.closing):
+            rec.resizes_owed.add(order.placement_id)
+        fed.send(cluster, order)
+
+
 def resend(fed: Federator, rec: ClusterRecord, present: Collection[str]) -> None:
-    """At the re-sync of `rec` (Federator._resync), send it `resync_orders`."""
+    """At the re-sync of `rec` (Federator._resync), send it `resync_orders`. An agent back without the resize
+    feature runs the parts shrunk while it was away at their old count: each is replaced, as one whose Resize was
+    refused (`refused`)."""
+    owed, rec.resizes_owed = rec.resizes_owed, set()
+    if not rec.can_resize:
+        for placement_id in sorted(owed & set(present)):
+            refused(fed, rec, placement_id, "its agent came back without the resize feature")
     for order in resync_orders(fed.jobs.values(), rec, present):
         fed.send(rec.name, order)
 
@@ -206,5 +253,5 @@ def refused(fed: Federator, rec: ClusterRecord, placement_id: str, message: str)
                                                 f"place ({message[:800]}): replaced"), ended={placement_id})
 
 
-__all__ = ["EXACT_PARTS", "DownPlan", "count", "elastic_parts", "plan_down", "refused", "resend", "resync_orders",
-           "shrink", "summary"]
+__all__ = ["EXACT_PARTS", "DownPlan", "away", "count", "elastic_parts", "greedy_order", "plan_down", "refused",
+           "resend", "resync_orders", "send", "shrink", "summary"]

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from federator.backends.kube.resources import job_status
+from federator.backends.kube.workloads.registry import ADAPTERS
 from federator.jobfile import OLD_SPEC_NAMES, JobFileError, load_job_files, parse_job
-from federator.model import Job, JobId, JobPhase, Placement, PlacementId
+from federator.model import Job, JobId, JobKind, JobPhase, Placement, PlacementId
 
 from support import EXAMPLES, ROOT
 
@@ -93,9 +94,10 @@ def test_only_an_inference_jobs_replicas_may_change() -> None:
     answered "spec is immutable; delete the FederatedJob and create it again", which invited recreating it at
     another size)."""
     spec = _schema("federatedjobs")["properties"]["spec"]
-    immutable, gang = [r for r in spec["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
+    immutable, serving, gang = [r for r in spec["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
     assert immutable["message"] == "spec is immutable; delete the FederatedJob and create it again"
-    text = immutable["rule"]
+    text = immutable["rule"].removeprefix(f"{SERVING} || ")
+    assert serving["rule"].removeprefix(f"!({SERVING}) || ") == text  # the same rule, for the other jobs
     assert text.startswith("self == oldSelf ||") and "self.kind == oldSelf.kind" in text
     assert "!has(self.workload) && !has(oldSelf.workload)" in text
     assert gang == {"rule": "!has(oldSelf.kind) || oldSelf.kind != 'training' || (has(self.replicas) ? "
@@ -105,6 +107,26 @@ def test_only_an_inference_jobs_replicas_may_change() -> None:
         assert f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == " \
                f"oldSelf.{field})" in text, field
     assert "self.replicas" not in text
+
+
+SERVING = ("(has(oldSelf.kind) && oldSelf.kind == 'inference') || (has(oldSelf.workload) && oldSelf.workload.kind "
+           "in ['Deployment', 'StatefulSet', 'LeaderWorkerSet'])")
+
+
+def test_a_serving_jobs_changed_spec_is_told_the_blue_green_way() -> None:
+    """Outside QA F3: `kubectl apply` of an inference job with a new image answered "delete the FederatedJob and
+    create it again", which stops every replica in every region first. A serving job (kind inference, or a
+    workload of an inference kind, as the agent's adapters judge it) is told to create a second job and delete
+    this one once the new one serves; any other job keeps the message it had."""
+    spec = _schema("federatedjobs")["properties"]["spec"]
+    rules = {r["message"]: r["rule"] for r in spec["x-kubernetes-validations"]}
+    (serving,) = [m for m in rules if m.startswith("spec of an inference job is immutable")]
+    assert "create a second FederatedJob beside this one and delete this one once the new one serves" in serving
+    assert "accelerators of both" in serving and "Reaching an inference job" in serving
+    assert "delete the FederatedJob and create it again" not in serving
+    assert rules[serving].startswith(f"!({SERVING}) || ")
+    assert {a.kind for a in ADAPTERS if a.job_kind is JobKind.INFERENCE} == {"Deployment", "StatefulSet",
+                                                                             "LeaderWorkerSet"}
 
 
 def test_the_crds_validation_rules_are_understood_by_kubernetes_1_27() -> None:
