@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,12 +74,13 @@ class Served:
 @asynccontextmanager
 async def served(certs: CertsDir, tmp_path: Path, policy: str = POLICY, *,
                  metrics: Metrics | None = None, limits: Limits | None = None,
-                 revoked: Path | None = None) -> AsyncIterator[Served]:
-    """The job API over mTLS, with the policy's tenancy and its queues (the scheduler's, as `--policy` gives)."""
-    fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0, metrics=metrics, limits=limits,
-                    scheduler=Scheduler(policy_from_document(yaml.safe_load(policy))))
-    auth = Authenticator(revocations=RevocationList(revoked, interval=0.0), tokens=[Token("t-bob", "bob"),
-                                                                                     Token("t-old")])
+                 revoked: Path | None = None, db: Path | None = None,
+                 tokens: Sequence[Token] = (Token("t-bob", "bob"), Token("t-old"))) -> AsyncIterator[Served]:
+    """The job API over mTLS (and a token port), with the policy's tenancy and its queues (the scheduler's, as
+    `--policy` gives); `db`: a store file that outlives it (a restart), else one in memory."""
+    fed = Federator(store=SqliteJobStore(db or Path(":memory:")), report_interval=60.0, metrics=metrics,
+                    limits=limits, scheduler=Scheduler(policy_from_document(yaml.safe_load(policy))))
+    auth = Authenticator(revocations=RevocationList(revoked, interval=0.0), tokens=list(tokens))
     authz = Authorizer(tenancy_from_document(yaml.safe_load(policy)))
     audit = AuditLog(tmp_path / "audit.jsonl")
     server = grpc.aio.server()
@@ -94,6 +95,7 @@ async def served(certs: CertsDir, tmp_path: Path, policy: str = POLICY, *,
     finally:
         await server.stop(0)
         audit.close()
+        fed.store.close()
 
 
 @asynccontextmanager

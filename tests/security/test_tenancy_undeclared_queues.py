@@ -12,19 +12,16 @@ placed), and on the FederatedJob path of Kubernetes mode.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 import yaml
+from test_tenancy_api import client, served
 
 from federator.api import convert
-from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from federator.api.v1 import jobs_pb2, types_pb2
 from federator.backends.kube.api import FEDERATED_JOBS
 from federator.backends.kube.controller import FederatedJobController
 from federator.backends.kube.resources import FINALIZER
@@ -33,8 +30,7 @@ from federator.jobfile import parse_job
 from federator.model import JobPhase, JobSpec
 from federator.scheduler import Scheduler
 from federator.scheduler.policy import policy_from_document
-from federator.security.audit import AuditLog
-from federator.security.auth import Authenticator, Peer, Token
+from federator.security.auth import Peer, Token
 from federator.security.authz import (
     Allowed,
     Authorizer,
@@ -46,15 +42,14 @@ from federator.security.authz import (
     tenancy_from_document,
 )
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
-from federator.security.tls import TlsFiles, server_files, user_files
 from federator.server.federator import Federator
-from federator.server.services import JobService
 from federator.store import SqliteJobStore
 
 from builders import cluster, pool
 from kube_fakes import FlakyApi
 
 # examples/policy.yaml's queues, with tenancy: org-a may use research, org-m has a queue of its own.
+BOB = (Token("t-bob", "bob", groups=frozenset({"org-a"})),)  # a token user of org-a
 TENANTS = """
 tenancy:
   admins: {users: [admin]}
@@ -157,51 +152,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> CertsDir:
     return c
 
 
-@dataclass
-class Served:
-    fed: Federator
-    target: str
-    token_target: str
-    audit_path: Path
-
-    def audit(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
-
-
-@asynccontextmanager
-async def served(certs: CertsDir, tmp_path: Path, policy: str, *, db: Path | None = None) -> AsyncIterator[Served]:
-    """The job API over mTLS (and a token port), with the policy's tenancy and queues, as `serve --policy` gives."""
-    fed = Federator(store=SqliteJobStore(db or Path(":memory:")), report_interval=60.0,
-                    scheduler=Scheduler(policy_from_document(yaml.safe_load(policy))))
-    auth = Authenticator(tokens=[Token("t-bob", "bob", groups=frozenset({"org-a"}))])
-    audit = AuditLog(tmp_path / "audit.jsonl")
-    server = grpc.aio.server()
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=_authz(policy), audit=audit), server)
-    port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials())
-    token_port = server.add_secure_port("127.0.0.1:0",
-                                        server_files(certs).server_credentials(require_client_auth=False))
-    await server.start()
-    try:
-        yield Served(fed, f"127.0.0.1:{port}", f"127.0.0.1:{token_port}", tmp_path / "audit.jsonl")
-    finally:
-        await server.stop(0)
-        audit.close()
-        fed.store.close()
-
-
-@asynccontextmanager
-async def client(s: Served, certs: CertsDir, user: str = "",
-                 token: str = "") -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
-    if token:
-        creds = grpc.composite_channel_credentials(TlsFiles(certs.ca_cert).channel_credentials(),
-                                                   grpc.access_token_call_credentials(token))
-        ch = grpc.aio.secure_channel(s.token_target, creds)
-    else:
-        ch = grpc.aio.secure_channel(s.target, user_files(certs, user).channel_credentials())
-    async with ch:
-        yield jobs_pb2_grpc.JobServiceStub(ch)
-
-
 def job_spec(name: str, queue: str) -> JobSpec:
     return parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": name},
                       "spec": {"kind": "training", "queue": queue, "resources": {"cpu": "1"}}})
@@ -221,7 +171,7 @@ async def refused(call: object) -> str:
 def test_over_grpc_a_tenant_cannot_invent_a_queue_nor_use_one_another_invented(certs: CertsDir,
                                                                                 tmp_path: Path) -> None:
     async def main() -> None:
-        async with served(certs, tmp_path, TENANTS) as s, client(s, certs, "alice") as alice, \
+        async with served(certs, tmp_path, TENANTS, tokens=BOB) as s, client(s, certs, "alice") as alice, \
                 client(s, certs, "mallory") as mallory, client(s, certs, token="t-bob") as bob, \
                 client(s, certs, "admin") as admin:
             said = await refused(alice.Submit(submit("more-h100", "research-2")))
@@ -247,7 +197,7 @@ def test_over_grpc_a_tenant_cannot_invent_a_queue_nor_use_one_another_invented(c
 def test_over_grpc_invented_queues_stay_open_where_the_policy_says_so(certs: CertsDir, tmp_path: Path,
                                                                        policy: str, user: str) -> None:
     async def main() -> None:
-        async with served(certs, tmp_path, policy) as s, client(s, certs, user) as who:
+        async with served(certs, tmp_path, policy, tokens=BOB) as s, client(s, certs, user) as who:
             assert (await who.Submit(submit("j", "invented"))).job.spec.queue == "invented"
 
     asyncio.run(main())
@@ -263,7 +213,7 @@ def test_a_job_stored_in_an_undeclared_queue_survives_a_restart_and_is_placed(ce
     before.store.close()
 
     async def main() -> None:
-        async with served(certs, tmp_path, TENANTS, db=db) as s, client(s, certs, "alice") as alice:
+        async with served(certs, tmp_path, TENANTS, db=db, tokens=BOB) as s, client(s, certs, "alice") as alice:
             got = await alice.Get(jobs_pb2.GetJobRequest(job_id=old.job_id))
             assert (got.spec.queue, got.phase) == ("team-a-dev", types_pb2.JOB_PHASE_PENDING)
             said = await refused(alice.Submit(submit("new", "team-a-dev")))

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from scripted_agent import ScriptedStream
 from test_services_edge import channel, run, served
 
 from federator.api import convert
@@ -33,54 +33,21 @@ H100 = "NVIDIA-H100-80GB-HBM3"
 CRASH = "CUDA error: an illegal memory access was encountered (exit 139)"
 
 
-class FakeAgent:
-    """One agent stream: Hello, a capacity report every half second, and an answer to each Launch (Ack, Running,
-    then Failed at once if it lies)."""
+class FakeAgent(ScriptedStream):
+    """Hello with its price, and an answer to each Launch: Ack, Running, then Failed at once if it lies."""
 
     def __init__(self, name: str, *, nodes: int, price: str, lies: bool) -> None:
-        self.name, self.lies = name, lies
-        self.capacity = convert.capacity_to_pb(cluster(name, "r", pool(H100, nodes=nodes)).capacity)
-        self.hello = agent_pb2.Hello(cluster=name, region="r", labels={PRICE_LABEL: price})
-        self.launched: list[str] = []
-        self._out: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
+        super().__init__(name, agent_pb2.Hello(cluster=name, region="r", labels={PRICE_LABEL: price}),
+                         convert.capacity_to_pb(cluster(name, "r", pool(H100, nodes=nodes)).capacity))
+        self.lies = lies
 
-    async def _requests(self) -> AsyncIterator[agent_pb2.AgentMessage]:
-        while (msg := await self._out.get()) is not None:
-            yield msg
-
-    def _send(self, **body: object) -> None:
-        self._out.put_nowait(agent_pb2.AgentMessage(**body))  # type: ignore[arg-type]
-
-    async def run(self, target: str, certs: CertsDir) -> None:
-        async with channel(target, cluster_files(certs, self.name)) as ch:
-            call = ch.stream_stream("/federator.v1.AgentService/Connect",
-                                    request_serializer=agent_pb2.AgentMessage.SerializeToString,
-                                    response_deserializer=agent_pb2.FederatorMessage.FromString)(self._requests())
-            self._send(hello=self.hello)
-            reports = asyncio.get_running_loop().create_task(self._report())
-            try:
-                async for msg in call:
-                    if msg.WhichOneof("body") != "launch":
-                        continue
-                    pid = msg.launch.placement.placement_id
-                    self.launched.append(pid)
-                    self._send(ack=agent_pb2.Ack(placement_id=pid, ok=True))
-                    self._send(job_update=agent_pb2.JobUpdate(placement_id=pid,
-                                                              phase=convert.phase_to_pb(JobPhase.RUNNING)))
-                    if self.lies:
-                        self._send(job_update=agent_pb2.JobUpdate(
-                            placement_id=pid, phase=convert.phase_to_pb(JobPhase.FAILED), message=CRASH))
-            finally:
-                reports.cancel()
-                self._out.put_nowait(None)
-
-    async def _report(self) -> None:
-        sequence = 0
-        while True:
-            sequence += 1
-            self.capacity.sequence = sequence
-            self._send(capacity=self.capacity)
-            await asyncio.sleep(0.5)
+    def answer(self, placement_id: str) -> None:
+        pid = placement_id
+        self.send(ack=agent_pb2.Ack(placement_id=pid, ok=True))
+        self.send(job_update=agent_pb2.JobUpdate(placement_id=pid, phase=convert.phase_to_pb(JobPhase.RUNNING)))
+        if self.lies:
+            self.send(job_update=agent_pb2.JobUpdate(
+                placement_id=pid, phase=convert.phase_to_pb(JobPhase.FAILED), message=CRASH))
 
 
 def job(name: str) -> jobs_pb2.SubmitRequest:
@@ -110,7 +77,7 @@ def test_a_provider_that_fails_every_job_at_once_ends_up_with_none_of_them(tenan
             loop = asyncio.get_running_loop()
             liar = FakeAgent("acme-east", nodes=100_000, price="0", lies=True)
             honest = FakeAgent("gx-west", nodes=8, price="2.00", lies=False)
-            agents = [loop.create_task(a.run(s.target, tenants)) for a in (liar, honest)]
+            agents = [loop.create_task(a.run(s.target, cluster_files(tenants, a.name))) for a in (liar, honest)]
             runner = loop.create_task(fed.run())
             try:
                 for _ in range(100):

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
+from scripted_agent import ScriptedStream
+from test_early_failures_grpc import job
 from test_services_edge import channel, run, served
 
 from federator.api import convert
 from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc
-from federator.jobfile import parse_job
 from federator.model import JobPhase, ReasonCode
 from federator.security.trust import PROVIDER_LABEL
 from federator.server.federator import Federator
@@ -29,55 +30,16 @@ WORDS = ('spec.template.spec.containers[0].ports[0].name: Invalid value: "metric
          "than 15 characters (HTTP 422 Invalid; federator-workloads/x)")
 
 
-class ScriptedAgent:
-    """One agent stream: Hello with its provider, a capacity report every half second, and each Launch answered
-    `Ack ok=false` with the API's words, `invalid` as told."""
+class ScriptedAgent(ScriptedStream):
+    """Hello with its provider, and each Launch answered `Ack ok=false` with the API's words, `invalid` as told."""
 
     def __init__(self, name: str, provider: str, *, invalid: bool) -> None:
-        self.name, self.invalid = name, invalid
-        self.capacity = convert.capacity_to_pb(cluster(name, "r", pool(H100, nodes=2)).capacity)
-        self.hello = agent_pb2.Hello(cluster=name, region="r", labels={PROVIDER_LABEL: provider})
-        self.launched: list[str] = []
-        self._out: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
+        super().__init__(name, agent_pb2.Hello(cluster=name, region="r", labels={PROVIDER_LABEL: provider}),
+                         convert.capacity_to_pb(cluster(name, "r", pool(H100, nodes=2)).capacity))
+        self.invalid = invalid
 
-    async def _requests(self) -> AsyncIterator[agent_pb2.AgentMessage]:
-        while (msg := await self._out.get()) is not None:
-            yield msg
-
-    def _send(self, **body: object) -> None:
-        self._out.put_nowait(agent_pb2.AgentMessage(**body))  # type: ignore[arg-type]
-
-    async def run(self, target: str) -> None:
-        async with channel(target) as ch:
-            call = ch.stream_stream("/federator.v1.AgentService/Connect",
-                                    request_serializer=agent_pb2.AgentMessage.SerializeToString,
-                                    response_deserializer=agent_pb2.FederatorMessage.FromString)(self._requests())
-            self._send(hello=self.hello)
-            reports = asyncio.get_running_loop().create_task(self._report())
-            try:
-                async for msg in call:
-                    if msg.WhichOneof("body") != "launch":
-                        continue
-                    pid = msg.launch.placement.placement_id
-                    self.launched.append(pid)
-                    self._send(ack=agent_pb2.Ack(placement_id=pid, ok=False, message=WORDS, invalid=self.invalid))
-            finally:
-                reports.cancel()
-                self._out.put_nowait(None)
-
-    async def _report(self) -> None:
-        sequence = 0
-        while True:
-            sequence += 1
-            self.capacity.sequence = sequence
-            self._send(capacity=self.capacity)
-            await asyncio.sleep(0.5)
-
-
-def job(name: str) -> jobs_pb2.SubmitRequest:
-    return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(parse_job({
-        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": name},
-        "spec": {"kind": "training", "resources": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 8}}})))
+    def answer(self, placement_id: str) -> None:
+        self.send(ack=agent_pb2.Ack(placement_id=placement_id, ok=False, message=WORDS, invalid=self.invalid))
 
 
 async def until(what: Callable[[], bool], *, tries: int = 200) -> bool:
