@@ -121,3 +121,24 @@ def started_backend(api: Any, **kw: Any) -> KubeBackend:
     b._on_update = lambda *_, **__: None
     b._started = True
     return b
+
+
+class Events:
+    """The Events a controller posts (the store's EventRecorder), kept to be read back."""
+
+    instance = "fed-0"
+
+    def __init__(self) -> None:
+        self.posted: list[dict[str, Any]] = []
+
+    def record(self, obj: dict[str, Any]) -> None:
+        self.posted.append(obj)
+
+    def said(self) -> list[tuple[str, str, str]]:
+        """(object name, reason, message) of each Event, in order."""
+        return [(e["involvedObject"]["name"], e["reason"], e["message"]) for e in self.posted]
+
+    def told(self, reason: str) -> list[str]:
+        """The messages of the Events of one reason."""
+        return [str(e.get("message")) for e in self.posted if e.get("reason") == reason]
+

@@ -18,22 +18,7 @@ from federator.backends.kube.store import KubeJobStore
 from federator.security.limits import Limits
 from federator.server.federator import Federator
 
-from kube_fakes import FlakyApi, controller, federated_job
-
-
-class Events:
-    """The Events a controller posts (the store's recorder), kept to be read back."""
-
-    instance = "fed-0"
-
-    def __init__(self) -> None:
-        self.posted: list[dict[str, object]] = []
-
-    def record(self, obj: dict[str, object]) -> None:
-        self.posted.append(obj)
-
-    def told(self, reason: str) -> list[str]:
-        return [str(e.get("message")) for e in self.posted if e.get("reason") == reason]
+from kube_fakes import Events, FlakyApi, controller, federated_job
 
 
 def test_a_new_federatedjob_is_submitted_with_the_spec_the_api_server_holds_now() -> None:

@@ -15,20 +15,7 @@ from federator.backends.kube.resources import FINALIZER
 from federator.backends.kube.store import KubeJobStore
 from federator.server.federator import Federator
 
-from kube_fakes import FlakyApi
-
-
-class Events:
-    """What an EventRecorder would post."""
-
-    instance = "fed-0"
-
-    def __init__(self) -> None:
-        self.posted: list[dict[str, Any]] = []
-
-    def record(self, obj: dict[str, Any]) -> None:
-        self.posted.append(obj)
-
+from kube_fakes import Events, FlakyApi
 
 PRIVILEGED = {"spec": {"containers": [{"name": "main", "image": "llm:1", "securityContext": {"privileged": True}}]}}
 

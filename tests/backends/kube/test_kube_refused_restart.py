@@ -23,7 +23,7 @@ from federator.backends.kube.api import FEDERATED_JOBS
 from federator.model import JobPhase
 
 from builders import cluster, pool
-from kube_fakes import controller, federated_job
+from kube_fakes import Events, controller, federated_job
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 TYPO_MODEL = {"kind": "training", "replicas": 2, "resources": {"cpu": "1", "nvidia.com/gpu": 8},
@@ -82,21 +82,6 @@ def test_a_refused_federatedjob_is_left_alone_by_a_federator_that_starts_before_
             assert job.phase is JobPhase.PENDING and _status(api, "new-typo")["jobId"] == job.job_id
 
     asyncio.run(main())
-
-
-class Events:
-    """What an EventRecorder would post."""
-
-    instance = "fed-0"
-
-    def __init__(self) -> None:
-        self.posted: list[dict[str, Any]] = []
-
-    def record(self, obj: dict[str, Any]) -> None:
-        self.posted.append(obj)
-
-    def said(self) -> list[tuple[str, str, str]]:
-        return [(e["involvedObject"]["name"], e["reason"], e["message"]) for e in self.posted]
 
 
 def test_a_scale_of_a_refused_federatedjob_is_refused_once_per_generation_across_restarts() -> None:
