@@ -151,6 +151,10 @@ def test_with_no_second_region_left_the_lost_replicas_go_to_the_region_left_and_
     assert why.message.startswith("spans 1 of the 2 regions its minRegions asks, placed in the regions left")
     assert "1 held by its running placements (west)" in why.message and "east: a is Lost" in why.message
     assert job.message.startswith(f"{ReasonCode.REGION_UNAVAILABLE}: spans 1 of the 2 regions")
+    running_on(fed, job, b, fed.clusters["b2"])  # the members' words follow it; it keeps saying so
+    assert job.message.startswith(f"{ReasonCode.REGION_UNAVAILABLE}: spans 1 of the 2 regions")
+    headers, (row,) = job_rows([job], wide=False)  # and `get jobs` shows it (REASON)
+    assert row[headers.index("REASON")].startswith("RegionUnavailable: spans 1 of the 2 regions")
     placements = [p.placement_id for p in job.placements]
     join(fed, "c", region="north")  # a second region returns: nothing moves back (not done yet, reliability.md)
     fed.schedule_once()
