@@ -46,12 +46,14 @@ def test_kept_regions_that_already_span_min_regions_need_no_new_one() -> None:
     assert placed(result) == {"svc": {"east-2": 2}}
 
 
-def test_a_rest_with_no_new_region_says_what_its_kept_placements_hold() -> None:
+def test_a_rest_with_no_new_region_goes_where_it_fits_and_says_what_its_kept_placements_hold() -> None:
+    # minRegions is a goal for the rest of a running job (spread.py, outside QA inference F1)
     s = spec("svc", kind=INF, replicas=4, gpus=1, min_regions=2)
     result = Scheduler().schedule(Snapshot.of(fleet("east-2")), [rest(s, 2, "east-1")],
                                   running=[running(s, "east-1", replicas=2)])
-    reason = result.pending["svc"]
-    assert reason.code is ReasonCode.REGION_UNAVAILABLE
+    assert placed(result) == {"svc": {"east-2": 2}}
+    reason = result.decisions[0].short
+    assert reason is not None and reason.code is ReasonCode.REGION_UNAVAILABLE
     assert reason.message.endswith("1 held by its running placements (east); no other region can host one now")
 
 

@@ -15,8 +15,8 @@ import pytest
 from server_support import Clock, MemoryStore, make
 
 from federator.model import JobId, JobPhase, Reason, ReasonCode
-from federator.scheduler.cycle import summarize
 from federator.scheduler.plugins import recently_refused
+from federator.scheduler.summary import summarize
 from federator.server.job_message import keep_preempted, preempted_note
 from federator.server.refusals import RecentRefusals
 

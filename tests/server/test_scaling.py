@@ -60,6 +60,28 @@ def test_scale_up_keeps_every_placement_and_places_only_the_rest(clock: Clock) -
     assert job.replicas_waiting == 0 and job.pending_reason is None
 
 
+def test_a_scale_up_that_does_not_fit_whole_places_what_fits_and_the_rest_waits(clock: Clock) -> None:
+    """Outside QA (inference F6): 3 -> 9 with room for 5 more left the job at 3. The rest of a running inference
+    job takes what fits now, as a Deployment scales; the remainder waits with its reason, and is placed once
+    room appears."""
+    fed = make(MemoryStore(), clock)
+    job, a, b = spread_over_a_and_b(fed)  # 2 x 8 GPUs on each of a and b: room for 2 more on each
+    before = ids(job)
+    fed.scale(job.job_id, 10)
+    fed.schedule_once()
+    assert ids(job)[:2] == before and sum(p.replicas for p in job.placements) == 8
+    assert job.phase is JobPhase.RUNNING and job.replicas_waiting == 2
+    assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.INSUFFICIENT_ACCELERATORS
+    assert job.message.startswith("8 of 10 replicas placed; 2 waiting: InsufficientAccelerators: "
+                                  "only 4 of 6 replicas fit")
+    launched = [o for rec in (a, b) for o in drain(rec) if isinstance(o, LaunchOrder)]
+    assert sum(o.placement.replicas for o in launched) == 4
+    join(fed, "c", region="north")  # room appears: the remainder is placed
+    fed.schedule_once()
+    assert job.replicas_waiting == 0 and job.pending_reason is None
+    assert sum(p.replicas for p in job.placements if p.cluster == "c") == 2
+
+
 def test_a_running_job_scaled_up_stays_running_while_the_new_replicas_start(clock: Clock) -> None:
     """Outside QA (new user F2): `watch` showed a serving job go back to "Placed ... not started yet" while its
     running parts served untouched, each cluster twice, and a script reading the phase saw a regression that

@@ -211,12 +211,13 @@ class Job:
 
 
 def shortfall(job: Job) -> str:
-    """"3 of 4 replicas placed; 1 waiting: CODE: why" for a Placed or Running job short of replicas, "" for any
-    other: what its message, `get jobs` and a FederatedJob's status say, so a job that serves with fewer replicas
-    than asked never looks whole."""
+    """"3 of 4 replicas placed; 1 waiting: CODE: why" for a Placed or Running job short of replicas ("CODE: why"
+    for one short of regions only), "" for any other: what its message, `get jobs` and a FederatedJob's status
+    say, so a job that serves with fewer replicas (or regions) than asked never looks whole."""
     waiting = job.replicas_waiting
-    if not waiting:
-        return ""
+    if not waiting:  # placed whole, but in fewer regions than its minRegions asks (scheduler/spread.py): why
+        return str(job.pending_reason) if job.pending_reason is not None and job.phase in (
+            JobPhase.PLACED, JobPhase.RUNNING) else ""
     why = f": {job.pending_reason}" if job.pending_reason is not None else ""
     return f"{job.spec.replicas - waiting} of {job.spec.replicas} replicas placed; {waiting} waiting{why}"
 

@@ -12,7 +12,8 @@ numbered phases, each timed:
    reserve: gangs waiting past the policy's threshold hold room on one cluster each (`reservation.py`);
 3. place: each job checked against its queue's quota, then placed in a
    transaction committed only if the whole job fits; a training gang goes to
-   one cluster, inference replicas spread (at least `minRegions` regions);
+   one cluster, inference replicas spread (at least `minRegions` regions, nearest tiers first), and the rest
+   of a running inference job takes what fits (`spread.py`);
 4. preempt: jobs still waiting for capacity may stop cheaper, lower-priority
    (or over-share) preemptible work, up to a cap per cycle.
 
@@ -26,7 +27,7 @@ shapes x clusters, not jobs x clusters.
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
@@ -45,11 +46,10 @@ from federator.scheduler.framework import (
     PlacementRequest,
     PoolScorePlugin,
     ScorePlugin,
-    accepted_pools,
 )
 from federator.scheduler.gcpause import few_full_collections
-from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES, quota_held_text
-from federator.scheduler.pools import LazyFitCounts, QuotaBudget, best_model, quota_budget, reserve_spread
+from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES
+from federator.scheduler.pools import best_model, quota_budget, reserve_spread
 from federator.scheduler.preemption import (
     PlanMemo,
     Preemption,
@@ -66,15 +66,19 @@ from federator.scheduler.preemption import (
     within_quota,
 )
 from federator.scheduler.regionload import RegionUse
-from federator.scheduler.regions_why import regions_why
 from federator.scheduler.reservation import Reservation, guarded, hold_room, respected, still_held
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
+from federator.scheduler.spread import is_rest, spread_counts
+from federator.scheduler.summary import summarize
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     job_id: JobId
     assignments: tuple[Assignment, ...]
+    # Why these leave the job short of its ask (spread.py): the rest of a running job placed in part, or in fewer
+    # regions than its minRegions. None: the job has all it asked for.
+    short: Reason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,27 +93,6 @@ class CycleResult:
     resting: Mapping[JobId, float] = field(default_factory=dict)  # gangs whose hold ended, until when (`expired`)
 
 
-# Most severe first: the reason we report is the one closest to fitting.
-_SEVERITY = [
-    ReasonCode.RESERVED,  # it would fit but for room held for a gang (reservation.py): the nearest to fitting
-    ReasonCode.GANG_DOES_NOT_FIT,
-    ReasonCode.INSUFFICIENT_ACCELERATORS,
-    ReasonCode.INSUFFICIENT_CPU,
-    ReasonCode.INSUFFICIENT_MEMORY,
-    ReasonCode.QUOTA_EXCEEDED,
-    ReasonCode.LATENCY_BUDGET,
-    ReasonCode.REGION_UNAVAILABLE,
-    # Before the reasons no wait cures: a cluster that would take the job refused it a moment ago, in its own
-    # words (a namespace not marked for the queue, an admission webhook, a name its controller refuses), which the
-    # user can act on; "member-b has no H100 nodes" from the others read as the reason (AcceleratorUnavailable).
-    # After the capacity reasons, which decide whether the job may preempt elsewhere.
-    ReasonCode.RECENTLY_REFUSED,
-    ReasonCode.SHARING_UNAVAILABLE,
-    ReasonCode.ACCELERATOR_UNAVAILABLE,
-    ReasonCode.POD_SECURITY,
-    ReasonCode.WORKLOAD_KIND_UNSUPPORTED,
-    ReasonCode.CLUSTER_NOT_READY,
-]
 # Reasons more room could cure: only these jobs may preempt. REGION_UNAVAILABLE comes only from a
 # spread's minRegions (too few regions with room *now*), which room in another region cures.
 _CAPACITY = frozenset({ReasonCode.GANG_DOES_NOT_FIT, ReasonCode.INSUFFICIENT_ACCELERATORS, ReasonCode.INSUFFICIENT_CPU,
@@ -193,6 +176,7 @@ class Scheduler:
         txn = Txn(snapshot, on_change=board.changed)
         board.txn = txn
         unplaceable: dict[tuple[object, ...], Reason] = {}
+        notes: dict[JobId, Reason] = {}  # why a decision leaves its job short (Decision.short)
         decisions: list[Decision] = []
         seconds: list[float] = []
         pending: dict[JobId, Reason] = {}
@@ -204,14 +188,14 @@ class Scheduler:
             started = clock()
             if holds and (bound := respected(request, holds)):
                 request = replace(request, respects=bound)
-            request, outcome = first_that_fits(request, lambda v: self._try(v, usage, txn, board, unplaceable),
-                                               cfg.legacy_vendor)
+            request, outcome = first_that_fits(
+                request, lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
             if isinstance(outcome, Reason):
                 pending[request.job_id] = outcome
                 if outcome.code in _CAPACITY:
                     waiting.append(request)
                 continue
-            decisions.append(Decision(request.job_id, outcome))
+            decisions.append(Decision(request.job_id, outcome, notes.pop(request.job_id, None)))
             seconds.append(clock() - started)
             moved = False
             for a in outcome:
@@ -239,21 +223,22 @@ class Scheduler:
     # -- placement --------------------------------------------------------
 
     def _try(self, request: PlacementRequest, usage: QueueUsage, txn: Txn, board: Board,
-             unplaceable: dict[tuple[object, ...], Reason]) -> tuple[Assignment, ...] | Reason:
+             unplaceable: dict[tuple[object, ...], Reason],
+             shorts: dict[JobId, Reason]) -> tuple[Assignment, ...] | Reason:
         """One alternative: the queue's quota on its models, then placement."""
         check = usage.quota_check(request)
         if check.refused is not None:
             return check.refused
         request = check.admitted(request)
-        outcome = self._place(request, txn, board, unplaceable)
+        outcome = self._place(request, txn, board, unplaceable, shorts)
         if isinstance(outcome, Reason) and (notes := check.notes):
             if outcome.code in (ReasonCode.QUOTA_EXCEEDED, ReasonCode.ACCELERATOR_UNAVAILABLE):
                 return Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes))
             return Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
         return outcome
 
-    def _place(self, request: PlacementRequest, txn: Txn, board: Board,
-               unplaceable: dict[tuple[object, ...], Reason]) -> tuple[Assignment, ...] | Reason:
+    def _place(self, request: PlacementRequest, txn: Txn, board: Board, unplaceable: dict[tuple[object, ...], Reason],
+               notes: dict[JobId, Reason]) -> tuple[Assignment, ...] | Reason:
         # Keyed by the shape, not its fit shape (which would do as well): the reason a job is told is then
         # what its own shape found, as of its first job this cycle.
         key = shape_key(request)
@@ -263,7 +248,7 @@ class Scheduler:
         if request.is_gang or (request.replicas == 1 and request.spec.min_regions <= 1):
             outcome = self._place_one(request, txn, board, key)
         else:
-            outcome = self._place_spread(request, txn, board)
+            outcome = self._place_spread(request, txn, board, notes)
         if isinstance(outcome, Reason):
             unplaceable[key] = outcome
         return outcome
@@ -282,91 +267,23 @@ class Scheduler:
         txn.commit()
         return (assign(best, request.replicas, model, request),)
 
-    def _place_spread(self, request: PlacementRequest, txn: Txn, board: Board) -> tuple[
-            Assignment, ...] | Reason:
+    def _place_spread(self, request: PlacementRequest, txn: Txn, board: Board,
+                      notes: dict[JobId, Reason]) -> tuple[Assignment, ...] | Reason:
+        """A spread request's replicas; a running job's rest takes what fits, its shortfall in `notes` (spread.py)."""
         budget = quota_budget(request, board.ctx, board.pool_scores)
-        counts = self._spread_counts(request, txn, board, budget)
-        if isinstance(counts, Reason):
-            return counts
+        spread = spread_counts(request, txn, board, budget, greedy=is_rest(request))
+        if isinstance(spread, Reason):
+            return spread
         txn.begin()
         try:
-            out = reserve_spread(request, txn, counts, board.ctx, board.pool_scores, budget)
+            out = reserve_spread(request, txn, spread.counts, board.ctx, board.pool_scores, budget)
         except ValueError as exc:  # a fit count and the arithmetic disagree: a bug, but not a crash
             txn.abort()
             return Reason(ReasonCode.WAITING, f"spreading failed: {exc}")
         txn.commit()
+        if spread.short is not None:
+            notes[request.job_id] = spread.short
         return out
-
-    def _spread_counts(self, request: PlacementRequest, txn: Txn, board: Board,
-                       budget: QuotaBudget | None = None) -> Counter[str] | Reason:
-        """Replicas per cluster for a spread request over the txn's current view (an open attempt
-        included: preemption asks with its victims released); reads only, reserves nothing. It counts
-        whole groups of `spec.group_size` (a LeaderWorkerSet group stays in one cluster). With quota caps
-        (`model_caps`) it counts through a fresh `budget`, which keeps the split over models for the reservation."""
-        g = max(1, request.spec.group_size)
-        one = replace(request, replicas=g, kept_regions=(), model_caps=())
-        key = shape_key(one)
-        names = board.ranked(one, key)
-        if not names:
-            return summarize(board.rejections(key), len(txn.names), request)
-        preferred = set(request.spec.preferred_regions)
-        near = [n for n in names if txn.get(n).region in preferred]
-        tiers = [near, [n for n in names if n not in set(near)]] if near else [names]
-        caps = LazyFitCounts(one, txn, per=g)
-        counts: Counter[str] = Counter()
-        left = request.replicas // g
-        kept = set(request.kept_regions)  # the rest of a job: its live placements' regions count already
-        need = request.spec.min_regions - len(kept)
-        if request.spec.min_regions > 1 and need > 0:
-            seeds: dict[str, str] = {}
-            for n in (n for tier in tiers for n in tier):
-                region = txn.get(n).region
-                if region not in kept and region not in seeds and (
-                        budget is None or (len(seeds) < need and budget.take(one, txn.get(n), 1))):
-                    seeds[region] = n
-            if len(seeds) < need or left < need:
-                holding = f"{len(kept)} held by its running placements ({', '.join(sorted(kept))}); " if kept else ""
-                return Reason(ReasonCode.REGION_UNAVAILABLE,
-                              f"replicas must span {request.spec.min_regions} regions; {holding}"
-                              + (f"only {len(seeds)} {'more ' if kept else ''}can host one now "
-                                 f"({', '.join(sorted(seeds))})" if seeds else
-                                 f"no {'other ' if kept else ''}region can host one now")
-                              + regions_why(txn, board.rejected(key), kept | set(seeds)))
-            for n in list(seeds.values())[:need]:
-                counts[n] += 1
-                caps[n] -= 1
-                left -= 1
-        for tier in tiers:
-            if budget is None and left <= len(tier) and all(caps[n] > 0 for n in tier[:left]):  # one each, best first
-                for n in tier[:left]:
-                    counts[n] += 1
-                    caps[n] -= 1
-                left = 0
-                break
-            active = [n for n in tier if caps[n] > 0]
-            while left and active:
-                share = max(1, left // len(active))
-                for n in active:
-                    k = min(share, caps[n], left)
-                    if budget is not None and k:
-                        got = budget.take(one, txn.get(n), k)
-                        if got < k:  # its pools, within the caps, take no more: the caps only fall
-                            caps[n] = k = got
-                    counts[n] += k
-                    caps[n] -= k
-                    left -= k
-                    if not left:
-                        break
-                active = [n for n in active if caps[n] > 0]
-        if left:
-            code = ReasonCode.INSUFFICIENT_ACCELERATORS if request.accelerator_milli else ReasonCode.INSUFFICIENT_CPU
-            where = f"{len(names)} clusters" if len(names) != 1 else f"the one cluster with room ({names[0]})"
-            held = sum(p.quota_held_accelerators for n in names for p in accepted_pools(one, txn.get(n))) \
-                if request.accelerator_milli else 0
-            return Reason(code, f"only {request.replicas - left * g} of {request.replicas} replicas fit across "
-                                f"{where}" + (f" (in groups of {g})" if g > 1 else "")
-                                + quota_held_text(held, members=len(names) != 1))
-        return Counter({n: c * g for n, c in counts.items()}) if g > 1 else counts
 
     # -- preemption -------------------------------------------------------
 
@@ -527,7 +444,7 @@ class Scheduler:
             if isinstance(admitted, Reason):
                 return admitted
             release_in_attempt(txn, victims, by_job)
-            counts = self._spread_counts(admitted, txn, board, quota_budget(admitted, board.ctx, board.pool_scores))
+            counts = spread_counts(admitted, txn, board, quota_budget(admitted, board.ctx, board.pool_scores))
             txn.abort()
             return counts if isinstance(counts, Reason) else None
 
@@ -544,11 +461,11 @@ class Scheduler:
             return None
         release_in_attempt(txn, chosen.victims, by_job)
         room = quota_budget(admitted, board.ctx, board.pool_scores)
-        counts = self._spread_counts(admitted, txn, board, room)
+        counts = spread_counts(admitted, txn, board, room)  # all or nothing: victims stop only for the whole rest
         try:
             if isinstance(counts, Reason):
                 raise ValueError(counts.message)
-            assignments = reserve_spread(admitted, txn, counts, board.ctx, board.pool_scores, room)
+            assignments = reserve_spread(admitted, txn, counts.counts, board.ctx, board.pool_scores, room)
         except ValueError:  # the plan said it fits: a bug, but not a crash
             txn.abort()
             return None
@@ -563,25 +480,3 @@ class Scheduler:
 def _spreads(request: PlacementRequest) -> bool:
     """Replicas that may go to several clusters (the place phase's `_place_spread` path)."""
     return not request.is_gang and not (request.replicas == 1 and request.spec.min_regions <= 1)
-
-
-def summarize(rejected: Sequence[Reason], clusters: int, request: PlacementRequest) -> Reason:
-    """One reason for a job no cluster takes: the most severe code, with every cluster's story."""
-    if clusters == 0:
-        return Reason(ReasonCode.NO_CLUSTERS, "no member cluster is connected")
-    codes = {r.code for r in rejected}
-    code = next((c for c in _SEVERITY if c in codes), rejected[0].code if rejected else ReasonCode.WAITING)
-    parts: list[str] = []
-    by_code: dict[ReasonCode, list[Reason]] = {}
-    for r in rejected:
-        by_code.setdefault(r.code, []).append(r)
-    # The code's own story first, so the message says what the code says (a refusal's words first under
-    # InsufficientAccelerators read as a mismatch: outside QA); then a refusal's, before the other codes': the
-    # member's reason, not cut off after theirs.
-    for c in sorted(by_code, key=lambda c: -2 if c is code else -1 if c is ReasonCode.RECENTLY_REFUSED
-                    else _SEVERITY.index(c) if c in _SEVERITY else len(_SEVERITY)):
-        group = sorted(by_code[c], key=lambda r: r.message)
-        parts.extend(r.message for r in group[:3])
-        if len(group) > 3:
-            parts.append(f"{len(group) - 3} more clusters: {c}")
-    return Reason(code, f"0/{clusters} clusters fit: " + "; ".join(parts))

@@ -35,7 +35,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from federator.model import Job, JobPhase, Reason
-from federator.scheduler import PlacementRequest, may_spread
+from federator.scheduler import Decision, PlacementRequest, may_spread
 from federator.server.clusters import forget_acks
 from federator.server.job_message import job_message
 from federator.server.orders import CancelOrder, Order
@@ -52,6 +52,14 @@ def owes(job: Job) -> bool:
 def missing(job: Job) -> int:
     """Replicas a cycle's decision for the job must place now: all for a Pending job, else the rest."""
     return job.spec.replicas - sum(p.replicas for p in job.placements)
+
+
+def fits_what_is_missing(decision: Decision, owed: int) -> bool:
+    """Whether a cycle's decision places what the job owes as planned: all of it, or part of it with the reason the
+    rest waits (`Decision.short`: the rest of a running inference job takes what fits, scheduler/spread.py). More,
+    or less without a reason, means the job changed while the cycle ran: the decision is dropped."""
+    placing = sum(a.replicas for a in decision.assignments)
+    return placing == owed or (decision.short is not None and 0 < placing < owed)
 
 
 def kept_regions(job: Job) -> tuple[str, ...]:
@@ -87,4 +95,4 @@ def supersede_part(fed: Federator, job: Job, ended: Collection[str], reason: Rea
     return cancels
 
 
-__all__ = ["kept_regions", "missing", "owes", "rest_request", "supersede_part"]
+__all__ = ["fits_what_is_missing", "kept_regions", "missing", "owes", "rest_request", "supersede_part"]

@@ -77,7 +77,7 @@ from federator.server.job_message import job_message, keep_preempted, placements
 from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
-from federator.server.partial import kept_regions, missing, owes, rest_request, supersede_part
+from federator.server.partial import fits_what_is_missing, kept_regions, missing, owes, rest_request, supersede_part
 from federator.server.pending_counts import PendingCounts, queue_of, submitter
 from federator.server.reason_refresh import ReasonRefresh, room_changed
 from federator.server.reservations import HeldRoom
@@ -487,7 +487,7 @@ class Cycles:
         for decision in result.decisions:
             job = fed.jobs.get(decision.job_id)
             if job is None or not owes(job) or job.generation != plan.generations.get(job.job_id) or \
-                    sum(a.replicas for a in decision.assignments) != missing(job):
+                    not fits_what_is_missing(decision, missing(job)):
                 self.parked.forget_verdicts()  # its room was not taken after all
                 continue  # cancelled (or changed: another part lost, or re-queued whole) while the cycle ran
             if any(not self._ready(a.cluster) or a.cluster in stale_clusters for a in decision.assignments):
@@ -518,15 +518,20 @@ class Cycles:
                 orders.append((p.cluster, LaunchOrder(p, job.spec)))
             if not (rest and any(p.phase is JobPhase.RUNNING for p in job.placements)):
                 job.phase = JobPhase.PLACED  # a running job's added part (a scale-up) keeps it Running (QA F2)
-            job.pending_reason = None
+            job.pending_reason = decision.short  # a rest placed in part, or in fewer regions (scheduler/spread.py)
             job.placed_at = now
-            job.message = placements_message(job)  # where it waits to start, until its members say more
+            job.message = placements_message(job) if decision.short is None else \
+                job_message(job, fed.clusters, lost_after=fed.lost_after_seconds)  # what it still waits for
             self._held(job)
             if job.spec.preemptible:  # a job this cycle found no room for may preempt it next cycle
                 for p in new:
                     self.parked.placed_preemptible(p.accelerator_model, self._family(p.cluster, p.accelerator_model))
             self._candidates.pop(job.job_id, None)
             self._requests.pop(job.job_id, None)
+            if decision.short is not None and job.replicas_waiting:  # the rest of the rest waits for room
+                self.parked.park(job.job_id, job.spec, decision.short)
+                if job.job_id not in self.parked:
+                    self._candidates[job.job_id] = None
             self.uncount_pending(job.job_id)
             self.refresh.left(job.job_id)
             self._active[job.job_id] = None
