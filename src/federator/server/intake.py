@@ -94,6 +94,23 @@ def latency_warnings(spec: JobSpec, config: SchedulerConfig, regions: set[str]) 
             f"{spec.user_region} ({why}); the job waits until one is"]
 
 
+def region_warnings(spec: JobSpec, regions: set[str], config: SchedulerConfig) -> list[str]:
+    """A preferred or users' region no member cluster is in (a typo: `wset`): the job is valid and places as if the
+    region were not named, so the user hears it at submit (outside QA, inference F8). The users' region may well
+    have no cluster (users in a province without a data centre): it is said only when the policy's latencies do
+    not name it either. Said once some cluster is known, listing at most 12 of the regions there are."""
+    if not regions:
+        return []
+    latencies = {r for pair in config.region_latency_ms for r in pair}
+    known = sorted(regions)
+    shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+    named = [(f"spec.regions.preferred[{i}]", r) for i, r in enumerate(spec.preferred_regions)]
+    if spec.user_region and spec.user_region not in latencies and not spec.max_latency_ms:  # else latency_warnings
+        named.append(("spec.regions.user", spec.user_region))
+    return [f"{field}: no member cluster is in region {region!r} (regions: {shown}); check the name"
+            for field, region in named if region not in regions]
+
+
 class SubmitError(ValueError):
     """A submission refused; the message names the field.
 
@@ -248,7 +265,8 @@ class Intake:
         regions = {c.region for c in self.fed.clusters.values()}
         config = self.fed.scheduler.config
         return early + template_key_warnings(spec) + accelerator_warnings(spec) + rendezvous_warnings(spec) \
-            + self.fleet.warnings(spec) + latency_warnings(spec, config, regions) + queue_warnings(spec.queue, config)
+            + self.fleet.warnings(spec) + latency_warnings(spec, config, regions) + queue_warnings(spec.queue, config) \
+            + region_warnings(spec, regions, config)
 
     def fleet_settled(self) -> bool:
         """Whether a model no member has is really unknown: every cluster the federator expects (after a
