@@ -149,6 +149,9 @@ class StateSample:
     oldest_pending: dict[str, float] = field(default_factory=dict)  # queue -> its oldest pending job's age, seconds
     # queue -> replicas owed to Placed/Running jobs short of them (one part of a spread job ended: server/partial.py)
     replicas_waiting: dict[str, int] = field(default_factory=dict)
+    # queue -> replicas its Running inference jobs asked for and do not serve with: owed, pending or refused on a
+    # member, or running but not ready (JobUpdate.replicas_running/replicas_ready; outside QA F2)
+    replicas_short: dict[str, int] = field(default_factory=dict)
 
 
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
@@ -280,6 +283,17 @@ class StateCollector(Collector):
         for key, owed in sorted(_fold(self._queue, {(q,): v for q, v in s.replicas_waiting.items()}).items()):
             short.add_metric(list(key), owed)
         yield short
+        # Per queue, never per job (the queue label's budget bounds it): `federator get jobs --queue Q -o wide`
+        # names the jobs (RUNNING/READY "2/4") and each one's message says why.
+        unserved = GaugeMetricFamily(
+            "federator_replicas_short",
+            "Replicas each queue's running inference jobs asked for and do not serve with: owed (not placed), "
+            "pending or refused on a member, or running but not ready.",
+            labels=["queue"],
+        )
+        for key, missing in sorted(_fold(self._queue, {(q,): v for q, v in s.replicas_short.items()}).items()):
+            unserved.add_metric(list(key), missing)
+        yield unserved
 
 
 def _fold(bound: Callable[[str], str], counts: Mapping[Any, float]) -> dict[tuple[str, ...], float]:

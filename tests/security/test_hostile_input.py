@@ -186,7 +186,7 @@ def test_the_agent_refuses_or_runs_any_launch_order_without_crashing(launch: age
     async def run() -> list[agent_pb2.AgentMessage]:
         backend = SimBackend(fleet["c"], time_scale=0.001)
         agent = Agent(AgentConfig(cluster="c", region="r", target="127.0.0.1:1"), backend)
-        await backend.start(lambda *_: None)
+        await backend.start(lambda *_, **__: None)
         await agent._launch(launch)  # noqa: SLF001 - the handler under test
         await agent._launch(launch)  # noqa: SLF001 - and again: idempotent
         await backend.stop()

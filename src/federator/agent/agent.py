@@ -111,6 +111,7 @@ class Agent:
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self._report_queued = False
         self._messages: dict[str, str] = {}  # each placement's latest message, repeated by the re-sync
+        self._counts: dict[str, tuple[int, int]] = {}  # each serving placement's (running, ready), re-sent too
         self._ended: dict[str, _Ended] = {}  # placements that ended lately, oldest first (see _recently_ended)
         self._fencing: dict[str, str] = {}  # placements this agent is stopping on its own, with why
         # Each placement's latest launch or cancel in flight: one placement's orders run in order, different
@@ -296,19 +297,31 @@ class Agent:
                 self._outbox.get_nowait()
             self._outbox.put_nowait(None)
 
-    def _on_update(self, placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False) -> None:
+    def _on_update(self, placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
+                   running: int | None = None, ready: int | None = None) -> None:
         if phase is JobPhase.CANCELLED and placement_id in self._fencing:
             message = self._fencing[placement_id]  # why it stopped, for the job's reason, not the backend's "cancelled"
         self._messages[placement_id] = message  # a re-sync repeats it: the reason outlives a broken stream
+        if running is not None and not phase.is_terminal:
+            self._counts[placement_id] = (running, running if ready is None else ready)  # so does the count
+        elif phase.is_terminal:
+            self._counts.pop(placement_id, None)
         if phase.is_terminal:
             self._ended.pop(placement_id, None)
             self._ended[placement_id] = _Ended(phase, message, self.contact.clock())
             self._prune_ended()
-        self._queue(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
+        self._queue(agent_pb2.AgentMessage(job_update=self._counted(agent_pb2.JobUpdate(
             placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message,
-            admission_overdue=admission_overdue and phase is JobPhase.PLACED)))
+            admission_overdue=admission_overdue and phase is JobPhase.PLACED))))
         if phase.is_terminal:
             self._queue_report()  # its resources are free now: waiting jobs need not wait for the next tick
+
+    def _counted(self, update: agent_pb2.JobUpdate) -> agent_pb2.JobUpdate:
+        """`update` with its placement's last replica counts (none for one its backend does not count)."""
+        counts = self._counts.get(update.placement_id)
+        if counts is not None:
+            update.replicas_running, update.replicas_ready = counts
+        return update
 
     def _hello(self) -> agent_pb2.AgentMessage:
         return agent_pb2.AgentMessage(hello=agent_pb2.Hello(
@@ -352,10 +365,11 @@ class Agent:
         # Re-sync: every placement this cluster holds, then the report that closes the re-sync.
         held = self.backend.placements()
         self._messages = {pid: m for pid, m in self._messages.items() if pid in held}
+        self._counts = {pid: c for pid, c in self._counts.items() if pid in held}
         for pid, phase in held.items():
-            yield self._sent(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
+            yield self._sent(agent_pb2.AgentMessage(job_update=self._counted(agent_pb2.JobUpdate(
                 placement_id=pid, phase=convert.phase_to_pb(phase), message=self._messages.get(pid, ""),
-                resync=True)))
+                resync=True))))
         for pid, ended in self._recently_ended(held).items():
             yield self._sent(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
                 placement_id=pid, phase=convert.phase_to_pb(ended.phase), message=ended.message, resync=True)))

@@ -26,13 +26,16 @@ class Invalid(str):
 class UpdateCallback(Protocol):
     """Called by a backend when a placement changes phase, or has more to say: (placement_id, phase, message);
     `admission_overdue` when the member's own queue has held a Placed placement past the agent's admission
-    timeout (the federator moves it if another cluster can run it: JobUpdate.admission_overdue)."""
+    timeout (the federator moves it if another cluster can run it: JobUpdate.admission_overdue); `running` and
+    `ready` when the backend counts a serving placement's replicas (JobUpdate.replicas_running/replicas_ready:
+    what the federator counts and alerts on), None where it does not."""
 
-    def __call__(self, placement_id: str, phase: JobPhase, message: str, *,
-                 admission_overdue: bool = False) -> None: ...
+    def __call__(self, placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
+                 running: int | None = None, ready: int | None = None) -> None: ...
 
 
-def no_update(placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False) -> None:
+def no_update(placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
+              running: int | None = None, ready: int | None = None) -> None:
     """The callback of a backend not started yet: nothing listens."""
 
 

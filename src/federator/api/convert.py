@@ -129,7 +129,7 @@ def placement_to_pb(p: Placement) -> types_pb2.Placement:
         replicas=p.replicas, accelerator_model=p.accelerator_model, phase=_PHASE_TO_PB[p.phase],
         generation=p.generation, message=p.message, accelerator_vendor=p.accelerator_vendor,
         accelerator_resource=p.accelerator_resource, accelerator_milli=p.accelerator_milli,
-        alternative=p.alternative,
+        alternative=p.alternative, replicas_running=p.replicas_running, replicas_ready=p.replicas_ready,
     )
 
 
@@ -140,6 +140,8 @@ def placement_from_pb(pb: types_pb2.Placement) -> Placement:
         generation=pb.generation, phase=phase_from_pb(pb.phase), message=pb.message,
         accelerator_vendor=pb.accelerator_vendor, accelerator_resource=pb.accelerator_resource,
         accelerator_milli=pb.accelerator_milli, alternative=pb.alternative,
+        replicas_running=pb.replicas_running if pb.HasField("replicas_running") else None,
+        replicas_ready=pb.replicas_ready if pb.HasField("replicas_ready") else None,
     )
 
 
@@ -149,6 +151,7 @@ def job_to_pb(job: Job) -> types_pb2.Job:
         placements=[placement_to_pb(p) for p in job.placements], submitted_at=job.submitted_at,
         placed_at=job.placed_at, finished_at=job.finished_at, message=job.message, generation=job.generation,
         replicas_waiting=job.replicas_waiting,  # derived from spec and placements: job_from_pb needs none
+        replicas_running=job.replicas_running, replicas_ready=job.replicas_ready,  # derived too
     )
     if job.pending_reason is not None:
         out.pending_reason.CopyFrom(types_pb2.Reason(code=job.pending_reason.code,

@@ -57,7 +57,7 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
     now = time.time()
     headers = ["JOB", "KIND", "QUEUE", "PHASE", "CLUSTER", "REGION", "ACCELERATORS", "WAIT"]
     if wide:
-        headers += ["USER", "WORKLOAD", "ACCELERATOR", "PLACEMENTS", "MESSAGE"]
+        headers += ["READY", "USER", "WORKLOAD", "ACCELERATOR", "PLACEMENTS", "MESSAGE"]
     headers.append("REASON")
     rows = []
     for j in jobs:
@@ -77,7 +77,10 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
                 models = " | ".join(a.describe() for a in j.spec.alternatives()) or "-"
             placements = ",".join(f"{p.cluster}x{p.replicas}" for p in j.placements) or "-"
             owner = j.spec.annotation(USER_ANNOTATION) or "-"  # who submitted it (security/authz.py)
-            row += [owner, j.spec.workload_kind.split(".", 1)[0] or "-", models, placements, j.message or "-"]
+            # Replicas ready to serve of those asked, as kubectl's READY "2/4" (Job.replicas_ready): the number
+            # a job short on a member (pods pending, refused, not ready) showed only in prose before (F2).
+            ready = f"{j.replicas_ready}/{j.spec.replicas}" if j.phase.is_active else "-"
+            row += [ready, owner, j.spec.workload_kind.split(".", 1)[0] or "-", models, placements, j.message or "-"]
         row.append(reason)
         rows.append(row)
     return headers, rows

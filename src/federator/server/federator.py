@@ -59,6 +59,7 @@ from federator.server.orphans import Orphans
 from federator.server.outbox import Ending, overloaded, superseded
 from federator.server.partial import supersede_part
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
+from federator.server.replica_counts import UNSAID, ReplicaCounts
 from federator.server.scaling import scale
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
@@ -279,7 +280,7 @@ class Federator:
         self.metrics.agent_reports.labels(rec.name).inc()
 
     def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str, *,
-                   admission_overdue: bool = False) -> None:
+                   admission_overdue: bool = False, counts: ReplicaCounts = UNSAID) -> None:
         rec.last_seen_at = self.clock()
         self.orphans.heard(rec, placement_id, phase)  # a cancel kept for this cluster: confirmed if it ended
         job_id = self.placement_index.get(placement_id)
@@ -307,8 +308,8 @@ class Federator:
             self.wake()
         if phase is placement.phase:  # the same phase: no message keeps the one it had, and a kept note stays
             message = still_kept(placement.message, message, rec.name) if message else placement.message
-        if placement.phase is phase and placement.message == message:
-            return  # a resync repeating what is already on disk
+        if not counts.apply(placement) and placement.phase is phase and placement.message == message:
+            return  # a resync repeating what is already on disk (a new replica count alone is news: F2)
         said = self.early.seen(rec, job, placement, phase, message)  # server/early_failures.py
         if said is None:
             return  # Failed soon after it started: the job is queued again

@@ -47,6 +47,7 @@ from federator.server.orphans import job_of
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.refusal_log import RefusalLog
+from federator.server.replica_counts import counts_of
 from federator.server.retention import removed_message
 from federator.server.scaling import ScaleProblem, ScaleRefused
 from federator.server.terms import StreamTerms, default_order_max_age
@@ -399,7 +400,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                                               "placement sent to this cluster; this one changes nothing)", pid))
                     return RejectReason.UNEXPECTED
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
-                                    admission_overdue=u.admission_overdue)
+                                    admission_overdue=u.admission_overdue, counts=counts_of(u))
             elif kind == "ack":
                 if msg.ack.resize:  # the answer to a Resize: only a refusal changes anything (server/shrink.py)
                     if not msg.ack.ok:

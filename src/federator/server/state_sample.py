@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
 from federator.metrics import ClusterSample, StateSample
-from federator.model import JobPhase, ReasonCode, placement_resources
+from federator.model import JobKind, JobPhase, ReasonCode, placement_resources
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -61,15 +61,20 @@ def state_sample(fed: Federator) -> StateSample:
             pending[(queue, code or waiting)] += n
     queue_accelerators: dict[str, float] = defaultdict(float)
     replicas_waiting: dict[str, int] = defaultdict(int)
+    replicas_short: dict[str, int] = defaultdict(int)
+    running, inference = JobPhase.RUNNING, JobKind.INFERENCE
     holding = any(phase.is_active and phase is not pending_phase for _, phase, _ in kinds)
     for job in everything if holding else ():
         if job.phase is not pending_phase and job.phase.is_active:
             queue_accelerators[job.spec.queue] += sum(
                 placement_resources(p, job.spec).accelerator_milli * p.replicas for p in job.placements) / 1000
             replicas_waiting[job.spec.queue] += job.replicas_waiting
+            if job.phase is running and job.spec.kind is inference:  # a serving job: how many of it do not serve
+                replicas_short[job.spec.queue] += max(0, job.spec.replicas - job.replicas_ready)
     for queue in {q for q, _ in jobs}:
         queue_accelerators.setdefault(queue, 0.0)
         replicas_waiting.setdefault(queue, 0)
+        replicas_short.setdefault(queue, 0)
     # The age of each queue's oldest pending job: what FederatorJobsPendingTooLong alerts on (a standing backlog
     # is normal at national scale; a job that waits for hours is not). Only when some job is pending.
     first: dict[str, float] = {}
@@ -78,7 +83,8 @@ def state_sample(fed: Federator) -> StateSample:
             queue = job.spec.queue
             first[queue] = min(first.get(queue, job.submitted_at), job.submitted_at)
     oldest = {queue: max(0.0, now - at) for queue, at in first.items()}
-    return StateSample(clusters, dict(jobs), dict(pending), dict(queue_accelerators), oldest, dict(replicas_waiting))
+    return StateSample(clusters, dict(jobs), dict(pending), dict(queue_accelerators), oldest, dict(replicas_waiting),
+                       dict(replicas_short))
 
 
 __all__ = ["state_sample"]

@@ -50,7 +50,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
              "replicas": p.replicas, "accelerator_model": p.accelerator_model, "generation": p.generation,
              "phase": p.phase.value, "message": p.message, "accelerator_vendor": p.accelerator_vendor,
              "accelerator_resource": p.accelerator_resource, "accelerator_milli": p.accelerator_milli,
-             "alternative": p.alternative}
+             "alternative": p.alternative, "replicas_running": p.replicas_running,
+             "replicas_ready": p.replicas_ready}
             for p in job.placements
         ],
         "placed_at": job.placed_at,
@@ -110,7 +111,8 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
                       generation=p["generation"], phase=JobPhase(p["phase"]), message=p["message"],
                       accelerator_vendor=p.get("accelerator_vendor", ""),
                       accelerator_resource=p.get("accelerator_resource", ""),
-                      accelerator_milli=p.get("accelerator_milli", 0), alternative=p.get("alternative", 0))
+                      accelerator_milli=p.get("accelerator_milli", 0), alternative=p.get("alternative", 0),
+                      replicas_running=p.get("replicas_running"), replicas_ready=p.get("replicas_ready"))
             for p in doc["placements"]
         ],
         placed_at=doc["placed_at"], finished_at=doc["finished_at"], message=doc["message"],

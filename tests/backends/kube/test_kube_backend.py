@@ -59,7 +59,7 @@ SPEC = JobSpec(name="train", kind=JobKind.TRAINING, replicas=2, resources=Resour
 def backend(api: FakeApi) -> tuple[KubeBackend, list[tuple[str, JobPhase]]]:
     b = KubeBackend(api, namespace="w")  # type: ignore[arg-type]
     updates: list[tuple[str, JobPhase]] = []
-    b._on_update = lambda pid, phase, _msg: updates.append((pid, phase))
+    b._on_update = lambda pid, phase, _msg, **_: updates.append((pid, phase))
     b._started = True
     return b, updates
 
@@ -217,7 +217,7 @@ def gang_backend(api: FakeApi, clock: _Clock) -> tuple[KubeBackend, list[tuple[s
     b = KubeBackend(api, namespace="w", gang_timeout=5)  # type: ignore[arg-type]
     b.gang.clock = clock
     updates: list[tuple[str, JobPhase, str]] = []
-    b._on_update = lambda pid, phase, msg: updates.append((pid, phase, msg))
+    b._on_update = lambda pid, phase, msg, **_: updates.append((pid, phase, msg))
     b._started = True
     return b, updates
 
@@ -481,7 +481,7 @@ def test_a_service_that_loses_a_replica_stays_running_and_says_so() -> None:
     serve = replace(SPEC, kind=JobKind.INFERENCE)
     b = KubeBackend(FakeApi(), namespace="w")  # type: ignore[arg-type]
     updates: list[tuple[JobPhase, str]] = []
-    b._on_update = lambda pid, phase, msg: updates.append((phase, msg))
+    b._on_update = lambda pid, phase, msg, **_: updates.append((phase, msg))
     b._started = True
     dep = build_workload(placement(), serve, namespace="w")
     tmpl = dep["spec"]["template"]

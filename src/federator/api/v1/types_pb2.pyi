@@ -123,7 +123,7 @@ class Reason(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Placement(_message.Message):
-    __slots__ = ("placement_id", "job_id", "cluster", "region", "replicas", "accelerator_model", "phase", "generation", "message", "accelerator_vendor", "accelerator_resource", "accelerator_milli", "alternative")
+    __slots__ = ("placement_id", "job_id", "cluster", "region", "replicas", "accelerator_model", "phase", "generation", "message", "accelerator_vendor", "accelerator_resource", "accelerator_milli", "alternative", "replicas_running", "replicas_ready")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +137,8 @@ class Placement(_message.Message):
     ACCELERATOR_RESOURCE_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_MILLI_FIELD_NUMBER: _ClassVar[int]
     ALTERNATIVE_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_READY_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     job_id: str
     cluster: str
@@ -150,10 +152,12 @@ class Placement(_message.Message):
     accelerator_resource: str
     accelerator_milli: int
     alternative: int
-    def __init__(self, placement_id: _Optional[str] = ..., job_id: _Optional[str] = ..., cluster: _Optional[str] = ..., region: _Optional[str] = ..., replicas: _Optional[int] = ..., accelerator_model: _Optional[str] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., generation: _Optional[int] = ..., message: _Optional[str] = ..., accelerator_vendor: _Optional[str] = ..., accelerator_resource: _Optional[str] = ..., accelerator_milli: _Optional[int] = ..., alternative: _Optional[int] = ...) -> None: ...
+    replicas_running: int
+    replicas_ready: int
+    def __init__(self, placement_id: _Optional[str] = ..., job_id: _Optional[str] = ..., cluster: _Optional[str] = ..., region: _Optional[str] = ..., replicas: _Optional[int] = ..., accelerator_model: _Optional[str] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., generation: _Optional[int] = ..., message: _Optional[str] = ..., accelerator_vendor: _Optional[str] = ..., accelerator_resource: _Optional[str] = ..., accelerator_milli: _Optional[int] = ..., alternative: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation", "replicas_waiting")
+    __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation", "replicas_waiting", "replicas_running", "replicas_ready")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +169,8 @@ class Job(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_WAITING_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_READY_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     spec: JobSpec
     phase: JobPhase
@@ -176,4 +182,6 @@ class Job(_message.Message):
     message: str
     generation: int
     replicas_waiting: int
-    def __init__(self, job_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., pending_reason: _Optional[_Union[Reason, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[Placement, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., placed_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., replicas_waiting: _Optional[int] = ...) -> None: ...
+    replicas_running: int
+    replicas_ready: int
+    def __init__(self, job_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., pending_reason: _Optional[_Union[Reason, _Mapping]] = ..., placements: _Optional[_Iterable[_Union[Placement, _Mapping]]] = ..., submitted_at: _Optional[float] = ..., placed_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., replicas_waiting: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ...) -> None: ...

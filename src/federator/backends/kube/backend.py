@@ -80,6 +80,7 @@ from federator.backends.kube.workloads import (
     placement_of,
     rendezvous_service,
     trainjob_of_pod,
+    workload_counts,
     workload_name,
     workload_phase,
 )
@@ -184,6 +185,7 @@ class KubeBackend:
         # DRA (resource.k8s.io/v1): started only where the API serves it and RBAC allows reading it.
         self.dra = DraClaims(api, namespace=namespace, watch_timeout=watch_timeout)
         self._phases: dict[str, tuple[JobPhase, str]] = {}  # placement id -> last phase reported
+        self._counts: dict[str, tuple[int, int]] = {}  # placement id -> (running, ready) last reported (serving)
         self._faults: dict[str, PodFault] = {}  # placement id -> the first fault its pods showed (pod_faults.py)
         # Placement id -> whether its failed workload's pods were read (True) or are being read (False): the pod
         # watch keeps only active pods, so a pod that turned Failed left it unseen (`_read_pods`).
@@ -611,6 +613,7 @@ class KubeBackend:
             self.gang.forget(pid)
             self.tenants.forget(pid)
             last = self._phases.pop(pid, None)
+            self._counts.pop(pid, None)
             if pid not in self._cancelled and last is not None and not last[0].is_terminal:
                 # The member's operator (or a controller of theirs) deleted it, not the user's code: stopped by the
                 # cluster, so the federator queues the job again. Reported Failed, it was over for good.
@@ -807,8 +810,10 @@ class KubeBackend:
             # A placement only moves forward: a service that ran whole and lost a replica (a drained node) stays
             # Running, and its message says how many run and why the others wait.
             phase = last[0]
-        if last != (phase, message):  # a new message alone is news too: "1 of 2 replicas running; 1 pending: ..."
-            self._report(pid, phase, message)
+        counts = workload_counts(workload, pods) if phase.is_active else None
+        if last != (phase, message) or (counts is not None and counts != self._counts.get(pid)):
+            # A new message alone is news too ("1 of 2 replicas running; 1 pending: ..."), and so is a new count.
+            self._report(pid, phase, message, counts)
 
     def _read_pods(self, pid: str) -> None:
         """Read a failed workload's pods once, in a task, and judge it again on what they say (`cause_among`).
@@ -842,10 +847,19 @@ class KubeBackend:
 
         self._background(read())
 
-    def _report(self, pid: str, phase: JobPhase, message: str) -> None:
+    def _report(self, pid: str, phase: JobPhase, message: str, counts: tuple[int, int] | None = None) -> None:
+        """Tell the agent; `counts` (running, ready) of a serving placement ride along (JobUpdate.replicas_running
+        and replicas_ready), a kind that does not serve says none."""
         self._phases[pid] = (phase, message)
+        if counts is None:
+            self._counts.pop(pid, None)
+        else:
+            self._counts[pid] = counts
         if self._started:
-            self._on_update(pid, phase, message)
+            if counts is None:
+                self._on_update(pid, phase, message)
+            else:
+                self._on_update(pid, phase, message, running=counts[0], ready=counts[1])
 
 
 def _serves(workload: Mapping[str, Any]) -> bool:

@@ -126,6 +126,11 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         # Replicas a Placed or Running job is short (a spread job that lost a part; pendingReason says why they
         # wait): derived from spec.replicas and the placements, which are what a restart reads back.
         "replicasWaiting": job.replicas_waiting,
+        # Of the replicas it asked for, those its members say run, and of those the ones ready to serve (derived
+        # from the placements' counts, JobUpdate.replicas_running/replicas_ready): the number an SRE reads and
+        # alerts on where the message is prose (outside QA F2). kubectl's READY "2/4" is readyReplicas/spec.
+        "runningReplicas": job.replicas_running,
+        "readyReplicas": job.replicas_ready,
         # What the live placements hold, starting or running: the scale subresource's status replicas (`kubectl
         # scale`, an autoscaler), so spec.replicas against it says how far the job is from its count.
         "replicas": sum(p.replicas for p in job.placements if p.phase.is_active) if job.phase.is_active else 0,
@@ -152,6 +157,8 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
                 "generation": p.generation,
                 "phase": p.phase.value,
                 "message": p.message,
+                **({} if p.replicas_running is None else {"runningReplicas": p.replicas_running}),
+                **({} if p.replicas_ready is None else {"readyReplicas": p.replicas_ready}),
             }
             for p in job.placements
         ],
@@ -214,6 +221,8 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
                 accelerator_resource=str(p.get("acceleratorResource", "")),
                 accelerator_milli=int(p.get("acceleratorMilli", 0)),
                 alternative=int(p.get("alternative", 0)),
+                replicas_running=_count(p.get("runningReplicas")),
+                replicas_ready=_count(p.get("readyReplicas")),
             )
             for p in status.get("placements") or []
         ],
@@ -228,6 +237,11 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
 
 
 # -- MemberCluster ------------------------------------------------------------
+
+
+def _count(raw: object) -> int | None:
+    """A placement's replica count as stored in the status (None where its agent never said, or it is not one)."""
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0 else None
 
 
 def member_cluster(name: str, *, region: str, labels: Mapping[str, str]) -> Obj:

@@ -47,6 +47,7 @@ from federator.backends.kube.workloads.registry import (
     adapter_of,
     build_workload,
     supported_kinds,
+    workload_counts,
     workload_phase,
 )
 from federator.backends.kube.workloads.rendezvous import (
@@ -62,5 +63,5 @@ __all__ = [
     "TRAINJOB_POD_LABEL", "TemplatedAdapter", "WorkloadAdapter", "WorkloadError", "adapter_for", "adapter_of",
     "build_workload", "kind_key", "needs", "needs_rendezvous", "placement_label", "placement_of",
     "rendezvous_service", "resource_amounts", "supported_kinds", "trainjob_of_pod", "workload_labels",
-    "workload_name", "workload_phase",
+    "workload_counts", "workload_name", "workload_phase",
 ]

@@ -80,6 +80,9 @@ class WorkloadAdapter(Protocol):
     def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
         """Placed -> Running -> Succeeded/Failed from the object's status (and its pods, where that helps)."""
 
+    def counts(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[int, int] | None:
+        """(running, ready) replicas of a serving kind (JobUpdate.replicas_running/replicas_ready), else None."""
+
 
 def group_of(api_version: str) -> str:
     return api_version.split("/", 1)[0] if "/" in api_version else ""
@@ -147,6 +150,11 @@ class TemplatedAdapter:
     def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
         return pods_phase(obj, pods)
 
+    def counts(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[int, int] | None:
+        """(running, ready) replicas for JobUpdate.replicas_running/replicas_ready; None for a kind that does not
+        serve (a gang runs whole or not at all: its phase says it)."""
+        return None
+
 
 # -- reading status ----------------------------------------------------------------
 
@@ -201,6 +209,32 @@ def pods_phase(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *, don
                             f"{f'; {pending} pending' if pending else ''}{pending_why(pods)}"
 
 
+def replica_counts(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]], *,
+                   ready: int = 0) -> tuple[int, int]:
+    """(running, ready) replicas of a serving placement, the numbers of `pods_phase`'s words ("2 of 4 replicas
+    running, 1 ready"): what JobUpdate.replicas_running/replicas_ready carry, so the federator can count and alert
+    on a service short of replicas, not only print it (outside QA F2). `ready`: the workload's own count of ready
+    pods, which may be ahead of the pods the agent has seen."""
+    pods = list(pods)
+    want = expected_pods(obj)
+    running = min(want, max(sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running"), ready))
+    return running, max(0, running - _unready(pods))
+
+
+def not_created(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> str:
+    """"; 2 not created: <the controller's words>" when the workload's controller says it cannot create replicas
+    (a ReplicaFailure condition, reason FailedCreate: a ResourceQuota, an admission webhook, PodSecurity), "" else.
+    Such replicas are neither running nor pending, so "1 of 3 replicas running" alone hid them and their cause,
+    which is one condition away on the workload the agent watches (outside QA F12)."""
+    failure = condition(obj, "ReplicaFailure")
+    if failure is None:
+        return ""
+    made = sum(1 for p in pods if (p.get("status") or {}).get("phase") in ("Running", "Pending"))
+    missing = expected_pods(obj) - made
+    return f"; {missing} not created: {failure.get('message') or failure.get('reason') or 'FailedCreate'}" \
+        if missing > 0 else ""
+
+
 def _unready(pods: list[Mapping[str, Any]]) -> int:
     """Running pods whose Ready condition says False (a failing readiness probe, a node gone quiet): a service's
     replica that answers no traffic. A pod that says nothing of readiness is not counted against it."""
@@ -231,4 +265,4 @@ def items(value: object, path: str) -> list[Mapping[str, Any]]:
 
 
 __all__ = ["TemplatedAdapter", "WorkloadAdapter", "condition", "expected_pods", "group_of", "items", "kind_key",
-           "pending_why", "pods_phase", "require", "said"]
+           "not_created", "pending_why", "pods_phase", "replica_counts", "require", "said"]

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from federator.backends.kube.workloads.adapter import TemplatedAdapter, pods_phase
+from federator.backends.kube.workloads.adapter import TemplatedAdapter, not_created, pods_phase, replica_counts
 from federator.backends.kube.workloads.common import (
     PLACEMENT_LABEL,
     Obj,
@@ -43,7 +43,13 @@ class _ReplicatedAdapter(TemplatedAdapter):
                       if c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"), None)
         if stuck:
             return JobPhase.FAILED, f"ProgressDeadlineExceeded: {stuck.get('message', '')}"
-        return pods_phase(obj, pods, ready=int(status.get("readyReplicas") or 0), serving=True)
+        pods = list(pods)
+        phase, message = pods_phase(obj, pods, ready=int(status.get("readyReplicas") or 0), serving=True)
+        # Replicas its controller could not create (a quota, a webhook): say how many and why (F12).
+        return phase, message + not_created(obj, pods) if phase is JobPhase.PLACED else message
+
+    def counts(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[int, int] | None:
+        return replica_counts(obj, pods, ready=int((obj.get("status") or {}).get("readyReplicas") or 0))
 
 
 @dataclass(frozen=True, slots=True)

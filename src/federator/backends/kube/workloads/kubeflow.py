@@ -149,6 +149,9 @@ class TrainJobAdapter:
         # read as running (and v2.0.0 leaves it empty). The pods of its JobSet say (the agent finds them).
         return pods_phase(obj, pods)
 
+    def counts(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[int, int] | None:
+        return None  # a gang: its phase says whether it runs
+
 
 TRAINJOB_KEY = TrainJobAdapter().key
 

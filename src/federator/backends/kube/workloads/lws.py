@@ -17,7 +17,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from federator.backends.kube.workloads.adapter import TemplatedAdapter, condition, pods_phase
+from federator.backends.kube.workloads.adapter import (
+    TemplatedAdapter,
+    condition,
+    expected_pods,
+    pods_phase,
+    replica_counts,
+)
 from federator.backends.kube.workloads.common import Obj, PodSet, WorkloadError, count_at, needs, template_pod_set
 from federator.model import JobKind, JobPhase, Placement
 
@@ -87,6 +93,12 @@ class LeaderWorkerSetAdapter(TemplatedAdapter):
         if phase is JobPhase.PLACED and (why := _workers_missing(obj, pods)):
             message = f"{message}; {why}"
         return phase, message
+
+    def counts(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[int, int] | None:
+        """Pods, as the placement's replicas count them (groups times their size)."""
+        if condition(obj, "Available"):
+            return expected_pods(obj), expected_pods(obj)
+        return replica_counts(obj, pods)
 
 
 def _workers_missing(obj: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> str:

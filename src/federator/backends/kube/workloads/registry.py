@@ -151,6 +151,13 @@ def workload_phase(workload: Mapping[str, Any], pods: Iterable[Mapping[str, Any]
     return adapter.phase(workload, list(pods))
 
 
+def workload_counts(workload: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[int, int] | None:
+    """(running, ready) replicas of a serving workload (JobUpdate.replicas_running/replicas_ready), None for a
+    kind that does not serve or that this agent does not read."""
+    adapter = adapter_of(workload)
+    return None if adapter is None else adapter.counts(workload, list(pods))
+
+
 __all__ = ["ADAPTERS", "BATCH_JOB", "BUILTIN_KINDS", "BY_KEY", "DEFAULT_IMAGE", "DEPLOYMENT", "REGISTRY",
            "SIM_DURATION_ANNOTATION", "adapter_for", "adapter_of", "build_workload", "default_object",
-           "supported_kinds", "workload_phase"]
+           "supported_kinds", "workload_counts", "workload_phase"]
