@@ -474,3 +474,20 @@ def test_another_vendors_resource_with_a_model_of_a_third_is_named_where_the_use
     assert str(got.value).startswith("spec.acceleratorModels[0]: A100 is a nvidia model, but amd.com/gpu asks for "
                                      "amd devices")
     assert "spec.accelerators[0]" not in str(got.value)
+
+
+def test_a_misspelt_field_is_told_its_nearest_name_and_a_missing_spec_no_cascade() -> None:
+    """Outside QA (new user F3): `spec.replica` got the list of known fields but no "did you mean", and a file with
+    `specs:` got `spec.kind` and `spec.resources` "required" after the one line that mattered."""
+    doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "x"},
+           "spec": {"kind": "training", "resources": {"cpu": "1"}, "replica": 2, "preemptable": True}}
+    with pytest.raises(JobFileError) as err:
+        parse_job(doc)
+    said = str(err.value)
+    assert "spec.replica: is not a known field; did you mean spec.replicas?" in said
+    assert "spec.preemptable: is not a known field; did you mean spec.preemptible?" in said
+    doc["specs"] = doc.pop("spec")
+    with pytest.raises(JobFileError) as err:
+        parse_job(doc)
+    assert [(p.field, p.problem.split(";")[-1].strip()) for p in err.value.problems] == [
+        ("spec", "is required"), ("specs", "did you mean spec?")]

@@ -13,6 +13,7 @@ the agent renders it with, so the two never disagree.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -254,8 +255,10 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     spec = _mapping(doc.get("spec"), "spec", bad)
     for key in doc:
         if key not in TOP_LEVEL_KEYS:
+            near = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1, cutoff=0.75)  # `specs`, `metdata`
             bad(str(key)[:63], f"is not a known top-level field (known: {', '.join(TOP_LEVEL_KEYS)}; status is "
-                               "ignored); did you mean to put it under spec or metadata?")
+                               "ignored); " + (f"did you mean {near[0]}?" if near else
+                                               "did you mean to put it under spec or metadata?"))
 
     name = meta.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
@@ -286,6 +289,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
 
     _master_port(annotations, bad)
     _simulated(annotations, bad)
+    if not isinstance(doc.get("spec"), Mapping):  # no spec: each of its fields "required" would only repeat that
+        raise JobFileError(problems, source)
     has_workload = "workload" in spec
     brought = _workload(spec.get("workload"), bad) if has_workload else None
     for derived in ("replicas", "resources", "template"):
@@ -411,6 +416,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         if key not in known and key not in OLD_SPEC_NAMES:
             moved = {"minRegions": "regions.minRegions", "maxLatencyMs": "regions.maxLatencyMs",
                      "preferredRegions": "regions.preferred", "gpus": "resources", "image": "template"}.get(str(key))
+            # a misspelling (`replica`, `acceleratorModel`): the nearest known name (outside QA, new user F3)
+            moved = moved or next(iter(difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.75)), None)
             bad(f"spec.{str(key)[:63]}", "is not a known field" + (f"; did you mean spec.{moved}?" if moved else "")
                 + f" (known: {', '.join(sorted(known))})")
 
