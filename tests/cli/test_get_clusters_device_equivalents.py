@@ -98,3 +98,15 @@ def test_free_and_quota_held_partitions_count_as_their_share_too() -> None:
     headers, [row] = cluster_rows([member], wide=True)
     assert row[headers.index("ACCELERATORS FREE/TOTAL")] == "0.25/11.75 (0.5 quota held)"
     assert f"{MIG_1G} 2/14 partitions (4 quota held)" in row[headers.index("MODELS (free/total)")]
+
+
+def test_a_big_fleets_fraction_is_shown_exactly() -> None:
+    """A total in equivalents runs to thousands with a fraction: `:g` wrote 2500 nodes' 20001.75 as '20001.8'."""
+    from federator.model import AcceleratorPool
+
+    mig = next(p for p in _fleet()["member-a"].accelerator_pools if p.accelerator_model == MIG_1G)
+    whole = AcceleratorPool("NVIDIA-H100-80GB-HBM3", (0,) * 8 + (2500,), 20_000, 20_000, vendor="nvidia")
+    member = {"name": "big", "region": "r", "state": "Ready", "placements": 0, "last_report_at": 0.0,
+              "capacity": ClusterCapacity(accelerator_pools=(whole, mig))}
+    headers, [row] = cluster_rows([member], wide=False)
+    assert row[headers.index("ACCELERATORS FREE/TOTAL")] == "20001.75/20001.75"
