@@ -25,6 +25,7 @@ from federator.model.job import (
     ReasonCode,
     format_job_accelerators,
     placement_resources,
+    run_seconds,
     shortfall,
 )
 from federator.model.resources import (
@@ -69,6 +70,7 @@ __all__ = [
     "format_job_accelerators",
     "model_matches",
     "placement_resources",
+    "run_seconds",
     "shortfall",
     "format_accelerators",
     "to_bytes",
