@@ -35,7 +35,7 @@ from federator.model import Job, JobId, JobPhase, Reason, ReasonCode, run_second
 from federator.server.orders import CancelOrder
 from federator.store import StoreUnavailable
 from federator.store.group_commit import freeze
-from federator.timestamps import utc_seconds
+from federator.timestamps import duration, utc_seconds
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -55,17 +55,9 @@ def paused(job: Job, now: float) -> None:
 
 def limit_message(job: Job, ran: float) -> str:
     """Why the job failed: its limit, how long it ran, and what the federator did."""
-    attempts = f" (of which {_duration(job.ran_seconds)} in earlier attempts)" if job.ran_seconds >= 1 else ""
-    return (f"ran {_duration(ran)}{attempts}, past its spec.maxRunSeconds of {job.spec.max_run_seconds}s "
-            f"({_duration(job.spec.max_run_seconds)}); the federator cancelled every placement")
-
-
-def _duration(seconds: float) -> str:
-    """"2h30m5s", "10m0s", "45s", as Go (and so kubectl) writes a duration: what a user reads beside the seconds
-    they wrote."""
-    s = int(seconds)
-    h, m, sec = s // 3600, s % 3600 // 60, s % 60
-    return f"{h}h{m}m{sec}s" if h else f"{m}m{sec}s" if m else f"{sec}s"
+    attempts = f" (of which {duration(job.ran_seconds)} in earlier attempts)" if job.ran_seconds >= 1 else ""
+    return (f"ran {duration(ran)}{attempts}, past its spec.maxRunSeconds of {job.spec.max_run_seconds}s "
+            f"({duration(job.spec.max_run_seconds)}); the federator cancelled every placement")
 
 
 class RunLimits:
