@@ -19,6 +19,12 @@ jobs reaching their limits together cannot stall the loop. An entry is only a hi
 when it pops, and an attempt that ended early, or was queued again and started later, is pushed again by its
 own `started`.
 
+The limit is the job's own spec.maxRunSeconds or its queue's maxRunSeconds (policy file, Queue object), the
+shorter: a queue's bound is the limit of its jobs that give none, and Submit refuses a longer one
+(`SchedulerConfig.run_limit`). Read when a job starts and again when its entry pops; when the scheduler's config
+changes (a policy reload, a Queue object) every running job's due time is pushed again, so a bound that shrank
+applies to the jobs running under it at once.
+
 Past the limit: the failed job is stored first (as a user's cancel, server/cancelling.py), then every live
 placement is sent a Cancel, so the members delete the workloads, and the job ends Failed with its reason code
 kept (as InvalidSpec's, server/giving_up.py) and counted in `federator_jobs_run_limit_exceeded_total{queue}`.
@@ -53,11 +59,12 @@ def paused(job: Job, now: float) -> None:
         job.started_at = 0.0
 
 
-def limit_message(job: Job, ran: float) -> str:
-    """Why the job failed: its limit, how long it ran, and what the federator did."""
+def limit_message(job: Job, ran: float, limit: int, source: str) -> str:
+    """Why the job failed: its limit and where it comes from, how long it ran, and what the federator did."""
     attempts = f" (of which {duration(job.ran_seconds)} in earlier attempts)" if job.ran_seconds >= 1 else ""
-    return (f"ran {duration(ran)}{attempts}, past its spec.maxRunSeconds of {job.spec.max_run_seconds}s "
-            f"({duration(job.spec.max_run_seconds)}); the federator cancelled every placement")
+    whose = f"its spec.maxRunSeconds of {limit}s ({duration(limit)})" if source == "spec.maxRunSeconds" else \
+        f"the limit of {limit}s ({duration(limit)}, {source}; the job gave none shorter)"
+    return f"ran {duration(ran)}{attempts}, past {whose}; the federator cancelled every placement"
 
 
 class RunLimits:
@@ -67,9 +74,18 @@ class RunLimits:
         self.fed = fed
         self._checked_at = 0.0
         self._due: list[tuple[float, JobId]] = []  # (when its limit is reached if it runs on, job)
-        for job in fed.jobs.values():  # a restart: the clocks stored with the jobs run on
+        self._at: dict[JobId, float] = {}  # each job's one live entry: an entry due at another time is stale
+        self._config = fed.scheduler.config
+        self._push_running()  # a restart: the clocks stored with the jobs run on
+
+    def _push_running(self) -> None:
+        for job in self.fed.jobs.values():
             if job.started_at and not job.phase.is_terminal:
                 self._push(job)
+
+    def limit(self, job: Job) -> tuple[int, str]:
+        """`job`'s run-time limit in seconds (0: none) and where it comes from (`SchedulerConfig.run_limit`)."""
+        return self.fed.scheduler.config.run_limit(job.spec.queue, job.spec.max_run_seconds)
 
     def started(self, job: Job, phase: JobPhase) -> None:
         """A placement of `job` was reported in `phase`: Running starts its attempt's clock, if it had not."""
@@ -78,14 +94,22 @@ class RunLimits:
         job.started_at = self.fed.clock()
         self._push(job)
 
-    def _push(self, job: Job) -> None:
-        if job.spec.max_run_seconds > 0:
-            due = job.started_at + job.spec.max_run_seconds - job.ran_seconds
+    def _push(self, job: Job, due: float | None = None) -> None:
+        limit, _ = self.limit(job)
+        if limit <= 0:
+            self._at.pop(job.job_id, None)
+            return
+        due = job.started_at + limit - job.ran_seconds if due is None else due
+        if self._at.get(job.job_id) != due:
+            self._at[job.job_id] = due
             heapq.heappush(self._due, (due, job.job_id))
 
     def check(self) -> list[Job]:
         """The jobs failed this turn (at most one look every CHECK_SECONDS, MAX_PER_TURN entries)."""
         now = self.fed.clock()
+        if self.fed.scheduler.config is not self._config:  # a policy reload or a Queue object: limits may differ
+            self._config = self.fed.scheduler.config
+            self._push_running()  # the old entries are hints only: each is read again when it pops
         if not self._due or now - self._checked_at < CHECK_SECONDS:
             return []
         self._checked_at = now
@@ -93,24 +117,27 @@ class RunLimits:
         for _ in range(MAX_PER_TURN):
             if not self._due or self._due[0][0] > now:
                 break
-            _, job_id = heapq.heappop(self._due)
+            due, job_id = heapq.heappop(self._due)
+            if self._at.get(job_id) != due:
+                continue  # stale: the job's due time changed (a later attempt, a changed limit) and is queued too
+            del self._at[job_id]
             job = self.fed.jobs.get(job_id)
             if job is None or job.phase.is_terminal or not job.started_at:
                 continue  # ended, or queued again: its next start pushes it again
-            limit = job.spec.max_run_seconds
+            limit, source = self.limit(job)
             ran = run_seconds(job, now)
-            if ran < limit:
-                self._push(job)  # a stale entry (a later attempt): its own due time
-            elif self._stop(job, ran, now):
+            if not limit or ran < limit:
+                self._push(job)  # not yet (its limit grew meanwhile): its own due time, if any
+            elif self._stop(job, now, limit_message(job, ran, limit, source)):
                 ended.append(job)
             else:
-                heapq.heappush(self._due, (now + CHECK_SECONDS, job_id))  # the store refused: next look
+                self._push(job, now + CHECK_SECONDS)  # the store refused: the next look
         return ended
 
-    def _stop(self, job: Job, ran: float, now: float) -> bool:
-        """Fail `job`, stored first; then cancel its live placements. False if the store could not take it."""
+    def _stop(self, job: Job, now: float, why: str) -> bool:
+        """Fail `job` with `why`, stored first; then cancel its live placements. False if the store could not take
+        it."""
         fed = self.fed
-        why = limit_message(job, ran)
         reason = Reason(ReasonCode.DEADLINE_EXCEEDED, why)
         done = freeze(job)
         for p in done.placements:
