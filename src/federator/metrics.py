@@ -334,6 +334,12 @@ class Metrics:
                                   ["result"], registry=r)
         self.jobs_finished = BoundedMetric(Counter("federator_jobs_finished_total", "Jobs that reached a final phase.",
                                                    ["queue", "phase"], registry=r), self.queue_label)
+        # Jobs the federator stopped at their spec.maxRunSeconds (server/run_limits.py).
+        self.jobs_run_limit_exceeded = BoundedMetric(Counter(
+            "federator_jobs_run_limit_exceeded_total",
+            "Jobs that ran past their spec.maxRunSeconds: the federator cancelled every placement and the job "
+            "failed (reason DeadlineExceeded); also in federator_jobs_finished_total{phase=\"Failed\"}.",
+            ["queue"], registry=r), self.queue_label)
         self.cycle_duration = Histogram("federator_scheduling_cycle_duration_seconds",
                                         "Wall time of one scheduling cycle.", buckets=LATENCY_BUCKETS, registry=r)
         self.submit_to_placement = BoundedMetric(Histogram("federator_job_submit_to_placement_seconds",

@@ -18,10 +18,12 @@ from federator.model import (
     format_free_of_total,
     format_job_accelerators,
     pool_unit,
+    run_seconds,
     shortfall,
 )
 from federator.security.authz import USER_ANNOTATION
 from federator.termtext import cell
+from federator.timestamps import duration
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -55,11 +57,18 @@ def job_wait(job: Job, now: float | None = None) -> float:
     return end - job.submitted_at
 
 
+def run_time(job: Job, now: float) -> str:
+    """How long the job has run, over its attempts, and of its spec.maxRunSeconds ("1h0m5s/2h0m0s"): what a
+    user watches before the federator stops it (server/run_limits.py); "-" for a job that never ran."""
+    ran = duration(run_seconds(job, now)) if job.started_at or job.ran_seconds else "-"
+    return f"{ran}/{duration(job.spec.max_run_seconds)}" if job.spec.max_run_seconds else ran
+
+
 def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[str]]]:
     now = time.time()
     headers = ["JOB", "KIND", "QUEUE", "PHASE", "CLUSTER", "REGION", "ACCELERATORS", "WAIT"]
     if wide:
-        headers += ["READY", "USER", "WORKLOAD", "ACCELERATOR", "PLACEMENTS", "MESSAGE"]
+        headers += ["READY", "RUN", "USER", "WORKLOAD", "ACCELERATOR", "PLACEMENTS", "MESSAGE"]
     headers.append("REASON")
     rows = []
     for j in jobs:
@@ -82,7 +91,8 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
             # Replicas ready to serve of those asked, as kubectl's READY "2/4" (Job.replicas_ready): the number
             # a job short on a member (pods pending, refused, not ready) showed only in prose before (F2).
             ready = f"{j.replicas_ready}/{j.spec.replicas}" if j.phase.is_active else "-"
-            row += [ready, owner, j.spec.workload_kind.split(".", 1)[0] or "-", models, placements, j.message or "-"]
+            row += [ready, run_time(j, now), owner, j.spec.workload_kind.split(".", 1)[0] or "-", models, placements,
+                    j.message or "-"]
         row.append(reason)
         rows.append(row)
     return headers, rows

@@ -27,6 +27,7 @@ from federator.model.job import (
     ReasonCode,
     format_job_accelerators,
     placement_resources,
+    run_seconds,
     shortfall,
 )
 from federator.model.resources import (
@@ -75,6 +76,7 @@ __all__ = [
     "format_job_accelerators",
     "model_matches",
     "placement_resources",
+    "run_seconds",
     "shortfall",
     "format_accelerators",
     "to_bytes",

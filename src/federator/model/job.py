@@ -68,6 +68,9 @@ class ReasonCode(StrEnum):
     # confirm; the code a Failed job keeps when a second provider's did too (server/invalid_specs.py)
     INVALID_SPEC = "InvalidSpec"
     RESERVED = "Reserved"  # it would fit, but the room is held for a gang that has waited long (reservation.py)
+    # it ran past its spec.max_run_seconds: the federator cancelled every placement; the code a Failed job keeps
+    # (server/run_limits.py)
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
     WAITING = "Waiting"
 
 
@@ -109,6 +112,9 @@ class JobSpec:
     # Alternatives across vendors, most preferred first; () = resources.accelerator_milli
     # on any of accelerator_models (the one-count form every job file had before vendors).
     accelerators: tuple[AcceleratorAlternative, ...] = ()
+    # The most seconds the job may run, over all its attempts (spec.maxRunSeconds); 0 = no limit. The federator
+    # enforces it (server/run_limits.py): past it, every placement is cancelled and the job fails.
+    max_run_seconds: int = 0
 
     @property
     def workload_kind(self) -> str:
@@ -211,6 +217,11 @@ class Job:
     # The early failure this job was placed again after ("acme-east after 4s: <the member's words>"), "" if none:
     # a job is placed again after one early failure only (server/early_failures.py). Stored with the job.
     early_failure: str = ""
+    # The run-time clock (server/run_limits.py), both stored so a restart keeps it: when the current attempt was
+    # first reported Running (0 while it is not), and the seconds earlier attempts ran before they were stopped and
+    # the job queued again (a member lost, a preemption, an early failure): a limit counts all of it.
+    started_at: float = 0.0
+    ran_seconds: float = 0.0
 
     @property
     def clusters(self) -> list[str]:
@@ -251,6 +262,15 @@ def shortfall(job: Job) -> str:
             JobPhase.PLACED, JobPhase.RUNNING) else ""
     why = f": {job.pending_reason}" if job.pending_reason is not None else ""
     return f"{job.spec.replicas - waiting} of {job.spec.replicas} replicas placed; {waiting} waiting{why}"
+
+
+def run_seconds(job: Job, now: float) -> float:
+    """Seconds `job` has run, over all its attempts, as of `now` (its end, once finished): what a
+    spec.max_run_seconds is checked against (server/run_limits.py) and `describe` shows."""
+    if not job.started_at:
+        return job.ran_seconds
+    end = job.finished_at if job.finished_at else now
+    return job.ran_seconds + max(0.0, end - job.started_at)
 
 
 def format_job_accelerators(job: Job) -> str:

@@ -46,6 +46,7 @@ from federator.server.job_message import job_message
 from federator.server.nearness import ANYWHERE, Nearness
 from federator.server.orders import Order
 from federator.server.partial import supersede_part
+from federator.server.run_limits import paused
 from federator.store.group_commit import freeze
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ def scaled(fed: Federator, job: Job, spec: JobSpec, dropped: Sequence[Placement]
     out.generation += 1  # see `scale`
     if not any(p.phase.is_active for p in kept):
         out.placements, out.phase, out.placed_at, out.message = [], JobPhase.PENDING, 0.0, ""
+        paused(out, fed.clock())  # as `Federator.supersede` stops the live job's run-time clock
         return out
     out.placements = kept
     out.phase = JobPhase.RUNNING if all(p.phase in (JobPhase.RUNNING, JobPhase.SUCCEEDED) for p in kept) \

@@ -145,6 +145,9 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "earlyFailure": job.early_failure,
         "submittedAt": timestamp(job.submitted_at),
         "placedAt": timestamp(job.placed_at),
+        # The run-time clock spec.maxRunSeconds is checked against (server/run_limits.py): a restart reads it back.
+        "startedAt": timestamp(job.started_at),
+        "ranSeconds": job.ran_seconds,
         "finishedAt": timestamp(job.finished_at),
         "placements": [
             {
@@ -230,6 +233,8 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
             for p in status.get("placements") or []
         ],
         placed_at=parse_timestamp(status.get("placedAt")),
+        started_at=parse_timestamp(status.get("startedAt")),
+        ran_seconds=_seconds(status.get("ranSeconds")),
         finished_at=parse_timestamp(status.get("finishedAt")),
         # A Pending job's status message repeats its pending reason (for kubectl's Message column): not its own.
         message="" if status.get("phase") == JobPhase.PENDING.value and status.get("message") == reason.get("message")
@@ -240,6 +245,11 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
 
 
 # -- MemberCluster ------------------------------------------------------------
+
+
+def _seconds(raw: object) -> float:
+    """A status's seconds (ranSeconds): 0 where it is missing (a status from before the field) or not a number."""
+    return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) and raw >= 0 else 0.0
 
 
 def _count(raw: object) -> int | None:
