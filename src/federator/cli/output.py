@@ -121,7 +121,11 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
     return headers, rows
 
 
-def dump(doc: Any, fmt: str) -> str:
+def dump(doc: Any, fmt: str, *, stream: bool = False) -> str:
+    """`doc` as JSON (keys sorted) or YAML (keys in order); with `stream`, a list as YAML documents one after the
+    other (`---` between), as `kubectl apply -f` and `federator submit -f` read several objects."""
     if fmt == "json":
         return json.dumps(doc, indent=2, sort_keys=True)
+    if stream and isinstance(doc, list):
+        return yaml.safe_dump_all(doc, sort_keys=False).rstrip()
     return yaml.safe_dump(doc, sort_keys=False).rstrip()

@@ -1,4 +1,4 @@
-"""A job as a JSON document: the job store's row format, and `federator get jobs -o json`.
+"""A job as a JSON document: the job store's row format (`federator get jobs -o json` prints cli/job_document.py's).
 
 Why by hand, not `dataclasses.asdict`: every accepted Submit is encoded here
 before its reply goes out, and `asdict` (recursive, deep-copying) was the
