@@ -16,6 +16,7 @@ from federator.model import (
     Job,
     format_free_of_total,
     format_job_accelerators,
+    format_placements,
     shortfall,
 )
 from federator.security.authz import USER_ANNOTATION
@@ -75,7 +76,7 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
                                             for p in j.placements if p.accelerator_model))
             if not models:
                 models = " | ".join(a.describe() for a in j.spec.alternatives()) or "-"
-            placements = ",".join(f"{p.cluster}x{p.replicas}" for p in j.placements) or "-"
+            placements = format_placements(j) or "-"
             owner = j.spec.annotation(USER_ANNOTATION) or "-"  # who submitted it (security/authz.py)
             # Replicas ready to serve of those asked, as kubectl's READY "2/4" (Job.replicas_ready): the number
             # a job short on a member (pods pending, refused, not ready) showed only in prose before (F2).

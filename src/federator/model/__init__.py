@@ -24,6 +24,7 @@ from federator.model.job import (
     Reason,
     ReasonCode,
     format_job_accelerators,
+    format_placements,
     placement_resources,
     shortfall,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "format_bytes",
     "format_free_of_total",
     "format_job_accelerators",
+    "format_placements",
     "model_matches",
     "placement_resources",
     "shortfall",

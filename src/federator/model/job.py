@@ -264,6 +264,13 @@ def format_job_accelerators(job: Job) -> str:
     return "|".join(totals) or "0"
 
 
+def format_placements(job: Job) -> str:
+    """Each placement of a job as `cluster x replicas`, comma-separated ("member-ax2,member-bx2"; "" for none): the
+    PLACEMENTS of `federator get jobs -o wide` and of `kubectl get fj -o wide` (status.placementSummary), every part
+    of a spread job, where kubectl showed the first placement's id only (outside QA)."""
+    return ",".join(f"{p.cluster}x{p.replicas}" for p in job.placements)
+
+
 def placement_resources(placement: Placement, spec: JobSpec) -> Resources:
     """Per-replica resources of a placement: the job's cpu and memory, and the accelerators of
     the alternative the scheduler chose (a placement from before alternatives carries no

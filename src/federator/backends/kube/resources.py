@@ -28,6 +28,7 @@ from federator.model import (
     ReasonCode,
     format_free_of_total,
     format_job_accelerators,
+    format_placements,
 )
 from federator.podtemplates import JOB_LABEL
 from federator.security.authz import owner_of, recorded_owner
@@ -117,6 +118,8 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "region": ",".join(regions),
         "placementId": job.placements[0].placement_id if job.placements else "",
         "placementIds": [p.placement_id for p in job.placements],
+        # Every part of a spread job, for `kubectl get fj -o wide` (a printer column's JSONPath cannot join a list)
+        "placementSummary": format_placements(job),
         "accelerators": format_job_accelerators(job),
         # Pending: the scheduler's reason; Placed: what the member waits for (e.g. Kueue's reason); then the end.
         "message": job.message or (reason.message if reason and phase is JobPhase.PENDING else ""),
