@@ -152,6 +152,7 @@ def job_to_pb(job: Job) -> types_pb2.Job:
         placed_at=job.placed_at, finished_at=job.finished_at, message=job.message, generation=job.generation,
         replicas_waiting=job.replicas_waiting,  # derived from spec and placements: job_from_pb needs none
         replicas_running=job.replicas_running, replicas_ready=job.replicas_ready,  # derived too
+        waiting_since=job.waiting_since,
     )
     if job.pending_reason is not None:
         out.pending_reason.CopyFrom(types_pb2.Reason(code=job.pending_reason.code,
@@ -172,6 +173,7 @@ def job_from_pb(pb: types_pb2.Job) -> Job:
         phase=phase_from_pb(pb.phase), pending_reason=reason,
         placements=[placement_from_pb(p) for p in pb.placements],
         placed_at=pb.placed_at, finished_at=pb.finished_at, message=pb.message, generation=pb.generation,
+        waiting_since=pb.waiting_since,
     )
 
 

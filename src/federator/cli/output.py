@@ -18,6 +18,7 @@ from federator.model import (
     format_job_accelerators,
     format_placements,
     shortfall,
+    waited,
 )
 from federator.security.authz import USER_ANNOTATION
 from federator.termtext import cell
@@ -50,8 +51,8 @@ def _age(seconds: float) -> str:
 
 
 def job_wait(job: Job, now: float | None = None) -> float:
-    end = job.placed_at or (now if now is not None else time.time())
-    return end - job.submitted_at
+    """WAIT: what the job waits for now has waited since it was asked for, or its latest wait took (model.waited)."""
+    return waited(job, time.time() if now is None else now)
 
 
 def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[str]]]:

@@ -27,6 +27,7 @@ from federator.model.job import (
     format_placements,
     placement_resources,
     shortfall,
+    waited,
 )
 from federator.model.resources import (
     MILLI,
@@ -72,6 +73,7 @@ __all__ = [
     "model_matches",
     "placement_resources",
     "shortfall",
+    "waited",
     "format_accelerators",
     "to_bytes",
     "to_milli",

@@ -445,7 +445,7 @@ class Federator:
         job.placements = []
         job.message = ""
         job.phase = JobPhase.PENDING
-        job.placed_at = 0.0
+        job.placed_at, job.waiting_since = 0.0, self.clock()  # waiting again, from now (Job.waiting_since)
         job.pending_reason = reason
         self.cycles.pending(job)
         return cancels

@@ -59,6 +59,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "message": job.message,
         "generation": job.generation,
         "early_failure": job.early_failure,
+        "waiting_since": job.waiting_since,
     }
 
 
@@ -117,6 +118,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         ],
         placed_at=doc["placed_at"], finished_at=doc["finished_at"], message=doc["message"],
         generation=doc.get("generation", 0), early_failure=doc.get("early_failure", ""),
+        waiting_since=doc.get("waiting_since", 0.0),
     )
 
 

@@ -146,6 +146,8 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "submittedAt": timestamp(job.submitted_at),
         "placedAt": timestamp(job.placed_at),
         "finishedAt": timestamp(job.finished_at),
+        # When its current (or latest) wait began, if not at submission: a scale-up, a lost part (Job.waiting_since)
+        "waitingSince": timestamp(job.waiting_since),
         "placements": [
             {
                 "placementId": p.placement_id,
@@ -236,6 +238,7 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
         else str(status.get("message", "")),
         generation=int(status.get("placementGeneration", 0)),
         early_failure=str(status.get("earlyFailure") or ""),
+        waiting_since=parse_timestamp(status.get("waitingSince")),
     )
 
 
