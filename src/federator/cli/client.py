@@ -576,6 +576,9 @@ def _cap_doc(cap: Any) -> Any:
                 "total_accelerators": p.total_accelerators,
                 "free_accelerators": p.free_accelerators,
                 "quota_held_accelerators": p.quota_held_accelerators,
+                # The counts above are the pool's own units: a MIG pool's partitions, each worth unit_milli.
+                "sharing": p.sharing,
+                "unit_milli": p.unit_milli,
             }
             for p in cap.accelerator_pools
         ],

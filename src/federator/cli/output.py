@@ -14,9 +14,11 @@ from federator.model import (
     BUILTIN_WORKLOAD_KINDS,
     ClusterCapacity,
     Job,
+    format_accelerator_milli_free_of_total,
     format_free_of_total,
     format_job_accelerators,
     format_placements,
+    pool_unit,
     shortfall,
     waited,
 )
@@ -96,8 +98,10 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
     now = time.time()
     for c in clusters:
         cap: ClusterCapacity | CapacitySummary | None = c["capacity"]  # the FULL view's, or the BASIC view's
-        gpus = format_free_of_total(cap.free_accelerators, cap.total_accelerators, cap.quota_held_accelerators) \
-            if cap else "-"
+        # Whole-device equivalents (a 1g.10gb MIG partition 0.125), as a job's ACCELERATORS and the usage bill
+        # count; MODELS below counts each pool's own units and says "partitions" where they are not devices.
+        gpus = format_accelerator_milli_free_of_total(cap.free_accelerator_milli, cap.total_accelerator_milli,
+                                                      cap.quota_held_accelerator_milli) if cap else "-"
         cpus = cores(cap.cpu_milli_free) if cap else "-"
         # No new work for now: cordoned by an operator (server/cordons.py), quarantined (server/quarantine.py), or
         # its agent cannot reach the member's API server (server/member_health.py); -o json gives the words. And a
@@ -111,10 +115,11 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
                if c["last_report_at"] else "-"]
         if wide:
             row.append(c.get("gang_admission") or "-")
-            vendors = ", ".join(f"{v} {free}/{total}" for v, (free, total) in cap.by_vendor().items()) if cap else ""
+            vendors = ", ".join(f"{v} {format_accelerator_milli_free_of_total(free, total)}"
+                                for v, (free, total) in cap.by_vendor().items()) if cap else ""
             models = ", ".join(f"{p.accelerator_model} "
                                + format_free_of_total(p.free_accelerators, p.total_accelerators,
-                                                      p.quota_held_accelerators)
+                                                      p.quota_held_accelerators, pool_unit(p.sharing))
                                for p in cap.accelerator_pools) if cap else ""
             row += [vendors or "-", models or "-"]
             row.append(",".join(sorted(k.split(".", 1)[0] for k in cap.workload_kinds or BUILTIN_WORKLOAD_KINDS))

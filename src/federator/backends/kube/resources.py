@@ -16,6 +16,7 @@ from federator.backends.kube.workloads.common import placement_label
 from federator.jobfile import API_VERSION, parse_job
 from federator.model import (
     BUILTIN_WORKLOAD_KINDS,
+    MILLI,
     ClusterCapacity,
     ClusterState,
     Job,
@@ -26,9 +27,11 @@ from federator.model import (
     PlacementId,
     Reason,
     ReasonCode,
+    format_accelerator_milli_free_of_total,
     format_free_of_total,
     format_job_accelerators,
     format_placements,
+    pool_unit,
 )
 from federator.podtemplates import JOB_LABEL
 from federator.security.authz import owner_of, recorded_owner
@@ -261,6 +264,13 @@ def kinds_text(capacity: ClusterCapacity) -> str:
     return ",".join(sorted(k.split(".", 1)[0] for k in capacity.workload_kinds or BUILTIN_WORKLOAD_KINDS))
 
 
+def devices(accelerator_milli: int) -> int | float:
+    """Milli whole-device equivalents as a MemberCluster's status says them: 8, or 11.75 where MIG partitions
+    make a fraction (the CRD's type is number)."""
+    whole, rest = divmod(accelerator_milli, MILLI)
+    return whole if not rest else accelerator_milli / MILLI
+
+
 def member_cluster_status(*, state: ClusterState, connected: bool, last_report_at: float,
                           capacity: ClusterCapacity | None, gang_admission: str = "", message: str = "") -> Obj:
     """`message`: why the cluster is not Ready when the federator knows more than its state (its agent cannot
@@ -273,14 +283,17 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
     if capacity is not None:
         status.update(
             {
-                "acceleratorsFree": capacity.free_accelerators,
-                "acceleratorsTotal": capacity.total_accelerators,
+                # Whole-device equivalents, as `federator get clusters` (a MIG partition its share); the
+                # per-model rows below count the pool's own units, "partitions" for MIG.
+                "acceleratorsFree": devices(capacity.free_accelerator_milli),
+                "acceleratorsTotal": devices(capacity.total_accelerator_milli),
                 "cpuMilliFree": capacity.cpu_milli_free,
                 "cpuMilliAllocatable": capacity.cpu_milli_allocatable,
-                "vendors": ", ".join(f"{v} {free}/{total}" for v, (free, total) in capacity.by_vendor().items()),
+                "vendors": ", ".join(f"{v} {format_accelerator_milli_free_of_total(free, total)}"
+                                     for v, (free, total) in capacity.by_vendor().items()),
                 "models": ", ".join(f"{p.accelerator_model} "
                                     + format_free_of_total(p.free_accelerators, p.total_accelerators,
-                                                           p.quota_held_accelerators)
+                                                           p.quota_held_accelerators, pool_unit(p.sharing))
                                     for p in capacity.accelerator_pools),
                 "accelerators": [
                     {
@@ -294,6 +307,7 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
                         "free": p.free_accelerators,
                         "nodesByFree": list(p.nodes_by_free),
                         **({"sharing": p.sharing} if p.sharing else {}),
+                        **({"unitMilli": p.unit_milli} if p.unit_milli else {}),
                         **({"quotaHeld": p.quota_held_accelerators} if p.quota_held_accelerators else {}),
                     }
                     for p in capacity.accelerator_pools
