@@ -155,6 +155,7 @@ def job_to_pb(job: Job) -> types_pb2.Job:
         replicas_waiting=job.replicas_waiting,  # derived from spec and placements: job_from_pb needs none
         replicas_running=job.replicas_running, replicas_ready=job.replicas_ready,  # derived too
         started_at=job.started_at, ran_seconds=job.ran_seconds,
+        waiting_since=job.waiting_since,
     )
     if job.pending_reason is not None:
         out.pending_reason.CopyFrom(types_pb2.Reason(code=job.pending_reason.code,
@@ -176,6 +177,7 @@ def job_from_pb(pb: types_pb2.Job) -> Job:
         placements=[placement_from_pb(p) for p in pb.placements],
         placed_at=pb.placed_at, finished_at=pb.finished_at, message=pb.message, generation=pb.generation,
         started_at=pb.started_at, ran_seconds=pb.ran_seconds,
+        waiting_since=pb.waiting_since,
     )
 
 

@@ -17,9 +17,11 @@ from federator.model import (
     format_accelerator_milli_free_of_total,
     format_free_of_total,
     format_job_accelerators,
+    format_placements,
     pool_unit,
     run_seconds,
     shortfall,
+    waited,
 )
 from federator.security.authz import USER_ANNOTATION
 from federator.termtext import cell
@@ -53,8 +55,8 @@ def _age(seconds: float) -> str:
 
 
 def job_wait(job: Job, now: float | None = None) -> float:
-    end = job.placed_at or (now if now is not None else time.time())
-    return end - job.submitted_at
+    """WAIT: what the job waits for now has waited since it was asked for, or its latest wait took (model.waited)."""
+    return waited(job, time.time() if now is None else now)
 
 
 def run_time(job: Job, now: float) -> str:
@@ -86,7 +88,7 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
                                             for p in j.placements if p.accelerator_model))
             if not models:
                 models = " | ".join(a.describe() for a in j.spec.alternatives()) or "-"
-            placements = ",".join(f"{p.cluster}x{p.replicas}" for p in j.placements) or "-"
+            placements = format_placements(j) or "-"
             owner = j.spec.annotation(USER_ANNOTATION) or "-"  # who submitted it (security/authz.py)
             # Replicas ready to serve of those asked, as kubectl's READY "2/4" (Job.replicas_ready): the number
             # a job short on a member (pods pending, refused, not ready) showed only in prose before (F2).
@@ -136,7 +138,11 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
     return headers, rows
 
 
-def dump(doc: Any, fmt: str) -> str:
+def dump(doc: Any, fmt: str, *, stream: bool = False) -> str:
+    """`doc` as JSON (keys sorted) or YAML (keys in order); with `stream`, a list as YAML documents one after the
+    other (`---` between), as `kubectl apply -f` and `federator submit -f` read several objects."""
     if fmt == "json":
         return json.dumps(doc, indent=2, sort_keys=True)
+    if stream and isinstance(doc, list):
+        return yaml.safe_dump_all(doc, sort_keys=False).rstrip()
     return yaml.safe_dump(doc, sort_keys=False).rstrip()

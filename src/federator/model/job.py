@@ -222,6 +222,10 @@ class Job:
     # the job queued again (a member lost, a preemption, an early failure): a limit counts all of it.
     started_at: float = 0.0
     ran_seconds: float = 0.0
+    # When its current wait for placement began, or its latest one's (0: at submission): a placed job left owing
+    # replicas (a scale-up, a part lost or preempted, requeued whole) waits from then, and WAIT counts from it
+    # (`waited`), not from submission (outside QA). Stored with the job; placed_at keeps its meaning.
+    waiting_since: float = 0.0
 
     @property
     def clusters(self) -> list[str]:
@@ -282,6 +286,31 @@ def format_job_accelerators(job: Job) -> str:
         return format_accelerators(milli)
     totals = dict.fromkeys(format_accelerators(a.milli * job.spec.replicas) for a in job.spec.alternatives())
     return "|".join(totals) or "0"
+
+
+def waited(job: Job, now: float) -> float:
+    """Seconds the job has waited for what it waits for now (Pending, or a placed job owing replicas), counting;
+    else the seconds its latest wait took: `federator get jobs`' WAIT (types.proto, Job.waiting_since).
+
+    From its submission, or from when it was last left owing replicas (Job.waiting_since): a service scaled up
+    after 16 minutes of running showed WAIT 16m for the replicas it had just asked for (outside QA)."""
+    began = job.waiting_since or job.submitted_at
+    if job.phase is JobPhase.PENDING or job.replicas_waiting:
+        end = now
+    elif job.placed_at >= began:
+        end = job.placed_at
+    elif job.phase.is_terminal:
+        end = job.finished_at or now  # it ended while it waited (cancelled, say)
+    else:
+        end = began  # a wait that ended without a placement: scaled back down before its replicas were placed
+    return max(0.0, end - began)
+
+
+def format_placements(job: Job) -> str:
+    """Each placement of a job as `cluster x replicas`, comma-separated ("member-ax2,member-bx2"; "" for none): the
+    PLACEMENTS of `federator get jobs -o wide` and of `kubectl get fj -o wide` (status.placementSummary), every part
+    of a spread job, where kubectl showed the first placement's id only (outside QA)."""
+    return ",".join(f"{p.cluster}x{p.replicas}" for p in job.placements)
 
 
 def placement_resources(placement: Placement, spec: JobSpec) -> Resources:

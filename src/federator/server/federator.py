@@ -438,13 +438,12 @@ class Federator:
 
     def supersede(self, job: Job, reason: Reason) -> list[tuple[str, Order]]:
         """Put a job back to Pending with `reason`; the cancel orders for its live placements, to send once stored."""
-        cancels: list[tuple[str, Order]] = [
-            (p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
-            for p in job.placements if not p.phase.is_terminal
-        ]
+        cancels: list[tuple[str, Order]] = [(p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
+                                            for p in job.placements if not p.phase.is_terminal]
         forget_acks(self.clusters, job.placements)
         self.cycles.released(job, job.placements)
         job.placements, job.message, job.phase, job.placed_at = [], "", JobPhase.PENDING, 0.0
+        job.waiting_since = self.clock()  # waiting again, from now (Job.waiting_since)
         paused(job, self.clock())  # the time this attempt ran counts toward spec.max_run_seconds (run_limits.py)
         job.pending_reason = reason
         self.cycles.pending(job)

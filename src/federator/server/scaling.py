@@ -45,7 +45,7 @@ from federator.server.intake import checked
 from federator.server.job_message import job_message
 from federator.server.nearness import ANYWHERE, Nearness
 from federator.server.orders import Order
-from federator.server.partial import supersede_part
+from federator.server.partial import owes, supersede_part
 from federator.server.run_limits import paused
 from federator.store.group_commit import freeze
 
@@ -212,6 +212,11 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
                     f"scaled from {was} to {replicas} replicas: whole parts were stopped (a part cannot shrink in "
                     "place), and the replicas owed are placed again")
     stored = scaled(fed, job, spec, dropped, reason, shrunk=plan.shrunk)
+    # A placed job that owed nothing and owes replicas now (or is queued again whole) waits from now: WAIT counts
+    # from the scale-up (Job.waiting_since), not from the submission. A Pending job, or one already short of
+    # replicas it keeps, waits on from when it began.
+    if job.phase.is_active and (stored.phase is JobPhase.PENDING or (owes(stored) and not job.replicas_waiting)):
+        stored.waiting_since = fed.clock()
     if plan and stored.phase.is_active:
         stored.message = f"{said}; {stored.message}" if stored.message else said
     fed.journal.write([stored])  # durable first; StoreUnavailable: unchanged
@@ -227,6 +232,7 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
         # its verdicts on the job are stale (Cycles.commit), and the next cycle sees the job as it is.
         job.generation += 1
     job.spec = spec
+    job.waiting_since = stored.waiting_since  # as stored (supersede_part and supersede above set their own)
     if job.phase is JobPhase.PENDING:
         fed.cycles.pending(job)  # parked for a count that no longer holds: a candidate again
     else:

@@ -1,4 +1,4 @@
-"""A job as a JSON document: the job store's row format, and `federator get jobs -o json`.
+"""A job as a JSON document: the job store's row format (`federator get jobs -o json` prints cli/job_document.py's).
 
 Why by hand, not `dataclasses.asdict`: every accepted Submit is encoded here
 before its reply goes out, and `asdict` (recursive, deep-copying) was the
@@ -61,6 +61,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "early_failure": job.early_failure,
         "started_at": job.started_at,
         "ran_seconds": job.ran_seconds,
+        "waiting_since": job.waiting_since,
     }
 
 
@@ -123,6 +124,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         placed_at=doc["placed_at"], finished_at=doc["finished_at"], message=doc["message"],
         generation=doc.get("generation", 0), early_failure=doc.get("early_failure", ""),
         started_at=doc.get("started_at", 0.0), ran_seconds=doc.get("ran_seconds", 0.0),
+        waiting_since=doc.get("waiting_since", 0.0),
     )
 
 

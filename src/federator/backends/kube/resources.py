@@ -30,6 +30,7 @@ from federator.model import (
     format_accelerator_milli_free_of_total,
     format_free_of_total,
     format_job_accelerators,
+    format_placements,
     pool_unit,
 )
 from federator.podtemplates import JOB_LABEL
@@ -120,6 +121,8 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "region": ",".join(regions),
         "placementId": job.placements[0].placement_id if job.placements else "",
         "placementIds": [p.placement_id for p in job.placements],
+        # Every part of a spread job, for `kubectl get fj -o wide` (a printer column's JSONPath cannot join a list)
+        "placementSummary": format_placements(job),
         "accelerators": format_job_accelerators(job),
         # Pending: the scheduler's reason; Placed: what the member waits for (e.g. Kueue's reason); then the end.
         "message": job.message or (reason.message if reason and phase is JobPhase.PENDING else ""),
@@ -149,6 +152,8 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "startedAt": timestamp(job.started_at),
         "ranSeconds": job.ran_seconds,
         "finishedAt": timestamp(job.finished_at),
+        # When its current (or latest) wait began, if not at submission: a scale-up, a lost part (Job.waiting_since)
+        "waitingSince": timestamp(job.waiting_since),
         "placements": [
             {
                 "placementId": p.placement_id,
@@ -241,6 +246,7 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
         else str(status.get("message", "")),
         generation=int(status.get("placementGeneration", 0)),
         early_failure=str(status.get("earlyFailure") or ""),
+        waiting_since=parse_timestamp(status.get("waitingSince")),
     )
 
 
