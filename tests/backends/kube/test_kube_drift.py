@@ -117,8 +117,9 @@ def test_an_added_container_env_var_or_toleration_is_drift() -> None:
 
 def test_a_scaled_leaderworkerset_is_drift_and_its_size_too() -> None:
     placement = Placement(PlacementId("llm-abc.g1.member-a"), JobId("llm-abc"), "member-a", "east", 2, H100, 1)
-    rendered = record(build_workload(placement, JobSpec(name="llm", kind=JobKind.INFERENCE, replicas=2,
-                                                        resources=Resources(), workload_json=json.dumps(LWS)), namespace="w"))
+    spec = JobSpec(name="llm", kind=JobKind.INFERENCE, replicas=2, resources=Resources(),
+                   workload_json=json.dumps(LWS))
+    rendered = record(build_workload(placement, spec, namespace="w"))
     assert rendered["spec"]["replicas"] == 1
     live = copy.deepcopy(rendered)
     live["spec"]["replicas"] = 2  # kubectl scale lws --replicas=2

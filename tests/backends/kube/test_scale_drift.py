@@ -85,6 +85,7 @@ def test_an_image_edit_and_an_lws_scale_on_the_member_are_put_back_from_the_reco
 
     api, dep = asyncio.run(run())
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1.36"
+    containers = dep["spec"]["template"]["spec"]["containers"]
     assert [(plural, body) for plural, _, body, _ in api.patched] == [
-        ("deployments", {"spec": {"template": {"spec": {"containers": dep["spec"]["template"]["spec"]["containers"]}}}}),
+        ("deployments", {"spec": {"template": {"spec": {"containers": containers}}}}),
         ("leaderworkersets", {"spec": {"replicas": 1}})]

@@ -33,8 +33,14 @@ A member's HorizontalPodAutoscaler on a Deployment writes `spec.replicas`: that 
 placement's replicas), and `RevertBudget` stops the fight: after `MAX_REVERTS` reverts of one object within
 `WINDOW_SECONDS` the agent gives that object up and says so once at ERROR.
 
-Pure, but for `RevertBudget`'s memory: the backend (backend.py) reads objects from its informers and sends the
-patches.
+An object without a record (made by an agent before records) keeps the one field agents guarded then: a
+Deployment's or StatefulSet's `spec.replicas`, as its replica annotation says. Each revert is logged at WARNING,
+naming the placement, the object and the fields with what the agent rendered and what it found; no Kubernetes
+Event is written: the agent writes none on a member (its RBAC creates no Events; events.py is the federator's,
+on FederatedJobs in the host).
+
+No I/O: `DriftGuard` keeps the baselines and the budget; the backend (backend.py) gives it the objects its
+informers see and sends the patches it answers.
 """
 
 from __future__ import annotations
@@ -161,7 +167,9 @@ def revert_patch(want: Mapping[str, Any], live: Mapping[str, Any], drifts: list[
     for d in drifts:
         cut = next((i for i, s in enumerate(d.steps) if isinstance(s, int)), len(d.steps))  # up to its list
         steps = [str(s) for s in d.steps[:cut]]
-        node, have, target = want, live, patch
+        node: Any = want
+        have: Any = live
+        target = patch
         for i, step in enumerate(steps):
             node = node.get(step) if isinstance(node, Mapping) else None
             have = have.get(step) if isinstance(have, Mapping) else None
@@ -239,7 +247,9 @@ class DriftGuard:
         """The merge patch that reverts `obj` to what the agent rendered, None when nothing strayed (or the agent
         gave the object up: `RevertBudget`). Logs the revert at WARNING, naming the fields, and giving up at ERROR."""
         base = self._baseline(pid, obj)
-        drifts = drifted(base, obj, kueue=self.kueue) if base is not None else []
+        if base is None:
+            return None
+        drifts = drifted(base, obj, kueue=self.kueue)
         if not drifts:
             return None
         what = f"{obj.get('kind')} {_key(obj)}"
@@ -271,7 +281,7 @@ class DriftGuard:
             found = None
         if found is None and obj.get("apiVersion") == "apps/v1" and obj.get("kind") in ("Deployment", "StatefulSet") \
                 and (want := expected_pods(obj, default=-1)) >= 0:
-            found = replicas_baseline(obj, want)
+            found = replicas_baseline(want)
         if found is not None:
             self._baselines[pid] = found
         return found
@@ -401,7 +411,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def replicas_baseline(obj: Mapping[str, Any], want: int) -> Obj:
+def replicas_baseline(want: int) -> Obj:
     """The baseline of an object without a record (made by an agent before records): its `spec.replicas` as its
     replica annotation says, the one field agents guarded then."""
     return {"metadata": {"annotations": {REPLICAS_ANNOTATION: str(want)}}, "spec": {"replicas": want}}
