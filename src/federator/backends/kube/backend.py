@@ -445,7 +445,7 @@ class KubeBackend:
         adapter = adapter_of(obj)
         if not isinstance(patch, dict) or adapter is None:
             return patch if isinstance(patch, str) else None
-        patch = self.drift.resized(placement_id, obj, patch)  # its record follows: a restarted agent keeps the new
+        patch = self.drift.resized(placement_id, obj, patch)  # the record too: a restarted agent keeps the count
         meta = obj.get("metadata") or {}
         try:
             await asyncio.to_thread(self.api.patch, resource_of(adapter), str(meta.get("name", "")), patch,
@@ -649,8 +649,10 @@ class KubeBackend:
                 await asyncio.to_thread(self.api.patch, resource_of(adapter), str(meta.get("name", "")), patch,
                                         str(meta.get("namespace", "")))
             except KubeError as exc:
-                log.warning("placement %s: changing %s %s back failed (%s); the agent needs patch on its workload "
-                            "kinds (deploy/kubernetes/rbac-agent.yaml)", pid, obj.get("kind"), key_name(obj), exc)
+                rbac = "; the agent needs patch on its workload kinds (deploy/kubernetes/rbac-agent.yaml)" \
+                    if isinstance(exc, ForbiddenError) else ""
+                log.warning("placement %s: changing %s %s back failed (%s)%s", pid, obj.get("kind"), key_name(obj),
+                            exc, rbac)
 
         self._background(revert())
 
