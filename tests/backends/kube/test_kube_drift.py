@@ -68,8 +68,13 @@ def container(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_what_the_api_server_and_controllers_add_is_not_drift() -> None:
-    rendered = made()
+    manifest = build_workload(PLACEMENT, SERVE, namespace="w")
+    manifest["spec"]["template"]["spec"]["hostNetwork"] = False  # the API server drops a false or empty field
+    manifest["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "EMPTY", "value": ""})
+    rendered = record(manifest)
     live = stored(rendered)
+    del live["spec"]["template"]["spec"]["hostNetwork"]
+    del live["spec"]["template"]["spec"]["containers"][0]["env"][-1]["value"]
     live["metadata"]["labels"]["team"] = "serving"  # someone's label, and kubectl rollout restart's annotation
     live["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] = "2026-12-05T16:00:00Z"
     assert container(live)["resources"]["requests"]["cpu"] == "0.5"  # "500m" as rendered: the same quantity
@@ -138,7 +143,9 @@ def test_kueue_suspending_and_admitting_is_not_drift_in_kueue_mode() -> None:
     is (a node the federator never placed on), and the suspend field never is."""
     job = JobSpec(name="train", kind=JobKind.TRAINING, replicas=2, resources=SERVE.resources)
     placement = Placement(PlacementId("train-abc.g1.member-a"), JobId("train-abc"), "member-a", "east", 2, H100, 1)
-    rendered = record(kueue_admit(build_workload(placement, job, namespace="w"), "team-a"))
+    manifest = kueue_admit(build_workload(placement, job, namespace="w"), "team-a")
+    manifest["spec"]["template"]["spec"]["schedulingGates"] = [{"name": "example.com/warm-up"}]  # the user's own
+    rendered = record(manifest)
     assert rendered["spec"]["suspend"] is True
     live = copy.deepcopy(rendered)
     live["spec"]["suspend"] = False
@@ -146,11 +153,11 @@ def test_kueue_suspending_and_admitting_is_not_drift_in_kueue_mode() -> None:
     pod = live["spec"]["template"]["spec"]
     pod["nodeSelector"]["cloud.example.com/flavor"] = "h100-spot"
     pod["tolerations"].append({"key": "spot", "operator": "Exists", "effect": "NoSchedule"})
-    pod["schedulingGates"] = [{"name": "kueue.x-k8s.io/topology"}]
+    pod["schedulingGates"].append({"name": "kueue.x-k8s.io/topology"})
     live["spec"]["template"]["metadata"]["labels"]["kueue.x-k8s.io/podset"] = "main"
     assert drifted(baseline(rendered), live, kueue=True) == []
-    assert sorted(d.path for d in drifted(baseline(rendered), live)) == ["spec.parallelism",
-                                                                         "spec.template.spec.tolerations"]
+    assert sorted(d.path for d in drifted(baseline(rendered), live)) == [
+        "spec.parallelism", "spec.template.spec.schedulingGates", "spec.template.spec.tolerations"]
     del pod["nodeSelector"][GPU_PRODUCT_LABEL]  # Kueue never removes what the agent set: that is drift still
     found = drifted(baseline(rendered), live, kueue=True)
     assert [d.path for d in found] == [f"spec.template.spec.nodeSelector[{GPU_PRODUCT_LABEL}]"]
@@ -230,3 +237,17 @@ def test_the_budget_is_per_window() -> None:
     now[0] = 61
     assert [budget.take("p"), budget.take("p")] == [True, True]  # the first two are out of the window
     assert budget.take("p") is False and budget.take("p") is None
+
+
+def test_an_unreadable_record_is_said_once_and_only_the_replicas_are_kept(caplog: pytest.LogCaptureFixture) -> None:
+    live = stored(made())
+    live["metadata"]["annotations"][RECORD_ANNOTATION] = "{not json"
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = "evil/image:1"
+    guard = DriftGuard()
+    with caplog.at_level(logging.WARNING, logger="federator.agent.kube"):
+        assert guard.check("p", live) is None  # the image: nothing says what it was
+        live["spec"]["replicas"] = 7
+        assert guard.check("p", live) == {"metadata": {"uid": "uid-1"}, "spec": {"replicas": 2}}
+    said = [r.getMessage() for r in caplog.records]
+    assert len([m for m in said if "is not JSON" in m]) == 1, said
+    assert f"annotation {RECORD_ANNOTATION} is not JSON" in said[0] and "only its replicas are kept" in said[0]
