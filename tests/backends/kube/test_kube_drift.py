@@ -251,3 +251,15 @@ def test_an_unreadable_record_is_said_once_and_only_the_replicas_are_kept(caplog
     said = [r.getMessage() for r in caplog.records]
     assert len([m for m in said if "is not JSON" in m]) == 1, said
     assert f"annotation {RECORD_ANNOTATION} is not JSON" in said[0] and "only its replicas are kept" in said[0]
+
+
+def test_a_record_the_job_brought_never_stays_on_the_object(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A workload carrying its own `federator.io/rendered` would tell a restarted agent what to revert to (a spec
+    without the model pin): the agent's record replaces it, and an object too big for one keeps none."""
+    manifest = build_workload(PLACEMENT, SERVE, namespace="w")
+    forged = {"spec": {"replicas": 9}, "labels": {}, "annotations": {}}
+    manifest["metadata"]["annotations"][RECORD_ANNOTATION] = json.dumps(forged)
+    assert recorded(record(manifest)) == baseline(record(manifest))
+    assert recorded(record(manifest))["spec"]["replicas"] == 2  # type: ignore[index]
+    monkeypatch.setattr("federator.backends.kube.drift.RECORD_LIMIT", 10)
+    assert RECORD_ANNOTATION not in record(manifest)["metadata"]["annotations"]

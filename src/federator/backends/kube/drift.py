@@ -94,12 +94,14 @@ class Drift:
 
 
 def record(manifest: Obj) -> Obj:
-    """`manifest` (about to be created) with its record annotation; unchanged when the record would be too big."""
-    text = json.dumps(_baseline_of(manifest), separators=(",", ":"), sort_keys=True)
-    if len(text) > RECORD_LIMIT:
-        return manifest
+    """`manifest` (about to be created) with its record annotation; without one when the record would be too big.
+    A record the job's own workload carried never stays: it would say what the agent must revert to."""
     out = copy.deepcopy(manifest)
-    out.setdefault("metadata", {}).setdefault("annotations", {})[RECORD_ANNOTATION] = text
+    annotations = out.setdefault("metadata", {}).setdefault("annotations", {})
+    annotations.pop(RECORD_ANNOTATION, None)
+    text = json.dumps(_baseline_of(out), separators=(",", ":"), sort_keys=True)
+    if len(text) <= RECORD_LIMIT:
+        annotations[RECORD_ANNOTATION] = text
     return out
 
 
