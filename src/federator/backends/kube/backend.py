@@ -57,7 +57,14 @@ from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.events import EventRecorder
 from federator.backends.kube.gang import GangGuard
-from federator.backends.kube.gang_health import ReplicaHealth, gang_broken, node_lost, replica_health, unready_note
+from federator.backends.kube.gang_health import (
+    ReplicaHealth,
+    gang_broken,
+    node_lost,
+    node_unready,
+    replica_health,
+    unready_note,
+)
 from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
@@ -173,6 +180,7 @@ class KubeBackend:
         self._on_update: UpdateCallback = no_update
         self.nodes = Informer(api, NODES, name="nodes", on_event=self._node_event, watch_timeout=watch_timeout)
         self._nodes_gone: set[str] = set()  # nodes seen deleted (and not added again): their pods are lost
+        self._node_unready: dict[str, bool] = {}  # node -> NotReady or unreachable, as last seen
         # Each stop of the agent's own: an Event on the member (`events`) and federator_agent_placements_stopped_total
         self.stops = StopNotices(EventRecorder(api, instance=f"federator-agent/{cluster}") if events else None,
                                  instance=f"federator-agent/{cluster}" if cluster else "federator-agent")
@@ -883,10 +891,17 @@ class KubeBackend:
         """A node changed: deleted (its pods are lost), NotReady, Ready again. Every live placement with a pod on
         it is judged again: pods bound to a node do not change when the node goes."""
         name = str((node.get("metadata") or {}).get("name", ""))
+        was_gone, before = name in self._nodes_gone, self._node_unready.get(name)
         if kind == DELETED:
             self._nodes_gone.add(name)
+            self._node_unready.pop(name, None)
         else:
             self._nodes_gone.discard(name)
+            self._node_unready[name] = node_unready(node)[0]
+            if self._node_unready[name] == before and not was_gone:
+                return  # a heartbeat, a label: nothing its pods' placements say changes (one pod scan per change)
+        if not self._started:
+            return  # the first list: each placement is judged as its own objects come in
         for pid in {self._placement_of_pod(p) for p in self.pods.cache.values()
                     if (p.get("spec") or {}).get("nodeName") == name} - {""}:
             if (workload := self._workload(pid)) is not None:
