@@ -3,13 +3,16 @@ counts its backend's own stops (F8)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
 import pytest
+from agent_support import ScriptedFederator, kinds, launch, with_agent
 
 from federator.agent.agent import Agent, AgentConfig
 from federator.agent.federator_errors import REPEAT_SECONDS, ErrorLog
+from federator.api.v1 import agent_pb2
 from federator.backends.kube.backend import KubeBackend
 
 INCONSISTENT = ("capacity.accelerator_pools[1] (nvidia/NVIDIA-H100-80GB-HBM3): capacity.placement_ids lists 1 live "
@@ -56,3 +59,20 @@ def test_the_agent_counts_its_kubernetes_backends_own_stops() -> None:
     reg = agent.metrics.registry
     assert reg.get_sample_value("federator_agent_placements_stopped_total", {"reason": "gang_broken"}) == 2
     assert reg.get_sample_value("federator_agent_placements_stopped_total", {"reason": "evicted"}) == 0
+
+
+def test_an_agent_told_the_same_inconsistency_at_every_report_logs_it_once_and_not_as_a_refusal(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Over the wire: the federator answers 30 reports with the same inconsistent_report Error (a node deleted under
+    a gang, until pod garbage collection: outside provider QA F2); the agent's log says it once, as applied."""
+    errors = [agent_pb2.FederatorMessage(error=agent_pb2.Error(reason="inconsistent_report",
+                                                               message=INCONSISTENT.format(n=16)))] * 30
+    fed = ScriptedFederator([[*errors, launch("after.g1.c-1")]])
+
+    async def body(_agent: Agent) -> None:
+        await fed.until(lambda: "ack" in kinds(fed.sessions[0]))  # the launch came after every Error
+
+    with caplog.at_level(logging.WARNING, logger="federator.agent"):
+        asyncio.run(with_agent(fed, body))
+    said = [r.getMessage() for r in caplog.records if "inconsistent_report" in r.getMessage()]
+    assert len(said) == 1 and "applied a report" in said[0] and "refused" not in said[0]
