@@ -117,3 +117,33 @@ def test_a_drained_jobset_gang_that_restarts_itself_is_ended_and_queued_again(fe
         fed.kubectl("host", "delete", "fj", "jsgang", "--wait=false", check=False)
         if node:
             fed.kubectl("member-a", "uncordon", node, check=False)
+
+
+def test_a_node_deleted_under_a_gang_is_named_with_its_pod(fed: Kube) -> None:
+    """Outside provider QA F1: `kubectl delete node` under a gang blamed the replica on the healthy node (the one the
+    Job controller deleted next). The agent sees the node go and names it and the pod bound to it, at once."""
+    fed.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+        "metadata": {"name": "nodegone", "namespace": JOBS_NAMESPACE},
+        "spec": {"kind": "training", "replicas": 2, "resources": {"nvidia.com/gpu": 8, "cpu": "2"},
+                 "acceleratorModels": ["H100"], "template": {"metadata": {"annotations": {DELAY: "600s"}}}}}))
+    try:
+        eventually(lambda: fed.phase("nodegone") == "Running", timeout=120,
+                   what=lambda: f"nodegone Running\n{fed.logs()}")
+        pid = fed.fj("nodegone")["status"]["placementId"]  # type: ignore[index]
+        pods = fed.json("member-a", "get", "pods", "-n", WORKLOADS, "-l", f"federator.io/placement-id={pid}")["items"]
+        victim = sorted(pods, key=lambda p: p["spec"]["nodeName"])[-1]
+        node, pod = victim["spec"]["nodeName"], victim["metadata"]["name"]
+        fed.kubectl("member-a", "delete", "node", node)
+
+        def said() -> bool:
+            events = fed.json("host", "get", "events", "-n", JOBS_NAMESPACE,
+                              "--field-selector", "involvedObject.name=nodegone")["items"]
+            return any(f"node {node} was deleted under pod {pod}" in e.get("message", "") for e in events)
+
+        eventually(said, timeout=60, what=lambda: f"the job queued again naming {node} and {pod}\n{fed.logs()}")
+        eventually(lambda: any(e.get("reason") == "FederatorNodeLost"
+                               for e in fed.json("member-a", "get", "events", "-n", WORKLOADS)["items"]),
+                   timeout=30, what=lambda: f"a FederatorNodeLost Event on member-a\n{fed.logs()}")
+    finally:
+        fed.kubectl("host", "delete", "fj", "nodegone", "--wait=false", check=False)
