@@ -12,8 +12,7 @@ federator cancels it; the reason was only in the agent's log, and the workload j
   federated gangs its cluster killed.
 
 `StopReason` is the bounded label: `evicted` (a drain, the taint manager, the kubelet), `preempted` (the
-scheduler,
-for a pod of higher priority), `node_lost` (a node deleted under a pod), `pod_deleted` (a pod deleted by the
+scheduler, for a pod of higher priority), `node_lost` (a node deleted under a pod), `pod_deleted` (a pod deleted by the
 member with no disruption condition), `gang_timeout` (never whole in time), `gang_broken` (whole once, then not
 for the gang timeout), `cancelled` (the federator's order).
 """
