@@ -153,3 +153,29 @@ def test_a_job_this_federator_removed_is_fenced_at_once_not_held() -> None:
 def test_the_job_a_placement_id_names(pid: str, cluster: str, named: tuple[str, int] | None) -> None:
     assert job_of(pid, cluster) == named
 
+
+
+def test_a_cancel_kept_for_a_cluster_that_was_away_says_why_it_was_queued_not_that_the_job_was_deleted() -> None:
+    """Outside provider QA F11: a job moved off a Lost cluster runs again elsewhere; when the cluster comes back, its
+    old copy's cancel said "its job was deleted". It says why it was queued, and after a restart (the reason not
+    kept) what the store says: the job moved on."""
+    clock = Clock()
+    store = MemoryStore()
+    fed = make(store, clock, orphan_grace=GRACE)
+    job = fed.submit(spec("a"))
+    rec = join(fed, "c")
+    fed.schedule_once()
+    old = job.placements[0].placement_id
+    fed.job_update(rec, old, JobPhase.RUNNING, "running")
+    fed.disconnect(rec)
+    fed.requeue(job, Reason(ReasonCode.CLUSTER_NOT_READY, "c was Lost at 16:30:00"))  # the cancel is kept, unsent
+    back = join(fed, "c", old)  # its re-sync lists the old copy, which still runs
+    kept = "superseded: c was Lost at 16:30:00 (the cancel was kept until its cluster confirmed it)"
+    assert cancels_sent(back) == {old: kept}
+    fed.job_update(back, old, JobPhase.RUNNING, "still running")
+    assert cancels_sent(back) == {old: kept}
+    restarted = make(store, clock, orphan_grace=GRACE)  # the reason is not stored: the store says what it can
+    restarted.orphans.cancels.record("c", [old], now=0.0)
+    again = join(restarted, "c", old)
+    assert cancels_sent(again) == {old: "superseded: not a current placement (the cancel was kept until its "
+                                        "cluster confirmed it)"}

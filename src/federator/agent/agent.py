@@ -36,11 +36,12 @@ from pathlib import Path
 import grpc
 
 from federator import __version__
-from federator.agent.backend import Backend, Invalid, Resizer
+from federator.agent.backend import Backend, CountsStops, Invalid, Resizer
 from federator.agent.backoff import Backoff
 from federator.agent.certificates import CertificateCheck
 from federator.agent.duplicate import DuplicateLog
 from federator.agent.endpoint import Endpoint
+from federator.agent.federator_errors import ErrorLog
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
 from federator.agent.member_health import MemberHealth, Probe
 from federator.agent.metrics import AgentMetrics
@@ -131,6 +132,9 @@ class Agent:
         self._fatal: ConfigConflict | None = None
         self._ending: asyncio.Future[str] | None = None  # set to end the current stream from this side
         self.metrics = AgentMetrics(cluster=config.cluster, region=config.region)
+        self._errors = ErrorLog(log)  # the federator's Errors, each logged once while it lasts
+        if isinstance(backend, CountsStops):
+            backend.count_stops(self.metrics.placement_stopped)
         self.member = MemberHealth(cluster=config.cluster)  # does the member's API answer (agent/member_health.py)
         self.endpoint: Endpoint | None = None
         self.reconnect_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # a test's fake clock
@@ -482,9 +486,7 @@ class Agent:
                         self._launch, age=self.contact.order_age(msg.launch.issued_at), fences=self._fences),
                         msg.launch)
                 elif kind == "error":
-                    log.warning("the federator refused a message (%s%s): %s", msg.error.reason,
-                                f", placement {msg.error.placement_id}" if msg.error.placement_id else "",
-                                msg.error.message)
+                    self._errors.error(msg.error.reason, msg.error.message, msg.error.placement_id)
                 elif kind == "cancel":
                     self._in_order(msg.cancel.placement_id, self._cancel, msg.cancel)
                 elif kind == "resize":

@@ -7,6 +7,7 @@ simulated cluster (`federator.backends.sim.runtime`) and Kubernetes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement
@@ -57,6 +58,14 @@ class Backend(Protocol):
 
     def placements(self) -> dict[str, JobPhase]:
         """Every placement this cluster runs or has finished, with its phase (for resync)."""
+
+
+@runtime_checkable
+class CountsStops(Protocol):
+    """A backend that stops placements for reasons of its own (Kubernetes: a gang timeout, a disruption, a node
+    lost): the agent hands it the count of federator_agent_placements_stopped_total{reason}."""
+
+    def count_stops(self, on_stopped: Callable[[str], None]) -> None: ...
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ already says which; only `federator_agent_info`, `federator_agent_connected`,
 `cluster` label, so that an alert or a dashboard legend can name the
 cluster without a join. Every other label is bounded: `phase` (a JobPhase),
 `result` (ok, refused, failed), `origin` (federator, fence), `certificate`
-(agent, ca).
+(agent, ca), `reason` (STOP_REASONS).
 
 | metric | type | meaning |
 | --- | --- | --- |
@@ -28,6 +28,7 @@ cluster without a join. Every other label is bounded: `phase` (a JobPhase),
 | federator_agent_launch_duration_seconds | histogram | time the backend took to launch |
 | federator_agent_cancels_total{origin} | counter | cancels run: ordered by the federator, or by self-fencing |
 | federator_agent_self_fences_total | counter | times the agent stopped its placements after --fence-after cut off |
+| federator_agent_placements_stopped_total{reason} | counter | placements the backend stopped and deleted, by why |
 | federator_agent_certificate_expiration_timestamp_seconds{cluster,certificate} | gauge | notAfter of --cert, --ca |
 | federator_agent_member_api_reachable{cluster} | gauge | 0 while the agent cannot reach its member's API server |
 
@@ -54,6 +55,8 @@ LIVENESS_TIMEOUT = 30.0
 """/healthz fails once the event loop has not ticked for this long (stuck, or the agent has ended)."""
 LAUNCH_RESULTS = ("ok", "refused", "failed")
 CANCEL_ORIGINS = ("federator", "fence")
+STOP_REASONS = ("evicted", "preempted", "node_lost", "pod_deleted", "gang_timeout", "gang_broken", "cancelled")
+"""Why a backend stopped a placement and deleted its workload itself (backends/kube/stops.py, `StopReason`)."""
 
 
 class AgentMetrics:
@@ -94,6 +97,14 @@ class AgentMetrics:
                                "self-fencing (--fence-after).", ["origin"], registry=r)
         for origin in CANCEL_ORIGINS:
             self.cancels.labels(origin)
+        self.placements_stopped = Counter(
+            "federator_agent_placements_stopped_total",
+            "Placements the backend stopped and deleted on its member by reason: evicted, preempted (the member "
+            "disrupted a pod of a gang), node_lost (a node deleted under it), pod_deleted (a pod deleted by the "
+            "member), gang_timeout (never whole in time), gang_broken (whole once, then not for the gang timeout), "
+            "cancelled (the federator's order).", ["reason"], registry=r)
+        for reason in STOP_REASONS:
+            self.placements_stopped.labels(reason)
         self.self_fences = Counter("federator_agent_self_fences_total",
                                    "Times the agent stopped its placements after --fence-after without the "
                                    "federator.", registry=r)
@@ -137,6 +148,10 @@ class AgentMetrics:
 
     def cancelled(self, origin: str) -> None:
         self.cancels.labels(origin).inc()
+
+    def placement_stopped(self, reason: str) -> None:
+        """The backend stopped a placement itself (`reason`: one of STOP_REASONS; another is counted as given)."""
+        self.placements_stopped.labels(reason).inc()
 
     def member_reachable(self, reachable: bool) -> None:
         """Whether the member's API server answers, as the agent judges it (agent/member_health.py)."""

@@ -53,7 +53,8 @@ SQLITE_STORY = ("Was --db replaced, deleted or restored from an old backup? Then
                 "right store before that (docs/operators.md)")
 FULL_SAID_EVERY = 60.0  # seconds between `unsent`'s WARNINGs of one cluster's full record (a Lost cluster's jobs)
 FOREIGN = "not a placement of this cluster"  # the Cancel's words for an id not of its form (agent.proto)
-DELETED_REASON = "its job was deleted (the cancel was kept until its cluster confirmed it)"
+KEPT = "the cancel was kept until its cluster confirmed it"
+DELETED_REASON = f"its job was deleted ({KEPT})"
 
 
 def _head(placement_id: str) -> str:
@@ -86,6 +87,9 @@ class Orphans:
         self.cancels = UnconfirmedCancels(
             on_count=lambda cluster, n: fed.metrics.unconfirmed_cancels.labels(cluster).set(n))
         self._full_said: dict[str, float] = {}  # cluster -> when `unsent` last said its record is full
+        # (cluster, placement id) -> why its recorded cancel was queued (`unsent`), said when it is sent at last.
+        # In memory only, bounded by `cancels`: after a restart the store says what it can (`_kept_reason`).
+        self._why: dict[tuple[str, str], str] = {}
         self.story = SQLITE_STORY  # what an orphan most likely means with this store (said in the WARNING)
 
     def removed(self, job: Job) -> None:
@@ -118,6 +122,9 @@ class Orphans:
             return
         now = self.fed.clock()
         dropped = self.cancels.record(rec.name, [order.placement_id], now=now)
+        self._why[(rec.name, order.placement_id)] = order.reason
+        for pid in dropped:
+            self._why.pop((rec.name, pid), None)
         if dropped and now - self._full_said.get(rec.name, -math.inf) >= FULL_SAID_EVERY:
             self._full_said[rec.name] = now
             log.warning("cluster %s: the record of cancels its member has not confirmed is full (%d placements); the "
@@ -129,6 +136,7 @@ class Orphans:
         store has no record of, only after --orphan-grace."""
         fed = self.fed
         self.cancels.resynced(rec.name, session=rec.session, listed=placement_ids)
+        self._why = {k: why for k, why in self._why.items() if self.cancels.holds(*k)}
         strays: dict[str, Job | None] = {}
         for pid in placement_ids:
             job = fed.jobs.get(fed.placement_index.get(pid, JobId("")))
@@ -222,12 +230,24 @@ class Orphans:
         was connected (backends/kube/controller.py)."""
         recorded = self.cancels.heard(rec.name, placement_id, ended=phase.is_terminal, session=rec.session)
         if recorded and phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
-            self.fed.send(rec.name, CancelOrder(placement_id, DELETED_REASON))
+            self.fed.send(rec.name, CancelOrder(placement_id, self._kept_reason(rec.name, placement_id)))
 
     def _fence_order(self, cluster: str, placement_id: str, job: Job | None) -> CancelOrder:
-        if job is None and self.cancels.holds(cluster, placement_id):
-            return CancelOrder(placement_id, DELETED_REASON)
+        if self.cancels.holds(cluster, placement_id):
+            return CancelOrder(placement_id, self._kept_reason(cluster, placement_id, job))
         return CancelOrder(placement_id, stray_reason(job, placement_id))
+
+    def _kept_reason(self, cluster: str, placement_id: str, job: Job | None = None) -> str:
+        """Why a recorded cancel (`unsent`) is sent now: the reason it was queued with ("superseded: member-b is
+        Lost ..." for a job moved off a Lost cluster); after a restart, what the store says (the job moved on, or
+        gone). It said "its job was deleted" for every one, also for a job moved elsewhere and running there
+        (outside provider QA F11)."""
+        why = self._why.get((cluster, placement_id), "")
+        if why:
+            return f"{why} ({KEPT})"
+        if job is None and (named := job_of(placement_id, cluster)) is not None:
+            job = self.fed.jobs.get(named[0])
+        return DELETED_REASON if job is None else f"{stray_reason(job, placement_id)} ({KEPT})"
 
     def _order(self, placement_id: str) -> CancelOrder:
         return CancelOrder(placement_id, f"orphan: the federator's store has no record of its job "

@@ -26,7 +26,7 @@ def _pod(*conditions: dict[str, Any], deleting: bool = False, **status: Any) -> 
 ])
 def test_every_disruption_kubernetes_names_is_the_members_doing(reason: str, said: str) -> None:
     pod = _pod({"type": "DisruptionTarget", "status": "True", "reason": reason}, deleting=True)
-    assert pod_fault(pod) == PodFault(True, f"{said} (DisruptionTarget: {reason})")
+    assert pod_fault(pod) == PodFault(True, f"{said} (DisruptionTarget: {reason})", cause=reason)
 
 
 def test_a_container_exit_is_the_users_unless_the_pod_was_being_deleted() -> None:

@@ -96,10 +96,13 @@ def test_a_serving_placement_reports_how_many_replicas_run_and_are_ready() -> No
     assert updates[-1] == (JobPhase.RUNNING, "2 of 3 replicas running; 1 pending", 2, 2)
 
 
-def test_a_training_gang_says_no_counts() -> None:
-    """A gang runs whole or not at all: its phase says it, and it sends no counts (unset on the wire)."""
+def test_a_training_gang_counts_its_pods_running_not_its_launch() -> None:
+    """A gang's counts are its pods in phase Running (outside provider QA F13): a gang that said none read "2/2
+    ready" from its launch while half of it was Pending."""
     b, updates = _backend()
     placement = Placement(PlacementId("train-abc.g1.a"), JobId("train-abc"), "a", "east", 2, "", 1)
     job = build_workload(placement, replace(SERVE, kind=JobKind.TRAINING, replicas=2), namespace="w")
     b.jobs._apply_event(ADDED, {**job, "status": {"active": 2}})
-    assert updates and all(u[2:] == (None, None) for u in updates)
+    assert updates[-1][2:] == (0, 0)
+    b.pods._apply_event(ADDED, _pod(job, "r0", "Running"))
+    assert updates[-1] == (JobPhase.PLACED, "1 of 2 replicas running", 1, 1)

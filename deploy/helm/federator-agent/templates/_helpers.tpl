@@ -146,6 +146,11 @@ keeps them equal. podSecurity is newer than some releases (helm upgrade --reuse-
 - apiGroups: [kueue.x-k8s.io]
   resources: [localqueues, workloads]
   verbs: [get, list, watch]
+# Kubernetes Events on a workload the agent stops or deletes for a reason of its own (gang timeout, a broken
+# gang, a disruption, a node lost, a cancel from the federator), so `kubectl describe` on the member says why.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
 {{- end }}
 
 {{/* namespacePerQueue is newer than some releases (helm upgrade --reuse-values): on, as its default. */}}

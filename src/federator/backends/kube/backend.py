@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Collection, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -56,7 +56,16 @@ from federator.backends.kube.claims import DraClaims, claim_template_name
 from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.drift import DriftGuard, record
+from federator.backends.kube.events import EventRecorder
 from federator.backends.kube.gang import GangGuard
+from federator.backends.kube.gang_health import (
+    ReplicaHealth,
+    gang_broken,
+    node_lost,
+    node_unready,
+    replica_health,
+    unready_note,
+)
 from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
@@ -64,6 +73,7 @@ from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
 from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
+from federator.backends.kube.stops import StopNotices, StopReason, fault_reason
 from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
@@ -150,7 +160,7 @@ class KubeBackend:
                  gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS,
                  kueue_timeout: float = DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS,
                  pod_security: PodSecurity | None = None, namespace_per_queue: bool = False,
-                 own_namespace: str = "") -> None:
+                 own_namespace: str = "", events: bool = False) -> None:
         self.api = api
         self.cluster = cluster
         # The member's own level (`federator agent --pod-security`): every workload is checked against it before
@@ -168,7 +178,12 @@ class KubeBackend:
         self.watch_timeout = watch_timeout
         self.discovery_interval = discovery_interval
         self._on_update: UpdateCallback = no_update
-        self.nodes = Informer(api, NODES, name="nodes", watch_timeout=watch_timeout)
+        self.nodes = Informer(api, NODES, name="nodes", on_event=self._node_event, watch_timeout=watch_timeout)
+        self._nodes_gone: set[str] = set()  # nodes seen deleted (and not added again): their pods are lost
+        self._node_unready: dict[str, bool] = {}  # node -> NotReady or unreachable, as last seen
+        # Each stop of the agent's own: an Event on the member (`events`) and federator_agent_placements_stopped_total
+        self.stops = StopNotices(EventRecorder(api, instance=f"federator-agent/{cluster}") if events else None,
+                                 instance=f"federator-agent/{cluster}" if cluster else "federator-agent")
         self.pods = Informer(api, PODS, field_selector=ACTIVE_PODS, on_event=self._pod_event, name="pods",
                              watch_timeout=watch_timeout)
         self.served: dict[str, WorkloadAdapter] = {}  # "Kind.group" -> adapter, for the kinds the cluster serves
@@ -232,6 +247,10 @@ class KubeBackend:
             except KubeError as exc:
                 log.warning("API discovery failed (%s); the kinds found so far stay", exc)
 
+    def count_stops(self, on_stopped: Callable[[str], None]) -> None:
+        """The agent's count of each stop of this backend's own (agent/backend.py, `CountsStops`)."""
+        self.stops.on_stopped = on_stopped
+
     @property
     def gang_admission(self) -> GangAdmission:
         """What admits a gang whole here (sent in the agent's Hello)."""
@@ -287,6 +306,7 @@ class KubeBackend:
             informer.stop()
         for task in list(self._retries):
             task.cancel()
+        await asyncio.to_thread(self.stops.close)
 
     def capacity(self, *, leaving: Collection[str] = ()) -> ClusterCapacity:
         """The member's capacity now; `leaving`: placements whose pods count as gone already (cancelled here, their
@@ -491,6 +511,8 @@ class KubeBackend:
     async def cancel(self, placement_id: str) -> None:
         known = placement_id in self._phases or placement_id in self._launched
         phase = self._phases.get(placement_id, (JobPhase.PLACED, ""))[0]
+        if known and not phase.is_terminal and placement_id not in self._cancelled:
+            self._notice(StopReason.CANCELLED, placement_id, "cancelled by the federator: deleting its workload")
         self._cancelled.add(placement_id)
         self._launched.pop(placement_id, None)
         self._faults.pop(placement_id, None)
@@ -565,14 +587,15 @@ class KubeBackend:
         The capacity report counts these; the federator reserves the others itself,
         and fences (cancels) any listed placement it does not consider current. A pod
         counts as the report's resources do (`pod_holds_resources`: bound, and not
-        Succeeded or Failed), and only among the pods the report counts (not those of
+        Succeeded or Failed; not on a node seen deleted, which the report no longer has:
+        outside provider QA F2), and only among the pods the report counts (not those of
         placements leaving): a placement listed while its pods hold nothing contradicts
         the report, and the federator says so (server/consistency.py).
         """
         bound: dict[str, int] = {}
         for pod in pods:
             pid = self._placement_of_pod(pod)
-            if pid and pod_holds_resources(pod):
+            if pid and pod_holds_resources(pod) and (pod.get("spec") or {}).get("nodeName") not in self._nodes_gone:
                 bound[pid] = bound.get(pid, 0) + 1
         finished = {pid for pid, (phase, _) in self._phases.items() if phase.is_terminal}
         return frozenset(pid for pid, n in bound.items() if n >= self._replicas(pid) and pid not in finished)
@@ -696,6 +719,7 @@ class KubeBackend:
     async def _check_gangs(self) -> None:
         """One pass of the gang watch over every placement not finished here."""
         self._note_pod_relists()
+        broken = set(self.gang.broken_clocks())
         for pid in list(self._phases):
             try:
                 workload = self._workload(pid)
@@ -704,6 +728,8 @@ class KubeBackend:
                     await self._refuse(pid, why)
                 elif workload is not None:
                     self._ask_to_move(pid, workload)
+                    if pid in broken:  # a broken gang's pods may not change again: its timeout is judged here
+                        self._refresh(pid, workload)
             except Exception:  # one placement's trouble must not end the watch over every gang
                 log.exception("gang timeout check of placement %s failed", pid)
 
@@ -744,11 +770,12 @@ class KubeBackend:
         in a task, returned for a caller that can wait for it (a failed delete is retried in another, as
         `cancel` does)."""
         log.warning("placement %s: %s", pid, why)
-        return self._stop(pid, f"refused: {why}")
+        return self._stop(pid, f"refused: {why}", StopReason.GANG_TIMEOUT)
 
-    def _stop(self, pid: str, why: str) -> asyncio.Task[None]:
+    def _stop(self, pid: str, why: str, reason: StopReason) -> asyncio.Task[None]:
         """Report a placement stopped by this cluster (Cancelled: the federator queues the job again), and delete
-        its objects in a task (`_refuse`)."""
+        its objects in a task (`_refuse`), after its Event and count (stops.py)."""
+        self._notice(reason, pid, why)
         self._cancelled.add(pid)
         self._launched.pop(pid, None)
         self._faults.pop(pid, None)
@@ -782,6 +809,9 @@ class KubeBackend:
         if self._started and (why := self._gang_overdue(pid, workload, pods)):
             self._refuse(pid, why)
             return
+        health = replica_health(pods, self._node_map(), gone=self._nodes_gone)
+        if self._started and self._gang_ended(pid, workload, health, last):
+            return
         if (workload.get("spec") or {}).get("suspend") and (f := self._faults.get(pid)) is not None and f.deleted:
             del self._faults[pid]  # suspended (Kueue preempted it): that deleted its pods, and it may run again
         phase, message = workload_phase(workload, pods)
@@ -797,7 +827,8 @@ class KubeBackend:
                 # The member stopped it (a drain, a preemption, a node lost), not the user's code: re-queued.
                 why = fault.message if fault is not None and fault.disruption else disrupted_job(workload)
                 log.warning("placement %s: stopped by the cluster: %s", pid, why)
-                self._stop(pid, why)
+                self._stop(pid, why, fault_reason(fault) if fault is not None and fault.disruption
+                           else StopReason.EVICTED)
                 return
             if fault is not None:
                 message = fault.message  # the pod and its exit code, not a backoff limit the user never set
@@ -807,15 +838,76 @@ class KubeBackend:
         if pid in self._cancelled:
             phase, message = JobPhase.CANCELLED, "cancelled"
         elif last is not None and _RANK[phase] < _RANK[last[0]]:
-            if not _serves(workload):
-                return  # a gang's replica that finished early or restarts does not take it back to Placed
             # A placement only moves forward: a service that ran whole and lost a replica (a drained node) stays
-            # Running, and its message says how many run and why the others wait.
+            # Running, and so does a gang whose replica finished early or restarts; the message says how many run
+            # and why the others wait (a gang that stays broken is ended: `_gang_ended`).
             phase = last[0]
-        counts = workload_counts(workload, pods) if phase.is_active else None
+        counts = self._counts_of(pid, workload, pods, health) if phase.is_active else None
+        if phase.is_active and pid not in self._cancelled:
+            message += unready_note(health)
         if last != (phase, message) or (counts is not None and counts != self._counts.get(pid)):
             # A new message alone is news too ("1 of 2 replicas running; 1 pending: ..."), and so is a new count.
             self._report(pid, phase, message, counts)
+
+    def _counts_of(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]],
+                   health: ReplicaHealth) -> tuple[int, int]:
+        """(running, ready) of an active placement, from its pods: a serving kind's as its adapter counts them, a
+        gang's its pods in phase Running; ready only on a node that is there and Ready (gang_health.py). A gang
+        said nothing and read "2/2 ready" from its launch while half of it was Pending (F13) or on dead nodes
+        (F10)."""
+        counts = workload_counts(workload, pods)
+        if counts is None:
+            want = self._replicas(pid)
+            return min(health.running, want), min(health.ready, want)
+        return counts[0], min(counts[1], health.ready)
+
+    def _gang_ended(self, pid: str, workload: Obj, health: ReplicaHealth, last: tuple[JobPhase, str] | None) -> bool:
+        """End a gang (a kind that runs to completion) the member disrupted, whatever its controller does next:
+        a pod of it with a DisruptionTarget, a node deleted under it, or, once it ran whole, not whole for the gang
+        timeout (gang_health.py, `GangGuard.broken`). True when it was ended now."""
+        if pid in self._cancelled or _serves(workload) or group_kind(workload) not in SUSPEND_FIELD:
+            return False
+        fault = self._faults.get(pid)
+        why, reason = "", StopReason.EVICTED
+        if fault is not None and fault.disruption and not fault.deleted:
+            why, reason = fault.message, fault_reason(fault)
+        elif lost := node_lost(health, self._nodes_gone):
+            why, reason = lost, StopReason.NODE_LOST
+        elif (last is not None and last[0] is JobPhase.RUNNING) or self.gang.was_whole(pid):
+            why = self.gang.broken(pid, gang_broken(health, self._replicas(pid)))
+            reason = StopReason.GANG_BROKEN
+        if not why:
+            return False
+        log.warning("placement %s: stopped by the cluster: %s", pid, why)
+        self._stop(pid, why, reason)
+        return True
+
+    def _notice(self, reason: StopReason, pid: str, why: str) -> None:
+        """The Event and the count of a stop of the agent's own (stops.py), before its workload is deleted."""
+        self.stops.stopped(reason, pid, why, workload=self._workload(pid), namespace=self.tenants.namespace_of(pid))
+
+    def _node_map(self) -> dict[str, Obj]:
+        return {str((n.get("metadata") or {}).get("name", "")): n for n in self.nodes.cache.values()}
+
+    def _node_event(self, kind: str, node: Obj) -> None:
+        """A node changed: deleted (its pods are lost), NotReady, Ready again. Every live placement with a pod on
+        it is judged again: pods bound to a node do not change when the node goes."""
+        name = str((node.get("metadata") or {}).get("name", ""))
+        was_gone, before = name in self._nodes_gone, self._node_unready.get(name)
+        if kind == DELETED:
+            self._nodes_gone.add(name)
+            self._node_unready.pop(name, None)
+        else:
+            self._nodes_gone.discard(name)
+            self._node_unready[name] = node_unready(node)[0]
+            if self._node_unready[name] == before and not was_gone:
+                return  # a heartbeat, a label: nothing its pods' placements say changes (one pod scan per change)
+        if not self._started:
+            return  # the first list: each placement is judged as its own objects come in
+        for pid in {self._placement_of_pod(p) for p in self.pods.cache.values()
+                    if (p.get("spec") or {}).get("nodeName") == name} - {""}:
+            if (workload := self._workload(pid)) is not None:
+                self._refresh(pid, workload)
 
     def _read_pods(self, pid: str) -> None:
         """Read a failed workload's pods once, in a task, and judge it again on what they say (`cause_among`).

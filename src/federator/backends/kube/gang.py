@@ -93,6 +93,7 @@ class GangGuard:
         self._whole: set[str] = set()  # seen with every replica bound at once: its timeout is over
         self._size: dict[str, int] = {}  # placement id -> its pods, as this process rendered them
         self._unbound: dict[str, str] = {}  # placement id -> why it was not whole when last observed
+        self._broken_since: dict[str, float] = {}  # placement id -> since when a gang that was whole is not
         self._on_kueue_event = on_kueue_event
         self.kueue_workloads: Informer | None = None
         # The quota Kueue has left (kueue_quota.py): the LocalQueue, and the ClusterQueues where RBAC lets the
@@ -241,6 +242,7 @@ class GangGuard:
         self._size.pop(placement_id, None)
         self._unbound.pop(placement_id, None)
         self._held_since.pop(placement_id, None)
+        self._broken_since.pop(placement_id, None)
 
     def watch_broke(self) -> None:
         """The pod watch was re-listed: changes in between went unseen, so no placement is watched whole."""
@@ -311,6 +313,35 @@ class GangGuard:
             return ""
         self._held_since[placement_id] = now
         return f"{waiting}; held {waited:.0f}s (--kueue-admission-timeout {self.kueue_timeout:g}s)"
+
+    def was_whole(self, placement_id: str) -> bool:
+        """Whether this process saw the placement's gang whole (every replica bound at once)."""
+        return placement_id in self._whole
+
+    def broken_clocks(self) -> list[str]:
+        """The placements whose gang this process sees broken now (`broken`): the gang watch judges them at every
+        tick, as no change to their pods may come."""
+        return list(self._broken_since)
+
+    def broken(self, placement_id: str, why: str) -> str:
+        """A gang that was whole and is not (`why`, gang_health.gang_broken; "" when it is whole again): what to
+        end it with once it has stayed broken for the gang timeout ("" while in time, or with no timeout).
+
+        Why the timeout, not at once: a replica that its controller restarts in place may bind again within
+        seconds, and a rendezvous can wait that long. Why at all: a workload that restarts its replicas itself (a
+        JobSet with maxRestarts) never fails, so a replica that cannot bind again left the rest of the gang on
+        its accelerators for good, reported Running (outside provider QA F13). The clock starts when this
+        process first sees the gang broken, so a restarted agent gives it a full timeout again. Not in Kueue mode:
+        Kueue's own waitForPodsReady (its recoveryTimeout) watches an admitted workload that stops being ready."""
+        if not why or not self.times_out:
+            self._broken_since.pop(placement_id, None)
+            return ""
+        started = self._broken_since.setdefault(placement_id, self.clock())
+        waited = self.clock() - started
+        if waited < self.gang_timeout:
+            return ""
+        return (f"gang broken on {self.cluster}: {why} for {waited:.0f}s (--gang-timeout {self.gang_timeout:g}s) "
+                "after it ran whole; deleted the workload so no partial gang holds accelerators")
 
     def _verdict(self, placement_id: str, why: str) -> str:
         started = self._since.setdefault(placement_id, self.clock())

@@ -88,6 +88,7 @@ class PodFault:
     message: str
     deleted: bool = False  # a pod deleted with no DisruptionTarget: the member's, unless the workload's own rule
     at: float | None = None  # when (epoch seconds): a container's finishedAt, a deletion's request; None: unknown
+    cause: str = ""  # a disruption's DisruptionTarget reason (EvictionByEvictionAPI, ...): the agent's stop reason
 
 
 def _conditions(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -118,7 +119,8 @@ def pod_fault(pod: Mapping[str, Any]) -> PodFault | None:
         if c.get("type") == DISRUPTION_TARGET and c.get("status") == "True":
             reason = str(c.get("reason") or "")
             done = _DONE_BY.get(reason, "disrupted on node {node}").format(node=node)
-            return PodFault(True, f"pod {name} {done} ({DISRUPTION_TARGET}: {reason or 'no reason given'})")
+            return PodFault(True, f"pod {name} {done} ({DISRUPTION_TARGET}: {reason or 'no reason given'})",
+                            cause=reason)
     if meta.get("deletionTimestamp"):  # stopped because it was being deleted: what deleted it is the cause
         return PodFault(True, f"pod {name} on node {node} was deleted in the member cluster", deleted=True,
                         at=_deletion_requested(meta))
