@@ -55,6 +55,7 @@ GPU_RESOURCE = "nvidia.com/gpu"  # the one-count form's resource: what job files
 MAX_ALTERNATIVES = 16
 MAX_REPLICAS = 10_000
 MAX_ACCELERATORS_PER_REPLICA = 64
+MAX_RUN_SECONDS = 90 * 24 * 3600  # spec.maxRunSeconds: 90 days, longer than any run a bill should meet unbounded
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _GPU_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 # The same rules as an agent's Hello (security/limits.py): a job names regions and labels as clusters do.
@@ -402,6 +403,13 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         bad("spec.preemptible", f"must be true or false, got {shown(preemptible)}")
         preemptible = False
 
+    max_run = spec.get("maxRunSeconds", 0)
+    if "maxRunSeconds" in spec and (isinstance(max_run, bool) or not isinstance(max_run, int)
+                                    or not 1 <= max_run <= MAX_RUN_SECONDS):
+        bad("spec.maxRunSeconds", f"must be an integer from 1 to {MAX_RUN_SECONDS} (seconds, 90 days; leave it out "
+                                  f"for no limit), got {shown(max_run)}")
+        max_run = 0
+
     template = spec.get("template")
     template_json = ""
     if template is not None:
@@ -411,11 +419,12 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
             template_json = json.dumps(template, sort_keys=True)
 
     known = {"kind", "replicas", "resources", "acceleratorModels", "accelerators", "queue", "priority", "regions",
-             "template", "preemptible", "workload"}
+             "template", "preemptible", "workload", "maxRunSeconds"}
     for key in spec:
         if key not in known and key not in OLD_SPEC_NAMES:
             moved = {"minRegions": "regions.minRegions", "maxLatencyMs": "regions.maxLatencyMs",
-                     "preferredRegions": "regions.preferred", "gpus": "resources", "image": "template"}.get(str(key))
+                     "preferredRegions": "regions.preferred", "gpus": "resources", "image": "template",
+                     "activeDeadlineSeconds": "maxRunSeconds", "timeout": "maxRunSeconds"}.get(str(key))
             # a misspelling (`replica`, `acceleratorModel`): the nearest known name (outside QA, new user F3)
             moved = moved or next(iter(difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.75)), None)
             bad(f"spec.{str(key)[:63]}", "is not a known field" + (f"; did you mean spec.{moved}?" if moved else "")
@@ -443,6 +452,7 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
         workload_json=brought.json if brought is not None else "",
         group_size=brought.group_size if brought is not None else 1,
         accelerators=alternatives,
+        max_run_seconds=max_run,
     )
 
 
@@ -747,6 +757,8 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
         body["regions"] = regions
     if spec.preemptible:
         body["preemptible"] = True
+    if spec.max_run_seconds:
+        body["maxRunSeconds"] = spec.max_run_seconds
     if spec.pod_template_json:
         body["template"] = json.loads(spec.pod_template_json)
     meta: dict[str, Any] = {"name": spec.name, "namespace": spec.namespace}

@@ -132,7 +132,8 @@ class ClusterSample:
     state: str  # Ready, Partitioned, Lost
     connected: bool
     report_age_seconds: float | None  # None: no report known (a cluster awaited after a restart, not yet heard)
-    accelerators: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (vendor, model, state) -> count
+    # (vendor, model, state) -> whole-device equivalents (a MIG partition its share: 0.125 for a 1g.10gb)
+    accelerators: dict[tuple[str, str, str], float] = field(default_factory=dict)
     cpu_milli: dict[str, int] = field(default_factory=dict)  # state -> milli-cores
     quarantined: bool = False  # no new work for a while: it failed several owners' work early
     cordoned: bool = False  # no new work until an operator uncordons it (server/cordons.py)
@@ -212,7 +213,8 @@ class StateCollector(Collector):
         accelerators = GaugeMetricFamily("federator_cluster_accelerators",
                                          "Accelerators of a member cluster by vendor, model and state "
                                          "(total, allocatable, free, reserved, quota_held: free but held "
-                                         "back by the member's own queue quota).",
+                                         "back by the member's own queue quota), in whole-device equivalents: "
+                                         "a MIG partition counts as its share of a device (1g.10gb 0.125).",
                                          labels=["cluster", "region", "vendor", "model", "state"])
         cpu = GaugeMetricFamily("federator_cluster_cpu_cores",
                                 "CPU cores of a member cluster by state (allocatable, free).",
@@ -332,6 +334,12 @@ class Metrics:
                                   ["result"], registry=r)
         self.jobs_finished = BoundedMetric(Counter("federator_jobs_finished_total", "Jobs that reached a final phase.",
                                                    ["queue", "phase"], registry=r), self.queue_label)
+        # Jobs the federator stopped at their spec.maxRunSeconds (server/run_limits.py).
+        self.jobs_run_limit_exceeded = BoundedMetric(Counter(
+            "federator_jobs_run_limit_exceeded_total",
+            "Jobs that ran past their spec.maxRunSeconds: the federator cancelled every placement and the job "
+            "failed (reason DeadlineExceeded); also in federator_jobs_finished_total{phase=\"Failed\"}.",
+            ["queue"], registry=r), self.queue_label)
         self.cycle_duration = Histogram("federator_scheduling_cycle_duration_seconds",
                                         "Wall time of one scheduling cycle.", buckets=LATENCY_BUCKETS, registry=r)
         self.submit_to_placement = BoundedMetric(Histogram("federator_job_submit_to_placement_seconds",

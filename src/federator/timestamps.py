@@ -3,7 +3,8 @@
 One module for every place a time is written (a job's message, a FederatedJob's Event, the usage
 report, the audit log, a Lease, a Kubernetes status), so they all read alike and a reader can
 compare them by eye. Seconds where a person reads the time; microseconds where Kubernetes expects a
-MicroTime (Lease, Event series) or where lines must sort within a second (the audit log).
+MicroTime (Lease, Event series) or where lines must sort within a second (the audit log). A length
+of time (`duration`) is written as Go, and so kubectl, writes one.
 """
 
 from __future__ import annotations
@@ -19,3 +20,10 @@ def utc_seconds(t: float) -> str:
 def utc_micro(t: float) -> str:
     """`t` (Unix seconds) as 2026-12-03T08:54:42.123456Z, Kubernetes' MicroTime."""
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def duration(seconds: float) -> str:
+    """Whole seconds as Go writes a duration: 2h30m5s, 10m0s, 45s (a job's run time beside its limit)."""
+    s = max(0, int(seconds))
+    h, m, sec = s // 3600, s % 3600 // 60, s % 60
+    return f"{h}h{m}m{sec}s" if h else f"{m}m{sec}s" if m else f"{sec}s"

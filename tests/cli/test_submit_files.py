@@ -13,9 +13,9 @@ from test_jobfile import GOOD  # type: ignore[import-not-found]
 from federator.api import convert
 from federator.cli import main
 from federator.cli.client import read_specs, request_id_for
+from federator.cli.job_document import job_document
 from federator.jobfile import parse_job_documents
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId
-from federator.store import job_to_dict
 
 
 @pytest.mark.parametrize(("content", "problem"), [
@@ -72,8 +72,8 @@ def test_get_jobs_json_shows_the_job_level_generation() -> None:
     job = Job(job_id=JobId("j-1"), spec=convert.spec_from_pb(convert.spec_to_pb(_spec())), submitted_at=1.0,
               phase=JobPhase.RUNNING, generation=2,
               placements=[Placement(PlacementId("j-1.g2.a"), JobId("j-1"), "a", "r", 1, "H100", 2)])
-    shown = job_to_dict(convert.job_from_pb(convert.job_to_pb(job)))  # what `get jobs -o json` prints
-    assert shown["generation"] == 2 == shown["placements"][0]["generation"]
+    shown = job_document(convert.job_from_pb(convert.job_to_pb(job)))["status"]  # what `get jobs -o json` prints
+    assert shown["placementGeneration"] == 2 == shown["placements"][0]["generation"]
 
 
 def _spec():  # type: ignore[no-untyped-def]

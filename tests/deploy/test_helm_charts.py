@@ -583,6 +583,21 @@ def test_policy_values_become_the_policy_file_the_federator_reads(h: Helm, tmp_p
     assert {"name": "policy", "mountPath": "/etc/federator/policy", "readOnly": True} in c["volumeMounts"]
 
 
+def test_a_policy_file_given_with_set_file_is_mounted_as_it_is(h: Helm) -> None:
+    """operators.md says `policy` is "the content of a policy file"; its natural reading, `--set-file
+    policy=FILE`, gives the value as a string, which the schema refused (`at '/policy': got string, want object`,
+    outside QA). A string is written to the ConfigMap as it is (its comments kept); a mapping as YAML, as before."""
+    path = EXAMPLES / "policy.yaml"
+    docs = h.template(FEDERATOR, "--set-file", f"policy={path}")
+    text = one(docs, "ConfigMap", "-policy")["data"]["policy.yaml"]
+    assert text.rstrip("\n") == path.read_text().rstrip("\n")
+    assert parse_policy(text, source="chart") is not None  # the federator's own parser accepts it
+    pod = one(docs, "Deployment")["spec"]["template"]
+    assert "--policy=/etc/federator/policy/policy.yaml" in containers(docs)[0]["args"]
+    assert "checksum/policy" in pod["metadata"]["annotations"]
+    assert "/policy" in h.template_error(FEDERATOR, "--set", "policy=3")  # neither a mapping nor a file's text
+
+
 CATALOG_FLAG = "--accelerator-catalog=/etc/federator/accelerator-catalog/accelerators.yaml"
 
 

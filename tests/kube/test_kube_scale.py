@@ -81,6 +81,17 @@ def test_kubectl_scale_places_the_extra_replicas_and_keeps_the_running_ones(host
             # a HorizontalPodAutoscaler refuses a scale without a selector; this one selects the job's member pods
             key, _, value = scale["status"]["selector"].partition("=")
             assert all(workload_labels(p)[key] == value for p in job.placements)
+            # `kubectl get fj -o wide` names every part of the job, not the first placement's id only; the status
+            # keeps when the scale-up's replicas began to wait (WAIT counts from it), which a restart reads back
+            parts = ",".join(f"{p.cluster}x{p.replicas}" for p in job.placements)
+            assert len(job.placements) > 1 and job.waiting_since > job.submitted_at
+
+            def wide() -> bool:
+                return parts in kubectl("get", "fj", "chat", "-o", "wide").stdout.splitlines()[1].split()
+
+            await until(wide)
+            status = api.get(FEDERATED_JOBS, "chat", NAMESPACE)["status"]
+            assert status["placementSummary"] == parts and status["waitingSince"] > status["submittedAt"]
 
             # the rest of the spec stays immutable, and so does a training job's count. A serving job is told the
             # blue/green way, not to delete it first, which stops every replica (outside QA F3)

@@ -21,6 +21,7 @@ class ScriptedStream:
     def __init__(self, name: str, hello: agent_pb2.Hello, capacity: agent_pb2.CapacityReport) -> None:
         self.name, self.hello, self.capacity = name, hello, capacity
         self.launched: list[str] = []
+        self.cancelled: list[agent_pb2.Cancel] = []  # every Cancel the federator sent, in order
         self._out: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
 
     def answer(self, placement_id: str) -> None:
@@ -46,6 +47,8 @@ class ScriptedStream:
                         pid = msg.launch.placement.placement_id
                         self.launched.append(pid)
                         self.answer(pid)
+                    elif msg.WhichOneof("body") == "cancel":
+                        self.cancelled.append(msg.cancel)
             finally:
                 reports.cancel()
                 self._out.put_nowait(None)

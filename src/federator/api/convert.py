@@ -86,6 +86,7 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         accelerators=[types_pb2.AcceleratorAlternative(
             model=a.model, vendor=a.vendor, milli=a.milli, min_memory_mib=a.min_memory_mib,
             pod_template_json=a.pod_template_json) for a in spec.accelerators],
+        max_run_seconds=spec.max_run_seconds,
     )
 
 
@@ -120,6 +121,7 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         group_size=max(1, pb.group_size),
         accelerators=tuple(AcceleratorAlternative(a.milli, a.model, a.vendor, a.min_memory_mib, a.pod_template_json)
                            for a in pb.accelerators),
+        max_run_seconds=pb.max_run_seconds,
     )
 
 
@@ -152,6 +154,8 @@ def job_to_pb(job: Job) -> types_pb2.Job:
         placed_at=job.placed_at, finished_at=job.finished_at, message=job.message, generation=job.generation,
         replicas_waiting=job.replicas_waiting,  # derived from spec and placements: job_from_pb needs none
         replicas_running=job.replicas_running, replicas_ready=job.replicas_ready,  # derived too
+        started_at=job.started_at, ran_seconds=job.ran_seconds,
+        waiting_since=job.waiting_since,
     )
     if job.pending_reason is not None:
         out.pending_reason.CopyFrom(types_pb2.Reason(code=job.pending_reason.code,
@@ -172,6 +176,8 @@ def job_from_pb(pb: types_pb2.Job) -> Job:
         phase=phase_from_pb(pb.phase), pending_reason=reason,
         placements=[placement_from_pb(p) for p in pb.placements],
         placed_at=pb.placed_at, finished_at=pb.finished_at, message=pb.message, generation=pb.generation,
+        started_at=pb.started_at, ran_seconds=pb.ran_seconds,
+        waiting_since=pb.waiting_since,
     )
 
 

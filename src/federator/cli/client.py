@@ -36,6 +36,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.cluster_view import summary_from_pb
+from federator.cli.job_document import job_document
 from federator.cli.output import cluster_rows, dump, job_rows, table
 from federator.jobfile import (
     REQUEST_ID_ANNOTATION,
@@ -52,7 +53,6 @@ from federator.security.limits import MAX_MESSAGE_BYTES_CEILING, Limits
 from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, dial_hint, user_files
 from federator.server.paging import MAX_PAGE_SIZE
-from federator.store import job_to_dict
 from federator.termtext import cell
 
 DEFAULT_SERVER = os.environ.get("FEDERATOR_SERVER", "127.0.0.1:7070")
@@ -555,7 +555,10 @@ def _get(args: argparse.Namespace) -> int:
     except (grpc.RpcError, TlsError) as err:
         return _fail(err, args)
     if args.output in ("json", "yaml"):
-        print(dump([job_to_dict(j) for j in jobs], args.output))
+        # FederatedJob documents (cli/job_document.py): one job's may be edited and submitted again as it is;
+        # several are a YAML stream (`submit -f` takes it too) or a JSON list
+        docs = [job_document(j) for j in jobs]
+        print(dump(docs[0] if args.name else docs, args.output, stream=not args.name))
     else:
         print(table(*job_rows(jobs, wide=args.output == "wide")))
     return 0
@@ -573,6 +576,9 @@ def _cap_doc(cap: Any) -> Any:
                 "total_accelerators": p.total_accelerators,
                 "free_accelerators": p.free_accelerators,
                 "quota_held_accelerators": p.quota_held_accelerators,
+                # The counts above are the pool's own units: a MIG pool's partitions, each worth unit_milli.
+                "sharing": p.sharing,
+                "unit_milli": p.unit_milli,
             }
             for p in cap.accelerator_pools
         ],

@@ -14,12 +14,18 @@ from federator.model import (
     BUILTIN_WORKLOAD_KINDS,
     ClusterCapacity,
     Job,
+    format_accelerator_milli_free_of_total,
     format_free_of_total,
     format_job_accelerators,
+    format_placements,
+    pool_unit,
+    run_seconds,
     shortfall,
+    waited,
 )
 from federator.security.authz import USER_ANNOTATION
 from federator.termtext import cell
+from federator.timestamps import duration
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -49,15 +55,22 @@ def _age(seconds: float) -> str:
 
 
 def job_wait(job: Job, now: float | None = None) -> float:
-    end = job.placed_at or (now if now is not None else time.time())
-    return end - job.submitted_at
+    """WAIT: what the job waits for now has waited since it was asked for, or its latest wait took (model.waited)."""
+    return waited(job, time.time() if now is None else now)
+
+
+def run_time(job: Job, now: float) -> str:
+    """How long the job has run, over its attempts, and of its spec.maxRunSeconds ("1h0m5s/2h0m0s"): what a
+    user watches before the federator stops it (server/run_limits.py); "-" for a job that never ran."""
+    ran = duration(run_seconds(job, now)) if job.started_at or job.ran_seconds else "-"
+    return f"{ran}/{duration(job.spec.max_run_seconds)}" if job.spec.max_run_seconds else ran
 
 
 def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[str]]]:
     now = time.time()
     headers = ["JOB", "KIND", "QUEUE", "PHASE", "CLUSTER", "REGION", "ACCELERATORS", "WAIT"]
     if wide:
-        headers += ["READY", "USER", "WORKLOAD", "ACCELERATOR", "PLACEMENTS", "MESSAGE"]
+        headers += ["READY", "RUN", "USER", "WORKLOAD", "ACCELERATOR", "PLACEMENTS", "MESSAGE"]
     headers.append("REASON")
     rows = []
     for j in jobs:
@@ -75,12 +88,13 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
                                             for p in j.placements if p.accelerator_model))
             if not models:
                 models = " | ".join(a.describe() for a in j.spec.alternatives()) or "-"
-            placements = ",".join(f"{p.cluster}x{p.replicas}" for p in j.placements) or "-"
+            placements = format_placements(j) or "-"
             owner = j.spec.annotation(USER_ANNOTATION) or "-"  # who submitted it (security/authz.py)
             # Replicas ready to serve of those asked, as kubectl's READY "2/4" (Job.replicas_ready): the number
             # a job short on a member (pods pending, refused, not ready) showed only in prose before (F2).
             ready = f"{j.replicas_ready}/{j.spec.replicas}" if j.phase.is_active else "-"
-            row += [ready, owner, j.spec.workload_kind.split(".", 1)[0] or "-", models, placements, j.message or "-"]
+            row += [ready, run_time(j, now), owner, j.spec.workload_kind.split(".", 1)[0] or "-", models, placements,
+                    j.message or "-"]
         row.append(reason)
         rows.append(row)
     return headers, rows
@@ -94,8 +108,10 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
     now = time.time()
     for c in clusters:
         cap: ClusterCapacity | CapacitySummary | None = c["capacity"]  # the FULL view's, or the BASIC view's
-        gpus = format_free_of_total(cap.free_accelerators, cap.total_accelerators, cap.quota_held_accelerators) \
-            if cap else "-"
+        # Whole-device equivalents (a 1g.10gb MIG partition 0.125), as a job's ACCELERATORS and the usage bill
+        # count; MODELS below counts each pool's own units and says "partitions" where they are not devices.
+        gpus = format_accelerator_milli_free_of_total(cap.free_accelerator_milli, cap.total_accelerator_milli,
+                                                      cap.quota_held_accelerator_milli) if cap else "-"
         cpus = cores(cap.cpu_milli_free) if cap else "-"
         # No new work for now: cordoned by an operator (server/cordons.py), quarantined (server/quarantine.py), or
         # its agent cannot reach the member's API server (server/member_health.py); -o json gives the words. And a
@@ -109,10 +125,11 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
                if c["last_report_at"] else "-"]
         if wide:
             row.append(c.get("gang_admission") or "-")
-            vendors = ", ".join(f"{v} {free}/{total}" for v, (free, total) in cap.by_vendor().items()) if cap else ""
+            vendors = ", ".join(f"{v} {format_accelerator_milli_free_of_total(free, total)}"
+                                for v, (free, total) in cap.by_vendor().items()) if cap else ""
             models = ", ".join(f"{p.accelerator_model} "
                                + format_free_of_total(p.free_accelerators, p.total_accelerators,
-                                                      p.quota_held_accelerators)
+                                                      p.quota_held_accelerators, pool_unit(p.sharing))
                                for p in cap.accelerator_pools) if cap else ""
             row += [vendors or "-", models or "-"]
             row.append(",".join(sorted(k.split(".", 1)[0] for k in cap.workload_kinds or BUILTIN_WORKLOAD_KINDS))
@@ -121,7 +138,11 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
     return headers, rows
 
 
-def dump(doc: Any, fmt: str) -> str:
+def dump(doc: Any, fmt: str, *, stream: bool = False) -> str:
+    """`doc` as JSON (keys sorted) or YAML (keys in order); with `stream`, a list as YAML documents one after the
+    other (`---` between), as `kubectl apply -f` and `federator submit -f` read several objects."""
     if fmt == "json":
         return json.dumps(doc, indent=2, sort_keys=True)
+    if stream and isinstance(doc, list):
+        return yaml.safe_dump_all(doc, sort_keys=False).rstrip()
     return yaml.safe_dump(doc, sort_keys=False).rstrip()

@@ -212,6 +212,10 @@ class AcceleratorPool:
             return not fractional or accelerator_milli <= self.unit_milli
         return fractional  # time-slicing, MPS: a replica is an access to a GPU, never a GPU
 
+    def accelerator_milli_of(self, units: int) -> int:
+        """What `units` of this pool's own counts are worth in milli whole devices (`accelerator_milli_of`)."""
+        return accelerator_milli_of(self, units)
+
     @property
     def key(self) -> tuple[str, str]:
         return (self.vendor, self.accelerator_model)
@@ -836,7 +840,14 @@ WORKLOAD_KINDS = BUILTIN_WORKLOAD_KINDS | frozenset({
 
 
 
-class _Counted(Protocol):
+class _Shared(Protocol):
+    @property
+    def sharing(self) -> str: ...
+    @property
+    def unit_milli(self) -> int: ...
+
+
+class _Counted(_Shared, Protocol):
     @property
     def vendor(self) -> str: ...
     @property
@@ -845,12 +856,32 @@ class _Counted(Protocol):
     def total_accelerators(self) -> int: ...
 
 
+def accelerator_milli_of(pool: _Shared, units: int) -> int:
+    """`units` of a pool's own counts (total, allocatable, free, quota held) in milli whole devices: 1000 each, a
+    MIG partition its `unit_milli` (125 for a 1g.10gb of an 80 GB GPU). A pool counts its own units; every total a
+    person reads over several pools (`get clusters`, federator_cluster_accelerators, a MemberCluster's status) is in
+    whole-device equivalents, the unit a job's ACCELERATORS and the usage bill use, so that 14 1g.10gb partitions
+    add 1.75 to a fleet's total, not 14, and a region's use does not change with how its nodes are partitioned.
+    A time-sliced pool already counts its physical devices."""
+    if pool.sharing == SHARING_MIG and pool.unit_milli > 0:
+        return units * pool.unit_milli
+    return units * MILLI
+
+
+def pool_unit(sharing: str) -> str:
+    """What a pool's own counts count, where it is not whole devices ("partitions" for MIG; "" otherwise): the word
+    a per-model row shows after them, so '14/14 partitions' is not read as 14 GPUs."""
+    return "partitions" if sharing == SHARING_MIG else ""
+
+
 def vendor_totals(pools: Iterable[_Counted]) -> dict[str, tuple[int, int]]:
-    """vendor -> (free, total) whole devices over `pools`, sorted by vendor (a report's pools, or a summary's)."""
+    """vendor -> (free, total) accelerator milli (whole-device equivalents, `accelerator_milli_of`) over `pools`,
+    sorted by vendor (a report's pools, or a summary's)."""
     out: dict[str, tuple[int, int]] = {}
     for p in pools:
         free, total = out.get(p.vendor, (0, 0))
-        out[p.vendor] = (free + p.free_accelerators, total + p.total_accelerators)
+        out[p.vendor] = (free + accelerator_milli_of(p, p.free_accelerators),
+                         total + accelerator_milli_of(p, p.total_accelerators))
     return dict(sorted(out.items()))
 
 @dataclass(frozen=True, slots=True)
@@ -887,8 +918,24 @@ class ClusterCapacity:
         return None
 
     def by_vendor(self) -> dict[str, tuple[int, int]]:
-        """vendor -> (free, total) whole devices, sorted by vendor: the per-vendor capacity users see."""
+        """vendor -> (free, total) accelerator milli, sorted by vendor: the per-vendor capacity users see."""
         return vendor_totals(self.accelerator_pools)
+
+    # Whole-device equivalents over every pool, in milli (`accelerator_milli_of`): the totals people read. The
+    # `*_accelerators` sums below add each pool's own units (a MIG partition as one), for checks on what an
+    # agent reported, never for display.
+    @property
+    def total_accelerator_milli(self) -> int:
+        return sum(p.accelerator_milli_of(p.total_accelerators) for p in self.accelerator_pools)
+
+    @property
+    def free_accelerator_milli(self) -> int:
+        """Whole free devices (and free MIG partitions), shared ones excluded, as `free_accelerators`."""
+        return sum(p.accelerator_milli_of(p.free_accelerators) for p in self.accelerator_pools)
+
+    @property
+    def quota_held_accelerator_milli(self) -> int:
+        return sum(p.accelerator_milli_of(p.quota_held_accelerators) for p in self.accelerator_pools)
 
     @property
     def total_accelerators(self) -> int:

@@ -68,6 +68,9 @@ class ReasonCode(StrEnum):
     # confirm; the code a Failed job keeps when a second provider's did too (server/invalid_specs.py)
     INVALID_SPEC = "InvalidSpec"
     RESERVED = "Reserved"  # it would fit, but the room is held for a gang that has waited long (reservation.py)
+    # it ran past its spec.max_run_seconds: the federator cancelled every placement; the code a Failed job keeps
+    # (server/run_limits.py)
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
     WAITING = "Waiting"
 
 
@@ -109,6 +112,9 @@ class JobSpec:
     # Alternatives across vendors, most preferred first; () = resources.accelerator_milli
     # on any of accelerator_models (the one-count form every job file had before vendors).
     accelerators: tuple[AcceleratorAlternative, ...] = ()
+    # The most seconds the job may run, over all its attempts (spec.maxRunSeconds); 0 = no limit. The federator
+    # enforces it (server/run_limits.py): past it, every placement is cancelled and the job fails.
+    max_run_seconds: int = 0
 
     @property
     def workload_kind(self) -> str:
@@ -211,6 +217,15 @@ class Job:
     # The early failure this job was placed again after ("acme-east after 4s: <the member's words>"), "" if none:
     # a job is placed again after one early failure only (server/early_failures.py). Stored with the job.
     early_failure: str = ""
+    # The run-time clock (server/run_limits.py), both stored so a restart keeps it: when the current attempt was
+    # first reported Running (0 while it is not), and the seconds earlier attempts ran before they were stopped and
+    # the job queued again (a member lost, a preemption, an early failure): a limit counts all of it.
+    started_at: float = 0.0
+    ran_seconds: float = 0.0
+    # When its current wait for placement began, or its latest one's (0: at submission): a placed job left owing
+    # replicas (a scale-up, a part lost or preempted, requeued whole) waits from then, and WAIT counts from it
+    # (`waited`), not from submission (outside QA). Stored with the job; placed_at keeps its meaning.
+    waiting_since: float = 0.0
 
     @property
     def clusters(self) -> list[str]:
@@ -253,6 +268,15 @@ def shortfall(job: Job) -> str:
     return f"{job.spec.replicas - waiting} of {job.spec.replicas} replicas placed; {waiting} waiting{why}"
 
 
+def run_seconds(job: Job, now: float) -> float:
+    """Seconds `job` has run, over all its attempts, as of `now` (its end, once finished): what a
+    spec.max_run_seconds is checked against (server/run_limits.py) and `describe` shows."""
+    if not job.started_at:
+        return job.ran_seconds
+    end = job.finished_at if job.finished_at else now
+    return job.ran_seconds + max(0.0, end - job.started_at)
+
+
 def format_job_accelerators(job: Job) -> str:
     """Devices the whole job holds (placed: under the chosen alternative) or asks for
     (pending: each alternative's total, '64|128'); '0' for CPU-only work."""
@@ -262,6 +286,31 @@ def format_job_accelerators(job: Job) -> str:
         return format_accelerators(milli)
     totals = dict.fromkeys(format_accelerators(a.milli * job.spec.replicas) for a in job.spec.alternatives())
     return "|".join(totals) or "0"
+
+
+def waited(job: Job, now: float) -> float:
+    """Seconds the job has waited for what it waits for now (Pending, or a placed job owing replicas), counting;
+    else the seconds its latest wait took: `federator get jobs`' WAIT (types.proto, Job.waiting_since).
+
+    From its submission, or from when it was last left owing replicas (Job.waiting_since): a service scaled up
+    after 16 minutes of running showed WAIT 16m for the replicas it had just asked for (outside QA)."""
+    began = job.waiting_since or job.submitted_at
+    if job.phase is JobPhase.PENDING or job.replicas_waiting:
+        end = now
+    elif job.placed_at >= began:
+        end = job.placed_at
+    elif job.phase.is_terminal:
+        end = job.finished_at or now  # it ended while it waited (cancelled, say)
+    else:
+        end = began  # a wait that ended without a placement: scaled back down before its replicas were placed
+    return max(0.0, end - began)
+
+
+def format_placements(job: Job) -> str:
+    """Each placement of a job as `cluster x replicas`, comma-separated ("member-ax2,member-bx2"; "" for none): the
+    PLACEMENTS of `federator get jobs -o wide` and of `kubectl get fj -o wide` (status.placementSummary), every part
+    of a spread job, where kubectl showed the first placement's id only (outside QA)."""
+    return ",".join(f"{p.cluster}x{p.replicas}" for p in job.placements)
 
 
 def placement_resources(placement: Placement, spec: JobSpec) -> Resources:

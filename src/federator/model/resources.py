@@ -123,16 +123,26 @@ class Resources:
 
 
 def format_accelerators(accelerator_milli: int) -> str:
-    """Human form of an accelerator amount: '8' or '0.5'."""
+    """Human form of an accelerator amount: '8', '0.5', '20001.75' (exact: a fleet's total in whole-device
+    equivalents runs to thousands with a fraction, which `:g` would round to '20001.8' or write as 1.2e+04)."""
     if accelerator_milli % MILLI == 0:
         return str(accelerator_milli // MILLI)
-    return f"{accelerator_milli / MILLI:g}"
+    whole, rest = divmod(abs(accelerator_milli), MILLI)
+    return f"{'-' if accelerator_milli < 0 else ''}{whole}.{rest:03d}".rstrip("0")
 
 
-def format_free_of_total(free: int, total: int, quota_held: int = 0) -> str:
-    """Whole accelerators as users are shown them: '8/24', or '8/24 (16 quota held)' when the member's own
-    quota holds free ones back (AcceleratorPool.quota_held_accelerators): free on its nodes, not counted free."""
-    return f"{free}/{total}" + (f" ({quota_held} quota held)" if quota_held > 0 else "")
+def format_free_of_total(free: int, total: int, quota_held: int = 0, unit: str = "") -> str:
+    """A pool's own counts as users are shown them: '8/24', or '8/24 (16 quota held)' when the member's own
+    quota holds free ones back (AcceleratorPool.quota_held_accelerators): free on its nodes, not counted free.
+    `unit` names what is counted when it is not whole devices: '14/14 partitions' for a MIG pool."""
+    return f"{free}/{total}" + (f" {unit}" if unit else "") + (f" ({quota_held} quota held)" if quota_held > 0 else "")
+
+
+def format_accelerator_milli_free_of_total(free_milli: int, total_milli: int, quota_held_milli: int = 0) -> str:
+    """Accelerator milli over several pools in whole-device equivalents (cluster.accelerator_milli_of), as
+    `format_free_of_total` shows counts: '9.75/11.75', '8/24 (16 quota held)'."""
+    held = f" ({format_accelerators(quota_held_milli)} quota held)" if quota_held_milli > 0 else ""
+    return f"{format_accelerators(free_milli)}/{format_accelerators(total_milli)}{held}"
 
 
 def format_bytes(n: int) -> str:

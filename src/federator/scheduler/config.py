@@ -39,6 +39,8 @@ class Quota:
 
 # The range of `spec.priority` (jobfile.py), and so of a queue's maxPriority.
 PRIORITY_LIMIT = 1_000_000
+# The most `spec.maxRunSeconds` may be (jobfile.MAX_RUN_SECONDS, 90 days), and so a queue's maxRunSeconds.
+RUN_SECONDS_LIMIT = 90 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +53,17 @@ class QueueConfig:
     `max_priority` is Submit's too: the highest `spec.priority` a job of the queue may ask (policy
     `maxPriority`). Priority orders a queue's jobs and preempts lower-priority work, so a value the tenant
     chooses alone would let every tenant send the top one (security finding M1); the operator grants it.
-    None: `SchedulerConfig.max_priority`'s default."""
+    None: `SchedulerConfig.max_priority`'s default.
+
+    `max_run_seconds` is the server's too (server/run_limits.py): the longest a job of the queue may run, the
+    limit of its jobs that give no `spec.maxRunSeconds` and the cap of those that give one (Submit refuses a
+    longer one). A network billing accelerator hours bounds each tenant's runs so. None: no bound."""
 
     weight: float = 1.0
     quota: Quota = field(default_factory=Quota)
     max_pending_jobs: int | None = None
     max_priority: int | None = None
+    max_run_seconds: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.weight, bool) or not isinstance(self.weight, int | float) or not self.weight > 0:
@@ -68,6 +75,9 @@ class QueueConfig:
         if top is not None and (isinstance(top, bool) or not isinstance(top, int) or abs(top) > PRIORITY_LIMIT):
             raise ValueError(f"maxPriority: must be an integer from -{PRIORITY_LIMIT:,} to {PRIORITY_LIMIT:,}, "
                              f"got {top!r}")
+        run = self.max_run_seconds
+        if run is not None and (isinstance(run, bool) or not isinstance(run, int) or not 1 <= run <= RUN_SECONDS_LIMIT):
+            raise ValueError(f"maxRunSeconds: must be an integer from 1 to {RUN_SECONDS_LIMIT}, got {run!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +185,33 @@ class SchedulerConfig:
             return None
         return (f"spec.priority: {priority} is above the highest queue {queue!r} allows, {bound} ({source}); "
                 f"submit at {bound} or lower, or ask the operator for a higher maxPriority")
+
+    def max_run_seconds(self, name: str) -> tuple[int, str]:
+        """The longest a job of queue `name` may run, and where the bound comes from: the queue's maxRunSeconds,
+        else defaultQueue's; (0, "") when neither sets one."""
+        own = self.queues[name].max_run_seconds if name in self.queues else None
+        if own is not None:
+            return own, f"queue {name!r} maxRunSeconds"
+        if self.default_queue.max_run_seconds is not None:
+            return self.default_queue.max_run_seconds, "defaultQueue.maxRunSeconds"
+        return 0, ""
+
+    def run_limit(self, queue: str, asked: int) -> tuple[int, str]:
+        """The run-time limit of a job of `queue` that asked `asked` seconds (0: none), and its source: the
+        shorter of its own and its queue's (server/run_limits.py); (0, "") for none. Its own is never longer
+        than its queue's on Submit (`run_limit_problem`), but a queue's bound may have shrunk since."""
+        bound, source = self.max_run_seconds(queue)
+        if asked and (not bound or asked <= bound):
+            return asked, "spec.maxRunSeconds"
+        return bound, source
+
+    def run_limit_problem(self, queue: str, asked: int) -> str | None:
+        """Submit's refusal of a spec.maxRunSeconds above the queue's maxRunSeconds (policy file, Queue object)."""
+        bound, source = self.max_run_seconds(queue)
+        if not bound or asked <= bound:
+            return None
+        return (f"spec.maxRunSeconds: {asked} is above the longest queue {queue!r} allows, {bound} ({source}); "
+                f"ask {bound} or less, or leave it out to run up to it")
 
     def outranks(self, priority: int, queue: str) -> bool:
         """Whether a job of `priority` (of another queue) ranks above the work of queue `queue` by priority

@@ -10,6 +10,7 @@ field at fault, all of them at once::
         quota: {accelerators: {H100: 64, A100: 200}, cpu: 2000, memory: 16Ti}
         maxPendingJobs: 5000           # Submit's back-pressure for this queue (else --max-pending-jobs-per-queue)
         maxPriority: 1000              # the highest spec.priority its jobs may ask (Submit refuses more)
+        maxRunSeconds: 86400           # the longest its jobs run: their limit unless a job asks less
       serving: {weight: 2}
     defaultQueue: {weight: 1, maxPendingJobs: 1000, maxPriority: 0}   # queues not listed above
     scoreWeights: {Fragmentation: 3, Scarcity: 4, Price: 1, RegionLoad: 1, Locality: 3}
@@ -31,6 +32,7 @@ from typing import Any
 from federator.model import QuantityError, to_bytes, to_milli
 from federator.scheduler.config import (
     PRIORITY_LIMIT,
+    RUN_SECONDS_LIMIT,
     SCARCITY_SCALES,
     QueueConfig,
     Quota,
@@ -273,9 +275,9 @@ def _queue(body: Any, where: str, bad: Any, models: ModelCheck | None = None) ->
         bad(where, "must be a mapping {weight, quota}")
         return None
     for key in body:
-        if key not in ("weight", "quota", "maxPendingJobs", "maxPriority", *_ACCESS_FIELDS):
+        if key not in ("weight", "quota", "maxPendingJobs", "maxPriority", "maxRunSeconds", *_ACCESS_FIELDS):
             bad(f"{where}.{key}", "is not a known field "
-                "(known: access, maxPendingJobs, maxPriority, namespaceSelector, quota, weight)")
+                "(known: access, maxPendingJobs, maxPriority, maxRunSeconds, namespaceSelector, quota, weight)")
     weight = body.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
         bad(f"{where}.weight", f"must be a positive number, got {weight!r}")
@@ -290,7 +292,13 @@ def _queue(body: Any, where: str, bad: Any, models: ModelCheck | None = None) ->
         bad(f"{where}.maxPriority", f"must be an integer from -{PRIORITY_LIMIT:,} to {PRIORITY_LIMIT:,} (the range of "
                                     f"spec.priority), got {top!r}")
         top = None
-    return QueueConfig(weight=float(weight), quota=quota, max_pending_jobs=cap, max_priority=top)
+    run = body.get("maxRunSeconds")
+    if run is not None and (isinstance(run, bool) or not isinstance(run, int) or not 1 <= run <= RUN_SECONDS_LIMIT):
+        bad(f"{where}.maxRunSeconds", f"must be an integer from 1 to {RUN_SECONDS_LIMIT} (seconds, 90 days: the "
+                                      f"range of spec.maxRunSeconds), got {run!r}")
+        run = None
+    return QueueConfig(weight=float(weight), quota=quota, max_pending_jobs=cap, max_priority=top,
+                       max_run_seconds=run)
 
 
 def _quota(body: Any, where: str, bad: Any, models: ModelCheck | None) -> Quota:

@@ -37,6 +37,7 @@ _PROTO_NAMES: tuple[tuple[str, str], ...] = (
     ("spec.regions.minRegions", "spec.min_regions"),
     ("spec.regions.user", "spec.user_region"),
     ("spec.regions.maxLatencyMs", "spec.max_latency_ms"),
+    ("spec.maxRunSeconds", "spec.max_run_seconds"),
     ("spec.template", "spec.pod_template_json"),
     ("spec.workload", "spec.workload_json"),
     ("apiVersion", "spec"),

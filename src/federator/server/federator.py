@@ -60,6 +60,7 @@ from federator.server.outbox import Ending, overloaded, superseded
 from federator.server.partial import supersede_part
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
 from federator.server.replica_counts import UNSAID, ReplicaCounts
+from federator.server.run_limits import RunLimits, paused
 from federator.server.scaling import scale
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
@@ -122,6 +123,7 @@ class Federator:
         self.stalls = LoopStalls(clock)  # the loop's own stalls, not charged to leases (server/stalls.py)
         self.leases = Leases(self, forget_after=forget_lost_after)  # Partitioned, Lost, forgotten
         self.starts = StartDeadline(self, timeout=start_timeout)  # placements their cluster does not start
+        self.run_limits = RunLimits(self)  # jobs past their spec.max_run_seconds fail (server/run_limits.py)
         self.early = EarlyFailures(self, early_failures)  # failed soon after starting: once more; quarantine
         self.orphans = Orphans(self, grace=orphan_grace)  # placements of jobs the store never knew (server/orphans.py)
         self.cordons = Cordons(on_release=self.early.released)  # operators' (server/cordons.py); store: `attach`
@@ -239,8 +241,7 @@ class Federator:
         return rec
 
     def disconnect(self, rec: ClusterRecord) -> None:
-        current = self.clusters.get(rec.name)
-        if current is not rec:
+        if self.clusters.get(rec.name) is not rec:
             return
         rec.connected = False
         rec.disconnected_at = self.clock()
@@ -314,6 +315,7 @@ class Federator:
         if said is None:
             return  # Failed soon after it started: the job is queued again
         placement.phase, placement.message = phase, said
+        self.run_limits.started(job, phase)  # Running: this attempt's run-time clock, stored with the job below
         self._derive_phase(job)
         self.journal.write_or_owe([job])  # a full disk delays the record (paid each tick), never loses it
         self.notify([job])
@@ -436,16 +438,13 @@ class Federator:
 
     def supersede(self, job: Job, reason: Reason) -> list[tuple[str, Order]]:
         """Put a job back to Pending with `reason`; the cancel orders for its live placements, to send once stored."""
-        cancels: list[tuple[str, Order]] = [
-            (p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
-            for p in job.placements if not p.phase.is_terminal
-        ]
+        cancels: list[tuple[str, Order]] = [(p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
+                                            for p in job.placements if not p.phase.is_terminal]
         forget_acks(self.clusters, job.placements)
         self.cycles.released(job, job.placements)
-        job.placements = []
-        job.message = ""
-        job.phase = JobPhase.PENDING
-        job.placed_at = 0.0
+        job.placements, job.message, job.phase, job.placed_at = [], "", JobPhase.PENDING, 0.0
+        job.waiting_since = self.clock()  # waiting again, from now (Job.waiting_since)
+        paused(job, self.clock())  # the time this attempt ran counts toward spec.max_run_seconds (run_limits.py)
         job.pending_reason = reason
         self.cycles.pending(job)
         return cancels
@@ -484,6 +483,7 @@ class Federator:
             self.journal.pay()  # what a full disk refused to an agent's update (GroupCommit.write_or_owe)
             self.check_leases()
             self.starts.check()
+            self.run_limits.check()  # off the cycle: a few heap entries a turn (server/run_limits.py)
             self.membership.flush()
         except Exception:  # neither may stop the loop: leases are checked again next turn
             log.exception("checking leases failed")
@@ -537,8 +537,7 @@ class Federator:
         self.cycles.released(job, job.placements)
         self.cycles.gone(job)
         self.intake.ended(job)  # its spec no longer counts against the byte budgets (server/job_bytes.py)
-        job.phase = phase
-        job.message = message
+        job.phase, job.message = phase, message
         job.finished_at = self.clock() if at is None else at
         job.pending_reason = None
         self.refusals.forget(job.job_id)

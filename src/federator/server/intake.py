@@ -345,7 +345,8 @@ class Intake:
             self._reject(RejectReason.INVALID_JOB)
             raise SubmitError(f"metadata.annotations[{FAILOVER_ANNOTATION}]: must be one of "
                               f"{', '.join(FAILOVER_POLICIES)}, got {policy[:80]!r}")
-        problem = fed.limits.check_job(spec) or self._priority_problem(spec)
+        problem = fed.limits.check_job(spec) or self._priority_problem(spec) or \
+            fed.scheduler.config.run_limit_problem(spec.queue, spec.max_run_seconds)  # its queue's maxRunSeconds
         if problem is not None:
             self._reject(RejectReason.LIMIT_EXCEEDED)
             raise SubmitError(problem)

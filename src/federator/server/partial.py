@@ -85,6 +85,8 @@ def supersede_part(fed: Federator, job: Job, ended: Collection[str], reason: Rea
                                         for p in gone if not p.phase.is_terminal]
     forget_acks(fed.clusters, gone)
     fed.cycles.released(job, gone)
+    if not job.replicas_waiting:  # owing nothing until now: a wait begins (what WAIT counts; Job.waiting_since)
+        job.waiting_since = fed.clock()
     job.placements = kept
     job.pending_reason = reason
     # What the live placements say: Running when every one that is not done runs (as `_derive_phase` says).

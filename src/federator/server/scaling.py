@@ -45,7 +45,8 @@ from federator.server.intake import checked
 from federator.server.job_message import job_message
 from federator.server.nearness import ANYWHERE, Nearness
 from federator.server.orders import Order
-from federator.server.partial import supersede_part
+from federator.server.partial import owes, supersede_part
+from federator.server.run_limits import paused
 from federator.store.group_commit import freeze
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ def scaled(fed: Federator, job: Job, spec: JobSpec, dropped: Sequence[Placement]
     out.generation += 1  # see `scale`
     if not any(p.phase.is_active for p in kept):
         out.placements, out.phase, out.placed_at, out.message = [], JobPhase.PENDING, 0.0, ""
+        paused(out, fed.clock())  # as `Federator.supersede` stops the live job's run-time clock
         return out
     out.placements = kept
     out.phase = JobPhase.RUNNING if all(p.phase in (JobPhase.RUNNING, JobPhase.SUCCEEDED) for p in kept) \
@@ -210,6 +212,11 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
                     f"scaled from {was} to {replicas} replicas: whole parts were stopped (a part cannot shrink in "
                     "place), and the replicas owed are placed again")
     stored = scaled(fed, job, spec, dropped, reason, shrunk=plan.shrunk)
+    # A placed job that owed nothing and owes replicas now (or is queued again whole) waits from now: WAIT counts
+    # from the scale-up (Job.waiting_since), not from the submission. A Pending job, or one already short of
+    # replicas it keeps, waits on from when it began.
+    if job.phase.is_active and (stored.phase is JobPhase.PENDING or (owes(stored) and not job.replicas_waiting)):
+        stored.waiting_since = fed.clock()
     if plan and stored.phase.is_active:
         stored.message = f"{said}; {stored.message}" if stored.message else said
     fed.journal.write([stored])  # durable first; StoreUnavailable: unchanged
@@ -225,6 +232,7 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
         # its verdicts on the job are stale (Cycles.commit), and the next cycle sees the job as it is.
         job.generation += 1
     job.spec = spec
+    job.waiting_since = stored.waiting_since  # as stored (supersede_part and supersede above set their own)
     if job.phase is JobPhase.PENDING:
         fed.cycles.pending(job)  # parked for a count that no longer holds: a candidate again
     else:

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
 from federator.metrics import ClusterSample, StateSample
-from federator.model import JobKind, JobPhase, ReasonCode, placement_resources
+from federator.model import MILLI, JobKind, JobPhase, ReasonCode, placement_resources
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -27,7 +27,7 @@ def state_sample(fed: Federator) -> StateSample:
     quarantined = fed.early.quarantine.current(now)
     clusters = []
     for rec in fed.clusters.values():
-        accelerators: dict[tuple[str, str, str], int] = {}
+        accelerators: dict[tuple[str, str, str], float] = {}
         cpu: dict[str, int] = {}
         if rec.capacity is not None:
             after = free_after.get(rec.name, rec.capacity)
@@ -35,11 +35,13 @@ def state_sample(fed: Federator) -> StateSample:
                 v, m = pool.key
                 reserved_pool = after.pool(m, v)
                 free = reserved_pool.free_accelerators if reserved_pool else pool.free_accelerators
-                accelerators[(v, m, "total")] = pool.total_accelerators
-                accelerators[(v, m, "allocatable")] = pool.allocatable_accelerators
-                accelerators[(v, m, "free")] = free
-                accelerators[(v, m, "reserved")] = pool.free_accelerators - free
-                accelerators[(v, m, "quota_held")] = pool.quota_held_accelerators
+                # Whole-device equivalents (a MIG partition its unit_milli), so that sums over models are
+                # accelerators: the dashboard's fleet total and the allocation ratios add every model's series.
+                for state, units in (("total", pool.total_accelerators),
+                                     ("allocatable", pool.allocatable_accelerators), ("free", free),
+                                     ("reserved", pool.free_accelerators - free),
+                                     ("quota_held", pool.quota_held_accelerators)):
+                    accelerators[(v, m, state)] = pool.accelerator_milli_of(units) / MILLI
             cpu = {"allocatable": rec.capacity.cpu_milli_allocatable, "free": after.cpu_milli_free}
         clusters.append(ClusterSample(rec.name, rec.region, rec.state.value, rec.connected,
                                       max(0.0, now - rec.last_report_at) if rec.last_report_at else None,

@@ -126,7 +126,8 @@ class Simulation:
         self.refused_at_submit: Counter[str] = Counter()
         admitted = []
         for j in jobs:
-            problem = self.scheduler.config.priority_problem(j.spec.queue, j.spec.priority)
+            problem = self.scheduler.config.priority_problem(j.spec.queue, j.spec.priority) or \
+                self.scheduler.config.run_limit_problem(j.spec.queue, j.spec.max_run_seconds)
             if problem is None:
                 admitted.append(j)
             else:

@@ -1,4 +1,4 @@
-"""A job as a JSON document: the job store's row format, and `federator get jobs -o json`.
+"""A job as a JSON document: the job store's row format (`federator get jobs -o json` prints cli/job_document.py's).
 
 Why by hand, not `dataclasses.asdict`: every accepted Submit is encoded here
 before its reply goes out, and `asdict` (recursive, deep-copying) was the
@@ -59,13 +59,16 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "message": job.message,
         "generation": job.generation,
         "early_failure": job.early_failure,
+        "started_at": job.started_at,
+        "ran_seconds": job.ran_seconds,
+        "waiting_since": job.waiting_since,
     }
 
 
 def spec_to_dict(s: JobSpec) -> dict[str, Any]:
     """A spec's part of the job's document."""
     r = s.resources
-    return {
+    doc: dict[str, Any] = {
         "name": s.name, "kind": s.kind.value, "replicas": s.replicas,
         "resources": {"cpu_milli": r.cpu_milli, "memory_bytes": r.memory_bytes,
                       "accelerator_milli": r.accelerator_milli},
@@ -79,6 +82,9 @@ def spec_to_dict(s: JobSpec) -> dict[str, Any]:
                           "min_memory_mib": a.min_memory_mib, "pod_template_json": a.pod_template_json}
                          for a in s.accelerators],
     }
+    if s.max_run_seconds:  # only when set: a spec without one is the document (and the byte count) it was
+        doc["max_run_seconds"] = s.max_run_seconds
+    return doc
 
 
 def job_from_dict(doc: dict[str, Any]) -> Job:
@@ -94,7 +100,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         pod_template_json=s["pod_template_json"], preemptible=s.get("preemptible", False),
         min_regions=s.get("min_regions", 1), user_region=s.get("user_region", ""),
         max_latency_ms=s.get("max_latency_ms", 0), workload_json=s.get("workload_json", ""),
-        group_size=s.get("group_size", 1),
+        group_size=s.get("group_size", 1), max_run_seconds=s.get("max_run_seconds", 0),
         accelerators=tuple(
             AcceleratorAlternative(milli=a["milli"], model=a.get("model", ""), vendor=a.get("vendor", ""),
                                    min_memory_mib=a.get("min_memory_mib", 0),
@@ -117,6 +123,8 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         ],
         placed_at=doc["placed_at"], finished_at=doc["finished_at"], message=doc["message"],
         generation=doc.get("generation", 0), early_failure=doc.get("early_failure", ""),
+        started_at=doc.get("started_at", 0.0), ran_seconds=doc.get("ran_seconds", 0.0),
+        waiting_since=doc.get("waiting_since", 0.0),
     )
 
 

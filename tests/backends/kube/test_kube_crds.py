@@ -87,6 +87,35 @@ def test_kubectl_scale_sets_spec_replicas_and_reads_the_replicas_placed() -> Non
     assert status["selector"] == "federator.io/job-id=j"  # the label on the job's pods in every member
 
 
+def test_kubectl_get_fj_wide_shows_every_placement_of_a_spread_job() -> None:
+    """Outside QA (an inference team): the PLACEMENT column was .status.placementId, the first placement's only. A
+    printer column's JSONPath cannot join a list, so the federator writes the joined text, the same as `federator
+    get jobs -o wide`'s PLACEMENTS, and the column reads it. Every column reads a status field the schema keeps
+    (else the API server prunes it and the column is blank), and every status field written is in the schema."""
+    crd = yaml.safe_load((CRDS / "federatedjobs.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    job = Job(job_id=JobId("j"), spec=parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                                 "metadata": {"name": "x"},
+                                                 "spec": {"kind": "inference", "replicas": 4,
+                                                          "resources": {"cpu": 1}}}),
+              submitted_at=1.0, phase=JobPhase.RUNNING,
+              placements=[Placement(PlacementId(f"j.g1.{c}"), JobId("j"), c, "east", 2, "", 1, phase=JobPhase.RUNNING)
+                          for c in ("member-a", "member-b")])
+    status = job_status(job, now=2.0)
+    status_schema = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert _unknown_keys(status, status_schema) == []
+    shown = {}
+    for column in version["additionalPrinterColumns"]:
+        path = column["jsonPath"].lstrip(".").split(".")
+        if path[0] == "status":
+            assert path[1] in status_schema["properties"], column
+            value: Any = status
+            for key in path[1:]:
+                value = value.get(key) if isinstance(value, dict) else None
+            shown[column["name"]] = value
+    assert shown["Placements"] == "member-ax2,member-bx2"
+
+
 def test_only_an_inference_jobs_replicas_may_change() -> None:
     """The immutability rule lets spec.replicas alone change, of a job with no workload whose kind stays: it names
     every other field of the spec, so a field added later is immutable unless someone decides otherwise. A training

@@ -236,7 +236,7 @@ def test_an_lws_whose_worker_pods_are_never_created_says_where_the_member_says_w
     name = lws["metadata"]["name"]
     phase, message = adapter.phase(lws, [_lws_pod(0, 0, "Running"), _lws_pod(1, 0, "Running")])
     assert phase is JobPhase.PLACED
-    assert message.startswith("2 of 8 replicas running; 2 groups' leaders run but none of their worker pods was "
+    assert message.startswith("2 of 8 replicas running; 2 groups' leaders run but none of their worker pods were "
                               "created"), message
     assert f"FailedCreate events of StatefulSet {name}-0" in message
     _, message = adapter.phase(lws, [_lws_pod(0, 0, "Running"), _lws_pod(0, 1, "Pending"), _lws_pod(1, 0, "Running")])

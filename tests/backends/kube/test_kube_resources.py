@@ -53,6 +53,7 @@ def test_status_round_trip(phase: JobPhase) -> None:
         job.pending_reason = Reason(ReasonCode.INSUFFICIENT_ACCELERATORS, "needs 16 H100")
     else:
         job.placed_at = 1_700_000_001.5
+        job.waiting_since = 1_700_000_001.25  # a scale-up's wait, stored (Job.waiting_since)
         job.placements = [Placement(PlacementId("llm-abc123.g3.a"), JobId("llm-abc123"), "a", "east", 2,
                                     "NVIDIA-H100-80GB-HBM3", 3, phase, "2 replicas running")]
     if phase.is_terminal:

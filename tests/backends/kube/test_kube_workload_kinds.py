@@ -175,7 +175,9 @@ RUNNING_POD = {"status": {"phase": "Running"}}
     (_obj("JobSet", _cond("Failed", reason="FailedJobs", message="job failed")), [], JobPhase.FAILED, "job failed"),
     (_obj("JobSet", {}), [RUNNING_POD], JobPhase.PLACED, "1 of 2"),
     (_obj("JobSet", {}), [RUNNING_POD, RUNNING_POD], JobPhase.RUNNING, "2 replicas"),
-    (_obj("LeaderWorkerSet", _cond("Available")), [], JobPhase.RUNNING, "3 groups"),
+    # In replicas (pods), as the job's spec.replicas and every other message count them: not "3 groups available"
+    (_obj("LeaderWorkerSet", _cond("Available"), pods=12), [], JobPhase.RUNNING,
+     "12 replicas running (in groups of 4)"),
     (_obj("PyTorchJob", _cond("Succeeded")), [], JobPhase.SUCCEEDED, "Succeeded"),
     (_obj("PyTorchJob", _cond("Failed", message="oom")), [], JobPhase.FAILED, "oom"),
     (_obj("TrainJob", _cond("Complete")), [], JobPhase.SUCCEEDED, "Complete"),
@@ -198,6 +200,16 @@ def test_phase_from_each_kinds_status(obj: dict[str, Any], pods: list[dict[str, 
                                       says: str) -> None:
     got, message = workload_phase(obj, pods)
     assert (got, says in message) == (phase, True), message
+
+
+@pytest.mark.parametrize(("groups", "size", "says"), [
+    (1, 1, "1 replica running"), (1, 2, "2 replicas running (in groups of 2)"), (3, 1, "3 replicas running")])
+def test_an_available_leaderworkerset_says_its_replicas_in_the_jobs_unit(groups: int, size: int, says: str) -> None:
+    """Outside QA (an inference team): "member-a: 1 groups available" beside "2 of 4 replicas placed" (pods)."""
+    obj = _obj("LeaderWorkerSet", _cond("Available"), pods=groups * size)
+    obj["spec"]["replicas"] = groups
+    obj["spec"]["leaderWorkerTemplate"]["size"] = size
+    assert workload_phase(obj, []) == (JobPhase.RUNNING, says)
 
 
 def test_the_models_kind_lists_name_every_adapter() -> None:

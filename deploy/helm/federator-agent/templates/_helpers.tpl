@@ -113,7 +113,7 @@ keeps them equal. podSecurity is newer than some releases (helm upgrade --reuse-
 {{- define "agent.workloadRules" -}}
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [create, get, list, watch, delete]
+  verbs: [create, get, list, watch, delete, patch]
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
   verbs: [create, get, list, watch, delete, patch]
@@ -121,22 +121,23 @@ keeps them equal. podSecurity is newer than some releases (helm upgrade --reuse-
 - apiGroups: [""]
   resources: [services]
   verbs: [create, get, delete]
-# Workload kinds users bring in spec.workload, where the member has their controllers
+# Workload kinds users bring in spec.workload, where the member has their controllers. Every kind: patch, to put
+# back what was changed on the member behind the agent's back (backends/kube/drift.py)
 - apiGroups: [jobset.x-k8s.io]
   resources: [jobsets]
-  verbs: [create, get, list, watch, delete]
+  verbs: [create, get, list, watch, delete, patch]
 - apiGroups: [leaderworkerset.x-k8s.io]
   resources: [leaderworkersets]
-  verbs: [create, get, list, watch, delete]
+  verbs: [create, get, list, watch, delete, patch]
 - apiGroups: [trainer.kubeflow.org]
   resources: [trainjobs]
-  verbs: [create, get, list, watch, delete]
+  verbs: [create, get, list, watch, delete, patch]
 - apiGroups: [kubeflow.org]
   resources: [pytorchjobs]
-  verbs: [create, get, list, watch, delete]
+  verbs: [create, get, list, watch, delete, patch]
 - apiGroups: [ray.io]
   resources: [rayjobs]
-  verbs: [create, get, list, watch, delete]
+  verbs: [create, get, list, watch, delete, patch]
 # A placement on a DRA pool: its pods' ResourceClaimTemplate, then owned by the workload (patch).
 - apiGroups: [resource.k8s.io]
   resources: [resourceclaimtemplates]

@@ -55,6 +55,7 @@ from federator.backends.kube.capacity import (
 from federator.backends.kube.claims import DraClaims, claim_template_name
 from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.discovery import Discovery, default_discovery
+from federator.backends.kube.drift import DriftGuard, record
 from federator.backends.kube.gang import GangGuard
 from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
@@ -84,7 +85,6 @@ from federator.backends.kube.workloads import (
     workload_name,
     workload_phase,
 )
-from federator.backends.kube.workloads.adapter import expected_pods
 from federator.backends.kube.workloads.common import templates_at
 from federator.backends.kube.workloads.registry import BATCH_JOB
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement
@@ -196,6 +196,7 @@ class KubeBackend:
         self._sequence = 0
         self._started = False
         self._pod_relists = 0  # the pod informer's re-lists the gang guard has been told of
+        self.drift = DriftGuard(kueue=bool(kueue_queue))  # what the agent rendered, kept so on the member (drift.py)
 
     # -- Backend protocol ---------------------------------------------------
 
@@ -267,6 +268,8 @@ class KubeBackend:
             raise KubeError(0, f"no answer listing {', '.join(late)} from {self.api.server} "
                                f"within {self.sync_timeout:g}s") from None
         self._started = True
+        for obj in [o for informer in self.workloads.values() for o in informer.cache.values()]:
+            self._restore(placement_of(obj), obj)  # changed while no agent ran: the watch will not say it again
         self._discovery = asyncio.get_running_loop().create_task(self._rediscover())
         if self.gang.tick:
             self._gang_task = asyncio.get_running_loop().create_task(self._watch_gangs())
@@ -393,7 +396,7 @@ class KubeBackend:
         if unready:
             self.gang.forget(pid)
             return unready
-        manifest = self.tenants.label(manifest, spec.queue)
+        manifest = record(self.tenants.label(manifest, spec.queue))  # what it renders, kept on the object too
         self.tenants.place(pid, namespace)
         res = resource_of(adapter)
         name = manifest["metadata"]["name"]
@@ -404,6 +407,7 @@ class KubeBackend:
             creating = True
             created = await asyncio.to_thread(self.api.create, res, manifest, namespace)
             creating = False
+            self.drift.launched(pid, manifest)
             self.gang.created(pid)
             if accelerator.uses_dra:
                 await self.dra.own_template(placement, created, namespace)
@@ -441,6 +445,7 @@ class KubeBackend:
         adapter = adapter_of(obj)
         if not isinstance(patch, dict) or adapter is None:
             return patch if isinstance(patch, str) else None
+        patch = self.drift.resized(placement_id, obj, patch)  # the record too: a restarted agent keeps the count
         meta = obj.get("metadata") or {}
         try:
             await asyncio.to_thread(self.api.patch, resource_of(adapter), str(meta.get("name", "")), patch,
@@ -612,6 +617,7 @@ class KubeBackend:
             self._pods_read.pop(pid, None)
             self.gang.forget(pid)
             self.tenants.forget(pid)
+            self.drift.forget(pid)
             last = self._phases.pop(pid, None)
             self._counts.pop(pid, None)
             if pid not in self._cancelled and last is not None and not last[0].is_terminal:
@@ -623,36 +629,32 @@ class KubeBackend:
             return
         self._launched.pop(pid, None)
         self.tenants.seen(pid, obj)
-        self._restore_scale(pid, obj)
+        self._restore(pid, obj)
         self._refresh(pid, obj)
 
-    def _restore_scale(self, pid: str, obj: Obj) -> None:
-        """A Deployment or StatefulSet of ours scaled behind the agent's back (`kubectl scale` on the member) is
-        scaled back to its placement's replicas: the federator books what it placed, and the job read "1 of 3
-        replicas running" for good while 3 accelerators stayed booked (outside QA). Only `spec.replicas`; the
-        agent owns the rest of the object as it made it."""
-        if not self._started or pid in self._cancelled or obj.get("apiVersion") != "apps/v1" \
-                or obj.get("kind") not in ("Deployment", "StatefulSet"):
+    def _restore(self, pid: str, obj: Obj) -> None:
+        """The agent owns what it made: an object of a running placement changed on the member behind its back
+        (`kubectl scale`, `kubectl set image`, a node selector removed) is changed back as the agent rendered it,
+        with a warning naming the fields (drift.py says what is compared and what is not). Outside QA: a scaled
+        Deployment read "1 of 3 replicas running" for good while 3 accelerators stayed booked; F4: an image edit
+        or the model pin removed ran, unreported, on what the federator bills."""
+        phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
+        if not pid or not self._started or pid in self._cancelled or phase.is_terminal \
+                or (adapter := adapter_of(obj)) is None or (patch := self.drift.check(pid, obj)) is None:
             return
-        want, have = expected_pods(obj, default=-1), (obj.get("spec") or {}).get("replicas")
-        if want < 0 or have == want:
-            return
-        adapter = adapter_of(obj)
-        if adapter is None:
-            return
-        log.warning("placement %s: %s %s scaled to %s behind the agent's back; scaling it back to %d", pid,
-                    obj.get("kind"), key_name(obj), have, want)
         meta = obj.get("metadata") or {}
 
-        async def scale() -> None:
+        async def revert() -> None:
             try:
-                await asyncio.to_thread(self.api.patch, resource_of(adapter), str(meta.get("name", "")),
-                                        {"spec": {"replicas": want}}, str(meta.get("namespace", "")))
+                await asyncio.to_thread(self.api.patch, resource_of(adapter), str(meta.get("name", "")), patch,
+                                        str(meta.get("namespace", "")))
             except KubeError as exc:
-                log.warning("placement %s: scaling %s back failed (%s); the agent needs patch on deployments "
-                            "and statefulsets (deploy/kubernetes/rbac-agent.yaml)", pid, key_name(obj), exc)
+                rbac = "; the agent needs patch on its workload kinds (deploy/kubernetes/rbac-agent.yaml)" \
+                    if isinstance(exc, ForbiddenError) else ""
+                log.warning("placement %s: changing %s %s back failed (%s)%s", pid, obj.get("kind"), key_name(obj),
+                            exc, rbac)
 
-        self._background(scale())
+        self._background(revert())
 
     def _pod_event(self, _kind: str, pod: Obj) -> None:
         pid = self._placement_of_pod(pod)

@@ -5,8 +5,9 @@ resize runs as a kind this module can shrink. The federator resizes only parts o
 spec.workload (server/scaling.py refuses to scale the others), and the agent makes every such part a Deployment
 (workloads/registry.py, `default_object`). A Deployment or a StatefulSet shrinks by its `spec.replicas` (a
 StatefulSet stops its highest ordinals): the agent patches that and the replica annotation the agent reads its
-placement's count from (`expected_pods`) in one merge patch, so the drift guard (backend.py, `_restore_scale`)
-keeps the new count rather than scaling it back. Any other kind (a LeaderWorkerSet's groups, a Job) is answered
+placement's count from (`expected_pods`) in one merge patch, with the agent's record of what it rendered updated
+to match (drift.py, `DriftGuard.resized`), so the drift guard keeps the new count rather than scaling it back,
+after an agent restart too. Any other kind (a LeaderWorkerSet's groups, a Job) is answered
 with why, and the federator replaces the part as it does for an agent without the feature.
 
 Pure: the backend reads the object from its cache and sends the patch.

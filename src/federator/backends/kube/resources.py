@@ -16,6 +16,7 @@ from federator.backends.kube.workloads.common import placement_label
 from federator.jobfile import API_VERSION, parse_job
 from federator.model import (
     BUILTIN_WORKLOAD_KINDS,
+    MILLI,
     ClusterCapacity,
     ClusterState,
     Job,
@@ -26,8 +27,11 @@ from federator.model import (
     PlacementId,
     Reason,
     ReasonCode,
+    format_accelerator_milli_free_of_total,
     format_free_of_total,
     format_job_accelerators,
+    format_placements,
+    pool_unit,
 )
 from federator.podtemplates import JOB_LABEL
 from federator.security.authz import owner_of, recorded_owner
@@ -117,6 +121,8 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "region": ",".join(regions),
         "placementId": job.placements[0].placement_id if job.placements else "",
         "placementIds": [p.placement_id for p in job.placements],
+        # Every part of a spread job, for `kubectl get fj -o wide` (a printer column's JSONPath cannot join a list)
+        "placementSummary": format_placements(job),
         "accelerators": format_job_accelerators(job),
         # Pending: the scheduler's reason; Placed: what the member waits for (e.g. Kueue's reason); then the end.
         "message": job.message or (reason.message if reason and phase is JobPhase.PENDING else ""),
@@ -142,7 +148,12 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "earlyFailure": job.early_failure,
         "submittedAt": timestamp(job.submitted_at),
         "placedAt": timestamp(job.placed_at),
+        # The run-time clock spec.maxRunSeconds is checked against (server/run_limits.py): a restart reads it back.
+        "startedAt": timestamp(job.started_at),
+        "ranSeconds": job.ran_seconds,
         "finishedAt": timestamp(job.finished_at),
+        # When its current (or latest) wait began, if not at submission: a scale-up, a lost part (Job.waiting_since)
+        "waitingSince": timestamp(job.waiting_since),
         "placements": [
             {
                 "placementId": p.placement_id,
@@ -227,16 +238,24 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
             for p in status.get("placements") or []
         ],
         placed_at=parse_timestamp(status.get("placedAt")),
+        started_at=parse_timestamp(status.get("startedAt")),
+        ran_seconds=_seconds(status.get("ranSeconds")),
         finished_at=parse_timestamp(status.get("finishedAt")),
         # A Pending job's status message repeats its pending reason (for kubectl's Message column): not its own.
         message="" if status.get("phase") == JobPhase.PENDING.value and status.get("message") == reason.get("message")
         else str(status.get("message", "")),
         generation=int(status.get("placementGeneration", 0)),
         early_failure=str(status.get("earlyFailure") or ""),
+        waiting_since=parse_timestamp(status.get("waitingSince")),
     )
 
 
 # -- MemberCluster ------------------------------------------------------------
+
+
+def _seconds(raw: object) -> float:
+    """A status's seconds (ranSeconds): 0 where it is missing (a status from before the field) or not a number."""
+    return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) and raw >= 0 else 0.0
 
 
 def _count(raw: object) -> int | None:
@@ -255,6 +274,13 @@ def kinds_text(capacity: ClusterCapacity) -> str:
     return ",".join(sorted(k.split(".", 1)[0] for k in capacity.workload_kinds or BUILTIN_WORKLOAD_KINDS))
 
 
+def devices(accelerator_milli: int) -> int | float:
+    """Milli whole-device equivalents as a MemberCluster's status says them: 8, or 11.75 where MIG partitions
+    make a fraction (the CRD's type is number)."""
+    whole, rest = divmod(accelerator_milli, MILLI)
+    return whole if not rest else accelerator_milli / MILLI
+
+
 def member_cluster_status(*, state: ClusterState, connected: bool, last_report_at: float,
                           capacity: ClusterCapacity | None, gang_admission: str = "", message: str = "") -> Obj:
     """`message`: why the cluster is not Ready when the federator knows more than its state (its agent cannot
@@ -267,14 +293,17 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
     if capacity is not None:
         status.update(
             {
-                "acceleratorsFree": capacity.free_accelerators,
-                "acceleratorsTotal": capacity.total_accelerators,
+                # Whole-device equivalents, as `federator get clusters` (a MIG partition its share); the
+                # per-model rows below count the pool's own units, "partitions" for MIG.
+                "acceleratorsFree": devices(capacity.free_accelerator_milli),
+                "acceleratorsTotal": devices(capacity.total_accelerator_milli),
                 "cpuMilliFree": capacity.cpu_milli_free,
                 "cpuMilliAllocatable": capacity.cpu_milli_allocatable,
-                "vendors": ", ".join(f"{v} {free}/{total}" for v, (free, total) in capacity.by_vendor().items()),
+                "vendors": ", ".join(f"{v} {format_accelerator_milli_free_of_total(free, total)}"
+                                     for v, (free, total) in capacity.by_vendor().items()),
                 "models": ", ".join(f"{p.accelerator_model} "
                                     + format_free_of_total(p.free_accelerators, p.total_accelerators,
-                                                           p.quota_held_accelerators)
+                                                           p.quota_held_accelerators, pool_unit(p.sharing))
                                     for p in capacity.accelerator_pools),
                 "accelerators": [
                     {
@@ -288,6 +317,7 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
                         "free": p.free_accelerators,
                         "nodesByFree": list(p.nodes_by_free),
                         **({"sharing": p.sharing} if p.sharing else {}),
+                        **({"unitMilli": p.unit_milli} if p.unit_milli else {}),
                         **({"quotaHeld": p.quota_held_accelerators} if p.quota_held_accelerators else {}),
                     }
                     for p in capacity.accelerator_pools

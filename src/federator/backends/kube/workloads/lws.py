@@ -86,8 +86,7 @@ class LeaderWorkerSetAdapter(TemplatedAdapter):
 
     def phase(self, obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[JobPhase, str]:
         if condition(obj, "Available"):
-            groups = (obj.get("spec") or {}).get("replicas", 1)
-            return JobPhase.RUNNING, f"{groups} groups available"
+            return JobPhase.RUNNING, _running(obj)
         pods = list(pods)
         phase, message = pods_phase(obj, pods, serving=True)
         if phase is JobPhase.PLACED and (why := _workers_missing(obj, pods)):
@@ -99,6 +98,17 @@ class LeaderWorkerSetAdapter(TemplatedAdapter):
         if condition(obj, "Available"):
             return expected_pods(obj), expected_pods(obj)
         return replica_counts(obj, pods)
+
+
+def _running(obj: Mapping[str, Any]) -> str:
+    """"12 replicas running (in groups of 4)": in replicas, the unit of everything else said of the job (its
+    spec.replicas, "2 of 4 replicas placed", READY 2/4, a Placed copy's "1 of 4 replicas running"), where this said
+    "1 groups available" (outside QA, an inference team). The group size, as the scheduler's "(in groups of 4)"
+    says it, tells why the count moves a group at a time."""
+    want = expected_pods(obj)
+    groups = count_at(obj, "spec.replicas", 1)
+    size = want // groups if groups and want % groups == 0 else 1
+    return f"{want} {'replica' if want == 1 else 'replicas'} running" + (f" (in groups of {size})" if size > 1 else "")
 
 
 def _workers_missing(obj: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> str:
@@ -124,7 +134,8 @@ def _workers_missing(obj: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> s
     name = (obj.get("metadata") or {}).get("name", "")
     who = f"group {alone[0]}'s leader runs but none of its" if len(alone) == 1 else \
         f"{len(alone)} groups' leaders run but none of their"
-    return (f"{who} worker pods was created; if that lasts, the member refuses them: the FailedCreate events of "
+    were = "was" if len(alone) == 1 else "were"
+    return (f"{who} worker pods {were} created; if that lasts, the member refuses them: the FailedCreate events of "
             f"StatefulSet {name}-{alone[0]} there say why")
 
 
