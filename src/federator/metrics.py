@@ -400,6 +400,13 @@ class Metrics:
                                        "past the admission timeout, by the federator's answer: moved (another "
                                        "cluster can run the job now) or kept (none can; it keeps its place in the "
                                        "member's queue).", ["cluster", "result"], registry=r)
+        # Serving replicas moved back near their users (server/rebalancing.py), by outcome: bounded labels.
+        self.rebalance_moves = Counter("federator_rebalance_moves_total",
+                                       "Moves of serving replicas back near their users (or into a region their "
+                                       "minRegions asks), by outcome: started (new replicas placed nearer, make "
+                                       "before break), completed (they serve, and as many far ones were taken), "
+                                       "failed (they ended before serving; nothing was taken).", ["outcome"],
+                                       registry=r)
         self.grpc_started = Counter("federator_grpc_server_started_total", "gRPC calls started on the server.",
                                     ["grpc_service", "grpc_method"], registry=r)
         self.grpc_handled = Counter("federator_grpc_server_handled_total",

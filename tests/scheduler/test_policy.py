@@ -60,6 +60,11 @@ BAD = [
     ("preemption: {enabled: sometimes}", "preemption.enabled"),
     ("regions: {latencyMs: {east: {west: fast}}}", "regions.latencyMs.east.west"),
     ("regions: {latencyMs: {east: {west: 10}, west: {east: 20}}}", "regions.latencyMs.west.east"),
+    ("rebalance: {maxMovesPerMinute: -1}", "rebalance.maxMovesPerMinute"),
+    ("rebalance: {maxMovesPerMinute: lots}", "rebalance.maxMovesPerMinute"),
+    ("rebalance: {quietSeconds: -5}", "rebalance.quietSeconds"),
+    ("rebalance: {maxMoves: 3}", "rebalance.maxMoves"),
+    ("rebalance: [6]", "rebalance"),
     ("colour: blue", "colour"),
     ("[1, 2]", "document"),
     ("a: [", "document"),
@@ -71,6 +76,13 @@ def test_bad_policy_names_the_field(text: str, field: str) -> None:
     with pytest.raises(PolicyError) as err:
         parse_policy(text, source="p.yaml")
     assert field in str(err.value) and str(err.value).startswith("p.yaml: ")
+
+
+def test_the_rebalance_section() -> None:
+    """Unset: on, at most 6 moves a minute, a job not moved again within 10 minutes; 0 moves a minute: off."""
+    assert (parse_policy("").rebalance.max_moves_per_minute, parse_policy("").rebalance.quiet_seconds) == (6, 600.0)
+    cfg = parse_policy("rebalance: {maxMovesPerMinute: 0, quietSeconds: 60}").rebalance
+    assert (cfg.max_moves_per_minute, cfg.quiet_seconds) == (0, 60.0)
 
 
 def test_all_problems_are_reported_at_once() -> None:

@@ -156,9 +156,17 @@ def test_with_no_second_region_left_the_lost_replicas_go_to_the_region_left_and_
     headers, (row,) = job_rows([job], wide=False)  # and `get jobs` shows it (REASON)
     assert row[headers.index("REASON")].startswith("RegionUnavailable: spans 1 of the 2 regions")
     placements = [p.placement_id for p in job.placements]
-    join(fed, "c", region="north")  # a second region returns: nothing moves back (not done yet, reliability.md)
+    c = join(fed, "c", region="north")  # a second region returns: replicas move into it, make before break
     fed.schedule_once()
-    assert [p.placement_id for p in job.placements] == placements
+    assert [p.placement_id for p in job.placements][:len(placements)] == placements
+    assert [(p.cluster, p.replicas) for p in job.placements][len(placements):] == [("c", 1)]  # the smallest part
+    assert job.message.startswith("moving 1 replica from west to north, to span the regions its minRegions asks")
+    assert not [o for o in drain(b) + drain(fed.clusters["b2"]) if isinstance(o, CancelOrder)]
+    running_on(fed, job, c)
+    fed.schedule_once()
+    assert {p.region for p in job.placements} == {"north", "west"} and job.replicas_waiting == 0
+    assert job.pending_reason is None and job.message.startswith("moved 1 replica from west to north")
+    assert sum(p.replicas for p in job.placements) == 4
 
 
 @pytest.mark.parametrize("how", ["refused", "stopped", "start-timeout"])

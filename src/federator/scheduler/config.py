@@ -80,6 +80,28 @@ class QueueConfig:
             raise ValueError(f"maxRunSeconds: must be an integer from 1 to {RUN_SECONDS_LIMIT}, got {run!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class RebalancePolicy:
+    """How often serving replicas spilled far from their users are moved back near them (server/rebalance.py).
+
+    Why a bound: a move launches replicas before it stops others (make before break), so for a while the job
+    runs more than it asked; bounded fleet-wide, a region coming back does not start every spilled job's surge
+    in one turn. `max_moves_per_minute` 0 turns the rebalancer off. `quiet_seconds`: a job is not moved again
+    this long after its last move (each move must bring it strictly nearer, so there is no ping-pong; this only
+    spaces the steps of a job that comes back region by region)."""
+
+    max_moves_per_minute: int = 6
+    quiet_seconds: float = 600.0
+
+    def __post_init__(self) -> None:
+        cap = self.max_moves_per_minute
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+            raise ValueError(f"rebalance.maxMovesPerMinute: must be a non-negative integer, got {cap!r}")
+        quiet = self.quiet_seconds
+        if isinstance(quiet, bool) or not isinstance(quiet, int | float) or not 0 <= quiet < float("inf"):
+            raise ValueError(f"rebalance.quietSeconds: must be a non-negative number of seconds, got {quiet!r}")
+
+
 # `scarcityScale: auto`: the median scale, or the absolute one at K = 4, whichever a rollout over the fleet
 # packs best (docs/benchmarks.md, round 23).
 SCARCITY_SCALES = (0.0, 4.0)
@@ -111,6 +133,8 @@ class SchedulerConfig:
     # Whether the policy says who may use what (a `tenancy` section, or an `access` list on a queue): then a
     # queue without a maxPriority of its own grants 0 (`max_priority`).
     multi_tenant: bool = False
+    # Moving serving replicas back near their users when room returns (server/rebalance.py).
+    rebalance: RebalancePolicy = field(default_factory=RebalancePolicy)
 
     def __post_init__(self) -> None:
         for name in self.filters:

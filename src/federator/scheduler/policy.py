@@ -16,6 +16,7 @@ field at fault, all of them at once::
     scoreWeights: {Fragmentation: 3, Scarcity: 4, Price: 1, RegionLoad: 1, Locality: 3}
     preemption: {enabled: true, maxVictimsPerCycle: 10}
     reservations: {enabled: true, afterSeconds: 600, maxReservations: 3, maxHoldSeconds: 3600}   # gangs that waited
+    rebalance: {maxMovesPerMinute: 6, quietSeconds: 600}   # serving replicas moved back near their users; 0: off
     regions:
       latencyMs:                       # symmetric; 0 within a region
         east: {central: 40, west: 120}
@@ -35,6 +36,7 @@ from federator.scheduler.config import (
     SCARCITY_SCALES,
     QueueConfig,
     Quota,
+    RebalancePolicy,
     SchedulerConfig,
 )
 from federator.scheduler.plugins import DEFAULT_SCORE_WEIGHTS, SCORES
@@ -42,7 +44,7 @@ from federator.scheduler.reservation import ReservationPolicy
 from federator.yamltext import YamlFileError, load_yaml_text, read_text
 
 _TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "reservations", "regions", "maxPlacementsPerCycle",
-        "tenancy", "scarcityScale")
+        "tenancy", "scarcityScale", "rebalance")
 # Fields of a queue that are not the scheduler's: who may use it. `security.authz` (access) and the
 # Kubernetes controller (namespaceSelector) read and check them; the scheduler ignores them.
 _ACCESS_FIELDS = ("access", "namespaceSelector")
@@ -139,6 +141,7 @@ def policy_from_document(doc: object, *, source: str = "", models: ModelCheck | 
                 bad(f"preemption.{key}", "is not a known field (known: enabled, maxVictimsPerCycle)")
 
     reservations = _reservations(doc.get("reservations") or {}, bad)
+    rebalance = _rebalance(doc.get("rebalance") or {}, bad)
 
     latency: dict[tuple[str, str], int] = {}
     raw_regions = doc.get("regions") or {}
@@ -183,7 +186,7 @@ def policy_from_document(doc: object, *, source: str = "", models: ModelCheck | 
     return SchedulerConfig(score_weights=weights, queues=queues, default_queue=default_queue,
                            preemption=preemption, max_preemptions_per_cycle=cap,
                            region_latency_ms=latency, max_placements_per_cycle=max_placements,
-                           scarcity_scales=scales, reservations=reservations,
+                           scarcity_scales=scales, reservations=reservations, rebalance=rebalance,
                            multi_tenant=policy_is_multi_tenant(doc))
 
 
@@ -228,6 +231,30 @@ def _reservations(body: Any, bad: Any) -> ReservationPolicy:
         hold = default.max_hold_seconds
     return ReservationPolicy(after_seconds=float(after), max_reservations=cap if enabled else 0,
                              max_hold_seconds=float(hold))
+
+
+_REBALANCE_FIELDS = ("maxMovesPerMinute", "quietSeconds")
+
+
+def _rebalance(body: Any, bad: Any) -> RebalancePolicy:
+    """`rebalance: {maxMovesPerMinute, quietSeconds}` (server/rebalance.py); unset fields keep the defaults,
+    and `maxMovesPerMinute: 0` turns moving serving replicas back near their users off."""
+    default = RebalancePolicy()
+    if not isinstance(body, Mapping):
+        bad("rebalance", "must be a mapping {maxMovesPerMinute, quietSeconds}")
+        return default
+    for key in body:
+        if key not in _REBALANCE_FIELDS:
+            bad(f"rebalance.{key}", f"is not a known field (known: {', '.join(_REBALANCE_FIELDS)})")
+    cap = body.get("maxMovesPerMinute", default.max_moves_per_minute)
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+        bad("rebalance.maxMovesPerMinute", f"must be a non-negative integer (0: off), got {cap!r}")
+        cap = default.max_moves_per_minute
+    quiet = body.get("quietSeconds", default.quiet_seconds)
+    if isinstance(quiet, bool) or not isinstance(quiet, int | float) or not 0 <= quiet < float("inf"):
+        bad("rebalance.quietSeconds", f"must be a non-negative number of seconds, got {quiet!r}")
+        quiet = default.quiet_seconds
+    return RebalancePolicy(max_moves_per_minute=cap, quiet_seconds=float(quiet))
 
 
 def queue_from_document(body: object, *, where: str = "queue", source: str = "",

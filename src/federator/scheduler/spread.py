@@ -20,8 +20,8 @@ outside QA round (inference angle), and cycle.py is at its size limit.
   replica than `minRegions` asks (one of two regions Lost), the rest goes to the regions left and the job is told
   it spans fewer regions and why (each missing region's clusters, in their words or their state). A job with
   `minRegions: 2` served 1 of 4 for a whole region outage while its model sat free in the surviving region. A
-  job's first placement keeps minRegions as a gate. Moving a replica back into a second region when one returns
-  is not done (docs/reliability.md).
+  job's first placement keeps minRegions as a gate. When a region returns, server/rebalancing.py moves a replica
+  into it (an extra request placed by this same count, then the surplus taken).
 
 Preemption counts all or nothing (`greedy=False`): victims are stopped only for the whole rest.
 

@@ -68,7 +68,16 @@ from federator.model import (
     ReasonCode,
     placement_resources,
 )
-from federator.scheduler import Allocation, Arrival, CycleResult, PlacementRequest, Scheduler, Snapshot, reserve
+from federator.scheduler import (
+    Allocation,
+    Arrival,
+    Assignment,
+    CycleResult,
+    PlacementRequest,
+    Scheduler,
+    Snapshot,
+    reserve,
+)
 from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.scheduler.reservation import Reservation
 from federator.scheduler.tuning import Tuner
@@ -80,6 +89,7 @@ from federator.server.parking import ANY_MODEL, ParkingLot
 from federator.server.partial import fits_what_is_missing, kept_regions, missing, owes, rest_request, supersede_part
 from federator.server.pending_counts import PendingCounts, queue_of, submitter
 from federator.server.reason_refresh import ReasonRefresh, room_changed
+from federator.server.rebalancing import Rebalancer
 from federator.server.reservations import HeldRoom
 from federator.store.errors import StoreUnavailable
 
@@ -107,6 +117,16 @@ def placement_ids(job_id: JobId, generation: int, clusters: Sequence[str]) -> li
         seen[cluster] = n = seen.get(cluster, 0) + 1
         out.append(PlacementId(f"{job_id}.g{generation}.{cluster}" + (f":{n}" if n > 1 else "")))
     return out
+
+
+def new_placements(job_id: JobId, generation: int, assignments: Sequence[Assignment]) -> list[Placement]:
+    """The placements a decision's assignments become, at the job's new `generation`."""
+    ids = placement_ids(job_id, generation, [a.cluster for a in assignments])
+    return [Placement(placement_id=pid, job_id=job_id, cluster=a.cluster, region=a.region, replicas=a.replicas,
+                      accelerator_model=a.accelerator_model, generation=generation,
+                      accelerator_vendor=a.accelerator_vendor, accelerator_resource=a.accelerator_resource,
+                      accelerator_milli=a.accelerator_milli, alternative=a.alternative)
+            for a, pid in zip(assignments, ids, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +220,7 @@ class Cycles:
         self.memory = DemandMemory()
         self.tuner = Tuner(fed.scheduler.config)
         self.reserved = HeldRoom()  # gangs' reservations, cycle to cycle (none after a restart: chosen again)
+        self.rebalancer = Rebalancer(fed)  # serving replicas moved back near their users (server/rebalancing.py)
         ended = []
         for job in fed.jobs.values():
             if job.phase is JobPhase.PENDING:
@@ -303,6 +324,7 @@ class Cycles:
         through every one-GPU job's end. A cluster running preemptible work brings back every job of a
         changed pool's model, as a placement's end does: a job may fit there by stopping that work."""
         if previous is None:
+            self.rebalancer.tried.clear()  # a cluster (back) in the fleet: the moves no room was found for may fit
             self.capacity_changed(everything=True)
             return
         if room_changed(previous, capacity):
@@ -368,6 +390,11 @@ class Cycles:
                            holders=holders, reservations=self.reserved.current(), resting=self.reserved.resting())
         for job, ask in held:
             fed.answer_move(job, ask, targets.get(job.job_id, ""))
+
+    def rebalance(self) -> None:
+        """After the turn's cycle: serving replicas moved back near their users in the room it left, the jobs
+        still waiting and not parked competing first (server/rebalancing.py)."""
+        self.rebalancer.turn(self.active_jobs(), [j for j in self._candidates if j not in self.parked], self.reserved)
 
     def running(self) -> list[Allocation]:
         """What the placed jobs hold: queue usage and preemption's candidates."""
@@ -495,23 +522,7 @@ class Cycles:
                 continue  # stays a candidate: the next cycle sees the cluster as it is now
             rest = bool(job.placements)  # the rest of a job whose other parts run: they stay, and keep theirs
             job.generation += 1
-            ids = placement_ids(job.job_id, job.generation, [a.cluster for a in decision.assignments])
-            new = [
-                Placement(
-                    placement_id=pid,
-                    job_id=job.job_id,
-                    cluster=a.cluster,
-                    region=a.region,
-                    replicas=a.replicas,
-                    accelerator_model=a.accelerator_model,
-                    generation=job.generation,
-                    accelerator_vendor=a.accelerator_vendor,
-                    accelerator_resource=a.accelerator_resource,
-                    accelerator_milli=a.accelerator_milli,
-                    alternative=a.alternative,
-                )
-                for a, pid in zip(decision.assignments, ids, strict=True)
-            ]
+            new = new_placements(job.job_id, job.generation, decision.assignments)
             job.placements = [*job.placements, *new]
             for p in new:
                 fed.placement_index[p.placement_id] = job.job_id
@@ -611,6 +622,7 @@ class Cycles:
         changed += self.told()[0]
         self._wrote(changed, orders, result, self._write_now)  # durable before any agent hears of it
         self._finish(changed, orders, result, started)
+        self.rebalance()
         return result
 
     async def run_once_async(self) -> CycleResult | None:
@@ -650,6 +662,7 @@ class Cycles:
                 self.fed.journal.enqueue_lazy(reasons)
                 self.fed.notify(reasons)
             await asyncio.sleep(0)
+        self.rebalance()
         return result
 
     # -- a cycle whose write failed ---------------------------------------------------------

@@ -16,7 +16,8 @@ nearest the users (in the job's preferred regions, then in its users' region, th
 latencies: server/nearness.py), so the farthest and non-preferred parts shrink or stop first; then as many
 regions, then the fewest parts touched, then the oldest; and it keeps minRegions reachable (the kept regions
 plus one per replica still owed). Moving replicas back near the users later (a far part kept because the near
-one could not shrink, or one that failed over) is not done: only a scale-down chooses. With every part elastic
+one could not shrink, or one that failed over) is server/rebalancing.py's: it places the near ones first, then
+takes the surplus with this same plan. With every part elastic
 nothing is ever owed: the job shrinks with no new placement at all.
 
 Durable first (server/scaling.py, `scale`): the new counts are stored with the new spec before any agent hears

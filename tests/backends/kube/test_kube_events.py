@@ -44,6 +44,30 @@ def test_job_events(before: Seen | None, after: Job, expected: list[EventReason]
     assert [e.reason for e in job_events(before, after)] == expected
 
 
+MOVING = "moving 2 replicas from east to west, nearer your users"
+
+
+@pytest.mark.parametrize(("before", "message", "expected"), [
+    pytest.param(Seen(JobPhase.RUNNING, 1), f"{MOVING}; 2 more replicas placed on west-1, not started yet",
+                 (EventReason.MOVING, MOVING, False), id="moving"),
+    pytest.param(Seen(JobPhase.RUNNING, 2, moving=MOVING), f"{MOVING}; member-a: 2 of 2 replicas running", None,
+                 id="moving-rewritten"),
+    pytest.param(Seen(JobPhase.RUNNING, 2, moving=MOVING), "moved 2 replicas from east to west, nearer your users; "
+                 "2 of 2 replicas running", (EventReason.MOVED, "moved 2 replicas from east to west, nearer your "
+                                                                "users", False), id="moved"),
+    pytest.param(Seen(JobPhase.RUNNING, 2, moving=MOVING), "could not move 2 replicas to west: they keep serving in "
+                 "east; 2 of 2 replicas running", (EventReason.MOVE_FAILED, "could not move 2 replicas to west: they "
+                                                   "keep serving in east", True), id="failed"),
+])
+def test_a_move_back_near_the_users_is_an_event_once(before: Seen, message: str,
+                                                     expected: tuple[EventReason, str, bool] | None) -> None:
+    """server/rebalancing.py's words at the head of a job's message: `kubectl describe fj` tells the move's story."""
+    after = state(JobPhase.RUNNING, 2, message=message)
+    events = [(e.reason, e.message, e.warning) for e in job_events(before, after)]
+    assert events == ([expected] if expected else [])
+    assert seen(after).moving == message.split("; ")[0]
+
+
 def test_event_messages_say_where_and_why() -> None:
     (placed,) = job_events(Seen(JobPhase.PENDING, 0), state(JobPhase.PLACED, 1))
     assert placed.message == "placed in member-a (2x on NVIDIA-H100), generation 1" and not placed.warning

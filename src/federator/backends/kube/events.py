@@ -1,4 +1,5 @@
-"""Kubernetes Events on FederatedJobs: Placed, Preempted, Requeued, Failed, SubmitWarning, Invalid, QueueNotAllowed.
+"""Kubernetes Events on FederatedJobs: Placed, Preempted, Requeued, Failed, SubmitWarning, Invalid, QueueNotAllowed,
+Scaled, ScaleRefused, Moving, Moved, MoveFailed.
 
 `kubectl describe fj NAME` and `kubectl get events` then tell a job's story
 the way they do for a Pod. The job store (`store.py`) sees every durable
@@ -44,6 +45,10 @@ class EventReason(StrEnum):
     # that has ended): the job keeps its count; the message names the field (server/scaling.py)
     SCALE_REFUSED = "ScaleRefused"
     SCALED = "Scaled"  # spec.replicas changed (kubectl scale, federator scale): the difference is placed or stopped
+    # serving replicas moving back near their users (server/rebalancing.py): new ones placed nearer, make before break
+    MOVING = "Moving"
+    MOVED = "Moved"  # the new ones serve, and as many far ones were taken
+    MOVE_FAILED = "MoveFailed"  # the new ones ended before they served; nothing was taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,7 @@ class Seen:
     generation: int
     waiting: int = 0  # replicas a Placed or Running job is short of (server/partial.py)
     replicas: int = 0  # its spec.replicas (server/scaling.py); 0: not known
+    moving: str = ""  # the rebalancer's words at the head of its message (`move_words`), "" if none
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +69,19 @@ class JobEvent:
     warning: bool = False
 
 
+# How server/rebalancing.py's messages begin ("moving 2 replicas from east to west, nearer your users; ..."), and
+# the Event each is.
+_MOVES = (("moving ", EventReason.MOVING), ("moved ", EventReason.MOVED), ("could not move ", EventReason.MOVE_FAILED))
+
+
+def move_words(job: Job) -> str:
+    """The rebalancer's words at the head of a job's message, or "": what a Moving, Moved or MoveFailed Event says."""
+    head = job.message.split("; ")[0]
+    return head if any(head.startswith(w) for w, _ in _MOVES) else ""
+
+
 def seen(job: Job) -> Seen:
-    return Seen(job.phase, job.generation, job.replicas_waiting, job.spec.replicas)
+    return Seen(job.phase, job.generation, job.replicas_waiting, job.spec.replicas, move_words(job))
 
 
 def job_events(before: Seen | None, job: Job) -> list[JobEvent]:
@@ -82,6 +99,10 @@ def job_events(before: Seen | None, job: Job) -> list[JobEvent]:
         preempted = job.pending_reason is not None and job.pending_reason.code is ReasonCode.PREEMPTED
         out.append(JobEvent(EventReason.PREEMPTED if preempted else EventReason.REQUEUED, shortfall(job),
                             warning=True))
+    said = move_words(job)
+    if said and (before is None or before.moving != said):  # a move started, ended, or failed: said once
+        step = next(r for w, r in _MOVES if said.startswith(w))
+        out.append(JobEvent(step, said, warning=step is EventReason.MOVE_FAILED))
     if job.phase is JobPhase.PLACED and (before is None or before.generation != job.generation) and not scaled:
         # the placements of this generation: a spread job's parts that serve on were placed before
         new = [p for p in job.placements if p.generation == job.generation] or job.placements

@@ -1,0 +1,300 @@
+"""Moving serving replicas back near their users, make before break: the rebalancer of the scheduling turn.
+
+Why: see server/rebalance.py (which jobs, how many replicas, whether a move is better). This module runs the moves,
+once per scheduling turn, after the turn's cycle has placed what waits (server/scheduling.py, `Cycles`):
+
+1. Follow the moves in flight. A move's new replicas are a normal placement of the job, appended at its next
+   generation, so for a while the job holds more replicas than it asked. Once every new part serves (Running, all
+   replicas ready), the surplus is taken as a scale-down takes it (server/shrink.py `plan_down`: the nearest
+   kept, the farthest shrink in place where their agent can resize, else stop), stored before any agent hears of
+   it. If the new parts fail, are refused or stopped (their placements superseded as any part is), nothing is
+   taken away: the job serves where it was, and says so.
+2. Start new moves, never at anyone's expense: a job still waiting that could be placed now wins (the moves
+   wait a turn), the moves' one cycle preempts no one, keeps clear of room held for waiting gangs, counts each
+   surge against its queue's quota (the job's running parts count as usage, so a surge over the quota does not
+   fit), and at most `rebalance.maxMovesPerMinute` moves start fleet-wide in any minute. One move per job at a
+   time, and none within `rebalance.quietSeconds` of its last. A job its cycle found no room for is asked again
+   after `RETRY_SECONDS`, or sooner when a cluster joins (or comes back): each ask is a scheduler call on the
+   loop, and a busy fleet's reports change its room every few seconds.
+
+Restart safety: moves in flight are not stored; the surge placement is. After a restart a job holding more than
+its count is found by the same scan (`surplus`), and once its newest parts (the surge: the highest generation)
+serve, the surplus is taken as above, the nearest kept: never ignored, and never by stopping the new near
+replicas for being new. The quiet time of jobs moved before the restart is forgotten (a move must still make a
+job strictly better, so this cannot make it swing back).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from federator.model import ClusterState, Job, JobId, Placement, Reason, ReasonCode
+from federator.scheduler import Decision, Scheduler, SchedulerConfig, may_spread
+from federator.server import nearness, rebalance, shrink
+from federator.server.job_message import job_message, placements_message
+from federator.server.orders import LaunchOrder, Order
+from federator.server.partial import owes, rest_request, supersede_part
+from federator.server.rebalance import Candidate, Why
+from federator.server.reservations import HeldRoom
+from federator.server.scaling import scaled
+from federator.store.errors import StoreUnavailable
+from federator.store.group_commit import freeze
+
+if TYPE_CHECKING:
+    from federator.server.federator import Federator
+
+log = logging.getLogger("federator.server")
+WINDOW_SECONDS = 60.0  # maxMovesPerMinute's minute
+RETRY_SECONDS = 60.0  # a job no room was found for is asked again after this
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A move in flight: its new parts (placement ids), and the words the job's message says it in."""
+
+    new: frozenset[str]
+    replicas: int  # launched
+    asked: int  # the job's spec.replicas when it started: a scale meanwhile ends the move (the scale chose)
+    why: Why
+    leaving: tuple[str, ...]
+    to: tuple[str, ...]
+
+
+class Rebalancer:
+    """The moves in flight, the fleet-wide rate, and each job's last move (module docstring)."""
+
+    def __init__(self, fed: Federator) -> None:
+        self.fed = fed
+        self.moves: dict[JobId, Move] = {}
+        self.started: deque[float] = deque()  # when each move of the last minute started
+        self.last: dict[JobId, float] = {}  # when each job last moved (started or ended a move)
+        self.tried: dict[JobId, float] = {}  # when a cycle last found no room for a job
+        self._scheduler: Scheduler | None = None
+        self._config: SchedulerConfig | None = None
+
+    def scheduler(self, config: SchedulerConfig) -> Scheduler:
+        """The policy's scheduler without preemption: a move evicts nobody."""
+        if self._scheduler is None or config is not self._config:
+            self._scheduler, self._config = Scheduler(replace(config, preemption=False)), config
+        return self._scheduler
+
+    # -- one turn ---------------------------------------------------------------------------
+
+    def turn(self, active: Sequence[Job], candidates: Sequence[JobId], held: HeldRoom) -> None:
+        """Follow the moves in flight (and any surplus a restart left), then start what the rate allows.
+        `candidates`: the jobs the cycle still owes a placement and did not park; `held`: the gangs' reservations."""
+        fed = self.fed
+        now = fed.clock()
+        jobs = fed.jobs
+        policy = fed.scheduler.config.rebalance
+        latency = fed.scheduler.config.latency_ms
+        ready = {name: rec.region for name, rec in fed.clusters.items()
+                 if rec.state is ClusterState.READY and rec.capacity is not None}
+        moves: list[Candidate] = []
+        while self.started and self.started[0] <= now - WINDOW_SECONDS:
+            self.started.popleft()
+        budget = policy.max_moves_per_minute - len(self.started)
+        # forget what no longer bounds anything: these hold only the moves of the last quiet time, and the asks
+        # of the last minute
+        self.last = {j: t for j, t in self.last.items() if now - t < policy.quiet_seconds}
+        self.tried = {j: t for j, t in self.tried.items() if now - t < RETRY_SECONDS}
+        for job in active:
+            move = self.moves.get(job.job_id)
+            if move is not None or surplus(job):
+                self._follow(job, move)
+            elif budget > 0 and now - self.last.get(job.job_id, -1e18) >= policy.quiet_seconds and \
+                    now - self.tried.get(job.job_id, -1e18) >= RETRY_SECONDS:
+                elastic = shrink.elastic_parts(fed, job) if not job.spec.workload_json else frozenset()
+                c = rebalance.candidate(job, ready, latency, elastic=elastic,
+                                        avoided=fed.refusals.avoided(job.job_id, now))
+                if c is not None:
+                    moves.append(c)
+        for job_id in [j for j in self.moves if (kept := jobs.get(j)) is None or not kept.phase.is_active]:
+            del self.moves[job_id]  # ended or queued again whole: nothing to follow
+        if not moves or budget <= 0:
+            return
+        holding = set(held.holders())
+        holders = [rest_request(w, fed.refusals.avoided(job_id, now)) for job_id in holding
+                   if (w := jobs.get(job_id)) is not None and owes(w)]
+        waiting = [rest_request(w, fed.refusals.avoided(job_id, now)) for job_id in candidates
+                   if job_id not in holding and (w := jobs.get(job_id)) is not None and owes(w)]
+        reservations, resting = held.current(), held.resting()
+        scheduler = self.scheduler(fed.scheduler.config)
+        snapshot, running = fed.cycles.snapshot(), fed.cycles.running()
+        if waiting:  # a job still waiting that could be placed now wins: the moves wait for a later turn
+            first = scheduler.schedule(snapshot, [*waiting, *holders], running=running, now=now,
+                                       reservations=reservations, resting=resting)
+            ids = {r.job_id for r in waiting}
+            if any(d.job_id in ids for d in first.decisions):
+                fed.wake()
+                return
+        moves = sorted(moves, key=lambda c: (c.request.submitted_at, c.job_id))[:budget]
+        ids = {c.job_id for c in moves}
+        result = scheduler.schedule(snapshot, [*(c.request for c in moves),
+                                               *(r for r in holders if r.job_id not in ids)],
+                                    running=running, now=now, reservations=reservations, resting=resting)
+        decided = {d.job_id: d for d in result.decisions}
+        for c in moves:
+            d = decided.get(c.job_id)
+            mover = fed.jobs.get(c.job_id)
+            if d is None or mover is None or not self._start(mover, c, d, now):
+                self.tried[c.job_id] = now
+
+    # -- starting a move --------------------------------------------------------------------
+
+    def _start(self, job: Job, c: Candidate, d: Decision, now: float) -> bool:
+        """Place the new parts of a move (stored before any agent hears of them); whether it started."""
+        fed = self.fed
+        spec = job.spec
+        if not rebalance.settled(job) or not rebalance.landed(c, d.assignments):
+            return False
+        live = [p for p in job.placements if p.phase.is_active]
+        added = [(a.region, a.replicas) for a in d.assignments]
+        elastic = shrink.elastic_parts(fed, job) if not spec.workload_json else frozenset()
+        if not rebalance.better(live, added, spec.replicas, spec.min_regions, c.near, elastic):
+            return False
+        n = sum(a.replicas for a in d.assignments)
+        to = tuple(sorted({a.region for a in d.assignments}))
+        said = rebalance.moving_words(n, c.leaving, to, c.why)
+        from federator.server.scheduling import new_placements  # scheduling.py imports this module
+
+        stored = freeze(job)
+        stored.generation += 1
+        stored.placements = [*stored.placements, *new_placements(job.job_id, stored.generation, d.assignments)]
+        stored.message = f"{said}; {placements_message(stored)}"
+        try:
+            fed.journal.write([stored])  # durable before any agent hears of it
+        except StoreUnavailable as exc:
+            log.warning("job %s: a move not stored (%s): not started", job.job_id, exc)
+            return False
+        job.generation = stored.generation
+        new = new_placements(job.job_id, job.generation, d.assignments)
+        job.placements = [*job.placements, *new]
+        job.message = stored.message
+        orders: list[tuple[str, Order]] = []
+        for p in new:
+            fed.placement_index[p.placement_id] = job.job_id
+            orders.append((p.cluster, LaunchOrder(p, spec)))
+        fed.cycles._held(job)  # a preemptible job's new parts may be preempted, as the cycle's are
+        self.moves[job.job_id] = Move(frozenset(p.placement_id for p in new), n, spec.replicas, c.why, c.leaving, to)
+        self.started.append(now)
+        self.last[job.job_id] = now
+        self.tried.pop(job.job_id, None)
+        fed.metrics.rebalance_moves.labels("started").inc()
+        log.info("job %s: %s", job.job_id, said)
+        for cluster, order in orders:
+            fed.send(cluster, order)
+        fed.notify([job])
+        return True
+
+    # -- following one ----------------------------------------------------------------------
+
+    def _follow(self, job: Job, move: Move | None) -> None:
+        """A move in flight (or, with `move` None, a surplus a restart left): take the surplus once the new parts
+        serve; end it without taking anything when they are gone."""
+        if move is not None and move.asked != job.spec.replicas:
+            del self.moves[job.job_id]  # scaled meanwhile: the scale chose which parts stay
+            return
+        live = [p for p in job.placements if p.phase.is_active]
+        new = [p for p in live if p.placement_id in move.new] if move is not None else newest(job)
+        if move is not None and not new:
+            self._failed(job, move)
+            return
+        if not all(rebalance.serving(p) for p in new):
+            return  # make before break: nothing is taken while a new part starts
+        self._trim(job, move, new)
+
+    def _failed(self, job: Job, move: Move) -> None:
+        """The new parts ended before they served (refused, failed, stopped, not started in time): the job keeps
+        its replicas where they were, and says so."""
+        fed = self.fed
+        del self.moves[job.job_id]
+        self.last[job.job_id] = fed.clock()
+        said = (f"could not move {move.replicas} replica{'s' if move.replicas != 1 else ''} to "
+                f"{' and '.join(move.to)}: they keep serving in {' and '.join(move.leaving)}")
+        if not job.replicas_waiting and job.pending_reason is not None and \
+                len({p.region for p in job.placements if p.phase.is_active}) >= job.spec.min_regions:
+            job.pending_reason = None  # the new part's end, not a shortfall: the job has all it asked
+        job.message = f"{said}; {job_message(job, fed.clusters, lost_after=fed.lost_after_seconds)}"
+        fed.metrics.rebalance_moves.labels("failed").inc()
+        log.info("job %s: %s", job.job_id, said)
+        fed.journal.write_or_owe([job])
+        fed.notify([job])
+
+    def _trim(self, job: Job, move: Move | None, new: Sequence[Placement]) -> None:
+        """Take the surplus over the job's count, as a scale-down would: stored first, then Resize or Cancel."""
+        fed = self.fed
+        spec = job.spec
+        live = [p for p in job.placements if p.phase.is_active]
+        near = nearness.of(spec, (p.region for p in live), fed.scheduler.config.latency_ms)
+        elastic = shrink.elastic_parts(fed, job) if not spec.workload_json else frozenset()
+        spans = len({p.region for p in live})
+        plan = shrink.plan_down(live, spec.replicas, min(spec.min_regions, spans), elastic, near)
+        if move is not None:
+            del self.moves[job.job_id]
+        if not plan:
+            return
+        taken = sum(p.replicas for p in plan.dropped) + sum(p.replicas - plan.shrunk[p.placement_id]
+                                                            for p in live if p.placement_id in plan.shrunk)
+        gone = {p.placement_id for p in plan.dropped} | set(plan.shrunk)
+        leaving = tuple(sorted({p.region for p in live if p.placement_id in gone}))
+        to = move.to if move is not None else tuple(sorted({p.region for p in new}))
+        why = move.why if move is not None else Why.NEARER
+        said = rebalance.moved_words(taken, leaving, to, why)
+        reason = Reason(ReasonCode.WAITING, said)
+        before = job.pending_reason  # fewer regions than minRegions (scheduler/spread.py) stays said if still so
+        keep = before if before is not None and before.code is ReasonCode.REGION_UNAVAILABLE else None
+        stored = scaled(fed, job, spec, plan.dropped, reason, shrunk=plan.shrunk)
+        self._restate(stored, said, keep)
+        try:
+            fed.journal.write([stored])  # durable first; StoreUnavailable: tried again next turn
+        except StoreUnavailable as exc:
+            log.warning("job %s: the end of a move not stored (%s): tried again next turn", job.job_id, exc)
+            if move is not None:
+                self.moves[job.job_id] = move
+            return
+        resizes = shrink.shrink(job, plan.shrunk, reason=said)
+        cancels: list[tuple[str, Order]] = []
+        if resizes and not plan.dropped:
+            job.generation += 1  # as a scale-down does: a cycle planned before sees the parts as they were
+        if plan.dropped:
+            cancels = supersede_part(fed, job, {p.placement_id for p in plan.dropped}, reason) or []
+            job.generation += 1
+        self._restate(job, said, keep)
+        self.last[job.job_id] = fed.clock()
+        fed.metrics.rebalance_moves.labels("completed").inc()
+        log.info("job %s: %s", job.job_id, said)
+        shrink.send(fed, resizes)
+        for cluster, order in cancels:
+            fed.send(cluster, order)
+        fed.notify([job])
+
+
+    def _restate(self, job: Job, said: str, keep: Reason | None) -> None:
+        """The job's reason and message once its surplus is taken: no reason when it has all it asked for, else
+        the fewer-regions one it had; the message says what moved."""
+        if not job.replicas_waiting:
+            spans = len({p.region for p in job.placements if p.phase.is_active})
+            job.pending_reason = keep if spans < job.spec.min_regions else None
+        fed = self.fed
+        job.message = f"{said}; {job_message(job, fed.clusters, lost_after=fed.lost_after_seconds)}"
+
+
+def surplus(job: Job) -> bool:
+    """Whether a spread job holds more replicas than it asks (a move's surge, in flight or left by a restart)."""
+    return job.phase.is_active and may_spread(job.spec) and \
+        sum(p.replicas for p in job.placements if p.phase.is_active) > job.spec.replicas
+
+
+def newest(job: Job) -> list[Placement]:
+    """The live parts of the job's highest generation: a surge left by a restart is the newest placement made."""
+    live = [p for p in job.placements if p.phase.is_active]
+    top = max((p.generation for p in live), default=0)
+    return [p for p in live if p.generation == top]
+
+
+__all__ = ["RETRY_SECONDS", "WINDOW_SECONDS", "Move", "Rebalancer", "newest", "surplus"]
