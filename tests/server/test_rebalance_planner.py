@@ -14,7 +14,7 @@ from federator.scheduler.config import RebalancePolicy
 from federator.server import rebalance
 from federator.server.federator import Federator
 from federator.server.rebalance import Why
-from federator.server.rebalancing import RETRY_SECONDS
+from federator.server.rebalancing import RETRY_SECONDS, WAITING_BOUND
 
 LATENCY = {("east", "west"): 120, ("east", "central"): 40, ("central", "west"): 70}
 CLUSTERS = {"west-1": "west", "central-1": "central", "east-1": "east"}
@@ -181,3 +181,15 @@ def test_a_waiting_job_that_fits_wins_the_room(clock: Clock) -> None:
     fed.report(west, capacity(free=7))
     fed.schedule_once()
     assert moving(jobs) == 1  # the room the gang left is used
+
+
+def test_no_move_starts_while_more_jobs_wait_than_the_bound(clock: Clock) -> None:
+    """A national backlog: with more than WAITING_BOUND jobs still waiting after the turn's cycle, the moves wait.
+    Checking that none of those jobs could take the room is a scheduler call over all of them, on the event loop:
+    a second cycle per turn that a backlog of 100,000 jobs must not pay for the sake of a move."""
+    fed, jobs = spilled(clock, SchedulerConfig())
+    waiting = [JobId(f"elsewhere-{i}") for i in range(WAITING_BOUND + 1)]  # none of them could use west's room
+    fed.cycles.rebalancer.turn(fed.cycles.active_jobs(), waiting, fed.cycles.reserved)
+    assert moving(jobs) == 0
+    fed.cycles.rebalancer.turn(fed.cycles.active_jobs(), waiting[:WAITING_BOUND], fed.cycles.reserved)
+    assert moving(jobs) == 1

@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("federator.server")
 WINDOW_SECONDS = 60.0  # maxMovesPerMinute's minute
 RETRY_SECONDS = 60.0  # a job no room was found for is asked again after this
+# More jobs waiting than this after the turn's cycle and no move starts: the check that none of them could take the
+# room is a scheduler call over all of them, on the loop, and a national backlog must not pay a second cycle there.
+WAITING_BOUND = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,8 @@ class Rebalancer:
             move = self.moves.get(job.job_id)
             if move is not None or surplus(job):
                 self._follow(job, move)
-            elif budget > 0 and now - self.last.get(job.job_id, -1e18) >= policy.quiet_seconds and \
+            elif budget > 0 and rebalance.settled(job) and rebalance.wanted(job) and \
+                    now - self.last.get(job.job_id, -1e18) >= policy.quiet_seconds and \
                     now - self.tried.get(job.job_id, -1e18) >= RETRY_SECONDS:
                 elastic = shrink.elastic_parts(fed, job) if not job.spec.workload_json else frozenset()
                 c = rebalance.candidate(job, ready, latency, elastic=elastic,
@@ -115,8 +119,8 @@ class Rebalancer:
                     moves.append(c)
         for job_id in [j for j in self.moves if (kept := jobs.get(j)) is None or not kept.phase.is_active]:
             del self.moves[job_id]  # ended or queued again whole: nothing to follow
-        if not moves or budget <= 0:
-            return
+        if not moves or budget <= 0 or len(candidates) > WAITING_BOUND:
+            return  # past the bound the fleet is contended: what waits goes first, and no cycle runs on the loop
         holding = set(held.holders())
         holders = [rest_request(w, fed.refusals.avoided(job_id, now)) for job_id in holding
                    if (w := jobs.get(job_id)) is not None and owes(w)]
