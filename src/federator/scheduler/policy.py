@@ -46,8 +46,9 @@ from federator.yamltext import YamlFileError, load_yaml_text, read_text
 _TOP = ("queues", "defaultQueue", "scoreWeights", "preemption", "reservations", "regions", "maxPlacementsPerCycle",
         "tenancy", "scarcityScale", "rebalance")
 # Fields of a queue that are not the scheduler's: who may use it. `security.authz` (access) and the
-# Kubernetes controller (namespaceSelector) read and check them; the scheduler ignores them.
-_ACCESS_FIELDS = ("access", "namespaceSelector")
+# Kubernetes controller (namespaceSelector) read and check them, and standalone Submit the namespaces its jobs go
+# in (namespaces: security/namespaces.py); the scheduler ignores them.
+_ACCESS_FIELDS = ("access", "namespaceSelector", "namespaces")
 
 # What is wrong with a quota's accelerator model name, or None when it is known. The scheduler does not read the
 # accelerator catalog (docs/architecture.md), so the edges that load a policy hand one in
@@ -276,8 +277,8 @@ def _queue(body: Any, where: str, bad: Any, models: ModelCheck | None = None) ->
         return None
     for key in body:
         if key not in ("weight", "quota", "maxPendingJobs", "maxPriority", "maxRunSeconds", *_ACCESS_FIELDS):
-            bad(f"{where}.{key}", "is not a known field "
-                "(known: access, maxPendingJobs, maxPriority, maxRunSeconds, namespaceSelector, quota, weight)")
+            bad(f"{where}.{key}", "is not a known field (known: access, maxPendingJobs, maxPriority, "
+                "maxRunSeconds, namespaceSelector, namespaces, quota, weight)")
     weight = body.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
         bad(f"{where}.weight", f"must be a positive number, got {weight!r}")

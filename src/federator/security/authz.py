@@ -37,6 +37,8 @@ Rules, each named in the message of a refusal:
   another tenant's invented queue and namespace (security findings M5, M6).
   The refusal lists the declared queues the caller may use, and no others.
   Jobs stored before are kept: the rule is one of Submit, not of the store.
+- `queue-namespaces`: standalone, under a multi-tenant policy, a queue's jobs go in
+  its `namespaces` (else the one of its own name); see `security.namespaces`.
 - `owner`: everyone acts on the jobs they submitted. A job records its owner
   (user and groups) in annotations the edge sets from the caller's identity,
   whatever the submitted spec said.
@@ -60,6 +62,7 @@ from typing import Any
 from federator.model import Job, JobSpec
 from federator.scheduler.policy import policy_is_multi_tenant
 from federator.security.auth import Peer
+from federator.security.namespaces import bind_namespace, namespaces_from_document, queue_namespaces
 from federator.yamltext import YamlFileError, load_yaml_file
 
 USER_ANNOTATION = "federator.io/user"
@@ -78,6 +81,7 @@ class Rule(StrEnum):
     UNDECLARED_QUEUE = "undeclared-queue"
     NAMESPACE = "namespace-selector"
     RESERVED_NAMESPACE = "reserved-namespace"  # Kubernetes mode: kube-* and the federator's own, closed to gRPC
+    QUEUE_NAMESPACES = "queue-namespaces"  # standalone, multi-tenant: a queue's jobs go in its namespaces
 
 
 class JobAccess(StrEnum):
@@ -221,6 +225,9 @@ class TenancyPolicy:
     # Kubernetes mode: the namespaces whose FederatedJobs may use a queue; None = every namespace
     queue_namespaces: Mapping[str, LabelSelector] = field(default_factory=dict)
     default_namespaces: LabelSelector | None = None
+    # Standalone: each queue's `namespaces` list, and defaultQueue's (security/namespaces.py)
+    namespace_lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    default_namespace_list: tuple[str, ...] | None = None
     declared: frozenset[str] = frozenset()  # the queues the policy file (and Queue objects) declare
     multi_tenant: bool = False  # a `tenancy` section or an access list anywhere (SchedulerConfig.multi_tenant)
 
@@ -305,6 +312,7 @@ def tenancy_from_document(doc: Mapping[str, Any]) -> TenancyPolicy:
             groups[str(name)] = Group(_names(body.get("users"), f"{where}.users", bad), JobAccess(jobs))
     queue_access: dict[str, Access] = {}
     queue_namespaces: dict[str, LabelSelector] = {}
+    lists: dict[str, tuple[str, ...]] = {}
     raw_queues = doc.get("queues") or {}
     if isinstance(raw_queues, Mapping):
         for name, body in raw_queues.items():
@@ -313,12 +321,16 @@ def tenancy_from_document(doc: Mapping[str, Any]) -> TenancyPolicy:
                 queue_access[str(name)] = a
             if sel is not None:
                 queue_namespaces[str(name)] = sel
+            if (listed := namespaces_from_document(body, f"queues.{name}", bad)) is not None:
+                lists[str(name)] = listed
     default, default_ns = queue_tenancy(doc.get("defaultQueue") or {}, "defaultQueue", bad)
+    default_list = namespaces_from_document(doc.get("defaultQueue"), "defaultQueue", bad)
     if bad:
         raise TenancyError(bad)
     declared = frozenset(str(n) for n in raw_queues) if isinstance(raw_queues, Mapping) else frozenset()
     return TenancyPolicy(admins=admins, groups=groups, queue_access=queue_access, default_access=default,
                          queue_namespaces=queue_namespaces, default_namespaces=default_ns, declared=declared,
+                         namespace_lists=lists, default_namespace_list=default_list,
                          multi_tenant=policy_is_multi_tenant(doc))
 
 
@@ -473,6 +485,18 @@ class Authorizer:
         return Denied(Rule.QUEUE_ACCESS, f"queue-access: user {who.user!r}"
                       f"{' (groups ' + ', '.join(sorted(who.groups)) + ')' if who.groups else ''} may not submit to "
                       f"queue {queue!r}: {where} admits {access.describe()}")
+
+    def place(self, who: Principal, spec: JobSpec) -> JobSpec | Denied:
+        """Standalone: the spec in the namespace it goes in, or the refusal (rule queue-namespaces,
+        security/namespaces.py); a single-tenant policy leaves every spec as it is."""
+        if not self.policy.multi_tenant:
+            return spec
+        p = self.policy
+        placed = bind_namespace(spec, owned=queue_namespaces(spec.queue, p.namespace_lists, p.default_namespace_list),
+                                admin=who.admin, usable=lambda: sorted({
+                                    n for q in sorted(p.declared) if isinstance(self.submit(who, q), Allowed)
+                                    for n in queue_namespaces(q, p.namespace_lists, p.default_namespace_list)}))
+        return Denied(Rule.QUEUE_NAMESPACES, placed) if isinstance(placed, str) else placed
 
     def closed(self, queue: str) -> bool:
         """Whether `queue` is one nobody declared and the policy closes such queues to all but admins."""

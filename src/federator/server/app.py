@@ -133,6 +133,9 @@ def _authorizer(opts: ServeOptions) -> Authorizer:
     except TenancyError as exc:
         raise SystemExit(f"--policy: {exc}") from exc
     _say_undeclared(tenancy)
+    if opts.kube and (tenancy.namespace_lists or tenancy.default_namespace_list):
+        log.warning("--policy: a queue's namespaces list binds namespaces in standalone mode only and is ignored "
+                    "here: in Kubernetes mode RBAC and a Queue's namespaceSelector do (docs/security.md)")
     if opts.insecure:
         log.warning("--insecure: no caller has an identity; every job API caller acts as the admin 'anonymous'")
         if opts.limits.max_pending_jobs_per_user is not None:  # what the default (half the federator's) is not

@@ -209,8 +209,8 @@ def rescaled(held: JobSpec, asked: JobSpec) -> bool:
 
 def taken(namespace: str, name: str) -> str:
     """What a caller who may not see the job holding a name hears: nothing of that job, not even whether it has
-    finished (an outsider learnt that from the difference between two refusals)."""
-    return f"metadata.name: a job {namespace}/{name} already exists; choose another name"
+    finished (an outsider learnt that from the difference between two refusals), nor that a job holds it."""
+    return f"metadata.name: the name {name!r} is not available in namespace {namespace!r}; choose another name"
 
 
 def _latest_first(job: Job) -> tuple[bool, float]:

@@ -45,8 +45,8 @@ def _named(jobs: Mapping[JobId, Job], name: str) -> list[Job]:
 def resolve(jobs: Mapping[JobId, Job], key: str,
             visible: Callable[[list[Job]], list[Job]]) -> Job | Ambiguous | None:
     """The job `key` names; Ambiguous; or None. Of the jobs a name matches, the caller's visible ones decide; when
-    none is visible the newest is returned all the same, for the caller's authorisation to refuse (saying no
-    more of it than a refusal does)."""
+    none is visible the newest is returned all the same, for the caller's authorisation to decide (the job API
+    answers a job its caller may not see as no job, and audits the refusal)."""
     job = jobs.get(JobId(key))
     if job is not None:
         return job

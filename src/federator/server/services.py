@@ -633,6 +633,9 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             decision: Allowed | Denied = self.authz.submit(who, spec.queue)
             if isinstance(decision, Allowed) and self.namespaces is not None:
                 decision = await self.namespaces.refusal(spec) or decision
+            elif isinstance(decision, Allowed):  # standalone: the namespace is the queue's (security/namespaces.py)
+                placed = self.authz.place(who, spec)
+                decision, spec = (placed, spec) if isinstance(placed, Denied) else (decision, placed)
             rule = decision.rule.value
             if isinstance(decision, Denied):
                 code, message = grpc.StatusCode.PERMISSION_DENIED, decision.message
@@ -687,6 +690,10 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, job.message)
             raise AssertionError("unreachable")
         decision = self.authz.job(who, job, manage=manage, verb=verb)
+        if isinstance(decision, Denied) and not self.authz.visible(who, [job]):
+            # One the caller may not see is answered as one nobody has (NOT_FOUND): a refusal confirmed another
+            # tenant's job name (outside QA F1). The refusal, naming the job, is for the audit line only.
+            return None, Denied(decision.rule, f"{decision.message} (job {job.job_id}; answered as no job)")
         return job, decision if isinstance(decision, Denied) else None
 
     @staticmethod
@@ -742,7 +749,8 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         if job is None:
             message = f"no job with id or name {shown(job_id)}"
             self.audit.record(action, identity=who, obj=_job_object(None, key=job_id), result="failed",
-                              code=grpc.StatusCode.NOT_FOUND.name, message=message)
+                              code=grpc.StatusCode.NOT_FOUND.name, rule=denied.rule.value if denied else "",
+                              message=denied.message if denied else message)
             await context.abort(grpc.StatusCode.NOT_FOUND, message)
             raise AssertionError("unreachable")
         if denied is not None:

@@ -47,11 +47,22 @@ class JobServiceStub:
     declared. The federator records the owner on the job, in the annotations
     federator.io/user and federator.io/groups taken from the caller's
     identity, replacing any the spec carried.
-    - Get, Cancel, Scale, Watch of one job: PERMISSION_DENIED when the job is neither
-    the caller's nor shared with them through a group of the policy (admins
-    act on every job); the message names the rule that refused, and to a
-    caller who may not see the job neither its job_id nor its owner. List and
-    Watch of every job return only the jobs the caller may see.
+    - Submit, standalone (not Kubernetes mode), under a multi-tenant policy: a
+    namespace belongs to the queues that list it (a queue's `namespaces`,
+    else defaultQueue's, else the one namespace named as the queue). A job
+    whose spec.namespace is empty or "default" is put in its queue's first
+    namespace (unless "default" is one of them): the SubmitResponse's job
+    says where; any other namespace not the queue's is PERMISSION_DENIED
+    (rule queue-namespaces) naming metadata.namespace and the namespaces the
+    caller may use, admins excepted. The answer depends on the policy only,
+    never on which jobs exist. A single-tenant policy binds no namespace.
+    - Get, Cancel, Scale, Watch of one job: a job the caller may not see (not
+    theirs, not shared with them through a group of the policy; admins see
+    every job) is answered NOT_FOUND, in the same words as a job nobody has,
+    so a guessed name or id confirms nothing. A job the caller may see but
+    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel and
+    Scale, naming the rule. List and Watch of every job return only the jobs
+    the caller may see.
     """
 
     def __init__(self, channel):
@@ -112,11 +123,22 @@ class JobServiceServicer:
     declared. The federator records the owner on the job, in the annotations
     federator.io/user and federator.io/groups taken from the caller's
     identity, replacing any the spec carried.
-    - Get, Cancel, Scale, Watch of one job: PERMISSION_DENIED when the job is neither
-    the caller's nor shared with them through a group of the policy (admins
-    act on every job); the message names the rule that refused, and to a
-    caller who may not see the job neither its job_id nor its owner. List and
-    Watch of every job return only the jobs the caller may see.
+    - Submit, standalone (not Kubernetes mode), under a multi-tenant policy: a
+    namespace belongs to the queues that list it (a queue's `namespaces`,
+    else defaultQueue's, else the one namespace named as the queue). A job
+    whose spec.namespace is empty or "default" is put in its queue's first
+    namespace (unless "default" is one of them): the SubmitResponse's job
+    says where; any other namespace not the queue's is PERMISSION_DENIED
+    (rule queue-namespaces) naming metadata.namespace and the namespaces the
+    caller may use, admins excepted. The answer depends on the policy only,
+    never on which jobs exist. A single-tenant policy binds no namespace.
+    - Get, Cancel, Scale, Watch of one job: a job the caller may not see (not
+    theirs, not shared with them through a group of the policy; admins see
+    every job) is answered NOT_FOUND, in the same words as a job nobody has,
+    so a guessed name or id confirms nothing. A job the caller may see but
+    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel and
+    Scale, naming the rule. List and Watch of every job return only the jobs
+    the caller may see.
     """
 
     def Submit(self, request, context):
@@ -280,11 +302,22 @@ class JobService:
     declared. The federator records the owner on the job, in the annotations
     federator.io/user and federator.io/groups taken from the caller's
     identity, replacing any the spec carried.
-    - Get, Cancel, Scale, Watch of one job: PERMISSION_DENIED when the job is neither
-    the caller's nor shared with them through a group of the policy (admins
-    act on every job); the message names the rule that refused, and to a
-    caller who may not see the job neither its job_id nor its owner. List and
-    Watch of every job return only the jobs the caller may see.
+    - Submit, standalone (not Kubernetes mode), under a multi-tenant policy: a
+    namespace belongs to the queues that list it (a queue's `namespaces`,
+    else defaultQueue's, else the one namespace named as the queue). A job
+    whose spec.namespace is empty or "default" is put in its queue's first
+    namespace (unless "default" is one of them): the SubmitResponse's job
+    says where; any other namespace not the queue's is PERMISSION_DENIED
+    (rule queue-namespaces) naming metadata.namespace and the namespaces the
+    caller may use, admins excepted. The answer depends on the policy only,
+    never on which jobs exist. A single-tenant policy binds no namespace.
+    - Get, Cancel, Scale, Watch of one job: a job the caller may not see (not
+    theirs, not shared with them through a group of the policy; admins see
+    every job) is answered NOT_FOUND, in the same words as a job nobody has,
+    so a guessed name or id confirms nothing. A job the caller may see but
+    not manage (a group's jobs: view) is PERMISSION_DENIED for Cancel and
+    Scale, naming the rule. List and Watch of every job return only the jobs
+    the caller may see.
     """
 
     @staticmethod
