@@ -89,6 +89,7 @@ class ServeOptions:
     limits: Limits = Limits()
     audit_log: str | None = None  # a file path, or "-" for stdout; None: no audit log
     trust: Path | None = None  # provider CAs and the clusters each may certify (security/trust.py)
+    trust_absent_ok: bool = False  # a trust file not there yet is no providers, read once it appears (--certs-dir)
     trust_poll_seconds: float = 5.0  # how often the trust file is looked at for changes; 0: on SIGHUP only
     order_max_age: float = 0.0  # the bound on a Launch's age; 0: default_order_max_age(lost_after_seconds)
     reflection: bool = False  # serve gRPC server reflection
@@ -170,7 +171,7 @@ def _trust(opts: ServeOptions, audit: AuditLog, metrics: Metrics) -> TrustFile |
     if opts.tls is None or opts.insecure:
         raise SystemExit("--trust: provider CAs need TLS (not --insecure)")
     try:
-        trust = TrustFile(opts.trust, federation_ca=opts.tls.ca,
+        trust = TrustFile(opts.trust, federation_ca=opts.tls.ca, absent_ok=opts.trust_absent_ok,
                           on_revoked=lambda provider, entries: _audit_revoked(audit, entries, provider))
     except TrustError as exc:
         raise SystemExit(f"--trust: {exc}") from exc
