@@ -59,7 +59,7 @@ def test_a_user_past_the_byte_budget_is_refused_naming_it_while_another_user_is_
     assert f"user 'mallory' is at its byte budget: its unfinished (pending, placed, running) jobs' specs take " \
            f"{2 * SIZE} bytes and this one {SIZE}, over its limit of {3 * SIZE - 1} " \
            "(--max-unfinished-bytes-per-user); retry after 3s" in said
-    assert "Other users are not affected" in said
+    assert "other users are held to theirs" in said
     assert isinstance(refused.value, QueueFull) and refused.value.retry_after == 3  # RESOURCE_EXHAUSTED, waits
     assert other.phase is JobPhase.PENDING and len(fed.jobs) == 3  # the refused job holds nothing
     assert held(fed, "mallory") == 2 * SIZE and held(fed, "alice") == spec_bytes(other.spec)

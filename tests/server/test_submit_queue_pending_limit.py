@@ -47,7 +47,7 @@ def test_a_queue_at_its_cap_is_refused_while_another_queues_submit_is_accepted()
     said = str(refused.value)
     assert "queue 'flood' is full: 2 of its jobs are pending, its limit is 2" in said
     assert "--max-pending-jobs-per-queue" in said and "retry after 3s" in said
-    assert "Other queues are not affected" in said
+    assert "The cap is this queue's own: other queues are held to theirs" in said
     assert isinstance(refused.value, QueueFull) and refused.value.retry_after == 3  # every edge's back-pressure
     assert (refused.value.queue, refused.value.pending, refused.value.limit) == ("flood", 2, 2)
     assert other.phase is JobPhase.PENDING and len(fed.jobs) == 3  # the refused job holds nothing

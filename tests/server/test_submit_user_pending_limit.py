@@ -58,7 +58,7 @@ def test_a_user_at_the_cap_over_several_queues_is_refused_while_another_user_is_
     said = str(refused.value)
     assert "user 'mallory' is at its cap of pending jobs: 3 of its jobs are pending over all queues" in said
     assert "its limit is 3 (--max-pending-jobs-per-user)" in said and "retry after 3s" in said
-    assert "Other users are not affected" in said
+    assert "other users are held to theirs" in said
     assert isinstance(refused.value, QueueFull) and refused.value.retry_after == 3  # every edge's back-pressure
     assert (refused.value.owner, refused.value.pending, refused.value.limit) == (Submitter(user="mallory"), 3, 3)
     assert other.phase is JobPhase.PENDING and len(fed.jobs) == 4  # the refused job holds nothing
@@ -103,7 +103,7 @@ def test_a_federatedjob_made_with_kubectl_counts_against_its_namespace_not_a_use
     said = str(refused.value)
     assert "namespace 'team-a' is at its cap of pending jobs: 2 of its jobs are pending over all queues" in said
     assert "a FederatedJob made with kubectl has no user, so its namespace stands for one" in said
-    assert "Other namespaces and users are not affected" in said
+    assert "other namespaces and users are held to theirs" in said
     assert refused.value.owner == Submitter(namespace="team-a")
     assert fed.cycles.by_owner.count(Submitter(user="team-a")) == 1
 

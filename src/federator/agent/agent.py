@@ -45,7 +45,7 @@ from federator.agent.federator_errors import ErrorLog
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
 from federator.agent.member_health import MemberHealth, Probe
 from federator.agent.metrics import AgentMetrics
-from federator.agent.refusal import Lasting, lasting
+from federator.agent.refusal import Lasting, handshake_hint, lasting
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.keepalive import AGENT_KEEPALIVE
@@ -266,7 +266,9 @@ class Agent:
                                   why=why, delay=delay)
                 await self.reconnect_sleep(delay)
                 continue
-            hint = dial_hint(why, self.config.target, tls=self.config.tls is not None)
+            hint = dial_hint(why, self.config.target, tls=self.config.tls is not None) or handshake_hint(
+                why, tls=self.config.tls is not None, provider=self.config.labels.get("federator.io/provider", ""),
+                attempts=backoff.attempt if self.sessions == welcomed else 0)
             if self.sessions == welcomed and self.certificates is not None and self.certificates.check():
                 hint = "the agent's TLS files are outside their dates (the ERROR above says which and what to do)"
             log.warning("stream to %s lost (%s); reconnecting in %.2fs (attempt %d)%s", self.config.target, why,

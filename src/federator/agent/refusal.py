@@ -51,4 +51,18 @@ def lasting(code: grpc.StatusCode | None, detail: str, *, target: str, tls: bool
     return None
 
 
-__all__ = ["REFUSING", "Lasting", "lasting"]
+def handshake_hint(detail: str, *, tls: bool, provider: str, attempts: int) -> str:
+    """What a socket closed again and again before any welcome most likely means to an mTLS agent: the federator
+    refuses its certificate in the TLS handshake, where gRPC says only "Socket closed" (outside QA, tenants F6: a
+    new provider's agent looped on it for ever, read as "federator down"). Not a lasting failure (a restarting
+    federator closes sockets too, and its retries keep the usual back-off, up to 5 s); a hint after a
+    few attempts, so a restart says nothing."""
+    if not tls or attempts < 5 or "Socket closed" not in detail:
+        return ""
+    whose = (f"provider {provider!r} may not be in the federator's trust.yaml yet, or the federator has not "
+             "taken it (it does within --trust-poll-seconds, or at once on SIGHUP); " if provider else "")
+    return (f"if the federator is up, it is refusing this agent's certificate in the TLS handshake: {whose}check "
+            "that the certificate's CA is one the federator trusts and that it is not expired or revoked")
+
+
+__all__ = ["REFUSING", "Lasting", "handshake_hint", "lasting"]

@@ -34,6 +34,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_afte
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli import bulk_cancel
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.cluster_view import summary_from_pb
 from federator.cli.job_document import job_document
@@ -100,9 +101,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _server(g)
     g.set_defaults(func=_get)
 
-    c = sub.add_parser("cancel", help="cancel a job")
-    c.add_argument("job", help="job id, namespace/name, or name (a name in several namespaces is refused, "
-                                "listing them)")
+    c = sub.add_parser("cancel", help="cancel a job, or a queue's jobs (--queue)")
+    c.add_argument("job", nargs="?", default="", help="job id, namespace/name, or name (a name in several "
+                                                       "namespaces is refused, listing them)")
+    bulk_cancel.add_arguments(c)
     _server(c)
     c.set_defaults(func=_cancel)
 
@@ -591,8 +593,14 @@ def _cap_doc(cap: Any) -> Any:
 
 
 def _cancel(args: argparse.Namespace) -> int:
+    problem = bulk_cancel.usage_problem(args)
+    if problem:
+        print(f"federator cancel: {problem}", file=sys.stderr)
+        return 2
     try:
         with connect(client_options(args)) as (jobs, _):
+            if args.queue:  # every matching job over this one channel (cli/bulk_cancel.py)
+                return bulk_cancel.run(jobs, args, timeout=CALL_TIMEOUT)
             job = convert.job_from_pb(jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=args.job), timeout=CALL_TIMEOUT))
     except (grpc.RpcError, TlsError) as err:
         return _fail(err, args)

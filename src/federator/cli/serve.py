@@ -289,9 +289,12 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"federator serve: {exc}", file=sys.stderr)
         return 2
     revoked = args.revocation_list or (CertsDir(Path(args.certs_dir)).revoked if args.certs_dir else None)
-    trust = args.trust
-    if trust is None and args.certs_dir and CertsDir(Path(args.certs_dir)).trust.exists():
+    trust, trust_absent_ok = args.trust, False
+    if trust is None and args.certs_dir:  # watched even before it exists: the first provider needs no restart
         trust = CertsDir(Path(args.certs_dir)).trust
+        trust_absent_ok = not args.insecure and tls is not None
+        if not trust_absent_ok and not trust.exists():
+            trust = None
 
     opts = ServeOptions(policy=args.policy, listen=args.listen, metrics_listen=args.metrics_listen, db=args.db,
                         metrics_queue_labels=args.metrics_queue_labels,
@@ -305,7 +308,8 @@ def _serve(args: argparse.Namespace) -> int:
                         max_refusals=args.max_refusals,
                         ready_file=args.ready_file, tls=tls, insecure=args.insecure, revocation_list=revoked,
                         token_file=args.token_file, token_listen=args.token_listen, limits=limits,
-                        audit_log=args.audit_log, trust=trust, trust_poll_seconds=args.trust_poll_seconds,
+                        audit_log=args.audit_log, trust=trust, trust_absent_ok=trust_absent_ok,
+                        trust_poll_seconds=args.trust_poll_seconds,
                         order_max_age=args.order_max_age,
                         reflection=args.reflection, retention=retention,
                         usage_retention=usage_retention)

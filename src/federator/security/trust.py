@@ -215,14 +215,16 @@ class Trust:
 
 
 def load_trust(path: Path, *, federation_ca: Path,
-               on_revoked: Callable[[str, list[str]], None] | None = None, previous: Trust | None = None) -> Trust:
+               on_revoked: Callable[[str, list[str]], None] | None = None, previous: Trust | None = None,
+               absent: bool = False) -> Trust:
     """Read the trust file; TrustError names the bad field. `on_revoked(provider, entries)`: see RevocationList.
 
     `previous`: the trust this one replaces (a reload): a provider whose revocation list is the same file keeps
     its RevocationList, which re-reads itself when the file changes, so `on_revoked` is not told its old
-    entries again."""
+    entries again. `absent`: a missing file is a trust of no providers (`serve --certs-dir` before the first
+    `certs provider`), not an error."""
     try:
-        doc = load_yaml_file(path) or {}
+        doc = {} if absent and not path.exists() else load_yaml_file(path) or {}
     except YamlFileError as exc:
         raise TrustError(f"{path}: {exc}") from exc
     try:

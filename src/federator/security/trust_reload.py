@@ -84,12 +84,22 @@ class TrustFile(Watched):
     """The trust file and the last trust it gave; `poll` re-reads it if it changed, `reload` in any case."""
 
     def __init__(self, path: Path, *, federation_ca: Path,
-                 on_revoked: Callable[[str, list[str]], None] | None = None) -> None:
+                 on_revoked: Callable[[str, list[str]], None] | None = None, absent_ok: bool = False) -> None:
         self.path = path
         self.federation_ca = federation_ca
         self._on_revoked = on_revoked
+        # `absent_ok` (`serve --certs-dir`): a file not there yet is a trust of no providers, watched like any
+        # other, so the first `certs provider` needs no restart (outside QA, tenants F6: the file was read only if
+        # it existed at start, and the new provider's agent met "Socket closed" for ever). Once a file was read,
+        # its disappearance is refused like any bad file (the last good trust stays): a file deleted by mistake
+        # must not cut every provider off.
+        self._absent_ok = absent_ok and not path.exists()
         self._seen = self._fingerprint()
-        self.current: Trust = load_trust(path, federation_ca=federation_ca, on_revoked=on_revoked)  # TrustError
+        self.current: Trust = load_trust(path, federation_ca=federation_ca, on_revoked=on_revoked,  # TrustError
+                                         absent=self._absent_ok)
+        if self._absent_ok:
+            log.info("trust file %s is not there yet: no providers; it is read once it appears (within "
+                     "--trust-poll-seconds, or at once on SIGHUP)", path)
         self.problem = ""  # why the file on disk is refused; "" while `current` is what it says
         unbounded = sorted(name for name, p in self.current.providers.items() if p.max_accelerators is None)
         if unbounded:  # said once at start: a reload's log line says what changed
@@ -106,7 +116,8 @@ class TrustFile(Watched):
         self._seen = self._fingerprint()
         try:
             new = load_trust(self.path, federation_ca=self.federation_ca, on_revoked=self._on_revoked,
-                             previous=self.current)
+                             previous=self.current, absent=self._absent_ok)
+            self._absent_ok = self._absent_ok and not self.path.exists()
         except TrustError as exc:
             self.problem = str(exc)
             log.error("trust file refused, keeping the last good trust (%s): %s", _names(self.current), exc)

@@ -89,6 +89,7 @@ class ServeOptions:
     limits: Limits = Limits()
     audit_log: str | None = None  # a file path, or "-" for stdout; None: no audit log
     trust: Path | None = None  # provider CAs and the clusters each may certify (security/trust.py)
+    trust_absent_ok: bool = False  # a trust file not there yet is no providers, read once it appears (--certs-dir)
     trust_poll_seconds: float = 5.0  # how often the trust file is looked at for changes; 0: on SIGHUP only
     order_max_age: float = 0.0  # the bound on a Launch's age; 0: default_order_max_age(lost_after_seconds)
     reflection: bool = False  # serve gRPC server reflection
@@ -173,7 +174,7 @@ def _trust(opts: ServeOptions, audit: AuditLog, metrics: Metrics) -> TrustFile |
     if opts.tls is None or opts.insecure:
         raise SystemExit("--trust: provider CAs need TLS (not --insecure)")
     try:
-        trust = TrustFile(opts.trust, federation_ca=opts.tls.ca,
+        trust = TrustFile(opts.trust, federation_ca=opts.tls.ca, absent_ok=opts.trust_absent_ok,
                           on_revoked=lambda provider, entries: _audit_revoked(audit, entries, provider))
     except TrustError as exc:
         raise SystemExit(f"--trust: {exc}") from exc
@@ -275,6 +276,24 @@ async def serve(opts: ServeOptions) -> None:
     except ListenError as exc:
         raise SystemExit(str(exc)) from exc
     metrics_port = httpd.server_address[1]
+    # Every input that can be judged without the store is judged before it is opened: a policy refused after
+    # the store was created left an empty store (and its lock) behind, which the next start took for the real one
+    # (outside QA, tenants F5).
+    scheduler, authz = _scheduler(opts), _authorizer(opts)
+    try:
+        audit = AuditLog(opts.audit_log,
+                         on_line=lambda action, result: metrics.audit_lines.labels(action, result).inc())
+    except OSError as exc:
+        raise SystemExit(f"--audit-log: cannot open {opts.audit_log}: {exc.strerror or exc}") from exc
+    trust = _trust(opts, audit, metrics)
+    try:
+        tokens = load_tokens(opts.token_file) if opts.token_file else []
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--token-file: {exc}") from exc
+    try:
+        revocations = RevocationList(opts.revocation_list, on_revoked=lambda entries: _audit_revoked(audit, entries))
+    except ValueError as exc:
+        raise SystemExit(f"--revocation-list: {exc}") from exc
     kube = await _prepare_kube_mode(opts.kube) if opts.kube else None  # a standby waits here for the Lease
     try:
         store = kube.store if kube else SqliteJobStore(opts.db)
@@ -296,7 +315,7 @@ async def serve(opts: ServeOptions) -> None:
     meter = UsageMeter(usage, metrics=metrics, clock=clock,
                        provider_of=lambda name: provider_of(clusters.get(name)))
     try:  # loads every job: a row that is not one stops the start, named (store/sqlite.py)
-        fed = Federator(store=store, scheduler=_scheduler(opts), metrics=metrics, clock=clock,
+        fed = Federator(store=store, scheduler=scheduler, metrics=metrics, clock=clock,
                         report_interval=opts.report_interval,
                         lease_seconds=opts.lease_seconds, lost_after_seconds=opts.lost_after_seconds,
                         forget_lost_after=opts.forget_lost_after, start_timeout=opts.start_timeout,
@@ -333,20 +352,6 @@ async def serve(opts: ServeOptions) -> None:
     # The jobs just loaded live as long as the process: keep them out of the cyclic GC's full collections,
     # which otherwise walk every one of them (seconds with 100,000 jobs) while the loop waits.
     gc.freeze()
-    try:
-        audit = AuditLog(opts.audit_log,
-                         on_line=lambda action, result: metrics.audit_lines.labels(action, result).inc())
-    except OSError as exc:
-        raise SystemExit(f"--audit-log: cannot open {opts.audit_log}: {exc.strerror or exc}") from exc
-    trust = _trust(opts, audit, metrics)
-    try:
-        tokens = load_tokens(opts.token_file) if opts.token_file else []
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"--token-file: {exc}") from exc
-    try:
-        revocations = RevocationList(opts.revocation_list, on_revoked=lambda entries: _audit_revoked(audit, entries))
-    except ValueError as exc:
-        raise SystemExit(f"--revocation-list: {exc}") from exc
     auth = Authenticator(insecure=opts.insecure, revocations=revocations, tokens=tokens,
                          trust=trust.current if trust is not None else None)
     # The transport refuses anything far past the limit; the services refuse (and count) the rest.
@@ -359,7 +364,6 @@ async def serve(opts: ServeOptions) -> None:
                                       # started on this port would bind too, and the kernel would deal
                                       # clients and agents between the two
                                       ("grpc.so_reuseport", 0)])
-    authz = _authorizer(opts)
     fed.refusals.limit = opts.max_refusals  # a job no member takes fails (server/giving_up.py)
     fed.early.groups_of = authz.groups_of_owner  # an organisation's users are one owner to the quarantine
     terms = StreamTerms(report_interval=opts.report_interval, lease_seconds=opts.lease_seconds,

@@ -47,6 +47,7 @@ from federator.security.limits import BACK_PRESSURE, RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.fleet_models import FleetModels
 from federator.server.job_bytes import UnfinishedBytes
+from federator.server.kept_room import KeptRoom
 from federator.server.settle import unreported
 from federator.server.templates import (
     accelerator_problems,
@@ -153,7 +154,8 @@ class QueuePendingLimit(QueueFull):
 
     def __init__(self, *, queue: str, pending: int, limit: int, source: str, retry_after: float) -> None:
         super().__init__(f"queue {queue!r} is full: {pending} of its jobs are pending, its limit is {limit} "
-                         f"({source}); retry after {retry_after:g}s. Other queues are not affected", retry_after)
+                         f"({source}); retry after {retry_after:g}s. The cap is this queue's own: other queues "
+                         "are held to theirs", retry_after)
         self.queue = queue
         self.pending = pending
         self.limit = limit
@@ -170,8 +172,8 @@ class UserPendingLimit(QueueFull):
     def __init__(self, *, owner: Submitter, pending: int, limit: int, source: str, retry_after: float) -> None:
         others = "users" if owner.user else "namespaces and users"
         super().__init__(f"{owner} is at its cap of pending jobs: {pending} of its jobs are pending over all queues, "
-                         f"its limit is {limit} ({source}); retry after {retry_after:g}s. Other {others} are not "
-                         "affected", retry_after)
+                         f"its limit is {limit} ({source}); retry after {retry_after:g}s. The cap is its own: other "
+                         f"{others} are held to theirs", retry_after)
         self.owner = owner
         self.pending = pending
         self.limit = limit
@@ -192,7 +194,8 @@ class ByteBudgetFull(QueueFull):
             others = "users" if owner.user else "namespaces and users"
             said = (f"{owner} is at its byte budget: its unfinished (pending, placed, running) jobs' specs take "
                     f"{held} bytes and this one {size}, over its limit of {limit} ({source}); retry after "
-                    f"{retry_after:g}s, or once some of its jobs finish. Other {others} are not affected")
+                    f"{retry_after:g}s, or once some of its jobs finish. The budget is its own: other {others} are "
+                    "held to theirs")
         super().__init__(said, retry_after)
         self.owner = owner
         self.held = held
@@ -389,7 +392,7 @@ class Intake:
             retry = fed.limits.queue_full_retry_seconds
             raise QueueFull(f"the federator's queue is full: {pending} jobs are pending, its limit is "
                             f"{fed.limits.max_pending_jobs}; retry after {retry:g}s", retry)
-        self._check_kept_room(owner, pending)
+        self._check_kept_room(spec.queue, owner, pending)
         self._check_queue_room(spec.queue)
         self._check_owner_room(owner)
         self._check_byte_room(owner, size)
@@ -405,26 +408,18 @@ class Intake:
         fed.cycles.count_pending(job)  # counted from now, as `arriving` is: a burst of one queue or user is bounded too
         return job, True
 
-    def _check_kept_room(self, owner: Submitter, pending: int) -> None:
-        """The last tenth of `--max-pending-jobs` is kept for owners holding fewer than a tenth of it pending.
-
-        Why: the per-user and per-queue caps default to half of the whole, so two identities (one organisation's
-        two users, outside QA M3) filled the federator and every other tenant's Submit was refused. Whatever the
-        caps, owners who hold much find the door shut a tenth before the end, and the rest still get in; one user
-        alone is held back only from that last tenth. One count read, no scan."""
+    def _check_kept_room(self, queue: str, owner: Submitter, pending: int) -> None:
+        """The last tenth of `--max-pending-jobs` is kept for the queues and owners holding little
+        (server/kept_room.py), so a few floods cannot refuse every other tenant. Two count reads, no scan."""
         fed = self.fed
-        limit = fed.limits.max_pending_jobs
-        kept = limit // 10
-        if not kept or pending < limit - kept:
-            return
-        held = fed.cycles.by_owner.count(owner)
-        if held < kept:
+        said = KeptRoom.of(fed.limits.max_pending_jobs, len(fed.scheduler.config.queues)).refusal(
+            pending=pending, queue=queue, queue_held=fed.cycles.by_queue.count(queue), owner=owner,
+            owner_held=fed.cycles.by_owner.count(owner))
+        if said is None:
             return
         self._reject(RejectReason.QUEUE_FULL)
         retry = fed.limits.queue_full_retry_seconds
-        raise QueueFull(f"the federator's queue is nearly full: {pending} jobs are pending, its limit is {limit} "
-                        f"(--max-pending-jobs), and the last {kept} are kept for owners holding fewer than {kept}; "
-                        f"{owner} holds {held}; retry after {retry:g}s", retry)
+        raise QueueFull(f"{said}; retry after {retry:g}s", retry)
 
     def _priority_problem(self, spec: JobSpec) -> str | None:
         """A priority above the queue's maxPriority (`SchedulerConfig.priority_problem`, which `sim` applies too)."""

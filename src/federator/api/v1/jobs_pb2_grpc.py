@@ -154,13 +154,15 @@ class JobServiceServicer:
         Kubernetes mode, the host cluster would not create the job's
         FederatedJob, e.g. its spec.namespace does not exist there: nothing was
         stored), PERMISSION_DENIED,
-        and RESOURCE_EXHAUSTED when the federator's queue is full, or the job's
-        queue holds as many pending jobs as it may (its maxPendingJobs, else the
-        server's --max-pending-jobs-per-queue; the message names the queue, its
-        count and its limit, and other queues' Submits are still taken), or
+        and RESOURCE_EXHAUSTED when the federator's queue is full, or nearly
+        full (in its last tenth, kept for the queues and users holding fewer than
+        a floor; the message names the queue or user over it and its count), or
+        the job's queue holds as many pending jobs as it may (its maxPendingJobs,
+        else the server's --max-pending-jobs-per-queue; the message names the
+        queue, its count and its limit; the cap is that queue's own), or
         the caller holds as many pending jobs over all queues as one user may
         (the server's --max-pending-jobs-per-user; the message names the user,
-        the count and the limit, and other users' Submits are still taken),
+        the count and the limit; the cap is that user's own),
         or the job's spec would take its owner's unfinished (pending, placed,
         running) jobs past their byte budget (--max-unfinished-bytes-per-user,
         256 MiB by default), or every job's past the federator's

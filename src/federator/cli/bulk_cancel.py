@@ -1,0 +1,159 @@
+"""`federator cancel --queue Q [--phase P] [--owner U] [--yes]`: every matching job of a queue, over one channel.
+
+Why: offboarding an organisation was one `federator cancel` per job, a process and a TLS handshake each (2.1 s
+on a busy host: ~2 h for an org's 3,351 pending jobs; outside QA, tenants F7), while List and Cancel over one
+channel did 500 in 2.8 s. Built on those two RPCs, so no new obligation for the federator or a client in another
+language, and each job is authorized and audited exactly as a single `federator cancel` of it: a job the caller
+may see but not cancel (a colleague's, under `jobs: view`) is refused by the federator and counted as skipped,
+never cancelled. More than one job is cancelled only with `--yes`; without it the count is printed and nothing
+is done, so a mistyped queue costs nothing.
+
+Jobs that ended meanwhile are not errors (the federator answers a Cancel of an ended job with the job as it is);
+a failure other than a refusal (the federator away) stops the run, saying how far it got: running it again
+cancels the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import grpc
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.model import Job, JobPhase
+from federator.security.authz import USER_ANNOTATION
+
+ACTIVE_PHASES = tuple(p.value for p in JobPhase if not p.is_terminal)
+"""What --phase takes: a job that ended cannot be cancelled."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which jobs of a queue a bulk cancel takes."""
+
+    queue: str
+    phases: frozenset[JobPhase]
+    user: str = ""  # "" = anyone's
+
+    def takes(self, job: Job) -> bool:
+        return job.spec.queue == self.queue and job.phase in self.phases and \
+            (not self.user or job.spec.annotation(USER_ANNOTATION) == self.user)
+
+    def __str__(self) -> str:
+        said = f"queue {self.queue!r}"
+        if self.phases != frozenset(JobPhase(p) for p in ACTIVE_PHASES):
+            said += f", {' or '.join(sorted(self.phases))}"
+        return said + (f", owner {self.user!r}" if self.user else "")
+
+
+@dataclass
+class Tally:
+    """What a bulk cancel did, for its last line."""
+
+    cancelled: int = 0
+    skipped: int = 0  # the federator refused: not the caller's to cancel
+    ended: int = 0  # ended (or removed) between the List and the Cancel
+
+
+def selection(args: argparse.Namespace) -> Selection:
+    phases = frozenset(JobPhase(p) for p in (args.phase or ACTIVE_PHASES))
+    return Selection(queue=args.queue, phases=phases, user=args.owner or "")
+
+
+def matching(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, *, timeout: float) -> list[Job]:
+    """The jobs the caller may see that the selection takes, a List page at a time (filtered by queue there)."""
+    out: list[Job] = []
+    token = ""
+    while True:
+        reply = stub.List(jobs_pb2.ListJobsRequest(queue=chosen.queue, page_size=1000, page_token=token),
+                          timeout=timeout)
+        out.extend(j for j in (convert.job_from_pb(pb) for pb in reply.jobs) if chosen.takes(j))
+        token = reply.next_page_token
+        if not token:
+            return out
+
+
+def cancel_each(stub: jobs_pb2_grpc.JobServiceStub, jobs: Iterable[Job], *, timeout: float) -> Tally:
+    """Cancel each job by its id; a refusal is counted, any other failure raised (with the tally so far noted)."""
+    tally = Tally()
+    for job in jobs:
+        try:
+            reply = convert.job_from_pb(stub.Cancel(jobs_pb2.CancelJobRequest(job_id=job.job_id), timeout=timeout))
+        except grpc.RpcError as err:
+            code = err.code() if hasattr(err, "code") else None
+            if code is grpc.StatusCode.PERMISSION_DENIED:
+                tally.skipped += 1
+                continue
+            if code is grpc.StatusCode.NOT_FOUND:  # removed by retention meanwhile
+                tally.ended += 1
+                continue
+            err.tally = tally  # type: ignore[attr-defined]
+            raise
+        if reply.phase is JobPhase.CANCELLED and not job.phase.is_terminal:
+            tally.cancelled += 1
+        else:
+            tally.ended += 1
+    return tally
+
+
+def summary(chosen: Selection, found: int, tally: Tally) -> str:
+    said = f"cancelled {tally.cancelled} of {found} job{'' if found == 1 else 's'} of {chosen}"
+    if tally.skipped:
+        said += (f"; {tally.skipped} skipped: not yours to cancel (the federator refused them: PERMISSION_DENIED; "
+                 "ask their owner, a group member who may manage them, or an admin)")
+    if tally.ended:
+        said += f"; {tally.ended} had ended meanwhile"
+    return said
+
+
+def run(stub: jobs_pb2_grpc.JobServiceStub, args: argparse.Namespace, *, timeout: float) -> int:
+    """The command's body on a connected stub: 0 done (refusals counted), 2 more than one job without --yes;
+    an RpcError other than a refusal is raised to the caller, which says it."""
+    chosen = selection(args)
+    jobs = matching(stub, chosen, timeout=timeout)
+    if not jobs:
+        print(f"no job you may see matches {chosen}; nothing cancelled")
+        return 0
+    if len(jobs) > 1 and not args.yes:
+        print(f"federator cancel: {len(jobs)} jobs you may see match {chosen}; nothing cancelled: pass --yes to "
+              "cancel them (jobs you may see but not cancel will be skipped and counted)", file=sys.stderr)
+        return 2
+    try:
+        tally = cancel_each(stub, jobs, timeout=timeout)
+    except grpc.RpcError as err:
+        done: Tally = getattr(err, "tally", Tally())
+        print(f"federator cancel: stopped after {summary(chosen, len(jobs), done)}; run it again to cancel the "
+              "rest", file=sys.stderr)
+        raise
+    print(summary(chosen, len(jobs), tally))
+    return 0
+
+
+def usage_problem(args: argparse.Namespace) -> str:
+    """Whether the flags make one command: a job, or --queue (with its --phase, --owner, --yes)."""
+    if args.job and args.queue:
+        return "give a job or --queue, not both"
+    if not args.job and not args.queue:
+        return "give a job (id, namespace/name or name), or --queue to cancel a queue's jobs"
+    if args.job and (args.phase or args.owner or args.yes):
+        return "--phase, --owner and --yes go with --queue"
+    return ""
+
+
+def add_arguments(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--queue", default="", help="cancel every job of this queue you may see (with --phase, --owner); "
+                                                "more than one only with --yes")
+    c.add_argument("--phase", action="append", choices=ACTIVE_PHASES,
+                   help="with --queue: only jobs in this phase (repeatable; default: every phase not ended)")
+    c.add_argument("--owner", default="", metavar="USER",
+                   help="with --queue: only jobs this user submitted (USER in `get jobs -o wide`); not --user, "
+                        "which picks the certificate you call with")
+    c.add_argument("--yes", action="store_true", help="with --queue: cancel more than one job")
+
+
+__all__ = ["ACTIVE_PHASES", "Selection", "Tally", "add_arguments", "cancel_each", "matching", "run", "summary",
+           "usage_problem"]
