@@ -331,6 +331,9 @@ class Agent:
 
     def _report(self) -> agent_pb2.AgentMessage:
         cap = self.backend.capacity()
+        unlabelled = getattr(self.backend, "unlabelled_accelerators", None)  # the Kubernetes backend's (F3)
+        if unlabelled is not None:
+            self.metrics.unlabelled(unlabelled)
         if not self.member.reachable:  # its caches are stale: say why, not what they hold (agent.proto)
             return agent_pb2.AgentMessage(capacity=agent_pb2.CapacityReport(
                 sequence=cap.sequence, member_unreachable=self.member.why))

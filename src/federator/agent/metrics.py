@@ -12,7 +12,8 @@ already says which; only `federator_agent_info`, `federator_agent_connected`,
 `federator_agent_member_api_reachable` and
 `federator_agent_certificate_expiration_timestamp_seconds` carry a
 `cluster` label, so that an alert or a dashboard legend can name the
-cluster without a join. Every other label is bounded: `phase` (a JobPhase),
+cluster without a join. Every other label is bounded: `resource` (an accelerator resource of the catalog),
+`phase` (a JobPhase),
 `result` (ok, refused, failed), `origin` (federator, fence), `certificate`
 (agent, ca).
 
@@ -30,6 +31,7 @@ cluster without a join. Every other label is bounded: `phase` (a JobPhase),
 | federator_agent_self_fences_total | counter | times the agent stopped its placements after --fence-after cut off |
 | federator_agent_certificate_expiration_timestamp_seconds{cluster,certificate} | gauge | notAfter of --cert, --ca |
 | federator_agent_member_api_reachable{cluster} | gauge | 0 while the agent cannot reach its member's API server |
+| federator_agent_unlabelled_accelerators{resource} | gauge | devices not offered: no node label names their model |
 
 State gauges (age, placements) are read at scrape time from values the agent's
 event loop refreshes, never from the backend directly: a scrape runs on the
@@ -101,12 +103,18 @@ class AgentMetrics:
                                   "When the agent's TLS files expire (notAfter, Unix seconds) as last read: its "
                                   "own certificate (certificate=agent, --cert) and the federation's CA (ca, --ca).",
                                   ["cluster", "certificate"], registry=r)
+        self._unlabelled = Gauge("federator_agent_unlabelled_accelerators",
+                                 "Accelerators on nodes without the label that names their model (GPU feature "
+                                 "discovery not run there yet): left out of the capacity report, since a pod "
+                                 "could not be pinned to them; the agent's log names the nodes.", ["resource"],
+                                 registry=r)
         # State the event loop refreshes and the scrape thread reads (plain attribute writes: atomic).
         now = clock()
         self._last_send = now
         self._heartbeat = now
         self._phases: Mapping[str, int] = {}
         self._is_connected = False
+        self._unlabelled_seen: frozenset[str] = frozenset()
         self._reported = False  # a capacity report went out on the current stream
         self._stopped = False
         r.register(_StateCollector(self))
@@ -141,6 +149,14 @@ class AgentMetrics:
     def member_reachable(self, reachable: bool) -> None:
         """Whether the member's API server answers, as the agent judges it (agent/member_health.py)."""
         self._member.labels(self.cluster).set(1 if reachable else 0)
+
+    def unlabelled(self, by_resource: Mapping[str, int]) -> None:
+        """The backend's unlabelled accelerators per resource now (a resource no longer seen reads 0)."""
+        for resource in set(self._unlabelled_seen) - set(by_resource):
+            self._unlabelled.labels(resource).set(0)
+        for resource, n in by_resource.items():
+            self._unlabelled.labels(resource).set(n)
+        self._unlabelled_seen = frozenset(by_resource)
 
     def certificate_expires(self, certificate: str, not_after: float) -> None:
         """`certificate` (agent: --cert, ca: --ca) expires at `not_after`, as its file says now."""

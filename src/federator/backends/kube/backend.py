@@ -64,6 +64,7 @@ from federator.backends.kube.node_selectors import no_node_for
 from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
 from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
+from federator.backends.kube.unlabelled import UnlabelledAccelerators
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
     PLACEMENT_LABEL,
@@ -196,6 +197,7 @@ class KubeBackend:
         self._sequence = 0
         self._started = False
         self._pod_relists = 0  # the pod informer's re-lists the gang guard has been told of
+        self.unlabelled = UnlabelledAccelerators()  # devices no label names the model of (unlabelled.py)
 
     # -- Backend protocol ---------------------------------------------------
 
@@ -291,6 +293,7 @@ class KubeBackend:
         self._sequence += 1
         pods = [p for p in self.pods.cache.values() if not leaving or self._placement_of_pod(p) not in leaving]
         groups = self.device_groups(pods)
+        self.unlabelled.seen(self.discovery.unlabelled(self.nodes.cache.values()))  # not offered: said, counted
         resources = {g.resource for g in groups if g.resource}
         left = self.gang.quota_left(resources)
         if left is not None:  # Kueue mode: no more free than the ClusterQueue would admit, on the nodes that can
@@ -302,6 +305,11 @@ class KubeBackend:
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
                                placement_ids=self._accounted(pods), discovery=self.discovery, groups=groups)
         return replace(cap, workload_kinds=frozenset(self.served))
+
+    @property
+    def unlabelled_accelerators(self) -> Mapping[str, int]:
+        """Per resource, the devices left out of the last report because no label names their model."""
+        return self.unlabelled.by_resource
 
     async def probe_member(self) -> str | None:
         """Does the member's API server answer (agent/member_health.py)? None when it does, else what failed.
