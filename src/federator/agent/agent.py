@@ -45,6 +45,7 @@ from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Term
 from federator.agent.member_health import MemberHealth, Probe
 from federator.agent.metrics import AgentMetrics
 from federator.agent.refusal import Lasting, lasting
+from federator.agent.rejections import OVER_BOUND, Rejections
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.keepalive import AGENT_KEEPALIVE
@@ -131,6 +132,7 @@ class Agent:
         self._fatal: ConfigConflict | None = None
         self._ending: asyncio.Future[str] | None = None  # set to end the current stream from this side
         self.metrics = AgentMetrics(cluster=config.cluster, region=config.region)
+        self._rejections = Rejections()  # the federator's Errors, each report one logged once (rejections.py)
         self.member = MemberHealth(cluster=config.cluster)  # does the member's API answer (agent/member_health.py)
         self.endpoint: Endpoint | None = None
         self.reconnect_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # a test's fake clock
@@ -329,6 +331,16 @@ class Agent:
             agent_version=__version__, gang_admission=str(getattr(self.backend, "gang_admission", "")),
             features=[AgentFeature.RESIZE.value] if isinstance(self.backend, Resizer) else [], instance=self.instance))
 
+    def _federator_error(self, error: agent_pb2.Error) -> None:
+        """Count an Error by its reason and log it: about a placement, each one; about the reports, once per
+        reason until another reason comes (rejections.py)."""
+        self.metrics.rejected(error.reason)
+        level = self._rejections.level(error.reason, placement=bool(error.placement_id))
+        what = "took a report clamped" if error.reason == OVER_BOUND else "refused a message"
+        log.log(level, "the federator %s (%s%s): %s%s", what, error.reason,
+                f", placement {error.placement_id}" if error.placement_id else "", error.message,
+                "" if level <= logging.DEBUG or error.placement_id else "; said once: the same again at DEBUG")
+
     def _report(self) -> agent_pb2.AgentMessage:
         cap = self.backend.capacity()
         unlabelled = getattr(self.backend, "unlabelled_accelerators", None)  # the Kubernetes backend's (F3)
@@ -485,9 +497,7 @@ class Agent:
                         self._launch, age=self.contact.order_age(msg.launch.issued_at), fences=self._fences),
                         msg.launch)
                 elif kind == "error":
-                    log.warning("the federator refused a message (%s%s): %s", msg.error.reason,
-                                f", placement {msg.error.placement_id}" if msg.error.placement_id else "",
-                                msg.error.message)
+                    self._federator_error(msg.error)
                 elif kind == "cancel":
                     self._in_order(msg.cancel.placement_id, self._cancel, msg.cancel)
                 elif kind == "resize":
@@ -561,6 +571,7 @@ class Agent:
         self.sessions += 1
         self.connected.set()
         self.metrics.session_opened()
+        self._rejections.new_stream()
         # Two limits, said apart (chaos QA F6: "fence limit 15s" read as if a cut-off agent stopped its work then)
         log.info("connected to %s as %s (%s, instance %s); fences after a pause past %gs; while cut off: %s",
                  self.config.target, self.config.cluster, self.config.region, self.instance, self._fence_limit,
