@@ -140,3 +140,18 @@ def test_the_federator_refuses_a_placeholder_model_a_member_still_reports() -> N
     spec = parse_job(_job("acceleratorModels: [H100]"))
     problem = fleet.unknown(replace(spec, accelerator_models=("unknown",)))
     assert problem.startswith("spec.acceleratorModels[0]: ") and "names no accelerator model" in problem
+
+
+def test_the_agent_exports_its_backends_unlabelled_count_at_each_report() -> None:
+    from federator.agent.agent import Agent, AgentConfig
+    from federator.backends.kube.backend import KubeBackend
+    from federator.backends.kube.informer import ADDED
+
+    backend = KubeBackend(object(), namespace="w")  # type: ignore[arg-type]
+    backend.nodes._apply_event(ADDED, _node(_a100("a100-0")))
+    backend.nodes._apply_event(ADDED, _node(_a100("nolabel-0"), drop=("nvidia.com/gpu.product",)))
+    agent = Agent(AgentConfig(cluster="b", region="us", target="127.0.0.1:1"), backend)
+    report = agent._report()
+    assert [p.accelerator_model for p in report.capacity.accelerator_pools] == [vendors.A100]
+    assert agent.metrics.registry.get_sample_value("federator_agent_unlabelled_accelerators",
+                                                   {"resource": "nvidia.com/gpu"}) == 8
