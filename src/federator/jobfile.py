@@ -616,6 +616,9 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
         if not isinstance(model, str) or (model and not _GPU_MODEL.match(model)):
             bad(f"{where}.model", f"must be a model name such as 'H100' or 'Ascend910B', got {model!r}")
             model = ""
+        elif model and cat.is_placeholder(model):
+            bad(f"{where}.model", placeholder_problem(model))
+            model = ""
         if not isinstance(vendor, str) or (vendor and cat.vendor(vendor) is None):
             bad(f"{where}.vendor", f"unknown vendor {vendor!r} (known: {', '.join(cat.vendor_names)})")
             vendor = ""
@@ -677,6 +680,13 @@ def _one_vendor(models: tuple[str, ...], field: str, bad: Any, *, workload: bool
     return found
 
 
+def placeholder_problem(model: str) -> str:
+    """Why a placeholder model name (`Catalog.placeholder_models`) is refused, said the same on every path."""
+    return (f"{model!r} names no accelerator model: it is what devices on a node without their product label were "
+            "once called, and such devices are not offered (a pod could not be pinned to them); name a model such "
+            "as 'H100', or leave the field out for any")
+
+
 def _accelerator_models(value: object, field: str, bad: Any) -> tuple[str, ...]:
     """spec.acceleratorModels (or its old name, the `field` the user wrote): a list, or 'H100|A100'."""
     if value is None:
@@ -698,6 +708,8 @@ def _accelerator_models(value: object, field: str, bad: Any) -> tuple[str, ...]:
             bad(f"{field}[{i}]", f"must be an accelerator model name such as 'H100', got {shown(item)}")
         elif item in out:
             bad(f"{field}[{i}]", f"repeats {item!r}")
+        elif catalog().is_placeholder(item):
+            bad(f"{field}[{i}]", placeholder_problem(item))
         else:
             out.append(item)
     return tuple(out)

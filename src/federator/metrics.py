@@ -461,6 +461,11 @@ class Metrics:
             "for --orphan-grace.", ["cluster"], registry=r)
         # Reports whose pools contradict the placements they list (server/consistency.py): applied, but those
         # placements' resources are held by the federator itself.
+        self.reports_clamped = Counter(
+            "federator_reports_clamped_total",
+            "Capacity reports applied clamped to the provider's maxAccelerators (trust file): they claimed more "
+            "accelerators than the bound, and the federator offered at most the bound (server/over_bound.py).",
+            ["cluster"], registry=r)
         self.inconsistent_reports = Counter(
             "federator_inconsistent_reports_total",
             "Capacity reports applied although a pool of theirs leaves fewer accelerators not whole free than the "
@@ -527,7 +532,7 @@ class Metrics:
     def cluster_counters_from_zero(self, cluster: str) -> None:
         """A cluster's event counters exist from 0 once it connects: increase() sees its first event."""
         for counter in (self.placement_start_timeouts, self.placement_early_failures, self.cluster_quarantines,
-                        self.cluster_quarantines_capped, self.agent_duplicates_refused):
+                        self.cluster_quarantines_capped, self.agent_duplicates_refused, self.reports_clamped):
             counter.labels(cluster)
 
     def observe_cycle(self, seconds: float, phase_seconds: Mapping[str, float]) -> None:

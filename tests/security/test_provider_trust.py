@@ -123,10 +123,8 @@ def claiming(accelerators: int = 0, *, cpu_milli: int = 0, memory: int = 0) -> C
 
 @pytest.mark.parametrize(("bound", "issuer", "capacity", "problem"), [
     (", maxAccelerators: 16", "acme", claiming(16), ""),
-    (", maxAccelerators: 16", "acme", claiming(17), "capacity.accelerator_pools: 17 accelerators in all "
-                                                    "(total_accelerators over every pool) are more than "
-                                                    "maxAccelerators 16, the most the trust file lets one cluster of "
-                                                    "provider 'acme' report"),
+    # over maxAccelerators: not refused, clamped (server/over_bound.py; Trust.accelerator_bound below)
+    (", maxAccelerators: 16", "acme", claiming(17), ""),
     (", maxAccelerators: 16", "", claiming(10_000), ""),  # the federation's own clusters: no bound
     ("", "acme", claiming(10_000, cpu_milli=10**9, memory=2**60), ""),  # no bound: any, as before
     (", maxCpu: 64", "acme", claiming(cpu_milli=64_000), ""),
@@ -144,6 +142,15 @@ def test_a_provider_bound_to_max_accelerators_cpu_or_memory_may_report_at_most_t
         tmp_path: Path, bound: str, issuer: str, capacity: ClusterCapacity, problem: str) -> None:
     certs, path = _trust_file(tmp_path, bound)
     assert load_trust(path, federation_ca=certs.ca_cert).capacity_problem(issuer, capacity) == problem
+
+
+@pytest.mark.parametrize(("bound", "issuer", "expected"), [
+    (", maxAccelerators: 16", "acme", ("acme", 16)), (", maxAccelerators: 16", "", None), ("", "acme", None)],
+    ids=["bound", "federation-cluster", "provider-without-a-bound"])
+def test_the_accelerator_bound_a_report_is_clamped_to(tmp_path: Path, bound: str, issuer: str,
+                                                      expected: tuple[str, int] | None) -> None:
+    certs, path = _trust_file(tmp_path, bound)
+    assert load_trust(path, federation_ca=certs.ca_cert).accelerator_bound(issuer) == expected
 
 
 @pytest.mark.parametrize(("key", "bound"), [("maxCpu", "-4"), ("maxCpu", "lots"), ("maxCpu", "true"),

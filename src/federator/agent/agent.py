@@ -46,6 +46,7 @@ from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Term
 from federator.agent.member_health import MemberHealth, Probe
 from federator.agent.metrics import AgentMetrics
 from federator.agent.refusal import Lasting, handshake_hint, lasting
+from federator.agent.rejections import LOUD, OVER_BOUND, Rejections, reason_label
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.keepalive import AGENT_KEEPALIVE
@@ -133,6 +134,7 @@ class Agent:
         self._ending: asyncio.Future[str] | None = None  # set to end the current stream from this side
         self.metrics = AgentMetrics(cluster=config.cluster, region=config.region)
         self._errors = ErrorLog(log)  # the federator's Errors, each logged once while it lasts
+        self._rejections = Rejections()  # those saying capacity is not seen or offered: ERROR once (rejections.py)
         if isinstance(backend, CountsStops):
             backend.count_stops(self.metrics.placement_stopped)
         self.member = MemberHealth(cluster=config.cluster)  # does the member's API answer (agent/member_health.py)
@@ -335,8 +337,25 @@ class Agent:
             agent_version=__version__, gang_admission=str(getattr(self.backend, "gang_admission", "")),
             features=[AgentFeature.RESIZE.value] if isinstance(self.backend, Resizer) else [], instance=self.instance))
 
+    def _federator_error(self, error: agent_pb2.Error) -> None:
+        """Count an Error by its reason and log it: one saying part of the member's capacity is not seen or not
+        offered (`implausible_report`, `over_bound`) at ERROR once per stream (rejections.py); any other once
+        while it lasts, an applied report's as applied (federator_errors.py)."""
+        self.metrics.rejected(error.reason)
+        if error.placement_id or reason_label(error.reason) not in LOUD:
+            self._errors.error(error.reason, error.message, error.placement_id)
+            return
+        level = self._rejections.level(error.reason, placement=bool(error.placement_id))
+        what = "took a report clamped" if error.reason == OVER_BOUND else "refused a message"
+        log.log(level, "the federator %s (%s%s): %s%s", what, error.reason,
+                f", placement {error.placement_id}" if error.placement_id else "", error.message,
+                "" if level <= logging.DEBUG or error.placement_id else "; said once: the same again at DEBUG")
+
     def _report(self) -> agent_pb2.AgentMessage:
         cap = self.backend.capacity()
+        unlabelled = getattr(self.backend, "unlabelled_accelerators", None)  # the Kubernetes backend's (F3)
+        if unlabelled is not None:
+            self.metrics.unlabelled(unlabelled)
         if not self.member.reachable:  # its caches are stale: say why, not what they hold (agent.proto)
             return agent_pb2.AgentMessage(capacity=agent_pb2.CapacityReport(
                 sequence=cap.sequence, member_unreachable=self.member.why))
@@ -488,7 +507,7 @@ class Agent:
                         self._launch, age=self.contact.order_age(msg.launch.issued_at), fences=self._fences),
                         msg.launch)
                 elif kind == "error":
-                    self._errors.error(msg.error.reason, msg.error.message, msg.error.placement_id)
+                    self._federator_error(msg.error)
                 elif kind == "cancel":
                     self._in_order(msg.cancel.placement_id, self._cancel, msg.cancel)
                 elif kind == "resize":
@@ -562,6 +581,7 @@ class Agent:
         self.sessions += 1
         self.connected.set()
         self.metrics.session_opened()
+        self._rejections.new_stream()
         # Two limits, said apart (chaos QA F6: "fence limit 15s" read as if a cut-off agent stopped its work then)
         log.info("connected to %s as %s (%s, instance %s); fences after a pause past %gs; while cut off: %s",
                  self.config.target, self.config.cluster, self.config.region, self.instance, self._fence_limit,

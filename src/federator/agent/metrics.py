@@ -12,7 +12,9 @@ already says which; only `federator_agent_info`, `federator_agent_connected`,
 `federator_agent_member_api_reachable` and
 `federator_agent_certificate_expiration_timestamp_seconds` carry a
 `cluster` label, so that an alert or a dashboard legend can name the
-cluster without a join. Every other label is bounded: `phase` (a JobPhase),
+cluster without a join. Every other label is bounded: `resource` (an accelerator resource of the catalog),
+`reason` (an Error's reason of the contract, or other),
+`phase` (a JobPhase),
 `result` (ok, refused, failed), `origin` (federator, fence), `certificate`
 (agent, ca), `reason` (STOP_REASONS).
 
@@ -31,6 +33,8 @@ cluster without a join. Every other label is bounded: `phase` (a JobPhase),
 | federator_agent_placements_stopped_total{reason} | counter | placements the backend stopped and deleted, by why |
 | federator_agent_certificate_expiration_timestamp_seconds{cluster,certificate} | gauge | notAfter of --cert, --ca |
 | federator_agent_member_api_reachable{cluster} | gauge | 0 while the agent cannot reach its member's API server |
+| federator_agent_unlabelled_accelerators{resource} | gauge | devices not offered: no node label names their model |
+| federator_agent_messages_rejected_total{reason} | counter | Errors the federator answered, by reason (rejections.py) |
 
 State gauges (age, placements) are read at scrape time from values the agent's
 event loop refreshes, never from the backend directly: a scrape runs on the
@@ -47,6 +51,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from federator import __version__
+from federator.agent.rejections import reason_label
 from federator.model import JobPhase
 
 LAUNCH_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -112,12 +117,23 @@ class AgentMetrics:
                                   "When the agent's TLS files expire (notAfter, Unix seconds) as last read: its "
                                   "own certificate (certificate=agent, --cert) and the federation's CA (ca, --ca).",
                                   ["cluster", "certificate"], registry=r)
+        self._rejected = Counter("federator_agent_messages_rejected_total",
+                                 "Errors the federator answered this agent's messages with, by reason: a message "
+                                 "refused (implausible_report, malformed, ...), or a report taken with a caveat "
+                                 "(over_bound: clamped to the provider's maxAccelerators; inconsistent_report). A "
+                                 "reason the agent does not know is counted as other.", ["reason"], registry=r)
+        self._unlabelled = Gauge("federator_agent_unlabelled_accelerators",
+                                 "Accelerators on nodes without the label that names their model (GPU feature "
+                                 "discovery not run there yet): left out of the capacity report, since a pod "
+                                 "could not be pinned to them; the agent's log names the nodes.", ["resource"],
+                                 registry=r)
         # State the event loop refreshes and the scrape thread reads (plain attribute writes: atomic).
         now = clock()
         self._last_send = now
         self._heartbeat = now
         self._phases: Mapping[str, int] = {}
         self._is_connected = False
+        self._unlabelled_seen: frozenset[str] = frozenset()
         self._reported = False  # a capacity report went out on the current stream
         self._stopped = False
         r.register(_StateCollector(self))
@@ -156,6 +172,18 @@ class AgentMetrics:
     def member_reachable(self, reachable: bool) -> None:
         """Whether the member's API server answers, as the agent judges it (agent/member_health.py)."""
         self._member.labels(self.cluster).set(1 if reachable else 0)
+
+    def rejected(self, reason: str) -> None:
+        """The federator answered a message with an Error of `reason` (bounded: rejections.reason_label)."""
+        self._rejected.labels(reason_label(reason)).inc()
+
+    def unlabelled(self, by_resource: Mapping[str, int]) -> None:
+        """The backend's unlabelled accelerators per resource now (a resource no longer seen reads 0)."""
+        for resource in set(self._unlabelled_seen) - set(by_resource):
+            self._unlabelled.labels(resource).set(0)
+        for resource, n in by_resource.items():
+            self._unlabelled.labels(resource).set(n)
+        self._unlabelled_seen = frozenset(by_resource)
 
     def certificate_expires(self, certificate: str, not_after: float) -> None:
         """`certificate` (agent: --cert, ca: --ca) expires at `not_after`, as its file says now."""

@@ -151,6 +151,23 @@ class Catalog:
             return matched[0]
         return None
 
+    def placeholder_models(self) -> frozenset[str]:
+        """Lower-cased model names that name no product: what an agent once called devices on a node without their
+        vendor's product label ("unknown", AMD's "AMD-GPU", Huawei's "Ascend910"). Such devices are no longer
+        offered (backends/kube/devices.py), and a job naming one is refused: it asked for "whatever is
+        unlabelled", which no pod can be pinned to (outside provider QA F3). A vendor without product labels
+        (Cambricon's MLU) has its default model as its one real pool, and a name the catalog lists as a model or
+        family is a real name too."""
+        names = {"unknown"}
+        names.update(v.model_name(v.unlabelled_model(r)).lower() for v in self.vendors if v.product_labels
+                     for r in v.resources)
+        real = {n.lower() for m in self.models() for n in (m.name, m.family) if n}
+        return frozenset(names - real)
+
+    def is_placeholder(self, name: str) -> bool:
+        """Whether a user's model name is one of `placeholder_models` (case-insensitive)."""
+        return name.lower() in self.placeholder_models()
+
     def vendor_of_model(self, name: str) -> str:
         """The vendor of a model as the catalog knows it, else the default vendor (nvidia)."""
         entry = self.find_model(name)

@@ -76,7 +76,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                          "new to trust.yaml may claim any region and one already there keeps its regions")
     pv.add_argument("--max-accelerators", type=int, metavar="N",
                     help="the most accelerators one of its clusters may report, over every pool (trust.yaml "
-                         "maxAccelerators); a report claiming more is refused. Without it a provider's clusters may "
+                         "maxAccelerators, in whole-device equivalents); a report claiming more is taken clamped "
+                         "to it (the cluster shows OverBound). Without it a provider's clusters may "
                          "claim any room, which draws every tenant's jobs (docs/security.md, \"Capacity\")")
     pv.add_argument("--max-cpu", metavar="QUANTITY",
                     help="the most allocatable CPU one of its clusters may report, e.g. 4096 or 500m (maxCpu)")

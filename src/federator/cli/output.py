@@ -115,11 +115,13 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         cpus = cores(cap.cpu_milli_free) if cap else "-"
         # No new work for now: cordoned by an operator (server/cordons.py), quarantined (server/quarantine.py), or
         # its agent cannot reach the member's API server (server/member_health.py); -o json gives the words. And a
-        # second agent with its name being refused (server/duplicates.py): not a state of its own, a fault to fix.
+        # second agent with its name being refused (server/duplicates.py): not a state of its own, a fault to fix;
+        # likewise a report over its provider's maxAccelerators, taken clamped (server/over_bound.py).
         state = c["state"] + (",Cordoned" if c.get("cordoned") else "") \
             + (",Quarantined" if c.get("quarantined_until") else "") \
             + (",APIUnreachable" if c.get("member_unreachable") else "") \
-            + (",DuplicateAgent" if c.get("duplicate_agent") else "")
+            + (",DuplicateAgent" if c.get("duplicate_agent") else "") \
+            + (",OverBound" if c.get("over_bound") else "")
         row = [c["name"], c["region"], state, gpus, cpus, str(c["placements"]),
                _age(c.get("report_age_seconds") or max(0.0, now - c["last_report_at"]))  # the federator's clock
                if c["last_report_at"] else "-"]

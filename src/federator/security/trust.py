@@ -26,10 +26,11 @@ latency-sensitive jobs by it, so a provider bound to `regions` has a Hello
 claiming any other refused (`Trust.region_problem`): its clusters cannot
 attract the jobs meant for clusters near users elsewhere. A provider bound to
 `maxAccelerators` has a capacity report of one of its clusters claiming more
-accelerators in all (total, over every pool) refused (`Trust.capacity_problem`):
-its agent could otherwise claim any room, at any price, and draw every tenant's
+accelerators in all (total, over every pool, in whole-device equivalents)
+clamped to the bound (`Trust.accelerator_bound`, server/over_bound.py): its
+agent could otherwise claim any room, at any price, and draw every tenant's
 work (the operator knows what each provider contracted to supply). `maxCpu` and
-`maxMemory` bound its allocatable CPU and memory the same way: CPU-only work
+`maxMemory` bound its allocatable CPU and memory, a report over them refused: CPU-only work
 and the host room beside accelerators are drawn by them as accelerator work is
 by accelerators. The
 federator verifies client certificates against the federation's CA and every
@@ -149,19 +150,25 @@ class Trust:
         return (f"hello.region: {region[:80]!r} is not a region of provider {provider.name!r}; the trust file "
                 f"binds its clusters to regions {', '.join(provider.regions)}")
 
+    def accelerator_bound(self, issuer: str) -> tuple[str, int] | None:
+        """(provider, maxAccelerators) of the provider that certified a cluster, or None (the federation's own
+        clusters, a provider without the bound). A report over it is clamped to it (server/over_bound.py),
+        counted in whole-device equivalents as every total people read (a MIG partition as its share)."""
+        provider = self.providers.get(issuer) if issuer else None
+        if provider is None or provider.max_accelerators is None:
+            return None
+        return provider.name, provider.max_accelerators
+
     def capacity_problem(self, issuer: str, capacity: ClusterCapacity) -> str:
         """"" if a cluster certified by `issuer` may report `capacity`, else why not, naming the field and the
-        bound: its accelerators in all (over every pool) within `maxAccelerators`, its allocatable CPU within
-        `maxCpu`, its allocatable memory within `maxMemory`. The federation's own clusters and providers without a
-        bound may report any."""
+        bound: its allocatable CPU within `maxCpu`, its allocatable memory within `maxMemory`. The federation's own
+        clusters and providers without a bound may report any. Accelerators over `maxAccelerators` are not refused
+        but clamped (`accelerator_bound`): a refusal froze the cluster's whole capacity view while one node too
+        many was in it (outside provider QA F4)."""
         provider = self.providers.get(issuer) if issuer else None
         if provider is None:
             return ""
         whose = f"the most the trust file lets one cluster of provider {provider.name!r} report"
-        total = capacity.total_accelerators
-        if provider.max_accelerators is not None and total > provider.max_accelerators:
-            return (f"capacity.accelerator_pools: {total} accelerators in all (total_accelerators over every pool) "
-                    f"are more than maxAccelerators {provider.max_accelerators}, {whose}")
         cpu = capacity.cpu_milli_allocatable
         if provider.max_cpu_milli is not None and cpu > provider.max_cpu_milli:
             return (f"capacity.cpu_milli_allocatable: {cpu / 1000:g} CPUs are more than maxCpu "

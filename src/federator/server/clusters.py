@@ -67,6 +67,7 @@ class ClusterRecord:
     instance: str = ""  # its agent process, from the Hello ("" when it sends none; server/duplicates.py)
     peer_address: str = ""  # where its stream comes from (gRPC's peer), named when a second agent is refused
     duplicate: Duplicate | None = None  # the latest second agent refused while this stream held the cluster
+    over_bound: str = ""  # its last report was over its provider's maxAccelerators and clamped: why (over_bound.py)
 
     @property
     def can_resize(self) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from federator.catalog import catalog
+from federator.jobfile import placeholder_problem
 from federator.model import AcceleratorAlternative, ClusterCapacity, JobSpec
 from federator.model.accelerator import accepts_model
 
@@ -117,6 +118,8 @@ class FleetModels:
         """"field: problem" for the first model neither the catalog nor any member knows, listing the
         fleet's models; "" when every model is known."""
         for field, model, vendor in asked_models(spec):
+            if catalog().is_placeholder(model):  # a client that skipped the job-file checks (jobfile.py) hears it too
+                return f"{field}: {placeholder_problem(model)}"
             if catalog().selects(model, vendor) or self._in_fleet(model, vendor):
                 continue
             of = f"{vendor} model" if vendor else "model"

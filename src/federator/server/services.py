@@ -31,7 +31,7 @@ from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner, submitter_of
 from federator.security.limits import RejectReason, TokenBucket, check_capacity, check_hello
 from federator.security.trust import PROVIDER_LABEL, Trust
-from federator.server import cluster_list, cordons, duplicates, shrink
+from federator.server import cluster_list, cordons, duplicates, over_bound, shrink
 from federator.server.admission import name_taken
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
@@ -481,6 +481,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
                 implausible = check_plausible(cap) or self._over_trust_bound(rec, cap)
                 if implausible:
                     refusal = Refusal(RejectReason.IMPLAUSIBLE_REPORT, implausible)
+                else:
+                    cap = self._within_accelerator_bound(rec, cap)
         if refusal is not None:
             self.fed.heard(rec)
             self._refuse(rec, refusal)
@@ -526,6 +528,27 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         if self.auth.trust is None or stream is None:
             return ""
         return self.auth.trust.capacity_problem(stream.peer.issuer, cap)
+
+    def _within_accelerator_bound(self, rec: ClusterRecord, cap: ClusterCapacity) -> ClusterCapacity:
+        """The report clamped to its provider's maxAccelerators (server/over_bound.py), said when that changes."""
+        stream = self._streams.get(rec.session)
+        bound = self.auth.trust.accelerator_bound(stream.peer.issuer) \
+            if self.auth.trust is not None and stream is not None else None
+        clamped = over_bound.clamp(cap, bound[1])[0] if bound is not None else cap
+        message = over_bound.clamped_message(reported_milli=cap.total_accelerator_milli, bound=bound[1],
+                                             provider=bound[0]) \
+            if bound is not None and cap.total_accelerator_milli > bound[1] * 1000 else ""
+        if message:
+            self.fed.metrics.reports_clamped.labels(rec.name).inc()
+        if message != rec.over_bound:
+            if message:
+                log.warning("cluster %s: its report is clamped to its provider's bound: %s", rec.name, message)
+                if rec.connected and not rec.closing:
+                    rec.outbox.put(ErrorNotice(over_bound.OVER_BOUND, cut(message)))
+            else:
+                log.info("cluster %s: its reports are within its provider's maxAccelerators again", rec.name)
+            rec.over_bound = message
+        return clamped
 
     def _release_later(self, rec: ClusterRecord) -> None:
         gate = rec.reports
@@ -909,6 +932,7 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                 if rec.unreachable:  # its agent cannot reach the member (server/member_health.py)
                     status.member_unreachable, status.member_unreachable_since = rec.unreachable, rec.unreachable_since
                 status.duplicate_agent = duplicates.shown(rec, fed.clock())  # a second agent refused lately
+                status.over_bound = rec.over_bound  # its report clamped to its provider's bound (over_bound.py)
                 out.append(cluster_list.Row(status, info.capacity if info is not None else None))
             return out
 

@@ -104,10 +104,11 @@ def test_models_cpu_and_memory() -> None:
     assert (cap.sequence, cap.placement_ids) == (7, frozenset({"p1"}))
 
 
-def test_a_node_with_gpus_but_no_product_label_is_pooled_as_unknown() -> None:
+def test_a_node_with_gpus_but_no_product_label_offers_no_pool() -> None:
+    """No pool `unknown`: its pods could not be pinned to it (test_kube_unlabelled_nodes.py, F3)."""
     n = node("n0")
     del n["metadata"]["labels"]["nvidia.com/gpu.product"]
-    assert [p.accelerator_model for p in cluster_capacity([n], []).accelerator_pools] == ["unknown"]
+    assert cluster_capacity([n], []).accelerator_pools == ()
 
 
 def test_pod_requests_take_the_larger_of_init_and_containers_and_add_sidecars_and_overhead() -> None:

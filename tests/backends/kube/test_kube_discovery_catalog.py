@@ -77,11 +77,19 @@ def test_models_the_catalog_does_not_list_keep_the_label_and_get_no_family() -> 
     assert {g.family for g in groups.values()} == {""}
 
 
-def test_a_node_without_a_product_label_gets_the_vendors_default_model() -> None:
+def test_a_node_without_its_vendors_product_label_is_not_a_pool_but_unlabelled() -> None:
+    """Not pool "Ascend910": its pods could not be pinned off the labelled 910B nodes (F3)."""
     node = _node(vendors.ascend_nodes("a", 1)[0])
     node["metadata"]["labels"] = {}
+    assert _discovery().groups([node], []) == []
+    (u,) = _discovery().unlabelled([node])
+    assert (u.resource, u.devices, u.missing_label) == ("huawei.com/Ascend910", 8, "huawei.com/npu.chip.name")
+
+
+def test_a_vendor_that_labels_no_product_gets_its_default_model_pinned_by_the_resource() -> None:
+    node = _node(NodeSpec("mlu-0", "", 0, extended={"cambricon.com/mlu": "8"}))
     (g,) = _discovery().groups([node], [])
-    assert (g.model, g.selector) == ("Ascend910", ())
+    assert (g.model, g.selector, g.resource) == ("MLU", (), "cambricon.com/mlu")
 
 
 def test_an_operators_catalog_file_adds_a_vendors_device_plugin(tmp_path: Path) -> None:

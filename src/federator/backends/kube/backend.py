@@ -73,8 +73,10 @@ from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
 from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
+from federator.backends.kube.resource_quotas import ResourceQuotas
 from federator.backends.kube.stops import StopNotices, StopReason, fault_reason
 from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
+from federator.backends.kube.unlabelled import UnlabelledAccelerators
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
     PLACEMENT_LABEL,
@@ -212,6 +214,9 @@ class KubeBackend:
         self._started = False
         self._pod_relists = 0  # the pod informer's re-lists the gang guard has been told of
         self.drift = DriftGuard(kueue=bool(kueue_queue))  # what the agent rendered, kept so on the member (drift.py)
+        self.unlabelled = UnlabelledAccelerators()  # devices no label names the model of (unlabelled.py)
+        # The provider's ResourceQuotas where placements run, held against the report (resource_quotas.py).
+        self.quotas = ResourceQuotas(api, base=namespace, per_queue=namespace_per_queue, watch_timeout=watch_timeout)
 
     # -- Backend protocol ---------------------------------------------------
 
@@ -277,6 +282,8 @@ class KubeBackend:
         readable: bool = bool(self.gang.quota_informers) and await asyncio.to_thread(self.gang.quota_readable)
         if readable:
             self._informers.extend(self.gang.quota_informers)  # Kueue's quota, held against the report
+        if await asyncio.to_thread(self.quotas.readable):
+            self._informers.append(self.quotas.informer)
         for informer in self._informers:
             if not informer.started:
                 informer.start()
@@ -314,6 +321,7 @@ class KubeBackend:
         self._sequence += 1
         pods = [p for p in self.pods.cache.values() if not leaving or self._placement_of_pod(p) not in leaving]
         groups = self.device_groups(pods)
+        self.unlabelled.seen(self.discovery.unlabelled(self.nodes.cache.values()))  # not offered: said, counted
         resources = {g.resource for g in groups if g.resource}
         left = self.gang.quota_left(resources)
         if left is not None:  # Kueue mode: no more free than the ClusterQueue would admit, on the nodes that can
@@ -321,10 +329,18 @@ class KubeBackend:
             nodes = list(self.nodes.cache.values())
             groups = within_quota(groups, left, self._usable_nodes(), self.gang.quota_nodes(resources, nodes),
                                   self.gang.quota_flavors(resources, nodes))
+        namespace_room = self.quotas.room(resources)
+        if namespace_room:  # a ResourceQuota's room, held the same way (on top of Kueue's, where both apply)
+            groups = within_quota(groups, namespace_room, self._usable_nodes())
         cap = cluster_capacity(self.nodes.cache.values(), pods,
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
                                placement_ids=self._accounted(pods), discovery=self.discovery, groups=groups)
         return replace(cap, workload_kinds=frozenset(self.served))
+
+    @property
+    def unlabelled_accelerators(self) -> Mapping[str, int]:
+        """Per resource, the devices left out of the last report because no label names their model."""
+        return self.unlabelled.by_resource
 
     async def probe_member(self) -> str | None:
         """Does the member's API server answer (agent/member_health.py)? None when it does, else what failed.

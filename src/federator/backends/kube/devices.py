@@ -20,7 +20,17 @@ device can be *shared*, because those change what one unit of the resource is:
   so such a pool serves both whole and fractional replicas.
 
 The result is a list of `DeviceGroup`: the devices of one node that belong to
-one pool, with what the node's pods hold of them. `pools.py` turns groups into
+one pool, with what the node's pods hold of them.
+
+A group is offered only where a pod can be pinned to it. Devices whose vendor
+names its products in a node label, on a node without that label (GPU feature
+discovery has not labelled a new node yet, or does not run on its node pool),
+are `UnlabelledDevices`, never a pool: the pod of such a "pool" had only the
+resource to ask for, which every labelled node of the vendor also has, so
+kube-scheduler put it on an A100 node while the unlabelled one idled, and
+both pools' books went wrong (outside provider QA F3). A vendor whose plugin
+names no product at all (no `productLabel` in the catalog) is one pool per
+resource, which the resource itself pins. `pools.py` turns groups into
 the scheduler's `AcceleratorPool`s; `accelerators.py` renders a placement on a
 group back into resources and a node selector.
 """
@@ -51,6 +61,7 @@ NVIDIA_REPLICAS_LABEL = "nvidia.com/gpu.replicas"
 NVIDIA_SHARING_LABEL = "nvidia.com/gpu.sharing-strategy"
 MIG_RESOURCE = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)$")
 SHARED_SUFFIX = "-SHARED"
+UNKNOWN_MODEL = "unknown"  # a plugin group's model when its vendor names none (catalog: no productLabel, defaultModel)
 _MEMORY_EIGHTHS = 8  # MIG divides a GPU's memory in eight slices
 
 
@@ -82,6 +93,16 @@ class DevicePlugin:
     memory_labels: tuple[str, ...] = ()  # memory per device: MiB as a number, or a quantity ("64G")
     default_product: str = ""  # when no product label is present (a plugin without a labeller)
     memory_unit: str = "Mi"  # the unit of a bare number in a memory label (Gi for AMD's vram)
+
+
+@dataclass(frozen=True, slots=True)
+class UnlabelledDevices:
+    """Devices on a node whose model cannot be told: not offered (module docstring), counted for the operator."""
+
+    node: str
+    resource: str
+    devices: int
+    missing_label: str  # the label that would name them (the vendor's first product label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,13 +211,22 @@ def _mig_eighths(profile_mib: int, parent_mib: int, profile: str) -> int:
 
 
 def node_groups(node: Obj, plugins: Sequence[DevicePlugin]) -> list[DeviceGroup]:
-    """The accelerator groups of one node (usage zero; see `with_usage`)."""
+    """The accelerator groups of one node that can be offered (usage zero; see `with_usage`)."""
+    return [g for g in _scan(node, plugins) if isinstance(g, DeviceGroup)]
+
+
+def unlabelled_devices(node: Obj, plugins: Sequence[DevicePlugin]) -> list[UnlabelledDevices]:
+    """The devices of one node that are not offered because no label names their model."""
+    return [g for g in _scan(node, plugins) if isinstance(g, UnlabelledDevices)]
+
+
+def _scan(node: Obj, plugins: Sequence[DevicePlugin]) -> list[DeviceGroup | UnlabelledDevices]:
     meta, status = node.get("metadata") or {}, node.get("status") or {}
     name = str(meta.get("name", ""))
     labels: Mapping[str, str] = meta.get("labels") or {}
     annotations: Mapping[str, str] = meta.get("annotations") or {}
     allocatable: Mapping[str, Any] = status.get("allocatable") or {}
-    groups: list[DeviceGroup] = []
+    groups: list[DeviceGroup | UnlabelledDevices] = []
     hami = annotations.get(HAMI_REGISTER_ANNOTATION)
     for plugin in plugins:
         units = quantity_int(allocatable.get(plugin.resource))
@@ -212,9 +242,12 @@ def node_groups(node: Obj, plugins: Sequence[DevicePlugin]) -> list[DeviceGroup]
     return groups
 
 
-def _plugin_group(node: str, plugin: DevicePlugin, units: int, labels: Mapping[str, str]) -> DeviceGroup:
+def _plugin_group(node: str, plugin: DevicePlugin, units: int,
+                  labels: Mapping[str, str]) -> DeviceGroup | UnlabelledDevices:
     key, product = _first_label(labels, plugin.product_labels)
-    product = product or plugin.default_product or "unknown"
+    if plugin.product_labels and not key:  # the vendor names products, but not this node's: no pin for a pod
+        return UnlabelledDevices(node, plugin.resource, units, plugin.product_labels[0])
+    product = product or plugin.default_product or UNKNOWN_MODEL
     selector = ((key, product),) if key else ()
     raw_memory = _first_label(labels, plugin.memory_labels)[1].strip()
     memory = memory_mib(raw_memory) * (1024 if raw_memory.isdigit() and plugin.memory_unit == "Gi" else 1)
@@ -233,14 +266,16 @@ def _plugin_group(node: str, plugin: DevicePlugin, units: int, labels: Mapping[s
 
 
 def _hami_group(node: str, plugin: DevicePlugin, raw: str, units: int,
-                labels: Mapping[str, str]) -> DeviceGroup | None:
+                labels: Mapping[str, str]) -> DeviceGroup | UnlabelledDevices | None:
     devices = parse_hami_register(raw)
     healthy = [d for d in devices if d.get("health", True)]
     if not healthy:
         return None
     key, product = _first_label(labels, plugin.product_labels)
+    if plugin.product_labels and not key:  # HAMi's register names the type, but no node label pins a pod to it
+        return UnlabelledDevices(node, plugin.resource, len(healthy), plugin.product_labels[0])
     if not product:  # HAMi's type is "NVIDIA-" + the NVML name ("NVIDIA-NVIDIA A100-SXM4-80GB")
-        product = str(healthy[0].get("type", "unknown")).removeprefix("NVIDIA-").replace(" ", "-")
+        product = str(healthy[0].get("type", UNKNOWN_MODEL)).removeprefix("NVIDIA-").replace(" ", "-")
     slots = sum(int(d.get("count", 0) or 0) for d in healthy)
     split = max(1, slots // len(healthy))
     return DeviceGroup(node=node, vendor=plugin.vendor, model=product, resource=plugin.resource,
@@ -272,20 +307,22 @@ def parse_hami_register(raw: str) -> list[dict[str, Any]]:
 
 
 def _mig_groups(node: str, allocatable: Mapping[str, Any], labels: Mapping[str, str],
-                plugins: Sequence[DevicePlugin]) -> list[DeviceGroup]:
+                plugins: Sequence[DevicePlugin]) -> list[DeviceGroup | UnlabelledDevices]:
     nvidia = next((p for p in plugins if p.vendor == "nvidia"), None)
     if nvidia is None:
         return []
     parent_mib = memory_mib(labels.get(NVIDIA_MEMORY_LABEL))
-    out = []
+    out: list[DeviceGroup | UnlabelledDevices] = []
     for resource, raw in allocatable.items():
         match = MIG_RESOURCE.match(str(resource))
         count = quantity_int(raw)
         if not match or count <= 0:
             continue
         profile = match.group(1)
-        parent = labels.get(NVIDIA_PRODUCT_LABEL) or "NVIDIA"
-        product = str(labels.get(f"{resource}.product") or f"{parent}-MIG-{profile}")
+        product = str(labels.get(f"{resource}.product") or "")
+        if not product:  # the selector below is this label: without it a pod could never be placed, or pinned
+            out.append(UnlabelledDevices(node, str(resource), count, f"{resource}.product"))
+            continue
         mem = memory_mib(labels.get(f"{resource}.memory"))
         eighths = _mig_eighths(mem, parent_mib, profile)
         out.append(DeviceGroup(node=node, vendor=nvidia.vendor, model=product, resource=str(resource),
@@ -352,5 +389,6 @@ def with_usage(groups: Iterable[DeviceGroup], pods: Iterable[Obj]) -> list[Devic
 
 __all__ = [
     "HAMI_CORES_RESOURCE", "HAMI_MEMORY_RESOURCE", "HAMI_REGISTER_ANNOTATION", "DeviceGroup", "DevicePlugin",
-    "Sharing", "memory_mib", "node_groups", "parse_hami_register", "pod_amount", "quantity_int", "with_usage",
+    "UNKNOWN_MODEL", "Sharing", "UnlabelledDevices", "memory_mib", "node_groups", "parse_hami_register", "pod_amount",
+    "quantity_int", "unlabelled_devices", "with_usage",
 ]

@@ -18,7 +18,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from federator.backends.kube.devices import DeviceGroup, DevicePlugin, node_groups, with_usage
+from federator.backends.kube.devices import (
+    DeviceGroup,
+    DevicePlugin,
+    UnlabelledDevices,
+    node_groups,
+    unlabelled_devices,
+    with_usage,
+)
 from federator.backends.kube.dra import DraDriver, dra_groups
 from federator.catalog import Catalog, catalog
 from federator.model.accelerator import prefixed_model
@@ -80,6 +87,10 @@ class Discovery:
         plugin_groups = [g for n in nodes for g in node_groups(n, self.plugins)]
         dra = [g for g in dra_groups(slices, claims, self.dra_drivers, device_classes) if g.node in names]
         return [self._named(g) for g in with_usage(plugin_groups, pods) + dra]
+
+    def unlabelled(self, nodes: Iterable[Obj]) -> list[UnlabelledDevices]:
+        """The devices of the given nodes that no label names the model of: counted, never offered (devices.py)."""
+        return [u for n in nodes for u in unlabelled_devices(n, self.plugins)]
 
     def _named(self, group: DeviceGroup) -> DeviceGroup:
         """The group under the catalog's model name (vendor prefix: 910B3 -> Ascend910B3), with the
