@@ -236,7 +236,8 @@ def test_issue_refuses_a_cluster_its_provider_may_not_certify_naming_the_pattern
                      "--max-accelerators", "64").returncode == 0
     out = federator("certs", "issue", "--dir", str(d), "--provider", "prov", "--cluster", "rogue-1")
     assert out.returncode == 1, out.stdout
-    assert "'rogue-1' matches none of the patterns provider 'prov' is bound to" in out.stderr and "(member-*)" in out.stderr
+    assert "'rogue-1' matches none of the patterns provider 'prov' is bound to" in out.stderr
+    assert "(member-*)" in out.stderr
     assert "--outside-trust" in out.stderr and "Traceback" not in out.stderr
     assert not (d / "providers" / "prov" / "clusters" / "rogue-1.crt").exists()
     ok = federator("certs", "issue", "--dir", str(d), "--provider", "prov", "--cluster", "member-b")
