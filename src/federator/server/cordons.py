@@ -146,8 +146,10 @@ class Cordons:
                         name, current[name].describe())
         self._held = dict(current)
         for name in sorted(ended):
-            log.warning("cluster %s uncordoned (its MemberCluster says so); it takes new work again", name)
-            if self.maintenance.get(name) is None:
+            still = self.maintenance.get(name)
+            log.warning("cluster %s uncordoned (its MemberCluster says so); %s", name, "it takes new work again"
+                        if still is None else "its provider still has it in maintenance: no new work until that ends")
+            if still is None:
                 self.on_release(name)
         return True
 
