@@ -31,8 +31,11 @@ from support import EXAMPLES, federator_cli
     (["--label", "topology.kubernetes.io/region=west"],
      "--label[topology.kubernetes.io/region]: 'west' is not the cluster's region 'east' (hello.region); a region "
      "label must name the region the agent gives, or be left out"),
+    (["--maintenance", "two\nlines"], "--maintenance: must be one line of printable text"),
+    (["--maintenance", "x" * 257], "--maintenance: at most 256 characters, got 257"),
 ], ids=["label-key", "label-value", "provider", "time-scale-negative", "time-scale-nan", "fence-after",
-        "ready-file", "allow-capability", "pod-security-label", "region-label"])
+        "ready-file", "allow-capability", "pod-security-label", "region-label", "maintenance-lines",
+        "maintenance-long"])
 def test_a_flag_the_federator_would_refuse_is_refused_at_the_start(flags: list[str], said: str) -> None:
     out = federator_cli("agent", "--cluster", "east-1", "--sim", str(EXAMPLES / "fleet.yaml"), "--insecure",
                         "--server", "127.0.0.1:1", *flags)

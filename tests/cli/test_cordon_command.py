@@ -63,3 +63,39 @@ def test_get_clusters_name_shows_that_cluster_or_says_there_is_none(capsys: pyte
         assert [r.split()[0] for r in rows] == ["west-1"]
         assert main(["get", "clusters", "nosuch", "--server", address, "--insecure"]) == 1
         assert capsys.readouterr().err == "error: no cluster 'nosuch'\n"
+
+
+def test_forget_drops_a_lost_cluster_and_refuses_one_that_is_not(capsys: pytest.CaptureFixture[str]) -> None:
+    """Outside provider QA (F5): in standalone mode a retired cluster stayed a day after Lost, with no command."""
+    from federator.model import ClusterState
+
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    rec = fed.connect(cluster="east-1", region="east", labels={})
+    fed.report(rec, cluster("east-1", "east", pool("NVIDIA-H100", nodes=1)).capacity)
+    with serving(fed) as address:
+        server = ["--server", address, "--insecure"]
+        assert main(["forget", "east-1", *server]) == 1
+        assert "cluster 'east-1' is Ready, not Lost" in capsys.readouterr().err
+        fed.disconnect(rec)
+        rec.state, rec.lost_at = ClusterState.LOST, fed.clock()
+        assert main(["forget", "east-1", *server]) == 0
+        assert capsys.readouterr().out.startswith("cluster east-1 forgotten (Lost since ")
+        assert main(["get", "clusters", "-o", "json", *server]) == 0
+        assert "east-1" not in capsys.readouterr().out
+
+
+def test_uncordon_says_a_providers_maintenance_still_holds(capsys: pytest.CaptureFixture[str]) -> None:
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    fed.report(fed.connect(cluster="east-1", region="east", labels={}),
+               cluster("east-1", "east", pool("NVIDIA-H100", nodes=1)).capacity)
+    fed.cordons.maintenance.reported("east-1", "driver upgrade", provider="acme", now=fed.clock())
+    with serving(fed) as address:
+        server = ["--server", address, "--insecure"]
+        assert main(["cordon", "east-1", *server]) == 0
+        assert main(["uncordon", "east-1", *server]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            "cluster east-1 uncordoned (cordon ended); its provider still has it in maintenance: no new work until "
+            "its agent stops asking")
+        assert main(["get", "clusters", "-o", "wide", *server]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert "Ready,Cordoned" in out[1] and out[1].rstrip().endswith("provider maintenance: driver upgrade")

@@ -225,3 +225,26 @@ def test_certs_provider_sets_the_capacity_bounds_and_warns_without_one(tmp_path:
                     "--max-memory", "lots")
     assert out.returncode == 1 and "maxMemory: must be a quantity" in out.stderr
     assert certs.trust.read_text() == before
+
+
+def test_issue_refuses_a_cluster_its_provider_may_not_certify_naming_the_patterns_and_the_flag(tmp_path: Path) -> None:
+    """Outside provider QA (F12): `certs issue --provider prov --cluster rogue-1` issued a certificate although
+    trust.yaml beside it binds prov to member-*; the federator then refused the agent at every connect."""
+    d = tmp_path / "certs"
+    assert federator("certs", "init", "--dir", str(d)).returncode == 0
+    assert federator("certs", "provider", "--dir", str(d), "--name", "prov", "--clusters", "member-*",
+                     "--max-accelerators", "64").returncode == 0
+    out = federator("certs", "issue", "--dir", str(d), "--provider", "prov", "--cluster", "rogue-1")
+    assert out.returncode == 1, out.stdout
+    assert "'rogue-1' matches none of the patterns provider 'prov' is bound to" in out.stderr
+    assert "(member-*)" in out.stderr
+    assert "--outside-trust" in out.stderr and "Traceback" not in out.stderr
+    assert not (d / "providers" / "prov" / "clusters" / "rogue-1.crt").exists()
+    ok = federator("certs", "issue", "--dir", str(d), "--provider", "prov", "--cluster", "member-b")
+    assert ok.returncode == 0, ok.stderr
+    forced = federator("certs", "issue", "--dir", str(d), "--provider", "prov", "--cluster", "rogue-1",
+                       "--outside-trust")
+    assert forced.returncode == 0, forced.stderr
+    assert (d / "providers" / "prov" / "clusters" / "rogue-1.crt").exists()
+    alone = federator("certs", "issue", "--dir", str(d), "--cluster", "fed-1", "--outside-trust")
+    assert alone.returncode == 2 and "--outside-trust: goes with --provider" in alone.stderr

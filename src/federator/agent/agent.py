@@ -104,6 +104,9 @@ class AgentConfig:
     fence_after: float = 0.0  # > 0: stop every placement after this long without the federator
     metrics_listen: str = ""  # HOST:PORT of /metrics, /healthz, /readyz; empty: no endpoint
     ready_file: Path | None = None  # written with the endpoint's bound address once it serves
+    # Non-empty: the provider's reason for keeping new federated work off this cluster, in every report
+    # (agent.proto CapacityReport.maintenance, server/maintenance.py); what runs here stays.
+    maintenance: str = ""
 
 
 class Agent:
@@ -145,6 +148,10 @@ class Agent:
             on_dates=self.metrics.certificate_expires) if config.tls is not None else None
 
     async def run(self) -> None:
+        if self.config.maintenance:
+            log.warning("cluster %s in maintenance (--maintenance): every report asks the federator for no new "
+                        "work here (%s); what runs here stays. Restart without --maintenance to take work again",
+                        self.config.cluster, self.config.maintenance)
         # The endpoint first: liveness holds while the backend starts and the federator is away.
         if self.config.metrics_listen:
             self.endpoint = Endpoint(self.metrics, self.config.metrics_listen)
@@ -358,8 +365,10 @@ class Agent:
             self.metrics.unlabelled(unlabelled)
         if not self.member.reachable:  # its caches are stale: say why, not what they hold (agent.proto)
             return agent_pb2.AgentMessage(capacity=agent_pb2.CapacityReport(
-                sequence=cap.sequence, member_unreachable=self.member.why))
-        return agent_pb2.AgentMessage(capacity=convert.capacity_to_pb(cap))
+                sequence=cap.sequence, member_unreachable=self.member.why, maintenance=self.config.maintenance))
+        report = convert.capacity_to_pb(cap)
+        report.maintenance = self.config.maintenance  # in every report: the federator does not store it
+        return agent_pb2.AgentMessage(capacity=report)
 
     async def _probe_loop(self, probe: Probe) -> None:
         """Ask the member's API whether it answers, every report interval; report at once when that turns."""

@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--provider", default="", metavar="NAME",
                    help="the provider running this cluster: the label federator.io/provider (usage is accounted by "
                         "it), and with --certs-dir the certificate from providers/NAME/ (signed by its CA)")
+    a.add_argument("--maintenance", default="", metavar="REASON",
+                   help="the provider's maintenance: the federator sends this cluster no new work while the agent "
+                        "runs with it (what runs here stays; shown as Cordoned with REASON by get clusters). One "
+                        "line, at most 256 characters; restart the agent without it to take work again")
     a.add_argument("--time-scale", type=float, default=1.0, help="simulated durations are multiplied by this")
     a.add_argument("--kubeconfig", type=Path, help="run on a real member cluster through this kubeconfig")
     a.add_argument("--in-cluster", action="store_true", help="run on the cluster of this pod (service account)")
@@ -93,7 +97,7 @@ def agent_config(args: argparse.Namespace, labels: dict[str, str], *, region: st
 
     return AgentConfig(cluster=args.cluster, region=region or args.region, target=args.server, labels=labels,
                        tls=tls, fence_after=args.fence_after, metrics_listen=args.metrics_listen,
-                       ready_file=args.ready_file)
+                       ready_file=args.ready_file, maintenance=getattr(args, "maintenance", "").strip())
 
 
 def _agent(args: argparse.Namespace) -> int:
@@ -112,6 +116,10 @@ def _agent(args: argparse.Namespace) -> int:
         use_catalog_file(args.accelerator_catalog)
     except CatalogError as exc:
         print(f"federator agent: --accelerator-catalog: {exc}", file=sys.stderr)
+        return 2
+    upkeep = maintenance_problem(args.maintenance)
+    if upkeep:
+        print(f"federator agent: --maintenance: {upkeep}", file=sys.stderr)
         return 2
     labels: dict[str, str] = {}
     for item in args.label:
@@ -208,6 +216,18 @@ def _agent(args: argparse.Namespace) -> int:
         print(f"federator agent: {refused}", file=sys.stderr)
         return 2
     return run(Agent(config, backend))
+
+
+def maintenance_problem(reason: str) -> str:
+    """Why `--maintenance REASON` is not one a federator keeps whole ("" when it is): agent.proto
+    CapacityReport.maintenance keeps 256 printable characters of one line."""
+    if len(reason.strip()) > 256:
+        return f"at most 256 characters, got {len(reason.strip())}"
+    if any(not ch.isprintable() for ch in reason):
+        return "must be one line of printable text"
+    if reason and not reason.strip():
+        return "must say why (a reason of blanks only reads as no maintenance)"
+    return ""
 
 
 def _hello_problem(cluster: str, region: str, labels: Mapping[str, str]) -> str | None:

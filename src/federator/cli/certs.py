@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from federator.security.pki import CertsDir
     from federator.security.tls import ClientOptions, TlsFiles
 
 DEFAULT_DIR = Path(os.environ.get("FEDERATOR_CERTS_DIR", "federator-certs"))
@@ -49,6 +50,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "and 127.0.0.1 are always included); default: the names of the certificate it renews")
     s.add_argument("--provider", metavar="NAME",
                    help="sign a cluster certificate with this provider's CA (providers/NAME/; see certs provider)")
+    s.add_argument("--outside-trust", action="store_true",
+                   help="with --provider: issue even when trust.yaml in --dir does not bind the cluster to the "
+                        "provider (the federator refuses such an agent until trust.yaml is changed to bind it)")
     s.add_argument("--group", action="append", default=[], metavar="GROUP",
                    help="a group the user is in (the subject's O; repeatable); the policy's tenancy section "
                         "grants queues and job sharing to groups")
@@ -130,6 +134,15 @@ def _issue(args: argparse.Namespace) -> int:
                   f"CA: run `federator certs provider --name {args.provider}` or issue on the provider's side)",
                   file=sys.stderr)
             return 1
+        unbound = _unbound(CertsDir(args.dir), args.provider, args.cluster)
+        if unbound and not args.outside_trust:
+            print(f"federator certs issue: --cluster: {unbound}; the federator would refuse its agent. Bind it "
+                  f"first (federator certs provider --name {args.provider} --clusters PATTERN, every pattern "
+                  "again), or pass --outside-trust to issue it anyway", file=sys.stderr)
+            return 1
+    elif args.outside_trust:
+        print("federator certs issue: --outside-trust: goes with --provider", file=sys.stderr)
+        return 2
     try:
         path = issue(certs, identity, days=args.days, groups=tuple(args.group))
     except PkiError as exc:
@@ -138,6 +151,33 @@ def _issue(args: argparse.Namespace) -> int:
     groups = f" in groups {', '.join(args.group)}" if args.group else ""
     print(f"issued {path} and {certs.key(identity)} for {identity}{groups} ({identity.uri})")
     return 0
+
+
+def _unbound(certs: CertsDir, provider: str, cluster: str) -> str:
+    """Why trust.yaml in the same folder would not let `provider` certify `cluster` ("" when it would, or when
+    there is no trust.yaml to ask: a provider issuing on its own side holds only its CA).
+
+    Why: a certificate outside the provider's patterns was issued without a word, and the federator then refused
+    its agent at every connect (outside provider QA, F12); the tool that wrote the patterns can say so first."""
+    import fnmatch
+
+    from federator.security.trust import TrustError, read_trust_document
+
+    try:
+        doc = read_trust_document(certs.trust)
+    except TrustError as exc:
+        return str(exc)
+    if not doc:
+        return ""
+    entry = doc.get(provider)
+    if entry is None:
+        return f"{certs.trust} binds no clusters to provider {provider!r}"
+    raw = entry.get("clusters")
+    patterns = [str(p) for p in raw] if isinstance(raw, list) else []
+    if any(fnmatch.fnmatchcase(cluster, p) for p in patterns):
+        return ""
+    return (f"{cluster!r} matches none of the patterns provider {provider!r} is bound to in {certs.trust} "
+            f"({', '.join(patterns) or 'none'})")
 
 
 def _issue_server(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
-"""`federator cordon | uncordon`: take a member cluster out of scheduling and put it back (server/cordons.py).
+"""`federator cordon | uncordon | forget`: take a member cluster out of scheduling, put it back, or drop a Lost one.
 
 An admin's commands, as `kubectl cordon` is a cluster admin's. The answer says what changed, and warns when the
-federator does not know the cluster (a typo cordons a name no agent uses).
+federator does not know the cluster (a typo cordons a name no agent uses). A provider puts its own cluster in
+maintenance from its agent instead (`federator agent --maintenance REASON`, server/maintenance.py), which
+`uncordon` does not end. `forget` is --forget-lost-after's forgetting now, for standalone mode (server/leases.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u.add_argument("cluster", help="the member cluster's name")
     _server(u)
     u.set_defaults(func=_uncordon)
+    f = sub.add_parser("forget", help="forget a Lost member cluster now, as --forget-lost-after would later (admins)",
+                       description="The cluster leaves get clusters, the metrics and the members a restart "
+                                   "expects; an agent that connects with its name later joins as a new member. "
+                                   "Only a Lost cluster, with no agent connected and no placement of a job not "
+                                   "finished, may be forgotten. Admins only. In Kubernetes mode: kubectl delete mc.")
+    f.add_argument("cluster", help="the member cluster's name")
+    _server(f)
+    f.set_defaults(func=_forget)
 
 
 def _cordon(args: argparse.Namespace) -> int:
@@ -59,11 +69,25 @@ def _uncordon(args: argparse.Namespace) -> int:
     except (grpc.RpcError, TlsError) as err:
         return _fail(err, args)
     if not reply.changed:
-        print(f"cluster {reply.cluster} was neither cordoned nor quarantined")
+        print(f"cluster {reply.cluster} was neither cordoned nor quarantined"
+              + ("; its provider has it in maintenance, which only its agent ends" if reply.cordoned else ""))
     else:
         ended = (["cordon"] if reply.cordoned_by else []) + (["quarantine"] if reply.quarantine_lifted else [])
-        print(f"cluster {reply.cluster} uncordoned ({' and '.join(ended)} ended); it takes new work")
+        print(f"cluster {reply.cluster} uncordoned ({' and '.join(ended)} ended); "
+              + ("its provider still has it in maintenance: no new work until its agent stops asking"
+                 if reply.cordoned else "it takes new work"))
     if not reply.known:
         print(f"warning: no agent of a cluster named {reply.cluster!r} has connected to this federator",
               file=sys.stderr)
+    return 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    try:
+        with connect(client_options(args)) as (_, clusters):
+            reply = clusters.Forget(jobs_pb2.ForgetClusterRequest(cluster=args.cluster), timeout=CALL_TIMEOUT)
+    except (grpc.RpcError, TlsError) as err:
+        return _fail(err, args)
+    print(f"cluster {reply.cluster} forgotten (Lost since {utc_seconds(reply.lost_at)}); an agent that connects "
+          "with its name later joins as a new member")
     return 0

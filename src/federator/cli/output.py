@@ -103,7 +103,7 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
 def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[list[str], list[list[str]]]:
     headers = ["CLUSTER", "REGION", "STATE", "ACCELERATORS FREE/TOTAL", "CPUS FREE", "PLACEMENTS", "REPORT AGE"]
     if wide:
-        headers += ["GANG ADMISSION", "VENDORS (free/total)", "MODELS (free/total)", "WORKLOAD KINDS"]
+        headers += ["GANG ADMISSION", "VENDORS (free/total)", "MODELS (free/total)", "WORKLOAD KINDS", "CORDONED BY"]
     rows = []
     now = time.time()
     for c in clusters:
@@ -117,7 +117,8 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         # its agent cannot reach the member's API server (server/member_health.py); -o json gives the words. And a
         # second agent with its name being refused (server/duplicates.py): not a state of its own, a fault to fix;
         # likewise a report over its provider's maxAccelerators, taken clamped (server/over_bound.py).
-        state = c["state"] + (",Cordoned" if c.get("cordoned") else "") \
+        # A provider's maintenance (server/maintenance.py) is a cordon of its own: the same word, its reason in -o wide.
+        state = c["state"] + (",Cordoned" if c.get("cordoned") or c.get("maintenance") else "") \
             + (",Quarantined" if c.get("quarantined_until") else "") \
             + (",APIUnreachable" if c.get("member_unreachable") else "") \
             + (",DuplicateAgent" if c.get("duplicate_agent") else "") \
@@ -136,8 +137,21 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
             row += [vendors or "-", models or "-"]
             row.append(",".join(sorted(k.split(".", 1)[0] for k in cap.workload_kinds or BUILTIN_WORKLOAD_KINDS))
                        if cap else "-")
+            row.append(cordoned_by(c) or "-")
         rows.append(row)
     return headers, rows
+
+
+def cordoned_by(c: dict[str, Any]) -> str:
+    """Who keeps a cluster's new work off and why: an admin's cordon, its provider's maintenance, or both
+    (either holds it: server/maintenance.py); "" when neither does."""
+    said = []
+    if c.get("cordoned"):
+        said.append(f"{c.get('cordoned_by') or 'an admin'}" + (f": {c['cordon_reason']}" if c.get("cordon_reason")
+                                                                 else ""))
+    if c.get("maintenance"):
+        said.append(f"provider maintenance: {c['maintenance']}")
+    return "; ".join(said)
 
 
 def dump(doc: Any, fmt: str, *, stream: bool = False) -> str:

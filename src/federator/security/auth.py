@@ -262,6 +262,20 @@ class Authenticator:
                               f"for cluster {peer.identity.name!r}")
         return peer
 
+    def cluster_reader(self, auth_context: Mapping[str, Sequence[bytes]]) -> str | None:
+        """The cluster a verified, unrevoked cluster certificate speaks for (its trust-file binding checked as on
+        the agent stream), or None for any other caller, who is judged by `user`.
+
+        Why: a provider holds its clusters' certificates and no user (a provider's CA may certify none), and could
+        not see its own cluster's state, cordon or maintenance (outside provider QA, F5). ClusterService.List
+        takes this, and shows that one cluster only; every other call of the job API still refuses it (`user`)."""
+        if self.insecure:
+            return None
+        peer = self.certificate_peer(auth_context)
+        if isinstance(peer, Peer) and peer.identity is not None and peer.identity.kind is IdentityKind.CLUSTER:
+            return peer.identity.name
+        return None
+
     def user(self, auth_context: Mapping[str, Sequence[bytes]],
              metadata: Sequence[tuple[str, str | bytes]]) -> Peer | AuthDenied:
         """May this call use the job API? A user certificate or a bearer token."""

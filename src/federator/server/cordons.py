@@ -26,6 +26,7 @@ from typing import Protocol
 
 from federator.model.cordon import Cordon
 from federator.security.limits import valid_cluster_name
+from federator.server.maintenance import Maintenance
 
 log = logging.getLogger("federator.server")
 
@@ -66,9 +67,12 @@ def checked(cluster: str, reason: str = "") -> tuple[str, str]:
 
 class Cordons:
     """The cordoned clusters, as their store holds them: a change is stored before it holds (a cordon the store
-    refused is not half taken), and `sync` takes the store's view when someone else changed it (kubectl)."""
+    refused is not half taken), and `sync` takes the store's view when someone else changed it (kubectl).
 
-    __slots__ = ("_held", "changes", "on_release", "store")
+    `maintenance` holds the providers' own cordons, asked for by their agents (server/maintenance.py): `names`
+    is every cluster either keeps out; `get` is an admin's cordon alone, which `uncordon` ends."""
+
+    __slots__ = ("_held", "changes", "maintenance", "on_release", "store")
 
     def __init__(self, store: CordonStore | None = None, *,
                  on_release: Callable[[str], None] = lambda cluster: None) -> None:
@@ -76,6 +80,8 @@ class Cordons:
         self._held: dict[str, Cordon] = {}
         self.changes = 0  # this federator's own changes, so that a `sync` read before one does not undo it
         self.on_release = on_release  # a cluster takes work again: jobs parked for want of room come back
+        self.maintenance = Maintenance(on_release=lambda cluster: self.on_release(cluster),
+                                       cordoned_by_admin=lambda cluster: cluster in self._held)
         if store is not None:
             self.attach(store)
 
@@ -94,7 +100,8 @@ class Cordons:
         return self._held.get(cluster)
 
     def names(self) -> frozenset[str]:
-        return frozenset(self._held)
+        """Every cluster that takes no new work for a cordon: an admin's, or its provider's maintenance."""
+        return frozenset(self._held) | self.maintenance.names()
 
     async def cordon(self, cluster: str, cordon: Cordon) -> bool:
         """Cordon `cluster`, stored first (off the event loop: a SQLite fsync, or a MemberCluster patch); False
@@ -120,8 +127,11 @@ class Cordons:
         if self._held.pop(cluster, None) is None:  # another call ended it meanwhile
             return None
         self.changes += 1
-        log.warning("cluster %s uncordoned; it takes new work again", cluster)
-        self.on_release(cluster)
+        still = self.maintenance.get(cluster)
+        log.warning("cluster %s uncordoned; %s", cluster, "it takes new work again" if still is None else
+                    f"its provider still has it in maintenance ({still.reason}): no new work until that ends")
+        if still is None:
+            self.on_release(cluster)
         return held
 
     def sync(self, current: Mapping[str, Cordon], *, read_at: int) -> bool:
@@ -136,8 +146,11 @@ class Cordons:
                         name, current[name].describe())
         self._held = dict(current)
         for name in sorted(ended):
-            log.warning("cluster %s uncordoned (its MemberCluster says so); it takes new work again", name)
-            self.on_release(name)
+            still = self.maintenance.get(name)
+            log.warning("cluster %s uncordoned (its MemberCluster says so); %s", name, "it takes new work again"
+                        if still is None else "its provider still has it in maintenance: no new work until that ends")
+            if still is None:
+                self.on_release(name)
         return True
 
 

@@ -14,7 +14,8 @@
   still holding a `keep` job's placement is never forgotten: that job waits for it.
 
 In Kubernetes mode an operator forgets a Lost cluster at once with `kubectl delete mc NAME`
-(backends/kube/controller.py tells `forget` when it finds the object gone).
+(backends/kube/controller.py tells `forget` when it finds the object gone); in standalone mode with `federator
+forget NAME` (ClusterService.Forget), which waited a day before (outside provider QA, F5).
 """
 
 from __future__ import annotations
@@ -49,6 +50,26 @@ def holding(fed: Federator) -> set[str]:
 def forgettable(rec: ClusterRecord, *, now: float, after: float) -> bool:
     """Lost, with no agent connected, for longer than `after` (0: never)."""
     return after > 0 and rec.state is ClusterState.LOST and not rec.connected and now - rec.lost_at > after
+
+
+def why_not_forgettable(fed: Federator, name: str) -> str:
+    """Why an operator may not forget `name` now ("" when they may): `federator forget` (ClusterService.Forget)
+    is --forget-lost-after's forgetting without its wait, and holds to the rest of its rules."""
+    rec = fed.clusters.get(name)
+    if rec is None:
+        return f"the federator knows no cluster {name!r}"
+    if rec.state is not ClusterState.LOST:
+        return (f"cluster {name!r} is {rec.state.value}, not Lost: only a Lost cluster may be forgotten (stop its "
+                f"agent and wait --lost-after, or cordon it to keep new work off)")
+    if rec.connected:
+        return f"cluster {name!r} has its agent connected again: it is not gone"
+    waiting = sorted(str(job.job_id) for job in fed.jobs.values() if not job.phase.is_terminal
+                     and any(p.cluster == name and not p.phase.is_terminal for p in job.placements))
+    if waiting:
+        more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+        return (f"cluster {name!r} still holds placements of {len(waiting)} job(s) not finished "
+                f"({', '.join(waiting[:5])}{more}; a failover: keep job waits for it): cancel them first")
+    return ""
 
 
 class Leases:
@@ -117,6 +138,7 @@ class Leases:
         fed.early.quarantine.forget(name)
         fed.membership.forgotten(name)
         fed.orphans.forget(name)
+        fed.cordons.maintenance.forget(name)  # an agent that comes back says it again (server/maintenance.py)
         for counter in PER_CLUSTER_COUNTERS:
             _remove(getattr(fed.metrics, counter), name)
         for result in ("moved", "kept"):
@@ -134,4 +156,4 @@ def _remove(metric: object, *labels: str) -> None:
         pass
 
 
-__all__ = ["DEFAULT_FORGET_LOST_AFTER_SECONDS", "Leases", "forgettable", "holding"]
+__all__ = ["DEFAULT_FORGET_LOST_AFTER_SECONDS", "Leases", "forgettable", "holding", "why_not_forgettable"]

@@ -41,6 +41,7 @@ from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict,
 from federator.server.invalid_specs import found_invalid
 from federator.server.job_keys import Ambiguous, resolve
 from federator.server.job_table import View
+from federator.server.leases import why_not_forgettable
 from federator.server.namespace_gate import NamespaceGate
 from federator.server.orders import ErrorNotice, LaunchOrder, Order, ResizeOrder
 from federator.server.orphans import job_of
@@ -470,6 +471,8 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
         if problem is not None:
             refusal = Refusal(RejectReason.MALFORMED, problem)
         else:
+            self.fed.cordons.maintenance.reported(  # the provider's own cordon (server/maintenance.py)
+                rec.name, report.maintenance, provider=rec.labels.get(PROVIDER_LABEL, ""), now=self.fed.clock())
             try:
                 cap = convert.capacity_from_pb(report)
                 problem = check_capacity(cap)
@@ -900,7 +903,8 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
 
     async def List(self, request: jobs_pb2.ListClustersRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> jobs_pb2.ListClustersResponse:
-        who = await self.principal(context)
+        own = self.auth.cluster_reader(context.auth_context())  # a provider's: its own cluster alone, read-only
+        who = await self.principal(context) if own is None else None
         try:
             asked = cluster_list.checked(request)
         except cluster_list.ListRequestError as exc:
@@ -926,6 +930,9 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                 if cordon is not None:
                     status.cordoned, status.cordoned_by, status.cordoned_at, status.cordon_reason = \
                         True, cordon.by, cordon.at, cordon.reason
+                upkeep = fed.cordons.maintenance.get(rec.name)  # its provider's own (server/maintenance.py)
+                if upkeep is not None:
+                    status.maintenance, status.maintenance_since = upkeep.reason, upkeep.at
                 quarantine = fed.early.quarantine.holding(rec.name, fed.clock())  # server/quarantine.py
                 if quarantine is not None:
                     status.quarantined_until, status.quarantine_reason = quarantine.until, quarantine.why
@@ -937,11 +944,13 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
             return out
 
         shown = cluster_list.Visibility(
-            admin=who.admin, job_of=lambda pid: fed.jobs.get(fed.placement_index.get(pid, JobId(""))),
-            may_see=lambda job: isinstance(self.authz.job(who, job, manage=False), Allowed))
+            admin=who is not None and who.admin,
+            job_of=lambda pid: fed.jobs.get(fed.placement_index.get(pid, JobId(""))),
+            may_see=lambda job: who is not None and isinstance(self.authz.job(who, job, manage=False), Allowed))
         # half the transport's limit, as JobService.List: a page never fails to send, whatever the reports hold
         return await cluster_list.build_page(
-            cluster_list.names_after(fed.clusters, asked.after), request=asked,
+            cluster_list.names_after(fed.clusters if own is None else [own] if own in fed.clusters else [],
+                                     asked.after), request=asked,
             max_bytes=2 * fed.limits.max_message_bytes, row=rows, shown=shown)
 
     async def Cordon(self, request: jobs_pb2.CordonClusterRequest,  # noqa: N802
@@ -953,6 +962,33 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                        context: grpc.aio.ServicerContext) -> jobs_pb2.CordonClusterResponse:
         """The cluster takes new work again: its cordon and any quarantine end."""
         return await _cordon_call(self, "uncordon", request.cluster, "", context)
+
+    async def Forget(self, request: jobs_pb2.ForgetClusterRequest,  # noqa: N802
+                     context: grpc.aio.ServicerContext) -> jobs_pb2.ForgetClusterResponse:
+        """A Lost cluster forgotten now, as --forget-lost-after would later (server/leases.py): admins only."""
+        who = await self.principal(context)
+        obj = {"kind": "MemberCluster", "name": request.cluster[:80]}
+        if not who.admin:
+            message = f"forget {request.cluster[:80]!r}: only an admin may forget a member cluster (rule: admin)"
+            self.audit.record("forget", identity=who, obj=obj, result="refused",
+                              code=grpc.StatusCode.PERMISSION_DENIED.name, rule="admin", message=message)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+        try:
+            cluster, _ = cordons.checked(request.cluster)
+        except cordons.CordonError as exc:
+            await context.abort_with_status(bad_request(str(exc), [FieldProblem(exc.field, str(exc))]))
+            raise AssertionError("unreachable") from exc
+        fed = self.fed
+        problem = why_not_forgettable(fed, cluster)
+        rec = fed.clusters.get(cluster)
+        if not problem and rec is not None and fed.leases.forget(cluster, f"{who.user} forgot it (federator forget)"):
+            self.audit.record("forget", identity=who, obj=obj, result="accepted", rule="admin")
+            return jobs_pb2.ForgetClusterResponse(cluster=cluster, lost_at=rec.lost_at)
+        code = grpc.StatusCode.NOT_FOUND if rec is None else grpc.StatusCode.FAILED_PRECONDITION
+        message = f"forget: {problem or f'cluster {cluster!r} cannot be forgotten now'}"
+        self.audit.record("forget", identity=who, obj=obj, result="failed", code=code.name, message=message)
+        await context.abort(code, message)
+        raise AssertionError("unreachable")
 
 
 async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: str,
@@ -984,6 +1020,7 @@ async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: 
             ended = await fed.cordons.uncordon(cluster)
             lifted = fed.early.quarantine.lift(cluster)
             reply.changed, reply.quarantine_lifted = ended is not None or lifted is not None, lifted is not None
+            reply.cordoned = fed.cordons.maintenance.get(cluster) is not None  # its provider's stays
             held = ended or Cordon("", 0.0)
     except (StoreUnavailable, StoreRefused, OSError) as exc:  # nothing changed: a retry may succeed
         message = f"{exc}; the cluster was not {action}ed"

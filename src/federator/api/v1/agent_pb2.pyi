@@ -140,7 +140,7 @@ class SharedDevices(_message.Message):
     def __init__(self, free_milli: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class CapacityReport(_message.Message):
-    __slots__ = ("sequence", "accelerator_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds", "member_unreachable")
+    __slots__ = ("sequence", "accelerator_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds", "member_unreachable", "maintenance")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_POOLS_FIELD_NUMBER: _ClassVar[int]
     CPU_MILLI_ALLOCATABLE_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +152,7 @@ class CapacityReport(_message.Message):
     PLACEMENT_IDS_FIELD_NUMBER: _ClassVar[int]
     WORKLOAD_KINDS_FIELD_NUMBER: _ClassVar[int]
     MEMBER_UNREACHABLE_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     accelerator_pools: _containers.RepeatedCompositeFieldContainer[AcceleratorPool]
     cpu_milli_allocatable: int
@@ -163,7 +164,8 @@ class CapacityReport(_message.Message):
     placement_ids: _containers.RepeatedScalarFieldContainer[str]
     workload_kinds: _containers.RepeatedScalarFieldContainer[str]
     member_unreachable: str
-    def __init__(self, sequence: _Optional[int] = ..., accelerator_pools: _Optional[_Iterable[_Union[AcceleratorPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ..., member_unreachable: _Optional[str] = ...) -> None: ...
+    maintenance: str
+    def __init__(self, sequence: _Optional[int] = ..., accelerator_pools: _Optional[_Iterable[_Union[AcceleratorPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ..., member_unreachable: _Optional[str] = ..., maintenance: _Optional[str] = ...) -> None: ...
 
 class JobUpdate(_message.Message):
     __slots__ = ("placement_id", "phase", "message", "generation", "resync", "admission_overdue", "replicas_running", "replicas_ready")

@@ -19,6 +19,20 @@ CLUSTER_VIEW_UNSPECIFIED: ClusterView
 CLUSTER_VIEW_BASIC: ClusterView
 CLUSTER_VIEW_FULL: ClusterView
 
+class ForgetClusterRequest(_message.Message):
+    __slots__ = ("cluster",)
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    def __init__(self, cluster: _Optional[str] = ...) -> None: ...
+
+class ForgetClusterResponse(_message.Message):
+    __slots__ = ("cluster", "lost_at")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    LOST_AT_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    lost_at: float
+    def __init__(self, cluster: _Optional[str] = ..., lost_at: _Optional[float] = ...) -> None: ...
+
 class CordonClusterRequest(_message.Message):
     __slots__ = ("cluster", "reason")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -118,7 +132,7 @@ class WatchJobsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound")
+    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -145,6 +159,8 @@ class ClusterStatus(_message.Message):
     CORDON_REASON_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_AGENT_FIELD_NUMBER: _ClassVar[int]
     OVER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
+    MAINTENANCE_SINCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     region: str
     state: str
@@ -164,7 +180,9 @@ class ClusterStatus(_message.Message):
     cordon_reason: str
     duplicate_agent: str
     over_bound: str
-    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ...) -> None: ...
+    maintenance: str
+    maintenance_since: float
+    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ...) -> None: ...
 
 class ListClustersRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "view")

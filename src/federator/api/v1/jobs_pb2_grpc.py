@@ -511,6 +511,11 @@ class ClusterServiceStub:
                 request_serializer=federator_dot_v1_dot_jobs__pb2.UncordonClusterRequest.SerializeToString,
                 response_deserializer=federator_dot_v1_dot_jobs__pb2.CordonClusterResponse.FromString,
                 _registered_method=True)
+        self.Forget = channel.unary_unary(
+                '/federator.v1.ClusterService/Forget',
+                request_serializer=federator_dot_v1_dot_jobs__pb2.ForgetClusterRequest.SerializeToString,
+                response_deserializer=federator_dot_v1_dot_jobs__pb2.ForgetClusterResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -521,6 +526,14 @@ class ClusterServiceServicer:
     def List(self, request, context):
         """Clusters in name order, a page at a time; the work of one call is
         bounded by its page, never by the size of the fleet.
+        Callers: a user certificate or a bearer token sees every cluster. A
+        cluster certificate (an agent's identity, as a provider holds it; the
+        trust file's checks apply as on the agent stream) may call List and
+        nothing else of ClusterService or JobService: it sees its own cluster
+        only (an empty page when the federator does not know it yet), without
+        placement ids (ClusterStatus.capacity as for a user who may see none of
+        its jobs), so a provider reads the state, cordon and maintenance of its
+        cluster and nothing of another provider's or of any tenant's jobs.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -555,6 +568,27 @@ class ClusterServiceServicer:
         ClusterStatus.quarantined_until): it takes new work from the reply on.
         Admins only, audited ("uncordon"), idempotent (changed=false when there
         was nothing to end); errors as Cordon.
+        A provider's maintenance (agent.proto CapacityReport.maintenance) is
+        not ended by Uncordon: it holds while the cluster's agent asks for it,
+        and the reply's cordoned is then still true (cordoned_by, cordoned_at and
+        reason remain those of the admin's cordon that ended).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Forget(self, request, context):
+        """Forget a Lost member cluster now, as --forget-lost-after does after its
+        time (standalone mode; in Kubernetes mode `kubectl delete mc NAME`): it
+        leaves List, the metrics and the members a restart expects; an agent that
+        connects with its name later joins as a new member. Only a cluster that
+        is Lost, has no agent connected and holds no placement of a job not
+        finished may be forgotten: FAILED_PRECONDITION otherwise, the message
+        saying which (its state; the jobs still placed there, which a
+        `failover: keep` job waits for, or cancel first). NOT_FOUND for a
+        cluster the federator does not know. An admin's cordon of the name is
+        kept (a cordon may name a cluster not yet connected): Uncordon ends it.
+        Admins only, audited ("forget"); INVALID_ARGUMENT for a bad name.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -577,6 +611,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.Uncordon,
                     request_deserializer=federator_dot_v1_dot_jobs__pb2.UncordonClusterRequest.FromString,
                     response_serializer=federator_dot_v1_dot_jobs__pb2.CordonClusterResponse.SerializeToString,
+            ),
+            'Forget': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forget,
+                    request_deserializer=federator_dot_v1_dot_jobs__pb2.ForgetClusterRequest.FromString,
+                    response_serializer=federator_dot_v1_dot_jobs__pb2.ForgetClusterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -662,6 +701,33 @@ class ClusterService:
             '/federator.v1.ClusterService/Uncordon',
             federator_dot_v1_dot_jobs__pb2.UncordonClusterRequest.SerializeToString,
             federator_dot_v1_dot_jobs__pb2.CordonClusterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federator.v1.ClusterService/Forget',
+            federator_dot_v1_dot_jobs__pb2.ForgetClusterRequest.SerializeToString,
+            federator_dot_v1_dot_jobs__pb2.ForgetClusterResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from federator.agent.backend import Invalid, UpdateCallback, no_update
-from federator.backends.kube import accelerators
+from federator.backends.kube import accelerators, stranded
 from federator.backends.kube.accelerators import AcceleratorRequest, RenderError
 from federator.backends.kube.admission import (
     DEFAULT_GANG_TIMEOUT_SECONDS,
@@ -228,7 +228,7 @@ class KubeBackend:
 
         informer = Informer(self.api, resource_of(adapter), namespace=self.tenants.watched, label_selector=SELECTOR,
                             on_event=on_event, name=adapter.plural, watch_timeout=self.watch_timeout,
-                            accept=self.tenants.owns if self.tenants.per_queue else None)
+                            accept=self.tenants.owns if self.tenants.watched is None else None)
         self.served[adapter.key] = adapter
         self.workloads[adapter.key] = informer
         return informer
@@ -266,6 +266,7 @@ class KubeBackend:
         problem = await asyncio.to_thread(self.gang.check)
         if problem:
             raise KubeError(0, problem)
+        await stranded.adopt(self)  # placements left in per-queue namespaces when the flag was turned off
         if not self.tenants.per_queue:  # per queue: each tenant namespace the agent finds made, when first used
             log.warning("every organisation's placements run in the one namespace %s: a job may mount the Secrets "
                         "and PVCs there and shares its ServiceAccount; --namespace-per-queue gives each queue a "

@@ -155,14 +155,17 @@ class TenantNamespaces:
         self.per_queue = per_queue
         self.pod_security = pod_security or PodSecurity()
         self.kueue_queue = kueue_queue
+        # Without per_queue: the tenant namespaces that still held placements at start (stranded.py), watched too.
+        self.adopted: frozenset[str] = frozenset()
         self._where: dict[str, str] = {}  # placement id -> its namespace (launched here, or seen by a watch)
         self._ready: dict[str, str] = {}  # namespaces made ready by this process, and for which queue
         self._lock = threading.Lock()  # ensure runs in threads: one namespace is made ready once at a time
 
     @property
     def watched(self) -> str | None:
-        """The namespace the workload informers watch: `--namespace`, or every one (None) per queue."""
-        return None if self.per_queue else self.base
+        """The namespace the workload informers watch: `--namespace`, or every one (None) per queue, or when
+        placements were left in tenant namespaces by an agent that ran per queue (`adopted`)."""
+        return None if self.per_queue or self.adopted else self.base
 
     def of(self, queue: str) -> str:
         """The namespace of a placement of `queue`."""
@@ -177,7 +180,8 @@ class TenantNamespaces:
         if namespace == self.base:
             return True
         queue = queue_of(obj)
-        return self.per_queue and queue is not None and namespace == tenant_namespace(self.base, queue)
+        return (self.per_queue or namespace in self.adopted) and queue is not None and \
+            namespace == tenant_namespace(self.base, queue)
 
     def label(self, manifest: Obj, queue: str) -> Obj:
         """Per queue: the workload carries its queue (`owns` reads it back after a restart), exactly in an

@@ -1,0 +1,110 @@
+"""Placements left in per-queue namespaces when `--namespace-per-queue` is turned off (outside provider QA F7;
+backends/kube/stranded.py): the agent finds them by their pods' labels, adopts them (watched, reported,
+cancellable), or says at ERROR that it cannot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from test_kube_tenant_namespaces import BASE, PID, SPEC, MemberApi, placement
+
+from federator.backends.kube import stranded
+from federator.backends.kube.api import ForbiddenError
+from federator.backends.kube.backend import KubeBackend
+from federator.backends.kube.tenant_namespaces import QUEUE_LABEL
+from federator.backends.kube.workloads import PLACEMENT_ANNOTATION, build_workload, workload_labels
+from federator.model import JobPhase
+
+TENANT = f"{BASE}-research"
+
+
+class ListingApi(MemberApi):
+    """MemberApi that also lists: the pods given, and the workloads it holds (every namespace)."""
+
+    def __init__(self, pods: list[dict[str, Any]], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.pods = pods
+
+    def list(self, res: Any, namespace: str | None = None, **_: Any) -> dict[str, Any]:
+        self._check("list", res.plural)
+        if res.plural == "pods":
+            return {"items": self.pods}
+        return {"items": [o for (p, ns, _), o in self.objects.items() if p == res.plural
+                          and namespace in (None, ns)]}
+
+
+def pod(namespace: str, pid: str = PID) -> dict[str, Any]:
+    return {"metadata": {"name": f"{pid}-0", "namespace": namespace, "labels": workload_labels(placement(pid)),
+                         "annotations": {PLACEMENT_ANNOTATION: pid}}}
+
+
+def gang_in(namespace: str) -> dict[str, Any]:
+    job = build_workload(placement(), SPEC, namespace=namespace)
+    job["metadata"]["labels"][QUEUE_LABEL] = "research"
+    return job
+
+
+def flag_off(api: MemberApi) -> tuple[KubeBackend, list[tuple[str, JobPhase, str]]]:
+    """The agent restarted without --namespace-per-queue (the chart's namespacePerQueue turned off)."""
+    b = KubeBackend(api, namespace=BASE, namespace_per_queue=False)  # type: ignore[arg-type]
+    updates: list[tuple[str, JobPhase, str]] = []
+    b._on_update = lambda pid, phase, msg, **_: updates.append((pid, phase, msg))
+    b._started = True
+    return b, updates
+
+
+def test_only_pods_in_this_agents_per_queue_namespaces_are_stranded() -> None:
+    pods = [pod(TENANT), pod(TENANT, "b.g1.a"), pod(BASE, "c.g1.a"), pod("other-fed-research", "d.g1.a"),
+            {"metadata": {"name": "x", "namespace": f"{BASE}-ops"}}]  # not the federator's
+    assert stranded.stranded(pods, BASE) == {TENANT: ["b.g1.a", PID]}
+
+
+def test_turning_the_flag_off_adopts_the_gangs_left_in_tenant_namespaces_and_can_cancel_them(
+        caplog: pytest.LogCaptureFixture) -> None:
+    api = ListingApi([pod(TENANT)])
+    job = gang_in(TENANT)
+    api.add("jobs", job, TENANT)
+    b, updates = flag_off(api)
+    caplog.set_level(logging.WARNING, "federator.agent.kube")
+    asyncio.run(stranded.adopt(b))
+    assert b.jobs.namespace is None and b.deployments.namespace is None  # every namespace, by the selector
+    assert f"placements still run in per-queue namespaces ({TENANT}: {PID})" in caplog.text
+    b.jobs._apply_list([job])  # what the informer lists from its start
+    assert b.placements() == {PID: JobPhase.PLACED}
+    assert b.tenants.of("research") == BASE  # new placements still go to --namespace
+    asyncio.run(b.cancel(PID))
+    assert ("jobs", TENANT, job["metadata"]["name"]) in api.written("delete")
+    assert updates[-1][:2] == (PID, JobPhase.CANCELLED)
+
+
+def test_another_federations_workload_is_still_not_adopted() -> None:
+    api = ListingApi([pod(TENANT)])
+    b, _ = flag_off(api)
+    asyncio.run(stranded.adopt(b))
+    theirs = build_workload(placement("x.g1.a"), SPEC, namespace="other-fed-research")
+    theirs["metadata"]["labels"][QUEUE_LABEL] = "research"
+    b.jobs._apply_list([theirs])
+    assert b.placements() == {}
+
+
+def test_an_agent_that_may_not_list_workloads_everywhere_says_so_naming_them_and_the_fix(
+        caplog: pytest.LogCaptureFixture) -> None:
+    api = ListingApi([pod(TENANT)], refuse={("list", "jobs"): ForbiddenError(
+        403, 'jobs.batch is forbidden: cannot list resource "jobs" at the cluster scope', reason="Forbidden")})
+    b, _ = flag_off(api)
+    caplog.set_level(logging.ERROR, "federator.agent.kube")
+    asyncio.run(stranded.adopt(b))
+    assert b.jobs.namespace == BASE  # nothing it could watch
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    said = record.getMessage()
+    assert f"({TENANT}: {PID})" in said and "cannot see or cancel them" in said
+    assert "namespacePerQueue: true" in said and "kubectl delete jobs,deployments -n NAMESPACE" in said
+
+
+def test_with_nothing_left_behind_the_agent_watches_its_one_namespace() -> None:
+    b, _ = flag_off(ListingApi([pod(BASE)]))
+    asyncio.run(stranded.adopt(b))
+    assert b.jobs.namespace == BASE and b.tenants.adopted == frozenset()
