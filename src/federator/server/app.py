@@ -137,13 +137,18 @@ def _authorizer(opts: ServeOptions) -> Authorizer:
     if opts.kube and (tenancy.namespace_lists or tenancy.default_namespace_list):
         log.warning("--policy: a queue's namespaces list binds namespaces in standalone mode only and is ignored "
                     "here: in Kubernetes mode RBAC and a Queue's namespaceSelector do (docs/security.md)")
+    return Authorizer(tenancy)
+
+
+def _say_insecure(opts: ServeOptions) -> None:
+    """What --insecure means for callers, said once the store's jobs are loaded: a start refused for a bad store
+    is then its one line, not a warning and then the refusal."""
     if opts.insecure:
         log.warning("--insecure: no caller has an identity; every job API caller acts as the admin 'anonymous'")
         if opts.limits.max_pending_jobs_per_user is not None:  # what the default (half the federator's) is not
             log.warning("--insecure: --max-pending-jobs-per-user %d bounds the pending jobs of every job API "
                         "caller together, since all of them are the one user 'anonymous'",
                         opts.limits.max_pending_jobs_per_user)
-    return Authorizer(tenancy)
 
 
 def provider_of(rec: ClusterRecord | None) -> str:
@@ -325,6 +330,7 @@ async def serve(opts: ServeOptions) -> None:
                         members=members, orphan_grace=opts.orphan_grace)
     except StoreError as exc:
         raise SystemExit(str(exc)) from exc
+    _say_insecure(opts)
     clusters = fed.clusters
     cordon_store = None if kube else SqliteCordonStore(opts.db)  # kube: the MemberClusters' spec (KubeMode.start)
     if cordon_store is not None:
