@@ -48,6 +48,7 @@ from federator.scheduler.framework import (
     ScorePlugin,
 )
 from federator.scheduler.gcpause import few_full_collections
+from federator.scheduler.nodevictims import forget, node_used
 from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES
 from federator.scheduler.pools import best_model, quota_budget, reserve_spread
 from federator.scheduler.preemption import (
@@ -310,7 +311,7 @@ class Scheduler:
         out: list[Preemption] = []
         whom: dict[tuple[int, str], list[JobId]] = {}  # (priority, queue) -> who it may preempt
         hopeless: dict[tuple[object, ...] | None, Reason | None] = {}  # no victims make room: the reason it gave
-        memo = PlanMemo(by_job, now)  # victims' costs, clusters with victims released
+        memo = PlanMemo(by_job, now, node_used(running))  # victims' costs, clusters with victims released
         for request in waiting:
             if budget <= 0 or not by_job:
                 break
@@ -403,6 +404,7 @@ class Scheduler:
         if isinstance(admitted, Reason):  # the plan's own check said it is within quota: a bug, not a crash
             return
         release_in_attempt(txn, chosen.victims, by_job)
+        txn.put(chosen.after)  # the plan's estimate: per node where the victims' nodes are known (nodevictims.py)
         target = txn.get(chosen.cluster)
         model = best_model(admitted, target, board.ctx, self.pool_scores, request.replicas)
         if not fair_after(request, [(request.replicas, model)], [by_job[v] for v in chosen.victims], usage):
@@ -417,6 +419,7 @@ class Scheduler:
         txn.commit()
         for victim in chosen.victims:
             allocs = by_job.pop(victim)
+            forget(memo.used, allocs)
             for a in allocs:
                 usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
             out.append(preemption_of(victim, allocs, request, chosen.cluster))

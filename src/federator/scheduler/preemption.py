@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from federator.model import MILLI, ClusterInfo, JobId, Reason
 from federator.scheduler.fairshare import QueueUsage
 from federator.scheduler.framework import Allocation, PlacementRequest
+from federator.scheduler.nodevictims import NodeKey, node_sets, released_on_nodes
 from federator.scheduler.snapshot import Txn, release
 
 
@@ -130,9 +131,11 @@ class PlanMemo:
     victim's cost, and each cluster with a set of victims released. The caller empties it when a preemption
     is committed. A backlog asks for a plan for every kind of waiting job, over every cluster."""
 
-    def __init__(self, by_job: Mapping[JobId, Sequence[Allocation]], now: float) -> None:
+    def __init__(self, by_job: Mapping[JobId, Sequence[Allocation]], now: float,
+                 used: dict[NodeKey, int] | None = None) -> None:
         self.by_job = by_job
         self.now = now
+        self.used = used or {}  # accelerator milli held per node by all running work (nodevictims.node_used)
         self._costs: dict[JobId, float] = {}
         self._freed: dict[tuple[str, tuple[JobId, ...]], ClusterInfo] = {}
         self._on: dict[int, tuple[Sequence[JobId], dict[str, list[JobId]]]] = {}
@@ -149,6 +152,14 @@ class PlanMemo:
         got = self._freed.get(key)
         if got is None:
             got = self._freed[key] = released(cluster, victims, self.by_job)
+        return got
+
+    def freed_on_nodes(self, cluster: ClusterInfo, victims: Sequence[JobId]) -> ClusterInfo:
+        """`cluster` with these victims released onto the nodes they ran on (nodevictims.released_on_nodes)."""
+        key = (f"{cluster.name}{PART_MARK}nodes", tuple(victims))
+        got = self._freed.get(key)
+        if got is None:
+            got = self._freed[key] = released_on_nodes(cluster, victims, self.by_job, self.used)
         return got
 
     def on(self, candidates: Sequence[JobId]) -> dict[str, list[JobId]]:
@@ -204,35 +215,57 @@ def plan(
     the side that cannot cycle."""
     memo = memo or PlanMemo(by_job, now)
     on = memo.on(candidates)
+    milli = request.spec.resources.accelerator_milli
+    per_node = milli // MILLI if milli and milli % MILLI == 0 and memo.used else 0
     best: VictimPlan | None = None
     for cluster in clusters:
         jobs = sorted(on.get(cluster.name, []), key=lambda j: (memo.cost(j), by_job[j][0].priority, j))
         if not jobs:
             continue
-
-        def without(chosen: Sequence[JobId], base: ClusterInfo = cluster) -> ClusterInfo:
+        def freed(chosen: Sequence[JobId], base: ClusterInfo = cluster) -> ClusterInfo:
             return memo.freed(base, chosen)
 
+        def on_nodes(chosen: Sequence[JobId], base: ClusterInfo = cluster) -> ClusterInfo:
+            return memo.freed_on_nodes(base, chosen)
+
+        tries: list[tuple[list[JobId], Callable[[Sequence[JobId]], ClusterInfo]]] = []
         most = jobs[:budget]
-        if not most or not fits(without(most), most):
-            continue
-        chosen: list[JobId] = []
-        for j in most:
-            chosen.append(j)
-            if fits(without(chosen), chosen):
-                break
-        for j in list(reversed(chosen[:-1])):  # give back victims the job does not need after all
-            trial = [x for x in chosen if x != j]
-            if fits(without(trial), trial):
-                chosen = trial
-        if fair is not None and not fair(without(chosen), chosen):
-            continue
-        cost = sum(memo.cost(j) for j in chosen)
-        candidate = VictimPlan(cluster.name, tuple(chosen), cost, without(chosen))
-        if best is None or (cost, len(chosen), cluster.name) < (best.lost_accelerator_seconds, len(best.victims),
-                                                                best.cluster):
-            best = candidate
+        if fits(freed(most), most):
+            tries.append((most, freed))
+        if per_node:  # victims node by node, cheapest node first, until every replica fits (nodevictims.py)
+            chosen: list[JobId] = []
+            for _cost, _n, _node, there in node_sets(cluster, per_node, jobs, by_job, memo.used, memo.cost,
+                                                     budget=budget):
+                chosen.extend(j for j in there if j not in chosen)
+                if len(chosen) > budget:
+                    break
+                if fits(on_nodes(chosen), chosen):
+                    tries.append((chosen, on_nodes))
+                    break
+        for order, without in tries:
+            found = _fewest(order, without, fits)
+            if fair is not None and not fair(without(found), found):
+                continue
+            cost = sum(memo.cost(j) for j in found)
+            if best is None or (cost, len(found), cluster.name) < (best.lost_accelerator_seconds, len(best.victims),
+                                                                   best.cluster):
+                best = VictimPlan(cluster.name, tuple(found), cost, without(found))
     return best
+
+
+def _fewest(order: Sequence[JobId], without: Callable[[Sequence[JobId]], ClusterInfo],
+            fits: Callable[[ClusterInfo, Sequence[JobId]], bool]) -> list[JobId]:
+    """The first of `order` that make the job fit (all of them do), less any victim not needed after all."""
+    chosen: list[JobId] = []
+    for j in order:
+        chosen.append(j)
+        if fits(without(chosen), chosen):
+            break
+    for j in list(reversed(chosen[:-1])):  # give back victims the job does not need after all
+        trial = [x for x in chosen if x != j]
+        if fits(without(trial), trial):
+            chosen = trial
+    return chosen
 
 
 def unfair_note(request: PlacementRequest, queues: set[str]) -> str | None:
