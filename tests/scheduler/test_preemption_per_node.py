@@ -99,3 +99,24 @@ def test_without_node_reports_the_cluster_wide_plan_stands() -> None:
     result = cycle([c1], [spec("national-eval", gpus=8, priority=1000, queue="org-9")], now=1000.0,
                    config=CONFIG, allocations=allocs)
     assert not result.preemptions  # nothing names a node: the pessimistic guess frees no node of 8 within 10
+
+
+def test_when_work_it_may_not_stop_fills_every_node_its_reason_says_so() -> None:
+    allocs = packed(reserved_node_victims=3, flood_on_reserved=2)  # n7: 3 free, 3 victims, 2 pinned: 6 at most
+    c1 = cluster("c1", "r", pool(H100, nodes=0, extra=hist_of(allocs)))
+    result = cycle([c1], [spec("national-eval", gpus=8, priority=1000, queue="org-9")], now=1000.0,
+                   config=CONFIG, allocations=allocs)
+    assert not result.preemptions
+    assert result.pending["national-eval"].message.endswith(
+        "not preempting: every node that could hold it runs non-preemptible work (or work of a priority and queue "
+        "it may not preempt)")
+
+
+def test_without_node_reports_the_cap_note_says_it_is_an_estimate() -> None:
+    allocs = [replace(a, nodes=()) for a in packed(reserved_node_victims=3)]
+    c1 = cluster("c1", "r", pool(H100, nodes=0, extra={0: 7, 5: 1}))
+    result = cycle([c1], [spec("national-eval", gpus=8, priority=1000, queue="org-9")], now=1000.0,
+                   config=CONFIG, allocations=allocs)
+    said = result.pending["national-eval"].message
+    assert "it would take more than maxVictimsPerCycle (10) preemptible jobs to make room" in said
+    assert "c1's agent does not say which node each runs on: fewer on one node may do" in said

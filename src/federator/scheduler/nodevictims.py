@@ -25,11 +25,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId
-from federator.scheduler.framework import Allocation
+from federator.scheduler.framework import Allocation, PlacementRequest
 from federator.scheduler.snapshot import release
 
 NodeKey = tuple[str, str, str]
 """(cluster, accelerator model, node)."""
+
+
+def whole_accelerators(request: PlacementRequest) -> int:
+    """Whole accelerators one replica of `request` needs on one node (0: none, or a fraction of one)."""
+    milli = request.spec.resources.accelerator_milli
+    return milli // MILLI if milli % MILLI == 0 else 0
 
 
 def node_used(running: Iterable[Allocation]) -> dict[NodeKey, int]:
@@ -133,3 +139,32 @@ def node_sets(cluster: ClusterInfo, accelerators: int, on: Sequence[JobId],
         if free >= accelerators:
             out.append((sum(cost(j) for j in chosen), len(chosen), node, tuple(chosen)))
     return sorted(out)
+
+
+def blocked_everywhere(ready: Sequence[ClusterInfo], accelerators: int, on: Mapping[str, Sequence[JobId]],
+                       by_job: Mapping[JobId, Sequence[Allocation]], used: Mapping[NodeKey, int]) -> bool:
+    """Whether every node that could hold a replica of `accelerators` runs work the job may not stop (`on`: its
+    candidates per cluster), so that no preemption could ever make room: said only where every node of a pool
+    is named by the running work (a node with nothing on it is free, and the job would not be waiting for it)."""
+    if not accelerators or not used:
+        return False
+    seen = False
+    for cluster in ready:
+        stoppable: dict[tuple[str, str], int] = defaultdict(int)
+        for j in on.get(cluster.name, ()):
+            for a in by_job[j]:
+                for node, replicas in a.nodes:
+                    stoppable[a.accelerator_model, node] += a.resources.accelerator_milli * replicas
+        for pool in cluster.capacity.accelerator_pools:
+            size = node_size(pool)
+            if size is None or size < accelerators:
+                continue
+            held = {n: m for (c, model, n), m in used.items() if c == cluster.name and model == pool.accelerator_model
+                    and m > 0}
+            if len(held) < pool.nodes:
+                return False  # a node no running work names: cannot say
+            for node, milli in held.items():
+                if size - -(-(milli - stoppable.get((pool.accelerator_model, node), 0)) // MILLI) >= accelerators:
+                    return False
+            seen = True
+    return seen

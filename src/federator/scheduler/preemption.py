@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from federator.model import MILLI, ClusterInfo, JobId, Reason
 from federator.scheduler.fairshare import QueueUsage
 from federator.scheduler.framework import Allocation, PlacementRequest
-from federator.scheduler.nodevictims import NodeKey, node_sets, released_on_nodes
+from federator.scheduler.nodevictims import NodeKey, blocked_everywhere, node_sets, released_on_nodes
 from federator.scheduler.snapshot import Txn, release
 
 
@@ -282,15 +282,23 @@ def unfair_note(request: PlacementRequest, queues: set[str]) -> str | None:
 
 def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Mapping[JobId, Sequence[Allocation]],
            fits: Callable[[ClusterInfo, Sequence[JobId]], bool], fair: Callable[[ClusterInfo, Sequence[JobId]], bool],
-           *, budget: int, cap: int, memo: PlanMemo) -> str | None:
+           *, budget: int, cap: int, memo: PlanMemo, per_node: int = 0) -> str | None:
     """What to add to the reason of a job `plan` found no victims for, when more victims than the cycle's cap
     allows would make room on some cluster (None if not): a gang needing more small victims than
     maxVictimsPerCycle waited for ever with a reason that never named the cap (the spread path's said so).
+    Or, where the running work names its nodes, when every node that could hold a replica of `per_node`
+    accelerators runs work the job may not stop (nodevictims.blocked_everywhere): no cap would help then.
 
     Asked only when there are more candidates than `budget`. On each such cluster the fewest cheapest victims
     that make room are found by bisection (more victims never make less room: a few `fits` questions, not
     one per victim), and must keep the shares in order too (`fair`): the reason never promises a preemption
-    the fair-share rule would refuse."""
+    the fair-share rule would refuse. Where the victims there name their nodes, `plan` tried every node's
+    cheapest set within the cap, so the cap is the reason; where they do not, the count is the pessimistic
+    estimate's (snapshot.release), and the reason says so (tenant QA F9: it sent the operator to the cap
+    while 3 victims on one node would have done)."""
+    if blocked_everywhere(ready, per_node, memo.on(candidates), by_job, memo.used):
+        return ("not preempting: every node that could hold it runs non-preemptible work (or work of a priority "
+                "and queue it may not preempt)")
     if len(candidates) <= budget:
         return None
     named = {c.name: c for c in ready}
@@ -308,8 +316,12 @@ def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Ma
                 lo = mid
         if fair(memo.freed(target, jobs[:hi]), jobs[:hi]):
             spent = "" if budget == cap else f", {cap - budget} already stopped this cycle"
+            known = all(a.nodes for j in on for a in by_job[j] if a.cluster == cluster)
+            why = ("no node frees enough with that few stopped" if known else
+                   f"with the {budget} cheapest preemptible jobs stopped, it does not fit by the federator's "
+                   f"estimate ({cluster}'s agent does not say which node each runs on: fewer on one node may do)")
             return (f"not preempting: it would take more than maxVictimsPerCycle ({cap}{spent}) preemptible jobs "
-                    f"to make room: with the {budget} cheapest preemptible jobs stopped, it does not fit")
+                    f"to make room: {why}")
     return None
 
 
