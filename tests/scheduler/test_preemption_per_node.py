@@ -120,3 +120,17 @@ def test_without_node_reports_the_cap_note_says_it_is_an_estimate() -> None:
     said = result.pending["national-eval"].message
     assert "it would take more than maxVictimsPerCycle (10) preemptible jobs to make room" in said
     assert "c1's agent does not say which node each runs on: fewer on one node may do" in said
+
+
+def test_a_priority_job_behind_work_it_may_not_stop_reads_a_preemption_note() -> None:
+    """Tenant QA F2: behind the flood of non-preemptible work the 8-GPU job read no word of preemption."""
+    fixed = spec("fixed", gpus=8, replicas=3, priority=0)
+    small = spec("small", gpus=2, preemptible=True, priority=0)
+    c = cluster("c", "r", pool(H100, nodes=0, extra={0: 3, 6: 1}))
+    result = cycle([c], [spec("urgent", gpus=8, priority=100)], now=10.0,
+                   allocations=[running(fixed, "c"), running(spec("other", gpus=2), "c"), running(small, "c")])
+    assert not result.preemptions
+    # releasing "small" frees 2 on a node the estimate takes to be the fullest: never a node of 8
+    assert result.pending["urgent"].message.endswith(
+        "not preempting: even with all 1 preemptible jobs it may stop gone it would not fit: the rest of the work "
+        "in its way is not preemptible, or not its to stop")

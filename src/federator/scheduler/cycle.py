@@ -70,6 +70,7 @@ from federator.scheduler.regionload import RegionUse
 from federator.scheduler.reservation import Reservation, guarded, hold_room, respected, still_held
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
 from federator.scheduler.spread import is_rest, spread_counts
+from federator.scheduler.standing import with_standing
 from federator.scheduler.summary import summarize
 
 
@@ -213,10 +214,11 @@ class Scheduler:
         phases["place"] = t3 - t2
 
         preemptions: list[Preemption] = []
+        active = sorted(set(order.queues) | {a.queue for a in running}) if waiting else []
         if cfg.preemption and cfg.max_preemptions_per_cycle and waiting and running:
-            active = sorted(set(order.queues) | {a.queue for a in running})
             preemptions = self._preempt(waiting, txn, board, usage, running, active, now=now,
                                         decisions=decisions, seconds=seconds, pending=pending, clock=clock)
+        with_standing(pending, waiting, usage, active)  # tenant QA F2: an over-share queue's jobs say so
         phases["preempt"] = clock() - t3
         return CycleResult(tuple(decisions), pending, phases, txn.snapshot(), tuple(preemptions), tuple(seconds),
                            still_held(holds, pending, rests), rests)

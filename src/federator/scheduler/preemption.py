@@ -289,7 +289,9 @@ def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Ma
     Or, where the running work names its nodes, when every node that could hold a replica of `per_node`
     accelerators runs work the job may not stop (nodevictims.blocked_everywhere): no cap would help then.
 
-    Asked only when there are more candidates than `budget`. On each such cluster the fewest cheapest victims
+    Or, when stopping every candidate would still not make room anywhere, says so (tenant QA F2: a priority
+    job blocked by non-preemptible work read nothing of preemption). On each cluster with more candidates than
+    `budget` the fewest cheapest victims
     that make room are found by bisection (more victims never make less room: a few `fits` questions, not
     one per victim), and must keep the shares in order too (`fair`): the reason never promises a preemption
     the fair-share rule would refuse. Where the victims there name their nodes, `plan` tried every node's
@@ -299,13 +301,15 @@ def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Ma
     if blocked_everywhere(ready, per_node, memo.on(candidates), by_job, memo.used):
         return ("not preempting: every node that could hold it runs non-preemptible work (or work of a priority "
                 "and queue it may not preempt)")
-    if len(candidates) <= budget:
-        return None
     named = {c.name: c for c in ready}
+    helps = False  # whether stopping every candidate on some cluster would make room
     for cluster, on in memo.on(candidates).items():
         target = named.get(cluster)
-        if target is None or len(on) <= budget or not fits(memo.freed(target, on), on):
+        if target is None or not fits(memo.freed(target, on), on):
             continue  # all of them first, unsorted: the release estimate hardly depends on their order
+        helps = True
+        if len(on) <= budget:
+            continue  # `plan` tried them all: what refused is the fair-share rule (unfair_note)
         jobs = sorted(on, key=lambda j: (memo.cost(j), by_job[j][0].priority, j))
         lo, hi = budget, len(jobs)  # the first `lo` do not make room (the plan said so), the first `hi` do
         while hi - lo > 1:
@@ -322,6 +326,9 @@ def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Ma
                    f"estimate ({cluster}'s agent does not say which node each runs on: fewer on one node may do)")
             return (f"not preempting: it would take more than maxVictimsPerCycle ({cap}{spent}) preemptible jobs "
                     f"to make room: {why}")
+    if not helps and candidates:  # tenant QA F2: a priority job behind non-preemptible work read no note at all
+        return (f"not preempting: even with all {len(candidates)} preemptible jobs it may stop gone it would not "
+                "fit: the rest of the work in its way is not preemptible, or not its to stop")
     return None
 
 
