@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from federator.model import MILLI, JobId, Reason
+from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.fairshare import QueueUsage, accelerator_dim
 from federator.scheduler.framework import PlacementRequest
+from federator.scheduler.snapshot import Snapshot
 
 ACCELERATOR_DIM = accelerator_dim("")  # every model's dimension starts so
 
@@ -61,3 +63,22 @@ def with_standing(pending: dict[JobId, Reason], waiting: Iterable[PlacementReque
             notes[q] = standing_note(usage, q, active)
         if (note := notes[q]) is not None:
             pending[request.job_id] = Reason(said.code, f"{said.message}; {note}")
+
+
+def fleet_of(snapshot: Snapshot) -> float:
+    """The Ready fleet's allocatable accelerators, as `QueueUsage` totals them."""
+    return float(sum(p.allocatable_accelerators for c in snapshot.ready() for p in c.capacity.accelerator_pools))
+
+
+def fair_shares(config: SchedulerConfig, queues: Iterable[str], active: Iterable[str], fleet: float
+                ) -> dict[str, float]:
+    """Each of `queues`' weighted fair share in accelerators among the `active` ones (`QueueUsage.fair_share`:
+    an idle queue's is what it would get were it to ask now), for `federator_queue_fair_share`."""
+    active = set(active)
+    total = sum(config.queue(q).weight for q in active)
+    out = {}
+    for q in queues:
+        w = config.queue(q).weight
+        whole = total if q in active else total + w
+        out[q] = w / whole * fleet if whole else fleet
+    return out
