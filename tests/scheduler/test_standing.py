@@ -26,3 +26,11 @@ def test_the_share_follows_the_weights() -> None:
     result = cycle([c], [spec("more-a", gpus=1, queue="org-a")],
                    config=with_queues(**{"org-a": 3, "org-b": 1}), allocations=held)
     assert "queue org-a holds 13 accelerators; its weighted fair share now is 12.0" in result.pending["more-a"].message
+
+
+def test_a_queue_alone_reads_no_standing() -> None:
+    """With no other queue at work the share is the whole fleet: a full fleet is no news about fair share."""
+    c = cluster("c", "r", pool(H100, nodes=0, extra={0: 2}))
+    held = [running(spec(f"a{i}", gpus=1, queue="org-a"), "c") for i in range(16)]
+    result = cycle([c], [spec("more-a", gpus=1, queue="org-a")], allocations=held)
+    assert "fair share" not in result.pending["more-a"].message

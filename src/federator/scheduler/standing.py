@@ -40,7 +40,10 @@ def fair_accelerators(usage: QueueUsage, queue: str, active: Iterable[str]) -> f
 
 def standing_note(usage: QueueUsage, queue: str, active: Iterable[str]) -> str | None:
     """What a pending job of `queue` adds to its reason when its queue holds at least its fair share (None when
-    not: then the queue already goes first). Bounded: a queue name and two numbers."""
+    not: then the queue already goes first; None too when no other queue has work: then the share is the whole
+    fleet, and the order among queues is nothing to the job). Bounded: a queue name and two numbers."""
+    if not set(active) - {queue}:
+        return None
     held = accelerators_held(usage, queue)
     fair = fair_accelerators(usage, queue, active)
     if held <= 0 or held < fair:
