@@ -141,12 +141,23 @@ def node_sets(cluster: ClusterInfo, accelerators: int, on: Sequence[JobId],
     return sorted(out)
 
 
+def by_pool(used: Mapping[NodeKey, int]) -> dict[tuple[str, str], dict[str, int]]:
+    """`used` grouped by (cluster, model): node -> accelerator milli held (nodes holding nothing left out)."""
+    out: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for (c, model, node), milli in used.items():
+        if milli > 0:
+            out[c, model][node] = milli
+    return out
+
+
 def blocked_everywhere(ready: Sequence[ClusterInfo], accelerators: int, on: Mapping[str, Sequence[JobId]],
-                       by_job: Mapping[JobId, Sequence[Allocation]], used: Mapping[NodeKey, int]) -> bool:
+                       by_job: Mapping[JobId, Sequence[Allocation]],
+                       pools: Mapping[tuple[str, str], Mapping[str, int]]) -> bool:
     """Whether every node that could hold a replica of `accelerators` runs work the job may not stop (`on`: its
     candidates per cluster), so that no preemption could ever make room: said only where every node of a pool
-    is named by the running work (a node with nothing on it is free, and the job would not be waiting for it)."""
-    if not accelerators or not used:
+    is named by the running work (a node with nothing on it is free, and the job would not be waiting for it).
+    `pools` is `by_pool` of the running work's node use, grouped once per cycle (PlanMemo.pools)."""
+    if not accelerators or not pools:
         return False
     seen = False
     for cluster in ready:
@@ -159,8 +170,7 @@ def blocked_everywhere(ready: Sequence[ClusterInfo], accelerators: int, on: Mapp
             size = node_size(pool)
             if size is None or size < accelerators:
                 continue
-            held = {n: m for (c, model, n), m in used.items() if c == cluster.name and model == pool.accelerator_model
-                    and m > 0}
+            held = pools.get((cluster.name, pool.accelerator_model), {})
             if len(held) < pool.nodes:
                 return False  # a node no running work names: cannot say
             for node, milli in held.items():

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from federator.model import MILLI, ClusterInfo, JobId, Reason
 from federator.scheduler.fairshare import QueueUsage
 from federator.scheduler.framework import Allocation, PlacementRequest
-from federator.scheduler.nodevictims import NodeKey, blocked_everywhere, node_sets, released_on_nodes
+from federator.scheduler.nodevictims import NodeKey, blocked_everywhere, by_pool, node_sets, released_on_nodes
 from federator.scheduler.snapshot import Txn, release
 
 
@@ -136,6 +136,7 @@ class PlanMemo:
         self.by_job = by_job
         self.now = now
         self.used = used or {}  # accelerator milli held per node by all running work (nodevictims.node_used)
+        self._pools: dict[tuple[str, str], dict[str, int]] | None = None
         self._costs: dict[JobId, float] = {}
         self._freed: dict[tuple[str, tuple[JobId, ...]], ClusterInfo] = {}
         self._on: dict[int, tuple[Sequence[JobId], dict[str, list[JobId]]]] = {}
@@ -162,6 +163,12 @@ class PlanMemo:
             got = self._freed[key] = released_on_nodes(cluster, victims, self.by_job, self.used)
         return got
 
+    def pools(self) -> dict[tuple[str, str], dict[str, int]]:
+        """`used` grouped by cluster and model (nodevictims.by_pool), once until `clear`."""
+        if self._pools is None:
+            self._pools = by_pool(self.used)
+        return self._pools
+
     def on(self, candidates: Sequence[JobId]) -> dict[str, list[JobId]]:
         """`per_cluster(candidates)`, once per list: the cycle keeps one list per priority and queue, and both
         `plan` and `capped` ask. (The list is held, so its id is not reused while the entry lives.)"""
@@ -174,6 +181,7 @@ class PlanMemo:
         self._costs.clear()
         self._freed.clear()
         self._on.clear()
+        self._pools = None
 
 
 def per_cluster(candidates: Sequence[JobId], by_job: Mapping[JobId, Sequence[Allocation]]) -> dict[str, list[JobId]]:
@@ -298,7 +306,7 @@ def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Ma
     cheapest set within the cap, so the cap is the reason; where they do not, the count is the pessimistic
     estimate's (snapshot.release), and the reason says so (tenant QA F9: it sent the operator to the cap
     while 3 victims on one node would have done)."""
-    if blocked_everywhere(ready, per_node, memo.on(candidates), by_job, memo.used):
+    if blocked_everywhere(ready, per_node, memo.on(candidates), by_job, memo.pools()):
         return ("not preempting: every node that could hold it runs non-preemptible work (or work of a priority "
                 "and queue it may not preempt)")
     named = {c.name: c for c in ready}
