@@ -68,7 +68,8 @@ def test_a_thousand_queues_make_limit_plus_one_series_in_every_queue_metric() ->
     queues = [f"org-{i:04d}" for i in range(1000)]
     metrics.watch_state(lambda: StateSample(
         clusters=[], jobs={(q, "Pending"): 1 for q in queues}, pending={(q, "QuotaExceeded"): 1 for q in queues},
-        queue_accelerators={q: 2.0 for q in queues}))
+        queue_accelerators={q: 2.0 for q in queues}, queue_weight={q: 1.0 for q in queues},
+        queue_fair_share={q: 0.5 for q in queues}))
     for q in queues:
         metrics.jobs_submitted.labels(q).inc()
         metrics.jobs_finished.labels(q, "Succeeded").inc()
@@ -78,7 +79,7 @@ def test_a_thousand_queues_make_limit_plus_one_series_in_every_queue_metric() ->
     seen = _queues(metrics.registry)
     expected = {"federator_jobs_submitted", "federator_jobs_finished", "federator_job_submit_to_placement_seconds",
                 "federator_preemptions", "federator_accelerator_seconds", "federator_jobs", "federator_pending_jobs",
-                "federator_queue_accelerators"}
+                "federator_queue_accelerators", "federator_queue_weight", "federator_queue_fair_share"}
     assert set(seen) == expected
     for family, values in seen.items():
         assert values == {*queues[:5], OTHER}, family
@@ -86,6 +87,7 @@ def test_a_thousand_queues_make_limit_plus_one_series_in_every_queue_metric() ->
     # the folded queues are summed, not dropped
     assert reg.get_sample_value("federator_jobs", {"queue": OTHER, "phase": "Pending"}) == 995.0
     assert reg.get_sample_value("federator_queue_accelerators", {"queue": OTHER}) == 1990.0
+    assert reg.get_sample_value("federator_queue_fair_share", {"queue": OTHER}) == 497.5
     assert reg.get_sample_value("federator_jobs_submitted_total", {"queue": OTHER}) == 995.0
     assert reg.get_sample_value("federator_jobs_submitted_total", {"queue": "org-0000"}) == 1.0
     assert _overflow(metrics) > 0

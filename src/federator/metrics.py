@@ -153,6 +153,10 @@ class StateSample:
     # queue -> replicas its Running inference jobs asked for and do not serve with: owed, pending or refused on a
     # member, or running but not ready (JobUpdate.replicas_running/replicas_ready; outside QA F2)
     replicas_short: dict[str, int] = field(default_factory=dict)
+    # queue -> its policy weight, and its weighted fair share of the Ready fleet's accelerators among the queues
+    # with work (scheduler/standing.py; tenant QA F4): a starving queue holds less than its share with jobs pending
+    queue_weight: dict[str, float] = field(default_factory=dict)
+    queue_fair_share: dict[str, float] = field(default_factory=dict)
 
 
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
@@ -264,6 +268,18 @@ class StateCollector(Collector):
         for key, held in sorted(_fold(self._queue, {(q,): v for q, v in s.queue_accelerators.items()}).items()):
             share.add_metric(list(key), held)
         yield share
+        # One series per queue each (1,000 queues: 2,000 series; past the queue label's budget the rest fold into
+        # `other`, their weights and shares summed, as federator_queue_accelerators' holdings are).
+        for name, doc, values in (
+                ("federator_queue_weight", "Each queue's weight in the scheduling policy (its fair-share weight).",
+                 s.queue_weight),
+                ("federator_queue_fair_share", "Each queue's weighted fair share, in accelerators: its weight over the "
+                 "weights of the queues with running or pending work, times the Ready fleet's accelerators (an "
+                 "idle queue's: what it would get were it to ask now).", s.queue_fair_share)):
+            gauge = GaugeMetricFamily(name, doc, labels=["queue"])
+            for key, v in sorted(_fold(self._queue, {(q,): v for q, v in values.items()}).items()):
+                gauge.add_metric(list(key), v)
+            yield gauge
         oldest = GaugeMetricFamily(
             "federator_oldest_pending_job_age_seconds",
             "Seconds since the oldest pending job of each queue was submitted (queues with pending jobs only).",

@@ -83,7 +83,7 @@ def running(fed: Federator, job_id: str, phase: JobPhase) -> None:
 
 
 async def ask(fed: Federator, usage: SqliteUsageStore, by: str = "", user: str = "admin",
-              since: float = 0.0, until: float = 0.0) -> usage_pb2.UsageResponse:
+              since: float = 0.0, until: float = 0.0, queue: str = "") -> usage_pb2.UsageResponse:
     """Over a real socket, as `federator usage` asks."""
     edge = ClusterService(fed, Authenticator(insecure=True), authz=Authorizer())
     server = grpc.aio.server()
@@ -93,7 +93,7 @@ async def ask(fed: Federator, usage: SqliteUsageStore, by: str = "", user: str =
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
             return await usage_pb2_grpc.UsageServiceStub(ch).Get(
-                usage_pb2.UsageRequest(since=since, until=until, by=by))
+                usage_pb2.UsageRequest(since=since, until=until, by=by, queue=queue))
     finally:
         await server.stop(0)
 

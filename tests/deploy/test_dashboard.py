@@ -44,7 +44,9 @@ PROMISED_PANELS = ["capacity vs allocation by region", "capacity vs allocation b
                    "replicas owed to short jobs",
                    # members that fail several owners' work soon after its start (server/quarantine.py), and
                    # those an operator cordoned (server/cordons.py)
-                   "early failures, quarantined and cordoned clusters"]
+                   "early failures, quarantined and cordoned clusters",
+                   # a starving organisation told from a hogging one (tenant QA F4)
+                   "queue holdings against fair share"]
 
 
 @pytest.mark.parametrize(("expr", "want"), [

@@ -117,6 +117,7 @@ class Agent:
         self._report_queued = False
         self._messages: dict[str, str] = {}  # each placement's latest message, repeated by the re-sync
         self._counts: dict[str, tuple[int, int]] = {}  # each serving placement's (running, ready), re-sent too
+        self._nodes: dict[str, tuple[tuple[str, int], ...]] = {}  # each placement's (node, replicas), re-sent too
         self._ended: dict[str, _Ended] = {}  # placements that ended lately, oldest first (see _recently_ended)
         self._fencing: dict[str, str] = {}  # placements this agent is stopping on its own, with why
         # Each placement's latest launch or cancel in flight: one placement's orders run in order, different
@@ -313,7 +314,8 @@ class Agent:
             self._outbox.put_nowait(None)
 
     def _on_update(self, placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
-                   running: int | None = None, ready: int | None = None) -> None:
+                   running: int | None = None, ready: int | None = None,
+                   nodes: tuple[tuple[str, int], ...] = ()) -> None:
         if phase is JobPhase.CANCELLED and placement_id in self._fencing:
             message = self._fencing[placement_id]  # why it stopped, for the job's reason, not the backend's "cancelled"
         self._messages[placement_id] = message  # a re-sync repeats it: the reason outlives a broken stream
@@ -321,6 +323,10 @@ class Agent:
             self._counts[placement_id] = (running, running if ready is None else ready)  # so does the count
         elif phase.is_terminal:
             self._counts.pop(placement_id, None)
+        if nodes and not phase.is_terminal:
+            self._nodes[placement_id] = nodes  # JobUpdate.nodes: re-sent with every update, the re-sync's too
+        elif phase.is_terminal:
+            self._nodes.pop(placement_id, None)
         if phase.is_terminal:
             self._ended.pop(placement_id, None)
             self._ended[placement_id] = _Ended(phase, message, self.contact.clock())
@@ -336,6 +342,8 @@ class Agent:
         counts = self._counts.get(update.placement_id)
         if counts is not None:
             update.replicas_running, update.replicas_ready = counts
+        for node, replicas in self._nodes.get(update.placement_id, ()):
+            update.nodes.append(agent_pb2.NodeReplicas(node=node, replicas=replicas))
         return update
 
     def _hello(self) -> agent_pb2.AgentMessage:
@@ -400,6 +408,7 @@ class Agent:
         held = self.backend.placements()
         self._messages = {pid: m for pid, m in self._messages.items() if pid in held}
         self._counts = {pid: c for pid, c in self._counts.items() if pid in held}
+        self._nodes = {pid: n for pid, n in self._nodes.items() if pid in held}
         for pid, phase in held.items():
             yield self._sent(agent_pb2.AgentMessage(job_update=self._counted(agent_pb2.JobUpdate(
                 placement_id=pid, phase=convert.phase_to_pb(phase), message=self._messages.get(pid, ""),

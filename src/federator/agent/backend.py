@@ -29,14 +29,17 @@ class UpdateCallback(Protocol):
     `admission_overdue` when the member's own queue has held a Placed placement past the agent's admission
     timeout (the federator moves it if another cluster can run it: JobUpdate.admission_overdue); `running` and
     `ready` when the backend counts a serving placement's replicas (JobUpdate.replicas_running/replicas_ready:
-    what the federator counts and alerts on), None where it does not."""
+    what the federator counts and alerts on), None where it does not; `nodes` (node name, replicas there) where
+    the backend knows which nodes the replicas run on (JobUpdate.nodes: preemption frees one node's worth), ()
+    where it does not."""
 
     def __call__(self, placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
-                 running: int | None = None, ready: int | None = None) -> None: ...
+                 running: int | None = None, ready: int | None = None,
+                 nodes: tuple[tuple[str, int], ...] = ()) -> None: ...
 
 
 def no_update(placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
-              running: int | None = None, ready: int | None = None) -> None:
+              running: int | None = None, ready: int | None = None, nodes: tuple[tuple[str, int], ...] = ()) -> None:
     """The callback of a backend not started yet: nothing listens."""
 
 

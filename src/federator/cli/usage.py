@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                                "federator's --usage-retention, 90 days by default)")
     u.add_argument("--until", default="", help="end: ISO 8601, unix seconds or an age (default: now)")
     u.add_argument("--by", choices=BY, help="group by this (default: the total only)")
+    u.add_argument("--queue", default="", help="only this queue's usage (within the jobs you may see)")
     u.add_argument("-o", "--output", choices=["table", "csv", "json"], default="table")
     u.add_argument("--server", default=DEFAULT_SERVER, type=server_address,
                    help="federator gRPC address (default %(default)s)")
@@ -109,12 +110,13 @@ USAGE_TIMEOUT = 30.0
 """Seconds a usage query may take: it sums a range of records, slower than a get."""
 
 
-def fetch(opts: ClientOptions, *, since: float = 0.0, until: float = 0.0, by: str = "") -> object:
+def fetch(opts: ClientOptions, *, since: float = 0.0, until: float = 0.0, by: str = "", queue: str = "") -> object:
     """UsageService.Get over a fresh channel (raises grpc.RpcError)."""
     from federator.api.v1 import usage_pb2, usage_pb2_grpc
 
     with opts.channel() as ch:
-        return usage_pb2_grpc.UsageServiceStub(ch).Get(usage_pb2.UsageRequest(since=since, until=until, by=by),
+        return usage_pb2_grpc.UsageServiceStub(ch).Get(usage_pb2.UsageRequest(since=since, until=until, by=by,
+                                                                                 queue=queue),
                                                        timeout=USAGE_TIMEOUT)
 
 
@@ -130,7 +132,7 @@ def _usage(args: argparse.Namespace) -> int:
         print(f"federator usage: {exc}", file=sys.stderr)
         return 2
     try:
-        resp = fetch(opts, since=since, until=until, by=args.by or "")
+        resp = fetch(opts, since=since, until=until, by=args.by or "", queue=args.queue)
     except grpc.RpcError as err:  # worded as every other call's: get, cancel, scale (client._fail)
         return _fail(err, args, seconds=USAGE_TIMEOUT)
     print(render(resp, output=args.output, by=args.by or ""))

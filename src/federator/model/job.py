@@ -186,6 +186,9 @@ class Placement:
     # agent): the count an SRE alerts on, where the message is prose (outside QA F2).
     replicas_running: int | None = None
     replicas_ready: int | None = None
+    # (node, replicas there) as its agent last said (JobUpdate.nodes); () while not said. Not stored: the
+    # agent's re-sync says it again. Preemption reads it to free one node's worth (scheduler/nodevictims.py).
+    nodes: tuple[tuple[str, int], ...] = ()
 
     @property
     def running(self) -> int:

@@ -48,6 +48,7 @@ from federator.scheduler.framework import (
     ScorePlugin,
 )
 from federator.scheduler.gcpause import few_full_collections
+from federator.scheduler.nodevictims import forget, node_used, whole_accelerators
 from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES
 from federator.scheduler.pools import best_model, quota_budget, reserve_spread
 from federator.scheduler.preemption import (
@@ -69,6 +70,7 @@ from federator.scheduler.regionload import RegionUse
 from federator.scheduler.reservation import Reservation, guarded, hold_room, respected, still_held
 from federator.scheduler.snapshot import Snapshot, Txn, reserve
 from federator.scheduler.spread import is_rest, spread_counts
+from federator.scheduler.standing import with_standing
 from federator.scheduler.summary import summarize
 
 
@@ -212,10 +214,11 @@ class Scheduler:
         phases["place"] = t3 - t2
 
         preemptions: list[Preemption] = []
+        active = sorted(set(order.queues) | {a.queue for a in running}) if waiting else []
         if cfg.preemption and cfg.max_preemptions_per_cycle and waiting and running:
-            active = sorted(set(order.queues) | {a.queue for a in running})
             preemptions = self._preempt(waiting, txn, board, usage, running, active, now=now,
                                         decisions=decisions, seconds=seconds, pending=pending, clock=clock)
+        with_standing(pending, waiting, usage, active)  # tenant QA F2: an over-share queue's jobs say so
         phases["preempt"] = clock() - t3
         return CycleResult(tuple(decisions), pending, phases, txn.snapshot(), tuple(preemptions), tuple(seconds),
                            still_held(holds, pending, rests), rests)
@@ -310,7 +313,7 @@ class Scheduler:
         out: list[Preemption] = []
         whom: dict[tuple[int, str], list[JobId]] = {}  # (priority, queue) -> who it may preempt
         hopeless: dict[tuple[object, ...] | None, Reason | None] = {}  # no victims make room: the reason it gave
-        memo = PlanMemo(by_job, now)  # victims' costs, clusters with victims released
+        memo = PlanMemo(by_job, now, node_used(running))  # victims' costs, clusters with victims released
         for request in waiting:
             if budget <= 0 or not by_job:
                 break
@@ -396,13 +399,14 @@ class Scheduler:
             held, refused = pending.get(request.job_id), unfair_note(request, unfair)
             cap = self.config.max_preemptions_per_cycle
             if held is not None and (note := capped(ready, candidates, by_job, fits, fair, budget=budget, cap=cap,
-                                                    memo=memo) or refused):
+                                                    memo=memo, per_node=whole_accelerators(request)) or refused):
                 pending[request.job_id] = Reason(held.code, f"{held.message}; {note}")
             return
         admitted = within_quota(whole, usage, by_job, chosen.victims)
         if isinstance(admitted, Reason):  # the plan's own check said it is within quota: a bug, not a crash
             return
         release_in_attempt(txn, chosen.victims, by_job)
+        txn.put(chosen.after)  # the plan's estimate: per node where the victims' nodes are known (nodevictims.py)
         target = txn.get(chosen.cluster)
         model = best_model(admitted, target, board.ctx, self.pool_scores, request.replicas)
         if not fair_after(request, [(request.replicas, model)], [by_job[v] for v in chosen.victims], usage):
@@ -417,6 +421,7 @@ class Scheduler:
         txn.commit()
         for victim in chosen.victims:
             allocs = by_job.pop(victim)
+            forget(memo.used, allocs)
             for a in allocs:
                 usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
             out.append(preemption_of(victim, allocs, request, chosen.cluster))

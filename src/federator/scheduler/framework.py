@@ -137,6 +137,9 @@ class Allocation:
     resources: Resources  # per replica
     placed_at: float = 0.0
     accelerator_models: tuple[str, ...] = ()  # the job's accepted models (() = any): what pinned work wants
+    # (node name, replicas on it) where the member said so; () = not known. Preemption reads it to free one
+    # node's worth (nodevictims.py): the pools' histograms count free accelerators per node but never name one.
+    nodes: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

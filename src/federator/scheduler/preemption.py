@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from federator.model import MILLI, ClusterInfo, JobId, Reason
 from federator.scheduler.fairshare import QueueUsage
 from federator.scheduler.framework import Allocation, PlacementRequest
+from federator.scheduler.nodevictims import NodeKey, blocked_everywhere, by_pool, node_sets, released_on_nodes
 from federator.scheduler.snapshot import Txn, release
 
 
@@ -130,9 +131,12 @@ class PlanMemo:
     victim's cost, and each cluster with a set of victims released. The caller empties it when a preemption
     is committed. A backlog asks for a plan for every kind of waiting job, over every cluster."""
 
-    def __init__(self, by_job: Mapping[JobId, Sequence[Allocation]], now: float) -> None:
+    def __init__(self, by_job: Mapping[JobId, Sequence[Allocation]], now: float,
+                 used: dict[NodeKey, int] | None = None) -> None:
         self.by_job = by_job
         self.now = now
+        self.used = used or {}  # accelerator milli held per node by all running work (nodevictims.node_used)
+        self._pools: dict[tuple[str, str], dict[str, int]] | None = None
         self._costs: dict[JobId, float] = {}
         self._freed: dict[tuple[str, tuple[JobId, ...]], ClusterInfo] = {}
         self._on: dict[int, tuple[Sequence[JobId], dict[str, list[JobId]]]] = {}
@@ -151,6 +155,20 @@ class PlanMemo:
             got = self._freed[key] = released(cluster, victims, self.by_job)
         return got
 
+    def freed_on_nodes(self, cluster: ClusterInfo, victims: Sequence[JobId]) -> ClusterInfo:
+        """`cluster` with these victims released onto the nodes they ran on (nodevictims.released_on_nodes)."""
+        key = (f"{cluster.name}{PART_MARK}nodes", tuple(victims))
+        got = self._freed.get(key)
+        if got is None:
+            got = self._freed[key] = released_on_nodes(cluster, victims, self.by_job, self.used)
+        return got
+
+    def pools(self) -> dict[tuple[str, str], dict[str, int]]:
+        """`used` grouped by cluster and model (nodevictims.by_pool), once until `clear`."""
+        if self._pools is None:
+            self._pools = by_pool(self.used)
+        return self._pools
+
     def on(self, candidates: Sequence[JobId]) -> dict[str, list[JobId]]:
         """`per_cluster(candidates)`, once per list: the cycle keeps one list per priority and queue, and both
         `plan` and `capped` ask. (The list is held, so its id is not reused while the entry lives.)"""
@@ -163,6 +181,7 @@ class PlanMemo:
         self._costs.clear()
         self._freed.clear()
         self._on.clear()
+        self._pools = None
 
 
 def per_cluster(candidates: Sequence[JobId], by_job: Mapping[JobId, Sequence[Allocation]]) -> dict[str, list[JobId]]:
@@ -204,35 +223,57 @@ def plan(
     the side that cannot cycle."""
     memo = memo or PlanMemo(by_job, now)
     on = memo.on(candidates)
+    milli = request.spec.resources.accelerator_milli
+    per_node = milli // MILLI if milli and milli % MILLI == 0 and memo.used else 0
     best: VictimPlan | None = None
     for cluster in clusters:
         jobs = sorted(on.get(cluster.name, []), key=lambda j: (memo.cost(j), by_job[j][0].priority, j))
         if not jobs:
             continue
-
-        def without(chosen: Sequence[JobId], base: ClusterInfo = cluster) -> ClusterInfo:
+        def freed(chosen: Sequence[JobId], base: ClusterInfo = cluster) -> ClusterInfo:
             return memo.freed(base, chosen)
 
+        def on_nodes(chosen: Sequence[JobId], base: ClusterInfo = cluster) -> ClusterInfo:
+            return memo.freed_on_nodes(base, chosen)
+
+        tries: list[tuple[list[JobId], Callable[[Sequence[JobId]], ClusterInfo]]] = []
         most = jobs[:budget]
-        if not most or not fits(without(most), most):
-            continue
-        chosen: list[JobId] = []
-        for j in most:
-            chosen.append(j)
-            if fits(without(chosen), chosen):
-                break
-        for j in list(reversed(chosen[:-1])):  # give back victims the job does not need after all
-            trial = [x for x in chosen if x != j]
-            if fits(without(trial), trial):
-                chosen = trial
-        if fair is not None and not fair(without(chosen), chosen):
-            continue
-        cost = sum(memo.cost(j) for j in chosen)
-        candidate = VictimPlan(cluster.name, tuple(chosen), cost, without(chosen))
-        if best is None or (cost, len(chosen), cluster.name) < (best.lost_accelerator_seconds, len(best.victims),
-                                                                best.cluster):
-            best = candidate
+        if fits(freed(most), most):
+            tries.append((most, freed))
+        if per_node:  # victims node by node, cheapest node first, until every replica fits (nodevictims.py)
+            chosen: list[JobId] = []
+            for _cost, _n, _node, there in node_sets(cluster, per_node, jobs, by_job, memo.used, memo.cost,
+                                                     budget=budget):
+                chosen.extend(j for j in there if j not in chosen)
+                if len(chosen) > budget:
+                    break
+                if fits(on_nodes(chosen), chosen):
+                    tries.append((chosen, on_nodes))
+                    break
+        for order, without in tries:
+            found = _fewest(order, without, fits)
+            if fair is not None and not fair(without(found), found):
+                continue
+            cost = sum(memo.cost(j) for j in found)
+            if best is None or (cost, len(found), cluster.name) < (best.lost_accelerator_seconds, len(best.victims),
+                                                                   best.cluster):
+                best = VictimPlan(cluster.name, tuple(found), cost, without(found))
     return best
+
+
+def _fewest(order: Sequence[JobId], without: Callable[[Sequence[JobId]], ClusterInfo],
+            fits: Callable[[ClusterInfo, Sequence[JobId]], bool]) -> list[JobId]:
+    """The first of `order` that make the job fit (all of them do), less any victim not needed after all."""
+    chosen: list[JobId] = []
+    for j in order:
+        chosen.append(j)
+        if fits(without(chosen), chosen):
+            break
+    for j in list(reversed(chosen[:-1])):  # give back victims the job does not need after all
+        trial = [x for x in chosen if x != j]
+        if fits(without(trial), trial):
+            chosen = trial
+    return chosen
 
 
 def unfair_note(request: PlacementRequest, queues: set[str]) -> str | None:
@@ -249,22 +290,34 @@ def unfair_note(request: PlacementRequest, queues: set[str]) -> str | None:
 
 def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Mapping[JobId, Sequence[Allocation]],
            fits: Callable[[ClusterInfo, Sequence[JobId]], bool], fair: Callable[[ClusterInfo, Sequence[JobId]], bool],
-           *, budget: int, cap: int, memo: PlanMemo) -> str | None:
+           *, budget: int, cap: int, memo: PlanMemo, per_node: int = 0) -> str | None:
     """What to add to the reason of a job `plan` found no victims for, when more victims than the cycle's cap
     allows would make room on some cluster (None if not): a gang needing more small victims than
     maxVictimsPerCycle waited for ever with a reason that never named the cap (the spread path's said so).
+    Or, where the running work names its nodes, when every node that could hold a replica of `per_node`
+    accelerators runs work the job may not stop (nodevictims.blocked_everywhere): no cap would help then.
 
-    Asked only when there are more candidates than `budget`. On each such cluster the fewest cheapest victims
+    Or, when stopping every candidate would still not make room anywhere, says so (tenant QA F2: a priority
+    job blocked by non-preemptible work read nothing of preemption). On each cluster with more candidates than
+    `budget` the fewest cheapest victims
     that make room are found by bisection (more victims never make less room: a few `fits` questions, not
     one per victim), and must keep the shares in order too (`fair`): the reason never promises a preemption
-    the fair-share rule would refuse."""
-    if len(candidates) <= budget:
-        return None
+    the fair-share rule would refuse. Where the victims there name their nodes, `plan` tried every node's
+    cheapest set within the cap, so the cap is the reason; where they do not, the count is the pessimistic
+    estimate's (snapshot.release), and the reason says so (tenant QA F9: it sent the operator to the cap
+    while 3 victims on one node would have done)."""
+    if blocked_everywhere(ready, per_node, memo.on(candidates), by_job, memo.pools()):
+        return ("not preempting: every node that could hold it runs non-preemptible work (or work of a priority "
+                "and queue it may not preempt)")
     named = {c.name: c for c in ready}
+    helps = False  # whether stopping every candidate on some cluster would make room
     for cluster, on in memo.on(candidates).items():
         target = named.get(cluster)
-        if target is None or len(on) <= budget or not fits(memo.freed(target, on), on):
+        if target is None or not fits(memo.freed(target, on), on):
             continue  # all of them first, unsorted: the release estimate hardly depends on their order
+        helps = True
+        if len(on) <= budget:
+            continue  # `plan` tried them all: what refused is the fair-share rule (unfair_note)
         jobs = sorted(on, key=lambda j: (memo.cost(j), by_job[j][0].priority, j))
         lo, hi = budget, len(jobs)  # the first `lo` do not make room (the plan said so), the first `hi` do
         while hi - lo > 1:
@@ -275,8 +328,15 @@ def capped(ready: Sequence[ClusterInfo], candidates: Sequence[JobId], by_job: Ma
                 lo = mid
         if fair(memo.freed(target, jobs[:hi]), jobs[:hi]):
             spent = "" if budget == cap else f", {cap - budget} already stopped this cycle"
+            known = all(a.nodes for j in on for a in by_job[j] if a.cluster == cluster)
+            why = ("no node frees enough with that few stopped" if known else
+                   f"with the {budget} cheapest preemptible jobs stopped, it does not fit by the federator's "
+                   f"estimate ({cluster}'s agent does not say which node each runs on: fewer on one node may do)")
             return (f"not preempting: it would take more than maxVictimsPerCycle ({cap}{spent}) preemptible jobs "
-                    f"to make room: with the {budget} cheapest preemptible jobs stopped, it does not fit")
+                    f"to make room: {why}")
+    if not helps and candidates:  # tenant QA F2: a priority job behind non-preemptible work read no note at all
+        return (f"not preempting: even with all {len(candidates)} preemptible jobs it may stop gone it would not "
+                "fit: the rest of the work in its way is not preemptible, or not its to stop")
     return None
 
 

@@ -550,6 +550,14 @@ class Authorizer:
             owners.update(self.policy.groups[g].members)
         return frozenset(owners), viewable
 
+    def sees_owner(self, who: Principal, owner: str, recorded: frozenset[str] = frozenset()) -> bool:
+        """Whether `who` may see the jobs of `owner` (`recorded`: the groups stamped on one): `visible`'s rule
+        for one owner, which usage records (they keep the user, not the job) are held to as well."""
+        if who.admin:
+            return True
+        viewable = {g for g in who.groups if g in self.policy.groups}
+        return bool(owner) and (owner == who.user or bool(self._groups_of(owner, recorded) & viewable))
+
     def visible(self, who: Principal, jobs: Iterable[Job]) -> list[Job]:
         """The jobs `who` may see (List, Watch): per job, the owner and group rules, without the messages."""
         if who.admin:

@@ -21,11 +21,17 @@ class ReplicaCounts:
 
     running: int | None = None
     ready: int | None = None
+    nodes: tuple[tuple[str, int], ...] = ()  # JobUpdate.nodes; () = not said (kept as it was)
 
     def apply(self, placement: Placement) -> bool:
         """Keep the counts said on a live placement (each at most its share, ready at most running); True when
-        that changed what the placement says."""
-        if not placement.phase.is_active or (self.running is None and self.ready is None):
+        that changed what the placement says. The nodes said are kept too (not news: nothing shows them),
+        unless they add up to more replicas than the placement has (agent.proto: ignored)."""
+        if not placement.phase.is_active:
+            return False
+        if self.nodes and sum(r for _, r in self.nodes) <= placement.replicas:
+            placement.nodes = self.nodes
+        if self.running is None and self.ready is None:
             return False
         running = placement.replicas_running if self.running is None else min(self.running, placement.replicas)
         ready = placement.replicas_ready if self.ready is None else self.ready
@@ -42,7 +48,8 @@ UNSAID = ReplicaCounts()
 def counts_of(update: agent_pb2.JobUpdate) -> ReplicaCounts:
     """The counts a JobUpdate says (unset fields: not said)."""
     return ReplicaCounts(update.replicas_running if update.HasField("replicas_running") else None,
-                         update.replicas_ready if update.HasField("replicas_ready") else None)
+                         update.replicas_ready if update.HasField("replicas_ready") else None,
+                         tuple((e.node, e.replicas) for e in update.nodes))
 
 
 __all__ = ["UNSAID", "ReplicaCounts", "counts_of"]

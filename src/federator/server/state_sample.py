@@ -8,10 +8,13 @@ concern here, not the federator's state machine (server/federator.py).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from federator.metrics import ClusterSample, StateSample
 from federator.model import MILLI, JobKind, JobPhase, ReasonCode, placement_resources
+from federator.scheduler import Snapshot
+from federator.scheduler.standing import fair_shares, fleet_of
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -86,8 +89,19 @@ def state_sample(fed: Federator) -> StateSample:
             queue = job.spec.queue
             first[queue] = min(first.get(queue, job.submitted_at), job.submitted_at)
     oldest = {queue: max(0.0, now - at) for queue, at in first.items()}
+    weights, fair = _shares(fed, jobs, snap)
     return StateSample(clusters, dict(jobs), dict(pending), dict(queue_accelerators), oldest, dict(replicas_waiting),
-                       dict(replicas_short))
+                       dict(replicas_short), weights, fair)
+
+
+def _shares(fed: Federator, jobs: Mapping[tuple[str, str], int], snap: Snapshot
+            ) -> tuple[dict[str, float], dict[str, float]]:
+    """Each queue's weight and weighted fair share in accelerators (configured queues and those with jobs)."""
+    config = fed.scheduler.config
+    queues = set(config.queues) | {q for q, _ in jobs}
+    active = {q for (q, phase), n in jobs.items() if n and (phase == JobPhase.PENDING or JobPhase(phase).is_active)}
+    return ({q: config.queue(q).weight for q in queues},
+            fair_shares(config, queues, active, fleet_of(snap)))
 
 
 __all__ = ["state_sample"]

@@ -8,11 +8,14 @@ report after a restart includes everything used before it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import grpc
 
-from federator.accounting import Dimension, SqliteUsageStore, UsageRow, summarize
+from federator.accounting import Dimension, SqliteUsageStore, UsageRecord, UsageRow, summarize
 from federator.api.v1 import usage_pb2, usage_pb2_grpc
+from federator.model import Job, JobId
+from federator.security.authz import Authorizer, Principal, owner_of
 from federator.server.services import _Edge
 
 
@@ -21,8 +24,29 @@ def _row(row: UsageRow) -> usage_pb2.UsageRow:
                               micro_accelerator_seconds=row.micro, placements=row.placements)
 
 
+def visible_records(authz: Authorizer, who: Principal, records: Sequence[UsageRecord],
+                    jobs: Mapping[JobId, Job]) -> list[UsageRecord]:
+    """The records of the jobs `who` may see, by the rule `get jobs` follows (`Authorizer.sees_owner`): their own,
+    and those of a user they share a group of tenancy.groups with (jobs: view or manage). A member of an org's
+    group saw the group's jobs but only their own usage (tenant QA F3). The groups stamped on a job count while
+    the federator still knows it; past that, the policy's groups of the record's user."""
+    if who.admin:
+        return list(records)
+    seen: dict[tuple[str, str], bool] = {}
+    out = []
+    for r in records:
+        key = (r.user, r.job_id)
+        if key not in seen:
+            job = jobs.get(JobId(r.job_id))
+            recorded = owner_of(job.spec)[1] if job is not None else frozenset()
+            seen[key] = authz.sees_owner(who, r.user, recorded)
+        if seen[key]:
+            out.append(r)
+    return out
+
+
 class UsageService(_Edge, usage_pb2_grpc.UsageServiceServicer):
-    """Admins see all usage; anyone else the usage of the jobs they submitted."""
+    """Admins see all usage; anyone else the usage of the jobs they may see (`visible_records`)."""
 
     def __init__(self, edge: _Edge, store: SqliteUsageStore) -> None:
         super().__init__(edge.fed, edge.auth, authz=edge.authz, audit=edge.audit)
@@ -45,11 +69,12 @@ class UsageService(_Edge, usage_pb2_grpc.UsageServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"until: must be after since ({until:.0f} <= {since:.0f})")
         records = self.usage.query(since=since, until=until)
-        if not who.admin:
-            records = [r for r in records if r.user == who.user]
+        if request.queue:
+            records = [r for r in records if r.queue == request.queue]
+        records = visible_records(self.authz, who, records, self.fed.jobs)
         report = summarize(records, since=since, until=until, now=now, by=by)
         return usage_pb2.UsageResponse(since=since, until=until, by=request.by, rows=[_row(r) for r in report.rows],
                                        total=_row(report.total))
 
 
-__all__ = ["UsageService"]
+__all__ = ["UsageService", "visible_records"]

@@ -81,6 +81,33 @@ def check_update(update: agent_pb2.JobUpdate, current: JobPhase | None) -> Refus
         return Refusal(RejectReason.MALFORMED,
                        f"job_update.admission_overdue: only a Placed placement waits for admission; {pid} is "
                        f"reported {phase}", pid)
+    return check_nodes(update, pid)
+
+
+MAX_NODE_ENTRIES = 1024
+MAX_NODE_NAME_CHARS = 253
+
+
+def check_nodes(update: agent_pb2.JobUpdate, pid: str) -> Refusal | None:
+    """JobUpdate.nodes: at most MAX_NODE_ENTRIES entries, each a node name of printable ASCII without spaces and
+    at least one replica, no node twice (agent.proto)."""
+    if not update.nodes:
+        return None
+    if len(update.nodes) > MAX_NODE_ENTRIES:
+        return Refusal(RejectReason.MALFORMED, f"job_update.nodes: at most {MAX_NODE_ENTRIES} entries, got "
+                                               f"{len(update.nodes)}", pid)
+    seen: set[str] = set()
+    for i, e in enumerate(update.nodes):
+        if not 0 < len(e.node) <= MAX_NODE_NAME_CHARS or not _PLACEMENT_ID.fullmatch(e.node):
+            return Refusal(RejectReason.MALFORMED, f"job_update.nodes[{i}].node: must be 1 to {MAX_NODE_NAME_CHARS} "
+                                                   f"printable ASCII characters without spaces, got {e.node[:80]!r}",
+                           pid)
+        if e.replicas < 1:
+            return Refusal(RejectReason.MALFORMED, f"job_update.nodes[{i}].replicas: must be at least 1 (node "
+                                                   f"{e.node!r})", pid)
+        if e.node in seen:
+            return Refusal(RejectReason.MALFORMED, f"job_update.nodes[{i}].node: {e.node!r} is named twice", pid)
+        seen.add(e.node)
     return None
 
 

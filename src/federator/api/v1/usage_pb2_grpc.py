@@ -60,8 +60,10 @@ class UsageServiceServicer:
     def Get(self, request, context):
         """Usage inside [since, until), in total and grouped by one dimension.
         An admin (tenancy.admins in the policy) sees every job's usage; any other
-        caller sees only the usage of the jobs they submitted: rows and total are
-        theirs alone. Errors: INVALID_ARGUMENT naming the field (`by`, `until`).
+        caller sees the usage of the jobs JobService.List shows them: their own,
+        and those of users they share a group of tenancy.groups with (jobs: view
+        or manage). Rows and total count those jobs alone. Errors:
+        INVALID_ARGUMENT naming the field (`by`, `until`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -145,6 +145,13 @@ class NodeSet:
         self.bound[key] = taken
         return None
 
+    def nodes_of(self, key: str) -> tuple[tuple[str, int], ...]:
+        """(node name, replicas there) of a bound placement, in node order: what the agent says as JobUpdate.nodes."""
+        on: dict[int, int] = {}
+        for b in self.bound.get(key, []):
+            on[b.node] = on.get(b.node, 0) + 1
+        return tuple((self.nodes[i].spec.name, n) for i, n in sorted(on.items()))
+
     def shrink(self, key: str, replicas: int) -> None:
         """Keep the first `replicas` replicas of a bound placement and free the others' room."""
         taken = self.bound.get(key)

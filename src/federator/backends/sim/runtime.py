@@ -145,7 +145,8 @@ class SimBackend:
         run.placement = replace(run.placement, replicas=replicas)
         if run.phase is JobPhase.RUNNING:
             self._on_update(placement_id, JobPhase.RUNNING,
-                            f"{_replicas(replicas)} running on {self.cluster.name} (shrank from {was})")
+                            f"{_replicas(replicas)} running on {self.cluster.name} (shrank from {was})",
+                            nodes=self.nodes.nodes_of(placement_id))
         return None
 
     async def cancel(self, placement_id: str) -> None:
@@ -162,7 +163,8 @@ class SimBackend:
         await asyncio.sleep(startup)
         run.phase = JobPhase.RUNNING
         self._on_update(run.placement.placement_id, JobPhase.RUNNING,
-                        f"{_replicas(run.placement.replicas)} running on {self.cluster.name}")
+                        f"{_replicas(run.placement.replicas)} running on {self.cluster.name}",
+                        nodes=self.nodes.nodes_of(run.placement.placement_id))
         if duration is None:  # a service: it serves until cancelled
             return
         await asyncio.sleep(duration)
