@@ -72,6 +72,19 @@ def why_not_forgettable(fed: Federator, name: str) -> str:
     return ""
 
 
+def forgotten_by_kubectl(name: str) -> str:
+    """Why `federator forget` is refused in Kubernetes mode, and what forgets a cluster there: deleting its
+    MemberCluster (backends/kube/controller.py, write_members). The objects are the record of the members there:
+    a forget over gRPC drops the cluster from the registry, and its object goes only where the federator's Role
+    may delete it (an older one may not); left, a restart or a new leader reads it back as a Lost member. One
+    way, too, so who may forget a member is the host cluster's RBAC, and its audit log says who did, as for
+    `kubectl patch mc` cordons."""
+    return (f"this federator runs in Kubernetes mode, where the MemberCluster objects are the record of the member "
+            f"clusters: forget {name!r} with `kubectl delete mc {name}` once it is Lost (the federator then forgets "
+            f"it, as soon as no unfinished job has a placement there; the object of a cluster not Lost is made "
+            f"again)")
+
+
 class Leases:
     """The state transitions of `check` and the forgetting, for one federator."""
 
@@ -156,4 +169,5 @@ def _remove(metric: object, *labels: str) -> None:
         pass
 
 
-__all__ = ["DEFAULT_FORGET_LOST_AFTER_SECONDS", "Leases", "forgettable", "holding", "why_not_forgettable"]
+__all__ = ["DEFAULT_FORGET_LOST_AFTER_SECONDS", "Leases", "forgettable", "forgotten_by_kubectl", "holding",
+           "why_not_forgettable"]
