@@ -16,8 +16,9 @@ from federator.server.services import ClusterService, JobService
 
 
 @contextmanager
-def serving(fed: Federator) -> Iterator[str]:
-    """JobService and ClusterService of `fed`, plaintext (every caller the admin); yields their address."""
+def serving(fed: Federator, *, kube: bool = False) -> Iterator[str]:
+    """JobService and ClusterService of `fed`, plaintext (every caller the admin); yields their address. `kube`:
+    as `federator serve --kubeconfig` makes them (Kubernetes mode)."""
     loop = asyncio.new_event_loop()
     holder: dict[str, grpc.aio.Server] = {}
 
@@ -25,7 +26,7 @@ def serving(fed: Federator) -> Iterator[str]:
         server = grpc.aio.server()
         auth = Authenticator(insecure=True)
         jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth), server)
-        jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth), server)
+        jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth, kube=kube), server)
         port = server.add_insecure_port("127.0.0.1:0")
         holder["server"] = server
         await server.start()

@@ -84,6 +84,29 @@ def test_forget_drops_a_lost_cluster_and_refuses_one_that_is_not(capsys: pytest.
         assert "east-1" not in capsys.readouterr().out
 
 
+def test_forget_in_kubernetes_mode_names_kubectl_delete_mc(capsys: pytest.CaptureFixture[str]) -> None:
+    """In Kubernetes mode the MemberClusters are the members' record, and `kubectl delete mc` forgets one
+    (docs/kubernetes.md): `federator forget` is refused there, FAILED_PRECONDITION, even for a cluster it could
+    forget in standalone mode, and the cluster stays."""
+    import grpc
+
+    from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+    from federator.model import ClusterState
+
+    fed = Federator(store=SqliteJobStore(Path(":memory:")))
+    rec = fed.connect(cluster="east-1", region="east", labels={})
+    fed.disconnect(rec)
+    rec.state, rec.lost_at = ClusterState.LOST, fed.clock()
+    with serving(fed, kube=True) as address:
+        assert main(["forget", "east-1", "--server", address, "--insecure"]) == 1
+        assert "forget 'east-1' with `kubectl delete mc east-1` once it is Lost" in capsys.readouterr().err
+        with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as err:
+            jobs_pb2_grpc.ClusterServiceStub(channel).Forget(jobs_pb2.ForgetClusterRequest(cluster="east-1"))
+    assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "Kubernetes mode" in (err.value.details() or "")
+    assert "east-1" in fed.clusters
+
+
 def test_uncordon_says_a_providers_maintenance_still_holds(capsys: pytest.CaptureFixture[str]) -> None:
     fed = Federator(store=SqliteJobStore(Path(":memory:")))
     fed.report(fed.connect(cluster="east-1", region="east", labels={}),

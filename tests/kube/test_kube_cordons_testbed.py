@@ -77,3 +77,39 @@ def test_kubectl_and_federator_cordon_agree_on_the_membercluster(host: Testbed) 
 
     asyncio.run(main())
 
+
+
+def test_kubectl_get_mc_shows_a_providers_maintenance_and_a_clamped_report(host: Testbed) -> None:
+    """The API server keeps the new status fields (a structural schema prunes what it does not list, without a
+    word) and `kubectl get mc` shows them: State as `federator get clusters` says it, Maintenance in -o wide."""
+    from federator.server.over_bound import clamped_message
+
+    async def main() -> None:
+        api = KubeApi.connect(host.host.kubeconfig)
+        store = KubeJobStore(api, namespace=NAMESPACE)
+        fed = Federator(store=store)
+        ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
+        try:
+            rec = fed.connect(cluster="west-1", region="west", labels={})
+            fed.report(rec, cluster("west-1", "west", pool(H100, nodes=1, free=8)).capacity)
+            fed.cordons.maintenance.reported("west-1", "driver upgrade", provider="acme", now=1_700_000_000.0)
+            rec.over_bound = clamped_message(reported_milli=68_000, bound=64, provider="acme")
+            await ctl.write_members()
+            shown = host.kubectl("host", "get", "mc", "west-1", "-o", "jsonpath={.status.state} "
+                                 "{.status.maintenanceSince} {.status.overBound}").stdout
+            assert shown.startswith("Ready 2023-11-14T22:13:20.000000Z capacity.accelerator_pools: 68 accelerators")
+            wide = host.kubectl("host", "get", "mc", "west-1", "-o", "wide").stdout.splitlines()
+            assert wide[0].split()[:3] == ["NAME", "REGION", "STATE"] and "MAINTENANCE" in wide[0]
+            assert wide[1].split()[:3] == ["west-1", "west", "Ready,Cordoned,OverBound"]
+            assert "driver upgrade" in wide[1]
+
+            fed.cordons.maintenance.reported("west-1", "", provider="acme", now=1_700_000_100.0)
+            rec.over_bound = ""
+            await ctl.write_members()
+            status = host.kubectl("host", "get", "mc", "west-1", "-o", "jsonpath={.status}").stdout
+            assert "maintenance" not in status and "overBound" not in status
+            assert host.kubectl("host", "get", "mc", "west-1").stdout.splitlines()[1].split()[2] == "Ready"
+        finally:
+            store.close()
+
+    asyncio.run(main())

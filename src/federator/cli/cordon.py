@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        description="The cluster leaves get clusters, the metrics and the members a restart "
                                    "expects; an agent that connects with its name later joins as a new member. "
                                    "Only a Lost cluster, with no agent connected and no placement of a job not "
-                                   "finished, may be forgotten. Admins only. In Kubernetes mode: kubectl delete mc.")
+                                   "finished, may be forgotten. Admins only. Refused in Kubernetes mode, where "
+                                   "kubectl delete mc NAME forgets a Lost cluster.")
     f.add_argument("cluster", help="the member cluster's name")
     _server(f)
     f.set_defaults(func=_forget)

@@ -23,6 +23,7 @@ from federator.model import (
     shortfall,
     waited,
 )
+from federator.model.state_words import state_words
 from federator.security.authz import USER_ANNOTATION
 from federator.termtext import cell
 from federator.timestamps import duration
@@ -118,11 +119,11 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         # second agent with its name being refused (server/duplicates.py): not a state of its own, a fault to fix;
         # likewise a report over its provider's maxAccelerators, taken clamped (server/over_bound.py).
         # A provider's maintenance (server/maintenance.py) is a cordon of its own: the same word, its reason in -o wide.
-        state = c["state"] + (",Cordoned" if c.get("cordoned") or c.get("maintenance") else "") \
-            + (",Quarantined" if c.get("quarantined_until") else "") \
-            + (",APIUnreachable" if c.get("member_unreachable") else "") \
-            + (",DuplicateAgent" if c.get("duplicate_agent") else "") \
-            + (",OverBound" if c.get("over_bound") else "")
+        # The same words as a MemberCluster's status.stateSummary (kubectl get mc): model/state_words.py.
+        state = state_words(c["state"], cordoned=bool(c.get("cordoned") or c.get("maintenance")),
+                            quarantined=bool(c.get("quarantined_until")),
+                            unreachable=bool(c.get("member_unreachable")),
+                            duplicate_agent=bool(c.get("duplicate_agent")), over_bound=bool(c.get("over_bound")))
         row = [c["name"], c["region"], state, gpus, cpus, str(c["placements"]),
                _age(c.get("report_age_seconds") or max(0.0, now - c["last_report_at"]))  # the federator's clock
                if c["last_report_at"] else "-"]

@@ -389,7 +389,7 @@ async def serve(opts: ServeOptions) -> None:
     jobs_pb2_grpc.add_JobServiceServicer_to_server(
         JobService(fed, auth, authz=authz, audit=audit, namespaces=kube.namespace_gate(authz) if kube else None),
         server)
-    cluster_service = ClusterService(fed, auth, authz=authz, audit=audit)
+    cluster_service = ClusterService(fed, auth, authz=authz, audit=audit, kube=kube is not None)
     jobs_pb2_grpc.add_ClusterServiceServicer_to_server(cluster_service, server)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(cluster_service, usage), server)
     health_servicer = await add_health(server, reflect=opts.reflection)

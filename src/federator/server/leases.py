@@ -37,7 +37,7 @@ DEFAULT_FORGET_LOST_AFTER_SECONDS = 86_400.0
 """A day: longer than an outage a provider repairs, and a retired cluster's alert ends the next day."""
 PER_CLUSTER_COUNTERS = ("agent_reports", "agent_connects", "placement_start_timeouts", "placement_early_failures",
                         "cluster_quarantines", "cluster_quarantines_capped", "inconsistent_reports",
-                        "job_updates_limited", "agent_duplicates_refused")
+                        "job_updates_limited", "agent_duplicates_refused", "reports_clamped")
 """Metrics labelled by the cluster alone, whose series a forgotten cluster leaves (placement_moves has a result)."""
 
 
@@ -70,6 +70,19 @@ def why_not_forgettable(fed: Federator, name: str) -> str:
         return (f"cluster {name!r} still holds placements of {len(waiting)} job(s) not finished "
                 f"({', '.join(waiting[:5])}{more}; a failover: keep job waits for it): cancel them first")
     return ""
+
+
+def forgotten_by_kubectl(name: str) -> str:
+    """Why `federator forget` is refused in Kubernetes mode, and what forgets a cluster there: deleting its
+    MemberCluster (backends/kube/controller.py, write_members). The objects are the record of the members there:
+    a forget over gRPC drops the cluster from the registry, and its object goes only where the federator's Role
+    may delete it (an older one may not); left, a restart or a new leader reads it back as a Lost member. One
+    way, too, so who may forget a member is the host cluster's RBAC, and its audit log says who did, as for
+    `kubectl patch mc` cordons."""
+    return (f"this federator runs in Kubernetes mode, where the MemberCluster objects are the record of the member "
+            f"clusters: forget {name!r} with `kubectl delete mc {name}` once it is Lost (the federator then forgets "
+            f"it, as soon as no unfinished job has a placement there; the object of a cluster not Lost is made "
+            f"again)")
 
 
 class Leases:
@@ -156,4 +169,5 @@ def _remove(metric: object, *labels: str) -> None:
         pass
 
 
-__all__ = ["DEFAULT_FORGET_LOST_AFTER_SECONDS", "Leases", "forgettable", "holding", "why_not_forgettable"]
+__all__ = ["DEFAULT_FORGET_LOST_AFTER_SECONDS", "Leases", "forgettable", "forgotten_by_kubectl", "holding",
+           "why_not_forgettable"]

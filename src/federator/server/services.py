@@ -41,7 +41,7 @@ from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict,
 from federator.server.invalid_specs import found_invalid
 from federator.server.job_keys import Ambiguous, resolve
 from federator.server.job_table import View
-from federator.server.leases import why_not_forgettable
+from federator.server.leases import forgotten_by_kubectl, why_not_forgettable
 from federator.server.namespace_gate import NamespaceGate
 from federator.server.orders import ErrorNotice, LaunchOrder, Order, ResizeOrder
 from federator.server.orphans import job_of
@@ -899,7 +899,13 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
 
 class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
     """Member clusters, a page at a time (server/cluster_list.py): every caller may list them; placement ids,
-    which name jobs, only as the caller may see those jobs."""
+    which name jobs, only as the caller may see those jobs. `kube`: the federator runs in Kubernetes mode, where
+    the MemberCluster objects are the record of the members (Forget is refused there: leases.py)."""
+
+    def __init__(self, federator: Federator, auth: Authenticator | None = None, *, authz: Authorizer | None = None,
+                 audit: AuditLog | None = None, kube: bool = False) -> None:
+        super().__init__(federator, auth, authz=authz, audit=audit)
+        self.kube = kube
 
     async def List(self, request: jobs_pb2.ListClustersRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> jobs_pb2.ListClustersResponse:
@@ -978,6 +984,11 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
         except cordons.CordonError as exc:
             await context.abort_with_status(bad_request(str(exc), [FieldProblem(exc.field, str(exc))]))
             raise AssertionError("unreachable") from exc
+        if self.kube:
+            message = f"forget: {forgotten_by_kubectl(cluster)}"
+            self.audit.record("forget", identity=who, obj=obj, result="failed",
+                              code=grpc.StatusCode.FAILED_PRECONDITION.name, message=message)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, message)
         fed = self.fed
         problem = why_not_forgettable(fed, cluster)
         rec = fed.clusters.get(cluster)

@@ -275,3 +275,27 @@ def test_every_member_cluster_status_field_written_is_in_the_crd() -> None:
     assert status["accelerators"][0]["quotaHeld"] == 16
     assert status["models"] == "NVIDIA-A100-SXM4-80GB 8/24 (16 quota held)"
     assert _unknown_keys(status, _schema("memberclusters")["properties"]["status"]) == []
+
+
+def test_kubectl_get_mc_columns_read_the_status_the_federator_writes() -> None:
+    """The State column says what `federator get clusters` says (a provider's maintenance as Cordoned, a clamped
+    report as OverBound), and `-o wide` the provider's reason: each column reads a field the schema keeps and the
+    federator writes (a pruned field leaves a column blank without a word)."""
+    from federator.backends.kube.resources import member_cluster_status
+    from federator.model import ClusterState
+    from federator.model.cordon import Cordon
+
+    crd = yaml.safe_load((CRDS / "memberclusters.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    status = member_cluster_status(state=ClusterState.READY, connected=True, last_report_at=1.0, capacity=None,
+                                   summary="Ready,Cordoned,OverBound",
+                                   maintenance=Cordon("provider acme", 2.0, "driver upgrade"),
+                                   over_bound="capacity.accelerator_pools: 68 accelerators in all ...")
+    schema = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert _unknown_keys(status, schema) == []
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    shown = {name: status.get(path.split(".")[2]) for name, path in columns.items() if path.startswith(".status.")}
+    assert shown["State"] == "Ready,Cordoned,OverBound" and shown["Maintenance"] == "driver upgrade"
+    assert (status["state"], status["maintenanceSince"]) == ("Ready", "1970-01-01T00:00:02.000000Z")
+    assert [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")] == [
+        "Region", "State", "Cordoned", "Accelerators-Free", "Accelerators-Total", "Age"]

@@ -184,3 +184,44 @@ def test_a_cluster_the_federator_forgets_by_itself_loses_its_object(tmp_path: Pa
     assert "retired" not in fed.clusters
     asyncio.run(ctl.write_members())
     assert "retired" not in api.objects and ("delete", "retired", {}) in api.writes
+
+
+def test_kubectl_get_mc_shows_a_providers_maintenance_and_a_clamped_report(tmp_path: Path, now: list[float]) -> None:
+    """A cluster its provider has in maintenance, whose report was clamped to the provider's maxAccelerators, was
+    plain Ready in `kubectl get mc` (only `federator get clusters` said Ready,Cordoned,OverBound). The status says
+    both, named as jobs.proto's ClusterStatus, and the State column's field the words `get clusters` shows; both
+    go (null: the merge patch removes them) once they end."""
+    from federator.server.over_bound import clamped_message
+
+    api = FakeApi([])
+    fed, ctl = controller(tmp_path, api, now)
+    rec = fed.connect(cluster="member-b", region="east", labels={})
+    fed.report(rec, ClusterCapacity())
+    fed.cordons.maintenance.reported("member-b", "driver upgrade, ticket 4711", provider="acme", now=1_700_000_000.0)
+    rec.over_bound = clamped_message(reported_milli=68_000, bound=64, provider="acme")  # as AgentService sets it
+    asyncio.run(ctl.write_members())
+    status = api.objects["member-b"]["status"]
+    assert (status["state"], status["stateSummary"]) == ("Ready", "Ready,Cordoned,OverBound")
+    assert (status["maintenance"], status["maintenanceSince"]) == ("driver upgrade, ticket 4711",
+                                                                   "2023-11-14T22:13:20.000000Z")
+    assert status["overBound"].startswith("capacity.accelerator_pools: 68 accelerators in all")
+
+    fed.cordons.maintenance.reported("member-b", "", provider="acme", now=now[0])
+    rec.over_bound = ""
+    asyncio.run(ctl.write_members())
+    status = api.objects["member-b"]["status"]
+    assert status["stateSummary"] == "Ready"
+    assert (status["maintenance"], status["maintenanceSince"], status["overBound"]) == (None, None, None)
+
+
+def test_an_admins_cordon_makes_the_state_column_say_cordoned_too(tmp_path: Path, now: list[float]) -> None:
+    """`get clusters` says Ready,Cordoned for either; the spec's Cordoned column says whose (the admin's)."""
+    from federator.model.cordon import Cordon
+
+    api = FakeApi([])
+    fed, ctl = controller(tmp_path, api, now)
+    fed.report(fed.connect(cluster="member-a", region="east", labels={}), ClusterCapacity())
+    asyncio.run(fed.cordons.cordon("member-a", Cordon("admin", now[0], "rack 7")))
+    asyncio.run(ctl.write_members())
+    status = api.objects["member-a"]["status"]
+    assert status["stateSummary"] == "Ready,Cordoned" and status["maintenance"] is None

@@ -579,7 +579,8 @@ class ClusterServiceServicer:
 
     def Forget(self, request, context):
         """Forget a Lost member cluster now, as --forget-lost-after does after its
-        time (standalone mode; in Kubernetes mode `kubectl delete mc NAME`): it
+        time (standalone mode; in Kubernetes mode `kubectl delete mc NAME`, and
+        Forget answers FAILED_PRECONDITION naming that command there): it
         leaves List, the metrics and the members a restart expects; an agent that
         connects with its name later joins as a new member. Only a cluster that
         is Lost, has no agent connected and holds no placement of a job not

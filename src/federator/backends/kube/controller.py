@@ -77,13 +77,13 @@ from federator.backends.kube.cancel_records import KubeCancelRecords
 from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.events import EventReason, JobEvent, event_object
 from federator.backends.kube.informer import DELETED, MODIFIED, Informer
+from federator.backends.kube.member_status import member_status
 from federator.backends.kube.namespace_gate import namespace_labels, selector_applies
 from federator.backends.kube.quarantines import KubeQuarantineStore, held_in
 from federator.backends.kube.resources import (
     FINALIZER,
     invalid_status,
     member_cluster,
-    member_cluster_status,
     parse_timestamp,
     refused,
     spec_of,
@@ -96,7 +96,6 @@ from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer, Denied, Rule, recorded_owner
 from federator.server.federator import Federator, NotFound
 from federator.server.intake import QueueFull, SubmitError
-from federator.server.member_health import unreachable_note
 from federator.server.orders import CancelOrder
 from federator.server.orphans import DELETED_REASON
 from federator.server.retention import forget_job
@@ -566,10 +565,7 @@ class FederatedJobController:
         cluster the federator forgot by itself (--forget-lost-after) is deleted, so the two never disagree."""
         now = self.clock()
         for rec in list(self.fed.clusters.values()):
-            status = member_cluster_status(state=rec.state, connected=rec.connected,
-                                           last_report_at=rec.last_report_at, capacity=rec.capacity,
-                                           gang_admission=rec.gang_admission.value,
-                                           message=unreachable_note(rec))  # server/member_health.py
+            status = member_status(self.fed, rec)  # what `federator get clusters` says of it (member_status.py)
             comparable = {k: v for k, v in status.items() if k != "lastReportTime"}
             last = self._members_written.get(rec.name)
             if last is not None and last[0] == comparable and now - last[1] < refresh_after:

@@ -1,0 +1,36 @@
+"""A MemberCluster's status from the federator's view of one cluster: what `federator get clusters` says of it.
+
+Why: the status said the lease's state alone (and the member-unreachable words), so an SRE using `kubectl get mc`
+saw a cluster its provider had in maintenance as plain Ready, and one whose reports were clamped to its provider's
+maxAccelerators as fine, where `federator get clusters` said `Ready,Cordoned` and `Ready,OverBound`. Here the
+status is gathered as ClusterService.List gathers a ClusterStatus (server/services.py), in the same names:
+`maintenance`, `maintenanceSince`, `overBound`, and `stateSummary` for the State column (model/state_words.py).
+"""
+
+from __future__ import annotations
+
+from federator.backends.kube.resources import Obj, member_cluster_status
+from federator.model.state_words import state_words
+from federator.server import duplicates
+from federator.server.clusters import ClusterRecord
+from federator.server.federator import Federator
+from federator.server.member_health import unreachable_note
+
+
+def member_status(fed: Federator, rec: ClusterRecord) -> Obj:
+    """The status the federator writes to `rec`'s MemberCluster now. An admin's cordon is the object's own
+    spec.cordoned (and its Cordoned column); it still makes the State column say Cordoned, as the provider's
+    maintenance does, so the column reads as `get clusters`' STATE."""
+    now = fed.clock()
+    upkeep = fed.cordons.maintenance.get(rec.name)  # its provider's own (server/maintenance.py)
+    summary = state_words(rec.state.value, cordoned=fed.cordons.get(rec.name) is not None or upkeep is not None,
+                          quarantined=fed.early.quarantine.holding(rec.name, now) is not None,
+                          unreachable=bool(rec.unreachable), duplicate_agent=bool(duplicates.shown(rec, now)),
+                          over_bound=bool(rec.over_bound))
+    return member_cluster_status(state=rec.state, connected=rec.connected, last_report_at=rec.last_report_at,
+                                 capacity=rec.capacity, gang_admission=rec.gang_admission.value,
+                                 message=unreachable_note(rec),  # server/member_health.py
+                                 summary=summary, maintenance=upkeep, over_bound=rec.over_bound)
+
+
+__all__ = ["member_status"]
