@@ -170,3 +170,22 @@ def test_a_queue_invented_under_an_open_default_queue_gets_no_namespace_another_
             assert len(s.fed.jobs) == 1
 
     asyncio.run(main())
+
+
+def test_defaultqueue_namespaces_bind_undeclared_queues_only_so_organisations_never_share_one(
+        org_certs: CertsDir, tmp_path: Path) -> None:
+    """The docs' own example (outside re-test N1): `defaultQueue: {namespaces: [sandbox]}` beside organisations'
+    queues without lists of their own. When declared queues took defaultQueue's list, both organisations' jobs went
+    in `sandbox`, and bob's `chat` was refused because alice's held the name: F1 again. A declared queue without a
+    list keeps the namespace named after it; only queues nobody declared take defaultQueue's."""
+    policy = POLICY + "defaultQueue: {access: {anyone: true}, namespaces: [sandbox]}\n"
+
+    async def main() -> None:
+        async with served(org_certs, tmp_path, policy) as s, client(s, org_certs, "alice") as alice, \
+                client(s, org_certs, "bob") as bob:
+            a = (await alice.Submit(spec("chat", queue="org-a"))).job
+            b = (await bob.Submit(spec("chat", queue="org-b"))).job
+            assert (a.spec.namespace, b.spec.namespace) == ("org-a", "org-b")
+            assert (await bob.Submit(spec("chat", queue="invented"))).job.spec.namespace == "sandbox"
+
+    asyncio.run(main())

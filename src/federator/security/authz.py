@@ -492,10 +492,12 @@ class Authorizer:
         if not self.policy.multi_tenant:
             return spec
         p = self.policy
-        placed = bind_namespace(spec, owned=queue_namespaces(spec.queue, p.namespace_lists, p.default_namespace_list),
+        placed = bind_namespace(spec, owned=queue_namespaces(spec.queue, p.namespace_lists, p.default_namespace_list,
+                                                             p.declared),
                                 admin=who.admin, usable=lambda: sorted({
                                     n for q in sorted(p.declared) if isinstance(self.submit(who, q), Allowed)
-                                    for n in queue_namespaces(q, p.namespace_lists, p.default_namespace_list)}))
+                                    for n in queue_namespaces(q, p.namespace_lists, p.default_namespace_list,
+                                                              p.declared)}))
         return Denied(Rule.QUEUE_NAMESPACES, placed) if isinstance(placed, str) else placed
 
     def closed(self, queue: str) -> bool:

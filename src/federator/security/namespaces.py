@@ -10,8 +10,9 @@ namespace, and each refusal confirmed that a name was in use (outside QA, tenant
 So, under a multi-tenant policy (`TenancyPolicy.multi_tenant`) in standalone mode, a namespace belongs to the
 queues that list it:
 
-- a queue's namespaces are its `namespaces` list, else `defaultQueue.namespaces`, else the one named as the
-  queue (so a policy written before this rule binds each queue's own namespace with no change);
+- a queue's namespaces are its `namespaces` list; else, for a queue the policy does not declare,
+  `defaultQueue.namespaces`; else the one named as the queue (so a policy written before this rule binds each
+  queue's own namespace with no change);
 - a job that names no namespace, or `default` (what the job file's default reads as), goes in the first of its
   queue's namespaces, unless `default` is one of them;
 - a job naming another namespace is refused (PERMISSION_DENIED naming `metadata.namespace`, and the namespaces
@@ -57,11 +58,16 @@ def namespaces_from_document(body: Any, where: str, bad: list[str]) -> tuple[str
 
 
 def queue_namespaces(queue: str, lists: Mapping[str, tuple[str, ...]], default: tuple[str, ...] | None,
-                     ) -> tuple[str, ...]:
-    """The namespaces a queue's jobs go in: its list, else defaultQueue's, else its own name; none when that name
-    is a namespace another queue lists (a queue invented under an open defaultQueue, named `lab-dev` to get into
-    the namespace `lab` lists, gets no namespace of its own)."""
-    listed = lists.get(queue) or default
+                     declared: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """The namespaces a queue's jobs go in: its list; else, for a queue nobody declared, defaultQueue's; else its
+    own name. None when that name is a namespace another queue lists (a queue invented under an open defaultQueue,
+    named `lab-dev` to get into the namespace `lab` lists, gets no namespace of its own).
+
+    defaultQueue's list binds undeclared queues only: a declared queue that took it would share one namespace
+    with every other declared queue without a list, and two organisations' names would collide there again
+    (outside re-test N1: the docs' own example, `defaultQueue: {namespaces: [sandbox]}` beside organisations'
+    queues without lists, put every organisation's jobs in `sandbox`)."""
+    listed = lists.get(queue) or (default if queue not in declared else None)
     if listed:
         return listed
     return () if any(queue in names for names in lists.values()) else (queue,)
