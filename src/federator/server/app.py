@@ -38,6 +38,7 @@ from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
+from federator.server.kept_room import KeptRoom
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
 from federator.server.orphans import DEFAULT_ORPHAN_GRACE_SECONDS
 from federator.server.outbox import stopping
@@ -285,6 +286,8 @@ async def serve(opts: ServeOptions) -> None:
     # the store was created left an empty store (and its lock) behind, which the next start took for the real one
     # (outside QA, tenants F5).
     scheduler, authz = _scheduler(opts), _authorizer(opts)
+    if (sizing := KeptRoom.of(opts.limits.max_pending_jobs, len(scheduler.config.queues)).sizing_problem()):
+        log.warning("%s", sizing)
     try:
         audit = AuditLog(opts.audit_log,
                          on_line=lambda action, result: metrics.audit_lines.labels(action, result).inc())

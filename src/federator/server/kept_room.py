@@ -68,5 +68,18 @@ class KeptRoom:
         return (f"the federator's queue is nearly full: {pending} jobs are pending, its limit is {self.limit} "
                 f"(--max-pending-jobs), and the last {self.kept} are {shared}; {who}")
 
+    def sizing_problem(self) -> str | None:
+        """Why the guarantee does not hold for every declared queue, said once at start; None when it does.
+        Below ten times the declared queues plus ten, the floor is 1 and the last tenth is smaller than the queues
+        that may each take 1 of it: floods of a few then lock the rest out with a bare "queue is full" (outside
+        re-test N2)."""
+        need = 10 * (self.declared + 1)
+        if not self.declared or self.limit >= need:
+            return None
+        return (f"--max-pending-jobs {self.limit} is below ten times the {self.declared} declared queues plus ten "
+                f"({need}): its last tenth ({self.kept}) cannot keep room for every queue holding little, so a few "
+                f"floods can refuse the other queues; raise it to {need} or more, or set maxPendingJobs per queue "
+                f"(docs/operators.md)")
+
 
 __all__ = ["KeptRoom"]
