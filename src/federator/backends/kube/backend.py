@@ -72,6 +72,7 @@ from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
 from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
+from federator.backends.kube.pod_nodes import NodeList, PodNodes, node_replicas
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
 from federator.backends.kube.resource_quotas import ResourceQuotas
 from federator.backends.kube.stops import StopNotices, StopReason, fault_reason
@@ -203,6 +204,7 @@ class KubeBackend:
         self.dra = DraClaims(api, namespace=namespace, watch_timeout=watch_timeout)
         self._phases: dict[str, tuple[JobPhase, str]] = {}  # placement id -> last phase reported
         self._counts: dict[str, tuple[int, int]] = {}  # placement id -> (running, ready) last reported (serving)
+        self.pod_nodes = PodNodes()  # placement id -> the nodes its replicas run on, last said (pod_nodes.py)
         self._faults: dict[str, PodFault] = {}  # placement id -> the first fault its pods showed (pod_faults.py)
         # Placement id -> whether its failed workload's pods were read (True) or are being read (False): the pod
         # watch keeps only active pods, so a pod that turned Failed left it unseen (`_read_pods`).
@@ -660,6 +662,7 @@ class KubeBackend:
             self.drift.forget(pid)
             last = self._phases.pop(pid, None)
             self._counts.pop(pid, None)
+            self.pod_nodes.forget(pid)
             if pid not in self._cancelled and last is not None and not last[0].is_terminal:
                 # The member's operator (or a controller of theirs) deleted it, not the user's code: stopped by the
                 # cluster, so the federator queues the job again. Reported Failed, it was over for good.
@@ -860,11 +863,15 @@ class KubeBackend:
             # and why the others wait (a gang that stays broken is ended: `_gang_ended`).
             phase = last[0]
         counts = self._counts_of(pid, workload, pods, health) if phase.is_active else None
+        nodes = node_replicas(pods, self._replicas(pid), gone=self._nodes_gone) \
+            if phase.is_active and pid not in self._cancelled else ()
         if phase.is_active and pid not in self._cancelled:
             message += unready_note(health)
-        if last != (phase, message) or (counts is not None and counts != self._counts.get(pid)):
-            # A new message alone is news too ("1 of 2 replicas running; 1 pending: ..."), and so is a new count.
-            self._report(pid, phase, message, counts)
+        if last != (phase, message) or (counts is not None and counts != self._counts.get(pid)) \
+                or self.pod_nodes.changed(pid, nodes):
+            # A new message alone is news too ("1 of 2 replicas running; 1 pending: ..."), and so is a new count,
+            # and a replica bound or moved to another node (JobUpdate.nodes).
+            self._report(pid, phase, message, counts, nodes)
 
     def _counts_of(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]],
                    health: ReplicaHealth) -> tuple[int, int]:
@@ -958,19 +965,30 @@ class KubeBackend:
 
         self._background(read())
 
-    def _report(self, pid: str, phase: JobPhase, message: str, counts: tuple[int, int] | None = None) -> None:
+    def _report(self, pid: str, phase: JobPhase, message: str, counts: tuple[int, int] | None = None,
+                nodes: NodeList = ()) -> None:
         """Tell the agent; `counts` (running, ready) of a serving placement ride along (JobUpdate.replicas_running
-        and replicas_ready), a kind that does not serve says none."""
+        and replicas_ready), a kind that does not serve says none; `nodes`, where its bound replicas run
+        (JobUpdate.nodes), () when none is bound (the agent keeps what was said)."""
         self._phases[pid] = (phase, message)
         if counts is None:
             self._counts.pop(pid, None)
         else:
             self._counts[pid] = counts
+        if phase.is_terminal:
+            self.pod_nodes.forget(pid)
+        else:
+            self.pod_nodes.said(pid, nodes)
         if self._started:
             if counts is None:
-                self._on_update(pid, phase, message)
+                self._on_update(pid, phase, message, nodes=nodes)
             else:
-                self._on_update(pid, phase, message, running=counts[0], ready=counts[1])
+                self._on_update(pid, phase, message, running=counts[0], ready=counts[1], nodes=nodes)
+
+    def nodes_of(self, placement_id: str) -> NodeList:
+        """The nodes the placement's bound replicas run on, as last said: for the re-sync of an agent that
+        restarted, whose own copy of what was said went with it (agent/backend.py, `SaysNodes`)."""
+        return self.pod_nodes.of(placement_id)
 
 
 def _serves(workload: Mapping[str, Any]) -> bool:
