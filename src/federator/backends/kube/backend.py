@@ -53,6 +53,7 @@ from federator.backends.kube.capacity import (
     pod_holds_resources,
 )
 from federator.backends.kube.claims import DraClaims, claim_template_name
+from federator.backends.kube.create_refusals import CreateRefusals, refusing
 from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.drift import DriftGuard, record
@@ -219,6 +220,9 @@ class KubeBackend:
         self.unlabelled = UnlabelledAccelerators()  # devices no label names the model of (unlabelled.py)
         # The provider's ResourceQuotas where placements run, held against the report (resource_quotas.py).
         self.quotas = ResourceQuotas(api, base=namespace, per_queue=namespace_per_queue, watch_timeout=watch_timeout)
+        # The Job controller's FailedCreate Events: a gang the member refuses to create is refused at once.
+        self.refusals = CreateRefusals(api, namespace=self.tenants.watched, on_event=self._refusal_event,
+                                       watch_timeout=watch_timeout)
 
     # -- Backend protocol ---------------------------------------------------
 
@@ -287,6 +291,8 @@ class KubeBackend:
             self._informers.extend(self.gang.quota_informers)  # Kueue's quota, held against the report
         if await asyncio.to_thread(self.quotas.readable):
             self._informers.append(self.quotas.informer)
+        if await asyncio.to_thread(self.refusals.readable):
+            self._informers.append(self.refusals.informer)
         for informer in self._informers:
             if not informer.started:
                 informer.start()
@@ -766,6 +772,31 @@ class KubeBackend:
             return self.gang.expired(pid)
         return self.gang.overdue(pid, pods, self._replicas(pid))
 
+    def _create_refused(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]]) -> str:
+        """Why the member refuses to create the pods of a gang still Placed and not whole, in its words
+        (create_refusals.py); "" when it does not. A kind that serves keeps its ReplicaFailure words instead."""
+        phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
+        if phase is not JobPhase.PLACED or pid in self._cancelled or _serves(workload) \
+                or group_kind(workload) not in SUSPEND_FIELD \
+                or sum(1 for p in pods if (p.get("spec") or {}).get("nodeName")) >= self._replicas(pid):
+            return ""
+        meta = workload.get("metadata") or {}
+        return self.refusals.refusal(str(meta.get("namespace") or ""), str(meta.get("name") or ""),
+                                     own_job=group_kind(workload) == ("batch", "Job"), uid=str(meta.get("uid") or ""))
+
+    def _refusal_event(self, kind: str, event: Obj) -> None:
+        """A FailedCreate Event on a Job: the placement whose pods it refuses is judged again (`_refresh`)."""
+        involved = event.get("involvedObject") or {}
+        if kind == DELETED or not self._started or not refusing(event):
+            return
+        for informer in list(self.workloads.values()):
+            for workload in list(informer.cache.values()):
+                meta = workload.get("metadata") or {}
+                name = str(meta.get("name") or "")
+                if name and meta.get("namespace") == involved.get("namespace") \
+                        and str(involved.get("name") or "").startswith(name) and (pid := placement_of(workload)):
+                    self._refresh(pid, workload)  # its Job, or a child Job of it: `_create_refused` tells which
+
     def _ask_to_move(self, pid: str, workload: Obj) -> None:
         """Kueue mode: Kueue has held the placement past the admission timeout; ask the federator to move the
         job where it can run now (JobUpdate.admission_overdue). Only the federator knows whether any other
@@ -828,6 +859,10 @@ class KubeBackend:
             return  # a finished placement stays finished
         if self._started and (why := self._gang_overdue(pid, workload, pods)):
             self._refuse(pid, why)
+            return
+        if self._started and (why := self._create_refused(pid, workload, pods)):
+            log.warning("placement %s: %s", pid, why)
+            self._stop(pid, f"refused: {why}", StopReason.CREATE_FORBIDDEN)
             return
         health = replica_health(pods, self._node_map(), gone=self._nodes_gone)
         if self._started and self._gang_ended(pid, workload, health, last):
