@@ -143,3 +143,11 @@ def test_the_event_watch_asks_the_api_server_for_failed_creates_on_jobs_only() -
     assert b.refusals.readable()
     assert ("events", FAILED_CREATE_SELECTOR) in api.listed
     assert FAILED_CREATE_SELECTOR == "involvedObject.kind=Job,reason=FailedCreate"
+
+
+def test_watching_every_namespace_the_agent_keeps_the_events_of_its_own_namespaces_only() -> None:
+    """Per queue the watch spans the cluster: a FailedCreate of a provider's own Job elsewhere is not held."""
+    b = KubeBackend(_Api(), namespace="w", cluster="member-b", namespace_per_queue=True)  # type: ignore[arg-type]
+    for namespace in ("w-research", "team-x", "w"):
+        b.refusals.informer._apply_event(ADDED, {**_event("j"), "metadata": {"name": "j.1", "namespace": namespace}})
+    assert sorted(k.split("/")[0] for k in b.refusals.informer.cache) == ["w", "w-research"]

@@ -221,8 +221,8 @@ class KubeBackend:
         # The provider's ResourceQuotas where placements run, held against the report (resource_quotas.py).
         self.quotas = ResourceQuotas(api, base=namespace, per_queue=namespace_per_queue, watch_timeout=watch_timeout)
         # The Job controller's FailedCreate Events: a gang the member refuses to create is refused at once.
-        self.refusals = CreateRefusals(api, namespace=self.tenants.watched, on_event=self._refusal_event,
-                                       watch_timeout=watch_timeout)
+        self.refusals = CreateRefusals(api, namespace=self.tenants.watched, base=namespace,
+                                       on_event=self._refusal_event, watch_timeout=watch_timeout)
 
     # -- Backend protocol ---------------------------------------------------
 

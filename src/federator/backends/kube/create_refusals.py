@@ -16,7 +16,8 @@ JobSet) pods are its child Jobs' (`<jobset>-<replicatedJob>-<index>`), so their 
 
 How they are read: one watch of Events with the field selector `involvedObject.kind=Job,reason=FailedCreate` in
 the namespaces the agent's workloads are in (the API server filters: the agent holds only those Events, which
-the API server drops after its event TTL, an hour by default). An Event counts for a placement when it is on the
+the API server drops after its event TTL, an hour by default; watching every namespace, per queue, it keeps
+only those of `--namespace` and `<namespace>-...`). An Event counts for a placement when it is on the
 placement's Job (the same name; the same uid where both say one), or on a Job named after the placement's
 workload and a dash (its child Jobs). Which words refuse: "forbidden" (a quota, a LimitRange, Pod Security, RBAC
 of the controller), "exceeded quota", or an admission webhook that "denied the request". A webhook that could
@@ -78,11 +79,19 @@ def refusal_for(events: Iterable[Obj], namespace: str, workload_name: str, *, ow
 class CreateRefusals:
     """The FailedCreate Events on Jobs where the agent runs workloads, watched (`informer`) where RBAC lets it."""
 
-    def __init__(self, api: KubeApi, *, namespace: str | None, on_event: EventHandler, watch_timeout: int = 60) -> None:
+    def __init__(self, api: KubeApi, *, namespace: str | None, base: str, on_event: EventHandler,
+                 watch_timeout: int = 60) -> None:
         self.api = api
         self.namespace = namespace
+        self.base = base
+        # Watching every namespace (per queue), the agent keeps only the Events of its own: `base` and `base-...`.
         self.informer = Informer(api, EVENTS, namespace=namespace, field_selector=FAILED_CREATE_SELECTOR,
-                                 on_event=on_event, name="events", watch_timeout=watch_timeout)
+                                 on_event=on_event, name="events", watch_timeout=watch_timeout,
+                                 accept=None if namespace is not None else self._ours)
+
+    def _ours(self, event: Obj) -> bool:
+        namespace = str((event.get("metadata") or {}).get("namespace") or "")
+        return namespace == self.base or namespace.startswith(f"{self.base}-")
 
     def refusal(self, namespace: str, workload_name: str, *, own_job: bool, uid: str = "") -> str:
         """See `refusal_for`, over the Events seen."""
