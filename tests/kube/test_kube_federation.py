@@ -271,6 +271,8 @@ def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube
     pytest.param("member-a", "federator-agent", "create", "jobs", "default", False, id="agent-not-elsewhere"),
     pytest.param("member-a", "federator-agent", "delete", "pods", WORKLOADS, False, id="agent-no-pod-writes"),
     pytest.param("member-a", "federator-agent", "get", "secrets", WORKLOADS, False, id="agent-no-secrets"),
+    pytest.param("member-a", "federator-agent", "watch", "events", WORKLOADS, True, id="agent-watches-events"),
+    pytest.param("member-a", "federator-agent", "delete", "events", WORKLOADS, False, id="agent-no-event-deletes"),
     pytest.param("host", "federator", "patch", "federatedjobs.federator.io/status", "team-x", True, id="fed-status"),
     pytest.param("host", "federator", "delete", "federatedjobs.federator.io", "team-x", False, id="fed-no-delete"),
     pytest.param("host", "federator", "create", "events", "team-x", True, id="fed-events"),

@@ -36,7 +36,7 @@ from pathlib import Path
 import grpc
 
 from federator import __version__
-from federator.agent.backend import Backend, CountsStops, Invalid, Resizer
+from federator.agent.backend import Backend, CountsStops, Invalid, Resizer, SaysNodes
 from federator.agent.backoff import Backoff
 from federator.agent.certificates import CertificateCheck
 from federator.agent.duplicate import DuplicateLog
@@ -409,6 +409,9 @@ class Agent:
         self._messages = {pid: m for pid, m in self._messages.items() if pid in held}
         self._counts = {pid: c for pid, c in self._counts.items() if pid in held}
         self._nodes = {pid: n for pid, n in self._nodes.items() if pid in held}
+        if isinstance(self.backend, SaysNodes):  # a restarted agent's copy is empty: the backend's is not
+            self._nodes.update({pid: n for pid, phase in held.items()
+                                if not phase.is_terminal and (n := self.backend.nodes_of(pid))})
         for pid, phase in held.items():
             yield self._sent(agent_pb2.AgentMessage(job_update=self._counted(agent_pb2.JobUpdate(
                 placement_id=pid, phase=convert.phase_to_pb(phase), message=self._messages.get(pid, ""),

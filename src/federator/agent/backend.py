@@ -72,6 +72,16 @@ class CountsStops(Protocol):
 
 
 @runtime_checkable
+class SaysNodes(Protocol):
+    """A backend that knows which nodes its placements' replicas run on and tells the agent with each update
+    (`UpdateCallback` `nodes`). The agent keeps what was said and repeats it in every update, the re-sync's too
+    (JobUpdate.nodes: the federator does not store it); an agent that restarted has said nothing yet, so its
+    re-sync asks the backend (Kubernetes: its pods' nodes, read before the stream opens)."""
+
+    def nodes_of(self, placement_id: str) -> tuple[tuple[str, int], ...]: ...
+
+
+@runtime_checkable
 class Resizer(Protocol):
     """A backend that shrinks a placement in place (agent.proto, Resize). The agent lists the "resize" feature in
     its Hello only for a backend that is one, so a backend that cannot shrink every placement the federator may

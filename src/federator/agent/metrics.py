@@ -60,7 +60,8 @@ LIVENESS_TIMEOUT = 30.0
 """/healthz fails once the event loop has not ticked for this long (stuck, or the agent has ended)."""
 LAUNCH_RESULTS = ("ok", "refused", "failed")
 CANCEL_ORIGINS = ("federator", "fence")
-STOP_REASONS = ("evicted", "preempted", "node_lost", "pod_deleted", "gang_timeout", "gang_broken", "cancelled")
+STOP_REASONS = ("evicted", "preempted", "node_lost", "pod_deleted", "gang_timeout", "gang_broken", "create_forbidden",
+                "cancelled")
 """Why a backend stopped a placement and deleted its workload itself (backends/kube/stops.py, `StopReason`)."""
 
 
@@ -107,6 +108,7 @@ class AgentMetrics:
             "Placements the backend stopped and deleted on its member by reason: evicted, preempted (the member "
             "disrupted a pod of a gang), node_lost (a node deleted under it), pod_deleted (a pod deleted by the "
             "member), gang_timeout (never whole in time), gang_broken (whole once, then not for the gang timeout), "
+            "create_forbidden (the member refused to create its pods: a quota, a LimitRange, an admission webhook), "
             "cancelled (the federator's order).", ["reason"], registry=r)
         for reason in STOP_REASONS:
             self.placements_stopped.labels(reason)

@@ -70,7 +70,8 @@ def _backend(api: _Api, *, gang_timeout: float = 120, events: bool = False) -> t
     stopped: list[str] = []
 
     def on_update(pid: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
-                  running: int | None = None, ready: int | None = None) -> None:
+                  running: int | None = None, ready: int | None = None,
+                  nodes: tuple[tuple[str, int], ...] = ()) -> None:
         updates.append((pid, phase, message, running, ready))
 
     b._on_update = on_update

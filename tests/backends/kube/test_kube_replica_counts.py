@@ -32,7 +32,8 @@ def _backend() -> tuple[KubeBackend, list[Update]]:
     updates: list[Update] = []
 
     def on_update(pid: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
-                  running: int | None = None, ready: int | None = None) -> None:
+                  running: int | None = None, ready: int | None = None,
+                  nodes: tuple[tuple[str, int], ...] = ()) -> None:
         updates.append((phase, message, running, ready))
 
     b._on_update = on_update

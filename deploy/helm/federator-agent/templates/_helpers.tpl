@@ -147,10 +147,12 @@ keeps them equal. podSecurity is newer than some releases (helm upgrade --reuse-
   resources: [localqueues, workloads]
   verbs: [get, list, watch]
 # Kubernetes Events on a workload the agent stops or deletes for a reason of its own (gang timeout, a broken
-# gang, a disruption, a node lost, a cancel from the federator), so `kubectl describe` on the member says why.
+# gang, a disruption, a node lost, a cancel from the federator), so `kubectl describe` on the member says why;
+# and the Job controller's FailedCreate Events read (list, watch), so a gang whose pods the member refuses to
+# create (a ResourceQuota, a LimitRange, an admission webhook) is refused at once in the member's words.
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, list, watch]
 {{- end }}
 
 {{/* namespacePerQueue is newer than some releases (helm upgrade --reuse-values): on, as its default. */}}

@@ -53,6 +53,7 @@ from federator.backends.kube.capacity import (
     pod_holds_resources,
 )
 from federator.backends.kube.claims import DraClaims, claim_template_name
+from federator.backends.kube.create_refusals import CreateRefusals, refusing
 from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.drift import DriftGuard, record
@@ -72,6 +73,7 @@ from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
 from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
+from federator.backends.kube.pod_nodes import NodeList, PodNodes, node_replicas
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
 from federator.backends.kube.resource_quotas import ResourceQuotas
 from federator.backends.kube.stops import StopNotices, StopReason, fault_reason
@@ -203,6 +205,7 @@ class KubeBackend:
         self.dra = DraClaims(api, namespace=namespace, watch_timeout=watch_timeout)
         self._phases: dict[str, tuple[JobPhase, str]] = {}  # placement id -> last phase reported
         self._counts: dict[str, tuple[int, int]] = {}  # placement id -> (running, ready) last reported (serving)
+        self.pod_nodes = PodNodes()  # placement id -> the nodes its replicas run on, last said (pod_nodes.py)
         self._faults: dict[str, PodFault] = {}  # placement id -> the first fault its pods showed (pod_faults.py)
         # Placement id -> whether its failed workload's pods were read (True) or are being read (False): the pod
         # watch keeps only active pods, so a pod that turned Failed left it unseen (`_read_pods`).
@@ -217,6 +220,9 @@ class KubeBackend:
         self.unlabelled = UnlabelledAccelerators()  # devices no label names the model of (unlabelled.py)
         # The provider's ResourceQuotas where placements run, held against the report (resource_quotas.py).
         self.quotas = ResourceQuotas(api, base=namespace, per_queue=namespace_per_queue, watch_timeout=watch_timeout)
+        # The Job controller's FailedCreate Events: a gang the member refuses to create is refused at once.
+        self.refusals = CreateRefusals(api, namespace=self.tenants.watched, base=namespace,
+                                       on_event=self._refusal_event, watch_timeout=watch_timeout)
 
     # -- Backend protocol ---------------------------------------------------
 
@@ -285,6 +291,8 @@ class KubeBackend:
             self._informers.extend(self.gang.quota_informers)  # Kueue's quota, held against the report
         if await asyncio.to_thread(self.quotas.readable):
             self._informers.append(self.quotas.informer)
+        if await asyncio.to_thread(self.refusals.readable):
+            self._informers.append(self.refusals.informer)
         for informer in self._informers:
             if not informer.started:
                 informer.start()
@@ -660,6 +668,7 @@ class KubeBackend:
             self.drift.forget(pid)
             last = self._phases.pop(pid, None)
             self._counts.pop(pid, None)
+            self.pod_nodes.forget(pid)
             if pid not in self._cancelled and last is not None and not last[0].is_terminal:
                 # The member's operator (or a controller of theirs) deleted it, not the user's code: stopped by the
                 # cluster, so the federator queues the job again. Reported Failed, it was over for good.
@@ -763,6 +772,31 @@ class KubeBackend:
             return self.gang.expired(pid)
         return self.gang.overdue(pid, pods, self._replicas(pid))
 
+    def _create_refused(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]]) -> str:
+        """Why the member refuses to create the pods of a gang still Placed and not whole, in its words
+        (create_refusals.py); "" when it does not. A kind that serves keeps its ReplicaFailure words instead."""
+        phase = self._phases.get(pid, (JobPhase.PLACED, ""))[0]
+        if phase is not JobPhase.PLACED or pid in self._cancelled or _serves(workload) \
+                or group_kind(workload) not in SUSPEND_FIELD \
+                or sum(1 for p in pods if (p.get("spec") or {}).get("nodeName")) >= self._replicas(pid):
+            return ""
+        meta = workload.get("metadata") or {}
+        return self.refusals.refusal(str(meta.get("namespace") or ""), str(meta.get("name") or ""),
+                                     own_job=group_kind(workload) == ("batch", "Job"), uid=str(meta.get("uid") or ""))
+
+    def _refusal_event(self, kind: str, event: Obj) -> None:
+        """A FailedCreate Event on a Job: the placement whose pods it refuses is judged again (`_refresh`)."""
+        involved = event.get("involvedObject") or {}
+        if kind == DELETED or not self._started or not refusing(event):
+            return
+        for informer in list(self.workloads.values()):
+            for workload in list(informer.cache.values()):
+                meta = workload.get("metadata") or {}
+                name = str(meta.get("name") or "")
+                if name and meta.get("namespace") == involved.get("namespace") \
+                        and str(involved.get("name") or "").startswith(name) and (pid := placement_of(workload)):
+                    self._refresh(pid, workload)  # its Job, or a child Job of it: `_create_refused` tells which
+
     def _ask_to_move(self, pid: str, workload: Obj) -> None:
         """Kueue mode: Kueue has held the placement past the admission timeout; ask the federator to move the
         job where it can run now (JobUpdate.admission_overdue). Only the federator knows whether any other
@@ -826,6 +860,10 @@ class KubeBackend:
         if self._started and (why := self._gang_overdue(pid, workload, pods)):
             self._refuse(pid, why)
             return
+        if self._started and (why := self._create_refused(pid, workload, pods)):
+            log.warning("placement %s: %s", pid, why)
+            self._stop(pid, f"refused: {why}", StopReason.CREATE_FORBIDDEN)
+            return
         health = replica_health(pods, self._node_map(), gone=self._nodes_gone)
         if self._started and self._gang_ended(pid, workload, health, last):
             return
@@ -860,11 +898,15 @@ class KubeBackend:
             # and why the others wait (a gang that stays broken is ended: `_gang_ended`).
             phase = last[0]
         counts = self._counts_of(pid, workload, pods, health) if phase.is_active else None
+        nodes = node_replicas(pods, self._replicas(pid), gone=self._nodes_gone) \
+            if phase.is_active and pid not in self._cancelled else ()
         if phase.is_active and pid not in self._cancelled:
             message += unready_note(health)
-        if last != (phase, message) or (counts is not None and counts != self._counts.get(pid)):
-            # A new message alone is news too ("1 of 2 replicas running; 1 pending: ..."), and so is a new count.
-            self._report(pid, phase, message, counts)
+        if last != (phase, message) or (counts is not None and counts != self._counts.get(pid)) \
+                or self.pod_nodes.changed(pid, nodes):
+            # A new message alone is news too ("1 of 2 replicas running; 1 pending: ..."), and so is a new count,
+            # and a replica bound or moved to another node (JobUpdate.nodes).
+            self._report(pid, phase, message, counts, nodes)
 
     def _counts_of(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]],
                    health: ReplicaHealth) -> tuple[int, int]:
@@ -958,19 +1000,30 @@ class KubeBackend:
 
         self._background(read())
 
-    def _report(self, pid: str, phase: JobPhase, message: str, counts: tuple[int, int] | None = None) -> None:
+    def _report(self, pid: str, phase: JobPhase, message: str, counts: tuple[int, int] | None = None,
+                nodes: NodeList = ()) -> None:
         """Tell the agent; `counts` (running, ready) of a serving placement ride along (JobUpdate.replicas_running
-        and replicas_ready), a kind that does not serve says none."""
+        and replicas_ready), a kind that does not serve says none; `nodes`, where its bound replicas run
+        (JobUpdate.nodes), () when none is bound (the agent keeps what was said)."""
         self._phases[pid] = (phase, message)
         if counts is None:
             self._counts.pop(pid, None)
         else:
             self._counts[pid] = counts
+        if phase.is_terminal:
+            self.pod_nodes.forget(pid)
+        else:
+            self.pod_nodes.said(pid, nodes)
         if self._started:
             if counts is None:
-                self._on_update(pid, phase, message)
+                self._on_update(pid, phase, message, nodes=nodes)
             else:
-                self._on_update(pid, phase, message, running=counts[0], ready=counts[1])
+                self._on_update(pid, phase, message, running=counts[0], ready=counts[1], nodes=nodes)
+
+    def nodes_of(self, placement_id: str) -> NodeList:
+        """The nodes the placement's bound replicas run on, as last said: for the re-sync of an agent that
+        restarted, whose own copy of what was said went with it (agent/backend.py, `SaysNodes`)."""
+        return self.pod_nodes.of(placement_id)
 
 
 def _serves(workload: Mapping[str, Any]) -> bool:

@@ -14,7 +14,8 @@ federator cancels it; the reason was only in the agent's log, and the workload j
 `StopReason` is the bounded label: `evicted` (a drain, the taint manager, the kubelet), `preempted` (the
 scheduler, for a pod of higher priority), `node_lost` (a node deleted under a pod), `pod_deleted` (a pod deleted by the
 member with no disruption condition), `gang_timeout` (never whole in time), `gang_broken` (whole once, then not
-for the gang timeout), `cancelled` (the federator's order).
+for the gang timeout), `create_forbidden` (the member refused to create its pods: a quota, a LimitRange, an admission
+webhook; create_refusals.py), `cancelled` (the federator's order).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class StopReason(StrEnum):
     POD_DELETED = "pod_deleted"
     GANG_TIMEOUT = "gang_timeout"
     GANG_BROKEN = "gang_broken"
+    CREATE_FORBIDDEN = "create_forbidden"
     CANCELLED = "cancelled"
 
 
@@ -48,6 +50,7 @@ EVENT_REASONS: Mapping[StopReason, str] = {
     StopReason.POD_DELETED: "FederatorPodDeleted",
     StopReason.GANG_TIMEOUT: "FederatorGangTimeout",
     StopReason.GANG_BROKEN: "FederatorGangBroken",
+    StopReason.CREATE_FORBIDDEN: "FederatorCreateForbidden",
     StopReason.CANCELLED: "FederatorCancelled",
 }
 """The Event's reason per stop: CamelCase, as Kubernetes' own (`FailedScheduling`), prefixed so a member's SRE
