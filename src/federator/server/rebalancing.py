@@ -105,22 +105,24 @@ class Rebalancer:
         # of the last minute
         self.last = {j: t for j, t in self.last.items() if now - t < policy.quiet_seconds}
         self.tried = {j: t for j, t in self.tried.items() if now - t < RETRY_SECONDS}
+        # Past the bound the fleet is contended: what waits goes first, and no cycle runs on the loop; so no move
+        # is looked for either (each is a nearness ranking and a scale-down plan per job, per turn).
+        may_move = budget > 0 and len(candidates) <= WAITING_BOUND
         for job in active:
             move = self.moves.get(job.job_id)
             if move is not None or surplus(job):
                 self._follow(job, move)
-            elif budget > 0 and rebalance.settled(job) and rebalance.wanted(job) and \
+            elif may_move and rebalance.settled(job) and rebalance.wanted(job) and \
                     now - self.last.get(job.job_id, -1e18) >= policy.quiet_seconds and \
                     now - self.tried.get(job.job_id, -1e18) >= RETRY_SECONDS:
-                elastic = shrink.elastic_parts(fed, job) if not job.spec.workload_json else frozenset()
-                c = rebalance.candidate(job, ready, latency, elastic=elastic,
+                c = rebalance.candidate(job, ready, latency, elastic=self._elastic(job),
                                         avoided=fed.refusals.avoided(job.job_id, now))
                 if c is not None:
                     moves.append(c)
         for job_id in [j for j in self.moves if (kept := jobs.get(j)) is None or not kept.phase.is_active]:
             del self.moves[job_id]  # ended or queued again whole: nothing to follow
-        if not moves or budget <= 0 or len(candidates) > WAITING_BOUND:
-            return  # past the bound the fleet is contended: what waits goes first, and no cycle runs on the loop
+        if not moves or not may_move:
+            return
         holding = set(held.holders())
         holders = [rest_request(w, fed.refusals.avoided(job_id, now)) for job_id in holding
                    if (w := jobs.get(job_id)) is not None and owes(w)]
@@ -158,8 +160,7 @@ class Rebalancer:
             return False
         live = [p for p in job.placements if p.phase.is_active]
         added = [(a.region, a.replicas) for a in d.assignments]
-        elastic = shrink.elastic_parts(fed, job) if not spec.workload_json else frozenset()
-        if not rebalance.better(live, added, spec.replicas, spec.min_regions, c.near, elastic):
+        if not rebalance.better(live, added, spec.replicas, spec.min_regions, c.near, self._elastic(job)):
             return False
         n = sum(a.replicas for a in d.assignments)
         to = tuple(sorted({a.region for a in d.assignments}))
@@ -195,6 +196,10 @@ class Rebalancer:
         fed.notify([job])
         return True
 
+    def _elastic(self, job: Job) -> frozenset[str]:
+        """The ids of the job's parts that may shrink in place (a brought workload's never do)."""
+        return shrink.elastic_parts(self.fed, job) if not job.spec.workload_json else frozenset()
+
     # -- following one ----------------------------------------------------------------------
 
     def _follow(self, job: Job, move: Move | None) -> None:
@@ -210,7 +215,7 @@ class Rebalancer:
             return
         if not all(rebalance.serving(p) for p in new):
             return  # make before break: nothing is taken while a new part starts
-        self._trim(job, move, new)
+        self._trim(job, move, live, new)
 
     def _failed(self, job: Job, move: Move) -> None:
         """The new parts ended before they served (refused, failed, stopped, not started in time): the job keeps
@@ -229,15 +234,14 @@ class Rebalancer:
         fed.journal.write_or_owe([job])
         fed.notify([job])
 
-    def _trim(self, job: Job, move: Move | None, new: Sequence[Placement]) -> None:
-        """Take the surplus over the job's count, as a scale-down would: stored first, then Resize or Cancel."""
+    def _trim(self, job: Job, move: Move | None, live: Sequence[Placement], new: Sequence[Placement]) -> None:
+        """Take the surplus over the job's count (`live`: its live parts, `new` the move's), as a scale-down would:
+        stored first, then Resize or Cancel."""
         fed = self.fed
         spec = job.spec
-        live = [p for p in job.placements if p.phase.is_active]
         near = nearness.of(spec, (p.region for p in live), fed.scheduler.config.latency_ms)
-        elastic = shrink.elastic_parts(fed, job) if not spec.workload_json else frozenset()
         spans = len({p.region for p in live})
-        plan = shrink.plan_down(live, spec.replicas, min(spec.min_regions, spans), elastic, near)
+        plan = shrink.plan_down(live, spec.replicas, min(spec.min_regions, spans), self._elastic(job), near)
         if move is not None:
             del self.moves[job.job_id]
         if not plan:
