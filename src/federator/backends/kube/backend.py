@@ -333,14 +333,15 @@ class KubeBackend:
         self.unlabelled.seen(self.discovery.unlabelled(self.nodes.cache.values()))  # not offered: said, counted
         resources = {g.resource for g in groups if g.resource}
         left = self.gang.quota_left(resources)
+        namespace_room = self.quotas.room(resources)
+        usable = self._usable_nodes() if left is not None or namespace_room else set()
         if left is not None:  # Kueue mode: no more free than the ClusterQueue would admit, on the nodes that can
             # run work and that one of its flavors runs on
             nodes = list(self.nodes.cache.values())
-            groups = within_quota(groups, left, self._usable_nodes(), self.gang.quota_nodes(resources, nodes),
+            groups = within_quota(groups, left, usable, self.gang.quota_nodes(resources, nodes),
                                   self.gang.quota_flavors(resources, nodes))
-        namespace_room = self.quotas.room(resources)
         if namespace_room:  # a ResourceQuota's room, held the same way (on top of Kueue's, where both apply)
-            groups = within_quota(groups, namespace_room, self._usable_nodes())
+            groups = within_quota(groups, namespace_room, usable)
         cap = cluster_capacity(self.nodes.cache.values(), pods,
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
                                placement_ids=self._accounted(pods), discovery=self.discovery, groups=groups)
@@ -816,12 +817,12 @@ class KubeBackend:
             self._pod_relists = self.pods.relists
             self.gang.watch_broke()
 
-    def _refuse(self, pid: str, why: str) -> asyncio.Task[None]:
+    def _refuse(self, pid: str, why: str, reason: StopReason = StopReason.GANG_TIMEOUT) -> asyncio.Task[None]:
         """Report a placement stopped here, saying why, now, and delete its objects (its pods go with them)
         in a task, returned for a caller that can wait for it (a failed delete is retried in another, as
         `cancel` does)."""
         log.warning("placement %s: %s", pid, why)
-        return self._stop(pid, f"refused: {why}", StopReason.GANG_TIMEOUT)
+        return self._stop(pid, f"refused: {why}", reason)
 
     def _stop(self, pid: str, why: str, reason: StopReason) -> asyncio.Task[None]:
         """Report a placement stopped by this cluster (Cancelled: the federator queues the job again), and delete
@@ -861,10 +862,9 @@ class KubeBackend:
             self._refuse(pid, why)
             return
         if self._started and (why := self._create_refused(pid, workload, pods)):
-            log.warning("placement %s: %s", pid, why)
-            self._stop(pid, f"refused: {why}", StopReason.CREATE_FORBIDDEN)
+            self._refuse(pid, why, StopReason.CREATE_FORBIDDEN)
             return
-        health = replica_health(pods, self._node_map(), gone=self._nodes_gone)
+        health = replica_health(pods, self.nodes.cache, gone=self._nodes_gone)  # a node's key is its name
         if self._started and self._gang_ended(pid, workload, health, last):
             return
         if (workload.get("spec") or {}).get("suspend") and (f := self._faults.get(pid)) is not None and f.deleted:
@@ -944,9 +944,6 @@ class KubeBackend:
     def _notice(self, reason: StopReason, pid: str, why: str) -> None:
         """The Event and the count of a stop of the agent's own (stops.py), before its workload is deleted."""
         self.stops.stopped(reason, pid, why, workload=self._workload(pid), namespace=self.tenants.namespace_of(pid))
-
-    def _node_map(self) -> dict[str, Obj]:
-        return {str((n.get("metadata") or {}).get("name", "")): n for n in self.nodes.cache.values()}
 
     def _node_event(self, kind: str, node: Obj) -> None:
         """A node changed: deleted (its pods are lost), NotReady, Ready again. Every live placement with a pod on
