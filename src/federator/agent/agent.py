@@ -360,11 +360,10 @@ class Agent:
         if error.placement_id or reason_label(error.reason) not in LOUD:
             self._errors.error(error.reason, error.message, error.placement_id)
             return
-        level = self._rejections.level(error.reason, placement=bool(error.placement_id))
+        level = self._rejections.level(error.reason, placement=False)  # about the reports, not a placement
         what = "took a report clamped" if error.reason == OVER_BOUND else "refused a message"
-        log.log(level, "the federator %s (%s%s): %s%s", what, error.reason,
-                f", placement {error.placement_id}" if error.placement_id else "", error.message,
-                "" if level <= logging.DEBUG or error.placement_id else "; said once: the same again at DEBUG")
+        log.log(level, "the federator %s (%s): %s%s", what, error.reason, error.message,
+                "" if level <= logging.DEBUG else "; said once: the same again at DEBUG")
 
     def _report(self) -> agent_pb2.AgentMessage:
         cap = self.backend.capacity()
