@@ -48,7 +48,7 @@ from federator.scheduler.framework import (
     ScorePlugin,
 )
 from federator.scheduler.gcpause import few_full_collections
-from federator.scheduler.nodevictims import forget, node_used, whole_accelerators
+from federator.scheduler.nodevictims import forget, node_used
 from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES
 from federator.scheduler.pools import best_model, quota_budget, reserve_spread
 from federator.scheduler.preemption import (
@@ -398,8 +398,9 @@ class Scheduler:
         if chosen is None:
             held, refused = pending.get(request.job_id), unfair_note(request, unfair)
             cap = self.config.max_preemptions_per_cycle
+            per_node = request.spec.resources.whole_accelerators
             if held is not None and (note := capped(ready, candidates, by_job, fits, fair, budget=budget, cap=cap,
-                                                    memo=memo, per_node=whole_accelerators(request)) or refused):
+                                                    memo=memo, per_node=per_node) or refused):
                 pending[request.job_id] = Reason(held.code, f"{held.message}; {note}")
             return
         admitted = within_quota(whole, usage, by_job, chosen.victims)

@@ -25,17 +25,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId
-from federator.scheduler.framework import Allocation, PlacementRequest
+from federator.scheduler.framework import Allocation
 from federator.scheduler.snapshot import release
 
 NodeKey = tuple[str, str, str]
 """(cluster, accelerator model, node)."""
-
-
-def whole_accelerators(request: PlacementRequest) -> int:
-    """Whole accelerators one replica of `request` needs on one node (0: none, or a fraction of one)."""
-    milli = request.spec.resources.accelerator_milli
-    return milli // MILLI if milli % MILLI == 0 else 0
 
 
 def node_used(running: Iterable[Allocation]) -> dict[NodeKey, int]:

@@ -223,8 +223,7 @@ def plan(
     the side that cannot cycle."""
     memo = memo or PlanMemo(by_job, now)
     on = memo.on(candidates)
-    milli = request.spec.resources.accelerator_milli
-    per_node = milli // MILLI if milli and milli % MILLI == 0 and memo.used else 0
+    per_node = request.spec.resources.whole_accelerators if memo.used else 0
     best: VictimPlan | None = None
     for cluster in clusters:
         jobs = sorted(on.get(cluster.name, []), key=lambda j: (memo.cost(j), by_job[j][0].priority, j))
