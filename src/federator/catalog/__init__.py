@@ -92,6 +92,7 @@ class Catalog:
     # Answers by model name: Submit asks them of every job, and the names come from users (so the memo is bounded).
     _found: dict[tuple[str, str | None], ModelEntry | None] = field(default_factory=dict, compare=False, repr=False)
     _selected: dict[tuple[str, str], bool] = field(default_factory=dict, compare=False, repr=False)
+    _placeholders: list[frozenset[str]] = field(default_factory=list, compare=False, repr=False)  # 0 or 1, once
 
     def __post_init__(self) -> None:
         for v in self.vendors:
@@ -158,11 +159,14 @@ class Catalog:
         unlabelled", which no pod can be pinned to (outside provider QA F3). A vendor without product labels
         (Cambricon's MLU) has its default model as its one real pool, and a name the catalog lists as a model or
         family is a real name too."""
+        if self._placeholders:  # the vendors never change: worked out once (asked of every job at Submit)
+            return self._placeholders[0]
         names = {"unknown"}
         names.update(v.model_name(v.unlabelled_model(r)).lower() for v in self.vendors if v.product_labels
                      for r in v.resources)
         real = {n.lower() for m in self.models() for n in (m.name, m.family) if n}
-        return frozenset(names - real)
+        self._placeholders.append(frozenset(names - real))
+        return self._placeholders[0]
 
     def is_placeholder(self, name: str) -> bool:
         """Whether a user's model name is one of `placeholder_models` (case-insensitive)."""
