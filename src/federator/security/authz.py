@@ -557,20 +557,22 @@ class Authorizer:
         for one owner, which usage records (they keep the user, not the job) are held to as well."""
         if who.admin:
             return True
-        viewable = {g for g in who.groups if g in self.policy.groups}
-        return bool(owner) and (owner == who.user or bool(self._groups_of(owner, recorded) & viewable))
+        return self._sees(who, self._viewable(who), owner, recorded)
 
     def visible(self, who: Principal, jobs: Iterable[Job]) -> list[Job]:
         """The jobs `who` may see (List, Watch): per job, the owner and group rules, without the messages."""
         if who.admin:
             return list(jobs)
-        viewable = {g for g in who.groups if g in self.policy.groups}
-        out = []
-        for job in jobs:
-            owner, recorded = owner_of(job.spec)
-            if owner and (owner == who.user or self._groups_of(owner, recorded) & viewable):
-                out.append(job)
-        return out
+        viewable = self._viewable(who)
+        return [job for job in jobs if self._sees(who, viewable, *owner_of(job.spec))]
+
+    def _viewable(self, who: Principal) -> set[str]:
+        """The policy's groups `who` is in: their members' jobs are `who`'s to see."""
+        return {g for g in who.groups if g in self.policy.groups}
+
+    def _sees(self, who: Principal, viewable: set[str], owner: str, recorded: frozenset[str]) -> bool:
+        """The owner and group rule for one owner (`recorded`: the groups stamped on its job); not for admins."""
+        return bool(owner) and (owner == who.user or bool(self._groups_of(owner, recorded) & viewable))
 
 
 __all__ = ["ANONYMOUS", "GROUPS_ANNOTATION", "USER_ANNOTATION", "Access", "Allowed", "Authorizer", "Denied",
