@@ -527,6 +527,18 @@ class Metrics:
             "federator_serving_certificate_reload_failing",
             "1 while the federator's TLS files on disk are refused and it serves the last good certificate.",
             registry=r)
+        # The policy file re-read while running (server/policy_file.py): SIGHUP, or a change on disk.
+        self.policy_reloads = Counter(
+            "federator_policy_reload_total",
+            "Re-reads of the policy file (--policy) that found it changed (or were asked for by SIGHUP), by result: "
+            "ok (the new policy taken from the next cycle) or refused (it does not load; the last good policy "
+            "kept whole).", ["result"], registry=r)
+        for result in ("ok", "refused"):
+            self.policy_reloads.labels(result)
+        self.policy_reload_failing = Gauge(
+            "federator_policy_reload_failing",
+            "1 while the policy file on disk is refused and the federator runs on the last good policy.",
+            registry=r)
         self.serving_certificate_expiry = Gauge(
             "federator_serving_certificate_expiration_timestamp_seconds",
             "When the certificate the federator serves expires (Unix seconds); 0 with --insecure.",

@@ -16,7 +16,9 @@ def test_an_over_share_queue_says_it_holds_its_share_and_who_goes_first() -> Non
     over = result.pending["more-a"].message
     assert over.endswith("; queue org-a holds 12 accelerators; its weighted fair share now is 8.0; "
                          "queues further under their share go first")
-    assert "fair share" not in result.pending["more-b"].message  # under its share: it goes first already
+    # under its share it goes first already; with nothing its to stop, it reads why it waits all the same
+    assert "its weighted fair share now is" not in result.pending["more-b"].message
+    assert "queue org-b holds 4 accelerators, under its weighted fair share of 8.0" in result.pending["more-b"].message
 
 
 def test_the_share_follows_the_weights() -> None:
@@ -34,3 +36,40 @@ def test_a_queue_alone_reads_no_standing() -> None:
     held = [running(spec(f"a{i}", gpus=1, queue="org-a"), "c") for i in range(16)]
     result = cycle([c], [spec("more-a", gpus=1, queue="org-a")], allocations=held)
     assert "fair share" not in result.pending["more-a"].message
+
+
+def test_an_under_share_queue_behind_only_non_preemptible_work_says_why_nothing_is_preempted() -> None:
+    """Outside re-test, F2's remainder: org-b (weight 3, holding nothing) waited behind org-a's non-preemptible
+    flood with the bare "no node with 1 free" reason, the words an over-share queue reads too."""
+    c = cluster("c", "r", pool(H100, nodes=0, extra={0: 2}))  # 16 accelerators, all held by org-a
+    held = [running(spec(f"a{i}", gpus=1, queue="org-a"), "c") for i in range(16)]
+    result = cycle([c], [spec("more-b", gpus=1, queue="org-b")],
+                   config=with_queues(**{"org-a": 1, "org-b": 3}), allocations=held)
+    assert not result.preemptions
+    assert result.pending["more-b"].message.endswith(
+        "; queue org-b holds 0 accelerators, under its weighted fair share of 12.0; not preempting: the work in its "
+        "way is not preemptible (or is of a higher priority)")
+
+
+def test_the_under_share_note_is_also_said_when_the_preemptible_work_is_not_its_to_stop() -> None:
+    """Preemptible work of a higher priority is running: none of it is a victim for org-b's job either."""
+    c = cluster("c", "r", pool(H100, nodes=0, extra={0: 2}))
+    held = [running(spec(f"a{i}", gpus=1, queue="org-a", priority=50, preemptible=True), "c") for i in range(16)]
+    result = cycle([c], [spec("more-b", gpus=1, queue="org-b")],
+                   config=with_queues(**{"org-a": 1, "org-b": 1}), allocations=held)
+    assert not result.preemptions
+    assert "queue org-b holds 0 accelerators, under its weighted fair share of 8.0; not preempting" in \
+        result.pending["more-b"].message
+
+
+def test_a_job_waiting_on_its_own_quota_reads_no_under_share_note() -> None:
+    """Its quota, not the work in its way, is why it waits: the note would send the tenant to the wrong cause."""
+    from dataclasses import replace
+
+    from federator.scheduler import QueueConfig, Quota
+    c = cluster("c", "r", pool(H100, nodes=0, extra={0: 2}))
+    held = [running(spec(f"a{i}", gpus=1, queue="org-a"), "c") for i in range(16)]
+    config = with_queues(**{"org-a": 1, "org-b": 1})
+    config = replace(config, queues={**config.queues, "org-b": QueueConfig(quota=Quota(accelerator_milli={H100: 0}))})
+    result = cycle([c], [spec("more-b", gpus=1, queue="org-b")], config=config, allocations=held)
+    assert "fair share" not in result.pending["more-b"].message

@@ -156,11 +156,12 @@ def test_the_start_says_what_a_queue_nobody_declared_is(
     more in each queue name it invented (each took defaultQueue's settings, no quota). Such queues now take
     admins' jobs only (rule undeclared-queue), and the operator is told so, or warned when they opened them."""
     from federator.server.app import ServeOptions, _authorizer
+    from federator.server.policy_file import PolicyFile
 
     policy = tmp_path / "policy.yaml"
     policy.write_text("tenancy:\n  groups:\n    team-a: {users: [alice]}\n" + default_queue)
     with caplog.at_level(logging.INFO, logger="federator.server"):
-        _authorizer(ServeOptions(policy=policy, insecure=True))
+        _authorizer(ServeOptions(policy=policy, insecure=True), PolicyFile(policy))
     lines = [(r.levelno, r.getMessage()) for r in caplog.records if "defaultQueue" in r.getMessage()]
     if level is None:
         assert not lines, caplog.text

@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     who = s.add_mutually_exclusive_group(required=True)
     who.add_argument("--cluster", help="member cluster name (its agent's identity)")
     who.add_argument("--user", help="user name (for submit/get/cancel/watch)")
+    who.add_argument("--users-from", type=Path, metavar="FILE",
+                     help="issue a certificate for every user of FILE at once (an organisation's onboarding): one "
+                          "`name` or `name,group,group` a line (# comments), or YAML (.yaml: a list of {name, "
+                          "groups}); each pair goes where --user puts it (users/NAME.crt, .key). Every line is "
+                          "checked first: any bad one refuses the whole batch, naming the line, before anything "
+                          "is written; --group adds groups to every user")
     who.add_argument("--server", action="store_true",
                      help="renew the federator's serving certificate and key (server.crt, server.key) under the "
                           "existing CA; a running federator serves them from the next handshake once it looks "
@@ -56,6 +62,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--group", action="append", default=[], metavar="GROUP",
                    help="a group the user is in (the subject's O; repeatable); the policy's tenancy section "
                         "grants queues and job sharing to groups")
+    s.add_argument("--renew", action="store_true",
+                   help="with --users-from: issue again for users who already have a certificate in --dir (without "
+                        "it such a user refuses the batch: a stale file must not replace working keys)")
     s.add_argument("--days", type=int, default=825, help="validity (default %(default)s)")
     s.set_defaults(func=_issue)
 
@@ -118,6 +127,8 @@ def _issue(args: argparse.Namespace) -> int:
 
     if args.server:
         return _issue_server(args)
+    if args.users_from is not None or args.renew:
+        return _issue_users(args)
     if args.hosts:
         print("federator certs issue: --host: names the federator's certificate; it goes with --server",
               file=sys.stderr)
@@ -150,6 +161,46 @@ def _issue(args: argparse.Namespace) -> int:
         return 1
     groups = f" in groups {', '.join(args.group)}" if args.group else ""
     print(f"issued {path} and {certs.key(identity)} for {identity}{groups} ({identity.uri})")
+    return 0
+
+
+def _issue_users(args: argparse.Namespace) -> int:
+    """`--users-from FILE`: every user of the file, or none (cli/user_batch.py)."""
+    from federator.cli.user_batch import BatchError, problems_of, read_users
+    from federator.security.pki import CertsDir, Identity, IdentityKind, PkiError, issue
+
+    if args.users_from is None:
+        print("federator certs issue: --renew: goes with --users-from (one --user is re-issued without it)",
+              file=sys.stderr)
+        return 2
+    for flag, given in (("--provider", args.provider), ("--outside-trust", args.outside_trust),
+                        ("--host", args.hosts)):
+        if given:
+            print(f"federator certs issue: {flag}: not with --users-from (user certificates)", file=sys.stderr)
+            return 2
+    certs = CertsDir(args.dir)
+    try:
+        users = read_users(args.users_from, extra_groups=args.group)
+        problems = problems_of(users, certs, renew=args.renew)
+    except BatchError as exc:
+        problems = exc.problems
+    if problems:
+        print(f"federator certs issue: --users-from: nothing issued; {len(problems)} problem"
+              f"{'' if len(problems) == 1 else 's'}:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    done = 0
+    try:
+        for user in users:
+            issue(certs, Identity(IdentityKind.USER, user.name), days=args.days, groups=user.groups)
+            done += 1
+    except PkiError as exc:  # the CA (unreadable key, bad --days): met at the first user, before anything is written
+        print(f"federator certs issue: {exc}" + (f" (after {done} users issued)" if done else "; nothing issued"),
+              file=sys.stderr)
+        return 1
+    print(f"issued {done} user certificate{'' if done == 1 else 's'} in {certs.root / 'users'} "
+          f"({users[0].name}, ...): hand each user NAME.crt, NAME.key and {certs.ca_cert.name}")
     return 0
 
 

@@ -51,6 +51,7 @@ from federator.jobfile import (
 from federator.listen import server_address
 from federator.model import Job, JobSpec
 from federator.security.limits import MAX_MESSAGE_BYTES_CEILING, Limits
+from federator.security.namespaces import DEFAULT_NAMESPACE
 from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, dial_hint, user_files
 from federator.server.paging import MAX_PAGE_SIZE
@@ -232,22 +233,28 @@ def read_specs(paths: list[Path]) -> list[JobSpec]:
 
 def read_sources(paths: list[Path]) -> list[tuple[JobSpec, str]]:
     """Every job of the files named, with where it came from (`FILE`, or `FILE: document N (NAME)` for a file
-    of several), all parsed before any is submitted: nothing is sent if any file is bad, or if two jobs share a
-    name.
+    of several), all parsed before any is submitted: nothing is sent if any file is bad, or if two jobs surely
+    share a name.
 
     A namespace holds one job of a name, so the second of two would be refused by the federator after the
-    first was submitted: half a submission, for a mistake visible in the files."""
+    first was submitted: half a submission, for a mistake visible in the files. Surely: two jobs that name no
+    namespace (or `default`) but different queues are not twins, since under a multi-tenant policy each goes in
+    its queue's namespace (security/namespaces.py) and both are accepted; under a single-tenant one the
+    federator refuses the second itself (outside QA: the CLI refused a file the federator would take whole)."""
     out: list[tuple[JobSpec, str]] = []
-    first: dict[tuple[str, str], str] = {}
+    first: dict[tuple[str, ...], str] = {}
     twins: list[FieldProblem] = []
     for path in job_paths(paths):
         found = load_job_files(path)
         for i, spec in enumerate(found):
             where = str(path) if len(found) == 1 else f"{path} document {i + 1}"
-            key = (spec.namespace, spec.name)
+            # where the job lands: its namespace, or, naming none, its queue's (whichever that is)
+            key = (spec.namespace, spec.name) if spec.namespace != DEFAULT_NAMESPACE else \
+                (spec.namespace, spec.name, spec.queue)
             if key in first:
-                twins.append(FieldProblem(f"{where}: metadata.name", f"{spec.namespace}/{spec.name} is also the "
-                                          f"name of {first[key]}; a namespace holds one job of a name"))
+                same = "" if spec.namespace != DEFAULT_NAMESPACE else f" in queue {spec.queue}"
+                twins.append(FieldProblem(f"{where}: metadata.name", f"{spec.namespace}/{spec.name}{same} is also "
+                                          f"the name of {first[key]}; a namespace holds one job of a name"))
             else:
                 first[key] = where
             out.append((spec, str(path) if len(found) == 1 else f"{path}: document {i + 1} ({spec.name})"))

@@ -98,7 +98,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once serving")
     add_kube_arguments(p)
     p.add_argument("--policy", type=Path, metavar="FILE",
-                   help="scheduling policy YAML: queues, quotas, score weights, preemption, region latency")
+                   help="scheduling policy YAML: queues, quotas, access, score weights, preemption, region "
+                        "latency; re-read when it changes (--trust-poll-seconds) and on SIGHUP, a bad one refused "
+                        "naming the field and the last good one kept; check one with `federator policy check FILE`")
     p.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
                    help="accelerator catalog YAML merged over the built-in one (more vendors, device plugins, models); "
                         "a file with errors is refused naming the line")
@@ -110,9 +112,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="provider CAs and the clusters each may certify (default: trust.yaml in --certs-dir, if it "
                         "exists), re-read when it changes and on SIGHUP; see docs/security.md")
     p.add_argument("--trust-poll-seconds", type=float, default=5.0, metavar="SECONDS",
-                   help="look at the trust file (and the CA files it names) and the TLS files (--cert, --key, "
-                        "--ca) this often, and reload what changed, as a mounted Secret does; SIGHUP reloads them "
-                        "at once (default %(default)g; 0: on SIGHUP only)")
+                   help="look at the trust file (and the CA files it names), the TLS files (--cert, --key, "
+                        "--ca) and the policy file (--policy) this often, and reload what changed, as a mounted "
+                        "Secret or ConfigMap does; SIGHUP reloads them at once (default %(default)g; 0: on SIGHUP "
+                        "only)")
     p.add_argument("--token-file", type=Path, help="bearer tokens accepted by the job API, one per line")
     p.add_argument("--token-listen", default="", metavar="ADDRESS",
                    help="also serve the job API here with server-only TLS, for bearer-token clients")

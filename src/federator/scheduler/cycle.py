@@ -215,10 +215,13 @@ class Scheduler:
 
         preemptions: list[Preemption] = []
         active = sorted(set(order.queues) | {a.queue for a in running}) if waiting else []
+        unstoppable: set[JobId] = set()  # waiting jobs no running work was theirs to stop (standing.py)
         if cfg.preemption and cfg.max_preemptions_per_cycle and waiting and running:
             preemptions = self._preempt(waiting, txn, board, usage, running, active, now=now,
-                                        decisions=decisions, seconds=seconds, pending=pending, clock=clock)
-        with_standing(pending, waiting, usage, active)  # tenant QA F2: an over-share queue's jobs say so
+                                        decisions=decisions, seconds=seconds, pending=pending, clock=clock,
+                                        unstoppable=unstoppable)
+        # tenant QA F2: an over-share queue's jobs say so; an under-share one's with nothing to stop, why it waits
+        with_standing(pending, waiting, usage, active, unstoppable=unstoppable)
         phases["preempt"] = clock() - t3
         return CycleResult(tuple(decisions), pending, phases, txn.snapshot(), tuple(preemptions), tuple(seconds),
                            still_held(holds, pending, rests), rests)
@@ -293,8 +296,9 @@ class Scheduler:
     def _preempt(self, waiting: Sequence[PlacementRequest], txn: Txn, board: Board, usage: QueueUsage,
                  running: Sequence[Allocation], active: Sequence[str], *, now: float,
                  decisions: list[Decision], seconds: list[float], pending: dict[JobId, Reason],
-                 clock: Callable[[], float]) -> list[Preemption]:
-        """Victims for the waiting jobs, most deserving first, within the cycle's budget.
+                 clock: Callable[[], float], unstoppable: set[JobId]) -> list[Preemption]:
+        """Victims for the waiting jobs, most deserving first, within the cycle's budget; the jobs for which no
+        running work is a victim at all go in `unstoppable`.
 
         Only preemptible work is ever a victim, so the running work is narrowed to it once, and a cycle with
         none costs nothing here. Whom a job may preempt depends on its priority and queue only, and whether
@@ -314,6 +318,8 @@ class Scheduler:
         whom: dict[tuple[int, str], list[JobId]] = {}  # (priority, queue) -> who it may preempt
         hopeless: dict[tuple[object, ...] | None, Reason | None] = {}  # no victims make room: the reason it gave
         memo = PlanMemo(by_job, now, node_used(running))  # victims' costs, clusters with victims released
+        if not by_job:  # nothing running is preemptible: no waiting job has anything to stop
+            unstoppable.update(r.job_id for r in waiting)
         for request in waiting:
             if budget <= 0 or not by_job:
                 break
@@ -332,6 +338,7 @@ class Scheduler:
                 if key is not None:
                     whom[spec.priority, spec.queue] = candidates
             if not candidates:
+                unstoppable.add(request.job_id)
                 continue
             before = pending.get(request.job_id)
             done = len(out)

@@ -13,9 +13,9 @@ work this federator schedules the two agree, and an accelerator count is what a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
-from federator.model import MILLI, JobId, Reason
+from federator.model import MILLI, JobId, Reason, ReasonCode
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.fairshare import QueueUsage, accelerator_dim
 from federator.scheduler.framework import PlacementRequest
@@ -52,11 +52,38 @@ def standing_note(usage: QueueUsage, queue: str, active: Iterable[str]) -> str |
             "queues further under their share go first")
 
 
+# The reasons that say the job waits for room (not for its quota, a reservation, a region or a kind of cluster):
+# only there does "nothing in its way is preemptible" explain the wait.
+ROOM = frozenset({ReasonCode.INSUFFICIENT_ACCELERATORS, ReasonCode.GANG_DOES_NOT_FIT, ReasonCode.INSUFFICIENT_CPU,
+                  ReasonCode.INSUFFICIENT_MEMORY})
+
+
+def under_share_note(usage: QueueUsage, queue: str, active: Iterable[str]) -> str | None:
+    """What a pending job of `queue` adds to its reason when its queue is under its fair share and no running work
+    is the job's to stop (None when the queue is not under its share, or no other queue has work).
+
+    Why: under its share a queue's jobs may preempt other queues' preemptible work, and their reason says why no
+    such preemption helped ("not preempting: ...", preemption.capped), but only where some preemptible work ran.
+    Behind non-preemptible work alone a starving organisation read the bare "no node with 1 free accelerator",
+    the same words an over-share one reads (outside re-test, F2's remainder)."""
+    if not set(active) - {queue}:
+        return None
+    held = accelerators_held(usage, queue)
+    fair = fair_accelerators(usage, queue, active)
+    if held >= fair:
+        return None
+    return (f"queue {queue} holds {held:g} accelerators, under its weighted fair share of {fair:.1f}; not "
+            "preempting: the work in its way is not preemptible (or is of a higher priority)")
+
+
 def with_standing(pending: dict[JobId, Reason], waiting: Iterable[PlacementRequest], usage: QueueUsage,
-                  active: Iterable[str]) -> None:
-    """Append its queue's standing (`standing_note`) to each waiting job's reason, once per queue computed."""
+                  active: Iterable[str], *, unstoppable: Collection[JobId] = ()) -> None:
+    """Append its queue's standing to each waiting job's reason, once per queue computed: `standing_note` for a
+    queue at or over its share, `under_share_note` for a job of a queue under it that had nothing to stop
+    (`unstoppable`, the preemption phase's) and waits for room."""
     active = list(active)
     notes: dict[str, str | None] = {}
+    under: dict[str, str | None] = {}
     for request in waiting:
         said = pending.get(request.job_id)
         if said is None:
@@ -64,7 +91,12 @@ def with_standing(pending: dict[JobId, Reason], waiting: Iterable[PlacementReque
         q = request.spec.queue
         if q not in notes:
             notes[q] = standing_note(usage, q, active)
-        if (note := notes[q]) is not None:
+        note = notes[q]
+        if note is None and request.job_id in unstoppable and said.code in ROOM:
+            if q not in under:
+                under[q] = under_share_note(usage, q, active)
+            note = under[q]
+        if note is not None:
             pending[request.job_id] = Reason(said.code, f"{said.message}; {note}")
 
 

@@ -41,7 +41,7 @@ from federator.timestamps import utc_micro
 log = logging.getLogger("federator.audit")
 
 ACTIONS = ("submit", "cancel", "scale", "cordon", "uncordon", "forget", "queue.change", "certificate.revoke",
-           "federatedjob.refuse")
+           "federatedjob.refuse", "policy.reload")
 RESULTS = ("accepted", "refused", "failed")
 
 

@@ -144,6 +144,12 @@ def check_name(kind: IdentityKind, name: str) -> None:
         raise PkiError(f"--{kind.value}: must be a lower-case DNS name of at most 63 characters, got {name!r}")
 
 
+def check_group(group: str) -> None:
+    """A group of a user certificate (its subject's O): a name as the tenancy policy's groups are."""
+    if not _NAME.match(group):
+        raise PkiError(f"--group: must be a lower-case DNS name of at most 63 characters, got {group!r}")
+
+
 def identity_of(cert: x509.Certificate) -> Identity | None:
     """The federator identity in a certificate's SAN URIs, if it has exactly one."""
     try:
@@ -251,8 +257,7 @@ def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] 
     for group in groups:
         if identity.kind is not IdentityKind.USER:
             raise PkiError("--group: only a user certificate carries groups")
-        if not _NAME.match(group):
-            raise PkiError(f"--group: must be a lower-case DNS name of at most 63 characters, got {group!r}")
+        check_group(group)
     _check_days(days)
     _check_hosts(server_names, names_flag)
     try:
@@ -289,5 +294,5 @@ def issue(certs: CertsDir, identity: Identity, *, server_names: tuple[str, ...] 
     return certs.cert(identity)
 
 
-__all__ = ["CertsDir", "Identity", "IdentityKind", "PkiError", "check_name", "create_ca", "identity_of", "init_ca",
-           "issue", "load_cert", "server_names_of"]
+__all__ = ["CertsDir", "Identity", "IdentityKind", "PkiError", "check_group", "check_name", "create_ca",
+           "identity_of", "init_ca", "issue", "load_cert", "server_names_of"]

@@ -19,15 +19,14 @@ from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.accounting.retention import UsagePruner, UsageRetention
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
-from federator.catalog.model_names import quota_model_problem
 from federator.keepalive import SERVER_PING_POLICY
 from federator.listen import ListenError, parse_listen
 from federator.metrics import LABEL_LIMIT, Metrics
 from federator.readyfile import write_ready_file
-from federator.scheduler import COMPILED, PolicyError, Scheduler, load_policy
+from federator.scheduler import COMPILED, Scheduler
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList, load_tokens
-from federator.security.authz import Authorizer, TenancyError, TenancyPolicy, load_tenancy
+from federator.security.authz import Authorizer, TenancyPolicy
 from federator.security.limits import Limits
 from federator.security.serving_reload import ServingFiles
 from federator.security.tls import ServedTls, TlsError, TlsFiles
@@ -42,6 +41,8 @@ from federator.server.kept_room import KeptRoom
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
 from federator.server.orphans import DEFAULT_ORPHAN_GRACE_SECONDS
 from federator.server.outbox import stopping
+from federator.server.policy_file import PolicyFile, PolicyFileError
+from federator.server.policy_use import use_policy
 from federator.server.refusals import DEFAULT_MAX_REFUSALS
 from federator.server.reloads import Reloads
 from federator.server.retention import Retention, RetentionPolicy
@@ -100,10 +101,11 @@ class ServeOptions:
     usage_retention: UsageRetention = UsageRetention()  # usage records (accounting/retention.py); both modes
 
 
-def _scheduler(opts: ServeOptions) -> Scheduler:
+def _policy(opts: ServeOptions) -> PolicyFile | None:
+    """The policy file, read and checked whole before anything is opened (None: no --policy, the defaults)."""
     try:
-        return Scheduler(load_policy(opts.policy, models=quota_model_problem) if opts.policy else None)
-    except PolicyError as exc:
+        return PolicyFile(opts.policy) if opts.policy else None
+    except PolicyFileError as exc:
         raise SystemExit(f"--policy: {exc}") from exc
 
 
@@ -129,11 +131,8 @@ def _say_undeclared(tenancy: TenancyPolicy) -> None:
                     "(docs/security.md, \"Access rules\")")
 
 
-def _authorizer(opts: ServeOptions) -> Authorizer:
-    try:
-        tenancy = load_tenancy(opts.policy) if opts.policy else TenancyPolicy()
-    except TenancyError as exc:
-        raise SystemExit(f"--policy: {exc}") from exc
+def _authorizer(opts: ServeOptions, policy: PolicyFile | None) -> Authorizer:
+    tenancy = policy.current.tenancy if policy is not None else TenancyPolicy()
     _say_undeclared(tenancy)
     if opts.kube and (tenancy.namespace_lists or tenancy.default_namespace_list):
         log.warning("--policy: a queue's namespaces list binds namespaces in standalone mode only and is ignored "
@@ -285,7 +284,8 @@ async def serve(opts: ServeOptions) -> None:
     # Every input that can be judged without the store is judged before it is opened: a policy refused after
     # the store was created left an empty store (and its lock) behind, which the next start took for the real one
     # (outside QA, tenants F5).
-    scheduler, authz = _scheduler(opts), _authorizer(opts)
+    policy = _policy(opts)
+    scheduler, authz = Scheduler(policy.current.config if policy else None), _authorizer(opts, policy)
     if (sizing := KeptRoom.of(opts.limits.max_pending_jobs, len(scheduler.config.queues)).sizing_problem()):
         log.warning("%s", sizing)
     try:
@@ -388,7 +388,9 @@ async def serve(opts: ServeOptions) -> None:
     if trust is not None and served is not None:
         roots = served
         trust.subscribe(lambda _old, new: _use_trust(new, auth=auth, roots=roots, agents=agent_service))
-    reloads = Reloads(metrics, trust=trust, serving=serving)
+    reloads = Reloads(metrics, trust=trust, serving=serving, policy=policy, audit=audit)
+    if policy is not None:
+        policy.subscribe(lambda old, new: use_policy(old, new, fed=fed, authz=authz, kube=kube))
     jobs_pb2_grpc.add_JobServiceServicer_to_server(
         JobService(fed, auth, authz=authz, audit=audit, namespaces=kube.namespace_gate(authz) if kube else None),
         server)
@@ -413,11 +415,11 @@ async def serve(opts: ServeOptions) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # SIGHUP re-reads the trust file and the TLS files; without them it is only logged (its default would end
-    # the federator)
+    # SIGHUP re-reads the trust file, the TLS files and the policy file; without them it is only logged (its
+    # default would end the federator)
     loop.add_signal_handler(signal.SIGHUP, reloads.on_sighup)
     watching = loop.create_task(reloads.watch(opts.trust_poll_seconds)) \
-        if (trust is not None or serving is not None) and opts.trust_poll_seconds > 0 else None
+        if reloads.watched and opts.trust_poll_seconds > 0 else None
     if opts.ready_file:  # once the signals are handled: whoever reads it may send one
         write_ready_file(opts.ready_file, ready)
     if kube:  # who is expected back is known once kube.start has listed the MemberClusters

@@ -37,7 +37,7 @@ from federator.backends.kube.queues import (
     queue_usage,
     with_queues,
 )
-from federator.scheduler import PolicyError, QueueConfig
+from federator.scheduler import PolicyError, QueueConfig, SchedulerConfig
 from federator.security.audit import AuditLog
 from federator.security.authz import Access, Authorizer, LabelSelector, queue_tenancy
 from federator.server.federator import Federator
@@ -92,6 +92,12 @@ class QueueController:
                           obj={"kind": "Queue", "name": name, "event": kind,
                                "generation": int(meta.get("generation", 0) or 0),
                                "resourceVersion": str(meta.get("resourceVersion", ""))})
+
+    def rebase(self, base: SchedulerConfig) -> None:
+        """A reloaded policy file (server/policy_use.py): the new base, with every Queue object laid over it again
+        (the caller has set the Authorizer's base tenancy)."""
+        self.base = base
+        self.apply(list(self.informer.cache.values()))
 
     def apply(self, objects: list[Obj]) -> None:
         """Rebuild the scheduler's queues from these Queue objects (all of them, as cached)."""
