@@ -851,3 +851,26 @@ def test_the_finalizer_guard_names_the_releases_service_account_and_only_where_t
     assert guard("--api-versions", VAP, "--set", "finalizerGuard.enabled=false") == []
     assert guard("--api-versions", VAP, "--set", "mode=standalone", "--set", "replicaCount=1",
                  "--set", "leaderElection.enabled=false", "--set", "persistence.enabled=true") == []
+
+
+def test_the_agents_write_guard_follows_the_namespace_settings_and_only_where_the_api_has_it(h: Helm) -> None:
+    """The agent chart's writeGuard (outside provider QA F9): made only on an API server that serves
+    ValidatingAdmissionPolicy v1; it names the chart's ServiceAccount, and admits writes in workloadNamespace, with
+    namespacePerQueue in <workloadNamespace>-<queue> too (tests/deploy/test_helm_agent_write_guard.py runs it)."""
+    def guard(*args: str) -> list[dict[str, Any]]:
+        return [d for d in h.template(AGENT, "-f", AGENT_CI_VALUES, *args)
+                if d["kind"].startswith("ValidatingAdmissionPolicy")]
+
+    assert guard() == []  # no such API (helm template's default capabilities, an older API server)
+    policy, binding = guard("--api-versions", VAP, "--set", "serviceAccount.name=agent-sa",
+                            "--set", "workloadNamespace=tenants")
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    who = f"system:serviceaccount:{NAMESPACE}:agent-sa"
+    assert policy["spec"]["matchConditions"] == [
+        {"name": "the-agent", "expression": f'request.userInfo.username == "{who}"'}]
+    where = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}["allowed"]
+    assert where == 'variables.where == "tenants" || variables.where.startsWith("tenants-")'
+    [policy, _] = guard("--api-versions", VAP, "--set", "namespacePerQueue=false")
+    assert {v["name"]: v["expression"] for v in policy["spec"]["variables"]}["allowed"] == \
+        'variables.where == "federator-workloads"'
+    assert guard("--api-versions", VAP, "--set", "writeGuard.enabled=false") == []
