@@ -272,7 +272,7 @@ class KubeBackend:
         problem = await asyncio.to_thread(self.gang.check)
         if problem:
             raise KubeError(0, problem)
-        await stranded.adopt(self)  # placements left in per-queue namespaces when the flag was turned off
+        unreachable = await stranded.adopt(self)  # placements left in per-queue namespaces when the flag was turned off
         if not self.tenants.per_queue:  # per queue: each tenant namespace the agent finds made, when first used
             log.warning("every organisation's placements run in the one namespace %s: a job may mount the Secrets "
                         "and PVCs there and shares its ServiceAccount; --namespace-per-queue gives each queue a "
@@ -305,6 +305,8 @@ class KubeBackend:
         self._started = True
         for obj in [o for informer in self.workloads.values() for o in informer.cache.values()]:
             self._restore(placement_of(obj), obj)  # changed while no agent ran: the watch will not say it again
+        for pid, why in unreachable.items():  # stranded where this agent may not reach them: Failed, said why
+            self._report(pid, JobPhase.FAILED, why)
         self._discovery = asyncio.get_running_loop().create_task(self._rediscover())
         if self.gang.tick:
             self._gang_task = asyncio.get_running_loop().create_task(self._watch_gangs())
