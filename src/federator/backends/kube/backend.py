@@ -67,7 +67,7 @@ from federator.backends.kube.gang_health import (
     replica_health,
     unready_note,
 )
-from federator.backends.kube.informer import DELETED, Informer
+from federator.backends.kube.informer import ADDED, DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
@@ -307,6 +307,8 @@ class KubeBackend:
             self._restore(placement_of(obj), obj)  # changed while no agent ran: the watch will not say it again
         for pid, why in unreachable.items():  # stranded where this agent may not reach them: Failed, said why
             self._report(pid, JobPhase.FAILED, why)
+        for event in list(self.refusals.informer.cache.values()):  # FailedCreate said before this process ran
+            self._refusal_event(ADDED, event)
         self._discovery = asyncio.get_running_loop().create_task(self._rediscover())
         if self.gang.tick:
             self._gang_task = asyncio.get_running_loop().create_task(self._watch_gangs())
