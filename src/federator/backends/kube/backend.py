@@ -73,7 +73,7 @@ from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
 from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
-from federator.backends.kube.pod_nodes import NodeList, PodNodes, node_replicas
+from federator.backends.kube.pod_nodes import NodeList, PodNodes, node_replicas, replica_pods
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
 from federator.backends.kube.resource_quotas import ResourceQuotas
 from federator.backends.kube.stops import StopNotices, StopReason, fault_reason
@@ -902,7 +902,7 @@ class KubeBackend:
             # and why the others wait (a gang that stays broken is ended: `_gang_ended`).
             phase = last[0]
         counts = self._counts_of(pid, workload, pods, health) if phase.is_active else None
-        nodes = node_replicas(pods, self._replicas(pid), gone=self._nodes_gone) \
+        nodes = node_replicas(replica_pods(workload, pods), self._replicas(pid), gone=self._nodes_gone) \
             if phase.is_active and pid not in self._cancelled else ()
         if phase.is_active and pid not in self._cancelled:
             message += unready_note(health)
