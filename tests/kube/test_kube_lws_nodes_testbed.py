@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ pytestmark = [pytest.mark.kube, pytest.mark.timeout(900)]
 
 MEMBER = "member-a"
 PID = PlacementId("llm-abc.g1.member-a")
+WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index"  # "0" on a group's leader
 LWS = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "metadata": {"name": "llm"},
        "spec": {"replicas": 1, "leaderWorkerTemplate": {
            "size": 3,
@@ -51,15 +53,13 @@ def test_a_leaderworkerset_with_a_cpu_leader_says_its_workers_nodes(bed: Testbed
         if pid == PID and nodes:
             said.append(nodes)
 
-    def pods() -> list[dict[str, object]]:
+    def pods() -> list[dict[str, Any]]:
         return list(json.loads(bed.kubectl(MEMBER, "get", "pods", "-n", WORKLOADS, "-o", "json").stdout)["items"])
 
     def bound_workers() -> Nodes:
         return tuple(sorted(Counter(
-            p["spec"]["nodeName"] for p in pods()  # type: ignore[index]
-            if p["spec"].get("nodeName")  # type: ignore[union-attr]
-            and p["metadata"]["labels"].get("leaderworkerset.sigs.k8s.io/worker-index") != "0"  # type: ignore[index]
-        ).items()))
+            p["spec"]["nodeName"] for p in pods()
+            if p["spec"].get("nodeName") and p["metadata"]["labels"].get(WORKER_INDEX) != "0").items()))
 
     async def main() -> None:
         api = KubeApi.connect(bed.cluster(MEMBER).kubeconfig)
@@ -71,7 +71,7 @@ def test_a_leaderworkerset_with_a_cpu_leader_says_its_workers_nodes(bed: Testbed
                            workload_json=json.dumps(LWS))
             assert await backend.launch(Placement(PID, JobId("llm-abc"), MEMBER, "east", 2, "", 1), spec) is None
             # The leader and both workers bound (the workers on the two 8-GPU H100 nodes), and two replicas said.
-            await until(lambda: len([p for p in pods() if p["spec"].get("nodeName")]) == 3  # type: ignore[union-attr]
+            await until(lambda: len([p for p in pods() if p["spec"].get("nodeName")]) == 3
                         and sum(r for _, r in backend.nodes_of(PID)) >= 2, timeout=120)
         finally:
             await backend.stop()
