@@ -103,7 +103,7 @@ def _rbac_allows(bed: Testbed, *args: str) -> bool:
 def _denied_by_guard(bed: Testbed, kubeconfig: Path, *args: str, input: str | None = None) -> str:
     proc = _as_agent(bed, kubeconfig, *args, input=input)
     assert proc.returncode != 0, f"kubectl {' '.join(args)} was admitted"
-    assert "writeGuard of the agent chart" in proc.stderr, proc.stderr
+    assert "writeGuard of the federator agent" in proc.stderr, proc.stderr
     return str(proc.stderr)
 
 

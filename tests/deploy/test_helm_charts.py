@@ -874,3 +874,15 @@ def test_the_agents_write_guard_follows_the_namespace_settings_and_only_where_th
     assert {v["name"]: v["expression"] for v in policy["spec"]["variables"]}["allowed"] == \
         'variables.where == "federator-workloads"'
     assert guard("--api-versions", VAP, "--set", "writeGuard.enabled=false") == []
+
+
+def test_the_plain_write_guard_manifest_is_the_charts_policy(h: Helm) -> None:
+    """deploy/kubernetes/agent-write-guard.yaml, for members set up with kubectl: the chart's policy for the
+    ServiceAccount federator-system/federator-agent of rbac-agent.yaml, and namespacePerQueue's namespaces."""
+    policy, binding = [d for d in h.template(AGENT, "-f", AGENT_CI_VALUES, "--api-versions", VAP,
+                                             "--set", "serviceAccount.name=federator-agent")
+                       if d["kind"].startswith("ValidatingAdmissionPolicy")]
+    plain_policy, plain_binding = yaml.safe_load_all((DEPLOY / "kubernetes" / "agent-write-guard.yaml").read_text())
+    assert NAMESPACE == "federator-system"  # the release namespace the chart renders in: rbac-agent.yaml's
+    assert plain_policy["spec"] == policy["spec"]
+    assert plain_binding["spec"] == {**binding["spec"], "policyName": plain_policy["metadata"]["name"]}
