@@ -108,10 +108,10 @@ async def adopt(backend: KubeBackend) -> dict[str, str]:
                        for ns, pids in found.items())
     if problem:
         log.error("placements still run in per-queue namespaces while --namespace-per-queue is off (%s), and this "
-                  "agent cannot see or cancel them: %s. Their jobs' phases will not be reported and a cancel will "
-                  "not reach them. Either run with --namespace-per-queue (chart: namespacePerQueue: true) until "
-                  "they end, or delete them (kubectl delete jobs,deployments -n NAMESPACE -l "
-                  "app.kubernetes.io/managed-by=federator); each is reported Failed", listed, problem)
+                  "agent cannot see or cancel them: %s. Each is reported Failed (its phase cannot be followed, "
+                  "nor a cancel reach it), while its pods may still run. Either run with --namespace-per-queue "
+                  "(chart: namespacePerQueue: true) until they end, or delete them (kubectl delete "
+                  "jobs,deployments -n NAMESPACE -l app.kubernetes.io/managed-by=federator)", listed, problem)
         return lost(found, problem, backend.cluster)
     tenants.adopted = frozenset(found)
     for informer in backend.workloads.values():  # not started yet: they list every namespace from their start
