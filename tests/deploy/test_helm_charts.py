@@ -852,3 +852,38 @@ def test_the_finalizer_guard_names_the_releases_service_account_and_only_where_t
     assert guard("--api-versions", VAP, "--set", "finalizerGuard.enabled=false") == []
     assert guard("--api-versions", VAP, "--set", "mode=standalone", "--set", "replicaCount=1",
                  "--set", "leaderElection.enabled=false", "--set", "persistence.enabled=true") == []
+
+
+def test_the_agents_write_guard_follows_the_namespace_settings_and_only_where_the_api_has_it(h: Helm) -> None:
+    """The agent chart's writeGuard (outside provider QA F9): made only on an API server that serves
+    ValidatingAdmissionPolicy v1; it names the chart's ServiceAccount, and admits writes in workloadNamespace, with
+    namespacePerQueue in <workloadNamespace>-<queue> too (tests/deploy/test_helm_agent_write_guard.py runs it)."""
+    def guard(*args: str) -> list[dict[str, Any]]:
+        return [d for d in h.template(AGENT, "-f", AGENT_CI_VALUES, *args)
+                if d["kind"].startswith("ValidatingAdmissionPolicy")]
+
+    assert guard() == []  # no such API (helm template's default capabilities, an older API server)
+    policy, binding = guard("--api-versions", VAP, "--set", "serviceAccount.name=agent-sa",
+                            "--set", "workloadNamespace=tenants")
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    who = f"system:serviceaccount:{NAMESPACE}:agent-sa"
+    assert policy["spec"]["matchConditions"] == [
+        {"name": "the-agent", "expression": f'request.userInfo.username == "{who}"'}]
+    where = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}["allowed"]
+    assert where == 'variables.where == "tenants" || variables.where.startsWith("tenants-")'
+    [policy, _] = guard("--api-versions", VAP, "--set", "namespacePerQueue=false")
+    assert {v["name"]: v["expression"] for v in policy["spec"]["variables"]}["allowed"] == \
+        'variables.where == "federator-workloads"'
+    assert guard("--api-versions", VAP, "--set", "writeGuard.enabled=false") == []
+
+
+def test_the_plain_write_guard_manifest_is_the_charts_policy(h: Helm) -> None:
+    """deploy/kubernetes/agent-write-guard.yaml, for members set up with kubectl: the chart's policy for the
+    ServiceAccount federator-system/federator-agent of rbac-agent.yaml, and namespacePerQueue's namespaces."""
+    policy, binding = [d for d in h.template(AGENT, "-f", AGENT_CI_VALUES, "--api-versions", VAP,
+                                             "--set", "serviceAccount.name=federator-agent")
+                       if d["kind"].startswith("ValidatingAdmissionPolicy")]
+    plain_policy, plain_binding = yaml.safe_load_all((DEPLOY / "kubernetes" / "agent-write-guard.yaml").read_text())
+    assert NAMESPACE == "federator-system"  # the release namespace the chart renders in: rbac-agent.yaml's
+    assert plain_policy["spec"] == policy["spec"]
+    assert plain_binding["spec"] == {**binding["spec"], "policyName": plain_policy["metadata"]["name"]}

@@ -136,7 +136,8 @@ class Agent:
         self._fence_limit = config.fence_after if config.fence_after > 0 else float("inf")
         self._fatal: ConfigConflict | None = None
         self._ending: asyncio.Future[str] | None = None  # set to end the current stream from this side
-        self.metrics = AgentMetrics(cluster=config.cluster, region=config.region)
+        self.metrics = AgentMetrics(cluster=config.cluster, region=config.region,
+                                    maintenance=bool(config.maintenance))
         self._errors = ErrorLog(log)  # the federator's Errors, each logged once while it lasts
         self._rejections = Rejections()  # those saying capacity is not seen or offered: ERROR once (rejections.py)
         if isinstance(backend, CountsStops):

@@ -9,7 +9,7 @@ backend. They are served on the agent's own endpoint
 Names follow the federator's rules: a `federator_agent_` prefix, base units,
 `_total` on counters. An agent serves one cluster, so the scrape target
 already says which; only `federator_agent_info`, `federator_agent_connected`,
-`federator_agent_member_api_reachable` and
+`federator_agent_member_api_reachable`, `federator_agent_maintenance` and
 `federator_agent_certificate_expiration_timestamp_seconds` carry a
 `cluster` label, so that an alert or a dashboard legend can name the
 cluster without a join. Every other label is bounded: `resource` (an accelerator resource of the catalog),
@@ -33,6 +33,7 @@ cluster without a join. Every other label is bounded: `resource` (an accelerator
 | federator_agent_placements_stopped_total{reason} | counter | placements the backend stopped and deleted, by why |
 | federator_agent_certificate_expiration_timestamp_seconds{cluster,certificate} | gauge | notAfter of --cert, --ca |
 | federator_agent_member_api_reachable{cluster} | gauge | 0 while the agent cannot reach its member's API server |
+| federator_agent_maintenance{cluster} | gauge | 1 while the agent runs with --maintenance (no new work asked), else 0 |
 | federator_agent_unlabelled_accelerators{resource} | gauge | devices not offered: no node label names their model |
 | federator_agent_messages_rejected_total{reason} | counter | Errors the federator answered, by reason (rejections.py) |
 
@@ -69,7 +70,7 @@ class AgentMetrics:
     """The agent's metrics in a registry of their own (tests run several agents in one process)."""
 
     def __init__(self, *, cluster: str, region: str, registry: CollectorRegistry | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, maintenance: bool = False) -> None:
         self.registry = registry or CollectorRegistry()
         self.cluster = cluster
         self._clock = clock
@@ -86,6 +87,13 @@ class AgentMetrics:
                              "past the hysteresis: it reports that instead of capacity, and refuses launches), "
                              "else 1.", ["cluster"], registry=r)
         self._member.labels(cluster).set(1)
+        # The provider's own switch, fixed for the process (--maintenance): every report asks the federator for no
+        # new work (agent.proto CapacityReport.maintenance). A gauge, not the reason: free text is no label value.
+        maintained = Gauge("federator_agent_maintenance",
+                           "1 while this agent runs with --maintenance (the provider's maintenance: every report "
+                           "asks the federator to send the cluster no new work; what runs stays), else 0.",
+                           ["cluster"], registry=r)
+        maintained.labels(cluster).set(1 if maintenance else 0)
         self.stream_sessions = Counter("federator_agent_stream_sessions_total",
                                        "Streams to the federator that the federator welcomed.", registry=r)
         self.reports_sent = Counter("federator_agent_reports_sent_total",

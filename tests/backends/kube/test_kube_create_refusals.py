@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from federator.backends.kube.api import NotFoundError
 from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.create_refusals import FAILED_CREATE_SELECTOR
 from federator.backends.kube.informer import ADDED, MODIFIED
@@ -151,3 +153,48 @@ def test_watching_every_namespace_the_agent_keeps_the_events_of_its_own_namespac
     for namespace in ("w-research", "team-x", "w"):
         b.refusals.informer._apply_event(ADDED, {**_event("j"), "metadata": {"name": "j.1", "namespace": namespace}})
     assert sorted(k.split("/")[0] for k in b.refusals.informer.cache) == ["w", "w-research"]
+
+
+class _Member(_Api):
+    """A member's API server as a starting agent lists it: a gang's Job, and the FailedCreate Events the Job
+    controller wrote on it before the agent (re)started; watches that bring nothing new."""
+
+    def __init__(self, listed: dict[str, list[dict[str, Any]]]) -> None:
+        super().__init__()
+        self.items = listed
+
+    def list(self, res: Any, namespace: str | None = None, **kw: Any) -> dict[str, Any]:
+        super().list(res, namespace, **kw)
+        return {"metadata": {"resourceVersion": "1"}, "items": [dict(o) for o in self.items.get(res.plural, [])]}
+
+    def watch(self, res: Any, namespace: str | None = None, **_: Any) -> Any:
+        time.sleep(0.05)  # the server ends an idle watch; the informer asks again
+        return iter(())
+
+    def get(self, res: Any, name: str, namespace: str | None = None) -> dict[str, Any]:
+        return {"metadata": {"name": name}}
+
+    def request(self, method: str, path: str, **_: Any) -> Any:
+        raise NotFoundError(404, f"{path} not found", reason="NotFound")
+
+
+def test_a_restarted_agent_refuses_a_gang_on_a_failed_create_said_before_it_started() -> None:
+    """The Event came before the restart, and the member says no more (its spam filter, or a slow retry): the
+    agent judges the Events it lists at start once it has started (before, only a new Event or the gang timeout,
+    which names no quota, ended the gang)."""
+    wl = _workload()
+    api = _Member({"jobs": [wl], "events": [_event(wl["metadata"]["name"], uid="wl-uid")]})
+    b = KubeBackend(api, namespace="w", cluster="member-b", sync_timeout=10)  # type: ignore[arg-type]
+    updates: list[Update] = []
+    stopped: list[str] = []
+    b.count_stops(stopped.append)
+
+    async def run() -> None:
+        await b.start(lambda pid, phase, message, **_: updates.append((pid, phase, message)))
+        await _settle(b)
+
+    asyncio.run(run())
+    assert updates and updates[-1] == (PID, JobPhase.CANCELLED, "refused: the member refuses to create its pods "
+                                       f"(Job w/{wl['metadata']['name']}, FailedCreate): {QUOTA}")
+    assert stopped == ["create_forbidden"]
+    assert f"jobs/{wl['metadata']['name']}" in api.deleted

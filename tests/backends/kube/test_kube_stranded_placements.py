@@ -108,3 +108,25 @@ def test_with_nothing_left_behind_the_agent_watches_its_one_namespace() -> None:
     b, _ = flag_off(ListingApi([pod(BASE)]))
     asyncio.run(stranded.adopt(b))
     assert b.jobs.namespace == BASE and b.tenants.adopted == frozenset()
+
+
+def test_a_placement_the_agent_may_no_longer_reach_is_reported_failed_naming_the_permission() -> None:
+    """Its pods still listed it in the capacity report (outside provider QA: the job stayed "Running" with nobody
+    able to follow or cancel it): now Failed, with the missing right and the way out, once the backend starts."""
+    api = ListingApi([pod(TENANT)], refuse={("list", "jobs"): ForbiddenError(
+        403, 'jobs.batch is forbidden: cannot list resource "jobs" at the cluster scope', reason="Forbidden")})
+    b, _ = flag_off(api)
+    b.cluster = "member-a"
+    lost = asyncio.run(stranded.adopt(b))
+    assert list(lost) == [PID]
+    said = lost[PID]
+    assert said.startswith(f"lost by the agent of member-a: the placement runs in namespace {TENANT}")
+    assert "may not list jobs.batch in every namespace" in said and 'cannot list resource "jobs"' in said
+    assert f"kubectl delete jobs,deployments -n {TENANT}" in said and "namespacePerQueue: true" in said
+
+
+def test_a_placement_the_agent_adopts_is_not_reported_lost() -> None:
+    api = ListingApi([pod(TENANT)])
+    api.add("jobs", gang_in(TENANT), TENANT)
+    b, _ = flag_off(api)
+    assert asyncio.run(stranded.adopt(b)) == {}

@@ -67,13 +67,13 @@ from federator.backends.kube.gang_health import (
     replica_health,
     unready_note,
 )
-from federator.backends.kube.informer import DELETED, Informer
+from federator.backends.kube.informer import ADDED, DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
 from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
-from federator.backends.kube.pod_nodes import NodeList, PodNodes, node_replicas
+from federator.backends.kube.pod_nodes import NodeList, PodNodes, node_replicas, replica_pods
 from federator.backends.kube.resizing import RESIZABLE, resize_patch
 from federator.backends.kube.resource_quotas import ResourceQuotas
 from federator.backends.kube.stops import StopNotices, StopReason, fault_reason
@@ -272,7 +272,7 @@ class KubeBackend:
         problem = await asyncio.to_thread(self.gang.check)
         if problem:
             raise KubeError(0, problem)
-        await stranded.adopt(self)  # placements left in per-queue namespaces when the flag was turned off
+        unreachable = await stranded.adopt(self)  # placements left in per-queue namespaces when the flag was turned off
         if not self.tenants.per_queue:  # per queue: each tenant namespace the agent finds made, when first used
             log.warning("every organisation's placements run in the one namespace %s: a job may mount the Secrets "
                         "and PVCs there and shares its ServiceAccount; --namespace-per-queue gives each queue a "
@@ -305,6 +305,10 @@ class KubeBackend:
         self._started = True
         for obj in [o for informer in self.workloads.values() for o in informer.cache.values()]:
             self._restore(placement_of(obj), obj)  # changed while no agent ran: the watch will not say it again
+        for pid, why in unreachable.items():  # stranded where this agent may not reach them: Failed, said why
+            self._report(pid, JobPhase.FAILED, why)
+        for event in list(self.refusals.informer.cache.values()):  # FailedCreate said before this process ran
+            self._refusal_event(ADDED, event)
         self._discovery = asyncio.get_running_loop().create_task(self._rediscover())
         if self.gang.tick:
             self._gang_task = asyncio.get_running_loop().create_task(self._watch_gangs())
@@ -898,7 +902,7 @@ class KubeBackend:
             # and why the others wait (a gang that stays broken is ended: `_gang_ended`).
             phase = last[0]
         counts = self._counts_of(pid, workload, pods, health) if phase.is_active else None
-        nodes = node_replicas(pods, self._replicas(pid), gone=self._nodes_gone) \
+        nodes = node_replicas(replica_pods(workload, pods), self._replicas(pid), gone=self._nodes_gone) \
             if phase.is_active and pid not in self._cancelled else ()
         if phase.is_active and pid not in self._cancelled:
             message += unready_note(health)

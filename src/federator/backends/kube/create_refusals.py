@@ -24,6 +24,12 @@ of the controller), "exceeded quota", or an admission webhook that "denied the r
 not be called, or any other error, is taken as passing (the controller retries; the gang timeout still bounds
 it).
 
+A restarted agent: the Events listed when the watch starts come before the agent has started (its placements
+not yet judged, nothing reported), so each is judged again once it has: a refusal said before the restart still
+ends the placement in the member's words. Before, such a gang waited for the next FailedCreate (the member's event
+spam filter lets one through every five minutes once a Job has had 25) or for the gang timeout, which named no
+quota.
+
 RBAC: `events` list and watch where the agent runs workloads (deploy/kubernetes/rbac-agent*.yaml, the agent
 chart). Without it the agent logs how to mend it once and works as before: the gang timeout ends the gang.
 

@@ -13,6 +13,13 @@ to count) and not on a node seen deleted (the report no longer has that node). T
 federator, and more than 1024 entries refuse the whole update, so such a list is not sent at all (an update
 without entries keeps what was said). Kubernetes node names are DNS subdomains, within the contract's names.
 
+Which pods are replicas: the federator's, the pods of the pod sets that ask for accelerators (workloads/common.py
+`needs`; all pods of CPU-only work), which Placement.replicas counts. A LeaderWorkerSet whose leader asks for none
+(a CPU router beside GPU workers) runs one more pod per group than that: counted, its nodes added up to more than
+the placement's replicas and the federator ignored the whole list, so preemption on such a member stayed a guess.
+Its leader pods (LWS's worker-index label "0") are left out then (`replica_pods`); with accelerators on the leader
+too, every pod is a replica, as before.
+
 When: the agent re-sends the last list with every update of the placement (agent/agent.py); the backend sends
 an update when the list changes (`PodNodes.changed`: a pod bound, or moved), and only then, so a pod's status
 churn costs nothing, and answers `nodes_of` for the re-sync of an agent that restarted (its cache was empty).
@@ -26,6 +33,8 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from federator.backends.kube.capacity import pod_holds_resources
+from federator.backends.kube.workloads import WorkloadError, adapter_of
+from federator.backends.kube.workloads.lws import WORKER_INDEX_LABEL, LeaderWorkerSetAdapter
 
 MAX_NODE_ENTRIES = 1024  # agent.proto, JobUpdate.nodes: more refuses the update as malformed
 
@@ -45,6 +54,23 @@ def node_replicas(pods: Iterable[Mapping[str, Any]], replicas: int, *, gone: Col
     if sum(counts.values()) > replicas or len(counts) > MAX_NODE_ENTRIES:
         return ()
     return tuple(sorted(counts.items()))
+
+
+def replica_pods(workload: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Of a placement's `pods`, those the federator counts as its replicas (see the module): all of them, but a
+    LeaderWorkerSet's leaders where the leader asks for no accelerator and its workers do."""
+    pods = list(pods)
+    adapter = adapter_of(workload)
+    if not isinstance(adapter, LeaderWorkerSetAdapter):
+        return pods
+    try:
+        sets = adapter.pod_sets(workload)
+    except WorkloadError:
+        return pods
+    counted = {p.name for p in sets if p.count and p.resources.accelerator_milli}
+    if not counted or "leader" in counted:
+        return pods  # CPU-only (every pod a replica), or leaders with accelerators: counted as workers are
+    return [p for p in pods if ((p.get("metadata") or {}).get("labels") or {}).get(WORKER_INDEX_LABEL) != "0"]
 
 
 class PodNodes:
@@ -69,4 +95,4 @@ class PodNodes:
         self._said.pop(placement_id, None)
 
 
-__all__ = ["MAX_NODE_ENTRIES", "NodeList", "PodNodes", "node_replicas"]
+__all__ = ["MAX_NODE_ENTRIES", "NodeList", "PodNodes", "node_replicas", "replica_pods"]

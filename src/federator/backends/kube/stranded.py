@@ -15,6 +15,12 @@ selector, each workload kept only in the tenant namespace of the queue it is lab
 placements still go to `--namespace`. This needs the cluster-wide workload rights the per-queue chart grants; an
 agent whose RBAC was narrowed with the switch cannot see or delete them, and says so at ERROR at every start,
 naming the namespaces, the placements and both ways out, rather than leave them silently.
+
+Such a placement is also reported Failed (at the re-sync), its message naming the permission the agent lacks and
+the way out, and left out of the report's placement_ids. Before, its pods (read cluster-wide) still listed it there,
+so the federator kept the job "Running" though the agent could neither follow nor cancel it. Failed, not Cancelled:
+Cancelled says the cluster deleted the placement's objects and has the federator place the job again, while these
+pods may still run and hold their accelerators (the job would run twice); the agent cannot delete them.
 """
 
 from __future__ import annotations
@@ -62,36 +68,58 @@ def find(api: KubeApi, base: str) -> tuple[dict[str, list[str]], str]:
         try:
             api.list(resource_of(adapter_for(kind)), None, label_selector=SELECTOR)
         except ForbiddenError as exc:
-            return found, f"listing {kind['kind']}s in every namespace is forbidden ({exc})"
+            return found, (f"its ServiceAccount may not list {_plural(kind)} in every namespace, which RBAC grants "
+                           f"only with --namespace-per-queue ({exc})")
         except KubeError as exc:
-            return found, f"listing {kind['kind']}s in every namespace failed ({exc})"
+            return found, f"listing {_plural(kind)} in every namespace failed ({exc})"
     return found, ""
 
 
-async def adopt(backend: KubeBackend) -> None:
+def _plural(kind: Mapping[str, str]) -> str:
+    """"jobs.batch": a kind as RBAC and kubectl name it."""
+    res = resource_of(adapter_for(kind))
+    group = res.group_version.rpartition("/")[0]
+    return f"{res.plural}.{group}" if group else res.plural
+
+
+def lost(found: Mapping[str, list[str]], problem: str, cluster: str) -> dict[str, str]:
+    """Placement id -> the message it is reported Failed with: placements this agent may no longer read or delete
+    (`problem`, naming the permission) in the per-queue namespaces of `found`."""
+    where = cluster or "this cluster"
+    return {pid: (f"lost by the agent of {where}: the placement runs in namespace {ns}, which it no longer watches "
+                  f"(--namespace-per-queue is off), and {problem}; it can neither follow nor cancel it, and its pods "
+                  f"may still run there holding their accelerators: the provider deletes them (kubectl delete "
+                  f"jobs,deployments -n {ns} -l app.kubernetes.io/managed-by=federator) or runs the agent with "
+                  f"--namespace-per-queue again (chart: namespacePerQueue: true)")
+            for ns, pids in found.items() for pid in pids}
+
+
+async def adopt(backend: KubeBackend) -> dict[str, str]:
     """Without --namespace-per-queue: adopt the placements left in per-queue namespaces (see the module), before
-    the workload informers start."""
+    the workload informers start. Returns those it cannot adopt, each with the message to report it Failed with
+    once the backend has started."""
     tenants = backend.tenants
     if tenants.per_queue:
-        return  # it watches every tenant namespace already
+        return {}  # it watches every tenant namespace already
     found, problem = await asyncio.to_thread(find, backend.api, tenants.base)
     if not found:
-        return
+        return {}
     listed = "; ".join(f"{ns}: {', '.join(pids[:5])}" + (f" and {len(pids) - 5} more" if len(pids) > 5 else "")
                        for ns, pids in found.items())
     if problem:
         log.error("placements still run in per-queue namespaces while --namespace-per-queue is off (%s), and this "
-                  "agent cannot see or cancel them: %s. Their jobs' phases will not be reported and a cancel will "
-                  "not reach them. Either run with --namespace-per-queue (chart: namespacePerQueue: true) until "
-                  "they end, or delete them (kubectl delete jobs,deployments -n NAMESPACE -l "
-                  "app.kubernetes.io/managed-by=federator)", listed, problem)
-        return
+                  "agent cannot see or cancel them: %s. Each is reported Failed (its phase cannot be followed, "
+                  "nor a cancel reach it), while its pods may still run. Either run with --namespace-per-queue "
+                  "(chart: namespacePerQueue: true) until they end, or delete them (kubectl delete "
+                  "jobs,deployments -n NAMESPACE -l app.kubernetes.io/managed-by=federator)", listed, problem)
+        return lost(found, problem, backend.cluster)
     tenants.adopted = frozenset(found)
     for informer in backend.workloads.values():  # not started yet: they list every namespace from their start
         informer.namespace, informer.accept = None, tenants.owns
     log.warning("--namespace-per-queue is off, but placements still run in per-queue namespaces (%s): watching "
                 "them there too, so they are reported and may be cancelled; new placements go to %s",
                 listed, tenants.base)
+    return {}
 
 
-__all__ = ["adopt", "find", "stranded"]
+__all__ = ["adopt", "find", "lost", "stranded"]
