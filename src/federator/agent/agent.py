@@ -52,6 +52,7 @@ from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.keepalive import AGENT_KEEPALIVE
 from federator.model import AgentFeature, JobPhase
 from federator.readyfile import write_ready_file
+from federator.security.metrics_token import MetricsToken
 from federator.security.tls import FRESH_CONNECTION, TlsError, TlsFiles, dial_hint
 
 log = logging.getLogger("federator.agent")
@@ -103,6 +104,7 @@ class AgentConfig:
     tls: TlsFiles | None = None  # None: plaintext (the federator must run with --insecure)
     fence_after: float = 0.0  # > 0: stop every placement after this long without the federator
     metrics_listen: str = ""  # HOST:PORT of /metrics, /healthz, /readyz; empty: no endpoint
+    metrics_token_file: Path | None = None  # set: /metrics asks for this bearer token (security/metrics_token.py)
     ready_file: Path | None = None  # written with the endpoint's bound address once it serves
     # Non-empty: the provider's reason for keeping new federated work off this cluster, in every report
     # (agent.proto CapacityReport.maintenance, server/maintenance.py); what runs here stays.
@@ -155,7 +157,8 @@ class Agent:
                         self.config.cluster, self.config.maintenance)
         # The endpoint first: liveness holds while the backend starts and the federator is away.
         if self.config.metrics_listen:
-            self.endpoint = Endpoint(self.metrics, self.config.metrics_listen)
+            self.endpoint = Endpoint(self.metrics, self.config.metrics_listen,
+                                     token=MetricsToken.load(self.config.metrics_token_file))
             log.info("agent metrics on %s/metrics (probes /healthz, /readyz)", self.endpoint.url)
             self._write_ready_file(self.endpoint)
         if self.certificates is not None:
