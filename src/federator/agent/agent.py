@@ -45,7 +45,7 @@ from federator.agent.federator_errors import ErrorLog
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
 from federator.agent.member_health import MemberHealth, Probe
 from federator.agent.metrics import AgentMetrics
-from federator.agent.refusal import Lasting, handshake_hint, lasting
+from federator.agent.refusal import Lasting, handshake_failure, handshake_hint, lasting
 from federator.agent.rejections import LOUD, OVER_BOUND, Rejections, reason_label
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
@@ -260,6 +260,8 @@ class Agent:
                 if isinstance(exc, grpc.aio.AioRpcError):  # refused, or dialed wrong: said once, retried slowly
                     stuck = lasting(exc.code(), exc.details() or "", target=self.config.target,
                                     tls=self.config.tls is not None)
+                    if self.sessions == welcomed and exc.code() is grpc.StatusCode.UNAVAILABLE:
+                        self._handshake_failed(exc.details() or "")
             if self._fatal is not None:
                 raise self._fatal
             if self.sessions > welcomed:
@@ -287,6 +289,15 @@ class Agent:
             log.warning("stream to %s lost (%s); reconnecting in %.2fs (attempt %d)%s", self.config.target, why,
                         delay, backoff.attempt, f"; hint: {hint}" if hint else "")
             await self.reconnect_sleep(delay)
+
+    def _handshake_failed(self, detail: str) -> None:
+        """Count a connect that failed in the TLS handshake, by why (agent/refusal.py `HandshakeFailure`): the
+        federator cannot, so this is where a provider's expired or untrusted certificate shows in a metric."""
+        failure = handshake_failure(detail, tls=self.config.tls is not None,
+                                    own_files_bad=lambda: self.certificates is not None and bool(
+                                        self.certificates.check()))
+        if failure is not None:
+            self.metrics.handshake_failed(failure)
 
     async def _refused(self, why: str, stuck: Lasting, refusals: Backoff, *, first: bool) -> None:
         """The federator refused this agent, or the dial is set up wrong (agent/refusal.py): say why at WARNING
