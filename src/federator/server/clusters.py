@@ -55,7 +55,7 @@ class ClusterRecord:
     # Optional parts of the contract its latest Hello named: kept while it is away (its part may still shrink in
     # place, server/shrink.py `elastic_parts`); the next Hello replaces them.
     features: frozenset[AgentFeature] = frozenset()
-    resizes_owed: set[str] = field(default_factory=set)  # placements shrunk while it was away (`shrink.send`)
+    resizes_owed: set[str] = field(default_factory=set)  # placements shrunk while it was away (Orphans.unsent)
     unreachable: str = ""  # its agent cannot reach the member's API server: why (server/member_health.py)
     unreachable_since: float = 0.0
     # Listed in the last report but not taken as subtracted there: its pool contradicted them
