@@ -374,7 +374,7 @@ class Agent:
         if error.placement_id or reason_label(error.reason) not in LOUD:
             self._errors.error(error.reason, error.message, error.placement_id)
             return
-        level = self._rejections.level(error.reason, placement=False)  # about the reports, not a placement
+        level = self._rejections.level(error.reason)  # about the reports: a placement's went to self._errors
         what = "took a report clamped" if error.reason == OVER_BOUND else "refused a message"
         log.log(level, "the federator %s (%s): %s%s", what, error.reason, error.message,
                 "" if level <= logging.DEBUG else "; said once: the same again at DEBUG")
