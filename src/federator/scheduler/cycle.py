@@ -206,7 +206,7 @@ class Scheduler:
                     moved |= ctx.demand.live.take(a.accelerator_model, a.accelerator_milli * a.replicas,
                                                   a.accelerator_milli >= 2 * MILLI)
                 if self.reads_regions:  # counted in its region; if RegionLoad moved there, its clusters are stale
-                    for name in ctx.regions.take(a.region, a.accelerator_milli * a.replicas):
+                    for name in ctx.regions.placed(a):
                         board.changed(name)
             if moved:  # Scarcity's scores moved: every cluster's pool scores are stale
                 board.rescored(txn.names)
