@@ -66,6 +66,10 @@ class ClusterRecord:
     inconsistent: tuple[str, ...] = ()  # the contradicting pools of the last report, for a log line per change
     instance: str = ""  # its agent process, from the Hello ("" when it sends none; server/duplicates.py)
     peer_address: str = ""  # where its stream comes from (gRPC's peer), named when a second agent is refused
+    # When the client certificate its agent last presented expires (Unix seconds; 0: none seen since this federator
+    # started, or no certificate: --insecure, a token). Refused handshakes never reach the federator's code, so this
+    # is how it can tell a cluster gone quiet because its agent's certificate expired (metrics.py).
+    certificate_not_after: float = 0.0
     duplicate: Duplicate | None = None  # the latest second agent refused while this stream held the cluster
     over_bound: str = ""  # its last report was over its provider's maxAccelerators and clamped: why (over_bound.py)
 
