@@ -229,10 +229,6 @@ def _more_documents(text: str) -> bool:
     return "\n---" in text
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def shown(value: object, limit: int = 80) -> str:
     """repr() of a value for an error message, cut to `limit` characters: a message never echoes a huge input."""
     text = repr(value)

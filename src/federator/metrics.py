@@ -137,6 +137,7 @@ class ClusterSample:
     cpu_milli: dict[str, int] = field(default_factory=dict)  # state -> milli-cores
     quarantined: bool = False  # no new work for a while: it failed several owners' work early
     cordoned: bool = False  # no new work until an operator uncordons it (server/cordons.py)
+    certificate_not_after: float = 0.0  # its agent's client certificate, as last presented (0: none seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +248,14 @@ class StateCollector(Collector):
         for c in s.clusters:
             cordoned.add_metric([c.cluster, c.region], 1.0 if c.cordoned else 0.0)
         yield cordoned
+        expiry = GaugeMetricFamily("federator_cluster_certificate_expiration_timestamp_seconds",
+                                   "When the client certificate the member cluster's agent last presented expires "
+                                   "(notAfter, Unix seconds); no series until its agent connects to this federator.",
+                                   labels=["cluster", "region"])
+        for c in s.clusters:
+            if c.certificate_not_after > 0:
+                expiry.add_metric([c.cluster, c.region], c.certificate_not_after)
+        yield expiry
         yield age
         yield accelerators
         yield cpu

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from deploy_support import E2E_QUEUE, FLEET, ROOT, fleet_clusters
+from deploy_support import E2E_QUEUE, FLEET, METRICS_TOKEN, ROOT, fleet_clusters, metrics_token_file
 
 from federator.cli.client import list_clusters, list_jobs, read_specs, submit_specs
 from federator.local import LocalFederation
@@ -67,18 +67,24 @@ spec:
 def live_federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
     """A running federator with the simulated agents of examples/fleet.yaml and one placed, running job.
 
-    Every agent serves its own /metrics (`agent_endpoints`), as the agent chart has it do.
+    Every agent serves its own /metrics (`agent_endpoints`), as the agent chart has it do. Every /metrics asks
+    for METRICS_TOKEN (`--metrics-token-file`, `metrics_token_file(fed)`), as an operator protecting tenant data
+    has it: the real Prometheus scrapes with it.
 
     Shared by the dashboard check and the Prometheus end-to-end test (a session
     fixture: starting processes is the slow part on a loaded machine).
     """
     workdir = tmp_path_factory.mktemp("live-federation")
+    token = metrics_token_file(workdir)
+    token.write_text(METRICS_TOKEN + "\n")
     fed = LocalFederation(workdir=workdir, fleet=FLEET,
-                          serve_args=["--report-interval", "0.5", "--cycle-interval", "0.2"])
+                          serve_args=["--report-interval", "0.5", "--cycle-interval", "0.2",
+                                      "--metrics-token-file", str(token)])
     try:
         fed.start_server(timeout=60)
         for cluster in fleet_clusters():
-            fed.start_agent(cluster, metrics=True, timeout=60)  # each agent's own /metrics too
+            fed.start_agent(cluster, "--metrics-token-file", str(token), metrics=True,
+                            timeout=60)  # each agent's own /metrics too
         target = fed.client
         eventually(lambda: sum(c["capacity"] is not None for c in list_clusters(target)) == len(fleet_clusters()),
                    timeout=60, what="every agent of the fleet to report")

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
 import yaml
-from deploy_support import ALERTS, DASHBOARD
+from deploy_support import ALERTS, DASHBOARD, scrape
 from prometheus_client.parser import text_string_to_metric_families
 from promql_support import dashboard_exprs, exported_names, metric_names
 
@@ -89,8 +88,7 @@ def live_metrics(live_federation: LocalFederation) -> set[str]:
     assert len(urls) == 1 + len(live_federation.agents)
     names: set[str] = set()
     for url in urls:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            names |= exported_names(resp.read().decode())
+        names |= exported_names(scrape(url))
     return names
 
 
@@ -144,11 +142,10 @@ def live_values(live_federation: LocalFederation) -> dict[tuple[str, str], set[s
     urls = [live_federation.metrics_url, *(f"{base}/metrics" for base in live_federation.agent_endpoints.values())]
     seen: dict[tuple[str, str], set[str]] = {}
     for url in urls:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            for family in text_string_to_metric_families(resp.read().decode()):
-                for sample in family.samples:
-                    for label, value in sample.labels.items():
-                        seen.setdefault((sample.name, label), set()).add(value)
+        for family in text_string_to_metric_families(scrape(url)):
+            for sample in family.samples:
+                for label, value in sample.labels.items():
+                    seen.setdefault((sample.name, label), set()).add(value)
     return seen
 
 

@@ -114,6 +114,10 @@ RENDER_CASES = [
                              "--set-json", 'federator.podSecurity.allowCapabilities=["IPC_LOCK","NET_RAW"]',
                              "--set", "federator.podSecurity.allowHostNetwork=true"], id="federator-pod-security"),
     pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "-f", "CATALOG"], id="agent-accelerator-catalog"),
+    pytest.param(FEDERATOR, ["--set", "metricsToken.existingSecret=scrape-token",
+                             "--set", "serviceMonitor.enabled=true"], id="federator-metrics-token"),
+    pytest.param(AGENT, ["-f", AGENT_CI_VALUES, "--set", "metricsToken.existingSecret=scrape-token",
+                         "--set", "podMonitor.enabled=true"], id="agent-metrics-token"),
 ]
 
 
@@ -208,7 +212,7 @@ def test_federator_defaults_are_highly_available(h: Helm) -> None:
     assert by_kind(docs, "PodDisruptionBudget") == []
     c = containers(docs)[0]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 7070, "metrics": 9090}
-    assert c["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}  # open with a metrics token too
     assert c["readinessProbe"]["tcpSocket"] == {"port": "grpc"}  # mTLS: the kubelet cannot do the gRPC probe
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["FEDERATOR_CERT"] == "/etc/federator/tls/tls.crt"

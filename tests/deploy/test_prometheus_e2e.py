@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import ALERTS, DASHBOARD, E2E_QUEUE, FLEET, fleet_clusters
+from deploy_support import ALERTS, DASHBOARD, E2E_QUEUE, FLEET, fleet_clusters, metrics_token_file
 from promql_support import dashboard_exprs, grafana_to_promql
 
 from federator.local import LocalFederation, free_listen_port
@@ -69,12 +69,15 @@ def prometheus(prometheus_bin: Path, live_federation: LocalFederation,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     workdir = tmp_path_factory.mktemp("prometheus")
     metrics = urllib.parse.urlparse(live_federation.metrics_url)
+    # Every /metrics of the live federation asks for a token (--metrics-token-file): Prometheus sends it as the
+    # docs and the charts have it, from the same file.
+    credentials = {"authorization": {"credentials_file": str(metrics_token_file(live_federation.workdir))}}
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(ALERTS)],
-        "scrape_configs": [{"job_name": "federator", "metrics_path": metrics.path,
+        "scrape_configs": [{"job_name": "federator", "metrics_path": metrics.path, **credentials,
                             "static_configs": [{"targets": [metrics.netloc]}]},
-                           {"job_name": "federator-agent", "metrics_path": "/metrics",
+                           {"job_name": "federator-agent", "metrics_path": "/metrics", **credentials,
                             "static_configs": [{"targets": [urllib.parse.urlparse(base).netloc for base in
                                                             live_federation.agent_endpoints.values()]}]}],
     }

@@ -70,12 +70,11 @@ def test_what_is_in_use_stays_as_reported_so_listed_placements_still_add_up() ->
 def test_the_agent_counts_each_error_and_logs_a_report_refusal_once_at_error(
         caplog: pytest.LogCaptureFixture) -> None:
     said = Rejections()
-    levels = [said.level(r, placement=False) for r in ("over_bound", "over_bound", "implausible_report",
-                                                        "implausible_report", "inconsistent_report")]
+    levels = [said.level(r) for r in ("over_bound", "over_bound", "implausible_report", "implausible_report",
+                                      "inconsistent_report")]
     assert levels == [logging.ERROR, logging.DEBUG, logging.ERROR, logging.DEBUG, logging.WARNING]
-    assert said.level("malformed", placement=True) == said.level("malformed", placement=True) == logging.WARNING
     said.new_stream()
-    assert said.level("over_bound", placement=False) == logging.ERROR  # a new stream says it again
+    assert said.level("over_bound") == logging.ERROR  # a new stream says it again
     metrics = AgentMetrics(cluster="c", region="r")
     for reason in ("over_bound", "over_bound", "no_such_reason"):
         metrics.rejected(reason)

@@ -296,6 +296,23 @@ def test_an_agent_back_without_the_feature_has_the_part_shrunk_while_away_replac
     assert far.placement_id not in {p.placement_id for p in job.placements}
 
 
+def test_a_resize_dropped_for_an_agent_away_is_owed_whoever_sent_it(clock: Clock) -> None:
+    """The owed Resizes are kept where every dropped order passes (Orphans.unsent), as the owed cancels are, not
+    by the scale-down that sent them: a Resize any code sends through `Federator.send` while the agent is away is
+    settled at its re-sync."""
+    fed = make(MemoryStore(), clock)
+    job, east, west = chat_east_and_west(fed)
+    (far,) = [p for p in job.placements if p.cluster == "member-b"]
+    fed.disconnect(west)
+    fed.send("member-b", ResizeOrder(far.placement_id, far.generation, 2, "rebalance"))
+    fed.send("member-a", ResizeOrder("not-away", 1, 1, "connected: sent, not owed"))
+    assert west.resizes_owed == {far.placement_id}
+    assert east.resizes_owed == set()
+
+    west = back(fed, "member-b", "west", resizes=False, holding={far.placement_id: 3})
+    assert [o.placement_id for o in drain(west) if isinstance(o, CancelOrder)] == [far.placement_id]
+
+
 def test_a_part_on_a_lost_cluster_is_stopped_whole_as_before(clock: Clock) -> None:
     """A Lost cluster's part is gone anyway: not shrunk, dropped, and its replicas owed are placed elsewhere."""
     fed = make(MemoryStore(), clock)

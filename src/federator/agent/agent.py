@@ -45,13 +45,14 @@ from federator.agent.federator_errors import ErrorLog
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
 from federator.agent.member_health import MemberHealth, Probe
 from federator.agent.metrics import AgentMetrics
-from federator.agent.refusal import Lasting, handshake_hint, lasting
+from federator.agent.refusal import Lasting, handshake_failure, handshake_hint, lasting
 from federator.agent.rejections import LOUD, OVER_BOUND, Rejections, reason_label
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.keepalive import AGENT_KEEPALIVE
 from federator.model import AgentFeature, JobPhase
 from federator.readyfile import write_ready_file
+from federator.security.metrics_token import MetricsToken
 from federator.security.tls import FRESH_CONNECTION, TlsError, TlsFiles, dial_hint
 
 log = logging.getLogger("federator.agent")
@@ -103,6 +104,7 @@ class AgentConfig:
     tls: TlsFiles | None = None  # None: plaintext (the federator must run with --insecure)
     fence_after: float = 0.0  # > 0: stop every placement after this long without the federator
     metrics_listen: str = ""  # HOST:PORT of /metrics, /healthz, /readyz; empty: no endpoint
+    metrics_token_file: Path | None = None  # set: /metrics asks for this bearer token (security/metrics_token.py)
     ready_file: Path | None = None  # written with the endpoint's bound address once it serves
     # Non-empty: the provider's reason for keeping new federated work off this cluster, in every report
     # (agent.proto CapacityReport.maintenance, server/maintenance.py); what runs here stays.
@@ -156,7 +158,8 @@ class Agent:
                         self.config.cluster, self.config.maintenance)
         # The endpoint first: liveness holds while the backend starts and the federator is away.
         if self.config.metrics_listen:
-            self.endpoint = Endpoint(self.metrics, self.config.metrics_listen)
+            self.endpoint = Endpoint(self.metrics, self.config.metrics_listen,
+                                     token=MetricsToken.load(self.config.metrics_token_file))
             log.info("agent metrics on %s/metrics (probes /healthz, /readyz)", self.endpoint.url)
             self._write_ready_file(self.endpoint)
         if self.certificates is not None:
@@ -258,6 +261,8 @@ class Agent:
                 if isinstance(exc, grpc.aio.AioRpcError):  # refused, or dialed wrong: said once, retried slowly
                     stuck = lasting(exc.code(), exc.details() or "", target=self.config.target,
                                     tls=self.config.tls is not None)
+                    if self.sessions == welcomed and exc.code() is grpc.StatusCode.UNAVAILABLE:
+                        self._handshake_failed(exc.details() or "")
             if self._fatal is not None:
                 raise self._fatal
             if self.sessions > welcomed:
@@ -285,6 +290,15 @@ class Agent:
             log.warning("stream to %s lost (%s); reconnecting in %.2fs (attempt %d)%s", self.config.target, why,
                         delay, backoff.attempt, f"; hint: {hint}" if hint else "")
             await self.reconnect_sleep(delay)
+
+    def _handshake_failed(self, detail: str) -> None:
+        """Count a connect that failed in the TLS handshake, by why (agent/refusal.py `HandshakeFailure`): the
+        federator cannot, so this is where a provider's expired or untrusted certificate shows in a metric."""
+        failure = handshake_failure(detail, tls=self.config.tls is not None,
+                                    own_files_bad=lambda: self.certificates is not None and bool(
+                                        self.certificates.check()))
+        if failure is not None:
+            self.metrics.handshake_failed(failure)
 
     async def _refused(self, why: str, stuck: Lasting, refusals: Backoff, *, first: bool) -> None:
         """The federator refused this agent, or the dial is set up wrong (agent/refusal.py): say why at WARNING
@@ -361,7 +375,7 @@ class Agent:
         if error.placement_id or reason_label(error.reason) not in LOUD:
             self._errors.error(error.reason, error.message, error.placement_id)
             return
-        level = self._rejections.level(error.reason, placement=False)  # about the reports, not a placement
+        level = self._rejections.level(error.reason)  # about the reports: a placement's went to self._errors
         what = "took a report clamped" if error.reason == OVER_BOUND else "refused a message"
         log.log(level, "the federator %s (%s): %s%s", what, error.reason, error.message,
                 "" if level <= logging.DEBUG else "; said once: the same again at DEBUG")

@@ -15,60 +15,35 @@ refreshes (`AgentMetrics`).
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
+from collections.abc import Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import make_wsgi_app
 
 from federator.agent.metrics import AgentMetrics
+from federator.http_endpoint import HttpEndpoint, StartResponse
 from federator.listen import ListenError, parse_listen
-
-StartResponse = Callable[..., Any]
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        """Probes every few seconds would flood the agent's log."""
+from federator.security.metrics_token import MetricsToken, guarded
 
 
 class Endpoint:
-    """Serves one agent's /metrics, /healthz and /readyz until `stop()`."""
+    """Serves one agent's /metrics, /healthz and /readyz until `stop()`; with a `token`, /metrics only to a
+    scrape that sends it (security/metrics_token.py); the probes never need it."""
 
-    def __init__(self, metrics: AgentMetrics, listen: str) -> None:
-        host, port = parse_listen(listen)
+    def __init__(self, metrics: AgentMetrics, listen: str, *, token: MetricsToken | None = None) -> None:
         self._metrics = metrics
         self._metrics_app = make_wsgi_app(metrics.registry)
-        try:
-            self._httpd = make_server(host, port, self._app, _Server6 if ":" in host else _Server,
-                                      handler_class=_QuietHandler)
-        except OSError as exc:
-            raise ListenError(f"--metrics-listen: cannot bind {listen}: {exc.strerror or exc}") from exc
-        self.host = host
-        self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="agent-endpoint", daemon=True)
-        self._thread.start()
+        self._http = HttpEndpoint(guarded(self._app, token), listen, name="agent-endpoint")
+        self.host = self._http.host
+        self.port = self._http.port
 
     @property
     def url(self) -> str:
         """Base URL: add /metrics, /healthz or /readyz."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return self._http.url
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._http.stop()
 
     def _app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

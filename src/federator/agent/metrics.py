@@ -52,6 +52,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from federator import __version__
+from federator.agent.refusal import HandshakeFailure
 from federator.agent.rejections import reason_label
 from federator.model import JobPhase
 
@@ -127,6 +128,13 @@ class AgentMetrics:
                                   "When the agent's TLS files expire (notAfter, Unix seconds) as last read: its "
                                   "own certificate (certificate=agent, --cert) and the federation's CA (ca, --ca).",
                                   ["cluster", "certificate"], registry=r)
+        self._handshakes = Counter("federator_agent_tls_handshake_failures_total",
+                                   "Connects to the federator whose TLS handshake failed, by reason: "
+                                   "certificate_expired, certificate_refused (the federator closed the handshake: "
+                                   "this agent's certificate refused), server_untrusted, server_name_mismatch, "
+                                   "not_tls.", ["cluster", "reason"], registry=r)
+        for why in HandshakeFailure:
+            self._handshakes.labels(cluster, why.value)
         self._rejected = Counter("federator_agent_messages_rejected_total",
                                  "Errors the federator answered this agent's messages with, by reason: a message "
                                  "refused (implausible_report, malformed, ...), or a report taken with a caveat "
@@ -194,6 +202,10 @@ class AgentMetrics:
         for resource, n in by_resource.items():
             self._unlabelled.labels(resource).set(n)
         self._unlabelled_seen = frozenset(by_resource)
+
+    def handshake_failed(self, reason: HandshakeFailure) -> None:
+        """A connect to the federator failed in the TLS handshake, for `reason`."""
+        self._handshakes.labels(self.cluster, reason.value).inc()
 
     def certificate_expires(self, certificate: str, not_after: float) -> None:
         """`certificate` (agent: --cert, ca: --ca) expires at `not_after`, as its file says now."""

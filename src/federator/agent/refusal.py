@@ -14,7 +14,9 @@ a closed socket or a refused connection, which a federator that is restarting gi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import grpc
 
@@ -65,4 +67,40 @@ def handshake_hint(detail: str, *, tls: bool, provider: str, attempts: int) -> s
             "that the certificate's CA is one the federator trusts and that it is not expired or revoked")
 
 
-__all__ = ["REFUSING", "Lasting", "handshake_hint", "lasting"]
+class HandshakeFailure(StrEnum):
+    """Why a TLS handshake with the federator failed, as the agent can tell (`federator_agent_tls_handshake_failures
+    _total{reason}`). Counted here because the federator cannot count them: gRPC refuses a client certificate in
+    its C core, before any Python code runs, and says so only in its own log line on stderr, with no peer."""
+
+    CERTIFICATE_EXPIRED = "certificate_expired"
+    """The socket was closed in the handshake and this agent's --cert or --ca is outside its dates (the ERROR of
+    agent/certificates.py names the file): the federator refused it as expired (or not yet valid)."""
+    CERTIFICATE_REFUSED = "certificate_refused"
+    """Closed in the handshake, this agent's files in date: its certificate's CA is not one the federator trusts
+    (a provider missing from trust.yaml), or it has no client certificate the federator takes. A federator
+    closing a connection mid-handshake as it stops says the same, hence a rate over minutes, not one."""
+    SERVER_UNTRUSTED = "server_untrusted"
+    """This agent refused the federator's certificate: it does not chain to --ca, or it expired."""
+    SERVER_NAME_MISMATCH = "server_name_mismatch"
+    """The federator's certificate does not name the address dialed (--server; --server-name)."""
+    NOT_TLS = "not_tls"
+    """The other end does not speak TLS: a federator run with --insecure, or not a federator."""
+
+
+def handshake_failure(detail: str, *, tls: bool, own_files_bad: Callable[[], bool]) -> HandshakeFailure | None:
+    """The handshake failure a connect's UNAVAILABLE details say, if any (None: not a TLS one, such as a refused
+    connection or a timeout). `own_files_bad` is asked only of a socket closed in the handshake."""
+    if not tls:
+        return None
+    if "WRONG_VERSION_NUMBER" in detail:
+        return HandshakeFailure.NOT_TLS
+    if "Hostname Verification Check failed" in detail:
+        return HandshakeFailure.SERVER_NAME_MISMATCH
+    if "CERTIFICATE_VERIFY_FAILED" in detail:
+        return HandshakeFailure.SERVER_UNTRUSTED
+    if "Socket closed" in detail:
+        return HandshakeFailure.CERTIFICATE_EXPIRED if own_files_bad() else HandshakeFailure.CERTIFICATE_REFUSED
+    return None
+
+
+__all__ = ["REFUSING", "HandshakeFailure", "Lasting", "handshake_failure", "handshake_hint", "lasting"]

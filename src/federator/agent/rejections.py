@@ -6,8 +6,7 @@ maxAccelerators saw a flood it learned to ignore while the capacity view stayed 
 Now each Error is counted in `federator_agent_messages_rejected_total{reason}` (the reason bounded to the
 contract's words), and an Error about the reports (no placement) is logged once per reason per stream: at ERROR
 when it means part of the member's capacity is not seen or not offered (`implausible_report`, `over_bound`), at
-WARNING otherwise, and at DEBUG after. An Error about a placement names a different thing each time and is
-always logged.
+WARNING otherwise, and at DEBUG after. An Error about a placement is agent/federator_errors.py's.
 """
 
 from __future__ import annotations
@@ -38,10 +37,9 @@ class Rejections:
         """A new stream: each reason is said again once (the operator may have changed something)."""
         self._said.clear()
 
-    def level(self, reason: str, *, placement: bool) -> int:
-        """The log level of an Error of `reason` (about a placement or not)."""
-        if placement:
-            return logging.WARNING
+    def level(self, reason: str) -> int:
+        """The log level of an Error of `reason` about the reports. (An Error about a placement never comes here:
+        the agent hands it to its Error log, agent/federator_errors.py, which says each while it lasts.)"""
         label = reason_label(reason)
         if label in self._said:
             return logging.DEBUG

@@ -66,6 +66,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--metrics-listen", default="", metavar="HOST:PORT",
                    help="serve the agent's /metrics, /healthz (alive) and /readyz (connected and reporting) "
                         "here; port 0 picks a free one (default: off)")
+    a.add_argument("--metrics-token-file", type=Path, metavar="FILE",
+                   help="with --metrics-listen: /metrics answers only a scrape that sends this file's token as "
+                        "`Authorization: Bearer` (Prometheus: authorization.credentials_file); re-read when it "
+                        "changes; /healthz and /readyz stay open (default: no token)")
     a.add_argument("--ready-file", type=Path,
                    help="write the endpoint's bound URLs here as JSON once it serves (with --metrics-listen)")
     a.add_argument("--kueue-queue", default="", metavar="LOCALQUEUE",
@@ -97,6 +101,7 @@ def agent_config(args: argparse.Namespace, labels: dict[str, str], *, region: st
 
     return AgentConfig(cluster=args.cluster, region=region or args.region, target=args.server, labels=labels,
                        tls=tls, fence_after=args.fence_after, metrics_listen=args.metrics_listen,
+                       metrics_token_file=getattr(args, "metrics_token_file", None),
                        ready_file=args.ready_file, maintenance=getattr(args, "maintenance", "").strip())
 
 
@@ -108,6 +113,7 @@ def _agent(args: argparse.Namespace) -> int:
     from federator.backends.sim.runtime import SimBackend
     from federator.catalog import CatalogError, use_catalog_file
     from federator.readyfile import ready_file_problem
+    from federator.security.metrics_token import MetricsToken, MetricsTokenError
     from federator.security.podsecurity import POLICY_LABELS, policy_labels
     from federator.security.tls import TlsError
     from federator.yamltext import read_text
@@ -164,10 +170,13 @@ def _agent(args: argparse.Namespace) -> int:
     try:
         if args.metrics_listen:
             parse_listen(args.metrics_listen)
+        if args.metrics_token_file is not None and not args.metrics_listen:
+            raise MetricsTokenError("--metrics-token-file: guards the endpoint of --metrics-listen, which is not set")
+        MetricsToken.load(args.metrics_token_file)
         tls = tls_files(args, role="agent", name=args.cluster)
         if tls is not None:
             tls.channel_credentials()  # fail now, naming the file, rather than on every reconnect
-    except (ListenError, TlsError) as exc:
+    except (ListenError, MetricsTokenError, TlsError) as exc:
         print(f"federator agent: {exc}{_issue_hint(args, exc)}", file=sys.stderr)
         return 2
     if args.kubeconfig is not None or args.in_cluster:

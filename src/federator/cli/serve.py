@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the federator")
     p.add_argument("--listen", default="127.0.0.1:7070", help="gRPC address (default %(default)s)")
     p.add_argument("--metrics-listen", default="127.0.0.1:9090", help="/metrics address (default %(default)s)")
+    p.add_argument("--metrics-token-file", type=Path, metavar="FILE",
+                   help="/metrics answers only a scrape that sends this file's token as `Authorization: Bearer` "
+                        "(Prometheus: authorization.credentials_file); re-read when it changes; /healthz stays "
+                        "open for probes (default: no token)")
     p.add_argument("--metrics-queue-labels", type=int, default=LABEL_LIMIT, metavar="N",
                    help="queues the metrics name each (every queue the policy defines, then the first others seen); "
                         "the rest are summed as queue=\"other\". Each is a series of every per-queue metric "
@@ -236,6 +240,7 @@ def _serve(args: argparse.Namespace) -> int:
     from federator.catalog import CatalogError, use_catalog_file
     from federator.listen import check_grpc_listen, parse_listen
     from federator.readyfile import ready_file_problem
+    from federator.security.metrics_token import MetricsToken
     from federator.security.pki import CertsDir
     from federator.security.tls import TlsError
     from federator.server.app import ServeOptions, serve
@@ -282,6 +287,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         check_grpc_listen(args.listen, "--listen")
         parse_listen(args.metrics_listen, "--metrics-listen")
+        MetricsToken.load(args.metrics_token_file)
         if args.token_listen:
             check_grpc_listen(args.token_listen, "--token-listen")
         tls = tls_files(args, role="server")
@@ -300,6 +306,7 @@ def _serve(args: argparse.Namespace) -> int:
             trust = None
 
     opts = ServeOptions(policy=args.policy, listen=args.listen, metrics_listen=args.metrics_listen, db=args.db,
+                        metrics_token_file=args.metrics_token_file,
                         metrics_queue_labels=args.metrics_queue_labels,
                         report_interval=args.report_interval, lease_seconds=args.lease_seconds,
                         lost_after_seconds=args.lost_after, forget_lost_after=args.forget_lost_after,

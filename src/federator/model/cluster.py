@@ -217,6 +217,21 @@ class AcceleratorPool:
         return accelerator_milli_of(self, units)
 
     @property
+    def free_device_milli(self) -> int:
+        """What is free in milli whole-device equivalents: `free_milli` with a MIG partition at its share of a
+        device (`accelerator_milli_of`), not as a whole one. For a share of use over several pools."""
+        return self.accelerator_milli_of(self.free_accelerators) + sum(f * n for f, n in self.shared_devices)
+
+    def device_milli_taken(self, accelerator_milli: int, replicas: int) -> int:
+        """What binding `replicas` replicas of `accelerator_milli` each takes from this pool, in milli whole-device
+        equivalents: on a MIG pool each replica takes whole partitions (`take_milli`: one for a fraction, else one
+        per device asked), each worth `unit_milli`; elsewhere what was asked."""
+        if self.sharing == SHARING_MIG and self.unit_milli > 0:
+            per_replica = accelerator_milli // MILLI if accelerator_milli % MILLI == 0 else 1
+            return replicas * max(1, per_replica) * self.unit_milli
+        return accelerator_milli * replicas
+
+    @property
     def key(self) -> tuple[str, str]:
         return (self.vendor, self.accelerator_model)
 

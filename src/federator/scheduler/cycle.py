@@ -37,7 +37,7 @@ from federator.scheduler.alternatives import Assignment, assign, first_that_fits
 from federator.scheduler.board import Board, shape_key
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import Arrival, demand_of
-from federator.scheduler.fairshare import FairOrder, QueueUsage, job_order
+from federator.scheduler.fairshare import FairOrder, QueueUsage
 from federator.scheduler.framework import (
     MAX_SCORE,
     Allocation,
@@ -99,11 +99,6 @@ class CycleResult:
 # spread's minRegions (too few regions with room *now*), which room in another region cures.
 _CAPACITY = frozenset({ReasonCode.GANG_DOES_NOT_FIT, ReasonCode.INSUFFICIENT_ACCELERATORS, ReasonCode.INSUFFICIENT_CPU,
                        ReasonCode.INSUFFICIENT_MEMORY, ReasonCode.REGION_UNAVAILABLE, ReasonCode.RESERVED})
-
-
-def queue_order(requests: Sequence[PlacementRequest]) -> list[PlacementRequest]:
-    """Priority then submission order (one queue's view; the cycle interleaves queues by fair share)."""
-    return job_order(requests)
 
 
 def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
@@ -206,7 +201,7 @@ class Scheduler:
                     moved |= ctx.demand.live.take(a.accelerator_model, a.accelerator_milli * a.replicas,
                                                   a.accelerator_milli >= 2 * MILLI)
                 if self.reads_regions:  # counted in its region; if RegionLoad moved there, its clusters are stale
-                    for name in ctx.regions.take(a.region, a.accelerator_milli * a.replicas):
+                    for name in ctx.regions.placed(a):
                         board.changed(name)
             if moved:  # Scarcity's scores moved: every cluster's pool scores are stale
                 board.rescored(txn.names)

@@ -282,8 +282,8 @@ def _free_fraction(request: PlacementRequest, cluster: ClusterInfo) -> float:
     cap = cluster.capacity
     if request.accelerator_milli:
         pools = accepted_pools(request, cluster)
-        alloc = sum(p.allocatable_accelerators for p in pools) * MILLI
-        return sum(p.free_milli for p in pools) / alloc if alloc else 0.0
+        alloc = sum(p.accelerator_milli_of(p.allocatable_accelerators) for p in pools)  # device equivalents:
+        return sum(p.free_device_milli for p in pools) / alloc if alloc else 0.0  # a MIG partition is its share
     return cap.cpu_milli_free / cap.cpu_milli_allocatable if cap.cpu_milli_allocatable else 0.0
 
 

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
-from prometheus_client import start_http_server
 
 from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.accounting.retention import UsagePruner, UsageRetention
 from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
 from federator.keepalive import SERVER_PING_POLICY
-from federator.listen import ListenError, parse_listen
+from federator.listen import ListenError
 from federator.metrics import LABEL_LIMIT, Metrics
 from federator.readyfile import write_ready_file
 from federator.scheduler import COMPILED, Scheduler
@@ -28,6 +27,7 @@ from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, RevocationList, load_tokens
 from federator.security.authz import Authorizer, TenancyPolicy
 from federator.security.limits import Limits
+from federator.security.metrics_token import MetricsToken, MetricsTokenError
 from federator.security.serving_reload import ServingFiles
 from federator.security.tls import ServedTls, TlsError, TlsFiles
 from federator.security.trust import PROVIDER_LABEL, Trust, TrustError
@@ -39,6 +39,7 @@ from federator.server.health import add_health
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.kept_room import KeptRoom
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
+from federator.server.metrics_endpoint import MetricsEndpoint
 from federator.server.orphans import DEFAULT_ORPHAN_GRACE_SECONDS
 from federator.server.outbox import stopping
 from federator.server.policy_file import PolicyFile, PolicyFileError
@@ -70,6 +71,7 @@ log = logging.getLogger("federator.server")
 class ServeOptions:
     listen: str = "127.0.0.1:7070"
     metrics_listen: str = "127.0.0.1:9090"
+    metrics_token_file: Path | None = None  # set: /metrics asks for this bearer token (security/metrics_token.py)
     metrics_queue_labels: int = LABEL_LIMIT  # distinct queue label values before the rest read "other"
     db: Path = Path("federator.db")
     report_interval: float = 2.0
@@ -274,13 +276,9 @@ async def serve(opts: ServeOptions) -> None:
     metrics = Metrics(label_limit=opts.metrics_queue_labels)
     # /metrics first: a standby replica waiting for the Lease is alive (liveness probes) but serves no gRPC.
     try:
-        mhost, mport = parse_listen(opts.metrics_listen, "--metrics-listen")
-        httpd, _thread = start_http_server(mport, addr=mhost, registry=metrics.registry)
-    except OSError as exc:
-        raise SystemExit(f"--metrics-listen: cannot bind {opts.metrics_listen}: {exc.strerror or exc}") from exc
-    except ListenError as exc:
+        httpd = MetricsEndpoint(metrics.registry, opts.metrics_listen, token=MetricsToken.load(opts.metrics_token_file))
+    except (ListenError, MetricsTokenError) as exc:
         raise SystemExit(str(exc)) from exc
-    metrics_port = httpd.server_address[1]
     # Every input that can be judged without the store is judged before it is opened: a policy refused after
     # the store was created left an empty store (and its lock) behind, which the next start took for the real one
     # (outside QA, tenants F5).
@@ -401,7 +399,7 @@ async def serve(opts: ServeOptions) -> None:
     port, token_port = _bind(server, opts, served)
     await server.start()
     host = opts.listen.rpartition(":")[0]
-    ready = {"grpc": f"{host}:{port}", "metrics": f"http://{mhost}:{metrics_port}/metrics", "pid": os.getpid(),
+    ready = {"grpc": f"{host}:{port}", "metrics": f"{httpd.url}/metrics", "pid": os.getpid(),
              "tls": not opts.insecure}
     if token_port:
         ready["grpc_token"] = f"{opts.token_listen.rpartition(':')[0]}:{token_port}"
@@ -456,7 +454,7 @@ async def serve(opts: ServeOptions) -> None:
             fed.close_stream(rec, stopping(rec.name))
     fed.end_watches()  # and so do watches
     await server.stop(grace=2.0)
-    httpd.shutdown()
+    httpd.stop()
     fed.membership.flush()
     store.close()
     if members is not None:

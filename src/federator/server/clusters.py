@@ -55,7 +55,7 @@ class ClusterRecord:
     # Optional parts of the contract its latest Hello named: kept while it is away (its part may still shrink in
     # place, server/shrink.py `elastic_parts`); the next Hello replaces them.
     features: frozenset[AgentFeature] = frozenset()
-    resizes_owed: set[str] = field(default_factory=set)  # placements shrunk while it was away (`shrink.send`)
+    resizes_owed: set[str] = field(default_factory=set)  # placements shrunk while it was away (Orphans.unsent)
     unreachable: str = ""  # its agent cannot reach the member's API server: why (server/member_health.py)
     unreachable_since: float = 0.0
     # Listed in the last report but not taken as subtracted there: its pool contradicted them
@@ -66,6 +66,10 @@ class ClusterRecord:
     inconsistent: tuple[str, ...] = ()  # the contradicting pools of the last report, for a log line per change
     instance: str = ""  # its agent process, from the Hello ("" when it sends none; server/duplicates.py)
     peer_address: str = ""  # where its stream comes from (gRPC's peer), named when a second agent is refused
+    # When the client certificate its agent last presented expires (Unix seconds; 0: none seen since this federator
+    # started, or no certificate: --insecure, a token). Refused handshakes never reach the federator's code, so this
+    # is how it can tell a cluster gone quiet because its agent's certificate expired (metrics.py).
+    certificate_not_after: float = 0.0
     duplicate: Duplicate | None = None  # the latest second agent refused while this stream held the cluster
     over_bound: str = ""  # its last report was over its provider's maxAccelerators and clamped: why (over_bound.py)
 

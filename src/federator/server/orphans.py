@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from federator.model import Job, JobId, JobPhase
 from federator.security.limits import RejectReason
-from federator.server.orders import CancelOrder, ErrorNotice, Order, stray_reason
+from federator.server.orders import CancelOrder, ErrorNotice, Order, ResizeOrder, stray_reason
 from federator.server.unconfirmed_cancels import UnconfirmedCancels
 
 if TYPE_CHECKING:
@@ -117,7 +117,13 @@ class Orphans:
         cancel is recorded (`cancels`, durable in Kubernetes mode): should its job be gone by the time the agent is
         back (a FederatedJob deleted, then a federator restart), the agent's copy is cancelled at once at its
         re-sync, not held for --orphan-grace as an orphan. A job moved off a Lost cluster and then deleted left
-        that copy an orphan before, as a requeue keeps no history of the placements it superseded."""
+        that copy an orphan before, as a requeue keeps no history of the placements it superseded.
+
+        A Resize is remembered as owed (`ClusterRecord.resizes_owed`): the re-sync sends the stored count
+        (server/shrink.py `resend`), or replaces the part should the agent come back without the resize feature.
+        Both kinds of owed order are kept here, where every dropped order passes, not by the code that sent it."""
+        if rec is not None and isinstance(order, ResizeOrder):
+            rec.resizes_owed.add(order.placement_id)
         if rec is None or not isinstance(order, CancelOrder):
             return
         now = self.fed.clock()

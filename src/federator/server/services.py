@@ -308,6 +308,7 @@ class AgentService(_Edge, agent_pb2_grpc.AgentServiceServicer):
             return
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
         rec.instance, rec.peer_address = hello.instance, context.peer() or ""
+        rec.certificate_not_after = peer.certificate.not_valid_after_utc.timestamp() if peer.certificate else 0.0
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
         rec.features = AgentFeature.parse(hello.features)
         stream = self._streams[rec.session] = _Stream(rec, peer, dict(hello.labels))

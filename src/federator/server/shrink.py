@@ -22,7 +22,8 @@ nothing is ever owed: the job shrinks with no new placement at all.
 
 Durable first (server/scaling.py, `scale`): the new counts are stored with the new spec before any agent hears
 of them; from then on the federator books the smaller count (reservations and usage read `Placement.replicas`).
-The Resize is sent after the write; a restart before it reaches the agent converges at the agent's re-sync,
+The Resize is sent after the write (`Federator.send`; one for an agent away is owed, Orphans.unsent, and sent
+at its re-sync); a restart before it reaches the agent converges at the agent's re-sync,
 which sends a Resize with the stored count for every inference placement the cluster holds (`resync_orders`). An
 agent that answers a Resize Ack ok=false (it could not shrink that placement) has its part replaced, as an agent
 without the feature would (`refused`), without keeping the job off its cluster.
@@ -210,17 +211,6 @@ def resync_orders(jobs: Iterable[Job], rec: ClusterRecord, present: Collection[s
             if p.cluster == rec.name and p.phase.is_active and p.placement_id in present]
 
 
-def send(fed: Federator, resizes: Iterable[tuple[str, ResizeOrder]]) -> None:
-    """Send the Resize orders of a scale-down; one for a cluster whose agent is away is dropped by `fed.send` and
-    remembered (`ClusterRecord.resizes_owed`): its re-sync sends the stored count (`resend`), or replaces the part
-    should the agent come back without the resize feature."""
-    for cluster, order in resizes:
-        rec = fed.clusters.get(cluster)
-        if rec is not None and (not rec.connected or rec.closing):
-            rec.resizes_owed.add(order.placement_id)
-        fed.send(cluster, order)
-
-
 def resend(fed: Federator, rec: ClusterRecord, present: Collection[str]) -> None:
     """At the re-sync of `rec` (Federator._resync), send it `resync_orders`. An agent back without the resize
     feature runs the parts shrunk while it was away at their old count: each is replaced, as one whose Resize was
@@ -255,4 +245,4 @@ def refused(fed: Federator, rec: ClusterRecord, placement_id: str, message: str)
 
 
 __all__ = ["EXACT_PARTS", "DownPlan", "away", "count", "elastic_parts", "greedy_order", "plan_down", "refused",
-           "resend", "resync_orders", "send", "shrink", "summary"]
+           "resend", "resync_orders", "shrink", "summary"]

@@ -51,7 +51,8 @@ def state_sample(fed: Federator) -> StateSample:
                                       max(0.0, now - rec.last_report_at) if rec.last_report_at else None,
                                       accelerators, cpu,
                                       quarantined=rec.name in quarantined,
-                                      cordoned=rec.name in cordoned))
+                                      cordoned=rec.name in cordoned,
+                                      certificate_not_after=rec.certificate_not_after))
     # One pass per figure with the counting done by Counter (in C): a scrape runs on the event loop and
     # walks every job, 100,000 of them with a national backlog. Phases and codes are StrEnums: as keys
     # they equal and print as their values.
