@@ -411,6 +411,11 @@ class Metrics:
                                         "carry out: the part was then replaced).", ["result"], registry=r)
         # Asks of agents whose member's own queue (Kueue) held a Placed placement past their admission timeout
         # (server/moving.py), by the federator's answer: moved, or kept in that member's queue.
+        # Placements an admin's drain ended (server/drains.py): their jobs requeued, to be placed elsewhere.
+        self.drained_placements = Counter("federator_drained_placements_total",
+                                          "Placements on a member cluster an admin's drain ended (federator drain): "
+                                          "their jobs requeued as the same jobs, reason Drained, to be placed "
+                                          "elsewhere.", ["cluster"], registry=r)
         self.placement_moves = Counter("federator_placement_moves_total",
                                        "Placements an agent asked to move because its member's own queue held them "
                                        "past the admission timeout, by the federator's answer: moved (another "
