@@ -40,7 +40,7 @@ from federator.timestamps import utc_micro
 
 log = logging.getLogger("federator.audit")
 
-ACTIONS = ("submit", "cancel", "scale", "cordon", "uncordon", "forget", "queue.change", "certificate.revoke",
+ACTIONS = ("submit", "cancel", "scale", "cordon", "uncordon", "drain", "forget", "queue.change", "certificate.revoke",
            "federatedjob.refuse")
 RESULTS = ("accepted", "refused", "failed")
 
