@@ -137,6 +137,7 @@ class ClusterSample:
     cpu_milli: dict[str, int] = field(default_factory=dict)  # state -> milli-cores
     quarantined: bool = False  # no new work for a while: it failed several owners' work early
     cordoned: bool = False  # no new work until an operator uncordons it (server/cordons.py)
+    drain_jobs_left: int = 0  # jobs an admin's drain has yet to move off it; 0 with no drain (server/drains.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +248,13 @@ class StateCollector(Collector):
         for c in s.clusters:
             cordoned.add_metric([c.cluster, c.region], 1.0 if c.cordoned else 0.0)
         yield cordoned
+        draining = GaugeMetricFamily("federator_cluster_drain_jobs_left",
+                                     "Jobs with a placement on the member cluster that an admin's drain (federator "
+                                     "drain) has yet to requeue elsewhere; 0 when drained, or when no drain holds.",
+                                     labels=["cluster", "region"])
+        for c in s.clusters:
+            draining.add_metric([c.cluster, c.region], float(c.drain_jobs_left))
+        yield draining
         yield age
         yield accelerators
         yield cpu

@@ -72,6 +72,8 @@ def test_a_drain_outlives_a_restart_mid_drain_waits_for_its_agent_and_loses_no_j
     assert sorted(left) == sorted(set(ids) - {first})
     assert fed.drains.turn() == 0  # its agent is not back: a placement it cannot be told to stop would run twice
     assert "is not connected" in fed.drains.waiting("a")
+    assert 'federator_cluster_drain_jobs_left{cluster="a",region="r"} 2.0' in \
+        generate_latest(fed.metrics.registry).decode()  # flat while it waits: FederatorDrainStalled
     assert [j.job_id for j in fed.drains.left("a")] == left
 
     a = fed.connect(cluster="a", region="r", labels={})
@@ -83,6 +85,7 @@ def test_a_drain_outlives_a_restart_mid_drain_waits_for_its_agent_and_loses_no_j
     assert all(fed.jobs[j].phase is JobPhase.PENDING for j in ids)
     scrape = generate_latest(fed.metrics.registry).decode()
     assert 'federator_drained_placements_total{cluster="a"} 2.0' in scrape  # this process ended two
+    assert 'federator_cluster_drain_jobs_left{cluster="a",region="r"} 0.0' in scrape
 
     fed.schedule_once()  # no room elsewhere yet: the wait's own code, and the drain said after it
     reason = fed.jobs[first].pending_reason

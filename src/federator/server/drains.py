@@ -75,6 +75,19 @@ class Drains:
         out.sort(key=lambda job: (-job.placed_at, job.job_id))
         return out
 
+    def counts(self) -> dict[str, int]:
+        """Jobs left to move of every cluster a drain holds (0 once drained), in one pass over the jobs: what a
+        scrape reports (server/state_sample.py)."""
+        draining = self.fed.cordons.draining()
+        out = dict.fromkeys(draining, 0)
+        if not out:
+            return out
+        for job in self.fed.jobs.values():
+            if not job.phase.is_terminal:
+                for cluster in {p.cluster for p in job.placements if p.cluster in out and not p.phase.is_terminal}:
+                    out[cluster] += 1
+        return out
+
     def waiting(self, cluster: str) -> str:
         """Why a drain of `cluster` cannot end placements now ("" when it can)."""
         rec = self.fed.clusters.get(cluster)
