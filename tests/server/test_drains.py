@@ -4,11 +4,13 @@ after a restart with no job lost."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from pathlib import Path
 
+import pytest
 from prometheus_client import generate_latest
-from server_support import Clock, capacity, join, spec
+from server_support import Clock, MemoryStore, capacity, join, make, spec
 
 from federator.model import JobPhase, ReasonCode
 from federator.model.cordon import Cordon, Drain
@@ -133,3 +135,22 @@ def test_state_words_say_draining_while_jobs_are_left_and_drained_after() -> Non
     assert state_words("Partitioned", cordoned=True, drain_jobs_left=1, unreachable=True) == \
         "Partitioned,Cordoned,Draining,APIUnreachable"
     assert state_words("Ready", cordoned=True) == "Ready,Cordoned"
+
+
+def test_a_finished_drain_says_so_once_and_is_not_looked_through_again(caplog: pytest.LogCaptureFixture) -> None:
+    """Every loop turn looked through every job for each drain held, for as long as it held (days, until an
+    uncordon): a drain that found nothing left is done until another drain of the cluster."""
+    fed = make(MemoryStore(), Clock())
+    join(fed, "a")
+    asyncio.run(fed.cordons.drain("a", DRAIN))
+    with caplog.at_level(logging.WARNING, logger="federator.server"):
+        for _ in range(3):
+            assert fed.drains.turn() == 0
+        assert asyncio.run(fed.cordons.uncordon("a")) is not None
+        fed.drains.turn()
+        asyncio.run(fed.cordons.drain("a", Drain("bob", 2_000.0)))
+        fed.drains.turn()
+        fed.drains.turn()
+    done = [r.getMessage() for r in caplog.records if "no federated job has a placement there" in r.getMessage()]
+    assert done == ["cluster a drained: no federated job has a placement there; it takes no new work until "
+                    "uncordoned"] * 2

@@ -60,12 +60,15 @@ class Drains:
     """The drains' progress: which jobs each still has to move, why one waits, and the loop's turn that moves
     them. What drains is the cordons' (`fed.cordons.draining()`), so it is stored and read back with them."""
 
-    __slots__ = ("_waited", "batch", "fed")
+    __slots__ = ("_done", "_waited", "batch", "fed")
 
     def __init__(self, fed: Federator, *, batch: int = BATCH) -> None:
         self.fed = fed
         self.batch = batch  # jobs a turn requeues at most
         self._waited: dict[str, str] = {}  # why each drain waited at its last turn: logged once, not every turn
+        # The drains that found nothing left to move: no turn looks through the jobs for them again. Nothing comes
+        # back while the drain holds (the cordon keeps new placements off), and a new drain is another Drain.
+        self._done: dict[str, Drain] = {}
 
     def left(self, cluster: str) -> list[Job]:
         """The jobs with a placement on `cluster` not finished, in the order a drain ends them: newest placed
@@ -107,10 +110,13 @@ class Drains:
         """Requeue up to `batch` jobs of the clusters being drained (module docstring); how many were."""
         draining = self.fed.cordons.draining()
         self._waited = {c: w for c, w in self._waited.items() if c in draining}
+        self._done = {c: d for c, d in self._done.items() if draining.get(c) == d}
         budget = self.batch
         for cluster, drain in sorted(draining.items()):
             if budget <= 0:
                 break
+            if cluster in self._done:
+                continue
             why = self.waiting(cluster)
             if why:
                 if self._waited.get(cluster) != why:
@@ -118,7 +124,12 @@ class Drains:
                 self._waited[cluster] = why
                 continue
             self._waited.pop(cluster, None)
-            for job in self.left(cluster)[:budget]:
+            left = self.left(cluster)
+            if not left:
+                log.warning("cluster %s drained: no federated job has a placement there; it takes no new work until "
+                            "uncordoned", cluster)
+                self._done[cluster] = drain
+            for job in left[:budget]:
                 self.end(job, cluster, drain)
                 budget -= 1
         return self.batch - budget
