@@ -624,7 +624,9 @@ class ClusterServiceServicer:
         cluster Ready: a placement its cluster cannot be told to stop would run
         twice. Meanwhile the drain holds (the cluster stays cordoned, its jobs
         stay) and waits; DrainClusterResponse.waiting says so. If the cluster
-        turns Lost, its jobs fail over as any Lost cluster's do.
+        turns Lost, its jobs fail over as any Lost cluster's do. Jobs annotated
+        federator.io/failover: keep are drained too (that policy is about a
+        cluster that went away by itself).
         The drain is kept in the federator's store (as a cordon), so a restart
         mid-drain goes on with the jobs not yet moved, and none is lost. It holds
         until Uncordon, which ends the drain and the cordon together
@@ -639,7 +641,8 @@ class ClusterServiceServicer:
         A cluster not known yet may be drained (it is cordoned from its first
         connection, and holds no job). INVALID_ARGUMENT (with field_violations)
         for a bad cluster name or reason; UNAVAILABLE when the store could not
-        keep it (nothing changed; a retry may succeed).
+        keep it (nothing drained; a retry may succeed; in Kubernetes mode also
+        while the MemberCluster CRD predates spec.drain, the message naming it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
