@@ -138,6 +138,7 @@ class ClusterSample:
     quarantined: bool = False  # no new work for a while: it failed several owners' work early
     cordoned: bool = False  # no new work until an operator uncordons it (server/cordons.py)
     certificate_not_after: float = 0.0  # its agent's client certificate, as last presented (0: none seen)
+    drain_jobs_left: int = 0  # jobs an admin's drain has yet to move off it; 0 with no drain (server/drains.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +257,13 @@ class StateCollector(Collector):
             if c.certificate_not_after > 0:
                 expiry.add_metric([c.cluster, c.region], c.certificate_not_after)
         yield expiry
+        draining = GaugeMetricFamily("federator_cluster_drain_jobs_left",
+                                     "Jobs with a placement on the member cluster that an admin's drain (federator "
+                                     "drain) has yet to requeue elsewhere; 0 when drained, or when no drain holds.",
+                                     labels=["cluster", "region"])
+        for c in s.clusters:
+            draining.add_metric([c.cluster, c.region], float(c.drain_jobs_left))
+        yield draining
         yield age
         yield accelerators
         yield cpu
@@ -420,6 +428,11 @@ class Metrics:
                                         "carry out: the part was then replaced).", ["result"], registry=r)
         # Asks of agents whose member's own queue (Kueue) held a Placed placement past their admission timeout
         # (server/moving.py), by the federator's answer: moved, or kept in that member's queue.
+        # Placements an admin's drain ended (server/drains.py): their jobs requeued, to be placed elsewhere.
+        self.drained_placements = Counter("federator_drained_placements_total",
+                                          "Placements on a member cluster an admin's drain ended (federator drain): "
+                                          "their jobs requeued as the same jobs, reason Drained, to be placed "
+                                          "elsewhere.", ["cluster"], registry=r)
         self.placement_moves = Counter("federator_placement_moves_total",
                                        "Placements an agent asked to move because its member's own queue held them "
                                        "past the admission timeout, by the federator's answer: moved (another "

@@ -478,7 +478,7 @@ def list_clusters(target: Target, *, full: bool = True, page_size: int = 0) -> l
                             "cordon_reason": c.cordon_reason, "member_unreachable": c.member_unreachable,
                             "member_unreachable_since": c.member_unreachable_since,
                             "report_age_seconds": c.report_age_seconds, "duplicate_agent": c.duplicate_agent,
-                            "over_bound": c.over_bound,
+                            "over_bound": c.over_bound, "draining": c.draining, "drain_jobs_left": c.drain_jobs_left,
                             "maintenance": c.maintenance, "maintenance_since": c.maintenance_since})
             token = resp.next_page_token
             if not token:

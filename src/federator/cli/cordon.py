@@ -73,7 +73,8 @@ def _uncordon(args: argparse.Namespace) -> int:
         print(f"cluster {reply.cluster} was neither cordoned nor quarantined"
               + ("; its provider has it in maintenance, which only its agent ends" if reply.cordoned else ""))
     else:
-        ended = (["cordon"] if reply.cordoned_by else []) + (["quarantine"] if reply.quarantine_lifted else [])
+        ended = (["cordon"] if reply.cordoned_by else []) + (["drain"] if reply.drain_ended else []) + \
+            (["quarantine"] if reply.quarantine_lifted else [])
         print(f"cluster {reply.cluster} uncordoned ({' and '.join(ended)} ended); "
               + ("its provider still has it in maintenance: no new work until its agent stops asking"
                  if reply.cordoned else "it takes new work"))

@@ -123,7 +123,8 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         state = state_words(c["state"], cordoned=bool(c.get("cordoned") or c.get("maintenance")),
                             quarantined=bool(c.get("quarantined_until")),
                             unreachable=bool(c.get("member_unreachable")),
-                            duplicate_agent=bool(c.get("duplicate_agent")), over_bound=bool(c.get("over_bound")))
+                            duplicate_agent=bool(c.get("duplicate_agent")), over_bound=bool(c.get("over_bound")),
+                            drain_jobs_left=int(c.get("drain_jobs_left") or 0) if c.get("draining") else None)
         row = [c["name"], c["region"], state, gpus, cpus, str(c["placements"]),
                _age(c.get("report_age_seconds") or max(0.0, now - c["last_report_at"]))  # the federator's clock
                if c["last_report_at"] else "-"]
@@ -152,6 +153,8 @@ def cordoned_by(c: dict[str, Any]) -> str:
                                                                  else ""))
     if c.get("maintenance"):
         said.append(f"provider maintenance: {c['maintenance']}")
+    if c.get("draining"):  # server/drains.py: its words name who drained it, and why
+        said.append(f"{c['draining']} ({int(c.get('drain_jobs_left') or 0)} job(s) left)")
     return "; ".join(said)
 
 

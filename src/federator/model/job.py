@@ -71,6 +71,8 @@ class ReasonCode(StrEnum):
     # it ran past its spec.max_run_seconds: the federator cancelled every placement; the code a Failed job keeps
     # (server/run_limits.py)
     DEADLINE_EXCEEDED = "DeadlineExceeded"
+    # an admin drained the cluster it ran on: requeued as the same job, placed elsewhere (server/drains.py)
+    DRAINED = "Drained"
     WAITING = "Waiting"
 
 

@@ -40,8 +40,8 @@ from federator.timestamps import utc_micro
 
 log = logging.getLogger("federator.audit")
 
-ACTIONS = ("submit", "cancel", "scale", "cordon", "uncordon", "forget", "queue.change", "certificate.revoke",
-           "federatedjob.refuse", "policy.reload")
+ACTIONS = ("submit", "cancel", "scale", "cordon", "uncordon", "drain", "forget", "queue.change",
+           "certificate.revoke", "federatedjob.refuse", "policy.reload")
 RESULTS = ("accepted", "refused", "failed")
 
 

@@ -15,6 +15,9 @@ Admins only (security/authz.py `admin`), audited. A cordon is kept in the store,
 `cordons` table of the SQLite file; in Kubernetes mode the MemberCluster's spec, which `kubectl` may set too), and
 a cluster may be cordoned before its agent has connected to this federator: "never place on the new provider's
 cluster until we have looked at it". It names who, when and why, shown by `federator get clusters`.
+
+A drain (`federator drain`, server/drains.py) is held here too, as part of the cordon it needs: stored with it,
+ended by the same Uncordon.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
-from federator.model.cordon import Cordon
+from federator.model.cordon import Cordon, Drain
 from federator.security.limits import valid_cluster_name
 from federator.server.maintenance import Maintenance
 
@@ -117,6 +121,29 @@ class Cordons:
         log.warning("cluster %s %s; it takes no new work until uncordoned", cluster, cordon.describe())
         return True
 
+    def draining(self) -> dict[str, Drain]:
+        """The clusters an admin's drain holds, with the drain (server/drains.py)."""
+        return {name: cordon.drain for name, cordon in self._held.items() if cordon.drain is not None}
+
+    async def drain(self, cluster: str, drain: Drain) -> tuple[bool, Cordon]:
+        """Drain `cluster`: cordon it with `drain` (a cordon that holds keeps its words and gains the drain; else
+        the cordon is the drain's), stored first. (False, the cordon) when a drain held already: the first drain's
+        words stay, so a retried call changes nothing."""
+        held = self._held.get(cluster)
+        if held is not None and held.drain is not None:
+            return False, held
+        cordon = replace(held, drain=drain) if held is not None else Cordon(drain.by, drain.at, drain.reason, drain)
+        if self.store is not None:
+            await asyncio.to_thread(self.store.put, cluster, cordon)
+        now = self._held.get(cluster)
+        if now is not None and now.drain is not None:  # another call drained it meanwhile: the first stays
+            return False, now
+        self._held[cluster] = cordon
+        self.changes += 1
+        log.warning("cluster %s %s; its jobs are placed elsewhere, and it takes no new work until uncordoned",
+                    cluster, drain.describe())
+        return True, cordon
+
     async def uncordon(self, cluster: str) -> Cordon | None:
         """End the cluster's cordon, stored first; the cordon that held, if one did."""
         held = self._held.get(cluster)
@@ -144,6 +171,11 @@ class Cordons:
         for name in set(current) - set(self._held):
             log.warning("cluster %s %s (its MemberCluster says so); it takes no new work until uncordoned",
                         name, current[name].describe())
+        for name, cordon in current.items():
+            was = self._held.get(name)
+            if cordon.drain is not None and (was is None or was.drain is None):
+                log.warning("cluster %s %s (its MemberCluster says so); its jobs are placed elsewhere", name,
+                            cordon.drain.describe())
         self._held = dict(current)
         for name in sorted(ended):
             still = self.maintenance.get(name)
@@ -154,4 +186,4 @@ class Cordons:
         return True
 
 
-__all__ = ["MAX_REASON", "Cordon", "CordonError", "CordonStore", "Cordons", "checked"]
+__all__ = ["MAX_REASON", "Cordon", "CordonError", "CordonStore", "Cordons", "Drain", "checked"]

@@ -1,15 +1,12 @@
 """The federator's state machine: jobs, clusters, placements, and the scheduling loop.
 
-No gRPC here: the transports in `server/services.py` call these methods and
-drain each agent's outbox. Every change to a job is written to the store
-before it is acknowledged to anyone.
+No gRPC here: the transports in `server/services.py` call these methods and drain each agent's outbox. Every
+change to a job is written to the store before it is acknowledged to anyone.
 
-Clusters move Ready -> Partitioned (stream dropped or lease expired: jobs keep
-running, no new work) -> Lost (partitioned past the grace time: jobs are
-re-placed elsewhere with a new fencing generation, unless their failover
-policy says keep). When an agent comes back it re-syncs (see `report`):
-placements that were superseded are cancelled, launch orders lost in flight
-are sent again (launch is idempotent per placement id), and a job whose
+Clusters move Ready -> Partitioned (stream dropped or lease expired: jobs keep running, no new work) -> Lost
+(partitioned past the grace time: jobs are re-placed elsewhere with a new fencing generation, unless their failover
+policy says keep). When an agent comes back it re-syncs (see `report`): placements that were superseded are
+cancelled, launch orders lost in flight are sent again (launch is idempotent per placement id), and a job whose
 placement the cluster no longer holds is re-queued. See docs/reliability.md.
 """
 
@@ -47,6 +44,7 @@ from federator.server.clusters import (
     report_gate,
 )
 from federator.server.cordons import Cordons
+from federator.server.drains import Drains
 from federator.server.early_failures import EarlyFailurePolicy, EarlyFailures
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
@@ -127,6 +125,7 @@ class Federator:
         self.early = EarlyFailures(self, early_failures)  # failed soon after starting: once more; quarantine
         self.orphans = Orphans(self, grace=orphan_grace)  # placements of jobs the store never knew (server/orphans.py)
         self.cordons = Cordons(on_release=self.early.released)  # operators' (server/cordons.py); store: `attach`
+        self.drains = Drains(self)  # admins' drains, held with the cordons: their jobs moved off (server/drains.py)
         self._sessions = 0
         self._wake = asyncio.Event()
         self._watchers: set[asyncio.Queue[JobId]] = set()
@@ -484,6 +483,7 @@ class Federator:
             self.check_leases()
             self.starts.check()
             self.run_limits.check()  # off the cycle: a few heap entries a turn (server/run_limits.py)
+            self.drains.turn()  # a batch of the drained clusters' jobs requeued, for this turn's cycle to place
             self.membership.flush()
         except Exception:  # neither may stop the loop: leases are checked again next turn
             log.exception("checking leases failed")

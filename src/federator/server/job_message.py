@@ -143,6 +143,7 @@ __all__ = ["ClusterNotes", "cluster_note", "job_message", "placements_message"]
 
 
 PREEMPTED_MARK = " (preempted at "
+DRAINED_MARK = " (drained: "
 
 
 def preempted_note(at: float, preemptor: str, *, same_queue: bool = True) -> str:
@@ -152,13 +153,21 @@ def preempted_note(at: float, preemptor: str, *, same_queue: bool = True) -> str
 
 
 def keep_preempted(old: Reason | None, new: Reason) -> Reason:
-    """`new`, ending with the preempted note `old` ended with, if any. The next cycle replaced a victim's
-    `Preempted` reason with InsufficientAccelerators, so `get jobs` no longer showed that the job had run and
-    was stopped; the code is the new wait's (parking and the metrics read codes), the note says the rest.
-    It lasts while the job waits: a placement clears the reason, and a new preemption writes a new note."""
-    if old is None or new.code is ReasonCode.PREEMPTED:
+    """`new`, ending with the preempted (or drained) note `old` ended with, if any. The next cycle replaced a
+    victim's `Preempted` reason with InsufficientAccelerators, so `get jobs` no longer showed that the job had run
+    and was stopped; the code is the new wait's (parking and the metrics read codes), the note says the rest.
+    It lasts while the job waits: a placement clears the reason, and a new preemption writes a new note.
+    A `Drained` reason (server/drains.py) becomes the note " (drained: cluster east-1 drained by alice: ...)":
+    the user whose gang waits for room learns why it stopped running."""
+    if old is None or new.code in (ReasonCode.PREEMPTED, ReasonCode.DRAINED):
         return new
-    at = old.message.rfind(PREEMPTED_MARK)
-    if at < 0 or new.message.endswith(note := old.message[at:]):
+    if old.code is ReasonCode.DRAINED:
+        note = f"{DRAINED_MARK}{old.message})"
+    else:
+        at = max(old.message.rfind(PREEMPTED_MARK), old.message.rfind(DRAINED_MARK))
+        if at < 0:
+            return new
+        note = old.message[at:]
+    if new.message.endswith(note):
         return new
     return Reason(new.code, new.message + note)

@@ -35,6 +35,7 @@ from federator.server import cluster_list, cordons, duplicates, over_bound, shri
 from federator.server.admission import name_taken
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
+from federator.server.drain_call import drain_call
 from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
@@ -937,6 +938,9 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                 if cordon is not None:
                     status.cordoned, status.cordoned_by, status.cordoned_at, status.cordon_reason = \
                         True, cordon.by, cordon.at, cordon.reason
+                    if cordon.drain is not None:  # server/drains.py
+                        status.draining = cordon.drain.describe()
+                        status.drain_jobs_left = len(fed.drains.left(rec.name))
                 upkeep = fed.cordons.maintenance.get(rec.name)  # its provider's own (server/maintenance.py)
                 if upkeep is not None:
                     status.maintenance, status.maintenance_since = upkeep.reason, upkeep.at
@@ -969,6 +973,11 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                        context: grpc.aio.ServicerContext) -> jobs_pb2.CordonClusterResponse:
         """The cluster takes new work again: its cordon and any quarantine end."""
         return await _cordon_call(self, "uncordon", request.cluster, "", context)
+
+    async def Drain(self, request: jobs_pb2.DrainClusterRequest,  # noqa: N802
+                    context: grpc.aio.ServicerContext) -> jobs_pb2.DrainClusterResponse:
+        """Cordon the cluster and move its federated work elsewhere (server/drains.py, server/drain_call.py)."""
+        return await drain_call(self, request, context)
 
     async def Forget(self, request: jobs_pb2.ForgetClusterRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> jobs_pb2.ForgetClusterResponse:
@@ -1032,6 +1041,7 @@ async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: 
             ended = await fed.cordons.uncordon(cluster)
             lifted = fed.early.quarantine.lift(cluster)
             reply.changed, reply.quarantine_lifted = ended is not None or lifted is not None, lifted is not None
+            reply.drain_ended = ended is not None and ended.drain is not None  # a drain ends with its cordon
             reply.cordoned = fed.cordons.maintenance.get(cluster) is not None  # its provider's stays
             held = ended or Cordon("", 0.0)
     except (StoreUnavailable, StoreRefused, OSError) as exc:  # nothing changed: a retry may succeed

@@ -1,6 +1,7 @@
 """Cordoned member clusters, kept in the SQLite file beside the jobs (server/cordons.py says why).
 
-One row per cordoned cluster; an uncordon deletes it. A write is synchronous=FULL: an operator who was told a
+One row per cordoned cluster, with its drain's who, when and why when one holds (columns added to a file an older
+federator made); an uncordon deletes it. A write is synchronous=FULL: an operator who was told a
 cluster is cordoned must not find it taking work after a power cut. In Kubernetes mode the MemberClusters' spec
 holds cordons instead (backends/kube/cordons.py).
 """
@@ -10,9 +11,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from federator.model.cordon import Cordon
+from federator.model.cordon import Cordon, Drain
 from federator.store.identity import identity
 from federator.store.sqlite import close_sqlite, open_sqlite, write_all
+
+DRAIN_COLUMNS = (("drain_by", "TEXT"), ("drain_at", "REAL"), ("drain_reason", "TEXT"))
+"""A drain's who, when and why (NULL: no drain holds); server/drains.py."""
 
 
 class SqliteCordonStore:
@@ -21,6 +25,10 @@ class SqliteCordonStore:
         self._db = open_sqlite(path, synchronous="FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS cordons (cluster TEXT PRIMARY KEY, by_whom TEXT NOT NULL, "
                          "at REAL NOT NULL, reason TEXT NOT NULL)")
+        have = {str(row[1]) for row in self._db.execute("PRAGMA table_info(cordons)")}
+        for column, kind in DRAIN_COLUMNS:
+            if column not in have:  # a file an older federator made: its cordons have no drain
+                self._db.execute(f"ALTER TABLE cordons ADD COLUMN {column} {kind}")
         self.file = identity(path, what="cordon store", say=False)  # the job store's says it (store/identity.py)
 
     def put(self, cluster: str, cordon: Cordon | None) -> None:
@@ -30,13 +38,19 @@ class SqliteCordonStore:
             if cordon is None:
                 write_all(self._db, "DELETE FROM cordons WHERE cluster = ?", [(cluster,)], what="cordon store")
             else:
-                write_all(self._db, "INSERT OR REPLACE INTO cordons VALUES (?, ?, ?, ?)",
-                          [(cluster, cordon.by, cordon.at, cordon.reason)], what="cordon store")
+                drain = cordon.drain
+                write_all(self._db, "INSERT OR REPLACE INTO cordons (cluster, by_whom, at, reason, drain_by, "
+                          "drain_at, drain_reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          [(cluster, cordon.by, cordon.at, cordon.reason, drain.by if drain else None,
+                            drain.at if drain else None, drain.reason if drain else None)], what="cordon store")
 
     def load(self) -> dict[str, Cordon]:
         with self._lock:
-            rows = self._db.execute("SELECT cluster, by_whom, at, reason FROM cordons ORDER BY cluster").fetchall()
-        return {str(c): Cordon(str(by), float(at), str(reason)) for c, by, at, reason in rows}
+            rows = self._db.execute("SELECT cluster, by_whom, at, reason, drain_by, drain_at, drain_reason "
+                                    "FROM cordons ORDER BY cluster").fetchall()
+        return {str(c): Cordon(str(by), float(at), str(reason),
+                               Drain(str(d_by), float(d_at or 0.0), str(d_reason or "")) if d_by is not None else None)
+                for c, by, at, reason, d_by, d_at, d_reason in rows}
 
     def close(self) -> None:
         with self._lock:

@@ -19,6 +19,36 @@ CLUSTER_VIEW_UNSPECIFIED: ClusterView
 CLUSTER_VIEW_BASIC: ClusterView
 CLUSTER_VIEW_FULL: ClusterView
 
+class DrainClusterRequest(_message.Message):
+    __slots__ = ("cluster", "reason")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    reason: str
+    def __init__(self, cluster: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DrainClusterResponse(_message.Message):
+    __slots__ = ("cluster", "changed", "drained_by", "drained_at", "reason", "known", "jobs", "job_ids", "waiting")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    DRAINED_BY_FIELD_NUMBER: _ClassVar[int]
+    DRAINED_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    changed: bool
+    drained_by: str
+    drained_at: float
+    reason: str
+    known: bool
+    jobs: int
+    job_ids: _containers.RepeatedScalarFieldContainer[str]
+    waiting: str
+    def __init__(self, cluster: _Optional[str] = ..., changed: _Optional[bool] = ..., drained_by: _Optional[str] = ..., drained_at: _Optional[float] = ..., reason: _Optional[str] = ..., known: _Optional[bool] = ..., jobs: _Optional[int] = ..., job_ids: _Optional[_Iterable[str]] = ..., waiting: _Optional[str] = ...) -> None: ...
+
 class ForgetClusterRequest(_message.Message):
     __slots__ = ("cluster",)
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -48,7 +78,7 @@ class UncordonClusterRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ...) -> None: ...
 
 class CordonClusterResponse(_message.Message):
-    __slots__ = ("cluster", "cordoned", "changed", "cordoned_by", "cordoned_at", "reason", "quarantine_lifted", "known")
+    __slots__ = ("cluster", "cordoned", "changed", "cordoned_by", "cordoned_at", "reason", "quarantine_lifted", "known", "drain_ended")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     CORDONED_FIELD_NUMBER: _ClassVar[int]
     CHANGED_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +87,7 @@ class CordonClusterResponse(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     QUARANTINE_LIFTED_FIELD_NUMBER: _ClassVar[int]
     KNOWN_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_ENDED_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     cordoned: bool
     changed: bool
@@ -65,7 +96,8 @@ class CordonClusterResponse(_message.Message):
     reason: str
     quarantine_lifted: bool
     known: bool
-    def __init__(self, cluster: _Optional[str] = ..., cordoned: _Optional[bool] = ..., changed: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., reason: _Optional[str] = ..., quarantine_lifted: _Optional[bool] = ..., known: _Optional[bool] = ...) -> None: ...
+    drain_ended: bool
+    def __init__(self, cluster: _Optional[str] = ..., cordoned: _Optional[bool] = ..., changed: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., reason: _Optional[str] = ..., quarantine_lifted: _Optional[bool] = ..., known: _Optional[bool] = ..., drain_ended: _Optional[bool] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
     __slots__ = ("spec", "request_id", "run_again")
@@ -132,7 +164,7 @@ class WatchJobsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since")
+    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since", "draining", "drain_jobs_left")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +193,8 @@ class ClusterStatus(_message.Message):
     OVER_BOUND_FIELD_NUMBER: _ClassVar[int]
     MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
     MAINTENANCE_SINCE_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_JOBS_LEFT_FIELD_NUMBER: _ClassVar[int]
     name: str
     region: str
     state: str
@@ -182,7 +216,9 @@ class ClusterStatus(_message.Message):
     over_bound: str
     maintenance: str
     maintenance_since: float
-    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ...) -> None: ...
+    draining: str
+    drain_jobs_left: int
+    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ..., draining: _Optional[str] = ..., drain_jobs_left: _Optional[int] = ...) -> None: ...
 
 class ListClustersRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "view")

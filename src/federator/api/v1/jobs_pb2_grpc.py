@@ -516,6 +516,11 @@ class ClusterServiceStub:
                 request_serializer=federator_dot_v1_dot_jobs__pb2.ForgetClusterRequest.SerializeToString,
                 response_deserializer=federator_dot_v1_dot_jobs__pb2.ForgetClusterResponse.FromString,
                 _registered_method=True)
+        self.Drain = channel.unary_unary(
+                '/federator.v1.ClusterService/Drain',
+                request_serializer=federator_dot_v1_dot_jobs__pb2.DrainClusterRequest.SerializeToString,
+                response_deserializer=federator_dot_v1_dot_jobs__pb2.DrainClusterResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -595,6 +600,54 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Drain(self, request, context):
+        """Move the federated work off a member cluster before it is taken down, as
+        `kubectl drain` does a node: the cluster is cordoned (as Cordon; an
+        existing cordon's who, when and reason stay) and then every job with a
+        placement there not finished is requeued as the SAME job (same job_id
+        and name, its history kept), its pending reason "Drained: cluster NAME
+        drained by WHO: REASON", and placed elsewhere by the normal cycle:
+        - a training gang (all or nothing on one cluster) is ended whole;
+        - a job spread over clusters (inference) loses only its replicas on the
+        drained cluster; its other replicas keep serving and the job owes the
+        replicas that left (placed elsewhere, never back on the cordoned
+        cluster). They are ended before their replacements start, not after
+        (no surge); the job's other clusters serve meanwhile.
+        The agent is sent a Cancel for each ended placement (reason
+        "superseded: cluster NAME drained by ..."); a report of one afterwards
+        is fenced.
+        Paced: at most a bounded batch of jobs is ended per scheduling turn (the
+        same turn's cycle places them), so the federator's loop never stalls and
+        the jobs ended first are placed before the next batch ends. The newest
+        placements end first: an Uncordon midway spares the longest-running.
+        A drain works only while the cluster's agent is connected and the
+        cluster Ready: a placement its cluster cannot be told to stop would run
+        twice. Meanwhile the drain holds (the cluster stays cordoned, its jobs
+        stay) and waits; DrainClusterResponse.waiting says so. If the cluster
+        turns Lost, its jobs fail over as any Lost cluster's do. Jobs annotated
+        federator.io/failover: keep are drained too (that policy is about a
+        cluster that went away by itself).
+        The drain is kept in the federator's store (as a cordon), so a restart
+        mid-drain goes on with the jobs not yet moved, and none is lost. It holds
+        until Uncordon, which ends the drain and the cordon together
+        (CordonClusterResponse.drain_ended); a drain that has moved every job
+        stays, so the cluster takes no new work (ClusterStatus.draining and
+        drain_jobs_left show progress). In Kubernetes mode it is the
+        MemberCluster's spec.drain (and drainReason, drainedBy, drainedAt), which
+        kubectl may set too, read back within a few seconds as a cordon is.
+        Admins only (as Cordon): PERMISSION_DENIED otherwise, naming the rule.
+        Audited ("drain"). Idempotent: draining a draining cluster changes
+        nothing (changed=false; the first drain's who, when and reason stay).
+        A cluster not known yet may be drained (it is cordoned from its first
+        connection, and holds no job). INVALID_ARGUMENT (with field_violations)
+        for a bad cluster name or reason; UNAVAILABLE when the store could not
+        keep it (nothing drained; a retry may succeed; in Kubernetes mode also
+        while the MemberCluster CRD predates spec.drain, the message naming it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -617,6 +670,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.Forget,
                     request_deserializer=federator_dot_v1_dot_jobs__pb2.ForgetClusterRequest.FromString,
                     response_serializer=federator_dot_v1_dot_jobs__pb2.ForgetClusterResponse.SerializeToString,
+            ),
+            'Drain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Drain,
+                    request_deserializer=federator_dot_v1_dot_jobs__pb2.DrainClusterRequest.FromString,
+                    response_serializer=federator_dot_v1_dot_jobs__pb2.DrainClusterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -729,6 +787,33 @@ class ClusterService:
             '/federator.v1.ClusterService/Forget',
             federator_dot_v1_dot_jobs__pb2.ForgetClusterRequest.SerializeToString,
             federator_dot_v1_dot_jobs__pb2.ForgetClusterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Drain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federator.v1.ClusterService/Drain',
+            federator_dot_v1_dot_jobs__pb2.DrainClusterRequest.SerializeToString,
+            federator_dot_v1_dot_jobs__pb2.DrainClusterResponse.FromString,
             options,
             channel_credentials,
             insecure,

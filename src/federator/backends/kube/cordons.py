@@ -6,7 +6,15 @@ saying why, who and when. `federator cordon` (gRPC) writes them; an operator may
     kubectl patch mc east-1 --type merge -p '{"spec":{"cordoned":true,"cordonReason":"driver upgrade"}}'
 
 and the federator reads them back every few seconds (backends/kube/controller.py). A cordon written by hand
-without `cordonedBy` is shown as by "kubectl". The federator's own MemberCluster writes patch spec.region and
+without `cordonedBy` is shown as by "kubectl".
+
+A drain (server/drains.py) is `spec.drain: true`, with `drainReason`, `drainedBy` and `drainedAt`, written by
+`federator drain` or by hand as a cordon is:
+
+    kubectl patch mc east-1 --type merge -p '{"spec":{"drain":true,"drainReason":"hardware swap"}}'
+
+A drain cordons the cluster: `spec.drain: true` without `spec.cordoned` holds a cordon of the drain's words, and
+`federator uncordon` removes both. The federator's own MemberCluster writes patch spec.region and
 spec.labels only, so they never clear a cordon.
 """
 
@@ -18,7 +26,7 @@ from typing import Any
 
 from federator.backends.kube.api import MEMBER_CLUSTERS, KubeApi, KubeError, NotFoundError
 from federator.backends.kube.resources import member_cluster, parse_timestamp
-from federator.model.cordon import Cordon
+from federator.model.cordon import Cordon, Drain
 from federator.store.errors import StoreUnavailable
 from federator.timestamps import utc_seconds
 
@@ -27,12 +35,34 @@ BY_HAND = "kubectl"
 
 
 def cordon_of(spec: Mapping[str, Any], *, known: Cordon | None, now: float) -> Cordon | None:
-    """The cordon a MemberCluster's spec holds, if it holds one; `known` (the one held already) keeps its time
-    when the spec gives none."""
+    """The cordon a MemberCluster's spec holds, if it holds one (a drain holds one: module docstring); `known`
+    (the one held already) keeps its times when the spec gives none."""
+    drain = drain_of(spec, known=known.drain if known is not None else None, now=now)
     if spec.get("cordoned") is not True:
-        return None
+        return None if drain is None else Cordon(drain.by, drain.at, drain.reason, drain)
     at = parse_timestamp(spec.get("cordonedAt")) or (known.at if known is not None else now)
-    return Cordon(str(spec.get("cordonedBy") or BY_HAND)[:253], at, str(spec.get("cordonReason") or "")[:256])
+    return Cordon(str(spec.get("cordonedBy") or BY_HAND)[:253], at, str(spec.get("cordonReason") or "")[:256], drain)
+
+
+def drain_of(spec: Mapping[str, Any], *, known: Drain | None, now: float) -> Drain | None:
+    """The drain a MemberCluster's spec holds, if it holds one."""
+    if spec.get("drain") is not True:
+        return None
+    at = parse_timestamp(spec.get("drainedAt")) or (known.at if known is not None else now)
+    return Drain(str(spec.get("drainedBy") or BY_HAND)[:253], at, str(spec.get("drainReason") or "")[:256])
+
+
+def spec_of(cordon: Cordon | None) -> dict[str, Any]:
+    """The spec fields of `cordon` (and its drain) as a merge patch: None removes a field."""
+    spec: dict[str, Any] = {"cordoned": None, "cordonReason": None, "cordonedBy": None, "cordonedAt": None,
+                            "drain": None, "drainReason": None, "drainedBy": None, "drainedAt": None}
+    if cordon is not None:
+        spec.update({"cordoned": True, "cordonReason": cordon.reason or None, "cordonedBy": cordon.by,
+                     "cordonedAt": utc_seconds(cordon.at)})
+    if cordon is not None and cordon.drain is not None:
+        spec.update({"drain": True, "drainReason": cordon.drain.reason or None, "drainedBy": cordon.drain.by,
+                     "drainedAt": utc_seconds(cordon.drain.at)})
+    return spec
 
 
 class KubeCordonStore:
@@ -43,13 +73,10 @@ class KubeCordonStore:
         self.clock = clock
 
     def put(self, cluster: str, cordon: Cordon | None) -> None:
-        spec: dict[str, Any] = {"cordoned": None, "cordonReason": None, "cordonedBy": None, "cordonedAt": None}
-        if cordon is not None:
-            spec = {"cordoned": True, "cordonReason": cordon.reason or None, "cordonedBy": cordon.by,
-                    "cordonedAt": utc_seconds(cordon.at)}
+        spec = spec_of(cordon)
         try:
             try:
-                self.api.patch(MEMBER_CLUSTERS, cluster, {"spec": spec})
+                written = self.api.patch(MEMBER_CLUSTERS, cluster, {"spec": spec})
             except NotFoundError:
                 if cordon is None:
                     return  # no object: nothing holds a cordon
@@ -57,9 +84,15 @@ class KubeCordonStore:
                 body = member_cluster(cluster, region="", labels={})
                 del body["spec"]["region"]
                 body["spec"].update({k: v for k, v in spec.items() if v is not None})
-                self.api.create(MEMBER_CLUSTERS, body)
+                written = self.api.create(MEMBER_CLUSTERS, body)
         except KubeError as exc:
             raise StoreUnavailable(f"MemberCluster {cluster}: {exc}") from exc
+        if spec["drain"] and (written.get("spec") or {}).get("drain") is not True:
+            # A CRD older than spec.drain (Helm does not upgrade CRDs) prunes it without a word: the drain would
+            # be gone at the next read, its jobs left where they are.
+            raise StoreUnavailable(f"MemberCluster {cluster}: spec.drain was not kept, as the MemberCluster CRD "
+                                   f"predates it (apply the chart's crds/memberclusters.yaml); the cluster's "
+                                   f"cordon was written")
 
     def load(self, known: Mapping[str, Cordon] | None = None) -> dict[str, Cordon]:
         try:
@@ -80,4 +113,4 @@ class KubeCordonStore:
                 held[name] = cordon
         return held
 
-__all__ = ["BY_HAND", "KubeCordonStore", "cordon_of"]
+__all__ = ["BY_HAND", "KubeCordonStore", "cordon_of", "drain_of", "spec_of"]

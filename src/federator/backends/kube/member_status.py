@@ -4,7 +4,8 @@ Why: the status said the lease's state alone (and the member-unreachable words),
 saw a cluster its provider had in maintenance as plain Ready, and one whose reports were clamped to its provider's
 maxAccelerators as fine, where `federator get clusters` said `Ready,Cordoned` and `Ready,OverBound`. Here the
 status is gathered as ClusterService.List gathers a ClusterStatus (server/services.py), in the same names:
-`maintenance`, `maintenanceSince`, `overBound`, and `stateSummary` for the State column (model/state_words.py).
+`maintenance`, `maintenanceSince`, `overBound`, `drainJobsLeft` (while a drain holds: server/drains.py), and
+`stateSummary` for the State column (model/state_words.py).
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ def member_status(fed: Federator, rec: ClusterRecord) -> Obj:
     maintenance does, so the column reads as `get clusters`' STATE."""
     now = fed.clock()
     upkeep = fed.cordons.maintenance.get(rec.name)  # its provider's own (server/maintenance.py)
-    summary = state_words(rec.state.value, cordoned=fed.cordons.get(rec.name) is not None or upkeep is not None,
+    cordon = fed.cordons.get(rec.name)
+    left = len(fed.drains.left(rec.name)) if cordon is not None and cordon.drain is not None else None  # drains.py
+    summary = state_words(rec.state.value, cordoned=cordon is not None or upkeep is not None, drain_jobs_left=left,
                           quarantined=fed.early.quarantine.holding(rec.name, now) is not None,
                           unreachable=bool(rec.unreachable), duplicate_agent=bool(duplicates.shown(rec, now)),
                           over_bound=bool(rec.over_bound))
     return member_cluster_status(state=rec.state, connected=rec.connected, last_report_at=rec.last_report_at,
                                  capacity=rec.capacity, gang_admission=rec.gang_admission.value,
                                  message=unreachable_note(rec),  # server/member_health.py
-                                 summary=summary, maintenance=upkeep, over_bound=rec.over_bound)
+                                 summary=summary, maintenance=upkeep, over_bound=rec.over_bound, drain_jobs_left=left)
 
 
 __all__ = ["member_status"]

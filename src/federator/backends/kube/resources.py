@@ -284,19 +284,22 @@ def devices(accelerator_milli: int) -> int | float:
 
 def member_cluster_status(*, state: ClusterState, connected: bool, last_report_at: float,
                           capacity: ClusterCapacity | None, gang_admission: str = "", message: str = "",
-                          summary: str = "", maintenance: Cordon | None = None, over_bound: str = "") -> Obj:
+                          summary: str = "", maintenance: Cordon | None = None, over_bound: str = "",
+                          drain_jobs_left: int | None = None) -> Obj:
     """`message`: why the cluster is not Ready when the federator knows more than its state (its agent cannot
     reach the member's API server: server/member_health.py); None otherwise, which the status merge patch
     reads as "remove it", so a cluster Ready again does not keep the last one. Likewise `maintenance` (its
     provider's, server/maintenance.py) and `over_bound` (the federator's words for a clamped report,
     server/over_bound.py), named as jobs.proto's ClusterStatus names them. `summary`: the State column,
     `state` and what else holds as `federator get clusters` says it (model/state_words.py; `state` alone
-    when not given), while `state` stays the lease's state a restart reads back."""
+    when not given), while `state` stays the lease's state a restart reads back. `drain_jobs_left`: while an
+    admin's drain holds (spec.drain, server/drains.py), the jobs it has yet to move (ClusterStatus.drain_jobs_left);
+    None otherwise, removed."""
     status: Obj = {"state": state.value, "stateSummary": summary or state.value, "connected": connected,
                    "lastReportTime": timestamp(last_report_at), "message": message or None,
                    "maintenance": maintenance.reason if maintenance is not None else None,
                    "maintenanceSince": timestamp(maintenance.at) or None if maintenance is not None else None,
-                   "overBound": over_bound or None}
+                   "overBound": over_bound or None, "drainJobsLeft": drain_jobs_left}
     if gang_admission:
         status["gangAdmission"] = gang_admission
     if capacity is not None:
