@@ -6,8 +6,9 @@ placement it had handed out (the fencing generations included).
 
 One federator owns a file at a time (`lock.py`). What cannot be loaded stops
 the start with one line naming the file and what is wrong (`StoreUnreadable`):
-a schema version newer than this code, a `jobs` table of another layout, a
-row whose document is not a job. A single bad row stops it too, by choice:
+a schema version newer than this code (store/schema.py; an older one is taken
+forward), a `jobs` table of another layout, a row whose document is not a job.
+A single bad row stops it too, by choice:
 starting without that job would silently drop one that was accepted (and its
 placements would run on, unfenced); the line names the row so an operator can
 restore it or delete it knowingly (docs/reliability.md).
@@ -29,9 +30,9 @@ from federator.store.codec import job_from_dict, job_to_dict
 from federator.store.errors import StoreFileGone, StoreUnavailable, StoreUnreadable
 from federator.store.identity import FileIdentity, FileState, identity
 from federator.store.lock import StoreLock
+from federator.store.schema import SCHEMA_VERSION, upgrade
 
 log = logging.getLogger("federator.store")
-SCHEMA_VERSION = 1
 _COLUMNS = ("job_id", "phase", "doc")
 
 
@@ -136,7 +137,8 @@ class SqliteJobStore:
                         path.resolve())
 
     def _open_schema(self) -> None:
-        """Create the tables of a new file; refuse a file this version cannot read (StoreUnreadable)."""
+        """Create the tables of a new file; take an older version's forward (store/schema.py); refuse a file
+        this version cannot read (StoreUnreadable)."""
         db = self._db
         db.execute("CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, phase TEXT NOT NULL, doc TEXT NOT NULL)")
         columns = {name for _, name, *_ in db.execute("PRAGMA table_info(jobs)")}
@@ -152,6 +154,8 @@ class SqliteJobStore:
         if version is None or version > SCHEMA_VERSION:
             raise StoreUnreadable(f"job store {self.path}: schema version {str(found)[:40]!r} found, this federator "
                                   f"reads versions up to {SCHEMA_VERSION}: use the federator that wrote it")
+        if version < SCHEMA_VERSION:
+            upgrade(db, self.path, version)
 
     def rescue(self) -> bool:
         """If the file's -wal was deleted or replaced (store/identity.py), copy what the lost one holds into the
