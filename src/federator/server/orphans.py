@@ -17,8 +17,9 @@ The rule (proto/federator/v1/agent.proto, CapacityReport.placement_ids):
   it always ends, so a workload whose job is really gone (a FederatedJob whose finalizer was removed by hand
   while no federator ran) is stopped all the same. An orphan of a job the store does hold, at an older
   generation, is said as such (`_say_older`): "no record of" it read false to an operator looking at that job
-  in `get jobs` after a restore (outside operator QA F3). It is not adopted: the store has no record of that
-  placement's shape, and its grace leaves the operator the choice of a newer backup.
+  in `get jobs` after a restore (outside operator QA F3). It is not adopted as such (the store has no record
+  of that placement's shape, and the grace leaves the operator the choice of a newer backup); the job, Pending,
+  is placed again, and placed on the same cluster its placement takes the very id, which the agent already runs.
 
 A cluster's capacity report lists every placement it holds, so each report replaces its orphans (keeping when
 each was first reported): an orphan that ends leaves the count, and the count is bounded by the report's size.
