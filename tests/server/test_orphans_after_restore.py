@@ -8,6 +8,7 @@ import logging
 import pytest
 from server_support import Clock, MemoryStore, capacity, join, make, spec
 
+from federator.model import JobId
 from federator.server.federator import Federator
 
 from support import cancels_sent
@@ -53,3 +54,16 @@ def test_an_orphan_of_a_job_the_restored_store_holds_is_said_to_be_newer_than_it
         "cluster c runs 2 placement(s) newer than this federator's store (it holds 1 jobs), 1 of jobs it holds at an "
         "older generation, 1 of jobs it has no record of"]
     assert caplog.records[-1].getMessage().endswith(": cancelling them now (reported for --orphan-grace, 1800s)")
+
+
+def test_placed_again_on_the_same_cluster_the_job_takes_the_orphans_very_id_and_nothing_is_cancelled() -> None:
+    """What docs/operators.md, "Restoring the store", promises: the job, Pending in the restored store, is placed
+    again at the next generation, which on the same cluster is the id the agent already runs ("already here")."""
+    clock = Clock()
+    fed, a, _ = _restored(clock)
+    rec = join(fed, "c", a)
+    fed.schedule_once()
+    job = fed.jobs[JobId(a.split(".g")[0])]
+    assert [p.placement_id for p in job.placements] == [a]
+    fed.report(rec, capacity(a))
+    assert a not in cancels_sent(rec)
