@@ -73,3 +73,4 @@ def test_a_backup_onto_a_full_disk_leaves_nothing_and_the_next_run_writes_it(
     monkeypatch.setattr(backup_cli.sqlite3, "connect", connect)  # room again: the next (cron) run
     assert backup_cli.backup(db, to) == 50
     assert [p.name for p in to.parent.iterdir()] == ["b.db"]
+    assert to.stat().st_mode & 0o777 == 0o600  # every job's spec: its owner's only (docs/operators.md)
