@@ -1,4 +1,4 @@
-"""`federator backup`: a consistent copy of the federator's SQLite file, safe while it runs.
+"""`federator backup`: a consistent, checked copy of the federator's SQLite file, safe while it runs.
 
     federator backup --db /var/lib/federator/federator.db --to /backups/federator-2026-12-04.db
 
@@ -8,49 +8,146 @@ of 301 acknowledged jobs (outside operator QA). This uses SQLite's online backup
 one transaction sees it, the WAL's commits included, while the federator goes on writing. The copy holds the
 jobs, the members and the usage records; restore it by stopping the federator and putting the copy at its --db
 path (with no stale `-wal` or `-shm` file beside it).
+
+Why the copy is checked: the online backup copies pages as they are, damaged ones too, and a job count reads
+past them, so a rotting store's nightly backups all said "a consistent copy" (outside operator QA F6). The copy
+passes SQLite's `integrity_check` or is deleted and the command fails, naming whether the store itself is damaged.
+
+Why a temporary name: the copy is written beside `--to` and renamed to it once checked, so a failed run (a full
+disk: QA F12 found a 0-byte `--to` left behind, which the next cron run refused as existing) leaves nothing at
+`--to`, and a file at `--to` is always a whole, checked copy.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sqlite3
 import sys
+import tempfile
 from pathlib import Path
+
+from federator.store import integrity
+
+DAMAGED = "{db} itself is damaged: keep your last good backup, and see docs/reliability.md, \"A corrupted store\""
+
+
+class BackupFailed(Exception):
+    """The copy was not written, or not sound; nothing is left at --to. The message is one line."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("backup", help="copy the federator's SQLite store consistently, even while it runs")
+    p = sub.add_parser("backup", help="copy the federator's SQLite store consistently, even while it runs, and "
+                                      "check the copy")
     p.add_argument("--db", type=Path, default=Path("federator.db"), help="the store (default %(default)s)")
     p.add_argument("--to", type=Path, required=True, metavar="FILE", help="the copy to write (must not exist)")
     p.set_defaults(func=_backup)
 
 
 def backup(db: Path, to: Path) -> int:
-    """Copy `db` to `to` (which must not exist); the number of jobs in the copy."""
+    """Copy `db` to `to` (which must not exist), check the copy, and return the number of jobs in it.
+    ValueError for bad arguments, BackupFailed for a copy that could not be written or is damaged."""
     if not db.is_file():
         raise ValueError(f"--db: {db} is not a file")
     if to.exists():
         raise ValueError(f"--to: {to} exists; give a new file (a backup never overwrites one)")
-    source = sqlite3.connect(db)
+    if not to.parent.is_dir():
+        raise ValueError(f"--to: {to.parent} is not a directory")
     try:
-        target = sqlite3.connect(to)
+        fd, name = tempfile.mkstemp(dir=to.parent, prefix=f".{to.name}.", suffix=".partial")
+    except OSError as exc:
+        raise BackupFailed(f"--to: cannot write in {to.parent}: {exc.strerror or exc}") from None
+    os.close(fd)
+    partial = Path(name)
+    try:
+        _copy(db, partial)
+        _check(db, partial)
+        jobs = _count(partial)
+        if to.exists():  # made meanwhile: it is someone's, not ours to replace
+            raise BackupFailed(f"--to: {to} appeared while the copy was written; the copy was not kept")
+        partial.rename(to)
+        _sync_dir(to.parent)
+    except BaseException:
+        _remove(partial)
+        raise
+    return jobs
+
+
+def _copy(db: Path, partial: Path) -> None:
+    """SQLite's online backup of `db` into `partial`."""
+    try:
+        source = sqlite3.connect(db)
         try:
-            source.backup(target)
-            return int(target.execute("SELECT count(*) FROM jobs").fetchone()[0])
+            target = sqlite3.connect(partial)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
         finally:
-            target.close()
+            source.close()
+    except (sqlite3.Error, OSError) as exc:
+        if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            raise BackupFailed(f"reading {db} failed: {exc}: {DAMAGED.format(db=db)}") from None
+        raise BackupFailed(f"--to: writing the copy in {partial.parent} failed: {exc}; nothing was kept") from None
+
+
+def _count(partial: Path) -> int:
+    """The jobs in the (checked) copy."""
+    copy = sqlite3.connect(partial)
+    try:
+        return int(copy.execute("SELECT count(*) FROM jobs").fetchone()[0])
     finally:
-        source.close()
+        copy.close()
+
+
+def _check(db: Path, partial: Path) -> None:
+    """BackupFailed unless the copy passes integrity_check; the message says whether `db` itself is damaged."""
+    found = _problems(partial, full=True)
+    if not found:
+        return
+    source = _problems(db, full=False)
+    whose = (DAMAGED.format(db=db) if source else f"{db} passes quick_check, so the copy was damaged on its way to "
+             f"{partial.parent} (check that disk) and can be taken again")
+    raise BackupFailed(f"the copy of {db} fails SQLite's integrity_check ({integrity.summary(found)}); it was "
+                       f"deleted: {whose}")
+
+
+def _problems(path: Path, *, full: bool) -> list[str]:
+    try:
+        db = sqlite3.connect(path)
+    except sqlite3.Error as exc:
+        return [str(exc)]
+    try:
+        return integrity.problems(db, full=full)
+    finally:
+        db.close()
+
+
+def _sync_dir(directory: Path) -> None:
+    """The rename on disk (the copy's own pages are: SQLite synced them at the backup's commit)."""
+    with contextlib.suppress(OSError):  # a filesystem that cannot open a directory: the rename stands anyway
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove(partial: Path) -> None:
+    for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm"), Path(f"{partial}-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
 
 
 def _backup(args: argparse.Namespace) -> int:
     try:
         jobs = backup(args.db, args.to)
-    except (ValueError, sqlite3.Error, OSError) as exc:
+    except (ValueError, BackupFailed) as exc:
         print(f"federator backup: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.to}: {jobs} jobs (a consistent copy of {args.db})")
+    print(f"{args.to}: {jobs} jobs (a consistent copy of {args.db}, integrity_check ok)")
     return 0
 
 
-__all__ = ["backup", "register"]
+__all__ = ["BackupFailed", "backup", "register"]

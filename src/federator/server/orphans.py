@@ -15,7 +15,11 @@ The rule (proto/federator/v1/agent.proto, CapacityReport.placement_ids):
   once per cluster as a WARNING, and cancelled only once its cluster has reported it for `--orphan-grace`
   (0: at once, as before). The grace gives an operator time to stop the federator and restore the right store;
   it always ends, so a workload whose job is really gone (a FederatedJob whose finalizer was removed by hand
-  while no federator ran) is stopped all the same.
+  while no federator ran) is stopped all the same. An orphan of a job the store does hold, at an older
+  generation, is said as such (`_say_older`): "no record of" it read false to an operator looking at that job
+  in `get jobs` after a restore (outside operator QA F3). It is not adopted as such (the store has no record
+  of that placement's shape, and the grace leaves the operator the choice of a newer backup); the job, Pending,
+  is placed again, and placed on the same cluster its placement takes the very id, which the agent already runs.
 
 A cluster's capacity report lists every placement it holds, so each report replaces its orphans (keeping when
 each was first reported): an orphan that ends leaves the count, and the count is bounded by the report's size.
@@ -215,7 +219,7 @@ class Orphans:
                 continue
             held[pid] = first = before.get(pid, now)
             if now - first >= self.grace:
-                cancel.append(self._order(pid))
+                cancel.append(self._order(cluster, pid))
         self._held[cluster] = held
         self.fed.metrics.orphan_placements.labels(cluster).set(len(held))
         self._say(cluster, held, new=held.keys() - before.keys(), cancel=held.keys() & {o.placement_id for o in cancel})
@@ -228,7 +232,7 @@ class Orphans:
             return self._fence_order(cluster, placement_id, None)
         first = self._held.get(cluster, {}).get(placement_id)
         due = self.grace <= 0 or (first is not None and self.fed.clock() - first >= self.grace)
-        return self._order(placement_id) if due else None
+        return self._order(cluster, placement_id) if due else None
 
     def heard(self, rec: ClusterRecord, placement_id: str, phase: JobPhase) -> None:
         """A JobUpdate: one of a placement whose cancel is recorded confirms it if it ended, and what a finished one
@@ -255,9 +259,22 @@ class Orphans:
             job = self.fed.jobs.get(named[0])
         return DELETED_REASON if job is None else f"{stray_reason(job, placement_id)} ({KEPT})"
 
-    def _order(self, placement_id: str) -> CancelOrder:
+    def _order(self, cluster: str, placement_id: str) -> CancelOrder:
+        older = self._held_older(placement_id, cluster)
+        if older is not None:
+            return CancelOrder(placement_id, f"orphan: the federator's store holds its job only at an older "
+                                             f"generation ({older.generation}) (--orphan-grace {self.grace:g}s)")
         return CancelOrder(placement_id, f"orphan: the federator's store has no record of its job "
                                          f"(--orphan-grace {self.grace:g}s)")
+
+    def _held_older(self, placement_id: str, cluster: str) -> Job | None:
+        """The job of an orphan if the store holds it (at an older generation than the placement's: a store
+        restored from a backup taken before this placement was made); None if the store has no record of it."""
+        named = job_of(placement_id, cluster)
+        if named is None:
+            return None
+        job = self.fed.jobs.get(named[0])
+        return job if job is not None and job.generation < named[1] else None
 
     def forget(self, cluster: str) -> None:
         """A cluster forgotten (server/leases.py): its series goes with it."""
@@ -275,6 +292,11 @@ class Orphans:
         """A WARNING when orphans appear on a cluster (held, with the count), and when their cancels start."""
         said = self._due[cluster] = self._due.get(cluster, set()) & held.keys()  # those still held
         waiting = new - cancel
+        older = {pid: job for pid in waiting | cancel if (job := self._held_older(pid, cluster)) is not None}
+        if older:  # "no record of" these jobs would be false (outside operator QA F3): say what the store holds
+            self._say_older(cluster, held, waiting=waiting, due=cancel - said, older=older)
+            self._due[cluster] = said | cancel
+            return
         if waiting:
             log.warning("cluster %s runs %d placement(s) of jobs this federator's store has no record of (it holds "
                         "%d jobs), e.g. %s: held, and cancelled after --orphan-grace (%gs). %s", cluster, len(held),
@@ -284,6 +306,25 @@ class Orphans:
             log.warning("cluster %s: cancelling %d placement(s) of jobs this federator's store has no record of "
                         "(reported for --orphan-grace, %gs), e.g. %s", cluster, len(due), self.grace, min(due))
             said |= due
+
+
+    def _say_older(self, cluster: str, held: dict[str, float], *, waiting: set[str], due: set[str],
+                   older: dict[str, Job]) -> None:
+        """`_say` when some orphans are of jobs the store holds at an older generation (a restored backup): the
+        job is there, its placement is newer than the store."""
+        known = sum(1 for pid in held if self._held_older(pid, cluster) is not None)
+        which = (f"{known} of jobs it holds at an older generation, {len(held) - known} of jobs it has no record of"
+                 if known < len(held) else "of jobs it holds at an older generation")
+        for pids, what in ((waiting, f"held, and cancelled after --orphan-grace ({self.grace:g}s). {self.story}"),
+                           (due, f"cancelling them now (reported for --orphan-grace, {self.grace:g}s)")):
+            if not pids:
+                continue
+            pid = min(pids & older.keys() or pids)
+            job = older.get(pid)
+            example = (f"{pid}, whose job {job.job_id} the store holds as {job.phase.value} at generation "
+                       f"{job.generation}" if job is not None else f"{pid}, of a job the store has no record of")
+            log.warning("cluster %s runs %d placement(s) newer than this federator's store (it holds %d jobs), %s; "
+                        "e.g. %s: %s", cluster, len(held), len(self.fed.jobs), which, example, what)
 
 
 def other_owner(job: Job | None, placement_id: str, cluster: str) -> str:

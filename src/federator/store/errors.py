@@ -23,6 +23,11 @@ class StoreUnreadable(StoreError):
     """The file cannot be loaded as this version's job store (a corrupt row, an unknown schema)."""
 
 
+class StoreDamaged(StoreUnreadable):
+    """SQLite's own check finds the file damaged (pages overwritten, a torn copy): a restore's case, not a row's
+    (store/integrity.py)."""
+
+
 class StoreUnavailable(StoreError):
     """A write failed (the disk is full, an I/O error) and was rolled back: nothing of it is stored."""
 
@@ -89,5 +94,5 @@ class WriteFailure(StrEnum):
     OTHER = "other"  # anything else (404 of a namespace, say)
 
 
-__all__ = ["NameTaken", "StoreError", "StoreFileGone", "StoreInUse", "StoreRefused", "StoreUnavailable",
+__all__ = ["NameTaken", "StoreDamaged", "StoreError", "StoreFileGone", "StoreInUse", "StoreRefused", "StoreUnavailable",
            "StoreUnreadable", "WriteFailure"]

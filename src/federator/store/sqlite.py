@@ -6,8 +6,10 @@ placement it had handed out (the fencing generations included).
 
 One federator owns a file at a time (`lock.py`). What cannot be loaded stops
 the start with one line naming the file and what is wrong (`StoreUnreadable`):
-a schema version newer than this code, a `jobs` table of another layout, a
-row whose document is not a job. A single bad row stops it too, by choice:
+a schema version newer than this code (store/schema.py; an older one is taken
+forward), a file SQLite's quick_check finds damaged (store/integrity.py), a
+`jobs` table of another layout, a row whose document is not a job. A single
+bad row stops it too, by choice:
 starting without that job would silently drop one that was accepted (and its
 placements would run on, unfenced); the line names the row so an operator can
 restore it or delete it knowingly (docs/reliability.md).
@@ -25,13 +27,14 @@ from typing import Protocol, runtime_checkable
 
 from federator.model import Job, JobId
 from federator.paths import make_parent
+from federator.store import integrity
 from federator.store.codec import job_from_dict, job_to_dict
-from federator.store.errors import StoreFileGone, StoreUnavailable, StoreUnreadable
+from federator.store.errors import StoreDamaged, StoreFileGone, StoreUnavailable, StoreUnreadable
 from federator.store.identity import FileIdentity, FileState, identity
 from federator.store.lock import StoreLock
+from federator.store.schema import SCHEMA_VERSION, upgrade
 
 log = logging.getLogger("federator.store")
-SCHEMA_VERSION = 1
 _COLUMNS = ("job_id", "phase", "doc")
 
 
@@ -117,7 +120,7 @@ class SqliteJobStore:
         # starts with no job, and its agents' placements are orphans to it (server/orphans.py). Said loudly.
         self.created = self._owner is not None and not path.exists()
         try:
-            self._db = open_sqlite(path, synchronous="FULL")  # an accepted job is on disk before the reply
+            self._db = self._connect()
             try:
                 self._open_schema()
                 # Writes stop if the path stops naming this file (deleted or replaced): store/identity.py.
@@ -135,9 +138,23 @@ class SqliteJobStore:
                         "--db names the wrong path (its jobs, and what its agents run, are unknown to this store)",
                         path.resolve())
 
+    def _connect(self) -> sqlite3.Connection:
+        """The store's connection; a file SQLite finds damaged on its first read is StoreDamaged."""
+        try:
+            return open_sqlite(self.path, synchronous="FULL")  # an accepted job is on disk before the reply
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_CORRUPT:
+                raise  # "file is not a database" and the like: serve names the file and the cause
+            raise StoreDamaged(f"job store {self.path} is damaged ({exc}): {integrity.recovery(self.path)}") from None
+
     def _open_schema(self) -> None:
-        """Create the tables of a new file; refuse a file this version cannot read (StoreUnreadable)."""
+        """Create the tables of a new file; take an older version's forward (store/schema.py); refuse a file
+        this version cannot read (StoreUnreadable) or SQLite finds damaged (StoreDamaged)."""
         db = self._db
+        found_wrong = integrity.problems(db)
+        if found_wrong:
+            raise StoreDamaged(f"job store {self.path} is damaged (SQLite's quick_check: "
+                               f"{integrity.summary(found_wrong)}): {integrity.recovery(self.path)}")
         db.execute("CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, phase TEXT NOT NULL, doc TEXT NOT NULL)")
         columns = {name for _, name, *_ in db.execute("PRAGMA table_info(jobs)")}
         missing = [c for c in _COLUMNS if c not in columns]
@@ -152,6 +169,8 @@ class SqliteJobStore:
         if version is None or version > SCHEMA_VERSION:
             raise StoreUnreadable(f"job store {self.path}: schema version {str(found)[:40]!r} found, this federator "
                                   f"reads versions up to {SCHEMA_VERSION}: use the federator that wrote it")
+        if version < SCHEMA_VERSION:
+            upgrade(db, self.path, version)
 
     def rescue(self) -> bool:
         """If the file's -wal was deleted or replaced (store/identity.py), copy what the lost one holds into the
@@ -202,7 +221,11 @@ class SqliteJobStore:
     def load(self) -> list[Job]:
         """Every job; StoreUnreadable naming the first row that is not one (see the module docstring)."""
         with self._lock:
-            rows = self._db.execute("SELECT rowid, job_id, doc FROM jobs ORDER BY rowid").fetchall()
+            try:
+                rows = self._db.execute("SELECT rowid, job_id, doc FROM jobs ORDER BY rowid").fetchall()
+            except sqlite3.DatabaseError as exc:  # damaged since the check at open: the same line
+                raise StoreDamaged(f"job store {self.path} is damaged ({exc}): "
+                                   f"{integrity.recovery(self.path)}") from None
         jobs = []
         for rowid, job_id, doc in rows:
             try:

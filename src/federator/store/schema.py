@@ -1,0 +1,57 @@
+"""The job store's schema version: what each release writes, and the step that takes an older file forward.
+
+Why a version at all: a federator rewrites a whole job document whenever it stores the job, and writes only the
+fields it knows. An older release started on a newer release's file therefore drops the newer fields for good
+(outside operator QA F1: 0.5.0 on a 0.6.0 store stripped `spec.maxRunSeconds`, and the jobs ran unbounded ever
+after, the newer release back or not). Every release refuses a file of a version above its own, with one line
+(store/sqlite.py), so a release whose documents carry fields its predecessor drops bumps the version: the older
+one then stops at start instead of quietly rewriting the store. Rolling back is restoring the backup taken
+before the upgrade (docs/operators.md, "Upgrading to 0.7.0").
+
+The versions:
+
+- 1: 0.1 to 0.6.0. (0.6.0 added `spec.maxRunSeconds` and kept version 1: 0.5.0 cannot tell, see above.)
+- 2: 0.7.0. Nothing in the file's layout changed; the bump is the refusal of 0.6.0 and 0.5.0, which read
+  version 1 only and would strip what 0.6/0.7 documents carry.
+
+A file of an older version is taken forward when it is opened (`upgrade`), in one transaction: an upgrade needs
+no step of the operator's, and the file says from then on which releases may open it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+log = logging.getLogger("federator.store")
+SCHEMA_VERSION = 2
+
+
+def _same_layout(_db: sqlite3.Connection) -> None:
+    """1 -> 2: the jobs table and its documents are unchanged (the documents' new fields are optional)."""
+
+
+# from version N to N + 1, run inside the upgrade's transaction
+STEPS: Mapping[int, Callable[[sqlite3.Connection], None]] = {1: _same_layout}
+
+
+def upgrade(db: sqlite3.Connection, path: Path, found: int) -> None:
+    """Take a file of schema version `found` (below SCHEMA_VERSION) forward, all steps or none."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for version in range(found, SCHEMA_VERSION):
+            STEPS[version](db)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    if str(path) != ":memory:":
+        log.info("job store %s: schema version %d taken forward to %d; a federator older than 0.7.0 refuses it from "
+                 "now on (to roll back, restore the backup taken before the upgrade)", path, found, SCHEMA_VERSION)
+
+
+__all__ = ["SCHEMA_VERSION", "STEPS", "upgrade"]
