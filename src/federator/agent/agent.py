@@ -663,10 +663,10 @@ class Agent:
                 placement_id=placement.placement_id, phase=convert.phase_to_pb(ended.phase), message=ended.message)))
             return
         if self.config.maintenance and placement.placement_id not in self.backend.placements():
-            why = maintenance_refusal(cluster=self.config.cluster, reason=self.config.maintenance)
-            log.warning("refused placement %s (job %s): %s", placement.placement_id, placement.job_id, why)
+            refusal = maintenance_refusal(cluster=self.config.cluster, reason=self.config.maintenance)
+            log.warning("refused placement %s (job %s): %s", placement.placement_id, placement.job_id, refusal)
             self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
-                placement_id=placement.placement_id, ok=False, message=why)))
+                placement_id=placement.placement_id, ok=False, message=refusal)))
             self.metrics.launched("refused", None)
             return
         if not self.member.reachable and placement.placement_id not in self.backend.placements():
