@@ -149,7 +149,8 @@ class StateSample:
     queue_accelerators: dict[str, float] = field(
         default_factory=dict
     )  # queue -> accelerators held by Placed/Running jobs
-    oldest_pending: dict[str, float] = field(default_factory=dict)  # queue -> its oldest pending job's age, seconds
+    # queue -> its oldest pending job's age, seconds, of the jobs that may yet run (not `Reason.never`)
+    oldest_pending: dict[str, float] = field(default_factory=dict)
     # queue -> replicas owed to Placed/Running jobs short of them (one part of a spread job ended: server/partial.py)
     replicas_waiting: dict[str, int] = field(default_factory=dict)
     # queue -> replicas its Running inference jobs asked for and do not serve with: owed, pending or refused on a
@@ -159,6 +160,9 @@ class StateSample:
     # with work (scheduler/standing.py; tenant QA F4): a starving queue holds less than its share with jobs pending
     queue_weight: dict[str, float] = field(default_factory=dict)
     queue_fair_share: dict[str, float] = field(default_factory=dict)
+    # queue -> its pending jobs the scheduler judged can never run as asked (`Reason.never`: more than the whole
+    # quota); left out of oldest_pending (outside QA, ops F9)
+    never_runnable: dict[str, int] = field(default_factory=dict)
 
 
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
@@ -299,7 +303,8 @@ class StateCollector(Collector):
             yield gauge
         oldest = GaugeMetricFamily(
             "federator_oldest_pending_job_age_seconds",
-            "Seconds since the oldest pending job of each queue was submitted (queues with pending jobs only).",
+            "Seconds since the oldest pending job of each queue was submitted (queues with pending jobs only), of "
+            "the jobs that may yet run: one judged never runnable (federator_never_runnable_jobs) is left out.",
             labels=["queue"],
         )
         ages: dict[str, float] = {}
@@ -309,6 +314,16 @@ class StateCollector(Collector):
         for shown, waited in sorted(ages.items()):
             oldest.add_metric([shown], waited)
         yield oldest
+        never = GaugeMetricFamily(
+            "federator_never_runnable_jobs",
+            "Pending jobs of each queue the scheduler judged can never run as asked: more than the queue's whole "
+            "quota on every way they may run (queues with such jobs only). Their owners must shrink them, or the "
+            "quota grow.",
+            labels=["queue"],
+        )
+        for key, n in sorted(_fold(self._queue, {(q,): n for q, n in s.never_runnable.items()}).items()):
+            never.add_metric(list(key), n)
+        yield never
         short = GaugeMetricFamily(
             "federator_replicas_waiting",
             "Replicas owed to each queue's placed and running jobs that serve with fewer than they asked for (a "

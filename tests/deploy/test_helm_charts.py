@@ -726,7 +726,8 @@ def test_a_rolling_update_with_leader_election_cannot_stall_on_the_one_ready_pod
     pytest.param(["--set", "replicaCount=1", "--set", "leaderElection.enabled=false"], id="kubernetes-no-election"),
     pytest.param(["--set", "replicaCount=1", "--set", "persistence.enabled=true"], id="kubernetes-usage-volume"),
     pytest.param(FED_SINGLE, id="standalone-sqlite"),
-    pytest.param(["--set", "replicaCount=1", "--set", "mode=standalone"], id="standalone-emptydir"),
+    pytest.param(["--set", "replicaCount=1", "--set", "mode=standalone", "--set", "persistence.ephemeralOk=true"],
+                 id="standalone-emptydir"),
 ])
 def test_without_leader_election_or_with_a_sqlite_volume_the_old_pod_stops_first(h: Helm, args: list[str]) -> None:
     """No Lease to wait for, or one SQLite file on a volume: a surge would run two schedulers on one store."""

@@ -101,7 +101,8 @@ def test_an_existing_configmap_or_secret_is_mounted(h: Helm, args: list[str], ki
     pytest.param(["--set", "revocationList.existingSecret=b", "--set", "revocationList.entries[0]=user x"],
                  "revocationList.entries", id="entries-and-existing"),
     pytest.param(["--set", "tls.enabled=false", "--set", "mode=standalone", "--set", "replicaCount=1",
-                  "--set", "leaderElection.enabled=false"], "revocationList.enabled", id="needs-tls"),
+                  "--set", "leaderElection.enabled=false", "--set", "persistence.enabled=true"],
+                 "revocationList.enabled", id="needs-tls"),
 ])
 def test_bad_revocation_values_are_refused_naming_the_field(h: Helm, args: list[str], field: str) -> None:
     assert field in h.template_error(FEDERATOR, "--set", "revocationList.enabled=true", *args)

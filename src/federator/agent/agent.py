@@ -43,6 +43,7 @@ from federator.agent.duplicate import DuplicateLog
 from federator.agent.endpoint import Endpoint
 from federator.agent.federator_errors import ErrorLog
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
+from federator.agent.maintenance import maintenance_refusal
 from federator.agent.member_health import MemberHealth, Probe
 from federator.agent.metrics import AgentMetrics
 from federator.agent.refusal import Lasting, handshake_failure, handshake_hint, lasting
@@ -675,6 +676,13 @@ class Agent:
                 placement_id=placement.placement_id, ok=True, message=f"already ended here: {ended.message}")))
             self._queue(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
                 placement_id=placement.placement_id, phase=convert.phase_to_pb(ended.phase), message=ended.message)))
+            return
+        if self.config.maintenance and placement.placement_id not in self.backend.placements():
+            refusal = maintenance_refusal(cluster=self.config.cluster, reason=self.config.maintenance)
+            log.warning("refused placement %s (job %s): %s", placement.placement_id, placement.job_id, refusal)
+            self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
+                placement_id=placement.placement_id, ok=False, message=refusal)))
+            self.metrics.launched("refused", None)
             return
         if not self.member.reachable and placement.placement_id not in self.backend.placements():
             away = self.member.refusal()  # at once: the launch would wait on an API that does not answer

@@ -39,8 +39,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "it), and with --certs-dir the certificate from providers/NAME/ (signed by its CA)")
     a.add_argument("--maintenance", default="", metavar="REASON",
                    help="the provider's maintenance: the federator sends this cluster no new work while the agent "
-                        "runs with it (what runs here stays; shown as Cordoned with REASON by get clusters). One "
-                        "line, at most 256 characters; restart the agent without it to take work again")
+                        "runs with it, and the agent refuses a new placement sent anyway (what runs here stays; "
+                        "shown as Cordoned with REASON by get clusters). One line, at most 256 characters; restart "
+                        "the agent without it to take work again")
     a.add_argument("--time-scale", type=float, default=1.0, help="simulated durations are multiplied by this")
     a.add_argument("--kubeconfig", type=Path, help="run on a real member cluster through this kubeconfig")
     a.add_argument("--in-cluster", action="store_true", help="run on the cluster of this pod (service account)")

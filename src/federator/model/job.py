@@ -80,6 +80,11 @@ class ReasonCode(StrEnum):
 class Reason:
     code: ReasonCode
     message: str
+    # No wait cures it: the job as asked needs more than its queue's whole quota on every way it may run
+    # (scheduler/fairshare.py). FederatorJobsPendingTooLong leaves such jobs out and FederatorJobsNeverRunnable
+    # names them to their tenant (server/state_sample.py; outside QA, ops F9). Not on the wire nor in the store:
+    # each cycle judges it again.
+    never: bool = False
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

@@ -234,7 +234,7 @@ class Scheduler:
         outcome = self._place(request, txn, board, unplaceable, shorts)
         if isinstance(outcome, Reason) and (notes := check.notes):
             if outcome.code in (ReasonCode.QUOTA_EXCEEDED, ReasonCode.ACCELERATOR_UNAVAILABLE):
-                return Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes))
+                return Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes), never=check.never)
             return Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
         return outcome
 
@@ -403,7 +403,7 @@ class Scheduler:
             per_node = request.spec.resources.whole_accelerators
             if held is not None and (note := capped(ready, candidates, by_job, fits, fair, budget=budget, cap=cap,
                                                     memo=memo, per_node=per_node) or refused):
-                pending[request.job_id] = Reason(held.code, f"{held.message}; {note}")
+                pending[request.job_id] = replace(held, message=f"{held.message}; {note}")
             return
         admitted = within_quota(whole, usage, by_job, chosen.victims)
         if isinstance(admitted, Reason):  # the plan's own check said it is within quota: a bug, not a crash
@@ -460,9 +460,9 @@ class Scheduler:
         if chosen.refused is not None:
             held = pending.get(request.job_id)
             if held is not None:
-                pending[request.job_id] = Reason(held.code, f"{held.message}; not preempting: with the "
-                                                 f"{min(budget, len(candidates))} cheapest preemptible jobs "
-                                                 f"stopped, {chosen.refused.message}")
+                pending[request.job_id] = replace(held, message=f"{held.message}; not preempting: with the "
+                                                  f"{min(budget, len(candidates))} cheapest preemptible jobs "
+                                                  f"stopped, {chosen.refused.message}")
             return None
         admitted = within_quota(request, usage, by_job, chosen.victims)
         if isinstance(admitted, Reason):  # plan_spread's own check said it is within quota: a bug, not a crash

@@ -42,6 +42,9 @@ class QuotaCheck:
     caps: tuple[tuple[str, int], ...] = ()  # a spread request's (quota name, replicas it has room for)
     notes: tuple[str, ...] = ()  # why, for the reason of a request that then does not place
     refused: Reason | None = None  # the quota leaves no room at all
+    # Every accelerator model of the fleet the request accepts is under a quota smaller than what it needs at once
+    # (a gang's whole need, one group of a spread job's replicas): it can never run in this queue (`Reason.never`)
+    never: bool = False
 
     def admitted(self, request: PlacementRequest) -> PlacementRequest:
         """`request` with the models it may not use blocked and the replicas per quota capped."""
@@ -112,15 +115,16 @@ class QueueUsage:
             return QuotaCheck(refused=Reason(
                 ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on cpu: {used.get(CPU, 0) / MILLI:g} of "
                 f"{quota.cpu_milli / MILLI:g} in use, the job needs {need.cpu_milli / MILLI:g}"
-                f"{_never(need.cpu_milli > quota.cpu_milli)}"))
+                f"{_never(need.cpu_milli > quota.cpu_milli)}", never=need.cpu_milli > quota.cpu_milli))
         if quota.memory_bytes is not None and used.get(MEMORY, 0) + need.memory_bytes > quota.memory_bytes:
             return QuotaCheck(refused=Reason(
                 ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on memory: {format_bytes(used.get(MEMORY, 0))} "
                 f"of {format_bytes(quota.memory_bytes)} in use, the job needs {format_bytes(need.memory_bytes)}"
-                f"{_never(need.memory_bytes > quota.memory_bytes)}"))
+                f"{_never(need.memory_bytes > quota.memory_bytes)}", never=need.memory_bytes > quota.memory_bytes))
         if not (need.accelerator_milli and quota.accelerator_milli):
             return NO_LIMIT
         blocked: list[str] = []
+        too_small: list[str] = []  # quotas smaller than what the request needs at once: never enough
         caps: list[tuple[str, int]] = []
         left: dict[str, int] = {}  # milli-devices each quota short of the whole need has left
         notes: list[str] = []
@@ -132,6 +136,8 @@ class QueueUsage:
             if held + need.accelerator_milli <= limit:
                 continue
             left[key] = max(0, limit - held)
+            if (per_group or need.accelerator_milli) > limit:
+                too_small.append(key)
             room = left[key] // per_group * g if per_group else 0  # replicas, in whole groups
             if not room:
                 blocked.append(key)
@@ -150,7 +156,17 @@ class QueueUsage:
                 return QuotaCheck(refused=Reason(
                     ReasonCode.QUOTA_EXCEEDED, f"queue {queue}'s quota leaves room for {most} of {request.replicas} "
                     f"replicas: {named}"))
-        return QuotaCheck(tuple(blocked), tuple(caps), tuple(notes))
+        return QuotaCheck(tuple(blocked), tuple(caps), tuple(notes), never=self._never_fits(request, too_small))
+
+    def _never_fits(self, request: PlacementRequest, too_small: Sequence[str]) -> bool:
+        """Whether every model of the fleet the request accepts is under one of the quotas `too_small`. A fleet
+        that reports no such model gives False: the filters say what is missing, and a member may bring it."""
+        if not too_small:
+            return False
+        wanted = request.spec.accelerator_models
+        accepted = [(m, f) for m, f in self.fleet_models.items()
+                    if not wanted or any(accepts_model(w, m, f) for w in wanted)]
+        return bool(accepted) and all(any(accepts_model(k, m, f) for k in too_small) for m, f in accepted)
 
     def _most_replicas(self, request: PlacementRequest, caps: Sequence[tuple[str, int]],
                        blocked: Sequence[str]) -> int | None:

@@ -16,6 +16,7 @@ message must stay true without being rewritten every second.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Job, JobPhase, Reason, ReasonCode, shortfall
@@ -170,4 +171,4 @@ def keep_preempted(old: Reason | None, new: Reason) -> Reason:
         note = old.message[at:]
     if new.message.endswith(note):
         return new
-    return Reason(new.code, new.message + note)
+    return replace(new, message=new.message + note)

@@ -85,16 +85,22 @@ def state_sample(fed: Federator) -> StateSample:
         replicas_waiting.setdefault(queue, 0)
         replicas_short.setdefault(queue, 0)
     # The age of each queue's oldest pending job: what FederatorJobsPendingTooLong alerts on (a standing backlog
-    # is normal at national scale; a job that waits for hours is not). Only when some job is pending.
+    # is normal at national scale; a job that waits for hours is not). Only when some job is pending. A job the
+    # scheduler judged can never run (Reason.never) is counted apart: one such job kept the alert firing for its
+    # queue for good, hiding the starvation of the queue's other jobs (outside QA, ops F9).
     first: dict[str, float] = {}
+    never: Counter[str] = Counter()
     for job in everything if pending else ():
         if job.phase is pending_phase:
             queue = job.spec.queue
+            if job.pending_reason is not None and job.pending_reason.never:
+                never[queue] += 1
+                continue
             first[queue] = min(first.get(queue, job.submitted_at), job.submitted_at)
     oldest = {queue: max(0.0, now - at) for queue, at in first.items()}
     weights, fair = _shares(fed, jobs, snap)
     return StateSample(clusters, dict(jobs), dict(pending), dict(queue_accelerators), oldest, dict(replicas_waiting),
-                       dict(replicas_short), weights, fair)
+                       dict(replicas_short), weights, fair, dict(never))
 
 
 def _shares(fed: Federator, jobs: Mapping[tuple[str, str], int], snap: Snapshot

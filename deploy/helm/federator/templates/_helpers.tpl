@@ -87,6 +87,11 @@ federator.io/service: metrics
 {{- if and $ha .Values.persistence.enabled }}
 {{- fail "persistence.enabled: one SQLite file on one volume serves one replica; set replicaCount=1 or persistence.enabled=false" }}
 {{- end }}
+{{- /* Not in values.schema.json: its refusal would read "at '/persistence/enabled': value must be true" and say
+       neither why nor the way out; this one names both values and what an emptyDir store costs. */}}
+{{- if and (eq .Values.mode "standalone") (not .Values.persistence.enabled) (not .Values.persistence.ephemeralOk) }}
+{{- fail "persistence.enabled: mode=standalone keeps every job in one SQLite file, and without a volume it is an emptyDir that every upgrade, restart elsewhere or node drain deletes with all its jobs; set persistence.enabled=true (or persistence.existingClaim with it), or persistence.ephemeralOk=true for a demo whose jobs may be lost" }}
+{{- end }}
 {{- if eq (int .Values.service.grpcPort) (int .Values.service.metricsPort) }}
 {{- fail (printf "service.metricsPort: %d is service.grpcPort too; the federator cannot listen twice on one port" (int .Values.service.metricsPort)) }}
 {{- end }}
