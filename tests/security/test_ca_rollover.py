@@ -126,8 +126,9 @@ def test_the_documented_ca_rollover_keeps_every_cluster_and_says_the_bundle_last
         _put(served / "tls.key", new.server_key.read_bytes())
         _put(served / "tls.crt", new.server_cert.read_bytes())
         reload()
+        served_until = min(_not_after(new.server_cert), _not_after(new.ca_cert))  # made the same second or next
         eventually(lambda: scraped(fed.metrics_url, "federator_serving_certificate_expiration_timestamp_seconds")
-                   == _not_after(new.server_cert), what="the new serving certificate served")
+                   == served_until, what="the new serving certificate served")
         assert all(connected(c) for c in CLUSTERS)
         assert scraped(fed.agent_endpoints["west-1"] + "/metrics", "federator_agent_stream_sessions_total",
                        cluster="west-1") == sessions
@@ -164,3 +165,29 @@ def test_a_trust_file_takes_every_ca_of_a_rollover_bundle_as_the_federations(tmp
         east = load_cert(issue(certs, Identity(IdentityKind.CLUSTER, "east-1")))
         assert trust.check(Identity(IdentityKind.CLUSTER, "east-1"), east) == (FEDERATION, "")
     assert trust.bundle_pem() == bundle.read_bytes()  # the client CAs the TLS layer is given
+
+
+def test_the_served_certificate_counts_as_ending_with_the_ca_that_signed_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mid-rollover, a serving certificate of the old CA outlives that CA (`certs issue --server` does not cap it):
+    FederatorServingCertificateExpiresSoon must fire before the old CA ends, not 825 days later."""
+    from federator.security.serving_reload import ServingFiles
+    from federator.security.tls import TlsFiles, server_files
+
+    old, new = CertsDir(tmp_path / "old"), CertsDir(tmp_path / "new")
+    init_ca(old, days=5)
+    init_ca(new, common_name="federator CA 2")
+    server = Identity(IdentityKind.SERVER, "federator")
+    issue(old, server, server_names=("localhost",), days=825)  # outlives its CA
+    bundle = tmp_path / "ca.crt"
+    bundle.write_bytes(old.ca_cert.read_bytes() + new.ca_cert.read_bytes())
+    files = TlsFiles(bundle, tmp_path / "tls.crt", tmp_path / "tls.key")
+    _put(files.key, old.server_key.read_bytes())  # type: ignore[arg-type]
+    _put(files.cert, old.server_cert.read_bytes())  # type: ignore[arg-type]
+    serving = ServingFiles(files, server_files(old).served(), with_ca=True)
+    assert serving.expires_at == _not_after(old.ca_cert) < _not_after(old.server_cert)
+
+    _put(files.key, new.server_key.read_bytes())  # type: ignore[arg-type]  # rollover step 4
+    _put(files.cert, new.server_cert.read_bytes())  # type: ignore[arg-type]
+    serving.reload()
+    assert serving.expires_at == min(_not_after(new.server_cert), _not_after(new.ca_cert))  # 10 years, both
