@@ -46,7 +46,7 @@ from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Term
 from federator.agent.maintenance import maintenance_refusal
 from federator.agent.member_health import MemberHealth, Probe
 from federator.agent.metrics import AgentMetrics
-from federator.agent.refusal import Lasting, handshake_failure, handshake_hint, lasting
+from federator.agent.refusal import HandshakeFailure, Lasting, handshake_failure, handshake_hint, lasting
 from federator.agent.rejections import LOUD, OVER_BOUND, Rejections, reason_label
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
@@ -67,9 +67,15 @@ application-level one (no message for a lease) usually notices first."""
 CHANNEL_OPTIONS = KEEPALIVE + FRESH_CONNECTION
 REFUSED_BACKOFF = {"initial": 5.0, "factor": 2.0, "maximum": 300.0, "fast_window": 0.0}
 """The back-off after the federator refused this agent (PERMISSION_DENIED: revoked, untrusted, not its identity;
-UNAUTHENTICATED; INVALID_ARGUMENT on its Hello) or a dial set up wrong (agent/refusal.py): that does not change
-by retrying, so the agent retries slowly, up to every 5 minutes, to take a lifted refusal
+UNAUTHENTICATED; INVALID_ARGUMENT on its Hello), a dial set up wrong (agent/refusal.py), or a TLS handshake
+failed by its own files outside their dates or by a CA the federator does not trust (`Agent._lasting_handshake`):
+that does not change by retrying, so the agent retries slowly, up to every 5 minutes, to take a lifted refusal
 or a renewed certificate without a restart."""
+REFUSED_HANDSHAKES = 60
+"""Sockets closed in the TLS handshake in a row, this agent's files in date, after which the federator is taken to
+refuse its certificate (a CA it does not trust) and the agent backs off as refused: about a minute at the usual
+back-off's pace. Not at once: a federator stopping mid-handshake closes sockets too, and a TCP load balancer in
+front of a federator that is down may accept and close every connection; neither should cost a 5-minute wait."""
 WELCOME_TIMEOUT = 10.0
 """A stream that has not been welcomed this long after it was opened is given up (a silent link at connect)."""
 TICK = 0.25
@@ -148,6 +154,7 @@ class Agent:
         self.member = MemberHealth(cluster=config.cluster)  # does the member's API answer (agent/member_health.py)
         self.endpoint: Endpoint | None = None
         self.reconnect_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # a test's fake clock
+        self._closed_in_handshake = 0  # sockets closed in the TLS handshake in a row, files in date
         self.certificates = CertificateCheck(
             config.tls, cluster=config.cluster, provider=config.labels.get("federator.io/provider", ""),
             on_dates=self.metrics.certificate_expires) if config.tls is not None else None
@@ -263,7 +270,8 @@ class Agent:
                     stuck = lasting(exc.code(), exc.details() or "", target=self.config.target,
                                     tls=self.config.tls is not None)
                     if self.sessions == welcomed and exc.code() is grpc.StatusCode.UNAVAILABLE:
-                        self._handshake_failed(exc.details() or "")
+                        failure = self._handshake_failed(exc.details() or "")
+                        stuck = stuck or self._lasting_handshake(failure, exc.details() or "")
             if self._fatal is not None:
                 raise self._fatal
             if self.sessions > welcomed:
@@ -271,6 +279,7 @@ class Agent:
                 refusals.reset()  # and it admitted this agent: a refusal after this is news
                 refused = ""
                 duplicate.reset()
+                self._closed_in_handshake = 0
             if stuck is not None:
                 await self._refused(why, stuck, refusals, first=stuck.key != refused)
                 refused = stuck.key
@@ -292,7 +301,7 @@ class Agent:
                         delay, backoff.attempt, f"; hint: {hint}" if hint else "")
             await self.reconnect_sleep(delay)
 
-    def _handshake_failed(self, detail: str) -> None:
+    def _handshake_failed(self, detail: str) -> HandshakeFailure | None:
         """Count a connect that failed in the TLS handshake, by why (agent/refusal.py `HandshakeFailure`): the
         federator cannot, so this is where a provider's expired or untrusted certificate shows in a metric."""
         failure = handshake_failure(detail, tls=self.config.tls is not None,
@@ -300,6 +309,34 @@ class Agent:
                                         self.certificates.check()))
         if failure is not None:
             self.metrics.handshake_failed(failure)
+        return failure
+
+    def _lasting_handshake(self, failure: HandshakeFailure | None, detail: str) -> Lasting | None:
+        """A failed TLS handshake that retrying soon will not fix, so the agent backs off as refused (up to every
+        5 minutes) and says it once (outside QA F5: an agent whose certificate had expired retried about once a
+        second for ever, a WARNING each time, a handshake storm on the federator from a hundred such agents):
+
+        - any handshake failure while this agent's own --cert or --ca is outside its dates: only renewed files fix
+          it, and they are read again at every attempt (the session's credentials, and `certificates.check`);
+        - the federator closing the handshake on files in date REFUSED_HANDSHAKES times in a row: its trust does not
+          take this certificate (a provider CA missing from trust.yaml); a restart does not look like that."""
+        if failure is None or self.certificates is None:
+            self._closed_in_handshake = 0
+            return None
+        problem = self.certificates.check()
+        if problem:
+            return Lasting(f"files: {problem}", refused=False,
+                           hint="this agent's TLS files are outside their dates (the ERROR above says which and what "
+                                "to do); renewed files are read at every attempt, no restart needed")
+        if failure is not HandshakeFailure.CERTIFICATE_REFUSED:
+            self._closed_in_handshake = 0
+            return None
+        self._closed_in_handshake += 1
+        if self._closed_in_handshake < REFUSED_HANDSHAKES:
+            return None
+        provider = self.config.labels.get("federator.io/provider", "")
+        return Lasting(HandshakeFailure.CERTIFICATE_REFUSED.value, refused=False,
+                       hint=handshake_hint(detail, tls=True, provider=provider, attempts=self._closed_in_handshake))
 
     async def _refused(self, why: str, stuck: Lasting, refusals: Backoff, *, first: bool) -> None:
         """The federator refused this agent, or the dial is set up wrong (agent/refusal.py): say why at WARNING

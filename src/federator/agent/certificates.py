@@ -14,6 +14,18 @@ connection that failed, and:
   (`federator_agent_certificate_expiration_timestamp_seconds{certificate="agent"|"ca"}`), which the alert
   FederatorAgentCertificateExpiresSoon reads.
 
+A --ca bundle of several CAs (a CA rollover: the old federation CA and the new one) is judged by the CA in it that
+expires last (outside QA F10: judged by its first, the old CA, every agent of a correctly staged rollover warned
+"put the federation's current ca.crt there", which it had, and fired the alert). The bundle keeps the agent able to
+check the federator while any of its CAs is in date and signed the certificate the federator serves; which one
+that is, the agent cannot see (gRPC does not hand a client the peer's certificate), and moving the serving
+certificate to the new CA before the old one ends is the rollover's own step, which the federator's
+FederatorServingCertificateExpiresSoon and this agent's handshake counter (`server_untrusted`) watch.
+
+The fix named for an expired --cert is the command for the CA that signed it (F5: the provider *label* was
+named, `--provider tokyo-dc`, in a federation with no such provider CA): no --provider when the federation's CA
+in --ca signed it, the provider of a CA `certs provider` made ("NAME provider CA"), else both forms.
+
 The files are read anew each time, as the agent's session reads them at each reconnect
 (security/tls.py `TlsFiles.channel_credentials`): a renewed Secret is taken without a restart, and its new
 dates are said ("renewed") and exported.
@@ -22,12 +34,14 @@ dates are said ("renewed") and exported.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from federator.security.tls import TlsFiles
 from federator.timestamps import utc_seconds
@@ -45,10 +59,12 @@ class Dates:
     path: Path
     not_before: float
     not_after: float
+    of: int = 1  # certificates in the file: a --ca bundle's dates are those of its CA that expires last
 
 
 class CertificateCheck:
-    """Reads and judges the agent's TLS files; `cluster` and `provider` go into the fix it names."""
+    """Reads and judges the agent's TLS files; `cluster` goes into the fix it names, and `provider` (the cluster's
+    provider label) only when the certificate's issuer says a provider's CA of unknown name signed it."""
 
     def __init__(self, files: TlsFiles, *, cluster: str, provider: str = "",
                  on_dates: Callable[[str, float], None] | None = None,
@@ -68,7 +84,8 @@ class CertificateCheck:
             now = self.clock()
             for d in self._dates():
                 if d.not_after - now < WARN_WITHIN:
-                    log.warning("%s: %s expires at %s, in %s: %s", d.flag, d.path, utc_seconds(d.not_after),
+                    log.warning("%s: %s%s expires at %s, in %s: %s", d.flag, d.path,
+                                f" ({self._whose(d)})" if d.of > 1 else "", utc_seconds(d.not_after),
                                 _span(d.not_after - now), self._fix(d))
         return problem
 
@@ -97,36 +114,90 @@ class CertificateCheck:
         return problem
 
     def _dates(self) -> list[Dates]:
-        """The dates of --cert and --ca as they are on disk now: of each file's first certificate (the agent's own,
-        before any chain; the federation's CA). A file that cannot be read is left out: the session's read of it
-        fails, naming it."""
+        """The dates of --cert and --ca as they are on disk now: of --cert's first certificate (the agent's own,
+        before any chain) and of the --ca CA that expires last (a rollover's bundle is good while that one is).
+        A file that cannot be read is left out: the session's read of it fails, naming it."""
         found = []
         for flag, kind, path in (("--cert", "agent", self.files.cert), ("--ca", "ca", self.files.ca)):
             if path is None:
                 continue
             try:
-                first = x509.load_pem_x509_certificates(path.read_bytes())[0]
-            except (OSError, ValueError, IndexError):
+                certs = x509.load_pem_x509_certificates(path.read_bytes())
+            except (OSError, ValueError):
                 continue
-            found.append(Dates(flag, path, first.not_valid_before_utc.timestamp(),
-                               first.not_valid_after_utc.timestamp()))
+            if not certs:
+                continue
+            judged = certs[0] if kind == "agent" else max(certs, key=lambda c: c.not_valid_after_utc)
+            found.append(Dates(flag, path, judged.not_valid_before_utc.timestamp(),
+                               judged.not_valid_after_utc.timestamp(), len(certs) if kind == "ca" else 1))
             if self.on_dates is not None:
                 self.on_dates(kind, found[-1].not_after)
         return found
 
     def _whose(self, d: Dates) -> str:
-        return f"the certificate of cluster {self.cluster}" if d.flag == "--cert" else "the federation's CA"
+        if d.flag == "--cert":
+            return f"the certificate of cluster {self.cluster}"
+        return "the federation's CA" if d.of == 1 else f"the last to expire of its {d.of} CAs"
 
     def _fix(self, d: Dates) -> str:
         if d.flag == "--ca":
             return ("put the federation's current ca.crt there (in the agent chart, the Secret it mounts, "
                     "tls.secretName: its ca.crt)")
-        provider = f" --provider {self.provider}" if self.provider else ""
-        return (f"issue a new one (`federator certs issue --cluster {self.cluster}{provider}`) and put it and its "
+        return (f"issue a new one ({self.issue_command()}) and put it and its "
                 f"key there (in the agent chart, the Secret it mounts, tls.secretName: tls.crt and tls.key; with "
                 f"tls.certManager, see why cert-manager did not renew it); the agent takes it at its next "
                 f"reconnect, no restart needed")
 
+    def issue_command(self) -> str:
+        """The `certs issue` that renews --cert, for the CA that signed it (its issuer, checked against --ca)."""
+        plain = f"`federator certs issue --cluster {self.cluster}`"
+        provider = issuing_provider(self.files)
+        if provider is None:  # unreadable: either CA may have signed it
+            return (f"{plain} if the federation's CA signed it, or `federator certs issue --cluster {self.cluster} "
+                    f"--provider NAME` with the CA of its provider NAME")
+        if provider == FEDERATION:
+            return plain
+        if provider != "?":
+            return f"`federator certs issue --cluster {self.cluster} --provider {provider}`"
+        name = self.provider or "NAME"
+        return (f"`federator certs issue --cluster {self.cluster} --provider {name}`, {name} being the provider "
+                f"whose CA signed it (issuer {self._issuer()})")
+
+    def _issuer(self) -> str:
+        try:
+            return x509.load_pem_x509_certificates(self.files.cert.read_bytes())[0].issuer.rfc4514_string() \
+                if self.files.cert is not None else "?"
+        except (OSError, ValueError, IndexError):
+            return "?"
+
+
+FEDERATION = ""
+"""`issuing_provider`'s answer for a certificate the federation's CA (one of --ca) signed."""
+_PROVIDER_CA = re.compile(r"^(?P<name>[a-z0-9]([-a-z0-9]*[a-z0-9])?) provider CA$")
+"""The common name `federator certs provider` gives a provider's CA it creates (security/pki.py create_ca)."""
+
+
+def issuing_provider(files: TlsFiles) -> str | None:
+    """Which CA signed the agent's certificate: FEDERATION ('') for a CA of --ca, a provider's name for a CA
+    `certs provider` made, '?' for another CA (a provider's own, imported), None when the files cannot be read."""
+    if files.cert is None or files.ca is None:
+        return None
+    try:
+        cert = x509.load_pem_x509_certificates(files.cert.read_bytes())[0]
+        cas = x509.load_pem_x509_certificates(files.ca.read_bytes())
+    except (OSError, ValueError, IndexError):
+        return None
+    for ca in cas:
+        if ca.subject != cert.issuer:
+            continue
+        try:
+            cert.verify_directly_issued_by(ca)
+        except Exception:  # noqa: BLE001 - InvalidSignature, an unsupported key: not this CA
+            continue
+        return FEDERATION
+    names = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    found = _PROVIDER_CA.match(str(names[0].value)) if names else None
+    return found.group("name") if found else "?"
 
 
 def _span(seconds: float) -> str:
@@ -138,4 +209,4 @@ def _span(seconds: float) -> str:
     return f"{max(seconds, 0) / 60:.0f} min"
 
 
-__all__ = ["WARN_WITHIN", "CertificateCheck"]
+__all__ = ["FEDERATION", "WARN_WITHIN", "CertificateCheck", "issuing_provider"]

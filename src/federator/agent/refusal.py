@@ -56,9 +56,10 @@ def lasting(code: grpc.StatusCode | None, detail: str, *, target: str, tls: bool
 def handshake_hint(detail: str, *, tls: bool, provider: str, attempts: int) -> str:
     """What a socket closed again and again before any welcome most likely means to an mTLS agent: the federator
     refuses its certificate in the TLS handshake, where gRPC says only "Socket closed" (outside QA, tenants F6: a
-    new provider's agent looped on it for ever, read as "federator down"). Not a lasting failure (a restarting
-    federator closes sockets too, and its retries keep the usual back-off, up to 5 s); a hint after a
-    few attempts, so a restart says nothing."""
+    new provider's agent looped on it for ever, read as "federator down"). Not a lasting failure at once (a
+    restarting federator closes sockets too, and its retries keep the usual back-off, up to 5 s): a hint after a
+    few attempts, so a restart says nothing, and the refused back-off after REFUSED_HANDSHAKES of them in a row
+    (agent.py `Agent._lasting_handshake`)."""
     if not tls or attempts < 5 or "Socket closed" not in detail:
         return ""
     whose = (f"provider {provider!r} may not be in the federator's trust.yaml yet, or the federator has not "

@@ -12,8 +12,8 @@ time, or a certificate already expired) is refused, naming the file, and the las
 never a listener with nothing to present. Without a trust file the --ca file is also the client CAs, and
 follows too; with one, the trust file's reload carries the CA (security/trust_reload.py hashes it).
 
-What is served is in the metrics: when the served certificate expires (an alert fires a week before) and
-whether the files on disk are refused.
+What is served is in the metrics: when the served certificate expires, or the CA of --ca that signed it if that
+ends first (`served_until`; an alert fires a week before), and whether the files on disk are refused.
 """
 
 from __future__ import annotations
@@ -36,6 +36,28 @@ def not_after(cert_pem: bytes) -> float:
     return x509.load_pem_x509_certificates(cert_pem)[0].not_valid_after_utc.timestamp()
 
 
+def served_until(cert_pem: bytes, ca_pem: bytes | None) -> float:
+    """Until when clients can check the served certificate: its notAfter, or that of the CA of --ca that signed it
+    if that ends first. `certs issue --server` does not cap a certificate at its CA's end, and during a CA
+    rollover (docs/security.md) a certificate of the old CA still served when that CA ends fails every new
+    handshake though it is in date itself (outside QA F10): FederatorServingCertificateExpiresSoon reads this."""
+    leaf = x509.load_pem_x509_certificates(cert_pem)[0]
+    until = leaf.not_valid_after_utc.timestamp()
+    try:
+        cas = x509.load_pem_x509_certificates(ca_pem) if ca_pem else []
+    except ValueError:
+        return until
+    for ca in cas:
+        if ca.subject != leaf.issuer:
+            continue
+        try:
+            leaf.verify_directly_issued_by(ca)
+        except Exception:  # noqa: BLE001 - InvalidSignature, an unsupported key: not this CA
+            continue
+        return min(until, ca.not_valid_after_utc.timestamp())
+    return until
+
+
 class ServingFiles(Watched):
     """The files a `ServedTls` was read from; `poll` re-reads them if their content changed, `reload` in any
     case. `with_ca`: the --ca file is also the client CAs (no trust file)."""
@@ -47,7 +69,11 @@ class ServingFiles(Watched):
         self.with_ca = with_ca
         self.clock = clock
         self._seen = self._fingerprint()
-        self.expires_at = not_after(served.certificate)
+        try:
+            ca = files.ca.read_bytes() if files.ca is not None else None
+        except OSError:
+            ca = None
+        self.expires_at = served_until(served.certificate, ca)
         self.problem = ""  # why the files on disk are refused; "" while what is served is what they say
 
     def reload(self) -> ReloadResult:
@@ -71,7 +97,7 @@ class ServingFiles(Watched):
         if self.with_ca and ca != self.served.pem:
             self.served.use_client_roots(ca)
             log.info("client CAs reloaded from %s (--ca): taken from the next handshake", self.files.ca)
-        self.expires_at, self.problem = expires, ""
+        self.expires_at, self.problem = served_until(cert, ca), ""
         return ReloadResult.OK
 
     def _fingerprint(self) -> bytes:
@@ -79,4 +105,4 @@ class ServingFiles(Watched):
 
 
 
-__all__ = ["ServingFiles", "not_after"]
+__all__ = ["ServingFiles", "not_after", "served_until"]

@@ -91,12 +91,17 @@ class Trust:
 
     federation_ca: x509.Certificate | None = None
     providers: Mapping[str, Provider] = field(default_factory=dict)
+    # The other CAs of a --ca bundle, the federation's too: during a CA rollover (docs/security.md, "Rolling the
+    # federation CA") --ca holds the old CA and the new one, and a certificate of either is the federation's.
+    # Only the first was read (outside QA F10): a trust file turned a rollover into refusing every new-CA agent.
+    rollover_cas: tuple[x509.Certificate, ...] = ()
 
     def issuer_of(self, cert: x509.Certificate) -> str | None:
         """Which CA signed this certificate: FEDERATION, a provider's name, or None (none of ours)."""
         candidates: list[tuple[str, x509.Certificate]] = []
         if self.federation_ca is not None:
             candidates.append((FEDERATION, self.federation_ca))
+        candidates.extend((FEDERATION, ca) for ca in self.rollover_cas)
         candidates.extend((p.name, p.ca) for p in self.providers.values())
         for name, ca in candidates:
             if cert.issuer != ca.subject:
@@ -216,9 +221,17 @@ class Trust:
 
     def bundle_pem(self) -> bytes:
         """Every CA a client certificate may chain to: the federation's, then each provider's."""
-        cas = ([self.federation_ca] if self.federation_ca is not None else []) + \
+        cas = ([self.federation_ca] if self.federation_ca is not None else []) + list(self.rollover_cas) + \
             [p.ca for p in self.providers.values()]
         return b"".join(ca.public_bytes(serialization.Encoding.PEM) for ca in cas)
+
+
+def _rest_of(bundle: Path) -> tuple[x509.Certificate, ...]:
+    """The CAs of a --ca file after its first (already read, so readable): a rollover's second CA."""
+    try:
+        return tuple(x509.load_pem_x509_certificates(bundle.read_bytes())[1:])
+    except (OSError, ValueError) as exc:
+        raise TrustError(f"{bundle}: cannot read its CA certificates: {exc}") from exc
 
 
 def load_trust(path: Path, *, federation_ca: Path,
@@ -277,7 +290,7 @@ def load_trust(path: Path, *, federation_ca: Path,
                                                                  scale=1000, what="CPU"),
                                    max_memory_bytes=_quantity_bound(body.get("maxMemory"), where=f"{where}.maxMemory",
                                                                     scale=1, what="memory"))
-    return Trust(fed_ca, providers)
+    return Trust(fed_ca, providers, _rest_of(federation_ca))
 
 
 def _regions(raw: object, *, where: str) -> tuple[str, ...]:
