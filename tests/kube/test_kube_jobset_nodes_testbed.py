@@ -41,7 +41,8 @@ Nodes = tuple[tuple[str, int], ...]
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    tb = Testbed.start(tmp_path_factory.mktemp("jobset-nodes-bed"), members=(MEMBER,), controllers={MEMBER: ("jobset",)})
+    tb = Testbed.start(tmp_path_factory.mktemp("jobset-nodes-bed"), members=(MEMBER,),
+                       controllers={MEMBER: ("jobset",)})
     try:
         tb.kubectl(MEMBER, "create", "namespace", WORKLOADS)
         yield tb
