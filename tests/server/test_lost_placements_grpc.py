@@ -15,6 +15,7 @@ import contextlib
 
 import grpc
 import pytest
+from prometheus_client import generate_latest
 from scripted_agent import ScriptedStream
 from test_services_edge import channel, run, served
 
@@ -98,6 +99,9 @@ def test_a_placement_its_agent_lost_fails_the_job_and_is_never_placed_again(cert
                 assert convert.phase_from_pb(got.phase) is JobPhase.FAILED, got.message
                 assert got.message.startswith(stranded.lost_message)
                 assert "not placed again: its pods may still run on stranded" in got.message
+                scrape = generate_latest(fed.metrics.registry).decode()
+                assert 'federator_placements_lost_total{cluster="stranded"} 1.0' in scrape
+                assert 'federator_placement_early_failures_total{cluster="stranded"} 0.0' in scrape
             finally:
                 runner.cancel()
                 for task in agents:

@@ -28,7 +28,9 @@ neither failure counts. 0 turns both off: a Failed placement fails its job, as b
 
 A placement its agent reports Failed because it lost it (lost_placements.py: an agent that can no longer follow
 or delete it, while its pods may still run) is never placed again by either rule: that would run the job twice.
-Its job fails with the agent's message.
+Its job fails with the agent's message, counted in `federator_placements_lost_total{cluster}`: the words are
+the agent's to say, so a member that says them of every job (sparing itself the early-failure rule and its
+quarantine) shows there.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class EarlyFailures:
         parts are cancelled, as for any failed job). No blame either: the member did not fail the job, its
         agent's rights were narrowed."""
         self._started.pop(placement.placement_id, None)
+        self.fed.metrics.placements_lost.labels(rec.name).inc()  # a provider saying it often is to be asked why
         log.warning("job %s: placement %s %s; not placing it again: it would run twice", job.job_id,
                     placement.placement_id, message[:200])
         return f"{message} (not placed again: its pods may still run on {rec.name}, and the job would run twice)"
