@@ -608,11 +608,25 @@ class ClusterServiceServicer:
         and name, its history kept), its pending reason "Drained: cluster NAME
         drained by WHO: REASON", and placed elsewhere by the normal cycle:
         - a training gang (all or nothing on one cluster) is ended whole;
-        - a job spread over clusters (inference) loses only its replicas on the
-        drained cluster; its other replicas keep serving and the job owes the
-        replicas that left (placed elsewhere, never back on the cordoned
-        cluster). They are ended before their replacements start, not after
-        (no surge); the job's other clusters serve meanwhile.
+        - an inference job (spread over clusters, or of one replica) loses only
+        its replicas on the drained cluster, SURGE FIRST: replacements for them are placed on
+        other clusters first (never back on the cordoned one; the job's
+        regions, minRegions and spread rules as for any placement; all of
+        them or none), and the drained cluster's replicas are ended only once
+        every replacement serves (Running, all replicas ready), so the job
+        never serves fewer replicas than it asks when there is room. Its other
+        replicas keep serving, untouched. While the replacements start the
+        job holds more placements than its replicas (its message says
+        "surging N replicas to REGION ..."). An inference job of one replica
+        is surged too. With no room elsewhere the drained replicas serve on
+        and the surge is tried again each turn; DrainClusterResponse.
+        surge_seconds after the drain first reached the job they are ended
+        anyway (with replacements placed but still starting: those go on
+        starting; with none: the job owes them, reason Drained, and they are
+        placed where room comes), so a drain ends in a known time.
+        ClusterStatus.drain_jobs_surging and drain_waiting show this. A
+        federator restart mid-surge loses nothing: the replacements are
+        stored, and the drained replicas end once they serve.
         The agent is sent a Cancel for each ended placement (reason
         "superseded: cluster NAME drained by ..."); a report of one afterwards
         is fenced.
