@@ -55,7 +55,8 @@ async def drain_call(edge: ClusterService, request: jobs_pb2.DrainClusterRequest
     reply = jobs_pb2.DrainClusterResponse(cluster=cluster, changed=changed, drained_by=held.by, drained_at=held.at,
                                           reason=held.reason, known=cluster in fed.clusters, jobs=len(left),
                                           job_ids=[str(job.job_id) for job in left[:SHOWN_JOBS]],
-                                          waiting=fed.drains.waiting(cluster) if left else "")
+                                          waiting=fed.drains.waiting(cluster) if left else "",
+                                          surge_seconds=fed.drains.surges.seconds)
     fed.wake()
     edge.audit.record("drain", identity=who, obj={**obj, "reason": reason} if reason else obj, result="accepted",
                       rule="admin", message=f"{len(left)} job(s) to move" if changed else "already drained")

@@ -941,6 +941,8 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                     if cordon.drain is not None:  # server/drains.py
                         status.draining = cordon.drain.describe()
                         status.drain_jobs_left = len(fed.drains.left(rec.name))
+                        status.drain_jobs_surging = fed.drains.surges.starting(rec.name)  # server/drain_surge.py
+                        status.drain_waiting = fed.drains.waiting_words(rec.name)
                 upkeep = fed.cordons.maintenance.get(rec.name)  # its provider's own (server/maintenance.py)
                 if upkeep is not None:
                     status.maintenance, status.maintenance_since = upkeep.reason, upkeep.at
