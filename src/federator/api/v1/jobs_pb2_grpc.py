@@ -577,6 +577,13 @@ class ClusterServiceServicer:
         not ended by Uncordon: it holds while the cluster's agent asks for it,
         and the reply's cordoned is then still true (cordoned_by, cordoned_at and
         reason remain those of the admin's cordon that ended).
+        A provider (a caller holding a cluster certificate, see Drain) may
+        Uncordon only a cluster it may drain whose cordon a drain of its own
+        provider made (cordoned_by "provider NAME (cluster ...)", or for a
+        cluster of the federation's CA "cluster NAME" from that cluster's own
+        certificate); an admin's cordon or drain is refused PERMISSION_DENIED
+        (rule: provider), and a provider's Uncordon lifts no quarantine
+        (quarantine_lifted stays false). Audited as an admin's is.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -649,7 +656,16 @@ class ClusterServiceServicer:
         drain_jobs_left show progress). In Kubernetes mode it is the
         MemberCluster's spec.drain (and drainReason, drainedBy, drainedAt), which
         kubectl may set too, read back within a few seconds as a cordon is.
-        Admins only (as Cordon): PERMISSION_DENIED otherwise, naming the rule.
+        Who may: an admin (rule: admin), or the cluster's own provider, calling
+        with a cluster certificate (the agent's, over mTLS; rule: provider):
+        a certificate may drain the cluster it names, and every other cluster
+        the federator's trust file binds to the provider whose CA signed it; a
+        certificate of the federation's own CA, its one cluster only. Anyone
+        else, and a provider asking for another provider's cluster or one no
+        provider claims, gets PERMISSION_DENIED naming the rule and whose the
+        cluster is. A provider's drain is an admin's in all else; its
+        drained_by is "provider NAME (cluster CERT-CLUSTER)" (or "cluster NAME"
+        for the federation's CA), and that provider may end it with Uncordon.
         Audited ("drain"). Idempotent: draining a draining cluster changes
         nothing (changed=false; the first drain's who, when and reason stay).
         A cluster not known yet may be drained (it is cordoned from its first
