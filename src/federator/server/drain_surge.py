@@ -97,6 +97,11 @@ class Surges:
         self.since = {k: t for k, t in self.since.items() if k[0] in draining}
         self.no_room = {c: n for c, n in self.no_room.items() if c in draining}
 
+    def still(self, cluster: str, left: Sequence[Job]) -> None:
+        """Forget when the drain of `cluster` reached the jobs no longer on it (ended, cancelled, moved)."""
+        ids = {job.job_id for job in left}
+        self.since = {k: t for k, t in self.since.items() if k[0] != cluster or k[1] in ids}
+
     def starting(self, cluster: str) -> int:
         """Jobs on `cluster` whose replacements are placed and not all serving yet (ClusterStatus)."""
         out = 0

@@ -129,6 +129,7 @@ class Drains:
                 continue
             self._waited.pop(cluster, None)
             left = self.left(cluster)
+            self.surges.still(cluster, left)
             if not left:
                 log.warning("cluster %s drained: no federated job has a placement there; it takes no new work until "
                             "uncordoned", cluster)
