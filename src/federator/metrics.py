@@ -453,6 +453,13 @@ class Metrics:
                                           "Placements on a member cluster an admin's drain ended (federator drain): "
                                           "their jobs requeued as the same jobs, reason Drained, to be placed "
                                           "elsewhere.", ["cluster"], registry=r)
+        # A drain's serving jobs moved surge first (server/drain_surge.py), by outcome: bounded labels.
+        self.drain_surges = Counter("federator_drain_surges_total",
+                                    "Serving jobs a drain moved surge first (replacements placed elsewhere before "
+                                    "the drained cluster's replicas end), by outcome: started (replacements "
+                                    "placed), completed (they served, then the drained replicas ended), late (the "
+                                    "drained replicas ended at the bound with the replacements still starting).",
+                                    ["outcome"], registry=r)
         self.placement_moves = Counter("federator_placement_moves_total",
                                        "Placements an agent asked to move because its member's own queue held them "
                                        "past the admission timeout, by the federator's answer: moved (another "

@@ -41,7 +41,7 @@ class DrainClusterRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class DrainClusterResponse(_message.Message):
-    __slots__ = ("cluster", "changed", "drained_by", "drained_at", "reason", "known", "jobs", "job_ids", "waiting")
+    __slots__ = ("cluster", "changed", "drained_by", "drained_at", "reason", "known", "jobs", "job_ids", "waiting", "surge_seconds")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     CHANGED_FIELD_NUMBER: _ClassVar[int]
     DRAINED_BY_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,7 @@ class DrainClusterResponse(_message.Message):
     JOBS_FIELD_NUMBER: _ClassVar[int]
     JOB_IDS_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
+    SURGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     changed: bool
     drained_by: str
@@ -60,7 +61,8 @@ class DrainClusterResponse(_message.Message):
     jobs: int
     job_ids: _containers.RepeatedScalarFieldContainer[str]
     waiting: str
-    def __init__(self, cluster: _Optional[str] = ..., changed: _Optional[bool] = ..., drained_by: _Optional[str] = ..., drained_at: _Optional[float] = ..., reason: _Optional[str] = ..., known: _Optional[bool] = ..., jobs: _Optional[int] = ..., job_ids: _Optional[_Iterable[str]] = ..., waiting: _Optional[str] = ...) -> None: ...
+    surge_seconds: float
+    def __init__(self, cluster: _Optional[str] = ..., changed: _Optional[bool] = ..., drained_by: _Optional[str] = ..., drained_at: _Optional[float] = ..., reason: _Optional[str] = ..., known: _Optional[bool] = ..., jobs: _Optional[int] = ..., job_ids: _Optional[_Iterable[str]] = ..., waiting: _Optional[str] = ..., surge_seconds: _Optional[float] = ...) -> None: ...
 
 class ForgetClusterRequest(_message.Message):
     __slots__ = ("cluster",)
@@ -217,7 +219,7 @@ class WatchJobsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since", "draining", "drain_jobs_left")
+    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since", "draining", "drain_jobs_left", "drain_jobs_surging", "drain_waiting")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -248,6 +250,8 @@ class ClusterStatus(_message.Message):
     MAINTENANCE_SINCE_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     DRAIN_JOBS_LEFT_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_JOBS_SURGING_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_WAITING_FIELD_NUMBER: _ClassVar[int]
     name: str
     region: str
     state: str
@@ -271,7 +275,9 @@ class ClusterStatus(_message.Message):
     maintenance_since: float
     draining: str
     drain_jobs_left: int
-    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ..., draining: _Optional[str] = ..., drain_jobs_left: _Optional[int] = ...) -> None: ...
+    drain_jobs_surging: int
+    drain_waiting: str
+    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ..., draining: _Optional[str] = ..., drain_jobs_left: _Optional[int] = ..., drain_jobs_surging: _Optional[int] = ..., drain_waiting: _Optional[str] = ...) -> None: ...
 
 class ListClustersRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "view")

@@ -653,6 +653,13 @@ class ClusterServiceServicer:
         not ended by Uncordon: it holds while the cluster's agent asks for it,
         and the reply's cordoned is then still true (cordoned_by, cordoned_at and
         reason remain those of the admin's cordon that ended).
+        A provider (a caller holding a cluster certificate, see Drain) may
+        Uncordon only a cluster it may drain whose cordon a drain of its own
+        provider made (cordoned_by "provider NAME (cluster ...)", or for a
+        cluster of the federation's CA "cluster NAME" from that cluster's own
+        certificate); an admin's cordon or drain is refused PERMISSION_DENIED
+        (rule: provider), and a provider's Uncordon lifts no quarantine
+        (quarantine_lifted stays false). Audited as an admin's is.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -684,11 +691,25 @@ class ClusterServiceServicer:
         and name, its history kept), its pending reason "Drained: cluster NAME
         drained by WHO: REASON", and placed elsewhere by the normal cycle:
         - a training gang (all or nothing on one cluster) is ended whole;
-        - a job spread over clusters (inference) loses only its replicas on the
-        drained cluster; its other replicas keep serving and the job owes the
-        replicas that left (placed elsewhere, never back on the cordoned
-        cluster). They are ended before their replacements start, not after
-        (no surge); the job's other clusters serve meanwhile.
+        - an inference job (spread over clusters, or of one replica) loses only
+        its replicas on the drained cluster, SURGE FIRST: replacements for them are placed on
+        other clusters first (never back on the cordoned one; the job's
+        regions, minRegions and spread rules as for any placement; all of
+        them or none), and the drained cluster's replicas are ended only once
+        every replacement serves (Running, all replicas ready), so the job
+        never serves fewer replicas than it asks when there is room. Its other
+        replicas keep serving, untouched. While the replacements start the
+        job holds more placements than its replicas (its message says
+        "surging N replicas to REGION ..."). An inference job of one replica
+        is surged too. With no room elsewhere the drained replicas serve on
+        and the surge is tried again each turn; DrainClusterResponse.
+        surge_seconds after the drain first reached the job they are ended
+        anyway (with replacements placed but still starting: those go on
+        starting; with none: the job owes them, reason Drained, and they are
+        placed where room comes), so a drain ends in a known time.
+        ClusterStatus.drain_jobs_surging and drain_waiting show this. A
+        federator restart mid-surge loses nothing: the replacements are
+        stored, and the drained replicas end once they serve.
         The agent is sent a Cancel for each ended placement (reason
         "superseded: cluster NAME drained by ..."); a report of one afterwards
         is fenced.
@@ -711,7 +732,16 @@ class ClusterServiceServicer:
         drain_jobs_left show progress). In Kubernetes mode it is the
         MemberCluster's spec.drain (and drainReason, drainedBy, drainedAt), which
         kubectl may set too, read back within a few seconds as a cordon is.
-        Admins only (as Cordon): PERMISSION_DENIED otherwise, naming the rule.
+        Who may: an admin (rule: admin), or the cluster's own provider, calling
+        with a cluster certificate (the agent's, over mTLS; rule: provider):
+        a certificate may drain the cluster it names, and every other cluster
+        the federator's trust file binds to the provider whose CA signed it; a
+        certificate of the federation's own CA, its one cluster only. Anyone
+        else, and a provider asking for another provider's cluster or one no
+        provider claims, gets PERMISSION_DENIED naming the rule and whose the
+        cluster is. A provider's drain is an admin's in all else; its
+        drained_by is "provider NAME (cluster CERT-CLUSTER)" (or "cluster NAME"
+        for the federation's CA), and that provider may end it with Uncordon.
         Audited ("drain"). Idempotent: draining a draining cluster changes
         nothing (changed=false; the first drain's who, when and reason stay).
         A cluster not known yet may be drained (it is cordoned from its first
