@@ -46,6 +46,8 @@ Rules, each named in the message of a refusal:
   other's jobs (`jobs: view`) or also cancel them (`jobs: manage`, the
   default). A group exists for sharing only if the policy defines it; groups
   that only a certificate or token names are used for queue access.
+- `delegate`: only an identity `tenancy.delegates` names may act on behalf of
+  another user, within its entry (`security.delegates`, `security.delegation`).
 
 An insecure (plaintext) federator has no identities; every caller is the
 admin `anonymous`, and `federator serve --insecure` says so in its log.
