@@ -29,7 +29,7 @@ from federator.jobfile import parse_job
 from federator.scheduler import Scheduler
 from federator.scheduler.policy import policy_from_document
 from federator.security.audit import AuditLog
-from federator.security.auth import Authenticator, Token
+from federator.security.auth import Authenticator, RevocationList, Token
 from federator.security.authz import GROUPS_ANNOTATION, USER_ANNOTATION, Authorizer, TenancyError, tenancy_from_document
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
 from federator.security.tls import TlsFiles, cluster_files, server_files, user_files
@@ -86,10 +86,12 @@ class Served:
 
 
 @asynccontextmanager
-async def served(certs: CertsDir, tmp_path: Path, policy: str = POLICY) -> AsyncIterator[Served]:
+async def served(certs: CertsDir, tmp_path: Path, policy: str = POLICY, *,
+                 revoked: Path | None = None) -> AsyncIterator[Served]:
     fed = Federator(store=SqliteJobStore(Path(":memory:")), report_interval=60.0,
                     scheduler=Scheduler(policy_from_document(yaml.safe_load(policy))))
-    auth = Authenticator(tokens=[Token("t-portal", "portal"), Token("t-bob", "bob")])
+    auth = Authenticator(tokens=[Token("t-portal", "portal"), Token("t-bob", "bob")],
+                         revocations=RevocationList(revoked, interval=0.0))
     authz = Authorizer(tenancy_from_document(yaml.safe_load(policy)))
     audit = AuditLog(tmp_path / "audit.jsonl")
     usage = SqliteUsageStore(Path(":memory:"))
@@ -321,3 +323,27 @@ def test_federator_whoami_prints_the_answer_and_sends_the_delegation_flags(
     doc = json.loads("{" + rest)
     assert (doc["user"], doc["actor"], doc["groups"], doc["role"]) == ("alice", "portal", ["acme"], "user")
     assert "tenancy.delegates has no entry 'mallory'" in err
+
+
+def test_a_revoked_user_is_refused_through_a_delegate_too(certs: CertsDir, tmp_path: Path) -> None:
+    """Revoking `user alice` refuses alice's own certificates; a portal acting for her must not undo that."""
+    revoked = tmp_path / "revoked.txt"
+    revoked.write_text("user alice\n")
+
+    async def main() -> None:
+        async with served(certs, tmp_path, revoked=revoked) as s, channel(s, certs, "portal") as p:
+            portal = jobs_pb2_grpc.JobServiceStub(p)
+            said = await refused(portal.Submit(spec("r"), metadata=as_user("alice")))
+            assert "user 'alice' is revoked" in said
+            job = (await portal.Submit(spec("r"), metadata=as_user("bob"))).job  # others are not
+            assert dict(job.spec.annotations)[USER_ANNOTATION] == "bob"
+    asyncio.run(main())
+
+
+def test_policy_check_lists_the_delegates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    assert cli_main(["policy", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "delegate portal: may act for users *; groups acme, org-*; admins no" in out
+    assert "delegate narrow: may act for users acme-*; groups none; admins no" in out

@@ -21,7 +21,7 @@ An insecure federator has no identities (every caller is the admin
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from federator.security.auth import Peer
@@ -56,9 +56,13 @@ def _bad(field: str, problem: str) -> Denied:
     return Denied(Rule.DELEGATE, f"{field}: {problem}")
 
 
-def on_behalf(authz: Authorizer, peer: Peer, metadata: Sequence[tuple[str, str | bytes]]) -> Principal | Denied:
+def on_behalf(authz: Authorizer, peer: Peer, metadata: Sequence[tuple[str, str | bytes]], *,
+              revoked: Callable[[str], bool] = lambda _user: False) -> Principal | Denied:
     """The principal a call runs as: the caller's own, or (metadata asking for it, and the policy granting it)
-    the user it acts for, with the caller as its actor; else the refusal naming the field and the rule."""
+    the user it acts for, with the caller as its actor; else the refusal naming the field and the rule.
+
+    `revoked`: whether the revocation list names a user (`user NAME`). A user revoked so is refused through a
+    delegate too: revoking alice's certificates while a portal could still act for her would revoke nothing."""
     actor = authz.principal(peer)
     asked = requested(metadata)
     if asked is None:
@@ -92,6 +96,9 @@ def on_behalf(authz: Authorizer, peer: Peer, metadata: Sequence[tuple[str, str |
         allowed = ", ".join(rule.groups) or "no group"
         return Denied(Rule.DELEGATE, f"{ON_BEHALF_OF_GROUPS}: {Rule.DELEGATE}: {actor.user!r} may not assert "
                                      f"group(s) {', '.join(refused)}: {where}.groups admits {allowed}")
+    if revoked(user):
+        return Denied(Rule.DELEGATE, f"{ON_BEHALF_OF}: {Rule.DELEGATE}: user {user!r} is revoked (the revocation "
+                                     f"list names 'user {user}'): nobody may act for them")
     if effective.admin and not rule.admins:
         return Denied(Rule.DELEGATE, f"{ON_BEHALF_OF}: {Rule.DELEGATE}: user {user!r} is an admin (tenancy.admins) "
                                      f"and {where}.admins is not true, so {actor.user!r} may not act for them")

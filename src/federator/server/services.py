@@ -31,6 +31,7 @@ from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner, submitter_of
 from federator.security.delegation import on_behalf, requested
 from federator.security.limits import RejectReason, TokenBucket, check_capacity, check_hello
+from federator.security.pki import Identity, IdentityKind
 from federator.security.trust import PROVIDER_LABEL, Trust
 from federator.server import cluster_list, cordons, duplicates, over_bound, shrink
 from federator.server.admission import name_taken
@@ -173,7 +174,8 @@ class _Edge:
         refused delegation is PERMISSION_DENIED naming rule `delegate`, and an audit line."""
         metadata = context.invocation_metadata() or ()
         peer = await self.user(context)
-        who = on_behalf(self.authz, peer, metadata)
+        who = on_behalf(self.authz, peer, metadata,
+                        revoked=lambda user: self.auth.revocations.revoked(Identity(IdentityKind.USER, user), -1))
         if isinstance(who, Denied):
             asked = requested(metadata)
             self.audit.record("delegate", identity=self.authz.principal(peer),

@@ -47,8 +47,9 @@ class IdentityServiceStub:
     all PERMISSION_DENIED naming the rule `delegate` and the metadata key:
     the caller is not in tenancy.delegates; the user is not one its `users`
     admit; a group is not one its `groups` admit; the user is an admin
-    (tenancy.admins) and the delegate's `admins` is not true; the groups key
-    without the user key, or the user key twice. Without these keys a call
+    (tenancy.admins) and the delegate's `admins` is not true; the revocation
+    list names the user (`user NAME`); the groups key without the user key,
+    or the user key twice. Without these keys a call
     runs as the caller itself. WhoAmI answers as the call runs: send the keys
     to learn what the user may do through the delegate.
     """
@@ -87,8 +88,9 @@ class IdentityServiceServicer:
     all PERMISSION_DENIED naming the rule `delegate` and the metadata key:
     the caller is not in tenancy.delegates; the user is not one its `users`
     admit; a group is not one its `groups` admit; the user is an admin
-    (tenancy.admins) and the delegate's `admins` is not true; the groups key
-    without the user key, or the user key twice. Without these keys a call
+    (tenancy.admins) and the delegate's `admins` is not true; the revocation
+    list names the user (`user NAME`); the groups key without the user key,
+    or the user key twice. Without these keys a call
     runs as the caller itself. WhoAmI answers as the call runs: send the keys
     to learn what the user may do through the delegate.
     """
@@ -141,8 +143,9 @@ class IdentityService:
     all PERMISSION_DENIED naming the rule `delegate` and the metadata key:
     the caller is not in tenancy.delegates; the user is not one its `users`
     admit; a group is not one its `groups` admit; the user is an admin
-    (tenancy.admins) and the delegate's `admins` is not true; the groups key
-    without the user key, or the user key twice. Without these keys a call
+    (tenancy.admins) and the delegate's `admins` is not true; the revocation
+    list names the user (`user NAME`); the groups key without the user key,
+    or the user key twice. Without these keys a call
     runs as the caller itself. WhoAmI answers as the call runs: send the keys
     to learn what the user may do through the delegate.
     """
