@@ -347,3 +347,23 @@ def test_policy_check_lists_the_delegates(tmp_path: Path, capsys: pytest.Capture
     out = capsys.readouterr().out
     assert "delegate portal: may act for users *; groups acme, org-*; admins no" in out
     assert "delegate narrow: may act for users acme-*; groups none; admins no" in out
+
+
+def test_request_ids_are_scoped_to_the_user_acted_for_not_to_the_portal(certs: CertsDir, tmp_path: Path) -> None:
+    """One portal, one request id, two users: two jobs (each user's own id space), and alice's retry replays
+    hers. Scoped to the portal, bob's Submit would have answered alice's job."""
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, channel(s, certs, "portal") as p:
+            portal = jobs_pb2_grpc.JobServiceStub(p)
+
+            def req(name: str) -> jobs_pb2.SubmitRequest:
+                r = spec(name)
+                r.request_id = "form-42"
+                return r
+            a1 = await portal.Submit(req("a"), metadata=as_user("alice"))
+            b1 = await portal.Submit(req("b"), metadata=as_user("bob"))
+            a2 = await portal.Submit(req("a"), metadata=as_user("alice"))
+            assert a1.job.job_id != b1.job.job_id and not b1.replayed
+            assert a2.replayed and a2.job.job_id == a1.job.job_id
+            assert len(s.fed.jobs) == 2
+    asyncio.run(main())
