@@ -203,7 +203,7 @@ def test_delegation_is_refused_naming_the_rule_and_audited(certs: CertsDir, tmp_
             said = await refused(narrow.Submit(spec("x"), metadata=as_user("bob")))
             assert "tenancy.delegates.narrow.users admits acme-*" in said
             said = await refused(portal.Submit(spec("x"), metadata=(("x-federator-on-behalf-of-groups", "acme"),)))
-            assert "x-federator-on-behalf-of: required exactly once" in said
+            assert "x-federator-on-behalf-of: delegate: required exactly once" in said
             said = await refused(portal.Submit(spec("x"), metadata=as_user("Alice Smith")))
             assert "is not a user name" in said
             # the rule's patterns admit: narrow acts for acme-ops

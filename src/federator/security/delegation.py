@@ -53,7 +53,7 @@ def requested(metadata: Sequence[tuple[str, str | bytes]]) -> tuple[list[str], l
 
 
 def _bad(field: str, problem: str) -> Denied:
-    return Denied(Rule.DELEGATE, f"{field}: {problem}")
+    return Denied(Rule.DELEGATE, f"{field}: {Rule.DELEGATE}: {problem}")
 
 
 def on_behalf(authz: Authorizer, peer: Peer, metadata: Sequence[tuple[str, str | bytes]], *,
