@@ -414,6 +414,11 @@ class Metrics:
             "federator_placement_early_failures_total",
             "Placements a member cluster reported Failed within --early-failure-seconds of their start; a job's "
             "first was placed once more, elsewhere.", ["cluster"], registry=r)
+        # Placements an agent reported lost (lost_placements.py): their jobs failed, never placed again.
+        self.placements_lost = Counter(
+            "federator_placements_lost_total",
+            "Placements a member's agent reported Failed as lost (it can no longer follow or cancel them, their "
+            "pods may still run); each job failed, never placed again.", ["cluster"], registry=r)
         self.cluster_quarantines = Counter(
             "federator_cluster_quarantines_total",
             "Times a member cluster was quarantined (no new work for --quarantine-seconds) after failing "
@@ -596,7 +601,8 @@ class Metrics:
 
     def cluster_counters_from_zero(self, cluster: str) -> None:
         """A cluster's event counters exist from 0 once it connects: increase() sees its first event."""
-        for counter in (self.placement_start_timeouts, self.placement_early_failures, self.cluster_quarantines,
+        for counter in (self.placement_start_timeouts, self.placement_early_failures, self.placements_lost,
+                        self.cluster_quarantines,
                         self.cluster_quarantines_capped, self.agent_duplicates_refused, self.reports_clamped):
             counter.labels(cluster)
 

@@ -35,6 +35,7 @@ from federator.security.pki import Identity, IdentityKind
 from federator.security.trust import PROVIDER_LABEL, Trust
 from federator.server import cluster_list, cordons, duplicates, over_bound, shrink
 from federator.server.admission import name_taken
+from federator.server.cancel_jobs import cancel_jobs
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
 from federator.server.drain_call import drain_call
@@ -818,6 +819,12 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             raise AssertionError("unreachable") from exc
         self.audit.record("cancel", identity=who, obj=_job_object(job), result="accepted", rule=rule)
         return convert.job_to_pb(job)
+
+    async def CancelJobs(self, request: jobs_pb2.CancelJobsRequest,  # noqa: N802
+                         context: grpc.aio.ServicerContext) -> jobs_pb2.CancelJobsResponse:
+        """Every job of a queue a filter takes, selected under the caller's visibility, each decided and audited
+        as a Cancel of it and the whole as one `cancel.bulk` (server/cancel_jobs.py)."""
+        return await cancel_jobs(self, request, context)
 
     async def Scale(self, request: jobs_pb2.ScaleJobRequest,  # noqa: N802
                     context: grpc.aio.ServicerContext) -> types_pb2.Job:

@@ -10,11 +10,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CancelOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANCEL_OUTCOME_UNSPECIFIED: _ClassVar[CancelOutcome]
+    CANCEL_OUTCOME_CANCELLED: _ClassVar[CancelOutcome]
+    CANCEL_OUTCOME_REFUSED: _ClassVar[CancelOutcome]
+    CANCEL_OUTCOME_ENDED: _ClassVar[CancelOutcome]
+    CANCEL_OUTCOME_FAILED: _ClassVar[CancelOutcome]
+
 class ClusterView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CLUSTER_VIEW_UNSPECIFIED: _ClassVar[ClusterView]
     CLUSTER_VIEW_BASIC: _ClassVar[ClusterView]
     CLUSTER_VIEW_FULL: _ClassVar[ClusterView]
+CANCEL_OUTCOME_UNSPECIFIED: CancelOutcome
+CANCEL_OUTCOME_CANCELLED: CancelOutcome
+CANCEL_OUTCOME_REFUSED: CancelOutcome
+CANCEL_OUTCOME_ENDED: CancelOutcome
+CANCEL_OUTCOME_FAILED: CancelOutcome
 CLUSTER_VIEW_UNSPECIFIED: ClusterView
 CLUSTER_VIEW_BASIC: ClusterView
 CLUSTER_VIEW_FULL: ClusterView
@@ -148,6 +161,46 @@ class CancelJobRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class CancelJobsRequest(_message.Message):
+    __slots__ = ("queue", "phases", "owner", "max_jobs", "page_token")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    PHASES_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    phases: _containers.RepeatedScalarFieldContainer[_types_pb2.JobPhase]
+    owner: str
+    max_jobs: int
+    page_token: str
+    def __init__(self, queue: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., max_jobs: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class CancelJobResult(_message.Message):
+    __slots__ = ("job_id", "namespace", "name", "outcome", "message")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    namespace: str
+    name: str
+    outcome: CancelOutcome
+    message: str
+    def __init__(self, job_id: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., outcome: _Optional[_Union[CancelOutcome, str]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class CancelJobsResponse(_message.Message):
+    __slots__ = ("operation_id", "matched", "results", "next_page_token")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    matched: int
+    results: _containers.RepeatedCompositeFieldContainer[CancelJobResult]
+    next_page_token: str
+    def __init__(self, operation_id: _Optional[str] = ..., matched: _Optional[int] = ..., results: _Optional[_Iterable[_Union[CancelJobResult, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ScaleJobRequest(_message.Message):
     __slots__ = ("job_id", "replicas")

@@ -113,6 +113,11 @@ class JobServiceStub:
                 request_serializer=federator_dot_v1_dot_jobs__pb2.WatchJobsRequest.SerializeToString,
                 response_deserializer=federator_dot_v1_dot_types__pb2.Job.FromString,
                 _registered_method=True)
+        self.CancelJobs = channel.unary_unary(
+                '/federator.v1.JobService/CancelJobs',
+                request_serializer=federator_dot_v1_dot_jobs__pb2.CancelJobsRequest.SerializeToString,
+                response_deserializer=federator_dot_v1_dot_jobs__pb2.CancelJobsResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -267,6 +272,45 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelJobs(self, request, context):
+        """CancelJobs cancels every job of one queue that a filter takes (its
+        phases, its owner) and the caller may see, selected by the federator
+        under the caller's visibility, as List would show them: a portal or CLI
+        offboarding an organisation makes one call per page, not a List and one
+        Cancel per job. Each job is decided and audited exactly as a Cancel of it
+        (an audit line `cancel` per job, its outcome and rule), and the whole
+        operation once, as `cancel.bulk` (who, the filter, how many jobs matched),
+        at its first page; every line of the operation carries its operation_id.
+
+        Paging: a call handles at most max_jobs matching jobs, in submission
+        order, and answers a next_page_token when more may match; call again with
+        it (and the same filter) until it is empty. A job the caller may see but
+        not cancel (a group's jobs: view) is answered REFUSED in results and
+        skipped, never cancelled; it does not stop the operation. A job that ended
+        between its selection and its cancel is ENDED. Jobs submitted after the
+        first page that the filter takes are cancelled too when a later page
+        reaches them.
+
+        Partial failure: when the store does not take a cancel (it is full or
+        away), that job is answered FAILED with the store's words, the page ends
+        there (nothing after it is tried), and next_page_token starts at that
+        job: call again with it, after a wait, to go on. Jobs before it stay
+        cancelled (each cancel is durable on its own).
+
+        Idempotent: a retry of a call (a lost answer, UNAVAILABLE) is safe: a job
+        already cancelled no longer matches (it has ended), so it is neither
+        cancelled nor counted again; the retry answers only what was left.
+
+        Errors: INVALID_ARGUMENT with a google.rpc.BadRequest naming the field:
+        an empty or malformed queue ("queue"), an ended or unspecified phase
+        ("phases"), a negative max_jobs ("max_jobs"), a page_token this server did
+        not make or made for another filter ("page_token"). An older federator
+        answers UNIMPLEMENTED: fall back to List and Cancel per job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -299,6 +343,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=federator_dot_v1_dot_jobs__pb2.WatchJobsRequest.FromString,
                     response_serializer=federator_dot_v1_dot_types__pb2.Job.SerializeToString,
+            ),
+            'CancelJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJobs,
+                    request_deserializer=federator_dot_v1_dot_jobs__pb2.CancelJobsRequest.FromString,
+                    response_serializer=federator_dot_v1_dot_jobs__pb2.CancelJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -510,6 +559,33 @@ class JobService:
             '/federator.v1.JobService/Watch',
             federator_dot_v1_dot_jobs__pb2.WatchJobsRequest.SerializeToString,
             federator_dot_v1_dot_types__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federator.v1.JobService/CancelJobs',
+            federator_dot_v1_dot_jobs__pb2.CancelJobsRequest.SerializeToString,
+            federator_dot_v1_dot_jobs__pb2.CancelJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,
