@@ -79,6 +79,9 @@ def _check(args: argparse.Namespace) -> int:
               + ("admins only" if tenancy.closes_undeclared else _who(tenancy.default_access or Access(anyone=True))))
     else:
         print("tenancy: none (single-tenant: any caller may use any queue)")
+    for name, rule in sorted(tenancy.delegates.items()):
+        print(f"delegate {name}: may act for users {', '.join(rule.users)}; groups "
+              f"{', '.join(rule.groups) or 'none'}; admins {'yes' if rule.admins else 'no'}")
     cap = config.max_preemptions_per_cycle
     print(f"preemption: {f'on, at most {cap} victims a cycle' if config.preemption else 'off'}")
     sizing = KeptRoom.of(args.max_pending_jobs, len(queues)).sizing_problem()

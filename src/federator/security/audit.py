@@ -10,7 +10,7 @@ once; rotate it with copytruncate (or send stdout to your collector).
 Fields of a line (docs/security.md has the table)::
 
     {"time": "2026-11-30T18:40:01.123456Z",  RFC 3339, UTC
-     "action": "submit",                      submit | cancel | cancel.bulk | scale | ... (ACTIONS)
+     "action": "submit",                      submit | cancel | cancel.bulk | scale | delegate | ... (ACTIONS)
      "identity": {"user": "alice", "groups": ["team-a"], "via": "certificate", "admin": false},
      "object": {"kind": "Job", "namespace": "default", "name": "train", "queue": "research", "job_id": "train-1a2b3c"},
      "result": "accepted",                    accepted | refused | failed
@@ -18,7 +18,9 @@ Fields of a line (docs/security.md has the table)::
      "rule": "queue-access",                  the tenancy rule that decided ("" when none applied)
      "message": "...",                        why, for a refusal
      "request_id": "...",                     the client's request id, when it sent one
-     "operation": "bulk-..."}                 a bulk cancel's id (CancelJobs), on its lines only
+     "operation": "bulk-...",                 a bulk cancel's id (CancelJobs), on its lines only
+     "actor": {"user": "portal", ...},        a delegate's call (tenancy.delegates): the delegate, whose
+     "on_behalf_of": "alice"}                 call ran as `identity` (the user it acted for)
 
 Writing is best effort and never fails a call: a full disk logs an error
 (once a minute) and the call goes on.
@@ -42,7 +44,7 @@ from federator.timestamps import utc_micro
 log = logging.getLogger("federator.audit")
 
 ACTIONS = ("submit", "cancel", "cancel.bulk", "scale", "cordon", "uncordon", "drain", "forget", "queue.change",
-           "certificate.revoke", "federatedjob.refuse", "policy.reload")
+           "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate")
 RESULTS = ("accepted", "refused", "failed")
 
 
@@ -80,6 +82,9 @@ class AuditLog:
             line["request_id"] = request_id
         if operation:  # a bulk cancel's id, on its `cancel.bulk` line and on each job's `cancel`
             line["operation"] = operation
+        if identity is not None and identity.actor is not None:  # a delegate's call: who sent it, for whom
+            line["actor"] = identity.actor.to_json()
+            line["on_behalf_of"] = identity.user
         if self.on_line is not None:
             self.on_line(action, result)
         if self._out is not None:

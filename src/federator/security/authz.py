@@ -46,6 +46,8 @@ Rules, each named in the message of a refusal:
   other's jobs (`jobs: view`) or also cancel them (`jobs: manage`, the
   default). A group exists for sharing only if the policy defines it; groups
   that only a certificate or token names are used for queue access.
+- `delegate`: only an identity `tenancy.delegates` names may act on behalf of
+  another user, within its entry (`security.delegates`, `security.delegation`).
 
 An insecure (plaintext) federator has no identities; every caller is the
 admin `anonymous`, and `federator serve --insecure` says so in its log.
@@ -62,6 +64,7 @@ from typing import Any
 from federator.model import Job, JobSpec
 from federator.scheduler.policy import policy_is_multi_tenant
 from federator.security.auth import Peer
+from federator.security.delegates import Delegate, delegates_from_document
 from federator.security.namespaces import bind_namespace, namespaces_from_document, queue_namespaces
 from federator.yamltext import YamlFileError, load_yaml_file
 
@@ -82,6 +85,7 @@ class Rule(StrEnum):
     NAMESPACE = "namespace-selector"
     RESERVED_NAMESPACE = "reserved-namespace"  # Kubernetes mode: kube-* and the federator's own, closed to gRPC
     QUEUE_NAMESPACES = "queue-namespaces"  # standalone, multi-tenant: a queue's jobs go in its namespaces
+    DELEGATE = "delegate"  # tenancy.delegates: who may act on behalf of whom (security/delegates.py)
 
 
 class JobAccess(StrEnum):
@@ -97,7 +101,8 @@ class Principal:
     groups: frozenset[str] = frozenset()  # the credential's and the policy's (tenancy.groups) together
     via: str = "certificate"  # certificate, token, insecure, kubernetes
     admin: bool = False
-    claimed: frozenset[str] = frozenset()  # the credential's own groups: what a job records
+    claimed: frozenset[str] = frozenset()  # the credential's own groups (or the delegate's): what a job records
+    actor: Principal | None = None  # the delegate who sent this call on the user's behalf (tenancy.delegates)
 
     def to_json(self) -> dict[str, Any]:
         return {"user": self.user, "groups": sorted(self.groups), "via": self.via, "admin": self.admin}
@@ -230,6 +235,7 @@ class TenancyPolicy:
     default_namespace_list: tuple[str, ...] | None = None
     declared: frozenset[str] = frozenset()  # the queues the policy file (and Queue objects) declare
     multi_tenant: bool = False  # a `tenancy` section or an access list anywhere (SchedulerConfig.multi_tenant)
+    delegates: Mapping[str, Delegate] = field(default_factory=dict)  # tenancy.delegates, by the delegate's name
 
     @property
     def closes_undeclared(self) -> bool:
@@ -287,10 +293,11 @@ def tenancy_from_document(doc: Mapping[str, Any]) -> TenancyPolicy:
     bad: list[str] = []
     raw = doc.get("tenancy") or {}
     if not isinstance(raw, Mapping):
-        raise TenancyError(["tenancy: must be a mapping {admins, groups}"])
+        raise TenancyError(["tenancy: must be a mapping {admins, groups, delegates}"])
     for key in raw:
-        if key not in ("admins", "groups"):
-            bad.append(f"tenancy.{key}: is not a known field (known: admins, groups)")
+        if key not in ("admins", "groups", "delegates"):
+            bad.append(f"tenancy.{key}: is not a known field (known: admins, delegates, groups)")
+    delegates = delegates_from_document(raw.get("delegates"), bad)
     admins = access_from_document(raw.get("admins"), "tenancy.admins", bad) or TenancyPolicy().admins
     groups: dict[str, Group] = {}
     raw_groups = raw.get("groups") or {}
@@ -331,7 +338,7 @@ def tenancy_from_document(doc: Mapping[str, Any]) -> TenancyPolicy:
     return TenancyPolicy(admins=admins, groups=groups, queue_access=queue_access, default_access=default,
                          queue_namespaces=queue_namespaces, default_namespaces=default_ns, declared=declared,
                          namespace_lists=lists, default_namespace_list=default_list,
-                         multi_tenant=policy_is_multi_tenant(doc))
+                         multi_tenant=policy_is_multi_tenant(doc), delegates=delegates)
 
 
 def queue_tenancy(body: Any, where: str, bad: list[str]) -> tuple[Access | None, LabelSelector | None]:

@@ -16,7 +16,7 @@ import grpc
 
 from federator.accounting import SqliteUsageStore, UsageMeter, attach
 from federator.accounting.retention import UsagePruner, UsageRetention
-from federator.api.v1 import agent_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
+from federator.api.v1 import agent_pb2_grpc, identity_pb2_grpc, jobs_pb2_grpc, usage_pb2_grpc
 from federator.backends.kube.options import KubeOptions
 from federator.keepalive import SERVER_PING_POLICY
 from federator.listen import ListenError
@@ -36,6 +36,7 @@ from federator.server import store_health
 from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
+from federator.server.identity_service import IdentityService
 from federator.server.interceptors import MetricsInterceptor
 from federator.server.kept_room import KeptRoom
 from federator.server.leases import DEFAULT_FORGET_LOST_AFTER_SECONDS
@@ -395,6 +396,8 @@ async def serve(opts: ServeOptions) -> None:
     cluster_service = ClusterService(fed, auth, authz=authz, audit=audit, kube=kube is not None)
     jobs_pb2_grpc.add_ClusterServiceServicer_to_server(cluster_service, server)
     usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(cluster_service, usage), server)
+    identity_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityService(cluster_service, kube=kube is not None),
+                                                            server)
     health_servicer = await add_health(server, reflect=opts.reflection)
     port, token_port = _bind(server, opts, served)
     await server.start()

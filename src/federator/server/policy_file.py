@@ -91,7 +91,7 @@ def describe_change(old: LoadedPolicy, new: LoadedPolicy) -> str:
     said += [f"changed {f.name}" for f in fields(SchedulerConfig)
              if f.name != "queues" and getattr(old.config, f.name) != getattr(new.config, f.name)]
     if old.tenancy != new.tenancy:
-        said.append("changed tenancy (admins, groups, access or namespaces lists)")
+        said.append("changed tenancy (admins, groups, delegates, access or namespaces lists)")
     return "; ".join(said) or "no change"
 
 

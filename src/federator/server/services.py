@@ -29,7 +29,9 @@ from federator.model.cordon import Cordon
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner, submitter_of
+from federator.security.delegation import on_behalf, requested
 from federator.security.limits import RejectReason, TokenBucket, check_capacity, check_hello
+from federator.security.pki import Identity, IdentityKind
 from federator.security.trust import PROVIDER_LABEL, Trust
 from federator.server import cluster_list, cordons, duplicates, over_bound, shrink
 from federator.server.admission import name_taken
@@ -168,8 +170,21 @@ class _Edge:
         return peer
 
     async def principal(self, context: grpc.aio.ServicerContext) -> Principal:
-        """The caller as the tenancy policy sees them (user, groups, admin)."""
-        return self.authz.principal(await self.user(context))
+        """The caller as the tenancy policy sees them (user, groups, admin): the user a delegate acts for when the
+        call asks for one and tenancy.delegates grants it (security/delegation.py), else the caller itself. A
+        refused delegation is PERMISSION_DENIED naming rule `delegate`, and an audit line."""
+        metadata = context.invocation_metadata() or ()
+        peer = await self.user(context)
+        who = on_behalf(self.authz, peer, metadata,
+                        revoked=lambda user: self.auth.revocations.revoked(Identity(IdentityKind.USER, user), -1))
+        if isinstance(who, Denied):
+            asked = requested(metadata)
+            self.audit.record("delegate", identity=self.authz.principal(peer),
+                              obj={"on_behalf_of": asked[0][0][:253] if asked and asked[0] else ""},
+                              result="refused", code="PERMISSION_DENIED", rule=who.rule.value, message=who.message)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, who.message)
+            raise AssertionError("unreachable")  # context.abort raises
+        return who
 
     async def sized(self, context: grpc.aio.ServicerContext, what: str, msg: Message) -> None:
         problem = self.fed.limits.check_size(what, msg.ByteSize())

@@ -37,6 +37,18 @@ class JobServiceStub:
     the token listener (serve --token-listen), where a call with neither a
     valid token nor a user certificate gets UNAUTHENTICATED. See
     docs/security.md, "A client without a certificate".
+    - Request metadata keys the federator reads, on every service:
+    `authorization: Bearer TOKEN` carries a bearer token (on the token
+    listener, serve --token-listen, only).
+    `x-federator-on-behalf-of: USER` and, optionally,
+    `x-federator-on-behalf-of-groups: GROUP[,GROUP...]` (the key may
+    repeat) ask to act on behalf of USER with those groups (delegation):
+    the call then runs exactly as USER (the owner recorded, per-user caps,
+    request_id scope, the jobs it may see and manage, usage) when the
+    policy's tenancy.delegates names the caller and admits USER and each
+    group; otherwise PERMISSION_DENIED naming rule `delegate` and the key.
+    The full rules are in identity.proto (IdentityService, whose WhoAmI
+    says who a call runs as).
     - Submit: PERMISSION_DENIED when the queue's access list does not admit the
     caller (rule queue-access); and, under a multi-tenant policy (a tenancy
     section or any access list) whose defaultQueue has no access list, when
@@ -118,6 +130,18 @@ class JobServiceServicer:
     the token listener (serve --token-listen), where a call with neither a
     valid token nor a user certificate gets UNAUTHENTICATED. See
     docs/security.md, "A client without a certificate".
+    - Request metadata keys the federator reads, on every service:
+    `authorization: Bearer TOKEN` carries a bearer token (on the token
+    listener, serve --token-listen, only).
+    `x-federator-on-behalf-of: USER` and, optionally,
+    `x-federator-on-behalf-of-groups: GROUP[,GROUP...]` (the key may
+    repeat) ask to act on behalf of USER with those groups (delegation):
+    the call then runs exactly as USER (the owner recorded, per-user caps,
+    request_id scope, the jobs it may see and manage, usage) when the
+    policy's tenancy.delegates names the caller and admits USER and each
+    group; otherwise PERMISSION_DENIED naming rule `delegate` and the key.
+    The full rules are in identity.proto (IdentityService, whose WhoAmI
+    says who a call runs as).
     - Submit: PERMISSION_DENIED when the queue's access list does not admit the
     caller (rule queue-access); and, under a multi-tenant policy (a tenancy
     section or any access list) whose defaultQueue has no access list, when
@@ -343,6 +367,18 @@ class JobService:
     the token listener (serve --token-listen), where a call with neither a
     valid token nor a user certificate gets UNAUTHENTICATED. See
     docs/security.md, "A client without a certificate".
+    - Request metadata keys the federator reads, on every service:
+    `authorization: Bearer TOKEN` carries a bearer token (on the token
+    listener, serve --token-listen, only).
+    `x-federator-on-behalf-of: USER` and, optionally,
+    `x-federator-on-behalf-of-groups: GROUP[,GROUP...]` (the key may
+    repeat) ask to act on behalf of USER with those groups (delegation):
+    the call then runs exactly as USER (the owner recorded, per-user caps,
+    request_id scope, the jobs it may see and manage, usage) when the
+    policy's tenancy.delegates names the caller and admits USER and each
+    group; otherwise PERMISSION_DENIED naming rule `delegate` and the key.
+    The full rules are in identity.proto (IdentityService, whose WhoAmI
+    says who a call runs as).
     - Submit: PERMISSION_DENIED when the queue's access list does not admit the
     caller (rule queue-access); and, under a multi-tenant policy (a tenancy
     section or any access list) whose defaultQueue has no access list, when

@@ -1,0 +1,38 @@
+"""The API features this federator serves, by the names IdentityService.WhoAmI reports.
+
+Why: a client written against a newer proto than its federator had no way to
+learn what the server does: a field the server does not know is dropped
+silently, so an option the user chose was ignored (outside portal QA, M4).
+A client tests these names instead and hides what is missing.
+
+Naming: `area.feature`, lower case (`jobs.`, `clusters.`, `usage.`,
+`identity.`, `watch.`, `list.`). A name is added with the change that serves
+the feature (add a constant here and put it in `FEATURES`); it is never
+renamed nor reused for something else, and removed only with the feature.
+"""
+
+from __future__ import annotations
+
+JOBS_REQUEST_ID = "jobs.request_id"  # SubmitRequest.request_id: a retried Submit returns the job it made
+JOBS_RUN_AGAIN = "jobs.run_again"  # SubmitRequest.run_again: reuse a finished job's name
+JOBS_SCALE = "jobs.scale"  # JobService.Scale of a serving job
+JOBS_WATCH = "jobs.watch"  # JobService.Watch: a snapshot, then changes
+JOBS_CANCEL_BULK = "jobs.cancel_bulk"  # JobService.CancelJobs: a queue's jobs a filter takes, in one call
+CLUSTERS_VIEW_FULL = "clusters.view_full"  # ClusterService.List with CLUSTER_VIEW_FULL
+CLUSTERS_CORDON = "clusters.cordon"  # ClusterService.Cordon and Uncordon
+CLUSTERS_DRAIN = "clusters.drain"  # ClusterService.Drain
+CLUSTERS_FORGET = "clusters.forget"  # ClusterService.Forget
+USAGE = "usage.get"  # UsageService.Get
+IDENTITY_WHOAMI = "identity.whoami"  # IdentityService.WhoAmI
+IDENTITY_DELEGATION = "identity.delegation"  # x-federator-on-behalf-of (tenancy.delegates)
+
+FEATURES: tuple[str, ...] = (
+    JOBS_REQUEST_ID, JOBS_RUN_AGAIN, JOBS_SCALE, JOBS_WATCH, JOBS_CANCEL_BULK,
+    CLUSTERS_VIEW_FULL, CLUSTERS_CORDON, CLUSTERS_DRAIN, CLUSTERS_FORGET,
+    USAGE, IDENTITY_WHOAMI, IDENTITY_DELEGATION,
+)
+"""Every feature served, in the order WhoAmI lists them."""
+
+__all__ = ["CLUSTERS_CORDON", "CLUSTERS_DRAIN", "CLUSTERS_FORGET", "CLUSTERS_VIEW_FULL", "FEATURES",
+           "IDENTITY_DELEGATION", "IDENTITY_WHOAMI", "JOBS_CANCEL_BULK", "JOBS_REQUEST_ID", "JOBS_RUN_AGAIN",
+           "JOBS_SCALE", "JOBS_WATCH", "USAGE"]

@@ -1,0 +1,63 @@
+"""IdentityService: who the federator takes a caller to be, what the policy lets them use, and what it serves.
+
+Why: a client learned which queues it may use only by submitting to a wrong
+one and parsing the PERMISSION_DENIED text, its groups only from the
+annotations of a job it had submitted, and nothing of the server's version or
+features (outside portal QA, M5 and M4). A transport like the others in
+`services.py` (the same authentication edge, delegation included): the
+answers are the tenancy policy's own decisions (`Authorizer.submit`, the
+queue's namespaces), so they cannot drift from what Submit does.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from federator import __version__
+from federator.api.features import FEATURES
+from federator.api.v1 import identity_pb2, identity_pb2_grpc
+from federator.security.authz import Allowed, Principal
+from federator.security.namespaces import queue_namespaces
+from federator.server.services import _Edge
+
+CLUSTER_VIA = "cluster-certificate"
+
+
+class IdentityService(_Edge, identity_pb2_grpc.IdentityServiceServicer):
+    """WhoAmI for any authenticated caller: a user (after delegation), an admin, or a provider's cluster."""
+
+    def __init__(self, edge: _Edge, *, kube: bool = False) -> None:
+        super().__init__(edge.fed, edge.auth, authz=edge.authz, audit=edge.audit)
+        self.kube = kube  # Kubernetes mode: namespaces are bound by Queue objects' selectors, not by lists
+
+    async def WhoAmI(self, request: identity_pb2.WhoAmIRequest,  # noqa: N802
+                     context: grpc.aio.ServicerContext) -> identity_pb2.WhoAmIResponse:
+        cluster = self.auth.cluster_reader(context.auth_context())
+        if cluster is not None:  # a provider's agent credentials: ClusterService.List of that one cluster only
+            return identity_pb2.WhoAmIResponse(user=cluster, via=CLUSTER_VIA, role=identity_pb2.ROLE_PROVIDER,
+                                               version=__version__, features=FEATURES)
+        who = await self.principal(context)
+        return identity_pb2.WhoAmIResponse(
+            user=who.user, groups=sorted(who.groups), via=who.via,
+            role=identity_pb2.ROLE_ADMIN if who.admin else identity_pb2.ROLE_USER,
+            actor=who.actor.user if who.actor is not None else "", queues=self.grants(who),
+            any_queue=who.admin or (not self.authz.policy.closes_undeclared and self._admits_undeclared(who)),
+            version=__version__, features=FEATURES)
+
+    def grants(self, who: Principal) -> list[identity_pb2.QueueGrant]:
+        """The declared queues `who` may submit to (as Submit decides), each with the namespaces its jobs may name
+        when the queue binds them (standalone, multi-tenant, not an admin)."""
+        p = self.authz.policy
+        bound = p.multi_tenant and not self.kube and not who.admin
+        return [identity_pb2.QueueGrant(
+                    name=q, namespaces=queue_namespaces(q, p.namespace_lists, p.default_namespace_list, p.declared)
+                    if bound else ())
+                for q in sorted(p.declared) if isinstance(self.authz.submit(who, q), Allowed)]
+
+    def _admits_undeclared(self, who: Principal) -> bool:
+        """Whether a queue nobody declared takes this caller's jobs: defaultQueue's access list (none: open)."""
+        access = self.authz.policy.default_access
+        return access is None or access.admits(who)
+
+
+__all__ = ["CLUSTER_VIA", "IdentityService"]
