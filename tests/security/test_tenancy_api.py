@@ -562,3 +562,35 @@ def test_a_removal_is_told_only_to_watchers_who_may_see_the_job(certs: CertsDir,
             assert [(m.job_id, m.removed) for m in got] == [(mine.job_id, False), (mine.job_id, True)]
 
     asyncio.run(main())
+
+
+def test_a_bookmark_moves_a_watcher_on_past_changes_it_does_not_see(certs: CertsDir, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tenant's resume point must not go stale while only other tenants' jobs change: the history would pass
+    it, and the resume be refused as too old though nothing of theirs changed. A bookmark carries it on."""
+    from federator.server import watch_stream
+
+    monkeypatch.setattr(watch_stream, "BOOKMARK_SECONDS", 0.0)  # 2 s in a server: no waiting in a test
+
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, client(s, certs, "alice") as alice, \
+                client(s, certs, "bob") as bob:
+            watch = alice.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True))
+            first = await watch.read()
+            assert first.bookmark and first.job_id == ""  # nothing of hers yet: the snapshot is empty
+            for i in range(3):
+                await bob.Submit(spec(f"bobs-{i}"))
+            newest = s.fed.history.revision
+            async with asyncio.timeout(10):
+                while True:
+                    got = await watch.read()
+                    assert got.bookmark, f"alice was sent {got.job_id}"
+                    if got.revision == newest:
+                        break
+            resumed = alice.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True, since_revision=newest))
+            async with asyncio.timeout(10):
+                assert (await resumed.read()).revision == newest  # a bookmark: caught up at once, nothing missed
+                mine = (await alice.Submit(spec("mine"))).job
+                assert (await resumed.read()).job_id == mine.job_id
+
+    asyncio.run(main())
