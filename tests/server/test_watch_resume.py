@@ -17,6 +17,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.model import JobPhase
 from federator.security.auth import Authenticator
+from federator.security.limits import Limits
 from federator.server.federator import Federator
 from federator.server.retention import Retention, RetentionPolicy
 from federator.server.services import JobService
@@ -193,11 +194,9 @@ def test_a_watch_of_one_job_ends_after_its_removal_and_resumes_for_that_job_alon
 
 
 @asynccontextmanager
-async def _served(fed: Federator, seats: int) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
-    service = JobService(fed, Authenticator(insecure=True))
-    service.watch_seats = Seats(seats)
+async def _served(fed: Federator) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
     server = grpc.aio.server()
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(service, server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -208,10 +207,10 @@ async def _served(fed: Federator, seats: int) -> AsyncIterator[jobs_pb2_grpc.Job
 
 
 def test_one_user_may_hold_only_so_many_watches_open_and_a_closed_one_frees_its_seat(tmp_path: Path) -> None:
-    fed = Federator(store=SqliteJobStore(tmp_path / "f.db"), clock=Clock())
+    fed = Federator(store=SqliteJobStore(tmp_path / "f.db"), clock=Clock(), limits=Limits(max_watches_per_user=2))
 
     async def main() -> None:
-        async with _served(fed, 2) as api:
+        async with _served(fed) as api:
             await api.Submit(_submit("a"))
             one, two = (api.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True)) for _ in range(2))
             await _read(one, 2)
@@ -219,7 +218,9 @@ def test_one_user_may_hold_only_so_many_watches_open_and_a_closed_one_frees_its_
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await _read(api.Watch(jobs_pb2.WatchJobsRequest()), 1)
             assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "2 Watch streams open, the most one user may hold (2)" in (err.value.details() or "")
+            said = err.value.details() or ""
+            assert "user 'anonymous' has 2 Watch streams open, the most one user may hold (2, --max-watches-per-user)" \
+                in said, said
             one.cancel()
             async with asyncio.timeout(10):
                 while True:  # the server hears of the cancel a moment later
@@ -234,9 +235,13 @@ def test_one_user_may_hold_only_so_many_watches_open_and_a_closed_one_frees_its_
     fed.store.close()
 
 
-def test_seats_are_counted_per_user() -> None:
+def test_seats_are_counted_per_user_and_0_is_no_cap() -> None:
     seats = Seats(1)
     assert seats.take("alice") == "" and seats.take("bob") == ""
     assert "user 'alice' has 1 Watch streams open" in seats.take("alice")
     seats.give_back("alice")
     assert seats.take("alice") == ""
+    unbounded = Seats(0)
+    assert all(unbounded.take("alice") == "" for _ in range(100))
+    with pytest.raises(ValueError, match="^limits.max_watches_per_user: must be 0 .no cap. or more, got -1$"):
+        Limits(max_watches_per_user=-1)

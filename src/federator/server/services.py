@@ -645,7 +645,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                  namespaces: NamespaceGate | None = None) -> None:
         super().__init__(federator, auth, authz=authz, audit=audit)
         self.namespaces = namespaces
-        self.watch_seats = watch_stream.Seats()  # open Watch streams per identity (server/watch_stream.py)
+        self.watch_seats = watch_stream.Seats(federator.limits.max_watches_per_user)  # per user (watch_stream.py)
 
     async def Submit(self, request: jobs_pb2.SubmitRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> jobs_pb2.SubmitResponse:

@@ -32,24 +32,23 @@ if TYPE_CHECKING:
 
 WATCH_RECHECK_SECONDS = 2.0  # a quiet Watch checks its caller again this often (a revoked one is ended)
 BOOKMARK_SECONDS = 2.0  # at most this often, a bookmark tells a client the changes it does not see moved on
-MAX_WATCHES_PER_USER = 32  # open Watch streams one identity may hold (outside QA, portal m9)
 
 
 class Seats:
-    """Open Watch streams per identity, at most `limit` each: 40 watch-all streams slowed every call of the
-    federator tenfold (portal m9), and a client that opens a stream per reconnect without closing the last would
-    hold them all. One user's streams never refuse another user's."""
+    """Open Watch streams per identity, at most `limit` each (0: no cap; serve --max-watches-per-user,
+    Limits.max_watches_per_user says why). One user's streams never refuse another user's."""
 
-    def __init__(self, limit: int = MAX_WATCHES_PER_USER) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self._open: dict[str, int] = {}
 
     def take(self, user: str) -> str:
         """'' when `user` took a seat, else the refusal (RESOURCE_EXHAUSTED) naming the limit."""
         held = self._open.get(user, 0)
-        if held >= self.limit:
+        if self.limit and held >= self.limit:
             return (f"watch: user {shown(user)} has {held} Watch streams open, the most one user may hold "
-                    f"({self.limit}); end one first (a portal runs one Watch and fans it out)")
+                    f"({self.limit}, --max-watches-per-user); end one first (a portal runs one Watch and fans it "
+                    "out)")
         self._open[user] = held + 1
         return ""
 
@@ -184,4 +183,4 @@ async def _shown(edge: JobService, job: Job, who: Principal, checked_at: float, 
     return pb, who, checked_at
 
 
-__all__ = ["BOOKMARK_SECONDS", "MAX_WATCHES_PER_USER", "WATCH_RECHECK_SECONDS", "Seats", "watch"]
+__all__ = ["BOOKMARK_SECONDS", "WATCH_RECHECK_SECONDS", "Seats", "watch"]
