@@ -88,6 +88,7 @@ def test_a_timing_flag_that_is_not_a_usable_number_is_refused(tmp_path: Path, fl
     ("--max-pending-jobs", "0", "must be at least 1, got 0"),
     ("--max-pending-jobs-per-queue", "0", "must be at least 1, got 0"),
     ("--max-pending-jobs-per-user", "-1", "must be at least 1, got -1"),
+    ("--max-watches-per-user", "-1", "must be 0 (no cap) or more, got -1"),
     ("--max-job-updates-per-second", "0", "must be positive, got 0.0"),
     ("--job-update-burst", "0", "must be at least 1, got 0"),
 ])

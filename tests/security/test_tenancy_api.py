@@ -534,3 +534,63 @@ def test_a_watch_does_not_authenticate_its_caller_again_for_each_job_it_does_not
             assert calls.count("alice") <= 6, calls.count("alice")
 
     asyncio.run(main())
+
+
+def test_a_removal_is_told_only_to_watchers_who_may_see_the_job(certs: CertsDir, tmp_path: Path) -> None:
+    """A Watch with revisions hears of removed jobs (portal M2); a removed job is no longer in memory, so who may
+    hear of it is decided by the owner recorded on it: bob's removal must not tell alice it existed."""
+    from federator.server.retention import forget_job
+
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, client(s, certs, "alice") as alice, \
+                client(s, certs, "bob") as bob:
+            mine = (await alice.Submit(spec("mine"))).job
+            bobs = (await bob.Submit(spec("bobs"))).job
+            watch = alice.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True))
+            first, mark = await watch.read(), await watch.read()
+            assert first.job_id == mine.job_id and mark.bookmark
+            for job_id in (bobs.job_id, mine.job_id):  # as retention removes them: cancelled, then forgotten
+                await (alice if job_id == mine.job_id else bob).Cancel(jobs_pb2.CancelJobRequest(job_id=job_id))
+            for job_id in (bobs.job_id, mine.job_id):
+                job = s.fed.jobs[job_id]
+                forget_job(s.fed, job)
+                s.fed.notify([job])
+            got = []
+            async with asyncio.timeout(10):
+                while not got or not got[-1].removed:
+                    got.append(await watch.read())
+            assert [(m.job_id, m.removed) for m in got] == [(mine.job_id, False), (mine.job_id, True)]
+
+    asyncio.run(main())
+
+
+def test_a_bookmark_moves_a_watcher_on_past_changes_it_does_not_see(certs: CertsDir, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tenant's resume point must not go stale while only other tenants' jobs change: the history would pass
+    it, and the resume be refused as too old though nothing of theirs changed. A bookmark carries it on."""
+    from federator.server import watch_stream
+
+    monkeypatch.setattr(watch_stream, "BOOKMARK_SECONDS", 0.0)  # 2 s in a server: no waiting in a test
+
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, client(s, certs, "alice") as alice, \
+                client(s, certs, "bob") as bob:
+            watch = alice.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True))
+            first = await watch.read()
+            assert first.bookmark and first.job_id == ""  # nothing of hers yet: the snapshot is empty
+            for i in range(3):
+                await bob.Submit(spec(f"bobs-{i}"))
+            newest = s.fed.history.revision
+            async with asyncio.timeout(10):
+                while True:
+                    got = await watch.read()
+                    assert got.bookmark, f"alice was sent {got.job_id}"
+                    if got.revision == newest:
+                        break
+            resumed = alice.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True, since_revision=newest))
+            async with asyncio.timeout(10):
+                assert (await resumed.read()).revision == newest  # a bookmark: caught up at once, nothing missed
+                mine = (await alice.Submit(spec("mine"))).job
+                assert (await resumed.read()).job_id == mine.job_id
+
+    asyncio.run(main())

@@ -268,16 +268,12 @@ def test_a_placement_the_cluster_stops_on_its_own_is_re_queued(store: MemoryStor
     assert job.pending_reason.message.endswith(kueue)  # whole: the cause is named at its end
 
 
-def test_a_watcher_that_falls_behind_is_dropped_and_knows_it(store: MemoryStore, clock: Clock,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import federator.server.federator as federator_module
-
-    monkeypatch.setattr(federator_module, "WATCH_LIMIT", 3)
+def test_a_watcher_that_falls_behind_is_dropped_and_knows_it(store: MemoryStore, clock: Clock) -> None:
     fed = make(store, clock)
-    slow, fast = fed.watch(), fed.watch()
+    fed.history.size = 3  # the history the federator holds: a watcher further behind has lost changes
+    slow = fast = fed.history.revision
     for i in range(5):
         fed.submit(spec(f"w{i}"))
-        while not fast.empty():
-            fast.get_nowait()
-    assert not fed.watching(slow) and slow.qsize() == 3  # JobService.Watch ends its stream once drained
-    assert fed.watching(fast)
+        fast = fed.history.after(fast)[-1].revision
+    assert not fed.history.held(slow)  # JobService.Watch ends its stream: RESOURCE_EXHAUSTED, watch again
+    assert fed.history.held(fast)

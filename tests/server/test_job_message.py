@@ -67,7 +67,7 @@ def test_a_job_on_a_partitioned_cluster_names_it_until_it_is_ready_again(silence
     store, clock = MemoryStore(), Clock()
     fed = make(store, clock)
     job, rec = running_on(fed, "west-1", "2 of 2 replicas running")
-    watcher = fed.watch()
+    seen = fed.history.revision
     clock.now += 1
     if silence == "stream-dropped":
         fed.disconnect(rec)
@@ -78,12 +78,13 @@ def test_a_job_on_a_partitioned_cluster_names_it_until_it_is_ready_again(silence
     assert rec.state is ClusterState.PARTITIONED and job.phase is JobPhase.RUNNING
     assert job.message == f"{partitioned('west-1', since)}; 2 of 2 replicas running"
     assert store.docs[job.job_id].message == job.message  # written, so Kubernetes status says it too
-    assert watcher.get_nowait() == job.job_id  # and watchers (federator get --watch, kubectl -w) hear of it
+    assert [c.job_id for c in fed.history.after(seen)] == [job.job_id]  # watchers (get --watch, kubectl -w) hear of it
+    seen = fed.history.revision
 
     clock.now += 30
     fed.check_leases()
     assert job.message.startswith(partitioned("west-1", since))  # no rewrite while nothing changed
-    assert watcher.empty()
+    assert fed.history.after(seen) == []
 
     back = join(fed, "west-1", job.placements[0].placement_id)
     fed.check_leases()

@@ -310,3 +310,16 @@ def test_a_name_reused_on_a_full_disk_still_finds_its_earlier_job(tmp_path: Path
     named = fed.intake.latest_named(first.spec.namespace, "a")
     assert named is not None and named.job_id == first.job_id
     assert fed.intake.latest_named("other", "a") is other
+
+
+def test_a_job_whose_write_failed_is_a_removal_to_watchers_who_may_have_seen_it(tmp_path: Path) -> None:
+    """A new job is in the table while its write is on its way, so a Watch's snapshot may show it; if the write
+    fails it was never accepted, and a client keeping a cache (portal M2) must hear that it is gone."""
+    fed, disk = _fed(tmp_path / "f.db")
+    disk.full = True
+    before = fed.history.revision
+    with pytest.raises(StoreUnavailable):
+        fed.submit(spec("a"))
+    (change,) = fed.history.after(before)
+    assert change.removal is not None and change.job_id not in fed.jobs
+    fed.store.close()

@@ -117,6 +117,10 @@ class Limits:
     # cluster names, and every connected cluster costs the federator its reports: past the cap a Hello is
     # refused (RESOURCE_EXHAUSTED), so one provider cannot crowd out the others' clusters.
     max_clusters_per_provider: int = 64
+    # Watch streams one user holds open at once (0: no cap; server/watch_stream.py): 40 watch-all streams slowed
+    # every call of a 2-CPU federator tenfold (outside QA, portal m9), and a client that opens a stream per
+    # reconnect without closing the last would hold them all. With --insecure every caller is 'anonymous'.
+    max_watches_per_user: int = 32
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "report_burst", "job_update_burst", "max_replicas_per_job",
@@ -131,6 +135,9 @@ class Limits:
         if self.report_bytes_per_second < 0:
             raise ValueError("limits.report_bytes_per_second: must be 0 (no budget) or more, "
                              f"got {self.report_bytes_per_second!r}")
+        if self.max_watches_per_user < 0:
+            raise ValueError("limits.max_watches_per_user: must be 0 (no cap) or more, "
+                             f"got {self.max_watches_per_user!r}")
         if self.max_clusters_per_provider < 0:
             raise ValueError("limits.max_clusters_per_provider: must be 0 (no cap) or more, "
                              f"got {self.max_clusters_per_provider!r}")

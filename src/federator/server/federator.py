@@ -65,12 +65,12 @@ from federator.server.settle import Settling, unreported
 from federator.server.stalls import LoopStalls
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS, StartDeadline
 from federator.server.state_sample import state_sample
+from federator.server.watch_history import WatchHistory
 from federator.store import JobStore, StoreUnavailable
 from federator.store.group_commit import GroupCommit
 from federator.store.members import MemberStore
 
 log = logging.getLogger("federator.server")
-WATCH_LIMIT = 10_000
 
 
 class NotFound(KeyError):
@@ -128,8 +128,7 @@ class Federator:
         self.drains = Drains(self)  # admins' drains, held with the cordons: their jobs moved off (server/drains.py)
         self._sessions = 0
         self._wake = asyncio.Event()
-        self._watchers: set[asyncio.Queue[JobId]] = set()
-        self.watches_ended = False
+        self.history = WatchHistory(start=int(self.clock() * 1e6))  # every change, numbered (watch_history.py)
         self.last_cycle: CycleResult | None = None
         self.metrics.watch_state(self.sample)
         self.metrics.queue_label.define(lambda: self.scheduler.config.queues)  # never folded into `other`
@@ -187,28 +186,9 @@ class Federator:
         """An inference job's new replica count, stored first (server/scaling.py); ScaleRefused names the field."""
         return scale(self, self.get(key), replicas)
 
-    def watch(self) -> asyncio.Queue[JobId]:
-        """A queue of changed job ids. A watcher more than WATCH_LIMIT changes behind is dropped (see watching)."""
-        q: asyncio.Queue[JobId] = asyncio.Queue(maxsize=WATCH_LIMIT)
-        self._watchers.add(q)
-        return q
-
-    def unwatch(self, q: asyncio.Queue[JobId]) -> None:
-        self._watchers.discard(q)
-
-    def watching(self, q: asyncio.Queue[JobId]) -> bool:
-        """False once a watcher fell behind and was dropped, or the federator is stopping (`watches_ended`): its
-        stream must end, not wait forever."""
-        return q in self._watchers
-
     def end_watches(self) -> None:
-        """The federator is stopping: every watcher is dropped and woken (an empty id), so its stream ends with a
-        status saying so instead of being cut by the server's stop."""
-        self.watches_ended = True
-        for q in self._watchers:
-            if not q.full():
-                q.put_nowait(JobId(""))
-        self._watchers.clear()
+        """The federator is stopping: every Watch ends with a status saying so, not cut by the server's stop."""
+        self.history.end()
 
     # -- agents -----------------------------------------------------------
 
@@ -544,12 +524,8 @@ class Federator:
         self.metrics.jobs_finished.labels(job.spec.queue, phase.value).inc()
 
     def notify(self, jobs: Iterable[Job]) -> None:
-        for job in jobs:
-            for q in list(self._watchers):
-                try:
-                    q.put_nowait(job.job_id)
-                except asyncio.QueueFull:
-                    self._watchers.discard(q)  # a watcher that cannot keep up is dropped, not waited on
+        """Jobs changed, or were removed (gone from `jobs`): numbered for every Watch (server/watch_history.py)."""
+        self.history.record(jobs, self.jobs)
 
     def sample(self) -> StateSample:
         """What a scrape reports (server/state_sample.py)."""

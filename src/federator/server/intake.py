@@ -514,6 +514,7 @@ class Intake:
         self.bytes.leave(job.job_id)
         self.fed.cycles.uncount_pending(job.job_id)
         self.fed.jobs.pop(job.job_id, None)
+        self.fed.notify([job])  # a Watch's snapshot may have shown it while its write was on its way: a removal
         key = (job.spec.namespace, job.spec.name)
         if self._by_name.get(key) == job.job_id:  # rare (a failed write): find the name's previous holder
             del self._by_name[key]

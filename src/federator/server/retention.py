@@ -14,8 +14,9 @@ Job without ttlSecondsAfterFinished stays until deleted), and `kubectl get fj` a
 deleting the object is how a kubectl user ends it, and the host's ResourceQuota (count/federatedjobs...) bounds
 a namespace's objects.
 
-A removed job vanishes from Get, List and Watch at once. The API has no deletion event: a Watch of every job
-hears nothing of it (its last state was its finish), a Watch of that one job ends with NOT_FOUND saying so.
+A removed job vanishes from Get, List and Watch at once. A Watch that asked for revisions is told (a `removed`
+message, server/watch_stream.py); an old-style Watch of every job hears nothing of it (its last state was its
+finish), an old-style Watch of that one job ends with NOT_FOUND saying so.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class Retention:
                 break
             for job in batch:
                 self._forget(job)
-            fed.notify(batch)  # a Watch of one of them ends (NOT_FOUND); others skip ids no longer there
+            fed.notify(batch)  # numbered removals: `removed` to watchers that asked, NOT_FOUND to an old one-job Watch
             removed.extend(ids)
         if removed:
             self.removed += len(removed)

@@ -33,7 +33,7 @@ from federator.security.delegation import on_behalf, requested
 from federator.security.limits import RejectReason, TokenBucket, check_capacity, check_hello
 from federator.security.pki import Identity, IdentityKind
 from federator.security.trust import PROVIDER_LABEL, Trust
-from federator.server import cluster_list, cordons, duplicates, over_bound, shrink
+from federator.server import cluster_list, cordons, duplicates, over_bound, shrink, watch_stream
 from federator.server.admission import name_taken
 from federator.server.cancel_jobs import cancel_jobs
 from federator.server.clusters import over_provider_cap
@@ -53,7 +53,6 @@ from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.paging import PageTokenError, page
 from federator.server.refusal_log import RefusalLog
 from federator.server.replica_counts import counts_of
-from federator.server.retention import removed_message
 from federator.server.scaling import ScaleProblem, ScaleRefused
 from federator.server.terms import StreamTerms, default_order_max_age
 from federator.server.validation import Refusal, agent_text, check_hello_fields, check_plausible, check_report_fields
@@ -62,7 +61,6 @@ from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
 RETRY_AFTER_METADATA = "retry-after"  # seconds, on a Submit refused by back-pressure (as HTTP's Retry-After)
-WATCH_RECHECK_SECONDS = 2.0  # a quiet Watch checks its caller again this often (a revoked one is ended)
 
 
 @dataclass(frozen=True, slots=True)
@@ -663,6 +661,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                  namespaces: NamespaceGate | None = None) -> None:
         super().__init__(federator, auth, authz=authz, audit=audit)
         self.namespaces = namespaces
+        self.watch_seats = watch_stream.Seats(federator.limits.max_watches_per_user)  # per user (watch_stream.py)
 
     async def Submit(self, request: jobs_pb2.SubmitRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> jobs_pb2.SubmitResponse:
@@ -853,72 +852,9 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
 
     async def Watch(self, request: jobs_pb2.WatchJobsRequest,  # noqa: N802
                     context: grpc.aio.ServicerContext) -> AsyncIterator[types_pb2.Job]:
-        who = await self.principal(context)
-        wanted: JobId | None = None
-        if request.job_id:
-            job, denied = await self._find(who, request.job_id, context)
-            if job is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {shown(request.job_id)}")
-                return
-            if denied is not None:
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
-                return
-            wanted = job.job_id
-        queue = self.fed.watch()
-        loop = asyncio.get_running_loop()
-        checked_at = loop.time()
-        # A change is announced once it is durable, but the job may already read as changed when the
-        # watch starts (a cycle's placements are applied, then written): a state sent is not sent again.
-        sent: dict[str, bytes] = {}
-        try:
-            one = self.fed.jobs.get(wanted) if wanted is not None else None
-            snapshot = ([one] if one is not None else []) if wanted is not None else self._visible(who)
-            for job in snapshot:
-                if wanted is None or job.job_id == wanted:
-                    pb = convert.job_to_pb(job)
-                    sent[job.job_id] = pb.SerializeToString(deterministic=True)
-                    yield pb
-            while True:
-                if queue.empty() and not self.fed.watching(queue):
-                    if self.fed.watches_ended:
-                        await context.abort(grpc.StatusCode.UNAVAILABLE, "watch: the federator is stopping; watch "
-                                                                         "again (its standby, or it once restarted)")
-                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                        "watch: this client fell too far behind; watch again")
-                try:
-                    job_id = await asyncio.wait_for(queue.get(), timeout=WATCH_RECHECK_SECONDS)
-                except TimeoutError:
-                    job_id = JobId("")
-                if not job_id or loop.time() - checked_at >= WATCH_RECHECK_SECONDS:
-                    # The caller as of now: a revoked certificate ends the stream within the recheck's time, busy
-                    # or quiet. Not per job announced: every watcher hears every job's change, most of them
-                    # others', and a certificate parsed per change per watcher was the stream's main cost.
-                    who, checked_at = await self.principal(context), loop.time()
-                if not job_id:
-                    continue  # a quiet while, or woken to end (Federator.end_watches)
-                if wanted is None or job_id == wanted:
-                    job = self.fed.jobs.get(job_id)
-                    if job is None:  # removed (server/retention.py): the API has no deletion event
-                        if wanted is not None:
-                            await context.abort(grpc.StatusCode.NOT_FOUND, removed_message(request.job_id))
-                        continue
-                    allowed = self.authz.job(who, job, manage=False)
-                    if isinstance(allowed, Allowed):
-                        pb = convert.job_to_pb(job)
-                        data = pb.SerializeToString(deterministic=True)
-                        if sent.get(job_id) == data:
-                            continue
-                        # Before anything is sent, the caller as of now: a revoked certificate, or a policy that
-                        # no longer lets them see the job, ends what they may read on an open stream.
-                        who, checked_at = await self.principal(context), loop.time()
-                        allowed = self.authz.job(who, job, manage=False)
-                    if wanted is not None and not isinstance(allowed, Allowed):
-                        await context.abort(grpc.StatusCode.PERMISSION_DENIED, allowed.message)
-                    if isinstance(allowed, Allowed):
-                        sent[job_id] = data
-                        yield pb
-        finally:
-            self.fed.unwatch(queue)
+        """A snapshot, then changes; bookmarks, revisions and resume on request (server/watch_stream.py)."""
+        async for pb in watch_stream.watch(self, request, context):
+            yield pb
 
 
 class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):

@@ -213,10 +213,14 @@ class ScaleJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., replicas: _Optional[int] = ...) -> None: ...
 
 class WatchJobsRequest(_message.Message):
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "send_bookmarks", "since_revision")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SEND_BOOKMARKS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_REVISION_FIELD_NUMBER: _ClassVar[int]
     job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    send_bookmarks: bool
+    since_revision: int
+    def __init__(self, job_id: _Optional[str] = ..., send_bookmarks: _Optional[bool] = ..., since_revision: _Optional[int] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
     __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since", "draining", "drain_jobs_left", "drain_jobs_surging", "drain_waiting")

@@ -1,0 +1,119 @@
+"""The numbered history of job changes that every Watch reads: a revision per change, the last HISTORY_SIZE kept.
+
+Why one shared history, not a queue per watcher: a client that lost its stream must be able to say "I have
+everything up to revision R" and hear only what came after, removals included (outside QA, portal M2: every
+reconnect re-sent ~2,500 jobs, and a job removed while the client was away was never said to be gone). That
+needs changes numbered in one order and kept for a while; the same ring then serves live watchers, each a
+cursor into it, so a watcher costs no memory of its own (a queue each held up to 10,000 ids per watcher).
+
+Bounded: HISTORY_SIZE changes, each a revision, a job id and, for a removal, who may see it (the job itself is
+gone from memory). A cursor older than that has lost changes: a live watcher is told it fell behind, a resume
+is told to list again.
+
+Not stored: the store (SQLite, or the host cluster's FederatedJobs) keeps jobs, not their history, so a restart
+begins a new history. Revisions start at the start time in microseconds and grow by one per change, so they
+stay above the previous run's while the hosts' clocks roughly agree (a run would need a million changes a
+second to catch up with the clock), and a revision from before the start reads as too old, never as a resume
+point. Microseconds since 1970 stay below 2^53 until the year 2255: a JavaScript number holds one exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from federator.model import Job, JobId
+from federator.security.authz import owner_of
+
+HISTORY_SIZE = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What is left of a removed job for the watchers: its id, and its recorded owner and groups, by which
+    the tenancy policy decides who may hear that it went (`Authorizer.sees_owner`)."""
+
+    job_id: JobId
+    owner: str
+    groups: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One numbered change: a job's new state (read from the job table when sent) or its removal."""
+
+    revision: int
+    job_id: JobId
+    removal: Removal | None = None
+
+
+class WatchHistory:
+    """Revisions and the last `size` changes, and the waking of watchers waiting for the next one."""
+
+    def __init__(self, *, start: int, size: int = HISTORY_SIZE) -> None:
+        self.base = start  # the revision of the jobs as loaded: no change numbered yet
+        self.revision = start
+        self.size = size
+        self.ended = False
+        self._ring: list[Change] = []
+        self._woken: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+
+    def record(self, jobs: Iterable[Job], table: Mapping[JobId, Job]) -> None:
+        """Number a change of each job; one no longer in `table` was removed (retention, a deleted FederatedJob)."""
+        for job in jobs:
+            self.revision += 1
+            removal = None if job.job_id in table else Removal(job.job_id, *owner_of(job.spec))
+            change = Change(self.revision, job.job_id, removal)
+            if len(self._ring) < self.size:
+                self._ring.append(change)
+            else:
+                self._ring[(self.revision - self.base - 1) % self.size] = change
+        self._wake()
+
+    def held(self, cursor: int) -> bool:
+        """Whether every change after `cursor` is still here: it is one of this history's revisions, no older
+        than its last `size` changes."""
+        return max(self.base, self.revision - self.size) <= cursor <= self.revision
+
+    def after(self, cursor: int, limit: int = 1_000) -> list[Change]:
+        """Up to `limit` changes after `cursor`, oldest first (a copy: the ring moves on while they are sent).
+        The caller checks `held(cursor)` first."""
+        last = min(self.revision, cursor + limit)
+        return [self._ring[(rev - self.base - 1) % self.size] for rev in range(cursor + 1, last + 1)]
+
+    def too_old(self, cursor: int) -> str:
+        """Why `cursor` is no resume point (OUT_OF_RANGE), in the words a client acts on."""
+        if cursor > self.revision:
+            return (f"watch: since_revision {cursor} is not a revision this federator issued (its newest is "
+                    f"{self.revision}; a restart begins a new history); list again: watch without since_revision")
+        if cursor < self.base:
+            return (f"watch: since_revision {cursor} is from before this federator started (its history begins at "
+                    f"{self.base}: a restart begins a new history); list again: watch without since_revision")
+        return (f"watch: since_revision {cursor} is too old: this federator holds only its last {self.size} "
+                f"changes, after revision {self.revision - self.size}; list again: watch without since_revision")
+
+    async def wait(self, cursor: int, timeout: float) -> None:
+        """Until a change after `cursor` is recorded, the history ends, or `timeout` seconds pass."""
+        if self.revision > cursor or self.ended:
+            return
+        loop = asyncio.get_running_loop()
+        if self._woken is None or self._woken[0] is not loop:
+            self._woken = (loop, asyncio.Event())
+        try:
+            await asyncio.wait_for(self._woken[1].wait(), timeout=timeout)
+        except TimeoutError:
+            pass
+
+    def end(self) -> None:
+        """The federator is stopping: every watcher wakes and ends its stream saying so."""
+        self.ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._woken is not None:
+            self._woken[1].set()
+            self._woken = None
+
+
+__all__ = ["HISTORY_SIZE", "Change", "Removal", "WatchHistory"]

@@ -1,0 +1,186 @@
+"""JobService.Watch: a snapshot, then changes read from the numbered history; bookmarks and resume on request.
+
+A client that asks (WatchJobsRequest.send_bookmarks, since_revision) gets what a list+watch client needs
+(jobs.proto, "Revisions, bookmarks and resume"): each Job with the revision it was sent at, a bookmark when the
+snapshot is complete, removals, and a resume after a cut that sends only what it missed, or OUT_OF_RANGE when
+the history no longer reaches back that far. A client that asks for none of it sees the stream as it was before
+these fields: no revision, no bookmark, no removal (outside QA, portal M2).
+
+The stream is a cursor into `Federator.history` (server/watch_history.py). It sends a job's state as it is when
+its change is read, so changes that come faster than a client reads arrive as one message, and a state already
+sent is not sent again: a change is announced once it is durable, but the job may read as changed before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import grpc
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, types_pb2
+from federator.jobfile import FieldProblem, shown
+from federator.model import Job, JobId
+from federator.security.authz import Allowed, Principal
+from federator.server.errors import bad_request
+from federator.server.retention import removed_message
+
+if TYPE_CHECKING:
+    from federator.server.services import JobService
+
+WATCH_RECHECK_SECONDS = 2.0  # a quiet Watch checks its caller again this often (a revoked one is ended)
+BOOKMARK_SECONDS = 2.0  # at most this often, a bookmark tells a client the changes it does not see moved on
+
+
+class Seats:
+    """Open Watch streams per identity, at most `limit` each (0: no cap; serve --max-watches-per-user,
+    Limits.max_watches_per_user says why). One user's streams never refuse another user's."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def take(self, user: str) -> str:
+        """'' when `user` took a seat, else the refusal (RESOURCE_EXHAUSTED) naming the limit."""
+        held = self._open.get(user, 0)
+        if self.limit and held >= self.limit:
+            return (f"watch: user {shown(user)} has {held} Watch streams open, the most one user may hold "
+                    f"({self.limit}, --max-watches-per-user); end one first (a portal runs one Watch and fans it "
+                    "out)")
+        self._open[user] = held + 1
+        return ""
+
+    def give_back(self, user: str) -> None:
+        held = self._open.get(user, 0) - 1
+        if held > 0:
+            self._open[user] = held
+        else:
+            self._open.pop(user, None)
+
+
+def _bookmark(revision: int) -> types_pb2.Job:
+    return types_pb2.Job(bookmark=True, revision=revision)
+
+
+async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
+                context: grpc.aio.ServicerContext) -> AsyncIterator[types_pb2.Job]:
+    """The stream of one Watch call (JobService.Watch)."""
+    fed, history = edge.fed, edge.fed.history
+    who = await edge.principal(context)
+    if request.since_revision < 0:
+        problem = FieldProblem("since_revision", f"must not be negative, got {request.since_revision}")
+        await context.abort_with_status(bad_request(str(problem), [problem]))
+    numbered = request.send_bookmarks or request.since_revision > 0  # revisions and removals: a new client
+    wanted: JobId | None = None
+    if request.job_id:
+        job, denied = await edge._find(who, request.job_id, context)
+        if job is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {shown(request.job_id)}")
+            return
+        if denied is not None:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
+            return
+        wanted = job.job_id
+    if request.since_revision > 0 and not history.held(request.since_revision):
+        await context.abort(grpc.StatusCode.OUT_OF_RANGE, history.too_old(request.since_revision))
+    refusal = edge.watch_seats.take(who.user)
+    if refusal:
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+    user = who.user
+    loop = asyncio.get_running_loop()
+    checked_at = loop.time()
+    began = history.revision  # the snapshot is as of now or later; the changes after this are read below
+    cursor = request.since_revision or began
+    sent: dict[str, bytes] = {}  # each job's state as last sent (without its revision)
+    last_sent, last_sent_at = cursor, loop.time()
+    caught_up = not request.since_revision  # a resume's bookmark waits until it has read up to `began`
+    try:
+        if not request.since_revision:
+            one = fed.jobs.get(wanted) if wanted is not None else None
+            snapshot = ([one] if one is not None else []) if wanted is not None else edge._visible(who)
+            for job in snapshot:
+                pb = convert.job_to_pb(job)
+                sent[job.job_id] = pb.SerializeToString(deterministic=True)
+                if numbered:
+                    pb.revision = began
+                yield pb
+            if request.send_bookmarks:
+                yield _bookmark(began)
+                last_sent_at = loop.time()
+        while True:
+            if history.ended:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "watch: the federator is stopping; watch "
+                                                                 "again (its standby, or it once restarted)")
+            if not history.held(cursor):
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    "watch: this client fell too far behind; watch again")
+            changes = history.after(cursor)
+            for change in changes:
+                cursor = change.revision
+                if wanted is not None and change.job_id != wanted:
+                    continue
+                if change.removal is not None:
+                    if not numbered and wanted is not None:
+                        await context.abort(grpc.StatusCode.NOT_FOUND, removed_message(request.job_id))
+                    removal = change.removal
+                    if numbered and (who.admin or edge.authz.sees_owner(who, removal.owner, removal.groups)):
+                        sent.pop(change.job_id, None)
+                        yield types_pb2.Job(job_id=change.job_id, removed=True, revision=change.revision)
+                        last_sent, last_sent_at = change.revision, loop.time()
+                        if wanted is not None:
+                            return  # nothing more can come of a removed job
+                    continue
+                job = fed.jobs.get(change.job_id)
+                if job is None:
+                    continue  # removed since: its removal comes later in the history
+                shown_pb, who, checked_at = await _shown(edge, job, who, checked_at, sent, wanted, context)
+                if shown_pb is None:
+                    continue
+                if numbered:
+                    shown_pb.revision = change.revision
+                yield shown_pb
+                last_sent, last_sent_at = change.revision, loop.time()
+            if request.send_bookmarks and cursor >= began and (
+                    not caught_up or (cursor > last_sent and loop.time() - last_sent_at >= BOOKMARK_SECONDS)):
+                caught_up = True
+                yield _bookmark(cursor)
+                last_sent, last_sent_at = cursor, loop.time()
+            if not changes:
+                await history.wait(cursor, WATCH_RECHECK_SECONDS)
+            if (not changes and history.revision == cursor) or loop.time() - checked_at >= WATCH_RECHECK_SECONDS:
+                # The caller as of now: a revoked certificate ends the stream within the recheck's time, busy or
+                # quiet. Not per change read: every watcher reads every job's change, most of them others', and a
+                # certificate parsed per change per watcher was the stream's main cost.
+                who, checked_at = await edge.principal(context), loop.time()
+    finally:
+        edge.watch_seats.give_back(user)
+
+
+async def _shown(edge: JobService, job: Job, who: Principal, checked_at: float, sent: dict[str, bytes],
+                 wanted: JobId | None, context: grpc.aio.ServicerContext
+                 ) -> tuple[types_pb2.Job | None, Principal, float]:
+    """The message for a changed job, or None when it is not to be sent (not the caller's to see, or the state
+    they have); the caller as last checked, and when. A Watch of that one job the caller may no longer see
+    ends PERMISSION_DENIED."""
+    allowed = edge.authz.job(who, job, manage=False)
+    pb, data = None, b""
+    if isinstance(allowed, Allowed):
+        pb = convert.job_to_pb(job)
+        data = pb.SerializeToString(deterministic=True)
+        if sent.get(job.job_id) == data:
+            return None, who, checked_at
+        # Before anything is sent, the caller as of now: a revoked certificate, or a policy that no longer lets
+        # them see the job, ends what they may read on an open stream.
+        who, checked_at = await edge.principal(context), asyncio.get_running_loop().time()
+        allowed = edge.authz.job(who, job, manage=False)
+    if wanted is not None and not isinstance(allowed, Allowed):
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, allowed.message)
+    if not isinstance(allowed, Allowed):
+        return None, who, checked_at
+    sent[job.job_id] = data
+    return pb, who, checked_at
+
+
+__all__ = ["BOOKMARK_SECONDS", "WATCH_RECHECK_SECONDS", "Seats", "watch"]
