@@ -964,7 +964,7 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
             admin=who is not None and who.admin,
             job_of=lambda pid: fed.jobs.get(fed.placement_index.get(pid, JobId(""))),
             may_see=lambda job: who is not None and isinstance(self.authz.job(who, job, manage=False), Allowed))
-        # half the transport's limit, as JobService.List: a page never fails to send, whatever the reports hold
+        # half the transport's limit: a page never fails to send, whatever the reports hold
         return await cluster_list.build_page(
             cluster_list.names_after(fed.clusters if own is None else [own] if own in fed.clusters else [],
                                      asked.after), request=asked,

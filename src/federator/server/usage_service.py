@@ -68,10 +68,11 @@ class UsageService(_Edge, usage_pb2_grpc.UsageServiceServicer):
             problems.append(FieldProblem("queue", queue_problem(request.queue)))
         now = self.fed.clock()
         since, until = request.since, request.until or now
-        if not (math.isfinite(since) and math.isfinite(until)) or since < 0:
-            problems.append(FieldProblem("since, until", "must be finite unix times >= 0"))
-        elif until <= since:
-            problems.append(FieldProblem("until", f"must be after since ({until:.0f} <= {since:.0f})"))
+        times = [FieldProblem(field, f"must be a finite unix time >= 0, got {value!r}")
+                 for field, value in (("since", since), ("until", until)) if not math.isfinite(value) or value < 0]
+        if not times and until <= since:
+            times.append(FieldProblem("until", f"must be after since ({until:.0f} <= {since:.0f})"))
+        problems += times
         if problems:
             await context.abort_with_status(bad_request("; ".join(str(p) for p in problems), problems))
         records = self.usage.query(since=since, until=until)
