@@ -253,3 +253,36 @@ def test_usage_refuses_a_bad_queue_as_list_does(certs: CertsDir, tmp_path: Path)
     asyncio.run(main())
 
 
+
+
+def test_an_owner_filter_reads_no_job_the_caller_may_not_see(certs: CertsDir, tmp_path: Path) -> None:  # noqa: F811
+    """Alice asking for bob's jobs gets none, as if he had none, and the federator reads none of his 200 jobs to
+    say so: a page whose time grew with bob's job count would tell alice how many he has."""
+    from federator.model import Job
+    from federator.security.authz import Authorizer, Principal
+
+    asked: list[str] = []
+    visible = Authorizer.visible
+
+    def counting(self: Authorizer, who: Principal, jobs: list[Job]) -> list[Job]:
+        got = list(jobs)
+        asked.extend(j.spec.name for j in got)
+        return visible(self, who, got)
+
+    async def main() -> None:
+        async with served(certs, tmp_path) as s:
+            async with client(s, certs, "bob") as bob, client(s, certs, "alice") as alice, \
+                    client(s, certs, "carol") as carol:
+                for i in range(200):
+                    await bob.Submit(spec(f"b{i}"))
+                await carol.Submit(spec("c0"))
+                Authorizer.visible = counting  # type: ignore[method-assign,assignment]
+                try:
+                    assert await pages(alice, jobs_pb2.ListJobsRequest(filter=Filter(owner="bob"))) == []
+                    assert not any(name.startswith("b") for name in asked), asked[:5]
+                    got = await pages(alice, jobs_pb2.ListJobsRequest(filter=Filter(owner="carol")))
+                    assert [s.fed.jobs[JobId(j)].spec.name for j in got] == ["c0"]  # seen through team-a
+                finally:
+                    Authorizer.visible = visible  # type: ignore[method-assign]
+
+    asyncio.run(main())

@@ -132,11 +132,13 @@ class JobTable(dict[JobId, Job]):
     def in_order(self, *, after: Key | None = None, view: View | None = None, queue: str = "", owner: str = "",
                  newest_first: bool = False) -> Iterator[Job]:
         """Jobs in submission order after the position `after` (newest first: in reverse, before it), of `queue`
-        ("" = all), that `view` may see (None: all); with `owner`, only that owner's (read from the owner's index
-        alone: "my jobs" reads no one else's). Lazy: a page reads only as far as it fills. The caller still asks
-        the policy about each job it serves (the View is an index, not the decision)."""
+        ("" = all), that `view` may see (None: all); with `owner` one the view sees every job of, only that
+        owner's (read from the owner's index alone: "my jobs" reads no one else's; another owner's jobs the view
+        sees through a group are read through the view, never that owner's other jobs, whose number a page's time
+        would betray). Lazy: a page reads only as far as it fills. The caller still asks the policy about each job
+        it serves (the View is an index, not the decision), and filters by owner."""
         step = _before if newest_first else _after
-        if owner:
+        if owner and (view is None or owner in view.owners):
             keys: Iterator[Key] = step(self._by_owner.get(owner, []), after)
         elif view is None:
             keys = step(self._order, after)
