@@ -414,6 +414,11 @@ class Metrics:
             "federator_placement_early_failures_total",
             "Placements a member cluster reported Failed within --early-failure-seconds of their start; a job's "
             "first was placed once more, elsewhere.", ["cluster"], registry=r)
+        # Placements an agent reported lost (lost_placements.py): their jobs failed, never placed again.
+        self.placements_lost = Counter(
+            "federator_placements_lost_total",
+            "Placements a member's agent reported Failed as lost (it can no longer follow or cancel them, their "
+            "pods may still run); each job failed, never placed again.", ["cluster"], registry=r)
         self.cluster_quarantines = Counter(
             "federator_cluster_quarantines_total",
             "Times a member cluster was quarantined (no new work for --quarantine-seconds) after failing "
@@ -448,6 +453,13 @@ class Metrics:
                                           "Placements on a member cluster an admin's drain ended (federator drain): "
                                           "their jobs requeued as the same jobs, reason Drained, to be placed "
                                           "elsewhere.", ["cluster"], registry=r)
+        # A drain's serving jobs moved surge first (server/drain_surge.py), by outcome: bounded labels.
+        self.drain_surges = Counter("federator_drain_surges_total",
+                                    "Serving jobs a drain moved surge first (replacements placed elsewhere before "
+                                    "the drained cluster's replicas end), by outcome: started (replacements "
+                                    "placed), completed (they served, then the drained replicas ended), late (the "
+                                    "drained replicas ended at the bound with the replacements still starting).",
+                                    ["outcome"], registry=r)
         self.placement_moves = Counter("federator_placement_moves_total",
                                        "Placements an agent asked to move because its member's own queue held them "
                                        "past the admission timeout, by the federator's answer: moved (another "
@@ -596,7 +608,8 @@ class Metrics:
 
     def cluster_counters_from_zero(self, cluster: str) -> None:
         """A cluster's event counters exist from 0 once it connects: increase() sees its first event."""
-        for counter in (self.placement_start_timeouts, self.placement_early_failures, self.cluster_quarantines,
+        for counter in (self.placement_start_timeouts, self.placement_early_failures, self.placements_lost,
+                        self.cluster_quarantines,
                         self.cluster_quarantines_capped, self.agent_duplicates_refused, self.reports_clamped):
             counter.labels(cluster)
 

@@ -1,14 +1,17 @@
 """`federator cancel --queue Q [--phase P] [--owner U] [--yes]` over the real gRPC API with mTLS.
 
 Outside QA, tenants F7: offboarding an organisation was one `federator cancel` per job (2.1 s each: ~2 h for
-3,351 jobs). The bulk form lists the queue and cancels each match over one channel, each Cancel authorized
-(and audited) as a single one: a job the caller may see but not cancel is skipped and counted.
+3,351 jobs). The bulk form asks JobService.CancelJobs: the federator selects the jobs, decides each as a single
+Cancel (a job the caller may see but not cancel is skipped and counted) and audits the operation once
+(`cancel.bulk`) beside each job's line. Against a federator without CancelJobs (UNIMPLEMENTED) it lists the
+queue and cancels each match over one channel, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,8 +52,15 @@ def _submit(user: str, name: str, queue: str) -> tuple[str, jobs_pb2.SubmitReque
         "spec": {"kind": "training", "queue": queue, "resources": {"cpu": "1"}}})))
 
 
+class _Before07(JobService):
+    """The job API of a federator before 0.7.0: no CancelJobs (the generated base answers UNIMPLEMENTED)."""
+
+    CancelJobs = jobs_pb2_grpc.JobServiceServicer.CancelJobs  # type: ignore[assignment]
+
+
 def _session(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-             steps: Callable[[Callable[..., tuple[int, str, str]]], None]) -> Federator:
+             steps: Callable[[Callable[..., tuple[int, str, str]]], None], *,
+             service: type[JobService] = JobService) -> Federator:
     """A federator serving the job API over mTLS; `steps(cli)` runs `federator ...` commands against it (in a
     thread, as a user would from a shell) and gets (exit code, stdout, stderr)."""
     certs = CertsDir(tmp_path / "certs")
@@ -64,7 +74,7 @@ def _session(tmp_path: Path, capsys: pytest.CaptureFixture[str],
         audit = AuditLog(tmp_path / "audit.jsonl")
         server = grpc.aio.server()
         jobs_pb2_grpc.add_JobServiceServicer_to_server(
-            JobService(fed, Authenticator(revocations=RevocationList(None, interval=0.0)),
+            service(fed, Authenticator(revocations=RevocationList(None, interval=0.0)),
                        authz=Authorizer(tenancy_from_document(yaml.safe_load(POLICY))), audit=audit), server)
         port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials())
         await server.start()
@@ -118,14 +128,23 @@ def test_a_queue_is_cancelled_over_one_channel_with_the_authorization_of_single_
     assert rc == 0
     assert out.startswith("cancelled 1 of 4 jobs of queue 'org-a'; 3 skipped: not yours to cancel")
     rc, out, _ = said["alice-owner"]
-    assert (rc, out) == (0, "cancelled 3 of 3 jobs of queue 'org-a', Pending, owner 'alice'")
+    assert rc == 0
+    said_op = re.fullmatch(r"cancelled 3 of 3 jobs of queue 'org-a', Pending, owner 'alice' "
+                           r"\(audit operation (bulk-[0-9a-f]+)\)", out)
+    assert said_op is not None, out
     assert said["again"][:2] == (0, "no job you may see matches queue 'org-a'; nothing cancelled")
     assert said["both"][0] == 2 and "give a job or --queue, not both" in said["both"][2]
     assert _phases(fed) == {"a-0": JobPhase.CANCELLED, "a-1": JobPhase.CANCELLED, "a-2": JobPhase.CANCELLED,
                             "d-0": JobPhase.CANCELLED, "b-0": JobPhase.PENDING}  # another queue: untouched
-    cancels = [line for line in map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines())
-               if line["action"] == "cancel"]  # each one audited as a single cancel is
+    lines = list(map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines()))
+    cancels = [line for line in lines if line["action"] == "cancel"]  # each one audited as a single cancel is
     assert sorted(line["result"] for line in cancels) == ["accepted"] * 4 + ["refused"] * 3, cancels
+    bulk = [line for line in lines if line["action"] == "cancel.bulk"]  # and each operation once: who, what, how many
+    assert [(b["identity"]["user"], b["object"]["matched"]) for b in bulk] == [("dave", "4"), ("alice", "3"),
+                                                                               ("admin", "0")]
+    assert {c["operation"] for c in cancels if c["identity"]["user"] == "alice"} == {said_op.group(1)}
+    assert bulk[1]["object"] == {"kind": "JobSelection", "queue": "org-a", "phases": "Pending", "owner": "alice",
+                                 "matched": "3"}
 
 
 def test_one_matching_job_needs_no_yes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -137,3 +156,21 @@ def test_one_matching_job_needs_no_yes(tmp_path: Path, capsys: pytest.CaptureFix
     fed = _session(tmp_path, capsys, steps)
     assert said["b"][:2] == (0, "cancelled 1 of 1 job of queue 'org-b'")
     assert _phases(fed)["b-0"] is JobPhase.CANCELLED
+
+
+def test_against_a_federator_without_cancel_jobs_it_cancels_one_by_one(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """An older federator answers CancelJobs UNIMPLEMENTED: the command falls back to List and one Cancel per job,
+    each authorized and audited as a single cancel (no cancel.bulk line: that federator has none)."""
+    said: dict[str, tuple[int, str, str]] = {}
+
+    def steps(cli: Callable[..., tuple[int, str, str]]) -> None:
+        said["dave"] = cli("--queue", "org-a", "--yes", user="dave")
+
+    fed = _session(tmp_path, capsys, steps, service=_Before07)
+    rc, out, _ = said["dave"]
+    assert rc == 0 and out.startswith("cancelled 1 of 4 jobs of queue 'org-a'; 3 skipped: not yours to cancel")
+    assert "audit operation" not in out
+    assert _phases(fed)["d-0"] is JobPhase.CANCELLED and _phases(fed)["a-0"] is JobPhase.PENDING
+    lines = list(map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines()))
+    assert sorted(line["action"] for line in lines if line["action"].startswith("cancel")) == ["cancel"] * 4

@@ -1,6 +1,6 @@
 """What a provider's credentials (its clusters' certificates) may do on the job API, over real gRPC with mTLS
-(outside provider QA F5): list its own cluster (state, cordon, maintenance), read-only, and nothing else; and
-`ClusterService.Forget`, an admin's, for a Lost cluster only."""
+(outside provider QA F5): list its own cluster (state, cordon, maintenance), read-only, and drain its own clusters
+(test_provider_drain.py), and nothing else; and `ClusterService.Forget`, an admin's, for a Lost cluster only."""
 
 from __future__ import annotations
 
@@ -59,7 +59,6 @@ def test_a_cluster_certificate_lists_its_own_cluster_only_and_may_do_nothing_els
             assert len((await alice.List(jobs_pb2.ListClustersRequest())).clusters) == 2  # a user sees every one
 
             for call, request in ((b.Cordon, jobs_pb2.CordonClusterRequest(cluster="member-b")),
-                                  (b.Uncordon, jobs_pb2.UncordonClusterRequest(cluster="member-c")),
                                   (b.Forget, jobs_pb2.ForgetClusterRequest(cluster="member-c")),
                                   (b_jobs.List, jobs_pb2.ListJobsRequest()),
                                   (b_jobs.Cancel, jobs_pb2.CancelJobRequest(job_id="x"))):
@@ -67,6 +66,10 @@ def test_a_cluster_certificate_lists_its_own_cluster_only_and_may_do_nothing_els
                     await call(request)  # type: ignore[operator]
                 assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, call
                 assert "not the certificate of cluster member-b" in (err.value.details() or "")
+            with pytest.raises(grpc.aio.AioRpcError) as err:  # its own cluster only (provider_rights.py)
+                await b.Uncordon(jobs_pb2.UncordonClusterRequest(cluster="member-c"))
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert "may uncordon only its own cluster 'member-b'" in (err.value.details() or "")
             assert s.fed.cordons.get("member-b") is None and s.fed.cordons.get("member-c") is None
 
     asyncio.run(main())

@@ -1,7 +1,9 @@
 """A drain end to end over real gRPC sockets: scripted agents on loopback, the federator's loop running as in
 `federator serve`, an admin's Drain call. A training gang is ended whole on the drained cluster and runs whole
 on another, the same job; an inference job spread over two clusters keeps its replicas on the other one (same
-placement, no order sent there) and gets its drained replicas back on a third."""
+placement, no order sent there) and gets its drained replicas back on a third, surge first: they run there
+before the drained ones end, so the job never serves fewer replicas than it asks; with no room elsewhere they
+serve on where they are until the surge's bound."""
 
 from __future__ import annotations
 
@@ -137,7 +139,7 @@ def test_a_drain_moves_only_an_inference_jobs_replicas_on_the_drained_cluster() 
                         return sorted(p.cluster for p in fed.jobs[job_id].placements) == ["central-1", "west-1"] \
                             and fed.jobs[job_id].phase is JobPhase.RUNNING
 
-                    await until(moved, "the east-1 replica runs on central-1")
+                    await until(lambda: moved() and bool(east.cancelled), "the east-1 replica runs on central-1")
                     now = {p.cluster: p for p in fed.jobs[job_id].placements}
                     assert (now["west-1"].placement_id, now["west-1"].generation) == \
                         (kept.placement_id, kept.generation)  # untouched
@@ -147,6 +149,121 @@ def test_a_drain_moves_only_an_inference_jobs_replicas_on_the_drained_cluster() 
                 finally:
                     central_task.cancel()
                     await asyncio.gather(central_task, return_exceptions=True)
+
+            await with_agents(fed, s.target, [east, west], body)
+
+    asyncio.run(go())
+
+
+class SlowAgent(Agent):
+    """A member whose placements start only when the test says so (`start`): a replacement still pulling its
+    image, while the test looks at what the drain does meanwhile."""
+
+    def __init__(self, name: str, *, nodes: int) -> None:
+        super().__init__(name, nodes=nodes)
+        self.held: list[str] = []
+
+    def answer(self, placement_id: str) -> None:
+        self.send(ack=agent_pb2.Ack(placement_id=placement_id, ok=True))
+        self.held.append(placement_id)
+
+    def start(self) -> None:
+        for pid in self.held:
+            self.send(job_update=agent_pb2.JobUpdate(placement_id=pid, phase=convert.phase_to_pb(JobPhase.RUNNING)))
+        self.held = []
+
+
+def serving(*agents: Agent) -> int:
+    """Replicas running as the agents know it: launched, said Running, and not cancelled (one per placement)."""
+    out = 0
+    for agent in agents:
+        stopped = {c.placement_id for c in agent.cancelled}
+        held = set(getattr(agent, "held", ()))
+        out += sum(1 for pid in agent.launched if pid not in stopped and pid not in held)
+    return out
+
+
+async def turns(fed: Federator, n: int) -> None:
+    """Let the federator's loop take `n` more scheduling turns (each runs the drain's turn first)."""
+    start = fed.cycles.cycles
+    await until(lambda: fed.cycles.cycles >= start + n, f"{n} turns")
+
+
+def test_a_drain_surges_a_serving_job_its_replicas_never_fewer_than_it_asks() -> None:
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            fed = s.fed
+            east, west, central = Agent("east-1", nodes=1), Agent("west-1", nodes=1), SlowAgent("central-1", nodes=1)
+            api, admin = jobs_pb2_grpc.JobServiceStub(ch), jobs_pb2_grpc.ClusterServiceStub(ch)
+
+            async def body() -> None:
+                job_id = (await api.Submit(submit("inference", "chat", 2), timeout=5)).job.job_id
+                await until(lambda: fed.jobs[job_id].phase is JobPhase.RUNNING, "the job runs")
+                drained = next(p for p in fed.jobs[job_id].placements if p.cluster == "east-1")
+                central_task = asyncio.get_running_loop().create_task(central.run(s.target))
+                least: list[int] = []
+                try:
+                    await until(lambda: fed.clusters.get("central-1") is not None
+                                and fed.clusters["central-1"].capacity is not None, "central-1 reports")
+                    reply = await admin.Drain(jobs_pb2.DrainClusterRequest(cluster="east-1"), timeout=5)
+                    assert reply.surge_seconds == fed.drains.surges.seconds
+
+                    def placed() -> bool:
+                        least.append(serving(east, west, central))
+                        return bool(central.launched)
+
+                    await until(placed, "the replacement is placed on central-1")
+                    await turns(fed, 3)  # the replacement starts: the drained replica serves meanwhile
+                    assert east.cancelled == [] and len(fed.jobs[job_id].placements) == 3
+                    [listed] = [c for c in (await admin.List(jobs_pb2.ListClustersRequest(), timeout=5)).clusters
+                                if c.name == "east-1"]
+                    assert (listed.drain_jobs_left, listed.drain_jobs_surging, listed.drain_waiting) == (1, 1, "")
+                    central.start()
+
+                    def ended() -> bool:
+                        least.append(serving(east, west, central))
+                        return bool(east.cancelled)
+
+                    await until(ended, "the drained replica ends once its replacement runs")
+                    assert [c.placement_id for c in east.cancelled] == [drained.placement_id]
+                    assert central.cancelled == [] and west.cancelled == []
+                    job = fed.jobs[job_id]
+                    assert sorted(p.cluster for p in job.placements) == ["central-1", "west-1"]
+                    assert job.pending_reason is None and job.phase is JobPhase.RUNNING
+                    assert min(least) >= 2  # never fewer than its count
+                    scrape = generate_latest(fed.metrics.registry).decode()
+                    assert 'federator_drain_surges_total{outcome="completed"} 1.0' in scrape
+                finally:
+                    central_task.cancel()
+                    await asyncio.gather(central_task, return_exceptions=True)
+
+            await with_agents(fed, s.target, [east, west], body)
+
+    asyncio.run(go())
+
+
+def test_with_no_room_elsewhere_a_serving_job_serves_on_until_the_bound_then_ends() -> None:
+    async def go() -> None:
+        async with served() as s, channel(s.target) as ch:
+            fed = s.fed
+            east, west = Agent("east-1", nodes=1), Agent("west-1", nodes=1)
+            api, admin = jobs_pb2_grpc.JobServiceStub(ch), jobs_pb2_grpc.ClusterServiceStub(ch)
+
+            async def body() -> None:
+                job_id = (await api.Submit(submit("inference", "chat", 2), timeout=5)).job.job_id
+                await until(lambda: fed.jobs[job_id].phase is JobPhase.RUNNING, "the job runs")
+                await admin.Drain(jobs_pb2.DrainClusterRequest(cluster="east-1"), timeout=5)
+                await turns(fed, 3)
+                assert east.cancelled == [] and serving(east, west) == 2  # nowhere to go: it serves on
+                [listed] = [c for c in (await admin.List(jobs_pb2.ListClustersRequest(), timeout=5)).clusters
+                            if c.name == "east-1"]
+                assert (listed.drain_jobs_left, listed.drain_jobs_surging) == (1, 0)
+                assert listed.drain_waiting.startswith("1 serving job(s) find no room elsewhere")
+                fed.drains.surges.seconds = 0.0  # the bound passes
+                await until(lambda: bool(east.cancelled), "the drained replica ends at the bound")
+                job = fed.jobs[job_id]
+                assert [p.cluster for p in job.placements] == ["west-1"] and job.replicas_waiting == 1
+                assert job.pending_reason is not None and "drained by anonymous" in job.pending_reason.message
 
             await with_agents(fed, s.target, [east, west], body)
 

@@ -1,6 +1,7 @@
 """`federator drain CLUSTER --reason TEXT [--yes]`: cordon a member cluster and move its federated jobs elsewhere.
 
-An admin's command, as `kubectl drain` is a cluster admin's, shaped as `federator cordon` (cli/cordon.py). It ends
+An admin's command, as `kubectl drain` is a cluster admin's, and its provider's (with one of its clusters'
+certificates: security/provider_rights.py), shaped as `federator cordon` (cli/cordon.py). It ends
 running work (each job is requeued as the same job, server/drains.py), so a cluster that runs any is drained only
 with `--yes`: without it the command says how many placements would move and changes nothing (exit 2), as
 `federator cancel --queue` does for more than one job. `federator uncordon` ends the drain with the cordon.
@@ -24,13 +25,16 @@ SHOWN = 10
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    d = sub.add_parser("drain", help="cordon a member cluster and move its federated jobs elsewhere (admins)",
+    d = sub.add_parser("drain", help="cordon a member cluster and move its federated jobs elsewhere (admins, or "
+                                     "its provider)",
                        description="The cluster is cordoned (no new work), then each federated job with a placement "
                                    "there is requeued as the same job, reason Drained, and placed elsewhere: a "
-                                   "training gang whole, an inference job's replicas there only. A batch at a time, "
+                                   "training gang whole, an inference job's replicas there only and surge first "
+                                   "(placed elsewhere before they end here). A batch at a time, "
                                    "while the cluster's agent is connected. Kept across the federator's restarts "
                                    "until `federator uncordon`. A cluster that runs jobs is drained only with "
-                                   "--yes. Admins only.")
+                                   "--yes. Admins, or the cluster's provider with one of its clusters' certificates "
+                                   "(--cert/--key; `federator uncordon` the same way ends its drain).")
     d.add_argument("cluster", help="the member cluster's name")
     d.add_argument("--reason", default="", help="why, shown by `federator get clusters` and in each moved job's "
                                                 "reason (one line, at most 256 characters)")

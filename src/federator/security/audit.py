@@ -10,14 +10,15 @@ once; rotate it with copytruncate (or send stdout to your collector).
 Fields of a line (docs/security.md has the table)::
 
     {"time": "2026-11-30T18:40:01.123456Z",  RFC 3339, UTC
-     "action": "submit",                      submit | cancel | queue.change | certificate.revoke | federatedjob.refuse
+     "action": "submit",                      submit | cancel | cancel.bulk | scale | ... (ACTIONS)
      "identity": {"user": "alice", "groups": ["team-a"], "via": "certificate", "admin": false},
      "object": {"kind": "Job", "namespace": "default", "name": "train", "queue": "research", "job_id": "train-1a2b3c"},
      "result": "accepted",                    accepted | refused | failed
      "code": "OK",                            the gRPC status code name the caller got
      "rule": "queue-access",                  the tenancy rule that decided ("" when none applied)
      "message": "...",                        why, for a refusal
-     "request_id": "..."}                     the client's request id, when it sent one
+     "request_id": "...",                     the client's request id, when it sent one
+     "operation": "bulk-..."}                 a bulk cancel's id (CancelJobs), on its lines only
 
 Writing is best effort and never fails a call: a full disk logs an error
 (once a minute) and the call goes on.
@@ -40,7 +41,7 @@ from federator.timestamps import utc_micro
 
 log = logging.getLogger("federator.audit")
 
-ACTIONS = ("submit", "cancel", "scale", "cordon", "uncordon", "drain", "forget", "queue.change",
+ACTIONS = ("submit", "cancel", "cancel.bulk", "scale", "cordon", "uncordon", "drain", "forget", "queue.change",
            "certificate.revoke", "federatedjob.refuse", "policy.reload")
 RESULTS = ("accepted", "refused", "failed")
 
@@ -67,7 +68,8 @@ class AuditLog:
             self._owned = True
 
     def record(self, action: str, *, identity: Principal | None, obj: Mapping[str, Any], result: str,
-               code: str = "OK", rule: str = "", message: str = "", request_id: str = "") -> dict[str, Any]:
+               code: str = "OK", rule: str = "", message: str = "", request_id: str = "",
+               operation: str = "") -> dict[str, Any]:
         assert action in ACTIONS and result in RESULTS, (action, result)
         line: dict[str, Any] = {
             "time": utc_micro(self.clock()), "action": action,
@@ -76,6 +78,8 @@ class AuditLog:
         }
         if request_id:
             line["request_id"] = request_id
+        if operation:  # a bulk cancel's id, on its `cancel.bulk` line and on each job's `cancel`
+            line["operation"] = operation
         if self.on_line is not None:
             self.on_line(action, result)
         if self._out is not None:

@@ -262,19 +262,27 @@ class Authenticator:
                               f"for cluster {peer.identity.name!r}")
         return peer
 
+    def cluster_caller(self, auth_context: Mapping[str, Sequence[bytes]]) -> Peer | None:
+        """The peer of a verified, unrevoked cluster certificate (its trust-file binding checked as on the agent
+        stream; `issuer` its provider), or None for any other caller. What it may do beyond reading its cluster
+        (drain its provider's clusters) is security/provider_rights.py's."""
+        if self.insecure:
+            return None
+        peer = self.certificate_peer(auth_context)
+        if isinstance(peer, Peer) and peer.identity is not None and peer.identity.kind is IdentityKind.CLUSTER:
+            return peer
+        return None
+
     def cluster_reader(self, auth_context: Mapping[str, Sequence[bytes]]) -> str | None:
         """The cluster a verified, unrevoked cluster certificate speaks for (its trust-file binding checked as on
         the agent stream), or None for any other caller, who is judged by `user`.
 
         Why: a provider holds its clusters' certificates and no user (a provider's CA may certify none), and could
         not see its own cluster's state, cordon or maintenance (outside provider QA, F5). ClusterService.List
-        takes this, and shows that one cluster only; every other call of the job API still refuses it (`user`)."""
-        if self.insecure:
-            return None
-        peer = self.certificate_peer(auth_context)
-        if isinstance(peer, Peer) and peer.identity is not None and peer.identity.kind is IdentityKind.CLUSTER:
-            return peer.identity.name
-        return None
+        takes this, and shows that one cluster only; Drain and Uncordon take `cluster_caller` (a provider's own
+        clusters, security/provider_rights.py); every other call of the job API still refuses it (`user`)."""
+        peer = self.cluster_caller(auth_context)
+        return peer.identity.name if peer is not None and peer.identity is not None else None
 
     def user(self, auth_context: Mapping[str, Sequence[bytes]],
              metadata: Sequence[tuple[str, str | bytes]]) -> Peer | AuthDenied:

@@ -1,7 +1,8 @@
 """`ClusterService.Drain`, the gRPC edge of a drain (server/drains.py says what a drain does and why).
 
-A module of its own so the edge's checks (admins only, the arguments, the store written first, audited) sit
-beside nothing but this call, as Cordon's do in server/services.py, which is long enough.
+A module of its own so the edge's checks (an admin, or the cluster's own provider; the arguments, the store
+written first, audited) sit beside nothing but this call, as Cordon's do in server/services.py, which is long
+enough. `provider_caller` serves Uncordon too: a provider ends the drains it made (security/provider_rights.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import grpc
 from federator.api.v1 import jobs_pb2
 from federator.jobfile import FieldProblem
 from federator.model.cordon import Drain
+from federator.security import provider_rights
+from federator.security.provider_rights import ProviderCaller
 from federator.server import cordons
 from federator.server.drains import SHOWN_JOBS
 from federator.server.errors import bad_request, cut
@@ -22,17 +25,36 @@ if TYPE_CHECKING:
     from federator.server.services import ClusterService
 
 
+ADMIN_OR_PROVIDER = "; or its provider, with one of its clusters' certificates (rule: provider)"
+
+
+def provider_caller(edge: ClusterService, context: grpc.aio.ServicerContext) -> ProviderCaller | None:
+    """The caller as a provider, when it holds a verified cluster certificate (security/provider_rights.py)."""
+    peer = edge.auth.cluster_caller(context.auth_context())
+    if peer is None or peer.identity is None:
+        return None
+    return ProviderCaller(peer.identity.name, peer.issuer)
+
+
 async def drain_call(edge: ClusterService, request: jobs_pb2.DrainClusterRequest,
                      context: grpc.aio.ServicerContext) -> jobs_pb2.DrainClusterResponse:
-    """Drain `request.cluster`: admins only, the arguments checked, the drain stored before it holds, audited.
+    """Drain `request.cluster`: an admin, or its provider (security/provider_rights.py), the arguments checked, the
+    drain stored before it holds, audited.
     The reply counts the jobs the drain will requeue and names up to SHOWN_JOBS of them; none is requeued by the
     call itself (the loop's next turn begins, woken now)."""
-    who = await edge.principal(context)
     obj = {"kind": "MemberCluster", "name": request.cluster[:80]}
-    if not who.admin:
-        message = f"drain {request.cluster[:80]!r}: only an admin may drain a member cluster (rule: admin)"
+    provider = provider_caller(edge, context)
+    if provider is not None:  # a provider's cluster certificate: its own provider's clusters (provider_rights.py)
+        who, rule = provider.principal(), provider_rights.RULE
+        refusal = provider_rights.drain_refusal(provider, request.cluster, edge.auth.trust)
+        message = f"drain {request.cluster[:80]!r}: {refusal}"
+    else:
+        who, rule = await edge.principal(context), "admin"
+        refusal = "" if who.admin else "only an admin may drain a member cluster (rule: admin)"
+        message = f"drain {request.cluster[:80]!r}: {refusal}{ADMIN_OR_PROVIDER if refusal else ''}"
+    if refusal:
         edge.audit.record("drain", identity=who, obj=obj, result="refused",
-                          code=grpc.StatusCode.PERMISSION_DENIED.name, rule="admin", message=message)
+                          code=grpc.StatusCode.PERMISSION_DENIED.name, rule=rule, message=message)
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
     try:
         cluster, reason = cordons.checked(request.cluster, request.reason)
@@ -55,11 +77,52 @@ async def drain_call(edge: ClusterService, request: jobs_pb2.DrainClusterRequest
     reply = jobs_pb2.DrainClusterResponse(cluster=cluster, changed=changed, drained_by=held.by, drained_at=held.at,
                                           reason=held.reason, known=cluster in fed.clusters, jobs=len(left),
                                           job_ids=[str(job.job_id) for job in left[:SHOWN_JOBS]],
-                                          waiting=fed.drains.waiting(cluster) if left else "")
+                                          waiting=fed.drains.waiting(cluster) if left else "",
+                                          surge_seconds=fed.drains.surges.seconds)
     fed.wake()
     edge.audit.record("drain", identity=who, obj={**obj, "reason": reason} if reason else obj, result="accepted",
-                      rule="admin", message=f"{len(left)} job(s) to move" if changed else "already drained")
+                      rule=rule, message=f"{len(left)} job(s) to move" if changed else "already drained")
     return reply
 
 
-__all__ = ["drain_call"]
+async def provider_uncordon(edge: ClusterService, provider: ProviderCaller, cluster: str,
+                            context: grpc.aio.ServicerContext) -> jobs_pb2.CordonClusterResponse:
+    """A provider's Uncordon: only of a cordon its own provider's drain made, the arguments checked, stored first,
+    audited; no quarantine lifted (security/provider_rights.py)."""
+    who, fed = provider.principal(), edge.fed
+    obj = {"kind": "MemberCluster", "name": cluster[:80]}
+    held = fed.cordons.get(cluster)
+    refusal = provider_rights.drain_refusal(provider, cluster, edge.auth.trust)
+    if not refusal and held is not None:
+        refusal = provider_rights.uncordon_refusal(provider, cluster, held.by, edge.auth.trust)
+    if refusal:
+        message = f"uncordon {cluster[:80]!r}: {refusal.replace('may drain only', 'may uncordon only', 1)}"
+        edge.audit.record("uncordon", identity=who, obj=obj, result="refused",
+                          code=grpc.StatusCode.PERMISSION_DENIED.name, rule=provider_rights.RULE, message=message)
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+    try:
+        cluster, _ = cordons.checked(cluster)
+    except cordons.CordonError as exc:
+        edge.audit.record("uncordon", identity=who, obj=obj, result="failed",
+                          code=grpc.StatusCode.INVALID_ARGUMENT.name, message=str(exc))
+        await context.abort_with_status(bad_request(str(exc), [FieldProblem(exc.field, str(exc))]))
+        raise AssertionError("unreachable") from exc
+    try:
+        ended = await fed.cordons.uncordon(cluster) if held is not None else None
+    except (StoreUnavailable, StoreRefused, OSError) as exc:  # nothing changed: a retry may succeed
+        message = f"{exc}; the cluster was not uncordoned"
+        edge.audit.record("uncordon", identity=who, obj=obj, result="failed",
+                          code=grpc.StatusCode.UNAVAILABLE.name, message=message)
+        await context.abort(grpc.StatusCode.UNAVAILABLE, cut(message))
+        raise AssertionError("unreachable") from exc
+    reply = jobs_pb2.CordonClusterResponse(cluster=cluster, known=cluster in fed.clusters, changed=ended is not None,
+                                           drain_ended=ended is not None and ended.drain is not None,
+                                           cordoned=fed.cordons.maintenance.get(cluster) is not None)
+    if ended is not None:
+        reply.cordoned_by, reply.cordoned_at, reply.reason = ended.by, ended.at, ended.reason
+    edge.audit.record("uncordon", identity=who, obj=obj, result="accepted", rule=provider_rights.RULE,
+                      message="" if reply.changed else "already uncordoned")
+    return reply
+
+
+__all__ = ["drain_call", "provider_caller", "provider_uncordon"]

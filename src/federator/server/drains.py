@@ -11,11 +11,11 @@ requeues each job with a placement there as the same job (id, name and history k
 "Drained: cluster east-1 drained by alice: <reason>", for the normal cycle to place elsewhere:
 
 - A training gang (all or nothing, on one cluster) is ended whole and placed again whole.
-- A job spread over clusters (inference) loses only its placements on the drained cluster (server/partial.py):
-  its other replicas serve on, and it owes the replicas that left. End first, then place, not the rebalancer's
-  make before break (server/rebalancing.py): its surplus is taken by the scale-down's choice (the nearest kept),
-  which may keep the drained replicas and stop the new ones; a drain needs those on this cluster stopped, and
-  the job's other clusters serve meanwhile. A job whose placements are all on the drained cluster waits whole.
+- A job spread over clusters (inference) is moved surge first (server/drain_surge.py): its drained replicas are
+  placed elsewhere first, and only once those serve are exactly the drained cluster's replicas ended; it never
+  serves short for the drain when there is room elsewhere. With no room, its replicas serve on where they are, and
+  end anyway `SURGE_SECONDS` after the drain reached the job (owed then, as a gang's are), so a drain finishes in a
+  known time. The rebalancer leaves such jobs alone meanwhile (server/rebalancing.py).
 - Paced: at most `BATCH` jobs a turn over every drain. Each requeue is a store write on the loop, and the loop
   must not stall on 500 of them (leases, agent streams); the turn's cycle then places the batch before the next
   ends, so room elsewhere is taken in order and the cycle's cost stays bounded. The newest placements end first:
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Job, Reason, ReasonCode
 from federator.model.cordon import Drain
+from federator.server.drain_surge import Step, Surges, surges
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -60,7 +61,7 @@ class Drains:
     """The drains' progress: which jobs each still has to move, why one waits, and the loop's turn that moves
     them. What drains is the cordons' (`fed.cordons.draining()`), so it is stored and read back with them."""
 
-    __slots__ = ("_done", "_waited", "batch", "fed")
+    __slots__ = ("_done", "_waited", "batch", "fed", "surges")
 
     def __init__(self, fed: Federator, *, batch: int = BATCH) -> None:
         self.fed = fed
@@ -69,6 +70,7 @@ class Drains:
         # The drains that found nothing left to move: no turn looks through the jobs for them again. Nothing comes
         # back while the drain holds (the cordon keeps new placements off), and a new drain is another Drain.
         self._done: dict[str, Drain] = {}
+        self.surges = Surges(fed)  # serving jobs moved surge first (server/drain_surge.py)
 
     def left(self, cluster: str) -> list[Job]:
         """The jobs with a placement on `cluster` not finished, in the order a drain ends them: newest placed
@@ -107,10 +109,12 @@ class Drains:
         return ""
 
     def turn(self) -> int:
-        """Requeue up to `batch` jobs of the clusters being drained (module docstring); how many were."""
+        """Move up to `batch` jobs of the clusters being drained (module docstring): a gang ended, a serving job's
+        surge placed or handed over (server/drain_surge.py); how many were."""
         draining = self.fed.cordons.draining()
         self._waited = {c: w for c, w in self._waited.items() if c in draining}
         self._done = {c: d for c, d in self._done.items() if draining.get(c) == d}
+        self.surges.forget(list(draining))
         budget = self.batch
         for cluster, drain in sorted(draining.items()):
             if budget <= 0:
@@ -125,18 +129,46 @@ class Drains:
                 continue
             self._waited.pop(cluster, None)
             left = self.left(cluster)
+            self.surges.still(cluster, left)
             if not left:
                 log.warning("cluster %s drained: no federated job has a placement there; it takes no new work until "
                             "uncordoned", cluster)
                 self._done[cluster] = drain
-            for job in left[:budget]:
-                self.end(job, cluster, drain)
-                budget -= 1
+            to_place: list[Job] = []
+            for job in left:
+                if budget <= len(to_place):
+                    break
+                if not surges(job):
+                    self.end(job, cluster, drain)
+                    budget -= 1
+                    continue
+                step = self.surges.step(job, cluster, drain)
+                if step is Step.PLACE:
+                    to_place.append(job)
+                elif step is not Step.STARTING:
+                    budget -= 1
+            if to_place:
+                budget -= self.surges.place(cluster, to_place)
+            else:
+                self.surges.no_room.pop(cluster, None)
         return self.batch - budget
+
+    def waiting_words(self, cluster: str) -> str:
+        """Why the drain of `cluster` is not done moving now, in the operator's words ("" when it moves): its
+        agent or state (`waiting`), or serving jobs that find no room elsewhere (ClusterStatus.drain_waiting)."""
+        why = self.waiting(cluster)
+        if why:
+            return why
+        n = self.surges.no_room.get(cluster, 0)
+        if not n:
+            return ""
+        return (f"{n} serving job(s) find no room elsewhere for their replicas on cluster {cluster}: they serve there "
+                f"meanwhile, and end anyway {self.surges.seconds:g} s after the drain reached them (then placed "
+                f"elsewhere when room comes)")
 
     def end(self, job: Job, cluster: str, drain: Drain) -> None:
         """Requeue `job` off `cluster`: its placements there superseded (a spread job keeps its others), stored
-        before its agent is told (Federator.requeue)."""
+        before its agent is told (Federator.requeue). A gang's way; a serving job's past the surge's bound."""
         ended = {p.placement_id for p in job.placements if p.cluster == cluster and not p.phase.is_terminal}
         self.fed.metrics.drained_placements.labels(cluster).inc(len(ended))
         log.info("job %s: %d placement(s) on cluster %s ended by its drain; placed again elsewhere", job.job_id,

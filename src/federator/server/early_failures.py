@@ -25,6 +25,12 @@ Every early failure, retried or not, counts in `federator_placement_early_failur
 cluster's quarantine (server/quarantine.py) counts only a first early failure whose job, placed once more, then
 runs on another cluster (server/blame.py): a job that fails early on its second cluster too is its own fault, and
 neither failure counts. 0 turns both off: a Failed placement fails its job, as before.
+
+A placement its agent reports Failed because it lost it (lost_placements.py: an agent that can no longer follow
+or delete it, while its pods may still run) is never placed again by either rule: that would run the job twice.
+Its job fails with the agent's message, counted in `federator_placements_lost_total{cluster}`: the words are
+the agent's to say, so a member that says them of every job (sparing itself the early-failure rule and its
+quarantine) shows there.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from federator.lost_placements import is_lost
 from federator.model import ClusterState, Job, JobPhase, JobSpec, Placement, Reason, ReasonCode
 from federator.scheduler import may_spread
 from federator.security.authz import owner_of, submitter_of
@@ -95,11 +102,24 @@ class EarlyFailures:
                                                  now=now), now)
         if phase is not JobPhase.FAILED:
             return message
+        if is_lost(message):
+            return self._lost(rec, job, placement, message)
         took = now - max(job.placed_at, self._started.pop(placement.placement_id, 0.0))
         if seconds > 0 and took <= seconds:
             return self._failed_early(rec, job, placement, message, took)
         self.quarantine.confirm(blames.ended(job.job_id, rec.name, succeeded=False, now=now), now)
         return self._part_failed(rec, job, placement, message, took)
+
+    def _lost(self, rec: ClusterRecord, job: Job, placement: Placement, message: str) -> str:
+        """The agent lost the placement (lost_placements.py): its pods may still run on `rec`, so the job is not
+        placed again, early or not, spread or not; it ends Failed with the agent's message (a spread job's other
+        parts are cancelled, as for any failed job). No blame either: the member did not fail the job, its
+        agent's rights were narrowed."""
+        self._started.pop(placement.placement_id, None)
+        self.fed.metrics.placements_lost.labels(rec.name).inc()  # a provider saying it often is to be asked why
+        log.warning("job %s: placement %s %s; not placing it again: it would run twice", job.job_id,
+                    placement.placement_id, message[:200])
+        return f"{message} (not placed again: its pods may still run on {rec.name}, and the job would run twice)"
 
     def _part_failed(self, rec: ClusterRecord, job: Job, placement: Placement, message: str,
                      took: float) -> str | None:

@@ -73,13 +73,15 @@ def rest_request(job: Job, avoid: tuple[str, ...]) -> PlacementRequest:
                             kept_regions=kept_regions(job))
 
 
-def supersede_part(fed: Federator, job: Job, ended: Collection[str], reason: Reason) -> list[tuple[str, Order]] | None:
+def supersede_part(fed: Federator, job: Job, ended: Collection[str], reason: Reason, *,
+                   surged: bool = False) -> list[tuple[str, Order]] | None:
     """Supersede only the placements `ended` of a spread job whose other parts stay live, and owe their replicas;
     the cancel orders to send once the job is stored. None when the whole job must be queued again instead (a
-    gang, a single replica, nothing else live, or none of `ended` is the job's): the caller does that."""
+    gang, a single replica, nothing else live, or none of `ended` is the job's): the caller does that. `surged`:
+    a drain's surge placed the others (server/drain_surge.py), so a single replica's new part is kept too."""
     gone = [p for p in job.placements if p.placement_id in ended]
     kept = [p for p in job.placements if p.placement_id not in ended]
-    if not may_spread(job.spec) or not gone or not any(p.phase.is_active for p in kept):
+    if not (may_spread(job.spec) or surged) or not gone or not any(p.phase.is_active for p in kept):
         return None
     cancels: list[tuple[str, Order]] = [(p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
                                         for p in gone if not p.phase.is_terminal]

@@ -21,7 +21,8 @@ Restart safety: moves in flight are not stored; the surge placement is. After a 
 its count is found by the same scan (`surplus`), and once its newest parts (the surge: the highest generation)
 serve, the surplus is taken as above, the nearest kept: never ignored, and never by stopping the new near
 replicas for being new. The quiet time of jobs moved before the restart is forgotten (a move must still make a
-job strictly better, so this cannot make it swing back).
+job strictly better, so this cannot make it swing back). A job with a part on a cluster being drained is left to
+the drain (server/drain_surge.py), whose surplus is the drained part, whatever the scale-down would choose.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from federator.model import ClusterState, Job, JobId, Placement, Reason, ReasonCode
+from federator.model import ClusterState, Job, JobId, JobKind, Placement, Reason, ReasonCode
 from federator.scheduler import Decision, Scheduler, SchedulerConfig, may_spread
 from federator.server import nearness, rebalance, shrink
 from federator.server.job_message import job_message, placements_message
@@ -108,7 +109,13 @@ class Rebalancer:
         # Past the bound the fleet is contended: what waits goes first, and no cycle runs on the loop; so no move
         # is looked for either (each is a nearness ranking and a scale-down plan per job, per turn).
         may_move = budget > 0 and len(candidates) <= WAITING_BOUND
+        draining = fed.cordons.draining()
         for job in active:
+            if draining and any(p.cluster in draining and p.phase.is_active for p in job.placements):
+                # A drain moves it (server/drain_surge.py), and ends exactly the drained cluster's part: a surplus
+                # taken here by the scale-down's choice could stop the new replicas and keep the drained ones.
+                self.moves.pop(job.job_id, None)
+                continue
             move = self.moves.get(job.job_id)
             if move is not None or surplus(job):
                 self._follow(job, move)
@@ -270,7 +277,7 @@ class Rebalancer:
         if resizes and not plan.dropped:
             job.generation += 1  # as a scale-down does: a cycle planned before sees the parts as they were
         if plan.dropped:
-            cancels = supersede_part(fed, job, {p.placement_id for p in plan.dropped}, reason) or []
+            cancels = supersede_part(fed, job, {p.placement_id for p in plan.dropped}, reason, surged=True) or []
             job.generation += 1
         self._restate(job, said, keep)
         self.last[job.job_id] = fed.clock()
@@ -292,8 +299,9 @@ class Rebalancer:
 
 
 def surplus(job: Job) -> bool:
-    """Whether a spread job holds more replicas than it asks (a move's surge, in flight or left by a restart)."""
-    return job.phase.is_active and may_spread(job.spec) and \
+    """Whether a serving job holds more replicas than it asks (a move's surge, in flight or left by a restart; or
+    a drain's, of a single replica too, left by an Uncordon mid-surge: server/drain_surge.py)."""
+    return job.phase.is_active and (may_spread(job.spec) or job.spec.kind is JobKind.INFERENCE) and \
         sum(p.replicas for p in job.placements if p.phase.is_active) > job.spec.replicas
 
 

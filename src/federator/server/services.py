@@ -33,9 +33,10 @@ from federator.security.limits import RejectReason, TokenBucket, check_capacity,
 from federator.security.trust import PROVIDER_LABEL, Trust
 from federator.server import cluster_list, cordons, duplicates, over_bound, shrink
 from federator.server.admission import name_taken
+from federator.server.cancel_jobs import cancel_jobs
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
-from federator.server.drain_call import drain_call
+from federator.server.drain_call import drain_call, provider_caller, provider_uncordon
 from federator.server.errors import bad_request, cut, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
@@ -810,6 +811,12 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         self.audit.record("cancel", identity=who, obj=_job_object(job), result="accepted", rule=rule)
         return convert.job_to_pb(job)
 
+    async def CancelJobs(self, request: jobs_pb2.CancelJobsRequest,  # noqa: N802
+                         context: grpc.aio.ServicerContext) -> jobs_pb2.CancelJobsResponse:
+        """Every job of a queue a filter takes, selected under the caller's visibility, each decided and audited
+        as a Cancel of it and the whole as one `cancel.bulk` (server/cancel_jobs.py)."""
+        return await cancel_jobs(self, request, context)
+
     async def Scale(self, request: jobs_pb2.ScaleJobRequest,  # noqa: N802
                     context: grpc.aio.ServicerContext) -> types_pb2.Job:
         """An inference job's new replica count (server/scaling.py), decided and audited as a Cancel is."""
@@ -947,6 +954,8 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
                     if cordon.drain is not None:  # server/drains.py
                         status.draining = cordon.drain.describe()
                         status.drain_jobs_left = len(fed.drains.left(rec.name))
+                        status.drain_jobs_surging = fed.drains.surges.starting(rec.name)  # server/drain_surge.py
+                        status.drain_waiting = fed.drains.waiting_words(rec.name)
                 upkeep = fed.cordons.maintenance.get(rec.name)  # its provider's own (server/maintenance.py)
                 if upkeep is not None:
                     status.maintenance, status.maintenance_since = upkeep.reason, upkeep.at
@@ -1020,9 +1029,13 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
 
 async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: str,
                        context: grpc.aio.ServicerContext) -> jobs_pb2.CordonClusterResponse:
-    """Cordon or Uncordon (`action`): admins only, the arguments checked, the store written first, audited."""
-    who = await edge.principal(context)
+    """Cordon or Uncordon (`action`): admins only (and a provider's Uncordon of its own drain), the arguments
+    checked, the store written first, audited."""
     obj = {"kind": "MemberCluster", "name": cluster[:80]}
+    provider = provider_caller(edge, context) if action == "uncordon" else None
+    if provider is not None:
+        return await provider_uncordon(edge, provider, cluster, context)
+    who = await edge.principal(context)
     if not who.admin:
         message = f"{action} {cluster[:80]!r}: only an admin may {action} a member cluster (rule: admin)"
         edge.audit.record(action, identity=who, obj=obj, result="refused",

@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from federator.agent.backend import SaysNodes
+from federator.backends.kube.accelerators import CLAIM_NAME
 from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.informer import ADDED, DELETED, MODIFIED
-from federator.backends.kube.pod_nodes import node_replicas, replica_pods
-from federator.backends.kube.workloads import adapter_for, build_workload
+from federator.backends.kube.pod_nodes import asks_accelerators, node_replicas, replica_pods
+from federator.backends.kube.workloads import adapter_for, adapter_of, build_workload
+from federator.backends.kube.workloads.common import mapping_at, needs
 from federator.model import JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Resources
 from federator.server.replica_counts import ReplicaCounts
 
@@ -112,8 +116,9 @@ def _lws_pod(lws: dict[str, Any], group: int, worker: int, node: str) -> dict[st
     tmpl = (lwt["leaderTemplate"] if worker == 0 else lwt["workerTemplate"])["metadata"]
     labels = {**tmpl["labels"], "leaderworkerset.sigs.k8s.io/group-index": str(group),
               "leaderworkerset.sigs.k8s.io/worker-index": str(worker)}
+    pod_spec = (lwt["leaderTemplate"] if worker == 0 else lwt["workerTemplate"])["spec"]
     return {"metadata": {"name": f"llm-{group}-{worker}", "namespace": "w", **tmpl, "labels": labels},
-            "spec": {"nodeName": node}, "status": {"phase": "Running"}}
+            "spec": {**pod_spec, "nodeName": node}, "status": {"phase": "Running"}}
 
 
 def test_a_leaderworkerset_with_a_cpu_leader_says_the_nodes_of_its_workers_as_the_federator_counts_them() -> None:
@@ -146,4 +151,90 @@ def test_a_leaderworkerset_whose_leader_asks_for_accelerators_counts_every_pod()
     lws = build_workload(Placement(PlacementId(LWS_PID), JobId("llm-abc"), "member-a", "eu", 8, "", 1), spec,
                          namespace="w")
     pods = [_lws_pod(lws, g, w, f"gpu-{g}") for g in (0, 1) for w in range(4)]
-    assert replica_pods(lws, pods) == pods
+    assert replica_pods(pods) == pods
+
+
+# Kinds the agent renders with a CPU-only pod beside the accelerator pods. Each is a brought workload whose pod sets
+# the federator counts as it counts replicas (common.needs: only the sets asking for accelerators): 4 GPU pods, and
+# a CPU-only one (a launcher, a master, a head) that is no replica.
+_GPU = {"containers": [{"name": "train", "image": "trainer:1", "resources": {"limits": {"nvidia.com/gpu": 8}}}]}
+_CPU = {"containers": [{"name": "cpu", "image": "launcher:1", "resources": {"requests": {"cpu": "1"}}}]}
+CPU_BESIDE_GPU = {
+    "jobset-launcher": {
+        "apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": {"name": "mpi"},
+        "spec": {"replicatedJobs": [
+            {"name": "launcher", "replicas": 1, "template": {"spec": {"template": {"spec": _CPU}}}},
+            {"name": "workers", "replicas": 1, "template": {"spec": {"parallelism": 4, "completions": 4,
+                                                                     "template": {"spec": _GPU}}}}]}},
+    "pytorchjob-cpu-master": {
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "pt"},
+        "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": _CPU}},
+                                         "Worker": {"replicas": 4, "template": {"spec": _GPU}}}}},
+    "rayjob-cpu-head": {
+        "apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"name": "ray"},
+        "spec": {"entrypoint": "python train.py", "rayClusterSpec": {
+            "headGroupSpec": {"template": {"spec": _CPU}},
+            "workerGroupSpecs": [{"groupName": "gpu", "replicas": 4, "template": {"spec": _GPU}}]}}},
+    "leaderworkerset-cpu-leader": {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "metadata": {"name": "lws"},
+        "spec": {"replicas": 1, "leaderWorkerTemplate": {"size": 5, "leaderTemplate": {"spec": _CPU},
+                                                         "workerTemplate": {"spec": _GPU}}}},
+}
+
+
+def _pods_of(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pods a member's controllers make of a rendered workload: each pod set's template, `count` times, the
+    accelerator pods on nodes gpu-0 and gpu-1 (two each), the others on cpu-0."""
+    pods: list[dict[str, Any]] = []
+    gpu = 0
+    for pod_set in adapter_of(workload).pod_sets(workload):  # type: ignore[union-attr]
+        template = json.loads(json.dumps(mapping_at(workload, pod_set.path)))
+        for i in range(pod_set.count):
+            if pod_set.resources.accelerator_milli:
+                node, gpu = f"gpu-{gpu // 2}", gpu + 1
+            else:
+                node = "cpu-0"
+            pods.append({"metadata": {**template.get("metadata", {}), "name": f"{pod_set.name}-{i}"},
+                         "spec": {**template["spec"], "nodeName": node}, "status": {"phase": "Running"}})
+    return pods
+
+
+@pytest.mark.parametrize("kind", sorted(CPU_BESIDE_GPU))
+def test_a_cpu_only_pod_beside_accelerator_pods_is_no_replica_whatever_the_kind(kind: str) -> None:
+    """The CPU pod was counted: 5 pods said against a placement of 4 replicas, a list the federator ignores
+    (agent.proto JobUpdate.nodes), so preemption on that member stayed a guess. The rule reads the pods, not the
+    kind: those asking for the placement's accelerators are its replicas."""
+    spec = JobSpec(name="w", kind=JobKind.TRAINING, replicas=4, resources=Resources(),
+                   workload_json=json.dumps(CPU_BESIDE_GPU[kind]))
+    brought = CPU_BESIDE_GPU[kind]
+    assert needs(adapter_of(brought).pod_sets(brought))[0] == 4  # type: ignore[union-attr]  # the federator's count
+    placement = Placement(PlacementId("w-abc.g1.member-a"), JobId("w-abc"), "member-a", "eu", 4, "", 1)
+    workload = build_workload(placement, spec, namespace="w")
+    pods = _pods_of(workload)
+    assert len(pods) == 5
+    assert node_replicas(replica_pods(pods), 4) == (("gpu-0", 2), ("gpu-1", 2))
+
+
+def test_a_trainjob_runtimes_cpu_initializer_is_no_replica() -> None:
+    """A TrainJob's pods come from its runtime (not visible to the federator, which counts spec.trainer.numNodes):
+    a dataset initializer or an MPI launcher beside the trainer nodes is CPU-only."""
+    trainer = {"metadata": {"name": "node-0"}, "spec": {**_GPU, "nodeName": "gpu-0"}, "status": {"phase": "Running"}}
+    initializer = {"metadata": {"name": "init-0"}, "spec": {**_CPU, "nodeName": "cpu-0"},
+                   "status": {"phase": "Running"}}
+    assert node_replicas(replica_pods([initializer, trainer, dict(trainer, metadata={"name": "node-1"})]), 2) == \
+        (("gpu-0", 2),)
+
+
+def test_a_pod_with_the_agents_dra_claim_asks_for_accelerators() -> None:
+    """On a DRA member the agent renders the accelerators as a claim, not a resource: those pods are the replicas."""
+    claimed = {"spec": {"resourceClaims": [{"name": CLAIM_NAME, "resourceClaimTemplateName": "t"}],
+                        "containers": [{"name": "c", "resources": {"claims": [{"name": CLAIM_NAME}]}}]}}
+    assert asks_accelerators(claimed)
+    assert not asks_accelerators({"spec": _CPU})
+    assert replica_pods([{"spec": _CPU}, claimed]) == [claimed]
+
+
+def test_cpu_only_work_counts_every_pod() -> None:
+    pods = [{"spec": {**_CPU, "nodeName": "cpu-0"}, "status": {"phase": "Running"}} for _ in range(3)]
+    assert replica_pods(pods) == pods
+

@@ -16,6 +16,14 @@ class ListOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LIST_ORDER_OLDEST_FIRST: _ClassVar[ListOrder]
     LIST_ORDER_NEWEST_FIRST: _ClassVar[ListOrder]
 
+class CancelOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANCEL_OUTCOME_UNSPECIFIED: _ClassVar[CancelOutcome]
+    CANCEL_OUTCOME_CANCELLED: _ClassVar[CancelOutcome]
+    CANCEL_OUTCOME_REFUSED: _ClassVar[CancelOutcome]
+    CANCEL_OUTCOME_ENDED: _ClassVar[CancelOutcome]
+    CANCEL_OUTCOME_FAILED: _ClassVar[CancelOutcome]
+
 class ClusterView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CLUSTER_VIEW_UNSPECIFIED: _ClassVar[ClusterView]
@@ -24,6 +32,11 @@ class ClusterView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 LIST_ORDER_UNSPECIFIED: ListOrder
 LIST_ORDER_OLDEST_FIRST: ListOrder
 LIST_ORDER_NEWEST_FIRST: ListOrder
+CANCEL_OUTCOME_UNSPECIFIED: CancelOutcome
+CANCEL_OUTCOME_CANCELLED: CancelOutcome
+CANCEL_OUTCOME_REFUSED: CancelOutcome
+CANCEL_OUTCOME_ENDED: CancelOutcome
+CANCEL_OUTCOME_FAILED: CancelOutcome
 CLUSTER_VIEW_UNSPECIFIED: ClusterView
 CLUSTER_VIEW_BASIC: ClusterView
 CLUSTER_VIEW_FULL: ClusterView
@@ -37,7 +50,7 @@ class DrainClusterRequest(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class DrainClusterResponse(_message.Message):
-    __slots__ = ("cluster", "changed", "drained_by", "drained_at", "reason", "known", "jobs", "job_ids", "waiting")
+    __slots__ = ("cluster", "changed", "drained_by", "drained_at", "reason", "known", "jobs", "job_ids", "waiting", "surge_seconds")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     CHANGED_FIELD_NUMBER: _ClassVar[int]
     DRAINED_BY_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +60,7 @@ class DrainClusterResponse(_message.Message):
     JOBS_FIELD_NUMBER: _ClassVar[int]
     JOB_IDS_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
+    SURGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     changed: bool
     drained_by: str
@@ -56,7 +70,8 @@ class DrainClusterResponse(_message.Message):
     jobs: int
     job_ids: _containers.RepeatedScalarFieldContainer[str]
     waiting: str
-    def __init__(self, cluster: _Optional[str] = ..., changed: _Optional[bool] = ..., drained_by: _Optional[str] = ..., drained_at: _Optional[float] = ..., reason: _Optional[str] = ..., known: _Optional[bool] = ..., jobs: _Optional[int] = ..., job_ids: _Optional[_Iterable[str]] = ..., waiting: _Optional[str] = ...) -> None: ...
+    surge_seconds: float
+    def __init__(self, cluster: _Optional[str] = ..., changed: _Optional[bool] = ..., drained_by: _Optional[str] = ..., drained_at: _Optional[float] = ..., reason: _Optional[str] = ..., known: _Optional[bool] = ..., jobs: _Optional[int] = ..., job_ids: _Optional[_Iterable[str]] = ..., waiting: _Optional[str] = ..., surge_seconds: _Optional[float] = ...) -> None: ...
 
 class ForgetClusterRequest(_message.Message):
     __slots__ = ("cluster",)
@@ -180,6 +195,46 @@ class CancelJobRequest(_message.Message):
     job_id: str
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
+class CancelJobsRequest(_message.Message):
+    __slots__ = ("queue", "phases", "owner", "max_jobs", "page_token")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    PHASES_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    queue: str
+    phases: _containers.RepeatedScalarFieldContainer[_types_pb2.JobPhase]
+    owner: str
+    max_jobs: int
+    page_token: str
+    def __init__(self, queue: _Optional[str] = ..., phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., max_jobs: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class CancelJobResult(_message.Message):
+    __slots__ = ("job_id", "namespace", "name", "outcome", "message")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    namespace: str
+    name: str
+    outcome: CancelOutcome
+    message: str
+    def __init__(self, job_id: _Optional[str] = ..., namespace: _Optional[str] = ..., name: _Optional[str] = ..., outcome: _Optional[_Union[CancelOutcome, str]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class CancelJobsResponse(_message.Message):
+    __slots__ = ("operation_id", "matched", "results", "next_page_token")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    matched: int
+    results: _containers.RepeatedCompositeFieldContainer[CancelJobResult]
+    next_page_token: str
+    def __init__(self, operation_id: _Optional[str] = ..., matched: _Optional[int] = ..., results: _Optional[_Iterable[_Union[CancelJobResult, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class ScaleJobRequest(_message.Message):
     __slots__ = ("job_id", "replicas")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -195,7 +250,7 @@ class WatchJobsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since", "draining", "drain_jobs_left")
+    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since", "draining", "drain_jobs_left", "drain_jobs_surging", "drain_waiting")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -226,6 +281,8 @@ class ClusterStatus(_message.Message):
     MAINTENANCE_SINCE_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     DRAIN_JOBS_LEFT_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_JOBS_SURGING_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_WAITING_FIELD_NUMBER: _ClassVar[int]
     name: str
     region: str
     state: str
@@ -249,7 +306,9 @@ class ClusterStatus(_message.Message):
     maintenance_since: float
     draining: str
     drain_jobs_left: int
-    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ..., draining: _Optional[str] = ..., drain_jobs_left: _Optional[int] = ...) -> None: ...
+    drain_jobs_surging: int
+    drain_waiting: str
+    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ..., draining: _Optional[str] = ..., drain_jobs_left: _Optional[int] = ..., drain_jobs_surging: _Optional[int] = ..., drain_waiting: _Optional[str] = ...) -> None: ...
 
 class ListClustersRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "view")

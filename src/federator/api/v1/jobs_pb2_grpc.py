@@ -101,6 +101,11 @@ class JobServiceStub:
                 request_serializer=federator_dot_v1_dot_jobs__pb2.WatchJobsRequest.SerializeToString,
                 response_deserializer=federator_dot_v1_dot_types__pb2.Job.FromString,
                 _registered_method=True)
+        self.CancelJobs = channel.unary_unary(
+                '/federator.v1.JobService/CancelJobs',
+                request_serializer=federator_dot_v1_dot_jobs__pb2.CancelJobsRequest.SerializeToString,
+                response_deserializer=federator_dot_v1_dot_jobs__pb2.CancelJobsResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -244,6 +249,45 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelJobs(self, request, context):
+        """CancelJobs cancels every job of one queue that a filter takes (its
+        phases, its owner) and the caller may see, selected by the federator
+        under the caller's visibility, as List would show them: a portal or CLI
+        offboarding an organisation makes one call per page, not a List and one
+        Cancel per job. Each job is decided and audited exactly as a Cancel of it
+        (an audit line `cancel` per job, its outcome and rule), and the whole
+        operation once, as `cancel.bulk` (who, the filter, how many jobs matched),
+        at its first page; every line of the operation carries its operation_id.
+
+        Paging: a call handles at most max_jobs matching jobs, in submission
+        order, and answers a next_page_token when more may match; call again with
+        it (and the same filter) until it is empty. A job the caller may see but
+        not cancel (a group's jobs: view) is answered REFUSED in results and
+        skipped, never cancelled; it does not stop the operation. A job that ended
+        between its selection and its cancel is ENDED. Jobs submitted after the
+        first page that the filter takes are cancelled too when a later page
+        reaches them.
+
+        Partial failure: when the store does not take a cancel (it is full or
+        away), that job is answered FAILED with the store's words, the page ends
+        there (nothing after it is tried), and next_page_token starts at that
+        job: call again with it, after a wait, to go on. Jobs before it stay
+        cancelled (each cancel is durable on its own).
+
+        Idempotent: a retry of a call (a lost answer, UNAVAILABLE) is safe: a job
+        already cancelled no longer matches (it has ended), so it is neither
+        cancelled nor counted again; the retry answers only what was left.
+
+        Errors: INVALID_ARGUMENT with a google.rpc.BadRequest naming the field:
+        an empty or malformed queue ("queue"), an ended or unspecified phase
+        ("phases"), a negative max_jobs ("max_jobs"), a page_token this server did
+        not make or made for another filter ("page_token"). An older federator
+        answers UNIMPLEMENTED: fall back to List and Cancel per job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -276,6 +320,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=federator_dot_v1_dot_jobs__pb2.WatchJobsRequest.FromString,
                     response_serializer=federator_dot_v1_dot_types__pb2.Job.SerializeToString,
+            ),
+            'CancelJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJobs,
+                    request_deserializer=federator_dot_v1_dot_jobs__pb2.CancelJobsRequest.FromString,
+                    response_serializer=federator_dot_v1_dot_jobs__pb2.CancelJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -485,6 +534,33 @@ class JobService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def CancelJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federator.v1.JobService/CancelJobs',
+            federator_dot_v1_dot_jobs__pb2.CancelJobsRequest.SerializeToString,
+            federator_dot_v1_dot_jobs__pb2.CancelJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class ClusterServiceStub:
     """Member clusters. Every authenticated caller may list them; what names
@@ -578,6 +654,13 @@ class ClusterServiceServicer:
         not ended by Uncordon: it holds while the cluster's agent asks for it,
         and the reply's cordoned is then still true (cordoned_by, cordoned_at and
         reason remain those of the admin's cordon that ended).
+        A provider (a caller holding a cluster certificate, see Drain) may
+        Uncordon only a cluster it may drain whose cordon a drain of its own
+        provider made (cordoned_by "provider NAME (cluster ...)", or for a
+        cluster of the federation's CA "cluster NAME" from that cluster's own
+        certificate); an admin's cordon or drain is refused PERMISSION_DENIED
+        (rule: provider), and a provider's Uncordon lifts no quarantine
+        (quarantine_lifted stays false). Audited as an admin's is.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -609,11 +692,25 @@ class ClusterServiceServicer:
         and name, its history kept), its pending reason "Drained: cluster NAME
         drained by WHO: REASON", and placed elsewhere by the normal cycle:
         - a training gang (all or nothing on one cluster) is ended whole;
-        - a job spread over clusters (inference) loses only its replicas on the
-        drained cluster; its other replicas keep serving and the job owes the
-        replicas that left (placed elsewhere, never back on the cordoned
-        cluster). They are ended before their replacements start, not after
-        (no surge); the job's other clusters serve meanwhile.
+        - an inference job (spread over clusters, or of one replica) loses only
+        its replicas on the drained cluster, SURGE FIRST: replacements for them are placed on
+        other clusters first (never back on the cordoned one; the job's
+        regions, minRegions and spread rules as for any placement; all of
+        them or none), and the drained cluster's replicas are ended only once
+        every replacement serves (Running, all replicas ready), so the job
+        never serves fewer replicas than it asks when there is room. Its other
+        replicas keep serving, untouched. While the replacements start the
+        job holds more placements than its replicas (its message says
+        "surging N replicas to REGION ..."). An inference job of one replica
+        is surged too. With no room elsewhere the drained replicas serve on
+        and the surge is tried again each turn; DrainClusterResponse.
+        surge_seconds after the drain first reached the job they are ended
+        anyway (with replacements placed but still starting: those go on
+        starting; with none: the job owes them, reason Drained, and they are
+        placed where room comes), so a drain ends in a known time.
+        ClusterStatus.drain_jobs_surging and drain_waiting show this. A
+        federator restart mid-surge loses nothing: the replacements are
+        stored, and the drained replicas end once they serve.
         The agent is sent a Cancel for each ended placement (reason
         "superseded: cluster NAME drained by ..."); a report of one afterwards
         is fenced.
@@ -636,7 +733,16 @@ class ClusterServiceServicer:
         drain_jobs_left show progress). In Kubernetes mode it is the
         MemberCluster's spec.drain (and drainReason, drainedBy, drainedAt), which
         kubectl may set too, read back within a few seconds as a cordon is.
-        Admins only (as Cordon): PERMISSION_DENIED otherwise, naming the rule.
+        Who may: an admin (rule: admin), or the cluster's own provider, calling
+        with a cluster certificate (the agent's, over mTLS; rule: provider):
+        a certificate may drain the cluster it names, and every other cluster
+        the federator's trust file binds to the provider whose CA signed it; a
+        certificate of the federation's own CA, its one cluster only. Anyone
+        else, and a provider asking for another provider's cluster or one no
+        provider claims, gets PERMISSION_DENIED naming the rule and whose the
+        cluster is. A provider's drain is an admin's in all else; its
+        drained_by is "provider NAME (cluster CERT-CLUSTER)" (or "cluster NAME"
+        for the federation's CA), and that provider may end it with Uncordon.
         Audited ("drain"). Idempotent: draining a draining cluster changes
         nothing (changed=false; the first drain's who, when and reason stay).
         A cluster not known yet may be drained (it is cordoned from its first

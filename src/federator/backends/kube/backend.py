@@ -902,7 +902,7 @@ class KubeBackend:
             # and why the others wait (a gang that stays broken is ended: `_gang_ended`).
             phase = last[0]
         counts = self._counts_of(pid, workload, pods, health) if phase.is_active else None
-        nodes = node_replicas(replica_pods(workload, pods), self._replicas(pid), gone=self._nodes_gone) \
+        nodes = node_replicas(replica_pods(pods), self._replicas(pid), gone=self._nodes_gone) \
             if phase.is_active and pid not in self._cancelled else ()
         if phase.is_active and pid not in self._cancelled:
             message += unready_note(health)

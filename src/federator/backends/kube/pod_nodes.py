@@ -14,11 +14,15 @@ federator, and more than 1024 entries refuse the whole update, so such a list is
 without entries keeps what was said). Kubernetes node names are DNS subdomains, within the contract's names.
 
 Which pods are replicas: the federator's, the pods of the pod sets that ask for accelerators (workloads/common.py
-`needs`; all pods of CPU-only work), which Placement.replicas counts. A LeaderWorkerSet whose leader asks for none
-(a CPU router beside GPU workers) runs one more pod per group than that: counted, its nodes added up to more than
-the placement's replicas and the federator ignored the whole list, so preemption on such a member stayed a guess.
-Its leader pods (LWS's worker-index label "0") are left out then (`replica_pods`); with accelerators on the leader
-too, every pod is a replica, as before.
+`needs`; all pods of CPU-only work), which Placement.replicas counts. A workload with a CPU-only pod beside its
+accelerator pods runs more pods than that: a LeaderWorkerSet's CPU leader (a router), a JobSet's launcher or driver
+replicatedJob, a PyTorchJob's CPU Master, a RayJob's CPU head (and KubeRay's submitter pod), a TrainJob runtime's
+initializer or MPI launcher. Counted, their nodes added up to more than the placement's replicas and the federator
+ignored the whole list, so preemption on such a member stayed a guess. So the rule is the federator's, read off
+the pods themselves whatever their kind (`replica_pods`): when any of the placement's pods asks for an accelerator
+(a resource of a catalog vendor's domain on a container, or the agent's DRA claim), only the pods that ask count;
+when none does, every pod counts. One rule for every kind, with no kind's labels to know (a kind added later is
+counted right too).
 
 When: the agent re-sends the last list with every update of the placement (agent/agent.py); the backend sends
 an update when the list changes (`PodNodes.changed`: a pod bound, or moved), and only then, so a pod's status
@@ -32,9 +36,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from federator.backends.kube.accelerators import CLAIM_NAME
 from federator.backends.kube.capacity import pod_holds_resources
-from federator.backends.kube.workloads import WorkloadError, adapter_of
-from federator.backends.kube.workloads.lws import WORKER_INDEX_LABEL, LeaderWorkerSetAdapter
+from federator.podtemplates import containers_of
+from federator.template_accelerators import is_accelerator_resource
 
 MAX_NODE_ENTRIES = 1024  # agent.proto, JobUpdate.nodes: more refuses the update as malformed
 
@@ -56,21 +61,29 @@ def node_replicas(pods: Iterable[Mapping[str, Any]], replicas: int, *, gone: Col
     return tuple(sorted(counts.items()))
 
 
-def replica_pods(workload: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Of a placement's `pods`, those the federator counts as its replicas (see the module): all of them, but a
-    LeaderWorkerSet's leaders where the leader asks for no accelerator and its workers do."""
+def asks_accelerators(pod: Mapping[str, Any]) -> bool:
+    """Whether a pod asks for an accelerator: a container (or init container) requesting or limiting an accelerator
+    resource (template_accelerators.is_accelerator_resource), or the agent's DRA claim on the pod."""
+    spec = pod.get("spec") or {}
+    claims = spec.get("resourceClaims")
+    if isinstance(claims, list) and any(isinstance(c, Mapping) and c.get("name") == CLAIM_NAME for c in claims):
+        return True
+    for _, _, container in containers_of(spec, ("containers", "initContainers")):
+        resources = container.get("resources")
+        for part in ("requests", "limits"):
+            amounts = resources.get(part) if isinstance(resources, Mapping) else None
+            if isinstance(amounts, Mapping) and any(is_accelerator_resource(str(name)) for name in amounts):
+                return True
+    return False
+
+
+def replica_pods(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Of a placement's `pods`, those the federator counts as its replicas (see the module): the pods that ask for
+    an accelerator when any does (the CPU-only ones beside them are not replicas), else every pod (CPU-only
+    work)."""
     pods = list(pods)
-    adapter = adapter_of(workload)
-    if not isinstance(adapter, LeaderWorkerSetAdapter):
-        return pods
-    try:
-        sets = adapter.pod_sets(workload)
-    except WorkloadError:
-        return pods
-    counted = {p.name for p in sets if p.count and p.resources.accelerator_milli}
-    if not counted or "leader" in counted:
-        return pods  # CPU-only (every pod a replica), or leaders with accelerators: counted as workers are
-    return [p for p in pods if ((p.get("metadata") or {}).get("labels") or {}).get(WORKER_INDEX_LABEL) != "0"]
+    asking = [p for p in pods if asks_accelerators(p)]
+    return asking or pods
 
 
 class PodNodes:
@@ -95,4 +108,5 @@ class PodNodes:
         self._said.pop(placement_id, None)
 
 
-__all__ = ["MAX_NODE_ENTRIES", "NodeList", "PodNodes", "node_replicas", "replica_pods"]
+__all__ = ["MAX_NODE_ENTRIES", "NodeList", "PodNodes", "asks_accelerators", "node_replicas",
+           "replica_pods"]

@@ -20,7 +20,9 @@ Such a placement is also reported Failed (at the re-sync), its message naming th
 the way out, and left out of the report's placement_ids. Before, its pods (read cluster-wide) still listed it there,
 so the federator kept the job "Running" though the agent could neither follow nor cancel it. Failed, not Cancelled:
 Cancelled says the cluster deleted the placement's objects and has the federator place the job again, while these
-pods may still run and hold their accelerators (the job would run twice); the agent cannot delete them.
+pods may still run and hold their accelerators (the job would run twice); the agent cannot delete them. The
+message begins with lost_placements.LOST_PREFIX, by which the federator knows not to place the job again under its
+early-failure rule either: the job ends Failed with this message (server/early_failures.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from federator.backends.kube.api import PODS, ForbiddenError, KubeApi, KubeError
 from federator.backends.kube.kinds import resource_of
 from federator.backends.kube.workloads import SELECTOR, adapter_for, placement_of
+from federator.lost_placements import lost_message
 
 if TYPE_CHECKING:
     from federator.backends.kube.backend import KubeBackend
@@ -86,11 +89,12 @@ def lost(found: Mapping[str, list[str]], problem: str, cluster: str) -> dict[str
     """Placement id -> the message it is reported Failed with: placements this agent may no longer read or delete
     (`problem`, naming the permission) in the per-queue namespaces of `found`."""
     where = cluster or "this cluster"
-    return {pid: (f"lost by the agent of {where}: the placement runs in namespace {ns}, which it no longer watches "
-                  f"(--namespace-per-queue is off), and {problem}; it can neither follow nor cancel it, and its pods "
-                  f"may still run there holding their accelerators: the provider deletes them (kubectl delete "
-                  f"jobs,deployments -n {ns} -l app.kubernetes.io/managed-by=federator) or runs the agent with "
-                  f"--namespace-per-queue again (chart: namespacePerQueue: true)")
+    return {pid: lost_message(where, f"the placement runs in namespace {ns}, which it no longer watches "
+                              f"(--namespace-per-queue is off), and {problem}; it can neither follow nor cancel it, "
+                              f"and its pods may still run there holding their accelerators: the provider deletes "
+                              f"them (kubectl delete jobs,deployments -n {ns} -l app.kubernetes.io/managed-by="
+                              f"federator) or runs the agent with --namespace-per-queue again (chart: "
+                              f"namespacePerQueue: true)")
             for ns, pids in found.items() for pid in pids}
 
 

@@ -1,0 +1,81 @@
+"""What a provider may do with its clusters' certificates on the cluster API beyond reading: drain its own
+clusters, and end a drain it made. Pure decisions.
+
+Why: a provider taking its cluster down for maintenance is exactly who needs a drain (server/drains.py), and its
+`--maintenance` only keeps new work off (outside provider QA, F5). A provider holds its CA and its clusters'
+certificates, never a user certificate, so an admins-only Drain left it to ask an admin, or to cancel tenants'
+jobs it cannot even see. Rule `provider`:
+
+- A verified cluster certificate may drain the cluster it speaks for, and any other cluster the trust file binds
+  to the same provider whose CA signed it (`Trust.provider_for`, the binding every agent stream is held to). A
+  certificate from the federation's CA (a cluster no provider claims) speaks for its one cluster only. Never
+  another provider's cluster, nor one no provider claims: the refusal names the rule and whose the cluster is.
+- It may Uncordon only a cordon that a drain of its own provider made (`Cordon.by` is the provider's `who`),
+  never an admin's cordon or drain (the admin's reason stays theirs to end), and that Uncordon lifts no
+  quarantine (the federator's verdict on the cluster, not the provider's to lift).
+
+A drain by a provider is what an admin's is (surge first for serving jobs, paced, stored, audited); its `by` names
+the provider and the certificate used: "provider acme (cluster acme-1)".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from federator.security.authz import Principal
+from federator.security.trust import FEDERATION, Trust
+
+RULE = "provider"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCaller:
+    """A caller holding a cluster certificate: the cluster it speaks for, and the provider whose CA signed it
+    (FEDERATION, "", for the federation's own CA)."""
+
+    cluster: str
+    provider: str = FEDERATION
+
+    @property
+    def who(self) -> str:
+        """The caller's name in a drain's `by` and the audit log."""
+        return f"provider {self.provider} (cluster {self.cluster})" if self.provider else f"cluster {self.cluster}"
+
+    def principal(self) -> Principal:
+        """The caller as the audit log records it: no user, no group, not an admin."""
+        return Principal(self.who, via="certificate")
+
+    def made(self, by: str) -> bool:
+        """Whether a cordon's `by` is a drain of this caller's provider (any of its clusters' certificates), or of
+        this very cluster's certificate for the federation's own clusters."""
+        if self.provider:
+            return by.startswith(f"provider {self.provider} (cluster ") and by.endswith(")")
+        return by == self.who
+
+
+def drain_refusal(caller: ProviderCaller, cluster: str, trust: Trust | None) -> str:
+    """"" when `caller` may drain `cluster` (module docstring), else the refusal's words, naming the rule."""
+    if cluster == caller.cluster:
+        return ""
+    owner, _ = trust.provider_for(cluster) if trust is not None else (None, "")
+    if caller.provider and owner == caller.provider:
+        return ""
+    whose = f"cluster {caller.cluster!r}'s certificate"
+    mine = f"the clusters the trust file binds to provider {caller.provider!r}" if caller.provider else \
+        f"its own cluster {caller.cluster!r} (a certificate of the federation's CA speaks for that one only)"
+    theirs = f"it is provider {owner!r}'s" if owner else "no provider claims it"
+    return f"{whose} may drain only {mine}, not {cluster[:80]!r}: {theirs} (rule: {RULE})"
+
+
+def uncordon_refusal(caller: ProviderCaller, cluster: str, by: str, trust: Trust | None) -> str:
+    """"" when `caller` may end the cordon of `cluster` made by `by` (module docstring), else why not."""
+    problem = drain_refusal(caller, cluster, trust)
+    if problem:
+        return problem.replace("may drain only", "may uncordon only", 1)
+    if not caller.made(by):
+        return (f"cluster {caller.cluster!r}'s certificate may end only a drain its provider made; cluster "
+                f"{cluster!r} is cordoned by {by[:80]!r}, an admin ends that (rule: {RULE})")
+    return ""
+
+
+__all__ = ["RULE", "ProviderCaller", "drain_refusal", "uncordon_refusal"]

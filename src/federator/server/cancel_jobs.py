@@ -1,0 +1,226 @@
+"""`JobService.CancelJobs`: every job of a queue a filter takes, cancelled by the federator and audited as one action.
+
+Why: a bulk cancel (`federator cancel --queue Q --yes`, an operator offboarding an organisation) was a List and
+one Cancel per job, so the audit log held a pile of single cancels and no record that one person cancelled an
+organisation's work, with which filter, how many (outside QA, tenants F7). Here the server selects the jobs,
+under the caller's visibility (as List shows them), and decides each one as a Cancel of it: the operation is one
+`cancel.bulk` line (who, the filter, how many matched) at its first page, and each job keeps its own `cancel` line
+with its outcome, both carrying the operation's id. A portal in another language gets it in one call per page.
+
+Design (jobs.proto says it to clients):
+
+- Paging by position, not by count: a page handles at most `max_jobs` matching jobs in submission order, and its
+  token is the position after the last one handled, with the operation's id, its matched count and its filter.
+  Jobs the caller may not cancel are skipped (REFUSED), so a later page never meets them again; a token made for
+  another filter is refused, so a page cannot silently go on with a different selection.
+- Each cancel is the single Cancel's (`Federator.cancel`: durable before any member hears of it). The store
+  refusing one ends the page there (FAILED), its token pointing at that job: a retry goes on from it, and the jobs
+  before it stay cancelled.
+- Idempotent by construction: a cancelled job has ended, so no filter takes it again; a retried page answers what
+  was left. No request id to remember.
+- The loop yields to the event loop between jobs, so agent streams are served during a long page; a job that
+  ends meanwhile is ENDED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import grpc
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2
+from federator.jobfile import FieldProblem, queue_problem
+from federator.model import Job, JobPhase
+from federator.security.authz import USER_ANNOTATION, Allowed, Principal
+from federator.server.errors import bad_request
+from federator.server.paging import PageTokenError, decode_token, encode_token
+from federator.store.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from federator.server.services import JobService
+
+DEFAULT_MAX_JOBS = 100
+MAX_MAX_JOBS = 500
+"""A page's jobs are cancelled one durable write each: 500 is a few seconds of writes at most, and its answer a
+few tens of kilobytes."""
+
+ACTIVE = frozenset(p for p in JobPhase if not p.is_terminal)
+OUTCOME = jobs_pb2.CancelOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which jobs a CancelJobs takes: of `queue`, in one of `phases`, submitted by `owner` ("" = anyone)."""
+
+    queue: str
+    phases: frozenset[JobPhase]
+    owner: str
+
+    def takes(self, job: Job) -> bool:
+        return job.spec.queue == self.queue and job.phase in self.phases and \
+            (not self.owner or job.spec.annotation(USER_ANNOTATION) == self.owner)
+
+    def key(self) -> list[object]:
+        """The filter as a token holds it."""
+        return [self.queue, sorted(p.value for p in self.phases), self.owner]
+
+    def audited(self) -> dict[str, str]:
+        return {"kind": "JobSelection", "queue": self.queue, "phases": ",".join(sorted(p.value for p in self.phases)),
+                "owner": self.owner}
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where an operation stands: its id, its matched count, and the last job handled (None: none yet)."""
+
+    operation: str
+    matched: int
+    after: tuple[float, str] | None
+
+
+def selection(request: jobs_pb2.CancelJobsRequest) -> tuple[Selection | None, list[FieldProblem]]:
+    """The request's filter, or the problems of its fields."""
+    problems: list[FieldProblem] = []
+    if not request.queue:
+        problems.append(FieldProblem("queue", "must not be empty: CancelJobs cancels the jobs of one queue"))
+    elif queue_problem(request.queue):
+        problems.append(FieldProblem("queue", queue_problem(request.queue)))
+    phases: set[JobPhase] = set()
+    for value in request.phases:
+        try:
+            phase: JobPhase | None = convert.phase_from_pb(value)
+        except convert.WireError:
+            phase = None
+        if phase is None or phase not in ACTIVE:
+            named = phase.value if phase is not None else f"value {value}"
+            problems.append(FieldProblem("phases", f"{named} is not a phase a job can be cancelled in "
+                                                   f"(one of {', '.join(sorted(p.value for p in ACTIVE))})"))
+        else:
+            phases.add(phase)
+    if request.max_jobs < 0:
+        problems.append(FieldProblem("max_jobs", f"must not be negative, got {request.max_jobs}"))
+    if problems:
+        return None, problems
+    return Selection(request.queue, frozenset(phases or ACTIVE), request.owner), []
+
+
+def position(token: str, chosen: Selection) -> Position:
+    """The position a page token holds; PageTokenError if this server did not make it for this filter."""
+    values = decode_token(token)
+    problem = "page_token: not a token of a CancelJobs with this filter; use next_page_token of the previous page " \
+              "with the same queue, phases and owner, or leave it empty to start"
+    try:
+        operation, matched, key, at, job_id = values
+        if not (isinstance(operation, str) and isinstance(matched, int) and isinstance(at, int | float)
+                and isinstance(job_id, str) and math.isfinite(float(at))):
+            raise ValueError
+    except (ValueError, TypeError) as exc:
+        raise PageTokenError(problem) from exc
+    if key != chosen.key():
+        raise PageTokenError(problem)
+    return Position(operation, matched, (float(at), job_id))
+
+
+def token(pos: Position, chosen: Selection, last: Job) -> str:
+    return encode_token(pos.operation, pos.matched, chosen.key(), last.submitted_at, last.job_id)
+
+
+def _job_object(job: Job) -> dict[str, str]:
+    return {"kind": "Job", "namespace": job.spec.namespace, "name": job.spec.name, "queue": job.spec.queue,
+            "job_id": job.job_id}
+
+
+def _result(job: Job, outcome: int, message: str = "") -> jobs_pb2.CancelJobResult:
+    return jobs_pb2.CancelJobResult(job_id=job.job_id, namespace=job.spec.namespace, name=job.spec.name,
+                                    outcome=outcome, message=message)  # type: ignore[arg-type]
+
+
+async def cancel_jobs(edge: JobService, request: jobs_pb2.CancelJobsRequest,
+                      context: grpc.aio.ServicerContext) -> jobs_pb2.CancelJobsResponse:
+    """One page of a CancelJobs (see the module)."""
+    who = await edge.principal(context)
+    chosen, problems = selection(request)
+    if chosen is None:
+        message = "; ".join(str(p) for p in problems)
+        edge.audit.record("cancel.bulk", identity=who, obj={"kind": "JobSelection", "queue": request.queue[:80]},
+                          result="failed", code=grpc.StatusCode.INVALID_ARGUMENT.name, message=message)
+        await context.abort_with_status(bad_request(message, problems))
+        raise AssertionError("unreachable")
+    try:
+        pos = position(request.page_token, chosen) if request.page_token else None
+    except PageTokenError as exc:
+        await context.abort_with_status(bad_request(str(exc), [FieldProblem("page_token", str(exc))]))
+        raise AssertionError("unreachable") from exc
+    if pos is None:  # the operation starts: audited once, with what it takes now
+        matched = sum(1 for job in edge._visible(who, queue=chosen.queue) if chosen.takes(job))
+        pos = Position(f"bulk-{uuid.uuid4().hex[:16]}", matched, None)
+        edge.audit.record("cancel.bulk", identity=who, obj={**chosen.audited(), "matched": str(matched)},
+                          result="accepted", operation=pos.operation)
+    size = min(request.max_jobs or DEFAULT_MAX_JOBS, MAX_MAX_JOBS)
+    page = _taken(edge, who, chosen, pos, size + 1)
+    more, page = len(page) > size, page[:size]
+    results: list[jobs_pb2.CancelJobResult] = []
+    last: Job | None = None
+    for job in page:
+        outcome = await _cancel_one(edge, who, job, pos.operation)
+        results.append(outcome)
+        if outcome.outcome == OUTCOME.CANCEL_OUTCOME_FAILED:
+            more = True  # the page ends here; the next starts at this job
+            break
+        last = job
+    next_token = ""
+    if more and last is not None:
+        next_token = token(pos, chosen, last)
+    elif more:  # the page's first job failed: the next page starts where this one did
+        next_token = request.page_token or _start_token(pos, chosen)
+    return jobs_pb2.CancelJobsResponse(operation_id=pos.operation, matched=pos.matched, results=results,
+                                       next_page_token=next_token)
+
+
+def _start_token(pos: Position, chosen: Selection) -> str:
+    """A token before every job (a first page whose first job failed): the operation and its count kept."""
+    return encode_token(pos.operation, pos.matched, chosen.key(), float("-1e300"), "")
+
+
+def _taken(edge: JobService, who: Principal, chosen: Selection, pos: Position, limit: int) -> list[Job]:
+    out: list[Job] = []
+    for job in edge._visible(who, after=pos.after, queue=chosen.queue):
+        if pos.after is not None and (job.submitted_at, job.job_id) <= pos.after:
+            continue
+        if chosen.takes(job):
+            out.append(job)
+            if len(out) == limit:
+                break
+    return out
+
+
+async def _cancel_one(edge: JobService, who: Principal, job: Job, operation: str) -> jobs_pb2.CancelJobResult:
+    """One selected job, decided and audited as a Cancel of it."""
+    await asyncio.sleep(0)  # agent streams are served between a page's writes
+    live = edge.fed.jobs.get(job.job_id)
+    if live is None or live.phase.is_terminal:
+        return _result(job, OUTCOME.CANCEL_OUTCOME_ENDED)
+    decision = edge.authz.job(who, live, manage=True)
+    if not isinstance(decision, Allowed):
+        edge.audit.record("cancel", identity=who, obj=_job_object(live), result="refused",
+                          code=grpc.StatusCode.PERMISSION_DENIED.name, rule=decision.rule.value,
+                          message=decision.message, operation=operation)
+        return _result(live, OUTCOME.CANCEL_OUTCOME_REFUSED, decision.message)
+    try:
+        done = edge.fed.cancel(live.job_id)
+    except StoreUnavailable as exc:  # nothing changed: the job runs on, and a retry of the page may succeed
+        message = f"{exc}; the job was not cancelled"
+        edge.audit.record("cancel", identity=who, obj=_job_object(live), result="failed",
+                          code=grpc.StatusCode.UNAVAILABLE.name, message=message, operation=operation)
+        return _result(live, OUTCOME.CANCEL_OUTCOME_FAILED, message)
+    edge.audit.record("cancel", identity=who, obj=_job_object(done), result="accepted", rule=decision.rule.value,
+                      operation=operation)
+    return _result(done, OUTCOME.CANCEL_OUTCOME_CANCELLED)
+
+
+__all__ = ["DEFAULT_MAX_JOBS", "MAX_MAX_JOBS", "Selection", "cancel_jobs", "selection"]
