@@ -27,8 +27,10 @@ import grpc
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli.job_list import list_matching
 from federator.model import Job, JobPhase
 from federator.security.authz import USER_ANNOTATION
+from federator.server.job_listing import Query
 
 ACTIVE_PHASES = tuple(p.value for p in JobPhase if not p.is_terminal)
 """What --phase takes: a job that ended cannot be cancelled."""
@@ -68,16 +70,11 @@ def selection(args: argparse.Namespace) -> Selection:
 
 
 def matching(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, *, timeout: float) -> list[Job]:
-    """The jobs the caller may see that the selection takes, a List page at a time (filtered by queue there)."""
-    out: list[Job] = []
-    token = ""
-    while True:
-        reply = stub.List(jobs_pb2.ListJobsRequest(queue=chosen.queue, page_size=1000, page_token=token),
-                          timeout=timeout)
-        out.extend(j for j in (convert.job_from_pb(pb) for pb in reply.jobs) if chosen.takes(j))
-        token = reply.next_page_token
-        if not token:
-            return out
+    """The jobs the caller may see that the selection takes, a List page at a time: filtered by the federator
+    (queue, phases, owner), and again here, where a federator before 0.7.0 filtered by queue only."""
+    query = Query(queue=chosen.queue, phases=chosen.phases, owner=chosen.user)
+    jobs = list_matching(lambda request: stub.List(request, timeout=timeout), query, page_size=1000)
+    return [j for j in jobs if chosen.takes(j)]
 
 
 def cancel_each(stub: jobs_pb2_grpc.JobServiceStub, jobs: Iterable[Job], *, timeout: float) -> Tally:

@@ -34,7 +34,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_afte
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
-from federator.cli import bulk_cancel
+from federator.cli import bulk_cancel, job_list
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.cluster_view import summary_from_pb
 from federator.cli.job_document import job_document
@@ -54,6 +54,7 @@ from federator.security.limits import MAX_MESSAGE_BYTES_CEILING, Limits
 from federator.security.namespaces import DEFAULT_NAMESPACE
 from federator.security.pki import CertsDir
 from federator.security.tls import ClientOptions, TlsError, TlsFiles, dial_hint, user_files
+from federator.server.job_listing import Query
 from federator.server.paging import MAX_PAGE_SIZE
 from federator.termtext import cell
 
@@ -99,6 +100,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--queue", default="", help="only jobs of this queue")
     g.add_argument("--page-size", type=_page_size, default=0, metavar="N",
                    help="fetch jobs (or clusters) N at a time, 1 to 1000 (default: the server's, 500)")
+    job_list.add_arguments(g)
     _server(g)
     g.set_defaults(func=_get)
 
@@ -429,18 +431,12 @@ def submit_replies(target: Target, specs: list[JobSpec], *, attempts: int = SUBM
                             max_backoff=max_backoff, patience=patience))
 
 
-def list_jobs(target: Target, queue: str = "", *, page_size: int = 0) -> list[Job]:
-    """Every job (of `queue`), fetched a page at a time (a page is bounded in jobs and bytes by the server)."""
-    out: list[Job] = []
-    token = ""
+def list_jobs(target: Target, queue: str = "", *, page_size: int = 0, query: Query | None = None) -> list[Job]:
+    """Every job (of `queue`, or of `query`), fetched a page at a time (a page is bounded in jobs and bytes by
+    the server), filtered and ordered by the federator (cli/job_list.py)."""
     with connect(target) as (jobs, _):
-        while True:
-            reply = jobs.List(jobs_pb2.ListJobsRequest(queue=queue, page_size=page_size, page_token=token),
-                              timeout=CALL_TIMEOUT)
-            out.extend(convert.job_from_pb(j) for j in reply.jobs)
-            token = reply.next_page_token
-            if not token:
-                return out
+        return job_list.list_matching(lambda request: jobs.List(request, timeout=CALL_TIMEOUT),
+                                      query or Query(queue=queue), page_size=page_size)
 
 
 def get_job(target: Target, key: str) -> Job | None:
@@ -538,6 +534,10 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
+    if (args.what == "clusters" or args.name) and job_list.filtered(args):
+        print("error: --phase, --owner, --namespace, --name-prefix, --since and --sort go with `get jobs` "
+              "without a job name", file=sys.stderr)
+        return 2
     try:
         if args.what == "clusters":
             # documents carry the histograms (nodes_by_free); a table needs only the BASIC view
@@ -562,7 +562,7 @@ def _get(args: argparse.Namespace) -> int:
                 return 1
             jobs = [job]
         else:
-            jobs = list_jobs(client_options(args), args.queue, page_size=args.page_size)
+            jobs = list_jobs(client_options(args), page_size=args.page_size, query=job_list.query_of_args(args))
     except (grpc.RpcError, TlsError) as err:
         return _fail(err, args)
     if args.output in ("json", "yaml"):

@@ -56,6 +56,12 @@ def _after(keys: list[Key], after: Key | None) -> Iterator[Key]:
     return (keys[i] for i in range(start, len(keys)))
 
 
+def _before(keys: list[Key], before: Key | None) -> Iterator[Key]:
+    """The keys before `before`, newest first (a newest-first page's position is its last job's key)."""
+    end = len(keys) if before is None else bisect.bisect_left(keys, before)
+    return (keys[i] for i in range(end - 1, -1, -1))
+
+
 class JobTable(dict[JobId, Job]):
     """A dict of jobs by id that keeps its order and owner indexes as jobs are set and popped.
 
@@ -123,16 +129,23 @@ class JobTable(dict[JobId, Job]):
         """The jobs of this name, in every namespace."""
         return [dict.__getitem__(self, i) for i in self._by_name.get(name, ())]
 
-    def in_order(self, *, after: Key | None = None, view: View | None = None, queue: str = "") -> Iterator[Job]:
-        """Jobs in submission order after the position `after`, of `queue` ("" = all), that `view` may see (None:
-        all). Lazy: a page reads only as far as it fills. The caller still asks the policy about each job it
-        serves (the View is an index, not the decision)."""
-        if view is None:
-            keys: Iterator[Key] = _after(self._order, after)
+    def in_order(self, *, after: Key | None = None, view: View | None = None, queue: str = "", owner: str = "",
+                 newest_first: bool = False) -> Iterator[Job]:
+        """Jobs in submission order after the position `after` (newest first: in reverse, before it), of `queue`
+        ("" = all), that `view` may see (None: all); with `owner` one the view sees every job of, only that
+        owner's (read from the owner's index alone: "my jobs" reads no one else's; another owner's jobs the view
+        sees through a group are read through the view, never that owner's other jobs, whose number a page's time
+        would betray). Lazy: a page reads only as far as it fills. The caller still asks the policy about each job
+        it serves (the View is an index, not the decision), and filters by owner."""
+        step = _before if newest_first else _after
+        if owner and (view is None or owner in view.owners):
+            keys: Iterator[Key] = step(self._by_owner.get(owner, []), after)
+        elif view is None:
+            keys = step(self._order, after)
         else:
             lists = [self._by_owner[o] for o in view.owners if o in self._by_owner]
             lists += [self._by_group[g] for g in view.groups if g in self._by_group]
-            keys = _unique(heapq.merge(*(_after(keys, after) for keys in lists)))
+            keys = _unique(heapq.merge(*(step(keys, after) for keys in lists), reverse=newest_first))
         for _, job_id in keys:
             job = self.get(JobId(job_id))
             if job is not None and (not queue or job.spec.queue == queue):

@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc, types_pb2
-from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, queue_problem, shown
+from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, shown
 from federator.model import ClusterCapacity, Job, JobId, JobSpec
 from federator.model.cluster import AgentFeature, GangAdmission
 from federator.model.cordon import Cordon
@@ -44,6 +44,7 @@ from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
 from federator.server.invalid_specs import found_invalid
 from federator.server.job_keys import Ambiguous, resolve
+from federator.server.job_listing import Query, QueryError, query_of, token_problem
 from federator.server.job_table import View
 from federator.server.leases import forgotten_by_kubectl, why_not_forgettable
 from federator.server.namespace_gate import NamespaceGate
@@ -758,30 +759,35 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
         return convert.job_to_pb(job)
 
-    def _visible(self, who: Principal, *, after: tuple[float, str] | None = None, queue: str = "") -> Iterator[Job]:
-        """The jobs `who` may see, in submission order after `after`: the table's index says where to look, the
-        policy decides each job served (so an index fault can only hide a job, never show one)."""
+    def _visible(self, who: Principal, *, after: tuple[float, str] | None = None, queue: str = "",
+                 query: Query | None = None) -> Iterator[Job]:
+        """The jobs `who` may see, in submission order after `after` (or as `query` orders and filters them): the
+        table's index says where to look, the policy decides each job served (so an index fault can only hide a
+        job, never show one), and the filter applies to what the policy lets through."""
+        query = query or Query(queue=queue)
         seen = self.authz.view(who)
         view = None if seen is None else View(*seen)
-        for job in self.fed.jobs.in_order(after=after, view=view, queue=queue):
+        for job in query.matching(self.fed.jobs.in_order(after=after, view=view, queue=query.queue, owner=query.owner,
+                                                         newest_first=query.newest_first)):
             if view is None or self.authz.visible(who, [job]):
                 yield job
 
     async def List(self, request: jobs_pb2.ListJobsRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> jobs_pb2.ListJobsResponse:
         who = await self.principal(context)
-        if request.queue and queue_problem(request.queue):  # a typo must not read as "no jobs there"
-            problem = f"queue: {queue_problem(request.queue)}"
-            await context.abort_with_status(bad_request(problem, [FieldProblem("queue", problem)]))
-        try:  # half the transport's limit: a page never fails to send, whatever the jobs carry
-            got = page(lambda after: self._visible(who, after=after, queue=request.queue),
+        try:  # the server's message limit: a page never passes what the contract tells a client to accept
+            query = query_of(request)
+            got = page(lambda after: self._visible(who, after=after, query=query),
                        page_size=request.page_size, page_token=request.page_token,
-                       max_bytes=2 * self.fed.limits.max_message_bytes)
-        except PageTokenError as exc:
-            field, _, _ = str(exc).partition(":")
-            await context.abort_with_status(bad_request(str(exc), [FieldProblem(field, str(exc))]))
+                       max_bytes=self.fed.limits.max_message_bytes, fingerprint=query.fingerprint,
+                       default=query.is_default, newest_first=query.newest_first)
+        except (QueryError, PageTokenError) as exc:
+            found = exc.problems if isinstance(exc, QueryError) else [token_problem(str(exc))]
+            await context.abort_with_status(bad_request("; ".join(str(p) for p in found), found))
             raise AssertionError("unreachable") from exc
-        return jobs_pb2.ListJobsResponse(jobs=got.jobs, next_page_token=got.next_token)
+        applied_filter, applied_order = query.applied()
+        return jobs_pb2.ListJobsResponse(jobs=got.jobs, next_page_token=got.next_token,
+                                         applied_filter=applied_filter, applied_order=applied_order)
 
     async def _to_manage(self, who: Principal, job_id: str, action: str,
                          context: grpc.aio.ServicerContext) -> tuple[Job, str]:
@@ -918,7 +924,7 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
             admin=who is not None and who.admin,
             job_of=lambda pid: fed.jobs.get(fed.placement_index.get(pid, JobId(""))),
             may_see=lambda job: who is not None and isinstance(self.authz.job(who, job, manage=False), Allowed))
-        # half the transport's limit, as JobService.List: a page never fails to send, whatever the reports hold
+        # half the transport's limit: a page never fails to send, whatever the reports hold
         return await cluster_list.build_page(
             cluster_list.names_after(fed.clusters if own is None else [own] if own in fed.clusters else [],
                                      asked.after), request=asked,

@@ -14,8 +14,10 @@ import grpc
 
 from federator.accounting import Dimension, SqliteUsageStore, UsageRecord, UsageRow, summarize
 from federator.api.v1 import usage_pb2, usage_pb2_grpc
+from federator.jobfile import FieldProblem, queue_problem, shown
 from federator.model import Job, JobId
 from federator.security.authz import Authorizer, Principal, owner_of
+from federator.server.errors import bad_request
 from federator.server.services import _Edge
 
 
@@ -55,19 +57,24 @@ class UsageService(_Edge, usage_pb2_grpc.UsageServiceServicer):
     async def Get(self, request: usage_pb2.UsageRequest,  # noqa: N802
                   context: grpc.aio.ServicerContext) -> usage_pb2.UsageResponse:
         who = await self.principal(context)
+        problems: list[FieldProblem] = []  # every bad field at once, as List names them (outside QA, portal m3)
         try:
             by = Dimension(request.by) if request.by else None
         except ValueError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"by: must be one of {', '.join(d.value for d in Dimension)}, got {request.by[:80]!r}")
-            raise AssertionError("unreachable") from None
+            by = None
+            problems.append(FieldProblem("by", f"must be one of {', '.join(d.value for d in Dimension)}, "
+                                               f"got {shown(request.by)}"))
+        if request.queue and queue_problem(request.queue):  # a typo'd queue must not read as zero spend
+            problems.append(FieldProblem("queue", queue_problem(request.queue)))
         now = self.fed.clock()
         since, until = request.since, request.until or now
-        if not (math.isfinite(since) and math.isfinite(until)) or since < 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "since, until: must be finite unix times >= 0")
-        if until <= since:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"until: must be after since ({until:.0f} <= {since:.0f})")
+        times = [FieldProblem(field, f"must be a finite unix time >= 0, got {value!r}")
+                 for field, value in (("since", since), ("until", until)) if not math.isfinite(value) or value < 0]
+        if not times and until <= since:
+            times.append(FieldProblem("until", f"must be after since ({until:.0f} <= {since:.0f})"))
+        problems += times
+        if problems:
+            await context.abort_with_status(bad_request("; ".join(str(p) for p in problems), problems))
         records = self.usage.query(since=since, until=until)
         if request.queue:
             records = [r for r in records if r.queue == request.queue]

@@ -10,6 +10,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ListOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIST_ORDER_UNSPECIFIED: _ClassVar[ListOrder]
+    LIST_ORDER_OLDEST_FIRST: _ClassVar[ListOrder]
+    LIST_ORDER_NEWEST_FIRST: _ClassVar[ListOrder]
+
 class CancelOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CANCEL_OUTCOME_UNSPECIFIED: _ClassVar[CancelOutcome]
@@ -23,6 +29,9 @@ class ClusterView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CLUSTER_VIEW_UNSPECIFIED: _ClassVar[ClusterView]
     CLUSTER_VIEW_BASIC: _ClassVar[ClusterView]
     CLUSTER_VIEW_FULL: _ClassVar[ClusterView]
+LIST_ORDER_UNSPECIFIED: ListOrder
+LIST_ORDER_OLDEST_FIRST: ListOrder
+LIST_ORDER_NEWEST_FIRST: ListOrder
 CANCEL_OUTCOME_UNSPECIFIED: CancelOutcome
 CANCEL_OUTCOME_CANCELLED: CancelOutcome
 CANCEL_OUTCOME_REFUSED: CancelOutcome
@@ -141,22 +150,44 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("queue", "page_size", "page_token")
+    __slots__ = ("queue", "page_size", "page_token", "filter", "order")
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
     queue: str
     page_size: int
     page_token: str
-    def __init__(self, queue: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    filter: ListJobsFilter
+    order: ListOrder
+    def __init__(self, queue: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[_Union[ListJobsFilter, _Mapping]] = ..., order: _Optional[_Union[ListOrder, str]] = ...) -> None: ...
+
+class ListJobsFilter(_message.Message):
+    __slots__ = ("phases", "owner", "namespace", "name_prefix", "submitted_since")
+    PHASES_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    phases: _containers.RepeatedScalarFieldContainer[_types_pb2.JobPhase]
+    owner: str
+    namespace: str
+    name_prefix: str
+    submitted_since: float
+    def __init__(self, phases: _Optional[_Iterable[_Union[_types_pb2.JobPhase, str]]] = ..., owner: _Optional[str] = ..., namespace: _Optional[str] = ..., name_prefix: _Optional[str] = ..., submitted_since: _Optional[float] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
-    __slots__ = ("jobs", "next_page_token")
+    __slots__ = ("jobs", "next_page_token", "applied_filter", "applied_order")
     JOBS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FILTER_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_ORDER_FIELD_NUMBER: _ClassVar[int]
     jobs: _containers.RepeatedCompositeFieldContainer[_types_pb2.Job]
     next_page_token: str
-    def __init__(self, jobs: _Optional[_Iterable[_Union[_types_pb2.Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    applied_filter: ListJobsFilter
+    applied_order: ListOrder
+    def __init__(self, jobs: _Optional[_Iterable[_Union[_types_pb2.Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., applied_filter: _Optional[_Union[ListJobsFilter, _Mapping]] = ..., applied_order: _Optional[_Union[ListOrder, str]] = ...) -> None: ...
 
 class CancelJobRequest(_message.Message):
     __slots__ = ("job_id",)

@@ -63,7 +63,8 @@ class UsageServiceServicer:
         caller sees the usage of the jobs JobService.List shows them: their own,
         and those of users they share a group of tenancy.groups with (jobs: view
         or manage). Rows and total count those jobs alone. Errors:
-        INVALID_ARGUMENT naming the field (`by`, `until`).
+        INVALID_ARGUMENT with a google.rpc.BadRequest naming each bad field
+        (`by`, `queue`, `since`, `until`), as JobService.List's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
