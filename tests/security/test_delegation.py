@@ -22,7 +22,8 @@ import yaml
 from federator import __version__
 from federator.accounting import SqliteUsageStore, UsageRecord
 from federator.api import convert
-from federator.api.features import FEATURES, IDENTITY_DELEGATION, IDENTITY_WHOAMI, JOBS_WATCH_RESUME
+from federator.api.features import (FEATURES, IDENTITY_DELEGATION, IDENTITY_WHOAMI, JOBS_LIST_FILTERS,
+                                    JOBS_WATCH_RESUME)
 from federator.api.v1 import identity_pb2, identity_pb2_grpc, jobs_pb2, jobs_pb2_grpc, usage_pb2, usage_pb2_grpc
 from federator.cli import main as cli_main
 from federator.jobfile import parse_job
@@ -278,7 +279,7 @@ def test_whoami_says_who_the_caller_is_what_it_may_use_and_what_the_server_serve
             assert not me.any_queue  # a multi-tenant policy closes undeclared queues to all but admins
             assert me.version == __version__
             assert list(me.features) == list(FEATURES)
-            assert {IDENTITY_WHOAMI, IDENTITY_DELEGATION, JOBS_WATCH_RESUME} <= set(me.features)
+            assert {IDENTITY_WHOAMI, IDENTITY_DELEGATION, JOBS_WATCH_RESUME, JOBS_LIST_FILTERS} <= set(me.features)
             # carol is in the policy's group acme: its queue and namespace are hers
             carol = await identity_pb2_grpc.IdentityServiceStub(c).WhoAmI(ask)
             assert list(carol.groups) == ["acme"]

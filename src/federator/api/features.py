@@ -18,6 +18,7 @@ JOBS_RUN_AGAIN = "jobs.run_again"  # SubmitRequest.run_again: reuse a finished j
 JOBS_SCALE = "jobs.scale"  # JobService.Scale of a serving job
 JOBS_WATCH = "jobs.watch"  # JobService.Watch: a snapshot, then changes
 JOBS_WATCH_RESUME = "jobs.watch_resume"  # WatchJobsRequest.send_bookmarks and since_revision: revisions, resume
+JOBS_LIST_FILTERS = "jobs.list_filters"  # ListJobsRequest.filter and order, echoed in applied_filter/applied_order
 JOBS_CANCEL_BULK = "jobs.cancel_bulk"  # JobService.CancelJobs: a queue's jobs a filter takes, in one call
 CLUSTERS_VIEW_FULL = "clusters.view_full"  # ClusterService.List with CLUSTER_VIEW_FULL
 CLUSTERS_CORDON = "clusters.cordon"  # ClusterService.Cordon and Uncordon
@@ -28,12 +29,13 @@ IDENTITY_WHOAMI = "identity.whoami"  # IdentityService.WhoAmI
 IDENTITY_DELEGATION = "identity.delegation"  # x-federator-on-behalf-of (tenancy.delegates)
 
 FEATURES: tuple[str, ...] = (
-    JOBS_REQUEST_ID, JOBS_RUN_AGAIN, JOBS_SCALE, JOBS_WATCH, JOBS_WATCH_RESUME, JOBS_CANCEL_BULK,
+    JOBS_REQUEST_ID, JOBS_RUN_AGAIN, JOBS_SCALE, JOBS_WATCH, JOBS_WATCH_RESUME, JOBS_LIST_FILTERS,
+    JOBS_CANCEL_BULK,
     CLUSTERS_VIEW_FULL, CLUSTERS_CORDON, CLUSTERS_DRAIN, CLUSTERS_FORGET,
     USAGE, IDENTITY_WHOAMI, IDENTITY_DELEGATION,
 )
 """Every feature served, in the order WhoAmI lists them."""
 
 __all__ = ["CLUSTERS_CORDON", "CLUSTERS_DRAIN", "CLUSTERS_FORGET", "CLUSTERS_VIEW_FULL", "FEATURES",
-           "IDENTITY_DELEGATION", "IDENTITY_WHOAMI", "JOBS_CANCEL_BULK", "JOBS_REQUEST_ID", "JOBS_RUN_AGAIN",
+           "IDENTITY_DELEGATION", "IDENTITY_WHOAMI", "JOBS_CANCEL_BULK", "JOBS_LIST_FILTERS", "JOBS_REQUEST_ID", "JOBS_RUN_AGAIN",
            "JOBS_SCALE", "JOBS_WATCH", "JOBS_WATCH_RESUME", "USAGE"]
