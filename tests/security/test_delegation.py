@@ -22,8 +22,7 @@ import yaml
 from federator import __version__
 from federator.accounting import SqliteUsageStore, UsageRecord
 from federator.api import convert
-from federator.api.features import (FEATURES, IDENTITY_DELEGATION, IDENTITY_WHOAMI, JOBS_LIST_FILTERS,
-                                    JOBS_WATCH_RESUME)
+from federator.api.features import FEATURES, IDENTITY_DELEGATION, IDENTITY_WHOAMI, JOBS_LIST_FILTERS, JOBS_WATCH_RESUME
 from federator.api.v1 import identity_pb2, identity_pb2_grpc, jobs_pb2, jobs_pb2_grpc, usage_pb2, usage_pb2_grpc
 from federator.cli import main as cli_main
 from federator.jobfile import parse_job
