@@ -36,9 +36,18 @@ from federator.server.admission import name_taken
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
 from federator.server.drain_call import drain_call
-from federator.server.errors import bad_request, cut, problems_of
+from federator.server.errors import Exhausted, bad_request, cut, exhausted, problems_of
 from federator.server.federator import ClusterRecord, Federator
-from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
+from federator.server.intake import (
+    AlreadyExists,
+    ByteBudgetFull,
+    QueueFull,
+    QueuePendingLimit,
+    RequestIdConflict,
+    SubmitError,
+    UserPendingLimit,
+    kindless_problems,
+)
 from federator.server.invalid_specs import found_invalid
 from federator.server.job_keys import Ambiguous, resolve
 from federator.server.job_table import View
@@ -58,7 +67,6 @@ from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
-RETRY_AFTER_METADATA = "retry-after"  # seconds, on a Submit refused by back-pressure (as HTTP's Retry-After)
 WATCH_RECHECK_SECONDS = 2.0  # a quiet Watch checks its caller again this often (a revoked one is ended)
 
 
@@ -174,7 +182,7 @@ class _Edge:
         problem = self.fed.limits.check_size(what, msg.ByteSize())
         if problem is not None:
             self.rejected(RejectReason.OVERSIZED)
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, problem)
+            await context.abort_with_status(exhausted(problem, Exhausted.MESSAGE_TOO_LARGE))
 
 
 @dataclass(slots=True)
@@ -613,6 +621,17 @@ def _holder_told(exc: NameTaken, may_see: Callable[[Job], bool], fed: Federator)
     return f"{shown}; the job was not accepted"
 
 
+def _limit_of(exc: QueueFull) -> str:
+    """ErrorInfo.metadata["limit"] of a back-pressure refusal: which cap or budget it met (jobs.proto, Submit)."""
+    if isinstance(exc, QueuePendingLimit):
+        return "queue"
+    if isinstance(exc, UserPendingLimit):
+        return "user"
+    if isinstance(exc, ByteBudgetFull):
+        return "federator-bytes" if exc.owner is None else "user-bytes"
+    return "federator"
+
+
 def _spec_of(pb: types_pb2.JobSpec) -> JobSpec:
     """The submitted spec; a WireError when it cannot be read. Without a kind the rest of a spec cannot be
     read as one job, yet the client should hear everything else that is wrong with it in the same answer:
@@ -654,6 +673,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         await self.sized(context, "submit", request)
         code, message, rule, job, spec = grpc.StatusCode.OK, "", "", None, None
         told = ""  # what the caller hears, where the audit line holds more (SubmitError.told)
+        pressed: QueueFull | None = None  # back-pressure: answered with its ErrorInfo and RetryInfo
         replayed: Job | None = None
         problems: list[FieldProblem] = []
         try:
@@ -677,8 +697,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                     submitter_of(owned), request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
                 job = await self.fed.submit_async(owned, request_id=request.request_id)
         except QueueFull as exc:
-            context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{exc.retry_after:g}"),))
-            code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+            code, message, pressed = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), exc
         except (AlreadyExists, RequestIdConflict) as exc:  # the audit keeps the whole message; the caller, its own
             code = grpc.StatusCode.ALREADY_EXISTS if isinstance(exc, AlreadyExists) else \
                 grpc.StatusCode.FAILED_PRECONDITION
@@ -701,6 +720,9 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                           rule=rule, message=message, request_id=request.request_id)
         if job is None and code is grpc.StatusCode.INVALID_ARGUMENT:
             await context.abort_with_status(bad_request(message, problems))  # the bad fields, as data
+        if job is None and pressed is not None:
+            await context.abort_with_status(exhausted(message, Exhausted.BACK_PRESSURE, retry_after=pressed.retry_after,
+                                                      metadata={"limit": _limit_of(pressed)}))
         if job is None:
             await context.abort(code, cut(told or message))
             raise AssertionError("unreachable")
@@ -861,8 +883,8 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                     if self.fed.watches_ended:
                         await context.abort(grpc.StatusCode.UNAVAILABLE, "watch: the federator is stopping; watch "
                                                                          "again (its standby, or it once restarted)")
-                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                        "watch: this client fell too far behind; watch again")
+                    await context.abort_with_status(exhausted("watch: this client fell too far behind; watch again",
+                                                              Exhausted.WATCH_FELL_BEHIND))
                 try:
                     job_id = await asyncio.wait_for(queue.get(), timeout=WATCH_RECHECK_SECONDS)
                 except TimeoutError:
