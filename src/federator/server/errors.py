@@ -162,6 +162,16 @@ class Exhausted(StrEnum):
     WATCH_FELL_BEHIND = "WATCH_FELL_BEHIND"  # the stream was ended: watch again now
 
 
+class PressedLimit(StrEnum):
+    """ErrorInfo.metadata["limit"] of a BACK_PRESSURE refusal: which cap or budget the Submit met."""
+
+    QUEUE = "queue"  # the job's queue's pending cap
+    USER = "user"  # the caller's pending cap over every queue
+    FEDERATOR = "federator"  # every pending job, or the last tenth kept for small holders
+    USER_BYTES = "user-bytes"  # the owner's unfinished jobs' byte budget
+    FEDERATOR_BYTES = "federator-bytes"  # every unfinished job's byte budget
+
+
 def exhausted(message: str, reason: Exhausted, *, retry_after: float | None = None,
               metadata: Mapping[str, str] | None = None) -> grpc.Status:
     """A RESOURCE_EXHAUSTED status whose details say which kind (google.rpc.ErrorInfo), and, for back-pressure,
@@ -189,5 +199,5 @@ class _Status(grpc.Status):
         self.trailing_metadata = trailing_metadata
 
 
-__all__ = ["ERROR_DOMAIN", "MAX_MESSAGE_CHARS", "RETRY_AFTER_METADATA", "Exhausted", "bad_request", "both_names",
-           "cut", "exhausted", "problems_of", "proto_field"]
+__all__ = ["ERROR_DOMAIN", "MAX_MESSAGE_CHARS", "RETRY_AFTER_METADATA", "Exhausted", "PressedLimit", "bad_request",
+           "both_names", "cut", "exhausted", "problems_of", "proto_field"]

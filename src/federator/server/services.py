@@ -36,7 +36,7 @@ from federator.server.admission import name_taken
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
 from federator.server.drain_call import drain_call
-from federator.server.errors import Exhausted, bad_request, cut, exhausted, problems_of
+from federator.server.errors import Exhausted, PressedLimit, bad_request, cut, exhausted, problems_of
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.intake import (
     AlreadyExists,
@@ -621,15 +621,15 @@ def _holder_told(exc: NameTaken, may_see: Callable[[Job], bool], fed: Federator)
     return f"{shown}; the job was not accepted"
 
 
-def _limit_of(exc: QueueFull) -> str:
+def _limit_of(exc: QueueFull) -> PressedLimit:
     """ErrorInfo.metadata["limit"] of a back-pressure refusal: which cap or budget it met (jobs.proto, Submit)."""
     if isinstance(exc, QueuePendingLimit):
-        return "queue"
+        return PressedLimit.QUEUE
     if isinstance(exc, UserPendingLimit):
-        return "user"
+        return PressedLimit.USER
     if isinstance(exc, ByteBudgetFull):
-        return "federator-bytes" if exc.owner is None else "user-bytes"
-    return "federator"
+        return PressedLimit.FEDERATOR_BYTES if exc.owner is None else PressedLimit.USER_BYTES
+    return PressedLimit.FEDERATOR
 
 
 def _spec_of(pb: types_pb2.JobSpec) -> JobSpec:
@@ -722,7 +722,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
             await context.abort_with_status(bad_request(message, problems))  # the bad fields, as data
         if job is None and pressed is not None:
             await context.abort_with_status(exhausted(message, Exhausted.BACK_PRESSURE, retry_after=pressed.retry_after,
-                                                      metadata={"limit": _limit_of(pressed)}))
+                                                      metadata={"limit": _limit_of(pressed).value}))
         if job is None:
             await context.abort(code, cut(told or message))
             raise AssertionError("unreachable")
