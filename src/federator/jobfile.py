@@ -230,9 +230,15 @@ def _more_documents(text: str) -> bool:
 
 
 def shown(value: object, limit: int = 80) -> str:
-    """repr() of a value for an error message, cut to `limit` characters: a message never echoes a huge input."""
+    """repr() of a value for an error message, cut to `limit` characters: a message never echoes a huge input.
+
+    The count is the value's own length (a string's characters), not its repr's: the quotes made a 254-character
+    name read "(256 characters)" beside a limit of 253 (outside QA, portal m1)."""
     text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:limit]}... ({size} characters)"
 
 
 def parse_job(doc: object, *, source: str = "") -> JobSpec:
@@ -259,7 +265,8 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
 
     name = meta.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
-        bad("metadata.name", f"must be a lower-case DNS name (a-z, 0-9, '-', '.'), got {shown(name)}")
+        bad("metadata.name", "must be a lower-case DNS name (a-z, 0-9, '-', '.') of at most 253 characters, "
+                             f"got {shown(name)}")
     namespace = meta.get("namespace", "default")
     if not isinstance(namespace, str) or not _NAME.match(namespace):
         bad("metadata.namespace", f"must be a lower-case DNS name, got {shown(namespace)}")

@@ -98,7 +98,7 @@ def test_a_bad_submit_gets_invalid_argument_with_field_violations_named_as_the_p
             request.spec.labels["bad key!"] = "v"
             request.spec.preferred_regions.append("West Coast")
             err = await asyncio.to_thread(_refusal, s.target, request)  # the sync C-core client, in a thread
-            assert len(err.details()) < 2_000 and "20002 characters" in err.details()  # type: ignore[attr-defined]
+            assert len(err.details()) < 2_000 and "20000 characters" in err.details()  # type: ignore[attr-defined]
             bad = _bad_request(err)
             fields = [v.field for v in bad.field_violations]
             assert fields == ["spec.name", "spec.labels", "spec.preferred_regions[0]"], fields

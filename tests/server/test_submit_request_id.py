@@ -112,6 +112,22 @@ def test_a_bad_request_id_is_refused_naming_the_field(store: MemoryStore, clock:
                                                  {"reason": "invalid_job"}) == 1.0
 
 
+@pytest.mark.parametrize(("request_id", "annotations"), [
+    ("r" * 200, {}),
+    ("req-1", {REQUEST_ID_ANNOTATION: "a" * 200}),
+], ids=["bad-request-id", "contradicting-annotation"])
+def test_an_echoed_request_id_keeps_to_the_80_characters_jobs_proto_promises(
+        store: MemoryStore, clock: Clock, request_id: str, annotations: dict[str, str]) -> None:
+    """A 200-character id was echoed with 140 of them (outside QA, portal m1); the count is the id's own, not its
+    repr's (which counts the quotes)."""
+    fed = make(store, clock)
+    with pytest.raises(SubmitError) as raised:
+        fed.submit(spec("train", **annotations), request_id=request_id)
+    message = str(raised.value)
+    assert "r" * 81 not in message and "a" * 81 not in message, message
+    assert "(200 characters)" in message, message
+
+
 def test_without_a_request_id_an_active_name_is_still_already_exists(store: MemoryStore, clock: Clock) -> None:
     fed = make(store, clock)
     first = fed.submit(spec("train"), request_id="req-1")

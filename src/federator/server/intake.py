@@ -37,6 +37,7 @@ from federator.jobfile import (
     FieldProblem,
     JobFileError,
     parse_job,
+    shown,
     spec_to_document,
 )
 from federator.jsontext import JsonTextError, load_json
@@ -546,11 +547,11 @@ class Intake:
         if not _REQUEST_ID.fullmatch(request_id):
             self._reject(RejectReason.INVALID_JOB)
             raise SubmitError("request_id: must be 1 to 128 characters of A-Z a-z 0-9 . _ : -, "
-                              f"got {request_id[:140]!r}")
+                              f"got {shown(request_id)}")
         if carried and carried != request_id:
             self._reject(RejectReason.INVALID_JOB)
             raise SubmitError(f"request_id: {request_id!r} differs from the spec's annotation "
-                              f"{REQUEST_ID_ANNOTATION}={carried[:140]!r}")
+                              f"{REQUEST_ID_ANNOTATION}={shown(carried)}")
         annotations = dict(spec.annotations) | {REQUEST_ID_ANNOTATION: request_id}
         return replace(spec, annotations=tuple(sorted(annotations.items())))
 

@@ -39,9 +39,18 @@ from federator.server.cancel_jobs import cancel_jobs
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
 from federator.server.drain_call import drain_call, provider_caller, provider_uncordon
-from federator.server.errors import bad_request, cut, problems_of
+from federator.server.errors import Exhausted, PressedLimit, bad_request, cut, exhausted, problems_of
 from federator.server.federator import ClusterRecord, Federator
-from federator.server.intake import AlreadyExists, QueueFull, RequestIdConflict, SubmitError, kindless_problems
+from federator.server.intake import (
+    AlreadyExists,
+    ByteBudgetFull,
+    QueueFull,
+    QueuePendingLimit,
+    RequestIdConflict,
+    SubmitError,
+    UserPendingLimit,
+    kindless_problems,
+)
 from federator.server.invalid_specs import found_invalid
 from federator.server.job_keys import Ambiguous, resolve
 from federator.server.job_listing import Query, QueryError, query_of, token_problem
@@ -61,7 +70,6 @@ from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
-RETRY_AFTER_METADATA = "retry-after"  # seconds, on a Submit refused by back-pressure (as HTTP's Retry-After)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +197,7 @@ class _Edge:
         problem = self.fed.limits.check_size(what, msg.ByteSize())
         if problem is not None:
             self.rejected(RejectReason.OVERSIZED)
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, problem)
+            await context.abort_with_status(exhausted(problem, Exhausted.MESSAGE_TOO_LARGE))
 
 
 @dataclass(slots=True)
@@ -628,6 +636,17 @@ def _holder_told(exc: NameTaken, may_see: Callable[[Job], bool], fed: Federator)
     return f"{shown}; the job was not accepted"
 
 
+def _limit_of(exc: QueueFull) -> PressedLimit:
+    """ErrorInfo.metadata["limit"] of a back-pressure refusal: which cap or budget it met (jobs.proto, Submit)."""
+    if isinstance(exc, QueuePendingLimit):
+        return PressedLimit.QUEUE
+    if isinstance(exc, UserPendingLimit):
+        return PressedLimit.USER
+    if isinstance(exc, ByteBudgetFull):
+        return PressedLimit.FEDERATOR_BYTES if exc.owner is None else PressedLimit.USER_BYTES
+    return PressedLimit.FEDERATOR
+
+
 def _spec_of(pb: types_pb2.JobSpec) -> JobSpec:
     """The submitted spec; a WireError when it cannot be read. Without a kind the rest of a spec cannot be
     read as one job, yet the client should hear everything else that is wrong with it in the same answer:
@@ -670,6 +689,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
         await self.sized(context, "submit", request)
         code, message, rule, job, spec = grpc.StatusCode.OK, "", "", None, None
         told = ""  # what the caller hears, where the audit line holds more (SubmitError.told)
+        pressed: QueueFull | None = None  # back-pressure: answered with its ErrorInfo and RetryInfo
         replayed: Job | None = None
         problems: list[FieldProblem] = []
         try:
@@ -693,8 +713,7 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                     submitter_of(owned), request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
                 job = await self.fed.submit_async(owned, request_id=request.request_id)
         except QueueFull as exc:
-            context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{exc.retry_after:g}"),))
-            code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+            code, message, pressed = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), exc
         except (AlreadyExists, RequestIdConflict) as exc:  # the audit keeps the whole message; the caller, its own
             code = grpc.StatusCode.ALREADY_EXISTS if isinstance(exc, AlreadyExists) else \
                 grpc.StatusCode.FAILED_PRECONDITION
@@ -717,6 +736,9 @@ class JobService(_Edge, jobs_pb2_grpc.JobServiceServicer):
                           rule=rule, message=message, request_id=request.request_id)
         if job is None and code is grpc.StatusCode.INVALID_ARGUMENT:
             await context.abort_with_status(bad_request(message, problems))  # the bad fields, as data
+        if job is None and pressed is not None:
+            await context.abort_with_status(exhausted(message, Exhausted.BACK_PRESSURE, retry_after=pressed.retry_after,
+                                                      metadata={"limit": _limit_of(pressed).value}))
         if job is None:
             await context.abort(code, cut(told or message))
             raise AssertionError("unreachable")

@@ -24,7 +24,7 @@ from federator.api.v1 import jobs_pb2, types_pb2
 from federator.jobfile import FieldProblem, shown
 from federator.model import Job, JobId
 from federator.security.authz import Allowed, Principal
-from federator.server.errors import bad_request
+from federator.server.errors import Exhausted, bad_request, exhausted
 from federator.server.retention import removed_message
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
         await context.abort(grpc.StatusCode.OUT_OF_RANGE, history.too_old(request.since_revision))
     refusal = edge.watch_seats.take(who.user)
     if refusal:
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+        await context.abort_with_status(exhausted(refusal, Exhausted.WATCH_LIMIT))
     user = who.user
     loop = asyncio.get_running_loop()
     checked_at = loop.time()
@@ -114,8 +114,8 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "watch: the federator is stopping; watch "
                                                                  "again (its standby, or it once restarted)")
             if not history.held(cursor):
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                    "watch: this client fell too far behind; watch again")
+                await context.abort_with_status(exhausted("watch: this client fell too far behind; watch again",
+                                                          Exhausted.WATCH_FELL_BEHIND))
             changes = history.after(cursor)
             for change in changes:
                 cursor = change.revision

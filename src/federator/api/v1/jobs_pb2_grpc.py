@@ -28,8 +28,10 @@ if _version_not_supported:
 
 
 class JobServiceStub:
-    """Every call is authenticated (a user certificate or a bearer token) and
-    decided by the federator's tenancy policy (docs/security.md):
+    """Every call is authenticated (a user certificate, or a bearer token sent as
+    the metadata header `authorization: Bearer TOKEN`, the scheme in any case;
+    no other header or form is read) and decided by the federator's tenancy
+    policy (docs/security.md):
     - A call without a client certificate on the mTLS listener never reaches
     the federator: the TLS handshake fails, and the client sees UNAVAILABLE
     ("Socket closed", "error reading server preface: EOF"), as if the
@@ -121,8 +123,10 @@ class JobServiceStub:
 
 
 class JobServiceServicer:
-    """Every call is authenticated (a user certificate or a bearer token) and
-    decided by the federator's tenancy policy (docs/security.md):
+    """Every call is authenticated (a user certificate, or a bearer token sent as
+    the metadata header `authorization: Bearer TOKEN`, the scheme in any case;
+    no other header or form is read) and decided by the federator's tenancy
+    policy (docs/security.md):
     - A call without a client certificate on the mTLS listener never reaches
     the federator: the TLS handshake fails, and the client sees UNAVAILABLE
     ("Socket closed", "error reading server preface: EOF"), as if the
@@ -201,27 +205,50 @@ class JobServiceServicer:
         the job's size and the flag, and the budget frees as jobs finish
         (back-pressure): nothing was stored; the trailing metadata key
         "retry-after" gives the seconds to wait before trying again (with the
-        same request_id).
+        same request_id); the status details say so as data (ErrorInfo reason
+        BACK_PRESSURE, RetryInfo; "Calling this API"). An oversized request is
+        RESOURCE_EXHAUSTED MESSAGE_TOO_LARGE instead, never to be retried as is.
+        Retry: safe with the same request_id, and only so: a Submit that timed out
+        or lost its connection (DEADLINE_EXCEEDED, UNAVAILABLE) may have been
+        stored; the retry with its request_id answers that job (replayed), one
+        without answers ALREADY_EXISTS for it. Retry UNAVAILABLE with backoff, and
+        BACK_PRESSURE after its retry delay; not the other codes as they are.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Get(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One job, by id, "namespace/name" or name (GetJobRequest.job_id). Errors:
+        INVALID_ARGUMENT for an empty job_id; NOT_FOUND for a job nobody has, one
+        the caller may not see, or one removed (see WatchJobsRequest);
+        FAILED_PRECONDITION for a bare name that names jobs in several namespaces
+        the caller may see. Retry: safe (a read).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def List(self, request, context):
-        """Filters, order, paging and the size of a page: see ListJobsRequest.
+        """The jobs the caller may see, a page at a time. Filters, order, paging and
+        the size of a page: see ListJobsRequest. Errors: INVALID_ARGUMENT naming
+        queue, a filter field, order, page_size or page_token. Retry: safe (a
+        read): a page is asked again with the same page_token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Cancel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """End a job that has not finished: every placement is told to stop, and the
+        job is answered Cancelled. Who may: its owner, a group member with jobs:
+        manage, an admin (PERMISSION_DENIED for one who may only see it).
+        Idempotent: a job that has finished (Succeeded, Failed, Cancelled) is
+        answered as it is, unchanged, with OK. Errors: INVALID_ARGUMENT for an
+        empty job_id; NOT_FOUND as for Get; FAILED_PRECONDITION for an ambiguous
+        bare name (nothing is cancelled); UNAVAILABLE when the store did not take
+        the write (the job runs on, unchanged). Retry: safe.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -262,13 +289,25 @@ class JobServiceServicer:
         the write: nothing changed, no member was told, and a retry may succeed.
         In Kubernetes mode the job's FederatedJob gets the new spec.replicas, as
         a `kubectl scale federatedjob` would give it (docs/kubernetes.md).
+        Retry: safe (idempotent, as above).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Watch(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every job the caller may see, or one, as a snapshot and then each change
+        (see WatchJobsRequest). The stream ends only with an error: NOT_FOUND (the
+        one job was removed, or is not known), PERMISSION_DENIED or
+        UNAUTHENTICATED (the caller's credential was revoked, or the policy no
+        longer lets them see the one job), RESOURCE_EXHAUSTED WATCH_FELL_BEHIND
+        (the client read too slowly), UNAVAILABLE (the federator is stopping, or
+        the connection was lost). Each stream costs the federator its snapshot:
+        a client such as a portal opens one Watch of every job and fans it out to
+        its users, not one per user or page. Retry: safe: watch again, at once
+        after WATCH_FELL_BEHIND, with backoff after UNAVAILABLE; not after
+        NOT_FOUND or PERMISSION_DENIED. A new Watch starts with a new snapshot.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -298,9 +337,9 @@ class JobServiceServicer:
         job: call again with it, after a wait, to go on. Jobs before it stay
         cancelled (each cancel is durable on its own).
 
-        Idempotent: a retry of a call (a lost answer, UNAVAILABLE) is safe: a job
-        already cancelled no longer matches (it has ended), so it is neither
-        cancelled nor counted again; the retry answers only what was left.
+        Retry: safe (idempotent): a retry of a call (a lost answer, UNAVAILABLE)
+        finds a job already cancelled no longer matching (it has ended), so it is
+        neither cancelled nor counted again; the retry answers only what was left.
 
         Errors: INVALID_ARGUMENT with a google.rpc.BadRequest naming the field:
         an empty or malformed queue ("queue"), an ended or unspecified phase
@@ -359,8 +398,10 @@ def add_JobServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class JobService:
-    """Every call is authenticated (a user certificate or a bearer token) and
-    decided by the federator's tenancy policy (docs/security.md):
+    """Every call is authenticated (a user certificate, or a bearer token sent as
+    the metadata header `authorization: Bearer TOKEN`, the scheme in any case;
+    no other header or form is read) and decided by the federator's tenancy
+    policy (docs/security.md):
     - A call without a client certificate on the mTLS listener never reaches
     the federator: the TLS handshake fails, and the client sees UNAVAILABLE
     ("Socket closed", "error reading server preface: EOF"), as if the
@@ -652,6 +693,8 @@ class ClusterServiceServicer:
         placement ids (ClusterStatus.capacity as for a user who may see none of
         its jobs), so a provider reads the state, cordon and maintenance of its
         cluster and nothing of another provider's or of any tenant's jobs.
+        Errors: INVALID_ARGUMENT naming page_size, page_token or view. Retry: safe
+        (a read).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -675,7 +718,8 @@ class ClusterServiceServicer:
         the first cordon's who, when and reason stay).
         INVALID_ARGUMENT (with field_violations) for a bad cluster name or
         reason; UNAVAILABLE when the store could not keep it (nothing changed; a
-        retry may succeed).
+        retry may succeed). Retry: safe (idempotent; a retry of a cordon that was
+        kept answers changed=false).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -697,6 +741,7 @@ class ClusterServiceServicer:
         certificate); an admin's cordon or drain is refused PERMISSION_DENIED
         (rule: provider), and a provider's Uncordon lifts no quarantine
         (quarantine_lifted stays false). Audited as an admin's is.
+        Retry: safe (idempotent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -715,6 +760,8 @@ class ClusterServiceServicer:
         cluster the federator does not know. An admin's cordon of the name is
         kept (a cordon may name a cluster not yet connected): Uncordon ends it.
         Admins only, audited ("forget"); INVALID_ARGUMENT for a bad name.
+        Retry: safe, but not idempotent in its answer: a retry after a Forget
+        that took effect (its answer lost) is NOT_FOUND; read that as done.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -786,6 +833,7 @@ class ClusterServiceServicer:
         for a bad cluster name or reason; UNAVAILABLE when the store could not
         keep it (nothing drained; a retry may succeed; in Kubernetes mode also
         while the MemberCluster CRD predates spec.drain, the message naming it).
+        Retry: safe (idempotent; changed=false on a retry of a drain that held).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -27,8 +27,10 @@ if _version_not_supported:
 
 
 class UsageServiceStub:
-    """Read by `federator usage`. Authenticated like JobService (a user certificate
-    or a bearer token). Usage is counted per placement from the moment its
+    """Read by `federator usage`. Authenticated like JobService (a user certificate,
+    or a bearer token as the metadata header `authorization: Bearer TOKEN`), and
+    called by the rules of jobs.proto, "Calling this API" (deadlines, retries,
+    error details, versioning). Usage is counted per placement from the moment its
     member cluster reports it Running until it ends (succeeds, fails, is
     cancelled, preempted or re-placed): accelerators held (replicas x
     accelerators per replica, fractions for shared devices) x seconds. A
@@ -49,8 +51,10 @@ class UsageServiceStub:
 
 
 class UsageServiceServicer:
-    """Read by `federator usage`. Authenticated like JobService (a user certificate
-    or a bearer token). Usage is counted per placement from the moment its
+    """Read by `federator usage`. Authenticated like JobService (a user certificate,
+    or a bearer token as the metadata header `authorization: Bearer TOKEN`), and
+    called by the rules of jobs.proto, "Calling this API" (deadlines, retries,
+    error details, versioning). Usage is counted per placement from the moment its
     member cluster reports it Running until it ends (succeeds, fails, is
     cancelled, preempted or re-placed): accelerators held (replicas x
     accelerators per replica, fractions for shared devices) x seconds. A
@@ -63,8 +67,9 @@ class UsageServiceServicer:
         caller sees the usage of the jobs JobService.List shows them: their own,
         and those of users they share a group of tenancy.groups with (jobs: view
         or manage). Rows and total count those jobs alone. Errors:
-        INVALID_ARGUMENT with a google.rpc.BadRequest naming each bad field
-        (`by`, `queue`, `since`, `until`), as JobService.List's.
+        INVALID_ARGUMENT with a google.rpc.BadRequest whose field_violations name
+        each bad field (`by`, `queue`, `since`, `until`) and say what is wrong, as
+        JobService.List's do. Retry: safe (a read).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,8 +92,10 @@ def add_UsageServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class UsageService:
-    """Read by `federator usage`. Authenticated like JobService (a user certificate
-    or a bearer token). Usage is counted per placement from the moment its
+    """Read by `federator usage`. Authenticated like JobService (a user certificate,
+    or a bearer token as the metadata header `authorization: Bearer TOKEN`), and
+    called by the rules of jobs.proto, "Calling this API" (deadlines, retries,
+    error details, versioning). Usage is counted per placement from the moment its
     member cluster reports it Running until it ends (succeeds, fails, is
     cancelled, preempted or re-placed): accelerators held (replicas x
     accelerators per replica, fractions for shared devices) x seconds. A
