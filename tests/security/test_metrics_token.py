@@ -10,13 +10,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from federator.agent.endpoint import Endpoint
 from federator.agent.metrics import AgentMetrics
-from federator.security.metrics_token import MetricsToken, MetricsTokenError
+from federator.security.metrics_token import MetricsToken, MetricsTokenError, guarded
 from federator.server.metrics_endpoint import MetricsEndpoint
 
 TOKEN = "s3cret-metrics-token"
@@ -71,6 +72,21 @@ def test_the_federators_healthz_is_open_and_says_nothing(federator_endpoint: str
     code, body, _ = get(f"{federator_endpoint}/healthz")
     assert (code, body) == (200, "alive\n")
     assert get(f"{federator_endpoint}/anything-else")[0] == 401  # every other path is the metrics, and guarded
+
+
+@pytest.mark.parametrize("path", ["/readyz", "/readyz?x=1", "//metrics", "/healthz/../metrics", "/metrics?x=1", "/"])
+def test_no_other_path_of_the_federators_serves_the_metrics_without_the_token(federator_endpoint: str,
+                                                                               path: str) -> None:
+    """0.7.0 review: /readyz was open on every endpoint, and the federator does not answer it, so it fell through
+    to the registry and served every queue's and cluster's series to anyone."""
+    code, body, _ = get(f"{federator_endpoint}{path}")
+    assert code == 401, (path, code)
+    assert "federator_" not in body
+
+
+def test_an_open_path_must_be_a_probe() -> None:
+    with pytest.raises(ValueError, match="not probes"):
+        guarded(lambda environ, start: [], None, open_paths=frozenset({"/metrics"}))
 
 
 def test_a_rotated_token_is_taken_without_a_restart_and_a_vanished_file_keeps_the_last(
@@ -146,3 +162,25 @@ def test_the_agent_refuses_a_token_file_without_an_endpoint(tmp_path: Path, toke
     assert done.returncode == 2
     assert "--metrics-token-file: guards the endpoint of --metrics-listen, which is not set" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_healthz_asked_often_collects_once_a_second_at_most(token_file: Path) -> None:
+    """0.7.0 review: /healthz needs no token and each answer was a whole collection waiting on the event loop, so
+    anyone who reached the port could keep the loop busy; an answer is reused for a second."""
+    collections: list[int] = []
+
+    class Counted:
+        def collect(self) -> Iterator[Any]:
+            collections.append(1)
+            return iter(())
+
+    registry = CollectorRegistry()
+    registry.register(Counted())  # type: ignore[arg-type]
+    ep = MetricsEndpoint(registry, "127.0.0.1:0", token=MetricsToken.load(token_file))
+    try:
+        before = len(collections)
+        for _ in range(20):
+            assert get(f"{ep.url}/healthz")[0] == 200
+        assert len(collections) - before <= 2  # the 20 asks within a second or two: one or two collections
+    finally:
+        ep.stop()

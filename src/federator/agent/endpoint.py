@@ -23,7 +23,7 @@ from prometheus_client import make_wsgi_app
 from federator.agent.metrics import AgentMetrics
 from federator.http_endpoint import HttpEndpoint, StartResponse
 from federator.listen import ListenError, parse_listen
-from federator.security.metrics_token import MetricsToken, guarded
+from federator.security.metrics_token import PROBES, MetricsToken, guarded
 
 
 class Endpoint:
@@ -33,7 +33,7 @@ class Endpoint:
     def __init__(self, metrics: AgentMetrics, listen: str, *, token: MetricsToken | None = None) -> None:
         self._metrics = metrics
         self._metrics_app = make_wsgi_app(metrics.registry)
-        self._http = HttpEndpoint(guarded(self._app, token), listen, name="agent-endpoint")
+        self._http = HttpEndpoint(guarded(self._app, token, open_paths=PROBES), listen, name="agent-endpoint")
         self.host = self._http.host
         self.port = self._http.port
 

@@ -32,8 +32,10 @@ from typing import Any
 log = logging.getLogger("federator.security")
 
 FLAG = "--metrics-token-file"
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-"""Paths served without the token: the kubelet's probes, which cannot send one. They say alive or not, no data."""
+PROBES = frozenset({"/healthz", "/readyz"})
+"""The most an endpoint may serve without the token: the kubelet's probes, which cannot send one. Each endpoint
+names the ones it answers itself (`guarded`'s `open_paths`): a path open here but not answered there fell through
+to the registry, and the federator's /readyz served every metric to anyone (0.7.0 review)."""
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -104,14 +106,17 @@ class MetricsToken:
         return hmac.compare_digest(given.strip().encode("latin-1", "replace"), self.current())
 
 
-def guarded(app: WsgiApp, token: MetricsToken | None) -> WsgiApp:
+def guarded(app: WsgiApp, token: MetricsToken | None, *, open_paths: frozenset[str]) -> WsgiApp:
     """`app` behind the token: no Authorization header is 401 (with the WWW-Authenticate challenge), a wrong one
-    403; OPEN_PATHS pass. Without a token, `app` itself."""
+    403; `open_paths` pass, and must be probes `app` answers itself, never with the metrics (a subset of PROBES).
+    Without a token, `app` itself."""
+    if not open_paths <= PROBES:
+        raise ValueError(f"open paths {sorted(open_paths - PROBES)} are not probes: only {sorted(PROBES)} may be")
     if token is None:
         return app
 
     def guard(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO", "") in OPEN_PATHS:
+        if environ.get("PATH_INFO", "") in open_paths:
             return app(environ, start_response)
         given = environ.get("HTTP_AUTHORIZATION", "")
         if not given:
@@ -126,4 +131,4 @@ def guarded(app: WsgiApp, token: MetricsToken | None) -> WsgiApp:
     return guard
 
 
-__all__ = ["FLAG", "OPEN_PATHS", "MetricsToken", "MetricsTokenError", "guarded"]
+__all__ = ["FLAG", "PROBES", "MetricsToken", "MetricsTokenError", "guarded"]

@@ -13,6 +13,8 @@ A standby replica waiting for the Lease serves both: it is alive, and Prometheus
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +25,12 @@ from federator.security.metrics_token import MetricsToken, guarded
 
 log = logging.getLogger("federator.server")
 
+OPEN_PATHS = frozenset({"/healthz"})
+"""Served without the token: the one probe this endpoint answers itself. Any other path is the registry's."""
+HEALTH_REUSE_SECONDS = 1.0
+"""A /healthz answer is reused this long: anyone who reaches the port may ask it, with no token, and each fresh
+answer is a whole collection that waits on the event loop (0.7.0 review); the kubelet asks every few seconds."""
+
 
 class MetricsEndpoint:
     """Serves the federator's registry on `listen` until `stop()`."""
@@ -30,7 +38,9 @@ class MetricsEndpoint:
     def __init__(self, registry: CollectorRegistry, listen: str, *, token: MetricsToken | None = None) -> None:
         self._registry = registry
         self._metrics_app = make_wsgi_app(registry)
-        self._http = HttpEndpoint(guarded(self._app, token), listen, name="metrics")
+        self._health_lock = threading.Lock()
+        self._health: tuple[float, str] | None = None  # (when, "" if alive else why not), reused a while
+        self._http = HttpEndpoint(guarded(self._app, token, open_paths=OPEN_PATHS), listen, name="metrics")
         self.host = self._http.host
         self.port = self._http.port
 
@@ -41,14 +51,28 @@ class MetricsEndpoint:
     def stop(self) -> None:
         self._http.stop()
 
-    def _app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO", "") == "/healthz":
+    def _alive(self) -> str:
+        """"" when a scrape would succeed now, else why not: one collection at a time, its answer reused for
+        HEALTH_REUSE_SECONDS."""
+        with self._health_lock:
+            now = time.monotonic()
+            if self._health is not None and now - self._health[0] < HEALTH_REUSE_SECONDS:
+                return self._health[1]
             try:
                 generate_latest(self._registry)
+                why = ""
             except Exception as exc:  # noqa: BLE001 - a sample that timed out or failed: not alive, and why
                 log.warning("/healthz: collecting the metrics failed: %s", exc)
+                why = f"collecting the metrics failed: {type(exc).__name__}"
+            self._health = (time.monotonic(), why)
+            return why
+
+    def _app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "") == "/healthz":
+            why = self._alive()
+            if why:
                 start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-                return [f"collecting the metrics failed: {type(exc).__name__}\n".encode()]
+                return [f"{why}\n".encode()]
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"alive\n"]
         return self._metrics_app(environ, start_response)  # type: ignore[no-any-return]
