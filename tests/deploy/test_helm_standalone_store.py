@@ -63,6 +63,8 @@ def test_standalone_notes_give_the_cli_not_kubectl_objects(h: Helm) -> None:
     notes = _notes(h, *STANDALONE, "--set", "persistence.enabled=true")
     assert "federator submit" in notes and "federator get clusters" in notes
     assert "federator backup --db /var/lib/federator/federator.db" in notes
+    # off the store's volume (ops re-test N3: a daily copy there filled the 1 GiB claim and died with it)
+    assert "--to /tmp/backup.db" in notes and "--to /var/lib/federator" not in notes
     assert "kubectl apply" not in notes and "memberclusters" not in notes
     assert "PersistentVolumeClaim fed-federator-data" in notes
 
