@@ -204,6 +204,9 @@ def test_delegation_is_refused_naming_the_rule_and_audited(certs: CertsDir, tmp_
             assert "tenancy.delegates.narrow.users admits acme-*" in said
             said = await refused(portal.Submit(spec("x"), metadata=(("x-federator-on-behalf-of-groups", "acme"),)))
             assert "x-federator-on-behalf-of: delegate: required exactly once" in said
+            # a groups key that names nothing is still a request: refused, never run as the portal (0.7.0 review)
+            said = await refused(portal.Submit(spec("x"), metadata=(("x-federator-on-behalf-of-groups", " , "),)))
+            assert "x-federator-on-behalf-of: delegate: required exactly once" in said
             said = await refused(portal.Submit(spec("x"), metadata=as_user("Alice Smith")))
             assert "is not a user name" in said
             # the rule's patterns admit: narrow acts for acme-ops
@@ -211,7 +214,7 @@ def test_delegation_is_refused_naming_the_rule_and_audited(certs: CertsDir, tmp_
             assert dict(ok.job.spec.annotations)[USER_ANNOTATION] == "acme-ops"
         assert list(s.fed.jobs) == [ok.job.job_id]
         refusals = [line for line in s.audit() if line["action"] == "delegate"]
-        assert len(refusals) == 7
+        assert len(refusals) == 8
         assert refusals[0]["identity"]["user"] == "mallory"  # type: ignore[index]
         assert refusals[0]["object"] == {"on_behalf_of": "alice"}
         assert {line["rule"] for line in refusals} == {"delegate"}

@@ -41,13 +41,16 @@ def requested(metadata: Sequence[tuple[str, str | bytes]]) -> tuple[list[str], l
     """The users and groups the call asks to act as (None: it asks nothing), as sent."""
     users: list[str] = []
     groups: list[str] = []
+    sent = False  # either key, even empty: a key sent is a request, refused if it names nothing (0.7.0 review)
     for key, value in metadata:
         k = key.lower()
         if k == ON_BEHALF_OF:
+            sent = True
             users.append(_text(value).strip())
         elif k == ON_BEHALF_OF_GROUPS:
+            sent = True
             groups.extend(g.strip() for g in _text(value).split(",") if g.strip())
-    if not users and not groups:
+    if not sent:
         return None
     return users, groups
 
