@@ -74,3 +74,30 @@ def test_a_backup_onto_a_full_disk_leaves_nothing_and_the_next_run_writes_it(
     assert backup_cli.backup(db, to) == 50
     assert [p.name for p in to.parent.iterdir()] == ["b.db"]
     assert to.stat().st_mode & 0o777 == 0o600  # every job's spec: its owner's only (docs/operators.md)
+
+
+def test_a_sqlite_file_that_is_no_job_store_is_refused_in_one_line_and_keeps_nothing(tmp_path: Path) -> None:
+    """0.7.0 review: a --db that is SQLite but not a federator's store ended in a traceback ("no such table")."""
+    other = tmp_path / "other.db"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE notes (text TEXT)")
+    db.commit()
+    db.close()
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _run(other, out / "copy.db")
+    assert proc.returncode == 1
+    assert "is not a federator job store" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_a_backup_is_kept_under_its_name_and_nothing_else_is_left(tmp_path: Path) -> None:
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    store.put([Job(JobId("kept"), job("kept"), submitted_at=1.0)])
+    store.close()
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _run(tmp_path / "jobs.db", out / "copy.db")
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in out.iterdir()] == ["copy.db"]  # linked into place, the partial file removed
+    assert "1 jobs" in proc.stdout

@@ -63,10 +63,16 @@ def backup(db: Path, to: Path) -> int:
     try:
         _copy(db, partial)
         _check(db, partial)
-        jobs = _count(partial)
-        if to.exists():  # made meanwhile: it is someone's, not ours to replace
-            raise BackupFailed(f"--to: {to} appeared while the copy was written; the copy was not kept")
-        partial.rename(to)
+        jobs = _count(db, partial)
+        try:  # a link, not a rename: it fails if --to was made meanwhile (someone's, not ours to replace)
+            os.link(partial, to)
+        except FileExistsError:
+            raise BackupFailed(f"--to: {to} appeared while the copy was written; the copy was not kept") from None
+        except OSError:  # a filesystem without hard links: the check, then the rename, as close as it gets
+            if to.exists():
+                raise BackupFailed(f"--to: {to} appeared while the copy was written; the copy was not kept") from None
+            partial.rename(to)
+        _remove(partial)
         _sync_dir(to.parent)
     except BaseException:
         _remove(partial)
@@ -92,11 +98,14 @@ def _copy(db: Path, partial: Path) -> None:
         raise BackupFailed(f"--to: writing the copy in {partial.parent} failed: {exc}; nothing was kept") from None
 
 
-def _count(partial: Path) -> int:
-    """The jobs in the (checked) copy."""
+def _count(db: Path, partial: Path) -> int:
+    """The jobs in the (checked) copy; BackupFailed when it has no jobs table (`db` is a SQLite file, but not a
+    federator's store: it was a traceback)."""
     copy = sqlite3.connect(partial)
     try:
         return int(copy.execute("SELECT count(*) FROM jobs").fetchone()[0])
+    except sqlite3.Error as exc:
+        raise BackupFailed(f"--db: {db} is not a federator job store ({exc}); nothing was kept") from None
     finally:
         copy.close()
 
