@@ -68,3 +68,12 @@ def test_a_store_of_a_later_release_is_refused_naming_both_versions(tmp_path: Pa
                               "the federator that wrote it")
     assert _version(db) == "3"  # untouched
     SqliteJobStore(tmp_path / "other.db").close()  # the refusal released its lock
+
+
+def test_a_version_no_federator_writes_is_refused_in_one_line(tmp_path: Path) -> None:
+    """0.7.0 review: "0" reached the upgrade's steps and ended in a KeyError's traceback."""
+    db = tmp_path / "zero.db"
+    _released_store(db, "0")
+    with pytest.raises(StoreUnreadable, match="schema version 0 found, which no federator writes"):
+        SqliteJobStore(db)
+    assert _version(db) == "0"  # untouched

@@ -169,6 +169,9 @@ class SqliteJobStore:
         if version is None or version > SCHEMA_VERSION:
             raise StoreUnreadable(f"job store {self.path}: schema version {str(found)[:40]!r} found, this federator "
                                   f"reads versions up to {SCHEMA_VERSION}: use the federator that wrote it")
+        if version < 1:  # no federator writes it (they start at 1); the upgrade's steps ended in a KeyError
+            raise StoreUnreadable(f"job store {self.path}: schema version {version} found, which no federator writes "
+                                  f"(they start at 1): restore the store from a backup")
         if version < SCHEMA_VERSION:
             upgrade(db, self.path, version)
 
