@@ -71,6 +71,16 @@ def test_a_cluster_certificate_lists_its_own_cluster_only_and_may_do_nothing_els
             assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
             assert "may uncordon only its own cluster 'member-b'" in (err.value.details() or "")
             assert s.fed.cordons.get("member-b") is None and s.fed.cordons.get("member-c") is None
+            # asking to act for a user is refused, not ignored (portal re-test N7: it was served as the cluster)
+            as_alice = (("x-federator-on-behalf-of", "alice"),)
+            for call, request in ((b.List, jobs_pb2.ListClustersRequest()),
+                                  (b.Drain, jobs_pb2.DrainClusterRequest(cluster="member-b")),
+                                  (b.Uncordon, jobs_pb2.UncordonClusterRequest(cluster="member-b"))):
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await call(request, metadata=as_alice)  # type: ignore[operator]
+                assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, call
+                assert "a cluster certificate (cluster member-b) acts for no user" in (err.value.details() or "")
+            assert s.fed.cordons.get("member-b") is None  # the Drain asked with the header did nothing
 
     asyncio.run(main())
 

@@ -45,6 +45,7 @@ async def drain_call(edge: ClusterService, request: jobs_pb2.DrainClusterRequest
     obj = {"kind": "MemberCluster", "name": request.cluster[:80]}
     provider = provider_caller(edge, context)
     if provider is not None:  # a provider's cluster certificate: its own provider's clusters (provider_rights.py)
+        await edge.cluster_acts_for_no_user(context, provider.cluster)
         who, rule = provider.principal(), provider_rights.RULE
         refusal = provider_rights.drain_refusal(provider, request.cluster, edge.auth.trust)
         message = f"drain {request.cluster[:80]!r}: {refusal}"

@@ -29,7 +29,7 @@ from federator.model.cordon import Cordon
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, recorded_owner, stamp_owner, submitter_of
-from federator.security.delegation import on_behalf, requested
+from federator.security.delegation import ON_BEHALF_OF, on_behalf, requested
 from federator.security.limits import RejectReason, TokenBucket, check_capacity, check_hello
 from federator.security.pki import Identity, IdentityKind
 from federator.security.trust import PROVIDER_LABEL, Trust
@@ -192,6 +192,20 @@ class _Edge:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, who.message)
             raise AssertionError("unreachable")  # context.abort raises
         return who
+
+    async def cluster_acts_for_no_user(self, context: grpc.aio.ServicerContext, cluster: str) -> None:
+        """PERMISSION_DENIED (and a `delegate` audit line) for a cluster certificate's call that asks to act for a
+        user: such a caller is served as itself, and was so silently, where docs/security.md promises a request
+        to act for a user is refused, never ignored (portal re-test N7)."""
+        asked = requested(context.invocation_metadata() or ())
+        if asked is None:
+            return
+        message = (f"{ON_BEHALF_OF}: delegate: a cluster certificate (cluster {cluster[:80]}) acts for no user; "
+                   f"call with the user's own certificate, or a delegate's")
+        self.audit.record("delegate", identity=Principal(f"cluster {cluster[:80]}", via="certificate"),
+                          obj={"on_behalf_of": asked[0][0][:253] if asked[0] else ""}, result="refused",
+                          code="PERMISSION_DENIED", rule="delegate", message=message)
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
 
     async def sized(self, context: grpc.aio.ServicerContext, what: str, msg: Message) -> None:
         problem = self.fed.limits.check_size(what, msg.ByteSize())
@@ -898,6 +912,8 @@ class ClusterService(_Edge, jobs_pb2_grpc.ClusterServiceServicer):
     async def List(self, request: jobs_pb2.ListClustersRequest,  # noqa: N802
                    context: grpc.aio.ServicerContext) -> jobs_pb2.ListClustersResponse:
         own = self.auth.cluster_reader(context.auth_context())  # a provider's: its own cluster alone, read-only
+        if own is not None:
+            await self.cluster_acts_for_no_user(context, own)
         who = await self.principal(context) if own is None else None
         try:
             asked = cluster_list.checked(request)
@@ -1007,6 +1023,7 @@ async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: 
     obj = {"kind": "MemberCluster", "name": cluster[:80]}
     provider = provider_caller(edge, context) if action == "uncordon" else None
     if provider is not None:
+        await edge.cluster_acts_for_no_user(context, provider.cluster)
         return await provider_uncordon(edge, provider, cluster, context)
     who = await edge.principal(context)
     if not who.admin:
