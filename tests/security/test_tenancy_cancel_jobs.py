@@ -20,6 +20,7 @@ from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.model import JobPhase
 from federator.security.authz import USER_ANNOTATION
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
+from federator.server.paging import decode_token, encode_token
 
 OUTCOME = jobs_pb2.CancelOutcome
 
@@ -153,6 +154,30 @@ def test_a_page_token_is_refused_with_another_filter(certs: CertsDir, tmp_path: 
                                                                   page_token=first.next_page_token))
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "page_token: not a token of a CancelJobs with this filter" in (err.value.details() or "")
+            rest = await alice.CancelJobs(jobs_pb2.CancelJobsRequest(queue="open", max_jobs=1,
+                                                                     page_token=first.next_page_token))
+            assert [r.name for r in rest.results] == ["a2"] and rest.operation_id == first.operation_id
+
+    asyncio.run(main())
+
+
+def test_a_forged_or_borrowed_page_token_is_refused(certs: CertsDir, tmp_path: Path) -> None:
+    """Portal re-test N1: a token is the operation id and its count, which go into every `cancel` audit line; one
+    a client made up (an invented id, a count of 12345) or another user's is refused, naming page_token."""
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, client(s, certs, "alice") as alice, \
+                client(s, certs, "bob") as bob:
+            for name in ("a1", "a2", "a3"):
+                await alice.Submit(spec(name))
+            first = await alice.CancelJobs(jobs_pb2.CancelJobsRequest(queue="open", max_jobs=1))
+            values = decode_token(first.next_page_token)
+            values[0], values[1] = "bulk-forged", 12345
+            for stub, given in ((alice, encode_token(*values)), (bob, first.next_page_token)):
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.CancelJobs(jobs_pb2.CancelJobsRequest(queue="open", max_jobs=1, page_token=given))
+                assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert "page_token: not a token this federator made for this caller" in (err.value.details() or "")
+            assert not any(line.get("operation") == "bulk-forged" for line in s.audit())
             rest = await alice.CancelJobs(jobs_pb2.CancelJobsRequest(queue="open", max_jobs=1,
                                                                      page_token=first.next_page_token))
             assert [r.name for r in rest.results] == ["a2"] and rest.operation_id == first.operation_id

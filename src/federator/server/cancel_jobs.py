@@ -25,7 +25,11 @@ Design (jobs.proto says it to clients):
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import math
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -109,25 +113,43 @@ def selection(request: jobs_pb2.CancelJobsRequest) -> tuple[Selection | None, li
     return Selection(request.queue, frozenset(phases or ACTIVE), request.owner), []
 
 
-def position(token: str, chosen: Selection) -> Position:
-    """The position a page token holds; PageTokenError if this server did not make it for this filter."""
+_SEAL_KEY = secrets.token_bytes(32)
+"""This process's key for sealing tokens: a token names an operation and its count, which go into audit lines, so
+one a client made up (or another user's) must not pass (portal re-test N1: a forged token cancelled jobs under an
+invented operation id and count). A federator restarted since refuses the old tokens: the client starts again,
+and the jobs it cancelled no longer match."""
+
+
+def _seal(user: str, operation: str, matched: int, key: object) -> str:
+    text = json.dumps([user, operation, matched, key], separators=(",", ":")).encode("utf-8", "replace")
+    return hmac.new(_SEAL_KEY, text, hashlib.sha256).hexdigest()[:32]
+
+
+def position(token: str, chosen: Selection, user: str) -> Position:
+    """The position a page token holds; PageTokenError unless this server made it, in this run, for `user` and
+    this filter."""
     values = decode_token(token)
     problem = "page_token: not a token of a CancelJobs with this filter; use next_page_token of the previous page " \
               "with the same queue, phases and owner, or leave it empty to start"
     try:
-        operation, matched, key, at, job_id = values
+        operation, matched, key, at, job_id, seal = values
         if not (isinstance(operation, str) and isinstance(matched, int) and isinstance(at, int | float)
-                and isinstance(job_id, str) and math.isfinite(float(at))):
+                and isinstance(job_id, str) and isinstance(seal, str) and math.isfinite(float(at))):
             raise ValueError
     except (ValueError, TypeError) as exc:
         raise PageTokenError(problem) from exc
     if key != chosen.key():
         raise PageTokenError(problem)
+    if not hmac.compare_digest(seal, _seal(user, operation, matched, key)):
+        raise PageTokenError("page_token: not a token this federator made for this caller (one of another user, "
+                             "or of a federator that has restarted since): leave it empty to start again; the "
+                             "jobs cancelled so far no longer match")
     return Position(operation, matched, (float(at), job_id))
 
 
-def token(pos: Position, chosen: Selection, last: Job) -> str:
-    return encode_token(pos.operation, pos.matched, chosen.key(), last.submitted_at, last.job_id)
+def token(pos: Position, chosen: Selection, user: str, at: float, job_id: str) -> str:
+    key = chosen.key()
+    return encode_token(pos.operation, pos.matched, key, at, job_id, _seal(user, pos.operation, pos.matched, key))
 
 
 def _job_object(job: Job) -> dict[str, str]:
@@ -152,7 +174,7 @@ async def cancel_jobs(edge: JobService, request: jobs_pb2.CancelJobsRequest,
         await context.abort_with_status(bad_request(message, problems))
         raise AssertionError("unreachable")
     try:
-        pos = position(request.page_token, chosen) if request.page_token else None
+        pos = position(request.page_token, chosen, who.user) if request.page_token else None
     except PageTokenError as exc:
         await context.abort_with_status(bad_request(str(exc), [FieldProblem("page_token", str(exc))]))
         raise AssertionError("unreachable") from exc
@@ -175,16 +197,11 @@ async def cancel_jobs(edge: JobService, request: jobs_pb2.CancelJobsRequest,
         last = job
     next_token = ""
     if more and last is not None:
-        next_token = token(pos, chosen, last)
+        next_token = token(pos, chosen, who.user, last.submitted_at, last.job_id)
     elif more:  # the page's first job failed: the next page starts where this one did
-        next_token = request.page_token or _start_token(pos, chosen)
+        next_token = request.page_token or token(pos, chosen, who.user, float("-1e300"), "")
     return jobs_pb2.CancelJobsResponse(operation_id=pos.operation, matched=pos.matched, results=results,
                                        next_page_token=next_token)
-
-
-def _start_token(pos: Position, chosen: Selection) -> str:
-    """A token before every job (a first page whose first job failed): the operation and its count kept."""
-    return encode_token(pos.operation, pos.matched, chosen.key(), float("-1e300"), "")
 
 
 def _taken(edge: JobService, who: Principal, chosen: Selection, pos: Position, limit: int) -> list[Job]:
