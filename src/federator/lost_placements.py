@@ -1,4 +1,4 @@
-"""A placement its agent lost: reported Failed while its pods may still run, so it is never placed again.
+"""A placement its agent lost: reported Failed while its pods may still run, so it is never placed again there.
 
 Its own module because the Kubernetes agent (backends/kube/stranded.py) and the federator
 (server/early_failures.py) must agree on the words, and neither may import the other.
@@ -11,9 +11,16 @@ after a federator restart) it placed the job once more, elsewhere, and a spread 
 again whatever its age. The job then ran twice, the very thing reporting Failed (not Cancelled) was meant to
 prevent.
 
-The convention: the JobUpdate message of such a Failed begins with `LOST_PREFIX` ("lost by the agent of "). The
-federator ends the job Failed with that message, never placed again (docs/operators.md). The prefix is the
-agent's message as it was already worded, so agents of 0.7.0 that say it are understood as they are.
+The convention: the JobUpdate message of such a Failed begins with `lost_message(cluster, "")` ("lost by the agent
+of <cluster>: "), `cluster` being the reporting agent's own. The federator (server/early_failures.py) never places
+that part again; a training gang, or a job with nothing else live, ends Failed with that message, while a spread
+(inference) job's other parts keep serving and only its lost replicas are placed elsewhere (docs/operators.md).
+The prefix is the agent's message as it was already worded, so agents of 0.7.0 that say it are understood as
+they are.
+
+Why the cluster's own name: the words are a claim by one member about its own placement. A message naming another
+cluster ("lost by the agent of <someone else>: ...") is no such claim, so it is read as an ordinary failure (the
+early-failure and spread rules apply), not as leave to end a job unplaced.
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ def lost_message(cluster: str, why: str) -> str:
     return f"{LOST_PREFIX}{cluster}: {why}"
 
 
-def is_lost(message: str) -> bool:
-    """Whether a Failed update's message says its agent lost the placement (see the module)."""
-    return message.startswith(LOST_PREFIX)
+def is_lost(message: str, cluster: str) -> bool:
+    """Whether a Failed update's message, from the agent of `cluster`, says that agent lost the placement (see the
+    module): the prefix must name `cluster` itself."""
+    return message.startswith(lost_message(cluster, ""))
 
 
 __all__ = ["LOST_PREFIX", "is_lost", "lost_message"]

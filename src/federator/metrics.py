@@ -414,11 +414,12 @@ class Metrics:
             "federator_placement_early_failures_total",
             "Placements a member cluster reported Failed within --early-failure-seconds of their start; a job's "
             "first was placed once more, elsewhere.", ["cluster"], registry=r)
-        # Placements an agent reported lost (lost_placements.py): their jobs failed, never placed again.
+        # Placements an agent reported lost (lost_placements.py): never placed again there (server/early_failures.py).
         self.placements_lost = Counter(
             "federator_placements_lost_total",
             "Placements a member's agent reported Failed as lost (it can no longer follow or cancel them, their "
-            "pods may still run); each job failed, never placed again.", ["cluster"], registry=r)
+            "pods may still run): never placed again there; a gang's job failed, a spread job's part ended alone.",
+            ["cluster"], registry=r)
         self.cluster_quarantines = Counter(
             "federator_cluster_quarantines_total",
             "Times a member cluster was quarantined (no new work for --quarantine-seconds) after failing "

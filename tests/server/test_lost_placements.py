@@ -1,31 +1,116 @@
-"""A placement its agent lost (lost_placements.py) is never placed again, whatever rule would have done it: the
-early-failure rule for any job, the spread rule for a part of an inference job that failed after running. Its pods
-may still run on the member, so placing it again would run it twice (backends/kube/stranded.py)."""
+"""A placement its agent lost (lost_placements.py) is never placed again on its cluster, whatever rule would have
+done it: the early-failure rule for any job, the spread rule for a part of an inference job that failed after
+running. Its pods may still run on the member, so placing it there again would run it twice
+(backends/kube/stranded.py).
+
+A spread (inference) job with other live parts loses only that part: the others keep serving, untouched, and the
+lost replicas are placed elsewhere. Before, the job failed and its healthy parts on other providers' clusters were
+cancelled ("another part of the job failed"): one agent's words took down every region. A gang still fails whole.
+Only the reporting agent's own words count: "lost by the agent of <another cluster>" is an ordinary failure.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
-from server_support import Clock, MemoryStore, join, make
-from test_partial_failover import drain, spread_over_a_and_b
+from prometheus_client import generate_latest
+from server_support import Clock, MemoryStore, join, make, spec
+from test_partial_failover import drain, inference, running_on, spread_over_a_and_b
 
 from federator.lost_placements import lost_message
-from federator.model import JobPhase
-from federator.server.orders import LaunchOrder
+from federator.model import JobPhase, ReasonCode
+from federator.server.clusters import FAILOVER_ANNOTATION
+from federator.server.federator import Federator
+from federator.server.orders import CancelOrder, LaunchOrder
+
+WHY = "the placement runs in namespace w-research, which it no longer watches"
+
+
+def lost_count(fed: Federator, cluster: str) -> str:
+    scrape = generate_latest(fed.metrics.registry).decode()
+    return next(line.rsplit(" ", 1)[1] for line in scrape.splitlines()
+                if line.startswith(f'federator_placements_lost_total{{cluster="{cluster}"}}'))
 
 
 @pytest.mark.parametrize("after", [3.0, 3_600.0], ids=["early", "after-an-hour"])
-def test_a_lost_part_of_a_spread_job_fails_the_job_and_is_not_placed_again(after: float) -> None:
+def test_a_lost_part_of_a_spread_job_ends_alone_the_others_keep_serving_and_its_replicas_go_elsewhere(
+        after: float) -> None:
     clock = Clock()
     fed = make(MemoryStore(), clock)
     job, a, b = spread_over_a_and_b(fed)
     pa = next(p for p in job.placements if p.cluster == "a")
+    pb = next(p for p in job.placements if p.cluster == "b")
+    kept = (pb.placement_id, pb.generation, pb.phase)
     clock.now += after
     fed.heard(a), fed.heard(b)
-    said = lost_message("a", "the placement runs in namespace w-research, which it no longer watches")
+    said = lost_message("a", WHY)
+    fed.job_update(a, pa.placement_id, JobPhase.FAILED, said)
+    assert job.phase is JobPhase.RUNNING and not job.early_failure and job.finished_at == 0
+    assert [(p.placement_id, p.generation, p.phase) for p in job.placements] == [kept]  # b untouched
+    assert drain(b) == [] and not any(isinstance(o, CancelOrder) for o in drain(a))  # no cancel anywhere
+    assert job.replicas_waiting == 2
+    assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.REFUSED_BY_CLUSTER
+    assert "2 of 4 replicas placed; 2 waiting" in job.message
+    assert "its part on a (2 replicas) was lost by the agent of a: " in job.message
+    assert lost_count(fed, "a") == "1.0"
+    c = join(fed, "c", region="north")
+    fed.schedule_once()
+    assert not any(isinstance(o, LaunchOrder) for o in drain(a))  # not placed again where its pods may run
+    assert any(isinstance(o, LaunchOrder) for o in drain(c) + drain(b))  # owed, so placed elsewhere
+    assert job.replicas_waiting == 0 and "a" not in {p.cluster for p in job.placements}
+    assert (pb.placement_id, pb.generation) in {(p.placement_id, p.generation) for p in job.placements}
+
+
+def test_a_lost_part_of_a_spread_job_kept_from_failover_fails_the_job_as_any_failed_part() -> None:
+    """`failover: keep` says never place it again: a failed part fails the job whole, lost or not (the user's
+    choice, as for any failed part)."""
+    fed = make(MemoryStore(), Clock())
+    a, b = join(fed, "a", region="east"), join(fed, "b", region="west")
+    serve = inference("serve")
+    job = fed.submit(replace(serve, annotations=(*serve.annotations, (FAILOVER_ANNOTATION, "keep"))))
+    fed.schedule_once()
+    running_on(fed, job, a, b)
+    pa = next(p for p in job.placements if p.cluster == "a")
+    fed.job_update(a, pa.placement_id, JobPhase.FAILED, lost_message("a", WHY))
+    assert job.phase is JobPhase.FAILED
+
+
+def test_a_lost_training_gang_fails_and_is_never_placed_again() -> None:
+    clock = Clock()
+    fed = make(MemoryStore(), clock)
+    a = join(fed, "a")
+    job = fed.submit(spec("train"))
+    fed.schedule_once()
+    (pa,) = job.placements
+    fed.acked(a, pa.placement_id)
+    fed.job_update(a, pa.placement_id, JobPhase.RUNNING, "")
+    clock.now += 3.0
+    said = lost_message("a", WHY)
     fed.job_update(a, pa.placement_id, JobPhase.FAILED, said)
     assert job.phase is JobPhase.FAILED and not job.early_failure
     assert job.message == f"{said} (not placed again: its pods may still run on a, and the job would run twice)"
-    c = join(fed, "c", region="north")
+    drain(a)
+    c = join(fed, "c")
     fed.schedule_once()
-    assert not any(isinstance(o, LaunchOrder) for o in drain(c))
-    assert {p.cluster for p in job.placements} == {"a", "b"}
+    assert not any(isinstance(o, LaunchOrder) for o in drain(c) + drain(a))
+    assert lost_count(fed, "a") == "1.0"
+
+
+@pytest.mark.parametrize("named", ["b", "ab", ""], ids=["another-cluster", "a-longer-name", "no-name"])
+def test_a_lost_message_naming_another_cluster_is_an_ordinary_failure(named: str) -> None:
+    """The agent of `a` says "lost by the agent of <not a>": not its own claim, so the early-failure rule applies
+    (placed once more, elsewhere) as for any crash at start; nothing counts as lost."""
+    clock = Clock()
+    fed = make(MemoryStore(), clock)
+    a = join(fed, "a")
+    job = fed.submit(spec("train"))
+    fed.schedule_once()
+    (pa,) = job.placements
+    fed.acked(a, pa.placement_id)
+    fed.job_update(a, pa.placement_id, JobPhase.RUNNING, "")
+    clock.now += 3.0
+    fed.job_update(a, pa.placement_id, JobPhase.FAILED, lost_message(named, WHY))
+    assert job.phase is JobPhase.PENDING and job.early_failure.startswith("a after 3s")
+    assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.FAILED_EARLY
+    assert lost_count(fed, "a") == "0.0"

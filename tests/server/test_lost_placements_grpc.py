@@ -2,6 +2,9 @@
 Failed at the agent's start while its pods may still run) ends its job, over real gRPC sockets with scripted
 agents and the federator's loop as `federator serve` runs it.
 
+A spread inference job keeps its part on the other member serving: only the lost part ends (0.7.0 cancelled the
+other provider's replicas and failed the job).
+
 Before: the federator read that Failed as any other. Reported within --early-failure-seconds of the job's start
 (an agent restarted soon after a launch, or any time after a federator restart), the job was placed once more on
 the other member, while its pods on the first may still run: the double run that Failed (not Cancelled) was meant
@@ -37,8 +40,8 @@ class Member(ScriptedStream):
     """Acks each Launch and reports it Running; the stranded one then reports it Failed as lost, in the words the
     Kubernetes agent uses (stranded.lost), as its re-sync after a restart without --namespace-per-queue does."""
 
-    def __init__(self, name: str, *, price: str, strands: bool) -> None:
-        super().__init__(name, agent_pb2.Hello(cluster=name, region="r", labels={PRICE_LABEL: price}),
+    def __init__(self, name: str, *, price: str, strands: bool, region: str = "r") -> None:
+        super().__init__(name, agent_pb2.Hello(cluster=name, region=region, labels={PRICE_LABEL: price}),
                          convert.capacity_to_pb(cluster(name, "r", pool(H100, nodes=8)).capacity))
         self.strands = strands
         self.lost_message = ""
@@ -48,6 +51,7 @@ class Member(ScriptedStream):
         self.send(ack=agent_pb2.Ack(placement_id=pid, ok=True))
         self.send(job_update=agent_pb2.JobUpdate(placement_id=pid, phase=convert.phase_to_pb(JobPhase.RUNNING)))
         if self.strands:
+            self.strands = False  # its first placement only: a later one it still follows
             problem = "it may not list jobs.batch there (forbidden)"
             self.lost_message = lost({TENANT_NS: [pid]}, problem, self.name)[pid]
             self.send(job_update=agent_pb2.JobUpdate(placement_id=pid, phase=convert.phase_to_pb(JobPhase.FAILED),
@@ -102,6 +106,55 @@ def test_a_placement_its_agent_lost_fails_the_job_and_is_never_placed_again(cert
                 scrape = generate_latest(fed.metrics.registry).decode()
                 assert 'federator_placements_lost_total{cluster="stranded"} 1.0' in scrape
                 assert 'federator_placement_early_failures_total{cluster="stranded"} 0.0' in scrape
+            finally:
+                runner.cancel()
+                for task in agents:
+                    task.cancel()
+                for task in (runner, *agents):
+                    with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                        await task
+
+    run(go)
+
+
+def test_a_spread_job_whose_part_its_agent_lost_keeps_serving_on_the_other_member(certs: CertsDir) -> None:
+    async def go() -> None:
+        async with served(certs=certs) as s:
+            fed = s.fed
+            fed.cycle_interval = 0.1
+            loop = asyncio.get_running_loop()
+            stranded = Member("stranded", price="0", strands=True, region="east")
+            spare = Member("spare", price="2.00", strands=False, region="west")
+            agents = [loop.create_task(a.run(s.target, cluster_files(certs, a.name))) for a in (stranded, spare)]
+            runner = loop.create_task(fed.run())
+            try:
+                for _ in range(100):
+                    if {"stranded", "spare"} <= {n for n, r in fed.clusters.items() if r.capacity is not None}:
+                        break
+                    await asyncio.sleep(0.05)
+                spec = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                                  "metadata": {"name": "serve"},
+                                  "spec": {"kind": "inference", "replicas": 2, "regions": {"minRegions": 2},
+                                           "resources": {"cpu": "4", "nvidia.com/gpu": 8}}})
+                async with channel(s.target, user_files(certs, "alice")) as ch:
+                    stub = jobs_pb2_grpc.JobServiceStub(ch)
+                    job_id = (await stub.Submit(jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec)),
+                                                timeout=5)).job.job_id
+                    for _ in range(200):
+                        got = await stub.Get(jobs_pb2.GetJobRequest(job_id=job_id), timeout=5)
+                        if stranded.lost_message and len(spare.launched) >= 2:
+                            break
+                        await asyncio.sleep(0.05)
+                    for _ in range(10):  # a few more cycles: a cancel of the other part would show now
+                        await asyncio.sleep(0.1)
+                    got = await stub.Get(jobs_pb2.GetJobRequest(job_id=job_id), timeout=5)
+                assert stranded.lost_message and len(stranded.launched) == 1  # not placed there again
+                assert spare.cancelled == []  # the other provider's replica keeps serving, never cancelled
+                assert convert.phase_from_pb(got.phase) is JobPhase.RUNNING, got.message
+                # the lost replica is owed and placed elsewhere (on spare: stranded is avoided a while)
+                assert {p.placement_id for p in got.placements} == set(spare.launched) and len(spare.launched) == 2
+                scrape = generate_latest(fed.metrics.registry).decode()
+                assert 'federator_placements_lost_total{cluster="stranded"} 1.0' in scrape
             finally:
                 runner.cancel()
                 for task in agents:

@@ -28,9 +28,17 @@ neither failure counts. 0 turns both off: a Failed placement fails its job, as b
 
 A placement its agent reports Failed because it lost it (lost_placements.py: an agent that can no longer follow
 or delete it, while its pods may still run) is never placed again by either rule: that would run the job twice.
-Its job fails with the agent's message, counted in `federator_placements_lost_total{cluster}`: the words are
-the agent's to say, so a member that says them of every job (sparing itself the early-failure rule and its
-quarantine) shows there.
+Only the reporting agent's own words count ("lost by the agent of <that cluster>: "); a message naming another
+cluster is an ordinary failure. A gang (or a job with nothing else live, or `failover: keep`) fails with the
+agent's message. A spread job whose other parts still run loses that part alone: it is superseded with no
+Cancel (its agent cannot act on one), its cluster avoided a while, the other parts keep serving and the job stays
+Running "2 of 4 replicas placed; 2 waiting: ... lost by the agent of <cluster>", owing the lost replicas, which
+the cycle places elsewhere. Why owe them: the lost replicas are no longer managed (nothing scales, updates or
+restarts them) and may vanish any time, and two serving copies of a model corrupt nothing, unlike two writers of
+a training checkpoint. Why not fail the job whole, as 0.7.0 did: one provider's agent (buggy or hostile) then
+took down the replicas serving on every other provider's clusters. Every lost placement counts in
+`federator_placements_lost_total{cluster}`: the words are the agent's to say, so a member that says them of
+every job (sparing itself the early-failure rule and its quarantine) shows there.
 """
 
 from __future__ import annotations
@@ -102,7 +110,7 @@ class EarlyFailures:
                                                  now=now), now)
         if phase is not JobPhase.FAILED:
             return message
-        if is_lost(message):
+        if is_lost(message, rec.name):  # its own agent's words only (lost_placements.py)
             return self._lost(rec, job, placement, message)
         took = now - max(job.placed_at, self._started.pop(placement.placement_id, 0.0))
         if seconds > 0 and took <= seconds:
@@ -110,13 +118,23 @@ class EarlyFailures:
         self.quarantine.confirm(blames.ended(job.job_id, rec.name, succeeded=False, now=now), now)
         return self._part_failed(rec, job, placement, message, took)
 
-    def _lost(self, rec: ClusterRecord, job: Job, placement: Placement, message: str) -> str:
-        """The agent lost the placement (lost_placements.py): its pods may still run on `rec`, so the job is not
-        placed again, early or not, spread or not; it ends Failed with the agent's message (a spread job's other
-        parts are cancelled, as for any failed job). No blame either: the member did not fail the job, its
-        agent's rights were narrowed."""
+    def _lost(self, rec: ClusterRecord, job: Job, placement: Placement, message: str) -> str | None:
+        """The agent lost the placement (lost_placements.py): its pods may still run on `rec`, so that part is not
+        placed again there, early or not. A spread job whose other parts run keeps them: the lost part alone is
+        superseded (no Cancel: its agent cannot follow one) and its replicas are owed, placed elsewhere (see the
+        module for why). Any other job (a gang, nothing else live, `failover: keep`) ends Failed with the agent's
+        message. No blame either way: the member did not fail the job, its agent's rights were narrowed."""
         self._started.pop(placement.placement_id, None)
         self.fed.metrics.placements_lost.labels(rec.name).inc()  # a provider saying it often is to be asked why
+        if _spread_with_others(job, placement):
+            why = (f"its part on {rec.name} ({placement.replicas} replicas) was {brief(message)}; not placed there "
+                   f"again (its pods may still run, unmanaged); its replicas to be placed elsewhere")
+            log.warning("job %s: placement %s %s; the other parts keep serving", job.job_id,
+                        placement.placement_id, message[:200])
+            self.fed.refusals.note(job.job_id, rec.name, self.fed.clock(), message)
+            ended = {placement.placement_id}
+            self.fed.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER, why), ended=ended, stopped=ended)
+            return None
         log.warning("job %s: placement %s %s; not placing it again: it would run twice", job.job_id,
                     placement.placement_id, message[:200])
         return f"{message} (not placed again: its pods may still run on {rec.name}, and the job would run twice)"
@@ -127,8 +145,7 @@ class EarlyFailures:
         its progress deadline): that part alone is placed again, its cluster avoided a while, and the parts that
         serve elsewhere are left alone. Before, the job failed and every healthy copy in every region was deleted
         (outside QA). Any other job fails, as ever."""
-        if not may_spread(job.spec) or not any(p.phase.is_active for p in job.placements if p is not placement) \
-                or job.spec.annotation(FAILOVER_ANNOTATION, "replace") == "keep":
+        if not _spread_with_others(job, placement):
             return message
         why = f"its part on {rec.name} failed after {took:.0f}s: {brief(message) if message else 'no message'}"
         log.warning("job %s: %s; placing that part again", job.job_id, why)
@@ -191,6 +208,13 @@ class EarlyFailures:
         """Its room counts again (a quarantine or a cordon ended): jobs parked for want of room come back."""
         self.fed.cycles.capacity_changed(everything=True)
         self.fed.wake()
+
+
+def _spread_with_others(job: Job, placement: Placement) -> bool:
+    """Whether `placement` can end alone (server/partial.py): a job that may spread, another part of it live, and
+    not annotated `failover: keep` (which fails the job whole, as ever)."""
+    return may_spread(job.spec) and any(p.phase.is_active for p in job.placements if p is not placement) \
+        and job.spec.annotation(FAILOVER_ANNOTATION, "replace") != "keep"
 
 
 __all__ = ["DEFAULT_EARLY_FAILURE_SECONDS", "EarlyFailurePolicy", "EarlyFailures"]
