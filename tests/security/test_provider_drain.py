@@ -16,6 +16,7 @@ import pytest
 
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.model import ClusterCapacity
+from federator.security import provider_rights
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator
 from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue
@@ -137,3 +138,67 @@ def test_a_provider_drains_its_own_clusters_and_never_another_providers(certs: C
                                 ("uncordon", "acme-2", "refused")]
 
     asyncio.run(main())
+
+
+def test_an_admins_cordon_or_drain_takes_a_providers_cordon_over_and_the_provider_cannot_end_it(
+        certs: CertsDir, tmp_path: Path) -> None:
+    """In 0.7.0's first cut an admin's Cordon of a provider-drained cluster was "already cordoned", the provider's `by`
+    kept, so the provider's Uncordon ended what the admin believed was their hold."""
+    async def main() -> None:
+        async with served(certs, tmp_path) as s, stub(s, provider_files(certs, "acme", "acme-1")) as acme, \
+                stub(s, provider_files(certs, "acme", "acme-2")) as acme2, \
+                stub(s, user_files(certs, "admin")) as admin:
+            drain, uncordon = jobs_pb2.DrainClusterRequest, jobs_pb2.UncordonClusterRequest
+            provider = "provider acme (cluster acme-1)"
+            assert (await acme.Drain(drain(cluster="acme-1", reason="driver upgrade"))).changed
+            held = await admin.Cordon(jobs_pb2.CordonClusterRequest(cluster="acme-1", reason="incident 12"))
+            assert (held.changed, held.cordoned_by, held.reason) == (True, "admin", "incident 12")
+            cordon = s.fed.cordons.get("acme-1")
+            assert cordon is not None and (cordon.by, cordon.reason) == ("admin", "incident 12")
+            assert cordon.drain is not None and cordon.drain.by == provider  # the provider's drain goes on
+            again = await admin.Cordon(jobs_pb2.CordonClusterRequest(cluster="acme-1", reason="other words"))
+            assert (again.changed, again.cordoned_by, again.reason) == (False, "admin", "incident 12")
+            for certificate in (acme, acme2):  # any of the provider's certificates
+                await refused(certificate.Uncordon, uncordon(cluster="acme-1"),
+                              "cluster 'acme-1' is cordoned by 'admin', an admin ends that (rule: provider)")
+            again_drain = await acme.Drain(drain(cluster="acme-1", reason="take it back"))
+            assert (again_drain.changed, again_drain.drained_by) == (False, provider)
+            assert s.fed.cordons.get("acme-1") == cordon  # a provider's drain never takes an admin's cordon over
+
+            assert (await acme2.Drain(drain(cluster="acme-2", reason="rack swap"))).changed
+            took = await admin.Drain(drain(cluster="acme-2", reason="hold it"))
+            assert (took.changed, took.drained_by, took.reason) == \
+                (True, "provider acme (cluster acme-2)", "rack swap")  # the drain that holds goes on
+            cordon2 = s.fed.cordons.get("acme-2")
+            assert cordon2 is not None and (cordon2.by, cordon2.reason) == ("admin", "hold it")
+            await refused(acme2.Uncordon, uncordon(cluster="acme-2"), "is cordoned by 'admin'")
+
+            ended = await admin.Uncordon(uncordon(cluster="acme-1"))
+            assert (ended.changed, ended.drain_ended, ended.cordoned_by) == (True, True, "admin")
+            assert s.fed.cordons.get("acme-1") is None and "acme-2" in s.fed.cordons.draining()
+
+            lines = [json.loads(raw) for raw in s.audit.read_text().splitlines()]
+            said = [(x["action"], x["object"]["name"], x["result"], x["rule"], x["message"]) for x in lines]
+            assert said == [
+                ("drain", "acme-1", "accepted", "provider", "0 job(s) to move"),
+                ("cordon", "acme-1", "accepted", "admin", f"took over the cordon of {provider}"),
+                ("cordon", "acme-1", "accepted", "admin", "already cordoned"),
+                ("uncordon", "acme-1", "refused", "provider", said[3][4]),
+                ("uncordon", "acme-1", "refused", "provider", said[4][4]),
+                ("drain", "acme-1", "accepted", "provider", "already drained"),
+                ("drain", "acme-2", "accepted", "provider", "0 job(s) to move"),
+                ("drain", "acme-2", "accepted", "admin",
+                 "0 job(s) to move; took over the cordon of provider acme (cluster acme-2)"),
+                ("uncordon", "acme-2", "refused", "provider", said[8][4]),
+                ("uncordon", "acme-1", "accepted", "admin", "")]
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("by", "made"), [
+    ("provider acme (cluster acme-1)", True), ("cluster east-1", True),
+    ("admin", False), ("kubectl", False), ("anonymous", False), ("alice.smith-2", False),
+    ("provider acme", False),  # a provider's maintenance, never held as a cordon an admin takes over
+], ids=lambda v: str(v))
+def test_provider_made_tells_a_providers_by_from_any_user_name(by: str, made: bool) -> None:
+    assert provider_rights.provider_made(by) is made

@@ -114,6 +114,37 @@ def test_a_drain_of_a_cordoned_cluster_keeps_the_cordons_words_and_one_uncordon_
     assert cordons.draining() == {} and cordons.names() == frozenset()
 
 
+def test_an_admins_cordon_taken_over_from_a_providers_drain_outlives_a_restart(tmp_path: Path) -> None:
+    """An admin's Cordon of a provider-drained cluster takes the cordon over (server/cordons.py `takes_over`), and
+    the store keeps the admin's `by` across a restart: else the provider could Uncordon it after one."""
+    db, clock = tmp_path / "fed.db", Clock()
+    fed, store = federator(db, clock)
+    provider = Drain("provider acme (cluster acme-1)", 1_000.0, "driver upgrade")
+    assert asyncio.run(fed.cordons.drain("acme-1", provider))[0]
+    admin = Cordon("admin", 2_000.0, "incident 12")
+    assert asyncio.run(fed.cordons.cordon("acme-1", admin))  # changed: taken over
+    assert not asyncio.run(fed.cordons.cordon("acme-1", Cordon("bob", 3_000.0, "later")))  # now an admin's
+    assert not asyncio.run(fed.cordons.drain("acme-1", Drain("provider acme (cluster acme-2)", 4_000.0)))[0]
+    store.close()
+    fed.store.close()
+
+    fed, store = federator(db, clock)
+    assert fed.cordons.get("acme-1") == Cordon("admin", 2_000.0, "incident 12", provider)  # the drain goes on
+    assert fed.cordons.draining() == {"acme-1": provider}
+    store.close()
+    fed.store.close()
+
+
+def test_an_admins_drain_takes_a_providers_cordon_over_and_starts_a_drain_if_none_held() -> None:
+    cordons = Cordons()
+    by_provider = Cordon("cluster east-1", 1.0, "maintenance window")  # a federation-CA cluster's own, no drain
+    assert asyncio.run(cordons.cordon("east-1", by_provider))
+    assert not asyncio.run(cordons.cordon("east-1", Cordon("provider acme (cluster acme-1)", 2.0)))  # not over
+    changed, held = asyncio.run(cordons.drain("east-1", DRAIN))
+    assert changed and held == Cordon("admin", DRAIN.at, DRAIN.reason, DRAIN)
+    assert cordons.draining() == {"east-1": DRAIN}
+
+
 def test_the_cordon_table_of_an_older_federator_gains_the_drain_columns(tmp_path: Path) -> None:
     db = tmp_path / "fed.db"
     old = sqlite3.connect(db)

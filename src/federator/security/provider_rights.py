@@ -13,6 +13,11 @@ jobs it cannot even see. Rule `provider`:
 - It may Uncordon only a cordon that a drain of its own provider made (`Cordon.by` is the provider's `who`),
   never an admin's cordon or drain (the admin's reason stays theirs to end), and that Uncordon lifts no
   quarantine (the federator's verdict on the cluster, not the provider's to lift).
+- An admin's Cordon or Drain of a cluster whose cordon a provider made takes that cordon over (server/cordons.py,
+  `provider_made`): its `by` becomes the admin's, so the provider can no longer end what the admin now holds (a
+  provider's drain would otherwise outlast the admin's hold on a word from the provider). The provider's drain
+  goes on, under the admin's cordon. A provider's Drain never takes over an admin's cordon: it gains the drain,
+  the cordon stays the admin's.
 
 A drain by a provider is what an admin's is (surge first for serving jobs, paced, stored, audited); its `by` names
 the provider and the certificate used: "provider acme (cluster acme-1)".
@@ -20,12 +25,17 @@ the provider and the certificate used: "provider acme (cluster acme-1)".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from federator.security.authz import Principal
 from federator.security.trust import FEDERATION, Trust
 
 RULE = "provider"
+
+_MADE = re.compile(r"provider [a-z0-9.-]+ \(cluster [a-z0-9.-]+\)|cluster [a-z0-9.-]+")
+"""`ProviderCaller.who`'s two shapes. A user name (lower-case letters, digits, '-' and '.') has no space, so no
+admin's `by` (nor "kubectl", nor `anonymous`) can match."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,12 @@ class ProviderCaller:
         return by == self.who
 
 
+def provider_made(by: str) -> bool:
+    """Whether a cordon's `by` is a provider's (any provider's, or a federation-CA cluster's own certificate), not
+    an admin's: the cordon an admin's Cordon or Drain takes over (module docstring)."""
+    return _MADE.fullmatch(by) is not None
+
+
 def drain_refusal(caller: ProviderCaller, cluster: str, trust: Trust | None) -> str:
     """"" when `caller` may drain `cluster` (module docstring), else the refusal's words, naming the rule."""
     if cluster == caller.cluster:
@@ -78,4 +94,4 @@ def uncordon_refusal(caller: ProviderCaller, cluster: str, by: str, trust: Trust
     return ""
 
 
-__all__ = ["RULE", "ProviderCaller", "drain_refusal", "uncordon_refusal"]
+__all__ = ["RULE", "ProviderCaller", "drain_refusal", "provider_made", "uncordon_refusal"]

@@ -18,6 +18,11 @@ cluster until we have looked at it". It names who, when and why, shown by `feder
 
 A drain (`federator drain`, server/drains.py) is held here too, as part of the cordon it needs: stored with it,
 ended by the same Uncordon.
+
+A provider may drain its own clusters, and end those drains (security/provider_rights.py). An admin's Cordon or
+Drain of a cluster whose cordon a provider made takes it over (`takes_over`): the cordon's who, when and why
+become the admin's, stored as any cordon is, so the provider's Uncordon is refused from then on; the provider's
+drain goes on under it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Protocol
 
 from federator.model.cordon import Cordon, Drain
 from federator.security.limits import valid_cluster_name
+from federator.security.provider_rights import provider_made
 from federator.server.maintenance import Maintenance
 
 log = logging.getLogger("federator.server")
@@ -67,6 +73,13 @@ def checked(cluster: str, reason: str = "") -> tuple[str, str]:
     if any(not ch.isprintable() for ch in reason):
         raise CordonError("reason", "must be one line of printable text")
     return cluster, reason.strip()
+
+
+def takes_over(held: Cordon, by: str) -> bool:
+    """Whether a cordon or drain asked for by `by` replaces the cordon `held` rather than finding it in place: an
+    admin's over a provider's (security/provider_rights.py). Else a provider could Uncordon, and so end, the hold
+    an admin meant to keep; a provider's never over an admin's, nor one provider's over another's."""
+    return provider_made(held.by) and not provider_made(by)
 
 
 class Cordons:
@@ -109,16 +122,23 @@ class Cordons:
 
     async def cordon(self, cluster: str, cordon: Cordon) -> bool:
         """Cordon `cluster`, stored first (off the event loop: a SQLite fsync, or a MemberCluster patch); False
-        when it was cordoned already (the first cordon's words stay, so a retried call changes nothing)."""
-        if cluster in self._held:
+        when it was cordoned already (the first cordon's words stay, so a retried call changes nothing), unless
+        `cordon` takes the one held over (`takes_over`): then its words replace the provider's, and the
+        provider's drain, if any, goes on under them."""
+        held = self._held.get(cluster)
+        if held is not None and not takes_over(held, cordon.by):
             return False
+        if held is not None:
+            cordon = replace(cordon, drain=held.drain)
         if self.store is not None:
             await asyncio.to_thread(self.store.put, cluster, cordon)
-        if cluster in self._held:  # another call cordoned it meanwhile: the first stays
+        now = self._held.get(cluster)
+        if now is not None and now is not held:  # another call cordoned it meanwhile: the first stays
             return False
         self._held[cluster] = cordon
         self.changes += 1
-        log.warning("cluster %s %s; it takes no new work until uncordoned", cluster, cordon.describe())
+        log.warning("cluster %s %s%s; it takes no new work until uncordoned", cluster, cordon.describe(),
+                    f" (taking over the cordon of {held.by})" if held is not None else "")
         return True
 
     def draining(self) -> dict[str, Drain]:
@@ -128,20 +148,29 @@ class Cordons:
     async def drain(self, cluster: str, drain: Drain) -> tuple[bool, Cordon]:
         """Drain `cluster`: cordon it with `drain` (a cordon that holds keeps its words and gains the drain; else
         the cordon is the drain's), stored first. (False, the cordon) when a drain held already: the first drain's
-        words stay, so a retried call changes nothing."""
+        words stay, so a retried call changes nothing. An admin's drain takes a provider's cordon over
+        (`takes_over`): the cordon becomes the admin's words, and a drain that held goes on (its jobs name it)."""
         held = self._held.get(cluster)
-        if held is not None and held.drain is not None:
+        over = held is not None and takes_over(held, drain.by)
+        if held is not None and held.drain is not None and not over:
             return False, held
-        cordon = replace(held, drain=drain) if held is not None else Cordon(drain.by, drain.at, drain.reason, drain)
+        if held is None or over:  # the cordon is the drain's words; a provider's drain taken over goes on
+            cordon = Cordon(drain.by, drain.at, drain.reason, (held.drain if held is not None else None) or drain)
+        else:
+            cordon = replace(held, drain=drain)
         if self.store is not None:
             await asyncio.to_thread(self.store.put, cluster, cordon)
         now = self._held.get(cluster)
-        if now is not None and now.drain is not None:  # another call drained it meanwhile: the first stays
+        if now is not None and now is not held and now.drain is not None:  # drained meanwhile: the first stays
             return False, now
         self._held[cluster] = cordon
         self.changes += 1
-        log.warning("cluster %s %s; its jobs are placed elsewhere, and it takes no new work until uncordoned",
-                    cluster, drain.describe())
+        if over and held is not None:
+            log.warning("cluster %s %s, taking over the cordon of %s; its jobs are placed elsewhere, and it takes "
+                        "no new work until uncordoned", cluster, cordon.describe(), held.by)
+        else:
+            log.warning("cluster %s %s; its jobs are placed elsewhere, and it takes no new work until uncordoned",
+                        cluster, drain.describe())
         return True, cordon
 
     async def uncordon(self, cluster: str) -> Cordon | None:
@@ -186,4 +215,4 @@ class Cordons:
         return True
 
 
-__all__ = ["MAX_REASON", "Cordon", "CordonError", "CordonStore", "Cordons", "Drain", "checked"]
+__all__ = ["MAX_REASON", "Cordon", "CordonError", "CordonStore", "Cordons", "Drain", "checked", "takes_over"]

@@ -65,6 +65,7 @@ async def drain_call(edge: ClusterService, request: jobs_pb2.DrainClusterRequest
         await context.abort_with_status(bad_request(str(exc), [FieldProblem(exc.field, str(exc))]))
         raise AssertionError("unreachable") from exc
     fed = edge.fed
+    before = fed.cordons.get(cluster)  # a provider's, which an admin's drain takes over (server/cordons.py)
     try:
         changed, cordon = await fed.cordons.drain(cluster, Drain(who.user, fed.clock(), reason))
     except (StoreUnavailable, StoreRefused, OSError) as exc:  # nothing changed: a retry may succeed
@@ -81,8 +82,9 @@ async def drain_call(edge: ClusterService, request: jobs_pb2.DrainClusterRequest
                                           waiting=fed.drains.waiting(cluster) if left else "",
                                           surge_seconds=fed.drains.surges.seconds)
     fed.wake()
+    took = f"; took over the cordon of {before.by}" if before is not None and cordon.by != before.by else ""
     edge.audit.record("drain", identity=who, obj={**obj, "reason": reason} if reason else obj, result="accepted",
-                      rule=rule, message=f"{len(left)} job(s) to move" if changed else "already drained")
+                      rule=rule, message=f"{len(left)} job(s) to move{took}" if changed else "already drained")
     return reply
 
 

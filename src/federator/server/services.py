@@ -1040,6 +1040,7 @@ async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: 
         raise AssertionError("unreachable") from exc
     fed = edge.fed
     reply = jobs_pb2.CordonClusterResponse(cluster=cluster, known=cluster in fed.clusters)
+    before = fed.cordons.get(cluster)  # a provider's, which an admin's cordon takes over (server/cordons.py)
     try:
         if action == "cordon":
             held = Cordon(who.user, fed.clock(), reason)
@@ -1060,6 +1061,7 @@ async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: 
         await context.abort(grpc.StatusCode.UNAVAILABLE, cut(message))
         raise AssertionError("unreachable") from exc
     reply.cordoned_by, reply.cordoned_at, reply.reason = held.by, held.at, held.reason
+    took = f"took over the cordon of {before.by}" if action == "cordon" and before is not None else ""
     edge.audit.record(action, identity=who, obj={**obj, "reason": reason} if reason else obj, result="accepted",
-                      rule="admin", message="" if reply.changed else f"already {action}ed")
+                      rule="admin", message=took if reply.changed else f"already {action}ed")
     return reply

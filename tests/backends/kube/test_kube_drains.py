@@ -52,6 +52,23 @@ def test_kubectls_drain_alone_cordons_and_drains(tmp_path: Path) -> None:
     assert "west-1" in fed.cordons.names()
 
 
+def test_an_admins_cordon_over_a_providers_drain_is_written_and_read_back_as_the_admins(tmp_path: Path) -> None:
+    now = [1_700_000_000.0]
+    api = FakeApi([member("acme-1", "Ready")])
+    fed, ctl = controller(tmp_path, api, now)
+    fed.cordons.attach(KubeCordonStore(api, clock=lambda: now[0]))  # type: ignore[arg-type]
+    drain = Drain("provider acme (cluster acme-1)", now[0], "driver upgrade")
+    assert asyncio.run(fed.cordons.drain("acme-1", drain))[0]
+    assert asyncio.run(fed.cordons.cordon("acme-1", Cordon("admin", now[0] + 5, "incident 12")))  # taken over
+    spec = api.objects["acme-1"]["spec"]
+    assert (spec["cordonedBy"], spec["cordonReason"], spec["drain"], spec["drainedBy"]) == \
+        ("admin", "incident 12", True, "provider acme (cluster acme-1)")
+    now[0] += 10
+    asyncio.run(ctl.read_cordons())
+    assert fed.cordons.get("acme-1") == Cordon("admin", drain.at + 5, "incident 12", drain)
+    assert KubeCordonStore(api).load() == {"acme-1": Cordon("admin", drain.at + 5, "incident 12", drain)}  # restart
+
+
 class OldCrdApi(FakeApi):
     """A MemberCluster CRD from before spec.drain: the API server prunes the field without a word."""
 
