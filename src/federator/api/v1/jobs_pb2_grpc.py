@@ -715,7 +715,10 @@ class ClusterServiceServicer:
         cordoned from its first connection (CordonClusterResponse.known says
         whether the federator knows it, for a client to warn of a typo).
         Idempotent: cordoning a cordoned cluster changes nothing (changed=false;
-        the first cordon's who, when and reason stay).
+        the first cordon's who, when and reason stay), but for a cordon a
+        provider's drain made (see Drain): an admin's Cordon takes it over
+        (changed=true; who, when and reason become the admin's, the drain goes
+        on), and the provider may no longer Uncordon it.
         INVALID_ARGUMENT (with field_violations) for a bad cluster name or
         reason; UNAVAILABLE when the store could not keep it (nothing changed; a
         retry may succeed). Retry: safe (idempotent; a retry of a cordon that was
@@ -738,8 +741,9 @@ class ClusterServiceServicer:
         Uncordon only a cluster it may drain whose cordon a drain of its own
         provider made (cordoned_by "provider NAME (cluster ...)", or for a
         cluster of the federation's CA "cluster NAME" from that cluster's own
-        certificate); an admin's cordon or drain is refused PERMISSION_DENIED
-        (rule: provider), and a provider's Uncordon lifts no quarantine
+        certificate); an admin's cordon or drain, including an admin's Cordon
+        or Drain that took the provider's cordon over, is refused
+        PERMISSION_DENIED (rule: provider), and a provider's Uncordon lifts no quarantine
         (quarantine_lifted stays false). Audited as an admin's is.
         Retry: safe (idempotent).
         """
@@ -827,7 +831,11 @@ class ClusterServiceServicer:
         drained_by is "provider NAME (cluster CERT-CLUSTER)" (or "cluster NAME"
         for the federation's CA), and that provider may end it with Uncordon.
         Audited ("drain"). Idempotent: draining a draining cluster changes
-        nothing (changed=false; the first drain's who, when and reason stay).
+        nothing (changed=false; the first drain's who, when and reason stay),
+        but an admin's Drain of a cluster whose cordon a provider made takes the
+        cordon over as Cordon does (changed=true; a provider's drain that holds
+        goes on and is the one drained_by names; if none held, the admin's
+        starts). A provider's Drain never takes over an admin's cordon.
         A cluster not known yet may be drained (it is cordoned from its first
         connection, and holds no job). INVALID_ARGUMENT (with field_violations)
         for a bad cluster name or reason; UNAVAILABLE when the store could not
