@@ -162,3 +162,45 @@ def test_serve_check_and_reload_read_a_policy_the_same_way(tmp_path: Path) -> No
     path.write_text("queues: {org-a: {quota: {accelerators: {H1000: 8}}}}\n")
     with pytest.raises(ValueError, match=r"queues\.org-a\.quota\.accelerators\.H1000.*did you mean"):
         read_policy_file(path)
+
+
+class _Broken(RuntimeError):
+    pass
+
+
+def _fail(*_args: object) -> None:
+    raise _Broken("the scheduler is out to lunch")
+
+
+@pytest.mark.parametrize("where", ["midway", "after"])
+def test_a_reload_that_fails_while_put_in_force_is_refused_whole_and_tried_again(
+        bed: Bed, where: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """0.7.0 review: the authorizer took the new tenancy, the scheduler config raised, and the federator ran half
+    of each policy, counted as taken, until the file changed again. Midway: use_policy raises between the
+    authorizer and the scheduler; after: a later listener raises once use_policy has put it all in force. Either
+    way the old policy stays whole, the reload is counted, audited and logged as refused naming the error, and
+    the next look takes the file."""
+    before = bed.fed.scheduler.config, bed.authz.policy, bed.authz.base, bed.policy.current
+    broken = [True]
+    if where == "midway":
+        monkeypatch.setattr(bed.fed, "set_scheduler_config", _fail)
+    else:
+        bed.policy.subscribe(lambda old, new: _fail() if broken else None)
+    bed.write(V1.replace("org-b: {weight: 1", "org-b: {weight: 3").replace("users: [root]}}\nqueues",
+                                                                           "users: [root, carol]}}\nqueues"))
+    with caplog.at_level(logging.ERROR, logger="federator.server"):
+        bed.reloads.look()
+    assert (bed.fed.scheduler.config, bed.authz.policy, bed.authz.base, bed.policy.current) == before
+    assert "carol" not in bed.authz.policy.admins.users and bed.fed.scheduler.config.queues["org-b"].weight == 1
+    assert bed.sample("federator_policy_reload_total", result="refused") == 1
+    assert bed.sample("federator_policy_reload_total", result="ok") == 0
+    assert bed.sample("federator_policy_reload_failing") == 1
+    assert any("the scheduler is out to lunch" in r.getMessage() for r in caplog.records)
+    (line,) = bed.audited()
+    assert line["result"] == "refused" and "_Broken: the scheduler is out to lunch" in str(line["message"])
+    monkeypatch.undo()  # the fault is mended
+    broken.clear()
+    bed.reloads.look()  # the same file: nothing was wrong with it, so it is read again
+    assert bed.fed.scheduler.config.queues["org-b"].weight == 3 and "carol" in bed.authz.policy.admins.users
+    assert bed.sample("federator_policy_reload_total", result="ok") == 1
+    assert bed.sample("federator_policy_reload_failing") == 0

@@ -96,7 +96,8 @@ def describe_change(old: LoadedPolicy, new: LoadedPolicy) -> str:
 
 
 Listener = Callable[[LoadedPolicy, LoadedPolicy], None]
-"""Told (old, new) after a reload took a new policy."""
+"""Told (old, new) to put a new policy in force. One that raises must leave what it swapped as it was; the reload
+is then refused, and the listeners told before it are told (new, old) to put the old one back."""
 
 
 class PolicyFile(Watched):
@@ -116,7 +117,7 @@ class PolicyFile(Watched):
 
     def reload(self) -> ReloadResult:
         """Read the file now: OK and the listeners told, or REFUSED keeping the last good policy whole."""
-        self._seen = self._fingerprint()
+        seen, self._seen = self._seen, self._fingerprint()
         try:
             new = read_policy_file(self.path)
         except PolicyFileError as exc:
@@ -124,11 +125,30 @@ class PolicyFile(Watched):
             log.error("policy file refused, keeping the last good policy (%d queues): %s",
                       len(self.current.config.queues), exc)
             return ReloadResult.REFUSED
-        old, self.current, self.problem = self.current, new, ""
+        old = self.current
+        told: list[Listener] = []
+        try:
+            for listener in self._listeners:
+                told.append(listener)
+                listener(old, new)
+        except Exception as exc:
+            # All or nothing: the listeners told before this one are handed the old policy back (the failing one
+            # put back what it swapped: policy_use.py), `current` stays, and the file is read again at the next
+            # look, since nothing was wrong with it.
+            for done in reversed(told[:-1]):
+                try:
+                    done(new, old)
+                except Exception:
+                    log.exception("policy reload: putting the last good policy back failed")
+            self._seen = seen
+            self.problem = (f"{self.path}: the policy could not be put in force ({type(exc).__name__}: {exc}); "
+                            "the last good policy stays, and the file is read again at the next look")
+            log.exception("policy file refused, keeping the last good policy (%d queues): %s",
+                          len(self.current.config.queues), self.problem)
+            return ReloadResult.REFUSED
+        self.current, self.problem = new, ""
         self.change = describe_change(old, new)
         log.info("policy file %s reloaded: %s", self.path, self.change)
-        for listener in self._listeners:
-            listener(old, new)
         return ReloadResult.OK
 
     def _fingerprint(self) -> bytes:

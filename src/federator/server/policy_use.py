@@ -35,16 +35,30 @@ log = logging.getLogger("federator.server")
 
 def use_policy(old: LoadedPolicy, new: LoadedPolicy, *, fed: Federator, authz: Authorizer,
                kube: KubeMode | None = None) -> None:
-    """Put `new` in force from the next cycle and the next call."""
-    authz.base = new.tenancy
+    """Put `new` in force from the next cycle and the next call, whole or not at all.
+
+    Why the rollback: the authorizer and the scheduler are swapped one after the other; if anything raises
+    between, the authorizer would hold the new tenancy and the scheduler the old, and nothing would retry until
+    the file changed again (0.7.0 review). So what was there is kept, put back on any exception, and the
+    exception re-raised for PolicyFile.reload to report the reload as refused."""
     controller = kube.queues if kube is not None else None
-    if controller is not None:
-        controller.rebase(new.config)  # the Queue objects over the new file: scheduler and authorizer
-    else:
-        authz.policy = new.tenancy
-        fed.set_scheduler_config(new.config)
-    _say_removed(old, new, fed)
-    sizing = KeptRoom.of(fed.limits.max_pending_jobs, len(fed.scheduler.config.queues)).sizing_problem()
+    kept = (authz.base, authz.policy, fed.scheduler, controller.base if controller is not None else None)
+    try:
+        authz.base = new.tenancy
+        if controller is not None:
+            controller.rebase(new.config)  # the Queue objects over the new file: scheduler and authorizer
+        else:
+            authz.policy = new.tenancy
+            fed.set_scheduler_config(new.config)
+        _say_removed(old, new, fed)
+        sizing = KeptRoom.of(fed.limits.max_pending_jobs, len(fed.scheduler.config.queues)).sizing_problem()
+    except BaseException:
+        authz.base, authz.policy, fed.scheduler = kept[0], kept[1], kept[2]
+        if controller is not None and kept[3] is not None:
+            controller.base = kept[3]
+        raise
+    if controller is None and authz.policy != kept[1]:
+        fed.history.policy_changed()  # Kubernetes mode: the Queue controller says so (queue_controller.py)
     if sizing:
         log.warning("%s", sizing)
 

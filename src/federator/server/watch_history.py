@@ -41,11 +41,13 @@ class Removal:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One numbered change: a job's new state (read from the job table when sent) or its removal."""
+    """One numbered change: a job's new state (read from the job table when sent) or its removal, or a change of
+    the access policy (no job: `job_id` is empty)."""
 
     revision: int
     job_id: JobId
     removal: Removal | None = None
+    policy: bool = False  # no job's change: the access policy changed here (`WatchHistory.policy_changed`)
 
 
 class WatchHistory:
@@ -56,6 +58,7 @@ class WatchHistory:
         self.revision = start
         self.size = size
         self.ended = False
+        self.policy_at = start  # the revision of the last change of the access policy (start: none since)
         self._ring: list[Change] = []
         self._woken: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
 
@@ -64,12 +67,31 @@ class WatchHistory:
         for job in jobs:
             self.revision += 1
             removal = None if job.job_id in table else Removal(job.job_id, *owner_of(job.spec))
-            change = Change(self.revision, job.job_id, removal)
-            if len(self._ring) < self.size:
-                self._ring.append(change)
-            else:
-                self._ring[(self.revision - self.base - 1) % self.size] = change
+            self._keep(Change(self.revision, job.job_id, removal))
         self._wake()
+
+    def policy_changed(self) -> None:
+        """The access policy changed (a policy file reload, a Queue object): who may see which job changed at
+        once, for every job, and no job's change says so. A removal is sent only to those who may see the job,
+        so a job leaving a caller's view is never sent as one; instead the change is a revision of its own, and a
+        numbered Watch open across it, or resumed from before it, is told to list again (`policy_gone`)."""
+        self.revision += 1
+        self.policy_at = self.revision
+        self._keep(Change(self.revision, JobId(""), policy=True))
+        self._wake()
+
+    def policy_gone(self, at: int) -> str:
+        """Why a numbered Watch that was open across, or resumes from before, the last policy change must list
+        again (OUT_OF_RANGE, as a cursor too old: the client's copy may hold jobs it may no longer see)."""
+        return (f"watch: the access policy changed at revision {at}: which jobs this caller may see "
+                "changed, and jobs that left its view are not sent as removals; list again: watch without "
+                "since_revision")
+
+    def _keep(self, change: Change) -> None:
+        if len(self._ring) < self.size:
+            self._ring.append(change)
+        else:
+            self._ring[(change.revision - self.base - 1) % self.size] = change
 
     def held(self, cursor: int) -> bool:
         """Whether every change after `cursor` is still here: it is one of this history's revisions, no older

@@ -85,6 +85,8 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
         wanted = job.job_id
     if request.since_revision > 0 and not history.held(request.since_revision):
         await context.abort(grpc.StatusCode.OUT_OF_RANGE, history.too_old(request.since_revision))
+    if 0 < request.since_revision < history.policy_at:
+        await context.abort(grpc.StatusCode.OUT_OF_RANGE, history.policy_gone(history.policy_at))
     refusal = edge.watch_seats.take(who.user)
     if refusal:
         await context.abort_with_status(exhausted(refusal, Exhausted.WATCH_LIMIT))
@@ -119,6 +121,10 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
             changes = history.after(cursor)
             for change in changes:
                 cursor = change.revision
+                if change.policy:
+                    if numbered:  # an old-style Watch re-checks the caller per job: nothing it holds is wrong
+                        await context.abort(grpc.StatusCode.OUT_OF_RANGE, history.policy_gone(change.revision))
+                    continue
                 if wanted is not None and change.job_id != wanted:
                     continue
                 if change.removal is not None:

@@ -47,3 +47,29 @@ def test_a_reloaded_file_is_the_base_the_queue_objects_are_laid_over_again(tmp_p
     assert fed.scheduler.config.queues["serving"].weight == 5  # the Queue object still over it
     assert "carol" in authz.policy.admins.users
     assert "serving" in authz.policy.declared and "serving" in authz.policy.queue_access
+
+
+def test_a_queue_object_or_a_reload_that_changes_who_sees_what_is_a_point_in_the_watch_history(
+        tmp_path: Path) -> None:
+    """Portal re-test N8: a numbered Watch across a change of the access policy is told to list again
+    (server/watch_history.py `policy_changed`); in Kubernetes mode a Queue object's access list is that policy
+    too. A change that leaves the access policy as it was (a weight) is no such point."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(V1)
+    old = read_policy_file(path)
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"), scheduler=Scheduler(old.config))
+    authz = Authorizer(old.tenancy)
+    ctl = QueueController(fed, _NoApi(), authz=authz)  # type: ignore[arg-type]
+    ctl.informer.cache = {"uid-serving": queue_object("serving", {"weight": 5, "access": {"users": ["sam"]}})}
+    ctl.apply(list(ctl.informer.cache.values()))
+    first = fed.history.policy_at
+    ctl.informer.cache = {"uid-serving": queue_object("serving", {"weight": 6, "access": {"users": ["sam"]}})}
+    ctl.apply(list(ctl.informer.cache.values()))
+    assert fed.history.policy_at == first  # a weight: who sees what is as it was
+    ctl.informer.cache = {"uid-serving": queue_object("serving", {"weight": 6, "access": {"users": ["sue"]}})}
+    ctl.apply(list(ctl.informer.cache.values()))
+    assert fed.history.policy_at == fed.history.revision > first
+    path.write_text(V2)
+    use_policy(old, read_policy_file(path), fed=fed, authz=authz,
+               kube=SimpleNamespace(queues=ctl))  # type: ignore[arg-type]
+    assert fed.history.policy_at == fed.history.revision > first + 1

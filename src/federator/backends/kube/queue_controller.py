@@ -134,7 +134,10 @@ class QueueController:
                 access[name] = who
             if selector is not None:
                 namespaces[name] = selector
+        seen_by = self.authz.policy
         self.authz.set_queues(access, namespaces, queues)  # a valid Queue object declares its queue
+        if self.authz.policy != seen_by:  # who may see which job changed: numbered Watches list again
+            self.fed.history.policy_changed()
         config = with_queues(self.base, queues, multi_tenant=bool(access))
         if config != self.fed.scheduler.config:
             changed = sorted(n for n in set(queues) | set(self.queues) if queues.get(n) != self.queues.get(n))
