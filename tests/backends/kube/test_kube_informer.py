@@ -60,7 +60,15 @@ def test_gone_relists_and_the_cache_follows() -> None:
         informer.start()
         await informer.wait_synced(5)
         deadline = asyncio.get_running_loop().time() + 5
-        while informer.relists < 1 or "a" in informer.cache:
+        def settled() -> bool:
+            """The relist applied on the loop AND the thread watching again from its version: the thread posts the
+            list, then watches, so a test that stopped the informer once the cache changed could stop it before
+            that watch (watched_from ["10", "20"]: a flake under load)."""
+            b = informer.cache.get("b")
+            return (informer.relists >= 1 and "a" not in informer.cache and b is not None
+                    and b["metadata"]["resourceVersion"] == "30" and len(seen) >= 4 and len(api.watched_from) >= 3)
+
+        while not settled():
             assert asyncio.get_running_loop().time() < deadline, (seen, api.watched_from)
             await asyncio.sleep(0.01)
         informer.stop()
