@@ -537,7 +537,7 @@ class Metrics:
             "Capacity reports applied although a pool of theirs leaves fewer accelerators not whole free than the "
             "live placements they list on it hold: those placements were taken as not subtracted.",
             ["cluster"], registry=r)
-        # JobUpdates dropped over a stream's update budget (Limits.job_updates_per_second; services.AgentService).
+        # JobUpdates dropped over a stream's update budget (Limits.job_updates_per_second; server/agent_service.py).
         self.job_updates_limited = Counter(
             "federator_job_updates_limited_total",
             "JobUpdates dropped because their cluster sent more than its update budget allows.",

@@ -9,8 +9,8 @@ from server_support import spec
 
 from federator.model import Placement, PlacementId
 from federator.security.authz import GROUPS_ANNOTATION, USER_ANNOTATION, Principal, stamp_owner
+from federator.server.agent_service import _order_to_pb
 from federator.server.orders import LaunchOrder
-from federator.server.services import _order_to_pb
 from federator.server.terms import StreamTerms
 
 

@@ -202,9 +202,9 @@ def test_a_bad_hello_is_refused_naming_the_field(first: agent_pb2.AgentMessage, 
 
 def test_a_stream_without_a_hello_in_time_hears_that_it_timed_out(monkeypatch: pytest.MonkeyPatch) -> None:
     """It was told "the first message must be a Hello", as if it had sent something else."""
-    from federator.server import services
+    from federator.server import agent_service
 
-    monkeypatch.setattr(services, "HELLO_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(agent_service, "HELLO_TIMEOUT_SECONDS", 0.3)
 
     async def go() -> None:
         async with served() as s, channel(s.target) as ch:
@@ -432,9 +432,9 @@ def test_a_hello_that_waited_out_a_stall_of_the_federator_is_not_counted_as_the_
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Outside SRE: every federator stall or restart counted agents' streams as bad Hellos (10, 71, 8 of them), with
     no line to say why. A timeout while the federator's own loop was held is not counted."""
-    from federator.server import services
+    from federator.server import agent_service
 
-    monkeypatch.setattr(services, "HELLO_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(agent_service, "HELLO_TIMEOUT_SECONDS", 0.3)
 
     async def go() -> None:
         async with served() as s, channel(s.target) as ch:

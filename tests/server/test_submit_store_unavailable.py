@@ -14,7 +14,7 @@ from test_services_edge import good_spec, served
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.backends.kube.api import KubeError
 from federator.backends.kube.store import KubeJobStore
-from federator.server.services import _holder_told
+from federator.server.job_service import _holder_told
 from federator.store.errors import NameTaken
 
 from kube_fakes import FlakyApi

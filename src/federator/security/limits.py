@@ -76,7 +76,7 @@ class Limits:
     # reports_per_second, so clusters sending big reports often cannot together hold the event loop decoding
     # them (a 190 KB report costs the loop ~70 ms).
     report_bytes_per_second: int = 16 * 1024
-    # JobUpdates per agent per second, sustained, and at once (services.AgentService): an agent resending updates
+    # JobUpdates per agent per second, sustained, and at once (server/agent_service.py): an agent resending updates
     # in a loop cost the federator ~0.35 ms of CPU each, 20,000 duplicates ~7 s, with no word (outside QA F15).
     # Over it an update is dropped, counted, and the first of a run answered with an Error. A session's re-sync
     # (its updates before its first report) is not charged: it may hold every placement of a big member at once.

@@ -21,7 +21,7 @@ queues that list it:
 
 The answer depends on the policy and the caller only, never on which jobs exist (as agents' ids, security m2).
 A single-tenant policy binds nothing: every namespace is open and `default` is the default, as always. Pure:
-the server's Submit applies it (`server/services.py`); Kubernetes mode does not (its namespaces are bound there).
+the server's Submit applies it (`server/job_service.py`); Kubernetes mode does not (its namespaces are bound there).
 """
 
 from __future__ import annotations

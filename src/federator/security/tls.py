@@ -92,7 +92,7 @@ class ServedTls:
 
     gRPC asks at every handshake (`credentials`), so a change is served from the next connection on;
     connections already open keep their handshake (the federator ends the agent streams a new trust refuses,
-    server/services.py). One tuple holds all three, swapped whole: gRPC's thread never pairs a new certificate
+    server/edge.py). One tuple holds all three, swapped whole: gRPC's thread never pairs a new certificate
     with an old key."""
 
     __slots__ = ("_material",)

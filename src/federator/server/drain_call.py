@@ -1,8 +1,8 @@
 """`ClusterService.Drain`, the gRPC edge of a drain (server/drains.py says what a drain does and why).
 
 A module of its own so the edge's checks (an admin, or the cluster's own provider; the arguments, the store
-written first, audited) sit beside nothing but this call, as Cordon's do in server/services.py, which is long
-enough. `provider_caller` serves Uncordon too: a provider ends the drains it made (security/provider_rights.py).
+written first, audited) sit beside nothing but this call, as Cordon's do in server/cluster_service.py.
+`provider_caller` serves Uncordon too: a provider ends the drains it made (security/provider_rights.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The federator's state machine: jobs, clusters, placements, and the scheduling loop.
 
-No gRPC here: the transports in `server/services.py` call these methods and drain each agent's outbox. Every
+No gRPC here: the transports (`server/services.py`) call these methods and drain each agent's outbox. Every
 change to a job is written to the store before it is acknowledged to anyone.
 
 Clusters move Ready -> Partitioned (stream dropped or lease expired: jobs keep running, no new work) -> Lost

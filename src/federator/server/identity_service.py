@@ -4,7 +4,7 @@ Why: a client learned which queues it may use only by submitting to a wrong
 one and parsing the PERMISSION_DENIED text, its groups only from the
 annotations of a job it had submitted, and nothing of the server's version or
 features (outside portal QA, M5 and M4). A transport like the others in
-`services.py` (the same authentication edge, delegation included): the
+`edge.py` (the same authentication edge, delegation included): the
 answers are the tenancy policy's own decisions (`Authorizer.submit`, the
 queue's namespaces), so they cannot drift from what Submit does.
 """
@@ -18,15 +18,15 @@ from federator.api.features import FEATURES
 from federator.api.v1 import identity_pb2, identity_pb2_grpc
 from federator.security.authz import Allowed, Principal
 from federator.security.namespaces import queue_namespaces
-from federator.server.services import _Edge
+from federator.server.edge import Edge
 
 CLUSTER_VIA = "cluster-certificate"
 
 
-class IdentityService(_Edge, identity_pb2_grpc.IdentityServiceServicer):
+class IdentityService(Edge, identity_pb2_grpc.IdentityServiceServicer):
     """WhoAmI for any authenticated caller: a user (after delegation), an admin, or a provider's cluster."""
 
-    def __init__(self, edge: _Edge, *, kube: bool = False) -> None:
+    def __init__(self, edge: Edge, *, kube: bool = False) -> None:
         super().__init__(edge.fed, edge.auth, authz=edge.authz, audit=edge.audit)
         self.kube = kube  # Kubernetes mode: namespaces are bound by Queue objects' selectors, not by lists
 

@@ -2,7 +2,7 @@
 
 A portal for ~1,000 organisations shows "my running jobs" or "newest first"; with a queue filter and oldest-first
 order only, it paged through every job it could see on each refresh (outside QA, portal M6). The filter is
-applied by the server after visibility (server/services.py asks the policy about each job it serves), so a
+applied by the server after visibility (server/job_service.py asks the policy about each job it serves), so a
 page, its length and its token say nothing of jobs the caller may not see. A page token names a position in
 one order, so it is bound to the query it was made for (`Query.fingerprint`): used with another filter or
 order, it would name a position in a sequence it was never in, and pages would repeat or skip jobs.

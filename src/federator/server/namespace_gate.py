@@ -4,7 +4,7 @@ In SQLite mode a job's namespace is a name and nothing more: there is no gate. I
 submitted over gRPC becomes a FederatedJob in that namespace of the host cluster, visible to (and holding
 the name against) whoever works there, so the Queue's `namespaceSelector`, which the kubectl path applies,
 must hold for the gRPC path too (`backends/kube/namespace_gate.py` implements it). Kept a `Protocol` so
-`server/services.py` imports nothing of Kubernetes.
+`server/job_service.py` imports nothing of Kubernetes.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class ReportGate:
 
     bucket: TokenBucket
     held: Report | None = None
-    timer: asyncio.TimerHandle | None = None  # applies `held` when a token is free (services.AgentService)
+    timer: asyncio.TimerHandle | None = None  # applies `held` when a token is free (server/agent_service.py)
     volume: TokenBucket | None = None
 
     def _take(self, report: Report) -> bool:

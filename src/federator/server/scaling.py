@@ -56,7 +56,7 @@ EXACT_PARTS = 12  # up to this many parts, every set of them is tried (4,096 at 
 
 
 class ScaleProblem(StrEnum):
-    """Why a scale is refused; the edges map each to a status (services.py: INVALID_ARGUMENT, FAILED_PRECONDITION)."""
+    """Why a scale is refused; the edge maps each to a status (job_service: INVALID_ARGUMENT, FAILED_PRECONDITION)."""
 
     INVALID = "Invalid"  # the count itself: not 1 to the limit, or below minRegions
     NOT_SCALABLE = "NotScalable"  # the job: a training gang, or replicas that come from spec.workload

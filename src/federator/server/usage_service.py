@@ -1,6 +1,6 @@
 """UsageService: `federator usage` reads accelerator-seconds from the usage store.
 
-A transport like the others in `services.py` (same authentication edge);
+A transport like the others (`edge.py`) (same authentication edge);
 the sums are `accounting.summarize`, the records come from the store, so a
 report after a restart includes everything used before it.
 """
@@ -17,8 +17,8 @@ from federator.api.v1 import usage_pb2, usage_pb2_grpc
 from federator.jobfile import FieldProblem, queue_problem, shown
 from federator.model import Job, JobId
 from federator.security.authz import Authorizer, Principal, owner_of
+from federator.server.edge import Edge
 from federator.server.errors import bad_request
-from federator.server.services import _Edge
 
 
 def _row(row: UsageRow) -> usage_pb2.UsageRow:
@@ -47,10 +47,10 @@ def visible_records(authz: Authorizer, who: Principal, records: Sequence[UsageRe
     return out
 
 
-class UsageService(_Edge, usage_pb2_grpc.UsageServiceServicer):
+class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
     """Admins see all usage; anyone else the usage of the jobs they may see (`visible_records`)."""
 
-    def __init__(self, edge: _Edge, store: SqliteUsageStore) -> None:
+    def __init__(self, edge: Edge, store: SqliteUsageStore) -> None:
         super().__init__(edge.fed, edge.auth, authz=edge.authz, audit=edge.audit)
         self.usage = store
 

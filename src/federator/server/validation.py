@@ -4,7 +4,7 @@ An agent is a separate program, possibly a third party's, so its messages are
 checked, never trusted: a message that breaks the contract is refused with a
 counted reason (`federator_messages_rejected_total{reason}`) and an Error back
 on the stream, and the stream goes on. Kept apart from the transport
-(`server/services.py`) and the state machine (`server/federator.py`): these are
+(`server/agent_service.py`) and the state machine (`server/federator.py`): these are
 pure functions of a message, what this stream has sent before, and what the
 federator believes of a placement.
 """

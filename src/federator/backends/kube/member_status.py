@@ -3,7 +3,7 @@
 Why: the status said the lease's state alone (and the member-unreachable words), so an SRE using `kubectl get mc`
 saw a cluster its provider had in maintenance as plain Ready, and one whose reports were clamped to its provider's
 maxAccelerators as fine, where `federator get clusters` said `Ready,Cordoned` and `Ready,OverBound`. Here the
-status is gathered as ClusterService.List gathers a ClusterStatus (server/services.py), in the same names:
+status is gathered as ClusterService.List gathers a ClusterStatus (server/cluster_service.py), in the same names:
 `maintenance`, `maintenanceSince`, `overBound`, `drainJobsLeft` (while a drain holds: server/drains.py), and
 `stateSummary` for the State column (model/state_words.py).
 """

@@ -1,0 +1,472 @@
+"""AgentService: the agents' stream (proto/federator/v1/agent.proto).
+
+Hello, Welcome, then orders one way and reports, acks and job updates the other. Every agent message is checked
+against the agent contract (server/validation.py) and each agent's report rate is limited (`security.limits`)
+before it is applied: an agent is a provider's process, judged, never trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+
+import grpc
+
+from federator.api import convert
+from federator.api.v1 import agent_pb2, agent_pb2_grpc
+from federator.model import ClusterCapacity, JobId
+from federator.model.cluster import AgentFeature, GangAdmission
+from federator.security.audit import AuditLog
+from federator.security.auth import AuthDenied, Authenticator, Peer
+from federator.security.authz import Authorizer, recorded_owner
+from federator.security.limits import RejectReason, TokenBucket, check_capacity, check_hello
+from federator.security.trust import PROVIDER_LABEL, Trust
+from federator.server import duplicates, over_bound, shrink
+from federator.server.clusters import over_provider_cap
+from federator.server.consistency import INCONSISTENT_REPORT, contradictions
+from federator.server.edge import Edge, Malformed
+from federator.server.errors import cut
+from federator.server.federator import ClusterRecord, Federator
+from federator.server.invalid_specs import found_invalid
+from federator.server.orders import ErrorNotice, LaunchOrder, Order, ResizeOrder
+from federator.server.orphans import job_of
+from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
+from federator.server.refusal_log import RefusalLog
+from federator.server.replica_counts import counts_of
+from federator.server.terms import StreamTerms, default_order_max_age
+from federator.server.validation import Refusal, agent_text, check_hello_fields, check_plausible, check_report_fields
+
+log = logging.getLogger("federator.server")
+HELLO_TIMEOUT_SECONDS = 10.0
+
+
+def _order_to_pb(order: Order, terms: StreamTerms) -> agent_pb2.FederatorMessage:
+    if isinstance(order, LaunchOrder):
+        # Without its owner: a provider runs an organisation's work, and learns its queue (its tenant), never which
+        # of the organisation's people submitted it; who did is the federator's to account and authorise.
+        launch = agent_pb2.Launch(placement=convert.placement_to_pb(order.placement),
+                                  spec=convert.spec_to_pb(recorded_owner(order.spec, "")))
+        terms.stamp(launch)  # dated as it leaves: the agent refuses it once it is older than its bound
+        return agent_pb2.FederatorMessage(launch=launch)
+    if isinstance(order, ResizeOrder):
+        return agent_pb2.FederatorMessage(resize=agent_pb2.Resize(
+            placement_id=order.placement_id, generation=order.generation, replicas=order.replicas,
+            reason=order.reason))
+    if isinstance(order, ErrorNotice):
+        return agent_pb2.FederatorMessage(error=agent_pb2.Error(reason=order.reason, message=order.message,
+                                                                placement_id=order.placement_id))
+    return agent_pb2.FederatorMessage(cancel=agent_pb2.Cancel(placement_id=order.placement_id, reason=order.reason))
+
+
+
+@dataclass(slots=True)
+class _Stream:
+    """A live agent stream as the trust file judged it: who (the peer, its certificate) claimed what (the
+    Hello's labels as sent, before the federator stamped the provider). A reloaded trust judges it again."""
+
+    rec: ClusterRecord
+    peer: Peer
+    hello_labels: dict[str, str]
+
+
+class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
+    """The agent stream: Hello, Welcome, then orders (and heartbeats when there are none) one way and the agent's
+    messages the other, each checked against the agent contract (server/validation.py) before it is applied."""
+
+    def __init__(self, federator: Federator, auth: Authenticator | None = None, *,
+                 authz: Authorizer | None = None, audit: AuditLog | None = None,
+                 terms: StreamTerms | None = None) -> None:
+        super().__init__(federator, auth, authz=authz, audit=audit)
+        self.terms = terms or StreamTerms(
+            report_interval=federator.report_interval, lease_seconds=federator.lease_seconds,
+            lost_after=federator.lost_after_seconds,
+            order_max_age=default_order_max_age(federator.lost_after_seconds), clock=federator.clock)
+        self._streams: dict[int, _Stream] = {}  # by session: the streams a reloaded trust file judges again
+        self.refusals = RefusalLog(log)  # a refused agent retries for ever: a WARNING per identity and reason
+
+    def retrust(self, trust: Trust) -> list[str]:
+        """A reloaded trust file: end each live stream it no longer admits (its provider removed, its cluster
+        bound elsewhere, its region no longer one of its provider's, ...) with PERMISSION_DENIED saying why, and
+        return their clusters. Such a cluster goes as a cluster whose stream dropped goes: Partitioned now, Lost
+        after --lost-after (its placements then re-placed, server/federator.py `check_leases`), never sooner,
+        since its agent may still run them. Streams the new trust admits as before are not touched."""
+        ended: list[str] = []
+        for stream in list(self._streams.values()):
+            rec, peer = stream.rec, stream.peer
+            if peer.identity is None or peer.certificate is None or rec.closing or not rec.connected:
+                continue
+            issuer, problem = trust.admits(peer.identity, peer.certificate, region=rec.region,
+                                           labels=stream.hello_labels)
+            if problem:
+                if peer.issuer and peer.issuer not in trust.providers:
+                    problem = (f"provider {peer.issuer!r}, whose CA signed its certificate, is no longer in the "
+                               "trust file")
+                message = f"cluster {rec.name}: the reloaded trust file no longer admits it: {problem}"
+                self.rejected(RejectReason.UNTRUSTED)
+                self.fed.close_stream(rec, Ending(EndCode.PERMISSION_DENIED, message))
+                ended.append(rec.name)
+            elif issuer != peer.issuer:  # the same CA under another provider name: its provider is that name now
+                stream.peer = replace(peer, issuer=issuer)
+                if issuer:
+                    rec.labels[PROVIDER_LABEL] = issuer
+        return ended
+
+    async def Connect(  # noqa: N802 - gRPC method name
+        self, request_iterator: AsyncIterator[agent_pb2.AgentMessage], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[agent_pb2.FederatorMessage]:
+        opened = self.fed.clock()
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), HELLO_TIMEOUT_SECONDS)
+        except TimeoutError:
+            # A Hello that waited unread while this federator's loop was held (a stall, a SIGSTOP) is not the
+            # agent's fault: counted as a bad Hello, every stall looked like agents sending garbage (outside SRE).
+            if not self.fed.stalls.since(opened):
+                self.rejected(RejectReason.BAD_HELLO)
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"hello: no Hello within {HELLO_TIMEOUT_SECONDS:g}s of opening the stream; "
+                                "the first message must be a Hello")
+            return
+        except StopAsyncIteration:
+            # The agent gave up on the stream before it said anything (its own deadline while this federator
+            # was slow, or it was stopping): nothing malformed was sent, so nothing is counted as rejected.
+            log.info("an agent stream from %s ended before its Hello", context.peer())
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "hello: the stream ended before its first message, which must be a Hello")
+            return
+        if isinstance(first, Malformed):
+            self.rejected(RejectReason.MALFORMED)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"hello: {first.message}")
+            return
+        await self.sized(context, "hello", first)
+        if first.WhichOneof("body") != "hello":
+            self.rejected(RejectReason.BAD_HELLO)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"hello: the first message must be a Hello, got {first.WhichOneof('body')}")
+            return
+        hello = first.hello
+        problem = check_hello(hello.cluster, hello.region, hello.labels, limits=self.fed.limits) or \
+            check_hello_fields(hello) or duplicates.check_instance(hello.instance)
+        if problem is not None:
+            self.rejected(RejectReason.BAD_HELLO)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            return
+        peer = self.auth.agent(context.auth_context(), hello.cluster)
+        if isinstance(peer, AuthDenied):
+            self.refusals.refused(hello.cluster[:80], peer.reason.value,
+                                  f"refused an agent stream claiming cluster {hello.cluster[:80]!r}: {peer.message}")
+            await self.deny(context, peer)
+        # The region is the agent's claim and the scheduler places latency-sensitive jobs by it: a provider the
+        # trust file binds to regions may not claim another (its clusters would draw the jobs meant for others').
+        region_problem = self.auth.trust.region_problem(peer.issuer, hello.region) if self.auth.trust else ""
+        if region_problem:
+            self.refusals.refused(hello.cluster, RejectReason.BAD_HELLO.value,
+                                  f"refused an agent stream of cluster {hello.cluster!r}: {region_problem}")
+            self.rejected(RejectReason.BAD_HELLO)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, region_problem)
+            return
+        labels = dict(hello.labels)
+        label_problem = self.auth.trust.provider_label_problem(peer.issuer, hello.cluster, labels) \
+            if self.auth.trust else ""
+        if label_problem:  # its usage would be accounted to a provider whose CA did not certify it
+            self.refusals.refused(hello.cluster, RejectReason.IDENTITY_MISMATCH.value,
+                                  f"refused an agent stream of cluster {hello.cluster!r}: {label_problem}")
+            await self.deny(context, AuthDenied(RejectReason.IDENTITY_MISMATCH, label_problem))
+        if peer.issuer:  # the trust file binds this cluster to a provider: that is its provider
+            labels[PROVIDER_LABEL] = peer.issuer
+        over = over_provider_cap(self.fed.clusters, cluster=hello.cluster, provider=labels.get(PROVIDER_LABEL, ""),
+                                 cap=self.fed.limits.max_clusters_per_provider)
+        if over:
+            self.refusals.refused(hello.cluster, RejectReason.LIMIT_EXCEEDED.value,
+                                  f"refused an agent stream of cluster {hello.cluster!r}: {over}")
+            self.rejected(RejectReason.LIMIT_EXCEEDED)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, over)
+            return
+        current = self.fed.clusters.get(hello.cluster)
+        twin = duplicates.refusal(current, instance=hello.instance, now=self.fed.clock(),
+                                  lease_seconds=self.fed.lease_seconds,
+                                  stalled=self.fed.stalls.since(current.last_seen_at) if current else 0.0)
+        if twin and current is not None:  # a second agent: the one that holds the cluster keeps it, untouched
+            duplicates.refuse(self.fed, current, peer_address=context.peer() or "", message=twin, log=self.refusals)
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, twin)
+            return
+        rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
+        rec.instance, rec.peer_address = hello.instance, context.peer() or ""
+        rec.certificate_not_after = peer.certificate.not_valid_after_utc.timestamp() if peer.certificate else 0.0
+        rec.gang_admission = GangAdmission.parse(hello.gang_admission)
+        rec.features = AgentFeature.parse(hello.features)
+        stream = self._streams[rec.session] = _Stream(rec, peer, dict(hello.labels))
+        reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, stream))
+        try:
+            yield self.terms.welcome(reports_per_second=self.fed.limits.reports_per_second,
+                                     report_burst=self.fed.limits.report_burst,
+                                     report_bytes_per_second=self.fed.limits.report_bytes_per_second,
+                                     job_updates_per_second=self.fed.limits.job_updates_per_second,
+                                     job_update_burst=self.fed.limits.job_update_burst)
+            while True:
+                try:
+                    order = await asyncio.wait_for(rec.outbox.get(), self.terms.heartbeat_interval)
+                except TimeoutError:  # nothing to send: a heartbeat, the agent's proof the stream is alive
+                    beat = self.terms.heartbeat(rec.last_seen_at)
+                    if beat is not None:
+                        yield beat
+                    continue
+                if order is None:
+                    break
+                yield _order_to_pb(order, self.terms)
+            ending = rec.outbox.ending
+            if ending is not None and ending.code is not EndCode.OK:  # a server-side end says why, never a bare OK
+                log.info("ending the stream of cluster %s: %s %s", rec.name, ending.code, ending.message)
+                await context.abort(grpc.StatusCode[ending.code.value], ending.message)
+        finally:
+            self._streams.pop(rec.session, None)
+            reader.cancel()
+            if rec.reports is not None:  # a report held over the rate: the stream ending keeps it if the budget may
+                rec.reports.cancel()
+                held = rec.reports.closing()
+                if held is not None and self.fed.clusters.get(rec.name) is rec:
+                    self._apply_report(rec, held)
+            self.fed.disconnect(rec)
+
+    async def _read(self, rec: ClusterRecord, requests: AsyncIterator[agent_pb2.AgentMessage],
+                    stream: _Stream) -> None:
+        """Apply the agent's messages as they come; while its orders pile up unread (server/outbox.py), take no
+        more of them, so what its messages make the federator answer cannot grow without bound."""
+        ending = AGENT_CLOSED
+        try:
+            async for msg in requests:
+                if self.auth.revoked(stream.peer):
+                    log.warning("cluster %s: its certificate was revoked; closing its stream", rec.name)
+                    self.rejected(RejectReason.REVOKED)
+                    ending = Ending(EndCode.PERMISSION_DENIED, f"cluster {rec.name}: its certificate was revoked")
+                    break
+                self.handle(rec, msg)
+                await rec.outbox.room()
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+        except grpc.aio.AbortError:  # the federator ended the stream itself (Lost, superseded, ...), saying why
+            pass
+        except Exception:
+            log.exception("agent stream of %s failed", rec.name)
+            ending = Ending(EndCode.UNAVAILABLE, f"cluster {rec.name}: the federator failed reading the stream; "
+                                                 "reconnect")
+        finally:
+            self.fed.close_stream(rec, ending)
+
+    def handle(self, rec: ClusterRecord, msg: agent_pb2.AgentMessage | Malformed) -> RejectReason | None:
+        """Apply one agent message; a bad one is counted, logged, answered with an Error and dropped, never
+        fatal."""
+        if isinstance(msg, Malformed):
+            self._refuse(rec, Refusal(RejectReason.MALFORMED, msg.message[:400]))
+            return RejectReason.MALFORMED
+        kind = msg.WhichOneof("body")
+        size_problem = self.fed.limits.check_size(kind or "message", msg.ByteSize())
+        if size_problem is not None:
+            self._refuse(rec, Refusal(RejectReason.OVERSIZED, size_problem))
+            return RejectReason.OVERSIZED
+        if kind == "job_update" and rec.resynced and not self._update_budget(rec, msg.job_update.placement_id):
+            return RejectReason.RATE_LIMITED
+        refusal = rec.checks.check(msg, phase_of=lambda pid: self.fed.current_phase(rec.name, pid))
+        if refusal is not None:
+            self.fed.heard(rec)  # a refused message still shows the agent is alive
+            self._refuse(rec, refusal)
+            return refusal.reason
+        reason: RejectReason | None = None
+        try:
+            if kind == "capacity":
+                return self._report(rec, msg.capacity)
+            elif kind == "job_update":
+                u = msg.job_update
+                if job_of(u.placement_id, rec.name) is None:  # never this cluster's, whatever the store knows:
+                    self.fed.heard(rec)  # refused in words that say nothing of another tenant's job (security m2)
+                    pid = u.placement_id[:200]
+                    self._refuse(rec, Refusal(RejectReason.UNEXPECTED,
+                                              f"job_update.placement_id: {pid!r} is not a placement of this cluster "
+                                              f"(its ids are JOB.g<generation>.{rec.name}; a JobUpdate reports a "
+                                              "placement sent to this cluster; this one changes nothing)", pid))
+                    return RejectReason.UNEXPECTED
+                self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
+                                    admission_overdue=u.admission_overdue, counts=counts_of(u))
+            elif kind == "ack":
+                if msg.ack.resize:  # the answer to a Resize: only a refusal changes anything (server/shrink.py)
+                    if not msg.ack.ok:
+                        shrink.refused(self.fed, rec, msg.ack.placement_id, agent_text(msg.ack.message))
+                    else:
+                        self.fed.heard(rec)
+                elif msg.ack.ok:
+                    self.fed.acked(rec, msg.ack.placement_id)
+                elif msg.ack.invalid:  # the member's API refused the object: the job's fault, once confirmed
+                    found_invalid(self.fed, rec, msg.ack.placement_id, agent_text(msg.ack.message))
+                else:
+                    self.fed.refused(rec, msg.ack.placement_id, agent_text(msg.ack.message))
+            else:
+                reason = RejectReason.UNEXPECTED
+        except convert.WireError as exc:
+            self._refuse(rec, Refusal(RejectReason.MALFORMED, f"{kind}: {str(exc)[:400]}"))
+            return RejectReason.MALFORMED
+        if reason is RejectReason.RATE_LIMITED:
+            pass  # counted when a newer report replaced it unapplied (_report), never answered
+        elif reason is not None:
+            self._refuse(rec, Refusal(reason, f"{kind}: not a message an agent sends"))
+        return reason
+
+    def _update_budget(self, rec: ClusterRecord, placement_id: str) -> bool:
+        """Whether a JobUpdate is within its cluster's budget (Limits.job_updates_per_second, job_update_burst).
+        One over it is dropped and counted; the first of a run is answered with an Error (`rate_limited`), the rest
+        only counted, so a looping agent is told once, not once per update it loops on."""
+        limits = self.fed.limits
+        if rec.updates is None:
+            rec.updates = TokenBucket(limits.job_updates_per_second, limits.job_update_burst, clock=self.fed.clock)
+        if rec.updates.take():
+            rec.updates_limited = False
+            return True
+        self.fed.heard(rec)
+        self.fed.metrics.job_updates_limited.labels(rec.name).inc()
+        if not rec.updates_limited:
+            rec.updates_limited = True
+            pid = placement_id[:200]
+            message = (f"job_update: over this cluster's budget of {limits.job_updates_per_second:g} JobUpdates a "
+                       f"second ({limits.job_update_burst} at once); this one and every one more are dropped until "
+                       "the budget refills: send each placement's latest phase again then")
+            log.warning("cluster %s: %s (federator_job_updates_limited_total)", rec.name, message)
+            if rec.connected and not rec.closing:
+                rec.outbox.put(ErrorNotice(RejectReason.RATE_LIMITED.value, message, pid))
+        return False
+
+    def _report(self, rec: ClusterRecord, report: agent_pb2.CapacityReport) -> RejectReason | None:
+        """Apply a report now, or hold it (the newest over the rate) and apply it once the rate allows
+        (server/reports.py); RATE_LIMITED when it is held."""
+        gate = rec.reports
+        if gate is not None:
+            now, dropped = gate.offer(report)
+            if dropped:
+                self.rejected(RejectReason.RATE_LIMITED)  # an older held report, never applied
+            if now is None:
+                rec.checks.accepted_report(report.sequence)  # no older report may follow the one waiting
+                self.fed.heard(rec)
+                self._release_later(rec)
+                return RejectReason.RATE_LIMITED
+        return self._apply_report(rec, report)
+
+    def _apply_report(self, rec: ClusterRecord, report: agent_pb2.CapacityReport) -> RejectReason | None:
+        """Decode and check a report (server/validation.py), then apply it; a bad one is refused naming the
+        field."""
+        refusal: Refusal | None = None
+        problem = check_report_fields(report)
+        if problem is not None:
+            refusal = Refusal(RejectReason.MALFORMED, problem)
+        else:
+            self.fed.cordons.maintenance.reported(  # the provider's own cordon (server/maintenance.py)
+                rec.name, report.maintenance, provider=rec.labels.get(PROVIDER_LABEL, ""), now=self.fed.clock())
+            try:
+                cap = convert.capacity_from_pb(report)
+                problem = check_capacity(cap)
+                if problem is not None:
+                    raise convert.WireError(problem)
+            except convert.WireError as exc:
+                refusal = Refusal(RejectReason.MALFORMED, f"capacity: {str(exc)[:400]}")
+            else:
+                implausible = check_plausible(cap) or self._over_trust_bound(rec, cap)
+                if implausible:
+                    refusal = Refusal(RejectReason.IMPLAUSIBLE_REPORT, implausible)
+                else:
+                    cap = self._within_accelerator_bound(rec, cap)
+        if refusal is not None:
+            self.fed.heard(rec)
+            self._refuse(rec, refusal)
+            return refusal.reason
+        rec.checks.accepted_report(cap.sequence)
+        self.fed.report(rec, cap, unreachable=report.member_unreachable)
+        if rec.capacity is cap:  # taken (a report of an unreachable member is not)
+            self._check_consistent(rec, cap)
+        return None
+
+    def _check_consistent(self, rec: ClusterRecord, cap: ClusterCapacity) -> None:
+        """A report whose pools contradict the live placements it lists (server/consistency.py): those placements
+        are taken as not subtracted, the agent is told (an Error per such report), it is counted, and it is logged
+        when the cluster's contradicting pools change."""
+        fed = self.fed
+        listed = []
+        for pid in cap.placement_ids:
+            job = fed.jobs.get(fed.placement_index.get(pid, JobId("")))
+            p = next((p for p in job.placements if p.placement_id == pid), None) if job is not None else None
+            if p is not None and p.cluster == rec.name and p.phase.is_active:
+                listed.append(p)
+        found = contradictions(cap, listed)
+        rec.uncounted = frozenset(pid for c in found for pid in c.placement_ids)
+        pools = tuple(c.pool for c in found)
+        if pools != rec.inconsistent:
+            if found:
+                log.warning("cluster %s: its report contradicts the placements it lists, so the federator holds "
+                            "their resources itself: %s", rec.name, "; ".join(c.message() for c in found[:3]))
+            else:
+                log.info("cluster %s: its reports agree with the placements they list again", rec.name)
+            rec.inconsistent = pools
+        if not found:
+            return
+        fed.metrics.inconsistent_reports.labels(rec.name).inc()
+        if rec.connected and not rec.closing:
+            rec.outbox.put(ErrorNotice(INCONSISTENT_REPORT, cut("; ".join(c.message() for c in found))))
+
+    def _over_trust_bound(self, rec: ClusterRecord, cap: ClusterCapacity) -> str:
+        """"" unless the trust file bounds what a cluster of this stream's provider may claim and the report claims
+        more (Trust.capacity_problem). Asked of the trust as it is now, so a reload lowering a bound applies from
+        the next report."""
+        stream = self._streams.get(rec.session)
+        if self.auth.trust is None or stream is None:
+            return ""
+        return self.auth.trust.capacity_problem(stream.peer.issuer, cap)
+
+    def _within_accelerator_bound(self, rec: ClusterRecord, cap: ClusterCapacity) -> ClusterCapacity:
+        """The report clamped to its provider's maxAccelerators (server/over_bound.py), said when that changes."""
+        stream = self._streams.get(rec.session)
+        bound = self.auth.trust.accelerator_bound(stream.peer.issuer) \
+            if self.auth.trust is not None and stream is not None else None
+        clamped = over_bound.clamp(cap, bound[1])[0] if bound is not None else cap
+        message = over_bound.clamped_message(reported_milli=cap.total_accelerator_milli, bound=bound[1],
+                                             provider=bound[0]) \
+            if bound is not None and cap.total_accelerator_milli > bound[1] * 1000 else ""
+        if message:
+            self.fed.metrics.reports_clamped.labels(rec.name).inc()
+        if message != rec.over_bound:
+            if message:
+                log.warning("cluster %s: its report is clamped to its provider's bound: %s", rec.name, message)
+                if rec.connected and not rec.closing:
+                    rec.outbox.put(ErrorNotice(over_bound.OVER_BOUND, cut(message)))
+            else:
+                log.info("cluster %s: its reports are within its provider's maxAccelerators again", rec.name)
+            rec.over_bound = message
+        return clamped
+
+    def _release_later(self, rec: ClusterRecord) -> None:
+        gate = rec.reports
+        if gate is None or gate.held is None or gate.timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called off the loop (tests): the next report, or release_held, applies it
+            return
+        gate.timer = loop.call_later(gate.due() + 0.001, self.release_held, rec)
+
+    def release_held(self, rec: ClusterRecord) -> None:
+        """Apply the report held over the rate limit, if the rate allows it now and its stream still speaks for
+        the cluster (a newer stream's reports are the newer ones); else try again when it will."""
+        gate = rec.reports
+        if gate is None:
+            return
+        gate.timer = None
+        if self.fed.clusters.get(rec.name) is not rec or rec.closing:
+            gate.held = None
+            return
+        report = gate.release()
+        if report is not None:
+            self._apply_report(rec, report)
+        self._release_later(rec)
+
+    def _refuse(self, rec: ClusterRecord, refusal: Refusal) -> None:
+        """Count a refused agent message, log it, and tell the agent (an Error on its stream, if it has room)."""
+        self.rejected(refusal.reason)
+        log.warning("cluster %s: refused a message (%s): %s", rec.name, refusal.reason, refusal.message)
+        if rec.connected and not rec.closing:  # Errors beyond the outbox's ERROR_LIMIT waiting are dropped
+            rec.outbox.put(ErrorNotice(refusal.reason.value, refusal.message, refusal.placement_id))

@@ -1,0 +1,313 @@
+"""JobService: the job API (proto/federator/v1/jobs.proto).
+
+It translates wire messages to domain calls on `Federator` and domain errors to gRPC status codes, with the
+ErrorInfo details the contract names; each call is decided by `security.authz` at this edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import grpc
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from federator.jobfile import REQUEST_ID_ANNOTATION, FieldProblem, JobFileError, shown
+from federator.model import Job, JobId, JobSpec
+from federator.security.audit import AuditLog
+from federator.security.auth import Authenticator
+from federator.security.authz import Allowed, Authorizer, Denied, Principal, stamp_owner, submitter_of
+from federator.security.limits import RejectReason
+from federator.server import watch_stream
+from federator.server.admission import name_taken
+from federator.server.cancel_jobs import cancel_jobs
+from federator.server.edge import Edge
+from federator.server.errors import Exhausted, PressedLimit, bad_request, cut, exhausted, problems_of
+from federator.server.federator import Federator
+from federator.server.intake import (
+    AlreadyExists,
+    ByteBudgetFull,
+    QueueFull,
+    QueuePendingLimit,
+    RequestIdConflict,
+    SubmitError,
+    UserPendingLimit,
+    kindless_problems,
+)
+from federator.server.job_keys import Ambiguous, resolve
+from federator.server.job_listing import Query, QueryError, query_of, token_problem
+from federator.server.job_table import View
+from federator.server.namespace_gate import NamespaceGate
+from federator.server.paging import PageTokenError, page
+from federator.server.scaling import ScaleProblem, ScaleRefused
+from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
+
+
+def _job_object(job: Job | None, spec: JobSpec | None = None, key: str = "") -> dict[str, str]:
+    """What an audit line says a job is."""
+    spec = job.spec if job is not None else spec
+    obj = {"kind": "Job"}
+    if spec is not None:
+        obj |= {"namespace": spec.namespace, "name": spec.name, "queue": spec.queue}
+    if job is not None:
+        obj["job_id"] = job.job_id
+    elif key:
+        obj["job_id"] = key
+    return obj
+
+
+def _holder_told(exc: NameTaken, may_see: Callable[[Job], bool], fed: Federator) -> str:
+    """What a Submit refused for a name another FederatedJob holds tells its caller: the holding job only to a
+    caller who may see it (as `SubmitError.told`); tenants share namespaces."""
+    other = fed.jobs.get(JobId(exc.holder)) if exc.holder else None
+    shown = str(exc) if other is None or may_see(other) else exc.vague
+    return f"{shown}; the job was not accepted"
+
+
+def _limit_of(exc: QueueFull) -> PressedLimit:
+    """ErrorInfo.metadata["limit"] of a back-pressure refusal: which cap or budget it met (jobs.proto, Submit)."""
+    if isinstance(exc, QueuePendingLimit):
+        return PressedLimit.QUEUE
+    if isinstance(exc, UserPendingLimit):
+        return PressedLimit.USER
+    if isinstance(exc, ByteBudgetFull):
+        return PressedLimit.FEDERATOR_BYTES if exc.owner is None else PressedLimit.USER_BYTES
+    return PressedLimit.FEDERATOR
+
+
+def _spec_of(pb: types_pb2.JobSpec) -> JobSpec:
+    """The submitted spec; a WireError when it cannot be read. Without a kind the rest of a spec cannot be
+    read as one job, yet the client should hear everything else that is wrong with it in the same answer:
+    the kind's problem comes with what the spec gets wrong under either kind (intake.kindless_problems)."""
+    try:
+        return convert.spec_from_pb(pb)
+    except convert.WireError as exc:
+        problem = str(exc)
+        if not problem.startswith("spec.kind: "):
+            raise
+        kinds = []
+        # A workload brings its own kind (an unknown enum value beside it is the only thing wrong with the kind).
+        for kind in (types_pb2.JOB_KIND_UNSPECIFIED,) if pb.workload_json else \
+                (types_pb2.JOB_KIND_TRAINING, types_pb2.JOB_KIND_INFERENCE):
+            copy = types_pb2.JobSpec()
+            copy.CopyFrom(pb)
+            copy.kind = kind
+            kinds.append(convert.spec_from_pb(copy))
+        problems = [FieldProblem("spec.kind", problem.removeprefix("spec.kind: ")), *kindless_problems(kinds)]
+        every = JobFileError(problems)
+        raise convert.WireError(str(every)) from every
+
+
+class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
+    """The job API. Each call is decided by `security.authz` at this edge: Submit by the queue's access list
+    (and, in Kubernetes mode, `namespaces`: may the job be made in its host namespace), Get/List/Watch/Cancel
+    by whose job it is, Cancel and Scale by whether they may manage it. Submit, Cancel and Scale, accepted or
+    refused, are audited."""
+
+    def __init__(self, federator: Federator, auth: Authenticator | None = None, *,
+                 authz: Authorizer | None = None, audit: AuditLog | None = None,
+                 namespaces: NamespaceGate | None = None) -> None:
+        super().__init__(federator, auth, authz=authz, audit=audit)
+        self.namespaces = namespaces
+        self.watch_seats = watch_stream.Seats(federator.limits.max_watches_per_user)  # per user (watch_stream.py)
+
+    async def Submit(self, request: jobs_pb2.SubmitRequest,  # noqa: N802
+                     context: grpc.aio.ServicerContext) -> jobs_pb2.SubmitResponse:
+        who = await self.principal(context)
+        await self.sized(context, "submit", request)
+        code, message, rule, job, spec = grpc.StatusCode.OK, "", "", None, None
+        told = ""  # what the caller hears, where the audit line holds more (SubmitError.told)
+        pressed: QueueFull | None = None  # back-pressure: answered with its ErrorInfo and RetryInfo
+        replayed: Job | None = None
+        problems: list[FieldProblem] = []
+        try:
+            spec = _spec_of(request.spec)
+            decision: Allowed | Denied = self.authz.submit(who, spec.queue)
+            if isinstance(decision, Allowed) and self.namespaces is not None:
+                decision = await self.namespaces.refusal(spec) or decision
+            elif isinstance(decision, Allowed):  # standalone: the namespace is the queue's (security/namespaces.py)
+                placed = self.authz.place(who, spec)
+                decision, spec = (placed, spec) if isinstance(placed, Denied) else (decision, placed)
+            rule = decision.rule.value
+            if isinstance(decision, Denied):
+                code, message = grpc.StatusCode.PERMISSION_DENIED, decision.message
+            else:
+                owned = stamp_owner(spec, who)  # a request id is its owner's own (intake.py)
+                taken = name_taken(self.fed, owned, request_id=request.request_id, run_again=request.run_again,
+                                   may_manage=lambda last: isinstance(self.authz.job(who, last, manage=True), Allowed))
+                if taken is not None:
+                    raise taken
+                replayed = self.fed.intake.job_for_request(
+                    submitter_of(owned), request.request_id or spec.annotation(REQUEST_ID_ANNOTATION))
+                job = await self.fed.submit_async(owned, request_id=request.request_id)
+        except QueueFull as exc:
+            code, message, pressed = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), exc
+        except (AlreadyExists, RequestIdConflict) as exc:  # the audit keeps the whole message; the caller, its own
+            code = grpc.StatusCode.ALREADY_EXISTS if isinstance(exc, AlreadyExists) else \
+                grpc.StatusCode.FAILED_PRECONDITION
+            message, told = str(exc), exc.told(lambda other: bool(self.authz.visible(who, [other])))
+        except StoreUnavailable as exc:  # retryable: with the same request id a retry cannot make two jobs
+            code, message = grpc.StatusCode.UNAVAILABLE, f"{exc}; the job was not accepted"
+        except NameTaken as exc:  # Kubernetes mode: a FederatedJob that is not this job's holds the name
+            code, message = grpc.StatusCode.ALREADY_EXISTS, f"{exc}; the job was not accepted"
+            told = _holder_told(exc, lambda other: bool(self.authz.visible(who, [other])), self.fed)
+        except StoreRefused as exc:  # not retryable as it stands (a namespace the host cluster lacks, say)
+            code, message = grpc.StatusCode.FAILED_PRECONDITION, f"{exc}; the job was not accepted"
+        except (SubmitError, convert.WireError) as exc:
+            if isinstance(exc, convert.WireError):
+                self.rejected(RejectReason.MALFORMED)
+            code, message = grpc.StatusCode.INVALID_ARGUMENT, cut(str(exc))
+            problems = problems_of(exc)
+        result = "accepted" if code is grpc.StatusCode.OK else \
+            "refused" if code is grpc.StatusCode.PERMISSION_DENIED else "failed"
+        self.audit.record("submit", identity=who, obj=_job_object(job, spec), result=result, code=code.name,
+                          rule=rule, message=message, request_id=request.request_id)
+        if job is None and code is grpc.StatusCode.INVALID_ARGUMENT:
+            await context.abort_with_status(bad_request(message, problems))  # the bad fields, as data
+        if job is None and pressed is not None:
+            await context.abort_with_status(exhausted(message, Exhausted.BACK_PRESSURE, retry_after=pressed.retry_after,
+                                                      metadata={"limit": _limit_of(pressed).value}))
+        if job is None:
+            await context.abort(code, cut(told or message))
+            raise AssertionError("unreachable")
+        return jobs_pb2.SubmitResponse(job=convert.job_to_pb(job), replayed=replayed is not None,
+                                       warnings=self.fed.intake.warnings(job.spec))
+
+    async def _find(self, who: Principal, key: str, context: grpc.aio.ServicerContext, *,
+                    manage: bool = False, verb: str = "") -> tuple[Job | None, Denied | None]:
+        """The job `key` names (an id, namespace/name, or a name: server/job_keys.py), or why not; a name in
+        several namespaces the caller may see ends the call with FAILED_PRECONDITION listing them."""
+        job = resolve(self.fed.jobs, key, lambda named: self.authz.visible(who, named))
+        if job is None:
+            return None, None
+        if isinstance(job, Ambiguous):
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, job.message)
+            raise AssertionError("unreachable")
+        decision = self.authz.job(who, job, manage=manage, verb=verb)
+        if isinstance(decision, Denied) and not self.authz.visible(who, [job]):
+            # One the caller may not see is answered as one nobody has (NOT_FOUND): a refusal confirmed another
+            # tenant's job name (outside QA F1). The refusal, naming the job, is for the audit line only.
+            return None, Denied(decision.rule, f"{decision.message} (job {job.job_id}; answered as no job)")
+        return job, decision if isinstance(decision, Denied) else None
+
+    @staticmethod
+    async def _need_job_id(job_id: str, context: grpc.aio.ServicerContext) -> None:
+        """An empty job_id is a client's mistake, not a job nobody has: it read as NOT_FOUND "no job ... ''"."""
+        if not job_id:
+            problem = FieldProblem("job_id", "must not be empty")
+            await context.abort_with_status(bad_request(str(problem), [problem]))
+
+    async def Get(self, request: jobs_pb2.GetJobRequest,  # noqa: N802
+                  context: grpc.aio.ServicerContext) -> types_pb2.Job:
+        who = await self.principal(context)
+        await self._need_job_id(request.job_id, context)
+        job, denied = await self._find(who, request.job_id, context)
+        if job is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {shown(request.job_id)}")
+            raise AssertionError("unreachable")
+        if denied is not None:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
+        return convert.job_to_pb(job)
+
+    def _visible(self, who: Principal, *, after: tuple[float, str] | None = None, queue: str = "",
+                 query: Query | None = None) -> Iterator[Job]:
+        """The jobs `who` may see, in submission order after `after` (or as `query` orders and filters them): the
+        table's index says where to look, the policy decides each job served (so an index fault can only hide a
+        job, never show one), and the filter applies to what the policy lets through."""
+        query = query or Query(queue=queue)
+        seen = self.authz.view(who)
+        view = None if seen is None else View(*seen)
+        for job in query.matching(self.fed.jobs.in_order(after=after, view=view, queue=query.queue, owner=query.owner,
+                                                         newest_first=query.newest_first)):
+            if view is None or self.authz.visible(who, [job]):
+                yield job
+
+    async def List(self, request: jobs_pb2.ListJobsRequest,  # noqa: N802
+                   context: grpc.aio.ServicerContext) -> jobs_pb2.ListJobsResponse:
+        who = await self.principal(context)
+        try:  # the server's message limit: a page never passes what the contract tells a client to accept
+            query = query_of(request)
+            got = page(lambda after: self._visible(who, after=after, query=query),
+                       page_size=request.page_size, page_token=request.page_token,
+                       max_bytes=self.fed.limits.max_message_bytes, fingerprint=query.fingerprint,
+                       default=query.is_default, newest_first=query.newest_first)
+        except (QueryError, PageTokenError) as exc:
+            found = exc.problems if isinstance(exc, QueryError) else [token_problem(str(exc))]
+            await context.abort_with_status(bad_request("; ".join(str(p) for p in found), found))
+            raise AssertionError("unreachable") from exc
+        applied_filter, applied_order = query.applied()
+        return jobs_pb2.ListJobsResponse(jobs=got.jobs, next_page_token=got.next_token,
+                                         applied_filter=applied_filter, applied_order=applied_order)
+
+    async def _to_manage(self, who: Principal, job_id: str, action: str,
+                         context: grpc.aio.ServicerContext) -> tuple[Job, str]:
+        """The job a Cancel or Scale (`action`, as audited) names, and the rule that lets `who` manage it; the call
+        ends NOT_FOUND or PERMISSION_DENIED otherwise, audited as such."""
+        await self._need_job_id(job_id, context)
+        job, denied = await self._find(who, job_id, context, manage=True, verb=action)
+        if job is None:
+            message = f"no job with id or name {shown(job_id)}"
+            self.audit.record(action, identity=who, obj=_job_object(None, key=job_id), result="failed",
+                              code=grpc.StatusCode.NOT_FOUND.name, rule=denied.rule.value if denied else "",
+                              message=denied.message if denied else message)
+            await context.abort(grpc.StatusCode.NOT_FOUND, message)
+            raise AssertionError("unreachable")
+        if denied is not None:
+            self.audit.record(action, identity=who, obj=_job_object(job), result="refused",
+                              code=grpc.StatusCode.PERMISSION_DENIED.name, rule=denied.rule.value,
+                              message=denied.message)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
+        decision = self.authz.job(who, job, manage=True)
+        return job, decision.rule.value if isinstance(decision, Allowed) else ""
+
+    async def Cancel(self, request: jobs_pb2.CancelJobRequest,  # noqa: N802
+                     context: grpc.aio.ServicerContext) -> types_pb2.Job:
+        who = await self.principal(context)
+        job, rule = await self._to_manage(who, request.job_id, "cancel", context)
+        try:
+            job = self.fed.cancel(job.job_id)
+        except StoreUnavailable as exc:  # nothing changed: the job runs on as before, and a retry may succeed
+            message = f"{exc}; the job was not cancelled"
+            self.audit.record("cancel", identity=who, obj=_job_object(job), result="failed",
+                              code=grpc.StatusCode.UNAVAILABLE.name, message=message)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, message)
+            raise AssertionError("unreachable") from exc
+        self.audit.record("cancel", identity=who, obj=_job_object(job), result="accepted", rule=rule)
+        return convert.job_to_pb(job)
+
+    async def CancelJobs(self, request: jobs_pb2.CancelJobsRequest,  # noqa: N802
+                         context: grpc.aio.ServicerContext) -> jobs_pb2.CancelJobsResponse:
+        """Every job of a queue a filter takes, selected under the caller's visibility, each decided and audited
+        as a Cancel of it and the whole as one `cancel.bulk` (server/cancel_jobs.py)."""
+        return await cancel_jobs(self, request, context)
+
+    async def Scale(self, request: jobs_pb2.ScaleJobRequest,  # noqa: N802
+                    context: grpc.aio.ServicerContext) -> types_pb2.Job:
+        """An inference job's new replica count (server/scaling.py), decided and audited as a Cancel is."""
+        who = await self.principal(context)
+        job, rule = await self._to_manage(who, request.job_id, "scale", context)
+        asked = {**_job_object(job), "replicas": str(request.replicas), "was": str(job.spec.replicas)}
+        try:
+            job = self.fed.scale(job.job_id, request.replicas)
+        except ScaleRefused as exc:
+            code = grpc.StatusCode.INVALID_ARGUMENT if exc.problem is ScaleProblem.INVALID else \
+                grpc.StatusCode.FAILED_PRECONDITION
+            self.audit.record("scale", identity=who, obj=asked, result="failed", code=code.name, message=str(exc))
+            if code is grpc.StatusCode.INVALID_ARGUMENT:
+                await context.abort_with_status(bad_request(str(exc), [FieldProblem("replicas", str(exc))]))
+            await context.abort(code, cut(str(exc)))
+            raise AssertionError("unreachable") from exc
+        except StoreUnavailable as exc:  # nothing changed and no member was told: a retry may succeed
+            message = f"{exc}; the job was not scaled"
+            self.audit.record("scale", identity=who, obj=asked, result="failed",
+                              code=grpc.StatusCode.UNAVAILABLE.name, message=message)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, message)
+            raise AssertionError("unreachable") from exc
+        self.audit.record("scale", identity=who, obj=asked, result="accepted", rule=rule)
+        return convert.job_to_pb(job)
+
+    async def Watch(self, request: jobs_pb2.WatchJobsRequest,  # noqa: N802
+                    context: grpc.aio.ServicerContext) -> AsyncIterator[types_pb2.Job]:
+        """A snapshot, then changes; bookmarks, revisions and resume on request (server/watch_stream.py)."""
+        async for pb in watch_stream.watch(self, request, context):
+            yield pb
