@@ -46,6 +46,7 @@ from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Term
 from federator.agent.maintenance import maintenance_refusal
 from federator.agent.member_health import MemberHealth, Probe
 from federator.agent.metrics import AgentMetrics
+from federator.agent.pacing import UpdatePace, dropped_update
 from federator.agent.refusal import HandshakeFailure, Lasting, handshake_failure, handshake_hint, lasting
 from federator.agent.rejections import LOUD, OVER_BOUND, Rejections, reason_label
 from federator.api import convert
@@ -134,6 +135,7 @@ class Agent:
         self._orders: dict[str, asyncio.Task[None]] = {}
         self._order_slots = asyncio.Semaphore(ORDERS_AT_ONCE)
         self._fences = 0  # fences so far: a launch that began before one and lands after it is stopped
+        self._pace = UpdatePace()  # the federator's JobUpdate budget, kept across streams (agent/pacing.py)
         self.connected = asyncio.Event()
         self.sessions = 0
         # This process, in every Hello (agent.proto, Hello.instance): the federator tells a reconnect of this agent
@@ -410,6 +412,11 @@ class Agent:
         offered (`implausible_report`, `over_bound`) at ERROR once per stream (rejections.py); any other once
         while it lasts, an applied report's as applied (federator_errors.py)."""
         self.metrics.rejected(error.reason)
+        if dropped_update(error):  # which of the run were dropped is not said: the re-sync sends them all
+            log.warning("the federator dropped a JobUpdate over its budget (%s): starting a new stream, whose "
+                        "re-sync carries every placement's phase", error.message[:300])
+            self._end_session("a JobUpdate dropped over the federator's budget")
+            return
         if error.placement_id or reason_label(error.reason) not in LOUD:
             self._errors.error(error.reason, error.message, error.placement_id)
             return
@@ -480,7 +487,17 @@ class Agent:
             if msg.WhichOneof("body") is None:
                 self._report_queued = False
                 msg = self._report()
+            elif msg.WhichOneof("body") == "job_update":
+                await self._paced()
             yield self._sent(msg)
+
+    async def _paced(self) -> None:
+        """Wait until one more JobUpdate is within the federator's budget, and charge it (agent/pacing.py)."""
+        wait = self._pace.wait()
+        if wait > 0:
+            self.metrics.updates_paced.inc(wait)
+            await asyncio.sleep(wait)
+        self._pace.spend()
 
     def _recently_ended(self, held: dict[str, JobPhase]) -> dict[str, _Ended]:
         """Placements that ended within the federator's lost-after time and that the cluster no longer holds.
@@ -651,6 +668,7 @@ class Agent:
             self._fatal = exc
             self._end_session("a configuration the federator's rule refuses")
             return False
+        self._pace.agreed(welcome)
         self.sessions += 1
         self.connected.set()
         self.metrics.session_opened()

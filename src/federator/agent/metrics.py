@@ -121,6 +121,10 @@ class AgentMetrics:
             "cancelled (the federator's order).", ["reason"], registry=r)
         for reason in STOP_REASONS:
             self.placements_stopped.labels(reason)
+        self.updates_paced = Counter("federator_agent_job_updates_paced_seconds_total",
+                                     "Seconds the stream to the federator waited so that JobUpdates stay within "
+                                     "the federator's budget (Welcome.max_job_updates_per_second, "
+                                     "job_update_burst) instead of being dropped (agent/pacing.py).", registry=r)
         self.self_fences = Counter("federator_agent_self_fences_total",
                                    "Times the agent stopped its placements after --fence-after without the "
                                    "federator.", registry=r)
