@@ -190,6 +190,7 @@ def test_a_placement_that_ended_longer_ago_than_the_lost_after_time_is_not_re_sy
         backend.refuse("k.g1.c-1", GANG_TIMEOUT)
         old = agent._ended["j.g1.c-1"]  # noqa: SLF001 - age one record past the window
         agent._ended["j.g1.c-1"] = replace(old, at=old.at - ENDED_KEPT_SECONDS - 1)  # noqa: SLF001
+        agent._live_since = old.at - ENDED_KEPT_SECONDS - 1  # noqa: SLF001 - and the stream up all that time
         agent._outbox.put_nowait(None)  # noqa: SLF001
         await fed.until(lambda: len(fed.sessions) == 2 and "capacity" in kinds(fed.sessions[1]))
         assert updates(fed.sessions[1], "j.g1.c-1") == []  # the federator has re-placed that job by now

@@ -83,3 +83,24 @@ def test_a_launch_of_a_placement_that_ended_and_was_forgotten_starts_nothing_new
         assert backend.placements() == {}
 
     asyncio.run(with_agent(fed, body, backend=backend))
+
+
+def test_a_final_phase_outlives_a_federator_away_longer_than_lost_after() -> None:
+    """Outside SRE QA F1: jobs that succeeded while the federator was paused for 142 s (lost-after 120 s) were run
+    a second time, because the agent had forgotten their final phases by the time the federator was back, and the
+    re-sync's silence said "lost". Time without a stream no longer ages a final phase: the re-sync after a long
+    outage still carries it."""
+    fed = ScriptedFederator([[launch("s.g1.c-1", 1, spec=SHORT), agent_pb2.FederatorMessage()]], lost_after=0.3)
+    backend = SimBackend(BIG["c-1"], finished_ttl=0.01)  # the member forgets the finished Job at once
+
+    async def away(delay: float) -> None:
+        await asyncio.sleep(1.0)  # the federator is down: no stream for three times lost_after
+
+    async def body(agent: Agent) -> None:
+        agent.reconnect_sleep = away
+        await fed.until(lambda: len(fed.sessions) == 2 and "capacity" in kinds(fed.sessions[1]))
+        assert backend.placements() == {}
+        assert [(u.placement_id, convert.phase_from_pb(u.phase), u.resync) for u in updates(fed.sessions[1])] == [
+            ("s.g1.c-1", JobPhase.SUCCEEDED, True)]
+
+    asyncio.run(with_agent(fed, body, backend=backend))

@@ -84,8 +84,8 @@ CERTIFICATE_CHECK_TICKS = 2400
 """Every 10 minutes (in ticks) the TLS files' dates are read again, so the expiry metric follows a renewal made
 while the stream is up (they are read after every failed connection too)."""
 ENDED_KEPT_SECONDS = 120.0
-"""How long a re-sync repeats the final phase of a placement the cluster no longer holds, until a Welcome gives
-lost_after_seconds (the federator's default): by then the federator has re-placed it anyway."""
+"""How long, of time with a stream up, a re-sync repeats the final phase of a placement the cluster no longer
+holds, until a Welcome gives lost_after_seconds (the federator's default): by then the federator has had it."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,7 @@ class Agent:
         self._counts: dict[str, tuple[int, int]] = {}  # each serving placement's (running, ready), re-sent too
         self._nodes: dict[str, tuple[tuple[str, int], ...]] = {}  # each placement's (node, replicas), re-sent too
         self._ended: dict[str, _Ended] = {}  # placements that ended lately, oldest first (see _recently_ended)
+        self._live_since: float | None = None  # when the current stream was welcomed (None: no stream)
         self._fencing: dict[str, str] = {}  # placements this agent is stopping on its own, with why
         # Each placement's latest launch or cancel in flight: one placement's orders run in order, different
         # placements' do not wait for each other, and the stream is read meanwhile (`_in_order`).
@@ -511,12 +512,21 @@ class Agent:
         return {pid: e for pid, e in self._ended.items() if pid not in held}
 
     def _prune_ended(self) -> None:
-        """Forget what ended before the federator's lost-after time (it has re-placed those jobs anyway); keep at
-        most OUTBOX_LIMIT."""
+        """Forget a final phase once a stream has been up for the federator's lost-after time since it ended (by
+        then the federator has had it, or re-placed the job anyway); keep at most OUTBOX_LIMIT.
+
+        Counted only while a stream is up: a final phase sent on a stream into a federator that was down or
+        paused is not known there, and a federator that comes back after more than lost-after took a placement
+        the cluster no longer holds as lost and ran the job again (outside SRE QA F1: jobs that had succeeded
+        during a 142 s federator pause were run a second time). Time without a stream no longer ages them."""
         keep = self.terms.lost_after_seconds if self.terms and self.terms.lost_after_seconds > 0 \
             else ENDED_KEPT_SECONDS
         now = self.contact.clock()
-        while self._ended and (len(self._ended) > OUTBOX_LIMIT or now - next(iter(self._ended.values())).at > keep):
+        since = self._live_since
+        while self._ended:
+            oldest = next(iter(self._ended.values()))  # the oldest end: max(at, since) grows along the dict
+            if len(self._ended) <= OUTBOX_LIMIT and (since is None or now - max(oldest.at, since) <= keep):
+                return
             del self._ended[next(iter(self._ended))]
 
     def _sent(self, msg: agent_pb2.AgentMessage) -> agent_pb2.AgentMessage:
@@ -603,6 +613,8 @@ class Agent:
                 elif kind == "resize":
                     self._in_order(msg.resize.placement_id, self._resize, msg.resize)
         finally:
+            self._prune_ended()  # with the time this stream was up: the next one's starts again
+            self._live_since = None
             self.connected.clear()
             self.metrics.session_closed()
             if reporter:
@@ -669,6 +681,7 @@ class Agent:
             self._end_session("a configuration the federator's rule refuses")
             return False
         self._pace.agreed(welcome)
+        self._live_since = self.contact.clock()  # final phases age from here on (_prune_ended)
         self.sessions += 1
         self.connected.set()
         self.metrics.session_opened()
