@@ -47,11 +47,25 @@ SERIES = {  # east-1 Ready, 60 of 80 allocated; lost-1 Lost, its last report 16 
     pytest.param("Fleet accelerators", [("{}", 80)], id="fleet-total"),
     pytest.param("Accelerators allocated", [("{}", 0.75)], id="fleet-allocated"),  # not 1 - 36/96
     pytest.param("Free accelerators by cluster and model",
-                 [('{cluster="east-1",region="east",vendor="nvidia",model="NVIDIA-H100-80GB-HBM3"}', 20)],
+                 [('{cluster="east-1",region="east",vendor="nvidia",model="NVIDIA-H100-80GB-HBM3",placeable="yes"}',
+                   20)],
                  id="free-by-cluster"),
 ])
 def test_a_lost_clusters_last_report_counts_in_no_panel(promtool: Path, tmp_path: Path, title: str,
                                                          samples: list[tuple[str, float]]) -> None:
+    _evaluate(promtool, tmp_path, title, samples)
+
+
+def test_a_cordoned_clusters_free_accelerators_are_not_shown_as_room(promtool: Path, tmp_path: Path) -> None:
+    """Outside SRE QA F7: a cluster left cordoned after a drain showed its idle accelerators as free while jobs
+    waited; the table now says they are not placeable."""
+    _evaluate(promtool, tmp_path, "Free accelerators by cluster and model",
+              [('{cluster="east-1",region="east",vendor="nvidia",model="NVIDIA-H100-80GB-HBM3",'
+                'placeable="no: cordoned"}', 20)], cordoned={"east-1"})
+
+
+def _evaluate(promtool: Path, tmp_path: Path, title: str, samples: list[tuple[str, float]],
+              cordoned: frozenset[str] | set[str] = frozenset()) -> None:
     [expr] = _panels()[title][:1]
     series = []
     for (cluster, region, state), counts in SERIES.items():
@@ -61,6 +75,7 @@ def test_a_lost_clusters_last_report_counts_in_no_panel(promtool: Path, tmp_path
                    for s, n in counts.items()]
         series += [{"series": f'federator_cluster_state{{{labels},state="{s}"}}',
                     "values": f"{int(s == state)}x5"} for s in ("Ready", "Partitioned", "Lost")]
+        series.append({"series": f"federator_cluster_cordoned{{{labels}}}", "values": f"{int(cluster in cordoned)}x5"})
     test = {"rule_files": [str(ALERTS)], "evaluation_interval": "1m", "tests": [{
         "interval": "1m", "input_series": series,
         "promql_expr_test": [{"expr": grafana_to_promql(expr), "eval_time": "2m",
