@@ -171,6 +171,8 @@ class PressedLimit(StrEnum):
     FEDERATOR = "federator"  # every pending job, or the last tenth kept for small holders
     USER_BYTES = "user-bytes"  # the owner's unfinished jobs' byte budget
     FEDERATOR_BYTES = "federator-bytes"  # every unfinished job's byte budget
+    DELEGATE = "delegate"  # the pending-job budget of the delegate that sent the call (metadata "delegate")
+    DELEGATE_BYTES = "delegate-bytes"  # the delegate's budget of unfinished jobs' bytes
 
 
 def exhausted(message: str, reason: Exhausted, *, retry_after: float | None = None,

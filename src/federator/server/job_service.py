@@ -27,6 +27,7 @@ from federator.server.federator import Federator
 from federator.server.intake import (
     AlreadyExists,
     ByteBudgetFull,
+    DelegateBudgetFull,
     QueueFull,
     QueuePendingLimit,
     RequestIdConflict,
@@ -62,6 +63,15 @@ def _holder_told(exc: NameTaken, may_see: Callable[[Job], bool], fed: Federator)
     other = fed.jobs.get(JobId(exc.holder)) if exc.holder else None
     shown = str(exc) if other is None or may_see(other) else exc.vague
     return f"{shown}; the job was not accepted"
+
+
+def _pressed(exc: QueueFull) -> dict[str, str]:
+    """ErrorInfo.metadata of a back-pressure refusal: "limit", which cap or budget it met (jobs.proto, Submit), and
+    for a delegate's budget "delegate", its name (the caller's own identity: nothing another caller's)."""
+    if isinstance(exc, DelegateBudgetFull):
+        limit = PressedLimit.DELEGATE_BYTES if exc.size else PressedLimit.DELEGATE
+        return {"limit": limit.value, "delegate": exc.delegate}
+    return {"limit": _limit_of(exc).value}
 
 
 def _limit_of(exc: QueueFull) -> PressedLimit:
@@ -110,6 +120,8 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         super().__init__(federator, auth, authz=authz, audit=audit)
         self.namespaces = namespaces
         self.watch_seats = watch_stream.Seats(federator.limits.max_watches_per_user)  # per user (watch_stream.py)
+        # A delegate's budget is read from the live policy's entry (a reload changes it from the next Submit)
+        federator.intake.delegates = lambda name: self.authz.policy.delegates.get(name)
 
     async def Submit(self, request: jobs_pb2.SubmitRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> jobs_pb2.SubmitResponse:
@@ -166,7 +178,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             await context.abort_with_status(bad_request(message, problems))  # the bad fields, as data
         if job is None and pressed is not None:
             await context.abort_with_status(exhausted(message, Exhausted.BACK_PRESSURE, retry_after=pressed.retry_after,
-                                                      metadata={"limit": _limit_of(pressed).value}))
+                                                      metadata=_pressed(pressed)))
         if job is None:
             await context.abort(code, cut(told or message))
             raise AssertionError("unreachable")
