@@ -74,6 +74,15 @@ def _pressed(exc: QueueFull) -> dict[str, str]:
     return {"limit": _limit_of(exc).value}
 
 
+def _refused_object(rule: str, pb: types_pb2.JobSpec) -> dict[str, str]:
+    """ErrorInfo.metadata naming what a Submit's PERMISSION_DENIED refused: the field and the value the caller sent
+    (its queue; its namespace for a namespace rule), nothing of the policy or of other tenants."""
+    queue = pb.queue or "default"
+    if rule in ("queue-namespaces", "namespace-selector", "reserved-namespace"):
+        return {"field": "spec.namespace", "namespace": pb.namespace, "queue": queue}
+    return {"field": "spec.queue", "queue": queue}
+
+
 def _limit_of(exc: QueueFull) -> PressedLimit:
     """ErrorInfo.metadata["limit"] of a back-pressure refusal: which cap or budget it met (jobs.proto, Submit)."""
     if isinstance(exc, QueuePendingLimit):
@@ -179,6 +188,8 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         if job is None and pressed is not None:
             await context.abort_with_status(exhausted(message, Exhausted.BACK_PRESSURE, retry_after=pressed.retry_after,
                                                       metadata=_pressed(pressed)))
+        if job is None and code is grpc.StatusCode.PERMISSION_DENIED:
+            await self.refuse(context, rule, message, **_refused_object(rule, request.spec))
         if job is None:
             await context.abort(code, cut(told or message))
             raise AssertionError("unreachable")
@@ -218,7 +229,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {shown(request.job_id)}")
             raise AssertionError("unreachable")
         if denied is not None:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
+            await self.refuse(context, denied.rule.value, denied.message, job_id=job.job_id)
         return convert.job_to_pb(job)
 
     def _visible(self, who: Principal, *, after: tuple[float, str] | None = None, queue: str = "",
@@ -268,7 +279,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             self.audit.record(action, identity=who, obj=_job_object(job), result="refused",
                               code=grpc.StatusCode.PERMISSION_DENIED.name, rule=denied.rule.value,
                               message=denied.message)
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
+            await self.refuse(context, denied.rule.value, denied.message, job_id=job.job_id, action=action)
         decision = self.authz.job(who, job, manage=True)
         return job, decision.rule.value if isinstance(decision, Allowed) else ""
 

@@ -48,7 +48,9 @@ class IdentityServiceStub:
     "limit" "delegate" or "delegate-bytes" (jobs.proto, "Calling this API"). The audit log records
     the delegate (`actor`) beside the user (`on_behalf_of`). Names are
     lower-case letters, digits, '-' and '.' (1 to 253 characters). Refusals,
-    all PERMISSION_DENIED naming the rule `delegate` and the metadata key:
+    all PERMISSION_DENIED naming the rule `delegate` and the metadata key, with
+    a google.rpc.ErrorInfo {reason "DELEGATE", metadata rule, key,
+    on_behalf_of} (jobs.proto, "Calling this API"):
     the caller is not in tenancy.delegates; the user is not one its `users`
     admit; a group is not one its `groups` admit; the user is an admin
     (tenancy.admins) and the delegate's `admins` is not true; the revocation
@@ -93,7 +95,9 @@ class IdentityServiceServicer:
     "limit" "delegate" or "delegate-bytes" (jobs.proto, "Calling this API"). The audit log records
     the delegate (`actor`) beside the user (`on_behalf_of`). Names are
     lower-case letters, digits, '-' and '.' (1 to 253 characters). Refusals,
-    all PERMISSION_DENIED naming the rule `delegate` and the metadata key:
+    all PERMISSION_DENIED naming the rule `delegate` and the metadata key, with
+    a google.rpc.ErrorInfo {reason "DELEGATE", metadata rule, key,
+    on_behalf_of} (jobs.proto, "Calling this API"):
     the caller is not in tenancy.delegates; the user is not one its `users`
     admit; a group is not one its `groups` admit; the user is an admin
     (tenancy.admins) and the delegate's `admins` is not true; the revocation
@@ -152,7 +156,9 @@ class IdentityService:
     "limit" "delegate" or "delegate-bytes" (jobs.proto, "Calling this API"). The audit log records
     the delegate (`actor`) beside the user (`on_behalf_of`). Names are
     lower-case letters, digits, '-' and '.' (1 to 253 characters). Refusals,
-    all PERMISSION_DENIED naming the rule `delegate` and the metadata key:
+    all PERMISSION_DENIED naming the rule `delegate` and the metadata key, with
+    a google.rpc.ErrorInfo {reason "DELEGATE", metadata rule, key,
+    on_behalf_of} (jobs.proto, "Calling this API"):
     the caller is not in tenancy.delegates; the user is not one its `users`
     admit; a group is not one its `groups` admit; the user is an admin
     (tenancy.admins) and the delegate's `admins` is not true; the revocation
