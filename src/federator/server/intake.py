@@ -51,6 +51,7 @@ from federator.server.fleet_models import FleetModels
 from federator.server.job_bytes import UnfinishedBytes
 from federator.server.kept_room import KeptRoom
 from federator.server.settle import unreported
+from federator.server.submit_room import queue_pending
 from federator.server.templates import (
     accelerator_problems,
     accelerator_warnings,
@@ -455,22 +456,12 @@ class Intake:
     def _check_queue_room(self, queue: str) -> None:
         """Refuse a new job of a queue holding as many pending jobs as it may: its own `maxPendingJobs` (policy
         file, Queue object), else the server's `--max-pending-jobs-per-queue`. One count read, no scan."""
-        fed = self.fed
-        own = fed.scheduler.config.queue(queue).max_pending_jobs
-        limit = own if own is not None else fed.limits.pending_per_queue
-        pending = fed.cycles.by_queue.count(queue)
-        if pending < limit:
+        held = queue_pending(self.fed, queue)  # as WhoAmI reports it (server/submit_room.py)
+        if held.used < held.limit:
             return
         self._reject(RejectReason.QUEUE_PENDING_LIMIT)
-        listed = queue in fed.scheduler.config.queues
-        if own is not None:
-            source = f"queue {queue!r} maxPendingJobs" if listed else "the policy's defaultQueue.maxPendingJobs"
-        elif fed.limits.max_pending_jobs_per_queue is not None:
-            source = "--max-pending-jobs-per-queue"
-        else:
-            source = "--max-pending-jobs-per-queue, by default half of --max-pending-jobs"
-        raise QueuePendingLimit(queue=queue, pending=pending, limit=limit, source=source,
-                                retry_after=fed.limits.queue_full_retry_seconds)
+        raise QueuePendingLimit(queue=queue, pending=held.used, limit=held.limit, source=held.source,
+                                retry_after=self.fed.limits.queue_full_retry_seconds)
 
     def _check_owner_room(self, owner: Submitter) -> None:
         """Refuse a new job of an owner (its recorded user; its namespace when no user submitted it, a kubectl-made
