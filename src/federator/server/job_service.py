@@ -253,7 +253,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             got = page(lambda after: self._visible(who, after=after, query=query),
                        page_size=request.page_size, page_token=request.page_token,
                        max_bytes=self.fed.limits.max_message_bytes, fingerprint=query.fingerprint,
-                       default=query.is_default, newest_first=query.newest_first)
+                       caller=who.user, newest_first=query.newest_first)
         except (QueryError, PageTokenError) as exc:
             found = exc.problems if isinstance(exc, QueryError) else [token_problem(str(exc))]
             await context.abort_with_status(bad_request("; ".join(str(p) for p in found), found))
