@@ -376,7 +376,8 @@ class Metrics:
         self.jobs_rejected = Counter("federator_jobs_rejected_total",
                                      "Job submissions refused as invalid (not back-pressure: a valid job refused "
                                      "for want of room is counted in federator_messages_rejected_total{reason="
-                                     "queue_full|queue_pending_limit|user_pending_limit}).", registry=r)
+                                     "queue_full|queue_pending_limit|user_pending_limit|delegate_pending_limit}).",
+                                     registry=r)
         self.placements = Counter("federator_placements_total",
                                   "Placement decisions by result (placed, unschedulable, refused).",
                                   ["result"], registry=r)

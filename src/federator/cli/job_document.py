@@ -23,9 +23,9 @@ from federator.backends.kube.resources import job_status
 from federator.cli.output import cores
 from federator.jobfile import REQUEST_ID_ANNOTATION, spec_to_document
 from federator.model import Job, JobSpec, format_bytes
-from federator.security.authz import GROUPS_ANNOTATION, USER_ANNOTATION
+from federator.security.authz import DELEGATE_ANNOTATION, GROUPS_ANNOTATION, USER_ANNOTATION
 
-SET_BY_THE_FEDERATOR = frozenset({REQUEST_ID_ANNOTATION, USER_ANNOTATION, GROUPS_ANNOTATION})
+SET_BY_THE_FEDERATOR = frozenset({REQUEST_ID_ANNOTATION, USER_ANNOTATION, GROUPS_ANNOTATION, DELEGATE_ANNOTATION})
 """Job annotations the federator writes, whatever a submitted job said (security/authz.py, server/intake.py)."""
 
 KUBERNETES_OBJECT_STATUS = ("conditions", "observedGeneration")

@@ -80,8 +80,13 @@ def _check(args: argparse.Namespace) -> int:
     else:
         print("tenancy: none (single-tenant: any caller may use any queue)")
     for name, rule in sorted(tenancy.delegates.items()):
+        jobs = f"{rule.max_pending_jobs} pending jobs" if rule.max_pending_jobs is not None else \
+            "pending jobs: one user's (--max-pending-jobs-per-user)"
+        size = f"{rule.max_unfinished_bytes} unfinished bytes" if rule.max_unfinished_bytes is not None else \
+            "unfinished bytes: one user's (--max-unfinished-bytes-per-user)"
         print(f"delegate {name}: may act for users {', '.join(rule.users)}; groups "
-              f"{', '.join(rule.groups) or 'none'}; admins {'yes' if rule.admins else 'no'}")
+              f"{', '.join(rule.groups) or 'none'}; admins {'yes' if rule.admins else 'no'}; budget over every "
+              f"user it acts for: {jobs}, {size}")
     cap = config.max_preemptions_per_cycle
     print(f"preemption: {f'on, at most {cap} victims a cycle' if config.preemption else 'off'}")
     sizing = KeptRoom.of(args.max_pending_jobs, len(queues)).sizing_problem()

@@ -66,8 +66,11 @@ def render(resp: object, *, output: str) -> str:
 
     assert isinstance(resp, identity_pb2.WhoAmIResponse)
     doc = {"user": resp.user, "groups": list(resp.groups), "via": resp.via, "role": ROLES.get(resp.role, "unknown"),
-           "actor": resp.actor, "queues": [{"name": q.name, "namespaces": list(q.namespaces)} for q in resp.queues],
-           "anyQueue": resp.any_queue, "version": resp.version, "features": list(resp.features)}
+           "actor": resp.actor,
+           "queues": [{"name": q.name, "namespaces": list(q.namespaces), "pendingJobs": _held(q, "pending_jobs"),
+                       "maxPriority": q.max_priority, "maxRunSeconds": q.max_run_seconds} for q in resp.queues],
+           "anyQueue": resp.any_queue, "version": resp.version, "features": list(resp.features),
+           "limits": {name: held for key, name in _LIMITS if (held := _held(resp, key)) is not None}}
     if output == "json":
         return json.dumps(doc, indent=2)
     queues = ", ".join(f"{q.name} ({', '.join(q.namespaces)})" if q.namespaces else q.name for q in resp.queues)
@@ -77,9 +80,34 @@ def render(resp: object, *, output: str) -> str:
              f"groups:   {', '.join(resp.groups) or '-'}",
              f"role:     {doc['role']} (via {resp.via})",
              f"queues:   {queues or '-'}",
+             *(f"  {q.name}: {_said(q, 'pending_jobs')} pending in the queue; priority up to {q.max_priority}; "
+               + (f"runs up to {q.max_run_seconds}s" if q.max_run_seconds else "no run-time bound")
+               for q in resp.queues),
+             *(f"limit:    {_said(resp, key)} {what}" for key, what in _SAID if _held(resp, key) is not None),
              f"server:   federator {resp.version}",
              f"features: {', '.join(resp.features)}"]
     return "\n".join(lines)
+
+
+_LIMITS = (("user_pending_jobs", "userPendingJobs"), ("user_unfinished_bytes", "userUnfinishedBytes"),
+           ("delegate_pending_jobs", "delegatePendingJobs"), ("delegate_unfinished_bytes", "delegateUnfinishedBytes"))
+_SAID = (("user_pending_jobs", "of your pending jobs (all queues)"),
+         ("user_unfinished_bytes", "bytes of your unfinished jobs' specs"),
+         ("delegate_pending_jobs", "pending jobs the delegate submitted for anyone (its budget)"),
+         ("delegate_unfinished_bytes", "bytes of the delegate's unfinished jobs (its budget)"))
+
+
+def _held(msg: object, field: str) -> dict[str, object] | None:
+    """A SubmitLimit field as JSON ({limit, used, source}), None when the server did not set it (an older one)."""
+    if not msg.HasField(field):  # type: ignore[attr-defined]
+        return None
+    held = getattr(msg, field)
+    return {"limit": held.limit, "used": held.used, "source": held.source}
+
+
+def _said(msg: object, field: str) -> str:
+    held = _held(msg, field)
+    return "?" if held is None else f"{held['used']} of {held['limit']}"
 
 
 def _whoami(args: argparse.Namespace) -> int:

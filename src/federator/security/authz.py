@@ -70,6 +70,10 @@ from federator.yamltext import YamlFileError, load_yaml_file
 
 USER_ANNOTATION = "federator.io/user"
 GROUPS_ANNOTATION = "federator.io/groups"
+DELEGATE_ANNOTATION = "federator.io/delegate"
+"""The delegate (tenancy.delegates) that submitted a job on its owner's behalf: set by the federator from the
+call, never taken from a spec, so that the delegate's budget (security/delegates.py `budget`) is counted from
+the jobs themselves and survives a restart."""
 ANONYMOUS = "anonymous"
 
 
@@ -392,8 +396,11 @@ def submitter_of(spec: JobSpec) -> Submitter:
 
 def recorded_owner(spec: JobSpec, user: str, groups: str = "") -> JobSpec:
     """The spec with exactly this owner recorded (none when `user` is ""), whatever its annotations said: the
-    owner is what the federator recorded, never what a submitted spec or an object's metadata claims."""
-    annotations = {k: v for k, v in spec.annotations if k not in (USER_ANNOTATION, GROUPS_ANNOTATION)}
+    owner is what the federator recorded, never what a submitted spec or an object's metadata claims. A job of
+    no user has no delegate either (a kubectl-made object's annotation claims nothing)."""
+    dropped = (USER_ANNOTATION, GROUPS_ANNOTATION) if user else (USER_ANNOTATION, GROUPS_ANNOTATION,
+                                                                 DELEGATE_ANNOTATION)
+    annotations = {k: v for k, v in spec.annotations if k not in dropped}
     if user:
         annotations[USER_ANNOTATION] = user
         if groups:
@@ -406,10 +413,13 @@ def stamp_owner(spec: JobSpec, who: Principal) -> JobSpec:
 
     The groups recorded are the credential's (certificate O, token groups); the policy's groups are read
     when a job is looked at, so taking a user out of a policy group takes their jobs out of it too."""
-    annotations = {k: v for k, v in spec.annotations if k not in (USER_ANNOTATION, GROUPS_ANNOTATION)}
+    annotations = {k: v for k, v in spec.annotations
+                   if k not in (USER_ANNOTATION, GROUPS_ANNOTATION, DELEGATE_ANNOTATION)}
     annotations[USER_ANNOTATION] = who.user
     if who.claimed:
         annotations[GROUPS_ANNOTATION] = ",".join(sorted(who.claimed))
+    if who.actor is not None:  # a delegate's call: the job counts against its budget too (intake.py)
+        annotations[DELEGATE_ANNOTATION] = who.actor.user
     return replace(spec, annotations=tuple(sorted(annotations.items())))
 
 
@@ -582,7 +592,8 @@ class Authorizer:
         return bool(owner) and (owner == who.user or bool(self._groups_of(owner, recorded) & viewable))
 
 
-__all__ = ["ANONYMOUS", "GROUPS_ANNOTATION", "USER_ANNOTATION", "Access", "Allowed", "Authorizer", "Denied",
+__all__ = ["ANONYMOUS", "DELEGATE_ANNOTATION", "GROUPS_ANNOTATION", "USER_ANNOTATION", "Access", "Allowed",
+           "Authorizer", "Denied",
            "Group", "JobAccess", "LabelSelector", "Principal", "Requirement", "Rule", "Submitter", "TenancyError",
            "TenancyPolicy", "access_from_document", "load_tenancy", "owner_of", "queue_tenancy",
            "recorded_owner", "selector_from_document", "stamp_owner", "submitter_of", "tenancy_from_document",

@@ -49,11 +49,15 @@ class RejectReason(StrEnum):
     # back-pressure on one owner (a user; a namespace for kubectl-made FederatedJobs), whatever queues they
     # use: they hold as many pending jobs as they may; other owners' Submits still pass
     USER_PENDING_LIMIT = "user_pending_limit"
+    # back-pressure on a delegate (tenancy.delegates): the jobs it submitted for anyone hold its budget of pending
+    # jobs or unfinished bytes; the users' own calls and other delegates still pass
+    DELEGATE_PENDING_LIMIT = "delegate_pending_limit"
     POD_SECURITY = "pod_security"  # a pod template the federator's pod security level forbids
     UNTRUSTED = "untrusted"  # a live agent stream a reloaded trust file no longer admits: ended
 
 
-BACK_PRESSURE = frozenset({RejectReason.QUEUE_FULL, RejectReason.QUEUE_PENDING_LIMIT, RejectReason.USER_PENDING_LIMIT})
+BACK_PRESSURE = frozenset({RejectReason.QUEUE_FULL, RejectReason.QUEUE_PENDING_LIMIT, RejectReason.USER_PENDING_LIMIT,
+                           RejectReason.DELEGATE_PENDING_LIMIT})
 """Refusals of a valid job for want of room (a client retries it unchanged): counted in
 federator_messages_rejected_total{reason} only, never among the invalid submissions of
 federator_jobs_rejected_total."""

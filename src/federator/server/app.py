@@ -32,7 +32,7 @@ from federator.security.serving_reload import ServingFiles
 from federator.security.tls import ServedTls, TlsError, TlsFiles
 from federator.security.trust import PROVIDER_LABEL, Trust, TrustError
 from federator.security.trust_reload import TrustFile
-from federator.server import store_health
+from federator.server import paging, store_health
 from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.health import add_health
@@ -384,6 +384,8 @@ async def serve(opts: ServeOptions) -> None:
     agent_service = AgentService(fed, auth, authz=authz, audit=audit, terms=terms)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agent_service, server)
     served, serving = _served(opts, trust)
+    if served is not None:  # page tokens outlive a restart and a failover to a replica of the same key (paging.py)
+        paging.use_secret(served.key)
     if trust is not None and served is not None:
         roots = served
         trust.subscribe(lambda _old, new: _use_trust(new, auth=auth, roots=roots, agents=agent_service))

@@ -25,11 +25,7 @@ Design (jobs.proto says it to clients):
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 import math
-import secrets
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -113,43 +109,34 @@ def selection(request: jobs_pb2.CancelJobsRequest) -> tuple[Selection | None, li
     return Selection(request.queue, frozenset(phases or ACTIVE), request.owner), []
 
 
-_SEAL_KEY = secrets.token_bytes(32)
-"""This process's key for sealing tokens: a token names an operation and its count, which go into audit lines, so
-one a client made up (or another user's) must not pass (portal re-test N1: a forged token cancelled jobs under an
-invented operation id and count). A federator restarted since refuses the old tokens: the client starts again,
-and the jobs it cancelled no longer match."""
-
-
-def _seal(user: str, operation: str, matched: int, key: object) -> str:
-    text = json.dumps([user, operation, matched, key], separators=(",", ":")).encode("utf-8", "replace")
-    return hmac.new(_SEAL_KEY, text, hashlib.sha256).hexdigest()[:32]
+def _bound(user: str) -> str:
+    """What a CancelJobs token is bound to: the RPC and the caller. A token names an operation and its count, which
+    go into audit lines, so one a client made up (or another user's) must not pass (portal re-test N1: a forged
+    token cancelled jobs under an invented operation id and count). Sealed as every page token is
+    (server/paging.py): unreadable, and refused unless this federator's key made it for this caller."""
+    return f"jobs.cancel\x00{user}"
 
 
 def position(token: str, chosen: Selection, user: str) -> Position:
-    """The position a page token holds; PageTokenError unless this server made it, in this run, for `user` and
-    this filter."""
-    values = decode_token(token)
+    """The position a page token holds; PageTokenError unless this federator made it, for `user` and this
+    filter."""
+    values = decode_token(token, bound=_bound(user))
     problem = "page_token: not a token of a CancelJobs with this filter; use next_page_token of the previous page " \
               "with the same queue, phases and owner, or leave it empty to start"
     try:
-        operation, matched, key, at, job_id, seal = values
+        operation, matched, key, at, job_id = values
         if not (isinstance(operation, str) and isinstance(matched, int) and isinstance(at, int | float)
-                and isinstance(job_id, str) and isinstance(seal, str) and math.isfinite(float(at))):
+                and isinstance(job_id, str) and math.isfinite(float(at))):
             raise ValueError
     except (ValueError, TypeError) as exc:
         raise PageTokenError(problem) from exc
     if key != chosen.key():
         raise PageTokenError(problem)
-    if not hmac.compare_digest(seal, _seal(user, operation, matched, key)):
-        raise PageTokenError("page_token: not a token this federator made for this caller (one of another user, "
-                             "or of a federator that has restarted since): leave it empty to start again; the "
-                             "jobs cancelled so far no longer match")
     return Position(operation, matched, (float(at), job_id))
 
 
 def token(pos: Position, chosen: Selection, user: str, at: float, job_id: str) -> str:
-    key = chosen.key()
-    return encode_token(pos.operation, pos.matched, key, at, job_id, _seal(user, pos.operation, pos.matched, key))
+    return encode_token(pos.operation, pos.matched, chosen.key(), at, job_id, bound=_bound(user))
 
 
 def _job_object(job: Job) -> dict[str, str]:

@@ -61,13 +61,16 @@ class Request:
     view: int
 
 
+CLUSTERS_BOUND = "clusters.list"  # every caller's pages are cut the same way (a provider's hold one cluster)
+
+
 def _encode(name: str) -> str:
-    return encode_token("c", name)
+    return encode_token("c", name, bound=CLUSTERS_BOUND)
 
 
 def _decode(token: str) -> str:
     try:
-        values = decode_token(token)
+        values = decode_token(token, bound=CLUSTERS_BOUND)
     except PageTokenError as exc:
         raise ListRequestError(str(exc)) from exc
     if len(values) != 2 or values[0] != "c" or not isinstance(values[1], str):

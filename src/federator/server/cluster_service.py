@@ -118,7 +118,7 @@ class ClusterService(Edge, jobs_pb2_grpc.ClusterServiceServicer):
             message = f"forget {request.cluster[:80]!r}: only an admin may forget a member cluster (rule: admin)"
             self.audit.record("forget", identity=who, obj=obj, result="refused",
                               code=grpc.StatusCode.PERMISSION_DENIED.name, rule="admin", message=message)
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+            await self.refuse(context, "admin", message, action="forget", cluster=request.cluster[:80])
         try:
             cluster, _ = cordons.checked(request.cluster)
         except cordons.CordonError as exc:
@@ -156,7 +156,7 @@ async def _cordon_call(edge: ClusterService, action: str, cluster: str, reason: 
         message = f"{action} {cluster[:80]!r}: only an admin may {action} a member cluster (rule: admin)"
         edge.audit.record(action, identity=who, obj=obj, result="refused",
                           code=grpc.StatusCode.PERMISSION_DENIED.name, rule="admin", message=message)
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+        await edge.refuse(context, "admin", message, action=action, cluster=cluster[:80])
     try:
         cluster, reason = cordons.checked(cluster, reason)
     except cordons.CordonError as exc:

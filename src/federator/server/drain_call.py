@@ -56,7 +56,7 @@ async def drain_call(edge: ClusterService, request: jobs_pb2.DrainClusterRequest
     if refusal:
         edge.audit.record("drain", identity=who, obj=obj, result="refused",
                           code=grpc.StatusCode.PERMISSION_DENIED.name, rule=rule, message=message)
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+        await edge.refuse(context, rule, message, action="drain", cluster=request.cluster[:80])
     try:
         cluster, reason = cordons.checked(request.cluster, request.reason)
     except cordons.CordonError as exc:
@@ -102,7 +102,7 @@ async def provider_uncordon(edge: ClusterService, provider: ProviderCaller, clus
         message = f"uncordon {cluster[:80]!r}: {refusal.replace('may drain only', 'may uncordon only', 1)}"
         edge.audit.record("uncordon", identity=who, obj=obj, result="refused",
                           code=grpc.StatusCode.PERMISSION_DENIED.name, rule=provider_rights.RULE, message=message)
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+        await edge.refuse(context, provider_rights.RULE, message, action="uncordon", cluster=cluster[:80])
     try:
         cluster, _ = cordons.checked(cluster)
     except cordons.CordonError as exc:

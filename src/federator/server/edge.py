@@ -17,10 +17,10 @@ from google.protobuf.message import Message
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Authorizer, Denied, Principal
-from federator.security.delegation import ON_BEHALF_OF, on_behalf, requested
+from federator.security.delegation import ON_BEHALF_OF, ON_BEHALF_OF_GROUPS, on_behalf, requested
 from federator.security.limits import RejectReason
 from federator.security.pki import Identity, IdentityKind
-from federator.server.errors import Exhausted, exhausted
+from federator.server.errors import Exhausted, Refused, denied, exhausted, refused_for
 from federator.server.federator import Federator
 
 
@@ -99,10 +99,20 @@ class Edge:
     def rejected(self, reason: RejectReason) -> None:
         self.fed.metrics.messages_rejected.labels(reason.value).inc()
 
-    async def deny(self, context: grpc.aio.ServicerContext, denied: AuthDenied) -> NoReturn:
-        self.rejected(denied.reason)
-        code = grpc.StatusCode.UNAUTHENTICATED if denied.unauthenticated else grpc.StatusCode.PERMISSION_DENIED
-        await context.abort(code, denied.message)
+    async def deny(self, context: grpc.aio.ServicerContext, refusal: AuthDenied) -> NoReturn:
+        """A credential refused: UNAUTHENTICATED (none usable) or PERMISSION_DENIED (revoked, the wrong kind), with
+        an ErrorInfo saying which."""
+        self.rejected(refusal.reason)
+        code = grpc.StatusCode.UNAUTHENTICATED if refusal.unauthenticated else grpc.StatusCode.PERMISSION_DENIED
+        reason = Refused.UNAUTHENTICATED if refusal.unauthenticated else \
+            Refused.CREDENTIAL_REVOKED if refusal.reason is RejectReason.REVOKED else Refused.CREDENTIAL_KIND
+        await context.abort_with_status(denied(refusal.message, reason, code=code))
+        raise AssertionError("unreachable")  # context.abort raises
+
+    async def refuse(self, context: grpc.aio.ServicerContext, rule: str, message: str, **metadata: str) -> NoReturn:
+        """PERMISSION_DENIED by the policy's `rule`, with its ErrorInfo (reason, metadata["rule"], and `metadata`
+        naming the object: only what the caller sent or may see)."""
+        await context.abort_with_status(denied(message, refused_for(rule), metadata={"rule": rule, **metadata}))
         raise AssertionError("unreachable")  # context.abort raises
 
     async def user(self, context: grpc.aio.ServicerContext) -> Peer:
@@ -121,11 +131,11 @@ class Edge:
                         revoked=lambda user: self.auth.revocations.revoked(Identity(IdentityKind.USER, user), -1))
         if isinstance(who, Denied):
             asked = requested(metadata)
-            self.audit.record("delegate", identity=self.authz.principal(peer),
-                              obj={"on_behalf_of": asked[0][0][:253] if asked and asked[0] else ""},
+            user = asked[0][0][:253] if asked and asked[0] else ""
+            self.audit.record("delegate", identity=self.authz.principal(peer), obj={"on_behalf_of": user},
                               result="refused", code="PERMISSION_DENIED", rule=who.rule.value, message=who.message)
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, who.message)
-            raise AssertionError("unreachable")  # context.abort raises
+            key = ON_BEHALF_OF_GROUPS if who.message.startswith(ON_BEHALF_OF_GROUPS) else ON_BEHALF_OF
+            await self.refuse(context, who.rule.value, who.message, key=key, on_behalf_of=user)
         return who
 
     async def cluster_acts_for_no_user(self, context: grpc.aio.ServicerContext, cluster: str) -> None:
@@ -137,10 +147,11 @@ class Edge:
             return
         message = (f"{ON_BEHALF_OF}: delegate: a cluster certificate (cluster {cluster[:80]}) acts for no user; "
                    f"call with the user's own certificate, or a delegate's")
+        user = asked[0][0][:253] if asked[0] else ""
         self.audit.record("delegate", identity=Principal(f"cluster {cluster[:80]}", via="certificate"),
-                          obj={"on_behalf_of": asked[0][0][:253] if asked[0] else ""}, result="refused",
+                          obj={"on_behalf_of": user}, result="refused",
                           code="PERMISSION_DENIED", rule="delegate", message=message)
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+        await self.refuse(context, "delegate", message, key=ON_BEHALF_OF, on_behalf_of=user)
 
     async def sized(self, context: grpc.aio.ServicerContext, what: str, msg: Message) -> None:
         problem = self.fed.limits.check_size(what, msg.ByteSize())

@@ -171,6 +171,55 @@ class PressedLimit(StrEnum):
     FEDERATOR = "federator"  # every pending job, or the last tenth kept for small holders
     USER_BYTES = "user-bytes"  # the owner's unfinished jobs' byte budget
     FEDERATOR_BYTES = "federator-bytes"  # every unfinished job's byte budget
+    DELEGATE = "delegate"  # the pending-job budget of the delegate that sent the call (metadata "delegate")
+    DELEGATE_BYTES = "delegate-bytes"  # the delegate's budget of unfinished jobs' bytes
+
+
+class Refused(StrEnum):
+    """Why a call was PERMISSION_DENIED or UNAUTHENTICATED: the ErrorInfo.reason a client branches on (jobs.proto,
+    "Calling this API"), one per rule of the tenancy policy (security/authz.py `Rule`, and the cluster API's
+    `admin` and `provider`) and per kind of credential refusal.
+
+    Why: a portal must show "you may not use queue globex" to its user and page its own operators for "the
+    portal's delegate grant is wrong"; only the words told them apart (outside portal QA, m3 and N4). The rule's
+    own name, as the audit line writes it, is ErrorInfo.metadata["rule"]."""
+
+    NOT_OWNER = "NOT_OWNER"  # rule owner: not the caller's job (a Watch of one job they no longer may see)
+    GROUP_VIEW_ONLY = "GROUP_VIEW_ONLY"  # rule group: a group's job the caller may see, not manage (jobs: view)
+    QUEUE_ACCESS = "QUEUE_ACCESS"  # rule queue-access: the queue's access list does not admit the caller
+    UNDECLARED_QUEUE = "UNDECLARED_QUEUE"  # rule undeclared-queue: a queue nobody declared, admins only
+    QUEUE_NAMESPACES = "QUEUE_NAMESPACES"  # rule queue-namespaces: the namespace is not the queue's (standalone)
+    NAMESPACE_SELECTOR = "NAMESPACE_SELECTOR"  # rule namespace-selector (Kubernetes mode): the Queue's selector
+    RESERVED_NAMESPACE = "RESERVED_NAMESPACE"  # rule reserved-namespace (Kubernetes mode): kube-*, the federator's
+    DELEGATE = "DELEGATE"  # rule delegate: the caller may not act for that user or assert those groups
+    ADMIN_ONLY = "ADMIN_ONLY"  # rule admin: Cordon, Uncordon, Drain, Forget by a caller not in tenancy.admins
+    PROVIDER_SCOPE = "PROVIDER_SCOPE"  # rule provider: a cluster certificate's Drain/Uncordon outside its provider
+    CREDENTIAL_REVOKED = "CREDENTIAL_REVOKED"  # the revocation list (or a provider's) names the credential
+    CREDENTIAL_KIND = "CREDENTIAL_KIND"  # a credential of the wrong kind for the service (a cluster's on JobService)
+    UNAUTHENTICATED = "UNAUTHENTICATED"  # no usable credential (UNAUTHENTICATED): none, unparsable, unknown token
+
+
+_RULE_REASONS: Mapping[str, Refused] = {
+    "owner": Refused.NOT_OWNER, "group": Refused.GROUP_VIEW_ONLY, "queue-access": Refused.QUEUE_ACCESS,
+    "undeclared-queue": Refused.UNDECLARED_QUEUE, "queue-namespaces": Refused.QUEUE_NAMESPACES,
+    "namespace-selector": Refused.NAMESPACE_SELECTOR, "reserved-namespace": Refused.RESERVED_NAMESPACE,
+    "delegate": Refused.DELEGATE, "admin": Refused.ADMIN_ONLY, "provider": Refused.PROVIDER_SCOPE,
+}
+
+
+def refused_for(rule: str) -> Refused:
+    """The ErrorInfo reason of a refusal by `rule` (a `Rule` value, or the cluster API's `admin`/`provider`)."""
+    return _RULE_REASONS[rule]
+
+
+def denied(message: str, reason: Refused, *, metadata: Mapping[str, str] | None = None,
+           code: grpc.StatusCode = grpc.StatusCode.PERMISSION_DENIED) -> grpc.Status:
+    """A PERMISSION_DENIED (or UNAUTHENTICATED) status carrying a google.rpc.ErrorInfo: its reason, and metadata
+    naming the object refused (each value cut to 253 characters: what the caller sent or may see, never more)."""
+    status = status_pb2.Status(code=code.value[0], message=cut(message))
+    status.details.add().Pack(error_details_pb2.ErrorInfo(
+        reason=reason.value, domain=ERROR_DOMAIN, metadata={k: v[:253] for k, v in (metadata or {}).items()}))
+    return rpc_status.to_status(status)
 
 
 def exhausted(message: str, reason: Exhausted, *, retry_after: float | None = None,
@@ -200,5 +249,5 @@ class _Status(grpc.Status):
         self.trailing_metadata = trailing_metadata
 
 
-__all__ = ["ERROR_DOMAIN", "MAX_MESSAGE_CHARS", "RETRY_AFTER_METADATA", "Exhausted", "PressedLimit", "bad_request",
-           "both_names", "cut", "exhausted", "problems_of", "proto_field"]
+__all__ = ["ERROR_DOMAIN", "MAX_MESSAGE_CHARS", "RETRY_AFTER_METADATA", "Exhausted", "PressedLimit", "Refused",
+           "bad_request", "both_names", "cut", "denied", "exhausted", "problems_of", "proto_field", "refused_for"]

@@ -18,6 +18,7 @@ from federator.api.features import FEATURES
 from federator.api.v1 import identity_pb2, identity_pb2_grpc
 from federator.security.authz import Allowed, Principal
 from federator.security.namespaces import queue_namespaces
+from federator.server import submit_room
 from federator.server.edge import Edge
 
 CLUSTER_VIA = "cluster-certificate"
@@ -42,22 +43,40 @@ class IdentityService(Edge, identity_pb2_grpc.IdentityServiceServicer):
             role=identity_pb2.ROLE_ADMIN if who.admin else identity_pb2.ROLE_USER,
             actor=who.actor.user if who.actor is not None else "", queues=self.grants(who),
             any_queue=who.admin or (not self.authz.policy.closes_undeclared and self._admits_undeclared(who)),
-            version=__version__, features=FEATURES)
+            version=__version__, features=FEATURES, **self.own_limits(who))
 
     def grants(self, who: Principal) -> list[identity_pb2.QueueGrant]:
         """The declared queues `who` may submit to (as Submit decides), each with the namespaces its jobs may name
-        when the queue binds them (standalone, multi-tenant, not an admin)."""
+        when the queue binds them (standalone, multi-tenant, not an admin), and the queue's limits as Submit reads
+        them (server/submit_room.py): its pending cap and count, its maxPriority and maxRunSeconds."""
         p = self.authz.policy
+        config = self.fed.scheduler.config
         bound = p.multi_tenant and not self.kube and not who.admin
         return [identity_pb2.QueueGrant(
                     name=q, namespaces=queue_namespaces(q, p.namespace_lists, p.default_namespace_list, p.declared)
-                    if bound else ())
+                    if bound else (), pending_jobs=_limit(submit_room.queue_pending(self.fed, q)),
+                    max_priority=config.max_priority(q)[0], max_run_seconds=config.max_run_seconds(q)[0])
                 for q in sorted(p.declared) if isinstance(self.authz.submit(who, q), Allowed)]
+
+    def own_limits(self, who: Principal) -> dict[str, identity_pb2.SubmitLimit]:
+        """The caller's limits over every queue (WhoAmIResponse.user_*), and for a delegated call the delegate's
+        budget (delegate_*): each with its use now, read as Submit reads it."""
+        fed = self.fed
+        out = {"user_pending_jobs": _limit(submit_room.user_pending(fed, who.user)),
+               "user_unfinished_bytes": _limit(submit_room.user_bytes(fed, who.user))}
+        if who.actor is not None:
+            out |= {"delegate_pending_jobs": _limit(submit_room.delegate_pending(fed, who.actor.user)),
+                    "delegate_unfinished_bytes": _limit(submit_room.delegate_bytes(fed, who.actor.user))}
+        return out
 
     def _admits_undeclared(self, who: Principal) -> bool:
         """Whether a queue nobody declared takes this caller's jobs: defaultQueue's access list (none: open)."""
         access = self.authz.policy.default_access
         return access is None or access.admits(who)
+
+
+def _limit(held: submit_room.Held) -> identity_pb2.SubmitLimit:
+    return identity_pb2.SubmitLimit(limit=held.limit, used=held.used, source=held.source)
 
 
 __all__ = ["CLUSTER_VIA", "IdentityService"]

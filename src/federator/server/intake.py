@@ -43,13 +43,15 @@ from federator.jobfile import (
 from federator.jsontext import JsonTextError, load_json
 from federator.model import Job, JobId, JobKind, JobPhase, JobSpec, Reason, ReasonCode
 from federator.scheduler import SchedulerConfig
-from federator.security.authz import Submitter, submitter_of
+from federator.security.authz import DELEGATE_ANNOTATION, Submitter, submitter_of
+from federator.security.delegates import Budget, Delegate, budget
 from federator.security.limits import BACK_PRESSURE, RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
 from federator.server.fleet_models import FleetModels
 from federator.server.job_bytes import UnfinishedBytes
 from federator.server.kept_room import KeptRoom
 from federator.server.settle import unreported
+from federator.server.submit_room import queue_pending
 from federator.server.templates import (
     accelerator_problems,
     accelerator_warnings,
@@ -204,6 +206,25 @@ class ByteBudgetFull(QueueFull):
         self.limit = limit
 
 
+class DelegateBudgetFull(QueueFull):
+    """Back-pressure on a delegate (tenancy.delegates): the jobs it submitted on anyone's behalf hold its budget of
+    pending jobs (`size` 0) or unfinished spec bytes. Checked after the per-user caps, which a delegate that may
+    name users at will gets afresh for every name (portal re-test N2). A QueueFull, so every edge treats it as
+    one: RESOURCE_EXHAUSTED with a retry-after."""
+
+    def __init__(self, *, delegate: str, held: int, size: int, limit: int, source: str, retry_after: float) -> None:
+        what = (f"its unfinished jobs' specs take {held} bytes and this one {size}, over its budget of {limit} bytes"
+                if size else f"{held} of the jobs it submitted are pending, its budget is {limit}")
+        super().__init__(f"delegate {delegate!r} is at its budget: over every user it acts for, {what} ({source}); "
+                         f"retry after {retry_after:g}s, or once some of them are placed or finish. The budget is "
+                         "the delegate's own: the users' own calls and other delegates are held to theirs",
+                         retry_after)
+        self.delegate = delegate
+        self.held = held
+        self.size = size
+        self.limit = limit
+
+
 def rescaled(held: JobSpec, asked: JobSpec) -> bool:
     """Whether `asked` is `held` but for the replica count an inference job was scaled to since (server/scaling.py):
     the same file submitted again (its request id derived from its content) is the same request, answered with the
@@ -242,6 +263,9 @@ class Intake:
         self.arriving = 0  # new jobs reserved whose write is on its way to disk (back-pressure counts them)
         self.bytes = UnfinishedBytes.of(jobs)  # what the byte budgets read (server/job_bytes.py)
         self.fleet = FleetModels()  # the models members report (cached), for the model check and warnings
+        # A delegate's entry in the tenancy policy, by name (JobService sets it to the live policy's): what its
+        # budget is read from. None: one user's caps (security/delegates.py `budget`).
+        self.delegates: Callable[[str], Delegate | None] = lambda _name: None
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -397,6 +421,9 @@ class Intake:
         self._check_queue_room(spec.queue)
         self._check_owner_room(owner)
         self._check_byte_room(owner, size)
+        delegate = spec.annotation(DELEGATE_ANNOTATION)
+        if delegate:
+            self._check_delegate_room(delegate, size)
         job = Job(job_id=JobId(f"{spec.name}-{secrets.token_hex(3)}"), spec=spec, submitted_at=fed.clock(),
                   pending_reason=Reason(ReasonCode.WAITING, fed.settling.waiting(fed.clock())
                                         or "waiting for the next scheduling cycle"))
@@ -405,7 +432,7 @@ class Intake:
         if request_id:
             self._by_request[(owner, request_id)] = job.job_id
         self.arriving += 1
-        self.bytes.enter(job.job_id, owner, size)
+        self.bytes.enter(job.job_id, owner, size, delegate=delegate)
         fed.cycles.count_pending(job)  # counted from now, as `arriving` is: a burst of one queue or user is bounded too
         return job, True
 
@@ -429,22 +456,12 @@ class Intake:
     def _check_queue_room(self, queue: str) -> None:
         """Refuse a new job of a queue holding as many pending jobs as it may: its own `maxPendingJobs` (policy
         file, Queue object), else the server's `--max-pending-jobs-per-queue`. One count read, no scan."""
-        fed = self.fed
-        own = fed.scheduler.config.queue(queue).max_pending_jobs
-        limit = own if own is not None else fed.limits.pending_per_queue
-        pending = fed.cycles.by_queue.count(queue)
-        if pending < limit:
+        held = queue_pending(self.fed, queue)  # as WhoAmI reports it (server/submit_room.py)
+        if held.used < held.limit:
             return
         self._reject(RejectReason.QUEUE_PENDING_LIMIT)
-        listed = queue in fed.scheduler.config.queues
-        if own is not None:
-            source = f"queue {queue!r} maxPendingJobs" if listed else "the policy's defaultQueue.maxPendingJobs"
-        elif fed.limits.max_pending_jobs_per_queue is not None:
-            source = "--max-pending-jobs-per-queue"
-        else:
-            source = "--max-pending-jobs-per-queue, by default half of --max-pending-jobs"
-        raise QueuePendingLimit(queue=queue, pending=pending, limit=limit, source=source,
-                                retry_after=fed.limits.queue_full_retry_seconds)
+        raise QueuePendingLimit(queue=queue, pending=held.used, limit=held.limit, source=held.source,
+                                retry_after=self.fed.limits.queue_full_retry_seconds)
 
     def _check_owner_room(self, owner: Submitter) -> None:
         """Refuse a new job of an owner (its recorded user; its namespace when no user submitted it, a kubectl-made
@@ -462,6 +479,28 @@ class Intake:
             source += "; a FederatedJob made with kubectl has no user, so its namespace stands for one"
         raise UserPendingLimit(owner=owner, pending=pending, limit=limit, source=source,
                                retry_after=fed.limits.queue_full_retry_seconds)
+
+    def budget(self, delegate: str) -> Budget:
+        """Delegate `delegate`'s budget under the live policy (its entry's, else one user's caps)."""
+        limits = self.fed.limits
+        return budget(delegate, self.delegates(delegate), per_user_jobs=limits.pending_per_user,
+                      per_user_bytes=limits.max_unfinished_bytes_per_user)
+
+    def _check_delegate_room(self, delegate: str, size: int) -> None:
+        """Refuse a new job a delegate submits for anyone when the jobs it submitted hold its budget: pending jobs,
+        then unfinished spec bytes. One count and one sum read, no scan."""
+        fed = self.fed
+        held = self.budget(delegate)
+        pending = fed.cycles.by_delegate.count(delegate)
+        if pending >= held.pending_jobs:
+            self._reject(RejectReason.DELEGATE_PENDING_LIMIT)
+            raise DelegateBudgetFull(delegate=delegate, held=pending, size=0, limit=held.pending_jobs,
+                                     source=held.pending_source, retry_after=fed.limits.queue_full_retry_seconds)
+        weight = self.bytes.delegate(delegate)
+        if weight + size > held.unfinished_bytes:
+            self._reject(RejectReason.DELEGATE_PENDING_LIMIT)
+            raise DelegateBudgetFull(delegate=delegate, held=weight, size=size, limit=held.unfinished_bytes,
+                                     source=held.bytes_source, retry_after=fed.limits.queue_full_retry_seconds)
 
     def _weight(self, spec: JobSpec) -> int:
         """The spec's bytes as the store writes them; a job over a byte budget by itself could never be accepted,
@@ -616,5 +655,5 @@ def kindless_problems(specs: Iterable[JobSpec]) -> list[FieldProblem]:
     return common or []
 
 
-__all__ = ["AlreadyExists", "ByteBudgetFull", "Intake", "QueueFull", "QueuePendingLimit", "RequestIdConflict",
-           "SubmitError", "UserPendingLimit", "checked", "kindless_problems", "taken"]
+__all__ = ["AlreadyExists", "ByteBudgetFull", "DelegateBudgetFull", "Intake", "QueueFull", "QueuePendingLimit",
+           "RequestIdConflict", "SubmitError", "UserPendingLimit", "checked", "kindless_problems", "taken"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from federator.model import Job, JobId
-from federator.security.authz import Submitter, submitter_of
+from federator.security.authz import DELEGATE_ANNOTATION, Submitter, submitter_of
 from federator.store.codec import spec_bytes
 
 
@@ -31,6 +31,8 @@ class UnfinishedBytes:
     def __init__(self) -> None:
         self._held: dict[JobId, tuple[Submitter, int]] = {}
         self._by_owner: dict[Submitter, int] = {}
+        self._delegate_of: dict[JobId, str] = {}  # the jobs a delegate submitted (security/delegates.py budget)
+        self._by_delegate: dict[str, int] = {}
         self.total = 0
 
     @classmethod
@@ -39,15 +41,20 @@ class UnfinishedBytes:
         out = cls()
         for job in jobs:
             if not job.phase.is_terminal:
-                out.enter(job.job_id, submitter_of(job.spec), spec_bytes(job.spec))
+                out.enter(job.job_id, submitter_of(job.spec), spec_bytes(job.spec),
+                          delegate=job.spec.annotation(DELEGATE_ANNOTATION))
         return out
 
-    def enter(self, job_id: JobId, owner: Submitter, size: int) -> None:
-        """The job is accepted (or reserved by intake) and not finished."""
+    def enter(self, job_id: JobId, owner: Submitter, size: int, *, delegate: str = "") -> None:
+        """The job is accepted (or reserved by intake) and not finished; `delegate`: who submitted it for its
+        owner ("" for none)."""
         if job_id in self._held:
             return
         self._held[job_id] = (owner, size)
         self._by_owner[owner] = self._by_owner.get(owner, 0) + size
+        if delegate:
+            self._delegate_of[job_id] = delegate
+            self._by_delegate[delegate] = self._by_delegate.get(delegate, 0) + size
         self.total += size
 
     def leave(self, job_id: JobId) -> None:
@@ -61,11 +68,22 @@ class UnfinishedBytes:
             self._by_owner[owner] = left
         else:
             del self._by_owner[owner]  # owners whose work is done keep no entries (a spec is never 0 bytes)
+        delegate = self._delegate_of.pop(job_id, "")
+        if delegate:
+            rest = self._by_delegate[delegate] - size
+            if rest:
+                self._by_delegate[delegate] = rest
+            else:
+                del self._by_delegate[delegate]
         self.total -= size
 
     def owner(self, owner: Submitter) -> int:
         """The owner's unfinished jobs' spec bytes now."""
         return self._by_owner.get(owner, 0)
+
+    def delegate(self, name: str) -> int:
+        """The unfinished jobs' spec bytes delegate `name` submitted for anyone, now."""
+        return self._by_delegate.get(name, 0)
 
     def __len__(self) -> int:
         return len(self._held)

@@ -49,11 +49,6 @@ class Query:
     newest_first: bool = False
 
     @property
-    def is_default(self) -> bool:
-        """What a client before 0.7.0 could ask: a queue at most, oldest first."""
-        return self == Query(queue=self.queue)
-
-    @property
     def fingerprint(self) -> str:
         """A short digest of the query that a page token carries: same query, same fingerprint."""
         canon = json.dumps([self.queue, sorted(self.phases), self.owner, self.namespace, self.name_prefix,

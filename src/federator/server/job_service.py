@@ -27,6 +27,7 @@ from federator.server.federator import Federator
 from federator.server.intake import (
     AlreadyExists,
     ByteBudgetFull,
+    DelegateBudgetFull,
     QueueFull,
     QueuePendingLimit,
     RequestIdConflict,
@@ -62,6 +63,24 @@ def _holder_told(exc: NameTaken, may_see: Callable[[Job], bool], fed: Federator)
     other = fed.jobs.get(JobId(exc.holder)) if exc.holder else None
     shown = str(exc) if other is None or may_see(other) else exc.vague
     return f"{shown}; the job was not accepted"
+
+
+def _pressed(exc: QueueFull) -> dict[str, str]:
+    """ErrorInfo.metadata of a back-pressure refusal: "limit", which cap or budget it met (jobs.proto, Submit), and
+    for a delegate's budget "delegate", its name (the caller's own identity: nothing another caller's)."""
+    if isinstance(exc, DelegateBudgetFull):
+        limit = PressedLimit.DELEGATE_BYTES if exc.size else PressedLimit.DELEGATE
+        return {"limit": limit.value, "delegate": exc.delegate}
+    return {"limit": _limit_of(exc).value}
+
+
+def _refused_object(rule: str, pb: types_pb2.JobSpec) -> dict[str, str]:
+    """ErrorInfo.metadata naming what a Submit's PERMISSION_DENIED refused: the field and the value the caller sent
+    (its queue; its namespace for a namespace rule), nothing of the policy or of other tenants."""
+    queue = pb.queue or "default"
+    if rule in ("queue-namespaces", "namespace-selector", "reserved-namespace"):
+        return {"field": "spec.namespace", "namespace": pb.namespace, "queue": queue}
+    return {"field": "spec.queue", "queue": queue}
 
 
 def _limit_of(exc: QueueFull) -> PressedLimit:
@@ -110,6 +129,8 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         super().__init__(federator, auth, authz=authz, audit=audit)
         self.namespaces = namespaces
         self.watch_seats = watch_stream.Seats(federator.limits.max_watches_per_user)  # per user (watch_stream.py)
+        # A delegate's budget is read from the live policy's entry (a reload changes it from the next Submit)
+        federator.intake.delegates = lambda name: self.authz.policy.delegates.get(name)
 
     async def Submit(self, request: jobs_pb2.SubmitRequest,  # noqa: N802
                      context: grpc.aio.ServicerContext) -> jobs_pb2.SubmitResponse:
@@ -166,7 +187,9 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             await context.abort_with_status(bad_request(message, problems))  # the bad fields, as data
         if job is None and pressed is not None:
             await context.abort_with_status(exhausted(message, Exhausted.BACK_PRESSURE, retry_after=pressed.retry_after,
-                                                      metadata={"limit": _limit_of(pressed).value}))
+                                                      metadata=_pressed(pressed)))
+        if job is None and code is grpc.StatusCode.PERMISSION_DENIED:
+            await self.refuse(context, rule, message, **_refused_object(rule, request.spec))
         if job is None:
             await context.abort(code, cut(told or message))
             raise AssertionError("unreachable")
@@ -206,7 +229,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {shown(request.job_id)}")
             raise AssertionError("unreachable")
         if denied is not None:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
+            await self.refuse(context, denied.rule.value, denied.message, job_id=job.job_id)
         return convert.job_to_pb(job)
 
     def _visible(self, who: Principal, *, after: tuple[float, str] | None = None, queue: str = "",
@@ -230,7 +253,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             got = page(lambda after: self._visible(who, after=after, query=query),
                        page_size=request.page_size, page_token=request.page_token,
                        max_bytes=self.fed.limits.max_message_bytes, fingerprint=query.fingerprint,
-                       default=query.is_default, newest_first=query.newest_first)
+                       caller=who.user, newest_first=query.newest_first)
         except (QueryError, PageTokenError) as exc:
             found = exc.problems if isinstance(exc, QueryError) else [token_problem(str(exc))]
             await context.abort_with_status(bad_request("; ".join(str(p) for p in found), found))
@@ -256,7 +279,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             self.audit.record(action, identity=who, obj=_job_object(job), result="refused",
                               code=grpc.StatusCode.PERMISSION_DENIED.name, rule=denied.rule.value,
                               message=denied.message)
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
+            await self.refuse(context, denied.rule.value, denied.message, job_id=job.job_id, action=action)
         decision = self.authz.job(who, job, manage=True)
         return job, decision.rule.value if isinstance(decision, Allowed) else ""
 

@@ -9,6 +9,17 @@ repeat nor go missing. The token also carries the fingerprint of the query
 it was made for (server/job_listing.py): a position means nothing in another
 filter's sequence.
 
+Tokens are sealed (`TokenSeal`): encrypted and authenticated with AES-GCM, bound to what they were made for (the
+RPC and the caller) as associated data. Why: List's tokens were readable base64 JSON (the last job's id and
+submit time, a query hash) and forgeable as to position, and CancelJobs' were sealed apart with a key of their
+own (outside portal QA, N1 and N3): one scheme now serves List, CancelJobs and ClusterService.List, inside
+`encode_token`/`decode_token`, so no caller can make a readable one by mistake. The key is derived from the
+federator's TLS serving key (`use_secret`, at start), so a token survives a restart and a failover to a replica
+serving with the same key, as a portal paging through a failover expects; each token names its key by a short
+id, so one sealed under a key the federator no longer holds (its serving key was replaced, or an --insecure
+federator, which has no secret and keys each run anew, restarted) is told apart from a forged one in words. Both
+are INVALID_ARGUMENT naming page_token: start again from the first page.
+
 The bound is the whole response's serialized size, field overhead included:
 pages were cut at twice --max-message-bytes counting the jobs alone, and a
 client that set its receive limit to the 1 MiB the contract named failed on a
@@ -19,10 +30,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from federator.api import convert
 from federator.api.v1 import types_pb2
@@ -42,46 +60,103 @@ class Page:
     next_token: str
 
 
-TOKEN_PROBLEM = ("page_token: not a token this server made; use next_page_token of the previous page, or leave it "
-                 "empty for the first page")
+TOKEN_PROBLEM = ("page_token: not a token this server made for this caller and call; use next_page_token of the "
+                 "previous page, or leave it empty for the first page")
+STALE = ("page_token: not a token this server made for this caller and call: it was sealed under a key this federator "
+         "no longer holds (its TLS serving key was replaced since, or an --insecure federator restarted); leave it "
+         "empty to start again from the first page")
 OTHER_QUERY = ("page_token: made for another queue, filter or order than this request's; send the same ones as for "
                "the first page, or leave page_token empty to start again")
 RESERVE_BYTES = 4_096
 """Room a page leaves for the response's other fields (the token, the echoed filter: each bounded far below)."""
 
 
-def encode_token(*values: object) -> str:
-    """An opaque page token holding `values` (JSON): ListJobs' and ListClusters' (server/cluster_list.py)."""
-    raw = json.dumps(list(values), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+_VERSION = b"\x01"
+_INFO = b"federator.io page tokens v1"
 
 
-def decode_token(token: str) -> list[object]:
-    """The values of a token `encode_token` made; PageTokenError for anything else (a client's, never trusted:
-    bad base64, bad JSON, nesting deep enough to exhaust the parser)."""
+class TokenSeal:
+    """Seals page tokens: AES-GCM under a key derived (HKDF-SHA256) from a secret, or a random one per process.
+
+    A token is base64url(version, key id, nonce, ciphertext and tag); the key id (4 bytes of a digest of the key)
+    names the key without revealing it, so a token of another key is STALE rather than forged."""
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        material = secret if secret is not None else secrets.token_bytes(32)
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(material)
+        self._aead = AESGCM(key)
+        self.key_id = hashlib.sha256(b"key id\x00" + key).digest()[:4]
+
+    def seal(self, values: Sequence[object], bound: str) -> str:
+        nonce = secrets.token_bytes(12)
+        text = json.dumps(list(values), separators=(",", ":")).encode()
+        box = self._aead.encrypt(nonce, text, bound.encode("utf-8", "replace"))
+        return base64.urlsafe_b64encode(_VERSION + self.key_id + nonce + box).decode().rstrip("=")
+
+    def open(self, token: str, bound: str) -> list[object]:
+        """The values sealed in `token` for `bound`; PageTokenError for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise PageTokenError(TOKEN_PROBLEM) from exc
+        if len(raw) < 1 + 4 + 12 + 16 or raw[:1] != _VERSION:
+            raise PageTokenError(TOKEN_PROBLEM)
+        if raw[1:5] != self.key_id:
+            raise PageTokenError(STALE)
+        try:
+            text = self._aead.decrypt(raw[5:17], raw[17:], bound.encode("utf-8", "replace"))
+            values = json.loads(text)
+        except (InvalidTag, ValueError, RecursionError) as exc:  # another caller's or call's, or tampered with
+            raise PageTokenError(TOKEN_PROBLEM) from exc
+        if not isinstance(values, list):
+            raise PageTokenError(TOKEN_PROBLEM)
+        return values
+
+
+_seal = TokenSeal()
+
+
+def use_secret(secret: bytes | None) -> TokenSeal:
+    """Seal tokens from now on with a key derived from `secret` (the TLS serving key, at start: server/app.py), or
+    a new random one (None); the seal it replaces is returned (tests put it back)."""
+    global _seal
+    before, _seal = _seal, TokenSeal(secret)
+    return before
+
+
+def use_seal(seal: TokenSeal) -> None:
+    """Put back a seal `use_secret` returned."""
+    global _seal
+    _seal = seal
+
+
+def encode_token(*values: object, bound: str) -> str:
+    """A sealed page token holding `values` for `bound` (the RPC and, where pages depend on it, the caller):
+    ListJobs', CancelJobs' (server/cancel_jobs.py) and ListClusters' (server/cluster_list.py)."""
+    return _seal.seal(values, bound)
+
+
+def decode_token(token: str, *, bound: str) -> list[object]:
+    """The values of a token `encode_token` made for `bound`; PageTokenError for anything else (a client's, never
+    trusted: not sealed by this key, for another caller or RPC, tampered with)."""
+    return _seal.open(token, bound)
+
+
+def list_bound(caller: str) -> str:
+    """What a ListJobs token is bound to: the RPC and the caller (the user a delegate acts for), whose visibility
+    the pages were cut from."""
+    return f"jobs.list\x00{caller}"
+
+
+def _encode(job: Job, fingerprint: str, caller: str) -> str:
+    return encode_token(job.submitted_at, job.job_id, fingerprint, bound=list_bound(caller))
+
+
+def _decode(token: str, fingerprint: str, caller: str) -> tuple[float, str]:
+    """The position in `token`, which must have been made for `caller` and the query of `fingerprint`."""
+    values = decode_token(token, bound=list_bound(caller))
     try:
-        values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
-        raise PageTokenError(TOKEN_PROBLEM) from exc
-    if not isinstance(values, list):
-        raise PageTokenError(TOKEN_PROBLEM)
-    return values
-
-
-def _encode(job: Job, fingerprint: str) -> str:
-    return encode_token(job.submitted_at, job.job_id, fingerprint)
-
-
-def _decode(token: str, fingerprint: str, *, default: bool) -> tuple[float, str]:
-    """The position in `token`, which must have been made for the query of `fingerprint`. A token of two values
-    (made by a federator before 0.7.0, which knew no filter) reads only for a `default` query."""
-    values = decode_token(token)
-    try:
-        if len(values) == 3:
-            at, job_id, made_for = values
-        else:
-            at, job_id = values
-            made_for = fingerprint if default else None
+        at, job_id, made_for = values
         if not isinstance(at, int | float) or not isinstance(job_id, str) or not math.isfinite(at := float(at)):
             raise ValueError
     except (ValueError, OverflowError) as exc:
@@ -97,7 +172,7 @@ def _entry_bytes(size: int) -> int:
 
 
 def page(jobs: Sequence[Job] | Callable[[tuple[float, str] | None], Iterable[Job]], *, page_size: int,
-         page_token: str, max_bytes: int, fingerprint: str = "", default: bool = True,
+         page_token: str, max_bytes: int, fingerprint: str = "", caller: str = "",
          newest_first: bool = False) -> Page:
     """One page of `jobs` (sorted by submission time, then id; newest first: the reverse) after `page_token`.
     `jobs` is the whole sequence, or a function of the token's position giving the jobs after it in order
@@ -106,7 +181,7 @@ def page(jobs: Sequence[Job] | Callable[[tuple[float, str] | None], Iterable[Job
     if page_size < 0:
         raise PageTokenError(f"page_size: must not be negative, got {page_size}")
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    after = _decode(page_token, fingerprint, default=default) if page_token else None
+    after = _decode(page_token, fingerprint, caller) if page_token else None
     budget = max_bytes - RESERVE_BYTES
     out: list[types_pb2.Job] = []
     used = 0
@@ -116,15 +191,16 @@ def page(jobs: Sequence[Job] | Callable[[tuple[float, str] | None], Iterable[Job
                                   else (job.submitted_at, job.job_id) <= after):
             continue
         if len(out) == size:
-            return Page(out, _encode(last, fingerprint)) if last is not None else Page(out, "")
+            return Page(out, _encode(last, fingerprint, caller)) if last is not None else Page(out, "")
         pb = convert.job_to_pb(job)
         cost = _entry_bytes(pb.ByteSize())
         if out and used + cost > budget:
-            return Page(out, _encode(last, fingerprint)) if last is not None else Page(out, "")
+            return Page(out, _encode(last, fingerprint, caller)) if last is not None else Page(out, "")
         out.append(pb)
         used += cost
         last = job
     return Page(out, "")
 
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "RESERVE_BYTES", "Page", "PageTokenError", "page"]
+__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "RESERVE_BYTES", "STALE", "TOKEN_PROBLEM", "Page", "PageTokenError",
+           "TokenSeal", "decode_token", "encode_token", "list_bound", "page", "use_seal", "use_secret"]

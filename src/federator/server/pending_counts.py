@@ -17,7 +17,7 @@ from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from federator.model import Job, JobId
-from federator.security.authz import Submitter, submitter_of
+from federator.security.authz import DELEGATE_ANNOTATION, Submitter, submitter_of
 
 K = TypeVar("K", bound=Hashable)
 
@@ -25,8 +25,9 @@ K = TypeVar("K", bound=Hashable)
 class PendingCounts(Generic[K]):
     """Pending jobs per key, by count; each counted job's key, so that leaving needs only the id."""
 
-    def __init__(self, key: Callable[[Job], K]) -> None:
+    def __init__(self, key: Callable[[Job], K], *, uncounted: K | None = None) -> None:
         self._key = key
+        self._uncounted = uncounted  # a key not counted at all (no delegate): its jobs cost no entry here
         self._key_of: dict[JobId, K] = {}
         self._counts: dict[K, int] = {}
 
@@ -35,6 +36,8 @@ class PendingCounts(Generic[K]):
         if job.job_id in self._key_of:
             return
         key = self._key(job)
+        if key == self._uncounted:
+            return
         self._key_of[job.job_id] = key
         self._counts[key] = self._counts.get(key, 0) + 1
 
@@ -67,4 +70,9 @@ def submitter(job: Job) -> Submitter:
     return submitter_of(job.spec)
 
 
-__all__ = ["PendingCounts", "queue_of", "submitter"]
+def delegate_of(job: Job) -> str:
+    """The delegate that submitted a job on its owner's behalf ("" for none): the key of the per-delegate count."""
+    return job.spec.annotation(DELEGATE_ANNOTATION)
+
+
+__all__ = ["PendingCounts", "delegate_of", "queue_of", "submitter"]

@@ -87,7 +87,7 @@ from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
 from federator.server.partial import fits_what_is_missing, kept_regions, missing, owes, rest_request, supersede_part
-from federator.server.pending_counts import PendingCounts, queue_of, submitter
+from federator.server.pending_counts import PendingCounts, delegate_of, queue_of, submitter
 from federator.server.reason_refresh import ReasonRefresh, room_changed
 from federator.server.rebalancing import Rebalancer
 from federator.server.reservations import HeldRoom
@@ -204,6 +204,7 @@ class Cycles:
         # through `count_pending` and `uncount_pending` only, so they cannot disagree about which jobs wait.
         self.by_queue = PendingCounts(queue_of)
         self.by_owner = PendingCounts(submitter)
+        self.by_delegate = PendingCounts(delegate_of, uncounted="")  # a delegate's budget (intake.py)
         self._candidates: dict[JobId, None] = {}  # pending jobs not parked (may hold stale ids; pruned in plan)
         self._active: dict[JobId, None] = {}  # jobs that may hold active placements (pruned lazily)
         # Each pending job's request, kept across cycles (its spec and submission time never change): a plan
@@ -269,11 +270,13 @@ class Cycles:
         it. Idempotent, as is `uncount_pending`."""
         self.by_queue.enter(job)
         self.by_owner.enter(job)
+        self.by_delegate.enter(job)
 
     def uncount_pending(self, job_id: JobId) -> None:
         """The job no longer waits (placed, ended, or its write failed)."""
         self.by_queue.leave(job_id)
         self.by_owner.leave(job_id)
+        self.by_delegate.leave(job_id)
 
     def _held(self, job: Job) -> None:
         if job.spec.preemptible:

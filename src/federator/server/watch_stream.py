@@ -80,8 +80,7 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no job with id or name {shown(request.job_id)}")
             return
         if denied is not None:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, denied.message)
-            return
+            await edge.refuse(context, denied.rule.value, denied.message, job_id=job.job_id)
         wanted = job.job_id
     if request.since_revision > 0 and not history.held(request.since_revision):
         await context.abort(grpc.StatusCode.OUT_OF_RANGE, history.too_old(request.since_revision))
@@ -182,7 +181,7 @@ async def _shown(edge: JobService, job: Job, who: Principal, checked_at: float, 
         who, checked_at = await edge.principal(context), asyncio.get_running_loop().time()
         allowed = edge.authz.job(who, job, manage=False)
     if wanted is not None and not isinstance(allowed, Allowed):
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED, allowed.message)
+        await edge.refuse(context, allowed.rule.value, allowed.message, job_id=wanted)
     if not isinstance(allowed, Allowed):
         return None, who, checked_at
     sent[job.job_id] = data

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x65\x64\x65rator/v1/identity.proto\x12\x0c\x66\x65\x64\x65rator.v1\"\x0f\n\rWhoAmIRequest\".\n\nQueueGrant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nnamespaces\x18\x02 \x03(\t\"\xcc\x01\n\x0eWhoAmIResponse\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06groups\x18\x02 \x03(\t\x12\x0b\n\x03via\x18\x03 \x01(\t\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.federator.v1.Role\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12(\n\x06queues\x18\x06 \x03(\x0b\x32\x18.federator.v1.QueueGrant\x12\x11\n\tany_queue\x18\x07 \x01(\x08\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\t \x03(\t*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x0e\n\nROLE_ADMIN\x10\x02\x12\x11\n\rROLE_PROVIDER\x10\x03\x32V\n\x0fIdentityService\x12\x43\n\x06WhoAmI\x12\x1b.federator.v1.WhoAmIRequest\x1a\x1c.federator.v1.WhoAmIResponseB@Z>github.com/federator/federator/gen/go/federator/v1;federatorv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x65\x64\x65rator/v1/identity.proto\x12\x0c\x66\x65\x64\x65rator.v1\"\x0f\n\rWhoAmIRequest\":\n\x0bSubmitLimit\x12\r\n\x05limit\x18\x01 \x01(\x03\x12\x0c\n\x04used\x18\x02 \x01(\x03\x12\x0e\n\x06source\x18\x03 \x01(\t\"\x8e\x01\n\nQueueGrant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nnamespaces\x18\x02 \x03(\t\x12/\n\x0cpending_jobs\x18\x03 \x01(\x0b\x32\x19.federator.v1.SubmitLimit\x12\x14\n\x0cmax_priority\x18\x04 \x01(\x05\x12\x17\n\x0fmax_run_seconds\x18\x05 \x01(\x03\"\xb4\x03\n\x0eWhoAmIResponse\x12\x0c\n\x04user\x18\x01 \x01(\t\x12\x0e\n\x06groups\x18\x02 \x03(\t\x12\x0b\n\x03via\x18\x03 \x01(\t\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.federator.v1.Role\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12(\n\x06queues\x18\x06 \x03(\x0b\x32\x18.federator.v1.QueueGrant\x12\x11\n\tany_queue\x18\x07 \x01(\x08\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\t \x03(\t\x12\x34\n\x11user_pending_jobs\x18\n \x01(\x0b\x32\x19.federator.v1.SubmitLimit\x12\x38\n\x15user_unfinished_bytes\x18\x0b \x01(\x0b\x32\x19.federator.v1.SubmitLimit\x12\x38\n\x15\x64\x65legate_pending_jobs\x18\x0c \x01(\x0b\x32\x19.federator.v1.SubmitLimit\x12<\n\x19\x64\x65legate_unfinished_bytes\x18\r \x01(\x0b\x32\x19.federator.v1.SubmitLimit*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x0e\n\nROLE_ADMIN\x10\x02\x12\x11\n\rROLE_PROVIDER\x10\x03\x32V\n\x0fIdentityService\x12\x43\n\x06WhoAmI\x12\x1b.federator.v1.WhoAmIRequest\x1a\x1c.federator.v1.WhoAmIResponseB@Z>github.com/federator/federator/gen/go/federator/v1;federatorv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,14 +33,16 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'federator.v1.identity_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z>github.com/federator/federator/gen/go/federator/v1;federatorv1'
-  _globals['_ROLE']._serialized_start=317
-  _globals['_ROLE']._serialized_end=395
+  _globals['_ROLE']._serialized_start=706
+  _globals['_ROLE']._serialized_end=784
   _globals['_WHOAMIREQUEST']._serialized_start=45
   _globals['_WHOAMIREQUEST']._serialized_end=60
-  _globals['_QUEUEGRANT']._serialized_start=62
-  _globals['_QUEUEGRANT']._serialized_end=108
-  _globals['_WHOAMIRESPONSE']._serialized_start=111
-  _globals['_WHOAMIRESPONSE']._serialized_end=315
-  _globals['_IDENTITYSERVICE']._serialized_start=397
-  _globals['_IDENTITYSERVICE']._serialized_end=483
+  _globals['_SUBMITLIMIT']._serialized_start=62
+  _globals['_SUBMITLIMIT']._serialized_end=120
+  _globals['_QUEUEGRANT']._serialized_start=123
+  _globals['_QUEUEGRANT']._serialized_end=265
+  _globals['_WHOAMIRESPONSE']._serialized_start=268
+  _globals['_WHOAMIRESPONSE']._serialized_end=704
+  _globals['_IDENTITYSERVICE']._serialized_start=786
+  _globals['_IDENTITYSERVICE']._serialized_end=872
 # @@protoc_insertion_point(module_scope)

@@ -23,16 +23,32 @@ class WhoAmIRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class SubmitLimit(_message.Message):
+    __slots__ = ("limit", "used", "source")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    used: int
+    source: str
+    def __init__(self, limit: _Optional[int] = ..., used: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
+
 class QueueGrant(_message.Message):
-    __slots__ = ("name", "namespaces")
+    __slots__ = ("name", "namespaces", "pending_jobs", "max_priority", "max_run_seconds")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    PENDING_JOBS_FIELD_NUMBER: _ClassVar[int]
+    MAX_PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     namespaces: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., namespaces: _Optional[_Iterable[str]] = ...) -> None: ...
+    pending_jobs: SubmitLimit
+    max_priority: int
+    max_run_seconds: int
+    def __init__(self, name: _Optional[str] = ..., namespaces: _Optional[_Iterable[str]] = ..., pending_jobs: _Optional[_Union[SubmitLimit, _Mapping]] = ..., max_priority: _Optional[int] = ..., max_run_seconds: _Optional[int] = ...) -> None: ...
 
 class WhoAmIResponse(_message.Message):
-    __slots__ = ("user", "groups", "via", "role", "actor", "queues", "any_queue", "version", "features")
+    __slots__ = ("user", "groups", "via", "role", "actor", "queues", "any_queue", "version", "features", "user_pending_jobs", "user_unfinished_bytes", "delegate_pending_jobs", "delegate_unfinished_bytes")
     USER_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     VIA_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +58,10 @@ class WhoAmIResponse(_message.Message):
     ANY_QUEUE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    USER_PENDING_JOBS_FIELD_NUMBER: _ClassVar[int]
+    USER_UNFINISHED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DELEGATE_PENDING_JOBS_FIELD_NUMBER: _ClassVar[int]
+    DELEGATE_UNFINISHED_BYTES_FIELD_NUMBER: _ClassVar[int]
     user: str
     groups: _containers.RepeatedScalarFieldContainer[str]
     via: str
@@ -51,4 +71,8 @@ class WhoAmIResponse(_message.Message):
     any_queue: bool
     version: str
     features: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, user: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., via: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., actor: _Optional[str] = ..., queues: _Optional[_Iterable[_Union[QueueGrant, _Mapping]]] = ..., any_queue: _Optional[bool] = ..., version: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
+    user_pending_jobs: SubmitLimit
+    user_unfinished_bytes: SubmitLimit
+    delegate_pending_jobs: SubmitLimit
+    delegate_unfinished_bytes: SubmitLimit
+    def __init__(self, user: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., via: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., actor: _Optional[str] = ..., queues: _Optional[_Iterable[_Union[QueueGrant, _Mapping]]] = ..., any_queue: _Optional[bool] = ..., version: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., user_pending_jobs: _Optional[_Union[SubmitLimit, _Mapping]] = ..., user_unfinished_bytes: _Optional[_Union[SubmitLimit, _Mapping]] = ..., delegate_pending_jobs: _Optional[_Union[SubmitLimit, _Mapping]] = ..., delegate_unfinished_bytes: _Optional[_Union[SubmitLimit, _Mapping]] = ...) -> None: ...

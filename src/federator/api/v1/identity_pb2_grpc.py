@@ -41,10 +41,16 @@ class IdentityServiceStub:
     caller in tenancy.delegates (docs/security.md, "Acting on behalf of
     users"). The call is then exactly USER's: the owner recorded on a submitted
     job, the per-user pending caps and byte budgets, the request_id scope, the
-    jobs it may see and manage, and the usage it reads. The audit log records
+    jobs it may see and manage, and the usage it reads. A submitted job also
+    counts against the delegate's own budget over every user it acts for
+    (tenancy.delegates maxPendingJobs and maxUnfinishedBytes, each one user's
+    cap when unset): RESOURCE_EXHAUSTED BACK_PRESSURE, ErrorInfo.metadata
+    "limit" "delegate" or "delegate-bytes" (jobs.proto, "Calling this API"). The audit log records
     the delegate (`actor`) beside the user (`on_behalf_of`). Names are
     lower-case letters, digits, '-' and '.' (1 to 253 characters). Refusals,
-    all PERMISSION_DENIED naming the rule `delegate` and the metadata key:
+    all PERMISSION_DENIED naming the rule `delegate` and the metadata key, with
+    a google.rpc.ErrorInfo {reason "DELEGATE", metadata rule, key,
+    on_behalf_of} (jobs.proto, "Calling this API"):
     the caller is not in tenancy.delegates; the user is not one its `users`
     admit; a group is not one its `groups` admit; the user is an admin
     (tenancy.admins) and the delegate's `admins` is not true; the revocation
@@ -82,10 +88,16 @@ class IdentityServiceServicer:
     caller in tenancy.delegates (docs/security.md, "Acting on behalf of
     users"). The call is then exactly USER's: the owner recorded on a submitted
     job, the per-user pending caps and byte budgets, the request_id scope, the
-    jobs it may see and manage, and the usage it reads. The audit log records
+    jobs it may see and manage, and the usage it reads. A submitted job also
+    counts against the delegate's own budget over every user it acts for
+    (tenancy.delegates maxPendingJobs and maxUnfinishedBytes, each one user's
+    cap when unset): RESOURCE_EXHAUSTED BACK_PRESSURE, ErrorInfo.metadata
+    "limit" "delegate" or "delegate-bytes" (jobs.proto, "Calling this API"). The audit log records
     the delegate (`actor`) beside the user (`on_behalf_of`). Names are
     lower-case letters, digits, '-' and '.' (1 to 253 characters). Refusals,
-    all PERMISSION_DENIED naming the rule `delegate` and the metadata key:
+    all PERMISSION_DENIED naming the rule `delegate` and the metadata key, with
+    a google.rpc.ErrorInfo {reason "DELEGATE", metadata rule, key,
+    on_behalf_of} (jobs.proto, "Calling this API"):
     the caller is not in tenancy.delegates; the user is not one its `users`
     admit; a group is not one its `groups` admit; the user is an admin
     (tenancy.admins) and the delegate's `admins` is not true; the revocation
@@ -137,10 +149,16 @@ class IdentityService:
     caller in tenancy.delegates (docs/security.md, "Acting on behalf of
     users"). The call is then exactly USER's: the owner recorded on a submitted
     job, the per-user pending caps and byte budgets, the request_id scope, the
-    jobs it may see and manage, and the usage it reads. The audit log records
+    jobs it may see and manage, and the usage it reads. A submitted job also
+    counts against the delegate's own budget over every user it acts for
+    (tenancy.delegates maxPendingJobs and maxUnfinishedBytes, each one user's
+    cap when unset): RESOURCE_EXHAUSTED BACK_PRESSURE, ErrorInfo.metadata
+    "limit" "delegate" or "delegate-bytes" (jobs.proto, "Calling this API"). The audit log records
     the delegate (`actor`) beside the user (`on_behalf_of`). Names are
     lower-case letters, digits, '-' and '.' (1 to 253 characters). Refusals,
-    all PERMISSION_DENIED naming the rule `delegate` and the metadata key:
+    all PERMISSION_DENIED naming the rule `delegate` and the metadata key, with
+    a google.rpc.ErrorInfo {reason "DELEGATE", metadata rule, key,
+    on_behalf_of} (jobs.proto, "Calling this API"):
     the caller is not in tenancy.delegates; the user is not one its `users`
     admit; a group is not one its `groups` admit; the user is an admin
     (tenancy.admins) and the delegate's `admins` is not true; the revocation
