@@ -102,10 +102,11 @@ class Surges:
         ids = {job.job_id for job in left}
         self.since = {k: t for k, t in self.since.items() if k[0] != cluster or k[1] in ids}
 
-    def starting(self, cluster: str) -> int:
-        """Jobs on `cluster` whose replacements are placed and not all serving yet (ClusterStatus)."""
+    def starting(self, cluster: str, left: Sequence[Job]) -> int:
+        """Of `left`, the jobs on `cluster` (Drains.left, read once by the caller), those whose replacements are
+        placed and not all serving yet (ClusterStatus)."""
         out = 0
-        for job in self.fed.drains.left(cluster):
+        for job in left:
             if surges(job):
                 _, off = split(job, cluster)
                 out += sum(p.replicas for p in off) >= job.spec.replicas
