@@ -14,8 +14,9 @@ requeues each job with a placement there as the same job (id, name and history k
 - A job spread over clusters (inference) is moved surge first (server/drain_surge.py): its drained replicas are
   placed elsewhere first, and only once those serve are exactly the drained cluster's replicas ended; it never
   serves short for the drain when there is room elsewhere. With no room, its replicas serve on where they are, and
-  end anyway `SURGE_SECONDS` after the drain reached the job (owed then, as a gang's are), so a drain finishes in a
-  known time. The rebalancer leaves such jobs alone meanwhile (server/rebalancing.py).
+  end anyway the drain's `surge_seconds` (10 minutes unless its operator set it) after the drain reached the job
+  (owed then, as a gang's are), so a drain finishes in a known time. The rebalancer leaves such jobs alone
+  meanwhile (server/rebalancing.py).
 - Paced: at most `BATCH` jobs a turn over every drain. Each requeue is a store write on the loop, and the loop
   must not stall on 500 of them (leases, agent streams); the turn's cycle then places the batch before the next
   ends, so room elsewhere is taken in order and the cycle's cost stays bounded. The newest placements end first:
@@ -169,10 +170,11 @@ class Drains:
         if why:
             return why
         n = self.surges.no_room.get(cluster, 0)
-        if not n:
+        drain = self.fed.cordons.draining().get(cluster)
+        if not n or drain is None:
             return ""
         return (f"{n} serving job(s) find no room elsewhere for their replicas on cluster {cluster}: they serve there "
-                f"meanwhile, and end anyway {self.surges.seconds:g} s after the drain reached them (then placed "
+                f"meanwhile, and end anyway {self.surges.bound(drain):g} s after the drain reached them (then placed "
                 f"elsewhere when room comes)")
 
     def end(self, job: Job, cluster: str, drain: Drain) -> None:
