@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
 from server_support import Clock, MemoryStore, join, make, spec
+from test_drains import federator
 from test_partial_failover import lose, spread_over_a_and_b
+from test_rebalancing import chat
 
 from federator.model import Job, JobPhase
 from federator.model.cordon import Drain
@@ -34,6 +37,28 @@ def test_the_index_holds_a_short_spread_job_with_a_live_part_on_the_drained_clus
     assert gang.phase is JobPhase.PLACED and gang in fed.cycles.active_jobs()
     on = fed.drains.on(["a", "c"])
     assert job in on["a"] and gang in on[gang.placements[0].cluster]
+
+
+def test_the_index_holds_a_surging_job_and_a_job_placed_before_a_restart(tmp_path: Path) -> None:
+    """A serving job mid-surge (its new part placed by the drain, not by a cycle) and a job the store loaded: both
+    hold placements the drain must still end."""
+    db, clock = tmp_path / "fed.db", Clock()
+    fed, store = federator(db, clock)
+    a = join(fed, "a", region="east")
+    join(fed, "b", region="west")
+    job = fed.submit(chat(replicas=1, preferred=("east",)))
+    fed.schedule_once()
+    fed.acked(a, job.placements[0].placement_id)
+    asyncio.run(fed.cordons.drain("a", DRAIN))
+    assert fed.drains.turn() == 1  # the surge: a new part on b, the one on a kept until it serves
+    assert sorted(p.cluster for p in job.placements) == ["a", "b"]
+    assert fed.drains.on(["a"]) == {"a": [job]}
+    store.close()
+    fed.store.close()
+    fed, store = federator(db, clock)  # restarted: the index is rebuilt from the store
+    assert [j.job_id for j in fed.drains.left("a")] == [job.job_id]
+    store.close()
+    fed.store.close()
 
 
 def test_a_requeued_job_holds_no_placement_so_the_index_may_leave_it_out() -> None:
