@@ -74,7 +74,7 @@ def test_at_the_bound_the_drained_part_ends_while_its_replacement_still_starts(t
     fed.drains.turn()
     [new] = [p for p in job.placements if p.cluster == "b"]
     fed.schedule_once()
-    clock.now += fed.drains.surges.seconds - 1
+    clock.now += DRAIN.surge_seconds - 1
     fed.drains.turn()
     assert outbox(a) == [] and len(job.placements) == 2  # within the bound: it waits for the new one
     clock.now += 1

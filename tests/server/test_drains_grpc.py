@@ -18,6 +18,7 @@ from federator.api import convert
 from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc
 from federator.jobfile import parse_job
 from federator.model import JobPhase
+from federator.model.cordon import SURGE_SECONDS
 from federator.server.federator import Federator
 
 from builders import cluster, pool
@@ -206,7 +207,7 @@ def test_a_drain_surges_a_serving_job_its_replicas_never_fewer_than_it_asks() ->
                     await until(lambda: fed.clusters.get("central-1") is not None
                                 and fed.clusters["central-1"].capacity is not None, "central-1 reports")
                     reply = await admin.Drain(jobs_pb2.DrainClusterRequest(cluster="east-1"), timeout=5)
-                    assert reply.surge_seconds == fed.drains.surges.seconds
+                    assert reply.surge_seconds == SURGE_SECONDS
 
                     def placed() -> bool:
                         least.append(serving(east, west, central))

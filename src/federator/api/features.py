@@ -23,6 +23,8 @@ JOBS_CANCEL_BULK = "jobs.cancel_bulk"  # JobService.CancelJobs: a queue's jobs a
 CLUSTERS_VIEW_FULL = "clusters.view_full"  # ClusterService.List with CLUSTER_VIEW_FULL
 CLUSTERS_CORDON = "clusters.cordon"  # ClusterService.Cordon and Uncordon
 CLUSTERS_DRAIN = "clusters.drain"  # ClusterService.Drain
+CLUSTERS_DRAIN_DRY_RUN = "clusters.drain_dry_run"  # DrainClusterRequest.dry_run, and no_room_elsewhere in the reply
+CLUSTERS_DRAIN_SURGE_SECONDS = "clusters.drain_surge_seconds"  # DrainClusterRequest.surge_seconds, per drain
 CLUSTERS_FORGET = "clusters.forget"  # ClusterService.Forget
 USAGE = "usage.get"  # UsageService.Get
 IDENTITY_WHOAMI = "identity.whoami"  # IdentityService.WhoAmI
@@ -31,12 +33,14 @@ IDENTITY_DELEGATION = "identity.delegation"  # x-federator-on-behalf-of (tenancy
 FEATURES: tuple[str, ...] = (
     JOBS_REQUEST_ID, JOBS_RUN_AGAIN, JOBS_SCALE, JOBS_WATCH, JOBS_WATCH_RESUME, JOBS_LIST_FILTERS,
     JOBS_CANCEL_BULK,
-    CLUSTERS_VIEW_FULL, CLUSTERS_CORDON, CLUSTERS_DRAIN, CLUSTERS_FORGET,
+    CLUSTERS_VIEW_FULL, CLUSTERS_CORDON, CLUSTERS_DRAIN, CLUSTERS_FORGET, CLUSTERS_DRAIN_DRY_RUN,
+    CLUSTERS_DRAIN_SURGE_SECONDS,
     USAGE, IDENTITY_WHOAMI, IDENTITY_DELEGATION,
 )
 """Every feature served, in the order WhoAmI lists them."""
 
-__all__ = ["CLUSTERS_CORDON", "CLUSTERS_DRAIN", "CLUSTERS_FORGET", "CLUSTERS_VIEW_FULL", "FEATURES",
+__all__ = ["CLUSTERS_CORDON", "CLUSTERS_DRAIN", "CLUSTERS_DRAIN_DRY_RUN", "CLUSTERS_DRAIN_SURGE_SECONDS",
+           "CLUSTERS_FORGET", "CLUSTERS_VIEW_FULL", "FEATURES",
            "IDENTITY_DELEGATION",
            "IDENTITY_WHOAMI", "JOBS_CANCEL_BULK", "JOBS_LIST_FILTERS", "JOBS_REQUEST_ID", "JOBS_RUN_AGAIN",
            "JOBS_SCALE", "JOBS_WATCH", "JOBS_WATCH_RESUME", "USAGE"]

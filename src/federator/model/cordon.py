@@ -3,7 +3,23 @@ drain that moves its work off too (server/drains.py)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+SURGE_SECONDS = 600.0
+"""A drain's surge bound unless its operator sets one (server/drain_surge.py): long enough for an image pull and
+a model load, short of a maintenance window, and of FederatorDrainStalled's 15 minutes."""
+MAX_SURGE_SECONDS = 86_400.0
+"""The longest surge bound a drain may ask: a day. A drain is how an operator learns when the cluster may go down;
+one that could wait for weeks would not say."""
+
+
+def surge_problem(seconds: float) -> str:
+    """"" when `seconds` may be a drain's surge bound, else what is wrong with it (the edge names the field)."""
+    if not math.isfinite(seconds) or not 1.0 <= seconds <= MAX_SURGE_SECONDS:
+        return (f"must be from 1 to {MAX_SURGE_SECONDS:.0f} seconds (a day), or 0 for the default "
+                f"{SURGE_SECONDS:.0f}; got {seconds:g}")
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +31,9 @@ class Drain:
     by: str
     at: float
     reason: str = ""
+    # How long the drain waits for a serving job's replacements before it ends the job's replicas on the drained
+    # cluster anyway (server/drain_surge.py): the operator's for this drain, else SURGE_SECONDS.
+    surge_seconds: float = SURGE_SECONDS
 
     def describe(self) -> str:
         return f"drained by {self.by}" + (f": {self.reason}" if self.reason else "")
@@ -35,4 +54,4 @@ class Cordon:
         return f"cordoned by {self.by}" + (f": {self.reason}" if self.reason else "")
 
 
-__all__ = ["Cordon", "Drain"]
+__all__ = ["MAX_SURGE_SECONDS", "SURGE_SECONDS", "Cordon", "Drain", "surge_problem"]

@@ -48,6 +48,7 @@ class ClusterService(Edge, jobs_pb2_grpc.ClusterServiceServicer):
             raise AssertionError("unreachable") from exc
         fed = self.fed
         active = fed.cycles.active_by_cluster()  # once a call: what each cluster holds that its report may not count
+        draining = fed.drains.on(fed.cordons.draining())  # once a call too: each drain's jobs left (drains.py)
 
         def rows(names: Sequence[str]) -> list[cluster_list.Row]:
             out = []
@@ -68,8 +69,9 @@ class ClusterService(Edge, jobs_pb2_grpc.ClusterServiceServicer):
                         True, cordon.by, cordon.at, cordon.reason
                     if cordon.drain is not None:  # server/drains.py
                         status.draining = cordon.drain.describe()
-                        status.drain_jobs_left = len(fed.drains.left(rec.name))
-                        status.drain_jobs_surging = fed.drains.surges.starting(rec.name)  # server/drain_surge.py
+                        left = draining[rec.name] if rec.name in draining else fed.drains.left(rec.name)
+                        status.drain_jobs_left = len(left)
+                        status.drain_jobs_surging = fed.drains.surges.starting(rec.name, left)  # drain_surge.py
                         status.drain_waiting = fed.drains.waiting_words(rec.name)
                 upkeep = fed.cordons.maintenance.get(rec.name)  # its provider's own (server/maintenance.py)
                 if upkeep is not None:

@@ -18,7 +18,8 @@ For each serving job (`surges`) with a placement on a cluster being drained, eac
    cluster's part is ended (stored first, then Cancel). Not the rebalancer's scale-down choice (server/
    rebalancing.py takes a surplus by `plan_down`, nearest kept, which could keep the drained replicas and stop
    the new ones): the rebalancer leaves alone every job with a part on a cluster being drained.
-3. The bound: `SURGE_SECONDS` after the drain first reached the job, its drained part ends anyway: by step 2's
+3. The bound: the drain's `surge_seconds` (its operator's, `DrainClusterRequest.surge_seconds`; else
+   `SURGE_SECONDS`, 10 minutes) after the drain first reached the job, its drained part ends anyway: by step 2's
    hand-over if its replacements are placed (they go on starting), else as before (server/drains.py `end`: the
    job owes those replicas, and the cycle places them where room comes). Why end rather than wait: the drain is
    how an operator learns when the cluster may go down, and a drain that never finished would be taken down
@@ -38,7 +39,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from federator.model import Job, JobId, JobKind, Placement
-from federator.model.cordon import Drain
+from federator.model.cordon import SURGE_SECONDS, Drain
 from federator.scheduler import Assignment, PlacementRequest
 from federator.server.job_message import job_message, placements_message
 from federator.server.orders import LaunchOrder, Order
@@ -54,10 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("federator.server")
 
-SURGE_SECONDS = 600.0
-"""How long a drain waits for a serving job's replacements before it ends the job's replicas on the drained
-cluster anyway (module docstring, 3): long enough for an image pull and a model load, short of a maintenance
-window."""
 
 
 class Step(StrEnum):
@@ -86,11 +83,15 @@ class Surges:
 
     __slots__ = ("fed", "no_room", "seconds", "since")
 
-    def __init__(self, fed: Federator, *, seconds: float = SURGE_SECONDS) -> None:
+    def __init__(self, fed: Federator, *, seconds: float | None = None) -> None:
         self.fed = fed
-        self.seconds = seconds
+        self.seconds = seconds  # every drain's bound, over its own (tests); None: each drain's `surge_seconds`
         self.since: dict[tuple[str, JobId], float] = {}  # (cluster, job) -> when the drain first reached it
         self.no_room: dict[str, int] = {}  # per drained cluster: jobs whose last surge found no room elsewhere
+
+    def bound(self, drain: Drain) -> float:
+        """The surge bound of `drain` (module docstring, 3)."""
+        return drain.surge_seconds if self.seconds is None else self.seconds
 
     def forget(self, draining: Sequence[str]) -> None:
         """Drop what belongs to drains no longer held (an Uncordon ends one)."""
@@ -102,10 +103,11 @@ class Surges:
         ids = {job.job_id for job in left}
         self.since = {k: t for k, t in self.since.items() if k[0] != cluster or k[1] in ids}
 
-    def starting(self, cluster: str) -> int:
-        """Jobs on `cluster` whose replacements are placed and not all serving yet (ClusterStatus)."""
+    def starting(self, cluster: str, left: Sequence[Job]) -> int:
+        """Of `left`, the jobs on `cluster` (Drains.left, read once by the caller), those whose replacements are
+        placed and not all serving yet (ClusterStatus)."""
         out = 0
-        for job in self.fed.drains.left(cluster):
+        for job in left:
             if surges(job):
                 _, off = split(job, cluster)
                 out += sum(p.replicas for p in off) >= job.spec.replicas
@@ -115,7 +117,7 @@ class Surges:
         """Steps 2 and 3 of the module docstring for one job; PLACE when step 1 is due."""
         now = self.fed.clock()
         first = self.since.setdefault((cluster, job.job_id), now)
-        over = now - first >= self.seconds
+        over = now - first >= self.bound(drain)
         _, off = split(job, cluster)
         if sum(p.replicas for p in off) >= job.spec.replicas:
             if over or all(serving(p) for p in off):
@@ -200,7 +202,7 @@ class Surges:
         n = sum(p.replicas for p in here)
         to = " and ".join(sorted({p.region for p in off}))
         said = (f"moved {n} replica{'s' if n != 1 else ''} off cluster {cluster} ({drain.describe()}) to {to}"
-                + (f", ended after {self.seconds:g} s with their replacements still starting" if late
+                + (f", ended after {self.bound(drain):g} s with their replacements still starting" if late
                    else ", their replacements serving first"))
         stored = scaled(fed, job, job.spec, here, reason)
         stored.message = f"{said}; {stored.message}"

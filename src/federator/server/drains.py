@@ -14,8 +14,9 @@ requeues each job with a placement there as the same job (id, name and history k
 - A job spread over clusters (inference) is moved surge first (server/drain_surge.py): its drained replicas are
   placed elsewhere first, and only once those serve are exactly the drained cluster's replicas ended; it never
   serves short for the drain when there is room elsewhere. With no room, its replicas serve on where they are, and
-  end anyway `SURGE_SECONDS` after the drain reached the job (owed then, as a gang's are), so a drain finishes in a
-  known time. The rebalancer leaves such jobs alone meanwhile (server/rebalancing.py).
+  end anyway the drain's `surge_seconds` (10 minutes unless its operator set it) after the drain reached the job
+  (owed then, as a gang's are), so a drain finishes in a known time. The rebalancer leaves such jobs alone
+  meanwhile (server/rebalancing.py).
 - Paced: at most `BATCH` jobs a turn over every drain. Each requeue is a store write on the loop, and the loop
   must not stall on 500 of them (leases, agent streams); the turn's cycle then places the batch before the next
   ends, so room elsewhere is taken in order and the cycle's cost stays bounded. The newest placements end first:
@@ -35,6 +36,7 @@ cluster shows Drained (no federated work, none comes) instead of the drain disap
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Job, Reason, ReasonCode
@@ -72,26 +74,31 @@ class Drains:
         self._done: dict[str, Drain] = {}
         self.surges = Surges(fed)  # serving jobs moved surge first (server/drain_surge.py)
 
-    def left(self, cluster: str) -> list[Job]:
-        """The jobs with a placement on `cluster` not finished, in the order a drain ends them: newest placed
-        first (Job.placed_at), then by id."""
-        out = [job for job in self.fed.jobs.values() if not job.phase.is_terminal and
-               any(p.cluster == cluster and not p.phase.is_terminal for p in job.placements)]
-        out.sort(key=lambda job: (-job.placed_at, job.job_id))
-        return out
-
-    def counts(self) -> dict[str, int]:
-        """Jobs left to move of every cluster a drain holds (0 once drained), in one pass over the jobs: what a
-        scrape reports (server/state_sample.py)."""
-        draining = self.fed.cordons.draining()
-        out = dict.fromkeys(draining, 0)
+    def on(self, clusters: Collection[str]) -> dict[str, list[Job]]:
+        """The jobs with a placement not finished on each of `clusters`, in the order a drain ends them: newest
+        placed first (Job.placed_at), then by id. One pass over the jobs that hold placements
+        (`Cycles.active_jobs`), never over every job: with a national backlog of 100,000 pending jobs, the loop's
+        turn, each scrape and each cluster List walked all of them for a drain of a few (docs/benchmarks.md,
+        "Drains"). Only a Placed or Running job holds a placement: a requeue leaves a job Pending with none
+        (Federator.supersede), a spread job that lost a part stays Placed or Running (server/partial.py)."""
+        out: dict[str, list[Job]] = {c: [] for c in clusters}
         if not out:
             return out
-        for job in self.fed.jobs.values():
-            if not job.phase.is_terminal:
-                for cluster in {p.cluster for p in job.placements if p.cluster in out and not p.phase.is_terminal}:
-                    out[cluster] += 1
+        for job in self.fed.cycles.active_jobs():
+            for cluster in {p.cluster for p in job.placements if p.cluster in out and not p.phase.is_terminal}:
+                out[cluster].append(job)
+        for jobs in out.values():
+            jobs.sort(key=lambda job: (-job.placed_at, job.job_id))
         return out
+
+    def left(self, cluster: str) -> list[Job]:
+        """The jobs with a placement on `cluster` not finished, in the order a drain ends them (`on`)."""
+        return self.on((cluster,))[cluster]
+
+    def counts(self) -> dict[str, int]:
+        """Jobs left to move of every cluster a drain holds (0 once drained), in one pass over the jobs holding
+        placements: what a scrape reports (server/state_sample.py)."""
+        return {cluster: len(jobs) for cluster, jobs in self.on(self.fed.cordons.draining()).items()}
 
     def waiting(self, cluster: str) -> str:
         """Why a drain of `cluster` cannot end placements now ("" when it can)."""
@@ -116,6 +123,7 @@ class Drains:
         self._done = {c: d for c, d in self._done.items() if draining.get(c) == d}
         self.surges.forget(list(draining))
         budget = self.batch
+        on = self.on([c for c in draining if c not in self._done])  # one pass for every drain moving
         for cluster, drain in sorted(draining.items()):
             if budget <= 0:
                 break
@@ -128,7 +136,9 @@ class Drains:
                 self._waited[cluster] = why
                 continue
             self._waited.pop(cluster, None)
-            left = self.left(cluster)
+            # still there: an earlier drain's turn may have moved a job spread over both clusters
+            left = [job for job in on[cluster] if job.phase.is_active and
+                    any(p.cluster == cluster and not p.phase.is_terminal for p in job.placements)]
             self.surges.still(cluster, left)
             if not left:
                 log.warning("cluster %s drained: no federated job has a placement there; it takes no new work until "
@@ -160,10 +170,11 @@ class Drains:
         if why:
             return why
         n = self.surges.no_room.get(cluster, 0)
-        if not n:
+        drain = self.fed.cordons.draining().get(cluster)
+        if not n or drain is None:
             return ""
         return (f"{n} serving job(s) find no room elsewhere for their replicas on cluster {cluster}: they serve there "
-                f"meanwhile, and end anyway {self.surges.seconds:g} s after the drain reached them (then placed "
+                f"meanwhile, and end anyway {self.surges.bound(drain):g} s after the drain reached them (then placed "
                 f"elsewhere when room comes)")
 
     def end(self, job: Job, cluster: str, drain: Drain) -> None:

@@ -28,6 +28,7 @@ from federator.scheduler import PolicyError, SchedulerConfig
 from federator.scheduler.policy import policy_from_document
 from federator.security.authz import TenancyError, TenancyPolicy, tenancy_from_document
 from federator.security.trust_reload import ReloadResult, Watched, digest
+from federator.server.tenancy_change import tenancy_change
 from federator.yamltext import YamlFileError, load_yaml_text, read_text
 
 log = logging.getLogger("federator.server")
@@ -83,15 +84,15 @@ def read_policy_file(path: Path) -> LoadedPolicy:
 
 def describe_change(old: LoadedPolicy, new: LoadedPolicy) -> str:
     """What a reload changed, for the log and the audit line: queues added, removed and changed, then the other
-    sections by name."""
+    sections by name, the tenancy's by their paths in the file (never "changed tenancy" for a queue added)."""
     said = [f"added queue {q}" for q in sorted(set(new.config.queues) - set(old.config.queues))]
     said += [f"removed queue {q}" for q in sorted(set(old.config.queues) - set(new.config.queues))]
     said += [f"changed queue {q}" for q in sorted(set(old.config.queues) & set(new.config.queues))
              if old.config.queues[q] != new.config.queues[q]]
     said += [f"changed {f.name}" for f in fields(SchedulerConfig)
              if f.name != "queues" and getattr(old.config, f.name) != getattr(new.config, f.name)]
-    if old.tenancy != new.tenancy:
-        said.append("changed tenancy (admins, groups, delegates, access or namespaces lists)")
+    moved = set(old.config.queues) ^ set(new.config.queues)
+    said += tenancy_change(old.tenancy, new.tenancy, added_or_removed=moved)  # by section (server/tenancy_change.py)
     return "; ".join(said) or "no change"
 
 

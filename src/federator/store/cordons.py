@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from federator.model.cordon import Cordon, Drain
+from federator.model.cordon import SURGE_SECONDS, Cordon, Drain
 from federator.store.identity import identity
 from federator.store.sqlite import close_sqlite, open_sqlite, write_all
 
-DRAIN_COLUMNS = (("drain_by", "TEXT"), ("drain_at", "REAL"), ("drain_reason", "TEXT"))
-"""A drain's who, when and why (NULL: no drain holds); server/drains.py."""
+DRAIN_COLUMNS = (("drain_by", "TEXT"), ("drain_at", "REAL"), ("drain_reason", "TEXT"),
+                 ("drain_surge_seconds", "REAL"))
+"""A drain's who, when and why (NULL: no drain holds), and its surge bound (NULL: the default, a drain an older
+federator stored); server/drains.py, server/drain_surge.py."""
 
 
 class SqliteCordonStore:
@@ -40,17 +42,19 @@ class SqliteCordonStore:
             else:
                 drain = cordon.drain
                 write_all(self._db, "INSERT OR REPLACE INTO cordons (cluster, by_whom, at, reason, drain_by, "
-                          "drain_at, drain_reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          "drain_at, drain_reason, drain_surge_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                           [(cluster, cordon.by, cordon.at, cordon.reason, drain.by if drain else None,
-                            drain.at if drain else None, drain.reason if drain else None)], what="cordon store")
+                            drain.at if drain else None, drain.reason if drain else None,
+                            drain.surge_seconds if drain else None)], what="cordon store")
 
     def load(self) -> dict[str, Cordon]:
         with self._lock:
-            rows = self._db.execute("SELECT cluster, by_whom, at, reason, drain_by, drain_at, drain_reason "
-                                    "FROM cordons ORDER BY cluster").fetchall()
+            rows = self._db.execute("SELECT cluster, by_whom, at, reason, drain_by, drain_at, drain_reason, "
+                                    "drain_surge_seconds FROM cordons ORDER BY cluster").fetchall()
         return {str(c): Cordon(str(by), float(at), str(reason),
-                               Drain(str(d_by), float(d_at or 0.0), str(d_reason or "")) if d_by is not None else None)
-                for c, by, at, reason, d_by, d_at, d_reason in rows}
+                               Drain(str(d_by), float(d_at or 0.0), str(d_reason or ""),
+                                     float(surge or SURGE_SECONDS)) if d_by is not None else None)
+                for c, by, at, reason, d_by, d_at, d_reason, surge in rows}
 
     def close(self) -> None:
         with self._lock:

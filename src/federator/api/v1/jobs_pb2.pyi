@@ -42,15 +42,19 @@ CLUSTER_VIEW_BASIC: ClusterView
 CLUSTER_VIEW_FULL: ClusterView
 
 class DrainClusterRequest(_message.Message):
-    __slots__ = ("cluster", "reason")
+    __slots__ = ("cluster", "reason", "dry_run", "surge_seconds")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    SURGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     reason: str
-    def __init__(self, cluster: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    dry_run: bool
+    surge_seconds: float
+    def __init__(self, cluster: _Optional[str] = ..., reason: _Optional[str] = ..., dry_run: _Optional[bool] = ..., surge_seconds: _Optional[float] = ...) -> None: ...
 
 class DrainClusterResponse(_message.Message):
-    __slots__ = ("cluster", "changed", "drained_by", "drained_at", "reason", "known", "jobs", "job_ids", "waiting", "surge_seconds")
+    __slots__ = ("cluster", "changed", "drained_by", "drained_at", "reason", "known", "jobs", "job_ids", "waiting", "surge_seconds", "dry_run", "no_room_elsewhere", "no_room_elsewhere_job_ids")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     CHANGED_FIELD_NUMBER: _ClassVar[int]
     DRAINED_BY_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +65,9 @@ class DrainClusterResponse(_message.Message):
     JOB_IDS_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
     SURGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    NO_ROOM_ELSEWHERE_FIELD_NUMBER: _ClassVar[int]
+    NO_ROOM_ELSEWHERE_JOB_IDS_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     changed: bool
     drained_by: str
@@ -71,7 +78,10 @@ class DrainClusterResponse(_message.Message):
     job_ids: _containers.RepeatedScalarFieldContainer[str]
     waiting: str
     surge_seconds: float
-    def __init__(self, cluster: _Optional[str] = ..., changed: _Optional[bool] = ..., drained_by: _Optional[str] = ..., drained_at: _Optional[float] = ..., reason: _Optional[str] = ..., known: _Optional[bool] = ..., jobs: _Optional[int] = ..., job_ids: _Optional[_Iterable[str]] = ..., waiting: _Optional[str] = ..., surge_seconds: _Optional[float] = ...) -> None: ...
+    dry_run: bool
+    no_room_elsewhere: int
+    no_room_elsewhere_job_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cluster: _Optional[str] = ..., changed: _Optional[bool] = ..., drained_by: _Optional[str] = ..., drained_at: _Optional[float] = ..., reason: _Optional[str] = ..., known: _Optional[bool] = ..., jobs: _Optional[int] = ..., job_ids: _Optional[_Iterable[str]] = ..., waiting: _Optional[str] = ..., surge_seconds: _Optional[float] = ..., dry_run: _Optional[bool] = ..., no_room_elsewhere: _Optional[int] = ..., no_room_elsewhere_job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ForgetClusterRequest(_message.Message):
     __slots__ = ("cluster",)

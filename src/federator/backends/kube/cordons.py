@@ -13,6 +13,9 @@ A drain (server/drains.py) is `spec.drain: true`, with `drainReason`, `drainedBy
 
     kubectl patch mc east-1 --type merge -p '{"spec":{"drain":true,"drainReason":"hardware swap"}}'
 
+`spec.drainSurgeSeconds` (1 to 86400) is the drain's surge bound (server/drain_surge.py) when its operator set one
+(`federator drain --surge-seconds`); absent, the default (10 minutes).
+
 A drain cordons the cluster: `spec.drain: true` without `spec.cordoned` holds a cordon of the drain's words, and
 `federator uncordon` removes both. The federator's own MemberCluster writes patch spec.region and
 spec.labels only, so they never clear a cordon.
@@ -20,15 +23,18 @@ spec.labels only, so they never clear a cordon.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from federator.backends.kube.api import MEMBER_CLUSTERS, KubeApi, KubeError, NotFoundError
 from federator.backends.kube.resources import member_cluster, parse_timestamp
-from federator.model.cordon import Cordon, Drain
+from federator.model.cordon import MAX_SURGE_SECONDS, SURGE_SECONDS, Cordon, Drain, surge_problem
 from federator.store.errors import StoreUnavailable
 from federator.timestamps import utc_seconds
+
+log = logging.getLogger("federator.kube")
 
 BY_HAND = "kubectl"
 """Who a cordon set on the MemberCluster without `cordonedBy` is shown as by."""
@@ -49,19 +55,39 @@ def drain_of(spec: Mapping[str, Any], *, known: Drain | None, now: float) -> Dra
     if spec.get("drain") is not True:
         return None
     at = parse_timestamp(spec.get("drainedAt")) or (known.at if known is not None else now)
-    return Drain(str(spec.get("drainedBy") or BY_HAND)[:253], at, str(spec.get("drainReason") or "")[:256])
+    return Drain(str(spec.get("drainedBy") or BY_HAND)[:253], at, str(spec.get("drainReason") or "")[:256],
+                 surge_of(spec, known=known))
+
+
+def surge_of(spec: Mapping[str, Any], *, known: Drain | None) -> float:
+    """A drain's surge bound from spec.drainSurgeSeconds: absent, the one held already (a CRD older than the field
+    prunes it from the object, not from this federator's memory) or the default; out of bounds (the CRD's schema
+    refuses that, an object written before it did not), the default, said in the log."""
+    value = spec.get("drainSurgeSeconds")
+    if value is None:
+        return known.surge_seconds if known is not None else SURGE_SECONDS
+    number = not isinstance(value, bool) and isinstance(value, int | float)
+    if not number or surge_problem(float(value)):
+        log.warning("MemberCluster spec.drainSurgeSeconds %r: must be a number of seconds from 1 to %g; the drain's "
+                    "surge bound is the default, %g s", value, MAX_SURGE_SECONDS, SURGE_SECONDS)
+        return SURGE_SECONDS
+    return float(value)
 
 
 def spec_of(cordon: Cordon | None) -> dict[str, Any]:
     """The spec fields of `cordon` (and its drain) as a merge patch: None removes a field."""
     spec: dict[str, Any] = {"cordoned": None, "cordonReason": None, "cordonedBy": None, "cordonedAt": None,
-                            "drain": None, "drainReason": None, "drainedBy": None, "drainedAt": None}
+                            "drain": None, "drainReason": None, "drainedBy": None, "drainedAt": None,
+                            "drainSurgeSeconds": None}
     if cordon is not None:
         spec.update({"cordoned": True, "cordonReason": cordon.reason or None, "cordonedBy": cordon.by,
                      "cordonedAt": utc_seconds(cordon.at)})
     if cordon is not None and cordon.drain is not None:
         spec.update({"drain": True, "drainReason": cordon.drain.reason or None, "drainedBy": cordon.drain.by,
-                     "drainedAt": utc_seconds(cordon.drain.at)})
+                     "drainedAt": utc_seconds(cordon.drain.at),
+                     # only an operator's own bound: the default stays the federator's, not written into objects
+                     "drainSurgeSeconds": cordon.drain.surge_seconds
+                     if cordon.drain.surge_seconds != SURGE_SECONDS else None})
     return spec
 
 
@@ -93,6 +119,10 @@ class KubeCordonStore:
             raise StoreUnavailable(f"MemberCluster {cluster}: spec.drain was not kept, as the MemberCluster CRD "
                                    f"predates it (apply the chart's crds/memberclusters.yaml); the cluster's "
                                    f"cordon was written")
+        if spec["drainSurgeSeconds"] is not None and (written.get("spec") or {}).get("drainSurgeSeconds") is None:
+            log.warning("MemberCluster %s: spec.drainSurgeSeconds was not kept, as the MemberCluster CRD predates it "
+                        "(apply the chart's crds/memberclusters.yaml): this federator keeps the drain's surge bound "
+                        "of %g s until it restarts, then the default", cluster, spec["drainSurgeSeconds"])
 
     def load(self, known: Mapping[str, Cordon] | None = None) -> dict[str, Cordon]:
         try:
@@ -113,4 +143,4 @@ class KubeCordonStore:
                 held[name] = cordon
         return held
 
-__all__ = ["BY_HAND", "KubeCordonStore", "cordon_of", "drain_of", "spec_of"]
+__all__ = ["BY_HAND", "KubeCordonStore", "cordon_of", "drain_of", "spec_of", "surge_of"]
