@@ -55,7 +55,9 @@ class ClusterRecord:
     # Optional parts of the contract its latest Hello named: kept while it is away (its part may still shrink in
     # place, server/shrink.py `elastic_parts`); the next Hello replaces them.
     features: frozenset[AgentFeature] = frozenset()
-    resizes_owed: set[str] = field(default_factory=set)  # placements shrunk while it was away (Orphans.unsent)
+    # Placements whose scale-down Resize its agent has not acknowledged (server/shrink.py `owe`), kept across a
+    # restart with the member (store/members.py)
+    resizes_owed: set[str] = field(default_factory=set)
     unreachable: str = ""  # its agent cannot reach the member's API server: why (server/member_health.py)
     unreachable_since: float = 0.0
     # Listed in the last report but not taken as subtracted there: its pool contradicted them
@@ -91,6 +93,7 @@ def forget_acks(clusters: Mapping[str, ClusterRecord], placements: Iterable[Plac
         rec = clusters.get(p.cluster)
         if rec is not None:
             rec.acked.discard(p.placement_id)
+            rec.resizes_owed.discard(p.placement_id)  # the stored copy loses it at the member's next write
 
 
 def report_gate(limits: Limits, previous: ReportGate | None = None) -> ReportGate:

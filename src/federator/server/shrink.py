@@ -211,14 +211,37 @@ def resync_orders(jobs: Iterable[Job], rec: ClusterRecord, present: Collection[s
             if p.cluster == rec.name and p.phase.is_active and p.placement_id in present]
 
 
+def owe(fed: Federator, resizes: Iterable[tuple[str, ResizeOrder]]) -> None:
+    """A scale-down's Resizes, about to be sent: each is owed its cluster until the agent acknowledges it
+    (`acked`), remembered with the member (store/members.py), so that neither a lost stream nor a restart of the
+    federator lets an agent that comes back without the resize feature run the part at its old count unseen
+    (`resend`)."""
+    for cluster, order in resizes:
+        if (rec := fed.clusters.get(cluster)) is not None:
+            rec.resizes_owed.add(order.placement_id)
+            fed.membership.changed(rec)
+    fed.membership.flush()  # now, not at the loop's next turn: the stream may carry the Resize before it
+
+
+def acked(fed: Federator, rec: ClusterRecord, placement_id: str) -> None:
+    """The agent answered a Resize (Ack resize=true, ok or not): the placement is owed nothing more."""
+    fed.heard(rec)
+    if placement_id in rec.resizes_owed:
+        rec.resizes_owed.discard(placement_id)
+        fed.membership.changed(rec)
+
+
 def resend(fed: Federator, rec: ClusterRecord, present: Collection[str]) -> None:
     """At the re-sync of `rec` (Federator._resync), send it `resync_orders`. An agent back without the resize
-    feature runs the parts shrunk while it was away at their old count: each is replaced, as one whose Resize was
-    refused (`refused`)."""
-    owed, rec.resizes_owed = rec.resizes_owed, set()
+    feature runs the parts whose Resize it never acknowledged (shrunk while it was away, or before its stream or
+    the federator went down) at their old count: each is replaced, as one whose Resize was refused (`refused`).
+    An agent that can resize is sent their counts again, and owes them until it acknowledges."""
+    owed = rec.resizes_owed & set(present)
+    rec.resizes_owed = owed if rec.can_resize else set()
     if not rec.can_resize:
-        for placement_id in sorted(owed & set(present)):
+        for placement_id in sorted(owed):
             refused(fed, rec, placement_id, "its agent came back without the resize feature")
+    fed.membership.changed(rec)
     for order in resync_orders(fed.jobs.values(), rec, present):
         fed.send(rec.name, order)
 
@@ -234,7 +257,7 @@ def refused(fed: Federator, rec: ClusterRecord, placement_id: str, message: str)
     """The agent could not shrink a placement in place (Ack ok=false, resize=true): it runs as it was, so it is
     replaced, as a part of an agent without the feature is: cancelled, and its replicas placed again. Not a
     refusal of the job: the job is not kept off the cluster. Only a live placement of the agent's own cluster."""
-    rec.last_seen_at = fed.clock()
+    acked(fed, rec, placement_id)
     job = fed.jobs.get(fed.placement_index.get(placement_id, JobId("")))
     phase = fed.current_phase(rec.name, placement_id)
     if job is None or job.phase.is_terminal or phase is None or not phase.is_active:
@@ -244,5 +267,5 @@ def refused(fed: Federator, rec: ClusterRecord, placement_id: str, message: str)
                                                 f"place ({message[:800]}): replaced"), ended={placement_id})
 
 
-__all__ = ["EXACT_PARTS", "DownPlan", "away", "count", "elastic_parts", "greedy_order", "plan_down", "refused",
-           "resend", "resync_orders", "shrink", "summary"]
+__all__ = ["EXACT_PARTS", "DownPlan", "acked", "away", "count", "elastic_parts", "greedy_order", "owe", "plan_down",
+           "refused", "resend", "resync_orders", "shrink", "summary"]
