@@ -99,6 +99,7 @@ def test_a_part_on_an_agent_not_back_after_a_restart_still_shrinks_in_place(tmp_
         west = hello(fed, "west-1", "west", resizes=True, holding={ids["west-1"]: 2})
         assert [o for o in drain(west) if not isinstance(o, ResizeOrder) or o.replicas != 1] == []
         assert [p.placement_id for p in job.placements if p.cluster == "west-1"] == [ids["west-1"]]
+        assert west.resizes_owed == set()  # settled by the re-sync's Resize
 
 
 def test_a_resize_not_acknowledged_before_a_restart_has_its_part_replaced_by_an_agent_without_the_feature(

@@ -212,10 +212,12 @@ def resync_orders(jobs: Iterable[Job], rec: ClusterRecord, present: Collection[s
 
 
 def owe(fed: Federator, resizes: Iterable[tuple[str, ResizeOrder]]) -> None:
-    """A scale-down's Resizes, about to be sent: each is owed its cluster until the agent acknowledges it
-    (`acked`), remembered with the member (store/members.py), so that neither a lost stream nor a restart of the
-    federator lets an agent that comes back without the resize feature run the part at its old count unseen
-    (`resend`)."""
+    """A scale-down's Resizes, about to be sent: each is owed its cluster until the agent answers it (`acked`) or
+    its next re-sync settles it (`resend`), remembered with the member (store/members.py). The agent owes no
+    answer to a Resize it carried out (agent.proto, Resize), so the federator cannot tell one carried out from
+    one lost with the stream, or with the federator: should the agent come back without the resize feature, the
+    part is replaced rather than left running at its old count unseen (a job with more replicas than it asked).
+    Before, only a Resize dropped while the agent was away was owed, and none survived a restart."""
     for cluster, order in resizes:
         if (rec := fed.clusters.get(cluster)) is not None:
             rec.resizes_owed.add(order.placement_id)
@@ -232,12 +234,11 @@ def acked(fed: Federator, rec: ClusterRecord, placement_id: str) -> None:
 
 
 def resend(fed: Federator, rec: ClusterRecord, present: Collection[str]) -> None:
-    """At the re-sync of `rec` (Federator._resync), send it `resync_orders`. An agent back without the resize
-    feature runs the parts whose Resize it never acknowledged (shrunk while it was away, or before its stream or
-    the federator went down) at their old count: each is replaced, as one whose Resize was refused (`refused`).
-    An agent that can resize is sent their counts again, and owes them until it acknowledges."""
-    owed = rec.resizes_owed & set(present)
-    rec.resizes_owed = owed if rec.can_resize else set()
+    """At the re-sync of `rec` (Federator._resync), send it `resync_orders`: an agent that can resize takes the
+    stored counts, so nothing is owed it after. One back without the feature may run the parts whose Resize it
+    never answered (shrunk while it was away, or sent before its stream or the federator went down) at their old
+    count: each is replaced, as one whose Resize was refused (`refused`)."""
+    owed, rec.resizes_owed = rec.resizes_owed & set(present), set()
     if not rec.can_resize:
         for placement_id in sorted(owed):
             refused(fed, rec, placement_id, "its agent came back without the resize feature")
