@@ -16,7 +16,8 @@ The versions:
 - 3: 0.8.0. The members table (store/members.py) keeps what a restart lost of each member before: its agent's
   Hello features, the notAfter of the certificate it last presented, when it went Lost, and the Resizes it has
   not acknowledged (`MEMBER_COLUMNS`). 0.7.0 writes four values into a members row and would fail on the new
-  columns, so it refuses the file instead.
+  columns, so it refuses the file instead. 0.8.0 also adds a table, reservation_holds (store/holds.py: the
+  clocks of gangs' reservations), which the store that uses it makes when it is missing, as the cordons' is.
 
 A file of an older version is taken forward when it is opened (`upgrade`), in one transaction: an upgrade needs
 no step of the operator's, and the file says from then on which releases may open it.
