@@ -24,7 +24,9 @@ Durable first (server/scaling.py, `scale`): the new counts are stored with the n
 of them; from then on the federator books the smaller count (reservations and usage read `Placement.replicas`).
 The Resize is sent after the write (`Federator.send`; one for an agent away is owed, Orphans.unsent, and sent
 at its re-sync); a restart before it reaches the agent converges at the agent's re-sync,
-which sends a Resize with the stored count for every inference placement the cluster holds (`resync_orders`). An
+which sends a Resize with the stored count for every inference placement the cluster holds (`resync_orders`).
+Every Resize is owed until the agent answers it or that re-sync settles it (`owe`), kept with the member across a
+restart of the federator (store/members.py), so an agent back without the feature has those parts replaced. An
 agent that answers a Resize Ack ok=false (it could not shrink that placement) has its part replaced, as an agent
 without the feature would (`refused`), without keeping the job off its cluster.
 """
