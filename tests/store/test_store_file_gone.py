@@ -20,6 +20,7 @@ from federator.accounting.records import UsageRecord
 from federator.model import Job, JobId
 from federator.store import SqliteJobStore
 from federator.store.errors import StoreFileGone, StoreUnavailable
+from federator.store.holds import HoldClock, SqliteHoldStore
 from federator.store.members import Member, SqliteMemberStore
 
 from builders import job
@@ -111,16 +112,18 @@ def test_a_file_put_back_is_written_again(tmp_path: Path) -> None:
 
 
 def test_the_member_and_usage_stores_of_the_file_refuse_too(tmp_path: Path) -> None:
-    """They share the file: a write of theirs would land in the lost one, and keep it changing under an operator
-    copying it out of the running process (docs/operators.md)."""
+    """They share the file (the reservations' clocks too): a write of theirs would land in the lost one, and keep
+    it changing under an operator copying it out of the running process (docs/operators.md)."""
     db = tmp_path / "fed.db"
-    jobs, members, usage = SqliteJobStore(db), SqliteMemberStore(db), SqliteUsageStore(db)
+    jobs, members, usage, holds = SqliteJobStore(db), SqliteMemberStore(db), SqliteUsageStore(db), SqliteHoldStore(db)
     db.unlink()
     with pytest.raises(StoreFileGone, match="member store file"):
         members.put([Member("c", "r")])
     with pytest.raises(StoreFileGone, match="usage records file"):
         usage.put([UsageRecord("p", "j", "q", "u", "ns", "c", "", "H100", 1000, 1.0, None)])
-    for s in (members, usage, jobs):
+    with pytest.raises(StoreFileGone, match="reservation store file"):
+        holds.put([HoldClock(JobId("gang"), rests_until=1.0)])
+    for s in (members, usage, holds, jobs):
         s.close()
 
 

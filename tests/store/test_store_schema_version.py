@@ -1,6 +1,7 @@
 """The store's schema version (store/schema.py): 0.7.0 writes 2, so 0.6.0 and 0.5.0, which read versions up to 1
 and drop the fields they do not know when they rewrite a job, refuse its file instead (outside operator QA F1);
-a 0.5/0.6 file is taken forward at open, with its jobs."""
+a 0.5/0.6 file is taken forward at open, with its jobs. 0.8.0 writes 3 (the members' kept facts), which 0.7.0
+refuses; a 0.7 file's members are taken forward with them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from federator.model import Job, JobId, JobPhase
 from federator.store import SqliteJobStore, StoreUnreadable, job_to_dict
+from federator.store.members import Member, SqliteMemberStore
 
 from builders import job
 
@@ -40,11 +42,11 @@ def _released_store(db: Path, version: str) -> None:
     c.close()
 
 
-def test_a_store_this_code_writes_carries_version_2_which_0_6_refuses(tmp_path: Path) -> None:
+def test_a_store_this_code_writes_carries_version_3_which_0_7_refuses(tmp_path: Path) -> None:
     db = tmp_path / "new.db"
     SqliteJobStore(db).close()
-    # 0.5.0 and 0.6.0 refuse any value above "1": "schema version '2' found, this federator reads versions up to 1"
-    assert _version(db) == "2"
+    # 0.7.0 refuses any value above "2": "schema version '3' found, this federator reads versions up to 2"
+    assert _version(db) == "3"
 
 
 def test_a_store_of_0_6_is_taken_forward_at_open_with_its_jobs(tmp_path: Path) -> None:
@@ -52,21 +54,21 @@ def test_a_store_of_0_6_is_taken_forward_at_open_with_its_jobs(tmp_path: Path) -
     _released_store(db, "1")
     store = SqliteJobStore(db)
     assert [(j.job_id, j.phase, j.generation) for j in store.load()] == [("old-1", JobPhase.RUNNING, 2)]
-    assert _version(db) == "2"  # at open, before any job is written: the file now says 0.6 must not open it
+    assert _version(db) == "3"  # at open, before any job is written: the file now says 0.6 must not open it
     store.close()
     again = SqliteJobStore(db)  # and a second open changes nothing
-    assert [j.job_id for j in again.load()] == ["old-1"] and _version(db) == "2"
+    assert [j.job_id for j in again.load()] == ["old-1"] and _version(db) == "3"
     again.close()
 
 
 def test_a_store_of_a_later_release_is_refused_naming_both_versions(tmp_path: Path) -> None:
     db = tmp_path / "future.db"
-    _released_store(db, "3")
+    _released_store(db, "4")
     with pytest.raises(StoreUnreadable) as got:
         SqliteJobStore(db)
-    assert str(got.value) == (f"job store {db}: schema version '3' found, this federator reads versions up to 2: use "
+    assert str(got.value) == (f"job store {db}: schema version '4' found, this federator reads versions up to 3: use "
                               "the federator that wrote it")
-    assert _version(db) == "3"  # untouched
+    assert _version(db) == "4"  # untouched
     SqliteJobStore(tmp_path / "other.db").close()  # the refusal released its lock
 
 
@@ -77,3 +79,50 @@ def test_a_version_no_federator_writes_is_refused_in_one_line(tmp_path: Path) ->
     with pytest.raises(StoreUnreadable, match="schema version 0 found, which no federator writes"):
         SqliteJobStore(db)
     assert _version(db) == "0"  # untouched
+
+
+def _store_of_0_7(db: Path) -> None:
+    """A file as 0.7.0 wrote it: version 2, its members table of four columns, one member Lost."""
+    _released_store(db, "2")
+    c = sqlite3.connect(db)
+    c.execute("CREATE TABLE members (name TEXT PRIMARY KEY, region TEXT NOT NULL, labels TEXT NOT NULL, "
+              "lost INTEGER NOT NULL)")
+    c.execute("INSERT INTO members VALUES ('east-1', 'east', '{\"tier\": \"a\"}', 0), ('west-1', 'west', '{}', 1)")
+    c.commit()
+    c.close()
+
+
+def test_a_store_of_0_7_is_taken_forward_with_its_members_in_one_step(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    db = tmp_path / "seven.db"
+    _store_of_0_7(db)
+    with caplog.at_level("INFO", logger="federator.store"):
+        SqliteJobStore(db).close()
+    assert _version(db) == "3"
+    said = [r.getMessage() for r in caplog.records if "taken forward" in r.getMessage()]
+    assert len(said) == 1 and "schema version 2 taken forward to 3" in said[0] and "older than 0.8.0" in said[0]
+    members = SqliteMemberStore(db)
+    # 0.7.0's members, nothing known of their new facts yet
+    assert members.load() == [Member("east-1", "east", {"tier": "a"}), Member("west-1", "west", {}, lost=True)]
+    kept = Member("east-1", "east", {"tier": "a"}, features=frozenset({"resize"}), certificate_not_after=1.9e9,
+                  resizes_owed=frozenset({"chat-1.g1.east-1"}))
+    members.put([kept])
+    members.close()
+    assert SqliteMemberStore(db).load()[0] == kept
+
+
+def test_a_failed_step_3_leaves_the_0_7_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One transaction: a step that fails half-way (a column added, the next refused) leaves version 2 and the old
+    members table, which 0.7.0 still opens."""
+    from federator.store import schema
+
+    db = tmp_path / "seven.db"
+    _store_of_0_7(db)
+    # after the four columns, one SQLite refuses: NOT NULL with no default
+    monkeypatch.setitem(schema.MEMBER_COLUMNS, "broken", "TEXT NOT NULL")
+    with pytest.raises(sqlite3.OperationalError):
+        SqliteJobStore(db)
+    assert _version(db) == "2"
+    c = sqlite3.connect(db)
+    assert [row[1] for row in c.execute("PRAGMA table_info(members)")] == ["name", "region", "labels", "lost"]
+    c.close()

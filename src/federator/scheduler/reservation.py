@@ -39,8 +39,8 @@ tenant ran one job of its own on a cluster and reserved it for a gang that could
   second, so one tenant's gangs, whatever priority they claim, cannot take every slot from another's.
 
 The server keeps the last cycle's reservations in memory and hands them back to the next
-(server/reservations.py). Nothing is stored: after a restart they are chosen again from the jobs'
-submission times, and only `since` starts anew.
+(server/reservations.py). They are not stored: after a restart they are chosen again from the jobs'
+submission times; their clocks (`since`, `began`, a rest's end) are, by the server, and handed back.
 
 Pure: values in, values out; the same code in the server, the simulator and the benchmarks.
 """

@@ -289,11 +289,11 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
                                     admission_overdue=u.admission_overdue, counts=counts_of(u))
             elif kind == "ack":
-                if msg.ack.resize:  # the answer to a Resize: only a refusal changes anything (server/shrink.py)
+                if msg.ack.resize:  # the answer to a Resize: owed no more; a refusal replaces it (server/shrink.py)
                     if not msg.ack.ok:
                         shrink.refused(self.fed, rec, msg.ack.placement_id, agent_text(msg.ack.message))
                     else:
-                        self.fed.heard(rec)
+                        shrink.acked(self.fed, rec, msg.ack.placement_id)
                 elif msg.ack.ok:
                     self.fed.acked(rec, msg.ack.placement_id)
                 elif msg.ack.invalid:  # the member's API refused the object: the job's fault, once confirmed

@@ -52,10 +52,13 @@ class ClusterRecord:
     reports: ReportGate | None = None  # the report rate limit, holding the newest report over it
     checks: StreamChecks = field(default_factory=StreamChecks)  # what this stream said, for the contract checks
     gang_admission: GangAdmission = GangAdmission.UNKNOWN  # from the agent's Hello
-    # Optional parts of the contract its latest Hello named: kept while it is away (its part may still shrink in
-    # place, server/shrink.py `elastic_parts`); the next Hello replaces them.
+    # Optional parts of the contract its latest Hello named: kept while it is away and across a restart of the
+    # federator (store/members.py), so its part may still shrink in place (server/shrink.py `elastic_parts`); the
+    # next Hello replaces them.
     features: frozenset[AgentFeature] = frozenset()
-    resizes_owed: set[str] = field(default_factory=set)  # placements shrunk while it was away (Orphans.unsent)
+    # Placements whose scale-down Resize its agent has neither answered nor had settled by a re-sync
+    # (server/shrink.py `owe`), kept across a restart with the member (store/members.py)
+    resizes_owed: set[str] = field(default_factory=set)
     unreachable: str = ""  # its agent cannot reach the member's API server: why (server/member_health.py)
     unreachable_since: float = 0.0
     # Listed in the last report but not taken as subtracted there: its pool contradicted them
@@ -91,6 +94,7 @@ def forget_acks(clusters: Mapping[str, ClusterRecord], placements: Iterable[Plac
         rec = clusters.get(p.cluster)
         if rec is not None:
             rec.acked.discard(p.placement_id)
+            rec.resizes_owed.discard(p.placement_id)  # the stored copy loses it at the member's next write
 
 
 def report_gate(limits: Limits, previous: ReportGate | None = None) -> ReportGate:

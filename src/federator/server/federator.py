@@ -133,8 +133,7 @@ class Federator:
         self.metrics.watch_state(self.sample)
         self.metrics.queue_label.define(lambda: self.scheduler.config.queues)  # never folded into `other`
         self.membership = Membership(members)  # SQLite mode: the members a restart expects back
-        for m in self.membership.expected():
-            self.expect_cluster(m.name, region=m.region, labels=dict(m.labels))
+        self.membership.restore(self.clusters, now=self.clock())  # what was kept of each, features and all
         self.clusters.update(expected_back(self.jobs.values(), known=self.clusters, now=self.clock()))
         # The loop's first placements wait for the clusters expected back (server/settle.py); 0: never.
         self.settling = Settling(self.clock(), settle_seconds)
@@ -245,7 +244,7 @@ class Federator:
         self.cycles.reported(rec.name, previous, capacity)
         if not rec.resynced:
             rec.resynced = True
-            self.membership.seen(rec.name, rec.region, rec.labels)
+            self.membership.seen(rec)
             self._resync(rec, capacity)
             self.wake()
         else:

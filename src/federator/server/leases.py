@@ -110,7 +110,7 @@ class Leases:
                 rec.state = ClusterState.LOST
                 rec.lost_at = now
                 log.warning("cluster %s Lost after %.1fs Partitioned", rec.name, now - rec.partitioned_at)
-                fed.membership.lost(rec.name, rec.region, rec.labels)
+                fed.membership.lost(rec)
                 if rec.connected:  # a silent agent that wakes up must reconnect and re-sync
                     fed.close_stream(rec, lost_ending(rec, fed.lost_after_seconds) if rec.unreachable
                                      else lost(rec.name, now - rec.last_seen_at))

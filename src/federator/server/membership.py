@@ -3,14 +3,24 @@
 The federator tells this what it sees of a member (its session's first report, its going Lost); a
 write reaches the store at the next turn of the loop, so a thousand agents joining at once make one
 transaction, not a thousand. See store/members.py for why and what is kept.
+
+At a start, `restore` rebuilds a record of each member from what was kept: those not Lost are expected back
+(Partitioned until their agent reports), the Lost ones stay Lost until --forget-lost-after forgets them, and
+both carry their agent's features, certificate notAfter and the Resizes it had not acknowledged, as they did
+before the restart.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
+from federator.model import AgentFeature
+from federator.server.clusters import awaited
 from federator.store.members import Member, MemberStore
+
+if TYPE_CHECKING:
+    from federator.server.clusters import ClusterRecord
 
 log = logging.getLogger("federator.server")
 
@@ -25,17 +35,33 @@ class Membership:
         self.forget: set[str] = set()  # members forgotten since the last flush (server/leases.py)
         self.failing = False  # the last flush failed: not said again (every turn) until one works
 
-    def expected(self) -> list[Member]:
-        """The members to expect back after a start: those that were not Lost."""
-        return [m for m in self.known.values() if not m.lost]
+    def restore(self, clusters: dict[str, ClusterRecord], *, now: float) -> None:
+        """The members remembered, as records of clusters whose agent has not connected to this federator: those
+        not Lost Partitioned from `now` (expected back), the Lost ones Lost since they went Lost."""
+        for m in self.known.values():
+            if m.name in clusters:
+                continue
+            rec = awaited(m.name, region=m.region, labels=dict(m.labels), now=now, lost=m.lost)
+            if m.lost and m.lost_at:
+                rec.lost_at = m.lost_at
+            rec.features = AgentFeature.parse(m.features)
+            rec.certificate_not_after = m.certificate_not_after
+            rec.resizes_owed = set(m.resizes_owed)
+            clusters[m.name] = rec
 
-    def seen(self, name: str, region: str, labels: Mapping[str, str]) -> None:
-        """A member's session reported: remember it, with its region and labels as its agent gave them."""
-        self._note(Member(name, region, dict(labels), lost=False))
+    def seen(self, rec: ClusterRecord) -> None:
+        """A member's session reported: remember it as its agent's Hello gave it."""
+        self._note(_member(rec, lost=False))
 
-    def lost(self, name: str, region: str, labels: Mapping[str, str]) -> None:
+    def lost(self, rec: ClusterRecord) -> None:
         """A member went Lost: a restart does not wait for it."""
-        self._note(Member(name, region, dict(labels), lost=True))
+        self._note(_member(rec, lost=True))
+
+    def changed(self, rec: ClusterRecord) -> None:
+        """What is kept of a member changed between its reports (the Resizes owed it): remember it anew. A member
+        the store does not know yet (its session has not reported) is written at its first report."""
+        if (known := self.known.get(rec.name)) is not None:
+            self._note(_member(rec, lost=known.lost))  # Lost or not as last said (`seen` comes before Ready)
 
     def forgotten(self, name: str) -> None:
         """A member forgotten: the store no longer remembers it either."""
@@ -66,3 +92,9 @@ class Membership:
         self.failing = False
         self.dirty.clear()
         self.forget.clear()
+
+
+def _member(rec: ClusterRecord, *, lost: bool) -> Member:
+    return Member(rec.name, rec.region, dict(rec.labels), lost=lost, features=frozenset(f.value for f in rec.features),
+                  certificate_not_after=rec.certificate_not_after, lost_at=rec.lost_at if lost else 0.0,
+                  resizes_owed=frozenset(rec.resizes_owed))

@@ -283,6 +283,7 @@ class Rebalancer:
         self.last[job.job_id] = fed.clock()
         fed.metrics.rebalance_moves.labels("completed").inc()
         log.info("job %s: %s", job.job_id, said)
+        shrink.owe(fed, resizes)  # until acknowledged, across a restart too
         for cluster, order in (*resizes, *cancels):
             fed.send(cluster, order)
         fed.notify([job])

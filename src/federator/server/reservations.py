@@ -2,9 +2,12 @@
 
 Why a module: the scheduler is pure, so what a gang's reservation was last cycle (its cluster, since
 when) must be kept by the server and handed back, or every cycle would pick afresh and room gathered on
-one cluster would be lost to another pick. Kept in memory only: after a restart or a change of leader
-the first cycle chooses again from the stored jobs' submission times (a gang's wait survives, only the
-`since` of its reservation starts anew), which costs at most the room gathered before.
+one cluster would be lost to another pick. The reservations are kept in memory: after a restart or a change
+of leader the first cycle chooses them again from the stored jobs' submission times and the agents' reports
+(a SIGKILL test shows the room is not given away meanwhile: tests/reliability/test_crash_memory.py). Their
+clocks are stored (`attach`, store/holds.py), since nothing else says them: since when a gang has held room
+(maxHoldSeconds counts from its first hold) and until when a gang whose hold ran out rests. Forgotten, each
+restart gave every holding gang a new maxHoldSeconds and every resting gang its room back at once.
 
 Three duties besides, all about parking (parking.py: a job no cycle could place is left out of cycles until
 an event could change that):
@@ -22,10 +25,15 @@ an event could change that):
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from federator.model import Job, JobId
 from federator.scheduler.reservation import Reservation, may_hold
+from federator.store.holds import HoldClock, HoldStore
+
+log = logging.getLogger("federator.server")
 
 
 class HeldRoom:
@@ -36,6 +44,22 @@ class HeldRoom:
         self._waits: list[tuple[float, JobId]] = []  # (submitted at, job): pending gangs not yet due
         self._resting: dict[JobId, float] = {}  # gangs whose hold ran out (reservations.maxHoldSeconds): until when
         self._rest_ends: list[tuple[float, JobId]] = []  # (rest ends at, job): brought back then
+        self._store: HoldStore | None = None
+        self._written: dict[JobId, HoldClock] = {}  # what the store holds
+        self._restored: dict[JobId, HoldClock] = {}  # the holds before a restart, until the first cycle's
+        self._failing = False  # the last write failed: not said again until one works
+
+    def attach(self, store: HoldStore, *, now: float) -> None:
+        """Keep the clocks in `store`, and take up those it kept: the resting gangs rest on (brought back when
+        their rest ends), and a gang the first cycle reserves for again holds since it held before."""
+        self._store = store
+        self._written = {c.job_id: c for c in store.load()}
+        for c in self._written.values():
+            if c.cluster:
+                self._restored[c.job_id] = c
+            elif c.rests_until > now:
+                self._resting[c.job_id] = c.rests_until
+                heapq.heappush(self._rest_ends, (c.rests_until, c.job_id))
 
     def waiting(self, job: Job) -> None:
         """A job is Pending: if it is a gang that could hold room, it is brought back when it is due."""
@@ -75,10 +99,43 @@ class HeldRoom:
             if self._resting.get(job_id) != until:
                 heapq.heappush(self._rest_ends, (until, job_id))
         self._resting = dict(resting or {})
-        now = {r.job_id: r for r in reservations}
+        now = {r.job_id: self._restore(r) for r in reservations}
+        self._restored.clear()  # only the first cycle after a start takes them up: a gang it did not reserve for
         ended = [r for job_id, r in self._by_job.items() if job_id not in now or now[job_id].cluster != r.cluster]
         self._by_job = now
+        self._write()
         return ended
+
+    def _restore(self, r: Reservation) -> Reservation:
+        """`r` with the clocks its gang held before the restart: its first hold, and its `since` if on the same
+        cluster."""
+        before = self._restored.get(r.job_id)
+        if before is None:
+            return r
+        return replace(r, began=min(before.began, r.first_held),
+                       since=before.since if before.cluster == r.cluster else r.since)
+
+    def _write(self) -> None:
+        """Store the clocks that changed. A failed write is tried again at the next cycle's (said once, not every
+        cycle): a clock is a bound's memory, and a full disk must not stop the cycles."""
+        if self._store is None:
+            return
+        want = {job_id: HoldClock(job_id, rests_until=until) for job_id, until in self._resting.items()}
+        want.update({r.job_id: HoldClock(r.job_id, r.cluster, r.since, r.first_held) for r in self._by_job.values()})
+        changed = [c for job_id, c in want.items() if self._written.get(job_id) != c]
+        gone = [job_id for job_id in self._written if job_id not in want]
+        if not (changed or gone):
+            return
+        try:
+            self._store.put(changed, forget=gone)
+        except Exception as exc:  # sqlite3.Error, OSError or StoreError: the cycles go on either way
+            if not self._failing:
+                log.warning("cannot store the clocks of %d reservation(s), will retry: %s", len(changed) + len(gone),
+                            exc)
+            self._failing = True
+            return
+        self._failing = False
+        self._written = want
 
     def count(self) -> int:
         """`federator_reservations`."""

@@ -242,6 +242,7 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
         if job.replicas_waiting:
             fed.cycles.rest(job)
     shrink.count(fed, shrunk=len(resizes), stopped=len(dropped))
+    shrink.owe(fed, resizes)  # until acknowledged, across a restart too
     for cluster, order in (*resizes, *cancels):
         fed.send(cluster, order)
     fed.notify([job])

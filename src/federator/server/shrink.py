@@ -24,7 +24,9 @@ Durable first (server/scaling.py, `scale`): the new counts are stored with the n
 of them; from then on the federator books the smaller count (reservations and usage read `Placement.replicas`).
 The Resize is sent after the write (`Federator.send`; one for an agent away is owed, Orphans.unsent, and sent
 at its re-sync); a restart before it reaches the agent converges at the agent's re-sync,
-which sends a Resize with the stored count for every inference placement the cluster holds (`resync_orders`). An
+which sends a Resize with the stored count for every inference placement the cluster holds (`resync_orders`).
+Every Resize is owed until the agent answers it or that re-sync settles it (`owe`), kept with the member across a
+restart of the federator (store/members.py), so an agent back without the feature has those parts replaced. An
 agent that answers a Resize Ack ok=false (it could not shrink that placement) has its part replaced, as an agent
 without the feature would (`refused`), without keeping the job off its cluster.
 """
@@ -211,14 +213,38 @@ def resync_orders(jobs: Iterable[Job], rec: ClusterRecord, present: Collection[s
             if p.cluster == rec.name and p.phase.is_active and p.placement_id in present]
 
 
+def owe(fed: Federator, resizes: Iterable[tuple[str, ResizeOrder]]) -> None:
+    """A scale-down's Resizes, about to be sent: each is owed its cluster until the agent answers it (`acked`) or
+    its next re-sync settles it (`resend`), remembered with the member (store/members.py). The agent owes no
+    answer to a Resize it carried out (agent.proto, Resize), so the federator cannot tell one carried out from
+    one lost with the stream, or with the federator: should the agent come back without the resize feature, the
+    part is replaced rather than left running at its old count unseen (a job with more replicas than it asked).
+    Before, only a Resize dropped while the agent was away was owed, and none survived a restart."""
+    for cluster, order in resizes:
+        if (rec := fed.clusters.get(cluster)) is not None:
+            rec.resizes_owed.add(order.placement_id)
+            fed.membership.changed(rec)
+    fed.membership.flush()  # now, not at the loop's next turn: the stream may carry the Resize before it
+
+
+def acked(fed: Federator, rec: ClusterRecord, placement_id: str) -> None:
+    """The agent answered a Resize (Ack resize=true, ok or not): the placement is owed nothing more."""
+    fed.heard(rec)
+    if placement_id in rec.resizes_owed:
+        rec.resizes_owed.discard(placement_id)
+        fed.membership.changed(rec)
+
+
 def resend(fed: Federator, rec: ClusterRecord, present: Collection[str]) -> None:
-    """At the re-sync of `rec` (Federator._resync), send it `resync_orders`. An agent back without the resize
-    feature runs the parts shrunk while it was away at their old count: each is replaced, as one whose Resize was
-    refused (`refused`)."""
-    owed, rec.resizes_owed = rec.resizes_owed, set()
+    """At the re-sync of `rec` (Federator._resync), send it `resync_orders`: an agent that can resize takes the
+    stored counts, so nothing is owed it after. One back without the feature may run the parts whose Resize it
+    never answered (shrunk while it was away, or sent before its stream or the federator went down) at their old
+    count: each is replaced, as one whose Resize was refused (`refused`)."""
+    owed, rec.resizes_owed = rec.resizes_owed & set(present), set()
     if not rec.can_resize:
-        for placement_id in sorted(owed & set(present)):
+        for placement_id in sorted(owed):
             refused(fed, rec, placement_id, "its agent came back without the resize feature")
+    fed.membership.changed(rec)
     for order in resync_orders(fed.jobs.values(), rec, present):
         fed.send(rec.name, order)
 
@@ -234,7 +260,7 @@ def refused(fed: Federator, rec: ClusterRecord, placement_id: str, message: str)
     """The agent could not shrink a placement in place (Ack ok=false, resize=true): it runs as it was, so it is
     replaced, as a part of an agent without the feature is: cancelled, and its replicas placed again. Not a
     refusal of the job: the job is not kept off the cluster. Only a live placement of the agent's own cluster."""
-    rec.last_seen_at = fed.clock()
+    acked(fed, rec, placement_id)
     job = fed.jobs.get(fed.placement_index.get(placement_id, JobId("")))
     phase = fed.current_phase(rec.name, placement_id)
     if job is None or job.phase.is_terminal or phase is None or not phase.is_active:
@@ -244,5 +270,5 @@ def refused(fed: Federator, rec: ClusterRecord, placement_id: str, message: str)
                                                 f"place ({message[:800]}): replaced"), ended={placement_id})
 
 
-__all__ = ["EXACT_PARTS", "DownPlan", "away", "count", "elastic_parts", "greedy_order", "plan_down", "refused",
-           "resend", "resync_orders", "shrink", "summary"]
+__all__ = ["EXACT_PARTS", "DownPlan", "acked", "away", "count", "elastic_parts", "greedy_order", "owe", "plan_down",
+           "refused", "resend", "resync_orders", "shrink", "summary"]

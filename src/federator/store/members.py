@@ -10,6 +10,17 @@ A member is written when its agent's session first reports (with its region and 
 goes Lost; a restart expects back the members that were not Lost and forgets the others, so a
 cluster taken out of the federation is waited for by no restart after the grace time it took to go
 Lost. A write is one small transaction per change of a member, not per report.
+
+Kept with each member besides (schema version 3, store/schema.py), what a restart lost before and what its agent
+cannot tell a restarted federator at once, or ever:
+- its agent's Hello features: a job scaled down before the agent is back shrinks its part there in place, as it
+  would have before the restart (server/shrink.py `elastic_parts`), instead of stopping it (outside QA F11);
+- the notAfter of the client certificate it last presented: an agent whose certificate expired cannot connect to
+  say it again, and FederatorClusterCertificateExpired needs the series (metrics.py);
+- when it went Lost: a Lost member is remembered as Lost (its alert, `get clusters`) and forgotten after
+  --forget-lost-after from then, not from the restart;
+- the Resizes its agent has not acknowledged (`ClusterRecord.resizes_owed`): should the agent come back without
+  the resize feature, those parts run at their old count and are replaced (server/shrink.py `resend`).
 """
 
 from __future__ import annotations
@@ -22,17 +33,23 @@ from pathlib import Path
 from typing import Protocol
 
 from federator.store.identity import identity
+from federator.store.schema import MEMBERS_TABLE
 from federator.store.sqlite import close_sqlite, open_sqlite, write_all
 
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """A member cluster as last seen: its region and labels from its agent's Hello, and whether it is Lost."""
+    """A member cluster as last seen: its region, labels and features from its agent's Hello, whether (since
+    when) it is Lost, its agent's certificate's notAfter (0: none seen), and the Resizes it has not acknowledged."""
 
     name: str
     region: str
     labels: Mapping[str, str] = field(default_factory=dict)
     lost: bool = False
+    features: frozenset[str] = frozenset()
+    certificate_not_after: float = 0.0
+    lost_at: float = 0.0
+    resizes_owed: frozenset[str] = frozenset()
 
 
 class MemberStore(Protocol):
@@ -51,25 +68,31 @@ class SqliteMemberStore:
         # NORMAL: a member written just before a power cut may be forgotten, which costs one restart's wait
         # for it, never a job; and the write is not fsynced on the event loop.
         self._db = open_sqlite(path, synchronous="NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS members (name TEXT PRIMARY KEY, region TEXT NOT NULL, "
-                         "labels TEXT NOT NULL, lost INTEGER NOT NULL)")
+        self._db.execute(MEMBERS_TABLE)  # an older file's is taken forward by the job store's open (schema.py)
         self.file = identity(path, what="member store", say=False)  # the job store's says it (store/identity.py)
 
     def put(self, members: Iterable[Member], *, forget: Iterable[str] = ()) -> None:
-        rows = [(m.name, m.region, json.dumps(dict(m.labels), sort_keys=True), int(m.lost)) for m in members]
+        rows = [(m.name, m.region, json.dumps(dict(m.labels), sort_keys=True), int(m.lost),
+                 json.dumps(sorted(m.features)), m.certificate_not_after, m.lost_at, json.dumps(sorted(m.resizes_owed)))
+                for m in members]
         gone = [(name,) for name in forget]
         with self._lock:
             if self.file is not None and (rows or gone):
                 self.file.check()
             if rows:
-                write_all(self._db, "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?)", rows, what="member store")
+                write_all(self._db, "INSERT OR REPLACE INTO members (name, region, labels, lost, features, "
+                          "certificate_not_after, lost_at, resizes_owed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows,
+                          what="member store")
             if gone:
                 write_all(self._db, "DELETE FROM members WHERE name = ?", gone, what="member store")
 
     def load(self) -> list[Member]:
         with self._lock:
-            rows = self._db.execute("SELECT name, region, labels, lost FROM members ORDER BY name").fetchall()
-        return [Member(name, region, json.loads(labels), bool(lost)) for name, region, labels, lost in rows]
+            rows = self._db.execute("SELECT name, region, labels, lost, features, certificate_not_after, lost_at, "
+                                    "resizes_owed FROM members ORDER BY name").fetchall()
+        return [Member(name, region, json.loads(labels), bool(lost), frozenset(json.loads(features)), float(not_after),
+                       float(lost_at), frozenset(json.loads(owed)))
+                for name, region, labels, lost, features, not_after, lost_at, owed in rows]
 
     def close(self) -> None:
         with self._lock:

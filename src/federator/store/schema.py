@@ -13,6 +13,11 @@ The versions:
 - 1: 0.1 to 0.6.0. (0.6.0 added `spec.maxRunSeconds` and kept version 1: 0.5.0 cannot tell, see above.)
 - 2: 0.7.0. Nothing in the file's layout changed; the bump is the refusal of 0.6.0 and 0.5.0, which read
   version 1 only and would strip what 0.6/0.7 documents carry.
+- 3: 0.8.0. The members table (store/members.py) keeps what a restart lost of each member before: its agent's
+  Hello features, the notAfter of the certificate it last presented, when it went Lost, and the Resizes it has
+  not acknowledged (`MEMBER_COLUMNS`). 0.7.0 writes four values into a members row and would fail on the new
+  columns, so it refuses the file instead. 0.8.0 also adds a table, reservation_holds (store/holds.py: the
+  clocks of gangs' reservations), which the store that uses it makes when it is missing, as the cordons' is.
 
 A file of an older version is taken forward when it is opened (`upgrade`), in one transaction: an upgrade needs
 no step of the operator's, and the file says from then on which releases may open it.
@@ -26,15 +31,35 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 log = logging.getLogger("federator.store")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# The members table (store/members.py), created here too so that the upgrade can take an older one forward.
+MEMBERS_TABLE = ("CREATE TABLE IF NOT EXISTS members (name TEXT PRIMARY KEY, region TEXT NOT NULL, "
+                 "labels TEXT NOT NULL, lost INTEGER NOT NULL, features TEXT NOT NULL DEFAULT '[]', "
+                 "certificate_not_after REAL NOT NULL DEFAULT 0, lost_at REAL NOT NULL DEFAULT 0, "
+                 "resizes_owed TEXT NOT NULL DEFAULT '[]')")
+# Added by step 3, with the defaults a member written by 0.7.0 takes: nothing known of it.
+MEMBER_COLUMNS = {"features": "TEXT NOT NULL DEFAULT '[]'", "certificate_not_after": "REAL NOT NULL DEFAULT 0",
+                  "lost_at": "REAL NOT NULL DEFAULT 0", "resizes_owed": "TEXT NOT NULL DEFAULT '[]'"}
 
 
 def _same_layout(_db: sqlite3.Connection) -> None:
     """1 -> 2: the jobs table and its documents are unchanged (the documents' new fields are optional)."""
 
 
+def _member_facts(db: sqlite3.Connection) -> None:
+    """2 -> 3: the members table gets the columns of what a restart used to lose (`MEMBER_COLUMNS`); a file
+    without one yet gets the whole table."""
+    have = {name for _, name, *_ in db.execute("PRAGMA table_info(members)")}
+    if not have:
+        db.execute(MEMBERS_TABLE)
+        return
+    for name, kind in MEMBER_COLUMNS.items():
+        if name not in have:
+            db.execute(f"ALTER TABLE members ADD COLUMN {name} {kind}")
+
+
 # from version N to N + 1, run inside the upgrade's transaction
-STEPS: Mapping[int, Callable[[sqlite3.Connection], None]] = {1: _same_layout}
+STEPS: Mapping[int, Callable[[sqlite3.Connection], None]] = {1: _same_layout, 2: _member_facts}
 
 
 def upgrade(db: sqlite3.Connection, path: Path, found: int) -> None:
@@ -50,8 +75,8 @@ def upgrade(db: sqlite3.Connection, path: Path, found: int) -> None:
             db.execute("ROLLBACK")
         raise
     if str(path) != ":memory:":
-        log.info("job store %s: schema version %d taken forward to %d; a federator older than 0.7.0 refuses it from "
+        log.info("job store %s: schema version %d taken forward to %d; a federator older than 0.8.0 refuses it from "
                  "now on (to roll back, restore the backup taken before the upgrade)", path, found, SCHEMA_VERSION)
 
 
-__all__ = ["SCHEMA_VERSION", "STEPS", "upgrade"]
+__all__ = ["MEMBERS_TABLE", "MEMBER_COLUMNS", "SCHEMA_VERSION", "STEPS", "upgrade"]
