@@ -18,11 +18,15 @@ from prometheus_client import generate_latest
 from server_support import Clock, MemoryStore, join, make, spec
 from test_partial_failover import drain, inference, running_on, spread_over_a_and_b
 
+from federator.api import convert
+from federator.api.v1 import agent_pb2
 from federator.lost_placements import lost_message
-from federator.model import JobPhase, ReasonCode
+from federator.model import AgentFeature, JobPhase, ReasonCode
+from federator.security.limits import RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION
 from federator.server.federator import Federator
 from federator.server.orders import CancelOrder, LaunchOrder
+from federator.server.validation import check_update
 
 WHY = "the placement runs in namespace w-research, which it no longer watches"
 
@@ -114,3 +118,52 @@ def test_a_lost_message_naming_another_cluster_is_an_ordinary_failure(named: str
     assert job.phase is JobPhase.PENDING and job.early_failure.startswith("a after 3s")
     assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.FAILED_EARLY
     assert lost_count(fed, "a") == "0.0"
+
+
+def _failed_soon_after_start(marks: bool, message: str, *, lost: bool) -> Federator:
+    """A training job running on `a` (whose agent lists the feature "lost" if `marks`), reported Failed 3 s after
+    it started with `message` and JobUpdate.lost = `lost`."""
+    clock = Clock()
+    fed = make(MemoryStore(), clock)
+    a = join(fed, "a")
+    a.features = frozenset({AgentFeature.LOST}) if marks else frozenset()
+    job = fed.submit(spec("train"))
+    fed.schedule_once()
+    (pa,) = job.placements
+    fed.acked(a, pa.placement_id)
+    fed.job_update(a, pa.placement_id, JobPhase.RUNNING, "")
+    clock.now += 3.0
+    fed.job_update(a, pa.placement_id, JobPhase.FAILED, message, lost=lost)
+    return fed
+
+
+@pytest.mark.parametrize(("marks", "message", "lost", "is_lost"), [
+    (True, "our control plane lost it", True, True),
+    (False, "our control plane lost it", True, True),
+    (True, f"lost by the agent of a: {WHY}", False, False),
+    (False, f"lost by the agent of a: {WHY}", False, True),
+], ids=["field-from-an-agent-that-marks", "field-from-one-that-does-not-say", "words-from-an-agent-that-marks",
+        "words-from-a-0.7.0-agent"])
+def test_jobupdate_lost_is_the_mark_and_the_words_count_only_from_an_agent_that_does_not_mark(
+        marks: bool, message: str, lost: bool, is_lost: bool) -> None:
+    """JobUpdate.lost (agent.proto) is what says a placement is lost. The words "lost by the agent of <cluster>: "
+    that 0.7.0 agents sent instead still count from an agent whose Hello does not list "lost", for one release;
+    from one that lists it they are only words (a workload's own message may begin so): an ordinary failure, to
+    which the early-failure rule applies."""
+    fed = _failed_soon_after_start(marks, message, lost=lost)
+    (job,) = fed.jobs.values()
+    if is_lost:
+        assert job.phase is JobPhase.FAILED and not job.early_failure
+        assert job.message == f"{message} (not placed again: its pods may still run on a, and the job would run twice)"
+        assert lost_count(fed, "a") == "1.0"
+    else:
+        assert job.phase is JobPhase.PENDING and job.early_failure.startswith("a after 3s")
+        assert lost_count(fed, "a") == "0.0"
+
+
+@pytest.mark.parametrize("phase", [JobPhase.PLACED, JobPhase.RUNNING, JobPhase.SUCCEEDED, JobPhase.CANCELLED])
+def test_jobupdate_lost_with_a_phase_other_than_failed_is_refused_naming_the_field(phase: JobPhase) -> None:
+    update = agent_pb2.JobUpdate(placement_id="j.g1.a", phase=convert.phase_to_pb(phase), lost=True)
+    refusal = check_update(update, JobPhase.PLACED)
+    assert refusal is not None and refusal.reason is RejectReason.MALFORMED
+    assert refusal.message.startswith("job_update.lost: only a Failed placement is reported lost; j.g1.a is ")

@@ -37,13 +37,17 @@ TENANT_NS = "federator-workloads-research"
 
 
 class Member(ScriptedStream):
-    """Acks each Launch and reports it Running; the stranded one then reports it Failed as lost, in the words the
-    Kubernetes agent uses (stranded.lost), as its re-sync after a restart without --namespace-per-queue does."""
+    """Acks each Launch and reports it Running; the stranded one then reports it Failed as lost, as its re-sync
+    after a restart without --namespace-per-queue does: in the words of a 0.7.0 Kubernetes agent (stranded.lost)
+    alone, or, `marks`, as a third-party agent of 0.8.0 may: JobUpdate.lost, the feature "lost" in its Hello, and
+    words of its own."""
 
-    def __init__(self, name: str, *, price: str, strands: bool, region: str = "r") -> None:
-        super().__init__(name, agent_pb2.Hello(cluster=name, region=region, labels={PRICE_LABEL: price}),
+    def __init__(self, name: str, *, price: str, strands: bool, region: str = "r", marks: bool = False) -> None:
+        super().__init__(name, agent_pb2.Hello(cluster=name, region=region, labels={PRICE_LABEL: price},
+                                               features=["lost"] if marks else []),
                          convert.capacity_to_pb(cluster(name, "r", pool(H100, nodes=8)).capacity))
         self.strands = strands
+        self.marks = marks
         self.lost_message = ""
 
     def answer(self, placement_id: str) -> None:
@@ -53,9 +57,10 @@ class Member(ScriptedStream):
         if self.strands:
             self.strands = False  # its first placement only: a later one it still follows
             problem = "it may not list jobs.batch there (forbidden)"
-            self.lost_message = lost({TENANT_NS: [pid]}, problem, self.name)[pid]
+            self.lost_message = (f"gone from our control plane: {problem}" if self.marks
+                                 else str(lost({TENANT_NS: [pid]}, problem, self.name)[pid]))
             self.send(job_update=agent_pb2.JobUpdate(placement_id=pid, phase=convert.phase_to_pb(JobPhase.FAILED),
-                                                     message=self.lost_message, resync=True))
+                                                     message=self.lost_message, resync=True, lost=self.marks))
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +73,14 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> CertsDir:
     return out
 
 
-def test_a_placement_its_agent_lost_fails_the_job_and_is_never_placed_again(certs: CertsDir) -> None:
+@pytest.mark.parametrize("marks", [False, True], ids=["words-of-0.7.0", "field"])
+def test_a_placement_its_agent_lost_fails_the_job_and_is_never_placed_again(certs: CertsDir, marks: bool) -> None:
     async def go() -> None:
         async with served(certs=certs) as s:
             fed = s.fed
             fed.cycle_interval = 0.1
             loop = asyncio.get_running_loop()
-            stranded = Member("stranded", price="0", strands=True)  # the cheaper: the job goes there first
+            stranded = Member("stranded", price="0", strands=True, marks=marks)  # the cheaper: the job goes there
             spare = Member("spare", price="2.00", strands=False)
             agents = [loop.create_task(a.run(s.target, cluster_files(certs, a.name))) for a in (stranded, spare)]
             runner = loop.create_task(fed.run())

@@ -1,13 +1,15 @@
 """The trust file reloaded while the federator serves, over real mTLS sockets: the TLS layer's client-CA bundle,
-new calls and the live agent streams follow the new trust; a file that does not load changes nothing.
+new calls and the live agent streams follow the new trust; a file that does not load changes nothing, and neither
+does a trust one of them refuses.
 
-The wiring is the federator's own (`server/app.py` `_use_trust`, `server/reloads.py` `reload_trust`); the trust file is
-reloaded by hand here, by SIGHUP in a real `federator serve` in tests/security/test_trust_file.py.
+The wiring is the federator's own (`server/app.py` `_subscribe_trust`, `server/reloads.py` `reload_trust`); the
+trust file is reloaded by hand here, by SIGHUP in a real `federator serve` in tests/security/test_trust_file.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,11 +25,11 @@ from federator.metrics import Metrics
 from federator.model import ClusterState, JobPhase
 from federator.security.auth import Authenticator, RevocationList
 from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue
-from federator.security.tls import TlsFiles, cluster_files, server_files
+from federator.security.tls import ServedTls, TlsFiles, cluster_files, server_files
 from federator.security.trust_reload import ReloadResult, TrustFile
-from federator.server.app import _use_trust
+from federator.server.app import _subscribe_trust
 from federator.server.federator import Federator
-from federator.server.reloads import reload_trust
+from federator.server.reloads import Reloads, reload_trust
 from federator.server.services import AgentService, decode_guard
 from federator.store import SqliteJobStore
 
@@ -57,6 +59,8 @@ class Served:
     trust: TrustFile
     metrics: Metrics
     now: list[float]
+    auth: Authenticator
+    roots: ServedTls
 
     def reload(self, text: str | None = None) -> ReloadResult:
         """Write the trust file (if given) and look at it, as the federator's poll does."""
@@ -82,13 +86,13 @@ async def served(certs: CertsDir) -> AsyncIterator[Served]:
     auth = Authenticator(trust=trust.current, revocations=RevocationList(None))
     agents = AgentService(fed, auth)
     roots = server_files(certs).served(trust.current.bundle_pem())
-    trust.subscribe(lambda _old, new: _use_trust(new, auth=auth, roots=roots, agents=agents))
+    _subscribe_trust(trust, auth=auth, roots=roots, agents=agents)
     server = grpc.aio.server(interceptors=[decode_guard(fed)])
     agent_pb2_grpc.add_AgentServiceServicer_to_server(agents, server)
     port = server.add_secure_port("127.0.0.1:0", roots.credentials(require_client_auth=True))
     await server.start()
     try:
-        yield Served(fed, f"127.0.0.1:{port}", trust, metrics, now)
+        yield Served(fed, f"127.0.0.1:{port}", trust, metrics, now, auth, roots)
     finally:
         await server.stop(0)
 
@@ -293,6 +297,51 @@ def test_a_file_that_does_not_load_keeps_the_last_good_trust_and_is_counted(cert
             refused = await welcomed(s.target, provider_files(certs, "globex", "gx-1"), "gx-1", "west")
             assert refused is not None and refused.code() is grpc.StatusCode.UNAVAILABLE
             assert s.reload("providers:\n" + ACME + GLOBEX) is ReloadResult.OK  # fixed: taken, and no longer failing
+            assert (s.reloads("ok"), s.reloads("refused"), s.failing, s.trust.problem) == (1, 1, 0, "")
+
+    run(go)
+
+
+class _Broken(RuntimeError):
+    pass
+
+
+def _fail(*_args: object) -> None:
+    raise _Broken("the authenticator is out to lunch")
+
+
+@pytest.mark.parametrize("where", ["midway", "after"])
+def test_a_reload_a_holder_refuses_leaves_the_old_trust_in_every_holder_and_is_counted_refused(
+        certs: CertsDir, where: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """0.7.0 review: the trust file's holders were told one after the other with nothing put back, as the policy
+    file's were before 0.7.0's fix. Midway: the authenticator raises after the TLS layer took the new CA bundle;
+    after: a later holder raises once all three took it. Either way the TLS layer, the authenticator and
+    `current` keep the old trust (globex, added by the file, is still refused at the handshake), the reload is
+    counted, flagged and logged as refused naming the error, and the next look takes the same file."""
+    async def go() -> None:
+        async with served(certs) as s:
+            kept, bundle = s.trust.current, s.roots.pem
+            broken = [True]
+            if where == "midway":
+                monkeypatch.setattr(s.auth, "use_trust", _fail)
+            else:
+                s.trust.subscribe(lambda _old, _new: _fail() if broken else None)
+            reloads = Reloads(s.metrics, trust=s.trust, serving=None)
+            s.trust.path.write_text("providers:\n" + ACME + GLOBEX)
+            with caplog.at_level(logging.ERROR, logger="federator.security"):
+                reloads.look()
+            assert s.trust.current is kept and s.auth.trust is kept and s.roots.pem == bundle
+            refused = await welcomed(s.target, provider_files(certs, "globex", "gx-1"), "gx-1", "west")
+            assert refused is not None and refused.code() is grpc.StatusCode.UNAVAILABLE, refused
+            assert (s.reloads("ok"), s.reloads("refused"), s.failing) == (0, 1, 1)
+            assert "_Broken: the authenticator is out to lunch" in s.trust.problem
+            assert any("trust file refused" in r.getMessage() and "out to lunch" in r.getMessage()
+                       for r in caplog.records)
+            monkeypatch.undo()  # the fault is mended
+            broken.clear()
+            reloads.look()  # the same file: nothing was wrong with it, so it is read again
+            assert s.trust.current is not kept and "globex" in s.auth.trust.providers  # type: ignore[union-attr]
+            assert await welcomed(s.target, provider_files(certs, "globex", "gx-1"), "gx-1", "west") is None
             assert (s.reloads("ok"), s.reloads("refused"), s.failing, s.trust.problem) == (1, 1, 0, "")
 
     run(go)

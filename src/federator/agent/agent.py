@@ -52,6 +52,7 @@ from federator.agent.rejections import LOUD, OVER_BOUND, Rejections, reason_labe
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.keepalive import AGENT_KEEPALIVE
+from federator.lost_placements import marked_lost
 from federator.model import AgentFeature, JobPhase
 from federator.readyfile import write_ready_file
 from federator.security.metrics_token import MetricsToken
@@ -389,7 +390,7 @@ class Agent:
             self._prune_ended()
         self._queue(agent_pb2.AgentMessage(job_update=self._counted(agent_pb2.JobUpdate(
             placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message,
-            admission_overdue=admission_overdue and phase is JobPhase.PLACED))))
+            admission_overdue=admission_overdue and phase is JobPhase.PLACED, lost=_lost(phase, message)))))
         if phase.is_terminal:
             self._queue_report()  # its resources are free now: waiting jobs need not wait for the next tick
 
@@ -406,7 +407,8 @@ class Agent:
         return agent_pb2.AgentMessage(hello=agent_pb2.Hello(
             cluster=self.config.cluster, region=self.config.region, labels=self.config.labels,
             agent_version=__version__, gang_admission=str(getattr(self.backend, "gang_admission", "")),
-            features=[AgentFeature.RESIZE.value] if isinstance(self.backend, Resizer) else [], instance=self.instance))
+            features=[AgentFeature.LOST.value, *([AgentFeature.RESIZE.value] if isinstance(self.backend, Resizer)
+                                                 else [])], instance=self.instance))
 
     def _federator_error(self, error: agent_pb2.Error) -> None:
         """Count an Error by its reason and log it: one saying part of the member's capacity is not seen or not
@@ -473,12 +475,14 @@ class Agent:
             self._nodes.update({pid: n for pid, phase in held.items()
                                 if not phase.is_terminal and (n := self.backend.nodes_of(pid))})
         for pid, phase in held.items():
+            message = self._messages.get(pid, "")
             yield self._sent(agent_pb2.AgentMessage(job_update=self._counted(agent_pb2.JobUpdate(
-                placement_id=pid, phase=convert.phase_to_pb(phase), message=self._messages.get(pid, ""),
-                resync=True))))
+                placement_id=pid, phase=convert.phase_to_pb(phase), message=message, resync=True,
+                lost=_lost(phase, message)))))
         for pid, ended in self._recently_ended(held).items():
             yield self._sent(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
-                placement_id=pid, phase=convert.phase_to_pb(ended.phase), message=ended.message, resync=True)))
+                placement_id=pid, phase=convert.phase_to_pb(ended.phase), message=ended.message, resync=True,
+                lost=_lost(ended.phase, ended.message))))
         yield self._sent(self._report())
         while True:
             msg = await self._outbox.get()
@@ -743,7 +747,8 @@ class Agent:
             self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
                 placement_id=placement.placement_id, ok=True, message=f"already ended here: {ended.message}")))
             self._queue(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
-                placement_id=placement.placement_id, phase=convert.phase_to_pb(ended.phase), message=ended.message)))
+                placement_id=placement.placement_id, phase=convert.phase_to_pb(ended.phase), message=ended.message,
+                lost=_lost(ended.phase, ended.message))))
             return
         if self.config.maintenance and placement.placement_id not in self.backend.placements():
             refusal = maintenance_refusal(cluster=self.config.cluster, reason=self.config.maintenance)
@@ -786,6 +791,12 @@ class Agent:
             invalid=isinstance(why, Invalid))))
         if why is None:
             self._queue_report()
+
+
+def _lost(phase: JobPhase, message: str) -> bool:
+    """JobUpdate.lost: a Failed placement the backend lost (lost_placements.py). Its message keeps the words a
+    0.7.0 federator reads, so a federator of either release reads it as lost."""
+    return phase is JobPhase.FAILED and marked_lost(message)
 
 
 def _why(exc: BaseException | None) -> str:

@@ -23,27 +23,17 @@ from prometheus_client import make_wsgi_app
 from federator.agent.metrics import AgentMetrics
 from federator.http_endpoint import HttpEndpoint, StartResponse
 from federator.listen import ListenError, parse_listen
-from federator.security.metrics_token import PROBES, MetricsToken, guarded
+from federator.security.metrics_token import PROBES, MetricsToken
 
 
-class Endpoint:
+class Endpoint(HttpEndpoint):
     """Serves one agent's /metrics, /healthz and /readyz until `stop()`; with a `token`, /metrics only to a
     scrape that sends it (security/metrics_token.py); the probes never need it."""
 
     def __init__(self, metrics: AgentMetrics, listen: str, *, token: MetricsToken | None = None) -> None:
         self._metrics = metrics
         self._metrics_app = make_wsgi_app(metrics.registry)
-        self._http = HttpEndpoint(guarded(self._app, token, open_paths=PROBES), listen, name="agent-endpoint")
-        self.host = self._http.host
-        self.port = self._http.port
-
-    @property
-    def url(self) -> str:
-        """Base URL: add /metrics, /healthz or /readyz."""
-        return self._http.url
-
-    def stop(self) -> None:
-        self._http.stop()
+        super().__init__(self._app, listen, token=token, open_paths=PROBES, name="agent-endpoint")
 
     def _app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

@@ -51,6 +51,7 @@ class AgentFeature(StrEnum):
     """An optional part of the agent contract an agent says it implements (Hello.features, agent.proto)."""
 
     RESIZE = "resize"  # it shrinks a placement in place on a Resize order
+    LOST = "lost"  # it marks a placement it lost with JobUpdate.lost, not only in its message's words
 
     @classmethod
     def parse(cls, names: Iterable[str]) -> frozenset[AgentFeature]:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from cryptography import x509
 
 from federator.security.tls import ServedTls, TlsError, TlsFiles
-from federator.security.trust_reload import ReloadResult, Watched, digest
+from federator.security.watched import ReloadResult, Watched, digest
 from federator.timestamps import utc_seconds
 
 log = logging.getLogger("federator.security")

@@ -5,7 +5,10 @@ leaving the network) or granting one a region used to need a restart of the
 federator, which drops every agent stream of every provider. Now the running
 federator re-reads the file, and whoever holds the trust (the authenticator,
 the TLS layer's client-CA bundle, the live agent streams) is handed the new
-one (`subscribe`).
+one (`subscribe`), all or nothing: a holder that refuses it has those told
+before it put the old trust back, and the reload is refused, counted and
+tried again at the next look (security/watched.py, shared with the policy
+file).
 
 A file that does not load is refused with the loader's message (it names the
 file, the field and the line) and the federator keeps the last trust that did:
@@ -25,67 +28,30 @@ told of old revocations again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from enum import StrEnum
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from federator.security.trust import Provider, Trust, TrustError, load_trust, read_trust_document
+from federator.security.watched import Refusal, ReloadResult, Watched, WatchedFile, digest
 
 log = logging.getLogger("federator.security")
 
 
-class ReloadResult(StrEnum):
-    """What one look at the trust file did: the `result` label of federator_trust_reload_total (no `unchanged`:
-    a poll that found nothing new is not a reload)."""
-
-    OK = "ok"
-    REFUSED = "refused"
-    UNCHANGED = "unchanged"
-
-
 Listener = Callable[[Trust, Trust], None]
-"""Told (old, new) after a reload took a new trust."""
+"""Told (old, new) to put a new trust in force. One that raises must leave what it swapped as it was; the reload is
+then refused, and the listeners told before it are told (new, old) to put the old trust back (security/watched.py
+`WatchedFile`, as for the policy file)."""
 
 
-def digest(paths: Iterable[Path | None]) -> bytes:
-    """A digest of these files' content as it is now; a missing or unreadable file is a state too (its return is a
-    change), and None reads as empty."""
-    out = hashlib.sha256()
-    for path in paths:
-        try:
-            data = path.read_bytes() if path is not None else b""
-        except OSError as exc:
-            data = f"unreadable: {exc.errno}".encode()
-        out.update(str(path).encode() + b"\0" + hashlib.sha256(data).digest())
-    return out.digest()
-
-
-class Watched:
-    """Files re-read when their content changes: `poll` reloads if `_fingerprint` moved since the last look,
-    `reload` reads them in any case (SIGHUP)."""
-
-    _seen: bytes
-
-    def _fingerprint(self) -> bytes:
-        raise NotImplementedError
-
-    def reload(self) -> ReloadResult:
-        raise NotImplementedError
-
-    def poll(self) -> ReloadResult:
-        if self._fingerprint() == self._seen:
-            return ReloadResult.UNCHANGED
-        return self.reload()
-
-
-class TrustFile(Watched):
+class TrustFile(WatchedFile[Trust]):
     """The trust file and the last trust it gave; `poll` re-reads it if it changed, `reload` in any case."""
+
+    what = "trust"
+    log = logging.getLogger("federator.security")
 
     def __init__(self, path: Path, *, federation_ca: Path,
                  on_revoked: Callable[[str, list[str]], None] | None = None, absent_ok: bool = False) -> None:
-        self.path = path
         self.federation_ca = federation_ca
         self._on_revoked = on_revoked
         # `absent_ok` (`serve --certs-dir`): a file not there yet is a trust of no providers, watched like any
@@ -94,39 +60,34 @@ class TrustFile(Watched):
         # its disappearance is refused like any bad file (the last good trust stays): a file deleted by mistake
         # must not cut every provider off.
         self._absent_ok = absent_ok and not path.exists()
+        self.path = path
         self._seen = self._fingerprint()
-        self.current: Trust = load_trust(path, federation_ca=federation_ca, on_revoked=on_revoked,  # TrustError
-                                         absent=self._absent_ok)
+        super().__init__(path, load_trust(path, federation_ca=federation_ca, on_revoked=on_revoked,  # TrustError
+                                          absent=self._absent_ok))
         if self._absent_ok:
             log.info("trust file %s is not there yet: no providers; it is read once it appears (within "
                      "--trust-poll-seconds, or at once on SIGHUP)", path)
-        self.problem = ""  # why the file on disk is refused; "" while `current` is what it says
         unbounded = sorted(name for name, p in self.current.providers.items() if p.max_accelerators is None)
         if unbounded:  # said once at start: a reload's log line says what changed
             log.warning("trust file %s: providers %s have no maxAccelerators: their clusters may report any room, "
                         "and one claiming much at a low price draws every tenant's jobs (federator certs provider "
                         "--max-accelerators N; docs/security.md, \"Capacity\")", path, ", ".join(unbounded))
-        self._listeners: list[Listener] = []
 
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def reload(self) -> ReloadResult:
-        """Read the file now (SIGHUP): OK and the listeners told, or REFUSED keeping the last good trust."""
-        self._seen = self._fingerprint()
+    def _read(self) -> Trust | Refusal:
         try:
-            new = load_trust(self.path, federation_ca=self.federation_ca, on_revoked=self._on_revoked,
-                             previous=self.current, absent=self._absent_ok)
-            self._absent_ok = self._absent_ok and not self.path.exists()
+            return load_trust(self.path, federation_ca=self.federation_ca, on_revoked=self._on_revoked,
+                              previous=self.current, absent=self._absent_ok)
         except TrustError as exc:
-            self.problem = str(exc)
-            log.error("trust file refused, keeping the last good trust (%s): %s", _names(self.current), exc)
-            return ReloadResult.REFUSED
-        old, self.current, self.problem = self.current, new, ""
-        log.info("trust file %s reloaded: %s", self.path, describe_change(old, new))
-        for listener in self._listeners:
-            listener(old, new)
-        return ReloadResult.OK
+            return Refusal(str(exc))
+
+    def _taken(self) -> None:
+        self._absent_ok = self._absent_ok and not self.path.exists()  # read once: its disappearance is refused
+
+    def _describe(self, old: Trust, new: Trust) -> str:
+        return describe_change(old, new)
+
+    def _summary(self, value: Trust) -> str:
+        return _names(value)
 
     def _fingerprint(self) -> bytes:
         """A digest of the trust file, the federation's CA and the provider CAs it names, as they are now."""

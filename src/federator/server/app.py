@@ -204,12 +204,18 @@ def _served(opts: ServeOptions, trust: TrustFile | None) -> tuple[ServedTls | No
     return served, ServingFiles(opts.tls, served, with_ca=trust is None)
 
 
-def _use_trust(trust: Trust, *, auth: Authenticator, roots: ServedTls, agents: AgentService) -> None:
-    """A reloaded trust file, in the order a caller meets it: the TLS handshake (a new provider's CA accepted, a
-    removed one's refused, from the next connection on), the authenticator (every call), and the live agent
-    streams (those it no longer admits ended)."""
-    roots.use_client_roots(trust.bundle_pem())
-    auth.use_trust(trust)
+def _subscribe_trust(trust: TrustFile, *, auth: Authenticator, roots: ServedTls, agents: AgentService) -> None:
+    """Who holds a reloaded trust, in the order a caller meets it: the TLS handshake (a new provider's CA accepted,
+    a removed one's refused, from the next connection on), the authenticator (every call), and the live agent
+    streams (those it no longer admits ended). Each is a listener of its own, so one that refuses the new trust
+    has those before it handed the old back (security/watched.py); the streams come last because an ended stream
+    cannot be put back (its agent reconnects, and is judged by the trust then in force)."""
+    trust.subscribe(lambda _old, new: roots.use_client_roots(new.bundle_pem()))
+    trust.subscribe(lambda _old, new: auth.use_trust(new))
+    trust.subscribe(lambda _old, new: _retrust(agents, new))
+
+
+def _retrust(agents: AgentService, trust: Trust) -> None:
     ended = agents.retrust(trust)
     if ended:
         log.warning("the reloaded trust file ended the streams of clusters %s", ", ".join(sorted(ended)))
@@ -391,8 +397,7 @@ async def serve(opts: ServeOptions) -> None:
     if served is not None:  # page tokens outlive a restart and a failover to a replica of the same key (paging.py)
         paging.use_secret(served.key)
     if trust is not None and served is not None:
-        roots = served
-        trust.subscribe(lambda _old, new: _use_trust(new, auth=auth, roots=roots, agents=agent_service))
+        _subscribe_trust(trust, auth=auth, roots=served, agents=agent_service)
     reloads = Reloads(metrics, trust=trust, serving=serving, policy=policy, audit=audit)
     if policy is not None:
         policy.subscribe(lambda old, new: use_policy(old, new, fed=fed, authz=authz, kube=kube))

@@ -26,18 +26,19 @@ cluster's quarantine (server/quarantine.py) counts only a first early failure wh
 runs on another cluster (server/blame.py): a job that fails early on its second cluster too is its own fault, and
 neither failure counts. 0 turns both off: a Failed placement fails its job, as before.
 
-A placement its agent reports Failed because it lost it (lost_placements.py: an agent that can no longer follow
-or delete it, while its pods may still run) is never placed again by either rule: that would run the job twice.
-Only the reporting agent's own words count ("lost by the agent of <that cluster>: "); a message naming another
-cluster is an ordinary failure. A gang (or a job with nothing else live, or `failover: keep`) fails with the
-agent's message. A spread job whose other parts still run loses that part alone: it is superseded with no
-Cancel (its agent cannot act on one), its cluster avoided a while, the other parts keep serving and the job stays
+A placement its agent reports Failed because it lost it (JobUpdate.lost, lost_placements.py: an agent that can
+no longer follow or delete it, while its pods may still run) is never placed again by either rule: that would run
+the job twice. From an agent of before the field, only its own words count ("lost by the agent of <that
+cluster>: "); a message naming another cluster is an ordinary failure. A gang (or a job with nothing else live,
+or `failover: keep`) fails with the agent's message. A spread job whose other parts still run loses that part
+alone: it is superseded with no Cancel (its agent cannot act on one), its cluster avoided a while, the other
+parts keep serving and the job stays
 Running "2 of 4 replicas placed; 2 waiting: ... lost by the agent of <cluster>", owing the lost replicas, which
 the cycle places elsewhere. Why owe them: the lost replicas are no longer managed (nothing scales, updates or
 restarts them) and may vanish any time, and two serving copies of a model corrupt nothing, unlike two writers of
 a training checkpoint. Why not fail the job whole, as 0.7.0 did: one provider's agent (buggy or hostile) then
 took down the replicas serving on every other provider's clusters. Every lost placement counts in
-`federator_placements_lost_total{cluster}`: the words are the agent's to say, so a member that says them of
+`federator_placements_lost_total{cluster}`: the mark is the agent's to set, so a member that sets it on
 every job (sparing itself the early-failure rule and its quarantine) shows there.
 """
 
@@ -49,8 +50,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from federator.lost_placements import is_lost
-from federator.model import ClusterState, Job, JobPhase, JobSpec, Placement, Reason, ReasonCode
+from federator.lost_placements import reported_lost
+from federator.model import AgentFeature, ClusterState, Job, JobPhase, JobSpec, Placement, Reason, ReasonCode
 from federator.scheduler import may_spread
 from federator.security.authz import owner_of, submitter_of
 from federator.security.trust import PROVIDER_LABEL
@@ -94,9 +95,10 @@ class EarlyFailures:
         self.groups_of: Callable[[JobSpec], frozenset[str]] = lambda spec: owner_of(spec)[1]
         self._started: dict[str, float] = {}  # placement id -> when it turned Running, oldest first
 
-    def seen(self, rec: ClusterRecord, job: Job, placement: Placement, phase: JobPhase, message: str) -> str | None:
+    def seen(self, rec: ClusterRecord, job: Job, placement: Placement, phase: JobPhase, message: str, *,
+             lost: bool = False) -> str | None:
         """The message to record with `placement`'s new `phase`, or None when the update was an early failure
-        that queued the job again (nothing more to record: the placement is gone)."""
+        that queued the job again (nothing more to record: the placement is gone). `lost`: JobUpdate.lost."""
         seconds = self.policy.seconds
         now = self.fed.clock()
         blames = self.quarantine.blames
@@ -110,7 +112,7 @@ class EarlyFailures:
                                                  now=now), now)
         if phase is not JobPhase.FAILED:
             return message
-        if is_lost(message, rec.name):  # its own agent's words only (lost_placements.py)
+        if reported_lost(lost, message, rec.name, marks=AgentFeature.LOST in rec.features):  # lost_placements.py
             return self._lost(rec, job, placement, message)
         took = now - max(job.placed_at, self._started.pop(placement.placement_id, 0.0))
         if seconds > 0 and took <= seconds:

@@ -259,7 +259,7 @@ class Federator:
         self.metrics.agent_reports.labels(rec.name).inc()
 
     def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str, *,
-                   admission_overdue: bool = False, counts: ReplicaCounts = UNSAID) -> None:
+                   admission_overdue: bool = False, counts: ReplicaCounts = UNSAID, lost: bool = False) -> None:
         rec.last_seen_at = self.clock()
         self.orphans.heard(rec, placement_id, phase)  # a cancel kept for this cluster: confirmed if it ended
         job_id = self.placement_index.get(placement_id)
@@ -289,7 +289,7 @@ class Federator:
             message = still_kept(placement.message, message, rec.name) if message else placement.message
         if not counts.apply(placement) and placement.phase is phase and placement.message == message:
             return  # a resync repeating what is already on disk (a new replica count alone is news: F2)
-        said = self.early.seen(rec, job, placement, phase, message)  # server/early_failures.py
+        said = self.early.seen(rec, job, placement, phase, message, lost=lost)  # server/early_failures.py
         if said is None:
             return  # Failed soon after it started: the job is queued again
         placement.phase, placement.message = phase, said

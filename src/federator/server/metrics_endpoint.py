@@ -21,7 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 
 from federator.http_endpoint import HttpEndpoint, StartResponse
-from federator.security.metrics_token import MetricsToken, guarded
+from federator.security.metrics_token import MetricsToken
 
 log = logging.getLogger("federator.server")
 
@@ -32,24 +32,16 @@ HEALTH_REUSE_SECONDS = 1.0
 answer is a whole collection that waits on the event loop (0.7.0 review); the kubelet asks every few seconds."""
 
 
-class MetricsEndpoint:
-    """Serves the federator's registry on `listen` until `stop()`."""
+class MetricsEndpoint(HttpEndpoint):
+    """Serves the federator's registry on `listen` until `stop()`; with a `token`, /metrics only to a scrape that
+    sends it (security/metrics_token.py); /healthz never needs it."""
 
     def __init__(self, registry: CollectorRegistry, listen: str, *, token: MetricsToken | None = None) -> None:
         self._registry = registry
         self._metrics_app = make_wsgi_app(registry)
         self._health_lock = threading.Lock()
         self._health: tuple[float, str] | None = None  # (when, "" if alive else why not), reused a while
-        self._http = HttpEndpoint(guarded(self._app, token, open_paths=OPEN_PATHS), listen, name="metrics")
-        self.host = self._http.host
-        self.port = self._http.port
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def stop(self) -> None:
-        self._http.stop()
+        super().__init__(self._app, listen, token=token, open_paths=OPEN_PATHS, name="metrics")
 
     def _alive(self) -> str:
         """"" when a scrape would succeed now, else why not: one collection at a time, its answer reused for

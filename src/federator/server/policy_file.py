@@ -27,7 +27,7 @@ from federator.catalog.model_names import quota_model_problem
 from federator.scheduler import PolicyError, SchedulerConfig
 from federator.scheduler.policy import policy_from_document
 from federator.security.authz import TenancyError, TenancyPolicy, tenancy_from_document
-from federator.security.trust_reload import ReloadResult, Watched, digest
+from federator.security.watched import Refusal, WatchedFile, digest
 from federator.server.tenancy_change import tenancy_change
 from federator.yamltext import YamlFileError, load_yaml_text, read_text
 
@@ -98,59 +98,33 @@ def describe_change(old: LoadedPolicy, new: LoadedPolicy) -> str:
 
 Listener = Callable[[LoadedPolicy, LoadedPolicy], None]
 """Told (old, new) to put a new policy in force. One that raises must leave what it swapped as it was; the reload
-is then refused, and the listeners told before it are told (new, old) to put the old one back."""
+is then refused, and the listeners told before it are told (new, old) to put the old one back (security/watched.py
+`WatchedFile`, as for the trust file)."""
 
 
-class PolicyFile(Watched):
+class PolicyFile(WatchedFile[LoadedPolicy]):
     """The policy file and the last good policy it gave; `poll` re-reads it if its content changed, `reload` in
-    any case (SIGHUP)."""
+    any case (SIGHUP). `problem` says why the file on disk is refused; `change` what the last reload taken changed
+    (describe_change), for the audit line."""
+
+    what = "policy"
+    log = logging.getLogger("federator.server")
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._seen = self._fingerprint()
-        self.current = read_policy_file(path)  # PolicyFileError: the start is refused
-        self.problem = ""  # why the file on disk is refused; "" while `current` is what it says
-        self.change = ""  # what the last reload taken changed (describe_change), for the audit line
-        self._listeners: list[Listener] = []
+        self._seen = digest([path])
+        super().__init__(path, read_policy_file(path))  # PolicyFileError: the start is refused
 
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def reload(self) -> ReloadResult:
-        """Read the file now: OK and the listeners told, or REFUSED keeping the last good policy whole."""
-        seen, self._seen = self._seen, self._fingerprint()
+    def _read(self) -> LoadedPolicy | Refusal:
         try:
-            new = read_policy_file(self.path)
+            return read_policy_file(self.path)
         except PolicyFileError as exc:
-            self.problem = str(exc)
-            log.error("policy file refused, keeping the last good policy (%d queues): %s",
-                      len(self.current.config.queues), exc)
-            return ReloadResult.REFUSED
-        old = self.current
-        told: list[Listener] = []
-        try:
-            for listener in self._listeners:
-                told.append(listener)
-                listener(old, new)
-        except Exception as exc:
-            # All or nothing: the listeners told before this one are handed the old policy back (the failing one
-            # put back what it swapped: policy_use.py), `current` stays, and the file is read again at the next
-            # look, since nothing was wrong with it.
-            for done in reversed(told[:-1]):
-                try:
-                    done(new, old)
-                except Exception:
-                    log.exception("policy reload: putting the last good policy back failed")
-            self._seen = seen
-            self.problem = (f"{self.path}: the policy could not be put in force ({type(exc).__name__}: {exc}); "
-                            "the last good policy stays, and the file is read again at the next look")
-            log.exception("policy file refused, keeping the last good policy (%d queues): %s",
-                          len(self.current.config.queues), self.problem)
-            return ReloadResult.REFUSED
-        self.current, self.problem = new, ""
-        self.change = describe_change(old, new)
-        log.info("policy file %s reloaded: %s", self.path, self.change)
-        return ReloadResult.OK
+            return Refusal(str(exc))
+
+    def _describe(self, old: LoadedPolicy, new: LoadedPolicy) -> str:
+        return describe_change(old, new)
+
+    def _summary(self, value: LoadedPolicy) -> str:
+        return f"{len(value.config.queues)} queues"
 
     def _fingerprint(self) -> bytes:
         return digest([self.path])

@@ -81,6 +81,9 @@ def check_update(update: agent_pb2.JobUpdate, current: JobPhase | None) -> Refus
         return Refusal(RejectReason.MALFORMED,
                        f"job_update.admission_overdue: only a Placed placement waits for admission; {pid} is "
                        f"reported {phase}", pid)
+    if update.lost and phase is not JobPhase.FAILED:
+        return Refusal(RejectReason.MALFORMED,
+                       f"job_update.lost: only a Failed placement is reported lost; {pid} is reported {phase}", pid)
     return check_nodes(update, pid)
 
 

@@ -4,7 +4,9 @@ Why one shared history, not a queue per watcher: a client that lost its stream m
 everything up to revision R" and hear only what came after, removals included (outside QA, portal M2: every
 reconnect re-sent ~2,500 jobs, and a job removed while the client was away was never said to be gone). That
 needs changes numbered in one order and kept for a while; the same ring then serves live watchers, each a
-cursor into it, so a watcher costs no memory of its own (a queue each held up to 10,000 ids per watcher).
+cursor into it, so a watcher costs no memory of its own (a queue each held up to 10,000 ids per watcher). It
+also knows each held job's newest change (`newest`), so a watcher skips a change a newer one will send with
+the same state, without a copy of what it sent (server/watch_stream.py).
 
 Bounded: HISTORY_SIZE changes, each a revision, a job id and, for a removal, who may see it (the job itself is
 gone from memory). A cursor older than that has lost changes: a live watcher is told it fell behind, a resume
@@ -60,6 +62,7 @@ class WatchHistory:
         self.ended = False
         self.policy_at = start  # the revision of the last change of the access policy (start: none since)
         self._ring: list[Change] = []
+        self._latest: dict[JobId, int] = {}  # job -> the revision of its newest change still in the ring
         self._woken: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
 
     def record(self, jobs: Iterable[Job], table: Mapping[JobId, Job]) -> None:
@@ -91,7 +94,19 @@ class WatchHistory:
         if len(self._ring) < self.size:
             self._ring.append(change)
         else:
-            self._ring[(change.revision - self.base - 1) % self.size] = change
+            slot = (change.revision - self.base - 1) % self.size
+            gone = self._ring[slot]
+            if self._latest.get(gone.job_id) == gone.revision:
+                del self._latest[gone.job_id]
+            self._ring[slot] = change
+        if change.job_id:
+            self._latest[change.job_id] = change.revision
+
+    def newest(self, job_id: JobId) -> int:
+        """The revision of `job_id`'s newest change still held (0: none). A job's state is read when its change
+        is sent, so a watcher that reads an older change of a job whose newer one is recorded skips it: the
+        newer one sends the same state (at most once per job per batch of changes, with no copy per watcher)."""
+        return self._latest.get(job_id, 0)
 
     def held(self, cursor: int) -> bool:
         """Whether every change after `cursor` is still here: it is one of this history's revisions, no older

@@ -7,13 +7,23 @@ the history no longer reaches back that far. A client that asks for none of it s
 these fields: no revision, no bookmark, no removal (outside QA, portal M2).
 
 The stream is a cursor into `Federator.history` (server/watch_history.py). It sends a job's state as it is when
-its change is read, so changes that come faster than a client reads arrive as one message, and a state already
-sent is not sent again: a change is announced once it is durable, but the job may read as changed before.
+its change is read, so changes that come faster than a client reads arrive as one message: a change of a job
+whose newer change is already recorded is skipped (`WatchHistory.newest`), and so is a change the snapshot
+already carried (recorded while the snapshot was sent, before that job's turn).
+
+Why no copy per watcher of every job it was sent: each stream kept every job's last sent bytes to compare, O(jobs)
+per watcher for the life of the stream (about 1.9 MiB per watcher with 10,000 small jobs, more with pod
+templates: bench/watch_memory.py), and the history's revisions say nearly all of it. What they cannot say is a
+change made before its announcement (a write on its way to the store: a new job the snapshot sent before its
+Submit's write returned, a cycle's placements) whose job was sent meanwhile. For that, a stream keeps a digest of
+its last RECENT_SENDS sends (`RecentSends`): a write's way is short, so the state it would send again was sent
+lately. One sent longer ago may come twice, which jobs.proto allows ("apply a job's state as a replacement").
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -32,6 +42,30 @@ if TYPE_CHECKING:
 
 WATCH_RECHECK_SECONDS = 2.0  # a quiet Watch checks its caller again this often (a revoked one is ended)
 BOOKMARK_SECONDS = 2.0  # at most this often, a bookmark tells a client the changes it does not see moved on
+RECENT_SENDS = 1_024  # a stream's digests of its latest sends (about 100 KiB), whatever the number of jobs
+
+
+class RecentSends:
+    """Digests of the states a stream sent lately, the last `size` jobs: a change announced after the state it
+    made was sent (its write was on its way) finds that state here and is not sent again (see the module)."""
+
+    def __init__(self, size: int = RECENT_SENDS) -> None:
+        self.size = size
+        self._sent: dict[str, bytes] = {}  # oldest first (a dict keeps its order, in half an OrderedDict's room)
+
+    def again(self, job_id: str, data: bytes) -> bool:
+        """Whether `data` is the state last sent for `job_id`; if not, it is the one sent now."""
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        if self._sent.get(job_id) == digest:
+            return True
+        self._sent.pop(job_id, None)
+        self._sent[job_id] = digest  # the newest
+        if len(self._sent) > self.size:
+            del self._sent[next(iter(self._sent))]
+        return False
+
+    def forget(self, job_id: str) -> None:
+        self._sent.pop(job_id, None)
 
 
 class Seats:
@@ -94,7 +128,10 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
     checked_at = loop.time()
     began = history.revision  # the snapshot is as of now or later; the changes after this are read below
     cursor = request.since_revision or began
-    sent: dict[str, bytes] = {}  # each job's state as last sent (without its revision)
+    # A job the snapshot sent after a change of it was recorded (past `began`): the newest such revision, which
+    # the snapshot's state already carries; dropped once read, so it holds only what changed during the snapshot.
+    carried: dict[JobId, int] = {}
+    recent = RecentSends()
     last_sent, last_sent_at = cursor, loop.time()
     caught_up = not request.since_revision  # a resume's bookmark waits until it has read up to `began`
     try:
@@ -102,11 +139,15 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
             one = fed.jobs.get(wanted) if wanted is not None else None
             snapshot = ([one] if one is not None else []) if wanted is not None else edge._visible(who)
             for job in snapshot:
+                newest = history.newest(job.job_id)
+                if newest > began:
+                    carried[job.job_id] = newest
                 pb = convert.job_to_pb(job)
-                sent[job.job_id] = pb.SerializeToString(deterministic=True)
+                recent.again(job.job_id, pb.SerializeToString(deterministic=True))
                 if numbered:
                     pb.revision = began
                 yield pb
+            snapshot = []  # not held by the stream while it lives
             if request.send_bookmarks:
                 yield _bookmark(began)
                 last_sent_at = loop.time()
@@ -130,17 +171,22 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
                     if not numbered and wanted is not None:
                         await context.abort(grpc.StatusCode.NOT_FOUND, removed_message(request.job_id))
                     removal = change.removal
+                    carried.pop(change.job_id, None)
+                    recent.forget(change.job_id)
                     if numbered and (who.admin or edge.authz.sees_owner(who, removal.owner, removal.groups)):
-                        sent.pop(change.job_id, None)
                         yield types_pb2.Job(job_id=change.job_id, removed=True, revision=change.revision)
                         last_sent, last_sent_at = change.revision, loop.time()
                         if wanted is not None:
                             return  # nothing more can come of a removed job
                     continue
+                if history.newest(change.job_id) > change.revision:
+                    continue  # a newer change of this job is recorded: it sends the job's state then
+                if carried.pop(change.job_id, 0) >= change.revision:
+                    continue  # the snapshot sent this state
                 job = fed.jobs.get(change.job_id)
                 if job is None:
                     continue  # removed since: its removal comes later in the history
-                shown_pb, who, checked_at = await _shown(edge, job, who, checked_at, sent, wanted, context)
+                shown_pb, who, checked_at = await _shown(edge, job, who, checked_at, recent, wanted, context)
                 if shown_pb is None:
                     continue
                 if numbered:
@@ -163,18 +209,17 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
         edge.watch_seats.give_back(user)
 
 
-async def _shown(edge: JobService, job: Job, who: Principal, checked_at: float, sent: dict[str, bytes],
+async def _shown(edge: JobService, job: Job, who: Principal, checked_at: float, recent: RecentSends,
                  wanted: JobId | None, context: grpc.aio.ServicerContext
                  ) -> tuple[types_pb2.Job | None, Principal, float]:
     """The message for a changed job, or None when it is not to be sent (not the caller's to see, or the state
-    they have); the caller as last checked, and when. A Watch of that one job the caller may no longer see
-    ends PERMISSION_DENIED."""
+    it was sent lately); the caller as last checked, and when. A Watch of that one job the caller may no longer
+    see ends PERMISSION_DENIED."""
     allowed = edge.authz.job(who, job, manage=False)
-    pb, data = None, b""
+    pb = None
     if isinstance(allowed, Allowed):
         pb = convert.job_to_pb(job)
-        data = pb.SerializeToString(deterministic=True)
-        if sent.get(job.job_id) == data:
+        if recent.again(job.job_id, pb.SerializeToString(deterministic=True)):
             return None, who, checked_at
         # Before anything is sent, the caller as of now: a revoked certificate, or a policy that no longer lets
         # them see the job, ends what they may read on an open stream.
@@ -182,10 +227,10 @@ async def _shown(edge: JobService, job: Job, who: Principal, checked_at: float, 
         allowed = edge.authz.job(who, job, manage=False)
     if wanted is not None and not isinstance(allowed, Allowed):
         await edge.refuse(context, allowed.rule.value, allowed.message, job_id=wanted)
-    if not isinstance(allowed, Allowed):
+    if pb is None or not isinstance(allowed, Allowed):
+        recent.forget(job.job_id)  # not sent after all
         return None, who, checked_at
-    sent[job.job_id] = data
     return pb, who, checked_at
 
 
-__all__ = ["BOOKMARK_SECONDS", "WATCH_RECHECK_SECONDS", "Seats", "watch"]
+__all__ = ["BOOKMARK_SECONDS", "RECENT_SENDS", "WATCH_RECHECK_SECONDS", "RecentSends", "Seats", "watch"]

@@ -1,0 +1,137 @@
+"""A Watch sends each job's state once per change it has not sent, with no copy per watcher of what it sent
+(server/watch_stream.py; 0.7.0 review: each stream kept every job's last sent bytes, O(jobs) per watcher).
+
+Over real gRPC on loopback. What the copy did is now said by the shared history's revisions: a change of a job
+whose newer change is recorded is skipped (the newer one sends the same state), and so is a change recorded while
+the snapshot was sent, before that job's turn (the snapshot carried it); and a state announced after the stream
+sent it (its write was on its way) is found among the stream's recent sends, a window of bounded size."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+from server_support import Clock, job_api, spec
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, types_pb2
+from federator.model import Job, JobId
+from federator.server import watch_stream
+from federator.server.federator import Federator
+from federator.server.watch_history import WatchHistory
+from federator.server.watch_stream import RecentSends
+from federator.store import SqliteJobStore
+
+
+def _submit(name: str) -> jobs_pb2.SubmitRequest:
+    return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec(name, gpus=0)))
+
+
+async def _read(watch: object, n: int) -> list[types_pb2.Job]:
+    got = []
+    async with asyncio.timeout(10):
+        for _ in range(n):
+            msg = await watch.read()  # type: ignore[attr-defined]
+            assert msg is not grpc.aio.EOF, f"the stream ended after {got}"
+            got.append(msg)
+    return got
+
+
+def _said(fed: Federator, job_id: str, message: str) -> None:
+    """A change of the job, announced as the federator announces one."""
+    fed.jobs[JobId(job_id)].message = message
+    fed.notify([fed.jobs[JobId(job_id)]])
+
+
+def test_a_job_changed_several_times_before_the_watcher_reads_is_sent_once_at_its_newest_revision(
+        tmp_path: Path) -> None:
+    fed = Federator(store=SqliteJobStore(tmp_path / "f.db"), clock=Clock())
+
+    async def main() -> None:
+        async with job_api(fed) as api:
+            a, b, c = [(await api.Submit(_submit(n))).job.job_id for n in ("a", "b", "c")]
+            watch = api.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True))
+            assert (await _read(watch, 4))[3].bookmark
+            for said in ("one", "two", "three"):  # no await between: the stream reads them as one batch
+                _said(fed, a, said)
+            newest_of_a = fed.history.revision
+            _said(fed, b, "b moved")
+            _said(fed, c, "the end")  # the last: nothing may come between b and it
+            got = await _read(watch, 3)
+            assert [(m.job_id, m.message) for m in got] == [(a, "three"), (b, "b moved"), (c, "the end")]
+            assert got[0].revision == newest_of_a
+            watch.cancel()
+
+    asyncio.run(main())
+    fed.store.close()
+
+
+@pytest.mark.parametrize("numbered", [True, False], ids=["numbered", "old-style"])
+@pytest.mark.parametrize("announced", ["during-the-snapshot", "after-the-snapshot"])
+def test_a_state_the_snapshot_sent_is_not_sent_again_when_its_change_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, numbered: bool, announced: str) -> None:
+    """Job c changes while the snapshot sends job a, and the snapshot sends c as it is then. During: the change is
+    recorded then too, before c's turn (the snapshot carried it; shown with no window of recent sends, which
+    would also catch it). After: it is announced only once the snapshot is sent, as when its write was on its
+    way (a Submit's, a cycle's): the stream's recent sends know that state. Either way reading the change sends
+    nothing more; a change of b made after b's turn is sent."""
+    fed = Federator(store=SqliteJobStore(tmp_path / "f.db"), clock=Clock())
+    to_pb = convert.job_to_pb
+    during: list[str] = []
+    ids: list[str] = []
+
+    def snapshot_turn(job: Job) -> types_pb2.Job:
+        if during and job.job_id == during[0]:
+            during.clear()
+            if announced == "during-the-snapshot":
+                _said(fed, ids[2], "changed during the snapshot")  # before c's turn
+            else:
+                fed.jobs[JobId(ids[2])].message = "changed during the snapshot"  # its write on its way
+        return to_pb(job)
+
+    if announced == "during-the-snapshot":
+        monkeypatch.setattr(watch_stream, "RecentSends", lambda: RecentSends(0))
+
+    async def main() -> None:
+        async with job_api(fed) as api:
+            ids.extend([(await api.Submit(_submit(n))).job.job_id for n in ("a", "b", "c")])
+            a, b, c = ids
+            monkeypatch.setattr(convert, "job_to_pb", snapshot_turn)
+            during.append(a)
+            watch = api.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=numbered))
+            snapshot = await _read(watch, 4 if numbered else 3)
+            assert [(m.job_id, m.message) for m in snapshot[:3]] == [
+                (a, fed.jobs[JobId(a)].message), (b, fed.jobs[JobId(b)].message), (c, "changed during the snapshot")]
+            assert not during  # the change was made, during a's turn
+            if announced == "after-the-snapshot":
+                fed.notify([fed.jobs[JobId(c)]])  # the write is done: announced
+            _said(fed, b, "after the snapshot")
+            (then,) = await _read(watch, 1)
+            assert (then.job_id, then.message) == (b, "after the snapshot")  # not c again
+            watch.cancel()
+
+    asyncio.run(main())
+    fed.store.close()
+
+
+def test_the_newest_revision_of_a_job_is_known_while_its_change_is_held_and_forgotten_after() -> None:
+    """WatchHistory.newest: what a watcher skips by. Shared by every watcher and bounded by the ring: a job whose
+    changes all left the ring is forgotten."""
+    history = WatchHistory(start=100, size=3)
+    jobs = {JobId(n): Job(job_id=JobId(n), spec=spec(n), submitted_at=0.0) for n in ("a", "b", "c", "d")}
+    history.record([jobs[JobId("a")], jobs[JobId("b")], jobs[JobId("a")]], jobs)
+    assert (history.newest(JobId("a")), history.newest(JobId("b")), history.newest(JobId("c"))) == (103, 102, 0)
+    history.record([jobs[JobId("c")], jobs[JobId("d")]], jobs)  # 104, 105: 101 and 102 leave the ring
+    assert (history.newest(JobId("a")), history.newest(JobId("b"))) == (103, 0)
+    history.record([jobs[JobId("d")]], jobs)  # 106: 103, a's newest, leaves
+    assert [history.newest(JobId(n)) for n in "abcd"] == [0, 0, 104, 106]
+
+
+def test_recent_sends_know_the_last_states_sent_and_forget_the_oldest_past_their_size() -> None:
+    recent = RecentSends(2)
+    assert not recent.again("a", b"one") and recent.again("a", b"one")
+    assert not recent.again("a", b"two")  # a new state is sent, and known from now
+    assert not recent.again("b", b"x") and not recent.again("c", b"y")  # a, the oldest, leaves
+    assert not recent.again("a", b"two") and recent.again("c", b"y")
