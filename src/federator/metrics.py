@@ -32,7 +32,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -359,6 +359,8 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None, *, label_limit: int = LABEL_LIMIT) -> None:
         self.registry = registry or CollectorRegistry()
+        if registry is None:  # the process's own: its start time, memory, CPU and open files (SRE QA F9)
+            ProcessCollector(registry=self.registry)
         self.state_loop: asyncio.AbstractEventLoop | None = None  # set by the server: where state is sampled
         r = self.registry
         overflow = Counter("federator_metric_label_overflow_total",

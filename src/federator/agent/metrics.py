@@ -47,7 +47,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -73,6 +73,8 @@ class AgentMetrics:
     def __init__(self, *, cluster: str, region: str, registry: CollectorRegistry | None = None,
                  clock: Callable[[], float] = time.monotonic, maintenance: bool = False) -> None:
         self.registry = registry or CollectorRegistry()
+        if registry is None:  # the process's own: its start time, memory, CPU and open files (SRE QA F9)
+            ProcessCollector(registry=self.registry)
         self.cluster = cluster
         self._clock = clock
         r = self.registry
