@@ -137,6 +137,7 @@ class ClusterSample:
     cpu_milli: dict[str, int] = field(default_factory=dict)  # state -> milli-cores
     quarantined: bool = False  # no new work for a while: it failed several owners' work early
     cordoned: bool = False  # no new work until an operator uncordons it (server/cordons.py)
+    cordoned_since: float = 0.0  # when that cordon began (Unix seconds; 0: not cordoned)
     certificate_not_after: float = 0.0  # its agent's client certificate, as last presented (0: none seen)
     drain_jobs_left: int = 0  # jobs an admin's drain has yet to move off it; 0 with no drain (server/drains.py)
 
@@ -253,6 +254,14 @@ class StateCollector(Collector):
         for c in s.clusters:
             cordoned.add_metric([c.cluster, c.region], 1.0 if c.cordoned else 0.0)
         yield cordoned
+        since = GaugeMetricFamily("federator_cluster_cordoned_since_timestamp_seconds",
+                                  "When the cordon on the member cluster began (Unix seconds; an admin's cordon or "
+                                  "drain, or its provider's maintenance, the earlier): kept across restarts for an "
+                                  "admin's. No series for a cluster not cordoned.", labels=["cluster", "region"])
+        for c in s.clusters:
+            if c.cordoned and c.cordoned_since > 0:
+                since.add_metric([c.cluster, c.region], c.cordoned_since)
+        yield since
         expiry = GaugeMetricFamily("federator_cluster_certificate_expiration_timestamp_seconds",
                                    "When the client certificate the member cluster's agent last presented expires "
                                    "(notAfter, Unix seconds); no series until its agent connects to this federator.",

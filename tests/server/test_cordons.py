@@ -45,6 +45,7 @@ def test_a_cordoned_cluster_takes_no_new_work_keeps_what_it_runs_and_takes_work_
     assert running.phase is JobPhase.PLACED and fed.clusters["a"].state is ClusterState.READY  # untouched
     scrape = generate_latest(fed.metrics.registry).decode()
     assert 'federator_cluster_cordoned{cluster="a",region="r"} 1.0' in scrape
+    assert f'federator_cluster_cordoned_since_timestamp_seconds{{cluster="a",region="r"}} {clock.now!r}' in scrape
 
     assert asyncio.run(fed.cordons.uncordon("a")) == Cordon("admin", clock.now, "driver upgrade")
     fed.schedule_once()
@@ -67,6 +68,8 @@ def test_a_cordon_outlives_a_restart_and_an_uncordon_does_too(tmp_path: Path) ->
     assert asyncio.run(again.uncordon("east-1")) is not None
     store.close()
     assert Cordons(SqliteCordonStore(db)).names() == frozenset({"west-1"})
+    # when it began, as stored: FederatorClusterCordonedLong counts from it across restarts (SRE re-test F7)
+    assert Cordons(SqliteCordonStore(db)).since() == {"west-1": 1700000001.0}
 
 
 def test_a_cordon_the_store_refuses_is_not_taken() -> None:

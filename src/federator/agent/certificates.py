@@ -147,7 +147,7 @@ class CertificateCheck:
         return (f"issue a new one ({self.issue_command()}) and put it and its "
                 f"key there (in the agent chart, the Secret it mounts, tls.secretName: tls.crt and tls.key; with "
                 f"tls.certManager, see why cert-manager did not renew it); the agent takes it at its next "
-                f"reconnect, no restart needed")
+                f"connection and reads its date within 10 minutes, no restart needed")
 
     def issue_command(self) -> str:
         """The `certs issue` that renews --cert, for the CA that signed it (its issuer, checked against --ca)."""

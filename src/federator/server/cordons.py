@@ -120,6 +120,17 @@ class Cordons:
         """Every cluster that takes no new work for a cordon: an admin's, or its provider's maintenance."""
         return frozenset(self._held) | self.maintenance.names()
 
+    def since(self) -> dict[str, float]:
+        """When each cordoned cluster's cordon began (the earlier of an admin's and its provider's): an admin's is
+        stored, so the time outlives a restart (FederatorClusterCordonedLong counts from it, not from the last
+        restart: a `for: 24h` restarted with every federator restart, SRE re-test F7)."""
+        out = {name: cordon.at for name, cordon in self._held.items()}
+        for name in self.maintenance.names():
+            held = self.maintenance.get(name)
+            if held is not None:
+                out[name] = min(out.get(name, held.at), held.at)
+        return out
+
     async def cordon(self, cluster: str, cordon: Cordon) -> bool:
         """Cordon `cluster`, stored first (off the event loop: a SQLite fsync, or a MemberCluster patch); False
         when it was cordoned already (the first cordon's words stay, so a retried call changes nothing), unless

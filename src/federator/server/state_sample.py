@@ -28,7 +28,7 @@ def state_sample(fed: Federator) -> StateSample:
     snap = fed.snapshot()
     free_after = {c.name: c.capacity for c in snap.clusters}
     quarantined = fed.early.quarantine.current(now)
-    cordoned = fed.cordons.names()  # an admin's cordon or its provider's maintenance (server/maintenance.py)
+    cordoned = fed.cordons.since()  # an admin's cordon or its provider's maintenance (server/maintenance.py)
     draining = fed.drains.counts()  # jobs each admin's drain has left to move (server/drains.py)
     clusters = []
     for rec in fed.clusters.values():
@@ -53,6 +53,7 @@ def state_sample(fed: Federator) -> StateSample:
                                       accelerators, cpu,
                                       quarantined=rec.name in quarantined,
                                       cordoned=rec.name in cordoned,
+                                      cordoned_since=cordoned.get(rec.name, 0.0),
                                       certificate_not_after=rec.certificate_not_after,
                                       drain_jobs_left=draining.get(rec.name, 0)))
     # One pass per figure with the counting done by Counter (in C): a scrape runs on the event loop and
