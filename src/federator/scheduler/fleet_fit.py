@@ -55,9 +55,17 @@ def most_replicas(request: PlacementRequest, pool: AcceleratorPool) -> int:
     m = request.accelerator_milli
     if m <= 0:
         return 0
+    devices = pool_devices(pool)
     if pool.sharing == "MIG" and pool.unit_milli > 0:
-        return pool.total_accelerators // max(1, m // MILLI)  # a fraction takes one partition, G whole take G
-    return pool.total_accelerators * MILLI // m
+        return devices // max(1, m // MILLI)  # a fraction takes one partition, G whole take G
+    return devices * MILLI // m
+
+
+def pool_devices(pool: AcceleratorPool) -> int:
+    """A pool's devices (its own units), even those of its member's unusable nodes; never fewer than it reports
+    free or allocatable, so that a report that left its total out cannot make a job read as never fitting."""
+    free = pool.free_accelerators + sum(n for _, n in pool.shared_devices)
+    return max(pool.total_accelerators, pool.allocatable_accelerators, free)
 
 
 def rooms(request: PlacementRequest, snapshot: Snapshot) -> list[Largest]:
@@ -86,8 +94,8 @@ def never_fits(request: PlacementRequest, snapshot: Snapshot) -> str:
     if not found:
         return ""
     what = f"{request.replicas} x {_count(request.accelerator_milli)} {_models(request, found)}"
-    biggest = max(found, key=lambda r: (r.replicas, r.pool.total_accelerators))
-    largest = (f"the largest, {biggest.cluster}, has {biggest.pool.total_accelerators} "
+    biggest = max(found, key=lambda r: (r.replicas, pool_devices(r.pool)))
+    largest = (f"the largest, {biggest.cluster}, has {pool_devices(biggest.pool)} "
                f"{biggest.pool.accelerator_model} on {biggest.pool.nodes} nodes")
     if request.is_gang or (request.replicas == 1 and request.spec.min_regions <= 1):
         if biggest.replicas >= request.replicas:
@@ -160,4 +168,4 @@ def _models(request: PlacementRequest, found: Sequence[Largest]) -> str:
     return "|".join(named) if named else "|".join(sorted({r.pool.accelerator_model for r in found}))
 
 
-__all__ = ["FleetFit", "Largest", "most_replicas", "never_as_the_fleet_stands", "never_fits", "rooms"]
+__all__ = ["FleetFit", "Largest", "most_replicas", "never_as_the_fleet_stands", "never_fits", "pool_devices", "rooms"]
