@@ -161,9 +161,10 @@ class StateSample:
     # with work (scheduler/standing.py; tenant QA F4): a starving queue holds less than its share with jobs pending
     queue_weight: dict[str, float] = field(default_factory=dict)
     queue_fair_share: dict[str, float] = field(default_factory=dict)
-    # queue -> its pending jobs the scheduler judged can never run as asked (`Reason.never`: more than the whole
-    # quota); left out of oldest_pending (outside QA, ops F9)
-    never_runnable: dict[str, int] = field(default_factory=dict)
+    # (queue, why) -> its pending jobs the scheduler judged can never run as asked (`Reason.never`, why its
+    # `NeverRunnable`: more than the whole quota, or than the fleet could hold even empty); left out of
+    # oldest_pending (outside QA, ops F9; outside SRE QA, F11)
+    never_runnable: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
@@ -325,12 +326,13 @@ class StateCollector(Collector):
         yield oldest
         never = GaugeMetricFamily(
             "federator_never_runnable_jobs",
-            "Pending jobs of each queue the scheduler judged can never run as asked: more than the queue's whole "
-            "quota on every way they may run (queues with such jobs only). Their owners must shrink them, or the "
-            "quota grow.",
-            labels=["queue"],
+            "Pending jobs of each queue the scheduler judged can never run as asked, by reason: quota (more than "
+            "the queue's whole quota on every way they may run; shrink them, or the quota grows) or fleet (more "
+            "than any member cluster could hold even empty; shrink them, or a larger member joins). Queues with "
+            "such jobs only.",
+            labels=["queue", "reason"],
         )
-        for key, n in sorted(_fold(self._queue, {(q,): n for q, n in s.never_runnable.items()}).items()):
+        for key, n in sorted(_fold(self._queue, dict(s.never_runnable)).items()):
             never.add_metric(list(key), n)
         yield never
         short = GaugeMetricFamily(

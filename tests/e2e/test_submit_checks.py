@@ -68,3 +68,21 @@ def test_an_unknown_model_is_refused_and_one_image_for_two_vendors_is_a_warning(
         reply = stub.Submit(jobs_pb2.SubmitRequest(spec=waits), timeout=10)
         (warning,) = reply.warnings
         assert warning.startswith("spec.accelerators: no member cluster has Gaudi3 now (the fleet has: ")
+
+
+def test_a_gang_no_member_could_hold_even_empty_is_accepted_with_a_warning(
+        federation: LocalFederation, tmp_path: Path) -> None:
+    """Outside SRE QA, F11: 16 x 8 H100 where the largest H100 member (west-1) has 8 nodes of 8 was accepted in
+    silence and waited "no node with 8 free" for good; the user hears at once that it can never run as the fleet
+    stands, as of a model no member has."""
+    doc = _doc("too-big", [{"model": "H100", "count": 8}])
+    doc["spec"]["replicas"] = 16  # type: ignore[index]
+    path = tmp_path / "too-big.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    got = subprocess.run([sys.executable, "-m", "federator", "submit", "-f", str(path), *federation.client_args()],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert got.returncode == 0, got  # accepted: it runs if a member that holds it joins
+    (warning,) = got.stderr.strip().splitlines()
+    assert warning.startswith("warning: job too-big-") and "(default/too-big): spec.replicas: no member cluster " \
+        "could hold 16 x 8 H100 even empty (the largest, west-1, has 64 NVIDIA-H100-80GB-HBM3 on 8 nodes, room " \
+        "for 8): it can never run as the fleet stands" in warning, warning

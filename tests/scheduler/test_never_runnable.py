@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from scenarios import A100, H100, cycle, n_h100_nodes, running, spec, with_quota
 
-from federator.model import JobKind, ReasonCode
+from federator.model import JobKind, NeverRunnable, ReasonCode
 from federator.scheduler import QueueConfig, SchedulerConfig
 from federator.scheduler.config import Quota
 
@@ -41,7 +41,7 @@ def _two_quotas(h100: int, a100: int) -> SchedulerConfig:
 ])
 def test_a_job_over_its_whole_quota_is_marked_never(job, config, clusters, never) -> None:  # type: ignore[no-untyped-def]
     reason = cycle(clusters, [job], config=config).pending[job.name]
-    assert reason.never is never, reason
+    assert (reason.never is NeverRunnable.QUOTA) is never, reason
     assert reason.code is ReasonCode.QUOTA_EXCEEDED or not never
 
 

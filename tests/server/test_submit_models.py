@@ -183,3 +183,32 @@ def test_a_training_jobs_own_rendezvous_env_and_subdomain_are_said_to_be_replace
         "spec.template.spec.subdomain: replaced by the name of the rendezvous Service the agent makes"]
     serving = fed.submit(_job("srv", None, resources={"cpu": 1}, template=template, kind="inference"))
     assert not [w for w in fed.intake.warnings(serving.spec) if "rendezvous" in w]
+
+
+@pytest.mark.parametrize(("name", "spec", "warned"), [
+    pytest.param("too-big", {"replicas": 3, "accelerators": [{"model": "H100", "count": 8}]},
+                 "spec.replicas: no member cluster could hold 3 x 8 H100 even empty (the largest, nv, has 16 "
+                 f"{H100} on 2 nodes, room for 2): it can never run as the fleet stands", id="gang-over-every-member"),
+    pytest.param("spread", {"kind": "inference", "replicas": 2, "accelerators": [{"model": "H100", "count": 8}],
+                            "regions": {"minRegions": 2}},
+                 "spec.regions.minRegions: minRegions is 2, but only 1 region has a member cluster that could hold "
+                 "a replica of H100 even empty (r)", id="min-regions-over-the-regions-with-the-model"),
+    pytest.param("fits", {"replicas": 2, "accelerators": [{"model": "H100", "count": 8}]}, "", id="fits-when-empty"),
+    pytest.param("either", {"replicas": 3, "accelerators": [{"model": "H100", "count": 8},
+                                                            {"model": "Ascend910B", "count": 8}]},
+                 "", id="an-alternative-fits"),
+])
+def test_a_job_no_member_could_hold_even_empty_is_accepted_with_a_warning(
+        name: str, spec: dict[str, object], warned: str) -> None:
+    """Outside SRE QA, F11: the cycle judges such a job never runnable as the fleet stands; Submit says so at
+    once, as it does of a model no member has (the job is accepted: a larger member may join)."""
+    fed = _fleet()
+    job = fed.submit(_job(name, **spec))
+    said = [w for w in fed.intake.warnings(job.spec) if "even empty" in w]
+    if not warned:
+        assert said == []
+        return
+    (warning,) = said
+    assert warning.startswith(warned), warning
+    assert warning.endswith("it can never run as the fleet stands (shrink it, or it waits until the fleet grows to "
+                            "hold it); the job is accepted")

@@ -76,15 +76,27 @@ class ReasonCode(StrEnum):
     WAITING = "Waiting"
 
 
+class NeverRunnable(StrEnum):
+    """Why no wait cures a pending job (`Reason.never`), the `reason` label of federator_never_runnable_jobs: what
+    to change differs, so an operator routes them apart."""
+
+    QUOTA = "quota"  # more than its queue's whole quota on every way it may run: shrink it, or raise the quota
+    # more than any member cluster could hold even empty (a gang over every cluster's devices; spread replicas
+    # over the whole fleet's, or its minRegions over the regions with the model): shrink it, or a larger member
+    # joins, and then it runs (scheduler/fleet_fit.py; outside SRE QA, F11)
+    FLEET = "fleet"
+
+
 @dataclass(frozen=True, slots=True)
 class Reason:
     code: ReasonCode
     message: str
-    # No wait cures it: the job as asked needs more than its queue's whole quota on every way it may run
-    # (scheduler/fairshare.py). FederatorJobsPendingTooLong leaves such jobs out and FederatorJobsNeverRunnable
-    # names them to their tenant (server/state_sample.py; outside QA, ops F9). Not on the wire nor in the store:
-    # each cycle judges it again.
-    never: bool = False
+    # No wait cures it (None: one may), and why (`NeverRunnable`): the job as asked needs more than its queue's
+    # whole quota on every way it may run (scheduler/fairshare.py), or more than the fleet could hold even empty
+    # (scheduler/fleet_fit.py). FederatorJobsPendingTooLong leaves such jobs out and FederatorJobsNeverRunnable
+    # names them (server/state_sample.py; outside QA, ops F9; outside SRE QA, F11). Not on the wire nor in the
+    # store: each cycle judges it again.
+    never: NeverRunnable | None = None
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

@@ -32,12 +32,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
 
-from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, Reason, ReasonCode
+from federator.model import MILLI, ClusterInfo, ClusterState, JobId, JobKind, NeverRunnable, Reason, ReasonCode
 from federator.scheduler.alternatives import Assignment, assign, first_that_fits
 from federator.scheduler.board import Board, shape_key
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import Arrival, demand_of
 from federator.scheduler.fairshare import FairOrder, QueueUsage
+from federator.scheduler.fleet_fit import FleetFit
 from federator.scheduler.framework import (
     MAX_SCORE,
     Allocation,
@@ -178,6 +179,7 @@ class Scheduler:
         seconds: list[float] = []
         pending: dict[JobId, Reason] = {}
         waiting: list[PlacementRequest] = []
+        fleet = FleetFit(snapshot, cfg.legacy_vendor)
         for request in order:
             if len(decisions) >= cfg.max_placements_per_cycle:
                 pending[request.job_id] = Reason(ReasonCode.WAITING, "placement limit of this cycle reached")
@@ -185,11 +187,11 @@ class Scheduler:
             started = clock()
             if holds and (bound := respected(request, holds)):
                 request = replace(request, respects=bound)
-            request, outcome = first_that_fits(
+            asked, (request, outcome) = request, first_that_fits(
                 request, lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
             if isinstance(outcome, Reason):
-                pending[request.job_id] = outcome
-                if outcome.code in _CAPACITY:
+                pending[request.job_id] = outcome = fleet.judged(asked, outcome)  # never fits (fleet_fit.py)?
+                if outcome.code in _CAPACITY and outcome.never is None:  # no victims make room for it either
                     waiting.append(request)
                 continue
             decisions.append(Decision(request.job_id, outcome, notes.pop(request.job_id, None)))
@@ -234,7 +236,8 @@ class Scheduler:
         outcome = self._place(request, txn, board, unplaceable, shorts)
         if isinstance(outcome, Reason) and (notes := check.notes):
             if outcome.code in (ReasonCode.QUOTA_EXCEEDED, ReasonCode.ACCELERATOR_UNAVAILABLE):
-                return Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes), never=check.never)
+                return Reason(ReasonCode.QUOTA_EXCEEDED, "; ".join(notes),
+                              never=NeverRunnable.QUOTA if check.never else None)
             return Reason(outcome.code, f"{outcome.message} ({'; '.join(notes)})")
         return outcome
 

@@ -20,7 +20,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from federator.model import MILLI, Reason, ReasonCode, Resources, format_bytes
+from federator.model import MILLI, NeverRunnable, Reason, ReasonCode, Resources, format_bytes
 from federator.model.accelerator import accepts_model
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.framework import Allocation, PlacementRequest
@@ -115,12 +115,13 @@ class QueueUsage:
             return QuotaCheck(refused=Reason(
                 ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on cpu: {used.get(CPU, 0) / MILLI:g} of "
                 f"{quota.cpu_milli / MILLI:g} in use, the job needs {need.cpu_milli / MILLI:g}"
-                f"{_never(need.cpu_milli > quota.cpu_milli)}", never=need.cpu_milli > quota.cpu_milli))
+                f"{_never(need.cpu_milli > quota.cpu_milli)}", never=_over_all(need.cpu_milli > quota.cpu_milli)))
         if quota.memory_bytes is not None and used.get(MEMORY, 0) + need.memory_bytes > quota.memory_bytes:
             return QuotaCheck(refused=Reason(
                 ReasonCode.QUOTA_EXCEEDED, f"quota of queue {queue} on memory: {format_bytes(used.get(MEMORY, 0))} "
                 f"of {format_bytes(quota.memory_bytes)} in use, the job needs {format_bytes(need.memory_bytes)}"
-                f"{_never(need.memory_bytes > quota.memory_bytes)}", never=need.memory_bytes > quota.memory_bytes))
+                f"{_never(need.memory_bytes > quota.memory_bytes)}",
+                never=_over_all(need.memory_bytes > quota.memory_bytes)))
         if not (need.accelerator_milli and quota.accelerator_milli):
             return NO_LIMIT
         blocked: list[str] = []
@@ -242,3 +243,8 @@ def _never(more_than_the_quota: bool) -> str:
     read as a busy queue ("0 of 64 in use, the job needs 128"; outside QA, new user F3)."""
     return (", more than the whole quota: it can never run in this queue (shrink it, or ask for a larger quota)"
             if more_than_the_quota else "")
+
+
+def _over_all(more_than_the_quota: bool) -> NeverRunnable | None:
+    """`Reason.never` of a quota refusal."""
+    return NeverRunnable.QUOTA if more_than_the_quota else None

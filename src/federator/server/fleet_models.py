@@ -19,8 +19,10 @@ from collections.abc import Callable, Iterable
 
 from federator.catalog import catalog
 from federator.jobfile import placeholder_problem
-from federator.model import AcceleratorAlternative, ClusterCapacity, JobSpec
+from federator.model import AcceleratorAlternative, ClusterCapacity, ClusterInfo, ClusterState, JobId, JobSpec
 from federator.model.accelerator import accepts_model
+from federator.scheduler import PlacementRequest, Snapshot
+from federator.scheduler.fleet_fit import never_as_the_fleet_stands
 
 FleetModel = tuple[str, str, str]  # (vendor, model, family) of a pool a member reported
 
@@ -73,6 +75,22 @@ def alternative_warnings(spec: JobSpec, vendor_of: Callable[[str], str] = model_
                        f"spec.template's image, built for {first}; give it one with its own image "
                        "(or ignore this if that image is built for both)")
     return out
+
+
+def fleet_fit_warnings(spec: JobSpec, members: Iterable[tuple[str, str, ClusterState, ClusterCapacity | None]],
+                       legacy_vendor: str = "") -> list[str]:
+    """A job no member cluster could hold even empty (`members`: name, region, state, last report): the cycle
+    judges it never runnable as the fleet stands (scheduler/fleet_fit.py), and its user hears so at once, as of a
+    model no member has, not after hours of "no node with 8 free" (outside SRE QA, F11). A warning, not a
+    refusal: a larger member may join, and the job runs then. Every known member counts, whatever its state,
+    as in the cycle's check."""
+    snapshot = Snapshot.of(ClusterInfo(name, region, state, (), cap) for name, region, state, cap in members
+                           if cap is not None)
+    said = never_as_the_fleet_stands(PlacementRequest(JobId(""), spec, spec.replicas), snapshot, legacy_vendor)
+    if not said:
+        return []
+    field = "spec.regions.minRegions" if said.startswith("minRegions") else "spec.replicas"
+    return [f"{field}: {said}; the job is accepted"]
 
 
 class FleetModels:
@@ -145,4 +163,4 @@ class FleetModels:
         return out
 
 
-__all__ = ["FleetModel", "FleetModels", "alternative_warnings", "asked_models", "in_fleet"]
+__all__ = ["FleetModel", "FleetModels", "alternative_warnings", "asked_models", "fleet_fit_warnings", "in_fleet"]

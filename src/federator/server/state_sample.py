@@ -87,15 +87,16 @@ def state_sample(fed: Federator) -> StateSample:
         replicas_short.setdefault(queue, 0)
     # The age of each queue's oldest pending job: what FederatorJobsPendingTooLong alerts on (a standing backlog
     # is normal at national scale; a job that waits for hours is not). Only when some job is pending. A job the
-    # scheduler judged can never run (Reason.never) is counted apart: one such job kept the alert firing for its
-    # queue for good, hiding the starvation of the queue's other jobs (outside QA, ops F9).
+    # scheduler judged can never run (Reason.never: over its queue's quota, or over what the fleet could hold
+    # even empty) is counted apart: one such job kept the alert firing for its queue for good, hiding the
+    # starvation of the queue's other jobs (outside QA, ops F9; outside SRE QA, F11).
     first: dict[str, float] = {}
-    never: Counter[str] = Counter()
+    never: Counter[tuple[str, str]] = Counter()
     for job in everything if pending else ():
         if job.phase is pending_phase:
             queue = job.spec.queue
-            if job.pending_reason is not None and job.pending_reason.never:
-                never[queue] += 1
+            if job.pending_reason is not None and job.pending_reason.never is not None:
+                never[queue, job.pending_reason.never.value] += 1  # quota or fleet (NeverRunnable)
                 continue
             first[queue] = min(first.get(queue, job.submitted_at), job.submitted_at)
     oldest = {queue: max(0.0, now - at) for queue, at in first.items()}

@@ -1,0 +1,171 @@
+"""Whether a job could ever run on the fleet as it stands: "never fits", a pure check over a snapshot.
+
+Why: a gang no member cluster could hold even empty (16 x 8 H100 where the largest H100 cluster has 8 nodes of 8)
+waited "InsufficientAccelerators: ... no node with 8 free" for good, told its tenant to wait for room that can
+never exist, and kept FederatorJobsPendingTooLong firing for its queue (outside SRE QA, F11). Such a job is
+`Reason.never` = `NeverRunnable.FLEET` now: counted in federator_never_runnable_jobs{reason="fleet"} and left out
+of the oldest-pending age. It stays pending (a larger member may join, and then it runs) and is judged again
+every cycle, as a quota's "never" is.
+
+What "could never hold, even empty" means with the resource model the federator has. A report says per pool
+(vendor, model) its devices (`total_accelerators`, with those of the member's unusable nodes: they may come
+back), its usable nodes, and what is free; it does not say how many devices each node has when empty (a full
+node is in bucket 0 whatever its size). So the check is an upper bound that is sound for any node shapes: a
+replica of m milli-devices takes at least m of a pool's devices (one partition or more of a MIG pool), so a pool
+holds at most `devices * 1000 // m` replicas, however empty. Any bound tighter than that would need node sizes
+the report lacks; a replica larger than every node but not than a pool is told by the filters ("the most free
+on one node is 8"), not judged never. Host room (CPU, memory) is not judged either: an allocatable total
+shrinks with a member's NotReady nodes, and that is a wait, not a never.
+
+- A gang (all replicas in one cluster, one model): never when no accepted pool of any cluster holds all of it.
+- A spread job: never when the fleet's accepted pools together hold fewer than its replicas (groups of
+  `group_size` whole on one cluster), or fewer regions have a cluster that holds one group than its minRegions
+  (less the regions the rest of a running job already holds).
+- Every cluster the snapshot has counts, whatever its state: a cordoned or quarantined one may be uncordoned, a
+  Partitioned one come back, and a Lost one's last report stands until the federator forgets it.
+- A fleet with no pool the job accepts at all is not judged: Submit warns "no member cluster has B200 now" and the
+  job waits for one to join (as `fairshare._never_fits` leaves a model no member reports).
+- A job of alternatives is never only if each alternative is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from federator.model import MILLI, AcceleratorPool, ClusterInfo, NeverRunnable, Reason
+from federator.scheduler.alternatives import variants
+from federator.scheduler.framework import PlacementRequest, accepted_pools
+from federator.scheduler.snapshot import Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Largest:
+    """The most of one request a cluster could hold even empty, and the pool that holds it."""
+
+    cluster: str
+    region: str
+    replicas: int  # an upper bound (module docstring)
+    pool: AcceleratorPool
+
+
+def most_replicas(request: PlacementRequest, pool: AcceleratorPool) -> int:
+    """At most how many replicas of `request` the pool holds, even empty: each takes at least its share of the
+    pool's devices (whole devices, a fraction, or whole MIG partitions)."""
+    m = request.accelerator_milli
+    if m <= 0:
+        return 0
+    devices = pool_devices(pool)
+    if pool.sharing == "MIG" and pool.unit_milli > 0:
+        return devices // max(1, m // MILLI)  # a fraction takes one partition, G whole take G
+    return devices * MILLI // m
+
+
+def pool_devices(pool: AcceleratorPool) -> int:
+    """A pool's devices (its own units), even those of its member's unusable nodes; never fewer than it reports
+    free or allocatable, so that a report that left its total out cannot make a job read as never fitting."""
+    free = pool.free_accelerators + sum(n for _, n in pool.shared_devices)
+    return max(pool.total_accelerators, pool.allocatable_accelerators, free)
+
+
+def rooms(request: PlacementRequest, snapshot: Snapshot) -> list[Largest]:
+    """Per cluster with a pool the request accepts (its quota aside: that is fairshare's), its largest pool's."""
+    free = replace(request, blocked_models=(), model_caps=())
+    out = []
+    for c in snapshot.clusters:
+        best = max(accepted_pools(free, c), key=lambda p: most_replicas(free, p), default=None)
+        if best is not None:
+            out.append(Largest(c.name, c.region, most_replicas(free, best), best))
+    return out
+
+
+def _spread_total(request: PlacementRequest, cluster: ClusterInfo) -> int:
+    """The most replicas of a spread request one cluster holds even empty, over every pool it accepts."""
+    free = replace(request, blocked_models=(), model_caps=())
+    return sum(most_replicas(free, p) for p in accepted_pools(free, cluster))
+
+
+def never_fits(request: PlacementRequest, snapshot: Snapshot) -> str:
+    """Why one alternative (a request as the cycle tries it) can never run on `snapshot`'s fleet, even empty;
+    "" when it could, when it needs no accelerators, or when no member has a pool it accepts."""
+    if request.accelerator_milli <= 0:
+        return ""
+    found = rooms(request, snapshot)
+    if not found:
+        return ""
+    what = f"{request.replicas} x {_count(request.accelerator_milli)} {_models(request, found)}"
+    biggest = max(found, key=lambda r: (r.replicas, pool_devices(r.pool)))
+    largest = (f"the largest, {biggest.cluster}, has {pool_devices(biggest.pool)} "
+               f"{biggest.pool.accelerator_model} on {biggest.pool.nodes} nodes")
+    if request.is_gang or (request.replicas == 1 and request.spec.min_regions <= 1):
+        if biggest.replicas >= request.replicas:
+            return ""
+        return f"no member cluster could hold {what} even empty ({largest}, room for {biggest.replicas})"
+    g = max(1, request.spec.group_size)
+    held = {c.name: _spread_total(request, c) for c in snapshot.clusters}
+    total = sum(n // g * g for n in held.values())
+    if total < request.replicas:
+        return (f"the whole fleet could hold {total} of {request.replicas} replicas x "
+                f"{_count(request.accelerator_milli)} {_models(request, found)} even empty ({largest})")
+    regions = {c.region for c in snapshot.clusters if held[c.name] >= g} | set(request.kept_regions)
+    if len(regions) < request.spec.min_regions:
+        shown = ", ".join(sorted(regions)) or "none"
+        have = f"only {len(regions)} region has" if len(regions) == 1 else f"only {len(regions)} regions have"
+        return (f"minRegions is {request.spec.min_regions}, but {have} a member cluster that could hold "
+                f"{'a replica' if g == 1 else f'a group of {g} replicas'} of {_models(request, found)} even empty "
+                f"({shown})")
+    return ""
+
+
+def never_as_the_fleet_stands(request: PlacementRequest, snapshot: Snapshot, legacy_vendor: str = "") -> str:
+    """Why a job can never run on the fleet as it stands, over every alternative it has ("" if one could). The
+    text ends by saying the job waits for a larger member, which is what it does."""
+    tried = variants(request, legacy_vendor)
+    why = [never_fits(v, snapshot) for v in tried]
+    if not all(why):
+        return ""
+    if len(why) == 1:
+        said = why[0]
+    else:
+        alts = request.spec.accelerators
+        said = "; ".join(f"alternative {i + 1} ({alts[i].describe()}): {w}" for i, w in enumerate(why))
+    return f"{said}: it can never run as the fleet stands (shrink it, or it waits until the fleet grows to hold it)"
+
+
+class FleetFit:
+    """The fleet check of one cycle: over the cycle's snapshot, memoized per request shape (the snapshot's
+    devices do not change within a cycle; its free room, which the check does not read, does)."""
+
+    def __init__(self, snapshot: Snapshot, legacy_vendor: str = "") -> None:
+        self.snapshot = snapshot
+        self.legacy_vendor = legacy_vendor
+        self._said: dict[tuple[object, ...], str] = {}
+
+    def judged(self, request: PlacementRequest, outcome: Reason) -> Reason:
+        """`outcome`, or, when no wait could cure it, the same code with a message that says so first and what
+        the cycle found after it (`NeverRunnable.FLEET`). A quota's "never" stands: the tenant's quota is what to
+        change first."""
+        if outcome.never is not None:
+            return outcome
+        s = request.spec
+        key = (s.kind, request.replicas, s.resources, s.accelerator_models, s.accelerators, s.min_regions,
+               s.group_size, request.kept_regions, request.vendor)
+        said = self._said.get(key)
+        if said is None:
+            said = self._said[key] = never_as_the_fleet_stands(request, self.snapshot, self.legacy_vendor)
+        if not said:
+            return outcome
+        return Reason(outcome.code, f"{said}. Now: {outcome.message}", never=NeverRunnable.FLEET)
+
+
+def _count(milli: int) -> str:
+    return f"{milli // MILLI}" if milli % MILLI == 0 else f"{milli}m"
+
+
+def _models(request: PlacementRequest, found: Sequence[Largest]) -> str:
+    """The models asked, as the job names them, else those the fleet offers it."""
+    named = request.spec.accelerator_models
+    return "|".join(named) if named else "|".join(sorted({r.pool.accelerator_model for r in found}))
+
+
+__all__ = ["FleetFit", "Largest", "most_replicas", "never_as_the_fleet_stands", "never_fits", "pool_devices", "rooms"]
