@@ -428,6 +428,12 @@ class Metrics:
             "federator_placement_early_failures_total",
             "Placements a member cluster reported Failed within --early-failure-seconds of their start; a job's "
             "first was placed once more, elsewhere.", ["cluster"], registry=r)
+        # End times an agent said outside [start, learned] (server/end_times.py): clamped, so never billed longer.
+        self.end_times_clamped = Counter(
+            "federator_job_end_times_clamped_total",
+            "Final phases whose JobUpdate.ended_at lay outside [the job's start, when the federator learnt of the "
+            "end], or was not a number: taken clamped into it (a wrong or hostile clock shortens a bill, never "
+            "lengthens it). reason: future, before_start, invalid.", ["cluster", "reason"], registry=r)
         # Placements an agent reported lost (lost_placements.py): never placed again there (server/early_failures.py).
         self.placements_lost = Counter(
             "federator_placements_lost_total",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -33,8 +33,9 @@ class ScriptedFederator(agent_pb2_grpc.AgentServiceServicer):
     """Records what each session receives; sends each session's script after the Welcome."""
 
     def __init__(self, scripts: list[list[agent_pb2.FederatorMessage]], report_interval: float = 0.05,
-                 lost_after: float = 0.0) -> None:
+                 lost_after: float = 0.0, clock: Callable[[], float] | None = None) -> None:
         self.scripts = scripts
+        self.clock = clock  # set: each Welcome's federator_time (None: the Welcome gives none)
         self.report_interval = report_interval
         self.lost_after = lost_after  # 0: the Welcome gives none (the agent keeps its own default)
         self.sessions: list[list[agent_pb2.AgentMessage]] = []
@@ -52,8 +53,9 @@ class ScriptedFederator(agent_pb2_grpc.AgentServiceServicer):
                 self.changed.set()
 
         reader = asyncio.create_task(read())
-        yield agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(report_interval_seconds=self.report_interval,
-                                                                  lost_after_seconds=self.lost_after))
+        yield agent_pb2.FederatorMessage(welcome=agent_pb2.Welcome(
+            report_interval_seconds=self.report_interval, lost_after_seconds=self.lost_after,
+            federator_time=self.clock() if self.clock is not None else 0.0))
         for msg in script:
             if msg.WhichOneof("body") is None:  # an empty message: end this session
                 reader.cancel()

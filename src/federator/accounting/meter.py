@@ -10,7 +10,10 @@ For each job written, the meter compares the job's Running placements with
 the records it holds open: a placement newly Running opens a record (written
 to the usage store at once), an open record whose placement is no longer
 Running (it succeeded, failed, was cancelled, preempted, or its cluster was
-lost and the job re-placed) is closed at that moment, and one whose placement
+lost and the job re-placed) is closed at its end: the placement's `ended_at`
+(its agent's JobUpdate.ended_at, clamped by server/end_times.py) where the
+job still holds it, so an end heard of only at a re-sync after an outage is
+not billed to the re-sync; else at that moment. One whose placement
 shrank in place (server/shrink.py) is closed and a record of the new size
 opened. After a restart the open
 records are read back and carry on; a job found finished on load closes its
@@ -110,8 +113,9 @@ class UsageMeter:
         writes: list[UsageRecord] = []
         for job in jobs:
             running = {p.placement_id: p for p in job.placements if p.phase is JobPhase.RUNNING}
+            ends: dict[str, float] = {p.placement_id: p.ended_at for p in job.placements if p.ended_at}
             for pid in sorted(self._by_job.get(job.job_id, set()) - set(running)):
-                writes.append(self._close(pid, now))
+                writes.append(self._close(pid, min(ends.get(pid, now), now)))
             for pid, p in running.items():
                 if pid in self._open and self._open[pid].accelerators_milli != held(job, p)[1]:
                     writes.append(self._resized(pid, now))  # shrunk in place (server/shrink.py): a new record
@@ -172,6 +176,8 @@ class UsageMeter:
         return UsageRecord(**{**_fields(closed), "placement_id": f"{pid}#resized-{now:.0f}"})
 
     def _count(self, rec: UsageRecord, now: float) -> None:
+        """Bring the counter up to `now` for `rec`. A counter never goes back: a record that closes at an end before
+        what a tick already counted (its agent was cut off while the federator ran) adds nothing more."""
         since = self._counted.get(rec.placement_id, now)
         if now <= since:
             return

@@ -40,6 +40,7 @@ from federator.agent.backend import Backend, CountsStops, Invalid, Resizer, Says
 from federator.agent.backoff import Backoff
 from federator.agent.certificates import CertificateCheck
 from federator.agent.duplicate import DuplicateLog
+from federator.agent.ended import Ended, on_federator_clock
 from federator.agent.endpoint import Endpoint
 from federator.agent.federator_errors import ErrorLog
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
@@ -89,15 +90,6 @@ ENDED_KEPT_SECONDS = 120.0
 holds, until a Welcome gives lost_after_seconds (the federator's default): by then the federator has had it."""
 
 
-@dataclass(frozen=True)
-class _Ended:
-    """The final phase of a placement, kept after the backend forgets it (the member deleted its objects)."""
-
-    phase: JobPhase
-    message: str
-    at: float  # on the contact clock
-
-
 class StreamEnded(Exception):
     """The federator closed or lost the stream; reconnect."""
 
@@ -129,7 +121,7 @@ class Agent:
         self._messages: dict[str, str] = {}  # each placement's latest message, repeated by the re-sync
         self._counts: dict[str, tuple[int, int]] = {}  # each serving placement's (running, ready), re-sent too
         self._nodes: dict[str, tuple[tuple[str, int], ...]] = {}  # each placement's (node, replicas), re-sent too
-        self._ended: dict[str, _Ended] = {}  # placements that ended lately, oldest first (see _recently_ended)
+        self._ended: dict[str, Ended] = {}  # placements that ended lately, oldest first (see _recently_ended)
         self._live_since: float | None = None  # when the current stream was welcomed (None: no stream)
         self._fencing: dict[str, str] = {}  # placements this agent is stopping on its own, with why
         # Each placement's latest launch or cancel in flight: one placement's orders run in order, different
@@ -386,13 +378,18 @@ class Agent:
             self._nodes.pop(placement_id, None)
         if phase.is_terminal:
             self._ended.pop(placement_id, None)
-            self._ended[placement_id] = _Ended(phase, message, self.contact.clock())
+            self._ended[placement_id] = Ended(phase, message, self.contact.clock())
             self._prune_ended()
         self._queue(agent_pb2.AgentMessage(job_update=self._counted(agent_pb2.JobUpdate(
             placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message,
-            admission_overdue=admission_overdue and phase is JobPhase.PLACED, lost=_lost(phase, message)))))
+            admission_overdue=admission_overdue and phase is JobPhase.PLACED, lost=_lost(phase, message),
+            ended_at=self._ended_at(placement_id) if phase.is_terminal else 0.0))))
         if phase.is_terminal:
             self._queue_report()  # its resources are free now: waiting jobs need not wait for the next tick
+
+    def _ended_at(self, placement_id: str) -> float:
+        """JobUpdate.ended_at of a placement in a final phase (agent/ended.py); 0 if its end is not known here."""
+        return on_federator_clock(self.contact, self._ended.get(placement_id))
 
     def _counted(self, update: agent_pb2.JobUpdate) -> agent_pb2.JobUpdate:
         """`update` with its placement's last replica counts (none for one its backend does not count)."""
@@ -478,11 +475,11 @@ class Agent:
             message = self._messages.get(pid, "")
             yield self._sent(agent_pb2.AgentMessage(job_update=self._counted(agent_pb2.JobUpdate(
                 placement_id=pid, phase=convert.phase_to_pb(phase), message=message, resync=True,
-                lost=_lost(phase, message)))))
+                lost=_lost(phase, message), ended_at=self._ended_at(pid) if phase.is_terminal else 0.0))))
         for pid, ended in self._recently_ended(held).items():
             yield self._sent(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
                 placement_id=pid, phase=convert.phase_to_pb(ended.phase), message=ended.message, resync=True,
-                lost=_lost(ended.phase, ended.message))))
+                lost=_lost(ended.phase, ended.message), ended_at=on_federator_clock(self.contact, ended))))
         yield self._sent(self._report())
         while True:
             msg = await self._outbox.get()
@@ -504,7 +501,7 @@ class Agent:
             await asyncio.sleep(wait)
         self._pace.spend()
 
-    def _recently_ended(self, held: dict[str, JobPhase]) -> dict[str, _Ended]:
+    def _recently_ended(self, held: dict[str, JobPhase]) -> dict[str, Ended]:
         """Placements that ended within the federator's lost-after time and that the cluster no longer holds.
 
         Their final update may have died with the last stream: a gang refused, or a Job deleted in the member,
@@ -748,7 +745,7 @@ class Agent:
                 placement_id=placement.placement_id, ok=True, message=f"already ended here: {ended.message}")))
             self._queue(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
                 placement_id=placement.placement_id, phase=convert.phase_to_pb(ended.phase), message=ended.message,
-                lost=_lost(ended.phase, ended.message))))
+                lost=_lost(ended.phase, ended.message), ended_at=on_federator_clock(self.contact, ended))))
             return
         if self.config.maintenance and placement.placement_id not in self.backend.placements():
             refusal = maintenance_refusal(cluster=self.config.cluster, reason=self.config.maintenance)

@@ -208,6 +208,10 @@ class Placement:
     # (node, replicas there) as its agent last said (JobUpdate.nodes); () while not said. Not stored: the
     # agent's re-sync says it again. Preemption reads it to free one node's worth (scheduler/nodevictims.py).
     nodes: tuple[tuple[str, int], ...] = ()
+    # When it reached its final phase (unix seconds, federator clock; 0: not ended, or not known): its agent's
+    # JobUpdate.ended_at clamped to [start, when the federator learnt of it] (server/end_times.py), else the latter.
+    # The job's finished_at and the usage record's end read it, so an end heard of late is not billed to then.
+    ended_at: float = 0.0
 
     @property
     def running(self) -> int:

@@ -287,7 +287,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                                               "placement sent to this cluster; this one changes nothing)", pid))
                     return RejectReason.UNEXPECTED
                 self.fed.job_update(rec, u.placement_id, convert.phase_from_pb(u.phase), agent_text(u.message),
-                                    admission_overdue=u.admission_overdue, counts=counts_of(u), lost=u.lost)
+                                    admission_overdue=u.admission_overdue, counts=counts_of(u), lost=u.lost,
+                                    ended_at=u.ended_at)
             elif kind == "ack":
                 if msg.ack.resize:  # the answer to a Resize: owed no more; a refusal replaces it (server/shrink.py)
                     if not msg.ack.ok:

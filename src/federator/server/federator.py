@@ -46,6 +46,7 @@ from federator.server.clusters import (
 from federator.server.cordons import Cordons
 from federator.server.drains import Drains
 from federator.server.early_failures import EarlyFailurePolicy, EarlyFailures
+from federator.server.end_times import latest_end, placement_end
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
 from federator.server.job_table import JobTable
@@ -259,7 +260,9 @@ class Federator:
         self.metrics.agent_reports.labels(rec.name).inc()
 
     def job_update(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, message: str, *,
-                   admission_overdue: bool = False, counts: ReplicaCounts = UNSAID, lost: bool = False) -> None:
+                   admission_overdue: bool = False, counts: ReplicaCounts = UNSAID, lost: bool = False,
+                   ended_at: float = 0.0) -> None:
+        """`ended_at`: JobUpdate.ended_at, when a final phase was reached (0: not said), checked in end_times.py."""
         rec.last_seen_at = self.clock()
         self.orphans.heard(rec, placement_id, phase)  # a cancel kept for this cluster: confirmed if it ended
         job_id = self.placement_index.get(placement_id)
@@ -293,8 +296,11 @@ class Federator:
         if said is None:
             return  # Failed soon after it started: the job is queued again
         placement.phase, placement.message = phase, said
+        if phase.is_terminal:  # its end as its agent says, within [start, now]: an end heard late is not billed late
+            placement.ended_at = placement_end(job, ended_at, learned=self.clock(), cluster=rec.name,
+                                               placement_id=placement_id, metrics=self.metrics)
         self.run_limits.started(job, phase)  # Running: this attempt's run-time clock, stored with the job below
-        self._derive_phase(job)
+        self._derive_phase(job, ended=placement.ended_at or None)
         self.journal.write_or_owe([job])  # a full disk delays the record (paid each tick), never loses it
         self.notify([job])
         if phase.is_terminal:
@@ -492,7 +498,8 @@ class Federator:
         re-syncs."""
         rec.outbox.close(ending)
 
-    def _derive_phase(self, job: Job) -> None:
+    def _derive_phase(self, job: Job, *, ended: float | None = None) -> None:
+        """`ended`: when the placement whose update this follows ended (its finished_at if the job ends with it)."""
         phases = [p.phase for p in job.placements]
         if not phases:
             return
@@ -501,9 +508,10 @@ class Federator:
                 if not p.phase.is_terminal:
                     self.send(p.cluster, CancelOrder(p.placement_id, "another part of the job failed"))
                     p.phase, p.message = JobPhase.CANCELLED, "cancelled: another part of the job failed"
-            self._finish(job, JobPhase.FAILED, next(p.message for p in job.placements if p.phase is JobPhase.FAILED))
+            self._finish(job, JobPhase.FAILED, next(p.message for p in job.placements if p.phase is JobPhase.FAILED),
+                         at=ended)
         elif all(p is JobPhase.SUCCEEDED for p in phases) and not job.replicas_waiting:
-            self._finish(job, JobPhase.SUCCEEDED, "all placements succeeded")
+            self._finish(job, JobPhase.SUCCEEDED, "all placements succeeded", at=latest_end(job) if ended else None)
         else:
             # The message is the current one, in the members' words, naming any cluster not Ready (job_message.py).
             # A Running job scaled up stays Running while its new placements start (outside QA, new user F2).

@@ -168,7 +168,7 @@ class CapacityReport(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., accelerator_pools: _Optional[_Iterable[_Union[AcceleratorPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ..., member_unreachable: _Optional[str] = ..., maintenance: _Optional[str] = ...) -> None: ...
 
 class JobUpdate(_message.Message):
-    __slots__ = ("placement_id", "phase", "message", "generation", "resync", "admission_overdue", "replicas_running", "replicas_ready", "nodes", "lost")
+    __slots__ = ("placement_id", "phase", "message", "generation", "resync", "admission_overdue", "replicas_running", "replicas_ready", "nodes", "lost", "ended_at")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +179,7 @@ class JobUpdate(_message.Message):
     REPLICAS_READY_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
     LOST_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     phase: _types_pb2.JobPhase
     message: str
@@ -189,7 +190,8 @@ class JobUpdate(_message.Message):
     replicas_ready: int
     nodes: _containers.RepeatedCompositeFieldContainer[NodeReplicas]
     lost: bool
-    def __init__(self, placement_id: _Optional[str] = ..., phase: _Optional[_Union[_types_pb2.JobPhase, str]] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., resync: _Optional[bool] = ..., admission_overdue: _Optional[bool] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeReplicas, _Mapping]]] = ..., lost: _Optional[bool] = ...) -> None: ...
+    ended_at: float
+    def __init__(self, placement_id: _Optional[str] = ..., phase: _Optional[_Union[_types_pb2.JobPhase, str]] = ..., message: _Optional[str] = ..., generation: _Optional[int] = ..., resync: _Optional[bool] = ..., admission_overdue: _Optional[bool] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeReplicas, _Mapping]]] = ..., lost: _Optional[bool] = ..., ended_at: _Optional[float] = ...) -> None: ...
 
 class NodeReplicas(_message.Message):
     __slots__ = ("node", "replicas")
