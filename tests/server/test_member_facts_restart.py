@@ -173,3 +173,25 @@ def test_the_certificate_date_of_an_agent_that_cannot_come_back_survives_a_resta
         expiry = {s.labels["cluster"]: s.value for m in fed.metrics.registry.collect()
                   if m.name == "federator_cluster_certificate_expiration_timestamp_seconds" for s in m.samples}
         assert expiry == {"east-1": NOT_AFTER, "west-1": NOT_AFTER + 1}
+
+
+def test_a_member_lost_before_the_store_kept_the_time_is_lost_from_the_first_start_and_stays_so(
+        tmp_path: Path) -> None:
+    """Outside upgrade QA F1: a member Lost under 0.7 (schema 2: no Lost time) came back from every restart Lost
+    since that restart, so --forget-lost-after began again each time and it was never forgotten. It is Lost from
+    the first start that reads it, and that time is kept."""
+    from federator.store.members import Member
+
+    db, clock = tmp_path / "federator.db", Clock()
+    with life(db, clock):
+        pass  # the file, as a 0.8 start makes it
+    members = SqliteMemberStore(db)
+    members.put([Member("old-1", "west", lost=True)])  # as taken forward from 0.7: lost_at 0
+    members.close()
+    first = clock.now
+    with life(db, clock) as fed:
+        assert (fed.clusters["old-1"].state, fed.clusters["old-1"].lost_at) == (ClusterState.LOST, first)
+        turn(fed)
+    clock.now += 100
+    with life(db, clock) as fed:
+        assert fed.clusters["old-1"].lost_at == first  # not the second start's

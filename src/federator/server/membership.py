@@ -48,6 +48,10 @@ class Membership:
             rec.certificate_not_after = m.certificate_not_after
             rec.resizes_owed = set(m.resizes_owed)
             clusters[m.name] = rec
+            if m.lost and not m.lost_at:
+                # Lost before a store kept the time (schema 3): Lost from this start, and kept so, or every restart
+                # began its --forget-lost-after again and it was never forgotten (outside upgrade QA F1).
+                self._note(_member(rec, lost=True))
 
     def seen(self, rec: ClusterRecord) -> None:
         """A member's session reported: remember it as its agent's Hello gave it."""
