@@ -24,6 +24,7 @@ from promql_support import dashboard_exprs, exported_names, metric_names
 from federator.local import LocalFederation
 from federator.metrics import CLUSTER_STATES
 from federator.model import JobPhase, ReasonCode
+from federator.model.job import NeverRunnable
 from federator.security.limits import RejectReason
 from federator.store.errors import WriteFailure
 
@@ -121,6 +122,7 @@ DEFINED_VALUES: dict[tuple[str, str], set[str]] = {
     ("federator_store_write_errors_total", "reason"): {w.value for w in WriteFailure},
     ("federator_placement_moves_total", "result"): {"moved", "kept"},
     ("federator_grpc_server_handled_total", "grpc_code"): {code.name for code in grpc.StatusCode},
+    ("federator_never_runnable_jobs", "reason"): {n.value for n in NeverRunnable},
 }
 _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
 _MATCHER = re.compile(r'(\w+)\s*(=~|=)\s*"([^"]*)"')
