@@ -168,7 +168,15 @@ def test_policy_check_says_each_delegates_budget(tmp_path: Path, capsys: pytest.
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY)
     assert cli_main(["policy", "check", str(path)]) == 0
-    out = capsys.readouterr().out
+    said = capsys.readouterr()
     assert "delegate portal: may act for users *; groups none; admins no; budget over every user it acts for: " \
-           "3 pending jobs, unfinished bytes: one user's (--max-unfinished-bytes-per-user)" in out
-    assert "delegate thin: " in out and "3000 unfinished bytes" in out
+           "3 pending jobs, 268435456 unfinished bytes (unset: one user's, --max-unfinished-bytes-per-user)" \
+           in said.out
+    assert "delegate thin: " in said.out and "3000 unfinished bytes" in said.out
+    # the number an unset budget stands for, from the federator's flags (outside upgrade QA F3), and a note
+    assert cli_main(["policy", "check", str(path), "--max-pending-jobs", "1000", "--max-unfinished-bytes-per-user",
+                     "4096"]) == 0
+    said = capsys.readouterr()
+    assert "4096 unfinished bytes (unset: one user's" in said.out
+    assert "thin: " in said.out and "500 pending jobs (unset: one user's, --max-pending-jobs-per-user)" in said.out
+    assert "note: narrow, portal, thin leave their budget unset (in part or whole)" in said.err

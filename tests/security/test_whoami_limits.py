@@ -36,7 +36,8 @@ def limit(held: identity_pb2.SubmitLimit) -> tuple[int, int, str]:
 
 def test_whoami_gives_each_limit_and_its_use(certs: CertsDir, tmp_path: Path,  # noqa: F811
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    async def main() -> tuple[identity_pb2.WhoAmIResponse, identity_pb2.WhoAmIResponse, int]:
+    async def main() -> tuple[identity_pb2.WhoAmIResponse, identity_pb2.WhoAmIResponse,
+                              identity_pb2.WhoAmIResponse, int]:
         async with served(certs, tmp_path, POLICY) as s, channel(s, certs, "portal") as p, \
                 channel(s, certs, "carol") as c:
             for i in range(3):
@@ -46,11 +47,12 @@ def test_whoami_gives_each_limit_and_its_use(certs: CertsDir, tmp_path: Path,  #
             via = await identity_pb2_grpc.IdentityServiceStub(p).WhoAmI(identity_pb2.WhoAmIRequest(),
                                                                         metadata=as_user("alice", "acme"))
             own = await identity_pb2_grpc.IdentityServiceStub(c).WhoAmI(identity_pb2.WhoAmIRequest())
+            itself = await identity_pb2_grpc.IdentityServiceStub(p).WhoAmI(identity_pb2.WhoAmIRequest())
             code = await asyncio.to_thread(cli_main, ["whoami", "--server", s.target, "--certs-dir",
                                                       str(certs.root), "--user", "portal", "--as", "alice",
                                                       "--as-group", "acme", "-o", "json"])
-            return via, own, code
-    via, own, code = asyncio.run(main())
+            return via, own, itself, code
+    via, own, itself, code = asyncio.run(main())
     acme = {q.name: q for q in via.queues}["acme"]
     assert limit(acme.pending_jobs) == (50, 4, "queue 'acme' maxPendingJobs")  # every user's jobs of the queue
     assert (acme.max_priority, acme.max_run_seconds) == (10, 3600)
@@ -65,6 +67,11 @@ def test_whoami_gives_each_limit_and_its_use(certs: CertsDir, tmp_path: Path,  #
     # carol's own call: her one job, and no delegate's budget
     assert limit(own.user_pending_jobs)[:2] == (125_000, 1)
     assert not own.HasField("delegate_pending_jobs")
+    # the portal calling as itself (upgrade QA F3): its own budget and use, no user's name borrowed
+    assert itself.actor == "" and itself.user == "portal"
+    assert limit(itself.delegate_pending_jobs) == (7, 3, "tenancy.delegates.portal.maxPendingJobs")
+    assert itself.delegate_unfinished_bytes.used == via.delegate_unfinished_bytes.used
+    assert limit(itself.user_pending_jobs)[:2] == (125_000, 0)  # jobs it submitted for others are theirs
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["limits"]["delegatePendingJobs"] == {"limit": 7, "used": 3,

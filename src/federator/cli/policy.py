@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--max-pending-jobs", type=int, default=250_000, metavar="N",
                    help="the federator's --max-pending-jobs, to warn when it is too small for the queues declared "
                         "(default %(default)s, serve's)")
+    c.add_argument("--max-pending-jobs-per-user", type=int, default=None, metavar="N",
+                   help="the federator's --max-pending-jobs-per-user, the budget of a delegate whose entry sets no "
+                        "maxPendingJobs (default: half of --max-pending-jobs, serve's)")
+    c.add_argument("--max-unfinished-bytes-per-user", type=int, default=256 << 20, metavar="BYTES",
+                   help="the federator's --max-unfinished-bytes-per-user, the budget of a delegate whose entry sets "
+                        "no maxUnfinishedBytes (default %(default)s, serve's)")
     c.set_defaults(func=_check)
 
 
@@ -79,14 +85,27 @@ def _check(args: argparse.Namespace) -> int:
               + ("admins only" if tenancy.closes_undeclared else _who(tenancy.default_access or Access(anyone=True))))
     else:
         print("tenancy: none (single-tenant: any caller may use any queue)")
+    per_user_jobs = args.max_pending_jobs_per_user if args.max_pending_jobs_per_user is not None else \
+        max(1, args.max_pending_jobs // 2)
+    unset = []
     for name, rule in sorted(tenancy.delegates.items()):
         jobs = f"{rule.max_pending_jobs} pending jobs" if rule.max_pending_jobs is not None else \
-            "pending jobs: one user's (--max-pending-jobs-per-user)"
+            f"{per_user_jobs} pending jobs (unset: one user's, --max-pending-jobs-per-user)"
         size = f"{rule.max_unfinished_bytes} unfinished bytes" if rule.max_unfinished_bytes is not None else \
-            "unfinished bytes: one user's (--max-unfinished-bytes-per-user)"
+            f"{args.max_unfinished_bytes_per_user} unfinished bytes (unset: one user's, " \
+            "--max-unfinished-bytes-per-user)"
         print(f"delegate {name}: may act for users {', '.join(rule.users)}; groups "
               f"{', '.join(rule.groups) or 'none'}; admins {'yes' if rule.admins else 'no'}; budget over every "
               f"user it acts for: {jobs}, {size}")
+        if rule.max_pending_jobs is None or rule.max_unfinished_bytes is None:
+            unset.append(name)
+    if unset:
+        one = len(unset) == 1
+        print(f"note: {_names(unset)} {'leaves' if one else 'leave'} {'its' if one else 'their'} budget unset "
+              "(in part or whole): "
+              "past one user's caps (above, from the federator's flags given here) every Submit it makes for "
+              "anyone is refused RESOURCE_EXHAUSTED (limit: delegate); `federator whoami` as the delegate shows "
+              "its pending jobs now. Set maxPendingJobs and maxUnfinishedBytes to hold more", file=sys.stderr)
     cap = config.max_preemptions_per_cycle
     print(f"preemption: {f'on, at most {cap} victims a cycle' if config.preemption else 'off'}")
     sizing = KeptRoom.of(args.max_pending_jobs, len(queues)).sizing_problem()

@@ -59,14 +59,17 @@ class IdentityService(Edge, identity_pb2_grpc.IdentityServiceServicer):
                 for q in sorted(p.declared) if isinstance(self.authz.submit(who, q), Allowed)]
 
     def own_limits(self, who: Principal) -> dict[str, identity_pb2.SubmitLimit]:
-        """The caller's limits over every queue (WhoAmIResponse.user_*), and for a delegated call the delegate's
-        budget (delegate_*): each with its use now, read as Submit reads it."""
+        """The caller's limits over every queue (WhoAmIResponse.user_*), and a delegate's budget (delegate_*): the
+        actor's for a delegated call, the caller's own when it is a delegate calling as itself (so a portal can
+        watch its budget without borrowing a user's name). Each with its use now, read as Submit reads it."""
         fed = self.fed
         out = {"user_pending_jobs": _limit(submit_room.user_pending(fed, who.user)),
                "user_unfinished_bytes": _limit(submit_room.user_bytes(fed, who.user))}
-        if who.actor is not None:
-            out |= {"delegate_pending_jobs": _limit(submit_room.delegate_pending(fed, who.actor.user)),
-                    "delegate_unfinished_bytes": _limit(submit_room.delegate_bytes(fed, who.actor.user))}
+        delegate = who.actor.user if who.actor is not None else \
+            who.user if who.user in self.authz.policy.delegates else None
+        if delegate is not None:
+            out |= {"delegate_pending_jobs": _limit(submit_room.delegate_pending(fed, delegate)),
+                    "delegate_unfinished_bytes": _limit(submit_room.delegate_bytes(fed, delegate))}
         return out
 
     def _admits_undeclared(self, who: Principal) -> bool:
