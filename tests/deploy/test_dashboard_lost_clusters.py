@@ -17,7 +17,8 @@ import yaml
 from deploy_support import ALERTS, DASHBOARD
 from promql_support import dashboard_exprs, grafana_to_promql
 
-LOST_FILTER = 'unless on (cluster, region) (federator_cluster_state{state="Lost"} == 1)'
+LOST_FILTER = ('unless on (job, namespace, cluster, region) '
+               '(federator_cluster_state{job=~"$job",namespace=~"$namespace",state="Lost"} == 1)')
 _SELECTOR = re.compile(r"federator_cluster_accelerators\{[^}]*\}")
 
 
@@ -81,6 +82,36 @@ def _evaluate(promtool: Path, tmp_path: Path, title: str, samples: list[tuple[st
         "promql_expr_test": [{"expr": grafana_to_promql(expr), "eval_time": "2m",
                               "exp_samples": [{"labels": labels, "value": value} for labels, value in samples]}]}]}
     path = tmp_path / "dashboard_test.yaml"
+    path.write_text(yaml.safe_dump(test))
+    proc = subprocess.run([str(promtool), "test", "rules", str(path)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(("federation", "samples"), [
+    pytest.param(".*", [("{}", 80)], id="all"),
+    pytest.param("fed-b", [("{}", 80)], id="fed-b"),
+    pytest.param("fed-a", [], id="fed-a"),
+])
+def test_two_federations_on_one_prometheus_stay_apart(promtool: Path, tmp_path: Path, federation: str,
+                                                       samples: list[tuple[str, float]]) -> None:
+    """Two federations scraped by one Prometheus, each with a member named east-1: federation a's is Lost, b's is
+    Ready with 80 accelerators. The Federation variable ($job) shows one or both, and a's Lost east-1 does not hide
+    b's (the Lost filter joins on the federation's job and namespace, not on the cluster's name alone)."""
+    [expr] = _panels()["Fleet accelerators"][:1]
+    series = []
+    for job, state, total in (("fed-a", "Lost", 16), ("fed-b", "Ready", 80)):
+        labels = f'job="{job}",cluster="east-1",region="east"'
+        series += [{"series": f'federator_cluster_accelerators{{{labels},vendor="nvidia",'
+                              f'model="NVIDIA-H100-80GB-HBM3",state="{s}"}}', "values": f"{total}x5"}
+                   for s in ("total", "allocatable", "free")]
+        series += [{"series": f'federator_cluster_state{{{labels},state="{s}"}}', "values": f"{int(s == state)}x5"}
+                   for s in ("Ready", "Lost")]
+    test = {"rule_files": [str(ALERTS)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "promql_expr_test": [{"expr": grafana_to_promql(expr.replace("$job", federation)), "eval_time": "2m",
+                              "exp_samples": [{"labels": labels, "value": value} for labels, value in samples]}]}]}
+    path = tmp_path / "federations_test.yaml"
     path.write_text(yaml.safe_dump(test))
     proc = subprocess.run([str(promtool), "test", "rules", str(path)], capture_output=True, text=True,
                           timeout=60, check=False)
