@@ -5,6 +5,8 @@ revision the federator no longer holds, a limit on open streams per user, and th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -23,16 +25,30 @@ from federator.store import SqliteJobStore
 DAY = 24 * 3600.0
 
 
+@dataclass
+class Bed:
+    clock: Clock
+    fed: Federator
+    retention: Retention  # a day's TTL, one finished job kept per owner: a sweep removes the older
+
+
+@pytest.fixture
+def bed(tmp_path: Path) -> Iterator[Bed]:
+    """A federator on a store file with a retention that removes jobs: what a resumed Watch must be told of."""
+    clock = Clock()
+    fed = Federator(store=SqliteJobStore(tmp_path / "f.db"), clock=clock)
+    yield Bed(clock, fed, Retention(fed, RetentionPolicy(ttl_seconds=DAY, max_per_owner=1)))
+    fed.store.close()
+
+
 def _seen(msgs: list[types_pb2.Job]) -> list[tuple[str, str]]:
     """Each message as (what, job): a bookmark, a removal, or a job's phase."""
     return [("bookmark", "") if m.bookmark else ("removed", m.job_id) if m.removed else
             (types_pb2.JobPhase.Name(m.phase).removeprefix("JOB_PHASE_"), m.job_id) for m in msgs]
 
 
-def test_a_resume_after_a_cut_sends_exactly_the_changes_missed_removals_too(tmp_path: Path) -> None:
-    clock = Clock()
-    fed = Federator(store=SqliteJobStore(tmp_path / "f.db"), clock=clock)
-    retention = Retention(fed, RetentionPolicy(ttl_seconds=DAY, max_per_owner=1))
+def test_a_resume_after_a_cut_sends_exactly_the_changes_missed_removals_too(bed: Bed) -> None:
+    clock, fed, retention = bed.clock, bed.fed, bed.retention
 
     async def main() -> None:
         async with job_api(fed) as api:
@@ -67,7 +83,6 @@ def test_a_resume_after_a_cut_sends_exactly_the_changes_missed_removals_too(tmp_
             again.cancel()
 
     asyncio.run(main())
-    fed.store.close()
 
 
 def test_a_revision_the_federator_no_longer_holds_is_out_of_range_and_says_list_again(tmp_path: Path) -> None:
@@ -116,11 +131,9 @@ def test_a_revision_the_federator_no_longer_holds_is_out_of_range_and_says_list_
     restarted.store.close()
 
 
-def test_an_old_style_watch_sees_the_stream_it_saw_before(tmp_path: Path) -> None:
+def test_an_old_style_watch_sees_the_stream_it_saw_before(bed: Bed) -> None:
     """No revision, no bookmark, no removal: the bytes of each message are the job's, as before the fields."""
-    clock = Clock()
-    fed = Federator(store=SqliteJobStore(tmp_path / "f.db"), clock=clock)
-    retention = Retention(fed, RetentionPolicy(ttl_seconds=DAY, max_per_owner=1))
+    clock, fed, retention = bed.clock, bed.fed, bed.retention
 
     async def main() -> None:
         async with job_api(fed) as api:
@@ -141,13 +154,10 @@ def test_an_old_style_watch_sees_the_stream_it_saw_before(tmp_path: Path) -> Non
             assert all(m.revision == 0 and not m.bookmark and not m.removed for m in got)
 
     asyncio.run(main())
-    fed.store.close()
 
 
-def test_a_watch_of_one_job_ends_after_its_removal_and_resumes_for_that_job_alone(tmp_path: Path) -> None:
-    clock = Clock()
-    fed = Federator(store=SqliteJobStore(tmp_path / "f.db"), clock=clock)
-    retention = Retention(fed, RetentionPolicy(ttl_seconds=DAY, max_per_owner=1))
+def test_a_watch_of_one_job_ends_after_its_removal_and_resumes_for_that_job_alone(bed: Bed) -> None:
+    clock, fed, retention = bed.clock, bed.fed, bed.retention
 
     async def main() -> None:
         async with job_api(fed) as api:
@@ -172,7 +182,6 @@ def test_a_watch_of_one_job_ends_after_its_removal_and_resumes_for_that_job_alon
             assert await watch.code() == grpc.StatusCode.OK
 
     asyncio.run(main())
-    fed.store.close()
 
 
 def test_one_user_may_hold_only_so_many_watches_open_and_a_closed_one_frees_its_seat(tmp_path: Path) -> None:
