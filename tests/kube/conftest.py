@@ -12,16 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kube_support import (
-    CRDS,
-    JOBS_NAMESPACE,
-    RBAC,
-    REGIONS,
-    Kube,
-    KubeFederation,
-    Testbed,
-    service_account_kubeconfig,
-)
+from kube_support import Kube, Testbed, federation, prepare
 from support import eventually
 
 
@@ -30,12 +21,7 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
     """The test bed with the CRDs in the host and the RBAC manifests of deploy/kubernetes everywhere."""
     bed = Testbed.start(tmp_path_factory.mktemp("kube-testbed"))
     try:
-        bed.kubectl("host", "apply", "-f", str(CRDS))
-        bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        bed.kubectl("host", "apply", "-f", str(RBAC / "rbac-federator.yaml"))
-        bed.kubectl("host", "apply", "-f", str(RBAC / "rbac-users.yaml"))
-        for member in bed.members:
-            bed.kubectl(member, "apply", "-f", str(RBAC / "rbac-agent.yaml"))
+        prepare(bed, users=True)
         yield bed
     finally:
         bed.stop()
@@ -44,18 +30,7 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
 @pytest.fixture(scope="session")
 def kube(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     workdir = tmp_path_factory.mktemp("kube-federation")
-    # Every process runs as its service account, with exactly the rules of deploy/kubernetes/rbac-*.yaml.
-    host = service_account_kubeconfig(testbed, "host", "federator", workdir / "federator.kubeconfig")
-    fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
-        "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", "federator-system",
-        "--report-interval", "0.5", "--cycle-interval", "0.2", "--audit-log", str(workdir / "audit.jsonl")])
-    try:
-        fed.start_server(timeout=60)
-        for member in testbed.members:
-            kubeconfig = service_account_kubeconfig(testbed, member, "federator-agent",
-                                                    workdir / f"agent-{member}.kubeconfig")
-            fed.start_kube_agent(member, kubeconfig=kubeconfig, region=REGIONS[member])
-        k = Kube(testbed, fed, workdir)
+    with federation(testbed, workdir, "--audit-log", str(workdir / "audit.jsonl")) as k:
 
         def all_ready() -> bool:
             items = k.json("host", "get", "memberclusters")["items"]
@@ -64,5 +39,3 @@ def kube(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
         eventually(all_ready, timeout=60, what="both member clusters Ready in MemberCluster objects")
         yield k
-    finally:
-        fed.stop()

@@ -22,14 +22,66 @@ except ImportError:  # pytest's "prepend" import mode puts tests/ on sys.path
     sys.path.insert(0, str(ROOT / "tests" / "testbed"))
     from testbed import Testbed  # type: ignore[no-redef]
 
+from federator.backends.kube.api import KubeApi
+from federator.backends.kube.controller import FederatedJobController
+from federator.backends.kube.cordons import KubeCordonStore
+from federator.backends.kube.store import KubeJobStore
 from federator.local import LocalFederation, Process
+from federator.server.federator import ClusterRecord, Federator
+
+from builders import cluster, pool
 
 CRDS = ROOT / "deploy" / "helm" / "federator" / "crds"
 RBAC = ROOT / "deploy" / "kubernetes"
 EXAMPLES_K8S = ROOT / "examples" / "k8s"
 WORKLOADS = "federator-workloads"
 REGIONS = {"member-a": "east", "member-b": "west"}
+H100 = "NVIDIA-H100-80GB-HBM3"
 JOBS_NAMESPACE = "default"  # the session federator watches this namespace; other tests use their own
+
+
+def prepare(bed: Testbed, *, users: bool = False) -> None:
+    """The chart's CRDs established in the host and the RBAC manifests of deploy/kubernetes applied: the federator's
+    in the host (and the users' with `users`), the agent's in every member."""
+    bed.kubectl("host", "apply", "-f", str(CRDS))
+    bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    bed.kubectl("host", "apply", "-f", str(RBAC / "rbac-federator.yaml"))
+    if users:
+        bed.kubectl("host", "apply", "-f", str(RBAC / "rbac-users.yaml"))
+    for member in bed.members:
+        bed.kubectl(member, "apply", "-f", str(RBAC / "rbac-agent.yaml"))
+
+
+@contextmanager
+def own_bed(directory: Path, **start: Any) -> Iterator[Testbed]:
+    """A test bed of a module's own (`start`: Testbed.start's nodes, controllers, ...), `prepare`d, stopped after."""
+    bed = Testbed.start(directory, **start)
+    try:
+        prepare(bed)
+        yield bed
+    finally:
+        bed.stop()
+
+
+@contextmanager
+def federation(bed: Testbed, workdir: Path, *serve_args: str) -> Iterator[Kube]:
+    """`federator serve` on the host and a `federator agent` per member, real processes as a user starts them, each
+    its service account with exactly the rules of deploy/kubernetes/rbac-*.yaml; stopped after. The federator
+    watches JOBS_NAMESPACE, reports every 0.5 s and cycles every 0.2 s; `serve_args` add to that. The caller waits
+    for what its tests need ready (the members, a workload kind)."""
+    host = service_account_kubeconfig(bed, "host", "federator", workdir / "federator.kubeconfig")
+    fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
+        "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", "federator-system",
+        "--report-interval", "0.5", "--cycle-interval", "0.2", *serve_args])
+    try:
+        fed.start_server(timeout=60)
+        for member in bed.members:
+            kubeconfig = service_account_kubeconfig(bed, member, "federator-agent",
+                                                    workdir / f"agent-{member}.kubeconfig")
+            fed.start_kube_agent(member, kubeconfig=kubeconfig, region=REGIONS[member])
+        yield Kube(bed, fed, workdir)
+    finally:
+        fed.stop()
 
 
 @contextmanager
@@ -44,6 +96,41 @@ def host_alone(directory: Path, namespace: str) -> Iterator[Testbed]:
         yield bed
     finally:
         bed.stop()
+
+
+@dataclass
+class InProcess:
+    """A federator run in the test's own process on the host's API server (`in_process`): its FederatedJob store and
+    controller, with nothing else of `federator serve` around them."""
+
+    api: KubeApi
+    store: KubeJobStore
+    fed: Federator
+    ctl: FederatedJobController
+
+    def join(self, name: str) -> ClusterRecord:
+        """Cluster `name` (region: what comes before its "-") connected, with one 8 x H100 node free."""
+        region = name.split("-")[0]
+        rec = self.fed.connect(cluster=name, region=region, labels={})
+        self.fed.report(rec, cluster(name, region, pool(H100, nodes=1, free=8)).capacity)
+        return rec
+
+
+@contextmanager
+def in_process(host: Testbed, namespace: str, *, cordons: bool = True) -> Iterator[InProcess]:
+    """A federator in this process on `host`'s API server, its jobs in `namespace`; with `cordons`, its cordons and
+    drains kept in the MemberClusters (none loaded: the test writes them). Its store closed after. Made inside the
+    test's event loop (the controller's calls are coroutines)."""
+    api = KubeApi.connect(host.host.kubeconfig)
+    store = KubeJobStore(api, namespace=namespace)
+    fed = Federator(store=store)
+    ctl = FederatedJobController(fed, api, store, namespace=namespace)
+    if cordons:
+        fed.cordons.attach(KubeCordonStore(api), load=False)
+    try:
+        yield InProcess(api, store, fed, ctl)
+    finally:
+        store.close()
 
 
 def service_account_kubeconfig(tb: Testbed, cluster: str, account: str, path: Path,
@@ -96,6 +183,16 @@ class Kube:
     def phase(self, name: str, namespace: str = JOBS_NAMESPACE) -> str:
         obj = self.fj(name, namespace)
         return str(((obj or {}).get("status") or {}).get("phase", ""))
+
+    def event_messages(self, name: str, namespace: str = JOBS_NAMESPACE) -> list[str]:
+        """The messages of the host's Events about the object `name` (a FederatedJob): what a user reads there."""
+        events = self.json("host", "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}")
+        return [str(e.get("message", "")) for e in events["items"]]
+
+    def drain_node(self, cluster: str, node: str) -> None:
+        """`kubectl drain` of a member's node as its operator runs it: cordoned, its pods evicted (the Eviction API)."""
+        self.kubectl(cluster, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
+                     "--timeout=60s")
 
     def member_jobs(self, cluster: str) -> list[dict[str, Any]]:
         return list(self.json(cluster, "get", "jobs", "-n", WORKLOADS)["items"])

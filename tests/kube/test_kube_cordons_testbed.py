@@ -8,22 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from federator.backends.kube.api import KubeApi
-from federator.backends.kube.controller import FederatedJobController
-from federator.backends.kube.cordons import BY_HAND, KubeCordonStore
-from federator.backends.kube.store import KubeJobStore
+from federator.backends.kube.cordons import BY_HAND
 from federator.jobfile import parse_job
 from federator.model import ClusterState, JobPhase
 from federator.model.cordon import Cordon
-from federator.server.federator import Federator
 
-from builders import cluster, pool
-from kube_support import Testbed, host_alone
+from kube_support import Testbed, host_alone, in_process
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
 NAMESPACE = "cordons"
-H100 = "NVIDIA-H100-80GB-HBM3"
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +28,9 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
 
 def test_kubectl_and_federator_cordon_agree_on_the_membercluster(host: Testbed) -> None:
     async def main() -> None:
-        api = KubeApi.connect(host.host.kubeconfig)
-        store = KubeJobStore(api, namespace=NAMESPACE)
-        fed = Federator(store=store)
-        ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
-        fed.cordons.attach(KubeCordonStore(api), load=False)
-        try:
-            rec = fed.connect(cluster="east-1", region="east", labels={})
-            fed.report(rec, cluster("east-1", "east", pool(H100, nodes=1, free=8)).capacity)
+        with in_process(host, NAMESPACE) as here:
+            fed, ctl = here.fed, here.ctl
+            here.join("east-1")
             await ctl.write_members()
 
             host.kubectl("host", "patch", "mc", "east-1", "--type", "merge",
@@ -72,8 +61,6 @@ def test_kubectl_and_federator_cordon_agree_on_the_membercluster(host: Testbed) 
                                         "spec": {"kind": "training", "resources": {"cpu": "1", "nvidia.com/gpu": 1}}}))
             fed.schedule_once()
             assert job.phase is JobPhase.PLACED
-        finally:
-            store.close()
 
     asyncio.run(main())
 
@@ -85,13 +72,9 @@ def test_kubectl_get_mc_shows_a_providers_maintenance_and_a_clamped_report(host:
     from federator.server.over_bound import clamped_message
 
     async def main() -> None:
-        api = KubeApi.connect(host.host.kubeconfig)
-        store = KubeJobStore(api, namespace=NAMESPACE)
-        fed = Federator(store=store)
-        ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
-        try:
-            rec = fed.connect(cluster="west-1", region="west", labels={})
-            fed.report(rec, cluster("west-1", "west", pool(H100, nodes=1, free=8)).capacity)
+        with in_process(host, NAMESPACE, cordons=False) as here:
+            fed, ctl = here.fed, here.ctl
+            rec = here.join("west-1")
             fed.cordons.maintenance.reported("west-1", "driver upgrade", provider="acme", now=1_700_000_000.0)
             rec.over_bound = clamped_message(reported_milli=68_000, bound=64, provider="acme")
             await ctl.write_members()
@@ -109,7 +92,5 @@ def test_kubectl_get_mc_shows_a_providers_maintenance_and_a_clamped_report(host:
             status = host.kubectl("host", "get", "mc", "west-1", "-o", "jsonpath={.status}").stdout
             assert "maintenance" not in status and "overBound" not in status
             assert host.kubectl("host", "get", "mc", "west-1").stdout.splitlines()[1].split()[2] == "Ready"
-        finally:
-            store.close()
 
     asyncio.run(main())

@@ -47,8 +47,7 @@ def drained(kube: Kube) -> Iterator[list[str]]:
 def _drain_one(kube: Kube, pid: str, drained: list[str]) -> str:
     node = sorted(p["spec"]["nodeName"] for p in _pods(kube, pid))[0]
     drained.append(node)
-    kube.kubectl("member-a", "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
-                 "--timeout=60s")
+    kube.drain_node("member-a", node)
     return node
 
 
@@ -62,10 +61,8 @@ def test_a_drained_gang_is_stopped_by_the_cluster_and_queued_again_not_failed(ku
         node = _drain_one(kube, pid, drained)
 
         def requeued() -> bool:
-            events = kube.json("host", "get", "events", "-n", JOBS_NAMESPACE,
-                               "--field-selector", "involvedObject.name=drained-gang")["items"]
-            return any(f"evicted from node {node} (DisruptionTarget: EvictionByEvictionAPI)" in e.get("message", "")
-                       for e in events)
+            return any(f"evicted from node {node} (DisruptionTarget: EvictionByEvictionAPI)" in m
+                       for m in kube.event_messages("drained-gang"))
 
         eventually(requeued, timeout=60, what=lambda: f"an Event saying the pod was evicted\n{kube.logs()}")
         assert kube.phase("drained-gang") != "Failed"
@@ -107,10 +104,8 @@ def test_a_gang_whose_pod_the_members_operator_deletes_is_queued_again_not_faile
         kube.kubectl("member-a", "delete", "pod", "-n", WORKLOADS, victim, "--wait=false")
 
         def requeued() -> bool:
-            events = kube.json("host", "get", "events", "-n", JOBS_NAMESPACE,
-                               "--field-selector", "involvedObject.name=deleted-pod")["items"]
-            return any(f"pod {victim} on node" in e.get("message", "")
-                       and "was deleted in the member cluster" in e.get("message", "") for e in events)
+            return any(f"pod {victim} on node" in m and "was deleted in the member cluster" in m
+                       for m in kube.event_messages("deleted-pod"))
 
         eventually(requeued, timeout=60, what=lambda: f"an Event saying the pod was deleted\n{kube.logs()}")
         eventually(lambda: kube.phase("deleted-pod") == "Running"

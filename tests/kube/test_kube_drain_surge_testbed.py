@@ -9,20 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from federator.backends.kube.api import KubeApi
-from federator.backends.kube.controller import FederatedJobController
 from federator.backends.kube.cordons import KubeCordonStore
-from federator.backends.kube.store import KubeJobStore
 from federator.model.cordon import SURGE_SECONDS, Drain
-from federator.server.federator import Federator
 
-from builders import cluster, pool
-from kube_support import Testbed, host_alone
+from kube_support import Testbed, host_alone, in_process
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
 NAMESPACE = "drain-surge"
-H100 = "NVIDIA-H100-80GB-HBM3"
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +27,10 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
 
 def test_a_drains_surge_bound_is_kept_in_the_membercluster_and_bounded_by_the_crd(host: Testbed) -> None:
     async def main() -> None:
-        api = KubeApi.connect(host.host.kubeconfig)
-        store = KubeJobStore(api, namespace=NAMESPACE)
-        fed = Federator(store=store)
-        ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
-        fed.cordons.attach(KubeCordonStore(api), load=False)
-        try:
-            for name in ("east-1", "west-1"):
-                rec = fed.connect(cluster=name, region=name.split("-")[0], labels={})
-                fed.report(rec, cluster(name, "r", pool(H100, nodes=1, free=8)).capacity)
+        with in_process(host, NAMESPACE) as here:
+            fed, ctl = here.fed, here.ctl
+            here.join("east-1")
+            here.join("west-1")
             await ctl.write_members()
 
             drain = Drain("admin", 1_700_000_000.0, "hardware swap", 1800.0)
@@ -54,7 +43,7 @@ def test_a_drains_surge_bound_is_kept_in_the_membercluster_and_bounded_by_the_cr
                                                            "jsonpath={.spec}").stdout  # the default is not written
             await ctl.read_cordons(every=0)
             assert fed.cordons.draining() == {"east-1": drain, "west-1": Drain("admin", 1_700_000_000.0)}
-            assert KubeCordonStore(api).load()["east-1"].drain == drain  # a restart reads it back
+            assert KubeCordonStore(here.api).load()["east-1"].drain == drain  # a restart reads it back
             assert fed.drains.surges.bound(fed.cordons.draining()["west-1"]) == SURGE_SECONDS
 
             refused = host.kubectl("host", "patch", "mc", "west-1", "--type", "merge",
@@ -63,7 +52,5 @@ def test_a_drains_surge_bound_is_kept_in_the_membercluster_and_bounded_by_the_cr
             host.kubectl("host", "patch", "mc", "west-1", "--type", "merge", "-p", '{"spec":{"drainSurgeSeconds":60}}')
             await ctl.read_cordons(every=0)
             assert fed.cordons.draining()["west-1"].surge_seconds == 60.0  # kubectl's bound is read as federator's
-        finally:
-            store.close()
 
     asyncio.run(main())

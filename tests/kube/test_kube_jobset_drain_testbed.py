@@ -15,17 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kube_support import (
-    CRDS,
-    JOBS_NAMESPACE,
-    RBAC,
-    REGIONS,
-    WORKLOADS,
-    Kube,
-    KubeFederation,
-    Testbed,
-    service_account_kubeconfig,
-)
+from kube_support import JOBS_NAMESPACE, WORKLOADS, Kube, federation, own_bed
 from support import eventually
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
@@ -36,30 +26,10 @@ DELAY = "pod-complete.stage.kwok.x-k8s.io/delay"  # kwok: how long a pod runs
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     work = tmp_path_factory.mktemp("kube-jobset-drain")
-    bed = Testbed.start(work / "bed", controllers={"member-a": ["jobset"]})
-    fed = None
-    try:
-        bed.kubectl("host", "apply", "-f", str(CRDS))
-        bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        bed.kubectl("host", "apply", "-f", str(RBAC / "rbac-federator.yaml"))
-        for member in bed.members:
-            bed.kubectl(member, "apply", "-f", str(RBAC / "rbac-agent.yaml"))
-        host = service_account_kubeconfig(bed, "host", "federator", work / "federator.kubeconfig")
-        fed = KubeFederation(workdir=work, tls=False, serve_args=[
-            "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", "federator-system",
-            "--report-interval", "0.5", "--cycle-interval", "0.2"])
-        fed.start_server(timeout=60)
-        for member in bed.members:
-            kubeconfig = service_account_kubeconfig(bed, member, "federator-agent", work / f"agent-{member}.kubeconfig")
-            fed.start_kube_agent(member, kubeconfig=kubeconfig, region=REGIONS[member])
-        k = Kube(bed, fed, work)
+    with own_bed(work / "bed", controllers={"member-a": ["jobset"]}) as bed, federation(bed, work) as k:
         eventually(lambda: "JobSet" in str((k.json("host", "get", "mc", "member-a").get("status") or {})
                                            .get("workloadKinds", "")), timeout=90, what="member-a to serve JobSet")
         yield k
-    finally:
-        if fed is not None:
-            fed.stop()
-        bed.stop()
 
 
 def _jobset() -> dict[str, Any]:
@@ -87,14 +57,11 @@ def test_a_drained_jobset_gang_that_restarts_itself_is_ended_and_queued_again(fe
         pid = fed.fj("jsgang")["status"]["placementId"]  # type: ignore[index]
         pods = fed.json("member-a", "get", "pods", "-n", WORKLOADS, "-l", f"federator.io/placement-id={pid}")["items"]
         node = sorted(p["spec"]["nodeName"] for p in pods)[0]
-        fed.kubectl("member-a", "drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
-                    "--timeout=60s")
+        fed.drain_node("member-a", node)
 
         def requeued() -> bool:
-            events = fed.json("host", "get", "events", "-n", JOBS_NAMESPACE,
-                              "--field-selector", "involvedObject.name=jsgang")["items"]
-            return any(f"evicted from node {node} (DisruptionTarget: EvictionByEvictionAPI)" in e.get("message", "")
-                       for e in events)
+            return any(f"evicted from node {node} (DisruptionTarget: EvictionByEvictionAPI)" in m
+                       for m in fed.event_messages("jsgang"))
 
         eventually(requeued, timeout=60, what=lambda: f"the job queued again naming the eviction\n{fed.logs()}")
         assert fed.phase("jsgang") != "Failed"
@@ -137,9 +104,7 @@ def test_a_node_deleted_under_a_gang_is_named_with_its_pod(fed: Kube) -> None:
         fed.kubectl("member-a", "delete", "node", node)
 
         def said() -> bool:
-            events = fed.json("host", "get", "events", "-n", JOBS_NAMESPACE,
-                              "--field-selector", "involvedObject.name=nodegone")["items"]
-            return any(f"node {node} was deleted under pod {pod}" in e.get("message", "") for e in events)
+            return any(f"node {node} was deleted under pod {pod}" in m for m in fed.event_messages("nodegone"))
 
         eventually(said, timeout=60, what=lambda: f"the job queued again naming {node} and {pod}\n{fed.logs()}")
         eventually(lambda: any(e.get("reason") == "FederatorNodeLost"

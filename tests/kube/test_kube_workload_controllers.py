@@ -16,17 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kube_support import (
-    CRDS,
-    JOBS_NAMESPACE,
-    RBAC,
-    REGIONS,
-    WORKLOADS,
-    Kube,
-    KubeFederation,
-    Testbed,
-    service_account_kubeconfig,
-)
+from kube_support import JOBS_NAMESPACE, WORKLOADS, Kube, Testbed, federation, own_bed
 from support import eventually
 from workload_crds import module_dir
 from workload_objects import fresh
@@ -53,36 +43,17 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     if why:
         pytest.skip(why)
     work = tmp_path_factory.mktemp("kube-controllers")
-    bed = Testbed.start(work / "bed", controllers=RUN_ON)  # type: ignore[call-arg]
-    fed = None
-    try:
-        bed.kubectl("host", "apply", "-f", str(CRDS))
-        bed.kubectl("host", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        bed.kubectl("host", "apply", "-f", str(RBAC / "rbac-federator.yaml"))
-        for member in bed.members:
-            bed.kubectl(member, "apply", "-f", str(RBAC / "rbac-agent.yaml"))
+    with own_bed(work / "bed", controllers=RUN_ON) as bed:
         # A TrainJob names a runtime that holds its pod templates: Trainer's own torch one.
         bed.kubectl("member-b", "apply", "-f", str(module_dir(*TRAINER) / TORCH_RUNTIME))
-        host = service_account_kubeconfig(bed, "host", "federator", work / "federator.kubeconfig")
-        fed = KubeFederation(workdir=work, tls=False, serve_args=[
-            "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", "federator-system",
-            "--report-interval", "0.5", "--cycle-interval", "0.2"])
-        fed.start_server(timeout=60)
-        for member in bed.members:
-            kubeconfig = service_account_kubeconfig(bed, member, "federator-agent", work / f"agent-{member}.kubeconfig")
-            fed.start_kube_agent(member, kubeconfig=kubeconfig, region=REGIONS[member])
-        k = Kube(bed, fed, work)
+        with federation(bed, work) as k:
 
-        def kinds() -> str:
-            return str((k.json("host", "get", "mc", "member-b").get("status") or {}).get("workloadKinds", ""))
+            def kinds() -> str:
+                return str((k.json("host", "get", "mc", "member-b").get("status") or {}).get("workloadKinds", ""))
 
-        eventually(lambda: all(k in kinds() for k in ("JobSet", "LeaderWorkerSet", "TrainJob")), timeout=90,
-                   what="member-b to advertise JobSet, LeaderWorkerSet and TrainJob")
-        yield k
-    finally:
-        if fed is not None:
-            fed.stop()
-        bed.stop()
+            eventually(lambda: all(k in kinds() for k in ("JobSet", "LeaderWorkerSet", "TrainJob")), timeout=90,
+                       what="member-b to advertise JobSet, LeaderWorkerSet and TrainJob")
+            yield k
 
 
 def _apply(kube: Kube, name: str, workload: dict[str, Any], **spec: Any) -> None:

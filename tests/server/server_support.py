@@ -1,18 +1,25 @@
-"""Fakes shared by the state-machine tests of tests/server: an in-memory store, a clock, job and report builders."""
+"""Fakes shared by the state-machine tests of tests/server: an in-memory store, a clock, job and report builders;
+and the real job service over loopback with what its Watch tests read it with."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Sized
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import grpc
 import pytest
 
-from federator.api.v1 import jobs_pb2_grpc
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.jobfile import parse_job
 from federator.model import ClusterCapacity, Job, JobPhase, JobSpec
 from federator.security.auth import Authenticator
+from federator.security.authz import Authorizer
+from federator.security.pki import CertsDir, init_ca
+from federator.security.tls import TlsFiles, server_files
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.services import JobService
 from federator.store.sqlite import job_from_dict, job_to_dict
@@ -20,6 +27,7 @@ from federator.store.sqlite import job_from_dict, job_to_dict
 from builders import cluster, pool
 
 H100 = "NVIDIA-H100-80GB-HBM3"
+JobStub = jobs_pb2_grpc.JobServiceStub
 LEASE, LOST_AFTER = 10.0, 60.0
 
 
@@ -90,6 +98,50 @@ async def job_api(fed: Federator) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]
             yield jobs_pb2_grpc.JobServiceStub(ch)
     finally:
         await server.stop(0)
+
+
+@asynccontextmanager
+async def job_api_by_token(fed: Federator, auth: Authenticator, certs_dir: Path, *,
+                           authz: Authorizer | None = None) -> AsyncIterator[Callable[[str], JobStub]]:
+    """The real job service of `fed` over loopback TLS (a CA made in `certs_dir`), its callers known by bearer token
+    (`auth`) and held to `authz`; yields `stub(token)`, a client calling as that token's user. Its channels are
+    closed, and the server stopped, on the way out."""
+    certs = CertsDir(certs_dir)
+    init_ca(certs)
+    server = grpc.aio.server()
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=authz), server)
+    port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials(require_client_auth=False))
+    await server.start()
+    channels: list[grpc.aio.Channel] = []
+
+    def stub(token: str) -> JobStub:
+        creds = grpc.composite_channel_credentials(TlsFiles(certs.ca_cert).channel_credentials(),
+                                                   grpc.access_token_call_credentials(token))
+        channels.append(grpc.aio.secure_channel(f"127.0.0.1:{port}", creds))
+        return jobs_pb2_grpc.JobServiceStub(channels[-1])
+
+    try:
+        yield stub
+    finally:
+        for ch in channels:
+            await ch.close()
+        await server.stop(0)
+
+
+def submit_request(name: str) -> jobs_pb2.SubmitRequest:
+    """A Submit of a job that asks for no accelerator: the Watch tests' jobs, whose changes are what they watch."""
+    return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec(name, gpus=0)))
+
+
+async def read_watch(watch: object, n: int) -> list[types_pb2.Job]:
+    """The next `n` messages of a Watch; fails if the stream ends first, or they take more than 10 s (a hang)."""
+    got = []
+    async with asyncio.timeout(10):
+        for _ in range(n):
+            msg = await watch.read()  # type: ignore[attr-defined]
+            assert msg is not grpc.aio.EOF, f"the stream ended after {got}"
+            got.append(msg)
+    return got
 
 
 def walk_a_pending_count(fed: Federator, submit: Callable[[str, int], JobSpec], count: Callable[[], int],

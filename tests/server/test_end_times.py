@@ -12,7 +12,8 @@ from server_support import Clock, MemoryStore, join, make, spec
 
 from federator.accounting.meter import UsageMeter, attach
 from federator.accounting.store import SqliteUsageStore
-from federator.model import JobPhase, run_seconds
+from federator.model import Job, JobPhase, run_seconds
+from federator.server.clusters import ClusterRecord
 from federator.server.end_times import Clamped, end_time
 from federator.server.federator import Federator
 
@@ -93,3 +94,45 @@ def test_a_failed_placement_ends_its_job_at_its_said_end() -> None:
     fed.heard(a)
     fed.job_update(a, p.placement_id, JobPhase.FAILED, "exit 1", ended_at=START + 600)
     assert (job.phase, job.finished_at) == (JobPhase.FAILED, START + 600)
+
+
+def test_a_clusters_clamped_end_times_are_logged_once_while_it_lasts(caplog: pytest.LogCaptureFixture) -> None:
+    """An agent with a bad clock says a wrong end at every terminal update: one WARNING when its cluster's end
+    times start being clamped, DEBUG for the rest, one INFO when one is in range again; per cluster. An end not
+    said (0) neither starts nor ends a spell. The metric still counts each."""
+    clock = Clock()
+    fed = make(MemoryStore(), clock)
+    a = join(fed, "a")
+    on_a = [fed.submit(spec(f"a-{i}")) for i in range(4)]  # a node each: `a` is full
+    fed.schedule_once()
+    b = join(fed, "b")
+    on_b = [fed.submit(spec(f"b-{i}")) for i in range(2)]
+    fed.schedule_once()
+    assert {p.cluster for job in on_a for p in job.placements} == {"a"}
+    assert {p.cluster for job in on_b for p in job.placements} == {"b"}
+    clock.now = START
+    for rec, job in [(a, j) for j in on_a] + [(b, j) for j in on_b]:
+        fed.job_update(rec, job.placements[0].placement_id, JobPhase.RUNNING, "")
+    clock.now = LEARNED
+    fed.heard(a)
+    fed.heard(b)
+    caplog.set_level("DEBUG", logger="federator.server")
+
+    def end(rec: ClusterRecord, job: Job, said: float) -> list[tuple[str, str]]:
+        """The end-time lines a terminal update saying `said` logs."""
+        caplog.clear()
+        fed.job_update(rec, job.placements[0].placement_id, JobPhase.SUCCEEDED, "done", ended_at=said)
+        return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "federator.server"
+                and ("ended at" in r.getMessage() or "end times" in r.getMessage())]
+
+    (first,) = end(a, on_a[0], 9_999.0)
+    assert first[0] == "WARNING" and first[1].startswith("cluster a said placement ") and "(future)" in first[1]
+    assert "its end times are clamped until one is in range again" in first[1]
+    assert [level for level, _ in end(a, on_a[1], 9_999.0)] == ["DEBUG"]  # the same spell: not a WARNING again
+    (other,) = end(b, on_b[0], 500.0)  # another cluster's spell is its own
+    assert other[0] == "WARNING" and other[1].startswith("cluster b said placement ") and "(before_start)" in other[1]
+    assert end(b, on_b[1], 0.0) == []  # not said: no word on b's clock
+    assert end(a, on_a[2], 1_030.0) == [("INFO", "cluster a: its end times are in range again (2 clamped meanwhile)")]
+    (again,) = end(a, on_a[3], 9_999.0)  # a new spell
+    assert again[0] == "WARNING"
+    assert clamped_count(fed, "future") == 3.0

@@ -16,19 +16,16 @@ from pathlib import Path
 
 import grpc
 import pytest
-from server_support import Clock, MemoryStore, make, spec, walk_a_pending_count
+from server_support import Clock, MemoryStore, job_api_by_token, make, spec, walk_a_pending_count
 
 from federator.api import convert
-from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.api.v1 import jobs_pb2
 from federator.model import JobPhase, JobSpec
 from federator.security.auth import Authenticator, Token
 from federator.security.authz import Principal, Submitter, stamp_owner
 from federator.security.limits import Limits
-from federator.security.pki import CertsDir, init_ca
-from federator.security.tls import TlsFiles, server_files
 from federator.server.federator import Federator
 from federator.server.intake import QueueFull, QueuePendingLimit, SubmitError, UserPendingLimit
-from federator.server.services import JobService
 from federator.store import StoreUnavailable
 from federator.store.sqlite import SqliteJobStore
 
@@ -157,38 +154,25 @@ def test_without_the_flag_a_user_may_hold_half_the_federators_pending_jobs_whate
 
 def test_over_grpc_the_caller_is_the_owner_and_is_told_resource_exhausted_with_a_retry_after(tmp_path: Path) -> None:
     """Two bearer tokens, two users: the owner is the caller's identity (stamp_owner), not what the spec says."""
-    certs = CertsDir(tmp_path / "certs")
-    init_ca(certs)
 
     async def scenario() -> tuple[grpc.aio.AioRpcError, str]:
         fed = Federator(store=SqliteJobStore(tmp_path / "jobs.db"),
                         limits=Limits(max_pending_jobs_per_user=2, queue_full_retry_seconds=2))
         auth = Authenticator(tokens=(Token("m-secret", "mallory"), Token("a-secret", "alice")))
-        server = grpc.aio.server()
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth), server)
-        port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials(require_client_auth=False))
-        await server.start()
-
-        def channel(token: str) -> grpc.aio.Channel:
-            creds = grpc.composite_channel_credentials(TlsFiles(certs.ca_cert).channel_credentials(),
-                                                       grpc.access_token_call_credentials(token))
-            return grpc.aio.secure_channel(f"127.0.0.1:{port}", creds)
 
         def request(name: str, queue: str, **annotations: str) -> jobs_pb2.SubmitRequest:
             job = replace(spec(name, gpus=1, **annotations), queue=queue)
             return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(job))
 
         try:
-            async with channel("m-secret") as mallory, channel("a-secret") as alice:
-                stub = jobs_pb2_grpc.JobServiceStub(mallory)
-                await stub.Submit(request("flood-0", "flood-0"), timeout=5)
-                await stub.Submit(request("flood-1", "flood-1"), timeout=5)
+            async with job_api_by_token(fed, auth, tmp_path / "certs") as stub:
+                mallory = stub("m-secret")
+                await mallory.Submit(request("flood-0", "flood-0"), timeout=5)
+                await mallory.Submit(request("flood-1", "flood-1"), timeout=5)
                 with pytest.raises(grpc.aio.AioRpcError) as refused:  # claiming to be another user changes nothing
-                    await stub.Submit(request("flood-2", "flood-2", **{"federator.io/user": "alice"}), timeout=5)
-                other = (await jobs_pb2_grpc.JobServiceStub(alice).Submit(request("paper", "flood-2"),
-                                                                          timeout=5)).job.job_id
+                    await mallory.Submit(request("flood-2", "flood-2", **{"federator.io/user": "alice"}), timeout=5)
+                other = (await stub("a-secret").Submit(request("paper", "flood-2"), timeout=5)).job.job_id
         finally:
-            await server.stop(0)
             fed.store.close()
         return refused.value, other
 

@@ -14,19 +14,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from server_support import Clock, spec
+from server_support import Clock, JobStub, job_api_by_token, read_watch, submit_request
 
-from federator.api import convert
-from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
+from federator.api.v1 import jobs_pb2
 from federator.security.auth import Authenticator, Token
 from federator.security.authz import Authorizer
-from federator.security.pki import CertsDir, init_ca
-from federator.security.tls import TlsFiles, server_files
 from federator.server.federator import Federator
 from federator.server.policy_file import PolicyFile
 from federator.server.policy_use import use_policy
 from federator.server.reloads import Reloads
-from federator.server.services import JobService
 from federator.store import SqliteJobStore
 
 TOGETHER = """
@@ -44,13 +40,12 @@ APART = TOGETHER.replace("team-a: {users: [alice, bob]}", "team-a: {users: [alic
 class Bed:
     fed: Federator
     reloads: Reloads
-    stub: Callable[[str], jobs_pb2_grpc.JobServiceStub]
+    stub: Callable[[str], JobStub]
 
 
 @asynccontextmanager
 async def _served(tmp_path: Path) -> AsyncIterator[Bed]:
-    certs = CertsDir(tmp_path / "certs")
-    init_ca(certs)
+    """The job service over TLS, alice and bob known by token, the policy file TOGETHER under a reloader."""
     path = tmp_path / "policy.yaml"
     path.write_text(TOGETHER)
     policy = PolicyFile(path)
@@ -59,39 +54,11 @@ async def _served(tmp_path: Path) -> AsyncIterator[Bed]:
     policy.subscribe(lambda old, new: use_policy(old, new, fed=fed, authz=authz))
     reloads = Reloads(fed.metrics, trust=None, serving=None, policy=policy)
     auth = Authenticator(tokens=(Token("a-secret", "alice"), Token("b-secret", "bob")))
-    server = grpc.aio.server()
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=authz), server)
-    port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials(require_client_auth=False))
-    await server.start()
-    channels: list[grpc.aio.Channel] = []
-
-    def stub(token: str) -> jobs_pb2_grpc.JobServiceStub:
-        creds = grpc.composite_channel_credentials(TlsFiles(certs.ca_cert).channel_credentials(),
-                                                   grpc.access_token_call_credentials(token))
-        channels.append(grpc.aio.secure_channel(f"127.0.0.1:{port}", creds))
-        return jobs_pb2_grpc.JobServiceStub(channels[-1])
-
     try:
-        yield Bed(fed, reloads, stub)
+        async with job_api_by_token(fed, auth, tmp_path / "certs", authz=authz) as stub:
+            yield Bed(fed, reloads, stub)
     finally:
-        for ch in channels:
-            await ch.close()
-        await server.stop(0)
         fed.store.close()
-
-
-def _submit(name: str) -> jobs_pb2.SubmitRequest:
-    return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec(name, gpus=0)))
-
-
-async def _read(watch: object, n: int) -> list[types_pb2.Job]:
-    got = []
-    async with asyncio.timeout(10):
-        for _ in range(n):
-            msg = await watch.read()  # type: ignore[attr-defined]
-            assert msg is not grpc.aio.EOF, f"the stream ended after {got}"
-            got.append(msg)
-    return got
 
 
 async def _ended(watch: object) -> grpc.aio.AioRpcError:
@@ -107,9 +74,9 @@ def test_a_numbered_watch_open_across_a_policy_change_and_a_resume_from_before_i
     async def main() -> None:
         async with _served(tmp_path) as bed:
             alice, bob = bed.stub("a-secret"), bed.stub("b-secret")
-            ids = [(await alice.Submit(_submit(n))).job.job_id for n in ("a", "b")]
+            ids = [(await alice.Submit(submit_request(n))).job.job_id for n in ("a", "b")]
             watch = bob.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True))
-            snapshot = await _read(watch, 3)
+            snapshot = await read_watch(watch, 3)
             assert [m.job_id for m in snapshot[:2]] == ids and snapshot[2].bookmark  # team-a: bob sees alice's
             resume_at = snapshot[2].revision
             bed.reloads.policy.path.write_text(APART)  # type: ignore[union-attr]
@@ -125,12 +92,12 @@ def test_a_numbered_watch_open_across_a_policy_change_and_a_resume_from_before_i
             assert resumed.code() == grpc.StatusCode.OUT_OF_RANGE and said in (resumed.details() or "")
             # Listing again is the new truth: alice's jobs are no longer there, and a resume from it is taken.
             again = bob.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True))
-            (bookmark,) = await _read(again, 1)
+            (bookmark,) = await read_watch(again, 1)
             assert bookmark.bookmark and bookmark.revision >= changed_at
             again.cancel()
             later = bob.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True, since_revision=bookmark.revision))
-            mine = (await bob.Submit(_submit("c"))).job.job_id
-            assert [m.job_id for m in await _read(later, 2) if not m.bookmark][:1] == [mine]
+            mine = (await bob.Submit(submit_request("c"))).job.job_id
+            assert [m.job_id for m in await read_watch(later, 2) if not m.bookmark][:1] == [mine]
             later.cancel()
 
     asyncio.run(main())
@@ -140,14 +107,14 @@ def test_an_old_style_watch_is_not_ended_by_a_policy_change(tmp_path: Path) -> N
     async def main() -> None:
         async with _served(tmp_path) as bed:
             alice, bob = bed.stub("a-secret"), bed.stub("b-secret")
-            first = (await alice.Submit(_submit("a"))).job.job_id
+            first = (await alice.Submit(submit_request("a"))).job.job_id
             watch = bob.Watch(jobs_pb2.WatchJobsRequest())
-            assert [m.job_id for m in await _read(watch, 1)] == [first]
+            assert [m.job_id for m in await read_watch(watch, 1)] == [first]
             bed.reloads.policy.path.write_text(APART)  # type: ignore[union-attr]
             bed.reloads.look()
-            await alice.Submit(_submit("b"))  # no longer bob's to see: not sent
-            mine = (await bob.Submit(_submit("c"))).job.job_id
-            (got,) = await _read(watch, 1)
+            await alice.Submit(submit_request("b"))  # no longer bob's to see: not sent
+            mine = (await bob.Submit(submit_request("c"))).job.job_id
+            (got,) = await read_watch(watch, 1)
             assert got.job_id == mine and not got.revision
             watch.cancel()
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import grpc
 import pytest
-from server_support import Clock, job_api, spec
+from server_support import Clock, job_api, read_watch, spec, submit_request
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, types_pb2
@@ -23,20 +22,6 @@ from federator.server.federator import Federator
 from federator.server.watch_history import WatchHistory
 from federator.server.watch_stream import RecentSends
 from federator.store import SqliteJobStore
-
-
-def _submit(name: str) -> jobs_pb2.SubmitRequest:
-    return jobs_pb2.SubmitRequest(spec=convert.spec_to_pb(spec(name, gpus=0)))
-
-
-async def _read(watch: object, n: int) -> list[types_pb2.Job]:
-    got = []
-    async with asyncio.timeout(10):
-        for _ in range(n):
-            msg = await watch.read()  # type: ignore[attr-defined]
-            assert msg is not grpc.aio.EOF, f"the stream ended after {got}"
-            got.append(msg)
-    return got
 
 
 def _said(fed: Federator, job_id: str, message: str) -> None:
@@ -51,15 +36,15 @@ def test_a_job_changed_several_times_before_the_watcher_reads_is_sent_once_at_it
 
     async def main() -> None:
         async with job_api(fed) as api:
-            a, b, c = [(await api.Submit(_submit(n))).job.job_id for n in ("a", "b", "c")]
+            a, b, c = [(await api.Submit(submit_request(n))).job.job_id for n in ("a", "b", "c")]
             watch = api.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True))
-            assert (await _read(watch, 4))[3].bookmark
+            assert (await read_watch(watch, 4))[3].bookmark
             for said in ("one", "two", "three"):  # no await between: the stream reads them as one batch
                 _said(fed, a, said)
             newest_of_a = fed.history.revision
             _said(fed, b, "b moved")
             _said(fed, c, "the end")  # the last: nothing may come between b and it
-            got = await _read(watch, 3)
+            got = await read_watch(watch, 3)
             assert [(m.job_id, m.message) for m in got] == [(a, "three"), (b, "b moved"), (c, "the end")]
             assert got[0].revision == newest_of_a
             watch.cancel()
@@ -70,7 +55,7 @@ def test_a_job_changed_several_times_before_the_watcher_reads_is_sent_once_at_it
 
 @pytest.mark.parametrize("numbered", [True, False], ids=["numbered", "old-style"])
 @pytest.mark.parametrize("announced", ["during-the-snapshot", "after-the-snapshot"])
-def test_a_state_the_snapshot_sent_is_not_sent_again_when_its_change_is_read(
+def test_a_state_the_snapshot_sent_is_not_sent_again_when_its_change_isread_watch(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, numbered: bool, announced: str) -> None:
     """Job c changes while the snapshot sends job a, and the snapshot sends c as it is then. During: the change is
     recorded then too, before c's turn (the snapshot carried it; shown with no window of recent sends, which
@@ -96,19 +81,19 @@ def test_a_state_the_snapshot_sent_is_not_sent_again_when_its_change_is_read(
 
     async def main() -> None:
         async with job_api(fed) as api:
-            ids.extend([(await api.Submit(_submit(n))).job.job_id for n in ("a", "b", "c")])
+            ids.extend([(await api.Submit(submit_request(n))).job.job_id for n in ("a", "b", "c")])
             a, b, c = ids
             monkeypatch.setattr(convert, "job_to_pb", snapshot_turn)
             during.append(a)
             watch = api.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=numbered))
-            snapshot = await _read(watch, 4 if numbered else 3)
+            snapshot = await read_watch(watch, 4 if numbered else 3)
             assert [(m.job_id, m.message) for m in snapshot[:3]] == [
                 (a, fed.jobs[JobId(a)].message), (b, fed.jobs[JobId(b)].message), (c, "changed during the snapshot")]
             assert not during  # the change was made, during a's turn
             if announced == "after-the-snapshot":
                 fed.notify([fed.jobs[JobId(c)]])  # the write is done: announced
             _said(fed, b, "after the snapshot")
-            (then,) = await _read(watch, 1)
+            (then,) = await read_watch(watch, 1)
             assert (then.job_id, then.message) == (b, "after the snapshot")  # not c again
             watch.cancel()
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from typing import NoReturn
 
 import grpc
 
@@ -161,11 +162,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         # trust file binds to regions may not claim another (its clusters would draw the jobs meant for others').
         region_problem = self.auth.trust.region_problem(peer.issuer, hello.region) if self.auth.trust else ""
         if region_problem:
-            self.refusals.refused(hello.cluster, RejectReason.BAD_HELLO.value,
-                                  f"refused an agent stream of cluster {hello.cluster!r}: {region_problem}")
-            self.rejected(RejectReason.BAD_HELLO)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, region_problem)
-            return
+            await self._refuse_hello(context, hello.cluster, RejectReason.BAD_HELLO, grpc.StatusCode.INVALID_ARGUMENT,
+                                     region_problem)
         labels = dict(hello.labels)
         label_problem = self.auth.trust.provider_label_problem(peer.issuer, hello.cluster, labels) \
             if self.auth.trust else ""
@@ -178,11 +176,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         over = over_provider_cap(self.fed.clusters, cluster=hello.cluster, provider=labels.get(PROVIDER_LABEL, ""),
                                  cap=self.fed.limits.max_clusters_per_provider)
         if over:
-            self.refusals.refused(hello.cluster, RejectReason.LIMIT_EXCEEDED.value,
-                                  f"refused an agent stream of cluster {hello.cluster!r}: {over}")
-            self.rejected(RejectReason.LIMIT_EXCEEDED)
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, over)
-            return
+            await self._refuse_hello(context, hello.cluster, RejectReason.LIMIT_EXCEEDED,
+                                     grpc.StatusCode.RESOURCE_EXHAUSTED, over)
         current = self.fed.clusters.get(hello.cluster)
         twin = duplicates.refusal(current, instance=hello.instance, now=self.fed.clock(),
                                   lease_seconds=self.fed.lease_seconds,
@@ -228,6 +223,15 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                 if held is not None and self.fed.clusters.get(rec.name) is rec:
                     self._apply_report(rec, held)
             self.fed.disconnect(rec)
+
+    async def _refuse_hello(self, context: grpc.aio.ServicerContext, cluster: str, reason: RejectReason,
+                            code: grpc.StatusCode, problem: str) -> NoReturn:
+        """Refuse a Hello its own fields passed but the trust or the limits refuse: logged once a window for the
+        cluster and reason (a refused agent retries for ever: RefusalLog), counted, and the stream aborted."""
+        self.refusals.refused(cluster, reason.value, f"refused an agent stream of cluster {cluster!r}: {problem}")
+        self.rejected(reason)
+        await context.abort(code, problem)
+        raise AssertionError("unreachable")  # context.abort raises
 
     async def _read(self, rec: ClusterRecord, requests: AsyncIterator[agent_pb2.AgentMessage],
                     stream: _Stream) -> None:

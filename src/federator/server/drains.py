@@ -36,7 +36,7 @@ cluster shows Drained (no federated work, none comes) instead of the drain disap
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Job, Reason, ReasonCode
@@ -76,17 +76,10 @@ class Drains:
 
     def on(self, clusters: Collection[str]) -> dict[str, list[Job]]:
         """The jobs with a placement not finished on each of `clusters`, in the order a drain ends them: newest
-        placed first (Job.placed_at), then by id. One pass over the jobs that hold placements
-        (`Cycles.active_jobs`), never over every job: with a national backlog of 100,000 pending jobs, the loop's
-        turn, each scrape and each cluster List walked all of them for a drain of a few (docs/benchmarks.md,
-        "Drains"). Only a Placed or Running job holds a placement: a requeue leaves a job Pending with none
-        (Federator.supersede), a spread job that lost a part stays Placed or Running (server/partial.py)."""
+        placed first (Job.placed_at), then by id. One pass over the jobs that hold placements (`_holding`)."""
         out: dict[str, list[Job]] = {c: [] for c in clusters}
-        if not out:
-            return out
-        for job in self.fed.cycles.active_jobs():
-            for cluster in {p.cluster for p in job.placements if p.cluster in out and not p.phase.is_terminal}:
-                out[cluster].append(job)
+        for cluster, job in self._holding(out):
+            out[cluster].append(job)
         for jobs in out.values():
             jobs.sort(key=lambda job: (-job.placed_at, job.job_id))
         return out
@@ -97,8 +90,25 @@ class Drains:
 
     def counts(self) -> dict[str, int]:
         """Jobs left to move of every cluster a drain holds (0 once drained), in one pass over the jobs holding
-        placements: what a scrape reports (server/state_sample.py)."""
-        return {cluster: len(jobs) for cluster, jobs in self.on(self.fed.cordons.draining()).items()}
+        placements: what a scrape reports (server/state_sample.py). Counted as found, never listed and sorted
+        in a drain's order (`on`) only for their number: a scrape asks this every 15 seconds."""
+        out = dict.fromkeys(self.fed.cordons.draining(), 0)
+        for cluster, _job in self._holding(out):
+            out[cluster] += 1
+        return out
+
+    def _holding(self, clusters: Collection[str]) -> Iterator[tuple[str, Job]]:
+        """Each job with a placement not finished on one of `clusters`, once for each such cluster. One pass over
+        the jobs that hold placements (`Cycles.active_jobs`), never over every job: with a national backlog of
+        100,000 pending jobs, the loop's turn, each scrape and each cluster List walked all of them for a drain of
+        a few (docs/benchmarks.md, "Drains"). Only a Placed or Running job holds a placement: a requeue leaves a
+        job Pending with none (Federator.supersede), a spread job that lost a part stays Placed or Running
+        (server/partial.py)."""
+        if not clusters:
+            return
+        for job in self.fed.cycles.active_jobs():
+            for cluster in {p.cluster for p in job.placements if p.cluster in clusters and not p.phase.is_terminal}:
+                yield cluster, job
 
     def waiting(self, cluster: str) -> str:
         """Why a drain of `cluster` cannot end placements now ("" when it can)."""

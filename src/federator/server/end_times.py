@@ -6,8 +6,8 @@ SRE QA F1: 280 accelerator-seconds of work billed as 3,668.9 after a 150 s feder
 the final phase was reached, on the federator's clock as it estimates it (agent/ended.py), and the federator
 checks, never trusts: the value is clamped to [the attempt's start, the time the federator learns of the end], so
 a wrong or hostile clock can shorten a bill down to the start, never lengthen it. A value outside that window is
-counted (federator_job_end_times_clamped_total{cluster,reason}) and logged; 0 (not said: a 0.7.0 agent, or one
-restarted since the end) is the time the federator learns of it, as before.
+counted (federator_job_end_times_clamped_total{cluster,reason}) and logged once while it lasts (`ClampLog`); 0
+(not said: a 0.7.0 agent, or one restarted since the end) is the time the federator learns of it, as before.
 """
 
 from __future__ import annotations
@@ -56,14 +56,50 @@ def end_time(said: float, *, start: float, learned: float) -> EndTime:
     return EndTime(said)
 
 
+class ClampLog:
+    """Logs a cluster's clamped end times once while it lasts: a WARNING when its end times start being clamped,
+    DEBUG for each one after, one INFO (with how many there were) when an end time it says is in range again.
+
+    Why: an agent with a bad clock says a wrong end at every terminal update, and a WARNING each was one line per
+    finished placement of that cluster, for as long as its clock stayed wrong, saying nothing new after the first
+    (read-through of 0.8.0). The metric counts every one; the log says when it started and when it stopped, as the
+    federator says of a cluster's inconsistent or over-bound reports and its unreachable member API. An end not
+    said (0) is no word on the clock either way: it neither starts nor ends a spell."""
+
+    __slots__ = ("_clamped",)
+
+    def __init__(self) -> None:
+        self._clamped: dict[str, int] = {}  # cluster -> end times clamped since its spell began (one per cluster)
+
+    def clamped(self, cluster: str, detail: str) -> None:
+        """`cluster` said an end time out of its window; `detail` says which, and what it was taken as."""
+        held = self._clamped.get(cluster)
+        self._clamped[cluster] = (held or 0) + 1
+        if held is None:
+            log.warning("cluster %s %s; its end times are clamped until one is in range again, logged at DEBUG "
+                        "meanwhile (federator_job_end_times_clamped_total counts each)", cluster, detail)
+        else:
+            log.debug("cluster %s %s", cluster, detail)
+
+    def in_range(self, cluster: str) -> None:
+        """`cluster` said an end time inside its window: the spell of clamped ones, if any, is over."""
+        held = self._clamped.pop(cluster, None)
+        if held is not None:
+            log.info("cluster %s: its end times are in range again (%d clamped meanwhile)", cluster, held)
+
+
 def placement_end(job: Job, said: float, *, learned: float, cluster: str, placement_id: str,
-                  metrics: Metrics) -> float:
-    """`end_time` for a placement of `job` reported ended by `cluster`'s agent; a clamped value counted and logged."""
-    got = end_time(said, start=window_start(job), learned=learned)
+                  metrics: Metrics, clamps: ClampLog) -> float:
+    """`end_time` for a placement of `job` reported ended by `cluster`'s agent; a clamped value counted and logged
+    (`ClampLog`: once while it lasts)."""
+    start = window_start(job)
+    got = end_time(said, start=start, learned=learned)
     if got.clamped is not None:
         metrics.end_times_clamped.labels(cluster, got.clamped.value).inc()
-        log.warning("cluster %s said placement %s ended at %r, outside [%.3f, %.3f] (%s): taken as %.3f", cluster,
-                    placement_id, said, window_start(job), learned, got.clamped.value, got.at)
+        clamps.clamped(cluster, f"said placement {placement_id} ended at {said!r}, outside [{start:.3f}, "
+                                f"{learned:.3f}] ({got.clamped.value}): taken as {got.at:.3f}")
+    elif said:
+        clamps.in_range(cluster)
     return got.at
 
 
@@ -73,4 +109,4 @@ def latest_end(job: Job) -> float | None:
     return max((p.ended_at for p in job.placements if p.ended_at), default=None)
 
 
-__all__ = ["Clamped", "EndTime", "end_time", "latest_end", "placement_end", "window_start"]
+__all__ = ["ClampLog", "Clamped", "EndTime", "end_time", "latest_end", "placement_end", "window_start"]

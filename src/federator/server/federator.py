@@ -46,7 +46,7 @@ from federator.server.clusters import (
 from federator.server.cordons import Cordons
 from federator.server.drains import Drains
 from federator.server.early_failures import EarlyFailurePolicy, EarlyFailures
-from federator.server.end_times import latest_end, placement_end
+from federator.server.end_times import ClampLog, latest_end, placement_end
 from federator.server.intake import Intake
 from federator.server.job_message import ClusterNotes, job_message
 from federator.server.job_table import JobTable
@@ -109,6 +109,7 @@ class Federator:
         self.cycle_interval = cycle_interval
         self.limits = limits or Limits()
         self.refusals = RecentRefusals(refusal_cooldown)
+        self.end_clamps = ClampLog()  # agents' end times out of their window: logged once while it lasts
         self.moves = Moves()  # placements agents asked to move (JobUpdate.admission_overdue), answered each turn
         self.jobs = JobTable(store.load())  # by id, and in submission order and by owner (server/job_table.py)
         self.placement_index: dict[str, JobId] = {
@@ -298,7 +299,7 @@ class Federator:
         placement.phase, placement.message = phase, said
         if phase.is_terminal:  # its end as its agent says, within [start, now]: an end heard late is not billed late
             placement.ended_at = placement_end(job, ended_at, learned=self.clock(), cluster=rec.name,
-                                               placement_id=placement_id, metrics=self.metrics)
+                                               placement_id=placement_id, metrics=self.metrics, clamps=self.end_clamps)
         self.run_limits.started(job, phase)  # Running: this attempt's run-time clock, stored with the job below
         self._derive_phase(job, ended=placement.ended_at or None)
         self.journal.write_or_owe([job])  # a full disk delays the record (paid each tick), never loses it

@@ -16,7 +16,7 @@ import grpc
 from federator import __version__
 from federator.api.features import FEATURES
 from federator.api.v1 import identity_pb2, identity_pb2_grpc
-from federator.security.authz import Allowed, Principal
+from federator.security.authz import Allowed, Principal, Submitter
 from federator.security.namespaces import queue_namespaces
 from federator.server import submit_room
 from federator.server.edge import Edge
@@ -63,8 +63,9 @@ class IdentityService(Edge, identity_pb2_grpc.IdentityServiceServicer):
         actor's for a delegated call, the caller's own when it is a delegate calling as itself (so a portal can
         watch its budget without borrowing a user's name). Each with its use now, read as Submit reads it."""
         fed = self.fed
-        out = {"user_pending_jobs": _limit(submit_room.user_pending(fed, who.user)),
-               "user_unfinished_bytes": _limit(submit_room.user_bytes(fed, who.user))}
+        owner = Submitter(user=who.user)
+        out = {"user_pending_jobs": _limit(submit_room.user_pending(fed, owner)),
+               "user_unfinished_bytes": _limit(submit_room.user_bytes(fed, owner))}
         delegate = who.actor.user if who.actor is not None else \
             who.user if who.user in self.authz.policy.delegates else None
         if delegate is not None:

@@ -61,7 +61,7 @@ from federator.server.submit_errors import (
     SubmitError,
     UserPendingLimit,
 )
-from federator.server.submit_room import queue_pending
+from federator.server.submit_room import queue_pending, user_bytes, user_pending
 from federator.server.templates import (
     accelerator_problems,
     accelerator_warnings,
@@ -137,6 +137,14 @@ def taken(namespace: str, name: str) -> str:
     """What a caller who may not see the job holding a name hears: nothing of that job, not even whether it has
     finished (an outsider learnt that from the difference between two refusals), nor that a job holds it."""
     return f"metadata.name: the name {name!r} is not available in namespace {namespace!r}; choose another name"
+
+
+def _owned(source: str, owner: Submitter) -> str:
+    """A per-user bound's source as a refusal tells it: a kubectl-made FederatedJob's owner is its namespace, which
+    the flag's name would not lead anyone to guess. WhoAmI asks only for users, so it leaves this out."""
+    if owner.user:
+        return source
+    return source + "; a FederatedJob made with kubectl has no user, so its namespace stands for one"
 
 
 def _latest_first(job: Job) -> tuple[bool, float]:
@@ -370,18 +378,12 @@ class Intake:
         """Refuse a new job of an owner (its recorded user; its namespace when no user submitted it, a kubectl-made
         FederatedJob) holding as many pending jobs over all queues as `--max-pending-jobs-per-user` allows.
         One count read, no scan."""
-        fed = self.fed
-        limit = fed.limits.pending_per_user
-        pending = fed.cycles.by_owner.count(owner)
-        if pending < limit:
+        held = user_pending(self.fed, owner)  # as WhoAmI reports it (server/submit_room.py)
+        if held.used < held.limit:
             return
         self._reject(RejectReason.USER_PENDING_LIMIT)
-        source = "--max-pending-jobs-per-user" if fed.limits.max_pending_jobs_per_user is not None else \
-            "--max-pending-jobs-per-user, by default half of --max-pending-jobs"
-        if not owner.user:
-            source += "; a FederatedJob made with kubectl has no user, so its namespace stands for one"
-        raise UserPendingLimit(owner=owner, pending=pending, limit=limit, source=source,
-                               retry_after=fed.limits.queue_full_retry_seconds)
+        raise UserPendingLimit(owner=owner, pending=held.used, limit=held.limit, source=_owned(held.source, owner),
+                               retry_after=self.fed.limits.queue_full_retry_seconds)
 
     def budget(self, delegate: str) -> Budget:
         """Delegate `delegate`'s budget under the live policy (its entry's, else one user's caps)."""
@@ -419,22 +421,21 @@ class Intake:
         return size
 
     def _check_byte_room(self, owner: Submitter, size: int) -> None:
-        """Refuse a new job whose spec would take its owner's unfinished jobs past `--max-unfinished-bytes-per-user`,
-        or every owner's past `--max-unfinished-bytes`: back-pressure, gone as jobs finish (a job bigger than a
+        """Refuse a new job whose spec would take every owner's unfinished jobs past `--max-unfinished-bytes`, or
+        its owner's past `--max-unfinished-bytes-per-user`: back-pressure, gone as jobs finish (a job bigger than a
         budget by itself was refused as invalid: `_weight`). Two sums read, no scan."""
         fed = self.fed
-        budgets = ((fed.limits.max_unfinished_bytes, "--max-unfinished-bytes", None),
-                   (fed.limits.max_unfinished_bytes_per_user, "--max-unfinished-bytes-per-user", owner))
-        for limit, flag, whose in budgets:
-            held = self.bytes.total if whose is None else self.bytes.owner(whose)
-            if held + size <= limit:
-                continue
-            self._reject(RejectReason.QUEUE_FULL if whose is None else RejectReason.USER_PENDING_LIMIT)
-            source = flag
-            if whose is not None and not whose.user:
-                source += "; a FederatedJob made with kubectl has no user, so its namespace stands for one"
-            raise ByteBudgetFull(owner=whose, held=held, size=size, limit=limit, source=source,
-                                 retry_after=fed.limits.queue_full_retry_seconds)
+        retry = fed.limits.queue_full_retry_seconds
+        held = self.bytes.total
+        if held + size > fed.limits.max_unfinished_bytes:
+            self._reject(RejectReason.QUEUE_FULL)
+            raise ByteBudgetFull(owner=None, held=held, size=size, limit=fed.limits.max_unfinished_bytes,
+                                 source="--max-unfinished-bytes", retry_after=retry)
+        own = user_bytes(fed, owner)  # as WhoAmI reports it (server/submit_room.py)
+        if own.used + size > own.limit:
+            self._reject(RejectReason.USER_PENDING_LIMIT)
+            raise ByteBudgetFull(owner=owner, held=own.used, size=size, limit=own.limit,
+                                 source=_owned(own.source, owner), retry_after=retry)
 
     def ended(self, job: Job) -> None:
         """A job finished (succeeded, failed, cancelled; its write may still be on its way): its spec no longer

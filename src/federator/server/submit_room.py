@@ -2,8 +2,9 @@
 
 Why: a portal's submit form learned a queue's maxPriority and every pending cap only from refusals (outside portal
 QA, M5 and re-test N6), so it could not show "3 of 50 pending" nor grey out a button before the user pressed it.
-Each bound here is read the way Submit reads it (server/intake.py checks the queue's through `queue_pending` too),
-so the two cannot drift apart; each is an index read, never a scan over jobs.
+Each bound here is read the way Submit reads it (server/intake.py checks the queue's, the owner's pending jobs and
+the owner's bytes through these very functions), so the two cannot drift apart; each is an index read, never a scan
+over jobs.
 """
 
 from __future__ import annotations
@@ -41,16 +42,17 @@ def queue_pending(fed: Federator, queue: str) -> Held:
     return Held(own if own is not None else fed.limits.pending_per_queue, fed.cycles.by_queue.count(queue), source)
 
 
-def user_pending(fed: Federator, user: str) -> Held:
-    """The user's cap of pending jobs over every queue, and their pending jobs."""
+def user_pending(fed: Federator, owner: Submitter) -> Held:
+    """The owner's cap of pending jobs over every queue, and their pending jobs. An owner is a user, or the
+    namespace of a kubectl-made FederatedJob (`Submitter`); Submit's refusal says which, WhoAmI only asks for users."""
     source = "--max-pending-jobs-per-user" if fed.limits.max_pending_jobs_per_user is not None else \
         "--max-pending-jobs-per-user, by default half of --max-pending-jobs"
-    return Held(fed.limits.pending_per_user, fed.cycles.by_owner.count(Submitter(user=user)), source)
+    return Held(fed.limits.pending_per_user, fed.cycles.by_owner.count(owner), source)
 
 
-def user_bytes(fed: Federator, user: str) -> Held:
-    """The user's budget of unfinished jobs' spec bytes, and what their unfinished jobs weigh."""
-    return Held(fed.limits.max_unfinished_bytes_per_user, fed.intake.bytes.owner(Submitter(user=user)),
+def user_bytes(fed: Federator, owner: Submitter) -> Held:
+    """The owner's budget of unfinished jobs' spec bytes, and what their unfinished jobs weigh."""
+    return Held(fed.limits.max_unfinished_bytes_per_user, fed.intake.bytes.owner(owner),
                 "--max-unfinished-bytes-per-user")
 
 
