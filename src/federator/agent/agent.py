@@ -40,10 +40,11 @@ from federator.agent.backend import Backend, CountsStops, Invalid, Resizer, Says
 from federator.agent.backoff import Backoff
 from federator.agent.certificates import CertificateCheck
 from federator.agent.duplicate import DuplicateLog
-from federator.agent.ended import Ended, on_federator_clock
+from federator.agent.ended import Ended
 from federator.agent.endpoint import Endpoint
 from federator.agent.federator_errors import ErrorLog
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
+from federator.agent.final_updates import ENDED_KEPT_SECONDS, FinalPhases
 from federator.agent.maintenance import maintenance_refusal
 from federator.agent.member_health import MemberHealth, Probe
 from federator.agent.metrics import AgentMetrics
@@ -53,7 +54,6 @@ from federator.agent.rejections import LOUD, OVER_BOUND, Rejections, reason_labe
 from federator.api import convert
 from federator.api.v1 import agent_pb2, agent_pb2_grpc
 from federator.keepalive import AGENT_KEEPALIVE
-from federator.lost_placements import marked_lost
 from federator.model import AgentFeature, JobPhase
 from federator.readyfile import write_ready_file
 from federator.security.metrics_token import MetricsToken
@@ -85,9 +85,6 @@ TICK = 0.25
 CERTIFICATE_CHECK_TICKS = 2400
 """Every 10 minutes (in ticks) the TLS files' dates are read again, so the expiry metric follows a renewal made
 while the stream is up (they are read after every failed connection too)."""
-ENDED_KEPT_SECONDS = 120.0
-"""How long, of time with a stream up, a re-sync repeats the final phase of a placement the cluster no longer
-holds, until a Welcome gives lost_after_seconds (the federator's default): by then the federator has had it."""
 
 
 class StreamEnded(Exception):
@@ -121,8 +118,6 @@ class Agent:
         self._messages: dict[str, str] = {}  # each placement's latest message, repeated by the re-sync
         self._counts: dict[str, tuple[int, int]] = {}  # each serving placement's (running, ready), re-sent too
         self._nodes: dict[str, tuple[tuple[str, int], ...]] = {}  # each placement's (node, replicas), re-sent too
-        self._ended: dict[str, Ended] = {}  # placements that ended lately, oldest first (see _recently_ended)
-        self._live_since: float | None = None  # when the current stream was welcomed (None: no stream)
         self._fencing: dict[str, str] = {}  # placements this agent is stopping on its own, with why
         # Each placement's latest launch or cancel in flight: one placement's orders run in order, different
         # placements' do not wait for each other, and the stream is read meanwhile (`_in_order`).
@@ -136,6 +131,7 @@ class Agent:
         # (the same instance takes over at once) from a second agent with the same cluster name (refused).
         self.instance = str(uuid.uuid4())
         self.contact = Contact()  # this stream's last message, on a clock that counts through pauses
+        self._finals = FinalPhases(self.contact)  # the ends the agent says, and keeps for the re-sync
         self._last_contact = self.contact.clock()  # the last message of any stream (for --fence-after)
         self.terms: Terms | None = None  # the latest Welcome's
         self._fence_limit = config.fence_after if config.fence_after > 0 else float("inf")
@@ -154,6 +150,19 @@ class Agent:
         self.certificates = CertificateCheck(
             config.tls, cluster=config.cluster, provider=config.labels.get("federator.io/provider", ""),
             on_dates=self.metrics.certificate_expires) if config.tls is not None else None
+
+    @property
+    def _ended(self) -> dict[str, Ended]:
+        """The final phases kept (agent/final_updates.py): tests read when one was reached."""
+        return self._finals.ended
+
+    @property
+    def _live_since(self) -> float | None:
+        return self._finals.live_since
+
+    @_live_since.setter
+    def _live_since(self, at: float | None) -> None:  # a test's stream up since long ago
+        self._finals.live_since = at
 
     async def run(self) -> None:
         if self.config.maintenance:
@@ -376,20 +385,15 @@ class Agent:
             self._nodes[placement_id] = nodes  # JobUpdate.nodes: re-sent with every update, the re-sync's too
         elif phase.is_terminal:
             self._nodes.pop(placement_id, None)
-        if phase.is_terminal:
-            self._ended.pop(placement_id, None)
-            self._ended[placement_id] = Ended(phase, message, self.contact.clock())
-            self._prune_ended()
-        self._queue(agent_pb2.AgentMessage(job_update=self._counted(agent_pb2.JobUpdate(
-            placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message,
-            admission_overdue=admission_overdue and phase is JobPhase.PLACED, lost=_lost(phase, message),
-            ended_at=self._ended_at(placement_id) if phase.is_terminal else 0.0))))
-        if phase.is_terminal:
-            self._queue_report()  # its resources are free now: waiting jobs need not wait for the next tick
-
-    def _ended_at(self, placement_id: str) -> float:
-        """JobUpdate.ended_at of a placement in a final phase (agent/ended.py); 0 if its end is not known here."""
-        return on_federator_clock(self.contact, self._ended.get(placement_id))
+        if not phase.is_terminal:
+            self._queue(agent_pb2.AgentMessage(job_update=self._counted(agent_pb2.JobUpdate(
+                placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message,
+                admission_overdue=admission_overdue and phase is JobPhase.PLACED))))
+            return
+        self._finals.reached(placement_id, phase, message)
+        self._queue(agent_pb2.AgentMessage(job_update=self._counted(
+            self._finals.update(placement_id, phase, message, resync=False))))
+        self._queue_report()  # its resources are free now: waiting jobs need not wait for the next tick
 
     def _counted(self, update: agent_pb2.JobUpdate) -> agent_pb2.JobUpdate:
         """`update` with its placement's last replica counts (none for one its backend does not count)."""
@@ -473,13 +477,12 @@ class Agent:
                                 if not phase.is_terminal and (n := self.backend.nodes_of(pid))})
         for pid, phase in held.items():
             message = self._messages.get(pid, "")
-            yield self._sent(agent_pb2.AgentMessage(job_update=self._counted(agent_pb2.JobUpdate(
-                placement_id=pid, phase=convert.phase_to_pb(phase), message=message, resync=True,
-                lost=_lost(phase, message), ended_at=self._ended_at(pid) if phase.is_terminal else 0.0))))
-        for pid, ended in self._recently_ended(held).items():
-            yield self._sent(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
-                placement_id=pid, phase=convert.phase_to_pb(ended.phase), message=ended.message, resync=True,
-                lost=_lost(ended.phase, ended.message), ended_at=on_federator_clock(self.contact, ended))))
+            update = self._finals.update(pid, phase, message, resync=True) if phase.is_terminal else \
+                agent_pb2.JobUpdate(placement_id=pid, phase=convert.phase_to_pb(phase), message=message, resync=True)
+            yield self._sent(agent_pb2.AgentMessage(job_update=self._counted(update)))
+        for pid, ended in self._finals.recently_ended(held).items():
+            yield self._sent(agent_pb2.AgentMessage(job_update=self._finals.update(
+                pid, ended.phase, ended.message, resync=True)))
         yield self._sent(self._report())
         while True:
             msg = await self._outbox.get()
@@ -500,35 +503,6 @@ class Agent:
             self.metrics.updates_paced.inc(wait)
             await asyncio.sleep(wait)
         self._pace.spend()
-
-    def _recently_ended(self, held: dict[str, JobPhase]) -> dict[str, Ended]:
-        """Placements that ended within the federator's lost-after time and that the cluster no longer holds.
-
-        Their final update may have died with the last stream: a gang refused, or a Job deleted in the member,
-        while the agent was reconnecting. Without it the federator sees only that the placement is gone: it
-        re-queues the job without marking this cluster as one that refused it, and re-places it here to be
-        refused again. So the re-sync repeats them; the federator ignores what it already had.
-        """
-        self._prune_ended()
-        return {pid: e for pid, e in self._ended.items() if pid not in held}
-
-    def _prune_ended(self) -> None:
-        """Forget a final phase once a stream has been up for the federator's lost-after time since it ended (by
-        then the federator has had it, or re-placed the job anyway); keep at most OUTBOX_LIMIT.
-
-        Counted only while a stream is up: a final phase sent on a stream into a federator that was down or
-        paused is not known there, and a federator that comes back after more than lost-after took a placement
-        the cluster no longer holds as lost and ran the job again (outside SRE QA F1: jobs that had succeeded
-        during a 142 s federator pause were run a second time). Time without a stream no longer ages them."""
-        keep = self.terms.lost_after_seconds if self.terms and self.terms.lost_after_seconds > 0 \
-            else ENDED_KEPT_SECONDS
-        now = self.contact.clock()
-        since = self._live_since
-        while self._ended:
-            oldest = next(iter(self._ended.values()))  # the oldest end: max(at, since) grows along the dict
-            if len(self._ended) <= OUTBOX_LIMIT and (since is None or now - max(oldest.at, since) <= keep):
-                return
-            del self._ended[next(iter(self._ended))]
 
     def _sent(self, msg: agent_pb2.AgentMessage) -> agent_pb2.AgentMessage:
         """Count a message as it is handed to the stream."""
@@ -614,8 +588,7 @@ class Agent:
                 elif kind == "resize":
                     self._in_order(msg.resize.placement_id, self._resize, msg.resize)
         finally:
-            self._prune_ended()  # with the time this stream was up: the next one's starts again
-            self._live_since = None
+            self._finals.stream_down()
             self.connected.clear()
             self.metrics.session_closed()
             if reporter:
@@ -682,7 +655,7 @@ class Agent:
             self._end_session("a configuration the federator's rule refuses")
             return False
         self._pace.agreed(welcome)
-        self._live_since = self.contact.clock()  # final phases age from here on (_prune_ended)
+        self._finals.stream_up(welcome.lost_after_seconds)  # final phases age from here on (FinalPhases.prune)
         self.sessions += 1
         self.connected.set()
         self.metrics.session_opened()
@@ -735,7 +708,7 @@ class Agent:
                 placement_id=launch.placement.placement_id, ok=False, message=f"malformed launch: {exc}")))
             self.metrics.launched("refused", None)
             return
-        ended = self._ended.get(placement.placement_id)
+        ended = self._finals.ended.get(placement.placement_id)
         if ended is not None and placement.placement_id not in self.backend.placements():
             # It ran here, ended and the cluster forgot it (the simulated one a minute after, a Kubernetes member
             # after ttlSecondsAfterFinished): the same id twice starts nothing new (contract step 6); its end again.
@@ -743,9 +716,8 @@ class Agent:
                      ended.phase.value)
             self._queue(agent_pb2.AgentMessage(ack=agent_pb2.Ack(
                 placement_id=placement.placement_id, ok=True, message=f"already ended here: {ended.message}")))
-            self._queue(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
-                placement_id=placement.placement_id, phase=convert.phase_to_pb(ended.phase), message=ended.message,
-                lost=_lost(ended.phase, ended.message), ended_at=on_federator_clock(self.contact, ended))))
+            self._queue(agent_pb2.AgentMessage(job_update=self._finals.update(
+                placement.placement_id, ended.phase, ended.message, resync=False)))
             return
         if self.config.maintenance and placement.placement_id not in self.backend.placements():
             refusal = maintenance_refusal(cluster=self.config.cluster, reason=self.config.maintenance)
@@ -790,13 +762,11 @@ class Agent:
             self._queue_report()
 
 
-def _lost(phase: JobPhase, message: str) -> bool:
-    """JobUpdate.lost: a Failed placement the backend lost (lost_placements.py). Its message keeps the words a
-    0.7.0 federator reads, so a federator of either release reads it as lost."""
-    return phase is JobPhase.FAILED and marked_lost(message)
-
-
 def _why(exc: BaseException | None) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name}: {exc.details()}"
     return str(exc) if exc else "?"
+
+
+__all__ = ["CHANNEL_OPTIONS", "ENDED_KEPT_SECONDS", "KEEPALIVE", "OUTBOX_LIMIT", "REFUSED_BACKOFF",
+           "REFUSED_HANDSHAKES", "Agent", "AgentConfig", "StreamEnded"]
