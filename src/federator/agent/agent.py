@@ -81,7 +81,7 @@ class Agent:
         self.certificates = CertificateCheck(
             config.tls, cluster=config.cluster, provider=config.labels.get("federator.io/provider", ""),
             on_dates=self.metrics.certificate_expires) if config.tls is not None else None
-        outbox = self._outbox_of = Outbox()
+        outbox = self.outbox = Outbox()  # what the parts queue for the stream (agent/outbox.py)
         self._finals = FinalPhases(self.contact)  # the ends the agent says, and keeps for the re-sync
         self._orders = Orders(config, backend, contact=self.contact, metrics=self.metrics, member=self.member,
                               outbox=outbox, finals=self._finals)
@@ -110,7 +110,7 @@ class Agent:
     @property
     def _outbox(self) -> asyncio.Queue[agent_pb2.AgentMessage | None]:
         """The current stream's queue (None put in it ends the stream: a test's break)."""
-        return self._outbox_of.queue
+        return self.outbox.queue
 
     @property
     def _fences(self) -> int:
