@@ -5,7 +5,7 @@ Why: an agent whose certificate expired logged only gRPC's words for the handsha
 logged nothing, and no metric said when a certificate would expire. Clusters issued the same day went
 Partitioned, then Lost, together, and no line named the cause. Now the agent reads the notBefore and notAfter
 of its certificate (--cert) and of the CA it checks the federator with (--ca) when it starts, after each
-connection that failed, and every 10 minutes (agent.py, CERTIFICATE_CHECK_TICKS: a renewal under a healthy stream
+connection that failed, and every 10 minutes (session.py, CERTIFICATE_CHECK_TICKS: a renewal under a healthy stream
 is seen there, not only at the next reconnect), and:
 
 - one it holds outside its dates is an ERROR naming the file, when it expired (or when it becomes valid) and

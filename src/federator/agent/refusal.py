@@ -6,7 +6,7 @@ member), while a PERMISSION_DENIED refusal was said once and backed off to minut
 for an mTLS agent dialing a plaintext federator (`WRONG_VERSION_NUMBER` every 0.1-1 s, F17). None of these
 changes by retrying: an operator's fix does (the agent's flags, its certificate, the federator's trust file or
 --insecure). So each is said once per reason, with what it most likely means, and retried less and less often
-(agent.py, REFUSED_BACKOFF), which still takes a fix made on the federator's side without a restart.
+(reconnect.py, REFUSED_BACKOFF), which still takes a fix made on the federator's side without a restart.
 
 Not here: ALREADY_EXISTS (another agent holds the cluster: it ends when that one goes, agent/duplicate.py), and
 a closed socket or a refused connection, which a federator that is restarting gives too.
@@ -59,7 +59,7 @@ def handshake_hint(detail: str, *, tls: bool, provider: str, attempts: int) -> s
     new provider's agent looped on it for ever, read as "federator down"). Not a lasting failure at once (a
     restarting federator closes sockets too, and its retries keep the usual back-off, up to 5 s): a hint after a
     few attempts, so a restart says nothing, and the refused back-off after REFUSED_HANDSHAKES of them in a row
-    (agent.py `Agent._lasting_handshake`)."""
+    (reconnect.py `Reconnect._lasting_handshake`)."""
     if not tls or attempts < 5 or "Socket closed" not in detail:
         return ""
     whose = (f"provider {provider!r} may not be in the federator's trust.yaml yet, or the federator has not "

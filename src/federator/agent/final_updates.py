@@ -1,0 +1,97 @@
+"""The final phase of a placement as the agent says it: one JobUpdate builder, and the ends kept for the re-sync.
+
+Why a module of its own: the agent says a final phase in four places: the live update as a placement ends, the
+re-sync of a placement the cluster still holds in its final phase, the re-sync of one that ended lately and the
+cluster forgot (`FinalPhases.recently_ended`), and the answer to a Launch of a placement that already ended here
+(agent.proto, contract step 6). Each used to build its JobUpdate itself, and every field a final phase gained
+(`lost`, then `ended_at`) had to be added to each: one left out and the federator reads the same end differently
+depending on which path told it (re-runs a lost placement as refused, or bills a job to a re-sync). Built here
+once (`FinalPhases.update`), they say the same fields for the same end (tests/agent/test_agent_final_updates.py).
+
+The ends are kept after the backend forgets a placement, for as long as the federator may not have had them
+(`FinalPhases.prune`).
+"""
+
+from __future__ import annotations
+
+from federator.agent.ended import Ended, on_federator_clock
+from federator.agent.fencing import Contact
+from federator.api import convert
+from federator.api.v1 import agent_pb2
+from federator.lost_placements import marked_lost
+from federator.model import JobPhase
+
+ENDED_KEPT_SECONDS = 120.0
+"""How long, of time with a stream up, a re-sync repeats the final phase of a placement the cluster no longer
+holds, until a Welcome gives lost_after_seconds (the federator's default): by then the federator has had it."""
+ENDED_KEPT_AT_MOST = 10_000
+"""Final phases kept at most, oldest forgotten first (as many as the outbox holds: agent/outbox.py)."""
+
+
+def lost(phase: JobPhase, message: str) -> bool:
+    """JobUpdate.lost: a Failed placement the backend lost (lost_placements.py). Its message keeps the words a
+    0.7.0 federator reads, so a federator of either release reads it as lost."""
+    return phase is JobPhase.FAILED and marked_lost(message)
+
+
+class FinalPhases:
+    """The placements that ended lately, oldest first, and the JobUpdate that says a final phase."""
+
+    def __init__(self, contact: Contact) -> None:
+        self.contact = contact
+        self.ended: dict[str, Ended] = {}
+        self.live_since: float | None = None  # when the current stream was welcomed (None: no stream)
+        self.kept = ENDED_KEPT_SECONDS  # the current federator's lost-after time (`stream_up`)
+
+    def update(self, placement_id: str, phase: JobPhase, message: str, *, resync: bool) -> agent_pb2.JobUpdate:
+        """The JobUpdate of a placement in its final phase `phase`, whichever path says it (see module); its
+        ended_at is the end noted here (0 if none is: it ended before this agent started)."""
+        return agent_pb2.JobUpdate(
+            placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message, resync=resync,
+            lost=lost(phase, message), ended_at=on_federator_clock(self.contact, self.ended.get(placement_id)))
+
+    def reached(self, placement_id: str, phase: JobPhase, message: str) -> None:
+        """Note that a placement reached its final phase now (the newest end)."""
+        self.ended.pop(placement_id, None)
+        self.ended[placement_id] = Ended(phase, message, self.contact.clock())
+        self.prune()
+
+    def stream_up(self, lost_after_seconds: float) -> None:
+        """A stream was welcomed, with the federator's lost-after time: ends age from now on (`prune`)."""
+        self.kept = lost_after_seconds if lost_after_seconds > 0 else ENDED_KEPT_SECONDS
+        self.live_since = self.contact.clock()
+
+    def stream_down(self) -> None:
+        """The stream ended: prune with the time it was up; the next one's starts again."""
+        self.prune()
+        self.live_since = None
+
+    def recently_ended(self, held: dict[str, JobPhase]) -> dict[str, Ended]:
+        """Placements that ended within the federator's lost-after time and that the cluster no longer holds.
+
+        Their final update may have died with the last stream: a gang refused, or a Job deleted in the member,
+        while the agent was reconnecting. Without it the federator sees only that the placement is gone: it
+        re-queues the job without marking this cluster as one that refused it, and re-places it here to be
+        refused again. So the re-sync repeats them; the federator ignores what it already had.
+        """
+        self.prune()
+        return {pid: e for pid, e in self.ended.items() if pid not in held}
+
+    def prune(self) -> None:
+        """Forget a final phase once a stream has been up for the federator's lost-after time since it ended (by
+        then the federator has had it, or re-placed the job anyway); keep at most ENDED_KEPT_AT_MOST.
+
+        Counted only while a stream is up: a final phase sent on a stream into a federator that was down or
+        paused is not known there, and a federator that comes back after more than lost-after took a placement
+        the cluster no longer holds as lost and ran the job again (outside SRE QA F1: jobs that had succeeded
+        during a 142 s federator pause were run a second time). Time without a stream no longer ages them."""
+        now = self.contact.clock()
+        since = self.live_since
+        while self.ended:
+            oldest = next(iter(self.ended.values()))  # the oldest end: max(at, since) grows along the dict
+            if len(self.ended) <= ENDED_KEPT_AT_MOST and (since is None or now - max(oldest.at, since) <= self.kept):
+                return
+            del self.ended[next(iter(self.ended))]
+
+
+__all__ = ["ENDED_KEPT_AT_MOST", "ENDED_KEPT_SECONDS", "FinalPhases", "lost"]
