@@ -245,3 +245,41 @@ def test_a_placements_end_the_disk_refuses_is_stored_once_it_has_room(
     meter.tick()
     assert usage.open_records() == []
     assert summarize(usage.query(since=0, until=100), since=0, until=100, now=100).total.accelerator_seconds == 60.0
+
+
+def counted(fed: Federator) -> float:
+    return sum(s.value for f in fed.metrics.registry.collect() if f.name == "federator_accelerator_seconds"
+               for s in f.samples if s.name.endswith("_total"))
+
+
+def test_the_counter_does_not_count_a_federator_pause_past_an_end_heard_after_it(tmp_path: Path) -> None:
+    """Outside billing QA F1: a 120 accelerator-second job counted 278.6 in federator_accelerator_seconds_total after
+    a 30 s SIGSTOP of the federator: the first tick after the pause counted it up to then, before the end (with its
+    ended_at) came in from the agent's backlog, and a counter never goes back. Ticks wait after a pause; a job still
+    running after the hold is counted through it."""
+    db, clock = tmp_path / "federator.db", Clock(1_000.0)
+    fed, meter, usage = start(db, clock)
+    join(fed, "east-1", H100, "acme")
+    done = fed.submit(spec("done", gpus=8, replicas=1, queue="q", user="alice"))
+    going = fed.submit(spec("going", gpus=4, replicas=1, queue="q", user="alice"))
+    fed.schedule_once()
+    running(fed, done.job_id, JobPhase.RUNNING)
+    running(fed, going.job_id, JobPhase.RUNNING)  # 12 accelerators from t=1000
+    for t in (1_005.0, 1_010.0):
+        clock.now = t
+        meter.tick()
+    assert counted(fed) == 120.0  # 12 x 10 s
+    clock.now = 1_045.0  # paused at 1010 for 35 s; `done` ended at 1015 meanwhile
+    meter.tick()
+    assert counted(fed) == 120.0  # held: the pause is not counted yet
+    [p] = fed.jobs[done.job_id].placements  # type: ignore[index]
+    fed.job_update(fed.clusters["east-1"], p.placement_id, JobPhase.SUCCEEDED, "", ended_at=1_015.0)
+    assert counted(fed) == 120.0 + 8 * 5  # done: to its end, 15 s in all
+    for t in range(1_050, 1_175, 5):  # the hold (120 s here, serve's --lost-after) ends at 1165
+        clock.now = float(t)
+        meter.tick()
+        if t < 1_165:
+            assert counted(fed) == 160.0, t
+    assert counted(fed) == 160.0 + 4 * 160  # going: counted through the pause once the hold is over
+    assert summarize(usage.query(since=0, until=2_000), since=0, until=2_000, now=1_170).total.accelerator_seconds \
+        == 8 * 15 + 4 * 170  # the records agree

@@ -21,7 +21,16 @@ records then.
 
 `federator_accelerator_seconds_total` grows by accelerators x seconds: when a
 record closes, and every `tick` for the open ones, so a long job shows its
-usage as it runs. Its labels are queue, cluster, provider and model
+usage as it runs. Except across a pause of the federator (a tick late by more
+than `gap_seconds`: SIGSTOP, a suspended VM, a stalled loop): a counter never
+goes back, and a placement that ended during the pause is heard of only after
+it, from its agent's backlog or re-sync, with its `ended_at`. So after a gap
+the ticks count nothing for `hold_seconds` (the federator's --lost-after: by
+then an agent has re-synced, or its cluster is Lost and its placements
+re-placed); a record that closes meanwhile is counted to its own end, and
+what is still open after the hold is counted through the pause (outside
+billing QA F1: one 120 accelerator-second job counted 278.6 after a 30 s
+pause). Its labels are queue, cluster, provider and model
 (records.METRIC_DIMENSIONS; by user and namespace: the usage API). Every label
 keeps at most LABEL_LIMIT distinct values (the first seen), and the counter at
 most SERIES_LIMIT label sets; later ones are counted under "other", so a
@@ -90,7 +99,7 @@ class _BoundedLabels:
 class UsageMeter:
     def __init__(self, store: SqliteUsageStore, *, metrics: Metrics, clock: Callable[[], float],
                  provider_of: Callable[[str], str] = lambda _cluster: "", label_limit: int = LABEL_LIMIT,
-                 series_limit: int = SERIES_LIMIT) -> None:
+                 series_limit: int = SERIES_LIMIT, gap_seconds: float = 15.0, hold_seconds: float = 120.0) -> None:
         self.store = store
         self.metrics = metrics
         self.clock = clock
@@ -100,6 +109,10 @@ class UsageMeter:
         self._counted: dict[str, float] = {pid: clock() for pid in self._open}  # counter is current up to here
         self._by_job: dict[str, set[str]] = {}
         self._unwritten: dict[str, UsageRecord] = {}  # the newest record of each placement the store refused
+        self.gap_seconds = gap_seconds  # a tick later than this after the last one: the federator was paused
+        self.hold_seconds = hold_seconds  # after a pause, how long ticks wait for the ends it hid (module docstring)
+        self._last_tick: float | None = None
+        self._held_until = 0.0
         for rec in self._open.values():
             self._by_job.setdefault(rec.job_id, set()).add(rec.placement_id)
 
@@ -192,10 +205,18 @@ class UsageMeter:
         self.metrics.accelerator_seconds.metric.labels(*kept).inc(rec.accelerators_milli / MILLI * (now - since))
 
     def tick(self) -> None:
-        """Bring the counter up to now for every running placement (called every few seconds)."""
+        """Bring the counter up to now for every running placement (called every few seconds), unless the federator
+        was just paused: then wait `hold_seconds` for the ends the pause hid (module docstring)."""
         now = self.clock()
-        for rec in list(self._open.values()):
-            self._count(rec, now)
+        last, self._last_tick = self._last_tick, now
+        if last is not None and now - last > self.gap_seconds:
+            self._held_until = now + self.hold_seconds
+            log.info("the federator was paused for %.0fs: the accelerator-seconds counter waits %.0fs for the ends "
+                     "of placements that ended meanwhile before it counts the pause for the rest",
+                     now - last, self.hold_seconds)
+        if now >= self._held_until:
+            for rec in list(self._open.values()):
+                self._count(rec, now)
         self._write([])  # records a full disk refused, once it has room
 
 

@@ -160,7 +160,10 @@ def provider_of(rec: ClusterRecord | None) -> str:
     return rec.labels.get(PROVIDER_LABEL, "") if rec is not None else ""
 
 
-async def _tick(meter: UsageMeter, every: float = 5.0) -> None:
+TICK_SECONDS = 5.0
+
+
+async def _tick(meter: UsageMeter, every: float = TICK_SECONDS) -> None:
     """Keep the accelerator-seconds counter current for running placements."""
     while True:
         await asyncio.sleep(every)
@@ -326,8 +329,8 @@ async def serve(opts: ServeOptions) -> None:
     clusters: dict[str, ClusterRecord] = {}
     clock = SteadyClock()  # a step of the host's clock moves no lease and dates no order wrong (steady_clock.py)
     metrics.clock_offset.set_function(clock.offset)
-    meter = UsageMeter(usage, metrics=metrics, clock=clock,
-                       provider_of=lambda name: provider_of(clusters.get(name)))
+    meter = UsageMeter(usage, metrics=metrics, clock=clock, provider_of=lambda name: provider_of(clusters.get(name)),
+                       gap_seconds=3 * TICK_SECONDS, hold_seconds=opts.lost_after_seconds)
     try:  # loads every job: a row that is not one stops the start, named (store/sqlite.py)
         fed = Federator(store=store, scheduler=scheduler, metrics=metrics, clock=clock,
                         report_interval=opts.report_interval,
