@@ -171,6 +171,10 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
                 "message": p.message,
                 **({} if p.replicas_running is None else {"runningReplicas": p.replicas_running}),
                 **({} if p.replicas_ready is None else {"readyReplicas": p.replicas_ready}),
+                # When it reached its final phase (Placement.ended_at, JobUpdate.ended_at as checked): what its
+                # usage record, the job's finishedAt and run time end at, so a restart or a new leader bills as
+                # the standalone store does. Absent while it has not ended.
+                **({"endedAt": timestamp(p.ended_at)} if p.ended_at else {}),
             }
             for p in job.placements
         ],
@@ -235,6 +239,7 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
                 alternative=int(p.get("alternative", 0)),
                 replicas_running=_count(p.get("runningReplicas")),
                 replicas_ready=_count(p.get("readyReplicas")),
+                ended_at=parse_timestamp(p.get("endedAt")),  # 0: not ended, or a status from before the field
             )
             for p in status.get("placements") or []
         ],
