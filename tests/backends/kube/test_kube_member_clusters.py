@@ -13,6 +13,7 @@ from federator.backends.kube.api import MEMBER_CLUSTERS, NotFoundError, Resource
 from federator.backends.kube.controller import FederatedJobController
 from federator.backends.kube.store import KubeJobStore
 from federator.model import AgentFeature, ClusterCapacity, ClusterState
+from federator.server.clusters import awaited
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
 
@@ -238,8 +239,17 @@ def test_what_the_status_keeps_of_a_member_is_read_back_and_written_again(tmp_pa
     api.objects["ghost"]["status"].update(kept)
     api.objects["gone"]["status"]["lostAt"] = "2025-01-02T03:04:05.000000Z"
     api.objects["odd"]["status"].update({"features": "resize", "resizesOwed": [3, None], "lostAt": 7})
+    api.objects["early"] = member("early", "Ready")
+    api.objects["early"]["status"].update(kept)
     fed, ctl = controller(tmp_path, api, now)
+    early = fed.connect(cluster="early", region="east", labels={})  # its agent is back first, without "resize"
+    api.objects["held"] = member("held", "Ready")
+    api.objects["held"]["status"].update(kept)
+    fed.clusters["held"] = awaited("held", region="east", labels={}, now=now[0])  # expected back for its jobs
     asyncio.run(ctl.adopt_members())
+    assert fed.clusters["held"].features == frozenset({AgentFeature.RESIZE})
+    # Its own Hello and certificate stand; the Resizes it owed are taken, for its re-sync to settle.
+    assert (early.features, early.certificate_not_after, early.resizes_owed) == (frozenset(), 0.0, {"serve.g2.ghost"})
     ghost, gone = fed.clusters["ghost"], fed.clusters["gone"]
     assert (ghost.features, ghost.certificate_not_after, ghost.resizes_owed) == (
         frozenset({AgentFeature.RESIZE}), 1_900_000_000.0, {"serve.g2.ghost"})

@@ -536,9 +536,10 @@ class FederatedJobController:
         for obj in listed.get("items") or []:
             name = str((obj.get("metadata") or {}).get("name", ""))
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
-            if not name or name in self.fed.clusters:
+            if name in self.fed.clusters:  # its agent connected first (gRPC serves before this): the Resizes owed
+                restore_member(self.fed.clusters[name], status)
                 continue
-            if not spec.get("region") and not status:  # made by a cordon before its agent ever connected
+            if not name or (not spec.get("region") and not status):  # made by a cordon before its agent connected
                 continue
             lost = status.get("state") == ClusterState.LOST.value
             self.fed.expect_cluster(name, region=str(spec.get("region", "")),

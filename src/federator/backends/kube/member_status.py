@@ -55,8 +55,17 @@ def member_status(fed: Federator, rec: ClusterRecord) -> Obj:
 
 def restore_member(rec: ClusterRecord, status: Mapping[str, Any]) -> None:
     """What `member_status` kept of a member, back into `rec` (an `awaited` record: its agent has not connected yet),
-    as Membership.restore does from the standalone store. Its Lost time only for a member still Lost."""
+    as Membership.restore does from the standalone store. Its Lost time only for a member still Lost.
+
+    A record its agent made first (gRPC serves before the MemberClusters are read, and agents reconnect at once to
+    a new leader) keeps its own Hello features and certificate, and takes the Resizes owed while its re-sync has not
+    settled them (server/shrink.py `resend`): else an agent back without the resize feature ran those parts at their
+    old count."""
     facts = read_member_facts(status)
+    if rec.session:
+        if not rec.resynced:
+            rec.resizes_owed |= facts.resizes_owed
+        return
     rec.features = AgentFeature.parse(facts.features)
     rec.certificate_not_after = facts.certificate_not_after
     rec.resizes_owed = set(facts.resizes_owed)
