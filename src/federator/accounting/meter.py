@@ -11,11 +11,15 @@ the records it holds open: a placement newly Running opens a record (written
 to the usage store at once), an open record whose placement is no longer
 Running (it succeeded, failed, was cancelled, preempted, or its cluster was
 lost and the job re-placed) is closed at its end: the placement's `ended_at`
-(its agent's JobUpdate.ended_at, clamped by server/end_times.py) where the
-job still holds it, so an end heard of only at a re-sync after an outage is
-not billed to the re-sync; else at that moment. One whose placement
-shrank in place (server/shrink.py) is closed and a record of the new size
-opened. After a restart the open
+(its agent's JobUpdate.ended_at, clamped by server/end_times.py), so an end
+heard of only at a re-sync after an outage is not billed to the re-sync;
+else at that moment. A re-queue drops the placements before the job is
+written, so the federator hands each to `superseded` first
+(`Federator.on_superseded`): an eviction or an early failure closes at the
+end its agent said, a Lost member's placement at the last time the
+federator knew it running (server/silent_ends.py), not at the re-queue.
+One whose placement shrank in place (server/shrink.py) is closed and a
+record of the new size opened. After a restart the open
 records are read back and carry on; a job found finished on load closes its
 records then.
 
@@ -138,6 +142,13 @@ class UsageMeter:
                         writes.append(rec)
         self._write(writes)
 
+    def superseded(self, placements: Iterable[Placement]) -> None:
+        """Placements a re-queue drops from their job: each open record closed at its placement's `ended_at` (0, or
+        later than now: now), before the job's write shows them gone (`observe` would close them at that moment)."""
+        now = self.clock()
+        self._write([self._close(p.placement_id, min(p.ended_at or now, now))
+                     for p in placements if p.placement_id in self._open])
+
     def _write(self, writes: list[UsageRecord]) -> None:
         """Store these records with any the store refused before (a full disk): kept until stored, so a
         placement's end is not lost and its record does not read as still running after a restart."""
@@ -253,6 +264,7 @@ def attach(fed: Federator, meter: UsageMeter) -> None:
     restart, records of placements that ended while it was away are closed, and running ones carry on."""
     meter.observe(list(fed.jobs.values()))
     fed.journal = MeteredGroupCommit(fed.store, meter)
+    fed.on_superseded = meter.superseded
 
 
 __all__ = ["LABEL_LIMIT", "OTHER", "MeteredGroupCommit", "UsageMeter", "attach", "held"]

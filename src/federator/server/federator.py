@@ -63,6 +63,7 @@ from federator.server.run_limits import RunLimits, paused
 from federator.server.scaling import scale
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
+from federator.server.silent_ends import ended_silently
 from federator.server.stalls import LoopStalls
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS, StartDeadline
 from federator.server.state_sample import state_sample
@@ -116,6 +117,8 @@ class Federator:
             p.placement_id: j.job_id for j in self.jobs.values() for p in j.placements
         }
         self.journal = GroupCommit(store)  # every job write goes through it, in order
+        # Told of the placements a re-queue drops, each dated (`ended_at`; 0: now): the usage meter (accounting.attach)
+        self.on_superseded: Callable[[Iterable[Placement]], None] = lambda gone: None
         self.cycles = Cycles(self)
         self.intake = Intake(self)  # the submit path and its indexes (server/intake.py)
         self.notes = ClusterNotes(self)  # a placed job says when its cluster is not Ready (server/job_message.py)
@@ -241,7 +244,7 @@ class Federator:
         if member_health.reported(self, rec, unreachable):
             return  # Partitioned; a stale capacity, not taken
         previous, rec.capacity = rec.capacity, capacity
-        rec.last_report_at = rec.last_seen_at = self.clock()
+        rec.last_seen_at = self.clock()  # last_report_at below: a re-sync dates what is gone by the report before
         self.intake.fleet.reported(rec.name, capacity)
         self.cycles.reported(rec.name, previous, capacity)
         if not rec.resynced:
@@ -253,6 +256,7 @@ class Federator:
             self.orphans.cancel_strays(rec, capacity.placement_ids)
             if previous is not None and previous.placement_ids - capacity.placement_ids:
                 self.wake()  # placements left the cluster: their capacity is free for waiting jobs now
+        rec.last_report_at = self.clock()
         if rec.connected and rec.state is not ClusterState.READY:
             log.info("cluster %s is Ready (was %s)", rec.name, rec.state)
             rec.state, rec.ready_at = ClusterState.READY, self.clock()
@@ -279,6 +283,10 @@ class Federator:
             if not phase.is_terminal:
                 self.send(rec.name, CancelOrder(placement_id, f"job is {job.phase}"))
             return
+        if phase.is_terminal:  # its end as its agent says, within [start, now]: an end heard late is not billed late
+            placement.ended_at = placement_end(job, ended_at, learned=self.clock(), cluster=rec.name,
+                                               placement_id=placement_id, metrics=self.metrics,
+                                               clamps=self.end_clamps)  # re-queued too
         if phase is JobPhase.CANCELLED:  # stopped by the cluster itself (it fenced itself, or was evicted)
             rec.acked.discard(placement_id)
             self.refusals.note(job.job_id, rec.name, self.clock(), message, counted=True)
@@ -297,9 +305,6 @@ class Federator:
         if said is None:
             return  # Failed soon after it started: the job is queued again
         placement.phase, placement.message = phase, said
-        if phase.is_terminal:  # its end as its agent says, within [start, now]: an end heard late is not billed late
-            placement.ended_at = placement_end(job, ended_at, learned=self.clock(), cluster=rec.name,
-                                               placement_id=placement_id, metrics=self.metrics, clamps=self.end_clamps)
         self.run_limits.started(job, phase)  # Running: this attempt's run-time clock, stored with the job below
         self._derive_phase(job, ended=placement.ended_at or None)
         self.journal.write_or_owe([job])  # a full disk delays the record (paid each tick), never loses it
@@ -372,6 +377,7 @@ class Federator:
         for job, p in requeue:
             log.warning("cluster %s no longer holds placement %s: re-queueing %s", rec.name, p.placement_id,
                         job.job_id)
+            ended_silently([p], rec, now=self.clock())  # at the report before this one (server/silent_ends.py)
             self.requeue(job, Reason(ReasonCode.REFUSED_BY_CLUSTER,
                                       f"{rec.name} no longer runs placement {p.placement_id} "
                                       "(its agent restarted); re-placing"), ended={p.placement_id})
@@ -427,9 +433,11 @@ class Federator:
                                             for p in job.placements if not p.phase.is_terminal]
         forget_acks(self.clusters, job.placements)
         self.cycles.released(job, job.placements)
+        self.on_superseded(job.placements)  # the usage meter: each at its own end (`ended_at`; 0: now)
+        # The time this attempt ran, to its placements' ends, counts toward spec.max_run_seconds (run_limits.py)
+        paused(job, max((p.ended_at or self.clock() for p in job.placements), default=self.clock()))
         job.placements, job.message, job.phase, job.placed_at = [], "", JobPhase.PENDING, 0.0
         job.waiting_since = self.clock()  # waiting again, from now (Job.waiting_since)
-        paused(job, self.clock())  # the time this attempt ran counts toward spec.max_run_seconds (run_limits.py)
         job.pending_reason = reason
         self.cycles.pending(job)
         return cancels

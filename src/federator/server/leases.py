@@ -5,7 +5,8 @@
 - Ready -> Partitioned also when its agent says it cannot reach the member's API server (server/member_health.py),
   and Lost after `--lost-after` the same way.
 - Partitioned -> Lost: away for `--lost-after`. Its jobs are placed again elsewhere (unless their failover
-  policy says keep); a silent agent that wakes up must reconnect and re-sync.
+  policy says keep), their placements there billed to its last report (server/silent_ends.py); a silent agent
+  that wakes up must reconnect and re-sync.
 - Lost -> forgotten: Lost for `--forget-lost-after` with no placement held there. Why: a national network
   retires clusters and a provider renames them, and a Lost cluster was kept until the federator restarted: in
   `get clusters`, in every scrape (its state, capacity and per-cluster counters), in FederatorClusterLost,
@@ -27,6 +28,7 @@ from federator.model import ClusterState, Reason, ReasonCode
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.member_health import lost_ending
 from federator.server.outbox import lost
+from federator.server.silent_ends import ended_silently
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -131,6 +133,7 @@ class Leases:
                 log.info("job %s stays on Lost cluster %s (failover: keep)", job.job_id, rec.name)
                 continue
             ended = {p.placement_id for p in job.placements if p.cluster == rec.name}  # a spread job keeps the rest
+            ended_silently(job.placements, rec, now=self.fed.clock())  # billed to its last report (silent_ends.py)
             self.fed.requeue(job, Reason(ReasonCode.CLUSTER_NOT_READY,
                                          f"{rec.name} was Lost; re-placing (was generation {job.generation})"),
                              ended=ended)

@@ -23,6 +23,10 @@ generation and are appended; the kept ones keep theirs, so a job's placements ma
 Fencing stays by placement id: a report of a superseded placement names an id no longer in the job (the
 superseded one's generation is older than any placement made after it), and its cluster is told to stop it.
 
+Every placement superseded, here or by `Federator.supersede`, is told to `Federator.on_superseded` before it leaves
+the job, so the usage meter closes its record at the placement's own end (`Placement.ended_at`: its agent's word,
+or server/silent_ends.py for a Lost member's), not at the re-queue; one whose end nobody dated ends now.
+
 Preemption stops a spread job's part alone too: the cycle takes each cluster's part as a victim of its own
 (scheduler/preemption.py `victim_units`), and the commit supersedes only the placements on that cluster (server/
 scheduling.py). Cancel cancels every live placement (server/federator.py). A failed part is placed again alone
@@ -87,6 +91,7 @@ def supersede_part(fed: Federator, job: Job, ended: Collection[str], reason: Rea
                                         for p in gone if not p.phase.is_terminal]
     forget_acks(fed.clusters, gone)
     fed.cycles.released(job, gone)
+    fed.on_superseded(gone)  # each at its own end (`ended_at`), for its usage record
     if not job.replicas_waiting:  # owing nothing until now: a wait begins (what WAIT counts; Job.waiting_since)
         job.waiting_since = fed.clock()
     job.placements = kept

@@ -12,7 +12,8 @@ import pytest
 from federator.backends.kube.api import MEMBER_CLUSTERS, NotFoundError, Resource
 from federator.backends.kube.controller import FederatedJobController
 from federator.backends.kube.store import KubeJobStore
-from federator.model import ClusterCapacity, ClusterState
+from federator.model import AgentFeature, ClusterCapacity, ClusterState
+from federator.server.clusters import awaited
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
 
@@ -225,3 +226,38 @@ def test_an_admins_cordon_makes_the_state_column_say_cordoned_too(tmp_path: Path
     asyncio.run(ctl.write_members())
     status = api.objects["member-a"]["status"]
     assert status["stateSummary"] == "Ready,Cordoned" and status["maintenance"] is None
+
+
+def test_what_the_status_keeps_of_a_member_is_read_back_and_written_again(tmp_path: Path, now: list[float]) -> None:
+    """Hello features, the certificate's notAfter, the Resizes owed and the Lost time (backends/kube/member_status.py),
+    as the standalone members store keeps them; a status from before the fields, or one written by hand with values
+    of the wrong type, reads as none."""
+    kept = {"features": ["resize", "teleport"], "certificateNotAfter": "2030-03-17T17:46:40.000000Z",
+            "resizesOwed": ["serve.g2.ghost"]}
+    api = FakeApi([member("ghost", "Partitioned"), member("gone", "Lost", region="west"),
+                   member("old", "Partitioned"), member("odd", "Partitioned")])
+    api.objects["ghost"]["status"].update(kept)
+    api.objects["gone"]["status"]["lostAt"] = "2025-01-02T03:04:05.000000Z"
+    api.objects["odd"]["status"].update({"features": "resize", "resizesOwed": [3, None], "lostAt": 7})
+    api.objects["early"] = member("early", "Ready")
+    api.objects["early"]["status"].update(kept)
+    fed, ctl = controller(tmp_path, api, now)
+    early = fed.connect(cluster="early", region="east", labels={})  # its agent is back first, without "resize"
+    api.objects["held"] = member("held", "Ready")
+    api.objects["held"]["status"].update(kept)
+    fed.clusters["held"] = awaited("held", region="east", labels={}, now=now[0])  # expected back for its jobs
+    asyncio.run(ctl.adopt_members())
+    assert fed.clusters["held"].features == frozenset({AgentFeature.RESIZE})
+    # Its own Hello and certificate stand; the Resizes it owed are taken, for its re-sync to settle.
+    assert (early.features, early.certificate_not_after, early.resizes_owed) == (frozenset(), 0.0, {"serve.g2.ghost"})
+    ghost, gone = fed.clusters["ghost"], fed.clusters["gone"]
+    assert (ghost.features, ghost.certificate_not_after, ghost.resizes_owed) == (
+        frozenset({AgentFeature.RESIZE}), 1_900_000_000.0, {"serve.g2.ghost"})
+    assert gone.lost_at == 1_735_787_045.0
+    for name in ("old", "odd"):
+        rec = fed.clusters[name]
+        assert (rec.features, rec.certificate_not_after, rec.resizes_owed) == (frozenset(), 0.0, set())
+    asyncio.run(ctl.write_members())
+    status = api.objects["ghost"]["status"]
+    assert {k: status[k] for k in kept} == {**kept, "features": ["resize"]}  # what this federator knows
+    assert status["lostAt"] is None and api.objects["gone"]["status"]["lostAt"] == "2025-01-02T03:04:05.000000Z"

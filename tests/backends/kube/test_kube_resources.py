@@ -105,3 +105,21 @@ def test_a_spread_job_short_of_replicas_round_trips_and_says_so() -> None:
     assert status["message"].startswith("2 of 4 replicas placed; 2 waiting")
     back = job_from_resource({**cr, "status": status})
     assert back == job and back is not None and back.replicas_waiting == 2
+
+
+def test_a_placements_end_is_kept_in_the_status_as_endedAt() -> None:
+    """Placement.ended_at (JobUpdate.ended_at as checked) is what a usage record and finishedAt end at: a restart in
+    Kubernetes mode reads it back, as the standalone store does; absent while a placement has not ended."""
+    spec = spec_of(federated_job())
+    job = Job(job_id=JobId("llm-abc123"), spec=spec, submitted_at=1_700_000_000.25, phase=JobPhase.RUNNING,
+              generation=3, placed_at=1_700_000_001.5)
+    ended, running = (Placement(PlacementId(f"llm-abc123.g3.{c}"), JobId("llm-abc123"), c, "east", 1,
+                                "NVIDIA-H100-80GB-HBM3", 3, phase) for c, phase in (("a", JobPhase.SUCCEEDED),
+                                                                                     ("b", JobPhase.RUNNING)))
+    ended.ended_at = 1_700_000_008.123456
+    job.placements = [ended, running]
+    status = job_status(job, generation=1, now=1_700_000_010.0)
+    assert [p.get("endedAt") for p in status["placements"]] == ["2023-11-14T22:13:28.123456Z", None]
+    back = job_from_resource({**federated_job(), "status": status})
+    assert back is not None
+    assert [p.ended_at for p in back.placements] == [pytest.approx(1_700_000_008.123456, abs=1e-6), 0.0]

@@ -77,7 +77,7 @@ from federator.backends.kube.cancel_records import KubeCancelRecords
 from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.events import EventReason, JobEvent, event_object
 from federator.backends.kube.informer import DELETED, MODIFIED, Informer
-from federator.backends.kube.member_status import member_status
+from federator.backends.kube.member_status import member_status, restore_member
 from federator.backends.kube.namespace_gate import namespace_labels, selector_applies
 from federator.backends.kube.quarantines import KubeQuarantineStore, held_in
 from federator.backends.kube.resources import (
@@ -536,14 +536,16 @@ class FederatedJobController:
         for obj in listed.get("items") or []:
             name = str((obj.get("metadata") or {}).get("name", ""))
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
-            if not name or name in self.fed.clusters:
+            if name in self.fed.clusters:  # its agent connected first (gRPC serves before this): the Resizes owed
+                restore_member(self.fed.clusters[name], status)
                 continue
-            if not spec.get("region") and not status:  # made by a cordon before its agent ever connected
+            if not name or (not spec.get("region") and not status):  # made by a cordon before its agent connected
                 continue
             lost = status.get("state") == ClusterState.LOST.value
             self.fed.expect_cluster(name, region=str(spec.get("region", "")),
                                     labels={str(k): str(v) for k, v in (spec.get("labels") or {}).items()},
                                     lost=lost, last_report_at=parse_timestamp(status.get("lastReportTime")))
+            restore_member(self.fed.clusters[name], status)  # features, notAfter, Resizes owed, Lost time
             log.info("MemberCluster %s: its agent has not connected to this federator yet; %s", name,
                      "Lost" if lost else "Partitioned until it does")
 

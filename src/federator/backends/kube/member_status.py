@@ -6,11 +6,24 @@ maxAccelerators as fine, where `federator get clusters` said `Ready,Cordoned` an
 status is gathered as ClusterService.List gathers a ClusterStatus (server/cluster_service.py), in the same names:
 `maintenance`, `maintenanceSince`, `overBound`, `drainJobsLeft` (while a drain holds: server/drains.py), and
 `stateSummary` for the State column (model/state_words.py).
+
+It also keeps what a restart or a new leader must read back of a member and its agent cannot say at once, or ever,
+as the standalone members store keeps it (store/members.py, schema 3): `features` (its agent's Hello features: a
+job scaled down before the agent is back shrinks its part there in place), `certificateNotAfter` (an agent whose
+certificate expired cannot connect to say it again, and FederatorClusterCertificateExpired needs the series),
+`resizesOwed` (Resizes its agent has not acknowledged: an agent back without the resize feature has those parts
+replaced) and `lostAt` (--forget-lost-after counts from it, not from the restart). Before, these were memory
+only in Kubernetes mode. `restore_member` reads them back into a record made for a MemberCluster whose agent has not
+connected to this federator yet (backends/kube/controller.py `adopt_members`).
 """
 
 from __future__ import annotations
 
-from federator.backends.kube.resources import Obj, member_cluster_status
+from collections.abc import Mapping
+from typing import Any
+
+from federator.backends.kube.resources import Obj, member_cluster_status, member_facts, read_member_facts
+from federator.model import AgentFeature, ClusterState
 from federator.model.state_words import state_words
 from federator.server import duplicates
 from federator.server.clusters import ClusterRecord
@@ -33,7 +46,31 @@ def member_status(fed: Federator, rec: ClusterRecord) -> Obj:
     return member_cluster_status(state=rec.state, connected=rec.connected, last_report_at=rec.last_report_at,
                                  capacity=rec.capacity, gang_admission=rec.gang_admission.value,
                                  message=unreachable_note(rec),  # server/member_health.py
-                                 summary=summary, maintenance=upkeep, over_bound=rec.over_bound, drain_jobs_left=left)
+                                 summary=summary, maintenance=upkeep, over_bound=rec.over_bound, drain_jobs_left=left,
+                                 kept=member_facts(features=(f.value for f in rec.features),
+                                                   certificate_not_after=rec.certificate_not_after,
+                                                   resizes_owed=rec.resizes_owed,
+                                                   lost_at=rec.lost_at if rec.state is ClusterState.LOST else 0.0))
 
 
-__all__ = ["member_status"]
+def restore_member(rec: ClusterRecord, status: Mapping[str, Any]) -> None:
+    """What `member_status` kept of a member, back into `rec` (an `awaited` record: its agent has not connected yet),
+    as Membership.restore does from the standalone store. Its Lost time only for a member still Lost.
+
+    A record its agent made first (gRPC serves before the MemberClusters are read, and agents reconnect at once to
+    a new leader) keeps its own Hello features and certificate, and takes the Resizes owed while its re-sync has not
+    settled them (server/shrink.py `resend`): else an agent back without the resize feature ran those parts at their
+    old count."""
+    facts = read_member_facts(status)
+    if rec.session:
+        if not rec.resynced:
+            rec.resizes_owed |= facts.resizes_owed
+        return
+    rec.features = AgentFeature.parse(facts.features)
+    rec.certificate_not_after = facts.certificate_not_after
+    rec.resizes_owed = set(facts.resizes_owed)
+    if rec.state is ClusterState.LOST and facts.lost_at:
+        rec.lost_at = facts.lost_at
+
+
+__all__ = ["member_status", "restore_member"]

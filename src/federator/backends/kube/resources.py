@@ -8,7 +8,8 @@ their fencing generation, timestamps), next to what `kubectl get fj` shows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -171,6 +172,10 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
                 "message": p.message,
                 **({} if p.replicas_running is None else {"runningReplicas": p.replicas_running}),
                 **({} if p.replicas_ready is None else {"readyReplicas": p.replicas_ready}),
+                # When it reached its final phase (Placement.ended_at, JobUpdate.ended_at as checked): what its
+                # usage record, the job's finishedAt and run time end at, so a restart or a new leader bills as
+                # the standalone store does. Absent while it has not ended.
+                **({"endedAt": timestamp(p.ended_at)} if p.ended_at else {}),
             }
             for p in job.placements
         ],
@@ -235,6 +240,7 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
                 alternative=int(p.get("alternative", 0)),
                 replicas_running=_count(p.get("runningReplicas")),
                 replicas_ready=_count(p.get("readyReplicas")),
+                ended_at=parse_timestamp(p.get("endedAt")),  # 0: not ended, or a status from before the field
             )
             for p in status.get("placements") or []
         ],
@@ -285,7 +291,7 @@ def devices(accelerator_milli: int) -> int | float:
 def member_cluster_status(*, state: ClusterState, connected: bool, last_report_at: float,
                           capacity: ClusterCapacity | None, gang_admission: str = "", message: str = "",
                           summary: str = "", maintenance: Cordon | None = None, over_bound: str = "",
-                          drain_jobs_left: int | None = None) -> Obj:
+                          drain_jobs_left: int | None = None, kept: Obj | None = None) -> Obj:
     """`message`: why the cluster is not Ready when the federator knows more than its state (its agent cannot
     reach the member's API server: server/member_health.py); None otherwise, which the status merge patch
     reads as "remove it", so a cluster Ready again does not keep the last one. Likewise `maintenance` (its
@@ -294,8 +300,8 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
     `state` and what else holds as `federator get clusters` says it (model/state_words.py; `state` alone
     when not given), while `state` stays the lease's state a restart reads back. `drain_jobs_left`: while an
     admin's drain holds (spec.drain, server/drains.py), the jobs it has yet to move (ClusterStatus.drain_jobs_left);
-    None otherwise, removed."""
-    status: Obj = {"state": state.value, "stateSummary": summary or state.value, "connected": connected,
+    None otherwise, removed. `kept`: what a restart must read back of the member (`member_facts`)."""
+    status: Obj = {**(kept or {}), "state": state.value, "stateSummary": summary or state.value, "connected": connected,
                    "lastReportTime": timestamp(last_report_at), "message": message or None,
                    "maintenance": maintenance.reason if maintenance is not None else None,
                    "maintenanceSince": timestamp(maintenance.at) or None if maintenance is not None else None,
@@ -340,7 +346,38 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
     return status
 
 
+def member_facts(*, features: Iterable[str], certificate_not_after: float, resizes_owed: Iterable[str],
+                 lost_at: float) -> Obj:
+    """What a MemberCluster's status keeps of a member for a restart or a new leader, as the standalone members store
+    keeps it (store/members.py): its agent's Hello features, its certificate's notAfter, the Resizes it has not
+    acknowledged, when it went Lost. None or [] where there is none: the merge patch removes or empties it."""
+    return {"features": sorted(features), "certificateNotAfter": timestamp(certificate_not_after) or None,
+            "resizesOwed": sorted(resizes_owed), "lostAt": timestamp(lost_at) or None}
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFacts:
+    """`member_facts` read back from a status (each empty or 0 where missing or not of its type: a status written
+    before the fields, or by hand)."""
+
+    features: frozenset[str] = frozenset()
+    certificate_not_after: float = 0.0
+    resizes_owed: frozenset[str] = frozenset()
+    lost_at: float = 0.0
+
+
+def read_member_facts(status: Mapping[str, Any]) -> MemberFacts:
+    return MemberFacts(features=_strings(status.get("features")),
+                       certificate_not_after=parse_timestamp(status.get("certificateNotAfter")),
+                       resizes_owed=_strings(status.get("resizesOwed")), lost_at=parse_timestamp(status.get("lostAt")))
+
+
+def _strings(raw: object) -> frozenset[str]:
+    return frozenset(x for x in raw if isinstance(x, str) and x) if isinstance(raw, list) else frozenset()
+
+
 __all__ = [
-    "FINALIZER", "condition", "invalid_status", "job_document", "job_from_resource", "job_status", "member_cluster",
-    "kinds_text", "member_cluster_status", "parse_timestamp", "refused", "spec_of", "timestamp",
+    "FINALIZER", "MemberFacts", "condition", "invalid_status", "job_document", "job_from_resource", "job_status",
+    "kinds_text", "member_cluster", "member_cluster_status", "member_facts", "parse_timestamp", "read_member_facts",
+    "refused", "spec_of", "timestamp",
 ]
