@@ -22,7 +22,7 @@ POOL = _all_set(AcceleratorPool, accelerator_model="A100", nodes_by_free=(1, 2, 
                 allocatable_accelerators=20, shared_devices=((500, 1),), host_room=((1, 2), (3, 4), (5, 6)),
                 shared_room=((500, 7, 8),), vendor="acme", memory_mib=81920, resource_name="acme.com/gpu",
                 family="A", sharing="HAMi", unit_milli=1000, room_classes=((1, 2, 3, 1),),
-                quota_held_accelerators=16)
+                quota_held_accelerators=16, largest_node_accelerators=8)
 CAPACITY = _all_set(ClusterCapacity, accelerator_pools=(POOL,), cpu_milli_allocatable=10, cpu_milli_free=9,
                     memory_bytes_allocatable=8, memory_bytes_free=7, node_cpu_milli_free_max=6,
                     node_memory_bytes_free_max=5, sequence=4, placement_ids=frozenset({"p"}),

@@ -88,3 +88,36 @@ def test_a_never_fitting_gang_stops_no_one() -> None:
     job = spec("big", gpus=8, replicas=16, models=("H100",), priority=10)
     result = cycle(FLEET, [job], allocations=[running(victim, "west-1")])
     assert result.preemptions == () and result.pending["big"].never is NeverRunnable.FLEET
+
+
+def sized(p, largest: int):  # type: ignore[no-untyped-def]
+    """A pool whose agent says its largest node has `largest` devices installed."""
+    return replace(p, largest_node_accelerators=largest)
+
+
+NODES_OF_8 = [cluster("west-1", "west", sized(pool(H100, nodes=8), 8)),
+              cluster("east-2", "east", sized(pool(H100, nodes=4, free=0), 8))]
+
+
+def test_a_replica_larger_than_every_node_is_never_with_the_largest_node_named() -> None:
+    """16 H100 in one replica where every node has 8: the pools hold 64 and 32, so by their totals alone it would
+    fit, and it waited "no node with 16 free" for good (stop 49's leftover: the report had no node sizes)."""
+    reason = cycle(NODES_OF_8, [spec("wide", gpus=16, models=("H100",))]).pending["wide"]
+    assert reason.never is NeverRunnable.FLEET, reason
+    assert reason.message.startswith("no node of any member cluster could hold one replica of 16 H100 even empty "
+                                     f"(the largest, on east-2, has 8 {H100}): it can never run"), reason
+
+
+@pytest.mark.parametrize(("clusters", "job"), [
+    pytest.param([cluster("west-1", "west", sized(pool(H100, nodes=8, free=0), 8))],
+                 spec("fits", gpus=8, models=("H100",)), id="a-replica-the-size-of-a-busy-node"),
+    pytest.param([cluster("west-1", "west", pool(H100, nodes=8))], spec("wide", gpus=16, models=("H100",)),
+                 id="node-size-not-said"),
+    pytest.param([*NODES_OF_8, cluster("old", "r", pool(H100, nodes=2, free=0))], spec("wide", gpus=16),
+                 id="one-pool-does-not-say"),
+    pytest.param([*NODES_OF_8, cluster("big", "r", sized(pool(H100, nodes=1, gpus_per_node=16, free=0), 16))],
+                 spec("wide", gpus=16), id="a-busy-node-large-enough"),
+])
+def test_a_replica_a_node_could_hold_or_that_no_report_rules_out_waits(  # type: ignore[no-untyped-def]
+        clusters, job) -> None:
+    assert cycle(clusters, [job]).pending[job.name].never is None

@@ -69,6 +69,11 @@ def refused(message: agent_pb2.AgentMessage) -> tuple[str | None, str]:
     (report(pool(quota_held_accelerators=-16)), "malformed", "accelerator_pools[0].quota_held_accelerators"),
     # 8 free on the node, and 1 more said to be held by quota, on 8 allocatable
     (report(pool(quota_held_accelerators=1)), "implausible_report", "accelerator_pools[0].quota_held_accelerators"),
+    (report(pool(largest_node_accelerators=-1)), "malformed", "accelerator_pools[0].largest_node_accelerators"),
+    (report(pool(largest_node_accelerators=2048)), "malformed", "accelerator_pools[0].largest_node_accelerators"),
+    # 8 installed in the pool, 9 said to be on one node; 8 free on one node, 4 said to be the largest
+    (report(pool(largest_node_accelerators=9)), "implausible_report", "accelerator_pools[0].largest_node_accelerators"),
+    (report(pool(largest_node_accelerators=4)), "implausible_report", "accelerator_pools[0].largest_node_accelerators"),
     (report(cpu_milli_allocatable=INT64_MAX, cpu_milli_free=INT64_MAX), "malformed", "capacity.cpu_milli_allocatable"),
     (report(memory_bytes_allocatable=INT64_MAX, memory_bytes_free=INT64_MAX), "malformed",
      "capacity.memory_bytes_allocatable"),
@@ -79,6 +84,7 @@ def refused(message: agent_pb2.AgentMessage) -> tuple[str | None, str]:
     (agent_pb2.AgentMessage(ack=agent_pb2.Ack(placement_id="p" * 4000, ok=True)), "malformed", "ack.placement_id"),
 ], ids=["model-newline", "model-5000", "vendor", "resource-nul", "dra-class", "unit-negative", "unit-without-mig",
         "device-memory", "host-room", "room-class", "quota-held-negative", "quota-held-over-allocatable",
+        "largest-node-negative", "largest-node-over-1024", "largest-node-over-total", "largest-node-under-free",
         "cpu-int64", "memory-int64", "placement-id-long", "placement-id-space", "update-id", "ack-id"])
 def test_out_of_bounds_agent_input_is_refused_naming_the_field(message: agent_pb2.AgentMessage, reason: str,
                                                                 field: str) -> None:

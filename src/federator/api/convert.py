@@ -208,6 +208,7 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
                 resource_name=p.resource_name,
                 family=p.family,
                 quota_held_accelerators=p.quota_held_accelerators,
+                largest_node_accelerators=p.largest_node_accelerators,
             )
             for p in cap.accelerator_pools
         ],
@@ -310,6 +311,9 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
         if p.quota_held_accelerators < 0:
             raise WireError(f"capacity.accelerator_pools[{i}].quota_held_accelerators: must not be negative, "
                             f"got {p.quota_held_accelerators}")
+        if p.largest_node_accelerators < 0:
+            raise WireError(f"capacity.accelerator_pools[{i}].largest_node_accelerators: must not be negative "
+                            f"(0: not said), got {p.largest_node_accelerators}")
         if p.family and not _FAMILY.match(p.family):
             raise WireError(f"capacity.accelerator_pools[{i}].family: must be a model family name of at most 64 "
                             f"letters, digits, '.', '_' or '-' (such as Ascend910B), got {p.family[:80]!r}")
@@ -331,6 +335,7 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
                 resource_name=p.resource_name or known.resource_name,
                 family=p.family or known.family,
                 quota_held_accelerators=p.quota_held_accelerators,
+                largest_node_accelerators=p.largest_node_accelerators,
             )
         )
     if len(pb.workload_kinds) > MAX_WORKLOAD_KINDS:

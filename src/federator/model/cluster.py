@@ -201,6 +201,9 @@ class AcceleratorPool:
     # ClusterQueue), so not in `nodes_by_free`. Nothing is placed by it; reasons and displays name it, so a user
     # who sees free devices on the member learns why the federator leaves them be. 0 = none, or not said.
     quota_held_accelerators: int = 0
+    # The devices installed on the pool's largest node (usable or not), in the pool's units, free or not: what one
+    # replica could ever get on one node (scheduler/fleet_fit.py). 0 = not said (an older agent).
+    largest_node_accelerators: int = 0
 
     def serves(self, accelerator_milli: int) -> bool:
         """Whether replicas of `accelerator_milli` (whole devices or a fraction) can run on this pool at all."""
@@ -305,7 +308,7 @@ class AcceleratorPool:
         return AcceleratorPool(self.accelerator_model, hist, self.total_accelerators, self.allocatable_accelerators,
                                shared, host_room, shared_room, self.vendor, self.memory_mib, self.resource_name,
                                self.family, self.sharing, self.unit_milli, room_classes,
-                               self.quota_held_accelerators)
+                               self.quota_held_accelerators, self.largest_node_accelerators)
 
     def after_take(
         self, accelerator_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0, bucket: int = 0

@@ -12,9 +12,10 @@ What "could never hold, even empty" means with the resource model the federator 
 back), its usable nodes, and what is free; it does not say how many devices each node has when empty (a full
 node is in bucket 0 whatever its size). So the check is an upper bound that is sound for any node shapes: a
 replica of m milli-devices takes at least m of a pool's devices (one partition or more of a MIG pool), so a pool
-holds at most `devices * 1000 // m` replicas, however empty. Any bound tighter than that would need node sizes
-the report lacks; a replica larger than every node but not than a pool is told by the filters ("the most free
-on one node is 8"), not judged never. Host room (CPU, memory) is not judged either: an allocatable total
+holds at most `devices * 1000 // m` replicas, however empty. A pool whose report says its largest node
+(`largest_node_accelerators`, installed, usable or not) holds none: a replica needing more devices than that
+node has can never run there, whatever frees (8 devices where every node has 4). An older agent does not say;
+its pools are judged by their total alone. Host room (CPU, memory) is not judged either: an allocatable total
 shrinks with a member's NotReady nodes, and that is a wait, not a never.
 
 - A gang (all replicas in one cluster, one model): never when no accepted pool of any cluster holds all of it.
@@ -53,12 +54,26 @@ def most_replicas(request: PlacementRequest, pool: AcceleratorPool) -> int:
     """At most how many replicas of `request` the pool holds, even empty: each takes at least its share of the
     pool's devices (whole devices, a fraction, or whole MIG partitions)."""
     m = request.accelerator_milli
-    if m <= 0:
+    if m <= 0 or node_short(request, pool):
         return 0
     devices = pool_devices(pool)
     if pool.sharing == "MIG" and pool.unit_milli > 0:
         return devices // max(1, m // MILLI)  # a fraction takes one partition, G whole take G
     return devices * MILLI // m
+
+
+def replica_units(request: PlacementRequest, pool: AcceleratorPool) -> int:
+    """The pool's units one replica takes on one node: its whole devices (a fraction one), or on MIG partitions."""
+    m = request.accelerator_milli
+    if pool.sharing == "MIG" and pool.unit_milli > 0:
+        return max(1, m // MILLI)
+    return -(-m // MILLI)
+
+
+def node_short(request: PlacementRequest, pool: AcceleratorPool) -> bool:
+    """Whether one replica needs more of the pool's units than its largest node has installed (when said)."""
+    largest = pool.largest_node_accelerators
+    return 0 < largest < replica_units(request, pool)
 
 
 def pool_devices(pool: AcceleratorPool) -> int:
@@ -94,6 +109,11 @@ def never_fits(request: PlacementRequest, snapshot: Snapshot) -> str:
     if not found:
         return ""
     what = f"{request.replicas} x {_count(request.accelerator_milli)} {_models(request, found)}"
+    if all(node_short(request, r.pool) for r in found):
+        node = min(found, key=lambda r: (-r.pool.largest_node_accelerators, r.cluster))
+        return (f"no node of any member cluster could hold one replica of {_count(request.accelerator_milli)} "
+                f"{_models(request, found)} even empty (the largest, on {node.cluster}, has "
+                f"{node.pool.largest_node_accelerators} {node.pool.accelerator_model})")
     biggest = max(found, key=lambda r: (r.replicas, pool_devices(r.pool)))
     largest = (f"the largest, {biggest.cluster}, has {pool_devices(biggest.pool)} "
                f"{biggest.pool.accelerator_model} on {biggest.pool.nodes} nodes")
@@ -168,4 +188,5 @@ def _models(request: PlacementRequest, found: Sequence[Largest]) -> str:
     return "|".join(named) if named else "|".join(sorted({r.pool.accelerator_model for r in found}))
 
 
-__all__ = ["FleetFit", "Largest", "most_replicas", "never_as_the_fleet_stands", "never_fits", "pool_devices", "rooms"]
+__all__ = ["FleetFit", "Largest", "most_replicas", "never_as_the_fleet_stands", "never_fits", "node_short",
+           "pool_devices", "replica_units", "rooms"]

@@ -234,6 +234,9 @@ def check_capacity(cap: ClusterCapacity) -> str | None:
             return f"{where}.vendor: at most 63 characters (resource_name at most 253)"
         if len(pool.nodes_by_free) > MAX_ACCELERATORS_PER_NODE + 1:
             return f"{where}.nodes_by_free: at most {MAX_ACCELERATORS_PER_NODE + 1} entries (accelerators per node)"
+        if pool.largest_node_accelerators > MAX_ACCELERATORS_PER_NODE:
+            return (f"{where}.largest_node_accelerators: at most {MAX_ACCELERATORS_PER_NODE} accelerators per node, "
+                    f"got {pool.largest_node_accelerators}")
         if pool.nodes > MAX_NODES:
             return f"{where}.nodes_by_free: more than {MAX_NODES} nodes"
         if pool.total_accelerators < 0 or pool.allocatable_accelerators < 0:

@@ -90,7 +90,8 @@ def checked(request: jobs_pb2.ListClustersRequest) -> Request:
 
 
 def basic_capacity_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
-    """What the BASIC view says of a capacity: per-pool totals, free and quota held; no histograms, no ids."""
+    """What the BASIC view says of a capacity: per-pool totals, free, quota held and the largest node's devices; no
+    histograms, no ids."""
     return agent_pb2.CapacityReport(
         sequence=cap.sequence,
         accelerator_pools=[
@@ -98,7 +99,8 @@ def basic_capacity_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
                 accelerator_model=p.accelerator_model, total_accelerators=p.total_accelerators,
                 allocatable_accelerators=p.allocatable_accelerators, free_accelerators=p.free_accelerators,
                 sharing=p.sharing, unit_milli=p.unit_milli, vendor=p.vendor, memory_mib=p.memory_mib,
-                resource_name=p.resource_name, family=p.family, quota_held_accelerators=p.quota_held_accelerators)
+                resource_name=p.resource_name, family=p.family, quota_held_accelerators=p.quota_held_accelerators,
+                largest_node_accelerators=p.largest_node_accelerators)
             for p in cap.accelerator_pools
         ],
         cpu_milli_allocatable=cap.cpu_milli_allocatable, cpu_milli_free=cap.cpu_milli_free,

@@ -256,6 +256,14 @@ def check_plausible(cap: ClusterCapacity) -> str | None:
             return (f"{where}.quota_held_accelerators: {pool.quota_held_accelerators} held by quota, with "
                     f"{in_use_or_free} free or shared, are more than allocatable_accelerators "
                     f"{pool.allocatable_accelerators}")
+        largest = pool.largest_node_accelerators
+        if largest and largest > pool.total_accelerators:
+            return (f"{where}.largest_node_accelerators: {largest} on one node is more than total_accelerators "
+                    f"{pool.total_accelerators}")
+        most_free = max((b for b, n in enumerate(pool.nodes_by_free) if n), default=0)
+        if largest and largest < most_free:
+            return (f"{where}.largest_node_accelerators: {largest} installed on the largest node, but "
+                    f"nodes_by_free says a node has {most_free} free")
     for part, whole in _AT_MOST:  # free within allocatable; a node's most free within the cluster's free
         if getattr(cap, part) > getattr(cap, whole):
             return f"capacity.{part}: {getattr(cap, part)} is more than {whole} {getattr(cap, whole)}"

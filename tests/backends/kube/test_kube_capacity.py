@@ -61,7 +61,8 @@ def _gpus_only(pools: tuple[AcceleratorPool, ...]) -> tuple[AcceleratorPool, ...
 ])
 def test_gpu_histogram_counts_non_terminated_pods(pods: list[dict[str, Any]], hist: tuple[int, ...]) -> None:
     cap = cluster_capacity([node("n0"), node("n1")], pods)
-    assert _gpus_only(cap.accelerator_pools) == (AcceleratorPool(H100, hist, 16, 16, sharing="None"),)
+    assert _gpus_only(cap.accelerator_pools) == (AcceleratorPool(H100, hist, 16, 16, sharing="None",
+                                                                      largest_node_accelerators=8),)
 
 
 @pytest.mark.parametrize(("bad", "why"), [
@@ -74,7 +75,7 @@ def test_unusable_nodes_count_in_total_but_offer_nothing(bad: dict[str, Any], wh
     assert why in node_usable(bad)
     cap = cluster_capacity([node("n0"), bad], [])
     assert _gpus_only(cap.accelerator_pools) == (
-        AcceleratorPool(H100, (0, 0, 0, 0, 0, 0, 0, 0, 1), 16, 8, sharing="None"),
+        AcceleratorPool(H100, (0, 0, 0, 0, 0, 0, 0, 0, 1), 16, 8, sharing="None", largest_node_accelerators=8),
     )
     assert cap.cpu_milli_allocatable == 64_000
 
@@ -93,7 +94,7 @@ def test_models_cpu_and_memory() -> None:
     cap = cluster_capacity(nodes, pods, placement_ids=frozenset({"p1"}), sequence=7)
     assert [p.accelerator_model for p in cap.accelerator_pools] == [A100, H100]
     assert _gpus_only(cap.accelerator_pools)[0] == AcceleratorPool(
-        A100, (0, 0, 0, 1, 0, 0, 0, 0, 0), 4, 4, sharing="None"
+        A100, (0, 0, 0, 1, 0, 0, 0, 0, 0), 4, 4, sharing="None", largest_node_accelerators=4
     )
     a100 = cap.pool(A100)
     assert a100 is not None and a100.host_room[3] == (24_000, 192 * GiB)  # node fit: what a0 has left

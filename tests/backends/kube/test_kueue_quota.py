@@ -260,3 +260,14 @@ def test_a_flavor_that_runs_on_two_models_gives_each_pool_the_whole_quota_left()
     b.gang.cluster_queues._apply_event(ADDED, _cq(8, reserved="4"))  # type: ignore[union-attr]
     by_model = {p.accelerator_model: p for p in b.capacity().accelerator_pools}
     assert by_model["NVIDIA-L40S"].free_accelerators == 4 and by_model["NVIDIA-A100-SXM4-80GB"].free_accelerators == 4
+
+
+def test_a_pool_says_its_largest_nodes_devices_usable_or_not_whatever_is_free() -> None:
+    """What one replica could ever get on one node (AcceleratorPool.largest_node_accelerators, the fleet check's):
+    the devices installed on the largest node, summed over its groups, busy or not, and counting a node that is
+    not usable now (it may come back)."""
+    groups = [_group("n1", 4), _group("n2", 2, used=6), _group("n3", 8, used=8), _group("n3", 0, used=4)]
+    [pool] = pools(groups, {"n1", "n2"})  # n3, the largest (16 + 4 in two groups), is NotReady now
+    assert pool.largest_node_accelerators == 20 and pool.total_accelerators == 32
+    [pool] = pools(groups[:2], {"n1", "n2"})
+    assert pool.largest_node_accelerators == 8  # n2's, all but 2 busy

@@ -86,3 +86,13 @@ def test_a_simulated_cluster_reports_every_nodes_room_by_class() -> None:
         *((2, 48_000, 48 * gib, 2 if took == 12_000 else 1),),
         *(((2, 12_000, 512 * gib, 1),) if took == 48_000 else ()),
     ])
+
+
+def test_a_simulated_pool_says_its_largest_node() -> None:
+    fleet = parse_fleet({"clusters": [{"name": "c", "region": "r", "nodes": [
+        {"count": 2, "gpuModel": "H100", "gpus": 4, "cpu": 64, "memory": "512Gi"},
+        {"count": 1, "gpuModel": "H100", "gpus": 8, "cpu": 64, "memory": "512Gi"},
+        {"count": 1, "gpuModel": "A100", "gpus": 2, "cpu": 64, "memory": "512Gi"}]}]})
+    cap = NodeSet.of(fleet["c"].nodes).capacity()
+    assert {p.accelerator_model: p.largest_node_accelerators for p in cap.accelerator_pools} == {
+        "H100": 8, "A100": 2}

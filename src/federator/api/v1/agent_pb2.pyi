@@ -64,7 +64,7 @@ class Hello(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., region: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., agent_version: _Optional[str] = ..., gang_admission: _Optional[str] = ..., features: _Optional[_Iterable[str]] = ..., instance: _Optional[str] = ...) -> None: ...
 
 class AcceleratorPool(_message.Message):
-    __slots__ = ("accelerator_model", "nodes_by_free", "total_accelerators", "allocatable_accelerators", "free_accelerators", "shared_devices", "host_room", "shared_room", "room_classes", "sharing", "unit_milli", "vendor", "memory_mib", "resource_name", "family", "quota_held_accelerators")
+    __slots__ = ("accelerator_model", "nodes_by_free", "total_accelerators", "allocatable_accelerators", "free_accelerators", "shared_devices", "host_room", "shared_room", "room_classes", "sharing", "unit_milli", "vendor", "memory_mib", "resource_name", "family", "quota_held_accelerators", "largest_node_accelerators")
     ACCELERATOR_MODEL_FIELD_NUMBER: _ClassVar[int]
     NODES_BY_FREE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_ACCELERATORS_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,7 @@ class AcceleratorPool(_message.Message):
     RESOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     QUOTA_HELD_ACCELERATORS_FIELD_NUMBER: _ClassVar[int]
+    LARGEST_NODE_ACCELERATORS_FIELD_NUMBER: _ClassVar[int]
     accelerator_model: str
     nodes_by_free: _containers.RepeatedScalarFieldContainer[int]
     total_accelerators: int
@@ -97,7 +98,8 @@ class AcceleratorPool(_message.Message):
     resource_name: str
     family: str
     quota_held_accelerators: int
-    def __init__(self, accelerator_model: _Optional[str] = ..., nodes_by_free: _Optional[_Iterable[int]] = ..., total_accelerators: _Optional[int] = ..., allocatable_accelerators: _Optional[int] = ..., free_accelerators: _Optional[int] = ..., shared_devices: _Optional[_Iterable[_Union[SharedDevices, _Mapping]]] = ..., host_room: _Optional[_Iterable[_Union[HostRoom, _Mapping]]] = ..., shared_room: _Optional[_Iterable[_Union[SharedRoom, _Mapping]]] = ..., room_classes: _Optional[_Iterable[_Union[RoomClass, _Mapping]]] = ..., sharing: _Optional[str] = ..., unit_milli: _Optional[int] = ..., vendor: _Optional[str] = ..., memory_mib: _Optional[int] = ..., resource_name: _Optional[str] = ..., family: _Optional[str] = ..., quota_held_accelerators: _Optional[int] = ...) -> None: ...
+    largest_node_accelerators: int
+    def __init__(self, accelerator_model: _Optional[str] = ..., nodes_by_free: _Optional[_Iterable[int]] = ..., total_accelerators: _Optional[int] = ..., allocatable_accelerators: _Optional[int] = ..., free_accelerators: _Optional[int] = ..., shared_devices: _Optional[_Iterable[_Union[SharedDevices, _Mapping]]] = ..., host_room: _Optional[_Iterable[_Union[HostRoom, _Mapping]]] = ..., shared_room: _Optional[_Iterable[_Union[SharedRoom, _Mapping]]] = ..., room_classes: _Optional[_Iterable[_Union[RoomClass, _Mapping]]] = ..., sharing: _Optional[str] = ..., unit_milli: _Optional[int] = ..., vendor: _Optional[str] = ..., memory_mib: _Optional[int] = ..., resource_name: _Optional[str] = ..., family: _Optional[str] = ..., quota_held_accelerators: _Optional[int] = ..., largest_node_accelerators: _Optional[int] = ...) -> None: ...
 
 class HostRoom(_message.Message):
     __slots__ = ("cpu_milli", "memory_bytes")

@@ -36,11 +36,13 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
         shared: dict[int, int] = {}
         total = allocatable = quota_held = 0
         per_node: dict[str, int] = {}
+        installed: dict[str, int] = {}  # devices per node, usable or not: the largest is what one replica could get
         bucket_rooms: dict[int, list[tuple[int, int]]] = {}
         shared_rooms: dict[int, list[tuple[int, int]]] = {}
         node_rooms: list[tuple[int, int, int]] = []  # (whole free, CPU, memory) per node, for the room classes
         for g in members:
             total += g.devices
+            installed[g.node] = installed.get(g.node, 0) + g.devices
             if g.node not in usable_nodes:
                 continue
             allocatable += g.devices
@@ -70,6 +72,7 @@ def pools(groups: Iterable[DeviceGroup], usable_nodes: Collection[str],
                            sharing=first.sharing.value,
                            unit_milli=first.unit_milli if first.sharing is Sharing.MIG else 0,
                            quota_held_accelerators=quota_held,
+                           largest_node_accelerators=max(installed.values(), default=0),
                            **_extra(vendor, first)))
     return tuple(out)
 

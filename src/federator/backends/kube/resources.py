@@ -337,6 +337,7 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
                         **({"sharing": p.sharing} if p.sharing else {}),
                         **({"unitMilli": p.unit_milli} if p.unit_milli else {}),
                         **({"quotaHeld": p.quota_held_accelerators} if p.quota_held_accelerators else {}),
+                        **({"largestNode": p.largest_node_accelerators} if p.largest_node_accelerators else {}),
                     }
                     for p in capacity.accelerator_pools
                 ],

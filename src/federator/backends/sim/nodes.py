@@ -377,7 +377,9 @@ class NodeSet:
             pools.append(AcceleratorPool(model, tuple(hist), total, total, shared, tuple(room), shared_room,
                                          vendor=kind.vendor, memory_mib=kind.memory_mib,
                                          resource_name=kind.resource_name, family=kind.family,
-                                         room_classes=classes))
+                                         room_classes=classes,
+                                         largest_node_accelerators=max(
+                                             (self.nodes[i].spec.accelerators for i in idx), default=0)))
         return ClusterCapacity(
             accelerator_pools=tuple(pools),
             cpu_milli_allocatable=sum(n.spec.cpu_milli for n in self.nodes),
