@@ -283,3 +283,30 @@ def test_the_counter_does_not_count_a_federator_pause_past_an_end_heard_after_it
     assert counted(fed) == 160.0 + 4 * 160  # going: counted through the pause once the hold is over
     assert summarize(usage.query(since=0, until=2_000), since=0, until=2_000, now=1_170).total.accelerator_seconds \
         == 8 * 15 + 4 * 170  # the records agree
+
+
+def test_a_record_closed_before_a_crash_lost_its_jobs_write_stays_closed(tmp_path: Path) -> None:
+    """The meter writes a placement's closed record before the job write that shows it ended (group commit writes
+    jobs a moment later). A crash between the two left the job store saying Running: the restarted meter opened a
+    new record under the same id, which replaced the closed one (INSERT OR REPLACE on the key), so what it billed
+    was lost and the placement was billed again from the restart (billing helper's find). Its record is reopened
+    from its own start; the agent's re-sync closes it at its end."""
+    db, clock = tmp_path / "db", Clock(0.0)
+    fed, meter, usage, job_id = running_job(db, clock)  # 2 H100 running from 10
+    [p] = fed.jobs[job_id].placements
+    [opened] = meter.open.values()
+    usage.put([replace(opened, end=40.0)])  # the meter closed it at 40; the job's write never landed
+    fed.store.close()
+    usage.close()
+    clock.now = 300.0
+    fed, meter, usage = start(db, clock)
+    assert fed.jobs[job_id].placements[0].phase is JobPhase.RUNNING  # as the job store kept it
+    assert [(r.placement_id, r.start, r.end) for r in meter.open.values()] == [(p.placement_id, 10.0, None)]
+    join(fed, "east-1", H100, "acme", p.placement_id)
+    clock.now = 400.0
+    fed.job_update(fed.clusters["east-1"], p.placement_id, JobPhase.SUCCEEDED, "", ended_at=40.0)  # the re-sync
+    assert meter.open == {}
+    [kept] = usage.query(since=0, until=1_000)
+    assert (kept.placement_id, kept.start, kept.end) == (p.placement_id, 10.0, 40.0)
+    assert summarize(usage.query(since=0, until=1_000), since=0, until=1_000, now=400).total.accelerator_seconds \
+        == 60.0  # 2 x 30 s, not 2 x 100 from the restart

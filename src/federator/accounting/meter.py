@@ -170,6 +170,30 @@ class UsageMeter:
             return
         self._unwritten.clear()
 
+    def load(self, jobs: Iterable[Job]) -> None:
+        """The jobs a start read: their records carry on (`observe`). A placement the job store has Running whose
+        record is closed had its record closed by the meter just before a crash lost the job write that showed
+        it ended (the meter writes first; group commit a moment later). Opened anew under its id, the new record
+        replaced the closed one (the same key): what it billed was lost and it was billed from the restart. Its
+        record is reopened instead, from its own start: its agent's re-sync says how it ended (`ended_at` closes
+        it there again) or that it runs on, as for any placement a restart finds running."""
+        jobs = list(jobs)
+        unopened = [p.placement_id for job in jobs for p in job.placements
+                    if p.phase is JobPhase.RUNNING and p.placement_id not in self._open]
+        reopened = [UsageRecord(**{**_fields(r), "end": None})
+                    for r in (self.store.closed_records(unopened) if unopened else [])]
+        now = self.clock()
+        for rec in reopened:
+            self._open[rec.placement_id] = rec
+            self._counted[rec.placement_id] = now
+            self._by_job.setdefault(rec.job_id, set()).add(rec.placement_id)
+        if reopened:
+            log.info("%d usage records closed just before the restart reopened: the job store has their placements "
+                     "running, and their agents' re-syncs say how they ended (%s)", len(reopened),
+                     ", ".join(sorted(r.placement_id for r in reopened)[:5]))
+        self._write(reopened)
+        self.observe(jobs)
+
     def _record(self, job: Job, p: Placement, now: float) -> UsageRecord | None:
         model, milli = held(job, p)
         if milli <= 0:
@@ -262,7 +286,7 @@ class MeteredGroupCommit(GroupCommit):
 def attach(fed: Federator, meter: UsageMeter) -> None:
     """Meter a federator from now on (call it before it serves). Its jobs as loaded are observed first: after a
     restart, records of placements that ended while it was away are closed, and running ones carry on."""
-    meter.observe(list(fed.jobs.values()))
+    meter.load(fed.jobs.values())
     fed.journal = MeteredGroupCommit(fed.store, meter)
     fed.on_superseded = meter.superseded
 

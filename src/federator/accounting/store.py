@@ -14,6 +14,7 @@ freed are reused by later records, so the file levels off at about one retention
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import astuple
 from pathlib import Path
 
@@ -67,6 +68,17 @@ class SqliteUsageStore:
     def open_records(self) -> list[UsageRecord]:
         with self._lock:
             rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE end_time IS NULL").fetchall()
+        return [UsageRecord(*row) for row in rows]
+
+    def closed_records(self, placement_ids: Iterable[str]) -> list[UsageRecord]:
+        """The closed records of these placements, if any (by the primary key, 500 at a time)."""
+        ids, rows = list(placement_ids), []
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                rows += self._db.execute(
+                    f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE end_time IS NOT NULL AND placement_id IN "
+                    f"({', '.join('?' * len(part))})", part).fetchall()
         return [UsageRecord(*row) for row in rows]
 
     def query(self, *, since: float, until: float) -> list[UsageRecord]:
