@@ -141,7 +141,7 @@ def fraction_bucket(pool: AcceleratorPool, milli: int, shapes: tuple[Shape, ...]
     drifted from the member's, whose FGD binder takes the score's bucket: every later fraction of a long
     cycle was scored against host room as best fit would have left it, and GPUs were stranded on full hosts
     (synthetic `fractional` of bench/fgd.py, 1,000-pod cycles: 10.4 GPUs on full hosts, 5.5 with this,
-    FGD's level; docs/benchmarks.md, rounds 24 and 25). Read from the score's memo: the cycle reserves in
+    FGD's level; docs/benchmarks.md, rounds 24 to 26). Read from the score's memo: the cycle reserves in
     the pool it just scored, so this is a lookup."""
     if not 0 < milli < MILLI or pool.sharing == SHARING_MIG:
         return 0
