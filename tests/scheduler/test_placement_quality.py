@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from scenarios import A100, H100, cycle, placed, running, spec
 
 from federator.model import AcceleratorPool, JobKind, Resources
-from federator.scheduler import Arrival, SchedulerConfig
+from federator.model.cluster import whole_bucket
+from federator.scheduler import Arrival, SchedulerConfig, fragmentation
 from federator.scheduler.demand import Pressure, demand_of
 from federator.scheduler.fragmentation import expected_fragment
 
@@ -351,3 +352,22 @@ def test_a_small_difference_in_what_a_fraction_strands_still_chooses_the_cluster
     result = cycle(clusters, [spec("half", gpus=0.5)], config=SchedulerConfig(score_weights={"Fragmentation": 3}),
                    recent=memory)
     assert placed(result) == {"half": {"b": 1}}
+
+
+def test_a_fractions_reservation_takes_the_spot_of_least_growth_not_best_fits() -> None:
+    """The cycle reserves a fraction where `Fragmentation` scored it, the bucket of least growth (where the
+    member's FGD binder puts it), not best fit's fullest shared device. Mostly half-GPU work is in demand:
+    the first half on the shared GPU with 600 free (best fit) strands 100, on the free GPU it leaves a 500
+    the next half takes. Reserved at best fit's, the cycle then sent the 600m job to the free GPU, and the
+    second half found 100 and 400 left; reserved where it was scored, the 600m job takes the 600 and the
+    second half the 500 (synthetic `fractional` of bench/fgd.py: docs/benchmarks.md, round 25)."""
+    p = AcceleratorPool(A100, (0, 1), 2, 2, shared_devices=((600, 1),))
+    half = Resources(1_000, 2**30, 500)
+    memory = [Arrival(half, (), 1)] * 20
+    shapes = ((500, 1, 1_000, 2**30, 22 / 23), (600, 1, 1_000, 2**30, 1 / 23))
+    assert fragmentation.fraction_bucket(p, 500, shapes, 0.0) == whole_bucket(1)
+    assert fragmentation.fraction_bucket(p, 1_000, shapes, 0.0) == 0  # whole devices: best fit's
+    jobs = [spec("half-1", gpus=0.5, kind=JobKind.INFERENCE), spec("six", gpus=0.6, kind=JobKind.INFERENCE),
+            spec("half-2", gpus=0.5, kind=JobKind.INFERENCE)]
+    result = cycle([cluster("c", "r", p)], jobs, recent=memory)
+    assert placed(result) == {"half-1": {"c": 1}, "six": {"c": 1}, "half-2": {"c": 1}}

@@ -290,13 +290,13 @@ class AcceleratorPool:
         return _fraction_capacity(hist, shared, accelerator_milli)
 
     def take_milli(
-        self, accelerator_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0
+        self, accelerator_milli: int, replicas: int, *, cpu_milli: int = 0, memory_bytes: int = 0, bucket: int = 0
     ) -> AcceleratorPool:
         """The pool after binding `replicas` replicas of `accelerator_milli` each (whole or fractional);
         with the replicas' CPU and memory, the host room of the nodes they land on shrinks too.
-        A MIG pool gives each fractional replica a partition of its own."""
+        A MIG pool gives each fractional replica a partition of its own. `bucket`: see `after_take`."""
         return self.with_state(*self.after_take(accelerator_milli, replicas, cpu_milli=cpu_milli,
-                                                memory_bytes=memory_bytes))
+                                                memory_bytes=memory_bytes, bucket=bucket))
 
     def with_state(self, hist: tuple[int, ...], shared: tuple[tuple[int, int], ...],
                    host_room: tuple[tuple[int, int], ...], shared_room: tuple[tuple[int, int, int], ...],

@@ -51,7 +51,7 @@ from federator.scheduler.framework import (
 from federator.scheduler.gcpause import few_full_collections
 from federator.scheduler.nodevictims import forget, node_used
 from federator.scheduler.plugins import FILTERS, POOL_SCORES, SCORES
-from federator.scheduler.pools import best_model, quota_budget, reserve_spread
+from federator.scheduler.pools import best_model, quota_budget, reservation_bucket, reserve_spread
 from federator.scheduler.preemption import (
     PlanMemo,
     Preemption,
@@ -267,7 +267,8 @@ class Scheduler:
         if model is None:
             model = best_model(request, best, board.ctx, self.pool_scores, request.replicas)
         txn.begin()
-        txn.put(reserve(best, resources=request.spec.resources, replicas=request.replicas, accelerator_model=model))
+        txn.put(reserve(best, resources=request.spec.resources, replicas=request.replicas, accelerator_model=model,
+                        bucket=reservation_bucket(request, best, model, board.ctx)))
         txn.commit()
         return (assign(best, request.replicas, model, request),)
 

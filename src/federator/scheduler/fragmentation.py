@@ -19,7 +19,9 @@ much it grows that expectation (FGD's gradient). Where the cluster binds it is
 the histogram's own arithmetic (`AcceleratorPool.after_take`, with the replica's
 CPU and memory, so the host room shrinks): best fit for whole devices, and for
 one fractional replica the bucket where it grows the expectation least, as
-FGD's node binder chooses.
+FGD's node binder chooses. The cycle's reservation of that replica takes the
+same bucket (`fraction_bucket`), so the rest of the cycle is scored against the
+pool as the member leaves it.
 """
 
 from __future__ import annotations
@@ -114,8 +116,9 @@ class GrowthCache:
     __slots__ = ("before", "by_pool", "by_state", "terms")
 
     def __init__(self) -> None:
-        self.by_pool: dict[tuple[int, int, int, int, int], tuple[AcceleratorPool, float]] = {}
-        self.by_state: dict[tuple[object, ...], float] = {}
+        # a take's (growth, bucket): the bucket a fraction binds to (`fraction_bucket`), 0 for best fit's
+        self.by_pool: dict[tuple[int, int, int, int, int], tuple[AcceleratorPool, float, int]] = {}
+        self.by_state: dict[tuple[object, ...], tuple[float, int]] = {}
         self.before: dict[tuple[object, ...], float] = {}
         self.terms: dict[str, dict[tuple[int, int, int], float]] = {}  # model -> (bucket, CPU, memory) -> a node's term
 
@@ -125,6 +128,29 @@ def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tu
     """How much binding `replicas` replicas of `milli` milli-GPUs grows the pool's expected fragment,
     per milli-GPU bound: -1 when all it takes was unusable anyway, 0 when it leaves no new
     fragment, positive when it strands capacity. `cache`: see GrowthCache (the same value, cheaper)."""
+    return _memo(pool, milli, replicas, shapes, cannot, cache, cpu, mem)[0]
+
+
+def fraction_bucket(pool: AcceleratorPool, milli: int, shapes: tuple[Shape, ...], cannot: float,
+                    cache: GrowthCache | None = None, cpu: int = 0, mem: int = 0) -> int:
+    """Where the cycle reserves one fractional replica of `milli` in `pool`: the bucket `fragment_growth`
+    scored it at, the one where it grows the expected fragment least (`_fraction_growth`); 0, best fit's,
+    for whole devices, a MIG partition, or a pool with no bucket that holds it.
+
+    Reserved at best fit's bucket (the fullest shared device that fits), the cycle's reckoning of the pool
+    drifted from the member's, whose FGD binder takes the score's bucket: every later fraction of a long
+    cycle was scored against host room as best fit would have left it, and GPUs were stranded on full hosts
+    (synthetic `fractional` of bench/fgd.py, 1,000-pod cycles: 10.4 GPUs on full hosts, 5.5 with this,
+    FGD's level; docs/benchmarks.md, rounds 24 to 26). Read from the score's memo: the cycle reserves in
+    the pool it just scored, so this is a lookup."""
+    if not 0 < milli < MILLI or pool.sharing == SHARING_MIG:
+        return 0
+    return _memo(pool, milli, 1, shapes, cannot, cache, cpu, mem)[1]
+
+
+def _memo(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
+          cache: GrowthCache | None, cpu: int, mem: int) -> tuple[float, int]:
+    """(growth, bucket) of a take (`_growth`), through the cycle's memo when there is one."""
     if not pool.host_room and not pool.shared_room and not pool.room_classes:
         cpu = mem = 0  # no host room reported: CPU and memory change nothing, so share the entry
     if cache is None:
@@ -132,29 +158,30 @@ def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tu
     ident = (id(pool), milli, replicas, cpu, mem)
     got = cache.by_pool.get(ident)
     if got is not None and got[0] is pool:
-        return got[1]
-    growth = _growth(pool, milli, replicas, shapes, cannot, cache, cpu, mem)
-    cache.by_pool[ident] = (pool, growth)
-    return growth
+        return got[1], got[2]
+    growth, bucket = _growth(pool, milli, replicas, shapes, cannot, cache, cpu, mem)
+    cache.by_pool[ident] = (pool, growth, bucket)
+    return growth, bucket
 
 
 def _growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,
-            cache: GrowthCache, cpu: int = 0, mem: int = 0) -> float:
+            cache: GrowthCache, cpu: int = 0, mem: int = 0) -> tuple[float, int]:
+    """The growth per milli-GPU bound, and the bucket a fraction binds to (0: best fit's)."""
     state = _state(pool)
     key = (*state, milli, replicas, cpu, mem)
     got = cache.by_state.get(key)
     if got is not None:
         return got
     if replicas == 1 and 0 < milli < MILLI and pool.sharing != SHARING_MIG:
-        growth = cache.by_state[key] = _fraction_growth(pool, state, milli, shapes, cannot, cache, cpu, mem)
-        return growth
+        out = cache.by_state[key] = _fraction_growth(pool, state, milli, shapes, cannot, cache, cpu, mem)
+        return out
     if pool.room_classes:
         try:
             growth = _classed_growth(pool, milli, replicas, shapes, cannot, cache, cpu, mem) / (milli * replicas)
         except ValueError:
             growth = float("inf")
-        cache.by_state[key] = growth
-        return growth
+        cache.by_state[key] = (growth, 0)
+        return growth, 0
     try:
         hist, shared, room, shared_room, classes = pool.after_take(milli, replicas, cpu_milli=cpu, memory_bytes=mem)
     except ValueError:
@@ -164,33 +191,35 @@ def _growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shap
         # that state's "before", so the bind's own follow-up scoring starts from it
         after = (pool.accelerator_model, hist, shared, room, shared_room, classes)
         growth = (_before(after, shapes, cannot, cache) - _before(state, shapes, cannot, cache)) / (milli * replicas)
-    cache.by_state[key] = growth
-    return growth
+    cache.by_state[key] = (growth, 0)
+    return growth, 0
 
 
-def _fraction_growth(pool: AcceleratorPool, state: tuple[Any, ...], milli: int,
-                     shapes: tuple[Shape, ...], cannot: float, cache: GrowthCache, cpu: int, mem: int) -> float:
-    """`_growth` of one fractional replica as FGD binds it: the least growth over the buckets that hold
-    it (a shared device with f >= milli free, or a whole device of a node with i free), not best fit's.
+def _fraction_growth(pool: AcceleratorPool, state: tuple[Any, ...], milli: int, shapes: tuple[Shape, ...],
+                     cannot: float, cache: GrowthCache, cpu: int, mem: int) -> tuple[float, int]:
+    """`_growth` of one fractional replica as FGD binds it, and the bucket it binds to: the least growth
+    over the buckets that hold it (a shared device with f >= milli free, or a whole device of a node with
+    i free), not best fit's; on a tie the first (shared devices before whole ones); (inf, 0) if none
+    holds it.
 
     FGD at node level weighs every place the replica may go; the pool's buckets are its resource model
     of them. Scored at best fit's bucket only, a pool whose best fit strands a sliver looked worse than
     it is, and the job went to a model FGD would not have chosen (synthetic `fractional` mix of
     bench/fgd.py, one cluster: 0.9866 of the GPUs allocated; 0.9895 with this; 0.9937 when the nodes
-    chose the model). The cycle's reservation still takes best fit's bucket: taking this one there too
-    measured worse over the protocol (docs/benchmarks.md, rounds 7 and 15)."""
+    chose the model). The cycle's reservation takes the same bucket (`fraction_bucket`)."""
     hist, shared = pool.nodes_by_free, pool.shared_devices
     buckets = [shared_bucket(f) for f, n in shared if f >= milli and n]
     buckets += [whole_bucket(i) for i in range(1, len(hist)) if hist[i]]
-    best = float("inf")
+    best, chosen = float("inf"), 0
     if pool.room_classes:
         for bucket in buckets:
             try:
                 growth = _classed_growth(pool, milli, 1, shapes, cannot, cache, cpu, mem, bucket)
             except ValueError:  # no node of the bucket has the host room
                 continue
-            best = min(best, growth)
-        return best / milli
+            if growth < best:
+                best, chosen = growth, bucket
+        return best / milli, chosen
     before = _before(state, shapes, cannot, cache)
     for bucket in buckets:
         try:
@@ -198,8 +227,9 @@ def _fraction_growth(pool: AcceleratorPool, state: tuple[Any, ...], milli: int,
         except ValueError:  # no node of the bucket has the host room
             continue
         growth = _before((pool.accelerator_model, *after), shapes, cannot, cache) - before
-        best = min(best, growth)
-    return best / milli
+        if growth < best:
+            best, chosen = growth, bucket
+    return best / milli, chosen
 
 
 def _classed_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tuple[Shape, ...], cannot: float,

@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from federator.model import AcceleratorPool, ClusterInfo
+from federator.model import MILLI, AcceleratorPool, ClusterInfo
 from federator.model.accelerator import accepts_model
 from federator.scheduler.alternatives import Assignment, assign
+from federator.scheduler.fragmentation import fraction_bucket
 from federator.scheduler.framework import MAX_SCORE, CycleContext, PlacementRequest, PoolScorePlugin, accepted_pools
 from federator.scheduler.plugins import fit_tightness
 from federator.scheduler.snapshot import Txn, reserve
@@ -64,6 +65,22 @@ def best_model(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContex
     if got is None:
         raise ValueError(f"no pool of {cluster.name} fits; filters should have said so")
     return got[1]
+
+
+def reservation_bucket(request: PlacementRequest, cluster: ClusterInfo, model: str, ctx: CycleContext) -> int:
+    """Where the cycle reserves a one-replica job on `model` of `cluster`: for a fraction of a shared device,
+    the bucket where `Fragmentation` scored it (the least growth of the expected fragment under the cycle's
+    demand, `fragmentation.fraction_bucket`), which is where the member's FGD binder puts it; 0, best fit's,
+    for anything else or with no demand to weigh (the score then has no bucket either)."""
+    demand = ctx.demand
+    res = request.spec.resources
+    if request.replicas != 1 or not 0 < res.accelerator_milli < MILLI or demand is None or demand.empty:
+        return 0
+    pool = cluster.capacity.pool(model)
+    if pool is None:
+        return 0
+    return fraction_bucket(pool, res.accelerator_milli, demand.usable_shapes.get(model, ()), 0.0, demand.cache,
+                           res.cpu_milli, res.memory_bytes)
 
 
 def fit_count(request: PlacementRequest, cluster: ClusterInfo) -> int:

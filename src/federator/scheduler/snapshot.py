@@ -26,11 +26,12 @@ class Snapshot:
 
 
 def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, accelerator_model: str,
-            accelerators_per_replica: int | None = None) -> ClusterInfo:
+            accelerators_per_replica: int | None = None, bucket: int = 0) -> ClusterInfo:
     """The cluster after binding `replicas` replicas (raises ValueError if they do not fit).
 
     accelerators come from `resources.accelerator_milli` (whole or fractional); `accelerators_per_replica`
-    is accepted for older callers and ignored.
+    is accepted for older callers and ignored. `bucket` names where one fractional replica goes instead
+    of best fit (`AcceleratorPool.after_take`; the cycle passes `pools.reservation_bucket`).
     """
     del accelerators_per_replica
     cap = cluster.capacity
@@ -46,6 +47,7 @@ def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, accele
                 replicas,
                 cpu_milli=resources.cpu_milli,
                 memory_bytes=resources.memory_bytes,
+                bucket=bucket,
             )
             if p.accelerator_model == accelerator_model
             else p
