@@ -6,7 +6,8 @@
 Times are ISO 8601 (a date, or a date and time; UTC unless an offset is
 given), unix seconds, or an age back from now (`90m`, `24h`, `7d`). Rows are
 the groups, biggest first, and a TOTAL line; the rows add up to the total
-exactly. An admin sees everyone's usage, anyone else their own.
+exactly. An admin sees everyone's usage, anyone else their own and their groups'; a provider, with one of its
+clusters' certificates, its own clusters' usage by cluster, model or provider (docs/security.md).
 
 The federator keeps a record for `federator serve --usage-retention` after its placement ended (90 days by
 default): a window that starts earlier shows only what ended since or still runs (docs/security.md).
@@ -49,6 +50,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u.add_argument("--until", default="", help="end: ISO 8601, unix seconds or an age (default: now)")
     u.add_argument("--by", choices=BY, help="group by this (default: the total only)")
     u.add_argument("--queue", default="", help="only this queue's usage (within the jobs you may see)")
+    u.add_argument("--cluster", default="", help="only this member cluster's usage (a provider, with one of its "
+                                                 "clusters' certificates: one of its own clusters)")
     u.add_argument("-o", "--output", choices=["table", "csv", "json"], default="table")
     u.add_argument("--server", default=DEFAULT_SERVER, type=server_address,
                    help="federator gRPC address (default %(default)s)")
@@ -160,13 +163,14 @@ USAGE_TIMEOUT = 30.0
 """Seconds a usage query may take: it sums a range of records, slower than a get."""
 
 
-def fetch(opts: ClientOptions, *, since: float = 0.0, until: float = 0.0, by: str = "", queue: str = "") -> object:
+def fetch(opts: ClientOptions, *, since: float = 0.0, until: float = 0.0, by: str = "", queue: str = "",
+          cluster: str = "") -> object:
     """UsageService.Get over a fresh channel (raises grpc.RpcError)."""
     from federator.api.v1 import usage_pb2, usage_pb2_grpc
 
     with opts.channel() as ch:
         return usage_pb2_grpc.UsageServiceStub(ch).Get(usage_pb2.UsageRequest(since=since, until=until, by=by,
-                                                                                 queue=queue),
+                                                                                 queue=queue, cluster=cluster),
                                                        timeout=USAGE_TIMEOUT)
 
 
@@ -182,7 +186,7 @@ def _usage(args: argparse.Namespace) -> int:
         print(f"federator usage: {exc}", file=sys.stderr)
         return 2
     try:
-        resp = fetch(opts, since=since, until=until, by=args.by or "", queue=args.queue)
+        resp = fetch(opts, since=since, until=until, by=args.by or "", queue=args.queue, cluster=args.cluster)
     except grpc.RpcError as err:  # worded as every other call's: get, cancel, scale (client._fail)
         return _fail(err, args, seconds=USAGE_TIMEOUT)
     print(render(resp, output=args.output, by=args.by or ""))

@@ -8,16 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class UsageRequest(_message.Message):
-    __slots__ = ("since", "until", "by", "queue")
+    __slots__ = ("since", "until", "by", "queue", "cluster")
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     BY_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
     since: float
     until: float
     by: str
     queue: str
-    def __init__(self, since: _Optional[float] = ..., until: _Optional[float] = ..., by: _Optional[str] = ..., queue: _Optional[str] = ...) -> None: ...
+    cluster: str
+    def __init__(self, since: _Optional[float] = ..., until: _Optional[float] = ..., by: _Optional[str] = ..., queue: _Optional[str] = ..., cluster: _Optional[str] = ...) -> None: ...
 
 class UsageRow(_message.Message):
     __slots__ = ("key", "accelerator_seconds", "micro_accelerator_seconds", "placements")
