@@ -6,8 +6,10 @@ table still goes to `--db`: mount a volume there to keep it across pod
 restarts (the chart's `usage.persistence`). A record is written when its
 placement starts running (open, `end` NULL) and again when it ends.
 
-Closed records older than `federator serve --usage-retention` are deleted (`prune`, driven by
-accounting/retention.py), a small batch per call. SQLite does not shrink the file after a delete: the pages
+Closed records of placements that ended longer ago than `federator serve --usage-retention` are deleted
+(`prune`, driven by accounting/retention.py), a small batch per call. The table and its indexes are what they
+were: the placement's record is found by the primary key, so retention by the placement's end needed no new
+index and no migration. SQLite does not shrink the file after a delete: the pages
 freed are reused by later records, so the file levels off at about one retention's worth of records.
 """
 
