@@ -22,6 +22,15 @@ def utc_micro(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def utc_exact(t: float) -> str:
+    """`t` (Unix seconds) to the microsecond it holds: 2026-12-03T08:54:42Z when whole, else
+    2026-12-03T08:54:42.5Z. Where a time bounds an amount (a usage report's window), so the window printed is
+    the window counted (outside billing QA F5: a bill for [..58.5, ..04.5) printed ..58Z to ..04Z)."""
+    whole = utc_seconds(t)
+    micro = datetime.fromtimestamp(t, UTC).microsecond
+    return whole if not micro else f"{whole[:-1]}.{micro:06d}".rstrip("0") + "Z"
+
+
 def duration(seconds: float) -> str:
     """Whole seconds as Go writes a duration: 2h30m5s, 10m0s, 45s (a job's run time beside its limit)."""
     s = max(0, int(seconds))

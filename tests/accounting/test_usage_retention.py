@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from federator.accounting import SqliteUsageStore, UsageRecord
 from federator.accounting.retention import DEFAULT_USAGE_RETENTION, UsagePruner, UsageRetention
+from federator.accounting.store import PRUNE_SQL
 from federator.cli import build_parser
 from federator.cli.serve import _usage_retention
 
@@ -104,3 +106,49 @@ def test_the_file_levels_off_pages_freed_by_pruning_are_reused(tmp_path: Path) -
     assert rows(path) == 6_000
     assert size <= 2.3 * first  # two days of records, not five
     store.close()
+
+
+def segment(pid: str, *, start: float, end: float) -> UsageRecord:
+    """What the meter keeps of a placement's size before an in-place resize (meter.py `_resized`)."""
+    return UsageRecord(placement_id=f"{pid}#resized-{end:.0f}", job_id="chat", queue="serving", user="admin",
+                       namespace="ns", cluster="c", provider="p", model="m", accelerators_milli=2000, start=start,
+                       end=end)
+
+
+def test_a_resized_placement_keeps_its_earlier_sizes_while_it_runs_and_until_it_ended_past_the_retention(
+        tmp_path: Path) -> None:
+    """Outside billing QA F2: a serving job scaled 2 -> 1 replica kept running, and retention deleted its 2-replica
+    segment (closed at the scale) while the placement ran on, so "since it started" lost it. Retention goes by
+    the placement's end: every record of a placement stays while it runs, and until it ended past the retention."""
+    store = SqliteUsageStore(tmp_path / "fed.db")
+    running = UsageRecord(placement_id="chat.g1.c", job_id="chat", queue="serving", user="admin", namespace="ns",
+                          cluster="c", provider="p", model="m", accelerators_milli=1000, start=NOW - 40 * DAY)
+    ended_lately = replace(running, placement_id="late.g1.c", end=NOW - 1 * DAY)
+    ended_long_ago = replace(running, placement_id="old.g1.c", start=NOW - 50 * DAY, end=NOW - 35 * DAY)
+    store.put([running, segment("chat.g1.c", start=NOW - 45 * DAY, end=NOW - 40 * DAY),
+               ended_lately, segment("late.g1.c", start=NOW - 45 * DAY, end=NOW - 40 * DAY),
+               ended_long_ago, segment("old.g1.c", start=NOW - 60 * DAY, end=NOW - 50 * DAY),
+               segment("gone.g1.c", start=NOW - 60 * DAY, end=NOW - 50 * DAY)])  # its placement's record pruned
+    pruner = UsagePruner(store, UsageRetention(30 * DAY), clock=lambda: NOW, batch=1)
+
+    assert asyncio.run(pruner.sweep()) == 3
+    kept = sorted(r.placement_id for r in store.query(since=0, until=NOW + 1))
+    assert kept == ["chat.g1.c", f"chat.g1.c#resized-{NOW - 40 * DAY:.0f}", "late.g1.c",
+                    f"late.g1.c#resized-{NOW - 40 * DAY:.0f}"]
+
+    store.put([replace(running, end=NOW - 31 * DAY)])  # the placement ends; past the retention, it all goes
+    assert asyncio.run(pruner.sweep()) == 2
+    assert sorted(r.placement_id for r in store.query(since=0, until=NOW + 1)) == kept[2:]
+    store.close()
+
+
+def test_pruning_looks_up_a_placements_record_by_its_key_not_by_a_scan(tmp_path: Path) -> None:
+    """prune runs a batch at a time every minute over a table of a retention's worth of records: the candidate
+    records come from the (start, end_time) index and each one's placement record from the primary key."""
+    store = SqliteUsageStore(tmp_path / "fed.db")
+    store.close()
+    with sqlite3.connect(tmp_path / "fed.db") as db:
+        plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {PRUNE_SQL}", (NOW, NOW, NOW, 500))]
+    assert any("seg USING INDEX usage_window" in step for step in plan), plan
+    assert any("cur USING INDEX sqlite_autoindex_usage_1 (placement_id=?)" in step for step in plan), plan
+    assert not any(step.startswith("SCAN") for step in plan), plan

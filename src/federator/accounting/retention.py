@@ -4,8 +4,10 @@ Nothing else bounded the `usage` table: finished jobs are removed (server/retent
 that ran left a record for ever, about 420 bytes of the --db file per job (outside SRE soak: 0.2 MB to
 15.2 MB over 41k records while the job list stayed flat; the chart's 1 Gi volume full in ~3.3 days).
 
-A record is deleted once it *ended* longer ago than the retention; a running placement's record stays however
-old it is, so `federator usage` over the last retention is exact. Off the event loop: each batch is one small
+A record is deleted once its *placement* ended longer ago than the retention; every record of a running
+placement stays however old it is, the sizes it had before an in-place resize included (store.py `prune`;
+outside billing QA F2), so `federator usage` over the last retention is exact, and so is "since it started" for
+a placement still running. Off the event loop: each batch is one small
 DELETE on a worker thread, and the loop runs between batches; the store's lock, which the meter's writes on the
 loop wait for, is held for one batch only. Kubernetes mode too: its usage records live in --db as well
 (accounting/store.py).

@@ -6,8 +6,10 @@ table still goes to `--db`: mount a volume there to keep it across pod
 restarts (the chart's `usage.persistence`). A record is written when its
 placement starts running (open, `end` NULL) and again when it ends.
 
-Closed records older than `federator serve --usage-retention` are deleted (`prune`, driven by
-accounting/retention.py), a small batch per call. SQLite does not shrink the file after a delete: the pages
+Closed records of placements that ended longer ago than `federator serve --usage-retention` are deleted
+(`prune`, driven by accounting/retention.py), a small batch per call. The table and its indexes are what they
+were: the placement's record is found by the primary key, so retention by the placement's end needed no new
+index and no migration. SQLite does not shrink the file after a delete: the pages
 freed are reused by later records, so the file levels off at about one retention's worth of records.
 """
 
@@ -24,6 +26,19 @@ from federator.store.sqlite import close_sqlite, open_sqlite
 
 _COLUMNS = ("placement_id", "job_id", "queue", "user", "namespace", "cluster", "provider", "model",
             "accelerators_milli", "start", "end_time")
+
+SEGMENT_MARK = "#"
+"""A record id past this mark is a segment of the placement named before it (`PID#resized-<t>`, meter.py)."""
+# True when the placement of record `seg` has no record still open or ended at or after the cutoff (the third
+# parameter): the segment's own record for a placement never resized, else the placement's current record.
+_PLACEMENT_ENDED = (
+    "NOT EXISTS (SELECT 1 FROM usage AS cur WHERE cur.placement_id = CASE "
+    f"WHEN instr(seg.placement_id, '{SEGMENT_MARK}') > 0 "
+    f"THEN substr(seg.placement_id, 1, instr(seg.placement_id, '{SEGMENT_MARK}') - 1) "
+    "ELSE seg.placement_id END AND (cur.end_time IS NULL OR cur.end_time >= ?))")
+PRUNE_SQL = ("DELETE FROM usage WHERE rowid IN (SELECT rowid FROM usage AS seg WHERE start < ? AND end_time IS NOT "
+             f"NULL AND end_time < ? AND {_PLACEMENT_ENDED} LIMIT ?)")
+"""Parameters: the cutoff three times, the batch."""
 
 
 class SqliteUsageStore:
@@ -52,17 +67,22 @@ class SqliteUsageStore:
                                  [astuple(r) for r in records])
 
     def prune(self, *, ended_before: float, batch: int) -> int:
-        """Delete at most `batch` closed records that ended before `ended_before`; how many went. Open records
-        (still running) are never deleted. A small batch holds the lock (which `put`, on the event loop, waits
-        for) a few milliseconds at most; the caller calls again until fewer than `batch` go."""
+        """Delete at most `batch` closed records of placements that ended before `ended_before`; how many went.
+
+        By the *placement's* end, not the record's: a placement resized in place (accounting/meter.py
+        `_resized`) keeps its earlier size under `PID#resized-<t>`, closed at the resize, while `PID` stays open
+        (or closes later). Such a segment stays while its placement runs, and until the placement's own record
+        ended before the cutoff (outside billing QA F2: retention deleted the 2-replica part of a serving job
+        still running, so "since it started" lost it). Open records are never deleted. A small batch holds the
+        lock (which `put`, on the event loop, waits for) a few milliseconds at most; the caller calls again until
+        fewer than `batch` go."""
         with self._lock:
             if self.file is not None:
                 self.file.check()
             # start < cutoff walks the usage_window index (start, end_time): a record that ended before the
-            # cutoff started before it too.
-            cur = self._db.execute(
-                "DELETE FROM usage WHERE rowid IN (SELECT rowid FROM usage WHERE start < ? AND end_time IS NOT "
-                "NULL AND end_time < ? LIMIT ?)", (ended_before, ended_before, batch))
+            # cutoff started before it too. The placement's record is one look-up of the primary key per
+            # candidate (test_usage_retention checks the plan), none for a placement never resized.
+            cur = self._db.execute(PRUNE_SQL, (ended_before, ended_before, ended_before, batch))
             return cur.rowcount
 
     def open_records(self) -> list[UsageRecord]:
@@ -94,4 +114,4 @@ class SqliteUsageStore:
             close_sqlite(self._db, self.file)
 
 
-__all__ = ["SqliteUsageStore"]
+__all__ = ["PRUNE_SQL", "SEGMENT_MARK", "SqliteUsageStore"]

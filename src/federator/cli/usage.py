@@ -6,7 +6,8 @@
 Times are ISO 8601 (a date, or a date and time; UTC unless an offset is
 given), unix seconds, or an age back from now (`90m`, `24h`, `7d`). Rows are
 the groups, biggest first, and a TOTAL line; the rows add up to the total
-exactly. An admin sees everyone's usage, anyone else their own.
+exactly. An admin sees everyone's usage, anyone else their own and their groups'; a provider, with one of its
+clusters' certificates, its own clusters' usage by cluster, model or provider (docs/security.md).
 
 The federator keeps a record for `federator serve --usage-retention` after its placement ended (90 days by
 default): a window that starts earlier shows only what ended since or still runs (docs/security.md).
@@ -22,6 +23,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import grpc
@@ -30,24 +32,26 @@ from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.client import DEFAULT_SERVER, _fail
 from federator.cli.output import table
 from federator.listen import server_address
-from federator.timestamps import utc_seconds
+from federator.timestamps import utc_exact
 
 if TYPE_CHECKING:
     from federator.security.tls import ClientOptions
 
-BY = ("queue", "user", "namespace", "cluster", "provider", "model")
+BY = ("queue", "user", "namespace", "cluster", "provider", "model", "job")
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    u = sub.add_parser("usage", help="accelerator-seconds used, by queue, user, cluster, provider or model")
+    u = sub.add_parser("usage", help="accelerator-seconds used, by queue, user, cluster, provider, model or job")
     u.add_argument("--since", default="", help="start: ISO 8601, unix seconds or an age like 24h, 7d "
                                                "(default: the first record; records are kept for the "
                                                "federator's --usage-retention, 90 days by default)")
     u.add_argument("--until", default="", help="end: ISO 8601, unix seconds or an age (default: now)")
     u.add_argument("--by", choices=BY, help="group by this (default: the total only)")
     u.add_argument("--queue", default="", help="only this queue's usage (within the jobs you may see)")
+    u.add_argument("--cluster", default="", help="only this member cluster's usage (a provider, with one of its "
+                                                 "clusters' certificates: one of its own clusters)")
     u.add_argument("-o", "--output", choices=["table", "csv", "json"], default="table")
     u.add_argument("--server", default=DEFAULT_SERVER, type=server_address,
                    help="federator gRPC address (default %(default)s)")
@@ -76,33 +80,82 @@ def parse_time(value: str, *, flag: str, now: float) -> float:
     return parsed.timestamp()
 
 
+MICRO = 1_000_000
+HOUR_MICROS = 3_600  # micro-accelerator-seconds in a millionth of an accelerator-hour
+
+
+def shares(amounts: Sequence[int], *, total: int, unit: int) -> tuple[list[int], int]:
+    """Each amount and the total in whole `unit`s, rounded so the rows add up to the rounded total (largest
+    remainder: each row is its amount rounded down, or up by one where the remainders are largest). Rounding each
+    row alone did not add up (outside billing QA F8: 263 rows of 4.296789 h under a TOTAL of 4.296769 h); each
+    row is still within one unit of its exact amount."""
+    target = (total + unit // 2) // unit
+    out = [a // unit for a in amounts]
+    short = target - sum(out)
+    for i in sorted(range(len(amounts)), key=lambda i: (-(amounts[i] % unit), i))[:max(0, short)]:
+        out[i] += 1
+    return out, target
+
+
+def fixed(n: int, places: int, *, commas: bool = False) -> str:
+    """An integer of 10^-places units as a decimal, without a float in between."""
+    whole, frac = divmod(n, 10 ** places)
+    head = f"{whole:,}" if commas else str(whole)
+    return f"{head}.{frac:0{places}d}" if places else head
+
+
+def _column(micros: list[int], total: int, *, unit: int, places: int, commas: bool = False) -> list[str]:
+    rows, t = shares(micros, total=total, unit=unit)
+    return [fixed(n, places, commas=commas) for n in [*rows, t]]
+
+
 def render(resp: object, *, output: str, by: str) -> str:
-    """The report as a table, CSV or JSON."""
+    """The report as a table, CSV or JSON. The amount to price is micro_accelerator_seconds (exact integers; the
+    rows add up to the total); seconds and hours are rounded for reading, rows apportioned to add up to the
+    total (`shares`). A window that has not ended (`incomplete`) says so in every output."""
     from federator.api.v1 import usage_pb2
 
     assert isinstance(resp, usage_pb2.UsageResponse)
     head = (by or "total").upper()
-    rows = [(r.key or "-", r.accelerator_seconds, r.micro_accelerator_seconds, r.placements) for r in resp.rows] \
-        if by else []
-    total = ("TOTAL", resp.total.accelerator_seconds, resp.total.micro_accelerator_seconds, resp.total.placements)
+    rows = [(r.key or "-", r.micro_accelerator_seconds, r.placements) for r in resp.rows] if by else []
+    micros, total_micro = [m for _k, m, _n in rows], resp.total.micro_accelerator_seconds
+    keys = [k for k, _m, _n in rows] + ["TOTAL"]
+    counts = [n for _k, _m, n in rows] + [resp.total.placements]
+    start = utc_exact(resp.since) if resp.since > 0 else None  # None: from the first record
+    unfinished = (f"incomplete: the window asked for ends after the time of the call, {utc_exact(resp.until)}, "
+                  "and is counted up to it only; ask again once it has ended for the amounts to bill")
     if output == "json":
-        return json.dumps({
-            "since": utc_seconds(resp.since) if resp.since > 0 else None,  # null: from the first record
-            "until": utc_seconds(resp.until), "by": by or None,
-            "rows": [{"key": k if k != "-" else "", "acceleratorSeconds": s, "microAcceleratorSeconds": m,
-                      "acceleratorHours": round(s / 3600, 6), "placements": n} for k, s, m, n in rows],
-            "total": {"acceleratorSeconds": total[1], "microAcceleratorSeconds": total[2],
-                      "acceleratorHours": round(total[1] / 3600, 6), "placements": total[3]}}, indent=2)
+        row_hours, total_hours = shares(micros, total=total_micro, unit=HOUR_MICROS)
+
+        def amounts(m: int, h: int, n: int) -> dict[str, object]:
+            return {"acceleratorSeconds": m / MICRO, "microAcceleratorSeconds": m, "acceleratorHours": h / MICRO,
+                    "placements": n}
+
+        doc: dict[str, object] = {"since": start, "until": utc_exact(resp.until), "incomplete": resp.incomplete}
+        if resp.incomplete:
+            doc["note"] = unfinished
+        doc |= {"by": by,  # "" for the total only, as the API's UsageResponse.by (was null)
+                "rows": [{"key": k if k != "-" else "", **amounts(m, h, n)}
+                         for (k, m, n), h in zip(rows, row_hours, strict=True)],
+                "total": amounts(total_micro, total_hours, resp.total.placements)}
+        return json.dumps(doc, indent=2)
     if output == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow([by or "total", "accelerator_seconds", "accelerator_hours", "placements"])
-        for k, s, _m, n in [*rows, total]:
-            w.writerow([k, f"{s:.6f}", f"{s / 3600:.6f}", n])
+        if resp.incomplete:
+            buf.write(f"# {unfinished}\n")
+        w.writerow([by or "total", "accelerator_seconds", "accelerator_hours", "placements",
+                    "micro_accelerator_seconds"])
+        hours = _column(micros, total_micro, unit=HOUR_MICROS, places=6)
+        for k, m, h, n in zip(keys, [*micros, total_micro], hours, counts, strict=True):
+            w.writerow([k, fixed(m, 6), h, n, m])
         return buf.getvalue().rstrip("\n")
-    body = [[k, f"{s:,.1f}", f"{s / 3600:,.3f}", str(n)] for k, s, _m, n in [*rows, total]]
-    start = utc_seconds(resp.since) if resp.since > 0 else "the first record"
-    header = f"usage from {start} to {utc_seconds(resp.until)}"
+    seconds = _column(micros, total_micro, unit=MICRO // 10, places=1, commas=True)
+    hours = _column(micros, total_micro, unit=HOUR_MICROS * 1000, places=3, commas=True)
+    body = [[k, s, h, str(n)] for k, s, h, n in zip(keys, seconds, hours, counts, strict=True)]
+    header = f"usage from {start or 'the first record'} to {utc_exact(resp.until)}"
+    if resp.incomplete:
+        header += f" ({unfinished})"
     return header + "\n" + table([head, "ACCELERATOR-SECONDS", "ACCELERATOR-HOURS", "PLACEMENTS"], body)
 
 
@@ -110,13 +163,14 @@ USAGE_TIMEOUT = 30.0
 """Seconds a usage query may take: it sums a range of records, slower than a get."""
 
 
-def fetch(opts: ClientOptions, *, since: float = 0.0, until: float = 0.0, by: str = "", queue: str = "") -> object:
+def fetch(opts: ClientOptions, *, since: float = 0.0, until: float = 0.0, by: str = "", queue: str = "",
+          cluster: str = "") -> object:
     """UsageService.Get over a fresh channel (raises grpc.RpcError)."""
     from federator.api.v1 import usage_pb2, usage_pb2_grpc
 
     with opts.channel() as ch:
         return usage_pb2_grpc.UsageServiceStub(ch).Get(usage_pb2.UsageRequest(since=since, until=until, by=by,
-                                                                                 queue=queue),
+                                                                                 queue=queue, cluster=cluster),
                                                        timeout=USAGE_TIMEOUT)
 
 
@@ -132,11 +186,11 @@ def _usage(args: argparse.Namespace) -> int:
         print(f"federator usage: {exc}", file=sys.stderr)
         return 2
     try:
-        resp = fetch(opts, since=since, until=until, by=args.by or "", queue=args.queue)
+        resp = fetch(opts, since=since, until=until, by=args.by or "", queue=args.queue, cluster=args.cluster)
     except grpc.RpcError as err:  # worded as every other call's: get, cancel, scale (client._fail)
         return _fail(err, args, seconds=USAGE_TIMEOUT)
     print(render(resp, output=args.output, by=args.by or ""))
     return 0
 
 
-__all__ = ["fetch", "parse_time", "register", "render"]
+__all__ = ["fetch", "fixed", "parse_time", "register", "render", "shares"]

@@ -69,13 +69,21 @@ def provider_made(by: str) -> bool:
     return _MADE.fullmatch(by) is not None
 
 
+def speaks_for(caller: ProviderCaller, cluster: str, trust: Trust | None) -> bool:
+    """Whether `cluster` is the caller's provider's: the cluster its certificate names, or one the trust file
+    binds to the provider whose CA signed it (module docstring). What a provider may drain, and whose usage it
+    may read (security/provider_usage.py)."""
+    if cluster == caller.cluster:
+        return True
+    owner, _ = trust.provider_for(cluster) if trust is not None else (None, "")
+    return bool(caller.provider) and owner == caller.provider
+
+
 def drain_refusal(caller: ProviderCaller, cluster: str, trust: Trust | None) -> str:
     """"" when `caller` may drain `cluster` (module docstring), else the refusal's words, naming the rule."""
-    if cluster == caller.cluster:
+    if speaks_for(caller, cluster, trust):
         return ""
     owner, _ = trust.provider_for(cluster) if trust is not None else (None, "")
-    if caller.provider and owner == caller.provider:
-        return ""
     whose = f"cluster {caller.cluster!r}'s certificate"
     mine = f"the clusters the trust file binds to provider {caller.provider!r}" if caller.provider else \
         f"its own cluster {caller.cluster!r} (a certificate of the federation's CA speaks for that one only)"
@@ -94,4 +102,4 @@ def uncordon_refusal(caller: ProviderCaller, cluster: str, by: str, trust: Trust
     return ""
 
 
-__all__ = ["RULE", "ProviderCaller", "drain_refusal", "provider_made", "uncordon_refusal"]
+__all__ = ["RULE", "ProviderCaller", "drain_refusal", "provider_made", "speaks_for", "uncordon_refusal"]

@@ -8,16 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class UsageRequest(_message.Message):
-    __slots__ = ("since", "until", "by", "queue")
+    __slots__ = ("since", "until", "by", "queue", "cluster")
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     BY_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
     since: float
     until: float
     by: str
     queue: str
-    def __init__(self, since: _Optional[float] = ..., until: _Optional[float] = ..., by: _Optional[str] = ..., queue: _Optional[str] = ...) -> None: ...
+    cluster: str
+    def __init__(self, since: _Optional[float] = ..., until: _Optional[float] = ..., by: _Optional[str] = ..., queue: _Optional[str] = ..., cluster: _Optional[str] = ...) -> None: ...
 
 class UsageRow(_message.Message):
     __slots__ = ("key", "accelerator_seconds", "micro_accelerator_seconds", "placements")
@@ -32,15 +34,17 @@ class UsageRow(_message.Message):
     def __init__(self, key: _Optional[str] = ..., accelerator_seconds: _Optional[float] = ..., micro_accelerator_seconds: _Optional[int] = ..., placements: _Optional[int] = ...) -> None: ...
 
 class UsageResponse(_message.Message):
-    __slots__ = ("since", "until", "by", "rows", "total")
+    __slots__ = ("since", "until", "by", "rows", "total", "incomplete")
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     BY_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    INCOMPLETE_FIELD_NUMBER: _ClassVar[int]
     since: float
     until: float
     by: str
     rows: _containers.RepeatedCompositeFieldContainer[UsageRow]
     total: UsageRow
-    def __init__(self, since: _Optional[float] = ..., until: _Optional[float] = ..., by: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., total: _Optional[_Union[UsageRow, _Mapping]] = ...) -> None: ...
+    incomplete: bool
+    def __init__(self, since: _Optional[float] = ..., until: _Optional[float] = ..., by: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., total: _Optional[_Union[UsageRow, _Mapping]] = ..., incomplete: _Optional[bool] = ...) -> None: ...

@@ -28,9 +28,10 @@ if _version_not_supported:
 
 class UsageServiceStub:
     """Read by `federator usage`. Authenticated like JobService (a user certificate,
-    or a bearer token as the metadata header `authorization: Bearer TOKEN`), and
-    called by the rules of jobs.proto, "Calling this API" (deadlines, retries,
-    error details, versioning). Usage is counted per placement from the moment its
+    or a bearer token as the metadata header `authorization: Bearer TOKEN`), or
+    with a member cluster's certificate (a provider's view, below), and called
+    by the rules of jobs.proto, "Calling this API" (deadlines, retries, error
+    details, versioning). Usage is counted per placement from the moment its
     member cluster reports it Running until it ends (succeeds, fails, is
     cancelled, preempted or re-placed): accelerators held (replicas x
     accelerators per replica, fractions for shared devices) x seconds. A
@@ -52,9 +53,10 @@ class UsageServiceStub:
 
 class UsageServiceServicer:
     """Read by `federator usage`. Authenticated like JobService (a user certificate,
-    or a bearer token as the metadata header `authorization: Bearer TOKEN`), and
-    called by the rules of jobs.proto, "Calling this API" (deadlines, retries,
-    error details, versioning). Usage is counted per placement from the moment its
+    or a bearer token as the metadata header `authorization: Bearer TOKEN`), or
+    with a member cluster's certificate (a provider's view, below), and called
+    by the rules of jobs.proto, "Calling this API" (deadlines, retries, error
+    details, versioning). Usage is counted per placement from the moment its
     member cluster reports it Running until it ends (succeeds, fails, is
     cancelled, preempted or re-placed): accelerators held (replicas x
     accelerators per replica, fractions for shared devices) x seconds. A
@@ -66,10 +68,20 @@ class UsageServiceServicer:
         An admin (tenancy.admins in the policy) sees every job's usage; any other
         caller sees the usage of the jobs JobService.List shows them: their own,
         and those of users they share a group of tenancy.groups with (jobs: view
-        or manage). Rows and total count those jobs alone. Errors:
-        INVALID_ARGUMENT with a google.rpc.BadRequest whose field_violations name
-        each bad field (`by`, `queue`, `since`, `until`) and say what is wrong, as
-        JobService.List's do. Retry: safe (a read).
+        or manage). Rows and total count those jobs alone.
+        A provider calls with one of its member clusters' certificates (rule
+        `provider`, docs/security.md): it sees the usage of its own clusters only
+        (the cluster the certificate names and every cluster the federator's trust
+        file binds to the provider whose CA signed it; a certificate of the
+        federation's CA, its one cluster), with `by` "", cluster, model or
+        provider. Anything naming tenants (`by` queue, user, namespace or job, a
+        `queue`) and a `cluster` not its own are PERMISSION_DENIED with a
+        google.rpc.ErrorInfo (metadata `rule`: provider) and a message saying why;
+        the call may not act on behalf of a user either (rule `delegate`).
+        Errors: INVALID_ARGUMENT with a google.rpc.BadRequest whose
+        field_violations name each bad field (`by`, `queue`, `cluster`, `since`,
+        `until`) and say what is wrong, as JobService.List's do; they are checked
+        before PERMISSION_DENIED. Retry: safe (a read).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -93,9 +105,10 @@ def add_UsageServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class UsageService:
     """Read by `federator usage`. Authenticated like JobService (a user certificate,
-    or a bearer token as the metadata header `authorization: Bearer TOKEN`), and
-    called by the rules of jobs.proto, "Calling this API" (deadlines, retries,
-    error details, versioning). Usage is counted per placement from the moment its
+    or a bearer token as the metadata header `authorization: Bearer TOKEN`), or
+    with a member cluster's certificate (a provider's view, below), and called
+    by the rules of jobs.proto, "Calling this API" (deadlines, retries, error
+    details, versioning). Usage is counted per placement from the moment its
     member cluster reports it Running until it ends (succeeds, fails, is
     cancelled, preempted or re-placed): accelerators held (replicas x
     accelerators per replica, fractions for shared devices) x seconds. A
