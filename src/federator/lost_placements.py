@@ -19,7 +19,8 @@ spread (inference) job's other parts keep serving and only its lost replicas are
 
 Before the field (0.7.0, when agent.proto was closed for the release) the mark was words: the Failed message
 began with `lost_message(cluster, "")` ("lost by the agent of <cluster>: "), `cluster` being the reporting
-agent's own, a text protocol no third-party agent could learn from the proto. For one release both ways hold:
+agent's own, a text protocol no third-party agent could learn from the proto. Through 0.9.x both ways hold (0.10.0
+reads the field alone; docs/operators.md, "Upgrading to 0.9.0"):
 
 - The federator reads the field alone from an agent that lists "lost" (its words are then only words), and
   still honours the words from an agent that does not (a 0.7.0 agent). `reported_lost` decides.
