@@ -15,32 +15,17 @@ import pytest
 from federator.accounting import SqliteUsageStore, UsageRecord
 from federator.api.v1 import usage_pb2, usage_pb2_grpc
 from federator.security.auth import Authenticator
-from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue
+from federator.security.pki import CertsDir
 from federator.security.tls import TlsFiles, cluster_files, server_files, user_files
 from federator.security.trust import load_trust
 from federator.server.federator import Federator
 from federator.server.services import ClusterService
 from federator.server.usage_service import UsageService
 from federator.store.sqlite import SqliteJobStore
+from tests.security.test_provider_drain import certs  # noqa: F401  (the fixture: a federation CA, two providers' CAs)
 
 H100, L40S = "NVIDIA-H100-80GB-HBM3", "NVIDIA-L40S"
 NOW = 2_000.0
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> CertsDir:
-    c = CertsDir(tmp_path_factory.mktemp("certs"))
-    init_ca(c)
-    issue(c, Identity(IdentityKind.USER, "admin"))
-    issue(c, Identity(IdentityKind.CLUSTER, "east-1"))  # the federation's own cluster
-    for provider, clusters in (("acme", ("acme-1", "acme-2")), ("beta", ("beta-1",))):
-        create_ca(c.provider(provider), common_name=f"{provider} provider CA")
-        for name in clusters:
-            issue(c.provider(provider), Identity(IdentityKind.CLUSTER, name))
-    c.trust.write_text("providers:\n"
-                       "  acme: {ca: providers/acme/ca.crt, clusters: ['acme-*']}\n"
-                       "  beta: {ca: providers/beta/ca.crt, clusters: ['beta-*']}\n")
-    return c
 
 
 def record(job: str, queue: str, cluster: str, provider: str, model: str, milli: int) -> UsageRecord:
@@ -56,7 +41,7 @@ RECORDS = [record("a", "org-a", "acme-1", "acme", H100, 8_000),     # 80
 
 
 @asynccontextmanager
-async def served(certs: CertsDir, tmp_path: Path) -> AsyncIterator[str]:
+async def served(certs: CertsDir, tmp_path: Path) -> AsyncIterator[str]:  # noqa: F811
     """UsageService over mTLS, judged by the trust file as `federator serve --trust` does."""
     trust = load_trust(certs.trust, federation_ca=certs.ca_cert)
     fed = Federator(store=SqliteJobStore(Path(":memory:")), clock=lambda: NOW)
@@ -76,7 +61,7 @@ async def served(certs: CertsDir, tmp_path: Path) -> AsyncIterator[str]:
         fed.store.close()
 
 
-def provider_files(certs: CertsDir, provider: str, cluster: str) -> TlsFiles:
+def provider_files(certs: CertsDir, provider: str, cluster: str) -> TlsFiles:  # noqa: F811
     own = cluster_files(certs.provider(provider), cluster)
     return TlsFiles(certs.ca_cert, own.cert, own.key)
 
@@ -97,7 +82,7 @@ async def refused(target: str, files: TlsFiles, words: str, **asked: object) -> 
     assert words in (err.value.details() or ""), err.value.details()
 
 
-def test_a_provider_reads_its_own_clusters_usage_and_no_other(certs: CertsDir, tmp_path: Path) -> None:
+def test_a_provider_reads_its_own_clusters_usage_and_no_other(certs: CertsDir, tmp_path: Path) -> None:  # noqa: F811
     async def main() -> None:
         async with served(certs, tmp_path) as target:
             acme = provider_files(certs, "acme", "acme-1")
@@ -133,7 +118,7 @@ def test_a_provider_reads_its_own_clusters_usage_and_no_other(certs: CertsDir, t
                  "tenants' (rule: provider)", id="one-queue"),
 ])
 def test_a_provider_is_refused_what_names_a_tenant_or_another_providers_cluster(
-        certs: CertsDir, tmp_path: Path, asked: dict[str, str], words: str) -> None:
+        certs: CertsDir, tmp_path: Path, asked: dict[str, str], words: str) -> None:  # noqa: F811
     async def main() -> None:
         async with served(certs, tmp_path) as target:
             await refused(target, provider_files(certs, "acme", "acme-1"), words, **asked)
@@ -141,7 +126,7 @@ def test_a_provider_is_refused_what_names_a_tenant_or_another_providers_cluster(
     asyncio.run(main())
 
 
-def test_a_federation_ca_cluster_certificate_speaks_for_its_one_cluster(certs: CertsDir, tmp_path: Path) -> None:
+def test_a_federation_ca_cluster_certificate_speaks_for_its_one_cluster(certs: CertsDir, tmp_path: Path) -> None:  # noqa: F811
     async def main() -> None:
         async with served(certs, tmp_path) as target:
             await refused(target, cluster_files(certs, "east-1"), "may read the usage only of its own cluster 'east-1' "
@@ -151,7 +136,7 @@ def test_a_federation_ca_cluster_certificate_speaks_for_its_one_cluster(certs: C
     asyncio.run(main())
 
 
-def test_a_bad_cluster_name_is_invalid_argument_for_anyone(certs: CertsDir, tmp_path: Path) -> None:
+def test_a_bad_cluster_name_is_invalid_argument_for_anyone(certs: CertsDir, tmp_path: Path) -> None:  # noqa: F811
     async def main() -> None:
         async with served(certs, tmp_path) as target:
             for files in (provider_files(certs, "acme", "acme-1"), user_files(certs, "admin")):
@@ -163,7 +148,7 @@ def test_a_bad_cluster_name_is_invalid_argument_for_anyone(certs: CertsDir, tmp_
     asyncio.run(main())
 
 
-def test_a_providers_usage_call_acts_for_no_user(certs: CertsDir, tmp_path: Path) -> None:
+def test_a_providers_usage_call_acts_for_no_user(certs: CertsDir, tmp_path: Path) -> None:  # noqa: F811
     async def main() -> None:
         async with served(certs, tmp_path) as target:
             files = provider_files(certs, "acme", "acme-1")
