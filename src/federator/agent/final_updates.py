@@ -105,7 +105,9 @@ class FinalPhases:
         now = self.contact.clock()
         since = self.live_since
         while self.ended:
-            oldest = next(iter(self.ended.values()))  # the oldest end: max(at, since) grows along the dict
+            # The first noted: max(at, since) grows along the dict but for an end dated by its workload before one
+            # noted earlier, which is then forgotten a little later than it could be, never sooner.
+            oldest = next(iter(self.ended.values()))
             if len(self.ended) <= ENDED_KEPT_AT_MOST and (since is None or now - max(oldest.at, since) <= self.kept):
                 return
             del self.ended[next(iter(self.ended))]
