@@ -10,7 +10,8 @@ from agent_support import FLEET, ScriptedFederator, kinds, launch, with_agent
 from test_agent import GANG_TIMEOUT, ForgettingBackend, updates
 
 from federator.agent.agent import Agent
-from federator.agent.fencing import boottime
+from federator.agent.fencing import Contact, boottime
+from federator.agent.final_updates import FinalPhases
 from federator.api import convert
 from federator.model import JobPhase
 
@@ -56,3 +57,45 @@ def test_no_federator_time_in_the_welcome_means_no_end_time_is_said() -> None:
         assert [u.ended_at for u in updates(fed.sessions[0], "k.g1.c-1")] == [0.0]
 
     asyncio.run(with_agent(fed, body, backend=backend))
+
+
+class _Clocks:
+    """A contact clock and a wall clock WALL seconds ahead of it, both set by the test."""
+
+    WALL = 1_000_000.0
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def contact(self) -> Contact:
+        return Contact(clock=lambda: self.now, wall=lambda: self.WALL + self.now)
+
+    def wall(self, contact_at: float) -> float:
+        return self.WALL + contact_at
+
+
+def test_an_end_is_dated_by_the_workload_converted_and_bounded_by_what_the_agent_saw() -> None:
+    """Outside billing QA F9: the agent dated an end when it noticed it, so a job that ended while the agent was paused
+    was billed to its resume. The backend's word (the member's wall clock) is converted at today's offset, never after
+    the agent noticed (a member clock ahead), never before it saw the placement run (a member clock behind)."""
+    clocks = _Clocks()
+    finals = FinalPhases(clocks.contact())
+    for pid in ("paused", "ahead", "behind", "unknown", "nan"):
+        finals.seen(pid, JobPhase.PLACED)
+    clocks.now = 110.0
+    for pid in ("paused", "ahead", "behind", "unknown", "nan"):
+        finals.seen(pid, JobPhase.RUNNING)  # first seen Running at 110: the earliest an end may be
+    clocks.now = 130.0  # the agent resumes at 130; the workloads ended at 120
+    finals.reached("paused", JobPhase.SUCCEEDED, "", ended_at=clocks.wall(120.0))
+    finals.reached("ahead", JobPhase.SUCCEEDED, "", ended_at=clocks.wall(140.0))
+    finals.reached("behind", JobPhase.SUCCEEDED, "", ended_at=clocks.wall(60.0))
+    finals.reached("unknown", JobPhase.CANCELLED, "")
+    finals.reached("nan", JobPhase.FAILED, "", ended_at=float("nan"))
+    assert {pid: e.at for pid, e in finals.ended.items()} == {
+        "paused": 120.0, "ahead": 130.0, "behind": 110.0, "unknown": 130.0, "nan": 130.0}
+    finals.seen("fresh", JobPhase.PLACED)  # never seen Running: bounded by when the agent first heard of it
+    clocks.now = 150.0
+    finals.reached("fresh", JobPhase.SUCCEEDED, "", ended_at=clocks.wall(0.0))
+    finals.reached("never-seen", JobPhase.SUCCEEDED, "", ended_at=clocks.wall(0.0))  # this agent's start
+    assert (finals.ended["fresh"].at, finals.ended["never-seen"].at) == (130.0, 100.0)
+    assert finals.since == {}  # an ended placement is no longer followed

@@ -31,15 +31,19 @@ class UpdateCallback(Protocol):
     `ready` when the backend counts a serving placement's replicas (JobUpdate.replicas_running/replicas_ready:
     what the federator counts and alerts on), None where it does not; `nodes` (node name, replicas there) where
     the backend knows which nodes the replicas run on (JobUpdate.nodes: preemption frees one node's worth), ()
-    where it does not."""
+    where it does not; with a final phase, `ended_at`: when the workload ended, unix seconds on the member's wall
+    clock (the simulated run's scheduled end; on Kubernetes a pod's finishedAt, a Job's completionTime), None when
+    the backend does not know (a stop of its own, said as it happens). The agent dates the end by it, not by when
+    its callback ran (agent/ended.py): a paused agent, or a member API slow to tell it, sees an end late."""
 
     def __call__(self, placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
                  running: int | None = None, ready: int | None = None,
-                 nodes: tuple[tuple[str, int], ...] = ()) -> None: ...
+                 nodes: tuple[tuple[str, int], ...] = (), ended_at: float | None = None) -> None: ...
 
 
 def no_update(placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
-              running: int | None = None, ready: int | None = None, nodes: tuple[tuple[str, int], ...] = ()) -> None:
+              running: int | None = None, ready: int | None = None, nodes: tuple[tuple[str, int], ...] = (),
+              ended_at: float | None = None) -> None:
     """The callback of a backend not started yet: nothing listens."""
 
 

@@ -79,8 +79,9 @@ class Terms:
 class Contact:
     """When the agent last heard the federator, and the federator's clock as the agent estimates it."""
 
-    def __init__(self, clock: Callable[[], float] = boottime) -> None:
+    def __init__(self, clock: Callable[[], float] = boottime, wall: Callable[[], float] = time.time) -> None:
         self.clock = clock
+        self.wall = wall  # this host's wall clock: only to convert a time a member said on its own (`from_wall`)
         self.heard_at: float | None = None  # the last message of this stream (None: none yet)
         self.session_at = clock()  # when the current stream was opened
         self._tick_at = clock()
@@ -118,6 +119,12 @@ class Contact:
             return None
         federator_time, at = self._sync
         return federator_time + (self.clock() - at)
+
+    def from_wall(self, wall_at: float) -> float:
+        """`wall_at` (unix seconds on this host's wall clock, or a member's that keeps it) on the contact clock, at
+        the offset between the two now: a time the member said (a workload's end) becomes comparable with the
+        times this agent noted itself, whatever the wall clock did before (a step, a pause of this process)."""
+        return self.clock() - (self.wall() - wall_at)
 
     def order_age(self, issued_at: float) -> float | None:
         """How old an order issued at `issued_at` (federator clock) is now; None if it cannot be told."""

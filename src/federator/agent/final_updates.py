@@ -9,12 +9,13 @@ depending on which path told it (re-runs a lost placement as refused, or bills a
 once (`FinalPhases.update`), they say the same fields for the same end (tests/agent/test_agent_final_updates.py).
 
 The ends are kept after the backend forgets a placement, for as long as the federator may not have had them
-(`FinalPhases.prune`).
+(`FinalPhases.prune`). Each is dated by the workload where the backend says when it ended (agent/ended.py,
+`contact_end`), bounded by when this agent saw the placement run (`FinalPhases.seen`).
 """
 
 from __future__ import annotations
 
-from federator.agent.ended import Ended, on_federator_clock
+from federator.agent.ended import Ended, contact_end, on_federator_clock
 from federator.agent.fencing import Contact
 from federator.api import convert
 from federator.api.v1 import agent_pb2
@@ -42,6 +43,9 @@ class FinalPhases:
         self.ended: dict[str, Ended] = {}
         self.live_since: float | None = None  # when the current stream was welcomed (None: no stream)
         self.kept = ENDED_KEPT_SECONDS  # the current federator's lost-after time (`stream_up`)
+        # Each live placement: (when this agent saw it run, or first heard of it, on the contact clock; seen Running).
+        self.since: dict[str, tuple[float, bool]] = {}
+        self.born = contact.clock()  # what a placement no update of which came yet ran since at the latest
 
     def update(self, placement_id: str, phase: JobPhase, message: str, *, resync: bool) -> agent_pb2.JobUpdate:
         """The JobUpdate of a placement in its final phase `phase`, whichever path says it (see module); its
@@ -50,11 +54,24 @@ class FinalPhases:
             placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message, resync=resync,
             lost=lost(phase, message), ended_at=on_federator_clock(self.contact, self.ended.get(placement_id)))
 
-    def reached(self, placement_id: str, phase: JobPhase, message: str) -> None:
-        """Note that a placement reached its final phase now (the newest end)."""
+    def seen(self, placement_id: str, phase: JobPhase) -> None:
+        """A live placement's update: the earliest its end may be dated is when this agent first saw it Running (else
+        first heard of it at all): a member clock behind this host's must not date an end before the run began."""
+        noted = self.since.get(placement_id)
+        if noted is None or (phase is JobPhase.RUNNING and not noted[1]):
+            self.since[placement_id] = (self.contact.clock(), phase is JobPhase.RUNNING)
+
+    def reached(self, placement_id: str, phase: JobPhase, message: str, *, ended_at: float | None = None) -> None:
+        """Note that a placement reached its final phase (the newest end): when the workload ended (`ended_at`, the
+        backend's word on the member's wall clock; None: unknown) as the contact clock has it, else now."""
+        since = self.since.pop(placement_id, (self.born, False))[0]
         self.ended.pop(placement_id, None)
-        self.ended[placement_id] = Ended(phase, message, self.contact.clock())
+        self.ended[placement_id] = Ended(phase, message, contact_end(self.contact, ended_at, since=since))
         self.prune()
+
+    def forget_gone(self, held: dict[str, JobPhase]) -> None:
+        """Drop when placements the cluster no longer holds were seen running: they end no more."""
+        self.since = {pid: s for pid, s in self.since.items() if pid in held}
 
     def stream_up(self, lost_after_seconds: float) -> None:
         """A stream was welcomed, with the federator's lost-after time: ends age from now on (`prune`)."""
@@ -88,7 +105,9 @@ class FinalPhases:
         now = self.contact.clock()
         since = self.live_since
         while self.ended:
-            oldest = next(iter(self.ended.values()))  # the oldest end: max(at, since) grows along the dict
+            # The first noted: max(at, since) grows along the dict but for an end dated by its workload before one
+            # noted earlier, which is then forgotten a little later than it could be, never sooner.
+            oldest = next(iter(self.ended.values()))
             if len(self.ended) <= ENDED_KEPT_AT_MOST and (since is None or now - max(oldest.at, since) <= self.kept):
                 return
             del self.ended[next(iter(self.ended))]

@@ -32,8 +32,9 @@ class PlacementUpdates:
 
     def on_update(self, placement_id: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
                   running: int | None = None, ready: int | None = None,
-                  nodes: tuple[tuple[str, int], ...] = ()) -> None:
-        """The backend's callback: a placement's phase (or its counts, or its nodes) changed."""
+                  nodes: tuple[tuple[str, int], ...] = (), ended_at: float | None = None) -> None:
+        """The backend's callback: a placement's phase (or its counts, or its nodes) changed; a final phase with when
+        the workload ended where the backend knows it (`ended_at`, the member's wall clock: agent/ended.py)."""
         if phase is JobPhase.CANCELLED and placement_id in self.fencing:
             message = self.fencing[placement_id]  # why it stopped, for the job's reason, not the backend's "cancelled"
         self._messages[placement_id] = message  # a re-sync repeats it: the reason outlives a broken stream
@@ -46,11 +47,12 @@ class PlacementUpdates:
         elif phase.is_terminal:
             self._nodes.pop(placement_id, None)
         if not phase.is_terminal:
+            self.finals.seen(placement_id, phase)
             self.outbox.put(agent_pb2.AgentMessage(job_update=self._counted(agent_pb2.JobUpdate(
                 placement_id=placement_id, phase=convert.phase_to_pb(phase), message=message,
                 admission_overdue=admission_overdue and phase is JobPhase.PLACED))))
             return
-        self.finals.reached(placement_id, phase, message)
+        self.finals.reached(placement_id, phase, message, ended_at=ended_at)
         self.outbox.put(agent_pb2.AgentMessage(job_update=self._counted(
             self.finals.update(placement_id, phase, message, resync=False))))
         self.outbox.put_report()  # its resources are free now: waiting jobs need not wait for the next tick
@@ -59,6 +61,7 @@ class PlacementUpdates:
         """A new stream's re-sync: every placement the cluster holds, then the final phase of those that ended
         lately and are gone (agent/final_updates.py `FinalPhases.recently_ended`)."""
         held = backend.placements()
+        self.finals.forget_gone(held)
         self._messages = {pid: m for pid, m in self._messages.items() if pid in held}
         self._counts = {pid: c for pid, c in self._counts.items() if pid in held}
         self._nodes = {pid: n for pid, n in self._nodes.items() if pid in held}

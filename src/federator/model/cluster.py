@@ -84,6 +84,20 @@ SHARING_MIG = "MIG"
 SHARING_HAMI = "HAMi"
 
 
+def sharing_serves(sharing: str, unit_milli: int, accelerator_milli: int) -> bool:
+    """Whether a pool that shares its devices as `sharing` (AcceleratorPool.sharing; `unit_milli` for MIG) runs
+    replicas of `accelerator_milli` (whole devices or a fraction) at all: the federator's filter and a simulated
+    member's binding read the same rule."""
+    fractional = accelerator_milli % MILLI != 0
+    if not sharing or sharing == SHARING_HAMI:
+        return True
+    if sharing == SHARING_NONE:
+        return not fractional
+    if sharing == SHARING_MIG:
+        return not fractional or accelerator_milli <= unit_milli
+    return fractional  # time-slicing, MPS: a replica is an access to a GPU, never a GPU
+
+
 # A room class (agent.proto RoomClass): (bucket, free CPU milli, free memory bytes, count). `count` nodes of
 # a whole bucket (`whole_bucket(i)`: i whole devices free), or `count` shared devices of a shared bucket
 # (`shared_bucket(f)`: f milli free), whose node has that much CPU and memory free, one node's pair.
@@ -207,14 +221,7 @@ class AcceleratorPool:
 
     def serves(self, accelerator_milli: int) -> bool:
         """Whether replicas of `accelerator_milli` (whole devices or a fraction) can run on this pool at all."""
-        fractional = accelerator_milli % MILLI != 0
-        if not self.sharing or self.sharing == SHARING_HAMI:
-            return True
-        if self.sharing == SHARING_NONE:
-            return not fractional
-        if self.sharing == SHARING_MIG:
-            return not fractional or accelerator_milli <= self.unit_milli
-        return fractional  # time-slicing, MPS: a replica is an access to a GPU, never a GPU
+        return sharing_serves(self.sharing, self.unit_milli, accelerator_milli)
 
     def accelerator_milli_of(self, units: int) -> int:
         """What `units` of this pool's own counts are worth in milli whole devices (`accelerator_milli_of`)."""

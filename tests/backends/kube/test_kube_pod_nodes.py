@@ -37,7 +37,8 @@ def _backend(*, started: bool = True) -> tuple[KubeBackend, list[tuple[JobPhase,
     updates: list[tuple[JobPhase, str, Nodes]] = []
 
     def on_update(pid: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
-                  running: int | None = None, ready: int | None = None, nodes: Nodes = ()) -> None:
+                  running: int | None = None, ready: int | None = None, nodes: Nodes = (),
+                  ended_at: float | None = None) -> None:
         updates.append((phase, message, nodes))
 
     b._on_update = on_update

@@ -33,7 +33,7 @@ def _backend() -> tuple[KubeBackend, list[Update]]:
 
     def on_update(pid: str, phase: JobPhase, message: str, *, admission_overdue: bool = False,
                   running: int | None = None, ready: int | None = None,
-                  nodes: tuple[tuple[str, int], ...] = ()) -> None:
+                  nodes: tuple[tuple[str, int], ...] = (), ended_at: float | None = None) -> None:
         updates.append((phase, message, running, ready))
 
     b._on_update = on_update

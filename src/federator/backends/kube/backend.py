@@ -79,6 +79,7 @@ from federator.backends.kube.resource_quotas import ResourceQuotas
 from federator.backends.kube.stops import StopNotices, StopReason, fault_reason
 from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
 from federator.backends.kube.unlabelled import UnlabelledAccelerators
+from federator.backends.kube.workload_ends import workload_ended_at
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
     PLACEMENT_LABEL,
@@ -909,8 +910,11 @@ class KubeBackend:
         if last != (phase, message) or (counts is not None and counts != self._counts.get(pid)) \
                 or self.pod_nodes.changed(pid, nodes):
             # A new message alone is news too ("1 of 2 replicas running; 1 pending: ..."), and so is a new count,
-            # and a replica bound or moved to another node (JobUpdate.nodes).
-            self._report(pid, phase, message, counts, nodes)
+            # and a replica bound or moved to another node (JobUpdate.nodes). A final phase says when the member
+            # says it ended (workload_ends.py), not when this agent noticed: it may have been paused meanwhile.
+            ended_at = workload_ended_at(workload, pods, self._faults.get(pid) if phase is JobPhase.FAILED else None) \
+                if phase.is_terminal and pid not in self._cancelled else None
+            self._report(pid, phase, message, counts, nodes, ended_at=ended_at)
 
     def _counts_of(self, pid: str, workload: Obj, pods: list[Mapping[str, Any]],
                    health: ReplicaHealth) -> tuple[int, int]:
@@ -1002,10 +1006,11 @@ class KubeBackend:
         self._background(read())
 
     def _report(self, pid: str, phase: JobPhase, message: str, counts: tuple[int, int] | None = None,
-                nodes: NodeList = ()) -> None:
+                nodes: NodeList = (), *, ended_at: float | None = None) -> None:
         """Tell the agent; `counts` (running, ready) of a serving placement ride along (JobUpdate.replicas_running
         and replicas_ready), a kind that does not serve says none; `nodes`, where its bound replicas run
-        (JobUpdate.nodes), () when none is bound (the agent keeps what was said)."""
+        (JobUpdate.nodes), () when none is bound (the agent keeps what was said); `ended_at`, when a final phase
+        was reached on the member's clock (None: now, or unknown)."""
         self._phases[pid] = (phase, message)
         if counts is None:
             self._counts.pop(pid, None)
@@ -1017,7 +1022,7 @@ class KubeBackend:
             self.pod_nodes.said(pid, nodes)
         if self._started:
             if counts is None:
-                self._on_update(pid, phase, message, nodes=nodes)
+                self._on_update(pid, phase, message, nodes=nodes, ended_at=ended_at)
             else:
                 self._on_update(pid, phase, message, running=counts[0], ready=counts[1], nodes=nodes)
 

@@ -95,7 +95,7 @@ def _conditions(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [c for c in (pod.get("status") or {}).get("conditions") or [] if isinstance(c, Mapping)]
 
 
-def _seconds(stamp: Any) -> float | None:
+def api_seconds(stamp: Any) -> float | None:
     """An API timestamp ("2026-12-05T10:00:05Z") in epoch seconds, None when absent or unreadable."""
     try:
         return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp() if stamp else None
@@ -105,7 +105,7 @@ def _seconds(stamp: Any) -> float | None:
 
 def _deletion_requested(meta: Mapping[str, Any]) -> float | None:
     """When the pod's deletion was asked for: its deletionTimestamp is that moment plus the grace period."""
-    due = _seconds(meta.get("deletionTimestamp"))
+    due = api_seconds(meta.get("deletionTimestamp"))
     return None if due is None else due - float(meta.get("deletionGracePeriodSeconds") or 0)
 
 
@@ -131,7 +131,7 @@ def pod_fault(pod: Mapping[str, Any]) -> PodFault | None:
         if code:
             why = f" ({ended['reason']})" if ended.get("reason") else ""
             return PodFault(False, f"pod {name} on node {node}: container {cs.get('name')} exited with code "
-                                   f"{code}{why}", at=_seconds(ended.get("finishedAt")))
+                                   f"{code}{why}", at=api_seconds(ended.get("finishedAt")))
     if status.get("phase") == "Failed":
         why = ": ".join(str(s) for s in (status.get("reason"), status.get("message")) if s)
         return PodFault(False, f"pod {name} on node {node} failed{': ' + why if why else ''}")
@@ -172,4 +172,5 @@ def ended_by_its_own_rule(workload: Mapping[str, Any]) -> bool:
                and c.get("reason") in OWN_RULES for c in _conditions(workload))
 
 
-__all__ = ["DISRUPTION_TARGET", "PodFault", "cause_among", "disrupted_job", "ended_by_its_own_rule", "pod_fault"]
+__all__ = ["DISRUPTION_TARGET", "PodFault", "api_seconds", "cause_among", "disrupted_job", "ended_by_its_own_rule",
+           "pod_fault"]

@@ -15,6 +15,31 @@ hygon, intel, ...); without one, the catalog's vendor of the model, else nvidia.
 `busy` marks accelerators already taken by work the federator does not manage
 (a busy region). The names from before vendors (`gpuModel`, `gpus`, `busyGpus`)
 keep working.
+
+`sharing` says how the nodes share their accelerators, as a real agent's pool says it
+(agent.proto, AcceleratorPool.sharing; the federator sends a pool only what it serves,
+and the simulated member binds the same way):
+
+- not set: whole accelerators and fractions both (the simulated default);
+- `None`: whole accelerators only;
+- `TimeSlicing` or `MPS`: fractions only (500m), never a whole accelerator;
+- `HAMi`: both;
+- `MIG`: each of `accelerators` is a hardware partition worth `unitMilli` of a whole
+  device (1..1000: 125 for a 1g.10gb of an 80 GB GPU; required with MIG, refused
+  without); a replica of at most `unitMilli` takes one partition, a whole ask one
+  partition per accelerator asked. Name the pool as a member does, after its profile
+  (`NVIDIA-A100-80GB-MIG-1g.10gb`).
+
+Every node group of one model in a cluster shares the same way (a pool is one model).
+Spelling is forgiving (`time-slicing` reads as TimeSlicing); the pool says the name above.
+
+    clusters:
+      - name: shared-1
+        region: east
+        nodes:
+          - {count: 2, model: NVIDIA-L40S, accelerators: 4, cpu: 32, memory: 256Gi, sharing: TimeSlicing}
+          - {count: 1, model: NVIDIA-A100-80GB-MIG-1g.10gb, accelerators: 56, cpu: 64, memory: 512Gi,
+             sharing: MIG, unitMilli: 125}
 """
 
 from __future__ import annotations
@@ -25,7 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from federator.catalog import catalog
-from federator.model import QuantityError, to_bytes, to_milli
+from federator.model import MILLI, QuantityError, to_bytes, to_milli
+from federator.model.cluster import SHARING_MIG
 from federator.yamltext import YamlFileError, load_yaml_file
 
 
@@ -44,6 +70,8 @@ class NodeSpec:
     busy_cpu_milli: int = 0
     busy_memory_bytes: int = 0
     vendor: str = ""  # "" = the catalog's vendor of the model
+    sharing: str = ""  # AcceleratorPool.sharing ("" = not said: whole devices and fractions both)
+    unit_milli: int = 0  # MIG: what one partition is worth of a whole device; 0 otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +109,58 @@ def parse_fleet(doc: Any, *, source: str = "fleet") -> dict[str, ClusterSpec]:
         if not isinstance(labels, Mapping):
             raise FleetError(f"{where}.labels: must be a mapping")
         nodes: list[NodeSpec] = []
+        shares: dict[str, tuple[str, int, int]] = {}  # model -> (sharing, unit milli, the first group saying it)
         for j, group in enumerate(c.get("nodes") or []):
-            nodes.extend(_node_group(group, f"{where}.nodes[{j}]", name, len(nodes)))
+            made = _node_group(group, f"{where}.nodes[{j}]", name, len(nodes))
+            if made and made[0].accelerator_model:
+                first = made[0]
+                said = shares.setdefault(first.accelerator_model, (first.sharing, first.unit_milli, j))
+                if said[:2] != (first.sharing, first.unit_milli):
+                    these = _shared(first.sharing, first.unit_milli)
+                    raise FleetError(
+                        f"{where}.nodes[{j}].sharing: the nodes of {first.accelerator_model} in this cluster share "
+                        f"as {_shared(*said[:2])} in nodes[{said[2]}], these as {these}: a pool (one model) shares "
+                        "one way; give one of them another model name")
+            nodes.extend(made)
         out[name] = ClusterSpec(name, region, tuple(sorted((str(k), str(v)) for k, v in labels.items())),
                                 tuple(nodes))
     return out
 
 
-_GROUP_KEYS = ("count", "vendor", "model", "accelerators", "busy", "cpu", "memory", "gpuModel", "gpus", "busyGpus")
+_KNOWN_KEYS = ("count", "vendor", "model", "accelerators", "busy", "cpu", "memory", "sharing", "unitMilli")
+_GROUP_KEYS = (*_KNOWN_KEYS, "gpuModel", "gpus", "busyGpus")  # the names from before vendors too
+SHARINGS = ("None", "TimeSlicing", "MPS", "HAMi", "MIG")
+"""The values of a node group's `sharing`: AcceleratorPool.sharing's (agent.proto), but "" (not said)."""
+
+
+def _shared(sharing: str, unit_milli: int) -> str:
+    if not sharing:
+        return "not said (whole and fractions)"
+    return f"{sharing} ({unit_milli}m a partition)" if unit_milli else sharing
+
+
+def _sharing(group: Mapping[str, Any], where: str, devices: int) -> tuple[str, int]:
+    """A node group's (sharing, unit milli), checked: FleetError naming the field."""
+    raw, unit = group.get("sharing"), group.get("unitMilli")
+    sharing = ""
+    if raw is not None:
+        if not devices:
+            raise FleetError(f"{where}.sharing: only for nodes with accelerators")
+        wanted = str(raw).replace("-", "").replace("_", "").replace(" ", "").lower()
+        sharing = next((s for s in SHARINGS if s.lower() == wanted), "")
+        if not isinstance(raw, str) or not sharing:
+            raise FleetError(f"{where}.sharing: must be one of {', '.join(SHARINGS)} (agent.proto, "
+                             f"AcceleratorPool.sharing), got {raw!r}")
+    if sharing != SHARING_MIG:
+        if unit is not None:
+            raise FleetError(f"{where}.unitMilli: only with sharing: MIG (what one partition is worth)")
+        return sharing, 0
+    if unit is None:
+        raise FleetError(f"{where}.unitMilli: required with sharing: MIG: what one partition is worth of a whole "
+                         f"accelerator, 1..{MILLI} (125 for a 1g.10gb of an 80 GB GPU)")
+    if isinstance(unit, bool) or not isinstance(unit, int) or not 1 <= unit <= MILLI:
+        raise FleetError(f"{where}.unitMilli: must be a whole number from 1 to {MILLI}, got {unit!r}")
+    return sharing, unit
 
 
 def _node_group(group: Any, where: str, cluster: str, offset: int) -> list[NodeSpec]:
@@ -96,7 +168,7 @@ def _node_group(group: Any, where: str, cluster: str, offset: int) -> list[NodeS
         raise FleetError(f"{where}: must be a mapping")
     for key in group:
         if key not in _GROUP_KEYS:
-            raise FleetError(f"{where}.{key}: is not a known field (known: {', '.join(_GROUP_KEYS[:7])})")
+            raise FleetError(f"{where}.{key}: is not a known field (known: {', '.join(_KNOWN_KEYS)})")
     model_key = "gpuModel" if "gpuModel" in group or "gpus" in group else "model"
     count_key = "gpus" if "gpus" in group else "accelerators"
     busy_key = "busyGpus" if "busyGpus" in group else "busy"
@@ -116,6 +188,7 @@ def _node_group(group: Any, where: str, cluster: str, offset: int) -> list[NodeS
         raise FleetError(f"{where}.{busy_key}: must be between 0 and {count_key} ({devices})")
     if devices and not model:
         raise FleetError(f"{where}.{model_key}: required when {count_key} > 0")
+    sharing, unit_milli = _sharing(group, where, devices)
     known = catalog()
     if vendor and known.vendor(vendor) is None:
         raise FleetError(f"{where}.vendor: unknown vendor {vendor!r} (the catalog has: "
@@ -123,6 +196,7 @@ def _node_group(group: Any, where: str, cluster: str, offset: int) -> list[NodeS
     busy_cpu = cpu * busy // devices if devices else 0
     busy_mem = memory * busy // devices if devices else 0
     return [
-        NodeSpec(f"{cluster}-n{offset + k}", model, devices, cpu, memory, busy, busy_cpu, busy_mem, vendor)
+        NodeSpec(f"{cluster}-n{offset + k}", model, devices, cpu, memory, busy, busy_cpu, busy_mem, vendor,
+                 sharing, unit_milli)
         for k in range(count)
     ]

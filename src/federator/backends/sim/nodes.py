@@ -10,19 +10,24 @@ about the same with ten nodes or ten thousand.
 expected fragmentation under recent requests grows least, `fgd.py`), "best"
 (fewest free GPUs that suffice), or the "first" / "random" baselines the
 quality benchmarks compare against.
+
+A pool (the nodes of one model) shares its accelerators as the fleet file says (`sharing`, fleet.py) and
+binds only what that serves, as a member of that kind does: TimeSlicing or MPS fractions only, None whole
+accelerators only, MIG one partition per replica of at most its `unitMilli` (or one per accelerator asked).
+The capacity report says it (AcceleratorPool.sharing, unit_milli), so the federator sends it nothing else.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from federator.backends.sim.fgd import DemandLearner, FgdIndex, Workload
 from federator.backends.sim.fleet import NodeSpec
 from federator.catalog import catalog
 from federator.model import MILLI, WORKLOAD_KINDS, AcceleratorPool, ClusterCapacity, Resources
-from federator.model.cluster import one_node_room, room_classes
+from federator.model.cluster import SHARING_MIG, one_node_room, room_classes, sharing_serves
 from federator.scheduler.framework import model_matches
 
 FITS = ("fgd", "best", "first", "random")
@@ -65,6 +70,7 @@ class NodeSet:
     _by_free: dict[str, list[dict[int, None]]] = field(default_factory=dict)  # model -> [whole free] -> nodes
     _shared: dict[str, dict[int, dict[tuple[int, int], None]]] = field(default_factory=dict)  # model -> free
     _of_model: dict[str, list[int]] = field(default_factory=dict)
+    _sharing: dict[str, tuple[str, int]] = field(default_factory=dict)  # model -> (sharing, unit milli) as said
     _rng: random.Random = field(default_factory=random.Random)
     _cpu_free: int = 0
     _mem_free: int = 0
@@ -97,6 +103,8 @@ class NodeSet:
         for i, n in enumerate(nodes):
             model = n.spec.accelerator_model
             out._of_model.setdefault(model, []).append(i)
+            if model and n.spec.sharing:
+                out._sharing.setdefault(model, (n.spec.sharing, n.spec.unit_milli))
             out._cpu_free += n.free_cpu_milli
             out._mem_free += n.free_memory_bytes
             if model:
@@ -128,6 +136,11 @@ class NodeSet:
             return None
         self._observe(resources, wanted)
         models = self._accepted(wanted) if accelerator_model == "*" else [accelerator_model]
+        if resources.accelerator_milli:
+            shared = self._shared_as(resources, models)
+            if isinstance(shared, str):
+                return f"{replicas} x {resources.accelerator_milli}m accelerator on {'|'.join(models)}: {shared}"
+            resources, models = shared
         taken: list[_Bound] = []
         for _ in range(replicas):
             spot = self._choose_among(resources, models)
@@ -144,6 +157,21 @@ class NodeSet:
             taken.append(b)
         self.bound[key] = taken
         return None
+
+    def _shared_as(self, r: Resources, models: list[str]) -> tuple[Resources, list[str]] | str:
+        """The request as the pools of `models` bind it, and those of them that serve it (their `sharing`); why
+        none does when none does. A MIG partition is taken whole: a fraction of at most its worth takes one.
+        Among several models (a node-level baseline's "*"), a fraction leaves MIG pools out: it cannot be a
+        partition on one and a fraction on another."""
+        fractional = r.accelerator_milli % MILLI != 0
+        serving = [m for m in models if sharing_serves(*self._sharing.get(m, ("", 0)), r.accelerator_milli)
+                   and not (fractional and len(models) > 1 and self._sharing.get(m, ("", 0))[0] == SHARING_MIG)]
+        if not serving:
+            said = {self._sharing.get(m, ("", 0)) for m in models}
+            return "; ".join(sorted(_serves_only(sharing, unit) for sharing, unit in said))
+        if fractional and self._sharing.get(serving[0], ("", 0))[0] == SHARING_MIG:
+            r = replace(r, accelerator_milli=MILLI)  # one partition, whole
+        return r, serving
 
     def nodes_of(self, key: str) -> tuple[tuple[str, int], ...]:
         """(node name, replicas there) of a bound placement, in node order: what the agent says as JobUpdate.nodes."""
@@ -374,10 +402,11 @@ class NodeSet:
                 ((free, *self._room(i)) for free, bucket in enumerate(self._by_free[model]) for i in bucket),
                 ((f, *self._room(i)) for f, spots in self._shared.get(model, {}).items() for i, _ in spots))
             kind = catalog().describe_model(model, self.nodes[idx[0]].spec.vendor if idx else "")
+            sharing, unit_milli = self._sharing.get(model, ("", 0))
             pools.append(AcceleratorPool(model, tuple(hist), total, total, shared, tuple(room), shared_room,
                                          vendor=kind.vendor, memory_mib=kind.memory_mib,
                                          resource_name=kind.resource_name, family=kind.family,
-                                         room_classes=classes,
+                                         sharing=sharing, unit_milli=unit_milli, room_classes=classes,
                                          largest_node_accelerators=max(
                                              (self.nodes[i].spec.accelerators for i in idx), default=0)))
         return ClusterCapacity(
@@ -392,3 +421,12 @@ class NodeSet:
             placement_ids=frozenset(self.bound),
             workload_kinds=WORKLOAD_KINDS,  # a simulated cluster runs any kind's pod sets
         )
+
+
+def _serves_only(sharing: str, unit_milli: int) -> str:
+    """What a pool that shares as `sharing` runs, in a refusal's words."""
+    if sharing == SHARING_MIG:
+        return f"its accelerators are MIG partitions of {unit_milli}m, each for one replica of at most that"
+    if sharing in ("TimeSlicing", "MPS"):
+        return f"its accelerators are shared by {sharing}, which runs fractions only (such as 500m)"
+    return f"its accelerators are not shared (sharing {sharing or 'not said'}): whole accelerators only"

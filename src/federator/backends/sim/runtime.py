@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass, replace
 
 from federator.agent.backend import UpdateCallback, no_update
@@ -167,16 +168,21 @@ class SimBackend:
                         nodes=self.nodes.nodes_of(run.placement.placement_id))
         if duration is None:  # a service: it serves until cancelled
             return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + duration
         await asyncio.sleep(duration)
         outcome = spec.annotation(OUTCOME_ANNOTATION, "Succeeded")
         phase = JobPhase.FAILED if outcome == "Failed" else JobPhase.SUCCEEDED
+        # The run ended when it was due, however late this wakes (the agent paused: agent/ended.py): its scheduled
+        # end on the wall clock, as a member's pod says its finishedAt.
         self._finish(run, phase, f"failed after {duration:g}s (exit code 1)" if phase is JobPhase.FAILED
-                     else f"finished after {duration:g}s")
+                     else f"finished after {duration:g}s", ended_at=time.time() - max(0.0, loop.time() - due))
 
-    def _finish(self, run: _Run, phase: JobPhase, message: str) -> None:
+    def _finish(self, run: _Run, phase: JobPhase, message: str, *, ended_at: float | None = None) -> None:
+        """End a run: `ended_at` when the workload ended (wall clock), None for now (a cancel, said as it happens)."""
         run.phase = phase
         self.nodes.unbind(run.placement.placement_id)
-        self._on_update(run.placement.placement_id, phase, message)
+        self._on_update(run.placement.placement_id, phase, message, ended_at=ended_at)
         run.forget = asyncio.get_running_loop().call_later(self.finished_ttl, self._forget, run)
 
     def _forget(self, run: _Run) -> None:

@@ -1,0 +1,77 @@
+"""A job is billed to when its workload ended, not to when its agent noticed the end, over a real socket.
+
+Outside billing QA F9: a job that ended while its agent was paused (SIGSTOP, a suspended VM, a long GC) was billed
+to the agent's resume (181.1 accelerator-seconds for a 120 accelerator-second job): the agent dated the end when its
+callback ran. Here the simulated member tells the agent of the end HOLD seconds late (as a paused agent, or a
+member API slow to tell it, would see it); the agent says the workload's end (the simulated run's scheduled end,
+converted to its clock and then to the federator's: agent/ended.py), and the job's finished_at and usage record
+end there, within a second, not HOLD seconds later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from test_end_time_grpc import FLEET, training, until
+from test_services_edge import run, served
+
+from federator.accounting.meter import UsageMeter, attach
+from federator.accounting.store import SqliteUsageStore
+from federator.agent.agent import Agent, AgentConfig
+from federator.agent.backend import UpdateCallback
+from federator.backends.sim.runtime import SimBackend
+from federator.model import JobPhase
+
+HOLD = 3.0
+"""How late the agent learns of the end: the bill must not grow by it."""
+
+
+class LateToTell(SimBackend):
+    """A simulated member whose final phases reach the agent HOLD seconds after the workload ended."""
+
+    async def start(self, on_update: UpdateCallback) -> None:
+        loop = asyncio.get_running_loop()
+
+        def late(placement_id: str, phase: JobPhase, message: str, **said: object) -> None:
+            if phase.is_terminal:
+                loop.call_later(HOLD, lambda: on_update(placement_id, phase, message, **said))  # type: ignore[arg-type]
+            else:
+                on_update(placement_id, phase, message, **said)  # type: ignore[arg-type]
+
+        await super().start(late)
+
+
+def test_a_job_whose_end_the_agent_learns_late_is_billed_to_the_workloads_end(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with served() as s:
+            fed = s.fed
+            usage = SqliteUsageStore(tmp_path / "usage.db")
+            attach(fed, UsageMeter(usage, metrics=fed.metrics, clock=fed.clock))
+            backend = LateToTell(FLEET["east-1"])
+            agent = Agent(AgentConfig(cluster="east-1", region="east", target=s.target, max_backoff=0.2), backend)
+            task = asyncio.create_task(agent.run())
+            try:
+                await until(lambda: (rec := fed.clusters.get("east-1")) is not None and rec.resynced)
+                job = fed.submit(training(2))
+                fed.schedule_once()
+                await until(lambda: job.phase is JobPhase.RUNNING)
+                (placed,) = job.placements
+                await until(lambda: backend.placements().get(placed.placement_id) is JobPhase.SUCCEEDED)
+                ended = time.time()  # the workload's end, seen a poll after it at most
+                await until(lambda: job.phase is JobPhase.SUCCEEDED)
+                learned = time.time()
+                assert learned - ended >= HOLD - 0.1  # the federator heard of it HOLD seconds late
+                # Billed to the workload's end (the same clock here: one host), within a second; not HOLD later.
+                assert ended - 1.0 <= job.finished_at <= ended + 0.1, (job.finished_at - ended)
+                assert job.finished_at - job.started_at < 2.0 + 0.5, job.finished_at - job.started_at
+                (record,) = usage.query(since=0.0, until=learned + 1)
+                assert record.end == job.finished_at
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await backend.stop()
+                usage.close()
+
+    run(go)
