@@ -110,8 +110,8 @@ def test_a_provider_drains_its_own_clusters_and_never_another_providers(certs: C
             sibling = await acme.Drain(drain(cluster="acme-2"))  # another cluster the trust file binds to acme
             assert sibling.changed and s.fed.cordons.draining()["acme-2"].by == "provider acme (cluster acme-1)"
             await refused(acme.Drain, drain(cluster="beta-1"),
-                          "cluster 'acme-1''s certificate may drain only the clusters the trust file binds to "
-                          "provider 'acme', not 'beta-1': it is provider 'beta''s (rule: provider)")
+                          "the certificate of cluster 'acme-1' may drain only the clusters the trust file binds to "
+                          "provider 'acme', not 'beta-1': it belongs to provider 'beta' (rule: provider)")
             await refused(acme.Drain, drain(cluster="east-1"), "no provider claims it (rule: provider)")
             await refused(east.Drain, drain(cluster="acme-1"), "may drain only its own cluster 'east-1'")
             assert (await east.Drain(drain(cluster="east-1"))).drained_by == "cluster east-1"

@@ -84,7 +84,7 @@ def test_a_providers_drain_of_its_sibling_cluster_counts_the_siblings_jobs_first
         assert fed.cordons.names() == frozenset()  # not drained: before, the sibling's 0 placements let it through
 
         assert main(["drain", "beta-1", *tls]) == 1  # another provider's: refused as a drain is, dry run or not
-        assert "drain (dry run) 'beta-1': cluster 'acme-1''s certificate may drain only" in capsys.readouterr().err
+        assert "drain (dry run) 'beta-1': the certificate of cluster 'acme-1' may drain only" in capsys.readouterr().err
         assert main(["drain", "acme-2", "--reason", "rack swap", "--yes", "--surge-seconds", "1800", *tls]) == 0
         out = capsys.readouterr()
         assert f"1 job(s) to move: {train.job_id}" in out.out and "would be left" not in out.err

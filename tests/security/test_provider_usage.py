@@ -41,12 +41,13 @@ RECORDS = [record("a", "org-a", "acme-1", "acme", H100, 8_000),     # 80
 
 
 @asynccontextmanager
-async def served(certs: CertsDir, tmp_path: Path) -> AsyncIterator[str]:  # noqa: F811
+async def served(certs: CertsDir, tmp_path: Path,  # noqa: F811
+                 records: list[UsageRecord] = RECORDS) -> AsyncIterator[str]:
     """UsageService over mTLS, judged by the trust file as `federator serve --trust` does."""
     trust = load_trust(certs.trust, federation_ca=certs.ca_cert)
     fed = Federator(store=SqliteJobStore(Path(":memory:")), clock=lambda: NOW)
     usage = SqliteUsageStore(tmp_path / "usage.db")
-    usage.put(RECORDS)
+    usage.put(records)
     server = grpc.aio.server()
     usage_pb2_grpc.add_UsageServiceServicer_to_server(
         UsageService(ClusterService(fed, Authenticator(trust=trust)), usage), server)
@@ -104,8 +105,9 @@ def test_a_provider_reads_its_own_clusters_usage_and_no_other(certs: CertsDir, t
 
 
 @pytest.mark.parametrize(("asked", "words"), [
-    pytest.param({"cluster": "beta-1"}, "cluster 'acme-1''s certificate may read the usage only of the clusters the "
-                 "trust file binds to provider 'acme', not of 'beta-1': it is provider 'beta''s (rule: provider)",
+    pytest.param({"cluster": "beta-1"}, "the certificate of cluster 'acme-1' may read the usage only of the "
+                 "clusters the trust file binds to provider 'acme', not of 'beta-1': it belongs to provider 'beta' "
+                 "(rule: provider)",
                  id="another-providers-cluster"),
     pytest.param({"cluster": "east-1", "by": "cluster"}, "not of 'east-1': no provider claims it (rule: provider)",
                  id="the-federations-cluster"),
@@ -130,8 +132,8 @@ def test_a_federation_ca_cluster_certificate_speaks_for_its_one_cluster(certs: C
     async def main() -> None:
         async with served(certs, tmp_path) as target:
             await refused(target, cluster_files(certs, "east-1"), "may read the usage only of its own cluster 'east-1' "
-                          "(a certificate of the federation's CA speaks for that one only), not of 'acme-1': it is "
-                          "provider 'acme''s (rule: provider)", cluster="acme-1")
+                          "(a certificate of the federation's CA speaks for that one only), not of 'acme-1': it "
+                          "belongs to provider 'acme' (rule: provider)", cluster="acme-1")
 
     asyncio.run(main())
 
@@ -158,5 +160,23 @@ def test_a_providers_usage_call_acts_for_no_user(certs: CertsDir, tmp_path: Path
                         usage_pb2.UsageRequest(by="cluster"), metadata=(("x-federator-on-behalf-of", "admin"),))
             assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
             assert "a cluster certificate (cluster acme-1) acts for no user" in (err.value.details() or "")
+
+    asyncio.run(main())
+
+
+def test_a_cluster_moved_to_another_provider_stays_the_old_ones_for_what_ran_before(
+        certs: CertsDir, tmp_path: Path) -> None:  # noqa: F811
+    """Outside billing re-test N1: the trust file moved a cluster from one provider to another, and the new provider
+    read the old one's past payout for it (and the old one lost it), the clusters being judged by today's binding.
+    A payout is what was billed to the provider: each record keeps the provider its cluster had when it ran."""
+    moved = [record("e", "org-a", "beta-7", "acme", H100, 8_000),   # 80: ran as acme's, the trust file says beta-*
+             record("f", "org-b", "acme-9", "beta", H100, 4_000)]   # 40: ran as beta's, now bound to acme-*
+    async def main() -> None:
+        async with served(certs, tmp_path, [*RECORDS, *moved]) as target:
+            acme = provider_files(certs, "acme", "acme-1")
+            assert rows(await get(target, acme, by="cluster")) == {"acme-1": 80.0, "beta-7": 80.0, "acme-2": 40.0,
+                                                                    "TOTAL": 200.0}
+            beta = provider_files(certs, "beta", "beta-1")
+            assert rows(await get(target, beta, by="cluster")) == {"beta-1": 160.0, "acme-9": 40.0, "TOTAL": 200.0}
 
     asyncio.run(main())

@@ -122,8 +122,9 @@ def render(resp: object, *, output: str, by: str) -> str:
     keys = [k for k, _m, _n in rows] + ["TOTAL"]
     counts = [n for _k, _m, n in rows] + [resp.total.placements]
     start = utc_exact(resp.since) if resp.since > 0 else None  # None: from the first record
-    unfinished = (f"incomplete: the window asked for ends after the time of the call, {utc_exact(resp.until)}, "
-                  "and is counted up to it only; ask again once it has ended for the amounts to bill")
+    unfinished = (f"incomplete: counted up to {utc_exact(resp.until)}, and not final: the window asked for ends "
+                  "after the time of the call, or a placement in it still runs on a member cluster not heard from "
+                  "since; ask again later for the amounts to bill")
     if output == "json":
         row_hours, total_hours = shares(micros, total=total_micro, unit=HOUR_MICROS)
 

@@ -84,10 +84,10 @@ def drain_refusal(caller: ProviderCaller, cluster: str, trust: Trust | None) -> 
     if speaks_for(caller, cluster, trust):
         return ""
     owner, _ = trust.provider_for(cluster) if trust is not None else (None, "")
-    whose = f"cluster {caller.cluster!r}'s certificate"
+    whose = f"the certificate of cluster {caller.cluster!r}"
     mine = f"the clusters the trust file binds to provider {caller.provider!r}" if caller.provider else \
         f"its own cluster {caller.cluster!r} (a certificate of the federation's CA speaks for that one only)"
-    theirs = f"it is provider {owner!r}'s" if owner else "no provider claims it"
+    theirs = f"it belongs to provider {owner!r}" if owner else "no provider claims it"
     return f"{whose} may drain only {mine}, not {cluster[:80]!r}: {theirs} (rule: {RULE})"
 
 
@@ -97,7 +97,7 @@ def uncordon_refusal(caller: ProviderCaller, cluster: str, by: str, trust: Trust
     if problem:
         return problem.replace("may drain only", "may uncordon only", 1)
     if not caller.made(by):
-        return (f"cluster {caller.cluster!r}'s certificate may end only a drain its provider made; cluster "
+        return (f"the certificate of cluster {caller.cluster!r} may end only a drain its provider made; cluster "
                 f"{cluster!r} is cordoned by {by[:80]!r}, an admin ends that (rule: {RULE})")
     return ""
 

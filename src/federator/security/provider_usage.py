@@ -7,21 +7,25 @@ user credentials only, and a provider holds its CA and its clusters' certificate
 
 Rule `provider` (as for drains, security/provider_rights.py):
 
-- A verified cluster certificate reads the usage of the clusters its provider owns: the cluster it names, and
-  every cluster the trust file binds to the provider whose CA signed it (`speaks_for`, the binding its drains
-  and its agents' streams are held to; judged by the trust file at the call). A certificate of the federation's
-  CA, its one cluster. Records of every other cluster are left out before anything is summed.
+- A verified cluster certificate reads its provider's payout: the usage records billed to the provider whose CA
+  signed it (`billed_to`: each record keeps the provider its cluster had when it ran, the CA that signed its
+  agent), whatever the trust file binds today. A cluster the trust file moved to another provider stays the old
+  one's for what ran before the move and is the new one's after (outside billing re-test N1: judged by today's
+  binding, the new provider read the old one's past payout and the old one lost it). A certificate of the
+  federation's CA reads its one cluster's records. Every other record is left out before anything is summed.
 - Grouped only by what is the provider's own: cluster, model, provider (`PROVIDER_BY`), or the total. Queue,
   user, namespace and job name a tenant and what it ran, which tenants do not show their providers (a cluster's
   `ClusterService.List` hides placement ids for the same reason), so they are refused, and so is a `queue`
   filter (its answer would tell one tenant's usage). A `cluster` filter of a cluster not its own is refused
-  naming whose it is, not answered zero: zero would read as "that cluster ran nothing".
+  naming whose it is (by today's binding: `speaks_for`), not answered zero: zero would read as "that cluster
+  ran nothing".
 
 Each refusal is PERMISSION_DENIED with the rule's name and why, as a drain's.
 """
 
 from __future__ import annotations
 
+from federator.accounting.records import UsageRecord
 from federator.security.provider_rights import RULE, ProviderCaller, speaks_for
 from federator.security.trust import Trust
 
@@ -32,7 +36,7 @@ PROVIDER_BY = frozenset({"", "cluster", "model", "provider"})
 def usage_refusal(caller: ProviderCaller, *, by: str, queue: str, cluster: str, trust: Trust | None) -> str:
     """"" when `caller` may ask this of UsageService (module docstring), else the refusal's words, naming the
     rule. Only what the caller sent is named back."""
-    whose = f"cluster {caller.cluster!r}'s certificate"
+    whose = f"the certificate of cluster {caller.cluster!r}"
     if by not in PROVIDER_BY:
         return (f"{whose} may read usage by cluster, model or provider only, not by {by[:40]!r}: queues, users, "
                 f"namespaces and jobs are the tenants' (rule: {RULE})")
@@ -43,9 +47,17 @@ def usage_refusal(caller: ProviderCaller, *, by: str, queue: str, cluster: str, 
         owner, _ = trust.provider_for(cluster) if trust is not None else (None, "")
         mine = f"the clusters the trust file binds to provider {caller.provider!r}" if caller.provider else \
             f"its own cluster {caller.cluster!r} (a certificate of the federation's CA speaks for that one only)"
-        theirs = f"it is provider {owner!r}'s" if owner else "no provider claims it"
+        theirs = f"it belongs to provider {owner!r}" if owner else "no provider claims it"
         return f"{whose} may read the usage only of {mine}, not of {cluster[:80]!r}: {theirs} (rule: {RULE})"
     return ""
 
 
-__all__ = ["PROVIDER_BY", "usage_refusal"]
+def billed_to(caller: ProviderCaller, record: UsageRecord) -> bool:
+    """Whether `record` is part of `caller`'s payout (module docstring): billed to its provider, or, for a
+    certificate of the federation's CA, of its one cluster."""
+    if caller.provider:
+        return record.provider == caller.provider
+    return record.cluster == caller.cluster
+
+
+__all__ = ["PROVIDER_BY", "billed_to", "usage_refusal"]

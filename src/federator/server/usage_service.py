@@ -18,8 +18,9 @@ from federator.jobfile import FieldProblem, queue_problem, shown
 from federator.model import Job, JobId
 from federator.security.authz import Authorizer, Principal, owner_of
 from federator.security.limits import valid_cluster_name
-from federator.security.provider_rights import RULE, ProviderCaller, speaks_for
-from federator.security.provider_usage import usage_refusal
+from federator.security.provider_rights import RULE, ProviderCaller
+from federator.security.provider_usage import billed_to, usage_refusal
+from federator.server.clusters import ClusterRecord
 from federator.server.edge import Edge
 from federator.server.errors import bad_request
 
@@ -48,6 +49,21 @@ def visible_records(authz: Authorizer, who: Principal, records: Sequence[UsageRe
         if seen[key]:
             out.append(r)
     return out
+
+
+def unvouched(records: Sequence[UsageRecord], until: float, clusters: Mapping[str, ClusterRecord],
+              report_interval: float) -> bool:
+    """Whether a record in the window is still open on a member not heard from since (about) the window's end: its
+    end may yet come, earlier than now, and change the window's sum (outside billing re-test N3: a window read
+    while an agent was dead said 80.0 and complete; once its member was Lost, 59.656). A member's capacity report
+    within two report intervals of `until` vouches for its running placements through it."""
+    grace = 2 * report_interval
+    for r in records:
+        if r.end is None and r.start < until:
+            member = clusters.get(r.cluster)
+            if member is None or member.last_report_at < until - grace:
+                return True
+    return False
 
 
 class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
@@ -104,10 +120,11 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
             records = visible_records(self.authz, who, records, self.fed.jobs)
         else:
             assert provider is not None
-            records = [r for r in records if speaks_for(provider, r.cluster, self.auth.trust)]
+            records = [r for r in records if billed_to(provider, r)]
+        incomplete = incomplete or unvouched(records, until, self.fed.clusters, self.fed.report_interval)
         report = summarize(records, since=since, until=until, now=now, by=by)
         return usage_pb2.UsageResponse(since=since, until=until, by=request.by, rows=[_row(r) for r in report.rows],
                                        total=_row(report.total), incomplete=incomplete)
 
 
-__all__ = ["UsageService", "visible_records"]
+__all__ = ["UsageService", "unvouched", "visible_records"]
