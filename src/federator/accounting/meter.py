@@ -219,9 +219,11 @@ class UsageMeter:
 
     def _resized(self, pid: str, now: float) -> UsageRecord:
         """Close the record of a placement whose count changed in place, keeping what it held until now under an
-        id of its own (PID#resized-<unix seconds>: a record's id is its key); the caller opens the next one."""
+        id of its own (PID#resized-<unix seconds, to the millisecond>: a record's id is its key, and two resizes
+        within one second kept only the second's record when it was to the second); the caller opens the next
+        one."""
         closed = self._close(pid, now)
-        return UsageRecord(**{**_fields(closed), "placement_id": f"{pid}#resized-{now:.0f}"})
+        return UsageRecord(**{**_fields(closed), "placement_id": f"{pid}#resized-{now:.3f}"})
 
     def _count(self, rec: UsageRecord, now: float) -> None:
         """Bring the counter up to `now` for `rec`. A counter never goes back: a record that closes at an end before
