@@ -18,21 +18,14 @@ spread (inference) job's other parts keep serving and only its lost replicas are
 (docs/operators.md).
 
 Before the field (0.7.0, when agent.proto was closed for the release) the mark was words: the Failed message
-began with `lost_message(cluster, "")` ("lost by the agent of <cluster>: "), `cluster` being the reporting
-agent's own, a text protocol no third-party agent could learn from the proto. Through 0.9.x both ways hold (0.10.0
-reads the field alone; docs/operators.md, "Upgrading to 0.9.0"):
+began with `lost_message(cluster, "")` ("lost by the agent of <cluster>: "), a text protocol no third-party agent
+could learn from the proto. 0.8.0 and 0.9.0 read both; since 0.10.0 the federator reads the field alone
+(docs/operators.md, "Upgrading to 0.10.0"): words at the start of a message are a message, and a workload's own
+text may begin so. The reference agent still begins a lost placement's message with them, since they say to
+people what happened and where; `LostMessage` carries the mark from the Kubernetes backend
+(backends/kube/stranded.py) to the agent's JobUpdate, re-syncs included.
 
-- The federator reads the field alone from an agent that lists "lost" (its words are then only words), and
-  still honours the words from an agent that does not (a 0.7.0 agent). `reported_lost` decides.
-- The reference agent sends both: the field, and a message that begins with the words. It cannot know whether
-  its federator knows the field (a Welcome says no federator features, only a version string, and 0.7.0 ignores
-  an unknown field silently), and the words are the message it wrote for people anyway, so a 0.7.0 federator
-  reads the placement as lost and a 0.8.0 one reads the field. `LostMessage` carries the mark from the
-  Kubernetes backend (backends/kube/stranded.py) to the agent's JobUpdate, re-syncs included.
-
-Why the cluster's own name in the words: they are a claim by one member about its own placement. A message
-naming another cluster ("lost by the agent of <someone else>: ...") is no such claim, so it is read as an
-ordinary failure (the early-failure and spread rules apply), not as leave to end a job unplaced.
+Why the cluster's own name in the words: a member's operator reads them, and they name whose agent lost it.
 """
 
 from __future__ import annotations
@@ -48,8 +41,8 @@ class LostMessage(str):
 
 
 def lost_message(cluster: str, why: str) -> LostMessage:
-    """The Failed message of a placement the agent of `cluster` lost, `why` saying how and the way out: it begins
-    with the words a 0.7.0 federator reads (see the module)."""
+    """The Failed message of a placement the agent of `cluster` lost, `why` saying how and the way out (the
+    agent sets JobUpdate.lost for it: the words are for people; see the module)."""
     return LostMessage(f"{LOST_PREFIX}{cluster}: {why}")
 
 
@@ -58,17 +51,4 @@ def marked_lost(message: str) -> bool:
     return isinstance(message, LostMessage)
 
 
-def reported_lost(flagged: bool, message: str, cluster: str, *, marks: bool) -> bool:
-    """Whether a Failed update from the agent of `cluster` says the agent lost the placement: `flagged`
-    (JobUpdate.lost) always does; the words (`is_lost`) only from an agent that does not list the feature "lost"
-    (`marks`), which is one of before the field."""
-    return flagged or (not marks and is_lost(message, cluster))
-
-
-def is_lost(message: str, cluster: str) -> bool:
-    """Whether a Failed update's message, from the agent of `cluster`, says that agent lost the placement (see the
-    module): the prefix must name `cluster` itself."""
-    return message.startswith(lost_message(cluster, ""))
-
-
-__all__ = ["LOST_PREFIX", "LostMessage", "is_lost", "lost_message", "marked_lost", "reported_lost"]
+__all__ = ["LOST_PREFIX", "LostMessage", "lost_message", "marked_lost"]

@@ -1,7 +1,7 @@
 """The agent marks a placement its backend lost with JobUpdate.lost (agent.proto), and says "lost" in its Hello.
 
-It sends the old words too ("lost by the agent of CLUSTER: ", lost_placements.py): it cannot know whether its
-federator knows the field (a 0.7.0 one ignores it and reads the words), and the words are its message anyway."""
+Its message still begins with the old words ("lost by the agent of CLUSTER: ", lost_placements.py): they say to
+the people who read it what happened and whose agent it was; the field alone is the mark."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_a_lost_placement_is_reported_with_the_field_and_the_words_and_again_at_
     asyncio.run(with_agent(fed, body, backend=Loses(FLEET["c-1"])))
     assert "lost" in fed.sessions[0][0].hello.features
     (first,) = _failed(fed.sessions[0])
-    assert first.lost and first.message == f"{LOST_PREFIX}c-1: {WHY}"  # a 0.7.0 federator reads the words
+    assert first.lost and first.message == f"{LOST_PREFIX}c-1: {WHY}"  # the words, for people
     (again,) = _failed(fed.sessions[1])
     assert again.resync and again.lost and again.message == first.message
 

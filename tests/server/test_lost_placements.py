@@ -6,7 +6,7 @@ running. Its pods may still run on the member, so placing it there again would r
 A spread (inference) job with other live parts loses only that part: the others keep serving, untouched, and the
 lost replicas are placed elsewhere. Before, the job failed and its healthy parts on other providers' clusters were
 cancelled ("another part of the job failed"): one agent's words took down every region. A gang still fails whole.
-Only the reporting agent's own words count: "lost by the agent of <another cluster>" is an ordinary failure.
+JobUpdate.lost alone says it (since 0.10.0): the words 0.7.0 agents sent instead are an ordinary failure.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def test_a_lost_part_of_a_spread_job_ends_alone_the_others_keep_serving_and_its_
     clock.now += after
     fed.heard(a), fed.heard(b)
     said = lost_message("a", WHY)
-    fed.job_update(a, pa.placement_id, JobPhase.FAILED, said)
+    fed.job_update(a, pa.placement_id, JobPhase.FAILED, said, lost=True)
     assert job.phase is JobPhase.RUNNING and not job.early_failure and job.finished_at == 0
     assert [(p.placement_id, p.generation, p.phase) for p in job.placements] == [kept]  # b untouched
     assert drain(b) == [] and not any(isinstance(o, CancelOrder) for o in drain(a))  # no cancel anywhere
@@ -76,7 +76,7 @@ def test_a_lost_part_of_a_spread_job_kept_from_failover_fails_the_job_as_any_fai
     fed.schedule_once()
     running_on(fed, job, a, b)
     pa = next(p for p in job.placements if p.cluster == "a")
-    fed.job_update(a, pa.placement_id, JobPhase.FAILED, lost_message("a", WHY))
+    fed.job_update(a, pa.placement_id, JobPhase.FAILED, lost_message("a", WHY), lost=True)
     assert job.phase is JobPhase.FAILED
 
 
@@ -91,7 +91,7 @@ def test_a_lost_training_gang_fails_and_is_never_placed_again() -> None:
     fed.job_update(a, pa.placement_id, JobPhase.RUNNING, "")
     clock.now += 3.0
     said = lost_message("a", WHY)
-    fed.job_update(a, pa.placement_id, JobPhase.FAILED, said)
+    fed.job_update(a, pa.placement_id, JobPhase.FAILED, said, lost=True)
     assert job.phase is JobPhase.FAILED and not job.early_failure
     assert job.message == f"{said} (not placed again: its pods may still run on a, and the job would run twice)"
     drain(a)
@@ -99,25 +99,6 @@ def test_a_lost_training_gang_fails_and_is_never_placed_again() -> None:
     fed.schedule_once()
     assert not any(isinstance(o, LaunchOrder) for o in drain(c) + drain(a))
     assert lost_count(fed, "a") == "1.0"
-
-
-@pytest.mark.parametrize("named", ["b", "ab", ""], ids=["another-cluster", "a-longer-name", "no-name"])
-def test_a_lost_message_naming_another_cluster_is_an_ordinary_failure(named: str) -> None:
-    """The agent of `a` says "lost by the agent of <not a>": not its own claim, so the early-failure rule applies
-    (placed once more, elsewhere) as for any crash at start; nothing counts as lost."""
-    clock = Clock()
-    fed = make(MemoryStore(), clock)
-    a = join(fed, "a")
-    job = fed.submit(spec("train"))
-    fed.schedule_once()
-    (pa,) = job.placements
-    fed.acked(a, pa.placement_id)
-    fed.job_update(a, pa.placement_id, JobPhase.RUNNING, "")
-    clock.now += 3.0
-    fed.job_update(a, pa.placement_id, JobPhase.FAILED, lost_message(named, WHY))
-    assert job.phase is JobPhase.PENDING and job.early_failure.startswith("a after 3s")
-    assert job.pending_reason is not None and job.pending_reason.code is ReasonCode.FAILED_EARLY
-    assert lost_count(fed, "a") == "0.0"
 
 
 def _failed_soon_after_start(marks: bool, message: str, *, lost: bool) -> Federator:
@@ -141,15 +122,15 @@ def _failed_soon_after_start(marks: bool, message: str, *, lost: bool) -> Federa
     (True, "our control plane lost it", True, True),
     (False, "our control plane lost it", True, True),
     (True, f"lost by the agent of a: {WHY}", False, False),
-    (False, f"lost by the agent of a: {WHY}", False, True),
+    (False, f"lost by the agent of a: {WHY}", False, False),
 ], ids=["field-from-an-agent-that-marks", "field-from-one-that-does-not-say", "words-from-an-agent-that-marks",
         "words-from-a-0.7.0-agent"])
-def test_jobupdate_lost_is_the_mark_and_the_words_count_only_from_an_agent_that_does_not_mark(
+def test_jobupdate_lost_alone_is_the_mark_and_the_words_of_0_7_0_are_only_words(
         marks: bool, message: str, lost: bool, is_lost: bool) -> None:
-    """JobUpdate.lost (agent.proto) is what says a placement is lost. The words "lost by the agent of <cluster>: "
-    that 0.7.0 agents sent instead still count from an agent whose Hello does not list "lost", for one release;
-    from one that lists it they are only words (a workload's own message may begin so): an ordinary failure, to
-    which the early-failure rule applies."""
+    """JobUpdate.lost (agent.proto) alone says a placement is lost, from any agent. The words "lost by the agent of
+    <cluster>: " that 0.7.0 agents sent instead counted from an agent whose Hello did not list "lost" through
+    0.9.x; since 0.10.0 they are only words (a workload's own message may begin so): an ordinary failure, to which
+    the early-failure rule applies."""
     fed = _failed_soon_after_start(marks, message, lost=lost)
     (job,) = fed.jobs.values()
     if is_lost:

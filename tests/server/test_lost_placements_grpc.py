@@ -38,9 +38,9 @@ TENANT_NS = "federator-workloads-research"
 
 class Member(ScriptedStream):
     """Acks each Launch and reports it Running; the stranded one then reports it Failed as lost, as its re-sync
-    after a restart without --namespace-per-queue does: in the words of a 0.7.0 Kubernetes agent (stranded.lost)
-    alone, or, `marks`, as a third-party agent of 0.8.0 may: JobUpdate.lost, the feature "lost" in its Hello, and
-    words of its own."""
+    after a restart without --namespace-per-queue does: JobUpdate.lost, with the reference Kubernetes agent's
+    message (stranded.lost) and the feature "lost" in its Hello, or, without `marks`, as a third-party agent may:
+    the field alone, no feature listed, and words of its own."""
 
     def __init__(self, name: str, *, price: str, strands: bool, region: str = "r", marks: bool = False) -> None:
         super().__init__(name, agent_pb2.Hello(cluster=name, region=region, labels={PRICE_LABEL: price},
@@ -57,10 +57,10 @@ class Member(ScriptedStream):
         if self.strands:
             self.strands = False  # its first placement only: a later one it still follows
             problem = "it may not list jobs.batch there (forbidden)"
-            self.lost_message = (f"gone from our control plane: {problem}" if self.marks
-                                 else str(lost({TENANT_NS: [pid]}, problem, self.name)[pid]))
+            self.lost_message = (str(lost({TENANT_NS: [pid]}, problem, self.name)[pid]) if self.marks
+                                 else f"gone from our control plane: {problem}")
             self.send(job_update=agent_pb2.JobUpdate(placement_id=pid, phase=convert.phase_to_pb(JobPhase.FAILED),
-                                                     message=self.lost_message, resync=True, lost=self.marks))
+                                                     message=self.lost_message, resync=True, lost=True))
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> CertsDir:
     return out
 
 
-@pytest.mark.parametrize("marks", [False, True], ids=["words-of-0.7.0", "field"])
+@pytest.mark.parametrize("marks", [False, True], ids=["field-alone", "reference-agent"])
 def test_a_placement_its_agent_lost_fails_the_job_and_is_never_placed_again(certs: CertsDir, marks: bool) -> None:
     async def go() -> None:
         async with served(certs=certs) as s:

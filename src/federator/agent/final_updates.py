@@ -30,8 +30,8 @@ ENDED_KEPT_AT_MOST = 10_000
 
 
 def lost(phase: JobPhase, message: str) -> bool:
-    """JobUpdate.lost: a Failed placement the backend lost (lost_placements.py). Its message keeps the words a
-    0.7.0 federator reads, so a federator of either release reads it as lost."""
+    """JobUpdate.lost: a Failed placement the backend lost (lost_placements.py). The field is the mark; the
+    message's words are for the people who read it."""
     return phase is JobPhase.FAILED and marked_lost(message)
 
 

@@ -28,11 +28,10 @@ neither failure counts. 0 turns both off: a Failed placement fails its job, as b
 
 A placement its agent reports Failed because it lost it (JobUpdate.lost, lost_placements.py: an agent that can
 no longer follow or delete it, while its pods may still run) is never placed again by either rule: that would run
-the job twice. From an agent of before the field, only its own words count ("lost by the agent of <that
-cluster>: "); a message naming another cluster is an ordinary failure. A gang (or a job with nothing else live,
-or `failover: keep`) fails with the agent's message. A spread job whose other parts still run loses that part
-alone: it is superseded with no Cancel (its agent cannot act on one), its cluster avoided a while, the other
-parts keep serving and the job stays
+the job twice. The field alone says it (since 0.10.0; the words 0.7.0 agents wrote are only words). A gang (or a
+job with nothing else live, or `failover: keep`) fails with the agent's message. A spread job whose other parts
+still run loses that part alone: it is superseded with no Cancel (its agent cannot act on one), its cluster
+avoided a while, the other parts keep serving and the job stays
 Running "2 of 4 replicas placed; 2 waiting: ... lost by the agent of <cluster>", owing the lost replicas, which
 the cycle places elsewhere. Why owe them: the lost replicas are no longer managed (nothing scales, updates or
 restarts them) and may vanish any time, and two serving copies of a model corrupt nothing, unlike two writers of
@@ -50,8 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from federator.lost_placements import reported_lost
-from federator.model import AgentFeature, ClusterState, Job, JobPhase, JobSpec, Placement, Reason, ReasonCode
+from federator.model import ClusterState, Job, JobPhase, JobSpec, Placement, Reason, ReasonCode
 from federator.scheduler import may_spread
 from federator.security.authz import owner_of, submitter_of
 from federator.security.trust import PROVIDER_LABEL
@@ -112,7 +110,7 @@ class EarlyFailures:
                                                  now=now), now)
         if phase is not JobPhase.FAILED:
             return message
-        if reported_lost(lost, message, rec.name, marks=AgentFeature.LOST in rec.features):  # lost_placements.py
+        if lost:  # JobUpdate.lost alone (lost_placements.py): words in a message are only words
             return self._lost(rec, job, placement, message)
         took = now - max(job.placed_at, self._started.pop(placement.placement_id, 0.0))
         if seconds > 0 and took <= seconds:

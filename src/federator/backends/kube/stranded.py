@@ -21,9 +21,9 @@ the way out, and left out of the report's placement_ids. Before, its pods (read 
 so the federator kept the job "Running" though the agent could neither follow nor cancel it. Failed, not Cancelled:
 Cancelled says the cluster deleted the placement's objects and has the federator place the job again, while these
 pods may still run and hold their accelerators (the job would run twice); the agent cannot delete them. The
-message is a lost_placements.LostMessage: the agent sends it with JobUpdate.lost set (and the words a 0.7.0
-federator reads), by which the federator knows not to place the job again under its early-failure rule either:
-the job ends Failed with this message (server/early_failures.py).
+message is a lost_placements.LostMessage: the agent sends it with JobUpdate.lost set, by which the federator
+knows not to place the job again under its early-failure rule either: the job ends Failed with this message
+(server/early_failures.py).
 """
 
 from __future__ import annotations
