@@ -6,12 +6,13 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from support import ROOT
@@ -96,6 +97,29 @@ def host_alone(directory: Path, namespace: str) -> Iterator[Testbed]:
         yield bed
     finally:
         bed.stop()
+
+
+def host_bed(namespace: str) -> Callable[[pytest.TempPathFactory], Iterator[Testbed]]:
+    """A module's `host` fixture (`host = host_bed(NAMESPACE)`): a host control plane alone (`host_alone`), one for
+    the module, with the chart's CRDs and `namespace` made."""
+
+    @pytest.fixture(scope="module")
+    def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+        """A host control plane alone, with the chart's CRDs."""
+        with host_alone(tmp_path_factory.mktemp(f"{namespace}-bed"), namespace) as bed:
+            yield bed
+
+    return host
+
+
+class Clock:
+    """The federator's clock in a test that runs it in its own process: it reads `now`, which the test sets."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass

@@ -13,7 +13,6 @@ back by a second federator's controller, as a new leader does.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from federator.model import AgentFeature, ClusterState
 from federator.server.federator import Federator
 
 from builders import cluster, pool
-from kube_support import Testbed, host_alone
+from kube_support import Clock, Testbed, host_bed
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -35,19 +34,7 @@ T0, NOT_AFTER = 1_800_000_000.0, 1_900_000_000.0
 LEASE, LOST_AFTER = 10.0, 60.0
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    """A host control plane alone, with the chart's CRDs."""
-    with host_alone(tmp_path_factory.mktemp("member-facts-bed"), NAMESPACE) as bed:
-        yield bed
+host = host_bed(NAMESPACE)
 
 
 def federator(api: KubeApi, clock: Clock) -> tuple[Federator, FederatedJobController]:

@@ -11,7 +11,7 @@ read back by a new federator; the standalone store goes through the same steps b
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from federator.server.federator import Federator
 from federator.store import JobStore, SqliteJobStore
 
 from builders import cluster, pool
-from kube_support import Testbed, host_alone
+from kube_support import Clock, Testbed, host_bed
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -36,19 +36,7 @@ H100 = "NVIDIA-H100-80GB-HBM3"
 T0 = 1_800_000_000.0  # placed; Running from T0 + 10; ended at T0 + 40, heard of at T0 + 300; restarted at T0 + 900
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
-    """A host control plane alone, with the chart's CRDs."""
-    with host_alone(tmp_path_factory.mktemp("placement-end-bed"), NAMESPACE) as bed:
-        yield bed
+host = host_bed(NAMESPACE)
 
 
 def metered(store: JobStore, usage: SqliteUsageStore, clock: Clock) -> Federator:

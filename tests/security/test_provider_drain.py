@@ -20,6 +20,7 @@ from federator.security import provider_rights
 from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator
 from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue
+from federator.security.provider_usage import usage_refusal
 from federator.security.tls import TlsFiles, cluster_files, server_files, user_files
 from federator.security.trust import load_trust
 from federator.server.federator import Federator
@@ -202,3 +203,18 @@ def test_an_admins_cordon_or_drain_takes_a_providers_cordon_over_and_the_provide
 ], ids=lambda v: str(v))
 def test_provider_made_tells_a_providers_by_from_any_user_name(by: str, made: bool) -> None:
     assert provider_rights.provider_made(by) is made
+
+
+def test_the_refusals_of_a_cluster_not_its_own_share_one_wording() -> None:
+    """Drain, Uncordon and a usage `cluster` filter say the same "not its own" words (`not_its_own`), only the
+    verb differs; Uncordon's is checked here since the service asks `drain_refusal` first and never reaches it."""
+    acme, east = provider_rights.ProviderCaller("acme-1", "acme"), provider_rights.ProviderCaller("east-1")
+    assert provider_rights.uncordon_refusal(acme, "beta-1", "admin", None) == (
+        "the certificate of cluster 'acme-1' may uncordon only the clusters the trust file binds to provider "
+        "'acme', not 'beta-1': no provider claims it (rule: provider)")
+    assert provider_rights.drain_refusal(east, "acme-1", None) == (
+        "the certificate of cluster 'east-1' may drain only its own cluster 'east-1' (a certificate of the "
+        "federation's CA speaks for that one only), not 'acme-1': no provider claims it (rule: provider)")
+    assert usage_refusal(east, by="", queue="", cluster="acme-1", trust=None) == (
+        "the certificate of cluster 'east-1' may read the usage only of its own cluster 'east-1' (a certificate of "
+        "the federation's CA speaks for that one only), not of 'acme-1': no provider claims it (rule: provider)")

@@ -14,12 +14,9 @@ import asyncio
 import time
 from pathlib import Path
 
-from test_end_time_grpc import FLEET, training, until
-from test_services_edge import run, served
+from test_end_time_grpc import FLEET, metered_member, training, until
+from test_services_edge import run
 
-from federator.accounting.meter import UsageMeter, attach
-from federator.accounting.store import SqliteUsageStore
-from federator.agent.agent import Agent, AgentConfig
 from federator.agent.backend import UpdateCallback
 from federator.backends.sim.runtime import SimBackend
 from federator.model import JobPhase
@@ -45,33 +42,21 @@ class LateToTell(SimBackend):
 
 def test_a_job_whose_end_the_agent_learns_late_is_billed_to_the_workloads_end(tmp_path: Path) -> None:
     async def go() -> None:
-        async with served() as s:
-            fed = s.fed
-            usage = SqliteUsageStore(tmp_path / "usage.db")
-            attach(fed, UsageMeter(usage, metrics=fed.metrics, clock=fed.clock))
-            backend = LateToTell(FLEET["east-1"])
-            agent = Agent(AgentConfig(cluster="east-1", region="east", target=s.target, max_backoff=0.2), backend)
-            task = asyncio.create_task(agent.run())
-            try:
-                await until(lambda: (rec := fed.clusters.get("east-1")) is not None and rec.resynced)
-                job = fed.submit(training(2))
-                fed.schedule_once()
-                await until(lambda: job.phase is JobPhase.RUNNING)
-                (placed,) = job.placements
-                await until(lambda: backend.placements().get(placed.placement_id) is JobPhase.SUCCEEDED)
-                ended = time.time()  # the workload's end, seen a poll after it at most
-                await until(lambda: job.phase is JobPhase.SUCCEEDED)
-                learned = time.time()
-                assert learned - ended >= HOLD - 0.1  # the federator heard of it HOLD seconds late
-                # Billed to the workload's end (the same clock here: one host), within a second; not HOLD later.
-                assert ended - 1.0 <= job.finished_at <= ended + 0.1, (job.finished_at - ended)
-                assert job.finished_at - job.started_at < 2.0 + 0.5, job.finished_at - job.started_at
-                (record,) = usage.query(since=0.0, until=learned + 1)
-                assert record.end == job.finished_at
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                await backend.stop()
-                usage.close()
+        backend = LateToTell(FLEET["east-1"])
+        async with metered_member(tmp_path, backend, "east-1") as m:
+            job = m.fed.submit(training(2))
+            m.fed.schedule_once()
+            await until(lambda: job.phase is JobPhase.RUNNING)
+            (placed,) = job.placements
+            await until(lambda: backend.placements().get(placed.placement_id) is JobPhase.SUCCEEDED)
+            ended = time.time()  # the workload's end, seen a poll after it at most
+            await until(lambda: job.phase is JobPhase.SUCCEEDED)
+            learned = time.time()
+            assert learned - ended >= HOLD - 0.1  # the federator heard of it HOLD seconds late
+            # Billed to the workload's end (the same clock here: one host), within a second; not HOLD later.
+            assert ended - 1.0 <= job.finished_at <= ended + 0.1, (job.finished_at - ended)
+            assert job.finished_at - job.started_at < 2.0 + 0.5, job.finished_at - job.started_at
+            (record,) = m.usage.query(since=0.0, until=learned + 1)
+            assert record.end == job.finished_at
 
     run(go)

@@ -109,16 +109,16 @@ class UsageMeter:
         self.clock = clock
         self.provider_of = provider_of
         self._labels = _BoundedLabels(label_limit, series_limit=series_limit)
-        self._open: dict[str, UsageRecord] = {r.placement_id: r for r in store.open_records()}
-        self._counted: dict[str, float] = {pid: clock() for pid in self._open}  # counter is current up to here
+        self._open: dict[str, UsageRecord] = {}
+        self._counted: dict[str, float] = {}  # counter is current up to here
         self._by_job: dict[str, set[str]] = {}
         self._unwritten: dict[str, UsageRecord] = {}  # the newest record of each placement the store refused
         self.gap_seconds = gap_seconds  # a tick later than this after the last one: the federator was paused
         self.hold_seconds = hold_seconds  # after a pause, how long ticks wait for the ends it hid (module docstring)
         self._last_tick: float | None = None
         self._held_until = 0.0
-        for rec in self._open.values():
-            self._by_job.setdefault(rec.job_id, set()).add(rec.placement_id)
+        for rec in store.open_records():
+            self._track(rec, clock())
 
     @property
     def open(self) -> dict[str, UsageRecord]:
@@ -184,9 +184,7 @@ class UsageMeter:
                     for r in (self.store.closed_records(unopened) if unopened else [])]
         now = self.clock()
         for rec in reopened:
-            self._open[rec.placement_id] = rec
-            self._counted[rec.placement_id] = now
-            self._by_job.setdefault(rec.job_id, set()).add(rec.placement_id)
+            self._track(rec, now)
         if reopened:
             log.info("%d usage records closed just before the restart reopened: the job store has their placements "
                      "running, and their agents' re-syncs say how they ended (%s)", len(reopened),
@@ -202,10 +200,15 @@ class UsageMeter:
         rec = UsageRecord(placement_id=p.placement_id, job_id=job.job_id, queue=job.spec.queue, user=user,
                           namespace=job.spec.namespace, cluster=p.cluster, provider=self.provider_of(p.cluster),
                           model=model, accelerators_milli=milli, start=now)
-        self._open[p.placement_id] = rec
-        self._counted[p.placement_id] = now
-        self._by_job.setdefault(job.job_id, set()).add(p.placement_id)
+        self._track(rec, now)
         return rec
+
+    def _track(self, rec: UsageRecord, since: float) -> None:
+        """Hold `rec` open, its usage counted from `since` on: a record opened now, read back at a start, or
+        reopened (`load`). `_close` lets go of it."""
+        self._open[rec.placement_id] = rec
+        self._counted[rec.placement_id] = since
+        self._by_job.setdefault(rec.job_id, set()).add(rec.placement_id)
 
     def _close(self, pid: str, now: float) -> UsageRecord:
         rec = self._open.pop(pid)

@@ -79,27 +79,35 @@ def speaks_for(caller: ProviderCaller, cluster: str, trust: Trust | None) -> boo
     return bool(caller.provider) and owner == caller.provider
 
 
-def drain_refusal(caller: ProviderCaller, cluster: str, trust: Trust | None) -> str:
-    """"" when `caller` may drain `cluster` (module docstring), else the refusal's words, naming the rule."""
-    if speaks_for(caller, cluster, trust):
-        return ""
+def not_its_own(caller: ProviderCaller, cluster: str, trust: Trust | None, tried: str, *, of: str = "") -> str:
+    """The refusal's words for a `cluster` the caller does not speak for (`speaks_for` is False): which clusters
+    it may do what it tried to ("drain", "uncordon", "read the usage" with `of="of "`) with, and whose `cluster`
+    is, naming the rule. One wording, so a provider reads the same reason from a drain and from a usage call
+    (security/provider_usage.py)."""
     owner, _ = trust.provider_for(cluster) if trust is not None else (None, "")
     whose = f"the certificate of cluster {caller.cluster!r}"
     mine = f"the clusters the trust file binds to provider {caller.provider!r}" if caller.provider else \
         f"its own cluster {caller.cluster!r} (a certificate of the federation's CA speaks for that one only)"
     theirs = f"it belongs to provider {owner!r}" if owner else "no provider claims it"
-    return f"{whose} may drain only {mine}, not {cluster[:80]!r}: {theirs} (rule: {RULE})"
+    return f"{whose} may {tried} only {of}{mine}, not {of}{cluster[:80]!r}: {theirs} (rule: {RULE})"
+
+
+def drain_refusal(caller: ProviderCaller, cluster: str, trust: Trust | None) -> str:
+    """"" when `caller` may drain `cluster` (module docstring), else the refusal's words, naming the rule."""
+    if speaks_for(caller, cluster, trust):
+        return ""
+    return not_its_own(caller, cluster, trust, "drain")
 
 
 def uncordon_refusal(caller: ProviderCaller, cluster: str, by: str, trust: Trust | None) -> str:
     """"" when `caller` may end the cordon of `cluster` made by `by` (module docstring), else why not."""
-    problem = drain_refusal(caller, cluster, trust)
-    if problem:
-        return problem.replace("may drain only", "may uncordon only", 1)
+    if not speaks_for(caller, cluster, trust):
+        return not_its_own(caller, cluster, trust, "uncordon")
     if not caller.made(by):
         return (f"the certificate of cluster {caller.cluster!r} may end only a drain its provider made; cluster "
                 f"{cluster!r} is cordoned by {by[:80]!r}, an admin ends that (rule: {RULE})")
     return ""
 
 
-__all__ = ["RULE", "ProviderCaller", "drain_refusal", "provider_made", "speaks_for", "uncordon_refusal"]
+__all__ = ["RULE", "ProviderCaller", "drain_refusal", "not_its_own", "provider_made", "speaks_for",
+           "uncordon_refusal"]

@@ -26,7 +26,7 @@ Each refusal is PERMISSION_DENIED with the rule's name and why, as a drain's.
 from __future__ import annotations
 
 from federator.accounting.records import UsageRecord
-from federator.security.provider_rights import RULE, ProviderCaller, speaks_for
+from federator.security.provider_rights import RULE, ProviderCaller, not_its_own, speaks_for
 from federator.security.trust import Trust
 
 PROVIDER_BY = frozenset({"", "cluster", "model", "provider"})
@@ -44,11 +44,7 @@ def usage_refusal(caller: ProviderCaller, *, by: str, queue: str, cluster: str, 
         return (f"{whose} may not ask for one queue's usage ({queue[:80]!r}): queues are the tenants' "
                 f"(rule: {RULE})")
     if cluster and not speaks_for(caller, cluster, trust):
-        owner, _ = trust.provider_for(cluster) if trust is not None else (None, "")
-        mine = f"the clusters the trust file binds to provider {caller.provider!r}" if caller.provider else \
-            f"its own cluster {caller.cluster!r} (a certificate of the federation's CA speaks for that one only)"
-        theirs = f"it belongs to provider {owner!r}" if owner else "no provider claims it"
-        return f"{whose} may read the usage only of {mine}, not of {cluster[:80]!r}: {theirs} (rule: {RULE})"
+        return not_its_own(caller, cluster, trust, "read the usage", of="of ")
     return ""
 
 
