@@ -134,11 +134,14 @@ async def provider_uncordon(edge: ClusterService, provider: ProviderCaller, clus
     who, fed = provider.principal(), edge.fed
     obj = {"kind": "MemberCluster", "name": cluster[:80]}
     held = fed.cordons.get(cluster)
-    refusal = provider_rights.drain_refusal(provider, cluster, edge.auth.trust)
-    if not refusal and held is not None:
+    if held is not None:
         refusal = provider_rights.uncordon_refusal(provider, cluster, held.by, edge.auth.trust)
+    elif not provider_rights.speaks_for(provider, cluster, edge.auth.trust):
+        refusal = provider_rights.not_its_own(provider, cluster, edge.auth.trust, "uncordon")
+    else:
+        refusal = ""  # its own cluster, not cordoned: nothing to end, answered as such below
     if refusal:
-        message = f"uncordon {cluster[:80]!r}: {refusal.replace('may drain only', 'may uncordon only', 1)}"
+        message = f"uncordon {cluster[:80]!r}: {refusal}"
         edge.audit.record("uncordon", identity=who, obj=obj, result="refused",
                           code=grpc.StatusCode.PERMISSION_DENIED.name, rule=provider_rights.RULE, message=message)
         await edge.refuse(context, provider_rights.RULE, message, action="uncordon", cluster=cluster[:80])
