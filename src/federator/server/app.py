@@ -56,7 +56,7 @@ from federator.server.usage_service import UsageService
 from federator.steady_clock import SteadyClock
 from federator.store import SqliteJobStore, StoreError
 from federator.store.cordons import SqliteCordonStore
-from federator.store.holds import SqliteHoldStore
+from federator.store.holds import HoldStore, SqliteHoldStore
 from federator.store.identity import FileState
 from federator.store.members import SqliteMemberStore
 from federator.store.quarantines import SqliteQuarantineStore
@@ -351,9 +351,9 @@ async def serve(opts: ServeOptions) -> None:
     quarantine_store = None if kube else SqliteQuarantineStore(opts.db)
     if quarantine_store is not None:
         fed.early.quarantine.attach(quarantine_store, now=fed.clock())
-    hold_store = None if kube else SqliteHoldStore(opts.db)  # reservations' clocks (server/reservations.py)
-    if hold_store is not None:  # kube: a new leader's --db is its own, and its clocks would be another's
-        fed.cycles.reserved.attach(hold_store, now=fed.clock())
+    # Reservations' clocks (server/reservations.py); kube: the gangs' FederatedJob status (kube/reservation_clocks.py)
+    hold_store: HoldStore = kube.holds if kube else SqliteHoldStore(opts.db)
+    fed.cycles.reserved.attach(hold_store, now=fed.clock())
     if fed.cycles.pending_count > opts.limits.max_pending_jobs:  # every Submit is refused until the backlog drains
         log.warning("the store holds %d pending jobs, over --max-pending-jobs %d: every Submit is refused "
                     "(RESOURCE_EXHAUSTED) until fewer are pending", fed.cycles.pending_count,
@@ -480,8 +480,7 @@ async def serve(opts: ServeOptions) -> None:
         cordon_store.close()
     if quarantine_store is not None:
         quarantine_store.close()
-    if hold_store is not None:
-        hold_store.close()
+    hold_store.close()
     usage.close()
     audit.close()
     if kube and kube.lost:

@@ -5,7 +5,8 @@ when) must be kept by the server and handed back, or every cycle would pick afre
 one cluster would be lost to another pick. The reservations are kept in memory: after a restart or a change
 of leader the first cycle chooses them again from the stored jobs' submission times and the agents' reports
 (a SIGKILL test shows the room is not given away meanwhile: tests/reliability/test_crash_memory.py). Their
-clocks are stored (`attach`, store/holds.py), since nothing else says them: since when a gang has held room
+clocks are stored (`attach`: store/holds.py, or in Kubernetes mode the gangs' FederatedJob status,
+backends/kube/reservation_clocks.py), since nothing else says them: since when a gang has held room
 (maxHoldSeconds counts from its first hold) and until when a gang whose hold ran out rests. Forgotten, each
 restart gave every holding gang a new maxHoldSeconds and every resting gang its room back at once.
 
@@ -60,6 +61,11 @@ class HeldRoom:
             elif c.rests_until > now:
                 self._resting[c.job_id] = c.rests_until
                 heapq.heappush(self._rest_ends, (c.rests_until, c.job_id))
+
+    @property
+    def store(self) -> HoldStore | None:
+        """Where the clocks are kept (None: nowhere); Kubernetes mode's controller flushes its writes."""
+        return self._store
 
     def waiting(self, job: Job) -> None:
         """A job is Pending: if it is a gang that could hold room, it is brought back when it is due."""

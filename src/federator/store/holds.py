@@ -7,7 +7,9 @@ ran out rests. Forgotten at a restart, each restart gave every holding gang a ne
 resting gang its room back at once: the bound that returns held room to everyone at least half the time
 (security finding S3) did not hold across restarts. One row per gang holding or resting; a write is one small
 transaction when a clock changes (a hold begins, moves, ends), not per cycle. synchronous=NORMAL: a clock
-written just before a power cut may be lost, which costs one hold's length at most, never a job.
+written just before a power cut may be lost, which costs one hold's length at most, never a job. Kubernetes mode
+keeps the same clocks in the gangs' FederatedJob status (backends/kube/reservation_clocks.py): a new leader's `--db`
+is its own.
 """
 
 from __future__ import annotations

@@ -80,6 +80,7 @@ from federator.backends.kube.informer import DELETED, MODIFIED, Informer
 from federator.backends.kube.member_status import member_status, restore_member
 from federator.backends.kube.namespace_gate import namespace_labels, selector_applies
 from federator.backends.kube.quarantines import KubeQuarantineStore, held_in
+from federator.backends.kube.reservation_clocks import KubeHoldStore
 from federator.backends.kube.resources import (
     FINALIZER,
     invalid_status,
@@ -494,6 +495,8 @@ class FederatedJobController:
                 await self.write_members()
                 await self.cancels.flush(self.fed.orphans.cancels.unwritten(), recreate=self._recreate())
                 await asyncio.to_thread(self.store.flush)
+                if isinstance(holds := self.fed.cycles.reserved.store, KubeHoldStore):  # reservations' clocks
+                    await asyncio.to_thread(holds.flush)
                 await self.read_cordons()
             except Exception:  # a failed round is retried on the next
                 log.exception("writing MemberClusters failed")

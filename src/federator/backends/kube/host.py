@@ -23,6 +23,7 @@ from federator.backends.kube.namespace_gate import HostNamespaces
 from federator.backends.kube.options import KubeOptions
 from federator.backends.kube.quarantines import KubeQuarantineStore
 from federator.backends.kube.queue_controller import QueueController
+from federator.backends.kube.reservation_clocks import KubeHoldStore
 from federator.backends.kube.store import KubeJobStore
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer
@@ -37,6 +38,7 @@ class KubeMode:
         self.api = api
         self.elector = elector
         self.store = KubeJobStore(api, namespace=opts.namespace, events=EventRecorder(api, instance=opts.identity))
+        self.holds = KubeHoldStore(self.store)  # the reservations' clocks, in the gangs' FederatedJob status
         self.controller: FederatedJobController | None = None
         self.queues: QueueController | None = None
         self.lost = False
@@ -98,6 +100,7 @@ class KubeMode:
         if self.queues is not None:
             await self.queues.stop()
         await asyncio.to_thread(self.store.flush)
+        await asyncio.to_thread(self.holds.flush)  # while this replica still leads
         if self.elector is not None and not self.lost:
             await asyncio.to_thread(self.elector.release)
 
