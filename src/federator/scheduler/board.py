@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from federator.model import AcceleratorPool, ClusterInfo, Reason
 from federator.scheduler.framework import CycleContext, FilterPlugin, PlacementRequest, ScorePlugin, accepted_pools
 from federator.scheduler.plugins import CYCLE_CONSTANT_FILTERS, CYCLE_CONSTANT_SCORES, POOL_FILTERS, PREFERENCE_SCORES
-from federator.scheduler.pools import PoolScores, best_pool, wins_tie
+from federator.scheduler.pools import PoolScores, best_pool, tie_key
 from federator.scheduler.snapshot import Txn
 
 FIXED, ADMITTED = 1, 2  # what a cluster's evaluation for a shape says of the rest of the cycle (Board.check)
@@ -289,7 +289,7 @@ class Board:
     def _kept_best(self, request: PlacementRequest, cluster: ClusterInfo,
                    fit: Fit) -> tuple[AcceleratorPool, int, float] | None:
         """`best_pool` from the fit shape's kept (pool, replicas it holds, weighted score) of the accepted pools,
-        recomputing those of pools that changed: the best entry by score, then `pools.wins_tie`; None if no pool
+        recomputing those of pools that changed: the best entry by score, then `pools.tie_key`; None if no pool
         holds the replicas."""
         ctx, name = self.ctx, cluster.name
         pools = cluster.capacity.accelerator_pools
@@ -311,7 +311,7 @@ class Board:
             if seen[1] < need:
                 continue
             if best is None or seen[2] > best[2] or (
-                    seen[2] == best[2] and wins_tie(seen[0], seen[1], best[0], best[1], m, ctx)):
+                    seen[2] == best[2] and tie_key(seen[0], m, seen[1]) > tie_key(best[0], m, best[1])):
                 best = seen
         return best
 

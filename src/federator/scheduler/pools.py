@@ -19,7 +19,6 @@ from dataclasses import replace
 from federator.model import MILLI, AcceleratorPool, ClusterInfo
 from federator.model.accelerator import accepts_model
 from federator.scheduler.alternatives import Assignment, assign
-from federator.scheduler.demand import Pressure
 from federator.scheduler.fragmentation import fraction_bucket
 from federator.scheduler.framework import MAX_SCORE, CycleContext, PlacementRequest, PoolScorePlugin, accepted_pools
 from federator.scheduler.plugins import fit_tightness
@@ -49,7 +48,7 @@ def best_pool(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext
             value += w * plugin.pool_score(request, cluster, pool, ctx)
         if best is None or value > best[0]:
             best, best_pool_ = (value, pool.accelerator_model), pool
-        elif value == best[0] and wins_tie(pool, n, best_pool_, request.capacity_in(best_pool_), m, ctx):  # type: ignore[arg-type]
+        elif value == best[0] and tie_key(pool, m, n) > tie_key(best_pool_, m, request.capacity_in(best_pool_)):  # type: ignore[arg-type]
             best, best_pool_ = (value, pool.accelerator_model), pool
     return best
 
@@ -57,26 +56,6 @@ def best_pool(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext
 def tie_key(pool: AcceleratorPool, milli: int, n: int) -> tuple[float, int]:
     """Between pools of equal score: the one the replica fits most tightly, then the one with most room (`n`)."""
     return fit_tightness(pool.nodes_by_free, pool.shared_devices, milli), n
-
-
-def wins_tie(pool: AcceleratorPool, n: int, other: AcceleratorPool, other_n: int, milli: int,
-             ctx: CycleContext) -> bool:
-    """Whether `pool` (holding `n` replicas) beats `other` on an equal score: the tighter fit first; then, when
-    pinned work presses neither model, the one with *least* room (FGD's node order finishes one model before it
-    opens another), else the one with most (`tie_key`: a model pinned work wants is not drained first)."""
-    mine, theirs = tie_key(pool, milli, n), tie_key(other, milli, other_n)
-    if mine[0] != theirs[0]:
-        return mine[0] > theirs[0]
-    demand = ctx.demand
-    if demand is not None and not _pressed(demand.live, pool.accelerator_model) \
-            and not _pressed(demand.live, other.accelerator_model):
-        return n < other_n
-    return n > other_n
-
-
-def _pressed(live: Pressure, model: str) -> bool:
-    """Whether any pinned work of the cycle's demand wants `model`."""
-    return live.pinned.get(model, 0.0) > 0 or (live.multi is not None and live.multi.pinned.get(model, 0.0) > 0)
 
 
 def best_model(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext, scores: PoolScores,
