@@ -41,6 +41,7 @@ from federator.server.job_table import View
 from federator.server.namespace_gate import NamespaceGate
 from federator.server.paging import PageTokenError, page
 from federator.server.scaling import ScaleProblem, ScaleRefused
+from federator.server.watch_encodings import JobEncodings
 from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
 
 
@@ -129,6 +130,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         super().__init__(federator, auth, authz=authz, audit=audit)
         self.namespaces = namespaces
         self.watch_seats = watch_stream.Seats(federator.limits.max_watches_per_user)  # per user (watch_stream.py)
+        self.watch_encodings = JobEncodings(federator.history.newest)  # shared by the streams (watch_encodings.py)
         # A delegate's budget is read from the live policy's entry (a reload changes it from the next Submit)
         federator.intake.delegates = lambda name: self.authz.policy.delegates.get(name)
 

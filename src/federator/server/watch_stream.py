@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from federator.api import convert
 from federator.api.v1 import jobs_pb2, types_pb2
 from federator.jobfile import FieldProblem, shown
 from federator.model import Job, JobId
@@ -125,32 +124,41 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
         await context.abort_with_status(exhausted(refusal, Exhausted.WATCH_LIMIT))
     user = who.user
     loop = asyncio.get_running_loop()
-    checked_at = loop.time()
-    began = history.revision  # the snapshot is as of now or later; the changes after this are read below
-    cursor = request.since_revision or began
+    encodings = edge.watch_encodings
     # A job the snapshot sent after a change of it was recorded (past `began`): the newest such revision, which
     # the snapshot's state already carries; dropped once read, so it holds only what changed during the snapshot.
     carried: dict[JobId, int] = {}
     recent = RecentSends()
-    last_sent, last_sent_at = cursor, loop.time()
     caught_up = not request.since_revision  # a resume's bookmark waits until it has read up to `began`
     try:
-        if not request.since_revision:
-            one = fed.jobs.get(wanted) if wanted is not None else None
-            snapshot = ([one] if one is not None else []) if wanted is not None else edge._visible(who)
-            for job in snapshot:
-                newest = history.newest(job.job_id)
-                if newest > began:
-                    carried[job.job_id] = newest
-                pb = convert.job_to_pb(job)
-                recent.again(job.job_id, pb.SerializeToString(deterministic=True))
-                if numbered:
-                    pb.revision = began
-                yield pb
-            snapshot = []  # not held by the stream while it lives
-            if request.send_bookmarks:
-                yield _bookmark(began)
-                last_sent_at = loop.time()
+        snapshot_turn = not request.since_revision and wanted is None  # a whole view's snapshot waits its turn
+        if snapshot_turn:
+            await encodings.snapshots.acquire()  # watch_encodings.py: a bounded share of the loop
+        try:
+            checked_at = loop.time()
+            began = history.revision  # the snapshot is as of now or later; the changes after this are read below
+            cursor = request.since_revision or began
+            last_sent, last_sent_at = cursor, loop.time()
+            if not request.since_revision:
+                one = fed.jobs.get(wanted) if wanted is not None else None
+                snapshot = ([one] if one is not None else []) if wanted is not None else edge._visible(who)
+                for job in snapshot:
+                    newest = history.newest(job.job_id)
+                    if newest > began:
+                        carried[job.job_id] = newest
+                    encoded, made = encodings.encoded(job)
+                    recent.again(job.job_id, encoded.digest)
+                    pb = made if made is not None else encoded.message()
+                    if numbered:
+                        pb.revision = began
+                    yield pb
+                snapshot = []  # not held by the stream while it lives
+                if request.send_bookmarks:
+                    yield _bookmark(began)
+                    last_sent_at = loop.time()
+        finally:
+            if snapshot_turn:
+                encodings.snapshots.release()
         while True:
             if history.ended:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "watch: the federator is stopping; watch "
@@ -173,6 +181,7 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
                     removal = change.removal
                     carried.pop(change.job_id, None)
                     recent.forget(change.job_id)
+                    encodings.forget(change.job_id)
                     if numbered and (who.admin or edge.authz.sees_owner(who, removal.owner, removal.groups)):
                         yield types_pb2.Job(job_id=change.job_id, removed=True, revision=change.revision)
                         last_sent, last_sent_at = change.revision, loop.time()
@@ -218,9 +227,10 @@ async def _shown(edge: JobService, job: Job, who: Principal, checked_at: float, 
     allowed = edge.authz.job(who, job, manage=False)
     pb = None
     if isinstance(allowed, Allowed):
-        pb = convert.job_to_pb(job)
-        if recent.again(job.job_id, pb.SerializeToString(deterministic=True)):
+        encoded, made = edge.watch_encodings.encoded(job)  # one encoding per change for every stream
+        if recent.again(job.job_id, encoded.digest):
             return None, who, checked_at
+        pb = made if made is not None else encoded.message()
         # Before anything is sent, the caller as of now: a revoked certificate, or a policy that no longer lets
         # them see the job, ends what they may read on an open stream.
         who, checked_at = await edge.principal(context), asyncio.get_running_loop().time()

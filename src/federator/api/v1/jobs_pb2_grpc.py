@@ -304,7 +304,11 @@ class JobServiceServicer:
         (the client read too slowly), UNAVAILABLE (the federator is stopping, or
         the connection was lost). Each stream costs the federator its snapshot:
         a client such as a portal opens one Watch of every job and fans it out to
-        its users, not one per user or page. Retry: safe: watch again, at once
+        its users, not one per user or page. A few streams send their snapshot
+        of every job at once (since 0.10.0); one more waits its turn, sending
+        nothing, and its snapshot is then taken as of that moment: give the
+        first message no deadline of its own (a resume, since_revision, and a
+        Watch of one job do not wait). Retry: safe: watch again, at once
         after WATCH_FELL_BEHIND, with backoff after UNAVAILABLE; not after
         NOT_FOUND or PERMISSION_DENIED. A new Watch starts with a new snapshot.
         """
