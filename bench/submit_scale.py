@@ -19,6 +19,10 @@ hold, loaded from the job store the way a restarted federator finds them):
   it; the time from report to the federator's Cancel on the stream is how long
   a report waits while that cycle runs.
 
+`--agents N` connects N simulated agents of examples/fleet.yaml first, so that Submits are placed and each
+wakes a cycle with work in it, as on a live federator (outside QA, scale F2: without agents the figure was a
+third of what a Submit costs a live one).
+
 Prints one JSON object per backlog. `uptime` is recorded with each: the
 machine is shared, so the load average says how much to trust a number.
 """
@@ -184,13 +188,16 @@ async def report_during_cycle(fed: LocalFederation) -> dict[str, float]:
 
 def run(n_backlog: int, args: argparse.Namespace, with_probe: bool) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix=f"federator-scale-{n_backlog}-"))
-    fed = LocalFederation(workdir=workdir, serve_args=[
+    fleet = Path(__file__).resolve().parent.parent / "examples" / "fleet.yaml" if args.agents else None
+    fed = LocalFederation(workdir=workdir, fleet=fleet, serve_args=[
         "--cycle-interval", "1", "--max-reports-per-second", "50", "--lease-seconds", "10"])
     fed._tls_args()  # the CA, before the server starts
     backlog(workdir / "federator.db", n_backlog)
     t0 = time.perf_counter()
     fed.start_server(timeout=600)
     try:
+        for cluster in ("east-1", "central-1", "west-1")[:args.agents]:  # a live federator's own work: their reports
+            fed.start_agent(cluster)
         while metric(fed.metrics_url, "federator_scheduling_cycle_duration_seconds_count") < 1:
             time.sleep(0.2)  # the first cycle goes over the whole backlog and parks it
         ready_s = time.perf_counter() - t0
@@ -221,6 +228,8 @@ def main() -> None:
     p.add_argument("--sequential", type=int, default=500)
     p.add_argument("--concurrency", default="16,32,64")
     p.add_argument("--ghz-requests", type=int, default=5000)
+    p.add_argument("--agents", type=int, default=0, choices=range(4),
+                   help="simulated agents of examples/fleet.yaml connected meanwhile (0-3): the jobs are placed")
     args = p.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     backlogs = [int(b) for b in args.backlogs.split(",")]

@@ -461,11 +461,13 @@ class Federator:
         watch = asyncio.get_running_loop().create_task(self.stalls.watch())  # server/stalls.py
         try:
             while True:
+                began = asyncio.get_running_loop().time()
                 await self.tick()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.cycle_interval)
                 except TimeoutError:
                     pass
+                await self.cycles.paced(began)  # what came meanwhile rides this cycle (scheduling.WAKE_GAP_SECONDS)
                 self._wake.clear()
         finally:
             watch.cancel()

@@ -104,6 +104,11 @@ SWITCH_INTERVAL_SECONDS = 0.0005
 COMMIT_SLICE = 2_000  # jobs committed between two turns of the event loop
 RETRY_FIRST_SECONDS = 0.25  # an unwritten cycle's first retry; doubled after each failure...
 RETRY_MAX_SECONDS = 5.0  # ...up to this: orders go out at most this long after the disk takes writes again
+# The least time from one cycle's start to the next one's when something woke it (a Submit, a report): changes that
+# come meanwhile ride the next cycle together. Every Submit woke a cycle of its own, about 57 a second under a
+# flood with agents connected, which took half the federator's CPU from the Submits (outside QA, scale F2); an
+# idle federator still places a lone Submit at once (its last cycle began long ago).
+WAKE_GAP_SECONDS = 0.05
 
 
 def placement_ids(job_id: JobId, generation: int, clusters: Sequence[str]) -> list[PlacementId]:
@@ -215,6 +220,7 @@ class Cycles:
         # may fit a cluster by preempting them, which the cluster's reported room does not show (`reported`).
         self._preemptible: dict[str, set[str]] = defaultdict(set)
         self.cycles = 0
+        self.wake_gap = WAKE_GAP_SECONDS
         self.unwritten: Unwritten | None = None  # a cycle waiting for the disk (module docstring)
         # The jobs that ended lately (scheduler/demand.py: the demand's memory of what arrives), rebuilt from
         # the store's ended jobs on a restart, so a new leader does not steer by a handful of pending jobs.
@@ -627,6 +633,12 @@ class Cycles:
         self._finish(changed, orders, result, started)
         self.rebalance()
         return result
+
+    async def paced(self, began: float) -> None:
+        """Until `wake_gap` after `began`, the loop's time the last cycle's turn began (WAKE_GAP_SECONDS)."""
+        rest = began + self.wake_gap - asyncio.get_running_loop().time()
+        if rest > 0:
+            await asyncio.sleep(rest)
 
     async def run_once_async(self) -> CycleResult | None:
         """One cycle with its computation on the worker thread; the loop serves streams meanwhile. None if no
