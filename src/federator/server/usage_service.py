@@ -23,6 +23,7 @@ from federator.security.provider_usage import billed_to, usage_refusal
 from federator.server.clusters import ClusterRecord
 from federator.server.edge import Edge
 from federator.server.errors import bad_request
+from federator.server.usage_names import unknown_cluster
 
 
 def _row(row: UsageRow) -> usage_pb2.UsageRow:
@@ -112,6 +113,9 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
         incomplete = until > now
         until = max(since, min(until, now))
         records = self.usage.query(since=since, until=until)
+        unknown = unknown_cluster(request.cluster, members=self.fed.clusters, window=records, store=self.usage)
+        if unknown is not None:  # a typo'd cluster must not read as zero spend either (server/usage_names.py)
+            await context.abort_with_status(bad_request(str(unknown), [unknown]))
         if request.queue:
             records = [r for r in records if r.queue == request.queue]
         if request.cluster:

@@ -81,7 +81,8 @@ class UsageServiceServicer:
         Errors: INVALID_ARGUMENT with a google.rpc.BadRequest whose
         field_violations name each bad field (`by`, `queue`, `cluster`, `since`,
         `until`) and say what is wrong, as JobService.List's do; they are checked
-        before PERMISSION_DENIED. Retry: safe (a read).
+        before PERMISSION_DENIED, except a `cluster` nothing has (UsageRequest.
+        cluster), looked up after it. Retry: safe (a read).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
