@@ -257,6 +257,7 @@ class Federator:
             if previous is not None and previous.placement_ids - capacity.placement_ids:
                 self.wake()  # placements left the cluster: their capacity is free for waiting jobs now
         rec.last_report_at = self.clock()
+        self.membership.reported(rec)  # kept coarsely: what a member never back after a restart is billed to
         if rec.connected and rec.state is not ClusterState.READY:
             log.info("cluster %s is Ready (was %s)", rec.name, rec.state)
             rec.state, rec.ready_at = ClusterState.READY, self.clock()
