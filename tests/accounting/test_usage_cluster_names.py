@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from federator.accounting import SqliteUsageStore
+from federator.api.v1 import usage_pb2_grpc
 from federator.security.auth import Authenticator
 from federator.security.pki import CertsDir
 from federator.security.tls import TlsFiles, server_files, user_files
@@ -24,9 +25,8 @@ from federator.server.federator import Federator
 from federator.server.services import ClusterService
 from federator.server.usage_service import UsageService
 from federator.store.sqlite import SqliteJobStore
-from federator.api.v1 import usage_pb2_grpc
 from tests.security.test_provider_drain import certs  # noqa: F401  (the fixture: a federation CA, two providers' CAs)
-from tests.security.test_provider_usage import RECORDS, NOW, get, provider_files, rows
+from tests.security.test_provider_usage import NOW, RECORDS, get, provider_files, rows
 
 
 @asynccontextmanager
