@@ -33,7 +33,9 @@ class UsageServiceStub:
     by the rules of jobs.proto, "Calling this API" (deadlines, retries, error
     details, versioning). Usage is counted per placement from the moment its
     member cluster reports it Running until it ends (succeeds, fails, is
-    cancelled, preempted or re-placed): accelerators held (replicas x
+    cancelled, preempted or re-placed; on a member cluster gone silent, its
+    last report, never after a cancel: docs/operators.md, "Usage of a
+    placement queued again"): accelerators held (replicas x
     accelerators per replica, fractions for shared devices) x seconds. A
     running placement counts up to the time of the call.
     """
@@ -58,7 +60,9 @@ class UsageServiceServicer:
     by the rules of jobs.proto, "Calling this API" (deadlines, retries, error
     details, versioning). Usage is counted per placement from the moment its
     member cluster reports it Running until it ends (succeeds, fails, is
-    cancelled, preempted or re-placed): accelerators held (replicas x
+    cancelled, preempted or re-placed; on a member cluster gone silent, its
+    last report, never after a cancel: docs/operators.md, "Usage of a
+    placement queued again"): accelerators held (replicas x
     accelerators per replica, fractions for shared devices) x seconds. A
     running placement counts up to the time of the call.
     """
@@ -111,7 +115,9 @@ class UsageService:
     by the rules of jobs.proto, "Calling this API" (deadlines, retries, error
     details, versioning). Usage is counted per placement from the moment its
     member cluster reports it Running until it ends (succeeds, fails, is
-    cancelled, preempted or re-placed): accelerators held (replicas x
+    cancelled, preempted or re-placed; on a member cluster gone silent, its
+    last report, never after a cancel: docs/operators.md, "Usage of a
+    placement queued again"): accelerators held (replicas x
     accelerators per replica, fractions for shared devices) x seconds. A
     running placement counts up to the time of the call.
     """
