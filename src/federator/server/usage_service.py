@@ -23,7 +23,7 @@ from federator.security.provider_usage import billed_to, usage_refusal
 from federator.server.clusters import ClusterRecord
 from federator.server.edge import Edge
 from federator.server.errors import bad_request
-from federator.server.usage_names import unknown_cluster
+from federator.server.usage_names import billed_there, unknown_cluster
 
 
 def _row(row: UsageRow) -> usage_pb2.UsageRow:
@@ -108,8 +108,10 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
         if problems:
             await context.abort_with_status(bad_request("; ".join(str(p) for p in problems), problems))
         if provider is not None:
+            payee = provider.provider  # a cluster moved from it answers what was billed to it (usage_names.py)
             refusal = usage_refusal(provider, by=request.by, queue=request.queue, cluster=request.cluster,
-                                    trust=self.auth.trust)
+                                    trust=self.auth.trust,
+                                    billed_there=lambda name: billed_there(self.usage, payee, name))
             if refusal:
                 await self.refuse(context, RULE, refusal, cluster=provider.cluster)
         # Nothing after the call is counted yet: the answer says so (until clamped, incomplete) rather than

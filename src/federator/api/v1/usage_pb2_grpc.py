@@ -79,7 +79,10 @@ class UsageServiceServicer:
         file binds to the provider whose CA signed it; a certificate of the
         federation's CA, its one cluster), with `by` "", cluster, model or
         provider. Anything naming tenants (`by` queue, user, namespace or job, a
-        `queue`) and a `cluster` not its own are PERMISSION_DENIED with a
+        `queue`) and a `cluster` not its own (not bound to it today, and with no
+        usage record billed to it: a cluster the trust file moved away from it
+        may still be named, and answers the records billed to it alone) are
+        PERMISSION_DENIED with a
         google.rpc.ErrorInfo (metadata `rule`: provider) and a message saying why;
         the call may not act on behalf of a user either (rule `delegate`).
         Errors: INVALID_ARGUMENT with a google.rpc.BadRequest whose
