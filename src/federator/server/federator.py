@@ -178,8 +178,8 @@ class Federator:
         if job.phase.is_terminal:
             return job
         done = cancelled(job, self.clock())
-        self.silent_cancels.cancelling(job, done, done.finished_at)  # on a silent member: its last report's bill
         self.journal.write([done])
+        self.silent_cancels.cancelled(job, done.finished_at)  # on a silent member: billed to what it vouched for
         for p in job.placements:
             if not p.phase.is_terminal:
                 self.send(p.cluster, CancelOrder(p.placement_id, "job cancelled"))

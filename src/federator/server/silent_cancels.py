@@ -11,12 +11,15 @@ cancel, is paid to the cancel, which is where the tenant said stop.
 The rule, the bill never later than the cancel and never later than what the federator knows:
 
 - its member is Lost at the cancel: the placement ended at the member's last report (`last_known_running`), the
-  cancel if that is later; final at once (dated on the placement as `ended_at`, which the meter closes at);
+  cancel if that is later; final at once;
 - its member is Partitioned at the cancel: the record closes at the cancel for now, and the placement is awaited
   here. Its end is then the first of: the end its agent says (a JobUpdate with a final phase: its `ended_at`, or
   when it is heard if not said), a capacity report of the member that no longer lists it (the report before that
   one), or the member going Lost (its last report); each bounded by the cancel and, by the meter, by the record's
-  start. The record's end is lowered to it (`on_end`: accounting/meter.py `shorten`), never raised.
+  start.
+
+Either way the meter closes the record at the cancel, as the cancelled job is written, and its end is then lowered
+to the placement's (`on_end`: accounting/meter.py `shorten`), never raised.
 
 Meanwhile a usage window holding such a record is incomplete (UsageResponse.incomplete; usage_service.py): its end
 may yet move earlier. Kept in memory: a federator restart before the end is known leaves the record closed at the
@@ -52,17 +55,19 @@ class SilentCancels:
     def __contains__(self, placement_id: object) -> bool:
         return any(placement_id in held for held in self._awaited.values())
 
-    def cancelling(self, job: Job, done: Job, now: float) -> None:
-        """A user's cancel of `job` at `now`, before `done` (its cancelled copy) is written: a Running placement on a
-        Lost member dated at its last report; one on a Partitioned member awaited."""
-        for live, copy in zip(job.placements, done.placements, strict=True):
-            rec = self.fed.clusters.get(live.cluster)
-            if live.phase is not JobPhase.RUNNING or rec is None:
+    def cancelled(self, job: Job, now: float) -> None:
+        """A user's cancel of `job` at `now`, just stored (its records closed at the cancel by the meter), its live
+        placements not changed yet: one Running on a Lost member ends at its last report; one on a Partitioned
+        member is awaited. Called after the write, so a cancel the store refused changes nothing here either."""
+        for p in job.placements:
+            rec = self.fed.clusters.get(p.cluster)
+            if p.phase is not JobPhase.RUNNING or rec is None:
                 continue
             if rec.state is ClusterState.LOST:
-                live.ended_at = copy.ended_at = min(last_known_running(rec, now=now), now)
+                p.ended_at = min(last_known_running(rec, now=now), now)
+                self.on_end(p.placement_id, p.ended_at)
             elif rec.state is ClusterState.PARTITIONED:
-                self._awaited.setdefault(rec.name, {})[live.placement_id] = now
+                self._awaited.setdefault(rec.name, {})[p.placement_id] = now
 
     def heard(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, said: float) -> None:
         """A JobUpdate: a final phase of an awaited placement is its end, as its agent says (0: not said, now)."""
