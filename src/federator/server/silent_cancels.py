@@ -55,6 +55,10 @@ class SilentCancels:
     def __contains__(self, placement_id: object) -> bool:
         return any(placement_id in held for held in self._awaited.values())
 
+    def __bool__(self) -> bool:
+        """Whether any placement is awaited: a usage call skips looking its records up one by one when none is."""
+        return bool(self._awaited)
+
     def cancelled(self, job: Job, now: float) -> None:
         """A user's cancel of `job` at `now`, just stored (its records closed at the cancel by the meter), its live
         placements not changed yet: one Running on a Lost member ends at its last report; one on a Partitioned

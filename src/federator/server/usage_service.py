@@ -60,7 +60,7 @@ def unvouched(records: Sequence[UsageRecord], until: float, clusters: Mapping[st
     within two report intervals of `until` vouches for its running placements through it. So is one closed at a
     cancel while its member was silent, its end not known yet (`unsettled`: server/silent_cancels.py): it may move
     earlier."""
-    if any(r.placement_id in unsettled for r in records):
+    if unsettled and any(r.placement_id in unsettled for r in records):
         return True
     grace = 2 * report_interval
     for r in records:
