@@ -22,6 +22,7 @@ from federator.model import ClusterState, JobPhase, JobSpec, ReasonCode
 from federator.security.authz import Principal, stamp_owner
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
+from federator.store.members import SqliteMemberStore
 
 from builders import cluster, pool
 
@@ -41,7 +42,7 @@ def start(db: Path, clock: Clock) -> tuple[Federator, SqliteUsageStore]:
     usage = SqliteUsageStore(db)
     metrics = Metrics()
     fed = Federator(store=SqliteJobStore(db), metrics=metrics, clock=clock, lease_seconds=LEASE,
-                    lost_after_seconds=LOST_AFTER)
+                    lost_after_seconds=LOST_AFTER, members=SqliteMemberStore(db))
     attach(fed, UsageMeter(usage, metrics=metrics, clock=clock))
     return fed, usage
 
@@ -148,22 +149,36 @@ def test_a_placement_its_agent_resynced_without_is_billed_to_the_report_before(t
     assert fed.clusters["east"].last_report_at == 75.0  # the report is taken as any, after the re-sync
 
 
-def test_a_member_lost_after_a_standalone_restart_is_billed_to_the_restart(tmp_path: Path) -> None:
-    """The members store keeps no report time (a write per report), so the last the federator knew of a member that
-    never comes back after a restart is the restart itself: not the failover a --lost-after later."""
+def test_a_member_lost_after_a_standalone_restart_is_billed_to_its_last_report_kept(tmp_path: Path) -> None:
+    """The members store keeps each member's last report time coarsely (written when it has moved on by
+    REPORT_KEPT_EVERY, with the loop's members write), so a member that never comes back after a restart is billed
+    to the report time kept, as a Lost member is without a restart: not to the restart (billed there before), nor
+    through --lost-after. A placement that started after the time kept is billed from its start, never before."""
     clock = Clock()
     fed, usage, job_id = running_job(tmp_path / "db", clock)
     (p,) = fed.jobs[job_id].placements  # type: ignore[index]
-    fed.membership.flush()
+    clock.now = 50.0
+    report(fed, "east", p.placement_id)  # moved on by 50 s since the time kept (its join, at 0): kept
+    later = fed.submit(spec("k"))
+    fed.schedule_once()
+    (q,) = later.placements
+    clock.now = 60.0
+    fed.job_update(fed.clusters["east"], q.placement_id, JobPhase.RUNNING, "")
+    clock.now = 70.0
+    report(fed, "east", p.placement_id, q.placement_id)  # 20 s on: not written, the time kept stays 50
+    fed.membership.flush()  # the loop's turn
     fed.store.close()
+    fed.membership.store.close()  # type: ignore[union-attr]
     usage.close()
     clock.now = 300.0
     fed, usage = start(tmp_path / "db", clock)
     assert fed.clusters["east"].state is ClusterState.PARTITIONED
+    assert fed.clusters["east"].last_report_at == 50.0
     clock.now += LOST_AFTER + 1
     fed.check_leases()
     assert fed.clusters["east"].state is ClusterState.LOST
-    assert (records(usage)[p.placement_id].start, records(usage)[p.placement_id].end) == (10.0, 300.0)
+    assert (records(usage)[p.placement_id].start, records(usage)[p.placement_id].end) == (10.0, 50.0)
+    assert (records(usage)[q.placement_id].start, records(usage)[q.placement_id].end) == (60.0, 60.0)
 
 
 def test_a_preempted_placement_is_still_billed_to_its_preemption(tmp_path: Path) -> None:

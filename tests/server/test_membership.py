@@ -105,6 +105,37 @@ def test_a_member_is_written_once_per_change_not_per_report(tmp_path: Path) -> N
     assert Counting.writes == [["a", "b", "c"]]  # three joins, one transaction; routine reports write nothing
 
 
+def test_a_members_last_report_is_kept_every_30_seconds_batched_with_the_loops_write(tmp_path: Path) -> None:
+    """Billing: a member never back after a restart is billed to its last report kept (server/silent_ends.py), so the
+    time is kept, coarsely: a write per report per member was too dear. Three members reporting every 5 s for a
+    minute are written twice, all three in one transaction each time, and a restart reads the time kept."""
+    class Counting(SqliteMemberStore):
+        writes: list[tuple[float, list[str]]] = []
+
+        def put(self, members: Iterable[Member], *, forget: Iterable[str] = ()) -> None:
+            members = list(members)
+            self.writes.append((clock.now, [m.name for m in members]))
+            super().put(members, forget=forget)
+
+    clock = Clock()
+    start = clock.now
+    fed = make(MemoryStore(), clock, members=Counting(tmp_path / "f.db"))
+    for name in ("a", "b", "c"):
+        join(fed, name)
+    _tick(fed)
+    Counting.writes.clear()
+    for _ in range(13):  # 0 to 60 s, a report of each every 5 s, the loop's turn after them
+        clock.now += 5
+        for name in ("a", "b", "c"):
+            fed.report(fed.clusters[name], capacity())
+        _tick(fed)
+    assert Counting.writes == [(start + 30, ["a", "b", "c"]), (start + 60, ["a", "b", "c"])]
+    fed.store.close()
+    clock.now += 100
+    again = make(MemoryStore(), clock, members=SqliteMemberStore(tmp_path / "f.db"))
+    assert {name: rec.last_report_at for name, rec in again.clusters.items()} == dict.fromkeys("abc", start + 60)
+
+
 def test_a_failed_write_is_kept_and_tried_again(tmp_path: Path) -> None:
     class Flaky(SqliteMemberStore):
         failures = 1

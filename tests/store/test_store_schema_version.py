@@ -126,3 +126,43 @@ def test_a_failed_step_3_leaves_the_0_7_file_as_it_was(tmp_path: Path, monkeypat
     c = sqlite3.connect(db)
     assert [row[1] for row in c.execute("PRAGMA table_info(members)")] == ["name", "region", "labels", "lost"]
     c.close()
+
+
+_COLUMNS_0_9 = "name, region, labels, lost, features, certificate_not_after, lost_at, resizes_owed"
+
+
+def _store_of_0_9(db: Path) -> None:
+    """A file as 0.8.0 and 0.9.0 wrote it: version 3, its members table of eight columns, one member."""
+    _released_store(db, "3")
+    c = sqlite3.connect(db)
+    c.execute("CREATE TABLE members (name TEXT PRIMARY KEY, region TEXT NOT NULL, labels TEXT NOT NULL, "
+              "lost INTEGER NOT NULL, features TEXT NOT NULL DEFAULT '[]', certificate_not_after REAL NOT NULL "
+              "DEFAULT 0, lost_at REAL NOT NULL DEFAULT 0, resizes_owed TEXT NOT NULL DEFAULT '[]')")
+    c.execute(f"INSERT INTO members ({_COLUMNS_0_9}) VALUES ('east-1', 'east', '{{}}', 0, '[\"resize\"]', 1.9e9, 0, "
+              "'[]')")
+    c.commit()
+    c.close()
+
+
+def test_a_store_of_0_9_gets_the_last_report_column_and_stays_version_3_for_a_rollback(tmp_path: Path) -> None:
+    """0.10.0 keeps each member's last report time (store/members.py) in a column of its own, within version 3:
+    0.8.0 and 0.9.0 name the columns they read and write, so they still run on the file (a rollback), and a row they
+    write takes the column's default, nothing known."""
+    db = tmp_path / "nine.db"
+    _store_of_0_9(db)
+    SqliteJobStore(db).close()
+    members = SqliteMemberStore(db)
+    assert members.load() == [Member("east-1", "east", {}, features=frozenset({"resize"}), certificate_not_after=1.9e9)]
+    members.put([Member("east-1", "east", {}, features=frozenset({"resize"}), certificate_not_after=1.9e9,
+                        last_report_at=1_796_520_000.0)])
+    members.close()
+    assert _version(db) == "3"  # 0.9.0 reads versions up to 3: it opens the file
+    assert SqliteMemberStore(db).load()[0].last_report_at == 1_796_520_000.0
+    c = sqlite3.connect(db)  # what 0.9.0 does with the members table: its own columns, by name
+    assert c.execute(f"SELECT {_COLUMNS_0_9} FROM members").fetchall() == [
+        ("east-1", "east", "{}", 0, '["resize"]', 1.9e9, 0.0, "[]")]
+    c.execute(f"INSERT OR REPLACE INTO members ({_COLUMNS_0_9}) VALUES ('west-1', 'west', '{{}}', 0, '[]', 0, 0, "
+              "'[]')")
+    c.commit()
+    c.close()
+    assert [m.last_report_at for m in SqliteMemberStore(db).load()] == [1_796_520_000.0, 0.0]

@@ -19,7 +19,9 @@ written, so the federator hands each to `superseded` first
 end its agent said, a Lost member's placement at the last time the
 federator knew it running (server/silent_ends.py), not at the re-queue.
 One whose placement shrank in place (server/shrink.py) is closed and a
-record of the new size opened. After a restart the open
+record of the new size opened. One closed at a user's cancel while its member
+was silent is ended earlier once the member's word comes (`shorten`,
+server/silent_cancels.py). After a restart the open
 records are read back and carry on; a job found finished on load closes its
 records then.
 
@@ -148,6 +150,21 @@ class UsageMeter:
         now = self.clock()
         self._write([self._close(p.placement_id, min(p.ended_at or now, now))
                      for p in placements if p.placement_id in self._open])
+
+    def shorten(self, placement_id: str, at: float) -> None:
+        """A closed record whose placement is now known to have ended earlier (cancelled while its member was
+        silent: server/silent_cancels.py): its end lowered to `at`, never raised, never before its start. The counter
+        keeps what it counted (a counter never goes back)."""
+        kept = self._unwritten.get(placement_id)  # one the store refused (a full disk) is the newest
+        try:
+            found = [kept] if kept is not None else self.store.closed_records([placement_id])
+        except (sqlite3.Error, StoreError) as exc:  # accounting never stops the federator: the cancel's end stays
+            log.warning("usage record of %s not read to date its end at %.3f: %s", placement_id, at, exc)
+            return
+        for rec in found:
+            end = max(at, rec.start)
+            if rec.end is not None and end < rec.end:
+                self._write([UsageRecord(**{**_fields(rec), "end": end})])
 
     def _write(self, writes: list[UsageRecord]) -> None:
         """Store these records with any the store refused before (a full disk): kept until stored, so a
@@ -294,6 +311,7 @@ def attach(fed: Federator, meter: UsageMeter) -> None:
     meter.load(fed.jobs.values())
     fed.journal = MeteredGroupCommit(fed.store, meter)
     fed.on_superseded = meter.superseded
+    fed.silent_cancels.on_end = meter.shorten
 
 
 __all__ = ["LABEL_LIMIT", "OTHER", "MeteredGroupCommit", "UsageMeter", "attach", "held"]

@@ -101,6 +101,16 @@ class SqliteUsageStore:
                     f"({', '.join('?' * len(part))})", part).fetchall()
         return [UsageRecord(*row) for row in rows]
 
+    def has_records(self, cluster: str, *, provider: str | None = None) -> bool:
+        """Whether any record kept is of `cluster` (and billed to `provider`, when given), whenever it ran. No
+        index names the cluster: a scan, as an all-time `query` is, asked only when a window's answer would
+        otherwise be zero for a cluster that is no member now (server/usage_names.py)."""
+        sql, args = "SELECT 1 FROM usage WHERE cluster = ?", [cluster]
+        if provider is not None:
+            sql, args = sql + " AND provider = ?", [cluster, provider]
+        with self._lock:
+            return self._db.execute(sql + " LIMIT 1", args).fetchone() is not None
+
     def query(self, *, since: float, until: float) -> list[UsageRecord]:
         """Records that overlap [since, until)."""
         with self._lock:

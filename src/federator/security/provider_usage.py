@@ -18,12 +18,15 @@ Rule `provider` (as for drains, security/provider_rights.py):
   `ClusterService.List` hides placement ids for the same reason), so they are refused, and so is a `queue`
   filter (its answer would tell one tenant's usage). A `cluster` filter of a cluster not its own is refused
   naming whose it is (by today's binding: `speaks_for`), not answered zero: zero would read as "that cluster
-  ran nothing".
+  ran nothing"; except a cluster whose records were billed to the caller's provider (a cluster the trust file
+  moved away from it, N1): its `cluster` answers those records, and only those (`billed_to`).
 
 Each refusal is PERMISSION_DENIED with the rule's name and why, as a drain's.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from federator.accounting.records import UsageRecord
 from federator.security.provider_rights import RULE, ProviderCaller, not_its_own, speaks_for
@@ -33,9 +36,11 @@ PROVIDER_BY = frozenset({"", "cluster", "model", "provider"})
 """What a provider may group its usage by ("" = the total only): nothing that names a tenant."""
 
 
-def usage_refusal(caller: ProviderCaller, *, by: str, queue: str, cluster: str, trust: Trust | None) -> str:
+def usage_refusal(caller: ProviderCaller, *, by: str, queue: str, cluster: str, trust: Trust | None,
+                  billed_there: Callable[[str], bool] = lambda _cluster: False) -> str:
     """"" when `caller` may ask this of UsageService (module docstring), else the refusal's words, naming the
-    rule. Only what the caller sent is named back."""
+    rule. Only what the caller sent is named back. `billed_there(cluster)`: whether records of that cluster were
+    billed to the caller's provider (asked only of a cluster not its own today)."""
     whose = f"the certificate of cluster {caller.cluster!r}"
     if by not in PROVIDER_BY:
         return (f"{whose} may read usage by cluster, model or provider only, not by {by[:40]!r}: queues, users, "
@@ -43,7 +48,7 @@ def usage_refusal(caller: ProviderCaller, *, by: str, queue: str, cluster: str, 
     if queue:
         return (f"{whose} may not ask for one queue's usage ({queue[:80]!r}): queues are the tenants' "
                 f"(rule: {RULE})")
-    if cluster and not speaks_for(caller, cluster, trust):
+    if cluster and not speaks_for(caller, cluster, trust) and not billed_there(cluster):
         return not_its_own(caller, cluster, trust, "read the usage", of="of ")
     return ""
 

@@ -63,6 +63,7 @@ from federator.server.run_limits import RunLimits, paused
 from federator.server.scaling import scale
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
+from federator.server.silent_cancels import SilentCancels
 from federator.server.silent_ends import ended_silently
 from federator.server.stalls import LoopStalls
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS, StartDeadline
@@ -128,6 +129,7 @@ class Federator:
         self.starts = StartDeadline(self, timeout=start_timeout)  # placements their cluster does not start
         self.run_limits = RunLimits(self)  # jobs past their spec.max_run_seconds fail (server/run_limits.py)
         self.early = EarlyFailures(self, early_failures)  # failed soon after starting: once more; quarantine
+        self.silent_cancels = SilentCancels(self)  # cancelled while their member was silent (usage: its end)
         self.orphans = Orphans(self, grace=orphan_grace)  # placements of jobs the store never knew (server/orphans.py)
         self.cordons = Cordons(on_release=self.early.released)  # operators' (server/cordons.py); store: `attach`
         self.drains = Drains(self)  # admins' drains, held with the cordons: their jobs moved off (server/drains.py)
@@ -177,6 +179,7 @@ class Federator:
             return job
         done = cancelled(job, self.clock())
         self.journal.write([done])
+        self.silent_cancels.cancelled(job, done.finished_at)  # on a silent member: billed to what it vouched for
         for p in job.placements:
             if not p.phase.is_terminal:
                 self.send(p.cluster, CancelOrder(p.placement_id, "job cancelled"))
@@ -256,7 +259,9 @@ class Federator:
             self.orphans.cancel_strays(rec, capacity.placement_ids)
             if previous is not None and previous.placement_ids - capacity.placement_ids:
                 self.wake()  # placements left the cluster: their capacity is free for waiting jobs now
+        self.silent_cancels.reported(rec, capacity.placement_ids)  # before the time moves: server/silent_cancels.py
         rec.last_report_at = self.clock()
+        self.membership.reported(rec)  # kept coarsely: what a member never back after a restart is billed to
         if rec.connected and rec.state is not ClusterState.READY:
             log.info("cluster %s is Ready (was %s)", rec.name, rec.state)
             rec.state, rec.ready_at = ClusterState.READY, self.clock()
@@ -270,6 +275,7 @@ class Federator:
         """`ended_at`: JobUpdate.ended_at, when a final phase was reached (0: not said), checked in end_times.py."""
         rec.last_seen_at = self.clock()
         self.orphans.heard(rec, placement_id, phase)  # a cancel kept for this cluster: confirmed if it ended
+        self.silent_cancels.heard(rec, placement_id, phase, ended_at)  # cancelled on a silent member: its end
         job_id = self.placement_index.get(placement_id)
         job = self.jobs.get(job_id) if job_id else None
         placement = next((p for p in job.placements if p.placement_id == placement_id), None) if job else None

@@ -113,6 +113,7 @@ class Leases:
                 rec.lost_at = now
                 log.warning("cluster %s Lost after %.1fs Partitioned", rec.name, now - rec.partitioned_at)
                 fed.membership.lost(rec)
+                fed.silent_cancels.lost(rec)  # what was cancelled there meanwhile ended at its last report
                 if rec.connected:  # a silent agent that wakes up must reconnect and re-sync
                     fed.close_stream(rec, lost_ending(rec, fed.lost_after_seconds) if rec.unreachable
                                      else lost(rec.name, now - rec.last_seen_at))

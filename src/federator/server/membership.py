@@ -7,17 +7,19 @@ transaction, not a thousand. See store/members.py for why and what is kept.
 At a start, `restore` rebuilds a record of each member from what was kept: those not Lost are expected back
 (Partitioned until their agent reports), the Lost ones stay Lost until --forget-lost-after forgets them, and
 both carry their agent's features, certificate notAfter and the Resizes it had not acknowledged, as they did
-before the restart.
+before the restart, and their last capacity report as kept (store/members.py: coarsely, `reported`), what a member
+that never comes back is billed to (server/silent_ends.py).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from federator.model import AgentFeature
 from federator.server.clusters import awaited
-from federator.store.members import Member, MemberStore
+from federator.store.members import REPORT_KEPT_EVERY, Member, MemberStore
 
 if TYPE_CHECKING:
     from federator.server.clusters import ClusterRecord
@@ -41,7 +43,8 @@ class Membership:
         for m in self.known.values():
             if m.name in clusters:
                 continue
-            rec = awaited(m.name, region=m.region, labels=dict(m.labels), now=now, lost=m.lost)
+            rec = awaited(m.name, region=m.region, labels=dict(m.labels), now=now, lost=m.lost,
+                          last_report_at=min(m.last_report_at, now))
             if m.lost and m.lost_at:
                 rec.lost_at = m.lost_at
             rec.features = AgentFeature.parse(m.features)
@@ -60,6 +63,13 @@ class Membership:
     def lost(self, rec: ClusterRecord) -> None:
         """A member went Lost: a restart does not wait for it."""
         self._note(_member(rec, lost=True))
+
+    def reported(self, rec: ClusterRecord) -> None:
+        """A member's capacity report was taken: its time is written when it has moved on by REPORT_KEPT_EVERY
+        since the time kept, with the next flush (the loop's turn), not at every report (store/members.py)."""
+        known = self.known.get(rec.name)
+        if known is not None and rec.last_report_at - known.last_report_at >= REPORT_KEPT_EVERY:
+            self._note(replace(known, last_report_at=rec.last_report_at))
 
     def changed(self, rec: ClusterRecord) -> None:
         """What is kept of a member changed between its reports (the Resizes owed it): remember it anew. A member
@@ -101,4 +111,4 @@ class Membership:
 def _member(rec: ClusterRecord, *, lost: bool) -> Member:
     return Member(rec.name, rec.region, dict(rec.labels), lost=lost, features=frozenset(f.value for f in rec.features),
                   certificate_not_after=rec.certificate_not_after, lost_at=rec.lost_at if lost else 0.0,
-                  resizes_owed=frozenset(rec.resizes_owed))
+                  resizes_owed=frozenset(rec.resizes_owed), last_report_at=rec.last_report_at)

@@ -14,11 +14,14 @@ past what the federator knows, as end_times.py's clamp never lengthens one. It m
 partition, not a crash) until its agent fenced it, unbilled: that time ran a copy the federator had already
 given up on and placed again elsewhere.
 
-Where the report time is not known the placement ended when the federator stopped hearing of its member: that
-is the federator's own restart in standalone mode, whose members store (store/members.py) keeps no report
-time (keeping it would write every member every report). In Kubernetes mode a MemberCluster's
-status.lastReportTime carries it across a restart, rewritten at least every 30 s (backends/kube/controller.py
-`write_members`), so a restart bills at most that much less.
+Across a restart the report time is the one kept: in standalone mode the members store keeps each member's
+(store/members.py), written when it has moved on by 30 s with the members' write the loop makes each turn (a
+write per report per member was too dear); in Kubernetes mode a MemberCluster's status.lastReportTime, rewritten
+at least every 30 s (backends/kube/controller.py `write_members`). So a member that never comes back after a
+restart is billed to its last report as kept, at most about 30 s short of the real one, never to the restart
+(billed there before 0.10.0 in standalone mode). A placement that started after the time kept is billed from its
+start (the meter's clamp): its Running report is the last the federator knew of it. Where no time is known (a
+store written before 0.10.0) the placement ended when the federator stopped hearing of its member: the restart.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ report after a restart includes everything used before it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 
 import grpc
 
@@ -23,6 +23,7 @@ from federator.security.provider_usage import billed_to, usage_refusal
 from federator.server.clusters import ClusterRecord
 from federator.server.edge import Edge
 from federator.server.errors import bad_request
+from federator.server.usage_names import billed_there, unknown_cluster
 
 
 def _row(row: UsageRow) -> usage_pb2.UsageRow:
@@ -52,11 +53,15 @@ def visible_records(authz: Authorizer, who: Principal, records: Sequence[UsageRe
 
 
 def unvouched(records: Sequence[UsageRecord], until: float, clusters: Mapping[str, ClusterRecord],
-              report_interval: float) -> bool:
+              report_interval: float, unsettled: Container[str] = ()) -> bool:
     """Whether a record in the window is still open on a member not heard from since (about) the window's end: its
     end may yet come, earlier than now, and change the window's sum (outside billing re-test N3: a window read
     while an agent was dead said 80.0 and complete; once its member was Lost, 59.656). A member's capacity report
-    within two report intervals of `until` vouches for its running placements through it."""
+    within two report intervals of `until` vouches for its running placements through it. So is one closed at a
+    cancel while its member was silent, its end not known yet (`unsettled`: server/silent_cancels.py): it may move
+    earlier."""
+    if unsettled and any(r.placement_id in unsettled for r in records):
+        return True
     grace = 2 * report_interval
     for r in records:
         if r.end is None and r.start < until:
@@ -103,8 +108,10 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
         if problems:
             await context.abort_with_status(bad_request("; ".join(str(p) for p in problems), problems))
         if provider is not None:
+            payee = provider.provider  # a cluster moved from it answers what was billed to it (usage_names.py)
             refusal = usage_refusal(provider, by=request.by, queue=request.queue, cluster=request.cluster,
-                                    trust=self.auth.trust)
+                                    trust=self.auth.trust,
+                                    billed_there=lambda name: billed_there(self.usage, payee, name))
             if refusal:
                 await self.refuse(context, RULE, refusal, cluster=provider.cluster)
         # Nothing after the call is counted yet: the answer says so (until clamped, incomplete) rather than
@@ -112,6 +119,9 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
         incomplete = until > now
         until = max(since, min(until, now))
         records = self.usage.query(since=since, until=until)
+        unknown = unknown_cluster(request.cluster, members=self.fed.clusters, window=records, store=self.usage)
+        if unknown is not None:  # a typo'd cluster must not read as zero spend either (server/usage_names.py)
+            await context.abort_with_status(bad_request(str(unknown), [unknown]))
         if request.queue:
             records = [r for r in records if r.queue == request.queue]
         if request.cluster:
@@ -121,7 +131,8 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
         else:
             assert provider is not None
             records = [r for r in records if billed_to(provider, r)]
-        incomplete = incomplete or unvouched(records, until, self.fed.clusters, self.fed.report_interval)
+        incomplete = incomplete or unvouched(records, until, self.fed.clusters, self.fed.report_interval,
+                                             self.fed.silent_cancels)
         report = summarize(records, since=since, until=until, now=now, by=by)
         return usage_pb2.UsageResponse(since=since, until=until, by=request.by, rows=[_row(r) for r in report.rows],
                                        total=_row(report.total), incomplete=incomplete)

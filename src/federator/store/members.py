@@ -20,7 +20,12 @@ cannot tell a restarted federator at once, or ever:
 - when it went Lost: a Lost member is remembered as Lost (its alert, `get clusters`) and forgotten after
   --forget-lost-after from then, not from the restart;
 - the Resizes its agent has not acknowledged (`ClusterRecord.resizes_owed`): should the agent come back without
-  the resize feature, those parts run at their old count and are replaced (server/shrink.py `resend`).
+  the resize feature, those parts run at their old count and are replaced (server/shrink.py `resend`);
+- (0.10.0) its last capacity report, coarsely: a member that never comes back after a restart has its placements
+  billed to it (server/silent_ends.py), not to the restart. Kept coarsely because a write per report per member
+  was too dear: the time is written when it has moved on by `REPORT_KEPT_EVERY` seconds, with the members' write
+  the loop already makes each turn (server/membership.py), so the time kept is up to that much (and a turn) older
+  than the real last report, and the bill up to that much shorter, never longer.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pathlib import Path
 from typing import Protocol
 
 from federator.store.identity import identity
-from federator.store.schema import MEMBERS_TABLE
+from federator.store.schema import MEMBERS_TABLE, add_member_columns
 from federator.store.sqlite import close_sqlite, open_sqlite, write_all
 
 
@@ -50,6 +55,11 @@ class Member:
     certificate_not_after: float = 0.0
     lost_at: float = 0.0
     resizes_owed: frozenset[str] = frozenset()
+    last_report_at: float = 0.0  # its last capacity report as kept (module docstring); 0: none kept
+
+
+REPORT_KEPT_EVERY = 30.0
+"""Seconds a member's last report time moves on before it is written again (module docstring)."""
 
 
 class MemberStore(Protocol):
@@ -69,11 +79,13 @@ class SqliteMemberStore:
         # for it, never a job; and the write is not fsynced on the event loop.
         self._db = open_sqlite(path, synchronous="NORMAL")
         self._db.execute(MEMBERS_TABLE)  # an older file's is taken forward by the job store's open (schema.py)
+        add_member_columns(self._db)  # a 0.8/0.9 file's (version 3 still) gets the columns 0.10 added
         self.file = identity(path, what="member store", say=False)  # the job store's says it (store/identity.py)
 
     def put(self, members: Iterable[Member], *, forget: Iterable[str] = ()) -> None:
         rows = [(m.name, m.region, json.dumps(dict(m.labels), sort_keys=True), int(m.lost),
-                 json.dumps(sorted(m.features)), m.certificate_not_after, m.lost_at, json.dumps(sorted(m.resizes_owed)))
+                 json.dumps(sorted(m.features)), m.certificate_not_after, m.lost_at, json.dumps(sorted(m.resizes_owed)),
+                 m.last_report_at)
                 for m in members]
         gone = [(name,) for name in forget]
         with self._lock:
@@ -81,7 +93,8 @@ class SqliteMemberStore:
                 self.file.check()
             if rows:
                 write_all(self._db, "INSERT OR REPLACE INTO members (name, region, labels, lost, features, "
-                          "certificate_not_after, lost_at, resizes_owed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows,
+                          "certificate_not_after, lost_at, resizes_owed, last_report_at) VALUES "
+                          "(?, ?, ?, ?, ?, ?, ?, ?, ?)", rows,
                           what="member store")
             if gone:
                 write_all(self._db, "DELETE FROM members WHERE name = ?", gone, what="member store")
@@ -89,10 +102,10 @@ class SqliteMemberStore:
     def load(self) -> list[Member]:
         with self._lock:
             rows = self._db.execute("SELECT name, region, labels, lost, features, certificate_not_after, lost_at, "
-                                    "resizes_owed FROM members ORDER BY name").fetchall()
+                                    "resizes_owed, last_report_at FROM members ORDER BY name").fetchall()
         return [Member(name, region, json.loads(labels), bool(lost), frozenset(json.loads(features)), float(not_after),
-                       float(lost_at), frozenset(json.loads(owed)))
-                for name, region, labels, lost, features, not_after, lost_at, owed in rows]
+                       float(lost_at), frozenset(json.loads(owed)), float(reported))
+                for name, region, labels, lost, features, not_after, lost_at, owed, reported in rows]
 
     def close(self) -> None:
         with self._lock:

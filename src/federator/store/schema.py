@@ -18,6 +18,11 @@ The versions:
   not acknowledged (`MEMBER_COLUMNS`). 0.7.0 writes four values into a members row and would fail on the new
   columns, so it refuses the file instead. 0.8.0 also adds a table, reservation_holds (store/holds.py: the
   clocks of gangs' reservations), which the store that uses it makes when it is missing, as the cordons' is.
+  0.10.0 adds a members column, `last_report_at` (each member's last capacity report, kept coarsely: what a
+  member that never comes back after a restart is billed to, server/silent_ends.py), and keeps version 3: 0.8.0
+  and 0.9.0 name the columns they read and write, so they run on such a file, and what they leave stale or reset is
+  a billing hint, not a field a job loses (docs/operators.md, "Upgrading to 0.10.0", says what a rollback does to
+  it). The member store adds the column when a file lacks it (`add_member_columns`).
 
 A file of an older version is taken forward when it is opened (`upgrade`), in one transaction: an upgrade needs
 no step of the operator's, and the file says from then on which releases may open it.
@@ -36,10 +41,15 @@ SCHEMA_VERSION = 3
 MEMBERS_TABLE = ("CREATE TABLE IF NOT EXISTS members (name TEXT PRIMARY KEY, region TEXT NOT NULL, "
                  "labels TEXT NOT NULL, lost INTEGER NOT NULL, features TEXT NOT NULL DEFAULT '[]', "
                  "certificate_not_after REAL NOT NULL DEFAULT 0, lost_at REAL NOT NULL DEFAULT 0, "
-                 "resizes_owed TEXT NOT NULL DEFAULT '[]')")
+                 "resizes_owed TEXT NOT NULL DEFAULT '[]', last_report_at REAL NOT NULL DEFAULT 0)")
 # Added by step 3, with the defaults a member written by 0.7.0 takes: nothing known of it.
 MEMBER_COLUMNS = {"features": "TEXT NOT NULL DEFAULT '[]'", "certificate_not_after": "REAL NOT NULL DEFAULT 0",
                   "lost_at": "REAL NOT NULL DEFAULT 0", "resizes_owed": "TEXT NOT NULL DEFAULT '[]'"}
+# Added within version 3 (0.10.0), by whichever opens a file without them (`add_member_columns`), with the default a
+# member written by 0.8.0 or 0.9.0 takes: nothing known. Within the version, since those releases read and write such
+# a file unharmed: they name the columns they read and write, and a row they write takes the default. What they do
+# not keep is a hint (store/members.py), never a job's field, so they need not refuse the file (module docstring).
+MEMBER_COLUMNS_0_10 = {"last_report_at": "REAL NOT NULL DEFAULT 0"}
 
 
 def _same_layout(_db: sqlite3.Connection) -> None:
@@ -55,6 +65,15 @@ def _member_facts(db: sqlite3.Connection) -> None:
         return
     for name, kind in MEMBER_COLUMNS.items():
         if name not in have:
+            db.execute(f"ALTER TABLE members ADD COLUMN {name} {kind}")
+
+
+def add_member_columns(db: sqlite3.Connection) -> None:
+    """The columns a version-3 file's members table may not have yet (`MEMBER_COLUMNS_0_10`), added; a file of an
+    older version is taken forward by `upgrade` first (its members table is made whole by MEMBERS_TABLE then)."""
+    have = {name for _, name, *_ in db.execute("PRAGMA table_info(members)")}
+    for name, kind in MEMBER_COLUMNS_0_10.items():
+        if have and name not in have:
             db.execute(f"ALTER TABLE members ADD COLUMN {name} {kind}")
 
 
@@ -79,4 +98,5 @@ def upgrade(db: sqlite3.Connection, path: Path, found: int) -> None:
                  "now on (to roll back, restore the backup taken before the upgrade)", path, found, SCHEMA_VERSION)
 
 
-__all__ = ["MEMBERS_TABLE", "MEMBER_COLUMNS", "SCHEMA_VERSION", "STEPS", "upgrade"]
+__all__ = ["MEMBERS_TABLE", "MEMBER_COLUMNS", "MEMBER_COLUMNS_0_10", "SCHEMA_VERSION", "STEPS", "add_member_columns",
+           "upgrade"]

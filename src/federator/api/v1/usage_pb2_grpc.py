@@ -33,7 +33,9 @@ class UsageServiceStub:
     by the rules of jobs.proto, "Calling this API" (deadlines, retries, error
     details, versioning). Usage is counted per placement from the moment its
     member cluster reports it Running until it ends (succeeds, fails, is
-    cancelled, preempted or re-placed): accelerators held (replicas x
+    cancelled, preempted or re-placed; on a member cluster gone silent, its
+    last report, never after a cancel: docs/operators.md, "Usage of a
+    placement queued again"): accelerators held (replicas x
     accelerators per replica, fractions for shared devices) x seconds. A
     running placement counts up to the time of the call.
     """
@@ -58,7 +60,9 @@ class UsageServiceServicer:
     by the rules of jobs.proto, "Calling this API" (deadlines, retries, error
     details, versioning). Usage is counted per placement from the moment its
     member cluster reports it Running until it ends (succeeds, fails, is
-    cancelled, preempted or re-placed): accelerators held (replicas x
+    cancelled, preempted or re-placed; on a member cluster gone silent, its
+    last report, never after a cancel: docs/operators.md, "Usage of a
+    placement queued again"): accelerators held (replicas x
     accelerators per replica, fractions for shared devices) x seconds. A
     running placement counts up to the time of the call.
     """
@@ -75,13 +79,17 @@ class UsageServiceServicer:
         file binds to the provider whose CA signed it; a certificate of the
         federation's CA, its one cluster), with `by` "", cluster, model or
         provider. Anything naming tenants (`by` queue, user, namespace or job, a
-        `queue`) and a `cluster` not its own are PERMISSION_DENIED with a
+        `queue`) and a `cluster` not its own (not bound to it today, and with no
+        usage record billed to it: a cluster the trust file moved away from it
+        may still be named, and answers the records billed to it alone) are
+        PERMISSION_DENIED with a
         google.rpc.ErrorInfo (metadata `rule`: provider) and a message saying why;
         the call may not act on behalf of a user either (rule `delegate`).
         Errors: INVALID_ARGUMENT with a google.rpc.BadRequest whose
         field_violations name each bad field (`by`, `queue`, `cluster`, `since`,
         `until`) and say what is wrong, as JobService.List's do; they are checked
-        before PERMISSION_DENIED. Retry: safe (a read).
+        before PERMISSION_DENIED, except a `cluster` nothing has (UsageRequest.
+        cluster), looked up after it. Retry: safe (a read).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -110,7 +118,9 @@ class UsageService:
     by the rules of jobs.proto, "Calling this API" (deadlines, retries, error
     details, versioning). Usage is counted per placement from the moment its
     member cluster reports it Running until it ends (succeeds, fails, is
-    cancelled, preempted or re-placed): accelerators held (replicas x
+    cancelled, preempted or re-placed; on a member cluster gone silent, its
+    last report, never after a cancel: docs/operators.md, "Usage of a
+    placement queued again"): accelerators held (replicas x
     accelerators per replica, fractions for shared devices) x seconds. A
     running placement counts up to the time of the call.
     """

@@ -1,0 +1,105 @@
+"""When a placement cancelled while its member was silent ended, for its usage record.
+
+Why a module of its own: a user's Cancel ends the job at once (server/cancelling.py), and its placements' usage
+records closed at the cancel, whatever their member. On a Ready member that is right: the cancel reaches the agent
+within moments. On a silent one (Partitioned, or Lost with `federator.io/failover: keep`) it was not what the
+usage docs promise: a silent member's placement is billed to its last report (server/silent_ends.py), since
+nothing says it ran on after; yet a cancel billed it up to the cancel, however long the member had been silent. The
+tenant paid for time nobody vouched for; and the provider, whose member may have run it until its agent heard the
+cancel, is paid to the cancel, which is where the tenant said stop.
+
+The rule, the bill never later than the cancel and never later than what the federator knows:
+
+- its member is Lost at the cancel: the placement ended at the member's last report (`last_known_running`), the
+  cancel if that is later; final at once;
+- its member is Partitioned at the cancel: the record closes at the cancel for now, and the placement is awaited
+  here. Its end is then the first of: the end its agent says (a JobUpdate with a final phase: its `ended_at`, or
+  when it is heard if not said), a capacity report of the member that no longer lists it (the report before that
+  one), or the member going Lost (its last report); each bounded by the cancel and, by the meter, by the record's
+  start.
+
+Either way the meter closes the record at the cancel, as the cancelled job is written, and its end is then lowered
+to the placement's (`on_end`: accounting/meter.py `shorten`), never raised.
+
+Meanwhile a usage window holding such a record is incomplete (UsageResponse.incomplete; usage_service.py): its end
+may yet move earlier. Kept in memory: a federator restart before the end is known leaves the record closed at the
+cancel, as before 0.10.0. Bounded: an entry leaves at the first of those events, and a silent member goes Lost
+after --lost-after.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from federator.model import ClusterState, Job, JobPhase
+from federator.server.silent_ends import last_known_running
+
+if TYPE_CHECKING:
+    from federator.server.clusters import ClusterRecord
+    from federator.server.federator import Federator
+
+
+class SilentCancels:
+    """The placements cancelled on a Partitioned member whose end is not known yet, per cluster (module docstring)."""
+
+    __slots__ = ("_awaited", "fed", "on_end")
+
+    def __init__(self, fed: Federator) -> None:
+        self.fed = fed
+        self._awaited: dict[str, dict[str, float]] = {}  # cluster -> placement id -> when it was cancelled
+        # The usage meter (accounting.attach): a placement's record ends at this time, if earlier than it does now.
+        self.on_end: Callable[[str, float], None] = lambda placement_id, at: None
+
+    def __contains__(self, placement_id: object) -> bool:
+        return any(placement_id in held for held in self._awaited.values())
+
+    def __bool__(self) -> bool:
+        """Whether any placement is awaited: a usage call skips looking its records up one by one when none is."""
+        return bool(self._awaited)
+
+    def cancelled(self, job: Job, now: float) -> None:
+        """A user's cancel of `job` at `now`, just stored (its records closed at the cancel by the meter), its live
+        placements not changed yet: one Running on a Lost member ends at its last report; one on a Partitioned
+        member is awaited. Called after the write, so a cancel the store refused changes nothing here either."""
+        for p in job.placements:
+            rec = self.fed.clusters.get(p.cluster)
+            if p.phase is not JobPhase.RUNNING or rec is None:
+                continue
+            if rec.state is ClusterState.LOST:
+                p.ended_at = min(last_known_running(rec, now=now), now)
+                self.on_end(p.placement_id, p.ended_at)
+            elif rec.state is ClusterState.PARTITIONED:
+                self._awaited.setdefault(rec.name, {})[p.placement_id] = now
+
+    def heard(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, said: float) -> None:
+        """A JobUpdate: a final phase of an awaited placement is its end, as its agent says (0: not said, now)."""
+        if phase.is_terminal and placement_id in self._awaited.get(rec.name, {}):
+            now = self.fed.clock()
+            self._ended(rec.name, [placement_id], said if math.isfinite(said) and 0 < said <= now else now)
+
+    def reported(self, rec: ClusterRecord, placement_ids: Iterable[str]) -> None:
+        """A capacity report of `rec` that counts, before its time is taken: an awaited placement it does not list
+        ended by then, at the report before it (`rec.last_report_at`, still the previous one)."""
+        held = self._awaited.get(rec.name)
+        if held:
+            listed = set(placement_ids)
+            self._ended(rec.name, [pid for pid in held if pid not in listed], rec.last_report_at)
+
+    def lost(self, rec: ClusterRecord) -> None:
+        """`rec` went Lost: what it held awaited ended at its last report."""
+        if rec.name in self._awaited:
+            self._ended(rec.name, list(self._awaited[rec.name]), last_known_running(rec, now=self.fed.clock()))
+
+    def _ended(self, cluster: str, placement_ids: list[str], at: float) -> None:
+        held = self._awaited.get(cluster, {})
+        for pid in placement_ids:
+            cancelled_at = held.pop(pid, None)
+            if cancelled_at is not None:
+                self.on_end(pid, min(at, cancelled_at))
+        if not held:
+            self._awaited.pop(cluster, None)
+
+
+__all__ = ["SilentCancels"]
