@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_usage import Clock, ask, join, running, spec, start
 
@@ -162,6 +162,7 @@ def test_the_cli_offers_every_dimension_the_api_groups_by(by: str) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(start=st.floats(0, 1e6), length=st.floats(0.0001, 1e5), cut=st.floats(0, 1), milli=st.integers(1, 64_000))
+@example(start=31982.0, length=33554.0005, cut=0.0, milli=1)  # start + length - start is not length in floats
 def test_two_halves_of_a_window_add_up_to_the_whole(start: float, length: float, cut: float, milli: int) -> None:
     """Outside billing re-test N2: a 4 x 8 gang's window split in two lost 32,000 micro-units, each half's length
     rounded to the millisecond on its own. Counted from the record's start at both edges, halves add up exactly."""
@@ -170,7 +171,7 @@ def test_two_halves_of_a_window_add_up_to_the_whole(start: float, length: float,
     b = start + cut * length
     whole = rec.micro_seconds(since=a, until=c, now=c)
     assert rec.micro_seconds(since=a, until=b, now=c) + rec.micro_seconds(since=b, until=c, now=c) == whole
-    assert whole == milli * round(length * 1000)
+    assert whole == milli * round((rec.end - rec.start) * 1000)  # the record's own length, as floats hold it
 
 
 def test_a_past_window_is_incomplete_while_a_placement_in_it_runs_on_a_member_not_heard_from(tmp_path: Path) -> None:
