@@ -235,7 +235,9 @@ def main() -> None:
     backlogs = [int(b) for b in args.backlogs.split(",")]
     random.seed(0)
     for n in backlogs:
-        print(json.dumps(run(n, args, with_probe=n == max(backlogs))), flush=True)
+        # The probe's own agent stands for a member that reports placements it was never given: not beside real
+        # agents, whose placements it would be sent.
+        print(json.dumps(run(n, args, with_probe=n == max(backlogs) and not args.agents)), flush=True)
 
 
 if __name__ == "__main__":
