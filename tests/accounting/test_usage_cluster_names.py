@@ -6,8 +6,6 @@ and as a provider with its cluster's certificate (server/usage_names.py)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
@@ -15,43 +13,10 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from federator.accounting import SqliteUsageStore, UsageRecord
-from federator.api.v1 import usage_pb2_grpc
-from federator.security.auth import Authenticator
 from federator.security.pki import CertsDir
-from federator.security.tls import TlsFiles, server_files, user_files
-from federator.security.trust import load_trust
-from federator.server.federator import Federator
-from federator.server.services import ClusterService
-from federator.server.usage_service import UsageService
-from federator.store.sqlite import SqliteJobStore
+from federator.security.tls import TlsFiles, user_files
 from tests.security.test_provider_drain import certs  # noqa: F401  (the fixture: a federation CA, two providers' CAs)
-from tests.security.test_provider_usage import H100, NOW, RECORDS, get, provider_files, record, refused, rows
-
-
-@asynccontextmanager
-async def served(certs: CertsDir, tmp_path: Path, members: tuple[str, ...] = (),  # noqa: F811
-                 records: list[UsageRecord] = RECORDS) -> AsyncIterator[str]:
-    """UsageService over mTLS on `records` (by default test_provider_usage's: acme-1, acme-2, beta-1, east-1, none a
-    member now) and these member clusters, connected, with no record."""
-    trust = load_trust(certs.trust, federation_ca=certs.ca_cert)
-    fed = Federator(store=SqliteJobStore(Path(":memory:")), clock=lambda: NOW)
-    for name in members:
-        fed.connect(cluster=name, region="r", labels={})
-    usage = SqliteUsageStore(tmp_path / "usage.db")
-    usage.put(records)
-    server = grpc.aio.server()
-    usage_pb2_grpc.add_UsageServiceServicer_to_server(
-        UsageService(ClusterService(fed, Authenticator(trust=trust)), usage), server)
-    port = server.add_secure_port("127.0.0.1:0",
-                                  server_files(certs).server_credentials(client_roots=trust.bundle_pem()))
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await server.stop(0)
-        usage.close()
-        fed.store.close()
+from tests.security.test_provider_usage import H100, RECORDS, get, provider_files, record, refused, rows, served
 
 
 async def invalid(target: str, files: TlsFiles, **asked: object) -> str:

@@ -41,11 +41,14 @@ RECORDS = [record("a", "org-a", "acme-1", "acme", H100, 8_000),     # 80
 
 
 @asynccontextmanager
-async def served(certs: CertsDir, tmp_path: Path,  # noqa: F811
-                 records: list[UsageRecord] = RECORDS) -> AsyncIterator[str]:
-    """UsageService over mTLS, judged by the trust file as `federator serve --trust` does."""
+async def served(certs: CertsDir, tmp_path: Path, records: list[UsageRecord] = RECORDS,  # noqa: F811
+                 members: tuple[str, ...] = ()) -> AsyncIterator[str]:
+    """UsageService over mTLS, judged by the trust file as `federator serve --trust` does, on `records`, with
+    these member clusters connected."""
     trust = load_trust(certs.trust, federation_ca=certs.ca_cert)
     fed = Federator(store=SqliteJobStore(Path(":memory:")), clock=lambda: NOW)
+    for name in members:
+        fed.connect(cluster=name, region="r", labels={})
     usage = SqliteUsageStore(tmp_path / "usage.db")
     usage.put(records)
     server = grpc.aio.server()
