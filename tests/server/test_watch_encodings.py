@@ -7,6 +7,7 @@ Over real gRPC on loopback, as tests/server/test_watch_without_copies.py."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -14,11 +15,13 @@ import pytest
 from server_support import Clock, job_api, read_watch, spec, submit_request
 
 from federator.api import convert
-from federator.api.v1 import jobs_pb2, types_pb2
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.model import Job, JobId
+from federator.security.auth import Authenticator
 from federator.security.limits import Limits
 from federator.server import watch_encodings
 from federator.server.federator import Federator
+from federator.server.services import JobService
 from federator.server.watch_encodings import JobEncodings
 from federator.store import SqliteJobStore
 
@@ -139,6 +142,41 @@ def test_a_snapshot_turn_is_taken_and_given_back_so_later_watchers_get_theirs(
                 assert (await read_watch(watch, 6))[5].bookmark
             for watch in watches:
                 watch.cancel()
+
+    asyncio.run(main())
+    fed.store.close()
+
+
+def test_a_client_that_stops_reading_gives_its_snapshot_turn_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside QA re-test of scale F1: four clients that stopped reading held the four turns for as long as they
+    stayed connected, and no other user's Watch got its snapshot. One turn here, and a client that reads one
+    message of a snapshot of 4 MB and stops, on a channel with small windows (its stream's writes wait on it):
+    the next watcher still gets its whole snapshot."""
+    monkeypatch.setattr(watch_encodings, "SNAPSHOTS", 1)
+    monkeypatch.setattr(watch_encodings, "STALLED_SECONDS", 0.3)
+    fed = Federator(store=SqliteJobStore(tmp_path / "f.db"), clock=Clock())
+    for i in range(400):
+        fed.submit(replace(spec(f"j{i}", gpus=0), annotations=(("note", "x" * 10_000),)))
+
+    async def main() -> None:
+        server = grpc.aio.server()
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, Authenticator(insecure=True)), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        small = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 16_384)]
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=small) as slow, \
+                    grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                stalled = jobs_pb2_grpc.JobServiceStub(slow).Watch(jobs_pb2.WatchJobsRequest())
+                await read_watch(stalled, 1)  # it took the turn; it reads no more
+                await asyncio.sleep(1.0)
+                watch = jobs_pb2_grpc.JobServiceStub(ch).Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=True))
+                got = await read_watch(watch, 401)
+                assert len({m.job_id for m in got[:400]}) == 400 and got[400].bookmark
+                watch.cancel(), stalled.cancel()
+        finally:
+            await server.stop(0)
 
     asyncio.run(main())
     fed.store.close()

@@ -18,7 +18,8 @@ Bounded: the encodings last used, `size` bytes of them (LRU: about 16,000 small 
 streams that read the same jobs at about the same time share them, and a snapshot of a backlog larger than that
 reads most of it afresh. `SNAPSHOTS` streams send their snapshot at
 once; one more waits for a turn (its stream open, its snapshot then taken as of that moment), so a crowd of new
-watchers takes a bounded share of the loop, whatever the per-user limits add up to.
+watchers takes a bounded share of the loop, whatever the per-user limits add up to. A stream whose client stops
+reading gives its turn up (`Turn`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from federator.model import Job, JobId
 ENCODED_BYTES = 16 * 1024 * 1024  # the encodings kept, in all (about 1 KiB a job without a pod template)
 FRESH_SECONDS = 5.0  # an encoding older than this is made again, recorded change or not
 SNAPSHOTS = 4  # streams sending their snapshot at once; the others wait their turn
+STALLED_SECONDS = 2.0  # a stream whose client took no message for this long gives its turn up
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,39 @@ class Encoded:
     def message(self) -> types_pb2.Job:
         """A message of its own for one stream, which sets its revision on it."""
         return types_pb2.Job.FromString(self.data)
+
+
+class Turn:
+    """One stream's turn to send its snapshot (`JobEncodings.turn`), given back when the snapshot is sent, or as
+    soon as its client has taken no message for STALLED_SECONDS. Why the second: a client that stops reading
+    holds its stream's write, and with it the turn, for as long as it stays connected; four such clients stopped
+    every other user's snapshot (outside QA re-test of scale F1). A stalled stream costs the loop nothing while
+    it waits, so it needs no turn; if it reads again it sends the rest without one."""
+
+    def __init__(self, snapshots: asyncio.Semaphore, stalled_seconds: float) -> None:
+        self._snapshots = snapshots
+        self._stalled = stalled_seconds
+        self._loop = asyncio.get_running_loop()
+        self.held = True
+        self._last = self._loop.time()
+        self._timer = self._loop.call_later(stalled_seconds, self._check)
+
+    def sent(self) -> None:
+        """Its client took a message."""
+        self._last = self._loop.time()
+
+    def _check(self) -> None:
+        idle = self._loop.time() - self._last
+        if idle >= self._stalled:
+            self.give_back()
+        elif self.held:
+            self._timer = self._loop.call_later(self._stalled - idle, self._check)
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self._timer.cancel()
+            self._snapshots.release()
 
 
 class JobEncodings:
@@ -88,6 +123,11 @@ class JobEncodings:
             self.held_bytes -= len(self._held.popitem(last=False)[1][3].data)
         return encoded, pb
 
+    async def turn(self) -> Turn:
+        """A turn to send a snapshot, once one of SNAPSHOTS is free (see Turn)."""
+        await self.snapshots.acquire()
+        return Turn(self.snapshots, STALLED_SECONDS)
+
     def forget(self, job_id: JobId) -> None:
         """A removed job's encoding is of no use any more."""
         held = self._held.pop(job_id, None)
@@ -95,4 +135,4 @@ class JobEncodings:
             self.held_bytes -= len(held[3].data)
 
 
-__all__ = ["ENCODED_BYTES", "FRESH_SECONDS", "SNAPSHOTS", "Encoded", "JobEncodings"]
+__all__ = ["ENCODED_BYTES", "FRESH_SECONDS", "SNAPSHOTS", "STALLED_SECONDS", "Encoded", "JobEncodings", "Turn"]

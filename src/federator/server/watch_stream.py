@@ -131,9 +131,8 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
     recent = RecentSends()
     caught_up = not request.since_revision  # a resume's bookmark waits until it has read up to `began`
     try:
-        snapshot_turn = not request.since_revision and wanted is None  # a whole view's snapshot waits its turn
-        if snapshot_turn:
-            await encodings.snapshots.acquire()  # watch_encodings.py: a bounded share of the loop
+        # A whole view's snapshot waits its turn (watch_encodings.py: a bounded share of the loop)
+        turn = await encodings.turn() if not request.since_revision and wanted is None else None
         try:
             checked_at = loop.time()
             began = history.revision  # the snapshot is as of now or later; the changes after this are read below
@@ -152,13 +151,15 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
                     if numbered:
                         pb.revision = began
                     yield pb
+                    if turn is not None:
+                        turn.sent()
                 snapshot = []  # not held by the stream while it lives
                 if request.send_bookmarks:
                     yield _bookmark(began)
                     last_sent_at = loop.time()
         finally:
-            if snapshot_turn:
-                encodings.snapshots.release()
+            if turn is not None:
+                turn.give_back()
         while True:
             if history.ended:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "watch: the federator is stopping; watch "

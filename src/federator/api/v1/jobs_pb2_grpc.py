@@ -308,7 +308,8 @@ class JobServiceServicer:
         of every job at once (since 0.10.0); one more waits its turn, sending
         nothing, and its snapshot is then taken as of that moment: give the
         first message no deadline of its own (a resume, since_revision, and a
-        Watch of one job do not wait). Retry: safe: watch again, at once
+        Watch of one job do not wait). A stream whose client takes no message
+        for 2 seconds gives its turn up. Retry: safe: watch again, at once
         after WATCH_FELL_BEHIND, with backoff after UNAVAILABLE; not after
         NOT_FOUND or PERMISSION_DENIED. A new Watch starts with a new snapshot.
         """
