@@ -59,22 +59,24 @@ def _same_layout(_db: sqlite3.Connection) -> None:
 def _member_facts(db: sqlite3.Connection) -> None:
     """2 -> 3: the members table gets the columns of what a restart used to lose (`MEMBER_COLUMNS`); a file
     without one yet gets the whole table."""
-    have = {name for _, name, *_ in db.execute("PRAGMA table_info(members)")}
-    if not have:
+    if not _members_columns(db, MEMBER_COLUMNS):
         db.execute(MEMBERS_TABLE)
-        return
-    for name, kind in MEMBER_COLUMNS.items():
-        if name not in have:
-            db.execute(f"ALTER TABLE members ADD COLUMN {name} {kind}")
 
 
 def add_member_columns(db: sqlite3.Connection) -> None:
     """The columns a version-3 file's members table may not have yet (`MEMBER_COLUMNS_0_10`), added; a file of an
     older version is taken forward by `upgrade` first (its members table is made whole by MEMBERS_TABLE then)."""
+    _members_columns(db, MEMBER_COLUMNS_0_10)
+
+
+def _members_columns(db: sqlite3.Connection, columns: Mapping[str, str]) -> bool:
+    """Add those of `columns` (name: type and default) the members table lacks; False, adding none, when the file
+    has no members table at all."""
     have = {name for _, name, *_ in db.execute("PRAGMA table_info(members)")}
-    for name, kind in MEMBER_COLUMNS_0_10.items():
+    for name, kind in columns.items():
         if have and name not in have:
             db.execute(f"ALTER TABLE members ADD COLUMN {name} {kind}")
+    return bool(have)
 
 
 # from version N to N + 1, run inside the upgrade's transaction
