@@ -37,8 +37,9 @@ pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
 
 POLICY = "reservations: {afterSeconds: 1, maxReservations: 1, maxHoldSeconds: 3600}\n"
 LEASE_NAMESPACE = "federator-system"  # the Lease "federator" there: deploy/kubernetes/rbac-federator.yaml
-# Short, for the takeover to come soon, yet with room for a loaded machine: at 4 s / 3 s a new leader starved while
-# it loaded missed its renew deadline and stepped down (the process exits, for its supervisor to restart).
+# Short, for the takeover to come soon, yet with room for a loaded machine (2 CPUs shared): at 4 s / 3 s this test
+# found a new leader that stepped down the moment it had started, since it renewed only once started (fixed:
+# backends/kube/host.py, tests/kube/test_kube_lease_start_testbed.py).
 LEASE_TIMES = ("--lease-duration", "10", "--renew-deadline", "8", "--retry-period", "0.5")
 
 
