@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from federator.backends.kube.api import FEDERATED_JOBS, KubeApi
 from federator.backends.kube.controller import FederatedJobController
@@ -29,7 +31,7 @@ from federator.scheduler import Scheduler, parse_policy
 from federator.server.federator import Federator
 
 from builders import job, pool
-from kube_support import Testbed, host_alone
+from kube_support import Testbed, host_alone, service_account_kubeconfig
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
@@ -146,5 +148,69 @@ def test_a_hold_ends_max_hold_seconds_after_it_began_though_the_federator_restar
         assert not fed.cycles.reserved.holds(gang.job_id)
         assert fed.cycles.reserved.resting() == {gang.job_id: pytest.approx(rests, abs=1e-6)}
         await stop(fed, ctl)
+
+    asyncio.run(main())
+
+
+def _role(status: bool) -> str:
+    """The Role of the federator's service account here: FederatedJobs, and their status only with `status`."""
+    resources = ["federatedjobs", *(["federatedjobs/status"] if status else [])]
+    return yaml.safe_dump({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "clocks-writer", "namespace": NAMESPACE},
+        "rules": [{"apiGroups": ["federator.io"], "resources": resources,
+                   "verbs": ["get", "list", "watch", "create", "update", "patch"]},
+                  {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}]})
+
+
+def unwritten(fed: Federator) -> float | None:
+    return fed.metrics.registry.get_sample_value("federator_reservation_unwritten_clocks")
+
+
+def test_a_clock_the_host_refuses_is_counted_unwritten_until_a_write_works(host: Testbed, tmp_path: Path) -> None:
+    """`federator_reservation_unwritten_clocks` (server/reservations.py): the clock of a hold that began stays due
+    while the API server refuses its patch (the service account may not write federatedjobs/status, as with the
+    RBAC of a chart older than the status field's writes), and the count falls when the write is allowed."""
+    host.kubectl("host", "create", "serviceaccount", "clocks-writer", "-n", NAMESPACE)
+    host.kubectl("host", "apply", "-f", "-", input=_role(status=False))
+    host.kubectl("host", "create", "rolebinding", "clocks-writer", "-n", NAMESPACE, "--role=clocks-writer",
+                 f"--serviceaccount={NAMESPACE}:clocks-writer")
+    kubeconfig = service_account_kubeconfig(host, "host", "clocks-writer", tmp_path / "sa.kubeconfig",
+                                            namespace=NAMESPACE)
+
+    async def main() -> None:
+        api = KubeApi.connect(kubeconfig)
+        clock = Clock(T0)
+        store = KubeJobStore(api, namespace=NAMESPACE, clock=clock)
+        fed = Federator(store=store, scheduler=Scheduler(parse_policy(POLICY)), clock=clock)
+        holds = KubeHoldStore(store)
+        fed.cycles.reserved.attach(holds, now=clock())  # no controller: this test does what its loop does
+        fed.report(fed.connect(cluster="east-1", region="east", labels={}), capacity())
+        assert unwritten(fed) == 0.0
+        gang = fed.submit(replace(job("refused-gang", gpus=8, queue="train"), namespace=NAMESPACE))
+        clock.now += 601
+        fed.submit(replace(job("refused-small", gpus=1, queue="flood"), namespace=NAMESPACE))
+        fed.schedule_once()
+        assert fed.cycles.reserved.holds(gang.job_id)
+        assert unwritten(fed) == 1.0  # due: the controller's loop writes it within a --report-interval
+        for _ in range(200):  # the job store makes the FederatedJob (its status write refused, retried)
+            if store.owner_of(gang.job_id) is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(holds.flush) == 1  # forbidden: still due
+        assert unwritten(fed) == 1.0 and holds.writes == 0
+        assert await asyncio.to_thread(kept, api, "refused-gang") is None
+
+        await asyncio.to_thread(host.kubectl, "host", "apply", "-f", "-", input=_role(status=True))
+        for _ in range(200):  # RBAC takes the new rule within moments
+            if await asyncio.to_thread(holds.flush) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert unwritten(fed) == 0.0 and holds.writes == 1
+        began = timestamp(clock.now)
+        assert await asyncio.to_thread(kept, api, "refused-gang") == {"cluster": "east-1", "since": began,
+                                                                      "began": began}
+        fed.cycles.close()
+        store.close()
 
     asyncio.run(main())

@@ -60,6 +60,7 @@ from federator.store.holds import HoldStore, SqliteHoldStore
 from federator.store.identity import FileState
 from federator.store.members import SqliteMemberStore
 from federator.store.quarantines import SqliteQuarantineStore
+from federator.store.silent_cancels import SqliteSilentCancelStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -359,6 +360,11 @@ async def serve(opts: ServeOptions) -> None:
                     "(RESOURCE_EXHAUSTED) until fewer are pending", fed.cycles.pending_count,
                     opts.limits.max_pending_jobs)
     attach(fed, meter)
+    # Placements cancelled on a silent member, their end awaited for their usage (server/silent_cancels.py): after the
+    # meter, which dates what a member Lost meanwhile ran; kube: in memory (a new leader's --db is its own)
+    silent_store = None if kube else SqliteSilentCancelStore(opts.db)
+    if silent_store is not None:
+        fed.silent_cancels.attach(silent_store, now=fed.clock())
     metrics.watch_store(lambda: fed.journal.queued, lambda: fed.journal.lazy,
                         unwritten=kube.store.unwritten if kube else store_health.unwritten(fed))
     db_file = store.file if isinstance(store, SqliteJobStore) else usage.file  # kube: --db is usage only
@@ -481,6 +487,8 @@ async def serve(opts: ServeOptions) -> None:
     if quarantine_store is not None:
         quarantine_store.close()
     hold_store.close()
+    if silent_store is not None:
+        silent_store.close()
     usage.close()
     audit.close()
     if kube and kube.lost:

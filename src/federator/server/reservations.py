@@ -49,6 +49,7 @@ class HeldRoom:
         self._written: dict[JobId, HoldClock] = {}  # what the store holds
         self._restored: dict[JobId, HoldClock] = {}  # the holds before a restart, until the first cycle's
         self._failing = False  # the last write failed: not said again until one works
+        self._refused = 0  # changes the store did not take at the last write (tried again at the next cycle's)
 
     def attach(self, store: HoldStore, *, now: float) -> None:
         """Keep the clocks in `store`, and take up those it kept: the resting gangs rest on (brought back when
@@ -139,9 +140,16 @@ class HeldRoom:
                 log.warning("cannot store the clocks of %d reservation(s), will retry: %s", len(changed) + len(gone),
                             exc)
             self._failing = True
+            self._refused = len(changed) + len(gone)
             return
-        self._failing = False
+        self._failing, self._refused = False, 0
         self._written = want
+
+    def unwritten(self) -> int:
+        """`federator_reservation_unwritten_clocks`: changed clocks not written yet, those the store refused and
+        those it took to write later (Kubernetes mode's buffer: backends/kube/reservation_clocks.py). Above 0 for
+        long, a restart or a change of leader would find the clocks last written."""
+        return self._refused + (self._store.due if self._store is not None else 0)
 
     def count(self) -> int:
         """`federator_reservations`."""

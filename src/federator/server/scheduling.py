@@ -245,7 +245,7 @@ class Cycles:
         for job in reversed(heapq.nlargest(RECENT_ARRIVALS, ended, key=lambda j: (j.finished_at, j.job_id))):
             self.memory.add(Arrival.of(job.spec))
         fed.metrics.watch_demand(self.memory.__len__)
-        fed.metrics.watch_reservations(self.reserved.count, self.reserved.held_accelerators)
+        fed.metrics.watch_reservations(self.reserved.count, self.reserved.held_accelerators, self.reserved.unwritten)
 
     # -- what the federator tells the cycle ----------------------------------------------
 

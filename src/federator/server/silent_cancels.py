@@ -22,35 +22,69 @@ Either way the meter closes the record at the cancel, as the cancelled job is wr
 to the placement's (`on_end`: accounting/meter.py `shorten`), never raised.
 
 Meanwhile a usage window holding such a record is incomplete (UsageResponse.incomplete; usage_service.py): its end
-may yet move earlier. Kept in memory: a federator restart before the end is known leaves the record closed at the
-cancel, as before 0.10.0. Bounded: an entry leaves at the first of those events, and a silent member goes Lost
-after --lost-after.
+may yet move earlier. Bounded: an entry leaves at the first of those events, and a silent member goes Lost after
+--lost-after.
+
+Kept across a restart (`attach`), standalone: each entry is a row of the --db file (store/silent_cancels.py),
+written at the cancel and deleted when its end is known. Before 0.11.0 the wait was in memory, and a restart before
+the member's word left the record closed at the cancel for good: billed the time nobody vouched for, in a window
+read complete. After a restart the member is expected back (server/membership.py), and the same events end the
+wait: its agent's word at its re-sync, a report that no longer lists the placement (the report before it is then
+the last report time kept, server/silent_ends.py, coarse: the end may come up to half a minute early, never late),
+or the member Lost after --lost-after. A write the store refuses (a full disk) is said once and the entry kept in
+memory, as before. Kubernetes mode keeps the wait in memory: a new leader's --db is its own.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Job, JobPhase
 from federator.server.silent_ends import last_known_running
+from federator.store.errors import StoreError
+from federator.store.silent_cancels import AwaitedEnd, SilentCancelStore
 
 if TYPE_CHECKING:
     from federator.server.clusters import ClusterRecord
     from federator.server.federator import Federator
 
+log = logging.getLogger("federator.server")
+
 
 class SilentCancels:
     """The placements cancelled on a Partitioned member whose end is not known yet, per cluster (module docstring)."""
 
-    __slots__ = ("_awaited", "fed", "on_end")
+    __slots__ = ("_awaited", "_failing", "_store", "fed", "on_end")
 
     def __init__(self, fed: Federator) -> None:
         self.fed = fed
         self._awaited: dict[str, dict[str, float]] = {}  # cluster -> placement id -> when it was cancelled
         # The usage meter (accounting.attach): a placement's record ends at this time, if earlier than it does now.
         self.on_end: Callable[[str, float], None] = lambda placement_id, at: None
+        self._store: SilentCancelStore | None = None  # standalone: the --db file (module docstring)
+        self._failing = False  # the last write failed: said again only once one has worked
+
+    def attach(self, store: SilentCancelStore, *, now: float) -> None:
+        """Keep the entries in `store`, and take up those it kept: awaited again on a member known and not Lost;
+        ended at its last report on one Lost meanwhile; left at the cancel for a cluster no longer known (its
+        record needs no more than it has). After the members are restored and the usage meter attached (`on_end`):
+        server/app.py."""
+        self._store = store
+        gone = []
+        for a in store.load():
+            rec = self.fed.clusters.get(a.cluster)
+            if rec is not None and rec.state is not ClusterState.LOST:
+                self._awaited.setdefault(a.cluster, {})[a.placement_id] = a.cancelled_at
+                continue
+            if rec is not None:
+                self.on_end(a.placement_id, min(last_known_running(rec, now=now), a.cancelled_at))
+            gone.append(a.placement_id)
+        self._keep(partial(store.drop, gone))
 
     def __contains__(self, placement_id: object) -> bool:
         return any(placement_id in held for held in self._awaited.values())
@@ -63,6 +97,7 @@ class SilentCancels:
         """A user's cancel of `job` at `now`, just stored (its records closed at the cancel by the meter), its live
         placements not changed yet: one Running on a Lost member ends at its last report; one on a Partitioned
         member is awaited. Called after the write, so a cancel the store refused changes nothing here either."""
+        awaited: list[AwaitedEnd] = []
         for p in job.placements:
             rec = self.fed.clusters.get(p.cluster)
             if p.phase is not JobPhase.RUNNING or rec is None:
@@ -72,6 +107,9 @@ class SilentCancels:
                 self.on_end(p.placement_id, p.ended_at)
             elif rec.state is ClusterState.PARTITIONED:
                 self._awaited.setdefault(rec.name, {})[p.placement_id] = now
+                awaited.append(AwaitedEnd(rec.name, p.placement_id, now))
+        if awaited and self._store is not None:
+            self._keep(partial(self._store.put, awaited))
 
     def heard(self, rec: ClusterRecord, placement_id: str, phase: JobPhase, said: float) -> None:
         """A JobUpdate: a final phase of an awaited placement is its end, as its agent says (0: not said, now)."""
@@ -94,12 +132,30 @@ class SilentCancels:
 
     def _ended(self, cluster: str, placement_ids: list[str], at: float) -> None:
         held = self._awaited.get(cluster, {})
+        ended = []
         for pid in placement_ids:
             cancelled_at = held.pop(pid, None)
             if cancelled_at is not None:
                 self.on_end(pid, min(at, cancelled_at))
+                ended.append(pid)
         if not held:
             self._awaited.pop(cluster, None)
+        if ended and self._store is not None:
+            self._keep(partial(self._store.drop, ended))
+
+    def _keep(self, write: Callable[[], None]) -> None:
+        """A write of the store's; refused (a full disk), it is said once and the wait goes on in memory: a restart
+        before the end is known then leaves the record at the cancel, or waits on for one already ended (its end is
+        only ever lowered: accounting/meter.py `shorten`)."""
+        try:
+            write()
+        except (sqlite3.Error, StoreError) as exc:
+            if not self._failing:
+                log.warning("cannot keep the placements cancelled on a silent member in the store (%s): a restart "
+                            "before their end is known leaves their usage ending at the cancel", exc)
+            self._failing = True
+            return
+        self._failing = False
 
 
 __all__ = ["SilentCancels"]

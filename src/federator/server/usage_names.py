@@ -31,8 +31,8 @@ UNKNOWN = "no member cluster has that name, and no usage record kept does (a typ
 def unknown_cluster(name: str, *, members: Container[str], window: Sequence[UsageRecord],
                     store: SqliteUsageStore) -> FieldProblem | None:
     """The problem with `name` as a usage request's cluster, or None: a member now, a cluster with a record in the
-    window asked (`window`: the records the window read, before who may see them is applied, so the answer does not
-    depend on the caller), or one with any record kept."""
+    window asked (`window`: the records the window read, of that cluster, before who may see them is applied, so the
+    answer does not depend on the caller), or one with any record kept (a look-up of the store's cluster index)."""
     if not name or name in members or any(r.cluster == name for r in window) or store.has_records(name):
         return None
     return FieldProblem("cluster", f"{shown(name)}: {UNKNOWN}")

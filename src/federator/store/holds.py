@@ -46,6 +46,10 @@ class HoldStore(Protocol):
 
     def load(self) -> list[HoldClock]: ...
 
+    @property
+    def due(self) -> int:
+        """Changes `put` took and has not written yet (`federator_reservation_unwritten_clocks`)."""
+
     def close(self) -> None: ...
 
 
@@ -73,6 +77,11 @@ class SqliteHoldStore:
             rows = self._db.execute("SELECT job_id, cluster, since, began, rests_until FROM reservation_holds "
                                     "ORDER BY job_id").fetchall()
         return [HoldClock(JobId(str(j)), str(c), float(s), float(b), float(r)) for j, c, s, b, r in rows]
+
+    @property
+    def due(self) -> int:
+        """None: `put` writes before it returns, or raises (HeldRoom counts what it could not put)."""
+        return 0
 
     def close(self) -> None:
         with self._lock:

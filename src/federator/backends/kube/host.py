@@ -6,6 +6,14 @@ every job from the FederatedJobs' status, then starts the controllers (Queues
 first, so their quotas hold before any FederatedJob is submitted). When it
 loses the Lease it stops at once, and the process exits non-zero so its
 supervisor restarts it as a standby.
+
+It renews the Lease from the moment it has it (`prepare`), not from the end of
+`start`: loading the jobs and listing the Queues, FederatedJobs and
+MemberClusters take seconds on a big or busy host, and a leader that had not
+renewed by its renew deadline stepped down as soon as it had started (seen on
+the test bed: 3 s of start at --renew-deadline 3; with the defaults, a start
+over 10 s made every new leader step down in turn), while past the lease
+duration a standby could take the Lease under a replica still starting.
 """
 
 from __future__ import annotations
@@ -60,7 +68,10 @@ class KubeMode:
                 raise SystemExit(f"federator serve: {exc}") from exc
             elector = LeaderElector(api, cfg)
             await elector.acquire()
-        return cls(opts, api, elector)
+        mode = cls(opts, api, elector)
+        if elector is not None:  # renewed while the federator starts (module docstring); `start` watches it
+            mode._hold = asyncio.get_running_loop().create_task(elector.hold())
+        return mode
 
     def namespace_gate(self, authz: Authorizer) -> HostNamespaces:
         """What gRPC Submits may do to host namespaces (namespace_gate.py): the Queues' namespaceSelectors, and
@@ -83,12 +94,15 @@ class KubeMode:
                                                  member_interval=fed.report_interval, authz=authz, audit=audit,
                                                  clock=fed.clock)
         await self.controller.start()
-        if self.elector is not None:
-            self._hold = asyncio.get_running_loop().create_task(self._watch_lease(on_lost))
+        if self._hold is not None:  # lost already while starting: the callback comes at once
+            self._hold.add_done_callback(lambda task: self._lease_ended(task, on_lost))
 
-    async def _watch_lease(self, on_lost: Callable[[], None]) -> None:
-        assert self.elector is not None
-        await self.elector.hold()
+    def _lease_ended(self, task: asyncio.Task[None], on_lost: Callable[[], None]) -> None:
+        """The renewals ended: the Lease is lost (`hold` returned, or failed), unless `stop` cancelled them."""
+        if task.cancelled():
+            return
+        if (exc := task.exception()) is not None:
+            log.error("leader election: renewing the Lease failed; stepping down", exc_info=exc)
         self.lost = True
         on_lost()
 

@@ -18,7 +18,9 @@ cycle, which must not wait for an API server) and written by `flush`, which the 
 MemberCluster loop calls every `member_interval` (backends/kube/controller.py) and KubeMode.stop once more while
 this replica still leads. A clock changes when a hold begins, moves or ends, so a write is one small status patch
 per such change, never one per cycle per gang. A change not written when the process dies is lost: the next leader
-then holds on the clocks last written (at worst one hold's length off, never a job).
+then holds on the clocks last written (at worst one hold's length off, never a job). The changes due (`due`) are
+`federator_reservation_unwritten_clocks` (server/reservations.py): a write that keeps failing shows there, and
+FederatorReservationClocksUnwritten fires, rather than in one log line only.
 
 The write is a merge patch of `status.reservation` alone (the job store's status writes, merge patches too, leave
 it as it is) with the object's uid as precondition, so it never lands on a newer FederatedJob of the same name. A
