@@ -125,8 +125,16 @@ class AcceleratorModelFilter:
             return Reason(ReasonCode.QUOTA_EXCEEDED,
                           f"{cluster.name}: quota of queue {request.spec.queue} on {blocked} is used up")
         models = request.spec.accelerator_models
+        pools = cluster.capacity.accelerator_pools
+        own = [p for p in pools if p.vendor == request.vendor and model_accepted(models, p.accelerator_model)]
+        if request.vendor and request.min_memory_mib and own:  # the vendor's devices are there, but too small
+            most = max(p.memory_mib for p in own)
+            return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
+                          f"{cluster.name} has no {request.vendor} {'|'.join(models) or 'accelerator'} nodes with at "
+                          f"least {format_bytes(request.min_memory_mib * 2**20)} per device (its "
+                          f"{request.vendor} devices have {format_bytes(most * 2**20) if most else 'unknown memory'})")
         if request.vendor:  # say so when only another vendor's devices would have served
-            others = sorted({p.vendor for p in cluster.capacity.accelerator_pools
+            others = sorted({p.vendor for p in pools
                              if p.vendor != request.vendor and model_accepted(models, p.accelerator_model)})
             if others:
                 return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
