@@ -111,3 +111,22 @@ def test_the_restriction_follows_the_configured_vendor_and_can_be_lifted() -> No
     (decision,) = _place([hw], job("legacy", gpus=8), config=SchedulerConfig(legacy_vendor="")).decisions
     assert decision.assignments[0].cluster == "hw"  # "" = any vendor (the behaviour before vendors)
     assert not _place([hw], job("legacy", gpus=8)).decisions
+
+
+def test_a_vendor_and_memory_ask_too_big_for_the_vendors_devices_says_so_not_that_the_vendor_is_missing() -> None:
+    """Outside QA, V8: on a member with AMD and Huawei devices, 8 x amd >= 300000 MiB was told the member had no
+    amd accelerator nodes, only devices of huawei; it has eight MI300X, each too small for the ask."""
+    mi300 = replace(pool("AMD-Instinct-MI300X", nodes=1, free=8), vendor="amd", memory_mib=196608,
+                    resource_name="amd.com/gpu")
+    mixed = cluster("kb", "west", mi300, _ascend(nodes=1, free=16))
+    big = replace(job("amd300", cpu=1), accelerators=(AcceleratorAlternative(8000, "", "amd", 300000),))
+    reason = _place([mixed], big).pending["amd300"]  # type: ignore[index]
+    assert reason.code == "AcceleratorUnavailable", reason
+    assert "kb has no amd accelerator nodes with at least 300000Mi per device (its amd devices have 192Gi)" \
+        in reason.message, reason.message
+    assert "only devices of" not in reason.message
+    fits = replace(job("amd64", cpu=1), accelerators=(AcceleratorAlternative(8000, "", "amd", 65536),))
+    assert _place([mixed], fits).decisions
+    nvidia = replace(job("nv300", cpu=1), accelerators=(AcceleratorAlternative(8000, "", "nvidia", 300000),))
+    assert "kb has no nvidia accelerator nodes, only devices of amd, huawei" in \
+        _place([mixed], nvidia).pending["nv300"].message  # type: ignore[index]

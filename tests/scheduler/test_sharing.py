@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from federator.model import JobKind, ReasonCode
-from federator.scheduler import Scheduler, Snapshot
+from federator.scheduler import Scheduler, SchedulerConfig, Snapshot, fragmentation
 
 from builders import cluster, job, pool, request
 
@@ -84,3 +84,30 @@ def test_whole_h100s_are_not_mig_partitions_of_h100s_unless_the_job_names_the_pr
     assert place([c], job("eight", gpus=8, models=("H100",))).pending["eight"].code is ReasonCode.SHARING_UNAVAILABLE
     (decision,) = place([c], job("parts", gpus=2, models=("MIG-1g.10gb",))).decisions
     assert [(a.cluster, a.replicas) for a in decision.assignments] == [("mig", 1)]
+
+
+@pytest.mark.parametrize("config", [None, SchedulerConfig(score_weights={"LeastFragmentation": 2}),
+                                    SchedulerConfig(score_weights={"Scarcity": 4})],
+                         ids=["default", "best-fit", "no-packer"])
+def test_a_small_fraction_takes_the_smallest_mig_partition_and_leaves_the_big_ones(
+        config: SchedulerConfig | None) -> None:
+    """Outside QA, V11: with every 1g.10gb (125m) free, 100m replicas took 3g.40gb (500m) partitions, and a
+    400m job that only those serve then waited. Each packer (and the tie between pools without one) fills
+    the partition a fraction takes as tightly as it can."""
+    c = cluster("mig", "r", mig(MIG_1G, 14, 125), mig(MIG_3G, 4, 500))
+    small = job("small", kind=JobKind.INFERENCE, replicas=3, gpus=0.1, models=("H100",))
+    big = job("big", kind=JobKind.INFERENCE, replicas=2, gpus=0.4, models=("H100",))
+    result = (Scheduler(config) if config else Scheduler()).schedule(
+        Snapshot.of([c]), [request(small, at=0), request(big, at=1)])
+    assert not result.pending
+    placed = {d.job_id: [(a.accelerator_model, a.replicas) for a in d.assignments] for d in result.decisions}
+    assert placed == {"small": [(MIG_1G, 3)], "big": [(MIG_3G, 2)]}
+
+
+def test_a_fraction_on_a_mig_partition_strands_the_rest_of_it() -> None:
+    one_g, three_g = mig(MIG_1G, 14, 125), mig(MIG_3G, 4, 500)
+    assert fragmentation.partition_waste(one_g, 100) == pytest.approx(0.25)
+    assert fragmentation.partition_waste(three_g, 100) == pytest.approx(4.0)
+    assert fragmentation.partition_waste(three_g, 500) == 0.0
+    assert fragmentation.partition_waste(three_g, 1000) == 0.0  # a whole device's ask: partitions per device
+    assert fragmentation.partition_waste(replace(three_g, sharing="TimeSlicing"), 100) == 0.0

@@ -35,6 +35,7 @@ cluster without a join. Every other label is bounded: `resource` (an accelerator
 | federator_agent_member_api_reachable{cluster} | gauge | 0 while the agent cannot reach its member's API server |
 | federator_agent_maintenance{cluster} | gauge | 1 while the agent runs with --maintenance (no new work asked), else 0 |
 | federator_agent_unlabelled_accelerators{resource} | gauge | devices not offered: no node label names their model |
+| federator_agent_unsupported_accelerators{resource} | gauge | devices not offered: units not chips (Ascend vNPU) |
 | federator_agent_messages_rejected_total{reason} | counter | Errors the federator answered, by reason (rejections.py) |
 
 State gauges (age, placements) are read at scrape time from values the agent's
@@ -151,6 +152,11 @@ class AgentMetrics:
                                  "discovery not run there yet): left out of the capacity report, since a pod "
                                  "could not be pinned to them; the agent's log names the nodes.", ["resource"],
                                  registry=r)
+        self._unsupported = Gauge("federator_agent_unsupported_accelerators",
+                                  "Accelerators in units that are not chips and that the federator has no model "
+                                  "of (Huawei static vNPU templates, HAMi's Ascend devices): left out of the "
+                                  "capacity report, never counted as chips; the agent's log names the nodes.",
+                                  ["resource"], registry=r)
         # State the event loop refreshes and the scrape thread reads (plain attribute writes: atomic).
         now = clock()
         self._last_send = now
@@ -158,6 +164,7 @@ class AgentMetrics:
         self._phases: Mapping[str, int] = {}
         self._is_connected = False
         self._unlabelled_seen: frozenset[str] = frozenset()
+        self._unsupported_seen: frozenset[str] = frozenset()
         self._reported = False  # a capacity report went out on the current stream
         self._stopped = False
         r.register(_StateCollector(self))
@@ -208,6 +215,14 @@ class AgentMetrics:
         for resource, n in by_resource.items():
             self._unlabelled.labels(resource).set(n)
         self._unlabelled_seen = frozenset(by_resource)
+
+    def unsupported(self, by_resource: Mapping[str, int]) -> None:
+        """The backend's unsupported accelerators per resource now (a resource no longer seen reads 0)."""
+        for resource in set(self._unsupported_seen) - set(by_resource):
+            self._unsupported.labels(resource).set(0)
+        for resource, n in by_resource.items():
+            self._unsupported.labels(resource).set(n)
+        self._unsupported_seen = frozenset(by_resource)
 
     def handshake_failed(self, reason: HandshakeFailure) -> None:
         """A connect to the federator failed in the TLS handshake, for `reason`."""

@@ -155,6 +155,9 @@ class Session:
         unlabelled = getattr(self.backend, "unlabelled_accelerators", None)  # the Kubernetes backend's (F3)
         if unlabelled is not None:
             self.metrics.unlabelled(unlabelled)
+        unsupported = getattr(self.backend, "unsupported_accelerators", None)  # the same backend's (V2)
+        if unsupported is not None:
+            self.metrics.unsupported(unsupported)
         if not self.member.reachable:  # its caches are stale: say why, not what they hold (agent.proto)
             return agent_pb2.AgentMessage(capacity=agent_pb2.CapacityReport(
                 sequence=cap.sequence, member_unreachable=self.member.why, maintenance=self.config.maintenance))

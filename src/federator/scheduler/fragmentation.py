@@ -127,8 +127,23 @@ def fragment_growth(pool: AcceleratorPool, milli: int, replicas: int, shapes: tu
                     cache: GrowthCache | None = None, cpu: int = 0, mem: int = 0) -> float:
     """How much binding `replicas` replicas of `milli` milli-GPUs grows the pool's expected fragment,
     per milli-GPU bound: -1 when all it takes was unusable anyway, 0 when it leaves no new
-    fragment, positive when it strands capacity. `cache`: see GrowthCache (the same value, cheaper)."""
-    return _memo(pool, milli, replicas, shapes, cannot, cache, cpu, mem)[0]
+    fragment, positive when it strands capacity. `cache`: see GrowthCache (the same value, cheaper).
+    A fraction on a MIG pool also strands the rest of its partition (`partition_waste`)."""
+    return _memo(pool, milli, replicas, shapes, cannot, cache, cpu, mem)[0] + partition_waste(pool, milli)
+
+
+def partition_waste(pool: AcceleratorPool, milli: int) -> float:
+    """What one fractional replica strands inside the MIG partition it takes, per milli-device bound: the
+    partition is its alone (`AcceleratorPool.take_milli`), so a 100m replica on a 3g.40gb (500m) leaves 400m
+    that no other work can use until it ends, 4 per milli bound, and on a 1g.10gb (125m) 0.25. 0 for whole
+    devices and for pools that are not MIG.
+
+    The expected fragment counts a pool's partitions as devices, so it sees no difference between the
+    profiles: the 100m went to the biggest partitions while every small one was free, and a 400m job that
+    only those could serve then waited (outside QA, V11)."""
+    if pool.sharing != SHARING_MIG or not 0 < milli < MILLI or pool.unit_milli <= milli:
+        return 0.0
+    return (pool.unit_milli - milli) / milli
 
 
 def fraction_bucket(pool: AcceleratorPool, milli: int, shapes: tuple[Shape, ...], cannot: float,

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, ClusterState, Reason, ReasonCode, format_bytes
+from federator.model.cluster import SHARING_MIG
 from federator.scheduler.fragmentation import fragment_growth
 from federator.scheduler.framework import (
     MAX_SCORE,
@@ -124,8 +125,16 @@ class AcceleratorModelFilter:
             return Reason(ReasonCode.QUOTA_EXCEEDED,
                           f"{cluster.name}: quota of queue {request.spec.queue} on {blocked} is used up")
         models = request.spec.accelerator_models
+        pools = cluster.capacity.accelerator_pools
+        own = [p for p in pools if p.vendor == request.vendor and model_accepted(models, p.accelerator_model)]
+        if request.vendor and request.min_memory_mib and own:  # the vendor's devices are there, but too small
+            most = max(p.memory_mib for p in own)
+            return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
+                          f"{cluster.name} has no {request.vendor} {'|'.join(models) or 'accelerator'} nodes with at "
+                          f"least {format_bytes(request.min_memory_mib * 2**20)} per device (its "
+                          f"{request.vendor} devices have {format_bytes(most * 2**20) if most else 'unknown memory'})")
         if request.vendor:  # say so when only another vendor's devices would have served
-            others = sorted({p.vendor for p in cluster.capacity.accelerator_pools
+            others = sorted({p.vendor for p in pools
                              if p.vendor != request.vendor and model_accepted(models, p.accelerator_model)})
             if others:
                 return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
@@ -298,8 +307,15 @@ class LeastAllocated:
 
 
 @lru_cache(maxsize=1 << 16)
-def fit_tightness(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], milli: int) -> float:
-    """1.0 when a replica fills a node (or shared accelerator) exactly; lower the more it leaves over."""
+def fit_tightness(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], milli: int, partition: int = 0) -> float:
+    """1.0 when a replica fills a node (or shared accelerator) exactly; lower the more it leaves over.
+
+    `partition`: a MIG pool's `unit_milli`. A fraction takes one partition whole, so it fits as tightly as it
+    fills the partition (100m fills a 1g.10gb's 125m better than a 3g.40gb's 500m); packing by free partitions
+    per node, as for whole devices, sent small fractions to the pool with fewer, bigger partitions (outside
+    QA, V11)."""
+    if partition and milli % MILLI:
+        return max(0.0, 1.0 - (partition - milli) / MILLI) if milli <= partition else 0.0
     top = max(len(hist) - 1, 1)
     if milli % MILLI == 0:
         g = milli // MILLI
@@ -310,6 +326,11 @@ def fit_tightness(hist: tuple[int, ...], shared: tuple[tuple[int, int], ...], mi
         return 0.5 + 0.5 * (1.0 - (f - milli) / MILLI)
     k = next((k for k in range(1, len(hist)) if hist[k]), None)
     return 0.0 if k is None else 0.5 * (1.0 - (k - 1) / top)
+
+
+def mig_partition(pool: AcceleratorPool) -> int:
+    """A MIG pool's partition size in milli-devices (`unit_milli`), 0 for any other pool."""
+    return pool.unit_milli if pool.sharing == SHARING_MIG else 0
 
 
 class PoolScore(Protocol):
@@ -345,7 +366,8 @@ class LeastFragmentation:
     def pool_score(
         self, request: PlacementRequest, cluster: ClusterInfo, pool: AcceleratorPool, ctx: CycleContext
     ) -> int:
-        return round(MAX_SCORE * fit_tightness(pool.nodes_by_free, pool.shared_devices, request.accelerator_milli))
+        return round(MAX_SCORE * fit_tightness(pool.nodes_by_free, pool.shared_devices, request.accelerator_milli,
+                                               mig_partition(pool)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +382,9 @@ class Fragmentation:
     capacity that was unusable anyway, half when it strands nothing new, less
     the more it strands. On an exact tie a fraction goes to an accelerator
     already shared (FGD sees no difference when nothing else is in demand).
+    On a MIG pool a fraction takes a partition whole and strands the rest of it
+    (`fragmentation.partition_waste`), so it goes to the smallest partition that
+    holds it, keeping the big ones for the asks only they serve.
 
     The paper also counts a model's whole capacity as fragment for the share of
     requests that cannot use it, which pulls flexible work onto models few jobs

@@ -21,7 +21,7 @@ from federator.model.accelerator import accepts_model
 from federator.scheduler.alternatives import Assignment, assign
 from federator.scheduler.fragmentation import fraction_bucket
 from federator.scheduler.framework import MAX_SCORE, CycleContext, PlacementRequest, PoolScorePlugin, accepted_pools
-from federator.scheduler.plugins import fit_tightness
+from federator.scheduler.plugins import fit_tightness, mig_partition
 from federator.scheduler.snapshot import Txn, reserve
 
 PoolScores = Sequence[tuple[PoolScorePlugin, int]]
@@ -55,7 +55,7 @@ def best_pool(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext
 
 def tie_key(pool: AcceleratorPool, milli: int, n: int) -> tuple[float, int]:
     """Between pools of equal score: the one the replica fits most tightly, then the one with most room (`n`)."""
-    return fit_tightness(pool.nodes_by_free, pool.shared_devices, milli), n
+    return fit_tightness(pool.nodes_by_free, pool.shared_devices, milli, mig_partition(pool)), n
 
 
 def best_model(request: PlacementRequest, cluster: ClusterInfo, ctx: CycleContext, scores: PoolScores,
@@ -99,7 +99,8 @@ def fit_count(request: PlacementRequest, cluster: ClusterInfo) -> int:
 
 def split_by_model(request: PlacementRequest, cluster: ClusterInfo, replicas: int, ctx: CycleContext,
                    scores: PoolScores) -> list[tuple[str, int]]:
-    """`replicas` replicas over the cluster's accepted models, best-scored pool first (in groups)."""
+    """`replicas` replicas over the cluster's accepted models, best-scored pool first (in groups); between
+    pools of equal score the one a replica fits most tightly first (`tie_key`), as `best_pool` chooses."""
     if not request.accelerator_milli:
         return [("", replicas)]
     g = max(1, request.spec.group_size)  # replicas that go together (a LeaderWorkerSet group) stay together
@@ -108,10 +109,10 @@ def split_by_model(request: PlacementRequest, cluster: ClusterInfo, replicas: in
         n = request.capacity_in(pool) // g * g
         if n:
             value = sum(w * plugin.pool_score(request, cluster, pool, ctx) for plugin, w in scores)
-            ranked.append((-value, n, pool.accelerator_model))
+            ranked.append((-value, -tie_key(pool, request.accelerator_milli, n)[0], n, pool.accelerator_model))
     out: list[tuple[str, int]] = []
     left = replicas
-    for _, cap, model in sorted(ranked):
+    for _, _, cap, model in sorted(ranked):
         k = min(cap, left)
         if k:
             out.append((model, k))
@@ -150,9 +151,10 @@ class QuotaBudget:
             room = one.capacity_in(pool) // g - mine.get(pool.accelerator_model, 0) // g
             if room > 0:
                 value = sum(w * plugin.pool_score(one, cluster, pool, self.ctx) for plugin, w in self.scores)
-                ranked.append((-value, room, pool.accelerator_model, pool.family))
+                tight = tie_key(pool, one.accelerator_milli, room)[0]
+                ranked.append((-value, -tight, room, pool.accelerator_model, pool.family))
         want = groups
-        for _, room, model, family in sorted(ranked):
+        for _, _, room, model, family in sorted(ranked):
             keys = [k for k in self.left if accepts_model(k, model, family)]
             k = min([room, want, *(self.left[key] // g for key in keys)])
             if k <= 0:

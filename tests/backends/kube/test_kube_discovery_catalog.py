@@ -86,10 +86,32 @@ def test_a_node_without_its_vendors_product_label_is_not_a_pool_but_unlabelled()
     assert (u.resource, u.devices, u.missing_label) == ("huawei.com/Ascend910", 8, "huawei.com/npu.chip.name")
 
 
-def test_a_vendor_that_labels_no_product_gets_its_default_model_pinned_by_the_resource() -> None:
-    node = _node(NodeSpec("mlu-0", "", 0, extended={"cambricon.com/mlu": "8"}))
-    (g,) = _discovery().groups([node], [])
-    assert (g.model, g.selector, g.resource) == ("MLU", (), "cambricon.com/mlu")
+def test_cambricon_hygon_and_gaudi_pools_are_named_by_their_labellers_labels() -> None:
+    """Outside QA, V3: every such node was pool MLU, DCU or Gaudi, so a job naming a catalog model of them
+    (MLU370-X8, Gaudi3) waited for ever beside idle devices. The labels are the vendors' own: Cambricon's node
+    labeller `Model`, Hygon's `hygon.com/dcu.name`, Gaudi feature discovery's `habana.ai/device.type`."""
+    nodes = [_node(NodeSpec("mlu-0", "", 0, extended={"cambricon.com/mlu": "8"}, labels={"Model": "MLU370-X8"})),
+             _node(NodeSpec("dcu-0", "", 0, extended={"hygon.com/dcu": "8"},
+                            labels={"hygon.com/dcu.name": "K100_AI"})),
+             _node(NodeSpec("gaudi-0", "", 0, extended={"habana.ai/gaudi": "8"},
+                            labels={"habana.ai/device.type": "GAUDI3"}))]
+    got = [(g.vendor, g.model, g.family, g.memory_mib, g.selector) for g in _discovery().groups(nodes, [])]
+    assert got == [("cambricon", "MLU370-X8", "", 49152, (("Model", "MLU370-X8"),)),
+                   ("hygon", "DCU-K100_AI", "DCU-K100", 65536, (("hygon.com/dcu.name", "K100_AI"),)),
+                   ("intel", "Gaudi3", "", 131072, (("habana.ai/device.type", "GAUDI3"),))]
+    bare = _node(NodeSpec("mlu-1", "", 0, extended={"cambricon.com/mlu": "8"}))
+    assert _discovery().groups([bare], []) == []  # no pool MLU its pods could not be pinned to (F3)
+    (u,) = _discovery().unlabelled([bare])
+    assert (u.resource, u.devices, u.missing_label) == ("cambricon.com/mlu", 8, "Model")
+
+
+def test_a_vendor_that_labels_no_product_gets_its_default_model_pinned_by_the_resource(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_text("vendors:\n  metax:\n    resources: [metax-tech.com/gpu]\n    defaultModel: MetaX-GPU\n")
+    merged = builtin_catalog().merged(load_catalog_file(path))
+    node = _node(NodeSpec("mx-0", "", 0, extended={"metax-tech.com/gpu": "8"}))
+    (g,) = Discovery.from_catalog(merged).groups([node], [])
+    assert (g.model, g.selector, g.resource) == ("MetaX-GPU", (), "metax-tech.com/gpu")
 
 
 def test_an_operators_catalog_file_adds_a_vendors_device_plugin(tmp_path: Path) -> None:

@@ -122,15 +122,19 @@ def _job(models: str) -> Any:
     ("acceleratorModels: [H100, Unknown]", "spec.acceleratorModels[1]"),
     ("accelerators: [{model: AMD-GPU, count: 8}]", "spec.accelerators[0].model"),
     ("accelerators: [{model: Ascend910, vendor: huawei, count: 8}]", "spec.accelerators[0].model"),
-], ids=["unknown", "unknown-second", "amd-fallback", "ascend-fallback"])
+    ("accelerators: [{model: MLU, vendor: cambricon, count: 8}]", "spec.accelerators[0].model"),
+    ("accelerators: [{model: Gaudi, count: 8}]", "spec.accelerators[0].model"),
+], ids=["unknown", "unknown-second", "amd-fallback", "ascend-fallback", "cambricon-fallback", "gaudi-fallback"])
 def test_a_placeholder_model_name_is_refused_naming_the_field(models: str, field: str) -> None:
     with pytest.raises(JobFileError) as err:
         parse_job(_job(models))
     assert field in str(err.value) and "names no accelerator model" in str(err.value)
 
 
-def test_a_vendor_without_product_labels_keeps_its_default_model_as_a_name() -> None:
-    parse_job(_job("accelerators: [{model: MLU, vendor: cambricon, count: 8}]"))
+def test_a_catalog_model_of_a_vendor_whose_labeller_names_it_is_a_name() -> None:
+    """Cambricon, Hygon and Gaudi pools are named by their labellers' labels now (outside QA, V3)."""
+    parse_job(_job("accelerators: [{model: MLU370-X8, count: 8}, {model: DCU-K100, count: 8}, "
+                   "{model: Gaudi3, count: 8}]"))
 
 
 def test_the_federator_refuses_a_placeholder_model_a_member_still_reports() -> None:

@@ -79,6 +79,7 @@ from federator.backends.kube.resource_quotas import ResourceQuotas
 from federator.backends.kube.stops import StopNotices, StopReason, fault_reason
 from federator.backends.kube.tenant_namespaces import RBAC_FIX, TenantNamespaces
 from federator.backends.kube.unlabelled import UnlabelledAccelerators
+from federator.backends.kube.unsupported import UnsupportedAccelerators
 from federator.backends.kube.workload_ends import workload_ended_at
 from federator.backends.kube.workloads import (
     DEFAULT_FINISHED_TTL_SECONDS,
@@ -219,6 +220,7 @@ class KubeBackend:
         self._pod_relists = 0  # the pod informer's re-lists the gang guard has been told of
         self.drift = DriftGuard(kueue=bool(kueue_queue))  # what the agent rendered, kept so on the member (drift.py)
         self.unlabelled = UnlabelledAccelerators()  # devices no label names the model of (unlabelled.py)
+        self.unsupported = UnsupportedAccelerators()  # devices in units that are not chips (unsupported.py)
         # The provider's ResourceQuotas where placements run, held against the report (resource_quotas.py).
         self.quotas = ResourceQuotas(api, base=namespace, per_queue=namespace_per_queue, watch_timeout=watch_timeout)
         # The Job controller's FailedCreate Events: a gang the member refuses to create is refused at once.
@@ -336,6 +338,7 @@ class KubeBackend:
         pods = [p for p in self.pods.cache.values() if not leaving or self._placement_of_pod(p) not in leaving]
         groups = self.device_groups(pods)
         self.unlabelled.seen(self.discovery.unlabelled(self.nodes.cache.values()))  # not offered: said, counted
+        self.unsupported.seen(self.discovery.unsupported(self.nodes.cache.values()))  # the same
         resources = {g.resource for g in groups if g.resource}
         left = self.gang.quota_left(resources)
         namespace_room = self.quotas.room(resources)
@@ -356,6 +359,11 @@ class KubeBackend:
     def unlabelled_accelerators(self) -> Mapping[str, int]:
         """Per resource, the devices left out of the last report because no label names their model."""
         return self.unlabelled.by_resource
+
+    @property
+    def unsupported_accelerators(self) -> Mapping[str, int]:
+        """Per resource, the devices left out of the last report because their units are not chips (vNPU)."""
+        return self.unsupported.by_resource
 
     async def probe_member(self) -> str | None:
         """Does the member's API server answer (agent/member_health.py)? None when it does, else what failed.

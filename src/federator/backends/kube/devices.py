@@ -30,7 +30,18 @@ resource to ask for, which every labelled node of the vendor also has, so
 kube-scheduler put it on an A100 node while the unlabelled one idled, and
 both pools' books went wrong (outside provider QA F3). A vendor whose plugin
 names no product at all (no `productLabel` in the catalog) is one pool per
-resource, which the resource itself pins. `pools.py` turns groups into
+resource, which the resource itself pins.
+
+Devices whose units are not chips and not a sharing mode the resource model
+has are `UnsupportedDevices`, never a pool either: Huawei's static vNPU
+templates (``huawei.com/Ascend310P-2c``: one unit is a partition of 2 of a
+chip's AI cores, a pod may take one) and HAMi's Ascend devices (the chip in
+the resource, ``huawei.com/Ascend910B3``, sliced by ``-memory``). Counted as
+chips, a vNPU template's 8 units made a 310P pool 8 chips bigger and a
+10-NPU job asked a resource no node had ten of (outside QA, V2); they are
+said and counted instead (`unsupported.py`). Such a resource is never a
+pool even when an operator's catalog lists it among the vendor's resources.
+`pools.py` turns groups into
 the scheduler's `AcceleratorPool`s; `accelerators.py` renders a placement on a
 group back into resources and a node selector.
 """
@@ -60,6 +71,10 @@ NVIDIA_MEMORY_LABEL = "nvidia.com/gpu.memory"
 NVIDIA_REPLICAS_LABEL = "nvidia.com/gpu.replicas"
 NVIDIA_SHARING_LABEL = "nvidia.com/gpu.sharing-strategy"
 MIG_RESOURCE = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)$")
+# MindCluster static vNPU templates (Ascend910-2c ... -16c, Ascend310P-1c ... -4c.4cpu.dvpp) and HAMi's
+# chip-named Ascend devices (Ascend910A, Ascend910B3; their -memory companion is not a device)
+ASCEND_VNPU = re.compile(r"^huawei\.com/Ascend(?:910|310P?)-\d+c(?:\.[0-9a-z]+)*$")
+ASCEND_HAMI = re.compile(r"^huawei\.com/Ascend910[A-Z][0-9A-Za-z]*$")
 SHARED_SUFFIX = "-SHARED"
 UNKNOWN_MODEL = "unknown"  # a plugin group's model when its vendor names none (catalog: no productLabel, defaultModel)
 _MEMORY_EIGHTHS = 8  # MIG divides a GPU's memory in eight slices
@@ -103,6 +118,25 @@ class UnlabelledDevices:
     resource: str
     devices: int
     missing_label: str  # the label that would name them (the vendor's first product label)
+
+
+@dataclass(frozen=True, slots=True)
+class UnsupportedDevices:
+    """Devices on a node in units the federator has no model of (module docstring): not offered, counted."""
+
+    node: str
+    resource: str
+    devices: int  # units of `resource` (vNPUs, HAMi devices)
+    what: str  # what they are, for the operator
+
+
+def unsupported_kind(resource: str) -> str:
+    """What a resource's units are when the federator cannot offer them as a pool, "" when it can."""
+    if ASCEND_VNPU.match(resource):
+        return "Ascend vNPU partitions (a static vNPU template: a share of one chip's AI cores)"
+    if ASCEND_HAMI.match(resource):
+        return "HAMi Ascend devices (shared by memory)"
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +254,22 @@ def unlabelled_devices(node: Obj, plugins: Sequence[DevicePlugin]) -> list[Unlab
     return [g for g in _scan(node, plugins) if isinstance(g, UnlabelledDevices)]
 
 
+def unsupported_devices(node: Obj, plugins: Sequence[DevicePlugin]) -> list[UnsupportedDevices]:
+    """The devices of one node that are not offered because their units are not chips (module docstring):
+    only for a vendor the catalog has (Huawei's), whether or not its catalog lists the resource."""
+    if not any(p.vendor == "huawei" for p in plugins):
+        return []
+    meta, status = node.get("metadata") or {}, node.get("status") or {}
+    allocatable: Mapping[str, Any] = status.get("allocatable") or {}
+    out = []
+    for resource, raw in sorted(allocatable.items()):
+        what = unsupported_kind(str(resource))
+        count = quantity_int(raw)
+        if what and count > 0:
+            out.append(UnsupportedDevices(str(meta.get("name", "")), str(resource), count, what))
+    return out
+
+
 def _scan(node: Obj, plugins: Sequence[DevicePlugin]) -> list[DeviceGroup | UnlabelledDevices]:
     meta, status = node.get("metadata") or {}, node.get("status") or {}
     name = str(meta.get("name", ""))
@@ -229,6 +279,8 @@ def _scan(node: Obj, plugins: Sequence[DevicePlugin]) -> list[DeviceGroup | Unla
     groups: list[DeviceGroup | UnlabelledDevices] = []
     hami = annotations.get(HAMI_REGISTER_ANNOTATION)
     for plugin in plugins:
+        if unsupported_kind(plugin.resource):  # a catalog that lists one: still not chips (unsupported_devices)
+            continue
         units = quantity_int(allocatable.get(plugin.resource))
         if plugin.resource == NVIDIA_GPU and hami:
             group = _hami_group(name, plugin, hami, units, labels)
@@ -389,6 +441,7 @@ def with_usage(groups: Iterable[DeviceGroup], pods: Iterable[Obj]) -> list[Devic
 
 __all__ = [
     "HAMI_CORES_RESOURCE", "HAMI_MEMORY_RESOURCE", "HAMI_REGISTER_ANNOTATION", "DeviceGroup", "DevicePlugin",
-    "UNKNOWN_MODEL", "Sharing", "UnlabelledDevices", "memory_mib", "node_groups", "parse_hami_register", "pod_amount",
-    "quantity_int", "unlabelled_devices", "with_usage",
+    "UNKNOWN_MODEL", "Sharing", "UnlabelledDevices", "UnsupportedDevices", "memory_mib", "node_groups",
+    "parse_hami_register", "pod_amount", "quantity_int", "unlabelled_devices", "unsupported_devices",
+    "unsupported_kind", "with_usage",
 ]

@@ -22,8 +22,10 @@ from federator.backends.kube.devices import (
     DeviceGroup,
     DevicePlugin,
     UnlabelledDevices,
+    UnsupportedDevices,
     node_groups,
     unlabelled_devices,
+    unsupported_devices,
     with_usage,
 )
 from federator.backends.kube.dra import DraDriver, dra_groups
@@ -91,6 +93,11 @@ class Discovery:
     def unlabelled(self, nodes: Iterable[Obj]) -> list[UnlabelledDevices]:
         """The devices of the given nodes that no label names the model of: counted, never offered (devices.py)."""
         return [u for n in nodes for u in unlabelled_devices(n, self.plugins)]
+
+    def unsupported(self, nodes: Iterable[Obj]) -> list[UnsupportedDevices]:
+        """The devices of the given nodes in units that are not chips (Ascend vNPU, HAMi Ascend): counted, never
+        offered (devices.py)."""
+        return [u for n in nodes for u in unsupported_devices(n, self.plugins)]
 
     def _named(self, group: DeviceGroup) -> DeviceGroup:
         """The group under the catalog's model name (vendor prefix: 910B3 -> Ascend910B3), with the
