@@ -17,7 +17,10 @@ templates: bench/watch_memory.py), and the history's revisions say nearly all of
 change made before its announcement (a write on its way to the store: a new job the snapshot sent before its
 Submit's write returned, a cycle's placements) whose job was sent meanwhile. For that, a stream keeps a digest of
 its last RECENT_SENDS sends (`RecentSends`): a write's way is short, so the state it would send again was sent
-lately. One sent longer ago may come twice, which jobs.proto allows ("apply a job's state as a replacement").
+lately. One sent longer ago comes twice, and jobs.proto says so (Watch: "A job may also come again in a state this
+stream already sent it"; a snapshot of more than RECENT_SENDS jobs during a cycle that places some of them meets
+it): keeping every send until its announcement would be the O(jobs) copy again, to spare a repeat that a client
+applying each Job as a replacement takes in its stride.
 """
 
 from __future__ import annotations
