@@ -217,9 +217,9 @@ def test_a_job_no_member_could_hold_even_empty_is_accepted_with_a_warning(
 def test_the_fleet_fit_warning_is_judged_once_per_job_shape_until_a_members_pools_change_shape(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Each Submit built a snapshot of every member and judged every pool for the warning above (bench/submit_scale.py
-    --agents: a tenth of a placed Submit's loop time with three members, O(members)). The answer is kept per job
-    shape, and judged again only when a member's pools change in what the check reads (devices, nodes, models, its
-    region), not when a report moves free room; a member forgotten changes it too."""
+    --agents: 7% of a placed Submit's loop time with three members, and O(members): 3 ms a Submit with 500). The
+    answer is kept per job shape, and judged again only when a member's pools change in what the check reads
+    (devices, nodes, models, its region), not when a report moves free room; a member forgotten changes it too."""
     from federator.server import fleet_models
     judged: list[str] = []
     check = fleet_models.never_as_the_fleet_stands
