@@ -562,6 +562,11 @@ class Metrics:
             "federator_job_updates_limited_total",
             "JobUpdates dropped because their cluster sent more than its update budget allows.",
             ["cluster"], registry=r)
+        # Watch streams open (server/watch_seats.py), read against --max-watches: the job service sets its function.
+        self.watch_streams = Gauge(
+            "federator_watch_streams",
+            "JobService.Watch streams open, every user's; at --max-watches one more is refused RESOURCE_EXHAUSTED "
+            "(WATCHES_FULL), and in its last tenth a user already holding one is.", registry=r)
         # Cancels of removed jobs a member has not confirmed (server/unconfirmed_cancels.py).
         self.unconfirmed_cancels = Gauge(
             "federator_unconfirmed_cancels",

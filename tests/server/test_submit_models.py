@@ -212,3 +212,39 @@ def test_a_job_no_member_could_hold_even_empty_is_accepted_with_a_warning(
     assert warning.startswith(warned), warning
     assert warning.endswith("it can never run as the fleet stands (shrink it, or it waits until the fleet grows to "
                             "hold it); the job is accepted")
+
+
+def test_the_fleet_fit_warning_is_judged_once_per_job_shape_until_a_members_pools_change_shape(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Submit built a snapshot of every member and judged every pool for the warning above (bench/submit_scale.py
+    --agents: 7% of a placed Submit's loop time with three members, and O(members): 3 ms a Submit with 500). The
+    answer is kept per job shape, and judged again only when a member's pools change in what the check reads
+    (devices, nodes, models, its region), not when a report moves free room; a member forgotten changes it too."""
+    from federator.server import fleet_models
+    judged: list[str] = []
+    check = fleet_models.never_as_the_fleet_stands
+
+    def counted(*args: object, **kw: object) -> str:
+        judged.append("")
+        return check(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fleet_models, "never_as_the_fleet_stands", counted)
+    fed = _fleet()
+    too_big = {"replicas": 3, "accelerators": [{"model": "H100", "count": 8}]}
+
+    def warned(name: str) -> list[str]:
+        return [w for w in fed.intake.warnings(fed.submit(_job(name, **too_big)).spec) if "even empty" in w]
+
+    first = warned("a")
+    assert len(first) == 1 and warned("b") == first and len(judged) == 1  # one shape, judged once
+    nv = fed.clusters["nv"]
+    assert nv.capacity is not None
+    busy = tuple(pool(H100, nodes=2, free=0) if p.accelerator_model == H100 else p
+                 for p in nv.capacity.accelerator_pools)
+    fed.report(nv, replace(nv.capacity, accelerator_pools=busy))  # every H100 taken: free room, not shape
+    assert len(warned("c")) == 1 and len(judged) == 1
+    grown = tuple(pool(H100, nodes=3) if p.accelerator_model == H100 else p for p in busy)
+    fed.report(nv, replace(nv.capacity, accelerator_pools=grown))  # a third node: room for 3 gangs of 8
+    assert warned("d") == [] and len(judged) == 2
+    fed.intake.fleet.gone("nv")  # forgotten (the registry's record stays here: the check reads it again)
+    assert warned("e") == [] and len(judged) == 3

@@ -19,7 +19,7 @@ from federator.model import JobPhase
 from federator.security.limits import Limits
 from federator.server.federator import Federator
 from federator.server.retention import Retention, RetentionPolicy
-from federator.server.watch_stream import Seats
+from federator.server.watch_seats import Seats
 from federator.store import SqliteJobStore
 
 DAY = 24 * 3600.0
@@ -215,11 +215,11 @@ def test_one_user_may_hold_only_so_many_watches_open_and_a_closed_one_frees_its_
 
 def test_seats_are_counted_per_user_and_0_is_no_cap() -> None:
     seats = Seats(1)
-    assert seats.take("alice") == "" and seats.take("bob") == ""
-    assert "user 'alice' has 1 Watch streams open" in seats.take("alice")
+    assert seats.take("alice") is None and seats.take("bob") is None
+    assert "user 'alice' has 1 Watch streams open" in (seats.take("alice") or pytest.fail()).details
     seats.give_back("alice")
-    assert seats.take("alice") == ""
+    assert seats.take("alice") is None
     unbounded = Seats(0)
-    assert all(unbounded.take("alice") == "" for _ in range(100))
+    assert all(unbounded.take("alice") is None for _ in range(100))
     with pytest.raises(ValueError, match="^limits.max_watches_per_user: must be 0 .no cap. or more, got -1$"):
         Limits(max_watches_per_user=-1)

@@ -120,3 +120,46 @@ def test_recent_sends_know_the_last_states_sent_and_forget_the_oldest_past_their
     assert not recent.again("a", b"two")  # a new state is sent, and known from now
     assert not recent.again("b", b"x") and not recent.again("c", b"y")  # a, the oldest, leaves
     assert not recent.again("a", b"two") and recent.again("c", b"y")
+
+
+@pytest.mark.parametrize("numbered", [True, False], ids=["numbered", "old-style"])
+@pytest.mark.parametrize(("window", "again"), [(3, False), (2, True)], ids=["within-the-window", "past-the-window"])
+def test_a_state_sent_before_its_announcement_comes_again_only_past_the_streams_window(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, numbered: bool, window: int, again: bool) -> None:
+    """What jobs.proto's Watch says a client may see: job a changed in memory, its write on its way, when the
+    snapshot sent it; two more jobs were sent before the change was announced. A stream remembers its last
+    RECENT_SENDS states (here `window`): within it the announcement sends nothing; past it, a's state comes again,
+    unchanged, at the announcement's revision. The real window is RECENT_SENDS."""
+    monkeypatch.setattr(watch_stream, "RecentSends", lambda: RecentSends(window))
+    fed = Federator(store=SqliteJobStore(tmp_path / "f.db"), clock=Clock())
+
+    async def main() -> None:
+        async with job_api(fed) as api:
+            a, b, c = [(await api.Submit(submit_request(n))).job.job_id for n in ("a", "b", "c")]
+            fed.jobs[JobId(a)].message = "placed, its write on its way"  # not announced yet
+            watch = api.Watch(jobs_pb2.WatchJobsRequest(send_bookmarks=numbered))
+            snapshot = await read_watch(watch, 4 if numbered else 3)
+            assert [(m.job_id, m.message) for m in snapshot[:3]] == [
+                (a, "placed, its write on its way"), (b, fed.jobs[JobId(b)].message), (c, fed.jobs[JobId(c)].message)]
+            fed.notify([fed.jobs[JobId(a)]])  # the write is done: announced
+            announced = fed.history.revision
+            _said(fed, b, "after the snapshot")
+            got = await read_watch(watch, 2 if again else 1)
+            if again:
+                assert (got[0].job_id, got[0].message) == (a, "placed, its write on its way")
+                repeat = types_pb2.Job()
+                repeat.CopyFrom(got[0])
+                repeat.revision = snapshot[0].revision
+                assert repeat == snapshot[0]  # the very state the snapshot sent
+                assert got[0].revision == (announced if numbered else 0)
+            assert (got[-1].job_id, got[-1].message) == (b, "after the snapshot")
+            watch.cancel()
+
+    asyncio.run(main())
+    fed.store.close()
+
+
+def test_the_window_of_recent_sends_is_the_one_jobs_proto_names() -> None:
+    """The contract names the window a client may see a repeat past: the two must not drift apart."""
+    text = (Path(__file__).resolve().parents[2] / "proto/federator/v1/jobs.proto").read_text()
+    assert f"remembers only the\n// states of its last {watch_stream.RECENT_SENDS} messages" in text

@@ -83,6 +83,14 @@ def pool_devices(pool: AcceleratorPool) -> int:
     return max(pool.total_accelerators, pool.allocatable_accelerators, free)
 
 
+def fleet_shape(pool: AcceleratorPool) -> tuple[object, ...]:
+    """What the check reads of a pool, its free room aside (which moves with every placement and report): pools of
+    one shape are judged alike, so a report that moves only free room need not have a job judged again
+    (server/fleet_models.py memoizes Submit's warning by the members' shapes)."""
+    return (pool.vendor, pool.accelerator_model, pool.family, pool.memory_mib, pool.sharing, pool.unit_milli,
+            pool.largest_node_accelerators, pool_devices(pool), pool.nodes)
+
+
 def rooms(request: PlacementRequest, snapshot: Snapshot) -> list[Largest]:
     """Per cluster with a pool the request accepts (its quota aside: that is fairshare's), its largest pool's."""
     free = replace(request, blocked_models=(), model_caps=())
@@ -188,5 +196,5 @@ def _models(request: PlacementRequest, found: Sequence[Largest]) -> str:
     return "|".join(named) if named else "|".join(sorted({r.pool.accelerator_model for r in found}))
 
 
-__all__ = ["FleetFit", "Largest", "most_replicas", "never_as_the_fleet_stands", "never_fits", "node_short",
-           "pool_devices", "replica_units", "rooms"]
+__all__ = ["FleetFit", "Largest", "fleet_shape", "most_replicas", "never_as_the_fleet_stands", "never_fits",
+           "node_short", "pool_devices", "replica_units", "rooms"]

@@ -125,6 +125,13 @@ class Limits:
     # every call of a 2-CPU federator tenfold (outside QA, portal m9), and a client that opens a stream per
     # reconnect without closing the last would hold them all. With --insecure every caller is 'anonymous'.
     max_watches_per_user: int = 32
+    # Watch streams open at once in all, every user's (0: no cap; server/watch_seats.py; the last tenth is kept for
+    # users holding none). The per-user cap bounds one user, not a thousand organisations' users. An open stream
+    # holds 0.1-0.2 MiB (its frame, the digests of its last sends: docs/benchmarks.md "Watch streams") and every
+    # change wakes it to read the shared history, so 1,000 hold at most ~0.2 GiB, the size of a 100,000-job
+    # backlog, and a change costs the loop one read per stream. 1,000 is a portal's Watch for each of a thousand
+    # organisations, or the CLI watches of as many people at once; a bigger host raises it.
+    max_watches: int = 1_000
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "report_burst", "job_update_burst", "max_replicas_per_job",
@@ -139,6 +146,8 @@ class Limits:
         if self.report_bytes_per_second < 0:
             raise ValueError("limits.report_bytes_per_second: must be 0 (no budget) or more, "
                              f"got {self.report_bytes_per_second!r}")
+        if self.max_watches < 0:
+            raise ValueError(f"limits.max_watches: must be 0 (no cap) or more, got {self.max_watches!r}")
         if self.max_watches_per_user < 0:
             raise ValueError("limits.max_watches_per_user: must be 0 (no cap) or more, "
                              f"got {self.max_watches_per_user!r}")

@@ -154,13 +154,14 @@ ERROR_DOMAIN = "federator.io"
 class Exhausted(StrEnum):
     """Why a call was RESOURCE_EXHAUSTED: the ErrorInfo.reason a client branches on (jobs.proto, "Calling this API").
 
-    The code alone has five meanings that want opposite answers, and a client told them apart by the message's
+    The code alone has six meanings that want opposite answers, and a client told them apart by the message's
     words (outside QA, portal M3): a generic "retry RESOURCE_EXHAUSTED" looped for ever on an oversized Submit."""
 
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"  # over --max-message-bytes: never retry it as it is
     BACK_PRESSURE = "BACK_PRESSURE"  # a pending cap or byte budget: retry after RetryInfo, same request_id
     WATCH_FELL_BEHIND = "WATCH_FELL_BEHIND"  # the stream was ended: watch again now
     WATCH_LIMIT = "WATCH_LIMIT"  # the caller holds --max-watches-per-user streams: end one first
+    WATCHES_FULL = "WATCHES_FULL"  # the federator holds --max-watches streams (watch_seats.py): retry after RetryInfo
 
 
 class PressedLimit(StrEnum):

@@ -248,7 +248,7 @@ class Federator:
             return  # Partitioned; a stale capacity, not taken
         previous, rec.capacity = rec.capacity, capacity
         rec.last_seen_at = self.clock()  # last_report_at below: a re-sync dates what is gone by the report before
-        self.intake.fleet.reported(rec.name, capacity)
+        self.intake.fleet.reported(rec.name, capacity, rec.region)
         self.cycles.reported(rec.name, previous, capacity)
         if not rec.resynced:
             rec.resynced = True

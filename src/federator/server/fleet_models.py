@@ -10,7 +10,11 @@ may be a multi-arch build).
 
 Submit is on the hot path: the fleet's model set is cached and rebuilt only
 after a member reports a different set of pools, the catalog's answers are
-memoized per name by the catalog itself, and nothing here looks at jobs.
+memoized per name by the catalog itself, and nothing here looks at jobs. The
+fleet-fit warning (could any member hold the job even empty?) is memoized per
+job shape until a member's pools change shape (`fleet_shape`: devices, nodes,
+model; not free room): it built a snapshot of every member and judged every
+pool on each Submit, O(fleet) for an answer that changes when the fleet does.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from federator.jobfile import placeholder_problem
 from federator.model import AcceleratorAlternative, ClusterCapacity, ClusterInfo, ClusterState, JobId, JobSpec
 from federator.model.accelerator import accepts_model
 from federator.scheduler import PlacementRequest, Snapshot
-from federator.scheduler.fleet_fit import never_as_the_fleet_stands
+from federator.scheduler.fleet_fit import fleet_shape, never_as_the_fleet_stands
 
 FleetModel = tuple[str, str, str]  # (vendor, model, family) of a pool a member reported
+Member = tuple[str, str, ClusterState, ClusterCapacity | None]  # name, region, state, last report
+FITS_KEPT = 10_000  # fleet-fit answers kept per fleet shape (job shapes; a few hundred in practice)
 
 
 def asked_models(spec: JobSpec) -> list[tuple[str, str, str]]:
@@ -77,8 +83,7 @@ def alternative_warnings(spec: JobSpec, vendor_of: Callable[[str], str] = model_
     return out
 
 
-def fleet_fit_warnings(spec: JobSpec, members: Iterable[tuple[str, str, ClusterState, ClusterCapacity | None]],
-                       legacy_vendor: str = "") -> list[str]:
+def fleet_fit_warnings(spec: JobSpec, members: Iterable[Member], legacy_vendor: str = "") -> list[str]:
     """A job no member cluster could hold even empty (`members`: name, region, state, last report): the cycle
     judges it never runnable as the fleet stands (scheduler/fleet_fit.py), and its user hears so at once, as of a
     model no member has, not after hours of "no node with 8 free" (outside SRE QA, F11). A warning, not a
@@ -101,14 +106,21 @@ class FleetModels:
         self._by_cluster: dict[str, frozenset[FleetModel]] = {}
         self._present: dict[tuple[str, str], bool] = {}  # in_fleet answers for the fleet as it is now
         self._memory: dict[str, int] = {}  # per member: the most memory one of its devices has (MiB, 0 = unknown)
+        self._shapes: dict[str, tuple[object, ...]] = {}  # per member: its region and pools' `fleet_shape`
+        self._fits: dict[tuple[object, ...], tuple[str, ...]] = {}  # fleet_fit_warnings per job shape, this fleet
 
     @property
     def models(self) -> frozenset[FleetModel]:
         return self._fleet
 
-    def reported(self, cluster: str, capacity: ClusterCapacity) -> None:
-        """A member's report: the set is rebuilt only when that member's pools are not the ones it had."""
+    def reported(self, cluster: str, capacity: ClusterCapacity, region: str = "") -> None:
+        """A member's report: the set is rebuilt only when that member's pools are not the ones it had, and the
+        fleet-fit answers forgotten only when their shapes (or its region) are not."""
         pools = frozenset((p.vendor, p.accelerator_model, p.family) for p in capacity.accelerator_pools)
+        shape = (region, tuple(fleet_shape(p) for p in capacity.accelerator_pools))
+        if self._shapes.get(cluster) != shape:
+            self._shapes[cluster] = shape
+            self._fits.clear()
         self._memory[cluster] = max((p.memory_mib for p in capacity.accelerator_pools), default=0)
         if self._by_cluster.get(cluster) != pools:
             self._by_cluster[cluster] = pools
@@ -119,10 +131,24 @@ class FleetModels:
     def gone(self, cluster: str) -> None:
         """A member forgotten (server/leases.py): its models leave the fleet, unless another member has them."""
         self._memory.pop(cluster, None)
+        self._shapes.pop(cluster, None)
+        self._fits.clear()
         if self._by_cluster.pop(cluster, None) is not None:
             fleet = frozenset().union(*self._by_cluster.values())
             if fleet != self._fleet:
                 self._fleet, self._present = fleet, {}
+
+    def fit_warnings(self, spec: JobSpec, members: Iterable[Member], legacy_vendor: str = "") -> list[str]:
+        """`fleet_fit_warnings` of `members` (the federator's, as reported here: read only when the answer for
+        this job's shape is not kept), memoized by what the check reads of the job (as the cycle's `FleetFit`)."""
+        key = (legacy_vendor, spec.kind, spec.replicas, spec.resources, spec.accelerator_models, spec.accelerators,
+               spec.min_regions, spec.group_size)
+        said = self._fits.get(key)
+        if said is None:
+            if len(self._fits) >= FITS_KEPT:
+                self._fits.clear()
+            said = self._fits[key] = tuple(fleet_fit_warnings(spec, members, legacy_vendor))
+        return list(said)
 
     def _in_fleet(self, model: str, vendor: str) -> bool:
         present = self._present.get((model, vendor))

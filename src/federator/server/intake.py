@@ -47,7 +47,7 @@ from federator.security.authz import DELEGATE_ANNOTATION, Submitter, submitter_o
 from federator.security.delegates import Budget, Delegate, budget
 from federator.security.limits import BACK_PRESSURE, RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
-from federator.server.fleet_models import FleetModels, fleet_fit_warnings
+from federator.server.fleet_models import FleetModels
 from federator.server.job_bytes import UnfinishedBytes
 from federator.server.kept_room import KeptRoom
 from federator.server.settle import unreported
@@ -203,7 +203,7 @@ class Intake:
         config = self.fed.scheduler.config
         members = ((c.name, c.region, c.state, c.capacity) for c in self.fed.clusters.values())
         return early + template_key_warnings(spec) + accelerator_warnings(spec) + rendezvous_warnings(spec) \
-            + self.fleet.warnings(spec) + fleet_fit_warnings(spec, members, config.legacy_vendor) \
+            + self.fleet.warnings(spec) + self.fleet.fit_warnings(spec, members, config.legacy_vendor) \
             + latency_warnings(spec, config, regions) + queue_warnings(spec.queue, config) \
             + region_warnings(spec, regions, config)
 

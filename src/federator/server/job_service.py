@@ -42,6 +42,7 @@ from federator.server.namespace_gate import NamespaceGate
 from federator.server.paging import PageTokenError, page
 from federator.server.scaling import ScaleProblem, ScaleRefused
 from federator.server.watch_encodings import JobEncodings
+from federator.server.watch_seats import Seats
 from federator.store.errors import NameTaken, StoreRefused, StoreUnavailable
 
 
@@ -129,7 +130,8 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
                  namespaces: NamespaceGate | None = None) -> None:
         super().__init__(federator, auth, authz=authz, audit=audit)
         self.namespaces = namespaces
-        self.watch_seats = watch_stream.Seats(federator.limits.max_watches_per_user)  # per user (watch_stream.py)
+        self.watch_seats = Seats(federator.limits.max_watches_per_user, federator.limits.max_watches,
+                                 federator.metrics.watch_streams)  # per user and in all (watch_seats.py)
         self.watch_encodings = JobEncodings(federator.history.newest)  # shared by the streams (watch_encodings.py)
         # A delegate's budget is read from the live policy's entry (a reload changes it from the next Submit)
         federator.intake.delegates = lambda name: self.authz.policy.delegates.get(name)

@@ -17,7 +17,10 @@ templates: bench/watch_memory.py), and the history's revisions say nearly all of
 change made before its announcement (a write on its way to the store: a new job the snapshot sent before its
 Submit's write returned, a cycle's placements) whose job was sent meanwhile. For that, a stream keeps a digest of
 its last RECENT_SENDS sends (`RecentSends`): a write's way is short, so the state it would send again was sent
-lately. One sent longer ago may come twice, which jobs.proto allows ("apply a job's state as a replacement").
+lately. One sent longer ago comes twice, and jobs.proto says so (Watch: "A job may also come again in a state this
+stream already sent it"; a snapshot of more than RECENT_SENDS jobs during a cycle that places some of them meets
+it): keeping every send until its announcement would be the O(jobs) copy again, to spare a repeat that a client
+applying each Job as a replacement takes in its stride.
 """
 
 from __future__ import annotations
@@ -67,32 +70,6 @@ class RecentSends:
         self._sent.pop(job_id, None)
 
 
-class Seats:
-    """Open Watch streams per identity, at most `limit` each (0: no cap; serve --max-watches-per-user,
-    Limits.max_watches_per_user says why). One user's streams never refuse another user's."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._open: dict[str, int] = {}
-
-    def take(self, user: str) -> str:
-        """'' when `user` took a seat, else the refusal (RESOURCE_EXHAUSTED) naming the limit."""
-        held = self._open.get(user, 0)
-        if self.limit and held >= self.limit:
-            return (f"watch: user {shown(user)} has {held} Watch streams open, the most one user may hold "
-                    f"({self.limit}, --max-watches-per-user); end one first (a portal runs one Watch and fans it "
-                    "out)")
-        self._open[user] = held + 1
-        return ""
-
-    def give_back(self, user: str) -> None:
-        held = self._open.get(user, 0) - 1
-        if held > 0:
-            self._open[user] = held
-        else:
-            self._open.pop(user, None)
-
-
 def _bookmark(revision: int) -> types_pb2.Job:
     return types_pb2.Job(bookmark=True, revision=revision)
 
@@ -119,9 +96,9 @@ async def watch(edge: JobService, request: jobs_pb2.WatchJobsRequest,
         await context.abort(grpc.StatusCode.OUT_OF_RANGE, history.too_old(request.since_revision))
     if 0 < request.since_revision < history.policy_at:
         await context.abort(grpc.StatusCode.OUT_OF_RANGE, history.policy_gone(history.policy_at))
-    refusal = edge.watch_seats.take(who.user)
-    if refusal:
-        await context.abort_with_status(exhausted(refusal, Exhausted.WATCH_LIMIT))
+    refusal = edge.watch_seats.take(who.user)  # per user and in all (watch_seats.py)
+    if refusal is not None:
+        await context.abort_with_status(refusal)
     user = who.user
     loop = asyncio.get_running_loop()
     encodings = edge.watch_encodings
@@ -244,4 +221,4 @@ async def _shown(edge: JobService, job: Job, who: Principal, checked_at: float, 
     return pb, who, checked_at
 
 
-__all__ = ["BOOKMARK_SECONDS", "RECENT_SENDS", "WATCH_RECHECK_SECONDS", "RecentSends", "Seats", "watch"]
+__all__ = ["BOOKMARK_SECONDS", "RECENT_SENDS", "WATCH_RECHECK_SECONDS", "RecentSends", "watch"]

@@ -309,9 +309,14 @@ class JobServiceServicer:
         nothing, and its snapshot is then taken as of that moment: give the
         first message no deadline of its own (a resume, since_revision, and a
         Watch of one job do not wait). A stream whose client takes no message
-        for 2 seconds gives its turn up. Retry: safe: watch again, at once
-        after WATCH_FELL_BEHIND, with backoff after UNAVAILABLE; not after
-        NOT_FOUND or PERMISSION_DENIED. A new Watch starts with a new snapshot.
+        for 2 seconds gives its turn up. A Watch may also be refused before it
+        opens: RESOURCE_EXHAUSTED WATCH_LIMIT (the caller holds its
+        --max-watches-per-user streams) or WATCHES_FULL (the federator holds its
+        --max-watches streams in all; see "Limits" at WatchJobsRequest). Retry:
+        safe: watch again, at once after WATCH_FELL_BEHIND, with backoff after
+        UNAVAILABLE, after the RetryInfo's retry_delay after WATCHES_FULL; after
+        WATCH_LIMIT once one of the caller's streams ended; not after NOT_FOUND
+        or PERMISSION_DENIED. A new Watch starts with a new snapshot.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
