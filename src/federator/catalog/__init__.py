@@ -3,8 +3,10 @@
 The catalog is data (`accelerators.yaml`, shipped in the package), so a new
 vendor or model is a file change, not a code change. Operators extend it with
 a file of the same format (`--accelerator-catalog FILE`): its vendors are
-merged over the built-in ones, model by model. A file with errors is refused
-with the line of each problem, since it is hand-written YAML.
+merged over the built-in ones (a field the file gives replaces the built-in
+one; models and DRA drivers are merged by name). A file with errors is refused
+with the line of each problem, since it is hand-written YAML; so is one giving a
+resource name or DRA driver to a second vendor (loader.Claims).
 
 Who reads it: the job-file parser (which resource names a job may ask for, and
 which vendor a model belongs to), the wire edge (the vendor of a pool an older
@@ -17,12 +19,12 @@ already on the pools.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from federator.catalog.loader import CatalogError, parse_catalog
+from federator.catalog.loader import CatalogError, Claims, parse_catalog
 from federator.model.accelerator import DEFAULT_VENDOR, accepts_model, model_matches, prefixed_model
 from federator.yamltext import read_text
 
@@ -189,21 +191,30 @@ class Catalog:
         family = entry.family if entry and entry.name.lower() == name.lower() else ""
         return ModelEntry(name, vendor, entry.memory_mib if entry else 0, resource, family)
 
+    def claims(self) -> Claims:
+        """Which vendor each resource name and DRA driver belongs to: what a file merged over this one is checked
+        against (loader.Claims)."""
+        return Claims({r: v.name for r, v in self._by_resource.items()},
+                      {d.driver: v.name for v in self.vendors for d in v.dra})
+
     def merged(self, other: Catalog) -> Catalog:
-        """This catalog extended by `other`: new vendors added; for a vendor in both, other's
-        resources, labels and models win where given and the rest is kept."""
+        """This catalog extended by `other`: new vendors added; for a vendor in both, each field other gives
+        replaces this one's (`resources` too: a file drops a resource by leaving it out, and this catalog's
+        models of a resource it dropped go with it), models and DRA drivers are merged by name, and the rest
+        is kept."""
         out = {v.name: v for v in self.vendors}
         for v in other.vendors:
             base = out.get(v.name)
             if base is None:
                 out[v.name] = v
                 continue
-            models = {m.name: m for m in base.models}
-            models.update({m.name: m for m in v.models})
+            resources = v.resources or base.resources
+            models = {m.name: m for m in base.models if m.resource_name in resources}
+            models.update({m.name: replace(m, resource_name=m.resource_name or resources[0]) for m in v.models})
             dra = {d.driver: d for d in base.dra}
             dra.update({d.driver: d for d in v.dra})
             out[v.name] = VendorEntry(
-                v.name, tuple(dict.fromkeys(v.resources + base.resources)),
+                v.name, resources,
                 v.product_labels or base.product_labels, v.memory_labels or base.memory_labels,
                 v.memory_unit if v.memory_labels else base.memory_unit, v.model_prefix or base.model_prefix,
                 tuple(sorted({**dict(base.sharing), **dict(v.sharing)}.items())), tuple(models.values()),
@@ -211,33 +222,35 @@ class Catalog:
         return Catalog(tuple(out.values()))
 
 
-def load_catalog_file(path: Path) -> Catalog:
-    """A catalog file as written (not merged); CatalogError names the file and line of each problem."""
+def load_catalog_file(path: Path, *, base: Catalog | None = None) -> Catalog:
+    """A catalog file as written (not merged); CatalogError names the file and line of each problem. With
+    `base`, it is checked as a file to merge over that catalog (`loader.Claims`)."""
     try:
         text = read_text(path)
     except OSError as exc:
         raise CatalogError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
     except ValueError as exc:
         raise CatalogError([f"{path}: {exc}"]) from exc
-    return _build(parse_catalog(text, source=str(path)))
+    return _build(parse_catalog(text, source=str(path), claims=base.claims() if base is not None else None))
 
 
-def parse_catalog_text(text: str, source: str = "catalog") -> Catalog:
-    return _build(parse_catalog(text, source=source))
+def parse_catalog_text(text: str, source: str = "catalog", *, base: Catalog | None = None) -> Catalog:
+    return _build(parse_catalog(text, source=source, claims=base.claims() if base is not None else None))
 
 
 def _build(raw: Iterable[dict[str, object]]) -> Catalog:
     vendors = []
     for v in raw:
         name = str(v["name"])
-        res: tuple[str, ...] = tuple(v["resources"])  # type: ignore[arg-type]
+        res: tuple[str, ...] = tuple(v.get("resources", ()))  # type: ignore[call-overload,arg-type]  # () = kept
         models = tuple(ModelEntry(str(m["name"]), name, int(m.get("memoryMiB", 0)),  # type: ignore[union-attr,call-overload]
                                   str(m.get("resource") or (res[0] if res else "")),  # type: ignore[union-attr]
                                   str(m.get("family", "")))  # type: ignore[union-attr]
                        for m in v.get("models", ()))  # type: ignore[attr-defined]
-        dra = tuple(DraDriverEntry(d["driver"], d.get("deviceClass") or d["driver"],
-                                   d.get("productAttribute", "productName"), d.get("memoryCapacity", "memory"),
-                                   d.get("typeAttribute", "type"), d.get("deviceType", "gpu"))
+        dra = tuple(DraDriverEntry(str(d["driver"]), str(d.get("deviceClass") or d["driver"]),
+                                   str(d.get("productAttribute", "productName")),
+                                   str(d.get("memoryCapacity", "memory")),
+                                   str(d.get("typeAttribute", "type")), str(d.get("deviceType", "gpu")))
                     for d in v.get("dra", ()))  # type: ignore[attr-defined]
         vendors.append(VendorEntry(name, res, tuple(v.get("productLabel", ())),  # type: ignore[arg-type]
                                    tuple(v.get("memoryLabel", ())),  # type: ignore[arg-type]
@@ -263,7 +276,8 @@ def catalog() -> Catalog:
 
 def use_catalog_file(path: Path | None) -> Catalog:
     """Extend the built-in catalog with an operator's file for this process (serve, agent, sim)."""
-    active = builtin_catalog() if path is None else builtin_catalog().merged(load_catalog_file(path))
+    base = builtin_catalog()
+    active = base if path is None else base.merged(load_catalog_file(path, base=base))
     _active[:] = [active]
     return active
 
