@@ -9,8 +9,8 @@ with the line of each problem, since it is hand-written YAML; so is one giving a
 resource name or DRA driver to a second vendor (loader.Claims).
 
 Who reads it: the job-file parser (which resource names a job may ask for, and
-which vendor a model belongs to), the wire edge (the vendor of a pool an older
-agent reported without one), the simulated backend (vendor, memory and resource
+which vendor a model belongs to), the wire edge (a reported pool's vendor checked
+against its resource name, or found from it: api/pool_vendor.py), the simulated backend (vendor, memory and resource
 of a fleet file's model) and the Kubernetes backend (which node resources and
 labels carry devices). The scheduler never does: it sees vendors and models
 already on the pools.
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from federator.catalog.loader import CatalogError, Claims, parse_catalog
 from federator.model.accelerator import DEFAULT_VENDOR, accepts_model, model_matches, prefixed_model
+from federator.model.cluster import DRA_SUFFIX
 from federator.yamltext import read_text
 
 MEMO_LIMIT = 10_000  # names a catalog remembers answers for before it forgets them all
@@ -114,6 +115,16 @@ class Catalog:
 
     def vendor_of_resource(self, resource_name: str) -> VendorEntry | None:
         return self._by_resource.get(resource_name)
+
+    def vendor_of_pool_resource(self, name: str) -> str | None:
+        """The vendor a pool's resource_name belongs to: an extended resource of a vendor's device plugin, or a
+        vendor's DRA DeviceClass followed by " (DRA)"; None when the catalog gives it no vendor (MIG, HAMi and
+        time-sliced names, a vendor the catalog lacks)."""
+        if name.endswith(DRA_SUFFIX):
+            device_class = name.removesuffix(DRA_SUFFIX)
+            return next((v.name for v in self.vendors for d in v.dra if d.device_class == device_class), None)
+        owner = self._by_resource.get(name)
+        return owner.name if owner is not None else None
 
     def models(self, vendor: str | None = None) -> tuple[ModelEntry, ...]:
         return tuple(m for v in self.vendors if vendor in (None, v.name) for m in v.models)
