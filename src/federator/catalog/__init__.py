@@ -18,7 +18,9 @@ already on the pools.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -278,10 +280,17 @@ def builtin_catalog() -> Catalog:
 
 
 _active: list[Catalog] = []
+# A client's view (client_view): set only while a client (`federator submit`) reads its job files, in its own
+# context, so a federator in the same process (tests, demo) keeps its catalog and its authority.
+_view: ContextVar[Catalog | None] = ContextVar("federator_client_catalog", default=None)
 
 
 def catalog() -> Catalog:
-    """The process's catalog: the built-in one, extended by the operator's file if one was given."""
+    """The process's catalog: the built-in one, extended by the operator's file if one was given (or, while a
+    client reads its job files, the client's view: client_view)."""
+    view = _view.get()
+    if view is not None:
+        return view
     return _active[-1] if _active else builtin_catalog()
 
 
@@ -291,6 +300,31 @@ def use_catalog_file(path: Path | None) -> Catalog:
     active = base if path is None else base.merged(load_catalog_file(path, base=base))
     _active[:] = [active]
     return active
+
+
+def client_catalog(path: Path | None) -> Catalog:
+    """A client's catalog (`federator submit --accelerator-catalog`): the built-in one, extended by the
+    operator's file if the user was given it; CatalogError as for serve."""
+    base = builtin_catalog()
+    return base if path is None else base.merged(load_catalog_file(path, base=base))
+
+
+@contextmanager
+def client_view(cat: Catalog) -> Iterator[Catalog]:
+    """Read job files as a client: with `cat`, which is not the authority. The federator checks every job again
+    with its own catalog (server/intake.py), so a vendor `cat` lacks, one the network's operator added, is left
+    for the federator to judge (outside QA, vendors V1: the CLI refused every job of such a vendor, which the
+    federator would take)."""
+    token = _view.set(cat)
+    try:
+        yield cat
+    finally:
+        _view.reset(token)
+
+
+def is_client_catalog() -> bool:
+    """Whether job files are being read as a client (client_view), whose catalog's gaps the federator judges."""
+    return _view.get() is not None
 
 
 def memory_mib_of_label(value: str, unit: str = "Mi") -> int:
@@ -317,6 +351,9 @@ __all__ = [
     "VendorEntry",
     "builtin_catalog",
     "catalog",
+    "client_catalog",
+    "client_view",
+    "is_client_catalog",
     "load_catalog_file",
     "memory_mib_of_label",
     "parse_catalog_text",
