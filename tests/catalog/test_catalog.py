@@ -160,3 +160,17 @@ def test_a_file_replaces_a_known_vendors_resources_and_may_hand_a_dropped_one_to
     assert amd.resources == ("amd.com/gpu",)
     assert cat.describe_model("AMD-Instinct-MI400") == cat.describe_model("AMD-Instinct-MI400", "amd")
     assert cat.describe_model("AMD-Instinct-MI400").resource_name == "amd.com/gpu"
+
+
+@pytest.mark.parametrize(("name", "vendor", "memory"), [
+    ("DCU", "hygon", 0),  # selects DCU-Z100 (32 GiB) and DCU-K100 (64 GiB): unknown, not the first listed
+    ("DCU-K100", "hygon", 65536),
+    ("A100", "nvidia", 0),  # the 40 GB and the 80 GB
+    ("H100", "nvidia", 81559),  # one model's words
+    ("Ascend910B", "huawei", 65536),  # an entry of that name
+    ("MLU", "cambricon", 0),
+], ids=["dcu", "dcu-k100", "a100", "h100", "family-entry", "mlu"])
+def test_a_pools_memory_is_the_catalogs_only_where_the_name_leaves_no_doubt(name: str, vendor: str,
+                                                                            memory: int) -> None:
+    """Outside QA, vendors V7: a Hygon "DCU" pool was given DCU-Z100's memory, the first DCU of the file."""
+    assert builtin_catalog().describe_model(name, vendor).memory_mib == memory

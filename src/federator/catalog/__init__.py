@@ -196,13 +196,29 @@ class Catalog:
         """Vendor, memory, resource name and family for a model, filling in what the catalog knows.
 
         The family is taken only from an entry of exactly this name: a pool's family widens which
-        names select it, so it must not come from a guess."""
+        names select it, so it must not come from a guess. The memory likewise is never a guess
+        (model_memory): a capability ask (`minMemoryMiB`) matches a pool by it."""
         entry = self.find_model(name, vendor or None)
         vendor = vendor or (entry.vendor if entry else DEFAULT_VENDOR)
         ventry = self.vendor(vendor)
         resource = (entry.resource_name if entry else "") or (ventry.resource_name if ventry else "")
         family = entry.family if entry and entry.name.lower() == name.lower() else ""
-        return ModelEntry(name, vendor, entry.memory_mib if entry else 0, resource, family)
+        return ModelEntry(name, vendor, self.model_memory(name, vendor), resource, family)
+
+    def model_memory(self, name: str, vendor: str) -> int:
+        """The memory of one device of a model name, in MiB, when the catalog's models of `vendor` it selects all
+        have the same (one entry of that name, or every model its family or words select); else 0, unknown.
+
+        A Hygon member's pool is "DCU" (the plugin labels no product), whose words select DCU-Z100 (32 GiB) and
+        DCU-K100 (64 GiB): it was given the first one's memory, so a 64 GiB ask waited beside K100s, and with the
+        lines of the catalog in the other order a 64 GiB job would have gone to Z100s (outside QA, vendors V7).
+        Unknown memory matches no memory ask, and the pending reason says the memory is unknown."""
+        models = self.models(vendor or None)
+        exact = [m for m in models if m.name.lower() == name.lower()]
+        selected = exact or [m for m in models if m.family.lower() == name.lower()] or \
+            [m for m in models if model_matches(name, m.name)]
+        memories = {m.memory_mib for m in selected}
+        return memories.pop() if len(memories) == 1 else 0
 
     def claims(self) -> Claims:
         """Which vendor each resource name and DRA driver belongs to: what a file merged over this one is checked
