@@ -574,10 +574,10 @@ def _resources(value: object, bad: Any, has_alternatives: bool) -> tuple[Resourc
                 if problem:
                     bad(field, problem)
             elif is_client_catalog():  # the federator's operator may have added it: say how to reach it from here
-                bad(field, f"is not a resource this CLI knows (known: cpu, memory, {', '.join(known)}); for a "
-                           "vendor the federator's operator added, give submit their catalog file "
-                           "(--accelerator-catalog FILE), or ask by vendor in spec.accelerators ([{vendor: NAME, "
-                           "count: N}]), which the federator checks with its own catalog")
+                bad(field, "is not a resource this CLI knows: for a vendor the federator's operator added, give "
+                           "submit their catalog file (--accelerator-catalog FILE), or ask by vendor in "
+                           "spec.accelerators, which the federator checks (known here: cpu, memory, "
+                           f"{', '.join(known)})")
             else:
                 bad(field, f"is not a known resource (known: cpu, memory, {', '.join(known)}; "
                            "operators add vendors with --accelerator-catalog)")
