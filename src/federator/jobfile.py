@@ -33,7 +33,7 @@ from federator.backends.sim.runtime import (
     STARTUP_ANNOTATION,
     duration_problem,
 )
-from federator.catalog import catalog
+from federator.catalog import catalog, is_client_catalog
 from federator.model import (
     AcceleratorAlternative,
     JobKind,
@@ -573,6 +573,11 @@ def _resources(value: object, bad: Any, has_alternatives: bool) -> tuple[Resourc
                 problem = _count_problem(devices, raw)
                 if problem:
                     bad(field, problem)
+            elif is_client_catalog():  # the federator's operator may have added it: say how to reach it from here
+                bad(field, "is not a resource this CLI knows: for a vendor the federator's operator added, give "
+                           "submit their catalog file (--accelerator-catalog FILE), or ask by vendor in "
+                           "spec.accelerators, which the federator checks (known here: cpu, memory, "
+                           f"{', '.join(known)})")
             else:
                 bad(field, f"is not a known resource (known: cpu, memory, {', '.join(known)}; "
                            "operators add vendors with --accelerator-catalog)")
@@ -622,7 +627,7 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
         elif model and cat.is_placeholder(model):
             bad(f"{where}.model", placeholder_problem(model))
             model = ""
-        if not isinstance(vendor, str) or (vendor and cat.vendor(vendor) is None):
+        if not isinstance(vendor, str) or (vendor and cat.vendor(vendor) is None and not _left_to_federator(vendor)):
             bad(f"{where}.vendor", f"unknown vendor {vendor!r} (known: {', '.join(cat.vendor_names)})")
             vendor = ""
         if model and vendor and (entry := cat.find_model(model)) is not None and entry.vendor != vendor:
@@ -652,6 +657,15 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
                 template_json = json.dumps(template, sort_keys=True)
         out.append(AcceleratorAlternative(milli, model, vendor, min_mem, template_json))
     return tuple(out)
+
+
+_VENDOR_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,62})$")  # as the catalog's (catalog/loader.py)
+
+
+def _left_to_federator(vendor: str) -> bool:
+    """Whether a vendor the process's catalog lacks is left for the federator to judge: in a client (`federator
+    submit`), whose catalog is not the network's, a well-formed name may be a vendor the operator added."""
+    return is_client_catalog() and bool(_VENDOR_NAME.match(vendor))
 
 
 def _a(word: str) -> str:

@@ -119,3 +119,58 @@ def test_a_family_name_belongs_to_its_vendor_though_no_entry_carries_it_as_a_nam
     assert cat.vendor_of_model("Acme-X") == "acme"  # a job naming the family runs on acme, not the default nvidia
     assert cat.describe_model("Acme-X").family == ""  # the family of a model, never of the family itself
     assert cat.describe_model("Acme-X1").family == "Acme-X"
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("vendors:\n  metax:\n    resources: [nvidia.com/gpu]\n    defaultModel: MX\n",
+     "more.yaml:3: vendors.metax.resources[0]: 'nvidia.com/gpu' is nvidia's resource"),
+    ("vendors:\n  metax:\n    resources: [metax-tech.com/gpu, hygon.com/dcu]\n",
+     "more.yaml:3: vendors.metax.resources[1]: 'hygon.com/dcu' is hygon's resource"),
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n  bolt:\n    resources: [acme.io/npu]\n",
+     "more.yaml:5: vendors.bolt.resources[0]: 'acme.io/npu' is acme's resource"),
+    ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    dra:\n      - {driver: gpu.nvidia.com}\n",
+     "more.yaml:5: vendors.acme.dra[0].driver: 'gpu.nvidia.com' is nvidia's DRA driver"),
+], ids=["another-vendors-resource", "one-of-several", "two-new-vendors", "another-vendors-dra-driver"])
+def test_a_file_giving_a_vendor_another_vendors_resource_is_refused(tmp_path: Path, text: str, where: str) -> None:
+    """A resource name (or DRA driver) belongs to one vendor: given to two, the agent reported the same GPUs once
+    per vendor and a "metax" job ran on NVIDIA nodes (outside QA, vendors V4)."""
+    extra = tmp_path / "more.yaml"
+    extra.write_text(text)
+    with pytest.raises(CatalogError) as err:
+        load_catalog_file(extra, base=builtin_catalog())
+    assert where in str(err.value)
+
+
+def test_a_file_replaces_a_known_vendors_resources_and_may_hand_a_dropped_one_to_another(tmp_path: Path) -> None:
+    """A known vendor's `resources` in a file replace the built-in ones, as architecture.md says (they were added
+    to: outside QA, vendors V10), so an operator can drop a resource another plugin owns on the network; the
+    built-in models of a dropped resource go with it, and a vendor the file names without `resources` keeps its
+    own."""
+    extra = tmp_path / "more.yaml"
+    extra.write_text("vendors:\n  huawei:\n    resources: [huawei.com/Ascend910]\n"
+                     "  acme:\n    resources: [huawei.com/Ascend310P]\n"
+                     "  amd:\n    models:\n      - {name: AMD-Instinct-MI400, memoryMiB: 442368}\n")
+    cat = builtin_catalog().merged(load_catalog_file(extra, base=builtin_catalog()))
+    huawei, amd = cat.vendor("huawei"), cat.vendor("amd")
+    assert huawei is not None and amd is not None
+    assert huawei.resources == ("huawei.com/Ascend910",)
+    assert cat.vendor_of_resource("huawei.com/Ascend310P").name == "acme"  # type: ignore[union-attr]
+    assert cat.vendor_of_resource("huawei.com/Ascend310") is None
+    assert {m.name for m in huawei.models} == {"Ascend910A", "Ascend910B", "Ascend910B2", "Ascend910B3", "Ascend910B4"}
+    assert amd.resources == ("amd.com/gpu",)
+    assert cat.describe_model("AMD-Instinct-MI400") == cat.describe_model("AMD-Instinct-MI400", "amd")
+    assert cat.describe_model("AMD-Instinct-MI400").resource_name == "amd.com/gpu"
+
+
+@pytest.mark.parametrize(("name", "vendor", "memory"), [
+    ("DCU", "hygon", 0),  # selects DCU-Z100 (32 GiB) and DCU-K100 (64 GiB): unknown, not the first listed
+    ("DCU-K100", "hygon", 65536),
+    ("A100", "nvidia", 0),  # the 40 GB and the 80 GB
+    ("H100", "nvidia", 81559),  # one model's words
+    ("Ascend910B", "huawei", 65536),  # an entry of that name
+    ("MLU", "cambricon", 0),
+], ids=["dcu", "dcu-k100", "a100", "h100", "family-entry", "mlu"])
+def test_a_pools_memory_is_the_catalogs_only_where_the_name_leaves_no_doubt(name: str, vendor: str,
+                                                                            memory: int) -> None:
+    """Outside QA, vendors V7: a Hygon "DCU" pool was given DCU-Z100's memory, the first DCU of the file."""
+    assert builtin_catalog().describe_model(name, vendor).memory_mib == memory

@@ -65,3 +65,21 @@ def test_sim_runs_a_fleet_and_jobs_of_a_vendor_only_the_operators_catalog_knows(
         assert (out["jobs_placed"], out["accelerator_capacity"], out["accelerator_allocated"]) == (1, 16, 16)
     finally:
         use_catalog_file(None)
+
+
+POLICY = str(Path(__file__).parents[2] / "examples" / "policy.yaml")
+
+
+@pytest.mark.parametrize("command", [["serve"], ["agent", "--cluster", "c"], ["policy", "check", POLICY]],
+    ids=["serve", "agent", "policy-check"])
+def test_a_catalog_giving_a_new_vendor_another_vendors_resource_is_refused(
+        tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Outside QA, vendors V4: accepted, it made the agent report every nvidia.com/gpu device twice and sent a
+    "metax" job to NVIDIA nodes."""
+    steal = tmp_path / "catalog.yaml"
+    steal.write_text("vendors:\n  metax:\n    resources: [nvidia.com/gpu]\n    defaultModel: MX\n")
+    try:
+        assert main([*command, "--accelerator-catalog", str(steal)]) == 2
+    finally:
+        use_catalog_file(None)
+    assert f"{steal}:3: vendors.metax.resources[0]: 'nvidia.com/gpu' is nvidia's resource" in capsys.readouterr().err

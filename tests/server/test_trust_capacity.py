@@ -43,7 +43,7 @@ def gpus(*pools: int, sequence: int) -> agent_pb2.AgentMessage:
         sequence=sequence, cpu_milli_allocatable=64000, cpu_milli_free=64000, node_cpu_milli_free_max=64000,
         memory_bytes_allocatable=1 << 38, memory_bytes_free=1 << 38, node_memory_bytes_free_max=1 << 38,
         accelerator_pools=[agent_pb2.AcceleratorPool(
-            accelerator_model=f"H100-{i}", nodes_by_free=_nodes(n), total_accelerators=n,
+            accelerator_model=f"H100-{i}", vendor="nvidia", nodes_by_free=_nodes(n), total_accelerators=n,
             allocatable_accelerators=n) for i, n in enumerate(pools)]))
 
 

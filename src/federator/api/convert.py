@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from federator.api.pool_vendor import PoolVendorError, pool_vendor
 from federator.api.v1 import agent_pb2, jobs_pb2, types_pb2
 from federator.catalog import catalog
 from federator.model import (
@@ -317,7 +318,11 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
         if p.family and not _FAMILY.match(p.family):
             raise WireError(f"capacity.accelerator_pools[{i}].family: must be a model family name of at most 64 "
                             f"letters, digits, '.', '_' or '-' (such as Ascend910B), got {p.family[:80]!r}")
-        known = catalog().describe_model(p.accelerator_model, p.vendor)  # fills what an agent left out
+        try:
+            vendor = pool_vendor(catalog(), p, f"capacity.accelerator_pools[{i}]")
+        except PoolVendorError as exc:
+            raise WireError(str(exc)) from exc
+        known = catalog().describe_model(p.accelerator_model, vendor)  # fills what an agent left out
         pools.append(
             AcceleratorPool(
                 p.accelerator_model,

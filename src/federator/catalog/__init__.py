@@ -3,12 +3,14 @@
 The catalog is data (`accelerators.yaml`, shipped in the package), so a new
 vendor or model is a file change, not a code change. Operators extend it with
 a file of the same format (`--accelerator-catalog FILE`): its vendors are
-merged over the built-in ones, model by model. A file with errors is refused
-with the line of each problem, since it is hand-written YAML.
+merged over the built-in ones (a field the file gives replaces the built-in
+one; models and DRA drivers are merged by name). A file with errors is refused
+with the line of each problem, since it is hand-written YAML; so is one giving a
+resource name or DRA driver to a second vendor (loader.Claims).
 
 Who reads it: the job-file parser (which resource names a job may ask for, and
-which vendor a model belongs to), the wire edge (the vendor of a pool an older
-agent reported without one), the simulated backend (vendor, memory and resource
+which vendor a model belongs to), the wire edge (a reported pool's vendor checked
+against its resource name, or found from it: api/pool_vendor.py), the simulated backend (vendor, memory and resource
 of a fleet file's model) and the Kubernetes backend (which node resources and
 labels carry devices). The scheduler never does: it sees vendors and models
 already on the pools.
@@ -16,14 +18,17 @@ already on the pools.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from federator.catalog.loader import CatalogError, parse_catalog
+from federator.catalog.loader import CatalogError, Claims, parse_catalog
 from federator.model.accelerator import DEFAULT_VENDOR, accepts_model, model_matches, prefixed_model
+from federator.model.cluster import DRA_SUFFIX
 from federator.yamltext import read_text
 
 MEMO_LIMIT = 10_000  # names a catalog remembers answers for before it forgets them all
@@ -113,6 +118,16 @@ class Catalog:
     def vendor_of_resource(self, resource_name: str) -> VendorEntry | None:
         return self._by_resource.get(resource_name)
 
+    def vendor_of_pool_resource(self, name: str) -> str | None:
+        """The vendor a pool's resource_name belongs to: an extended resource of a vendor's device plugin, or a
+        vendor's DRA DeviceClass followed by " (DRA)"; None when the catalog gives it no vendor (MIG, HAMi and
+        time-sliced names, a vendor the catalog lacks)."""
+        if name.endswith(DRA_SUFFIX):
+            device_class = name.removesuffix(DRA_SUFFIX)
+            return next((v.name for v in self.vendors for d in v.dra if d.device_class == device_class), None)
+        owner = self._by_resource.get(name)
+        return owner.name if owner is not None else None
+
     def models(self, vendor: str | None = None) -> tuple[ModelEntry, ...]:
         return tuple(m for v in self.vendors if vendor in (None, v.name) for m in v.models)
 
@@ -181,29 +196,54 @@ class Catalog:
         """Vendor, memory, resource name and family for a model, filling in what the catalog knows.
 
         The family is taken only from an entry of exactly this name: a pool's family widens which
-        names select it, so it must not come from a guess."""
+        names select it, so it must not come from a guess. The memory likewise is never a guess
+        (model_memory): a capability ask (`minMemoryMiB`) matches a pool by it."""
         entry = self.find_model(name, vendor or None)
         vendor = vendor or (entry.vendor if entry else DEFAULT_VENDOR)
         ventry = self.vendor(vendor)
         resource = (entry.resource_name if entry else "") or (ventry.resource_name if ventry else "")
         family = entry.family if entry and entry.name.lower() == name.lower() else ""
-        return ModelEntry(name, vendor, entry.memory_mib if entry else 0, resource, family)
+        return ModelEntry(name, vendor, self.model_memory(name, vendor), resource, family)
+
+    def model_memory(self, name: str, vendor: str) -> int:
+        """The memory of one device of a model name, in MiB, when the catalog's models of `vendor` it selects all
+        have the same (one entry of that name, or every model its family or words select); else 0, unknown.
+
+        A Hygon member's pool is "DCU" (the plugin labels no product), whose words select DCU-Z100 (32 GiB) and
+        DCU-K100 (64 GiB): it was given the first one's memory, so a 64 GiB ask waited beside K100s, and with the
+        lines of the catalog in the other order a 64 GiB job would have gone to Z100s (outside QA, vendors V7).
+        Unknown memory matches no memory ask, and the pending reason says the memory is unknown."""
+        models = self.models(vendor or None)
+        exact = [m for m in models if m.name.lower() == name.lower()]
+        selected = exact or [m for m in models if m.family.lower() == name.lower()] or \
+            [m for m in models if model_matches(name, m.name)]
+        memories = {m.memory_mib for m in selected}
+        return memories.pop() if len(memories) == 1 else 0
+
+    def claims(self) -> Claims:
+        """Which vendor each resource name and DRA driver belongs to: what a file merged over this one is checked
+        against (loader.Claims)."""
+        return Claims({r: v.name for r, v in self._by_resource.items()},
+                      {d.driver: v.name for v in self.vendors for d in v.dra})
 
     def merged(self, other: Catalog) -> Catalog:
-        """This catalog extended by `other`: new vendors added; for a vendor in both, other's
-        resources, labels and models win where given and the rest is kept."""
+        """This catalog extended by `other`: new vendors added; for a vendor in both, each field other gives
+        replaces this one's (`resources` too: a file drops a resource by leaving it out, and this catalog's
+        models of a resource it dropped go with it), models and DRA drivers are merged by name, and the rest
+        is kept."""
         out = {v.name: v for v in self.vendors}
         for v in other.vendors:
             base = out.get(v.name)
             if base is None:
                 out[v.name] = v
                 continue
-            models = {m.name: m for m in base.models}
-            models.update({m.name: m for m in v.models})
+            resources = v.resources or base.resources
+            models = {m.name: m for m in base.models if m.resource_name in resources}
+            models.update({m.name: replace(m, resource_name=m.resource_name or resources[0]) for m in v.models})
             dra = {d.driver: d for d in base.dra}
             dra.update({d.driver: d for d in v.dra})
             out[v.name] = VendorEntry(
-                v.name, tuple(dict.fromkeys(v.resources + base.resources)),
+                v.name, resources,
                 v.product_labels or base.product_labels, v.memory_labels or base.memory_labels,
                 v.memory_unit if v.memory_labels else base.memory_unit, v.model_prefix or base.model_prefix,
                 tuple(sorted({**dict(base.sharing), **dict(v.sharing)}.items())), tuple(models.values()),
@@ -211,33 +251,35 @@ class Catalog:
         return Catalog(tuple(out.values()))
 
 
-def load_catalog_file(path: Path) -> Catalog:
-    """A catalog file as written (not merged); CatalogError names the file and line of each problem."""
+def load_catalog_file(path: Path, *, base: Catalog | None = None) -> Catalog:
+    """A catalog file as written (not merged); CatalogError names the file and line of each problem. With
+    `base`, it is checked as a file to merge over that catalog (`loader.Claims`)."""
     try:
         text = read_text(path)
     except OSError as exc:
         raise CatalogError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
     except ValueError as exc:
         raise CatalogError([f"{path}: {exc}"]) from exc
-    return _build(parse_catalog(text, source=str(path)))
+    return _build(parse_catalog(text, source=str(path), claims=base.claims() if base is not None else None))
 
 
-def parse_catalog_text(text: str, source: str = "catalog") -> Catalog:
-    return _build(parse_catalog(text, source=source))
+def parse_catalog_text(text: str, source: str = "catalog", *, base: Catalog | None = None) -> Catalog:
+    return _build(parse_catalog(text, source=source, claims=base.claims() if base is not None else None))
 
 
 def _build(raw: Iterable[dict[str, object]]) -> Catalog:
     vendors = []
     for v in raw:
         name = str(v["name"])
-        res: tuple[str, ...] = tuple(v["resources"])  # type: ignore[arg-type]
+        res: tuple[str, ...] = tuple(v.get("resources", ()))  # type: ignore[call-overload,arg-type]  # () = kept
         models = tuple(ModelEntry(str(m["name"]), name, int(m.get("memoryMiB", 0)),  # type: ignore[union-attr,call-overload]
                                   str(m.get("resource") or (res[0] if res else "")),  # type: ignore[union-attr]
                                   str(m.get("family", "")))  # type: ignore[union-attr]
                        for m in v.get("models", ()))  # type: ignore[attr-defined]
-        dra = tuple(DraDriverEntry(d["driver"], d.get("deviceClass") or d["driver"],
-                                   d.get("productAttribute", "productName"), d.get("memoryCapacity", "memory"),
-                                   d.get("typeAttribute", "type"), d.get("deviceType", "gpu"))
+        dra = tuple(DraDriverEntry(str(d["driver"]), str(d.get("deviceClass") or d["driver"]),
+                                   str(d.get("productAttribute", "productName")),
+                                   str(d.get("memoryCapacity", "memory")),
+                                   str(d.get("typeAttribute", "type")), str(d.get("deviceType", "gpu")))
                     for d in v.get("dra", ()))  # type: ignore[attr-defined]
         vendors.append(VendorEntry(name, res, tuple(v.get("productLabel", ())),  # type: ignore[arg-type]
                                    tuple(v.get("memoryLabel", ())),  # type: ignore[arg-type]
@@ -254,18 +296,51 @@ def builtin_catalog() -> Catalog:
 
 
 _active: list[Catalog] = []
+# A client's view (client_view): set only while a client (`federator submit`) reads its job files, in its own
+# context, so a federator in the same process (tests, demo) keeps its catalog and its authority.
+_view: ContextVar[Catalog | None] = ContextVar("federator_client_catalog", default=None)
 
 
 def catalog() -> Catalog:
-    """The process's catalog: the built-in one, extended by the operator's file if one was given."""
+    """The process's catalog: the built-in one, extended by the operator's file if one was given (or, while a
+    client reads its job files, the client's view: client_view)."""
+    view = _view.get()
+    if view is not None:
+        return view
     return _active[-1] if _active else builtin_catalog()
 
 
 def use_catalog_file(path: Path | None) -> Catalog:
     """Extend the built-in catalog with an operator's file for this process (serve, agent, sim)."""
-    active = builtin_catalog() if path is None else builtin_catalog().merged(load_catalog_file(path))
+    base = builtin_catalog()
+    active = base if path is None else base.merged(load_catalog_file(path, base=base))
     _active[:] = [active]
     return active
+
+
+def client_catalog(path: Path | None) -> Catalog:
+    """A client's catalog (`federator submit --accelerator-catalog`): the built-in one, extended by the
+    operator's file if the user was given it; CatalogError as for serve."""
+    base = builtin_catalog()
+    return base if path is None else base.merged(load_catalog_file(path, base=base))
+
+
+@contextmanager
+def client_view(cat: Catalog) -> Iterator[Catalog]:
+    """Read job files as a client: with `cat`, which is not the authority. The federator checks every job again
+    with its own catalog (server/intake.py), so a vendor `cat` lacks, one the network's operator added, is left
+    for the federator to judge (outside QA, vendors V1: the CLI refused every job of such a vendor, which the
+    federator would take)."""
+    token = _view.set(cat)
+    try:
+        yield cat
+    finally:
+        _view.reset(token)
+
+
+def is_client_catalog() -> bool:
+    """Whether job files are being read as a client (client_view), whose catalog's gaps the federator judges."""
+    return _view.get() is not None
 
 
 def memory_mib_of_label(value: str, unit: str = "Mi") -> int:
@@ -292,6 +367,9 @@ __all__ = [
     "VendorEntry",
     "builtin_catalog",
     "catalog",
+    "client_catalog",
+    "client_view",
+    "is_client_catalog",
     "load_catalog_file",
     "memory_mib_of_label",
     "parse_catalog_text",

@@ -8,7 +8,9 @@ must be a positive integer, got 'lots'`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from dataclasses import field as _field
 
 import yaml
 
@@ -35,9 +37,28 @@ class CatalogError(ValueError):
         super().__init__("; ".join(self.problems))
 
 
-def parse_catalog(text: str, *, source: str = "catalog") -> list[dict[str, object]]:
-    """Vendor dicts (`name`, `resources`, ..., `models`) of a checked catalog text."""
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What the catalog a file is merged over already gives each vendor: its device plugins' resource names and
+    its DRA drivers (name -> vendor). A resource name or a driver belongs to exactly one vendor: given to two,
+    the agent would count the same devices once per vendor, and a job of one vendor would run on the other's
+    (outside QA, vendors V4). A file that lists a known vendor's `resources` replaces them, so only what it
+    keeps of them stays claimed; without `resources`, a known vendor keeps its own."""
+
+    resources: Mapping[str, str] = _field(default_factory=dict)
+    drivers: Mapping[str, str] = _field(default_factory=dict)
+
+    def vendor_resources(self, vendor: str) -> list[str]:
+        return [r for r, v in self.resources.items() if v == vendor]
+
+
+def parse_catalog(text: str, *, source: str = "catalog", claims: Claims | None = None) -> list[dict[str, object]]:
+    """Vendor dicts (`name`, `resources`, ..., `models`) of a checked catalog text; with `claims`, as a file
+    merged over the catalog that holds them (a known vendor may leave `resources` out, and no resource name or
+    DRA driver may be another vendor's)."""
     problems: list[str] = []
+    claims = claims or Claims()
+    known = set(claims.resources.values())
 
     def bad(node: yaml.Node | None, where: str, problem: str) -> None:
         line = f":{node.start_mark.line + 1}" if node is not None else ""
@@ -79,6 +100,7 @@ def parse_catalog(text: str, *, source: str = "catalog") -> list[dict[str, objec
                         if not _RESOURCE.match(s):
                             bad(n, f"{field}[{i}]", f"{s!r} is not a resource name such as huawei.com/Ascend910")
                     vendor["resources"] = [s for _, s in items]
+                    vendor["_resource_nodes"] = [n for n, _ in items]
             elif k.value in ("productLabel", "memoryLabel"):
                 # One label key, or a list tried in order (the first present names the product): Huawei's
                 # MindCluster writes the chip name under a new and a deprecated key, and nodes may carry either.
@@ -112,18 +134,19 @@ def parse_catalog(text: str, *, source: str = "catalog") -> list[dict[str, objec
                     vendor["sharing"] = {a.value: b.value for a, b in v.value}
             elif k.value == "models":
                 vendor["models"] = _models(v, field, bad)
-        if "resources" not in vendor:
+        if "resources" not in vendor and name not in known:
             if not any(k.value == "resources" for k, _ in body.value):
                 bad(
                     body, f"{where}.resources", "is required (the extended resource names its device plugin advertises)"
                 )
         else:
-            res: list[str] = vendor["resources"]  # type: ignore[assignment]
+            res: list[str] = vendor.get("resources") or claims.vendor_resources(name)  # type: ignore[assignment]
             for m in vendor.get("models", []):  # type: ignore[attr-defined]
                 if m.get("resource") and m["resource"] not in res:
                     bad(m["_node"], f"{where}.models.{m['name']}.resource",
                         f"{m['resource']!r} is not one of the vendor's resources ({', '.join(res)})")  # type: ignore[arg-type]
         out.append(vendor)
+    _check_owners(out, claims, bad)
     names = [m["name"].lower() for v in out for m in v.get("models", [])]  # type: ignore[attr-defined]
     for v in out:
         for m in v.get("models", []):  # type: ignore[attr-defined]
@@ -133,9 +156,36 @@ def parse_catalog(text: str, *, source: str = "catalog") -> list[dict[str, objec
     if problems:
         raise CatalogError(problems)
     for v in out:
-        for m in v.get("models", []):  # type: ignore[attr-defined]
+        v.pop("_resource_nodes", None)
+        for m in [*v.get("models", []), *v.get("dra", [])]:  # type: ignore[misc]
             m.pop("_node", None)
     return out
+
+
+def _check_owners(vendors: list[dict[str, object]], claims: Claims, bad: object) -> None:
+    """Each resource name and DRA driver of the file belongs to one vendor, counting those of the catalog it is
+    merged over (`Claims`): a vendor's own are listed once, another vendor's never."""
+    report = bad  # a callable (node, where, problem)
+    replaced = {str(v["name"]) for v in vendors if "resources" in v}
+    owners = {r: o for r, o in claims.resources.items() if o not in replaced}
+    drivers = dict(claims.drivers)
+    for v in vendors:
+        name = str(v["name"])
+        nodes: list[yaml.Node] = v.get("_resource_nodes", [])  # type: ignore[assignment]
+        names: list[str] = v.get("resources", [])  # type: ignore[assignment]
+        for i, (node, res) in enumerate(zip(nodes, names, strict=True)):
+            owner = owners.setdefault(res, name)
+            if owner != name:
+                report(node, f"vendors.{name}.resources[{i}]",  # type: ignore[operator]
+                       f"{res!r} is {owner}'s resource: a resource name belongs to one vendor's device plugin (given "
+                       f"to two, the agent counts the same devices once for each); name {name}'s own resource")
+        dra: list[dict[str, object]] = v.get("dra", [])  # type: ignore[assignment]
+        for i, d in enumerate(dra):
+            owner = drivers.setdefault(str(d["driver"]), name)
+            if owner != name:
+                report(d.get("_node"), f"vendors.{name}.dra[{i}].driver",  # type: ignore[operator]
+                       f"{d['driver']!r} is {owner}'s DRA driver: a driver belongs to one vendor (given to two, the "
+                       f"agent counts the same devices once for each); name {name}'s own driver")
 
 
 def _get(node: yaml.MappingNode, key: str) -> yaml.Node | None:
@@ -164,12 +214,12 @@ def _mappings(node: yaml.Node, field: str, shape: str, bad: object) -> list[tupl
     return out
 
 
-def _dra(node: yaml.Node, field: str, bad: object) -> list[dict[str, str]]:
+def _dra(node: yaml.Node, field: str, bad: object) -> list[dict[str, object]]:
     """DRA drivers of a vendor: [{driver, deviceClass, productAttribute, memoryCapacity, typeAttribute, deviceType}]."""
     report = bad  # a callable (node, where, problem)
-    out: list[dict[str, str]] = []
+    out: list[dict[str, object]] = []
     for where, d in _mappings(node, field, "{driver, deviceClass, productAttribute, memoryCapacity, ...}", bad):
-        entry: dict[str, str] = {}
+        entry: dict[str, object] = {"_node": d}
         for k, v in d.value:
             if k.value not in DRA_KEYS:
                 report(k, f"{where}.{k.value}", f"is not a known field (known: {', '.join(DRA_KEYS)})")  # type: ignore[operator]

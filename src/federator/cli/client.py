@@ -34,6 +34,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_afte
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.catalog import CatalogError, client_catalog, client_view
 from federator.cli import bulk_cancel, job_list
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.cluster_view import summary_from_pb
@@ -89,6 +90,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--max-request-bytes", type=_request_bytes, default=MAX_REQUEST_BYTES, metavar="BYTES",
                    help="the largest job the CLI sends: the federator's --max-message-bytes, if its operator "
                         "raised it (default %(default)s)")
+    s.add_argument("--accelerator-catalog", type=Path, metavar="FILE",
+                   help="the federator operator's accelerator catalog file, so job files may name the resources of "
+                        "vendors it adds; without it the CLI leaves vendors it does not know to the federator")
     _server(s)
     s.set_defaults(func=_submit)
 
@@ -487,7 +491,13 @@ def _submit(args: argparse.Namespace) -> int:
     and document, and says how many jobs before it were submitted and how many after it were not. Submitting
     the fixed file again is safe: the jobs already in return unchanged (same request id), never twice."""
     try:
-        sources = read_sources(args.filename)
+        view = client_catalog(args.accelerator_catalog)  # the federator checks every job again with its own
+    except CatalogError as exc:
+        print(f"error: --accelerator-catalog: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with client_view(view):
+            sources = read_sources(args.filename)
         requests = submit_requests([spec for spec, _ in sources], run_again=args.run_again)
     except (JobFileError, RequestIdError) as exc:
         print(f"error: {exc}", file=sys.stderr)

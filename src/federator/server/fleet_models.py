@@ -19,6 +19,7 @@ pool on each Submit, O(fleet) for an answer that changes when the fleet does.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 from federator.catalog import catalog
@@ -31,6 +32,7 @@ from federator.scheduler.fleet_fit import fleet_shape, never_as_the_fleet_stands
 FleetModel = tuple[str, str, str]  # (vendor, model, family) of a pool a member reported
 Member = tuple[str, str, ClusterState, ClusterCapacity | None]  # name, region, state, last report
 FITS_KEPT = 10_000  # fleet-fit answers kept per fleet shape (job shapes; a few hundred in practice)
+log = logging.getLogger("federator.server")
 
 
 def asked_models(spec: JobSpec) -> list[tuple[str, str, str]]:
@@ -124,6 +126,11 @@ class FleetModels:
         self._memory[cluster] = max((p.memory_mib for p in capacity.accelerator_pools), default=0)
         if self._by_cluster.get(cluster) != pools:
             self._by_cluster[cluster] = pools
+            foreign = sorted({v for v, _, _ in pools if v and catalog().vendor(v) is None})
+            if foreign:  # said once per change of the member's pools, not per report
+                log.warning("cluster %s reports pools of vendor(s) %s, which this federator's accelerator catalog "
+                            "lacks: jobs may name their models, but their resource names and models are not checked "
+                            "here; give serve the agent's --accelerator-catalog file", cluster, ", ".join(foreign))
             fleet = frozenset().union(*self._by_cluster.values())
             if fleet != self._fleet:
                 self._fleet, self._present = fleet, {}
@@ -150,6 +157,27 @@ class FleetModels:
             said = self._fits[key] = tuple(fleet_fit_warnings(spec, members, legacy_vendor))
         return list(said)
 
+    def _foreign_models(self, spec: JobSpec, legacy_vendor: str) -> list[str]:
+        """The one-count form's models (`nvidia.com/gpu` + acceleratorModels) that this federator's catalog does not
+        know and the fleet has only as another vendor's: the job can never run on them, as a federator whose
+        catalog knows the model refuses it (jobfile._one_vendor). A federator without the agent's catalog took
+        such a job silently and it waited for ever (outside QA, vendors V6); the scheduler's pending reason says
+        "has no nvidia MetaX-C500 nodes", and this says why at Submit."""
+        if spec.accelerators or not legacy_vendor:
+            return []
+        out = []
+        for i, model in enumerate(spec.accelerator_models):
+            if catalog().find_model(model) is not None or self._in_fleet(model, legacy_vendor):
+                continue
+            vendors = sorted({v for v, m, f in self._fleet if accepts_model(model, m, f)})
+            if vendors:
+                out.append(f"spec.acceleratorModels[{i}]: {model} is {' and '.join(vendors)} hardware as the member "
+                           f"clusters report it (this federator's accelerator catalog does not know it), but the "
+                           f"one-count form asks for {legacy_vendor} devices: the job waits until {legacy_vendor} "
+                           f"nodes of that name join; ask for {vendors[0]}'s resource, or list alternatives in "
+                           f"spec.accelerators ({{model: {model}, count: N}})")
+        return out
+
     def _in_fleet(self, model: str, vendor: str) -> bool:
         present = self._present.get((model, vendor))
         if present is None:
@@ -171,9 +199,10 @@ class FleetModels:
                     f"cluster has it; the fleet has: {fleet_listing(self._fleet)}")
         return ""
 
-    def warnings(self, spec: JobSpec) -> list[str]:
-        """What a user should hear about an accepted job that is likely wrong or will wait."""
-        out = alternative_warnings(spec)
+    def warnings(self, spec: JobSpec, legacy_vendor: str = "") -> list[str]:
+        """What a user should hear about an accepted job that is likely wrong or will wait; `legacy_vendor`: the
+        vendor the one-count form's models are bound to (SchedulerConfig.legacy_vendor)."""
+        out = alternative_warnings(spec) + self._foreign_models(spec, legacy_vendor)
         asked = asked_models(spec)
         if asked and self._fleet and not any(self._in_fleet(m, v) for _, m, v in asked):
             names = " or ".join(dict.fromkeys(m for _, m, _ in asked))

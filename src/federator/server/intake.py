@@ -202,8 +202,9 @@ class Intake:
         regions = {c.region for c in self.fed.clusters.values()}
         config = self.fed.scheduler.config
         members = ((c.name, c.region, c.state, c.capacity) for c in self.fed.clusters.values())
+        legacy = config.legacy_vendor
         return early + template_key_warnings(spec) + accelerator_warnings(spec) + rendezvous_warnings(spec) \
-            + self.fleet.warnings(spec) + self.fleet.fit_warnings(spec, members, config.legacy_vendor) \
+            + self.fleet.warnings(spec, legacy) + self.fleet.fit_warnings(spec, members, legacy) \
             + latency_warnings(spec, config, regions) + queue_warnings(spec.queue, config) \
             + region_warnings(spec, regions, config)
 

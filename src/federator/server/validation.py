@@ -138,7 +138,7 @@ MAX_AGENT_VERSION_CHARS = 256
 MAX_FEATURES = 32  # Hello.features: optional parts of the contract, by name
 _PLACEMENT_ID = re.compile(r"[!-~]+")  # printable ASCII, no space: federator-made ids are DNS names and digits
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")  # as node labels and DRA product names (spaces -> '-') give
-_VENDOR = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_VENDOR = re.compile(r"[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?")  # lower case, as the catalog's names (api/pool_vendor.py)
 # A Kubernetes extended resource: an optional DNS-subdomain prefix, then a name as in a label key.
 _RESOURCE = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
                        r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
@@ -195,8 +195,8 @@ def _pool_problem(pool: agent_pb2.AcceleratorPool, where: str) -> str | None:
         return (f"{where}.accelerator_model: must be 1 to {MAX_MODEL_CHARS} letters, digits, '.', '_', '+' or '-', "
                 f"starting with a letter or digit (such as NVIDIA-H100-80GB-HBM3), got {model[:80]!r}")
     if pool.vendor and not _VENDOR.fullmatch(pool.vendor):
-        return (f"{where}.vendor: must be a catalog vendor name of at most 63 letters, digits, '.', '_' or '-' "
-                f"(such as nvidia), got {pool.vendor[:80]!r}")
+        return (f"{where}.vendor: must be a catalog vendor name of at most 63 lower-case letters, digits, '.', '_' "
+                f"or '-' (such as nvidia; the catalog's names are lower case), got {pool.vendor[:80]!r}")
     name = pool.resource_name
     dra_class = name.removesuffix(DRA_SUFFIX) if name.endswith(DRA_SUFFIX) else None
     if dra_class is not None:  # a DRA pool: its DeviceClass, which is a DNS subdomain

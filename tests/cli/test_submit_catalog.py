@@ -1,0 +1,91 @@
+"""`federator submit` for a vendor the federator's operator added with --accelerator-catalog (outside QA, vendors V1).
+
+The CLI checked job files against the built-in catalog only, so every job of such a vendor was refused before it
+was sent, though the federator would take it. Now `submit --accelerator-catalog FILE` reads files with the
+operator's catalog, and without it the CLI leaves a vendor it does not know to the federator, which stays the
+authority: it checks every job again with its own catalog. Over real gRPC on loopback, the CLI in a thread of
+its own as it would be a process of its own (its catalog view is the thread's: catalog.client_view).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from federator.catalog import use_catalog_file
+from federator.cli import main
+from tests.server.test_services_edge import served
+
+METAX = """vendors:
+  metax:
+    resources: [metax-tech.com/gpu]
+    productLabel: metax-tech.com/gpu.product
+    defaultModel: MetaX-GPU
+    models:
+      - {name: MetaX-C500, memoryMiB: 65536}
+"""
+JOB = "apiVersion: federator.io/v1alpha1\nkind: FederatedJob\nmetadata: {{name: {name}}}\nspec:\n  kind: training\n"
+BY_RESOURCE = JOB.format(name="by-resource") + "  resources: {cpu: '8', metax-tech.com/gpu: 8}\n"
+BY_VENDOR = JOB.format(name="by-vendor") + "  resources: {cpu: '8'}\n  accelerators: [{vendor: metax, count: 4}]\n"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    out = {"catalog": tmp_path / "catalog-metax.yaml", "resource": tmp_path / "by-resource.yaml",
+           "vendor": tmp_path / "by-vendor.yaml"}
+    for key, text in (("catalog", METAX), ("resource", BY_RESOURCE), ("vendor", BY_VENDOR)):
+        out[key].write_text(text)
+    return out
+
+
+def submit(target: str, *args: str) -> list[str]:
+    return ["submit", *args, "--insecure", "--server", target]
+
+
+def test_a_vendor_the_operator_added_is_submitted_from_the_cli(files: dict[str, Path],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    async def go() -> None:
+        async with served() as s:
+            # by vendor: the CLI does not know metax and leaves it to the federator, which does
+            assert await asyncio.to_thread(main, submit(s.target, "-f", str(files["vendor"]))) == 0
+            assert "submitted (default/by-vendor" in capsys.readouterr().out
+            # by resource name: the CLI cannot tell its vendor without the operator's file, and says how
+            assert await asyncio.to_thread(main, submit(s.target, "-f", str(files["resource"]))) == 2
+            err = capsys.readouterr().err
+            assert "spec.resources.metax-tech.com/gpu: is not a resource this CLI knows" in err
+            assert "give submit their catalog file (--accelerator-catalog FILE)" in err
+            args = submit(s.target, "-f", str(files["resource"]), "--accelerator-catalog", str(files["catalog"]))
+            assert await asyncio.to_thread(main, args) == 0
+            assert "submitted (default/by-resource" in capsys.readouterr().out
+            alternatives = {j.spec.name: [(a.vendor, a.milli) for a in j.spec.accelerators]
+                            for j in s.fed.jobs.values()}
+            assert alternatives == {"by-vendor": [("metax", 4000)], "by-resource": [("metax", 8000)]}
+
+    use_catalog_file(files["catalog"])  # the federator's, in this process; the CLI's view is its own
+    try:
+        asyncio.run(go())
+    finally:
+        use_catalog_file(None)
+
+
+def test_the_federator_stays_the_authority_on_vendors_the_cli_leaves_to_it(files: dict[str, Path],
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    async def go() -> None:
+        async with served() as s:  # a federator without the operator's catalog
+            assert await asyncio.to_thread(main, submit(s.target, "-f", str(files["vendor"]))) == 1
+            err = capsys.readouterr().err
+            assert "spec.accelerators[0].vendor: unknown vendor 'metax'" in err and "(INVALID_ARGUMENT)" in err
+            assert not s.fed.jobs
+
+    asyncio.run(go())
+
+
+def test_a_bad_catalog_file_given_to_submit_is_refused_naming_the_line(files: dict[str, Path],
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    files["catalog"].write_text("vendors:\n  metax:\n    resources: [nvidia.com/gpu]\n")
+    args = submit("127.0.0.1:1", "-f", str(files["resource"]), "--accelerator-catalog", str(files["catalog"]))
+    assert main(args) == 2
+    assert f"{files['catalog']}:3: vendors.metax.resources[0]: 'nvidia.com/gpu' is nvidia's resource" in \
+        capsys.readouterr().err
