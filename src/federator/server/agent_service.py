@@ -179,14 +179,16 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
             await self._refuse_hello(context, hello.cluster, RejectReason.LIMIT_EXCEEDED,
                                      grpc.StatusCode.RESOURCE_EXHAUSTED, over)
         current = self.fed.clusters.get(hello.cluster)
-        twin = duplicates.refusal(current, instance=hello.instance, now=self.fed.clock(),
-                                  lease_seconds=self.fed.lease_seconds,
-                                  stalled=self.fed.stalls.since(current.last_seen_at) if current else 0.0)
+        when = {"now": self.fed.clock(), "lease_seconds": self.fed.lease_seconds,
+                "stalled": self.fed.stalls.since(current.last_seen_at) if current else 0.0}
+        twin = duplicates.refusal(current, instance=hello.instance, **when)
         if twin and current is not None:  # a second agent: the one that holds the cluster keeps it, untouched
             duplicates.refuse(self.fed, current, peer_address=context.peer() or "", message=twin, log=self.refusals)
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, twin)
             return
+        taken = duplicates.takeovers(current, instance=hello.instance, **when)
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
+        rec.takeovers = taken
         rec.instance, rec.peer_address = hello.instance, context.peer() or ""
         rec.certificate_not_after = peer.certificate.not_valid_after_utc.timestamp() if peer.certificate else 0.0
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
