@@ -22,7 +22,9 @@ The versions:
   member that never comes back after a restart is billed to, server/silent_ends.py), and keeps version 3: 0.8.0
   and 0.9.0 name the columns they read and write, so they run on such a file, and what they leave stale or reset is
   a billing hint, not a field a job loses (docs/operators.md, "Upgrading to 0.10.0", says what a rollback does to
-  it). The member store adds the column when a file lacks it (`add_member_columns`).
+  it). The member store adds the column when a file lacks it (`add_member_columns`). 0.11.0 adds a table,
+  rebalance_moves (store/moves.py: when each job last moved), made when missing as reservation_holds is, and
+  keeps version 3: older releases do not know the table and leave it be.
 
 A file of an older version is taken forward when it is opened (`upgrade`), in one transaction: an upgrade needs
 no step of the operator's, and the file says from then on which releases may open it.
