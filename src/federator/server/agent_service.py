@@ -250,9 +250,9 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                     self.rejected(RejectReason.REVOKED)
                     ending = Ending(EndCode.PERMISSION_DENIED, f"cluster {rec.name}: its certificate was revoked")
                     break
+                if stream.lane is not None:  # a report in flight (read before, or held and released by its
+                    await stream.lane.idle()  # timer) is applied before anything the agent sent after it
                 self.handle(rec, msg)
-                if stream.lane is not None:  # a report in flight is applied before the agent's next message
-                    await stream.lane.idle()
                 await rec.outbox.room()
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass

@@ -11,8 +11,8 @@ few milliseconds (the switch interval) instead of once per report. What it finds
 federator's state lives: the trust file's bounds, the provider's maintenance flag, the capacity itself.
 
 Order: a stream's reports are examined one at a time, each applied before the next is examined (each waits for the
-one before it), and the stream reads its next message only once its lane is idle (agent_service._read), so neither
-a later report nor anything the agent sent after a report is applied before it. A report held over the rate and
+one before it), and the stream handles its next message only once its lane is idle (agent_service._read), so
+neither a later report nor anything the agent sent after a report is applied before it. A report held over the rate and
 released by its timer, or kept as its stream ends, goes through the same lane, after the one in flight. What
 decides whether a report is examined at all, the rate and the byte budget (server/reports.py) and the message's
 size and sequence checks, stays on the loop, before any of this, so a flood over the budget costs no thread time.
