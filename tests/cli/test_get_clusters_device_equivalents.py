@@ -110,3 +110,26 @@ def test_a_big_fleets_fraction_is_shown_exactly() -> None:
               "capacity": ClusterCapacity(accelerator_pools=(whole, mig))}
     headers, [row] = cluster_rows([member], wide=False)
     assert row[headers.index("ACCELERATORS FREE/TOTAL")] == "20001.75/20001.75"
+
+
+def test_the_basic_views_summary_and_the_full_capacity_give_the_same_row() -> None:
+    """One place totals a cluster's pools (model.cluster.accelerator_milli_totals, vendor_totals) for both views: the
+    BASIC view's summary (cli/cluster_view.py) holds the pools' figures and no sums of its own."""
+    from dataclasses import replace
+
+    from federator.api import convert
+    from federator.cli.cluster_view import summary_from_pb
+
+    cap = _fleet()["member-a"]
+    pools = tuple(replace(p, nodes_by_free=(0, 0, 1), quota_held_accelerators=4) if p.accelerator_model == MIG_1G
+                  else p for p in cap.accelerator_pools)
+    full = replace(cap, accelerator_pools=pools)
+    rows = []
+    for capacity in (full, summary_from_pb(convert.capacity_to_pb(full))):
+        member = {"name": "member-a", "region": "r", "state": "Ready", "placements": 0, "last_report_at": 0.0,
+                  "capacity": capacity}
+        rows.append(cluster_rows([member], wide=True))
+    assert rows[0] == rows[1]
+    headers, [row] = rows[0]
+    assert row[headers.index("ACCELERATORS FREE/TOTAL")] == "10.25/11.75 (0.5 quota held)"
+    assert row[headers.index("VENDORS (free/total)")] == "nvidia 10.25/11.75"

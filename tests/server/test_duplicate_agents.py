@@ -185,3 +185,126 @@ def test_an_instance_out_of_bounds_is_refused_naming_the_field(instance: str) ->
             assert "east-1" not in s.fed.clusters
 
     run(go)
+
+
+async def take_over(s: object, ch: grpc.aio.Channel, session: int) -> asyncio.Task[object]:
+    """Open a stream without an instance and wait until it holds the cluster as `session`."""
+    task: asyncio.Task[object] = asyncio.create_task(agent_stream(ch, [hello("")]))
+    await until(lambda: (rec := s.fed.clusters.get("east-1")) is not None  # type: ignore[attr-defined]
+                and rec.session == session)
+    return task
+
+
+def test_twins_without_an_instance_are_told_by_their_takeovers_and_the_next_one_is_refused(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Two older agents with one name: each superseded the other at every reconnect, for ever."""
+    caplog.set_level(logging.WARNING, logger="federator.server")
+
+    async def go() -> None:
+        async with served() as s:
+            async with channel(s.target) as ch:
+                streams = [await take_over(s, ch, 1)]
+                for session in range(2, 2 + duplicates.TWIN_TAKEOVERS):  # a blip's reconnect takes over, as before
+                    streams.append(await take_over(s, ch, session))
+                holder = s.fed.clusters["east-1"]
+                assert len(holder.takeovers) == duplicates.TWIN_TAKEOVERS
+                got, err = await agent_stream(ch, [hello("")])
+                assert got == []  # no Welcome
+                assert err is not None and err.code() is grpc.StatusCode.ALREADY_EXISTS
+                details = err.details() or ""
+                assert details.startswith("cluster east-1: another agent (no instance at ipv4:127.0.0.1:")
+                assert f"taken over {duplicates.TWIN_TAKEOVERS} times in the last 300s while live" in details
+                assert "refused until the holder has been silent for a lease (10s)" in details
+                assert s.fed.clusters["east-1"] is holder and holder.connected and not holder.closing
+                assert refused_count(s.fed) == 1.0
+                assert duplicates.shown(holder, s.fed.clock()).startswith("an agent at ipv4:127.0.0.1:")
+                ended = [await t for t in streams]
+            for _, err in ended[:-1]:  # superseded, each by the next
+                assert err is not None and err.code() is grpc.StatusCode.ABORTED
+            assert ended[-1][1] is None  # the holder's stream was never touched
+            assert s.fed.metrics.registry.get_sample_value("federator_agent_connections_total",
+                                                           {"cluster": "east-1"}) == 1 + duplicates.TWIN_TAKEOVERS
+
+    run(go)
+    assert any("refused an agent stream of cluster east-1 from ipv4:127.0.0.1:" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_twin_that_keeps_retrying_stays_refused_past_the_window_and_one_that_stopped_is_forgotten() -> None:
+    async def go() -> None:
+        async with served() as s:
+            async with channel(s.target) as ch:
+                streams = [await take_over(s, ch, n) for n in range(1, 2 + duplicates.TWIN_TAKEOVERS)]
+                holder = s.fed.clusters["east-1"]
+                step = 0.6 * duplicates.TWIN_WINDOW_SECONDS
+                for _ in range(3):  # it retries within the window each time: each refusal keeps the evidence
+                    holder.takeovers = tuple(t - step for t in holder.takeovers)
+                    if holder.duplicate is not None:
+                        holder.duplicate = duplicates.Duplicate(holder.duplicate.message, holder.duplicate.at - step)
+                    _, err = await agent_stream(ch, [hello("")])
+                    assert err is not None and err.code() is grpc.StatusCode.ALREADY_EXISTS
+                assert refused_count(s.fed) == 3.0
+                assert "a second agent with its name was refused 180s ago" in (err.details() or "")
+                # the twin was stopped: a window later, a new stream without an instance takes over again
+                assert holder.duplicate is not None
+                holder.duplicate = duplicates.Duplicate(holder.duplicate.message,
+                                                        holder.duplicate.at - duplicates.TWIN_WINDOW_SECONDS - 1)
+                streams.append(await take_over(s, ch, 2 + duplicates.TWIN_TAKEOVERS))
+                assert len(s.fed.clusters["east-1"].takeovers) == 1
+                for t in streams:
+                    await t
+
+    run(go)
+
+
+def test_an_agent_taken_for_a_twin_gets_its_cluster_once_the_holder_has_been_silent_for_a_lease() -> None:
+    """A single older agent with three half-open reconnects in the window: refused a lease, not for ever."""
+    async def go() -> None:
+        async with served() as s:
+            async with channel(s.target) as ch:
+                streams = [await take_over(s, ch, n) for n in range(1, 2 + duplicates.TWIN_TAKEOVERS)]
+                holder = s.fed.clusters["east-1"]
+                _, err = await agent_stream(ch, [hello("")])
+                assert err is not None and err.code() is grpc.StatusCode.ALREADY_EXISTS
+                holder.last_seen_at -= s.fed.lease_seconds + 1  # the half-open stream it left went silent
+                streams.append(await take_over(s, ch, 2 + duplicates.TWIN_TAKEOVERS))
+                assert s.fed.clusters["east-1"].takeovers == ()  # an agent coming back, not a twin
+                for t in streams:
+                    await t
+
+    run(go)
+
+
+def test_two_real_agents_without_an_instance_stop_superseding_each_other() -> None:
+    async def go() -> None:
+        async with served() as s:
+            fed = s.fed
+            backends = [SimBackend(FLEET["east-1"]), SimBackend(FLEET["east-1"])]
+            agents = [Agent(AgentConfig(cluster="east-1", region="east", target=s.target, max_backoff=0.2), b)
+                      for b in backends]
+            for agent in agents:
+                agent._session.instance = ""  # an older agent: its Hello says no instance
+            tasks = [asyncio.create_task(agents[0].run())]
+            try:
+                await until(lambda: (rec := fed.clusters.get("east-1")) is not None and rec.resynced)
+                tasks.append(asyncio.create_task(agents[1].run()))
+
+                def connects() -> float:
+                    return fed.metrics.registry.get_sample_value("federator_agent_connections_total",
+                                                                 {"cluster": "east-1"}) or 0.0
+
+                # before: they superseded each other at every reconnect, and never one was refused
+                await until(lambda: refused_count(fed) >= 3 or connects() > 10)
+                assert connects() == 1 + duplicates.TWIN_TAKEOVERS
+                holder = fed.clusters["east-1"]
+                assert holder.connected and not holder.closing
+                await until(lambda: refused_count(fed) >= 6 or connects() > 1 + duplicates.TWIN_TAKEOVERS)
+                assert fed.clusters["east-1"] is holder and connects() == 1 + duplicates.TWIN_TAKEOVERS
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                for b in backends:
+                    await b.stop()
+
+    run(go)

@@ -3,7 +3,8 @@
 The BASIC view (ListClustersRequest.view) leaves out the histograms a
 `ClusterCapacity` derives free accelerators from, and says free outright
 (AcceleratorPool.free_accelerators); these summaries read it as the tables
-do the full capacity, so `cluster_rows` takes either.
+do the full capacity, so `cluster_rows` takes either. The totals over pools are computed in one place for both,
+from their pools (model.cluster `accelerator_milli_totals`, `vendor_totals`): a summary holds the figures, no sums.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from federator.api.v1 import agent_pb2
-from federator.model.cluster import accelerator_milli_of, vendor_totals
+from federator.model.cluster import accelerator_milli_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,36 +39,6 @@ class CapacitySummary:
     memory_bytes_allocatable: int
     memory_bytes_free: int
     workload_kinds: frozenset[str]
-
-    @property
-    def free_accelerators(self) -> int:
-        return sum(p.free_accelerators for p in self.accelerator_pools)
-
-    @property
-    def total_accelerators(self) -> int:
-        return sum(p.total_accelerators for p in self.accelerator_pools)
-
-    @property
-    def quota_held_accelerators(self) -> int:
-        return sum(p.quota_held_accelerators for p in self.accelerator_pools)
-
-    # Whole-device equivalents in milli, as ClusterCapacity's (model.cluster.accelerator_milli_of): what the
-    # tables show. The sums above add each pool's own units (a MIG partition as one).
-    @property
-    def free_accelerator_milli(self) -> int:
-        return sum(p.accelerator_milli_of(p.free_accelerators) for p in self.accelerator_pools)
-
-    @property
-    def total_accelerator_milli(self) -> int:
-        return sum(p.accelerator_milli_of(p.total_accelerators) for p in self.accelerator_pools)
-
-    @property
-    def quota_held_accelerator_milli(self) -> int:
-        return sum(p.accelerator_milli_of(p.quota_held_accelerators) for p in self.accelerator_pools)
-
-    def by_vendor(self) -> dict[str, tuple[int, int]]:
-        """vendor -> (free, total) accelerator milli, sorted by vendor (as ClusterCapacity.by_vendor)."""
-        return vendor_totals(self.accelerator_pools)
 
 
 def summary_from_pb(pb: agent_pb2.CapacityReport) -> CapacitySummary:

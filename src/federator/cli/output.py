@@ -23,6 +23,7 @@ from federator.model import (
     shortfall,
     waited,
 )
+from federator.model.cluster import accelerator_milli_totals, vendor_totals
 from federator.model.state_words import state_words
 from federator.security.authz import USER_ANNOTATION
 from federator.termtext import cell
@@ -111,8 +112,8 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         cap: ClusterCapacity | CapacitySummary | None = c["capacity"]  # the FULL view's, or the BASIC view's
         # Whole-device equivalents (a 1g.10gb MIG partition 0.125), as a job's ACCELERATORS and the usage bill
         # count; MODELS below counts each pool's own units and says "partitions" where they are not devices.
-        gpus = format_accelerator_milli_free_of_total(cap.free_accelerator_milli, cap.total_accelerator_milli,
-                                                      cap.quota_held_accelerator_milli) if cap else "-"
+        gpus = format_accelerator_milli_free_of_total(*accelerator_milli_totals(cap.accelerator_pools)) \
+            if cap else "-"
         cpus = cores(cap.cpu_milli_free) if cap else "-"
         # No new work for now: cordoned by an operator (server/cordons.py), quarantined (server/quarantine.py), or
         # its agent cannot reach the member's API server (server/member_health.py); -o json gives the words. And a
@@ -131,7 +132,7 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         if wide:
             row.append(c.get("gang_admission") or "-")
             vendors = ", ".join(f"{v} {format_accelerator_milli_free_of_total(free, total)}"
-                                for v, (free, total) in cap.by_vendor().items()) if cap else ""
+                                for v, (free, total) in vendor_totals(cap.accelerator_pools).items()) if cap else ""
             models = ", ".join(f"{p.accelerator_model} "
                                + format_free_of_total(p.free_accelerators, p.total_accelerators,
                                                       p.quota_held_accelerators, pool_unit(p.sharing))

@@ -882,6 +882,11 @@ class _Counted(_Shared, Protocol):
     def total_accelerators(self) -> int: ...
 
 
+class _Held(_Counted, Protocol):
+    @property
+    def quota_held_accelerators(self) -> int: ...
+
+
 def accelerator_milli_of(pool: _Shared, units: int) -> int:
     """`units` of a pool's own counts (total, allocatable, free, quota held) in milli whole devices: 1000 each, a
     MIG partition its `unit_milli` (125 for a 1g.10gb of an 80 GB GPU). A pool counts its own units; every total a
@@ -898,6 +903,18 @@ def pool_unit(sharing: str) -> str:
     """What a pool's own counts count, where it is not whole devices ("partitions" for MIG; "" otherwise): the word
     a per-model row shows after them, so '14/14 partitions' is not read as 14 GPUs."""
     return "partitions" if sharing == SHARING_MIG else ""
+
+
+def accelerator_milli_totals(pools: Iterable[_Held]) -> tuple[int, int, int]:
+    """(free, total, quota held) accelerator milli over `pools`, in whole-device equivalents (`accelerator_milli_of`):
+    the totals people read of a cluster, from a report's pools (ClusterCapacity) or a BASIC view's summary
+    (cli/cluster_view.py) alike, computed here alone."""
+    free = total = held = 0
+    for p in pools:
+        free += accelerator_milli_of(p, p.free_accelerators)
+        total += accelerator_milli_of(p, p.total_accelerators)
+        held += accelerator_milli_of(p, p.quota_held_accelerators)
+    return free, total, held
 
 
 def vendor_totals(pools: Iterable[_Counted]) -> dict[str, tuple[int, int]]:
@@ -952,16 +969,16 @@ class ClusterCapacity:
     # agent reported, never for display.
     @property
     def total_accelerator_milli(self) -> int:
-        return sum(p.accelerator_milli_of(p.total_accelerators) for p in self.accelerator_pools)
+        return accelerator_milli_totals(self.accelerator_pools)[1]
 
     @property
     def free_accelerator_milli(self) -> int:
         """Whole free devices (and free MIG partitions), shared ones excluded, as `free_accelerators`."""
-        return sum(p.accelerator_milli_of(p.free_accelerators) for p in self.accelerator_pools)
+        return accelerator_milli_totals(self.accelerator_pools)[0]
 
     @property
     def quota_held_accelerator_milli(self) -> int:
-        return sum(p.accelerator_milli_of(p.quota_held_accelerators) for p in self.accelerator_pools)
+        return accelerator_milli_totals(self.accelerator_pools)[2]
 
     @property
     def total_accelerators(self) -> int:

@@ -77,8 +77,9 @@ class Limits:
     report_burst: int = 20
     # Capacity report bytes per agent per second, sustained (0: no budget): a report passes while the stream
     # is within it, and its size is then owed (server/reports.py). Reports over it are coalesced like those over
-    # reports_per_second, so clusters sending big reports often cannot together hold the event loop decoding
-    # them (a 190 KB report costs the loop ~70 ms).
+    # reports_per_second, so clusters sending big reports often cannot together take the federator's CPU decoding
+    # them (a 190 KB report costs ~70 ms: in a worker thread since 0.11.0, server/report_lane.py, which shares the
+    # interpreter with the loop, so a flood past a core still slows everything).
     report_bytes_per_second: int = 16 * 1024
     # JobUpdates per agent per second, sustained, and at once (server/agent_service.py): an agent resending updates
     # in a loop cost the federator ~0.35 ms of CPU each, 20,000 duplicates ~7 s, with no word (outside QA F15).

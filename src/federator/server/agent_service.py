@@ -22,7 +22,7 @@ from federator.model.cluster import AgentFeature, GangAdmission
 from federator.security.audit import AuditLog
 from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Authorizer, recorded_owner
-from federator.security.limits import RejectReason, TokenBucket, check_capacity, check_hello
+from federator.security.limits import RejectReason, TokenBucket, check_hello
 from federator.security.trust import PROVIDER_LABEL, Trust
 from federator.server import duplicates, over_bound, shrink
 from federator.server.clusters import over_provider_cap
@@ -36,8 +36,9 @@ from federator.server.orphans import job_of
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.refusal_log import RefusalLog
 from federator.server.replica_counts import counts_of
+from federator.server.report_lane import Examined, ReportLane, examine
 from federator.server.terms import StreamTerms, default_order_max_age
-from federator.server.validation import Refusal, agent_text, check_hello_fields, check_plausible, check_report_fields
+from federator.server.validation import Refusal, agent_text, check_hello_fields
 
 log = logging.getLogger("federator.server")
 HELLO_TIMEOUT_SECONDS = 10.0
@@ -70,6 +71,7 @@ class _Stream:
     rec: ClusterRecord
     peer: Peer
     hello_labels: dict[str, str]
+    lane: ReportLane | None = None  # its reports, examined off the loop in order (server/report_lane.py)
 
 
 class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
@@ -179,19 +181,22 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
             await self._refuse_hello(context, hello.cluster, RejectReason.LIMIT_EXCEEDED,
                                      grpc.StatusCode.RESOURCE_EXHAUSTED, over)
         current = self.fed.clusters.get(hello.cluster)
-        twin = duplicates.refusal(current, instance=hello.instance, now=self.fed.clock(),
-                                  lease_seconds=self.fed.lease_seconds,
-                                  stalled=self.fed.stalls.since(current.last_seen_at) if current else 0.0)
+        when = {"now": self.fed.clock(), "lease_seconds": self.fed.lease_seconds,
+                "stalled": self.fed.stalls.since(current.last_seen_at) if current else 0.0}
+        twin = duplicates.refusal(current, instance=hello.instance, **when)
         if twin and current is not None:  # a second agent: the one that holds the cluster keeps it, untouched
             duplicates.refuse(self.fed, current, peer_address=context.peer() or "", message=twin, log=self.refusals)
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, twin)
             return
+        taken = duplicates.takeovers(current, instance=hello.instance, **when)
         rec = self.fed.connect(cluster=hello.cluster, region=hello.region, labels=labels)
+        rec.takeovers = taken
         rec.instance, rec.peer_address = hello.instance, context.peer() or ""
         rec.certificate_not_after = peer.certificate.not_valid_after_utc.timestamp() if peer.certificate else 0.0
         rec.gang_admission = GangAdmission.parse(hello.gang_admission)
         rec.features = AgentFeature.parse(hello.features)
         stream = self._streams[rec.session] = _Stream(rec, peer, dict(hello.labels))
+        stream.lane = ReportLane(lambda report, examined: self._finish_report(rec, report, examined, stream))
         reader = asyncio.get_running_loop().create_task(self._read(rec, request_iterator, stream))
         try:
             yield self.terms.welcome(reports_per_second=self.fed.limits.reports_per_second,
@@ -221,7 +226,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                 rec.reports.cancel()
                 held = rec.reports.closing()
                 if held is not None and self.fed.clusters.get(rec.name) is rec:
-                    self._apply_report(rec, held)
+                    stream.lane.submit(held)  # after any report of the stream still in flight
             self.fed.disconnect(rec)
 
     async def _refuse_hello(self, context: grpc.aio.ServicerContext, cluster: str, reason: RejectReason,
@@ -245,6 +250,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                     self.rejected(RejectReason.REVOKED)
                     ending = Ending(EndCode.PERMISSION_DENIED, f"cluster {rec.name}: its certificate was revoked")
                     break
+                if stream.lane is not None:  # a report in flight (read before, or held and released by its
+                    await stream.lane.idle()  # timer) is applied before anything the agent sent after it
                 self.handle(rec, msg)
                 await rec.outbox.room()
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
@@ -356,28 +363,33 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
 
     def _apply_report(self, rec: ClusterRecord, report: agent_pb2.CapacityReport) -> RejectReason | None:
         """Decode and check a report (server/validation.py), then apply it; a bad one is refused naming the
-        field."""
-        refusal: Refusal | None = None
-        problem = check_report_fields(report)
-        if problem is not None:
-            refusal = Refusal(RejectReason.MALFORMED, problem)
-        else:
+        field. A served stream's report is examined off the loop and applied in its turn (server/report_lane.py;
+        None then, whatever comes of it); one handled outside a stream (tests), here and now."""
+        stream = self._streams.get(rec.session)
+        if stream is not None and stream.lane is not None:
+            stream.lane.submit(report)
+            return None
+        return self._finish_report(rec, report, examine(report), stream)
+
+    def _finish_report(self, rec: ClusterRecord, report: agent_pb2.CapacityReport, examined: Examined,
+                       stream: _Stream | None) -> RejectReason | None:
+        """Apply an examined report on the loop: the trust file's bounds (`stream`'s provider, asked as the trust
+        is now), then the capacity. A report whose stream was superseded meanwhile is dropped: the newer stream's
+        reports are the newer ones."""
+        if self.fed.clusters.get(rec.name) is not rec:
+            return None
+        refusal, cap = examined.refusal, examined.capacity
+        if examined.fields_ok:
             self.fed.cordons.maintenance.reported(  # the provider's own cordon (server/maintenance.py)
                 rec.name, report.maintenance, provider=rec.labels.get(PROVIDER_LABEL, ""), now=self.fed.clock())
-            try:
-                cap = convert.capacity_from_pb(report)
-                problem = check_capacity(cap)
-                if problem is not None:
-                    raise convert.WireError(problem)
-            except convert.WireError as exc:
-                refusal = Refusal(RejectReason.MALFORMED, f"capacity: {str(exc)[:400]}")
+        if cap is not None:
+            over = self._over_trust_bound(stream, cap)
+            if over:
+                refusal = Refusal(RejectReason.IMPLAUSIBLE_REPORT, over)
             else:
-                implausible = check_plausible(cap) or self._over_trust_bound(rec, cap)
-                if implausible:
-                    refusal = Refusal(RejectReason.IMPLAUSIBLE_REPORT, implausible)
-                else:
-                    cap = self._within_accelerator_bound(rec, cap)
-        if refusal is not None:
+                cap = self._within_accelerator_bound(rec, stream, cap)
+        if refusal is not None or cap is None:
+            assert refusal is not None
             self.fed.heard(rec)
             self._refuse(rec, refusal)
             return refusal.reason
@@ -414,18 +426,17 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         if rec.connected and not rec.closing:
             rec.outbox.put(ErrorNotice(INCONSISTENT_REPORT, cut("; ".join(c.message() for c in found))))
 
-    def _over_trust_bound(self, rec: ClusterRecord, cap: ClusterCapacity) -> str:
+    def _over_trust_bound(self, stream: _Stream | None, cap: ClusterCapacity) -> str:
         """"" unless the trust file bounds what a cluster of this stream's provider may claim and the report claims
         more (Trust.capacity_problem). Asked of the trust as it is now, so a reload lowering a bound applies from
         the next report."""
-        stream = self._streams.get(rec.session)
         if self.auth.trust is None or stream is None:
             return ""
         return self.auth.trust.capacity_problem(stream.peer.issuer, cap)
 
-    def _within_accelerator_bound(self, rec: ClusterRecord, cap: ClusterCapacity) -> ClusterCapacity:
+    def _within_accelerator_bound(self, rec: ClusterRecord, stream: _Stream | None,
+                                  cap: ClusterCapacity) -> ClusterCapacity:
         """The report clamped to its provider's maxAccelerators (server/over_bound.py), said when that changes."""
-        stream = self._streams.get(rec.session)
         bound = self.auth.trust.accelerator_bound(stream.peer.issuer) \
             if self.auth.trust is not None and stream is not None else None
         clamped = over_bound.clamp(cap, bound[1])[0] if bound is not None else cap

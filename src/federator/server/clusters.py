@@ -74,6 +74,9 @@ class ClusterRecord:
     # is how it can tell a cluster gone quiet because its agent's certificate expired (metrics.py).
     certificate_not_after: float = 0.0
     duplicate: Duplicate | None = None  # the latest second agent refused while this stream held the cluster
+    # When the cluster's live streams were taken over by a stream with no instance on one side to tell them apart
+    # (the latest TWIN_TAKEOVERS, the federator's clock): how twins without an instance are told (duplicates.py)
+    takeovers: tuple[float, ...] = ()
     over_bound: str = ""  # its last report was over its provider's maxAccelerators and clamped: why (over_bound.py)
 
     @property

@@ -17,12 +17,13 @@ once per scheduling turn, after the turn's cycle has placed what waits (server/s
    after `RETRY_SECONDS`, or sooner when a cluster joins (or comes back): each ask is a scheduler call on the
    loop, and a busy fleet's reports change its room every few seconds.
 
-Restart safety: moves in flight are not stored; the surge placement is. After a restart a job holding more than
-its count is found by the same scan (`surplus`), and once its newest parts (the surge: the highest generation)
-serve, the surplus is taken as above, the nearest kept: never ignored, and never by stopping the new near
-replicas for being new. The quiet time of jobs moved before the restart is forgotten (a move must still make a
-job strictly better, so this cannot make it swing back). A job with a part on a cluster being drained is left to
-the drain (server/drain_surge.py), whose surplus is the drained part, whatever the scale-down would choose.
+Restart safety: moves in flight are not stored; the surge placement is. After a restart a job holding more than its
+count is found by the same scan (`surplus`), and once its newest parts (the surge: the highest generation) serve,
+the surplus is taken as above, the nearest kept: never ignored, and never by stopping the new near replicas for
+being new. When each job last moved is stored (store/moves.py, standalone), so a job moved just before a restart
+keeps its quiet time after it, and the moves of the restart's minute count against maxMovesPerMinute (each job's
+last move in it counted as one started: fewer moves, never more). A job with a part on a cluster being drained is
+left to the drain (server/drain_surge.py), whose surplus is the drained part, whatever the scale-down would choose.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from federator.server.reservations import HeldRoom
 from federator.server.scaling import scaled
 from federator.store.errors import StoreUnavailable
 from federator.store.group_commit import freeze
+from federator.store.moves import MoveStore
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -79,6 +81,33 @@ class Rebalancer:
         self.tried: dict[JobId, float] = {}  # when a cycle last found no room for a job
         self._scheduler: Scheduler | None = None
         self._config: SchedulerConfig | None = None
+        self._store: MoveStore | None = None  # where `last` is kept across a restart (store/moves.py)
+        self._failing = False  # the last write failed: not said again until one works
+
+    def attach(self, store: MoveStore, *, now: float) -> None:
+        """Keep each job's last move in `store`, and take up those it kept: their quiet times go on, and the
+        moves of the last minute count against maxMovesPerMinute."""
+        self._store = store
+        self.last = store.load()
+        self.started = deque(sorted(t for t in self.last.values() if now - WINDOW_SECONDS < t <= now))
+
+    def _moved(self, job_id: JobId, at: float) -> None:
+        """A job started or ended a move at `at`: its quiet time runs from then, stored. A failed write is said
+        once and the moves go on (the time is kept in memory: a restart meanwhile forgets it, as before 0.11.0)."""
+        self.last[job_id] = at
+        self._keep({job_id: at})
+
+    def _keep(self, moved: dict[JobId, float], forget: Sequence[JobId] = ()) -> None:
+        if self._store is None or not (moved or forget):
+            return
+        try:
+            self._store.put(moved, forget=forget)
+        except Exception as exc:  # sqlite3.Error, OSError or StoreError: the moves go on either way
+            if not self._failing:
+                log.warning("cannot store when %d job(s) last moved: %s", len(moved) + len(forget), exc)
+            self._failing = True
+            return
+        self._failing = False
 
     def scheduler(self, config: SchedulerConfig) -> Scheduler:
         """The policy's scheduler without preemption: a move evicts nobody."""
@@ -104,7 +133,10 @@ class Rebalancer:
         budget = policy.max_moves_per_minute - len(self.started)
         # forget what no longer bounds anything: these hold only the moves of the last quiet time, and the asks
         # of the last minute
-        self.last = {j: t for j, t in self.last.items() if now - t < policy.quiet_seconds}
+        quiet = {j: t for j, t in self.last.items() if now - t < policy.quiet_seconds}
+        if len(quiet) != len(self.last):
+            self._keep({}, [j for j in self.last if j not in quiet])
+        self.last = quiet
         self.tried = {j: t for j, t in self.tried.items() if now - t < RETRY_SECONDS}
         # Past the bound the fleet is contended: what waits goes first, and no cycle runs on the loop; so no move
         # is looked for either (each is a nearness ranking and a scale-down plan per job, per turn).
@@ -194,7 +226,7 @@ class Rebalancer:
         fed.cycles._held(job)  # a preemptible job's new parts may be preempted, as the cycle's are
         self.moves[job.job_id] = Move(frozenset(p.placement_id for p in new), n, spec.replicas, c.why, c.leaving, to)
         self.started.append(now)
-        self.last[job.job_id] = now
+        self._moved(job.job_id, now)
         self.tried.pop(job.job_id, None)
         fed.metrics.rebalance_moves.labels("started").inc()
         log.info("job %s: %s", job.job_id, said)
@@ -229,7 +261,7 @@ class Rebalancer:
         its replicas where they were, and says so."""
         fed = self.fed
         del self.moves[job.job_id]
-        self.last[job.job_id] = fed.clock()
+        self._moved(job.job_id, fed.clock())
         said = (f"could not move {move.replicas} replica{'s' if move.replicas != 1 else ''} to "
                 f"{' and '.join(move.to)}: they keep serving in {' and '.join(move.leaving)}")
         if not job.replicas_waiting and job.pending_reason is not None and \
@@ -280,7 +312,7 @@ class Rebalancer:
             cancels = supersede_part(fed, job, {p.placement_id for p in plan.dropped}, reason, surged=True) or []
             job.generation += 1
         self._restate(job, said, keep)
-        self.last[job.job_id] = fed.clock()
+        self._moved(job.job_id, fed.clock())
         fed.metrics.rebalance_moves.labels("completed").inc()
         log.info("job %s: %s", job.job_id, said)
         shrink.owe(fed, resizes)  # until acknowledged, across a restart too

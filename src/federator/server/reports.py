@@ -34,8 +34,9 @@ class ReportGate:
 
     `volume`, when set, is a second budget in bytes (Limits.report_bytes_per_second): a report passes while
     the stream is within it (the bucket holds a token), and its whole size is then charged, so the next report
-    waits until the debt is paid. Decoding and checking a report costs the loop in proportion to its size
-    (~70 ms for 190 KB), so 50 clusters each sending 190 KB every 2 s, well within the count, held the loop;
+    waits until the debt is paid. Decoding and checking a report costs CPU in proportion to its size
+    (~70 ms for 190 KB; on the loop until 0.11.0, now in a worker thread that shares the interpreter with it:
+    server/report_lane.py), so 50 clusters each sending 190 KB every 2 s, well within the count, held the loop;
     with the byte budget a big report waits (coalesced) instead. Charging after the fact, not asking for the
     whole size first, keeps the burst small (two seconds of budget) and still lets a report of any legal size
     pass: a full bucket of a megabyte a stream let 50 streams' first reports stall the loop for 17 s at once.

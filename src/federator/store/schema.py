@@ -24,9 +24,10 @@ The versions:
   a billing hint, not a field a job loses (docs/operators.md, "Upgrading to 0.10.0", says what a rollback does to
   it). The member store adds the column when a file lacks it (`add_member_columns`).
   0.11.0 keeps version 3 too: it adds a table, silent_cancels (store/silent_cancels.py: the usage ends awaited of
-  placements cancelled on a silent member), made when missing as reservation_holds is, and an index of the usage
-  table, usage_cluster (accounting/store.py), made IF NOT EXISTS. 0.10.0 never reads the table and keeps the index
-  up to date as any, so it runs on such a file unharmed.
+  placements cancelled on a silent member), made when missing as reservation_holds is, another, rebalance_moves
+  (store/moves.py: when each job last moved), made the same way, and an index of the usage table, usage_cluster
+  (accounting/store.py), made IF NOT EXISTS. 0.10.0 never reads the tables and keeps the index up to date as any,
+  so it runs on such a file unharmed.
 
 A file of an older version is taken forward when it is opened (`upgrade`), in one transaction: an upgrade needs
 no step of the operator's, and the file says from then on which releases may open it.
