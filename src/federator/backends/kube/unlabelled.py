@@ -13,37 +13,21 @@ federator has nothing to do with devices it may not use.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
 
 from federator.backends.kube.devices import UnlabelledDevices
+from federator.backends.kube.left_out import LeftOut
 
 log = logging.getLogger("federator.agent.kube")
 
 
-class UnlabelledAccelerators:
+class UnlabelledAccelerators(LeftOut[UnlabelledDevices]):
     """The unlabelled devices last seen, per resource, and the (node, resource) pairs already warned of."""
 
-    def __init__(self) -> None:
-        self._warned: set[tuple[str, str]] = set()
-        self.by_resource: Mapping[str, int] = {}
-
-    def seen(self, found: Iterable[UnlabelledDevices]) -> Mapping[str, int]:
-        """Take the unlabelled devices of every node now: warn of each (node, resource) not warned of while it
-        stayed unlabelled (one labelled since and unlabelled again is said again); return the counts."""
-        counts: dict[str, int] = {}
-        now: set[tuple[str, str]] = set()
-        for u in found:
-            counts[u.resource] = counts.get(u.resource, 0) + u.devices
-            key = (u.node, u.resource)
-            now.add(key)
-            if key not in self._warned:
-                log.warning("node %s has %d %s but no %s label naming their model: they are not offered to the "
-                            "federator (a pod could not be pinned to them) until the node is labelled (GPU feature "
-                            "discovery, or the vendor's node labeller, running on it)", u.node, u.devices,
-                            u.resource, u.missing_label)
-        self._warned = now
-        self.by_resource = counts
-        return counts
+    def warn(self, u: UnlabelledDevices) -> None:
+        log.warning("node %s has %d %s but no %s label naming their model: they are not offered to the "
+                    "federator (a pod could not be pinned to them) until the node is labelled (GPU feature "
+                    "discovery, or the vendor's node labeller, running on it)", u.node, u.devices,
+                    u.resource, u.missing_label)
 
 
 __all__ = ["UnlabelledAccelerators"]

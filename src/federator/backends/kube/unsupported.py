@@ -13,36 +13,20 @@ capacity report: the contract's pools are what can be placed on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
 
 from federator.backends.kube.devices import UnsupportedDevices
+from federator.backends.kube.left_out import LeftOut
 
 log = logging.getLogger("federator.agent.kube")
 
 
-class UnsupportedAccelerators:
+class UnsupportedAccelerators(LeftOut[UnsupportedDevices]):
     """The unsupported devices last seen, per resource, and the (node, resource) pairs already warned of."""
 
-    def __init__(self) -> None:
-        self._warned: set[tuple[str, str]] = set()
-        self.by_resource: Mapping[str, int] = {}
-
-    def seen(self, found: Iterable[UnsupportedDevices]) -> Mapping[str, int]:
-        """Take the unsupported devices of every node now: warn of each (node, resource) not warned of while it
-        stayed there (one gone and back is said again); return the counts."""
-        counts: dict[str, int] = {}
-        now: set[tuple[str, str]] = set()
-        for u in found:
-            counts[u.resource] = counts.get(u.resource, 0) + u.devices
-            key = (u.node, u.resource)
-            now.add(key)
-            if key not in self._warned:
-                log.warning("node %s has %d %s, which are %s: they are not offered to the federator, which has no "
-                            "model of them (and never counts one as a chip); run whole chips there to offer them",
-                            u.node, u.devices, u.resource, u.what)
-        self._warned = now
-        self.by_resource = counts
-        return counts
+    def warn(self, u: UnsupportedDevices) -> None:
+        log.warning("node %s has %d %s, which are %s: they are not offered to the federator, which has no "
+                    "model of them (and never counts one as a chip); run whole chips there to offer them",
+                    u.node, u.devices, u.resource, u.what)
 
 
 __all__ = ["UnsupportedAccelerators"]
