@@ -147,8 +147,14 @@ class GroupCommit:
         with self._cv:
             return len(self._lazy)
 
+    def handed(self, jobs: list[Job]) -> None:
+        """Every job state handed to `commit`, `write` and `write_or_owe`, on the caller's thread, in the order
+        handed, before any batch coalesces it: nothing here; the usage meter's hook (accounting/meter.py)."""
+
     async def commit(self, jobs: Iterable[Job]) -> None:
         """Queue these jobs' current state; return once the batch holding them is durable."""
+        jobs = list(jobs)
+        self.handed(jobs)
         frozen = [freeze(j) for j in jobs]
         if not frozen:
             return
@@ -175,6 +181,8 @@ class GroupCommit:
 
     def write(self, jobs: Iterable[Job]) -> None:
         """Write these jobs now, after everything already queued; blocks until durable."""
+        jobs = list(jobs)
+        self.handed(jobs)
         frozen = [freeze(j) for j in jobs]
         if not frozen:
             return
@@ -218,10 +226,11 @@ class GroupCommit:
         except RuntimeError:
             loop = None
         if loop is not None:
+            self.handed(live)
             self._enqueue(_Write([freeze(j) for j in live], loop=loop, live=live, then=then))
             return
         try:
-            self.write(live)
+            self.write(live)  # handed to the meter there
         except StoreError as exc:
             self._owe_after(live, exc)
         if then is not None:
