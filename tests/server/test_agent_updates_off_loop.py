@@ -23,7 +23,7 @@ from federator.security.auth import Authenticator
 from federator.server.federator import Federator
 from federator.server.services import AgentService
 
-A_WHILE = 20.0  # only a guard against a hang (and the loop held by today's bug ends by it): nothing waits on it
+A_WHILE = 20.0  # a guard against a hang (the old code held the loop until this ran out): no assertion reads time
 
 
 class HeldStore(MemoryStore):
