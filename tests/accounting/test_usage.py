@@ -310,3 +310,27 @@ def test_a_record_closed_before_a_crash_lost_its_jobs_write_stays_closed(tmp_pat
     assert (kept.placement_id, kept.start, kept.end) == (p.placement_id, 10.0, 40.0)
     assert summarize(usage.query(since=0, until=1_000), since=0, until=1_000, now=400).total.accelerator_seconds \
         == 60.0  # 2 x 30 s, not 2 x 100 from the restart
+
+
+def test_an_agents_updates_on_the_event_loop_are_metered_though_their_writes_leave_it(tmp_path: Path) -> None:
+    """An agent's update on the loop is queued off it (`GroupCommit.write_or_owe`); the meter hooked `write` alone, so
+    with the update no longer written through `write` a served federator metered nothing (`federator usage` read 0
+    for a job that ran: tests/accounting/test_usage_processes.py). The meter sees every state handed to the journal."""
+    db, clock = tmp_path / "federator.db", Clock(1_000.0)
+    fed, meter, usage = start(db, clock)
+    join(fed, "east-1", H100, "acme")
+    a = fed.submit(spec("train-a", gpus=4, replicas=2, queue="research", user="alice"))
+    fed.schedule_once()
+
+    async def scenario() -> usage_pb2.UsageResponse:
+        running(fed, a.job_id, JobPhase.RUNNING)  # 2 x 4 accelerators from t=1000
+        clock.now = 1_030.0
+        running(fed, a.job_id, JobPhase.SUCCEEDED)  # 8 x 30 = 240
+        await asyncio.to_thread(fed.journal.drain)
+        return await ask(fed, usage, by="user")
+
+    assert table(asyncio.run(scenario())) == {"alice": 240.0, "TOTAL": 240.0}
+    fed.store.close()
+    store = SqliteJobStore(db)
+    assert {j.phase for j in store.load()} == {JobPhase.SUCCEEDED}  # and stored, off the loop
+    store.close()

@@ -220,6 +220,7 @@ def test_an_agents_word_that_a_job_ended_is_stored_once_the_disk_has_room_not_lo
     async def scenario() -> None:
         with caplog.at_level(logging.WARNING):
             fed.job_update(rec, pid, JobPhase.SUCCEEDED, "done")  # does not raise into the agent's stream
+            fed.journal.drain()  # written off the loop: owed once the writer is done with it
             assert job.phase is JobPhase.SUCCEEDED and fed.journal.owed == 1
             fed.job_update(rec, pid, JobPhase.SUCCEEDED, "done")  # the re-sync's repeat
             for _ in range(3):

@@ -294,15 +294,8 @@ class MeteredGroupCommit(GroupCommit):
         super().__init__(store)
         self.meter = meter
 
-    async def commit(self, jobs: Iterable[Job]) -> None:
-        jobs = list(jobs)
+    def handed(self, jobs: list[Job]) -> None:  # commit, write and write_or_owe: an agent's update included
         self.meter.observe(jobs)
-        await super().commit(jobs)
-
-    def write(self, jobs: Iterable[Job]) -> None:
-        jobs = list(jobs)
-        self.meter.observe(jobs)
-        super().write(jobs)
 
 
 def attach(fed: Federator, meter: UsageMeter) -> None:

@@ -313,8 +313,7 @@ class Federator:
         placement.phase, placement.message = phase, said
         self.run_limits.started(job, phase)  # Running: this attempt's run-time clock, stored with the job below
         self._derive_phase(job, ended=placement.ended_at or None)
-        self.journal.write_or_owe([job])  # a full disk delays the record (paid each tick), never loses it
-        self.notify([job])
+        self.journal.write_or_owe([job], then=self.notify)  # off the loop; a full disk delays it (paid), never loses it
         if phase.is_terminal:
             self.wake()
 
@@ -334,8 +333,7 @@ class Federator:
             if p.placement_id == ask.placement_id:
                 p.message = kept_message(ask)
         self._derive_phase(job)
-        self.journal.write_or_owe([job])
-        self.notify([job])
+        self.journal.write_or_owe([job], then=self.notify)
 
     def refused(self, rec: ClusterRecord, placement_id: str, message: str) -> None:
         """The agent would not launch a placement: release it and requeue the job. Only a live placement of the

@@ -136,8 +136,7 @@ class ClusterNotes:
                 job.message = message
                 restated.append(job)
         if restated:
-            self.fed.journal.write_or_owe(restated)  # a message: a full disk delays it, never stops the caller
-            self.fed.notify(restated)
+            self.fed.journal.write_or_owe(restated, then=self.fed.notify)  # a full disk delays it, never stops us
 
 
 __all__ = ["ClusterNotes", "cluster_note", "job_message", "placements_message"]

@@ -270,8 +270,7 @@ class Rebalancer:
         job.message = f"{said}; {job_message(job, fed.clusters, lost_after=fed.lost_after_seconds)}"
         fed.metrics.rebalance_moves.labels("failed").inc()
         log.info("job %s: %s", job.job_id, said)
-        fed.journal.write_or_owe([job])
-        fed.notify([job])
+        fed.journal.write_or_owe([job], then=fed.notify)
 
     def _trim(self, job: Job, move: Move | None, live: Sequence[Placement], new: Sequence[Placement]) -> None:
         """Take the surplus over the job's count (`live`: its live parts, `new` the move's), as a scale-down would:

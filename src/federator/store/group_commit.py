@@ -13,13 +13,20 @@ applied in the order they were queued; within one batch only the newest state
 of each job is written (a job changed twice while the disk was busy is written
 once: coalesced per object).
 
-Two ways in:
+Three ways in:
 
 - `await commit(jobs)`: the asyncio path (Submit, the scheduling cycle): the
   caller's coroutine resumes once the batch holding its jobs is committed.
-- `write(jobs)`: the synchronous path (agent updates, cancels, tests): blocks
+- `write(jobs)`: the synchronous path (cancels, scaling, tests): blocks
   until written; with nothing queued it writes on the caller's thread, which
   is what the store did before group commit existed.
+- `write_or_owe(jobs, then=...)`: state the federator has already acted on
+  (an agent's JobUpdate, a job's message): queued, and the caller goes on at
+  once; a write the store refuses is owed (`pay`), and `then` announces the
+  jobs on the event loop once they are stored or owed. Before, it was `write`:
+  each agent update held the event loop for its fsync (docs/benchmarks.md,
+  6 Dec: 2.3 s of 19.5 s with three agents), and every call of every user
+  and agent waited with it.
 
 Jobs are copied when queued (`freeze`), so the writer thread never reads a
 `Job` the event loop is changing.
@@ -76,18 +83,27 @@ class _Write:
     loop: asyncio.AbstractEventLoop | None = None
     error: BaseException | None = field(default=None)
     owed: list[Job] = field(default_factory=list)  # the live jobs a `pay` write stands for: owed again if it fails
+    live: list[Job] = field(default_factory=list)  # the live jobs a `write_or_owe` stands for: owed if it fails
+    then: Callable[[list[Job]], None] | None = None  # write_or_owe's announcement, run on `loop` when settled
 
-    def finish(self, error: BaseException | None) -> None:
+    def settle(self, error: BaseException | None) -> None:
+        """This write's own outcome in a batch that ended with `error`."""
         if isinstance(error, StoreRefused):  # only the refused jobs' writers fail, each told of its own job
             error = error.about(j.job_id for j in self.jobs)
         self.error = error
+
+    def finish(self) -> None:
         if self.done is not None:
             self.done.set()
-        if self.future is not None and self.loop is not None:
-            try:
-                self.loop.call_soon_threadsafe(_resolve, self.future, error)
-            except RuntimeError:  # the loop is closed (shutdown): nobody awaits this write any more
-                pass
+        if self.loop is None:
+            return
+        try:
+            if self.future is not None:
+                self.loop.call_soon_threadsafe(_resolve, self.future, self.error)
+            if self.then is not None:
+                self.loop.call_soon_threadsafe(self.then, self.live)
+        except RuntimeError:  # the loop is closed (shutdown): nobody awaits this write any more
+            pass
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
@@ -131,8 +147,14 @@ class GroupCommit:
         with self._cv:
             return len(self._lazy)
 
+    def handed(self, jobs: list[Job]) -> None:
+        """Every job state handed to `commit`, `write` and `write_or_owe`, on the caller's thread, in the order
+        handed, before any batch coalesces it: nothing here; the usage meter's hook (accounting/meter.py)."""
+
     async def commit(self, jobs: Iterable[Job]) -> None:
         """Queue these jobs' current state; return once the batch holding them is durable."""
+        jobs = list(jobs)
+        self.handed(jobs)
         frozen = [freeze(j) for j in jobs]
         if not frozen:
             return
@@ -159,6 +181,8 @@ class GroupCommit:
 
     def write(self, jobs: Iterable[Job]) -> None:
         """Write these jobs now, after everything already queued; blocks until durable."""
+        jobs = list(jobs)
+        self.handed(jobs)
         frozen = [freeze(j) for j in jobs]
         if not frozen:
             return
@@ -185,23 +209,40 @@ class GroupCommit:
         with self._cv:
             return len(self._owed)
 
-    def write_or_owe(self, jobs: Iterable[Job]) -> bool:
-        """`write`, for state the federator has already acted on (an agent's word that a placement ran or
-        ended, a job's message): if the store refuses it (a full disk), the jobs are owed instead of the
-        error raised, and `pay` writes them as they stand once the store takes writes again. Raising
-        ended the agent's stream, and its re-sync repeated a change memory already held, so it was never
-        stored: a restart then found a finished job still running and placed it again. False if owed."""
+    def write_or_owe(self, jobs: Iterable[Job], then: Callable[[list[Job]], None] | None = None) -> None:
+        """For state the federator has already acted on (an agent's word that a placement ran or ended, a job's
+        message): queued behind every write before it, and the caller goes on at once, never waiting for the disk;
+        `then(jobs)` (the announcement to Watch streams) runs on the event loop once they are stored, or owed. If
+        the store refuses them (a full disk), the jobs are owed instead of an error raised, and `pay` writes them as
+        they stand once the store takes writes again. Raising ended the agent's stream, and its re-sync repeated a
+        change memory already held, so it was never stored: a restart then found a finished job still running and
+        placed it again. Called with no event loop running (a script, a test of the Federator alone), it writes on
+        the caller's thread and calls `then` before it returns, as it did before it was queued."""
         live = list(jobs)
+        if not live:
+            return
         try:
-            self.write(live)
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            self.handed(live)
+            self._enqueue(_Write([freeze(j) for j in live], loop=loop, live=live, then=then))
+            return
+        try:
+            self.write(live)  # handed to the meter there
         except StoreError as exc:
-            with self._cv:
-                said, self._owed_failing = self._owed_failing, True
-            if not said:
-                log.warning("%d jobs not stored (%s); kept, and written once the store takes writes", len(live), exc)
-            self._owe(live)
-            return False
-        return True
+            self._owe_after(live, exc)
+        if then is not None:
+            then(live)
+
+    def _owe_after(self, live: list[Job], exc: BaseException) -> None:
+        """A write_or_owe's write failed: its jobs are owed, said once per outage."""
+        with self._cv:
+            said, self._owed_failing = self._owed_failing, True
+        if not said:
+            log.warning("%d jobs not stored (%s); kept, and written once the store takes writes", len(live), exc)
+        self._owe(live)
 
     def pay(self) -> None:
         """Queue the owed jobs' current state (each turn of the federator's loop); returns at once. A write that
@@ -312,11 +353,16 @@ class GroupCommit:
             try:
                 self._put(list(latest.values()))
             except Exception as exc:  # the writers hear of it; the thread goes on with the next batch
-                if not (self._owed_failing and all(w.owed for w in batch)):
+                said = isinstance(exc, StoreError)  # write_or_owe's jobs: _owe_after says it (a bug: a traceback)
+                if not all(not w.jobs or (w.live and said) or (w.owed and self._owed_failing) for w in batch):
                     self._log_failed(f"writing {len(latest)} jobs to the store failed", exc)
                 error = exc
+            for w in batch:  # the failed write_or_owe jobs are owed before anyone hears the batch is done (drain)
+                w.settle(error)
+                if w.live and w.error is not None:
+                    self._owe_after(w.live, w.error)
             for w in batch:
-                w.finish(error)
+                w.finish()
             if any(w.owed for w in batch):  # a refused job is not owed: writing it again cannot help
                 self._paid(batch, None if isinstance(error, StoreRefused) else error)
 
