@@ -68,6 +68,7 @@ from federator.model import (
     ReasonCode,
     placement_resources,
 )
+from federator.model.node_room import node_room_take
 from federator.scheduler import (
     Allocation,
     Arrival,
@@ -342,7 +343,8 @@ class Cycles:
                     or capacity.cpu_milli_free > previous.cpu_milli_free
                     or capacity.memory_bytes_free > previous.memory_bytes_free
                     or capacity.node_cpu_milli_free_max > previous.node_cpu_milli_free_max
-                    or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max)
+                    or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max
+                    or capacity.node_room != previous.node_room)
         before = {p.accelerator_model: p for p in previous.accelerator_pools}
         changed = [p for p in capacity.accelerator_pools if host or before.get(p.accelerator_model) != p]
         if cluster in self._preemptible:
@@ -789,7 +791,9 @@ def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> Clust
         memory = max(0, cap.memory_bytes_free - resources.memory_bytes * p.replicas)
         return info.with_capacity(held.after_bind(held.accelerator_pools, cpu, memory,
                                                   min(held.node_cpu_milli_free_max, cpu),
-                                                  min(held.node_memory_bytes_free_max, memory)))
+                                                  min(held.node_memory_bytes_free_max, memory),
+                                                  node_room_take(held.node_room, resources.cpu_milli,
+                                                                 resources.memory_bytes, p.replicas, strict=False)))
     except ValueError:
         pools = tuple(
             replace(pool, nodes_by_free=(pool.nodes,), shared_devices=(), host_room=(), shared_room=(),
