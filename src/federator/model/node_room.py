@@ -20,6 +20,7 @@ accelerators are; the pool's own classes say which accelerators, not which host)
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 
 NodeRoom = tuple[tuple[int, int, int], ...]  # sorted (free CPU milli, free memory bytes, nodes), nodes >= 1
@@ -45,13 +46,18 @@ def per_node(cpu_free: int, mem_free: int, cpu: int, mem: int) -> int:
     return k
 
 
-def node_room_fits(room: NodeRoom, cpu: int, mem: int) -> int:
-    """Replicas of (`cpu`, `mem`) the nodes hold, each on one node (at most 2^30)."""
+def node_room_fits(room: NodeRoom, cpu: int, mem: int, enough: int = _MANY) -> int:
+    """Replicas of (`cpu`, `mem`) the nodes hold, each on one node, counted up to `enough` (at most 2^30): a
+    filter asks whether `enough` fit, and the roomiest classes, counted first, mostly answer it."""
     total = 0
-    for c, m, n in room:
+    lo = bisect_left(room, (cpu, -1, 0))  # classes with less CPU than a replica hold none
+    for i in range(len(room) - 1, lo - 1, -1):
+        c, m, n = room[i]
+        if m < mem:
+            continue
         total += n * per_node(c, m, cpu, mem)
-        if total >= _MANY:
-            return _MANY
+        if total >= enough:
+            return enough
     return total
 
 
@@ -59,32 +65,54 @@ def node_room_take(room: NodeRoom, cpu: int, mem: int, replicas: int, *, roomies
                    strict: bool = True) -> NodeRoom:
     """The room after `replicas` replicas of (`cpu`, `mem`) land, as many on a node as it holds: the fullest
     node that holds one first (`roomiest`: the roomiest first). ValueError if they do not all fit (`strict`);
-    else what does not fit is left out (the caller knows better that it fits: an accelerator pool's room)."""
+    else what does not fit is left out (the caller knows better that it fits: an accelerator pool's room).
+
+    A cycle takes on every placement, and a thousand-node cluster reports up to a thousand classes: the
+    classes are found by bisection and the tuple edited in place of a copy, not rebuilt and sorted."""
     if replicas <= 0 or (not cpu and not mem) or not room:
         return room
-    classes = dict(((c, m), n) for c, m, n in room)
+    out = list(room)
     left = replicas
-    for c, m, _ in (reversed(room) if roomiest else room):
+    while left:
+        i = _holder(out, cpu, mem, roomiest)
+        if i is None:
+            if strict:
+                raise ValueError(f"{left} of {replicas} replicas of {cpu}m CPU and {mem} bytes have no node with "
+                                 f"room")
+            break
+        c, m, n = out[i]
         k = per_node(c, m, cpu, mem)
-        if not k:
-            continue
-        n = classes[(c, m)]
         full = min(n, left // k)
         moved = [(full, k)] if full else []
         if full < n and left - full * k:
             moved.append((1, left - full * k))
+        taken = sum(nodes for nodes, _ in moved)
+        if taken == n:
+            del out[i]
+        else:
+            out[i] = (c, m, n - taken)
         for nodes, each in moved:
-            classes[(c, m)] -= nodes
-            key = (c - each * cpu, m - each * mem)
-            classes[key] = classes.get(key, 0) + nodes
+            _add(out, c - each * cpu, m - each * mem, nodes)
             left -= nodes * each
-        if not classes[(c, m)]:
-            del classes[(c, m)]
-        if not left:
-            break
-    if left and strict:
-        raise ValueError(f"{left} of {replicas} replicas of {cpu}m CPU and {mem} bytes have no node with room")
-    return tuple(sorted((c, m, n) for (c, m), n in classes.items() if n))
+    return tuple(out)
+
+
+def _holder(out: list[tuple[int, int, int]], cpu: int, mem: int, roomiest: bool) -> int | None:
+    """The index of the class whose nodes hold one replica: the least CPU (then memory) first, or the most."""
+    lo = bisect_left(out, (cpu, -1, 0))  # classes with less CPU than a replica hold none
+    order = range(len(out) - 1, lo - 1, -1) if roomiest else range(lo, len(out))
+    for i in order:
+        if out[i][1] >= mem:
+            return i
+    return None
+
+
+def _add(out: list[tuple[int, int, int]], cpu: int, mem: int, nodes: int) -> None:
+    i = bisect_left(out, (cpu, mem, 0))
+    if i < len(out) and out[i][0] == cpu and out[i][1] == mem:
+        out[i] = (cpu, mem, out[i][2] + nodes)
+    else:
+        out.insert(i, (cpu, mem, nodes))
 
 
 def node_room_give(room: NodeRoom, cpu: int, mem: int, replicas: int) -> NodeRoom:
@@ -92,9 +120,9 @@ def node_room_give(room: NodeRoom, cpu: int, mem: int, replicas: int) -> NodeRoo
     its room on a node of its own, a class of that room."""
     if replicas <= 0 or (not cpu and not mem) or not room:
         return room
-    classes = dict(((c, m), n) for c, m, n in room)
-    classes[(cpu, mem)] = classes.get((cpu, mem), 0) + replicas
-    return tuple(sorted((c, m, n) for (c, m), n in classes.items()))
+    out = list(room)
+    _add(out, cpu, mem, replicas)
+    return tuple(out)
 
 
 __all__ = ["NodeRoom", "node_room_fits", "node_room_give", "node_room_of", "node_room_take", "per_node"]

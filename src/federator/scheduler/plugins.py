@@ -283,8 +283,8 @@ class CpuMemoryFit:
                 f"needs {n} x {format_bytes(res.memory_bytes)}",
             )
         if cap.node_room and not request.accelerator_milli and node_room_fits(
-                cap.node_room, res.cpu_milli, res.memory_bytes) < n:  # each replica's CPU and memory on one node
-            cpu_alone = node_room_fits(cap.node_room, res.cpu_milli, 0) >= n
+                cap.node_room, res.cpu_milli, res.memory_bytes, n) < n:  # each replica's CPU and memory on one node
+            cpu_alone = node_room_fits(cap.node_room, res.cpu_milli, 0, n) >= n
             return Reason(
                 ReasonCode.INSUFFICIENT_MEMORY if cpu_alone else ReasonCode.INSUFFICIENT_CPU,
                 f"{cluster.name} has no room on its nodes for {n} x ({res.cpu_milli / 1000:g} CPUs and "

@@ -81,7 +81,7 @@ class Need:
             return False
         if not self.milli:  # each replica's CPU and memory on one node, where the agent says that room is
             return pool is None and (not capacity.node_room or node_room_fits(
-                capacity.node_room, self.cpu_milli, self.memory_bytes) >= n)
+                capacity.node_room, self.cpu_milli, self.memory_bytes, n) >= n)
         return pool is not None and pool.replica_capacity(self.milli, self.cpu_milli, self.memory_bytes) >= n
 
 
