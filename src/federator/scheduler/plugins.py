@@ -287,9 +287,9 @@ class CpuMemoryFit:
             cpu_alone = node_room_fits(cap.node_room, res.cpu_milli, 0, n) >= n
             return Reason(
                 ReasonCode.INSUFFICIENT_MEMORY if cpu_alone else ReasonCode.INSUFFICIENT_CPU,
-                f"{cluster.name} has no room on its nodes for {n} x ({res.cpu_milli / 1000:g} CPUs and "
-                f"{format_bytes(res.memory_bytes)} memory on one node): its free CPU and memory are on different "
-                f"nodes",
+                f"{cluster.name} has {cap.cpu_milli_free / 1000:g} CPUs and {format_bytes(cap.memory_bytes_free)} "
+                f"memory free, but no room for {n} x ({res.cpu_milli / 1000:g} CPUs and "
+                f"{format_bytes(res.memory_bytes)} memory on one node): no node has both free",
             )
         return None
 

@@ -368,8 +368,7 @@ class Cycles:
                     or capacity.cpu_milli_free > previous.cpu_milli_free
                     or capacity.memory_bytes_free > previous.memory_bytes_free
                     or capacity.node_cpu_milli_free_max > previous.node_cpu_milli_free_max
-                    or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max
-                    or capacity.node_room != previous.node_room)
+                    or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max)
         before = {p.accelerator_model: p for p in previous.accelerator_pools}
         changed = [p for p in capacity.accelerator_pools if host or before.get(p.accelerator_model) != p]
         if cluster in self._preemptible:
