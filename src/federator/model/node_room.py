@@ -115,6 +115,24 @@ def _add(out: list[tuple[int, int, int]], cpu: int, mem: int, nodes: int) -> Non
         out.insert(i, (cpu, mem, nodes))
 
 
+def node_room_grew(before: NodeRoom, after: NodeRoom) -> bool:
+    """Whether a report's node room may hold work that the one before did not: for some class that gained
+    nodes, more nodes now have at least its room. A report where nodes only filled (or traded their room, the
+    same classes) says no; checking the few classes that gained, not every shape of work, keeps it cheap."""
+    if before == after:
+        return False
+    had = {(c, m): n for c, m, n in before}
+    for c, m, n in after:
+        if n > had.get((c, m), 0) and _at_least(after, c, m) > _at_least(before, c, m):
+            return True
+    return False
+
+
+def _at_least(room: NodeRoom, cpu: int, mem: int) -> int:
+    """Nodes with at least this CPU and memory free."""
+    return sum(n for c, m, n in room[bisect_left(room, (cpu, -1, 0)):] if m >= mem)
+
+
 def node_room_give(room: NodeRoom, cpu: int, mem: int, replicas: int) -> NodeRoom:
     """An estimate of the room after `replicas` replicas of (`cpu`, `mem`) leave (what-if planning): each frees
     its room on a node of its own, a class of that room."""
@@ -125,4 +143,5 @@ def node_room_give(room: NodeRoom, cpu: int, mem: int, replicas: int) -> NodeRoo
     return tuple(out)
 
 
-__all__ = ["NodeRoom", "node_room_fits", "node_room_give", "node_room_of", "node_room_take", "per_node"]
+__all__ = ["NodeRoom", "node_room_fits", "node_room_give", "node_room_grew", "node_room_of", "node_room_take",
+           "per_node"]

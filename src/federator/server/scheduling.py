@@ -68,7 +68,7 @@ from federator.model import (
     ReasonCode,
     placement_resources,
 )
-from federator.model.node_room import node_room_take
+from federator.model.node_room import node_room_grew, node_room_take
 from federator.scheduler import (
     Allocation,
     Arrival,
@@ -368,7 +368,8 @@ class Cycles:
                     or capacity.cpu_milli_free > previous.cpu_milli_free
                     or capacity.memory_bytes_free > previous.memory_bytes_free
                     or capacity.node_cpu_milli_free_max > previous.node_cpu_milli_free_max
-                    or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max)
+                    or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max
+                    or node_room_grew(previous.node_room, capacity.node_room))
         before = {p.accelerator_model: p for p in previous.accelerator_pools}
         changed = [p for p in capacity.accelerator_pools if host or before.get(p.accelerator_model) != p]
         if cluster in self._preemptible:
