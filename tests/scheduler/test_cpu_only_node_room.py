@@ -87,3 +87,16 @@ def test_reserve_moves_the_nodes_a_cpu_only_take_lands_on() -> None:
         [NodeSpec("a", "", 0, 8_000, 512 * GiB), NodeSpec("b", "", 0, 8_000, 512 * GiB)], fit="best").capacity())
     with pytest.raises(ValueError, match="no node with room"):  # 16 CPUs free, 8 on each node
         reserve(info, resources=Resources(12_000, GiB, 0), replicas=1, accelerator_model="")
+
+
+def test_an_accelerator_replica_takes_its_host_room_on_a_node_of_its_pool_not_the_roomiest() -> None:
+    """A CPU node of 136 CPUs (the roomiest) and an 8-GPU node of 38: a one-GPU job of 8 CPUs lands on the GPU
+    node (30 left: one 16-CPU replica), so CPU-only jobs of 16 fit 8 + 1 = 9 times. Taken from the roomiest
+    node in the federator's view (128 and 38 left) they would fit 10, and the member refuse one."""
+    nodes = NodeSet.of([NodeSpec("cpu", "", 0, 136_000, 1024 * GiB), NodeSpec("gpu", H100, 8, 38_000, 1024 * GiB)],
+                       fit="best")
+    specs = [job("g", gpus=1, cpu=8, memory_gib=1, models=(H100,))] + [job(f"c{i}", cpu=16, memory_gib=1)
+                                                                    for i in range(10)]
+    placed, refused, _ = _cycle_then_bind(nodes, specs)
+    assert refused == []
+    assert len([p for p in placed if p.startswith("c")]) == 9

@@ -14,8 +14,10 @@ too.
 A `NodeRoom` is sorted (free CPU milli, free memory bytes, nodes) triples; () is "not reported" (an older
 agent): the federator then judges by the sums and maxima, as before. A take moves the nodes it lands on to
 their new class, as a member's binder would: CPU-only work best fit (the fullest node that holds a replica,
-as members fill their CPU nodes first), an accelerator replica's host part on the roomiest node (where the
-accelerators are; the pool's own classes say which accelerators, not which host).
+as members fill their CPU nodes first), an accelerator replica's host part on a node of its pool (a room its
+pool's room classes name, best fit as the pool's take), else on the roomiest node. Taken from the roomiest
+node alone, the GPU Submits of submit_scale came off the CPU nodes in the federator's view while the member
+put them on GPU nodes, and 2 to 5 CPU-only placements a run were refused.
 """
 
 from __future__ import annotations
@@ -62,10 +64,12 @@ def node_room_fits(room: NodeRoom, cpu: int, mem: int, enough: int = _MANY) -> i
 
 
 def node_room_take(room: NodeRoom, cpu: int, mem: int, replicas: int, *, roomiest: bool = False,
-                   strict: bool = True) -> NodeRoom:
+                   strict: bool = True, among: frozenset[tuple[int, int]] = frozenset()) -> NodeRoom:
     """The room after `replicas` replicas of (`cpu`, `mem`) land, as many on a node as it holds: the fullest
     node that holds one first (`roomiest`: the roomiest first). ValueError if they do not all fit (`strict`);
     else what does not fit is left out (the caller knows better that it fits: an accelerator pool's room).
+    `among`: the rooms of the nodes the replicas may land on (an accelerator pool's room classes), tried first,
+    best fit, as the pool's own take chooses among them; the rest goes as `roomiest` says.
 
     A cycle takes on every placement, and a thousand-node cluster reports up to a thousand classes: the
     classes are found by bisection and the tuple edited in place of a copy, not rebuilt and sorted."""
@@ -74,7 +78,9 @@ def node_room_take(room: NodeRoom, cpu: int, mem: int, replicas: int, *, roomies
     out = list(room)
     left = replicas
     while left:
-        i = _holder(out, cpu, mem, roomiest)
+        i = _holder(out, cpu, mem, False, among) if among else None  # best fit, as a pool's take
+        if i is None:
+            i = _holder(out, cpu, mem, roomiest)
         if i is None:
             if strict:
                 raise ValueError(f"{left} of {replicas} replicas of {cpu}m CPU and {mem} bytes have no node with "
@@ -97,12 +103,14 @@ def node_room_take(room: NodeRoom, cpu: int, mem: int, replicas: int, *, roomies
     return tuple(out)
 
 
-def _holder(out: list[tuple[int, int, int]], cpu: int, mem: int, roomiest: bool) -> int | None:
-    """The index of the class whose nodes hold one replica: the least CPU (then memory) first, or the most."""
+def _holder(out: list[tuple[int, int, int]], cpu: int, mem: int, roomiest: bool,
+            among: frozenset[tuple[int, int]] = frozenset()) -> int | None:
+    """The index of the class whose nodes hold one replica: the least CPU (then memory) first, or the most;
+    only of the rooms `among` when given."""
     lo = bisect_left(out, (cpu, -1, 0))  # classes with less CPU than a replica hold none
     order = range(len(out) - 1, lo - 1, -1) if roomiest else range(lo, len(out))
     for i in order:
-        if out[i][1] >= mem:
+        if out[i][1] >= mem and (not among or (out[i][0], out[i][1]) in among):
             return i
     return None
 

@@ -59,9 +59,16 @@ def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, accele
     cpu_free = cap.cpu_milli_free - cpu
     mem_free = cap.memory_bytes_free - mem
     # Each replica's CPU and memory on one node (model/node_room.py): CPU-only work where a node holds it (else
-    # it does not fit), an accelerator replica's beside its accelerators, which its pool found
+    # it does not fit), an accelerator replica's beside its accelerators, on a node of its pool as the pool's
+    # room classes tell them (best fit, as the pool's take), else the roomiest
+    among: frozenset[tuple[int, int]] = frozenset()
+    if resources.accelerator_milli and cap.node_room:
+        pool = cap.pool(accelerator_model)
+        if pool is not None:
+            among = frozenset((c, m) for _, c, m, _ in pool.room_classes)
     room = node_room_take(cap.node_room, resources.cpu_milli, resources.memory_bytes, replicas,
-                          roomiest=bool(resources.accelerator_milli), strict=not resources.accelerator_milli)
+                          roomiest=bool(resources.accelerator_milli),
+                          strict=not resources.accelerator_milli, among=among)
     new_cap = cap.after_bind(pools, cpu_free, mem_free, min(cap.node_cpu_milli_free_max, cpu_free),
                              min(cap.node_memory_bytes_free_max, mem_free), room)
     return cluster.with_capacity(new_cap)
