@@ -74,6 +74,14 @@ def metric(url: str, name: str) -> float:
                if line.startswith(name) and not line.startswith("#") and line[len(name)] in " {")
 
 
+def labelled(url: str, name: str, label: str) -> float:
+    """One series of a metric: the sum of the lines of `name` whose labels include `label` (such as
+    'result="refused"')."""
+    body = urllib.request.urlopen(url, timeout=60).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+               if line.startswith(name + "{") and label in line.split("}", 1)[0])
+
+
 def backlog(db: Path, n: int) -> None:
     """`n` pending jobs of the benchmarks' mixed shapes, written as a federator would have stored them."""
     store = SqliteJobStore(db)
@@ -214,6 +222,12 @@ def run(n_backlog: int, args: argparse.Namespace, with_probe: bool) -> dict[str,
             row[f"ghz_c{c}"] = ghz(fed, c, args.ghz_requests)
         if with_probe:
             row["report_during_cycle"] = asyncio.run(report_during_cycle(fed))
+        # What the agents refused of the placements (RefusedByCluster), and the re-queues that followed, over the
+        # whole run, the first cycle over the backlog included
+        row["placements"] = {
+            "placed": int(labelled(fed.metrics_url, "federator_placements_total", 'result="placed"')),
+            "refused": int(labelled(fed.metrics_url, "federator_placements_total", 'result="refused"')),
+            "requeued": int(metric(fed.metrics_url, "federator_placement_retries_total"))}
         row["rss_mib"] = round(int(next(line.split()[1] for line in Path(f"/proc/{fed.server.popen.pid}/status")
                                         .read_text().splitlines() if line.startswith("VmRSS:"))) / 1024, 1)
         row["uptime_after"] = os.getloadavg()

@@ -26,7 +26,7 @@ POOL = _all_set(AcceleratorPool, accelerator_model="A100", nodes_by_free=(1, 2, 
 CAPACITY = _all_set(ClusterCapacity, accelerator_pools=(POOL,), cpu_milli_allocatable=10, cpu_milli_free=9,
                     memory_bytes_allocatable=8, memory_bytes_free=7, node_cpu_milli_free_max=6,
                     node_memory_bytes_free_max=5, sequence=4, placement_ids=frozenset({"p"}),
-                    workload_kinds=frozenset({"Job.batch"}))
+                    workload_kinds=frozenset({"Job.batch"}), node_room=((1, 2, 3),))
 CLUSTER = _all_set(ClusterInfo, name="c", region="r", state=ClusterState.LOST, labels=(("k", "v"),),
                    capacity=CAPACITY)
 
@@ -43,6 +43,8 @@ def test_a_capacity_after_a_bind_is_replace_of_what_a_bind_changes() -> None:
     got = CAPACITY.after_bind((other,), 1, 2, 3, 4)
     assert got == dataclasses.replace(CAPACITY, accelerator_pools=(other,), cpu_milli_free=1, memory_bytes_free=2,
                                       node_cpu_milli_free_max=3, node_memory_bytes_free_max=4)
+    room = ((5, 6, 1),)
+    assert CAPACITY.after_bind((other,), 1, 2, 3, 4, room) == dataclasses.replace(got, node_room=room)
 
 
 def test_a_cluster_with_another_capacity_is_replace_of_the_capacity() -> None:

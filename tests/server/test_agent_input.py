@@ -77,6 +77,17 @@ def refused(message: agent_pb2.AgentMessage) -> tuple[str | None, str]:
     (report(cpu_milli_allocatable=INT64_MAX, cpu_milli_free=INT64_MAX), "malformed", "capacity.cpu_milli_allocatable"),
     (report(memory_bytes_allocatable=INT64_MAX, memory_bytes_free=INT64_MAX), "malformed",
      "capacity.memory_bytes_allocatable"),
+    (report(node_room=[agent_pb2.NodeRoom(cpu_milli=500, memory_bytes=1, count=0)]), "malformed",
+     "capacity.node_room[0]"),
+    (report(node_room=[agent_pb2.NodeRoom(cpu_milli=-1, memory_bytes=1, count=1)]), "malformed",
+     "capacity.node_room[0]"),
+    (report(node_room=[agent_pb2.NodeRoom(cpu_milli=1 << 51, memory_bytes=1, count=1)]), "malformed",
+     "capacity.node_room[0]"),
+    # one node with 2,000 milli-CPUs free in a cluster with 1,000; two of 600 each
+    (report(node_room=[agent_pb2.NodeRoom(cpu_milli=2000, memory_bytes=1, count=1)]), "implausible_report",
+     "capacity.node_room[0]"),
+    (report(node_room=[agent_pb2.NodeRoom(cpu_milli=600, memory_bytes=1, count=2)]), "implausible_report",
+     "capacity.node_room:"),
     (report(placement_ids=["p" * 4000]), "malformed", "capacity.placement_ids[0]"),
     (report(placement_ids=["ok.g1.west-1", "a b"]), "malformed", "capacity.placement_ids[1]"),
     (agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(placement_id="x\n" * 300, phase=3)), "malformed",
@@ -85,7 +96,8 @@ def refused(message: agent_pb2.AgentMessage) -> tuple[str | None, str]:
 ], ids=["model-newline", "model-5000", "vendor", "resource-nul", "dra-class", "unit-negative", "unit-without-mig",
         "device-memory", "host-room", "room-class", "quota-held-negative", "quota-held-over-allocatable",
         "largest-node-negative", "largest-node-over-1024", "largest-node-over-total", "largest-node-under-free",
-        "cpu-int64", "memory-int64", "placement-id-long", "placement-id-space", "update-id", "ack-id"])
+        "cpu-int64", "memory-int64", "node-room-count", "node-room-negative", "node-room-bound", "node-room-node",
+        "node-room-sum", "placement-id-long", "placement-id-space", "update-id", "ack-id"])
 def test_out_of_bounds_agent_input_is_refused_naming_the_field(message: agent_pb2.AgentMessage, reason: str,
                                                                 field: str) -> None:
     got, said = refused(message)

@@ -27,6 +27,7 @@ from federator.model import (
     Resources,
 )
 from federator.model.cluster import RoomClass, shared_bucket, whole_bucket
+from federator.model.node_room import NodeRoom
 
 _KIND_TO_PB = {JobKind.TRAINING: types_pb2.JOB_KIND_TRAINING, JobKind.INFERENCE: types_pb2.JOB_KIND_INFERENCE}
 _KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
@@ -221,6 +222,7 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
         node_memory_bytes_free_max=cap.node_memory_bytes_free_max,
         placement_ids=sorted(cap.placement_ids),
         workload_kinds=sorted(cap.workload_kinds),
+        node_room=[agent_pb2.NodeRoom(cpu_milli=c, memory_bytes=m, count=n) for c, m, n in cap.node_room],
     )
 
 
@@ -364,7 +366,22 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
         sequence=pb.sequence,
         placement_ids=frozenset(pb.placement_ids),
         workload_kinds=frozenset(pb.workload_kinds),
+        node_room=_node_room(pb),
     )
+
+
+def _node_room(pb: agent_pb2.CapacityReport) -> NodeRoom:
+    """A report's node room, checked against the obligations agent.proto gives it (bounds: validation.py)."""
+    if len(pb.node_room) > MAX_ROOM_CLASSES:
+        raise WireError(f"capacity.node_room: at most {MAX_ROOM_CLASSES} classes, got {len(pb.node_room)}")
+    for k, r in enumerate(pb.node_room):
+        if r.count < 1 or r.cpu_milli < 0 or r.memory_bytes < 0:
+            raise WireError(f"capacity.node_room[{k}]: count must be at least 1, CPU and memory not negative, got "
+                            f"count {r.count}, cpu_milli {r.cpu_milli}, memory_bytes {r.memory_bytes}")
+    merged: dict[tuple[int, int], int] = {}
+    for r in pb.node_room:
+        merged[(r.cpu_milli, r.memory_bytes)] = merged.get((r.cpu_milli, r.memory_bytes), 0) + r.count
+    return tuple(sorted((c, m, n) for (c, m), n in merged.items()))
 
 
 __all__ = [

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from federator.model.accelerator import DEFAULT_VENDOR, AcceleratorType
+from federator.model.node_room import NodeRoom
 from federator.model.resources import MILLI
 
 
@@ -939,15 +940,18 @@ class ClusterCapacity:
     sequence: int = 0
     placement_ids: frozenset[str] = frozenset()
     workload_kinds: frozenset[str] = frozenset()  # "Kind.group" it can run; empty = BUILTIN_WORKLOAD_KINDS
+    node_room: NodeRoom = ()  # every node's free CPU and memory by class (model/node_room.py); () = not reported
 
     def after_bind(self, accelerator_pools: tuple[AcceleratorPool, ...], cpu_milli_free: int,
-                   memory_bytes_free: int, node_cpu_milli_free_max: int, node_memory_bytes_free_max: int
-                   ) -> ClusterCapacity:
-        """This capacity with other pools and free CPU and memory, the rest the same: what a reservation or a
-        release changes (snapshot.py), without the generic `dataclasses.replace` (see AcceleratorPool.with_state)."""
+                   memory_bytes_free: int, node_cpu_milli_free_max: int, node_memory_bytes_free_max: int,
+                   node_room: NodeRoom | None = None) -> ClusterCapacity:
+        """This capacity with other pools and free CPU and memory (and node room; None: the same), the rest the
+        same: what a reservation or a release changes (snapshot.py), without the generic `dataclasses.replace`
+        (see AcceleratorPool.with_state)."""
         return ClusterCapacity(accelerator_pools, self.cpu_milli_allocatable, cpu_milli_free,
                                self.memory_bytes_allocatable, memory_bytes_free, node_cpu_milli_free_max,
-                               node_memory_bytes_free_max, self.sequence, self.placement_ids, self.workload_kinds)
+                               node_memory_bytes_free_max, self.sequence, self.placement_ids, self.workload_kinds,
+                               self.node_room if node_room is None else node_room)
 
     def runs(self, workload_kind: str) -> bool:
         """Whether the cluster can run a workload of this kind ("" = the federator's own Job/Deployment)."""

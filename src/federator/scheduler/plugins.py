@@ -16,6 +16,7 @@ from typing import Protocol
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, ClusterState, Reason, ReasonCode, format_bytes
 from federator.model.cluster import SHARING_MIG
+from federator.model.node_room import node_room_fits
 from federator.scheduler.fragmentation import fragment_growth
 from federator.scheduler.framework import (
     MAX_SCORE,
@@ -280,6 +281,15 @@ class CpuMemoryFit:
                 ReasonCode.INSUFFICIENT_MEMORY,
                 f"{cluster.name} has {format_bytes(cap.memory_bytes_free)} memory free, "
                 f"needs {n} x {format_bytes(res.memory_bytes)}",
+            )
+        if cap.node_room and not request.accelerator_milli and node_room_fits(
+                cap.node_room, res.cpu_milli, res.memory_bytes, n) < n:  # each replica's CPU and memory on one node
+            cpu_alone = node_room_fits(cap.node_room, res.cpu_milli, 0, n) >= n
+            return Reason(
+                ReasonCode.INSUFFICIENT_MEMORY if cpu_alone else ReasonCode.INSUFFICIENT_CPU,
+                f"{cluster.name} has {cap.cpu_milli_free / 1000:g} CPUs and {format_bytes(cap.memory_bytes_free)} "
+                f"memory free, but no room for {n} x ({res.cpu_milli / 1000:g} CPUs and "
+                f"{format_bytes(res.memory_bytes)} memory on one node): no node has both free",
             )
         return None
 

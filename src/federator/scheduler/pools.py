@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo
 from federator.model.accelerator import accepts_model
+from federator.model.node_room import node_room_fits
 from federator.scheduler.alternatives import Assignment, assign
 from federator.scheduler.fragmentation import fraction_bucket
 from federator.scheduler.framework import MAX_SCORE, CycleContext, PlacementRequest, PoolScorePlugin, accepted_pools
@@ -93,7 +94,7 @@ def fit_count(request: PlacementRequest, cluster: ClusterInfo) -> int:
     if res.memory_bytes:
         limit = min(limit, cap.memory_bytes_free // res.memory_bytes)
     if not res.accelerator_milli:
-        return limit
+        return min(limit, node_room_fits(cap.node_room, res.cpu_milli, res.memory_bytes)) if cap.node_room else limit
     return min(limit, sum(request.capacity_in(p) for p in accepted_pools(request, cluster)))
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from federator.model import ClusterInfo, ClusterState, Resources
+from federator.model.node_room import node_room_give, node_room_take
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +58,19 @@ def reserve(cluster: ClusterInfo, *, resources: Resources, replicas: int, accele
             raise ValueError(f"{cluster.name} has no {accelerator_model} pool")
     cpu_free = cap.cpu_milli_free - cpu
     mem_free = cap.memory_bytes_free - mem
+    # Each replica's CPU and memory on one node (model/node_room.py): CPU-only work where a node holds it (else
+    # it does not fit), an accelerator replica's beside its accelerators, on a node of its pool as the pool's
+    # room classes tell them (best fit, as the pool's take), else the roomiest
+    among: frozenset[tuple[int, int]] = frozenset()
+    if resources.accelerator_milli and cap.node_room:
+        pool = cap.pool(accelerator_model)
+        if pool is not None:
+            among = frozenset((c, m) for _, c, m, _ in pool.room_classes)
+    room = node_room_take(cap.node_room, resources.cpu_milli, resources.memory_bytes, replicas,
+                          roomiest=bool(resources.accelerator_milli),
+                          strict=not resources.accelerator_milli, among=among)
     new_cap = cap.after_bind(pools, cpu_free, mem_free, min(cap.node_cpu_milli_free_max, cpu_free),
-                             min(cap.node_memory_bytes_free_max, mem_free))
+                             min(cap.node_memory_bytes_free_max, mem_free), room)
     return cluster.with_capacity(new_cap)
 
 
@@ -75,7 +87,8 @@ def release(cluster: ClusterInfo, *, resources: Resources, replicas: int, accele
     mem_free = min(cap.memory_bytes_allocatable, cap.memory_bytes_free + resources.memory_bytes * replicas)
     new_cap = cap.after_bind(pools, cpu_free, mem_free,
                              max(cap.node_cpu_milli_free_max, min(resources.cpu_milli, cpu_free)),
-                             max(cap.node_memory_bytes_free_max, min(resources.memory_bytes, mem_free)))
+                             max(cap.node_memory_bytes_free_max, min(resources.memory_bytes, mem_free)),
+                             node_room_give(cap.node_room, resources.cpu_milli, resources.memory_bytes, replicas))
     return cluster.with_capacity(new_cap)
 
 

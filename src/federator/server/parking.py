@@ -54,6 +54,7 @@ from dataclasses import dataclass
 
 from federator.model import AcceleratorPool, ClusterCapacity, JobId, JobKind, JobSpec, Reason, ReasonCode
 from federator.model.accelerator import accepts_model
+from federator.model.node_room import node_room_fits
 
 ANY_MODEL = ""  # the group of jobs that take any accelerator model (or none)
 INTERNED_NEEDS = 65_536
@@ -78,8 +79,9 @@ class Need:
         if self.memory_bytes > capacity.node_memory_bytes_free_max or \
                 self.memory_bytes * n > capacity.memory_bytes_free:
             return False
-        if not self.milli:
-            return pool is None
+        if not self.milli:  # each replica's CPU and memory on one node, where the agent says that room is
+            return pool is None and (not capacity.node_room or node_room_fits(
+                capacity.node_room, self.cpu_milli, self.memory_bytes, n) >= n)
         return pool is not None and pool.replica_capacity(self.milli, self.cpu_milli, self.memory_bytes) >= n
 
 

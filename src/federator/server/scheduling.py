@@ -68,6 +68,7 @@ from federator.model import (
     ReasonCode,
     placement_resources,
 )
+from federator.model.node_room import node_room_grew, node_room_take
 from federator.scheduler import (
     Allocation,
     Arrival,
@@ -299,12 +300,37 @@ class Cycles:
                     if not held:
                         del self._preemptible[p.cluster]
         # phases may already say Cancelled: the job held them
-        models = {p.accelerator_model: self._family(p.cluster, p.accelerator_model) for p in placements}
-        if not models:
+        if not placements:
             return
+        models: dict[str, str] = {}
+        for p in placements:
+            cap = self._unbound(p)
+            if cap is None:
+                models[p.accelerator_model] = self._family(p.cluster, p.accelerator_model)
+                continue
+            # Its member never reported holding it (refused, or not bound yet): no room came free there, only
+            # the federator's reservation of it ends, so the jobs back are those the member's last report
+            # holds, as a report brings back (the report bounds the room a cycle sees). Not every job of the
+            # model: a refusal brought back most of a backlog each time (docs/benchmarks.md).
+            pool = cap.pool(p.accelerator_model) if p.accelerator_model else None
+            if pool is not None:
+                self._unpark(self.parked.pool_changed(pool, cap))
+            self._unpark(self.parked.host_changed(cap))
         for model, family in models.items():
             self._unpark(self.parked.model_changed(model, family))
-        self._unpark(self.parked.queue_released(job.spec.queue))
+        self._unpark(self.parked.queue_released(job.spec.queue))  # quota and fair share: its usage did end
+
+    def _unbound(self, p: Placement) -> ClusterCapacity | None:
+        """The last report of a placement's cluster when that report does not list the placement (its room was
+        the federator's reservation only), on a cluster running no preemptible work (where a job may fit by
+        stopping work, which room does not show); else None."""
+        rec = self.fed.clusters.get(p.cluster)
+        cap = rec.capacity if rec is not None else None
+        if cap is None or p.placement_id in cap.placement_ids or p.cluster in self._preemptible:
+            return None
+        if p.accelerator_model and cap.pool(p.accelerator_model) is None:
+            return None  # its pool is gone from the report: judge as before
+        return cap
 
     def _family(self, cluster: str, accelerator_model: str) -> str:
         """The catalog family of a cluster's pool of this model, as its agent last reported it ("" if none)."""
@@ -342,7 +368,8 @@ class Cycles:
                     or capacity.cpu_milli_free > previous.cpu_milli_free
                     or capacity.memory_bytes_free > previous.memory_bytes_free
                     or capacity.node_cpu_milli_free_max > previous.node_cpu_milli_free_max
-                    or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max)
+                    or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max
+                    or node_room_grew(previous.node_room, capacity.node_room))
         before = {p.accelerator_model: p for p in previous.accelerator_pools}
         changed = [p for p in capacity.accelerator_pools if host or before.get(p.accelerator_model) != p]
         if cluster in self._preemptible:
@@ -789,7 +816,9 @@ def _reserve_or_exhaust(info: ClusterInfo, p: Placement, spec: JobSpec) -> Clust
         memory = max(0, cap.memory_bytes_free - resources.memory_bytes * p.replicas)
         return info.with_capacity(held.after_bind(held.accelerator_pools, cpu, memory,
                                                   min(held.node_cpu_milli_free_max, cpu),
-                                                  min(held.node_memory_bytes_free_max, memory)))
+                                                  min(held.node_memory_bytes_free_max, memory),
+                                                  node_room_take(held.node_room, resources.cpu_milli,
+                                                                 resources.memory_bytes, p.replicas, strict=False)))
     except ValueError:
         pools = tuple(
             replace(pool, nodes_by_free=(pool.nodes,), shared_devices=(), host_room=(), shared_room=(),

@@ -178,6 +178,10 @@ def check_report_fields(report: agent_pb2.CapacityReport) -> str | None:
     for name in _MEMORY_FIELDS:
         if getattr(report, name) > MAX_MEMORY_BYTES:
             return f"capacity.{name}: {getattr(report, name)} is over the bound of {MAX_MEMORY_BYTES} bytes"
+    for j, r in enumerate(report.node_room):
+        if r.cpu_milli > MAX_CPU_MILLI or r.memory_bytes > MAX_MEMORY_BYTES:
+            return (f"capacity.node_room[{j}]: CPU {r.cpu_milli} or memory {r.memory_bytes} is over the bound of "
+                    f"{MAX_CPU_MILLI} milli-CPUs and {MAX_MEMORY_BYTES} bytes")
     for i, pid in enumerate(report.placement_ids):
         bad = check_placement_id(f"capacity.placement_ids[{i}]", pid)
         if bad is not None:
@@ -267,6 +271,16 @@ def check_plausible(cap: ClusterCapacity) -> str | None:
     for part, whole in _AT_MOST:  # free within allocatable; a node's most free within the cluster's free
         if getattr(cap, part) > getattr(cap, whole):
             return f"capacity.{part}: {getattr(cap, part)} is more than {whole} {getattr(cap, whole)}"
+    for j, (cpu, memory, _) in enumerate(cap.node_room):  # node room: each node, and all, within the free
+        if cpu > cap.cpu_milli_free or memory > cap.memory_bytes_free:
+            return (f"capacity.node_room[{j}]: one node's free CPU {cpu} and memory {memory} are more than the "
+                    f"cluster's free (cpu_milli_free {cap.cpu_milli_free}, memory_bytes_free {cap.memory_bytes_free})")
+    room_cpu = sum(c * n for c, _, n in cap.node_room)
+    room_memory = sum(m * n for _, m, n in cap.node_room)
+    if room_cpu > cap.cpu_milli_free or room_memory > cap.memory_bytes_free:
+        return (f"capacity.node_room: its nodes together have {room_cpu} milli-CPUs and {room_memory} bytes free, "
+                f"more than the cluster's free (cpu_milli_free {cap.cpu_milli_free}, memory_bytes_free "
+                f"{cap.memory_bytes_free})")
     for i, pool in enumerate(cap.accelerator_pools):  # one node's room within the cluster's free
         rooms = [("host_room", j, c, m) for j, (c, m) in enumerate(pool.host_room)]
         rooms += [("shared_room", j, c, m) for j, (_, c, m) in enumerate(pool.shared_room)]

@@ -103,6 +103,9 @@ def test_models_cpu_and_memory() -> None:
     assert cap.memory_bytes_free == (512 + 192 + 48) * GiB
     assert cap.node_cpu_milli_free_max == 64_000
     assert (cap.sequence, cap.placement_ids) == (7, frozenset({"p1"}))
+    # node room: every usable node's free CPU and memory, accelerator nodes too (CPU-only pods go there as well)
+    assert cap.node_room == ((12_000, 48 * GiB, 1), (24_000, 192 * GiB, 1), (64_000, 512 * GiB, 1))
+    assert cluster_capacity([*nodes, node("down", ready=False)], pods).node_room == cap.node_room  # usable only
 
 
 def test_a_node_with_gpus_but_no_product_label_offers_no_pool() -> None:

@@ -96,3 +96,20 @@ def test_a_simulated_pool_says_its_largest_node() -> None:
     cap = NodeSet.of(fleet["c"].nodes).capacity()
     assert {p.accelerator_model: p.largest_node_accelerators for p in cap.accelerator_pools} == {
         "H100": 8, "A100": 2}
+
+
+def test_a_simulated_cluster_reports_every_nodes_free_cpu_and_memory_as_node_room() -> None:
+    """Node room: CPU nodes and accelerator nodes alike, each as its binds left it, and together the cluster's
+    free CPU and memory (the wire's rule)."""
+    gib = 2**30
+    fleet = parse_fleet({"clusters": [{"name": "c", "region": "r", "nodes": [
+        {"count": 2, "cpu": 64, "memory": "256Gi"},
+        {"count": 1, "gpuModel": "H100", "gpus": 8, "cpu": 96, "memory": "1Ti"}]}]})
+    nodes = NodeSet.of(fleet["c"].nodes, fit="best")
+    assert nodes.capacity().node_room == ((64_000, 256 * gib, 2), (96_000, 1024 * gib, 1))
+    assert nodes.bind("cpu", replicas=2, resources=Resources(4000, 32 * gib, 0), accelerator_model="") is None
+    assert nodes.bind("gpu", replicas=1, resources=Resources(8000, 64 * gib, 1000), accelerator_model="H100") is None
+    cap = nodes.capacity()
+    assert cap.node_room == ((56_000, 192 * gib, 1), (64_000, 256 * gib, 1), (88_000, 960 * gib, 1))
+    assert sum(c * n for c, _, n in cap.node_room) == cap.cpu_milli_free
+    assert sum(m * n for _, m, n in cap.node_room) == cap.memory_bytes_free

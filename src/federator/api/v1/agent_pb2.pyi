@@ -142,7 +142,7 @@ class SharedDevices(_message.Message):
     def __init__(self, free_milli: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class CapacityReport(_message.Message):
-    __slots__ = ("sequence", "accelerator_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds", "member_unreachable", "maintenance")
+    __slots__ = ("sequence", "accelerator_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds", "member_unreachable", "maintenance", "node_room")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_POOLS_FIELD_NUMBER: _ClassVar[int]
     CPU_MILLI_ALLOCATABLE_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,7 @@ class CapacityReport(_message.Message):
     WORKLOAD_KINDS_FIELD_NUMBER: _ClassVar[int]
     MEMBER_UNREACHABLE_FIELD_NUMBER: _ClassVar[int]
     MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
+    NODE_ROOM_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     accelerator_pools: _containers.RepeatedCompositeFieldContainer[AcceleratorPool]
     cpu_milli_allocatable: int
@@ -167,7 +168,18 @@ class CapacityReport(_message.Message):
     workload_kinds: _containers.RepeatedScalarFieldContainer[str]
     member_unreachable: str
     maintenance: str
-    def __init__(self, sequence: _Optional[int] = ..., accelerator_pools: _Optional[_Iterable[_Union[AcceleratorPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ..., member_unreachable: _Optional[str] = ..., maintenance: _Optional[str] = ...) -> None: ...
+    node_room: _containers.RepeatedCompositeFieldContainer[NodeRoom]
+    def __init__(self, sequence: _Optional[int] = ..., accelerator_pools: _Optional[_Iterable[_Union[AcceleratorPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ..., member_unreachable: _Optional[str] = ..., maintenance: _Optional[str] = ..., node_room: _Optional[_Iterable[_Union[NodeRoom, _Mapping]]] = ...) -> None: ...
+
+class NodeRoom(_message.Message):
+    __slots__ = ("cpu_milli", "memory_bytes", "count")
+    CPU_MILLI_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    cpu_milli: int
+    memory_bytes: int
+    count: int
+    def __init__(self, cpu_milli: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class JobUpdate(_message.Message):
     __slots__ = ("placement_id", "phase", "message", "generation", "resync", "admission_overdue", "replicas_running", "replicas_ready", "nodes", "lost", "ended_at")

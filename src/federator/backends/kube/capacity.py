@@ -22,6 +22,7 @@ from federator.backends.kube.devices import DeviceGroup
 from federator.backends.kube.discovery import Discovery, default_discovery
 from federator.backends.kube.pools import pools
 from federator.model import MILLI, ClusterCapacity, QuantityError, Resources, to_bytes, to_milli
+from federator.model.node_room import node_room_of
 from federator.model.resources import parse_quantity
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -182,6 +183,7 @@ def cluster_capacity(nodes: Iterable[Obj], pods: Iterable[Obj], *,
         memory_bytes_free=sum(v.free.memory_bytes for v in usable),
         node_cpu_milli_free_max=max((v.free.cpu_milli for v in usable), default=0),
         node_memory_bytes_free_max=max((v.free.memory_bytes for v in usable), default=0),
+        node_room=node_room_of((v.free.cpu_milli, v.free.memory_bytes) for v in usable),
         sequence=sequence,
         placement_ids=placement_ids,
     )

@@ -28,6 +28,7 @@ from federator.backends.sim.fleet import NodeSpec
 from federator.catalog import catalog
 from federator.model import MILLI, WORKLOAD_KINDS, AcceleratorPool, ClusterCapacity, Resources
 from federator.model.cluster import SHARING_MIG, one_node_room, room_classes, sharing_serves
+from federator.model.node_room import node_room_of
 from federator.scheduler.framework import model_matches
 
 FITS = ("fgd", "best", "first", "random")
@@ -420,6 +421,7 @@ class NodeSet:
             sequence=sequence,
             placement_ids=frozenset(self.bound),
             workload_kinds=WORKLOAD_KINDS,  # a simulated cluster runs any kind's pod sets
+            node_room=node_room_of((n.free_cpu_milli, n.free_memory_bytes) for n in self.nodes),
         )
 
 
