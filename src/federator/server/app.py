@@ -59,7 +59,7 @@ from federator.store.cordons import SqliteCordonStore
 from federator.store.holds import HoldStore, SqliteHoldStore
 from federator.store.identity import FileState
 from federator.store.members import SqliteMemberStore
-from federator.store.moves import SqliteMoveStore
+from federator.store.moves import MoveStore, SqliteMoveStore
 from federator.store.quarantines import SqliteQuarantineStore
 from federator.store.silent_cancels import SqliteSilentCancelStore
 
@@ -356,9 +356,9 @@ async def serve(opts: ServeOptions) -> None:
     # Reservations' clocks (server/reservations.py); kube: the gangs' FederatedJob status (kube/reservation_clocks.py)
     hold_store: HoldStore = kube.holds if kube else SqliteHoldStore(opts.db)
     fed.cycles.reserved.attach(hold_store, now=fed.clock())
-    move_store = None if kube else SqliteMoveStore(opts.db)  # each job's last move (store/moves.py); kube: memory
-    if move_store is not None:
-        fed.cycles.rebalancer.attach(move_store, now=fed.clock())
+    # Each job's last move (store/moves.py); kube: its FederatedJob status (kube/move_times.py)
+    move_store: MoveStore = kube.moves if kube else SqliteMoveStore(opts.db)
+    fed.cycles.rebalancer.attach(move_store, now=fed.clock())
     if fed.cycles.pending_count > opts.limits.max_pending_jobs:  # every Submit is refused until the backlog drains
         log.warning("the store holds %d pending jobs, over --max-pending-jobs %d: every Submit is refused "
                     "(RESOURCE_EXHAUSTED) until fewer are pending", fed.cycles.pending_count,
@@ -493,8 +493,7 @@ async def serve(opts: ServeOptions) -> None:
     hold_store.close()
     if silent_store is not None:
         silent_store.close()
-    if move_store is not None:
-        move_store.close()
+    move_store.close()
     usage.close()
     audit.close()
     if kube and kube.lost:

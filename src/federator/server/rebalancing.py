@@ -20,9 +20,10 @@ once per scheduling turn, after the turn's cycle has placed what waits (server/s
 Restart safety: moves in flight are not stored; the surge placement is. After a restart a job holding more than its
 count is found by the same scan (`surplus`), and once its newest parts (the surge: the highest generation) serve,
 the surplus is taken as above, the nearest kept: never ignored, and never by stopping the new near replicas for
-being new. When each job last moved is stored (store/moves.py, standalone), so a job moved just before a restart
-keeps its quiet time after it, and the moves of the restart's minute count against maxMovesPerMinute (each job's
-last move in it counted as one started: fewer moves, never more). A job with a part on a cluster being drained is
+being new. When each job last moved is stored (store/moves.py; Kubernetes mode, its FederatedJob status:
+backends/kube/move_times.py), so a job moved just before a restart or a change of leader keeps its quiet time after
+it, and the moves of the restart's minute count against maxMovesPerMinute (each job's last move in it counted as
+one started: fewer moves, never more). A job with a part on a cluster being drained is
 left to the drain (server/drain_surge.py), whose surplus is the drained part, whatever the scale-down would choose.
 """
 
@@ -90,6 +91,11 @@ class Rebalancer:
         self._store = store
         self.last = store.load()
         self.started = deque(sorted(t for t in self.last.values() if now - WINDOW_SECONDS < t <= now))
+
+    @property
+    def store(self) -> MoveStore | None:
+        """Where the last moves are kept (None: nowhere); Kubernetes mode's controller flushes its writes."""
+        return self._store
 
     def _moved(self, job_id: JobId, at: float) -> None:
         """A job started or ended a move at `at`: its quiet time runs from then, stored. A failed write is said

@@ -7,7 +7,7 @@ maxMovesPerMinute more moves on top of those just started. One row per job moved
 is one small transaction per move started or ended, never per turn. synchronous=NORMAL: a time written just
 before a power cut may be lost, which costs one quiet time, never a job. The table is made when missing, as
 reservation_holds is (store/holds.py), so the schema stays version 3 (store/schema.py). Kubernetes mode keeps
-these in memory only (docs/reliability.md, "What a federator restart keeps").
+them in each job's FederatedJob status instead (backends/kube/move_times.py).
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.events import EventReason, JobEvent, event_object
 from federator.backends.kube.informer import DELETED, MODIFIED, Informer
 from federator.backends.kube.member_status import member_status, restore_member
+from federator.backends.kube.move_times import KubeMoveStore
 from federator.backends.kube.namespace_gate import namespace_labels, selector_applies
 from federator.backends.kube.quarantines import KubeQuarantineStore, held_in
 from federator.backends.kube.reservation_clocks import KubeHoldStore
@@ -497,6 +498,8 @@ class FederatedJobController:
                 await asyncio.to_thread(self.store.flush)
                 if isinstance(holds := self.fed.cycles.reserved.store, KubeHoldStore):  # reservations' clocks
                     await asyncio.to_thread(holds.flush)
+                if isinstance(moved := self.fed.cycles.rebalancer.store, KubeMoveStore):  # last move times
+                    await asyncio.to_thread(moved.flush)
                 await self.read_cordons()
             except Exception:  # a failed round is retried on the next
                 log.exception("writing MemberClusters failed")

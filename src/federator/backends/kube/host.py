@@ -27,6 +27,7 @@ from federator.backends.kube.controller import FederatedJobController
 from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.events import EventRecorder
 from federator.backends.kube.leader import LeaderElector, LeaseConfig
+from federator.backends.kube.move_times import KubeMoveStore
 from federator.backends.kube.namespace_gate import HostNamespaces
 from federator.backends.kube.options import KubeOptions
 from federator.backends.kube.quarantines import KubeQuarantineStore
@@ -47,6 +48,7 @@ class KubeMode:
         self.elector = elector
         self.store = KubeJobStore(api, namespace=opts.namespace, events=EventRecorder(api, instance=opts.identity))
         self.holds = KubeHoldStore(self.store)  # the reservations' clocks, in the gangs' FederatedJob status
+        self.moves = KubeMoveStore(self.store)  # when each job last moved, in its FederatedJob status
         self.controller: FederatedJobController | None = None
         self.queues: QueueController | None = None
         self.lost = False
@@ -115,6 +117,7 @@ class KubeMode:
             await self.queues.stop()
         await asyncio.to_thread(self.store.flush)
         await asyncio.to_thread(self.holds.flush)  # while this replica still leads
+        await asyncio.to_thread(self.moves.flush)
         if self.elector is not None and not self.lost:
             await asyncio.to_thread(self.elector.release)
 

@@ -112,6 +112,8 @@ class KubeJobStore:
         self._replicas: dict[JobId, int] = {}  # the spec.replicas each job's FederatedJob holds, as last known
         # status.reservation of each FederatedJob `load` read, for the reservations' clocks (reservation_clocks.py)
         self.reservations: dict[JobId, object] = {}
+        # status.rebalance of each FederatedJob `load` read, for when each job last moved (move_times.py)
+        self.moves: dict[JobId, object] = {}
         self.timer = timer  # when held writes are due (monotonic: a wall clock's jump must not stall them)
         self._retry = retries or RetryBook()
         self.on_write_error: Callable[[WriteFailure], None] = lambda reason: None  # each write not taken (metrics)
@@ -181,6 +183,8 @@ class KubeJobStore:
             self._replicas[job.job_id] = spec_of(cr).replicas
             if (held := (cr.get("status") or {}).get("reservation")) is not None:
                 self.reservations[job.job_id] = held
+            if (moved := (cr.get("status") or {}).get("rebalance")) is not None:
+                self.moves[job.job_id] = moved
             self._seen[job.job_id] = seen(job)  # its Events were recorded by the federator that wrote it
             jobs.append(job)
         jobs.sort(key=lambda j: (j.submitted_at, j.job_id))
