@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from federator.backends.kube.discovery import Discovery
 from federator.catalog import (
     CatalogError,
     builtin_catalog,
@@ -141,25 +142,43 @@ def test_a_file_giving_a_vendor_another_vendors_resource_is_refused(tmp_path: Pa
     assert where in str(err.value)
 
 
-def test_a_file_replaces_a_known_vendors_resources_and_may_hand_a_dropped_one_to_another(tmp_path: Path) -> None:
-    """A known vendor's `resources` in a file replace the built-in ones, as architecture.md says (they were added
-    to: outside QA, vendors V10), so an operator can drop a resource another plugin owns on the network; the
-    built-in models of a dropped resource go with it, and a vendor the file names without `resources` keeps its
-    own."""
+def test_a_files_resources_for_a_known_vendor_add_to_its_own_and_keep_its_models(tmp_path: Path) -> None:
+    """A 0.10.0 file (where `resources` was required) naming one huawei resource to add a model keeps the other
+    huawei resources and their models (outside QA re-test, vendors2 R1: replacing them made the agent stop reading
+    the Ascend 310P nodes without a word); a resource it adds is read too, a model may name any of the vendor's
+    resources, and a vendor the file names without `resources` keeps its own."""
     extra = tmp_path / "more.yaml"
-    extra.write_text("vendors:\n  huawei:\n    resources: [huawei.com/Ascend910]\n"
-                     "  acme:\n    resources: [huawei.com/Ascend310P]\n"
+    extra.write_text("vendors:\n  huawei:\n    resources: [huawei.com/Ascend910, huawei.com/Ascend310P-2c]\n"
+                     "    models:\n      - {name: Ascend910B3, memoryMiB: 65536, family: Ascend910B}\n"
+                     "      - {name: Ascend310P9, memoryMiB: 24576, resource: huawei.com/Ascend310P}\n"
                      "  amd:\n    models:\n      - {name: AMD-Instinct-MI400, memoryMiB: 442368}\n")
-    cat = builtin_catalog().merged(load_catalog_file(extra, base=builtin_catalog()))
+    builtin = builtin_catalog()
+    cat = builtin.merged(load_catalog_file(extra, base=builtin))
     huawei, amd = cat.vendor("huawei"), cat.vendor("amd")
     assert huawei is not None and amd is not None
-    assert huawei.resources == ("huawei.com/Ascend910",)
-    assert cat.vendor_of_resource("huawei.com/Ascend310P").name == "acme"  # type: ignore[union-attr]
-    assert cat.vendor_of_resource("huawei.com/Ascend310") is None
-    assert {m.name for m in huawei.models} == {"Ascend910A", "Ascend910B", "Ascend910B2", "Ascend910B3", "Ascend910B4"}
+    assert huawei.resources == ("huawei.com/Ascend910", "huawei.com/Ascend310P", "huawei.com/Ascend310",
+                                "huawei.com/Ascend310P-2c")
+    assert cat.vendor_of_resource("huawei.com/Ascend310P").name == "huawei"  # type: ignore[union-attr]
+    assert {m.name for m in builtin.models("huawei")} | {"Ascend310P9"} == {m.name for m in huawei.models}
+    assert cat.describe_model("Ascend310P3").resource_name == "huawei.com/Ascend310P"
+    assert cat.describe_model("Ascend310P9").resource_name == "huawei.com/Ascend310P"
+    assert cat.describe_model("Ascend910B3").resource_name == "huawei.com/Ascend910"
+    read = {(p.vendor, p.resource) for p in Discovery.from_catalog(cat).plugins}
+    assert {("huawei", "huawei.com/Ascend310P"), ("huawei", "huawei.com/Ascend310"),
+            ("huawei", "huawei.com/Ascend310P-2c")} <= read
     assert amd.resources == ("amd.com/gpu",)
-    assert cat.describe_model("AMD-Instinct-MI400") == cat.describe_model("AMD-Instinct-MI400", "amd")
     assert cat.describe_model("AMD-Instinct-MI400").resource_name == "amd.com/gpu"
+
+
+def test_a_known_vendors_resource_stays_its_own_when_the_file_lists_it_another_resource(tmp_path: Path) -> None:
+    """Resources add, so listing a built-in vendor's resources frees none of them: giving huawei.com/Ascend310P to
+    a new vendor is still refused (vendors V4), whether or not the file lists huawei's resources."""
+    extra = tmp_path / "more.yaml"
+    extra.write_text("vendors:\n  huawei:\n    resources: [huawei.com/Ascend910]\n"
+                     "  acme:\n    resources: [huawei.com/Ascend310P]\n")
+    with pytest.raises(CatalogError) as err:
+        load_catalog_file(extra, base=builtin_catalog())
+    assert "more.yaml:5: vendors.acme.resources[0]: 'huawei.com/Ascend310P' is huawei's resource" in str(err.value)
 
 
 @pytest.mark.parametrize(("name", "vendor", "memory"), [

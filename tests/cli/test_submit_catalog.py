@@ -82,6 +82,32 @@ def test_the_federator_stays_the_authority_on_vendors_the_cli_leaves_to_it(files
     asyncio.run(go())
 
 
+def test_a_federator_lacking_the_vendor_of_a_resource_the_file_wrote_is_said_of_that_resource(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Outside QA re-test, vendors2 R7: the CLI sends `metax-tech.com/gpu: 8` as an alternative of vendor metax,
+    and a federator without the operator's catalog refused `spec.accelerators[0].vendor`, which the file never
+    had. The refusal names the resource the file wrote; a file that wrote the vendor still reads of the vendor."""
+    both = tmp_path / "both.yaml"  # the second document of a file, after a job the federator takes
+    both.write_text(JOB.format(name="plain") + "  resources: {cpu: '1'}\n---\n" + BY_RESOURCE)
+
+    async def go() -> None:
+        async with served() as s:  # a federator without the operator's catalog
+            for path in (files["resource"], both):
+                args = submit(s.target, "-f", str(path), "--accelerator-catalog", str(files["catalog"]))
+                assert await asyncio.to_thread(main, args) == 1
+                err = capsys.readouterr().err
+                assert ("spec.resources.metax-tech.com/gpu: is not a resource this federator knows: its catalog "
+                        "lacks vendor 'metax' (it knows nvidia") in err, err
+                assert "is the file the federator's operator's?" in err and "(INVALID_ARGUMENT)" in err
+                assert "spec.accelerators" not in err
+            assert [j.spec.name for j in s.fed.jobs.values()] == ["plain"]
+            args = submit(s.target, "-f", str(files["vendor"]), "--accelerator-catalog", str(files["catalog"]))
+            assert await asyncio.to_thread(main, args) == 1
+            assert "spec.accelerators[0].vendor: unknown vendor 'metax'" in capsys.readouterr().err
+
+    asyncio.run(go())
+
+
 def test_a_bad_catalog_file_given_to_submit_is_refused_naming_the_line(files: dict[str, Path],
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     files["catalog"].write_text("vendors:\n  metax:\n    resources: [nvidia.com/gpu]\n")

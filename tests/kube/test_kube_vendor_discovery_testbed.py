@@ -50,10 +50,8 @@ NODES = [
     NodeSpec("dcu-0", "", 0, extended={"hygon.com/dcu": "8"}, labels={"hygon.com/dcu.name": "K100_AI"}),
     NodeSpec("gaudi-0", "", 0, extended={"habana.ai/gaudi": "8"}, labels={"habana.ai/device.type": "GAUDI3"}),
 ]
-# What the QA's operator wrote to reach the vNPUs (with the built-in resources listed too, since a file's list
-# replaces the built-in one): 0.10.0 made them whole chips of the 310P3 pool.
-VNPU_CATALOG = ("vendors:\n  huawei:\n    resources: [huawei.com/Ascend910, huawei.com/Ascend310P,"
-                " huawei.com/Ascend310, huawei.com/Ascend310P-2c, huawei.com/Ascend310P-4c]\n")
+# What the QA's operator wrote to reach the vNPUs: it made them whole chips of the 310P3 pool.
+VNPU_CATALOG = "vendors:\n  huawei:\n    resources: [huawei.com/Ascend310P-2c, huawei.com/Ascend310P-4c]\n"
 
 
 @pytest.fixture(scope="module")

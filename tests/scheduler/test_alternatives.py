@@ -130,3 +130,23 @@ def test_a_vendor_and_memory_ask_too_big_for_the_vendors_devices_says_so_not_tha
     nvidia = replace(job("nv300", cpu=1), accelerators=(AcceleratorAlternative(8000, "", "nvidia", 300000),))
     assert "kb has no nvidia accelerator nodes, only devices of amd, huawei" in \
         _place([mixed], nvidia).pending["nv300"].message  # type: ignore[index]
+
+
+def test_a_memory_ask_on_devices_of_unknown_memory_says_so_in_either_form_and_leads_a_fleets_reason() -> None:
+    """Outside QA re-test, vendors2 R6: a third-party member's `A100` and `DCU` pools have unknown memory. The model
+    form was told the A100s were too small (they may be 80 GB), and in a fleet of NVIDIA and AMD members the Hygon
+    ask's reason named three of those ("has no hygon ..., only devices of nvidia") and cut the one Hygon member."""
+    dcu = replace(pool("DCU", nodes=1, free=8), vendor="hygon", resource_name="hygon.com/dcu")
+    a100 = replace(pool("A100", nodes=1, free=8), vendor="nvidia")
+    member = cluster("zz-dcu", "west", dcu, a100)
+    by_model = replace(job("a100mem", cpu=1), accelerators=(AcceleratorAlternative(4000, "A100", "", 40000),))
+    reason = _place([member], by_model).pending["a100mem"]  # type: ignore[index]
+    assert "zz-dcu has no A100 nodes with at least 40000Mi per device (its A100 devices have unknown memory)" \
+        in reason.message, reason.message
+    h100 = replace(pool(H100, nodes=1, free=8), memory_mib=81559)
+    others = [cluster(f"c-{i}", "east", h100) for i in range(4)]
+    by_vendor = replace(job("dcu64", cpu=1), accelerators=(AcceleratorAlternative(8000, "", "hygon", 65536),))
+    reason = _place([*others, member], by_vendor).pending["dcu64"]  # type: ignore[index]
+    assert reason.message.startswith(
+        "0/5 clusters fit: zz-dcu has no hygon accelerator nodes with at least 64Gi per device (its hygon devices "
+        "have unknown memory); c-0 has no hygon accelerator nodes, only devices of nvidia"), reason.message

@@ -3,8 +3,8 @@
 The catalog is data (`accelerators.yaml`, shipped in the package), so a new
 vendor or model is a file change, not a code change. Operators extend it with
 a file of the same format (`--accelerator-catalog FILE`): its vendors are
-merged over the built-in ones (a field the file gives replaces the built-in
-one; models and DRA drivers are merged by name). A file with errors is refused
+merged over the built-in ones (a known vendor's resources, models and DRA
+drivers are added to, the other fields the file gives replace the built-in ones). A file with errors is refused
 with the line of each problem, since it is hand-written YAML; so is one giving a
 resource name or DRA driver to a second vendor (loader.Claims).
 
@@ -227,18 +227,21 @@ class Catalog:
                       {d.driver: v.name for v in self.vendors for d in v.dra})
 
     def merged(self, other: Catalog) -> Catalog:
-        """This catalog extended by `other`: new vendors added; for a vendor in both, each field other gives
-        replaces this one's (`resources` too: a file drops a resource by leaving it out, and this catalog's
-        models of a resource it dropped go with it), models and DRA drivers are merged by name, and the rest
-        is kept."""
+        """This catalog extended by `other`: new vendors added; for a vendor in both, other's `resources` are
+        added to this one's (after them, so the vendor's first resource stays its own), models and DRA drivers
+        are merged by name, each other field other gives replaces this one's, and the rest is kept.
+
+        `resources` add, as in 0.10.0, where that field was required: a file that named huawei.com/Ascend910 to
+        add a model must not stop the agent reading the Ascend 310P nodes (outside QA re-test, vendors2 R1,
+        after a day of replacing them). A built-in resource cannot be removed by a file."""
         out = {v.name: v for v in self.vendors}
         for v in other.vendors:
             base = out.get(v.name)
             if base is None:
                 out[v.name] = v
                 continue
-            resources = v.resources or base.resources
-            models = {m.name: m for m in base.models if m.resource_name in resources}
+            resources = tuple(dict.fromkeys(base.resources + v.resources))
+            models = {m.name: m for m in base.models}
             models.update({m.name: replace(m, resource_name=m.resource_name or resources[0]) for m in v.models})
             dra = {d.driver: d for d in base.dra}
             dra.update({d.driver: d for d in v.dra})

@@ -42,8 +42,8 @@ class Claims:
     """What the catalog a file is merged over already gives each vendor: its device plugins' resource names and
     its DRA drivers (name -> vendor). A resource name or a driver belongs to exactly one vendor: given to two,
     the agent would count the same devices once per vendor, and a job of one vendor would run on the other's
-    (outside QA, vendors V4). A file that lists a known vendor's `resources` replaces them, so only what it
-    keeps of them stays claimed; without `resources`, a known vendor keeps its own."""
+    (outside QA, vendors V4). A file's `resources` for a known vendor are added to its own, which stay
+    claimed by it; a known vendor may leave `resources` out."""
 
     resources: Mapping[str, str] = _field(default_factory=dict)
     drivers: Mapping[str, str] = _field(default_factory=dict)
@@ -140,7 +140,7 @@ def parse_catalog(text: str, *, source: str = "catalog", claims: Claims | None =
                     body, f"{where}.resources", "is required (the extended resource names its device plugin advertises)"
                 )
         else:
-            res: list[str] = vendor.get("resources") or claims.vendor_resources(name)  # type: ignore[assignment]
+            res: list[str] = [*claims.vendor_resources(name), *vendor.get("resources", [])]  # type: ignore[misc]
             for m in vendor.get("models", []):  # type: ignore[attr-defined]
                 if m.get("resource") and m["resource"] not in res:
                     bad(m["_node"], f"{where}.models.{m['name']}.resource",
@@ -166,8 +166,7 @@ def _check_owners(vendors: list[dict[str, object]], claims: Claims, bad: object)
     """Each resource name and DRA driver of the file belongs to one vendor, counting those of the catalog it is
     merged over (`Claims`): a vendor's own are listed once, another vendor's never."""
     report = bad  # a callable (node, where, problem)
-    replaced = {str(v["name"]) for v in vendors if "resources" in v}
-    owners = {r: o for r, o in claims.resources.items() if o not in replaced}
+    owners = dict(claims.resources)
     drivers = dict(claims.drivers)
     for v in vendors:
         name = str(v["name"])

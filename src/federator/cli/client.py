@@ -40,6 +40,7 @@ from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.cluster_view import summary_from_pb
 from federator.cli.job_document import job_document
 from federator.cli.output import cluster_rows, dump, job_rows, table
+from federator.cli.written_form import as_written, written_resources
 from federator.jobfile import (
     REQUEST_ID_ANNOTATION,
     FieldProblem,
@@ -212,7 +213,7 @@ def _hint(err: grpc.RpcError, args: argparse.Namespace | None) -> str:
 
 
 def _fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None, *, prefix: str = "",
-          seconds: float | None = None) -> int:
+          seconds: float | None = None, said: Callable[[str], str] = str) -> int:
     """Print a failed call as `error: ...` (exit 1), or bad TLS flags (exit 2). A call this client gave up on
     after `seconds` (its own deadline, not a status the federator sent) is said as submit says it, `no answer
     from HOST:PORT in N s` (N: `seconds`, default CALL_TIMEOUT): a bare "Deadline Exceeded" named neither the
@@ -222,6 +223,7 @@ def _fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None,
         return 2
     code = err.code() if hasattr(err, "code") else None
     detail = err.details() if hasattr(err, "details") else str(err)
+    detail = said(detail) if isinstance(detail, str) else detail  # said: in the words the user wrote
     if code is grpc.StatusCode.DEADLINE_EXCEEDED and detail == "Deadline Exceeded" and args is not None:
         waited = CALL_TIMEOUT if seconds is None else seconds
         print(f"error: {prefix}no answer from {args.server} in {waited:g} s (last: {detail})", file=sys.stderr)
@@ -533,8 +535,11 @@ def _submit(args: argparse.Namespace) -> int:
         if isinstance(err, NoAnswer):
             hint = _hint(err.last, args)
             print(f"error: {where}: {err}" + (f"; hint: {hint}" if hint else ""), file=sys.stderr)
-        else:
-            _fail(err, args, prefix=f"{where}: ")
+        else:  # a refusal of what the CLI derived is said of what the file wrote (cli/written_form.py)
+            written = written_resources(args.filename)
+            resource = written[done] if done < len(written) else ""
+            _fail(err, args, prefix=f"{where}: ",
+                  said=lambda detail: as_written(detail, resource, own_catalog=args.accelerator_catalog is not None))
         if len(sources) > 1:
             print(f"error: {done} of {len(sources)} jobs submitted (those before it); {len(sources) - done - 1} after "
                   "it not submitted. Submitting the files again after a fix is safe: jobs already submitted are "

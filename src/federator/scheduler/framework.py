@@ -27,6 +27,8 @@ MAX_SCORE = 100
 # How AcceleratorModel's rejection goes on when a request bound to one vendor finds only other vendors' devices
 # (the cycle adds how to ask for those when the job used the one-count form).
 OTHER_VENDORS_ONLY = "only devices of"
+# How it goes on when the asked devices are there but none has the memory asked (or their memory is unknown).
+ASKED_DEVICES_HAVE = "devices have"
 
 
 @dataclass(frozen=True, slots=True)

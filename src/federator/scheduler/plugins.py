@@ -19,6 +19,7 @@ from federator.model.cluster import SHARING_MIG
 from federator.model.node_room import node_room_fits
 from federator.scheduler.fragmentation import fragment_growth
 from federator.scheduler.framework import (
+    ASKED_DEVICES_HAVE,
     MAX_SCORE,
     OTHER_VENDORS_ONLY,
     CycleContext,
@@ -127,13 +128,18 @@ class AcceleratorModelFilter:
                           f"{cluster.name}: quota of queue {request.spec.queue} on {blocked} is used up")
         models = request.spec.accelerator_models
         pools = cluster.capacity.accelerator_pools
-        own = [p for p in pools if p.vendor == request.vendor and model_accepted(models, p.accelerator_model)]
-        if request.vendor and request.min_memory_mib and own:  # the vendor's devices are there, but too small
+        wanted = "|".join(models) or " ".join(p for p in (request.vendor, "accelerator") if p)  # models say enough
+        own = [p for p in pools if (not request.vendor or p.vendor == request.vendor)
+               and model_accepted(models, p.accelerator_model)]
+        if request.min_memory_mib and own:  # the devices are there, but too small
+            # (or of unknown memory: a model form said "too small" of A100s that may be 80 GB: outside QA, vendors2 R6)
             most = max(p.memory_mib for p in own)
+            asked = f"{request.vendor} {'|'.join(models) or 'accelerator'}" if request.vendor else wanted
             return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
-                          f"{cluster.name} has no {request.vendor} {'|'.join(models) or 'accelerator'} nodes with at "
-                          f"least {format_bytes(request.min_memory_mib * 2**20)} per device (its "
-                          f"{request.vendor} devices have {format_bytes(most * 2**20) if most else 'unknown memory'})")
+                          f"{cluster.name} has no {asked} nodes with at least "
+                          f"{format_bytes(request.min_memory_mib * 2**20)} per device (its "
+                          f"{request.vendor or wanted} {ASKED_DEVICES_HAVE} "
+                          f"{format_bytes(most * 2**20) if most else 'unknown memory'})")
         if request.vendor:  # say so when only another vendor's devices would have served
             others = sorted({p.vendor for p in pools
                              if p.vendor != request.vendor and model_accepted(models, p.accelerator_model)})
@@ -141,7 +147,6 @@ class AcceleratorModelFilter:
                 return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
                               f"{cluster.name} has no {request.vendor} {'|'.join(models) or 'accelerator'} nodes, "
                               f"{OTHER_VENDORS_ONLY} {', '.join(others)}")
-        wanted = "|".join(models) or " ".join(p for p in (request.vendor, "accelerator") if p)  # models say enough
         memory = f" with at least {format_bytes(request.min_memory_mib * 2**20)} per device" \
             if request.min_memory_mib else ""
         return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE, f"{cluster.name} has no {wanted} nodes{memory}")

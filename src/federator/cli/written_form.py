@@ -1,0 +1,54 @@
+"""A federator's refusal of a job said in the fields its file wrote, not the ones the CLI derived.
+
+The one-count form of another vendor's resource (`resources: {mthreads.com/vgpu: 8}`) reaches the federator as
+an alternative of that vendor (jobfile.py: the wire has no resource form for it), so a federator whose catalog
+lacks the vendor refused `spec.accelerators[0].vendor`, a field the file never had (outside QA re-test, vendors2
+R7). The CLI still has the file: it says the refusal of the resource the user wrote. Only the message changes;
+the federator, which checks every job with its own catalog, stays the authority.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from federator.jobfile import MAX_DEPTH, MAX_VALUES, job_paths
+from federator.yamltext import load_documents, read_text
+
+# The federator's refusal of an alternative's vendor (jobfile._alternatives, run again on the wire).
+_UNKNOWN_VENDOR = re.compile(r"^spec\.accelerators\[\d+\]\.vendor: unknown vendor '(?P<vendor>[^']*)'"
+                             r"(?: \(known: (?P<known>[^)]*)\))?")
+
+
+def written_resources(paths: list[Path]) -> list[str]:
+    """Per job of `paths`, in submit's order (cli.client.read_sources), the accelerator resource its file asks
+    for in the one-count form (`spec.resources`, without `spec.accelerators`), else "". The files were read
+    without error a moment ago; one that cannot be read again now yields nothing, and the refusal is said as
+    the federator sent it."""
+    out: list[str] = []
+    try:
+        for path in job_paths(paths):
+            for doc in load_documents(read_text(path), max_depth=MAX_DEPTH, max_values=MAX_VALUES):
+                spec = doc.get("spec") if isinstance(doc, Mapping) else None
+                resources = spec.get("resources") if isinstance(spec, Mapping) and "accelerators" not in spec \
+                    else None
+                names = [str(k) for k in resources if "/" in str(k)] if isinstance(resources, Mapping) else []
+                out.append(names[0] if len(names) == 1 else "")
+    except Exception:  # a second read is advice only: whatever goes wrong, the refusal is said as it was sent
+        return []
+    return out
+
+
+def as_written(detail: str, resource: str, *, own_catalog: bool) -> str:
+    """The federator's refusal `detail` of a job whose file asked for `resource` in the one-count form: an
+    unknown vendor of its alternative said of that resource; any other refusal as it is."""
+    found = _UNKNOWN_VENDOR.match(detail)
+    if not resource or found is None:
+        return detail
+    vendor, known = found["vendor"], found["known"]
+    lacks = f"its catalog lacks vendor {vendor!r}" + (f" (it knows {known})" if known else "")
+    advice = ("your --accelerator-catalog file gives it that vendor: is the file the federator's operator's?"
+              if own_catalog else "ask the federator's operator which resources it knows")
+    return f"spec.resources.{resource}: is not a resource this federator knows: {lacks}; {advice}" + \
+        detail[found.end():]
