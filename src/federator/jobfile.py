@@ -632,6 +632,8 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
             vendor = ""
         if model and vendor and (entry := cat.find_model(model)) is not None and entry.vendor != vendor:
             bad(f"{where}.vendor", f"{model} is {_a(entry.vendor)} model, not {vendor}")
+        elif model and vendor and (generic := cat.vendor_of_generic(model)) and generic != vendor:
+            bad(f"{where}.vendor", f"{model} names any {generic} model, not {vendor}")
         min_mem = item.get("minMemoryMiB", 0)
         if isinstance(min_mem, bool) or not isinstance(min_mem, int) or min_mem < 0:
             bad(f"{where}.minMemoryMiB", f"must be a positive integer (MiB per device), got {min_mem!r}")
@@ -698,10 +700,23 @@ def _one_vendor(models: tuple[str, ...], field: str, bad: Any, *, workload: bool
 
 
 def placeholder_problem(model: str) -> str:
-    """Why a placeholder model name (`Catalog.placeholder_models`) is refused, said the same on every path."""
-    return (f"{model!r} names no accelerator model: it is what devices on a node without their product label were "
-            "once called, and such devices are not offered (a pod could not be pinned to them); name a model such "
-            "as 'H100', or leave the field out for any")
+    """Why a placeholder model name (`Catalog.placeholder_models`) is refused, said the same on every path, with
+    the advice of its vendor: the models of the devices it stood for, and `vendor:` for any of that vendor's (an
+    'H100' and "leave it out for any vendor" told a Huawei user nothing: outside QA, vendors2 R4)."""
+    cat = catalog()
+    owners = [(v, r) for v in cat.vendors if v.product_labels for r in v.resources
+              if v.unlabelled_model(r).lower() == model.lower()]
+    if len(owners) != 1:
+        return (f"{model!r} names no accelerator model: it is what devices on a node without their product label "
+                "were once called, and such devices are not offered (a pod could not be pinned to them); name a "
+                "model such as 'H100', or leave the field out for any")
+    vendor, resource = owners[0]
+    names = list(dict.fromkeys(m.family or m.name for m in vendor.models if m.resource_name == resource))
+    some = f"a model of them such as {', '.join(repr(n) for n in names[:3])}, or " if names else "a model, or "
+    return (f"{model!r} names no accelerator model: it is what {vendor.name} devices ({resource}) on a node without "
+            "their product label were once called, and the federator's agent does not offer such devices (a pod "
+            f"could not be pinned to them); name {some}ask by vendor ({{vendor: {vendor.name}, count: N}} in "
+            f"spec.accelerators) for any {vendor.name} device")
 
 
 def _accelerator_models(value: object, field: str, bad: Any) -> tuple[str, ...]:

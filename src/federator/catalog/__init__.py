@@ -151,8 +151,25 @@ class Catalog:
         if got is None:
             if len(self._selected) > MEMO_LIMIT:
                 self._selected.clear()
-            got = self._selected[key] = any(accepts_model(name, m.name, m.family) for m in self.models(vendor or None))
+            generic = self.vendor_of_generic(name)
+            got = self._selected[key] = bool(generic and vendor in ("", generic)) or \
+                any(accepts_model(name, m.name, m.family) for m in self.models(vendor or None))
         return got
+
+    def generic_model(self, vendor: str) -> str:
+        """The name that stands for every model of `vendor` ("" if none): its `defaultModel` when that is one word for
+        the whole vendor (Cambricon's MLU, Hygon's DCU, Intel's Gaudi, AMD's AMD-GPU), not one per resource
+        (Huawei's "{resource}"). 0.10.0 named every unlabelled node of such a vendor so, and jobs asked for it by
+        that name; 0.11.0 offers only labelled nodes (MLU370-X8), and a job naming `MLU` selects all of them: the
+        wire edge and the simulated backend give every pool of the vendor this name as its family when the catalog
+        gives it none (`describe_model`), so the scheduler's matcher (accepts_model) needs no catalog (outside QA,
+        vendors2 R8: a job stored by 0.10.0 with `model: MLU` waited for ever beside free MLU370-X8s)."""
+        v = self.vendor(vendor)
+        return v.default_model if v is not None and v.default_model and "{" not in v.default_model else ""
+
+    def vendor_of_generic(self, name: str) -> str:
+        """The vendor whose `generic_model` `name` is (case-insensitive), "" if none."""
+        return next((v.name for v in self.vendors if self.generic_model(v.name).lower() == name.lower()), "")
 
     def _find_model(self, name: str, vendor: str | None) -> ModelEntry | None:
         candidates = self.models(vendor)
@@ -171,15 +188,14 @@ class Catalog:
         """Lower-cased model names that name no product: what an agent once called devices on a node without their
         vendor's product label ("unknown", AMD's "AMD-GPU", Huawei's "Ascend910"). Such devices are no longer
         offered (backends/kube/devices.py), and a job naming one is refused: it asked for "whatever is
-        unlabelled", which no pod can be pinned to (outside provider QA F3). A vendor without product labels
-        (Cambricon's MLU) has its default model as its one real pool, and a name the catalog lists as a model or
-        family is a real name too."""
+        unlabelled", which no pod can be pinned to (outside provider QA F3). A vendor's `generic_model` (MLU) is a
+        real name, of every model of the vendor, and so is a name the catalog lists as a model or family."""
         if self._placeholders:  # the vendors never change: worked out once (asked of every job at Submit)
             return self._placeholders[0]
         names = {"unknown"}
-        names.update(v.model_name(v.unlabelled_model(r)).lower() for v in self.vendors if v.product_labels
-                     for r in v.resources)
+        names.update(v.unlabelled_model(r).lower() for v in self.vendors if v.product_labels for r in v.resources)
         real = {n.lower() for m in self.models() for n in (m.name, m.family) if n}
+        real.update(self.generic_model(v.name).lower() for v in self.vendors)
         self._placeholders.append(frozenset(names - real))
         return self._placeholders[0]
 
@@ -196,13 +212,14 @@ class Catalog:
         """Vendor, memory, resource name and family for a model, filling in what the catalog knows.
 
         The family is taken only from an entry of exactly this name: a pool's family widens which
-        names select it, so it must not come from a guess. The memory likewise is never a guess
+        names select it, so it must not come from a guess; without one, the vendor's `generic_model` (MLU370-X8's
+        is MLU), known from the vendor and not from the name. The memory likewise is never a guess
         (model_memory): a capability ask (`minMemoryMiB`) matches a pool by it."""
         entry = self.find_model(name, vendor or None)
         vendor = vendor or (entry.vendor if entry else DEFAULT_VENDOR)
         ventry = self.vendor(vendor)
         resource = (entry.resource_name if entry else "") or (ventry.resource_name if ventry else "")
-        family = entry.family if entry and entry.name.lower() == name.lower() else ""
+        family = (entry.family if entry and entry.name.lower() == name.lower() else "") or self.generic_model(vendor)
         return ModelEntry(name, vendor, self.model_memory(name, vendor), resource, family)
 
     def model_memory(self, name: str, vendor: str) -> int:

@@ -9,12 +9,19 @@ The project's YAML shape::
         nodes:
           - {count: 6, model: NVIDIA-H100-80GB-HBM3, accelerators: 8, cpu: 96, memory: 1Ti, busy: 6}
           - {count: 4, vendor: huawei, model: Ascend910B, accelerators: 16, cpu: 192, memory: 1Ti}
+          - {count: 2, model: A100, accelerators: 8, cpu: 64, memory: 512Gi, memoryMiB: 81920}
 
 `vendor` is a name of the accelerator catalog (nvidia, amd, huawei, cambricon,
 hygon, intel, ...); without one, the catalog's vendor of the model, else nvidia.
 `busy` marks accelerators already taken by work the federator does not manage
 (a busy region). The names from before vendors (`gpuModel`, `gpus`, `busyGpus`)
 keep working.
+
+`memoryMiB` is the memory of one accelerator of the group, in MiB, as a real member's memory label says it
+(agent.proto, AcceleratorPool.memory_mib). Without it the pool has the catalog's memory for its model only where
+the name leaves no doubt (`NVIDIA-A100-SXM4-80GB`, `H100`), else unknown: a short name such as `A100` (40 or
+80 GB) or `DCU` matches no `minMemoryMiB` ask, as on a real member, so give the memory for such a group.
+The groups of one model in a cluster give one memory (a pool is one model).
 
 `sharing` says how the nodes share their accelerators, as a real agent's pool says it
 (agent.proto, AcceleratorPool.sharing; the federator sends a pool only what it serves,
@@ -72,6 +79,7 @@ class NodeSpec:
     vendor: str = ""  # "" = the catalog's vendor of the model
     sharing: str = ""  # AcceleratorPool.sharing ("" = not said: whole devices and fractions both)
     unit_milli: int = 0  # MIG: what one partition is worth of a whole device; 0 otherwise
+    accelerator_memory_mib: int = 0  # memory of one accelerator (memoryMiB); 0 = the catalog's, where sure
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +118,7 @@ def parse_fleet(doc: Any, *, source: str = "fleet") -> dict[str, ClusterSpec]:
             raise FleetError(f"{where}.labels: must be a mapping")
         nodes: list[NodeSpec] = []
         shares: dict[str, tuple[str, int, int]] = {}  # model -> (sharing, unit milli, the first group saying it)
+        memories: dict[str, tuple[int, int]] = {}  # model -> (memoryMiB, the first group saying it)
         for j, group in enumerate(c.get("nodes") or []):
             made = _node_group(group, f"{where}.nodes[{j}]", name, len(nodes))
             if made and made[0].accelerator_model:
@@ -121,13 +130,21 @@ def parse_fleet(doc: Any, *, source: str = "fleet") -> dict[str, ClusterSpec]:
                         f"{where}.nodes[{j}].sharing: the nodes of {first.accelerator_model} in this cluster share "
                         f"as {_shared(*said[:2])} in nodes[{said[2]}], these as {these}: a pool (one model) shares "
                         "one way; give one of them another model name")
+                mem = memories.setdefault(first.accelerator_model, (first.accelerator_memory_mib, j))
+                if mem[0] != first.accelerator_memory_mib:
+                    raise FleetError(
+                        f"{where}.nodes[{j}].memoryMiB: the nodes of {first.accelerator_model} in this cluster have "
+                        f"{mem[0] or 'no memoryMiB'} in nodes[{mem[1]}], these "
+                        f"{first.accelerator_memory_mib or 'none'}: a pool (one model) has one memory; give one of "
+                        "them another model name")
             nodes.extend(made)
         out[name] = ClusterSpec(name, region, tuple(sorted((str(k), str(v)) for k, v in labels.items())),
                                 tuple(nodes))
     return out
 
 
-_KNOWN_KEYS = ("count", "vendor", "model", "accelerators", "busy", "cpu", "memory", "sharing", "unitMilli")
+_KNOWN_KEYS = ("count", "vendor", "model", "accelerators", "busy", "cpu", "memory", "memoryMiB", "sharing",
+               "unitMilli")
 _GROUP_KEYS = (*_KNOWN_KEYS, "gpuModel", "gpus", "busyGpus")  # the names from before vendors too
 SHARINGS = ("None", "TimeSlicing", "MPS", "HAMi", "MIG")
 """The values of a node group's `sharing`: AcceleratorPool.sharing's (agent.proto), but "" (not said)."""
@@ -189,6 +206,13 @@ def _node_group(group: Any, where: str, cluster: str, offset: int) -> list[NodeS
     if devices and not model:
         raise FleetError(f"{where}.{model_key}: required when {count_key} > 0")
     sharing, unit_milli = _sharing(group, where, devices)
+    memory_mib = group.get("memoryMiB", 0)
+    if "memoryMiB" in group and not devices:
+        raise FleetError(f"{where}.memoryMiB: only for nodes with accelerators (the memory of one)")
+    if isinstance(memory_mib, bool) or not isinstance(memory_mib, int) or memory_mib < 0 or \
+            ("memoryMiB" in group and memory_mib == 0):
+        raise FleetError(f"{where}.memoryMiB: must be a whole number of MiB above 0 (one accelerator's memory, "
+                         f"81920 for an 80 GB GPU), got {memory_mib!r}")
     known = catalog()
     if vendor and known.vendor(vendor) is None:
         raise FleetError(f"{where}.vendor: unknown vendor {vendor!r} (the catalog has: "
@@ -197,6 +221,6 @@ def _node_group(group: Any, where: str, cluster: str, offset: int) -> list[NodeS
     busy_mem = memory * busy // devices if devices else 0
     return [
         NodeSpec(f"{cluster}-n{offset + k}", model, devices, cpu, memory, busy, busy_cpu, busy_mem, vendor,
-                 sharing, unit_milli)
+                 sharing, unit_milli, memory_mib)
         for k in range(count)
     ]

@@ -405,7 +405,9 @@ class NodeSet:
             kind = catalog().describe_model(model, self.nodes[idx[0]].spec.vendor if idx else "")
             sharing, unit_milli = self._sharing.get(model, ("", 0))
             pools.append(AcceleratorPool(model, tuple(hist), total, total, shared, tuple(room), shared_room,
-                                         vendor=kind.vendor, memory_mib=kind.memory_mib,
+                                         vendor=kind.vendor,
+                                         memory_mib=(self.nodes[idx[0]].spec.accelerator_memory_mib if idx else 0)
+                                         or kind.memory_mib,
                                          resource_name=kind.resource_name, family=kind.family,
                                          sharing=sharing, unit_milli=unit_milli, room_classes=classes,
                                          largest_node_accelerators=max(
