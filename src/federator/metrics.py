@@ -410,6 +410,13 @@ class Metrics:
                                                  self.queue_label)
         self.agent_reports = Counter("federator_agent_reports_total", "Capacity reports received.",
                                      ["cluster"], registry=r)
+        # Each refused capacity report, by cluster and reason (server/refused_reports.py): a member whose every
+        # report is refused keeps its lease; federator_messages_rejected_total has no cluster label.
+        self.agent_reports_refused = Counter(
+            "federator_agent_reports_refused_total",
+            "Capacity reports of a member's agent refused (not taken), by reason (a RejectReason: malformed, "
+            "implausible_report, stale_report, oversized); the agent was sent an Error naming the field.",
+            ["cluster", "reason"], registry=r)
         self.agent_connects = Counter("federator_agent_connections_total", "Agent streams opened.",
                                       ["cluster"], registry=r)
         # A second agent with a cluster's name, refused while the first is live (server/duplicates.py).

@@ -481,7 +481,9 @@ def list_clusters(target: Target, *, full: bool = True, page_size: int = 0) -> l
                             "member_unreachable_since": c.member_unreachable_since,
                             "report_age_seconds": c.report_age_seconds, "duplicate_agent": c.duplicate_agent,
                             "over_bound": c.over_bound, "draining": c.draining, "drain_jobs_left": c.drain_jobs_left,
-                            "maintenance": c.maintenance, "maintenance_since": c.maintenance_since})
+                            "maintenance": c.maintenance, "maintenance_since": c.maintenance_since,
+                            "reports_refused": c.reports_refused,
+                            "reports_refused_since": c.reports_refused_since})
             token = resp.next_page_token
             if not token:
                 return out

@@ -118,13 +118,15 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
         # No new work for now: cordoned by an operator (server/cordons.py), quarantined (server/quarantine.py), or
         # its agent cannot reach the member's API server (server/member_health.py); -o json gives the words. And a
         # second agent with its name being refused (server/duplicates.py): not a state of its own, a fault to fix;
-        # likewise a report over its provider's maxAccelerators, taken clamped (server/over_bound.py).
+        # likewise a report over its provider's maxAccelerators, taken clamped (server/over_bound.py), and reports
+        # refused since the last one taken (server/refused_reports.py).
         # A provider's maintenance (server/maintenance.py) is a cordon of its own: the same word, its reason in -o wide.
         # The same words as a MemberCluster's status.stateSummary (kubectl get mc): model/state_words.py.
         state = state_words(c["state"], cordoned=bool(c.get("cordoned") or c.get("maintenance")),
                             quarantined=bool(c.get("quarantined_until")),
                             unreachable=bool(c.get("member_unreachable")),
                             duplicate_agent=bool(c.get("duplicate_agent")), over_bound=bool(c.get("over_bound")),
+                            reports_refused=bool(c.get("reports_refused")),
                             drain_jobs_left=int(c.get("drain_jobs_left") or 0) if c.get("draining") else None)
         row = [c["name"], c["region"], state, gpus, cpus, str(c["placements"]),
                _age(c.get("report_age_seconds") or max(0.0, now - c["last_report_at"]))  # the federator's clock

@@ -24,7 +24,7 @@ from federator.security.auth import AuthDenied, Authenticator, Peer
 from federator.security.authz import Authorizer, recorded_owner
 from federator.security.limits import RejectReason, TokenBucket, check_hello
 from federator.security.trust import PROVIDER_LABEL, Trust
-from federator.server import duplicates, over_bound, shrink
+from federator.server import duplicates, over_bound, refused_reports, shrink
 from federator.server.clusters import over_provider_cap
 from federator.server.consistency import INCONSISTENT_REPORT, contradictions
 from federator.server.edge import Edge, Malformed
@@ -274,14 +274,14 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         kind = msg.WhichOneof("body")
         size_problem = self.fed.limits.check_size(kind or "message", msg.ByteSize())
         if size_problem is not None:
-            self._refuse(rec, Refusal(RejectReason.OVERSIZED, size_problem))
+            self._refuse(rec, Refusal(RejectReason.OVERSIZED, size_problem), report=kind == "capacity")
             return RejectReason.OVERSIZED
         if kind == "job_update" and rec.resynced and not self._update_budget(rec, msg.job_update.placement_id):
             return RejectReason.RATE_LIMITED
         refusal = rec.checks.check(msg, phase_of=lambda pid: self.fed.current_phase(rec.name, pid))
         if refusal is not None:
             self.fed.heard(rec)  # a refused message still shows the agent is alive
-            self._refuse(rec, refusal)
+            self._refuse(rec, refusal, report=kind == "capacity")
             return refusal.reason
         reason: RejectReason | None = None
         try:
@@ -315,7 +315,8 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
             else:
                 reason = RejectReason.UNEXPECTED
         except convert.WireError as exc:
-            self._refuse(rec, Refusal(RejectReason.MALFORMED, f"{kind}: {str(exc)[:400]}"))
+            self._refuse(rec, Refusal(RejectReason.MALFORMED, f"{kind}: {str(exc)[:400]}"),
+                         report=kind == "capacity")
             return RejectReason.MALFORMED
         if reason is RejectReason.RATE_LIMITED:
             pass  # counted when a newer report replaced it unapplied (_report), never answered
@@ -391,9 +392,10 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         if refusal is not None or cap is None:
             assert refusal is not None
             self.fed.heard(rec)
-            self._refuse(rec, refusal)
+            self._refuse(rec, refusal, report=True)
             return refusal.reason
         rec.checks.accepted_report(cap.sequence)
+        refused_reports.taken(rec)
         self.fed.report(rec, cap, unreachable=report.member_unreachable)
         if rec.capacity is cap:  # taken (a report of an unreachable member is not)
             self._check_consistent(rec, cap)
@@ -480,9 +482,12 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
             self._apply_report(rec, report)
         self._release_later(rec)
 
-    def _refuse(self, rec: ClusterRecord, refusal: Refusal) -> None:
-        """Count a refused agent message, log it, and tell the agent (an Error on its stream, if it has room)."""
+    def _refuse(self, rec: ClusterRecord, refusal: Refusal, *, report: bool = False) -> None:
+        """Count a refused agent message, log it, and tell the agent (an Error on its stream, if it has room).
+        `report`: it was a capacity report, also counted and shown for the cluster (server/refused_reports.py)."""
         self.rejected(refusal.reason)
+        if report:
+            refused_reports.refused(self.fed, rec, refusal)
         log.warning("cluster %s: refused a message (%s): %s", rec.name, refusal.reason, refusal.message)
         if rec.connected and not rec.closing:  # Errors beyond the outbox's ERROR_LIMIT waiting are dropped
             rec.outbox.put(ErrorNotice(refusal.reason.value, refusal.message, refusal.placement_id))

@@ -83,6 +83,8 @@ class ClusterService(Edge, jobs_pb2_grpc.ClusterServiceServicer):
                     status.member_unreachable, status.member_unreachable_since = rec.unreachable, rec.unreachable_since
                 status.duplicate_agent = duplicates.shown(rec, fed.clock())  # a second agent refused lately
                 status.over_bound = rec.over_bound  # its report clamped to its provider's bound (over_bound.py)
+                status.reports_refused, status.reports_refused_since = \
+                    rec.reports_refused, rec.reports_refused_since  # server/refused_reports.py
                 out.append(cluster_list.Row(status, info.capacity if info is not None else None))
             return out
 

@@ -78,6 +78,10 @@ class ClusterRecord:
     # (the latest TWIN_TAKEOVERS, the federator's clock): how twins without an instance are told (duplicates.py)
     takeovers: tuple[float, ...] = ()
     over_bound: str = ""  # its last report was over its provider's maxAccelerators and clamped: why (over_bound.py)
+    # Its reports are refused since the last one taken: the latest refusal's words, and since when
+    # (server/refused_reports.py)
+    reports_refused: str = ""
+    reports_refused_since: float = 0.0
 
     @property
     def can_resize(self) -> bool:

@@ -25,6 +25,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Reason, ReasonCode
+from federator.security.limits import RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
 from federator.server.member_health import lost_ending
 from federator.server.outbox import lost
@@ -160,6 +161,8 @@ class Leases:
             _remove(getattr(fed.metrics, counter), name)
         for result in ("moved", "kept"):
             _remove(fed.metrics.placement_moves, name, result)
+        for reason in RejectReason:
+            _remove(fed.metrics.agent_reports_refused, name, reason.value)
         fed.metrics.clusters_forgotten.inc()
         log.warning("cluster %s forgotten: %s; an agent that connects as %s later joins as a new member",
                     name, why, name)

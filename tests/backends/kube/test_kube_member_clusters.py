@@ -261,3 +261,23 @@ def test_what_the_status_keeps_of_a_member_is_read_back_and_written_again(tmp_pa
     status = api.objects["ghost"]["status"]
     assert {k: status[k] for k in kept} == {**kept, "features": ["resize"]}  # what this federator knows
     assert status["lostAt"] is None and api.objects["gone"]["status"]["lostAt"] == "2025-01-02T03:04:05.000000Z"
+
+
+def test_kubectl_get_mc_shows_a_member_whose_reports_are_refused(tmp_path: Path, now: list[float]) -> None:
+    """Outside QA (vendors re-test R3): a member whose every report is refused was plain Ready. Its State column
+    says ReportsRefused, as `get clusters` does, until a report is taken (server/refused_reports.py)."""
+    from federator.security.limits import RejectReason
+    from federator.server import refused_reports
+    from federator.server.validation import Refusal
+
+    api = FakeApi([])
+    fed, ctl = controller(tmp_path, api, now)
+    rec = fed.connect(cluster="member-b", region="east", labels={})
+    refused_reports.refused(fed, rec, Refusal(RejectReason.MALFORMED, "capacity.accelerator_pools[1].vendor: ..."))
+    asyncio.run(ctl.write_members())
+    status = api.objects["member-b"]["status"]
+    assert (status["state"], status["stateSummary"]) == ("Ready", "Ready,ReportsRefused")
+
+    refused_reports.taken(rec)
+    asyncio.run(ctl.write_members())
+    assert api.objects["member-b"]["status"]["stateSummary"] == "Ready"

@@ -264,7 +264,7 @@ class WatchJobsRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., send_bookmarks: _Optional[bool] = ..., since_revision: _Optional[int] = ...) -> None: ...
 
 class ClusterStatus(_message.Message):
-    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since", "draining", "drain_jobs_left", "drain_jobs_surging", "drain_waiting")
+    __slots__ = ("name", "region", "state", "labels", "capacity", "last_report_at", "placements", "gang_admission", "quarantined_until", "quarantine_reason", "member_unreachable", "member_unreachable_since", "report_age_seconds", "cordoned", "cordoned_by", "cordoned_at", "cordon_reason", "duplicate_agent", "over_bound", "maintenance", "maintenance_since", "draining", "drain_jobs_left", "drain_jobs_surging", "drain_waiting", "reports_refused", "reports_refused_since")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -297,6 +297,8 @@ class ClusterStatus(_message.Message):
     DRAIN_JOBS_LEFT_FIELD_NUMBER: _ClassVar[int]
     DRAIN_JOBS_SURGING_FIELD_NUMBER: _ClassVar[int]
     DRAIN_WAITING_FIELD_NUMBER: _ClassVar[int]
+    REPORTS_REFUSED_FIELD_NUMBER: _ClassVar[int]
+    REPORTS_REFUSED_SINCE_FIELD_NUMBER: _ClassVar[int]
     name: str
     region: str
     state: str
@@ -322,7 +324,9 @@ class ClusterStatus(_message.Message):
     drain_jobs_left: int
     drain_jobs_surging: int
     drain_waiting: str
-    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ..., draining: _Optional[str] = ..., drain_jobs_left: _Optional[int] = ..., drain_jobs_surging: _Optional[int] = ..., drain_waiting: _Optional[str] = ...) -> None: ...
+    reports_refused: str
+    reports_refused_since: float
+    def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity: _Optional[_Union[_agent_pb2.CapacityReport, _Mapping]] = ..., last_report_at: _Optional[float] = ..., placements: _Optional[int] = ..., gang_admission: _Optional[str] = ..., quarantined_until: _Optional[float] = ..., quarantine_reason: _Optional[str] = ..., member_unreachable: _Optional[str] = ..., member_unreachable_since: _Optional[float] = ..., report_age_seconds: _Optional[float] = ..., cordoned: _Optional[bool] = ..., cordoned_by: _Optional[str] = ..., cordoned_at: _Optional[float] = ..., cordon_reason: _Optional[str] = ..., duplicate_agent: _Optional[str] = ..., over_bound: _Optional[str] = ..., maintenance: _Optional[str] = ..., maintenance_since: _Optional[float] = ..., draining: _Optional[str] = ..., drain_jobs_left: _Optional[int] = ..., drain_jobs_surging: _Optional[int] = ..., drain_waiting: _Optional[str] = ..., reports_refused: _Optional[str] = ..., reports_refused_since: _Optional[float] = ...) -> None: ...
 
 class ListClustersRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "view")

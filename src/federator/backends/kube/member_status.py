@@ -42,7 +42,7 @@ def member_status(fed: Federator, rec: ClusterRecord) -> Obj:
     summary = state_words(rec.state.value, cordoned=cordon is not None or upkeep is not None, drain_jobs_left=left,
                           quarantined=fed.early.quarantine.holding(rec.name, now) is not None,
                           unreachable=bool(rec.unreachable), duplicate_agent=bool(duplicates.shown(rec, now)),
-                          over_bound=bool(rec.over_bound))
+                          over_bound=bool(rec.over_bound), reports_refused=bool(rec.reports_refused))
     return member_cluster_status(state=rec.state, connected=rec.connected, last_report_at=rec.last_report_at,
                                  capacity=rec.capacity, gang_admission=rec.gang_admission.value,
                                  message=unreachable_note(rec),  # server/member_health.py

@@ -1,0 +1,133 @@
+"""A member whose capacity reports are refused says so (server/refused_reports.py), over a real socket.
+
+Outside QA (vendors re-test, R3): a third-party agent whose every report was refused (an empty pool vendor) stayed
+`Ready` with no capacity, counted only in federator_messages_rejected_total (no cluster label), and the alert that
+fired said it sent no report. Now `get clusters` says `Ready,ReportsRefused` with the refusal's words and since when,
+federator_agent_reports_refused_total{cluster,reason} counts each one, and the next report taken clears it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+from test_pool_vendor import ENFLAME, ILUVATAR, capacity
+from test_services_edge import channel, hello, served
+
+from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc
+from federator.cli.output import cluster_rows
+from federator.model import ClusterState
+from federator.server.agent_service import AgentService
+
+IDLE = agent_pb2.AcceleratorPool(accelerator_model="Enflame-S60", vendor="enflame", resource_name="enflame.com/gcu",
+                                 total_accelerators=8, allocatable_accelerators=8, nodes_by_free=[0] * 8 + [1])
+
+
+def refused_count(fed, cluster: str, reason: str) -> float:  # type: ignore[no-untyped-def]
+    return fed.metrics.registry.get_sample_value("federator_agent_reports_refused_total",
+                                                 {"cluster": cluster, "reason": reason}) or 0.0
+
+
+async def status_of(ch: grpc.aio.Channel) -> jobs_pb2.ClusterStatus:
+    (status,) = (await jobs_pb2_grpc.ClusterServiceStub(ch).List(jobs_pb2.ListClustersRequest(), timeout=5)).clusters
+    return status
+
+
+def state_column(status: jobs_pb2.ClusterStatus) -> str:
+    _, (row,) = cluster_rows([{"name": status.name, "region": status.region, "state": status.state,
+                               "capacity": None, "last_report_at": status.last_report_at, "placements": 0,
+                               "reports_refused": status.reports_refused}], wide=False)
+    return row[2]
+
+
+def test_a_member_whose_every_report_is_refused_shows_it_and_is_counted_until_one_is_taken() -> None:
+    async def main() -> None:
+        async with served() as s:
+            outgoing: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
+
+            async def requests() -> AsyncIterator[agent_pb2.AgentMessage]:
+                while (m := await outgoing.get()) is not None:
+                    yield m
+
+            async with channel(s.target) as ch:
+                call = ch.stream_stream("/federator.v1.AgentService/Connect",
+                                        request_serializer=agent_pb2.AgentMessage.SerializeToString,
+                                        response_deserializer=agent_pb2.FederatorMessage.FromString)(requests())
+
+                async def next_error() -> agent_pb2.Error:
+                    while True:
+                        msg = await asyncio.wait_for(call.read(), 10)
+                        assert msg is not grpc.aio.EOF
+                        if msg.WhichOneof("body") == "error":
+                            return msg.error
+
+                await outgoing.put(hello())
+                for seq in (1, 2, 3):  # the first round's enf-1: a good Enflame pool beside an Iluvatar one sans vendor
+                    await outgoing.put(capacity(seq, ENFLAME, ILUVATAR))
+                    assert (await next_error()).reason == "malformed"
+
+                status = await status_of(ch)
+                assert (status.state, state_column(status)) == ("Ready", "Ready,ReportsRefused")
+                assert status.reports_refused.startswith("malformed: capacity")
+                assert "capacity.accelerator_pools[1].vendor: is required" in status.reports_refused
+                rec = s.fed.clusters["east-1"]
+                assert not status.HasField("capacity") and rec.capacity is None  # never taken one
+                assert status.reports_refused_since == rec.reports_refused_since > 0
+                assert refused_count(s.fed, "east-1", "malformed") == 3.0
+
+                await outgoing.put(capacity(5, IDLE))  # taken: what was said of refusals no longer holds
+                while (status := await status_of(ch)).reports_refused:
+                    await asyncio.sleep(0.05)
+                assert status.HasField("capacity") and status.reports_refused_since == 0.0
+                assert state_column(status) == "Ready"
+
+                await outgoing.put(capacity(4, IDLE))  # a sequence gone back: refused, as stale_report
+                assert (await next_error()).reason == "stale_report"
+                status = await status_of(ch)
+                assert state_column(status) == "Ready,ReportsRefused"
+                assert status.reports_refused.startswith("stale_report: capacity.sequence: 4 is lower")
+                assert status.HasField("capacity")  # the capacity last taken is kept
+                since = status.reports_refused_since
+                await outgoing.put(capacity(6, ENFLAME, ILUVATAR))
+                assert (await next_error()).reason == "malformed"
+                status = await status_of(ch)
+                assert status.reports_refused.startswith("malformed: ")
+                assert status.reports_refused_since == since  # since the first of the run
+                assert refused_count(s.fed, "east-1", "malformed") == 4.0
+                assert refused_count(s.fed, "east-1", "stale_report") == 1.0
+                await outgoing.put(None)
+                call.cancel()
+
+    asyncio.run(main())
+
+
+def test_the_refusal_is_kept_when_the_stream_ends_and_a_new_stream_starts_afresh() -> None:
+    async def main() -> None:
+        async with served() as s:
+            rec = s.fed.connect(cluster="east-1", region="east", labels={})
+            AgentService(s.fed).handle(rec, capacity(1, ENFLAME, ILUVATAR))
+            assert rec.reports_refused.startswith("malformed: ")
+            s.fed.disconnect(rec)
+            async with channel(s.target) as ch:
+                status = await status_of(ch)
+            assert (status.state, state_column(status)) == ("Partitioned", "Partitioned,ReportsRefused")
+            again = s.fed.connect(cluster="east-1", region="east", labels={})
+            assert (again.reports_refused, again.reports_refused_since) == ("", 0.0)
+
+    asyncio.run(main())
+
+
+def test_a_forgotten_cluster_leaves_its_refused_report_series() -> None:
+    async def main() -> None:
+        async with served() as s:
+            rec = s.fed.connect(cluster="east-1", region="east", labels={})
+            AgentService(s.fed).handle(rec, capacity(1, ENFLAME, ILUVATAR))
+            assert refused_count(s.fed, "east-1", "malformed") == 1.0
+            s.fed.disconnect(rec)
+            rec.state = ClusterState.LOST
+            assert s.fed.leases.forget("east-1", why="test")
+            assert s.fed.metrics.registry.get_sample_value("federator_agent_reports_refused_total",
+                                                           {"cluster": "east-1", "reason": "malformed"}) is None
+
+    asyncio.run(main())
