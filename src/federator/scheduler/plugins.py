@@ -128,6 +128,12 @@ class AcceleratorModelFilter:
         models = request.spec.accelerator_models
         pools = cluster.capacity.accelerator_pools
         own = [p for p in pools if p.vendor == request.vendor and model_accepted(models, p.accelerator_model)]
+        if request.resource_name and own and all(p.resource_name != request.resource_name for p in own):
+            # the vendor's devices are there, but of its other product lines (huawei.com/Ascend910 for Ascend310P)
+            return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
+                          f"{cluster.name} has no {request.resource_name} devices, only "
+                          f"{', '.join(sorted({p.resource_name or 'unnamed' for p in own}))}")
+        own = [p for p in own if not request.resource_name or p.resource_name == request.resource_name]
         if request.vendor and request.min_memory_mib and own:  # the vendor's devices are there, but too small
             most = max(p.memory_mib for p in own)
             return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
@@ -141,7 +147,8 @@ class AcceleratorModelFilter:
                 return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
                               f"{cluster.name} has no {request.vendor} {'|'.join(models) or 'accelerator'} nodes, "
                               f"{OTHER_VENDORS_ONLY} {', '.join(others)}")
-        wanted = "|".join(models) or " ".join(p for p in (request.vendor, "accelerator") if p)  # models say enough
+        wanted = "|".join(models) or request.resource_name or \
+            " ".join(p for p in (request.vendor, "accelerator") if p)  # models say enough
         memory = f" with at least {format_bytes(request.min_memory_mib * 2**20)} per device" \
             if request.min_memory_mib else ""
         return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE, f"{cluster.name} has no {wanted} nodes{memory}")
