@@ -721,6 +721,9 @@ def _one_count(alternatives: tuple[AcceleratorAlternative, ...]) -> tuple[str, i
     if not alternatives or not alternatives[0].resource_name:
         return None
     first = alternatives[0]
+    owner = catalog().vendor_of_resource(first.resource_name)
+    if owner is not None and first.vendor != owner.name:  # an API client's resource of another vendor
+        return None
     for a in alternatives:
         if (a.resource_name, a.milli, a.vendor) != (first.resource_name, first.milli, first.vendor) \
                 or a.min_memory_mib or a.pod_template_json or (len(alternatives) > 1 and not a.model):
