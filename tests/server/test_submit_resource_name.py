@@ -1,5 +1,6 @@
 """An API client's AcceleratorAlternative.resource_name is checked like any field (types.proto): Submit reads it
-as the job file's one-count form, and refuses, naming the field, what that form could not have made."""
+as the job file's one-count form, and refuses, naming the field, what that form could not have made. The form
+itself refuses a model of the vendor's other product line beside the resource (it could never be served)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import replace
 import pytest
 from server_support import Clock, MemoryStore, make
 
-from federator.jobfile import parse_job
+from federator.jobfile import JobFileError, parse_job
 from federator.model import AcceleratorAlternative, JobSpec
 from federator.server.intake import SubmitError
 
@@ -45,3 +46,14 @@ def test_a_vendor_with_one_resource_needs_none() -> None:
     fed = make(MemoryStore(), Clock())
     job = fed.submit(_spec(AcceleratorAlternative(1000, vendor="amd", resource_name="amd.com/gpu")))
     assert [(a.vendor, a.resource_name) for a in job.spec.accelerators] == [("amd", "")]
+
+
+def test_a_model_of_the_other_product_line_beside_the_resource_is_refused() -> None:
+    with pytest.raises(JobFileError) as err:
+        parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "j"},
+                   "spec": {"kind": "inference", "resources": {"cpu": "1", "huawei.com/Ascend910": 1},
+                            "acceleratorModels": ["Ascend910B", "Ascend310P"]}})
+    (problem,) = err.value.problems
+    assert (problem.field, problem.problem) == (
+        "spec.acceleratorModels[1]", "Ascend310P is a huawei.com/Ascend310P model, but spec.resources asks for "
+        "huawei.com/Ascend910: ask for huawei.com/Ascend310P, or list both in spec.accelerators")
