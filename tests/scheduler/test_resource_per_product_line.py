@@ -88,3 +88,8 @@ def test_a_vendor_with_one_resource_takes_any_of_its_pools() -> None:
     dra = _pool("AMD-Instinct-MI300X", "gpu.amd.com (DRA)", "", 1, vendor="amd")
     plugin = _pool("AMD-Instinct-MI300X-OAM", "amd.com/gpu", "", 1, vendor="amd")
     assert sum(_placed(spec, dra, plugin).values()) == 2
+
+
+def test_an_alternative_says_its_resource() -> None:
+    assert [a.describe() for a in _file("p", A310P, 1).accelerators] == [f"1 x {A310P}"]
+    assert AcceleratorAlternative(1000, vendor="huawei").describe() == "1 x huawei"

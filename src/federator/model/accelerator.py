@@ -54,8 +54,8 @@ class AcceleratorAlternative:
     resource_name: str = ""
 
     def describe(self) -> str:
-        """Short human form: '8 x H100', '16 x huawei Ascend910B', '4 x >=64Gi'."""
-        what = " ".join(p for p in (self.vendor, self.model) if p)
+        """Short human form: '8 x H100', '16 x huawei Ascend910B', '4 x >=64Gi', '1 x huawei.com/Ascend310P'."""
+        what = " ".join(p for p in (self.resource_name or self.vendor, self.model) if p)
         if self.min_memory_mib:
             mem = self.min_memory_mib
             cap = f">={mem // 1024}Gi" if mem % 1024 == 0 else f">={mem}Mi"
