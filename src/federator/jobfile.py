@@ -348,10 +348,14 @@ def parse_job(doc: object, *, source: str = "") -> JobSpec:
     mixed = _one_vendor(accelerator_models, models_field, bad, workload=has_workload,
                         resource=resource_name or GPU_RESOURCE)
     if resource_name and resource_name != GPU_RESOURCE and not mixed:
-        # another vendor's resource in the one-count form: alternatives of that vendor, one per model
+        # another vendor's resource in the one-count form: alternatives of that vendor, one per model, bound to
+        # the resource itself where the vendor's plugin has one per product line (huawei.com/Ascend310P)
         vendor = catalog().vendor_of_resource(resource_name)
+        kept = resource_name if vendor is None or len(vendor.resources) > 1 else ""
+        if kept and vendor is not None:
+            _product_line(accelerator_models, models_field, bad, resource_name, vendor.name)
         milli, resources = resources.accelerator_milli, Resources(resources.cpu_milli, resources.memory_bytes)
-        alternatives = tuple(AcceleratorAlternative(milli, m, vendor.name if vendor else "")
+        alternatives = tuple(AcceleratorAlternative(milli, m, vendor.name if vendor else "", resource_name=kept)
                              for m in accelerator_models or ("",))
         accelerator_models = ()
 
@@ -618,7 +622,11 @@ def _alternatives(value: object, bad: Any) -> tuple[AcceleratorAlternative, ...]
             bad(where, "must be a mapping {model, vendor, count, minMemoryMiB, template}")
             continue
         for key in item:
-            if key not in _ALT_KEYS:
+            if key == "resource_name":
+                bad(f"{where}.resource_name", "is set from the one-count form only (spec.resources: {"
+                                              f"{item[key]!s:.63}: N}}, with acceleratorModels), never beside a "
+                                              "template, minMemoryMiB or another count or vendor")
+            elif key not in _ALT_KEYS:
                 bad(f"{where}.{key}", f"is not a known field (known: {', '.join(_ALT_KEYS)})")
         model, vendor = item.get("model", ""), item.get("vendor", "")
         if not isinstance(model, str) or (model and not _GPU_MODEL.match(model)):
@@ -699,6 +707,32 @@ def _one_vendor(models: tuple[str, ...], field: str, bad: Any, *, workload: bool
     return found
 
 
+def _product_line(models: tuple[str, ...], field: str, bad: Any, resource: str, vendor: str) -> None:
+    """A vendor whose device plugin has a resource per product line serves `resource` only from pools of it
+    (scheduler: an alternative's resource_name): a model of the vendor's other lines could never be served."""
+    for i, model in enumerate(models):
+        entry = catalog().find_model(model, vendor)
+        if entry is not None and entry.resource_name and entry.resource_name != resource:
+            bad(f"{field}[{i}]", f"{model} is a {entry.resource_name} model, but spec.resources asks for {resource}: "
+                                 f"ask for {entry.resource_name}, or list both in spec.accelerators")
+
+
+def _one_count(alternatives: tuple[AcceleratorAlternative, ...]) -> tuple[str, int, list[str]] | None:
+    """(resource, milli, models) when the alternatives are what the one-count form of a per-product-line
+    resource makes (parse_job), so that the document says it as the user wrote it; None otherwise."""
+    if not alternatives or not alternatives[0].resource_name:
+        return None
+    first = alternatives[0]
+    owner = catalog().vendor_of_resource(first.resource_name)
+    if owner is not None and first.vendor != owner.name:  # an API client's resource of another vendor
+        return None
+    for a in alternatives:
+        if (a.resource_name, a.milli, a.vendor) != (first.resource_name, first.milli, first.vendor) \
+                or a.min_memory_mib or a.pod_template_json or (len(alternatives) > 1 and not a.model):
+            return None
+    return first.resource_name, first.milli, [a.model for a in alternatives if a.model]
+
+
 def placeholder_problem(model: str) -> str:
     """Why a placeholder model name (`Catalog.placeholder_models`) is refused, said the same on every path, with
     the advice of its vendor: the models of the devices it stood for, and `vendor:` for any of that vendor's (an
@@ -757,6 +791,8 @@ def _alternative_document(a: AcceleratorAlternative) -> dict[str, Any]:
         out["minMemoryMiB"] = a.min_memory_mib
     if a.pod_template_json:
         out["template"] = json.loads(a.pod_template_json)
+    if a.resource_name:  # from an API client beside what the one-count form makes: parse_job says what is wrong
+        out["resource_name"] = a.resource_name
     return out
 
 
@@ -784,6 +820,11 @@ def spec_to_document(spec: JobSpec) -> dict[str, Any]:
         # derived from the workload's own resource (another vendor's, e.g. huawei.com/Ascend910): its models
         # are what the user wrote; parse_job derives the alternatives from the workload again
         models = [a.model for a in spec.accelerators if a.model]
+        if models:
+            body["acceleratorModels"] = models
+    elif (one := _one_count(spec.accelerators)) is not None:
+        name, milli, models = one
+        resources[name] = milli // 1000 if milli % 1000 == 0 else f"{milli}m"
         if models:
             body["acceleratorModels"] = models
     elif spec.accelerators:

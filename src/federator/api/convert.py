@@ -87,7 +87,7 @@ def spec_to_pb(spec: JobSpec) -> types_pb2.JobSpec:
         group_size=spec.group_size,
         accelerators=[types_pb2.AcceleratorAlternative(
             model=a.model, vendor=a.vendor, milli=a.milli, min_memory_mib=a.min_memory_mib,
-            pod_template_json=a.pod_template_json) for a in spec.accelerators],
+            pod_template_json=a.pod_template_json, resource_name=a.resource_name) for a in spec.accelerators],
         max_run_seconds=spec.max_run_seconds,
     )
 
@@ -121,8 +121,8 @@ def spec_from_pb(pb: types_pb2.JobSpec) -> JobSpec:
         max_latency_ms=pb.max_latency_ms,
         workload_json=pb.workload_json,
         group_size=max(1, pb.group_size),
-        accelerators=tuple(AcceleratorAlternative(a.milli, a.model, a.vendor, a.min_memory_mib, a.pod_template_json)
-                           for a in pb.accelerators),
+        accelerators=tuple(AcceleratorAlternative(a.milli, a.model, a.vendor, a.min_memory_mib, a.pod_template_json,
+                                                  a.resource_name) for a in pb.accelerators),
         max_run_seconds=pb.max_run_seconds,
     )
 

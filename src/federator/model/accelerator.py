@@ -40,6 +40,10 @@ class AcceleratorAlternative:
     capability: any model with at least that much memory per device.
     `pod_template_json` is merged over the job's template when this
     alternative is chosen (a CUDA image does not run on CANN or ROCm).
+    `resource_name` is the device plugin resource the one-count form named,
+    kept when the vendor's plugin advertises one per product line (Huawei:
+    huawei.com/Ascend910, huawei.com/Ascend310P): only pools of that resource
+    serve it. "" = any of the vendor's pools (a job stored before 0.11.0).
     """
 
     milli: int
@@ -47,10 +51,11 @@ class AcceleratorAlternative:
     vendor: str = ""
     min_memory_mib: int = 0
     pod_template_json: str = ""
+    resource_name: str = ""
 
     def describe(self) -> str:
-        """Short human form: '8 x H100', '16 x huawei Ascend910B', '4 x >=64Gi'."""
-        what = " ".join(p for p in (self.vendor, self.model) if p)
+        """Short human form: '8 x H100', '16 x huawei Ascend910B', '4 x >=64Gi', '1 x huawei.com/Ascend310P'."""
+        what = " ".join(p for p in (self.resource_name or self.vendor, self.model) if p)
         if self.min_memory_mib:
             mem = self.min_memory_mib
             cap = f">={mem // 1024}Gi" if mem % 1024 == 0 else f">={mem}Mi"

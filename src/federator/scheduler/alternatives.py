@@ -68,7 +68,7 @@ def variant(request: PlacementRequest, i: int) -> PlacementRequest:
     template asks of a member's pod security level is read here, where the alternative's template still is."""
     s = request.spec
     a = s.accelerators[i]
-    return replace(request, spec=variant_spec(s, i), alternative=i, vendor=a.vendor,
+    return replace(request, spec=variant_spec(s, i), alternative=i, vendor=a.vendor, resource_name=a.resource_name,
                    min_memory_mib=a.min_memory_mib,
                    pod_security=needed_by_texts(s.pod_template_json, a.pod_template_json, s.workload_json))
 

@@ -161,7 +161,8 @@ class Board:
                     replicas,
                     spec.accelerator_models,
                     request.blocked_models,
-                    request.vendor,  # an alternative's vendor and capability ask choose pools too
+                    request.vendor,  # an alternative's vendor, resource and capability ask choose pools too
+                    request.resource_name,
                     request.min_memory_mib,
                 )
                 got = self.pool_values.get(key)

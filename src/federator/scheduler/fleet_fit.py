@@ -87,8 +87,8 @@ def fleet_shape(pool: AcceleratorPool) -> tuple[object, ...]:
     """What the check reads of a pool, its free room aside (which moves with every placement and report): pools of
     one shape are judged alike, so a report that moves only free room need not have a job judged again
     (server/fleet_models.py memoizes Submit's warning by the members' shapes)."""
-    return (pool.vendor, pool.accelerator_model, pool.family, pool.memory_mib, pool.sharing, pool.unit_milli,
-            pool.largest_node_accelerators, pool_devices(pool), pool.nodes)
+    return (pool.vendor, pool.resource_name, pool.accelerator_model, pool.family, pool.memory_mib, pool.sharing,
+            pool.unit_milli, pool.largest_node_accelerators, pool_devices(pool), pool.nodes)
 
 
 def rooms(request: PlacementRequest, snapshot: Snapshot) -> list[Largest]:
@@ -177,7 +177,7 @@ class FleetFit:
             return outcome
         s = request.spec
         key = (s.kind, request.replicas, s.resources, s.accelerator_models, s.accelerators, s.min_regions,
-               s.group_size, request.kept_regions, request.vendor)
+               s.group_size, request.kept_regions, request.vendor, request.resource_name)
         said = self._said.get(key)
         if said is None:
             said = self._said[key] = never_as_the_fleet_stands(request, self.snapshot, self.legacy_vendor)

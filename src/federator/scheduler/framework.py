@@ -56,6 +56,7 @@ class PlacementRequest:
     avoid_clusters: tuple[str, ...] = ()
     alternative: int = 0  # which of spec.accelerators this request stands for
     vendor: str = ""  # the alternative's vendor ("" = any)
+    resource_name: str = ""  # the alternative's device plugin resource ("" = any of the vendor's)
     min_memory_mib: int = 0  # the alternative's capability ask (0 = none)
     # What the alternative's template (merged over the job's) breaks at each pod security level; None: the
     # spec's own template (a job without alternatives), computed when read.
@@ -99,8 +100,9 @@ class PlacementRequest:
         job avoids (it was just refused there) are part of it: another job of that shape may still go there."""
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models, s.preferred_regions,
-                s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.min_memory_mib,
-                self.avoid_clusters, self.pod_security_need, self.kept_regions, self.model_caps, self.respects)
+                s.user_region, s.max_latency_ms, s.workload_kind, self.vendor, self.resource_name,
+                self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.kept_regions, self.model_caps,
+                self.respects)
 
     def fit_shape(self) -> tuple[object, ...]:
         """`shape` less what only the cycle-constant scores read (`plugins.CYCLE_CONSTANT_SCORES`): the
@@ -111,7 +113,8 @@ class PlacementRequest:
         s = self.spec
         return (s.kind, self.replicas, s.resources, s.accelerator_models, self.blocked_models,
                 s.user_region if s.max_latency_ms else "", s.max_latency_ms, s.workload_kind, self.vendor,
-                self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.model_caps, self.respects)
+                self.resource_name, self.min_memory_mib, self.avoid_clusters, self.pod_security_need, self.model_caps,
+                self.respects)
 
 
 def may_spread(spec: JobSpec) -> bool:
@@ -227,7 +230,7 @@ def _accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[Acc
     requested, blocked = request.spec.accelerator_models, request.blocked_models
     pools = cluster.capacity.accelerator_pools
     m = request.accelerator_milli
-    if request.vendor or request.min_memory_mib:
+    if request.vendor or request.resource_name or request.min_memory_mib:
         pools = tuple(p for p in pools if _kind_ok(request, p))
     if not requested and not blocked:
         return [p for p in pools if not p.sharing or _shape_ok(p, m, requested)]
@@ -246,8 +249,10 @@ def _shape_ok(pool: AcceleratorPool, milli: int, requested: tuple[str, ...]) -> 
 
 
 def _kind_ok(request: PlacementRequest, pool: AcceleratorPool) -> bool:
-    """An alternative's vendor and capability (memory per device) against a pool."""
-    return (not request.vendor or pool.vendor == request.vendor) and pool.memory_mib >= request.min_memory_mib
+    """An alternative's vendor, resource and capability (memory per device) against a pool."""
+    return ((not request.vendor or pool.vendor == request.vendor)
+            and (not request.resource_name or pool.resource_name == request.resource_name)
+            and pool.memory_mib >= request.min_memory_mib)
 
 
 def matching_models(request: PlacementRequest | JobSpec, cluster: ClusterInfo) -> list[str]:
@@ -259,7 +264,7 @@ def matching_models(request: PlacementRequest | JobSpec, cluster: ClusterInfo) -
     else:
         requested, blocked = request.spec.accelerator_models, request.blocked_models
     pools = cluster.capacity.accelerator_pools
-    if isinstance(request, PlacementRequest) and (request.vendor or request.min_memory_mib):
+    if isinstance(request, PlacementRequest) and (request.vendor or request.resource_name or request.min_memory_mib):
         pools = tuple(p for p in pools if _kind_ok(request, p))
     if not requested and not blocked:
         return [p.accelerator_model for p in pools]

@@ -78,13 +78,19 @@ def spec_to_dict(s: JobSpec) -> dict[str, Any]:
         "pod_template_json": s.pod_template_json, "preemptible": s.preemptible, "min_regions": s.min_regions,
         "user_region": s.user_region, "max_latency_ms": s.max_latency_ms, "workload_json": s.workload_json,
         "group_size": s.group_size,
-        "accelerators": [{"milli": a.milli, "model": a.model, "vendor": a.vendor,
-                          "min_memory_mib": a.min_memory_mib, "pod_template_json": a.pod_template_json}
-                         for a in s.accelerators],
+        "accelerators": [_alternative_dict(a) for a in s.accelerators],
     }
     if s.max_run_seconds:  # only when set: a spec without one is the document (and the byte count) it was
         doc["max_run_seconds"] = s.max_run_seconds
     return doc
+
+
+def _alternative_dict(a: AcceleratorAlternative) -> dict[str, Any]:
+    out: dict[str, Any] = {"milli": a.milli, "model": a.model, "vendor": a.vendor,
+                           "min_memory_mib": a.min_memory_mib, "pod_template_json": a.pod_template_json}
+    if a.resource_name:  # only when set: a 0.10.0 job's document (and its byte count) stays what it was
+        out["resource_name"] = a.resource_name
+    return out
 
 
 def job_from_dict(doc: dict[str, Any]) -> Job:
@@ -104,7 +110,8 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
         accelerators=tuple(
             AcceleratorAlternative(milli=a["milli"], model=a.get("model", ""), vendor=a.get("vendor", ""),
                                    min_memory_mib=a.get("min_memory_mib", 0),
-                                   pod_template_json=a.get("pod_template_json", ""))
+                                   pod_template_json=a.get("pod_template_json", ""),
+                                   resource_name=a.get("resource_name", ""))
             for a in s.get("accelerators") or ()),
     )
     return Job(

@@ -52,13 +52,15 @@ def document(workload: dict[str, Any], **spec: Any) -> dict[str, Any]:
 def test_an_ascend_jobset_asks_for_ascend_devices_not_cpu_only() -> None:
     spec = parse_job(document(jobset(ASCEND), acceleratorModels=["Ascend910B"]))
     assert spec.replicas == 4  # the 4 NPU workers; the CPU driver is not an accelerator replica
-    assert spec.accelerators == (AcceleratorAlternative(8000, "Ascend910B", "huawei"),)
+    # bound to the resource itself: Huawei's plugin has one per product line (a 310P pool never serves it)
+    assert spec.accelerators == (AcceleratorAlternative(8000, "Ascend910B", "huawei",
+                                                        resource_name="huawei.com/Ascend910"),)
     assert spec.resources.cpu_milli == 32_000
 
 
 def test_without_models_the_workloads_resource_still_binds_its_vendor() -> None:
     spec = parse_job(document(jobset(ASCEND)))
-    assert spec.accelerators == (AcceleratorAlternative(8000, "", "huawei"),)
+    assert spec.accelerators == (AcceleratorAlternative(8000, "", "huawei", resource_name="huawei.com/Ascend910"),)
 
 
 @pytest.mark.parametrize("resource, vendor", [("amd.com/gpu", "amd"), ("cambricon.com/mlu", "cambricon"),

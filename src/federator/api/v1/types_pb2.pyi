@@ -103,18 +103,20 @@ class JobSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., namespace: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., replicas: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., accelerator_models: _Optional[_Iterable[str]] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., preferred_regions: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., pod_template_json: _Optional[str] = ..., preemptible: _Optional[bool] = ..., min_regions: _Optional[int] = ..., user_region: _Optional[str] = ..., max_latency_ms: _Optional[int] = ..., workload_json: _Optional[str] = ..., group_size: _Optional[int] = ..., accelerators: _Optional[_Iterable[_Union[AcceleratorAlternative, _Mapping]]] = ..., max_run_seconds: _Optional[int] = ...) -> None: ...
 
 class AcceleratorAlternative(_message.Message):
-    __slots__ = ("model", "vendor", "milli", "min_memory_mib", "pod_template_json")
+    __slots__ = ("model", "vendor", "milli", "min_memory_mib", "pod_template_json", "resource_name")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VENDOR_FIELD_NUMBER: _ClassVar[int]
     MILLI_FIELD_NUMBER: _ClassVar[int]
     MIN_MEMORY_MIB_FIELD_NUMBER: _ClassVar[int]
     POD_TEMPLATE_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
     model: str
     vendor: str
     milli: int
     min_memory_mib: int
     pod_template_json: str
-    def __init__(self, model: _Optional[str] = ..., vendor: _Optional[str] = ..., milli: _Optional[int] = ..., min_memory_mib: _Optional[int] = ..., pod_template_json: _Optional[str] = ...) -> None: ...
+    resource_name: str
+    def __init__(self, model: _Optional[str] = ..., vendor: _Optional[str] = ..., milli: _Optional[int] = ..., min_memory_mib: _Optional[int] = ..., pod_template_json: _Optional[str] = ..., resource_name: _Optional[str] = ...) -> None: ...
 
 class Reason(_message.Message):
     __slots__ = ("code", "message")
