@@ -31,12 +31,10 @@ Read back at start from the listing the job store loads the jobs from (KubeJobSt
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable, Mapping
 
-from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeError, NotFoundError
 from federator.backends.kube.resources import parse_timestamp, timestamp
-from federator.backends.kube.store import KubeJobStore
+from federator.backends.kube.status_writes import StatusFieldWrites
 from federator.model import JobId
 
 log = logging.getLogger("federator.kube")
@@ -58,22 +56,25 @@ def decode(value: object) -> float:
     return at
 
 
-class KubeMoveStore:
+class KubeMoveStore(StatusFieldWrites[float]):
     """MoveStore (store/moves.py) over the FederatedJobs' status: `put` buffers, `flush` writes (see module)."""
 
-    def __init__(self, jobs: KubeJobStore) -> None:
-        self.jobs = jobs  # whose FederatedJob each job is (its owner), and the listing read at start
-        self._lock = threading.Lock()
-        self._due: dict[JobId, float | None] = {}  # each job's newest change not written yet (None: forget)
-        self._failing = False  # the last write failed: said once until one works
-        self._pruned_said = False
-        self.writes = 0
+    field = FIELD
+    failing = "cannot keep when job {job} last moved"
+    recovered = "the jobs' last move times are written again"
+    pruned = (f"the FederatedJob CRD does not keep status.{FIELD}: a restart or change of leader forgets when each "
+              "job last moved (rebalance.quietSeconds) until it does. Apply deploy/helm/federator/crds/ "
+              "(docs/operators.md, Upgrading to 0.11.0)")
+
+    def encode(self, value: float) -> object:
+        return {"lastMovedAt": timestamp(value)}
 
     def put(self, moved: Mapping[JobId, float], *, forget: Iterable[JobId] = ()) -> None:
         with self._lock:
-            self._due.update(moved)
+            for job_id, at in moved.items():
+                self._owe(job_id, at)
             for job_id in forget:
-                self._due[job_id] = None
+                self._owe(job_id, None)
 
     def load(self) -> dict[JobId, float]:
         """The times the FederatedJobs held when the job store loaded them; one that cannot be read is said and
@@ -86,55 +87,6 @@ class KubeMoveStore:
             except ValueError as exc:
                 log.warning("job %s: %s; it may move again at once", job_id, exc)
         return out
-
-    @property
-    def due(self) -> int:
-        """Changes not written yet."""
-        with self._lock:
-            return len(self._due)
-
-    def flush(self) -> int:
-        """Write the changes due (blocking: called off the event loop); how many are still due (a job whose
-        FederatedJob is not made yet, or a write the API server did not take: tried again at the next flush)."""
-        with self._lock:
-            due = dict(self._due)
-        for job_id, at in due.items():
-            if self._write(job_id, at):
-                with self._lock:
-                    if job_id in self._due and self._due[job_id] == at:  # unless a newer change came meanwhile
-                        del self._due[job_id]
-        return self.due
-
-    def _write(self, job_id: JobId, at: float | None) -> bool:
-        """One job's change; True when it is done with (written, or its FederatedJob gone)."""
-        owner = self.jobs.owner_of(job_id)
-        if owner is None:
-            return at is None  # not made yet (kept), or a job forgotten with its object
-        value = None if at is None else {"lastMovedAt": timestamp(at)}
-        body = {"metadata": {"uid": owner.uid}, "status": {FIELD: value}}
-        try:
-            patched = self.jobs.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace, subresource="status")
-        except (NotFoundError, ConflictError):
-            return True  # deleted, or replaced by a new object of that name: nothing to keep the time on
-        except KubeError as exc:
-            if not self._failing:
-                log.warning("cannot keep when job %s last moved in FederatedJob %s/%s (%s); tried again every few "
-                            "seconds, said again once a write has worked", job_id, owner.namespace, owner.name, exc)
-            self._failing = True
-            return False
-        if self._failing:
-            log.info("the jobs' last move times are written again")
-        self._failing = False
-        self.writes += 1
-        if at is not None and FIELD not in (patched.get("status") or {}) and not self._pruned_said:
-            self._pruned_said = True
-            log.warning("the FederatedJob CRD does not keep status.%s: a restart or change of leader forgets when "
-                        "each job last moved (rebalance.quietSeconds) until it does. Apply "
-                        "deploy/helm/federator/crds/ (docs/operators.md, Upgrading to 0.11.0)", FIELD)
-        return True
-
-    def close(self) -> None:
-        """Nothing to release: KubeMode.stop flushed what was due while this replica still led."""
 
 
 __all__ = ["FIELD", "KubeMoveStore", "decode"]

@@ -33,13 +33,11 @@ Read back at start from the listing the job store loads the jobs from (KubeJobSt
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from federator.backends.kube.api import FEDERATED_JOBS, ConflictError, KubeError, NotFoundError
 from federator.backends.kube.resources import parse_timestamp, timestamp
-from federator.backends.kube.store import KubeJobStore
+from federator.backends.kube.status_writes import StatusFieldWrites
 from federator.model import JobId
 from federator.store.holds import HoldClock
 
@@ -75,23 +73,25 @@ def decode(job_id: JobId, value: object) -> HoldClock:
     return HoldClock(job_id, cluster, times["since"], times["began"] or times["since"], times["restsUntil"])
 
 
-class KubeHoldStore:
+class KubeHoldStore(StatusFieldWrites[HoldClock]):
     """HoldStore (store/holds.py) over the FederatedJobs' status: `put` buffers, `flush` writes (see module)."""
 
-    def __init__(self, jobs: KubeJobStore) -> None:
-        self.jobs = jobs  # whose FederatedJob each job is (its owner), and the listing read at start
-        self._lock = threading.Lock()
-        self._due: dict[JobId, HoldClock | None] = {}  # each gang's newest change not written yet (None: forget)
-        self._failing = False  # the last write failed: said once until one works
-        self._pruned_said = False
-        self.writes = 0
+    field = FIELD
+    failing = "cannot keep the clocks of job {job}'s reservation"
+    recovered = "the clocks of reservations are written again"
+    pruned = (f"the FederatedJob CRD does not keep status.{FIELD}: the reservations' clocks start afresh at each "
+              "restart or change of leader until it does. Apply deploy/helm/federator/crds/ (docs/operators.md, "
+              "Upgrading to 0.10.0)")
+
+    def encode(self, value: HoldClock) -> object:
+        return encode(value)
 
     def put(self, clocks: Iterable[HoldClock], *, forget: Iterable[JobId] = ()) -> None:
         with self._lock:
             for clock in clocks:
-                self._due[clock.job_id] = clock
+                self._owe(clock.job_id, clock)
             for job_id in forget:
-                self._due[job_id] = None
+                self._owe(job_id, None)
 
     def load(self) -> list[HoldClock]:
         """The clocks the FederatedJobs held when the job store loaded them; one that cannot be read is said and
@@ -104,55 +104,6 @@ class KubeHoldStore:
             except ValueError as exc:
                 log.warning("job %s: %s; its reservation's clocks start afresh", job_id, exc)
         return out
-
-    @property
-    def due(self) -> int:
-        """Changes not written yet."""
-        with self._lock:
-            return len(self._due)
-
-    def flush(self) -> int:
-        """Write the changes due (blocking: called off the event loop); how many are still due (a gang whose
-        FederatedJob is not made yet, or a write the API server did not take: tried again at the next flush)."""
-        with self._lock:
-            due = dict(self._due)
-        for job_id, clock in due.items():
-            if self._write(job_id, clock):
-                with self._lock:
-                    if self._due.get(job_id, clock) is clock:  # unless a newer change came meanwhile
-                        self._due.pop(job_id, None)
-        return self.due
-
-    def _write(self, job_id: JobId, clock: HoldClock | None) -> bool:
-        """One gang's change; True when it is done with (written, or its FederatedJob gone)."""
-        owner = self.jobs.owner_of(job_id)
-        if owner is None:
-            return clock is None  # not made yet (kept), or a job forgotten with its object
-        body = {"metadata": {"uid": owner.uid}, "status": {FIELD: None if clock is None else encode(clock)}}
-        try:
-            patched = self.jobs.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace, subresource="status")
-        except (NotFoundError, ConflictError):
-            return True  # deleted, or replaced by a new object of that name: nothing to keep the clock on
-        except KubeError as exc:
-            if not self._failing:
-                log.warning("cannot keep the clocks of job %s's reservation in FederatedJob %s/%s (%s); tried again "
-                            "every few seconds, said again once a write has worked", job_id, owner.namespace,
-                            owner.name, exc)
-            self._failing = True
-            return False
-        if self._failing:
-            log.info("the clocks of reservations are written again")
-        self._failing = False
-        self.writes += 1
-        if clock is not None and FIELD not in (patched.get("status") or {}) and not self._pruned_said:
-            self._pruned_said = True
-            log.warning("the FederatedJob CRD does not keep status.%s: the reservations' clocks start afresh at each "
-                        "restart or change of leader until it does. Apply deploy/helm/federator/crds/ "
-                        "(docs/operators.md, Upgrading to 0.10.0)", FIELD)
-        return True
-
-    def close(self) -> None:
-        """Nothing to release: KubeMode.stop flushed what was due while this replica still led."""
 
 
 __all__ = ["FIELD", "KubeHoldStore", "decode", "encode"]
