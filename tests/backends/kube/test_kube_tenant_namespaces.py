@@ -22,7 +22,7 @@ from federator.backends.kube.tenant_namespaces import (
     queue_label,
     tenant_namespace,
 )
-from federator.backends.kube.workloads import build_workload
+from federator.backends.kube.workloads import PLACEMENT_ANNOTATION, build_workload
 from federator.model import JobId, JobKind, JobPhase, JobSpec, Placement, PlacementId, Resources
 from federator.security.podsecurity import PodSecurity, PodSecurityLevel
 from federator.server.refusals import WHY_CHARS
@@ -282,6 +282,31 @@ def test_another_agents_workloads_are_not_seen_as_placements() -> None:
     assert b.placements() == {} and b.jobs.cache == {} and updates == []
     b.jobs._apply_event(DELETED, theirs)
     assert updates == []
+
+
+def _pod(pid: str, namespace: str, n: int) -> dict[str, Any]:
+    return {"metadata": {"name": f"{pid}-{n}", "namespace": namespace, "annotations": {PLACEMENT_ANNOTATION: pid}},
+            "spec": {"nodeName": "node-1"}, "status": {"phase": "Running"}}
+
+
+@pytest.mark.parametrize("per_queue", [True, False])
+def test_the_report_lists_only_the_pods_in_the_agents_own_namespaces(per_queue: bool) -> None:
+    """Pods are watched in every namespace (each takes capacity), but only those in a namespace of this agent's own
+    placements are its placements. Another agent's on the member (another federation's, whose ids end in the same
+    cluster name when it calls the member alike) are not reported, so its federator never fences them here
+    (outside provider QA: an agent with --namespace fed-qa5 listed the pods of other namespaces)."""
+    b, _ = backend(MemberApi(), namespace_per_queue=per_queue)
+    namespace = f"{BASE}-research" if per_queue else BASE
+    job = b.tenants.label(build_workload(placement(), SPEC, namespace=namespace), "research")
+    b.jobs._apply_event(ADDED, job)
+    theirs = "train-xyz.g1.a"  # the same cluster suffix: the suffix tells the agents apart no better than nothing
+    pods = [_pod(PID, namespace, 0), _pod(PID, namespace, 1),
+            _pod(theirs, "staging-workloads", 0),  # another agent's --namespace
+            _pod(theirs + "2", f"{BASE}-ops", 0)]  # named like a tenant namespace, none of this agent's is there
+    for pod in pods:
+        b.pods._apply_event(ADDED, pod)
+    assert b._accounted(b.pods.cache.values()) == {PID}
+    assert len(b._pods_of(PID)) == 2 and b._pods_of(theirs) == []
 
 
 def test_a_refused_workload_names_its_tenant_namespace() -> None:

@@ -659,9 +659,11 @@ class KubeBackend:
         return [p for p in self.pods.cache.values() if self._placement_of_pod(p) == pid]
 
     def _placement_of_pod(self, pod: Mapping[str, Any]) -> str:
-        """The placement a pod runs: its annotation, or for a TrainJob's pods (which carry none) their TrainJob's."""
+        """The placement a pod runs: its annotation, or for a TrainJob's pods (which carry none) their TrainJob's;
+        "" for a pod outside this agent's namespaces (`TenantNamespaces.holds`): another agent's on this member,
+        whose placements this one must neither report, nor follow, nor have fenced (outside provider QA)."""
         if pid := placement_of(pod):
-            return pid
+            return pid if self.tenants.holds(str((pod.get("metadata") or {}).get("namespace") or "")) else ""
         name = trainjob_of_pod(pod)
         informer = self.workloads.get(TRAINJOB_KEY)
         if not name or informer is None:

@@ -158,6 +158,9 @@ class TenantNamespaces:
         # Without per_queue: the tenant namespaces that still held placements at start (stranded.py), watched too.
         self.adopted: frozenset[str] = frozenset()
         self._where: dict[str, str] = {}  # placement id -> its namespace (launched here, or seen by a watch)
+        # Every namespace a placement of this agent was launched to or seen in (never forgotten: a cancelled
+        # placement's pods still terminate there). `holds` reads it.
+        self._held: set[str] = {base}
         self._ready: dict[str, str] = {}  # namespaces made ready by this process, and for which queue
         self._lock = threading.Lock()  # ensure runs in threads: one namespace is made ready once at a time
 
@@ -192,17 +195,28 @@ class TenantNamespaces:
             meta.setdefault("annotations", {})[QUEUE_LABEL] = queue or DEFAULT_QUEUE
         return manifest
 
+    def holds(self, namespace: str) -> bool:
+        """Whether this agent's placements run in `namespace`: `--namespace`, or one it launched to or saw one of
+        its own workloads (`owns`) in. The pods are watched cluster-wide (capacity counts every pod); only those
+        in such a namespace are this agent's placements. Another agent's on the same member (another federation,
+        or a staging one, with another `--namespace`) are not, though their ids may end in the same cluster name."""
+        return namespace in self._held
+
     def place(self, placement_id: str, namespace: str) -> None:
         self._where[placement_id] = namespace
+        self._held.add(namespace)
 
     def seen(self, placement_id: str, obj: Mapping[str, Any]) -> None:
         """A watch saw the placement's workload: it runs where the object is."""
         namespace = (obj.get("metadata") or {}).get("namespace")
         if namespace:
             self._where[placement_id] = str(namespace)
+            self._held.add(str(namespace))
 
     def namespace_of(self, placement_id: str) -> str:
-        """Where the placement runs (`--namespace` for one this process never saw, as before the flag)."""
+        """Where the placement runs (`--namespace` for one this process never saw, as before the flag). Every delete
+        of a cancel or fence goes here: only a namespace of this agent's (`holds`), never another agent's, whatever
+        the id."""
         return self._where.get(placement_id, self.base)
 
     def forget(self, placement_id: str) -> None:
