@@ -21,6 +21,8 @@ from test_services_edge import channel, hello, served
 from federator.api import convert
 from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc
 from federator.cli.client import _cap_doc
+from federator.cli.cluster_view import summary_from_pb
+from federator.cli.output import cluster_rows
 
 LEFT_OUT = [agent_pb2.LeftOutDevices(resource_name="nvidia.com/gpu", reason="unlabelled", devices=16),
             agent_pb2.LeftOutDevices(resource_name="huawei.com/Ascend310P-2c", reason="unsupported", devices=10)]
@@ -88,6 +90,11 @@ def test_left_out_devices_are_listed_in_both_views_counted_and_cleared_by_a_repo
             assert listed(status) == SHOWN  # BASIC: what `get clusters` reads
             assert listed(await statuses(ch, jobs_pb2.CLUSTER_VIEW_FULL)) == SHOWN
             doc = _cap_doc(convert.capacity_from_pb(status.capacity))  # `get clusters -o yaml`
+            headers, [row] = cluster_rows([{"name": status.name, "region": status.region, "state": status.state,
+                                            "capacity": summary_from_pb(status.capacity), "placements": 0,
+                                            "last_report_at": status.last_report_at}], wide=True)  # `-o wide`
+            assert row[headers.index("LEFT OUT")] == ("huawei.com/Ascend310P-2c 10 unsupported, "
+                                                      "nvidia.com/gpu 16 unlabelled")
             assert doc["left_out"][1] == {"resource_name": "nvidia.com/gpu", "reason": "unlabelled", "devices": 16}
             scrape = (await asyncio.to_thread(generate_latest, s.fed.metrics.registry)).decode()
             assert ('federator_cluster_left_out_accelerators{cluster="east-1",reason="unsupported",region="east",'
