@@ -140,6 +140,8 @@ class ClusterSample:
     cordoned_since: float = 0.0  # when that cordon began (Unix seconds; 0: not cordoned)
     certificate_not_after: float = 0.0  # its agent's client certificate, as last presented (0: none seen)
     drain_jobs_left: int = 0  # jobs an admin's drain has yet to move off it; 0 with no drain (server/drains.py)
+    # (resource, reason) -> devices its agent sees but does not offer (agent.proto LeftOutDevices); at most 64 pairs
+    left_out: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +280,16 @@ class StateCollector(Collector):
         for c in s.clusters:
             draining.add_metric([c.cluster, c.region], float(c.drain_jobs_left))
         yield draining
+        left_out = GaugeMetricFamily("federator_cluster_left_out_accelerators",
+                                     "Devices the member cluster's agent sees but does not offer, by resource and "
+                                     "reason (unlabelled: no node label names their model; unsupported: units "
+                                     "that are not chips, such as Ascend vNPUs), as its latest report says; no "
+                                     "series when none are left out.",
+                                     labels=["cluster", "region", "resource", "reason"])
+        for c in s.clusters:
+            for (resource, why), n in sorted(c.left_out.items()):
+                left_out.add_metric([c.cluster, c.region, resource, why], float(n))
+        yield left_out
         yield age
         yield accelerators
         yield cpu

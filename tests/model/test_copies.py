@@ -26,7 +26,8 @@ POOL = _all_set(AcceleratorPool, accelerator_model="A100", nodes_by_free=(1, 2, 
 CAPACITY = _all_set(ClusterCapacity, accelerator_pools=(POOL,), cpu_milli_allocatable=10, cpu_milli_free=9,
                     memory_bytes_allocatable=8, memory_bytes_free=7, node_cpu_milli_free_max=6,
                     node_memory_bytes_free_max=5, sequence=4, placement_ids=frozenset({"p"}),
-                    workload_kinds=frozenset({"Job.batch"}), node_room=((1, 2, 3),))
+                    workload_kinds=frozenset({"Job.batch"}), node_room=((1, 2, 3),),
+                    left_out=(("nvidia.com/gpu", "unlabelled", 8),))
 CLUSTER = _all_set(ClusterInfo, name="c", region="r", state=ClusterState.LOST, labels=(("k", "v"),),
                    capacity=CAPACITY)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from federator.api.left_out import LeftOutError, left_out_from_pb, left_out_to_pb
 from federator.api.pool_vendor import PoolVendorError, pool_vendor
 from federator.api.v1 import agent_pb2, jobs_pb2, types_pb2
 from federator.catalog import catalog
@@ -223,6 +224,7 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
         placement_ids=sorted(cap.placement_ids),
         workload_kinds=sorted(cap.workload_kinds),
         node_room=[agent_pb2.NodeRoom(cpu_milli=c, memory_bytes=m, count=n) for c, m, n in cap.node_room],
+        left_out=left_out_to_pb(cap),
     )
 
 
@@ -355,6 +357,10 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
                  "node_cpu_milli_free_max", "node_memory_bytes_free_max"):
         if getattr(pb, name) < 0:
             raise WireError(f"capacity.{name}: must not be negative")
+    try:
+        left_out = left_out_from_pb(pb)
+    except LeftOutError as exc:
+        raise WireError(str(exc)) from exc
     return ClusterCapacity(
         accelerator_pools=tuple(pools),
         cpu_milli_allocatable=pb.cpu_milli_allocatable,
@@ -367,6 +373,7 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
         placement_ids=frozenset(pb.placement_ids),
         workload_kinds=frozenset(pb.workload_kinds),
         node_room=_node_room(pb),
+        left_out=left_out,
     )
 
 

@@ -615,6 +615,8 @@ def _cap_doc(cap: Any) -> Any:
         "memory_bytes_free": cap.memory_bytes_free,
         "memory_bytes_allocatable": cap.memory_bytes_allocatable,
         "workload_kinds": sorted(cap.workload_kinds),
+        # devices its agent sees but does not offer, and why (agent.proto LeftOutDevices)
+        "left_out": [{"resource_name": r, "reason": why, "devices": n} for r, why, n in cap.left_out],
     }
 
 

@@ -39,6 +39,7 @@ class CapacitySummary:
     memory_bytes_allocatable: int
     memory_bytes_free: int
     workload_kinds: frozenset[str]
+    left_out: tuple[tuple[str, str, int], ...] = ()  # (resource_name, reason, devices) its agent does not offer
 
 
 def summary_from_pb(pb: agent_pb2.CapacityReport) -> CapacitySummary:
@@ -49,7 +50,8 @@ def summary_from_pb(pb: agent_pb2.CapacityReport) -> CapacitySummary:
                                 for p in pb.accelerator_pools),
         cpu_milli_allocatable=pb.cpu_milli_allocatable, cpu_milli_free=pb.cpu_milli_free,
         memory_bytes_allocatable=pb.memory_bytes_allocatable, memory_bytes_free=pb.memory_bytes_free,
-        workload_kinds=frozenset(pb.workload_kinds))
+        workload_kinds=frozenset(pb.workload_kinds),
+        left_out=tuple((d.resource_name, d.reason, d.devices) for d in pb.left_out))
 
 
 __all__ = ["CapacitySummary", "PoolSummary", "summary_from_pb"]

@@ -105,7 +105,8 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
 def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[list[str], list[list[str]]]:
     headers = ["CLUSTER", "REGION", "STATE", "ACCELERATORS FREE/TOTAL", "CPUS FREE", "PLACEMENTS", "REPORT AGE"]
     if wide:
-        headers += ["GANG ADMISSION", "VENDORS (free/total)", "MODELS (free/total)", "WORKLOAD KINDS", "CORDONED BY"]
+        headers += ["GANG ADMISSION", "VENDORS (free/total)", "MODELS (free/total)", "WORKLOAD KINDS", "LEFT OUT",
+                    "CORDONED BY"]
     rows = []
     now = time.time()
     for c in clusters:
@@ -142,6 +143,8 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
             row += [vendors or "-", models or "-"]
             row.append(",".join(sorted(k.split(".", 1)[0] for k in cap.workload_kinds or BUILTIN_WORKLOAD_KINDS))
                        if cap else "-")
+            # devices its agent sees but does not offer, and why (agent.proto LeftOutDevices): why it offers less
+            row.append(", ".join(f"{r} {n} {why}" for r, why, n in cap.left_out) if cap and cap.left_out else "-")
             row.append(cordoned_by(c) or "-")
         rows.append(row)
     return headers, rows

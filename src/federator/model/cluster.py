@@ -928,6 +928,13 @@ def vendor_totals(pools: Iterable[_Counted]) -> dict[str, tuple[int, int]]:
                          total + accelerator_milli_of(p, p.total_accelerators))
     return dict(sorted(out.items()))
 
+#: Why an agent leaves devices out of its report (agent.proto LeftOutDevices.reason).
+LEFT_OUT_REASONS = ("unlabelled", "unsupported")
+
+#: The most left-out entries a report may carry (one per resource and reason: a fleet of many vendors fits).
+MAX_LEFT_OUT = 64
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterCapacity:
     accelerator_pools: tuple[AcceleratorPool, ...] = ()
@@ -941,6 +948,9 @@ class ClusterCapacity:
     placement_ids: frozenset[str] = frozenset()
     workload_kinds: frozenset[str] = frozenset()  # "Kind.group" it can run; empty = BUILTIN_WORKLOAD_KINDS
     node_room: NodeRoom = ()  # every node's free CPU and memory by class (model/node_room.py); () = not reported
+    # Devices the agent sees but does not offer, as sorted (resource_name, reason, devices): shown, never placed on
+    # (agent.proto LeftOutDevices; reasons LEFT_OUT_REASONS)
+    left_out: tuple[tuple[str, str, int], ...] = ()
 
     def after_bind(self, accelerator_pools: tuple[AcceleratorPool, ...], cpu_milli_free: int,
                    memory_bytes_free: int, node_cpu_milli_free_max: int, node_memory_bytes_free_max: int,
@@ -951,7 +961,7 @@ class ClusterCapacity:
         return ClusterCapacity(accelerator_pools, self.cpu_milli_allocatable, cpu_milli_free,
                                self.memory_bytes_allocatable, memory_bytes_free, node_cpu_milli_free_max,
                                node_memory_bytes_free_max, self.sequence, self.placement_ids, self.workload_kinds,
-                               self.node_room if node_room is None else node_room)
+                               self.node_room if node_room is None else node_room, self.left_out)
 
     def runs(self, workload_kind: str) -> bool:
         """Whether the cluster can run a workload of this kind ("" = the federator's own Job/Deployment)."""

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from federator.api import convert
+from federator.api.left_out import left_out_to_pb
 from federator.api.v1 import agent_pb2, jobs_pb2
 from federator.model import ClusterCapacity, Job
 from federator.server.paging import TOKEN_PROBLEM, PageTokenError, decode_token, encode_token
@@ -90,8 +91,8 @@ def checked(request: jobs_pb2.ListClustersRequest) -> Request:
 
 
 def basic_capacity_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
-    """What the BASIC view says of a capacity: per-pool totals, free, quota held and the largest node's devices; no
-    histograms, no ids."""
+    """What the BASIC view says of a capacity: per-pool totals, free, quota held and the largest node's devices, and
+    the devices its agent left out (api/left_out.py); no histograms, no ids."""
     return agent_pb2.CapacityReport(
         sequence=cap.sequence,
         accelerator_pools=[
@@ -106,7 +107,7 @@ def basic_capacity_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
         cpu_milli_allocatable=cap.cpu_milli_allocatable, cpu_milli_free=cap.cpu_milli_free,
         memory_bytes_allocatable=cap.memory_bytes_allocatable, memory_bytes_free=cap.memory_bytes_free,
         node_cpu_milli_free_max=cap.node_cpu_milli_free_max, node_memory_bytes_free_max=cap.node_memory_bytes_free_max,
-        workload_kinds=sorted(cap.workload_kinds),
+        workload_kinds=sorted(cap.workload_kinds), left_out=left_out_to_pb(cap),
     )
 
 

@@ -55,7 +55,9 @@ def state_sample(fed: Federator) -> StateSample:
                                       cordoned=rec.name in cordoned,
                                       cordoned_since=cordoned.get(rec.name, 0.0),
                                       certificate_not_after=rec.certificate_not_after,
-                                      drain_jobs_left=draining.get(rec.name, 0)))
+                                      drain_jobs_left=draining.get(rec.name, 0),
+                                      left_out={(r, why): n for r, why, n in rec.capacity.left_out}
+                                      if rec.capacity is not None else {}))
     # One pass per figure with the counting done by Counter (in C): a scrape runs on the event loop and
     # walks every job, 100,000 of them with a national backlog. Phases and codes are StrEnums: as keys
     # they equal and print as their values.

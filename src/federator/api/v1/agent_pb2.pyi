@@ -142,7 +142,7 @@ class SharedDevices(_message.Message):
     def __init__(self, free_milli: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class CapacityReport(_message.Message):
-    __slots__ = ("sequence", "accelerator_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds", "member_unreachable", "maintenance", "node_room")
+    __slots__ = ("sequence", "accelerator_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds", "member_unreachable", "maintenance", "node_room", "left_out")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_POOLS_FIELD_NUMBER: _ClassVar[int]
     CPU_MILLI_ALLOCATABLE_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +156,7 @@ class CapacityReport(_message.Message):
     MEMBER_UNREACHABLE_FIELD_NUMBER: _ClassVar[int]
     MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
     NODE_ROOM_FIELD_NUMBER: _ClassVar[int]
+    LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     accelerator_pools: _containers.RepeatedCompositeFieldContainer[AcceleratorPool]
     cpu_milli_allocatable: int
@@ -169,7 +170,18 @@ class CapacityReport(_message.Message):
     member_unreachable: str
     maintenance: str
     node_room: _containers.RepeatedCompositeFieldContainer[NodeRoom]
-    def __init__(self, sequence: _Optional[int] = ..., accelerator_pools: _Optional[_Iterable[_Union[AcceleratorPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ..., member_unreachable: _Optional[str] = ..., maintenance: _Optional[str] = ..., node_room: _Optional[_Iterable[_Union[NodeRoom, _Mapping]]] = ...) -> None: ...
+    left_out: _containers.RepeatedCompositeFieldContainer[LeftOutDevices]
+    def __init__(self, sequence: _Optional[int] = ..., accelerator_pools: _Optional[_Iterable[_Union[AcceleratorPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ..., member_unreachable: _Optional[str] = ..., maintenance: _Optional[str] = ..., node_room: _Optional[_Iterable[_Union[NodeRoom, _Mapping]]] = ..., left_out: _Optional[_Iterable[_Union[LeftOutDevices, _Mapping]]] = ...) -> None: ...
+
+class LeftOutDevices(_message.Message):
+    __slots__ = ("resource_name", "reason", "devices")
+    RESOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    resource_name: str
+    reason: str
+    devices: int
+    def __init__(self, resource_name: _Optional[str] = ..., reason: _Optional[str] = ..., devices: _Optional[int] = ...) -> None: ...
 
 class NodeRoom(_message.Message):
     __slots__ = ("cpu_milli", "memory_bytes", "count")

@@ -70,6 +70,7 @@ from federator.backends.kube.gang_health import (
 from federator.backends.kube.informer import ADDED, DELETED, Informer
 from federator.backends.kube.kinds import resource_of, served_kinds
 from federator.backends.kube.kueue_quota import within_quota
+from federator.backends.kube.left_out import left_out_of
 from federator.backends.kube.namespace_level import read_namespace_warnings
 from federator.backends.kube.node_selectors import no_node_for
 from federator.backends.kube.pod_faults import PodFault, cause_among, disrupted_job, ended_by_its_own_rule, pod_fault
@@ -353,7 +354,9 @@ class KubeBackend:
         cap = cluster_capacity(self.nodes.cache.values(), pods,
                                tolerated_taints=self.tolerated_taints, sequence=self._sequence,
                                placement_ids=self._accounted(pods), discovery=self.discovery, groups=groups)
-        return replace(cap, workload_kinds=frozenset(self.served))
+        left_out = left_out_of({"unlabelled": dict(self.unlabelled.by_resource),  # shown at the federator too
+                                "unsupported": dict(self.unsupported.by_resource)})
+        return replace(cap, workload_kinds=frozenset(self.served), left_out=left_out)
 
     @property
     def unlabelled_accelerators(self) -> Mapping[str, int]:

@@ -6,8 +6,9 @@ kube-scheduler put them on any other model's node while the unlabelled one idled
 devices are now left out of the report (devices.py); this module keeps that from being silent: the agent's log
 says, once per node and resource, which label is missing, and the agent metric
 `federator_agent_unlabelled_accelerators{resource}` counts them, so a provider sees at join time why a new node
-adds nothing. The count is not in the capacity report: the contract's pools are what can be placed on, and a
-federator has nothing to do with devices it may not use.
+adds nothing. The count is in the capacity report too, apart from the pools (agent.proto `CapacityReport.left_out`,
+reason `unlabelled`; `left_out.left_out_of`): the pools are what can be placed on, and the federator only shows it,
+so that its operator, who may not run this agent, sees why the member offers less than its nodes hold.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ has. The agent used to say nothing of them (no pool, no warning), and a catalog 
 made each vNPU a whole chip of the plain chips' pool, so a 10-NPU job asked for a resource no node had ten of
 (outside QA, V2). They are now left out of the report (devices.py), and this module keeps that from being silent:
 the agent's log says, once per node and resource, what they are, and the agent metric
-`federator_agent_unsupported_accelerators{resource}` counts them. Like `unlabelled.py`'s count, it is not in the
-capacity report: the contract's pools are what can be placed on.
+`federator_agent_unsupported_accelerators{resource}` counts them. Like `unlabelled.py`'s count, the report carries
+it apart from the pools (agent.proto `CapacityReport.left_out`, reason `unsupported`), for the federator's side.
 """
 
 from __future__ import annotations
