@@ -111,6 +111,10 @@ def test_a_job_moved_before_a_sigkill_is_not_moved_again_within_its_quiet_time(k
     begun = _cycles(kube)
     eventually(lambda: _cycles(kube) >= begun + 10, timeout=60, what="ten cycles with room in west")
     assert _started(kube) == before + 1  # within its quiet time, which this process remembers
+    # A move's time is written at its start and again at its end, a moment later: what the new process must read
+    # back is the status as it stands when this one dies (CI caught the start's time read above, the end's after).
+    kept = _kept(kube)
+    assert set(kept) == {"lastMovedAt"}
 
     kube.fed.server.stop(signal.SIGKILL)  # type: ignore[union-attr]  # no flush, no release of the Lease
     kube.fed.start_server(timeout=120)
