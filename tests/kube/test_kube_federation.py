@@ -252,6 +252,12 @@ def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube
         for name in ("hold-h100", "hold-l40s"):
             eventually(lambda n=name: kube.phase(n) == "Running", timeout=120,
                        what=lambda n=name: f"{n} Running\n{kube.logs()}")
+        # A Job reads Running while its pod waits to be bound (CI, under load: both sides then said 16 of 16 H100
+        # free), so wait for the pods to hold their GPUs before comparing the two views.
+        eventually(lambda: _expected_free(kube, "member-a").get(H100) == (16, 8)
+                   and _expected_free(kube, "member-b").get("NVIDIA-L40S") == (8, 6), timeout=120,
+                   what=lambda: f"the holding pods bound ({_expected_free(kube, 'member-a')}, "
+                                f"{_expected_free(kube, 'member-b')})\n{kube.logs()}")
         for member in kube.tb.members:
             eventually(lambda m=member: _reported(kube, m) == _expected_free(kube, m), timeout=60,
                        what=lambda m=member: f"{m}'s reported GPUs to match its nodes and pods "
