@@ -23,7 +23,7 @@ from federator.model import (
     shortfall,
     waited,
 )
-from federator.model.cluster import accelerator_milli_totals, vendor_totals
+from federator.model.cluster import accelerator_milli_totals, left_out_text, vendor_totals
 from federator.model.state_words import state_words
 from federator.security.authz import USER_ANNOTATION
 from federator.termtext import cell
@@ -144,7 +144,7 @@ def cluster_rows(clusters: Sequence[dict[str, Any]], *, wide: bool) -> tuple[lis
             row.append(",".join(sorted(k.split(".", 1)[0] for k in cap.workload_kinds or BUILTIN_WORKLOAD_KINDS))
                        if cap else "-")
             # devices its agent sees but does not offer, and why (agent.proto LeftOutDevices): why it offers less
-            row.append(", ".join(f"{r} {n} {why}" for r, why, n in cap.left_out) if cap and cap.left_out else "-")
+            row.append(left_out_text(cap.left_out) if cap and cap.left_out else "-")
             row.append(cordoned_by(c) or "-")
         rows.append(row)
     return headers, rows

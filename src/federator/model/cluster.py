@@ -1031,3 +1031,10 @@ class ClusterInfo:
         labels = dict(self.labels)
         raw = labels.get(PRICE_LABEL, labels.get(_OLD_PRICE_LABEL))
         return parse_price(raw) if raw is not None else None
+
+
+def left_out_text(left_out: Iterable[tuple[str, str, int]]) -> str:
+    """A capacity's left-out devices (ClusterCapacity.left_out) in one line, "nvidia.com/gpu 8 unlabelled, ...", or ""
+    for none: the words `federator get clusters -o wide` (LEFT OUT) and a MemberCluster's status.leftOut (its
+    Left-Out column) both show, so the two views of why a cluster offers less than its nodes hold read alike."""
+    return ", ".join(f"{resource} {devices} {reason}" for resource, reason, devices in left_out)

@@ -34,6 +34,7 @@ from federator.model import (
     format_placements,
     pool_unit,
 )
+from federator.model.cluster import left_out_text
 from federator.model.cordon import Cordon
 from federator.podtemplates import JOB_LABEL
 from federator.security.authz import owner_of, recorded_owner
@@ -342,6 +343,8 @@ def member_cluster_status(*, state: ClusterState, connected: bool, last_report_a
                     for p in capacity.accelerator_pools
                 ],
                 "workloadKinds": kinds_text(capacity),
+                # devices its agent sees and does not offer, and why (None: none, which the merge patch removes)
+                "leftOut": left_out_text(capacity.left_out) or None,
             }
         )
     return status
