@@ -3,7 +3,10 @@ multi-vendor provider round, V2 and V3).
 
 V2: Huawei's static vNPU templates (`huawei.com/Ascend310P-2c`) and HAMi's Ascend devices (`huawei.com/Ascend910B3`)
 got no pool, no warning and no count; listed in a catalog file, each vNPU became a whole chip of the plain 310P
-pool. They are now left out, said once per node and counted in `federator_agent_unsupported_accelerators`.
+pool. HAMi's Ascend devices are now left out, said once per node and counted in
+`federator_agent_unsupported_accelerators`; the vNPUs are partition pools, one per template and chip, as MIG
+profiles are (`Ascend310P3-vNPU-2c`, sharing MIG, worth 2 of the chip's 8 AI cores), and a placement on one asks
+for the template's resource, once per replica.
 V3: Cambricon, Hygon and Gaudi nodes were all pool MLU, DCU or Gaudi; their pools are named by the labels their
 vendors' labellers set, so catalog models match.
 
@@ -14,6 +17,7 @@ agent's backend runs in the test's process against the member's real kube-apiser
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -26,10 +30,10 @@ from federator.backends.kube.api import KubeApi
 from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.discovery import Discovery
 from federator.catalog import builtin_catalog, load_catalog_file
-from federator.model import ClusterCapacity
+from federator.model import ClusterCapacity, JobId, JobKind, JobSpec, Placement, PlacementId, Resources
 
 from kube_support import WORKLOADS, Testbed
-from support import ROOT
+from support import ROOT, until
 
 sys.path.insert(0, str(ROOT / "tests" / "testbed"))
 from testbed import NodeSpec  # noqa: E402  (tests/testbed is not a package)
@@ -43,6 +47,11 @@ NODES = [
              labels={"accelerator": "huawei-Ascend310P", CHIP: "310P3"}),
     NodeSpec("vnpu-0", "", 0, extended={"huawei.com/Ascend310P-2c": "8", "huawei.com/Ascend310P-4c": "2"},
              labels={"accelerator": "huawei-Ascend310P", CHIP: "310P3"}),
+    # A2 chips cut by templates that name their memory; a chip whose AI cores the agent does not know (910B1)
+    NodeSpec("vnpu-910b3-0", "", 0, extended={"huawei.com/Ascend910-5c.1cpu.16g": "4"},
+             labels={"accelerator": "huawei-Ascend910", CHIP: "910B3"}),
+    NodeSpec("vnpu-910b1-0", "", 0, extended={"huawei.com/Ascend910-6c.1cpu.16g": "4"},
+             labels={"accelerator": "huawei-Ascend910", CHIP: "910B1"}),
     NodeSpec("hami-910b3-0", "", 0, extended={"huawei.com/Ascend910B3": "8", "huawei.com/Ascend910B3-memory": "524288"},
              labels={"accelerator": "huawei-Ascend910", CHIP: "910B3"}),
     NodeSpec("mlu-0", "", 0, extended={"cambricon.com/mlu": "8"}, labels={"Model": "MLU370-X8"}),
@@ -77,30 +86,83 @@ def _capacity(bed: Testbed, discovery: Discovery | None = None) -> tuple[Cluster
     return asyncio.run(main())
 
 
-def test_vnpus_and_hami_ascend_devices_are_said_and_counted_never_chips(
+def test_hami_ascend_devices_are_said_and_counted_never_chips(
         bed: Testbed, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="federator.agent.kube"):
         cap, backend = _capacity(bed)
     pools = {p.accelerator_model: p for p in cap.accelerator_pools}
     assert pools["Ascend310P3"].allocatable_accelerators == 4  # the plain chips only
-    assert not any("910B3" in m for m in pools)  # HAMi's devices: no pool
+    assert not any(m.startswith("Ascend910B3") and "vNPU" not in m for m in pools)  # HAMi's devices: no pool
     assert dict(backend.unsupported_accelerators) == {
-        "huawei.com/Ascend310P-2c": 8, "huawei.com/Ascend310P-4c": 2, "huawei.com/Ascend910B3": 8}
+        "huawei.com/Ascend910-6c.1cpu.16g": 4, "huawei.com/Ascend910B3": 8}
     said = [r.getMessage() for r in caplog.records if "not offered to the federator, which has no model" in
             r.getMessage()]
-    assert any("vnpu-0 has 8 huawei.com/Ascend310P-2c" in m and "vNPU" in m for m in said), said
     assert any("hami-910b3-0 has 8 huawei.com/Ascend910B3" in m and "HAMi" in m for m in said), said
+    assert any("vnpu-910b1-0 has 4 huawei.com/Ascend910-6c.1cpu.16g" in m and "chip 910B1" in m for m in said), said
     metrics = AgentMetrics(cluster=MEMBER, region="east")
     metrics.unsupported(backend.unsupported_accelerators)
     assert metrics.registry.get_sample_value("federator_agent_unsupported_accelerators",
-                                             {"resource": "huawei.com/Ascend310P-2c"}) == 8
+                                             {"resource": "huawei.com/Ascend910B3"}) == 8
 
-    path = tmp_path / "vnpu.yaml"  # the catalog route: still not chips
+    path = tmp_path / "vnpu.yaml"  # the catalog route: vNPUs are never chips of the plain pool
     path.write_text(VNPU_CATALOG)
     cap, backend = _capacity(bed, Discovery.from_catalog(builtin_catalog().merged(load_catalog_file(path))))
     pools = {p.accelerator_model: p for p in cap.accelerator_pools}
     assert pools["Ascend310P3"].allocatable_accelerators == 4
-    assert backend.unsupported_accelerators["huawei.com/Ascend310P-2c"] == 8
+    assert pools["Ascend310P3-vNPU-2c"].allocatable_accelerators == 8
+
+
+def test_vnpu_templates_are_partition_pools_worth_their_share_of_the_chips_ai_cores(bed: Testbed) -> None:
+    cap, _ = _capacity(bed)
+    got = {(p.accelerator_model, p.family, p.sharing, p.unit_milli, p.resource_name, p.memory_mib,
+            p.allocatable_accelerators) for p in cap.accelerator_pools if "vNPU" in p.accelerator_model}
+    assert got == {
+        ("Ascend310P3-vNPU-2c", "Ascend310P", "MIG", 250, "huawei.com/Ascend310P-2c", 0, 8),
+        ("Ascend310P3-vNPU-4c", "Ascend310P", "MIG", 500, "huawei.com/Ascend310P-4c", 0, 2),
+        ("Ascend910B3-vNPU-5c.1cpu.16g", "Ascend910B", "MIG", 250, "huawei.com/Ascend910-5c.1cpu.16g", 16384, 4)}
+    # what the agent counts among the member's accelerators: whole-device equivalents, 8 x 250m + 2 x 500m + ...
+    pools = {p.accelerator_model: p for p in cap.accelerator_pools}
+    assert pools["Ascend310P3-vNPU-2c"].accelerator_milli_of(8) == 2000
+
+
+def test_a_placement_on_a_vnpu_pool_asks_for_one_template_per_replica_pinned_to_the_chip(bed: Testbed) -> None:
+    template = {"spec": {"containers": [{"name": "infer", "image": "busybox:1.36", "command": ["sleep", "1d"]}]}}
+    spec = JobSpec(name="ocr", kind=JobKind.INFERENCE, replicas=3,
+                   resources=Resources(cpu_milli=100, accelerator_milli=250), pod_template_json=json.dumps(template))
+    placement = Placement(PlacementId("ocr-abc.g1.member-a"), JobId("ocr-abc"), MEMBER, "east", 3,
+                          "Ascend310P3-vNPU-2c", 1, accelerator_vendor="huawei",
+                          accelerator_resource="huawei.com/Ascend310P-2c", accelerator_milli=250)
+
+    def pods() -> list[dict]:  # type: ignore[type-arg]
+        out = bed.kubectl(MEMBER, "get", "pods", "-n", WORKLOADS, "-l", "federator.io/placement-id", "-o", "json")
+        return [p for p in json.loads(out.stdout)["items"] if p["spec"].get("nodeName")]
+
+    def free(cap: ClusterCapacity) -> dict[str, int]:
+        return {p.accelerator_model: p.free_accelerators for p in cap.accelerator_pools}
+
+    async def main() -> ClusterCapacity:
+        api = KubeApi.connect(bed.cluster(MEMBER).kubeconfig)
+        backend = KubeBackend(api, namespace=WORKLOADS, cluster=MEMBER, sync_timeout=60)
+        await backend.start(lambda *_, **__: None)
+        try:
+            assert free(backend.capacity())["Ascend310P3-vNPU-2c"] == 8
+            assert await backend.launch(placement, spec) is None
+            await until(lambda: free(backend.capacity())["Ascend310P3-vNPU-2c"] == 5, timeout=120)  # pods bound
+            return backend.capacity()
+        finally:
+            await backend.stop()
+
+    after = asyncio.run(main())
+    assert len(pods()) == 3
+    for pod in pods():
+        (container,) = pod["spec"]["containers"]
+        assert container["resources"]["limits"] == {"huawei.com/Ascend310P-2c": "1"}
+        assert pod["spec"]["nodeSelector"] == {CHIP: "310P3"}
+        assert pod["spec"]["nodeName"] == "vnpu-0"
+        tolerated = {t.get("key") for t in pod["spec"].get("tolerations", [])}
+        assert {"huawei.com/Ascend310P", "huawei.com/Ascend310P-2c"} <= tolerated
+    assert free(after)["Ascend310P3-vNPU-4c"] == 2 and free(after)["Ascend310P3"] == 4  # nothing else taken
+    bed.kubectl(MEMBER, "delete", "deployments", "--all", "-n", WORKLOADS, "--wait=true")
 
 
 def test_cambricon_hygon_and_gaudi_pools_carry_their_labellers_model(bed: Testbed) -> None:

@@ -1,6 +1,7 @@
 """A federation of several accelerator vendors on the test bed, driven through kubectl.
 
-Members: NVIDIA (device plugin), Huawei Ascend 910B (MindCluster), AMD MI300X
+Members: NVIDIA (device plugin), Huawei Ascend 910B (MindCluster; and a 310P3
+node cut into static vNPU templates), AMD MI300X
 (ROCm), NVIDIA MIG (mixed strategy), time-sliced NVIDIA, a DRA member whose
 GPUs exist only as ResourceSlices of the test bed's fake DRA driver, and a
 member of a vendor the built-in catalog does not know ("acme", fictional),
@@ -48,6 +49,10 @@ def _fleet() -> dict[str, list[Any]]:
     fleet = vendors.vendor_fleet(tuple(m for m in MEMBERS if m not in ("dra", "acme")))
     # The DRA member's GPUs are H200s, a model no other member has, so a job can ask for them by name.
     fleet["dra"] = vendors.dra_gpu_nodes("dra-h200", 1, product_name="NVIDIA H200", memory="143771Mi")
+    # MindCluster static vNPU: one 310P3 node's chips cut by npu-smi into 8 x 2 and 2 x 4 AI cores
+    fleet["ascend"].append(NodeSpec("ascend-vnpu-0", "", 0,
+                                    extended={"huawei.com/Ascend310P-2c": "8", "huawei.com/Ascend310P-4c": "2"},
+                                    labels={"accelerator": "huawei-Ascend310P", "huawei.com/npu.chip.name": "310P3"}))
     fleet["acme"] = [NodeSpec("acme-x1-0", "", 0, extended={"acme.example/npu": "8"},
                               labels={"acme.example/npu.product": "X1", "acme.example/npu.memory": "64"})]
     return fleet
@@ -139,7 +144,8 @@ def _pods(k: Kube, member: str, placement: str) -> list[dict[str, Any]]:
 def test_every_member_reports_its_vendors_devices(vkube: Kube) -> None:
     expect = {
         "nvidia": {"NVIDIA-H100-80GB-HBM3": 8},
-        "ascend": {"Ascend910B3": 16},  # the chip label 910B3, named as the catalog names it
+        # the chip label 910B3, named as the catalog names it; a pool per vNPU template of the 310P3 node
+        "ascend": {"Ascend910B3": 16, "Ascend310P3-vNPU-2c": 8, "Ascend310P3-vNPU-4c": 2},
         "amd": {"AMD_Instinct_MI300X_OAM": 8},
         "mig": {"NVIDIA-H100-80GB-HBM3-MIG-1g.10gb": 14, "NVIDIA-H100-80GB-HBM3-MIG-3g.40gb": 4},
         "shared": {"NVIDIA-L4-SHARED": 4},
@@ -161,6 +167,9 @@ def test_every_member_reports_its_vendors_devices(vkube: Kube) -> None:
     (ascend_row,) = [line for line in table.splitlines() if line.startswith("ascend ")]
     assert "Ascend910B3 16/16" in ascend_row, table  # the MODELS column of `kubectl get mc -o wide`
     assert _pools(vkube, "ascend")["Ascend910B3"]["family"] == "Ascend910B"
+    vnpu = _pools(vkube, "ascend")["Ascend310P3-vNPU-2c"]
+    assert (vnpu["sharing"], vnpu["unitMilli"], vnpu["family"], vnpu["resourceName"]) == (
+        "MIG", 250, "Ascend310P", "huawei.com/Ascend310P-2c")
 
 
 def test_a_dra_placement_creates_a_claim_that_kube_scheduler_allocates_and_the_pod_runs(vkube: Kube) -> None:
@@ -258,6 +267,36 @@ def test_an_ascend_placement_asks_for_the_mindcluster_resource_and_pins_the_chip
             assert main["image"] == "registry.invalid/llm-train:cann8"
     finally:
         vkube.kubectl("host", "delete", "fj", "on-ascend", "-n", NAMESPACE, "--timeout=60s", check=False)
+
+
+def test_ascend_vnpus_serve_a_fraction_of_the_chip_and_a_template_named_by_model(vkube: Kube) -> None:
+    """Outside QA, V2: the vNPUs were left out; a 250m replica now takes a 2-core template, one a replica, and a
+    job naming the 4-core template takes those; neither takes a whole chip, nor a 910B."""
+    _apply(vkube, {"metadata": {"name": "ocr-vnpu"}, "spec": {
+        "kind": "inference", "replicas": 3, "resources": {"huawei.com/Ascend310P": "250m", "cpu": "1"}}})
+    _apply(vkube, {"metadata": {"name": "asr-vnpu"}, "spec": {
+        "kind": "inference", "replicas": 2, "resources": {"cpu": "1"},
+        "accelerators": [{"model": "Ascend310P3-vNPU-4c", "count": 1}]}})
+    try:
+        for name, template in (("ocr-vnpu", "2c"), ("asr-vnpu", "4c")):
+            eventually(lambda n=name: _status(vkube, n).get("phase") == "Running", timeout=120,
+                       what=lambda n=name: f"{n} Running: {_status(vkube, n)}\n{vkube.logs()}")
+            (placement,) = _status(vkube, name)["placements"]
+            assert (placement["cluster"], placement["acceleratorModel"]) == ("ascend", f"Ascend310P3-vNPU-{template}")
+            pods = _pods(vkube, "ascend", placement["placementId"])
+            assert len(pods) == placement["replicas"]
+            for pod in pods:
+                assert pod["spec"]["containers"][0]["resources"]["limits"] == {f"huawei.com/Ascend310P-{template}": "1"}
+                assert pod["spec"]["nodeSelector"]["huawei.com/npu.chip.name"] == "310P3"
+                assert pod["spec"]["nodeName"] == "ascend-vnpu-0" and pod["status"]["phase"] == "Running"
+        eventually(lambda: {m: p["free"] for m, p in _pools(vkube, "ascend").items()} == {
+            "Ascend910B3": 16, "Ascend310P3-vNPU-2c": 5, "Ascend310P3-vNPU-4c": 0}, timeout=60,
+            what=lambda: f"3 of 8 2c and both 4c taken: {_pools(vkube, 'ascend')}")
+        print(vkube.kubectl("host", "get", "fj", "-n", NAMESPACE, "-o", "wide").stdout,
+              vkube.kubectl("host", "get", "mc", "ascend", "-o", "wide").stdout)
+    finally:
+        for name in ("ocr-vnpu", "asr-vnpu"):
+            vkube.kubectl("host", "delete", "fj", name, "-n", NAMESPACE, "--timeout=60s", check=False)
 
 
 def test_a_job_moves_to_its_ascend_alternative_when_the_nvidia_member_is_full(vkube: Kube) -> None:

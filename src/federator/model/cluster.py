@@ -81,8 +81,19 @@ def parse_price(raw: str) -> float | None:
 
 #: GpuPool.sharing values a Kubernetes agent reports (backends/kube/devices.py Sharing).
 SHARING_NONE = "None"
+# Hardware partitions: NVIDIA MIG instances and Huawei Ascend static vNPUs (agent.proto `sharing`: the value kept its
+# first vendor's name, which agents and federators of 0.11.0 and older know).
 SHARING_MIG = "MIG"
 SHARING_HAMI = "HAMi"
+# What a model name asking for whole partitions contains ("H100-MIG-1g.10gb", "Ascend310P3-vNPU-2c"): naming a
+# chip alone ("H100") means whole chips, never partitions of one.
+PARTITION_MARKERS = ("MIG", "VNPU")
+
+
+def names_partition(model: str) -> bool:
+    """Whether a user's model name names a hardware partition (contains one of `PARTITION_MARKERS`, any case)."""
+    upper = model.upper()
+    return any(marker in upper for marker in PARTITION_MARKERS)
 
 
 def sharing_serves(sharing: str, unit_milli: int, accelerator_milli: int) -> bool:
@@ -207,8 +218,8 @@ class AcceleratorPool:
     family: str = ""
     # How a member shares these devices (Kubernetes members say; see Sharing): "" = not said, whole
     # devices and fractions both (simulated clusters, older agents); "None" = whole devices only;
-    # "TimeSlicing"/"MPS" = fractions only; "HAMi" = both; "MIG" = each device is a partition worth
-    # `unit_milli` of a whole one, serving one replica of at most that much.
+    # "TimeSlicing"/"MPS" = fractions only; "HAMi" = both; "MIG" = each device is a hardware partition (MIG, Ascend
+    # vNPU) worth `unit_milli` of a whole one, serving one replica of at most that much.
     sharing: str = ""
     unit_milli: int = 0
     room_classes: tuple[RoomClass, ...] = ()  # sorted; () = not reported (host_room then)
@@ -223,6 +234,12 @@ class AcceleratorPool:
     def serves(self, accelerator_milli: int) -> bool:
         """Whether replicas of `accelerator_milli` (whole devices or a fraction) can run on this pool at all."""
         return sharing_serves(self.sharing, self.unit_milli, accelerator_milli)
+
+    def of_resource(self, resource: str) -> bool:
+        """Whether this pool's devices are of the device plugin resource `resource` (a job's one-count form):
+        the pool's own, or a partition cut from it (huawei.com/Ascend310P-2c of huawei.com/Ascend310P)."""
+        return self.resource_name == resource or (self.sharing == SHARING_MIG
+                                                  and self.resource_name.startswith(f"{resource}-"))
 
     def accelerator_milli_of(self, units: int) -> int:
         """What `units` of this pool's own counts are worth in milli whole devices (`accelerator_milli_of`)."""

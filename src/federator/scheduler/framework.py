@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from federator.model import MILLI, AcceleratorPool, ClusterInfo, JobId, JobKind, JobSpec, Reason, Resources
 from federator.model.accelerator import accepts_model, model_matches  # noqa: F401  (re-exported)
+from federator.model.cluster import SHARING_MIG, names_partition
 from federator.scheduler.regionload import RegionUse
 from federator.security.podsecurity import PodSecurityNeed, needed_by_texts
 
@@ -239,19 +240,19 @@ def _accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[Acc
 
 
 def _shape_ok(pool: AcceleratorPool, milli: int, requested: tuple[str, ...]) -> bool:
-    """The pool serves the replica's shape; whole devices of a MIG pool only for a job naming a MIG profile
-    (asking "H100" means whole H100s, not 1g.10gb partitions of one)."""
+    """The pool serves the replica's shape; whole devices of a partition pool (MIG, Ascend vNPU) only for a job
+    naming a partition (asking "H100" or "Ascend310P" means whole chips, not 1g.10gb or 2-core partitions of one)."""
     if not pool.serves(milli):
         return False
-    if pool.sharing == "MIG" and milli % MILLI == 0:
-        return any("MIG" in r.upper() for r in requested)
+    if pool.sharing == SHARING_MIG and milli % MILLI == 0:
+        return any(names_partition(r) for r in requested)
     return True
 
 
 def _kind_ok(request: PlacementRequest, pool: AcceleratorPool) -> bool:
-    """An alternative's vendor, resource and capability (memory per device) against a pool."""
+    """An alternative's vendor, resource (its partitions too) and capability (memory per device) against a pool."""
     return ((not request.vendor or pool.vendor == request.vendor)
-            and (not request.resource_name or pool.resource_name == request.resource_name)
+            and (not request.resource_name or pool.of_resource(request.resource_name))
             and pool.memory_mib >= request.min_memory_mib)
 
 

@@ -132,12 +132,12 @@ class AcceleratorModelFilter:
             " ".join(p for p in (request.vendor, "accelerator") if p)  # models say enough
         own = [p for p in pools if (not request.vendor or p.vendor == request.vendor)
                and model_accepted(models, p.accelerator_model)]
-        if request.resource_name and own and all(p.resource_name != request.resource_name for p in own):
+        if request.resource_name and own and not any(p.of_resource(request.resource_name) for p in own):
             # the vendor's devices are there, but of its other product lines (huawei.com/Ascend910 for Ascend310P)
             return Reason(ReasonCode.ACCELERATOR_UNAVAILABLE,
                           f"{cluster.name} has no {request.resource_name} devices, only "
                           f"{', '.join(sorted({p.resource_name or 'unnamed' for p in own}))}")
-        own = [p for p in own if not request.resource_name or p.resource_name == request.resource_name]
+        own = [p for p in own if not request.resource_name or p.of_resource(request.resource_name)]
         if request.min_memory_mib and own:  # the devices are there, but too small
             # (or of unknown memory: a model form said "too small" of A100s that may be 80 GB: outside QA, vendors2 R6)
             most = max(p.memory_mib for p in own)

@@ -44,7 +44,7 @@ def test_mig_gives_one_partition_per_fractional_replica() -> None:
                  devices=4, units=4, unit_milli=500)
     assert render(mig, 500).limits == {"nvidia.com/mig-3g.40gb": "1"}
     assert render(mig, 2000).limits == {"nvidia.com/mig-3g.40gb": "2"}
-    with pytest.raises(RenderError, match="500m of a GPU, less than the 750m"):
+    with pytest.raises(RenderError, match="500m of a device, less than the 750m"):
         render(mig, 750)
 
 

@@ -1,6 +1,6 @@
 """The kube agent's capacity report carries the devices it leaves out, and why (outside QA re-test R5).
 
-Unlabelled devices (no label names their model) and devices in units that are not chips (Ascend vNPU templates) are
+Unlabelled devices (no label names their model) and devices in units that are not chips (HAMi's Ascend devices) are
 not offered; they used to be said only in the agent's log and metrics, so the federator's operator saw a member's
 capacity drop with no reason. The report now lists them (agent.proto CapacityReport.left_out). Nodes come from
 tests/testbed/vendors.py and NodeSpec, as the discovery tests' do.
@@ -36,8 +36,9 @@ def _a100(name: str) -> NodeSpec:
     return NodeSpec(name, vendors.A100, 8, labels=vendors._gfd_labels(vendors.A100, 8, 81920, "ampere"))
 
 
-VNPU = NodeSpec("vnpu-0", "", 0, extended={"huawei.com/Ascend310P-2c": "8", "huawei.com/Ascend310P-4c": "2"},
-                labels={"accelerator": "huawei-Ascend310P", "huawei.com/npu.chip.name": "310P3"})
+HAMI_ASCEND = NodeSpec("hami-910b3-0", "", 0, extended={"huawei.com/Ascend910B3": "8", "huawei.com/Ascend910B3-memory":
+                                                       "524288"},
+                       labels={"accelerator": "huawei-Ascend910", "huawei.com/npu.chip.name": "910B3"})
 
 
 def _capacity(*nodes: dict[str, Any]) -> Any:
@@ -49,10 +50,9 @@ def _capacity(*nodes: dict[str, Any]) -> Any:
 
 def test_the_report_lists_unlabelled_and_unsupported_devices_and_offers_neither() -> None:
     cap = _capacity(_node(_a100("a100-0")), _node(_a100("bare-0"), drop="nvidia.com/gpu.product"),
-                    _node(_a100("bare-1"), drop="nvidia.com/gpu.product"), _node(VNPU))
+                    _node(_a100("bare-1"), drop="nvidia.com/gpu.product"), _node(HAMI_ASCEND))
     assert [(p.accelerator_model, p.total_accelerators) for p in cap.accelerator_pools] == [(vendors.A100, 8)]
-    expected = (("huawei.com/Ascend310P-2c", "unsupported", 8), ("huawei.com/Ascend310P-4c", "unsupported", 2),
-                ("nvidia.com/gpu", "unlabelled", 16))
+    expected = (("huawei.com/Ascend910B3", "unsupported", 8), ("nvidia.com/gpu", "unlabelled", 16))
     assert cap.left_out == expected
     sent = convert.capacity_to_pb(cap)  # what the session sends: the contract's entries, taken back as they were
     assert [(d.resource_name, d.reason, d.devices) for d in sent.left_out] == list(expected)

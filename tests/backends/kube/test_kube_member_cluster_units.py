@@ -68,10 +68,10 @@ def test_left_out_devices_show_in_the_status_as_get_clusters_says_them() -> None
     """The MemberCluster status said nothing of the devices an agent leaves out, so `kubectl get mc -o wide` showed a
     cluster offering 8 of its 16 GPUs with no reason; `federator get clusters -o wide` said it (LEFT OUT)."""
     whole = AcceleratorPool(H100, (0,) * 8 + (1,), 8, 8, vendor="nvidia", sharing="None")
-    left = (("huawei.com/Ascend910-4c", "unsupported", 16), ("nvidia.com/gpu", "unlabelled", 8))
+    left = (("huawei.com/Ascend910B3", "unsupported", 16), ("nvidia.com/gpu", "unlabelled", 8))
     status = member_cluster_status(state=ClusterState.READY, connected=True, last_report_at=1.0,
                                    capacity=ClusterCapacity(accelerator_pools=(whole,), left_out=left))
-    assert status["leftOut"] == "huawei.com/Ascend910-4c 16 unsupported, nvidia.com/gpu 8 unlabelled"
+    assert status["leftOut"] == "huawei.com/Ascend910B3 16 unsupported, nvidia.com/gpu 8 unlabelled"
     assert _mistyped(status, _status_schema()) == []
     assert "leftOut" in _status_schema()["properties"]
     # none left out: None, which the status merge patch reads as "remove", so a label added later clears it

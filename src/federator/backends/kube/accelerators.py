@@ -7,8 +7,10 @@ milli-devices; the agent found the pool's devices on its nodes (`devices.py`,
 * a device plugin's extended resource (limits = requests) and the product
   label as a node selector, plus a toleration for the resource-named taint
   vendors put on accelerator nodes;
-* for MIG, one partition (``nvidia.com/mig-3g.40gb: 1``) per fractional
-  replica, or N partitions for N "devices" of that profile;
+* for a hardware partition (MIG, Ascend vNPU), one partition
+  (``nvidia.com/mig-3g.40gb: 1``, ``huawei.com/Ascend310P-2c: 1``) per
+  fractional replica, or N partitions for N "devices" of that profile, and a
+  toleration of the whole device's resource-named taint too;
 * for time-slicing/MPS, the replicas that add up to the fraction;
 * for HAMi, one slot plus ``nvidia.com/gpumem`` (MiB) and ``nvidia.com/gpucores``
   (percent) for a fraction, N slots for N whole GPUs;
@@ -88,11 +90,12 @@ def render(group: DeviceGroup, milli: int) -> AcceleratorRequest:
             raise RenderError(f"{group.model} ({group.resource}) is offered only as whole devices: a replica of "
                               f"{_fraction(milli)} needs time-slicing, HAMi or MIG")
         return AcceleratorRequest({group.resource: str(whole)}, selector, tolerate)
-    if group.sharing is Sharing.MIG:
+    if group.sharing is Sharing.MIG:  # a hardware partition: an NVIDIA MIG instance or an Ascend vNPU
         if fractional and milli > group.unit_milli:
-            raise RenderError(f"one {group.model} partition is {group.unit_milli}m of a GPU, less than the "
+            raise RenderError(f"one {group.model} partition is {group.unit_milli}m of a device, less than the "
                               f"{milli}m a replica asks")
-        return AcceleratorRequest({group.resource: str(max(1, whole))}, selector, ("nvidia.com/gpu", *tolerate))
+        parent = (group.parent_resource,) if group.parent_resource else ()
+        return AcceleratorRequest({group.resource: str(max(1, whole))}, selector, (*parent, *tolerate))
     if group.sharing is Sharing.HAMI:
         if not fractional:
             return AcceleratorRequest({group.resource: str(whole)}, selector, tolerate)

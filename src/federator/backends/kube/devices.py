@@ -7,9 +7,10 @@ vendor catalog, `DevicePlugin` entries); this module knows only the few ways a
 device can be *shared*, because those change what one unit of the resource is:
 
 * **whole devices** (``Sharing.NONE``): one unit = one device;
-* **MIG** (NVIDIA mixed strategy): ``nvidia.com/mig-<g>g.<mem>gb``, one unit =
-  one hardware partition, a device of its own (and a pool of its own), worth a
-  fraction of the parent GPU in memory eighths;
+* **hardware partitions** (``Sharing.MIG``): NVIDIA MIG, mixed strategy,
+  ``nvidia.com/mig-<g>g.<mem>gb``, one unit = one partition, a device of its
+  own (and a pool of its own), worth a fraction of the parent GPU in memory
+  eighths; Huawei's static vNPU templates likewise, in AI cores (below);
 * **time-slicing / MPS** (NVIDIA device plugin ``sharing``): ``replicas`` units
   per GPU, under ``nvidia.com/gpu`` (product label suffixed ``-SHARED``) or the
   renamed ``nvidia.com/gpu.shared``; a unit is an access, not a device, so such
@@ -32,15 +33,18 @@ both pools' books went wrong (outside provider QA F3). A vendor whose plugin
 names no product at all (no `productLabel` in the catalog) is one pool per
 resource, which the resource itself pins.
 
-Devices whose units are not chips and not a sharing mode the resource model
-has are `UnsupportedDevices`, never a pool either: Huawei's static vNPU
-templates (``huawei.com/Ascend310P-2c``: one unit is a partition of 2 of a
-chip's AI cores, a pod may take one) and HAMi's Ascend devices (the chip in
-the resource, ``huawei.com/Ascend910B3``, sliced by ``-memory``). Counted as
-chips, a vNPU template's 8 units made a 310P pool 8 chips bigger and a
-10-NPU job asked a resource no node had ten of (outside QA, V2); they are
-said and counted instead (`unsupported.py`). Such a resource is never a
-pool even when an operator's catalog lists it among the vendor's resources.
+Huawei's static vNPU templates (``huawei.com/Ascend310P-2c``: one unit is a
+hardware partition of 2 of a chip's AI cores, a pod may take one) are
+partitions like MIG instances: a pool per template and chip model
+(``Ascend310P3-vNPU-2c``), sharing ``MIG``, worth the template's cores over
+the chip's (`vnpu.py`). Their node needs the chip label as any Huawei node
+(else `UnlabelledDevices`); a chip whose AI cores `vnpu.py` does not know
+leaves its vNPUs out. Those, and HAMi's Ascend devices (the chip in the
+resource, ``huawei.com/Ascend910B3``, sliced by ``-memory``), are
+`UnsupportedDevices`: units the federator has no model of, never a pool and
+never counted as chips (counted as chips, a vNPU template's 8 units made a
+310P pool 8 chips bigger: outside QA, V2); they are said and counted instead
+(`unsupported.py`), even when an operator's catalog lists the resource.
 `pools.py` turns groups into
 the scheduler's `AcceleratorPool`s; `accelerators.py` renders a placement on a
 group back into resources and a node selector.
@@ -56,6 +60,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from federator.backends.kube import vnpu
 from federator.model import MILLI, QuantityError, to_milli
 
 Obj = Mapping[str, Any]
@@ -73,7 +78,7 @@ NVIDIA_SHARING_LABEL = "nvidia.com/gpu.sharing-strategy"
 MIG_RESOURCE = re.compile(r"^nvidia\.com/mig-(\d+g\.\d+gb)$")
 # MindCluster static vNPU templates (Ascend910-2c ... -16c, Ascend310P-1c ... -4c.4cpu.dvpp) and HAMi's
 # chip-named Ascend devices (Ascend910A, Ascend910B3; their -memory companion is not a device)
-ASCEND_VNPU = re.compile(r"^huawei\.com/Ascend(?:910|310P?)-\d+c(?:\.[0-9a-z]+)*$")
+ASCEND_VNPU = vnpu.TEMPLATE_RESOURCE
 ASCEND_HAMI = re.compile(r"^huawei\.com/Ascend910[A-Z][0-9A-Za-z]*$")
 SHARED_SUFFIX = "-SHARED"
 UNKNOWN_MODEL = "unknown"  # a plugin group's model when its vendor names none (catalog: no productLabel, defaultModel)
@@ -84,7 +89,7 @@ class Sharing(StrEnum):
     """How the units of a pool's resource map to devices (reported with the pool)."""
 
     NONE = "None"  # one unit, one whole device
-    MIG = "MIG"  # one unit, one hardware partition
+    MIG = "MIG"  # one unit, one hardware partition (NVIDIA MIG, Ascend vNPU): the contract's partition value
     TIME_SLICING = "TimeSlicing"  # `replicas` accesses to one device, no isolation
     MPS = "MPS"  # `replicas` equal partitions of one device's memory and compute
     HAMI = "HAMi"  # `split` slots of one device, memory and cores limited per container
@@ -131,7 +136,8 @@ class UnsupportedDevices:
 
 
 def unsupported_kind(resource: str) -> str:
-    """What a resource's units are when the federator cannot offer them as a pool, "" when it can."""
+    """What a resource's units are when they are never a device plugin pool of their own name ("" when they
+    may be): vNPU templates are offered by `_vnpu_groups` where the chip is known, HAMi Ascend devices never."""
     if ASCEND_VNPU.match(resource):
         return "Ascend vNPU partitions (a static vNPU template: a share of one chip's AI cores)"
     if ASCEND_HAMI.match(resource):
@@ -167,6 +173,10 @@ class DeviceGroup:
     quota_held_units: int = 0
     dra_class: str = ""  # DRA: the DeviceClass to claim from
     dra_driver: str = ""
+    # a partition's whole device: its resource (the taint its nodes carry: nvidia.com/gpu, huawei.com/Ascend310P)
+    # and, for a vNPU, the chip's product (the label's 310P3), whose catalog family the pool reports
+    parent_resource: str = ""
+    parent_model: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -261,13 +271,25 @@ def unsupported_devices(node: Obj, plugins: Sequence[DevicePlugin]) -> list[Unsu
         return []
     meta, status = node.get("metadata") or {}, node.get("status") or {}
     allocatable: Mapping[str, Any] = status.get("allocatable") or {}
+    labels: Mapping[str, str] = meta.get("labels") or {}
+    chip = _first_label(labels, _huawei_labels(plugins))[1]
     out = []
     for resource, raw in sorted(allocatable.items()):
         what = unsupported_kind(str(resource))
         count = quantity_int(raw)
+        t = vnpu.template(str(resource))
+        if t is not None and (not chip or t.unit_milli(chip)):
+            continue  # a partition pool (`_vnpu_groups`), or unlabelled
+        if t is not None:
+            what = (f"Ascend vNPU partitions of {t.cores} AI cores on chip {chip}, whose AI cores the agent does "
+                    f"not know (or has fewer), so it cannot say what share of a chip one is")
         if what and count > 0:
             out.append(UnsupportedDevices(str(meta.get("name", "")), str(resource), count, what))
     return out
+
+
+def _huawei_labels(plugins: Sequence[DevicePlugin]) -> tuple[str, ...]:
+    return next((p.product_labels for p in plugins if p.vendor == "huawei" and p.product_labels), ())
 
 
 def _scan(node: Obj, plugins: Sequence[DevicePlugin]) -> list[DeviceGroup | UnlabelledDevices]:
@@ -291,6 +313,7 @@ def _scan(node: Obj, plugins: Sequence[DevicePlugin]) -> list[DeviceGroup | Unla
             continue
         groups.append(_plugin_group(name, plugin, units, labels))
     groups.extend(_mig_groups(name, allocatable, labels, plugins))
+    groups.extend(_vnpu_groups(name, allocatable, labels, plugins))
     return groups
 
 
@@ -379,7 +402,35 @@ def _mig_groups(node: str, allocatable: Mapping[str, Any], labels: Mapping[str, 
         eighths = _mig_eighths(mem, parent_mib, profile)
         out.append(DeviceGroup(node=node, vendor=nvidia.vendor, model=product, resource=str(resource),
                                selector=((f"{resource}.product", product),), sharing=Sharing.MIG, devices=count,
-                               units=count, unit_milli=eighths * MILLI // _MEMORY_EIGHTHS, memory_mib=mem))
+                               units=count, unit_milli=eighths * MILLI // _MEMORY_EIGHTHS, memory_mib=mem,
+                               parent_resource=NVIDIA_GPU))
+    return out
+
+
+def _vnpu_groups(node: str, allocatable: Mapping[str, Any], labels: Mapping[str, str],
+                 plugins: Sequence[DevicePlugin]) -> list[DeviceGroup | UnlabelledDevices]:
+    """Ascend static vNPU templates as partition pools, one per template and chip (`vnpu.py`); a chip whose
+    AI cores are unknown is `unsupported_devices`' case."""
+    huawei = next((p for p in plugins if p.vendor == "huawei"), None)
+    if huawei is None:
+        return []
+    key, chip = _first_label(labels, _huawei_labels(plugins))
+    out: list[DeviceGroup | UnlabelledDevices] = []
+    for resource, raw in sorted(allocatable.items()):
+        t = vnpu.template(str(resource))
+        count = quantity_int(raw)
+        if t is None or count <= 0:
+            continue
+        if not key:  # no chip label: nothing to pin a pod to this chip model, as for whole chips
+            out.append(UnlabelledDevices(node, t.resource, count, (*_huawei_labels(plugins), "chip label")[0]))
+            continue
+        unit = t.unit_milli(chip)
+        if not unit:
+            continue
+        out.append(DeviceGroup(node=node, vendor=huawei.vendor, model=vnpu.pool_model(chip, t), resource=t.resource,
+                               selector=((key, chip),), sharing=Sharing.MIG, devices=count, units=count,
+                               unit_milli=unit, memory_mib=t.memory_mib(), parent_resource=t.chip_resource,
+                               parent_model=chip))
     return out
 
 

@@ -105,6 +105,10 @@ class Discovery:
         prefix = dict(self.prefixes).get(group.vendor, "")
         model = prefixed_model(prefix, group.model)
         known = next((m for m in self.models if m.vendor == group.vendor and m.name.lower() == model.lower()), None)
+        if known is None and group.parent_model:  # a vNPU pool: its chip's family (Ascend310P for 310P3's vNPUs)
+            chip = prefixed_model(prefix, group.parent_model).lower()
+            parent = next((m for m in self.models if m.vendor == group.vendor and m.name.lower() == chip), None)
+            return replace(group, model=model, family=parent.family if parent else "")
         if known is None:
             return group if model == group.model else replace(group, model=model)
         return replace(group, model=known.name, family=known.family, memory_mib=group.memory_mib or known.memory_mib)

@@ -1,0 +1,73 @@
+"""Huawei Ascend static vNPU templates: what one unit of a template's resource is worth of its chip.
+
+Why: MindCluster's device plugin advertises a chip cut by `npu-smi` into static vNPUs as one resource per
+template (``huawei.com/Ascend310P-2c``, ``huawei.com/Ascend910-4c``, ``huawei.com/Ascend310P-4c.3cpu.ndvpp``);
+a pod asks for one unit and gets a hardware partition of that many of the chip's AI cores, with its share of
+the memory, isolated like an NVIDIA MIG instance. Counted as chips, such units made a 310P pool eight chips bigger
+(outside QA, V2); left out (0.11.0), the capacity was lost. The agent now offers each template on each chip model
+as a partition pool, the way MIG profiles are (`devices.py`): model ``<chip>-vNPU-<template>``
+(``Ascend310P3-vNPU-2c``), sharing ``MIG`` (the contract's hardware-partition value, agent.proto), and
+``unit_milli`` = the template's AI cores / the chip's.
+
+The chip's AI cores are not on the node (the chip label names the chip only), so they are data here, from
+Huawei's virtualization rules (MindCluster "Virtual Instance Templates": Atlas training products 32 AI cores,
+templates 2c/4c/8c/16c; Atlas inference products, 310P, 8 AI cores, templates 1c/2c/4c and their cpu/dvpp
+variants) and the CANN platform data of the Atlas A2 chips (910B2: 24, 910B3 and 910B4: 20). A chip not listed
+here keeps its vNPUs out of the report, said and counted as before (`unsupported.py`), never a guessed share.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from federator.model import MILLI
+
+# huawei.com/Ascend910-4c, huawei.com/Ascend310P-2c.1cpu, huawei.com/Ascend310P-4c.4cpu.dvpp, ...-5c.1cpu.16g
+TEMPLATE_RESOURCE = re.compile(r"^(huawei\.com/Ascend(?:910|310P?))-(\d+)c((?:\.[0-9a-z]+)*)$")
+MARKER = "vNPU"  # in every vNPU pool's model: a job naming it asks for whole partitions (scheduler framework)
+
+# AI cores of one chip, by the chip label's value (huawei.com/npu.chip.name), upper case
+CHIP_AI_CORES: dict[str, int] = {
+    "910A": 32, "910B2": 24, "910B2C": 24, "910B3": 20, "910B4": 20, "310P3": 8,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """One vNPU template's resource: the chip resource it is cut from, its AI cores and its name's rest."""
+
+    resource: str  # huawei.com/Ascend310P-2c.1cpu
+    chip_resource: str  # huawei.com/Ascend310P: the whole chip's resource (and the taint on its nodes)
+    cores: int
+    name: str  # 2c.1cpu: what follows the chip resource, the pool model's last part
+
+    def unit_milli(self, chip: str) -> int:
+        """What one unit is worth of a whole chip `chip` (its label value), in milli-chips; 0 when the chip's
+        AI cores are unknown or fewer than the template's (not a partition of that chip)."""
+        total = CHIP_AI_CORES.get(chip.upper().removeprefix("ASCEND"), 0)
+        if total <= 0 or not 0 < self.cores <= total:
+            return 0
+        return max(1, self.cores * MILLI // total)
+
+    def memory_mib(self) -> int:
+        """The partition's memory where the template names it (``5c.1cpu.16g``: 16 GiB), else 0 (unknown)."""
+        found = re.search(r"\.(\d+)g(?:\.|$)", self.name)
+        return int(found.group(1)) * 1024 if found else 0
+
+
+def template(resource: str) -> Template | None:
+    """The vNPU template a resource name is, or None."""
+    match = TEMPLATE_RESOURCE.match(resource)
+    if not match:
+        return None
+    return Template(resource, match.group(1), int(match.group(2)), f"{match.group(2)}c{match.group(3)}")
+
+
+def pool_model(chip: str, t: Template) -> str:
+    """The pool model of a template on chip `chip` (the label's value: 310P3 -> 310P3-vNPU-2c; discovery then
+    puts the catalog's prefix in front, Ascend310P3-vNPU-2c)."""
+    return f"{chip}-{MARKER}-{t.name}"
+
+
+__all__ = ["CHIP_AI_CORES", "MARKER", "TEMPLATE_RESOURCE", "Template", "pool_model", "template"]
