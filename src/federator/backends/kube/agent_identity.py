@@ -15,8 +15,10 @@ federator it reports to, its `--server`). Annotations, not labels: exact, whatev
 own only what carries its cluster and its `--namespace`. The federator's address is written to name the other
 agent in what is logged, not compared: an operator may change `--server` (a new DNS name for the same federator),
 and the agent would then disown the placements it made, while two agents with one cluster name and one
-`--namespace` share every namespace whatever their federators (a clash agent_clash.py reports). A workload made
-before 0.12.0 carries none of it: it is nobody's for certain, and left alone, said at WARNING where it matters.
+`--namespace` share every namespace whatever their federators (said at WARNING: tenant_namespaces.py, `mine`).
+A workload made before 0.12.0 carries none of it, and the namespace rules decide as before; where they cannot
+(stranded.py) it is left alone, said at WARNING. A job may not carry these annotations (podtemplates.AGENT_KEYS):
+in a template the agent does not stamp they would pass its pods off as another agent's.
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-CLUSTER_ANNOTATION = "federator.io/cluster"
-NAMESPACE_ANNOTATION = "federator.io/agent-namespace"
-FEDERATOR_ANNOTATION = "federator.io/federator"
+# Shared with the submit check: a job may not carry them (podtemplates.AGENT_KEYS)
+from federator.podtemplates import AGENT_NAMESPACE_ANNOTATION, CLUSTER_ANNOTATION, FEDERATOR_ANNOTATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class AgentIdentity:
     federator: str = ""  # its --server, as given
 
     def annotations(self) -> dict[str, str]:
-        return {CLUSTER_ANNOTATION: self.cluster, NAMESPACE_ANNOTATION: self.namespace,
+        return {CLUSTER_ANNOTATION: self.cluster, AGENT_NAMESPACE_ANNOTATION: self.namespace,
                 FEDERATOR_ANNOTATION: self.federator}
 
     def owns(self, obj: Mapping[str, Any]) -> bool | None:
@@ -58,11 +59,11 @@ class AgentIdentity:
 def identity_of(obj: Mapping[str, Any]) -> AgentIdentity | None:
     """The identity a workload or pod carries; None when it carries none."""
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    if NAMESPACE_ANNOTATION not in annotations:
+    if AGENT_NAMESPACE_ANNOTATION not in annotations:
         return None
     return AgentIdentity(cluster=str(annotations.get(CLUSTER_ANNOTATION, "")),
-                         namespace=str(annotations[NAMESPACE_ANNOTATION]),
+                         namespace=str(annotations[AGENT_NAMESPACE_ANNOTATION]),
                          federator=str(annotations.get(FEDERATOR_ANNOTATION, "")))
 
 
-__all__ = ["CLUSTER_ANNOTATION", "FEDERATOR_ANNOTATION", "NAMESPACE_ANNOTATION", "AgentIdentity", "identity_of"]
+__all__ = ["CLUSTER_ANNOTATION", "FEDERATOR_ANNOTATION", "AGENT_NAMESPACE_ANNOTATION", "AgentIdentity", "identity_of"]
