@@ -130,9 +130,13 @@ def test_two_agents_with_one_namespace_leave_each_others_workloads_alone_and_say
             assert await b.launch(theirs, SPEC) is None
             for _ in range(300):  # each informer has seen both Jobs (the other's is dropped by its filter)
                 if ours.placement_id in a.placements() and theirs.placement_id in b.placements() and \
-                        sum("another federator agent" in r.getMessage() for r in caplog.records) >= 2:
+                        sum("another federator agent" in r.getMessage() for r in caplog.records) >= 2 and \
+                        a.shared_namespace_agents and b.shared_namespace_agents:
                     break
                 await asyncio.sleep(0.1)
+            # federator_agent_shared_namespace_agents: each counts the other, by its pods
+            assert a.shared_namespace_agents == {AgentIdentity("member-b", WORKLOADS, "other-federator.example:8443")}
+            assert b.shared_namespace_agents == {AGENT}
             # Neither lists the other's placement to its federator, which so never learns of it (nor fences it)
             return a.placements(), b.placements()
         finally:

@@ -179,6 +179,11 @@ def test_another_agents_workload_in_this_agents_namespace_is_not_its_own_and_is_
     assert "cluster member-a" in said and "a --namespace of its own" in said
     their_pod = pod(BASE, "x.g1.member-b", other)
     assert b._placement_of_pod(their_pod) == "" and b._placement_of_pod(pod(BASE)) == PID
+    elsewhere = pod(f"{BASE}-team", "t.g1.member-a", THEIRS)  # in the other agent's own namespace: no clash
+    b.pods._apply_list([their_pod, pod(BASE), elsewhere])
+    assert b.shared_namespace_agents == {other}  # federator_agent_shared_namespace_agents: 1
+    b.pods._apply_list([pod(BASE), elsewhere])
+    assert b.shared_namespace_agents == frozenset()
 
 
 def test_a_workload_of_this_cluster_and_namespace_made_for_another_federator_is_kept_and_said(

@@ -376,6 +376,11 @@ class KubeBackend:
         """Per resource, the devices left out of the last report because their units are not chips (vNPU)."""
         return self.unsupported.by_resource
 
+    @property
+    def shared_namespace_agents(self) -> frozenset[AgentIdentity]:
+        """The other agents whose active pods run in this agent's namespaces (a shared --namespace)."""
+        return self.tenants.others_in(self.pods.cache.values())
+
     async def probe_member(self) -> str | None:
         """Does the member's API server answer (agent/member_health.py)? None when it does, else what failed.
         GET /readyz with a short timeout: anyone may read it (system:public-info-viewer), and it fails when the

@@ -37,7 +37,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from federator.backends.kube.agent_identity import AgentIdentity, identity_of
@@ -219,6 +219,20 @@ class TenantNamespaces:
                         "count workloads there; give each agent a --namespace of its own (chart: namespace)",
                         namespace, other, identity)
         return False
+
+    def others_in(self, pods: Iterable[Mapping[str, Any]]) -> frozenset[AgentIdentity]:
+        """The other agents (`mine` False) whose pods are among `pods` in a namespace this agent uses."""
+        identity = self.identity() if self.identity is not None else None
+        if identity is None:
+            return frozenset()
+        out: set[AgentIdentity] = set()
+        for pod in pods:
+            namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+            if (namespace == self.base or namespace in self._held) and identity.owns(pod) is False:
+                other = identity_of(pod)
+                if other is not None:
+                    out.add(other)
+        return frozenset(out)
 
     def label(self, manifest: Obj, queue: str) -> Obj:
         """Per queue: the workload carries its queue (`owns` reads it back after a restart), exactly in an
