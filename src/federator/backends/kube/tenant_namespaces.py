@@ -216,7 +216,7 @@ class TenantNamespaces:
             self._clashes.add((namespace, other))
             log.warning("another federator agent's placements run in namespace %s, which this agent uses too: "
                         "theirs (%s), this one (%s). Each leaves the other's alone, but both create, cancel and "
-                        "count workloads there; give each agent a --namespace of its own (chart: namespace)",
+                        "count workloads there; give each agent a --namespace of its own (chart: workloadNamespace)",
                         namespace, other, identity)
         return False
 
