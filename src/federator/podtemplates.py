@@ -38,7 +38,12 @@ PLACEMENT_ANNOTATION = "federator.io/placement-id"
 JOB_ANNOTATION = "federator.io/job-id"
 JOB_LABEL = "federator.io/job-id"  # the job's id as a label value (shortened with a hash past 63 characters)
 REPLICAS_ANNOTATION = "federator.io/replicas"  # pods the placement runs in this cluster
-AGENT_KEYS = frozenset({PLACEMENT_LABEL, PLACEMENT_ANNOTATION, GENERATION_LABEL, JOB_ANNOTATION, REPLICAS_ANNOTATION})
+# Which agent made the object or pod (backends/kube/agent_identity.py): its --cluster, --namespace and --server.
+CLUSTER_ANNOTATION = "federator.io/cluster"
+AGENT_NAMESPACE_ANNOTATION = "federator.io/agent-namespace"
+FEDERATOR_ANNOTATION = "federator.io/federator"
+AGENT_KEYS = frozenset({PLACEMENT_LABEL, PLACEMENT_ANNOTATION, GENERATION_LABEL, JOB_ANNOTATION, REPLICAS_ANNOTATION,
+                        CLUSTER_ANNOTATION, AGENT_NAMESPACE_ANNOTATION, FEDERATOR_ANNOTATION})
 # The environment the agent writes into every container of a training placement's Indexed Job, for the
 # rendezvous (backends/kube/workloads/rendezvous.py), in place of a template's own; Submit warns of those.
 RENDEZVOUS_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NODE_RANK", "RANK")
@@ -295,6 +300,7 @@ def _list_of_maps(value: Any, at: str, what: str) -> list[tuple[str, str]]:
             for i, item in enumerate(value) if not isinstance(item, dict)]
 
 
-__all__ = ["AGENT_KEYS", "MASTER_PORT_ANNOTATION", "RENDEZVOUS_ENV", "GENERATION_LABEL", "JOB_ANNOTATION", "JOB_LABEL",
+__all__ = ["AGENT_KEYS", "AGENT_NAMESPACE_ANNOTATION", "CLUSTER_ANNOTATION", "FEDERATOR_ANNOTATION",
+           "MASTER_PORT_ANNOTATION", "RENDEZVOUS_ENV", "GENERATION_LABEL", "JOB_ANNOTATION", "JOB_LABEL",
            "PLACEMENT_ANNOTATION", "PLACEMENT_LABEL", "REPLICAS_ANNOTATION", "containers_problems",
            "duplicate_problems", "key_findings", "merged_over", "override_problems", "shape_problems"]

@@ -76,3 +76,23 @@ def test_an_agent_told_the_same_inconsistency_at_every_report_logs_it_once_and_n
         asyncio.run(with_agent(fed, body))
     said = [r.getMessage() for r in caplog.records if "inconsistent_report" in r.getMessage()]
     assert len(said) == 1 and "applied a report" in said[0] and "refused" not in said[0]
+
+
+def test_a_refused_report_is_logged_once_then_again_when_its_words_change_or_ten_minutes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An agent whose every report is refused (a pool with no vendor) was told so at every report interval."""
+    clock = _Clock()
+    errors = ErrorLog(logging.getLogger("federator.agent"), clock)
+    vendor = "capacity: capacity.accelerator_pools[{i}].vendor: is required"
+    with caplog.at_level(logging.WARNING, logger="federator.agent"):
+        logged = []
+        for _ in range(30):  # a report every 2 s for a minute, each refused alike
+            logged.append(errors.error("malformed", vendor.format(i=1)))
+            clock.now += 2
+        logged.append(errors.error("oversized", "capacity: 5000000 bytes"))  # another reason: said at once
+        clock.now += REPEAT_SECONDS
+        logged.append(errors.error("malformed", vendor.format(i=1)))  # still refused ten minutes on: said again
+    assert logged == [True] + [False] * 29 + [True, True]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3 and all(line.startswith("the federator refused a message (") for line in lines)
+    assert "(logged again when it changes, or every 600s while it lasts)" in lines[0]

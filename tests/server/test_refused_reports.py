@@ -9,15 +9,19 @@ federator_agent_reports_refused_total{cluster,reason} counts each one, and the n
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
+import pytest
 from test_pool_vendor import ENFLAME, ILUVATAR, capacity
 from test_services_edge import channel, hello, served
 
 from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc
 from federator.cli.output import cluster_rows
 from federator.model import ClusterState
+from federator.security.limits import RejectReason
+from federator.server import refused_reports
 from federator.server.agent_service import AgentService
 
 IDLE = agent_pb2.AcceleratorPool(accelerator_model="Enflame-S60", vendor="enflame", resource_name="enflame.com/gcu",
@@ -129,5 +133,61 @@ def test_a_forgotten_cluster_leaves_its_refused_report_series() -> None:
             assert s.fed.leases.forget("east-1", why="test")
             assert s.fed.metrics.registry.get_sample_value("federator_agent_reports_refused_total",
                                                            {"cluster": "east-1", "reason": "malformed"}) is None
+
+    asyncio.run(main())
+
+
+def test_a_refusal_that_repeats_is_logged_once_then_at_a_slow_pace_and_again_when_it_changes_or_clears(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An agent whose every report was refused had the federator log the same WARNING at every report interval, for
+    as long as it ran. Now a refusal is logged once, again only when it changes (numbers aside) or every
+    REPEAT_SECONDS while it lasts (naming how many were refused meanwhile), each other report at DEBUG; the metric
+    counts each one."""
+    async def main() -> None:
+        async with served() as s:
+            now = [1_000_000.0]
+            s.fed.clock = lambda: now[0]
+            service = AgentService(s.fed)
+            rec = s.fed.connect(cluster="east-1", region="east", labels={})
+
+            def said() -> list[tuple[int, str]]:
+                out = [(r.levelno, r.getMessage()) for r in caplog.records
+                       if r.name == "federator.server" and "capacity report" in r.getMessage()]
+                caplog.clear()
+                return out
+
+            service.handle(rec, capacity(50, IDLE))  # one taken, so a sequence gone back is refused (stale_report)
+            caplog.set_level(logging.DEBUG, logger="federator.server")
+            for seq in range(51, 61):  # ten report intervals, the same refusal (its sequence number differs)
+                now[0] += 2
+                assert service.handle(rec, capacity(seq, ENFLAME, ILUVATAR)) is RejectReason.MALFORMED
+            lines = said()
+            assert [level for level, _ in lines] == [logging.WARNING] + [logging.DEBUG] * 9
+            assert "refused (malformed: capacity" in lines[0][1] and "Logged again when the refusal changes" in \
+                lines[0][1]
+            assert refused_count(s.fed, "east-1", "malformed") == 10.0
+
+            now[0] += 2
+            service.handle(rec, capacity(3, IDLE))  # another reason: a sequence gone back
+            (level, line), = said()
+            assert level == logging.WARNING and "refused for another reason now (stale_report: " in line
+            assert "before: malformed: " in line
+
+            now[0] += refused_reports.REPEAT_SECONDS - 10
+            service.handle(rec, capacity(2, IDLE))  # the same reason, its numbers aside: not yet again
+            assert [level for level, _ in said()] == [logging.DEBUG]
+            now[0] += 10
+            service.handle(rec, capacity(1, IDLE))  # REPEAT_SECONDS since it was last said at WARNING
+            (level, line), = said()
+            assert level == logging.WARNING and "still refused, since" in line and "2 refused since" in line
+
+            service.handle(rec, capacity(70, IDLE))  # taken: cleared, said at INFO
+            (level, line), = said()
+            assert level == logging.INFO and "taken again" in line
+            service.handle(rec, capacity(71, ENFLAME, ILUVATAR))  # refused anew: said again at once
+            (level, line), = said()
+            assert level == logging.WARNING and "its capacity reports are refused (malformed" in line
+            assert refused_count(s.fed, "east-1", "malformed") == 11.0
+            assert refused_count(s.fed, "east-1", "stale_report") == 3.0
 
     asyncio.run(main())

@@ -7,7 +7,10 @@ message itself ending "the report is applied", and it logged it every 2 s while 
 under a gang left its pod bound until pod garbage collection, 32 WARNING lines in a minute (outside provider QA
 F2). So an applied report's warning says "applied, but", and an Error is logged again only when what it says
 changes (the same reason, placement and words, numbers aside), or after `REPEAT_SECONDS`: a state that lasts is
-still seen in the log, not at every report.
+still seen in the log, not at every report. A refused capacity report (`malformed` pools, say) is such an Error:
+the agent has no word of the refusal ending (the federator answers only what it refuses), so its clearing is in
+the federator's log (server/refused_reports.py) and `get clusters`, not here; federator_agent_messages_rejected_total
+counts every one.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ class ErrorLog:
             self.log.warning("the federator applied a report but does not trust part of it (%s%s): %s (logged once "
                              "while it lasts)", reason, about, message)
         else:
-            self.log.warning("the federator refused a message (%s%s): %s", reason, about, message)
+            self.log.warning("the federator refused a message (%s%s): %s (logged again when it changes, or every "
+                             "%gs while it lasts)", reason, about, message, REPEAT_SECONDS)
         return True
 
 

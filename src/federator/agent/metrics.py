@@ -37,6 +37,7 @@ cluster without a join. Every other label is bounded: `resource` (an accelerator
 | federator_agent_unlabelled_accelerators{resource} | gauge | devices not offered: no node label names their model |
 | federator_agent_unsupported_accelerators{resource} | gauge | devices not offered: units not chips (Ascend vNPU) |
 | federator_agent_messages_rejected_total{reason} | counter | Errors the federator answered, by reason (rejections.py) |
+| federator_agent_shared_namespace_agents{cluster} | gauge | other agents whose pods run in this agent's namespaces |
 
 State gauges (age, placements) are read at scrape time from values the agent's
 event loop refreshes, never from the backend directly: a scrape runs on the
@@ -157,6 +158,12 @@ class AgentMetrics:
                                   "of (Huawei static vNPU templates, HAMi's Ascend devices): left out of the "
                                   "capacity report, never counted as chips; the agent's log names the nodes.",
                                   ["resource"], registry=r)
+        self._shared = Gauge("federator_agent_shared_namespace_agents",
+                             "Other federator agents (another cluster name or --namespace, by the identity written "
+                             "on their pods) whose active pods run in a namespace this agent uses: two agents "
+                             "given one --namespace. Each leaves the other's placements alone; the agent's log "
+                             "names both. 0 when none.", ["cluster"], registry=r)
+        self._shared.labels(cluster).set(0)
         # State the event loop refreshes and the scrape thread reads (plain attribute writes: atomic).
         now = clock()
         self._last_send = now
@@ -223,6 +230,10 @@ class AgentMetrics:
         for resource, n in by_resource.items():
             self._unsupported.labels(resource).set(n)
         self._unsupported_seen = frozenset(by_resource)
+
+    def shared_namespace_agents(self, n: int) -> None:
+        """How many other agents' pods run in this agent's namespaces now (backends/kube/tenant_namespaces.py)."""
+        self._shared.labels(self.cluster).set(n)
 
     def handshake_failed(self, reason: HandshakeFailure) -> None:
         """A connect to the federator failed in the TLS handshake, for `reason`."""

@@ -158,6 +158,9 @@ class Session:
         unsupported = getattr(self.backend, "unsupported_accelerators", None)  # the same backend's (V2)
         if unsupported is not None:
             self.metrics.unsupported(unsupported)
+        shared = getattr(self.backend, "shared_namespace_agents", None)  # the same backend's: a shared --namespace
+        if shared is not None:
+            self.metrics.shared_namespace_agents(len(shared))
         if not self.member.reachable:  # its caches are stale: say why, not what they hold (agent.proto)
             return agent_pb2.AgentMessage(capacity=agent_pb2.CapacityReport(
                 sequence=cap.sequence, member_unreachable=self.member.why, maintenance=self.config.maintenance))

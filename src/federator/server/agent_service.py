@@ -486,8 +486,9 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         """Count a refused agent message, log it, and tell the agent (an Error on its stream, if it has room).
         `report`: it was a capacity report, also counted and shown for the cluster (server/refused_reports.py)."""
         self.rejected(refusal.reason)
-        if report:
+        if report:  # logged there: once per distinct refusal, not per report
             refused_reports.refused(self.fed, rec, refusal)
-        log.warning("cluster %s: refused a message (%s): %s", rec.name, refusal.reason, refusal.message)
+        else:
+            log.warning("cluster %s: refused a message (%s): %s", rec.name, refusal.reason, refusal.message)
         if rec.connected and not rec.closing:  # Errors beyond the outbox's ERROR_LIMIT waiting are dropped
             rec.outbox.put(ErrorNotice(refusal.reason.value, refusal.message, refusal.placement_id))

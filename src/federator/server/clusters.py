@@ -82,6 +82,10 @@ class ClusterRecord:
     # (server/refused_reports.py)
     reports_refused: str = ""
     reports_refused_since: float = 0.0
+    # When the refusal was last logged at WARNING, and how many refused reports were not logged since
+    # (server/refused_reports.py: once per distinct refusal, then every REPEAT_SECONDS while it lasts)
+    reports_refused_logged: float = 0.0
+    reports_refused_unlogged: int = 0
 
     @property
     def can_resize(self) -> bool:

@@ -18,11 +18,21 @@ when the stream ends, fresh on a new stream (a new record). ClusterStatus.report
 the cluster label is bounded by the members the federator admits (a refused Hello never gets here), the reason by
 RejectReason. FederatorAgentReportsRefused (deploy/prometheus/alerts.yaml) fires on it; FederatorAgentReportsStale
 no longer does for such a cluster.
+
+Logged once per distinct refusal, not per report: the federator logged "refused a message" at WARNING for every
+refused report, one line per report interval per such agent for as long as it ran (2 s: 1,800 lines an hour of
+the same words), which buried every other line of the log. Now a refusal is logged at WARNING when reports start
+being refused, again when the refusal changes (another reason, or other words: numbers aside, since a sequence
+number or a count differs in every report), and while the same one lasts at most once per `REPEAT_SECONDS`, saying
+how many were refused since; every other refused report is logged at DEBUG. The clearing (the next report taken)
+is logged at INFO, as before. The metric counts every refused report whatever is logged. The agent's side does the
+same with the federator's Errors (agent/federator_errors.py).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING
 
 from federator.server.errors import cut
@@ -36,17 +46,42 @@ if TYPE_CHECKING:
 log = logging.getLogger("federator.server")
 
 
+REPEAT_SECONDS = 600.0
+"""How often the same refusal is logged at WARNING again while it lasts (each report between: DEBUG)."""
+
+
+def _same(a: str, b: str) -> bool:
+    """Whether two refusals' words say the same thing, their numbers aside."""
+    return re.sub(r"\d+", "N", a) == re.sub(r"\d+", "N", b)
+
+
 def refused(fed: Federator, rec: ClusterRecord, refusal: Refusal) -> None:
     """A capacity report of `rec`'s stream was refused (the agent was told, server/agent_service.py `_refuse`):
-    counted for the cluster, and its words kept for `get clusters`; logged when reports start being refused."""
+    counted for the cluster, and its words kept for `get clusters`; logged at WARNING when reports start being
+    refused, when the refusal changes, and every REPEAT_SECONDS while it lasts (else at DEBUG)."""
     fed.metrics.agent_reports_refused.labels(rec.name, refusal.reason.value).inc()
+    now = fed.clock()
+    words = cut(f"{refusal.reason.value}: {refusal.message}")
     if not rec.reports_refused:
-        rec.reports_refused_since = fed.clock()
+        rec.reports_refused_since = now
         log.warning("cluster %s: its capacity reports are refused (%s); it keeps the capacity last taken (%s) until "
-                    "one is taken: get clusters shows ReportsRefused", rec.name, refusal.reason.value,
+                    "one is taken: get clusters shows ReportsRefused. Logged again when the refusal changes, or "
+                    "every %gs while it lasts", rec.name, words,
                     "none: it takes no new work" if rec.capacity is None else
-                    f"of {utc_seconds(rec.last_report_at)}")
-    rec.reports_refused = cut(f"{refusal.reason.value}: {refusal.message}")
+                    f"of {utc_seconds(rec.last_report_at)}", REPEAT_SECONDS)
+    elif not _same(words, rec.reports_refused):
+        log.warning("cluster %s: its capacity reports are refused for another reason now (%s; before: %s)",
+                    rec.name, words, rec.reports_refused)
+    elif now - rec.reports_refused_logged >= REPEAT_SECONDS:
+        log.warning("cluster %s: its capacity reports are still refused, since %s (%s); %d refused since this was "
+                    "last logged", rec.name, utc_seconds(rec.reports_refused_since), words,
+                    rec.reports_refused_unlogged + 1)
+    else:
+        log.debug("cluster %s: a capacity report refused again (%s)", rec.name, words)
+        rec.reports_refused = words
+        rec.reports_refused_unlogged += 1
+        return
+    rec.reports_refused, rec.reports_refused_logged, rec.reports_refused_unlogged = words, now, 0
 
 
 def taken(rec: ClusterRecord) -> None:
@@ -55,6 +90,7 @@ def taken(rec: ClusterRecord) -> None:
         log.info("cluster %s: its capacity reports are taken again (refused since %s)", rec.name,
                  utc_seconds(rec.reports_refused_since))
         rec.reports_refused, rec.reports_refused_since = "", 0.0
+        rec.reports_refused_logged, rec.reports_refused_unlogged = 0.0, 0
 
 
-__all__ = ["refused", "taken"]
+__all__ = ["REPEAT_SECONDS", "refused", "taken"]

@@ -33,6 +33,7 @@ from federator.backends.kube.admission import (
     gang_size,
     group_kind,
 )
+from federator.backends.kube.agent_identity import AgentIdentity
 from federator.backends.kube.api import (
     JOBS,
     NODES,
@@ -167,9 +168,10 @@ class KubeBackend:
                  gang_timeout: float = DEFAULT_GANG_TIMEOUT_SECONDS,
                  kueue_timeout: float = DEFAULT_KUEUE_ADMISSION_TIMEOUT_SECONDS,
                  pod_security: PodSecurity | None = None, namespace_per_queue: bool = False,
-                 own_namespace: str = "", events: bool = False) -> None:
+                 own_namespace: str = "", events: bool = False, federator: str = "") -> None:
         self.api = api
         self.cluster = cluster
+        self.federator = federator  # the --server it reports to: written on its workloads (agent_identity.py)
         # The member's own level (`federator agent --pod-security`): every workload is checked against it before
         # anything of its placement is created, whatever the federator's level was when the job was stored.
         self.pod_security = pod_security or PodSecurity()  # baseline, as `federator agent` defaults to
@@ -179,6 +181,7 @@ class KubeBackend:
         self.tenants = TenantNamespaces(api, base=namespace, per_queue=namespace_per_queue,
                                         pod_security=self.pod_security, kueue_queue=kueue_queue,
                                         own_namespace=own_namespace)
+        self.tenants.identity = lambda: self.identity  # a workload marked as another agent's is not this one's
         self.tolerated_taints = tolerated_taints
         self.finished_ttl_seconds = finished_ttl_seconds
         self.sync_timeout = sync_timeout
@@ -238,7 +241,7 @@ class KubeBackend:
 
         informer = Informer(self.api, resource_of(adapter), namespace=self.tenants.watched, label_selector=SELECTOR,
                             on_event=on_event, name=adapter.plural, watch_timeout=self.watch_timeout,
-                            accept=self.tenants.owns if self.tenants.watched is None else None)
+                            accept=self.tenants.owns)
         self.served[adapter.key] = adapter
         self.workloads[adapter.key] = informer
         return informer
@@ -261,6 +264,11 @@ class KubeBackend:
                 await self.discover()
             except KubeError as exc:
                 log.warning("API discovery failed (%s); the kinds found so far stay", exc)
+
+    @property
+    def identity(self) -> AgentIdentity:
+        """Who this agent is, as written on every workload and pod it makes (agent_identity.py)."""
+        return AgentIdentity(self.cluster, self.namespace, self.federator)
 
     def count_stops(self, on_stopped: Callable[[str], None]) -> None:
         """The agent's count of each stop of this backend's own (agent/backend.py, `CountsStops`)."""
@@ -368,6 +376,11 @@ class KubeBackend:
         """Per resource, the devices left out of the last report because their units are not chips (vNPU)."""
         return self.unsupported.by_resource
 
+    @property
+    def shared_namespace_agents(self) -> frozenset[AgentIdentity]:
+        """The other agents whose active pods run in this agent's namespaces (a shared --namespace)."""
+        return self.tenants.others_in(self.pods.cache.values())
+
     async def probe_member(self) -> str | None:
         """Does the member's API server answer (agent/member_health.py)? None when it does, else what failed.
         GET /readyz with a short timeout: anyone may read it (system:public-info-viewer), and it fails when the
@@ -430,6 +443,7 @@ class KubeBackend:
         try:
             manifest = build_workload(placement, spec, namespace=namespace,
                                       options=RenderOptions(finished_ttl_seconds=self.finished_ttl_seconds,
+                                                            annotations=self.identity.annotations(),
                                                             accelerator=accelerator if spec.resources.accelerator_milli
                                                             else None))
         except WorkloadError as exc:
@@ -666,7 +680,8 @@ class KubeBackend:
         "" for a pod outside this agent's namespaces (`TenantNamespaces.holds`): another agent's on this member,
         whose placements this one must neither report, nor follow, nor have fenced (outside provider QA)."""
         if pid := placement_of(pod):
-            return pid if self.tenants.holds(str((pod.get("metadata") or {}).get("namespace") or "")) else ""
+            return pid if self.tenants.holds(str((pod.get("metadata") or {}).get("namespace") or "")) \
+                and self.tenants.mine(pod) else ""
         name = trainjob_of_pod(pod)
         informer = self.workloads.get(TRAINJOB_KEY)
         if not name or informer is None:

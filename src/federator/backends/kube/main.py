@@ -62,7 +62,8 @@ def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: Po
                           cluster=args.cluster, kueue_queue=args.kueue_queue, gang_timeout=args.gang_timeout,
                           kueue_timeout=args.kueue_admission_timeout, pod_security=pod_security,
                           namespace_per_queue=args.namespace_per_queue,
-                          own_namespace=default_lease_namespace() if args.in_cluster else "", events=True)
+                          own_namespace=default_lease_namespace() if args.in_cluster else "", events=True,
+                          federator=args.server)
     log.info("agent for %s (%s) on %s, workloads in namespace %s at pod security %s, fence after %s, gangs "
              "admitted by %s", args.cluster, args.region, api.server,
              f"{args.namespace}-<queue> (--namespace-per-queue)" if args.namespace_per_queue else args.namespace,

@@ -37,9 +37,10 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from federator.backends.kube.agent_identity import AgentIdentity, identity_of
 from federator.backends.kube.api import (
     NAMESPACES,
     ConflictError,
@@ -163,6 +164,10 @@ class TenantNamespaces:
         self._held: set[str] = {base}
         self._ready: dict[str, str] = {}  # namespaces made ready by this process, and for which queue
         self._lock = threading.Lock()  # ensure runs in threads: one namespace is made ready once at a time
+        # Who this agent is (agent_identity.py): a workload marked as another agent's is never its own.
+        # (A callable: the backend's, whose cluster name may be set after this is made.)
+        self.identity: Callable[[], AgentIdentity] | None = None
+        self._clashes: set[tuple[str, AgentIdentity]] = set()  # another agent's, seen in a namespace of this one's
 
     @property
     def watched(self) -> str | None:
@@ -180,11 +185,54 @@ class TenantNamespaces:
         with another `--namespace`) is neither, and is left alone: the federator would fence it as unknown."""
         meta = obj.get("metadata") or {}
         namespace = str(meta.get("namespace") or "")
+        if not self.mine(obj):
+            return False
         if namespace == self.base:
             return True
         queue = queue_of(obj)
         return (self.per_queue or namespace in self.adopted) and queue is not None and \
             namespace == tenant_namespace(self.base, queue)
+
+    def mine(self, obj: Mapping[str, Any]) -> bool:
+        """False for a workload or pod marked as another agent's (agent_identity.py); True otherwise (this agent's,
+        or one made before agents marked theirs, which the namespace rules decide). Another agent's in a namespace
+        this one uses is a clash: said at WARNING, once for each such agent and namespace."""
+        identity = self.identity() if self.identity is not None else None
+        mine = identity.owns(obj) if identity is not None else None
+        namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+        other = identity_of(obj)
+        if mine and other is not None and identity is not None and other.federator != identity.federator and \
+                (namespace, other) not in self._clashes:  # the same cluster and --namespace: its own, but said
+            self._clashes.add((namespace, other))
+            log.warning("workloads in namespace %s carry this agent's cluster and --namespace but another federator "
+                        "(theirs: %s; this one: %s): taken as this agent's. If --server was changed, nothing is "
+                        "wrong; if another federation's agent runs with the same cluster name and --namespace, the "
+                        "two take each other's placements for their own: give each a --namespace of its own",
+                        namespace, other.federator or "(not said)", identity.federator or "(not said)")
+        if mine is not False:
+            return True
+        if other is not None and (namespace == self.base or namespace in self._held) and \
+                (namespace, other) not in self._clashes:
+            self._clashes.add((namespace, other))
+            log.warning("another federator agent's placements run in namespace %s, which this agent uses too: "
+                        "theirs (%s), this one (%s). Each leaves the other's alone, but both create, cancel and "
+                        "count workloads there; give each agent a --namespace of its own (chart: workloadNamespace)",
+                        namespace, other, identity)
+        return False
+
+    def others_in(self, pods: Iterable[Mapping[str, Any]]) -> frozenset[AgentIdentity]:
+        """The other agents (`mine` False) whose pods are among `pods` in a namespace this agent uses."""
+        identity = self.identity() if self.identity is not None else None
+        if identity is None:
+            return frozenset()
+        out: set[AgentIdentity] = set()
+        for pod in pods:
+            namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+            if (namespace == self.base or namespace in self._held) and identity.owns(pod) is False:
+                other = identity_of(pod)
+                if other is not None:
+                    out.add(other)
+        return frozenset(out)
 
     def label(self, manifest: Obj, queue: str) -> Obj:
         """Per queue: the workload carries its queue (`owns` reads it back after a restart), exactly in an

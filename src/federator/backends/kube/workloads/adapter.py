@@ -139,11 +139,12 @@ class TemplatedAdapter:
         self.check_names(out)
         placement_metadata(out, placement, namespace, pods=pods, name=self.member_name(placement.placement_id))
         out["metadata"]["labels"].update(options.labels)
+        out["metadata"]["annotations"].update(options.annotations)
         env = federator_env(placement, pods)
         for pod_set, template in zip(sets, templates_at(out, [p.path for p in sets]), strict=True):
             stamp_template(template, placement, env=env,
                            model=placement.accelerator_model if pod_set.resources.accelerator_milli else "",
-                           accelerator=options.accelerator)
+                           accelerator=options.accelerator, annotations=options.annotations)
         self.finish(out, placement, sets, options)
         return out
 

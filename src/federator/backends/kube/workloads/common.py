@@ -75,6 +75,8 @@ class RenderOptions:
     """What the agent adds to every workload it renders, beyond the placement itself."""
 
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # e.g. Kueue's queue label
+    # On the object and every pod template it has: the agent's identity (backends/kube/agent_identity.py)
+    annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     master_port: int = DEFAULT_MASTER_PORT  # rendezvous port of multi-replica training (MASTER_PORT)
     finished_ttl_seconds: int | None = DEFAULT_FINISHED_TTL_SECONDS  # batch Jobs: ours, and brought ones without one
     # How this member gives the placed pool's devices (accelerators.render); None: whole nvidia.com/gpu.
@@ -445,13 +447,15 @@ def federator_env(placement: Placement, pods: int) -> list[Obj]:
 
 def stamp_template(template: Obj, placement: Placement, *, env: list[Obj], model: str,
                    resources: Resources | None = None, restart_policy: str | None = None,
-                   accelerator: AcceleratorRequest | None = None) -> Obj:
+                   accelerator: AcceleratorRequest | None = None,
+                   annotations: Mapping[str, str] | None = None) -> Obj:
     """Merge a placement into one pod template (in place): labels and the placement annotation (so the
     agent finds the pods), env in every container, the accelerator's node selector when the pods
     ask for one."""
     meta = template.setdefault("metadata", {})
     meta["labels"] = {**(meta.get("labels") or {}), **workload_labels(placement)}
-    meta["annotations"] = {**(meta.get("annotations") or {}), PLACEMENT_ANNOTATION: placement.placement_id}
+    meta["annotations"] = {**(meta.get("annotations") or {}), **(annotations or {}),
+                           PLACEMENT_ANNOTATION: placement.placement_id}
     pod = template.setdefault("spec", {})
     containers = pod.get("containers") or []
     for c in containers:

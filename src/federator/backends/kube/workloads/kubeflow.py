@@ -129,6 +129,7 @@ class TrainJobAdapter:
         placement_metadata(out, placement, namespace, pods=sum(p.count for p in sets),
                            name=self.member_name(placement.placement_id))
         out["metadata"]["labels"].update(options.labels)
+        out["metadata"]["annotations"].update(options.annotations)  # its pods carry nothing of it (above)
         spec = out.setdefault("spec", {})
         spec["labels"] = {**(spec.get("labels") or {}), **workload_labels(placement)}
         if sets[0].resources.accelerator_milli and placement.accelerator_model:

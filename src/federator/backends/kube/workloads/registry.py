@@ -119,7 +119,8 @@ def default_object(placement: Placement, spec: JobSpec, *, finished_ttl_seconds:
 def build_workload(placement: Placement, spec: JobSpec, *, namespace: str,
                    options: RenderOptions = DEFAULT_OPTIONS) -> Obj:
     """The object that runs a placement; WorkloadError if this backend cannot express it."""
-    options = RenderOptions(labels=options.labels, finished_ttl_seconds=options.finished_ttl_seconds,
+    options = RenderOptions(labels=options.labels, annotations=options.annotations,
+                            finished_ttl_seconds=options.finished_ttl_seconds,
                             master_port=master_port(dict(spec.annotations), options.master_port),
                             accelerator=options.accelerator)
     if spec.workload_json:
