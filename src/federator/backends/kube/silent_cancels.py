@@ -146,6 +146,8 @@ class KubeSilentCancelStore:
         the listing at start was read, nothing is written (a write would replace what the record holds): it is
         listed here first."""
         with self._writing:
+            if not self.due:
+                return 0
             if not self.loaded and not self._read():
                 return len(self.due)
             for cluster in self.due:
