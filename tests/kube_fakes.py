@@ -8,8 +8,9 @@ import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
-from federator.backends.kube.api import ConflictError, KubeError, NotFoundError
+from federator.backends.kube.api import MEMBER_CLUSTERS, ConflictError, KubeError, NotFoundError
 from federator.backends.kube.backend import KubeBackend
+from federator.backends.kube.cancel_records import ANNOTATION as CANCELS
 
 
 class FlakyApi:
@@ -66,6 +67,54 @@ class FlakyApi:
                 obj["metadata"]["generation"] += 1
         self.writes += 1
         return copy.deepcopy(obj)
+
+
+def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
+    """A JSON merge patch, as the API server applies it (null removes)."""
+    for key, value in patch.items():
+        if value is None:
+            into.pop(key, None)
+        elif isinstance(value, dict):
+            _merge(into.setdefault(key, {}), value)
+        else:
+            into[key] = value
+
+
+class HostApi(FlakyApi):
+    """FlakyApi's FederatedJobs, and MemberClusters beside them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.members: dict[str, dict[str, Any]] = {}
+
+    def list(self, res: Any, namespace: str | None = None, **kw: Any) -> dict[str, Any]:
+        if res == MEMBER_CLUSTERS:
+            self._reach()
+            return {"metadata": {"resourceVersion": "1"}, "items": copy.deepcopy(list(self.members.values()))}
+        return super().list(res, namespace, **kw)
+
+    def create(self, res: Any, body: dict[str, Any], namespace: str | None = None, **kw: Any) -> dict[str, Any]:
+        if res == MEMBER_CLUSTERS:
+            self._reach()
+            self.members[body["metadata"]["name"]] = copy.deepcopy(body)
+            return copy.deepcopy(body)
+        return super().create(res, body, namespace, **kw)
+
+    def patch(self, res: Any, name: str, body: dict[str, Any], namespace: str | None = None, *,
+              subresource: str | None = None) -> dict[str, Any]:
+        if res == MEMBER_CLUSTERS:
+            self._reach()
+            if name not in self.members:
+                raise NotFoundError(404, f"memberclusters {name} not found")
+            _merge(self.members[name], copy.deepcopy(body))
+            return copy.deepcopy(self.members[name])
+        if (str(namespace), name) not in self.objects:
+            raise NotFoundError(404, f"federatedjobs {name} not found")
+        return super().patch(res, name, body, namespace, subresource=subresource)
+
+    def record(self, name: str, annotation: str = CANCELS) -> str | None:
+        """MemberCluster `name`'s annotation (by default its record of cancels not confirmed), None without it."""
+        return ((self.members.get(name, {}).get("metadata") or {}).get("annotations") or {}).get(annotation)
 
 
 def federated_job(api: FlakyApi, name: str, spec: dict[str, Any], *, namespace: str = "research",

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,12 @@ WORKLOADS = "federator-workloads"
 REGIONS = {"member-a": "east", "member-b": "west"}
 H100 = "NVIDIA-H100-80GB-HBM3"
 JOBS_NAMESPACE = "default"  # the session federator watches this namespace; other tests use their own
+LEASE_NAMESPACE = "federator-system"  # the Lease "federator" there: deploy/kubernetes/rbac-federator.yaml
+# The Lease's times of the tests that SIGKILL a leader and wait it out: short, for the takeover to come soon, yet
+# with room for a loaded machine (2 CPUs shared): at 4 s / 3 s the reservation handover test found a new leader that
+# stepped down the moment it had started, since it renewed only once started (fixed: backends/kube/host.py,
+# tests/kube/test_kube_lease_start_testbed.py).
+LEASE_TIMES = ("--lease-duration", "10", "--renew-deadline", "8", "--retry-period", "0.5")
 
 
 def prepare(bed: Testbed, *, users: bool = False) -> None:
@@ -72,7 +82,7 @@ def federation(bed: Testbed, workdir: Path, *serve_args: str) -> Iterator[Kube]:
     for what its tests need ready (the members, a workload kind)."""
     host = service_account_kubeconfig(bed, "host", "federator", workdir / "federator.kubeconfig")
     fed = KubeFederation(workdir=workdir, tls=False, serve_args=[
-        "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", "federator-system",
+        "--kubeconfig", str(host), "--watch-namespace", JOBS_NAMESPACE, "--lease-namespace", LEASE_NAMESPACE,
         "--report-interval", "0.5", "--cycle-interval", "0.2", *serve_args])
     try:
         fed.start_server(timeout=60)
@@ -229,6 +239,44 @@ class Kube:
             except OSError:
                 pass
         return "\n".join(parts)
+
+
+def usage_record(workdir: Path, pid: str) -> tuple[float, float | None] | None:
+    """(start, end) of the placement's usage record in the `--db` of the federator run in `workdir`
+    (LocalFederation's federator.db), None while it has none."""
+    db = sqlite3.connect(f"file:{workdir / 'federator.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        row = db.execute("SELECT start, end_time FROM usage WHERE placement_id = ?", (pid,)).fetchone()
+    finally:
+        db.close()
+    return (float(row[0]), None if row[1] is None else float(row[1])) if row else None
+
+
+def pods_finished(kube: Kube, member: str, pid: str) -> list[tuple[str, float]] | None:
+    """(exit reason, finishedAt) of every container of the placement's pods on `member` once all of them stopped
+    (kwok's delay and fail annotations end them), else None."""
+    pods = kube.json(member, "get", "pods", "-n", WORKLOADS, "-l", f"federator.io/placement-id={pid}")["items"]
+    ends = []
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (cs.get("state") or {}).get("terminated") or {}
+            if not terminated.get("finishedAt"):
+                return None
+            stamp = str(terminated["finishedAt"]).replace("Z", "+00:00")
+            ends.append((str(terminated.get("reason", "")), datetime.fromisoformat(stamp).timestamp()))
+    return ends or None
+
+
+@contextmanager
+def agent_stopped(kube: Kube, member: str) -> Iterator[None]:
+    """`member`'s `federator agent` process SIGSTOPped (a VM pause, a long GC: its member runs on, its stream falls
+    silent) for the block, and resumed after it, however the block ends."""
+    pid = kube.fed.agents[member].popen.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 class PhaseWatch:

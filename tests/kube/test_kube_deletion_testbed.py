@@ -100,7 +100,7 @@ def test_a_federatedjob_deleted_while_its_agent_is_away_is_cancelled_at_the_resy
                 "federator_orphan_placements", {"cluster": "member-a"}) == 0  # no orphan, no alert
 
             fed.job_update(rec, pid, JobPhase.CANCELLED, "cancelled: workload deleted")  # the member confirms
-            await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl._recreate())
+            await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl.recreate())
             assert kubectl("get", "mc", "member-a", "-o", RECORD) == ""
         finally:
             await ctl.stop()

@@ -12,16 +12,12 @@ real path: the member's watch after a pause, the stream's re-sync, the federator
 
 from __future__ import annotations
 
-import os
-import signal
-import sqlite3
 import time
-from datetime import datetime
 
 import pytest
 import yaml
 
-from kube_support import JOBS_NAMESPACE, WORKLOADS, Kube
+from kube_support import JOBS_NAMESPACE, Kube, agent_stopped, pods_finished, usage_record
 from support import eventually
 
 try:
@@ -45,53 +41,24 @@ def _job(name: str, replicas: int, annotations: dict[str, str]) -> str:
                  "acceleratorModels": ["H100"], "template": {"metadata": {"annotations": annotations}}}})
 
 
-def _seconds(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
-def _finished(kube: Kube, pid: str) -> list[tuple[str, float]] | None:
-    """(exit reason, finishedAt) of every container of the placement's pods once all of them stopped, else None."""
-    pods = kube.json("member-a", "get", "pods", "-n", WORKLOADS, "-l", f"federator.io/placement-id={pid}")["items"]
-    ends = []
-    for pod in pods:
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-            terminated = (cs.get("state") or {}).get("terminated") or {}
-            if not terminated.get("finishedAt"):
-                return None
-            ends.append((str(terminated.get("reason", "")), _seconds(terminated["finishedAt"])))
-    return ends or None
-
-
-def _usage(kube: Kube, pid: str) -> tuple[float, float | None] | None:
-    """(start, end) of the placement's usage record in the federator's --db, None while it has none."""
-    db = sqlite3.connect(f"file:{kube.fed.workdir / 'federator.db'}?mode=ro", uri=True, timeout=10)
-    try:
-        row = db.execute("SELECT start, end_time FROM usage WHERE placement_id = ?", (pid,)).fetchone()
-    finally:
-        db.close()
-    return (float(row[0]), None if row[1] is None else float(row[1])) if row else None
-
-
 def _run_with_agent_stopped(kube: Kube, name: str, replicas: int, annotations: dict[str, str],
                             final: str) -> tuple[list[tuple[str, float]], float, tuple[float, float | None]]:
     """Run the job; stop member-a's agent once it is Running and resume it PAST_END after its pods finished.
     (every container's (reason, finishedAt), the resume's unix time, the placement's usage record)."""
     kube.kubectl("host", "apply", "-f", "-", input=_job(name, replicas, annotations))
-    agent = kube.fed.agents["member-a"].popen
     try:
         eventually(lambda: kube.phase(name) == "Running", timeout=120, what=lambda: f"{name} Running\n{kube.logs()}")
         pid = str(kube.fj(name)["status"]["placementId"])  # type: ignore[index]
-        eventually(lambda: _usage(kube, pid), timeout=30, what="its usage record opened")
-        os.kill(agent.pid, signal.SIGSTOP)  # a VM pause, a long GC: the member runs on
-        try:
-            assert _finished(kube, pid) is None, "the pods finished before the agent was stopped: RUN is too short"
-            finished = eventually(lambda: _finished(kube, pid), timeout=60, what="the pods' finishedAt")
+        eventually(lambda: usage_record(kube.fed.workdir, pid), timeout=30, what="its usage record opened")
+        with agent_stopped(kube, "member-a"):
+            assert pods_finished(kube, "member-a", pid) is None, \
+                "the pods finished before the agent was stopped: RUN is too short"
+            finished = eventually(lambda: pods_finished(kube, "member-a", pid), timeout=60,
+                                  what="the pods' finishedAt")
             time.sleep(PAST_END)
-        finally:
             resumed = time.time()
-            os.kill(agent.pid, signal.SIGCONT)
         eventually(lambda: kube.phase(name) == final, timeout=120, what=lambda: f"{name} {final}\n{kube.logs()}")
-        record = eventually(lambda: (r := _usage(kube, pid)) and r[1] is not None and r, timeout=30,
+        record = eventually(lambda: (r := usage_record(kube.fed.workdir, pid)) and r[1] is not None and r, timeout=30,
                             what="its usage record closed")
         return finished, resumed, record
     finally:

@@ -26,7 +26,7 @@ import yaml
 
 from federator.backends.kube.resources import parse_timestamp
 
-from kube_support import JOBS_NAMESPACE, WORKLOADS, Kube, federation, own_bed
+from kube_support import JOBS_NAMESPACE, LEASE_TIMES, WORKLOADS, Kube, federation, own_bed
 from support import eventually, scraped
 
 try:
@@ -38,7 +38,6 @@ pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
 
 QUIET = 120  # long enough for the restart and the turns checked within it on a loaded machine (checked below)
 POLICY = f"rebalance: {{maxMovesPerMinute: 6, quietSeconds: {QUIET}}}\n"
-LEASE_TIMES = ("--lease-duration", "10", "--renew-deadline", "8", "--retry-period", "0.5")
 
 
 @pytest.fixture(scope="module")

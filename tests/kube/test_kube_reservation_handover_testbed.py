@@ -25,7 +25,16 @@ import yaml
 
 from federator.local import Process, free_listen_port
 
-from kube_support import JOBS_NAMESPACE, REGIONS, KubeFederation, Testbed, own_bed, service_account_kubeconfig
+from kube_support import (
+    JOBS_NAMESPACE,
+    LEASE_NAMESPACE,
+    LEASE_TIMES,
+    REGIONS,
+    KubeFederation,
+    Testbed,
+    own_bed,
+    service_account_kubeconfig,
+)
 from support import eventually, scraped
 
 try:
@@ -36,11 +45,6 @@ except ImportError:  # kube_support put tests/testbed on sys.path
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(600)]
 
 POLICY = "reservations: {afterSeconds: 1, maxReservations: 1, maxHoldSeconds: 3600}\n"
-LEASE_NAMESPACE = "federator-system"  # the Lease "federator" there: deploy/kubernetes/rbac-federator.yaml
-# Short, for the takeover to come soon, yet with room for a loaded machine (2 CPUs shared): at 4 s / 3 s this test
-# found a new leader that stepped down the moment it had started, since it renewed only once started (fixed:
-# backends/kube/host.py, tests/kube/test_kube_lease_start_testbed.py).
-LEASE_TIMES = ("--lease-duration", "10", "--renew-deadline", "8", "--retry-period", "0.5")
 
 
 @dataclass

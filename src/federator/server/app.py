@@ -365,7 +365,7 @@ async def serve(opts: ServeOptions) -> None:
                     opts.limits.max_pending_jobs)
     attach(fed, meter)
     # Placements cancelled on a silent member, their end awaited for their usage (server/silent_cancels.py): after the
-    # meter, which dates what a member Lost meanwhile ran; kube: in memory (a new leader's --db is its own)
+    # meter, which dates what a member Lost meanwhile ran; kube: the MemberClusters (backends/kube/silent_cancels.py)
     silent_store = None if kube else SqliteSilentCancelStore(opts.db)
     if silent_store is not None:
         fed.silent_cancels.attach(silent_store, now=fed.clock())

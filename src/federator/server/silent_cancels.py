@@ -32,7 +32,7 @@ read complete. After a restart the member is expected back (server/membership.py
 wait: its agent's word at its re-sync, a report that no longer lists the placement (the report before it is then
 the last report time kept, server/silent_ends.py, coarse: the end may come up to half a minute early, never late),
 or the member Lost after --lost-after. A write the store refuses (a full disk) is said once and the entry kept in
-memory, as before. Kubernetes mode keeps the wait in memory: a new leader's --db is its own.
+memory, as before. Kubernetes mode keeps them on the members' MemberClusters (backends/kube/silent_cancels.py).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ leaves that record at the cancel, as before 0.11.0, never a job.
 
 The table is made when missing, as the reservations' clocks' is (store/holds.py), within schema version 3: a
 release before 0.11.0 never reads it and runs on such a file unharmed (store/schema.py). Kubernetes mode keeps the
-wait in memory (its `--db` is its leader's own, usage only).
+wait on the MemberClusters instead (its `--db` is its leader's own, usage only): backends/kube/silent_cancels.py.
 """
 
 from __future__ import annotations

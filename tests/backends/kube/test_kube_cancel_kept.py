@@ -16,66 +16,17 @@ from typing import Any
 
 import pytest
 
-from federator.backends.kube.api import FEDERATED_JOBS, MEMBER_CLUSTERS, KubeError, NotFoundError
-from federator.backends.kube.cancel_records import ANNOTATION
+from federator.backends.kube.api import FEDERATED_JOBS, MEMBER_CLUSTERS, KubeError
 from federator.backends.kube.resources import FINALIZER
 from federator.model import ClusterCapacity, JobPhase
 from federator.server.orphans import DELETED_REASON
 
 from builders import cluster, pool
-from kube_fakes import FlakyApi, controller, federated_job
+from kube_fakes import HostApi, controller, federated_job
 from support import cancels_sent
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 SPEC = {"kind": "training", "replicas": 2, "resources": {"cpu": "1", "nvidia.com/gpu": 8}}
-
-
-def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
-    """A JSON merge patch, as the API server applies it (null removes)."""
-    for key, value in patch.items():
-        if value is None:
-            into.pop(key, None)
-        elif isinstance(value, dict):
-            _merge(into.setdefault(key, {}), value)
-        else:
-            into[key] = value
-
-
-class HostApi(FlakyApi):
-    """FlakyApi's FederatedJobs, and MemberClusters beside them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.members: dict[str, dict[str, Any]] = {}
-
-    def list(self, res: Any, namespace: str | None = None, **kw: Any) -> dict[str, Any]:
-        if res == MEMBER_CLUSTERS:
-            self._reach()
-            return {"metadata": {"resourceVersion": "1"}, "items": copy.deepcopy(list(self.members.values()))}
-        return super().list(res, namespace, **kw)
-
-    def create(self, res: Any, body: dict[str, Any], namespace: str | None = None, **kw: Any) -> dict[str, Any]:
-        if res == MEMBER_CLUSTERS:
-            self._reach()
-            self.members[body["metadata"]["name"]] = copy.deepcopy(body)
-            return copy.deepcopy(body)
-        return super().create(res, body, namespace, **kw)
-
-    def patch(self, res: Any, name: str, body: dict[str, Any], namespace: str | None = None, *,
-              subresource: str | None = None) -> dict[str, Any]:
-        if res == MEMBER_CLUSTERS:
-            self._reach()
-            if name not in self.members:
-                raise NotFoundError(404, f"memberclusters {name} not found")
-            _merge(self.members[name], copy.deepcopy(body))
-            return copy.deepcopy(self.members[name])
-        if (str(namespace), name) not in self.objects:
-            raise NotFoundError(404, f"federatedjobs {name} not found")
-        return super().patch(res, name, body, namespace, subresource=subresource)
-
-    def record(self, name: str) -> str | None:
-        return ((self.members.get(name, {}).get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
-
 
 
 def _capacity(*placement_ids: str) -> ClusterCapacity:
@@ -128,7 +79,7 @@ def test_a_job_deleted_while_its_agent_was_away_is_cancelled_at_once_at_the_resy
 
             fed.job_update(rec, pid, JobPhase.CANCELLED, "cancelled: workload deleted")  # the member confirms
             fed.report(rec, _capacity())
-            await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl._recreate())
+            await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl.recreate())
             assert api.record("member-a") is None  # the record is gone with the cancel confirmed
             assert fed.metrics.registry.get_sample_value(
                 "federator_unconfirmed_cancels", {"cluster": "member-a"}) == 0
@@ -147,7 +98,7 @@ def test_a_placement_the_agent_no_longer_holds_is_confirmed_by_its_resync() -> N
             rec = fed.connect(cluster="member-a", region="east", labels={})
             fed.report(rec, _capacity())
             assert cancels_sent(rec) == {}
-            await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl._recreate())
+            await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl.recreate())
             assert api.record("member-a") is None
 
     asyncio.run(main())
@@ -218,7 +169,7 @@ def test_with_the_agent_connected_its_cancelled_update_confirms_and_a_finished_j
                     assert fed.orphans.cancels.holds("member-a", pid)
                     fed.job_update(rec, pid, JobPhase.CANCELLED, "cancelled: workload deleted")
                 assert fed.orphans.cancels.count("member-a") == 0
-            await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl._recreate())
+            await ctl.cancels.flush(fed.orphans.cancels.unwritten(), recreate=ctl.recreate())
             assert api.record("member-a") is None
 
     asyncio.run(main())

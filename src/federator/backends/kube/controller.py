@@ -91,6 +91,7 @@ from federator.backends.kube.resources import (
     spec_of,
 )
 from federator.backends.kube.retries import unavailable
+from federator.backends.kube.silent_cancels import KubeSilentCancelStore
 from federator.backends.kube.store import KubeJobStore, Owner
 from federator.jobfile import JobFileError
 from federator.model import ClusterState, Job, JobId, JobPhase
@@ -118,7 +119,8 @@ KUBE_ORPHAN_STORY = (
 class FederatedJobController:
     def __init__(self, fed: Federator, api: KubeApi, store: KubeJobStore, *, namespace: str | None = None,
                  member_interval: float = 2.0, clock: Callable[[], float] = time.time,
-                 authz: Authorizer | None = None, audit: AuditLog | None = None) -> None:
+                 authz: Authorizer | None = None, audit: AuditLog | None = None,
+                 silent: KubeSilentCancelStore | None = None) -> None:
         self.fed = fed
         self.authz = authz or Authorizer()
         self.audit = audit or AuditLog(None)
@@ -139,6 +141,7 @@ class FederatedJobController:
         self._scale_refused: dict[str, int] = {}  # uid -> the generation whose spec.replicas was refused (said once)
         self.retry_seconds = RETRY_SECONDS
         self.cancels = KubeCancelRecords(api, fed.orphans.cancels)  # cancels not confirmed, on MemberClusters
+        self.silent = silent  # ends awaited of placements cancelled on a silent member, on MemberClusters
         fed.orphans.story = KUBE_ORPHAN_STORY
 
     async def start(self) -> None:
@@ -433,9 +436,11 @@ class FederatedJobController:
     async def _keep_cancels(self, job: Job, live: set[str]) -> None:
         """The record of the job's cancels, written to its clusters' MemberClusters before its finalizer goes."""
         clusters = self._record(job, live) + self.fed.orphans.cancels.unwritten()  # and cancels of moves, say
-        await self.cancels.flush(clusters, recreate=self._recreate())
+        await self.cancels.flush(clusters, recreate=self.recreate())
+        if self.silent is not None and self.silent.due:  # best effort: a failed write is tried again by the loop
+            await asyncio.to_thread(self.silent.flush, self.recreate())
 
-    def _recreate(self) -> dict[str, bool]:
+    def recreate(self) -> dict[str, bool]:
         """Whether a missing MemberCluster is made again, per cluster (as `write_members` decides)."""
         return {name: rec.connected or rec.state is not ClusterState.LOST for name, rec in self.fed.clusters.items()}
 
@@ -494,7 +499,9 @@ class FederatedJobController:
         while True:
             try:
                 await self.write_members()
-                await self.cancels.flush(self.fed.orphans.cancels.unwritten(), recreate=self._recreate())
+                await self.cancels.flush(self.fed.orphans.cancels.unwritten(), recreate=self.recreate())
+                if self.silent is not None and self.silent.due:  # ends awaited of silent cancels
+                    await asyncio.to_thread(self.silent.flush, self.recreate())
                 await asyncio.to_thread(self.store.flush)
                 if isinstance(holds := self.fed.cycles.reserved.store, KubeHoldStore):  # reservations' clocks
                     await asyncio.to_thread(holds.flush)
@@ -524,11 +531,14 @@ class FederatedJobController:
         """MemberClusters the registry does not know (their agent has not connected to this federator yet)
         enter it Partitioned, or Lost if they were, and age to Lost like any cluster that is away. The cancels
         each one's record holds are read (cancel_records.py), the cordons their specs hold (cordons.py) and the
-        quarantines their annotations keep (quarantines.py)."""
+        quarantines their annotations keep (quarantines.py); once the members are restored, the ends awaited of
+        placements cancelled while their member was silent (silent_cancels.py) are attached from that listing."""
         try:
             listed = await asyncio.to_thread(self.api.list, MEMBER_CLUSTERS)
         except KubeError as exc:
             log.warning("listing MemberClusters failed: %s; only connected clusters are shown", exc)
+            if self.silent is not None:  # kept from now on (its first write reads the records first)
+                self.fed.silent_cancels.attach(self.silent, now=self.clock())
             return
         self.cancels.loaded_from(listed.get("items") or [])  # before any deletion is reconciled
         store = self.fed.cordons.store
@@ -554,6 +564,9 @@ class FederatedJobController:
             restore_member(self.fed.clusters[name], status)  # features, notAfter, Resizes owed, Lost time
             log.info("MemberCluster %s: its agent has not connected to this federator yet; %s", name,
                      "Lost" if lost else "Partitioned until it does")
+        if self.silent is not None:  # after the members: an entry of a member Lost meanwhile ends at its last report
+            self.silent.loaded_from(listed.get("items") or [])
+            self.fed.silent_cancels.attach(self.silent, now=self.clock())
 
     def _cancel_kept(self) -> None:
         """The cancels just read, sent at once to the agents already connected: gRPC serves before the records are

@@ -33,6 +33,7 @@ from federator.backends.kube.options import KubeOptions
 from federator.backends.kube.quarantines import KubeQuarantineStore
 from federator.backends.kube.queue_controller import QueueController
 from federator.backends.kube.reservation_clocks import KubeHoldStore
+from federator.backends.kube.silent_cancels import KubeSilentCancelStore
 from federator.backends.kube.store import KubeJobStore
 from federator.security.audit import AuditLog
 from federator.security.authz import Authorizer
@@ -49,6 +50,9 @@ class KubeMode:
         self.store = KubeJobStore(api, namespace=opts.namespace, events=EventRecorder(api, instance=opts.identity))
         self.holds = KubeHoldStore(self.store)  # the reservations' clocks, in the gangs' FederatedJob status
         self.moves = KubeMoveStore(self.store)  # when each job last moved, in its FederatedJob status
+        # The ends awaited of placements cancelled on a silent member, on its MemberCluster (silent_cancels.py):
+        # attached by the controller once it restored the members from its listing at start.
+        self.silent = KubeSilentCancelStore(api)
         self.controller: FederatedJobController | None = None
         self.queues: QueueController | None = None
         self.lost = False
@@ -94,7 +98,7 @@ class KubeMode:
         fed.early.quarantine.attach(KubeQuarantineStore(self.api), now=fed.clock(), load=False)
         self.controller = FederatedJobController(fed, self.api, self.store, namespace=self.opts.namespace,
                                                  member_interval=fed.report_interval, authz=authz, audit=audit,
-                                                 clock=fed.clock)
+                                                 clock=fed.clock, silent=self.silent)
         await self.controller.start()
         if self._hold is not None:  # lost already while starting: the callback comes at once
             self._hold.add_done_callback(lambda task: self._lease_ended(task, on_lost))
@@ -118,6 +122,8 @@ class KubeMode:
         await asyncio.to_thread(self.store.flush)
         await asyncio.to_thread(self.holds.flush)  # while this replica still leads
         await asyncio.to_thread(self.moves.flush)
+        if self.controller is not None:
+            await asyncio.to_thread(self.silent.flush, self.controller.recreate())
         if self.elector is not None and not self.lost:
             await asyncio.to_thread(self.elector.release)
 
