@@ -6,9 +6,15 @@ while the previous batch is being committed; the next batch takes all of them
 in one transaction. Each writer is released only after *its* batch is durable,
 so "stored before acknowledged" still holds for every single Submit.
 
-The writer runs on a thread of its own, started when a write arrives and
-ended when the queue is empty, so the event loop never waits for the disk
-(and a Kubernetes-mode store's HTTP writes leave the loop too). Writes are
+The writer is one long-lived thread per store, started with the first write
+and woken (a condition) when writes arrive, so the event loop never waits for
+the disk (and a Kubernetes-mode store's HTTP writes leave the loop too). It was
+a thread started per batch: under load the loop waited about 1.9 ms for each
+start (docs/benchmarks.md, 6 Dec). `close` lets it finish what is queued, stops
+and joins it; a write after that starts it again. Should it ever die (a bug:
+the store's own errors never end it), a new one takes over and first writes
+again the batch the dead one held, whose writers are released only then:
+nothing accepted is lost, and none is announced before it is stored. Writes are
 applied in the order they were queued; within one batch only the newest state
 of each job is written (a job changed twice while the disk was busy is written
 once: coalesced per object).
@@ -85,6 +91,7 @@ class _Write:
     owed: list[Job] = field(default_factory=list)  # the live jobs a `pay` write stands for: owed again if it fails
     live: list[Job] = field(default_factory=list)  # the live jobs a `write_or_owe` stands for: owed if it fails
     then: Callable[[list[Job]], None] | None = None  # write_or_owe's announcement, run on `loop` when settled
+    finished: bool = False  # its writer was told (a writer thread taking over a dead one's batch tells no one twice)
 
     def settle(self, error: BaseException | None) -> None:
         """This write's own outcome in a batch that ended with `error`."""
@@ -93,6 +100,9 @@ class _Write:
         self.error = error
 
     def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
         if self.done is not None:
             self.done.set()
         if self.loop is None:
@@ -126,6 +136,11 @@ class GroupCommit:
         self._queue: deque[_Write] = deque()
         self._lazy: dict[JobId, Job] = {}  # see enqueue_lazy
         self._busy = False  # a thread (the writer, or a synchronous caller) is inside store.put
+        self._handed = False  # the writer thread is to write what is queued (it holds `_busy` for that)
+        self._writer: threading.Thread | None = None  # the one writer thread (module docstring)
+        self._stopping = False  # close: the writer ends once nothing is handed to it
+        self._batch: list[_Write] = []  # the batch being written: a writer thread taking over writes it again
+        self._crashes = 0  # writer threads that died in a row: the next one waits a little longer
         self._lazy_failing = False  # the last lazy write failed: its failures are not logged again until one works
         self._owed: dict[JobId, Job] = {}  # see write_or_owe: live jobs, written as they stand when paid
         self._paying = False  # a `pay` write is queued or being written
@@ -177,7 +192,7 @@ class GroupCommit:
             if self._busy or not self._lazy:
                 return
             self._busy = True
-        threading.Thread(target=self._run, name="federator-store-writer", daemon=True).start()
+            self._hand()
 
     def write(self, jobs: Iterable[Job]) -> None:
         """Write these jobs now, after everything already queued; blocks until durable."""
@@ -306,26 +321,75 @@ class GroupCommit:
             if self._busy:
                 return
             self._busy = True
-        threading.Thread(target=self._run, name="federator-store-writer", daemon=True).start()
+            self._hand()
 
     def _release(self) -> None:
-        """A synchronous inline write is done: hand over to a writer thread if writes queued meanwhile."""
+        """A synchronous inline write (or `remove`) is done: hand over to the writer if writes queued meanwhile."""
         with self._cv:
             if not self._queue and not self._lazy:
                 self._busy = False
+                self._cv.notify_all()  # `remove` may be waiting for the store
                 return
-        threading.Thread(target=self._run, name="federator-store-writer", daemon=True).start()
+            self._hand()
+
+    def close(self) -> None:
+        """Write everything queued (`drain`), then stop the writer thread and join it (before the store is closed).
+        A write after this starts a writer again."""
+        self.drain()
+        with self._cv:
+            writer, self._stopping = self._writer, True
+            self._cv.notify_all()
+        if writer is not None and writer is not threading.current_thread():
+            writer.join()
+        with self._cv:
+            self._stopping = False
+
+    def _hand(self) -> None:
+        """Give the writer thread what is queued; the caller took `_busy` for it. Under `_cv`."""
+        self._handed = True
+        self._cv.notify_all()
+        if self._writer is None or not self._writer.is_alive():
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        self._writer = threading.Thread(target=self._serve, name="federator-store-writer", daemon=True)
+        self._writer.start()
+
+    def _serve(self) -> None:
+        """The writer thread: waits to be handed work, writes until nothing waits, and waits again; ends at `close`.
+        If it dies (a bug), it says so and a new one takes over, the batch it held first (module docstring)."""
+        me = threading.current_thread()
+        try:
+            if self._crashes:  # a bug that kills every writer must not spin: 0.1 s, doubling, at most 5 s
+                time.sleep(min(5.0, 0.05 * 2 ** self._crashes))
+            while True:
+                with self._cv:
+                    while not self._handed:
+                        if self._stopping or self._writer is not me:
+                            if self._writer is me:
+                                self._writer = None
+                            return
+                        self._cv.wait()
+                self._run()
+        except BaseException:
+            log.exception("the store's writer thread failed; a new one takes over, writing its batch again")
+            with self._cv:
+                self._crashes += 1
+                if self._writer is me:
+                    self._start_writer()  # it still holds `_busy` and the batch: the new one goes on with both
 
     def _run(self) -> None:
+        """Write what is queued, batch after batch, then give `_busy` back. On the writer thread only."""
         while True:
             with self._cv:
-                if not self._queue and self._lazy:
+                if not self._batch and not self._queue and self._lazy:
                     ids = list(itertools.islice(self._lazy, LAZY_BATCH_JOBS))
                     lazy = [self._lazy.pop(i) for i in ids]
                 else:
                     lazy = []
-                if not self._queue and not lazy:
-                    self._busy = False
+                if not self._batch and not self._queue and not lazy:
+                    self._busy = self._handed = False
+                    self._cv.notify_all()  # `remove` may be waiting for the store
                     return
             if lazy:
                 try:
@@ -338,12 +402,13 @@ class GroupCommit:
                     self._lazy_failing = False
                 continue
             with self._cv:
-                batch: list[_Write] = []
-                size = 0
+                batch = self._batch  # a dead writer's, written again first
+                size = sum(len(w.jobs) for w in batch)
                 while self._queue and (not batch or size + len(self._queue[0].jobs) <= self.max_batch):
                     w = self._queue.popleft()
                     batch.append(w)
                     size += len(w.jobs)
+                self._batch = batch
             latest: dict[JobId, Job] = {}
             for w in batch:
                 for job in w.jobs:
@@ -365,6 +430,9 @@ class GroupCommit:
                 w.finish()
             if any(w.owed for w in batch):  # a refused job is not owed: writing it again cannot help
                 self._paid(batch, None if isinstance(error, StoreRefused) else error)
+            with self._cv:
+                self._batch = []
+                self._crashes = 0
 
     def _paid(self, batch: list[_Write], error: BaseException | None) -> None:
         """After a batch with a `pay` write: owed again if it failed. The owed are live jobs, so writing one later
