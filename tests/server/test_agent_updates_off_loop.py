@@ -84,9 +84,11 @@ def test_a_list_is_answered_while_an_agents_update_waits_for_the_disk_and_its_up
                 await outgoing.put(agent_pb2.AgentMessage(ack=agent_pb2.Ack(placement_id=pid, ok=True)))
                 await outgoing.put(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
                     placement_id=pid, phase=convert.phase_to_pb(JobPhase.RUNNING), message="running")))
+                assert await asyncio.to_thread(store.entered.wait, A_WHILE)  # the update's write holds the disk
+                # Sent only now: sent at once, the writer (woken, not started, since it is one thread) could find
+                # both updates queued and write only the newest, correctly, and this test would not see the order
                 await outgoing.put(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
                     placement_id=pid, phase=convert.phase_to_pb(JobPhase.SUCCEEDED), message="done")))
-                assert await asyncio.to_thread(store.entered.wait, A_WHILE)  # the update's write holds the disk
                 listed = await jobs.List(jobs_pb2.ListJobsRequest(), timeout=A_WHILE)
                 store.events.append("List answered")
                 while job.phase is not JobPhase.SUCCEEDED:  # the second update is read while the first is held

@@ -8,13 +8,16 @@ of a batch loses no job and announces none before it is stored; how fast is benc
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
+import weakref
 from collections.abc import Iterable
 
 import pytest
 
 from federator.model import Job, JobId
+from federator.store import group_commit
 from federator.store.group_commit import GroupCommit
 
 from builders import job as spec_of
@@ -100,3 +103,20 @@ def test_a_writer_thread_that_dies_mid_batch_is_taken_over_and_nothing_is_lost_o
     journal.write([_job("later")])  # the new writer, or this thread, goes on as before
     assert JobId("later") in store.docs
     journal.close()
+
+
+def test_the_writer_of_a_store_nobody_uses_any_more_ends_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script's or a test's GroupCommit, never closed: its idle writer must not keep it (and its store's
+    connection) alive for good, one idle thread per store ever written."""
+    monkeypatch.setattr(group_commit, "IDLE_LOOK_SECONDS", 0.01)
+    store = ThreadsStore()
+    journal = GroupCommit(store)
+    asyncio.run(journal.commit([_job("a")]))
+    (writer,) = store.writers
+    assert writer.is_alive()
+    gone = weakref.ref(journal)
+    del journal
+    gc.collect()
+    assert gone() is None  # the writer holds no reference to it while idle
+    writer.join(A_WHILE)
+    assert not writer.is_alive()

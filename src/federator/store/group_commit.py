@@ -45,6 +45,7 @@ import itertools
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
@@ -57,6 +58,7 @@ from federator.store.sqlite import JobStore, PrunedStore
 log = logging.getLogger("federator.store")
 MAX_BATCH_JOBS = 2_000  # one transaction's size: bounds the time one batch holds the writer
 LAZY_BATCH_JOBS = 200  # a lazy batch is small: an ordinary write that arrives meanwhile waits for it
+IDLE_LOOK_SECONDS = 5.0  # an idle writer looks this often whether its GroupCommit is still used (`_serve`)
 
 
 T = TypeVar("T")
@@ -352,31 +354,23 @@ class GroupCommit:
             self._start_writer()
 
     def _start_writer(self) -> None:
-        self._writer = threading.Thread(target=self._serve, name="federator-store-writer", daemon=True)
+        self._writer = threading.Thread(target=_serve, args=(weakref.ref(self), self._cv),
+                                        name="federator-store-writer", daemon=True)
         self._writer.start()
 
-    def _serve(self) -> None:
-        """The writer thread: waits to be handed work, writes until nothing waits, and waits again; ends at `close`.
-        If it dies (a bug), it says so and a new one takes over, the batch it held first (module docstring)."""
-        me = threading.current_thread()
+    def _turn(self, me: threading.Thread) -> bool:
+        """The writer's turn at what it was handed (`_run`); False if it died, a new one taking over (a bug: it says
+        so; the new one writes the batch it held first, module docstring)."""
         try:
-            if self._crashes:  # a bug that kills every writer must not spin: 0.1 s, doubling, at most 5 s
-                time.sleep(min(5.0, 0.05 * 2 ** self._crashes))
-            while True:
-                with self._cv:
-                    while not self._handed:
-                        if self._stopping or self._writer is not me:
-                            if self._writer is me:
-                                self._writer = None
-                            return
-                        self._cv.wait()
-                self._run()
+            self._run()
         except BaseException:
             log.exception("the store's writer thread failed; a new one takes over, writing its batch again")
             with self._cv:
                 self._crashes += 1
                 if self._writer is me:
-                    self._start_writer()  # it still holds `_busy` and the batch: the new one goes on with both
+                    self._start_writer()  # `_busy` and the batch are still held: the new one goes on with both
+            return False
+        return True
 
     def _run(self) -> None:
         """Write what is queued, batch after batch, then give `_busy` back. On the writer thread only."""
@@ -458,6 +452,34 @@ class GroupCommit:
         self._owed_failing = False  # the store takes writes: the next outage is said again
         self.batches += 1
         self.jobs_written += len(jobs)
+
+
+def _serve(ref: weakref.ref[GroupCommit], cv: threading.Condition) -> None:
+    """The writer thread: waits to be handed work, writes until nothing waits, and waits again; ends at `close`. It
+    holds its GroupCommit only while writing, so one nobody uses any more (a script's, a test's, never closed) is
+    collected with its store, and its writer ends within IDLE_LOOK_SECONDS rather than idling for good."""
+    me = threading.current_thread()
+    journal = ref()
+    crashes = journal._crashes if journal is not None else 0
+    journal = None
+    if crashes:  # a bug that kills every writer must not spin: 0.1 s, doubling, at most 5 s
+        time.sleep(min(5.0, 0.05 * 2 ** crashes))
+    while True:
+        with cv:
+            while True:
+                journal = ref()
+                if journal is None or journal._writer is not me:
+                    return
+                if journal._handed:
+                    break
+                if journal._stopping:
+                    journal._writer = None
+                    return
+                journal = None
+                cv.wait(IDLE_LOOK_SECONDS)
+        if not journal._turn(me):
+            return
+        journal = None
 
 
 _QUIET_SECONDS = 10.0  # a store refusing writes is logged at most this often, with how many were refused since
