@@ -19,7 +19,7 @@ applied in the order they were queued; within one batch only the newest state
 of each job is written (a job changed twice while the disk was busy is written
 once: coalesced per object).
 
-Three ways in:
+Four ways in:
 
 - `await commit(jobs)`: the asyncio path (Submit, the scheduling cycle): the
   caller's coroutine resumes once the batch holding its jobs is committed.
@@ -33,6 +33,11 @@ Three ways in:
   each agent update held the event loop for its fsync (docs/benchmarks.md,
   6 Dec: 2.3 s of 19.5 s with three agents), and every call of every user
   and agent waited with it.
+- `write_beside(write, settled)`: a small write of another table of the same
+  file (store/silent_cancels.py, store/moves.py), in the same queue and order
+  as the jobs' and on the same thread, for the same reason: each was an
+  SQLite transaction on the event loop (a cancel on a silent member, a
+  rebalancer's move). `settled(error)` hears how it went, on that thread.
 
 Jobs are copied when queued (`freeze`), so the writer thread never reads a
 `Job` the event loop is changing.
@@ -93,6 +98,8 @@ class _Write:
     owed: list[Job] = field(default_factory=list)  # the live jobs a `pay` write stands for: owed again if it fails
     live: list[Job] = field(default_factory=list)  # the live jobs a `write_or_owe` stands for: owed if it fails
     then: Callable[[list[Job]], None] | None = None  # write_or_owe's announcement, run on `loop` when settled
+    beside: Callable[[], None] | None = None  # write_beside's write, alone in its batch
+    settled: Callable[[BaseException | None], None] | None = None  # write_beside's outcome, on the writing thread
     finished: bool = False  # its writer was told (a writer thread taking over a dead one's batch tells no one twice)
 
     def settle(self, error: BaseException | None) -> None:
@@ -105,6 +112,8 @@ class _Write:
         if self.finished:
             return
         self.finished = True
+        if self.settled is not None:
+            self.settled(self.error)
         if self.done is not None:
             self.done.set()
         if self.loop is None:
@@ -253,6 +262,43 @@ class GroupCommit:
         if then is not None:
             then(live)
 
+    def write_beside(self, write: Callable[[], None], settled: Callable[[BaseException | None], None]) -> None:
+        """Run `write` (a transaction of another table of the store's file) on the writer thread, after every write
+        queued before it and before every one queued after, and return at once; `settled` is told its error (None:
+        written) on that thread. A crash before it ran loses it, as it lost a write not yet begun on the loop: the
+        callers keep what a restart may forget (a quiet time, a usage end dated at the cancel), never a job. Called
+        with no event loop running (a script, a test of the Federator alone), it is written on the caller's thread
+        (after what is queued) and `settled` is told before it returns, as before."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            self._enqueue(_Write([], beside=write, settled=settled))
+            return
+        done = threading.Event()
+        w = _Write([], done=done, beside=write, settled=settled)
+        with self._cv:
+            inline = not self._busy and not self._queue
+            if inline:
+                self._busy = True
+        if not inline:
+            self._enqueue(w)
+            done.wait()
+            return
+        try:
+            self._write_beside(w)
+        finally:
+            self._release()
+
+    def _write_beside(self, w: _Write) -> None:
+        assert w.beside is not None
+        try:
+            w.beside()
+        except Exception as exc:  # the caller's `settled` says it
+            w.error = exc
+        w.finish()
+
     def _owe_after(self, live: list[Job], exc: BaseException) -> None:
         """A write_or_owe's write failed: its jobs are owed, said once per outage."""
         with self._cv:
@@ -398,11 +444,17 @@ class GroupCommit:
             with self._cv:
                 batch = self._batch  # a dead writer's, written again first
                 size = sum(len(w.jobs) for w in batch)
-                while self._queue and (not batch or size + len(self._queue[0].jobs) <= self.max_batch):
-                    w = self._queue.popleft()
+                while self._queue and (not batch or (size + len(self._queue[0].jobs) <= self.max_batch and
+                                                     batch[0].beside is None and self._queue[0].beside is None)):
+                    w = self._queue.popleft()  # a write_beside is a batch of its own: the queue's order holds
                     batch.append(w)
                     size += len(w.jobs)
                 self._batch = batch
+            if batch[0].beside is not None:
+                self._write_beside(batch[0])
+                with self._cv:
+                    self._batch = []
+                continue
             latest: dict[JobId, Job] = {}
             for w in batch:
                 for job in w.jobs:
