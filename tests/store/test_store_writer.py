@@ -120,3 +120,34 @@ def test_the_writer_of_a_store_nobody_uses_any_more_ends_with_it(monkeypatch: py
     assert gone() is None  # the writer holds no reference to it while idle
     writer.join(A_WHILE)
     assert not writer.is_alive()
+
+
+def test_close_writes_what_is_queued_but_not_the_lazy_reasons_a_restart_recomputes() -> None:
+    """After a cycle over a big backlog its pending reasons take seconds to write; a stop that waited for them
+    would outlast its grace. The ordinary writes queued before the stop are written."""
+    gate = threading.Event()
+
+    class GatedStore(ThreadsStore):
+        def put(self, jobs: Iterable[Job]) -> None:
+            gate.wait(A_WHILE)
+            super().put(jobs)
+
+    store = GatedStore()
+    journal = GroupCommit(store)
+    journal.enqueue_lazy([_job(f"reason-{i}") for i in range(1_000)])  # the writer holds a first lazy batch
+    while journal.lazy == 1_000:
+        pass
+    submitted = threading.Thread(target=journal.write, args=([_job("submitted")],))
+    submitted.start()  # queued behind the held batch
+    while journal.queued < 1:
+        pass
+    closing = threading.Thread(target=journal.close)
+    closing.start()
+    while journal.lazy:
+        pass
+    gate.set()
+    closing.join(A_WHILE)
+    submitted.join(A_WHILE)
+    assert not closing.is_alive() and not store.writers[-1].is_alive()
+    assert JobId("submitted") in store.docs
+    assert len(store.docs) == 1 + group_commit.LAZY_BATCH_JOBS  # the batch being written, not the 800 after it

@@ -381,9 +381,13 @@ class GroupCommit:
             self._hand()
 
     def close(self) -> None:
-        """Write everything queued (`drain`), then stop the writer thread and join it (before the store is closed).
-        A write after this starts a writer again."""
-        self.drain()
+        """Write everything queued, then stop the writer thread and join it (before the store is closed). Not the
+        lazy pending reasons (after a cycle over a big backlog, seconds of writes that the next start's first cycle
+        recomputes anyway), nor the owed once more (`drain` does: in Kubernetes mode this replica no longer leads by
+        now). A write after this starts a writer again."""
+        with self._cv:
+            self._lazy.clear()
+        self._wait_queued()
         with self._cv:
             writer, self._stopping = self._writer, True
             self._cv.notify_all()
