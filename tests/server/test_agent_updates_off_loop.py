@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
-import grpc
+from agent_stream import agent_stream
 from server_support import MemoryStore, capacity, job_api, spec
 
 from federator.api import convert
-from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2
+from federator.api.v1 import agent_pb2, jobs_pb2
 from federator.model import Job, JobPhase
-from federator.security.auth import Authenticator
 from federator.server.federator import Federator
-from federator.server.services import AgentService
 
 A_WHILE = 20.0  # a guard against a hang (the old code held the loop until this ran out): no assertion reads time
 
@@ -56,24 +54,10 @@ def test_a_list_is_answered_while_an_agents_update_waits_for_the_disk_and_its_up
         store = HeldStore()
         fed = Federator(store=store, lease_seconds=10.0, cycle_interval=0.05)
         job = fed.submit(spec("a", gpus=8))
-        server = grpc.aio.server()
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, Authenticator(insecure=True)), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        runner = asyncio.get_running_loop().create_task(fed.run())
-        outgoing: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
-
-        async def requests() -> AsyncIterator[agent_pb2.AgentMessage]:
-            while (m := await outgoing.get()) is not None:
-                yield m
-
-        try:
-            async with job_api(fed) as jobs, grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-                call = agent_pb2_grpc.AgentServiceStub(ch).Connect(requests())
-                await outgoing.put(agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster="east-1", region="east")))
-                assert (await asyncio.wait_for(call.read(), A_WHILE)).WhichOneof("body") == "welcome"
-                await outgoing.put(agent_pb2.AgentMessage(capacity=convert.capacity_to_pb(capacity())))
-                launch = await asyncio.wait_for(call.read(), A_WHILE)
+        async with job_api(fed) as jobs, agent_stream(fed) as agent:
+            try:
+                await agent.send(agent_pb2.AgentMessage(capacity=convert.capacity_to_pb(capacity())))
+                launch = await agent.read()
                 assert launch.WhichOneof("body") == "launch"
                 pid = launch.launch.placement.placement_id
                 fed.journal.drain()  # the placement is stored: the next write is the update's
@@ -81,12 +65,14 @@ def test_a_list_is_answered_while_an_agents_update_waits_for_the_disk_and_its_up
                 revision = fed.history.revision
 
                 store.hold = True
-                await outgoing.put(agent_pb2.AgentMessage(ack=agent_pb2.Ack(placement_id=pid, ok=True)))
-                await outgoing.put(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
+                await agent.send(agent_pb2.AgentMessage(ack=agent_pb2.Ack(placement_id=pid, ok=True)))
+                await agent.send(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
                     placement_id=pid, phase=convert.phase_to_pb(JobPhase.RUNNING), message="running")))
-                await outgoing.put(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
-                    placement_id=pid, phase=convert.phase_to_pb(JobPhase.SUCCEEDED), message="done")))
                 assert await asyncio.to_thread(store.entered.wait, A_WHILE)  # the update's write holds the disk
+                # Sent only now: sent at once, the writer (woken, not started, since it is one thread) could find
+                # both updates queued and write only the newest, correctly, and this test would not see the order
+                await agent.send(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
+                    placement_id=pid, phase=convert.phase_to_pb(JobPhase.SUCCEEDED), message="done")))
                 listed = await jobs.List(jobs_pb2.ListJobsRequest(), timeout=A_WHILE)
                 store.events.append("List answered")
                 while job.phase is not JobPhase.SUCCEEDED:  # the second update is read while the first is held
@@ -101,12 +87,7 @@ def test_a_list_is_answered_while_an_agents_update_waits_for_the_disk_and_its_up
                     await asyncio.sleep(0.01)
                 assert store.phases == [JobPhase.RUNNING, JobPhase.SUCCEEDED]  # in the agent's order
                 assert store.docs[job.job_id].phase is JobPhase.SUCCEEDED
-                await outgoing.put(None)
-                call.cancel()
-        finally:
-            store.release.set()
-            runner.cancel()
-            await server.stop(0)
-            fed.cycles.close()
+            finally:
+                store.release.set()  # before the stream's teardown, which waits for the loop's work
 
     asyncio.run(scenario())

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import grpc
+from agent_stream import agent_stream
 from server_support import H100, Clock, MemoryStore, capacity, join, make, spec
 
 from federator.api import convert
-from federator.api.v1 import agent_pb2, agent_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc
 from federator.model import ClusterCapacity, ClusterState, JobKind, JobPhase, ReasonCode
 from federator.scheduler import CycleResult, PlacementRequest, Scheduler, Snapshot
 from federator.security.auth import Authenticator
 from federator.security.limits import Limits
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.orders import CancelOrder, LaunchOrder
-from federator.server.services import AgentService, JobService
+from federator.server.services import JobService
 from federator.store import SqliteJobStore
 
 A_WHILE = 60.0  # only a guard against a hang: no assertion depends on it
@@ -63,28 +64,14 @@ def test_an_agent_report_is_answered_and_its_lease_kept_while_a_cycle_over_a_bac
         fed = Federator(store=MemoryStore(), scheduler=held, lease_seconds=10.0, cycle_interval=0.05)
         for i in range(2_000):  # a backlog nothing can hold: 16 accelerators per replica
             fed.submit(spec(f"big-{i}", gpus=16))
-        server = grpc.aio.server()
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, Authenticator(insecure=True)), server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        runner = asyncio.get_running_loop().create_task(fed.run())
-        outgoing: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
-
-        async def requests() -> AsyncIterator[agent_pb2.AgentMessage]:
-            while (m := await outgoing.get()) is not None:
-                yield m
-
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-                call = agent_pb2_grpc.AgentServiceStub(ch).Connect(requests())
-                await outgoing.put(agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster="east-1", region="east")))
-                assert (await asyncio.wait_for(call.read(), A_WHILE)).WhichOneof("body") == "welcome"
-                await outgoing.put(_report())
+        async with agent_stream(fed) as agent:
+            try:
+                await agent.send(_report())
                 assert await asyncio.to_thread(held.started.wait, A_WHILE)  # a cycle is now running
                 # The agent reports a placement the federator never gave it: the answer is a Cancel, on the
                 # same stream, and it comes while the cycle is still running.
-                await outgoing.put(_report("stray.g1.east-1"))
-                answer = await asyncio.wait_for(call.read(), A_WHILE)
+                await agent.send(_report("stray.g1.east-1"))
+                answer = await agent.read()
                 cycle_was_running = not held.finished.is_set()
                 rec = fed.clusters["east-1"]
                 fed.check_leases()
@@ -94,13 +81,8 @@ def test_an_agent_report_is_answered_and_its_lease_kept_while_a_cycle_over_a_bac
                 assert cycle_was_running, "the report was answered only after the cycle ended"
                 assert state_during_cycle is ClusterState.READY and rec.connected
                 assert await asyncio.to_thread(held.finished.wait, A_WHILE)
-                await outgoing.put(None)
-                call.cancel()
-        finally:
-            held.release.set()
-            runner.cancel()
-            await server.stop(0)
-            fed.cycles.close()
+            finally:
+                held.release.set()  # before the stream's teardown, which waits for the cycle's thread
         waiting = [j for j in fed.jobs.values() if j.phase is JobPhase.PENDING]
         assert len(waiting) == 2_000 and fed.cycles.cycles >= 1
 

@@ -483,6 +483,7 @@ async def serve(opts: ServeOptions) -> None:
     await server.stop(grace=2.0)
     httpd.stop()
     fed.membership.flush()
+    await asyncio.to_thread(fed.journal.close)  # what is queued written, the writer thread joined (group_commit.py)
     store.close()
     if members is not None:
         members.close()

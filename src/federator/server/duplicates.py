@@ -75,13 +75,11 @@ def refusal(current: ClusterRecord | None, *, instance: str, now: float, lease_s
             stalled: float = 0.0) -> str:
     """Why a Hello of `instance` may not take the cluster from `current` (its record), or "" if it may.
     `stalled`: seconds the federator's loop was stalled since `current` was last heard (not its silence)."""
-    if current is None or not current.connected or current.closing:
-        return ""
+    silent = live_holder(current, now=now, lease_seconds=lease_seconds, stalled=stalled)
+    if current is None or silent is None:
+        return ""  # no stream holds it, or the agent that held it is gone (or cut off): the new one takes over
     if instance and instance == current.instance:
         return ""  # a reconnect of the same agent: the newest stream wins
-    silent = max(0.0, now - current.last_seen_at - stalled)
-    if silent > lease_seconds:
-        return ""  # the agent that held it is gone (or cut off): the new one takes over
     holder = f" at {current.peer_address}" if current.peer_address else ""
     if instance and current.instance:
         return (f"cluster {current.name}: another agent instance ({current.instance[:64]}{holder}, heard "
@@ -101,6 +99,17 @@ def refusal(current: ClusterRecord | None, *, instance: str, now: float, lease_s
             f"Hello.instance: two agents for one cluster cancel each other's work")
 
 
+def live_holder(current: ClusterRecord | None, *, now: float, lease_seconds: float,
+                stalled: float = 0.0) -> float | None:
+    """How long `current`, the stream holding a cluster, has been silent, if it is live: connected, not closing,
+    and heard within the lease, the time the loop was `stalled` since not counted (server/stalls.py). None when it
+    holds the cluster no more, and a new stream takes over whatever it says."""
+    if current is None or not current.connected or current.closing:
+        return None
+    silent = max(0.0, now - current.last_seen_at - stalled)
+    return silent if silent <= lease_seconds else None
+
+
 def recent_takeovers(current: ClusterRecord, now: float) -> tuple[float, ...]:
     """When `current`'s cluster saw its live streams taken over within TWIN_WINDOW_SECONDS."""
     return tuple(t for t in current.takeovers if now - t <= TWIN_WINDOW_SECONDS)
@@ -111,9 +120,7 @@ def takeovers(current: ClusterRecord | None, *, instance: str, now: float, lease
     """What the stream of `instance`, admitted in place of `current`, carries as its cluster's takeovers: the
     recent ones plus this one when it takes a live stream with no instance on one side to tell them apart; none
     once the holder was gone (silent for a lease, or closed), since that is an agent coming back, not a twin."""
-    if current is None or not current.connected or current.closing:
-        return ()
-    if max(0.0, now - current.last_seen_at - stalled) > lease_seconds:
+    if current is None or live_holder(current, now=now, lease_seconds=lease_seconds, stalled=stalled) is None:
         return ()
     recent = recent_takeovers(current, now)
     if instance and instance == current.instance:
@@ -141,4 +148,4 @@ def shown(rec: ClusterRecord, now: float) -> str:
 
 
 __all__ = ["MAX_INSTANCE_CHARS", "SHOWN_SECONDS", "TWIN_TAKEOVERS", "TWIN_WINDOW_SECONDS", "Duplicate",
-           "check_instance", "recent_takeovers", "refusal", "refuse", "shown", "takeovers"]
+           "check_instance", "live_holder", "recent_takeovers", "refusal", "refuse", "shown", "takeovers"]

@@ -23,8 +23,10 @@ the surplus is taken as above, the nearest kept: never ignored, and never by sto
 being new. When each job last moved is stored (store/moves.py; Kubernetes mode, its FederatedJob status:
 backends/kube/move_times.py), so a job moved just before a restart or a change of leader keeps its quiet time after
 it, and the moves of the restart's minute count against maxMovesPerMinute (each job's last move in it counted as
-one started: fewer moves, never more). A job with a part on a cluster being drained is
-left to the drain (server/drain_surge.py), whose surplus is the drained part, whatever the scale-down would choose.
+one started: fewer moves, never more); standalone, that write is the job store's writer thread's, in order with the
+jobs' (store/group_commit.py `write_beside`), never an SQLite transaction on the event loop. A job with a part on a
+cluster being drained is left to the drain (server/drain_surge.py), whose surplus is the drained part, whatever the
+scale-down would choose.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Job, JobId, JobKind, Placement, Reason, ReasonCode
@@ -46,7 +49,7 @@ from federator.server.reservations import HeldRoom
 from federator.server.scaling import scaled
 from federator.store.errors import StoreUnavailable
 from federator.store.group_commit import freeze
-from federator.store.moves import MoveStore
+from federator.store.moves import MoveStore, SqliteMoveStore
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -104,16 +107,29 @@ class Rebalancer:
         self._keep({job_id: at})
 
     def _keep(self, moved: dict[JobId, float], forget: Sequence[JobId] = ()) -> None:
-        if self._store is None or not (moved or forget):
+        store = self._store
+        if store is None or not (moved or forget):
             return
-        try:
-            self._store.put(moved, forget=forget)
-        except Exception as exc:  # sqlite3.Error, OSError or StoreError: the moves go on either way
-            if not self._failing:
-                log.warning("cannot store when %d job(s) last moved: %s", len(moved) + len(forget), exc)
-            self._failing = True
+        kept = partial(self._kept, len(moved) + len(forget))
+        if isinstance(store, SqliteMoveStore):  # an SQLite transaction: on the job store's writer thread, not the loop
+            self.fed.journal.write_beside(partial(store.put, moved, forget=forget), kept)
             return
-        self._failing = False
+        try:  # Kubernetes mode's only buffers (backends/kube/move_times.py): its controller writes them
+            store.put(moved, forget=forget)
+        except Exception as exc:
+            kept(exc)
+            return
+        kept(None)
+
+    def _kept(self, n: int, error: BaseException | None) -> None:
+        """A write of `n` move times ended with `error` (None: kept); sqlite3.Error, OSError or StoreError: the moves
+        go on either way, said once until a write works."""
+        if error is None:
+            self._failing = False
+            return
+        if not self._failing:
+            log.warning("cannot store when %d job(s) last moved: %s", n, error)
+        self._failing = True
 
     def scheduler(self, config: SchedulerConfig) -> Scheduler:
         """The policy's scheduler without preemption: a move evicts nobody."""

@@ -31,8 +31,10 @@ the member's word left the record closed at the cancel for good: billed the time
 read complete. After a restart the member is expected back (server/membership.py), and the same events end the
 wait: its agent's word at its re-sync, a report that no longer lists the placement (the report before it is then
 the last report time kept, server/silent_ends.py, coarse: the end may come up to half a minute early, never late),
-or the member Lost after --lost-after. A write the store refuses (a full disk) is said once and the entry kept in
-memory, as before. Kubernetes mode keeps them on the members' MemberClusters (backends/kube/silent_cancels.py).
+or the member Lost after --lost-after. Standalone, its writes go through the job store's writer thread, in order
+with the jobs' (store/group_commit.py `write_beside`): a cancel on a silent member no longer holds the event loop
+for an SQLite transaction. A write the store refuses (a full disk) is said once and the entry kept in memory, as
+before. Kubernetes mode keeps them on the members' MemberClusters (backends/kube/silent_cancels.py).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from typing import TYPE_CHECKING
 from federator.model import ClusterState, Job, JobPhase
 from federator.server.silent_ends import last_known_running
 from federator.store.errors import StoreError
-from federator.store.silent_cancels import AwaitedEnd, SilentCancelStore
+from federator.store.silent_cancels import AwaitedEnd, SilentCancelStore, SqliteSilentCancelStore
 
 if TYPE_CHECKING:
     from federator.server.clusters import ClusterRecord
@@ -144,18 +146,30 @@ class SilentCancels:
             self._keep(partial(self._store.drop, ended))
 
     def _keep(self, write: Callable[[], None]) -> None:
-        """A write of the store's; refused (a full disk), it is said once and the wait goes on in memory: a restart
-        before the end is known then leaves the record at the cancel, or waits on for one already ended (its end is
-        only ever lowered: accounting/meter.py `shorten`)."""
-        try:
-            write()
-        except (sqlite3.Error, StoreError) as exc:
+        """A write of the store's, on the job store's writer thread after the writes before it (the cancel's own):
+        never on the event loop (GroupCommit.write_beside). Refused (a full disk), it is said once and the wait goes
+        on in memory: a restart before the end is known then leaves the record at the cancel, or waits on for one
+        already ended (its end is only ever lowered: accounting/meter.py `shorten`)."""
+        if isinstance(self._store, SqliteSilentCancelStore):  # an SQLite transaction: off the loop
+            self.fed.journal.write_beside(write, self._kept)
+            return
+        try:  # Kubernetes mode's only buffers (backends/kube/silent_cancels.py): its controller writes them, and a
+            write()  # deletion's flush before its finalizer goes must find the entry already there
+        except Exception as exc:
+            self._kept(exc)
+            return
+        self._kept(None)
+
+    def _kept(self, error: BaseException | None) -> None:
+        if error is None:
+            self._failing = False
+        elif not isinstance(error, (sqlite3.Error, StoreError)):  # a bug: a traceback
+            log.error("keeping the placements cancelled on a silent member in the store failed", exc_info=error)
+        else:
             if not self._failing:
                 log.warning("cannot keep the placements cancelled on a silent member in the store (%s): a restart "
-                            "before their end is known leaves their usage ending at the cancel", exc)
+                            "before their end is known leaves their usage ending at the cancel", error)
             self._failing = True
-            return
-        self._failing = False
 
 
 __all__ = ["SilentCancels"]

@@ -6,14 +6,20 @@ while the previous batch is being committed; the next batch takes all of them
 in one transaction. Each writer is released only after *its* batch is durable,
 so "stored before acknowledged" still holds for every single Submit.
 
-The writer runs on a thread of its own, started when a write arrives and
-ended when the queue is empty, so the event loop never waits for the disk
-(and a Kubernetes-mode store's HTTP writes leave the loop too). Writes are
+The writer is one long-lived thread per store, started with the first write
+and woken (a condition) when writes arrive, so the event loop never waits for
+the disk (and a Kubernetes-mode store's HTTP writes leave the loop too). It was
+a thread started per batch: under load the loop waited about 1.9 ms for each
+start (docs/benchmarks.md, 6 Dec). `close` lets it finish what is queued, stops
+and joins it; a write after that starts it again. Should it ever die (a bug:
+the store's own errors never end it), a new one takes over and first writes
+again the batch the dead one held, whose writers are released only then:
+nothing accepted is lost, and none is announced before it is stored. Writes are
 applied in the order they were queued; within one batch only the newest state
 of each job is written (a job changed twice while the disk was busy is written
 once: coalesced per object).
 
-Three ways in:
+Four ways in:
 
 - `await commit(jobs)`: the asyncio path (Submit, the scheduling cycle): the
   caller's coroutine resumes once the batch holding its jobs is committed.
@@ -27,6 +33,11 @@ Three ways in:
   each agent update held the event loop for its fsync (docs/benchmarks.md,
   6 Dec: 2.3 s of 19.5 s with three agents), and every call of every user
   and agent waited with it.
+- `write_beside(write, settled)`: a small write of another table of the same
+  file (store/silent_cancels.py, store/moves.py), in the same queue and order
+  as the jobs' and on the same thread, for the same reason: each was an
+  SQLite transaction on the event loop (a cancel on a silent member, a
+  rebalancer's move). `settled(error)` hears how it went, on that thread.
 
 Jobs are copied when queued (`freeze`), so the writer thread never reads a
 `Job` the event loop is changing.
@@ -39,6 +50,7 @@ import itertools
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
@@ -51,6 +63,7 @@ from federator.store.sqlite import JobStore, PrunedStore
 log = logging.getLogger("federator.store")
 MAX_BATCH_JOBS = 2_000  # one transaction's size: bounds the time one batch holds the writer
 LAZY_BATCH_JOBS = 200  # a lazy batch is small: an ordinary write that arrives meanwhile waits for it
+IDLE_LOOK_SECONDS = 5.0  # an idle writer looks this often whether its GroupCommit is still used (`_serve`)
 
 
 T = TypeVar("T")
@@ -85,6 +98,9 @@ class _Write:
     owed: list[Job] = field(default_factory=list)  # the live jobs a `pay` write stands for: owed again if it fails
     live: list[Job] = field(default_factory=list)  # the live jobs a `write_or_owe` stands for: owed if it fails
     then: Callable[[list[Job]], None] | None = None  # write_or_owe's announcement, run on `loop` when settled
+    beside: Callable[[], None] | None = None  # write_beside's write, alone in its batch
+    settled: Callable[[BaseException | None], None] | None = None  # write_beside's outcome, on the writing thread
+    finished: bool = False  # its writer was told (a writer thread taking over a dead one's batch tells no one twice)
 
     def settle(self, error: BaseException | None) -> None:
         """This write's own outcome in a batch that ended with `error`."""
@@ -93,6 +109,11 @@ class _Write:
         self.error = error
 
     def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if self.settled is not None:
+            self.settled(self.error)
         if self.done is not None:
             self.done.set()
         if self.loop is None:
@@ -126,6 +147,11 @@ class GroupCommit:
         self._queue: deque[_Write] = deque()
         self._lazy: dict[JobId, Job] = {}  # see enqueue_lazy
         self._busy = False  # a thread (the writer, or a synchronous caller) is inside store.put
+        self._handed = False  # the writer thread is to write what is queued (it holds `_busy` for that)
+        self._writer: threading.Thread | None = None  # the one writer thread (module docstring)
+        self._stopping = False  # close: the writer ends once nothing is handed to it
+        self._batch: list[_Write] = []  # the batch being written: a writer thread taking over writes it again
+        self._crashes = 0  # writer threads that died in a row: the next one waits a little longer
         self._lazy_failing = False  # the last lazy write failed: its failures are not logged again until one works
         self._owed: dict[JobId, Job] = {}  # see write_or_owe: live jobs, written as they stand when paid
         self._paying = False  # a `pay` write is queued or being written
@@ -177,7 +203,7 @@ class GroupCommit:
             if self._busy or not self._lazy:
                 return
             self._busy = True
-        threading.Thread(target=self._run, name="federator-store-writer", daemon=True).start()
+            self._hand()
 
     def write(self, jobs: Iterable[Job]) -> None:
         """Write these jobs now, after everything already queued; blocks until durable."""
@@ -235,6 +261,43 @@ class GroupCommit:
             self._owe_after(live, exc)
         if then is not None:
             then(live)
+
+    def write_beside(self, write: Callable[[], None], settled: Callable[[BaseException | None], None]) -> None:
+        """Run `write` (a transaction of another table of the store's file) on the writer thread, after every write
+        queued before it and before every one queued after, and return at once; `settled` is told its error (None:
+        written) on that thread. A crash before it ran loses it, as it lost a write not yet begun on the loop: the
+        callers keep what a restart may forget (a quiet time, a usage end dated at the cancel), never a job. Called
+        with no event loop running (a script, a test of the Federator alone), it is written on the caller's thread
+        (after what is queued) and `settled` is told before it returns, as before."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            self._enqueue(_Write([], beside=write, settled=settled))
+            return
+        done = threading.Event()
+        w = _Write([], done=done, beside=write, settled=settled)
+        with self._cv:
+            inline = not self._busy and not self._queue
+            if inline:
+                self._busy = True
+        if not inline:
+            self._enqueue(w)
+            done.wait()
+            return
+        try:
+            self._write_beside(w)
+        finally:
+            self._release()
+
+    def _write_beside(self, w: _Write) -> None:
+        assert w.beside is not None
+        try:
+            w.beside()
+        except Exception as exc:  # the caller's `settled` says it
+            w.error = exc
+        w.finish()
 
     def _owe_after(self, live: list[Job], exc: BaseException) -> None:
         """A write_or_owe's write failed: its jobs are owed, said once per outage."""
@@ -306,26 +369,71 @@ class GroupCommit:
             if self._busy:
                 return
             self._busy = True
-        threading.Thread(target=self._run, name="federator-store-writer", daemon=True).start()
+            self._hand()
 
     def _release(self) -> None:
-        """A synchronous inline write is done: hand over to a writer thread if writes queued meanwhile."""
+        """A synchronous inline write (or `remove`) is done: hand over to the writer if writes queued meanwhile."""
         with self._cv:
             if not self._queue and not self._lazy:
                 self._busy = False
+                self._cv.notify_all()  # `remove` may be waiting for the store
                 return
-        threading.Thread(target=self._run, name="federator-store-writer", daemon=True).start()
+            self._hand()
+
+    def close(self) -> None:
+        """Write everything queued, then stop the writer thread and join it (before the store is closed). Not the
+        lazy pending reasons (after a cycle over a big backlog, seconds of writes that the next start's first cycle
+        recomputes anyway), nor the owed once more (`drain` does: in Kubernetes mode this replica no longer leads by
+        now). A write after this starts a writer again."""
+        with self._cv:
+            self._lazy.clear()
+        self._wait_queued()
+        with self._cv:
+            writer, self._stopping = self._writer, True
+            self._cv.notify_all()
+        if writer is not None and writer is not threading.current_thread():
+            writer.join()
+        with self._cv:
+            self._stopping = False
+
+    def _hand(self) -> None:
+        """Give the writer thread what is queued; the caller took `_busy` for it. Under `_cv`."""
+        self._handed = True
+        self._cv.notify_all()
+        if self._writer is None or not self._writer.is_alive():
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        self._writer = threading.Thread(target=_serve, args=(weakref.ref(self), self._cv),
+                                        name="federator-store-writer", daemon=True)
+        self._writer.start()
+
+    def _turn(self, me: threading.Thread) -> bool:
+        """The writer's turn at what it was handed (`_run`); False if it died, a new one taking over (a bug: it says
+        so; the new one writes the batch it held first, module docstring)."""
+        try:
+            self._run()
+        except BaseException:
+            log.exception("the store's writer thread failed; a new one takes over, writing its batch again")
+            with self._cv:
+                self._crashes += 1
+                if self._writer is me:
+                    self._start_writer()  # `_busy` and the batch are still held: the new one goes on with both
+            return False
+        return True
 
     def _run(self) -> None:
+        """Write what is queued, batch after batch, then give `_busy` back. On the writer thread only."""
         while True:
             with self._cv:
-                if not self._queue and self._lazy:
+                if not self._batch and not self._queue and self._lazy:
                     ids = list(itertools.islice(self._lazy, LAZY_BATCH_JOBS))
                     lazy = [self._lazy.pop(i) for i in ids]
                 else:
                     lazy = []
-                if not self._queue and not lazy:
-                    self._busy = False
+                if not self._batch and not self._queue and not lazy:
+                    self._busy = self._handed = False
+                    self._cv.notify_all()  # `remove` may be waiting for the store
                     return
             if lazy:
                 try:
@@ -338,12 +446,19 @@ class GroupCommit:
                     self._lazy_failing = False
                 continue
             with self._cv:
-                batch: list[_Write] = []
-                size = 0
-                while self._queue and (not batch or size + len(self._queue[0].jobs) <= self.max_batch):
-                    w = self._queue.popleft()
+                batch = self._batch  # a dead writer's, written again first
+                size = sum(len(w.jobs) for w in batch)
+                while self._queue and (not batch or (size + len(self._queue[0].jobs) <= self.max_batch and
+                                                     batch[0].beside is None and self._queue[0].beside is None)):
+                    w = self._queue.popleft()  # a write_beside is a batch of its own: the queue's order holds
                     batch.append(w)
                     size += len(w.jobs)
+                self._batch = batch
+            if batch[0].beside is not None:
+                self._write_beside(batch[0])
+                with self._cv:
+                    self._batch = []
+                continue
             latest: dict[JobId, Job] = {}
             for w in batch:
                 for job in w.jobs:
@@ -365,6 +480,9 @@ class GroupCommit:
                 w.finish()
             if any(w.owed for w in batch):  # a refused job is not owed: writing it again cannot help
                 self._paid(batch, None if isinstance(error, StoreRefused) else error)
+            with self._cv:
+                self._batch = []
+                self._crashes = 0
 
     def _paid(self, batch: list[_Write], error: BaseException | None) -> None:
         """After a batch with a `pay` write: owed again if it failed. The owed are live jobs, so writing one later
@@ -390,6 +508,34 @@ class GroupCommit:
         self._owed_failing = False  # the store takes writes: the next outage is said again
         self.batches += 1
         self.jobs_written += len(jobs)
+
+
+def _serve(ref: weakref.ref[GroupCommit], cv: threading.Condition) -> None:
+    """The writer thread: waits to be handed work, writes until nothing waits, and waits again; ends at `close`. It
+    holds its GroupCommit only while writing, so one nobody uses any more (a script's, a test's, never closed) is
+    collected with its store, and its writer ends within IDLE_LOOK_SECONDS rather than idling for good."""
+    me = threading.current_thread()
+    journal = ref()
+    crashes = journal._crashes if journal is not None else 0
+    journal = None
+    if crashes:  # a bug that kills every writer must not spin: 0.1 s, doubling, at most 5 s
+        time.sleep(min(5.0, 0.05 * 2 ** crashes))
+    while True:
+        with cv:
+            while True:
+                journal = ref()
+                if journal is None or journal._writer is not me:
+                    return
+                if journal._handed:
+                    break
+                if journal._stopping:
+                    journal._writer = None
+                    return
+                journal = None
+                cv.wait(IDLE_LOOK_SECONDS)
+        if not journal._turn(me):
+            return
+        journal = None
 
 
 _QUIET_SECONDS = 10.0  # a store refusing writes is logged at most this often, with how many were refused since

@@ -4,7 +4,8 @@ Why: a move is not stored while in flight, its surge placement is (server/rebala
 report says is when a job last moved. Forgotten at a restart, a job that had just moved could be moved again at
 once, within policy.rebalance.quietSeconds (600 s) of its last move, and the restart's minute allowed
 maxMovesPerMinute more moves on top of those just started. One row per job moved within its quiet time; a write
-is one small transaction per move started or ended, never per turn. synchronous=NORMAL: a time written just
+is one small transaction per move started or ended, never per turn, run by the job store's writer thread
+(store/group_commit.py `write_beside`), not on the event loop. synchronous=NORMAL: a time written just
 before a power cut may be lost, which costs one quiet time, never a job. The table is made when missing, as
 reservation_holds is (store/holds.py), so the schema stays version 3 (store/schema.py). Kubernetes mode keeps
 them in each job's FederatedJob status instead (backends/kube/move_times.py).

@@ -5,7 +5,8 @@ the federator waits for the member's word to date its end earlier (server/silent
 memory: a restart before the word came left the record at the cancel for good, billing the tenant for time nobody
 vouched for, and the window read complete. One row per placement awaited (its cluster, when it was cancelled),
 written at the cancel and deleted when its end is known; a restart reads them back and waits on. A write is one
-small transaction per cancel on a silent member, which are rare. synchronous=NORMAL: a row lost to a power cut
+small transaction per cancel on a silent member, which are rare, run by the job store's writer thread
+(store/group_commit.py `write_beside`), not on the event loop. synchronous=NORMAL: a row lost to a power cut
 leaves that record at the cancel, as before 0.11.0, never a job.
 
 The table is made when missing, as the reservations' clocks' is (store/holds.py), within schema version 3: a

@@ -1,0 +1,77 @@
+"""One agent stream over real gRPC that a test feeds message by message, beside a running federator.
+
+The off-loop tests (test_agent_updates_off_loop.py, test_cycle_off_loop.py) each had their own copy of the set-up:
+the real AgentService on a loopback port, the federator's loop running, a stream whose requests come from a queue
+the test puts into, the Hello and its Welcome, and the teardown. Here once; the test says only what its agent sends
+(`send`) and reads what the federator answers (`read`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+
+from federator.api.v1 import agent_pb2, agent_pb2_grpc
+from federator.security.auth import Authenticator
+from federator.server.federator import Federator
+from federator.server.services import AgentService
+
+A_WHILE = 60.0  # only a guard against a hang: no assertion depends on it
+
+
+class AgentStream:
+    """The test's end of one agent stream: what it sends, in order, and what the federator answers."""
+
+    def __init__(self, call: grpc.aio.StreamStreamCall[agent_pb2.AgentMessage, agent_pb2.FederatorMessage],
+                 outgoing: asyncio.Queue[agent_pb2.AgentMessage | None], port: int) -> None:
+        self.call = call
+        self.port = port  # the federator's loopback port, for the test's other clients
+        self._outgoing = outgoing
+
+    async def send(self, message: agent_pb2.AgentMessage) -> None:
+        await self._outgoing.put(message)
+
+    async def read(self) -> agent_pb2.FederatorMessage:
+        """The federator's next message on the stream (a hang fails after A_WHILE, it is not a timed assertion)."""
+        message = await asyncio.wait_for(self.call.read(), A_WHILE)
+        assert message is not grpc.aio.EOF, "the federator ended the stream"
+        return message
+
+
+@asynccontextmanager
+async def agent_stream(fed: Federator, *, cluster: str = "east-1", region: str = "east") -> AsyncIterator[AgentStream]:
+    """`fed`'s AgentService on a loopback port (insecure), `fed.run()` on the loop, and a stream of `cluster`'s agent
+    on it, its Hello sent and its Welcome read. On the way out the stream ends, the loop's task is cancelled, the
+    server stopped and the cycle's thread closed."""
+    server = grpc.aio.server()
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, Authenticator(insecure=True)), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    runner = asyncio.get_running_loop().create_task(fed.run())
+    outgoing: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
+
+    async def requests() -> AsyncIterator[agent_pb2.AgentMessage]:
+        while (m := await outgoing.get()) is not None:
+            yield m
+
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            call = agent_pb2_grpc.AgentServiceStub(ch).Connect(requests())
+            stream = AgentStream(call, outgoing, port)
+            await stream.send(agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster=cluster, region=region)))
+            assert (await stream.read()).WhichOneof("body") == "welcome"
+            try:
+                yield stream
+            finally:
+                await outgoing.put(None)
+                call.cancel()
+    finally:
+        runner.cancel()
+        await server.stop(0)
+        fed.cycles.close()
+
+
+__all__ = ["A_WHILE", "AgentStream", "agent_stream"]
