@@ -120,3 +120,23 @@ def test_a_status_from_before_status_accepted_is_read_from_the_live_object() -> 
     assert as_accepted(cr) == cr
     job = job_from_resource(cr)
     assert job is not None and job.spec.labels == (("team", "a"),)
+
+
+def test_a_job_accepted_before_status_accepted_gets_it_written_once() -> None:
+    """A job a federator before 0.12.0 accepted has no status.accepted: the first look at it writes it, so an edit
+    made after the upgrade is not read back as the job's at the next start."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            await running(api, ctl, fed)
+            del api.objects[KEY]["status"]["accepted"]  # as a 0.11 federator left it
+        async with controller(api) as (fed2, ctl2):
+            writes = api.writes
+            await ctl2.reconcile("ADDED", copy.deepcopy(api.objects[KEY]))
+            assert api.objects[KEY]["status"]["accepted"]["annotations"] == {"federator.io/master-port": "29600"}
+            await ctl2.reconcile("MODIFIED", edited(api, annotations={"federator.io/master-port": "abc"}))
+        async with controller(api) as (fed3, _):
+            (job,) = fed3.jobs.values()
+            assert job.spec.annotation("federator.io/master-port") == "29600" and api.writes > writes
+
+    asyncio.run(main())

@@ -145,6 +145,7 @@ class FederatedJobController:
         self._refused: set[str] = set()  # uids whose refusal is written
         self._full: set[str] = set()  # uids told the federator's queue is full (QueueFull), not submitted yet
         self._scale_refused: dict[str, int] = {}  # uid -> the generation whose spec.replicas was refused (said once)
+        self._accepted_written: set[JobId] = set()  # jobs loaded without status.accepted, written once since
         self.retry_seconds = RETRY_SECONDS
         self.cancels = KubeCancelRecords(api, fed.orphans.cancels)  # cancels not confirmed, on MemberClusters
         self.silent = silent  # ends awaited of placements cancelled on a silent member, on MemberClusters
@@ -356,6 +357,9 @@ class FederatedJobController:
         said, and the next start rebuilt the job from that metadata: a running job Failed, its workload an orphan
         (outside QA G10)."""
         job = self.fed.jobs[job_id]
+        if "accepted" not in (obj.get("status") or {}) and job_id not in self._accepted_written:
+            self._accepted_written.add(job_id)  # once: an old CRD prunes the field, and each write is an event
+            self.fed.journal.write([job])  # a job accepted before 0.12.0: its status.accepted, before any edit
         message = metadata_ignored(obj, job.spec)
         was = self.store.ignoring.get(job_id, {}).get(METADATA_IGNORED)
         self._note(job, METADATA_IGNORED, message)
