@@ -140,3 +140,15 @@ def test_a_job_accepted_before_status_accepted_gets_it_written_once() -> None:
             assert job.spec.annotation("federator.io/master-port") == "29600" and api.writes > writes
 
     asyncio.run(main())
+
+
+def test_accepted_metadata_is_not_judged_again_by_a_stricter_federator() -> None:
+    """What was accepted is taken as it is at a restart: 65 labels accepted by a federator that allowed them (or a
+    check made stricter since) rebuild the job, where the live object's would be refused today."""
+    labels = {f"l{i}": "x" for i in range(65)}
+    cr = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+          "metadata": {"name": "mp", "namespace": "research", "labels": labels},
+          "spec": TRAIN, "status": {"jobId": "j-1", "phase": "Running",
+                                    "accepted": {"replicas": 2, "labels": labels, "annotations": {}}}}
+    job = job_from_resource(cr)
+    assert job is not None and len(job.spec.labels) == 65 and job.phase is JobPhase.RUNNING

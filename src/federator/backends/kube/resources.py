@@ -9,7 +9,7 @@ their fencing generation, timestamps), next to what `kubectl get fj` shows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -230,6 +230,18 @@ def as_accepted(cr: Mapping[str, Any]) -> Obj:
     return {**cr, "metadata": meta, "spec": spec}
 
 
+def _accepted_spec(cr: Mapping[str, Any]) -> JobSpec:
+    """The spec of `as_accepted(cr)`. Its labels and annotations were checked when they were accepted and are taken
+    as they are, not judged again: a newer federator's stricter check (fewer labels, say) must not fail the job at
+    its first start."""
+    doc = as_accepted(cr)
+    if doc is cr or not isinstance((cr.get("status") or {}).get("accepted"), Mapping):
+        return spec_of(cr)
+    labels, annotations = doc["metadata"].pop("labels"), doc["metadata"].pop("annotations")
+    return replace(spec_of(doc), labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+                   annotations=tuple(sorted((str(k), str(v)) for k, v in annotations.items())))
+
+
 def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
     """Rebuild the federator's Job from a FederatedJob it wrote status to; None if it never did. The spec is the
     one the federator accepted (`as_accepted`), not whatever the object's metadata says now."""
@@ -237,7 +249,7 @@ def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
     job_id = status.get("jobId")
     if not job_id:
         return None
-    spec = spec_of(as_accepted(cr))
+    spec = _accepted_spec(cr)
     owner = status.get("owner")
     if isinstance(owner, Mapping):  # else a status written before the owner was (the annotations, as then)
         spec = recorded_owner(spec, str(owner.get("user") or ""), str(owner.get("groups") or ""))
