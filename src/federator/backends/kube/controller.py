@@ -373,14 +373,16 @@ class FederatedJobController:
     def _note(self, job: Job, reason: str, message: str | None, *, force: bool = False) -> None:
         """Set (or clear: None) what the job's status says it does not follow of its object; its status is written
         when that changes, or when `force`d (a refused scale's generation to observe)."""
-        notes = self.store.ignoring.setdefault(job.job_id, {})
+        notes = dict(self.store.ignoring.get(job.job_id) or {})  # a new dict: the store's writer thread reads it
         before = notes.get(reason)
         if message is None:
             notes.pop(reason, None)
         else:
             notes[reason] = message
-        if not notes:
-            del self.store.ignoring[job.job_id]
+        if notes:
+            self.store.ignoring[job.job_id] = notes
+        else:
+            self.store.ignoring.pop(job.job_id, None)
         if force or before != message:
             self.fed.journal.write([job])
 
