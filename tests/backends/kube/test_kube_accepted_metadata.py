@@ -71,6 +71,8 @@ def test_an_invalid_annotation_on_a_running_job_is_said_not_applied_and_survives
         # The federator restarts: the job is rebuilt as accepted, still placed, and nothing is said again.
         async with controller(api, events=events) as (fed2, ctl2):
             (again,) = fed2.jobs.values()
+            fed2.journal.write([again])  # a status write before the controller looked at the object again
+            assert accepted_condition(api)["status"] == "False"
             assert again.job_id == job.job_id and again.phase is JobPhase.PLACED
             assert again.spec.annotation("federator.io/master-port") == "29600"
             await ctl2.reconcile("ADDED", copy.deepcopy(api.objects[KEY]))

@@ -54,6 +54,15 @@ def ignored(status: dict[str, Any], notes: Mapping[str, str] | None, *, generati
                             condition(ACCEPTED, not notes, reason, message, timestamp(now), generation, old)]
 
 
+def read_back(conditions: list[Mapping[str, Any]]) -> dict[str, str]:
+    """What a status written before this start says the job does not follow (Accepted=False): kept until the
+    controller has looked at the object again, so a status write before that does not turn it True meanwhile."""
+    for c in conditions:
+        if c.get("type") == ACCEPTED and c.get("status") == "False":
+            return {str(c.get("reason", "")): str(c.get("message", ""))}
+    return {}
+
+
 def said(obj: Mapping[str, Any], reason: str, message: str) -> bool:
     """Whether the object's status says this already (a federator before this one did: not said again)."""
     for c in (obj.get("status") or {}).get("conditions") or []:
@@ -101,4 +110,4 @@ def _shown(value: str | None) -> str:
     return "(none)" if value is None else repr(value[:80])
 
 
-__all__ = ["ACCEPTED", "METADATA_IGNORED", "SCALE_REFUSED", "ignored", "metadata_ignored", "said"]
+__all__ = ["ACCEPTED", "METADATA_IGNORED", "SCALE_REFUSED", "ignored", "metadata_ignored", "read_back", "said"]

@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from federator.backends.kube.accepted import ignored
+from federator.backends.kube.accepted import ignored, read_back
 from federator.backends.kube.api import (
     FEDERATED_JOBS,
     ConflictError,
@@ -185,6 +185,8 @@ class KubeJobStore:
             self._own(job.job_id, Owner(meta["namespace"], meta["name"], meta["uid"],
                                         int(meta.get("generation", 1))))
             self._conditions[job.job_id] = list((cr.get("status") or {}).get("conditions") or [])
+            if notes := read_back(self._conditions[job.job_id]):
+                self.ignoring[job.job_id] = notes
             held = (cr.get("spec") or {}).get("replicas")  # may be a count the federator refused: kept as is
             self._replicas[job.job_id] = held if isinstance(held, int) else job.spec.replicas
             self._job_replicas[job.job_id] = job.spec.replicas
