@@ -2,8 +2,10 @@
 
 - The controller turns a changed spec.replicas of a known job into `Federator.scale` (server/scaling.py); the
   status then says the new generation is observed, and the store writes no spec back.
-- A scale the federator refuses is a Warning Event `ScaleRefused` naming the field, once per generation; the job
-  keeps its count.
+- A scale the federator refuses is a Warning Event `ScaleRefused` naming the field, once per generation, and the
+  condition Accepted=False; the job keeps its count, the object's spec.replicas is left as written (never set
+  back: a GitOps tool applying it again fought the federator, outside QA G4), and a leader that loads the object
+  rebuilds the job at its accepted count (status.accepted), without saying the refusal again.
 - A job scaled over gRPC in Kubernetes mode gets its FederatedJob's spec.replicas written (before its status), so
   kubectl, the object and a leader that loads it agree with the job; an event of the object from before that
   write is stale, not a scale back.
@@ -73,16 +75,27 @@ def test_a_refused_scale_is_a_warning_event_naming_the_field_said_once() -> None
             assert job.spec.replicas == 2
             (event,) = events.posted
             assert (event["type"], event["reason"]) == ("Warning", "ScaleRefused")
-            assert event["message"].startswith("spec.replicas: not scaled to 1, the job keeps 2 (spec.replicas set "
-                                               "back): replicas: 1 is below the job's spec.regions.minRegions (2)")
-            # The object says 2 again: a leader that loads it reads a spec it accepts, and the job it runs.
-            assert api.objects[("research", "chat")]["spec"]["replicas"] == 2
-            reloaded = KubeJobStore(api)
-            (loaded,) = reloaded.load()
-            assert loaded.spec.replicas == 2 and loaded.phase is not JobPhase.FAILED
+            assert event["message"].startswith("spec.replicas: not scaled to 1, the job keeps 2: replicas: 1 is "
+                                               "below the job's spec.regions.minRegions (2)")
+            # The object keeps the user's count; its status says the refusal, of that generation.
+            live = api.objects[("research", "chat")]
+            assert live["spec"]["replicas"] == 1 and live["metadata"]["generation"] == 2
+            (accepted,) = [c for c in live["status"]["conditions"] if c["type"] == "Accepted"]
+            assert (accepted["status"], accepted["reason"], accepted["observedGeneration"]) == (
+                "False", "ScaleRefused", 2)
+            assert live["status"]["observedGeneration"] == 2 and live["status"]["accepted"]["replicas"] == 2
+            # A leader that loads it rebuilds the job it runs, not the refused count, and says nothing again.
+            async with controller(api, events=events) as (again, ctl2):
+                (loaded,) = again.jobs.values()
+                assert loaded.spec.replicas == 2 and loaded.phase is not JobPhase.FAILED
+                await ctl2.reconcile("MODIFIED", copy.deepcopy(api.objects[("research", "chat")]))
+                assert len(events.posted) == 1 and api.objects[("research", "chat")]["spec"]["replicas"] == 1
             await ctl.reconcile("MODIFIED", scaled_by_kubectl(api, 3))  # a new count is tried again
             assert job.spec.replicas == 3
             assert [e["reason"] for e in events.posted] == ["ScaleRefused", "Scaled"]
+            (accepted,) = [c for c in api.objects[("research", "chat")]["status"]["conditions"]
+                           if c["type"] == "Accepted"]
+            assert (accepted["status"], accepted["reason"]) == ("True", "Accepted")
 
     asyncio.run(main())
 

@@ -109,17 +109,33 @@ RESOURCE_CLAIM_TEMPLATES = Resource("resource.k8s.io/v1", "resourceclaimtemplate
 DEVICE_CLASSES = Resource("resource.k8s.io/v1", "deviceclasses", namespaced=False)
 
 MERGE_PATCH = "application/merge-patch+json"
+# Who writes, as `kubectl get -o yaml --show-managed-fields`, an SSA conflict and the audit log name it: the
+# federator on the host, its agent on a member. The Python client's default ("OpenAPI-Generator", what any
+# Python tool sends) owned every field the federator wrote (outside QA G7), so Argo CD's
+# ignoreDifferences.managedFieldsManagers could not tell it from anyone else.
+FIELD_MANAGER = "federator"
+AGENT_FIELD_MANAGER = "federator-agent"
 
 
 class KubeApi:
-    """Synchronous and thread-safe (one urllib3 pool); call it from threads, never from the event loop."""
+    """Synchronous and thread-safe (one urllib3 pool); call it from threads, never from the event loop.
 
-    def __init__(self, client: Any) -> None:
+    Every write (create, replace, patch) names `manager` as its fieldManager, and every request sends it as
+    the User-Agent's product (a write made by `request` directly is attributed by that)."""
+
+    def __init__(self, client: Any, *, manager: str = FIELD_MANAGER) -> None:
         self._client = client
+        self.manager = manager
+        if hasattr(client, "user_agent"):  # the API server's default field manager is the User-Agent's product
+            from federator import __version__
+
+            client.user_agent = f"{manager}/{__version__}"
 
     @classmethod
-    def connect(cls, kubeconfig: Path | None = None, *, context: str | None = None) -> KubeApi:
-        """From a kubeconfig file, or from the pod's service account when `kubeconfig` is None."""
+    def connect(cls, kubeconfig: Path | None = None, *, context: str | None = None,
+                manager: str = FIELD_MANAGER) -> KubeApi:
+        """From a kubeconfig file, or from the pod's service account when `kubeconfig` is None; `manager` is the
+        field manager its writes are made as (FIELD_MANAGER, or AGENT_FIELD_MANAGER on a member)."""
         import yaml
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
@@ -128,9 +144,9 @@ class KubeApi:
             if kubeconfig is None:
                 cfg = client.Configuration()
                 config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-                return cls(client.ApiClient(cfg))
+                return cls(client.ApiClient(cfg), manager=manager)
             return cls(config.new_client_from_config(  # type: ignore[no-untyped-call]
-                config_file=str(kubeconfig), context=context))
+                config_file=str(kubeconfig), context=context), manager=manager)
         except (ConfigException, OSError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
             where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster service account"
             raise KubeError(0, f"cannot load {where}: {_config_problem(exc)}") from exc
@@ -210,18 +226,18 @@ class KubeApi:
     def create(self, res: Resource, body: Obj, namespace: str | None = None, *, strict: bool = False) -> Obj:
         """POST. `strict`: a field the schema does not name is an InvalidError (400) naming it, not
         pruned without a word (fieldValidation=Strict)."""
-        query = {"fieldValidation": "Strict"} if strict else None
+        query = {"fieldManager": self.manager, "fieldValidation": "Strict" if strict else None}
         return dict(self.request("POST", res.path(namespace), query=query, body=body))
 
     def replace(self, res: Resource, name: str, body: Obj, namespace: str | None = None) -> Obj:
         """PUT: fails with ConflictError when body's metadata.resourceVersion is stale."""
-        return dict(self.request("PUT", res.path(namespace, name), body=body))
+        return dict(self.request("PUT", res.path(namespace, name), query={"fieldManager": self.manager}, body=body))
 
     def patch(self, res: Resource, name: str, body: Obj, namespace: str | None = None, *,
               subresource: str | None = None) -> Obj:
         """JSON merge patch. A metadata.uid or metadata.resourceVersion in the body is a precondition."""
-        return dict(self.request("PATCH", res.path(namespace, name, subresource), body=body,
-                                 content_type=MERGE_PATCH))
+        return dict(self.request("PATCH", res.path(namespace, name, subresource), query={"fieldManager": self.manager},
+                                 body=body, content_type=MERGE_PATCH))
 
     def delete(self, res: Resource, name: str, namespace: str | None = None, *,
                propagation: str = "Background") -> None:
@@ -280,6 +296,7 @@ def key_of(obj: Mapping[str, Any]) -> str:
 
 
 __all__ = [
+    "AGENT_FIELD_MANAGER", "FIELD_MANAGER",
     "DEPLOYMENTS", "EVENTS", "FEDERATED_JOBS", "JOBS", "LEASES", "MEMBER_CLUSTERS", "NAMESPACES", "NODES", "PODS",
     "QUEUES", "SERVICES",
     "ConflictError", "ForbiddenError", "GoneError", "InvalidError", "KubeApi", "KubeError", "NotFoundError", "Obj",

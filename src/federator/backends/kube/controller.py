@@ -44,8 +44,13 @@ It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
   inference job alone; `kubectl scale` uses the scale subresource) is scaled as
   the gRPC API's Scale does (server/scaling.py). A scale the federator refuses
   is a Warning Event `ScaleRefused` naming the field, once per generation, and
-  the object's spec.replicas is set back to the job's count. A refused
-  object's scale is no job's: a ScaleRefused Event says so, once per generation.
+  the condition Accepted=False; the job keeps its count, and the object's
+  spec.replicas is left as the user (or a GitOps tool) wrote it: set back, a
+  GitOps tool that applied it again fought the federator for ever (outside QA
+  G4). A restart rebuilds the job from status.accepted, not from that count.
+  A refused object's scale is no job's: a ScaleRefused Event says so, once per
+  generation. An accepted job's metadata edited after the fact is not applied
+  either (accepted.py).
 - MemberCluster objects mirror the federator's cluster registry, and are
   never deleted by the federator: a Lost cluster's object is its history. An
   operator may `kubectl delete mc` a Lost one; it is not recreated unless its
@@ -63,6 +68,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from federator.backends.kube.accepted import METADATA_IGNORED, SCALE_REFUSED, metadata_ignored, said
 from federator.backends.kube.api import (
     FEDERATED_JOBS,
     MEMBER_CLUSTERS,
@@ -139,6 +145,7 @@ class FederatedJobController:
         self._refused: set[str] = set()  # uids whose refusal is written
         self._full: set[str] = set()  # uids told the federator's queue is full (QueueFull), not submitted yet
         self._scale_refused: dict[str, int] = {}  # uid -> the generation whose spec.replicas was refused (said once)
+        self._accepted_written: set[JobId] = set()  # jobs loaded without status.accepted, written once since
         self.retry_seconds = RETRY_SECONDS
         self.cancels = KubeCancelRecords(api, fed.orphans.cancels)  # cancels not confirmed, on MemberClusters
         self.silent = silent  # ends awaited of placements cancelled on a silent member, on MemberClusters
@@ -231,6 +238,7 @@ class FederatedJobController:
             return  # the update comes back as an event
         if job_id and job_id in self.fed.jobs:
             self._scale(obj, JobId(job_id))  # a changed spec.replicas (kubectl scale), or nothing
+            self._metadata(obj, JobId(job_id))  # an edited annotation the job does not follow, or nothing
             return
         if self._judged(obj):
             await self._unscalable(obj)
@@ -314,6 +322,7 @@ class FederatedJobController:
         job = self.fed.jobs[job_id]
         wanted = spec.get("replicas", 1)
         if "workload" in spec or not isinstance(wanted, int) or wanted == job.spec.replicas:
+            self._note(job, SCALE_REFUSED, None)  # spec.replicas says the job's count again
             return
         generation = int(meta.get("generation", 1))
         owner = self.store.owner_of(job_id)
@@ -325,18 +334,57 @@ class FederatedJobController:
         try:
             self.fed.scale(job_id, wanted)
         except ScaleRefused as exc:
-            # The object's spec.replicas goes back to the job's count (the store writes it, as after a gRPC
-            # scale): left at the refused count, the next leader read a spec the federator refuses (replicas
-            # below minRegions) and failed a job that was serving (found on the test bed).
-            self.fed.journal.write([job])
+            # The object's spec.replicas is the user's (or a GitOps tool's): left as written, never set back. The
+            # status says the refusal (Accepted=False, observedGeneration) and a restart rebuilds the job from
+            # status.accepted, so the next leader never reads the refused count as the job's (accepted.py).
             self._scale_refused[meta.get("uid", "")] = generation
+            message = f"spec.replicas: not scaled to {wanted}, the job keeps {job.spec.replicas}: {exc}"
+            self._note(job, SCALE_REFUSED, message, force=True)  # its status observes the generation
+            if said(obj, SCALE_REFUSED, message):
+                return  # a federator before this one said it (a restart): not again
             log.warning("FederatedJob %s/%s: scale to %d refused: %s", meta.get("namespace"), meta.get("name"),
                         wanted, exc)
-            self._warn(meta, EventReason.SCALE_REFUSED, f"spec.replicas: not scaled to {wanted}, the job keeps "
-                                                        f"{job.spec.replicas} (spec.replicas set back): {exc}")
+            self._warn(meta, EventReason.SCALE_REFUSED, message)
             return
+        self._note(job, SCALE_REFUSED, None)
         log.info("FederatedJob %s/%s: job %s scaled to %d replicas", meta.get("namespace"), meta.get("name"),
                  job_id, wanted)
+
+    def _metadata(self, obj: Obj, job_id: JobId) -> None:
+        """An accepted job's object whose metadata says what the job does not follow (an edited federator.io/
+        annotation, or metadata the federator would refuse now): a Warning Event MetadataIgnored and the condition
+        Accepted=False, once per change; the job keeps what it was accepted with (accepted.py). Before, nothing was
+        said, and the next start rebuilt the job from that metadata: a running job Failed, its workload an orphan
+        (outside QA G10)."""
+        job = self.fed.jobs[job_id]
+        if "accepted" not in (obj.get("status") or {}) and job_id not in self._accepted_written:
+            self._accepted_written.add(job_id)  # once: an old CRD prunes the field, and each write is an event
+            self.fed.journal.write([job])  # a job accepted before 0.12.0: its status.accepted, before any edit
+        message = metadata_ignored(obj, job.spec)
+        was = self.store.ignoring.get(job_id, {}).get(METADATA_IGNORED)
+        self._note(job, METADATA_IGNORED, message)
+        if message is None or message == was or said(obj, METADATA_IGNORED, message):
+            return
+        meta = obj.get("metadata") or {}
+        log.warning("FederatedJob %s/%s: metadata not applied to job %s: %s", meta.get("namespace"),
+                    meta.get("name"), job_id, message)
+        self._warn(meta, EventReason.METADATA_IGNORED, message)
+
+    def _note(self, job: Job, reason: str, message: str | None, *, force: bool = False) -> None:
+        """Set (or clear: None) what the job's status says it does not follow of its object; its status is written
+        when that changes, or when `force`d (a refused scale's generation to observe)."""
+        notes = dict(self.store.ignoring.get(job.job_id) or {})  # a new dict: the store's writer thread reads it
+        before = notes.get(reason)
+        if message is None:
+            notes.pop(reason, None)
+        else:
+            notes[reason] = message
+        if notes:
+            self.store.ignoring[job.job_id] = notes
+        else:
+            self.store.ignoring.pop(job.job_id, None)
+        if force or before != message:
+            self.fed.journal.write([job])
 
     async def _settled(self, ns: str, name: str, uid: str) -> JobId | None:
         """The job of the object `uid`, once no new job of its namespace and name is on its way to the store.
@@ -449,6 +497,7 @@ class FederatedJobController:
         FederatedJob's job until the federator restarted, while kubectl said NotFound. Its cancel is stored and
         sent already (`_cancel`, before the finalizer went)."""
         job = self.fed.jobs.get(JobId(job_id))
+        self.store.ignoring.pop(JobId(job_id), None)
         if job is not None and job.phase.is_terminal:
             forget_job(self.fed, job)
             self.fed.notify([job])  # a Watch of it ends (NOT_FOUND)

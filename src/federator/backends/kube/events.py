@@ -44,6 +44,9 @@ class EventReason(StrEnum):
     # spec.replicas changed (kubectl scale) and the federator refused it (below minRegions, over its limits, a job
     # that has ended): the job keeps its count; the message names the field (server/scaling.py)
     SCALE_REFUSED = "ScaleRefused"
+    # a federator.io/ annotation edited, or metadata the federator would refuse now, on an accepted job: the job
+    # keeps what it was accepted with (status.accepted; backends/kube/accepted.py)
+    METADATA_IGNORED = "MetadataIgnored"
     SCALED = "Scaled"  # spec.replicas changed (kubectl scale, federator scale): the difference is placed or stopped
     # serving replicas moving back near their users (server/rebalancing.py): new ones placed nearer, make before break
     MOVING = "Moving"

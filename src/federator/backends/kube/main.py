@@ -25,7 +25,7 @@ def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: Po
     """`federator agent --kubeconfig PATH | --in-cluster`: the agent with the Kubernetes backend."""
     from federator.agent.agent import Agent
     from federator.agent.runner import run
-    from federator.backends.kube.api import KubeApi, KubeError
+    from federator.backends.kube.api import AGENT_FIELD_MANAGER, KubeApi, KubeError
     from federator.backends.kube.backend import KubeBackend
     from federator.backends.kube.options import default_lease_namespace
     from federator.security.podsecurity import describe
@@ -54,7 +54,7 @@ def run_agent(args: argparse.Namespace, config: AgentConfig, *, pod_security: Po
               "name of at most 63 characters)", file=sys.stderr)
         return 2
     try:
-        api = KubeApi.connect(None if args.in_cluster else args.kubeconfig)
+        api = KubeApi.connect(None if args.in_cluster else args.kubeconfig, manager=AGENT_FIELD_MANAGER)
     except KubeError as exc:
         print(f"federator agent: --kubeconfig: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ their fencing generation, timestamps), next to what `kubectl get fj` shows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -204,13 +204,52 @@ def refused(cr: Mapping[str, Any]) -> bool:
     return status.get("phase") == JobPhase.FAILED.value and not status.get("jobId")
 
 
+def accepted_of(spec: JobSpec) -> Obj:
+    """status.accepted: what the federator took of its FederatedJob's metadata and spec.replicas when it accepted
+    the job (and each scale it took since), which a restart rebuilds the job from. The spec is immutable but for
+    spec.replicas; metadata is not, so a label or annotation edited on an accepted object (an annotation
+    federator.io/master-port of "abc", a 65th label), or a scale the federator refused, is no part of the job: a
+    rebuild from the live object failed the running job at the next start and orphaned its workload (outside QA
+    G10), or read a count the federator had refused (G4)."""
+    return {**({} if spec.workload_json else {"replicas": spec.replicas}), "labels": dict(spec.labels),
+            "annotations": dict(spec.annotations)}
+
+
+def as_accepted(cr: Mapping[str, Any]) -> Obj:
+    """The object as the federator accepted it: its spec, with status.accepted's replicas, labels and annotations
+    where the status has them (a status written before the field: the live object's, as then)."""
+    accepted = (cr.get("status") or {}).get("accepted")
+    if not isinstance(accepted, Mapping):
+        return dict(cr)
+    meta = {k: v for k, v in (cr.get("metadata") or {}).items() if k not in ("labels", "annotations")}
+    for key in ("labels", "annotations"):  # written every time, so missing is none (an empty map may not be kept)
+        meta[key] = dict(accepted[key]) if isinstance(accepted.get(key), Mapping) else {}
+    spec = dict(cr.get("spec") or {})
+    if isinstance(accepted.get("replicas"), int) and "workload" not in spec:
+        spec["replicas"] = accepted["replicas"]
+    return {**cr, "metadata": meta, "spec": spec}
+
+
+def _accepted_spec(cr: Mapping[str, Any]) -> JobSpec:
+    """The spec of `as_accepted(cr)`. Its labels and annotations were checked when they were accepted and are taken
+    as they are, not judged again: a newer federator's stricter check (fewer labels, say) must not fail the job at
+    its first start."""
+    doc = as_accepted(cr)
+    if doc is cr or not isinstance((cr.get("status") or {}).get("accepted"), Mapping):
+        return spec_of(cr)
+    labels, annotations = doc["metadata"].pop("labels"), doc["metadata"].pop("annotations")
+    return replace(spec_of(doc), labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+                   annotations=tuple(sorted((str(k), str(v)) for k, v in annotations.items())))
+
+
 def job_from_resource(cr: Mapping[str, Any]) -> Job | None:
-    """Rebuild the federator's Job from a FederatedJob it wrote status to; None if it never did."""
+    """Rebuild the federator's Job from a FederatedJob it wrote status to; None if it never did. The spec is the
+    one the federator accepted (`as_accepted`), not whatever the object's metadata says now."""
     status = cr.get("status") or {}
     job_id = status.get("jobId")
     if not job_id:
         return None
-    spec = spec_of(cr)
+    spec = _accepted_spec(cr)
     owner = status.get("owner")
     if isinstance(owner, Mapping):  # else a status written before the owner was (the annotations, as then)
         spec = recorded_owner(spec, str(owner.get("user") or ""), str(owner.get("groups") or ""))
@@ -381,7 +420,8 @@ def _strings(raw: object) -> frozenset[str]:
 
 
 __all__ = [
-    "FINALIZER", "MemberFacts", "condition", "invalid_status", "job_document", "job_from_resource", "job_status",
+    "FINALIZER", "MemberFacts", "accepted_of", "as_accepted",
+    "condition", "invalid_status", "job_document", "job_from_resource", "job_status",
     "kinds_text", "member_cluster", "member_cluster_status", "member_facts", "parse_timestamp", "read_member_facts",
     "refused", "spec_of", "timestamp",
 ]

@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from federator.backends.kube.accepted import ignored, read_back
 from federator.backends.kube.api import (
     FEDERATED_JOBS,
     ConflictError,
@@ -60,7 +61,7 @@ from federator.backends.kube.events import (
     job_events,
     seen,
 )
-from federator.backends.kube.resources import FINALIZER, job_from_resource, job_status, spec_of
+from federator.backends.kube.resources import FINALIZER, accepted_of, job_from_resource, job_status, spec_of
 from federator.backends.kube.retries import RetryBook, failure_of, unavailable
 from federator.jobfile import JobFileError, spec_to_document, with_old_names
 from federator.model import Job, JobId, JobSpec
@@ -110,6 +111,10 @@ class KubeJobStore:
         self._expected: dict[tuple[str, str], Owner] = {}  # FederatedJobs being submitted right now
         self._conditions: dict[JobId, list[Mapping[str, Any]]] = {}
         self._replicas: dict[JobId, int] = {}  # the spec.replicas each job's FederatedJob holds, as last known
+        self._job_replicas: dict[JobId, int] = {}  # each job's own count at its last write (a change: a scale)
+        # What the live object says that its job does not follow (a refused scale, an edited annotation), for the
+        # condition Accepted=False; set and cleared by the controller (accepted.py)
+        self.ignoring: dict[JobId, dict[str, str]] = {}  # reason -> message
         # status.reservation of each FederatedJob `load` read, for the reservations' clocks (reservation_clocks.py)
         self.reservations: dict[JobId, object] = {}
         # status.rebalance of each FederatedJob `load` read, for when each job last moved (move_times.py)
@@ -180,7 +185,11 @@ class KubeJobStore:
             self._own(job.job_id, Owner(meta["namespace"], meta["name"], meta["uid"],
                                         int(meta.get("generation", 1))))
             self._conditions[job.job_id] = list((cr.get("status") or {}).get("conditions") or [])
-            self._replicas[job.job_id] = spec_of(cr).replicas
+            if notes := read_back(self._conditions[job.job_id]):
+                self.ignoring[job.job_id] = notes
+            held = (cr.get("spec") or {}).get("replicas")  # may be a count the federator refused: kept as is
+            self._replicas[job.job_id] = held if isinstance(held, int) else job.spec.replicas
+            self._job_replicas[job.job_id] = job.spec.replicas
             if (held := (cr.get("status") or {}).get("reservation")) is not None:
                 self.reservations[job.job_id] = held
             if (moved := (cr.get("status") or {}).get("rebalance")) is not None:
@@ -303,11 +312,16 @@ class KubeJobStore:
                 self._warn_created(job, owner)
             self._own(job.job_id, owner)
         try:
-            if not job.spec.workload_json and job.spec.replicas != self._replicas.setdefault(job.job_id,
-                                                                                            job.spec.replicas):
-                owner = self._write_replicas(job, owner)
+            held = self._replicas.setdefault(job.job_id, job.spec.replicas)
+            scaled = job.spec.replicas != self._job_replicas.setdefault(job.job_id, job.spec.replicas)
+            if not job.spec.workload_json and scaled and job.spec.replicas != held:
+                owner = self._write_replicas(job, owner)  # a gRPC scale; never a count the federator refused
+            self._job_replicas[job.job_id] = job.spec.replicas
             status = job_status(job, generation=owner.generation, old_conditions=self._conditions.get(job.job_id),
                                 now=self.clock())
+            status["accepted"] = accepted_of(job.spec)
+            ignored(status, self.ignoring.get(job.job_id), generation=owner.generation, now=self.clock(),
+                    old_conditions=self._conditions.get(job.job_id))
             self._conditions[job.job_id] = status["conditions"]
             body = {"metadata": {"uid": owner.uid}, "status": status}
             self.api.patch(FEDERATED_JOBS, owner.name, body, owner.namespace, subresource="status")
