@@ -73,12 +73,18 @@ def test_the_members_agent_refuses_a_stored_job_that_names_its_node() -> None:
     assert why is not None and "spec.template.spec.nodeName: not allowed" in why
 
 
-def test_a_job_may_not_carry_the_labels_by_which_an_agent_knows_a_placements_pods() -> None:
-    """A RayJob's submitterPodTemplate is not stamped by the agent: with another placement's id there, its pods
-    were counted as that placement's (red team)."""
+@pytest.mark.parametrize(("field", "key"), [
+    # A RayJob's submitterPodTemplate is not stamped by the agent: with another placement's id there, its pods were
+    # counted as that placement's (red team).
+    ("labels", "federator.io/placement-id"),
+    # The agent's identity (backends/kube/agent_identity.py) on a template it does not stamp would pass those pods
+    # off as another agent's, or as this one's.
+    ("annotations", "federator.io/agent-namespace"),
+])
+def test_a_job_may_not_carry_the_marks_by_which_an_agent_knows_its_placements_pods(field: str, key: str) -> None:
     ray = {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"name": "r"},
            "spec": {"entrypoint": "python x.py",
-                    "submitterPodTemplate": {"metadata": {"labels": {"federator.io/placement-id": "victim.g1.a"}},
+                    "submitterPodTemplate": {"metadata": {field: {key: "victim.g1.a"}},
                                              "spec": {"containers": [{"name": "s", "image": "ray:2"}]}},
                     "rayClusterSpec": {"headGroupSpec": {"template": {"spec": {"containers": [
                         {"name": "head", "image": "ray:2", "resources": {"requests": {"cpu": "1"}}}]}}}}}}
@@ -86,22 +92,5 @@ def test_a_job_may_not_carry_the_labels_by_which_an_agent_knows_a_placements_pod
                      "spec": {"kind": "training", "workload": ray}})
     with pytest.raises(SubmitError) as err:
         make(MemoryStore(), Clock(), limits=Limits()).submit(job)
-    assert str(err.value).startswith("spec.workload.spec.submitterPodTemplate.metadata.labels"
-                                     "[federator.io/placement-id]: is the agent's"), str(err.value)
-
-
-def test_a_job_may_not_carry_the_annotations_by_which_an_agent_knows_its_own_pods() -> None:
-    """The agent's identity (backends/kube/agent_identity.py) on a template it does not stamp would pass those pods
-    off as another agent's, or as this one's."""
-    ray = {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"name": "r"},
-           "spec": {"entrypoint": "python x.py",
-                    "submitterPodTemplate": {"metadata": {"annotations": {"federator.io/agent-namespace": "x"}},
-                                             "spec": {"containers": [{"name": "s", "image": "ray:2"}]}},
-                    "rayClusterSpec": {"headGroupSpec": {"template": {"spec": {"containers": [
-                        {"name": "head", "image": "ray:2", "resources": {"requests": {"cpu": "1"}}}]}}}}}}
-    job = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "r"},
-                     "spec": {"kind": "training", "workload": ray}})
-    with pytest.raises(SubmitError) as err:
-        make(MemoryStore(), Clock(), limits=Limits()).submit(job)
-    assert str(err.value).startswith("spec.workload.spec.submitterPodTemplate.metadata.annotations"
-                                     "[federator.io/agent-namespace]: is the agent's"), str(err.value)
+    assert str(err.value).startswith(f"spec.workload.spec.submitterPodTemplate.metadata.{field}[{key}]: is the "
+                                     "agent's"), str(err.value)
