@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from federator.model import (
@@ -167,11 +167,12 @@ class QueueUsage:
         if not (need.accelerator_milli and quota.accelerator_milli):
             return NO_LIMIT
         worths = self.worths(request)
-        levels = sorted(set(worths.values()), reverse=True) or [request.accelerator_milli]
+        if not worths:  # no partition pool it may take: charged what it asks
+            return self._accelerator_check(request, quota.accelerator_milli, used, request.accelerator_milli, ())
         check = NO_LIMIT
-        for charge in levels:
+        for charge in sorted(set(worths.values()), reverse=True):
             dearer = tuple(sorted(m for m, w in worths.items() if w > charge))
-            check = self._accelerator_check(request, charge, dearer)
+            check = self._accelerator_check(request, quota.accelerator_milli, used, charge, dearer)
             if check.refused is None and not check.caps and set(check.blocked) == set(dearer):
                 break  # passes whole on the pools left
         return check
@@ -194,12 +195,11 @@ class QueueUsage:
             self._worths[key] = got
         return got
 
-    def _accelerator_check(self, request: PlacementRequest, charge: int, dearer: tuple[str, ...]) -> QuotaCheck:
-        """The accelerator part of `quota_check` with each replica charged `charge` milli-devices, the models
-        `dearer` (worth more a replica) blocked."""
+    def _accelerator_check(self, request: PlacementRequest, limits: Mapping[str, int], used: Mapping[str, int],
+                           charge: int, dearer: tuple[str, ...]) -> QuotaCheck:
+        """The accelerator part of `quota_check` against the queue's `limits` (quota name -> milli-devices) and what
+        it holds (`used`), each replica charged `charge` milli-devices, the models `dearer` (worth more) blocked."""
         queue = request.spec.queue
-        quota = self.config.queue(queue).quota
-        used = self.used.get(queue, {})
         need = charge * request.replicas
         blocked: list[str] = list(dearer)
         too_small: list[str] = []  # quotas smaller than what the request needs at once: never enough
@@ -211,7 +211,7 @@ class QueueUsage:
                          f"({', '.join(dearer)})")
         g = max(1, request.spec.group_size)
         per_group = 0 if request.is_gang else charge * g
-        for key, limit in quota.accelerator_milli.items():
+        for key, limit in limits.items():
             held = sum(v for d, v in used.items()
                        if d.startswith("gpu:") and accepts_model(key, d[4:], self.families.get(d[4:], "")))
             if held + need <= limit:
