@@ -305,7 +305,7 @@ class StateCollector(Collector):
         yield pending
         share = GaugeMetricFamily(
             "federator_queue_accelerators",
-            "Accelerators held by each queue's placed and running jobs.",
+            "Accelerators held by each queue's placed and running jobs, a partition at its worth (MIG 1g.10gb: 0.125).",
             labels=["queue"],
         )
         for key, held in sorted(_fold(self._queue, {(q,): v for q, v in s.queue_accelerators.items()}).items()):

@@ -9,7 +9,8 @@ alternative by vendor only, by capability (memory per device), and CPU only.
 Whatever the scheduler decides, these must hold: no cluster, and no pool of one vendor's model, is
 over-committed; a gang is all in one cluster; every assignment names a pool the cluster has, of a
 vendor and model its chosen alternative allows, with that alternative's count; quotas per model
-hold; the first alternative that fits is the one taken; a job left pending gets a Reason.
+hold, counting what each replica holds (a partition at its worth, a fraction on one the whole
+partition); the first alternative that fits is the one taken; a job left pending gets a Reason.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from federator.model import (
     JobSpec,
     Reason,
     ReasonCode,
+    held_milli,
+    partition_worth,
 )
 from federator.scheduler import (
     Allocation,
@@ -248,9 +251,10 @@ def check_placements(snap: Snapshot, reqs: list[PlacementRequest], cfg: Schedule
                 assert any("MIG" in m.upper() for m in named)
             used_pool[(a.cluster, pool.vendor, pool.accelerator_model)] += _consumed(
                 pool, a.accelerator_milli, a.replicas)
-            for key in cfg.queue(s.queue).quota.accelerator_milli:
+            assert a.unit_milli == partition_worth(pool)  # what the placement records of its partitions' worth
+            for key in cfg.queue(s.queue).quota.accelerator_milli:  # counted at what it holds: a partition's worth
                 if model_matches(key, a.accelerator_model):
-                    queue_model[(s.queue, key)] += a.accelerator_milli * a.replicas
+                    queue_model[(s.queue, key)] += held_milli(a.accelerator_milli, a.unit_milli) * a.replicas
     for name, cap in before.items():  # never over-committed
         assert used_cpu[name] <= cap.cpu_milli_free
         assert used_mem[name] <= cap.memory_bytes_free
@@ -363,9 +367,11 @@ def test_preemption_frees_only_preemptible_work_within_the_cap(scenario: tuple, 
     by_id = {r.job_id: r for r in reqs}
     held: dict[tuple[str, str], int] = defaultdict(int)
     placed_on: set[tuple[str, str]] = set()
-    kept = [(a.queue, a.accelerator_model, a.resources.accelerator_milli * a.replicas)
+    units = {p.accelerator_model: partition_worth(p) for c in snap.clusters for p in c.capacity.accelerator_pools}
+    kept = [(a.queue, a.accelerator_model, held_milli(a.resources.accelerator_milli,
+                                                      units.get(a.accelerator_model, 0)) * a.replicas)
             for a in running if a.job_id not in victims]
-    new = [(by_id[d.job_id].spec.queue, a.accelerator_model, a.accelerator_milli * a.replicas)
+    new = [(by_id[d.job_id].spec.queue, a.accelerator_model, held_milli(a.accelerator_milli, a.unit_milli) * a.replicas)
            for d in result.decisions for a in d.assignments]
     for queue, model, milli in kept + new:
         for key in cfg.queue(queue).quota.accelerator_milli:

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from federator.accounting.records import METRIC_DIMENSIONS, Dimension, UsageRecord
 from federator.accounting.store import SqliteUsageStore
 from federator.metrics import Metrics
-from federator.model import MILLI, Job, JobPhase, Placement, placement_resources
+from federator.model import MILLI, Job, JobPhase, Placement, placement_held_milli
 from federator.security.authz import owner_of
 from federator.store import JobStore, StoreError
 from federator.store.group_commit import GroupCommit
@@ -71,9 +71,10 @@ OTHER = "other"
 
 
 def held(job: Job, placement: Placement) -> tuple[str, int]:
-    """(accelerator model, thousandths of accelerators) a placement holds: replicas x per replica."""
-    per_replica = placement_resources(placement, job.spec).accelerator_milli  # the chosen alternative's count
-    return placement.accelerator_model or "", per_replica * placement.replicas
+    """(accelerator model, thousandths of accelerators) a placement holds: replicas x what each holds, whole
+    partitions at their worth on a partition pool (`placement_held_milli`: eight 1g.10gb partitions of an 80 GB GPU
+    bill 1 device, not 8), the chosen alternative's count elsewhere and on a placement stored by 0.11.0."""
+    return placement.accelerator_model or "", placement_held_milli(placement, job.spec)
 
 
 class _BoundedLabels:

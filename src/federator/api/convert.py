@@ -135,6 +135,7 @@ def placement_to_pb(p: Placement) -> types_pb2.Placement:
         generation=p.generation, message=p.message, accelerator_vendor=p.accelerator_vendor,
         accelerator_resource=p.accelerator_resource, accelerator_milli=p.accelerator_milli,
         alternative=p.alternative, replicas_running=p.replicas_running, replicas_ready=p.replicas_ready,
+        unit_milli=p.unit_milli,
     )
 
 
@@ -147,6 +148,7 @@ def placement_from_pb(pb: types_pb2.Placement) -> Placement:
         accelerator_milli=pb.accelerator_milli, alternative=pb.alternative,
         replicas_running=pb.replicas_running if pb.HasField("replicas_running") else None,
         replicas_ready=pb.replicas_ready if pb.HasField("replicas_ready") else None,
+        unit_milli=min(max(pb.unit_milli, 0), 1000),  # what a listing shows: a worth past a device's is not one
     )
 
 

@@ -255,10 +255,7 @@ class AcceleratorPool:
         """What binding `replicas` replicas of `accelerator_milli` each takes from this pool, in milli whole-device
         equivalents: on a MIG pool each replica takes whole partitions (`take_milli`: one for a fraction, else one
         per device asked), each worth `unit_milli`; elsewhere what was asked."""
-        if self.sharing == SHARING_MIG and self.unit_milli > 0:
-            per_replica = accelerator_milli // MILLI if accelerator_milli % MILLI == 0 else 1
-            return replicas * max(1, per_replica) * self.unit_milli
-        return accelerator_milli * replicas
+        return replicas * held_milli(accelerator_milli, partition_worth(self))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -915,6 +912,23 @@ def accelerator_milli_of(pool: _Shared, units: int) -> int:
     if pool.sharing == SHARING_MIG and pool.unit_milli > 0:
         return units * pool.unit_milli
     return units * MILLI
+
+
+def held_milli(accelerator_milli: int, unit_milli: int) -> int:
+    """What one replica asking `accelerator_milli` holds, in milli whole devices, on a pool whose devices are
+    partitions worth `unit_milli` each (0: whole devices, or shared ones): whole partitions, one for a fraction
+    (it has the partition to itself) and one per device asked for a whole count (a partition asked by name), each
+    at its worth; on any other pool what was asked. What usage bills and quotas and fair share count: a 1g.10gb
+    partition of an 80 GB GPU asked by name holds 125, not 1000; a 300m replica on a 500m partition holds 500."""
+    if unit_milli <= 0 or accelerator_milli <= 0:
+        return accelerator_milli
+    return max(1, accelerator_milli // MILLI if accelerator_milli % MILLI == 0 else 1) * unit_milli
+
+
+def partition_worth(pool: _Shared | None) -> int:
+    """What one device of `pool` is worth in milli-devices when its devices are partitions (sharing MIG: MIG
+    profiles, Ascend vNPU templates): its `unit_milli`; 0 for whole or shared devices (counted as asked)."""
+    return pool.unit_milli if pool is not None and pool.sharing == SHARING_MIG and pool.unit_milli > 0 else 0
 
 
 def pool_unit(sharing: str) -> str:

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import NewType
 
 from federator.model.accelerator import DEFAULT_VENDOR, AcceleratorAlternative
+from federator.model.cluster import held_milli
 from federator.model.resources import Resources, format_accelerators
 
 JobId = NewType("JobId", str)
@@ -201,6 +202,11 @@ class Placement:
     accelerator_resource: str = ""  # the Kubernetes resource name pods request
     accelerator_milli: int = 0  # per replica, under the chosen alternative
     alternative: int = 0  # index into spec.accelerators (0 when the spec lists none)
+    # What one partition of its pool is worth in milli-devices (AcceleratorPool.unit_milli), recorded when placed:
+    # on a partition pool (MIG, Ascend vNPU) a replica holds whole partitions at this worth (`held_milli`), which
+    # the bill, quotas and fair share count. 0: whole or shared devices, or a placement stored by 0.11.0 or older,
+    # which is counted at what it asked (`accelerator_milli`), as then.
+    unit_milli: int = 0
     # What its agent last said of it (JobUpdate.replicas_running/replicas_ready), None while not said (an older
     # agent): the count an SRE alerts on, where the message is prose (outside QA F2).
     replicas_running: int | None = None
@@ -304,12 +310,11 @@ def run_seconds(job: Job, now: float) -> float:
 
 
 def format_job_accelerators(job: Job) -> str:
-    """Devices the whole job holds (placed: under the chosen alternative) or asks for
-    (pending: each alternative's total, '64|128'); '0' for CPU-only work."""
+    """Devices the whole job holds (placed: under the chosen alternative, partitions at their worth,
+    `placement_held_milli`) or asks for (pending: each alternative's total, '64|128'); '0' for CPU-only work."""
     if job.placements:
-        milli = sum((p.accelerator_milli or job.spec.resources.accelerator_milli) * p.replicas
-                    for p in job.placements if p.accelerator_model)
-        return format_accelerators(milli)
+        return format_accelerators(sum(placement_held_milli(p, job.spec) for p in job.placements
+                                       if p.accelerator_model))
     totals = dict.fromkeys(format_accelerators(a.milli * job.spec.replicas) for a in job.spec.alternatives())
     return "|".join(totals) or "0"
 
@@ -346,3 +351,11 @@ def placement_resources(placement: Placement, spec: JobSpec) -> Resources:
     if placement.accelerator_milli and placement.accelerator_milli != spec.resources.accelerator_milli:
         return replace(spec.resources, accelerator_milli=placement.accelerator_milli)
     return spec.resources
+
+
+def placement_held_milli(placement: Placement, spec: JobSpec) -> int:
+    """Milli-devices a placement holds, all its replicas: what the usage bill, the queues' quotas and fair share,
+    and a job's ACCELERATORS count. On a partition pool each replica holds whole partitions at their worth
+    (`Placement.unit_milli`, `cluster.held_milli`): eight 1g.10gb partitions of an 80 GB GPU asked by name hold 1,
+    not 8. Elsewhere, and for a placement stored by 0.11.0 (no worth recorded), what the replicas asked."""
+    return held_milli(placement_resources(placement, spec).accelerator_milli, placement.unit_milli) * placement.replicas

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from federator.model import ClusterInfo, JobSpec, Reason, ReasonCode
+from federator.model import ClusterInfo, JobSpec, Reason, ReasonCode, partition_worth
 from federator.scheduler.framework import OTHER_VENDORS_ONLY, PlacementRequest
 from federator.security.podsecurity import needed_by_texts
 
@@ -35,14 +35,17 @@ class Assignment:
     accelerator_resource: str = ""  # what the pods request: the pool's resource name
     accelerator_milli: int = 0  # per replica, under the chosen alternative
     alternative: int = 0  # index into spec.accelerators (0 when the spec lists none)
+    unit_milli: int = 0  # a partition pool's (MIG, vNPU) worth of one partition; 0 for whole or shared devices
 
 
 def assign(cluster: ClusterInfo, replicas: int, model: str, request: PlacementRequest) -> Assignment:
-    """An Assignment naming the pool's vendor and resource, and the request's count per replica."""
+    """An Assignment naming the pool's vendor and resource, the request's count per replica, and what one of the
+    pool's partitions is worth (what the replicas hold, `model.held_milli`)."""
     pool = cluster.capacity.pool(model) if model else None
     return Assignment(cluster.name, cluster.region, replicas, model,
                       pool.vendor if pool else "", pool.resource_name if pool else "",
-                      request.accelerator_milli if model else 0, request.alternative)
+                      request.accelerator_milli if model else 0, request.alternative, partition_worth(pool))
+
 
 
 @lru_cache(maxsize=1 << 14)

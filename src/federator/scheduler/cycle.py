@@ -198,7 +198,8 @@ class Scheduler:
             seconds.append(clock() - started)
             moved = False
             for a in outcome:
-                usage.add(request.spec.queue, request.spec.resources, a.replicas, a.accelerator_model)
+                usage.add(request.spec.queue, request.spec.resources, a.replicas, a.accelerator_model,
+                          unit_milli=a.unit_milli)
                 if ctx.demand is not None:
                     moved |= ctx.demand.live.take(a.accelerator_model, a.accelerator_milli * a.replicas,
                                                   a.accelerator_milli >= 2 * MILLI)
@@ -370,10 +371,11 @@ class Scheduler:
             for victim in victims:
                 allocs = by_job.pop(victim)
                 for a in allocs:
-                    usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
+                    usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1, unit_milli=a.unit_milli)
                 out.append(preemption_of(victim, allocs, request))
             for spot in assignments:
-                usage.add(request.spec.queue, request.spec.resources, spot.replicas, spot.accelerator_model)
+                usage.add(request.spec.queue, request.spec.resources, spot.replicas, spot.accelerator_model,
+                          unit_milli=spot.unit_milli)
             pending.pop(request.job_id, None)
             decisions.append(Decision(request.job_id, assignments))
             return
@@ -430,11 +432,12 @@ class Scheduler:
             allocs = by_job.pop(victim)
             forget(memo.used, allocs)
             for a in allocs:
-                usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
+                usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1, unit_milli=a.unit_milli)
             out.append(preemption_of(victim, allocs, request, chosen.cluster))
-        usage.add(request.spec.queue, request.spec.resources, request.replicas, model)
+        bound = assign(target, request.replicas, model, request)
+        usage.add(request.spec.queue, request.spec.resources, request.replicas, model, unit_milli=bound.unit_milli)
         pending.pop(request.job_id, None)
-        decisions.append(Decision(request.job_id, (assign(target, request.replicas, model, request),)))
+        decisions.append(Decision(request.job_id, (bound,)))
 
     def _preempt_spread(self, request: PlacementRequest, candidates: Sequence[JobId],
                         by_job: Mapping[JobId, Sequence[Allocation]], txn: Txn, board: Board, usage: QueueUsage,

@@ -11,19 +11,38 @@ limits every model that name selects, "Ascend910B" every model of that catalog f
 and for CPU and memory. A gang is charged in full against the model it takes; a spread
 job, whose replicas may split over the models it accepts, is capped per model instead
 (`QuotaCheck.caps`, spent by `pools.QuotaBudget`).
+
+Accelerators are counted at what a replica holds (`model.held_milli`): on a partition
+pool (MIG, Ascend vNPU) whole partitions at their worth, so a 1g.10gb partition of an
+80 GB GPU asked by name counts 125m, not a whole device, and a 300m replica on a 500m
+partition counts 500m. A request is checked before its pool is chosen, so it is charged
+what it would hold on the dearest pool of the fleet it accepts; when that does not pass,
+the dearest pools are left out of its choice (blocked by model) until what is left does
+(`QueueUsage.quota_check`): never past a quota, and a job of small partitions is not
+refused for the big ones it might have taken.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from federator.model import MILLI, NeverRunnable, Reason, ReasonCode, Resources, format_bytes
+from federator.model import (
+    MILLI,
+    AcceleratorPool,
+    NeverRunnable,
+    Reason,
+    ReasonCode,
+    Resources,
+    format_bytes,
+    held_milli,
+    partition_worth,
+)
 from federator.model.accelerator import accepts_model
 from federator.scheduler.config import SchedulerConfig
-from federator.scheduler.framework import Allocation, PlacementRequest
+from federator.scheduler.framework import Allocation, PlacementRequest, accepts_pool
 from federator.scheduler.snapshot import Snapshot
 
 CPU = "cpu"
@@ -67,22 +86,39 @@ class QueueUsage:
                                          for p in c.capacity.accelerator_pools if p.family}
         self.fleet_models: dict[str, str] = {p.accelerator_model: p.family for c in snapshot.clusters
                                              for p in c.capacity.accelerator_pools}  # every model, its family
+        # What one partition of each partition pool's model is worth (the most, should two members differ), and
+        # one pool of each kind the fleet reports, which the quota check weighs a request against.
+        self.units: dict[str, int] = {}
+        kinds: dict[tuple[object, ...], AcceleratorPool] = {}
+        for c in snapshot.clusters:
+            for p in c.capacity.accelerator_pools:
+                if worth := partition_worth(p):
+                    self.units[p.accelerator_model] = max(worth, self.units.get(p.accelerator_model, 0))
+                kinds.setdefault((p.accelerator_model, p.family, p.vendor, p.resource_name, p.memory_mib, p.sharing,
+                                  p.unit_milli), p)
+        self.kinds = tuple(kinds.values()) if self.units else ()  # () when no pool is partitioned: charged as asked
+        self._worths: dict[tuple[object, ...], dict[str, int]] = {}
         for c in snapshot.ready():
             cap = c.capacity
             self.totals[CPU] += cap.cpu_milli_allocatable
             self.totals[MEMORY] += cap.memory_bytes_allocatable
-            for p in cap.accelerator_pools:
-                self.totals[accelerator_dim(p.accelerator_model)] += p.allocatable_accelerators * MILLI
+            for p in cap.accelerator_pools:  # whole-device equivalents, as `add` counts what is held
+                self.totals[accelerator_dim(p.accelerator_model)] += p.accelerator_milli_of(p.allocatable_accelerators)
         self.used: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for a in allocations:
-            self.add(a.queue, a.resources, a.replicas, a.accelerator_model)
+            self.add(a.queue, a.resources, a.replicas, a.accelerator_model, unit_milli=a.unit_milli)
 
-    def add(self, queue: str, resources: Resources, replicas: int, accelerator_model: str, sign: int = 1) -> None:
+    def add(self, queue: str, resources: Resources, replicas: int, accelerator_model: str, sign: int = 1, *,
+            unit_milli: int = 0) -> None:
+        """Count `replicas` replicas of `resources` bound to `accelerator_model` (sign -1: uncount them). Their
+        accelerators at what they hold (`model.held_milli`): on a partition pool whole partitions of `unit_milli`
+        (0: the fleet's pool of that model says, a placement of 0.11.0 having none recorded)."""
         used = self.used[queue]
         used[CPU] += sign * resources.cpu_milli * replicas
         used[MEMORY] += sign * resources.memory_bytes * replicas
         if resources.accelerator_milli and accelerator_model:
-            used[accelerator_dim(accelerator_model)] += sign * resources.accelerator_milli * replicas
+            worth = held_milli(resources.accelerator_milli, unit_milli or self.units.get(accelerator_model, 0))
+            used[accelerator_dim(accelerator_model)] += sign * worth * replicas
 
     def dominant_share(self, queue: str) -> float:
         used = self.used.get(queue)
@@ -106,7 +142,13 @@ class QueueUsage:
 
         A gang takes one model, so its whole need is charged against each quota it may use. A spread request's
         replicas may split over models: a quota short of its whole need caps the replicas on its models
-        (`PlacementRequest.model_caps`) instead of blocking them (audit F3)."""
+        (`PlacementRequest.model_caps`) instead of blocking them (audit F3).
+
+        A replica is charged what it would hold (`model.held_milli`) on the dearest pool of the fleet it accepts
+        (a 1g.10gb partition asked by name: 125m). If that does not pass (something blocked, capped or refused),
+        the pools dearer than the next worth down are blocked and it is charged that, and so on: the first worth
+        that passes whole is the check; if none does, the cheapest's. Whatever pool it then takes, it holds no
+        more than it was charged."""
         queue = request.spec.queue
         quota = self.config.queue(queue).quota
         used = self.used.get(queue, {})
@@ -124,20 +166,58 @@ class QueueUsage:
                 never=_over_all(need.memory_bytes > quota.memory_bytes)))
         if not (need.accelerator_milli and quota.accelerator_milli):
             return NO_LIMIT
-        blocked: list[str] = []
+        worths = self.worths(request)
+        if not worths:  # no partition pool it may take: charged what it asks
+            return self._accelerator_check(request, quota.accelerator_milli, used, request.accelerator_milli, ())
+        check = NO_LIMIT
+        for charge in sorted(set(worths.values()), reverse=True):
+            dearer = tuple(sorted(m for m, w in worths.items() if w > charge))
+            check = self._accelerator_check(request, quota.accelerator_milli, used, charge, dearer)
+            if check.refused is None and not check.caps and set(check.blocked) == set(dearer):
+                break  # passes whole on the pools left
+        return check
+
+    def worths(self, request: PlacementRequest) -> dict[str, int]:
+        """What one replica of `request` would hold (`model.held_milli`) on each model of the fleet it accepts,
+        when the fleet has partition pools ({} when it has none: charged as asked). Every pool of one model name
+        is taken to be worth the same; should members differ, the most."""
+        if not self.kinds or not request.accelerator_milli:
+            return {}
+        key = (request.spec.accelerator_models, request.accelerator_milli, request.vendor, request.resource_name,
+               request.min_memory_mib)
+        got = self._worths.get(key)
+        if got is None:
+            got = {}
+            for pool in self.kinds:
+                if accepts_pool(request, pool):
+                    w = held_milli(request.accelerator_milli, partition_worth(pool))
+                    got[pool.accelerator_model] = max(w, got.get(pool.accelerator_model, 0))
+            self._worths[key] = got
+        return got
+
+    def _accelerator_check(self, request: PlacementRequest, limits: Mapping[str, int], used: Mapping[str, int],
+                           charge: int, dearer: tuple[str, ...]) -> QuotaCheck:
+        """The accelerator part of `quota_check` against the queue's `limits` (quota name -> milli-devices) and what
+        it holds (`used`), each replica charged `charge` milli-devices, the models `dearer` (worth more) blocked."""
+        queue = request.spec.queue
+        need = charge * request.replicas
+        blocked: list[str] = list(dearer)
         too_small: list[str] = []  # quotas smaller than what the request needs at once: never enough
         caps: list[tuple[str, int]] = []
         left: dict[str, int] = {}  # milli-devices each quota short of the whole need has left
         notes: list[str] = []
+        if dearer:
+            notes.append(f"quota of queue {queue}: partitions worth more than {charge / MILLI:g} a replica left out "
+                         f"({', '.join(dearer)})")
         g = max(1, request.spec.group_size)
-        per_group = 0 if request.is_gang else request.accelerator_milli * g
-        for key, limit in quota.accelerator_milli.items():
+        per_group = 0 if request.is_gang else charge * g
+        for key, limit in limits.items():
             held = sum(v for d, v in used.items()
                        if d.startswith("gpu:") and accepts_model(key, d[4:], self.families.get(d[4:], "")))
-            if held + need.accelerator_milli <= limit:
+            if held + need <= limit:
                 continue
             left[key] = max(0, limit - held)
-            if (per_group or need.accelerator_milli) > limit:
+            if (per_group or need) > limit:
                 too_small.append(key)
             room = left[key] // per_group * g if per_group else 0  # replicas, in whole groups
             if not room:
@@ -148,8 +228,7 @@ class QueueUsage:
                 caps.append((key, room))
             notes.append(f"quota of queue {queue} on {key}: {held / MILLI:g} of {limit / MILLI:g} accelerators "
                          f"in use, " + (f"room for {room} of its {request.replicas} replicas" if room else
-                                        f"the job needs {need.accelerator_milli / MILLI:g}"
-                                        f"{_never(need.accelerator_milli > limit)}"))
+                                        f"the job needs {need / MILLI:g}{_never(need > limit)}"))
         if caps:
             most = self._most_replicas(request, caps, blocked)
             if most is not None and most < request.replicas:

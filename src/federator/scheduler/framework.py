@@ -146,6 +146,10 @@ class Allocation:
     # (node name, replicas on it) where the member said so; () = not known. Preemption reads it to free one
     # node's worth (nodevictims.py): the pools' histograms count free accelerators per node but never name one.
     nodes: tuple[tuple[str, int], ...] = ()
+    # What one partition of its pool is worth (Placement.unit_milli); 0: whole or shared devices, or not recorded
+    # (a placement of 0.11.0: the fleet's pool of that model says it, else it counts as asked). QueueUsage counts
+    # what the replicas hold (`model.held_milli`); `resources` stays the ask, what preemption frees in a pool.
+    unit_milli: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +241,14 @@ def _accepted_pools(request: PlacementRequest, cluster: ClusterInfo) -> list[Acc
         return [p for p in pools if not p.sharing or _shape_ok(p, m, requested)]
     return [p for p in pools if _accepts(requested, blocked, p.accelerator_model, p.family)
             and (not p.sharing or _shape_ok(p, m, requested))]
+
+
+def accepts_pool(request: PlacementRequest, pool: AcceleratorPool) -> bool:
+    """Whether the request could ever bind to `pool` (its models, vendor, resource, memory and shape), its quota
+    aside: `accepted_pools` for one pool of the fleet, which the quota check weighs (fairshare.QueueUsage)."""
+    return ((not (request.vendor or request.resource_name or request.min_memory_mib) or _kind_ok(request, pool))
+            and _accepts(request.spec.accelerator_models, (), pool.accelerator_model, pool.family)
+            and (not pool.sharing or _shape_ok(pool, request.accelerator_milli, request.spec.accelerator_models)))
 
 
 def _shape_ok(pool: AcceleratorPool, milli: int, requested: tuple[str, ...]) -> bool:

@@ -113,7 +113,7 @@ def fair_after(request: PlacementRequest, placed: Sequence[tuple[int, str]],
     before = {vq: usage.weighted_share(vq) for vq in losing}
     gone = [a for allocs in victims for a in allocs]
     for a in gone:
-        usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
+        usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1, unit_milli=a.unit_milli)
     for replicas, model in placed:
         usage.add(q, request.spec.resources, replicas, model)
     try:
@@ -123,7 +123,7 @@ def fair_after(request: PlacementRequest, placed: Sequence[tuple[int, str]],
         for replicas, model in placed:
             usage.add(q, request.spec.resources, replicas, model, sign=-1)
         for a in gone:
-            usage.add(a.queue, a.resources, a.replicas, a.accelerator_model)
+            usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, unit_milli=a.unit_milli)
 
 
 class PlanMemo:
@@ -348,12 +348,12 @@ def within_quota(request: PlacementRequest, usage: QueueUsage, by_job: Mapping[J
     work), one of another queue gives back none."""
     own = [a for j in victims for a in by_job[j] if a.queue == request.spec.queue]
     for a in own:
-        usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1)
+        usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, sign=-1, unit_milli=a.unit_milli)
     try:
         check = usage.quota_check(request)
     finally:
         for a in own:
-            usage.add(a.queue, a.resources, a.replicas, a.accelerator_model)
+            usage.add(a.queue, a.resources, a.replicas, a.accelerator_model, unit_milli=a.unit_milli)
     return check.refused if check.refused is not None else check.admitted(request)
 
 

@@ -131,7 +131,7 @@ def new_placements(job_id: JobId, generation: int, assignments: Sequence[Assignm
     return [Placement(placement_id=pid, job_id=job_id, cluster=a.cluster, region=a.region, replicas=a.replicas,
                       accelerator_model=a.accelerator_model, generation=generation,
                       accelerator_vendor=a.accelerator_vendor, accelerator_resource=a.accelerator_resource,
-                      accelerator_milli=a.accelerator_milli, alternative=a.alternative)
+                      accelerator_milli=a.accelerator_milli, alternative=a.alternative, unit_milli=a.unit_milli)
             for a, pid in zip(assignments, ids, strict=True)]
 
 
@@ -436,7 +436,7 @@ class Cycles:
         """What the placed jobs hold: queue usage and preemption's candidates."""
         return [Allocation(job.job_id, job.spec.queue, job.spec.priority, job.spec.preemptible, p.cluster,
                            p.accelerator_model, p.replicas, placement_resources(p, job.spec), job.placed_at,
-                           job.spec.accelerator_models, p.nodes)
+                           job.spec.accelerator_models, p.nodes, p.unit_milli)
                 for job in self.active_jobs() for p in job.placements if p.phase.is_active]
 
     def active_by_cluster(self) -> dict[str, list[tuple[Placement, JobSpec]]]:

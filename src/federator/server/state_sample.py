@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from federator.metrics import ClusterSample, StateSample
-from federator.model import MILLI, JobKind, JobPhase, ReasonCode, placement_resources
+from federator.model import MILLI, JobKind, JobPhase, ReasonCode, placement_held_milli
 from federator.scheduler import Snapshot
 from federator.scheduler.standing import fair_shares, fleet_of
 
@@ -79,7 +79,7 @@ def state_sample(fed: Federator) -> StateSample:
     for job in everything if holding else ():
         if job.phase is not pending_phase and job.phase.is_active:
             queue_accelerators[job.spec.queue] += sum(
-                placement_resources(p, job.spec).accelerator_milli * p.replicas for p in job.placements) / 1000
+                placement_held_milli(p, job.spec) for p in job.placements) / 1000  # a partition at its worth
             replicas_waiting[job.spec.queue] += job.replicas_waiting
             if job.phase is running and job.spec.kind is inference:  # a serving job: how many of it do not serve
                 replicas_short[job.spec.queue] += max(0, job.spec.replicas - job.replicas_ready)

@@ -51,7 +51,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
              "phase": p.phase.value, "message": p.message, "accelerator_vendor": p.accelerator_vendor,
              "accelerator_resource": p.accelerator_resource, "accelerator_milli": p.accelerator_milli,
              "alternative": p.alternative, "replicas_running": p.replicas_running,
-             "replicas_ready": p.replicas_ready, "ended_at": p.ended_at}
+             "replicas_ready": p.replicas_ready, "ended_at": p.ended_at,
+             **({"unit_milli": p.unit_milli} if p.unit_milli else {})}  # only when set: as 0.11.0 wrote it
             for p in job.placements
         ],
         "placed_at": job.placed_at,
@@ -126,7 +127,7 @@ def job_from_dict(doc: dict[str, Any]) -> Job:
                       accelerator_resource=p.get("accelerator_resource", ""),
                       accelerator_milli=p.get("accelerator_milli", 0), alternative=p.get("alternative", 0),
                       replicas_running=p.get("replicas_running"), replicas_ready=p.get("replicas_ready"),
-                      ended_at=p.get("ended_at", 0.0))
+                      ended_at=p.get("ended_at", 0.0), unit_milli=p.get("unit_milli", 0))
             for p in doc["placements"]
         ],
         placed_at=doc["placed_at"], finished_at=doc["finished_at"], message=doc["message"],

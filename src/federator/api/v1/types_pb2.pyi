@@ -127,7 +127,7 @@ class Reason(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Placement(_message.Message):
-    __slots__ = ("placement_id", "job_id", "cluster", "region", "replicas", "accelerator_model", "phase", "generation", "message", "accelerator_vendor", "accelerator_resource", "accelerator_milli", "alternative", "replicas_running", "replicas_ready")
+    __slots__ = ("placement_id", "job_id", "cluster", "region", "replicas", "accelerator_model", "phase", "generation", "message", "accelerator_vendor", "accelerator_resource", "accelerator_milli", "alternative", "replicas_running", "replicas_ready", "unit_milli")
     PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +143,7 @@ class Placement(_message.Message):
     ALTERNATIVE_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_RUNNING_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_READY_FIELD_NUMBER: _ClassVar[int]
+    UNIT_MILLI_FIELD_NUMBER: _ClassVar[int]
     placement_id: str
     job_id: str
     cluster: str
@@ -158,7 +159,8 @@ class Placement(_message.Message):
     alternative: int
     replicas_running: int
     replicas_ready: int
-    def __init__(self, placement_id: _Optional[str] = ..., job_id: _Optional[str] = ..., cluster: _Optional[str] = ..., region: _Optional[str] = ..., replicas: _Optional[int] = ..., accelerator_model: _Optional[str] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., generation: _Optional[int] = ..., message: _Optional[str] = ..., accelerator_vendor: _Optional[str] = ..., accelerator_resource: _Optional[str] = ..., accelerator_milli: _Optional[int] = ..., alternative: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ...) -> None: ...
+    unit_milli: int
+    def __init__(self, placement_id: _Optional[str] = ..., job_id: _Optional[str] = ..., cluster: _Optional[str] = ..., region: _Optional[str] = ..., replicas: _Optional[int] = ..., accelerator_model: _Optional[str] = ..., phase: _Optional[_Union[JobPhase, str]] = ..., generation: _Optional[int] = ..., message: _Optional[str] = ..., accelerator_vendor: _Optional[str] = ..., accelerator_resource: _Optional[str] = ..., accelerator_milli: _Optional[int] = ..., alternative: _Optional[int] = ..., replicas_running: _Optional[int] = ..., replicas_ready: _Optional[int] = ..., unit_milli: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "spec", "phase", "pending_reason", "placements", "submitted_at", "placed_at", "finished_at", "message", "generation", "replicas_waiting", "replicas_running", "replicas_ready", "started_at", "ran_seconds", "waiting_since", "revision", "bookmark", "removed")

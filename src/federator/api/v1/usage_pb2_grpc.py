@@ -36,8 +36,12 @@ class UsageServiceStub:
     cancelled, preempted or re-placed; on a member cluster gone silent, its
     last report, never after a cancel: docs/operators.md, "Usage of a
     placement queued again"): accelerators held (replicas x
-    accelerators per replica, fractions for shared devices) x seconds. A
-    running placement counts up to the time of the call.
+    accelerators per replica, fractions for shared devices; on a hardware
+    partition pool, sharing "MIG" in agent.proto, the partitions each replica
+    holds at their worth, Placement.unit_milli in types.proto: eight 1g.10gb
+    partitions of an 80 GB GPU asked by name are 1, a 300m replica on a 500m
+    partition 0.5) x seconds. A running placement counts up to the time of
+    the call.
     """
 
     def __init__(self, channel):
@@ -63,8 +67,12 @@ class UsageServiceServicer:
     cancelled, preempted or re-placed; on a member cluster gone silent, its
     last report, never after a cancel: docs/operators.md, "Usage of a
     placement queued again"): accelerators held (replicas x
-    accelerators per replica, fractions for shared devices) x seconds. A
-    running placement counts up to the time of the call.
+    accelerators per replica, fractions for shared devices; on a hardware
+    partition pool, sharing "MIG" in agent.proto, the partitions each replica
+    holds at their worth, Placement.unit_milli in types.proto: eight 1g.10gb
+    partitions of an 80 GB GPU asked by name are 1, a 300m replica on a 500m
+    partition 0.5) x seconds. A running placement counts up to the time of
+    the call.
     """
 
     def Get(self, request, context):
@@ -121,8 +129,12 @@ class UsageService:
     cancelled, preempted or re-placed; on a member cluster gone silent, its
     last report, never after a cancel: docs/operators.md, "Usage of a
     placement queued again"): accelerators held (replicas x
-    accelerators per replica, fractions for shared devices) x seconds. A
-    running placement counts up to the time of the call.
+    accelerators per replica, fractions for shared devices; on a hardware
+    partition pool, sharing "MIG" in agent.proto, the partitions each replica
+    holds at their worth, Placement.unit_milli in types.proto: eight 1g.10gb
+    partitions of an 80 GB GPU asked by name are 1, a 300m replica on a 500m
+    partition 0.5) x seconds. A running placement counts up to the time of
+    the call.
     """
 
     @staticmethod

@@ -19,7 +19,7 @@ from typing import Any
 
 from federator.backends.kube.resources import condition, timestamp
 from federator.catalog.model_names import quota_model_problem
-from federator.model import MILLI, Job, JobPhase, placement_resources
+from federator.model import MILLI, Job, JobPhase, placement_held_milli
 from federator.scheduler import PolicyError, QueueConfig, SchedulerConfig
 from federator.scheduler.policy import queue_from_document
 
@@ -68,10 +68,10 @@ def queue_usage(jobs: Iterable[Job]) -> dict[str, QueueUsage]:
         elif job.phase.is_active:
             running[q] = running.get(q, 0) + 1
             for p in job.placements:
-                per_replica = placement_resources(p, job.spec).accelerator_milli
-                if p.phase.is_active and per_replica and p.accelerator_model:
+                milli = placement_held_milli(p, job.spec)  # a partition at its worth, as quotas count it
+                if p.phase.is_active and milli and p.accelerator_model:
                     held = gpus.setdefault(q, {})
-                    held[p.accelerator_model] = held.get(p.accelerator_model, 0) + per_replica * p.replicas
+                    held[p.accelerator_model] = held.get(p.accelerator_model, 0) + milli
     return {q: QueueUsage({m: milli / MILLI for m, milli in sorted(gpus.get(q, {}).items())},
                           pending.get(q, 0), running.get(q, 0))
             for q in set(gpus) | set(pending) | set(running)}
