@@ -115,4 +115,15 @@ def test_a_scale_of_a_refused_federatedjob_is_a_new_spec_judged_once_across_rest
                 await ctl.reconcile("ADDED", copy.deepcopy(listed))
             assert not fed.jobs and events.said() == []
 
+            # scaled again while member-a has not reported to this federator: the new spec waits for its report (so
+            # early an unknown model is a mere warning, and it would become a job for ever Pending: outside QA F15)
+            api.patch(FEDERATED_JOBS, "typo-scaled", {"spec": {"replicas": 4}}, "research")
+            await ctl.reconcile("MODIFIED", copy.deepcopy(api.objects[("research", "typo-scaled")]))
+            assert not fed.jobs and _status(api, "typo-scaled")["observedGeneration"] == 2
+            rec = fed.connect(cluster="member-a", region="east", labels={})
+            fed.report(rec, cluster("member-a", "east", pool(H100, nodes=2, free=8)).capacity)
+            await ctl.reconcile("MODIFIED", copy.deepcopy(api.objects[("research", "typo-scaled")]))
+            assert not fed.jobs and _status(api, "typo-scaled")["observedGeneration"] == 3
+            assert [reason for _, reason, _ in events.said()] == ["Invalid"]
+
     asyncio.run(main())

@@ -268,6 +268,11 @@ class FederatedJobController:
             await self._wait_for_queue(obj, denied)
             return
         self._queue_waits.pop(uid, None)
+        if refused(obj) and not self.fed.intake.fleet_settled():
+            # A corrected spec of a refused object waits for every member's report: so early an unknown model is
+            # a mere warning, and a spec refused for one (outside QA F15) would come back as a job for ever Pending.
+            asyncio.get_running_loop().call_later(self.retry_seconds, self._requeue, MODIFIED, key_of(obj), obj)
+            return
         if open_to_change(obj):
             reopened = await self._reopen(obj)
             if reopened is None:
