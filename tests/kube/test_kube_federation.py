@@ -162,6 +162,9 @@ def test_deleting_the_federated_job_deletes_the_member_job(kube: Kube) -> None:
     pytest.param({"kind": "batch", "resources": {"cpu": "1"}}, "spec.kind", id="unknown-kind"),
     pytest.param({"kind": "training", "resources": {"cpu": "lots"}}, "spec.resources.cpu", id="bad-quantity"),
     pytest.param({"kind": "training", "resources": {}}, "spec.resources", id="asks-for-nothing"),
+    # outside QA G3: passed `kubectl apply --dry-run=server`, then Failed
+    pytest.param({"kind": "training", "resources": {"nvidia.com/gpu": 0, "cpu": "0.0", "memory": "0Gi"}},
+                 "spec.resources: asks for nothing", id="zero-ask"),
     pytest.param({"kind": "training", "resources": {"cpu": "1"}, "colour": "red"}, "colour", id="unknown-field"),
     pytest.param({"kind": "training", "resources": {"nvidia.com/gpu": 1}, "acceleratorModels": ["H100"],
                   "gpuModels": ["H100"]}, "gpuModels is the old name of acceleratorModels", id="both-model-names"),
@@ -208,11 +211,41 @@ def test_a_spec_the_schema_allows_but_the_federator_refuses_fails_naming_the_fie
         kube.kubectl("host", "delete", "fj", name, "--timeout=60s", check=False)
 
 
-def test_a_spec_is_immutable(kube: Kube) -> None:
+def test_a_refused_spec_corrected_over_the_object_is_judged_again(kube: Kube) -> None:
+    """Outside QA G3: a GitOps tool fixes a refused job by applying the corrected spec over it. The CRD lets the
+    spec of a job that never ran change, the federator judges the new generation and admits it; from then on the
+    spec is immutable again."""
+    name = "corrected"
+    doc = {"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+           "metadata": {"name": name, "namespace": JOBS_NAMESPACE},
+           "spec": {"kind": "training", "resources": {"cpu": "1"}, "acceleratorModels": ["H100"]}}
+    kube.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(doc))
+    try:
+        eventually(lambda: kube.phase(name) == "Failed", timeout=60, what="Failed")
+        del doc["spec"]["acceleratorModels"]  # type: ignore[attr-defined]
+        kube.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(doc))
+        eventually(lambda: kube.phase(name) in ("Placed", "Running", "Succeeded"), timeout=120,
+                   what=lambda: f"the corrected spec admitted\n{kube.logs()}")
+        fj = kube.fj(name)
+        assert fj["status"]["jobId"] and fj["status"]["observedGeneration"] == 2  # type: ignore[index]
+        doc["spec"]["priority"] = 5  # type: ignore[index]
+        proc = kube.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(doc), check=False)
+        assert proc.returncode != 0 and "spec.priority: is immutable" in proc.stderr, proc.stderr
+    finally:
+        kube.kubectl("host", "delete", "fj", name, "--timeout=60s", check=False)
+
+
+def test_a_spec_is_immutable_naming_the_field_and_a_default_written_out_is_no_change(kube: Kube) -> None:
+    """Outside QA G6: the refusal names the field changed (a GitOps sync error says which line to revert), and
+    `preemptible: false` written out, the default, is no change."""
     kube.kubectl("host", "apply", "-f", "-", input=_long_job("immutable"))
     try:
-        proc = kube.kubectl("host", "apply", "-f", "-", input=_long_job("immutable", replicas=2), check=False)
-        assert proc.returncode != 0 and "immutable" in proc.stderr
+        proc = kube.kubectl("host", "apply", "-f", "-", input=_long_job("immutable", models=["A100"]), check=False)
+        assert proc.returncode != 0
+        assert "spec.acceleratorModels: is immutable; delete the FederatedJob and create it again" in proc.stderr
+        doc = yaml.safe_load(_long_job("immutable"))
+        doc["spec"].update(preemptible=False, priority=0, queue="default")
+        kube.kubectl("host", "apply", "--server-side", "--field-manager=gitops", "-f", "-", input=yaml.safe_dump(doc))
     finally:
         kube.kubectl("host", "delete", "fj", "immutable", "--timeout=60s", check=False)
 

@@ -112,3 +112,44 @@ def test_a_queue_the_validator_refuses_is_reported_and_ignored(kube: Kube) -> No
     finally:
         kube.kubectl("host", "delete", "fj", "bad-quota-job", "--timeout=60s", "--ignore-not-found", check=False)
         kube.kubectl("host", "delete", "queue", queue, "--ignore-not-found", check=False)
+
+
+def test_a_deleted_queue_holds_its_quota_until_its_unfinished_jobs_end(kube: Kube) -> None:
+    """Outside QA G5: a GitOps prune of a Queue (an app moved or renamed) lifted its quota at once, and its waiting
+    job was placed over it. The finalizer federator.io/queue-in-use holds the deleted Queue, Terminating, its
+    quota in force, until the jobs of its queue end; then it goes."""
+    queue = "pruned-team"
+    kube.kubectl("host", "apply", "-f", "-", input=_queue(queue, {"weight": 1, "quota": {"gpus": {"H100": 8}}}))
+    jobs = ("pruned-first", "pruned-second")
+    try:
+        eventually(lambda: _valid(kube, queue).get("status") == "True", timeout=60,
+                   what=lambda: f"Queue {queue} accepted\n{kube.logs()}")
+        eventually(lambda: kube.json("host", "get", "queue", queue)["metadata"].get("finalizers") ==
+                   ["federator.io/queue-in-use"], timeout=60, what="the Queue's finalizer")
+        kube.kubectl("host", "apply", "-f", "-", input=_job(jobs[0], queue))
+        eventually(lambda: kube.phase(jobs[0]) in ("Placed", "Running"), timeout=120,
+                   what=lambda: f"{jobs[0]} placed\n{kube.logs()}")
+        kube.kubectl("host", "apply", "-f", "-", input=_job(jobs[1], queue))
+        eventually(lambda: _pending_reason(kube, jobs[1]).get("code") == "QuotaExceeded", timeout=60,
+                   what=lambda: f"{jobs[1]} held by the quota")
+
+        kube.kubectl("host", "delete", "queue", queue, "--wait=false")
+
+        def terminating() -> dict[str, Any]:
+            status = kube.json("host", "get", "queue", queue).get("status") or {}
+            return next((c for c in status.get("conditions") or [] if c["type"] == "Terminating"), {})
+
+        held = eventually(terminating, timeout=60, what=lambda: f"the Queue held\n{kube.logs()}")
+        assert held["status"] == "True" and "held by its 1 pending and 1 running jobs" in held["message"]
+        assert kube.phase(jobs[1]) == "Pending" and _pending_reason(kube, jobs[1])["code"] == "QuotaExceeded"
+
+        kube.kubectl("host", "delete", "fj", jobs[0], "--timeout=60s")  # the quota frees: the second goes
+        eventually(lambda: kube.phase(jobs[1]) in ("Placed", "Running"), timeout=120,
+                   what=lambda: f"{jobs[1]} placed under the held quota\n{kube.logs()}")
+        assert kube.kubectl("host", "get", "queue", queue, "--ignore-not-found").stdout.strip()
+        kube.kubectl("host", "delete", "fj", jobs[1], "--timeout=60s")
+        eventually(lambda: not kube.kubectl("host", "get", "queue", queue, "--ignore-not-found").stdout.strip(),
+                   timeout=60, what="the Queue gone once its jobs ended")
+    finally:
+        kube.kubectl("host", "delete", "fj", *jobs, "--timeout=60s", "--ignore-not-found", check=False)
+        kube.kubectl("host", "delete", "queue", queue, "--ignore-not-found", check=False)

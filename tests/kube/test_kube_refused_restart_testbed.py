@@ -3,7 +3,8 @@
 Outside QA F15: after a restart the controller judged the refused object again before any member had reported,
 when an unknown accelerator model is only a warning, and `acceleratorModels: [H1000]` came back as a Pending job.
 Here the status is the one the real kube-apiserver stored through the CRD's status schema, read back by the
-informer of a federator that starts while its member (a MemberCluster) has not reported yet.
+informer of a federator that starts while its member (a MemberCluster) has not reported yet. A corrected (here:
+scaled) spec of a refused object is judged again once the member has reported (outside QA G3).
 """
 
 from __future__ import annotations
@@ -77,10 +78,16 @@ def test_a_refused_federatedjob_stays_failed_when_the_federator_restarts(host: T
             assert not fed.jobs.named("typo-model")
             assert status() == refused  # still Failed, in the first federator's words; no job id
 
-            # The inference job refused alike may be scaled (the CRD lets it): answered once, not judged again.
+            # The inference job refused alike may be scaled (the CRD lets the spec of a job that never ran change,
+            # outside QA G3): a new spec, judged again once every member has reported, so refused again, not
+            # admitted on a mere warning.
             host.kubectl("host", "scale", "fj", "typo-chat", "--replicas=3", "-n", NAMESPACE)
-            await until(lambda: status("typo-chat").get("observedGeneration") == 2)
+            assert status("typo-chat").get("observedGeneration") == 1 and not fed.jobs
+            rec = fed.connect(cluster="member-a", region="east", labels={})
+            fed.report(rec, cluster("member-a", "east", pool(H100, nodes=2, free=8)).capacity)
+            await until(lambda: status("typo-chat").get("observedGeneration") == 2 or bool(fed.jobs))
             assert status("typo-chat")["phase"] == "Failed" and not fed.jobs
+            assert "unknown accelerator model 'H1000'" in str(status("typo-chat")["message"])
         finally:
             await ctl.stop()
             store.close()

@@ -51,16 +51,24 @@ def _audit(kube: Kube) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_a_federated_job_from_a_namespace_its_queue_does_not_select_fails_with_the_reason_and_an_event(
+def test_a_federated_job_from_a_namespace_its_queue_does_not_select_waits_with_the_reason_until_it_does(
         kube: Kube) -> None:
+    """Outside QA G1: a GitOps tool applies the job and the namespace label (or the Queue) in no guaranteed order.
+    The job waits Pending, pendingReason QueueNotAllowed, with a Warning Event and an audit line, and the same
+    object is admitted once the namespace is labelled; before, it was Failed for good."""
     queue = _team_a_queue(kube, "team-a-only")
     try:
         kube.kubectl("host", "apply", "-f", "-", input=_job("outsider", queue))
-        eventually(lambda: kube.phase("outsider") == "Failed", timeout=60,
-                   what=lambda: f"outsider refused\n{kube.logs()}")
+
+        def reason() -> str:
+            status = (kube.fj("outsider") or {}).get("status") or {}
+            return str((status.get("pendingReason") or {}).get("code", ""))
+
+        eventually(lambda: reason() == "QueueNotAllowed", timeout=60, what=lambda: f"outsider waits\n{kube.logs()}")
         status = kube.fj("outsider")["status"]  # type: ignore[index]
-        [finished] = [c for c in status["conditions"] if c["type"] == "Finished"]
-        assert finished["reason"] == "QueueNotAllowed"
+        assert status["phase"] == "Pending" and "jobId" not in status
+        [placed] = [c for c in status["conditions"] if c["type"] == "Placed"]
+        assert (placed["status"], placed["reason"]) == ("False", "QueueNotAllowed")
         assert f"namespace {JOBS_NAMESPACE!r} may not use queue {queue!r}" in status["message"]
         assert "federator.io/tenant=team-a" in status["message"]
 
@@ -70,17 +78,20 @@ def test_a_federated_job_from_a_namespace_its_queue_does_not_select_fails_with_t
 
         [event] = eventually(events, timeout=30, what="the QueueNotAllowed Event")
         assert event["type"] == "Warning" and "namespaceSelector" in event["message"]
+        assert event["message"].startswith("waits, judged again every 5s: ")
         lines = _audit(kube)
         assert [x for x in lines if x["action"] == "queue.change" and x["object"]["name"] == queue]
         [refusal] = [x for x in lines if x["action"] == "federatedjob.refuse" and x["object"]["name"] == "outsider"]
         assert (refusal["result"], refusal["rule"], refusal["object"]["queue"]) == (
             "refused", "namespace-selector", queue)
 
-        # the namespace gains the label: its next job may use the queue
+        # the namespace gains the label: the waiting job is admitted, and so is its next job
         kube.kubectl("host", "label", "namespace", JOBS_NAMESPACE, "federator.io/tenant=team-a")
         kube.kubectl("host", "apply", "-f", "-", input=_job("insider", queue))
-        eventually(lambda: kube.phase("insider") in ("Placed", "Running", "Succeeded"), timeout=120,
-                   what=lambda: f"insider placed\n{kube.logs()}")
+        for name in ("outsider", "insider"):
+            eventually(lambda name=name: kube.phase(name) in ("Placed", "Running", "Succeeded"), timeout=120,
+                       what=lambda name=name: f"{name} placed\n{kube.logs()}")
+        assert len(events()) == 1  # said once while it waited
     finally:
         kube.kubectl("host", "label", "namespace", JOBS_NAMESPACE, "federator.io/tenant-", check=False)
         kube.kubectl("host", "delete", "fj", "outsider", "insider", "-n", JOBS_NAMESPACE, "--ignore-not-found",

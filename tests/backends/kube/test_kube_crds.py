@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from federator.backends.kube.resources import job_status
+from federator.backends.kube.unadmitted import QUEUE_NOT_ALLOWED, open_to_change
 from federator.backends.kube.workloads.registry import ADAPTERS
 from federator.jobfile import OLD_SPEC_NAMES, JobFileError, load_job_files, parse_job
 from federator.model import Job, JobId, JobKind, JobPhase, Placement, PlacementId
@@ -116,56 +117,91 @@ def test_kubectl_get_fj_wide_shows_every_placement_of_a_spread_job() -> None:
     assert shown["Placements"] == "member-ax2,member-bx2"
 
 
+def _transition_rules() -> list[dict[str, str]]:
+    """The FederatedJob's rules that compare the object with its old self (at the CRD's root: they read status)."""
+    schema = _schema("federatedjobs")
+    assert not [r for r in schema["properties"]["spec"]["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
+    return [r for r in schema["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
+
+
 def test_only_an_inference_jobs_replicas_may_change() -> None:
-    """The immutability rule lets spec.replicas alone change, of a job with no workload whose kind stays: it names
-    every other field of the spec, so a field added later is immutable unless someone decides otherwise. A training
-    job's spec.replicas is refused by a rule of its own, saying why (outside QA F16: `kubectl scale` of a gang
-    answered "spec is immutable; delete the FederatedJob and create it again", which invited recreating it at
-    another size)."""
+    """One immutability rule per field of the spec but replicas, so a field added later is immutable unless
+    someone decides otherwise, and its message starts with the field (outside QA G6: "spec is immutable" named
+    none, and a GitOps sync error did not say which line of the change to revert). A training job's spec.replicas
+    is refused by a rule of its own, saying why (outside QA F16: `kubectl scale` of a gang answered "spec is
+    immutable; delete the FederatedJob and create it again", which invited recreating it at another size)."""
     spec = _schema("federatedjobs")["properties"]["spec"]
-    immutable, serving, gang = [r for r in spec["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
-    assert immutable["message"] == "spec is immutable; delete the FederatedJob and create it again"
-    text = immutable["rule"].removeprefix(f"{SERVING} || ")
-    assert serving["rule"].removeprefix(f"!({SERVING}) || ") == text  # the same rule, for the other jobs
-    assert text.startswith("self == oldSelf ||") and "self.kind == oldSelf.kind" in text
-    assert "!has(self.workload) && !has(oldSelf.workload)" in text
-    assert gang == {"rule": "!has(oldSelf.kind) || oldSelf.kind != 'training' || (has(self.replicas) ? "
-                            "self.replicas : 1) == (has(oldSelf.replicas) ? oldSelf.replicas : 1)",
+    *fields, gang = _transition_rules()
+    assert [r["rule"] for r in fields] == [
+        f"{OPEN} || has(self.spec.{f}) == has(oldSelf.spec.{f}) && (!has(self.spec.{f}) || self.spec.{f} == "
+        f"oldSelf.spec.{f})" for f in spec["properties"] if f != "replicas"]
+    for field, rule in zip([f for f in spec["properties"] if f != "replicas"], fields, strict=True):
+        assert rule["message"] == f"spec.{field}: is immutable; delete the FederatedJob and create it again"
+    assert gang == {"rule": f"{OPEN} || !has(oldSelf.spec.kind) || oldSelf.spec.kind != 'training' || (has("
+                            "self.spec.replicas) ? self.spec.replicas : 1) == (has(oldSelf.spec.replicas) ? "
+                            "oldSelf.spec.replicas : 1)",
                     "message": "spec.replicas: a training job's gang size is fixed; only inference jobs may be scaled"}
-    for field in set(spec["properties"]) - {"kind", "replicas", "workload"}:
-        assert f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == " \
-               f"oldSelf.{field})" in text, field
-    assert "self.replicas" not in text
 
 
-SERVING = ("(has(oldSelf.kind) && oldSelf.kind == 'inference') || (has(oldSelf.workload) && oldSelf.workload.kind "
-           "in ['Deployment', 'StatefulSet', 'LeaderWorkerSet'])")
+#: The old object never became a job, and the federator refused it or it waits for its Queue: its spec may change
+#: (outside QA G1, G3), as backends/kube/unadmitted.py's open_to_change says.
+OPEN = ("(has(oldSelf.status) && !has(oldSelf.status.jobId) && ((has(oldSelf.status.phase) && oldSelf.status.phase "
+        "== 'Failed') || (has(oldSelf.status.pendingReason) && has(oldSelf.status.pendingReason.code) && "
+        "oldSelf.status.pendingReason.code == 'QueueNotAllowed')))")
+SERVING = ("((has(oldSelf.spec.kind) && oldSelf.spec.kind == 'inference') || (has(oldSelf.spec.workload) && "
+           "oldSelf.spec.workload.kind in ['Deployment', 'StatefulSet', 'LeaderWorkerSet']))")
 
 
 def test_a_serving_jobs_changed_spec_is_told_the_blue_green_way() -> None:
     """Outside QA F3: `kubectl apply` of an inference job with a new image answered "delete the FederatedJob and
     create it again", which stops every replica in every region first. A serving job (kind inference, or a
     workload of an inference kind, as the agent's adapters judge it) is told to create a second job and delete
-    this one once the new one serves; any other job keeps the message it had."""
-    spec = _schema("federatedjobs")["properties"]["spec"]
-    rules = {r["message"]: r["rule"] for r in spec["x-kubernetes-validations"]}
-    (serving,) = [m for m in rules if m.startswith("spec of an inference job is immutable")]
-    assert "create a second FederatedJob beside this one and delete this one once the new one serves" in serving
-    assert "accelerators of both" in serving and "Reaching an inference job" in serving
-    assert "delete the FederatedJob and create it again" not in serving
-    assert rules[serving].startswith(f"!({SERVING}) || ")
+    this one once the new one serves; any other job keeps the message it had (its rule's static message)."""
+    *fields, _ = _transition_rules()
+    for rule in fields:
+        field = rule["message"].split(":")[0]
+        serving, other = rule["messageExpression"].removeprefix(f"{SERVING} ? ").split(" : ")
+        assert other == repr(rule["message"])
+        assert serving.startswith(f"'{field}: is immutable (an inference job may change spec.replicas alone")
+        assert "create a second FederatedJob beside this one and delete this one once the new one serves" in serving
+        assert "accelerators of both" in serving and "Reaching an inference job" in serving
+        assert "delete the FederatedJob and create it again" not in serving
     assert {a.kind for a in ADAPTERS if a.job_kind is JobKind.INFERENCE} == {"Deployment", "StatefulSet",
                                                                              "LeaderWorkerSet"}
 
 
+def test_the_crd_and_the_controller_agree_on_which_objects_are_open_to_change() -> None:
+    """The CRD's test of the old object and the controller's (which reopens such an object before it submits it)
+    are the same: refused (Failed) or waiting for its Queue, and never a job."""
+    refused = {"phase": "Failed", "message": "spec.resources: asks for nothing"}
+    waiting = {"phase": "Pending", "pendingReason": {"code": QUEUE_NOT_ALLOWED, "message": "m"}}
+    assert open_to_change({"status": refused}) and open_to_change({"status": waiting})
+    assert not open_to_change({"status": {**refused, "jobId": "j-1"}})  # a job that failed
+    assert not open_to_change({"status": {"phase": "Pending", "jobId": "j-1",
+                                          "pendingReason": {"code": "QuotaExceeded"}}})
+    assert not open_to_change({"status": {"phase": "Pending"}})  # reopened: being judged
+    assert not open_to_change({})
+    assert f"oldSelf.status.pendingReason.code == '{QUEUE_NOT_ALLOWED}'" in OPEN
+
+
+def test_preemptible_has_its_default_so_writing_it_out_is_no_change() -> None:
+    """Outside QA G6: `preemptible: false` written into a running job's YAML was refused as a change; like priority
+    and queue, it has the default the job file has."""
+    spec = _schema("federatedjobs")["properties"]["spec"]
+    assert spec["properties"]["preemptible"]["default"] is False
+    assert parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob", "metadata": {"name": "x"},
+                      "spec": {"kind": "training", "resources": {"cpu": "1"}}}).preemptible is False
+
+
 def test_the_crds_validation_rules_are_understood_by_kubernetes_1_27() -> None:
     """The chart's floor (kubeVersion >=1.27): a rule's `fieldPath` and `reason` came in 1.28, and an older API
-    server refuses the CRD that has them. Each rule says its field at the start of its message instead."""
+    server refuses the CRD that has them. Each rule says its field at the start of its message instead
+    (`messageExpression` is 1.27's)."""
     paths = sorted(CRDS.glob("*.yaml"))
     assert paths
     for path in paths:
         for rule in _rules(yaml.safe_load(path.read_text())):
-            assert set(rule) <= {"rule", "message"}, (path.name, rule)
+            assert set(rule) <= {"rule", "message", "messageExpression"}, (path.name, rule)
 
 
 def _rules(node: object) -> list[dict[str, Any]]:

@@ -5,21 +5,27 @@ It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
 `Federator.scale`; the status write-back is the job store's (`store.py`).
 
 - A new FederatedJob whose Queue does not select its namespace
-  (`spec.namespaceSelector`, security/authz.py) is refused: phase Failed,
-  condition reason QueueNotAllowed, a Warning Event and an audit line. So is
-  one naming a queue nobody declared under a multi-tenant policy whose
-  defaultQueue has no access list (rule undeclared-queue: only admins may
-  use such a queue, and a kubectl user is none).
+  (`spec.namespaceSelector`, security/authz.py) waits Pending, pendingReason
+  QueueNotAllowed, with a Warning Event and an audit line (once per reason),
+  and is judged again every few seconds (unadmitted.py): the namespace
+  labelled, or the Queue created, a moment later admits it. So does one naming
+  a queue nobody declared under a multi-tenant policy whose defaultQueue has
+  no access list (rule undeclared-queue: only admins may use such a queue, and
+  a kubectl user is none). Before, both were refused for good, and a GitOps
+  tool that applied the job before its Queue never got it run (outside QA G1).
 - A new FederatedJob gets the finalizer first, then is validated by
   `jobfile.parse_job` (the one validator files, the gRPC API and CRDs share)
   and submitted. One the federator refuses gets phase Failed and a message
   naming the field, and a Warning Event `Invalid` saying the same, so
   `kubectl describe` and `kubectl get events` show why, as for a Pod. The
-  refusal is final: a federator that starts (a restart, a failover, a new
-  leader) leaves a FederatedJob whose status says it was refused alone. Judged
-  again before every member had reported, an unknown accelerator model was a
-  mere warning, and the refused object came back as a Pending job (outside QA
-  F15); the parser's refusals were logged again at every start.
+  refusal holds for that generation of the spec: a federator that starts (a
+  restart, a failover, a new leader) leaves a FederatedJob whose status says
+  it was refused alone. Judged again before every member had reported, an
+  unknown accelerator model was a mere warning, and the refused object came
+  back as a Pending job (outside QA F15); the parser's refusals were logged
+  again at every start. The CRD lets a refused object's spec change (a GitOps
+  tool applies the fix over it, outside QA G3), and a newer generation is
+  judged again, a `kubectl scale` of a refused inference job too.
 - A FederatedJob the federator does not know, of a name whose gRPC job is on
   its way to the store, waits for that job's write: it is the job's own
   object, or a user's that the store's create met (the job is then refused,
@@ -48,9 +54,8 @@ It turns `kubectl apply` into `Federator.submit`, `kubectl delete` into
   spec.replicas is left as the user (or a GitOps tool) wrote it: set back, a
   GitOps tool that applied it again fought the federator for ever (outside QA
   G4). A restart rebuilds the job from status.accepted, not from that count.
-  A refused object's scale is no job's: a ScaleRefused Event says so, once per
-  generation. An accepted job's metadata edited after the fact is not applied
-  either (accepted.py).
+  An accepted job's metadata edited after the fact is not applied either
+  (accepted.py).
 - MemberCluster objects mirror the federator's cluster registry, and are
   never deleted by the federator: a Lost cluster's object is its history. An
   operator may `kubectl delete mc` a Lost one; it is not recreated unless its
@@ -99,6 +104,12 @@ from federator.backends.kube.resources import (
 from federator.backends.kube.retries import unavailable
 from federator.backends.kube.silent_cancels import KubeSilentCancelStore
 from federator.backends.kube.store import KubeJobStore, Owner
+from federator.backends.kube.unadmitted import (
+    QUEUE_WAIT_RETRY_SECONDS,
+    open_to_change,
+    queue_wait_status,
+    reopened_status,
+)
 from federator.jobfile import JobFileError
 from federator.model import ClusterState, Job, JobId, JobPhase
 from federator.security.audit import AuditLog
@@ -142,7 +153,9 @@ class FederatedJobController:
         self._tasks: list[asyncio.Task[None]] = []
         self._members_written: dict[str, tuple[Obj, float]] = {}
         self._cordons_read = float("-inf")  # when the MemberClusters' cordons were last read (read_cordons)
-        self._refused: set[str] = set()  # uids whose refusal is written
+        self._refused: dict[str, int] = {}  # uid -> the generation whose refusal is written
+        self._queue_waits: dict[str, tuple[int, str]] = {}  # uid -> the generation and reason told it waits for
+        self._queue_retries: dict[str, asyncio.TimerHandle] = {}  # uid -> its next judgement while it waits
         self._full: set[str] = set()  # uids told the federator's queue is full (QueueFull), not submitted yet
         self._scale_refused: dict[str, int] = {}  # uid -> the generation whose spec.replicas was refused (said once)
         self._accepted_written: set[JobId] = set()  # jobs loaded without status.accepted, written once since
@@ -220,6 +233,9 @@ class FederatedJobController:
                   or await self._settled(ns, name, uid))
         if kind == DELETED or meta.get("deletionTimestamp"):
             self._scale_refused.pop(uid, None)
+            self._queue_waits.pop(uid, None)
+            if (retry := self._queue_retries.pop(uid, None)) is not None:
+                retry.cancel()
             ours = kind != DELETED and FINALIZER in (meta.get("finalizers") or [])
             if job_id:
                 job = self.fed.jobs.get(JobId(job_id))
@@ -241,7 +257,6 @@ class FederatedJobController:
             self._metadata(obj, JobId(job_id))  # an edited annotation the job does not follow, or nothing
             return
         if self._judged(obj):
-            await self._unscalable(obj)
             return
         current = await self._current(obj)
         if current is None or current["metadata"].get("deletionTimestamp"):
@@ -258,8 +273,19 @@ class FederatedJobController:
             return
         denied = await self._namespace_denied(ns, spec.queue)
         if denied is not None:
-            await self._refuse(obj, denied.message, reason=EventReason.QUEUE_NOT_ALLOWED, rule=denied.rule)
+            await self._wait_for_queue(obj, denied)
             return
+        self._queue_waits.pop(uid, None)
+        if refused(obj) and not self.fed.intake.fleet_settled():
+            # A corrected spec of a refused object waits for every member's report: so early an unknown model is
+            # a mere warning, and a spec refused for one (outside QA F15) would come back as a job for ever Pending.
+            asyncio.get_running_loop().call_later(self.retry_seconds, self._requeue, MODIFIED, key_of(obj), obj)
+            return
+        if open_to_change(obj):
+            reopened = await self._reopen(obj)
+            if reopened is None:
+                return  # changed (or gone) since it was read: the newer version's event follows
+            obj, meta = reopened, reopened["metadata"]
         if await self._settled(ns, name, uid):
             return  # a gRPC job of that name, submitted while this was read, made this object its own
         # Nothing awaited from here to the job's admission: no other job of that name can come between.
@@ -282,36 +308,57 @@ class FederatedJobController:
             self._warn(meta, EventReason.SUBMIT_WARNING, warning)
 
     def _judged(self, obj: Obj) -> bool:
-        """Whether this object was refused already: by this federator, or by one before it (its status says so: a
-        restart, a failover). A refusal is final, so it is neither judged nor logged again."""
-        uid = str((obj.get("metadata") or {}).get("uid", ""))
-        if uid not in self._refused and refused(obj):
-            self._refused.add(uid)
-        return uid in self._refused
+        """Whether this object, at its generation, was refused already: by this federator, or by one before it (its
+        status says so: a restart, a failover). A refusal holds for the spec it judged, so that spec is neither
+        judged nor logged again; a newer generation (a corrected spec, which the CRD lets a refused object take) is
+        judged as a new object is."""
+        meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+        uid, generation = str(meta.get("uid", "")), int(meta.get("generation", 1))
+        if refused(obj):
+            seen = int(status.get("observedGeneration", generation))
+            self._refused[uid] = max(seen, self._refused.get(uid, seen))
+        return self._refused.get(uid, 0) >= generation
 
-    async def _unscalable(self, obj: Obj) -> None:
-        """A refused object whose spec.replicas changed (`kubectl scale` of an inference job, which the CRD lets
-        through): it never became a job, and is not judged again. Said as a scale the federator refuses is, once
-        per generation: a Warning Event ScaleRefused, after its status says it observed that generation, so a
-        federator that starts later does not say it again. Before, nothing answered the scale."""
-        meta, status = obj["metadata"], obj.get("status") or {}
-        generation = int(meta.get("generation", 1))
-        if generation <= int(status.get("observedGeneration", generation)) \
-                or self._scale_refused.get(meta["uid"]) == generation:
-            return
-        body = {"metadata": {"uid": meta["uid"]}, "status": {**status, "observedGeneration": generation}}
+    async def _wait_for_queue(self, obj: Obj, denied: Denied) -> None:
+        """Not admitted by its Queue (yet): Pending with the reason, said once per generation and reason (status,
+        Warning Event QueueNotAllowed, audit line), and judged again in QUEUE_WAIT_RETRY_SECONDS for as long as it
+        exists. A spec the federator already refused is not here: only an object the parser took waits."""
+        meta = obj["metadata"]
+        uid, generation = meta["uid"], int(meta.get("generation", 1))
+        if self._queue_waits.get(uid) != (generation, denied.message):
+            status = obj.get("status") or {}
+            body = {"metadata": {"uid": uid},
+                    "status": queue_wait_status(denied.message, generation=generation, now=self.clock(),
+                                                old_conditions=status.get("conditions"))}
+            try:
+                await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
+                                        subresource="status")
+            except (ConflictError, NotFoundError):
+                return  # deleted, or replaced by an object of that name: its own events follow
+            self._queue_waits[uid] = (generation, denied.message)
+            log.warning("FederatedJob %s/%s waits for its queue: %s", meta["namespace"], meta["name"],
+                        denied.message)
+            self._audit_refusal(obj, denied.message, denied.rule)
+            self._warn(meta, EventReason.QUEUE_NOT_ALLOWED, f"waits, judged again every "
+                                                            f"{QUEUE_WAIT_RETRY_SECONDS:g}s: {denied.message}")
+        old = self._queue_retries.pop(uid, None)
+        if old is not None:
+            old.cancel()  # one judgement pending per object, however many events it had
+        self._queue_retries[uid] = asyncio.get_running_loop().call_later(
+            QUEUE_WAIT_RETRY_SECONDS, self._requeue, MODIFIED, key_of(obj), obj)
+
+    async def _reopen(self, obj: Obj) -> Obj | None:
+        """A refused or queue-waiting object whose spec is taken now: its status says Pending (unadmitted.py),
+        written only if the object is still the version read, and from then on the CRD holds its spec still. The
+        object as written (None: it changed or went since it was read)."""
+        meta = obj["metadata"]
+        body = {"metadata": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]},
+                "status": reopened_status(int(meta.get("generation", 1)), now=self.clock())}
         try:
-            await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
-                                    subresource="status")
+            return await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
+                                           subresource="status")
         except (ConflictError, NotFoundError):
-            return  # deleted, or replaced by an object of that name: its own events follow
-        self._scale_refused[meta["uid"]] = generation
-        wanted = (obj.get("spec") or {}).get("replicas", 1)
-        log.warning("FederatedJob %s/%s: scale to %s refused: it was refused (phase Failed)", meta["namespace"],
-                    meta["name"], wanted)
-        self._warn(meta, EventReason.SCALE_REFUSED, f"spec.replicas: not scaled to {wanted}: this FederatedJob was "
-                                                    "refused (phase Failed) and is no job to scale; delete it and "
-                                                    "apply a corrected one")
+            return None
 
     def _scale(self, obj: Obj, job_id: JobId) -> None:
         """A known job whose FederatedJob's spec.replicas differs from its own: the same scale as the gRPC API's
@@ -510,30 +557,30 @@ class FederatedJobController:
         except (ConflictError, NotFoundError):
             pass  # a newer version is on its way as an event; reconcile that one
 
-    async def _refuse(self, obj: Obj, message: str, *, reason: EventReason = EventReason.INVALID,
-                      rule: Rule = Rule.NAMESPACE) -> None:
-        """Failed with the reason on its status and in a Warning Event; a refusal by a tenancy rule is also an
-        audit line. Said once the status is written: a write the API server did not take is tried again whole
-        (`_work`), so the Event is not posted twice."""
+    async def _refuse(self, obj: Obj, message: str) -> None:
+        """Failed with the reason on its status and in a Warning Event Invalid. Said once the status is written: a
+        write the API server did not take is tried again whole (`_work`), so the Event is not posted twice."""
         meta = obj["metadata"]
         now = self.clock()
         body = {"metadata": {"uid": meta["uid"]},
                 "status": invalid_status(message, generation=int(meta.get("generation", 1)), now=now,
-                                         reason=reason.value)}
+                                         reason=EventReason.INVALID.value)}
         try:
             await asyncio.to_thread(self.api.patch, FEDERATED_JOBS, meta["name"], body, meta["namespace"],
                                     subresource="status")
         except (ConflictError, NotFoundError):
             pass
-        self._refused.add(meta["uid"])
+        self._refused[meta["uid"]] = int(meta.get("generation", 1))
         log.warning("FederatedJob %s/%s refused: %s", meta["namespace"], meta["name"], message)
-        if reason is EventReason.QUEUE_NOT_ALLOWED:
-            spec = obj.get("spec") or {}
-            self.audit.record("federatedjob.refuse", identity=None, result="refused", code="PERMISSION_DENIED",
-                              rule=rule.value, message=message,
-                              obj={"kind": "FederatedJob", "namespace": meta["namespace"], "name": meta["name"],
-                                   "queue": str(spec.get("queue", "default"))})
-        self._warn(meta, reason, message, now=now)
+        self._warn(meta, EventReason.INVALID, message, now=now)
+
+    def _audit_refusal(self, obj: Obj, message: str, rule: Rule) -> None:
+        """The audit line of a FederatedJob its Queue does not admit (a tenancy rule's decision)."""
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        self.audit.record("federatedjob.refuse", identity=None, result="refused", code="PERMISSION_DENIED",
+                          rule=rule.value, message=message,
+                          obj={"kind": "FederatedJob", "namespace": meta["namespace"], "name": meta["name"],
+                               "queue": str(spec.get("queue", "default"))})
 
     def _warn(self, meta: Obj, reason: EventReason, message: str, *, now: float | None = None) -> None:
         """A Warning Event on the FederatedJob of `meta` (none when the store posts no Events)."""

@@ -17,6 +17,16 @@ federator started is ignored (its queue is the policy file's, or
 
 The status also shows what the queue holds: accelerators in use per cluster accelerator model,
 pending and running jobs, rewritten when it changes.
+
+A Queue carries the finalizer `federator.io/queue-in-use` (IN_USE), added once
+the federator has seen it: deleted (a GitOps prune, an app moved or renamed)
+while jobs of its queue are unfinished (pending or placed or running), it stays,
+Terminating, with its quota and weight in force and a condition Terminating
+saying what holds it, until they end; then the finalizer goes and so does the
+Queue. Before, a prune lifted the quota at once and its waiting jobs were placed
+over it (outside QA G5), as Kueue's ClusterQueue with `resource-in-use` avoids.
+An API server that refuses the finalizer's write (a Role without `patch` on
+queues) is said once per Queue; that Queue goes at once, as before.
 """
 
 from __future__ import annotations
@@ -27,14 +37,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from federator.backends.kube.api import QUEUES, KubeApi, KubeError, NotFoundError, Obj
+from federator.backends.kube.api import QUEUES, ConflictError, KubeApi, KubeError, NotFoundError, Obj
 from federator.backends.kube.informer import DELETED, Informer
 from federator.backends.kube.queues import (
+    IN_USE,
     QueueUsage,
     queue_from_object,
     queue_name,
     queue_status,
     queue_usage,
+    terminating,
     with_queues,
 )
 from federator.scheduler import PolicyError, QueueConfig, SchedulerConfig
@@ -64,6 +76,7 @@ class QueueController:
         self.problems: dict[str, str] = {}  # Queue name -> why it is ignored
         self._written: dict[str, tuple[Obj, float]] = {}  # by uid: what was last written, and when
         self._dirty = asyncio.Event()
+        self._told: set[tuple[str, str]] = set()  # (uid, what) said once: held while deleted, finalizer refused
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -165,6 +178,7 @@ class QueueController:
         now = self.clock()
         usage = queue_usage(self.fed.jobs.values())
         objects = list(self.informer.cache.values())
+        await self.hold(objects, usage)
         uids = {str((o.get("metadata") or {}).get("uid", "")) for o in objects}
         self._written = {uid: w for uid, w in self._written.items() if uid in uids}
         for obj in objects:
@@ -174,6 +188,9 @@ class QueueController:
             status = queue_status(generation=int(meta.get("generation", 1)), problem=self.problems.get(name),
                                   usage=usage.get(name, QueueUsage()),
                                   old_conditions=old_status.get("conditions") or [], now=now)
+            if meta.get("deletionTimestamp"):  # held by its unfinished jobs (hold)
+                status["conditions"].append(terminating(usage.get(name, QueueUsage()), generation=int(
+                    meta.get("generation", 1)), old_conditions=old_status.get("conditions") or [], now=now))
             comparable = {**status, "conditions": [{k: v for k, v in c.items() if k != "lastTransitionTime"}
                                                    for c in status["conditions"]]}
             last = self._written.get(uid)
@@ -193,6 +210,43 @@ class QueueController:
                 log.warning("Queue %s: status not written: %s", name, exc)
                 continue
             self._written[uid] = (comparable, now)
+
+    async def hold(self, objects: list[Obj], usage: dict[str, QueueUsage]) -> None:
+        """The finalizer IN_USE on every Queue, and off a deleted one once no unfinished job names its queue."""
+        for obj in objects:
+            meta = obj.get("metadata") or {}
+            name, uid = str(meta.get("name", "")), str(meta.get("uid", ""))
+            finalizers = [str(f) for f in meta.get("finalizers") or []]
+            used = usage.get(name, QueueUsage())
+            if meta.get("deletionTimestamp"):
+                if IN_USE not in finalizers:
+                    continue
+                if used.pending_jobs + used.running_jobs:
+                    self._once(uid, "held", "Queue %s deleted: held until its %d pending and %d running jobs end; "
+                               "its quota and weight stay in force until then", name, used.pending_jobs,
+                               used.running_jobs)
+                    continue
+                wanted = [f for f in finalizers if f != IN_USE]
+            elif IN_USE in finalizers:
+                continue
+            else:
+                wanted = [*finalizers, IN_USE]
+            body = {"metadata": {"finalizers": wanted, "resourceVersion": meta.get("resourceVersion")}}
+            try:
+                await asyncio.to_thread(self.api.patch, QUEUES, name, body)
+            except (ConflictError, NotFoundError):
+                continue  # changed or gone since it was read: the newer version is judged at the next round
+            except KubeError as exc:
+                self._once(uid, "refused", "Queue %s: finalizer %s not written (%s): deleting it lifts its quota at "
+                           "once, its jobs unfinished; grant the federator patch on queues", name, IN_USE, exc)
+                continue
+            if IN_USE not in wanted:
+                log.info("Queue %s deleted: no unfinished job of its queue holds it any more", name)
+
+    def _once(self, uid: str, what: str, message: str, *args: object) -> None:
+        if (uid, what) not in self._told:
+            self._told.add((uid, what))
+            log.warning(message, *args)
 
 
 __all__ = ["QueueController"]

@@ -26,6 +26,9 @@ from federator.scheduler.policy import queue_from_document
 Obj = dict[str, Any]
 
 VALID = "Valid"
+TERMINATING = "Terminating"
+#: The finalizer that holds a deleted Queue while jobs of its queue are unfinished (queue_controller.py).
+IN_USE = "federator.io/queue-in-use"
 
 
 def queue_name(obj: Mapping[str, Any]) -> str:
@@ -89,9 +92,19 @@ def queue_status(*, generation: int, problem: str | None, usage: QueueUsage,
             "pendingJobs": usage.pending_jobs, "runningJobs": usage.running_jobs}
 
 
+def terminating(usage: QueueUsage, *, generation: int, old_conditions: Iterable[Mapping[str, Any]] = (),
+                now: float) -> Obj:
+    """The condition of a deleted Queue its unfinished jobs hold (finalizer IN_USE): what holds it, and that its
+    quota stays in force until they end."""
+    old = {str(c.get("type")): c for c in old_conditions}
+    message = (f"deleted; held by its {usage.pending_jobs} pending and {usage.running_jobs} running jobs, under "
+               "this Queue's quota and weight until they end, then it goes")
+    return condition(TERMINATING, True, "InUse", message, timestamp(now), generation, old)
+
+
 def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-__all__ = ["VALID", "PolicyError", "QueueUsage", "queue_from_object", "queue_name", "queue_status", "queue_usage",
-           "with_queues"]
+__all__ = ["IN_USE", "TERMINATING", "VALID", "PolicyError", "QueueUsage", "queue_from_object", "queue_name",
+           "queue_status", "queue_usage", "terminating", "with_queues"]

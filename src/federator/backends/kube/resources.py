@@ -195,11 +195,11 @@ def invalid_status(message: str, *, generation: int, now: float, reason: str = "
 
 def refused(cr: Mapping[str, Any]) -> bool:
     """Whether the federator already judged this FederatedJob and refused it: a Failed status with no job, which
-    only `invalid_status` writes (a job's own status always names it). A refusal is final for the object, as a
-    Pod's Failed is: the spec is immutable but for an inference job's spec.replicas, and a refused object never
-    became a job to scale. So a federator that starts, or a new leader, leaves it alone instead of judging it
+    only `invalid_status` writes (a job's own status always names it). A refusal holds for the spec it judged
+    (status.observedGeneration): a federator that starts, or a new leader, leaves it alone instead of judging it
     again: judged before every member had reported, an unknown accelerator model was only a warning, and the
-    refused object came back as a Pending job (outside QA F15)."""
+    refused object came back as a Pending job (outside QA F15). A newer spec (the CRD lets a refused object's
+    change: unadmitted.py) is judged again, once every member has reported."""
     status = cr.get("status") or {}
     return status.get("phase") == JobPhase.FAILED.value and not status.get("jobId")
 
