@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from federator.backends.kube.finished_ttl import FIELD as TTL
 from federator.backends.kube.resources import job_status
 from federator.backends.kube.workloads.registry import ADAPTERS
 from federator.jobfile import OLD_SPEC_NAMES, JobFileError, load_job_files, parse_job
@@ -37,7 +38,8 @@ def _known(spec: dict[str, Any], field: str) -> set[str]:
 def test_spec_fields_match_the_job_file() -> None:
     spec = _schema("federatedjobs")["properties"]["spec"]
     known = _known({"kind": "training", "resources": {"cpu": 1}, "zz": 1}, "spec.zz")
-    assert set(spec["properties"]) == known | set(OLD_SPEC_NAMES)  # an old name is read, not listed as known
+    # an old name is read, not listed as known; the TTL is the object's lifetime, not the job's (finished_ttl.py)
+    assert set(spec["properties"]) == known | set(OLD_SPEC_NAMES) | {TTL}
     assert set(spec["properties"]["regions"]["properties"]) == _known(
         {"kind": "training", "resources": {"cpu": 1}, "regions": {"zz": 1}}, "spec.regions.zz")
     # any catalog resource (nvidia.com/gpu, huawei.com/Ascend910, ...) is a quantity; the job file names bad ones
@@ -132,7 +134,7 @@ def test_only_an_inference_jobs_replicas_may_change() -> None:
     assert gang == {"rule": "!has(oldSelf.kind) || oldSelf.kind != 'training' || (has(self.replicas) ? "
                             "self.replicas : 1) == (has(oldSelf.replicas) ? oldSelf.replicas : 1)",
                     "message": "spec.replicas: a training job's gang size is fixed; only inference jobs may be scaled"}
-    for field in set(spec["properties"]) - {"kind", "replicas", "workload"}:
+    for field in set(spec["properties"]) - {"kind", "replicas", "workload", TTL}:  # a TTL may change, as a Job's
         assert f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == " \
                f"oldSelf.{field})" in text, field
     assert "self.replicas" not in text

@@ -76,6 +76,7 @@ from federator.backends.kube.api import (
 from federator.backends.kube.cancel_records import KubeCancelRecords
 from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.events import EventReason, JobEvent, event_object
+from federator.backends.kube.finished_ttl import delete_expired
 from federator.backends.kube.informer import DELETED, MODIFIED, Informer
 from federator.backends.kube.member_status import member_status, restore_member
 from federator.backends.kube.move_times import KubeMoveStore
@@ -148,7 +149,8 @@ class FederatedJobController:
         self.informer.start()
         await self.adopt_members()
         loop = asyncio.get_running_loop()
-        self._tasks = [*(loop.create_task(self._work(q)) for q in self._queues), loop.create_task(self._members())]
+        self._tasks = [*(loop.create_task(self._work(q)) for q in self._queues), loop.create_task(self._members()),
+                       loop.create_task(delete_expired(self.informer.cache.values, self.api, self.clock))]
         await self.informer.wait_synced()
         log.info("watching FederatedJobs in %s: %d found", self.api.server, len(self.informer.cache))
         self.cancel_orphans()

@@ -67,7 +67,8 @@ def job_document(cr: Mapping[str, Any]) -> Obj:
     """The job-file document of a FederatedJob object: what `parse_job` validates.
 
     Server-side metadata (uid, managedFields, kubectl's last-applied copy of the
-    spec) is dropped; labels and annotations are the user's.
+    spec) is dropped; labels and annotations are the user's. So is the object's own
+    spec.ttlSecondsAfterFinished: its lifetime, not the job's (finished_ttl.py).
     """
     meta = cr.get("metadata") or {}
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
@@ -77,7 +78,7 @@ def job_document(cr: Mapping[str, Any]) -> Obj:
     if annotations:
         doc_meta["annotations"] = annotations
     return {"apiVersion": cr.get("apiVersion", API_VERSION), "kind": cr.get("kind"), "metadata": doc_meta,
-            "spec": dict(cr.get("spec") or {})}
+            "spec": {k: v for k, v in (cr.get("spec") or {}).items() if k != "ttlSecondsAfterFinished"}}
 
 
 def spec_of(cr: Mapping[str, Any]) -> JobSpec:
