@@ -75,9 +75,12 @@ async def delete_expired(objs: Callable[[], Iterable[Mapping[str, Any]]], api: K
     """Delete every FederatedJob of `objs()` (the controller's informer cache) whose TTL ran out, every `every`
     seconds, for ever. An API server away is tried again at the next sweep."""
     deleted: set[str] = set()  # uids deleted whose deletion the cache has not shown yet: not deleted (said) twice
+    warned: set[str] = set()  # uids whose delete failed, said once (a Role without delete: every sweep otherwise)
     while True:
         now = list(objs())
-        deleted &= {str((o.get("metadata") or {}).get("uid")) for o in now}
+        uids = {str((o.get("metadata") or {}).get("uid")) for o in now}
+        deleted &= uids
+        warned &= uids
         for obj in expired(now, clock()):
             meta: Obj = dict(obj.get("metadata") or {})
             if str(meta.get("uid")) in deleted:
@@ -88,8 +91,11 @@ async def delete_expired(objs: Callable[[], Iterable[Mapping[str, Any]]], api: K
                     log.info("FederatedJob %s/%s deleted: finished, and its spec.%s (%ss) has passed",
                              meta.get("namespace"), meta.get("name"), FIELD, (obj.get("spec") or {}).get(FIELD))
             except KubeError as exc:
-                log.warning("FederatedJob %s/%s past its spec.%s not deleted: %s; again in %gs",
-                            meta.get("namespace"), meta.get("name"), FIELD, exc, every)
+                if str(meta.get("uid")) not in warned:
+                    warned.add(str(meta.get("uid")))
+                    log.warning("FederatedJob %s/%s past its spec.%s not deleted: %s; tried again every %gs (the "
+                                "federator's Role needs delete on federatedjobs)", meta.get("namespace"),
+                                meta.get("name"), FIELD, exc, every)
         await asyncio.sleep(every)
 
 
