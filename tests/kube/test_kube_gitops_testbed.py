@@ -77,6 +77,11 @@ def test_a_pipeline_waits_on_succeeded_or_failed_and_a_ttl_deletes_the_finished_
             fed.schedule_once()
             (pid,) = [p.placement_id for p in job.placements]
             fed.job_update(rec, pid, JobPhase.RUNNING, "")
+            # the TTL may be set on a running job (a new generation, nothing to do but observe it): its status says
+            # so, else `kubectl wait` (which skips a condition of an older generation) and a health check never pass
+            kubectl("patch", "fj", "run-ok", "--type=merge", "-p", '{"spec":{"ttlSecondsAfterFinished":3600}}')
+            await until(lambda: kubectl("get", "fj", "run-ok", "-o", "jsonpath={.status.observedGeneration}"
+                                        ).stdout == "2")
             fed.job_update(rec, pid, JobPhase.SUCCEEDED, "done")
             assert (await wait("run-ok", "condition=Succeeded")).returncode == 0
             assert conditions("run-ok")["Failed"] == ("False", "Succeeded")

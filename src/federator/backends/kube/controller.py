@@ -316,6 +316,7 @@ class FederatedJobController:
         job = self.fed.jobs[job_id]
         wanted = spec.get("replicas", 1)
         if "workload" in spec or not isinstance(wanted, int) or wanted == job.spec.replicas:
+            self._observe(meta, job)  # another field that may change: spec.ttlSecondsAfterFinished
             return
         generation = int(meta.get("generation", 1))
         owner = self.store.owner_of(job_id)
@@ -339,6 +340,16 @@ class FederatedJobController:
             return
         log.info("FederatedJob %s/%s: job %s scaled to %d replicas", meta.get("namespace"), meta.get("name"),
                  job_id, wanted)
+
+    def _observe(self, meta: Obj, job: Job) -> None:
+        """A new generation of a known job's object with nothing to scale (its TTL changed, finished_ttl.py): its
+        status says it observed it. Left behind, `kubectl wait` (which skips a condition of an older generation)
+        and a GitOps health check never passed on that job again. StoreUnavailable is raised: tried again."""
+        generation, owner = int(meta.get("generation", 1)), self.store.owner_of(job.job_id)
+        if owner is None or generation <= owner.generation:
+            return
+        self.store.observed(job.job_id, generation=generation, replicas=job.spec.replicas)
+        self.fed.journal.write([job])
 
     async def _settled(self, ns: str, name: str, uid: str) -> JobId | None:
         """The job of the object `uid`, once no new job of its namespace and name is on its way to the store.
