@@ -126,7 +126,8 @@ def test_the_crd_refuses_both_names_of_accelerator_models(bed: Testbed, federato
     pytest.param(["patch", "federatedjobs.federator.io", "--subresource=status", "-n", "ml-jobs"], True,
                  id="patch-job-status"),
     pytest.param(["create", "federatedjobs.federator.io", "-n", "ml-jobs"], True, id="create-jobs-from-grpc"),
-    pytest.param(["delete", "federatedjobs.federator.io", "-n", "ml-jobs"], False, id="never-deletes-users-jobs"),
+    # a finished one past its own spec.ttlSecondsAfterFinished only (backends/kube/finished_ttl.py)
+    pytest.param(["delete", "federatedjobs.federator.io", "-n", "ml-jobs"], True, id="delete-past-ttl"),
     pytest.param(["create", "memberclusters.federator.io"], True, id="create-memberclusters"),
     pytest.param(["patch", "memberclusters.federator.io", "--subresource=status"], True, id="cluster-status"),
     pytest.param(["watch", "queues.federator.io"], True, id="watch-queues"),

@@ -210,8 +210,8 @@ def test_a_job_no_member_could_hold_even_empty_is_accepted_with_a_warning(
         return
     (warning,) = said
     assert warning.startswith(warned), warning
-    assert warning.endswith("it can never run as the fleet stands (shrink it, or it waits until the fleet grows to "
-                            "hold it); the job is accepted")
+    assert warning.endswith("it can never run as the fleet stands (cancel it and submit a smaller one, or it "
+                            "waits until the fleet grows to hold it); the job is accepted")
 
 
 def test_the_fleet_fit_warning_is_judged_once_per_job_shape_until_a_members_pools_change_shape(

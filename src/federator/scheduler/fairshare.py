@@ -320,7 +320,8 @@ class FairOrder:
 def _never(more_than_the_quota: bool) -> str:
     """What a quota reason adds when the job alone needs more than the whole quota: it waits for ever otherwise,
     read as a busy queue ("0 of 64 in use, the job needs 128"; outside QA, new user F3)."""
-    return (", more than the whole quota: it can never run in this queue (shrink it, or ask for a larger quota)"
+    return (", more than the whole quota: it can never run in this queue (cancel it and "
+            "submit a smaller one, or ask for a larger quota)"
             if more_than_the_quota else "")
 
 

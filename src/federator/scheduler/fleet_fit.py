@@ -157,7 +157,10 @@ def never_as_the_fleet_stands(request: PlacementRequest, snapshot: Snapshot, leg
     else:
         alts = request.spec.accelerators
         said = "; ".join(f"alternative {i + 1} ({alts[i].describe()}): {w}" for i, w in enumerate(why))
-    return f"{said}: it can never run as the fleet stands (shrink it, or it waits until the fleet grows to hold it)"
+    # "cancel it and submit a smaller one", not "shrink it": a gang's size is fixed once submitted, even one never
+    # placed (a FederatedJob's spec.replicas of a training job is refused), so the advice is one that works (G12)
+    return (f"{said}: it can never run as the fleet stands (cancel it and submit a smaller one, or it waits until "
+            "the fleet grows to hold it)")
 
 
 class FleetFit:

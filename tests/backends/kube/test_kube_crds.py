@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from federator.backends.kube.finished_ttl import FIELD as TTL
 from federator.backends.kube.resources import job_status
 from federator.backends.kube.unadmitted import QUEUE_NOT_ALLOWED, open_to_change
 from federator.backends.kube.workloads.registry import ADAPTERS
@@ -38,7 +39,8 @@ def _known(spec: dict[str, Any], field: str) -> set[str]:
 def test_spec_fields_match_the_job_file() -> None:
     spec = _schema("federatedjobs")["properties"]["spec"]
     known = _known({"kind": "training", "resources": {"cpu": 1}, "zz": 1}, "spec.zz")
-    assert set(spec["properties"]) == known | set(OLD_SPEC_NAMES)  # an old name is read, not listed as known
+    # an old name is read, not listed as known; the TTL is the object's lifetime, not the job's (finished_ttl.py)
+    assert set(spec["properties"]) == known | set(OLD_SPEC_NAMES) | {TTL}
     assert set(spec["properties"]["regions"]["properties"]) == _known(
         {"kind": "training", "resources": {"cpu": 1}, "regions": {"zz": 1}}, "spec.regions.zz")
     # any catalog resource (nvidia.com/gpu, huawei.com/Ascend910, ...) is a quantity; the job file names bad ones
@@ -125,22 +127,26 @@ def _transition_rules() -> list[dict[str, str]]:
 
 
 def test_only_an_inference_jobs_replicas_may_change() -> None:
-    """One immutability rule per field of the spec but replicas, so a field added later is immutable unless
-    someone decides otherwise, and its message starts with the field (outside QA G6: "spec is immutable" named
-    none, and a GitOps sync error did not say which line of the change to revert). A training job's spec.replicas
+    """One immutability rule per field of the spec but replicas (and the TTL, which may change), so a field
+    added later is immutable unless someone decides otherwise, and its message starts with the field (outside QA
+    G6: "spec is immutable" named none, and a GitOps sync error did not say which line of the change to revert).
+    A training job's spec.replicas
     is refused by a rule of its own, saying why (outside QA F16: `kubectl scale` of a gang answered "spec is
     immutable; delete the FederatedJob and create it again", which invited recreating it at another size)."""
     spec = _schema("federatedjobs")["properties"]["spec"]
     *fields, gang = _transition_rules()
+    fixed = [f for f in spec["properties"] if f not in ("replicas", TTL)]
     assert [r["rule"] for r in fields] == [
         f"{OPEN} || has(self.spec.{f}) == has(oldSelf.spec.{f}) && (!has(self.spec.{f}) || self.spec.{f} == "
-        f"oldSelf.spec.{f})" for f in spec["properties"] if f != "replicas"]
-    for field, rule in zip([f for f in spec["properties"] if f != "replicas"], fields, strict=True):
+        f"oldSelf.spec.{f})" for f in fixed]
+    for field, rule in zip(fixed, fields, strict=True):
         assert rule["message"] == f"spec.{field}: is immutable; delete the FederatedJob and create it again"
     assert gang == {"rule": f"{OPEN} || !has(oldSelf.spec.kind) || oldSelf.spec.kind != 'training' || (has("
                             "self.spec.replicas) ? self.spec.replicas : 1) == (has(oldSelf.spec.replicas) ? "
                             "oldSelf.spec.replicas : 1)",
                     "message": "spec.replicas: a training job's gang size is fixed; only inference jobs may be scaled"}
+    # a TTL may change, as a Job's (finished_ttl.py): no rule names it
+    assert not [r for r in _transition_rules() if TTL in r["rule"]]
 
 
 #: The old object never became a job, and the federator refused it or it waits for its Queue: its spec may change

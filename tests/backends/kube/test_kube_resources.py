@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from federator.backends.kube.resources import job_document, job_from_resource, job_status, spec_of
+from federator.backends.kube.resources import invalid_status, job_document, job_from_resource, job_status, spec_of
 from federator.jobfile import JobFileError
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId, Reason, ReasonCode
 
@@ -123,3 +123,49 @@ def test_a_placements_end_is_kept_in_the_status_as_endedAt() -> None:
     back = job_from_resource({**federated_job(), "status": status})
     assert back is not None
     assert [p.ended_at for p in back.placements] == [pytest.approx(1_700_000_008.123456, abs=1e-6), 0.0]
+
+
+@pytest.mark.parametrize(("phase", "succeeded", "failed"), [
+    (JobPhase.PENDING, "False", "False"), (JobPhase.RUNNING, "False", "False"), (JobPhase.SUCCEEDED, "True", "False"),
+    (JobPhase.FAILED, "False", "True"), (JobPhase.CANCELLED, "False", "True")])
+def test_the_outcome_is_a_condition_a_pipeline_waits_on(phase: JobPhase, succeeded: str, failed: str) -> None:
+    """`kubectl wait --for=condition=Succeeded` (or `Failed`) as on a batch/v1 Job: `Finished` alone is True for every
+    end (outside QA G2). A cancelled job has not succeeded: `Failed`, its reason saying Cancelled."""
+    job = Job(job_id=JobId("j"), spec=spec_of(federated_job()), submitted_at=1.0, phase=phase,
+              message="how it ended" if phase.is_terminal else "")
+    conditions = {c["type"]: c for c in job_status(job, generation=4, now=100.0)["conditions"]}
+    assert (conditions["Succeeded"]["status"], conditions["Failed"]["status"]) == (succeeded, failed)
+    assert conditions["Finished"]["status"] == ("True" if phase.is_terminal else "False")
+    assert conditions["Succeeded"]["reason"] == conditions["Failed"]["reason"] == phase.value
+    assert conditions["Failed"]["observedGeneration"] == 4
+    assert conditions["Failed"]["message"] == ("how it ended" if failed == "True" else "")
+    assert "Available" not in conditions  # a training job serves nothing
+
+
+def test_a_refused_federated_job_has_failed() -> None:
+    conditions = {c["type"]: c for c in invalid_status("spec.acceleratorModels[0]: unknown accelerator model 'H1000'",
+                                                       generation=1, now=100.0, reason="Invalid")["conditions"]}
+    assert {t: (c["status"], c["reason"]) for t, c in conditions.items()} == {
+        "Finished": ("True", "Invalid"), "Succeeded": ("False", "Invalid"), "Failed": ("True", "Invalid")}
+    assert conditions["Failed"]["message"].startswith("spec.acceleratorModels[0]: unknown")
+
+
+@pytest.mark.parametrize(("phase", "ready", "status", "reason"), [
+    (JobPhase.PENDING, None, "False", "Pending"), (JobPhase.PLACED, 0, "False", "Placed"),
+    (JobPhase.RUNNING, 1, "False", "ReplicasNotReady"), (JobPhase.RUNNING, 2, "True", "ReplicasReady"),
+    (JobPhase.CANCELLED, None, "False", "Cancelled")])
+def test_an_inference_job_is_available_when_every_replica_it_asks_is_ready(
+        phase: JobPhase, ready: int | None, status: str, reason: str) -> None:
+    """Available, as a Deployment's: what a blue/green cut-over waits on before deleting the old job (outside QA G11);
+    Running alone is True as soon as replicas run, ready or not."""
+    spec = spec_of(federated_job({"kind": "inference", "replicas": 2, "resources": {"nvidia.com/gpu": 1}}))
+    job = Job(job_id=JobId("chat"), spec=spec, submitted_at=1.0, phase=phase)
+    if ready is not None:
+        job.placements = [Placement(PlacementId(f"chat.g1.{c}"), JobId("chat"), c, "east", 1, "H100", 1, phase,
+                                    replicas_running=1, replicas_ready=min(1, max(0, ready - i)))
+                          for i, c in enumerate("ab")]
+    conditions = {c["type"]: c for c in job_status(job, generation=1, now=100.0)["conditions"]}
+    assert (conditions["Available"]["status"], conditions["Available"]["reason"]) == (status, reason)
+    if phase is JobPhase.RUNNING:
+        assert conditions["Available"]["message"] == f"{ready} of 2 replicas ready"
+        assert conditions["Running"]["status"] == "True"

@@ -87,6 +87,7 @@ from federator.backends.kube.api import (
 from federator.backends.kube.cancel_records import KubeCancelRecords
 from federator.backends.kube.cordons import KubeCordonStore
 from federator.backends.kube.events import EventReason, JobEvent, event_object
+from federator.backends.kube.finished_ttl import delete_expired
 from federator.backends.kube.informer import DELETED, MODIFIED, Informer
 from federator.backends.kube.member_status import member_status, restore_member
 from federator.backends.kube.move_times import KubeMoveStore
@@ -168,7 +169,8 @@ class FederatedJobController:
         self.informer.start()
         await self.adopt_members()
         loop = asyncio.get_running_loop()
-        self._tasks = [*(loop.create_task(self._work(q)) for q in self._queues), loop.create_task(self._members())]
+        self._tasks = [*(loop.create_task(self._work(q)) for q in self._queues), loop.create_task(self._members()),
+                       loop.create_task(delete_expired(self.informer.cache.values, self.api, self.clock))]
         await self.informer.wait_synced()
         log.info("watching FederatedJobs in %s: %d found", self.api.server, len(self.informer.cache))
         self.cancel_orphans()
@@ -370,6 +372,7 @@ class FederatedJobController:
         wanted = spec.get("replicas", 1)
         if "workload" in spec or not isinstance(wanted, int) or wanted == job.spec.replicas:
             self._note(job, SCALE_REFUSED, None)  # spec.replicas says the job's count again
+            self._observe(meta, job)  # another field that may change: spec.ttlSecondsAfterFinished
             return
         generation = int(meta.get("generation", 1))
         owner = self.store.owner_of(job_id)
@@ -432,6 +435,16 @@ class FederatedJobController:
             self.store.ignoring.pop(job.job_id, None)
         if force or before != message:
             self.fed.journal.write([job])
+
+    def _observe(self, meta: Obj, job: Job) -> None:
+        """A new generation of a known job's object with nothing to scale (its TTL changed, finished_ttl.py): its
+        status says it observed it. Left behind, `kubectl wait` (which skips a condition of an older generation)
+        and a GitOps health check never passed on that job again. StoreUnavailable is raised: tried again."""
+        generation, owner = int(meta.get("generation", 1)), self.store.owner_of(job.job_id)
+        if owner is None or generation <= owner.generation:
+            return
+        self.store.observed(job.job_id, generation=generation, replicas=job.spec.replicas)
+        self.fed.journal.write([job])
 
     async def _settled(self, ns: str, name: str, uid: str) -> JobId | None:
         """The job of the object `uid`, once no new job of its namespace and name is on its way to the store.

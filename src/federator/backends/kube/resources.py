@@ -22,6 +22,7 @@ from federator.model import (
     ClusterState,
     Job,
     JobId,
+    JobKind,
     JobPhase,
     JobSpec,
     Placement,
@@ -66,7 +67,8 @@ def job_document(cr: Mapping[str, Any]) -> Obj:
     """The job-file document of a FederatedJob object: what `parse_job` validates.
 
     Server-side metadata (uid, managedFields, kubectl's last-applied copy of the
-    spec) is dropped; labels and annotations are the user's.
+    spec) is dropped; labels and annotations are the user's. So is the object's own
+    spec.ttlSecondsAfterFinished: its lifetime, not the job's (finished_ttl.py).
     """
     meta = cr.get("metadata") or {}
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
@@ -76,7 +78,7 @@ def job_document(cr: Mapping[str, Any]) -> Obj:
     if annotations:
         doc_meta["annotations"] = annotations
     return {"apiVersion": cr.get("apiVersion", API_VERSION), "kind": cr.get("kind"), "metadata": doc_meta,
-            "spec": dict(cr.get("spec") or {})}
+            "spec": {k: v for k, v in (cr.get("spec") or {}).items() if k != "ttlSecondsAfterFinished"}}
 
 
 def spec_of(cr: Mapping[str, Any]) -> JobSpec:
@@ -92,6 +94,31 @@ def condition(kind: str, ok: bool, reason: str, message: str, now: str, generati
     since = prev.get("lastTransitionTime") if prev and prev.get("status") == status else now
     return {"type": kind, "status": status, "reason": reason, "message": message[:1024],
             "lastTransitionTime": since or now, "observedGeneration": generation}
+
+
+def end_conditions(phase: JobPhase, reason: str, message: str, now: str, generation: int,
+                   old: Mapping[str, Mapping[str, Any]]) -> list[Obj]:
+    """`Succeeded` and `Failed`, the outcome a pipeline waits on as it does on a batch/v1 Job's `Complete` and
+    `Failed` (`Finished` is True for every end, its reason the outcome; outside QA G2). `Failed` is True for a
+    Failed or Cancelled job, and for a FederatedJob the federator refused (`reason` then the refusal's, e.g.
+    Invalid): every end but success, so `kubectl wait --for=condition=Failed` never waits out its timeout on a job
+    that will not succeed. Both False until the job ends, their reason its phase."""
+    succeeded, failed = phase is JobPhase.SUCCEEDED, phase.is_terminal and phase is not JobPhase.SUCCEEDED
+    return [condition("Succeeded", succeeded, reason, message if succeeded else "", now, generation, old),
+            condition("Failed", failed, reason, message if failed else "", now, generation, old)]
+
+
+def available(job: Job, now: str, generation: int, old: Mapping[str, Mapping[str, Any]]) -> Obj:
+    """An inference job's `Available`: True while it runs with every replica spec.replicas asks ready to serve
+    (status.readyReplicas), as a Deployment's or a LeaderWorkerSet's: what a blue/green cut-over (a GitOps tool's
+    health check, `kubectl wait --for=condition=Available`) waits on before the old job is deleted (outside QA
+    G11). Its reason is ReplicasReady, ReplicasNotReady while it runs short, else the phase."""
+    ready, wanted = job.replicas_ready, job.spec.replicas
+    running = job.phase is JobPhase.RUNNING
+    ok = running and ready >= wanted
+    reason = ("ReplicasReady" if ok else "ReplicasNotReady") if running else job.phase.value
+    message = f"{ready} of {wanted} replicas ready" if job.phase.is_active else ""
+    return condition("Available", ok, reason, message, now, generation, old)
 
 
 def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[str, Any]] | None = None,
@@ -112,7 +139,10 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
                    stamp, generation, old),
         condition("Finished", phase.is_terminal, phase.value, job.message if phase.is_terminal else "", stamp,
                    generation, old),
+        *end_conditions(phase, phase.value, job.message if phase.is_terminal else "", stamp, generation, old),
     ]
+    if job.spec.kind is JobKind.INFERENCE:
+        conditions.append(available(job, stamp, generation, old))
     user, groups = owner_of(job.spec)
     return {
         "jobId": job.job_id,
@@ -189,8 +219,8 @@ def invalid_status(message: str, *, generation: int, now: float, reason: str = "
     stamp = timestamp(now)
     return {"phase": JobPhase.FAILED.value, "message": message, "observedGeneration": generation,
             "pendingReason": None,
-            "conditions": [{"type": "Finished", "status": "True", "reason": reason, "message": message[:1024],
-                            "lastTransitionTime": stamp, "observedGeneration": generation}]}
+            "conditions": [condition("Finished", True, reason, message, stamp, generation, {}),
+                           *end_conditions(JobPhase.FAILED, reason, message, stamp, generation, {})]}
 
 
 def refused(cr: Mapping[str, Any]) -> bool:
@@ -420,8 +450,7 @@ def _strings(raw: object) -> frozenset[str]:
 
 
 __all__ = [
-    "FINALIZER", "MemberFacts", "accepted_of", "as_accepted",
-    "condition", "invalid_status", "job_document", "job_from_resource", "job_status",
-    "kinds_text", "member_cluster", "member_cluster_status", "member_facts", "parse_timestamp", "read_member_facts",
-    "refused", "spec_of", "timestamp",
+    "FINALIZER", "MemberFacts", "accepted_of", "as_accepted", "available", "condition", "end_conditions",
+    "invalid_status", "job_document", "job_from_resource", "job_status", "kinds_text", "member_cluster",
+    "member_cluster_status", "member_facts", "parse_timestamp", "read_member_facts", "refused", "spec_of", "timestamp",
 ]
