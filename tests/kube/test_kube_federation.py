@@ -313,22 +313,29 @@ def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube
     pytest.param("member-a", "federator-agent", "watch", "events", WORKLOADS, True, id="agent-watches-events"),
     pytest.param("member-a", "federator-agent", "delete", "events", WORKLOADS, False, id="agent-no-event-deletes"),
     pytest.param("host", "federator", "patch", "federatedjobs.federator.io/status", "team-x", True, id="fed-status"),
-    pytest.param("host", "federator", "delete", "federatedjobs.federator.io", "team-x", False, id="fed-no-delete"),
+    # It deletes a finished FederatedJob past its spec.ttlSecondsAfterFinished (backends/kube/finished_ttl.py), as
+    # batch/v1's TTL controller deletes a Job; only those (the object's uid a precondition).
+    pytest.param("host", "federator", "delete", "federatedjobs.federator.io", "team-x", True,
+                 id="fed-deletes-fjs-past-their-ttl"),
+    pytest.param("host", "federator", "deletecollection", "federatedjobs.federator.io", "team-x", False,
+                 id="fed-no-fj-collection-deletes"),
     pytest.param("host", "federator", "create", "events", "team-x", True, id="fed-events"),
     pytest.param("host", "federator", "delete", "events", "team-x", False, id="fed-no-event-deletes"),
     pytest.param("host", "federator", "patch", "queues.federator.io/status", "default", True, id="fed-queue-status"),
     pytest.param("host", "federator", "update", "federatedjobs.federator.io/status", "team-x", False,
                  id="fed-status-patch-only"),
-    pytest.param("host", "federator", "patch", "queues.federator.io", "default", False, id="fed-no-queue-writes"),
+    # It patches a Queue's finalizer federator.io/queue-in-use (a deleted Queue waits for its unfinished jobs), never
+    # replaces one, creates one or deletes one: the Queues are the admin's.
+    pytest.param("host", "federator", "patch", "queues.federator.io", "default", True,
+                 id="fed-patches-queue-finalizer"),
+    pytest.param("host", "federator", "update", "queues.federator.io", "default", False, id="fed-no-queue-updates"),
+    pytest.param("host", "federator", "delete", "queues.federator.io", "default", False, id="fed-no-queue-deletes"),
     pytest.param("host", "federator", "list", "memberclusters.federator.io", "default", True, id="fed-lists-mcs"),
     pytest.param("host", "federator", "get", "namespaces", "default", True, id="fed-reads-a-namespace"),
     pytest.param("host", "federator", "update", "namespaces", "default", False, id="fed-no-namespace-writes"),
-    # It deletes the MemberCluster of a Lost cluster it forgot (--forget-lost-after, server/leases.py); never a
-    # FederatedJob, which is the user's.
+    # It deletes the MemberCluster of a Lost cluster it forgot (--forget-lost-after, server/leases.py).
     pytest.param("host", "federator", "delete", "memberclusters.federator.io", "default", True,
                  id="fed-deletes-forgotten-mcs"),
-    pytest.param("host", "federator", "delete", "federatedjobs.federator.io", "default", False,
-                 id="fed-never-deletes-fjs"),
     pytest.param("host", "federator", "update", "leases.coordination.k8s.io/federator", "federator-system", True,
                  id="fed-its-lease"),
     pytest.param("host", "federator", "update", "leases.coordination.k8s.io/other", "federator-system", False,
@@ -431,10 +438,12 @@ def test_a_job_submitted_through_the_grpc_api_gets_a_federated_job(kube: Kube, t
 def _old_federated_job_crd() -> str:
     """The FederatedJob CRD as it was before spec.acceleratorModels: gpuModels the only name of the field."""
     crd = yaml.safe_load((CRDS / "federatedjobs.yaml").read_text())
-    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    root = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    spec = root["properties"]["spec"]
     del spec["properties"]["acceleratorModels"]
-    spec["x-kubernetes-validations"] = [r for r in spec["x-kubernetes-validations"]
-                                        if "acceleratorModels" not in r["rule"]]
+    for schema in (spec, root):  # the spec's own rules, and the immutability rules at the root (they read status)
+        schema["x-kubernetes-validations"] = [r for r in schema.get("x-kubernetes-validations", [])
+                                              if "acceleratorModels" not in r["rule"]]
     return yaml.safe_dump(crd)
 
 
