@@ -9,8 +9,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -165,6 +165,19 @@ def in_process(host: Testbed, namespace: str, *, cordons: bool = True) -> Iterat
         yield InProcess(api, store, fed, ctl)
     finally:
         store.close()
+
+
+@asynccontextmanager
+async def controller_running(host: Testbed, namespace: str) -> AsyncIterator[InProcess]:
+    """`in_process` without cordons, its controller started (watching the FederatedJobs of `namespace`) and stopped
+    after, before its store is closed: the set-up of the tests that drive a FederatedJob with kubectl and read what
+    the federator made of it."""
+    with in_process(host, namespace, cordons=False) as fx:
+        await fx.ctl.start()
+        try:
+            yield fx
+        finally:
+            await fx.ctl.stop()
 
 
 def service_account_kubeconfig(tb: Testbed, cluster: str, account: str, path: Path,

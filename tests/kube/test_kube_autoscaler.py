@@ -15,14 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from federator.backends.kube.api import KubeApi
-from federator.backends.kube.controller import FederatedJobController
-from federator.backends.kube.store import KubeJobStore
 from federator.model import JobPhase
-from federator.server.federator import Federator
 
 from builders import cluster, pool
-from kube_support import CRDS, Testbed
+from kube_support import CRDS, Testbed, controller_running
 from support import until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
@@ -57,12 +53,8 @@ def test_an_autoscaler_reads_the_federated_jobs_scale_and_goes_on_to_its_metric(
             return {c["type"]: (c["status"], c["reason"]) for c in hpa.get("status", {}).get("conditions", [])}
 
         async def main() -> None:
-            api = KubeApi.connect(bed.host.kubeconfig)
-            store = KubeJobStore(api, namespace=NAMESPACE)
-            fed = Federator(store=store)
-            ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
-            await ctl.start()
-            try:
+            async with controller_running(bed, NAMESPACE) as fx:
+                fed = fx.fed
                 rec = fed.connect(cluster="a", region="east", labels={})
                 fed.report(rec, cluster("a", "east", pool(H100, nodes=1, free=8)).capacity)
                 bed.kubectl("host", "apply", "-f", "-", input=yaml.safe_dump(JOB))
@@ -75,9 +67,6 @@ def test_an_autoscaler_reads_the_federated_jobs_scale_and_goes_on_to_its_metric(
                 assert got["AbleToScale"] == ("True", "SucceededGetScale"), got
                 # past the selector, at the metric: no external metrics API answers on this bed
                 assert got["ScalingActive"] == ("False", "FailedGetExternalMetric"), got
-            finally:
-                await ctl.stop()
-                store.close()
 
         asyncio.run(main())
     finally:

@@ -16,15 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from federator.backends.kube.api import KubeApi
-from federator.backends.kube.controller import FederatedJobController
-from federator.backends.kube.store import KubeJobStore
 from federator.model import JobPhase
-from federator.server.federator import Federator
 from federator.server.replica_counts import ReplicaCounts
 
 from builders import cluster, pool
-from kube_support import Testbed, host_alone
+from kube_support import Testbed, controller_running, host_alone
 from support import until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
@@ -61,12 +57,8 @@ def test_a_pipeline_waits_on_succeeded_or_failed_and_a_ttl_deletes_the_finished_
         return {t: (s, r) for t, s, r in (line.split("=") for line in out.splitlines())}
 
     async def main() -> None:
-        api = KubeApi.connect(host.host.kubeconfig)
-        store = KubeJobStore(api, namespace=NAMESPACE)
-        fed = Federator(store=store)
-        ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
-        await ctl.start()
-        try:
+        async with controller_running(host, NAMESPACE) as fx:
+            fed = fx.fed
             rec = fed.connect(cluster="a", region="east", labels={})
             fed.report(rec, cluster("a", "east", pool(H100, nodes=1, free=8)).capacity)
 
@@ -109,9 +101,6 @@ def test_a_pipeline_waits_on_succeeded_or_failed_and_a_ttl_deletes_the_finished_
                 assert (await wait(name, "delete")).returncode == 0
             assert "run-cancelled" in kubectl("get", "fj").stdout  # finished, but no TTL: kept
             await until(lambda: not fed.jobs.named("run-ok"))
-        finally:
-            await ctl.stop()
-            store.close()
 
     asyncio.run(main())
 
@@ -127,12 +116,8 @@ def test_an_inference_job_is_available_once_every_replica_is_ready(host: Testbed
                            "jsonpath={.status.conditions[?(@.type==\"Available\")].status}").stdout)
 
     async def main() -> None:
-        api = KubeApi.connect(host.host.kubeconfig)
-        store = KubeJobStore(api, namespace=NAMESPACE)
-        fed = Federator(store=store)
-        ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
-        await ctl.start()
-        try:
+        async with controller_running(host, NAMESPACE) as fx:
+            fed = fx.fed
             rec = fed.connect(cluster="b", region="west", labels={})
             fed.report(rec, cluster("b", "west", pool(H100, nodes=1, free=8)).capacity)
             kubectl("apply", "-f", "-", stdin=document("chat-v2", "inference", 2))
@@ -148,8 +133,5 @@ def test_an_inference_job_is_available_once_every_replica_is_ready(host: Testbed
             proc = await asyncio.to_thread(kubectl, "wait", "--for=condition=Available", "fj/chat-v2",
                                            "--timeout=60s", check=False)
             assert proc.returncode == 0, proc.stderr
-        finally:
-            await ctl.stop()
-            store.close()
 
     asyncio.run(main())

@@ -16,15 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from federator.backends.kube.api import FEDERATED_JOBS, KubeApi
-from federator.backends.kube.controller import FederatedJobController
-from federator.backends.kube.store import KubeJobStore
+from federator.backends.kube.api import FEDERATED_JOBS
 from federator.backends.kube.workloads.common import workload_labels
 from federator.model import JobPhase
-from federator.server.federator import Federator
 
 from builders import cluster, pool
-from kube_support import Testbed, host_alone
+from kube_support import Testbed, controller_running, host_alone
 from support import until
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
@@ -53,12 +50,8 @@ def test_kubectl_scale_places_the_extra_replicas_and_keeps_the_running_ones(host
         return host.kubectl("host", *args, "-n", NAMESPACE, input=stdin, check=check)
 
     async def main() -> None:
-        api = KubeApi.connect(host.host.kubeconfig)
-        store = KubeJobStore(api, namespace=NAMESPACE)
-        fed = Federator(store=store)
-        ctl = FederatedJobController(fed, api, store, namespace=NAMESPACE)
-        await ctl.start()
-        try:
+        async with controller_running(host, NAMESPACE) as fx:
+            api, fed = fx.api, fx.fed
             for name, region in (("a", "east"), ("b", "west")):
                 rec = fed.connect(cluster=name, region=region, labels={})
                 fed.report(rec, cluster(name, region, pool(H100, nodes=1, free=8)).capacity)
@@ -117,9 +110,6 @@ def test_kubectl_scale_places_the_extra_replicas_and_keeps_the_running_ones(host
             fed.scale(job.job_id, 3)
             spec = api.get(FEDERATED_JOBS, "chat", NAMESPACE)["spec"]
             assert spec["replicas"] == 3
-        finally:
-            await ctl.stop()
-            store.close()
 
     asyncio.run(main())
 
