@@ -172,3 +172,55 @@ def test_each_refused_writer_of_a_batch_hears_of_its_own_job() -> None:
     assert said["good"] is None
     assert isinstance(said["taken-1"], NameTaken) and str(said["taken-1"]) == "metadata.name: taken-1 is taken"
     assert type(said["lost-ns"]) is StoreRefused and str(said["lost-ns"]) == "namespace of lost-ns not found"
+
+
+class TwoGateStore:
+    """Holds the write of job "a" until `a_gate` opens, and of job "b" until `b_gate` does; says when b's began."""
+
+    def __init__(self) -> None:
+        self.a_gate, self.b_gate, self.b_begun = threading.Event(), threading.Event(), threading.Event()
+        self.docs: dict[str, Job] = {}
+
+    def put(self, jobs: Iterable[Job]) -> None:
+        jobs = list(jobs)
+        if any(j.job_id == "a" for j in jobs):
+            self.a_gate.wait(A_WHILE)
+        if any(j.job_id == "b" for j in jobs):
+            self.b_begun.set()
+            self.b_gate.wait(A_WHILE)
+        for j in jobs:
+            self.docs[j.job_id] = j
+
+    def load(self) -> list[Job]:
+        return list(self.docs.values())
+
+    def close(self) -> None:
+        pass
+
+
+def test_drain_returns_only_once_the_lazy_reasons_queued_before_it_are_written() -> None:
+    """drain() ends a script or a test, which then reads the store back. The writer takes the lazy reasons only
+    when nothing else waits, so drain's own mark, queued while the writer was busy, was written before them and
+    drain returned with them on their way: a CI run of the compiled pass read a job's old reason back."""
+    store = TwoGateStore()
+    journal = GroupCommit(store)
+    a, b = _job("a"), _job("b")
+    first = threading.Thread(target=journal.write, args=([a],))
+    first.start()  # the writer is held inside a's write
+    while not journal._busy:  # noqa: SLF001 - waiting for the writer to be inside store.put
+        pass
+    b.pending_reason = Reason(ReasonCode.INSUFFICIENT_ACCELERATORS, "no room")
+    journal.enqueue_lazy([b])
+    drained = threading.Thread(target=journal.drain)
+    drained.start()
+    while not journal._queue:  # noqa: SLF001 - drain's mark is queued behind a
+        pass
+    store.a_gate.set()
+    assert store.b_begun.wait(A_WHILE)  # the lazy reason is being written...
+    drained.join(1.0)
+    assert drained.is_alive()  # ...and drain waits for it
+    store.b_gate.set()
+    drained.join(A_WHILE)
+    first.join(A_WHILE)
+    assert not drained.is_alive()
+    assert store.docs["b"].pending_reason is not None

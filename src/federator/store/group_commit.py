@@ -324,9 +324,16 @@ class GroupCommit:
                 self._owed[job.job_id] = job
 
     def drain(self) -> None:
-        """Block until every write queued so far is committed (shutdown); the owed are tried once more."""
+        """Block until every write queued so far is committed, the lazy pending reasons too (a script's or a test's
+        end: what it reads back from the store is then all there); the owed are tried once more. The writer takes
+        the lazy only when nothing else waits, so the mark `_wait_queued` queues was written before them whenever it
+        arrived before the writer took them: drain returned with them still on their way (a CI run of the compiled
+        pass read a job's old reason back). `close` (the server's stop) leaves them, for a reason it says."""
         self.pay()
         self._wait_queued()
+        with self._cv:
+            while self._lazy or self._busy:
+                self._cv.wait(0.05)
 
     def _wait_queued(self) -> None:
         w = _Write([], done=threading.Event())
