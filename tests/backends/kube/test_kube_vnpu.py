@@ -92,6 +92,8 @@ def test_no_chip_label_is_unlabelled_and_a_chip_without_ai_cores_is_unsupported_
     assert (unsupported.resource, unsupported.devices) == ("huawei.com/Ascend910-6c.1cpu.16g", 4)
     assert "chip 910B4-1" in unsupported.what and "give model Ascend910B4-1 its aiCores" in unsupported.what
     assert d.unsupported([P310]) == []  # known chips' templates are pools, not left out
+    (bigger,) = d.unsupported([node("p3-0", "310P3", **{"huawei.com/Ascend310P-16c": "1"})])
+    assert "on chip 310P3, which has 8 (model Ascend310P3's aiCores" in bigger.what  # not "unknown": fewer
 
 
 def test_an_operators_catalog_gives_a_chip_its_ai_cores_and_its_vnpus_become_a_pool() -> None:

@@ -291,10 +291,12 @@ def unsupported_devices(node: Obj, plugins: Sequence[DevicePlugin]) -> list[Unsu
         if t is not None and (not chip or t.unit_milli(huawei.chip_ai_cores(chip))):
             continue  # a partition pool (`_vnpu_groups`), or unlabelled
         if t is not None:
-            model = prefixed_model(huawei.model_prefix, chip)
+            model, cores = prefixed_model(huawei.model_prefix, chip), huawei.chip_ai_cores(chip)
             what = (f"Ascend vNPU partitions of {t.cores} AI cores on chip {chip}, whose AI cores the agent does "
-                    f"not know (or has fewer), so it cannot say what share of a chip one is: give model {model} "
-                    f"its aiCores in the accelerator catalog (--accelerator-catalog)")
+                    f"not know, so it cannot say what share of a chip one is: give model {model} its aiCores in "
+                    f"the accelerator catalog (--accelerator-catalog)") if not cores else (
+                    f"Ascend vNPU partitions of {t.cores} AI cores on chip {chip}, which has {cores} (model "
+                    f"{model}'s aiCores in the accelerator catalog): not a partition of that chip")
         if what and count > 0:
             out.append(UnsupportedDevices(str(meta.get("name", "")), str(resource), count, what))
     return out
