@@ -281,8 +281,10 @@ def _models(node: yaml.Node, field: str, bad: object) -> list[dict[str, object]]
             elif k.value == "aiCores":
                 cores = _int(v)
                 if cores is None or not 0 < cores <= MAX_AI_CORES:
+                    got = repr(v.value) if isinstance(v, yaml.ScalarNode) else \
+                        f"a {'list' if isinstance(v, yaml.SequenceNode) else 'mapping'}"
                     report(v, f"{where}.aiCores", "must be a positive integer, the AI cores of one chip (such as 24 "
-                           f"for Ascend910B2), at most {MAX_AI_CORES}; got {getattr(v, 'value', v)!r}")  # type: ignore[operator]
+                           f"for Ascend910B2), at most {MAX_AI_CORES}; got {got}")  # type: ignore[operator]
                 else:
                     entry["aiCores"] = cores
             elif k.value == "family":

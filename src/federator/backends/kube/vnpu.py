@@ -40,10 +40,9 @@ class Template:
         """What one unit is worth of a whole chip of `chip_cores` AI cores (the catalog's `aiCores` of its model),
         in milli-chips; 0 when the chip's AI cores are unknown (0) or fewer than the template's (not a partition
         of that chip)."""
-        total = chip_cores
-        if total <= 0 or not 0 < self.cores <= total:
+        if not 0 < self.cores <= chip_cores:
             return 0
-        return max(1, self.cores * MILLI // total)
+        return max(1, self.cores * MILLI // chip_cores)
 
     def memory_mib(self) -> int:
         """The partition's memory where the template names it (``5c.1cpu.16g``: 16 GiB), else 0 (unknown)."""
