@@ -80,9 +80,9 @@ def test_an_operator_file_extends_the_builtin_catalog(tmp_path: Path) -> None:
     ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    dra:\n      - {driver: npu.acme.io, colour: red}\n",
      "catalog:5: vendors.acme.dra[0].colour: is not a known field"),
     ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    models: X1\n",
-     "catalog:4: vendors.acme.models: must be a list of {name, memoryMiB, resource}"),
+     "catalog:4: vendors.acme.models: must be a list of {name, memoryMiB, resource, family, aiCores}"),
     ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    models: [X1]\n",
-     "catalog:4: vendors.acme.models[0]: must be a mapping {name, memoryMiB, resource}"),
+     "catalog:4: vendors.acme.models[0]: must be a mapping {name, memoryMiB, resource, family, aiCores}"),
     ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    dra: npu.acme.io\n",
      "catalog:4: vendors.acme.dra: must be a list of {driver, deviceClass,"),
     ("vendors:\n  acme:\n    resources: [acme.io/npu]\n    dra: [npu.acme.io]\n",
@@ -193,3 +193,41 @@ def test_a_pools_memory_is_the_catalogs_only_where_the_name_leaves_no_doubt(name
                                                                             memory: int) -> None:
     """Outside QA, vendors V7: a Hygon "DCU" pool was given DCU-Z100's memory, the first DCU of the file."""
     assert builtin_catalog().describe_model(name, vendor).memory_mib == memory
+
+
+def test_a_models_ai_cores_are_catalog_data_built_in_and_from_an_operators_file(tmp_path: Path) -> None:
+    """aiCores (what a static vNPU template's share of the chip is worked out against) are data: the built-in
+    chips have them, a file adds a chip's (in YAML's integer forms) and corrects one, keeping its other fields."""
+    cat = builtin_catalog()
+    cores = {m.name: m.ai_cores for m in cat.models("huawei") if m.ai_cores}
+    assert cores == {"Ascend910A": 32, "Ascend910ProA": 32, "Ascend910PremiumA": 32, "Ascend910ProB": 30,
+                     "Ascend910B": 30, "Ascend910B1": 24, "Ascend910B2": 24, "Ascend910B2C": 24, "Ascend910B3": 20,
+                     "Ascend910B4": 20, "Ascend310P3": 8}
+    extra = tmp_path / "more.yaml"
+    extra.write_text("vendors:\n  huawei:\n    models:\n"
+                     "      - {name: Ascend910B4-1, memoryMiB: 65536, family: Ascend910B, aiCores: 0x14}\n"
+                     "      - {name: Ascend910B2, aiCores: 2_0}\n      - {name: Ascend310P3, aiCores: 8}\n")
+    merged = cat.merged(load_catalog_file(extra, base=cat))
+    b41, b2 = merged.find_model("Ascend910B4-1"), merged.find_model("Ascend910B2")
+    assert b41 is not None
+    assert (b41.ai_cores, b41.family, b41.resource_name) == (20, "Ascend910B", "huawei.com/Ascend910")
+    assert b2 is not None and (b2.ai_cores, b2.family, b2.memory_mib) == (20, "Ascend910B", 65536)  # the rest kept
+    assert merged.find_model("Ascend910B3").ai_cores == 20  # type: ignore[union-attr]  # untouched
+    p3 = merged.find_model("Ascend310P3")  # its resource is its own, not the vendor's first (Ascend910)
+    assert p3 is not None and (p3.resource_name, p3.family) == ("huawei.com/Ascend310P", "Ascend310P")
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-24", "24.5", "'24'", "100000", "[24]", "null"])
+def test_a_bad_ai_core_count_is_refused_naming_the_field_and_line(value: str, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from federator.cli import main
+
+    bad = tmp_path / "catalog.yaml"
+    bad.write_text(f"vendors:\n  huawei:\n    models:\n      - name: Ascend910B4-1\n        aiCores: {value}\n")
+    with pytest.raises(CatalogError) as err:
+        load_catalog_file(bad, base=builtin_catalog())
+    assert f"{bad}:5: vendors.huawei.models[0].aiCores: must be a positive integer, the AI cores of one chip" \
+        in str(err.value)
+    assert main(["agent", "--cluster", "c", "--accelerator-catalog", str(bad)]) == 2  # refused, no traceback
+    said = capsys.readouterr().err
+    assert "vendors.huawei.models[0].aiCores: must be a positive integer" in said and "Traceback" not in said

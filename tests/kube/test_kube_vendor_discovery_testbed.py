@@ -29,7 +29,7 @@ from federator.agent.metrics import AgentMetrics
 from federator.backends.kube.api import KubeApi
 from federator.backends.kube.backend import KubeBackend
 from federator.backends.kube.discovery import Discovery
-from federator.catalog import builtin_catalog, load_catalog_file
+from federator.catalog import builtin_catalog, load_catalog_file, use_catalog_file
 from federator.model import ClusterCapacity, JobId, JobKind, JobSpec, Placement, PlacementId, Resources
 
 from kube_support import WORKLOADS, Testbed
@@ -47,11 +47,14 @@ NODES = [
              labels={"accelerator": "huawei-Ascend310P", CHIP: "310P3"}),
     NodeSpec("vnpu-0", "", 0, extended={"huawei.com/Ascend310P-2c": "8", "huawei.com/Ascend310P-4c": "2"},
              labels={"accelerator": "huawei-Ascend310P", CHIP: "310P3"}),
-    # A2 chips cut by templates that name their memory; a chip whose AI cores the agent does not know (910B1)
+    # A2 chips cut by templates that name their memory (910B1: 24 AI cores, in the catalog since 0.13.0), and a
+    # chip whose AI cores the built-in catalog does not give (910B4-1): only an operator's catalog file does
     NodeSpec("vnpu-910b3-0", "", 0, extended={"huawei.com/Ascend910-5c.1cpu.16g": "4"},
              labels={"accelerator": "huawei-Ascend910", CHIP: "910B3"}),
     NodeSpec("vnpu-910b1-0", "", 0, extended={"huawei.com/Ascend910-6c.1cpu.16g": "4"},
              labels={"accelerator": "huawei-Ascend910", CHIP: "910B1"}),
+    NodeSpec("vnpu-910b41-0", "", 0, extended={"huawei.com/Ascend910-10c.3cpu.32g": "2"},
+             labels={"accelerator": "huawei-Ascend910", CHIP: "910B4-1"}),
     NodeSpec("hami-910b3-0", "", 0, extended={"huawei.com/Ascend910B3": "8", "huawei.com/Ascend910B3-memory": "524288"},
              labels={"accelerator": "huawei-Ascend910", CHIP: "910B3"}),
     NodeSpec("mlu-0", "", 0, extended={"cambricon.com/mlu": "8"}, labels={"Model": "MLU370-X8"}),
@@ -61,6 +64,9 @@ NODES = [
 ]
 # What the QA's operator wrote to reach the vNPUs: it made them whole chips of the 310P3 pool.
 VNPU_CATALOG = "vendors:\n  huawei:\n    resources: [huawei.com/Ascend310P-2c, huawei.com/Ascend310P-4c]\n"
+# An operator's catalog file giving a chip the release does not know its AI cores (`aiCores`, a model's field).
+CHIP_CATALOG = ("vendors:\n  huawei:\n    models:\n"
+                "      - {name: Ascend910B4-1, memoryMiB: 65536, family: Ascend910B, aiCores: 20}\n")
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +100,12 @@ def test_hami_ascend_devices_are_said_and_counted_never_chips(
     assert pools["Ascend310P3"].allocatable_accelerators == 4  # the plain chips only
     assert not any(m.startswith("Ascend910B3") and "vNPU" not in m for m in pools)  # HAMi's devices: no pool
     assert dict(backend.unsupported_accelerators) == {
-        "huawei.com/Ascend910-6c.1cpu.16g": 4, "huawei.com/Ascend910B3": 8}
+        "huawei.com/Ascend910-10c.3cpu.32g": 2, "huawei.com/Ascend910B3": 8}
     said = [r.getMessage() for r in caplog.records if "not offered to the federator, which has no model" in
             r.getMessage()]
     assert any("hami-910b3-0 has 8 huawei.com/Ascend910B3" in m and "HAMi" in m for m in said), said
-    assert any("vnpu-910b1-0 has 4 huawei.com/Ascend910-6c.1cpu.16g" in m and "chip 910B1" in m for m in said), said
+    assert any("vnpu-910b41-0 has 2 huawei.com/Ascend910-10c.3cpu.32g" in m and "chip 910B4-1" in m and
+               "give model Ascend910B4-1 its aiCores" in m for m in said), said
     metrics = AgentMetrics(cluster=MEMBER, region="east")
     metrics.unsupported(backend.unsupported_accelerators)
     assert metrics.registry.get_sample_value("federator_agent_unsupported_accelerators",
@@ -119,10 +126,31 @@ def test_vnpu_templates_are_partition_pools_worth_their_share_of_the_chips_ai_co
     assert got == {
         ("Ascend310P3-vNPU-2c", "Ascend310P", "MIG", 250, "huawei.com/Ascend310P-2c", 0, 8),
         ("Ascend310P3-vNPU-4c", "Ascend310P", "MIG", 500, "huawei.com/Ascend310P-4c", 0, 2),
-        ("Ascend910B3-vNPU-5c.1cpu.16g", "Ascend910B", "MIG", 250, "huawei.com/Ascend910-5c.1cpu.16g", 16384, 4)}
+        ("Ascend910B3-vNPU-5c.1cpu.16g", "Ascend910B", "MIG", 250, "huawei.com/Ascend910-5c.1cpu.16g", 16384, 4),
+        ("Ascend910B1-vNPU-6c.1cpu.16g", "Ascend910B", "MIG", 250, "huawei.com/Ascend910-6c.1cpu.16g", 16384, 4)}
     # what the agent counts among the member's accelerators: whole-device equivalents, 8 x 250m + 2 x 500m + ...
     pools = {p.accelerator_model: p for p in cap.accelerator_pools}
     assert pools["Ascend310P3-vNPU-2c"].accelerator_milli_of(8) == 2000
+
+
+def test_a_chip_named_only_in_the_operators_catalog_gets_its_vnpus_offered(bed: Testbed, tmp_path: Path) -> None:
+    """The agent started with an operator's catalog file (`--accelerator-catalog`, read by use_catalog_file as the
+    agent command does) that gives 910B4-1's model its AI cores offers that chip's templates as a partition pool
+    worth 10 of its 20 cores, no longer left out; without the file they are left out, said and counted."""
+    path = tmp_path / "chips.yaml"
+    path.write_text(CHIP_CATALOG)
+    try:
+        use_catalog_file(path)
+        cap, backend = _capacity(bed)  # the backend's default discovery: the process's catalog, the file's too
+    finally:
+        use_catalog_file(None)
+    got = {(p.accelerator_model, p.family, p.sharing, p.unit_milli, p.resource_name, p.memory_mib,
+            p.allocatable_accelerators) for p in cap.accelerator_pools if p.accelerator_model.startswith("Ascend910B4")}
+    assert got == {("Ascend910B4-1-vNPU-10c.3cpu.32g", "Ascend910B", "MIG", 500, "huawei.com/Ascend910-10c.3cpu.32g",
+                    32768, 2)}
+    assert dict(backend.unsupported_accelerators) == {"huawei.com/Ascend910B3": 8}  # HAMi's only: not chips
+    _, without = _capacity(bed)
+    assert dict(without.unsupported_accelerators)["huawei.com/Ascend910-10c.3cpu.32g"] == 2
 
 
 def test_a_placement_on_a_vnpu_pool_asks_for_one_template_per_replica_pinned_to_the_chip(bed: Testbed) -> None:

@@ -4,9 +4,11 @@ The catalog is data (`accelerators.yaml`, shipped in the package), so a new
 vendor or model is a file change, not a code change. Operators extend it with
 a file of the same format (`--accelerator-catalog FILE`): its vendors are
 merged over the built-in ones (a known vendor's resources, models and DRA
-drivers are added to, the other fields the file gives replace the built-in ones). A file with errors is refused
-with the line of each problem, since it is hand-written YAML; so is one giving a
-resource name or DRA driver to a second vendor (loader.Claims).
+drivers are added to, the other fields the file gives replace the built-in ones;
+a built-in model keeps the fields the file's entry of it leaves out). A file
+with errors is refused with the line of each problem, since it is hand-written
+YAML; so is one giving a resource name or DRA driver to a second vendor
+(loader.Claims).
 
 Who reads it: the job-file parser (which resource names a job may ask for, and
 which vendor a model belongs to), the wire edge (a reported pool's vendor checked
@@ -41,6 +43,9 @@ class ModelEntry:
     memory_mib: int = 0
     resource_name: str = ""  # the vendor's first resource unless the entry names one
     family: str = ""  # the name users write for this model and its siblings (Ascend910B for Ascend910B3)
+    # AI cores of one chip (0 = unknown): what one of a static vNPU template's units is worth of the chip
+    # (backends/kube/vnpu.py); data, so that an operator's file adds a chip the release does not know
+    ai_cores: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +251,8 @@ class Catalog:
     def merged(self, other: Catalog) -> Catalog:
         """This catalog extended by `other`: new vendors added; for a vendor in both, other's `resources` are
         added to this one's (after them, so the vendor's first resource stays its own), models and DRA drivers
-        are merged by name, each other field other gives replaces this one's, and the rest is kept.
+        are merged by name (a model in both keeps the fields other's entry leaves out: `_model_over`), each
+        other field other gives replaces this one's, and the rest is kept.
 
         `resources` add, as in 0.10.0, where that field was required: a file that named huawei.com/Ascend910 to
         add a model must not stop the agent reading the Ascend 310P nodes (outside QA re-test, vendors2 R1,
@@ -259,7 +265,10 @@ class Catalog:
                 continue
             resources = tuple(dict.fromkeys(base.resources + v.resources))
             models = {m.name: m for m in base.models}
-            models.update({m.name: replace(m, resource_name=m.resource_name or resources[0]) for m in v.models})
+            for m in v.models:
+                known = models.get(m.name)
+                models[m.name] = _model_over(known, replace(m, resource_name=m.resource_name or (
+                    known.resource_name if known is not None else resources[0])))
             dra = {d.driver: d for d in base.dra}
             dra.update({d.driver: d for d in v.dra})
             out[v.name] = VendorEntry(
@@ -269,6 +278,17 @@ class Catalog:
                 tuple(sorted({**dict(base.sharing), **dict(v.sharing)}.items())), tuple(models.values()),
                 v.default_model or base.default_model, tuple(dra.values()))
         return Catalog(tuple(out.values()))
+
+
+def _model_over(base: ModelEntry | None, other: ModelEntry) -> ModelEntry:
+    """A file's model entry over the built-in one of the same name: the fields the file gives (memoryMiB, family,
+    aiCores; its resource is settled by the caller) replace the built-in ones, the rest are kept. A file that
+    corrects one chip's AI cores (`{name: Ascend910B3, aiCores: 20}`) must not take away its family or memory,
+    which would stop a job naming Ascend910B from selecting it."""
+    if base is None:
+        return other
+    return replace(other, memory_mib=other.memory_mib or base.memory_mib, family=other.family or base.family,
+                   ai_cores=other.ai_cores or base.ai_cores)
 
 
 def load_catalog_file(path: Path, *, base: Catalog | None = None) -> Catalog:
@@ -294,7 +314,7 @@ def _build(raw: Iterable[dict[str, object]]) -> Catalog:
         res: tuple[str, ...] = tuple(v.get("resources", ()))  # type: ignore[call-overload,arg-type]  # () = kept
         models = tuple(ModelEntry(str(m["name"]), name, int(m.get("memoryMiB", 0)),  # type: ignore[union-attr,call-overload]
                                   str(m.get("resource") or (res[0] if res else "")),  # type: ignore[union-attr]
-                                  str(m.get("family", "")))  # type: ignore[union-attr]
+                                  str(m.get("family", "")), int(m.get("aiCores", 0)))  # type: ignore[union-attr,call-overload]
                        for m in v.get("models", ()))  # type: ignore[attr-defined]
         dra = tuple(DraDriverEntry(str(d["driver"]), str(d.get("deviceClass") or d["driver"]),
                                    str(d.get("productAttribute", "productName")),

@@ -21,7 +21,8 @@ _RESOURCE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9
 _LABEL = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 VENDOR_KEYS = ("resources", "productLabel", "memoryLabel", "memoryUnit", "modelPrefix", "defaultModel", "sharing",
                "dra", "models")
-MODEL_KEYS = ("name", "memoryMiB", "resource", "family")
+MODEL_KEYS = ("name", "memoryMiB", "resource", "family", "aiCores")
+MAX_AI_CORES = 4096  # more AI cores than any chip has: a typo (or memory in MiB) rather than a chip
 DRA_KEYS = ("driver", "deviceClass", "productAttribute", "memoryCapacity", "typeAttribute", "deviceType")
 # A DRA driver name is a DNS subdomain (gpu.nvidia.com); an attribute or capacity name a C identifier,
 # optionally qualified by a domain (gpu.nvidia.com/productName).
@@ -187,6 +188,16 @@ def _check_owners(vendors: list[dict[str, object]], claims: Claims, bad: object)
                        f"agent counts the same devices once for each); name {name}'s own driver")
 
 
+def _int(node: yaml.Node) -> int | None:
+    """The integer a YAML scalar is (24, 0x18, 2_4 as YAML reads them), or None for anything else (24.0, "24")."""
+    if not isinstance(node, yaml.ScalarNode) or not node.tag.endswith(":int"):
+        return None
+    try:
+        return int(yaml.constructor.SafeConstructor().construct_yaml_int(node))
+    except ValueError:
+        return None
+
+
 def _get(node: yaml.MappingNode, key: str) -> yaml.Node | None:
     return next((v for k, v in node.value if k.value == key), None)
 
@@ -247,7 +258,7 @@ def _dra(node: yaml.Node, field: str, bad: object) -> list[dict[str, object]]:
 def _models(node: yaml.Node, field: str, bad: object) -> list[dict[str, object]]:
     report = bad  # a callable (node, where, problem)
     out: list[dict[str, object]] = []
-    for where, m in _mappings(node, field, "{name, memoryMiB, resource}", bad):
+    for where, m in _mappings(node, field, "{name, memoryMiB, resource, family, aiCores}", bad):
         entry: dict[str, object] = {"_node": m}
         for k, v in m.value:
             if k.value not in MODEL_KEYS:
@@ -267,6 +278,15 @@ def _models(node: yaml.Node, field: str, bad: object) -> list[dict[str, object]]
                     )  # type: ignore[operator]
                 else:
                     entry["memoryMiB"] = int(v.value)
+            elif k.value == "aiCores":
+                cores = _int(v)
+                if cores is None or not 0 < cores <= MAX_AI_CORES:
+                    got = repr(v.value) if isinstance(v, yaml.ScalarNode) else \
+                        f"a {'list' if isinstance(v, yaml.SequenceNode) else 'mapping'}"
+                    report(v, f"{where}.aiCores", "must be a positive integer, the AI cores of one chip (such as 24 "
+                           f"for Ascend910B2), at most {MAX_AI_CORES}; got {got}")  # type: ignore[operator]
+                else:
+                    entry["aiCores"] = cores
             elif k.value == "family":
                 if not isinstance(v, yaml.ScalarNode) or not _MODEL.match(str(v.value)):
                     report(v, f"{where}.family", "must be a model name such as Ascend910B")  # type: ignore[operator]

@@ -37,9 +37,10 @@ Huawei's static vNPU templates (``huawei.com/Ascend310P-2c``: one unit is a
 hardware partition of 2 of a chip's AI cores, a pod may take one) are
 partitions like MIG instances: a pool per template and chip model
 (``Ascend310P3-vNPU-2c``), sharing ``MIG``, worth the template's cores over
-the chip's (`vnpu.py`). Their node needs the chip label as any Huawei node
-(else `UnlabelledDevices`); a chip whose AI cores `vnpu.py` does not know
-leaves its vNPUs out. Those, and HAMi's Ascend devices (the chip in the
+the chip's (`vnpu.py`; the chip's are the catalog's `aiCores` of its model,
+`DevicePlugin.chip_ai_cores`). Their node needs the chip label as any Huawei
+node (else `UnlabelledDevices`); a chip whose AI cores the catalog does not
+give leaves its vNPUs out. Those, and HAMi's Ascend devices (the chip in the
 resource, ``huawei.com/Ascend910B3``, sliced by ``-memory``), are
 `UnsupportedDevices`: units the federator has no model of, never a pool and
 never counted as chips (counted as chips, a vNPU template's 8 units made a
@@ -62,6 +63,7 @@ from typing import Any
 
 from federator.backends.kube import vnpu
 from federator.model import MILLI, QuantityError, to_milli
+from federator.model.accelerator import prefixed_model
 
 Obj = Mapping[str, Any]
 
@@ -113,6 +115,13 @@ class DevicePlugin:
     memory_labels: tuple[str, ...] = ()  # memory per device: MiB as a number, or a quantity ("64G")
     default_product: str = ""  # when no product label is present (a plugin without a labeller)
     memory_unit: str = "Mi"  # the unit of a bare number in a memory label (Gi for AMD's vram)
+    model_prefix: str = ""  # prepended to the product label's value to form the catalog's model name
+    ai_cores: tuple[tuple[str, int], ...] = ()  # (model name, lower case; AI cores of one chip): catalog aiCores
+
+    def chip_ai_cores(self, product: str) -> int:
+        """The AI cores of one chip whose product label reads `product` (910B3: the catalog's Ascend910B3), by
+        exact name only; 0 when the catalog gives that model none (a share is never guessed from a family)."""
+        return dict(self.ai_cores).get(prefixed_model(self.model_prefix, product).lower(), 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,16 +282,21 @@ def unsupported_devices(node: Obj, plugins: Sequence[DevicePlugin]) -> list[Unsu
     allocatable: Mapping[str, Any] = status.get("allocatable") or {}
     labels: Mapping[str, str] = meta.get("labels") or {}
     chip = _first_label(labels, _huawei_labels(plugins))[1]
+    huawei = next(p for p in plugins if p.vendor == "huawei")
     out = []
     for resource, raw in sorted(allocatable.items()):
         what = unsupported_kind(str(resource))
         count = quantity_int(raw)
         t = vnpu.template(str(resource))
-        if t is not None and (not chip or t.unit_milli(chip)):
+        if t is not None and (not chip or t.unit_milli(huawei.chip_ai_cores(chip))):
             continue  # a partition pool (`_vnpu_groups`), or unlabelled
         if t is not None:
+            model, cores = prefixed_model(huawei.model_prefix, chip), huawei.chip_ai_cores(chip)
             what = (f"Ascend vNPU partitions of {t.cores} AI cores on chip {chip}, whose AI cores the agent does "
-                    f"not know (or has fewer), so it cannot say what share of a chip one is")
+                    f"not know, so it cannot say what share of a chip one is: give model {model} its aiCores in "
+                    f"the accelerator catalog (--accelerator-catalog)") if not cores else (
+                    f"Ascend vNPU partitions of {t.cores} AI cores on chip {chip}, which has {cores} (model "
+                    f"{model}'s aiCores in the accelerator catalog): not a partition of that chip")
         if what and count > 0:
             out.append(UnsupportedDevices(str(meta.get("name", "")), str(resource), count, what))
     return out
@@ -424,7 +438,7 @@ def _vnpu_groups(node: str, allocatable: Mapping[str, Any], labels: Mapping[str,
         if not key:  # no chip label: nothing to pin a pod to this chip model, as for whole chips
             out.append(UnlabelledDevices(node, t.resource, count, (*_huawei_labels(plugins), "chip label")[0]))
             continue
-        unit = t.unit_milli(chip)
+        unit = t.unit_milli(huawei.chip_ai_cores(chip))
         if not unit:
             continue
         out.append(DeviceGroup(node=node, vendor=huawei.vendor, model=vnpu.pool_model(chip, t), resource=t.resource,

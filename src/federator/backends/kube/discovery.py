@@ -61,6 +61,7 @@ class Discovery:
         plugins: list[DevicePlugin] = []
         drivers: list[DraDriver] = []
         for v in cat.vendors:
+            cores = tuple((m.name.lower(), m.ai_cores) for m in v.models if m.ai_cores)
             resources = list(v.resources)
             renamed = v.sharing_name("timeSlicedResource")  # NVIDIA's time-slicing `renameByDefault`
             if renamed and renamed not in resources:
@@ -68,7 +69,8 @@ class Discovery:
             for r in resources:
                 plugins.append(DevicePlugin(v.name, r, v.product_labels, v.memory_labels,
                                             default_product=v.unlabelled_model(r) if v.default_model else "",
-                                            memory_unit=v.memory_unit))
+                                            memory_unit=v.memory_unit, model_prefix=v.model_prefix,
+                                            ai_cores=cores))
             drivers.extend(DraDriver(d.driver, v.name, d.device_class, d.product_attribute, d.memory_capacity,
                                      d.type_attribute, d.device_type) for d in v.dra)
         models = tuple(KnownModel(m.vendor, m.name, m.family, m.memory_mib) for m in cat.models())

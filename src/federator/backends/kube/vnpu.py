@@ -9,11 +9,11 @@ as a partition pool, the way MIG profiles are (`devices.py`): model ``<chip>-vNP
 (``Ascend310P3-vNPU-2c``), sharing ``MIG`` (the contract's hardware-partition value, agent.proto), and
 ``unit_milli`` = the template's AI cores / the chip's.
 
-The chip's AI cores are not on the node (the chip label names the chip only), so they are data here, from
-Huawei's virtualization rules (MindCluster "Virtual Instance Templates": Atlas training products 32 AI cores,
-templates 2c/4c/8c/16c; Atlas inference products, 310P, 8 AI cores, templates 1c/2c/4c and their cpu/dvpp
-variants) and the CANN platform data of the Atlas A2 chips (910B2: 24, 910B3 and 910B4: 20). A chip not listed
-here keeps its vNPUs out of the report, said and counted as before (`unsupported.py`), never a guessed share.
+The chip's AI cores are not on the node (the chip label names the chip only), so they are catalog data: the
+`aiCores` of the chip's model (`Ascend` + the label's value, accelerators.yaml), from CANN's platform data of each
+SoC, which an operator's catalog file adds to or corrects (`--accelerator-catalog`) without a release. A chip whose
+model has no `aiCores` keeps its vNPUs out of the report, said and counted as before (`unsupported.py`), never a
+guessed share.
 """
 
 from __future__ import annotations
@@ -27,12 +27,6 @@ from federator.model import MILLI
 TEMPLATE_RESOURCE = re.compile(r"^(huawei\.com/Ascend(?:910|310P?))-(\d+)c((?:\.[0-9a-z]+)*)$")
 MARKER = "vNPU"  # in every vNPU pool's model: a job naming it asks for whole partitions (scheduler framework)
 
-# AI cores of one chip, by the chip label's value (huawei.com/npu.chip.name), upper case
-CHIP_AI_CORES: dict[str, int] = {
-    "910A": 32, "910B2": 24, "910B2C": 24, "910B3": 20, "910B4": 20, "310P3": 8,
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Template:
     """One vNPU template's resource: the chip resource it is cut from, its AI cores and its name's rest."""
@@ -42,13 +36,13 @@ class Template:
     cores: int
     name: str  # 2c.1cpu: what follows the chip resource, the pool model's last part
 
-    def unit_milli(self, chip: str) -> int:
-        """What one unit is worth of a whole chip `chip` (its label value), in milli-chips; 0 when the chip's
-        AI cores are unknown or fewer than the template's (not a partition of that chip)."""
-        total = CHIP_AI_CORES.get(chip.upper().removeprefix("ASCEND"), 0)
-        if total <= 0 or not 0 < self.cores <= total:
+    def unit_milli(self, chip_cores: int) -> int:
+        """What one unit is worth of a whole chip of `chip_cores` AI cores (the catalog's `aiCores` of its model),
+        in milli-chips; 0 when the chip's AI cores are unknown (0) or fewer than the template's (not a partition
+        of that chip)."""
+        if not 0 < self.cores <= chip_cores:
             return 0
-        return max(1, self.cores * MILLI // total)
+        return max(1, self.cores * MILLI // chip_cores)
 
     def memory_mib(self) -> int:
         """The partition's memory where the template names it (``5c.1cpu.16g``: 16 GiB), else 0 (unknown)."""
@@ -70,4 +64,4 @@ def pool_model(chip: str, t: Template) -> str:
     return f"{chip}-{MARKER}-{t.name}"
 
 
-__all__ = ["CHIP_AI_CORES", "MARKER", "TEMPLATE_RESOURCE", "Template", "pool_model", "template"]
+__all__ = ["MARKER", "TEMPLATE_RESOURCE", "Template", "pool_model", "template"]
