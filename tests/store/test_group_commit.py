@@ -6,6 +6,8 @@ import threading
 from collections.abc import Iterable
 from dataclasses import replace
 
+from dict_store import DictStore
+
 from federator.model import Job, JobId, JobPhase, Reason, ReasonCode
 from federator.store.errors import NameTaken, StoreRefused
 from federator.store.group_commit import GroupCommit
@@ -15,27 +17,15 @@ from builders import job as spec_of
 A_WHILE = 60.0
 
 
-class GatedStore:
-    """Holds its first write until the test opens the gate; records every batch."""
+class GatedStore(DictStore):
+    """Holds every write until the test opens the gate."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.gate = threading.Event()
-        self.batches: list[list[tuple[str, str, str]]] = []
-        self.docs: dict[str, Job] = {}
 
-    def put(self, jobs: Iterable[Job]) -> None:
-        jobs = list(jobs)
+    def before(self, jobs: list[Job]) -> None:
         self.gate.wait(A_WHILE)
-        self.batches.append([(j.job_id, j.phase.value, j.pending_reason.code.value if j.pending_reason else "")
-                             for j in jobs])
-        for j in jobs:
-            self.docs[j.job_id] = j
-
-    def load(self) -> list[Job]:
-        return list(self.docs.values())
-
-    def close(self) -> None:
-        pass
 
 
 def _job(name: str) -> Job:
@@ -154,7 +144,7 @@ class TellingStore(RefusingStore):
 
     def put(self, jobs: Iterable[Job]) -> None:
         jobs = list(jobs)
-        GatedStore.put(self, [j for j in jobs if j.job_id not in self.refuse])
+        DictStore.put(self, [j for j in jobs if j.job_id not in self.refuse])
         refusals: list[StoreRefused] = [
             NameTaken(f"metadata.name: {j.job_id} is taken", frozenset({j.job_id})) if j.job_id.startswith("taken")
             else StoreRefused(f"namespace of {j.job_id} not found", frozenset({j.job_id}))
@@ -174,28 +164,19 @@ def test_each_refused_writer_of_a_batch_hears_of_its_own_job() -> None:
     assert type(said["lost-ns"]) is StoreRefused and str(said["lost-ns"]) == "namespace of lost-ns not found"
 
 
-class TwoGateStore:
+class TwoGateStore(DictStore):
     """Holds the write of job "a" until `a_gate` opens, and of job "b" until `b_gate` does; says when b's began."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.a_gate, self.b_gate, self.b_begun = threading.Event(), threading.Event(), threading.Event()
-        self.docs: dict[str, Job] = {}
 
-    def put(self, jobs: Iterable[Job]) -> None:
-        jobs = list(jobs)
+    def before(self, jobs: list[Job]) -> None:
         if any(j.job_id == "a" for j in jobs):
             self.a_gate.wait(A_WHILE)
         if any(j.job_id == "b" for j in jobs):
             self.b_begun.set()
             self.b_gate.wait(A_WHILE)
-        for j in jobs:
-            self.docs[j.job_id] = j
-
-    def load(self) -> list[Job]:
-        return list(self.docs.values())
-
-    def close(self) -> None:
-        pass
 
 
 def test_drain_returns_only_once_the_lazy_reasons_queued_before_it_are_written() -> None:
