@@ -17,7 +17,7 @@ from federator.jobfile import parse_job_documents
 from federator.model import MILLI, AcceleratorPool, JobId, JobSpec, ReasonCode, placement_held_milli
 from federator.scheduler import Scheduler, Snapshot
 from federator.scheduler.config import QueueConfig, Quota, SchedulerConfig
-from federator.scheduler.fairshare import QueueUsage, accelerator_dim
+from federator.scheduler.fairshare import FleetPools, FleetPoolsMemo, QueueUsage, accelerator_dim, pool_kind
 from federator.scheduler.framework import Allocation
 from federator.server.scheduling import new_placements
 
@@ -153,3 +153,45 @@ def test_a_placement_stored_by_0_11_0_counts_at_the_worth_its_pool_reports() -> 
     asked = replace(by_name("old", 8).resources, accelerator_milli=MILLI)  # the placement's count: 1 partition
     old = Allocation(JobId("old"), "default", 0, False, "m", MIG_1G, 8, asked)
     assert held_by_queue(clusters, [old]) == 1000
+
+
+@pytest.mark.parametrize("where", ["in a new report of the same member", "on a new member"])
+def test_a_partition_pool_that_appears_between_two_cycles_is_weighed_in_the_next(where: str) -> None:
+    """The scheduler keeps what the quota check reads of the fleet's pools from one cycle to the next
+    (fairshare.FleetPoolsMemo): a pool that appears between two cycles is weighed in the next one, not forgotten
+    for the kinds the fleet had before."""
+    held = [Allocation(JobId("held"), "default", 0, False, "m", H100, 1, spec("held", ", nvidia.com/gpu: 500m}}")
+                       .resources)]
+    small = request(spec("small", ", nvidia.com/gpu: 100m}, acceleratorModels: [H100]}"))
+    scheduler = Scheduler(quota_of_one_gpu())
+    member = cluster("m", "r", partitions(MIG_7G, free=1, unit=1000), whole(0))
+    first = scheduler.schedule(Snapshot.of([member]), [small], running=held)
+    assert not first.decisions  # on a 7g.80gb partition it would hold a whole GPU: past the quota, half of it held
+    small_pool = partitions(MIG_1G, free=1, unit=125)
+    fleet = ([cluster("m", "r", partitions(MIG_7G, free=1, unit=1000), small_pool, whole(0))] if "same" in where
+             else [member, cluster("n", "r", small_pool)])
+    second = scheduler.schedule(Snapshot.of(fleet), [small], running=held)
+    assert [a.accelerator_model for d in second.decisions for a in d.assignments] == [MIG_1G]
+
+
+def test_the_kept_pools_are_what_the_fleet_s_pools_say_as_members_join_report_and_leave() -> None:
+    ascend = replace(pool("Ascend910B3", nodes=1), family="Ascend910B", vendor="huawei")
+    a = cluster("a", "r", whole(), ascend)
+    steps = [
+        [a],
+        [a, cluster("b", "r", partitions(MIG_1G, free=2, unit=125))],  # a member joins, with partitions
+        [a, cluster("b", "r", partitions(MIG_1G, free=1, unit=125))],  # its next report: new pools, the same kinds
+        [a, cluster("b", "r", partitions(MIG_1G, free=1, unit=125), partitions(MIG_3G, free=1, unit=500))],
+        [cluster("b", "r", partitions(MIG_3G, free=1, unit=500))],  # a leaves, b's 1g.10gb pool goes
+        [a],
+        [a],
+    ]
+    memo = FleetPoolsMemo()
+    for clusters in steps:
+        snapshot = Snapshot.of(clusters)
+        kept = memo(snapshot)
+        fresh = FleetPools.of(p for c in snapshot.clusters for p in c.capacity.accelerator_pools)
+        assert list(kept.families.items()) == list(fresh.families.items())
+        assert list(kept.fleet_models.items()) == list(fresh.fleet_models.items())
+        assert list(kept.units.items()) == list(fresh.units.items())
+        assert [pool_kind(p) for p in kept.kinds] == [pool_kind(p) for p in fresh.kinds]

@@ -12,9 +12,9 @@ import gc
 import logging
 import threading
 import weakref
-from collections.abc import Iterable
 
 import pytest
+from dict_store import DictStore
 
 from federator.model import Job, JobId
 from federator.store import group_commit
@@ -29,27 +29,17 @@ class Killed(BaseException):
     """What no `except Exception` catches: stands for a bug that ends the writer thread."""
 
 
-class ThreadsStore:
-    """Records the thread of each write; the first `kill` writes end their thread (Killed) before storing."""
+class ThreadsStore(DictStore):
+    """Its `writers` say the thread of each write; the first `kill` writes end their thread (Killed) before storing."""
 
     def __init__(self, kill: int = 0) -> None:
+        super().__init__()
         self.kill = kill
-        self.writers: list[threading.Thread] = []
-        self.docs: dict[JobId, Job] = {}
 
-    def put(self, jobs: Iterable[Job]) -> None:
-        self.writers.append(threading.current_thread())
+    def before(self, jobs: list[Job]) -> None:
         if self.kill:
             self.kill -= 1
             raise Killed("a bug in the writer")
-        for j in jobs:
-            self.docs[j.job_id] = j
-
-    def load(self) -> list[Job]:
-        return list(self.docs.values())
-
-    def close(self) -> None:
-        pass
 
 
 def _job(name: str) -> Job:
@@ -128,9 +118,9 @@ def test_close_writes_what_is_queued_but_not_the_lazy_reasons_a_restart_recomput
     gate = threading.Event()
 
     class GatedStore(ThreadsStore):
-        def put(self, jobs: Iterable[Job]) -> None:
+        def before(self, jobs: list[Job]) -> None:
             gate.wait(A_WHILE)
-            super().put(jobs)
+            super().before(jobs)
 
     store = GatedStore()
     journal = GroupCommit(store)

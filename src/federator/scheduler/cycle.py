@@ -37,7 +37,7 @@ from federator.scheduler.alternatives import Assignment, assign, first_that_fits
 from federator.scheduler.board import Board, shape_key
 from federator.scheduler.config import SchedulerConfig
 from federator.scheduler.demand import Arrival, demand_of
-from federator.scheduler.fairshare import FairOrder, QueueUsage
+from federator.scheduler.fairshare import FairOrder, FleetPoolsMemo, QueueUsage
 from federator.scheduler.fleet_fit import FleetFit
 from federator.scheduler.framework import (
     MAX_SCORE,
@@ -127,6 +127,7 @@ class Scheduler:
                                                                 if s.name in POOL_SCORES]
         # Whether a reservation's region use is to move scores (RegionLoad weighs in): else none is counted.
         self.reads_regions = any(s.name == "RegionLoad" for s, _ in self.scores)
+        self.fleet_pools = FleetPoolsMemo()  # what QueueUsage reads of the fleet's pools, kept across cycles
 
     def schedule(
         self,
@@ -158,7 +159,7 @@ class Scheduler:
         cfg = self.config
         phases: dict[str, float] = {}
         t0 = clock()
-        usage = QueueUsage(cfg, snapshot, running)
+        usage = QueueUsage(cfg, snapshot, running, fleet=self.fleet_pools(snapshot))
         order = FairOrder(usage, requests)
         t1 = clock()
         phases["order"] = t1 - t0

@@ -75,28 +75,98 @@ class QuotaCheck:
 NO_LIMIT = QuotaCheck()
 
 
+PoolKind = tuple[str, str, str, str, int, str, int]  # what the quota check reads of a pool (`pool_kind`)
+FLEET_KINDS_KEPT = 4_096  # FleetPoolsMemo's kinds and clusters beyond a snapshot's: past this all is derived anew
+
+
+def pool_kind(pool: AcceleratorPool) -> PoolKind:
+    """Model, family, vendor, resource, memory per device, sharing and partition worth: all `FleetPools` (and the
+    quota check's `accepts_pool` of its pools) read of a pool. Not its free room, which every placement moves."""
+    return (pool.accelerator_model, pool.family, pool.vendor, pool.resource_name, pool.memory_mib, pool.sharing,
+            pool.unit_milli)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetPools:
+    """What fair share and the quota check read of the fleet's pools, whatever any queue holds: derived from the
+    fleet alone, so kept from one cycle to the next (`FleetPoolsMemo`), not derived by every cycle's QueueUsage from
+    every pool of every cluster (about 1 ms a cycle at 1,000 clusters; 0.07 ms kept). Read-only: cycles share it."""
+
+    families: Mapping[str, str]  # the catalog family of each model a pool reports: a quota on "Ascend910B" counts B3
+    fleet_models: Mapping[str, str]  # every model, its family
+    # What one partition of each partition pool's model is worth (the most, should two members differ), and one
+    # pool of each kind the fleet reports, which the quota check weighs a request against (() when no pool is
+    # partitioned: charged as asked).
+    units: Mapping[str, int]
+    kinds: tuple[AcceleratorPool, ...]
+
+    @classmethod
+    def of(cls, pools: Iterable[AcceleratorPool]) -> FleetPools:
+        """From every pool of every cluster, in the snapshot's order."""
+        families: dict[str, str] = {}
+        fleet_models: dict[str, str] = {}
+        units: dict[str, int] = {}
+        kinds: dict[PoolKind, AcceleratorPool] = {}
+        for p in pools:
+            if p.family:
+                families[p.accelerator_model] = p.family
+            fleet_models[p.accelerator_model] = p.family
+            if worth := partition_worth(p):
+                units[p.accelerator_model] = max(worth, units.get(p.accelerator_model, 0))
+            kinds.setdefault(pool_kind(p), p)
+        return cls(families, fleet_models, units, tuple(kinds.values()) if units else ())
+
+
+class FleetPoolsMemo:
+    """`FleetPools` of each snapshot, kept from one cycle to the next (the scheduler holds one): a cluster's pools
+    are read again only when they are not the very ones (the same tuple) it had, and the maps built again only when
+    some cluster's kinds (`pool_kind`) are not the ones they were, or the clusters are not. Between two cycles most
+    members' pools are the ones they reported before; a report or a placement of this federator's makes new ones,
+    whose kinds are mostly as they were. Safe when two threads share it: at worst both derive the same maps."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[tuple[AcceleratorPool, ...], tuple[PoolKind, ...]]] = {}
+        self._pool_of: dict[PoolKind, AcceleratorPool] = {}  # one pool of each kind seen (all `FleetPools` reads)
+        self._last: tuple[tuple[tuple[PoolKind, ...], ...], FleetPools] | None = None
+
+    def __call__(self, snapshot: Snapshot) -> FleetPools:
+        clusters = snapshot.clusters
+        if len(self._seen) + len(self._pool_of) > len(clusters) + FLEET_KINDS_KEPT:  # members gone, kinds changed
+            self._seen, self._pool_of, self._last = {}, {}, None
+        seen, pool_of, last = self._seen, self._pool_of, self._last
+        sigs: list[tuple[PoolKind, ...]] = []
+        for c in clusters:
+            pools = c.capacity.accelerator_pools
+            got = seen.get(c.name)
+            if got is None or got[0] is not pools:
+                sig = tuple([pool_kind(p) for p in pools])
+                if got is not None and got[1] == sig:
+                    sig = got[1]  # the same kinds: the same object, which the comparison below passes at once
+                else:
+                    for i, kind in enumerate(sig):
+                        pool_of.setdefault(kind, pools[i])
+                got = seen[c.name] = (pools, sig)
+            sigs.append(got[1])
+        key = tuple(sigs)
+        if last is not None and last[0] == key:
+            return last[1]
+        fleet = FleetPools.of(pool_of[kind] for sig in key for kind in sig)  # a pool of each: all `of` reads
+        self._last = (key, fleet)
+        return fleet
+
+
 class QueueUsage:
     """What each queue holds (milli-devices per model, CPU, memory) and its weighted dominant share."""
 
-    def __init__(self, config: SchedulerConfig, snapshot: Snapshot, allocations: Iterable[Allocation]) -> None:
+    def __init__(self, config: SchedulerConfig, snapshot: Snapshot, allocations: Iterable[Allocation], *,
+                 fleet: FleetPools | None = None) -> None:
+        """`fleet`: the snapshot's `FleetPools` (the scheduler's memo keeps them across cycles); None: derived here."""
         self.config = config
         self.totals: dict[str, int] = defaultdict(int)
-        # The catalog family of each model a pool reports: a quota on "Ascend910B" counts Ascend910B3.
-        self.families: dict[str, str] = {p.accelerator_model: p.family for c in snapshot.clusters
-                                         for p in c.capacity.accelerator_pools if p.family}
-        self.fleet_models: dict[str, str] = {p.accelerator_model: p.family for c in snapshot.clusters
-                                             for p in c.capacity.accelerator_pools}  # every model, its family
-        # What one partition of each partition pool's model is worth (the most, should two members differ), and
-        # one pool of each kind the fleet reports, which the quota check weighs a request against.
-        self.units: dict[str, int] = {}
-        kinds: dict[tuple[object, ...], AcceleratorPool] = {}
-        for c in snapshot.clusters:
-            for p in c.capacity.accelerator_pools:
-                if worth := partition_worth(p):
-                    self.units[p.accelerator_model] = max(worth, self.units.get(p.accelerator_model, 0))
-                kinds.setdefault((p.accelerator_model, p.family, p.vendor, p.resource_name, p.memory_mib, p.sharing,
-                                  p.unit_milli), p)
-        self.kinds = tuple(kinds.values()) if self.units else ()  # () when no pool is partitioned: charged as asked
+        if fleet is None:
+            fleet = FleetPools.of(p for c in snapshot.clusters for p in c.capacity.accelerator_pools)
+        self.families, self.fleet_models, self.units, self.kinds = (fleet.families, fleet.fleet_models, fleet.units,
+                                                                    fleet.kinds)
         self._worths: dict[tuple[object, ...], dict[str, int]] = {}
         for c in snapshot.ready():
             cap = c.capacity
