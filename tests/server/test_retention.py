@@ -18,15 +18,23 @@ import pytest
 from server_support import Clock, job_api, join, spec
 
 from federator.accounting import SqliteUsageStore, UsageRecord
+from federator.accounting.retention import DEFAULT_USAGE_RETENTION
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, types_pb2
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId
 from federator.security.authz import USER_ANNOTATION
 from federator.server.federator import Federator
-from federator.server.retention import Retention, RetentionPolicy, chosen
+from federator.server.retention import (
+    DEFAULT_FINISHED_JOB_TTL,
+    DEFAULT_MAX_FINISHED_PER_USER,
+    Retention,
+    RetentionPolicy,
+    chosen,
+)
 from federator.store import SqliteJobStore
 
 DAY = 86_400.0
+USERS_MD = Path(__file__).resolve().parents[2] / "docs" / "users.md"
 
 
 def _job(name: str, *, user: str = "alice", phase: JobPhase = JobPhase.SUCCEEDED, finished: float = 0.0,
@@ -122,6 +130,17 @@ def test_after_a_backlog_is_cancelled_get_still_finds_the_jobs_that_ran(tmp_path
     reopened = SqliteJobStore(db)
     assert sorted(j.spec.name for j in reopened.load()) == ["backlog-4", "ran-0", "ran-1"]
     reopened.close()
+
+
+def test_users_md_says_how_much_history_get_jobs_keeps() -> None:
+    """H16: the bound was in `serve --help` and operators.md only; users read the `get jobs` section."""
+    text = USERS_MD.read_text()
+    said = " ".join(text[text.index("**How much history `get jobs` keeps.**"):].split("\n\n")[0].split())
+    assert DEFAULT_FINISHED_JOB_TTL == 7 * DAY and "**a week**" in said
+    assert f"**{DEFAULT_MAX_FINISHED_PER_USER}**" in said and DEFAULT_USAGE_RETENTION == 90 * DAY and "90 days" in said
+    for words in ("--finished-job-ttl", "--max-finished-jobs-per-user", "never ran go first", "usage --by job",
+                  "--usage-retention"):
+        assert words in said, words
 
 
 def test_a_removed_job_is_gone_from_get_list_watch_and_the_store_and_its_usage_stays(tmp_path: Path) -> None:
