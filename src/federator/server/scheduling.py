@@ -369,8 +369,6 @@ class Cycles:
                     or capacity.memory_bytes_free > previous.memory_bytes_free
                     or capacity.node_cpu_milli_free_max > previous.node_cpu_milli_free_max
                     or capacity.node_memory_bytes_free_max > previous.node_memory_bytes_free_max
-                    or capacity.largest_node_cpu_milli > previous.largest_node_cpu_milli  # a job never runnable
-                    or capacity.largest_node_memory_bytes > previous.largest_node_memory_bytes  # may wait now
                     or node_room_grew(previous.node_room, capacity.node_room))
         before = {p.accelerator_model: p for p in previous.accelerator_pools}
         changed = [p for p in capacity.accelerator_pools if host or before.get(p.accelerator_model) != p]
