@@ -30,6 +30,13 @@ def test_quota_held_round_trips() -> None:
     assert (back.free_accelerators, back.quota_held_accelerators) == (8, 16)
 
 
+def test_the_largest_nodes_cpu_and_memory_round_trip() -> None:
+    """What one replica could ever get on one node reaches the federator (its fleet check reads it)."""
+    cap = ClusterCapacity(largest_node_cpu_milli=96_000, largest_node_memory_bytes=2**40)
+    back = capacity_from_pb(capacity_to_pb(cap))
+    assert (back.largest_node_cpu_milli, back.largest_node_memory_bytes) == (96_000, 2**40)
+
+
 @pytest.mark.parametrize(("room", "shared_room", "field"), [
     (((1, 1),), (), "host_room: must have one entry per nodes_by_free entry (3), got 1"),
     (((0, 0), (0, 0), (-1, 0)), (), "must not be negative"),

@@ -27,7 +27,8 @@ CAPACITY = _all_set(ClusterCapacity, accelerator_pools=(POOL,), cpu_milli_alloca
                     memory_bytes_allocatable=8, memory_bytes_free=7, node_cpu_milli_free_max=6,
                     node_memory_bytes_free_max=5, sequence=4, placement_ids=frozenset({"p"}),
                     workload_kinds=frozenset({"Job.batch"}), node_room=((1, 2, 3),),
-                    left_out=(("nvidia.com/gpu", "unlabelled", 8),))
+                    left_out=(("nvidia.com/gpu", "unlabelled", 8),), largest_node_cpu_milli=12,
+                    largest_node_memory_bytes=11)
 CLUSTER = _all_set(ClusterInfo, name="c", region="r", state=ClusterState.LOST, labels=(("k", "v"),),
                    capacity=CAPACITY)
 

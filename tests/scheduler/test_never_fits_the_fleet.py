@@ -121,3 +121,64 @@ def test_a_replica_larger_than_every_node_is_never_with_the_largest_node_named()
 def test_a_replica_a_node_could_hold_or_that_no_report_rules_out_waits(  # type: ignore[no-untyped-def]
         clusters, job) -> None:
     assert cycle(clusters, [job]).pending[job.name].never is None
+
+
+def hosts(c, cpus: int, memory_gib: int):  # type: ignore[no-untyped-def]
+    """A cluster whose agent says its largest node has `cpus` CPUs and `memory_gib` GiB allocatable (and no more
+    free on one node)."""
+    cap, cpu, memory = c.capacity, cpus * 1000, memory_gib * 2**30
+    return c.with_capacity(replace(cap, largest_node_cpu_milli=cpu, largest_node_memory_bytes=memory,
+                                   node_cpu_milli_free_max=min(cap.node_cpu_milli_free_max, cpu),
+                                   node_memory_bytes_free_max=min(cap.node_memory_bytes_free_max, memory)))
+
+
+# Nodes of 96 CPUs and 1 TiB, as the HPC centre's fleet (outside HPC QA, H2); one cluster's accelerators all busy
+HPC = [hosts(cluster("west-1", "west", pool(H100, nodes=8)), 96, 1024),
+       hosts(cluster("east-2", "east", pool(A100, nodes=4, free=0)), 64, 512)]
+
+
+@pytest.mark.parametrize(("job", "code", "start"), [
+    pytest.param(spec("mem", gpus=1, memory_gib=4096), ReasonCode.INSUFFICIENT_MEMORY,
+                 "no node of any member cluster has the 4Ti memory one replica asks, even empty (the most on one "
+                 "node is 1Ti, on west-1): it can never run as the fleet stands", id="4Ti-on-1Ti-nodes"),
+    pytest.param(spec("cpu", gpus=8, cpu=200, models=("H100",)), ReasonCode.INSUFFICIENT_CPU,
+                 "no node of any member cluster has the 200 CPUs one replica asks, even empty (the most on one node is "
+                 "96, on west-1)", id="200-CPUs-on-96-core-nodes"),
+    pytest.param(spec("cpu-only", cpu=500), ReasonCode.INSUFFICIENT_CPU,
+                 "no node of any member cluster has the 500 CPUs", id="cpu-only"),
+    pytest.param(spec("a100", gpus=8, cpu=80, models=("A100",)), ReasonCode.INSUFFICIENT_CPU,
+                 "no node of any member cluster has the 80 CPUs one replica asks, even empty (the most on one node is "
+                 "64, on east-2)", id="only-the-pools-clusters-count"),
+])
+def test_a_replica_larger_than_every_nodes_host_is_never_with_its_code(  # type: ignore[no-untyped-def]
+        job, code, start) -> None:
+    """A CPU or memory ask no node of the fleet has (by its size, not its free room) can never run: it waited for
+    good as "InsufficientAccelerators ... no node with room beside them", a reason that reads as busy."""
+    reason = cycle(HPC, [job]).pending[job.name]
+    assert reason.never is NeverRunnable.FLEET, reason
+    assert reason.code is code, reason
+    assert reason.message.startswith(start), reason
+
+
+@pytest.mark.parametrize(("clusters", "job"), [
+    pytest.param(HPC, spec("fits", gpus=8, cpu=96, memory_gib=1024, models=("H100",)), id="as-large-as-a-node"),
+    pytest.param([*HPC, cluster("old", "r", pool(H100, nodes=1))], spec("big", gpus=1, cpu=200),
+                 id="one-does-not-say"),
+    pytest.param([*HPC, hosts(cluster("fat", "r", pool(H100, nodes=1, free=0)), 256, 4096)],
+                 spec("big", gpus=1, cpu=200, memory_gib=4096), id="a-busy-fat-node"),
+    pytest.param([*HPC, hosts(cluster("cpus", "r"), 256, 64)], spec("cpu-only", cpu=200),
+                 id="cpu-only-on-a-cpu-node"),
+])
+def test_a_host_a_node_could_hold_or_that_no_report_rules_out_waits(  # type: ignore[no-untyped-def]
+        clusters, job) -> None:
+    reason = cycle(clusters, [job]).pending.get(job.name)  # placed (None), or waiting
+    assert reason is None or reason.never is None, reason
+
+
+def test_a_replica_short_of_cpu_on_one_member_and_of_memory_on_another_names_both() -> None:
+    fleet = [hosts(cluster("cpus", "r"), 256, 256), hosts(cluster("mems", "r"), 64, 4096)]
+    reason = cycle(fleet, [spec("both", cpu=128, memory_gib=1024)]).pending["both"]
+    assert reason.never is NeverRunnable.FLEET and reason.code is ReasonCode.INSUFFICIENT_CPU, reason
+    assert reason.message.startswith("no node of any member cluster has both the 128 CPUs and the 1Ti memory one "
+                                     "replica asks, even empty (the most CPUs on one node are 256, on cpus; the most "
+                                     "memory 4Ti, on mems)"), reason

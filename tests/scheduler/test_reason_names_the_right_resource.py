@@ -39,3 +39,12 @@ def test_free_accelerators_with_no_node_room_for_the_cpu_say_so() -> None:
     reason = result.pending["big-cpu"]
     assert "has free NVIDIA-A100-SXM4-80GB accelerators but no node with room beside them for one replica's " \
            "190 CPUs" in reason.message, reason.message
+    assert reason.code is ReasonCode.INSUFFICIENT_CPU, reason  # not "InsufficientAccelerators" (outside HPC QA, H2)
+
+
+def test_free_accelerators_with_no_node_room_for_the_memory_say_insufficient_memory() -> None:
+    roomy = replace(pool(A100, nodes=4), host_room=tuple((64_000, 512 * 2**30) for _ in range(9)))
+    reason = cycle([cluster("c2", "r", roomy)], [spec("big-mem", gpus=1, cpu=8, memory_gib=4096, models=("A100",))]
+                   ).pending["big-mem"]
+    assert reason.code is ReasonCode.INSUFFICIENT_MEMORY, reason
+    assert "no node with room beside them for one replica's 8 CPUs and 4Ti memory" in reason.message, reason

@@ -75,6 +75,11 @@ def refused(message: agent_pb2.AgentMessage) -> tuple[str | None, str]:
     (report(pool(largest_node_accelerators=9)), "implausible_report", "accelerator_pools[0].largest_node_accelerators"),
     (report(pool(largest_node_accelerators=4)), "implausible_report", "accelerator_pools[0].largest_node_accelerators"),
     (report(cpu_milli_allocatable=INT64_MAX, cpu_milli_free=INT64_MAX), "malformed", "capacity.cpu_milli_allocatable"),
+    # the largest node's size: within the bounds, and at least the most free on one node
+    (report(largest_node_cpu_milli=-1), "malformed", "capacity.largest_node_cpu_milli"),
+    (report(largest_node_memory_bytes=INT64_MAX), "malformed", "capacity.largest_node_memory_bytes"),
+    (report(largest_node_cpu_milli=999), "implausible_report", "capacity.largest_node_cpu_milli"),
+    (report(largest_node_memory_bytes=1 << 39), "implausible_report", "capacity.largest_node_memory_bytes"),
     (report(memory_bytes_allocatable=INT64_MAX, memory_bytes_free=INT64_MAX), "malformed",
      "capacity.memory_bytes_allocatable"),
     (report(node_room=[agent_pb2.NodeRoom(cpu_milli=500, memory_bytes=1, count=0)]), "malformed",
@@ -96,8 +101,9 @@ def refused(message: agent_pb2.AgentMessage) -> tuple[str | None, str]:
 ], ids=["model-newline", "model-5000", "vendor", "resource-nul", "dra-class", "unit-negative", "unit-without-mig",
         "device-memory", "host-room", "room-class", "quota-held-negative", "quota-held-over-allocatable",
         "largest-node-negative", "largest-node-over-1024", "largest-node-over-total", "largest-node-under-free",
-        "cpu-int64", "memory-int64", "node-room-count", "node-room-negative", "node-room-bound", "node-room-node",
-        "node-room-sum", "placement-id-long", "placement-id-space", "update-id", "ack-id"])
+        "cpu-int64", "largest-node-cpu-negative", "largest-node-memory-bound", "largest-node-cpu-under-free",
+        "largest-node-memory-under-free", "memory-int64", "node-room-count", "node-room-negative", "node-room-bound",
+        "node-room-node", "node-room-sum", "placement-id-long", "placement-id-space", "update-id", "ack-id"])
 def test_out_of_bounds_agent_input_is_refused_naming_the_field(message: agent_pb2.AgentMessage, reason: str,
                                                                 field: str) -> None:
     got, said = refused(message)

@@ -137,7 +137,9 @@ def test_a_page_is_built_in_slices_so_the_loop_serves_others_meanwhile() -> None
 
 
 def test_basic_view_of_a_capacity_keeps_totals_and_leaves_ids_and_histograms_out() -> None:
-    cap = replace(big_capacity(3), placement_ids=frozenset({"j.g1.c"}), workload_kinds=frozenset({"Job.batch"}))
+    cap = replace(big_capacity(3), placement_ids=frozenset({"j.g1.c"}), workload_kinds=frozenset({"Job.batch"}),
+                  largest_node_cpu_milli=96_000, largest_node_memory_bytes=2**40)
     pb = cluster_list.basic_capacity_pb(cap)
     assert not pb.placement_ids and list(pb.workload_kinds) == ["Job.batch"]
+    assert (pb.largest_node_cpu_milli, pb.largest_node_memory_bytes) == (96_000, 2**40)  # what never-fits reads
     assert pb.accelerator_pools[0].free_accelerators == 24 and not pb.accelerator_pools[0].nodes_by_free

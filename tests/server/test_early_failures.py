@@ -22,8 +22,9 @@ from federator.model import ClusterState, Job, JobId, JobPhase, JobSpec, ReasonC
 from federator.security.authz import Submitter, recorded_owner
 from federator.server.blame import LAPSE_WINDOWS, Blame, Blames
 from federator.server.clusters import FAILOVER_ANNOTATION, ClusterRecord
-from federator.server.early_failures import EarlyFailurePolicy
+from federator.server.early_failures import EARLY_FAILURE_ANNOTATION, EarlyFailurePolicy
 from federator.server.federator import Federator
+from federator.server.intake import SubmitError
 from federator.server.orders import CancelOrder, Order
 from federator.server.quarantine import Held, Quarantine, QuarantinePolicy
 from federator.store import SqliteJobStore
@@ -74,6 +75,11 @@ def test_an_early_failure_places_the_job_once_more_elsewhere_and_a_second_fails_
     assert job.early_failure == f"liar after 4s: {CRASH}"
     fed.schedule_once()
     assert job.phase is JobPhase.PENDING  # the liar is avoided for it; no other cluster yet
+    # still FailedEarly while the retry waits, the failure said first, then the wait (outside HPC QA, H6)
+    assert job.pending_reason.code is ReasonCode.FAILED_EARLY, job.pending_reason
+    assert job.pending_reason.message.startswith(f"failed on liar after 4s: {CRASH}; placing it once more, "
+                                                 "elsewhere (--early-failure-seconds 300; federator.io/early-failure: "
+                                                 "fail for none); then: RecentlyRefused: "), job.pending_reason
     good = join(fed, "good")
     pid = placed(fed, job)
     assert [p.cluster for p in job.placements] == ["good"]
@@ -117,6 +123,34 @@ def test_a_job_that_keeps_its_cluster_fails_at_once() -> None:
     job = fed.submit(owned("kept", "alice", **{FAILOVER_ANNOTATION: "keep"}))
     crash(fed, rec, placed(fed, job), clock=clock)
     assert job.phase is JobPhase.FAILED and job.message == CRASH and not job.early_failure
+
+
+def test_a_job_annotated_to_fail_is_not_placed_again_nor_blames_its_cluster() -> None:
+    """Outside HPC QA, H6: a user whose script is at fault (exit 1 after 3 s) saw it run, and billed, twice, and
+    could not say no (Slurm's --no-requeue). `federator.io/early-failure: fail` fails it at once, counted."""
+    clock = Clock()
+    fed = make(MemoryStore(), clock, early_failures=POLICY)
+    rec = join(fed, "x")
+    jobs = [fed.submit(owned(f"mine-{i}", f"user-{i}", **{EARLY_FAILURE_ANNOTATION: "fail"})) for i in range(3)]
+    for job in jobs:
+        crash(fed, rec, placed(fed, job), clock=clock)
+        assert job.phase is JobPhase.FAILED and not job.early_failure and len(job.placements) == 1
+        assert job.message == f"{CRASH} (failed 4s after its start; not placed again: {EARLY_FAILURE_ANNOTATION}: " \
+                              "fail)"
+    scrape = generate_latest(fed.metrics.registry).decode()
+    assert 'federator_placement_early_failures_total{cluster="x"} 3.0' in scrape
+    assert 'federator_placement_retries_total{reason="FailedEarly"}' not in scrape
+    assert fed.early.quarantine.current(clock.now) == frozenset()
+    assert all(fed.early.quarantine.blames.job_at_fault(j.job_id) is None for j in jobs)  # nothing against x
+
+
+@pytest.mark.parametrize("policy", ["never", "", "Fail"], ids=["unknown-word", "empty", "case"])
+def test_a_bad_early_failure_policy_is_refused_naming_the_annotation(policy: str) -> None:
+    fed = make(MemoryStore(), Clock(), early_failures=POLICY)
+    with pytest.raises(SubmitError, match=f"metadata.annotations\\[{EARLY_FAILURE_ANNOTATION}\\]: must be one of "
+                                          "retry, fail"):
+        fed.submit(spec("bad", **{EARLY_FAILURE_ANNOTATION: policy}))
+    assert not fed.jobs
 
 
 def test_a_spread_job_has_only_its_failed_part_placed_again() -> None:

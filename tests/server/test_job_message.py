@@ -17,8 +17,9 @@ from test_services_edge import channel, good_spec, hello, report, served
 
 from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.jobfile import parse_job
-from federator.model import ClusterState, Job, JobPhase, JobSpec
+from federator.model import ClusterState, Job, JobPhase, JobSpec, NeverRunnable, Reason, ReasonCode
 from federator.server.federator import ClusterRecord, Federator
+from federator.server.job_message import THEN, keep_interruption
 
 
 def test_a_running_job_drops_the_message_it_had_while_placed() -> None:
@@ -302,3 +303,47 @@ def test_a_cluster_partitioned_and_back_within_one_turn_leaves_no_stale_note() -
     fed.check_leases()  # the next turn
     assert fed.clusters["west-1"].state is ClusterState.READY
     assert job.message == "2 of 2 replicas running"
+
+
+WAIT = Reason(ReasonCode.INSUFFICIENT_ACCELERATORS, "0/3 clusters fit: east-1 has no node with 8 free H100 "
+              "accelerators", never=NeverRunnable.FLEET)
+
+
+@pytest.mark.parametrize(("old", "code", "lead"), [
+    pytest.param(Reason(ReasonCode.PREEMPTED, "preempted on west-1 for a job of another queue (priority 1000), at "
+                        "2026-12-06T14:35:26Z"), ReasonCode.PREEMPTED,
+                 "preempted on west-1 for a job of another queue (priority 1000), at 2026-12-06T14:35:26Z",
+                 id="preempted"),
+    pytest.param(Reason(ReasonCode.FAILED_EARLY, "failed on west-1 after 3s: exit code 1; placing it once more"),
+                 ReasonCode.FAILED_EARLY, "failed on west-1 after 3s: exit code 1; placing it once more",
+                 id="failed-early"),
+    pytest.param(Reason(ReasonCode.DRAINED, "cluster a drained by admin: hardware swap"), ReasonCode.DRAINED,
+                 "cluster a drained by admin: hardware swap", id="drained"),
+    pytest.param(Reason(ReasonCode.PREEMPTED, "preempted on c for x, at T; then: QuotaExceeded: queue q is full"),
+                 ReasonCode.PREEMPTED, "preempted on c for x, at T", id="the-last-wait-replaced"),
+    # what 0.12.0 stored for a job preempted (or drained) before the upgrade and still waiting
+    pytest.param(Reason(ReasonCode.INSUFFICIENT_ACCELERATORS, "0/1 clusters fit: ... (preempted at "
+                        "2026-12-06T14:35:26Z for a job of another queue)"), ReasonCode.PREEMPTED,
+                 "preempted at 2026-12-06T14:35:26Z for a job of another queue", id="a-0.12.0-note"),
+    pytest.param(Reason(ReasonCode.GANG_DOES_NOT_FIT, "0/1 clusters fit: ... (drained: cluster a drained by bob)"),
+                 ReasonCode.DRAINED, "cluster a drained by bob", id="a-0.12.0-drained-note"),
+])
+def test_an_interrupted_job_keeps_its_code_and_says_it_first_until_placed(old: Reason, code: ReasonCode,
+                                                                          lead: str) -> None:
+    """Outside HPC QA, H13 and H6: the next cycle gave a preempted (or early-failed) job its wait's code, and the
+    note ended the message, past what `get jobs`' REASON column shows; a script filtering `Preempted` found
+    nothing. The interruption's code stays, its words lead, and the wait follows with its own code."""
+    kept = keep_interruption(old, WAIT)
+    assert kept == Reason(code, f"{lead}{THEN}{WAIT}", never=NeverRunnable.FLEET)
+    assert str(kept)[:100].startswith(f"{code}: {lead}"[:100])  # what a cut REASON column shows
+
+
+@pytest.mark.parametrize("old", [None, Reason(ReasonCode.INSUFFICIENT_ACCELERATORS, "0/1 clusters fit: busy"),
+                                 Reason(ReasonCode.QUOTA_EXCEEDED, "queue q is at its quota (of 16 H100)")])
+def test_a_wait_with_no_interruption_before_it_is_shown_as_it_is(old: Reason | None) -> None:
+    assert keep_interruption(old, WAIT) is WAIT
+
+
+def test_a_new_interruption_replaces_the_last() -> None:
+    again = Reason(ReasonCode.DRAINED, "cluster b drained by admin")
+    assert keep_interruption(Reason(ReasonCode.PREEMPTED, f"preempted on c, at T{THEN}{WAIT}"), again) is again

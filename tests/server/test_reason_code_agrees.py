@@ -4,7 +4,7 @@ was deleted a job read `InsufficientAccelerators` with a message leading `member
 
 Each place a reason's message is put together from several rejections, or with words added to another reason's,
 is checked here: `summarize` (one reason for every cluster's story), a refusal's why put in (`explain`), a
-preempted note kept (`keep_preempted`), and the whole path through the live federator."""
+preempted job's interruption kept (`keep_interruption`), and the whole path through the live federator."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from server_support import Clock, MemoryStore, make
 from federator.model import JobId, JobPhase, Reason, ReasonCode
 from federator.scheduler.plugins import recently_refused
 from federator.scheduler.summary import summarize
-from federator.server.job_message import keep_preempted, preempted_note
+from federator.server.job_message import THEN, keep_interruption, preempted_message
 from federator.server.refusals import RecentRefusals
 
 from builders import cluster, job, pool, request
@@ -65,8 +65,9 @@ def test_words_added_to_a_reason_keep_its_lead_and_so_its_code() -> None:
         first = Reason(code, f"0/2 clusters fit: {STORIES[code]}; {STORIES[ReasonCode.RECENTLY_REFUSED]}")
         told = r.explain(JobId("j"), first)
         assert told.code is code and _first_clause(told, 2).startswith(STORIES[code].split("; ")[0][:20])
-        kept = keep_preempted(Reason(ReasonCode.PREEMPTED, "stopped" + preempted_note(5.0, "x")), told)
-        assert kept.code is code and kept.message.startswith(told.message)
+        kept = keep_interruption(Reason(ReasonCode.PREEMPTED, preempted_message("preempted on c for x", 5.0)), told)
+        assert kept.code is ReasonCode.PREEMPTED and kept.message.startswith("preempted on c for x, at ")
+        assert kept.message.endswith(f"{THEN}{told.code}: {told.message}")
 
 
 def test_a_job_refused_by_one_member_and_short_of_room_on_another_says_the_room_first() -> None:

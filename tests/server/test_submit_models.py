@@ -222,13 +222,13 @@ def test_the_fleet_fit_warning_is_judged_once_per_job_shape_until_a_members_pool
     (devices, nodes, models, its region), not when a report moves free room; a member forgotten changes it too."""
     from federator.server import fleet_models
     judged: list[str] = []
-    check = fleet_models.never_as_the_fleet_stands
+    check = fleet_models.never_coded
 
-    def counted(*args: object, **kw: object) -> str:
+    def counted(*args: object, **kw: object) -> tuple[str, object]:
         judged.append("")
         return check(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(fleet_models, "never_as_the_fleet_stands", counted)
+    monkeypatch.setattr(fleet_models, "never_coded", counted)
     fed = _fleet()
     too_big = {"replicas": 3, "accelerators": [{"model": "H100", "count": 8}]}
 
@@ -248,3 +248,35 @@ def test_the_fleet_fit_warning_is_judged_once_per_job_shape_until_a_members_pool
     assert warned("d") == [] and len(judged) == 2
     fed.intake.fleet.gone("nv")  # forgotten (the registry's record stays here: the check reads it again)
     assert warned("e") == [] and len(judged) == 3
+    fed.report(nv, replace(nv.capacity, accelerator_pools=grown, largest_node_cpu_milli=96_000))  # said its node
+    assert warned("f") == [] and len(judged) == 4
+
+
+@pytest.mark.parametrize(("resources", "warned"), [
+    pytest.param({"nvidia.com/gpu": 1, "memory": "4Ti"}, "spec.resources.memory: no node of any member cluster "
+                 "has the 4Ti memory one replica asks, even empty (the most on one node is 1Ti, on nv)",
+                 id="4Ti-on-1Ti-nodes"),
+    pytest.param({"nvidia.com/gpu": 8, "cpu": "200"}, "spec.resources.cpu: no node of any member cluster has "
+                 "the 200 CPUs one replica asks", id="200-CPUs-on-96-core-nodes"),
+    pytest.param({"cpu": "500"}, "spec.resources.cpu: no node of any member cluster has the 500 CPUs one replica "
+                 "asks, even empty (the most on one node is 96, on nv)", id="cpu-only"),
+    pytest.param({"nvidia.com/gpu": 8, "cpu": "96", "memory": "1Ti"}, "", id="as-large-as-a-node"),
+])
+def test_a_replica_whose_cpu_or_memory_no_node_has_is_accepted_with_a_warning_naming_the_field(
+        resources: dict[str, object], warned: str) -> None:
+    """Outside HPC QA, H2: `--mem=4T` on 1Ti nodes (or 200 CPUs on 96-core nodes) was accepted silently and
+    waited for good; users.md promised the warning. Judged by the members' largest node, not by free room."""
+    fed = _fleet()
+    for name, rec in fed.clusters.items():
+        assert rec.capacity is not None
+        fed.report(rec, replace(rec.capacity, largest_node_cpu_milli=(96 if name == "nv" else 64) * 1000,
+                                largest_node_memory_bytes=2**40 if name == "nv" else 2**39))
+    job = fed.submit(_job("big", None, resources=resources))
+    said = [w for w in fed.intake.warnings(job.spec) if "even empty" in w]
+    if not warned:
+        assert said == []
+        return
+    (warning,) = said
+    assert warning.startswith(warned), warning
+    assert warning.endswith("it can never run as the fleet stands (cancel it and submit a smaller one, or it "
+                            "waits until the fleet grows to hold it); the job is accepted")

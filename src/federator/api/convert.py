@@ -223,6 +223,8 @@ def capacity_to_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
         memory_bytes_free=cap.memory_bytes_free,
         node_cpu_milli_free_max=cap.node_cpu_milli_free_max,
         node_memory_bytes_free_max=cap.node_memory_bytes_free_max,
+        largest_node_cpu_milli=cap.largest_node_cpu_milli,
+        largest_node_memory_bytes=cap.largest_node_memory_bytes,
         placement_ids=sorted(cap.placement_ids),
         workload_kinds=sorted(cap.workload_kinds),
         node_room=[agent_pb2.NodeRoom(cpu_milli=c, memory_bytes=m, count=n) for c, m, n in cap.node_room],
@@ -356,7 +358,8 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
             raise WireError(f"capacity.workload_kinds[{i}]: must be Kind.group (such as JobSet.jobset.x-k8s.io), "
                             f"got {k[:80]!r}")
     for name in ("cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free",
-                 "node_cpu_milli_free_max", "node_memory_bytes_free_max"):
+                 "node_cpu_milli_free_max", "node_memory_bytes_free_max", "largest_node_cpu_milli",
+                 "largest_node_memory_bytes"):
         if getattr(pb, name) < 0:
             raise WireError(f"capacity.{name}: must not be negative")
     try:
@@ -371,6 +374,8 @@ def capacity_from_pb(pb: agent_pb2.CapacityReport) -> ClusterCapacity:
         memory_bytes_free=pb.memory_bytes_free,
         node_cpu_milli_free_max=pb.node_cpu_milli_free_max,
         node_memory_bytes_free_max=pb.node_memory_bytes_free_max,
+        largest_node_cpu_milli=pb.largest_node_cpu_milli,
+        largest_node_memory_bytes=pb.largest_node_memory_bytes,
         sequence=pb.sequence,
         placement_ids=frozenset(pb.placement_ids),
         workload_kinds=frozenset(pb.workload_kinds),

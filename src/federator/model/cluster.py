@@ -982,6 +982,10 @@ class ClusterCapacity:
     # Devices the agent sees but does not offer, as sorted (resource_name, reason, devices): shown, never placed on
     # (agent.proto LeftOutDevices; reasons LEFT_OUT_REASONS)
     left_out: tuple[tuple[str, str, int], ...] = ()
+    # The most allocatable CPU and memory of any one node, usable or not, free or not (each its own maximum): what
+    # one replica could ever get on one node (scheduler/fleet_fit.py, agent.proto). 0 = not said (an older agent).
+    largest_node_cpu_milli: int = 0
+    largest_node_memory_bytes: int = 0
 
     def after_bind(self, accelerator_pools: tuple[AcceleratorPool, ...], cpu_milli_free: int,
                    memory_bytes_free: int, node_cpu_milli_free_max: int, node_memory_bytes_free_max: int,
@@ -992,7 +996,8 @@ class ClusterCapacity:
         return ClusterCapacity(accelerator_pools, self.cpu_milli_allocatable, cpu_milli_free,
                                self.memory_bytes_allocatable, memory_bytes_free, node_cpu_milli_free_max,
                                node_memory_bytes_free_max, self.sequence, self.placement_ids, self.workload_kinds,
-                               self.node_room if node_room is None else node_room, self.left_out)
+                               self.node_room if node_room is None else node_room, self.left_out,
+                               self.largest_node_cpu_milli, self.largest_node_memory_bytes)
 
     def runs(self, workload_kind: str) -> bool:
         """Whether the cluster can run a workload of this kind ("" = the federator's own Job/Deployment)."""

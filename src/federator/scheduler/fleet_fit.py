@@ -15,8 +15,13 @@ replica of m milli-devices takes at least m of a pool's devices (one partition o
 holds at most `devices * 1000 // m` replicas, however empty. A pool whose report says its largest node
 (`largest_node_accelerators`, installed, usable or not) holds none: a replica needing more devices than that
 node has can never run there, whatever frees (8 devices where every node has 4). An older agent does not say;
-its pools are judged by their total alone. Host room (CPU, memory) is not judged either: an allocatable total
-shrinks with a member's NotReady nodes, and that is a wait, not a never.
+its pools are judged by their total alone. Host room (CPU, memory) is judged by the size of a member's largest
+node (`ClusterCapacity.largest_node_cpu_milli` / `largest_node_memory_bytes`, allocatable, usable or not), never
+by its free room or its allocatable total (which shrinks with its NotReady nodes: a wait, not a never): a
+replica asking more CPU or memory than that node has can never run on that member, accelerators or not (200
+CPUs where every node has 96; 4Ti where every node has 1Ti: pending for good as "InsufficientAccelerators",
+outside HPC QA, H2). Such a "never" has the code of what is short (`InsufficientCpu`, `InsufficientMemory`). A
+member that does not say (an older agent: 0) could hold any replica, so the job is not judged never on it.
 
 - A gang (all replicas in one cluster, one model): never when no accepted pool of any cluster holds all of it.
 - A spread job: never when the fleet's accepted pools together hold fewer than its replicas (groups of
@@ -34,7 +39,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from federator.model import MILLI, AcceleratorPool, ClusterInfo, NeverRunnable, Reason
+from federator.model import (
+    MILLI,
+    AcceleratorPool,
+    ClusterCapacity,
+    ClusterInfo,
+    NeverRunnable,
+    Reason,
+    ReasonCode,
+    format_bytes,
+)
 from federator.scheduler.alternatives import variants
 from federator.scheduler.framework import PlacementRequest, accepted_pools
 from federator.scheduler.snapshot import Snapshot
@@ -91,31 +105,82 @@ def fleet_shape(pool: AcceleratorPool) -> tuple[object, ...]:
             pool.unit_milli, pool.largest_node_accelerators, pool_devices(pool), pool.nodes)
 
 
+def host_short(request: PlacementRequest, capacity: ClusterCapacity) -> ReasonCode | None:
+    """What one replica asks of a node's host that the member's largest node has not (when it says its size):
+    `InsufficientCpu` or `InsufficientMemory`; None when a node could hold it, or the member does not say."""
+    res = request.spec.resources
+    if 0 < capacity.largest_node_cpu_milli < res.cpu_milli:
+        return ReasonCode.INSUFFICIENT_CPU
+    if 0 < capacity.largest_node_memory_bytes < res.memory_bytes:
+        return ReasonCode.INSUFFICIENT_MEMORY
+    return None
+
+
 def rooms(request: PlacementRequest, snapshot: Snapshot) -> list[Largest]:
-    """Per cluster with a pool the request accepts (its quota aside: that is fairshare's), its largest pool's."""
+    """Per cluster with a pool the request accepts (its quota aside: that is fairshare's), its largest pool's
+    (room for none on a cluster none of whose nodes has the replica's CPU or memory)."""
     free = replace(request, blocked_models=(), model_caps=())
     out = []
     for c in snapshot.clusters:
         best = max(accepted_pools(free, c), key=lambda p: most_replicas(free, p), default=None)
         if best is not None:
-            out.append(Largest(c.name, c.region, most_replicas(free, best), best))
+            held = 0 if host_short(request, c.capacity) else most_replicas(free, best)
+            out.append(Largest(c.name, c.region, held, best))
     return out
 
 
 def _spread_total(request: PlacementRequest, cluster: ClusterInfo) -> int:
     """The most replicas of a spread request one cluster holds even empty, over every pool it accepts."""
+    if host_short(request, cluster.capacity):
+        return 0
     free = replace(request, blocked_models=(), model_caps=())
     return sum(most_replicas(free, p) for p in accepted_pools(free, cluster))
 
 
+def host_never(request: PlacementRequest, clusters: Sequence[ClusterInfo]) -> tuple[str, ReasonCode | None]:
+    """Why no node of `clusters` (those the request could use) could hold one replica's CPU or memory even
+    empty, and the code of what is short; ("", None) when one could, or `clusters` is empty."""
+    short = [host_short(request, c.capacity) for c in clusters]
+    if not clusters or not all(short):
+        return "", None
+    res = request.spec.resources
+    cpu = min(clusters, key=lambda c: (-c.capacity.largest_node_cpu_milli, c.name))
+    mem = min(clusters, key=lambda c: (-c.capacity.largest_node_memory_bytes, c.name))
+    most_cpu = f"{cpu.capacity.largest_node_cpu_milli / MILLI:g}, on {cpu.name}"
+    most_mem = f"{format_bytes(mem.capacity.largest_node_memory_bytes)}, on {mem.name}"
+    if all(s is ReasonCode.INSUFFICIENT_CPU for s in short):
+        return (f"no node of any member cluster has the {res.cpu_milli / MILLI:g} CPUs one replica asks, even empty "
+                f"(the most on one node is {most_cpu})"), ReasonCode.INSUFFICIENT_CPU
+    if all(s is ReasonCode.INSUFFICIENT_MEMORY for s in short):
+        return (f"no node of any member cluster has the {format_bytes(res.memory_bytes)} memory one replica asks, "
+                f"even empty (the most on one node is {most_mem})"), ReasonCode.INSUFFICIENT_MEMORY
+    return (f"no node of any member cluster has both the {res.cpu_milli / MILLI:g} CPUs and the "
+            f"{format_bytes(res.memory_bytes)} memory one replica asks, even empty (the most CPUs on one node are "
+            f"{most_cpu}; the most memory {most_mem})"), ReasonCode.INSUFFICIENT_CPU
+
+
 def never_fits(request: PlacementRequest, snapshot: Snapshot) -> str:
     """Why one alternative (a request as the cycle tries it) can never run on `snapshot`'s fleet, even empty;
-    "" when it could, when it needs no accelerators, or when no member has a pool it accepts."""
-    if request.accelerator_milli <= 0:
-        return ""
+    "" when it could, or when it needs accelerators and no member has a pool it accepts."""
+    return never_fits_coded(request, snapshot)[0]
+
+
+def never_fits_coded(request: PlacementRequest, snapshot: Snapshot) -> tuple[str, ReasonCode | None]:
+    """`never_fits`, and the code its reason should have when that is a replica's CPU or memory (else None)."""
+    if request.accelerator_milli <= 0:  # CPU-only work: any member's node will do
+        return host_never(request, snapshot.clusters)
     found = rooms(request, snapshot)
     if not found:
-        return ""
+        return "", None
+    by_name = {c.name: c for c in snapshot.clusters}
+    host = host_never(request, [by_name[r.cluster] for r in found])
+    if host[0]:
+        return host
+    return _never_accelerators(request, snapshot, found), None
+
+
+def _never_accelerators(request: PlacementRequest, snapshot: Snapshot, found: list[Largest]) -> str:
+    """`never_fits` of a request for accelerators that some member has a pool for (`found`)."""
     what = f"{request.replicas} x {_count(request.accelerator_milli)} {_models(request, found)}"
     if all(node_short(request, r.pool) for r in found):
         node = min(found, key=lambda r: (-r.pool.largest_node_accelerators, r.cluster))
@@ -148,10 +213,20 @@ def never_fits(request: PlacementRequest, snapshot: Snapshot) -> str:
 def never_as_the_fleet_stands(request: PlacementRequest, snapshot: Snapshot, legacy_vendor: str = "") -> str:
     """Why a job can never run on the fleet as it stands, over every alternative it has ("" if one could). The
     text ends by saying the job waits for a larger member, which is what it does."""
+    return never_coded(request, snapshot, legacy_vendor)[0]
+
+
+def never_coded(request: PlacementRequest, snapshot: Snapshot, legacy_vendor: str = ""
+                ) -> tuple[str, ReasonCode | None]:
+    """`never_as_the_fleet_stands`, and the code its reason should have when every alternative is short of a
+    node's CPU or memory alike (`host_short`; None: the cycle's own code stands)."""
     tried = variants(request, legacy_vendor)
-    why = [never_fits(v, snapshot) for v in tried]
+    judged = [never_fits_coded(v, snapshot) for v in tried]
+    why = [w for w, _ in judged]
     if not all(why):
-        return ""
+        return "", None
+    codes = {c for _, c in judged}
+    code = codes.pop() if len(codes) == 1 else None
     if len(why) == 1:
         said = why[0]
     else:
@@ -160,7 +235,7 @@ def never_as_the_fleet_stands(request: PlacementRequest, snapshot: Snapshot, leg
     # "cancel it and submit a smaller one", not "shrink it": a gang's size is fixed once submitted, even one never
     # placed (a FederatedJob's spec.replicas of a training job is refused), so the advice is one that works (G12)
     return (f"{said}: it can never run as the fleet stands (cancel it and submit a smaller one, or it waits until "
-            "the fleet grows to hold it)")
+            "the fleet grows to hold it)"), code
 
 
 class FleetFit:
@@ -170,7 +245,7 @@ class FleetFit:
     def __init__(self, snapshot: Snapshot, legacy_vendor: str = "") -> None:
         self.snapshot = snapshot
         self.legacy_vendor = legacy_vendor
-        self._said: dict[tuple[object, ...], str] = {}
+        self._said: dict[tuple[object, ...], tuple[str, ReasonCode | None]] = {}
 
     def judged(self, request: PlacementRequest, outcome: Reason) -> Reason:
         """`outcome`, or, when no wait could cure it, the same code with a message that says so first and what
@@ -183,10 +258,10 @@ class FleetFit:
                s.group_size, request.kept_regions, request.vendor, request.resource_name)
         said = self._said.get(key)
         if said is None:
-            said = self._said[key] = never_as_the_fleet_stands(request, self.snapshot, self.legacy_vendor)
-        if not said:
+            said = self._said[key] = never_coded(request, self.snapshot, self.legacy_vendor)
+        if not said[0]:
             return outcome
-        return Reason(outcome.code, f"{said}. Now: {outcome.message}", never=NeverRunnable.FLEET)
+        return Reason(said[1] or outcome.code, f"{said[0]}. Now: {outcome.message}", never=NeverRunnable.FLEET)
 
 
 def _count(milli: int) -> str:
@@ -199,5 +274,6 @@ def _models(request: PlacementRequest, found: Sequence[Largest]) -> str:
     return "|".join(named) if named else "|".join(sorted({r.pool.accelerator_model for r in found}))
 
 
-__all__ = ["FleetFit", "Largest", "fleet_shape", "most_replicas", "never_as_the_fleet_stands", "never_fits",
-           "node_short", "pool_devices", "replica_units", "rooms"]
+__all__ = ["FleetFit", "Largest", "fleet_shape", "host_never", "host_short", "most_replicas",
+           "never_as_the_fleet_stands", "never_coded", "never_fits", "never_fits_coded", "node_short", "pool_devices",
+           "replica_units", "rooms"]

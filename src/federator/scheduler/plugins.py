@@ -246,9 +246,9 @@ class GangFit:
                 best, best_held, best_model = fits, pool.quota_held_accelerators, pool.accelerator_model
         if not any_node:
             bare = [p for p in accepted_pools(request, cluster) if p.replica_capacity(m) > 0]
-            if bare:  # the accelerators are free; no node holds the replica's CPU or memory beside them
-                res = request.spec.resources
-                return Reason(ReasonCode.INSUFFICIENT_ACCELERATORS,
+            if bare:  # the accelerators are free; no node holds the replica's CPU or memory beside them: the code
+                res = request.spec.resources  # says which, as CpuMemoryFit's (outside HPC QA, H2)
+                return Reason(_host_short_code(request, bare),
                               f"{cluster.name} has free {bare[0].accelerator_model} accelerators but no node "
                               f"with room beside them for one replica's {res.cpu_milli / MILLI:g} CPUs and "
                               f"{format_bytes(res.memory_bytes)} memory")
@@ -259,6 +259,14 @@ class GangFit:
         return Reason(ReasonCode.GANG_DOES_NOT_FIT,
                       f"{cluster.name} fits {best} of {need} replicas x {_count_text(m)} {best_model} accelerators"
                       f"{quota_held_text(best_held)}")
+
+
+def _host_short_code(request: PlacementRequest, pools: list[AcceleratorPool]) -> ReasonCode:
+    """What a replica whose accelerators are free lacks beside them on every node: `InsufficientMemory` when one
+    of `pools` has a node with its CPU (the memory alone is short), else `InsufficientCpu`."""
+    res = request.spec.resources
+    cpu_alone = any(p.replica_capacity(res.accelerator_milli, res.cpu_milli, 0) > 0 for p in pools)
+    return ReasonCode.INSUFFICIENT_MEMORY if cpu_alone and res.memory_bytes else ReasonCode.INSUFFICIENT_CPU
 
 
 def _most_on_a_node(request: PlacementRequest, cluster: ClusterInfo) -> str:

@@ -107,6 +107,7 @@ def basic_capacity_pb(cap: ClusterCapacity) -> agent_pb2.CapacityReport:
         cpu_milli_allocatable=cap.cpu_milli_allocatable, cpu_milli_free=cap.cpu_milli_free,
         memory_bytes_allocatable=cap.memory_bytes_allocatable, memory_bytes_free=cap.memory_bytes_free,
         node_cpu_milli_free_max=cap.node_cpu_milli_free_max, node_memory_bytes_free_max=cap.node_memory_bytes_free_max,
+        largest_node_cpu_milli=cap.largest_node_cpu_milli, largest_node_memory_bytes=cap.largest_node_memory_bytes,
         workload_kinds=sorted(cap.workload_kinds), left_out=left_out_to_pb(cap),
     )
 

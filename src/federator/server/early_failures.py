@@ -13,8 +13,12 @@ that cluster avoided for it as after a refusal (server/refusals.py), with pendin
 happened ("failed on acme-east after 4s: <the member's words>; placing it once more, elsewhere"). Once per job:
 the failure is kept on the job (`Job.early_failure`, stored with it), so a job that really crashes at start fails
 on its second cluster, its message naming both. A job annotated `federator.io/failover: keep` is never placed
-again this way. A gang is queued again whole, as after a refusal; a spread inference job whose other parts still
-run has only the failed part placed again (server/partial.py).
+again this way, nor one annotated `federator.io/early-failure: fail` (EARLY_FAILURE_ANNOTATION): its user knows a
+crash at start is the job's own, and a retry would run it, and bill it, twice (outside HPC QA, H6; Slurm's
+`--no-requeue`). Its early failure is taken as any other failure (a spread job's part whose other parts serve is
+placed again alone, as at any time), counted in the metric below, and blames no cluster. A gang is queued again
+whole, as after a refusal; a spread inference job whose other parts still run has only the failed part placed
+again (server/partial.py).
 
 A part of a spread job that fails later, after running (its Deployment deleted on the member, or stuck past its
 progress deadline), is placed again alone, its cluster avoided a while, whatever --early-failure-seconds says:
@@ -61,6 +65,10 @@ if TYPE_CHECKING:
     from federator.server.federator import Federator
 
 log = logging.getLogger("federator.server")
+
+EARLY_FAILURE_ANNOTATION = "federator.io/early-failure"
+"""A job's early-failure policy: `retry` (the default) places it once more, elsewhere first; `fail` does not."""
+EARLY_FAILURE_POLICIES = ("retry", "fail")
 
 DEFAULT_EARLY_FAILURE_SECONDS = 300.0
 """Five minutes: a job that crashes on its first step (a missing file, an image that does not run, a device that
@@ -113,10 +121,16 @@ class EarlyFailures:
         if lost:  # JobUpdate.lost alone (lost_placements.py): words in a message are only words
             return self._lost(rec, job, placement, message)
         took = now - max(job.placed_at, self._started.pop(placement.placement_id, 0.0))
-        if seconds > 0 and took <= seconds:
+        early = seconds > 0 and took <= seconds
+        if early and job.spec.annotation(EARLY_FAILURE_ANNOTATION, "retry") != "fail":
             return self._failed_early(rec, job, placement, message, took)
+        if early:  # its user asked for no retry: counted, taken as any failure, no one blamed
+            self.fed.metrics.placement_early_failures.labels(rec.name).inc()
         self.quarantine.confirm(blames.ended(job.job_id, rec.name, succeeded=False, now=now), now)
-        return self._part_failed(rec, job, placement, message, took)
+        said = self._part_failed(rec, job, placement, message, took)
+        if early and said is not None:
+            said += f" (failed {took:.0f}s after its start; not placed again: {EARLY_FAILURE_ANNOTATION}: fail)"
+        return said
 
     def _lost(self, rec: ClusterRecord, job: Job, placement: Placement, message: str) -> str | None:
         """The agent lost the placement (lost_placements.py): its pods may still run on `rec`, so that part is not
@@ -169,7 +183,8 @@ class EarlyFailures:
             return message  # no once-more placement, so nothing shows whose fault it was: no blame (blame.py)
         self.quarantine.failed_early(job.job_id, rec.name, submitter_of(job.spec), now, self.groups_of(job.spec))
         job.early_failure = said  # stored by the requeue's write, before any agent hears of it
-        why = f"failed on {said}; placing it once more, elsewhere (--early-failure-seconds {self.policy.seconds:g})"
+        why = (f"failed on {said}; placing it once more, elsewhere (--early-failure-seconds {self.policy.seconds:g}; "
+               f"{EARLY_FAILURE_ANNOTATION}: fail for none)")
         log.warning("job %s %s", job.job_id, why)
         fed.refusals.note(job.job_id, rec.name, now, message, did=FAILED_EARLY)
         ended = {placement.placement_id}  # reported Failed by its agent: no Cancel for it (stopped)
@@ -217,4 +232,5 @@ def _spread_with_others(job: Job, placement: Placement) -> bool:
         and job.spec.annotation(FAILOVER_ANNOTATION, "replace") != "keep"
 
 
-__all__ = ["DEFAULT_EARLY_FAILURE_SECONDS", "EarlyFailurePolicy", "EarlyFailures"]
+__all__ = ["DEFAULT_EARLY_FAILURE_SECONDS", "EARLY_FAILURE_ANNOTATION", "EARLY_FAILURE_POLICIES", "EarlyFailurePolicy",
+           "EarlyFailures"]

@@ -13,7 +13,7 @@ after a member reports a different set of pools, the catalog's answers are
 memoized per name by the catalog itself, and nothing here looks at jobs. The
 fleet-fit warning (could any member hold the job even empty?) is memoized per
 job shape until a member's pools change shape (`fleet_shape`: devices, nodes,
-model; not free room): it built a snapshot of every member and judged every
+model; not free room) or its largest node its size: it built a snapshot of every member and judged every
 pool on each Submit, O(fleet) for an answer that changes when the fleet does.
 """
 
@@ -24,15 +24,26 @@ from collections.abc import Callable, Iterable
 
 from federator.catalog import catalog
 from federator.jobfile import placeholder_problem
-from federator.model import AcceleratorAlternative, ClusterCapacity, ClusterInfo, ClusterState, JobId, JobSpec
+from federator.model import (
+    AcceleratorAlternative,
+    ClusterCapacity,
+    ClusterInfo,
+    ClusterState,
+    JobId,
+    JobSpec,
+    ReasonCode,
+)
 from federator.model.accelerator import accepts_model
 from federator.scheduler import PlacementRequest, Snapshot
-from federator.scheduler.fleet_fit import fleet_shape, never_as_the_fleet_stands
+from federator.scheduler.fleet_fit import fleet_shape, never_coded
 
 FleetModel = tuple[str, str, str]  # (vendor, model, family) of a pool a member reported
 Member = tuple[str, str, ClusterState, ClusterCapacity | None]  # name, region, state, last report
 FITS_KEPT = 10_000  # fleet-fit answers kept per fleet shape (job shapes; a few hundred in practice)
 log = logging.getLogger("federator.server")
+# The field a fleet-fit warning names when a replica's CPU or memory is more than any member's largest node has
+_HOST_FIELDS: dict[ReasonCode | None, str] = {ReasonCode.INSUFFICIENT_CPU: "spec.resources.cpu",
+                ReasonCode.INSUFFICIENT_MEMORY: "spec.resources.memory"}
 
 
 def asked_models(spec: JobSpec) -> list[tuple[str, str, str]]:
@@ -93,10 +104,12 @@ def fleet_fit_warnings(spec: JobSpec, members: Iterable[Member], legacy_vendor: 
     as in the cycle's check."""
     snapshot = Snapshot.of(ClusterInfo(name, region, state, (), cap) for name, region, state, cap in members
                            if cap is not None)
-    said = never_as_the_fleet_stands(PlacementRequest(JobId(""), spec, spec.replicas), snapshot, legacy_vendor)
+    said, code = never_coded(PlacementRequest(JobId(""), spec, spec.replicas), snapshot, legacy_vendor)
     if not said:
         return []
-    field = "spec.regions.minRegions" if said.startswith("minRegions") else "spec.replicas"
+    field = _HOST_FIELDS[code] if code in _HOST_FIELDS else "spec.replicas"
+    if said.startswith("minRegions"):
+        field = "spec.regions.minRegions"
     return [f"{field}: {said}; the job is accepted"]
 
 
@@ -108,7 +121,7 @@ class FleetModels:
         self._by_cluster: dict[str, frozenset[FleetModel]] = {}
         self._present: dict[tuple[str, str], bool] = {}  # in_fleet answers for the fleet as it is now
         self._memory: dict[str, int] = {}  # per member: the most memory one of its devices has (MiB, 0 = unknown)
-        self._shapes: dict[str, tuple[object, ...]] = {}  # per member: its region and pools' `fleet_shape`
+        self._shapes: dict[str, tuple[object, ...]] = {}  # per member: region, pools' `fleet_shape`, largest node
         self._fits: dict[tuple[object, ...], tuple[str, ...]] = {}  # fleet_fit_warnings per job shape, this fleet
 
     @property
@@ -119,7 +132,8 @@ class FleetModels:
         """A member's report: the set is rebuilt only when that member's pools are not the ones it had, and the
         fleet-fit answers forgotten only when their shapes (or its region) are not."""
         pools = frozenset((p.vendor, p.accelerator_model, p.family) for p in capacity.accelerator_pools)
-        shape = (region, tuple(fleet_shape(p) for p in capacity.accelerator_pools))
+        shape = (region, tuple(fleet_shape(p) for p in capacity.accelerator_pools), capacity.largest_node_cpu_milli,
+                 capacity.largest_node_memory_bytes)
         if self._shapes.get(cluster) != shape:
             self._shapes[cluster] = shape
             self._fits.clear()

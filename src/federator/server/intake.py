@@ -47,6 +47,7 @@ from federator.security.authz import DELEGATE_ANNOTATION, Submitter, submitter_o
 from federator.security.delegates import Budget, Delegate, budget
 from federator.security.limits import BACK_PRESSURE, RejectReason
 from federator.server.clusters import FAILOVER_ANNOTATION, FAILOVER_POLICIES
+from federator.server.early_failures import EARLY_FAILURE_ANNOTATION, EARLY_FAILURE_POLICIES
 from federator.server.fleet_models import FleetModels
 from federator.server.job_bytes import UnfinishedBytes
 from federator.server.kept_room import KeptRoom
@@ -285,6 +286,11 @@ class Intake:
             self._reject(RejectReason.INVALID_JOB)
             raise SubmitError(f"metadata.annotations[{FAILOVER_ANNOTATION}]: must be one of "
                               f"{', '.join(FAILOVER_POLICIES)}, got {policy[:80]!r}")
+        on_early = spec.annotation(EARLY_FAILURE_ANNOTATION, "retry")
+        if on_early not in EARLY_FAILURE_POLICIES:
+            self._reject(RejectReason.INVALID_JOB)
+            raise SubmitError(f"metadata.annotations[{EARLY_FAILURE_ANNOTATION}]: must be one of "
+                              f"{', '.join(EARLY_FAILURE_POLICIES)}, got {on_early[:80]!r}")
         problem = fed.limits.check_job(spec) or self._priority_problem(spec) or \
             fed.scheduler.config.run_limit_problem(spec.queue, spec.max_run_seconds)  # its queue's maxRunSeconds
         if problem is not None:

@@ -16,7 +16,6 @@ message must stay true without being rewritten every second.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from federator.model import ClusterState, Job, JobPhase, Reason, ReasonCode, shortfall
@@ -139,35 +138,54 @@ class ClusterNotes:
             self.fed.journal.write_or_owe(restated, then=self.fed.notify)  # a full disk delays it, never stops us
 
 
-__all__ = ["ClusterNotes", "cluster_note", "job_message", "placements_message"]
+__all__ = ["INTERRUPTIONS", "THEN", "ClusterNotes", "cluster_note", "job_message", "keep_interruption",
+           "placements_message", "preempted_message"]
 
 
+INTERRUPTIONS = (ReasonCode.PREEMPTED, ReasonCode.DRAINED, ReasonCode.FAILED_EARLY)
+"""Codes that say what happened to a job that ran, not what it waits for: kept until it is placed again."""
+THEN = "; then: "
+"""What joins an interruption to the wait after it: "preempted on west-1 ..., at T; then: InsufficientCpu: ..."."""
+# The notes 0.12.0 ended a wait's message with (stored reasons of jobs still waiting when 0.13.0 starts)
 PREEMPTED_MARK = " (preempted at "
 DRAINED_MARK = " (drained: "
 
 
-def preempted_note(at: float, preemptor: str, *, same_queue: bool = True) -> str:
-    """The words a preempted job's pending reasons end with until it is placed again: the preemptor is named to
-    its own queue only (another tenant's job id is not the victim's to know)."""
-    return f"{PREEMPTED_MARK}{utc_seconds(at)} for {preemptor if same_queue else 'a job of another queue'})"
+def preempted_message(said: str, at: float) -> str:
+    """A preempted job's reason (`Preempted`): the scheduler's words (where, and for whom: the preemptor named to
+    its own queue only) and when, in wall-clock time, as a stored message must stay true."""
+    return f"{said}, at {utc_seconds(at)}"
 
 
-def keep_preempted(old: Reason | None, new: Reason) -> Reason:
-    """`new`, ending with the preempted (or drained) note `old` ended with, if any. The next cycle replaced a
-    victim's `Preempted` reason with InsufficientAccelerators, so `get jobs` no longer showed that the job had run
-    and was stopped; the code is the new wait's (parking and the metrics read codes), the note says the rest.
-    It lasts while the job waits: a placement clears the reason, and a new preemption writes a new note.
-    A `Drained` reason (server/drains.py) becomes the note " (drained: cluster east-1 drained by alice: ...)":
-    the user whose gang waits for room learns why it stopped running."""
-    if old is None or new.code in (ReasonCode.PREEMPTED, ReasonCode.DRAINED):
+def keep_interruption(old: Reason | None, new: Reason) -> Reason:
+    """`new`, the reason a cycle gives a waiting job, as the job shows it: after an interruption (`old` is
+    `Preempted`, `Drained` or `FailedEarly`), that code and its words first, then the wait's code and message
+    ("preempted on west-1 for ..., at T; then: InsufficientAccelerators: 0/3 clusters fit: ..."), until the job is
+    placed again (a placement clears the reason) or interrupted anew. `never` is the wait's.
+
+    Why: the next cycle replaced a victim's `Preempted` with its wait's code, and 0.12.0 ended the message with
+    "(preempted at ...)", where `get jobs`' REASON column, cut at about 100 characters, never showed it, and a
+    script filtering `pendingReason.code == "Preempted"` found nothing a second after the preemption (outside HPC
+    QA, H13; the same for `FailedEarly`, H6). The code stays what the message says first. What places, parks and
+    counts a job reads the cycle's own reason, never this one (scheduling.commit_pending, reason_refresh.py)."""
+    if old is None or new.code in INTERRUPTIONS:
         return new
-    if old.code is ReasonCode.DRAINED:
-        note = f"{DRAINED_MARK}{old.message})"
-    else:
-        at = max(old.message.rfind(PREEMPTED_MARK), old.message.rfind(DRAINED_MARK))
-        if at < 0:
-            return new
-        note = old.message[at:]
-    if new.message.endswith(note):
+    lead = _interruption(old)
+    if lead is None:
         return new
-    return replace(new, message=new.message + note)
+    code, said = lead
+    return Reason(code, f"{said}{THEN}{new.code}: {new.message}", never=new.never)
+
+
+def _interruption(old: Reason) -> tuple[ReasonCode, str] | None:
+    """The interruption a job's last reason tells first (its code and words), if any; 0.12.0's trailing notes
+    are read too, so a job preempted before an upgrade still says so."""
+    if old.code in INTERRUPTIONS:
+        return old.code, old.message.split(THEN, 1)[0]
+    at = max(old.message.rfind(PREEMPTED_MARK), old.message.rfind(DRAINED_MARK))
+    if at < 0 or not old.message.endswith(")"):
+        return None
+    note = old.message[at + 2:-1]  # "preempted at T for X" or "drained: cluster a drained by ..."
+    if note.startswith("drained: "):
+        return ReasonCode.DRAINED, note.removeprefix("drained: ")
+    return ReasonCode.PREEMPTED, note

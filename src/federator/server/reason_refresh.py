@@ -52,7 +52,7 @@ from collections.abc import Container, Mapping
 
 from federator.model import ClusterCapacity, Job, JobId, JobPhase, Reason
 from federator.scheduler import PlacementRequest
-from federator.server.job_message import keep_preempted
+from federator.server.job_message import keep_interruption
 
 MIN_ASK_SECONDS = 5.0
 """The least time between two askings of one group: a bound on the writes a group of 100,000 jobs costs when
@@ -243,7 +243,7 @@ class ReasonRefresh:
                         job.phase is not JobPhase.PENDING:
                     continue
                 was = job.pending_reason
-                job.pending_reason = keep_preempted(was, reason)
+                job.pending_reason = keep_interruption(was, reason)
                 self._leave(member, key)
                 self._of[member] = (grouped[0], new)
                 self._join(new, member)

@@ -83,7 +83,7 @@ from federator.scheduler.demand import RECENT_ARRIVALS, DemandMemory
 from federator.scheduler.reservation import Reservation
 from federator.scheduler.tuning import Tuner
 from federator.server.giving_up import give_up
-from federator.server.job_message import job_message, keep_preempted, placements_message, preempted_note
+from federator.server.job_message import job_message, keep_interruption, placements_message, preempted_message
 from federator.server.moving import room_for
 from federator.server.orders import LaunchOrder, Order
 from federator.server.parking import ANY_MODEL, ParkingLot
@@ -536,9 +536,7 @@ class Cycles:
             if job is None or not job.phase.is_active or job.generation != plan.generations.get(pre.job_id):
                 stale_clusters.add(pre.cluster)  # the room this preemption was to make is not there
                 continue
-            by = fed.jobs.get(pre.preemptor)
-            same = by is not None and by.spec.queue == job.spec.queue
-            reason = Reason(ReasonCode.PREEMPTED, pre.message + preempted_note(now, pre.preemptor, same_queue=same))
+            reason = Reason(ReasonCode.PREEMPTED, preempted_message(pre.message, now))
             log.info("job %s (queue %s) preempted on %s for job %s", job.job_id, job.spec.queue, pre.cluster,
                      pre.preemptor)  # the operator's record; the victim's reason names the preemptor in-queue only
             part = {p.placement_id for p in job.placements if p.cluster == pre.cluster} if pre.part else set()
@@ -612,7 +610,7 @@ class Cycles:
                     self.refresh.answer(job_id, reason)  # its group is told by `told`
             else:
                 reason = fed.refusals.explain(job_id, reason)
-            reason = keep_preempted(job.pending_reason, reason)  # a victim keeps saying so until placed
+            reason = keep_interruption(job.pending_reason, reason)  # a victim keeps saying so until placed
             if job_id not in self.parked:
                 self._candidates[job_id] = None
             if job.pending_reason != reason:

@@ -143,8 +143,9 @@ _VENDOR = re.compile(r"[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?")  # lower case, as 
 _RESOURCE = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
                        r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_CPU_FIELDS = ("cpu_milli_allocatable", "cpu_milli_free", "node_cpu_milli_free_max")
-_MEMORY_FIELDS = ("memory_bytes_allocatable", "memory_bytes_free", "node_memory_bytes_free_max")
+_CPU_FIELDS = ("cpu_milli_allocatable", "cpu_milli_free", "node_cpu_milli_free_max", "largest_node_cpu_milli")
+_MEMORY_FIELDS = ("memory_bytes_allocatable", "memory_bytes_free", "node_memory_bytes_free_max",
+                  "largest_node_memory_bytes")
 
 
 MAX_AGENT_MESSAGE_CHARS = 4096  # JobUpdate.message, Ack.message: kept at most this long (agent.proto)
@@ -271,6 +272,9 @@ def check_plausible(cap: ClusterCapacity) -> str | None:
     for part, whole in _AT_MOST:  # free within allocatable; a node's most free within the cluster's free
         if getattr(cap, part) > getattr(cap, whole):
             return f"capacity.{part}: {getattr(cap, part)} is more than {whole} {getattr(cap, whole)}"
+    for size, room in _LARGEST_NODE:  # a node's size, when said, holds at least what is free on it
+        if 0 < getattr(cap, size) < getattr(cap, room):
+            return f"capacity.{size}: {getattr(cap, size)} is less than {room} {getattr(cap, room)}"
     for j, (cpu, memory, _) in enumerate(cap.node_room):  # node room: each node, and all, within the free
         if cpu > cap.cpu_milli_free or memory > cap.memory_bytes_free:
             return (f"capacity.node_room[{j}]: one node's free CPU {cpu} and memory {memory} are more than the "
@@ -295,6 +299,8 @@ def check_plausible(cap: ClusterCapacity) -> str | None:
 
 _AT_MOST = (("cpu_milli_free", "cpu_milli_allocatable"), ("memory_bytes_free", "memory_bytes_allocatable"),
             ("node_cpu_milli_free_max", "cpu_milli_free"), ("node_memory_bytes_free_max", "memory_bytes_free"))
+_LARGEST_NODE = (("largest_node_cpu_milli", "node_cpu_milli_free_max"),
+                 ("largest_node_memory_bytes", "node_memory_bytes_free_max"))
 
 
 def error_message(refusal: Refusal) -> agent_pb2.FederatorMessage:

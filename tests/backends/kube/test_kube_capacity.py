@@ -159,3 +159,12 @@ def test_quantities_in_any_kubernetes_form_are_counted_rounding_up_what_is_finer
     it, not the 100 the suffix-stripping reading gave. More than an int64 of milli-cores counts as nothing."""
     assert resources_of({"cpu": raw}).cpu_milli == cpu_milli
     assert resources_of({"memory": raw}).memory_bytes == memory_bytes
+
+
+def test_the_largest_nodes_cpu_and_memory_count_an_unusable_node_and_ignore_what_is_used() -> None:
+    """What one replica could ever get on one node (agent.proto CapacityReport.largest_node_cpu_milli): a node
+    NotReady now may come back, and a busy node is as large as when empty (outside HPC QA, H2)."""
+    big = node("big", cpu="96", memory="1Ti", ready=False)
+    cap = cluster_capacity([node("n0"), big], [pod("n0", cpu="60", memory="100Gi")])
+    assert (cap.largest_node_cpu_milli, cap.largest_node_memory_bytes) == (96_000, 2**40)
+    assert cap.node_cpu_milli_free_max == 4_000  # the usable node's free room: a different thing

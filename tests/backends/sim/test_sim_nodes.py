@@ -98,6 +98,15 @@ def test_a_simulated_pool_says_its_largest_node() -> None:
         "H100": 8, "A100": 2}
 
 
+def test_a_simulated_cluster_says_its_largest_nodes_cpu_and_memory_whatever_is_free() -> None:
+    fleet = parse_fleet({"clusters": [{"name": "c", "region": "r", "nodes": [
+        {"count": 2, "gpuModel": "H100", "gpus": 8, "cpu": 96, "memory": "512Gi"},
+        {"count": 1, "cpu": 64, "memory": "1Ti"}]}]})
+    nodes = NodeSet.of(fleet["c"].nodes)
+    cap = nodes.capacity()
+    assert (cap.largest_node_cpu_milli, cap.largest_node_memory_bytes) == (96_000, 2**40)
+
+
 def test_a_simulated_cluster_reports_every_nodes_free_cpu_and_memory_as_node_room() -> None:
     """Node room: CPU nodes and accelerator nodes alike, each as its binds left it, and together the cluster's
     free CPU and memory (the wire's rule)."""

@@ -142,7 +142,7 @@ class SharedDevices(_message.Message):
     def __init__(self, free_milli: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class CapacityReport(_message.Message):
-    __slots__ = ("sequence", "accelerator_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds", "member_unreachable", "maintenance", "node_room", "left_out")
+    __slots__ = ("sequence", "accelerator_pools", "cpu_milli_allocatable", "cpu_milli_free", "memory_bytes_allocatable", "memory_bytes_free", "node_cpu_milli_free_max", "node_memory_bytes_free_max", "placement_ids", "workload_kinds", "member_unreachable", "maintenance", "node_room", "left_out", "largest_node_cpu_milli", "largest_node_memory_bytes")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     ACCELERATOR_POOLS_FIELD_NUMBER: _ClassVar[int]
     CPU_MILLI_ALLOCATABLE_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +157,8 @@ class CapacityReport(_message.Message):
     MAINTENANCE_FIELD_NUMBER: _ClassVar[int]
     NODE_ROOM_FIELD_NUMBER: _ClassVar[int]
     LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
+    LARGEST_NODE_CPU_MILLI_FIELD_NUMBER: _ClassVar[int]
+    LARGEST_NODE_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     accelerator_pools: _containers.RepeatedCompositeFieldContainer[AcceleratorPool]
     cpu_milli_allocatable: int
@@ -171,7 +173,9 @@ class CapacityReport(_message.Message):
     maintenance: str
     node_room: _containers.RepeatedCompositeFieldContainer[NodeRoom]
     left_out: _containers.RepeatedCompositeFieldContainer[LeftOutDevices]
-    def __init__(self, sequence: _Optional[int] = ..., accelerator_pools: _Optional[_Iterable[_Union[AcceleratorPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ..., member_unreachable: _Optional[str] = ..., maintenance: _Optional[str] = ..., node_room: _Optional[_Iterable[_Union[NodeRoom, _Mapping]]] = ..., left_out: _Optional[_Iterable[_Union[LeftOutDevices, _Mapping]]] = ...) -> None: ...
+    largest_node_cpu_milli: int
+    largest_node_memory_bytes: int
+    def __init__(self, sequence: _Optional[int] = ..., accelerator_pools: _Optional[_Iterable[_Union[AcceleratorPool, _Mapping]]] = ..., cpu_milli_allocatable: _Optional[int] = ..., cpu_milli_free: _Optional[int] = ..., memory_bytes_allocatable: _Optional[int] = ..., memory_bytes_free: _Optional[int] = ..., node_cpu_milli_free_max: _Optional[int] = ..., node_memory_bytes_free_max: _Optional[int] = ..., placement_ids: _Optional[_Iterable[str]] = ..., workload_kinds: _Optional[_Iterable[str]] = ..., member_unreachable: _Optional[str] = ..., maintenance: _Optional[str] = ..., node_room: _Optional[_Iterable[_Union[NodeRoom, _Mapping]]] = ..., left_out: _Optional[_Iterable[_Union[LeftOutDevices, _Mapping]]] = ..., largest_node_cpu_milli: _Optional[int] = ..., largest_node_memory_bytes: _Optional[int] = ...) -> None: ...
 
 class LeftOutDevices(_message.Message):
     __slots__ = ("resource_name", "reason", "devices")

@@ -184,6 +184,8 @@ def cluster_capacity(nodes: Iterable[Obj], pods: Iterable[Obj], *,
         node_cpu_milli_free_max=max((v.free.cpu_milli for v in usable), default=0),
         node_memory_bytes_free_max=max((v.free.memory_bytes for v in usable), default=0),
         node_room=node_room_of((v.free.cpu_milli, v.free.memory_bytes) for v in usable),
+        largest_node_cpu_milli=max((v.allocatable.cpu_milli for v in views), default=0),  # usable or not, as
+        largest_node_memory_bytes=max((v.allocatable.memory_bytes for v in views), default=0),  # a pool's largest
         sequence=sequence,
         placement_ids=placement_ids,
     )

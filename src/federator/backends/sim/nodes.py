@@ -420,6 +420,8 @@ class NodeSet:
             memory_bytes_free=self._mem_free,
             node_cpu_milli_free_max=max((n.free_cpu_milli for n in self.nodes), default=0),
             node_memory_bytes_free_max=max((n.free_memory_bytes for n in self.nodes), default=0),
+            largest_node_cpu_milli=max((n.spec.cpu_milli for n in self.nodes), default=0),
+            largest_node_memory_bytes=max((n.spec.memory_bytes for n in self.nodes), default=0),
             sequence=sequence,
             placement_ids=frozenset(self.bound),
             workload_kinds=WORKLOAD_KINDS,  # a simulated cluster runs any kind's pod sets
