@@ -129,8 +129,8 @@ class QueueLine:
         elif others := sum(self._by_held.values()):
             parts.append(f"{others:,} of other users, submitted earlier")
         ahead = self._higher + sum(self._by_held.values())
-        return f"{ahead:,} waiting job{'s' if ahead != 1 else ''} of queue {self.queue} go before its owner's: " \
-               f"{', '.join(parts)}" if parts else ""
+        return f"{ahead:,} waiting job{'s' if ahead != 1 else ''} of queue {self.queue} " \
+               f"go{'es' if ahead == 1 else ''} before its owner's: {', '.join(parts)}" if parts else ""
 
     def _next_level(self) -> None:
         self._higher += sum(self._by_held.values())
