@@ -126,3 +126,21 @@ def test_owner_share_is_a_queue_option_of_the_policy() -> None:
     assert config.queue("research").owner_share is True
     with pytest.raises(PolicyError, match=r"queues\.batch\.ownerShare: must be true .* or false .*got 'no'"):
         parse_policy("queues:\n  batch: {ownerShare: 'no'}\n")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_queues_of_one_user_each_decide_exactly_as_first_come_first_served(seed: int) -> None:
+    """Random gangs and priorities in two queues of one user each: the same decisions and reasons, in the same
+    order, with the share order on and off (a queue with one user behaves exactly as before 0.13.0)."""
+    import random
+
+    rng = random.Random(seed)
+    specs = [owned("bob" if q == "batch" else "carol", f"j{i}", gpus=rng.choice((1, 2, 4, 8)),
+                   replicas=rng.choice((1, 1, 2)), priority=rng.choice((0, 0, 5)), queue=q)
+             for i, q in enumerate(rng.choice(("batch", "other")) for _ in range(60))]
+    held = [running(owned("bob", "b-held", gpus=8, queue="batch"), "c")]
+    on = cycle(fleet(6, 1), specs, allocations=held)
+    off = cycle(fleet(6, 1), specs, allocations=held, config=SchedulerConfig(
+        queues={q: QueueConfig(owner_share=False) for q in ("batch", "other")}))
+    assert on.decisions == off.decisions
+    assert on.pending == off.pending

@@ -14,9 +14,10 @@ priority: O(log owners), never a re-sort. An owner's holding moves only when a j
 right after it was taken and before it is pushed back, so no key on the heap is ever stale.
 
 A job that waits for room or quota is told how many waiting jobs of its queue go before its owner's first waiting
-job of its priority: of a higher priority, of users holding less, of users holding as much who asked first (`note`).
-Counted per owner, not per job, so every job of an owner and a shape is told the same words, and a parked group's
-reason (server/reason_refresh.py) does not turn over each time one job ahead of it is placed.
+job of its priority: of a higher priority, of users holding less, of users holding as much who asked first
+(`QueueLine.waits`). Counted per owner, not per job, so every job of an owner and a shape is told the same words,
+and a parked group's reason (server/reason_refresh.py) does not turn over each time one job ahead of it is placed.
+Counted over the jobs the cycle takes: a job parked (server/parking.py) is not in it until room may exist for it.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ class QueueLine:
         self._heap: list[tuple[Held, float, str, str]] = []
         self._last = ""  # the owner of the request last taken, back in line at the next `take`
         self._back = False
-        # What `note` counts: waiting jobs of higher priorities, and of the current one by what their owner held.
-        self._priority = 0
+        # What `waits` counts: waiting jobs of higher priorities, and of the current one by what their owner held
+        # when taken (never more than a later owner holds: holdings only grow in a cycle, and the lesser went first).
         self._higher = 0
         self._by_held: dict[Held, int] = defaultdict(int)
         self._notes: dict[tuple[int, str], str] = {}
@@ -135,7 +136,7 @@ class QueueLine:
     def _next_level(self) -> None:
         self._higher += sum(self._by_held.values())
         self._by_held.clear()
-        self._priority, self._owners = self._levels.popleft()
+        _, self._owners = self._levels.popleft()
         self._heap = []
         for owner in self._owners:
             self._push(owner)
