@@ -60,10 +60,12 @@ class QueueLine:
         self.by_share = by_share
         ordered = sorted(requests, key=lambda r: (-r.spec.priority, r.submitted_at, r.job_id))
         self._levels: deque[tuple[int, dict[str, deque[PlacementRequest]]]] = deque()
+        everyone: set[str] = set()
         for r in ordered:
             if not self._levels or self._levels[-1][0] != r.spec.priority:
                 self._levels.append((r.spec.priority, {}))
             owner = r.spec.owner if by_share else ""
+            everyone.add(owner)
             owners = self._levels[-1][1]
             jobs = owners.get(owner)
             if jobs is None:
@@ -71,9 +73,14 @@ class QueueLine:
             jobs.append(r)
         self._left = len(ordered)
         self._owners: dict[str, deque[PlacementRequest]] = {}  # of the priority being taken
-        self._heap: list[tuple[Held, float, str, str]] = []
+        self._heap: list[tuple[int, int, float, str, str]] = []  # (accelerators, CPU, submitted, job id, owner)
         self._last = ""  # the owner of the request last taken, back in line at the next `take`
         self._back = False
+        # One owner (or none known): no share to weigh, the requests are taken as sorted (the common queue's cost).
+        self._single = len(everyone) == 1
+        if self._single:
+            self._last = next(iter(everyone))
+        self._current: deque[PlacementRequest] = deque()  # the one owner's, of the priority being taken
         # What `waits` counts: waiting jobs of higher priorities, and of the current one by what their owner held
         # when taken (never more than a later owner holds: holdings only grow in a cycle, and the lesser went first).
         self._higher = 0
@@ -85,21 +92,26 @@ class QueueLine:
 
     def take(self) -> PlacementRequest:
         """The next request (there must be one: `len`)."""
+        if self._single:
+            if not self._current:
+                self._next_level()
+            self._left -= 1
+            return self._current.popleft()
         if self._back:
             self._push(self._last)
             self._back = False
         if not self._heap:
             self._next_level()
-        _, _, _, owner = heapq.heappop(self._heap)
+        owner = heapq.heappop(self._heap)[4]
         self._left -= 1
         self._last, self._back = owner, True
         return self._owners[owner].popleft()
 
     def placed(self, request: PlacementRequest, assignments: Sequence[Assignment]) -> None:
-        """Count what `request` now holds for its owner."""
-        if not self.by_share:
+        """Count what `request`, just taken, now holds for its owner."""
+        if not self.by_share or self._single:  # nobody else to weigh it against
             return
-        owner = request.spec.owner
+        owner = self._last
         res = request.spec.resources
         acc, cpu = self.held.get(owner, _NOTHING)
         for a in assignments:
@@ -110,7 +122,7 @@ class QueueLine:
     def waits(self, request: PlacementRequest) -> str:
         """Count `request`, just taken, as waiting in line for room or quota; what its reason adds ("" if no
         waiting job goes before its owner's)."""
-        owner = request.spec.owner
+        owner = self._last if self.by_share else request.spec.owner
         key = (request.spec.priority, owner)
         note = self._notes.get(key)
         if note is None:
@@ -137,6 +149,9 @@ class QueueLine:
         self._higher += sum(self._by_held.values())
         self._by_held.clear()
         _, self._owners = self._levels.popleft()
+        if self._single:
+            self._current = self._owners[self._last]
+            return
         self._heap = []
         for owner in self._owners:
             self._push(owner)
@@ -145,5 +160,6 @@ class QueueLine:
         jobs = self._owners[owner]
         if jobs:
             head = jobs[0]
-            heapq.heappush(self._heap, (self.held.get(owner, _NOTHING), head.submitted_at, head.job_id, owner))
+            acc, cpu = self.held.get(owner, _NOTHING)
+            heapq.heappush(self._heap, (acc, cpu, head.submitted_at, head.job_id, owner))
 
