@@ -11,7 +11,8 @@ policy says `ownerShare: false` is ordered as before 0.13.0: priority, then subm
 
 Cost: one sort of the queue's jobs, as before, then per job taken a pop and a push on a heap of the owners of its
 priority: O(log owners), never a re-sort. An owner's holding moves only when a job of theirs is placed, which comes
-right after it was taken and before it is pushed back, so no key on the heap is ever stale.
+right after it was taken and before it is pushed back, so no key on the heap is ever stale. A queue of one owner
+(or with `ownerShare: false`) skips the heap: its requests are taken as sorted, as before.
 
 A job that waits for room or quota is told how many waiting jobs of its queue go before its owner's first waiting
 job of its priority: of a higher priority, of users holding less, of users holding as much who asked first
