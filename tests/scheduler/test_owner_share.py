@@ -8,7 +8,6 @@ from scenarios import H100, cycle, owned, running
 
 from federator.model import ReasonCode
 from federator.scheduler import QueueConfig, SchedulerConfig
-from federator.scheduler.policy import PolicyError, parse_policy
 from federator.scheduler.reservation import ReservationPolicy
 
 from builders import cluster, pool
@@ -118,14 +117,6 @@ def test_a_waiting_job_is_told_which_jobs_of_its_queue_go_before_its_owners() ->
     assert result.pending["bk-0"].code is ReasonCode.INSUFFICIENT_ACCELERATORS
     assert result.pending["a0"].message.endswith("; 1 waiting job of queue batch goes before its owner's: "
                                                  "1 of higher priority")
-
-
-def test_owner_share_is_a_queue_option_of_the_policy() -> None:
-    config = parse_policy("queues:\n  batch: {ownerShare: false}\n  research: {weight: 2}\n")
-    assert config.queue("batch").owner_share is False
-    assert config.queue("research").owner_share is True
-    with pytest.raises(PolicyError, match=r"queues\.batch\.ownerShare: must be true .* or false .*got 'no'"):
-        parse_policy("queues:\n  batch: {ownerShare: 'no'}\n")
 
 
 @pytest.mark.parametrize("seed", range(5))
