@@ -75,9 +75,12 @@ GroupKey = tuple[int, Reason]  # (the kind of request, as `told_alike` interned;
 
 
 def told_alike(request: PlacementRequest) -> tuple[object, ...]:
-    """What a cycle reads to give a parked job its reason: jobs of one such kind and one reason are told alike."""
+    """What a cycle reads to give a parked job its reason: jobs of one such kind and one reason are told alike. The
+    owner too: a waiting job's reason counts the jobs of its queue that go before its owner's (scheduler/
+    owner_share.py), so one owner's new reason is never told to another's jobs."""
     spec = request.spec
-    return spec.queue, spec.priority, spec.preemptible, request.shape(), spec.accelerators  # the rest: in shape
+    return (spec.queue, spec.priority, spec.preemptible, request.shape(), spec.accelerators,  # the rest: in shape
+            spec.owner)
 
 
 class ReasonRefresh:
