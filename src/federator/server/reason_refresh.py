@@ -13,7 +13,8 @@ every report of that model's pools.
 So parked jobs are grouped by all a cycle reads to give a waiting job its
 reason: its queue and priority (quota and preemption notes), its request's
 shape (what filters and scores read, `PlacementRequest.shape`), its
-accelerator alternatives, and the reason itself. A cycle gives every job of one shape the
+accelerator alternatives, its owner (the jobs of its queue that go before
+its owner's, scheduler/owner_share.py), and the reason itself. A cycle gives every job of one shape the
 reason the first of them found (`unplaceable`, scheduler/cycle.py), so one job
 of a group, asked again, tells the group's new reason.
 
