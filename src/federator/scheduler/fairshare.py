@@ -330,7 +330,8 @@ class FairOrder:
 
     def explain(self, pending: dict[JobId, Reason]) -> None:
         """Add to each waiting job's reason the jobs of its queue that go before its owner's (outside QA, HPC H1:
-        a job behind 9,991 others read as if only capacity were short). Those placed since (preemption) left."""
+        a job behind 9,991 others read as if only capacity were short). A job the preempt phase placed is no longer
+        pending, and told nothing; the counts of those after it still include it (a few a cycle at most)."""
         for job_id, note in self._notes.items():
             said = pending.get(job_id)
             if said is not None:
