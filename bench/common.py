@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from federator.model import AcceleratorPool, ClusterCapacity, ClusterInfo, JobId, JobKind, JobSpec, Resources
 from federator.model.cluster import one_node_room, room_classes
 from federator.scheduler import PlacementRequest
+from federator.security.authz import USER_ANNOTATION
 
 GiB = 2**30
 # (model, accelerators per node, share of a cluster's nodes)
@@ -103,3 +104,10 @@ def jobs(n: int, *, seed: int = 0, queues: Sequence[str] = ("research", "serving
                        preferred_regions=(f"region-{rng.randrange(regions):02d}",) if rng.random() < 0.2 else ())
         out.append(PlacementRequest(JobId(spec.name), spec, replicas, float(i)))
     return out
+
+
+def owned(requests: Sequence[PlacementRequest], owners: int) -> list[PlacementRequest]:
+    """The requests with job i submitted by user i mod `owners` (the owner the federator records)."""
+    return [dataclasses.replace(r, spec=dataclasses.replace(r.spec,
+                                                            annotations=((USER_ANNOTATION, f"user-{i % owners}"),)))
+            for i, r in enumerate(requests)]

@@ -21,6 +21,9 @@ fleet and jobs, which the server runs on the cycle worker before the first cycle
 after `BUDGET` times the replicas they offered are placed, and reports the placements per CPU second
 with that share of rollouts counted in (`..._with_rollouts`).
 
+`--owners N` has the jobs submitted by N users in turn (job i by user i mod N): within a queue and a priority
+the cycle then takes the jobs of the user holding least first (scheduler/owner_share.py), a heap of N owners.
+
 `"compiled"` says which build of the placement core ran. The image runs it compiled (setup.py);
 to measure that build from a checkout, `make compiled` and then
 
@@ -45,7 +48,7 @@ from federator.scheduler.tuning import BUDGET, RETUNE_AFTER, trials  # noqa: E40
 
 
 def run(n_clusters: int, n_nodes: int, n_jobs: int, seed: int = 0, fleet: str = "nvidia",
-        alternatives: float = 0.0, room: str = "none", rollout: bool = False) -> dict[str, object]:
+        alternatives: float = 0.0, room: str = "none", rollout: bool = False, owners: int = 0) -> dict[str, object]:
     if fleet == "five-vendor":
         snapshot = Snapshot.of(vendors.clusters(n_clusters, nodes=n_nodes, seed=seed))
         requests = vendors.jobs(n_jobs, seed=seed, alternatives=alternatives)
@@ -53,6 +56,8 @@ def run(n_clusters: int, n_nodes: int, n_jobs: int, seed: int = 0, fleet: str = 
         snapshot = Snapshot.of(common.with_room(common.clusters(n_clusters, nodes=n_nodes, seed=seed), room,
                                                 seed=seed))
         requests = common.jobs(n_jobs, seed=seed)
+    if owners:
+        requests = common.owned(requests, owners)
     started, cpu_started = time.perf_counter(), time.process_time()
     result = Scheduler().schedule(snapshot, requests)
     took = time.perf_counter() - started
@@ -114,18 +119,20 @@ def main() -> int:
     p.add_argument("--room", choices=common.ROOMS, default="none",
                    help="nvidia fleet: node fit the pools report, on a third of the nodes part-used (see above)")
     p.add_argument("--rollout", action="store_true", help="also time the rollouts of Scarcity's scale (see above)")
+    p.add_argument("--owners", type=int, default=0,
+                   help="jobs submitted by this many users, in turn (0: none recorded, one owner per queue)")
     args = p.parse_args()
     if args.room != "none" and args.fleet != "nvidia":
         p.error("--room: only with --fleet nvidia")
     if args.scaling:
-        rows = [run(int(n), args.nodes, args.jobs, args.seed, args.fleet, args.alternatives, args.room, args.rollout)
-                for n in args.scaling.split(",")]
+        rows = [run(int(n), args.nodes, args.jobs, args.seed, args.fleet, args.alternatives, args.room, args.rollout,
+                    args.owners) for n in args.scaling.split(",")]
         for r in rows:
             r["cpu_microseconds_per_job"] = round(1e6 * float(r["cpu_seconds"]) / float(r["jobs"]), 1)  # type: ignore[arg-type]
         print(json.dumps(rows, indent=2))
     else:
         print(json.dumps(run(args.clusters, args.nodes, args.jobs, args.seed, args.fleet, args.alternatives,
-                             args.room, args.rollout), indent=2))
+                             args.room, args.rollout, args.owners), indent=2))
     return 0
 
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from federator.model import ClusterInfo, JobId, JobSpec, Resources
+from federator.model.job import USER_ANNOTATION
 from federator.scheduler import (
     Allocation,
     Arrival,
@@ -45,10 +46,15 @@ def spec(name: str, **kw: Any) -> JobSpec:
     return replace(job(name, **kw), **extra)
 
 
+def owned(user: str, name: str, **kw: Any) -> JobSpec:
+    """`spec(name, **kw)` submitted by `user` (the owner the federator records: `JobSpec.owner`)."""
+    return replace(spec(name, **kw), annotations=((USER_ANNOTATION, user),))
+
+
 def running(s: JobSpec, cluster_name: str, *, model: str = H100, placed_at: float = 0.0,
             replicas: int | None = None) -> Allocation:
     return Allocation(JobId(s.name), s.queue, s.priority, s.preemptible, cluster_name, model,
-                      replicas or s.replicas, s.resources, placed_at)
+                      replicas or s.replicas, s.resources, placed_at, owner=s.owner)
 
 
 def cycle(clusters: Sequence[ClusterInfo], specs: Sequence[JobSpec], *, config: SchedulerConfig | None = None,

@@ -103,3 +103,13 @@ def test_a_policy_file_that_is_not_yaml_is_one_line_naming_the_file(tmp_path: Pa
     with pytest.raises(PolicyError) as err:
         load_policy(path)
     assert str(err.value) == f"{path}: {said}"
+
+
+def test_owner_share_is_a_queue_option_on_by_default() -> None:
+    """Within a priority the user holding least goes first (scheduler/owner_share.py); a queue may keep FIFO."""
+    config = parse_policy("queues:\n  batch: {ownerShare: false}\n  research: {weight: 2}\n")
+    assert config.queue("batch").owner_share is False
+    assert config.queue("research").owner_share is True
+    with pytest.raises(PolicyError, match=r"queues\.batch\.ownerShare: must be true .* or false .*got 'no'"):
+        parse_policy("queues:\n  batch: {ownerShare: 'no'}\n")
+

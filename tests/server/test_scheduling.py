@@ -159,3 +159,23 @@ def test_a_stale_report_that_cannot_hold_a_placement_holds_the_whole_pool_room_c
     second = fed.submit(job("second", gpus=4))
     fed.schedule_once()
     assert second.phase is JobPhase.PENDING
+
+
+def test_a_queue_takes_first_the_user_who_holds_least_of_it(tmp_path: Path) -> None:
+    """The cycle is told who holds what it runs (`Allocation.owner`): bob's two running jobs put his later ones
+    behind alice's one, submitted after them (outside QA, HPC H1)."""
+    from federator.security.authz import recorded_owner
+
+    fed = Federator(store=SqliteJobStore(tmp_path / "db"))
+    rec = fed.connect(cluster="c", region="r", labels={})
+    fed.report(rec, capacity(free_nodes=2))
+    held = [fed.submit(recorded_owner(job(f"b{i}", gpus=8), "bob")) for i in range(2)]
+    fed.schedule_once()
+    assert [j.phase for j in held] == [JobPhase.PLACED] * 2
+    later = [fed.submit(recorded_owner(job(f"b{i}", gpus=8), "bob")) for i in range(2, 4)]
+    alice = fed.submit(recorded_owner(job("a0", gpus=8), "alice"))
+    ids = frozenset(p.placement_id for j in held for p in j.placements)
+    fed.report(rec, capacity(free_nodes=1, busy_nodes=2, placement_ids=ids))
+    fed.schedule_once()
+    assert alice.phase is JobPhase.PLACED
+    assert [j.phase for j in later] == [JobPhase.PENDING] * 2

@@ -222,3 +222,15 @@ def test_the_live_cycle_tells_a_group_in_slices_and_writes_it_lazily(monkeypatch
     assert {_reason(fed, f"g{i}")[:14] for i in range(50)} == {"GangDoesNotFit"}
     stored = {j.spec.name: j.pending_reason for j in store.load()}
     assert all(r is not None and r.code is ReasonCode.GANG_DOES_NOT_FIT for r in stored.values())
+
+
+def test_the_jobs_of_two_owners_are_never_one_group() -> None:
+    """A waiting job's reason counts the jobs of its queue that go before its owner's (scheduler/owner_share.py): the
+    new reason one of a group is given must not be told to another owner's jobs of the same shape and words."""
+    from federator.security.authz import recorded_owner
+
+    refresh = ReasonRefresh()
+    said = Reason(ReasonCode.INSUFFICIENT_ACCELERATORS, "0/1 clusters fit")
+    for name, user in (("a0", "alice"), ("a1", "alice"), ("b0", "bob")):
+        refresh.parked(JobId(name), request(recorded_owner(_gang(name), user)), said)
+    assert len(refresh) == 2

@@ -103,6 +103,10 @@ class Reason:
         return f"{self.code}: {self.message}"
 
 
+USER_ANNOTATION = "federator.io/user"
+"""The user the federator recorded as a job's owner (`security.authz.stamp_owner`), never what a spec claims."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """What a user asked for; the spec of a FederatedJob."""
@@ -161,6 +165,17 @@ class JobSpec:
 
     def annotation(self, key: str, default: str = "") -> str:
         return dict(self.annotations).get(key, default)
+
+    @property
+    def owner(self) -> str:
+        """Whom the job belongs to, as one name: "user NAME" for the user the federator recorded, else
+        "namespace NS" (a FederatedJob made with kubectl: the namespace is the tenant there), so that a user and a
+        namespace of one name stay two owners (`security.authz.submitter_of` tells the same two apart). Within a
+        queue the scheduler takes the jobs of the owner holding least first (scheduler/owner_share.py)."""
+        for key, value in self.annotations:
+            if key == USER_ANNOTATION and value:
+                return f"user {value}"
+        return f"namespace {self.namespace}"
 
 
 @lru_cache(maxsize=4096)

@@ -57,15 +57,22 @@ class QueueConfig:
 
     `max_run_seconds` is the server's too (server/run_limits.py): the longest a job of the queue may run, the
     limit of its jobs that give no `spec.maxRunSeconds` and the cap of those that give one (Submit refuses a
-    longer one). A network billing accelerator hours bounds each tenant's runs so. None: no bound."""
+    longer one). A network billing accelerator hours bounds each tenant's runs so. None: no bound.
+
+    `owner_share` (policy `ownerShare`, default on): within a priority, the jobs of the owner who holds the fewest of
+    the queue's accelerators go first, then submission time (scheduler/owner_share.py). Off: submission time alone,
+    as before 0.13.0, for a queue whose order its users agreed on (one pipeline's stages, say)."""
 
     weight: float = 1.0
     quota: Quota = field(default_factory=Quota)
     max_pending_jobs: int | None = None
     max_priority: int | None = None
     max_run_seconds: int | None = None
+    owner_share: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.owner_share, bool):
+            raise ValueError(f"ownerShare: must be true or false, got {self.owner_share!r}")
         if isinstance(self.weight, bool) or not isinstance(self.weight, int | float) or not self.weight > 0:
             raise ValueError(f"weight: must be a positive number, got {self.weight!r}")
         cap = self.max_pending_jobs

@@ -6,7 +6,7 @@ simulator and the benchmarks all run this same code. The cycle reads as
 numbered phases, each timed:
 
 1. order: queues by weighted DRF share (lowest first), within a queue by
-   priority then submission time;
+   priority, then the owner's share (who holds least first: `owner_share.py`), then submission time;
 2. prescore: per-cycle values every plugin reads (max price, demand, region use,
    which the place phase moves as it reserves);
    reserve: gangs waiting past the policy's threshold hold room on one cluster each (`reservation.py`);
@@ -100,6 +100,8 @@ class CycleResult:
 # spread's minRegions (too few regions with room *now*), which room in another region cures.
 _CAPACITY = frozenset({ReasonCode.GANG_DOES_NOT_FIT, ReasonCode.INSUFFICIENT_ACCELERATORS, ReasonCode.INSUFFICIENT_CPU,
                        ReasonCode.INSUFFICIENT_MEMORY, ReasonCode.REGION_UNAVAILABLE, ReasonCode.RESERVED})
+# Reasons of a job that waits in its queue's line: room or quota that the jobs taken before it may get first.
+_IN_LINE = _CAPACITY | {ReasonCode.QUOTA_EXCEEDED}
 
 
 def prescore(snapshot: Snapshot, config: SchedulerConfig | None = None,
@@ -160,7 +162,7 @@ class Scheduler:
         phases: dict[str, float] = {}
         t0 = clock()
         usage = QueueUsage(cfg, snapshot, running, fleet=self.fleet_pools(snapshot))
-        order = FairOrder(usage, requests)
+        order = FairOrder(usage, requests, running)
         t1 = clock()
         phases["order"] = t1 - t0
         ctx = prescore(snapshot, cfg, requests, running, recent, scarcity_scale)
@@ -192,9 +194,12 @@ class Scheduler:
                 request, lambda v: self._try(v, usage, txn, board, unplaceable, notes), cfg.legacy_vendor)
             if isinstance(outcome, Reason):
                 pending[request.job_id] = outcome = fleet.judged(asked, outcome)  # never fits (fleet_fit.py)?
+                if outcome.never is None and outcome.code in _IN_LINE:  # the jobs after it come after it
+                    order.waits(request)
                 if outcome.code in _CAPACITY and outcome.never is None:  # no victims make room for it either
                     waiting.append(request)
                 continue
+            order.placed(request, outcome)
             decisions.append(Decision(request.job_id, outcome, notes.pop(request.job_id, None)))
             seconds.append(clock() - started)
             moved = False
@@ -221,6 +226,7 @@ class Scheduler:
                                         unstoppable=unstoppable)
         # tenant QA F2: an over-share queue's jobs say so; an under-share one's with nothing to stop, why it waits
         with_standing(pending, waiting, usage, active, unstoppable=unstoppable)
+        order.explain(pending)  # outside QA, HPC H1: the jobs of its own queue that go before its owner's
         phases["preempt"] = clock() - t3
         return CycleResult(tuple(decisions), pending, phases, txn.snapshot(), tuple(preemptions), tuple(seconds),
                            still_held(holds, pending, rests), rests)

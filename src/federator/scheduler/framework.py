@@ -150,6 +150,9 @@ class Allocation:
     # (a placement of 0.11.0: the fleet's pool of that model says it, else it counts as asked). QueueUsage counts
     # what the replicas hold (`model.held_milli`); `resources` stays the ask, what preemption frees in a pool.
     unit_milli: int = 0
+    # Whom the job belongs to (`JobSpec.owner`): within its queue the cycle takes first the jobs of the owner who
+    # holds least (scheduler/owner_share.py). "": not known, counted as nobody's.
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True)

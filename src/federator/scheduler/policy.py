@@ -11,6 +11,7 @@ field at fault, all of them at once::
         maxPendingJobs: 5000           # Submit's back-pressure for this queue (else --max-pending-jobs-per-queue)
         maxPriority: 1000              # the highest spec.priority its jobs may ask (Submit refuses more)
         maxRunSeconds: 86400           # the longest its jobs run: their limit unless a job asks less
+        ownerShare: true               # within a priority, the user holding least goes first (false: FIFO)
       serving: {weight: 2}
     defaultQueue: {weight: 1, maxPendingJobs: 1000, maxPriority: 0}   # queues not listed above
     scoreWeights: {Fragmentation: 3, Scarcity: 4, Price: 1, RegionLoad: 1, Locality: 3}
@@ -276,9 +277,10 @@ def _queue(body: Any, where: str, bad: Any, models: ModelCheck | None = None) ->
         bad(where, "must be a mapping {weight, quota}")
         return None
     for key in body:
-        if key not in ("weight", "quota", "maxPendingJobs", "maxPriority", "maxRunSeconds", *_ACCESS_FIELDS):
+        if key not in ("weight", "quota", "maxPendingJobs", "maxPriority", "maxRunSeconds", "ownerShare",
+                       *_ACCESS_FIELDS):
             bad(f"{where}.{key}", "is not a known field (known: access, maxPendingJobs, maxPriority, "
-                "maxRunSeconds, namespaceSelector, namespaces, quota, weight)")
+                "maxRunSeconds, namespaceSelector, namespaces, ownerShare, quota, weight)")
     weight = body.get("weight", 1)
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
         bad(f"{where}.weight", f"must be a positive number, got {weight!r}")
@@ -298,8 +300,13 @@ def _queue(body: Any, where: str, bad: Any, models: ModelCheck | None = None) ->
         bad(f"{where}.maxRunSeconds", f"must be an integer from 1 to {RUN_SECONDS_LIMIT} (seconds, 90 days: the "
                                       f"range of spec.maxRunSeconds), got {run!r}")
         run = None
+    share = body.get("ownerShare", True)
+    if not isinstance(share, bool):
+        bad(f"{where}.ownerShare", f"must be true (within a priority, the user holding least goes first) or false "
+                                   f"(submission order), got {share!r}")
+        share = True
     return QueueConfig(weight=float(weight), quota=quota, max_pending_jobs=cap, max_priority=top,
-                       max_run_seconds=run)
+                       max_run_seconds=run, owner_share=share)
 
 
 def _quota(body: Any, where: str, bad: Any, models: ModelCheck | None) -> Quota:

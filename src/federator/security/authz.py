@@ -62,13 +62,13 @@ from pathlib import Path
 from typing import Any
 
 from federator.model import Job, JobSpec
+from federator.model.job import USER_ANNOTATION  # the owner's key lives with JobSpec.owner; kept importable here
 from federator.scheduler.policy import policy_is_multi_tenant
 from federator.security.auth import Peer
 from federator.security.delegates import Delegate, delegates_from_document
 from federator.security.namespaces import bind_namespace, namespaces_from_document, queue_namespaces
 from federator.yamltext import YamlFileError, load_yaml_file
 
-USER_ANNOTATION = "federator.io/user"
 GROUPS_ANNOTATION = "federator.io/groups"
 DELEGATE_ANNOTATION = "federator.io/delegate"
 """The delegate (tenancy.delegates) that submitted a job on its owner's behalf: set by the federator from the

@@ -13,7 +13,8 @@ every report of that model's pools.
 So parked jobs are grouped by all a cycle reads to give a waiting job its
 reason: its queue and priority (quota and preemption notes), its request's
 shape (what filters and scores read, `PlacementRequest.shape`), its
-accelerator alternatives, and the reason itself. A cycle gives every job of one shape the
+accelerator alternatives, its owner (the jobs of its queue that go before
+its owner's, scheduler/owner_share.py), and the reason itself. A cycle gives every job of one shape the
 reason the first of them found (`unplaceable`, scheduler/cycle.py), so one job
 of a group, asked again, tells the group's new reason.
 
@@ -75,9 +76,12 @@ GroupKey = tuple[int, Reason]  # (the kind of request, as `told_alike` interned;
 
 
 def told_alike(request: PlacementRequest) -> tuple[object, ...]:
-    """What a cycle reads to give a parked job its reason: jobs of one such kind and one reason are told alike."""
+    """What a cycle reads to give a parked job its reason: jobs of one such kind and one reason are told alike. The
+    owner too: a waiting job's reason counts the jobs of its queue that go before its owner's (scheduler/
+    owner_share.py), so one owner's new reason is never told to another's jobs."""
     spec = request.spec
-    return spec.queue, spec.priority, spec.preemptible, request.shape(), spec.accelerators  # the rest: in shape
+    return (spec.queue, spec.priority, spec.preemptible, request.shape(), spec.accelerators,  # the rest: in shape
+            spec.owner)
 
 
 class ReasonRefresh:

@@ -224,7 +224,8 @@ class Simulation:
             job.placed.append((a.cluster, key, milli))  # type: ignore[attr-defined]
             job.allocations.append(Allocation(job.job_id, spec.queue, spec.priority, spec.preemptible,
                                               a.cluster, a.accelerator_model, a.replicas, res, now,  # type: ignore[attr-defined]
-                                              spec.accelerator_models, unit_milli=a.unit_milli))  # type: ignore[attr-defined]
+                                              spec.accelerator_models, unit_milli=a.unit_milli,  # type: ignore[attr-defined]
+                                              owner=spec.owner))
             self.allocated_milli += milli
         job.placed_at = now
         job.ever_placed = True
