@@ -10,6 +10,7 @@ it answers late (dropped, nothing refused). And who may read what: another tenan
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +27,9 @@ from federator.backends.sim.fleet import parse_fleet
 from federator.backends.sim.runtime import SimBackend
 from federator.jobfile import parse_job
 from federator.model import AgentFeature, JobPhase
+from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator, Token
+from federator.security.limits import Limits
 from federator.server import logs
 from federator.server.federator import Federator
 from federator.store import SqliteJobStore
@@ -139,12 +142,13 @@ def test_a_job_never_placed_is_failed_precondition_and_bad_bounds_name_the_field
     run(go)
 
 
-def test_another_tenants_job_is_not_found_as_get_says(tmp_path: Path) -> None:
+def test_another_tenants_job_is_not_found_as_get_says_and_every_call_is_audited(tmp_path: Path) -> None:
     auth = Authenticator(tokens=(Token("a-secret", "alice"), Token("b-secret", "bob")))
     fed = Federator(store=SqliteJobStore(tmp_path / "f.db"))
+    audit = AuditLog(tmp_path / "audit.jsonl")
 
     async def go() -> None:
-        async with job_api_by_token(fed, auth, tmp_path / "certs") as stub:
+        async with job_api_by_token(fed, auth, tmp_path / "certs", audit=audit) as stub:
             alice, bob = stub("a-secret"), stub("b-secret")
             made = await alice.Submit(submit_request("secret"), timeout=A_WHILE)
             for call in (bob.Get(jobs_pb2.GetJobRequest(job_id=made.job.job_id), timeout=A_WHILE),
@@ -161,6 +165,11 @@ def test_another_tenants_job_is_not_found_as_get_says(tmp_path: Path) -> None:
         asyncio.run(go())
     finally:
         fed.store.close()
+        audit.close()
+    lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    said = [(x["identity"]["user"], x["result"], x["code"]) for x in lines if x["action"] == "logs"]
+    assert said == [("bob", "failed", "NOT_FOUND"), ("alice", "failed", "FAILED_PRECONDITION")]
+    assert all(x["object"]["job_id"] for x in lines if x["action"] == "logs")  # the audit line names the job
 
 
 async def _placed(fed: Federator, agent: object) -> tuple[str, agent_pb2.LogsRequest | None]:
@@ -181,16 +190,20 @@ def test_an_agent_that_never_answers_is_named_after_the_deadline(monkeypatch: py
     monkeypatch.setattr(logs, "LOGS_REPLY_SECONDS", 0.2)  # the wait itself, not asserted on
 
     async def go() -> None:
-        fed = Federator(store=SqliteJobStore(Path(":memory:")), lease_seconds=10.0, cycle_interval=0.05)
+        # A server whose message limit is 100 kB: the bytes asked are held to half of it, and the answer says so
+        fed = Federator(store=SqliteJobStore(Path(":memory:")), lease_seconds=10.0, cycle_interval=0.05,
+                        limits=Limits(max_message_bytes=100_000))
         fed.submit(spec("a", gpus=8))
         async with job_api(fed) as jobs, agent_stream(fed, features=("logs",)) as agent:
             pid, _ = await _placed(fed, agent)
-            call = asyncio.ensure_future(jobs.Logs(jobs_pb2.JobLogsRequest(job_id="a"), timeout=A_WHILE))
+            call = asyncio.ensure_future(jobs.Logs(jobs_pb2.JobLogsRequest(job_id="a", limit_bytes=524_288),
+                                                   timeout=A_WHILE))
             asked = await agent.read()
             assert asked.WhichOneof("body") == "logs"
             assert (asked.logs.placement_id, asked.logs.replica, asked.logs.tail_lines, asked.logs.limit_bytes) == \
-                (pid, -1, 100, 65536)
+                (pid, -1, 100, 50_000)
             got = await call
+            assert (got.tail_lines, got.limit_bytes) == (100, 50_000)
             assert [(e.cluster, e.placement_id, e.message) for e in got.errors] == \
                 [("east-1", pid, "cluster east-1 did not answer within 0.2s")]
             before = _rejected(fed, "unexpected")

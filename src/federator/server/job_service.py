@@ -342,7 +342,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         try:
             want = logs.bounds(replica=request.replica if request.HasField("replica") else None,
                                container=request.container, tail_lines=request.tail_lines,
-                               limit_bytes=request.limit_bytes)
+                               limit_bytes=request.limit_bytes, max_message_bytes=self.fed.limits.max_message_bytes)
         except logs.BoundsError as exc:
             problem = FieldProblem(exc.field, str(exc).removeprefix(f"{exc.field}: "))
             await context.abort_with_status(bad_request(str(exc), [problem]))

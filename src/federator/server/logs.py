@@ -69,8 +69,11 @@ class BoundsError(ValueError):
         super().__init__(f"{field}: {problem}")
 
 
-def bounds(*, replica: int | None, container: str, tail_lines: int, limit_bytes: int) -> Bounds:
-    """The user's request checked: a BoundsError naming the field when it is out of range."""
+def bounds(*, replica: int | None, container: str, tail_lines: int, limit_bytes: int,
+           max_message_bytes: int = 1 << 20) -> Bounds:
+    """The user's request checked: a BoundsError naming the field when it is out of range. The byte bound is also
+    held to half the server's message limit (--max-message-bytes), so that neither an agent's reply nor the answer
+    is refused for its size; the answer says the bound applied."""
     if replica is not None and replica < 0:
         raise BoundsError("replica", f"must be a replica index of 0 or more (unset: every replica), got {replica}")
     if not 0 <= tail_lines <= MAX_TAIL_LINES:
@@ -82,7 +85,7 @@ def bounds(*, replica: int | None, container: str, tail_lines: int, limit_bytes:
     if len(container) > 63 or any(not c.isprintable() for c in container):
         raise BoundsError("container", "must be a container name of at most 63 printable characters")
     return Bounds(-1 if replica is None else replica, container, tail_lines or DEFAULT_TAIL_LINES,
-                  limit_bytes or DEFAULT_LIMIT_BYTES)
+                  max(1, min(limit_bytes or DEFAULT_LIMIT_BYTES, max_message_bytes // 2)))
 
 
 @dataclass(frozen=True, slots=True)
