@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
 import pytest
 
 from federator.agent.agent import Agent, AgentConfig
@@ -89,3 +90,19 @@ def test_bad_bounds_are_refused_by_the_cli_naming_the_flag(capsys: pytest.Captur
     with pytest.raises(SystemExit):
         main(["logs", "t", "--tail", "0"])
     assert "--tail: must be a number of lines from 1 to 10000, got 0" in capsys.readouterr().err
+
+
+def test_a_federator_older_than_the_logs_call_is_said_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """A federator without JobService.Logs (older than 0.13.0) answers UNIMPLEMENTED: said in words, not as gRPC's
+    "Method not found!". Played by a server that serves no JobService at all."""
+    async def go() -> int:
+        server = grpc.aio.server()
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            return await asyncio.to_thread(main, ["logs", "t", "--server", f"127.0.0.1:{port}", "--insecure"])
+        finally:
+            await server.stop(0)
+
+    assert asyncio.run(go()) == 1
+    assert capsys.readouterr().err.startswith("error: the federator at 127.0.0.1:")

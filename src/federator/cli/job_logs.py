@@ -75,6 +75,10 @@ def _logs(args: argparse.Namespace) -> int:
         with connect(client_options(args)) as (jobs, _):
             got = jobs.Logs(request, timeout=LOGS_TIMEOUT)
     except (grpc.RpcError, TlsError) as err:
+        if isinstance(err, grpc.RpcError) and hasattr(err, "code") and err.code() is grpc.StatusCode.UNIMPLEMENTED:
+            print(f"error: the federator at {args.server} serves no logs: it is older than 0.13.0 (UNIMPLEMENTED)",
+                  file=sys.stderr)
+            return 1
         return _fail(err, args, seconds=LOGS_TIMEOUT)
     return print_logs(got)
 
