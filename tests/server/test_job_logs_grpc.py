@@ -131,6 +131,11 @@ def test_a_job_never_placed_is_failed_precondition_and_bad_bounds_name_the_field
                 await jobs.Logs(jobs_pb2.JobLogsRequest(job_id="waits"), timeout=A_WHILE)
             assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert err.value.details() == f"job {job.job_id} has never been placed: no logs yet"
+            job.ran_seconds = 30.0  # as a job preempted after a run and put back to Pending: its placements gone
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await jobs.Logs(jobs_pb2.JobLogsRequest(job_id="waits"), timeout=A_WHILE)
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert err.value.details().startswith(f"job {job.job_id} has no placement now: it ran before")
             for request, field in ((jobs_pb2.JobLogsRequest(job_id="waits", tail_lines=10_001), "tail_lines"),
                                    (jobs_pb2.JobLogsRequest(job_id="waits", limit_bytes=-1), "limit_bytes"),
                                    (jobs_pb2.JobLogsRequest(job_id="waits", replica=-1), "replica")):

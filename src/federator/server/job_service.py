@@ -359,8 +359,10 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             assert denied is not None and job is not None
             await self.refuse(context, denied.rule.value, denied.message, job_id=job.job_id)
             raise AssertionError("unreachable")
-        if not job.placements:
-            message = f"job {job.job_id} has never been placed: no logs yet"
+        if not job.placements:  # a job put back to Pending keeps no placement: where it ran before is not known
+            message = f"job {job.job_id} has never been placed: no logs yet" if not job.ran_seconds else \
+                f"job {job.job_id} has no placement now: it ran before and waits to be placed again (the federator " \
+                "keeps no record of where its earlier attempts ran); no logs until it is placed again"
             self.audit.record("logs", identity=who, obj=_job_object(job), result="failed",
                               code=grpc.StatusCode.FAILED_PRECONDITION.name, message=message)
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, message)

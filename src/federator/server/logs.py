@@ -146,10 +146,6 @@ class Waiting:
             waiting[1].set_result(reply)
         return "taken"
 
-    def order_of(self, request_id: str) -> LogsOrder | None:
-        found = self._pending.get(request_id)
-        return found[0] if found else None
-
     def stream_ended(self, cluster: str) -> None:
         """Every request still waiting is answered at once: its stream, hence its reply, is gone."""
         for _, future in self._pending.values():

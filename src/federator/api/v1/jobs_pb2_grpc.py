@@ -385,8 +385,10 @@ class JobServiceServicer:
         Errors: INVALID_ARGUMENT naming the field (an empty job_id, a negative
         replica other than -1, tail_lines or limit_bytes out of range);
         NOT_FOUND as for Get; FAILED_PRECONDITION for a job that has never been
-        placed ("job X has never been placed: no logs yet"), and for an
-        ambiguous bare name. Retry: safe (a read).
+        placed ("job X has never been placed: no logs yet"), or that holds no
+        placement now (one put back to Pending after a run: the federator keeps
+        no record of where earlier attempts ran), and for an ambiguous bare
+        name. Retry: safe (a read).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
