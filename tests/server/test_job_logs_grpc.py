@@ -248,3 +248,21 @@ def test_an_agent_that_answers_more_than_asked_is_cut_to_the_bound_and_said_trun
             assert list(got.errors) == []
 
     run(go)
+
+
+def test_a_call_waiting_on_a_stream_that_ends_is_answered_at_once_naming_the_cluster() -> None:
+    """The waiting requests live with the stream (server/logs.py, Waiting): when it ends, its reply can no longer
+    come, and the user is told so then, not after the 10 s deadline."""
+    async def go() -> None:
+        fed = Federator(store=SqliteJobStore(Path(":memory:")), lease_seconds=10.0, cycle_interval=0.05)
+        fed.submit(spec("a", gpus=8))
+        async with job_api(fed) as jobs, agent_stream(fed, features=("logs",)) as agent:
+            pid, _ = await _placed(fed, agent)
+            call = asyncio.ensure_future(jobs.Logs(jobs_pb2.JobLogsRequest(job_id="a"), timeout=A_WHILE))
+            assert (await agent.read()).WhichOneof("body") == "logs"
+            agent.call.cancel()  # the agent's side of the stream goes away
+            got = await call
+            assert [(e.cluster, e.placement_id, e.message) for e in got.errors] == \
+                [("east-1", pid, "cluster east-1: its agent's stream ended before it answered")]
+
+    run(go)
