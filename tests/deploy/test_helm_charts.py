@@ -356,6 +356,20 @@ def test_agent_namespace_per_queue_is_on_by_default_with_the_verified_rbac(h: He
                      {"apiGroups": ["kueue.x-k8s.io"], "resources": ["localqueues"], "verbs": ["create"]}]
 
 
+def test_serve_logs_false_passes_no_logs_and_drops_the_pods_log_rule(h: Helm) -> None:
+    """`federator logs`: by default the agent may read its pods' output (get pods/log, in the workload namespaces
+    only) and serves it; serveLogs=false passes --no-logs and grants no pods/log at all (least privilege)."""
+    log_rule = {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}
+    for per_queue in ("true", "false"):
+        on = h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", f"namespacePerQueue={per_queue}")
+        off = h.template(AGENT, "-f", AGENT_CI_VALUES, "--set", f"namespacePerQueue={per_queue}",
+                         "--set", "serveLogs=false")
+        assert "--no-logs" not in containers(on)[0]["args"] and "--no-logs" in containers(off)[0]["args"]
+        assert [d["kind"] for d in on if log_rule in (d.get("rules") or [])] == \
+            ["ClusterRole" if per_queue == "true" else "Role"]
+        assert [d["kind"] for d in off if log_rule in (d.get("rules") or [])] == []
+
+
 def test_agent_args_carry_cluster_identity(h: Helm) -> None:
     c = containers(h.template(AGENT, "-f", AGENT_CI_VALUES))[0]
     assert c["args"][:4] == ["agent", "--cluster=west-1", "--region=west",

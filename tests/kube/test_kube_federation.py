@@ -312,6 +312,9 @@ def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube
     pytest.param("member-a", "federator-agent", "get", "secrets", WORKLOADS, False, id="agent-no-secrets"),
     pytest.param("member-a", "federator-agent", "watch", "events", WORKLOADS, True, id="agent-watches-events"),
     pytest.param("member-a", "federator-agent", "delete", "events", WORKLOADS, False, id="agent-no-event-deletes"),
+    # `federator logs`: the tail of its own pods' output, in the workload namespace only (backends/kube/pod_logs.py)
+    pytest.param("member-a", "federator-agent", "get", "pods/log", WORKLOADS, True, id="agent-reads-pod-logs"),
+    pytest.param("member-a", "federator-agent", "get", "pods/log", "kube-system", False, id="agent-no-logs-elsewhere"),
     pytest.param("host", "federator", "patch", "federatedjobs.federator.io/status", "team-x", True, id="fed-status"),
     # It deletes a finished FederatedJob past its spec.ttlSecondsAfterFinished (backends/kube/finished_ttl.py), as
     # batch/v1's TTL controller deletes a Job; only those (the object's uid a precondition).
@@ -344,9 +347,10 @@ def test_reported_capacity_matches_the_member_clusters_nodes_and_pods(kube: Kube
 def test_rbac_is_least_privilege(kube: Kube, cluster: str, account: str, verb: str, resource: str, namespace: str,
                                  allowed: bool) -> None:
     """The whole session runs as these service accounts; here is what they may not do."""
-    # "kind/status" is the status subresource (kubectl would read "/status" as an object's name).
-    kind, status = resource.removesuffix("/status"), resource.endswith("/status")
-    proc = kube.kubectl(cluster, "auth", "can-i", verb, kind, *(["--subresource=status"] if status else []),
+    # "kind/status" and "pods/log" are subresources (kubectl would read "/status" as an object's name).
+    kind, sub = next(((resource.removesuffix(f"/{s}"), s) for s in ("status", "log") if resource.endswith(f"/{s}")),
+                     (resource, ""))
+    proc = kube.kubectl(cluster, "auth", "can-i", verb, kind, *([f"--subresource={sub}"] if sub else []),
                         "-n", namespace, f"--as=system:serviceaccount:federator-system:{account}", check=False)
     assert proc.stdout.strip() == ("yes" if allowed else "no")
 

@@ -42,10 +42,11 @@ class AgentStream:
 
 
 @asynccontextmanager
-async def agent_stream(fed: Federator, *, cluster: str = "east-1", region: str = "east") -> AsyncIterator[AgentStream]:
+async def agent_stream(fed: Federator, *, cluster: str = "east-1", region: str = "east",
+                       features: tuple[str, ...] = ()) -> AsyncIterator[AgentStream]:
     """`fed`'s AgentService on a loopback port (insecure), `fed.run()` on the loop, and a stream of `cluster`'s agent
-    on it, its Hello sent and its Welcome read. On the way out the stream ends, the loop's task is cancelled, the
-    server stopped and the cycle's thread closed."""
+    on it, its Hello sent (listing `features`) and its Welcome read. On the way out the stream ends, the loop's task
+    is cancelled, the server stopped and the cycle's thread closed."""
     server = grpc.aio.server()
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentService(fed, Authenticator(insecure=True)), server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -61,7 +62,8 @@ async def agent_stream(fed: Federator, *, cluster: str = "east-1", region: str =
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
             call = agent_pb2_grpc.AgentServiceStub(ch).Connect(requests())
             stream = AgentStream(call, outgoing, port)
-            await stream.send(agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster=cluster, region=region)))
+            await stream.send(agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster=cluster, region=region,
+                                                                           features=features)))
             assert (await stream.read()).WhichOneof("body") == "welcome"
             try:
                 yield stream

@@ -16,6 +16,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
 from federator.jobfile import parse_job
 from federator.model import ClusterCapacity, Job, JobPhase, JobSpec
+from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator
 from federator.security.authz import Authorizer
 from federator.security.pki import CertsDir, init_ca
@@ -102,14 +103,15 @@ async def job_api(fed: Federator) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]
 
 @asynccontextmanager
 async def job_api_by_token(fed: Federator, auth: Authenticator, certs_dir: Path, *,
-                           authz: Authorizer | None = None) -> AsyncIterator[Callable[[str], JobStub]]:
+                           authz: Authorizer | None = None,
+                           audit: AuditLog | None = None) -> AsyncIterator[Callable[[str], JobStub]]:
     """The real job service of `fed` over loopback TLS (a CA made in `certs_dir`), its callers known by bearer token
     (`auth`) and held to `authz`; yields `stub(token)`, a client calling as that token's user. Its channels are
     closed, and the server stopped, on the way out."""
     certs = CertsDir(certs_dir)
     init_ca(certs)
     server = grpc.aio.server()
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=authz), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth, authz=authz, audit=audit), server)
     port = server.add_secure_port("127.0.0.1:0", server_files(certs).server_credentials(require_client_auth=False))
     await server.start()
     channels: list[grpc.aio.Channel] = []

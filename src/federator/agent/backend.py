@@ -8,6 +8,7 @@ simulated cluster (`federator.backends.sim.runtime`) and Kubernetes
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from federator.model import ClusterCapacity, JobPhase, JobSpec, Placement
@@ -95,3 +96,26 @@ class Resizer(Protocol):
         """Run `replicas` of the placement from now on. Idempotent and never growing: None when done, and when there
         is nothing to do (an unknown or ended placement, another generation, a count not smaller than it runs);
         else why it cannot shrink this placement in place (it then runs as it was)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaOutput:
+    """One replica's output as a backend read it (agent.proto, ReplicaLog): `pod` "" where there is no pod."""
+
+    replica: int
+    pod: str
+    container: str
+    text: str
+    truncated: bool = False
+    error: str = ""
+
+
+@runtime_checkable
+class ReadsLogs(Protocol):
+    """A backend that reads the tail of a placement's output (agent.proto, LogsRequest). The agent lists the
+    "logs" feature for one, unless its operator said --no-logs."""
+
+    async def logs(self, placement_id: str, replica: int, container: str, tail_lines: int,
+                   limit_bytes: int) -> list[ReplicaOutput] | str:
+        """The last `tail_lines` lines of each replica's output (`replica` -1: every one), `limit_bytes` bytes of
+        text at most in all, each text's end kept; or why nothing could be read (a str: "not held here")."""

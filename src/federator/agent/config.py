@@ -28,6 +28,9 @@ class AgentConfig:
     # Non-empty: the provider's reason for keeping new federated work off this cluster, in every report
     # (agent.proto CapacityReport.maintenance, server/maintenance.py); what runs here stays.
     maintenance: str = ""
+    # False (--no-logs): the provider keeps its pods' output in the member; the Hello lists no "logs" feature and
+    # the federator tells users "cluster X does not serve logs" (agent/logs.py).
+    serve_logs: bool = True
 
 
 __all__ = ["AgentConfig"]

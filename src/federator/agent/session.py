@@ -26,6 +26,7 @@ from federator.agent.config import AgentConfig
 from federator.agent.federator_errors import ErrorLog
 from federator.agent.fencing import PAUSE_SECONDS, ConfigConflict, Contact, Terms
 from federator.agent.final_updates import FinalPhases
+from federator.agent.logs import LogAnswers, serves_logs
 from federator.agent.member_health import MemberHealth
 from federator.agent.metrics import AgentMetrics
 from federator.agent.orders import Orders
@@ -83,6 +84,7 @@ class Session:
         self._pace = UpdatePace()  # the federator's JobUpdate budget, kept across streams (agent/pacing.py)
         self._errors = ErrorLog(log)  # the federator's Errors, each logged once while it lasts
         self._rejections = Rejections()  # those saying capacity is not seen or offered: ERROR once (rejections.py)
+        self.logs = LogAnswers(backend, outbox, serve=config.serve_logs)  # LogsRequests (agent/logs.py)
 
     async def watch(self) -> None:
         """Every quarter second: a pause noticed (and fenced), the federator's silence, --fence-after, and
@@ -129,7 +131,9 @@ class Session:
             cluster=self.config.cluster, region=self.config.region, labels=self.config.labels,
             agent_version=__version__, gang_admission=str(getattr(self.backend, "gang_admission", "")),
             features=[AgentFeature.LOST.value, *([AgentFeature.RESIZE.value] if isinstance(self.backend, Resizer)
-                                                 else [])], instance=self.instance))
+                                                 else []),
+                      *([AgentFeature.LOGS.value] if serves_logs(self.backend, self.config.serve_logs) else [])],
+            instance=self.instance))
 
     def federator_error(self, error: agent_pb2.Error) -> None:
         """Count an Error by its reason and log it: one saying part of the member's capacity is not seen or not
@@ -275,6 +279,8 @@ class Session:
                     self.federator_error(msg.error)
                 elif kind in ("launch", "cancel", "resize"):
                     self.orders.take(msg)  # carried out in its placement's turn, the stream read on (orders.py)
+                elif kind == "logs":
+                    self.logs.take(msg.logs)  # read off the reader, answered on this stream (agent/logs.py)
         finally:
             self.finals.stream_down()
             self.connected.clear()

@@ -20,6 +20,7 @@ JOBS_WATCH = "jobs.watch"  # JobService.Watch: a snapshot, then changes
 JOBS_WATCH_RESUME = "jobs.watch_resume"  # WatchJobsRequest.send_bookmarks and since_revision: revisions, resume
 JOBS_LIST_FILTERS = "jobs.list_filters"  # ListJobsRequest.filter and order, echoed in applied_filter/applied_order
 JOBS_CANCEL_BULK = "jobs.cancel_bulk"  # JobService.CancelJobs: a queue's jobs a filter takes, in one call
+JOBS_LOGS = "jobs.logs"  # JobService.Logs: the tail of a job's output, read by its members' agents
 CLUSTERS_VIEW_FULL = "clusters.view_full"  # ClusterService.List with CLUSTER_VIEW_FULL
 CLUSTERS_CORDON = "clusters.cordon"  # ClusterService.Cordon and Uncordon
 CLUSTERS_DRAIN = "clusters.drain"  # ClusterService.Drain
@@ -32,7 +33,7 @@ IDENTITY_DELEGATION = "identity.delegation"  # x-federator-on-behalf-of (tenancy
 
 FEATURES: tuple[str, ...] = (
     JOBS_REQUEST_ID, JOBS_RUN_AGAIN, JOBS_SCALE, JOBS_WATCH, JOBS_WATCH_RESUME, JOBS_LIST_FILTERS,
-    JOBS_CANCEL_BULK,
+    JOBS_CANCEL_BULK, JOBS_LOGS,
     CLUSTERS_VIEW_FULL, CLUSTERS_CORDON, CLUSTERS_DRAIN, CLUSTERS_FORGET, CLUSTERS_DRAIN_DRY_RUN,
     CLUSTERS_DRAIN_SURGE_SECONDS,
     USAGE, IDENTITY_WHOAMI, IDENTITY_DELEGATION,
@@ -42,5 +43,5 @@ FEATURES: tuple[str, ...] = (
 __all__ = ["CLUSTERS_CORDON", "CLUSTERS_DRAIN", "CLUSTERS_DRAIN_DRY_RUN", "CLUSTERS_DRAIN_SURGE_SECONDS",
            "CLUSTERS_FORGET", "CLUSTERS_VIEW_FULL", "FEATURES",
            "IDENTITY_DELEGATION",
-           "IDENTITY_WHOAMI", "JOBS_CANCEL_BULK", "JOBS_LIST_FILTERS", "JOBS_REQUEST_ID", "JOBS_RUN_AGAIN",
+           "IDENTITY_WHOAMI", "JOBS_CANCEL_BULK", "JOBS_LIST_FILTERS", "JOBS_LOGS", "JOBS_REQUEST_ID", "JOBS_RUN_AGAIN",
            "JOBS_SCALE", "JOBS_WATCH", "JOBS_WATCH_RESUME", "USAGE"]

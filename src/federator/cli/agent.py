@@ -42,6 +42,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "runs with it, and the agent refuses a new placement sent anyway (what runs here stays; "
                         "shown as Cordoned with REASON by get clusters). One line, at most 256 characters; restart "
                         "the agent without it to take work again")
+    a.add_argument("--no-logs", action="store_true",
+                   help="keep the output of this cluster's pods in the member: the agent does not serve `federator "
+                        "logs` (its Hello lists no \"logs\" feature) and users are told this cluster does not "
+                        "serve logs (default: served, to the job's owner and whoever may see the job)")
     a.add_argument("--time-scale", type=float, default=1.0, help="simulated durations are multiplied by this")
     a.add_argument("--kubeconfig", type=Path, help="run on a real member cluster through this kubeconfig")
     a.add_argument("--in-cluster", action="store_true", help="run on the cluster of this pod (service account)")
@@ -103,7 +107,8 @@ def agent_config(args: argparse.Namespace, labels: dict[str, str], *, region: st
     return AgentConfig(cluster=args.cluster, region=region or args.region, target=args.server, labels=labels,
                        tls=tls, fence_after=args.fence_after, metrics_listen=args.metrics_listen,
                        metrics_token_file=getattr(args, "metrics_token_file", None),
-                       ready_file=args.ready_file, maintenance=getattr(args, "maintenance", "").strip())
+                       ready_file=args.ready_file, maintenance=getattr(args, "maintenance", "").strip(),
+                       serve_logs=not getattr(args, "no_logs", False))
 
 
 def _agent(args: argparse.Namespace) -> int:

@@ -44,7 +44,7 @@ from federator.timestamps import utc_micro
 log = logging.getLogger("federator.audit")
 
 ACTIONS = ("submit", "cancel", "cancel.bulk", "scale", "cordon", "uncordon", "drain", "forget", "queue.change",
-           "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate")
+           "certificate.revoke", "federatedjob.refuse", "policy.reload", "delegate", "logs")
 RESULTS = ("accepted", "refused", "failed")
 
 

@@ -31,7 +31,7 @@ from federator.server.edge import Edge, Malformed
 from federator.server.errors import cut
 from federator.server.federator import ClusterRecord, Federator
 from federator.server.invalid_specs import found_invalid
-from federator.server.orders import ErrorNotice, LaunchOrder, Order, ResizeOrder
+from federator.server.orders import ErrorNotice, LaunchOrder, LogsOrder, Order, ResizeOrder
 from federator.server.orphans import job_of
 from federator.server.outbox import AGENT_CLOSED, EndCode, Ending
 from federator.server.refusal_log import RefusalLog
@@ -56,6 +56,10 @@ def _order_to_pb(order: Order, terms: StreamTerms) -> agent_pb2.FederatorMessage
         return agent_pb2.FederatorMessage(resize=agent_pb2.Resize(
             placement_id=order.placement_id, generation=order.generation, replicas=order.replicas,
             reason=order.reason))
+    if isinstance(order, LogsOrder):
+        return agent_pb2.FederatorMessage(logs=agent_pb2.LogsRequest(
+            request_id=order.request_id, placement_id=order.placement_id, replica=order.replica,
+            container=order.container, tail_lines=order.tail_lines, limit_bytes=order.limit_bytes))
     if isinstance(order, ErrorNotice):
         return agent_pb2.FederatorMessage(error=agent_pb2.Error(reason=order.reason, message=order.message,
                                                                 placement_id=order.placement_id))
@@ -222,6 +226,7 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
         finally:
             self._streams.pop(rec.session, None)
             reader.cancel()
+            rec.logs.stream_ended(rec.name)  # a logs call waiting on this stream is answered now (server/logs.py)
             if rec.reports is not None:  # a report held over the rate: the stream ending keeps it if the budget may
                 rec.reports.cancel()
                 held = rec.reports.closing()
@@ -312,6 +317,18 @@ class AgentService(Edge, agent_pb2_grpc.AgentServiceServicer):
                     found_invalid(self.fed, rec, msg.ack.placement_id, agent_text(msg.ack.message))
                 else:
                     self.fed.refused(rec, msg.ack.placement_id, agent_text(msg.ack.message))
+            elif kind == "logs":
+                self.fed.heard(rec)
+                answer = rec.logs.answered(msg.logs)
+                if answer == "late":  # its user was told it did not answer in time; dropped (server/logs.py)
+                    log.info("cluster %s answered logs request %s after its deadline: dropped", rec.name,
+                             msg.logs.request_id[:80])
+                elif answer == "unknown":
+                    rid = msg.logs.request_id[:80]
+                    self._refuse(rec, Refusal(RejectReason.UNEXPECTED,
+                                              f"logs.request_id: {rid!r} was never sent on this stream (a "
+                                              "LogsReply answers a LogsRequest of the same stream); dropped"))
+                    return RejectReason.UNEXPECTED
             else:
                 reason = RejectReason.UNEXPECTED
         except convert.WireError as exc:

@@ -16,6 +16,7 @@ from federator.model import ClusterCapacity, ClusterState, Job, Placement
 from federator.model.cluster import AgentFeature, GangAdmission
 from federator.security.limits import Limits, TokenBucket
 from federator.security.trust import PROVIDER_LABEL
+from federator.server.logs import Waiting
 from federator.server.outbox import LIMIT, Outbox
 from federator.server.reports import ReportGate
 from federator.server.validation import StreamChecks
@@ -51,6 +52,7 @@ class ClusterRecord:
     seen: set[str] = field(default_factory=set)  # placements the agent reported in this session
     reports: ReportGate | None = None  # the report rate limit, holding the newest report over it
     checks: StreamChecks = field(default_factory=StreamChecks)  # what this stream said, for the contract checks
+    logs: Waiting = field(default_factory=Waiting)  # this stream's LogsRequests not yet answered (server/logs.py)
     gang_admission: GangAdmission = GangAdmission.UNKNOWN  # from the agent's Hello
     # Optional parts of the contract its latest Hello named: kept while it is away and across a restart of the
     # federator (store/members.py), so its part may still shrink in place (server/shrink.py `elastic_parts`); the

@@ -18,7 +18,7 @@ from federator.security.audit import AuditLog
 from federator.security.auth import Authenticator
 from federator.security.authz import Allowed, Authorizer, Denied, Principal, stamp_owner, submitter_of
 from federator.security.limits import RejectReason
-from federator.server import watch_stream
+from federator.server import logs, watch_stream
 from federator.server.admission import name_taken
 from federator.server.cancel_jobs import cancel_jobs
 from federator.server.edge import Edge
@@ -332,6 +332,51 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
             raise AssertionError("unreachable") from exc
         self.audit.record("scale", identity=who, obj=asked, result="accepted", rule=rule)
         return convert.job_to_pb(job)
+
+    async def Logs(self, request: jobs_pb2.JobLogsRequest,  # noqa: N802
+                   context: grpc.aio.ServicerContext) -> jobs_pb2.JobLogsResponse:
+        """The tail of a job's output, read by the agents of the clusters it ran on (server/logs.py). Who may Get
+        the job may read it; every call is audited, as a Cancel is."""
+        who = await self.principal(context)
+        await self._need_job_id(request.job_id, context)
+        try:
+            want = logs.bounds(replica=request.replica if request.HasField("replica") else None,
+                               container=request.container, tail_lines=request.tail_lines,
+                               limit_bytes=request.limit_bytes, max_message_bytes=self.fed.limits.max_message_bytes)
+        except logs.BoundsError as exc:
+            problem = FieldProblem(exc.field, str(exc).removeprefix(f"{exc.field}: "))
+            await context.abort_with_status(bad_request(str(exc), [problem]))
+            raise AssertionError("unreachable") from exc
+        job, denied = await self._find(who, request.job_id, context)
+        if job is None or denied is not None:
+            code = grpc.StatusCode.NOT_FOUND if job is None else grpc.StatusCode.PERMISSION_DENIED
+            self.audit.record("logs", identity=who, obj=_job_object(job, key=request.job_id),
+                              result="failed" if job is None else "refused", code=code.name,
+                              rule=denied.rule.value if denied else "",
+                              message=denied.message if denied else "no such job")
+            if job is None:
+                await context.abort(code, f"no job with id or name {shown(request.job_id)}")
+            assert denied is not None and job is not None
+            await self.refuse(context, denied.rule.value, denied.message, job_id=job.job_id)
+            raise AssertionError("unreachable")
+        if not job.placements:  # a job put back to Pending keeps no placement: where it ran before is not known
+            message = f"job {job.job_id} has never been placed: no logs yet" if not job.ran_seconds else \
+                f"job {job.job_id} has no placement now: it ran before and waits to be placed again (the federator " \
+                "keeps no record of where its earlier attempts ran); no logs until it is placed again"
+            self.audit.record("logs", identity=who, obj=_job_object(job), result="failed",
+                              code=grpc.StatusCode.FAILED_PRECONDITION.name, message=message)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, message)
+        got = await logs.gather(self.fed, job, want)
+        decision = self.authz.job(who, job, manage=False)
+        self.audit.record("logs", identity=who, obj={**_job_object(job), "replicas_read": str(len(got.logs))},
+                          result="accepted", rule=decision.rule.value if isinstance(decision, Allowed) else "")
+        return jobs_pb2.JobLogsResponse(
+            logs=[jobs_pb2.JobLog(cluster=t.cluster, placement_id=t.placement_id, replica=t.replica, pod=t.pod,
+                                  container=t.container, text=t.text, truncated=t.truncated, error=t.error)
+                  for t in got.logs],
+            errors=[jobs_pb2.JobLogsError(cluster=u.cluster, placement_id=u.placement_id, message=u.message)
+                    for u in got.unread],
+            tail_lines=want.tail_lines, limit_bytes=want.limit_bytes)
 
     async def Watch(self, request: jobs_pb2.WatchJobsRequest,  # noqa: N802
                     context: grpc.aio.ServicerContext) -> AsyncIterator[types_pb2.Job]:

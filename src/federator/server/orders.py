@@ -30,6 +30,19 @@ class ResizeOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class LogsOrder:
+    """Ask for the tail of a placement's output (agent.proto, LogsRequest): only to an agent that said it serves
+    logs; its answer is awaited by server/logs.py, not by the placement's turn of orders."""
+
+    request_id: str
+    placement_id: str
+    replica: int  # -1: every replica
+    container: str
+    tail_lines: int
+    limit_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorNotice:
     """An agent message the federator refused: sent back on the stream as an Error (the stream goes on)."""
 
@@ -38,7 +51,7 @@ class ErrorNotice:
     placement_id: str = ""
 
 
-Order = LaunchOrder | CancelOrder | ResizeOrder | ErrorNotice
+Order = LaunchOrder | CancelOrder | ResizeOrder | LogsOrder | ErrorNotice
 
 
 def stray_reason(job: Job | None, placement_id: str) -> str:

@@ -44,7 +44,7 @@ class StreamChecks:
         kind = msg.WhichOneof("body")
         if kind is None:
             return Refusal(RejectReason.EMPTY_MESSAGE,
-                           "message: no body set; send one of hello (first only), capacity, job_update, ack")
+                           "message: no body set; send one of hello (first only), capacity, job_update, ack, logs")
         if kind == "hello":
             return Refusal(RejectReason.SECOND_HELLO, "hello: only the first message of a stream is a Hello")
         if kind == "job_update":

@@ -153,6 +153,14 @@ keeps them equal. podSecurity is newer than some releases (helm upgrade --reuse-
 - apiGroups: [""]
   resources: [events]
   verbs: [create, list, watch]
+{{- /* serveLogs is newer than some releases (helm upgrade --reuse-values): on, as its default. */}}
+{{- if (dig "serveLogs" true .Values.AsMap) }}
+# `federator logs` (serveLogs): the tail of the output of the agent's own pods (their placement's label and its
+# identity annotations), read for a user who may see the job and sent to the federator on the agent's stream.
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+{{- end }}
 {{- end }}
 
 {{/* namespacePerQueue is newer than some releases (helm upgrade --reuse-values): on, as its default. */}}

@@ -9,19 +9,21 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AgentMessage(_message.Message):
-    __slots__ = ("hello", "capacity", "job_update", "ack")
+    __slots__ = ("hello", "capacity", "job_update", "ack", "logs")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     JOB_UPDATE_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     capacity: CapacityReport
     job_update: JobUpdate
     ack: Ack
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., capacity: _Optional[_Union[CapacityReport, _Mapping]] = ..., job_update: _Optional[_Union[JobUpdate, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ...) -> None: ...
+    logs: LogsReply
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., capacity: _Optional[_Union[CapacityReport, _Mapping]] = ..., job_update: _Optional[_Union[JobUpdate, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., logs: _Optional[_Union[LogsReply, _Mapping]] = ...) -> None: ...
 
 class FederatorMessage(_message.Message):
-    __slots__ = ("welcome", "launch", "cancel", "ack", "heartbeat", "error", "resize")
+    __slots__ = ("welcome", "launch", "cancel", "ack", "heartbeat", "error", "resize", "logs")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     LAUNCH_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +31,7 @@ class FederatorMessage(_message.Message):
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESIZE_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     launch: Launch
     cancel: Cancel
@@ -36,7 +39,8 @@ class FederatorMessage(_message.Message):
     heartbeat: Heartbeat
     error: Error
     resize: Resize
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., launch: _Optional[_Union[Launch, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., resize: _Optional[_Union[Resize, _Mapping]] = ...) -> None: ...
+    logs: LogsRequest
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., launch: _Optional[_Union[Launch, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., resize: _Optional[_Union[Resize, _Mapping]] = ..., logs: _Optional[_Union[LogsRequest, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("cluster", "region", "labels", "agent_version", "gang_admission", "features", "instance")
@@ -320,3 +324,45 @@ class Error(_message.Message):
     message: str
     placement_id: str
     def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ..., placement_id: _Optional[str] = ...) -> None: ...
+
+class LogsRequest(_message.Message):
+    __slots__ = ("request_id", "placement_id", "replica", "container", "tail_lines", "limit_bytes")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    TAIL_LINES_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    placement_id: str
+    replica: int
+    container: str
+    tail_lines: int
+    limit_bytes: int
+    def __init__(self, request_id: _Optional[str] = ..., placement_id: _Optional[str] = ..., replica: _Optional[int] = ..., container: _Optional[str] = ..., tail_lines: _Optional[int] = ..., limit_bytes: _Optional[int] = ...) -> None: ...
+
+class LogsReply(_message.Message):
+    __slots__ = ("request_id", "logs", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    logs: _containers.RepeatedCompositeFieldContainer[ReplicaLog]
+    error: str
+    def __init__(self, request_id: _Optional[str] = ..., logs: _Optional[_Iterable[_Union[ReplicaLog, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ReplicaLog(_message.Message):
+    __slots__ = ("replica", "pod", "container", "text", "truncated", "error")
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    replica: int
+    pod: str
+    container: str
+    text: str
+    truncated: bool
+    error: str
+    def __init__(self, replica: _Optional[int] = ..., pod: _Optional[str] = ..., container: _Optional[str] = ..., text: _Optional[str] = ..., truncated: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...

@@ -253,6 +253,62 @@ class ScaleJobRequest(_message.Message):
     replicas: int
     def __init__(self, job_id: _Optional[str] = ..., replicas: _Optional[int] = ...) -> None: ...
 
+class JobLogsRequest(_message.Message):
+    __slots__ = ("job_id", "replica", "container", "tail_lines", "limit_bytes")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    TAIL_LINES_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    replica: int
+    container: str
+    tail_lines: int
+    limit_bytes: int
+    def __init__(self, job_id: _Optional[str] = ..., replica: _Optional[int] = ..., container: _Optional[str] = ..., tail_lines: _Optional[int] = ..., limit_bytes: _Optional[int] = ...) -> None: ...
+
+class JobLogsResponse(_message.Message):
+    __slots__ = ("logs", "errors", "tail_lines", "limit_bytes")
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    TAIL_LINES_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    logs: _containers.RepeatedCompositeFieldContainer[JobLog]
+    errors: _containers.RepeatedCompositeFieldContainer[JobLogsError]
+    tail_lines: int
+    limit_bytes: int
+    def __init__(self, logs: _Optional[_Iterable[_Union[JobLog, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[JobLogsError, _Mapping]]] = ..., tail_lines: _Optional[int] = ..., limit_bytes: _Optional[int] = ...) -> None: ...
+
+class JobLog(_message.Message):
+    __slots__ = ("cluster", "placement_id", "replica", "pod", "container", "text", "truncated", "error")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    placement_id: str
+    replica: int
+    pod: str
+    container: str
+    text: str
+    truncated: bool
+    error: str
+    def __init__(self, cluster: _Optional[str] = ..., placement_id: _Optional[str] = ..., replica: _Optional[int] = ..., pod: _Optional[str] = ..., container: _Optional[str] = ..., text: _Optional[str] = ..., truncated: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
+class JobLogsError(_message.Message):
+    __slots__ = ("cluster", "placement_id", "message")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    placement_id: str
+    message: str
+    def __init__(self, cluster: _Optional[str] = ..., placement_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class WatchJobsRequest(_message.Message):
     __slots__ = ("job_id", "send_bookmarks", "since_revision")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

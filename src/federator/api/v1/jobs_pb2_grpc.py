@@ -120,6 +120,11 @@ class JobServiceStub:
                 request_serializer=federator_dot_v1_dot_jobs__pb2.CancelJobsRequest.SerializeToString,
                 response_deserializer=federator_dot_v1_dot_jobs__pb2.CancelJobsResponse.FromString,
                 _registered_method=True)
+        self.Logs = channel.unary_unary(
+                '/federator.v1.JobService/Logs',
+                request_serializer=federator_dot_v1_dot_jobs__pb2.JobLogsRequest.SerializeToString,
+                response_deserializer=federator_dot_v1_dot_jobs__pb2.JobLogsResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -361,6 +366,34 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logs(self, request, context):
+        """The tail of a job's output: each placement's replicas' last lines, read
+        by the agent of the member that runs them (agent.proto, LogsRequest) and
+        passed on; the federator stores none of it. Who may: whoever may Get the
+        job (its owner, a group member with jobs: view, an admin): output can
+        hold secrets a job printed, and a group that shares jobs: view shares
+        them. Every call is audited (`logs`), answered or refused.
+
+        Every placement of the job that has run, live or ended, is asked (a
+        member keeps a finished workload's pods a while, on Kubernetes until its
+        ttlSecondsAfterFinished): what its agent says is answered. A cluster
+        whose agent is away, does not serve logs (its Hello lists no "logs": an
+        older agent, or one run with --no-logs), does not answer within 10 s, or
+        answers an error is named in errors, with why; the call still answers OK
+        with what the other clusters sent.
+
+        Errors: INVALID_ARGUMENT naming the field (an empty job_id, a negative
+        replica other than -1, tail_lines or limit_bytes out of range);
+        NOT_FOUND as for Get; FAILED_PRECONDITION for a job that has never been
+        placed ("job X has never been placed: no logs yet"), or that holds no
+        placement now (one put back to Pending after a run: the federator keeps
+        no record of where earlier attempts ran), and for an ambiguous bare
+        name. Retry: safe (a read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -398,6 +431,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.CancelJobs,
                     request_deserializer=federator_dot_v1_dot_jobs__pb2.CancelJobsRequest.FromString,
                     response_serializer=federator_dot_v1_dot_jobs__pb2.CancelJobsResponse.SerializeToString,
+            ),
+            'Logs': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=federator_dot_v1_dot_jobs__pb2.JobLogsRequest.FromString,
+                    response_serializer=federator_dot_v1_dot_jobs__pb2.JobLogsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -638,6 +676,33 @@ class JobService:
             '/federator.v1.JobService/CancelJobs',
             federator_dot_v1_dot_jobs__pb2.CancelJobsRequest.SerializeToString,
             federator_dot_v1_dot_jobs__pb2.CancelJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federator.v1.JobService/Logs',
+            federator_dot_v1_dot_jobs__pb2.JobLogsRequest.SerializeToString,
+            federator_dot_v1_dot_jobs__pb2.JobLogsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -161,12 +161,13 @@ class KubeApi:
     # -- raw requests -----------------------------------------------------
 
     def _send(self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: object = None,
-              content_type: str = "application/json", timeout: float | tuple[float, float] = 30.0) -> Any:
+              content_type: str = "application/json", timeout: float | tuple[float, float] = 30.0,
+              accept: str = "application/json") -> Any:
         from kubernetes.client.exceptions import ApiException, ApiValueError
 
         params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in (query or {}).items()
                   if v is not None]
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         try:
@@ -212,6 +213,25 @@ class KubeApi:
             raise KubeError(0, f"GET {path}: {exc}") from exc
         if not 200 <= resp.status < 300:
             raise error_for(resp.status, resp.data.decode(errors="replace")[:600])
+
+    def pod_log(self, namespace: str, name: str, *, container: str, tail_lines: int, limit_bytes: int,
+                timeout: float = 8.0) -> bytes:
+        """The last `tail_lines` lines of a pod's container log, at most `limit_bytes` of them from their start
+        (the API server's limitBytes), as it sends them: bytes, not JSON, and not necessarily UTF-8."""
+        path = PODS.path(namespace, name, "log")
+        resp = self._send("GET", path, query={"container": container, "tailLines": tail_lines,
+                                              "limitBytes": limit_bytes}, timeout=timeout, accept="text/plain, */*")
+        try:
+            raw: bytes = resp.read()
+        except Exception as exc:
+            raise KubeError(0, f"GET {path}: reading the answer: {exc}") from exc
+        if not 200 <= resp.status < 300:
+            try:
+                body: object = json.loads(raw)
+            except ValueError:
+                body = raw.decode(errors="replace")[:600]
+            raise error_for(resp.status, body)
+        return raw
 
     # -- verbs ------------------------------------------------------------
 

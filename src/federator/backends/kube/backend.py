@@ -22,8 +22,8 @@ from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, 
 from dataclasses import replace
 from typing import Any
 
-from federator.agent.backend import Invalid, UpdateCallback, no_update
-from federator.backends.kube import accelerators, stranded
+from federator.agent.backend import Invalid, ReplicaOutput, UpdateCallback, no_update
+from federator.backends.kube import accelerators, pod_logs, stranded
 from federator.backends.kube.accelerators import AcceleratorRequest, RenderError
 from federator.backends.kube.admission import (
     DEFAULT_GANG_TIMEOUT_SECONDS,
@@ -563,6 +563,25 @@ class KubeBackend:
             return refusal(namespace, job["metadata"]["name"], "rendezvous Service", exc,
                            per_queue=self.tenants.per_queue)
         return None
+
+    async def logs(self, placement_id: str, replica: int, container: str, tail_lines: int,
+                   limit_bytes: int) -> list[ReplicaOutput] | str:
+        """The tail of the output of this agent's pods of a placement (agent.proto, LogsRequest;
+        backends/kube/pod_logs.py): listed by the placement's label in its namespace, each read off the loop."""
+        namespace = self.tenants.namespace_of(placement_id)
+        try:
+            listed = await asyncio.to_thread(self.api.list, PODS, namespace,
+                                             label_selector=f"{PLACEMENT_LABEL}={placement_label(placement_id)}")
+        except KubeError as exc:
+            return f"listing the pods of placement {placement_id} in namespace {namespace} failed: {exc}"
+        pods, others = pod_logs.own_pods(listed.get("items") or [], placement_id, self.identity,
+                                         self._placement_of_pod)
+        if not pods:
+            return f"placement {placement_id}: no pods of this agent's in namespace {namespace}" + \
+                (f" ({others} carry another agent's identity, or none: not read)" if others else
+                 " (not started yet, or deleted: a finished Job's pods stay only until its TTL)")
+        return await pod_logs.read_logs(self.api, namespace, pods, replica=replica, container=container,
+                                        tail_lines=tail_lines, limit_bytes=limit_bytes)
 
     async def cancel(self, placement_id: str) -> None:
         known = placement_id in self._phases or placement_id in self._launched

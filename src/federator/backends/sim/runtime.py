@@ -25,9 +25,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from federator.agent.backend import UpdateCallback, no_update
+from federator.agent.backend import ReplicaOutput, UpdateCallback, no_update
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement, placement_resources
@@ -81,6 +81,11 @@ class _Run:
     phase: JobPhase
     task: asyncio.Task[None] | None = None
     forget: asyncio.TimerHandle | None = None  # set once finished: drops it from the backend
+    events: list[str] = field(default_factory=list)  # what happened to it, dated: its "output" (`logs`)
+
+    def said(self, what: str) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.events.append(f"{stamp} federator sim: {what}")
 
 
 class SimBackend:
@@ -130,6 +135,8 @@ class SimBackend:
         if why is not None:
             return why
         run = _Run(placement, JobPhase.PLACED)
+        run.said(f"placement {pid} launched on simulated cluster {self.cluster.name}: "
+                 f"{_replicas(placement.replicas)} (no container runs here: these lines are the simulation's)")
         self._runs[pid] = run
         run.task = asyncio.get_running_loop().create_task(self._lifecycle(run, spec))
         return None
@@ -150,6 +157,27 @@ class SimBackend:
                             nodes=self.nodes.nodes_of(placement_id))
         return None
 
+    async def logs(self, placement_id: str, replica: int, container: str, tail_lines: int,
+                   limit_bytes: int) -> list[ReplicaOutput] | str:
+        """What the simulation did with a placement, as each replica's "output" (agent.proto, LogsRequest): a
+        simulated cluster runs no container, so it says so rather than pretend to be one. Kept until the
+        placement is forgotten (FINISHED_TTL_SECONDS after it ended), as a member keeps a finished Job's pods."""
+        run = self._runs.get(placement_id)
+        if run is None:
+            return f"placement {placement_id}: not held on simulated cluster {self.cluster.name}"
+        if container:
+            return f"container {container!r}: a simulated cluster runs no containers"
+        lines = run.events[-tail_lines:]
+        text = "".join(f"{line}\n" for line in lines)
+        replicas = range(run.placement.replicas) if replica < 0 else [replica] \
+            if replica < run.placement.replicas else []
+        if not replicas:
+            return f"placement {placement_id} has no replica {replica} (it runs {_replicas(run.placement.replicas)})"
+        share = max(1, limit_bytes // len(replicas))
+        cut = text.encode()[-share:].decode(errors="ignore")
+        return [ReplicaOutput(i, "", "", cut, truncated=len(lines) < len(run.events) or cut != text)
+                for i in replicas]
+
     async def cancel(self, placement_id: str) -> None:
         run = self._runs.get(placement_id)
         if run is None or run.phase.is_terminal:
@@ -163,6 +191,7 @@ class SimBackend:
         duration = run_time(spec, self.time_scale)
         await asyncio.sleep(startup)
         run.phase = JobPhase.RUNNING
+        run.said("running")
         self._on_update(run.placement.placement_id, JobPhase.RUNNING,
                         f"{_replicas(run.placement.replicas)} running on {self.cluster.name}",
                         nodes=self.nodes.nodes_of(run.placement.placement_id))
@@ -181,6 +210,7 @@ class SimBackend:
     def _finish(self, run: _Run, phase: JobPhase, message: str, *, ended_at: float | None = None) -> None:
         """End a run: `ended_at` when the workload ended (wall clock), None for now (a cancel, said as it happens)."""
         run.phase = phase
+        run.said(f"{phase}: {message}")
         self.nodes.unbind(run.placement.placement_id)
         self._on_update(run.placement.placement_id, phase, message, ended_at=ended_at)
         run.forget = asyncio.get_running_loop().call_later(self.finished_ttl, self._forget, run)

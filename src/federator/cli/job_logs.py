@@ -1,0 +1,109 @@
+"""`federator logs JOB`: the tail of a job's output, read through the federator (jobs.proto Logs).
+
+Why a module of its own: a user has no credentials to the member clusters their job runs on, so `kubectl logs` is
+not theirs to run; the federator asks each member's agent (server/logs.py) and this prints what came, a header
+per replica (`==> cluster/pod (replica N) <==`, as `tail` does for several files) when there is more than one,
+each cluster that said nothing on stderr, and exits non-zero when nothing could be read.
+
+The text is the job's own output as a member's agent sent it: control characters other than a line break or a
+tab are written as escapes (termtext.visible), so an agent cannot drive the user's terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+import grpc
+
+from federator.cli.certs import client_options
+from federator.cli.client import _fail, _server, connect
+from federator.security.tls import TlsError
+from federator.termtext import visible
+
+LOGS_TIMEOUT = 30.0
+"""Seconds a logs call may take: the federator waits 10 s at most for a member's agent."""
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    lg = sub.add_parser("logs", help="print the last lines of a job's output, read from the clusters it ran on",
+                        description="Print the tail of a job's output: each replica's last lines, read by the "
+                                    "agent of each member cluster the job ran on (live or finished, while the "
+                                    "member keeps its pods). Who may see the job may read it. Not a follow: run it "
+                                    "again for newer lines.")
+    lg.add_argument("job", help="job id, namespace/name, or name")
+    lg.add_argument("--replica", type=_count("a replica index", 0), default=None, metavar="N",
+                    help="only replica N of each placement (its index within the placement; default: every one)")
+    lg.add_argument("--container", default="", metavar="C", help="the container to read (default: each pod's first)")
+    lg.add_argument("--tail", type=_count("a number of lines", 1, 10_000), default=100, metavar="N",
+                    help="the last N lines of each replica, at most 10000 (default %(default)s)")
+    lg.add_argument("--limit-bytes", type=_count("bytes", 1, 512 * 1024), default=64 * 1024, metavar="B",
+                    help="at most B bytes of text in all, shared among the replicas, at most 524288 "
+                         "(default %(default)s)")
+    _server(lg)
+    lg.set_defaults(func=_logs)
+
+
+def _count(what: str, low: int, high: int | None = None) -> argparse._ActionType:
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if n < low or (high is not None and n > high):
+            raise argparse.ArgumentTypeError(f"must be {what} from {low}" + (f" to {high}" if high else "") +
+                                             f", got {n}")
+        return n
+    return parse
+
+
+def shown(text: str) -> str:
+    """Output as a terminal may print it: line breaks and tabs kept, every other control character escaped."""
+    return _CONTROL_BUT_LINES.sub(lambda m: visible(m.group()), text)
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from federator.api.v1 import jobs_pb2
+
+    request = jobs_pb2.JobLogsRequest(job_id=args.job, container=args.container, tail_lines=args.tail,
+                                      limit_bytes=args.limit_bytes)
+    if args.replica is not None:
+        request.replica = args.replica
+    try:
+        with connect(client_options(args)) as (jobs, _):
+            got = jobs.Logs(request, timeout=LOGS_TIMEOUT)
+    except (grpc.RpcError, TlsError) as err:
+        if isinstance(err, grpc.RpcError) and hasattr(err, "code") and err.code() is grpc.StatusCode.UNIMPLEMENTED:
+            print(f"error: the federator at {args.server} serves no logs: it is older than 0.13.0 (UNIMPLEMENTED)",
+                  file=sys.stderr)
+            return 1
+        return _fail(err, args, seconds=LOGS_TIMEOUT)
+    return print_logs(got)
+
+
+def print_logs(got: object) -> int:
+    """Print a JobLogsResponse; 0 when some replica's output was read, else 1."""
+    from federator.api.v1 import jobs_pb2
+
+    assert isinstance(got, jobs_pb2.JobLogsResponse)
+    read = 0
+    many = len(got.logs) > 1
+    for i, entry in enumerate(got.logs):
+        where = f"{entry.cluster}/{entry.pod or entry.placement_id}"
+        if entry.error:
+            print(f"error: {where} (replica {entry.replica}): {shown(entry.error)}", file=sys.stderr)
+            continue
+        read += 1
+        if many:
+            print(("\n" if i else "") + f"==> {where} (replica {entry.replica}) <==")
+        text = shown(entry.text)
+        sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
+    for error in got.errors:
+        print(f"error: {shown(error.message)} (placement {error.placement_id})", file=sys.stderr)
+    sys.stdout.flush()
+    return 0 if read else 1
+
+
+__all__ = ["LOGS_TIMEOUT", "print_logs", "register", "shown"]

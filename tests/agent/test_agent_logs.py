@@ -1,0 +1,92 @@
+"""The agent's answers to LogsRequests (agent/logs.py): held to the contract's bounds whatever its backend read,
+answered even when nothing can be read (an error, never a silence), and off the stream's reader."""
+
+from __future__ import annotations
+
+import asyncio
+
+from federator.agent.backend import ReplicaOutput
+from federator.agent.logs import LogAnswers, bounded, serves_logs
+from federator.agent.outbox import Outbox
+from federator.api.v1 import agent_pb2
+from federator.backends.sim.fleet import parse_fleet
+from federator.backends.sim.runtime import SimBackend
+
+FLEET = parse_fleet({"clusters": [{"name": "east-1", "region": "east", "nodes": [
+    {"count": 1, "gpuModel": "H100", "gpus": 8, "cpu": 64, "memory": "256Gi"}]}]})
+
+
+class Chatty(SimBackend):
+    """A backend that reads far more than it was asked for: the agent must not pass it on."""
+
+    async def logs(self, placement_id: str, replica: int, container: str, tail_lines: int,
+                   limit_bytes: int) -> list[ReplicaOutput] | str:
+        return [ReplicaOutput(i, f"p-{i}", "main", "x" * 10_000 + f"end {i}\n") for i in range(300)]
+
+
+class Stuck(SimBackend):
+    async def logs(self, placement_id: str, replica: int, container: str, tail_lines: int,
+                   limit_bytes: int) -> list[ReplicaOutput] | str:
+        await asyncio.Event().wait()
+        return []
+
+
+def _answers(outbox: Outbox) -> list[agent_pb2.LogsReply]:
+    out = []
+    while not outbox.queue.empty():
+        msg = outbox.queue.get_nowait()
+        assert msg is not None and msg.WhichOneof("body") == "logs"
+        out.append(msg.logs)
+    return out
+
+
+def test_the_reply_is_held_to_limit_bytes_and_256_replica_logs_whatever_the_backend_read() -> None:
+    async def go() -> list[agent_pb2.LogsReply]:
+        outbox = Outbox()
+        answers = LogAnswers(Chatty(FLEET["east-1"]), outbox, serve=True)
+        answers.take(agent_pb2.LogsRequest(request_id="r1", placement_id="p", replica=-1, tail_lines=10,
+                                           limit_bytes=2560))
+        while outbox.queue.empty():
+            await asyncio.sleep(0.01)
+        return _answers(outbox)
+
+    (reply,) = asyncio.run(go())
+    assert reply.request_id == "r1" and len(reply.logs) == 256
+    assert sum(len(x.text.encode()) for x in reply.logs) <= 2560
+    assert all(x.truncated and x.text.endswith(f"end {x.replica}\n") for x in reply.logs)
+
+
+def test_no_logs_drops_the_feature_and_a_request_sent_anyway_is_answered_with_why() -> None:
+    backend = SimBackend(FLEET["east-1"])
+    assert serves_logs(backend, True) and not serves_logs(backend, False)
+
+    async def go() -> list[agent_pb2.LogsReply]:
+        outbox = Outbox()
+        LogAnswers(backend, outbox, serve=False).take(agent_pb2.LogsRequest(request_id="r2", placement_id="p"))
+        return _answers(outbox)
+
+    (reply,) = asyncio.run(go())
+    assert (reply.request_id, list(reply.logs)) == ("r2", [])
+    assert reply.error == "this agent does not serve logs (its operator runs it with --no-logs)"
+
+
+def test_past_64_requests_being_read_the_next_is_answered_busy_at_once() -> None:
+    async def go() -> list[agent_pb2.LogsReply]:
+        outbox = Outbox()
+        answers = LogAnswers(Stuck(FLEET["east-1"]), outbox, serve=True)
+        for i in range(65):
+            answers.take(agent_pb2.LogsRequest(request_id=f"r{i}", placement_id="p", tail_lines=1, limit_bytes=1))
+        got = _answers(outbox)
+        for task in list(answers._tasks):
+            task.cancel()
+        await asyncio.sleep(0)
+        return got
+
+    (reply,) = asyncio.run(go())
+    assert reply.request_id == "r64" and reply.error.startswith("busy: 64 logs requests are being read")
+
+
+def test_bounded_keeps_each_texts_end_within_an_even_share() -> None:
+    logs = bounded([ReplicaOutput(0, "a", "c", "old\n" * 100 + "new\n"), ReplicaOutput(1, "b", "c", "short\n")], 40)
+    assert [len(x.text.encode()) <= 20 for x in logs] == [True, True]
+    assert logs[0].text.endswith("new\n") and logs[0].truncated and not logs[1].truncated

@@ -1,0 +1,108 @@
+"""`federator logs JOB` against a real federator and a real simulated agent over loopback gRPC: a header per
+replica as `tail` writes for several files, one replica's lines bare, each cluster that said nothing on stderr,
+exit 1 when nothing could be read, and an agent's control characters never reaching the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from federator.agent.agent import Agent, AgentConfig
+from federator.api.v1 import jobs_pb2
+from federator.backends.sim.fleet import parse_fleet
+from federator.backends.sim.runtime import SimBackend
+from federator.cli import main
+from federator.cli.job_logs import print_logs
+from federator.jobfile import parse_job
+from federator.model import JobPhase
+from tests.server.test_services_edge import run, served
+
+FLEET = parse_fleet({"clusters": [{"name": "east-1", "region": "east", "nodes": [
+    {"count": 1, "gpuModel": "H100", "gpus": 8, "cpu": 64, "memory": "256Gi"}]}]})
+JOB = parse_job({"apiVersion": "federator.io/v1alpha1", "kind": "FederatedJob",
+                 "metadata": {"name": "t", "annotations": {"federator.io/sim-startup": "0s"}},
+                 "spec": {"kind": "training", "replicas": 2, "resources": {"cpu": "1", "nvidia.com/gpu": 1}}})
+
+
+async def _until(cond: object) -> None:
+    async def wait() -> None:
+        while not cond():  # type: ignore[operator]
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(wait(), 20.0)
+
+
+def test_logs_prints_a_header_per_replica_then_one_replica_bare(capsys: pytest.CaptureFixture[str]) -> None:
+    codes: list[int] = []
+    outs: list[str] = []
+    pid = ""
+
+    async def go() -> None:
+        nonlocal pid
+        async with served() as s:
+            backend = SimBackend(FLEET["east-1"])
+            task = asyncio.create_task(Agent(AgentConfig(cluster="east-1", region="east", target=s.target,
+                                                         max_backoff=0.2), backend).run())
+            try:
+                await _until(lambda: (rec := s.fed.clusters.get("east-1")) is not None and rec.resynced)
+                job = s.fed.submit(JOB)
+                s.fed.schedule_once()
+                await _until(lambda: job.phase is JobPhase.RUNNING)
+                codes.append(await asyncio.to_thread(main, ["logs", "t", "--server", s.target, "--insecure"]))
+                outs.append(capsys.readouterr().out)
+                codes.append(await asyncio.to_thread(main, ["logs", "t", "--replica", "1", "--tail", "1",
+                                                            "--server", s.target, "--insecure"]))
+                outs.append(capsys.readouterr().out)
+                pid = job.placements[0].placement_id
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await backend.stop()
+
+    run(go)
+    assert codes == [0, 0]
+    every, one = (o.splitlines() for o in outs)
+    assert every[0] == f"==> east-1/{pid} (replica 0) <=="  # no pod on a simulated cluster: the placement
+    assert "launched on simulated cluster east-1" in every[1] and every[2].endswith("federator sim: running")
+    assert every[3:] == ["", f"==> east-1/{pid} (replica 1) <==", every[1], every[2]]
+    assert len(one) == 1 and one[0].endswith("federator sim: running")  # one replica's last line, no header
+
+
+def test_nothing_read_exits_1_with_each_cluster_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    got = jobs_pb2.JobLogsResponse(errors=[jobs_pb2.JobLogsError(
+        cluster="east-1", placement_id="t.g1.east-1", message="cluster east-1 did not answer within 10s")])
+    assert print_logs(got) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "error: cluster east-1 did not answer within 10s (placement t.g1.east-1)\n"
+
+
+def test_an_agents_control_characters_are_escaped_but_lines_and_tabs_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    got = jobs_pb2.JobLogsResponse(logs=[jobs_pb2.JobLog(cluster="c", placement_id="p", pod="p-0",
+                                                         text="step\t1\n\x1b[2Jcleared\x07\n")])
+    assert print_logs(got) == 0
+    assert capsys.readouterr().out == "step\t1\n\\x1b[2Jcleared\\x07\n"
+
+
+def test_bad_bounds_are_refused_by_the_cli_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["logs", "t", "--tail", "0"])
+    assert "--tail: must be a number of lines from 1 to 10000, got 0" in capsys.readouterr().err
+
+
+def test_a_federator_older_than_the_logs_call_is_said_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """A federator without JobService.Logs (older than 0.13.0) answers UNIMPLEMENTED: said in words, not as gRPC's
+    "Method not found!". Played by a server that serves no JobService at all."""
+    async def go() -> int:
+        server = grpc.aio.server()
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            return await asyncio.to_thread(main, ["logs", "t", "--server", f"127.0.0.1:{port}", "--insecure"])
+        finally:
+            await server.stop(0)
+
+    assert asyncio.run(go()) == 1
+    assert capsys.readouterr().err.startswith("error: the federator at 127.0.0.1:")
