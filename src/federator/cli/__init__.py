@@ -1,4 +1,4 @@
-"""The `federator` command line: serve, agent, submit, get, cancel, scale, watch, cordon, drain, usage, whoami,
+"""The `federator` command line: serve, agent, submit, get, cancel, scale, watch, wait, cordon, drain, usage, whoami,
 certs, policy and more.
 
 Each command group lives in a module of its own with a `register` function
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from federator import __version__  # noqa: E402
-from federator.cli import agent, backup, certs, client, cordon, demo, drain, policy, serve, sim, usage, whoami  # noqa: E402
+from federator.cli import agent, backup, certs, client, cordon, demo, drain, policy, serve, sim, usage, wait, whoami  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"federator {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, agent, client, cordon, drain, usage, whoami, demo, certs, policy, sim, backup):
+    for module in (serve, agent, client, wait, cordon, drain, usage, whoami, demo, certs, policy, sim, backup):
         module.register(sub)
     return parser
 
