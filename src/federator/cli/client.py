@@ -50,6 +50,7 @@ from federator.jobfile import (
     spec_to_document,
     with_old_names,
 )
+from federator.jobsource import source_name
 from federator.listen import server_address
 from federator.model import Job, JobSpec
 from federator.security.limits import MAX_MESSAGE_BYTES_CEILING, Limits
@@ -80,8 +81,8 @@ log = logging.getLogger("federator.cli")
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("submit", help="submit FederatedJob files")
     s.add_argument("-f", "--filename", type=Path, action="append", required=True,
-                   help="job file or folder of job files (repeatable); every file is checked before any job is "
-                        "sent, so one bad file sends none")
+                   help="job file or folder of job files (repeatable), or - for standard input; every file is "
+                        "checked before any job is sent, so one bad file sends none")
     s.add_argument("--timeout", type=_seconds, default=SUBMIT_PATIENCE, metavar="SECONDS",
                    help="how long each job's submission may take, retries included, before the federator is "
                         "reported as not answering (default %(default)s)")
@@ -255,7 +256,8 @@ def read_sources(paths: list[Path]) -> list[tuple[JobSpec, str]]:
     for path in job_paths(paths):
         found = load_job_files(path)
         for i, spec in enumerate(found):
-            where = str(path) if len(found) == 1 else f"{path} document {i + 1}"
+            name = source_name(path)  # `-`: `<stdin>`
+            where = name if len(found) == 1 else f"{name} document {i + 1}"
             # where the job lands: its namespace, or, naming none, its queue's (whichever that is)
             key = (spec.namespace, spec.name) if spec.namespace != DEFAULT_NAMESPACE else \
                 (spec.namespace, spec.name, spec.queue)
@@ -265,7 +267,7 @@ def read_sources(paths: list[Path]) -> list[tuple[JobSpec, str]]:
                                           f"the name of {first[key]}; a namespace holds one job of a name"))
             else:
                 first[key] = where
-            out.append((spec, str(path) if len(found) == 1 else f"{path}: document {i + 1} ({spec.name})"))
+            out.append((spec, name if len(found) == 1 else f"{name}: document {i + 1} ({spec.name})"))
     if twins:
         raise JobFileError(twins)
     return out
