@@ -117,13 +117,13 @@ def test_all_jobs_must_hold(fed: Federator, there: Served, capsys: pytest.Captur
 def test_a_timeout_says_what_the_job_is(fed: Federator, there: Served, capsys: pytest.CaptureFixture[str]) -> None:
     waiting = fed.submit(job("big", gpus=64))
     fed.schedule_once()
-    assert main(["wait", "big", "--timeout", "0", "--server", there.address, "--insecure"]) == 1
+    assert main(["wait", "big", "--timeout", "0", "--server", there.address, "--insecure"]) == 5
     err = capsys.readouterr().err
     assert err.startswith(f"error: timed out waiting for job {waiting.job_id} (big) to be Finished: it is Pending (")
 
 
 def test_an_unknown_job_is_said(there: Served, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["wait", "nosuch", "--server", there.address, "--insecure"]) == 1
+    assert main(["wait", "nosuch", "--server", there.address, "--insecure"]) == 3
     assert capsys.readouterr().err.startswith("error: nosuch: no job with id or name 'nosuch' (NOT_FOUND)")
 
 

@@ -27,6 +27,7 @@ import grpc
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli.exit_codes import Exit
 from federator.cli.job_list import list_matching
 from federator.model import Job, JobPhase
 from federator.security.authz import USER_ANNOTATION
@@ -148,7 +149,8 @@ def cancel_in_bulk(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, *,
 
 def run(stub: jobs_pb2_grpc.JobServiceStub, args: argparse.Namespace, *, timeout: float) -> int:
     """The command's body on a connected stub: 0 done (refusals counted), 2 more than one job without --yes,
-    1 stopped by the federator's store; an RpcError other than a refusal is raised to the caller, which says it."""
+    4 stopped by the federator's store (cli/exit_codes.py);
+    an RpcError other than a refusal is raised to the caller, which says it."""
     chosen = selection(args)
     if args.yes:
         try:
@@ -158,7 +160,7 @@ def run(stub: jobs_pb2_grpc.JobServiceStub, args: argparse.Namespace, *, timeout
                            operation=getattr(stop, "operation", ""))
             print(f"federator cancel: stopped after {said}: the federator did not store the cancel of {stop}; "
                   "run it again to cancel the rest", file=sys.stderr)
-            return 1
+            return Exit.UNAVAILABLE  # the store took no write: the same command, later, goes on
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None
             if code is grpc.StatusCode.UNIMPLEMENTED:

@@ -33,6 +33,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.certs import client_options
 from federator.cli.client import WATCH_PATIENCE, _fail, _seconds, _server, _watch_can_resume
+from federator.cli.exit_codes import Exit
 from federator.model import Job, JobPhase
 from federator.security.tls import ClientOptions, TlsError
 from federator.termtext import cell
@@ -85,8 +86,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Wait until every job named is in the state --for names, as kubectl wait does. Exit 0 when "
                     "all are; 1 as soon as one cannot be any more (it failed or was cancelled while waiting for "
                     "Succeeded, or ended without running while waiting for Running: the line says its phase and "
-                    "message); 1 too when --timeout passes first. A job already in the state answers at once. "
-                    "Chain jobs with it: federator wait prep && federator submit -f train.yaml.")
+                    "message); 3 for a job not found; 4 when the federator cannot be reached (for --reconnect-for "
+                    "once the wait began); 5 when --timeout passes first. A job already in the state answers at "
+                    "once. Chain jobs with it: federator wait prep --for Succeeded && federator submit -f "
+                    "train.yaml.")
     w.add_argument("jobs", nargs="+", metavar="JOB", help="job id, namespace/name, or name (its newest job)")
     w.add_argument("--for", dest="condition", type=Condition, choices=list(Condition), default=Condition.FINISHED,
                    metavar="CONDITION",
@@ -186,7 +189,7 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
                         job_id = last.job_id
                         verdict = judge(last, condition)
                         if verdict is not None:
-                            return Outcome(0 if verdict.holds else 1, verdict.line)
+                            return Outcome(Exit.OK if verdict.holds else Exit.FAILED, verdict.line)
                         if clock() >= deadline:
                             return _timed_out(last, key, condition)
                     return _removed(job_id, condition)  # a Watch with bookmarks ends OK only after a removal
@@ -198,7 +201,7 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None
             if streams.stopped and code is grpc.StatusCode.CANCELLED:
-                return Outcome(1)  # another job ended the wait
+                return Outcome(Exit.FAILED)  # another job ended the wait
             if code is grpc.StatusCode.DEADLINE_EXCEEDED and clock() >= deadline and last is not None:
                 return _timed_out(last, key, condition)
             if code is grpc.StatusCode.NOT_FOUND and last is not None:
@@ -212,20 +215,21 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
         except TlsError as err:
             return Outcome(_fail(err, args))
         if clock() - lost_at >= reconnect_for:
-            return Outcome(1, f"the federator at {opts.server} went away and did not come back in "
+            return Outcome(Exit.UNAVAILABLE, f"the federator at {opts.server} went away and did not come back in "
                               f"{reconnect_for:.0f} s; job {job_id} was {last.phase if last else 'not seen'}")
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
 
 
 def _removed(job_id: str, condition: Condition) -> Outcome:
-    return Outcome(1, f"job {job_id} was removed (its finished record expired): whether it is {condition} "
+    return Outcome(Exit.FAILED, f"job {job_id} was removed (its finished record expired): whether it is {condition} "
                       "cannot be told")
 
 
 def _timed_out(job: Job, key: str, condition: Condition) -> Outcome:
-    return Outcome(1, f"timed out waiting for job {job.job_id} ({key}) to be {condition}: it is {job.phase}"
-                      + (f" ({cell(str(job.pending_reason))})" if job.pending_reason else ""))
+    why = f" ({cell(str(job.pending_reason))})" if job.pending_reason else ""
+    return Outcome(Exit.TIMED_OUT, f"timed out waiting for job {job.job_id} ({key}) to be {condition}: it is "
+                                   f"{job.phase}{why}")
 
 
 def _wait(args: argparse.Namespace) -> int:
