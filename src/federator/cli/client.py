@@ -656,7 +656,7 @@ def _cancel(args: argparse.Namespace) -> int:
         return 2
     try:
         with connect(client_options(args)) as (jobs, _):
-            if args.queue:  # every matching job over this one channel (cli/bulk_cancel.py)
+            if args.queue or args.all_queues:  # every matching job over this one channel (cli/bulk_cancel.py)
                 return bulk_cancel.run(jobs, args, timeout=CALL_TIMEOUT)
             job = convert.job_from_pb(jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=args.job), timeout=CALL_TIMEOUT))
     except (grpc.RpcError, TlsError) as err:
