@@ -12,12 +12,15 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from cli_support import Served, served
 
+from federator.api.v1 import jobs_pb2_grpc
 from federator.cli import main
 from federator.cli.wait import Condition, judge, timeout_of
 from federator.model import Job, JobId, JobPhase
+from federator.security.auth import Authenticator
 from federator.server.early_failures import EarlyFailurePolicy
 from federator.server.federator import Federator
 from federator.server.services import JobService
@@ -159,3 +162,46 @@ def test_a_bad_timeout_is_refused(text: str, capsys: pytest.CaptureFixture[str])
         main(["wait", "j", "--timeout", text])
     assert stopped.value.code == 2 and "--timeout: expected a duration" in capsys.readouterr().err
 
+
+
+def test_a_wait_goes_on_across_a_federator_restart(fed: Federator, capsys: pytest.CaptureFixture[str]) -> None:
+    """The stream breaking (the federator stopped) is retried as `federator watch` retries it, and the job's end
+    heard from the federator that came back ends the wait."""
+    train = _placed(fed, "train")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start(port: int) -> tuple[grpc.aio.Server, int, JobService]:
+        server = grpc.aio.server()
+        jobs = JobService(fed, Authenticator(insecure=True))
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
+        bound = server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        return server, bound, jobs
+
+    first, port, jobs = asyncio.run_coroutine_threadsafe(start(0), loop).result(timeout=10)
+    servers = [first]
+
+    async def restart() -> None:
+        while jobs.watch_seats.total < 1:
+            await asyncio.sleep(0.01)
+        await first.stop(0)
+        second, _, again = await start(port)
+        servers.append(second)
+        while again.watch_seats.total < 1:
+            await asyncio.sleep(0.01)
+        _end(fed, train, JobPhase.SUCCEEDED, "all placements succeeded")
+
+    asyncio.run_coroutine_threadsafe(restart(), loop)
+    try:
+        assert main(["wait", "train", "--for", "Succeeded", "--server", f"127.0.0.1:{port}", "--insecure"]) == 0
+    finally:
+        asyncio.run_coroutine_threadsafe(servers[-1].stop(0), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+    out, err = capsys.readouterr()
+    assert out == f"job {train.job_id} (default/train) Succeeded\n"
+    assert err.startswith(f"wait: lost the federator at 127.0.0.1:{port} (") and \
+        f"wait: the federator at 127.0.0.1:{port} is back after " in err, err
