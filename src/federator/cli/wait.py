@@ -163,6 +163,7 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
     job_id, last = key, None
     lost_at = 0.0  # when the stream broke (0: it has not)
     delay = 0.5
+    given: float | None = None  # the last Watch's deadline, for "no answer in N s"
     while True:
         left = deadline - clock()
         if last is not None and left <= 0:
@@ -176,8 +177,8 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
                           file=sys.stderr, flush=True)
                     lost_at, delay = 0.0, 0.5
                 request = jobs_pb2.WatchJobsRequest(job_id=job_id, send_bookmarks=True)
-                call = jobs_pb2_grpc.JobServiceStub(channel).Watch(
-                    request, timeout=left if 0 < left < math.inf else None if left > 0 else LOOK_ONCE_SECONDS)
+                given = left if 0 < left < math.inf else None if left > 0 else LOOK_ONCE_SECONDS
+                call = jobs_pb2_grpc.JobServiceStub(channel).Watch(request, timeout=given)
                 streams.add(call)
                 try:
                     for pb in call:
@@ -207,7 +208,7 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
             if code is grpc.StatusCode.NOT_FOUND and last is not None:
                 return _removed(job_id, condition)  # a federator before Watch's removals ends the stream so
             if not (last is not None or lost_at) or not _watch_can_resume(err):
-                return Outcome(_fail(err, args, prefix=f"{key}: ", seconds=LOOK_ONCE_SECONDS))
+                return Outcome(_fail(err, args, prefix=f"{key}: ", seconds=given))
             if not lost_at:
                 lost_at = clock()
                 print(f"wait: lost the federator at {opts.server} ({err.details()}); reconnecting for up to "  # type: ignore[attr-defined]
