@@ -34,6 +34,7 @@ from federator.backends.sim.runtime import (
     duration_problem,
 )
 from federator.catalog import catalog, is_client_catalog
+from federator.jobsource import STDIN, TooLarge, is_stdin, read_job_text, source_name
 from federator.model import (
     AcceleratorAlternative,
     JobKind,
@@ -43,7 +44,7 @@ from federator.model import (
     to_bytes,
     to_milli,
 )
-from federator.yamltext import YamlShapeError, load_documents, read_text, yaml_problem
+from federator.yamltext import YamlShapeError, load_documents, yaml_problem
 
 API_VERSION = "federator.io/v1alpha1"
 # A job's client request id (SubmitRequest.request_id) lives in its spec's annotations, so every
@@ -149,11 +150,14 @@ JOB_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def job_paths(paths: Iterable[Path]) -> list[Path]:
-    """The job files named: a file as it is, a folder as its .yaml, .yml and .json files in name order (not
-    its subfolders). A folder that holds none is a JobFileError: a user who names one meant to run something."""
+    """The job files named: a file as it is (`-`: standard input, once), a folder as its .yaml, .yml and .json
+    files in name order (not its subfolders). A folder that holds none is a JobFileError: a user who names one
+    meant to run something."""
     out: list[Path] = []
     for p in paths:
-        if not p.is_dir():
+        if is_stdin(p) and STDIN in out:
+            raise JobFileError([FieldProblem("file", "standard input may be named once")], source_name(p))
+        if is_stdin(p) or not p.is_dir():
             out.append(p)
             continue
         found = sorted(q for q in p.iterdir() if q.suffix.lower() in JOB_FILE_SUFFIXES and not q.is_dir())
@@ -170,18 +174,19 @@ def load_job_files(path: Path) -> list[JobSpec]:
     the file and the problem (never a traceback): unreadable, not UTF-8 text,
     not YAML, nested too deep, or not a FederatedJob.
     """
+    name = source_name(path)  # `-` is standard input, said `<stdin>` (jobsource.py)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            bound = f"{MAX_FILE_BYTES} ({MAX_FILE_BYTES >> 20} MiB)"
-            raise JobFileError([FieldProblem("file", f"is {size} bytes, more than {bound}, the most a job file may be; "
-                                                     "split it")], str(path))
-        text = read_text(path)
+        text = read_job_text(path, limit=MAX_FILE_BYTES)
+    except TooLarge as exc:
+        bound = f"{MAX_FILE_BYTES} ({MAX_FILE_BYTES >> 20} MiB)"
+        size = f"is {exc.size} bytes," if exc.exact else "is"
+        raise JobFileError([FieldProblem("file", f"{size} more than {bound}, the most a job file may be; "
+                                                 "split it")], name) from exc
     except OSError as exc:
-        raise JobFileError([FieldProblem("file", exc.strerror or str(exc))], str(path)) from exc
-    except ValueError as exc:  # not UTF-8 text: read_text says which byte
-        raise JobFileError([FieldProblem("file", str(exc))], str(path)) from exc
-    return parse_job_documents(text, source=str(path))
+        raise JobFileError([FieldProblem("file", exc.strerror or str(exc))], name) from exc
+    except ValueError as exc:  # not UTF-8 text: read_job_text says which byte
+        raise JobFileError([FieldProblem("file", str(exc))], name) from exc
+    return parse_job_documents(text, source=name)
 
 
 def parse_job_documents(text: str, *, source: str = "") -> list[JobSpec]:

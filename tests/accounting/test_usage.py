@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -174,13 +175,25 @@ def test_a_preempted_or_replaced_placement_stops_counting(tmp_path: Path) -> Non
     assert summarize(usage.query(since=0, until=100), since=0, until=100, now=100).total.accelerator_seconds == 30.0
 
 
-def test_times_parse_as_iso_unix_or_an_age() -> None:
+def test_times_parse_as_iso_unix_or_an_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")  # a bare date is local midnight (cli/times.py: tests/cli/test_times.py)
+    time.tzset()
     assert parse_time("2026-11-30", flag="--since", now=0) == 1795996800.0
     assert parse_time("2026-11-30T01:00:00+01:00", flag="--since", now=0) == 1795996800.0
     assert parse_time("7d", flag="--since", now=1_000_000) == 1_000_000 - 7 * 86400
     assert parse_time("1500", flag="--since", now=0) == 1500.0
-    with pytest.raises(ValueError, match="--until: expected ISO 8601"):
+    with pytest.raises(ValueError, match="--until: expected an ISO 8601 date or time"):
         parse_time("yesterday", flag="--until", now=0)
+
+
+def test_a_window_that_ends_before_it_starts_is_refused_in_dates(tmp_path: Path) -> None:
+    """Outside QA HPC H7: "until: must be after since (1796567278 <= 1796601600)" to a user who typed dates."""
+    fed, _meter, usage = start(tmp_path / "fed.db", Clock(2_000.0))
+    with pytest.raises(grpc.RpcError) as refused:
+        asyncio.run(ask(fed, usage, since=1_796_601_600.0, until=1_796_567_278.0))
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == ("until: must be after since (2026-12-06T14:27:58Z is not after "
+                                       "2026-12-07T00:00:00Z)")
 
 
 def test_a_report_from_the_first_record_says_so_in_every_output() -> None:

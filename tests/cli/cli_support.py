@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import grpc
 
@@ -15,27 +16,46 @@ from federator.server.federator import Federator
 from federator.server.services import ClusterService, JobService
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A federator served on loopback: its address, the loop its services run on (a test changes the federator
+    there, while the CLI waits on a stream), and its JobService (how many Watch streams are open)."""
+
+    address: str
+    loop: asyncio.AbstractEventLoop
+    jobs: JobService
+
+
 @contextmanager
 def serving(fed: Federator, *, kube: bool = False) -> Iterator[str]:
     """JobService and ClusterService of `fed`, plaintext (every caller the admin); yields their address. `kube`:
     as `federator serve --kubeconfig` makes them (Kubernetes mode)."""
+    with served(fed, kube=kube) as there:
+        yield there.address
+
+
+@contextmanager
+def served(fed: Federator, *, kube: bool = False) -> Iterator[Served]:
+    """As `serving`, with the loop and the JobService."""
     loop = asyncio.new_event_loop()
     holder: dict[str, grpc.aio.Server] = {}
 
-    async def serve() -> int:
+    async def serve() -> tuple[int, JobService]:
         server = grpc.aio.server()
         auth = Authenticator(insecure=True)
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(JobService(fed, auth), server)
+        jobs = JobService(fed, auth)
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
         jobs_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(fed, auth, kube=kube), server)
         port = server.add_insecure_port("127.0.0.1:0")
         holder["server"] = server
         await server.start()
-        return port
+        return port, jobs
 
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        yield f"127.0.0.1:{asyncio.run_coroutine_threadsafe(serve(), loop).result(timeout=10)}"
+        port, jobs = asyncio.run_coroutine_threadsafe(serve(), loop).result(timeout=10)
+        yield Served(f"127.0.0.1:{port}", loop, jobs)
     finally:
         if "server" in holder:
             asyncio.run_coroutine_threadsafe(holder["server"].stop(0), loop).result(timeout=10)

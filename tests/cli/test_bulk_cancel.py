@@ -133,7 +133,7 @@ def test_a_queue_is_cancelled_over_one_channel_with_the_authorization_of_single_
                            r"\(audit operation (bulk-[0-9a-f]+)\)", out)
     assert said_op is not None, out
     assert said["again"][:2] == (0, "no job you may see matches queue 'org-a'; nothing cancelled")
-    assert said["both"][0] == 2 and "give a job or --queue, not both" in said["both"][2]
+    assert said["both"][0] == 2 and "give a job or --queue/--all-queues, not both" in said["both"][2]
     assert _phases(fed) == {"a-0": JobPhase.CANCELLED, "a-1": JobPhase.CANCELLED, "a-2": JobPhase.CANCELLED,
                             "d-0": JobPhase.CANCELLED, "b-0": JobPhase.PENDING}  # another queue: untouched
     lines = list(map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines()))
@@ -145,6 +145,29 @@ def test_a_queue_is_cancelled_over_one_channel_with_the_authorization_of_single_
     assert {c["operation"] for c in cancels if c["identity"]["user"] == "alice"} == {said_op.group(1)}
     assert bulk[1]["object"] == {"kind": "JobSelection", "queue": "org-a", "phases": "Pending", "owner": "alice",
                                  "matched": "3"}
+
+
+def test_all_queues_and_a_name_prefix_select_across_queues(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Outside QA HPC H8: "all mine" had to be done once per queue (`cancel --owner alice --yes` was refused), and
+    cancel had no --name-prefix although get jobs has one."""
+    said: dict[str, tuple[int, str, str]] = {}
+
+    def steps(cli: Callable[..., tuple[int, str, str]]) -> None:
+        said["prefix"] = cli("--all-queues", "--name-prefix", "a-", "--yes", user="alice")
+        said["rest"] = cli("--all-queues", "--yes", user="admin")
+
+    fed = _session(tmp_path, capsys, steps)
+    rc, out, _ = said["prefix"]  # alice also sees dave's d-0 (viewers): not taken, its name does not start a-
+    assert (rc, out) == (0, "cancelled 3 of 3 jobs of every queue, names starting 'a-'")
+    rc, out, _ = said["rest"]  # what is left: d-0 in org-a, b-0 in org-b: one audited CancelJobs per queue
+    assert rc == 0
+    lines = out.splitlines()
+    assert [line.split(" (audit operation")[0] for line in lines] == ["cancelled 1 of 1 job of queue 'org-a'",
+                                                                      "cancelled 1 of 1 job of queue 'org-b'"]
+    assert set(_phases(fed).values()) == {JobPhase.CANCELLED}
+    audit = list(map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines()))
+    assert [b["object"]["queue"] for b in audit if b["action"] == "cancel.bulk"] == ["org-a", "org-b"]
 
 
 def test_one_matching_job_needs_no_yes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -61,7 +61,7 @@ def test_get_clusters_name_shows_that_cluster_or_says_there_is_none(capsys: pyte
         assert main(["get", "clusters", "west-1", "--server", address, "--insecure"]) == 0
         rows = capsys.readouterr().out.splitlines()[1:]
         assert [r.split()[0] for r in rows] == ["west-1"]
-        assert main(["get", "clusters", "nosuch", "--server", address, "--insecure"]) == 1
+        assert main(["get", "clusters", "nosuch", "--server", address, "--insecure"]) == 3
         assert capsys.readouterr().err == "error: no cluster 'nosuch'\n"
 
 

@@ -69,13 +69,13 @@ def test_get_job_is_one_get_and_no_list(stub: _Jobs, key: str, capsys: pytest.Ca
 
 
 def test_get_job_unknown_says_so(stub: _Jobs, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["get", "job", "nope", "--insecure", "--server", "127.0.0.1:1"]) == 1
+    assert main(["get", "job", "nope", "--insecure", "--server", "127.0.0.1:1"]) == 3  # cli/exit_codes.py
     assert stub.calls == ["Get"]
     assert capsys.readouterr().err.strip() == "error: no job 'nope'"
 
 
 def test_get_job_of_another_queue_than_asked_is_not_shown(stub: _Jobs, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["get", "job", "train-1", "--queue", "elsewhere", "--insecure", "--server", "127.0.0.1:1"]) == 1
+    assert main(["get", "job", "train-1", "--queue", "elsewhere", "--insecure", "--server", "127.0.0.1:1"]) == 3
     assert capsys.readouterr().err.strip() == "error: no job 'train-1' in queue 'elsewhere'"
 
 

@@ -30,7 +30,7 @@ def test_a_call_to_a_federator_that_never_answers_names_the_address_and_the_wait
     monkeypatch.setattr(client, "CALL_TIMEOUT", 0.5)
     monkeypatch.setattr(cordon, "CALL_TIMEOUT", 0.5)
     monkeypatch.setattr(usage, "USAGE_TIMEOUT", 0.5)
-    assert main([*call, "--insecure", "--server", silent]) == 1
+    assert main([*call, "--insecure", "--server", silent]) == 4  # no answer: retry later (cli/exit_codes.py)
     err = capsys.readouterr().err
     assert err == f"error: no answer from {silent} in 0.5 s (last: Deadline Exceeded)\n"
 
@@ -47,6 +47,6 @@ def test_a_deadline_the_federator_itself_sends_is_shown_as_it_said_it(
         def details(self) -> str:
             return "hello: no Hello within 10s of opening the stream"
 
-    assert client._fail(Said(), argparse.Namespace(server="f:7070")) == 1  # type: ignore[arg-type]  # noqa: SLF001
+    assert client._fail(Said(), argparse.Namespace(server="f:7070")) == 4  # type: ignore[arg-type]  # noqa: SLF001
     assert capsys.readouterr().err == ("error: hello: no Hello within 10s of opening the stream "
                                        "(DEADLINE_EXCEEDED)\n")

@@ -1,4 +1,4 @@
-"""The `federator` command line: serve, agent, submit, get, cancel, scale, watch, cordon, drain, usage, whoami,
+"""The `federator` command line: serve, agent, submit, get, cancel, scale, watch, wait, cordon, drain, usage, whoami,
 certs, policy and more.
 
 Each command group lives in a module of its own with a `register` function
@@ -31,6 +31,7 @@ from federator.cli import (  # noqa: E402
     serve,
     sim,
     usage,
+    wait,
     whoami,
 )
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"federator {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, agent, client, job_logs, cordon, drain, usage, whoami, demo, certs, policy, sim, backup):
+    for module in (serve, agent, client, job_logs, wait, cordon, drain, usage, whoami, demo, certs, policy, sim, backup):
         module.register(sub)
     return parser
 

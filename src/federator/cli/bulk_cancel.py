@@ -1,4 +1,5 @@
-"""`federator cancel --queue Q [--phase P] [--owner U] [--yes]`: every matching job of a queue, in one operation.
+"""`federator cancel --queue Q | --all-queues [--phase P] [--owner U] [--name-prefix P] [--yes]`: matching jobs
+in bulk.
 
 Why: offboarding an organisation was one `federator cancel` per job, a process and a TLS handshake each (2.1 s
 on a busy host: ~2 h for an org's 3,351 pending jobs; outside QA, tenants F7). With `--yes` the command asks the
@@ -8,6 +9,10 @@ cancels each as a single Cancel of it would be (a job the caller may see but not
 filter, how many) beside each job's own `cancel` line, so an auditor sees one action and every outcome. A
 federator older than 0.7.0 answers UNIMPLEMENTED: the command then does what it did before, a List and one Cancel
 per job over one channel (each audited as a single cancel; no `cancel.bulk` line).
+
+`--all-queues` (with `--owner`: `scancel -u`) and `--name-prefix` (outside QA HPC H8) select what one CancelJobs
+cannot (it takes one queue and no name): the jobs are listed, then cancelled by one CancelJobs per queue, or, with a
+name prefix, one Cancel per job; CancelJobsRequest is unchanged, so any federator since 0.7.0 serves them.
 
 More than one job is cancelled only with `--yes`; without it the jobs are counted (List) and nothing is done, so
 a mistyped queue costs nothing; one matching job is cancelled as `federator cancel JOB` would.
@@ -27,6 +32,7 @@ import grpc
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli.exit_codes import Exit
 from federator.cli.job_list import list_matching
 from federator.model import Job, JobPhase
 from federator.security.authz import USER_ANNOTATION
@@ -38,20 +44,30 @@ ACTIVE_PHASES = tuple(p.value for p in JobPhase if not p.is_terminal)
 
 @dataclass(frozen=True)
 class Selection:
-    """Which jobs of a queue a bulk cancel takes."""
+    """Which jobs a bulk cancel takes: of a queue ("" = of every queue, --all-queues), in these phases, of this
+    owner, with names that start with `name_prefix`."""
 
     queue: str
     phases: frozenset[JobPhase]
     user: str = ""  # "" = anyone's
+    name_prefix: str = ""
 
     def takes(self, job: Job) -> bool:
-        return job.spec.queue == self.queue and job.phase in self.phases and \
-            (not self.user or job.spec.annotation(USER_ANNOTATION) == self.user)
+        return (not self.queue or job.spec.queue == self.queue) and job.phase in self.phases and \
+            (not self.user or job.spec.annotation(USER_ANNOTATION) == self.user) and \
+            job.spec.name.startswith(self.name_prefix)
+
+    @property
+    def one_call(self) -> bool:
+        """Whether JobService.CancelJobs can select these jobs itself: it takes one queue, phases and an owner."""
+        return bool(self.queue) and not self.name_prefix
 
     def __str__(self) -> str:
-        said = f"queue {self.queue!r}"
+        said = f"queue {self.queue!r}" if self.queue else "every queue"
         if self.phases != frozenset(JobPhase(p) for p in ACTIVE_PHASES):
             said += f", {' or '.join(sorted(self.phases))}"
+        if self.name_prefix:
+            said += f", names starting {self.name_prefix!r}"
         return said + (f", owner {self.user!r}" if self.user else "")
 
 
@@ -66,13 +82,13 @@ class Tally:
 
 def selection(args: argparse.Namespace) -> Selection:
     phases = frozenset(JobPhase(p) for p in (args.phase or ACTIVE_PHASES))
-    return Selection(queue=args.queue, phases=phases, user=args.owner or "")
+    return Selection(queue=args.queue, phases=phases, user=args.owner or "", name_prefix=args.name_prefix)
 
 
 def matching(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, *, timeout: float) -> list[Job]:
     """The jobs the caller may see that the selection takes, a List page at a time: filtered by the federator
     (queue, phases, owner), and again here, where a federator before 0.7.0 filtered by queue only."""
-    query = Query(queue=chosen.queue, phases=chosen.phases, owner=chosen.user)
+    query = Query(queue=chosen.queue, phases=chosen.phases, owner=chosen.user, name_prefix=chosen.name_prefix)
     jobs = list_matching(lambda request: stub.List(request, timeout=timeout), query, page_size=1000)
     return [j for j in jobs if chosen.takes(j)]
 
@@ -148,8 +164,11 @@ def cancel_in_bulk(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, *,
 
 def run(stub: jobs_pb2_grpc.JobServiceStub, args: argparse.Namespace, *, timeout: float) -> int:
     """The command's body on a connected stub: 0 done (refusals counted), 2 more than one job without --yes,
-    1 stopped by the federator's store; an RpcError other than a refusal is raised to the caller, which says it."""
+    4 stopped by the federator's store (cli/exit_codes.py);
+    an RpcError other than a refusal is raised to the caller, which says it."""
     chosen = selection(args)
+    if args.yes and not chosen.one_call:
+        return _queue_by_queue(stub, chosen, args, timeout=timeout)
     if args.yes:
         try:
             operation, matched, tally = cancel_in_bulk(stub, chosen, timeout=timeout)
@@ -158,7 +177,7 @@ def run(stub: jobs_pb2_grpc.JobServiceStub, args: argparse.Namespace, *, timeout
                            operation=getattr(stop, "operation", ""))
             print(f"federator cancel: stopped after {said}: the federator did not store the cancel of {stop}; "
                   "run it again to cancel the rest", file=sys.stderr)
-            return 1
+            return Exit.UNAVAILABLE  # the store took no write: the same command, later, goes on
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None
             if code is grpc.StatusCode.UNIMPLEMENTED:
@@ -176,10 +195,26 @@ def run(stub: jobs_pb2_grpc.JobServiceStub, args: argparse.Namespace, *, timeout
     return _one_by_one(stub, chosen, args, timeout=timeout)
 
 
-def _one_by_one(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, args: argparse.Namespace, *,
-                timeout: float) -> int:
-    """List, then one Cancel per job: without --yes (one matching job at most), or against an older federator."""
+def _queue_by_queue(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, args: argparse.Namespace, *,
+                    timeout: float) -> int:
+    """What CancelJobs cannot select in one call (it takes one queue and no name): the matching jobs are listed
+    (the federator filters by owner, phase and name prefix over every queue), then each queue's are cancelled by
+    one CancelJobs, audited as one operation per queue, when the queue's matching jobs are all its selection
+    would take (no name prefix); else, and against a federator before 0.7.0, one Cancel per job."""
     jobs = matching(stub, chosen, timeout=timeout)
+    if chosen.name_prefix or not jobs:
+        return _one_by_one(stub, chosen, args, timeout=timeout, jobs=jobs)
+    code = 0
+    for queue in sorted({j.spec.queue for j in jobs}):
+        code = max(code, run(stub, argparse.Namespace(**{**vars(args), "queue": queue}), timeout=timeout))
+    return code
+
+
+def _one_by_one(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, args: argparse.Namespace, *,
+                timeout: float, jobs: list[Job] | None = None) -> int:
+    """List (unless `jobs` is that list), then one Cancel per job: without --yes (one matching job at most), a
+    selection CancelJobs cannot make, or against an older federator."""
+    jobs = matching(stub, chosen, timeout=timeout) if jobs is None else jobs
     if not jobs:
         print(f"no job you may see matches {chosen}; nothing cancelled")
         return 0
@@ -199,13 +234,18 @@ def _one_by_one(stub: jobs_pb2_grpc.JobServiceStub, chosen: Selection, args: arg
 
 
 def usage_problem(args: argparse.Namespace) -> str:
-    """Whether the flags make one command: a job, or --queue (with its --phase, --owner, --yes)."""
-    if args.job and args.queue:
-        return "give a job or --queue, not both"
-    if not args.job and not args.queue:
-        return "give a job (id, namespace/name or name), or --queue to cancel a queue's jobs"
-    if args.job and (args.phase or args.owner or args.yes):
-        return "--phase, --owner and --yes go with --queue"
+    """Whether the flags make one command: a job, or --queue or --all-queues (with --phase, --owner,
+    --name-prefix, --yes)."""
+    if args.queue and args.all_queues:
+        return "give --queue or --all-queues, not both"
+    many = bool(args.queue or args.all_queues)
+    if args.job and many:
+        return "give a job or --queue/--all-queues, not both"
+    if not args.job and not many:
+        return ("give a job (id, namespace/name or name), or --queue to cancel a queue's jobs, or --all-queues "
+                "(with --owner, --name-prefix, --phase) to cancel the jobs they take in every queue")
+    if args.job and (args.phase or args.owner or args.name_prefix or args.yes):
+        return "--phase, --owner, --name-prefix and --yes go with --queue or --all-queues"
     return ""
 
 
@@ -213,11 +253,18 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--queue", default="", help="cancel every job of this queue you may see (with --phase, --owner); "
                                                 "more than one only with --yes")
     c.add_argument("--phase", action="append", choices=ACTIVE_PHASES,
-                   help="with --queue: only jobs in this phase (repeatable; default: every phase not ended)")
+                   help="with --queue or --all-queues: only jobs in this phase (repeatable; default: every phase "
+                        "not ended)")
     c.add_argument("--owner", default="", metavar="USER",
-                   help="with --queue: only jobs this user submitted (USER in `get jobs -o wide`); not --user, "
-                        "which picks the certificate you call with")
-    c.add_argument("--yes", action="store_true", help="with --queue: cancel more than one job")
+                   help="with --queue or --all-queues: only jobs this user submitted (USER in `get jobs -o wide`); "
+                        "not --user, which picks the certificate you call with")
+    c.add_argument("--all-queues", action="store_true",
+                   help="cancel the matching jobs of every queue you may see (with --owner: all of theirs, "
+                        "scancel -u); more than one only with --yes")
+    c.add_argument("--name-prefix", default="", metavar="PREFIX",
+                   help="with --queue or --all-queues: only jobs whose name starts with PREFIX (as get jobs "
+                        "--name-prefix); cancelled one Cancel per job, each audited alone")
+    c.add_argument("--yes", action="store_true", help="with --queue or --all-queues: cancel more than one job")
 
 
 __all__ = ["ACTIVE_PHASES", "Selection", "Stopped", "Tally", "add_arguments", "cancel_each", "cancel_in_bulk",

@@ -38,6 +38,7 @@ from federator.catalog import CatalogError, client_catalog, client_view
 from federator.cli import bulk_cancel, job_list
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.cluster_view import summary_from_pb
+from federator.cli.exit_codes import Exit, for_rpc
 from federator.cli.job_document import job_document
 from federator.cli.output import cluster_rows, dump, job_rows, table
 from federator.cli.written_form import as_written, written_resources
@@ -50,6 +51,7 @@ from federator.jobfile import (
     spec_to_document,
     with_old_names,
 )
+from federator.jobsource import source_name
 from federator.listen import server_address
 from federator.model import Job, JobSpec
 from federator.security.limits import MAX_MESSAGE_BYTES_CEILING, Limits
@@ -80,14 +82,18 @@ log = logging.getLogger("federator.cli")
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("submit", help="submit FederatedJob files")
     s.add_argument("-f", "--filename", type=Path, action="append", required=True,
-                   help="job file or folder of job files (repeatable); every file is checked before any job is "
-                        "sent, so one bad file sends none")
+                   help="job file or folder of job files (repeatable), or - for standard input; every file is "
+                        "checked before any job is sent, so one bad file sends none")
     s.add_argument("--timeout", type=_seconds, default=SUBMIT_PATIENCE, metavar="SECONDS",
                    help="how long each job's submission may take, retries included, before the federator is "
                         "reported as not answering (default %(default)s)")
     s.add_argument("--run-again", action="store_true",
                    help="run a job whose earlier run has finished again, under the same name (a new job; without "
                         "it, submitting the same file again returns the job it made)")
+    s.add_argument("--strict", action="store_true",
+                   help="a warning is an error: a job the federator warns about (it can never run as the fleet "
+                        "stands, a model no member has, an unknown template key) is cancelled at once and the "
+                        "submit stops there with exit 1, as at a refusal; the jobs before it stay submitted")
     s.add_argument("--max-request-bytes", type=_request_bytes, default=MAX_REQUEST_BYTES, metavar="BYTES",
                    help="the largest job the CLI sends: the federator's --max-message-bytes, if its operator "
                         "raised it (default %(default)s)")
@@ -214,24 +220,25 @@ def _hint(err: grpc.RpcError, args: argparse.Namespace | None) -> str:
 
 def _fail(err: grpc.RpcError | TlsError, args: argparse.Namespace | None = None, *, prefix: str = "",
           seconds: float | None = None, said: Callable[[str], str] = str) -> int:
-    """Print a failed call as `error: ...` (exit 1), or bad TLS flags (exit 2). A call this client gave up on
+    """Print a failed call as `error: ...`, its exit status by its code (cli/exit_codes.py), or bad TLS flags
+    (exit 2). A call this client gave up on
     after `seconds` (its own deadline, not a status the federator sent) is said as submit says it, `no answer
     from HOST:PORT in N s` (N: `seconds`, default CALL_TIMEOUT): a bare "Deadline Exceeded" named neither the
     address nor the wait (outside QA F13)."""
     if isinstance(err, TlsError):
         print(f"error: {prefix}{err}", file=sys.stderr)
-        return 2
+        return Exit.USAGE
     code = err.code() if hasattr(err, "code") else None
     detail = err.details() if hasattr(err, "details") else str(err)
     detail = said(detail) if isinstance(detail, str) else detail  # said: in the words the user wrote
     if code is grpc.StatusCode.DEADLINE_EXCEEDED and detail == "Deadline Exceeded" and args is not None:
         waited = CALL_TIMEOUT if seconds is None else seconds
         print(f"error: {prefix}no answer from {args.server} in {waited:g} s (last: {detail})", file=sys.stderr)
-        return 1
+        return Exit.UNAVAILABLE
     hint = _hint(err, args)
     print(f"error: {prefix}{detail} ({code.name if code else 'unknown'})" + (f"; hint: {hint}" if hint else ""),
           file=sys.stderr)
-    return 1
+    return Exit.FAILED if hint else for_rpc(err)  # a hint names a setup mistake (plaintext, a name): no retry cures it
 
 
 def read_specs(paths: list[Path]) -> list[JobSpec]:
@@ -255,7 +262,8 @@ def read_sources(paths: list[Path]) -> list[tuple[JobSpec, str]]:
     for path in job_paths(paths):
         found = load_job_files(path)
         for i, spec in enumerate(found):
-            where = str(path) if len(found) == 1 else f"{path} document {i + 1}"
+            name = source_name(path)  # `-`: `<stdin>`
+            where = name if len(found) == 1 else f"{name} document {i + 1}"
             # where the job lands: its namespace, or, naming none, its queue's (whichever that is)
             key = (spec.namespace, spec.name) if spec.namespace != DEFAULT_NAMESPACE else \
                 (spec.namespace, spec.name, spec.queue)
@@ -265,7 +273,7 @@ def read_sources(paths: list[Path]) -> list[tuple[JobSpec, str]]:
                                           f"the name of {first[key]}; a namespace holds one job of a name"))
             else:
                 first[key] = where
-            out.append((spec, str(path) if len(found) == 1 else f"{path}: document {i + 1} ({spec.name})"))
+            out.append((spec, name if len(found) == 1 else f"{name}: document {i + 1} ({spec.name})"))
     if twins:
         raise JobFileError(twins)
     return out
@@ -527,6 +535,11 @@ def _submit(args: argparse.Namespace) -> int:
             if reply.replayed:  # this file's request was answered before: the same job
                 hint = "; --run-again runs it again" if job.phase.is_terminal else ""
                 print(f"job {job.job_id} unchanged ({what}): submitted before, {job.phase}{hint}", flush=True)
+            elif args.strict and reply.warnings:  # a warning is an error: the job is taken back, as if refused
+                print(f"error: {sources[done][1]}: --strict: job {job.job_id} drew {len(reply.warnings)} "
+                      f"warning(s) (above), so it is not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
+                _not_all(done, len(sources))
+                return Exit.FAILED
             else:
                 print(f"job {job.job_id} submitted ({what})", flush=True)
             done += 1
@@ -537,17 +550,33 @@ def _submit(args: argparse.Namespace) -> int:
         if isinstance(err, NoAnswer):
             hint = _hint(err.last, args)
             print(f"error: {where}: {err}" + (f"; hint: {hint}" if hint else ""), file=sys.stderr)
+            code: int = Exit.FAILED if hint else Exit.UNAVAILABLE
         else:  # a refusal of what the CLI derived is said of what the file wrote (cli/written_form.py)
             written = written_resources(args.filename)
             resource = written[done] if done < len(written) else ""
-            _fail(err, args, prefix=f"{where}: ",
-                  said=lambda detail: as_written(detail, resource, own_catalog=args.accelerator_catalog is not None))
-        if len(sources) > 1:
-            print(f"error: {done} of {len(sources)} jobs submitted (those before it); {len(sources) - done - 1} after "
-                  "it not submitted. Submitting the files again after a fix is safe: jobs already submitted are "
-                  "returned unchanged, not run twice", file=sys.stderr)
-        return 1
+            code = _fail(err, args, prefix=f"{where}: ", said=lambda detail: as_written(
+                detail, resource, own_catalog=args.accelerator_catalog is not None))
+        _not_all(done, len(sources))
+        return code
     return 0
+
+
+def _not_all(done: int, total: int) -> None:
+    """Say how far a submit stopped at job `done` (0-based) got."""
+    if total > 1:
+        print(f"error: {done} of {total} jobs submitted (those before it); {total - done - 1} after it not "
+              "submitted. Submitting the files again after a fix is safe: jobs already submitted are returned "
+              "unchanged, not run twice", file=sys.stderr)
+
+
+def _take_back(args: argparse.Namespace, job_id: str) -> str:
+    """Cancel a job `submit --strict` does not keep; what became of it, in words."""
+    try:
+        with connect(client_options(args)) as (jobs, _):
+            jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=job_id), timeout=CALL_TIMEOUT)
+    except grpc.RpcError as err:
+        return f"its cancel failed ({err.details() if hasattr(err, 'details') else err}): federator cancel {job_id}"
+    return "cancelled (fix the file and submit it again)"
 
 
 def _get(args: argparse.Namespace) -> int:
@@ -564,7 +593,7 @@ def _get(args: argparse.Namespace) -> int:
                 clusters = [c for c in clusters if c["name"] == args.name]
                 if not clusters:
                     print(f"error: no cluster {args.name!r}", file=sys.stderr)
-                    return 1
+                    return Exit.NOT_FOUND
             if args.output in ("json", "yaml"):
                 docs = [{**c, "capacity": _cap_doc(c["capacity"])} for c in clusters]
                 print(dump(docs, args.output))
@@ -576,7 +605,7 @@ def _get(args: argparse.Namespace) -> int:
             if job is None or (args.queue and job.spec.queue != args.queue):
                 print(f"error: no job {args.name!r}" + (f" in queue {args.queue!r}" if args.queue else ""),
                       file=sys.stderr)
-                return 1
+                return Exit.NOT_FOUND
             jobs = [job]
         else:
             jobs = list_jobs(client_options(args), page_size=args.page_size, query=job_list.query_of_args(args))
@@ -627,7 +656,7 @@ def _cancel(args: argparse.Namespace) -> int:
         return 2
     try:
         with connect(client_options(args)) as (jobs, _):
-            if args.queue:  # every matching job over this one channel (cli/bulk_cancel.py)
+            if args.queue or args.all_queues:  # every matching job over this one channel (cli/bulk_cancel.py)
                 return bulk_cancel.run(jobs, args, timeout=CALL_TIMEOUT)
             job = convert.job_from_pb(jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=args.job), timeout=CALL_TIMEOUT))
     except (grpc.RpcError, TlsError) as err:
@@ -712,7 +741,7 @@ def _watch(args: argparse.Namespace) -> int:
         if time.monotonic() - lost_at >= args.reconnect_for:
             print(f"error: the federator at {opts.server} went away and did not come back in "
                   f"{args.reconnect_for:.0f} s", file=sys.stderr)
-            return 1
+            return Exit.UNAVAILABLE
         try:
             time.sleep(delay)
         except KeyboardInterrupt:

@@ -10,12 +10,12 @@ so the same command gives the same jobs from either server (the older one slower
 from __future__ import annotations
 
 import argparse
-import math
+import time
 from collections.abc import Callable
-from datetime import datetime
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2
+from federator.cli.times import FORMS, parse_time
 from federator.model import Job, JobPhase
 from federator.server.job_listing import Query
 
@@ -59,18 +59,11 @@ def list_matching(call: Callable[[jobs_pb2.ListJobsRequest], jobs_pb2.ListJobsRe
 
 
 def _since(text: str) -> float:
-    """A time --since takes: unix seconds, or an ISO 8601 date or time (local time unless it names a zone)."""
+    """A time --since takes, as `usage` takes one (cli/times.py): local time unless it names a zone."""
     try:
-        value = float(text)
-    except ValueError:
-        try:
-            value = datetime.fromisoformat(text).timestamp()
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be unix seconds or an ISO 8601 date/time "
-                                             f"(2026-12-05, 2026-12-05T09:00Z), got {text[:80]!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a time after 1970, got {text[:80]!r}")
-    return value
+        return parse_time(text, now=time.time())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(g: argparse.ArgumentParser) -> None:
@@ -82,8 +75,8 @@ def add_arguments(g: argparse.ArgumentParser) -> None:
     g.add_argument("--namespace", default="", help="only jobs of this namespace")
     g.add_argument("--name-prefix", default="", metavar="PREFIX", help="only jobs whose name starts with PREFIX")
     g.add_argument("--since", type=_since, default=0.0, metavar="TIME",
-                   help="only jobs submitted at or after TIME: unix seconds or ISO 8601 (2026-12-05 is local "
-                        "midnight)")
+                   help=f"only jobs submitted at or after TIME: {FORMS}; in the local zone unless the time "
+                        "names one (2026-12-05 is local midnight), as usage reads it")
     g.add_argument("--sort", choices=["oldest", "newest"], default="oldest",
                    help="submission order, oldest first (default) or newest first. The federator filters and "
                         "orders; a federator before 0.7.0 does not, and the CLI then does it itself")

@@ -3,8 +3,10 @@
     federator usage --since 7d --by queue
     federator usage --since 2026-11-01 --until 2026-12-01 --by provider -o csv
 
-Times are ISO 8601 (a date, or a date and time; UTC unless an offset is
-given), unix seconds, or an age back from now (`90m`, `24h`, `7d`). Rows are
+Times are ISO 8601 (a date, or a date and time; in the local zone unless it
+names one, as `get jobs --since` reads them: 2026-11-01 is local midnight),
+unix seconds, or an age back from now (`90m`, `24h`, `7d`). The header says the
+window in the local zone. Rows are
 the groups, biggest first, and a TOTAL line; the rows add up to the total
 exactly. An admin sees everyone's usage, anyone else their own and their groups'; a provider, with one of its
 clusters' certificates, its own clusters' usage by cluster, model or provider (docs/security.md).
@@ -17,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as dt
 import io
 import json
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from federator.cli import times
 from federator.cli.certs import add_tls_arguments, client_options
 from federator.cli.client import DEFAULT_SERVER, _fail
 from federator.cli.output import table
@@ -38,16 +39,16 @@ if TYPE_CHECKING:
     from federator.security.tls import ClientOptions
 
 BY = ("queue", "user", "namespace", "cluster", "provider", "model", "job")
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     u = sub.add_parser("usage", help="accelerator-seconds used, by queue, user, cluster, provider, model or job")
-    u.add_argument("--since", default="", help="start: ISO 8601, unix seconds or an age like 24h, 7d "
-                                               "(default: the first record; records are kept for the "
-                                               "federator's --usage-retention, 90 days by default)")
-    u.add_argument("--until", default="", help="end: ISO 8601, unix seconds or an age (default: now)")
+    zone = times.zone_said()
+    u.add_argument("--since", default="", help=f"start: {times.FORMS}; a date or time naming no zone is in the "
+                                               f"local zone, here {zone} (2026-11-01 is local midnight), as for "
+                                               "get jobs --since (default: the first record; records are kept "
+                                               "for the federator's --usage-retention, 90 days by default)")
+    u.add_argument("--until", default="", help="end, read as --since is (default: now)")
     u.add_argument("--by", choices=BY, help="group by this (default: the total only)")
     u.add_argument("--queue", default="", help="only this queue's usage (within the jobs you may see)")
     u.add_argument("--cluster", default="", help="only this member cluster's usage (a provider, with one of its "
@@ -60,24 +61,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def parse_time(value: str, *, flag: str, now: float) -> float:
-    """A time flag's unix seconds; ValueError naming the flag."""
+    """A time flag's unix seconds (0: not given), read as `get jobs --since` reads one (cli/times.py: local time
+    unless it names a zone); ValueError naming the flag."""
     if not value:
         return 0.0
-    m = _AGE.match(value)
-    if m:
-        return now - float(m.group(1)) * _UNIT[m.group(2)]
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{flag}: expected ISO 8601 (2026-11-30 or 2026-11-30T18:00:00Z), unix seconds or an "
-                         f"age like 24h or 7d, got {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.timestamp()
+        return times.parse_time(value, now=now)
+    except ValueError as exc:
+        raise ValueError(f"{flag}: {exc}") from None
 
 
 MICRO = 1_000_000
@@ -154,7 +145,9 @@ def render(resp: object, *, output: str, by: str) -> str:
     seconds = _column(micros, total_micro, unit=MICRO // 10, places=1, commas=True)
     hours = _column(micros, total_micro, unit=HOUR_MICROS * 1000, places=3, commas=True)
     body = [[k, s, h, str(n)] for k, s, h, n in zip(keys, seconds, hours, counts, strict=True)]
-    header = f"usage from {start or 'the first record'} to {utc_exact(resp.until)}"
+    # in the local zone, as the flags were read (cli/times.py); csv and json stay in UTC
+    begun = times.local_text(resp.since) if resp.since > 0 else "the first record"
+    header = f"usage from {begun} to {times.local_text(resp.until)}"
     if resp.incomplete:
         header += f" ({unfinished})"
     return header + "\n" + table([head, "ACCELERATOR-SECONDS", "ACCELERATOR-HOURS", "PLACEMENTS"], body)
@@ -185,6 +178,11 @@ def _usage(args: argparse.Namespace) -> int:
         opts = client_options(args)
     except (ValueError, TlsError) as exc:
         print(f"federator usage: {exc}", file=sys.stderr)
+        return 2
+    if since and since >= (until or now):  # said in the dates given, not in unix seconds as the federator says it
+        end = times.local_text(until or now) + ("" if until else " (now)")
+        print(f"federator usage: --until: must be after --since ({end} is not after {times.local_text(since)})",
+              file=sys.stderr)
         return 2
     try:
         resp = fetch(opts, since=since, until=until, by=args.by or "", queue=args.queue, cluster=args.cluster)

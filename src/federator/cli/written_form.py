@@ -13,8 +13,9 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from federator.jobfile import MAX_DEPTH, MAX_VALUES, job_paths
-from federator.yamltext import load_documents, read_text
+from federator.jobfile import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES, job_paths
+from federator.jobsource import read_job_text
+from federator.yamltext import load_documents
 
 # The federator's refusal of an alternative's vendor (jobfile._alternatives, run again on the wire).
 _UNKNOWN_VENDOR = re.compile(r"^spec\.accelerators\[\d+\]\.vendor: unknown vendor '(?P<vendor>[^']*)'"
@@ -29,7 +30,8 @@ def written_resources(paths: list[Path]) -> list[str]:
     out: list[str] = []
     try:
         for path in job_paths(paths):
-            for doc in load_documents(read_text(path), max_depth=MAX_DEPTH, max_values=MAX_VALUES):
+            text = read_job_text(path, limit=MAX_FILE_BYTES)  # stdin: the text read a moment ago, kept
+            for doc in load_documents(text, max_depth=MAX_DEPTH, max_values=MAX_VALUES):
                 spec = doc.get("spec") if isinstance(doc, Mapping) else None
                 resources = spec.get("resources") if isinstance(spec, Mapping) and "accelerators" not in spec \
                     else None

@@ -323,8 +323,14 @@ class Intake:
         same = self.latest_named(spec.namespace, spec.name)
         if same is not None and not same.phase.is_terminal:
             fed.metrics.jobs_rejected.inc()
+            # what to do, as for a finished job's name (admission.py): a job is not changed in place (outside QA HPC
+            # H8: a pending job's file resubmitted with a new priority got this with no hint)
             raise AlreadyExists(f"metadata.name: job {spec.namespace}/{spec.name} already exists "
-                                f"({same.job_id}, {same.phase})", about=same, vague=taken(spec.namespace, spec.name))
+                                f"({same.job_id}, {same.phase}) and has not ended; a job is not changed by "
+                                f"submitting it again: to run the changed file, cancel it (federator cancel "
+                                f"{spec.namespace}/{spec.name}; a pending job loses its place in the queue) and "
+                                "submit again, or submit it under another name (--run-again is for a job that has "
+                                "ended)", about=same, vague=taken(spec.namespace, spec.name))
         unknown = self.fleet.unknown(spec)
         if unknown and self.fleet_settled():
             self._reject(RejectReason.INVALID_JOB)

@@ -24,6 +24,7 @@ from federator.server.clusters import ClusterRecord
 from federator.server.edge import Edge
 from federator.server.errors import bad_request
 from federator.server.usage_names import billed_there, unknown_cluster
+from federator.timestamps import utc_exact
 
 
 def _row(row: UsageRow) -> usage_pb2.UsageRow:
@@ -103,7 +104,8 @@ class UsageService(Edge, usage_pb2_grpc.UsageServiceServicer):
         times = [FieldProblem(field, f"must be a finite unix time >= 0, got {value!r}")
                  for field, value in (("since", since), ("until", until)) if not math.isfinite(value) or value < 0]
         if not times and until <= since:
-            times.append(FieldProblem("until", f"must be after since ({until:.0f} <= {since:.0f})"))
+            times.append(FieldProblem("until", f"must be after since ({utc_exact(until)} is not after "
+                                               f"{utc_exact(since)})"))  # dates: a person reads it (HPC QA H7)
         problems += times
         if problems:
             await context.abort_with_status(bad_request("; ".join(str(p) for p in problems), problems))

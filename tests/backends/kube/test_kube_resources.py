@@ -169,3 +169,19 @@ def test_an_inference_job_is_available_when_every_replica_it_asks_is_ready(
     if phase is JobPhase.RUNNING:
         assert conditions["Available"]["message"] == f"{ready} of 2 replicas ready"
         assert conditions["Running"]["status"] == "True"
+
+
+@pytest.mark.parametrize(("phase", "ran", "started", "finished", "now", "total"), [
+    (JobPhase.SUCCEEDED, 0.0, 1_000.0, 1_020.0, 5_000.0, 20.0),  # ran 20 s once: ranSeconds 0 read as "never ran"
+    (JobPhase.RUNNING, 30.0, 1_000.0, 0.0, 1_010.0, 40.0),      # 30 s before a requeue, 10 s of this attempt so far
+    (JobPhase.PENDING, 30.0, 0.0, 0.0, 1_010.0, 30.0),          # placed again, not running yet
+    (JobPhase.CANCELLED, 0.0, 0.0, 1_005.0, 2_000.0, 0.0),      # never ran
+], ids=["ran-once", "running-again", "waiting-again", "never-ran"])
+def test_total_run_seconds_is_every_attempt_as_the_run_column_counts(
+        phase: JobPhase, ran: float, started: float, finished: float, now: float, total: float) -> None:
+    """Outside QA HPC H5: `-o json` `status.ranSeconds` is the earlier attempts only (the stored part of the
+    maxRunSeconds clock), 0 for a job that ran 20 s once; totalRunSeconds is the whole, as RUN shows it."""
+    job = Job(job_id=JobId("t-1"), spec=spec_of(federated_job()), submitted_at=900.0, phase=phase,
+              started_at=started, ran_seconds=ran, finished_at=finished)
+    status = job_status(job, now=now)
+    assert (status["totalRunSeconds"], status["ranSeconds"]) == (total, ran)

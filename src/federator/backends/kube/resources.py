@@ -34,6 +34,7 @@ from federator.model import (
     format_job_accelerators,
     format_placements,
     pool_unit,
+    run_seconds,
 )
 from federator.model.cluster import left_out_text
 from federator.model.cordon import Cordon
@@ -183,7 +184,11 @@ def job_status(job: Job, *, generation: int = 0, old_conditions: list[Mapping[st
         "placedAt": timestamp(job.placed_at),
         # The run-time clock spec.maxRunSeconds is checked against (server/run_limits.py): a restart reads it back.
         "startedAt": timestamp(job.started_at),
-        "ranSeconds": job.ran_seconds,
+        "ranSeconds": job.ran_seconds,  # the earlier attempts only: the clock's stored part, read back above
+        # What a user asks "how long did it run" of: every attempt, the current one up to `now` (its end once it
+        # ended), as the RUN column shows it (outside QA, HPC H5: ranSeconds read as that and was 0 for a job
+        # that ran once). Derived, never read back; as of the status's writing.
+        "totalRunSeconds": round(run_seconds(job, now), 3),
         "finishedAt": timestamp(job.finished_at),
         # When its current (or latest) wait began, if not at submission: a scale-up, a lost part (Job.waiting_since)
         "waitingSince": timestamp(job.waiting_since),
