@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"federator {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, agent, client, job_logs, wait, cordon, drain, usage, whoami, demo, certs, policy, sim, backup):
+    commands = (serve, agent, client, job_logs, wait, cordon, drain, usage, whoami, demo, certs, policy, sim, backup)
+    for module in commands:
         module.register(sub)
     return parser
 

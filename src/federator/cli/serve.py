@@ -172,8 +172,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                            "(default 604800, a week)")
     keep.add_argument("--max-finished-jobs-per-user", type=int, default=None, metavar="N",
                       help="keep at most N finished jobs per user (a kubectl-made job's namespace counts as one), "
-                           "those that never ran going first (cancelled, then failed, while they waited), then the oldest; "
-                           "0: no bound (default 500)")
+                           "those that never ran going first (cancelled, then failed, while they waited), then the "
+                           "oldest; 0: no bound (default 500)")
     p.add_argument("--usage-retention", type=float, default=None, metavar="SECONDS",
                    help="delete a usage record (`federator usage`) this long after its placement ended, in small "
                         "batches every minute; a running placement's record stays; 0 keeps usage forever "
