@@ -29,7 +29,8 @@ def _jobs() -> list[dict[str, Any]]:
 
 def _commands(*, inline: bool) -> list[str]:
     """The `federator ...` commands the guide shows: whole ones in ```bash blocks (comments cut), or the ones
-    named inline in prose (`federator submit -f`), which may leave out a required argument."""
+    named inline in prose (`federator submit -f`), which may leave out a required argument; each of a chain
+    (`federator wait A && federator submit -f b.yaml`) alone."""
     text = GUIDE.read_text()
     if inline:
         found = re.findall(r"`(federator [^`]*)`", text)
@@ -37,7 +38,8 @@ def _commands(*, inline: bool) -> list[str]:
         found = [line.split("#", 1)[0].strip()
                  for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
                  for line in block.splitlines()]
-    return [c for c in found if c.startswith("federator ")]
+    parts = [part.strip() for c in found for part in c.split("&&")]  # a chain: each command of it is checked
+    return [c for c in parts if c.startswith("federator ")]
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
