@@ -33,7 +33,7 @@ from federator.model import (
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits
 from federator.server import member_health, shrink
-from federator.server.cancelling import cancelled
+from federator.server.cancelling import UserCancels
 from federator.server.clusters import (
     FAILOVER_ANNOTATION,
     OUTBOX_LIMIT,
@@ -122,6 +122,7 @@ class Federator:
         self.on_superseded: Callable[[Iterable[Placement]], None] = lambda gone: None
         self.cycles = Cycles(self)
         self.intake = Intake(self)  # the submit path and its indexes (server/intake.py)
+        self.cancels = UserCancels(self)  # a user's Cancel: stored first, awaited off the loop (server/cancelling.py)
         self.notes = ClusterNotes(self)  # a placed job says when its cluster is not Ready (server/job_message.py)
         self.clusters: dict[str, ClusterRecord] = {}
         self.stalls = LoopStalls(clock)  # the loop's own stalls, not charged to leases (server/stalls.py)
@@ -173,21 +174,12 @@ class Federator:
         return list(self.jobs.in_order(queue=queue))
 
     def cancel(self, key: str) -> Job:
-        """Durable first (server/cancelling.py): StoreUnavailable leaves the job as it was and tells no agent."""
-        job = self.get(key)
-        if job.phase.is_terminal:
-            return job
-        done = cancelled(job, self.clock())
-        self.journal.write([done])
-        self.silent_cancels.cancelled(job, done.finished_at)  # on a silent member: billed to what it vouched for
-        for p in job.placements:
-            if not p.phase.is_terminal:
-                self.send(p.cluster, CancelOrder(p.placement_id, "job cancelled"))
-                p.phase = JobPhase.CANCELLED
-        self._finish(job, JobPhase.CANCELLED, done.message, at=done.finished_at)
-        self.notify([job])
-        self.wake()
-        return job
+        """Durable first, blocking until stored (server/cancelling.py): StoreUnavailable leaves the job as it was."""
+        return self.cancels.cancel(key)
+
+    async def cancel_async(self, key: str) -> Job:
+        """`cancel` with its write awaited off the loop (the gRPC edge; server/cancelling.py)."""
+        return await self.cancels.cancel_async(key)
 
     def scale(self, key: str, replicas: int) -> Job:
         """An inference job's new replica count, stored first (server/scaling.py); ScaleRefused names the field."""
