@@ -40,6 +40,12 @@ class AgentStream:
         assert message is not grpc.aio.EOF, "the federator ended the stream"
         return message
 
+    async def order(self) -> agent_pb2.FederatorMessage:
+        """The federator's next message that is not a heartbeat (sent every report interval, whatever happens)."""
+        while (message := await self.read()).WhichOneof("body") == "heartbeat":
+            pass
+        return message
+
 
 @asynccontextmanager
 async def agent_stream(fed: Federator, *, cluster: str = "east-1", region: str = "east") -> AsyncIterator[AgentStream]:

@@ -2,61 +2,27 @@
 
 Before, `Federator.cancel` wrote with `GroupCommit.write`, which holds the event loop for the fsync: every agent
 stream, Watch and Submit waited behind each Cancel, and a CancelJobs of thousands of jobs was thousands of fsyncs
-in a row on the loop. Here a store whose write the test holds stands for a slow disk (`GatedStore`, written here:
-the store tests' gated stores are theirs); what is checked is *order* over real gRPC on loopback, never time: a List
-is answered while the Cancel's write is held, the agent hears of the cancel only once it is stored, a full disk
-answers UNAVAILABLE as before and tells no agent, and what happens to the job meanwhile (it ends, it is cancelled
-again, it is placed) is decided as server/cancelling.py says.
+in a row on the loop. Here a store whose write the test holds stands for a slow disk (gated_store.py); what is
+checked is *order* over real gRPC on loopback, never time: a List is answered while the Cancel's write is held,
+the agent hears of the cancel only once it is stored, a full disk answers UNAVAILABLE as before and tells no agent,
+and what happens to the job meanwhile (it ends, it is cancelled again, it is placed, it is written again) is
+decided as server/cancelling.py says.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable, Iterable
 
 import grpc
 import pytest
 from agent_stream import AgentStream, agent_stream
-from server_support import MemoryStore, capacity, job_api, spec
+from gated_store import A_WHILE, FULL, GatedStore, until
+from server_support import capacity, job_api, spec
 
 from federator.api import convert
 from federator.api.v1 import agent_pb2, jobs_pb2
 from federator.model import Job, JobPhase
 from federator.server.federator import Federator
-from federator.store import StoreUnavailable
-
-A_WHILE = 20.0  # a guard against a hang (the old code held the loop until this ran out): no assertion reads time
-FULL = "job store: database or disk is full"
-
-
-class GatedStore(MemoryStore):
-    """A store whose next write, once `hold` is set, waits until the test sets `release` (a disk busy with an
-    fsync), and whose next write fails StoreUnavailable once `full` is set (a full disk). `events`: what happened,
-    in order (the write held, what the test saw meanwhile, the write let go, or "timed out" when nothing let it go in
-    A_WHILE: the loop was held, and the test with it); `written`: each write's phase of each job, in order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hold = False
-        self.full = False
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self.events: list[str] = []
-        self.written: list[tuple[str, JobPhase]] = []
-
-    def put(self, jobs: Iterable[Job]) -> None:
-        jobs = list(jobs)
-        if self.full:
-            self.full = False
-            raise StoreUnavailable(FULL)
-        if self.hold:
-            self.hold = False
-            self.events.append("write held")
-            self.entered.set()
-            self.events.append("write let go" if self.release.wait(A_WHILE) else "write timed out")
-        self.written.extend((j.spec.name, j.phase) for j in jobs)
-        super().put(jobs)
 
 
 def _report(*placement_ids: str) -> agent_pb2.AgentMessage:
@@ -66,7 +32,7 @@ def _report(*placement_ids: str) -> agent_pb2.AgentMessage:
 async def _placed(fed: Federator, agent: AgentStream, store: GatedStore, job: Job) -> str:
     """The agent reports room; the job's launch is read and the placement stored. Its placement id."""
     await agent.send(_report())
-    launch = await agent.read()
+    launch = await agent.order()
     assert launch.WhichOneof("body") == "launch" and launch.launch.placement.job_id == job.job_id
     await asyncio.to_thread(fed.journal.drain)
     store.written.clear()
@@ -78,17 +44,9 @@ async def _next_is_launch_of(fed: Federator, agent: AgentStream, name: str) -> N
     CancelOrder that should not have been sent)."""
     other = fed.submit(spec(name))
     fed.wake()
-    message = await agent.read()
+    message = await agent.order()
     assert message.WhichOneof("body") == "launch", message
     assert message.launch.placement.job_id == other.job_id
-
-
-async def _until(check: Callable[[], bool]) -> None:
-    """Until `check()` holds: the loop's work the test cannot await (A_WHILE only guards against a hang)."""
-    async def wait() -> None:
-        while not check():
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(wait(), A_WHILE)
 
 
 def _written_again(store: GatedStore, *, between: JobPhase) -> None:
@@ -120,7 +78,7 @@ def test_a_list_is_answered_while_a_cancels_write_is_held_and_the_agent_hears_of
                 while_held = (job.phase, fed.clusters["east-1"].outbox.empty())
                 store.release.set()
                 answer = await cancel
-                order = await agent.read()
+                order = await agent.order()
                 assert store.events == ["write held", "List answered", "write let go"], store.events
                 assert [j.phase for j in listed.jobs] == [convert.phase_to_pb(JobPhase.PLACED)]
                 assert while_held == (JobPhase.PLACED, True)  # untouched, and no agent told, until stored
@@ -149,7 +107,7 @@ def test_a_cancel_the_full_disk_refuses_answers_unavailable_as_before_and_tells_
             await _next_is_launch_of(fed, agent, "b")
             again = await jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=job.job_id), timeout=A_WHILE)  # the retry
             assert again.phase == convert.phase_to_pb(JobPhase.CANCELLED)
-            assert (await agent.read()).WhichOneof("body") == "cancel"
+            assert (await agent.order()).WhichOneof("body") == "cancel"
             return got.value
 
     refused = asyncio.run(scenario())
@@ -171,7 +129,7 @@ def test_a_job_that_ends_while_its_cancel_is_written_keeps_its_end_and_no_agent_
                 assert await asyncio.to_thread(store.entered.wait, A_WHILE)
                 await agent.send(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
                     placement_id=pid, phase=convert.phase_to_pb(JobPhase.SUCCEEDED), message="done")))
-                await _until(lambda: job.phase is JobPhase.SUCCEEDED)
+                await until(lambda: job.phase is JobPhase.SUCCEEDED)
                 store.release.set()
                 answer = await cancel
                 await asyncio.to_thread(fed.journal.drain)
@@ -204,7 +162,7 @@ def test_a_job_cancelled_twice_while_the_first_is_written_is_written_and_its_age
                 store.release.set()
                 answers = [(await first).phase, convert.phase_to_pb((await second).phase)]
                 bulk = await page
-                order = await agent.read()
+                order = await agent.order()
                 assert answers == [convert.phase_to_pb(JobPhase.CANCELLED)] * 2
                 assert [r.outcome for r in bulk.results] in ([], [jobs_pb2.CANCEL_OUTCOME_CANCELLED],
                                                               [jobs_pb2.CANCEL_OUTCOME_ENDED])
@@ -224,7 +182,7 @@ def test_a_job_placed_while_its_cancel_is_written_is_cancelled_as_placed_and_sto
         job = fed.submit(spec("a"))  # Pending: the agent has not reported room yet
         async with job_api(fed) as jobs, agent_stream(fed) as agent:
             try:
-                await _until(lambda: fed.cycles.cycles > 0)
+                await until(lambda: fed.cycles.cycles > 0)
                 await asyncio.to_thread(fed.journal.drain)
                 store.written.clear()
                 store.hold = True
@@ -232,7 +190,7 @@ def test_a_job_placed_while_its_cancel_is_written_is_cancelled_as_placed_and_sto
                                                          timeout=A_WHILE))
                 assert await asyncio.to_thread(store.entered.wait, A_WHILE)
                 await agent.send(_report())  # room: the next cycle places the job, and queues its write
-                await _until(lambda: job.phase is JobPhase.PLACED)
+                await until(lambda: job.phase is JobPhase.PLACED)
                 store.release.set()
                 answer = await cancel
                 await asyncio.to_thread(fed.journal.drain)
@@ -243,7 +201,7 @@ def test_a_job_placed_while_its_cancel_is_written_is_cancelled_as_placed_and_sto
                 stored = store.docs[job.job_id]
                 assert stored.phase is JobPhase.CANCELLED and [p.phase for p in stored.placements] == \
                     [JobPhase.CANCELLED]
-                heard = [await agent.read(), await agent.read()]
+                heard = [await agent.order(), await agent.order()]
                 pid = stored.placements[0].placement_id
                 assert [(m.WhichOneof("body"), m.launch.placement.placement_id or m.cancel.placement_id)
                         for m in heard] == [("launch", pid), ("cancel", pid)]
@@ -268,20 +226,20 @@ def test_a_job_written_again_unchanged_while_its_cancel_is_written_is_stored_can
                 store.full = True
                 await agent.send(agent_pb2.AgentMessage(job_update=agent_pb2.JobUpdate(
                     placement_id=pid, phase=convert.phase_to_pb(JobPhase.RUNNING), message="running")))
-                await _until(lambda: fed.journal.owed == 1)  # Running in memory, not on disk: owed
+                await until(lambda: fed.journal.owed == 1)  # Running in memory, not on disk: owed
                 store.hold = True
                 cancel = asyncio.ensure_future(jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=job.job_id),
                                                            timeout=A_WHILE))
                 assert await asyncio.to_thread(store.entered.wait, A_WHILE)
                 fed.wake()  # a turn: it pays what is owed, the job as it is (Running), queued after the cancel
-                await _until(lambda: fed.journal.queued == 1)
+                await until(lambda: fed.journal.queued == 1)
                 store.release.set()
                 answer = await cancel
                 await asyncio.to_thread(fed.journal.drain)
                 assert answer.phase == convert.phase_to_pb(JobPhase.CANCELLED)
                 _written_again(store, between=JobPhase.RUNNING)
                 assert store.docs[job.job_id].phase is JobPhase.CANCELLED
-                order = await agent.read()
+                order = await agent.order()
                 assert order.WhichOneof("body") == "cancel" and order.cancel.placement_id == pid
             finally:
                 store.release.set()
