@@ -56,10 +56,10 @@ from federator.server.moving import Ask, Moves, kept_message, moved_reason, stil
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.orphans import Orphans
 from federator.server.outbox import Ending, overloaded, superseded
-from federator.server.partial import supersede_part
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
 from federator.server.replica_counts import UNSAID, ReplicaCounts
-from federator.server.run_limits import RunLimits, paused
+from federator.server.requeue import requeue, supersede
+from federator.server.run_limits import RunLimits
 from federator.server.scaling import scale
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
@@ -69,7 +69,7 @@ from federator.server.stalls import LoopStalls
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS, StartDeadline
 from federator.server.state_sample import state_sample
 from federator.server.watch_history import WatchHistory
-from federator.store import JobStore, StoreUnavailable
+from federator.store import JobStore
 from federator.store.group_commit import GroupCommit
 from federator.store.members import MemberStore
 
@@ -404,39 +404,13 @@ class Federator:
         self.leases.check()
 
     def requeue(self, job: Job, reason: Reason, *, ended: Collection[str] = (), stopped: Collection[str] = ()) -> None:
-        """Supersede every placement of a job, queue it again (a new generation next). `ended`: the only ones superseded
-        of a spread job with others live (server/partial.py); `stopped`: reported ended by its agent, sent no Cancel."""
-        cancels = supersede_part(self, job, ended, reason) if ended else None
-        if cancels is None:
-            cancels = self.supersede(job, reason)
-        cancels = [(c, o) for c, o in cancels if not (isinstance(o, CancelOrder) and o.placement_id in stopped)]
-        self.metrics.placement_retries.labels(reason.code.value).inc()
-        try:
-            self.journal.write([job])  # durable before any agent hears of it
-        except StoreUnavailable as exc:
-            # The disk is full: the job's next write (its next placement) stores it, and a member still running
-            # an old placement is told to stop by its next report (Orphans.cancel_strays). Raising stopped the loop.
-            log.warning("job %s requeued but not stored (%s); no agent is told yet", job.job_id, exc)
-            cancels = []
-        for cluster, order in cancels:
-            self.send(cluster, order)
-        self.notify([job])
-        self.wake()
+        """Supersede a job's placements (`ended`: only those), queue it again; its CancelOrders once stored, off the
+        loop (server/requeue.py); `stopped`: reported ended by their agent, sent no Cancel."""
+        requeue(self, job, reason, ended=ended, stopped=stopped)
 
     def supersede(self, job: Job, reason: Reason) -> list[tuple[str, Order]]:
         """Put a job back to Pending with `reason`; the cancel orders for its live placements, to send once stored."""
-        cancels: list[tuple[str, Order]] = [(p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
-                                            for p in job.placements if not p.phase.is_terminal]
-        forget_acks(self.clusters, job.placements)
-        self.cycles.released(job, job.placements)
-        self.on_superseded(job.placements)  # the usage meter: each at its own end (`ended_at`; 0: now)
-        # The time this attempt ran, to its placements' ends, counts toward spec.max_run_seconds (run_limits.py)
-        paused(job, max((p.ended_at or self.clock() for p in job.placements), default=self.clock()))
-        job.placements, job.message, job.phase, job.placed_at = [], "", JobPhase.PENDING, 0.0
-        job.waiting_since = self.clock()  # waiting again, from now (Job.waiting_since)
-        job.pending_reason = reason
-        self.cycles.pending(job)
-        return cancels
+        return supersede(self, job, reason)
 
     def expect_cluster(self, name: str, *, region: str, labels: dict[str, str], lost: bool = False,
                        last_report_at: float = 0.0) -> None:

@@ -39,6 +39,12 @@ Four ways in:
   server/cancelling.py) needs it: a write of the live job queued meanwhile (an
   agent's update, a cycle's, an owed job paid) holds its older state, and lands
   after the copy, or in its batch in place of it.
+- `write_then(jobs, then)`: a change the federator has already made to the
+  live jobs whose news must wait for the disk (a re-queue's CancelOrders of
+  the placements it superseded: server/requeue.py): queued, the caller goes on
+  at once, and `then(error)` runs on the event loop once it is settled. It was
+  `write`, an fsync on the loop per re-queue: a Lost cluster's hundreds of jobs
+  held every stream for hundreds of fsyncs in a row.
 - `write_beside(write, settled)`: a small write of another table of the same
   file (store/silent_cancels.py, store/moves.py), in the same queue and order
   as the jobs' and on the same thread, for the same reason: each was an
@@ -63,7 +69,7 @@ from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
 from federator.model import Job, JobId, Placement
-from federator.store.errors import StoreError, StoreRefused
+from federator.store.errors import StoreError, StoreRefused, StoreUnavailable
 from federator.store.sqlite import JobStore, PrunedStore
 
 log = logging.getLogger("federator.store")
@@ -228,6 +234,29 @@ class GroupCommit:
                     seen[0] -= 1
                     if not seen[0]:
                         del self._watched[job_id]
+
+    def write_then(self, jobs: Iterable[Job], then: Callable[[BaseException | None], None]) -> None:
+        """Queue these jobs' current state behind every write before it and return at once; `then(error)` runs on the
+        event loop once the batch holding them is settled (None: durable). Called with no event loop running (a
+        script, a test of the Federator alone), it writes on the caller's thread and calls `then` before it returns
+        (StoreUnavailable is `then`'s; any other error is raised, as `write` raises it)."""
+        jobs = list(jobs)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            try:
+                self.write(jobs)
+            except StoreUnavailable as exc:
+                then(exc)
+                return
+            then(None)
+            return
+        w = self._queued(jobs)
+        if w is None:
+            then(None)
+            return
+        assert w.future is not None
+        w.future.add_done_callback(lambda f: then(asyncio.CancelledError() if f.cancelled() else f.exception()))
 
     def _number(self, jobs: Iterable[Job]) -> None:
         """A write of `jobs` is queued: its number, the newest of each watched one (under `_cv`)."""
