@@ -29,6 +29,7 @@ class GatedStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.hold = False
+        self.holding: Callable[[Job], bool] = lambda job: True  # `hold` and `full`: the next write of such a job
         self.full = False
         self.entered = threading.Event()
         self.release = threading.Event()
@@ -37,10 +38,10 @@ class GatedStore(MemoryStore):
 
     def put(self, jobs: Iterable[Job]) -> None:
         jobs = list(jobs)
-        if self.full:
+        if self.full and any(self.holding(j) for j in jobs):
             self.full = False
             raise StoreUnavailable(FULL)
-        if self.hold:
+        if self.hold and any(self.holding(j) for j in jobs):
             self.hold = False
             self.events.append("write held")
             self.entered.set()

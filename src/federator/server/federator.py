@@ -68,6 +68,7 @@ from federator.server.silent_ends import ended_silently
 from federator.server.stalls import LoopStalls
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS, StartDeadline
 from federator.server.state_sample import state_sample
+from federator.server.stored_first import StoredFirst
 from federator.server.watch_history import WatchHistory
 from federator.store import JobStore
 from federator.store.group_commit import GroupCommit
@@ -123,6 +124,7 @@ class Federator:
         self.cycles = Cycles(self)
         self.intake = Intake(self)  # the submit path and its indexes (server/intake.py)
         self.cancels = UserCancels(self)  # a user's Cancel: stored first, awaited off the loop (server/cancelling.py)
+        self.stored_first = StoredFirst(self)  # moves' and surges' changes, stored first off the loop (stored_first.py)
         self.notes = ClusterNotes(self)  # a placed job says when its cluster is not Ready (server/job_message.py)
         self.clusters: dict[str, ClusterRecord] = {}
         self.stalls = LoopStalls(clock)  # the loop's own stalls, not charged to leases (server/stalls.py)
