@@ -1,5 +1,5 @@
-"""The rebalancer's moves and a drain's surges are written off the event loop, and still stored before any agent
-hears of them (server/stored_first.py).
+"""The rebalancer's moves, a drain's surges, a job failed past its run-time limit are written off the event loop,
+and still stored before any agent hears of them (server/stored_first.py).
 
 Before, each start and end of a move or a surge wrote its copy of the job with `GroupCommit.write`, holding the
 event loop for the fsync. Here a store whose write the test holds stands for a slow disk (gated_store.py); what is
@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 
 from gated_store import A_WHILE, GatedStore
-from server_support import Clock, capacity, make
+from server_support import Clock, capacity, join, make
 from test_partial_failover import drain
 from test_rebalancing import moves, spilled_to_east
+from test_run_limits import LIMIT, limited, running
 
 from federator.model import Job, JobPhase
 from federator.server.federator import ClusterRecord, Federator
-from federator.server.orders import LaunchOrder
+from federator.server.orders import CancelOrder, LaunchOrder
 from federator.server.rebalancing import RETRY_SECONDS
+from federator.server.run_limits import CHECK_SECONDS
 
 
 def _two_parts(job: Job) -> bool:
@@ -91,5 +93,31 @@ def test_a_moves_write_the_full_disk_refuses_leaves_the_job_as_it_was_and_tells_
         assert [p.cluster for p in store.docs[job.job_id].placements] == ["east-1"]
         assert moves(fed) == {}
         assert job.job_id in fed.cycles.rebalancer.tried  # asked again after RETRY_SECONDS
+
+    asyncio.run(scenario())
+
+
+def test_a_job_past_its_run_limit_is_failed_off_the_loop_and_its_member_told_once_stored() -> None:
+    """The same for server/run_limits.py: a turn's check returns while the failure's write is held, and the
+    member hears the CancelOrder only once the job is stored Failed."""
+    async def scenario() -> None:
+        clock, store = Clock(), GatedStore()
+        fed = make(store, clock)
+        rec = join(fed, "liar")
+        job_id, pid = running(fed, rec, limited("forever"))
+        job = fed.jobs[job_id]
+        drain(rec)
+        clock.now += LIMIT + CHECK_SECONDS
+        store.hold = True
+        assert fed.run_limits.check() == [job]  # decided: the write is on its way, the loop goes on
+        assert await asyncio.to_thread(store.entered.wait, A_WHILE)
+        store.events.append("check returned")
+        while_held = (job.phase, drain(rec))
+        store.release.set()
+        await asyncio.wait_for(fed.stored_first.settled(), A_WHILE)
+        assert store.events == ["write held", "check returned", "write let go"], store.events
+        assert while_held == (JobPhase.RUNNING, [])
+        assert job.phase is JobPhase.FAILED and store.docs[job_id].phase is JobPhase.FAILED
+        assert [(type(o), o.placement_id) for o in drain(rec)] == [(CancelOrder, pid)]  # type: ignore[union-attr]
 
     asyncio.run(scenario())

@@ -189,8 +189,7 @@ class Surges:
                 fed.send(target, order)
             fed.notify([job])
 
-        fed.stored_first.run(job, stored, apply=apply, failed=partial(_not_stored, job, "a drain's surge"))
-        return True
+        return fed.stored_first.run(job, stored, apply=apply, failed=partial(_not_stored, job, "a drain's surge"))
 
     def hand_over(self, job: Job, cluster: str, drain: Drain, *, late: bool) -> bool:
         """End exactly the job's parts on `cluster`, its replacements elsewhere holding its count (serving, or
@@ -223,8 +222,8 @@ class Surges:
                 fed.send(target, order)
             fed.notify([job])
 
-        fed.stored_first.run(job, stored, apply=apply, failed=partial(_not_stored, job, "the end of a drain's surge"))
-        return True
+        return fed.stored_first.run(job, stored, apply=apply,
+                                    failed=partial(_not_stored, job, "the end of a drain's surge"))
 
 
 def _not_stored(job: Job, what: str, error: StoreUnavailable | None) -> None:

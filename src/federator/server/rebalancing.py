@@ -263,8 +263,7 @@ class Rebalancer:
                 log.warning("job %s: a move not stored (%s): not started", job.job_id, error)
             self.tried[job.job_id] = fed.clock()
 
-        fed.stored_first.run(job, stored, apply=apply, failed=failed)  # durable before any agent hears of it
-        return True
+        return fed.stored_first.run(job, stored, apply=apply, failed=failed)  # durable before any agent hears of it
 
     def _elastic(self, job: Job) -> frozenset[str]:
         """The ids of the job's parts that may shrink in place (a brought workload's never do)."""

@@ -1,9 +1,10 @@
 """A change decided on a copy of a job, stored, and only then applied to the live job and told to agents; its write
 awaited off the event loop.
 
-Why: the rebalancer's moves (start: the new parts; end: the surplus taken) and a drain's surges (the replacements;
-the drained part's end) each wrote the copy with `GroupCommit.write`, which holds the event loop for the fsync:
-every agent stream, Watch and Submit waited behind each of them. They keep their promise (the store holds the
+Why: the rebalancer's moves (start: the new parts; end: the surplus taken), a drain's surges (the replacements;
+the drained part's end), a job failed past its run-time limit (server/run_limits.py) and one no member takes
+(server/giving_up.py) each wrote the copy with `GroupCommit.write`, which holds the event loop for the fsync: every
+agent stream, Watch and Submit waited behind each of them. They keep their promise (the store holds the
 change before any agent hears of it; a full disk leaves the job as it was and tells no agent), and the loop goes on
 while the disk writes. `StoredFirst.run` queues the copy and returns; once it is durable:
 
@@ -55,9 +56,12 @@ class StoredFirst:
             await asyncio.gather(*self._flight.values(), return_exceptions=True)
 
     def run(self, job: Job, stored: Job, *, apply: Callable[[], None],
-            failed: Callable[[StoreUnavailable | None], None]) -> None:
+            failed: Callable[[StoreUnavailable | None], None]) -> bool:
         """Store `stored` (a copy of `job` with the change), then `apply()` the change to `job`; or `failed(error)`:
-        StoreUnavailable, or None when the job changed meanwhile and the change was not applied."""
+        StoreUnavailable, or None when the job changed meanwhile and the change was not applied. False if nothing
+        was done (a change of the job is on its way already), or, with no loop running, if the write failed."""
+        if self.busy(job.job_id):
+            return False
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -65,12 +69,13 @@ class StoredFirst:
                 self.fed.journal.write([stored])
             except StoreUnavailable as exc:
                 failed(exc)
-                return
+                return False
             apply()
-            return
+            return True
         task = loop.create_task(self._landed(job, freeze(job), stored, apply, failed))
         self._flight[job.job_id] = task
         task.add_done_callback(lambda _: self._flight.pop(job.job_id, None))
+        return True
 
     async def _landed(self, job: Job, basis: Job, stored: Job, apply: Callable[[], None],
                       failed: Callable[[StoreUnavailable | None], None]) -> None:
