@@ -12,6 +12,7 @@ decided as server/cancelling.py says.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -21,7 +22,7 @@ from server_support import capacity, job_api, spec
 
 from federator.api import convert
 from federator.api.v1 import agent_pb2, jobs_pb2
-from federator.model import Job, JobPhase
+from federator.model import Job, JobKind, JobPhase
 from federator.server.federator import Federator
 
 
@@ -240,6 +241,36 @@ def test_a_job_written_again_unchanged_while_its_cancel_is_written_is_stored_can
                 _written_again(store, between=JobPhase.RUNNING)
                 assert store.docs[job.job_id].phase is JobPhase.CANCELLED
                 order = await agent.order()
+                assert order.WhichOneof("body") == "cancel" and order.cancel.placement_id == pid
+            finally:
+                store.release.set()
+
+    asyncio.run(scenario())
+
+
+def test_a_list_is_answered_while_a_scales_write_is_held_and_the_stopped_part_is_cancelled_once_stored() -> None:
+    """A Scale is stored first as a Cancel is (server/scaling.py `scale_async`): the same order, over real gRPC."""
+    async def scenario() -> None:
+        store = GatedStore()
+        fed = _fed(store)
+        job = fed.submit(replace(spec("a", gpus=1, replicas=2), kind=JobKind.INFERENCE))
+        async with job_api(fed) as jobs, agent_stream(fed) as agent:
+            try:
+                pid = await _placed(fed, agent, store, job)
+                store.hold = True
+                scale = asyncio.ensure_future(jobs.Scale(jobs_pb2.ScaleJobRequest(job_id=job.job_id, replicas=1),
+                                                         timeout=A_WHILE))
+                assert await asyncio.to_thread(store.entered.wait, A_WHILE)  # the scale's write holds the disk
+                listed = await jobs.List(jobs_pb2.ListJobsRequest(), timeout=A_WHILE)
+                store.events.append("List answered")
+                while_held = (job.spec.replicas, fed.clusters["east-1"].outbox.empty())
+                store.release.set()
+                answer = await scale
+                order = await agent.order()
+                assert store.events == ["write held", "List answered", "write let go"], store.events
+                assert [j.spec.replicas for j in listed.jobs] == [2]
+                assert while_held == (2, True)  # untouched, and no agent told, until stored
+                assert answer.spec.replicas == 1 and store.written[0] == ("a", JobPhase.PENDING)
                 assert order.WhichOneof("body") == "cancel" and order.cancel.placement_id == pid
             finally:
                 store.release.set()

@@ -60,7 +60,7 @@ from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_
 from federator.server.replica_counts import UNSAID, ReplicaCounts
 from federator.server.requeue import requeue, supersede
 from federator.server.run_limits import RunLimits
-from federator.server.scaling import scale
+from federator.server.scaling import Scalings, scale, scale_async
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
 from federator.server.silent_cancels import SilentCancels
@@ -124,6 +124,7 @@ class Federator:
         self.cycles = Cycles(self)
         self.intake = Intake(self)  # the submit path and its indexes (server/intake.py)
         self.cancels = UserCancels(self)  # a user's Cancel: stored first, awaited off the loop (server/cancelling.py)
+        self.scalings = Scalings()  # one awaited Scale of a job at a time (server/scaling.py)
         self.stored_first = StoredFirst(self)  # moves' and surges' changes, stored first off the loop (stored_first.py)
         self.notes = ClusterNotes(self)  # a placed job says when its cluster is not Ready (server/job_message.py)
         self.clusters: dict[str, ClusterRecord] = {}
@@ -186,6 +187,10 @@ class Federator:
     def scale(self, key: str, replicas: int) -> Job:
         """An inference job's new replica count, stored first (server/scaling.py); ScaleRefused names the field."""
         return scale(self, self.get(key), replicas)
+
+    async def scale_async(self, key: str, replicas: int) -> Job:
+        """`scale` with its write awaited off the loop (the gRPC edge; server/scaling.py)."""
+        return await scale_async(self, self.get(key).job_id, replicas)
 
     def end_watches(self) -> None:
         """The federator is stopping: every Watch ends with a status saying so, not cut by the server's stop."""

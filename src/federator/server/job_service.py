@@ -315,7 +315,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         job, rule = await self._to_manage(who, request.job_id, "scale", context)
         asked = {**_job_object(job), "replicas": str(request.replicas), "was": str(job.spec.replicas)}
         try:
-            job = self.fed.scale(job.job_id, request.replicas)
+            job = await self.fed.scale_async(job.job_id, request.replicas)
         except ScaleRefused as exc:
             code = grpc.StatusCode.INVALID_ARGUMENT if exc.problem is ScaleProblem.INVALID else \
                 grpc.StatusCode.FAILED_PRECONDITION
