@@ -10,10 +10,11 @@ federator_cluster_left_out_accelerators, and refuses a malformed entry naming it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import grpc
 import pytest
+from agent_stream import AgentStream
 from prometheus_client import generate_latest
 from test_pool_vendor import ENFLAME, capacity
 from test_services_edge import channel, hello, served
@@ -33,32 +34,6 @@ def with_left_out(seq: int, *left_out: agent_pb2.LeftOutDevices) -> agent_pb2.Ag
     message = capacity(seq, ENFLAME)
     message.capacity.left_out.extend(left_out)
     return message
-
-
-class Stream:
-    """One agent stream over the socket: what it sends, and the Errors it is answered."""
-
-    def __init__(self, ch: grpc.aio.Channel) -> None:
-        self.outgoing: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
-
-        async def requests() -> AsyncIterator[agent_pb2.AgentMessage]:
-            while (m := await self.outgoing.get()) is not None:
-                yield m
-
-        self.call = ch.stream_stream("/federator.v1.AgentService/Connect",
-                                     request_serializer=agent_pb2.AgentMessage.SerializeToString,
-                                     response_deserializer=agent_pb2.FederatorMessage.FromString)(requests())
-
-    async def next_error(self) -> agent_pb2.Error:
-        while True:
-            msg = await asyncio.wait_for(self.call.read(), 10)
-            assert msg is not grpc.aio.EOF
-            if msg.WhichOneof("body") == "error":
-                return msg.error
-
-    async def close(self) -> None:
-        await self.outgoing.put(None)
-        self.call.cancel()
 
 
 async def statuses(ch: grpc.aio.Channel, view: int = jobs_pb2.CLUSTER_VIEW_BASIC) -> jobs_pb2.ClusterStatus:
@@ -83,9 +58,8 @@ def listed(status: jobs_pb2.ClusterStatus) -> list[tuple[str, str, int]]:
 def test_left_out_devices_are_listed_in_both_views_counted_and_cleared_by_a_report_without_them() -> None:
     async def main() -> None:
         async with served() as s, channel(s.target) as ch:
-            agent = Stream(ch)
-            await agent.outgoing.put(hello())
-            await agent.outgoing.put(with_left_out(1, *LEFT_OUT))
+            agent = AgentStream.on(ch, hello())
+            await agent.send(with_left_out(1, *LEFT_OUT))
             status = await until(ch, lambda st: st.HasField("capacity"))
             assert listed(status) == SHOWN  # BASIC: what `get clusters` reads
             assert listed(await statuses(ch, jobs_pb2.CLUSTER_VIEW_FULL)) == SHOWN
@@ -100,12 +74,12 @@ def test_left_out_devices_are_listed_in_both_views_counted_and_cleared_by_a_repo
             assert ('federator_cluster_left_out_accelerators{cluster="east-1",reason="unsupported",region="east",'
                     'resource="huawei.com/Ascend310P-2c"} 10.0') in scrape
 
-            await agent.outgoing.put(with_left_out(2))  # labelled since: nothing left out
+            await agent.send(with_left_out(2))  # labelled since: nothing left out
             await until(ch, lambda st: st.capacity.sequence == 2)
             assert listed(await statuses(ch)) == []
             scrape = (await asyncio.to_thread(generate_latest, s.fed.metrics.registry)).decode()
             assert "federator_cluster_left_out_accelerators{" not in scrape
-            await agent.close()
+            agent.close()
 
     asyncio.run(main())
 
@@ -132,14 +106,13 @@ def test_a_malformed_left_out_entry_refuses_the_report_naming_the_field(case: st
 
     async def main() -> None:
         async with served() as s, channel(s.target) as ch:
-            agent = Stream(ch)
-            await agent.outgoing.put(hello())
-            await agent.outgoing.put(with_left_out(1, *entries))
+            agent = AgentStream.on(ch, hello())
+            await agent.send(with_left_out(1, *entries))
             error = await agent.next_error()
             assert error.reason == "malformed"
             assert words in error.message
             status = await statuses(ch)
             assert not status.HasField("capacity") and words in status.reports_refused  # nothing of it taken
-            await agent.close()
+            agent.close()
 
     asyncio.run(main())

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from agent_stream import AgentStream
 from test_pool_vendor import ENFLAME, ILUVATAR, capacity
 from test_services_edge import channel, hello, served
 
@@ -48,27 +48,11 @@ def state_column(status: jobs_pb2.ClusterStatus) -> str:
 def test_a_member_whose_every_report_is_refused_shows_it_and_is_counted_until_one_is_taken() -> None:
     async def main() -> None:
         async with served() as s:
-            outgoing: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
-
-            async def requests() -> AsyncIterator[agent_pb2.AgentMessage]:
-                while (m := await outgoing.get()) is not None:
-                    yield m
-
             async with channel(s.target) as ch:
-                call = ch.stream_stream("/federator.v1.AgentService/Connect",
-                                        request_serializer=agent_pb2.AgentMessage.SerializeToString,
-                                        response_deserializer=agent_pb2.FederatorMessage.FromString)(requests())
-
-                async def next_error() -> agent_pb2.Error:
-                    while True:
-                        msg = await asyncio.wait_for(call.read(), 10)
-                        assert msg is not grpc.aio.EOF
-                        if msg.WhichOneof("body") == "error":
-                            return msg.error
-
-                await outgoing.put(hello())
+                agent = AgentStream.on(ch, hello())
+                next_error = agent.next_error
                 for seq in (1, 2, 3):  # the first round's enf-1: a good Enflame pool beside an Iluvatar one sans vendor
-                    await outgoing.put(capacity(seq, ENFLAME, ILUVATAR))
+                    await agent.send(capacity(seq, ENFLAME, ILUVATAR))
                     assert (await next_error()).reason == "malformed"
 
                 status = await status_of(ch)
@@ -80,28 +64,27 @@ def test_a_member_whose_every_report_is_refused_shows_it_and_is_counted_until_on
                 assert status.reports_refused_since == rec.reports_refused_since > 0
                 assert refused_count(s.fed, "east-1", "malformed") == 3.0
 
-                await outgoing.put(capacity(5, IDLE))  # taken: what was said of refusals no longer holds
+                await agent.send(capacity(5, IDLE))  # taken: what was said of refusals no longer holds
                 while (status := await status_of(ch)).reports_refused:
                     await asyncio.sleep(0.05)
                 assert status.HasField("capacity") and status.reports_refused_since == 0.0
                 assert state_column(status) == "Ready"
 
-                await outgoing.put(capacity(4, IDLE))  # a sequence gone back: refused, as stale_report
+                await agent.send(capacity(4, IDLE))  # a sequence gone back: refused, as stale_report
                 assert (await next_error()).reason == "stale_report"
                 status = await status_of(ch)
                 assert state_column(status) == "Ready,ReportsRefused"
                 assert status.reports_refused.startswith("stale_report: capacity.sequence: 4 is lower")
                 assert status.HasField("capacity")  # the capacity last taken is kept
                 since = status.reports_refused_since
-                await outgoing.put(capacity(6, ENFLAME, ILUVATAR))
+                await agent.send(capacity(6, ENFLAME, ILUVATAR))
                 assert (await next_error()).reason == "malformed"
                 status = await status_of(ch)
                 assert status.reports_refused.startswith("malformed: ")
                 assert status.reports_refused_since == since  # since the first of the run
                 assert refused_count(s.fed, "east-1", "malformed") == 4.0
                 assert refused_count(s.fed, "east-1", "stale_report") == 1.0
-                await outgoing.put(None)
-                call.cancel()
+                agent.close()
 
     asyncio.run(main())
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
+from agent_stream import AgentStream
 from test_services_edge import channel, run, served
 
-from federator.api.v1 import agent_pb2, agent_pb2_grpc
+from federator.api.v1 import agent_pb2
 from federator.model import ClusterCapacity
 from federator.server import report_lane
 from federator.server.agent_service import AgentService
@@ -26,26 +27,9 @@ from federator.server.federator import ClusterRecord
 A_WHILE = 20.0  # only a guard against a hang
 
 
-class Stream:
-    """An agent stream the test writes to message by message and reads from."""
-
-    def __init__(self, ch: grpc.aio.Channel, cluster: str) -> None:
-        self.outgoing: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
-        self.call = agent_pb2_grpc.AgentServiceStub(ch).Connect(self._requests())
-        self.outgoing.put_nowait(agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster=cluster, region="east")))
-
-    async def _requests(self) -> AsyncIterator[agent_pb2.AgentMessage]:
-        while (m := await self.outgoing.get()) is not None:
-            yield m
-
-    def close(self) -> None:
-        self.outgoing.put_nowait(None)
-        self.call.cancel()
-
-    async def read(self) -> agent_pb2.FederatorMessage:
-        msg = await asyncio.wait_for(self.call.read(), A_WHILE)
-        assert msg is not grpc.aio.EOF
-        return msg  # type: ignore[return-value]
+def stream(ch: grpc.aio.Channel, cluster: str) -> AgentStream:
+    """An agent stream of `cluster` on `ch`, its Hello sent first (agent_stream.py)."""
+    return AgentStream.on(ch, agent_pb2.AgentMessage(hello=agent_pb2.Hello(cluster=cluster, region="east")))
 
 
 def report(sequence: int, **pool: int) -> agent_pb2.AgentMessage:
@@ -90,15 +74,15 @@ def test_the_loop_serves_another_agent_while_a_report_is_examined(
     async def go() -> None:
         async with served() as s:
             async with channel(s.target) as ch:
-                east = west = Stream(ch, "east-1")
+                east = west = stream(ch, "east-1")
                 try:
                     assert (await east.read()).WhichOneof("body") == "welcome"
-                    await east.outgoing.put(report(1))
+                    await east.send(report(1))
                     while not threads and s.fed.clusters["east-1"].capacity is None:
                         await asyncio.sleep(0.01)
                     # east-1's report is being examined, and held there; before, it was applied on the loop
                     assert threads and threads[0] != threading.main_thread().name
-                    west = Stream(ch, "west-1")
+                    west = stream(ch, "west-1")
                     assert (await west.read()).WhichOneof("body") == "welcome"
                     assert s.fed.clusters["east-1"].capacity is None  # not applied while examined
                     release.set()
@@ -133,11 +117,11 @@ def test_the_agents_next_message_waits_for_its_report_in_flight(
 
             monkeypatch.setattr(AgentService, "handle", handle)
             async with channel(s.target) as ch:
-                east = Stream(ch, "east-1")
+                east = stream(ch, "east-1")
                 try:
                     assert (await east.read()).WhichOneof("body") == "welcome"
-                    await east.outgoing.put(report(1))
-                    await east.outgoing.put(report(2))
+                    await east.send(report(1))
+                    await east.send(report(2))
                     # report 1 is held in examine; before, report 2 was handled meanwhile. The wait is bounded
                     # (handled never comes now); either way report 1 is released after it.
                     await asyncio.to_thread(handled.wait, 3.0)
@@ -156,16 +140,16 @@ def test_a_report_examined_off_the_loop_is_still_refused_naming_its_field() -> N
     async def go() -> None:
         async with served() as s:
             async with channel(s.target) as ch:
-                east = Stream(ch, "east-1")
+                east = stream(ch, "east-1")
                 try:
                     assert (await east.read()).WhichOneof("body") == "welcome"
-                    await east.outgoing.put(report(1, total_accelerators=8, allocatable_accelerators=16))
+                    await east.send(report(1, total_accelerators=8, allocatable_accelerators=16))
                     error = (await east.read()).error
                     assert error.reason == "implausible_report"
                     assert error.message == ("capacity.accelerator_pools[0].allocatable_accelerators: 16 is more "
                                              "than total_accelerators 8")
                     assert s.fed.clusters["east-1"].capacity is None
-                    await east.outgoing.put(report(2, total_accelerators=8, allocatable_accelerators=8))
+                    await east.send(report(2, total_accelerators=8, allocatable_accelerators=8))
                     while s.fed.clusters["east-1"].capacity is None:
                         await asyncio.sleep(0.01)
                     assert s.fed.clusters["east-1"].capacity.sequence == 2

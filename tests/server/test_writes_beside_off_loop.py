@@ -92,6 +92,7 @@ def test_a_rebalancers_move_time_is_stored_off_the_event_loop_and_a_restart_find
 
     async def turn() -> threading.Thread:
         await asyncio.wait_for(fed.cycles.run_once_async(), A_WHILE)  # the rebalancer runs on the loop
+        await asyncio.wait_for(fed.stored_first.settled(), A_WHILE)  # the move stored, then started
         await asyncio.to_thread(fed.journal.drain)
         return threading.current_thread()
 

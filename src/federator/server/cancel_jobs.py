@@ -13,13 +13,14 @@ Design (jobs.proto says it to clients):
   token is the position after the last one handled, with the operation's id, its matched count and its filter.
   Jobs the caller may not cancel are skipped (REFUSED), so a later page never meets them again; a token made for
   another filter is refused, so a page cannot silently go on with a different selection.
-- Each cancel is the single Cancel's (`Federator.cancel`: durable before any member hears of it). The store
+- Each cancel is the single Cancel's (`Federator.cancel_async`: durable before any member hears of it, its write
+  awaited while the event loop serves agent streams and other calls: server/cancelling.py). The store
   refusing one ends the page there (FAILED), its token pointing at that job: a retry goes on from it, and the jobs
   before it stay cancelled.
 - Idempotent by construction: a cancelled job has ended, so no filter takes it again; a retried page answers what
   was left. No request id to remember.
-- The loop yields to the event loop between jobs, so agent streams are served during a long page; a job that
-  ends meanwhile is ENDED.
+- The loop yields to the event loop between jobs and during each job's write, so agent streams are served during a
+  long page; a job that ends meanwhile (before its cancel is stored) is ENDED.
 """
 
 from __future__ import annotations
@@ -216,12 +217,14 @@ async def _cancel_one(edge: JobService, who: Principal, job: Job, operation: str
                           message=decision.message, operation=operation)
         return _result(live, OUTCOME.CANCEL_OUTCOME_REFUSED, decision.message)
     try:
-        done = edge.fed.cancel(live.job_id)
+        done = await edge.fed.cancel_async(live.job_id)
     except StoreUnavailable as exc:  # nothing changed: the job runs on, and a retry of the page may succeed
         message = f"{exc}; the job was not cancelled"
         edge.audit.record("cancel", identity=who, obj=_job_object(live), result="failed",
                           code=grpc.StatusCode.UNAVAILABLE.name, message=message, operation=operation)
         return _result(live, OUTCOME.CANCEL_OUTCOME_FAILED, message)
+    if done.phase is not JobPhase.CANCELLED:  # it ended while its cancel's write was awaited: its end stands
+        return _result(done, OUTCOME.CANCEL_OUTCOME_ENDED)
     edge.audit.record("cancel", identity=who, obj=_job_object(done), result="accepted", rule=decision.rule.value,
                       operation=operation)
     return _result(done, OUTCOME.CANCEL_OUTCOME_CANCELLED)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING
 
 from federator.model import Job, JobId, JobKind, Placement
@@ -161,7 +162,8 @@ class Surges:
         return started
 
     def _start(self, job: Job, cluster: str, assignments: Sequence[Assignment]) -> bool:
-        """Place a surge's new parts: stored before any agent hears of them; whether it started."""
+        """Place a surge's new parts: stored before any agent hears of them, the write awaited off the loop
+        (server/stored_first.py); whether it was decided (not stored: asked again next turn)."""
         fed = self.fed
         n = sum(a.replicas for a in assignments)
         to = sorted({a.region for a in assignments})
@@ -170,30 +172,29 @@ class Surges:
         stored.generation += 1
         stored.placements = [*stored.placements, *new_placements(job.job_id, stored.generation, assignments)]
         stored.message = f"{said}; {placements_message(stored)}"
-        try:
-            fed.journal.write([stored])  # durable before any agent hears of it
-        except StoreUnavailable as exc:
-            log.warning("job %s: a drain's surge not stored (%s): tried again next turn", job.job_id, exc)
-            return False
-        job.generation = stored.generation
-        new = new_placements(job.job_id, job.generation, assignments)
-        job.placements = [*job.placements, *new]
-        job.message = stored.message
-        orders: list[tuple[str, Order]] = []
-        for p in new:
-            fed.placement_index[p.placement_id] = job.job_id
-            orders.append((p.cluster, LaunchOrder(p, job.spec)))
-        fed.cycles._held(job)  # a preemptible job's new parts may be preempted, as the cycle's are
-        fed.metrics.drain_surges.labels("started").inc()
-        log.info("job %s: %s", job.job_id, said)
-        for target, order in orders:
-            fed.send(target, order)
-        fed.notify([job])
-        return True
+
+        def apply() -> None:  # stored: the surge starts
+            job.generation = stored.generation
+            new = new_placements(job.job_id, job.generation, assignments)
+            job.placements = [*job.placements, *new]
+            job.message = stored.message
+            orders: list[tuple[str, Order]] = []
+            for p in new:
+                fed.placement_index[p.placement_id] = job.job_id
+                orders.append((p.cluster, LaunchOrder(p, job.spec)))
+            fed.cycles._held(job)  # a preemptible job's new parts may be preempted, as the cycle's are
+            fed.metrics.drain_surges.labels("started").inc()
+            log.info("job %s: %s", job.job_id, said)
+            for target, order in orders:
+                fed.send(target, order)
+            fed.notify([job])
+
+        return fed.stored_first.run(job, stored, apply=apply, failed=partial(_not_stored, job, "a drain's surge"))
 
     def hand_over(self, job: Job, cluster: str, drain: Drain, *, late: bool) -> bool:
         """End exactly the job's parts on `cluster`, its replacements elsewhere holding its count (serving, or
-        `late`: past the bound): stored first, then Cancel; whether it was stored."""
+        `late`: past the bound): stored first (off the loop: server/stored_first.py), then Cancel; whether it was
+        decided (not stored: tried again next turn)."""
         from federator.server.drains import drained_reason  # drains.py imports this module
 
         fed = self.fed
@@ -206,24 +207,30 @@ class Surges:
                    else ", their replacements serving first"))
         stored = scaled(fed, job, job.spec, here, reason)
         stored.message = f"{said}; {stored.message}"
-        try:
-            fed.journal.write([stored])  # durable first
-        except StoreUnavailable as exc:
-            log.warning("job %s: the end of a drain's surge not stored (%s): tried again next turn", job.job_id, exc)
-            return False
-        cancels = supersede_part(fed, job, {p.placement_id for p in here}, reason, surged=True) or []
-        job.generation += 1
-        if not job.replicas_waiting:
-            job.pending_reason = None  # it holds all it asked for: nothing waits
-        job.message = f"{said}; {job_message(job, fed.clusters, lost_after=fed.lost_after_seconds)}"
-        self.since.pop((cluster, job.job_id), None)
-        fed.metrics.drained_placements.labels(cluster).inc(len(here))
-        fed.metrics.drain_surges.labels("late" if late else "completed").inc()
-        log.info("job %s: %s", job.job_id, said)
-        for target, order in cancels:
-            fed.send(target, order)
-        fed.notify([job])
-        return True
+
+        def apply() -> None:  # stored: the drained part ends
+            cancels = supersede_part(fed, job, {p.placement_id for p in here}, reason, surged=True) or []
+            job.generation += 1
+            if not job.replicas_waiting:
+                job.pending_reason = None  # it holds all it asked for: nothing waits
+            job.message = f"{said}; {job_message(job, fed.clusters, lost_after=fed.lost_after_seconds)}"
+            self.since.pop((cluster, job.job_id), None)
+            fed.metrics.drained_placements.labels(cluster).inc(len(here))
+            fed.metrics.drain_surges.labels("late" if late else "completed").inc()
+            log.info("job %s: %s", job.job_id, said)
+            for target, order in cancels:
+                fed.send(target, order)
+            fed.notify([job])
+
+        return fed.stored_first.run(job, stored, apply=apply,
+                                    failed=partial(_not_stored, job, "the end of a drain's surge"))
+
+
+def _not_stored(job: Job, what: str, error: StoreUnavailable | None) -> None:
+    """A surge's start or end not stored (`error`), or not applied since the job changed meanwhile (None): the next
+    turn decides again from the job as it is."""
+    if error is not None:
+        log.warning("job %s: %s not stored (%s): tried again next turn", job.job_id, what, error)
 
 
 __all__ = ["SURGE_SECONDS", "Step", "Surges", "split", "surges"]

@@ -162,6 +162,8 @@ class Drains:
                     self.end(job, cluster, drain)
                     budget -= 1
                     continue
+                if self.fed.stored_first.busy(job.job_id):
+                    continue  # its surge's start or end on its way to the disk (server/stored_first.py)
                 step = self.surges.step(job, cluster, drain)
                 if step is Step.PLACE:
                     to_place.append(job)

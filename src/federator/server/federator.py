@@ -33,7 +33,7 @@ from federator.model import (
 from federator.scheduler import CycleResult, Scheduler, SchedulerConfig, Snapshot
 from federator.security.limits import Limits
 from federator.server import member_health, shrink
-from federator.server.cancelling import cancelled
+from federator.server.cancelling import UserCancels
 from federator.server.clusters import (
     FAILOVER_ANNOTATION,
     OUTBOX_LIMIT,
@@ -56,11 +56,11 @@ from federator.server.moving import Ask, Moves, kept_message, moved_reason, stil
 from federator.server.orders import CancelOrder, LaunchOrder, Order
 from federator.server.orphans import Orphans
 from federator.server.outbox import Ending, overloaded, superseded
-from federator.server.partial import supersede_part
 from federator.server.refusals import DEFAULT_REFUSAL_COOLDOWN_SECONDS, STOPPED_CHARS, RecentRefusals
 from federator.server.replica_counts import UNSAID, ReplicaCounts
-from federator.server.run_limits import RunLimits, paused
-from federator.server.scaling import scale
+from federator.server.requeue import requeue, supersede
+from federator.server.run_limits import RunLimits
+from federator.server.scaling import Scalings, scale, scale_async
 from federator.server.scheduling import Cycles
 from federator.server.settle import Settling, unreported
 from federator.server.silent_cancels import SilentCancels
@@ -68,8 +68,9 @@ from federator.server.silent_ends import ended_silently
 from federator.server.stalls import LoopStalls
 from federator.server.start_deadline import DEFAULT_START_TIMEOUT_SECONDS, StartDeadline
 from federator.server.state_sample import state_sample
+from federator.server.stored_first import StoredFirst
 from federator.server.watch_history import WatchHistory
-from federator.store import JobStore, StoreUnavailable
+from federator.store import JobStore
 from federator.store.group_commit import GroupCommit
 from federator.store.members import MemberStore
 
@@ -122,6 +123,9 @@ class Federator:
         self.on_superseded: Callable[[Iterable[Placement]], None] = lambda gone: None
         self.cycles = Cycles(self)
         self.intake = Intake(self)  # the submit path and its indexes (server/intake.py)
+        self.cancels = UserCancels(self)  # a user's Cancel: stored first, awaited off the loop (server/cancelling.py)
+        self.scalings = Scalings()  # one awaited Scale of a job at a time (server/scaling.py)
+        self.stored_first = StoredFirst(self)  # moves' and surges' changes, stored first off the loop (stored_first.py)
         self.notes = ClusterNotes(self)  # a placed job says when its cluster is not Ready (server/job_message.py)
         self.clusters: dict[str, ClusterRecord] = {}
         self.stalls = LoopStalls(clock)  # the loop's own stalls, not charged to leases (server/stalls.py)
@@ -173,25 +177,20 @@ class Federator:
         return list(self.jobs.in_order(queue=queue))
 
     def cancel(self, key: str) -> Job:
-        """Durable first (server/cancelling.py): StoreUnavailable leaves the job as it was and tells no agent."""
-        job = self.get(key)
-        if job.phase.is_terminal:
-            return job
-        done = cancelled(job, self.clock())
-        self.journal.write([done])
-        self.silent_cancels.cancelled(job, done.finished_at)  # on a silent member: billed to what it vouched for
-        for p in job.placements:
-            if not p.phase.is_terminal:
-                self.send(p.cluster, CancelOrder(p.placement_id, "job cancelled"))
-                p.phase = JobPhase.CANCELLED
-        self._finish(job, JobPhase.CANCELLED, done.message, at=done.finished_at)
-        self.notify([job])
-        self.wake()
-        return job
+        """Durable first, blocking until stored (server/cancelling.py): StoreUnavailable leaves the job as it was."""
+        return self.cancels.cancel(key)
+
+    async def cancel_async(self, key: str) -> Job:
+        """`cancel` with its write awaited off the loop (the gRPC edge; server/cancelling.py)."""
+        return await self.cancels.cancel_async(key)
 
     def scale(self, key: str, replicas: int) -> Job:
         """An inference job's new replica count, stored first (server/scaling.py); ScaleRefused names the field."""
         return scale(self, self.get(key), replicas)
+
+    async def scale_async(self, key: str, replicas: int) -> Job:
+        """`scale` with its write awaited off the loop (the gRPC edge; server/scaling.py)."""
+        return await scale_async(self, self.get(key).job_id, replicas)
 
     def end_watches(self) -> None:
         """The federator is stopping: every Watch ends with a status saying so, not cut by the server's stop."""
@@ -412,39 +411,13 @@ class Federator:
         self.leases.check()
 
     def requeue(self, job: Job, reason: Reason, *, ended: Collection[str] = (), stopped: Collection[str] = ()) -> None:
-        """Supersede every placement of a job, queue it again (a new generation next). `ended`: the only ones superseded
-        of a spread job with others live (server/partial.py); `stopped`: reported ended by its agent, sent no Cancel."""
-        cancels = supersede_part(self, job, ended, reason) if ended else None
-        if cancels is None:
-            cancels = self.supersede(job, reason)
-        cancels = [(c, o) for c, o in cancels if not (isinstance(o, CancelOrder) and o.placement_id in stopped)]
-        self.metrics.placement_retries.labels(reason.code.value).inc()
-        try:
-            self.journal.write([job])  # durable before any agent hears of it
-        except StoreUnavailable as exc:
-            # The disk is full: the job's next write (its next placement) stores it, and a member still running
-            # an old placement is told to stop by its next report (Orphans.cancel_strays). Raising stopped the loop.
-            log.warning("job %s requeued but not stored (%s); no agent is told yet", job.job_id, exc)
-            cancels = []
-        for cluster, order in cancels:
-            self.send(cluster, order)
-        self.notify([job])
-        self.wake()
+        """Supersede a job's placements (`ended`: only those), queue it again; its CancelOrders once stored, off the
+        loop (server/requeue.py); `stopped`: reported ended by their agent, sent no Cancel."""
+        requeue(self, job, reason, ended=ended, stopped=stopped)
 
     def supersede(self, job: Job, reason: Reason) -> list[tuple[str, Order]]:
         """Put a job back to Pending with `reason`; the cancel orders for its live placements, to send once stored."""
-        cancels: list[tuple[str, Order]] = [(p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
-                                            for p in job.placements if not p.phase.is_terminal]
-        forget_acks(self.clusters, job.placements)
-        self.cycles.released(job, job.placements)
-        self.on_superseded(job.placements)  # the usage meter: each at its own end (`ended_at`; 0: now)
-        # The time this attempt ran, to its placements' ends, counts toward spec.max_run_seconds (run_limits.py)
-        paused(job, max((p.ended_at or self.clock() for p in job.placements), default=self.clock()))
-        job.placements, job.message, job.phase, job.placed_at = [], "", JobPhase.PENDING, 0.0
-        job.waiting_since = self.clock()  # waiting again, from now (Job.waiting_since)
-        job.pending_reason = reason
-        self.cycles.pending(job)
-        return cancels
+        return supersede(self, job, reason)
 
     def expect_cluster(self, name: str, *, region: str, labels: dict[str, str], lost: bool = False,
                        last_report_at: float = 0.0) -> None:

@@ -26,22 +26,29 @@ log = logging.getLogger("federator.server")
 
 
 def give_up(fed: Federator, job: Job, why: str) -> bool:
-    """Fail `job` (Pending, no live placement) with `why`, stored first; False if the store could not take it (the
-    job stays Pending, and the next turn tries again)."""
+    """Fail `job` (Pending, no live placement) with `why`, stored first, the write awaited off the event loop
+    (server/stored_first.py); whether it was decided (it leaves the cycle's candidates). Not stored (a full disk), or
+    changed meanwhile: the job stays Pending, a candidate again, and the next turn decides again."""
+    if fed.stored_first.busy(job.job_id):
+        return True  # its failure is on its way to the disk: left out of this cycle
     now = fed.clock()
     reason = fed.refusals.condemned(job.job_id)  # InvalidSpec, or None: a Failed job has no reason code otherwise
     done = freeze(job)
     done.phase, done.message, done.finished_at, done.pending_reason = JobPhase.FAILED, why, now, reason
-    try:
-        fed.journal.write([done])
-    except StoreUnavailable as exc:
-        log.warning("job %s: not failed yet (%s); it stays Pending", job.job_id, exc)
-        return False
-    log.warning("job %s failed: %s", job.job_id, why)
-    fed._finish(job, JobPhase.FAILED, why, at=now)
-    job.pending_reason = reason
-    fed.notify([job])
-    return True
+
+    def apply() -> None:
+        log.warning("job %s failed: %s", job.job_id, why)
+        fed._finish(job, JobPhase.FAILED, why, at=now)
+        job.pending_reason = reason
+        fed.notify([job])
+
+    def failed(error: StoreUnavailable | None) -> None:
+        if error is not None:
+            log.warning("job %s: not failed yet (%s); it stays Pending", job.job_id, error)
+        if job.phase is JobPhase.PENDING and fed.jobs.get(job.job_id) is job:
+            fed.cycles.pending(job)  # a candidate again: the next turn gives it up, or places it
+
+    return fed.stored_first.run(job, done, apply=apply, failed=failed)
 
 
 __all__ = ["give_up"]

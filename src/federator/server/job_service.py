@@ -292,7 +292,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         who = await self.principal(context)
         job, rule = await self._to_manage(who, request.job_id, "cancel", context)
         try:
-            job = self.fed.cancel(job.job_id)
+            job = await self.fed.cancel_async(job.job_id)
         except StoreUnavailable as exc:  # nothing changed: the job runs on as before, and a retry may succeed
             message = f"{exc}; the job was not cancelled"
             self.audit.record("cancel", identity=who, obj=_job_object(job), result="failed",
@@ -315,7 +315,7 @@ class JobService(Edge, jobs_pb2_grpc.JobServiceServicer):
         job, rule = await self._to_manage(who, request.job_id, "scale", context)
         asked = {**_job_object(job), "replicas": str(request.replicas), "was": str(job.spec.replicas)}
         try:
-            job = self.fed.scale(job.job_id, request.replicas)
+            job = await self.fed.scale_async(job.job_id, request.replicas)
         except ScaleRefused as exc:
             code = grpc.StatusCode.INVALID_ARGUMENT if exc.problem is ScaleProblem.INVALID else \
                 grpc.StatusCode.FAILED_PRECONDITION

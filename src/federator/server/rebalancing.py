@@ -165,6 +165,8 @@ class Rebalancer:
         may_move = budget > 0 and len(candidates) <= WAITING_BOUND
         draining = fed.cordons.draining()
         for job in active:
+            if fed.stored_first.busy(job.job_id):
+                continue  # a move's start or end on its way to the disk: decided on once it lands
             if draining and any(p.cluster in draining and p.phase.is_active for p in job.placements):
                 # A drain moves it (server/drain_surge.py), and ends exactly the drained cluster's part: a surplus
                 # taken here by the scale-down's choice could stop the new replicas and keep the drained ones.
@@ -214,7 +216,9 @@ class Rebalancer:
     # -- starting a move --------------------------------------------------------------------
 
     def _start(self, job: Job, c: Candidate, d: Decision, now: float) -> bool:
-        """Place the new parts of a move (stored before any agent hears of them); whether it started."""
+        """Place the new parts of a move (stored before any agent hears of them, the write awaited off the loop:
+        server/stored_first.py); whether it was decided. It counts against maxMovesPerMinute from then, stored or
+        not (fewer moves, never more)."""
         fed = self.fed
         spec = job.spec
         if not rebalance.settled(job) or not rebalance.landed(c, d.assignments):
@@ -232,30 +236,34 @@ class Rebalancer:
         stored.generation += 1
         stored.placements = [*stored.placements, *new_placements(job.job_id, stored.generation, d.assignments)]
         stored.message = f"{said}; {placements_message(stored)}"
-        try:
-            fed.journal.write([stored])  # durable before any agent hears of it
-        except StoreUnavailable as exc:
-            log.warning("job %s: a move not stored (%s): not started", job.job_id, exc)
-            return False
-        job.generation = stored.generation
-        new = new_placements(job.job_id, job.generation, d.assignments)
-        job.placements = [*job.placements, *new]
-        job.message = stored.message
-        orders: list[tuple[str, Order]] = []
-        for p in new:
-            fed.placement_index[p.placement_id] = job.job_id
-            orders.append((p.cluster, LaunchOrder(p, spec)))
-        fed.cycles._held(job)  # a preemptible job's new parts may be preempted, as the cycle's are
-        self.moves[job.job_id] = Move(frozenset(p.placement_id for p in new), n, spec.replicas, c.why, c.leaving, to)
         self.started.append(now)
-        self._moved(job.job_id, now)
-        self.tried.pop(job.job_id, None)
-        fed.metrics.rebalance_moves.labels("started").inc()
-        log.info("job %s: %s", job.job_id, said)
-        for cluster, order in orders:
-            fed.send(cluster, order)
-        fed.notify([job])
-        return True
+
+        def apply() -> None:  # stored: the move starts
+            job.generation = stored.generation
+            new = new_placements(job.job_id, job.generation, d.assignments)
+            job.placements = [*job.placements, *new]
+            job.message = stored.message
+            orders: list[tuple[str, Order]] = []
+            for p in new:
+                fed.placement_index[p.placement_id] = job.job_id
+                orders.append((p.cluster, LaunchOrder(p, spec)))
+            fed.cycles._held(job)  # a preemptible job's new parts may be preempted, as the cycle's are
+            self.moves[job.job_id] = Move(frozenset(p.placement_id for p in new), n, spec.replicas, c.why, c.leaving,
+                                          to)
+            self._moved(job.job_id, now)
+            self.tried.pop(job.job_id, None)
+            fed.metrics.rebalance_moves.labels("started").inc()
+            log.info("job %s: %s", job.job_id, said)
+            for cluster, order in orders:
+                fed.send(cluster, order)
+            fed.notify([job])
+
+        def failed(error: StoreUnavailable | None) -> None:  # not started; asked again after RETRY_SECONDS
+            if error is not None:
+                log.warning("job %s: a move not stored (%s): not started", job.job_id, error)
+            self.tried[job.job_id] = fed.clock()
+
+        return fed.stored_first.run(job, stored, apply=apply, failed=failed)  # durable before any agent hears of it
 
     def _elastic(self, job: Job) -> frozenset[str]:
         """The ids of the job's parts that may shrink in place (a brought workload's never do)."""
@@ -318,28 +326,31 @@ class Rebalancer:
         keep = before if before is not None and before.code is ReasonCode.REGION_UNAVAILABLE else None
         stored = scaled(fed, job, spec, plan.dropped, reason, shrunk=plan.shrunk)
         self._restate(stored, said, keep)
-        try:
-            fed.journal.write([stored])  # durable first; StoreUnavailable: tried again next turn
-        except StoreUnavailable as exc:
-            log.warning("job %s: the end of a move not stored (%s): tried again next turn", job.job_id, exc)
+
+        def apply() -> None:  # stored: the surplus is taken
+            resizes = shrink.shrink(job, plan.shrunk, reason=said)
+            cancels: list[tuple[str, Order]] = []
+            if resizes and not plan.dropped:
+                job.generation += 1  # as a scale-down does: a cycle planned before sees the parts as they were
+            if plan.dropped:
+                cancels = supersede_part(fed, job, {p.placement_id for p in plan.dropped}, reason, surged=True) or []
+                job.generation += 1
+            self._restate(job, said, keep)
+            self._moved(job.job_id, fed.clock())
+            fed.metrics.rebalance_moves.labels("completed").inc()
+            log.info("job %s: %s", job.job_id, said)
+            shrink.owe(fed, resizes)  # until acknowledged, across a restart too
+            for cluster, order in (*resizes, *cancels):
+                fed.send(cluster, order)
+            fed.notify([job])
+
+        def failed(error: StoreUnavailable | None) -> None:  # followed again next turn
+            if error is not None:
+                log.warning("job %s: the end of a move not stored (%s): tried again next turn", job.job_id, error)
             if move is not None:
                 self.moves[job.job_id] = move
-            return
-        resizes = shrink.shrink(job, plan.shrunk, reason=said)
-        cancels: list[tuple[str, Order]] = []
-        if resizes and not plan.dropped:
-            job.generation += 1  # as a scale-down does: a cycle planned before sees the parts as they were
-        if plan.dropped:
-            cancels = supersede_part(fed, job, {p.placement_id for p in plan.dropped}, reason, surged=True) or []
-            job.generation += 1
-        self._restate(job, said, keep)
-        self._moved(job.job_id, fed.clock())
-        fed.metrics.rebalance_moves.labels("completed").inc()
-        log.info("job %s: %s", job.job_id, said)
-        shrink.owe(fed, resizes)  # until acknowledged, across a restart too
-        for cluster, order in (*resizes, *cancels):
-            fed.send(cluster, order)
-        fed.notify([job])
+
+        fed.stored_first.run(job, stored, apply=apply, failed=failed)  # durable first, off the loop
 
 
     def _restate(self, job: Job, said: str, keep: Reason | None) -> None:

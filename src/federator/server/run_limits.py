@@ -135,31 +135,38 @@ class RunLimits:
         return ended
 
     def _stop(self, job: Job, now: float, why: str) -> bool:
-        """Fail `job` with `why`, stored first; then cancel its live placements. False if the store could not take
-        it."""
+        """Fail `job` with `why`, stored first (the write awaited off the event loop: server/stored_first.py); then
+        cancel its live placements. Whether it was decided; not stored (a full disk), or changed meanwhile: looked
+        at again CHECK_SECONDS later."""
         fed = self.fed
+        if fed.stored_first.busy(job.job_id):
+            return False  # another change of it on its way to the disk: the next look
         reason = Reason(ReasonCode.DEADLINE_EXCEEDED, why)
         done = freeze(job)
         for p in done.placements:
             if not p.phase.is_terminal:
                 p.phase = JobPhase.CANCELLED
         done.phase, done.message, done.finished_at, done.pending_reason = JobPhase.FAILED, why, now, reason
-        try:
-            fed.journal.write([done])
-        except StoreUnavailable as exc:
-            log.warning("job %s ran past its limit but is not failed yet (%s); it runs on", job.job_id, exc)
-            return False
-        log.warning("job %s (started %s) failed: %s", job.job_id, utc_seconds(job.started_at), why)
-        for p in job.placements:
-            if not p.phase.is_terminal:
-                fed.send(p.cluster, CancelOrder(p.placement_id, f"job {why}"))
-                p.phase = JobPhase.CANCELLED
-        fed._finish(job, JobPhase.FAILED, why, at=now)
-        job.pending_reason = reason
-        fed.metrics.jobs_run_limit_exceeded.labels(job.spec.queue).inc()
-        fed.notify([job])
-        fed.wake()
-        return True
+
+        def apply() -> None:
+            log.warning("job %s (started %s) failed: %s", job.job_id, utc_seconds(job.started_at), why)
+            for p in job.placements:
+                if not p.phase.is_terminal:
+                    fed.send(p.cluster, CancelOrder(p.placement_id, f"job {why}"))
+                    p.phase = JobPhase.CANCELLED
+            fed._finish(job, JobPhase.FAILED, why, at=now)
+            job.pending_reason = reason
+            fed.metrics.jobs_run_limit_exceeded.labels(job.spec.queue).inc()
+            fed.notify([job])
+            fed.wake()
+
+        def failed(error: StoreUnavailable | None) -> None:
+            if error is not None:
+                log.warning("job %s ran past its limit but is not failed yet (%s); it runs on", job.job_id, error)
+            if job.phase.is_active and fed.jobs.get(job.job_id) is job:
+                self._push(job, fed.clock() + CHECK_SECONDS)  # the next look
+
+        return fed.stored_first.run(job, done, apply=apply, failed=failed)
 
 
 __all__ = ["CHECK_SECONDS", "MAX_PER_TURN", "RunLimits", "limit_message", "paused"]

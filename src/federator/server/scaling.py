@@ -23,7 +23,8 @@ the workload's pod sets. The count is held to what a submit allows (the job file
 limits), and to the job's minRegions.
 
 Durable first, as a Cancel is (server/cancelling.py): the scaled job is built on a copy (`scaled`) and written
-before the live job changes or any agent hears of it; a write that fails leaves the job as it was. A restart
+before the live job changes or any agent hears of it; a write that fails leaves the job as it was. The gRPC Scale
+awaits that write off the event loop (`scale_async`; it held the loop for the fsync, every stream waiting). A restart
 after the write rebuilds the job with the new spec and only the kept placements: short, it is a candidate for the
 rest (server/scheduling.py, `Cycles`), and a superseded part its member still runs is fenced when that member's
 agent reports it (its id is no longer the job's).
@@ -31,22 +32,26 @@ agent reports it (its id is no longer the job's).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from enum import StrEnum
 from itertools import combinations
 from typing import TYPE_CHECKING
 
 from federator.jobfile import JobFileError
-from federator.model import Job, JobKind, JobPhase, JobSpec, Placement, Reason, ReasonCode
+from federator.model import Job, JobId, JobKind, JobPhase, JobSpec, Placement, Reason, ReasonCode
 from federator.security.limits import Limits
 from federator.server import nearness, shrink
+from federator.server.cancelling import ROUNDS
 from federator.server.intake import checked
 from federator.server.job_message import job_message
 from federator.server.nearness import ANYWHERE, Nearness
 from federator.server.orders import Order
 from federator.server.partial import owes, supersede_part
 from federator.server.run_limits import paused
+from federator.store.errors import StoreUnavailable
 from federator.store.group_commit import freeze
 
 if TYPE_CHECKING:
@@ -192,13 +197,76 @@ def _restate(fed: Federator, job: Job) -> None:
 
 
 def scale(fed: Federator, job: Job, replicas: int) -> Job:
-    """Scale `job` to `replicas`: stored before the live job changes or any agent hears of it. ScaleRefused (the
-    message names the field) leaves it untouched, as StoreUnavailable does; the current count returns it as is."""
+    """Scale `job` to `replicas`: stored before the live job changes or any agent hears of it, blocking until
+    stored (the Kubernetes controller, scripts, tests). ScaleRefused (the message names the field) leaves it
+    untouched, as StoreUnavailable does; the current count returns it as is."""
+    decided = _decided(fed, job, replicas)
+    if decided is None:
+        return job
+    stored, apply = decided
+    fed.journal.write([stored])  # durable first; StoreUnavailable: unchanged
+    return apply()
+
+
+class Scalings:
+    """One awaited Scale of a job at a time: two at once would each find the other's write queued behind its own,
+    and decide again, round after round."""
+
+    def __init__(self) -> None:
+        self._locks: dict[JobId, tuple[asyncio.Lock, list[int]]] = {}  # the lock, and how many hold or wait for it
+
+    @asynccontextmanager
+    async def one(self, job_id: JobId) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(job_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[job_id]
+
+
+async def scale_async(fed: Federator, job_id: JobId, replicas: int) -> Job:
+    """`scale` with its write awaited off the event loop (the gRPC edge): the loop serves every stream meanwhile.
+    One Scale of a job at a time. Should the job change while its write is awaited (an agent's update, a Cancel, a
+    re-queue), or be written again, the scale is decided again from the job as it is then (refused if it ended) and
+    written again, as a Cancel is (server/cancelling.py); the last of ROUNDS is written holding the loop."""
+    async with fed.scalings.one(job_id):
+        wrote = False  # a scaled copy is durable (then overtaken): a failure after it writes the live job again
+        for _ in range(ROUNDS):
+            job = fed.get(job_id)
+            decided = _decided(fed, job, replicas)
+            if decided is None:
+                return job
+            stored, apply = decided
+            basis = freeze(job)
+            try:
+                newest = await fed.journal.commit_newest([stored])
+            except StoreUnavailable:
+                if wrote:
+                    fed.journal.write_or_owe([job])
+                raise
+            wrote = True
+            if newest and fed.jobs.get(job_id) is job and freeze(job) == basis:
+                return apply()
+        job = fed.get(job_id)
+        try:
+            return scale(fed, job, replicas)
+        except StoreUnavailable:
+            fed.journal.write_or_owe([job])
+            raise
+
+
+def _decided(fed: Federator, job: Job, replicas: int) -> tuple[Job, Callable[[], Job]] | None:
+    """The scaled copy to store and what applies it to `job` once stored; None when the count is the job's.
+    ScaleRefused when it may not be scaled so."""
     problem = refusal(job, replicas, fed.limits)
     if problem is not None:
         raise problem
     if replicas == job.spec.replicas:
-        return job
+        return None
     was = job.spec.replicas
     spec = replace(job.spec, replicas=replicas)
     elastic = shrink.elastic_parts(fed, job) if job.phase.is_active and replicas < was else frozenset()
@@ -219,35 +287,39 @@ def scale(fed: Federator, job: Job, replicas: int) -> Job:
         stored.waiting_since = fed.clock()
     if plan and stored.phase.is_active:
         stored.message = f"{said}; {stored.message}" if stored.message else said
-    fed.journal.write([stored])  # durable first; StoreUnavailable: unchanged
-    cancels: list[tuple[str, Order]] = []
-    resizes = shrink.shrink(job, plan.shrunk, reason=said)  # StoreUnavailable above: nothing changed
-    if resizes and not dropped:
-        job.generation += 1  # as for a drop below: a cycle planned before this sees the parts as they were
-    if dropped:  # under the old spec, whose replicas were spread (more than the new count, at least 1)
-        part = supersede_part(fed, job, {p.placement_id for p in dropped}, reason)
-        # None: nothing live is kept, and the job is queued again whole, for the new count
-        cancels = part if part is not None else fed.supersede(job, reason)
-        # A cycle planned before this (it runs off the loop) may preempt the parts it knew: at the next generation
-        # its verdicts on the job are stale (Cycles.commit), and the next cycle sees the job as it is.
-        job.generation += 1
-    job.spec = spec
-    job.waiting_since = stored.waiting_since  # as stored (supersede_part and supersede above set their own)
-    if job.phase is JobPhase.PENDING:
-        fed.cycles.pending(job)  # parked for a count that no longer holds: a candidate again
-    else:
-        _restate(fed, job)
-        if plan:
-            job.message = f"{said}; {job.message}" if job.message else said
-        if job.replicas_waiting:
-            fed.cycles.rest(job)
-    shrink.count(fed, shrunk=len(resizes), stopped=len(dropped))
-    shrink.owe(fed, resizes)  # until acknowledged, across a restart too
-    for cluster, order in (*resizes, *cancels):
-        fed.send(cluster, order)
-    fed.notify([job])
-    fed.wake()
-    return job
+
+    def apply() -> Job:
+        cancels: list[tuple[str, Order]] = []
+        resizes = shrink.shrink(job, plan.shrunk, reason=said)  # StoreUnavailable above: nothing changed
+        if resizes and not dropped:
+            job.generation += 1  # as for a drop below: a cycle planned before this sees the parts as they were
+        if dropped:  # under the old spec, whose replicas were spread (more than the new count, at least 1)
+            part = supersede_part(fed, job, {p.placement_id for p in dropped}, reason)
+            # None: nothing live is kept, and the job is queued again whole, for the new count
+            cancels = part if part is not None else fed.supersede(job, reason)
+            # A cycle planned before this (it runs off the loop) may preempt the parts it knew: at the next generation
+            # its verdicts on the job are stale (Cycles.commit), and the next cycle sees the job as it is.
+            job.generation += 1
+        job.spec = spec
+        job.waiting_since = stored.waiting_since  # as stored (supersede_part and supersede above set their own)
+        if job.phase is JobPhase.PENDING:
+            fed.cycles.pending(job)  # parked for a count that no longer holds: a candidate again
+        else:
+            _restate(fed, job)
+            if plan:
+                job.message = f"{said}; {job.message}" if job.message else said
+            if job.replicas_waiting:
+                fed.cycles.rest(job)
+        shrink.count(fed, shrunk=len(resizes), stopped=len(dropped))
+        shrink.owe(fed, resizes)  # until acknowledged, across a restart too
+        for cluster, order in (*resizes, *cancels):
+            fed.send(cluster, order)
+        fed.notify([job])
+        fed.wake()
+        return job
+
+    return stored, apply
 
 
-__all__ = ["EXACT_PARTS", "ScaleProblem", "ScaleRefused", "parts_to_drop", "refusal", "scale", "scaled"]
+__all__ = ["EXACT_PARTS", "ScaleProblem", "ScaleRefused", "parts_to_drop", "refusal", "scale", "scale_async",
+           "scaled", "Scalings"]

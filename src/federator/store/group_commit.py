@@ -33,6 +33,18 @@ Four ways in:
   each agent update held the event loop for its fsync (docs/benchmarks.md,
   6 Dec: 2.3 s of 19.5 s with three agents), and every call of every user
   and agent waited with it.
+- `await commit_newest(jobs)`: `commit`, and whether its write is still the
+  newest queued of each of these jobs once it is durable. A change decided on
+  a copy and applied to the live job only once stored (a user's Cancel:
+  server/cancelling.py) needs it: a write of the live job queued meanwhile (an
+  agent's update, a cycle's, an owed job paid) holds its older state, and lands
+  after the copy, or in its batch in place of it.
+- `write_then(jobs, then)`: a change the federator has already made to the
+  live jobs whose news must wait for the disk (a re-queue's CancelOrders of
+  the placements it superseded: server/requeue.py): queued, the caller goes on
+  at once, and `then(error)` runs on the event loop once it is settled. It was
+  `write`, an fsync on the loop per re-queue: a Lost cluster's hundreds of jobs
+  held every stream for hundreds of fsyncs in a row.
 - `write_beside(write, settled)`: a small write of another table of the same
   file (store/silent_cancels.py, store/moves.py), in the same queue and order
   as the jobs' and on the same thread, for the same reason: each was an
@@ -57,7 +69,7 @@ from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
 from federator.model import Job, JobId, Placement
-from federator.store.errors import StoreError, StoreRefused
+from federator.store.errors import StoreError, StoreRefused, StoreUnavailable
 from federator.store.sqlite import JobStore, PrunedStore
 
 log = logging.getLogger("federator.store")
@@ -100,6 +112,7 @@ class _Write:
     then: Callable[[list[Job]], None] | None = None  # write_or_owe's announcement, run on `loop` when settled
     beside: Callable[[], None] | None = None  # write_beside's write, alone in its batch
     settled: Callable[[BaseException | None], None] | None = None  # write_beside's outcome, on the writing thread
+    number: int = 0  # the how-manyth write queued (GroupCommit.commit_newest)
     finished: bool = False  # its writer was told (a writer thread taking over a dead one's batch tells no one twice)
 
     def settle(self, error: BaseException | None) -> None:
@@ -156,6 +169,8 @@ class GroupCommit:
         self._owed: dict[JobId, Job] = {}  # see write_or_owe: live jobs, written as they stand when paid
         self._paying = False  # a `pay` write is queued or being written
         self._owed_failing = False  # the last `pay` write failed: not logged again until one works
+        self._writes = 0  # writes queued so far, numbered (`commit_newest`)
+        self._watched: dict[JobId, list[int]] = {}  # commit_newest's jobs: [watchers, their newest write's number]
         self.batches = 0  # transactions committed: the number of fsyncs, for benchmarks and tests
         self.jobs_written = 0
         # Told of every write the store refused (a full disk), on the writing thread: the metric of them.
@@ -179,16 +194,78 @@ class GroupCommit:
 
     async def commit(self, jobs: Iterable[Job]) -> None:
         """Queue these jobs' current state; return once the batch holding them is durable."""
+        w = self._queued(jobs)
+        if w is not None:
+            assert w.future is not None
+            await w.future
+
+    def _queued(self, jobs: Iterable[Job]) -> _Write | None:
         jobs = list(jobs)
         self.handed(jobs)
         frozen = [freeze(j) for j in jobs]
         if not frozen:
-            return
+            return None
         loop = asyncio.get_running_loop()
         w = _Write(frozen, future=loop.create_future(), loop=loop)
         self._enqueue(w)
+        return w
+
+    async def commit_newest(self, jobs: Iterable[Job]) -> bool:
+        """`commit`; then True if no other write of these jobs was queued after this one, False if one was (coalesced
+        into its batch or written after it, its state, not this one's, may be what the store holds: the caller
+        decides again from the live job and writes that). Errors as `commit`."""
+        jobs = list(jobs)
+        ids = {j.job_id for j in jobs}
+        with self._cv:
+            for job_id in ids:
+                self._watched.setdefault(job_id, [0, 0])[0] += 1
+        try:
+            w = self._queued(jobs)
+            if w is None:
+                return True
+            assert w.future is not None
+            await w.future
+            with self._cv:
+                return all(self._watched[job_id][1] == w.number for job_id in ids)
+        finally:
+            with self._cv:
+                for job_id in ids:
+                    seen = self._watched[job_id]
+                    seen[0] -= 1
+                    if not seen[0]:
+                        del self._watched[job_id]
+
+    def write_then(self, jobs: Iterable[Job], then: Callable[[BaseException | None], None]) -> None:
+        """Queue these jobs' current state behind every write before it and return at once; `then(error)` runs on the
+        event loop once the batch holding them is settled (None: durable). Called with no event loop running (a
+        script, a test of the Federator alone), it writes on the caller's thread and calls `then` before it returns
+        (StoreUnavailable is `then`'s; any other error is raised, as `write` raises it)."""
+        jobs = list(jobs)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            try:
+                self.write(jobs)
+            except StoreUnavailable as exc:
+                then(exc)
+                return
+            then(None)
+            return
+        w = self._queued(jobs)
+        if w is None:
+            then(None)
+            return
         assert w.future is not None
-        await w.future
+        w.future.add_done_callback(lambda f: then(asyncio.CancelledError() if f.cancelled() else f.exception()))
+
+    def _number(self, jobs: Iterable[Job]) -> None:
+        """A write of `jobs` is queued: its number, the newest of each watched one (under `_cv`)."""
+        self._writes += 1
+        if self._watched:
+            for job in jobs:
+                seen = self._watched.get(job.job_id)
+                if seen is not None:
+                    seen[1] = self._writes
 
     def enqueue_lazy(self, jobs: Iterable[Job]) -> None:
         """Queue state a crash may lose (pending reasons) and return at once: written when no other write waits.
@@ -196,10 +273,12 @@ class GroupCommit:
         After a cycle over 100,000 jobs that is 100,000 writes; in the ordinary queue every Submit
         would wait behind them. A lazy entry is kept per job (newest wins) and dropped when an
         ordinary write of the same job is queued after it, so it never overwrites newer state."""
+        jobs = list(jobs)
         with self._cv:
             for job in jobs:
                 self._lazy.pop(job.job_id, None)
                 self._lazy[job.job_id] = freeze(job)
+            self._number(jobs)
             if self._busy or not self._lazy:
                 return
             self._busy = True
@@ -216,6 +295,7 @@ class GroupCommit:
             inline = not self._busy and not self._queue
             if inline:
                 self._busy = True
+                self._number(frozen)
         if inline:
             try:
                 self._put(frozen)
@@ -369,6 +449,8 @@ class GroupCommit:
 
     def _enqueue(self, w: _Write) -> None:
         with self._cv:
+            self._number(w.jobs)
+            w.number = self._writes
             self._queue.append(w)
             if self._lazy:
                 for job in w.jobs:

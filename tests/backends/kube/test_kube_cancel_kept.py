@@ -261,6 +261,8 @@ def test_a_job_moved_off_a_lost_cluster_then_deleted_has_the_lost_copy_cancelled
             fed.report(other, replace(cluster(other.name, "east", pool(H100, nodes=2, free=8)).capacity))
             fed.check_leases()
             fed.schedule_once()
+            await asyncio.to_thread(fed.journal.drain)  # the re-queue's write landed: its cancels sent (requeue.py)
+            await asyncio.sleep(0)
             (new,) = [p.placement_id for p in job.placements]
             assert new.endswith(other.name)  # moved
             assert fed.orphans.cancels.holds(first.name, old.placement_id)

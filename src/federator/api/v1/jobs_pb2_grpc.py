@@ -249,10 +249,12 @@ class JobServiceServicer:
         job is answered Cancelled. Who may: its owner, a group member with jobs:
         manage, an admin (PERMISSION_DENIED for one who may only see it).
         Idempotent: a job that has finished (Succeeded, Failed, Cancelled) is
-        answered as it is, unchanged, with OK. Errors: INVALID_ARGUMENT for an
-        empty job_id; NOT_FOUND as for Get; FAILED_PRECONDITION for an ambiguous
-        bare name (nothing is cancelled); UNAVAILABLE when the store did not take
-        the write (the job runs on, unchanged). Retry: safe.
+        answered as it is, unchanged, with OK; so is one that finishes while its
+        cancel is being stored (the answer's phase says which: Cancelled, or the
+        end it reached first). Errors: INVALID_ARGUMENT for an empty job_id;
+        NOT_FOUND as for Get; FAILED_PRECONDITION for an ambiguous bare name
+        (nothing is cancelled); UNAVAILABLE when the store did not take the write
+        (the job runs on, unchanged). Retry: safe.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -173,9 +173,9 @@ class FederatedJobController:
                        loop.create_task(delete_expired(self.informer.cache.values, self.api, self.clock))]
         await self.informer.wait_synced()
         log.info("watching FederatedJobs in %s: %d found", self.api.server, len(self.informer.cache))
-        self.cancel_orphans()
+        await self.cancel_orphans()
 
-    def cancel_orphans(self) -> None:
+    async def cancel_orphans(self) -> None:
         """Jobs whose FederatedJob vanished while no federator watched (a forced delete) are cancelled."""
         uids = {(o.get("metadata") or {}).get("uid") for o in self.informer.cache.values()}
         for job in list(self.fed.jobs.values()):
@@ -183,7 +183,7 @@ class FederatedJobController:
             if owner is not None and owner.uid not in uids and not job.phase.is_terminal:
                 try:
                     live: set[str] = {p.placement_id for p in job.placements if not p.phase.is_terminal}
-                    self._cancel(job.job_id, f"{owner.namespace}/{owner.name}")
+                    await self._cancel(job.job_id, f"{owner.namespace}/{owner.name}")
                     self._record(job, live)  # written by the MemberCluster loop: no finalizer waits for it
                 except StoreUnavailable as exc:  # the next start (or leader) tries again
                     log.warning("job %s of a vanished FederatedJob not cancelled: %s", job.job_id, exc)
@@ -242,7 +242,7 @@ class FederatedJobController:
             if job_id:
                 job = self.fed.jobs.get(JobId(job_id))
                 live: set[str] = {p.placement_id for p in job.placements if not p.phase.is_terminal} if job else set()
-                self._cancel(job_id, f"{ns}/{name}")
+                await self._cancel(job_id, f"{ns}/{name}")
                 if job is not None and (ours or live):  # gone without our finalizer while it ran: recorded too
                     await self._keep_cancels(job, live)  # durable before the finalizer goes (StoreUnavailable: again)
             if kind == DELETED and job_id:
@@ -503,13 +503,15 @@ class FederatedJobController:
         decision = self.authz.namespace(queue, namespace, labels)
         return decision if isinstance(decision, Denied) else None
 
-    def _cancel(self, job_id: str, what: str) -> None:
+    async def _cancel(self, job_id: str, what: str) -> None:
+        """The job of a deleted FederatedJob cancelled, its write awaited off the event loop (server/cancelling.py:
+        a status write, an HTTP round trip, held the loop before)."""
         try:
             finished = self.fed.get(job_id).phase.is_terminal
-            job = self.fed.cancel(job_id)
+            job = await self.fed.cancel_async(job_id)
         except NotFound:
             return
-        if finished:
+        if finished or job.phase is not JobPhase.CANCELLED:  # ended before its cancel, or while it was stored
             # A finished job's workloads (its Job and Service, a JobSet and its children) stay in the
             # member until their TTL, if any; the FederatedJob going means the user is done with them.
             # Best effort: a member whose agent is away keeps them (a Job until its TTL).

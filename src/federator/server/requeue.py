@@ -1,0 +1,80 @@
+"""A job queued again: its placements superseded at once, their CancelOrders sent once that is stored.
+
+Why a module: the re-queue wrote with `GroupCommit.write` on the event loop, an fsync per job, and it is called
+from the loop's busiest paths: a Lost cluster re-queues every job it ran (hundreds, one fsync each, in a row),
+a drain a batch per turn, an agent's refusal or stopped placement one each. Every agent stream and every call
+waited behind those fsyncs. Now the write is queued (`GroupCommit.write_then`) and the loop goes on; the news
+waits for the disk:
+
+- The job changes in memory at once, as before (Pending, its placements gone, a new generation next), so every
+  later write of it (the cycle that places it again, a Cancel) holds the re-queue, and lands after it.
+- Its CancelOrders, and its announcement to Watch, are sent once the write is durable: no agent hears of a
+  re-queue the store does not hold. A cycle that places the job again meanwhile queues its write after this
+  one, and sends its launch only once that is durable, so after these CancelOrders.
+- A user's Cancel meanwhile is built from the job as re-queued (no live placement): the superseded placements'
+  CancelOrders come from here, once stored.
+- The store refusing the write (a full disk) leaves the job re-queued in memory, as before, and tells no agent:
+  the job's next write stores it, and a member still running an old placement is told to stop by its next
+  report (Orphans.cancel_strays). Raising stopped the loop.
+- An agent's update for a superseded placement, heard before the write is durable, is answered with a Cancel
+  (Orphans.fence_one), as after it: should the federator crash before the write, the store still holds the old
+  placement, and the agent's re-sync (it no longer runs it) queues the job again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+from federator.model import Job, JobPhase, Reason
+from federator.server.clusters import forget_acks
+from federator.server.orders import CancelOrder, Order
+from federator.server.partial import supersede_part
+from federator.server.run_limits import paused
+
+if TYPE_CHECKING:
+    from federator.server.federator import Federator
+
+log = logging.getLogger("federator.server")
+
+
+def requeue(fed: Federator, job: Job, reason: Reason, *, ended: Collection[str] = (),
+            stopped: Collection[str] = ()) -> None:
+    """Supersede every placement of a job (`ended`: only those, of a spread job with others live:
+    server/partial.py), queue it again; `stopped`: reported ended by their agent, sent no Cancel."""
+    cancels = supersede_part(fed, job, ended, reason) if ended else None
+    if cancels is None:
+        cancels = supersede(fed, job, reason)
+    cancels = [(c, o) for c, o in cancels if not (isinstance(o, CancelOrder) and o.placement_id in stopped)]
+    fed.metrics.placement_retries.labels(reason.code.value).inc()
+
+    def stored(error: BaseException | None) -> None:
+        if error is None:
+            for cluster, order in cancels:
+                fed.send(cluster, order)
+        else:
+            log.warning("job %s requeued but not stored (%s); no agent is told yet", job.job_id, error)
+        fed.notify([job])
+
+    fed.journal.write_then([job], stored)  # durable before any agent hears of it; off the loop
+    fed.wake()
+
+
+def supersede(fed: Federator, job: Job, reason: Reason) -> list[tuple[str, Order]]:
+    """Put a job back to Pending with `reason`; the cancel orders for its live placements, to send once stored."""
+    cancels: list[tuple[str, Order]] = [(p.cluster, CancelOrder(p.placement_id, f"superseded: {reason.message}"))
+                                        for p in job.placements if not p.phase.is_terminal]
+    forget_acks(fed.clusters, job.placements)
+    fed.cycles.released(job, job.placements)
+    fed.on_superseded(job.placements)  # the usage meter: each at its own end (`ended_at`; 0: now)
+    # The time this attempt ran, to its placements' ends, counts toward spec.max_run_seconds (run_limits.py)
+    paused(job, max((p.ended_at or fed.clock() for p in job.placements), default=fed.clock()))
+    job.placements, job.message, job.phase, job.placed_at = [], "", JobPhase.PENDING, 0.0
+    job.waiting_since = fed.clock()  # waiting again, from now (Job.waiting_since)
+    job.pending_reason = reason
+    fed.cycles.pending(job)
+    return cancels
+
+
+__all__ = ["requeue", "supersede"]
