@@ -3,17 +3,18 @@
 A change decided on a copy and applied to the live job only once stored (a user's Cancel, server/cancelling.py)
 must know whether another write of the job was queued behind its copy: that one holds an older state and lands
 after it, or in its batch in place of it. Each way a job's write is queued is checked (an ordinary write, an owed
-one, a lazy pending reason, a synchronous one), and that another job's write does not count. The store's gate is
-this file's (the group-commit tests' gated stores are theirs); nothing here reads time.
+one, a lazy pending reason, a synchronous one), and that another job's write does not count. The store is the
+tests' dict store (dict_store.py) with this file's gate; nothing here reads time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import pytest
+from dict_store import DictStore
 
 from federator.model import Job, JobId, JobPhase
 from federator.store.group_commit import GroupCommit
@@ -23,25 +24,17 @@ from builders import job as spec_of
 A_WHILE = 60.0  # a guard against a hang only
 
 
-class GateStore:
+class GateStore(DictStore):
     """Holds its first write until the test opens `gate`; `entered` is set once that write waits."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.gate = threading.Event()
         self.entered = threading.Event()
-        self.docs: dict[str, Job] = {}
 
-    def put(self, jobs: Iterable[Job]) -> None:
+    def before(self, jobs: list[Job]) -> None:
         self.entered.set()
         self.gate.wait(A_WHILE)
-        for j in jobs:
-            self.docs[j.job_id] = j
-
-    def load(self) -> list[Job]:
-        return list(self.docs.values())
-
-    def close(self) -> None:
-        pass
 
 
 def _job(name: str) -> Job:

@@ -1,12 +1,13 @@
 """`GroupCommit.write_then`: a change already made to the live jobs, queued, its news (`then`) told on the event loop
 once the write is settled: after it is durable, or with the store's error. Without a loop it writes inline. The
-store here is this file's (the group-commit tests' gated stores are theirs); nothing reads time."""
+store is the tests' dict store (dict_store.py) with this file's gate; nothing reads time."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable
+
+from dict_store import DictStore
 
 from federator.model import Job, JobId
 from federator.store import StoreUnavailable
@@ -17,28 +18,20 @@ from builders import job as spec_of
 A_WHILE = 60.0  # a guard against a hang only
 
 
-class Store:
+class Store(DictStore):
     """Holds its writes until `gate` is set; fails them with StoreUnavailable while `full`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.gate = threading.Event()
         self.entered = threading.Event()
         self.full = False
-        self.docs: dict[str, Job] = {}
 
-    def put(self, jobs: Iterable[Job]) -> None:
+    def before(self, jobs: list[Job]) -> None:
         self.entered.set()
         self.gate.wait(A_WHILE)
         if self.full:
             raise StoreUnavailable("job store: database or disk is full")
-        for j in jobs:
-            self.docs[j.job_id] = j
-
-    def load(self) -> list[Job]:
-        return list(self.docs.values())
-
-    def close(self) -> None:
-        pass
 
 
 def _job(name: str) -> Job:
