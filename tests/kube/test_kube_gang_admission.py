@@ -416,12 +416,17 @@ def test_a_gang_refused_while_its_agent_reconnects_keeps_the_job_off_that_member
         eventually(lambda: _since_resume(agent.log, "connected to") and _cluster_state(kube, "member-a") == "Ready",
                    timeout=60, what=lambda: f"member-a's agent back\n{kube.logs()}")
 
-        # The federator heard the refusal: the job is back to Pending as refused there, not as merely lost ...
+        # The federator heard the refusal: the job is back to Pending as refused there, not as merely lost. The
+        # re-queue's own state (RefusedByCluster) is told once it is stored, and the cycle may have given the job
+        # its next reason by then, which says the refusal in its turn ("member-a refused this job a moment ago").
         requeued = eventually(lambda: watch.after_placed("member-a"), timeout=60,
                               what=lambda: f"{name} re-queued\n{watch.text()}\n{kube.logs()}")
         assert "no longer runs" not in requeued, f"re-queued as lost, not as refused:\n{watch.text()}"
-        assert f"RefusedByCluster: member-a stopped placement {pid}: refused: gang timeout on member-a: " \
-               in requeued, watch.text()
+        told = (f"stopped placement {pid}: refused", "refused this job a moment ago")
+        eventually(lambda: any(s[1] != "member-a" and "refused: gang timeout on member-a: " in s[2]
+                               and any(t in s[2] for t in told) for s in watch.states()), timeout=60,
+                   what=lambda: f"{name} re-queued as refused by member-a\n{watch.text()}")
+        assert not any("no longer runs" in s[2] for s in watch.states()), watch.text()
 
         # ... and it stays off member-a, which has room for it again, while member-b is full.
         def held_off() -> str:
