@@ -59,6 +59,35 @@ def test_a_lazy_reason_waits_behind_ordinary_writes_and_never_overwrites_a_newer
     assert store.docs[JobId("a")].phase is JobPhase.PLACED
 
 
+def test_each_phase_a_job_passes_through_while_the_writer_is_busy_is_stored_not_only_the_newest() -> None:
+    """A re-queue's Pending (written off the loop) and the placement the next cycle gives the job, queued while the
+    writer is busy, land in two batches: coalesced, the store never held Pending, and the Kubernetes store never said
+    the Requeued Event (its reason: why the job moved). Two states of one phase still coalesce, newest only."""
+    store = GatedStore()
+    journal = GroupCommit(store)
+    a, b = _job("a"), _job("b")
+    first = threading.Thread(target=journal.write, args=([b],))
+    first.start()  # holds the store (gate closed)
+    while not journal._busy:  # noqa: SLF001 - waiting for the writer to be inside store.put
+        pass
+    running = replace(a, phase=JobPhase.RUNNING)
+    requeued = replace(a, phase=JobPhase.PENDING, pending_reason=Reason(ReasonCode.REFUSED_BY_CLUSTER, "refused"))
+    told = replace(requeued, pending_reason=Reason(ReasonCode.INSUFFICIENT_ACCELERATORS, "no room"))
+    placed = replace(a, phase=JobPhase.PLACED)
+    writers = [threading.Thread(target=journal.write, args=([j],)) for j in (running, requeued, told, placed)]
+    for i, w in enumerate(writers, 1):
+        w.start()
+        while journal.queued < i:
+            pass
+    store.gate.set()
+    for w in (first, *writers):
+        w.join(A_WHILE)
+    journal.drain()
+    assert store.batches == [[("b", "Pending", "")], [("a", "Running", "")],
+                             [("a", "Pending", "InsufficientAccelerators")], [("a", "Placed", "")]]
+    assert store.docs[JobId("a")].phase is JobPhase.PLACED
+
+
 class DiskPacedStore(GatedStore):
     """A GatedStore whose writes, once past the gate, take a while (`A_DISK_WRITE`) and let other threads run
     meanwhile, as a real store's fsync does. Its writes were quick and held the interpreter: a drain that returned

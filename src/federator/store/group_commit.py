@@ -68,7 +68,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
-from federator.model import Job, JobId, Placement
+from federator.model import Job, JobId, JobPhase, Placement
 from federator.store.errors import StoreError, StoreRefused, StoreUnavailable
 from federator.store.sqlite import JobStore, PrunedStore
 
@@ -138,6 +138,13 @@ class _Write:
                 self.loop.call_soon_threadsafe(self.then, self.live)
         except RuntimeError:  # the loop is closed (shutdown): nobody awaits this write any more
             pass
+
+
+def _turns(phases: dict[JobId, JobPhase], jobs: list[Job]) -> bool:
+    """Whether a queued write moves a job of the batch to another phase: it then waits for the next batch, so that
+    the store holds each phase a job passed through (a re-queue's Pending between two placements, which the
+    Kubernetes store says as a Requeued Event and Watch as the job's reason), never only the newest."""
+    return any(phases.get(j.job_id, j.phase) is not j.phase for j in jobs)
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
@@ -537,11 +544,14 @@ class GroupCommit:
             with self._cv:
                 batch = self._batch  # a dead writer's, written again first
                 size = sum(len(w.jobs) for w in batch)
+                phases = {j.job_id: j.phase for w in batch for j in w.jobs}
                 while self._queue and (not batch or (size + len(self._queue[0].jobs) <= self.max_batch and
-                                                     batch[0].beside is None and self._queue[0].beside is None)):
+                                                     batch[0].beside is None and self._queue[0].beside is None and
+                                                     not _turns(phases, self._queue[0].jobs))):
                     w = self._queue.popleft()  # a write_beside is a batch of its own: the queue's order holds
                     batch.append(w)
                     size += len(w.jobs)
+                    phases.update((j.job_id, j.phase) for j in w.jobs)
                 self._batch = batch
             if batch[0].beside is not None:
                 self._write_beside(batch[0])
