@@ -21,27 +21,18 @@ import logging
 from federator.agent.backend import Backend, ReadsLogs, ReplicaOutput
 from federator.agent.outbox import Outbox
 from federator.api.v1 import agent_pb2
+from federator.logtail import ERROR_CHARS, MAX_LIMIT_BYTES, MAX_REPLICA_LOGS, MAX_TAIL_LINES, NAME_CHARS, tail_bytes
 
 log = logging.getLogger("federator.agent")
 READ_SECONDS = 8.0
 """A backend's read of one request at most: its reply must reach the federator within 10 s of the request."""
 READS_AT_ONCE = 4
 WAITING_AT_MOST = 64
-MAX_TAIL_LINES = 10_000
-MAX_LIMIT_BYTES = 512 * 1024
-MAX_REPLICA_LOGS = 256
 
 
 def serves_logs(backend: Backend, serve: bool) -> bool:
     """Whether the Hello lists "logs": a backend that reads output, and an operator that did not say --no-logs."""
     return serve and isinstance(backend, ReadsLogs)
-
-
-def _tail(text: str, limit: int) -> tuple[str, bool]:
-    raw = text.encode()
-    if len(raw) <= limit:
-        return text, False
-    return raw[len(raw) - limit:].decode(errors="ignore"), True
 
 
 def bounded(outputs: list[ReplicaOutput], limit_bytes: int) -> list[agent_pb2.ReplicaLog]:
@@ -52,9 +43,10 @@ def bounded(outputs: list[ReplicaOutput], limit_bytes: int) -> list[agent_pb2.Re
         else limit_bytes
     logs = []
     for o in outputs:
-        text, cut = _tail(o.text, share)
-        logs.append(agent_pb2.ReplicaLog(replica=o.replica, pod=o.pod[:253], container=o.container[:253], text=text,
-                                         truncated=o.truncated or cut, error=o.error[:4096]))
+        text = tail_bytes(o.text, share)
+        logs.append(agent_pb2.ReplicaLog(replica=o.replica, pod=o.pod[:NAME_CHARS], container=o.container[:NAME_CHARS],
+                                         text=text, truncated=o.truncated or text != o.text,
+                                         error=o.error[:ERROR_CHARS]))
     return logs
 
 
@@ -100,7 +92,7 @@ class LogAnswers:
     def _answer(self, request: agent_pb2.LogsRequest, *, logs: list[agent_pb2.ReplicaLog] | None = None,
                 error: str = "") -> None:
         self.outbox.put(agent_pb2.AgentMessage(logs=agent_pb2.LogsReply(request_id=request.request_id,
-                                                                        logs=logs or [], error=error[:4096])))
+                                                                        logs=logs or [], error=error[:ERROR_CHARS])))
 
 
 __all__ = ["READ_SECONDS", "LogAnswers", "bounded", "serves_logs"]

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from federator.api.v1 import agent_pb2
+from federator.logtail import ERROR_CHARS, MAX_LIMIT_BYTES, MAX_REPLICA_LOGS, MAX_TAIL_LINES, NAME_CHARS, tail_bytes
 from federator.model import AgentFeature, Job, Placement
 from federator.server.orders import LogsOrder
 from federator.termtext import visible
@@ -39,14 +40,7 @@ log = logging.getLogger("federator.server")
 LOGS_REPLY_SECONDS = 10.0
 """How long the federator waits for an agent's LogsReply (agent.proto, LogsRequest)."""
 DEFAULT_TAIL_LINES = 100
-MAX_TAIL_LINES = 10_000
 DEFAULT_LIMIT_BYTES = 64 * 1024
-MAX_LIMIT_BYTES = 512 * 1024
-"""The whole answer's text at most: with the names around it, under the 1 MiB message limit of a default server."""
-MAX_REPLICA_LOGS = 256
-"""ReplicaLogs taken from one LogsReply at most; more are dropped."""
-NAME_CHARS = 253
-ERROR_CHARS = 4096
 LATE_KEPT = 1024
 """Request ids answered by the deadline kept per stream, so that a late reply is told from one never asked."""
 
@@ -154,12 +148,6 @@ class Waiting:
         self._pending.clear()
 
 
-def _cut_tail(text: str, limit: int) -> str:
-    """The last `limit` bytes of `text` (UTF-8), on a character boundary."""
-    raw = text.encode()
-    return text if len(raw) <= limit else raw[len(raw) - limit:].decode(errors="ignore")
-
-
 def taken(cluster: str, order: LogsOrder, reply: agent_pb2.LogsReply) -> tuple[list[ReplicaText], str]:
     """An agent's LogsReply as the user is told it, held to the request's bounds (see the module): the replicas'
     texts, and the cluster's error ("" when none). Never trusted: over the byte bound each text is cut to its
@@ -173,7 +161,7 @@ def taken(cluster: str, order: LogsOrder, reply: agent_pb2.LogsReply) -> tuple[l
                     "bytes%s: cut (the agent breaks agent.proto, LogsRequest)", cluster, order.placement_id, total,
                     len(reply.logs), order.limit_bytes, f" and replica {order.replica}" if order.replica >= 0 else "")
     texts = [ReplicaText(cluster, order.placement_id, e.replica, visible(e.pod[:NAME_CHARS]),
-                         visible(e.container[:NAME_CHARS]), _cut_tail(e.text, share) if share else e.text,
+                         visible(e.container[:NAME_CHARS]), tail_bytes(e.text, share) if share else e.text,
                          e.truncated or (bool(share) and len(e.text.encode()) > share),
                          visible(e.error[:ERROR_CHARS])) for e in entries]
     return texts, visible(reply.error[:ERROR_CHARS])

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from federator.agent.backend import ReplicaOutput, UpdateCallback, no_update
 from federator.backends.sim.fleet import ClusterSpec
 from federator.backends.sim.nodes import NodeSet
+from federator.logtail import tail_bytes
 from federator.model import ClusterCapacity, JobKind, JobPhase, JobSpec, Placement, placement_resources
 from federator.security.podsecurity import AGENT_FLAGS, PodSecurity, member_refusal, needed_by_texts
 
@@ -174,7 +175,7 @@ class SimBackend:
         if not replicas:
             return f"placement {placement_id} has no replica {replica} (it runs {_replicas(run.placement.replicas)})"
         share = max(1, limit_bytes // len(replicas))
-        cut = text.encode()[-share:].decode(errors="ignore")
+        cut = tail_bytes(text, share)
         return [ReplicaOutput(i, "", "", cut, truncated=len(lines) < len(run.events) or cut != text)
                 for i in replicas]
 
