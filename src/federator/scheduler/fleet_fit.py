@@ -159,14 +159,10 @@ def host_never(request: PlacementRequest, clusters: Sequence[ClusterInfo]) -> tu
             f"{most_cpu}; the most memory {most_mem})"), ReasonCode.INSUFFICIENT_CPU
 
 
-def never_fits(request: PlacementRequest, snapshot: Snapshot) -> str:
-    """Why one alternative (a request as the cycle tries it) can never run on `snapshot`'s fleet, even empty;
-    "" when it could, or when it needs accelerators and no member has a pool it accepts."""
-    return never_fits_coded(request, snapshot)[0]
-
-
 def never_fits_coded(request: PlacementRequest, snapshot: Snapshot) -> tuple[str, ReasonCode | None]:
-    """`never_fits`, and the code its reason should have when that is a replica's CPU or memory (else None)."""
+    """Why one alternative (a request as the cycle tries it) can never run on `snapshot`'s fleet, even empty ("" when
+    it could, or when it needs accelerators and no member has a pool it accepts), and the code its reason should
+    have when that is a replica's CPU or memory (else None)."""
     if request.accelerator_milli <= 0:  # CPU-only work: any member's node will do
         return host_never(request, snapshot.clusters)
     found = rooms(request, snapshot)
@@ -180,7 +176,7 @@ def never_fits_coded(request: PlacementRequest, snapshot: Snapshot) -> tuple[str
 
 
 def _never_accelerators(request: PlacementRequest, snapshot: Snapshot, found: list[Largest]) -> str:
-    """`never_fits` of a request for accelerators that some member has a pool for (`found`)."""
+    """`never_fits_coded`'s words for a request for accelerators that some member has a pool for (`found`)."""
     what = f"{request.replicas} x {_count(request.accelerator_milli)} {_models(request, found)}"
     if all(node_short(request, r.pool) for r in found):
         node = min(found, key=lambda r: (-r.pool.largest_node_accelerators, r.cluster))
@@ -210,16 +206,12 @@ def _never_accelerators(request: PlacementRequest, snapshot: Snapshot, found: li
     return ""
 
 
-def never_as_the_fleet_stands(request: PlacementRequest, snapshot: Snapshot, legacy_vendor: str = "") -> str:
-    """Why a job can never run on the fleet as it stands, over every alternative it has ("" if one could). The
-    text ends by saying the job waits for a larger member, which is what it does."""
-    return never_coded(request, snapshot, legacy_vendor)[0]
-
-
 def never_coded(request: PlacementRequest, snapshot: Snapshot, legacy_vendor: str = ""
                 ) -> tuple[str, ReasonCode | None]:
-    """`never_as_the_fleet_stands`, and the code its reason should have when every alternative is short of a
-    node's CPU or memory alike (`host_short`; None: the cycle's own code stands)."""
+    """Why a job can never run on the fleet as it stands, over every alternative it has ("" if one could; the text
+    ends by saying the job waits for a larger member, which is what it does), and the code its reason should have
+    when every alternative is short of a node's CPU or memory alike (`host_short`; None: the cycle's own code
+    stands)."""
     tried = variants(request, legacy_vendor)
     judged = [never_fits_coded(v, snapshot) for v in tried]
     why = [w for w, _ in judged]
@@ -275,5 +267,5 @@ def _models(request: PlacementRequest, found: Sequence[Largest]) -> str:
 
 
 __all__ = ["FleetFit", "Largest", "fleet_shape", "host_never", "host_short", "most_replicas",
-           "never_as_the_fleet_stands", "never_coded", "never_fits", "never_fits_coded", "node_short", "pool_devices",
+           "never_coded", "never_fits_coded", "node_short", "pool_devices",
            "replica_units", "rooms"]
