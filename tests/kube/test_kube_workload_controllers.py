@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from kube_support import JOBS_NAMESPACE, WORKLOADS, Kube, Testbed, federation, own_bed
-from support import eventually
+from support import eventually, federator_cli
 from workload_crds import module_dir
 from workload_objects import fresh
 
@@ -161,6 +161,13 @@ def test_a_trainjob_runs_to_succeeded_under_the_trainer(fed: Kube) -> None:
         # The chosen model's node selector went in through spec.podSpecOverrides.
         assert all(p["spec"]["nodeSelector"].get("nvidia.com/gpu.product") == "NVIDIA-A100-SXM4-80GB"
                    for p in pods), [p["spec"].get("nodeSelector") for p in pods]
+        # `federator logs` finds the TrainJob's pods (they carry no placement label: Trainer puts spec.labels on
+        # the JobSet only) and reads each: kwok has no kubelet, so each replica's read fails at the kubelet, past
+        # the finding. Before, "no pods of this agent's".
+        out = federator_cli("logs", f"{JOBS_NAMESPACE}/tune", *fed.fed.client_args())
+        assert "no pods of this agent's" not in out.stdout + out.stderr, out.stdout + out.stderr
+        names = sorted(p["metadata"]["name"] for p in pods)
+        assert all(name in out.stdout + out.stderr for name in names), (names, out.stdout, out.stderr)
         fed.kubectl("host", "delete", "fj", "tune", "--timeout=60s")
         left = "trainjobs.trainer.kubeflow.org,jobsets.jobset.x-k8s.io,jobs"
         eventually(lambda: not fed.json("member-b", "get", left, "-n", WORKLOADS)["items"],

@@ -54,6 +54,19 @@ def test_only_this_agents_pods_of_the_placement_are_read() -> None:
     assert others == 2  # another agent's, and one without an identity; "other-0" is not the placement's
 
 
+def test_a_trainjobs_pods_go_by_their_trainjobs_identity() -> None:
+    """A TrainJob's pods carry neither the placement's annotation nor an agent's identity (Trainer v2 labels the
+    JobSet only): they are this agent's when their TrainJob is, and another agent's when it is not."""
+    bare = {"metadata": {"name": "tune-node-0-0", "annotations": {},
+                         "labels": {"jobset.sigs.k8s.io/jobset-name": "tune"}}}
+    trainjobs = {"mine": pod("tune"), "theirs": pod("tune", cluster="west-9")}
+    for whose, kept in (("mine", 1), ("theirs", 0)):
+        mine, others = own_pods([bare], "j.g1.east-1", ME, lambda p: "j.g1.east-1",
+                                lambda p: trainjobs[whose])  # noqa: B023 (called at once)
+        assert (len(mine), others) == (kept, 1 - kept)
+    assert own_pods([bare], "j.g1.east-1", ME, lambda p: "j.g1.east-1") == ([], 1)  # the pod alone says nothing
+
+
 def test_replicas_are_completion_indexes_newest_pod_first_else_name_order() -> None:
     old, new = pod("j-1-aaaaa", index=1), pod("j-1-bbbbb", index=1, created="2026-01-02T00:00:00Z")
     assert [(i, p["metadata"]["name"]) for i, p in numbered([new, pod("j-0", index=0), old])] == \

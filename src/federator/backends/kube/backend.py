@@ -88,6 +88,7 @@ from federator.backends.kube.workloads import (
     PLACEMENT_LABEL,
     SELECTOR,
     TRAINJOB_KEY,
+    TRAINJOB_POD_LABEL,
     RenderOptions,
     WorkloadAdapter,
     WorkloadError,
@@ -571,11 +572,11 @@ class KubeBackend:
         namespace = self.tenants.namespace_of(placement_id)
         try:
             listed = await asyncio.to_thread(self.api.list, PODS, namespace,
-                                             label_selector=f"{PLACEMENT_LABEL}={placement_label(placement_id)}")
+                                             label_selector=self._pods_selector(placement_id))
         except KubeError as exc:
             return f"listing the pods of placement {placement_id} in namespace {namespace} failed: {exc}"
         pods, others = pod_logs.own_pods(listed.get("items") or [], placement_id, self.identity,
-                                         self._placement_of_pod)
+                                         self._placement_of_pod, self._identity_bearer)
         if not pods:
             return f"placement {placement_id}: no pods of this agent's in namespace {namespace}" + \
                 (f" ({others} carry another agent's identity, or none: not read)" if others else
@@ -693,6 +694,26 @@ class KubeBackend:
 
     def _pods_of(self, pid: str) -> list[Mapping[str, Any]]:
         return [p for p in self.pods.cache.values() if self._placement_of_pod(p) == pid]
+
+    def _pods_selector(self, pid: str) -> str:
+        """The label selector of a placement's pods: its placement label, or for a TrainJob (whose pods carry none:
+        Trainer v2 puts `spec.labels` on the JobSet only) the JobSet controller's label naming the TrainJob. Before,
+        a TrainJob's pods were never found: `federator logs` said "no pods", and a failed one's exit codes went
+        unread."""
+        informer, adapter = self.workloads.get(TRAINJOB_KEY), self.served.get(TRAINJOB_KEY)
+        if informer is not None and adapter is not None:
+            namespace = self.tenants.namespace_of(pid)
+            for name in _names(adapter, pid):
+                if f"{namespace}/{name}" in informer.cache:
+                    return f"{TRAINJOB_POD_LABEL}={name}"
+        return f"{PLACEMENT_LABEL}={placement_label(pid)}"
+
+    def _identity_bearer(self, pod: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What says whose a pod is: the pod, or for a TrainJob's pod (which carries no identity) its TrainJob."""
+        name, informer = trainjob_of_pod(pod), self.workloads.get(TRAINJOB_KEY)
+        if name and not placement_of(pod) and informer is not None:
+            return informer.cache.get(f"{(pod.get('metadata') or {}).get('namespace')}/{name}") or pod
+        return pod
 
     def _placement_of_pod(self, pod: Mapping[str, Any]) -> str:
         """The placement a pod runs: its annotation, or for a TrainJob's pods (which carry none) their TrainJob's;
@@ -1037,7 +1058,7 @@ class KubeBackend:
         async def read() -> None:
             try:
                 listed = await asyncio.to_thread(self.api.list, PODS, namespace,
-                                                 label_selector=f"{PLACEMENT_LABEL}={placement_label(pid)}")
+                                                 label_selector=self._pods_selector(pid))
                 pods = [p for p in listed.get("items") or [] if self._placement_of_pod(p) == pid]
             except KubeError as exc:
                 log.warning("placement %s: reading its pods failed (%s); judged on what the watch saw", pid, exc)

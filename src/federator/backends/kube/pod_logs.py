@@ -47,14 +47,15 @@ def _index(pod: Pod) -> int | None:
         return None
 
 
-def own_pods(pods: Sequence[Pod], placement_id: str, identity: AgentIdentity,
-             placement_of: Callable[[Pod], str]) -> tuple[list[Pod], int]:
-    """The placement's pods this agent made, and how many of its pods were left out as not this agent's."""
+def own_pods(pods: Sequence[Pod], placement_id: str, identity: AgentIdentity, placement_of: Callable[[Pod], str],
+             bearer: Callable[[Pod], Pod] = lambda pod: pod) -> tuple[list[Pod], int]:
+    """The placement's pods this agent made, and how many of its pods were left out as not this agent's. `bearer`
+    gives the object whose identity a pod goes by: the pod itself, or for a TrainJob's pod its TrainJob."""
     mine, others = [], 0
     for pod in pods:
         if placement_of(pod) != placement_id:
             continue
-        if identity.owns(pod) is True:
+        if identity.owns(bearer(pod)) is True:
             mine.append(pod)
         else:
             others += 1
