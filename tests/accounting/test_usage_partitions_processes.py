@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from test_usage_processes import usage
 
-from federator.cli.client import list_clusters, list_jobs, read_specs, submit_specs
+from federator.cli.get import list_clusters, list_jobs
+from federator.cli.job_files import read_specs
+from federator.cli.submit_calls import submit_specs
 from federator.local import LocalFederation
 from federator.model import JobPhase, format_job_accelerators
 

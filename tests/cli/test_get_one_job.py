@@ -14,7 +14,7 @@ import pytest
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2
-from federator.cli import client, main
+from federator.cli import calls, main
 from federator.model import Job, JobId
 
 from builders import job as job_spec
@@ -56,7 +56,7 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> _Jobs:
     def connect(target: object) -> Iterator[tuple[_Jobs, None]]:
         yield jobs, None
 
-    monkeypatch.setattr(client, "connect", connect)
+    monkeypatch.setattr(calls, "connect", connect)
     return jobs
 
 
@@ -87,8 +87,8 @@ def test_get_jobs_without_a_name_still_lists(stub: _Jobs, capsys: pytest.Capture
 def test_wide_output_and_watch_lines_show_control_characters_as_escapes() -> None:
     """Defence in depth: a job stored before the federator cleaned agents' messages (or by a federator of another
     version) still reaches no terminal raw."""
-    from federator.cli.client import watch_lines
     from federator.cli.output import job_rows, table
+    from federator.cli.watch import watch_lines
 
     raw = Job(job_id=JobId("train-0-abc123"), spec=job_spec("train-0"), submitted_at=0.0,
               message="\x1b[2J\x1b[31mfailed\x07\x9b ✓")
@@ -103,8 +103,8 @@ def test_wide_output_and_watch_lines_show_bidi_and_zero_width_characters_as_esca
     """A provider's message with a right-to-left override and zero-width characters read backwards on a terminal
     that honours bidi ("Trojan Source", outside red team F08); a line separator ended the table row. Tables and
     watch lines now show them as escapes; ordinary non-ASCII text is kept."""
-    from federator.cli.client import watch_lines
     from federator.cli.output import job_rows, table
+    from federator.cli.watch import watch_lines
 
     raw = Job(job_id=JobId("train-0-abc123"), spec=job_spec("train-0"), submitted_at=0.0,
               message="ok \u202e\u2066 deliiaf \u2069 \u200b\u2028 é 中文")

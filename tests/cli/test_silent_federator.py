@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from federator.cli import client, cordon, main, usage
+from federator.cli import calls, cordon, main, usage
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def silent() -> Iterator[str]:
                                   ["usage"]], ids=" ".join)
 def test_a_call_to_a_federator_that_never_answers_names_the_address_and_the_wait(
         silent: str, call: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(client, "CALL_TIMEOUT", 0.5)
+    monkeypatch.setattr(calls, "CALL_TIMEOUT", 0.5)
     monkeypatch.setattr(cordon, "CALL_TIMEOUT", 0.5)
     monkeypatch.setattr(usage, "USAGE_TIMEOUT", 0.5)
     assert main([*call, "--insecure", "--server", silent]) == 4  # no answer: retry later (cli/exit_codes.py)
@@ -47,6 +47,6 @@ def test_a_deadline_the_federator_itself_sends_is_shown_as_it_said_it(
         def details(self) -> str:
             return "hello: no Hello within 10s of opening the stream"
 
-    assert client._fail(Said(), argparse.Namespace(server="f:7070")) == 4  # type: ignore[arg-type]  # noqa: SLF001
+    assert calls.fail(Said(), argparse.Namespace(server="f:7070")) == 4  # type: ignore[arg-type]
     assert capsys.readouterr().err == ("error: hello: no Hello within 10s of opening the stream "
                                        "(DEADLINE_EXCEEDED)\n")

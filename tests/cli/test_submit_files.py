@@ -14,8 +14,9 @@ from test_jobfile import GOOD  # type: ignore[import-not-found]
 
 from federator.api import convert
 from federator.cli import main
-from federator.cli.client import read_specs, request_id_for
 from federator.cli.job_document import job_document
+from federator.cli.job_files import read_specs
+from federator.cli.request_ids import request_id_for
 from federator.jobfile import parse_job_documents
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId
 from federator.server.federator import Federator

@@ -17,7 +17,7 @@ import grpc
 import pytest
 from test_jobfile import GOOD  # type: ignore[import-not-found]
 
-from federator.cli.client import list_jobs
+from federator.cli.get import list_jobs
 from federator.local import LocalFederation
 
 from support import eventually, federator_cli
@@ -181,7 +181,7 @@ class _Refused(grpc.RpcError):
 def test_a_federator_that_answers_unavailable_is_not_called_silent() -> None:
     """Outside operator QA: with the federator's disk full, each Submit was answered UNAVAILABLE ("job store:
     database or disk is full"), and the CLI said "no answer from ...", which sent them to the network."""
-    from federator.cli.client import NoAnswer
+    from federator.cli.submit_calls import NoAnswer
 
     full = NoAnswer("fed:7070", 15, 8, _Refused("job store: database or disk is full; the job was not accepted"))
     assert str(full).startswith("fed:7070 answered UNAVAILABLE for 15 s (8 tries; last: job store: database")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from federator.cli.client import watch_lines
+from federator.cli.watch import watch_lines
 from federator.model import Job, JobId, JobPhase, Placement, PlacementId, Reason, ReasonCode
 
 from builders import job as spec

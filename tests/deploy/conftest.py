@@ -15,7 +15,9 @@ from types import ModuleType
 import pytest
 from deploy_support import E2E_QUEUE, FLEET, METRICS_TOKEN, ROOT, fleet_clusters, metrics_token_file
 
-from federator.cli.client import list_clusters, list_jobs, read_specs, submit_specs
+from federator.cli.get import list_clusters, list_jobs
+from federator.cli.job_files import read_specs
+from federator.cli.submit_calls import submit_specs
 from federator.local import LocalFederation
 
 from support import eventually

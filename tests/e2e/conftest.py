@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from federator.cli.client import list_clusters
+from federator.cli.get import list_clusters
 from federator.local import LocalFederation
 
 from support import EXAMPLES, eventually

@@ -14,7 +14,8 @@ import pytest
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.backends.sim import NodeSet, load_fleet
-from federator.cli.client import list_clusters, list_jobs, submit_specs
+from federator.cli.get import list_clusters, list_jobs
+from federator.cli.submit_calls import submit_specs
 from federator.jobfile import parse_job
 from federator.local import LocalFederation
 from federator.model import Job, JobPhase, ReasonCode

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from federator.cli.client import list_clusters, list_jobs
+from federator.cli.get import list_clusters, list_jobs
 from federator.local import LocalFederation
 from federator.model import Job, JobPhase
 

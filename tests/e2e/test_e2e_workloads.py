@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from federator.cli.client import list_jobs
+from federator.cli.get import list_jobs
 from federator.local import LocalFederation
 from federator.model import Job, JobPhase
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from federator.cli.client import list_clusters, list_jobs, submit_specs
+from federator.cli.get import list_clusters, list_jobs
+from federator.cli.submit_calls import submit_specs
 from federator.jobfile import parse_job
 from federator.local import LocalFederation
 from federator.model import Job, JobPhase, ReasonCode

@@ -16,7 +16,7 @@ from grpc_status import rpc_status
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
-from federator.cli.client import list_jobs
+from federator.cli.get import list_jobs
 from federator.jobfile import parse_job
 from federator.local import LocalFederation
 

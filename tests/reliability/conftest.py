@@ -9,7 +9,7 @@ import pytest
 import yaml
 from reliability_support import FAST, TWIN_FLEET
 
-from federator.cli.client import list_clusters
+from federator.cli.get import list_clusters
 from federator.local import LocalFederation
 
 from support import eventually

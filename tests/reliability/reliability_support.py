@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from federator.cli.client import list_clusters, list_jobs
+from federator.cli.get import list_clusters, list_jobs
 from federator.jobfile import parse_job
 from federator.local import LocalFederation
 from federator.model import Job, JobSpec

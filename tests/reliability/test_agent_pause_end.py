@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 from reliability_support import job, jobs_by_name
 
-from federator.cli.client import submit_specs
+from federator.cli.submit_calls import submit_specs
 from federator.local import LocalFederation
 from federator.model import JobPhase
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from reliability_support import job_of, jobs_by_name, launches
 
-from federator.cli.client import list_jobs
+from federator.cli.get import list_jobs
 from federator.jobfile import REQUEST_ID_ANNOTATION
 from federator.local import LocalFederation
 from federator.model import JobPhase

@@ -26,7 +26,8 @@ import yaml
 from reliability_support import FAST, cluster_state, jobs_by_name, launches, metric
 
 from federator.api.v1 import jobs_pb2
-from federator.cli.client import connect, submit_specs
+from federator.cli.calls import connect
+from federator.cli.submit_calls import submit_specs
 from federator.jobfile import parse_job
 from federator.local import LocalFederation
 from federator.model import Job, JobPhase, JobSpec, ReasonCode

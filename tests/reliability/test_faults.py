@@ -24,7 +24,8 @@ from reliability_support import cluster_state, job, job_of, jobs_by_name, launch
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
-from federator.cli.client import list_jobs, submit_specs
+from federator.cli.get import list_jobs
+from federator.cli.submit_calls import submit_specs
 from federator.local import LocalFederation
 from federator.model import JobPhase
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from federator.cli.client import list_clusters
+from federator.cli.get import list_clusters
 from federator.local import LocalFederation
 from federator.model.quarantine import Held
 from federator.store.quarantines import SqliteQuarantineStore

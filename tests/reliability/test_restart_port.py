@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from federator.cli.client import list_jobs
+from federator.cli.get import list_jobs
 from federator.local import LocalFederation, _ephemeral_ports, free_listen_port
 
 from support import EXAMPLES

@@ -18,7 +18,7 @@ from datetime import datetime
 import pytest
 from reliability_support import cluster_state, job, jobs_by_name
 
-from federator.cli.client import submit_specs
+from federator.cli.submit_calls import submit_specs
 from federator.local import LocalFederation
 from federator.model import JobPhase
 

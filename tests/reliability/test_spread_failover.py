@@ -14,7 +14,7 @@ import pytest
 import yaml
 from reliability_support import cluster_state, jobs_by_name, launches, metric
 
-from federator.cli.client import submit_specs
+from federator.cli.submit_calls import submit_specs
 from federator.jobfile import parse_job
 from federator.local import LocalFederation
 from federator.model import JobPhase, JobSpec

@@ -19,7 +19,7 @@ import pytest
 from reliability_support import job
 
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
-from federator.cli.client import submit_specs
+from federator.cli.submit_calls import submit_specs
 from federator.security.tls import ClientOptions
 from federator.server.federator import Federator
 from federator.server.services import JobService

@@ -182,3 +182,25 @@ def test_a_replica_short_of_cpu_on_one_member_and_of_memory_on_another_names_bot
     assert reason.message.startswith("no node of any member cluster has both the 128 CPUs and the 1Ti memory one "
                                      "replica asks, even empty (the most CPUs on one node are 256, on cpus; the most "
                                      "memory 4Ti, on mems)"), reason
+
+
+def test_a_replica_with_accelerators_short_of_cpu_here_and_of_memory_there_names_the_pools_clusters_only() -> None:
+    """The host check of a request for accelerators reads the clusters with a pool it accepts, each one's
+    `host_short` as `rooms` found it: a roomy cluster of no such pool neither saves the job nor is named."""
+    fleet = [hosts(cluster("cpus", "r", pool(H100, nodes=1)), 64, 4096),
+             hosts(cluster("mems", "r", pool(A100, nodes=1)), 256, 256), hosts(cluster("plain", "r"), 512, 8192)]
+    reason = cycle(fleet, [spec("both", gpus=1, cpu=128, memory_gib=1024)]).pending["both"]
+    assert reason.never is NeverRunnable.FLEET and reason.code is ReasonCode.INSUFFICIENT_CPU, reason
+    assert reason.message.startswith("no node of any member cluster has both the 128 CPUs and the 1Ti memory one "
+                                     "replica asks, even empty (the most CPUs on one node are 256, on mems; the most "
+                                     "memory 4Ti, on cpus)"), reason
+
+
+def test_a_spread_jobs_replicas_count_none_on_a_cluster_whose_nodes_lack_their_cpu() -> None:
+    """Eight H100 nodes whose hosts have 16 CPUs hold no replica asking 32: the fleet holds 1 of 2, never 9."""
+    fleet = [hosts(cluster("small-hosts", "west", pool(H100, nodes=8)), 16, 1024),
+             hosts(cluster("east-2", "east", pool(H100, nodes=1)), 96, 1024)]
+    reason = cycle(fleet, [spec("s", kind=INF, gpus=8, cpu=32, replicas=2, models=("H100",))]).pending["s"]
+    assert reason.never is NeverRunnable.FLEET, reason
+    assert reason.message.startswith("the whole fleet could hold 1 of 2 replicas x 8 H100 even empty (the largest, "
+                                     f"east-2, has 8 {H100} on 1 nodes)"), reason

@@ -18,7 +18,7 @@ import pytest
 
 from federator.agent.backoff import Backoff
 from federator.agent.refusal import handshake_hint
-from federator.cli.client import list_clusters
+from federator.cli.get import list_clusters
 from federator.local import LocalFederation
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
 from federator.security.trust_reload import ReloadResult, TrustFile

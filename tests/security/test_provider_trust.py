@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from federator.cli.client import list_clusters
+from federator.cli.get import list_clusters
 from federator.local import LocalFederation
 from federator.model import ClusterCapacity
 from federator.model.cluster import AcceleratorPool

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from federator.cli.client import list_clusters
+from federator.cli.get import list_clusters
 from federator.local import LocalFederation
 from federator.security.pki import CertsDir, Identity, IdentityKind, init_ca, issue
 from federator.security.serving_reload import ServingFiles

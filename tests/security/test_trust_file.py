@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from federator.cli.client import list_clusters
+from federator.cli.get import list_clusters
 from federator.local import LocalFederation
 from federator.security.pki import CertsDir, Identity, IdentityKind, create_ca, init_ca, issue
 from federator.security.trust_reload import ReloadResult, TrustFile

@@ -18,7 +18,7 @@ from test_services_edge import channel, good_spec, served
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc, types_pb2
-from federator.cli.client import list_jobs
+from federator.cli.get import list_jobs
 from federator.security.limits import Limits
 from federator.security.tls import ClientOptions
 from federator.server.errors import both_names, proto_field

@@ -12,8 +12,8 @@ import pytest
 from test_services_edge import channel, served
 
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
-from federator.cli.client import list_clusters
 from federator.cli.cluster_view import CapacitySummary
+from federator.cli.get import list_clusters
 from federator.model import AcceleratorPool, ClusterCapacity
 from federator.security.limits import Limits
 from federator.security.tls import ClientOptions

@@ -21,8 +21,8 @@ from test_services_edge import channel, hello, served
 
 from federator.api import convert
 from federator.api.v1 import agent_pb2, jobs_pb2, jobs_pb2_grpc
-from federator.cli.client import _cap_doc
 from federator.cli.cluster_view import summary_from_pb
+from federator.cli.get import capacity_document
 from federator.cli.output import cluster_rows
 
 LEFT_OUT = [agent_pb2.LeftOutDevices(resource_name="nvidia.com/gpu", reason="unlabelled", devices=16),
@@ -63,7 +63,7 @@ def test_left_out_devices_are_listed_in_both_views_counted_and_cleared_by_a_repo
             status = await until(ch, lambda st: st.HasField("capacity"))
             assert listed(status) == SHOWN  # BASIC: what `get clusters` reads
             assert listed(await statuses(ch, jobs_pb2.CLUSTER_VIEW_FULL)) == SHOWN
-            doc = _cap_doc(convert.capacity_from_pb(status.capacity))  # `get clusters -o yaml`
+            doc = capacity_document(convert.capacity_from_pb(status.capacity))  # `get clusters -o yaml`
             headers, [row] = cluster_rows([{"name": status.name, "region": status.region, "state": status.state,
                                             "capacity": summary_from_pb(status.capacity), "placements": 0,
                                             "last_report_at": status.last_report_at}], wide=True)  # `-o wide`

@@ -86,7 +86,7 @@ def test_a_running_job_scaled_up_stays_running_while_the_new_replicas_start(cloc
     """Outside QA (new user F2): `watch` showed a serving job go back to "Placed ... not started yet" while its
     running parts served untouched, each cluster twice, and a script reading the phase saw a regression that
     did not happen. It stays Running, and its message says what is still starting."""
-    from federator.cli.client import watch_lines
+    from federator.cli.watch import watch_lines
 
     fed = make(MemoryStore(), clock)
     job, a, b = spread_over_a_and_b(fed)

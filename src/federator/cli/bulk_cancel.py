@@ -35,7 +35,6 @@ from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
 from federator.cli.exit_codes import Exit
 from federator.cli.job_list import list_matching
 from federator.model import Job, JobPhase
-from federator.security.authz import USER_ANNOTATION
 from federator.server.job_listing import Query
 
 ACTIVE_PHASES = tuple(p.value for p in JobPhase if not p.is_terminal)
@@ -54,7 +53,7 @@ class Selection:
 
     def takes(self, job: Job) -> bool:
         return (not self.queue or job.spec.queue == self.queue) and job.phase in self.phases and \
-            (not self.user or job.spec.annotation(USER_ANNOTATION) == self.user) and \
+            (not self.user or job.spec.recorded_user == self.user) and \
             job.spec.name.startswith(self.name_prefix)
 
     @property

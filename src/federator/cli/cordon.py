@@ -14,8 +14,8 @@ import sys
 import grpc
 
 from federator.api.v1 import jobs_pb2
+from federator.cli.calls import CALL_TIMEOUT, connect, fail, server_arguments
 from federator.cli.certs import client_options
-from federator.cli.client import CALL_TIMEOUT, _fail, _server, connect
 from federator.security.tls import TlsError
 from federator.timestamps import utc_seconds
 
@@ -28,13 +28,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("cluster", help="the member cluster's name")
     c.add_argument("--reason", default="", help="why, shown by `federator get clusters` (one line, at most 256 "
                                                 "characters)")
-    _server(c)
+    server_arguments(c)
     c.set_defaults(func=_cordon)
     u = sub.add_parser("uncordon", help="let a cordoned or quarantined member cluster take new work (admins)",
                        description="End the cluster's cordon and any quarantine it is under: it takes new work at "
                                    "once. Admins only.")
     u.add_argument("cluster", help="the member cluster's name")
-    _server(u)
+    server_arguments(u)
     u.set_defaults(func=_uncordon)
     f = sub.add_parser("forget", help="forget a Lost member cluster now, as --forget-lost-after would later (admins)",
                        description="The cluster leaves get clusters, the metrics and the members a restart "
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                    "finished, may be forgotten. Admins only. Refused in Kubernetes mode, where "
                                    "kubectl delete mc NAME forgets a Lost cluster.")
     f.add_argument("cluster", help="the member cluster's name")
-    _server(f)
+    server_arguments(f)
     f.set_defaults(func=_forget)
 
 
@@ -53,7 +53,7 @@ def _cordon(args: argparse.Namespace) -> int:
             reply = clusters.Cordon(jobs_pb2.CordonClusterRequest(cluster=args.cluster, reason=args.reason),
                                     timeout=CALL_TIMEOUT)
     except (grpc.RpcError, TlsError) as err:
-        return _fail(err, args)
+        return fail(err, args)
     by = f"by {reply.cordoned_by} at {utc_seconds(reply.cordoned_at)}" + (f": {reply.reason}" if reply.reason else "")
     print(f"cluster {reply.cluster} cordoned ({by})" if reply.changed
           else f"cluster {reply.cluster} was cordoned already ({by})")
@@ -68,7 +68,7 @@ def _uncordon(args: argparse.Namespace) -> int:
         with connect(client_options(args)) as (_, clusters):
             reply = clusters.Uncordon(jobs_pb2.UncordonClusterRequest(cluster=args.cluster), timeout=CALL_TIMEOUT)
     except (grpc.RpcError, TlsError) as err:
-        return _fail(err, args)
+        return fail(err, args)
     if not reply.changed:
         print(f"cluster {reply.cluster} was neither cordoned nor quarantined"
               + ("; its provider has it in maintenance, which only its agent ends" if reply.cordoned else ""))
@@ -89,7 +89,7 @@ def _forget(args: argparse.Namespace) -> int:
         with connect(client_options(args)) as (_, clusters):
             reply = clusters.Forget(jobs_pb2.ForgetClusterRequest(cluster=args.cluster), timeout=CALL_TIMEOUT)
     except (grpc.RpcError, TlsError) as err:
-        return _fail(err, args)
+        return fail(err, args)
     print(f"cluster {reply.cluster} forgotten (Lost since {utc_seconds(reply.lost_at)}); an agent that connects "
           "with its name later joins as a new member")
     return 0

@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 from federator.backends.sim import FleetError, load_fleet
-from federator.cli.client import list_clusters, list_jobs, read_specs, submit_specs
+from federator.cli.get import list_clusters, list_jobs
+from federator.cli.job_files import read_specs
 from federator.cli.output import cluster_rows, job_rows, table
+from federator.cli.submit_calls import submit_specs
 from federator.cli.usage import fetch, render
 from federator.jobfile import JobFileError
 from federator.local import LocalFederation

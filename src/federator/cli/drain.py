@@ -21,8 +21,8 @@ import grpc
 
 from federator.api.features import CLUSTERS_DRAIN_DRY_RUN, CLUSTERS_DRAIN_SURGE_SECONDS
 from federator.api.v1 import identity_pb2, identity_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from federator.cli.calls import CALL_TIMEOUT, fail, server_arguments
 from federator.cli.certs import client_options
-from federator.cli.client import CALL_TIMEOUT, _fail, _server
 from federator.model.cordon import surge_problem
 from federator.security.tls import TlsError
 from federator.timestamps import utc_seconds
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d.add_argument("--surge-seconds", type=_surge, default=0.0, metavar="SECONDS",
                    help="how long the drain waits for an inference job's replacements elsewhere before it ends "
                         "its replicas on this cluster anyway: 1 to 86400 (default: the federator's, 600)")
-    _server(d)
+    server_arguments(d)
     d.set_defaults(func=_drain)
 
 
@@ -100,7 +100,7 @@ def _drain(args: argparse.Namespace) -> int:
                         return 2
             reply = clusters.Drain(request, timeout=CALL_TIMEOUT)
     except (grpc.RpcError, TlsError) as err:
-        return _fail(err, args)
+        return fail(err, args)
     by = f"by {reply.drained_by} at {utc_seconds(reply.drained_at)}" + (f": {reply.reason}" if reply.reason else "")
     print((f"cluster {reply.cluster} draining ({by})" if reply.changed
            else f"cluster {reply.cluster} was draining already ({by})")

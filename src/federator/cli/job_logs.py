@@ -17,8 +17,8 @@ import sys
 
 import grpc
 
+from federator.cli.calls import connect, fail, server_arguments
 from federator.cli.certs import client_options
-from federator.cli.client import _fail, _server, connect
 from federator.security.tls import TlsError
 from federator.termtext import visible
 
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lg.add_argument("--limit-bytes", type=_count("bytes", 1, 512 * 1024), default=64 * 1024, metavar="B",
                     help="at most B bytes of text in all, shared among the replicas, at most 524288 "
                          "(default %(default)s)")
-    _server(lg)
+    server_arguments(lg)
     lg.set_defaults(func=_logs)
 
 
@@ -79,7 +79,7 @@ def _logs(args: argparse.Namespace) -> int:
             print(f"error: the federator at {args.server} serves no logs: it is older than 0.13.0 (UNIMPLEMENTED)",
                   file=sys.stderr)
             return 1
-        return _fail(err, args, seconds=LOGS_TIMEOUT)
+        return fail(err, args, seconds=LOGS_TIMEOUT)
     return print_logs(got)
 
 

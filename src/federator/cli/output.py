@@ -25,7 +25,6 @@ from federator.model import (
 )
 from federator.model.cluster import accelerator_milli_totals, left_out_text, vendor_totals
 from federator.model.state_words import state_words
-from federator.security.authz import USER_ANNOTATION
 from federator.termtext import cell
 from federator.timestamps import duration
 
@@ -91,7 +90,7 @@ def job_rows(jobs: Sequence[Job], *, wide: bool) -> tuple[list[str], list[list[s
             if not models:
                 models = " | ".join(a.describe() for a in j.spec.alternatives()) or "-"
             placements = format_placements(j) or "-"
-            owner = j.spec.annotation(USER_ANNOTATION) or "-"  # who submitted it (security/authz.py)
+            owner = j.spec.recorded_user or "-"  # who submitted it (security/authz.py)
             # Replicas ready to serve of those asked, as kubectl's READY "2/4" (Job.replicas_ready): the number
             # a job short on a member (pods pending, refused, not ready) showed only in prose before (F2).
             ready = f"{j.replicas_ready}/{j.spec.replicas}" if j.phase.is_active else "-"

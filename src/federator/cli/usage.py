@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 import grpc
 
 from federator.cli import times
+from federator.cli.calls import DEFAULT_SERVER, fail
 from federator.cli.certs import add_tls_arguments, client_options
-from federator.cli.client import DEFAULT_SERVER, _fail
 from federator.cli.output import table
 from federator.listen import server_address
 from federator.timestamps import utc_exact
@@ -186,8 +186,8 @@ def _usage(args: argparse.Namespace) -> int:
         return 2
     try:
         resp = fetch(opts, since=since, until=until, by=args.by or "", queue=args.queue, cluster=args.cluster)
-    except grpc.RpcError as err:  # worded as every other call's: get, cancel, scale (client._fail)
-        return _fail(err, args, seconds=USAGE_TIMEOUT)
+    except grpc.RpcError as err:  # worded as every other call's: get, cancel, scale (calls.fail)
+        return fail(err, args, seconds=USAGE_TIMEOUT)
     print(render(resp, output=args.output, by=args.by or ""))
     return 0
 

@@ -7,8 +7,8 @@ stream stays open after the job ends), so scripts polled `get job -o json` and p
 
 How: each job's own Watch stream (JobService.Watch of one job, no polling): its first message is the job as it is,
 so a job already in the state answers at once; each change is judged as it comes. A stream that breaks (the
-federator restarted, or dropped a slow reader) is opened again as `federator watch` does (client.py's
-`_watch_can_resume`, for --reconnect-for seconds), by the job's id: a name resolves to its newest job once, and a
+federator restarted, or dropped a slow reader) is opened again as `federator watch` does (cli/watch.py's
+`can_resume`, for --reconnect-for seconds), by the job's id: a name resolves to its newest job once, and a
 `--run-again` meanwhile does not change which job is waited for. Several jobs are followed at once (a few
 streams at a time) and all must hold: the first that cannot ends the wait, so a failed job of ten is told at once.
 """
@@ -31,8 +31,9 @@ import grpc
 
 from federator.api import convert
 from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli import arg_types, watch
+from federator.cli.calls import fail, server_arguments
 from federator.cli.certs import client_options
-from federator.cli.client import WATCH_PATIENCE, _fail, _seconds, _server, _watch_can_resume
 from federator.cli.exit_codes import Exit
 from federator.model import Job, JobPhase
 from federator.security.tls import ClientOptions, TlsError
@@ -98,10 +99,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     w.add_argument("--timeout", type=timeout_of, default=math.inf, metavar="DURATION",
                    help="give up after this long, such as 90s, 30m, 12h or 1h30m (plain numbers are seconds); "
                         "0 looks once (default: no limit)")
-    w.add_argument("--reconnect-for", type=_seconds, default=WATCH_PATIENCE, metavar="SECONDS",
+    w.add_argument("--reconnect-for", type=arg_types.seconds, default=watch.WATCH_PATIENCE, metavar="SECONDS",
                    help="how long to keep trying to reconnect to a federator that went away (a restart) before "
                         "giving up (default %(default)s)")
-    _server(w)
+    server_arguments(w)
     w.set_defaults(func=_wait)
 
 
@@ -207,14 +208,14 @@ def follow(opts: ClientOptions, key: str, condition: Condition, *, deadline: flo
                 return _timed_out(last, key, condition)
             if code is grpc.StatusCode.NOT_FOUND and last is not None:
                 return _removed(job_id, condition)  # a federator before Watch's removals ends the stream so
-            if not (last is not None or lost_at) or not _watch_can_resume(err):
-                return Outcome(_fail(err, args, prefix=f"{key}: ", seconds=given))
+            if not (last is not None or lost_at) or not watch.can_resume(err):
+                return Outcome(fail(err, args, prefix=f"{key}: ", seconds=given))
             if not lost_at:
                 lost_at = clock()
                 print(f"wait: lost the federator at {opts.server} ({err.details()}); reconnecting for up to "  # type: ignore[attr-defined]
                       f"{reconnect_for:.0f} s", file=sys.stderr, flush=True)
         except TlsError as err:
-            return Outcome(_fail(err, args))
+            return Outcome(fail(err, args))
         if clock() - lost_at >= reconnect_for:
             return Outcome(Exit.UNAVAILABLE, f"the federator at {opts.server} went away and did not come back in "
                               f"{reconnect_for:.0f} s; job {job_id} was {last.phase if last else 'not seen'}")
@@ -237,7 +238,7 @@ def _wait(args: argparse.Namespace) -> int:
     try:
         opts = client_options(args)
     except TlsError as err:
-        return _fail(err, args)
+        return fail(err, args)
     deadline = time.monotonic() + args.timeout
     streams = _Streams()
     keys = list(dict.fromkeys(args.jobs))

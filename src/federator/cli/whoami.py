@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from federator.cli.calls import CALL_TIMEOUT, DEFAULT_SERVER, fail
 from federator.cli.certs import add_tls_arguments, client_options
-from federator.cli.client import CALL_TIMEOUT, DEFAULT_SERVER, _fail
 from federator.listen import server_address
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def _whoami(args: argparse.Namespace) -> int:
     try:
         resp = fetch(opts, delegation_metadata(args.as_user, args.as_group))
     except grpc.RpcError as err:
-        return _fail(err, args)
+        return fail(err, args)
     print(render(resp, output=args.output))
     return 0
 

@@ -23,7 +23,7 @@ _UNKNOWN_VENDOR = re.compile(r"^spec\.accelerators\[\d+\]\.vendor: unknown vendo
 
 
 def written_resources(paths: list[Path]) -> list[str]:
-    """Per job of `paths`, in submit's order (cli.client.read_sources), the accelerator resource its file asks
+    """Per job of `paths`, in submit's order (cli/job_files.py, read_sources), the accelerator resource its file asks
     for in the one-count form (`spec.resources`, without `spec.accelerators`), else "". The files were read
     without error a moment ago; one that cannot be read again now yields nothing, and the refusal is said as
     the federator sent it."""

@@ -167,15 +167,24 @@ class JobSpec:
         return dict(self.annotations).get(key, default)
 
     @property
+    def recorded_user(self) -> str:
+        """The user the federator recorded as the job's owner (USER_ANNOTATION), "" for none (a FederatedJob made
+        with kubectl, or an empty annotation): the one reading of it, so `owner`, `security.authz.submitter_of`
+        and every filter by owner agree on whose a job is. As `annotation` reads it: the last such key."""
+        for key, value in reversed(self.annotations):  # no dict per call: the cycle asks `owner` of every job
+            if key == USER_ANNOTATION:
+                return value
+        return ""
+
+    @property
     def owner(self) -> str:
-        """Whom the job belongs to, as one name: "user NAME" for the user the federator recorded, else
-        "namespace NS" (a FederatedJob made with kubectl: the namespace is the tenant there), so that a user and a
-        namespace of one name stay two owners (`security.authz.submitter_of` tells the same two apart). Within a
-        queue the scheduler takes the jobs of the owner holding least first (scheduler/owner_share.py)."""
-        for key, value in self.annotations:
-            if key == USER_ANNOTATION and value:
-                return f"user {value}"
-        return f"namespace {self.namespace}"
+        """Whom the job belongs to, as one name: "user NAME" for the user the federator recorded
+        (`recorded_user`), else "namespace NS" (a FederatedJob made with kubectl: the namespace is the tenant
+        there), so that a user and a namespace of one name stay two owners (`security.authz.submitter_of`, built
+        from the same `recorded_user`, tells the same two apart). Within a queue the scheduler takes the jobs of
+        the owner holding least first (scheduler/owner_share.py)."""
+        user = self.recorded_user
+        return f"user {user}" if user else f"namespace {self.namespace}"
 
 
 @lru_cache(maxsize=4096)

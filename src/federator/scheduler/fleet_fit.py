@@ -62,6 +62,9 @@ class Largest:
     region: str
     replicas: int  # an upper bound (module docstring)
     pool: AcceleratorPool
+    # What one replica asks of a node's host that the cluster's largest node has not (`host_short`; then `replicas`
+    # is 0), None if a node could hold it: asked once per cluster per check, and passed on to `host_never`.
+    short: ReasonCode | None = None
 
 
 def most_replicas(request: PlacementRequest, pool: AcceleratorPool) -> int:
@@ -118,29 +121,32 @@ def host_short(request: PlacementRequest, capacity: ClusterCapacity) -> ReasonCo
 
 def rooms(request: PlacementRequest, snapshot: Snapshot) -> list[Largest]:
     """Per cluster with a pool the request accepts (its quota aside: that is fairshare's), its largest pool's
-    (room for none on a cluster none of whose nodes has the replica's CPU or memory)."""
+    (room for none on a cluster none of whose nodes has the replica's CPU or memory: `Largest.short`)."""
     free = replace(request, blocked_models=(), model_caps=())
     out = []
     for c in snapshot.clusters:
         best = max(accepted_pools(free, c), key=lambda p: most_replicas(free, p), default=None)
         if best is not None:
-            held = 0 if host_short(request, c.capacity) else most_replicas(free, best)
-            out.append(Largest(c.name, c.region, held, best))
+            short = host_short(request, c.capacity)
+            out.append(Largest(c.name, c.region, 0 if short else most_replicas(free, best), best, short))
     return out
 
 
-def _spread_total(request: PlacementRequest, cluster: ClusterInfo) -> int:
-    """The most replicas of a spread request one cluster holds even empty, over every pool it accepts."""
-    if host_short(request, cluster.capacity):
+def _spread_total(request: PlacementRequest, cluster: ClusterInfo, short: ReasonCode | None) -> int:
+    """The most replicas of a spread request one cluster holds even empty, over every pool it accepts (none when
+    its host is `short`, as `rooms` found)."""
+    if short:
         return 0
     free = replace(request, blocked_models=(), model_caps=())
     return sum(most_replicas(free, p) for p in accepted_pools(free, cluster))
 
 
-def host_never(request: PlacementRequest, clusters: Sequence[ClusterInfo]) -> tuple[str, ReasonCode | None]:
+def host_never(request: PlacementRequest, clusters: Sequence[ClusterInfo],
+               shorts: Sequence[ReasonCode | None] | None = None) -> tuple[str, ReasonCode | None]:
     """Why no node of `clusters` (those the request could use) could hold one replica's CPU or memory even
-    empty, and the code of what is short; ("", None) when one could, or `clusters` is empty."""
-    short = [host_short(request, c.capacity) for c in clusters]
+    empty, and the code of what is short; ("", None) when one could, or `clusters` is empty. `shorts`: each
+    cluster's `host_short`, in the order of `clusters`, when the caller has them (`rooms`), else asked here."""
+    short = list(shorts) if shorts is not None else [host_short(request, c.capacity) for c in clusters]
     if not clusters or not all(short):
         return "", None
     res = request.spec.resources
@@ -169,7 +175,7 @@ def never_fits_coded(request: PlacementRequest, snapshot: Snapshot) -> tuple[str
     if not found:
         return "", None
     by_name = {c.name: c for c in snapshot.clusters}
-    host = host_never(request, [by_name[r.cluster] for r in found])
+    host = host_never(request, [by_name[r.cluster] for r in found], [r.short for r in found])
     if host[0]:
         return host
     return _never_accelerators(request, snapshot, found), None
@@ -191,7 +197,8 @@ def _never_accelerators(request: PlacementRequest, snapshot: Snapshot, found: li
             return ""
         return f"no member cluster could hold {what} even empty ({largest}, room for {biggest.replicas})"
     g = max(1, request.spec.group_size)
-    held = {c.name: _spread_total(request, c) for c in snapshot.clusters}
+    short = {r.cluster: r.short for r in found}  # a cluster not found has no pool the request accepts: holds 0
+    held = {c.name: _spread_total(request, c, short.get(c.name)) for c in snapshot.clusters}
     total = sum(n // g * g for n in held.values())
     if total < request.replicas:
         return (f"the whole fleet could hold {total} of {request.replicas} replicas x "

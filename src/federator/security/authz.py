@@ -370,7 +370,7 @@ def load_tenancy(path: Path) -> TenancyPolicy:
 def owner_of(spec: JobSpec) -> tuple[str, frozenset[str]]:
     """The user and groups recorded on a job ("" for a job no user submitted: a FederatedJob)."""
     groups = spec.annotation(GROUPS_ANNOTATION)
-    return spec.annotation(USER_ANNOTATION), frozenset(g for g in groups.split(",") if g)
+    return spec.recorded_user, frozenset(g for g in groups.split(",") if g)
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,8 +389,10 @@ class Submitter:
 
 
 def submitter_of(spec: JobSpec) -> Submitter:
-    """The owner a job's waiting counts against: its recorded user, else (no user submitted it) its namespace."""
-    user = spec.annotation(USER_ANNOTATION)
+    """The owner a job's waiting counts against: its recorded user, else (no user submitted it) its namespace.
+    Read as `JobSpec.owner` reads it (`JobSpec.recorded_user`), so the scheduler's owner and this one never
+    disagree (tests/security/test_one_owner.py)."""
+    user = spec.recorded_user
     return Submitter(user=user) if user else Submitter(namespace=spec.namespace)
 
 

@@ -37,7 +37,7 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2
 from federator.jobfile import FieldProblem, queue_problem
 from federator.model import Job, JobPhase
-from federator.security.authz import USER_ANNOTATION, Allowed, Principal
+from federator.security.authz import Allowed, Principal
 from federator.server.errors import bad_request
 from federator.server.paging import PageTokenError, decode_token, encode_token
 from federator.store.errors import StoreUnavailable
@@ -64,7 +64,7 @@ class Selection:
 
     def takes(self, job: Job) -> bool:
         return job.spec.queue == self.queue and job.phase in self.phases and \
-            (not self.owner or job.spec.annotation(USER_ANNOTATION) == self.owner)
+            (not self.owner or job.spec.recorded_user == self.owner)
 
     def key(self) -> list[object]:
         """The filter as a token holds it."""

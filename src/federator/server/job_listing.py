@@ -21,7 +21,6 @@ from federator.api import convert
 from federator.api.v1 import jobs_pb2, types_pb2
 from federator.jobfile import FieldProblem, queue_problem, shown
 from federator.model import Job, JobPhase
-from federator.security.authz import USER_ANNOTATION
 
 MAX_OWNER_CHARS = 256
 MAX_PREFIX_CHARS = 253  # a job name's own limit: a longer prefix can match nothing
@@ -60,7 +59,7 @@ class Query:
         spec = job.spec
         return ((not self.queue or spec.queue == self.queue)
                 and (not self.phases or job.phase in self.phases)
-                and (not self.owner or spec.annotation(USER_ANNOTATION) == self.owner)
+                and (not self.owner or spec.recorded_user == self.owner)
                 and (not self.namespace or spec.namespace == self.namespace)
                 and spec.name.startswith(self.name_prefix)
                 and job.submitted_at >= self.submitted_since)

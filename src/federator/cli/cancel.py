@@ -1,0 +1,35 @@
+"""`federator cancel JOB`, or a queue's jobs (`--queue`, `--all-queues`: cli/bulk_cancel.py): one Cancel, the job's
+phase after it printed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import grpc
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2
+from federator.cli import bulk_cancel, calls
+from federator.cli.certs import client_options
+from federator.security.tls import TlsError
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = bulk_cancel.usage_problem(args)
+    if problem:
+        print(f"federator cancel: {problem}", file=sys.stderr)
+        return 2
+    try:
+        with calls.connect(client_options(args)) as (jobs, _):
+            if args.queue or args.all_queues:  # every matching job over this one channel (cli/bulk_cancel.py)
+                return bulk_cancel.run(jobs, args, timeout=calls.CALL_TIMEOUT)
+            request = jobs_pb2.CancelJobRequest(job_id=args.job)
+            job = convert.job_from_pb(jobs.Cancel(request, timeout=calls.CALL_TIMEOUT))
+    except (grpc.RpcError, TlsError) as err:
+        return calls.fail(err, args)
+    print(f"job {job.job_id} {job.phase}")
+    return 0
+
+
+__all__ = ["run"]

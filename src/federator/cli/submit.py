@@ -1,0 +1,134 @@
+"""`federator submit`: send job files to a federator, each job printed as it is accepted.
+
+Everything is checked before anything is sent (cli/job_files.py: the files and names; cli/request_ids.py: the
+request ids; `oversized`: the sizes); then each job is sent in order (cli/submit_calls.py). The first refusal stops
+the submit, and submitting the fixed file again is safe: the jobs already in return unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import grpc
+
+from federator.api.v1 import jobs_pb2
+from federator.catalog import CatalogError, client_catalog, client_view
+from federator.cli import calls
+from federator.cli.arg_types import whole
+from federator.cli.certs import client_options
+from federator.cli.exit_codes import Exit
+from federator.cli.job_files import read_sources
+from federator.cli.request_ids import RequestIdError
+from federator.cli.submit_calls import NoAnswer, iter_submit, submit_requests
+from federator.cli.written_form import as_written, written_resources
+from federator.jobfile import JobFileError
+from federator.security.limits import MAX_MESSAGE_BYTES_CEILING, Limits
+from federator.security.tls import TlsError
+
+SUBMIT_PATIENCE = 15.0
+"""Seconds one job's Submit may take, its retries included: a federator that does not answer (or is away) for
+this long is reported as not answering, and nothing more is sent."""
+MAX_REQUEST_BYTES = Limits().max_message_bytes
+"""The largest Submit the CLI sends unless told (--max-request-bytes): the federator's default
+--max-message-bytes (1 MiB). A job is a few KiB; one this big would be refused by a federator on its
+defaults, and by Kubernetes' object size in its mode."""
+
+request_bytes = whole("bytes", 1024, MAX_MESSAGE_BYTES_CEILING)
+
+
+def oversized(request: jobs_pb2.SubmitRequest, limit: int = MAX_REQUEST_BYTES) -> str:
+    """Why a Submit is too big to send ('' if it is not)."""
+    size = request.ByteSize()
+    if size <= limit:
+        return ""
+    said = f"{limit} ({limit >> 20} MiB)" if limit % (1 << 20) == 0 else str(limit)
+    whose = ("its --max-message-bytes default; if its operator raised it, say so with --max-request-bytes"
+             if limit == MAX_REQUEST_BYTES else "--max-request-bytes")
+    return (f"the job comes to {size} bytes, more than {said}, the federator's limit for one request ({whose}); "
+            "a job is a few KiB: move large values (scripts, data) out of the job, into its image or a volume")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Everything is checked before anything is sent (the files, names, request ids, sizes); then each job is
+    sent in order and printed as it is accepted. The first refusal stops the submit: the error names the file
+    and document, and says how many jobs before it were submitted and how many after it were not. Submitting
+    the fixed file again is safe: the jobs already in return unchanged (same request id), never twice."""
+    try:
+        view = client_catalog(args.accelerator_catalog)  # the federator checks every job again with its own
+    except CatalogError as exc:
+        print(f"error: --accelerator-catalog: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with client_view(view):
+            sources = read_sources(args.filename)
+        requests = submit_requests([spec for spec, _ in sources], run_again=args.run_again)
+    except (JobFileError, RequestIdError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if len(args.filename) > 1 or any(p.is_dir() for p in args.filename):
+            print("error: nothing submitted: every file is checked before any job is sent", file=sys.stderr)
+        return 2
+    too_big = [f"{where}: {why}" for (_, where), r in zip(sources, requests, strict=True)
+               if (why := oversized(r, args.max_request_bytes))]
+    if too_big:
+        for line in too_big[:20]:
+            print(f"error: {line}", file=sys.stderr)
+        more = f" ({len(too_big) - 20} more not shown)" if len(too_big) > 20 else ""
+        print(f"error: nothing submitted: {len(too_big)} job(s) too big to send{more}", file=sys.stderr)
+        return 2
+    done = 0
+    try:
+        for reply in iter_submit(client_options(args), requests, patience=args.timeout):
+            job = reply.job
+            what = f"{job.spec.namespace}/{job.spec.name}, queue {job.spec.queue}"
+            for warning in reply.warnings:  # the job is accepted; these are advice (SubmitResponse.warnings)
+                print(f"warning: job {job.job_id} ({job.spec.namespace}/{job.spec.name}): {warning}",
+                      file=sys.stderr)
+            if reply.replayed:  # this file's request was answered before: the same job
+                hint = "; --run-again runs it again" if job.phase.is_terminal else ""
+                print(f"job {job.job_id} unchanged ({what}): submitted before, {job.phase}{hint}", flush=True)
+            elif args.strict and reply.warnings:  # a warning is an error: the job is taken back, as if refused
+                print(f"error: {sources[done][1]}: --strict: job {job.job_id} drew {len(reply.warnings)} "
+                      f"warning(s) (above), so it is not kept: {_take_back(args, job.job_id)}", file=sys.stderr)
+                _not_all(done, len(sources))
+                return Exit.FAILED
+            else:
+                print(f"job {job.job_id} submitted ({what})", flush=True)
+            done += 1
+    except (grpc.RpcError, TlsError) as err:
+        if isinstance(err, TlsError):
+            return calls.fail(err, args)
+        where = sources[done][1] if done < len(sources) else ""
+        if isinstance(err, NoAnswer):
+            hint = calls.setup_hint(err.last, args)
+            print(f"error: {where}: {err}" + (f"; hint: {hint}" if hint else ""), file=sys.stderr)
+            code: int = Exit.FAILED if hint else Exit.UNAVAILABLE
+        else:  # a refusal of what the CLI derived is said of what the file wrote (cli/written_form.py)
+            written = written_resources(args.filename)
+            resource = written[done] if done < len(written) else ""
+            code = calls.fail(err, args, prefix=f"{where}: ", said=lambda detail: as_written(
+                detail, resource, own_catalog=args.accelerator_catalog is not None))
+        _not_all(done, len(sources))
+        return code
+    return 0
+
+
+def _not_all(done: int, total: int) -> None:
+    """Say how far a submit stopped at job `done` (0-based) got."""
+    if total > 1:
+        print(f"error: {done} of {total} jobs submitted (those before it); {total - done - 1} after it not "
+              "submitted. Submitting the files again after a fix is safe: jobs already submitted are returned "
+              "unchanged, not run twice", file=sys.stderr)
+
+
+def _take_back(args: argparse.Namespace, job_id: str) -> str:
+    """Cancel a job `submit --strict` does not keep; what became of it, in words."""
+    try:
+        with calls.connect(client_options(args)) as (jobs, _):
+            jobs.Cancel(jobs_pb2.CancelJobRequest(job_id=job_id), timeout=calls.CALL_TIMEOUT)
+    except grpc.RpcError as err:
+        return f"its cancel failed ({err.details() if hasattr(err, 'details') else err}): federator cancel {job_id}"
+    return "cancelled (fix the file and submit it again)"
+
+
+__all__ = ["MAX_REQUEST_BYTES", "SUBMIT_PATIENCE", "oversized", "request_bytes", "run"]

@@ -1,0 +1,104 @@
+"""`federator watch [JOB]`: print job changes until interrupted, each line saying something new, reconnecting
+to a federator that went away (a restart) for --reconnect-for seconds (`can_resume`; `federator wait` resumes
+its streams by the same rule)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterable, Iterator
+
+import grpc
+
+from federator.api import convert
+from federator.api.v1 import jobs_pb2, jobs_pb2_grpc
+from federator.cli import calls
+from federator.cli.certs import client_options
+from federator.cli.exit_codes import Exit
+from federator.model import Job
+from federator.security.tls import TlsError
+from federator.termtext import cell
+
+WATCH_PATIENCE = 60.0
+"""Seconds `federator watch` waits for a federator that went away (a restart) to come back before it gives up."""
+
+
+def watch_lines(jobs: Iterable[Job], last: dict[str, str] | None = None) -> Iterator[str]:
+    """`federator watch`'s lines: a job's id, phase and clusters, and why it waits (its pending reason) or
+    else what it says (its message: what a Placed job waits for on its member, why it failed).
+
+    The federator announces every change to a job, many of them in fields no line shows (a placement's
+    own phase, a timestamp), so a line that would repeat the job's last one is not printed: each line
+    says something new. `last` (each job's last line) carries that across a reconnect, whose first answers
+    are every job again."""
+    last = {} if last is None else last
+    for job in jobs:
+        where = ",".join(dict.fromkeys(p.cluster for p in job.placements)) or "-"  # a scale-up: two on one
+        why = str(job.pending_reason) if job.pending_reason and not job.replicas_waiting else job.message
+        line = cell(f"{job.job_id} {job.phase} {where} {why}".rstrip())  # a member's words, shown not obeyed
+        if last.get(job.job_id) != line:
+            last[job.job_id] = line
+            yield line
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print job changes until interrupted. A federator that goes away after the watch began (a restart; the
+    stream breaks with UNAVAILABLE) is waited for, with backoff, for --reconnect-for seconds: the watch says it
+    lost the federator and when it is back, then goes on printing only what changed meanwhile. A federator that
+    cannot be reached when the watch starts is an error at once, as for any other command."""
+    try:
+        opts = client_options(args)
+    except TlsError as err:
+        return calls.fail(err, args)
+    last: dict[str, str] = {}
+    lost_at = 0.0  # when the federator went away (0: it has not)
+    delay = 0.5
+    while True:
+        try:
+            with opts.channel() as channel:
+                ready = grpc.channel_ready_future(channel)
+                if lost_at:
+                    ready.result(timeout=max(0.1, min(5.0, lost_at + args.reconnect_for - time.monotonic())))
+                    print(f"watch: the federator at {opts.server} is back after {time.monotonic() - lost_at:.0f} s; "
+                          "watching again (jobs that changed meanwhile follow)", file=sys.stderr, flush=True)
+                    lost_at, delay = 0.0, 0.5
+                stub = jobs_pb2_grpc.JobServiceStub(channel)
+                stream = (convert.job_from_pb(pb) for pb in stub.Watch(jobs_pb2.WatchJobsRequest(job_id=args.job)))
+                try:
+                    for line in watch_lines(stream, last):
+                        print(line, flush=True)
+                except grpc.RpcError as err:
+                    connected = ready.done() and not ready.cancelled() and ready.exception() is None
+                    if not (connected and can_resume(err)):
+                        raise
+                    lost_at = time.monotonic()
+                    print(f"watch: lost the federator at {opts.server} ({err.details()}); reconnecting for up to "  # type: ignore[attr-defined]
+                          f"{args.reconnect_for:.0f} s", file=sys.stderr, flush=True)
+                    continue
+                return 0
+        except grpc.FutureTimeoutError:
+            pass  # not back yet
+        except KeyboardInterrupt:
+            return 0
+        except (grpc.RpcError, TlsError) as err:
+            return calls.fail(err, args)
+        if time.monotonic() - lost_at >= args.reconnect_for:
+            print(f"error: the federator at {opts.server} went away and did not come back in "
+                  f"{args.reconnect_for:.0f} s", file=sys.stderr)
+            return Exit.UNAVAILABLE
+        try:
+            time.sleep(delay)
+        except KeyboardInterrupt:
+            return 0
+        delay = min(delay * 2, 5.0)
+
+
+def can_resume(err: grpc.RpcError) -> bool:
+    """A broken stream a new Watch may resume: the federator went away (UNAVAILABLE), or dropped this watch
+    for falling behind (RESOURCE_EXHAUSTED; a new Watch starts from every job's state)."""
+    code = err.code() if hasattr(err, "code") else None
+    return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+__all__ = ["WATCH_PATIENCE", "can_resume", "run", "watch_lines"]
