@@ -167,6 +167,9 @@ class StateSample:
     # `NeverRunnable`: more than the whole quota, or than the fleet could hold even empty); left out of
     # oldest_pending (outside QA, ops F9; outside SRE QA, F11)
     never_runnable: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (vendor, model) -> accelerators the pending jobs ask for, whole-device equivalents (server/pending_demand.py;
+    # outside planners' QA, P3): demand in the unit and labels of federator_cluster_accelerators' supply
+    pending_accelerators: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 CLUSTER_STATES = ("Ready", "Partitioned", "Lost")
@@ -347,6 +350,18 @@ class StateCollector(Collector):
         for key, n in sorted(_fold(self._queue, dict(s.never_runnable)).items()):
             never.add_metric(list(key), n)
         yield never
+        wanted = GaugeMetricFamily(
+            "federator_pending_accelerators",
+            "Accelerators the pending jobs ask for (replicas x per replica), by vendor and model, in whole-device "
+            "equivalents as federator_cluster_accelerators counts supply (a MIG partition asked by name at its "
+            "share). A job open to several models, or to any, is model \"any\"; a model or vendor no member "
+            "reports is \"other\". Each job counts its preferred alternative once; jobs judged never runnable "
+            "count too (federator_never_runnable_jobs says how many).",
+            labels=["vendor", "model"],
+        )
+        for (vendor, model), n in sorted(s.pending_accelerators.items()):
+            wanted.add_metric([vendor, model], n)
+        yield wanted
         short = GaugeMetricFamily(
             "federator_replicas_waiting",
             "Replicas owed to each queue's placed and running jobs that serve with fewer than they asked for (a "

@@ -46,7 +46,9 @@ PROMISED_PANELS = ["capacity vs allocation by region", "capacity vs allocation b
                    # those an operator cordoned (server/cordons.py)
                    "early failures, quarantined and cordoned clusters",
                    # a starving organisation told from a hogging one (tenant QA F4)
-                   "queue holdings against fair share"]
+                   "queue holdings against fair share",
+                   # accelerators free in one place while jobs wanting them wait (planners' QA P3)
+                   "free and wanted, by model"]
 
 
 @pytest.mark.parametrize(("expr", "want"), [

@@ -15,6 +15,7 @@ from federator.metrics import ClusterSample, StateSample
 from federator.model import MILLI, JobKind, JobPhase, ReasonCode, placement_held_milli
 from federator.scheduler import Snapshot
 from federator.scheduler.standing import fair_shares, fleet_of
+from federator.server.pending_demand import pending_accelerators
 
 if TYPE_CHECKING:
     from federator.server.federator import Federator
@@ -103,8 +104,10 @@ def state_sample(fed: Federator) -> StateSample:
             first[queue] = min(first.get(queue, job.submitted_at), job.submitted_at)
     oldest = {queue: max(0.0, now - at) for queue, at in first.items()}
     weights, fair = _shares(fed, jobs, snap)
+    wanted = pending_accelerators(everything, (p for rec in fed.clusters.values() if rec.capacity is not None
+                                               for p in rec.capacity.accelerator_pools)) if pending else {}
     return StateSample(clusters, dict(jobs), dict(pending), dict(queue_accelerators), oldest, dict(replicas_waiting),
-                       dict(replicas_short), weights, fair, dict(never))
+                       dict(replicas_short), weights, fair, dict(never), wanted)
 
 
 def _shares(fed: Federator, jobs: Mapping[tuple[str, str], int], snap: Snapshot
