@@ -207,3 +207,52 @@ def test_a_note_the_api_server_did_not_take_is_written_when_its_reconcile_is_tri
             assert accepted_condition(api) == ("False", "MetadataIgnored")
 
     asyncio.run(main())
+
+
+def test_a_job_cancelled_while_its_note_is_written_stays_cancelled_with_its_note() -> None:
+    """The note's write holds the job as it was; a gRPC Cancel meanwhile stores its own state after it, so the
+    status ends Cancelled, and says the note."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api) as (fed, ctl):
+            job, rec, pid = await placed(api, ctl, fed, SERVE)
+            gate = Gate(fed)
+            reconcile = asyncio.ensure_future(
+                ctl.reconcile("MODIFIED", edited(api, annotations={"federator.io/master-port": "abc"})))
+            assert await asyncio.to_thread(gate.entered.wait, A_WHILE)
+            cancel = asyncio.ensure_future(fed.cancel_async(job.job_id))
+            await asyncio.sleep(0)  # the Cancel queues its write behind the note's
+            gate.release.set()
+            await asyncio.wait_for(asyncio.gather(reconcile, cancel), A_WHILE)
+            await asyncio.to_thread(fed.journal.drain)
+            assert job.phase is JobPhase.CANCELLED and pid in cancels_sent(rec)
+            assert api.objects[KEY]["status"]["phase"] == "Cancelled"
+            assert accepted_condition(api) == ("False", "MetadataIgnored")
+
+    asyncio.run(main())
+
+
+def test_the_objects_next_edit_waits_for_its_scale_to_be_stored_and_is_applied_after_it() -> None:
+    """One worker per object: a second `kubectl scale` while the first is stored is reconciled once the first is
+    done, and the job ends at the second count."""
+    async def main() -> None:
+        api = FlakyApi()
+        async with controller(api, workers=True) as (fed, ctl):
+            job, rec, pid = await placed(api, ctl, fed, SERVE)
+            gate = Gate(fed, lambda jobs: any(j.spec.replicas == 4 for j in jobs))
+            ctl._enqueue("MODIFIED", edited(api, spec={"replicas": 4}))
+            assert await asyncio.to_thread(gate.entered.wait, A_WHILE)
+            ctl._enqueue("MODIFIED", edited(api, spec={"replicas": 5}))
+            for _ in range(20):
+                await asyncio.sleep(0)  # the loop runs on; the second edit's worker waits for the first
+            held = job.spec.replicas
+            gate.release.set()
+            for _ in range(int(A_WHILE / 0.01)):  # A_WHILE guards against a hang; no assertion reads time
+                if job.spec.replicas == 5 and api.objects[KEY]["status"].get("observedGeneration") == 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert held == 2
+            assert job.spec.replicas == 5 and api.objects[KEY]["status"]["observedGeneration"] == 3
+            assert (api.objects[KEY]["spec"]["replicas"], api.objects[KEY]["metadata"]["generation"]) == (5, 3)
+
+    asyncio.run(main())
